@@ -1,0 +1,131 @@
+//===- dopac.cpp - The dopa compiler driver -------------------------------===//
+//
+// dopac reads a spec (*.dopa), runs the front end, and prints the stage asked for with --emit.
+// It only parses options and calls the libraries. Exit codes: 0 success, 1 errors in the spec,
+// 2 usage or I/O errors.
+//
+//===----------------------------------------------------------------------===//
+#include "dopa/dsl/Frontend.h"
+#include "dopa/dsl/Lexer.h"
+#include "dopa/dsl/Verifier.h"
+
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace dopa;
+namespace cl = llvm::cl;
+
+namespace {
+enum class Emit { Tokens, AST, Summary };
+
+cl::OptionCategory category("dopac options");
+
+cl::opt<std::string> inputFile(cl::Positional, cl::desc("<spec.dopa>"), cl::Required,
+                               cl::cat(category));
+cl::opt<Emit> emit("emit", cl::desc("What to print"), cl::init(Emit::Summary),
+                   cl::values(clEnumValN(Emit::Tokens, "tokens", "the token stream"),
+                              clEnumValN(Emit::AST, "ast", "the syntax tree (parse only)"),
+                              clEnumValN(Emit::Summary, "summary",
+                                         "check the spec and summarize each network (default)")),
+                   cl::cat(category));
+cl::opt<std::string> outputFile("o", cl::desc("Write the output to <file> (default: stdout)"),
+                                cl::value_desc("file"), cl::init("-"), cl::cat(category));
+cl::list<std::string> includeDirs("I", cl::desc("Add <dir> to the include path"),
+                                  cl::value_desc("dir"), cl::Prefix, cl::cat(category));
+cl::opt<bool> verifyDiagnostics(
+    "verify-diagnostics",
+    cl::desc("Check emitted diagnostics against expected-* comments in the spec (tests)"),
+    cl::cat(category));
+cl::opt<unsigned> errorLimit("error-limit", cl::desc("Stop after <n> errors (0: no limit)"),
+                             cl::init(20), cl::cat(category));
+cl::opt<bool> warningsAsErrors("Werror", cl::desc("Treat warnings as errors"), cl::cat(category));
+
+void printVersion(llvm::raw_ostream &os) { os << "dopac " << DOPA_VERSION << " (dopa)\n"; }
+
+void dumpTokens(DiagnosticEngine &diags, unsigned bufferId, llvm::raw_ostream &os) {
+  Lexer lexer(diags, bufferId);
+  for (const Token &tok : lexer.lexAll()) {
+    auto [line, col] = diags.getSourceMgr().getLineAndColumn(tok.getLoc());
+    os << line << ":" << col << " " << tokenKindName(tok.kind);
+    if (!tok.is(tok_eof))
+      os << " '" << tok.text << "'";
+    os << "\n";
+  }
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM initLLVM(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::SetVersionPrinter(printVersion);
+  if (!cl::ParseCommandLineOptions(argc, argv,
+                                   "dopac: compile dopa plasticity specs\n\n"
+                                   "  Checks a spec and prints the stage chosen with --emit.\n"
+                                   "  Exit codes: 0 ok, 1 errors in the spec, 2 usage or I/O error.\n",
+                                   &llvm::errs()))
+    return 2;
+
+  Frontend frontend(std::vector<std::string>(includeDirs.begin(), includeDirs.end()));
+  DiagnosticEngine &diags = frontend.getDiagnostics();
+  diags.setErrorLimit(errorLimit);
+  diags.setWarningsAsErrors(warningsAsErrors);
+  std::unique_ptr<DiagnosticVerifier> verifier;
+  if (verifyDiagnostics)
+    verifier = std::make_unique<DiagnosticVerifier>(diags);
+
+  if (llvm::sys::fs::is_directory(inputFile)) {
+    llvm::WithColor::error(llvm::errs(), "dopac") << "'" << inputFile << "' is a directory\n";
+    return 2;
+  }
+  if (!frontend.parseFile(inputFile)) {
+    if (verifier)
+      verifier->finish(llvm::errs());
+    return 2;
+  }
+
+  std::error_code ec;
+  llvm::ToolOutputFile out(outputFile, ec, llvm::sys::fs::OF_TextWithCRLF);
+  if (ec) {
+    llvm::WithColor::error(llvm::errs(), "dopac")
+        << "cannot open '" << outputFile << "': " << ec.message() << "\n";
+    return 2;
+  }
+
+  bool ok = !diags.hasErrors();
+  switch (emit) {
+  case Emit::Tokens:
+    // Lexing already ran inside the parser; dump the tokens of the main file without re-reporting.
+    if (ok) {
+      DiagnosticEngine quiet(frontend.getSourceMgr());
+      quiet.setConsumer([](Severity, const llvm::SMDiagnostic &) {});
+      dumpTokens(quiet, frontend.getMainFile()->bufferId, out.os());
+    }
+    break;
+  case Emit::AST:
+    if (ok)
+      for (const ast::File *file : frontend.getFiles())
+        ast::dumpFile(*file, frontend.getSourceMgr(), out.os());
+    break;
+  case Emit::Summary: {
+    auto program = frontend.check();
+    ok = program != nullptr && !diags.hasErrors();
+    if (ok)
+      sema::printSummary(*program, out.os());
+    break;
+  }
+  }
+
+  if (verifier)
+    return verifier->finish(llvm::errs()) ? 0 : 1;
+  if (!ok) {
+    llvm::errs() << diags.errorCount() << " error" << (diags.errorCount() == 1 ? "" : "s")
+                 << " generated.\n";
+    return 1;
+  }
+  out.keep();
+  return 0;
+}
