@@ -116,6 +116,19 @@ bool Lexer::skipUtf8() {
   return true;
 }
 
+void Lexer::skipBadRun(const char *start) {
+  // One diagnostic for a run of bad bytes: skip to the next ASCII byte or valid sequence.
+  cur = start + 1;
+  while (cur < bufEnd && static_cast<unsigned char>(*cur) >= 0x80) {
+    const char *at = cur;
+    if (skipUtf8()) {
+      cur = at;
+      return;
+    }
+    cur = at + 1;
+  }
+}
+
 void Lexer::skipComment() {
   // `#` to the end of the line; any valid UTF-8 is allowed inside.
   while (cur < bufEnd && *cur != '\n') {
@@ -126,7 +139,7 @@ void Lexer::skipComment() {
       const char *start = cur;
       if (!skipUtf8()) {
         diags.error(llvm::SMLoc::getFromPointer(start), "invalid UTF-8 in comment");
-        cur = start + 1;
+        skipBadRun(start);
       }
     } else {
       ++cur;
@@ -200,7 +213,7 @@ Token Lexer::lex() {
                     {llvm::SMRange(loc, llvm::SMLoc::getFromPointer(cur))});
       else {
         diags.error(loc, "invalid UTF-8 byte sequence");
-        cur = start + 1;
+        skipBadRun(start);
       }
     } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
       diags.error(loc, "unexpected control character (byte 0x" +

@@ -35,9 +35,6 @@ Parser::Parser(DiagnosticEngine &diags, unsigned bufferId)
 void Parser::consume() {
   prevTokEnd = tok.getEndLoc();
   tok = lexer.lex();
-  // Lexer errors are already diagnosed; the parser never sees them.
-  while (tok.is(tok_error))
-    tok = lexer.lex();
 }
 
 bool Parser::consumeIf(TokenKind kind) {
@@ -48,6 +45,9 @@ bool Parser::consumeIf(TokenKind kind) {
 }
 
 void Parser::errorExpected(const llvm::Twine &what) {
+  // The lexer already reported an invalid token; a second error at the same place is noise.
+  if (tok.is(tok_error))
+    return;
   std::string found = tok.is(tok_eof) ? std::string("end of file")
                       : tok.is(tok_identifier) || tok.isKeyword()
                           ? ("'" + tok.text + "'").str()
@@ -56,6 +56,9 @@ void Parser::errorExpected(const llvm::Twine &what) {
 }
 
 bool Parser::expect(TokenKind kind, const char *context) {
+  // Invalid tokens were reported by the lexer; step over them rather than failing again.
+  while (tok.is(tok_error))
+    consume();
   if (consumeIf(kind))
     return true;
   errorExpected(llvm::Twine(tokenKindName(kind)) + " " + context);
@@ -63,14 +66,19 @@ bool Parser::expect(TokenKind kind, const char *context) {
 }
 
 bool Parser::expectIdent(Ident &out, const char *what) {
-  if (!tok.is(tok_identifier)) {
-    if (tok.isKeyword())
-      diags.error(tok.getLoc(),
-                  llvm::Twine("'") + tok.text + "' is a keyword and cannot be used as " + what,
-                  {tok.getRange()});
-    else
-      errorExpected(what);
+  if (tok.is(tok_error)) {
+    consume(); // reported by the lexer
     return false;
+  }
+  if (!tok.is(tok_identifier)) {
+    if (!tok.isKeyword()) {
+      errorExpected(what);
+      return false;
+    }
+    // Report, then read on as if the keyword were the name: the rest of the line is likely fine.
+    diags.error(tok.getLoc(),
+                llvm::Twine("'") + tok.text + "' is a keyword and cannot be used as " + what,
+                {tok.getRange()});
   }
   out = Ident{tok.text, tok.getRange()};
   consume();
@@ -160,7 +168,8 @@ std::unique_ptr<Unit> Parser::parseUnit() {
   unit->isCell = tok.is(kw_cell);
   consume();
   if (!expectIdent(unit->name, unit->isCell ? "a cell name" : "a network name")) {
-    skipToMember();
+    while (!tok.is(tok_eof) && !tok.is(tok_lbrace) && !tok.is(tok_rbrace) && !startsMember(tok.kind))
+      consume();
   } else if (unit->isCell) {
     if (expect(tok_lparen, "after the cell name (cells take dimension parameters)")) {
       if (!tok.is(tok_rparen)) {
@@ -407,10 +416,16 @@ bool Parser::parseStep(Unit &unit) {
   if (!expect(tok_lbrace, "after 'step'"))
     return false;
   while (!tok.is(tok_rbrace) && !tok.is(tok_eof) && !diags.limitReached()) {
-    if (startsMember(tok.kind) || tok.is(kw_network) || tok.is(kw_cell)) {
-      diags.error(tok.getLoc(), "declarations cannot appear inside a step block; missing '}'?",
-                  {tok.getRange()});
+    if (tok.is(kw_network) || tok.is(kw_cell)) {
+      errorExpected("'}' to close the step block");
       return false;
+    }
+    if (startsMember(tok.kind)) {
+      diags.error(tok.getLoc(),
+                  "declarations cannot appear inside a step block; move it above 'step'",
+                  {tok.getRange()});
+      skipToEquation();
+      continue;
     }
     if (!parseEquation(unit))
       skipToEquation();
@@ -641,7 +656,7 @@ ExprPtr Parser::parsePrimary() {
     return inner;
   }
   default:
-    if (tok.isKeyword())
+    if (tok.isKeyword() && !tok.is(tok_error))
       diags.error(tok.getLoc(),
                   llvm::Twine("expected an expression, found keyword '") + tok.text + "'",
                   {tok.getRange()});

@@ -12,6 +12,7 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/MemoryBuffer.h"
 
 #include <cmath>
 #include <optional>
@@ -185,6 +186,7 @@ private:
   std::vector<InstFrame> stack;
   /// Instantiations already checked, keyed by unit and dims: repeats are checked quietly.
   std::set<std::pair<const Unit *, std::vector<int64_t>>> seenInstantiations;
+  std::set<const Unit *> usedUnits;
   unsigned quiet = 0;
   bool failed = false;
 
@@ -223,7 +225,7 @@ void Checker::suggest(llvm::StringRef name, llvm::SMRange range, const Instance 
   unsigned bestDist = 3;
   auto consider = [&](llvm::StringRef candidate) {
     unsigned d = name.edit_distance(candidate, true, bestDist);
-    if (d < bestDist && d <= std::max<size_t>(1, name.size() / 3)) {
+    if (d < bestDist && d <= (name.size() >= 4 ? 2u : 1u)) {
       bestDist = d;
       best = candidate;
     }
@@ -260,8 +262,12 @@ std::unique_ptr<Program> Checker::run(llvm::ArrayRef<const File *> files) {
   }
 
   auto program = std::make_unique<Program>();
-  std::set<const Unit *> used;
   const File *mainFile = files.empty() ? nullptr : files.front();
+  if (mainFile && mainFile->units.empty() && mainFile->includes.empty()) {
+    const llvm::MemoryBuffer *buf = diags.getSourceMgr().getMemoryBuffer(mainFile->bufferId);
+    error(llvm::SMLoc::getFromPointer(buf->getBufferStart()),
+          "the spec declares no network or cell");
+  }
   for (const File *file : files) {
     for (const auto &unitPtr : file->units) {
       const Unit &unit = *unitPtr;
@@ -277,7 +283,6 @@ std::unique_ptr<Program> Checker::run(llvm::ArrayRef<const File *> files) {
       while (!work.empty()) {
         const Instance *inst = work.back();
         work.pop_back();
-        used.insert(inst->unit);
         for (const Variable &v : inst->params)
           net->params.push_back(&v);
         for (const Variable &v : inst->states)
@@ -291,7 +296,7 @@ std::unique_ptr<Program> Checker::run(llvm::ArrayRef<const File *> files) {
   // Cells in the main file that no network uses are not checked beyond parsing: say so.
   if (mainFile)
     for (const auto &unit : mainFile->units)
-      if (unit->isCell && !used.count(unit.get()) && units.lookup(unit->name.name) == unit.get())
+      if (unit->isCell && !usedUnits.count(unit.get()) && units.lookup(unit->name.name) == unit.get())
         warning(unit->name.getLoc(),
                 "cell '" + unit->name.name +
                     "' is not used by any network in this file; it is only parsed, not checked",
@@ -314,11 +319,12 @@ std::unique_ptr<Instance> Checker::instantiate(const Unit &unit, llvm::ArrayRef<
   }
   std::string desc;
   if (layerRange.isValid()) {
-    desc = "in layer '" + prefix.substr(0, prefix.size() - 1) + "' (cell '" + unit.name.name.str();
+    desc = "in layer '" + prefix.substr(0, prefix.size() - 1) + "' (cell '" + unit.name.name.str() + "'";
     for (size_t i = 0; i < unit.dimParams.size() && i < dimArgs.size(); ++i)
       desc += (i ? ", " : " with ") + unit.dimParams[i].name.str() + "=" + std::to_string(dimArgs[i]);
     desc += ")";
   }
+  usedUnits.insert(&unit);
   std::vector<int64_t> key(dimArgs.begin(), dimArgs.end());
   bool repeat = layerRange.isValid() && !seenInstantiations.insert({&unit, key}).second;
   if (repeat)
@@ -856,6 +862,8 @@ void Checker::checkVariables(Instance &inst) {
           {VarKind::Param, inst.prefix + emb->name.name.str() + ".weight", w, init, emb->name.range});
     } else if (const auto *layer = llvm::dyn_cast<LayerDecl>(m)) {
       const Unit *cell = units.lookup(layer->cell.name);
+      if (cell)
+        usedUnits.insert(cell);
       if (!cell) {
         error(layer->cell.getLoc(), "unknown cell '" + layer->cell.name + "'", {layer->cell.range});
         llvm::StringRef best;
@@ -955,6 +963,7 @@ void Checker::checkStep(Instance &inst) {
   }
   // Declare locals and outputs; record state updates.
   llvm::StringMap<const Equation *> updates;
+  llvm::StringSet<> misassigned; // states assigned without a prime: already reported
   for (const Equation &eq : unit.step) {
     if (eq.kind == Equation::StateUpdate) {
       auto it = inst.symbols.find(eq.target.name);
@@ -984,6 +993,7 @@ void Checker::checkStep(Instance &inst) {
     if (existing != inst.symbols.end()) {
       const Symbol &prev = existing->second;
       if (prev.kind == SymbolKind::State && eq.kind == Equation::Local) {
+        misassigned.insert(eq.target.name);
         error(eq.target.getLoc(),
               "'" + eq.target.name + "' is a state; write " + eq.target.name +
                   "' = ... to give it its next value",
@@ -1008,7 +1018,7 @@ void Checker::checkStep(Instance &inst) {
   // Every state is updated exactly once.
   for (const Variable &state : inst.states) {
     llvm::StringRef local = llvm::StringRef(state.name).drop_front(inst.prefix.size());
-    if (!updates.count(local)) {
+    if (!updates.count(local) && !misassigned.count(local)) {
       error(state.range.Start,
             "state '" + local + "' is never updated in the step block", {state.range});
       note(unit.stepLoc, "add '" + local + "' = " + local +
@@ -1028,49 +1038,62 @@ void Checker::checkStep(Instance &inst) {
     if (it != inst.symbols.end() && it->second.equation == &eq)
       eqs.push_back(&eq);
   }
-  llvm::DenseMap<const Equation *, int> mark; // 0 new, 1 visiting, 2 done, 3 in a cycle
-  std::vector<std::pair<const Equation *, const NameExpr *>> path;
-  std::function<bool(const Equation *)> visit = [&](const Equation *eq) -> bool {
-    int &m = mark[eq];
-    if (m == 2)
-      return true;
-    if (m == 3)
-      return false;
-    if (m == 1) {
-      error(eq->target.getLoc(), "cyclic definition: '" + eq->target.name + "' depends on itself",
-            {eq->target.range});
-      bool inCycle = false;
-      for (auto &[e, ref] : path) {
-        inCycle |= e == eq;
-        if (inCycle) {
-          mark[e] = 3;
-          if (ref)
-            note(ref->getLoc(), "'" + e->target.name + "' uses '" + ref->getName() + "' here",
-                 {ref->getRange()});
-        }
-      }
-      return false;
-    }
-    m = 1;
+  // Iterative depth-first search, so a long chain of equations cannot overflow the stack.
+  enum Mark { New, Visiting, Done, Failed };
+  llvm::DenseMap<const Equation *, Mark> mark;
+  struct Frame {
+    const Equation *eq;
     llvm::SmallVector<const NameExpr *, 8> refs;
-    collectRefs(inst, eq->value.get(), refs);
-    bool ok = true;
-    path.push_back({eq, nullptr});
-    for (const NameExpr *ref : refs) {
-      const Symbol &sym = inst.symbols.find(ref->getName())->second;
-      path.back().second = ref;
-      ok &= visit(sym.equation);
-    }
-    path.pop_back();
-    if (mark[eq] == 3)
-      return false;
-    mark[eq] = ok ? 2 : 3;
-    if (ok)
-      inst.order.push_back(eq);
-    return ok;
+    size_t next = 0;
+    bool failed = false;
   };
-  for (const Equation *eq : eqs)
-    visit(eq);
+  std::vector<Frame> dfs;
+  auto push = [&](const Equation *eq) {
+    mark[eq] = Visiting;
+    dfs.push_back({eq, {}, 0, false});
+    collectRefs(inst, eq->value.get(), dfs.back().refs);
+  };
+  for (const Equation *root : eqs) {
+    if (mark.lookup(root) != New)
+      continue;
+    push(root);
+    while (!dfs.empty()) {
+      Frame &top = dfs.back();
+      if (top.next < top.refs.size()) {
+        const NameExpr *ref = top.refs[top.next++];
+        const Equation *dep = inst.symbols.find(ref->getName())->second.equation;
+        Mark m = mark.lookup(dep);
+        if (m == New) {
+          push(dep);
+        } else if (m == Failed) {
+          top.failed = true;
+        } else if (m == Visiting) {
+          error(dep->target.getLoc(),
+                "cyclic definition: '" + dep->target.name + "' depends on itself",
+                {dep->target.range});
+          auto first = std::find_if(dfs.begin(), dfs.end(), [&](const Frame &f) { return f.eq == dep; });
+          for (auto it = first; it != dfs.end(); ++it) {
+            const NameExpr *use = it->refs[it->next - 1];
+            note(use->getLoc(), "'" + it->eq->target.name + "' uses '" + use->getName() + "' here",
+                 {use->getRange()});
+            mark[it->eq] = Failed;
+          }
+          top.failed = true;
+        }
+        continue;
+      }
+      const Equation *eq = top.eq;
+      bool failedHere = top.failed || mark[eq] == Failed;
+      dfs.pop_back();
+      mark[eq] = failedHere ? Failed : Done;
+      if (failedHere) {
+        if (!dfs.empty())
+          dfs.back().failed = true;
+      } else {
+        inst.order.push_back(eq);
+      }
+    }
+  }
 
   // Shapes, in dependency order.
   for (const Equation *eq : inst.order) {
@@ -1138,6 +1161,16 @@ std::optional<Shape> Checker::requireReal(Instance &inst, const Expr *expr,
     return std::nullopt;
   }
   return shape;
+}
+
+/// The value of a literal number, possibly negated; nullopt for anything else.
+static std::optional<double> literalValue(const Expr *e) {
+  if (const auto *num = llvm::dyn_cast<NumberExpr>(e))
+    return num->getValue();
+  if (const auto *un = llvm::dyn_cast<UnaryExpr>(e))
+    if (auto v = literalValue(un->getOperand()))
+      return -*v;
+  return std::nullopt;
 }
 
 static std::optional<Shape> broadcast(const Shape &a, const Shape &b) {
@@ -1489,9 +1522,9 @@ std::optional<Shape> Checker::inferBuiltin(Instance &inst, const CallExpr *call,
     for (size_t i = 1; i < 3; ++i)
       if (shapes[i].rank() != 0)
         return rankError(i, "scalar bounds");
-    if (const auto *lo = llvm::dyn_cast<NumberExpr>(args[1].get()))
-      if (const auto *hi = llvm::dyn_cast<NumberExpr>(args[2].get()))
-        if (lo->getValue() > hi->getValue()) {
+    if (auto lo = literalValue(args[1].get()))
+      if (auto hi = literalValue(args[2].get()))
+        if (*lo > *hi) {
           error(args[1]->getLoc(), "clip bounds are reversed: the lower bound is above the upper",
                 {args[1]->getRange(), args[2]->getRange()});
           return std::nullopt;

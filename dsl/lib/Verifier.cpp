@@ -7,7 +7,9 @@
 #include "dopa/dsl/Verifier.h"
 
 #include "llvm/Support/MemoryBuffer.h"
-#include "llvm/Support/Regex.h"
+#include "llvm/ADT/StringExtras.h"
+
+#include <optional>
 
 using namespace dopa;
 
@@ -30,6 +32,50 @@ struct Expected {
   bool matched = false;
 };
 
+/// kind ('@' ('+'|'-')? line)? (':' column)? ws* '{{' text '}}'   (after "expected-")
+std::optional<Expected> parseExpectation(llvm::StringRef s, unsigned lineNo) {
+  Expected e;
+  if (s.consume_front("error"))
+    e.severity = Severity::Error;
+  else if (s.consume_front("warning"))
+    e.severity = Severity::Warning;
+  else if (s.consume_front("note"))
+    e.severity = Severity::Note;
+  else
+    return std::nullopt;
+  e.specLine = lineNo;
+  e.line = lineNo;
+  e.column = 0;
+  auto number = [&](unsigned &out) {
+    size_t n = 0;
+    while (n < s.size() && llvm::isDigit(s[n]))
+      ++n;
+    if (n == 0 || s.take_front(n).getAsInteger(10, out))
+      return false;
+    s = s.drop_front(n);
+    return true;
+  };
+  if (s.consume_front("@")) {
+    int sign = s.consume_front("+") ? 1 : s.consume_front("-") ? -1 : 0;
+    unsigned value = 0;
+    if (!s.starts_with(":")) {
+      if (!number(value))
+        return std::nullopt;
+      e.line = sign == 0 ? value : unsigned(std::max<int64_t>(int64_t(lineNo) + sign * int64_t(value), 0));
+    }
+  }
+  if (s.consume_front(":") && !number(e.column))
+    return std::nullopt;
+  s = s.ltrim();
+  if (!s.consume_front("{{"))
+    return std::nullopt;
+  size_t close = s.find("}}");
+  if (close == llvm::StringRef::npos)
+    return std::nullopt;
+  e.text = s.take_front(close).str();
+  return e;
+}
+
 const char *severityName(Severity s) {
   return s == Severity::Error ? "error" : s == Severity::Warning ? "warning" : "note";
 }
@@ -40,7 +86,6 @@ bool DiagnosticVerifier::finish(llvm::raw_ostream &os) {
   std::vector<Expected> expected;
   std::vector<std::string> filesWithNotes;
   bool ok = true;
-  llvm::Regex re("expected-(error|warning|note)(@([+-]?[0-9]+)?(:([0-9]+))?)?[ \t]*\\{\\{(.*)\\}\\}");
   for (unsigned id = 1; id <= sm.getNumBuffers(); ++id) {
     const llvm::MemoryBuffer *buf = sm.getMemoryBuffer(id);
     std::string file = buf->getBufferIdentifier().str();
@@ -50,34 +95,14 @@ bool DiagnosticVerifier::finish(llvm::raw_ostream &os) {
       auto [line, rest] = text.split('\n');
       text = rest;
       ++lineNo;
-      size_t pos = line.find("expected-");
-      while (pos != llvm::StringRef::npos) {
-        llvm::SmallVector<llvm::StringRef, 8> m;
-        llvm::StringRef tail = line.substr(pos);
-        // Stop the match at the first "}}" so two expectations on a line both count.
-        size_t close = tail.find("}}");
-        llvm::StringRef candidate = close == llvm::StringRef::npos ? tail : tail.take_front(close + 2);
-        if (re.match(candidate, &m)) {
-          Expected e;
-          e.severity = m[1] == "error" ? Severity::Error : m[1] == "warning" ? Severity::Warning : Severity::Note;
-          e.file = file;
-          e.specLine = lineNo;
-          int64_t target = lineNo;
-          if (!m[3].empty()) {
-            int64_t value = 0;
-            m[3].getAsInteger(10, value);
-            target = (m[3][0] == '+' || m[3][0] == '-') ? int64_t(lineNo) + value : value;
-          }
-          e.line = unsigned(std::max<int64_t>(target, 0));
-          e.column = 0;
-          if (!m[5].empty())
-            m[5].getAsInteger(10, e.column);
-          e.text = m[6].str();
-          if (e.severity == Severity::Note)
+      for (size_t pos = line.find("expected-"); pos != llvm::StringRef::npos;
+           pos = line.find("expected-", pos + 1)) {
+        if (auto e = parseExpectation(line.substr(pos + 9), lineNo)) {
+          e->file = file;
+          if (e->severity == Severity::Note)
             filesWithNotes.push_back(file);
-          expected.push_back(e);
+          expected.push_back(*e);
         }
-        pos = line.find("expected-", pos + 1);
       }
     }
   }

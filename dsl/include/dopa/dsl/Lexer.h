@@ -100,6 +100,8 @@ private:
   void skipComment();
   /// Validate one non-ASCII UTF-8 sequence at cur; advance past it. False if invalid.
   bool skipUtf8();
+  /// After an invalid byte at `start`, skip the rest of the run of invalid non-ASCII bytes.
+  void skipBadRun(const char *start);
 
   DiagnosticEngine &diags;
   const char *bufStart;

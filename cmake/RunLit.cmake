@@ -1,0 +1,21 @@
+# RunLit.cmake - a minimal lit: run every "# RUN:" line of TEST through sh with the substitutions
+#   %dopac -> the dopac binary, %FileCheck -> FileCheck, %s -> the test file, %root -> the source tree.
+# A RUN line may use pipes; the test fails when any RUN line exits non-zero (use `not` for failures).
+file(STRINGS ${TEST} lines REGEX "^# RUN: ")
+if(NOT lines)
+  message(FATAL_ERROR "${TEST} has no RUN line")
+endif()
+get_filename_component(FILECHECK_DIR ${FILECHECK} DIRECTORY)
+foreach(line IN LISTS lines)
+  string(REGEX REPLACE "^# RUN: " "" cmd "${line}")
+  string(REPLACE "%dopac" "${DOPAC}" cmd "${cmd}")
+  string(REPLACE "%FileCheck" "${FILECHECK}" cmd "${cmd}")
+  string(REPLACE "%s" "${TEST}" cmd "${cmd}")
+  string(REPLACE "%root" "${ROOT}" cmd "${cmd}")
+  message(STATUS "RUN: ${cmd}")
+  execute_process(COMMAND bash -c "set -o pipefail; PATH=${FILECHECK_DIR}:$PATH; ${cmd}"
+                  RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "RUN line failed (${rc}): ${cmd}")
+  endif()
+endforeach()
