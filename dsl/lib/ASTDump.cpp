@@ -207,6 +207,7 @@ void Dumper::dumpExpr(const Expr *expr) {
   }
 }
 
-void dopa::ast::dumpFile(const File &file, const llvm::SourceMgr &sourceMgr, llvm::raw_ostream &os) {
+void dopa::ast::dumpFile(const File &file, const llvm::SourceMgr &sourceMgr,
+                         llvm::raw_ostream &os) {
   Dumper(sourceMgr, os).dump(file);
 }

@@ -35,8 +35,8 @@ void DiagnosticEngine::error(llvm::SMLoc loc, const llvm::Twine &message,
     dropNotes = true;
     if (!limitAnnounced && !consumer) {
       limitAnnounced = true;
-      llvm::WithColor::error(*out) << "too many errors emitted (limit " << errorLimit
-                                   << "), stopping now\n";
+      llvm::WithColor::error(*out)
+          << "too many errors emitted (limit " << errorLimit << "), stopping now\n";
     }
     return;
   }

@@ -38,8 +38,9 @@ bool Frontend::parseFile(llvm::StringRef path) {
     return false;
   }
   if (size > Lexer::maxFileSize) {
-    diags.errorNoLoc("'" + path + "' is " + llvm::Twine(size) + " bytes; spec files are limited to " +
-                     llvm::Twine(Lexer::maxFileSize) + " bytes");
+    diags.errorNoLoc("'" + path + "' is " + llvm::Twine(size) +
+                     " bytes; spec files are limited to " + llvm::Twine(Lexer::maxFileSize) +
+                     " bytes");
     return false;
   }
   auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
@@ -139,6 +140,7 @@ void Frontend::parseBufferAndIncludes(unsigned bufferId) {
 
 std::vector<const ast::File *> Frontend::getFiles() const {
   std::vector<const ast::File *> out;
+  out.reserve(files.size());
   for (const auto &f : files)
     out.push_back(f.get());
   return out;

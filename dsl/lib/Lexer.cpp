@@ -269,8 +269,9 @@ Token Lexer::lexNumber(const char *start) {
     if (cur >= bufEnd || !isDigit(*cur)) {
       while (cur < bufEnd && isIdentChar(*cur))
         ++cur;
-      diags.error(llvm::SMLoc::getFromPointer(start), "malformed number: exponent has no digits",
-                  {llvm::SMRange(llvm::SMLoc::getFromPointer(start), llvm::SMLoc::getFromPointer(cur))});
+      diags.error(
+          llvm::SMLoc::getFromPointer(start), "malformed number: exponent has no digits",
+          {llvm::SMRange(llvm::SMLoc::getFromPointer(start), llvm::SMLoc::getFromPointer(cur))});
       return makeToken(tok_error, start);
     }
     while (cur < bufEnd && isDigit(*cur))
@@ -279,8 +280,9 @@ Token Lexer::lexNumber(const char *start) {
   if (cur < bufEnd && isIdentStart(*cur)) {
     while (cur < bufEnd && isIdentChar(*cur))
       ++cur;
-    diags.error(llvm::SMLoc::getFromPointer(start), "malformed number: letters after the digits",
-                {llvm::SMRange(llvm::SMLoc::getFromPointer(start), llvm::SMLoc::getFromPointer(cur))});
+    diags.error(
+        llvm::SMLoc::getFromPointer(start), "malformed number: letters after the digits",
+        {llvm::SMRange(llvm::SMLoc::getFromPointer(start), llvm::SMLoc::getFromPointer(cur))});
     return makeToken(tok_error, start);
   }
   return makeToken(isReal ? tok_real : tok_integer, start);

@@ -48,10 +48,9 @@ void Parser::errorExpected(const llvm::Twine &what) {
   // The lexer already reported an invalid token; a second error at the same place is noise.
   if (tok.is(tok_error))
     return;
-  std::string found = tok.is(tok_eof) ? std::string("end of file")
-                      : tok.is(tok_identifier) || tok.isKeyword()
-                          ? ("'" + tok.text + "'").str()
-                          : tokenKindName(tok.kind);
+  std::string found = tok.is(tok_eof)                             ? std::string("end of file")
+                      : tok.is(tok_identifier) || tok.isKeyword() ? ("'" + tok.text + "'").str()
+                                                                  : tokenKindName(tok.kind);
   diags.error(tok.getLoc(), "expected " + what + ", found " + found, {tok.getRange()});
 }
 
@@ -95,10 +94,8 @@ static bool startsMember(TokenKind kind) {
   case kw_linear:
   case kw_embedding:
   case kw_layer:
-  case kw_step:
-    return true;
-  default:
-    return false;
+  case kw_step: return true;
+  default: return false;
   }
 }
 
@@ -168,7 +165,8 @@ std::unique_ptr<Unit> Parser::parseUnit() {
   unit->isCell = tok.is(kw_cell);
   consume();
   if (!expectIdent(unit->name, unit->isCell ? "a cell name" : "a network name")) {
-    while (!tok.is(tok_eof) && !tok.is(tok_lbrace) && !tok.is(tok_rbrace) && !startsMember(tok.kind))
+    while (!tok.is(tok_eof) && !tok.is(tok_lbrace) && !tok.is(tok_rbrace) &&
+           !startsMember(tok.kind))
       consume();
   } else if (unit->isCell) {
     if (expect(tok_lparen, "after the cell name (cells take dimension parameters)")) {
@@ -196,8 +194,9 @@ std::unique_ptr<Unit> Parser::parseUnit() {
       continue;
     }
     if (tok.is(kw_network) || tok.is(kw_cell)) {
-      diags.error(tok.getLoc(), "missing '}' before the next " + tok.text + "; '" +
-                                    unit->name.name + "' is still open",
+      diags.error(tok.getLoc(),
+                  "missing '}' before the next " + tok.text + "; '" + unit->name.name +
+                      "' is still open",
                   {tok.getRange()});
       diags.note(unit->name.getLoc(), "'" + unit->name.name + "' starts here");
       unit->range = rangeFrom(start, prevEnd());
@@ -235,10 +234,12 @@ MemberPtr Parser::parseMember(Unit &unit) {
   default:
     if (tok.is(tok_identifier) && tok.atStartOfLine && !unit.hasStep) {
       // A common slip: an equation outside the step block.
-      diags.error(tok.getLoc(), "equations must be inside a 'step { ... }' block", {tok.getRange()});
+      diags.error(tok.getLoc(), "equations must be inside a 'step { ... }' block",
+                  {tok.getRange()});
       return nullptr;
     }
-    errorExpected("a declaration (dims, const, input, state, param, linear, embedding, layer, step)");
+    errorExpected(
+        "a declaration (dims, const, input, state, param, linear, embedding, layer, step)");
     return nullptr;
   }
 }
@@ -439,8 +440,8 @@ bool Parser::parseEquation(Unit &unit) {
   llvm::SMLoc start = tok.getLoc();
   if (consumeIf(kw_output))
     eq.kind = Equation::Output;
-  if (!expectIdent(eq.target, eq.kind == Equation::Output ? "an output name"
-                                                          : "an equation ('name = expr')"))
+  if (!expectIdent(eq.target,
+                   eq.kind == Equation::Output ? "an output name" : "an equation ('name = expr')"))
     return false;
   if (tok.is(tok_prime)) {
     if (eq.kind == Equation::Output) {
@@ -583,9 +584,9 @@ ExprPtr Parser::parsePostfix() {
       } while (consumeIf(tok_comma));
       if (!expect(tok_rbracket, "to close the index"))
         return nullptr;
-      expr = checkDepth(
-          std::make_unique<IndexExpr>(rangeFrom(start, prevEnd()), std::move(expr), std::move(slices)),
-          depth);
+      expr = checkDepth(std::make_unique<IndexExpr>(rangeFrom(start, prevEnd()), std::move(expr),
+                                                    std::move(slices)),
+                        depth);
     } else if (tok.is(tok_prime)) {
       diags.error(tok.getLoc(),
                   "the new value of a state cannot be read in an expression; give it a name "
@@ -634,8 +635,7 @@ bool Parser::parseSlice(Slice &slice) {
 ExprPtr Parser::parsePrimary() {
   switch (tok.kind) {
   case tok_integer:
-  case tok_real:
-    return parseNumber();
+  case tok_real: return parseNumber();
   case tok_identifier: {
     auto expr = std::make_unique<NameExpr>(tok.getRange(), tok.text);
     consume();

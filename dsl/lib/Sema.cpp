@@ -101,8 +101,26 @@ constexpr int64_t maxDim = int64_t(1) << 24;
 constexpr int64_t maxElements = int64_t(1) << 31;
 
 enum class Builtin {
-  None, Tanh, Sigmoid, Relu, Exp, Log, Abs, Sqrt, Softmax, LogSoftmax, Clip, Outer, Sum, Mean,
-  Transpose, Concat, Col, Row, Min, Max
+  None,
+  Tanh,
+  Sigmoid,
+  Relu,
+  Exp,
+  Log,
+  Abs,
+  Sqrt,
+  Softmax,
+  LogSoftmax,
+  Clip,
+  Outer,
+  Sum,
+  Mean,
+  Transpose,
+  Concat,
+  Col,
+  Row,
+  Min,
+  Max
 };
 
 struct BuiltinInfo {
@@ -112,15 +130,24 @@ struct BuiltinInfo {
 };
 
 constexpr BuiltinInfo builtins[] = {
-    {"tanh", Builtin::Tanh, 1, 1},          {"sigmoid", Builtin::Sigmoid, 1, 1},
-    {"relu", Builtin::Relu, 1, 1},          {"exp", Builtin::Exp, 1, 1},
-    {"log", Builtin::Log, 1, 1},            {"abs", Builtin::Abs, 1, 1},
-    {"sqrt", Builtin::Sqrt, 1, 1},          {"softmax", Builtin::Softmax, 1, 1},
-    {"log_softmax", Builtin::LogSoftmax, 1, 1}, {"clip", Builtin::Clip, 3, 3},
-    {"outer", Builtin::Outer, 2, 2},        {"sum", Builtin::Sum, 1, 2},
-    {"mean", Builtin::Mean, 1, 2},          {"transpose", Builtin::Transpose, 1, 1},
-    {"concat", Builtin::Concat, 1, 64},     {"col", Builtin::Col, 1, 1},
-    {"row", Builtin::Row, 1, 1},            {"min", Builtin::Min, 2, 2},
+    {"tanh", Builtin::Tanh, 1, 1},
+    {"sigmoid", Builtin::Sigmoid, 1, 1},
+    {"relu", Builtin::Relu, 1, 1},
+    {"exp", Builtin::Exp, 1, 1},
+    {"log", Builtin::Log, 1, 1},
+    {"abs", Builtin::Abs, 1, 1},
+    {"sqrt", Builtin::Sqrt, 1, 1},
+    {"softmax", Builtin::Softmax, 1, 1},
+    {"log_softmax", Builtin::LogSoftmax, 1, 1},
+    {"clip", Builtin::Clip, 3, 3},
+    {"outer", Builtin::Outer, 2, 2},
+    {"sum", Builtin::Sum, 1, 2},
+    {"mean", Builtin::Mean, 1, 2},
+    {"transpose", Builtin::Transpose, 1, 1},
+    {"concat", Builtin::Concat, 1, 64},
+    {"col", Builtin::Col, 1, 1},
+    {"row", Builtin::Row, 1, 1},
+    {"min", Builtin::Min, 2, 2},
     {"max", Builtin::Max, 2, 2},
 };
 
@@ -173,7 +200,8 @@ private:
                                llvm::StringRef what);
 
   // Step checking.
-  void collectRefs(const Instance &inst, const Expr *expr, llvm::SmallVectorImpl<const NameExpr *> &out);
+  void collectRefs(const Instance &inst, const Expr *expr,
+                   llvm::SmallVectorImpl<const NameExpr *> &out);
   std::optional<Shape> infer(Instance &inst, const Expr *expr);
   std::optional<Shape> inferCall(Instance &inst, const CallExpr *call, llvm::StringRef member,
                                  llvm::SMRange memberRange);
@@ -296,7 +324,8 @@ std::unique_ptr<Program> Checker::run(llvm::ArrayRef<const File *> files) {
   // Cells in the main file that no network uses are not checked beyond parsing: say so.
   if (mainFile)
     for (const auto &unit : mainFile->units)
-      if (unit->isCell && !usedUnits.count(unit.get()) && units.lookup(unit->name.name) == unit.get())
+      if (unit->isCell && !usedUnits.count(unit.get()) &&
+          units.lookup(unit->name.name) == unit.get())
         warning(unit->name.getLoc(),
                 "cell '" + unit->name.name +
                     "' is not used by any network in this file; it is only parsed, not checked",
@@ -312,16 +341,19 @@ std::unique_ptr<Instance> Checker::instantiate(const Unit &unit, llvm::ArrayRef<
   for (const InstFrame &frame : stack) {
     if (frame.unit == &unit) {
       error(layerRange.Start,
-            "cell '" + unit.name.name + "' contains itself (through this layer); layers cannot be recursive",
+            "cell '" + unit.name.name +
+                "' contains itself (through this layer); layers cannot be recursive",
             {layerRange});
       return nullptr;
     }
   }
   std::string desc;
   if (layerRange.isValid()) {
-    desc = "in layer '" + prefix.substr(0, prefix.size() - 1) + "' (cell '" + unit.name.name.str() + "'";
+    desc = "in layer '" + prefix.substr(0, prefix.size() - 1) + "' (cell '" + unit.name.name.str() +
+           "'";
     for (size_t i = 0; i < unit.dimParams.size() && i < dimArgs.size(); ++i)
-      desc += (i ? ", " : " with ") + unit.dimParams[i].name.str() + "=" + std::to_string(dimArgs[i]);
+      desc +=
+          (i ? ", " : " with ") + unit.dimParams[i].name.str() + "=" + std::to_string(dimArgs[i]);
     desc += ")";
   }
   usedUnits.insert(&unit);
@@ -730,7 +762,8 @@ std::optional<Init> Checker::evalInit(Instance &inst, const InitSpec &spec, bool
   if (dist == "uniform") {
     if (!(args[0] < args[1])) {
       error(call->getLoc(),
-            "uniform(" + fmtNum(args[0]) + ", " + fmtNum(args[1]) + ") is empty: low must be below high",
+            "uniform(" + fmtNum(args[0]) + ", " + fmtNum(args[1]) +
+                ") is empty: low must be below high",
             {call->getRange()});
       return std::nullopt;
     }
@@ -759,7 +792,9 @@ void Checker::checkVariables(Instance &inst) {
       VarKind kind = m->getKind() == Member::Member_Input   ? VarKind::Input
                      : m->getKind() == Member::Member_State ? VarKind::State
                                                             : VarKind::Param;
-      const char *kindName = kind == VarKind::Input ? "an input" : kind == VarKind::State ? "a state" : "a param";
+      const char *kindName = kind == VarKind::Input   ? "an input"
+                             : kind == VarKind::State ? "a state"
+                                                      : "a param";
       if (shape && shape->isInt && kind != VarKind::Input) {
         error(var->type.range.Start,
               llvm::Twine("only inputs can be integers ('int'); ") + kindName + " is real-valued",
@@ -789,7 +824,9 @@ void Checker::checkVariables(Instance &inst) {
           continue;
         sym.shape = *shape;
         Variable v{kind, inst.prefix + name.name.str(), *shape, *init, name.range};
-        auto &list = kind == VarKind::Input ? inst.inputs : kind == VarKind::State ? inst.states : inst.params;
+        auto &list = kind == VarKind::Input   ? inst.inputs
+                     : kind == VarKind::State ? inst.states
+                                              : inst.params;
         sym.varIndex = int(list.size());
         list.push_back(v);
       }
@@ -858,8 +895,8 @@ void Checker::checkVariables(Instance &inst) {
       sym.outDim = *width;
       Shape w;
       w.dims = {*count, *width};
-      inst.params.push_back(
-          {VarKind::Param, inst.prefix + emb->name.name.str() + ".weight", w, init, emb->name.range});
+      inst.params.push_back({VarKind::Param, inst.prefix + emb->name.name.str() + ".weight", w,
+                             init, emb->name.range});
     } else if (const auto *layer = llvm::dyn_cast<LayerDecl>(m)) {
       const Unit *cell = units.lookup(layer->cell.name);
       if (cell)
@@ -983,8 +1020,8 @@ void Checker::checkStep(Instance &inst) {
       }
       auto [prev, inserted] = updates.try_emplace(eq.target.name, &eq);
       if (!inserted) {
-        error(eq.target.getLoc(),
-              "state '" + eq.target.name + "' is updated twice in one step", {eq.range});
+        error(eq.target.getLoc(), "state '" + eq.target.name + "' is updated twice in one step",
+              {eq.range});
         note(prev->second->target.getLoc(), "the first update is here", {prev->second->range});
       }
       continue;
@@ -1019,8 +1056,8 @@ void Checker::checkStep(Instance &inst) {
   for (const Variable &state : inst.states) {
     llvm::StringRef local = llvm::StringRef(state.name).drop_front(inst.prefix.size());
     if (!updates.count(local) && !misassigned.count(local)) {
-      error(state.range.Start,
-            "state '" + local + "' is never updated in the step block", {state.range});
+      error(state.range.Start, "state '" + local + "' is never updated in the step block",
+            {state.range});
       note(unit.stepLoc, "add '" + local + "' = " + local +
                              "' to keep it unchanged, or an equation for its next value");
     }
@@ -1071,7 +1108,8 @@ void Checker::checkStep(Instance &inst) {
           error(dep->target.getLoc(),
                 "cyclic definition: '" + dep->target.name + "' depends on itself",
                 {dep->target.range});
-          auto first = std::find_if(dfs.begin(), dfs.end(), [&](const Frame &f) { return f.eq == dep; });
+          auto first =
+              std::find_if(dfs.begin(), dfs.end(), [&](const Frame &f) { return f.eq == dep; });
           for (auto it = first; it != dfs.end(); ++it) {
             const NameExpr *use = it->refs[it->next - 1];
             note(use->getLoc(), "'" + it->eq->target.name + "' uses '" + use->getName() + "' here",
@@ -1122,11 +1160,11 @@ void Checker::checkStep(Instance &inst) {
       inst.outputs.push_back({eq->target.name.str(), *shape});
   }
   if (inst.outputs.empty() && !failed) {
-    bool declaresOutput = llvm::any_of(unit.step, [](const Equation &eq) { return eq.kind == Equation::Output; });
+    bool declaresOutput =
+        llvm::any_of(unit.step, [](const Equation &eq) { return eq.kind == Equation::Output; });
     if (!declaresOutput)
-      error(unit.stepLoc,
-            llvm::Twine(unit.isCell ? "cell '" : "network '") + unit.name.name +
-                "' has no outputs; add 'output name = ...' to its step block");
+      error(unit.stepLoc, llvm::Twine(unit.isCell ? "cell '" : "network '") + unit.name.name +
+                              "' has no outputs; add 'output name = ...' to its step block");
   }
 
   // Layers are called exactly once per step; unused names are warned about.
@@ -1155,8 +1193,7 @@ std::optional<Shape> Checker::requireReal(Instance &inst, const Expr *expr,
   auto shape = infer(inst, expr);
   if (shape && shape->isInt) {
     error(expr->getLoc(),
-          "an integer input cannot be used " + context +
-              "; integers only index embeddings",
+          "an integer input cannot be used " + context + "; integers only index embeddings",
           {expr->getRange()});
     return std::nullopt;
   }
@@ -1209,9 +1246,7 @@ std::optional<Shape> Checker::infer(Instance &inst, const Expr *expr) {
     sym.used = true;
     switch (sym.kind) {
     case SymbolKind::Dim:
-    case SymbolKind::Const:
-      result = Shape::scalar();
-      break;
+    case SymbolKind::Const: result = Shape::scalar(); break;
     case SymbolKind::Input:
     case SymbolKind::State:
     case SymbolKind::Param:
@@ -1229,13 +1264,13 @@ std::optional<Shape> Checker::infer(Instance &inst, const Expr *expr) {
     case SymbolKind::Embedding:
       error(expr->getLoc(),
             llvm::Twine("'") + name->getName() + "' is a " + symbolKindName(sym.kind) +
-                "; call it (" + name->getName() + "(x)) or use its parameters (" +
-                name->getName() + ".weight)",
+                "; call it (" + name->getName() + "(x)) or use its parameters (" + name->getName() +
+                ".weight)",
             {expr->getRange()});
       return std::nullopt;
     case SymbolKind::Layer:
-      error(expr->getLoc(),
-            "'" + name->getName() + "' is a layer; call it with its inputs", {expr->getRange()});
+      error(expr->getLoc(), "'" + name->getName() + "' is a layer; call it with its inputs",
+            {expr->getRange()});
       return std::nullopt;
     }
   } else if (const auto *un = llvm::dyn_cast<UnaryExpr>(expr)) {
@@ -1309,8 +1344,8 @@ std::optional<Shape> Checker::infer(Instance &inst, const Expr *expr) {
           result = s;
         } else {
           error(mem->getMemberRange().Start,
-                "linear layer '" + base->getName() + "' has no member '" + m + "'; it has 'weight'" +
-                    (sym.hasBias ? " and 'bias'" : " (declared 'nobias')"),
+                "linear layer '" + base->getName() + "' has no member '" + m +
+                    "'; it has 'weight'" + (sym.hasBias ? " and 'bias'" : " (declared 'nobias')"),
                 {mem->getMemberRange()});
           return std::nullopt;
         }
@@ -1351,8 +1386,8 @@ std::optional<Shape> Checker::infer(Instance &inst, const Expr *expr) {
   return result;
 }
 
-std::optional<Shape> Checker::inferCall(Instance &inst, const CallExpr *call, llvm::StringRef member,
-                                        llvm::SMRange memberRange) {
+std::optional<Shape> Checker::inferCall(Instance &inst, const CallExpr *call,
+                                        llvm::StringRef member, llvm::SMRange memberRange) {
   const auto *callee = llvm::dyn_cast<NameExpr>(call->getCallee());
   if (!callee) {
     error(call->getCallee()->getLoc(),
@@ -1443,7 +1478,8 @@ std::optional<Shape> Checker::inferCall(Instance &inst, const CallExpr *call, ll
         continue;
       }
       if (*arg != cell.inputs[i].shape) {
-        llvm::StringRef inputName = llvm::StringRef(cell.inputs[i].name).drop_front(cell.prefix.size());
+        llvm::StringRef inputName =
+            llvm::StringRef(cell.inputs[i].name).drop_front(cell.prefix.size());
         error(args[i]->getLoc(),
               "input '" + inputName + "' of layer '" + name + "' has shape " +
                   cell.inputs[i].shape.str() + ", got " + arg->str(),
@@ -1510,9 +1546,13 @@ std::optional<Shape> Checker::inferBuiltin(Instance &inst, const CallExpr *call,
     return std::nullopt;
   };
   switch (info.id) {
-  case Builtin::Tanh: case Builtin::Sigmoid: case Builtin::Relu: case Builtin::Exp:
-  case Builtin::Log: case Builtin::Abs: case Builtin::Sqrt:
-    return shapes[0];
+  case Builtin::Tanh:
+  case Builtin::Sigmoid:
+  case Builtin::Relu:
+  case Builtin::Exp:
+  case Builtin::Log:
+  case Builtin::Abs:
+  case Builtin::Sqrt: return shapes[0];
   case Builtin::Softmax:
   case Builtin::LogSoftmax:
     if (shapes[0].rank() != 1)
@@ -1535,7 +1575,8 @@ std::optional<Shape> Checker::inferBuiltin(Instance &inst, const CallExpr *call,
     auto s = broadcast(shapes[0], shapes[1]);
     if (!s) {
       error(call->getLoc(),
-            "shapes " + shapes[0].str() + " and " + shapes[1].str() + " cannot be broadcast together",
+            "shapes " + shapes[0].str() + " and " + shapes[1].str() +
+                " cannot be broadcast together",
             {args[0]->getRange(), args[1]->getRange()});
       return std::nullopt;
     }
@@ -1613,8 +1654,8 @@ std::optional<Shape> Checker::inferIndex(Instance &inst, const IndexExpr *index)
   const auto &slices = index->getSlices();
   if (slices.size() != base->rank()) {
     error(index->getLoc(),
-          "a value of shape " + base->str() + " needs " + llvm::Twine(base->rank()) +
-              " index" + (base->rank() == 1 ? "" : "es") + ", got " + llvm::Twine(slices.size()),
+          "a value of shape " + base->str() + " needs " + llvm::Twine(base->rank()) + " index" +
+              (base->rank() == 1 ? "" : "es") + ", got " + llvm::Twine(slices.size()),
           {index->getRange()});
     return std::nullopt;
   }
@@ -1640,8 +1681,9 @@ std::optional<Shape> Checker::inferIndex(Instance &inst, const IndexExpr *index)
       return std::nullopt;
     if (*lo < 0 || *hi > size || *lo >= *hi) {
       error(s.range.Start,
-            "slice " + llvm::Twine(*lo) + ":" + llvm::Twine(*hi) + " is empty or out of bounds for axis " +
-                llvm::Twine(axis) + " of size " + llvm::Twine(size),
+            "slice " + llvm::Twine(*lo) + ":" + llvm::Twine(*hi) +
+                " is empty or out of bounds for axis " + llvm::Twine(axis) + " of size " +
+                llvm::Twine(size),
             {s.range});
       return std::nullopt;
     }

@@ -6,8 +6,8 @@
 //===----------------------------------------------------------------------===//
 #include "dopa/dsl/Verifier.h"
 
-#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/MemoryBuffer.h"
 
 #include <optional>
 
@@ -61,7 +61,8 @@ std::optional<Expected> parseExpectation(llvm::StringRef s, unsigned lineNo) {
     if (!s.starts_with(":")) {
       if (!number(value))
         return std::nullopt;
-      e.line = sign == 0 ? value : unsigned(std::max<int64_t>(int64_t(lineNo) + sign * int64_t(value), 0));
+      e.line = sign == 0 ? value
+                         : unsigned(std::max<int64_t>(int64_t(lineNo) + sign * int64_t(value), 0));
     }
   }
   if (s.consume_front(":") && !number(e.column))

@@ -19,7 +19,8 @@ struct Lexed {
   unsigned errors = 0;
 
   explicit Lexed(llvm::StringRef text) {
-    diags.setConsumer([this](Severity s, const llvm::SMDiagnostic &) { errors += s == Severity::Error; });
+    diags.setConsumer(
+        [this](Severity s, const llvm::SMDiagnostic &) { errors += s == Severity::Error; });
     unsigned id = sm.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(text, "t.dopa"), {});
     Lexer lexer(diags, id);
     tokens = lexer.lexAll();
@@ -35,11 +36,12 @@ struct Lexed {
 
 TEST_CASE("the lexer splits punctuation, keywords and identifiers") {
   Lexed l("network N { h' = (w + alpha*pw) @ h -> x.y ~ ; }");
-  std::vector<TokenKind> expected = {kw_network, tok_identifier, tok_lbrace, tok_identifier, tok_prime,
-                                     tok_equal, tok_lparen, tok_identifier, tok_plus, tok_identifier,
-                                     tok_star, tok_identifier, tok_rparen, tok_at, tok_identifier,
-                                     tok_arrow, tok_identifier, tok_dot, tok_identifier, tok_tilde,
-                                     tok_semicolon, tok_rbrace, tok_eof};
+  std::vector<TokenKind> expected = {kw_network,     tok_identifier, tok_lbrace,     tok_identifier,
+                                     tok_prime,      tok_equal,      tok_lparen,     tok_identifier,
+                                     tok_plus,       tok_identifier, tok_star,       tok_identifier,
+                                     tok_rparen,     tok_at,         tok_identifier, tok_arrow,
+                                     tok_identifier, tok_dot,        tok_identifier, tok_tilde,
+                                     tok_semicolon,  tok_rbrace,     tok_eof};
   CHECK(l.kinds() == expected);
   CHECK(l.errors == 0);
   CHECK(l.tokens[1].text == "N");

@@ -70,9 +70,10 @@ TEST_CASE("a '(' at the start of a line does not continue the previous expressio
 }
 
 TEST_CASE("declarations parse into members with their names and shapes") {
-  auto r = test::compile("network N {\n dims H = 3, I = 2\n param w, alpha : [H, H] ~ uniform(0, 0.01)\n"
-                         " linear i2h : I -> H nobias\n step { output y = 1 }\n}\n",
-                         false);
+  auto r =
+      test::compile("network N {\n dims H = 3, I = 2\n param w, alpha : [H, H] ~ uniform(0, 0.01)\n"
+                    " linear i2h : I -> H nobias\n step { output y = 1 }\n}\n",
+                    false);
   REQUIRE(r.errors.empty());
   const Unit &unit = *r.frontend->getMainFile()->units[0];
   REQUIRE(unit.members.size() == 3);
@@ -92,11 +93,11 @@ TEST_CASE("declarations parse into members with their names and shapes") {
 
 TEST_CASE("the parser recovers and reports every syntax error in one run") {
   auto r = test::compile("network N {\n"
-                         " dims H = \n"          // missing value (error 1, at 'param')
-                         " param w : [H ~ 0\n"   // missing ']' (error 2)
+                         " dims H = \n"        // missing value (error 1, at 'param')
+                         " param w : [H ~ 0\n" // missing ']' (error 2)
                          " step {\n"
-                         "  a = (1 + )\n"        // missing operand (error 3)
-                         "  b = 2 2\n"           // two expressions (error 4)
+                         "  a = (1 + )\n" // missing operand (error 3)
+                         "  b = 2 2\n"    // two expressions (error 4)
                          "  output y = b\n"
                          " }\n"
                          "}\n",

@@ -26,8 +26,8 @@ TEST_CASE("every truncation of every example spec is diagnosed, never crashes") 
     // library with fewer cells, a file that only includes one). Every cut must return normally.
     size_t lastNetwork = text.rfind("\nnetwork "), lastCell = text.rfind("\ncell ");
     size_t lastUnit = lastNetwork == std::string::npos ? lastCell
-                      : lastCell == std::string::npos ? lastNetwork
-                                                      : std::max(lastNetwork, lastCell);
+                      : lastCell == std::string::npos  ? lastNetwork
+                                                       : std::max(lastNetwork, lastCell);
     REQUIRE(lastUnit != std::string::npos);
     size_t accepted = 0;
     for (size_t n = 0; n <= lastBrace; ++n) {
@@ -44,10 +44,12 @@ TEST_CASE("every truncation of every example spec is diagnosed, never crashes") 
 
 TEST_CASE("random bytes and random token soup are diagnosed, never crash") {
   std::mt19937 rng(1234);
-  const char *pieces[] = {"network", "cell", "N", "{", "}", "(", ")", "[", "]", ",", ":", "=",
-                          "~", "->", "'", "+", "-", "*", "/", "@", ".", "step", "output", "dims",
-                          "param", "state", "input", "linear", "layer", "x", "1", "2.5", "\n",
-                          "tanh", "outer", "clip", "include", "\"a\"", "#", "int", "embedding"};
+  const char *pieces[] = {"network", "cell",    "N",     "{",     "}",     "(",        ")",
+                          "[",       "]",       ",",     ":",     "=",     "~",        "->",
+                          "'",       "+",       "-",     "*",     "/",     "@",        ".",
+                          "step",    "output",  "dims",  "param", "state", "input",    "linear",
+                          "layer",   "x",       "1",     "2.5",   "\n",    "tanh",     "outer",
+                          "clip",    "include", "\"a\"", "#",     "int",   "embedding"};
   for (int trial = 0; trial < 400; ++trial) {
     std::string text;
     int len = std::uniform_int_distribution<int>(0, 200)(rng);

@@ -83,11 +83,16 @@ TEST_CASE("the paper's networks have the reference code's parameter counts") {
   // Counts from the reference code (shared/reference/backpropamine.md). The cue-reward modplast and
   // modul reference modules also hold an unused `eta` (+1), which the specs leave out.
   const Case cases[] = {
-      {"examples/cue_reward/rnn.dopa", 46203},      {"examples/cue_reward/plastic.dopa", 86204},
-      {"examples/cue_reward/modplast.dopa", 86404}, {"examples/cue_reward/modul.dopa", 86405},
-      {"examples/maze/rnn.dopa", 22523},            {"examples/maze/plastic.dopa", 22731},
-      {"examples/maze/modplast.dopa", 22406},       {"examples/maze/modul.dopa", 22407},
-      {"examples/lm/lstm.dopa", 24221600},          {"examples/lm/modplast_lstm.dopa", 24198893},
+      {"examples/cue_reward/rnn.dopa", 46203},
+      {"examples/cue_reward/plastic.dopa", 86204},
+      {"examples/cue_reward/modplast.dopa", 86404},
+      {"examples/cue_reward/modul.dopa", 86405},
+      {"examples/maze/rnn.dopa", 22523},
+      {"examples/maze/plastic.dopa", 22731},
+      {"examples/maze/modplast.dopa", 22406},
+      {"examples/maze/modul.dopa", 22407},
+      {"examples/lm/lstm.dopa", 24221600},
+      {"examples/lm/modplast_lstm.dopa", 24198893},
   };
   for (const Case &c : cases) {
     CAPTURE(c.path);
@@ -114,7 +119,9 @@ TEST_CASE("layers flatten into qualified names and keep their equations in depen
   std::vector<std::string> order;
   for (const ast::Equation *eq : l1.order)
     order.push_back(eq->target.name.str());
-  auto pos = [&](const char *n) { return std::find(order.begin(), order.end(), n) - order.begin(); };
+  auto pos = [&](const char *n) {
+    return std::find(order.begin(), order.end(), n) - order.begin();
+  };
   CHECK(pos("g") < pos("cn"));
   CHECK(pos("cn") < pos("hn"));
   CHECK(pos("hn") < pos("M"));

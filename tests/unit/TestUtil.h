@@ -35,9 +35,12 @@ inline CompileResult compile(llvm::StringRef source, bool check = true,
   DiagnosticEngine &diags = r.frontend->getDiagnostics();
   diags.setErrorLimit(errorLimit);
   diags.setConsumer([&r](Severity s, const llvm::SMDiagnostic &d) {
-    std::string text =
-        std::to_string(d.getLineNo()) + ":" + std::to_string(d.getColumnNo() + 1) + ": " + d.getMessage().str();
-    (s == Severity::Error ? r.errors : s == Severity::Warning ? r.warnings : r.notes).push_back(text);
+    std::string text = std::to_string(d.getLineNo()) + ":" + std::to_string(d.getColumnNo() + 1) +
+                       ": " + d.getMessage().str();
+    (s == Severity::Error     ? r.errors
+     : s == Severity::Warning ? r.warnings
+                              : r.notes)
+        .push_back(text);
   });
   r.parsed = r.frontend->parseBuffer(source, name);
   if (check && r.parsed)

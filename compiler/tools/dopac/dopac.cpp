@@ -12,6 +12,7 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
@@ -62,11 +63,12 @@ int main(int argc, char **argv) {
   llvm::InitLLVM initLLVM(argc, argv);
   cl::HideUnrelatedOptions(category);
   cl::SetVersionPrinter(printVersion);
-  if (!cl::ParseCommandLineOptions(argc, argv,
-                                   "dopac: compile dopa plasticity specs\n\n"
-                                   "  Checks a spec and prints the stage chosen with --emit.\n"
-                                   "  Exit codes: 0 ok, 1 errors in the spec, 2 usage or I/O error.\n",
-                                   &llvm::errs()))
+  if (!cl::ParseCommandLineOptions(
+          argc, argv,
+          "dopac: compile dopa plasticity specs\n\n"
+          "  Checks a spec and prints the stage chosen with --emit.\n"
+          "  Exit codes: 0 ok, 1 errors in the spec, 2 usage or I/O error.\n",
+          &llvm::errs()))
     return 2;
 
   Frontend frontend(std::vector<std::string>(includeDirs.begin(), includeDirs.end()));
@@ -80,6 +82,31 @@ int main(int argc, char **argv) {
   if (llvm::sys::fs::is_directory(inputFile)) {
     llvm::WithColor::error(llvm::errs(), "dopac") << "'" << inputFile << "' is a directory\n";
     return 2;
+  }
+  if (Emit(emit) == Emit::Tokens) {
+    // Tokens need no parse: lex the file alone, so even a spec with syntax errors can be inspected.
+    auto buf =
+        llvm::MemoryBuffer::getFile(inputFile, /*IsText=*/false, /*RequiresNullTerminator=*/false);
+    if (!buf) {
+      llvm::WithColor::error(llvm::errs(), "dopac")
+          << "cannot read '" << inputFile << "': " << buf.getError().message() << "\n";
+      return 2;
+    }
+    unsigned id = frontend.getSourceMgr().AddNewSourceBuffer(std::move(*buf), llvm::SMLoc());
+    std::error_code ec;
+    llvm::ToolOutputFile out(outputFile, ec, llvm::sys::fs::OF_TextWithCRLF);
+    if (ec) {
+      llvm::WithColor::error(llvm::errs(), "dopac")
+          << "cannot open '" << outputFile << "': " << ec.message() << "\n";
+      return 2;
+    }
+    dumpTokens(diags, id, out.os());
+    if (verifier)
+      return verifier->finish(llvm::errs()) ? 0 : 1;
+    if (diags.hasErrors())
+      return 1;
+    out.keep();
+    return 0;
   }
   if (!frontend.parseFile(inputFile)) {
     if (verifier)
@@ -96,15 +123,9 @@ int main(int argc, char **argv) {
   }
 
   bool ok = !diags.hasErrors();
-  switch (emit) {
-  case Emit::Tokens:
-    // Lexing already ran inside the parser; dump the tokens of the main file without re-reporting.
-    if (ok) {
-      DiagnosticEngine quiet(frontend.getSourceMgr());
-      quiet.setConsumer([](Severity, const llvm::SMDiagnostic &) {});
-      dumpTokens(quiet, frontend.getMainFile()->bufferId, out.os());
-    }
-    break;
+  Emit action = emit;
+  switch (action) {
+  case Emit::Tokens: break; // handled above
   case Emit::AST:
     if (ok)
       for (const ast::File *file : frontend.getFiles())

@@ -1,8 +1,9 @@
 //===- AST.h - Abstract syntax tree of dopa spec files --------------------===//
 //
-// The AST is what the parser builds and nothing more: no names are resolved and no shapes are known.
-// Every node carries its source range. Expressions use LLVM-style RTTI (classof). Nodes own their
-// children through unique_ptr; strings are StringRefs into the SourceMgr's buffers, which outlive the AST.
+// The AST is what the parser builds and nothing more: no names are resolved and no shapes are
+// known. Every node carries its source range. Expressions use LLVM-style RTTI (classof). Nodes own
+// their children through unique_ptr; strings are StringRefs into the SourceMgr's buffers, which
+// outlive the AST.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -134,7 +135,7 @@ private:
 /// One axis of an index expression: `lo:hi`, `lo:`, `:hi`, `:` or a single index `i`.
 struct Slice {
   llvm::SMRange range;
-  ExprPtr lo, hi; // null when omitted
+  ExprPtr lo, hi;      // null when omitted
   bool isRange = true; // false for a single index (which drops the axis)
 };
 
@@ -185,8 +186,16 @@ struct InitSpec {
 
 class Member {
 public:
-  enum Kind { Member_Dims, Member_Const, Member_Input, Member_State, Member_Param, Member_Linear,
-              Member_Embedding, Member_Layer };
+  enum Kind {
+    Member_Dims,
+    Member_Const,
+    Member_Input,
+    Member_State,
+    Member_Param,
+    Member_Linear,
+    Member_Embedding,
+    Member_Layer
+  };
   Member(Kind kind, llvm::SMRange range) : kind(kind), range(range) {}
   virtual ~Member() = default;
   Kind getKind() const { return kind; }
@@ -285,7 +294,8 @@ struct File {
   std::vector<std::unique_ptr<Unit>> units;
 };
 
-/// Print the AST as an indented tree with @file:line:col locations (for --emit=ast and golden tests).
+/// Print the AST as an indented tree with @file:line:col locations (for --emit=ast and golden
+/// tests).
 void dumpFile(const File &file, const llvm::SourceMgr &sourceMgr, llvm::raw_ostream &os);
 
 } // namespace dopa::ast

@@ -2,8 +2,8 @@
 //
 // Every stage of dopa (lexer, parser, sema, later passes) reports problems through
 // DiagnosticEngine: `file:line:col: error: message`, the source line, a caret, ranges, notes and
-// fix-its, rendered by llvm::SourceMgr. The engine counts errors, stops after a limit, and can route
-// diagnostics to a consumer instead of printing (tests, the --verify-diagnostics mode).
+// fix-its, rendered by llvm::SourceMgr. The engine counts errors, stops after a limit, and can
+// route diagnostics to a consumer instead of printing (tests, the --verify-diagnostics mode).
 //
 //===----------------------------------------------------------------------===//
 #pragma once

@@ -1,11 +1,12 @@
 //===- Sema.h - Semantic analysis of dopa specs ---------------------------===//
 //
 // Sema takes the parsed files of a spec (the main file and everything it includes) and checks them:
-// names, dimensions (evaluated, overflow-checked), constants, initializers, shapes of every expression
-// with broadcasting and the W[post, pre] layout, state-update completeness, cycles, layer instantiation.
-// It reports every error it finds. Its output, a Program, is a fully resolved description of each
-// network: concrete dims, every variable with its qualified name, shape and initializer, each unit's
-// equations in dependency order and the shape of every expression. Later stages lower from it.
+// names, dimensions (evaluated, overflow-checked), constants, initializers, shapes of every
+// expression with broadcasting and the W[post, pre] layout, state-update completeness, cycles,
+// layer instantiation. It reports every error it finds. Its output, a Program, is a fully resolved
+// description of each network: concrete dims, every variable with its qualified name, shape and
+// initializer, each unit's equations in dependency order and the shape of every expression. Later
+// stages lower from it.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -37,9 +38,7 @@ struct Shape {
   size_t rank() const { return dims.size(); }
   int64_t numElements() const;
   std::string str() const; // "[200, 200]", "[]", "int"
-  bool operator==(const Shape &other) const {
-    return isInt == other.isInt && dims == other.dims;
-  }
+  bool operator==(const Shape &other) const { return isInt == other.isInt && dims == other.dims; }
   bool operator!=(const Shape &other) const { return !(*this == other); }
 };
 
@@ -72,14 +71,14 @@ struct Instance;
 struct Symbol {
   SymbolKind kind = SymbolKind::Local;
   llvm::SMRange range;
-  int64_t dimValue = 0;     // Dim
-  double constValue = 0;    // Const
-  Shape shape;              // Input, State, Param, Local, Output
-  int varIndex = -1;        // Input/State/Param: index into the unit's variable list of that kind
-  int64_t inDim = 0;        // Linear: in size; Embedding: count
-  int64_t outDim = 0;       // Linear: out size; Embedding: width
-  bool hasBias = false;     // Linear
-  Instance *layer = nullptr;              // Layer
+  int64_t dimValue = 0;      // Dim
+  double constValue = 0;     // Const
+  Shape shape;               // Input, State, Param, Local, Output
+  int varIndex = -1;         // Input/State/Param: index into the unit's variable list of that kind
+  int64_t inDim = 0;         // Linear: in size; Embedding: count
+  int64_t outDim = 0;        // Linear: out size; Embedding: width
+  bool hasBias = false;      // Linear
+  Instance *layer = nullptr; // Layer
   const ast::Equation *equation = nullptr; // Local, Output
   const ast::Expr *firstCall = nullptr;    // Layer: its call in the step block
   const ast::Member *decl = nullptr;

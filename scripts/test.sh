@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# test.sh - the whole test suite, as CI runs it (the README's test command).
+#
+#  1. install dependencies (idempotent), build Release, run every CTest test;
+#  2. build with clang-19 + AddressSanitizer/UndefinedBehaviorSanitizer, run every test again, and
+#     run the libFuzzer front-end target for DOPA_FUZZ_SECONDS (default 120);
+#  3. check formatting (clang-format-19) and lint (clang-tidy-19) of the project's sources.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=${DOPA_JOBS:-2}
+fuzz_seconds=${DOPA_FUZZ_SECONDS:-120}
+start=$(date +%s)
+section() { printf '\n== %s (%ds)\n' "$1" $(( $(date +%s) - start )); }
+
+section "dependencies"
+bash scripts/install-deps.sh
+
+section "Release build and tests"
+bash scripts/build.sh
+ctest --test-dir build -j"$jobs" --output-on-failure -LE fuzz
+
+section "sanitizer build (ASan + UBSan, clang-19) and tests, fuzzing ${fuzz_seconds}s"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-19 \
+  -DDOPA_SANITIZE=ON -DDOPA_FUZZ=ON -DDOPA_FUZZ_SECONDS="$fuzz_seconds" > /dev/null
+ninja -C build-asan -j"$jobs"
+ctest --test-dir build-asan -j"$jobs" --output-on-failure -LE fuzz
+ctest --test-dir build-asan --output-on-failure -L fuzz
+grep -E "stat::(number_of_executed_units|new_units_added|peak_rss_mb)|Done [0-9]+ runs" \
+  build-asan/Testing/Temporary/LastTest.log || true
+
+section "format and lint"
+mapfile -t sources < <(git ls-files '*.cpp' '*.h' ':!:generated/*')
+clang-format-19 --dry-run --Werror "${sources[@]}"
+mapfile -t tidy < <(git ls-files 'dsl/*.cpp' 'compiler/*.cpp')
+clang-tidy-19 -p build --quiet "${tidy[@]}"
+
+section "all checks passed"
