@@ -146,8 +146,8 @@ std::vector<const ast::File *> Frontend::getFiles() const {
   return out;
 }
 
-std::unique_ptr<sema::Program> Frontend::check() {
+std::unique_ptr<sema::Program> Frontend::check(const sema::DimOverrides *overrides) {
   if (diags.hasErrors())
     return nullptr; // never check a spec that did not parse
-  return sema::check(getFiles(), diags);
+  return sema::check(getFiles(), diags, overrides);
 }

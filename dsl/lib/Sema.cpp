@@ -109,6 +109,7 @@ enum class Builtin {
   Log,
   Abs,
   Sqrt,
+  Detach,
   Softmax,
   LogSoftmax,
   Clip,
@@ -149,6 +150,7 @@ constexpr BuiltinInfo builtins[] = {
     {"row", Builtin::Row, 1, 1},
     {"min", Builtin::Min, 2, 2},
     {"max", Builtin::Max, 2, 2},
+    {"detach", Builtin::Detach, 1, 1},
 };
 
 const BuiltinInfo *findBuiltin(llvm::StringRef name) {
@@ -169,7 +171,8 @@ struct InstFrame {
 
 class Checker {
 public:
-  explicit Checker(DiagnosticEngine &diags) : diags(diags) {}
+  Checker(DiagnosticEngine &diags, const DimOverrides *overrides)
+      : diags(diags), overrides(overrides) {}
 
   std::unique_ptr<Program> run(llvm::ArrayRef<const File *> files);
 
@@ -210,6 +213,8 @@ private:
   std::optional<Shape> requireReal(Instance &inst, const Expr *expr, const llvm::Twine &context);
 
   DiagnosticEngine &diags;
+  const DimOverrides *overrides;
+  llvm::StringSet<> overridesUsed;
   llvm::StringMap<const Unit *> units;
   std::vector<InstFrame> stack;
   /// Instantiations already checked, keyed by unit and dims: repeats are checked quietly.
@@ -330,6 +335,11 @@ std::unique_ptr<Program> Checker::run(llvm::ArrayRef<const File *> files) {
                 "cell '" + unit->name.name +
                     "' is not used by any network in this file; it is only parsed, not checked",
                 {unit->name.range});
+
+  if (overrides)
+    for (const auto &entry : *overrides)
+      if (!overridesUsed.count(entry.getKey()))
+        diags.errorNoLoc("no network declares a dimension '" + entry.getKey() + "' to override");
 
   if (failed || diags.hasErrors())
     return nullptr;
@@ -500,7 +510,13 @@ std::optional<int64_t> Checker::resolveDimSymbol(Instance &inst, llvm::StringRef
   }
   state = EvalState::Visiting;
   evalStack.push_back({name, use});
-  std::optional<int64_t> v = evalDim(inst, pendingDefs.lookup(name));
+  std::optional<int64_t> v;
+  if (!inst.unit->isCell && overrides && overrides->count(name)) {
+    v = overrides->lookup(name); // -D NAME=VALUE on the command line
+    overridesUsed.insert(name);
+  } else {
+    v = evalDim(inst, pendingDefs.lookup(name));
+  }
   evalStack.pop_back();
   EvalState &after = evalState[name];
   if (after == EvalState::Failed)
@@ -1552,7 +1568,8 @@ std::optional<Shape> Checker::inferBuiltin(Instance &inst, const CallExpr *call,
   case Builtin::Exp:
   case Builtin::Log:
   case Builtin::Abs:
-  case Builtin::Sqrt: return shapes[0];
+  case Builtin::Sqrt:
+  case Builtin::Detach: return shapes[0];
   case Builtin::Softmax:
   case Builtin::LogSoftmax:
     if (shapes[0].rank() != 1)
@@ -1695,8 +1712,8 @@ std::optional<Shape> Checker::inferIndex(Instance &inst, const IndexExpr *index)
 } // namespace
 
 std::unique_ptr<Program> dopa::sema::check(llvm::ArrayRef<const File *> files,
-                                           DiagnosticEngine &diags) {
-  return Checker(diags).run(files);
+                                           DiagnosticEngine &diags, const DimOverrides *overrides) {
+  return Checker(diags, overrides).run(files);
 }
 
 //===----------------------------------------------------------------------===//

@@ -5,6 +5,7 @@
 // 2 usage or I/O errors.
 //
 //===----------------------------------------------------------------------===//
+#include "dopa/compiler/Passes.h"
 #include "dopa/dsl/Frontend.h"
 #include "dopa/dsl/Lexer.h"
 #include "dopa/dsl/Verifier.h"
@@ -21,18 +22,23 @@ using namespace dopa;
 namespace cl = llvm::cl;
 
 namespace {
-enum class Emit { Tokens, AST, Summary };
+enum class Emit { Tokens, AST, Summary, IR, IRGrad, Dot };
 
 cl::OptionCategory category("dopac options");
 
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<spec.dopa>"), cl::Required,
                                cl::cat(category));
-cl::opt<Emit> emit("emit", cl::desc("What to print"), cl::init(Emit::Summary),
-                   cl::values(clEnumValN(Emit::Tokens, "tokens", "the token stream"),
-                              clEnumValN(Emit::AST, "ast", "the syntax tree (parse only)"),
-                              clEnumValN(Emit::Summary, "summary",
-                                         "check the spec and summarize each network (default)")),
-                   cl::cat(category));
+cl::opt<Emit>
+    emit("emit", cl::desc("What to print"), cl::init(Emit::Summary),
+         cl::values(clEnumValN(Emit::Tokens, "tokens", "the token stream"),
+                    clEnumValN(Emit::AST, "ast", "the syntax tree (parse only)"),
+                    clEnumValN(Emit::Summary, "summary",
+                               "check the spec and summarize each network (default)"),
+                    clEnumValN(Emit::IR, "ir", "the forward step graph of each network"),
+                    clEnumValN(Emit::IRGrad, "ir-grad",
+                               "the backward step graph (reverse-mode autodiff)"),
+                    clEnumValN(Emit::Dot, "dot", "forward and backward step graphs as Graphviz")),
+         cl::cat(category));
 cl::opt<std::string> outputFile("o", cl::desc("Write the output to <file> (default: stdout)"),
                                 cl::value_desc("file"), cl::init("-"), cl::cat(category));
 cl::list<std::string> includeDirs("I", cl::desc("Add <dir> to the include path"),
@@ -44,6 +50,27 @@ cl::opt<bool> verifyDiagnostics(
 cl::opt<unsigned> errorLimit("error-limit", cl::desc("Stop after <n> errors (0: no limit)"),
                              cl::init(20), cl::cat(category));
 cl::opt<bool> warningsAsErrors("Werror", cl::desc("Treat warnings as errors"), cl::cat(category));
+cl::list<std::string> dimOverrides("D", cl::desc("Override a network dimension: -D H=4"),
+                                   cl::value_desc("name=value"), cl::Prefix, cl::cat(category));
+cl::opt<std::string> networkName("network", cl::desc("Only this network (default: all)"),
+                                 cl::value_desc("name"), cl::cat(category));
+cl::opt<bool> verifyEach("verify-each", cl::desc("Run the IR verifier after every pass"),
+                         cl::init(true), cl::cat(category));
+
+/// Parse the -D options; false (with a message) on a malformed one.
+bool parseOverrides(sema::DimOverrides &out) {
+  for (const std::string &item : dimOverrides) {
+    auto [name, value] = llvm::StringRef(item).split('=');
+    int64_t v = 0;
+    if (name.empty() || value.empty() || value.getAsInteger(10, v)) {
+      llvm::WithColor::error(llvm::errs(), "dopac")
+          << "-D expects NAME=INTEGER, got '" << item << "'\n";
+      return false;
+    }
+    out[name] = v;
+  }
+  return true;
+}
 
 void printVersion(llvm::raw_ostream &os) { os << "dopac " << DOPA_VERSION << " (dopa)\n"; }
 
@@ -71,6 +98,9 @@ int main(int argc, char **argv) {
           &llvm::errs()))
     return 2;
 
+  sema::DimOverrides overrides;
+  if (!parseOverrides(overrides))
+    return 2;
   Frontend frontend(std::vector<std::string>(includeDirs.begin(), includeDirs.end()));
   DiagnosticEngine &diags = frontend.getDiagnostics();
   diags.setErrorLimit(errorLimit);
@@ -131,11 +161,43 @@ int main(int argc, char **argv) {
       for (const ast::File *file : frontend.getFiles())
         ast::dumpFile(*file, frontend.getSourceMgr(), out.os());
     break;
-  case Emit::Summary: {
-    auto program = frontend.check();
+  case Emit::Summary:
+  case Emit::IR:
+  case Emit::IRGrad:
+  case Emit::Dot: {
+    auto program = frontend.check(overrides.empty() ? nullptr : &overrides);
     ok = program != nullptr && !diags.hasErrors();
-    if (ok)
-      sema::printSummary(*program, out.os());
+    if (!ok)
+      break;
+    if (!networkName.empty() && !program->find(networkName)) {
+      diags.errorNoLoc("no network named '" + networkName + "' in " + inputFile);
+      ok = false;
+      break;
+    }
+    for (const auto &net : program->networks) {
+      if (!networkName.empty() && net->name != networkName)
+        continue;
+      if (action == Emit::Summary)
+        continue;
+      auto compiled = compileNetwork(*net, diags, verifyEach);
+      if (!compiled) {
+        ok = false;
+        continue;
+      }
+      if (action == Emit::IR)
+        ir::print(compiled->forward, &frontend.getSourceMgr(), out.os());
+      else if (action == Emit::IRGrad)
+        ir::print(compiled->backward, &frontend.getSourceMgr(), out.os());
+      else
+        ir::printDot(compiled->forward, compiled->backward, out.os());
+    }
+    if (ok && action == Emit::Summary) {
+      // The summary also proves each network differentiates: compile them all.
+      for (const auto &net : program->networks)
+        ok &= compileNetwork(*net, diags, verifyEach).has_value();
+      if (ok)
+        sema::printSummary(*program, out.os());
+    }
     break;
   }
   }

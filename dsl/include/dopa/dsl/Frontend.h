@@ -37,7 +37,7 @@ public:
   const ast::File *getMainFile() const { return files.empty() ? nullptr : files.front().get(); }
 
   /// Run semantic analysis over everything parsed; null when there were errors.
-  std::unique_ptr<sema::Program> check();
+  std::unique_ptr<sema::Program> check(const sema::DimOverrides *overrides = nullptr);
 
 private:
   bool addBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer, llvm::SMLoc includeLoc);

@@ -111,8 +111,12 @@ struct Program {
   const Network *find(llvm::StringRef name) const;
 };
 
+/// Values for a network's `dims` given on the command line (-D H=4), replacing their definitions.
+using DimOverrides = llvm::StringMap<int64_t>;
+
 /// Check the files (the main file first). Returns a Program only when there were no errors.
-std::unique_ptr<Program> check(llvm::ArrayRef<const ast::File *> files, DiagnosticEngine &diags);
+std::unique_ptr<Program> check(llvm::ArrayRef<const ast::File *> files, DiagnosticEngine &diags,
+                               const DimOverrides *overrides = nullptr);
 
 /// Human-readable summary of a checked program (dopac's default output).
 void printSummary(const Program &program, llvm::raw_ostream &os);

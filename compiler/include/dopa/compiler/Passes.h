@@ -1,0 +1,41 @@
+//===- Passes.h - The compiler pipeline: lowering, autodiff, checks -------===//
+//
+// Each pass is a pure function from its input to a new value; the pipeline runs them in a straight
+// line with the IR verifier between them when asked (always in tests):
+//
+//   sema::Network --lower--> forward ir::Graph --differentiate--> backward ir::Graph
+//                           \--checkLearnable (diagnostics at the spec's locations)
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "dopa/compiler/IR.h"
+#include "dopa/dsl/Diagnostics.h"
+#include "dopa/dsl/Sema.h"
+
+#include <optional>
+
+namespace dopa {
+
+/// Lower a checked network to its forward step graph (layers inlined, names qualified).
+ir::Graph lower(const sema::Network &network);
+
+/// Reverse-mode differentiation of one step: the backward step graph (see IR.h).
+ir::Graph differentiate(const ir::Graph &forward);
+
+/// Report parameters that can never receive a gradient (no output depends on them at any step, or
+/// only through `detach`). Returns false when there were errors.
+bool checkLearnable(const ir::Graph &forward, DiagnosticEngine &diags);
+
+/// The compiled form of a network: its forward and backward step graphs.
+struct CompiledNetwork {
+  ir::Graph forward;
+  ir::Graph backward;
+};
+
+/// Run the pipeline on one network. With `verifyEach`, the IR verifier runs after every pass and a
+/// failure is an internal error. Returns nullopt when diagnostics were reported.
+std::optional<CompiledNetwork> compileNetwork(const sema::Network &network, DiagnosticEngine &diags,
+                                              bool verifyEach);
+
+} // namespace dopa

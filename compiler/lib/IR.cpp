@@ -1,0 +1,528 @@
+//===- IR.cpp - The step-graph IR: shapes, verifier, printers ---------------===//
+//
+// Implements the shape rules of every op (shared by the verifier), the verifier itself, and the
+// text and Graphviz printers.
+//
+//===----------------------------------------------------------------------===//
+#include "dopa/compiler/IR.h"
+
+#include "llvm/Support/Format.h"
+#include "llvm/Support/SourceMgr.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+using namespace dopa;
+using namespace dopa::ir;
+
+int64_t ir::numElements(const Shape &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+std::string ir::shapeStr(const Shape &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+const char *ir::opName(Op op) {
+  switch (op) {
+  case Op::Const: return "const";
+  case Op::Param: return "param";
+  case Op::Input: return "input";
+  case Op::State: return "state";
+  case Op::FwdValue: return "fwd";
+  case Op::GradOutput: return "grad_output";
+  case Op::GradState: return "grad_state";
+  case Op::Neg: return "neg";
+  case Op::Tanh: return "tanh";
+  case Op::Sigmoid: return "sigmoid";
+  case Op::Relu: return "relu";
+  case Op::Exp: return "exp";
+  case Op::Log: return "log";
+  case Op::Abs: return "abs";
+  case Op::Sqrt: return "sqrt";
+  case Op::Step: return "step";
+  case Op::Sign: return "sign";
+  case Op::Add: return "add";
+  case Op::Sub: return "sub";
+  case Op::Mul: return "mul";
+  case Op::Div: return "div";
+  case Op::Min: return "min";
+  case Op::Max: return "max";
+  case Op::LessEq: return "less_eq";
+  case Op::Clip: return "clip";
+  case Op::InRange: return "in_range";
+  case Op::MatMul: return "matmul";
+  case Op::Outer: return "outer";
+  case Op::Transpose: return "transpose";
+  case Op::Reshape: return "reshape";
+  case Op::SumAll: return "sum_all";
+  case Op::SumAxis: return "sum_axis";
+  case Op::ReduceTo: return "reduce_to";
+  case Op::BroadcastTo: return "broadcast_to";
+  case Op::Concat: return "concat";
+  case Op::Slice: return "slice";
+  case Op::SliceGrad: return "slice_grad";
+  case Op::Softmax: return "softmax";
+  case Op::LogSoftmax: return "log_softmax";
+  case Op::Gather: return "gather";
+  case Op::Detach: return "detach";
+  }
+  return "?";
+}
+
+bool ir::isElementwise(Op op) {
+  switch (op) {
+  case Op::Neg:
+  case Op::Tanh:
+  case Op::Sigmoid:
+  case Op::Relu:
+  case Op::Exp:
+  case Op::Log:
+  case Op::Abs:
+  case Op::Sqrt:
+  case Op::Step:
+  case Op::Sign:
+  case Op::Add:
+  case Op::Sub:
+  case Op::Mul:
+  case Op::Div:
+  case Op::Min:
+  case Op::Max:
+  case Op::LessEq:
+  case Op::Clip:
+  case Op::InRange:
+  case Op::Detach: return true;
+  default: return false;
+  }
+}
+
+int Graph::add(Node node) {
+  nodes.push_back(std::move(node));
+  return int(nodes.size()) - 1;
+}
+
+namespace {
+/// NumPy broadcast of two shapes; false when they do not broadcast.
+bool broadcastShapes(const Shape &a, const Shape &b, Shape &out) {
+  size_t rank = std::max(a.size(), b.size());
+  out.assign(rank, 1);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+    if (da != db && da != 1 && db != 1)
+      return false;
+    out[i] = std::max(da, db);
+  }
+  return true;
+}
+
+/// Number of operands each op takes (-1: variadic, at least one).
+int arity(Op op) {
+  switch (op) {
+  case Op::Const:
+  case Op::Param:
+  case Op::Input:
+  case Op::State:
+  case Op::FwdValue:
+  case Op::GradOutput:
+  case Op::GradState: return 0;
+  case Op::Add:
+  case Op::Sub:
+  case Op::Mul:
+  case Op::Div:
+  case Op::Min:
+  case Op::Max:
+  case Op::LessEq:
+  case Op::MatMul:
+  case Op::Outer:
+  case Op::Gather: return 2;
+  case Op::Clip:
+  case Op::InRange: return 3;
+  case Op::Concat: return -1;
+  default: return 1;
+  }
+}
+
+} // namespace
+
+std::string ir::inferShape(const Graph &g, const Node &n, Shape &want) {
+  auto sh = [&](size_t i) -> const Shape & { return g.node(n.operands[i]).shape; };
+  want.clear();
+  switch (n.op) {
+  case Op::Const:
+  case Op::FwdValue:
+  case Op::GradOutput:
+    want = n.shape;
+    return n.op == Op::Const || n.index >= 0 ? "" : "missing index";
+  case Op::Param:
+    if (n.index < 0 || size_t(n.index) >= g.params.size())
+      return "param index out of range";
+    want = g.params[n.index].shape;
+    return {};
+  case Op::Input:
+    if (n.index < 0 || size_t(n.index) >= g.inputs.size())
+      return "input index out of range";
+    want = g.inputs[n.index].shape;
+    return {};
+  case Op::State:
+  case Op::GradState:
+    if (n.index < 0 || size_t(n.index) >= g.states.size())
+      return "state index out of range";
+    want = g.states[n.index].shape;
+    return {};
+  case Op::Clip:
+  case Op::InRange:
+    if (!sh(1).empty() || !sh(2).empty())
+      return "clip bounds must be scalars";
+    want = sh(0);
+    return {};
+  case Op::Add:
+  case Op::Sub:
+  case Op::Mul:
+  case Op::Div:
+  case Op::Min:
+  case Op::Max:
+  case Op::LessEq:
+    if (!broadcastShapes(sh(0), sh(1), want))
+      return "operands do not broadcast";
+    return {};
+  case Op::MatMul: {
+    const Shape &a = sh(0), &b = sh(1);
+    if (a.empty() || b.empty() || a.size() > 2 || b.size() > 2 || a.back() != b.front())
+      return "matmul shapes do not agree";
+    if (a.size() == 2)
+      want.push_back(a[0]);
+    if (b.size() == 2)
+      want.push_back(b[1]);
+    return {};
+  }
+  case Op::Outer:
+    if (sh(0).size() != 1 || sh(1).size() != 1)
+      return "outer needs vectors";
+    want = {sh(0)[0], sh(1)[0]};
+    return {};
+  case Op::Transpose:
+    if (sh(0).size() != 2)
+      return "transpose needs a matrix";
+    want = {sh(0)[1], sh(0)[0]};
+    return {};
+  case Op::Reshape:
+    want = n.shape;
+    return numElements(n.shape) == numElements(sh(0)) ? "" : "reshape changes the element count";
+  case Op::SumAll: return {};
+  case Op::SumAxis:
+    if (n.index < 0 || size_t(n.index) >= sh(0).size())
+      return "axis out of range";
+    want = sh(0);
+    want.erase(want.begin() + n.index);
+    return {};
+  case Op::ReduceTo: {
+    Shape b;
+    want = n.shape;
+    return broadcastShapes(n.shape, sh(0), b) && b == sh(0)
+               ? ""
+               : "reduce_to target does not broadcast to the operand";
+  }
+  case Op::BroadcastTo: {
+    Shape b;
+    want = n.shape;
+    return broadcastShapes(n.shape, sh(0), b) && b == n.shape
+               ? ""
+               : "operand does not broadcast to the target";
+  }
+  case Op::Concat: {
+    int64_t total = 0;
+    for (size_t i = 0; i < n.operands.size(); ++i) {
+      if (sh(i).size() != 1)
+        return "concat needs vectors";
+      total += sh(i)[0];
+    }
+    want = {total};
+    return {};
+  }
+  case Op::Slice:
+  case Op::SliceGrad: {
+    const Shape &full = n.op == Op::Slice ? sh(0) : n.shape;
+    size_t r = full.size();
+    if (n.attrs.size() != 3 * r)
+      return "slice attributes do not match the rank";
+    Shape part;
+    for (size_t i = 0; i < r; ++i) {
+      int64_t lo = n.attrs[i], hi = n.attrs[r + i];
+      if (lo < 0 || hi > full[i] || lo >= hi)
+        return "slice bounds out of range";
+      if (n.attrs[2 * r + i])
+        part.push_back(hi - lo);
+      else if (hi != lo + 1)
+        return "a dropped axis must have extent 1";
+    }
+    if (n.op == Op::Slice) {
+      want = part;
+      return {};
+    }
+    want = n.shape;
+    return part == sh(0) ? "" : "slice_grad operand does not match the slice";
+  }
+  case Op::Softmax:
+  case Op::LogSoftmax:
+    if (sh(0).size() != 1)
+      return "softmax needs a vector";
+    want = sh(0);
+    return {};
+  case Op::Gather:
+    if (sh(0).size() != 2 || !sh(1).empty())
+      return "gather needs a table and a scalar index";
+    if (g.node(n.operands[1]).op != Op::Input || !g.inputs[g.node(n.operands[1]).index].isInt)
+      return "gather's index must be an int input";
+    want = {sh(0)[1]};
+    return {};
+  default: // unary element-wise
+    want = sh(0);
+    return {};
+  }
+}
+
+int ir::append(Graph &g, Node proto) {
+  for (int o : proto.operands)
+    proto.batched |= g.node(o).batched;
+  switch (proto.op) {
+  case Op::Input:
+  case Op::State:
+  case Op::GradOutput:
+  case Op::GradState: proto.batched = true; break;
+  default: break;
+  }
+  Shape shape;
+  std::string err = inferShape(g, proto, shape);
+  if (!err.empty()) {
+    llvm::errs() << "internal error: building " << opName(proto.op) << ": " << err << "\n";
+    std::abort();
+  }
+  proto.shape = std::move(shape);
+  return g.add(std::move(proto));
+}
+
+bool ir::verify(const Graph &g, llvm::raw_ostream &os) {
+  bool ok = true;
+  auto fail = [&](int id, const llvm::Twine &msg) {
+    os << "ir verifier: " << g.name << (g.isBackward ? " (backward)" : "") << ": %" << id << ": "
+       << msg << "\n";
+    ok = false;
+  };
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node &n = g.nodes[i];
+    int expected = arity(n.op);
+    if ((expected >= 0 && int(n.operands.size()) != expected) ||
+        (expected < 0 && n.operands.empty())) {
+      fail(int(i), llvm::Twine(opName(n.op)) + " has the wrong number of operands");
+      continue;
+    }
+    bool operandsOk = true, batched = false;
+    for (int o : n.operands) {
+      if (o < 0 || size_t(o) >= i) {
+        fail(int(i), "operand %" + llvm::Twine(o) + " is not defined before its use");
+        operandsOk = false;
+      } else {
+        batched |= g.nodes[size_t(o)].batched;
+      }
+    }
+    if (!operandsOk)
+      continue;
+    bool backwardOnly = n.op == Op::FwdValue || n.op == Op::GradOutput || n.op == Op::GradState;
+    if (backwardOnly && !g.isBackward)
+      fail(int(i), llvm::Twine(opName(n.op)) + " in a forward graph");
+    if (g.isBackward && n.op == Op::State)
+      fail(int(i), "a backward graph reads states through fwd values");
+    Shape want;
+    std::string err = inferShape(g, n, want);
+    if (err.empty() && want != n.shape)
+      err = "shape " + shapeStr(n.shape) + " should be " + shapeStr(want);
+    if (!err.empty())
+      fail(int(i), llvm::Twine(opName(n.op)) + ": " + err);
+    bool leafBatched =
+        n.op == Op::Input || n.op == Op::State || n.op == Op::GradOutput || n.op == Op::GradState;
+    if (n.operands.empty() && n.op != Op::FwdValue && n.batched != leafBatched)
+      fail(int(i), "wrong batched flag on a leaf");
+    if (!n.operands.empty() && n.batched != batched)
+      fail(int(i), "batched flag does not follow the operands");
+  }
+  auto checkRef = [&](int node, const Shape &shape, const llvm::Twine &what) {
+    if (node < 0 || size_t(node) >= g.nodes.size())
+      fail(node, what + " refers to a missing node");
+    else if (g.nodes[size_t(node)].shape != shape)
+      fail(node, what + " has shape " + shapeStr(g.nodes[size_t(node)].shape) + ", expected " +
+                     shapeStr(shape));
+  };
+  if (!g.isBackward) {
+    if (g.stateUpdates.size() != g.states.size())
+      fail(-1, "every state needs exactly one update");
+    for (size_t s = 0; s < g.stateUpdates.size() && s < g.states.size(); ++s)
+      checkRef(g.stateUpdates[s], g.states[s].shape, "update of state '" + g.states[s].name + "'");
+    for (const Output &o : g.outputs)
+      if (o.node < 0 || size_t(o.node) >= g.nodes.size())
+        fail(o.node, "output '" + o.name + "' refers to a missing node");
+  } else {
+    if (g.stateGrads.size() != g.states.size())
+      fail(-1, "every state needs a gradient slot");
+    for (size_t s = 0; s < g.stateGrads.size() && s < g.states.size(); ++s)
+      if (g.stateGrads[s] >= 0)
+        checkRef(g.stateGrads[s], g.states[s].shape,
+                 "gradient of state '" + g.states[s].name + "'");
+    for (const ParamGrad &pg : g.paramGrads) {
+      if (pg.param < 0 || size_t(pg.param) >= g.params.size()) {
+        fail(pg.node, "gradient of a missing param");
+        continue;
+      }
+      Shape shape = g.params[pg.param].shape;
+      if (pg.rowIndex >= 0)
+        shape.erase(shape.begin());
+      checkRef(pg.node, shape, "gradient of param '" + g.params[pg.param].name + "'");
+    }
+  }
+  return ok;
+}
+
+//===----------------------------------------------------------------------===//
+// Printers
+//===----------------------------------------------------------------------===//
+
+static std::string initStr(const sema::Init &init) { return init.str(); }
+
+void ir::print(const Graph &g, const llvm::SourceMgr *sm, llvm::raw_ostream &os) {
+  os << (g.isBackward ? "backward step " : "forward step ") << g.name << "\n";
+  for (size_t i = 0; i < g.params.size(); ++i)
+    os << "  param  $" << i << " " << g.params[i].name << " : " << shapeStr(g.params[i].shape)
+       << " " << initStr(g.params[i].init) << "\n";
+  for (size_t i = 0; i < g.inputs.size(); ++i)
+    os << "  input  $" << i << " " << g.inputs[i].name << " : "
+       << (g.inputs[i].isInt ? "int" : shapeStr(g.inputs[i].shape)) << "\n";
+  for (size_t i = 0; i < g.states.size(); ++i)
+    os << "  state  $" << i << " " << g.states[i].name << " : " << shapeStr(g.states[i].shape)
+       << " " << initStr(g.states[i].init) << "\n";
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node &n = g.nodes[i];
+    os << "  %" << i << " = " << opName(n.op);
+    switch (n.op) {
+    case Op::Const: os << " " << llvm::format("%g", n.value); break;
+    case Op::Param: os << " " << g.params[n.index].name; break;
+    case Op::Input: os << " " << g.inputs[n.index].name; break;
+    case Op::State:
+    case Op::GradState: os << " " << g.states[n.index].name; break;
+    case Op::FwdValue: os << " %" << n.index; break;
+    case Op::GradOutput: os << " #" << n.index; break;
+    case Op::SumAxis: os << " axis " << n.index; break;
+    default: break;
+    }
+    for (size_t k = 0; k < n.operands.size(); ++k)
+      os << (k ? ", %" : " %") << n.operands[k];
+    if (n.op == Op::Slice || n.op == Op::SliceGrad) {
+      size_t r = n.attrs.size() / 3;
+      os << " [";
+      for (size_t a = 0; a < r; ++a)
+        os << (a ? ", " : "") << n.attrs[a] << ":" << n.attrs[r + a]
+           << (n.attrs[2 * r + a] ? "" : "!");
+      os << "]";
+    }
+    os << " : " << shapeStr(n.shape) << (n.batched ? "" : " shared");
+    if (!n.name.empty() || (sm && n.loc.isValid())) {
+      os << "  //";
+      if (!n.name.empty())
+        os << " " << n.name;
+      if (sm && n.loc.isValid()) {
+        auto [line, col] = sm->getLineAndColumn(n.loc);
+        os << " @" << line << ":" << col;
+      }
+    }
+    os << "\n";
+  }
+  if (!g.isBackward) {
+    for (size_t s = 0; s < g.stateUpdates.size(); ++s)
+      os << "  update " << g.states[s].name << "' = %" << g.stateUpdates[s] << "\n";
+    for (size_t k = 0; k < g.outputs.size(); ++k)
+      os << "  output #" << k << " " << g.outputs[k].name << " = %" << g.outputs[k].node << "\n";
+  } else {
+    for (size_t s = 0; s < g.stateGrads.size(); ++s) {
+      os << "  grad state " << g.states[s].name << " = ";
+      if (g.stateGrads[s] < 0)
+        os << "0\n";
+      else
+        os << "%" << g.stateGrads[s] << "\n";
+    }
+    for (const ParamGrad &pg : g.paramGrads) {
+      os << "  grad param " << g.params[pg.param].name << " += %" << pg.node;
+      if (pg.rowIndex >= 0)
+        os << " at row %" << pg.rowIndex;
+      os << "\n";
+    }
+  }
+}
+
+void ir::printDot(const Graph &fwd, const Graph &bwd, llvm::raw_ostream &os) {
+  os << "digraph \"" << fwd.name
+     << "\" {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n";
+  auto label = [](const Graph &g, const Node &n) {
+    std::string l = opName(n.op);
+    if (n.op == Op::Param)
+      l += "\\n" + g.params[n.index].name;
+    else if (n.op == Op::Input)
+      l += "\\n" + g.inputs[n.index].name;
+    else if (n.op == Op::State || n.op == Op::GradState)
+      l += "\\n" + g.states[n.index].name;
+    else if (n.op == Op::Const) {
+      std::string v;
+      llvm::raw_string_ostream vs(v);
+      vs << llvm::format("%g", n.value);
+      l += " " + v;
+    } else if (!n.name.empty())
+      l += "\\n" + n.name;
+    return l + "\\n" + shapeStr(n.shape);
+  };
+  auto style = [](const Node &n) -> const char * {
+    switch (n.op) {
+    case Op::Param: return ", shape=box, style=filled, fillcolor=\"#ffe9a8\"";
+    case Op::Input: return ", shape=box, style=filled, fillcolor=\"#c9e7ff\"";
+    case Op::State:
+    case Op::GradState: return ", shape=box, style=filled, fillcolor=\"#d5f5d0\"";
+    case Op::FwdValue:
+    case Op::GradOutput: return ", shape=box, style=dashed";
+    default: return "";
+    }
+  };
+  for (const Graph *g : {&fwd, &bwd}) {
+    const char *prefix = g->isBackward ? "b" : "f";
+    os << "  subgraph cluster_" << prefix << " {\n    label=\""
+       << (g->isBackward ? "backward step" : "forward step") << "\";\n";
+    for (size_t i = 0; i < g->nodes.size(); ++i)
+      os << "    " << prefix << i << " [label=\"" << label(*g, g->nodes[i]) << "\""
+         << style(g->nodes[i]) << "];\n";
+    for (size_t i = 0; i < g->nodes.size(); ++i)
+      for (int o : g->nodes[i].operands)
+        os << "    " << prefix << o << " -> " << prefix << i << ";\n";
+    if (!g->isBackward) {
+      for (size_t s = 0; s < g->stateUpdates.size(); ++s) {
+        os << "    upd" << s << " [label=\"" << g->states[s].name
+           << "'\", shape=box, style=filled, fillcolor=\"#d5f5d0\"];\n";
+        os << "    f" << g->stateUpdates[s] << " -> upd" << s << ";\n";
+      }
+      for (size_t k = 0; k < g->outputs.size(); ++k) {
+        os << "    out" << k << " [label=\"output\\n"
+           << g->outputs[k].name << "\", shape=oval, style=filled, fillcolor=\"#f8c8c8\"];\n";
+        os << "    f" << g->outputs[k].node << " -> out" << k << ";\n";
+      }
+    } else {
+      for (size_t p = 0; p < g->paramGrads.size(); ++p) {
+        os << "    pg" << p << " [label=\"d " << g->params[g->paramGrads[p].param].name
+           << "\", shape=box, style=filled, fillcolor=\"#ffe9a8\"];\n";
+        os << "    b" << g->paramGrads[p].node << " -> pg" << p << ";\n";
+      }
+    }
+    os << "  }\n";
+  }
+  os << "}\n";
+}
