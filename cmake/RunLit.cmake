@@ -1,5 +1,6 @@
 # RunLit.cmake - a minimal lit: run every "# RUN:" line of TEST through sh with the substitutions
-#   %dopac -> the dopac binary, %FileCheck -> FileCheck, %s -> the test file, %root -> the source tree.
+#   %dopac -> the dopac binary, %dopa -> the dopa tool, %FileCheck -> FileCheck, %s -> the test file,
+#   %root -> the source tree, %t -> a scratch directory for this test (in the build tree).
 # A RUN line may use pipes; the test fails when any RUN line exits non-zero (use `not` for failures).
 file(STRINGS ${TEST} lines REGEX "^# RUN: ")
 if(NOT lines)
@@ -9,6 +10,8 @@ get_filename_component(FILECHECK_DIR ${FILECHECK} DIRECTORY)
 foreach(line IN LISTS lines)
   string(REGEX REPLACE "^# RUN: " "" cmd "${line}")
   string(REPLACE "%dopac" "${DOPAC}" cmd "${cmd}")
+  string(REPLACE "%dopa" "${DOPA}" cmd "${cmd}")
+  string(REPLACE "%t" "${SCRATCH}" cmd "${cmd}")
   string(REPLACE "%FileCheck" "${FILECHECK}" cmd "${cmd}")
   string(REPLACE "%s" "${TEST}" cmd "${cmd}")
   string(REPLACE "%root" "${ROOT}" cmd "${cmd}")

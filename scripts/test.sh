@@ -31,7 +31,7 @@ grep -E "stat::(number_of_executed_units|new_units_added|peak_rss_mb)|Done [0-9]
 section "format and lint"
 mapfile -t sources < <(git ls-files '*.cpp' '*.h' ':!:generated/*')
 clang-format-19 --dry-run --Werror "${sources[@]}"
-mapfile -t tidy < <(git ls-files 'dsl/*.cpp' 'compiler/*.cpp')
+mapfile -t tidy < <(git ls-files 'dsl/*.cpp' 'compiler/*.cpp' 'runtime/*.cpp')
 clang-tidy-19 -p build --quiet "${tidy[@]}"
 
 section "all checks passed"

@@ -244,6 +244,7 @@ int Lowerer::lowerCall(const Instance &inst, const CallExpr *call, llvm::StringR
     }
     // A layer: inline the cell with its inputs bound to the arguments.
     std::vector<int> bound;
+    bound.reserve(args.size());
     for (const auto &arg : args)
       bound.push_back(lowerExpr(inst, arg.get()));
     auto outputs = lowerInstance(*sym.layer, bound);
@@ -255,6 +256,7 @@ int Lowerer::lowerCall(const Instance &inst, const CallExpr *call, llvm::StringR
     llvm_unreachable("Sema checked the output name");
   }
   std::vector<int> ops;
+  ops.reserve(args.size());
   for (const auto &arg : args)
     ops.push_back(lowerExpr(inst, arg.get()));
   auto unary = [&](Op op) { return make(op, {ops[0]}, call); };
@@ -299,7 +301,7 @@ int Lowerer::lowerCall(const Instance &inst, const CallExpr *call, llvm::StringR
     return ir::append(g, std::move(n));
   }
   if (name == "sum" || name == "mean") {
-    const ir::Shape &shape = g.nodes[size_t(ops[0])].shape;
+    const ir::Shape shape = g.nodes[size_t(ops[0])].shape; // a copy: make() grows the node list
     int sum;
     int64_t count;
     if (args.size() == 1) {

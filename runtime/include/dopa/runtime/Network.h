@@ -1,0 +1,96 @@
+//===- Network.h - The interface every network implements ------------------===//
+//
+// Generated networks and the generic executor implement Network, so trainers, tests and benchmarks
+// take any of them. Conventions:
+//   - every tensor is float32; the batch is the leading axis: an input or output buffer for one
+//   step
+//     holds B * numel floats, batch element after batch element;
+//   - parameters and their gradients are one flat allocation each, laid out in info().params order;
+//   - integer inputs (token ids) are passed as floats holding exact integers;
+//   - backward() accumulates (+=) into grads(); zeroGrads() clears them.
+// This header depends on the C++ standard library only: deployed networks do not need the compiler.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dopa {
+
+/// How a parameter or state starts (the spec's initializer, resolved to numbers).
+struct InitSpec {
+  enum Kind { Constant, Uniform, Normal };
+  Kind kind = Constant;
+  double a = 0; // constant value, uniform low, normal mean
+  double b = 0; // uniform high, normal std
+};
+
+struct TensorInfo {
+  std::string name;
+  std::vector<int64_t> shape; // per batch element
+  bool isInt = false;         // inputs only
+  InitSpec init;              // params and states
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape)
+      n *= d;
+    return n;
+  }
+};
+
+struct NetworkInfo {
+  std::string name;
+  std::vector<TensorInfo> params, inputs, outputs, states;
+  /// Offset of each parameter in the flat buffer.
+  std::vector<size_t> paramOffsets;
+  size_t numParams = 0;
+
+  int findParam(const std::string &name) const;
+  int findInput(const std::string &name) const;
+  int findOutput(const std::string &name) const;
+};
+
+class Network {
+public:
+  virtual ~Network() = default;
+
+  virtual const NetworkInfo &info() const = 0;
+
+  /// The flat parameter and gradient buffers (info().numParams floats each).
+  virtual float *params() = 0;
+  virtual float *grads() = 0;
+  void zeroGrads();
+
+  /// Start episodes for `batch` elements: states take their initial values, the history is cleared.
+  virtual void beginEpisode(int batch) = 0;
+  virtual int batch() const = 0;
+
+  /// One forward step. `inputs[k]` holds B * numel floats for input k; `outputs[k]` receives
+  /// B * numel floats for output k. The step is recorded for backward().
+  virtual void step(const float *const *inputs, float *const *outputs) = 0;
+
+  /// Backpropagation through every step recorded since beginEpisode() or truncate().
+  /// `outputGrads[t][k]` is dLoss/d output k at recorded step t (B * numel floats, or null for
+  /// zero); `finalStateGrads[s]` (optional, may be null) is dLoss/d state s after the last step.
+  /// Accumulates parameter gradients into grads(), then clears the record.
+  virtual void backward(const float *const *const *outputGrads,
+                        const float *const *finalStateGrads = nullptr) = 0;
+
+  /// Truncated BPTT: keep the current state values but forget the recorded steps.
+  virtual void truncate() = 0;
+
+  /// Number of steps recorded for backward().
+  virtual int recordedSteps() const = 0;
+
+  /// The current value of state s (B * numel floats).
+  virtual const float *state(int s) const = 0;
+};
+
+/// Fill `params` (laid out as info.params) from each parameter's initializer, deterministically
+/// from `seed`. Uniform and normal draws follow the distributions PyTorch's initializers use.
+void initParams(const NetworkInfo &info, float *params, uint64_t seed);
+
+} // namespace dopa

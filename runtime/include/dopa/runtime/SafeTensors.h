@@ -1,0 +1,61 @@
+//===- SafeTensors.h - Read and write the safetensors format --------------===//
+//
+// safetensors (https://huggingface.co/docs/safetensors) is an 8-byte little-endian header length, a
+// JSON header {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}},
+// and the raw little-endian data. PyTorch and NumPy read it. Reading validates everything (header
+// size, JSON, dtypes, shapes, offsets in range, no overlaps or holes) and reports the file and
+// field on any problem; writing is atomic (a temporary file renamed over the target).
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace dopa {
+
+/// Bad or unreadable data files, checkpoints and the like; the message names the file and field.
+struct DataError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class DType { F32, F64, I32, I64 };
+const char *dtypeName(DType dtype);
+size_t dtypeSize(DType dtype);
+
+struct Tensor {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes; // little-endian, row-major
+
+  int64_t numel() const;
+  /// The values converted to double / float (integers converted exactly where representable).
+  std::vector<double> toDouble() const;
+  std::vector<float> toFloat() const;
+
+  static Tensor fromFloat(std::string name, std::vector<int64_t> shape, const float *data);
+  static Tensor fromDouble(std::string name, std::vector<int64_t> shape, const double *data);
+};
+
+struct TensorFile {
+  std::vector<Tensor> tensors;
+  std::map<std::string, std::string> metadata;
+
+  const Tensor *find(const std::string &name) const;
+};
+
+/// Read and validate a safetensors file. Throws DataError naming the file and the offending field.
+TensorFile readSafeTensors(const std::string &path);
+
+/// Write atomically: the data goes to `path.tmp.<pid>`, is flushed, then renamed over `path`, so an
+/// interrupted write never leaves a truncated file behind. Throws DataError on I/O errors.
+void writeSafeTensors(const std::string &path, const TensorFile &file);
+
+/// Write `bytes` to `path` atomically (shared by checkpoints and outputs).
+void writeFileAtomically(const std::string &path, const std::string &bytes);
+
+} // namespace dopa

@@ -1,0 +1,239 @@
+//===- SafeTensors.cpp - Read and write the safetensors format ------------===//
+//
+// Implements the validated reader and the atomic writer. The JSON header is parsed with
+// nlohmann::json; every field is checked before any data is used.
+//
+//===----------------------------------------------------------------------===//
+#include "dopa/runtime/SafeTensors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+using namespace dopa;
+
+const char *dopa::dtypeName(DType dtype) {
+  switch (dtype) {
+  case DType::F32: return "F32";
+  case DType::F64: return "F64";
+  case DType::I32: return "I32";
+  case DType::I64: return "I64";
+  }
+  return "?";
+}
+
+size_t dopa::dtypeSize(DType dtype) { return dtype == DType::F32 || dtype == DType::I32 ? 4 : 8; }
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    n *= d;
+  return n;
+}
+
+template <class T> static T load(const uint8_t *p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T)); // the machines are little-endian, as the format
+  return v;
+}
+
+std::vector<double> Tensor::toDouble() const {
+  std::vector<double> out(static_cast<size_t>(numel()));
+  for (size_t i = 0; i < out.size(); ++i) {
+    const uint8_t *p = bytes.data() + i * dtypeSize(dtype);
+    switch (dtype) {
+    case DType::F32: out[i] = load<float>(p); break;
+    case DType::F64: out[i] = load<double>(p); break;
+    case DType::I32: out[i] = load<int32_t>(p); break;
+    case DType::I64: out[i] = double(load<int64_t>(p)); break;
+    }
+  }
+  return out;
+}
+
+std::vector<float> Tensor::toFloat() const {
+  std::vector<double> d = toDouble();
+  return std::vector<float>(d.begin(), d.end());
+}
+
+Tensor Tensor::fromFloat(std::string name, std::vector<int64_t> shape, const float *data) {
+  Tensor t{std::move(name), DType::F32, std::move(shape), {}};
+  t.bytes.resize(size_t(t.numel()) * 4);
+  std::memcpy(t.bytes.data(), data, t.bytes.size());
+  return t;
+}
+
+Tensor Tensor::fromDouble(std::string name, std::vector<int64_t> shape, const double *data) {
+  Tensor t{std::move(name), DType::F64, std::move(shape), {}};
+  t.bytes.resize(size_t(t.numel()) * 8);
+  std::memcpy(t.bytes.data(), data, t.bytes.size());
+  return t;
+}
+
+const Tensor *TensorFile::find(const std::string &name) const {
+  for (const Tensor &t : tensors)
+    if (t.name == name)
+      return &t;
+  return nullptr;
+}
+
+TensorFile dopa::readSafeTensors(const std::string &path) {
+  auto fail = [&](const std::string &where, const std::string &msg) -> DataError {
+    return DataError(path + (where.empty() ? "" : ": " + where) + ": " + msg);
+  };
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw fail("", std::string("cannot open: ") + std::strerror(errno));
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (data.size() < 8)
+    throw fail("header", "file is " + std::to_string(data.size()) +
+                             " bytes, too short for the 8-byte header length");
+  uint64_t headerLen = load<uint64_t>(reinterpret_cast<const uint8_t *>(data.data()));
+  if (headerLen > data.size() - 8 || headerLen > (uint64_t(100) << 20))
+    throw fail("header", "header length " + std::to_string(headerLen) +
+                             " does not fit in the file (truncated or not a safetensors file)");
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(data.begin() + 8, data.begin() + 8 + long(headerLen));
+  } catch (const nlohmann::json::exception &e) {
+    throw fail("header", std::string("invalid JSON: ") + e.what());
+  }
+  if (!header.is_object())
+    throw fail("header", "is not a JSON object");
+  size_t dataStart = 8 + headerLen, dataSize = data.size() - dataStart;
+  TensorFile file;
+  std::vector<std::pair<uint64_t, uint64_t>> extents;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string &name = it.key();
+    if (name == "__metadata__") {
+      if (!it->is_object())
+        throw fail("__metadata__", "must be an object of strings");
+      for (auto m = it->begin(); m != it->end(); ++m) {
+        if (!m->is_string())
+          throw fail("__metadata__." + m.key(), "must be a string");
+        file.metadata[m.key()] = m->get<std::string>();
+      }
+      continue;
+    }
+    const nlohmann::json &entry = *it;
+    if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
+        !entry.contains("data_offsets"))
+      throw fail(name, "needs 'dtype', 'shape' and 'data_offsets'");
+    Tensor t;
+    t.name = name;
+    if (!entry["dtype"].is_string())
+      throw fail(name + ".dtype", "must be a string");
+    std::string dtype = entry["dtype"].get<std::string>();
+    if (dtype == "F32")
+      t.dtype = DType::F32;
+    else if (dtype == "F64")
+      t.dtype = DType::F64;
+    else if (dtype == "I32")
+      t.dtype = DType::I32;
+    else if (dtype == "I64")
+      t.dtype = DType::I64;
+    else
+      throw fail(name + ".dtype",
+                 "unsupported dtype '" + dtype + "' (dopa reads F32, F64, I32, I64)");
+    if (!entry["shape"].is_array())
+      throw fail(name + ".shape", "must be an array of sizes");
+    uint64_t count = 1;
+    for (const auto &d : entry["shape"]) {
+      if (!d.is_number_integer() || d.get<int64_t>() < 0)
+        throw fail(name + ".shape", "sizes must be non-negative integers");
+      uint64_t v = d.get<uint64_t>();
+      if (v != 0 && count > (uint64_t(1) << 40) / v)
+        throw fail(name + ".shape", "is too large");
+      count *= v;
+      t.shape.push_back(int64_t(v));
+    }
+    const auto &off = entry["data_offsets"];
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
+        !off[1].is_number_unsigned())
+      throw fail(name + ".data_offsets", "must be [begin, end]");
+    uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
+    if (begin > end || end > dataSize)
+      throw fail(name + ".data_offsets", "[" + std::to_string(begin) + ", " + std::to_string(end) +
+                                             "] is outside the " + std::to_string(dataSize) +
+                                             "-byte data section (truncated file?)");
+    if (end - begin != count * dtypeSize(t.dtype))
+      throw fail(name + ".data_offsets", "holds " + std::to_string(end - begin) +
+                                             " bytes but shape and dtype need " +
+                                             std::to_string(count * dtypeSize(t.dtype)));
+    t.bytes.assign(data.begin() + long(dataStart + begin), data.begin() + long(dataStart + end));
+    extents.push_back({begin, end});
+    file.tensors.push_back(std::move(t));
+  }
+  std::sort(extents.begin(), extents.end());
+  uint64_t covered = 0;
+  for (auto [b, e] : extents) {
+    if (b < covered)
+      throw fail("data_offsets", "tensors overlap");
+    if (b > covered)
+      throw fail("data_offsets", "the data section has a hole at byte " + std::to_string(covered));
+    covered = e;
+  }
+  if (covered != dataSize)
+    throw fail("data", std::to_string(dataSize - covered) + " trailing bytes belong to no tensor");
+  return file;
+}
+
+void dopa::writeFileAtomically(const std::string &path, const std::string &bytes) {
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0)
+    throw DataError(path + ": cannot write: " + std::strerror(errno));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw DataError(path + ": write failed: " + std::strerror(err));
+    }
+    done += size_t(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw DataError(path + ": cannot flush: " + std::strerror(err));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw DataError(path + ": cannot replace: " + std::strerror(err));
+  }
+}
+
+void dopa::writeSafeTensors(const std::string &path, const TensorFile &file) {
+  nlohmann::json header = nlohmann::json::object();
+  uint64_t offset = 0;
+  for (const Tensor &t : file.tensors) {
+    header[t.name] = {{"dtype", dtypeName(t.dtype)},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + t.bytes.size()}}};
+    offset += t.bytes.size();
+  }
+  if (!file.metadata.empty())
+    header["__metadata__"] = file.metadata;
+  std::string json = header.dump();
+  json.append((8 - json.size() % 8) % 8, ' '); // align the data section to 8 bytes
+  std::string out(8, '\0');
+  uint64_t len = json.size();
+  std::memcpy(out.data(), &len, 8);
+  out += json;
+  for (const Tensor &t : file.tensors)
+    out.append(reinterpret_cast<const char *>(t.bytes.data()), t.bytes.size());
+  writeFileAtomically(path, out);
+}

@@ -1,0 +1,37 @@
+//===- Commands.h - Subcommands of the dopa tool ----------------------------===//
+//
+// Each subcommand of `dopa` is one function; dopa.cpp parses options and dispatches.
+// Exit codes: 0 success, 1 errors in the spec or the data, 2 usage errors.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "dopa/compiler/Passes.h"
+#include "dopa/dsl/Frontend.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dopa::tool {
+
+struct SpecOptions {
+  std::string path;
+  std::vector<std::string> includeDirs;
+  std::vector<std::string> dimOverrides; // "H=4"
+  std::string network;                   // empty: the only network in the spec
+};
+
+/// Load, check and compile one network of a spec; diagnostics go to stderr. nullopt on errors.
+std::optional<CompiledNetwork> loadNetwork(const SpecOptions &options);
+
+struct GradOptions {
+  SpecOptions spec;
+  std::string paramsPath, inputsPath, outputGradsPath, outPath, saveParamsPath;
+  std::optional<uint64_t> initSeed;
+  bool doublePrecision = false;
+};
+
+int runGrad(const GradOptions &options);
+
+} // namespace dopa::tool
