@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/runtime/SafeTensors.h"
+#include "dopa/runtime/Network.h"
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <fcntl.h>
@@ -32,7 +34,7 @@ const char *dopa::dtypeName(DType dtype) {
 
 size_t dopa::dtypeSize(DType dtype) { return dtype == DType::F32 || dtype == DType::I32 ? 4 : 8; }
 
-int64_t Tensor::numel() const {
+int64_t StoredTensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape)
     n *= d;
@@ -45,7 +47,7 @@ template <class T> static T load(const uint8_t *p) {
   return v;
 }
 
-std::vector<double> Tensor::toDouble() const {
+std::vector<double> StoredTensor::toDouble() const {
   std::vector<double> out(static_cast<size_t>(numel()));
   for (size_t i = 0; i < out.size(); ++i) {
     const uint8_t *p = bytes.data() + i * dtypeSize(dtype);
@@ -59,27 +61,29 @@ std::vector<double> Tensor::toDouble() const {
   return out;
 }
 
-std::vector<float> Tensor::toFloat() const {
+std::vector<float> StoredTensor::toFloat() const {
   std::vector<double> d = toDouble();
   return std::vector<float>(d.begin(), d.end());
 }
 
-Tensor Tensor::fromFloat(std::string name, std::vector<int64_t> shape, const float *data) {
-  Tensor t{std::move(name), DType::F32, std::move(shape), {}};
+StoredTensor StoredTensor::fromFloat(std::string name, std::vector<int64_t> shape,
+                                     const float *data) {
+  StoredTensor t{std::move(name), DType::F32, std::move(shape), {}};
   t.bytes.resize(size_t(t.numel()) * 4);
   std::memcpy(t.bytes.data(), data, t.bytes.size());
   return t;
 }
 
-Tensor Tensor::fromDouble(std::string name, std::vector<int64_t> shape, const double *data) {
-  Tensor t{std::move(name), DType::F64, std::move(shape), {}};
+StoredTensor StoredTensor::fromDouble(std::string name, std::vector<int64_t> shape,
+                                      const double *data) {
+  StoredTensor t{std::move(name), DType::F64, std::move(shape), {}};
   t.bytes.resize(size_t(t.numel()) * 8);
   std::memcpy(t.bytes.data(), data, t.bytes.size());
   return t;
 }
 
-const Tensor *TensorFile::find(const std::string &name) const {
-  for (const Tensor &t : tensors)
+const StoredTensor *TensorFile::find(const std::string &name) const {
+  for (const StoredTensor &t : tensors)
     if (t.name == name)
       return &t;
   return nullptr;
@@ -127,7 +131,7 @@ TensorFile dopa::readSafeTensors(const std::string &path) {
     if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
         !entry.contains("data_offsets"))
       throw fail(name, "needs 'dtype', 'shape' and 'data_offsets'");
-    Tensor t;
+    StoredTensor t;
     t.name = name;
     if (!entry["dtype"].is_string())
       throw fail(name + ".dtype", "must be a string");
@@ -219,7 +223,7 @@ void dopa::writeFileAtomically(const std::string &path, const std::string &bytes
 void dopa::writeSafeTensors(const std::string &path, const TensorFile &file) {
   nlohmann::json header = nlohmann::json::object();
   uint64_t offset = 0;
-  for (const Tensor &t : file.tensors) {
+  for (const StoredTensor &t : file.tensors) {
     header[t.name] = {{"dtype", dtypeName(t.dtype)},
                       {"shape", t.shape},
                       {"data_offsets", {offset, offset + t.bytes.size()}}};
@@ -233,7 +237,37 @@ void dopa::writeSafeTensors(const std::string &path, const TensorFile &file) {
   uint64_t len = json.size();
   std::memcpy(out.data(), &len, 8);
   out += json;
-  for (const Tensor &t : file.tensors)
+  for (const StoredTensor &t : file.tensors)
     out.append(reinterpret_cast<const char *>(t.bytes.data()), t.bytes.size());
   writeFileAtomically(path, out);
+}
+
+static std::string shapeString(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+void dopa::checkTensorSet(const TensorFile &file, const std::string &path,
+                          const std::vector<TensorInfo> &expected,
+                          const std::vector<int64_t> &prefix, bool optional, const char *what) {
+  std::set<std::string> names;
+  for (const TensorInfo &info : expected) {
+    names.insert(info.name);
+    const StoredTensor *t = file.find(info.name);
+    if (!t) {
+      if (optional)
+        continue;
+      throw DataError(path + ": missing tensor '" + info.name + "' (the spec's " + what + ")");
+    }
+    std::vector<int64_t> want = prefix;
+    want.insert(want.end(), info.shape.begin(), info.shape.end());
+    if (t->shape != want)
+      throw DataError(path + ": tensor '" + info.name + "' has shape " + shapeString(t->shape) +
+                      ", expected " + shapeString(want));
+  }
+  for (const StoredTensor &t : file.tensors)
+    if (!names.count(t.name))
+      throw DataError(path + ": tensor '" + t.name + "' is not a " + what + " of the network");
 }

@@ -44,14 +44,14 @@ TEST_CASE("safetensors round trip keeps names, dtypes, shapes, values and metada
   float f[6] = {1, 2, 3, 4, 5, 6};
   double d[2] = {0.25, -1e300};
   TensorFile file;
-  file.tensors.push_back(Tensor::fromFloat("w", {2, 3}, f));
-  file.tensors.push_back(Tensor::fromDouble("b.x", {2}, d));
-  file.tensors.push_back(Tensor::fromDouble("scalar", {}, d));
+  file.tensors.push_back(StoredTensor::fromFloat("w", {2, 3}, f));
+  file.tensors.push_back(StoredTensor::fromDouble("b.x", {2}, d));
+  file.tensors.push_back(StoredTensor::fromDouble("scalar", {}, d));
   file.metadata["network"] = "N";
   writeSafeTensors(path, file);
   TensorFile back = readSafeTensors(path);
   REQUIRE(back.tensors.size() == 3);
-  const Tensor *w = back.find("w");
+  const StoredTensor *w = back.find("w");
   REQUIRE(w);
   CHECK(w->dtype == DType::F32);
   CHECK(w->shape == std::vector<int64_t>{2, 3});
@@ -122,7 +122,7 @@ TEST_CASE("a failed write leaves the previous file intact and no temporary behin
   std::string path = tempPath("keep.st");
   float one = 1;
   TensorFile file;
-  file.tensors.push_back(Tensor::fromFloat("w", {1}, &one));
+  file.tensors.push_back(StoredTensor::fromFloat("w", {1}, &one));
   writeSafeTensors(path, file);
   // Renaming a file over a non-empty directory fails: the write must report it and clean up.
   std::string dirPath = tempPath("a-directory");

@@ -106,14 +106,15 @@ std::vector<int64_t> sliceTable(const ir::Shape &full, const std::vector<int64_t
 } // namespace
 
 template <class T> struct Executor<T>::Impl {
+  /// A batch of tensors (batch B) or one tensor shared by the batch (batch 1).
   struct Value {
-    std::shared_ptr<std::vector<T>> buf;
+    Tensor<T> storage; // [batch, numel]; a view for parameters and caller-owned buffers
     const T *data = nullptr;
     int batch = 1;
     int64_t numel = 0;
     const T *at(int b) const { return data + (batch > 1 ? int64_t(b) * numel : 0); }
-    T *mut() { return buf->data(); }
-    size_t bytes() const { return buf ? buf->size() * sizeof(T) : 0; }
+    T *mut() { return storage.data(); }
+    size_t bytes() const { return storage.owning() ? storage.bytes() : 0; }
   };
   struct Record {
     std::vector<Value> saved;  // forward values the backward graph reads
@@ -147,8 +148,8 @@ template <class T> struct Executor<T>::Impl {
 
   static Value alloc(int batch, int64_t numel, T fill = T(0)) {
     Value v;
-    v.buf = std::make_shared<std::vector<T>>(size_t(batch) * size_t(numel), fill);
-    v.data = v.buf->data();
+    v.storage = Tensor<T>({batch, numel}, fill);
+    v.data = v.storage.data();
     v.batch = batch;
     v.numel = numel;
     return v;

@@ -15,8 +15,6 @@
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
-#include <set>
-
 using namespace dopa;
 using namespace dopa::tool;
 
@@ -60,38 +58,6 @@ std::optional<CompiledNetwork> tool::loadNetwork(const SpecOptions &options) {
 
 namespace {
 
-std::string shapeString(const std::vector<int64_t> &shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
-/// Check that `file` (read from `path`) has exactly the tensors `expected` names, each with the
-/// shape `prefix + its shape`. `optional` tensors may be missing. Throws DataError.
-void checkTensors(const TensorFile &file, const std::string &path,
-                  const std::vector<TensorInfo> &expected, const std::vector<int64_t> &prefix,
-                  bool optional, const char *what) {
-  std::set<std::string> names;
-  for (const TensorInfo &info : expected) {
-    names.insert(info.name);
-    const Tensor *t = file.find(info.name);
-    if (!t) {
-      if (optional)
-        continue;
-      throw DataError(path + ": missing tensor '" + info.name + "' (the spec's " + what + ")");
-    }
-    std::vector<int64_t> want = prefix;
-    want.insert(want.end(), info.shape.begin(), info.shape.end());
-    if (t->shape != want)
-      throw DataError(path + ": tensor '" + info.name + "' has shape " + shapeString(t->shape) +
-                      ", expected " + shapeString(want));
-  }
-  for (const Tensor &t : file.tensors)
-    if (!names.count(t.name))
-      throw DataError(path + ": tensor '" + t.name + "' is not a " + what + " of the spec");
-}
-
 template <class T> int gradImpl(const GradOptions &opt, const CompiledNetwork &net) {
   Executor<T> exec(net.forward, net.backward);
   const NetworkInfo &info = exec.info();
@@ -103,7 +69,7 @@ template <class T> int gradImpl(const GradOptions &opt, const CompiledNetwork &n
     std::copy(initial.begin(), initial.end(), exec.params().begin());
   } else {
     TensorFile params = readSafeTensors(opt.paramsPath);
-    checkTensors(params, opt.paramsPath, info.params, {}, false, "param");
+    checkTensorSet(params, opt.paramsPath, info.params, {}, false, "param");
     for (size_t p = 0; p < info.params.size(); ++p) {
       std::vector<double> v = params.find(info.params[p].name)->toDouble();
       std::copy(v.begin(), v.end(), exec.params().begin() + long(info.paramOffsets[p]));
@@ -113,11 +79,11 @@ template <class T> int gradImpl(const GradOptions &opt, const CompiledNetwork &n
     TensorFile out;
     for (size_t p = 0; p < info.params.size(); ++p) {
       const T *data = exec.params().data() + info.paramOffsets[p];
-      out.tensors.push_back(sizeof(T) == 4
-                                ? Tensor::fromFloat(info.params[p].name, info.params[p].shape,
-                                                    reinterpret_cast<const float *>(data))
-                                : Tensor::fromDouble(info.params[p].name, info.params[p].shape,
-                                                     reinterpret_cast<const double *>(data)));
+      out.tensors.push_back(
+          sizeof(T) == 4 ? StoredTensor::fromFloat(info.params[p].name, info.params[p].shape,
+                                                   reinterpret_cast<const float *>(data))
+                         : StoredTensor::fromDouble(info.params[p].name, info.params[p].shape,
+                                                    reinterpret_cast<const double *>(data)));
     }
     writeSafeTensors(opt.saveParamsPath, out);
   }
@@ -126,7 +92,7 @@ template <class T> int gradImpl(const GradOptions &opt, const CompiledNetwork &n
   TensorFile inputs = readSafeTensors(opt.inputsPath);
   if (info.inputs.empty())
     throw DataError(opt.inputsPath + ": the network has no inputs, so the steps cannot be counted");
-  const Tensor *first = inputs.find(info.inputs[0].name);
+  const StoredTensor *first = inputs.find(info.inputs[0].name);
   if (!first || first->shape.size() < 2)
     throw DataError(opt.inputsPath + ": tensor '" + info.inputs[0].name +
                     "' must exist with shape [T, B, ...]");
@@ -134,15 +100,15 @@ template <class T> int gradImpl(const GradOptions &opt, const CompiledNetwork &n
   if (steps < 1 || batch < 1)
     throw DataError(opt.inputsPath + ": tensor '" + info.inputs[0].name +
                     "' has no steps or no batch");
-  checkTensors(inputs, opt.inputsPath, info.inputs, {steps, batch}, false, "input");
+  checkTensorSet(inputs, opt.inputsPath, info.inputs, {steps, batch}, false, "input");
   TensorFile outputGrads = readSafeTensors(opt.outputGradsPath);
-  checkTensors(outputGrads, opt.outputGradsPath, info.outputs, {steps, batch}, true, "output");
+  checkTensorSet(outputGrads, opt.outputGradsPath, info.outputs, {steps, batch}, true, "output");
   for (const TensorInfo &o : info.outputs)
     if (!outputGrads.find(o.name))
       llvm::errs() << "dopa grad: note: " << opt.outputGradsPath << " has no gradient for output '"
                    << o.name << "'; using zeros\n";
 
-  auto asT = [](const Tensor &t) {
+  auto asT = [](const StoredTensor &t) {
     std::vector<double> d = t.toDouble();
     return std::vector<T>(d.begin(), d.end());
   };
@@ -150,7 +116,7 @@ template <class T> int gradImpl(const GradOptions &opt, const CompiledNetwork &n
   for (const TensorInfo &in : info.inputs)
     inData.push_back(asT(*inputs.find(in.name)));
   for (const TensorInfo &o : info.outputs) {
-    const Tensor *g = outputGrads.find(o.name);
+    const StoredTensor *g = outputGrads.find(o.name);
     gradData.push_back(g ? asT(*g) : std::vector<T>());
     outData.emplace_back(size_t(steps * batch * o.numel()));
   }
@@ -182,9 +148,10 @@ template <class T> int gradImpl(const GradOptions &opt, const CompiledNetwork &n
                   {"batch", std::to_string(batch)},
                   {"precision", sizeof(T) == 4 ? "f32" : "f64"}};
   auto tensor = [&](const std::string &name, std::vector<int64_t> shape, const T *data) {
-    return sizeof(T) == 4
-               ? Tensor::fromFloat(name, std::move(shape), reinterpret_cast<const float *>(data))
-               : Tensor::fromDouble(name, std::move(shape), reinterpret_cast<const double *>(data));
+    return sizeof(T) == 4 ? StoredTensor::fromFloat(name, std::move(shape),
+                                                    reinterpret_cast<const float *>(data))
+                          : StoredTensor::fromDouble(name, std::move(shape),
+                                                     reinterpret_cast<const double *>(data));
   };
   for (size_t p = 0; p < info.params.size(); ++p)
     out.tensors.push_back(tensor(info.params[p].name, info.params[p].shape,

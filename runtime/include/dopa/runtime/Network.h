@@ -8,10 +8,13 @@
 //   - parameters and their gradients are one flat allocation each, laid out in info().params order;
 //   - integer inputs (token ids) are passed as floats holding exact integers;
 //   - backward() accumulates (+=) into grads(); zeroGrads() clears them.
-// This header depends on the C++ standard library only: deployed networks do not need the compiler.
+// The runtime depends on the C++ standard library and Eigen only: deployed networks do not need the
+// compiler.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
+
+#include "dopa/runtime/Tensor.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -64,6 +67,10 @@ public:
   virtual float *grads() = 0;
   void zeroGrads();
 
+  /// Named views into the flat buffers ("w", "i2h.weight", "l1.alpha"); throws for unknown names.
+  Tensor<float> param(const std::string &name);
+  Tensor<float> grad(const std::string &name);
+
   /// Start episodes for `batch` elements: states take their initial values, the history is cleared.
   virtual void beginEpisode(int batch) = 0;
   virtual int batch() const = 0;
@@ -71,6 +78,9 @@ public:
   /// One forward step. `inputs[k]` holds B * numel floats for input k; `outputs[k]` receives
   /// B * numel floats for output k. The step is recorded for backward().
   virtual void step(const float *const *inputs, float *const *outputs) = 0;
+
+  /// A whole sequence: `inputs[t][k]` and `outputs[t][k]` for t < steps, recorded for backward().
+  void forward(int steps, const float *const *const *inputs, float *const *const *outputs);
 
   /// Backpropagation through every step recorded since beginEpisode() or truncate().
   /// `outputGrads[t][k]` is dLoss/d output k at recorded step t (B * numel floats, or null for

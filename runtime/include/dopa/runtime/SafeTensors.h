@@ -26,7 +26,7 @@ enum class DType { F32, F64, I32, I64 };
 const char *dtypeName(DType dtype);
 size_t dtypeSize(DType dtype);
 
-struct Tensor {
+struct StoredTensor {
   std::string name;
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
@@ -37,15 +37,15 @@ struct Tensor {
   std::vector<double> toDouble() const;
   std::vector<float> toFloat() const;
 
-  static Tensor fromFloat(std::string name, std::vector<int64_t> shape, const float *data);
-  static Tensor fromDouble(std::string name, std::vector<int64_t> shape, const double *data);
+  static StoredTensor fromFloat(std::string name, std::vector<int64_t> shape, const float *data);
+  static StoredTensor fromDouble(std::string name, std::vector<int64_t> shape, const double *data);
 };
 
 struct TensorFile {
-  std::vector<Tensor> tensors;
+  std::vector<StoredTensor> tensors;
   std::map<std::string, std::string> metadata;
 
-  const Tensor *find(const std::string &name) const;
+  const StoredTensor *find(const std::string &name) const;
 };
 
 /// Read and validate a safetensors file. Throws DataError naming the file and the offending field.
@@ -54,6 +54,16 @@ TensorFile readSafeTensors(const std::string &path);
 /// Write atomically: the data goes to `path.tmp.<pid>`, is flushed, then renamed over `path`, so an
 /// interrupted write never leaves a truncated file behind. Throws DataError on I/O errors.
 void writeSafeTensors(const std::string &path, const TensorFile &file);
+
+struct TensorInfo;
+
+/// Check that `file` (read from `path`) holds exactly the tensors `expected` names, each with shape
+/// `prefix` followed by its own shape (e.g. prefix [T, B] for per-step data). With `optional`,
+/// missing tensors are allowed. `what` names the kind in messages ("param", "input"). Throws
+/// DataError naming the file and the tensor.
+void checkTensorSet(const TensorFile &file, const std::string &path,
+                    const std::vector<TensorInfo> &expected, const std::vector<int64_t> &prefix,
+                    bool optional, const char *what);
 
 /// Write `bytes` to `path` atomically (shared by checkpoints and outputs).
 void writeFileAtomically(const std::string &path, const std::string &bytes);

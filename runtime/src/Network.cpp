@@ -1,13 +1,14 @@
-//===- Random.cpp - Seeded, portable random numbers -----------------------===//
+//===- Network.cpp - Random numbers, initializers, Network helpers ---------===//
 //
 // xoshiro256** (Blackman and Vigna), seeded through SplitMix64; Box-Muller normals; and the
-// parameter initializer that fills a flat buffer from each parameter's InitSpec.
+// parameter initializer that fills a flat buffer from each InitSpec; the Network helpers.
 //
 //===----------------------------------------------------------------------===//
-#include "dopa/runtime/Random.h"
 #include "dopa/runtime/Network.h"
+#include "dopa/runtime/Random.h"
 
 #include <cmath>
+#include <stdexcept>
 
 using namespace dopa;
 
@@ -97,6 +98,27 @@ int NetworkInfo::findOutput(const std::string &n) const {
     if (outputs[i].name == n)
       return int(i);
   return -1;
+}
+
+Tensor<float> Network::param(const std::string &name) {
+  int p = info().findParam(name);
+  if (p < 0)
+    throw std::invalid_argument("network '" + info().name + "' has no parameter '" + name + "'");
+  return Tensor<float>::view(params() + info().paramOffsets[size_t(p)],
+                             info().params[size_t(p)].shape);
+}
+
+Tensor<float> Network::grad(const std::string &name) {
+  int p = info().findParam(name);
+  if (p < 0)
+    throw std::invalid_argument("network '" + info().name + "' has no parameter '" + name + "'");
+  return Tensor<float>::view(grads() + info().paramOffsets[size_t(p)],
+                             info().params[size_t(p)].shape);
+}
+
+void Network::forward(int steps, const float *const *const *inputs, float *const *const *outputs) {
+  for (int t = 0; t < steps; ++t)
+    step(inputs[t], outputs[t]);
 }
 
 void Network::zeroGrads() {
