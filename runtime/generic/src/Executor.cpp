@@ -11,8 +11,10 @@
 #include <Eigen/Dense>
 
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 using namespace dopa;
 using ir::Graph;
@@ -126,8 +128,20 @@ template <class T> struct Executor<T>::Impl {
     std::vector<std::vector<int64_t>> tables;
   };
 
+  /// A caching allocator, as frameworks have: buffers freed by values return to a free list by
+  /// size and are handed out again, instead of going back to the kernel and faulting in anew.
+  struct Pool {
+    std::unordered_map<size_t, std::vector<T *>> free;
+    ~Pool() {
+      for (auto &[n, list] : free)
+        for (T *p : list)
+          std::free(p);
+    }
+  };
+
   const Graph &fwd, &bwd;
   Executor<T> &owner;
+  std::shared_ptr<Pool> pool = std::make_shared<Pool>();
   std::vector<Plan> fwdPlans, bwdPlans;
   std::vector<int> savedSlot; // fwd node -> slot in Record::saved, or -1
   std::vector<int> savedNodes;
@@ -146,12 +160,32 @@ template <class T> struct Executor<T>::Impl {
       }
   }
 
-  static Value alloc(int batch, int64_t numel, T fill = T(0)) {
+  /// An uninitialized value (for ops that write every element).
+  Value allocRaw(int batch, int64_t numel) const {
+    size_t n = size_t(batch) * size_t(numel);
+    T *p = nullptr;
+    auto &list = pool->free[n];
+    if (!list.empty()) {
+      p = list.back();
+      list.pop_back();
+    } else {
+      size_t bytes = (std::max<size_t>(n, 1) * sizeof(T) + 63) / 64 * 64;
+      p = static_cast<T *>(std::aligned_alloc(64, bytes));
+      if (!p)
+        throw std::bad_alloc();
+    }
+    std::shared_ptr<Pool> keep = pool;
     Value v;
-    v.storage = Tensor<T>({batch, numel}, fill);
+    v.storage = Tensor<T>::adopt(
+        std::shared_ptr<T>(p, [keep, n](T *q) { keep->free[n].push_back(q); }), {batch, numel});
     v.data = v.storage.data();
     v.batch = batch;
     v.numel = numel;
+    return v;
+  }
+  Value alloc(int batch, int64_t numel, T fill = T(0)) const {
+    Value v = allocRaw(batch, numel);
+    std::fill(v.mut(), v.mut() + size_t(batch) * size_t(numel), fill);
     return v;
   }
   static Value view(const T *data, int batch, int64_t numel) {
@@ -161,8 +195,8 @@ template <class T> struct Executor<T>::Impl {
     v.numel = numel;
     return v;
   }
-  static Value copyOf(const T *data, int batch, int64_t numel) {
-    Value v = alloc(batch, numel);
+  Value copyOf(const T *data, int batch, int64_t numel) const {
+    Value v = allocRaw(batch, numel);
     std::copy(data, data + size_t(batch) * size_t(numel), v.mut());
     return v;
   }
@@ -171,7 +205,7 @@ template <class T> struct Executor<T>::Impl {
     int B = owner.B;
     if (v.batch == B)
       return v;
-    Value out = alloc(B, v.numel);
+    Value out = allocRaw(B, v.numel);
     for (int b = 0; b < B; ++b)
       std::copy(v.data, v.data + v.numel, out.mut() + int64_t(b) * v.numel);
     return out;
@@ -216,7 +250,7 @@ template <class T> struct Executor<T>::Impl {
   template <class F> Value map1(const Node &n, const Value &a, const Plan &p, F f) {
     int batch = n.batched ? owner.B : 1;
     int64_t N = ir::numElements(n.shape);
-    Value out = alloc(batch, N);
+    Value out = allocRaw(batch, N);
     for (int b = 0; b < batch; ++b) {
       const T *pa = a.at(b);
       T *po = out.mut() + int64_t(b) * N;
@@ -236,7 +270,7 @@ template <class T> struct Executor<T>::Impl {
   template <class F> Value map2(const Node &n, const Value &a, const Value &c, const Plan &p, F f) {
     int batch = n.batched ? owner.B : 1;
     int64_t N = ir::numElements(n.shape);
-    Value out = alloc(batch, N);
+    Value out = allocRaw(batch, N);
     auto idx = [&](int k, int64_t e) -> int64_t {
       return p.mode[k] == 0 ? e : p.mode[k] == 1 ? 0 : p.tables[k][size_t(e)];
     };
@@ -263,7 +297,7 @@ template <class T> struct Executor<T>::Impl {
   Value map3(const Node &n, const Value &a, const Value &lo, const Value &hi, const Plan &p, F f) {
     int batch = n.batched ? owner.B : 1;
     int64_t N = ir::numElements(n.shape);
-    Value out = alloc(batch, N);
+    Value out = allocRaw(batch, N);
     for (int b = 0; b < batch; ++b) {
       const T *pa = a.at(b);
       T l = lo.at(b)[0], h = hi.at(b)[0];
@@ -283,7 +317,7 @@ template <class T> struct Executor<T>::Impl {
     const ir::Shape &sa = g.node(n.operands[0]).shape, &sc = g.node(n.operands[1]).shape;
     int batch = n.batched ? owner.B : 1;
     int64_t N = ir::numElements(n.shape);
-    Value out = alloc(batch, N);
+    Value out = allocRaw(batch, N);
     T *po = out.mut();
     if (sa.size() == 2 && sc.size() == 1) { // [M,K]@[K]
       int64_t M = sa[0], K = sa[1];
@@ -349,7 +383,7 @@ template <class T> struct Executor<T>::Impl {
                   [](T x, T lo, T hi) { return lo <= x && x <= hi ? T(1) : T(0); });
     case Op::MatMul: return matmul(n, g, arg(0), arg(1));
     case Op::Outer: {
-      Value out = alloc(batch, N);
+      Value out = allocRaw(batch, N);
       int64_t M = n.shape[0], K = n.shape[1];
       for (int b = 0; b < batch; ++b) {
         const T *x = arg(0).at(b), *y = arg(1).at(b);
@@ -361,7 +395,7 @@ template <class T> struct Executor<T>::Impl {
       return out;
     }
     case Op::Transpose: {
-      Value out = alloc(batch, N);
+      Value out = allocRaw(batch, N);
       int64_t R = n.shape[1], C = n.shape[0]; // operand is [R, C]
       for (int b = 0; b < batch; ++b) {
         const T *x = arg(0).at(b);
@@ -378,7 +412,7 @@ template <class T> struct Executor<T>::Impl {
       return v;
     }
     case Op::SumAll: {
-      Value out = alloc(batch, 1);
+      Value out = allocRaw(batch, 1);
       int64_t M = arg(0).numel;
       for (int b = 0; b < batch; ++b) {
         const T *x = arg(0).at(b);
@@ -420,7 +454,7 @@ template <class T> struct Executor<T>::Impl {
       return out;
     }
     case Op::BroadcastTo: {
-      Value out = alloc(batch, N);
+      Value out = allocRaw(batch, N);
       const auto &table = p.tables[0];
       for (int b = 0; b < batch; ++b) {
         const T *x = arg(0).at(b);
@@ -431,7 +465,7 @@ template <class T> struct Executor<T>::Impl {
       return out;
     }
     case Op::Concat: {
-      Value out = alloc(batch, N);
+      Value out = allocRaw(batch, N);
       for (int b = 0; b < batch; ++b) {
         T *po = out.mut() + b * N;
         for (size_t k = 0; k < n.operands.size(); ++k) {
@@ -444,7 +478,7 @@ template <class T> struct Executor<T>::Impl {
       return out;
     }
     case Op::Slice: {
-      Value out = alloc(batch, N);
+      Value out = allocRaw(batch, N);
       const auto &table = p.tables[0];
       for (int b = 0; b < batch; ++b) {
         const T *x = arg(0).at(b);
@@ -468,7 +502,7 @@ template <class T> struct Executor<T>::Impl {
     }
     case Op::Softmax:
     case Op::LogSoftmax: {
-      Value out = alloc(batch, N);
+      Value out = allocRaw(batch, N);
       for (int b = 0; b < batch; ++b) {
         const T *x = arg(0).at(b);
         T *po = out.mut() + b * N;
@@ -487,7 +521,7 @@ template <class T> struct Executor<T>::Impl {
     case Op::Gather: {
       const Node &tableNode = g.node(n.operands[0]);
       int64_t V = tableNode.shape[0], D = tableNode.shape[1];
-      Value out = alloc(batch, N);
+      Value out = allocRaw(batch, N);
       for (int b = 0; b < batch; ++b) {
         int64_t row = rowIndex(g, n.operands[1], arg(1), b, V);
         std::copy(arg(0).at(b) + row * D, arg(0).at(b) + (row + 1) * D, out.mut() + b * N);
@@ -621,7 +655,7 @@ template <class T> void Executor<T>::beginEpisode(int batch) {
   impl->tape.clear();
   impl->states.clear();
   for (const ir::Variable &s : impl->fwd.states)
-    impl->states.push_back(Impl::alloc(B, ir::numElements(s.shape), T(s.init.a)));
+    impl->states.push_back(impl->alloc(B, ir::numElements(s.shape), T(s.init.a)));
 }
 
 template <class T> void Executor<T>::step(const T *const *inputs, T *const *outputs) {

@@ -40,6 +40,16 @@ public:
     std::fill(ptr, ptr + count, fill);
   }
 
+  /// A tensor over storage allocated elsewhere (a caching allocator); `storage` owns the memory.
+  static Tensor adopt(std::shared_ptr<T> storage, std::vector<int64_t> shape) {
+    Tensor t;
+    t.dims = std::move(shape);
+    t.count = product(t.dims);
+    t.storage = std::move(storage);
+    t.ptr = t.storage.get();
+    return t;
+  }
+
   /// A view of `count(shape)` elements at `data`, owned elsewhere.
   static Tensor view(T *data, std::vector<int64_t> shape) {
     Tensor t;
