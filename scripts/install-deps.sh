@@ -17,7 +17,7 @@ packages=(
   # benchmarks and reference implementations (Debian's python3, not a venv)
   libbenchmark-dev python3 python3-numpy python3-torch python3-matplotlib
   # plots from the C++ side and benchmark tools
-  gnuplot-nox hyperfine
+  gnuplot-nox hyperfine graphviz
 )
 
 missing=()

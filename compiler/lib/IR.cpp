@@ -474,6 +474,8 @@ void ir::printDot(const Graph &fwd, const Graph &bwd, llvm::raw_ostream &os) {
       l += "\\n" + g.inputs[n.index].name;
     else if (n.op == Op::State || n.op == Op::GradState)
       l += "\\n" + g.states[n.index].name;
+    else if (n.op == Op::FwdValue)
+      l += " %" + std::to_string(n.index) + (n.name.empty() ? "" : "\\n" + n.name);
     else if (n.op == Op::Const) {
       std::string v;
       llvm::raw_string_ostream vs(v);
@@ -499,7 +501,8 @@ void ir::printDot(const Graph &fwd, const Graph &bwd, llvm::raw_ostream &os) {
     os << "  subgraph cluster_" << prefix << " {\n    label=\""
        << (g->isBackward ? "backward step" : "forward step") << "\";\n";
     for (size_t i = 0; i < g->nodes.size(); ++i)
-      os << "    " << prefix << i << " [label=\"" << label(*g, g->nodes[i]) << "\""
+      os << "    " << prefix << i << " [label=\""
+         << (g->isBackward ? "" : "%" + std::to_string(i) + " ") << label(*g, g->nodes[i]) << "\""
          << style(g->nodes[i]) << "];\n";
     for (size_t i = 0; i < g->nodes.size(); ++i)
       for (int o : g->nodes[i].operands)
@@ -516,6 +519,13 @@ void ir::printDot(const Graph &fwd, const Graph &bwd, llvm::raw_ostream &os) {
         os << "    f" << g->outputs[k].node << " -> out" << k << ";\n";
       }
     } else {
+      for (size_t st = 0; st < g->stateGrads.size(); ++st) {
+        if (g->stateGrads[st] < 0)
+          continue;
+        os << "    sg" << st << " [label=\"d " << g->states[st].name
+           << "\\n(to the step before)\", shape=box, style=filled, fillcolor=\"#d5f5d0\"];\n";
+        os << "    b" << g->stateGrads[st] << " -> sg" << st << ";\n";
+      }
       for (size_t p = 0; p < g->paramGrads.size(); ++p) {
         os << "    pg" << p << " [label=\"d " << g->params[g->paramGrads[p].param].name
            << "\", shape=box, style=filled, fillcolor=\"#ffe9a8\"];\n";
