@@ -100,21 +100,15 @@ int NetworkInfo::findOutput(const std::string &n) const {
   return -1;
 }
 
-Tensor<float> Network::param(const std::string &name) {
+Tensor<float> Network::viewOf(float *base, const std::string &name) {
   int p = info().findParam(name);
   if (p < 0)
     throw std::invalid_argument("network '" + info().name + "' has no parameter '" + name + "'");
-  return Tensor<float>::view(params() + info().paramOffsets[size_t(p)],
-                             info().params[size_t(p)].shape);
+  return Tensor<float>::view(base + info().paramOffsets[size_t(p)], info().params[size_t(p)].shape);
 }
 
-Tensor<float> Network::grad(const std::string &name) {
-  int p = info().findParam(name);
-  if (p < 0)
-    throw std::invalid_argument("network '" + info().name + "' has no parameter '" + name + "'");
-  return Tensor<float>::view(grads() + info().paramOffsets[size_t(p)],
-                             info().params[size_t(p)].shape);
-}
+Tensor<float> Network::param(const std::string &name) { return viewOf(params(), name); }
+Tensor<float> Network::grad(const std::string &name) { return viewOf(grads(), name); }
 
 void Network::forward(int steps, const float *const *const *inputs, float *const *const *outputs) {
   for (int t = 0; t < steps; ++t)

@@ -113,6 +113,15 @@ int main(int argc, char **argv) {
     llvm::WithColor::error(llvm::errs(), "dopac") << "'" << inputFile << "' is a directory\n";
     return 2;
   }
+  // The output file is removed again unless the run succeeds (ToolOutputFile::keep).
+  std::error_code ec;
+  llvm::ToolOutputFile out(outputFile, ec, llvm::sys::fs::OF_TextWithCRLF);
+  if (ec) {
+    llvm::WithColor::error(llvm::errs(), "dopac")
+        << "cannot open '" << outputFile << "': " << ec.message() << "\n";
+    return 2;
+  }
+
   if (Emit(emit) == Emit::Tokens) {
     // Tokens need no parse: lex the file alone, so even a spec with syntax errors can be inspected.
     auto buf =
@@ -123,13 +132,6 @@ int main(int argc, char **argv) {
       return 2;
     }
     unsigned id = frontend.getSourceMgr().AddNewSourceBuffer(std::move(*buf), llvm::SMLoc());
-    std::error_code ec;
-    llvm::ToolOutputFile out(outputFile, ec, llvm::sys::fs::OF_TextWithCRLF);
-    if (ec) {
-      llvm::WithColor::error(llvm::errs(), "dopac")
-          << "cannot open '" << outputFile << "': " << ec.message() << "\n";
-      return 2;
-    }
     dumpTokens(diags, id, out.os());
     if (verifier)
       return verifier->finish(llvm::errs()) ? 0 : 1;
@@ -141,14 +143,6 @@ int main(int argc, char **argv) {
   if (!frontend.parseFile(inputFile)) {
     if (verifier)
       verifier->finish(llvm::errs());
-    return 2;
-  }
-
-  std::error_code ec;
-  llvm::ToolOutputFile out(outputFile, ec, llvm::sys::fs::OF_TextWithCRLF);
-  if (ec) {
-    llvm::WithColor::error(llvm::errs(), "dopac")
-        << "cannot open '" << outputFile << "': " << ec.message() << "\n";
     return 2;
   }
 

@@ -308,6 +308,38 @@ template <class T> struct Executor<T>::Impl {
     return out;
   }
 
+  /// out[e] = x[table[e]] (broadcast_to, slice).
+  Value gather(const Node &n, const Value &x, const std::vector<int64_t> &table) {
+    int batch = n.batched ? owner.B : 1;
+    int64_t N = ir::numElements(n.shape);
+    Value out = allocRaw(batch, N);
+    for (int b = 0; b < batch; ++b) {
+      const T *px = x.at(b);
+      T *po = out.mut() + b * N;
+      for (int64_t e = 0; e < N; ++e)
+        po[e] = px[table[size_t(e)]];
+    }
+    return out;
+  }
+
+  /// out[table[e]] (+)= x[e] into zeros (reduce_to accumulates, slice_grad places).
+  Value scatter(const Node &n, const Value &x, const std::vector<int64_t> &table, bool accumulate) {
+    int batch = n.batched ? owner.B : 1;
+    int64_t N = ir::numElements(n.shape);
+    Value out = alloc(batch, N);
+    for (int b = 0; b < batch; ++b) {
+      const T *px = x.at(b);
+      T *po = out.mut() + b * N;
+      for (size_t e = 0; e < table.size(); ++e) {
+        if (accumulate)
+          po[table[e]] += px[e];
+        else
+          po[table[e]] = px[e];
+      }
+    }
+    return out;
+  }
+
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
   using MapMat = Eigen::Map<const Mat>;
@@ -441,29 +473,8 @@ template <class T> struct Executor<T>::Impl {
       }
       return out;
     }
-    case Op::ReduceTo: {
-      Value out = alloc(batch, N);
-      const auto &table = p.tables[0];
-      int64_t M = int64_t(table.size());
-      for (int b = 0; b < batch; ++b) {
-        const T *x = arg(0).at(b);
-        T *po = out.mut() + b * N;
-        for (int64_t e = 0; e < M; ++e)
-          po[table[size_t(e)]] += x[e];
-      }
-      return out;
-    }
-    case Op::BroadcastTo: {
-      Value out = allocRaw(batch, N);
-      const auto &table = p.tables[0];
-      for (int b = 0; b < batch; ++b) {
-        const T *x = arg(0).at(b);
-        T *po = out.mut() + b * N;
-        for (int64_t e = 0; e < N; ++e)
-          po[e] = x[table[size_t(e)]];
-      }
-      return out;
-    }
+    case Op::ReduceTo: return scatter(n, arg(0), p.tables[0], /*accumulate=*/true);
+    case Op::BroadcastTo: return gather(n, arg(0), p.tables[0]);
     case Op::Concat: {
       Value out = allocRaw(batch, N);
       for (int b = 0; b < batch; ++b) {
@@ -477,29 +488,8 @@ template <class T> struct Executor<T>::Impl {
       }
       return out;
     }
-    case Op::Slice: {
-      Value out = allocRaw(batch, N);
-      const auto &table = p.tables[0];
-      for (int b = 0; b < batch; ++b) {
-        const T *x = arg(0).at(b);
-        T *po = out.mut() + b * N;
-        for (int64_t e = 0; e < N; ++e)
-          po[e] = x[table[size_t(e)]];
-      }
-      return out;
-    }
-    case Op::SliceGrad: {
-      Value out = alloc(batch, N);
-      const auto &table = p.tables[0];
-      int64_t M = int64_t(table.size());
-      for (int b = 0; b < batch; ++b) {
-        const T *x = arg(0).at(b);
-        T *po = out.mut() + b * N;
-        for (int64_t e = 0; e < M; ++e)
-          po[table[size_t(e)]] = x[e];
-      }
-      return out;
-    }
+    case Op::Slice: return gather(n, arg(0), p.tables[0]);
+    case Op::SliceGrad: return scatter(n, arg(0), p.tables[0], /*accumulate=*/false);
     case Op::Softmax:
     case Op::LogSoftmax: {
       Value out = allocRaw(batch, N);

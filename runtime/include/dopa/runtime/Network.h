@@ -97,6 +97,9 @@ public:
 
   /// The current value of state s (B * numel floats).
   virtual const float *state(int s) const = 0;
+
+private:
+  Tensor<float> viewOf(float *base, const std::string &name);
 };
 
 /// Fill `params` (laid out as info.params) from each parameter's initializer, deterministically
