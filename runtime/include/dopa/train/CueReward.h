@@ -1,0 +1,74 @@
+//===- CueReward.h - The cue-reward association task ---------------------===//
+//
+// The stimulus-response task of Backpropamine §2.1, exactly as the reference code (sr/srbatch.py)
+// defines it: per episode and batch element, 4 distinct cues of 20 ±1 bits and a target cue; trials
+// of 5-8 steps run back to back, each showing 2 of the 4 cues in random order among blanks, then a
+// GO step whose action is scored (+rew when "target shown" and action 1, or "target absent" and
+// action 0; -rew otherwise), then a blank on which the reward is seen. Trials are not aligned
+// across the batch; the episode (120 steps) can end mid-trial. Inputs (27 per step):
+//   [0:20] cue bits (0 when blank) [20] GO [21] bias 1 [22] step/eplen [23] previous reward
+//   [24] unused 0 [25:27] one-hot previous action (all zero at step 0)
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "dopa/runtime/Random.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace dopa {
+
+struct CueRewardConfig {
+  int episodeLength = 120; // --eplen
+  int numCues = 4;         // --ni
+  int cueSize = 20;        // --cs
+  float reward = 1;        // --rew
+  float wrongPenalty = 0;  // --wp: cost of action 1 on any step
+  float flipProb = 0;      // --pf: probability of flipping the reward's sign
+  int inputSize() const { return cueSize + 7; }
+  static constexpr int numActions = 2;
+};
+
+class CueRewardTask {
+public:
+  CueRewardTask(CueRewardConfig config, int batch);
+
+  const CueRewardConfig &config() const { return cfg; }
+  int batch() const { return B; }
+
+  /// Start a new episode for every batch element (new cues, new target, a new trial).
+  void reset(Rng &rng);
+  /// The observation of the current step: B * inputSize() floats.
+  void observe(float *x) const;
+  /// Apply the actions of the current step; writes the rewards (B floats) and advances one step.
+  void act(const int *actions, float *rewards, Rng &rng);
+  int stepIndex() const { return t; }
+
+  // Introspection for tests.
+  struct Element {
+    std::vector<std::vector<float>> cues; // numCues x cueSize, entries in {-1, +1}
+    int target = 0;
+    std::vector<int> trial; // step kinds of the current trial: cue id >= 0, blank -1, GO -2
+    int pos = 0;            // position in the trial
+    bool targetShown = false;
+    float prevReward = 0;
+    int prevAction = -1;
+    int trialsStarted = 0;
+  };
+  const Element &element(int b) const { return elems[size_t(b)]; }
+
+  static constexpr int blank = -1;
+  static constexpr int go = -2;
+
+private:
+  void newTrial(Element &e, Rng &rng);
+
+  CueRewardConfig cfg;
+  int B;
+  int t = 0;
+  std::vector<Element> elems;
+};
+
+} // namespace dopa

@@ -1,0 +1,104 @@
+//===- CueReward.cpp - The cue-reward association task -------------------===//
+//
+// Implements CueRewardTask as sr/srbatch.py does (see CueReward.h).
+//
+//===----------------------------------------------------------------------===//
+#include "dopa/train/CueReward.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+using namespace dopa;
+
+CueRewardTask::CueRewardTask(CueRewardConfig config, int batch) : cfg(config), B(batch) {
+  if (batch < 1 || cfg.numCues < 2 || cfg.cueSize < 1 || cfg.episodeLength < 1)
+    throw std::invalid_argument("cue-reward: invalid configuration");
+  if (cfg.cueSize < 31 && (int64_t(1) << cfg.cueSize) < cfg.numCues)
+    throw std::invalid_argument("cue-reward: too few cue bits for distinct cues");
+  elems.resize(size_t(B));
+}
+
+void CueRewardTask::newTrial(Element &e, Rng &rng) {
+  // L = ni//2 + 3 + randint(ni); [blank] + shuffle(2 cue ids + (L-5) blanks) + [GO] + [blank].
+  int len = cfg.numCues / 2 + 3 + int(rng.below(uint64_t(cfg.numCues)));
+  int first = int(rng.below(uint64_t(cfg.numCues)));
+  int second = int(rng.below(uint64_t(cfg.numCues - 1)));
+  if (second >= first)
+    ++second; // two distinct cues
+  std::vector<int> middle = {first, second};
+  for (int i = 0; i < len - 5; ++i)
+    middle.push_back(blank);
+  for (size_t i = middle.size(); i > 1; --i) // Fisher-Yates with our generator
+    std::swap(middle[i - 1], middle[size_t(rng.below(i))]);
+  e.trial.clear();
+  e.trial.push_back(blank);
+  e.trial.insert(e.trial.end(), middle.begin(), middle.end());
+  e.trial.push_back(go);
+  e.trial.push_back(blank);
+  e.pos = 0;
+  e.targetShown = first == e.target || second == e.target;
+  ++e.trialsStarted;
+}
+
+void CueRewardTask::reset(Rng &rng) {
+  t = 0;
+  for (Element &e : elems) {
+    e.cues.assign(size_t(cfg.numCues), std::vector<float>(size_t(cfg.cueSize)));
+    for (int c = 0; c < cfg.numCues; ++c) {
+      bool distinct = false;
+      while (!distinct) {
+        for (float &bit : e.cues[size_t(c)])
+          bit = rng.below(2) ? 1.f : -1.f;
+        distinct = true;
+        for (int d = 0; d < c; ++d)
+          distinct &= e.cues[size_t(d)] != e.cues[size_t(c)];
+      }
+    }
+    e.target = int(rng.below(uint64_t(cfg.numCues)));
+    e.prevReward = 0;
+    e.prevAction = -1;
+    e.trialsStarted = 0;
+    newTrial(e, rng);
+  }
+}
+
+void CueRewardTask::observe(float *x) const {
+  int n = cfg.inputSize();
+  for (int b = 0; b < B; ++b) {
+    const Element &e = elems[size_t(b)];
+    float *row = x + int64_t(b) * n;
+    std::fill(row, row + n, 0.f);
+    int kind = e.trial[size_t(e.pos)];
+    if (kind >= 0)
+      std::copy(e.cues[size_t(kind)].begin(), e.cues[size_t(kind)].end(), row);
+    int cs = cfg.cueSize;
+    row[cs] = kind == go ? 1.f : 0.f;
+    row[cs + 1] = 1.f;
+    row[cs + 2] = float(t) / float(cfg.episodeLength);
+    row[cs + 3] = e.prevReward;
+    if (e.prevAction >= 0)
+      row[cs + 5 + e.prevAction] = 1.f;
+  }
+}
+
+void CueRewardTask::act(const int *actions, float *rewards, Rng &rng) {
+  for (int b = 0; b < B; ++b) {
+    Element &e = elems[size_t(b)];
+    int a = actions[b];
+    if (a < 0 || a >= CueRewardConfig::numActions)
+      throw std::invalid_argument("cue-reward: action out of range");
+    float r = a == 1 ? -cfg.wrongPenalty : 0.f;
+    if (e.trial[size_t(e.pos)] == go) {
+      bool right = (e.targetShown && a == 1) || (!e.targetShown && a == 0);
+      r += right ? cfg.reward : -cfg.reward;
+      if (cfg.flipProb > 0 && rng.uniform() < cfg.flipProb)
+        r = -r;
+    }
+    rewards[b] = r;
+    e.prevReward = r;
+    e.prevAction = a;
+    if (++e.pos == int(e.trial.size()))
+      newTrial(e, rng);
+  }
+  ++t;
+}
