@@ -8,6 +8,7 @@
 
 #include "dopa/compiler/Passes.h"
 #include "dopa/dsl/Frontend.h"
+#include "dopa/train/Trainer.h"
 
 #include <optional>
 #include <string>
@@ -33,5 +34,14 @@ struct GradOptions {
 };
 
 int runGrad(const GradOptions &options);
+
+struct TrainOptions {
+  SpecOptions spec;
+  TrainConfig config;
+  std::string engine = "generic";
+  bool resume = false;
+};
+
+int runTrain(const TrainOptions &options);
 
 } // namespace dopa::tool

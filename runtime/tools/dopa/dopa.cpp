@@ -43,10 +43,46 @@ cl::opt<std::string> outPath("out", cl::desc("Where to write the gradients and t
 cl::opt<bool> f64("f64", cl::desc("Compute in double precision (default: float32)"),
                   cl::sub(gradCmd));
 
+cl::SubCommand trainCmd("train", "Meta-train a network on a task (cue-reward) with A2C");
+cl::opt<std::string> task(cl::Positional, cl::desc("<task: cue-reward>"), cl::sub(trainCmd));
+cl::opt<std::string> variant("variant",
+                             cl::desc("rnn | plastic | modplast | modul (examples/cue_reward)"),
+                             cl::init("modul"), cl::sub(trainCmd));
+cl::opt<std::string> trainSpec("spec", cl::desc("A spec to train instead of the variant's example"),
+                               cl::value_desc("file"), cl::sub(trainCmd));
+cl::list<std::string> trainDims("D", cl::desc("Override a network dimension: -D H=50"),
+                                cl::value_desc("name=value"), cl::Prefix, cl::sub(trainCmd));
+cl::opt<int64_t> iters("iters", cl::desc("Training iterations (batches of episodes)"),
+                       cl::init(1000), cl::sub(trainCmd));
+cl::opt<uint64_t> seed("seed", cl::desc("Random seed (parameters, tasks, actions)"), cl::init(0),
+                       cl::sub(trainCmd));
+cl::opt<int> batchSize("batch", cl::desc("Episodes per iteration (--bs)"), cl::init(30),
+                       cl::sub(trainCmd));
+cl::opt<int> eplen("eplen", cl::desc("Steps per episode"), cl::init(120), cl::sub(trainCmd));
+cl::opt<double> lr("lr", cl::desc("Adam learning rate"), cl::init(1e-4), cl::sub(trainCmd));
+cl::opt<double> clip("clip", cl::desc("Global gradient-norm clip (--gc)"), cl::init(2.0),
+                     cl::sub(trainCmd));
+cl::opt<int64_t> burnIn("burn-in",
+                        cl::desc("Iterations without an optimizer step (reference: 101)"),
+                        cl::init(101), cl::sub(trainCmd));
+cl::opt<std::string>
+    baseline("baseline",
+             cl::desc("A2C baseline: first-element (the reference code's vs[t][0]) or "
+                      "per-element (each episode's own value)"),
+             cl::init("first-element"), cl::sub(trainCmd));
+cl::opt<std::string> engine("engine", cl::desc("generic (the IR interpreter) | generated"),
+                            cl::init("generic"), cl::sub(trainCmd));
+cl::opt<std::string> outDir("out",
+                            cl::desc("Output folder: checkpoint.st, log.csv, learning_curve.png"),
+                            cl::value_desc("dir"), cl::sub(trainCmd));
+cl::opt<bool> resume("resume", cl::desc("Continue the checkpoint in --out"), cl::sub(trainCmd));
+cl::opt<int64_t> checkpointEvery("checkpoint-every", cl::desc("Iterations between checkpoints"),
+                                 cl::init(100), cl::sub(trainCmd));
+
 void printVersion(llvm::raw_ostream &os) { os << "dopa " << DOPA_VERSION << "\n"; }
 
 int usage(const char *msg) {
-  llvm::WithColor::error(llvm::errs(), "dopa") << msg << " (see dopa grad --help)\n";
+  llvm::WithColor::error(llvm::errs(), "dopa") << msg << " (see dopa <command> --help)\n";
   return 2;
 }
 } // namespace
@@ -76,6 +112,41 @@ int main(int argc, char **argv) {
     opt.outPath = outPath;
     opt.doublePrecision = f64;
     return tool::runGrad(opt);
+  }
+  if (trainCmd) {
+    if (task != "cue-reward")
+      return usage("the task must be 'cue-reward' (the maze task comes later)");
+    if (outDir.empty())
+      return usage("--out DIR is required");
+    if (baseline != "first-element" && baseline != "per-element")
+      return usage("--baseline is first-element or per-element");
+    if (variant != "rnn" && variant != "plastic" && variant != "modplast" && variant != "modul")
+      return usage("--variant is rnn, plastic, modplast or modul");
+    if (batchSize < 1 || eplen < 1 || iters < 1)
+      return usage("--batch, --eplen and --iters must be positive");
+    tool::TrainOptions opt;
+    std::string path = trainSpec.empty()
+                           ? std::string(DOPA_EXAMPLES_DIR "/cue_reward/") + variant + ".dopa"
+                           : std::string(trainSpec);
+    opt.spec = {path, {}, {trainDims.begin(), trainDims.end()}, ""};
+    opt.config.task.episodeLength = eplen;
+    opt.config.batch = batchSize;
+    opt.config.iterations = iters;
+    opt.config.seed = seed;
+    opt.config.adam.lr = lr;
+    opt.config.clipNorm = clip;
+    opt.config.burnIn = burnIn;
+    opt.config.a2c.baseline = baseline == "first-element" ? A2CConfig::Baseline::FirstElement
+                                                          : A2CConfig::Baseline::PerElement;
+    opt.config.checkpointEvery = checkpointEvery;
+    opt.config.outDir = outDir;
+    std::string dimsText;
+    for (const std::string &d : trainDims)
+      dimsText += " -D" + d;
+    opt.config.description = "cue-reward " + (trainSpec.empty() ? variant : trainSpec) + dimsText;
+    opt.engine = engine;
+    opt.resume = resume;
+    return tool::runTrain(opt);
   }
   cl::PrintHelpMessage(false, true);
   return 2;

@@ -24,6 +24,20 @@ public:
   /// Uniform integer in [0, n).
   uint64_t below(uint64_t n);
 
+  /// The full state (for checkpoints): four words, then the cached normal draw.
+  struct State {
+    uint64_t words[4];
+    bool haveSpare;
+    double spare;
+  };
+  State state() const { return {{s[0], s[1], s[2], s[3]}, haveSpare, spare}; }
+  void setState(const State &st) {
+    for (int i = 0; i < 4; ++i)
+      s[i] = st.words[i];
+    haveSpare = st.haveSpare;
+    spare = st.spare;
+  }
+
 private:
   uint64_t s[4];
   bool haveSpare = false;

@@ -1,0 +1,135 @@
+//===- Train.cpp - `dopa train cue-reward`: meta-train a plastic network --===//
+//
+// Builds the network from its spec (examples/cue_reward/<variant>.dopa by default), trains it with
+// A2C on the cue-reward task (Trainer), shows a progress line with the running reward and the ETA,
+// writes log.csv and checkpoint.st to --out (atomically), resumes bit-exactly with --resume, and
+// draws learning_curve.png with gnuplot at the end.
+//
+//===----------------------------------------------------------------------===//
+#include "Commands.h"
+
+#include "dopa/generic/Executor.h"
+#include "dopa/runtime/SafeTensors.h"
+#include "dopa/train/Trainer.h"
+
+#include "llvm/Support/Format.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <unistd.h>
+
+using namespace dopa;
+using namespace dopa::tool;
+
+namespace {
+
+std::string formatDuration(double seconds) {
+  char buf[32];
+  long s = long(seconds + 0.5);
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+  return buf;
+}
+
+/// One progress line, redrawn in place on a terminal, printed every 10% otherwise.
+class Progress {
+public:
+  explicit Progress(int64_t start) : tty(isatty(2)), start(start) {}
+  void update(const TrainConfig &cfg, const IterationLog &log) {
+    recent.push_back(log.meanReward);
+    if (recent.size() > 20)
+      recent.erase(recent.begin());
+    total += log.seconds;
+    ++done;
+    double avg = 0;
+    for (double r : recent)
+      avg += r;
+    avg /= double(recent.size());
+    int64_t it = log.iteration + 1;
+    double eta = total / double(done) * double(cfg.iterations - it);
+    int width = 24, filled = int(double(width) * double(it) / double(cfg.iterations));
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "[%s%s] %lld/%lld | reward %+6.2f (last 20: %+6.2f) | %.2f s/it | ETA %s",
+                  std::string(size_t(filled), '#').c_str(),
+                  std::string(size_t(width - filled), '.').c_str(), static_cast<long long>(it),
+                  static_cast<long long>(cfg.iterations), log.meanReward, avg, total / double(done),
+                  formatDuration(eta).c_str());
+    if (tty) {
+      std::fprintf(stderr, "\r%s", line);
+      if (it == cfg.iterations)
+        std::fprintf(stderr, "\n");
+    } else if (it == cfg.iterations ||
+               (it - start) % std::max<int64_t>(1, cfg.iterations / 10) == 0) {
+      std::fprintf(stderr, "%s\n", line);
+    }
+  }
+
+private:
+  bool tty;
+  int64_t start;
+  std::vector<double> recent;
+  double total = 0;
+  int64_t done = 0;
+};
+
+} // namespace
+
+int tool::runTrain(const TrainOptions &opt) {
+  auto compiled = loadNetwork(opt.spec);
+  if (!compiled)
+    return 1;
+  if (opt.engine != "generic") {
+    llvm::WithColor::error(llvm::errs(), "dopa train")
+        << "engine '" << opt.engine
+        << "' is not available yet: generated code comes with issue #4; "
+        << "use --engine generic\n";
+    return 2;
+  }
+  try {
+    GenericNetwork net(std::move(*compiled));
+    Trainer trainer(net, opt.config);
+    std::string ckpt = (std::filesystem::path(opt.config.outDir) / "checkpoint.st").string();
+    if (opt.resume) {
+      trainer.resume(ckpt);
+      llvm::errs() << "dopa train: resuming " << ckpt << " at iteration "
+                   << trainer.state().iteration << "\n";
+    } else {
+      if (std::filesystem::exists(ckpt))
+        throw DataError(
+            ckpt + ": a checkpoint exists; pass --resume to continue it, or choose another --out");
+      trainer.initFresh();
+    }
+    llvm::errs() << "dopa train: " << net.info().name << " (" << net.info().numParams
+                 << " parameters), batch " << opt.config.batch << ", "
+                 << opt.config.task.episodeLength << "-step episodes, " << opt.config.iterations
+                 << " iterations, engine " << opt.engine << "\n";
+    Progress progress(trainer.state().iteration);
+    try {
+      trainer.run([&](const TrainConfig &c, const IterationLog &l) { progress.update(c, l); });
+    } catch (const std::runtime_error &e) {
+      llvm::WithColor::error(llvm::errs(), "dopa train")
+          << e.what() << "; the last good checkpoint is kept at " << ckpt << "\n";
+      return 1;
+    }
+    std::string png = (std::filesystem::path(opt.config.outDir) / "learning_curve.png").string();
+    if (plotLearningCurve({{net.info().name, trainer.state().log}}, png,
+                          "cue-reward task: " + net.info().name))
+      llvm::errs() << "dopa train: learning curve " << png << "\n";
+    const auto &log = trainer.state().log;
+    double last = 0;
+    size_t n = std::min<size_t>(log.size(), 50);
+    for (size_t i = log.size() - n; i < log.size(); ++i)
+      last += log[i].meanReward;
+    llvm::outs() << "final mean reward (last " << n
+                 << " iterations): " << llvm::format("%.3f", last / double(n)) << "\n";
+    return 0;
+  } catch (const std::exception &e) {
+    llvm::WithColor::error(llvm::errs(), "dopa train") << e.what() << "\n";
+    return 1;
+  }
+}
