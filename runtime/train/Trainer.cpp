@@ -39,6 +39,7 @@ uint64_t parseHex(const std::string &s, const std::string &path, const std::stri
 /// FNV-1a over the tensors' names and bytes, in name order (files list them in any order).
 uint64_t fnv1a(const std::vector<StoredTensor> &tensors) {
   std::vector<const StoredTensor *> sorted;
+  sorted.reserve(tensors.size());
   for (const StoredTensor &t : tensors)
     sorted.push_back(&t);
   std::sort(sorted.begin(), sorted.end(),
@@ -138,6 +139,8 @@ IterationLog Trainer::iterate() {
   std::vector<float> x(size_t(B) * size_t(cfg.task.inputSize()));
   std::vector<std::vector<float>> outBuf;
   std::vector<float *> outPtr;
+  outBuf.reserve(info.outputs.size());
+  outPtr.reserve(info.outputs.size());
   for (const TensorInfo &o : info.outputs)
     outBuf.emplace_back(size_t(B) * size_t(o.numel()));
   for (auto &buf : outBuf)
@@ -157,11 +160,13 @@ IterationLog Trainer::iterate() {
       softmax(outBuf[size_t(logitsOut)].data() + size_t(b) * A, A, probs);
       double u = policyRng.uniform(), acc = 0;
       int a = A - 1;
-      for (int k = 0; k < A; ++k)
-        if (u < (acc += probs[k])) {
+      for (int k = 0; k < A; ++k) {
+        acc += probs[k];
+        if (u < acc) {
           a = k;
           break;
         }
+      }
       actions[size_t(t) * B + size_t(b)] = a;
     }
     task.act(actions.data() + size_t(t) * B, rewards.data() + size_t(t) * B, envRng);
@@ -174,6 +179,7 @@ IterationLog Trainer::iterate() {
   std::vector<std::vector<const float *>> grads(size_t(T),
                                                 std::vector<const float *>(info.outputs.size()));
   std::vector<const float *const *> gradPtr;
+  gradPtr.reserve(size_t(T));
   for (int t = 0; t < T; ++t) {
     grads[size_t(t)][size_t(logitsOut)] = r.dLogits.data() + size_t(t) * B * A;
     grads[size_t(t)][size_t(valueOut)] = r.dValue.data() + size_t(t) * B;
@@ -261,9 +267,12 @@ void Trainer::resume(const std::string &path) {
     throw DataError(path +
                     ": __metadata__.checksum: the data does not match its checksum (corrupt file)");
   for (const auto &[key, value] : fingerprint(cfg, net.info()))
-    if (meta(key) != value)
-      throw DataError(path + ": __metadata__." + key + ": the checkpoint has '" + meta(key) +
-                      "' but this run has '" + value + "'");
+    if (meta(key) != value) {
+      std::string msg = path;
+      msg += ": __metadata__." + key + ": the checkpoint has '" + meta(key);
+      msg += "' but this run has '" + value + "'";
+      throw DataError(msg);
+    }
   int64_t n = int64_t(net.info().numParams);
   for (const char *name : {"params", "adam.m", "adam.v"}) {
     const StoredTensor *t = f.find(name);

@@ -16,6 +16,7 @@
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <unistd.h>
@@ -27,7 +28,7 @@ namespace {
 
 std::string formatDuration(double seconds) {
   char buf[32];
-  long s = long(seconds + 0.5);
+  long s = std::lround(seconds);
   if (s >= 3600)
     std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
   else
