@@ -311,7 +311,8 @@ bool dopa::plotLearningCurve(
   script << "set terminal pngcairo size 960,540 font 'DejaVu Sans,11'\n"
          << "set output '" << pngPath << "'\n"
          << "set title '" << title << "'\nset xlabel 'iteration (batch of episodes)'\n"
-         << "set ylabel 'mean reward per episode'\nset key left top\nset grid\n"
+         << "set ylabel 'mean reward per episode (moving average of 20 iterations)'\n"
+         << "set key left top\nset grid\n"
          << "set datafile separator ','\nplot ";
   for (size_t i = 0; i < runs.size(); ++i) {
     std::string data = (dir / (".curve-" + std::to_string(i) + ".csv")).string();
