@@ -3,7 +3,8 @@
 #
 #  1. install dependencies (idempotent), build Release, run every CTest test;
 #  2. build with clang-19 + AddressSanitizer/UndefinedBehaviorSanitizer, run every test again, and
-#     run the libFuzzer front-end target for DOPA_FUZZ_SECONDS (default 120);
+#     run the libFuzzer targets (front end for DOPA_FUZZ_SECONDS, default 120; safetensors reader for a
+#     quarter of that);
 #  3. check formatting (clang-format-19) and lint (clang-tidy-19) of the project's sources.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ section "Release build and tests"
 bash scripts/build.sh
 ctest --test-dir build -j"$jobs" --output-on-failure -LE fuzz
 
-section "sanitizer build (ASan + UBSan, clang-19) and tests, fuzzing ${fuzz_seconds}s"
+section "sanitizer build (ASan + UBSan, clang-19) and tests, then fuzzing"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-19 \
   -DDOPA_SANITIZE=ON -DDOPA_FUZZ=ON -DDOPA_FUZZ_SECONDS="$fuzz_seconds" > /dev/null
 ninja -C build-asan -j"$jobs"
