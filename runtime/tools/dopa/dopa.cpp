@@ -59,6 +59,10 @@ cl::opt<uint64_t> seed("seed", cl::desc("Random seed (parameters, tasks, actions
 cl::opt<int> batchSize("batch", cl::desc("Episodes per iteration (--bs)"), cl::init(30),
                        cl::sub(trainCmd));
 cl::opt<int> eplen("eplen", cl::desc("Steps per episode"), cl::init(120), cl::sub(trainCmd));
+cl::opt<int> numCues("cues",
+                     cl::desc("Cues per episode (--ni); with 2, both show in every trial and "
+                              "'always respond' is optimal: a sanity check"),
+                     cl::init(4), cl::sub(trainCmd));
 cl::opt<double> lr("lr", cl::desc("Adam learning rate"), cl::init(1e-4), cl::sub(trainCmd));
 cl::opt<double> clip("clip", cl::desc("Global gradient-norm clip (--gc)"), cl::init(2.0),
                      cl::sub(trainCmd));
@@ -130,6 +134,9 @@ int main(int argc, char **argv) {
                            : std::string(trainSpec);
     opt.spec = {path, {}, {trainDims.begin(), trainDims.end()}, ""};
     opt.config.task.episodeLength = eplen;
+    if (numCues < 2)
+      return usage("--cues must be at least 2");
+    opt.config.task.numCues = numCues;
     opt.config.batch = batchSize;
     opt.config.iterations = iters;
     opt.config.seed = seed;
