@@ -29,8 +29,8 @@ TEST_CASE("tensors own aligned storage, share it between handles, and map to Eig
   CHECK(t.matrix()(1, 1) == 7); // row-major: element 4 is (1, 1)
   CHECK(t.reshaped({3, 2}).matrix()(2, 0) == 7);
   CHECK_THROWS(t.reshaped({4}));
-  float external[3] = {1, 2, 3};
-  Tensor<float> v = Tensor<float>::view(external, {3});
+  std::vector<float> external = {1, 2, 3};
+  Tensor<float> v = Tensor<float>::view(external.data(), {3});
   CHECK_FALSE(v.owning());
   CHECK(v.vector().sum() == 6);
 }

@@ -47,6 +47,11 @@ NetworkInfo dopa::makeNetworkInfo(const Graph &fwd) {
   return info;
 }
 
+// Batch elements are independent in every per-element loop: spread them over threads (the thread
+// count is OpenMP's: OMP_NUM_THREADS, or dopa's --threads). Loops that can throw stay serial.
+#define DOPA_PRAGMA(x) _Pragma(#x)
+#define DOPA_PARALLEL_FOR_BATCH DOPA_PRAGMA(omp parallel for schedule(static) if (batch > 1))
+
 namespace {
 
 /// Offsets into an operand of shape `from` for each element of a result of shape `to` under
@@ -251,6 +256,7 @@ template <class T> struct Executor<T>::Impl {
     int batch = n.batched ? owner.B : 1;
     int64_t N = ir::numElements(n.shape);
     Value out = allocRaw(batch, N);
+    DOPA_PARALLEL_FOR_BATCH
     for (int b = 0; b < batch; ++b) {
       const T *pa = a.at(b);
       T *po = out.mut() + int64_t(b) * N;
@@ -274,6 +280,7 @@ template <class T> struct Executor<T>::Impl {
     auto idx = [&](int k, int64_t e) -> int64_t {
       return p.mode[k] == 0 ? e : p.mode[k] == 1 ? 0 : p.tables[k][size_t(e)];
     };
+    DOPA_PARALLEL_FOR_BATCH
     for (int b = 0; b < batch; ++b) {
       const T *pa = a.at(b), *pc = c.at(b);
       T *po = out.mut() + int64_t(b) * N;
@@ -298,6 +305,7 @@ template <class T> struct Executor<T>::Impl {
     int batch = n.batched ? owner.B : 1;
     int64_t N = ir::numElements(n.shape);
     Value out = allocRaw(batch, N);
+    DOPA_PARALLEL_FOR_BATCH
     for (int b = 0; b < batch; ++b) {
       const T *pa = a.at(b);
       T l = lo.at(b)[0], h = hi.at(b)[0];
@@ -313,6 +321,7 @@ template <class T> struct Executor<T>::Impl {
     int batch = n.batched ? owner.B : 1;
     int64_t N = ir::numElements(n.shape);
     Value out = allocRaw(batch, N);
+    DOPA_PARALLEL_FOR_BATCH
     for (int b = 0; b < batch; ++b) {
       const T *px = x.at(b);
       T *po = out.mut() + b * N;
@@ -327,6 +336,7 @@ template <class T> struct Executor<T>::Impl {
     int batch = n.batched ? owner.B : 1;
     int64_t N = ir::numElements(n.shape);
     Value out = alloc(batch, N);
+    DOPA_PARALLEL_FOR_BATCH
     for (int b = 0; b < batch; ++b) {
       const T *px = x.at(b);
       T *po = out.mut() + b * N;
@@ -358,6 +368,7 @@ template <class T> struct Executor<T>::Impl {
             MapMat(c.data, c.batch, K) * MapMat(a.data, M, K).transpose();
         return out;
       }
+      DOPA_PARALLEL_FOR_BATCH
       for (int b = 0; b < batch; ++b)
         Eigen::Map<Vec>(po + b * N, M).noalias() = MapMat(a.at(b), M, K) * MapVec(c.at(b), K);
     } else if (sa.size() == 1 && sc.size() == 2) { // [K]@[K,N]
@@ -367,16 +378,19 @@ template <class T> struct Executor<T>::Impl {
             MapMat(a.data, a.batch, K) * MapMat(c.data, K, Nn);
         return out;
       }
+      DOPA_PARALLEL_FOR_BATCH
       for (int b = 0; b < batch; ++b)
         Eigen::Map<Vec>(po + b * N, Nn).noalias() =
             MapMat(c.at(b), K, Nn).transpose() * MapVec(a.at(b), K);
     } else if (sa.size() == 2 && sc.size() == 2) { // [M,K]@[K,N]
       int64_t M = sa[0], K = sa[1], Nn = sc[1];
+      DOPA_PARALLEL_FOR_BATCH
       for (int b = 0; b < batch; ++b)
         Eigen::Map<Mat>(po + b * N, M, Nn).noalias() =
             MapMat(a.at(b), M, K) * MapMat(c.at(b), K, Nn);
     } else { // [K]@[K]
       int64_t K = sa[0];
+      DOPA_PARALLEL_FOR_BATCH
       for (int b = 0; b < batch; ++b)
         po[b] = MapVec(a.at(b), K).dot(MapVec(c.at(b), K));
     }
@@ -417,6 +431,7 @@ template <class T> struct Executor<T>::Impl {
     case Op::Outer: {
       Value out = allocRaw(batch, N);
       int64_t M = n.shape[0], K = n.shape[1];
+      DOPA_PARALLEL_FOR_BATCH
       for (int b = 0; b < batch; ++b) {
         const T *x = arg(0).at(b), *y = arg(1).at(b);
         T *po = out.mut() + b * N;
@@ -429,6 +444,7 @@ template <class T> struct Executor<T>::Impl {
     case Op::Transpose: {
       Value out = allocRaw(batch, N);
       int64_t R = n.shape[1], C = n.shape[0]; // operand is [R, C]
+      DOPA_PARALLEL_FOR_BATCH
       for (int b = 0; b < batch; ++b) {
         const T *x = arg(0).at(b);
         T *po = out.mut() + b * N;
@@ -446,6 +462,7 @@ template <class T> struct Executor<T>::Impl {
     case Op::SumAll: {
       Value out = allocRaw(batch, 1);
       int64_t M = arg(0).numel;
+      DOPA_PARALLEL_FOR_BATCH
       for (int b = 0; b < batch; ++b) {
         const T *x = arg(0).at(b);
         T s = 0;
@@ -463,6 +480,7 @@ template <class T> struct Executor<T>::Impl {
       for (size_t i = size_t(n.index) + 1; i < s.size(); ++i)
         inner *= s[i];
       Value out = alloc(batch, N);
+      DOPA_PARALLEL_FOR_BATCH
       for (int b = 0; b < batch; ++b) {
         const T *x = arg(0).at(b);
         T *po = out.mut() + b * N;
@@ -477,6 +495,7 @@ template <class T> struct Executor<T>::Impl {
     case Op::BroadcastTo: return gather(n, arg(0), p.tables[0]);
     case Op::Concat: {
       Value out = allocRaw(batch, N);
+      DOPA_PARALLEL_FOR_BATCH
       for (int b = 0; b < batch; ++b) {
         T *po = out.mut() + b * N;
         for (size_t k = 0; k < n.operands.size(); ++k) {
@@ -493,6 +512,7 @@ template <class T> struct Executor<T>::Impl {
     case Op::Softmax:
     case Op::LogSoftmax: {
       Value out = allocRaw(batch, N);
+      DOPA_PARALLEL_FOR_BATCH
       for (int b = 0; b < batch; ++b) {
         const T *x = arg(0).at(b);
         T *po = out.mut() + b * N;

@@ -10,6 +10,8 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/WithColor.h"
 
+#include <omp.h>
+
 using namespace dopa;
 namespace cl = llvm::cl;
 
@@ -83,6 +85,16 @@ cl::opt<bool> resume("resume", cl::desc("Continue the checkpoint in --out"), cl:
 cl::opt<int64_t> checkpointEvery("checkpoint-every", cl::desc("Iterations between checkpoints"),
                                  cl::init(100), cl::sub(trainCmd));
 
+cl::opt<int> gradThreads("threads", cl::desc("Threads for the batch (default: all cores)"),
+                         cl::init(0), cl::sub(gradCmd));
+cl::opt<int> trainThreads("threads", cl::desc("Threads for the batch (default: all cores)"),
+                          cl::init(0), cl::sub(trainCmd));
+
+void setThreads(int n) {
+  if (n > 0)
+    omp_set_num_threads(n);
+}
+
 void printVersion(llvm::raw_ostream &os) { os << "dopa " << DOPA_VERSION << "\n"; }
 
 int usage(const char *msg) {
@@ -104,6 +116,7 @@ int main(int argc, char **argv) {
       return usage("give exactly one of --params FILE and --init-seed N");
     if (inputsPath.empty() || outputGradsPath.empty() || outPath.empty())
       return usage("--inputs, --output-grads and --out are required");
+    setThreads(gradThreads);
     tool::GradOptions opt;
     opt.spec = {
         spec, {includeDirs.begin(), includeDirs.end()}, {dims.begin(), dims.end()}, network};
@@ -128,6 +141,7 @@ int main(int argc, char **argv) {
       return usage("--variant is rnn, plastic, modplast or modul");
     if (batchSize < 1 || eplen < 1 || iters < 1)
       return usage("--batch, --eplen and --iters must be positive");
+    setThreads(trainThreads);
     tool::TrainOptions opt;
     std::string path = trainSpec.empty()
                            ? std::string(DOPA_EXAMPLES_DIR "/cue_reward/") + variant + ".dopa"
