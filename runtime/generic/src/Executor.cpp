@@ -316,38 +316,39 @@ template <class T> struct Executor<T>::Impl {
     return out;
   }
 
-  /// out[e] = x[table[e]] (broadcast_to, slice).
-  Value gather(const Node &n, const Value &x, const std::vector<int64_t> &table) {
+  /// A result with one tensor per batch element (or one shared by the batch), filled by
+  /// body(b, out_b) for every element, the elements in parallel. With `zero` it starts from zeros.
+  template <class F> Value perElement(const Node &n, bool zero, F body) {
     int batch = n.batched ? owner.B : 1;
     int64_t N = ir::numElements(n.shape);
-    Value out = allocRaw(batch, N);
+    Value out = zero ? alloc(batch, N) : allocRaw(batch, N);
+    T *base = out.mut();
     DOPA_PARALLEL_FOR_BATCH
-    for (int b = 0; b < batch; ++b) {
-      const T *px = x.at(b);
-      T *po = out.mut() + b * N;
-      for (int64_t e = 0; e < N; ++e)
-        po[e] = px[table[size_t(e)]];
-    }
+    for (int b = 0; b < batch; ++b)
+      body(b, base + int64_t(b) * N);
     return out;
   }
 
-  /// out[table[e]] (+)= x[e] into zeros (reduce_to accumulates, slice_grad places).
-  Value scatter(const Node &n, const Value &x, const std::vector<int64_t> &table, bool accumulate) {
-    int batch = n.batched ? owner.B : 1;
-    int64_t N = ir::numElements(n.shape);
-    Value out = alloc(batch, N);
-    DOPA_PARALLEL_FOR_BATCH
-    for (int b = 0; b < batch; ++b) {
+  /// out[e] = x[table[e]] (broadcast_to, slice).
+  Value gather(const Node &n, const Value &x, const std::vector<int64_t> &table) {
+    return perElement(n, false, [&](int b, T *po) {
       const T *px = x.at(b);
-      T *po = out.mut() + b * N;
+      for (size_t e = 0; e < table.size(); ++e)
+        po[e] = px[table[e]];
+    });
+  }
+
+  /// out[table[e]] (+)= x[e], starting from zeros (reduce_to accumulates, slice_grad places).
+  Value scatter(const Node &n, const Value &x, const std::vector<int64_t> &table, bool accumulate) {
+    return perElement(n, true, [&](int b, T *po) {
+      const T *px = x.at(b);
       for (size_t e = 0; e < table.size(); ++e) {
         if (accumulate)
           po[table[e]] += px[e];
         else
           po[table[e]] = px[e];
       }
-    }
-    return out;
+    });
   }
 
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -428,50 +429,35 @@ template <class T> struct Executor<T>::Impl {
       return map3(n, arg(0), arg(1), arg(2), p,
                   [](T x, T lo, T hi) { return lo <= x && x <= hi ? T(1) : T(0); });
     case Op::MatMul: return matmul(n, g, arg(0), arg(1));
-    case Op::Outer: {
-      Value out = allocRaw(batch, N);
-      int64_t M = n.shape[0], K = n.shape[1];
-      DOPA_PARALLEL_FOR_BATCH
-      for (int b = 0; b < batch; ++b) {
+    case Op::Outer:
+      return perElement(n, false, [&](int b, T *po) {
         const T *x = arg(0).at(b), *y = arg(1).at(b);
-        T *po = out.mut() + b * N;
+        int64_t M = n.shape[0], K = n.shape[1];
         for (int64_t i = 0; i < M; ++i)
           for (int64_t j = 0; j < K; ++j)
             po[i * K + j] = x[i] * y[j];
-      }
-      return out;
-    }
-    case Op::Transpose: {
-      Value out = allocRaw(batch, N);
-      int64_t R = n.shape[1], C = n.shape[0]; // operand is [R, C]
-      DOPA_PARALLEL_FOR_BATCH
-      for (int b = 0; b < batch; ++b) {
+      });
+    case Op::Transpose:
+      return perElement(n, false, [&](int b, T *po) {
         const T *x = arg(0).at(b);
-        T *po = out.mut() + b * N;
+        int64_t R = n.shape[1], C = n.shape[0]; // the operand is [R, C]
         for (int64_t i = 0; i < R; ++i)
           for (int64_t j = 0; j < C; ++j)
             po[j * R + i] = x[i * C + j];
-      }
-      return out;
-    }
+      });
     case Op::Reshape: {
       Value v = arg(0);
       v.numel = N;
       return v;
     }
-    case Op::SumAll: {
-      Value out = allocRaw(batch, 1);
-      int64_t M = arg(0).numel;
-      DOPA_PARALLEL_FOR_BATCH
-      for (int b = 0; b < batch; ++b) {
+    case Op::SumAll:
+      return perElement(n, false, [&](int b, T *po) {
         const T *x = arg(0).at(b);
-        T s = 0;
-        for (int64_t e = 0; e < M; ++e)
-          s += x[e];
-        out.mut()[b] = s;
-      }
-      return out;
-    }
+        T sum = 0;
+        for (int64_t e = 0; e < arg(0).numel; ++e)
+          sum += x[e];
+        po[0] = sum;
+      });
     case Op::SumAxis: {
       const ir::Shape &s = g.node(n.operands[0]).shape;
       int64_t outer = 1, len = s[size_t(n.index)], inner = 1;
@@ -479,55 +465,39 @@ template <class T> struct Executor<T>::Impl {
         outer *= s[size_t(i)];
       for (size_t i = size_t(n.index) + 1; i < s.size(); ++i)
         inner *= s[i];
-      Value out = alloc(batch, N);
-      DOPA_PARALLEL_FOR_BATCH
-      for (int b = 0; b < batch; ++b) {
+      return perElement(n, true, [&](int b, T *po) {
         const T *x = arg(0).at(b);
-        T *po = out.mut() + b * N;
         for (int64_t o = 0; o < outer; ++o)
           for (int64_t k = 0; k < len; ++k)
             for (int64_t i = 0; i < inner; ++i)
               po[o * inner + i] += x[(o * len + k) * inner + i];
-      }
-      return out;
+      });
     }
     case Op::ReduceTo: return scatter(n, arg(0), p.tables[0], /*accumulate=*/true);
     case Op::BroadcastTo: return gather(n, arg(0), p.tables[0]);
-    case Op::Concat: {
-      Value out = allocRaw(batch, N);
-      DOPA_PARALLEL_FOR_BATCH
-      for (int b = 0; b < batch; ++b) {
-        T *po = out.mut() + b * N;
+    case Op::Concat:
+      return perElement(n, false, [&](int b, T *po) {
         for (size_t k = 0; k < n.operands.size(); ++k) {
           const T *x = arg(k).at(b);
-          int64_t len = arg(k).numel;
-          std::copy(x, x + len, po);
-          po += len;
+          po = std::copy(x, x + arg(k).numel, po);
         }
-      }
-      return out;
-    }
+      });
     case Op::Slice: return gather(n, arg(0), p.tables[0]);
     case Op::SliceGrad: return scatter(n, arg(0), p.tables[0], /*accumulate=*/false);
     case Op::Softmax:
-    case Op::LogSoftmax: {
-      Value out = allocRaw(batch, N);
-      DOPA_PARALLEL_FOR_BATCH
-      for (int b = 0; b < batch; ++b) {
+    case Op::LogSoftmax:
+      return perElement(n, false, [&](int b, T *po) {
         const T *x = arg(0).at(b);
-        T *po = out.mut() + b * N;
         T mx = x[0];
         for (int64_t e = 1; e < N; ++e)
           mx = std::max(mx, x[e]);
-        T s = 0;
+        T sum = 0;
         for (int64_t e = 0; e < N; ++e)
-          s += std::exp(x[e] - mx);
-        T logZ = mx + std::log(s);
+          sum += std::exp(x[e] - mx);
+        T logZ = mx + std::log(sum);
         for (int64_t e = 0; e < N; ++e)
           po[e] = n.op == Op::Softmax ? std::exp(x[e] - logZ) : x[e] - logZ;
-      }
-      return out;
-    }
+      });
     case Op::Gather: {
       const Node &tableNode = g.node(n.operands[0]);
       int64_t V = tableNode.shape[0], D = tableNode.shape[1];
