@@ -388,6 +388,32 @@ bool ir::verify(const Graph &g, llvm::raw_ostream &os) {
   return ok;
 }
 
+FlopCount ir::countFlops(const Graph &g) {
+  FlopCount count;
+  for (const Node &n : g.nodes) {
+    auto in = [&](size_t k) -> const Shape & { return g.node(n.operands[k]).shape; };
+    int64_t out = numElements(n.shape), flops = 0;
+    switch (n.op) {
+    case Op::MatMul: {
+      int64_t k = in(0).back();
+      flops = 2 * out * k;
+      break;
+    }
+    case Op::Outer: flops = out; break;
+    case Op::SumAll:
+    case Op::SumAxis:
+    case Op::ReduceTo: flops = numElements(in(0)); break;
+    case Op::Softmax:
+    case Op::LogSoftmax: flops = 4 * out; break;
+    case Op::Clip:
+    case Op::InRange: flops = 2 * out; break;
+    default: flops = isElementwise(n.op) && n.op != Op::Detach ? out : 0; break;
+    }
+    (n.batched ? count.perElement : count.shared) += flops;
+  }
+  return count;
+}
+
 //===----------------------------------------------------------------------===//
 // Printers
 //===----------------------------------------------------------------------===//

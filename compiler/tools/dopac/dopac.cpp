@@ -187,10 +187,32 @@ int main(int argc, char **argv) {
     }
     if (ok && action == Emit::Summary) {
       // The summary also proves each network differentiates: compile them all.
-      for (const auto &net : program->networks)
-        ok &= compileNetwork(*net, diags, verifyEach).has_value();
-      if (ok)
-        sema::printSummary(*program, out.os());
+      std::vector<std::pair<ir::FlopCount, ir::FlopCount>> flops;
+      for (const auto &net : program->networks) {
+        auto compiled = compileNetwork(*net, diags, verifyEach);
+        ok &= compiled.has_value();
+        if (compiled)
+          flops.push_back({ir::countFlops(compiled->forward), ir::countFlops(compiled->backward)});
+      }
+      if (ok) {
+        std::string text;
+        llvm::raw_string_ostream summary(text);
+        sema::printSummary(*program, summary);
+        // Add each network's FLOPs per step after its summary block.
+        size_t k = 0;
+        llvm::StringRef rest(text);
+        while (!rest.empty()) {
+          auto [line, tail] = rest.split('\n');
+          out.os() << line << "\n";
+          rest = tail;
+          if (line.starts_with("  state per batch element:") && k < flops.size()) {
+            const auto &[f, b] = flops[k++];
+            out.os() << "  FLOPs per step: forward " << f.perElement << " per batch element + "
+                     << f.shared << " shared, backward " << b.perElement << " per batch element + "
+                     << b.shared << " shared\n";
+          }
+        }
+      }
     }
     break;
   }

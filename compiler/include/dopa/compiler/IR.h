@@ -80,7 +80,10 @@ const char *opName(Op op);
 bool isElementwise(Op op);
 
 struct Node {
-  Op op;
+  Node() = default;
+  explicit Node(Op op) : op(op) {}
+
+  Op op = Op::Const;
   std::vector<int> operands;
   Shape shape;
   bool batched = false; // depends on inputs or states (else identical across the batch)
@@ -137,6 +140,17 @@ int append(Graph &graph, Node proto);
 
 /// Check the invariants of a graph; report violations (as text) to `os`. True when it is valid.
 bool verify(const Graph &graph, llvm::raw_ostream &os);
+
+/// Floating-point operations of one step: `perElement` for each batch element, `shared` once for
+/// the batch (values that do not vary across it). Conventions: a multiply-add counts 2, every other
+/// arithmetic or transcendental element-wise operation 1, data movement (reshape, slice, gather,
+/// broadcast) 0.
+struct FlopCount {
+  int64_t perElement = 0;
+  int64_t shared = 0;
+  int64_t forBatch(int64_t batch) const { return perElement * batch + shared; }
+};
+FlopCount countFlops(const Graph &graph);
 
 /// Print a graph as text (dopac --emit=ir / ir-grad).
 void print(const Graph &graph, const llvm::SourceMgr *sourceMgr, llvm::raw_ostream &os);
