@@ -10,7 +10,7 @@ packages=(
   # build
   cmake ninja-build g++ pkg-config
   # LLVM/Clang 19: SourceMgr diagnostics, llvm::cl, libFormat; clang-19 for the fuzzer and sanitizers
-  llvm-19-dev libclang-19-dev clang-19 libclang-rt-19-dev llvm-19-tools libzstd-dev
+  llvm-19-dev libclang-19-dev clang-19 libclang-rt-19-dev libomp-19-dev llvm-19-tools libzstd-dev
   clang-format-19 clang-tidy-19
   # header-only libraries
   libeigen3-dev doctest-dev nlohmann-json3-dev
