@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# reproduce-cue-reward.sh - the paper's Fig. 1 experiment: four variants x several seeds.
+#
+# Trains rnn, plastic, modplast and modul on the cue-reward task with the reference settings
+# (B=30, 120-step episodes, lr 1e-4, clip 2.0, 101 burn-in iterations; override with the variables
+# below), one run per variant and seed under OUT/<variant>/seed<k>/, resumable (rerun the same command
+# to continue), then draws the median and inter-quartile range of the batch-mean episode reward over
+# the seeds, per variant (OUT/fig1.png, OUT/fig1.csv), as in sr/makefigure.py.
+#
+#   ITERS=2000 SEEDS="0 1 2" H=200 OUT=runs/fig1 scripts/reproduce-cue-reward.sh
+#   EXTRA="--lr 1e-3 --burn-in 0" H=50 ...   # a faster, documented variation
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ITERS=${ITERS:-1000}
+SEEDS=${SEEDS:-"0 1 2"}
+VARIANTS=${VARIANTS:-"rnn plastic modplast modul"}
+H=${H:-200}
+OUT=${OUT:-runs/fig1}
+JOBS=${JOBS:-1}          # runs side by side (each uses THREADS threads)
+THREADS=${THREADS:-2}
+EXTRA=${EXTRA:-}
+[ -x build/runtime/tools/dopa/dopa ] || bash scripts/build.sh > /dev/null
+dopa=build/runtime/tools/dopa/dopa
+
+run_one() {
+  local variant=$1 seed=$2 dir="$OUT/$1/seed$2"
+  local resume=""
+  [ -f "$dir/checkpoint.st" ] && resume="--resume"
+  # shellcheck disable=SC2086
+  $dopa train cue-reward --variant "$variant" -D "H=$H" --iters "$ITERS" --seed "$seed" \
+    --threads "$THREADS" --checkpoint-every 100 --out "$dir" $resume $EXTRA > "$dir.out" 2>&1 ||
+    { echo "run $variant seed $seed failed; see $dir.out" >&2; return 1; }
+  echo "done: $variant seed $seed ($(tail -n 1 "$dir.out"))"
+}
+
+mkdir -p "$OUT"
+start=$(date +%s)
+pids=()
+for variant in $VARIANTS; do
+  mkdir -p "$OUT/$variant"
+  for seed in $SEEDS; do
+    run_one "$variant" "$seed" &
+    pids+=($!)
+    if (( ${#pids[@]} >= JOBS )); then
+      wait "${pids[0]}"
+      pids=("${pids[@]:1}")
+    fi
+  done
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
+echo "all runs finished in $(( $(date +%s) - start )) s"
+/usr/bin/python3 scripts/plot_runs.py --out "$OUT" --variants $VARIANTS
