@@ -19,8 +19,8 @@ OUT=${OUT:-runs/fig1}
 JOBS=${JOBS:-1}          # runs side by side (each uses THREADS threads)
 THREADS=${THREADS:-2}
 EXTRA=${EXTRA:-}
-[ -x build/runtime/tools/dopa/dopa ] || bash scripts/build.sh > /dev/null
-dopa=build/runtime/tools/dopa/dopa
+dopa=${DOPA:-build/runtime/tools/dopa/dopa}   # DOPA: another build's dopa tool
+[ -x "$dopa" ] || bash scripts/build.sh > /dev/null
 
 run_one() {
   local variant=$1 seed=$2 dir="$OUT/$1/seed$2"
