@@ -198,6 +198,10 @@ private:
   std::optional<double> evalConst(Instance &inst, const Expr *expr);
   std::optional<int64_t> resolveDimSymbol(Instance &inst, llvm::StringRef name, llvm::SMRange use);
   std::optional<double> resolveConstSymbol(Instance &inst, llvm::StringRef name, llvm::SMRange use);
+  /// Evaluate a dim or const once, with cycle detection; `slot` caches the value in its Symbol.
+  template <class V, class Compute>
+  std::optional<V> resolveSymbol(Instance &inst, llvm::StringRef name, llvm::SMRange use,
+                                 const char *what, V Symbol::*slot, Compute compute);
   std::optional<Shape> evalShape(Instance &inst, const TypeSpec &type);
   std::optional<Init> evalInit(Instance &inst, const InitSpec &init, bool allowDistribution,
                                llvm::StringRef what);
@@ -463,8 +467,6 @@ void Checker::declareMembers(Instance &inst, llvm::ArrayRef<int64_t> dimArgs) {
       declare(inst, layer->name, sym);
     }
   }
-  if (unit.isCell && unit.dimParams.size() != dimArgs.size() && stack.size() > 1)
-    return; // reported at the layer declaration
 }
 
 //===----------------------------------------------------------------------===//
@@ -487,15 +489,16 @@ void Checker::evalConstants(Instance &inst) {
                           {p.name.str(), inst.symbols[p.name].dimValue});
 }
 
-std::optional<int64_t> Checker::resolveDimSymbol(Instance &inst, llvm::StringRef name,
-                                                 llvm::SMRange use) {
-  Symbol &sym = inst.symbols[name];
-  EvalState &state = evalState[name];
-  switch (state) {
-  case EvalState::Done: return sym.dimValue;
+template <class V, class Compute>
+std::optional<V> Checker::resolveSymbol(Instance &inst, llvm::StringRef name, llvm::SMRange use,
+                                        const char *what, V Symbol::*slot, Compute compute) {
+  switch (evalState[name]) {
+  case EvalState::Done: return inst.symbols[name].*slot;
   case EvalState::Failed: return std::nullopt;
   case EvalState::Visiting: {
-    error(sym.range.Start, "dimension '" + name + "' is defined in terms of itself", {sym.range});
+    llvm::SMRange range = inst.symbols[name].range;
+    error(range.Start, llvm::Twine(what) + " '" + name + "' is defined in terms of itself",
+          {range});
     bool inCycle = false;
     for (auto &[n, r] : evalStack) {
       inCycle |= n == name;
@@ -508,65 +511,47 @@ std::optional<int64_t> Checker::resolveDimSymbol(Instance &inst, llvm::StringRef
   }
   case EvalState::Pending: break;
   }
-  state = EvalState::Visiting;
+  evalState[name] = EvalState::Visiting;
   evalStack.push_back({name, use});
-  std::optional<int64_t> v;
-  if (!inst.unit->isCell && overrides && overrides->count(name)) {
-    v = overrides->lookup(name); // -D NAME=VALUE on the command line
-    overridesUsed.insert(name);
-  } else {
-    v = evalDim(inst, pendingDefs.lookup(name));
-  }
+  std::optional<V> v = compute();
   evalStack.pop_back();
+  // Re-read the state: the evaluation may have marked this name as part of a cycle.
   EvalState &after = evalState[name];
   if (after == EvalState::Failed)
     return std::nullopt;
-  if (v && (*v < 1 || *v > maxDim)) {
-    const Expr *def = pendingDefs.lookup(name);
-    error(def->getLoc(),
-          "dimension '" + name + "' is " + llvm::Twine(*v) + "; dimensions must be between 1 and " +
-              llvm::Twine(maxDim),
-          {def->getRange()});
-    v = std::nullopt;
-  }
   after = v ? EvalState::Done : EvalState::Failed;
   if (v)
-    inst.symbols[name].dimValue = *v;
+    inst.symbols[name].*slot = *v;
   return v;
+}
+
+std::optional<int64_t> Checker::resolveDimSymbol(Instance &inst, llvm::StringRef name,
+                                                 llvm::SMRange use) {
+  return resolveSymbol<int64_t>(
+      inst, name, use, "dimension", &Symbol::dimValue, [&]() -> std::optional<int64_t> {
+        std::optional<int64_t> v;
+        if (!inst.unit->isCell && overrides && overrides->count(name)) {
+          v = overrides->lookup(name); // -D NAME=VALUE on the command line
+          overridesUsed.insert(name);
+        } else {
+          v = evalDim(inst, pendingDefs.lookup(name));
+        }
+        if (v && (*v < 1 || *v > maxDim)) {
+          const Expr *def = pendingDefs.lookup(name);
+          error(def->getLoc(),
+                "dimension '" + name + "' is " + llvm::Twine(*v) +
+                    "; dimensions must be between 1 and " + llvm::Twine(maxDim),
+                {def->getRange()});
+          return std::nullopt;
+        }
+        return v;
+      });
 }
 
 std::optional<double> Checker::resolveConstSymbol(Instance &inst, llvm::StringRef name,
                                                   llvm::SMRange use) {
-  Symbol &sym = inst.symbols[name];
-  EvalState &state = evalState[name];
-  switch (state) {
-  case EvalState::Done: return sym.constValue;
-  case EvalState::Failed: return std::nullopt;
-  case EvalState::Visiting: {
-    error(sym.range.Start, "constant '" + name + "' is defined in terms of itself", {sym.range});
-    bool inCycle = false;
-    for (auto &[n, r] : evalStack) {
-      inCycle |= n == name;
-      if (inCycle) {
-        note(r.Start, "'" + n + "' is used here", {r});
-        evalState[n] = EvalState::Failed;
-      }
-    }
-    return std::nullopt;
-  }
-  case EvalState::Pending: break;
-  }
-  state = EvalState::Visiting;
-  evalStack.push_back({name, use});
-  std::optional<double> v = evalConst(inst, pendingDefs.lookup(name));
-  evalStack.pop_back();
-  EvalState &after = evalState[name];
-  if (after == EvalState::Failed)
-    return std::nullopt;
-  after = v ? EvalState::Done : EvalState::Failed;
-  if (v)
-    inst.symbols[name].constValue = *v;
-  return v;
+  return resolveSymbol<double>(inst, name, use, "constant", &Symbol::constValue,
+                               [&] { return evalConst(inst, pendingDefs.lookup(name)); });
 }
 
 /// dims are integer expressions over integer literals and other dims: + - * / (exact), unary -.

@@ -231,10 +231,8 @@ void Trainer::saveCheckpoint(const std::string &path) const {
   TensorFile f;
   int64_t n = int64_t(info.numParams);
   f.tensors.push_back(StoredTensor::fromFloat("params", {n}, net.params()));
-  f.tensors.push_back(
-      StoredTensor::fromFloat("adam.m", {n}, const_cast<Adam &>(adam).firstMoment().data()));
-  f.tensors.push_back(
-      StoredTensor::fromFloat("adam.v", {n}, const_cast<Adam &>(adam).secondMoment().data()));
+  f.tensors.push_back(StoredTensor::fromFloat("adam.m", {n}, adam.firstMoment().data()));
+  f.tensors.push_back(StoredTensor::fromFloat("adam.v", {n}, adam.secondMoment().data()));
   std::vector<double> log;
   for (const IterationLog &l : st.log)
     log.insert(log.end(), {double(l.iteration), l.meanReward, l.loss, l.gradNorm, l.seconds});

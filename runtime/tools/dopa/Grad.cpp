@@ -58,6 +58,14 @@ std::optional<CompiledNetwork> tool::loadNetwork(const SpecOptions &options) {
 
 namespace {
 
+/// A file tensor of the executor's precision.
+StoredTensor stored(std::string name, std::vector<int64_t> shape, const float *data) {
+  return StoredTensor::fromFloat(std::move(name), std::move(shape), data);
+}
+StoredTensor stored(std::string name, std::vector<int64_t> shape, const double *data) {
+  return StoredTensor::fromDouble(std::move(name), std::move(shape), data);
+}
+
 template <class T> int gradImpl(const GradOptions &opt, const CompiledNetwork &net) {
   Executor<T> exec(net.forward, net.backward);
   const NetworkInfo &info = exec.info();
@@ -78,12 +86,8 @@ template <class T> int gradImpl(const GradOptions &opt, const CompiledNetwork &n
   if (!opt.saveParamsPath.empty()) {
     TensorFile out;
     for (size_t p = 0; p < info.params.size(); ++p) {
-      const T *data = exec.params().data() + info.paramOffsets[p];
-      out.tensors.push_back(
-          sizeof(T) == 4 ? StoredTensor::fromFloat(info.params[p].name, info.params[p].shape,
-                                                   reinterpret_cast<const float *>(data))
-                         : StoredTensor::fromDouble(info.params[p].name, info.params[p].shape,
-                                                    reinterpret_cast<const double *>(data)));
+      out.tensors.push_back(stored(info.params[p].name, info.params[p].shape,
+                                   exec.params().data() + info.paramOffsets[p]));
     }
     writeSafeTensors(opt.saveParamsPath, out);
   }
@@ -147,19 +151,13 @@ template <class T> int gradImpl(const GradOptions &opt, const CompiledNetwork &n
                   {"steps", std::to_string(steps)},
                   {"batch", std::to_string(batch)},
                   {"precision", sizeof(T) == 4 ? "f32" : "f64"}};
-  auto tensor = [&](const std::string &name, std::vector<int64_t> shape, const T *data) {
-    return sizeof(T) == 4 ? StoredTensor::fromFloat(name, std::move(shape),
-                                                    reinterpret_cast<const float *>(data))
-                          : StoredTensor::fromDouble(name, std::move(shape),
-                                                     reinterpret_cast<const double *>(data));
-  };
   for (size_t p = 0; p < info.params.size(); ++p)
-    out.tensors.push_back(tensor(info.params[p].name, info.params[p].shape,
+    out.tensors.push_back(stored(info.params[p].name, info.params[p].shape,
                                  exec.grads().data() + info.paramOffsets[p]));
   for (size_t k = 0; k < info.outputs.size(); ++k) {
     std::vector<int64_t> shape = {steps, batch};
     shape.insert(shape.end(), info.outputs[k].shape.begin(), info.outputs[k].shape.end());
-    out.tensors.push_back(tensor("output." + info.outputs[k].name, shape, outData[k].data()));
+    out.tensors.push_back(stored("output." + info.outputs[k].name, shape, outData[k].data()));
   }
   writeSafeTensors(opt.outPath, out);
   llvm::errs() << "dopa grad: " << info.name << ": " << steps << " steps, batch " << batch << ", "

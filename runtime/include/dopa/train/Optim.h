@@ -30,6 +30,8 @@ public:
   // State, for checkpoints.
   std::vector<float> &firstMoment() { return m; }
   std::vector<float> &secondMoment() { return v; }
+  const std::vector<float> &firstMoment() const { return m; }
+  const std::vector<float> &secondMoment() const { return v; }
   void setSteps(int64_t steps) { t = steps; }
 
 private:
