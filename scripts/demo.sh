@@ -49,12 +49,13 @@ echo
   sed 's/^/   /'
 
 echo
-echo "== Training: 40 iterations of A2C on the cue-reward task (modul, H=50, batch 30, 120-step episodes)"
+echo "== Training: 60 iterations of A2C on the cue-reward task (modul at the paper's H=200, batch 30,"
+echo "   120-step episodes), with the C++ generated from examples/cue_reward/modul.dopa at build time"
 echo
 rm -rf out/demo-train
-build/runtime/tools/dopa/dopa train cue-reward --variant modul -D H=50 --lr 1e-3 --iters 40 \
+build/runtime/tools/dopa/dopa train cue-reward --variant modul --lr 1e-3 --iters 60 \
   --checkpoint-every 20 --out out/demo-train 2>&1 | sed 's/^/   /'
 echo
 echo "   log: out/demo-train/log.csv   plot: out/demo-train/learning_curve.png"
-echo "   continue it: build/runtime/tools/dopa/dopa train cue-reward --variant modul -D H=50 --lr 1e-3 \\"
-echo "                --iters 80 --checkpoint-every 20 --out out/demo-train --resume"
+echo "   continue it: build/runtime/tools/dopa/dopa train cue-reward --variant modul --lr 1e-3 \\"
+echo "                --iters 120 --checkpoint-every 20 --out out/demo-train --resume"

@@ -7,14 +7,18 @@
 # to continue), then draws the median and inter-quartile range of the batch-mean episode reward over
 # the seeds, per variant (OUT/fig1.png, OUT/fig1.csv), as in sr/makefigure.py.
 #
-#   ITERS=2000 SEEDS="0 1 2" H=200 OUT=runs/fig1 scripts/reproduce-cue-reward.sh
+#   ITERS=2000 SEEDS="0 1 2" OUT=runs/fig1 scripts/reproduce-cue-reward.sh
 #   EXTRA="--lr 1e-3 --burn-in 0" H=50 ...   # a faster, documented variation
+#
+# At the paper's H=200 (the default) the runs use the generated engine (the examples compiled at
+# build time); another H uses the generic executor, which takes -D.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ITERS=${ITERS:-1000}
 SEEDS=${SEEDS:-"0 1 2"}
 VARIANTS=${VARIANTS:-"rnn plastic modplast modul"}
 H=${H:-200}
+if [ "$H" = 200 ]; then ENGINE=(--engine generated); else ENGINE=(--engine generic -D "H=$H"); fi
 OUT=${OUT:-runs/fig1}
 JOBS=${JOBS:-1}          # runs side by side (each uses THREADS threads)
 THREADS=${THREADS:-2}
@@ -27,7 +31,7 @@ run_one() {
   local resume=""
   [ -f "$dir/checkpoint.st" ] && resume="--resume"
   # shellcheck disable=SC2086
-  $dopa train cue-reward --variant "$variant" -D "H=$H" --iters "$ITERS" --seed "$seed" \
+  $dopa train cue-reward --variant "$variant" "${ENGINE[@]}" --iters "$ITERS" --seed "$seed" \
     --threads "$THREADS" --checkpoint-every 100 --out "$dir" $resume $EXTRA > "$dir.out" 2>&1 ||
     { echo "run $variant seed $seed failed; see $dir.out" >&2; return 1; }
   echo "done: $variant seed $seed ($(tail -n 1 "$dir.out"))"

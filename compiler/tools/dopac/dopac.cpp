@@ -5,7 +5,10 @@
 // 2 usage or I/O errors.
 //
 //===----------------------------------------------------------------------===//
+#include "dopa/compiler/Emit.h"
+#include "dopa/compiler/Kernel.h"
 #include "dopa/compiler/Passes.h"
+#include "dopa/runtime/Generated.h"
 #include "dopa/dsl/Frontend.h"
 #include "dopa/dsl/Lexer.h"
 #include "dopa/dsl/Verifier.h"
@@ -14,6 +17,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
@@ -22,7 +26,7 @@ using namespace dopa;
 namespace cl = llvm::cl;
 
 namespace {
-enum class Emit { Tokens, AST, Summary, IR, IRGrad, Dot };
+enum class Emit { Tokens, AST, Summary, IR, IRGrad, Dot, Kernels, Plan, Cpp, Header };
 
 cl::OptionCategory category("dopac options");
 
@@ -37,7 +41,13 @@ cl::opt<Emit>
                     clEnumValN(Emit::IR, "ir", "the forward step graph of each network"),
                     clEnumValN(Emit::IRGrad, "ir-grad",
                                "the backward step graph (reverse-mode autodiff)"),
-                    clEnumValN(Emit::Dot, "dot", "forward and backward step graphs as Graphviz")),
+                    clEnumValN(Emit::Dot, "dot", "forward and backward step graphs as Graphviz"),
+                    clEnumValN(Emit::Kernels, "kernels",
+                               "the fused per-element kernels (stages, homes, saved values)"),
+                    clEnumValN(Emit::Plan, "plan",
+                               "the checkpointing plan and its predicted bytes (see --plan-*)"),
+                    clEnumValN(Emit::Cpp, "cpp", "C++ for the forward and backward steps"),
+                    clEnumValN(Emit::Header, "header", "the header declaring the C++ accessors")),
          cl::cat(category));
 cl::opt<std::string> outputFile("o", cl::desc("Write the output to <file> (default: stdout)"),
                                 cl::value_desc("file"), cl::init("-"), cl::cat(category));
@@ -54,6 +64,32 @@ cl::list<std::string> dimOverrides("D", cl::desc("Override a network dimension: 
                                    cl::value_desc("name=value"), cl::Prefix, cl::cat(category));
 cl::opt<std::string> networkName("network", cl::desc("Only this network (default: all)"),
                                  cl::value_desc("name"), cl::cat(category));
+cl::opt<int> checkpointEvery(
+    "checkpoint-every",
+    cl::desc("Keep the states every <k> steps (0: plan from the memory budget at run time)"),
+    cl::init(0), cl::cat(category));
+cl::opt<long long> memoryBudget(
+    "memory-budget",
+    cl::desc("Bytes the checkpointing plan may use (0: the runtime default, 32 MiB)"),
+    cl::init(0), cl::cat(category));
+cl::opt<int> planBatch("plan-batch", cl::desc("--emit=plan: batch size"), cl::init(30),
+                       cl::cat(category));
+cl::opt<int> planSteps("plan-steps", cl::desc("--emit=plan: steps per episode"), cl::init(120),
+                       cl::cat(category));
+cl::opt<int> planThreads("plan-threads", cl::desc("--emit=plan: threads"), cl::init(2),
+                         cl::cat(category));
+cl::opt<std::string> specName(
+    "spec-name",
+    cl::desc("The spec's path as generated code names it (default: as given)"),
+    cl::value_desc("path"), cl::cat(category));
+cl::opt<std::string> cppNamespace(
+    "namespace",
+    cl::desc("--emit=cpp/header: the generated namespace dopa::generated::<id> (default: the "
+             "network's name in snake_case; one network only)"),
+    cl::value_desc("id"), cl::cat(category));
+cl::opt<bool> noLineDirectives("no-line-directives",
+                               cl::desc("Do not map generated code back to the spec"),
+                               cl::cat(category));
 cl::opt<bool> verifyEach("verify-each", cl::desc("Run the IR verifier after every pass"),
                          cl::init(true), cl::cat(category));
 
@@ -70,6 +106,50 @@ bool parseOverrides(sema::DimOverrides &out) {
     out[name] = v;
   }
   return true;
+}
+
+std::string humanBytes(int64_t b) {
+  char buf[64];
+  if (b >= (int64_t(1) << 20))
+    snprintf(buf, sizeof buf, "%.1f MiB", double(b) / double(1 << 20));
+  else
+    snprintf(buf, sizeof buf, "%.1f KiB", double(b) / 1024.0);
+  return buf;
+}
+
+/// dopac --emit=plan: the runtime's plan for the given batch, steps and threads.
+void printPlan(const CompiledNetwork &net, const kern::FusedNetwork &f, llvm::raw_ostream &os) {
+  PlanInputs in;
+  int64_t inputs = 0, params = 0;
+  for (const ir::Variable &v : net.forward.inputs)
+    inputs += ir::numElements(v.shape);
+  for (const ir::Variable &v : net.forward.params)
+    params += ir::numElements(v.shape);
+  in.stateBytes = f.stateNumel * 4;
+  in.savedBytes = f.savedNumel * 4;
+  in.scratchBytes = std::max(f.forward.scratchNumel, f.backward.scratchNumel) * 4;
+  in.inputBytes = inputs * 4;
+  in.paramBytes = params * 4;
+  in.batch = planBatch;
+  in.steps = planSteps;
+  in.threads = planThreads;
+  in.memoryBudget = memoryBudget;
+  in.checkpointEvery = checkpointEvery;
+  CheckpointPlan p = planCheckpoints(in);
+  os << "memory plan " << net.forward.name << " (float, batch " << in.batch << ", " << in.steps
+     << " steps, " << in.threads << " threads)\n";
+  os << "  per element: state block " << humanBytes(in.stateBytes) << ", saved per step "
+     << humanBytes(in.savedBytes) << ", inputs per step " << humanBytes(in.inputBytes) << "\n";
+  os << "  store everything: " << humanBytes(int64_t(in.batch) * in.steps *
+                                             (in.stateBytes + in.savedBytes))
+     << " (states and saved values of every step and element)\n";
+  os << "  choice: " << (checkpointEvery > 0 ? "forced" : "planned") << ", outer checkpoints every "
+     << p.outer << " steps, replay segments of at most " << p.inner << " steps, " << p.replays
+     << " forward replay" << (p.replays == 1 ? "" : "s") << " per step in the backward\n";
+  os << "  outer checkpoints: " << humanBytes(p.checkpointBytes) << "\n";
+  os << "  per thread: " << humanBytes(p.perThreadBytes) << "\n";
+  os << "  predicted total: " << humanBytes(p.totalBytes) << " (" << p.totalBytes
+     << " bytes, with the current and next states and the input tape)\n";
 }
 
 void printVersion(llvm::raw_ostream &os) { os << "dopac " << DOPA_VERSION << " (dopa)\n"; }
@@ -158,6 +238,10 @@ int main(int argc, char **argv) {
   case Emit::Summary:
   case Emit::IR:
   case Emit::IRGrad:
+  case Emit::Kernels:
+  case Emit::Plan:
+  case Emit::Cpp:
+  case Emit::Header:
   case Emit::Dot: {
     auto program = frontend.check(overrides.empty() ? nullptr : &overrides);
     ok = program != nullptr && !diags.hasErrors();
@@ -168,6 +252,14 @@ int main(int argc, char **argv) {
       ok = false;
       break;
     }
+    EmitOptions emitOpts;
+    emitOpts.specPath = specName.empty() ? std::string(inputFile) : std::string(specName);
+    emitOpts.outputName = outputFile == "-" ? "" : llvm::sys::path::filename(outputFile).str();
+    emitOpts.lineDirectives = !noLineDirectives;
+    emitOpts.checkpointEvery = checkpointEvery;
+    emitOpts.memoryBudget = memoryBudget;
+    emitOpts.cppNamespace = cppNamespace;
+    std::vector<std::string> bodies, names;
     for (const auto &net : program->networks) {
       if (!networkName.empty() && net->name != networkName)
         continue;
@@ -178,6 +270,25 @@ int main(int argc, char **argv) {
         ok = false;
         continue;
       }
+      if (action == Emit::Kernels || action == Emit::Plan || action == Emit::Cpp ||
+          action == Emit::Header) {
+        try {
+          kern::FusedNetwork fused = kern::fuse(*compiled);
+          if (action == Emit::Kernels)
+            kern::print(fused, out.os());
+          else if (action == Emit::Plan)
+            printPlan(*compiled, fused, out.os());
+          else if (action == Emit::Cpp)
+            bodies.push_back(
+                emitCppNetwork(*compiled, fused, frontend.getSourceMgr(), emitOpts));
+          names.push_back(net->name);
+        } catch (const std::exception &e) {
+          diags.errorNoLoc(std::string("cannot generate code for network '") + net->name +
+                           "': " + e.what());
+          ok = false;
+        }
+        continue;
+      }
       if (action == Emit::IR)
         ir::print(compiled->forward, &frontend.getSourceMgr(), out.os());
       else if (action == Emit::IRGrad)
@@ -185,6 +296,10 @@ int main(int argc, char **argv) {
       else
         ir::printDot(compiled->forward, compiled->backward, out.os());
     }
+    if (ok && action == Emit::Cpp)
+      out.os() << emitCppFile(bodies, emitOpts);
+    if (ok && action == Emit::Header)
+      out.os() << emitCppHeader(names, emitOpts);
     if (ok && action == Emit::Summary) {
       // The summary also proves each network differentiates: compile them all.
       std::vector<std::pair<ir::FlopCount, ir::FlopCount>> flops;

@@ -38,7 +38,10 @@ int runGrad(const GradOptions &options);
 struct TrainOptions {
   SpecOptions spec;
   TrainConfig config;
-  std::string engine = "generic";
+  std::string engine = "generated";
+  std::string task, variant;  // the example the generated engine runs
+  long long memoryBudget = 0; // generated engine: BPTT checkpoint budget (0: default)
+  int bpttSegment = 0;        // generated engine: forced checkpoint interval (0: planned)
   bool resume = false;
 };
 

@@ -1,6 +1,7 @@
 //===- Train.cpp - `dopa train cue-reward`: meta-train a plastic network --===//
 //
-// Builds the network from its spec (examples/cue_reward/<variant>.dopa by default), trains it with
+// Runs the variant's generated network (compiled at build time; the default engine) or builds the
+// network from its spec for the generic executor (examples/cue_reward/<variant>.dopa), trains it with
 // A2C on the cue-reward task (Trainer), shows a progress line with the running reward and the ETA,
 // writes log.csv and checkpoint.st to --out (atomically), resumes bit-exactly with --resume, and
 // draws learning_curve.png with gnuplot at the end.
@@ -8,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
 
+#include "dopa/examples/ExampleNetworks.h"
 #include "dopa/generic/Executor.h"
 #include "dopa/runtime/SafeTensors.h"
 #include "dopa/train/Trainer.h"
@@ -81,18 +83,27 @@ private:
 } // namespace
 
 int tool::runTrain(const TrainOptions &opt) {
-  auto compiled = loadNetwork(opt.spec);
-  if (!compiled)
-    return 1;
-  if (opt.engine != "generic") {
-    llvm::WithColor::error(llvm::errs(), "dopa train")
-        << "engine '" << opt.engine
-        << "' is not available yet: generated code comes with issue #4; "
-        << "use --engine generic\n";
-    return 2;
+  std::unique_ptr<Network> netPtr;
+  if (opt.engine == "generated") {
+    const GeneratedSpec *spec = findExampleNetwork(opt.task, opt.variant);
+    if (!spec) {
+      llvm::WithColor::error(llvm::errs(), "dopa train")
+          << "no generated network for " << opt.task << " " << opt.variant << " in this build\n";
+      return 2;
+    }
+    auto g = std::make_unique<GeneratedNetwork>(*spec);
+    g->executor().setMemoryBudget(opt.memoryBudget);
+    g->executor().setCheckpointEvery(opt.bpttSegment);
+    g->executor().setExpectedSteps(opt.config.task.episodeLength);
+    netPtr = std::move(g);
+  } else {
+    auto compiled = loadNetwork(opt.spec);
+    if (!compiled)
+      return 1;
+    netPtr = std::make_unique<GenericNetwork>(std::move(*compiled));
   }
   try {
-    GenericNetwork net(std::move(*compiled));
+    Network &net = *netPtr;
     Trainer trainer(net, opt.config);
     std::string ckpt = (std::filesystem::path(opt.config.outDir) / "checkpoint.st").string();
     if (opt.resume) {

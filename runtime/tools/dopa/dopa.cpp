@@ -76,8 +76,20 @@ cl::opt<std::string>
              cl::desc("A2C baseline: first-element (the reference code's vs[t][0]) or "
                       "per-element (each episode's own value)"),
              cl::init("first-element"), cl::sub(trainCmd));
-cl::opt<std::string> engine("engine", cl::desc("generic (the IR interpreter) | generated"),
-                            cl::init("generic"), cl::sub(trainCmd));
+cl::opt<std::string>
+    engine("engine",
+           cl::desc("generated (the example's C++, compiled at build time) | generic (the IR "
+                    "interpreter; needed for --spec and -D)"),
+           cl::init("generated"), cl::sub(trainCmd));
+cl::opt<long long> memoryBudget(
+    "memory-budget",
+    cl::desc("Generated engine: bytes the BPTT checkpoints may use (default 32 MiB)"),
+    cl::init(0), cl::sub(trainCmd));
+cl::opt<int> bpttSegment(
+    "bptt-segment",
+    cl::desc("Generated engine: keep states every <k> steps and recompute in between (default: "
+             "planned from --memory-budget)"),
+    cl::init(0), cl::sub(trainCmd));
 cl::opt<std::string> outDir("out",
                             cl::desc("Output folder: checkpoint.st, log.csv, learning_curve.png"),
                             cl::value_desc("dir"), cl::sub(trainCmd));
@@ -166,6 +178,15 @@ int main(int argc, char **argv) {
       dimsText += " -D" + d;
     opt.config.description = "cue-reward " + (trainSpec.empty() ? variant : trainSpec) + dimsText;
     opt.engine = engine;
+    if (engine != "generic" && engine != "generated")
+      return usage("--engine is generated or generic");
+    if (engine == "generated" && (!trainSpec.empty() || !trainDims.empty()))
+      return usage("--spec and -D need --engine generic: the generated engine runs the examples "
+                   "compiled at build time (dopa_add_network compiles your own spec and dims)");
+    opt.task = "cue_reward";
+    opt.variant = variant;
+    opt.memoryBudget = memoryBudget;
+    opt.bpttSegment = bpttSegment;
     opt.resume = resume;
     return tool::runTrain(opt);
   }

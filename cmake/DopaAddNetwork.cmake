@@ -1,0 +1,89 @@
+# DopaAddNetwork.cmake - dopa_add_network(): compile a *.dopa spec to a C++ library at build time.
+#
+#   dopa_add_network(<target> SPEC <file.dopa>
+#                    [NETWORK <name>]            # one network of the spec (default: all)
+#                    [NAMESPACE <id>]            # dopa::generated::<id> (default: snake_case name)
+#                    [DIMS H=4 ...]              # dimension overrides (dopac -D)
+#                    [INCLUDE_DIRS <dir>...]     # the spec's include path (dopac -I)
+#                    [DEPENDS <file>...]         # included specs, so edits rebuild
+#                    [CHECKPOINT_EVERY <k>] [MEMORY_BUDGET <bytes>]
+#                    [OUTPUT_DIR <dir>])
+#
+# runs dopac (--emit=cpp and --emit=header) as a custom command that reruns when the spec or the
+# compiler changes, and makes a static library <target> exposing <target>.h, linked to
+# dopa::runtime. The generated code is compiled with -O3 and DOPA_ARCH_FLAGS (default
+# -march=native: the hot loops are meant to vectorize for the machine that runs them).
+include_guard(GLOBAL)
+
+set(DOPA_ARCH_FLAGS "-march=native" CACHE STRING "Architecture flags for generated networks")
+
+function(dopa_add_network target)
+  cmake_parse_arguments(ARG "" "SPEC;NETWORK;NAMESPACE;CHECKPOINT_EVERY;MEMORY_BUDGET;OUTPUT_DIR"
+                        "DIMS;INCLUDE_DIRS;DEPENDS" ${ARGN})
+  if(NOT ARG_SPEC)
+    message(FATAL_ERROR "dopa_add_network(${target}): SPEC is required")
+  endif()
+  get_filename_component(spec "${ARG_SPEC}" ABSOLUTE)
+  if(NOT ARG_OUTPUT_DIR)
+    set(ARG_OUTPUT_DIR "${CMAKE_CURRENT_BINARY_DIR}/dopa_generated/${target}")
+  endif()
+  # The spec's name in the generated code: relative to the project, so output is deterministic.
+  file(RELATIVE_PATH specName "${PROJECT_SOURCE_DIR}" "${spec}")
+  if(specName MATCHES "^\\.\\.")
+    get_filename_component(specName "${spec}" NAME)
+  endif()
+  set(args "--spec-name=${specName}")
+  if(ARG_NETWORK)
+    list(APPEND args "--network=${ARG_NETWORK}")
+  endif()
+  if(ARG_NAMESPACE)
+    list(APPEND args "--namespace=${ARG_NAMESPACE}")
+  endif()
+  foreach(d IN LISTS ARG_DIMS)
+    list(APPEND args "-D" "${d}")
+  endforeach()
+  foreach(d IN LISTS ARG_INCLUDE_DIRS)
+    get_filename_component(d "${d}" ABSOLUTE)
+    list(APPEND args "-I" "${d}")
+  endforeach()
+  if(ARG_CHECKPOINT_EVERY)
+    list(APPEND args "--checkpoint-every=${ARG_CHECKPOINT_EVERY}")
+  endif()
+  if(ARG_MEMORY_BUDGET)
+    list(APPEND args "--memory-budget=${ARG_MEMORY_BUDGET}")
+  endif()
+  if(TARGET dopac)
+    set(dopac "$<TARGET_FILE:dopac>")
+    set(dopacDep dopac)
+  else()
+    set(dopac "$<TARGET_FILE:dopa::dopac>")
+    set(dopacDep dopa::dopac)
+  endif()
+  set(cpp "${ARG_OUTPUT_DIR}/${target}.cpp")
+  set(hdr "${ARG_OUTPUT_DIR}/${target}.h")
+  add_custom_command(
+    OUTPUT "${cpp}" "${hdr}"
+    COMMAND ${CMAKE_COMMAND} -E make_directory "${ARG_OUTPUT_DIR}"
+    COMMAND ${dopac} --emit=cpp ${args} -o "${cpp}" "${spec}"
+    COMMAND ${dopac} --emit=header ${args} -o "${hdr}" "${spec}"
+    DEPENDS "${spec}" ${ARG_DEPENDS} ${dopacDep}
+    COMMENT "dopac: generating ${target} from ${specName}"
+    VERBATIM)
+  add_library(${target} STATIC "${cpp}" "${hdr}")
+  target_include_directories(${target} PUBLIC "${ARG_OUTPUT_DIR}")
+  if(TARGET dopa_runtime)
+    target_link_libraries(${target} PUBLIC dopa_runtime)
+  else()
+    target_link_libraries(${target} PUBLIC dopa::runtime)
+  endif()
+  separate_arguments(archFlags NATIVE_COMMAND "${DOPA_ARCH_FLAGS}")
+  target_compile_options(${target} PRIVATE -O3 -Wall -Wextra ${archFlags})
+  # GCC 12's AVX-512 intrinsics headers trip -Wmaybe-uninitialized inside Eigen's products (GCC
+  # bug 105593, fixed in GCC 13); the generated code itself is clean under -Wall -Wextra.
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+    target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized -Wno-uninitialized)
+  endif()
+  target_compile_definitions(${target} PRIVATE EIGEN_DONT_PARALLELIZE)
+  set_target_properties(${target} PROPERTIES DOPA_GENERATED_CPP "${cpp}" DOPA_GENERATED_HEADER
+                                                                         "${hdr}")
+endfunction()

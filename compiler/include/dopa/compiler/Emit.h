@@ -1,0 +1,50 @@
+//===- Emit.h - Emitters: fused kernels to C++ source ----------------------===//
+//
+// The C++ emitter prints a FusedNetwork as one translation unit: a forward and a backward step
+// function per network (each a sequence of static stage functions, one per fused loop nest), the
+// network's description (names, shapes, initializers, block sizes) and an accessor returning a
+// dopa::GeneratedSpec, which the runtime's GeneratedNetwork runs with its checkpointing plan.
+// Output is deterministic and formatted with Clang's libFormat.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "dopa/compiler/Kernel.h"
+
+#include "llvm/Support/SourceMgr.h"
+
+#include <string>
+
+namespace dopa {
+
+struct EmitOptions {
+  std::string specPath;     // as the #line directives and the banner name it
+  std::string outputName;   // the generated file's name (for #line directives back to it)
+  bool lineDirectives = true;
+  bool format = true;       // run libFormat over the result
+  int checkpointEvery = 0;  // 0: the runtime's plan chooses
+  long long memoryBudget = 0; // bytes; 0: the runtime's default
+  std::string cppNamespace;   // overrides snakeCase(network name)
+};
+
+/// snake_case of a network name ("CueRewardModul" -> "cue_reward_modul").
+std::string snakeCase(const std::string &name);
+
+/// C++ for one network: `namespace dopa::generated::<snake>` with the step functions and
+/// `const dopa::GeneratedSpec &spec()`.
+std::string emitCppNetwork(const CompiledNetwork &net, const kern::FusedNetwork &fused,
+                           const llvm::SourceMgr &sources, const EmitOptions &options);
+
+/// The translation unit for several networks (banner, includes, each network); formatted.
+std::string emitCppFile(const std::vector<std::string> &networkBodies, const EmitOptions &options);
+
+/// The header declaring each network's accessor.
+std::string emitCppHeader(const std::vector<std::string> &networkNames, const EmitOptions &options);
+
+/// The namespace a network's code goes in (dopa::generated::<this>).
+std::string cppNamespaceOf(const std::string &networkName, const EmitOptions &options);
+
+/// Format C++ with the fixed generated-code style. Returns the input unchanged on failure.
+std::string formatCpp(const std::string &code);
+
+} // namespace dopa

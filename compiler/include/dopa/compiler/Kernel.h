@@ -1,0 +1,110 @@
+//===- Kernel.h - The fused kernel description shared by the emitters -----===//
+//
+// The fusion pass turns a network's forward and backward step graphs into two per-batch-element
+// kernels: straight-line sequences of stages over static shapes, which the C++ (and CUDA) emitters
+// print. It decides three things:
+//
+//   - which values are materialized ("roots") and which are inlined as scalar expressions into
+//     the loops that read them (element-wise ops, outer products, broadcasts: recomputed, never
+//     stored, when the reader iterates over the same shape);
+//   - which roots share one loop nest (horizontal fusion: all work over the same [M, N] space,
+//     e.g. for the modulated RNN one pass over w, alpha, pw, et computes pw', et' and the
+//     recurrent input (w + alpha * pw) @ h as a row reduction);
+//   - what the backward kernel reads from the forward (the "saved" values: the forward roots it
+//     needs; element-wise forward values are recomputed from states and saved roots instead).
+//
+// The backward kernel works on a merged graph: the forward nodes followed by the backward nodes,
+// with each `fwd %n` reference replaced by forward node n itself.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "dopa/compiler/Passes.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <string>
+#include <vector>
+
+namespace dopa::kern {
+
+/// Where a value lives, from the point of view of one per-element kernel call.
+enum class Buf {
+  Inline,     // not stored: recomputed by each reader
+  Const,      // a literal
+  Param,      // the shared parameter buffer
+  Input,      // this step's input k
+  State,      // the state at the start of the step (all states: one block per element)
+  NextState,  // forward: the next state block
+  Saved,      // forward writes, backward reads: one block per step and element
+  Scratch,    // per-thread scratch
+  Output,     // forward: output k
+  GradOutput, // backward: dLoss/d output k (zeros when absent)
+  GradNext,   // backward: dLoss/d next state block
+  GradPrev,   // backward: dLoss/d state block at the start of the step
+  Grad,       // backward: the parameter-gradient accumulator
+};
+const char *bufName(Buf buf);
+
+struct Item {
+  enum Kind {
+    Pointwise,  // compute `node` at every index of the space and store it in its home
+    RowDot,     // matmul [M,K]@[K]: out[i] = sum_k A(i,k) v[k], A inlined (space [M,K])
+    ColDot,     // matmul [K]@[K,N]: out[n] = sum_k v[k] A(k,n), A inlined (space [K,N])
+    VecDot,     // matmul [K]@[K]: out = sum_k a[k] b[k] (space [K])
+    Reduce,     // reduce_to / sum_all / sum_axis of an inlined operand (space: operand shape)
+    Store,      // target[idx] = node (an output, a saved value or a state/state-gradient copy)
+    Accumulate, // target[idx] += node (a parameter gradient; a row of it for an embedding)
+    Dense,      // matmul with materialized operands: Eigen
+    Opaque,     // reshape, gather, concat, slice, transpose, softmax, ...: its own loop
+    Zero,       // target = 0 (a state gradient that is identically zero)
+  };
+  Kind kind = Pointwise;
+  int node = -1;
+  Buf target = Buf::Scratch; // Store/Accumulate/Zero
+  int targetIndex = -1;      // output / state / param / saved slot
+  int rowIndexNode = -1;     // Accumulate of an embedding row: the index input's node
+};
+
+struct Stage {
+  enum Kind { Nest, Dense, Opaque };
+  Kind kind = Nest;
+  ir::Shape space;
+  std::vector<Item> items;
+};
+
+struct Kernel {
+  bool isBackward = false;
+  ir::Graph graph; // forward graph, or the merged graph for the backward kernel
+  int numForwardNodes = 0;
+  std::vector<char> live;     // per node: needed by a sink
+  std::vector<Buf> home;      // per node
+  std::vector<int> homeIndex; // per node: input/state/output/param index, or -1
+  std::vector<int64_t> offset; // per node: offset in its home block (state, saved, scratch)
+  std::vector<Stage> stages;
+  int64_t scratchNumel = 0;
+};
+
+struct FusedNetwork {
+  Kernel forward, backward;
+  /// Per state: offset in the per-element state block; the block's size.
+  std::vector<int64_t> stateOffsets;
+  int64_t stateNumel = 0;
+  /// Forward nodes the backward reads, their offsets in the saved block, the block's size.
+  std::vector<int> savedNodes;
+  std::vector<int64_t> savedOffsets;
+  int64_t savedNumel = 0;
+};
+
+/// Buffers inside a block start at multiples of this many elements (64 bytes for float), so that
+/// every call sees the same alignment and vectorized loops sum in the same order.
+constexpr int64_t kAlign = 16;
+
+/// Fuse a compiled network into its forward and backward kernels. Throws std::runtime_error for
+/// an op the kernels cannot express (none of the language's ops today).
+FusedNetwork fuse(const CompiledNetwork &net);
+
+/// Print the kernels (dopac --emit=kernels).
+void print(const FusedNetwork &fused, llvm::raw_ostream &os);
+
+} // namespace dopa::kern

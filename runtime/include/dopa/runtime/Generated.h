@@ -1,0 +1,152 @@
+//===- Generated.h - What generated networks export, and how they run ------===//
+//
+// dopac's C++ emitter produces, per network, a forward and a backward step function for one batch
+// element and a GeneratedSpec describing the network. GeneratedExecutor runs them for a batch:
+// batch elements in parallel (OpenMP, one element per thread at a time), and backpropagation
+// through time with checkpoints: the forward keeps only the inputs and the states every `outer`
+// steps; the backward replays each element's segments from those checkpoints (with a second level
+// of checkpoints every `inner` steps when a segment is long), storing what the backward step
+// reads for at most `inner` steps per thread. Replays run the same code on the same values, so
+// gradients are bit-identical whatever the plan. GeneratedNetwork is the float Network over it.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "dopa/runtime/Network.h"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace dopa {
+
+/// The arguments of one generated step function (one batch element, one step).
+template <class T> struct StepArgs {
+  const T *params = nullptr;
+  const T *const *inputs = nullptr; // per input: this element's values
+  const T *state = nullptr;         // the state block at the start of the step
+  T *next = nullptr;                // forward: the next state block
+  T *const *outputs = nullptr;      // forward: per output
+  T *saved = nullptr;               // forward writes, backward reads
+  T *scratch = nullptr;             // per thread, 64-byte aligned
+  const T *const *gradOutputs = nullptr; // backward: per output (never null)
+  const T *gradNext = nullptr;           // backward: dLoss/d next state block
+  T *gradPrev = nullptr;                 // backward: dLoss/d state block (written)
+  T *grads = nullptr;                    // backward: parameter gradients (accumulated)
+};
+template <class T> using StepFn = void (*)(const StepArgs<T> &);
+
+/// What a generated network exports.
+struct GeneratedSpec {
+  const char *name;     // the network's name in the spec
+  const char *specPath; // the spec it was generated from
+  NetworkInfo (*info)();
+  int64_t stateNumel;   // per element: all states, each at a 16-element aligned offset
+  const int64_t *stateOffsets;
+  int64_t savedNumel;   // per element and step
+  int64_t scratchNumel; // per thread
+  const int64_t *inputRows; // per input: rows of the table it indexes (int inputs), else 0
+  StepFn<float> forwardFloat, backwardFloat;
+  StepFn<double> forwardDouble, backwardDouble;
+  int checkpointEvery;  // compiler's choice, 0: plan at run time
+  long long memoryBudget; // bytes, 0: the runtime default
+};
+
+/// The checkpointing plan for one episode and its predicted memory.
+struct CheckpointPlan {
+  int outer = 0;  // states of every element kept every `outer` steps during the forward
+  int inner = 0;  // segment replays store at most `inner` steps per thread
+  int replays = 1; // forward replays per step in the backward (1 or 2)
+  int64_t checkpointBytes = 0; // outer checkpoints, all elements
+  int64_t perThreadBytes = 0;  // replay buffers, inner checkpoints, gradient accumulators
+  int64_t totalBytes = 0;      // everything the executor holds (states, inputs, the above)
+};
+
+struct PlanInputs {
+  int64_t stateBytes = 0, savedBytes = 0, scratchBytes = 0, inputBytes = 0, outputBytes = 0,
+          paramBytes = 0;
+  int batch = 1, steps = 1, threads = 1;
+  long long memoryBudget = 0; // 0: kDefaultMemoryBudget
+  int checkpointEvery = 0;    // > 0 forces outer = inner = it
+};
+constexpr long long kDefaultMemoryBudget = 32ll << 20;
+
+/// The plan the executor uses: forced by checkpointEvery; else the single-replay plan with the
+/// least memory when it fits the budget; else two levels (outer = steps, inner = ceil(sqrt)).
+CheckpointPlan planCheckpoints(const PlanInputs &in);
+
+template <class T> class GeneratedExecutor {
+public:
+  explicit GeneratedExecutor(const GeneratedSpec &spec);
+  ~GeneratedExecutor();
+
+  const NetworkInfo &info() const { return netInfo; }
+  const GeneratedSpec &spec() const { return genSpec; }
+  std::vector<T> &params() { return paramBuf; }
+  std::vector<T> &grads() { return gradBuf; }
+
+  void beginEpisode(int batch);
+  int batch() const { return B; }
+  void step(const T *const *inputs, T *const *outputs);
+  void backward(const T *const *const *outputGrads, const T *const *finalStateGrads);
+  void truncate();
+  int recordedSteps() const { return T_; }
+  const T *state(int s) const;
+
+  /// Force the checkpoint interval (0: plan from the memory budget).
+  void setCheckpointEvery(int k) { checkpointEvery = k; }
+  void setMemoryBudget(long long bytes) { memoryBudget = bytes; }
+  /// Steps per episode to plan the outer checkpoints for (default: the previous backward's
+  /// length; unknown before the first backward, when only the episode's start is kept).
+  void setExpectedSteps(int steps) { expectedSteps = steps; }
+  /// The plan of the last backward, and the bytes the executor holds now.
+  const CheckpointPlan &lastPlan() const { return plan; }
+  int64_t heldBytes() const;
+  /// The bytes held during the last backward, after its buffers were allocated (its peak).
+  int64_t lastPeakBytes() const { return peakBytes; }
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl;
+  const GeneratedSpec &genSpec;
+  NetworkInfo netInfo;
+  std::vector<T> paramBuf, gradBuf;
+  int B = 0, T_ = 0;
+  int checkpointEvery = 0, expectedSteps = 0, lastSteps = 0;
+  long long memoryBudget = 0;
+  int64_t peakBytes = 0;
+  CheckpointPlan plan;
+};
+
+extern template class GeneratedExecutor<float>;
+extern template class GeneratedExecutor<double>;
+
+class GeneratedNetwork : public Network {
+public:
+  explicit GeneratedNetwork(const GeneratedSpec &spec) : exec(spec) {}
+
+  const NetworkInfo &info() const override { return exec.info(); }
+  float *params() override { return exec.params().data(); }
+  float *grads() override { return exec.grads().data(); }
+  void beginEpisode(int batch) override { exec.beginEpisode(batch); }
+  int batch() const override { return exec.batch(); }
+  void step(const float *const *inputs, float *const *outputs) override {
+    exec.step(inputs, outputs);
+  }
+  void backward(const float *const *const *outputGrads,
+                const float *const *finalStateGrads = nullptr) override {
+    exec.backward(outputGrads, finalStateGrads);
+  }
+  void truncate() override { exec.truncate(); }
+  int recordedSteps() const override { return exec.recordedSteps(); }
+  const float *state(int s) const override { return exec.state(s); }
+  GeneratedExecutor<float> &executor() { return exec; }
+
+private:
+  GeneratedExecutor<float> exec;
+};
+
+/// Finish a NetworkInfo built by generated code (parameter offsets and count).
+void finalizeInfo(NetworkInfo &info);
+
+} // namespace dopa

@@ -1,0 +1,535 @@
+//===- Generated.cpp - Running generated step functions over a batch ------===//
+//
+// GeneratedExecutor: the batch loop (OpenMP over batch elements), the input tape, the outer
+// checkpoints taken during the forward, and the backward's per-element segment replays (see
+// Generated.h). Per-thread buffers are allocated once and reused; every block is 64-byte aligned
+// so that generated loops see the same alignment in the forward and in its replays.
+//
+//===----------------------------------------------------------------------===//
+#include "dopa/runtime/Generated.h"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+using namespace dopa;
+
+void dopa::finalizeInfo(NetworkInfo &info) {
+  info.paramOffsets.clear();
+  info.numParams = 0;
+  for (const TensorInfo &p : info.params) {
+    info.paramOffsets.push_back(info.numParams);
+    info.numParams += size_t(p.numel());
+  }
+}
+
+static int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+/// Allocations are whole 64-byte lines (at least one).
+static int64_t round64(int64_t bytes) { return std::max<int64_t>(ceilDiv(bytes, 64) * 64, 64); }
+
+static int maxThreads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+static int threadId() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+/// Bytes of one plan (the model the executor's allocations follow).
+static CheckpointPlan evaluate(const PlanInputs &in, int outer, int inner) {
+  CheckpointPlan p;
+  p.outer = outer;
+  p.inner = inner;
+  int64_t T = std::max(in.steps, 1);
+  int64_t L = std::min<int64_t>(outer, T); // longest segment
+  p.replays = L > inner ? 2 : 1;
+  p.checkpointBytes = ceilDiv(T, outer) * in.batch * in.stateBytes;
+  int64_t replay = std::min<int64_t>(inner, L);
+  // Per thread: the replayed states and saved values, the inner checkpoints, the state gradients
+  // (next, previous) and a spare state, scratch, one step's saved values and outputs, and the
+  // parameter-gradient accumulator.
+  p.perThreadBytes = replay * in.stateBytes + round64(replay * in.savedBytes) +
+                     (p.replays == 2 ? ceilDiv(L, inner) * in.stateBytes : 0) +
+                     3 * in.stateBytes + round64(in.scratchBytes) + round64(in.savedBytes) +
+                     round64(in.outputBytes) + round64(in.paramBytes);
+  p.totalBytes = 2 * in.batch * in.stateBytes + p.checkpointBytes +
+                 T * round64(in.batch * in.inputBytes) + in.threads * p.perThreadBytes;
+  return p;
+}
+
+CheckpointPlan dopa::planCheckpoints(const PlanInputs &in) {
+  int T = std::max(in.steps, 1);
+  if (in.checkpointEvery > 0)
+    return evaluate(in, in.checkpointEvery, in.checkpointEvery);
+  long long budget = in.memoryBudget > 0 ? in.memoryBudget : kDefaultMemoryBudget;
+  // Single replay: outer = inner = k; the checkpoints and the replay buffers trade off.
+  CheckpointPlan best;
+  best.totalBytes = -1;
+  for (int k = 1; k <= T; ++k) {
+    CheckpointPlan p = evaluate(in, k, k);
+    if (best.totalBytes < 0 || p.totalBytes < best.totalBytes)
+      best = p;
+  }
+  int64_t fixed = 2 * int64_t(in.batch) * in.stateBytes + int64_t(T) * round64(in.batch * in.inputBytes);
+  if (best.totalBytes - fixed <= budget)
+    return best;
+  int inner = int(std::ceil(std::sqrt(double(T))));
+  return evaluate(in, T, inner);
+}
+
+namespace {
+
+/// A 64-byte aligned buffer of T.
+template <class T> class AlignedBuf {
+public:
+  AlignedBuf() = default;
+  explicit AlignedBuf(size_t n) { resize(n); }
+  void resize(size_t n) {
+    if (n == size_)
+      return;
+    std::free(ptr);
+    ptr = nullptr;
+    size_ = n;
+    if (n) {
+      ptr = static_cast<T *>(std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64));
+      if (!ptr)
+        throw std::bad_alloc();
+    }
+  }
+  ~AlignedBuf() { std::free(ptr); }
+  AlignedBuf(const AlignedBuf &) = delete;
+  AlignedBuf &operator=(const AlignedBuf &) = delete;
+  AlignedBuf(AlignedBuf &&o) noexcept : ptr(o.ptr), size_(o.size_) {
+    o.ptr = nullptr;
+    o.size_ = 0;
+  }
+  AlignedBuf &operator=(AlignedBuf &&o) noexcept {
+    std::swap(ptr, o.ptr);
+    std::swap(size_, o.size_);
+    return *this;
+  }
+  T *data() { return ptr; }
+  const T *data() const { return ptr; }
+  size_t size() const { return size_; }
+  size_t bytes() const { return size_ ? (size_ * sizeof(T) + 63) / 64 * 64 : 0; }
+
+private:
+  T *ptr = nullptr;
+  size_t size_ = 0;
+};
+
+} // namespace
+
+template <class T> struct GeneratedExecutor<T>::Impl {
+  const GeneratedSpec &spec;
+  StepFn<T> fwd, bwd;
+  int64_t S, saved, scratch;
+  std::vector<int64_t> inputNumel, outputNumel;
+  int64_t inputTotal = 0, outputTotal = 0, maxOutput = 1;
+  AlignedBuf<T> cur, next;
+  std::vector<AlignedBuf<T>> checkpoints; // outer checkpoints: B * S each (kept for reuse)
+  size_t numCheckpoints = 0;              // in use this episode
+  std::vector<AlignedBuf<T>> tape;        // per step: inputs of all elements, input-major
+  int outer = INT_MAX;
+  int plannedInner = 0; // the plan's replay length, when the outer interval was planned
+  struct Thread {
+    AlignedBuf<T> scratch, saved, outputs, grads, gradA, gradB, replay, replaySaved, inner, tmp;
+  };
+  std::vector<Thread> threads;
+  std::vector<T> zeros;
+  mutable std::vector<std::vector<T>> stateViews;
+
+  explicit Impl(const GeneratedSpec &s)
+      : spec(s), S(s.stateNumel), saved(s.savedNumel), scratch(s.scratchNumel) {
+    if constexpr (std::is_same_v<T, float>) {
+      fwd = s.forwardFloat;
+      bwd = s.backwardFloat;
+    } else {
+      fwd = s.forwardDouble;
+      bwd = s.backwardDouble;
+    }
+  }
+
+  /// Allocate every thread's forward buffers (before a parallel region: allocation is serial).
+  void prepareThreads() {
+    if (int(threads.size()) < maxThreads())
+      threads.resize(size_t(maxThreads()));
+    for (Thread &t : threads) {
+      t.scratch.resize(size_t(std::max<int64_t>(scratch, 1)));
+      t.saved.resize(size_t(std::max<int64_t>(saved, 1)));
+      t.outputs.resize(size_t(std::max<int64_t>(outputTotal, 1)));
+    }
+  }
+  Thread &thread() { return threads[size_t(threadId())]; }
+};
+
+template <class T>
+GeneratedExecutor<T>::GeneratedExecutor(const GeneratedSpec &spec)
+    : impl(std::make_unique<Impl>(spec)), genSpec(spec), netInfo(spec.info()),
+      paramBuf(netInfo.numParams, T(0)), gradBuf(netInfo.numParams, T(0)),
+      checkpointEvery(spec.checkpointEvery), memoryBudget(spec.memoryBudget) {
+  for (const TensorInfo &in : netInfo.inputs) {
+    impl->inputNumel.push_back(in.numel());
+    impl->inputTotal += in.numel();
+  }
+  for (const TensorInfo &o : netInfo.outputs) {
+    impl->outputNumel.push_back(o.numel());
+    impl->outputTotal += o.numel();
+    impl->maxOutput = std::max(impl->maxOutput, o.numel());
+  }
+  impl->zeros.assign(size_t(impl->maxOutput), T(0));
+}
+
+template <class T> GeneratedExecutor<T>::~GeneratedExecutor() = default;
+
+template <class T> int64_t GeneratedExecutor<T>::heldBytes() const {
+  int64_t b = int64_t(impl->cur.bytes() + impl->next.bytes());
+  for (const auto &c : impl->checkpoints)
+    b += int64_t(c.bytes());
+  for (const auto &t : impl->tape)
+    b += int64_t(t.bytes());
+  for (const auto &t : impl->threads)
+    b += int64_t(t.scratch.bytes() + t.saved.bytes() + t.outputs.bytes() + t.grads.bytes() +
+                 t.gradA.bytes() + t.gradB.bytes() + t.replay.bytes() + t.replaySaved.bytes() +
+                 t.inner.bytes() + t.tmp.bytes());
+  return b;
+}
+
+template <class T> void GeneratedExecutor<T>::beginEpisode(int batch) {
+  if (batch < 1)
+    throw std::invalid_argument("batch size must be at least 1");
+  B = batch;
+  Impl &m = *impl;
+  m.cur.resize(size_t(B * m.S));
+  m.next.resize(size_t(B * m.S));
+  std::fill(m.cur.data(), m.cur.data() + B * m.S, T(0));
+  for (int b = 0; b < B; ++b)
+    for (size_t s = 0; s < netInfo.states.size(); ++s) {
+      T *p = m.cur.data() + b * m.S + genSpec.stateOffsets[s];
+      std::fill(p, p + netInfo.states[s].numel(), T(netInfo.states[s].init.a));
+    }
+  if (int(m.threads.size()) < maxThreads())
+    m.threads.resize(size_t(maxThreads()));
+  truncate();
+}
+
+template <class T> void GeneratedExecutor<T>::truncate() {
+  Impl &m = *impl;
+  T_ = 0;
+  m.tape.clear();
+  // Plan the outer checkpoints for the steps expected (unknown: only the start is kept).
+  m.outer = INT_MAX;
+  m.plannedInner = 0;
+  if (checkpointEvery > 0)
+    m.outer = checkpointEvery;
+  else if (expectedSteps > 0 || lastSteps > 0) {
+    PlanInputs in;
+    in.stateBytes = m.S * int64_t(sizeof(T));
+    in.savedBytes = m.saved * int64_t(sizeof(T));
+    in.scratchBytes = m.scratch * int64_t(sizeof(T));
+    in.inputBytes = m.inputTotal * int64_t(sizeof(T));
+    in.outputBytes = m.outputTotal * int64_t(sizeof(T));
+    in.paramBytes = int64_t(netInfo.numParams * sizeof(T));
+    in.batch = B;
+    in.steps = expectedSteps > 0 ? expectedSteps : lastSteps;
+    in.threads = maxThreads();
+    in.memoryBudget = memoryBudget;
+    plan = planCheckpoints(in);
+    m.outer = plan.outer;
+    m.plannedInner = plan.inner;
+  }
+  // Buffers are reused from episode to episode (fresh pages would fault in every iteration);
+  // those the planned episode will not need are released.
+  size_t want = 1;
+  if (m.outer != INT_MAX) {
+    int steps = expectedSteps > 0 ? expectedSteps : lastSteps;
+    want = steps > 0 ? size_t(ceilDiv(steps, m.outer)) : 1;
+  }
+  if (m.checkpoints.size() > want)
+    m.checkpoints.resize(want);
+  if (m.checkpoints.empty())
+    m.checkpoints.emplace_back();
+  m.numCheckpoints = 1;
+  m.checkpoints[0].resize(size_t(B * m.S));
+  std::copy(m.cur.data(), m.cur.data() + B * m.S, m.checkpoints[0].data());
+}
+
+template <class T> void GeneratedExecutor<T>::step(const T *const *inputs, T *const *outputs) {
+  if (B == 0)
+    throw std::logic_error("step() before beginEpisode()");
+  Impl &m = *impl;
+  // Integer inputs index tables: check them here, outside the parallel region.
+  for (size_t k = 0; k < netInfo.inputs.size(); ++k) {
+    int64_t rows = genSpec.inputRows[k];
+    if (!netInfo.inputs[k].isInt || rows == 0)
+      continue;
+    for (int b = 0; b < B; ++b) {
+      T x = inputs[k][b];
+      if (!(x >= 0) || x >= T(rows) || x != std::floor(x))
+        throw std::runtime_error("input '" + netInfo.inputs[k].name + "' of batch element " +
+                                 std::to_string(b) + " is " + std::to_string(double(x)) +
+                                 ", not an integer index in [0, " + std::to_string(rows) + ")");
+    }
+  }
+  if (T_ > 0 && m.outer != INT_MAX && T_ % m.outer == 0) {
+    if (m.numCheckpoints == m.checkpoints.size())
+      m.checkpoints.emplace_back();
+    AlignedBuf<T> &cp = m.checkpoints[m.numCheckpoints++];
+    cp.resize(size_t(B * m.S));
+    std::copy(m.cur.data(), m.cur.data() + B * m.S, cp.data());
+  }
+  AlignedBuf<T> rec(size_t(std::max<int64_t>(B * m.inputTotal, 1)));
+  {
+    int64_t at = 0;
+    for (size_t k = 0; k < m.inputNumel.size(); ++k) {
+      std::copy(inputs[k], inputs[k] + B * m.inputNumel[k], rec.data() + at);
+      at += B * m.inputNumel[k];
+    }
+  }
+  m.tape.push_back(std::move(rec));
+  const T *tapeIn = m.tape.back().data();
+  m.prepareThreads();
+  size_t nIn = m.inputNumel.size(), nOut = m.outputNumel.size();
+  int batch = B;
+#pragma omp parallel for schedule(static) if (batch > 1)
+  for (int b = 0; b < batch; ++b) {
+    typename Impl::Thread &t = m.thread();
+    std::vector<const T *> in(nIn);
+    std::vector<T *> out(nOut);
+    int64_t at = 0;
+    for (size_t k = 0; k < nIn; ++k) {
+      in[k] = tapeIn + at + b * m.inputNumel[k];
+      at += batch * m.inputNumel[k];
+    }
+    for (size_t k = 0; k < nOut; ++k)
+      out[k] = outputs[k] + b * m.outputNumel[k];
+    StepArgs<T> a;
+    a.params = paramBuf.data();
+    a.inputs = in.data();
+    a.state = m.cur.data() + b * m.S;
+    a.next = m.next.data() + b * m.S;
+    a.outputs = out.data();
+    a.saved = t.saved.data();
+    a.scratch = t.scratch.data();
+    m.fwd(a);
+  }
+  std::swap(m.cur, m.next);
+  ++T_;
+}
+
+template <class T>
+void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
+                                    const T *const *finalStateGrads) {
+  Impl &m = *impl;
+  int steps = T_;
+  if (steps == 0)
+    return;
+  int outer = std::min(m.outer, steps);
+  // The replay capacity per thread: the plan's inner interval for these steps.
+  PlanInputs in;
+  in.stateBytes = m.S * int64_t(sizeof(T));
+  in.savedBytes = m.saved * int64_t(sizeof(T));
+  in.scratchBytes = m.scratch * int64_t(sizeof(T));
+  in.inputBytes = m.inputTotal * int64_t(sizeof(T));
+  in.outputBytes = m.outputTotal * int64_t(sizeof(T));
+  in.paramBytes = int64_t(netInfo.numParams * sizeof(T));
+  in.batch = B;
+  in.steps = steps;
+  in.threads = maxThreads();
+  in.memoryBudget = memoryBudget;
+  in.checkpointEvery = checkpointEvery;
+  int innerCap;
+  if (checkpointEvery > 0)
+    innerCap = checkpointEvery;
+  else if (m.plannedInner > 0)
+    innerCap = m.plannedInner;
+  else
+    innerCap = planCheckpoints(in).inner;
+  if (innerCap >= outer)
+    innerCap = outer;
+  else
+    innerCap = std::max(innerCap, int(std::ceil(std::sqrt(double(outer)))));
+  {
+    PlanInputs used = in;
+    plan = evaluate(used, outer, innerCap);
+  }
+  int numSegments = int(ceilDiv(steps, outer));
+  int numParams = int(netInfo.numParams);
+  size_t nIn = m.inputNumel.size(), nOut = m.outputNumel.size(), nState = netInfo.states.size();
+  int batch = B;
+  m.prepareThreads();
+  for (auto &t : m.threads) {
+    t.grads.resize(size_t(std::max(numParams, 1)));
+    std::fill(t.grads.data(), t.grads.data() + t.grads.size(), T(0));
+    t.gradA.resize(size_t(m.S));
+    t.gradB.resize(size_t(m.S));
+    t.tmp.resize(size_t(m.S));
+    t.replay.resize(size_t(innerCap * m.S));
+    t.replaySaved.resize(size_t(std::max<int64_t>(innerCap * m.saved, 1)));
+    if (innerCap < outer)
+      t.inner.resize(size_t(ceilDiv(outer, innerCap) * m.S));
+  }
+  std::vector<char> used(m.threads.size(), 0);
+  peakBytes = heldBytes();
+
+#pragma omp parallel for schedule(static, 1) if (batch > 1)
+  for (int b = 0; b < batch; ++b) {
+    typename Impl::Thread &t = m.thread();
+    used[size_t(threadId())] = 1;
+    int64_t S = m.S;
+    T *gNext = t.gradA.data(), *gPrev = t.gradB.data();
+    std::fill(gNext, gNext + S, T(0));
+    if (finalStateGrads)
+      for (size_t s = 0; s < nState; ++s)
+        if (finalStateGrads[s]) {
+          int64_t n = netInfo.states[s].numel();
+          std::copy(finalStateGrads[s] + b * n, finalStateGrads[s] + (b + 1) * n,
+                    gNext + genSpec.stateOffsets[s]);
+        }
+    std::vector<const T *> inPtr(nIn), gOut(nOut);
+    std::vector<T *> outPtr(nOut);
+    auto stepInputs = [&](int step) {
+      const T *tapeIn = m.tape[size_t(step)].data();
+      int64_t at = 0;
+      for (size_t k = 0; k < nIn; ++k) {
+        inPtr[k] = tapeIn + at + b * m.inputNumel[k];
+        at += batch * m.inputNumel[k];
+      }
+    };
+    {
+      int64_t at = 0;
+      for (size_t k = 0; k < nOut; ++k) {
+        outPtr[k] = t.outputs.data() + at;
+        at += m.outputNumel[k];
+      }
+    }
+    // Forward from `state` over [from, to), writing the state before each step into
+    // replay[step - from] and its saved values into replaySaved (when store is true); returns
+    // the state after the last step (in the replay buffer or in `tmp`).
+    auto forwardFrom = [&](const T *state, int from, int to, T *states, T *savedOut, T *tmp) {
+      std::copy(state, state + S, states);
+      for (int step = from; step < to; ++step) {
+        int r = step - from;
+        stepInputs(step);
+        StepArgs<T> a;
+        a.params = paramBuf.data();
+        a.inputs = inPtr.data();
+        a.state = states + r * S;
+        a.next = step + 1 < to ? states + (r + 1) * S : tmp;
+        a.outputs = outPtr.data();
+        a.saved = savedOut ? savedOut + r * m.saved : t.saved.data();
+        a.scratch = t.scratch.data();
+        m.fwd(a);
+      }
+    };
+    auto backwardSegment = [&](int from, int to) {
+      for (int step = to - 1; step >= from; --step) {
+        int r = step - from;
+        stepInputs(step);
+        for (size_t k = 0; k < nOut; ++k) {
+          const T *g = outputGrads && outputGrads[step] ? outputGrads[step][k] : nullptr;
+          gOut[k] = g ? g + b * m.outputNumel[k] : m.zeros.data();
+        }
+        StepArgs<T> a;
+        a.params = paramBuf.data();
+        a.inputs = inPtr.data();
+        a.state = t.replay.data() + r * S;
+        a.saved = t.replaySaved.data() + r * m.saved;
+        a.scratch = t.scratch.data();
+        a.gradOutputs = gOut.data();
+        a.gradNext = gNext;
+        a.gradPrev = gPrev;
+        a.grads = t.grads.data();
+        m.bwd(a);
+        std::swap(gNext, gPrev);
+      }
+    };
+    AlignedBuf<T> &tmp = t.tmp;
+    for (int seg = numSegments - 1; seg >= 0; --seg) {
+      int from = seg * outer, to = std::min(steps, from + outer);
+      const T *start = m.checkpoints[size_t(seg)].data() + b * S;
+      int L = to - from;
+      if (L <= innerCap) {
+        forwardFrom(start, from, to, t.replay.data(), t.replaySaved.data(), tmp.data());
+        backwardSegment(from, to);
+        continue;
+      }
+      // Two levels: keep the state every innerCap steps of this segment, then replay each
+      // sub-segment storing everything.
+      int nInner = int(ceilDiv(L, innerCap));
+      {
+        std::copy(start, start + S, t.inner.data());
+        // Step through the segment once, one state buffer pair at a time.
+        T *a0 = t.replay.data(), *a1 = tmp.data();
+        std::copy(start, start + S, a0);
+        for (int step = from; step < to - 1; ++step) {
+          stepInputs(step);
+          StepArgs<T> a;
+          a.params = paramBuf.data();
+          a.inputs = inPtr.data();
+          a.state = a0;
+          a.next = a1;
+          a.outputs = outPtr.data();
+          a.saved = t.saved.data();
+          a.scratch = t.scratch.data();
+          m.fwd(a);
+          std::swap(a0, a1);
+          int r = step + 1 - from;
+          if (r % innerCap == 0)
+            std::copy(a0, a0 + S, t.inner.data() + (r / innerCap) * S);
+        }
+      }
+      for (int sub = nInner - 1; sub >= 0; --sub) {
+        int f2 = from + sub * innerCap, t2 = std::min(to, f2 + innerCap);
+        forwardFrom(t.inner.data() + sub * S, f2, t2, t.replay.data(), t.replaySaved.data(),
+                    tmp.data());
+        backwardSegment(f2, t2);
+      }
+    }
+  }
+  lastSteps = steps;
+  // Reduce the per-thread gradients in thread order (deterministic for a fixed thread count).
+  for (size_t th = 0; th < m.threads.size(); ++th) {
+    if (!used[th])
+      continue;
+    const T *g = m.threads[th].grads.data();
+    T *out = gradBuf.data();
+#pragma omp parallel for schedule(static) if (numParams > 65536)
+    for (int i = 0; i < numParams; ++i)
+      out[i] += g[i];
+  }
+  truncate();
+}
+
+template <class T> const T *GeneratedExecutor<T>::state(int s) const {
+  Impl &m = *impl;
+  if (m.stateViews.size() != netInfo.states.size())
+    m.stateViews.resize(netInfo.states.size());
+  int64_t n = netInfo.states[size_t(s)].numel();
+  std::vector<T> &v = m.stateViews[size_t(s)];
+  v.resize(size_t(B * n));
+  for (int b = 0; b < B; ++b) {
+    const T *p = m.cur.data() + b * m.S + genSpec.stateOffsets[s];
+    std::copy(p, p + n, v.data() + b * n);
+  }
+  return v.data();
+}
+
+template class dopa::GeneratedExecutor<float>;
+template class dopa::GeneratedExecutor<double>;

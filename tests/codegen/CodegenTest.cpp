@@ -1,0 +1,368 @@
+//===- CodegenTest.cpp - Generated C++ against the generic executor -------===//
+//
+// Differential tests: for each network compiled by dopa_add_network() (every example at tiny dims
+// in float64 and at the paper's dims in float32, and a network using every op), the generated
+// forward outputs, final states and BPTT gradients equal the generic executor's on the same
+// parameters, inputs and output gradients. Also: every checkpointing plan gives bit-identical
+// gradients, the generated float64 backward matches central finite differences, and the memory
+// plan predicts the executor's allocations.
+//
+//===----------------------------------------------------------------------===//
+#include "CodegenCases.h"
+#include "TestUtil.h"
+
+#include "dopa/examples/ExampleNetworks.h"
+#include "dopa/generic/Executor.h"
+#include "dopa/runtime/Generated.h"
+#include "dopa/runtime/Random.h"
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <optional>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+using namespace dopa;
+
+namespace {
+
+/// Compile the only network of a spec of the source tree with "H=4,I=5"-style overrides.
+std::optional<CompiledNetwork> compileSpec(const std::string &path, const std::string &dims) {
+  sema::DimOverrides overrides;
+  llvm::StringRef rest(dims);
+  while (!rest.empty()) {
+    auto [item, tail] = rest.split(',');
+    auto [name, value] = item.split('=');
+    int64_t v = 0;
+    value.getAsInteger(10, v);
+    overrides[name] = v;
+    rest = tail;
+  }
+  Frontend frontend({DOPA_SOURCE_DIR "/examples/lm"});
+  frontend.parseBuffer(test::readSourceFile(path), DOPA_SOURCE_DIR "/" + path);
+  auto program = frontend.check(overrides.empty() ? nullptr : &overrides);
+  if (!program || program->networks.size() != 1) {
+    FAIL_CHECK("spec does not compile: " << path);
+    return std::nullopt;
+  }
+  auto compiled = compileNetwork(*program->networks[0], frontend.getDiagnostics(), true);
+  if (!compiled)
+    FAIL_CHECK("network does not compile: " << path);
+  return compiled;
+}
+
+/// An episode's data: inputs[k][t * B * numel], output gradients alike.
+template <class T> struct Episode {
+  int steps = 0, batch = 0;
+  std::vector<std::vector<T>> inputs, dY;
+};
+
+template <class T>
+Episode<T> makeEpisode(const NetworkInfo &info, int steps, int batch, uint64_t seed) {
+  Rng rng(seed);
+  Episode<T> ep;
+  ep.steps = steps;
+  ep.batch = batch;
+  for (const TensorInfo &in : info.inputs) {
+    std::vector<T> v(size_t(steps) * size_t(batch) * size_t(in.numel()));
+    for (T &x : v)
+      x = in.isInt ? T(rng.below(7)) : T(rng.uniform(-1, 1));
+    ep.inputs.push_back(std::move(v));
+  }
+  for (const TensorInfo &out : info.outputs) {
+    std::vector<T> v(size_t(steps) * size_t(batch) * size_t(out.numel()));
+    for (T &x : v)
+      x = T(rng.normal());
+    ep.dY.push_back(std::move(v));
+  }
+  return ep;
+}
+
+/// Parameters from the initializers, scaled, with O(1) plasticity coefficients (see
+/// GradcheckTest.cpp: the paper's start near 0 and would hide the plastic paths).
+template <class T>
+std::vector<T> makeParams(const NetworkInfo &info, uint64_t seed, double scale, bool perturb) {
+  std::vector<float> init(info.numParams);
+  initParams(info, init.data(), seed);
+  std::vector<T> p(info.numParams);
+  Rng rng(seed + 1);
+  for (size_t i = 0; i < init.size(); ++i)
+    p[i] = T(double(init[i]) * scale);
+  if (perturb)
+    for (size_t k = 0; k < info.params.size(); ++k) {
+      std::string leaf = info.params[k].name.substr(info.params[k].name.rfind('.') + 1);
+      for (int64_t e = 0; e < info.params[k].numel(); ++e) {
+        T &v = p[info.paramOffsets[k] + size_t(e)];
+        if (leaf == "alpha")
+          v = T(rng.uniform(-1, 1));
+        else if (leaf == "eta" || leaf == "etaet")
+          v = T(rng.uniform(0.3, 0.6));
+      }
+    }
+  return p;
+}
+
+/// What one run produces.
+template <class T> struct RunResult {
+  std::vector<std::vector<T>> outputs; // per output: all steps
+  std::vector<std::vector<T>> states;  // final states
+  std::vector<T> grads;
+  double loss = 0;
+};
+
+/// Run an episode (forward, then backward of sum <dY, Y>) on an executor-like object.
+template <class T, class Exec>
+RunResult<T> run(Exec &exec, const NetworkInfo &info, const Episode<T> &ep, bool backward = true) {
+  RunResult<T> r;
+  int B = ep.batch;
+  exec.beginEpisode(B);
+  std::vector<std::vector<T>> outBuf;
+  for (const TensorInfo &o : info.outputs) {
+    outBuf.emplace_back(size_t(B) * size_t(o.numel()));
+    r.outputs.emplace_back();
+  }
+  std::vector<T *> out;
+  for (auto &b : outBuf)
+    out.push_back(b.data());
+  std::vector<const T *> in(info.inputs.size());
+  for (int t = 0; t < ep.steps; ++t) {
+    for (size_t k = 0; k < in.size(); ++k)
+      in[k] = ep.inputs[k].data() + size_t(t) * size_t(B) * size_t(info.inputs[k].numel());
+    exec.step(in.data(), out.data());
+    for (size_t k = 0; k < out.size(); ++k) {
+      r.outputs[k].insert(r.outputs[k].end(), outBuf[k].begin(), outBuf[k].end());
+      const T *g = ep.dY[k].data() + size_t(t) * outBuf[k].size();
+      for (size_t e = 0; e < outBuf[k].size(); ++e)
+        r.loss += double(g[e]) * double(outBuf[k][e]);
+    }
+  }
+  for (size_t s = 0; s < info.states.size(); ++s) {
+    const T *p = exec.state(int(s));
+    r.states.emplace_back(p, p + size_t(B) * size_t(info.states[s].numel()));
+  }
+  if (!backward)
+    return r;
+  std::vector<std::vector<const T *>> gSteps(size_t(ep.steps),
+                                             std::vector<const T *>(ep.dY.size()));
+  std::vector<const T *const *> gPtr;
+  for (int t = 0; t < ep.steps; ++t) {
+    for (size_t k = 0; k < ep.dY.size(); ++k)
+      gSteps[size_t(t)][k] =
+          ep.dY[k].data() + size_t(t) * size_t(B) * size_t(info.outputs[k].numel());
+    gPtr.push_back(gSteps[size_t(t)].data());
+  }
+  std::fill(exec.grads().begin(), exec.grads().end(), T(0));
+  exec.backward(gPtr.data(), nullptr);
+  r.grads = exec.grads();
+  return r;
+}
+
+/// max |a - b| / max(max |b|, floor) over a range.
+template <class T> double relErr(const T *a, const T *b, size_t n, double floor = 1e-6) {
+  double diff = 0, ref = floor;
+  for (size_t i = 0; i < n; ++i) {
+    diff = std::max(diff, std::abs(double(a[i]) - double(b[i])));
+    ref = std::max(ref, std::abs(double(b[i])));
+  }
+  return diff / ref;
+}
+
+/// Compare two runs tensor by tensor; returns the worst relative error and names it.
+template <class T>
+double compareRuns(const NetworkInfo &info, const RunResult<T> &gen, const RunResult<T> &ref,
+                   std::string &worstName) {
+  double worst = 0;
+  auto note = [&](double e, const std::string &name) {
+    if (e > worst) {
+      worst = e;
+      worstName = name;
+    }
+  };
+  for (size_t k = 0; k < info.outputs.size(); ++k)
+    note(relErr(gen.outputs[k].data(), ref.outputs[k].data(), ref.outputs[k].size()),
+         "output " + info.outputs[k].name);
+  for (size_t s = 0; s < info.states.size(); ++s)
+    note(relErr(gen.states[s].data(), ref.states[s].data(), ref.states[s].size()),
+         "state " + info.states[s].name);
+  for (size_t p = 0; p < info.params.size(); ++p)
+    note(relErr(gen.grads.data() + info.paramOffsets[p], ref.grads.data() + info.paramOffsets[p],
+                size_t(info.params[p].numel())),
+         "grad " + info.params[p].name);
+  return worst;
+}
+
+bool sameInfo(const NetworkInfo &a, const NetworkInfo &b) {
+  if (a.numParams != b.numParams || a.params.size() != b.params.size() ||
+      a.inputs.size() != b.inputs.size() || a.outputs.size() != b.outputs.size() ||
+      a.states.size() != b.states.size())
+    return false;
+  for (size_t i = 0; i < a.params.size(); ++i)
+    if (a.params[i].name != b.params[i].name || a.params[i].shape != b.params[i].shape ||
+        a.params[i].init.kind != b.params[i].init.kind || a.params[i].init.a != b.params[i].init.a ||
+        a.params[i].init.b != b.params[i].init.b)
+      return false;
+  for (size_t i = 0; i < a.outputs.size(); ++i)
+    if (a.outputs[i].name != b.outputs[i].name || a.outputs[i].shape != b.outputs[i].shape)
+      return false;
+  return true;
+}
+
+} // namespace
+
+TEST_CASE("generated code equals the generic executor at tiny dims (float64)") {
+  for (const test::CodegenCase &c : test::codegenCases()) {
+    INFO("case " << c.name << " (" << c.spec << " " << c.dims << ")");
+    auto net = compileSpec(c.spec, c.dims);
+    if (!net)
+      continue;
+    Executor<double> ref(net->forward, net->backward);
+    GeneratedExecutor<double> gen(c.generated());
+    REQUIRE(sameInfo(gen.info(), ref.info()));
+    const NetworkInfo &info = ref.info();
+    ref.params() = makeParams<double>(info, 5, 3.0, true);
+    gen.params() = ref.params();
+    Episode<double> ep = makeEpisode<double>(info, 9, 3, 17);
+    RunResult<double> a = run(gen, info, ep), b = run(ref, info, ep);
+    std::string worstName;
+    double worst = compareRuns(info, a, b, worstName);
+    INFO("worst: " << worstName << " " << worst);
+    CHECK(worst <= 1e-11);
+  }
+}
+
+TEST_CASE("every checkpointing plan gives bit-identical gradients") {
+  for (const test::CodegenCase &c : test::codegenCases()) {
+    INFO("case " << c.name);
+    GeneratedExecutor<float> gen(c.generated());
+    const NetworkInfo &info = gen.info();
+    gen.params() = makeParams<float>(info, 7, 3.0, true);
+    Episode<float> ep = makeEpisode<float>(info, 11, 3, 23);
+    gen.setCheckpointEvery(11);
+    RunResult<float> base = run(gen, info, ep);
+    struct Plan {
+      int every;
+      long long budget;
+    };
+    // Forced intervals, then the planner: first episode (only the start kept, two levels), a
+    // second episode planned from the first's length, and a budget too small for one level.
+    for (Plan p : {Plan{1, 0}, Plan{2, 0}, Plan{3, 0}, Plan{4, 0}, Plan{10, 0}, Plan{64, 0},
+                   Plan{0, 0}, Plan{0, 0}, Plan{0, 1}}) {
+      INFO("checkpoint every " << p.every << ", budget " << p.budget);
+      gen.setCheckpointEvery(p.every);
+      gen.setMemoryBudget(p.budget);
+      RunResult<float> r = run(gen, info, ep);
+      CHECK(r.grads == base.grads);
+      CHECK(r.outputs == base.outputs);
+    }
+    CHECK(gen.lastPlan().replays == 2); // the 1-byte budget forces two levels
+  }
+}
+
+TEST_CASE("generated float64 gradients match central finite differences") {
+  for (const test::CodegenCase &c : test::codegenCases()) {
+    INFO("case " << c.name);
+    GeneratedExecutor<double> gen(c.generated());
+    const NetworkInfo &info = gen.info();
+    gen.params() = makeParams<double>(info, 3, 3.0, true);
+    Episode<double> ep = makeEpisode<double>(info, 5, 2, 29);
+    RunResult<double> r = run(gen, info, ep);
+    // Up to 4 coordinates per tensor, spread over it.
+    const double eps = 1e-5;
+    double worst = 0;
+    std::string worstName;
+    for (size_t p = 0; p < info.params.size(); ++p) {
+      int64_t n = info.params[p].numel();
+      double maxDiff = 0, maxRef = 1e-8;
+      for (int64_t e : {int64_t(0), n / 3, (2 * n) / 3, n - 1}) {
+        size_t i = info.paramOffsets[p] + size_t(e);
+        double saved = gen.params()[i];
+        gen.params()[i] = saved + eps;
+        double up = run(gen, info, ep, false).loss;
+        gen.params()[i] = saved - eps;
+        double down = run(gen, info, ep, false).loss;
+        gen.params()[i] = saved;
+        double numeric = (up - down) / (2 * eps);
+        maxDiff = std::max(maxDiff, std::abs(numeric - r.grads[i]));
+        maxRef = std::max({maxRef, std::abs(numeric), std::abs(r.grads[i])});
+      }
+      if (maxDiff / maxRef > worst) {
+        worst = maxDiff / maxRef;
+        worstName = info.params[p].name;
+      }
+    }
+    INFO("worst tensor: " << worstName << " " << worst);
+    CHECK(worst <= 1e-6);
+  }
+}
+
+TEST_CASE("generated code equals the generic executor at the paper's dims (float32)") {
+  for (const ExampleNetwork &e : exampleNetworks()) {
+    std::string path = std::string("examples/") + e.task + "/" + e.variant + ".dopa";
+    INFO("example " << path);
+    auto net = compileSpec(path, "");
+    if (!net)
+      continue;
+    Executor<float> ref(net->forward, net->backward);
+    GeneratedExecutor<float> gen(e.spec());
+    REQUIRE(sameInfo(gen.info(), ref.info()));
+    const NetworkInfo &info = ref.info();
+    ref.params() = makeParams<float>(info, 11, 1.0, false);
+    gen.params() = ref.params();
+    bool lm = std::string(e.task) == "lm";
+    Episode<float> ep = makeEpisode<float>(info, lm ? 3 : 6, 2, 31);
+    gen.setCheckpointEvery(lm ? 0 : 4);
+    RunResult<float> a = run(gen, info, ep), b = run(ref, info, ep);
+    std::string worstName;
+    double worst = compareRuns(info, a, b, worstName);
+    INFO("worst: " << worstName << " " << worst);
+    CHECK(worst <= 2e-4);
+  }
+}
+
+TEST_CASE("the memory plan predicts the executor's allocations") {
+  const test::CodegenCase *modul = nullptr;
+  for (const test::CodegenCase &c : test::codegenCases())
+    if (std::string(c.name) == "cue_reward_modul_tiny")
+      modul = &c;
+  REQUIRE(modul);
+  for (int every : {0, 3, 20}) {
+    INFO("checkpoint every " << every);
+    GeneratedExecutor<float> gen(modul->generated());
+    const NetworkInfo &info = gen.info();
+    gen.params() = makeParams<float>(info, 7, 1.0, false);
+    Episode<float> ep = makeEpisode<float>(info, 20, 3, 5);
+    gen.setCheckpointEvery(every);
+    gen.setExpectedSteps(20);
+    run(gen, info, ep); // plans the next episode from this one's length
+    run(gen, info, ep);
+    PlanInputs in;
+    const GeneratedSpec &s = gen.spec();
+    in.stateBytes = s.stateNumel * 4;
+    in.savedBytes = s.savedNumel * 4;
+    in.scratchBytes = s.scratchNumel * 4;
+    int64_t inputs = 0, outputs = 0;
+    for (const TensorInfo &t : info.inputs)
+      inputs += t.numel();
+    for (const TensorInfo &t : info.outputs)
+      outputs += t.numel();
+    in.inputBytes = inputs * 4;
+    in.outputBytes = outputs * 4;
+    in.paramBytes = int64_t(info.numParams) * 4;
+    in.batch = 3;
+    in.steps = 20;
+#ifdef _OPENMP
+    in.threads = omp_get_max_threads();
+#endif
+    in.checkpointEvery = every;
+    CheckpointPlan p = planCheckpoints(in);
+    CHECK(gen.lastPlan().outer == p.outer);
+    CHECK(gen.lastPlan().inner == p.inner);
+    // What the executor held during the backward: the plan's prediction.
+    INFO("held " << gen.lastPeakBytes() << " predicted " << p.totalBytes << " (checkpoints "
+                 << p.checkpointBytes << ", per thread " << p.perThreadBytes << ")");
+    CHECK(gen.lastPeakBytes() == p.totalBytes);
+  }
+}
