@@ -16,6 +16,7 @@
 include_guard(GLOBAL)
 
 set(DOPA_ARCH_FLAGS "-march=native" CACHE STRING "Architecture flags for generated networks")
+option(DOPA_GENERATED_WERROR "Compile generated networks with -Werror (CI)" OFF)
 
 function(dopa_add_network target)
   cmake_parse_arguments(ARG "" "SPEC;NETWORK;NAMESPACE;CHECKPOINT_EVERY;MEMORY_BUDGET;OUTPUT_DIR"
@@ -78,6 +79,9 @@ function(dopa_add_network target)
   endif()
   separate_arguments(archFlags NATIVE_COMMAND "${DOPA_ARCH_FLAGS}")
   target_compile_options(${target} PRIVATE -O3 -Wall -Wextra ${archFlags})
+  if(DOPA_GENERATED_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
   # GCC 12's AVX-512 intrinsics headers trip -Wmaybe-uninitialized inside Eigen's products (GCC
   # bug 105593, fixed in GCC 13); the generated code itself is clean under -Wall -Wextra.
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)

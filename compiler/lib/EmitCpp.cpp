@@ -14,10 +14,12 @@
 #include "clang/Tooling/Core/Replacement.h"
 
 #include <charconv>
+#include <initializer_list>
 #include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 using namespace dopa;
 using namespace dopa::kern;
@@ -56,15 +58,25 @@ std::string num(double v) {
 
 std::string shapeComment(const ir::Shape &s) { return ir::shapeStr(s); }
 
+/// Concatenate pieces of code (one allocation).
+std::string cat(std::initializer_list<std::string_view> parts) {
+  std::string out;
+  for (std::string_view p : parts)
+    out += p;
+  return out;
+}
+
 const std::set<std::string> &cxxKeywords() {
   static const std::set<std::string> k = {
-      "alignas", "alignof", "and", "asm", "auto", "bool", "break", "case", "catch", "char",
-      "class", "const", "continue", "default", "delete", "do", "double", "else", "enum",
-      "explicit", "extern", "false", "float", "for", "friend", "goto", "if", "inline", "int",
-      "long", "mutable", "namespace", "new", "not", "operator", "or", "private", "protected",
-      "public", "register", "return", "short", "signed", "sizeof", "static", "struct", "switch",
-      "template", "this", "throw", "true", "try", "typedef", "typename", "union", "unsigned",
-      "using", "virtual", "void", "volatile", "while", "xor", "a", "i", "j", "T", "std"};
+      "alignas", "alignof", "and",      "asm",      "auto",     "bool",      "break",   "case",
+      "catch",   "char",    "class",    "const",    "continue", "default",   "delete",  "do",
+      "double",  "else",    "enum",     "explicit", "extern",   "false",     "float",   "for",
+      "friend",  "goto",    "if",       "inline",   "int",      "long",      "mutable", "namespace",
+      "new",     "not",     "operator", "or",       "private",  "protected", "public",  "register",
+      "return",  "short",   "signed",   "sizeof",   "static",   "struct",    "switch",  "template",
+      "this",    "throw",   "true",     "try",      "typedef",  "typename",  "union",   "unsigned",
+      "using",   "virtual", "void",     "volatile", "while",    "xor",       "a",       "i",
+      "j",       "T",       "std"};
   return k;
 }
 
@@ -141,6 +153,7 @@ private:
   std::vector<std::string> pointerOrder;
   unsigned lastLine = 0;
   const Stage *stage = nullptr;
+  bool bodyCallsLibm = false; // the nest's body calls a scalar math function
 
   const Graph &g() const { return k->graph; }
 
@@ -198,10 +211,11 @@ private:
     case Buf::GradOutput: base = "a.gradOutputs[" + std::to_string(hi) + "]"; break;
     case Buf::GradNext: base = "a.gradNext + " + std::to_string(k->offset[size_t(id)]); break;
     case Buf::GradPrev: base = "a.gradPrev + " + std::to_string(k->offset[size_t(id)]); break;
+    case Buf::Record: base = "a.record + " + std::to_string(k->offset[size_t(id)]); break;
     default: throw std::logic_error("emit: node has no buffer");
     }
-    declare(name, std::string(isConst ? "const T *__restrict " : "T *__restrict ") + name +
-                      " = " + base + "; // " + shapeComment(n.shape) +
+    declare(name, std::string(isConst ? "const T *__restrict " : "T *__restrict ") + name + " = " +
+                      base + "; // " + shapeComment(n.shape) +
                       (n.name.empty() ? "" : " " + n.name));
     return name;
   }
@@ -229,6 +243,18 @@ private:
       name = "saved_t" + std::to_string(node);
       base = "a.saved + " + std::to_string(f.savedOffsets[size_t(index)]);
       shape = fwd.node(node).shape;
+      break;
+    }
+    case Buf::Record: {
+      name = "record" + std::to_string(index);
+      base = "a.record + " + std::to_string(f.recordOffsets[size_t(index)]);
+      shape = {};
+      for (const DeferredOuter &d : f.deferred) {
+        if (d.offsetA == f.recordOffsets[size_t(index)])
+          shape = {d.rows};
+        if (d.offsetB == f.recordOffsets[size_t(index)])
+          shape = {d.cols};
+      }
       break;
     }
     case Buf::Grad: {
@@ -337,6 +363,8 @@ private:
       throw std::logic_error(std::string("emit: op '") + ir::opName(n.op) +
                              "' cannot be computed inline");
     }
+    if (n.op == Op::Tanh || n.op == Op::Sigmoid || n.op == Op::Exp || n.op == Op::Log)
+      bodyCallsLibm = true;
     std::string name = "v" + std::to_string(id);
     body << lineDirective(n.loc) << "const T " << name << " = " << e << ";\n";
     locals[id] = name;
@@ -377,6 +405,8 @@ private:
         d << " " << net.forward.params[size_t(it.targetIndex)].name;
       if (it.target == Buf::Output)
         d << " " << net.forward.outputs[size_t(it.targetIndex)].name;
+      if (it.target == Buf::Record)
+        d << " (a factor of deferred outer-product gradients)";
     }
     return d.str();
   }
@@ -389,7 +419,6 @@ private:
                                " has a value of shape " + ir::shapeStr(space));
     std::vector<Accumulator> partials;
     std::vector<std::string> zeroFirst;
-    std::string innerVar = rank == 0 ? "" : "j";
     auto dependsOnInner = [&](const std::vector<int64_t> &strides) {
       return rank > 0 && strides.back() != 0;
     };
@@ -414,8 +443,11 @@ private:
         std::string idx = indexExpr(broadcastStrides(n.shape, space));
         if (it.rowIndexNode >= 0) {
           std::string row = bufferOf(it.rowIndexNode);
-          idx = "int64_t(" + row + "[0]) * " + std::to_string(ir::numElements(n.shape)) +
-                (idx == "0" ? "" : " + " + idx);
+          std::string rowIdx = "int64_t(" + row + "[0]) * ";
+          rowIdx += std::to_string(ir::numElements(n.shape));
+          if (idx != "0")
+            rowIdx += " + " + idx;
+          idx = rowIdx;
         }
         body << lineDirective(n.loc) << tgt << "[" << idx << "] += " << v << ";\n";
         break;
@@ -432,18 +464,18 @@ private:
                               ? locals[n.operands[1]]
                               : readBuffer(n.operands[1], {1, ir::numElements(b.shape)});
           body << lineDirective(n.loc) << acc << " += " << m << " * " << v << ";\n";
-          partials.push_back({acc, out + "[i] = " + acc + ";"});
+          partials.push_back({acc, cat({out, "[i] = ", acc, ";"})});
         } else if (it.kind == Item::ColDot) {
           std::string v = locals.count(n.operands[0])
                               ? locals[n.operands[0]]
                               : readBuffer(n.operands[0], {ir::numElements(a.shape), 1});
           std::string m = val(n.operands[1]);
-          zeroFirst.push_back(out + "[e] = T(0);" + std::to_string(ir::numElements(n.shape)));
+          zeroFirst.push_back(cat({out, "[e] = T(0);", std::to_string(ir::numElements(n.shape))}));
           body << lineDirective(n.loc) << out << "[j] += " << v << " * " << m << ";\n";
         } else {
           std::string x = val(n.operands[0]), y = val(n.operands[1]);
           body << lineDirective(n.loc) << acc << " += " << x << " * " << y << ";\n";
-          partials.push_back({acc, out + "[0] = " + acc + ";"});
+          partials.push_back({acc, cat({out, "[0] = ", acc, ";"})});
         }
         break;
       }
@@ -458,16 +490,15 @@ private:
           view[size_t(n.index)] = 1;
         }
         std::vector<int64_t> strides = broadcastStrides(view, space);
-        zeroFirst.push_back(out + "[e] = T(0);" + std::to_string(ir::numElements(n.shape)));
+        zeroFirst.push_back(cat({out, "[e] = T(0);", std::to_string(ir::numElements(n.shape))}));
         if (dependsOnInner(strides)) {
-          body << lineDirective(n.loc) << out << "[" << indexExpr(strides) << "] += " << v
-               << ";\n";
+          body << lineDirective(n.loc) << out << "[" << indexExpr(strides) << "] += " << v << ";\n";
         } else {
           std::string acc = "acc" + std::to_string(it.node);
           body << lineDirective(n.loc) << acc << " += " << v << ";\n";
           if (rank > 0)
             strides.back() = 0;
-          partials.push_back({acc, out + "[" + indexExpr(strides) + "] += " + acc + ";"});
+          partials.push_back({acc, cat({out, "[", indexExpr(strides), "] += ", acc, ";"})});
         }
         break;
       }
@@ -490,10 +521,15 @@ private:
       out << decls << body.str() << finish;
       return;
     }
-    std::string pragma =
-        clause.empty() ? "#pragma omp simd\n" : "#pragma omp simd reduction(+ : " + clause + ")\n";
-    std::string inner = "for (int j = 0; j < " + std::to_string(space.back()) + "; ++j) {\n" +
-                        body.str() + "}\n";
+    // Vectorize loops long enough to gain from it whose bodies have no scalar libm calls (those
+    // would only vectorize with a vector math library, and compilers warn when a requested
+    // vectorization fails).
+    std::string pragma;
+    if (space.back() >= 16 && !bodyCallsLibm)
+      pragma = clause.empty() ? "#pragma omp simd\n"
+                              : "#pragma omp simd reduction(+ : " + clause + ")\n";
+    std::string inner =
+        "for (int j = 0; j < " + std::to_string(space.back()) + "; ++j) {\n" + body.str() + "}\n";
     if (rank == 1) {
       out << decls << pragma << inner << finish;
     } else {
@@ -516,9 +552,9 @@ private:
           << a.shape[0] << ", " << a.shape[1] << ") * ConstVec<T>(" << B << ", " << b.shape[0]
           << ");\n";
     else if (a.shape.size() == 1 && b.shape.size() == 2)
-      out << "RowVec<T>(" << C << ", " << b.shape[1] << ").noalias() = ConstRowVec<T>(" << A
-          << ", " << a.shape[0] << ") * ConstRowMat<T>(" << B << ", " << b.shape[0] << ", "
-          << b.shape[1] << ");\n";
+      out << "RowVec<T>(" << C << ", " << b.shape[1] << ").noalias() = ConstRowVec<T>(" << A << ", "
+          << a.shape[0] << ") * ConstRowMat<T>(" << B << ", " << b.shape[0] << ", " << b.shape[1]
+          << ");\n";
     else
       out << "RowMat<T>(" << C << ", " << a.shape[0] << ", " << b.shape[1]
           << ").noalias() = ConstRowMat<T>(" << A << ", " << a.shape[0] << ", " << a.shape[1]
@@ -538,7 +574,7 @@ private:
     std::string o = bufferOf(it.node);
     auto in = [&](size_t k) {
       int id = n.operands[k];
-      if (k_home(id) == Buf::Const)
+      if (homeOf(id) == Buf::Const)
         throw std::runtime_error(std::string("the C++ emitter does not apply '") +
                                  ir::opName(n.op) + "' to a constant");
       return bufferOf(id);
@@ -548,7 +584,7 @@ private:
     switch (n.op) {
     case Op::Reshape: {
       int id = n.operands[0];
-      if (k_home(id) == Buf::Const)
+      if (homeOf(id) == Buf::Const)
         out << "for (int e = 0; e < " << N << "; ++e)\n"
             << o << "[e] = T(" << num(g().node(id).value) << ");\n";
       else
@@ -557,8 +593,7 @@ private:
     }
     case Op::Transpose: {
       const ir::Shape &s = g().node(n.operands[0]).shape;
-      out << "for (int i = 0; i < " << s[0] << "; ++i)\nfor (int j = 0; j < " << s[1]
-          << "; ++j)\n"
+      out << "for (int i = 0; i < " << s[0] << "; ++i)\nfor (int j = 0; j < " << s[1] << "; ++j)\n"
           << o << "[j * " << s[0] << " + i] = " << in(0) << "[i * " << s[1] << " + j];\n";
       break;
     }
@@ -613,11 +648,11 @@ private:
     case Op::LogSoftmax: {
       std::string x = in(0);
       out << "{\nT mx = " << x << "[0];\nfor (int e = 1; e < " << N << "; ++e)\nmx = std::max(mx, "
-          << x << "[e]);\nT sum = 0;\nfor (int e = 0; e < " << N
-          << "; ++e)\nsum += std::exp(" << x << "[e] - mx);\nconst T logZ = mx + std::log(sum);\n"
+          << x << "[e]);\nT sum = 0;\nfor (int e = 0; e < " << N << "; ++e)\nsum += std::exp(" << x
+          << "[e] - mx);\nconst T logZ = mx + std::log(sum);\n"
           << "for (int e = 0; e < " << N << "; ++e)\n"
-          << o << "[e] = "
-          << (n.op == Op::Softmax ? "std::exp(" + x + "[e] - logZ)" : x + "[e] - logZ")
+          << o
+          << "[e] = " << (n.op == Op::Softmax ? "std::exp(" + x + "[e] - logZ)" : x + "[e] - logZ")
           << ";\n}\n";
       break;
     }
@@ -627,7 +662,7 @@ private:
     }
   }
 
-  Buf k_home(int id) const { return k->home[size_t(id)]; }
+  Buf homeOf(int id) const { return k->home[size_t(id)]; }
 
   void emitKernel(const Kernel &kernel, const std::string &kind) {
     k = &kernel;
@@ -635,6 +670,7 @@ private:
     for (size_t s = 0; s < kernel.stages.size(); ++s) {
       stage = &kernel.stages[s];
       body.str("");
+      bodyCallsLibm = false;
       locals.clear();
       pointers.clear();
       pointerOrder.clear();
@@ -720,13 +756,25 @@ private:
     if (rows.empty())
       os << "0";
     os << "};\n\n";
+    os << "static const dopa::DeferredOuter deferred[] = {";
+    for (const DeferredOuter &d : f.deferred) {
+      int64_t off = 0;
+      for (int p = 0; p < d.param; ++p)
+        off += ir::numElements(fwd.params[size_t(p)].shape);
+      os << "{" << off << ", " << d.rows << ", " << d.cols << ", " << d.offsetA << ", " << d.offsetB
+         << "}, ";
+    }
+    if (f.deferred.empty())
+      os << "{0, 0, 0, 0, 0}";
+    os << "};\n\n";
     os << "const dopa::GeneratedSpec &spec() {\n"
        << "static const dopa::GeneratedSpec s = {\"" << fwd.name << "\", \"" << opts.specPath
        << "\", info, " << f.stateNumel << ", stateOffsets, " << f.savedNumel << ", "
        << std::max(f.forward.scratchNumel, f.backward.scratchNumel) << ", inputRows, "
        << "forward_step<float>, backward_step<float>, forward_step<double>, "
           "backward_step<double>, "
-       << opts.checkpointEvery << ", " << opts.memoryBudget << "};\nreturn s;\n}\n\n";
+       << opts.checkpointEvery << ", " << opts.memoryBudget << ", " << f.deferred.size()
+       << ", deferred, " << f.recordNumel << "};\nreturn s;\n}\n\n";
   }
 };
 
@@ -742,8 +790,7 @@ std::string dopa::formatCpp(const std::string &code) {
   style.ColumnLimit = 100;
   style.SortIncludes = clang::format::FormatStyle::SI_Never;
   clang::tooling::Range all(0, unsigned(code.size()));
-  clang::tooling::Replacements repl =
-      clang::format::reformat(style, code, {all}, "generated.cpp");
+  clang::tooling::Replacements repl = clang::format::reformat(style, code, {all}, "generated.cpp");
   auto result = clang::tooling::applyAllReplacements(code, repl);
   if (!result) {
     llvm::consumeError(result.takeError());
@@ -774,8 +821,9 @@ static std::string banner(const EmitOptions &o, const std::string &what) {
   while (head.size() < 95)
     head += '-';
   head += "===//\n";
-  return head + "//\n"
-                "// Generated by dopac from " +
+  return head +
+         "//\n"
+         "// Generated by dopac from " +
          o.specPath +
          ". Do not edit: change the spec and rebuild.\n"
          "//\n"
@@ -825,10 +873,10 @@ std::string dopa::emitCppHeader(const std::vector<std::string> &names, const Emi
   code += "#pragma once\n\n#include \"dopa/runtime/Generated.h\"\n\n";
   for (const std::string &n : names) {
     std::string ns = cppNamespaceOf(n, o);
-    code += "namespace dopa::generated::" + ns + " {\n/// " + n +
-            ": its description and step functions.\nconst dopa::GeneratedSpec &spec();\n} // "
-            "namespace dopa::generated::" +
-            ns + "\n\n";
+    code += "namespace dopa::generated::" + ns;
+    code += " {\n/// " + n;
+    code += ": its description and step functions.\nconst dopa::GeneratedSpec &spec();\n";
+    code += "} // namespace dopa::generated::" + ns + "\n\n";
   }
   return o.format ? formatCpp(code) : code;
 }

@@ -8,6 +8,7 @@
 #include "dopa/compiler/Kernel.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <stdexcept>
 
@@ -32,6 +33,7 @@ const char *kern::bufName(Buf buf) {
   case Buf::GradNext: return "grad_next";
   case Buf::GradPrev: return "grad_prev";
   case Buf::Grad: return "grad";
+  case Buf::Record: return "record";
   }
   return "?";
 }
@@ -58,9 +60,7 @@ bool isInlinable(Op op) {
   return ir::isElementwise(op) || op == Op::Outer || op == Op::BroadcastTo;
 }
 
-bool isReduction(Op op) {
-  return op == Op::ReduceTo || op == Op::SumAll || op == Op::SumAxis;
-}
+bool isReduction(Op op) { return op == Op::ReduceTo || op == Op::SumAll || op == Op::SumAxis; }
 
 /// A sink: a value the kernel must deliver.
 struct Sink {
@@ -88,8 +88,9 @@ public:
 
   /// Forward nodes the backward kernel reads from the saved block (treated as leaves).
   std::vector<char> isSavedLeaf;
-  /// Offsets of the saved slots (forward kernel: where saved roots live).
-  std::vector<int64_t> savedOffsets;
+  /// Offsets of the saved slots (forward kernel: where saved roots live) and of the record slots
+  /// (backward kernel).
+  std::vector<int64_t> savedOffsets, recordOffsets;
   std::vector<Sink> sinks;
 
   /// Liveness, leaf homes and roots.
@@ -127,9 +128,7 @@ private:
   std::vector<int> stageOf;
   std::vector<Item::Kind> itemKind;
 
-  bool leafLike(int id) const {
-    return isLeaf(g.node(id).op) || isSavedLeaf[size_t(id)];
-  }
+  bool leafLike(int id) const { return isLeaf(g.node(id).op) || isSavedLeaf[size_t(id)]; }
 
   void markLive() {
     std::vector<int> work;
@@ -361,6 +360,8 @@ public:
     k.homeIndex[size_t(id)] = index;
     if (target == Buf::Saved)
       k.offset[size_t(id)] = savedOffsets[size_t(index)];
+    if (target == Buf::Record)
+      k.offset[size_t(id)] = recordOffsets[size_t(index)];
     return true;
   }
 };
@@ -454,8 +455,37 @@ FusedNetwork kern::fuse(const CompiledNetwork &net) {
     else
       bb.sinks.push_back({Item::Store, m.stateGrads[s], Buf::GradPrev, int(s), -1, {}});
   }
-  for (const ir::ParamGrad &pg : m.paramGrads)
-    bb.sinks.push_back({Item::Accumulate, pg.node, Buf::Grad, pg.param, pg.rowIndex, {}});
+  std::map<int, int> recordSlotOf;
+  for (const ir::ParamGrad &pg : m.paramGrads) {
+    const Node &n = m.node(pg.node);
+    bool deferrable =
+        n.op == Op::Outer && pg.rowIndex < 0 && m.node(n.operands[0]).shape.size() == 1 &&
+        m.node(n.operands[1]).shape.size() == 1 && n.shape == fwd.params[size_t(pg.param)].shape;
+    if (!deferrable) {
+      bb.sinks.push_back({Item::Accumulate, pg.node, Buf::Grad, pg.param, pg.rowIndex, {}});
+      continue;
+    }
+    DeferredOuter d;
+    d.param = pg.param;
+    d.rows = n.shape[0];
+    d.cols = n.shape[1];
+    // One record slot per distinct factor (a readout's input feeds several gradients).
+    auto slotFor = [&](int node, int64_t len) {
+      auto it = recordSlotOf.find(node);
+      if (it != recordSlotOf.end())
+        return it->second;
+      int slot = int(bb.recordOffsets.size());
+      bb.recordOffsets.push_back(f.recordNumel);
+      f.recordNumel += alignUp(len);
+      bb.sinks.push_back({Item::Store, node, Buf::Record, slot, -1, {}});
+      recordSlotOf[node] = slot;
+      return slot;
+    };
+    d.offsetA = bb.recordOffsets[size_t(slotFor(n.operands[0], d.rows))];
+    d.offsetB = bb.recordOffsets[size_t(slotFor(n.operands[1], d.cols))];
+    f.deferred.push_back(d);
+  }
+  f.recordOffsets = bb.recordOffsets;
   bb.analyze();
 
   // The saved block: forward roots the backward reads.

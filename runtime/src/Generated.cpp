@@ -8,6 +8,10 @@
 //===----------------------------------------------------------------------===//
 #include "dopa/runtime/Generated.h"
 
+// Deferred gradients are summed with Eigen's GEMM inside an OpenMP region: one thread each.
+#define EIGEN_DONT_PARALLELIZE
+#include <Eigen/Core>
+
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -65,9 +69,9 @@ static CheckpointPlan evaluate(const PlanInputs &in, int outer, int inner) {
   // (next, previous) and a spare state, scratch, one step's saved values and outputs, and the
   // parameter-gradient accumulator.
   p.perThreadBytes = replay * in.stateBytes + round64(replay * in.savedBytes) +
-                     (p.replays == 2 ? ceilDiv(L, inner) * in.stateBytes : 0) +
-                     3 * in.stateBytes + round64(in.scratchBytes) + round64(in.savedBytes) +
-                     round64(in.outputBytes) + round64(in.paramBytes);
+                     (p.replays == 2 ? ceilDiv(L, inner) * in.stateBytes : 0) + 3 * in.stateBytes +
+                     round64(in.scratchBytes) + round64(in.savedBytes) + round64(in.outputBytes) +
+                     round64(in.paramBytes) + round64(T * in.recordBytes);
   p.totalBytes = 2 * in.batch * in.stateBytes + p.checkpointBytes +
                  T * round64(in.batch * in.inputBytes) + in.threads * p.perThreadBytes;
   return p;
@@ -86,7 +90,8 @@ CheckpointPlan dopa::planCheckpoints(const PlanInputs &in) {
     if (best.totalBytes < 0 || p.totalBytes < best.totalBytes)
       best = p;
   }
-  int64_t fixed = 2 * int64_t(in.batch) * in.stateBytes + int64_t(T) * round64(in.batch * in.inputBytes);
+  int64_t fixed =
+      2 * int64_t(in.batch) * in.stateBytes + int64_t(T) * round64(in.batch * in.inputBytes);
   if (best.totalBytes - fixed <= budget)
     return best;
   int inner = int(std::ceil(std::sqrt(double(T))));
@@ -101,11 +106,11 @@ public:
   AlignedBuf() = default;
   explicit AlignedBuf(size_t n) { resize(n); }
   void resize(size_t n) {
-    if (n == size_)
+    if (n == count)
       return;
     std::free(ptr);
     ptr = nullptr;
-    size_ = n;
+    count = n;
     if (n) {
       ptr = static_cast<T *>(std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64));
       if (!ptr)
@@ -115,23 +120,23 @@ public:
   ~AlignedBuf() { std::free(ptr); }
   AlignedBuf(const AlignedBuf &) = delete;
   AlignedBuf &operator=(const AlignedBuf &) = delete;
-  AlignedBuf(AlignedBuf &&o) noexcept : ptr(o.ptr), size_(o.size_) {
+  AlignedBuf(AlignedBuf &&o) noexcept : ptr(o.ptr), count(o.count) {
     o.ptr = nullptr;
-    o.size_ = 0;
+    o.count = 0;
   }
   AlignedBuf &operator=(AlignedBuf &&o) noexcept {
     std::swap(ptr, o.ptr);
-    std::swap(size_, o.size_);
+    std::swap(count, o.count);
     return *this;
   }
   T *data() { return ptr; }
   const T *data() const { return ptr; }
-  size_t size() const { return size_; }
-  size_t bytes() const { return size_ ? (size_ * sizeof(T) + 63) / 64 * 64 : 0; }
+  size_t size() const { return count; }
+  size_t bytes() const { return count ? (count * sizeof(T) + 63) / 64 * 64 : 0; }
 
 private:
   T *ptr = nullptr;
-  size_t size_ = 0;
+  size_t count = 0;
 };
 
 } // namespace
@@ -149,7 +154,8 @@ template <class T> struct GeneratedExecutor<T>::Impl {
   int outer = INT_MAX;
   int plannedInner = 0; // the plan's replay length, when the outer interval was planned
   struct Thread {
-    AlignedBuf<T> scratch, saved, outputs, grads, gradA, gradB, replay, replaySaved, inner, tmp;
+    AlignedBuf<T> scratch, saved, outputs, grads, gradA, gradB, replay, replaySaved, inner, tmp,
+        record;
   };
   std::vector<Thread> threads;
   std::vector<T> zeros;
@@ -207,7 +213,7 @@ template <class T> int64_t GeneratedExecutor<T>::heldBytes() const {
   for (const auto &t : impl->threads)
     b += int64_t(t.scratch.bytes() + t.saved.bytes() + t.outputs.bytes() + t.grads.bytes() +
                  t.gradA.bytes() + t.gradB.bytes() + t.replay.bytes() + t.replaySaved.bytes() +
-                 t.inner.bytes() + t.tmp.bytes());
+                 t.inner.bytes() + t.tmp.bytes() + t.record.bytes());
   return b;
 }
 
@@ -231,7 +237,7 @@ template <class T> void GeneratedExecutor<T>::beginEpisode(int batch) {
 
 template <class T> void GeneratedExecutor<T>::truncate() {
   Impl &m = *impl;
-  T_ = 0;
+  numSteps = 0;
   m.tape.clear();
   // Plan the outer checkpoints for the steps expected (unknown: only the start is kept).
   m.outer = INT_MAX;
@@ -245,6 +251,7 @@ template <class T> void GeneratedExecutor<T>::truncate() {
     in.scratchBytes = m.scratch * int64_t(sizeof(T));
     in.inputBytes = m.inputTotal * int64_t(sizeof(T));
     in.outputBytes = m.outputTotal * int64_t(sizeof(T));
+    in.recordBytes = genSpec.recordNumel * int64_t(sizeof(T));
     in.paramBytes = int64_t(netInfo.numParams * sizeof(T));
     in.batch = B;
     in.steps = expectedSteps > 0 ? expectedSteps : lastSteps;
@@ -287,7 +294,7 @@ template <class T> void GeneratedExecutor<T>::step(const T *const *inputs, T *co
                                  ", not an integer index in [0, " + std::to_string(rows) + ")");
     }
   }
-  if (T_ > 0 && m.outer != INT_MAX && T_ % m.outer == 0) {
+  if (numSteps > 0 && m.outer != INT_MAX && numSteps % m.outer == 0) {
     if (m.numCheckpoints == m.checkpoints.size())
       m.checkpoints.emplace_back();
     AlignedBuf<T> &cp = m.checkpoints[m.numCheckpoints++];
@@ -330,14 +337,14 @@ template <class T> void GeneratedExecutor<T>::step(const T *const *inputs, T *co
     m.fwd(a);
   }
   std::swap(m.cur, m.next);
-  ++T_;
+  ++numSteps;
 }
 
 template <class T>
 void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
                                     const T *const *finalStateGrads) {
   Impl &m = *impl;
-  int steps = T_;
+  int steps = numSteps;
   if (steps == 0)
     return;
   int outer = std::min(m.outer, steps);
@@ -348,6 +355,7 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
   in.scratchBytes = m.scratch * int64_t(sizeof(T));
   in.inputBytes = m.inputTotal * int64_t(sizeof(T));
   in.outputBytes = m.outputTotal * int64_t(sizeof(T));
+  in.recordBytes = genSpec.recordNumel * int64_t(sizeof(T));
   in.paramBytes = int64_t(netInfo.numParams * sizeof(T));
   in.batch = B;
   in.steps = steps;
@@ -384,6 +392,7 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
     t.replaySaved.resize(size_t(std::max<int64_t>(innerCap * m.saved, 1)));
     if (innerCap < outer)
       t.inner.resize(size_t(ceilDiv(outer, innerCap) * m.S));
+    t.record.resize(size_t(int64_t(steps) * genSpec.recordNumel));
   }
   std::vector<char> used(m.threads.size(), 0);
   peakBytes = heldBytes();
@@ -456,6 +465,7 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
         a.gradNext = gNext;
         a.gradPrev = gPrev;
         a.grads = t.grads.data();
+        a.record = t.record.data() + int64_t(step) * genSpec.recordNumel;
         m.bwd(a);
         std::swap(gNext, gPrev);
       }
@@ -501,6 +511,18 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
                     tmp.data());
         backwardSegment(f2, t2);
       }
+    }
+    // Deferred outer-product gradients: dW += A^T B over this element's steps.
+    using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    using Strided = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
+    for (int d = 0; d < genSpec.numDeferred; ++d) {
+      const DeferredOuter &o = genSpec.deferred[d];
+      Strided A(t.record.data() + o.offsetA, steps, o.rows,
+                Eigen::OuterStride<>(genSpec.recordNumel));
+      Strided Bm(t.record.data() + o.offsetB, steps, o.cols,
+                 Eigen::OuterStride<>(genSpec.recordNumel));
+      Eigen::Map<Mat> G(t.grads.data() + o.paramOffset, o.rows, o.cols);
+      G.noalias() += A.transpose() * Bm;
     }
   }
   lastSteps = steps;

@@ -201,8 +201,8 @@ bool sameInfo(const NetworkInfo &a, const NetworkInfo &b) {
     return false;
   for (size_t i = 0; i < a.params.size(); ++i)
     if (a.params[i].name != b.params[i].name || a.params[i].shape != b.params[i].shape ||
-        a.params[i].init.kind != b.params[i].init.kind || a.params[i].init.a != b.params[i].init.a ||
-        a.params[i].init.b != b.params[i].init.b)
+        a.params[i].init.kind != b.params[i].init.kind ||
+        a.params[i].init.a != b.params[i].init.a || a.params[i].init.b != b.params[i].init.b)
       return false;
   for (size_t i = 0; i < a.outputs.size(); ++i)
     if (a.outputs[i].name != b.outputs[i].name || a.outputs[i].shape != b.outputs[i].shape)
@@ -351,6 +351,7 @@ TEST_CASE("the memory plan predicts the executor's allocations") {
     in.inputBytes = inputs * 4;
     in.outputBytes = outputs * 4;
     in.paramBytes = int64_t(info.numParams) * 4;
+    in.recordBytes = s.recordNumel * 4;
     in.batch = 3;
     in.steps = 20;
 #ifdef _OPENMP

@@ -8,10 +8,10 @@
 #include "dopa/compiler/Emit.h"
 #include "dopa/compiler/Kernel.h"
 #include "dopa/compiler/Passes.h"
-#include "dopa/runtime/Generated.h"
 #include "dopa/dsl/Frontend.h"
 #include "dopa/dsl/Lexer.h"
 #include "dopa/dsl/Verifier.h"
+#include "dopa/runtime/Generated.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -68,20 +68,20 @@ cl::opt<int> checkpointEvery(
     "checkpoint-every",
     cl::desc("Keep the states every <k> steps (0: plan from the memory budget at run time)"),
     cl::init(0), cl::cat(category));
-cl::opt<long long> memoryBudget(
-    "memory-budget",
-    cl::desc("Bytes the checkpointing plan may use (0: the runtime default, 32 MiB)"),
-    cl::init(0), cl::cat(category));
+cl::opt<long long>
+    memoryBudget("memory-budget",
+                 cl::desc("Bytes the checkpointing plan may use (0: the runtime default, 32 MiB)"),
+                 cl::init(0), cl::cat(category));
 cl::opt<int> planBatch("plan-batch", cl::desc("--emit=plan: batch size"), cl::init(30),
                        cl::cat(category));
 cl::opt<int> planSteps("plan-steps", cl::desc("--emit=plan: steps per episode"), cl::init(120),
                        cl::cat(category));
 cl::opt<int> planThreads("plan-threads", cl::desc("--emit=plan: threads"), cl::init(2),
                          cl::cat(category));
-cl::opt<std::string> specName(
-    "spec-name",
-    cl::desc("The spec's path as generated code names it (default: as given)"),
-    cl::value_desc("path"), cl::cat(category));
+cl::opt<std::string>
+    specName("spec-name",
+             cl::desc("The spec's path as generated code names it (default: as given)"),
+             cl::value_desc("path"), cl::cat(category));
 cl::opt<std::string> cppNamespace(
     "namespace",
     cl::desc("--emit=cpp/header: the generated namespace dopa::generated::<id> (default: the "
@@ -130,6 +130,11 @@ void printPlan(const CompiledNetwork &net, const kern::FusedNetwork &f, llvm::ra
   in.scratchBytes = std::max(f.forward.scratchNumel, f.backward.scratchNumel) * 4;
   in.inputBytes = inputs * 4;
   in.paramBytes = params * 4;
+  in.recordBytes = f.recordNumel * 4;
+  int64_t outputs = 0;
+  for (const ir::Output &o : net.forward.outputs)
+    outputs += ir::numElements(net.forward.node(o.node).shape);
+  in.outputBytes = outputs * 4;
   in.batch = planBatch;
   in.steps = planSteps;
   in.threads = planThreads;
@@ -140,8 +145,8 @@ void printPlan(const CompiledNetwork &net, const kern::FusedNetwork &f, llvm::ra
      << " steps, " << in.threads << " threads)\n";
   os << "  per element: state block " << humanBytes(in.stateBytes) << ", saved per step "
      << humanBytes(in.savedBytes) << ", inputs per step " << humanBytes(in.inputBytes) << "\n";
-  os << "  store everything: " << humanBytes(int64_t(in.batch) * in.steps *
-                                             (in.stateBytes + in.savedBytes))
+  os << "  store everything: "
+     << humanBytes(int64_t(in.batch) * in.steps * (in.stateBytes + in.savedBytes))
      << " (states and saved values of every step and element)\n";
   os << "  choice: " << (checkpointEvery > 0 ? "forced" : "planned") << ", outer checkpoints every "
      << p.outer << " steps, replay segments of at most " << p.inner << " steps, " << p.replays
@@ -279,8 +284,7 @@ int main(int argc, char **argv) {
           else if (action == Emit::Plan)
             printPlan(*compiled, fused, out.os());
           else if (action == Emit::Cpp)
-            bodies.push_back(
-                emitCppNetwork(*compiled, fused, frontend.getSourceMgr(), emitOpts));
+            bodies.push_back(emitCppNetwork(*compiled, fused, frontend.getSourceMgr(), emitOpts));
           names.push_back(net->name);
         } catch (const std::exception &e) {
           diags.errorNoLoc(std::string("cannot generate code for network '") + net->name +

@@ -1,10 +1,10 @@
 //===- Train.cpp - `dopa train cue-reward`: meta-train a plastic network --===//
 //
 // Runs the variant's generated network (compiled at build time; the default engine) or builds the
-// network from its spec for the generic executor (examples/cue_reward/<variant>.dopa), trains it with
-// A2C on the cue-reward task (Trainer), shows a progress line with the running reward and the ETA,
-// writes log.csv and checkpoint.st to --out (atomically), resumes bit-exactly with --resume, and
-// draws learning_curve.png with gnuplot at the end.
+// network from its spec for the generic executor (examples/cue_reward/<variant>.dopa), trains it
+// with A2C on the cue-reward task (Trainer), shows a progress line with the running reward and the
+// ETA, writes log.csv and checkpoint.st to --out (atomically), resumes bit-exactly with --resume,
+// and draws learning_curve.png with gnuplot at the end.
 //
 //===----------------------------------------------------------------------===//
 #include "Commands.h"

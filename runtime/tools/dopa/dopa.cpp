@@ -81,10 +81,10 @@ cl::opt<std::string>
            cl::desc("generated (the example's C++, compiled at build time) | generic (the IR "
                     "interpreter; needed for --spec and -D)"),
            cl::init("generated"), cl::sub(trainCmd));
-cl::opt<long long> memoryBudget(
-    "memory-budget",
-    cl::desc("Generated engine: bytes the BPTT checkpoints may use (default 32 MiB)"),
-    cl::init(0), cl::sub(trainCmd));
+cl::opt<long long>
+    memoryBudget("memory-budget",
+                 cl::desc("Generated engine: bytes the BPTT checkpoints may use (default 32 MiB)"),
+                 cl::init(0), cl::sub(trainCmd));
 cl::opt<int> bpttSegment(
     "bptt-segment",
     cl::desc("Generated engine: keep states every <k> steps and recompute in between (default: "

@@ -18,11 +18,11 @@
 namespace dopa {
 
 struct EmitOptions {
-  std::string specPath;     // as the #line directives and the banner name it
-  std::string outputName;   // the generated file's name (for #line directives back to it)
+  std::string specPath;   // as the #line directives and the banner name it
+  std::string outputName; // the generated file's name (for #line directives back to it)
   bool lineDirectives = true;
-  bool format = true;       // run libFormat over the result
-  int checkpointEvery = 0;  // 0: the runtime's plan chooses
+  bool format = true;         // run libFormat over the result
+  int checkpointEvery = 0;    // 0: the runtime's plan chooses
   long long memoryBudget = 0; // bytes; 0: the runtime's default
   std::string cppNamespace;   // overrides snakeCase(network name)
 };

@@ -43,6 +43,7 @@ enum class Buf {
   GradNext,   // backward: dLoss/d next state block
   GradPrev,   // backward: dLoss/d state block at the start of the step
   Grad,       // backward: the parameter-gradient accumulator
+  Record,     // backward: this step's factors of deferred outer-product gradients
 };
 const char *bufName(Buf buf);
 
@@ -77,12 +78,21 @@ struct Kernel {
   bool isBackward = false;
   ir::Graph graph; // forward graph, or the merged graph for the backward kernel
   int numForwardNodes = 0;
-  std::vector<char> live;     // per node: needed by a sink
-  std::vector<Buf> home;      // per node
-  std::vector<int> homeIndex; // per node: input/state/output/param index, or -1
+  std::vector<char> live;      // per node: needed by a sink
+  std::vector<Buf> home;       // per node
+  std::vector<int> homeIndex;  // per node: input/state/output/param index, or -1
   std::vector<int64_t> offset; // per node: offset in its home block (state, saved, scratch)
   std::vector<Stage> stages;
   int64_t scratchNumel = 0;
+};
+
+/// A parameter gradient that is a sum of outer products over steps, dW += sum_t a_t b_t^T: the
+/// backward kernel records a_t and b_t, and the runtime adds them up with one matrix product per
+/// batch element (a GEMM over time) instead of a rank-1 update of W's gradient at every step.
+struct DeferredOuter {
+  int param = -1;
+  int64_t rows = 0, cols = 0;
+  int64_t offsetA = 0, offsetB = 0; // in the record block
 };
 
 struct FusedNetwork {
@@ -94,6 +104,10 @@ struct FusedNetwork {
   std::vector<int> savedNodes;
   std::vector<int64_t> savedOffsets;
   int64_t savedNumel = 0;
+  /// Deferred outer-product gradients and the per-step record block they read.
+  std::vector<DeferredOuter> deferred;
+  std::vector<int64_t> recordOffsets; // per record slot (a distinct factor)
+  int64_t recordNumel = 0;
 };
 
 /// Buffers inside a block start at multiples of this many elements (64 bytes for float), so that

@@ -23,16 +23,23 @@ namespace dopa {
 /// The arguments of one generated step function (one batch element, one step).
 template <class T> struct StepArgs {
   const T *params = nullptr;
-  const T *const *inputs = nullptr; // per input: this element's values
-  const T *state = nullptr;         // the state block at the start of the step
-  T *next = nullptr;                // forward: the next state block
-  T *const *outputs = nullptr;      // forward: per output
-  T *saved = nullptr;               // forward writes, backward reads
-  T *scratch = nullptr;             // per thread, 64-byte aligned
+  const T *const *inputs = nullptr;      // per input: this element's values
+  const T *state = nullptr;              // the state block at the start of the step
+  T *next = nullptr;                     // forward: the next state block
+  T *const *outputs = nullptr;           // forward: per output
+  T *saved = nullptr;                    // forward writes, backward reads
+  T *scratch = nullptr;                  // per thread, 64-byte aligned
   const T *const *gradOutputs = nullptr; // backward: per output (never null)
   const T *gradNext = nullptr;           // backward: dLoss/d next state block
   T *gradPrev = nullptr;                 // backward: dLoss/d state block (written)
   T *grads = nullptr;                    // backward: parameter gradients (accumulated)
+  T *record = nullptr;                   // backward: factors of deferred outer products
+};
+
+/// A parameter gradient the runtime sums as a product over time: dW[rows, cols] +=
+/// A^T B with A[t] = record_t[offsetA .. offsetA + rows), B[t] = record_t[offsetB .. + cols).
+struct DeferredOuter {
+  int64_t paramOffset, rows, cols, offsetA, offsetB;
 };
 template <class T> using StepFn = void (*)(const StepArgs<T> &);
 
@@ -41,21 +48,24 @@ struct GeneratedSpec {
   const char *name;     // the network's name in the spec
   const char *specPath; // the spec it was generated from
   NetworkInfo (*info)();
-  int64_t stateNumel;   // per element: all states, each at a 16-element aligned offset
+  int64_t stateNumel; // per element: all states, each at a 16-element aligned offset
   const int64_t *stateOffsets;
-  int64_t savedNumel;   // per element and step
-  int64_t scratchNumel; // per thread
+  int64_t savedNumel;       // per element and step
+  int64_t scratchNumel;     // per thread
   const int64_t *inputRows; // per input: rows of the table it indexes (int inputs), else 0
   StepFn<float> forwardFloat, backwardFloat;
   StepFn<double> forwardDouble, backwardDouble;
-  int checkpointEvery;  // compiler's choice, 0: plan at run time
+  int checkpointEvery;    // compiler's choice, 0: plan at run time
   long long memoryBudget; // bytes, 0: the runtime default
+  int numDeferred;
+  const DeferredOuter *deferred;
+  int64_t recordNumel; // per step
 };
 
 /// The checkpointing plan for one episode and its predicted memory.
 struct CheckpointPlan {
-  int outer = 0;  // states of every element kept every `outer` steps during the forward
-  int inner = 0;  // segment replays store at most `inner` steps per thread
+  int outer = 0;   // states of every element kept every `outer` steps during the forward
+  int inner = 0;   // segment replays store at most `inner` steps per thread
   int replays = 1; // forward replays per step in the backward (1 or 2)
   int64_t checkpointBytes = 0; // outer checkpoints, all elements
   int64_t perThreadBytes = 0;  // replay buffers, inner checkpoints, gradient accumulators
@@ -64,7 +74,7 @@ struct CheckpointPlan {
 
 struct PlanInputs {
   int64_t stateBytes = 0, savedBytes = 0, scratchBytes = 0, inputBytes = 0, outputBytes = 0,
-          paramBytes = 0;
+          paramBytes = 0, recordBytes = 0;
   int batch = 1, steps = 1, threads = 1;
   long long memoryBudget = 0; // 0: kDefaultMemoryBudget
   int checkpointEvery = 0;    // > 0 forces outer = inner = it
@@ -90,7 +100,7 @@ public:
   void step(const T *const *inputs, T *const *outputs);
   void backward(const T *const *const *outputGrads, const T *const *finalStateGrads);
   void truncate();
-  int recordedSteps() const { return T_; }
+  int recordedSteps() const { return numSteps; }
   const T *state(int s) const;
 
   /// Force the checkpoint interval (0: plan from the memory budget).
@@ -111,7 +121,7 @@ private:
   const GeneratedSpec &genSpec;
   NetworkInfo netInfo;
   std::vector<T> paramBuf, gradBuf;
-  int B = 0, T_ = 0;
+  int B = 0, numSteps = 0;
   int checkpointEvery = 0, expectedSteps = 0, lastSteps = 0;
   long long memoryBudget = 0;
   int64_t peakBytes = 0;

@@ -1,0 +1,28 @@
+# CompareGenerated.cmake - compare the build's generated sources (OUTPUT_DIR/NAME.{cpp,h}, written by
+# dopa_add_network) with the committed copies (GOLDEN_DIR/NAME.{cpp,h}). With the environment
+# variable DOPA_UPDATE_GOLDEN=1 the committed copies are rewritten instead. A mismatch fails with a
+# unified diff.
+foreach(ext cpp h)
+  set(out ${OUTPUT_DIR}/${NAME}.${ext})
+  set(golden ${GOLDEN_DIR}/${NAME}.${ext})
+  if(NOT EXISTS ${out})
+    message(FATAL_ERROR "missing ${out}: build the target ${NAME} first")
+  endif()
+  if("$ENV{DOPA_UPDATE_GOLDEN}" STREQUAL "1")
+    file(MAKE_DIRECTORY ${GOLDEN_DIR})
+    file(COPY_FILE ${out} ${golden})
+    message(STATUS "updated ${golden}")
+    continue()
+  endif()
+  if(NOT EXISTS ${golden})
+    message(FATAL_ERROR "missing ${golden}; run with DOPA_UPDATE_GOLDEN=1 to create it")
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${golden} ${out} RESULT_VARIABLE same)
+  if(NOT same EQUAL 0)
+    execute_process(COMMAND git diff --no-index --no-color --stat ${golden} ${out})
+    execute_process(COMMAND git diff --no-index --no-color ${golden} ${out} OUTPUT_VARIABLE diff)
+    string(SUBSTRING "${diff}" 0 4000 diff)
+    message("${diff}")
+    message(FATAL_ERROR "${golden} is stale: DOPA_UPDATE_GOLDEN=1 ctest -L generated updates it")
+  endif()
+endforeach()
