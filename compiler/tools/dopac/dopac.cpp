@@ -70,7 +70,7 @@ cl::opt<int> checkpointEvery(
     cl::init(0), cl::cat(category));
 cl::opt<long long>
     memoryBudget("memory-budget",
-                 cl::desc("Bytes the checkpointing plan may use (0: the runtime default, 32 MiB)"),
+                 cl::desc("Bytes the checkpointing plan may use (0: the runtime default, 64 MiB)"),
                  cl::init(0), cl::cat(category));
 cl::opt<int> planBatch("plan-batch", cl::desc("--emit=plan: batch size"), cl::init(30),
                        cl::cat(category));

@@ -83,7 +83,7 @@ cl::opt<std::string>
            cl::init("generated"), cl::sub(trainCmd));
 cl::opt<long long>
     memoryBudget("memory-budget",
-                 cl::desc("Generated engine: bytes the BPTT checkpoints may use (default 32 MiB)"),
+                 cl::desc("Generated engine: bytes the BPTT checkpoints may use (default 64 MiB)"),
                  cl::init(0), cl::sub(trainCmd));
 cl::opt<int> bpttSegment(
     "bptt-segment",

@@ -79,7 +79,7 @@ struct PlanInputs {
   long long memoryBudget = 0; // 0: kDefaultMemoryBudget
   int checkpointEvery = 0;    // > 0 forces outer = inner = it
 };
-constexpr long long kDefaultMemoryBudget = 32ll << 20;
+constexpr long long kDefaultMemoryBudget = 64ll << 20;
 
 /// The plan the executor uses: forced by checkpointEvery; else the single-replay plan with the
 /// least memory when it fits the budget; else two levels (outer = steps, inner = ceil(sqrt)).
