@@ -125,11 +125,15 @@ std::string indexExpr(const std::vector<int64_t> &strides) {
 class NetworkEmitter {
 public:
   NetworkEmitter(const CompiledNetwork &net, const FusedNetwork &f, const llvm::SourceMgr &sm,
-                 const EmitOptions &opts)
-      : net(net), f(f), sm(sm), opts(opts), snake(cppNamespaceOf(net.forward.name, opts)) {}
+                 const EmitOptions &opts, bool cuda)
+      : net(net), f(f), sm(sm), opts(opts), snake(cppNamespaceOf(net.forward.name, opts)),
+        cuda(cuda) {}
 
   std::string run() {
     os << "namespace dopa::generated::" << snake << " {\n\n";
+    if (cuda)
+      os << "const dopa::GeneratedSpec &spec(); // the C++ network: description and layout\n\n"
+         << "constexpr int kThreads = 256;\n\n";
     emitKernel(f.forward, "forward");
     emitKernel(f.backward, "backward");
     emitSpec();
@@ -143,6 +147,7 @@ private:
   const llvm::SourceMgr &sm;
   const EmitOptions &opts;
   std::string snake;
+  bool cuda; // emit CUDA (device stages, a kernel per step) instead of C++
   std::ostringstream os;
 
   // Per stage function.
@@ -303,17 +308,17 @@ private:
     std::string e;
     switch (n.op) {
     case Op::Neg: e = "-" + arg(0); break;
-    case Op::Tanh: e = "std::tanh(" + arg(0) + ")"; break;
-    case Op::Sigmoid: e = "T(1) / (T(1) + std::exp(-" + arg(0) + "))"; break;
+    case Op::Tanh: e = fn("tanh") + "(" + arg(0) + ")"; break;
+    case Op::Sigmoid: e = "T(1) / (T(1) + " + fn("exp") + "(-" + arg(0) + "))"; break;
     case Op::Relu: {
       std::string x = arg(0);
       e = x + " > T(0) ? " + x + " : T(0)";
       break;
     }
-    case Op::Exp: e = "std::exp(" + arg(0) + ")"; break;
-    case Op::Log: e = "std::log(" + arg(0) + ")"; break;
-    case Op::Abs: e = "std::abs(" + arg(0) + ")"; break;
-    case Op::Sqrt: e = "std::sqrt(" + arg(0) + ")"; break;
+    case Op::Exp: e = fn("exp") + "(" + arg(0) + ")"; break;
+    case Op::Log: e = fn("log") + "(" + arg(0) + ")"; break;
+    case Op::Abs: e = fn("abs") + "(" + arg(0) + ")"; break;
+    case Op::Sqrt: e = fn("sqrt") + "(" + arg(0) + ")"; break;
     case Op::Step: e = arg(0) + " > T(0) ? T(1) : T(0)"; break;
     case Op::Sign: {
       std::string x = arg(0);
@@ -373,10 +378,27 @@ private:
 
   // --- stages ----------------------------------------------------------------
 
+  /// A partial sum declared outside the inner loop and added to (or stored in) out[index] after it.
   struct Accumulator {
-    std::string var;    // partial sum declared outside the inner loop
-    std::string finish; // statement after the inner loop
+    std::string var;
+    std::string out, index;
+    bool assign; // out[index] = var (a row the loop owns) instead of +=
   };
+
+  /// out[index] += v: an atomic add on the GPU, where blocks and warps share accumulators.
+  std::string accumulate(const std::string &outBuf, const std::string &index,
+                         const std::string &v) {
+    if (cuda)
+      return cat({"atomicAdd(&", outBuf, "[", index, "], ", v, ");\n"});
+    return cat({outBuf, "[", index, "] += ", v, ";\n"});
+  }
+
+  /// A math function's name: std:: on the CPU, CUDA's overloads on the GPU.
+  std::string fn(const char *name) const {
+    if (!cuda)
+      return std::string("std::") + name;
+    return std::string(name) == "abs" ? "fabs" : name;
+  }
 
   std::string stageName(size_t s, const std::string &kind) {
     const Stage &st = k->stages[s];
@@ -449,7 +471,7 @@ private:
             rowIdx += " + " + idx;
           idx = rowIdx;
         }
-        body << lineDirective(n.loc) << tgt << "[" << idx << "] += " << v << ";\n";
+        body << lineDirective(n.loc) << accumulate(tgt, idx, v);
         break;
       }
       case Item::RowDot:
@@ -464,18 +486,20 @@ private:
                               ? locals[n.operands[1]]
                               : readBuffer(n.operands[1], {1, ir::numElements(b.shape)});
           body << lineDirective(n.loc) << acc << " += " << m << " * " << v << ";\n";
-          partials.push_back({acc, cat({out, "[i] = ", acc, ";"})});
+          partials.push_back({acc, out, "i", true});
         } else if (it.kind == Item::ColDot) {
           std::string v = locals.count(n.operands[0])
                               ? locals[n.operands[0]]
                               : readBuffer(n.operands[0], {ir::numElements(a.shape), 1});
           std::string m = val(n.operands[1]);
           zeroFirst.push_back(cat({out, "[e] = T(0);", std::to_string(ir::numElements(n.shape))}));
-          body << lineDirective(n.loc) << out << "[j] += " << v << " * " << m << ";\n";
+          body << lineDirective(n.loc) << accumulate(out, "j", cat({v, " * ", m}));
         } else {
           std::string x = val(n.operands[0]), y = val(n.operands[1]);
           body << lineDirective(n.loc) << acc << " += " << x << " * " << y << ";\n";
-          partials.push_back({acc, cat({out, "[0] = ", acc, ";"})});
+          if (cuda)
+            zeroFirst.push_back(cat({out, "[e] = T(0);", "1"}));
+          partials.push_back({acc, out, "0", !cuda});
         }
         break;
       }
@@ -492,13 +516,13 @@ private:
         std::vector<int64_t> strides = broadcastStrides(view, space);
         zeroFirst.push_back(cat({out, "[e] = T(0);", std::to_string(ir::numElements(n.shape))}));
         if (dependsOnInner(strides)) {
-          body << lineDirective(n.loc) << out << "[" << indexExpr(strides) << "] += " << v << ";\n";
+          body << lineDirective(n.loc) << accumulate(out, indexExpr(strides), v);
         } else {
           std::string acc = "acc" + std::to_string(it.node);
           body << lineDirective(n.loc) << acc << " += " << v << ";\n";
           if (rank > 0)
             strides.back() = 0;
-          partials.push_back({acc, cat({out, "[", indexExpr(strides), "] += ", acc, ";"})});
+          partials.push_back({acc, out, indexExpr(strides), false});
         }
         break;
       }
@@ -509,12 +533,16 @@ private:
     for (const std::string &z : zeroFirst) {
       size_t semi = z.find(';');
       std::string stmt = z.substr(0, semi + 1), count = z.substr(semi + 1);
-      out << "for (int e = 0; e < " << count << "; ++e)\n" << stmt << "\n";
+      out << loopE(count) << stmt << "\n";
+    }
+    if (cuda) {
+      emitNestCuda(out, partials, !zeroFirst.empty());
+      return;
     }
     std::string decls, finish, clause;
     for (const Accumulator &p : partials) {
       decls += "T " + p.var + " = T(0);\n";
-      finish += p.finish + "\n";
+      finish += cat({p.out, "[", p.index, p.assign ? "] = " : "] += ", p.var, ";\n"});
       clause += (clause.empty() ? "" : ", ") + p.var;
     }
     if (rank == 0) {
@@ -538,6 +566,56 @@ private:
     }
   }
 
+  /// A loop over e < count: serial on the CPU, strided over the block's threads on the GPU.
+  std::string loopE(const std::string &count) const {
+    if (cuda)
+      return "for (int e = threadIdx.x; e < " + count + "; e += blockDim.x)\n";
+    return "for (int e = 0; e < " + count + "; ++e)\n";
+  }
+
+  /// The GPU mapping of a nest: rank 2, a warp per row i, its lanes over j; rank 1, the block's
+  /// threads over j; rank 0, thread 0. Partial sums are reduced over the warp, then added
+  /// atomically (a row the warp owns is stored).
+  void emitNestCuda(std::ostringstream &out, const std::vector<Accumulator> &partials,
+                    bool zeroed) {
+    const ir::Shape &space = stage->space;
+    size_t rank = space.size();
+    if (zeroed)
+      out << "__syncthreads();\n";
+    std::string decls, finish;
+    for (const Accumulator &p : partials) {
+      decls += "T " + p.var + " = T(0);\n";
+      if (rank == 0)
+        finish += cat({p.out, "[", p.index, p.assign ? "] = " : "] += ", p.var, ";\n"});
+      else {
+        finish += cat({p.var, " = dopa_warp_sum(", p.var, ");\n"});
+      }
+    }
+    std::string laneFinish;
+    for (const Accumulator &p : partials)
+      if (rank > 0)
+        laneFinish += p.assign ? cat({p.out, "[", p.index, "] = ", p.var, ";\n"})
+                               : cat({"atomicAdd(&", p.out, "[", p.index, "], ", p.var, ");\n"});
+    if (rank == 0) {
+      out << "if (threadIdx.x == 0) {\n" << decls << body.str() << finish << "}\n";
+      return;
+    }
+    std::string lane0 =
+        laneFinish.empty() ? "" : "if ((threadIdx.x & 31) == 0) {\n" + laneFinish + "}\n";
+    if (rank == 1) {
+      // Every thread of the block runs the loop and the warp reductions (full warps).
+      out << "{\n"
+          << decls << "for (int j = threadIdx.x; j < " << space[0] << "; j += blockDim.x) {\n"
+          << body.str() << "}\n"
+          << finish << lane0 << "}\n";
+    } else {
+      out << "for (int i = threadIdx.x >> 5; i < " << space[0] << "; i += blockDim.x >> 5) {\n"
+          << decls << "for (int j = threadIdx.x & 31; j < " << space[1] << "; j += 32) {\n"
+          << body.str() << "}\n"
+          << finish << lane0 << "}\n";
+    }
+  }
+
   void emitDense(std::ostringstream &out) {
     const Item &it = stage->items[0];
     const Node &n = g().node(it.node);
@@ -547,6 +625,28 @@ private:
         throw std::runtime_error("the C++ emitter does not multiply constant matrices");
     std::string A = bufferOf(n.operands[0]), B = bufferOf(n.operands[1]), C = bufferOf(it.node);
     out << lineDirective(n.loc);
+    if (cuda) {
+      // A warp per output row for matrix @ vector; a thread per output otherwise.
+      if (a.shape.size() == 2 && b.shape.size() == 1)
+        out << "for (int r = threadIdx.x >> 5; r < " << a.shape[0]
+            << "; r += blockDim.x >> 5) {\nT acc = T(0);\nfor (int k = threadIdx.x & 31; k < "
+            << a.shape[1] << "; k += 32)\nacc += " << A << "[r * " << a.shape[1] << " + k] * " << B
+            << "[k];\nacc = dopa_warp_sum(acc);\nif ((threadIdx.x & 31) == 0)\n"
+            << C << "[r] = acc;\n}\n";
+      else if (a.shape.size() == 1 && b.shape.size() == 2)
+        out << "for (int c = threadIdx.x; c < " << b.shape[1]
+            << "; c += blockDim.x) {\nT acc = T(0);\nfor (int k = 0; k < " << b.shape[0]
+            << "; ++k)\nacc += " << A << "[k] * " << B << "[k * " << b.shape[1] << " + c];\n"
+            << C << "[c] = acc;\n}\n";
+      else
+        out << "for (int e = threadIdx.x; e < " << a.shape[0] * b.shape[1]
+            << "; e += blockDim.x) {\nconst int r = e / " << b.shape[1] << ", c = e % "
+            << b.shape[1] << ";\nT acc = T(0);\nfor (int k = 0; k < " << a.shape[1]
+            << "; ++k)\nacc += " << A << "[r * " << a.shape[1] << " + k] * " << B << "[k * "
+            << b.shape[1] << " + c];\n"
+            << C << "[e] = acc;\n}\n";
+      return;
+    }
     if (a.shape.size() == 2 && b.shape.size() == 1)
       out << "Vec<T>(" << C << ", " << a.shape[0] << ").noalias() = ConstRowMat<T>(" << A << ", "
           << a.shape[0] << ", " << a.shape[1] << ") * ConstVec<T>(" << B << ", " << b.shape[0]
@@ -565,9 +665,20 @@ private:
     const Item &it = stage->items[0];
     if (it.kind == Item::Zero) {
       std::string t = targetBuffer(it.target, it.targetIndex);
-      out << "for (int e = 0; e < "
-          << ir::numElements(net.forward.states[size_t(it.targetIndex)].shape) << "; ++e)\n"
+      out << loopE(
+                 std::to_string(ir::numElements(net.forward.states[size_t(it.targetIndex)].shape)))
           << t << "[e] = T(0);\n";
+      return;
+    }
+    // On the GPU, copies run over the block's threads; the rest runs on thread 0.
+    const Node &n0 = g().node(it.node);
+    bool strided = n0.op == Op::Reshape || n0.op == Op::Gather || n0.op == Op::Concat;
+    if (cuda && !strided) {
+      out << "if (threadIdx.x == 0) {\n";
+      cuda = false;
+      emitOpaque(out);
+      cuda = true;
+      out << "}\n";
       return;
     }
     const Node &n = g().node(it.node);
@@ -585,10 +696,9 @@ private:
     case Op::Reshape: {
       int id = n.operands[0];
       if (homeOf(id) == Buf::Const)
-        out << "for (int e = 0; e < " << N << "; ++e)\n"
-            << o << "[e] = T(" << num(g().node(id).value) << ");\n";
+        out << loopE(std::to_string(N)) << o << "[e] = T(" << num(g().node(id).value) << ");\n";
       else
-        out << "for (int e = 0; e < " << N << "; ++e)\n" << o << "[e] = " << in(0) << "[e];\n";
+        out << loopE(std::to_string(N)) << o << "[e] = " << in(0) << "[e];\n";
       break;
     }
     case Op::Transpose: {
@@ -601,16 +711,15 @@ private:
       const ir::Shape &s = g().node(n.operands[0]).shape;
       std::string idx = in(1);
       out << "{\nconst int64_t row = int64_t(" << idx << "[0]); // checked by the runtime\n"
-          << "for (int e = 0; e < " << s[1] << "; ++e)\n"
-          << o << "[e] = " << in(0) << "[row * " << s[1] << " + e];\n}\n";
+          << loopE(std::to_string(s[1])) << o << "[e] = " << in(0) << "[row * " << s[1]
+          << " + e];\n}\n";
       break;
     }
     case Op::Concat: {
       int64_t at = 0;
       for (size_t k = 0; k < n.operands.size(); ++k) {
         int64_t len = ir::numElements(g().node(n.operands[k]).shape);
-        out << "for (int e = 0; e < " << len << "; ++e)\n"
-            << o << "[" << at << " + e] = " << in(k) << "[e];\n";
+        out << loopE(std::to_string(len)) << o << "[" << at << " + e] = " << in(k) << "[e];\n";
         at += len;
       }
       break;
@@ -647,12 +756,14 @@ private:
     case Op::Softmax:
     case Op::LogSoftmax: {
       std::string x = in(0);
-      out << "{\nT mx = " << x << "[0];\nfor (int e = 1; e < " << N << "; ++e)\nmx = std::max(mx, "
-          << x << "[e]);\nT sum = 0;\nfor (int e = 0; e < " << N << "; ++e)\nsum += std::exp(" << x
-          << "[e] - mx);\nconst T logZ = mx + std::log(sum);\n"
+      std::string ex = fn("exp"), lg = fn("log");
+      out << "{\nT mx = " << x << "[0];\nfor (int e = 1; e < " << N << "; ++e)\nmx = mx < " << x
+          << "[e] ? " << x << "[e] : mx;\nT sum = 0;\nfor (int e = 0; e < " << N
+          << "; ++e)\nsum += " << ex << "(" << x << "[e] - mx);\nconst T logZ = mx + " << lg
+          << "(sum);\n"
           << "for (int e = 0; e < " << N << "; ++e)\n"
           << o
-          << "[e] = " << (n.op == Op::Softmax ? "std::exp(" + x + "[e] - logZ)" : x + "[e] - logZ")
+          << "[e] = " << (n.op == Op::Softmax ? ex + "(" + x + "[e] - logZ)" : x + "[e] - logZ")
           << ";\n}\n";
       break;
     }
@@ -691,7 +802,8 @@ private:
          << (stage->kind == Stage::Opaque ? "" : ir::shapeStr(stage->space)) << "\n";
       for (const Item &it : stage->items)
         os << "//   " << describe(it) << "\n";
-      os << "template <class T> static void " << name << "(const dopa::StepArgs<T> &a) {\n";
+      os << "template <class T> " << (cuda ? "__device__ __forceinline__ " : "static ") << "void "
+         << name << "(const dopa::StepArgs<T> &a) {\n";
       for (const std::string &p : pointerOrder)
         os << pointers[p] << "\n";
       os << code.str();
@@ -699,11 +811,47 @@ private:
         os << "//@@RESTORE_LINE@@\n";
       os << "}\n\n";
     }
+    if (cuda) {
+      emitCudaKernel(kind, names);
+      return;
+    }
     os << "/// One " << kind << " step of " << net.forward.name << " for one batch element.\n";
     os << "template <class T> void " << kind << "_step(const dopa::StepArgs<T> &a) {\n";
     for (const std::string &n : names)
       os << n << "(a);\n";
     os << "}\n\n";
+  }
+
+  /// The kernel (a block per batch element, the stages in order with a barrier between them)
+  /// and its host launcher.
+  void emitCudaKernel(const std::string &kind, const std::vector<std::string> &names) {
+    os << "/// One " << kind << " step of " << net.forward.name
+       << " for the whole batch: block b runs batch element b.\n"
+       << "template <class T>\n__global__ void __launch_bounds__(kThreads) " << kind
+       << "_kernel(const dopa::BatchArgs<T> ba) {\n"
+       << "const int64_t b = blockIdx.x;\n"
+       << "const T *in[dopa::kMaxIO];\nT *out[dopa::kMaxIO];\nconst T *gout[dopa::kMaxIO];\n"
+       << "for (int k = 0; k < ba.numInputs; ++k)\nin[k] = ba.inputs[k] + b * ba.inputNumel[k];\n"
+       << "for (int k = 0; k < ba.numOutputs; ++k) {\nout[k] = ba.outputs[k] ? ba.outputs[k] + b "
+          "* ba.outputNumel[k] : nullptr;\ngout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * "
+          "ba.outputNumel[k] : nullptr;\n}\n"
+       << "dopa::StepArgs<T> a;\na.params = ba.params;\na.inputs = in;\n"
+       << "a.state = ba.state + b * ba.stateStride;\n"
+       << "a.next = ba.next ? ba.next + b * ba.stateStride : nullptr;\na.outputs = out;\n"
+       << "a.saved = ba.saved + b * ba.savedStride;\na.scratch = ba.scratch + b * "
+          "ba.scratchStride;\n"
+       << "a.gradOutputs = gout;\na.gradNext = ba.gradNext ? ba.gradNext + b * ba.stateStride : "
+          "nullptr;\n"
+       << "a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;\n"
+       << "a.grads = ba.grads;\na.record = ba.record ? ba.record + b * ba.recordStride : "
+          "nullptr;\n";
+    for (size_t i = 0; i < names.size(); ++i)
+      os << (i ? "__syncthreads();\n" : "") << names[i] << "(a);\n";
+    os << "}\n\n";
+    os << "template <class T> void " << kind
+       << "_launch(const dopa::BatchArgs<T> &ba, void *stream) {\n"
+       << kind << "_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);\n"
+       << "}\n\n";
   }
 
   std::string infoTensor(const std::string &name, const ir::Shape &shape, bool isInt,
@@ -727,6 +875,13 @@ private:
 
   void emitSpec() {
     const Graph &fwd = net.forward;
+    if (cuda) {
+      os << "const dopa::CudaSpec &cuda_spec() {\n"
+         << "static const dopa::CudaSpec s = {\"" << fwd.name
+         << "\", &spec, forward_launch<float>, backward_launch<float>, forward_launch<double>, "
+            "backward_launch<double>, kThreads};\nreturn s;\n}\n\n";
+      return;
+    }
     os << "static dopa::NetworkInfo info() {\n  dopa::NetworkInfo n;\n  n.name = \"" << fwd.name
        << "\";\n";
     for (const ir::Variable &p : fwd.params)
@@ -782,7 +937,12 @@ private:
 
 std::string dopa::emitCppNetwork(const CompiledNetwork &net, const FusedNetwork &fused,
                                  const llvm::SourceMgr &sources, const EmitOptions &options) {
-  return NetworkEmitter(net, fused, sources, options).run();
+  return NetworkEmitter(net, fused, sources, options, /*cuda=*/false).run();
+}
+
+std::string dopa::emitCudaNetwork(const CompiledNetwork &net, const FusedNetwork &fused,
+                                  const llvm::SourceMgr &sources, const EmitOptions &options) {
+  return NetworkEmitter(net, fused, sources, options, /*cuda=*/true).run();
 }
 
 std::string dopa::formatCpp(const std::string &code) {
@@ -868,14 +1028,36 @@ std::string dopa::cppNamespaceOf(const std::string &name, const EmitOptions &o) 
   return o.cppNamespace.empty() ? snakeCase(name) : o.cppNamespace;
 }
 
+std::string dopa::emitCudaFile(const std::vector<std::string> &bodies, const EmitOptions &o) {
+  std::string code = banner(o, "generated CUDA kernels");
+  code += "#include \"dopa/cuda/CudaSpec.h\"\n\n#include <cstdint>\n#include "
+          "<cuda_runtime.h>\n\n";
+  code += "namespace {\n"
+          "/// The sum of v over the 32 lanes of a warp (every lane gets it).\n"
+          "template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {\n"
+          "  for (int o = 16; o > 0; o >>= 1)\n"
+          "    v += __shfl_xor_sync(0xffffffffu, v, o);\n"
+          "  return v;\n"
+          "}\n"
+          "} // namespace\n\n";
+  for (const std::string &b : bodies)
+    code += b + "\n";
+  if (o.format)
+    code = formatCpp(code);
+  return restoreLines(code, o.outputName.empty() ? "generated.cu" : o.outputName);
+}
+
 std::string dopa::emitCppHeader(const std::vector<std::string> &names, const EmitOptions &o) {
   std::string code = banner(o, "generated network accessors");
-  code += "#pragma once\n\n#include \"dopa/runtime/Generated.h\"\n\n";
+  code += "#pragma once\n\n#include \"dopa/runtime/Generated.h\"\n\nnamespace dopa {\nstruct "
+          "CudaSpec;\n}\n\n";
   for (const std::string &n : names) {
     std::string ns = cppNamespaceOf(n, o);
     code += "namespace dopa::generated::" + ns;
     code += " {\n/// " + n;
     code += ": its description and step functions.\nconst dopa::GeneratedSpec &spec();\n";
+    code += "/// Its CUDA kernels (defined where the cuda backend is built).\n";
+    code += "const dopa::CudaSpec &cuda_spec();\n";
     code += "} // namespace dopa::generated::" + ns + "\n\n";
   }
   return o.format ? formatCpp(code) : code;

@@ -13,7 +13,13 @@
 
 #include "dopa/runtime/Generated.h"
 
+namespace dopa {
+struct CudaSpec;
+}
+
 namespace dopa::generated::cue_reward_modul {
 /// CueRewardModul: its description and step functions.
 const dopa::GeneratedSpec &spec();
+/// Its CUDA kernels (defined where the cuda backend is built).
+const dopa::CudaSpec &cuda_spec();
 } // namespace dopa::generated::cue_reward_modul

@@ -26,7 +26,7 @@ using namespace dopa;
 namespace cl = llvm::cl;
 
 namespace {
-enum class Emit { Tokens, AST, Summary, IR, IRGrad, Dot, Kernels, Plan, Cpp, Header };
+enum class Emit { Tokens, AST, Summary, IR, IRGrad, Dot, Kernels, Plan, Cpp, Header, Cuda };
 
 cl::OptionCategory category("dopac options");
 
@@ -47,6 +47,8 @@ cl::opt<Emit>
                     clEnumValN(Emit::Plan, "plan",
                                "the checkpointing plan and its predicted bytes (see --plan-*)"),
                     clEnumValN(Emit::Cpp, "cpp", "C++ for the forward and backward steps"),
+                    clEnumValN(Emit::Cuda, "cuda",
+                               "CUDA kernels for the forward and backward steps (with the C++)"),
                     clEnumValN(Emit::Header, "header", "the header declaring the C++ accessors")),
          cl::cat(category));
 cl::opt<std::string> outputFile("o", cl::desc("Write the output to <file> (default: stdout)"),
@@ -247,6 +249,7 @@ int main(int argc, char **argv) {
   case Emit::Plan:
   case Emit::Cpp:
   case Emit::Header:
+  case Emit::Cuda:
   case Emit::Dot: {
     auto program = frontend.check(overrides.empty() ? nullptr : &overrides);
     ok = program != nullptr && !diags.hasErrors();
@@ -276,7 +279,7 @@ int main(int argc, char **argv) {
         continue;
       }
       if (action == Emit::Kernels || action == Emit::Plan || action == Emit::Cpp ||
-          action == Emit::Header) {
+          action == Emit::Header || action == Emit::Cuda) {
         try {
           kern::FusedNetwork fused = kern::fuse(*compiled);
           if (action == Emit::Kernels)
@@ -285,6 +288,8 @@ int main(int argc, char **argv) {
             printPlan(*compiled, fused, out.os());
           else if (action == Emit::Cpp)
             bodies.push_back(emitCppNetwork(*compiled, fused, frontend.getSourceMgr(), emitOpts));
+          else if (action == Emit::Cuda)
+            bodies.push_back(emitCudaNetwork(*compiled, fused, frontend.getSourceMgr(), emitOpts));
           names.push_back(net->name);
         } catch (const std::exception &e) {
           diags.errorNoLoc(std::string("cannot generate code for network '") + net->name +
@@ -302,6 +307,8 @@ int main(int argc, char **argv) {
     }
     if (ok && action == Emit::Cpp)
       out.os() << emitCppFile(bodies, emitOpts);
+    if (ok && action == Emit::Cuda)
+      out.os() << emitCudaFile(bodies, emitOpts);
     if (ok && action == Emit::Header)
       out.os() << emitCppHeader(names, emitOpts);
     if (ok && action == Emit::Summary) {

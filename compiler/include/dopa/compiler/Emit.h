@@ -35,6 +35,14 @@ std::string snakeCase(const std::string &name);
 std::string emitCppNetwork(const CompiledNetwork &net, const kern::FusedNetwork &fused,
                            const llvm::SourceMgr &sources, const EmitOptions &options);
 
+/// CUDA for one network: device stages, a forward and a backward kernel (a block per batch
+/// element) with host launchers, and `const dopa::CudaSpec &cuda_spec()`.
+std::string emitCudaNetwork(const CompiledNetwork &net, const kern::FusedNetwork &fused,
+                            const llvm::SourceMgr &sources, const EmitOptions &options);
+
+/// The CUDA translation unit for several networks; formatted.
+std::string emitCudaFile(const std::vector<std::string> &networkBodies, const EmitOptions &options);
+
 /// The translation unit for several networks (banner, includes, each network); formatted.
 std::string emitCppFile(const std::vector<std::string> &networkBodies, const EmitOptions &options);
 

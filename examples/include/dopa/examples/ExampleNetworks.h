@@ -13,10 +13,13 @@
 
 namespace dopa {
 
+struct CudaSpec;
+
 struct ExampleNetwork {
   const char *task;
   const char *variant;
   const GeneratedSpec &(*spec)();
+  const CudaSpec &(*cuda)(); // null when this build has no CUDA backend
 };
 
 const std::vector<ExampleNetwork> &exampleNetworks();

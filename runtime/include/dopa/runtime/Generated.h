@@ -13,35 +13,13 @@
 #pragma once
 
 #include "dopa/runtime/Network.h"
+#include "dopa/runtime/StepArgs.h"
 
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 namespace dopa {
-
-/// The arguments of one generated step function (one batch element, one step).
-template <class T> struct StepArgs {
-  const T *params = nullptr;
-  const T *const *inputs = nullptr;      // per input: this element's values
-  const T *state = nullptr;              // the state block at the start of the step
-  T *next = nullptr;                     // forward: the next state block
-  T *const *outputs = nullptr;           // forward: per output
-  T *saved = nullptr;                    // forward writes, backward reads
-  T *scratch = nullptr;                  // per thread, 64-byte aligned
-  const T *const *gradOutputs = nullptr; // backward: per output (never null)
-  const T *gradNext = nullptr;           // backward: dLoss/d next state block
-  T *gradPrev = nullptr;                 // backward: dLoss/d state block (written)
-  T *grads = nullptr;                    // backward: parameter gradients (accumulated)
-  T *record = nullptr;                   // backward: factors of deferred outer products
-};
-
-/// A parameter gradient the runtime sums as a product over time: dW[rows, cols] +=
-/// A^T B with A[t] = record_t[offsetA .. offsetA + rows), B[t] = record_t[offsetB .. + cols).
-struct DeferredOuter {
-  int64_t paramOffset, rows, cols, offsetA, offsetB;
-};
-template <class T> using StepFn = void (*)(const StepArgs<T> &);
 
 /// What a generated network exports.
 struct GeneratedSpec {

@@ -1,0 +1,88 @@
+//===- CudaExecutor.h - Running generated CUDA networks over a batch -------===//
+//
+// CudaExecutor runs a network's generated CUDA kernels: one launch per step for the whole batch
+// (a thread block per batch element), parameters and states in device memory, inputs and outputs
+// copied per step because the trainer's environment runs on the host. BPTT uses the CPU runtime's
+// checkpoint scheme batch-wide: the forward keeps the states every `checkpointEvery` steps
+// (default: only the episode's start), the backward replays each segment on the device storing its
+// states and saved values, then runs the backward kernels in reverse. Deferred outer-product
+// gradients are summed with one cuBLAS GEMM over all steps and batch elements. CudaNetwork is the
+// float Network.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "dopa/cuda/CudaSpec.h"
+#include "dopa/runtime/Generated.h"
+
+#include <memory>
+#include <vector>
+
+namespace dopa {
+
+/// Whether a CUDA device is usable (false without a driver or a GPU).
+bool cudaDeviceAvailable();
+/// The device's name and its limits, for reports ("NVIDIA H100 ..., 132 SMs, 228 KiB smem/SM").
+std::string cudaDeviceDescription();
+
+template <class T> class CudaExecutor {
+public:
+  explicit CudaExecutor(const CudaSpec &spec);
+  ~CudaExecutor();
+
+  const NetworkInfo &info() const { return netInfo; }
+  std::vector<T> &params() { return paramBuf; }
+  std::vector<T> &grads() { return gradBuf; }
+
+  void beginEpisode(int batch);
+  int batch() const { return B; }
+  void step(const T *const *inputs, T *const *outputs);
+  void backward(const T *const *const *outputGrads, const T *const *finalStateGrads);
+  void truncate();
+  int recordedSteps() const { return numSteps; }
+  const T *state(int s) const;
+
+  /// Keep the states every k steps (0: only the episode's start; the backward replays the
+  /// whole episode, storing everything, which fits a GPU at the paper's sizes).
+  void setCheckpointEvery(int k) { checkpointEvery = k; }
+  /// Wait for the device and report the first error (kernel launches are asynchronous).
+  void synchronize();
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl;
+  const CudaSpec &cudaSpec;
+  const GeneratedSpec &genSpec;
+  NetworkInfo netInfo;
+  std::vector<T> paramBuf, gradBuf;
+  int B = 0, numSteps = 0, checkpointEvery = 0;
+};
+
+extern template class CudaExecutor<float>;
+extern template class CudaExecutor<double>;
+
+class CudaNetwork : public Network {
+public:
+  explicit CudaNetwork(const CudaSpec &spec) : exec(spec) {}
+  const NetworkInfo &info() const override { return exec.info(); }
+  float *params() override { return exec.params().data(); }
+  float *grads() override { return exec.grads().data(); }
+  void beginEpisode(int batch) override { exec.beginEpisode(batch); }
+  int batch() const override { return exec.batch(); }
+  void step(const float *const *inputs, float *const *outputs) override {
+    exec.step(inputs, outputs);
+  }
+  void backward(const float *const *const *outputGrads,
+                const float *const *finalStateGrads = nullptr) override {
+    exec.backward(outputGrads, finalStateGrads);
+  }
+  void truncate() override { exec.truncate(); }
+  int recordedSteps() const override { return exec.recordedSteps(); }
+  const float *state(int s) const override { return exec.state(s); }
+  CudaExecutor<float> &executor() { return exec; }
+
+private:
+  CudaExecutor<float> exec;
+};
+
+} // namespace dopa

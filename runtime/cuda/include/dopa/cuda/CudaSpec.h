@@ -1,0 +1,57 @@
+//===- CudaSpec.h - What generated CUDA networks export --------------------===//
+//
+// The CUDA emitter prints, per network, a forward and a backward kernel (one thread block per batch
+// element, the fused stages of the C++ kernels mapped onto the block's threads) and host launchers
+// taking a BatchArgs: the same buffers as StepArgs for the whole batch, with per-element strides.
+// The layout (state, saved, scratch and record blocks) is the C++ network's, which CudaSpec points
+// to. No dependencies beyond StepArgs.h: device code includes this header.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "dopa/runtime/StepArgs.h"
+
+#include <cstdint>
+
+namespace dopa {
+
+struct GeneratedSpec;
+
+/// Inputs and outputs a CUDA kernel takes at most.
+constexpr int kMaxIO = 16;
+
+/// One step for the whole batch on the device. Per-element pointers are base + b * stride.
+template <class T> struct BatchArgs {
+  int batch = 0;
+  int numInputs = 0, numOutputs = 0;
+  const T *params = nullptr;
+  T *grads = nullptr;
+  const T *inputs[kMaxIO] = {};
+  int64_t inputNumel[kMaxIO] = {};
+  T *outputs[kMaxIO] = {};
+  const T *gradOutputs[kMaxIO] = {}; // never null (zeros)
+  int64_t outputNumel[kMaxIO] = {};
+  const T *state = nullptr;
+  T *next = nullptr;
+  const T *gradNext = nullptr;
+  T *gradPrev = nullptr;
+  int64_t stateStride = 0;
+  T *saved = nullptr;
+  int64_t savedStride = 0;
+  T *scratch = nullptr;
+  int64_t scratchStride = 0;
+  T *record = nullptr;
+  int64_t recordStride = 0;
+};
+
+template <class T> using BatchFn = void (*)(const BatchArgs<T> &, void *stream);
+
+struct CudaSpec {
+  const char *name;
+  const GeneratedSpec &(*cpu)(); // the C++ network: description and layout
+  BatchFn<float> forwardFloat, backwardFloat;
+  BatchFn<double> forwardDouble, backwardDouble;
+  int threadsPerBlock;
+};
+
+} // namespace dopa

@@ -1,0 +1,401 @@
+//===- CudaExecutor.cpp - Device buffers, launches and BPTT on the GPU ----===//
+//
+// Host code only (CUDA runtime API and cuBLAS); the kernels are the generated ones. See
+// CudaExecutor.h for the scheme.
+//
+//===----------------------------------------------------------------------===//
+#include "dopa/cuda/CudaExecutor.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+using namespace dopa;
+
+namespace {
+
+void check(cudaError_t e, const char *what) {
+  if (e != cudaSuccess)
+    throw std::runtime_error(std::string("CUDA error in ") + what + ": " + cudaGetErrorString(e));
+}
+void check(cublasStatus_t s, const char *what) {
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw std::runtime_error(std::string("cuBLAS error in ") + what + ": status " +
+                             std::to_string(int(s)));
+}
+
+/// A device buffer of T.
+template <class T> class DeviceBuf {
+public:
+  DeviceBuf() = default;
+  explicit DeviceBuf(size_t n) { resize(n); }
+  ~DeviceBuf() { cudaFree(ptr); }
+  DeviceBuf(const DeviceBuf &) = delete;
+  DeviceBuf &operator=(const DeviceBuf &) = delete;
+  DeviceBuf(DeviceBuf &&o) noexcept : ptr(o.ptr), count(o.count) {
+    o.ptr = nullptr;
+    o.count = 0;
+  }
+  DeviceBuf &operator=(DeviceBuf &&o) noexcept {
+    std::swap(ptr, o.ptr);
+    std::swap(count, o.count);
+    return *this;
+  }
+  void resize(size_t n) {
+    if (n == count)
+      return;
+    cudaFree(ptr);
+    ptr = nullptr;
+    count = n;
+    if (n)
+      check(cudaMalloc(&ptr, n * sizeof(T)), "cudaMalloc");
+  }
+  void zero() {
+    if (count)
+      check(cudaMemset(ptr, 0, count * sizeof(T)), "cudaMemset");
+  }
+  T *data() { return ptr; }
+  const T *data() const { return ptr; }
+  size_t size() const { return count; }
+
+private:
+  T *ptr = nullptr;
+  size_t count = 0;
+};
+
+template <class T> void toDevice(T *dst, const T *src, size_t n) {
+  check(cudaMemcpy(dst, src, n * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+}
+template <class T> void toHost(T *dst, const T *src, size_t n) {
+  check(cudaMemcpy(dst, src, n * sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
+}
+template <class T> void onDevice(T *dst, const T *src, size_t n) {
+  check(cudaMemcpy(dst, src, n * sizeof(T), cudaMemcpyDeviceToDevice), "cudaMemcpy D2D");
+}
+
+} // namespace
+
+bool dopa::cudaDeviceAvailable() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+std::string dopa::cudaDeviceDescription() {
+  cudaDeviceProp p{};
+  if (cudaGetDeviceProperties(&p, 0) != cudaSuccess)
+    return "no CUDA device";
+  return std::string(p.name) + ", " + std::to_string(p.multiProcessorCount) + " SMs, " +
+         std::to_string(p.sharedMemPerMultiprocessor / 1024) + " KiB shared memory per SM, " +
+         std::to_string(p.totalGlobalMem >> 30) + " GiB, sm_" + std::to_string(p.major) +
+         std::to_string(p.minor);
+}
+
+template <class T> struct CudaExecutor<T>::Impl {
+  BatchFn<T> fwd, bwd;
+  int64_t S = 0, saved = 0, scratch = 0, record = 0;
+  std::vector<int64_t> inputNumel, outputNumel;
+  int64_t inputTotal = 0, maxOutput = 1;
+  DeviceBuf<T> params, grads, cur, next, scratchBuf, zeros, outputs, gradA, gradB;
+  std::vector<DeviceBuf<T>> tape;        // per step: inputs of all elements, input-major (reused)
+  std::vector<DeviceBuf<T>> checkpoints; // per outer checkpoint: B * S (reused)
+  size_t numCheckpoints = 0;
+  DeviceBuf<T> savedScratch; // the training forward's saved values (not kept)
+  DeviceBuf<T> segStates, segSaved, records, outGrads;
+  int outer = INT_MAX;
+  cublasHandle_t blas = nullptr;
+  mutable std::vector<std::vector<T>> stateViews;
+
+  BatchArgs<T> args(int B) const {
+    BatchArgs<T> a;
+    a.batch = B;
+    a.numInputs = int(inputNumel.size());
+    a.numOutputs = int(outputNumel.size());
+    for (size_t k = 0; k < inputNumel.size(); ++k)
+      a.inputNumel[k] = inputNumel[k];
+    for (size_t k = 0; k < outputNumel.size(); ++k)
+      a.outputNumel[k] = outputNumel[k];
+    a.stateStride = S;
+    a.savedStride = saved;
+    a.scratchStride = scratch;
+    a.recordStride = record;
+    return a;
+  }
+};
+
+template <class T>
+CudaExecutor<T>::CudaExecutor(const CudaSpec &spec)
+    : impl(std::make_unique<Impl>()), cudaSpec(spec), genSpec(spec.cpu()), netInfo(genSpec.info()),
+      paramBuf(netInfo.numParams, T(0)), gradBuf(netInfo.numParams, T(0)) {
+  Impl &m = *impl;
+  if constexpr (std::is_same_v<T, float>) {
+    m.fwd = spec.forwardFloat;
+    m.bwd = spec.backwardFloat;
+  } else {
+    m.fwd = spec.forwardDouble;
+    m.bwd = spec.backwardDouble;
+  }
+  if (netInfo.inputs.size() > size_t(kMaxIO) || netInfo.outputs.size() > size_t(kMaxIO))
+    throw std::runtime_error(netInfo.name + ": more than " + std::to_string(kMaxIO) +
+                             " inputs or outputs for the CUDA backend");
+  m.S = genSpec.stateNumel;
+  m.saved = std::max<int64_t>(genSpec.savedNumel, 1);
+  m.scratch = std::max<int64_t>(genSpec.scratchNumel, 1);
+  m.record = genSpec.recordNumel;
+  for (const TensorInfo &in : netInfo.inputs) {
+    m.inputNumel.push_back(in.numel());
+    m.inputTotal += in.numel();
+  }
+  for (const TensorInfo &o : netInfo.outputs) {
+    m.outputNumel.push_back(o.numel());
+    m.maxOutput = std::max(m.maxOutput, o.numel());
+  }
+  m.params.resize(netInfo.numParams);
+  m.grads.resize(netInfo.numParams);
+  check(cublasCreate(&m.blas), "cublasCreate");
+}
+
+template <class T> CudaExecutor<T>::~CudaExecutor() {
+  if (impl->blas)
+    cublasDestroy(impl->blas);
+}
+
+template <class T> void CudaExecutor<T>::synchronize() {
+  check(cudaDeviceSynchronize(), "kernel execution");
+}
+
+template <class T> void CudaExecutor<T>::beginEpisode(int batch) {
+  if (batch < 1)
+    throw std::invalid_argument("batch size must be at least 1");
+  B = batch;
+  Impl &m = *impl;
+  m.cur.resize(size_t(B * m.S));
+  m.next.resize(size_t(B * m.S));
+  std::vector<T> init(size_t(B * m.S), T(0));
+  for (int b = 0; b < B; ++b)
+    for (size_t s = 0; s < netInfo.states.size(); ++s)
+      std::fill_n(init.begin() + b * m.S + genSpec.stateOffsets[s], netInfo.states[s].numel(),
+                  T(netInfo.states[s].init.a));
+  toDevice(m.cur.data(), init.data(), init.size());
+  m.scratchBuf.resize(size_t(B * m.scratch));
+  m.zeros.resize(size_t(B * m.maxOutput));
+  m.zeros.zero();
+  int64_t outTotal = 0;
+  for (int64_t n : m.outputNumel)
+    outTotal += n;
+  m.outputs.resize(size_t(std::max<int64_t>(B * outTotal, 1)));
+  // Parameters are host-owned (the optimizer updates them there): upload once per episode.
+  toDevice(m.params.data(), paramBuf.data(), paramBuf.size());
+  truncate();
+}
+
+template <class T> void CudaExecutor<T>::truncate() {
+  Impl &m = *impl;
+  numSteps = 0;
+  m.outer = checkpointEvery > 0 ? checkpointEvery : INT_MAX;
+  if (m.checkpoints.empty())
+    m.checkpoints.emplace_back();
+  m.numCheckpoints = 1;
+  m.checkpoints[0].resize(size_t(B * m.S));
+  onDevice(m.checkpoints[0].data(), m.cur.data(), size_t(B * m.S));
+}
+
+template <class T> void CudaExecutor<T>::step(const T *const *inputs, T *const *outputs) {
+  if (B == 0)
+    throw std::logic_error("step() before beginEpisode()");
+  Impl &m = *impl;
+  for (size_t k = 0; k < netInfo.inputs.size(); ++k) {
+    int64_t rows = genSpec.inputRows[k];
+    if (!netInfo.inputs[k].isInt || rows == 0)
+      continue;
+    for (int b = 0; b < B; ++b) {
+      T x = inputs[k][b];
+      if (!(x >= 0) || x >= T(rows) || x != std::floor(x))
+        throw std::runtime_error("input '" + netInfo.inputs[k].name + "' of batch element " +
+                                 std::to_string(b) + " is " + std::to_string(double(x)) +
+                                 ", not an integer index in [0, " + std::to_string(rows) + ")");
+    }
+  }
+  if (numSteps > 0 && m.outer != INT_MAX && numSteps % m.outer == 0) {
+    if (m.numCheckpoints == m.checkpoints.size())
+      m.checkpoints.emplace_back();
+    DeviceBuf<T> &cp = m.checkpoints[m.numCheckpoints++];
+    cp.resize(size_t(B * m.S));
+    onDevice(cp.data(), m.cur.data(), size_t(B * m.S));
+  }
+  if (size_t(numSteps) == m.tape.size())
+    m.tape.emplace_back();
+  DeviceBuf<T> &rec = m.tape[size_t(numSteps)];
+  rec.resize(size_t(std::max<int64_t>(B * m.inputTotal, 1)));
+  int64_t at = 0;
+  for (size_t k = 0; k < m.inputNumel.size(); ++k) {
+    toDevice(rec.data() + at, inputs[k], size_t(B * m.inputNumel[k]));
+    at += B * m.inputNumel[k];
+  }
+  BatchArgs<T> a = m.args(B);
+  at = 0;
+  for (size_t k = 0; k < m.inputNumel.size(); ++k) {
+    a.inputs[k] = rec.data() + at;
+    at += B * m.inputNumel[k];
+  }
+  at = 0;
+  for (size_t k = 0; k < m.outputNumel.size(); ++k) {
+    a.outputs[k] = m.outputs.data() + at;
+    at += B * m.outputNumel[k];
+  }
+  a.params = m.params.data();
+  a.state = m.cur.data();
+  a.next = m.next.data();
+  m.savedScratch.resize(size_t(B * m.saved)); // recomputed in the backward, not kept
+  a.saved = m.savedScratch.data();
+  a.scratch = m.scratchBuf.data();
+  m.fwd(a, nullptr);
+  check(cudaGetLastError(), "forward kernel launch");
+  at = 0;
+  for (size_t k = 0; k < m.outputNumel.size(); ++k) {
+    toHost(outputs[k], m.outputs.data() + at, size_t(B * m.outputNumel[k]));
+    at += B * m.outputNumel[k];
+  }
+  std::swap(m.cur, m.next);
+  ++numSteps;
+}
+
+template <class T>
+void CudaExecutor<T>::backward(const T *const *const *outputGrads,
+                               const T *const *finalStateGrads) {
+  Impl &m = *impl;
+  int steps = numSteps;
+  if (steps == 0)
+    return;
+  int outer = std::min(m.outer, steps);
+  int64_t S = m.S;
+  // Output gradients of every step on the device (zeros where absent).
+  int64_t outTotal = 0;
+  for (int64_t n : m.outputNumel)
+    outTotal += n;
+  m.outGrads.resize(size_t(std::max<int64_t>(int64_t(steps) * B * outTotal, 1)));
+  std::vector<std::vector<const T *>> gPtr(size_t(steps),
+                                           std::vector<const T *>(m.outputNumel.size()));
+  for (int t = 0; t < steps; ++t) {
+    int64_t at = int64_t(t) * B * outTotal;
+    for (size_t k = 0; k < m.outputNumel.size(); ++k) {
+      const T *g = outputGrads && outputGrads[t] ? outputGrads[t][k] : nullptr;
+      T *dst = m.outGrads.data() + at;
+      if (g) {
+        toDevice(dst, g, size_t(B * m.outputNumel[k]));
+        gPtr[size_t(t)][k] = dst;
+      } else {
+        gPtr[size_t(t)][k] = m.zeros.data();
+      }
+      at += B * m.outputNumel[k];
+    }
+  }
+  m.gradA.resize(size_t(B * S));
+  m.gradB.resize(size_t(B * S));
+  m.gradA.zero();
+  if (finalStateGrads) {
+    std::vector<T> host(size_t(B * S), T(0));
+    for (size_t s = 0; s < netInfo.states.size(); ++s)
+      if (finalStateGrads[s]) {
+        int64_t n = netInfo.states[s].numel();
+        for (int b = 0; b < B; ++b)
+          std::copy(finalStateGrads[s] + b * n, finalStateGrads[s] + (b + 1) * n,
+                    host.begin() + b * S + genSpec.stateOffsets[s]);
+      }
+    toDevice(m.gradA.data(), host.data(), host.size());
+  }
+  m.grads.zero();
+  m.segStates.resize(size_t((outer + 1) * B * S));
+  m.segSaved.resize(size_t(outer * B * m.saved));
+  m.records.resize(size_t(std::max<int64_t>(int64_t(steps) * B * m.record, 1)));
+  T *gNext = m.gradA.data(), *gPrev = m.gradB.data();
+  int numSegments = (steps + outer - 1) / outer;
+  for (int seg = numSegments - 1; seg >= 0; --seg) {
+    int from = seg * outer, to = std::min(steps, from + outer);
+    onDevice(m.segStates.data(), m.checkpoints[size_t(seg)].data(), size_t(B * S));
+    for (int step = from; step < to; ++step) {
+      int r = step - from;
+      BatchArgs<T> a = m.args(B);
+      int64_t at = 0;
+      for (size_t k = 0; k < m.inputNumel.size(); ++k) {
+        a.inputs[k] = m.tape[size_t(step)].data() + at;
+        at += B * m.inputNumel[k];
+      }
+      at = 0;
+      for (size_t k = 0; k < m.outputNumel.size(); ++k) {
+        a.outputs[k] = m.outputs.data() + at;
+        at += B * m.outputNumel[k];
+      }
+      a.params = m.params.data();
+      a.state = m.segStates.data() + r * B * S;
+      a.next = m.segStates.data() + (r + 1) * B * S;
+      a.saved = m.segSaved.data() + r * B * m.saved;
+      a.scratch = m.scratchBuf.data();
+      m.fwd(a, nullptr);
+    }
+    for (int step = to - 1; step >= from; --step) {
+      int r = step - from;
+      BatchArgs<T> a = m.args(B);
+      int64_t at = 0;
+      for (size_t k = 0; k < m.inputNumel.size(); ++k) {
+        a.inputs[k] = m.tape[size_t(step)].data() + at;
+        at += B * m.inputNumel[k];
+      }
+      for (size_t k = 0; k < m.outputNumel.size(); ++k)
+        a.gradOutputs[k] = gPtr[size_t(step)][k];
+      a.params = m.params.data();
+      a.grads = m.grads.data();
+      a.state = m.segStates.data() + r * B * S;
+      a.saved = m.segSaved.data() + r * B * m.saved;
+      a.scratch = m.scratchBuf.data();
+      a.gradNext = gNext;
+      a.gradPrev = gPrev;
+      a.record = m.record ? m.records.data() + int64_t(step) * B * m.record : nullptr;
+      m.bwd(a, nullptr);
+      std::swap(gNext, gPrev);
+    }
+    check(cudaGetLastError(), "backward kernel launch");
+  }
+  // Deferred outer products: dW (row-major rows x cols) += A^T B over all steps and elements,
+  // i.e. column-major dW^T (cols x rows) += B_cm * A_cm^T with leading dimension recordNumel.
+  for (int d = 0; d < genSpec.numDeferred; ++d) {
+    const DeferredOuter &o = genSpec.deferred[d];
+    const T one = T(1);
+    int k = steps * B;
+    const T *A = m.records.data() + o.offsetA, *Bm = m.records.data() + o.offsetB;
+    T *C = m.grads.data() + o.paramOffset;
+    if constexpr (std::is_same_v<T, float>)
+      check(cublasSgemm(m.blas, CUBLAS_OP_N, CUBLAS_OP_T, int(o.cols), int(o.rows), k, &one, Bm,
+                        int(m.record), A, int(m.record), &one, C, int(o.cols)),
+            "cublasSgemm");
+    else
+      check(cublasDgemm(m.blas, CUBLAS_OP_N, CUBLAS_OP_T, int(o.cols), int(o.rows), k, &one, Bm,
+                        int(m.record), A, int(m.record), &one, C, int(o.cols)),
+            "cublasDgemm");
+  }
+  std::vector<T> host(netInfo.numParams);
+  toHost(host.data(), m.grads.data(), host.size());
+  for (size_t i = 0; i < host.size(); ++i)
+    gradBuf[i] += host[i];
+  truncate();
+}
+
+template <class T> const T *CudaExecutor<T>::state(int s) const {
+  Impl &m = *impl;
+  if (m.stateViews.size() != netInfo.states.size())
+    m.stateViews.resize(netInfo.states.size());
+  std::vector<T> all(size_t(B * m.S));
+  toHost(all.data(), m.cur.data(), all.size());
+  int64_t n = netInfo.states[size_t(s)].numel();
+  std::vector<T> &v = m.stateViews[size_t(s)];
+  v.resize(size_t(B * n));
+  for (int b = 0; b < B; ++b)
+    std::copy_n(all.begin() + b * m.S + genSpec.stateOffsets[s], n, v.begin() + b * n);
+  return v.data();
+}
+
+template class dopa::CudaExecutor<float>;
+template class dopa::CudaExecutor<double>;

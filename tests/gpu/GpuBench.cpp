@@ -1,0 +1,88 @@
+//===- GpuBench.cpp - One training-shaped iteration on the GPU ------------===//
+//
+// For a cue-reward network at the paper's sizes (B=30, H=200, T=120): an episode of T steps with
+// the inputs uploaded and the outputs downloaded at every step (as a trainer with the environment
+// on the host does), then BPTT with output gradients for every step. Times the generated CUDA
+// network and, for reference, the generated C++ on this machine's cores. Prints one line per
+// engine: "engine variant median_s min_s".
+//
+//   dopa_gpu_bench [variant] [iterations]
+//
+//===----------------------------------------------------------------------===//
+#include "dopa/cuda/CudaExecutor.h"
+#include "dopa/examples/ExampleNetworks.h"
+#include "dopa/runtime/Random.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+using namespace dopa;
+
+template <class Exec> std::pair<double, double> timeIt(Exec &exec, int iters) {
+  const NetworkInfo &info = exec.info();
+  const int B = 30, T = 120;
+  std::vector<float> init(info.numParams);
+  initParams(info, init.data(), 1);
+  std::copy(init.begin(), init.end(), exec.params().begin());
+  Rng rng(2);
+  std::vector<float> x(size_t(B * info.inputs[0].numel()));
+  std::vector<std::vector<float>> out(info.outputs.size());
+  std::vector<float *> op;
+  for (size_t k = 0; k < out.size(); ++k) {
+    out[k].resize(size_t(B * info.outputs[k].numel()));
+    op.push_back(out[k].data());
+  }
+  std::vector<std::vector<float>> g(out.size());
+  std::vector<const float *> gp;
+  for (size_t k = 0; k < out.size(); ++k) {
+    g[k].assign(out[k].size(), 0.01f);
+    gp.push_back(g[k].data());
+  }
+  std::vector<const float *const *> grads(size_t(T), gp.data());
+  std::vector<double> times;
+  for (int it = 0; it < iters + 1; ++it) {
+    auto t0 = std::chrono::steady_clock::now();
+    exec.beginEpisode(B);
+    for (int t = 0; t < T; ++t) {
+      for (float &v : x)
+        v = float(rng.uniform(-1, 1));
+      const float *ip[] = {x.data()};
+      exec.step(ip, op.data());
+    }
+    exec.backward(grads.data(), nullptr);
+    auto t1 = std::chrono::steady_clock::now();
+    if (it > 0) // the first iteration allocates
+      times.push_back(std::chrono::duration<double>(t1 - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  return {times[times.size() / 2], times.front()};
+}
+
+int main(int argc, char **argv) {
+  std::string variant = argc > 1 ? argv[1] : "modul";
+  int iters = argc > 2 ? std::stoi(argv[2]) : 10;
+  const GeneratedSpec *cpuSpec = findExampleNetwork("cue_reward", variant);
+  const ExampleNetwork *ex = nullptr;
+  for (const ExampleNetwork &e : exampleNetworks())
+    if (std::string(e.task) == "cue_reward" && e.variant == variant)
+      ex = &e;
+  if (!cpuSpec || !ex || !ex->cuda) {
+    std::fprintf(stderr, "no cue_reward %s network with a CUDA backend in this build\n",
+                 variant.c_str());
+    return 2;
+  }
+  if (!cudaDeviceAvailable()) {
+    std::printf("SKIP: no CUDA device\n");
+    return 77;
+  }
+  std::fprintf(stderr, "device: %s\n", cudaDeviceDescription().c_str());
+  CudaExecutor<float> gpu(ex->cuda());
+  auto [gm, gmin] = timeIt(gpu, iters);
+  std::printf("cuda %s %.5f %.5f\n", variant.c_str(), gm, gmin);
+  GeneratedExecutor<float> cpu(*cpuSpec);
+  auto [cm, cmin] = timeIt(cpu, std::max(2, iters / 4));
+  std::printf("cpp %s %.5f %.5f\n", variant.c_str(), cm, cmin);
+  return 0;
+}
