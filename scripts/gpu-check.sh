@@ -28,7 +28,7 @@ ctest --test-dir "$build" -L gpu --output-on-failure | tee "$build.ctest.log"
 section "benchmark: one cue-reward iteration"
 rows=()
 for variant in ${VARIANTS:-modul plastic}; do
-  while read -r line; do rows+=("$line"); done < <("$build/tests/gpu/dopa_gpu_bench" "$variant" "$iters")
+  while read -r line; do rows+=("$line"); done < <("$build/tests/gpu/dopa_gpu_bench" "$variant" "$iters" 2> >(tee -a "$build.bench.log" >&2))
   rows+=("$(python3 bench/reference/cuda_iteration.py --variant "$variant" --iters "$iters")")
 done
 

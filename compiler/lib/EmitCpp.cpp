@@ -133,7 +133,7 @@ public:
     os << "namespace dopa::generated::" << snake << " {\n\n";
     if (cuda)
       os << "const dopa::GeneratedSpec &spec(); // the C++ network: description and layout\n\n"
-         << "constexpr int kThreads = 256;\n\n";
+         << "constexpr int kThreads = 1024;\n\n";
     emitKernel(f.forward, "forward");
     emitKernel(f.backward, "backward");
     emitSpec();

@@ -28,7 +28,7 @@ namespace dopa::generated::cue_reward_modplast {
 
 const dopa::GeneratedSpec &spec(); // the C++ network: description and layout
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 1024;
 
 // forward stage 0: dense product (Eigen), [200]
 //   %2 matmul

@@ -27,7 +27,7 @@ namespace dopa::generated::lm_plastic_lstm {
 
 const dopa::GeneratedSpec &spec(); // the C++ network: description and layout
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 1024;
 
 // forward stage 0:
 //   %2 gather

@@ -27,7 +27,7 @@ namespace dopa::generated::maze_modplast {
 
 const dopa::GeneratedSpec &spec(); // the C++ network: description and layout
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 1024;
 
 // forward stage 0: dense product (Eigen), [100]
 //   %2 matmul

@@ -20,7 +20,11 @@
 
 using namespace dopa;
 
-template <class Exec> std::pair<double, double> timeIt(Exec &exec, int iters) {
+struct Timing {
+  double median, min, forward, backward; // seconds; forward/backward: medians of the parts
+};
+
+template <class Exec> Timing timeIt(Exec &exec, int iters) {
   const NetworkInfo &info = exec.info();
   const int B = 30, T = 120;
   std::vector<float> init(info.numParams);
@@ -41,7 +45,11 @@ template <class Exec> std::pair<double, double> timeIt(Exec &exec, int iters) {
     gp.push_back(g[k].data());
   }
   std::vector<const float *const *> grads(size_t(T), gp.data());
-  std::vector<double> times;
+  std::vector<double> times, fwd, bwd;
+  auto sync = [&]() {
+    if constexpr (requires { exec.synchronize(); })
+      exec.synchronize();
+  };
   for (int it = 0; it < iters + 1; ++it) {
     auto t0 = std::chrono::steady_clock::now();
     exec.beginEpisode(B);
@@ -51,13 +59,20 @@ template <class Exec> std::pair<double, double> timeIt(Exec &exec, int iters) {
       const float *ip[] = {x.data()};
       exec.step(ip, op.data());
     }
-    exec.backward(grads.data(), nullptr);
+    sync();
     auto t1 = std::chrono::steady_clock::now();
-    if (it > 0) // the first iteration allocates
-      times.push_back(std::chrono::duration<double>(t1 - t0).count());
+    exec.backward(grads.data(), nullptr);
+    sync();
+    auto t2 = std::chrono::steady_clock::now();
+    if (it > 0) { // the first iteration allocates
+      times.push_back(std::chrono::duration<double>(t2 - t0).count());
+      fwd.push_back(std::chrono::duration<double>(t1 - t0).count());
+      bwd.push_back(std::chrono::duration<double>(t2 - t1).count());
+    }
   }
-  std::sort(times.begin(), times.end());
-  return {times[times.size() / 2], times.front()};
+  for (auto *v : {&times, &fwd, &bwd})
+    std::sort(v->begin(), v->end());
+  return {times[times.size() / 2], times.front(), fwd[fwd.size() / 2], bwd[bwd.size() / 2]};
 }
 
 int main(int argc, char **argv) {
@@ -79,10 +94,14 @@ int main(int argc, char **argv) {
   }
   std::fprintf(stderr, "device: %s\n", cudaDeviceDescription().c_str());
   CudaExecutor<float> gpu(ex->cuda());
-  auto [gm, gmin] = timeIt(gpu, iters);
-  std::printf("cuda %s %.5f %.5f\n", variant.c_str(), gm, gmin);
+  Timing g = timeIt(gpu, iters);
+  std::printf("cuda %s %.5f %.5f\n", variant.c_str(), g.median, g.min);
+  std::fprintf(stderr, "cuda %s: forward %.5f s, backward %.5f s\n", variant.c_str(), g.forward,
+               g.backward);
   GeneratedExecutor<float> cpu(*cpuSpec);
-  auto [cm, cmin] = timeIt(cpu, std::max(2, iters / 4));
-  std::printf("cpp %s %.5f %.5f\n", variant.c_str(), cm, cmin);
+  Timing c = timeIt(cpu, std::max(2, iters / 4));
+  std::printf("cpp %s %.5f %.5f\n", variant.c_str(), c.median, c.min);
+  std::fprintf(stderr, "cpp %s: forward %.5f s, backward %.5f s\n", variant.c_str(), c.forward,
+               c.backward);
   return 0;
 }
