@@ -147,7 +147,8 @@ private:
   const llvm::SourceMgr &sm;
   const EmitOptions &opts;
   std::string snake;
-  bool cuda; // emit CUDA (device stages, a kernel per step) instead of C++
+  bool cuda;     // emit CUDA (device stages, a kernel per step) instead of C++
+  bool cudaMath; // math functions for device code (stays set inside thread-0 sections)
   std::ostringstream os;
 
   // Per stage function.
@@ -395,7 +396,7 @@ private:
 
   /// A math function's name: std:: on the CPU, CUDA's overloads on the GPU.
   std::string fn(const char *name) const {
-    if (!cuda)
+    if (!cudaMath)
       return std::string("std::") + name;
     return std::string(name) == "abs" ? "fabs" : name;
   }
@@ -569,7 +570,7 @@ private:
   /// A loop over e < count: serial on the CPU, strided over the block's threads on the GPU.
   std::string loopE(const std::string &count) const {
     if (cuda)
-      return "for (int e = threadIdx.x; e < " + count + "; e += blockDim.x)\n";
+      return "for (int e = tid; e < " + count + "; e += nthreads)\n";
     return "for (int e = 0; e < " + count + "; ++e)\n";
   }
 
@@ -581,7 +582,7 @@ private:
     const ir::Shape &space = stage->space;
     size_t rank = space.size();
     if (zeroed)
-      out << "__syncthreads();\n";
+      out << "dopa_grid_sync();\n";
     std::string decls, finish;
     for (const Accumulator &p : partials) {
       decls += "T " + p.var + " = T(0);\n";
@@ -597,7 +598,7 @@ private:
         laneFinish += p.assign ? cat({p.out, "[", p.index, "] = ", p.var, ";\n"})
                                : cat({"atomicAdd(&", p.out, "[", p.index, "], ", p.var, ");\n"});
     if (rank == 0) {
-      out << "if (threadIdx.x == 0) {\n" << decls << body.str() << finish << "}\n";
+      out << "if (tid == 0) {\n" << decls << body.str() << finish << "}\n";
       return;
     }
     std::string lane0 =
@@ -605,11 +606,11 @@ private:
     if (rank == 1) {
       // Every thread of the block runs the loop and the warp reductions (full warps).
       out << "{\n"
-          << decls << "for (int j = threadIdx.x; j < " << space[0] << "; j += blockDim.x) {\n"
+          << decls << "for (int j = tid; j < " << space[0] << "; j += nthreads) {\n"
           << body.str() << "}\n"
           << finish << lane0 << "}\n";
     } else {
-      out << "for (int i = threadIdx.x >> 5; i < " << space[0] << "; i += blockDim.x >> 5) {\n"
+      out << "for (int i = tid >> 5; i < " << space[0] << "; i += nthreads >> 5) {\n"
           << decls << "for (int j = threadIdx.x & 31; j < " << space[1] << "; j += 32) {\n"
           << body.str() << "}\n"
           << finish << lane0 << "}\n";
@@ -628,19 +629,19 @@ private:
     if (cuda) {
       // A warp per output row for matrix @ vector; a thread per output otherwise.
       if (a.shape.size() == 2 && b.shape.size() == 1)
-        out << "for (int r = threadIdx.x >> 5; r < " << a.shape[0]
-            << "; r += blockDim.x >> 5) {\nT acc = T(0);\nfor (int k = threadIdx.x & 31; k < "
+        out << "for (int r = tid >> 5; r < " << a.shape[0]
+            << "; r += nthreads >> 5) {\nT acc = T(0);\nfor (int k = threadIdx.x & 31; k < "
             << a.shape[1] << "; k += 32)\nacc += " << A << "[r * " << a.shape[1] << " + k] * " << B
             << "[k];\nacc = dopa_warp_sum(acc);\nif ((threadIdx.x & 31) == 0)\n"
             << C << "[r] = acc;\n}\n";
       else if (a.shape.size() == 1 && b.shape.size() == 2)
-        out << "for (int c = threadIdx.x; c < " << b.shape[1]
-            << "; c += blockDim.x) {\nT acc = T(0);\nfor (int k = 0; k < " << b.shape[0]
+        out << "for (int c = tid; c < " << b.shape[1]
+            << "; c += nthreads) {\nT acc = T(0);\nfor (int k = 0; k < " << b.shape[0]
             << "; ++k)\nacc += " << A << "[k] * " << B << "[k * " << b.shape[1] << " + c];\n"
             << C << "[c] = acc;\n}\n";
       else
-        out << "for (int e = threadIdx.x; e < " << a.shape[0] * b.shape[1]
-            << "; e += blockDim.x) {\nconst int r = e / " << b.shape[1] << ", c = e % "
+        out << "for (int e = tid; e < " << a.shape[0] * b.shape[1]
+            << "; e += nthreads) {\nconst int r = e / " << b.shape[1] << ", c = e % "
             << b.shape[1] << ";\nT acc = T(0);\nfor (int k = 0; k < " << a.shape[1]
             << "; ++k)\nacc += " << A << "[r * " << a.shape[1] << " + k] * " << B << "[k * "
             << b.shape[1] << " + c];\n"
@@ -674,7 +675,7 @@ private:
     const Node &n0 = g().node(it.node);
     bool strided = n0.op == Op::Reshape || n0.op == Op::Gather || n0.op == Op::Concat;
     if (cuda && !strided) {
-      out << "if (threadIdx.x == 0) {\n";
+      out << "if (tid == 0) {\n";
       cuda = false;
       emitOpaque(out);
       cuda = true;
@@ -806,6 +807,9 @@ private:
          << name << "(const dopa::StepArgs<T> &a) {\n";
       for (const std::string &p : pointerOrder)
         os << pointers[p] << "\n";
+      if (cuda) // this thread's index among all threads working on the element, and their count
+        os << "const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * "
+              "blockDim.x;\n(void)tid;\n(void)nthreads;\n";
       os << code.str();
       if (lastLine)
         os << "//@@RESTORE_LINE@@\n";
@@ -829,13 +833,14 @@ private:
        << " for the whole batch: block b runs batch element b.\n"
        << "template <class T>\n__global__ void __launch_bounds__(kThreads) " << kind
        << "_kernel(const dopa::BatchArgs<T> ba) {\n"
-       << "const int64_t b = blockIdx.x;\n"
+       << "const int64_t b = ba.firstElement + blockIdx.x / ba.splits;\n"
        << "const T *in[dopa::kMaxIO];\nT *out[dopa::kMaxIO];\nconst T *gout[dopa::kMaxIO];\n"
        << "for (int k = 0; k < ba.numInputs; ++k)\nin[k] = ba.inputs[k] + b * ba.inputNumel[k];\n"
        << "for (int k = 0; k < ba.numOutputs; ++k) {\nout[k] = ba.outputs[k] ? ba.outputs[k] + b "
           "* ba.outputNumel[k] : nullptr;\ngout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * "
           "ba.outputNumel[k] : nullptr;\n}\n"
-       << "dopa::StepArgs<T> a;\na.params = ba.params;\na.inputs = in;\n"
+       << "dopa::StepArgs<T> a;\na.split = blockIdx.x % ba.splits;\na.splits = ba.splits;\n"
+       << "a.params = ba.params;\na.inputs = in;\n"
        << "a.state = ba.state + b * ba.stateStride;\n"
        << "a.next = ba.next ? ba.next + b * ba.stateStride : nullptr;\na.outputs = out;\n"
        << "a.saved = ba.saved + b * ba.savedStride;\na.scratch = ba.scratch + b * "
@@ -846,11 +851,11 @@ private:
        << "a.grads = ba.grads;\na.record = ba.record ? ba.record + b * ba.recordStride : "
           "nullptr;\n";
     for (size_t i = 0; i < names.size(); ++i)
-      os << (i ? "__syncthreads();\n" : "") << names[i] << "(a);\n";
+      os << (i ? "dopa_grid_sync();\n" : "") << names[i] << "(a);\n";
     os << "}\n\n";
     os << "template <class T> void " << kind
        << "_launch(const dopa::BatchArgs<T> &ba, void *stream) {\n"
-       << kind << "_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);\n"
+       << "dopa_launch_cooperative(" << kind << "_kernel<T>, ba, kThreads, stream);\n"
        << "}\n\n";
   }
 
@@ -1030,14 +1035,43 @@ std::string dopa::cppNamespaceOf(const std::string &name, const EmitOptions &o) 
 
 std::string dopa::emitCudaFile(const std::vector<std::string> &bodies, const EmitOptions &o) {
   std::string code = banner(o, "generated CUDA kernels");
-  code += "#include \"dopa/cuda/CudaSpec.h\"\n\n#include <cstdint>\n#include "
-          "<cuda_runtime.h>\n\n";
+  code += "#include \"dopa/cuda/CudaSpec.h\"\n\n#include <cooperative_groups.h>\n#include "
+          "<cstdint>\n#include <cuda_runtime.h>\n#include <stdexcept>\n#include <string>\n\n";
   code += "namespace {\n"
           "/// The sum of v over the 32 lanes of a warp (every lane gets it).\n"
           "template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {\n"
           "  for (int o = 16; o > 0; o >>= 1)\n"
           "    v += __shfl_xor_sync(0xffffffffu, v, o);\n"
           "  return v;\n"
+          "}\n\n"
+          "/// Wait for every block of the grid: the blocks of an element share its stages.\n"
+          "__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); "
+          "}\n\n"
+          "/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on\n"
+          "/// the device at once (at most 8); batches larger than the device runs in chunks.\n"
+          "template <class T>\n"
+          "void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), "
+          "dopa::BatchArgs<T> ba, int threads, void *stream) {\n"
+          "  int device = 0, sms = 0, perSM = 0;\n"
+          "  cudaGetDevice(&device);\n"
+          "  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);\n"
+          "  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);\n"
+          "  const int capacity = sms * perSM;\n"
+          "  if (capacity < 1)\n"
+          "    throw std::runtime_error(\"CUDA kernel does not fit on the device\");\n"
+          "  const int batch = ba.batch;\n"
+          "  for (int first = 0; first < batch; first += capacity) {\n"
+          "    const int n = batch - first < capacity ? batch - first : capacity;\n"
+          "    ba.firstElement = first;\n"
+          "    ba.splits = capacity / n < 8 ? capacity / n : 8;\n"
+          "    void *args[] = {&ba};\n"
+          "    cudaError_t e = cudaLaunchCooperativeKernel(reinterpret_cast<void *>(kernel), "
+          "dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)), args, 0, "
+          "static_cast<cudaStream_t>(stream));\n"
+          "    if (e != cudaSuccess)\n"
+          "      throw std::runtime_error(std::string(\"cooperative launch: \") + "
+          "cudaGetErrorString(e));\n"
+          "  }\n"
           "}\n"
           "} // namespace\n\n";
   for (const std::string &b : bodies)

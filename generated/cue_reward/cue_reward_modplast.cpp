@@ -79,7 +79,7 @@ template <class T> static void cue_reward_modplast_forward_2_hn(const dopa::Step
 #line 14 "examples/cue_reward/modplast.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v12 = v4 + t11[j];
-    const T v13 = std::tanh(v12);
+    const T v13 = tanh(v12);
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
@@ -108,7 +108,7 @@ template <class T> static void cue_reward_modplast_forward_4_DA(const dopa::Step
   for (int j = 0; j < 1; ++j) {
 #line 15 "examples/cue_reward/modplast.dopa"
     const T v17 = t15[0] + h2DA_bias[0];
-    const T v18 = std::tanh(v17);
+    const T v18 = tanh(v17);
     out_DAout[0] = v18;
     saved_t18[0] = v18;
   }

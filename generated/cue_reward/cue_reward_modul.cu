@@ -11,8 +11,11 @@
 //===------------------------------------------------------------------------------===//
 #include "dopa/cuda/CudaSpec.h"
 
+#include <cooperative_groups.h>
 #include <cstdint>
 #include <cuda_runtime.h>
+#include <stdexcept>
+#include <string>
 
 namespace {
 /// The sum of v over the 32 lanes of a warp (every lane gets it).
@@ -20,6 +23,35 @@ template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+/// Wait for every block of the grid: the blocks of an element share its stages.
+__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
+
+/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
+/// the device at once (at most 8); batches larger than the device runs in chunks.
+template <class T>
+void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
+                             int threads, void *stream) {
+  int device = 0, sms = 0, perSM = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
+  const int capacity = sms * perSM;
+  if (capacity < 1)
+    throw std::runtime_error("CUDA kernel does not fit on the device");
+  const int batch = ba.batch;
+  for (int first = 0; first < batch; first += capacity) {
+    const int n = batch - first < capacity ? batch - first : capacity;
+    ba.firstElement = first;
+    ba.splits = capacity / n < 8 ? capacity / n : 8;
+    void *args[] = {&ba};
+    cudaError_t e = cudaLaunchCooperativeKernel(
+        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
+        args, 0, static_cast<cudaStream_t>(stream));
+    if (e != cudaSuccess)
+      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
+  }
 }
 } // namespace
 
@@ -36,8 +68,11 @@ __device__ __forceinline__ void cue_reward_modul_forward_0(const dopa::StepArgs<
   const T *__restrict i2h_weight = a.params + 80001; // [200, 27]
   const T *__restrict x = a.inputs[0];               // [27]
   T *__restrict t2 = a.scratch + 0;                  // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 17 "examples/cue_reward/modul.dopa"
-  for (int r = threadIdx.x >> 5; r < 200; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 27; k += 32)
       acc += i2h_weight[r * 27 + k] * x[k];
@@ -45,7 +80,7 @@ __device__ __forceinline__ void cue_reward_modul_forward_0(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t2[r] = acc;
   }
-#line 49 "cue_reward_modul.cu"
+#line 84 "cue_reward_modul.cu"
 }
 
 // forward stage 1: fused loop nest over [200, 200]
@@ -57,7 +92,10 @@ __device__ __forceinline__ void cue_reward_modul_forward_1(const dopa::StepArgs<
   const T *__restrict alpha = a.params + 40000; // [200, 200]
   const T *__restrict w = a.params + 0;         // [200, 200]
   const T *__restrict h = a.state + 0;          // [200]
-  for (int i = threadIdx.x >> 5; i < 200; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     T acc11 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
 #line 17 "examples/cue_reward/modul.dopa"
@@ -70,7 +108,7 @@ __device__ __forceinline__ void cue_reward_modul_forward_1(const dopa::StepArgs<
       t11[i] = acc11;
     }
   }
-#line 74 "cue_reward_modul.cu"
+#line 112 "cue_reward_modul.cu"
 }
 
 // forward stage 2: fused loop nest over [200]
@@ -83,8 +121,11 @@ __device__ __forceinline__ void cue_reward_modul_forward_2_hn(const dopa::StepAr
   T *__restrict t2 = a.scratch + 0;                // [200]
   T *__restrict h_next = a.next + 0;               // [200] hn
   T *__restrict saved_t13 = a.saved + 0;           // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 200; j += blockDim.x) {
+    for (int j = tid; j < 200; j += nthreads) {
 #line 17 "examples/cue_reward/modul.dopa"
       const T v4 = t2[j] + i2h_bias[j];
       const T v12 = v4 + t11[j];
@@ -93,7 +134,7 @@ __device__ __forceinline__ void cue_reward_modul_forward_2_hn(const dopa::StepAr
       saved_t13[j] = v13;
     }
   }
-#line 97 "cue_reward_modul.cu"
+#line 138 "cue_reward_modul.cu"
 }
 
 // forward stage 3: dense product (Eigen), [1]
@@ -103,8 +144,11 @@ __device__ __forceinline__ void cue_reward_modul_forward_3(const dopa::StepArgs<
   const T *__restrict h2DA_weight = a.params + 86204; // [1, 200]
   T *__restrict h_next = a.next + 0;                  // [200] hn
   T *__restrict t15 = a.scratch + 416;                // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/cue_reward/modul.dopa"
-  for (int r = threadIdx.x >> 5; r < 1; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2DA_weight[r * 200 + k] * h_next[k];
@@ -112,7 +156,7 @@ __device__ __forceinline__ void cue_reward_modul_forward_3(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 116 "cue_reward_modul.cu"
+#line 160 "cue_reward_modul.cu"
 }
 
 // forward stage 4: fused loop nest over [1]
@@ -124,8 +168,11 @@ __device__ __forceinline__ void cue_reward_modul_forward_4_DA(const dopa::StepAr
   T *__restrict t15 = a.scratch + 416;              // [1]
   T *__restrict out_DAout = a.outputs[2];           // [1] DA
   T *__restrict saved_t18 = a.saved + 208;          // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 18 "examples/cue_reward/modul.dopa"
       const T v17 = t15[0] + h2DA_bias[0];
       const T v18 = tanh(v17);
@@ -133,7 +180,7 @@ __device__ __forceinline__ void cue_reward_modul_forward_4_DA(const dopa::StepAr
       saved_t18[0] = v18;
     }
   }
-#line 137 "cue_reward_modul.cu"
+#line 184 "cue_reward_modul.cu"
 }
 
 // forward stage 5: fused loop nest over []
@@ -142,12 +189,15 @@ template <class T>
 __device__ __forceinline__ void cue_reward_modul_forward_5(const dopa::StepArgs<T> &a) {
   const T *__restrict etaet = a.params + 80000; // []
   T *__restrict t26 = a.saved + 224;            // []
-  if (threadIdx.x == 0) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  if (tid == 0) {
 #line 20 "examples/cue_reward/modul.dopa"
     const T v26 = T(1.0) - etaet[0];
     t26[0] = v26;
   }
-#line 151 "cue_reward_modul.cu"
+#line 201 "cue_reward_modul.cu"
 }
 
 // forward stage 6: dense product (Eigen), [2]
@@ -157,8 +207,11 @@ __device__ __forceinline__ void cue_reward_modul_forward_6(const dopa::StepArgs<
   const T *__restrict h2o_weight = a.params + 85601; // [2, 200]
   T *__restrict h_next = a.next + 0;                 // [200] hn
   T *__restrict t32 = a.scratch + 432;               // [2]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 22 "examples/cue_reward/modul.dopa"
-  for (int r = threadIdx.x >> 5; r < 2; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 2; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2o_weight[r * 200 + k] * h_next[k];
@@ -166,7 +219,7 @@ __device__ __forceinline__ void cue_reward_modul_forward_6(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t32[r] = acc;
   }
-#line 170 "cue_reward_modul.cu"
+#line 223 "cue_reward_modul.cu"
 }
 
 // forward stage 7: dense product (Eigen), [1]
@@ -176,8 +229,11 @@ __device__ __forceinline__ void cue_reward_modul_forward_7(const dopa::StepArgs<
   const T *__restrict h2v_weight = a.params + 86003; // [1, 200]
   T *__restrict h_next = a.next + 0;                 // [200] hn
   T *__restrict t36 = a.scratch + 448;               // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 23 "examples/cue_reward/modul.dopa"
-  for (int r = threadIdx.x >> 5; r < 1; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2v_weight[r * 200 + k] * h_next[k];
@@ -185,7 +241,7 @@ __device__ __forceinline__ void cue_reward_modul_forward_7(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t36[r] = acc;
   }
-#line 189 "cue_reward_modul.cu"
+#line 245 "cue_reward_modul.cu"
 }
 
 // forward stage 8: fused loop nest over [200, 200]
@@ -202,7 +258,10 @@ __device__ __forceinline__ void cue_reward_modul_forward_8(const dopa::StepArgs<
   const T *__restrict etaet = a.params + 80000; // []
   T *__restrict t26 = a.saved + 224;            // []
   T *__restrict et_next = a.next + 40208;       // [200, 200]
-  for (int i = threadIdx.x >> 5; i < 200; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
 #line 19 "examples/cue_reward/modul.dopa"
       const T v20 = out_DAout[0] * et[i * 200 + j];
@@ -217,7 +276,7 @@ __device__ __forceinline__ void cue_reward_modul_forward_8(const dopa::StepArgs<
       et_next[i * 200 + j] = v30;
     }
   }
-#line 221 "cue_reward_modul.cu"
+#line 280 "cue_reward_modul.cu"
 }
 
 // forward stage 9: fused loop nest over [2]
@@ -227,14 +286,17 @@ __device__ __forceinline__ void cue_reward_modul_forward_9_logits(const dopa::St
   const T *__restrict h2o_bias = a.params + 86001; // [2]
   T *__restrict t32 = a.scratch + 432;             // [2]
   T *__restrict out_logits = a.outputs[0];         // [2]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 2; j += blockDim.x) {
+    for (int j = tid; j < 2; j += nthreads) {
 #line 22 "examples/cue_reward/modul.dopa"
       const T v34 = t32[j] + h2o_bias[j];
       out_logits[j] = v34;
     }
   }
-#line 238 "cue_reward_modul.cu"
+#line 300 "cue_reward_modul.cu"
 }
 
 // forward stage 10: fused loop nest over [1]
@@ -244,20 +306,23 @@ __device__ __forceinline__ void cue_reward_modul_forward_10_value(const dopa::St
   const T *__restrict h2v_bias = a.params + 86203; // [1]
   T *__restrict t36 = a.scratch + 448;             // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 23 "examples/cue_reward/modul.dopa"
       const T v38 = t36[0] + h2v_bias[0];
       out_value[0] = v38;
     }
   }
-#line 255 "cue_reward_modul.cu"
+#line 320 "cue_reward_modul.cu"
 }
 
 /// One forward step of CueRewardModul for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -268,6 +333,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -281,30 +348,30 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   cue_reward_modul_forward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_forward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_forward_2_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_forward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_forward_4_DA(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_forward_5(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_forward_6(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_forward_7(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_forward_8(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_forward_9_logits(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_forward_10_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  forward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // backward stage 0: dense product (Eigen), [200]
@@ -314,14 +381,17 @@ __device__ __forceinline__ void cue_reward_modul_backward_0(const dopa::StepArgs
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   const T *__restrict h2v_weight = a.params + 86003;  // [1, 200]
   T *__restrict t47 = a.scratch + 0;                  // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 23 "examples/cue_reward/modul.dopa"
-  for (int c = threadIdx.x; c < 200; c += blockDim.x) {
+  for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1; ++k)
       acc += d_out_value[k] * h2v_weight[k * 200 + c];
     t47[c] = acc;
   }
-#line 325 "cue_reward_modul.cu"
+#line 395 "cue_reward_modul.cu"
 }
 
 // backward stage 1: dense product (Eigen), [200]
@@ -331,14 +401,17 @@ __device__ __forceinline__ void cue_reward_modul_backward_1(const dopa::StepArgs
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
   const T *__restrict h2o_weight = a.params + 85601;   // [2, 200]
   T *__restrict t51 = a.scratch + 208;                 // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 22 "examples/cue_reward/modul.dopa"
-  for (int c = threadIdx.x; c < 200; c += blockDim.x) {
+  for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 2; ++k)
       acc += d_out_logits[k] * h2o_weight[k * 200 + c];
     t51[c] = acc;
   }
-#line 342 "cue_reward_modul.cu"
+#line 415 "cue_reward_modul.cu"
 }
 
 // backward stage 2: fused loop nest over [200, 200]
@@ -365,16 +438,19 @@ __device__ __forceinline__ void cue_reward_modul_backward_2(const dopa::StepArgs
   T *__restrict t70 = a.scratch + 864;                // [1]
   const T *__restrict t26 = a.saved + 224;            // []
   T *__restrict d_et = a.gradPrev + 40208;            // [200, 200]
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
     t54[e] = T(0);
-  for (int e = threadIdx.x; e < 200; e += blockDim.x)
+  for (int e = tid; e < 200; e += nthreads)
     t59[e] = T(0);
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  for (int e = tid; e < 1; e += nthreads)
     t61[e] = T(0);
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  for (int e = tid; e < 1; e += nthreads)
     t70[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 200; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     T acc54 = T(0);
     T acc57 = T(0);
     T acc61 = T(0);
@@ -418,7 +494,7 @@ __device__ __forceinline__ void cue_reward_modul_backward_2(const dopa::StepArgs
       atomicAdd(&t70[0], acc70);
     }
   }
-#line 422 "cue_reward_modul.cu"
+#line 498 "cue_reward_modul.cu"
 }
 
 // backward stage 3: fused loop nest over [1]
@@ -436,8 +512,11 @@ __device__ __forceinline__ void cue_reward_modul_backward_3_d_value(const dopa::
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record6 = a.record + 688;             // [1]
   T *__restrict d_h2v_bias = a.grads + 86203;         // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 18 "examples/cue_reward/modul.dopa"
       const T v74 = t18_DA[0] * t18_DA[0];
       const T v76 = T(1.0) - v74;
@@ -449,7 +528,7 @@ __device__ __forceinline__ void cue_reward_modul_backward_3_d_value(const dopa::
       atomicAdd(&d_h2v_bias[0], d_out_value[0]);
     }
   }
-#line 453 "cue_reward_modul.cu"
+#line 532 "cue_reward_modul.cu"
 }
 
 // backward stage 4: dense product (Eigen), [200]
@@ -459,14 +538,17 @@ __device__ __forceinline__ void cue_reward_modul_backward_4(const dopa::StepArgs
   T *__restrict t77 = a.record + 448;                 // [1]
   const T *__restrict h2DA_weight = a.params + 86204; // [1, 200]
   T *__restrict t80 = a.scratch + 880;                // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/cue_reward/modul.dopa"
-  for (int c = threadIdx.x; c < 200; c += blockDim.x) {
+  for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1; ++k)
       acc += t77[k] * h2DA_weight[k * 200 + c];
     t80[c] = acc;
   }
-#line 470 "cue_reward_modul.cu"
+#line 552 "cue_reward_modul.cu"
 }
 
 // backward stage 5: fused loop nest over [200]
@@ -487,8 +569,11 @@ __device__ __forceinline__ void cue_reward_modul_backward_5_hn(const dopa::StepA
   const T *__restrict h = a.state + 0;           // [200]
   T *__restrict record2 = a.record + 240;        // [200]
   T *__restrict record4 = a.record + 464;        // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 200; j += blockDim.x) {
+    for (int j = tid; j < 200; j += nthreads) {
 #line 17 "examples/cue_reward/modul.dopa"
       const T v82 = t13_hn[j] * t13_hn[j];
       const T v83 = T(1.0) - v82;
@@ -503,7 +588,7 @@ __device__ __forceinline__ void cue_reward_modul_backward_5_hn(const dopa::StepA
       record4[j] = t13_hn[j];
     }
   }
-#line 507 "cue_reward_modul.cu"
+#line 592 "cue_reward_modul.cu"
 }
 
 // backward stage 6: fused loop nest over [200, 200]
@@ -523,10 +608,13 @@ __device__ __forceinline__ void cue_reward_modul_backward_6(const dopa::StepArgs
   const T *__restrict d_pw_next = a.gradNext + 208; // [200, 200] d pw'
   T *__restrict d_pw = a.gradPrev + 208;            // [200, 200]
   T *__restrict d_alpha = a.grads + 40000;          // [200, 200]
-  for (int e = threadIdx.x; e < 200; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 200; e += nthreads)
     t86[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 200; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
 #line 17 "examples/cue_reward/modul.dopa"
       const T v8 = alpha[i * 200 + j] * pw[i * 200 + j];
@@ -547,7 +635,7 @@ __device__ __forceinline__ void cue_reward_modul_backward_6(const dopa::StepArgs
       atomicAdd(&d_alpha[i * 200 + j], v88);
     }
   }
-#line 551 "cue_reward_modul.cu"
+#line 639 "cue_reward_modul.cu"
 }
 
 // backward stage 7: fused loop nest over [200]
@@ -557,14 +645,17 @@ __device__ __forceinline__ void cue_reward_modul_backward_7(const dopa::StepArgs
   T *__restrict t86 = a.scratch + 1088; // [200]
   T *__restrict t59 = a.scratch + 640;  // [200]
   T *__restrict d_h = a.gradPrev + 0;   // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 200; j += blockDim.x) {
+    for (int j = tid; j < 200; j += nthreads) {
 #line 7 "examples/cue_reward/modul.dopa"
       const T v87 = t59[j] + t86[j];
       d_h[j] = v87;
     }
   }
-#line 568 "cue_reward_modul.cu"
+#line 659 "cue_reward_modul.cu"
 }
 
 // backward stage 8: fused loop nest over [27]
@@ -573,8 +664,11 @@ template <class T>
 __device__ __forceinline__ void cue_reward_modul_backward_8(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
   T *__restrict record1 = a.record + 208; // [27]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 27; j += blockDim.x) {
+    for (int j = tid; j < 27; j += nthreads) {
       record1[j] = x[j];
     }
   }
@@ -587,14 +681,17 @@ __device__ __forceinline__ void cue_reward_modul_backward_9(const dopa::StepArgs
   T *__restrict t61 = a.scratch + 848;     // []
   T *__restrict t54 = a.scratch + 416;     // []
   T *__restrict d_etaet = a.grads + 80000; // []
-  if (threadIdx.x == 0) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  if (tid == 0) {
 #line 20 "examples/cue_reward/modul.dopa"
     const T v63 = -t61[0];
 #line 11 "examples/cue_reward/modul.dopa"
     const T v64 = t54[0] + v63;
     atomicAdd(&d_etaet[0], v64);
   }
-#line 598 "cue_reward_modul.cu"
+#line 695 "cue_reward_modul.cu"
 }
 
 // backward stage 10: fused loop nest over [2]
@@ -605,8 +702,11 @@ __device__ __forceinline__ void cue_reward_modul_backward_10_d_logits(const dopa
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
   T *__restrict record5 = a.record + 672;              // [2]
   T *__restrict d_h2o_bias = a.grads + 86001;          // [2]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 2; j += blockDim.x) {
+    for (int j = tid; j < 2; j += nthreads) {
       record5[j] = d_out_logits[j];
       atomicAdd(&d_h2o_bias[j], d_out_logits[j]);
     }
@@ -616,7 +716,7 @@ __device__ __forceinline__ void cue_reward_modul_backward_10_d_logits(const dopa
 /// One backward step of CueRewardModul for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -627,6 +727,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -640,30 +742,30 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   cue_reward_modul_backward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_backward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_backward_2(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_backward_3_d_value(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_backward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_backward_5_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_backward_6(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_backward_7(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_backward_8(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_backward_9(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_modul_backward_10_d_logits(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  backward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {

@@ -79,7 +79,7 @@ template <class T> static void cue_reward_plastic_forward_2_hn(const dopa::StepA
 #line 14 "examples/cue_reward/plastic.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v12 = v4 + t11[j];
-    const T v13 = std::tanh(v12);
+    const T v13 = tanh(v12);
     h_next[j] = v13;
     saved_t13[j] = v13;
   }

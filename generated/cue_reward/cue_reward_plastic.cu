@@ -12,8 +12,11 @@
 //===------------------------------------------------------------------------------===//
 #include "dopa/cuda/CudaSpec.h"
 
+#include <cooperative_groups.h>
 #include <cstdint>
 #include <cuda_runtime.h>
+#include <stdexcept>
+#include <string>
 
 namespace {
 /// The sum of v over the 32 lanes of a warp (every lane gets it).
@@ -21,6 +24,35 @@ template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+/// Wait for every block of the grid: the blocks of an element share its stages.
+__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
+
+/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
+/// the device at once (at most 8); batches larger than the device runs in chunks.
+template <class T>
+void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
+                             int threads, void *stream) {
+  int device = 0, sms = 0, perSM = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
+  const int capacity = sms * perSM;
+  if (capacity < 1)
+    throw std::runtime_error("CUDA kernel does not fit on the device");
+  const int batch = ba.batch;
+  for (int first = 0; first < batch; first += capacity) {
+    const int n = batch - first < capacity ? batch - first : capacity;
+    ba.firstElement = first;
+    ba.splits = capacity / n < 8 ? capacity / n : 8;
+    void *args[] = {&ba};
+    cudaError_t e = cudaLaunchCooperativeKernel(
+        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
+        args, 0, static_cast<cudaStream_t>(stream));
+    if (e != cudaSuccess)
+      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
+  }
 }
 } // namespace
 
@@ -37,8 +69,11 @@ __device__ __forceinline__ void cue_reward_plastic_forward_0(const dopa::StepArg
   const T *__restrict i2h_weight = a.params + 80001; // [200, 27]
   const T *__restrict x = a.inputs[0];               // [27]
   T *__restrict t2 = a.scratch + 0;                  // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 14 "examples/cue_reward/plastic.dopa"
-  for (int r = threadIdx.x >> 5; r < 200; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 27; k += 32)
       acc += i2h_weight[r * 27 + k] * x[k];
@@ -46,7 +81,7 @@ __device__ __forceinline__ void cue_reward_plastic_forward_0(const dopa::StepArg
     if ((threadIdx.x & 31) == 0)
       t2[r] = acc;
   }
-#line 50 "cue_reward_plastic.cu"
+#line 85 "cue_reward_plastic.cu"
 }
 
 // forward stage 1: fused loop nest over [200, 200]
@@ -58,7 +93,10 @@ __device__ __forceinline__ void cue_reward_plastic_forward_1(const dopa::StepArg
   const T *__restrict alpha = a.params + 40000; // [200, 200]
   const T *__restrict w = a.params + 0;         // [200, 200]
   const T *__restrict h = a.state + 0;          // [200]
-  for (int i = threadIdx.x >> 5; i < 200; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     T acc11 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
 #line 14 "examples/cue_reward/plastic.dopa"
@@ -71,7 +109,7 @@ __device__ __forceinline__ void cue_reward_plastic_forward_1(const dopa::StepArg
       t11[i] = acc11;
     }
   }
-#line 75 "cue_reward_plastic.cu"
+#line 113 "cue_reward_plastic.cu"
 }
 
 // forward stage 2: fused loop nest over [200]
@@ -84,8 +122,11 @@ __device__ __forceinline__ void cue_reward_plastic_forward_2_hn(const dopa::Step
   T *__restrict t2 = a.scratch + 0;                // [200]
   T *__restrict h_next = a.next + 0;               // [200] hn
   T *__restrict saved_t13 = a.saved + 0;           // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 200; j += blockDim.x) {
+    for (int j = tid; j < 200; j += nthreads) {
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v4 = t2[j] + i2h_bias[j];
       const T v12 = v4 + t11[j];
@@ -94,7 +135,7 @@ __device__ __forceinline__ void cue_reward_plastic_forward_2_hn(const dopa::Step
       saved_t13[j] = v13;
     }
   }
-#line 98 "cue_reward_plastic.cu"
+#line 139 "cue_reward_plastic.cu"
 }
 
 // forward stage 3: dense product (Eigen), [2]
@@ -104,8 +145,11 @@ __device__ __forceinline__ void cue_reward_plastic_forward_3(const dopa::StepArg
   const T *__restrict h2o_weight = a.params + 85601; // [2, 200]
   T *__restrict h_next = a.next + 0;                 // [200] hn
   T *__restrict t22 = a.scratch + 416;               // [2]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 17 "examples/cue_reward/plastic.dopa"
-  for (int r = threadIdx.x >> 5; r < 2; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 2; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2o_weight[r * 200 + k] * h_next[k];
@@ -113,7 +157,7 @@ __device__ __forceinline__ void cue_reward_plastic_forward_3(const dopa::StepArg
     if ((threadIdx.x & 31) == 0)
       t22[r] = acc;
   }
-#line 117 "cue_reward_plastic.cu"
+#line 161 "cue_reward_plastic.cu"
 }
 
 // forward stage 4: dense product (Eigen), [1]
@@ -123,8 +167,11 @@ __device__ __forceinline__ void cue_reward_plastic_forward_4(const dopa::StepArg
   const T *__restrict h2v_weight = a.params + 86003; // [1, 200]
   T *__restrict h_next = a.next + 0;                 // [200] hn
   T *__restrict t26 = a.scratch + 432;               // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/cue_reward/plastic.dopa"
-  for (int r = threadIdx.x >> 5; r < 1; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2v_weight[r * 200 + k] * h_next[k];
@@ -132,7 +179,7 @@ __device__ __forceinline__ void cue_reward_plastic_forward_4(const dopa::StepArg
     if ((threadIdx.x & 31) == 0)
       t26[r] = acc;
   }
-#line 136 "cue_reward_plastic.cu"
+#line 183 "cue_reward_plastic.cu"
 }
 
 // forward stage 5: fused loop nest over [200, 200]
@@ -144,7 +191,10 @@ __device__ __forceinline__ void cue_reward_plastic_forward_5(const dopa::StepArg
   const T *__restrict eta = a.params + 80000; // []
   const T *__restrict hebb = a.state + 208;   // [200, 200]
   T *__restrict hebb_next = a.next + 208;     // [200, 200]
-  for (int i = threadIdx.x >> 5; i < 200; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
 #line 15 "examples/cue_reward/plastic.dopa"
       const T v15 = h_next[i] * h[j];
@@ -154,7 +204,7 @@ __device__ __forceinline__ void cue_reward_plastic_forward_5(const dopa::StepArg
       hebb_next[i * 200 + j] = v20;
     }
   }
-#line 158 "cue_reward_plastic.cu"
+#line 208 "cue_reward_plastic.cu"
 }
 
 // forward stage 6: fused loop nest over [2]
@@ -164,14 +214,17 @@ __device__ __forceinline__ void cue_reward_plastic_forward_6_logits(const dopa::
   const T *__restrict h2o_bias = a.params + 86001; // [2]
   T *__restrict t22 = a.scratch + 416;             // [2]
   T *__restrict out_logits = a.outputs[0];         // [2]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 2; j += blockDim.x) {
+    for (int j = tid; j < 2; j += nthreads) {
 #line 17 "examples/cue_reward/plastic.dopa"
       const T v24 = t22[j] + h2o_bias[j];
       out_logits[j] = v24;
     }
   }
-#line 175 "cue_reward_plastic.cu"
+#line 228 "cue_reward_plastic.cu"
 }
 
 // forward stage 7: fused loop nest over [1]
@@ -181,20 +234,23 @@ __device__ __forceinline__ void cue_reward_plastic_forward_7_value(const dopa::S
   const T *__restrict h2v_bias = a.params + 86203; // [1]
   T *__restrict t26 = a.scratch + 432;             // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 18 "examples/cue_reward/plastic.dopa"
       const T v28 = t26[0] + h2v_bias[0];
       out_value[0] = v28;
     }
   }
-#line 192 "cue_reward_plastic.cu"
+#line 248 "cue_reward_plastic.cu"
 }
 
 /// One forward step of CueRewardPlastic for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -205,6 +261,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -218,24 +276,24 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   cue_reward_plastic_forward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_forward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_forward_2_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_forward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_forward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_forward_5(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_forward_6_logits(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_forward_7_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  forward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // backward stage 0: dense product (Eigen), [200]
@@ -245,14 +303,17 @@ __device__ __forceinline__ void cue_reward_plastic_backward_0(const dopa::StepAr
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   const T *__restrict h2v_weight = a.params + 86003;  // [1, 200]
   T *__restrict t35 = a.scratch + 0;                  // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/cue_reward/plastic.dopa"
-  for (int c = threadIdx.x; c < 200; c += blockDim.x) {
+  for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1; ++k)
       acc += d_out_value[k] * h2v_weight[k * 200 + c];
     t35[c] = acc;
   }
-#line 256 "cue_reward_plastic.cu"
+#line 317 "cue_reward_plastic.cu"
 }
 
 // backward stage 1: dense product (Eigen), [200]
@@ -262,14 +323,17 @@ __device__ __forceinline__ void cue_reward_plastic_backward_1(const dopa::StepAr
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
   const T *__restrict h2o_weight = a.params + 85601;   // [2, 200]
   T *__restrict t39 = a.scratch + 208;                 // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 17 "examples/cue_reward/plastic.dopa"
-  for (int c = threadIdx.x; c < 200; c += blockDim.x) {
+  for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 2; ++k)
       acc += d_out_logits[k] * h2o_weight[k * 200 + c];
     t39[c] = acc;
   }
-#line 273 "cue_reward_plastic.cu"
+#line 337 "cue_reward_plastic.cu"
 }
 
 // backward stage 2: fused loop nest over [200, 200]
@@ -286,12 +350,15 @@ __device__ __forceinline__ void cue_reward_plastic_backward_2(const dopa::StepAr
   T *__restrict t46 = a.scratch + 416;                // []
   T *__restrict t49 = a.scratch + 432;                // [200]
   T *__restrict t51 = a.scratch + 640;                // [200]
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
     t46[e] = T(0);
-  for (int e = threadIdx.x; e < 200; e += blockDim.x)
+  for (int e = tid; e < 200; e += nthreads)
     t51[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 200; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     T acc46 = T(0);
     T acc49 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
@@ -316,7 +383,7 @@ __device__ __forceinline__ void cue_reward_plastic_backward_2(const dopa::StepAr
       t49[i] = acc49;
     }
   }
-#line 320 "cue_reward_plastic.cu"
+#line 387 "cue_reward_plastic.cu"
 }
 
 // backward stage 3: fused loop nest over [200]
@@ -336,8 +403,11 @@ __device__ __forceinline__ void cue_reward_plastic_backward_3_hn(const dopa::Ste
   const T *__restrict h = a.state + 0;           // [200]
   T *__restrict record2 = a.record + 240;        // [200]
   T *__restrict record4 = a.record + 464;        // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 200; j += blockDim.x) {
+    for (int j = tid; j < 200; j += nthreads) {
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v52 = t13_hn[j] * t13_hn[j];
       const T v54 = T(1.0) - v52;
@@ -351,7 +421,7 @@ __device__ __forceinline__ void cue_reward_plastic_backward_3_hn(const dopa::Ste
       record4[j] = t13_hn[j];
     }
   }
-#line 355 "cue_reward_plastic.cu"
+#line 425 "cue_reward_plastic.cu"
 }
 
 // backward stage 4: fused loop nest over [200, 200]
@@ -371,10 +441,13 @@ __device__ __forceinline__ void cue_reward_plastic_backward_4(const dopa::StepAr
   const T *__restrict d_hebb_next = a.gradNext + 208; // [200, 200] d hebb'
   T *__restrict d_hebb = a.gradPrev + 208;            // [200, 200]
   T *__restrict d_alpha = a.grads + 40000;            // [200, 200]
-  for (int e = threadIdx.x; e < 200; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 200; e += nthreads)
     t57[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 200; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v8 = alpha[i * 200 + j] * hebb[i * 200 + j];
@@ -396,7 +469,7 @@ __device__ __forceinline__ void cue_reward_plastic_backward_4(const dopa::StepAr
       atomicAdd(&d_alpha[i * 200 + j], v59);
     }
   }
-#line 400 "cue_reward_plastic.cu"
+#line 473 "cue_reward_plastic.cu"
 }
 
 // backward stage 5: fused loop nest over [200]
@@ -406,14 +479,17 @@ __device__ __forceinline__ void cue_reward_plastic_backward_5(const dopa::StepAr
   T *__restrict t57 = a.scratch + 848; // [200]
   T *__restrict t51 = a.scratch + 640; // [200]
   T *__restrict d_h = a.gradPrev + 0;  // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 200; j += blockDim.x) {
+    for (int j = tid; j < 200; j += nthreads) {
 #line 6 "examples/cue_reward/plastic.dopa"
       const T v58 = t51[j] + t57[j];
       d_h[j] = v58;
     }
   }
-#line 417 "cue_reward_plastic.cu"
+#line 493 "cue_reward_plastic.cu"
 }
 
 // backward stage 6: fused loop nest over [27]
@@ -422,8 +498,11 @@ template <class T>
 __device__ __forceinline__ void cue_reward_plastic_backward_6(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
   T *__restrict record1 = a.record + 208; // [27]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 27; j += blockDim.x) {
+    for (int j = tid; j < 27; j += nthreads) {
       record1[j] = x[j];
     }
   }
@@ -435,11 +514,14 @@ template <class T>
 __device__ __forceinline__ void cue_reward_plastic_backward_7(const dopa::StepArgs<T> &a) {
   T *__restrict t46 = a.scratch + 416;   // []
   T *__restrict d_eta = a.grads + 80000; // []
-  if (threadIdx.x == 0) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  if (tid == 0) {
 #line 9 "examples/cue_reward/plastic.dopa"
     atomicAdd(&d_eta[0], t46[0]);
   }
-#line 443 "cue_reward_plastic.cu"
+#line 525 "cue_reward_plastic.cu"
 }
 
 // backward stage 8: fused loop nest over [2]
@@ -450,8 +532,11 @@ __device__ __forceinline__ void cue_reward_plastic_backward_8_d_logits(const dop
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
   T *__restrict record3 = a.record + 448;              // [2]
   T *__restrict d_h2o_bias = a.grads + 86001;          // [2]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 2; j += blockDim.x) {
+    for (int j = tid; j < 2; j += nthreads) {
       record3[j] = d_out_logits[j];
       atomicAdd(&d_h2o_bias[j], d_out_logits[j]);
     }
@@ -466,8 +551,11 @@ __device__ __forceinline__ void cue_reward_plastic_backward_9_d_value(const dopa
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record5 = a.record + 672;             // [1]
   T *__restrict d_h2v_bias = a.grads + 86203;         // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
       record5[0] = d_out_value[0];
       atomicAdd(&d_h2v_bias[0], d_out_value[0]);
     }
@@ -477,7 +565,7 @@ __device__ __forceinline__ void cue_reward_plastic_backward_9_d_value(const dopa
 /// One backward step of CueRewardPlastic for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -488,6 +576,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -501,28 +591,28 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   cue_reward_plastic_backward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_backward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_backward_2(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_backward_3_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_backward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_backward_5(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_backward_6(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_backward_7(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_backward_8_d_logits(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_plastic_backward_9_d_value(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  backward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {

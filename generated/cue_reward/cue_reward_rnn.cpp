@@ -67,7 +67,7 @@ template <class T> static void cue_reward_rnn_forward_2_hn(const dopa::StepArgs<
 #line 12 "examples/cue_reward/rnn.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v8 = v4 + t7[j];
-    const T v9 = std::tanh(v8);
+    const T v9 = tanh(v8);
     h_next[j] = v9;
     saved_t9[j] = v9;
   }

@@ -11,8 +11,11 @@
 //===------------------------------------------------------------------------------===//
 #include "dopa/cuda/CudaSpec.h"
 
+#include <cooperative_groups.h>
 #include <cstdint>
 #include <cuda_runtime.h>
+#include <stdexcept>
+#include <string>
 
 namespace {
 /// The sum of v over the 32 lanes of a warp (every lane gets it).
@@ -20,6 +23,35 @@ template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+/// Wait for every block of the grid: the blocks of an element share its stages.
+__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
+
+/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
+/// the device at once (at most 8); batches larger than the device runs in chunks.
+template <class T>
+void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
+                             int threads, void *stream) {
+  int device = 0, sms = 0, perSM = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
+  const int capacity = sms * perSM;
+  if (capacity < 1)
+    throw std::runtime_error("CUDA kernel does not fit on the device");
+  const int batch = ba.batch;
+  for (int first = 0; first < batch; first += capacity) {
+    const int n = batch - first < capacity ? batch - first : capacity;
+    ba.firstElement = first;
+    ba.splits = capacity / n < 8 ? capacity / n : 8;
+    void *args[] = {&ba};
+    cudaError_t e = cudaLaunchCooperativeKernel(
+        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
+        args, 0, static_cast<cudaStream_t>(stream));
+    if (e != cudaSuccess)
+      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
+  }
 }
 } // namespace
 
@@ -36,8 +68,11 @@ __device__ __forceinline__ void cue_reward_rnn_forward_0(const dopa::StepArgs<T>
   const T *__restrict i2h_weight = a.params + 40000; // [200, 27]
   const T *__restrict x = a.inputs[0];               // [27]
   T *__restrict t2 = a.scratch + 0;                  // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 12 "examples/cue_reward/rnn.dopa"
-  for (int r = threadIdx.x >> 5; r < 200; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 27; k += 32)
       acc += i2h_weight[r * 27 + k] * x[k];
@@ -45,7 +80,7 @@ __device__ __forceinline__ void cue_reward_rnn_forward_0(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t2[r] = acc;
   }
-#line 49 "cue_reward_rnn.cu"
+#line 84 "cue_reward_rnn.cu"
 }
 
 // forward stage 1: dense product (Eigen), [200]
@@ -55,8 +90,11 @@ __device__ __forceinline__ void cue_reward_rnn_forward_1(const dopa::StepArgs<T>
   const T *__restrict w = a.params + 0; // [200, 200]
   const T *__restrict h = a.state + 0;  // [200]
   T *__restrict t7 = a.scratch + 208;   // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 12 "examples/cue_reward/rnn.dopa"
-  for (int r = threadIdx.x >> 5; r < 200; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += w[r * 200 + k] * h[k];
@@ -64,7 +102,7 @@ __device__ __forceinline__ void cue_reward_rnn_forward_1(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t7[r] = acc;
   }
-#line 68 "cue_reward_rnn.cu"
+#line 106 "cue_reward_rnn.cu"
 }
 
 // forward stage 2: fused loop nest over [200]
@@ -77,8 +115,11 @@ __device__ __forceinline__ void cue_reward_rnn_forward_2_hn(const dopa::StepArgs
   T *__restrict t2 = a.scratch + 0;                // [200]
   T *__restrict h_next = a.next + 0;               // [200] hn
   T *__restrict saved_t9 = a.saved + 0;            // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 200; j += blockDim.x) {
+    for (int j = tid; j < 200; j += nthreads) {
 #line 12 "examples/cue_reward/rnn.dopa"
       const T v4 = t2[j] + i2h_bias[j];
       const T v8 = v4 + t7[j];
@@ -87,7 +128,7 @@ __device__ __forceinline__ void cue_reward_rnn_forward_2_hn(const dopa::StepArgs
       saved_t9[j] = v9;
     }
   }
-#line 91 "cue_reward_rnn.cu"
+#line 132 "cue_reward_rnn.cu"
 }
 
 // forward stage 3: dense product (Eigen), [2]
@@ -97,8 +138,11 @@ __device__ __forceinline__ void cue_reward_rnn_forward_3(const dopa::StepArgs<T>
   const T *__restrict h2o_weight = a.params + 45600; // [2, 200]
   T *__restrict h_next = a.next + 0;                 // [200] hn
   T *__restrict t11 = a.scratch + 416;               // [2]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 14 "examples/cue_reward/rnn.dopa"
-  for (int r = threadIdx.x >> 5; r < 2; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 2; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2o_weight[r * 200 + k] * h_next[k];
@@ -106,7 +150,7 @@ __device__ __forceinline__ void cue_reward_rnn_forward_3(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t11[r] = acc;
   }
-#line 110 "cue_reward_rnn.cu"
+#line 154 "cue_reward_rnn.cu"
 }
 
 // forward stage 4: dense product (Eigen), [1]
@@ -116,8 +160,11 @@ __device__ __forceinline__ void cue_reward_rnn_forward_4(const dopa::StepArgs<T>
   const T *__restrict h2v_weight = a.params + 46002; // [1, 200]
   T *__restrict h_next = a.next + 0;                 // [200] hn
   T *__restrict t15 = a.scratch + 432;               // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 15 "examples/cue_reward/rnn.dopa"
-  for (int r = threadIdx.x >> 5; r < 1; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2v_weight[r * 200 + k] * h_next[k];
@@ -125,7 +172,7 @@ __device__ __forceinline__ void cue_reward_rnn_forward_4(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 129 "cue_reward_rnn.cu"
+#line 176 "cue_reward_rnn.cu"
 }
 
 // forward stage 5: fused loop nest over [2]
@@ -135,14 +182,17 @@ __device__ __forceinline__ void cue_reward_rnn_forward_5_logits(const dopa::Step
   const T *__restrict h2o_bias = a.params + 46000; // [2]
   T *__restrict t11 = a.scratch + 416;             // [2]
   T *__restrict out_logits = a.outputs[0];         // [2]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 2; j += blockDim.x) {
+    for (int j = tid; j < 2; j += nthreads) {
 #line 14 "examples/cue_reward/rnn.dopa"
       const T v13 = t11[j] + h2o_bias[j];
       out_logits[j] = v13;
     }
   }
-#line 146 "cue_reward_rnn.cu"
+#line 196 "cue_reward_rnn.cu"
 }
 
 // forward stage 6: fused loop nest over [1]
@@ -152,20 +202,23 @@ __device__ __forceinline__ void cue_reward_rnn_forward_6_value(const dopa::StepA
   const T *__restrict h2v_bias = a.params + 46202; // [1]
   T *__restrict t15 = a.scratch + 432;             // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 15 "examples/cue_reward/rnn.dopa"
       const T v17 = t15[0] + h2v_bias[0];
       out_value[0] = v17;
     }
   }
-#line 163 "cue_reward_rnn.cu"
+#line 216 "cue_reward_rnn.cu"
 }
 
 /// One forward step of CueRewardRNN for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -176,6 +229,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -189,22 +244,22 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   cue_reward_rnn_forward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_rnn_forward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_rnn_forward_2_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_rnn_forward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_rnn_forward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_rnn_forward_5_logits(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_rnn_forward_6_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  forward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // backward stage 0: dense product (Eigen), [200]
@@ -214,14 +269,17 @@ __device__ __forceinline__ void cue_reward_rnn_backward_0(const dopa::StepArgs<T
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   const T *__restrict h2v_weight = a.params + 46002;  // [1, 200]
   T *__restrict t23 = a.scratch + 0;                  // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 15 "examples/cue_reward/rnn.dopa"
-  for (int c = threadIdx.x; c < 200; c += blockDim.x) {
+  for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1; ++k)
       acc += d_out_value[k] * h2v_weight[k * 200 + c];
     t23[c] = acc;
   }
-#line 225 "cue_reward_rnn.cu"
+#line 283 "cue_reward_rnn.cu"
 }
 
 // backward stage 1: dense product (Eigen), [200]
@@ -231,14 +289,17 @@ __device__ __forceinline__ void cue_reward_rnn_backward_1(const dopa::StepArgs<T
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
   const T *__restrict h2o_weight = a.params + 45600;   // [2, 200]
   T *__restrict t27 = a.scratch + 208;                 // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 14 "examples/cue_reward/rnn.dopa"
-  for (int c = threadIdx.x; c < 200; c += blockDim.x) {
+  for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 2; ++k)
       acc += d_out_logits[k] * h2o_weight[k * 200 + c];
     t27[c] = acc;
   }
-#line 242 "cue_reward_rnn.cu"
+#line 303 "cue_reward_rnn.cu"
 }
 
 // backward stage 2: fused loop nest over [200]
@@ -257,8 +318,11 @@ __device__ __forceinline__ void cue_reward_rnn_backward_2_hn(const dopa::StepArg
   const T *__restrict h = a.state + 0;           // [200]
   T *__restrict record2 = a.record + 240;        // [200]
   T *__restrict record4 = a.record + 464;        // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 200; j += blockDim.x) {
+    for (int j = tid; j < 200; j += nthreads) {
 #line 12 "examples/cue_reward/rnn.dopa"
       const T v29 = t9_hn[j] * t9_hn[j];
       const T v31 = T(1.0) - v29;
@@ -271,7 +335,7 @@ __device__ __forceinline__ void cue_reward_rnn_backward_2_hn(const dopa::StepArg
       record4[j] = t9_hn[j];
     }
   }
-#line 275 "cue_reward_rnn.cu"
+#line 339 "cue_reward_rnn.cu"
 }
 
 // backward stage 3: dense product (Eigen), [200]
@@ -281,14 +345,17 @@ __device__ __forceinline__ void cue_reward_rnn_backward_3(const dopa::StepArgs<T
   T *__restrict t32 = a.record + 0;     // [200]
   const T *__restrict w = a.params + 0; // [200, 200]
   T *__restrict d_h = a.gradPrev + 0;   // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 12 "examples/cue_reward/rnn.dopa"
-  for (int c = threadIdx.x; c < 200; c += blockDim.x) {
+  for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
       acc += t32[k] * w[k * 200 + c];
     d_h[c] = acc;
   }
-#line 292 "cue_reward_rnn.cu"
+#line 359 "cue_reward_rnn.cu"
 }
 
 // backward stage 4: fused loop nest over [27]
@@ -297,8 +364,11 @@ template <class T>
 __device__ __forceinline__ void cue_reward_rnn_backward_4(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
   T *__restrict record1 = a.record + 208; // [27]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 27; j += blockDim.x) {
+    for (int j = tid; j < 27; j += nthreads) {
       record1[j] = x[j];
     }
   }
@@ -312,8 +382,11 @@ __device__ __forceinline__ void cue_reward_rnn_backward_5_d_logits(const dopa::S
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
   T *__restrict record3 = a.record + 448;              // [2]
   T *__restrict d_h2o_bias = a.grads + 46000;          // [2]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 2; j += blockDim.x) {
+    for (int j = tid; j < 2; j += nthreads) {
       record3[j] = d_out_logits[j];
       atomicAdd(&d_h2o_bias[j], d_out_logits[j]);
     }
@@ -328,8 +401,11 @@ __device__ __forceinline__ void cue_reward_rnn_backward_6_d_value(const dopa::St
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record5 = a.record + 672;             // [1]
   T *__restrict d_h2v_bias = a.grads + 46202;         // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
       record5[0] = d_out_value[0];
       atomicAdd(&d_h2v_bias[0], d_out_value[0]);
     }
@@ -339,7 +415,7 @@ __device__ __forceinline__ void cue_reward_rnn_backward_6_d_value(const dopa::St
 /// One backward step of CueRewardRNN for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -350,6 +426,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -363,22 +441,22 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   cue_reward_rnn_backward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_rnn_backward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_rnn_backward_2_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_rnn_backward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_rnn_backward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_rnn_backward_5_d_logits(a);
-  __syncthreads();
+  dopa_grid_sync();
   cue_reward_rnn_backward_6_d_value(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  backward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {

@@ -165,29 +165,29 @@ template <class T> static void lm_lstm_forward_9_l1_hn(const dopa::StepArgs<T> &
     const T v41 = t39[j] + l1_h2c_bias[j];
     const T v37 = t35[j] + l1_x2c_bias[j];
     const T v42 = v37 + v41;
-    const T v43 = std::tanh(v42);
+    const T v43 = tanh(v42);
 #line 21 "examples/lm/lstm.dopa"
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
+    const T v23 = T(1) / (T(1) + exp(-v22));
 #line 24 "examples/lm/lstm.dopa"
     const T v46 = v23 * v43;
 #line 20 "examples/lm/lstm.dopa"
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
+    const T v13 = T(1) / (T(1) + exp(-v12));
 #line 24 "examples/lm/lstm.dopa"
     const T v45 = v13 * l1_c[j];
     const T v47 = v45 + v46;
 #line 25 "examples/lm/lstm.dopa"
-    const T v48 = std::tanh(v47);
+    const T v48 = tanh(v47);
 #line 22 "examples/lm/lstm.dopa"
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
+    const T v33 = T(1) / (T(1) + exp(-v32));
 #line 25 "examples/lm/lstm.dopa"
     const T v49 = v33 * v48;
     l1_h_next[j] = v49;
@@ -319,29 +319,29 @@ template <class T> static void lm_lstm_forward_18_l2_hn(const dopa::StepArgs<T> 
     const T v88 = t86[j] + l2_h2c_bias[j];
     const T v84 = t82[j] + l2_x2c_bias[j];
     const T v89 = v84 + v88;
-    const T v90 = std::tanh(v89);
+    const T v90 = tanh(v89);
 #line 21 "examples/lm/lstm.dopa"
     const T v68 = t66[j] + l2_h2i_bias[j];
     const T v64 = t62[j] + l2_x2i_bias[j];
     const T v69 = v64 + v68;
-    const T v70 = T(1) / (T(1) + std::exp(-v69));
+    const T v70 = T(1) / (T(1) + exp(-v69));
 #line 24 "examples/lm/lstm.dopa"
     const T v93 = v70 * v90;
 #line 20 "examples/lm/lstm.dopa"
     const T v58 = t56[j] + l2_h2f_bias[j];
     const T v53 = t51[j] + l2_x2f_bias[j];
     const T v59 = v53 + v58;
-    const T v60 = T(1) / (T(1) + std::exp(-v59));
+    const T v60 = T(1) / (T(1) + exp(-v59));
 #line 24 "examples/lm/lstm.dopa"
     const T v92 = v60 * l2_c[j];
     const T v94 = v92 + v93;
 #line 25 "examples/lm/lstm.dopa"
-    const T v95 = std::tanh(v94);
+    const T v95 = tanh(v94);
 #line 22 "examples/lm/lstm.dopa"
     const T v78 = t76[j] + l2_h2o_bias[j];
     const T v74 = t72[j] + l2_x2o_bias[j];
     const T v79 = v74 + v78;
-    const T v80 = T(1) / (T(1) + std::exp(-v79));
+    const T v80 = T(1) / (T(1) + exp(-v79));
 #line 25 "examples/lm/lstm.dopa"
     const T v96 = v80 * v95;
     l2_h_next[j] = v96;
@@ -473,29 +473,29 @@ template <class T> static void lm_lstm_forward_27_l3_hn(const dopa::StepArgs<T> 
     const T v135 = t133[j] + l3_h2c_bias[j];
     const T v131 = t129[j] + l3_x2c_bias[j];
     const T v136 = v131 + v135;
-    const T v137 = std::tanh(v136);
+    const T v137 = tanh(v136);
 #line 21 "examples/lm/lstm.dopa"
     const T v115 = t113[j] + l3_h2i_bias[j];
     const T v111 = t109[j] + l3_x2i_bias[j];
     const T v116 = v111 + v115;
-    const T v117 = T(1) / (T(1) + std::exp(-v116));
+    const T v117 = T(1) / (T(1) + exp(-v116));
 #line 24 "examples/lm/lstm.dopa"
     const T v140 = v117 * v137;
 #line 20 "examples/lm/lstm.dopa"
     const T v105 = t103[j] + l3_h2f_bias[j];
     const T v100 = t98[j] + l3_x2f_bias[j];
     const T v106 = v100 + v105;
-    const T v107 = T(1) / (T(1) + std::exp(-v106));
+    const T v107 = T(1) / (T(1) + exp(-v106));
 #line 24 "examples/lm/lstm.dopa"
     const T v139 = v107 * l3_c[j];
     const T v141 = v139 + v140;
 #line 25 "examples/lm/lstm.dopa"
-    const T v142 = std::tanh(v141);
+    const T v142 = tanh(v141);
 #line 22 "examples/lm/lstm.dopa"
     const T v125 = t123[j] + l3_h2o_bias[j];
     const T v121 = t119[j] + l3_x2o_bias[j];
     const T v126 = v121 + v125;
-    const T v127 = T(1) / (T(1) + std::exp(-v126));
+    const T v127 = T(1) / (T(1) + exp(-v126));
 #line 25 "examples/lm/lstm.dopa"
     const T v143 = v127 * v142;
     l3_h_next[j] = v143;
@@ -640,33 +640,33 @@ template <class T> static void lm_lstm_backward_1_l3_hn(const dopa::StepArgs<T> 
     const T v135 = t133[j] + l3_h2c_bias[j];
     const T v131 = t129[j] + l3_x2c_bias[j];
     const T v136 = v131 + v135;
-    const T v137 = std::tanh(v136);
+    const T v137 = tanh(v136);
     const T v169 = v137 * v137;
     const T v170 = T(1.0) - v169;
 #line 21 "examples/lm/lstm.dopa"
     const T v115 = t113[j] + l3_h2i_bias[j];
     const T v111 = t109[j] + l3_x2i_bias[j];
     const T v116 = v111 + v115;
-    const T v117 = T(1) / (T(1) + std::exp(-v116));
+    const T v117 = T(1) / (T(1) + exp(-v116));
 #line 24 "examples/lm/lstm.dopa"
     const T v140 = v117 * v137;
 #line 20 "examples/lm/lstm.dopa"
     const T v105 = t103[j] + l3_h2f_bias[j];
     const T v100 = t98[j] + l3_x2f_bias[j];
     const T v106 = v100 + v105;
-    const T v107 = T(1) / (T(1) + std::exp(-v106));
+    const T v107 = T(1) / (T(1) + exp(-v106));
 #line 24 "examples/lm/lstm.dopa"
     const T v139 = v107 * l3_c[j];
     const T v141 = v139 + v140;
 #line 25 "examples/lm/lstm.dopa"
-    const T v142 = std::tanh(v141);
+    const T v142 = tanh(v141);
     const T v160 = v142 * v142;
     const T v162 = T(1.0) - v160;
 #line 22 "examples/lm/lstm.dopa"
     const T v125 = t123[j] + l3_h2o_bias[j];
     const T v121 = t119[j] + l3_x2o_bias[j];
     const T v126 = v121 + v125;
-    const T v127 = T(1) / (T(1) + std::exp(-v126));
+    const T v127 = T(1) / (T(1) + exp(-v126));
 #line 25 "examples/lm/lstm.dopa"
     const T v157 = d_l3_h_next[j] + t156[j];
     const T v159 = v157 * v127;
@@ -887,33 +887,33 @@ template <class T> static void lm_lstm_backward_10_l1_hn(const dopa::StepArgs<T>
     const T v88 = t86[j] + l2_h2c_bias[j];
     const T v84 = t82[j] + l2_x2c_bias[j];
     const T v89 = v84 + v88;
-    const T v90 = std::tanh(v89);
+    const T v90 = tanh(v89);
     const T v222 = v90 * v90;
     const T v223 = T(1.0) - v222;
 #line 21 "examples/lm/lstm.dopa"
     const T v68 = t66[j] + l2_h2i_bias[j];
     const T v64 = t62[j] + l2_x2i_bias[j];
     const T v69 = v64 + v68;
-    const T v70 = T(1) / (T(1) + std::exp(-v69));
+    const T v70 = T(1) / (T(1) + exp(-v69));
 #line 24 "examples/lm/lstm.dopa"
     const T v93 = v70 * v90;
 #line 20 "examples/lm/lstm.dopa"
     const T v58 = t56[j] + l2_h2f_bias[j];
     const T v53 = t51[j] + l2_x2f_bias[j];
     const T v59 = v53 + v58;
-    const T v60 = T(1) / (T(1) + std::exp(-v59));
+    const T v60 = T(1) / (T(1) + exp(-v59));
 #line 24 "examples/lm/lstm.dopa"
     const T v92 = v60 * l2_c[j];
     const T v94 = v92 + v93;
 #line 25 "examples/lm/lstm.dopa"
-    const T v95 = std::tanh(v94);
+    const T v95 = tanh(v94);
     const T v214 = v95 * v95;
     const T v215 = T(1.0) - v214;
 #line 22 "examples/lm/lstm.dopa"
     const T v78 = t76[j] + l2_h2o_bias[j];
     const T v74 = t72[j] + l2_x2o_bias[j];
     const T v79 = v74 + v78;
-    const T v80 = T(1) / (T(1) + std::exp(-v79));
+    const T v80 = T(1) / (T(1) + exp(-v79));
 #line 25 "examples/lm/lstm.dopa"
     const T v178 = d_l2_h_next[j] + t177[j];
     const T v189 = v178 + t188[j];
@@ -1132,33 +1132,33 @@ template <class T> static void lm_lstm_backward_19(const dopa::StepArgs<T> &a) {
     const T v41 = t39[j] + l1_h2c_bias[j];
     const T v37 = t35[j] + l1_x2c_bias[j];
     const T v42 = v37 + v41;
-    const T v43 = std::tanh(v42);
+    const T v43 = tanh(v42);
     const T v275 = v43 * v43;
     const T v276 = T(1.0) - v275;
 #line 21 "examples/lm/lstm.dopa"
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
+    const T v23 = T(1) / (T(1) + exp(-v22));
 #line 24 "examples/lm/lstm.dopa"
     const T v46 = v23 * v43;
 #line 20 "examples/lm/lstm.dopa"
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
+    const T v13 = T(1) / (T(1) + exp(-v12));
 #line 24 "examples/lm/lstm.dopa"
     const T v45 = v13 * l1_c[j];
     const T v47 = v45 + v46;
 #line 25 "examples/lm/lstm.dopa"
-    const T v48 = std::tanh(v47);
+    const T v48 = tanh(v47);
     const T v267 = v48 * v48;
     const T v268 = T(1.0) - v267;
 #line 22 "examples/lm/lstm.dopa"
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
+    const T v33 = T(1) / (T(1) + exp(-v32));
 #line 25 "examples/lm/lstm.dopa"
     const T v231 = d_l1_h_next[j] + t230[j];
     const T v242 = v231 + t241[j];

@@ -11,8 +11,11 @@
 //===------------------------------------------------------------------------------===//
 #include "dopa/cuda/CudaSpec.h"
 
+#include <cooperative_groups.h>
 #include <cstdint>
 #include <cuda_runtime.h>
+#include <stdexcept>
+#include <string>
 
 namespace {
 /// The sum of v over the 32 lanes of a warp (every lane gets it).
@@ -20,6 +23,35 @@ template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+/// Wait for every block of the grid: the blocks of an element share its stages.
+__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
+
+/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
+/// the device at once (at most 8); batches larger than the device runs in chunks.
+template <class T>
+void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
+                             int threads, void *stream) {
+  int device = 0, sms = 0, perSM = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
+  const int capacity = sms * perSM;
+  if (capacity < 1)
+    throw std::runtime_error("CUDA kernel does not fit on the device");
+  const int batch = ba.batch;
+  for (int first = 0; first < batch; first += capacity) {
+    const int n = batch - first < capacity ? batch - first : capacity;
+    ba.firstElement = first;
+    ba.splits = capacity / n < 8 ? capacity / n : 8;
+    void *args[] = {&ba};
+    cudaError_t e = cudaLaunchCooperativeKernel(
+        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
+        args, 0, static_cast<cudaStream_t>(stream));
+    if (e != cudaSuccess)
+      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
+  }
 }
 } // namespace
 
@@ -35,13 +67,16 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_0(const dopa:
   T *__restrict t2 = a.saved + 0;                // [400]
   const T *__restrict tok = a.inputs[0];         // []
   const T *__restrict enc_weight = a.params + 0; // [10000, 400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 15 "examples/lm/lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
-    for (int e = threadIdx.x; e < 400; e += blockDim.x)
+    for (int e = tid; e < 400; e += nthreads)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 45 "lm_lstm.cu"
+#line 80 "lm_lstm.cu"
 }
 
 // forward stage 1: dense product (Eigen), [1150]
@@ -50,8 +85,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_1(const dopa:
   const T *__restrict l1_x2f_weight = a.params + 4010000; // [1150, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t4 = a.saved + 400;                       // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 20 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2f_weight[r * 400 + k] * t2[k];
@@ -59,7 +97,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_1(const dopa:
     if ((threadIdx.x & 31) == 0)
       t4[r] = acc;
   }
-#line 63 "lm_lstm.cu"
+#line 101 "lm_lstm.cu"
 }
 
 // forward stage 2: dense product (Eigen), [1150]
@@ -68,8 +106,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_2(const dopa:
   const T *__restrict l1_h2f_weight = a.params + 5854600; // [1150, 1150]
   const T *__restrict l1_h = a.state + 0;                 // [1150]
   T *__restrict t9 = a.saved + 1552;                      // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 20 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l1_h2f_weight[r * 1150 + k] * l1_h[k];
@@ -77,7 +118,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_2(const dopa:
     if ((threadIdx.x & 31) == 0)
       t9[r] = acc;
   }
-#line 81 "lm_lstm.cu"
+#line 122 "lm_lstm.cu"
 }
 
 // forward stage 3: dense product (Eigen), [1150]
@@ -86,8 +127,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_3(const dopa:
   const T *__restrict l1_x2i_weight = a.params + 4471150; // [1150, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t15 = a.saved + 2704;                     // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 21 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2i_weight[r * 400 + k] * t2[k];
@@ -95,7 +139,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_3(const dopa:
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 99 "lm_lstm.cu"
+#line 143 "lm_lstm.cu"
 }
 
 // forward stage 4: dense product (Eigen), [1150]
@@ -104,8 +148,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_4(const dopa:
   const T *__restrict l1_h2i_weight = a.params + 7178250; // [1150, 1150]
   const T *__restrict l1_h = a.state + 0;                 // [1150]
   T *__restrict t19 = a.saved + 3856;                     // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 21 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l1_h2i_weight[r * 1150 + k] * l1_h[k];
@@ -113,7 +160,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_4(const dopa:
     if ((threadIdx.x & 31) == 0)
       t19[r] = acc;
   }
-#line 117 "lm_lstm.cu"
+#line 164 "lm_lstm.cu"
 }
 
 // forward stage 5: dense product (Eigen), [1150]
@@ -122,8 +169,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_5(const dopa:
   const T *__restrict l1_x2o_weight = a.params + 4932300; // [1150, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t25 = a.saved + 5008;                     // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 22 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2o_weight[r * 400 + k] * t2[k];
@@ -131,7 +181,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_5(const dopa:
     if ((threadIdx.x & 31) == 0)
       t25[r] = acc;
   }
-#line 135 "lm_lstm.cu"
+#line 185 "lm_lstm.cu"
 }
 
 // forward stage 6: dense product (Eigen), [1150]
@@ -140,8 +190,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_6(const dopa:
   const T *__restrict l1_h2o_weight = a.params + 8501900; // [1150, 1150]
   const T *__restrict l1_h = a.state + 0;                 // [1150]
   T *__restrict t29 = a.saved + 6160;                     // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 22 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l1_h2o_weight[r * 1150 + k] * l1_h[k];
@@ -149,7 +202,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_6(const dopa:
     if ((threadIdx.x & 31) == 0)
       t29[r] = acc;
   }
-#line 153 "lm_lstm.cu"
+#line 206 "lm_lstm.cu"
 }
 
 // forward stage 7: dense product (Eigen), [1150]
@@ -158,8 +211,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_7(const dopa:
   const T *__restrict l1_x2c_weight = a.params + 5393450; // [1150, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t35 = a.saved + 7312;                     // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 23 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2c_weight[r * 400 + k] * t2[k];
@@ -167,7 +223,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_7(const dopa:
     if ((threadIdx.x & 31) == 0)
       t35[r] = acc;
   }
-#line 171 "lm_lstm.cu"
+#line 227 "lm_lstm.cu"
 }
 
 // forward stage 8: dense product (Eigen), [1150]
@@ -176,8 +232,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_8(const dopa:
   const T *__restrict l1_h2c_weight = a.params + 9825550; // [1150, 1150]
   const T *__restrict l1_h = a.state + 0;                 // [1150]
   T *__restrict t39 = a.saved + 8464;                     // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 23 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l1_h2c_weight[r * 1150 + k] * l1_h[k];
@@ -185,7 +244,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_8(const dopa:
     if ((threadIdx.x & 31) == 0)
       t39[r] = acc;
   }
-#line 189 "lm_lstm.cu"
+#line 248 "lm_lstm.cu"
 }
 
 // forward stage 9: fused loop nest over [1150]
@@ -214,8 +273,11 @@ __device__ __forceinline__ void lm_lstm_forward_9_l1_hn(const dopa::StepArgs<T> 
   T *__restrict l1_h_next = a.next + 0;                  // [1150] l1.hn
   T *__restrict l1_c_next = a.next + 1152;               // [1150]
   T *__restrict saved_t49 = a.saved + 9616;              // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1150; j += blockDim.x) {
+    for (int j = tid; j < 1150; j += nthreads) {
 #line 23 "examples/lm/lstm.dopa"
       const T v41 = t39[j] + l1_h2c_bias[j];
       const T v37 = t35[j] + l1_x2c_bias[j];
@@ -250,7 +312,7 @@ __device__ __forceinline__ void lm_lstm_forward_9_l1_hn(const dopa::StepArgs<T> 
       saved_t49[j] = v49;
     }
   }
-#line 254 "lm_lstm.cu"
+#line 316 "lm_lstm.cu"
 }
 
 // forward stage 10: dense product (Eigen), [1150]
@@ -259,8 +321,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_10(const dopa
   const T *__restrict l2_x2f_weight = a.params + 11149200; // [1150, 1150]
   T *__restrict l1_h_next = a.next + 0;                    // [1150] l1.hn
   T *__restrict t51 = a.saved + 10768;                     // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 20 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_x2f_weight[r * 1150 + k] * l1_h_next[k];
@@ -268,7 +333,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_10(const dopa
     if ((threadIdx.x & 31) == 0)
       t51[r] = acc;
   }
-#line 272 "lm_lstm.cu"
+#line 337 "lm_lstm.cu"
 }
 
 // forward stage 11: dense product (Eigen), [1150]
@@ -277,8 +342,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_11(const dopa
   const T *__restrict l2_h2f_weight = a.params + 16443800; // [1150, 1150]
   const T *__restrict l2_h = a.state + 2304;               // [1150]
   T *__restrict t56 = a.saved + 11920;                     // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 20 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_h2f_weight[r * 1150 + k] * l2_h[k];
@@ -286,7 +354,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_11(const dopa
     if ((threadIdx.x & 31) == 0)
       t56[r] = acc;
   }
-#line 290 "lm_lstm.cu"
+#line 358 "lm_lstm.cu"
 }
 
 // forward stage 12: dense product (Eigen), [1150]
@@ -295,8 +363,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_12(const dopa
   const T *__restrict l2_x2i_weight = a.params + 12472850; // [1150, 1150]
   T *__restrict l1_h_next = a.next + 0;                    // [1150] l1.hn
   T *__restrict t62 = a.saved + 13072;                     // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 21 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_x2i_weight[r * 1150 + k] * l1_h_next[k];
@@ -304,7 +375,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_12(const dopa
     if ((threadIdx.x & 31) == 0)
       t62[r] = acc;
   }
-#line 308 "lm_lstm.cu"
+#line 379 "lm_lstm.cu"
 }
 
 // forward stage 13: dense product (Eigen), [1150]
@@ -313,8 +384,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_13(const dopa
   const T *__restrict l2_h2i_weight = a.params + 17767450; // [1150, 1150]
   const T *__restrict l2_h = a.state + 2304;               // [1150]
   T *__restrict t66 = a.saved + 14224;                     // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 21 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_h2i_weight[r * 1150 + k] * l2_h[k];
@@ -322,7 +396,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_13(const dopa
     if ((threadIdx.x & 31) == 0)
       t66[r] = acc;
   }
-#line 326 "lm_lstm.cu"
+#line 400 "lm_lstm.cu"
 }
 
 // forward stage 14: dense product (Eigen), [1150]
@@ -331,8 +405,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_14(const dopa
   const T *__restrict l2_x2o_weight = a.params + 13796500; // [1150, 1150]
   T *__restrict l1_h_next = a.next + 0;                    // [1150] l1.hn
   T *__restrict t72 = a.saved + 15376;                     // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 22 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_x2o_weight[r * 1150 + k] * l1_h_next[k];
@@ -340,7 +417,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_14(const dopa
     if ((threadIdx.x & 31) == 0)
       t72[r] = acc;
   }
-#line 344 "lm_lstm.cu"
+#line 421 "lm_lstm.cu"
 }
 
 // forward stage 15: dense product (Eigen), [1150]
@@ -349,8 +426,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_15(const dopa
   const T *__restrict l2_h2o_weight = a.params + 19091100; // [1150, 1150]
   const T *__restrict l2_h = a.state + 2304;               // [1150]
   T *__restrict t76 = a.saved + 16528;                     // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 22 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_h2o_weight[r * 1150 + k] * l2_h[k];
@@ -358,7 +438,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_15(const dopa
     if ((threadIdx.x & 31) == 0)
       t76[r] = acc;
   }
-#line 362 "lm_lstm.cu"
+#line 442 "lm_lstm.cu"
 }
 
 // forward stage 16: dense product (Eigen), [1150]
@@ -367,8 +447,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_16(const dopa
   const T *__restrict l2_x2c_weight = a.params + 15120150; // [1150, 1150]
   T *__restrict l1_h_next = a.next + 0;                    // [1150] l1.hn
   T *__restrict t82 = a.saved + 17680;                     // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 23 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_x2c_weight[r * 1150 + k] * l1_h_next[k];
@@ -376,7 +459,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_16(const dopa
     if ((threadIdx.x & 31) == 0)
       t82[r] = acc;
   }
-#line 380 "lm_lstm.cu"
+#line 463 "lm_lstm.cu"
 }
 
 // forward stage 17: dense product (Eigen), [1150]
@@ -385,8 +468,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_17(const dopa
   const T *__restrict l2_h2c_weight = a.params + 20414750; // [1150, 1150]
   const T *__restrict l2_h = a.state + 2304;               // [1150]
   T *__restrict t86 = a.saved + 18832;                     // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 23 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1150; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_h2c_weight[r * 1150 + k] * l2_h[k];
@@ -394,7 +480,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_17(const dopa
     if ((threadIdx.x & 31) == 0)
       t86[r] = acc;
   }
-#line 398 "lm_lstm.cu"
+#line 484 "lm_lstm.cu"
 }
 
 // forward stage 18: fused loop nest over [1150]
@@ -423,8 +509,11 @@ __device__ __forceinline__ void lm_lstm_forward_18_l2_hn(const dopa::StepArgs<T>
   T *__restrict l2_h_next = a.next + 2304;               // [1150] l2.hn
   T *__restrict l2_c_next = a.next + 3456;               // [1150]
   T *__restrict saved_t96 = a.saved + 19984;             // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1150; j += blockDim.x) {
+    for (int j = tid; j < 1150; j += nthreads) {
 #line 23 "examples/lm/lstm.dopa"
       const T v88 = t86[j] + l2_h2c_bias[j];
       const T v84 = t82[j] + l2_x2c_bias[j];
@@ -459,7 +548,7 @@ __device__ __forceinline__ void lm_lstm_forward_18_l2_hn(const dopa::StepArgs<T>
       saved_t96[j] = v96;
     }
   }
-#line 463 "lm_lstm.cu"
+#line 552 "lm_lstm.cu"
 }
 
 // forward stage 19: dense product (Eigen), [400]
@@ -468,8 +557,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_19(const dopa
   const T *__restrict l3_x2f_weight = a.params + 21738400; // [400, 1150]
   T *__restrict l2_h_next = a.next + 2304;                 // [1150] l2.hn
   T *__restrict t98 = a.saved + 21136;                     // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 20 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l3_x2f_weight[r * 1150 + k] * l2_h_next[k];
@@ -477,7 +569,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_19(const dopa
     if ((threadIdx.x & 31) == 0)
       t98[r] = acc;
   }
-#line 481 "lm_lstm.cu"
+#line 573 "lm_lstm.cu"
 }
 
 // forward stage 20: dense product (Eigen), [400]
@@ -486,8 +578,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_20(const dopa
   const T *__restrict l3_h2f_weight = a.params + 23580000; // [400, 400]
   const T *__restrict l3_h = a.state + 4608;               // [400]
   T *__restrict t103 = a.saved + 21536;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 20 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2f_weight[r * 400 + k] * l3_h[k];
@@ -495,7 +590,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_20(const dopa
     if ((threadIdx.x & 31) == 0)
       t103[r] = acc;
   }
-#line 499 "lm_lstm.cu"
+#line 594 "lm_lstm.cu"
 }
 
 // forward stage 21: dense product (Eigen), [400]
@@ -504,8 +599,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_21(const dopa
   const T *__restrict l3_x2i_weight = a.params + 22198800; // [400, 1150]
   T *__restrict l2_h_next = a.next + 2304;                 // [1150] l2.hn
   T *__restrict t109 = a.saved + 21936;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 21 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l3_x2i_weight[r * 1150 + k] * l2_h_next[k];
@@ -513,7 +611,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_21(const dopa
     if ((threadIdx.x & 31) == 0)
       t109[r] = acc;
   }
-#line 517 "lm_lstm.cu"
+#line 615 "lm_lstm.cu"
 }
 
 // forward stage 22: dense product (Eigen), [400]
@@ -522,8 +620,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_22(const dopa
   const T *__restrict l3_h2i_weight = a.params + 23740400; // [400, 400]
   const T *__restrict l3_h = a.state + 4608;               // [400]
   T *__restrict t113 = a.saved + 22336;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 21 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2i_weight[r * 400 + k] * l3_h[k];
@@ -531,7 +632,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_22(const dopa
     if ((threadIdx.x & 31) == 0)
       t113[r] = acc;
   }
-#line 535 "lm_lstm.cu"
+#line 636 "lm_lstm.cu"
 }
 
 // forward stage 23: dense product (Eigen), [400]
@@ -540,8 +641,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_23(const dopa
   const T *__restrict l3_x2o_weight = a.params + 22659200; // [400, 1150]
   T *__restrict l2_h_next = a.next + 2304;                 // [1150] l2.hn
   T *__restrict t119 = a.saved + 22736;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 22 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l3_x2o_weight[r * 1150 + k] * l2_h_next[k];
@@ -549,7 +653,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_23(const dopa
     if ((threadIdx.x & 31) == 0)
       t119[r] = acc;
   }
-#line 553 "lm_lstm.cu"
+#line 657 "lm_lstm.cu"
 }
 
 // forward stage 24: dense product (Eigen), [400]
@@ -558,8 +662,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_24(const dopa
   const T *__restrict l3_h2o_weight = a.params + 23900800; // [400, 400]
   const T *__restrict l3_h = a.state + 4608;               // [400]
   T *__restrict t123 = a.saved + 23136;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 22 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2o_weight[r * 400 + k] * l3_h[k];
@@ -567,7 +674,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_24(const dopa
     if ((threadIdx.x & 31) == 0)
       t123[r] = acc;
   }
-#line 571 "lm_lstm.cu"
+#line 678 "lm_lstm.cu"
 }
 
 // forward stage 25: dense product (Eigen), [400]
@@ -576,8 +683,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_25(const dopa
   const T *__restrict l3_x2c_weight = a.params + 23119600; // [400, 1150]
   T *__restrict l2_h_next = a.next + 2304;                 // [1150] l2.hn
   T *__restrict t129 = a.saved + 23536;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 23 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l3_x2c_weight[r * 1150 + k] * l2_h_next[k];
@@ -585,7 +695,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_25(const dopa
     if ((threadIdx.x & 31) == 0)
       t129[r] = acc;
   }
-#line 589 "lm_lstm.cu"
+#line 699 "lm_lstm.cu"
 }
 
 // forward stage 26: dense product (Eigen), [400]
@@ -594,8 +704,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_26(const dopa
   const T *__restrict l3_h2c_weight = a.params + 24061200; // [400, 400]
   const T *__restrict l3_h = a.state + 4608;               // [400]
   T *__restrict t133 = a.saved + 23936;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 23 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2c_weight[r * 400 + k] * l3_h[k];
@@ -603,7 +716,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_26(const dopa
     if ((threadIdx.x & 31) == 0)
       t133[r] = acc;
   }
-#line 607 "lm_lstm.cu"
+#line 720 "lm_lstm.cu"
 }
 
 // forward stage 27: fused loop nest over [400]
@@ -632,8 +745,11 @@ __device__ __forceinline__ void lm_lstm_forward_27_l3_hn(const dopa::StepArgs<T>
   T *__restrict l3_h_next = a.next + 4608;               // [400] l3.hn
   T *__restrict l3_c_next = a.next + 5008;               // [400]
   T *__restrict saved_t143 = a.saved + 24336;            // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 400; j += blockDim.x) {
+    for (int j = tid; j < 400; j += nthreads) {
 #line 23 "examples/lm/lstm.dopa"
       const T v135 = t133[j] + l3_h2c_bias[j];
       const T v131 = t129[j] + l3_x2c_bias[j];
@@ -668,7 +784,7 @@ __device__ __forceinline__ void lm_lstm_forward_27_l3_hn(const dopa::StepArgs<T>
       saved_t143[j] = v143;
     }
   }
-#line 672 "lm_lstm.cu"
+#line 788 "lm_lstm.cu"
 }
 
 // forward stage 28: dense product (Eigen), [10000]
@@ -677,8 +793,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_28(const dopa
   const T *__restrict enc_weight = a.params + 0; // [10000, 400]
   T *__restrict l3_h_next = a.next + 4608;       // [400] l3.hn
   T *__restrict t144 = a.scratch + 0;            // [10000]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/lm/lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 10000; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 10000; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += enc_weight[r * 400 + k] * l3_h_next[k];
@@ -686,7 +805,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_28(const dopa
     if ((threadIdx.x & 31) == 0)
       t144[r] = acc;
   }
-#line 690 "lm_lstm.cu"
+#line 809 "lm_lstm.cu"
 }
 
 // forward stage 29: fused loop nest over [10000]
@@ -696,20 +815,23 @@ __device__ __forceinline__ void lm_lstm_forward_29_logits(const dopa::StepArgs<T
   const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict t144 = a.scratch + 0;                // [10000]
   T *__restrict out_logits = a.outputs[0];           // [10000]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 10000; j += blockDim.x) {
+    for (int j = tid; j < 10000; j += nthreads) {
 #line 18 "examples/lm/lstm.dopa"
       const T v146 = t144[j] + dec_bias[j];
       out_logits[j] = v146;
     }
   }
-#line 707 "lm_lstm.cu"
+#line 829 "lm_lstm.cu"
 }
 
 /// One forward step of LSTMLM for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -720,6 +842,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -733,68 +857,68 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   lm_lstm_forward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_2(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_5(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_6(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_7(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_8(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_9_l1_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_10(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_11(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_12(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_13(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_14(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_15(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_16(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_17(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_18_l2_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_19(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_20(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_21(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_22(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_23(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_24(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_25(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_26(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_27_l3_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_28(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_forward_29_logits(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  forward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // backward stage 0: dense product (Eigen), [400]
@@ -803,14 +927,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_0(const dopa
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   const T *__restrict enc_weight = a.params + 0;       // [10000, 400]
   T *__restrict t156 = a.scratch + 0;                  // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 10000; ++k)
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t156[c] = acc;
   }
-#line 814 "lm_lstm.cu"
+#line 941 "lm_lstm.cu"
 }
 
 // backward stage 1: fused loop nest over [400]
@@ -871,8 +998,11 @@ __device__ __forceinline__ void lm_lstm_backward_1_l3_hn(const dopa::StepArgs<T>
   T *__restrict d_l3_h2o_bias = a.grads + 24060800;      // [400]
   T *__restrict d_l3_x2c_bias = a.grads + 23579600;      // [400]
   T *__restrict d_l3_h2c_bias = a.grads + 24221200;      // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 400; j += blockDim.x) {
+    for (int j = tid; j < 400; j += nthreads) {
 #line 23 "examples/lm/lstm.dopa"
       const T v135 = t133[j] + l3_h2c_bias[j];
       const T v131 = t129[j] + l3_x2c_bias[j];
@@ -958,7 +1088,7 @@ __device__ __forceinline__ void lm_lstm_backward_1_l3_hn(const dopa::StepArgs<T>
       atomicAdd(&d_l3_h2c_bias[j], v171);
     }
   }
-#line 962 "lm_lstm.cu"
+#line 1092 "lm_lstm.cu"
 }
 
 // backward stage 2: dense product (Eigen), [400]
@@ -967,14 +1097,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_2(const dopa
   T *__restrict t171 = a.record + 26224;                   // [400]
   const T *__restrict l3_h2c_weight = a.params + 24061200; // [400, 400]
   T *__restrict t174 = a.scratch + 400;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 23 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t171[k] * l3_h2c_weight[k * 400 + c];
     t174[c] = acc;
   }
-#line 978 "lm_lstm.cu"
+#line 1111 "lm_lstm.cu"
 }
 
 // backward stage 3: dense product (Eigen), [1150]
@@ -983,14 +1116,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_3(const dopa
   T *__restrict t171 = a.record + 26224;                   // [400]
   const T *__restrict l3_x2c_weight = a.params + 23119600; // [400, 1150]
   T *__restrict t177 = a.scratch + 800;                    // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 23 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t171[k] * l3_x2c_weight[k * 1150 + c];
     t177[c] = acc;
   }
-#line 994 "lm_lstm.cu"
+#line 1130 "lm_lstm.cu"
 }
 
 // backward stage 4: dense product (Eigen), [400]
@@ -999,14 +1135,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_4(const dopa
   T *__restrict t181 = a.record + 25824;                   // [400]
   const T *__restrict l3_h2o_weight = a.params + 23900800; // [400, 400]
   T *__restrict t184 = a.scratch + 1952;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 22 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t181[k] * l3_h2o_weight[k * 400 + c];
     t184[c] = acc;
   }
-#line 1010 "lm_lstm.cu"
+#line 1149 "lm_lstm.cu"
 }
 
 // backward stage 5: dense product (Eigen), [1150]
@@ -1015,14 +1154,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_5(const dopa
   T *__restrict t181 = a.record + 25824;                   // [400]
   const T *__restrict l3_x2o_weight = a.params + 22659200; // [400, 1150]
   T *__restrict t188 = a.scratch + 2352;                   // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 22 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t181[k] * l3_x2o_weight[k * 1150 + c];
     t188[c] = acc;
   }
-#line 1026 "lm_lstm.cu"
+#line 1168 "lm_lstm.cu"
 }
 
 // backward stage 6: dense product (Eigen), [400]
@@ -1031,14 +1173,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_6(const dopa
   T *__restrict t192 = a.record + 25424;                   // [400]
   const T *__restrict l3_h2i_weight = a.params + 23740400; // [400, 400]
   T *__restrict t195 = a.scratch + 3504;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 21 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t192[k] * l3_h2i_weight[k * 400 + c];
     t195[c] = acc;
   }
-#line 1042 "lm_lstm.cu"
+#line 1187 "lm_lstm.cu"
 }
 
 // backward stage 7: dense product (Eigen), [1150]
@@ -1047,14 +1192,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_7(const dopa
   T *__restrict t192 = a.record + 25424;                   // [400]
   const T *__restrict l3_x2i_weight = a.params + 22198800; // [400, 1150]
   T *__restrict t199 = a.scratch + 3904;                   // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 21 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t192[k] * l3_x2i_weight[k * 1150 + c];
     t199[c] = acc;
   }
-#line 1058 "lm_lstm.cu"
+#line 1206 "lm_lstm.cu"
 }
 
 // backward stage 8: dense product (Eigen), [400]
@@ -1063,14 +1211,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_8(const dopa
   T *__restrict t203 = a.record + 23472;                   // [400]
   const T *__restrict l3_h2f_weight = a.params + 23580000; // [400, 400]
   T *__restrict t206 = a.scratch + 5056;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 20 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t203[k] * l3_h2f_weight[k * 400 + c];
     t206[c] = acc;
   }
-#line 1074 "lm_lstm.cu"
+#line 1225 "lm_lstm.cu"
 }
 
 // backward stage 9: dense product (Eigen), [1150]
@@ -1079,14 +1230,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_9(const dopa
   T *__restrict t203 = a.record + 23472;                   // [400]
   const T *__restrict l3_x2f_weight = a.params + 21738400; // [400, 1150]
   T *__restrict t210 = a.scratch + 5456;                   // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 20 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t203[k] * l3_x2f_weight[k * 1150 + c];
     t210[c] = acc;
   }
-#line 1090 "lm_lstm.cu"
+#line 1244 "lm_lstm.cu"
 }
 
 // backward stage 10: fused loop nest over [1150]
@@ -1153,8 +1307,11 @@ __device__ __forceinline__ void lm_lstm_backward_10_l1_hn(const dopa::StepArgs<T
   T *__restrict d_l2_h2c_bias = a.grads + 21737250;      // [1150]
   const T *__restrict t96_l2_hn = a.saved + 19984;       // [1150] l2.hn
   T *__restrict record15 = a.record + 23872;             // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1150; j += blockDim.x) {
+    for (int j = tid; j < 1150; j += nthreads) {
 #line 23 "examples/lm/lstm.dopa"
       const T v88 = t86[j] + l2_h2c_bias[j];
       const T v84 = t82[j] + l2_x2c_bias[j];
@@ -1244,7 +1401,7 @@ __device__ __forceinline__ void lm_lstm_backward_10_l1_hn(const dopa::StepArgs<T
       record15[j] = t96_l2_hn[j];
     }
   }
-#line 1248 "lm_lstm.cu"
+#line 1405 "lm_lstm.cu"
 }
 
 // backward stage 11: dense product (Eigen), [1150]
@@ -1253,14 +1410,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_11(const dop
   T *__restrict t224 = a.record + 22320;                   // [1150]
   const T *__restrict l2_h2c_weight = a.params + 20414750; // [1150, 1150]
   T *__restrict t227 = a.scratch + 6608;                   // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 23 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t224[k] * l2_h2c_weight[k * 1150 + c];
     t227[c] = acc;
   }
-#line 1264 "lm_lstm.cu"
+#line 1424 "lm_lstm.cu"
 }
 
 // backward stage 12: dense product (Eigen), [1150]
@@ -1269,14 +1429,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_12(const dop
   T *__restrict t224 = a.record + 22320;                   // [1150]
   const T *__restrict l2_x2c_weight = a.params + 15120150; // [1150, 1150]
   T *__restrict t230 = a.scratch + 7760;                   // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 23 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t224[k] * l2_x2c_weight[k * 1150 + c];
     t230[c] = acc;
   }
-#line 1280 "lm_lstm.cu"
+#line 1443 "lm_lstm.cu"
 }
 
 // backward stage 13: dense product (Eigen), [1150]
@@ -1285,14 +1448,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_13(const dop
   T *__restrict t234 = a.record + 21168;                   // [1150]
   const T *__restrict l2_h2o_weight = a.params + 19091100; // [1150, 1150]
   T *__restrict t237 = a.scratch + 8912;                   // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 22 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t234[k] * l2_h2o_weight[k * 1150 + c];
     t237[c] = acc;
   }
-#line 1296 "lm_lstm.cu"
+#line 1462 "lm_lstm.cu"
 }
 
 // backward stage 14: dense product (Eigen), [1150]
@@ -1301,14 +1467,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_14(const dop
   T *__restrict t234 = a.record + 21168;                   // [1150]
   const T *__restrict l2_x2o_weight = a.params + 13796500; // [1150, 1150]
   T *__restrict t241 = a.scratch + 10064;                  // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 22 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t234[k] * l2_x2o_weight[k * 1150 + c];
     t241[c] = acc;
   }
-#line 1312 "lm_lstm.cu"
+#line 1481 "lm_lstm.cu"
 }
 
 // backward stage 15: dense product (Eigen), [1150]
@@ -1317,14 +1486,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_15(const dop
   T *__restrict t245 = a.record + 20016;                   // [1150]
   const T *__restrict l2_h2i_weight = a.params + 17767450; // [1150, 1150]
   T *__restrict t248 = a.scratch + 11216;                  // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 21 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t245[k] * l2_h2i_weight[k * 1150 + c];
     t248[c] = acc;
   }
-#line 1328 "lm_lstm.cu"
+#line 1500 "lm_lstm.cu"
 }
 
 // backward stage 16: dense product (Eigen), [1150]
@@ -1333,14 +1505,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_16(const dop
   T *__restrict t245 = a.record + 20016;                   // [1150]
   const T *__restrict l2_x2i_weight = a.params + 12472850; // [1150, 1150]
   T *__restrict t252 = a.scratch + 12368;                  // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 21 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t245[k] * l2_x2i_weight[k * 1150 + c];
     t252[c] = acc;
   }
-#line 1344 "lm_lstm.cu"
+#line 1519 "lm_lstm.cu"
 }
 
 // backward stage 17: dense product (Eigen), [1150]
@@ -1349,14 +1524,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_17(const dop
   T *__restrict t256 = a.record + 16560;                   // [1150]
   const T *__restrict l2_h2f_weight = a.params + 16443800; // [1150, 1150]
   T *__restrict t259 = a.scratch + 13520;                  // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 20 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t256[k] * l2_h2f_weight[k * 1150 + c];
     t259[c] = acc;
   }
-#line 1360 "lm_lstm.cu"
+#line 1538 "lm_lstm.cu"
 }
 
 // backward stage 18: dense product (Eigen), [1150]
@@ -1365,14 +1543,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_18(const dop
   T *__restrict t256 = a.record + 16560;                   // [1150]
   const T *__restrict l2_x2f_weight = a.params + 11149200; // [1150, 1150]
   T *__restrict t263 = a.scratch + 14672;                  // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 20 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t256[k] * l2_x2f_weight[k * 1150 + c];
     t263[c] = acc;
   }
-#line 1376 "lm_lstm.cu"
+#line 1557 "lm_lstm.cu"
 }
 
 // backward stage 19: fused loop nest over [1150]
@@ -1432,8 +1613,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_19(const dop
   T *__restrict d_l1_h2o_bias = a.grads + 9824400;       // [1150]
   T *__restrict d_l1_x2c_bias = a.grads + 5853450;       // [1150]
   T *__restrict d_l1_h2c_bias = a.grads + 11148050;      // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1150; j += blockDim.x) {
+    for (int j = tid; j < 1150; j += nthreads) {
 #line 23 "examples/lm/lstm.dopa"
       const T v41 = t39[j] + l1_h2c_bias[j];
       const T v37 = t35[j] + l1_x2c_bias[j];
@@ -1524,7 +1708,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_19(const dop
       atomicAdd(&d_l1_h2c_bias[j], v277);
     }
   }
-#line 1528 "lm_lstm.cu"
+#line 1712 "lm_lstm.cu"
 }
 
 // backward stage 20: dense product (Eigen), [1150]
@@ -1533,14 +1717,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_20(const dop
   T *__restrict t277 = a.record + 15408;                  // [1150]
   const T *__restrict l1_h2c_weight = a.params + 9825550; // [1150, 1150]
   T *__restrict t280 = a.scratch + 15824;                 // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 23 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t277[k] * l1_h2c_weight[k * 1150 + c];
     t280[c] = acc;
   }
-#line 1544 "lm_lstm.cu"
+#line 1731 "lm_lstm.cu"
 }
 
 // backward stage 21: dense product (Eigen), [400]
@@ -1549,14 +1736,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_21(const dop
   T *__restrict t277 = a.record + 15408;                  // [1150]
   const T *__restrict l1_x2c_weight = a.params + 5393450; // [1150, 400]
   T *__restrict t283 = a.scratch + 16976;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 23 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t277[k] * l1_x2c_weight[k * 400 + c];
     t283[c] = acc;
   }
-#line 1560 "lm_lstm.cu"
+#line 1750 "lm_lstm.cu"
 }
 
 // backward stage 22: dense product (Eigen), [1150]
@@ -1565,14 +1755,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_22(const dop
   T *__restrict t286 = a.record + 14256;                  // [1150]
   const T *__restrict l1_h2o_weight = a.params + 8501900; // [1150, 1150]
   T *__restrict t289 = a.scratch + 17376;                 // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 22 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t286[k] * l1_h2o_weight[k * 1150 + c];
     t289[c] = acc;
   }
-#line 1576 "lm_lstm.cu"
+#line 1769 "lm_lstm.cu"
 }
 
 // backward stage 23: dense product (Eigen), [400]
@@ -1581,14 +1774,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_23(const dop
   T *__restrict t286 = a.record + 14256;                  // [1150]
   const T *__restrict l1_x2o_weight = a.params + 4932300; // [1150, 400]
   T *__restrict t293 = a.scratch + 18528;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 22 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t286[k] * l1_x2o_weight[k * 400 + c];
     t293[c] = acc;
   }
-#line 1592 "lm_lstm.cu"
+#line 1788 "lm_lstm.cu"
 }
 
 // backward stage 24: dense product (Eigen), [1150]
@@ -1597,14 +1793,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_24(const dop
   T *__restrict t297 = a.record + 13104;                  // [1150]
   const T *__restrict l1_h2i_weight = a.params + 7178250; // [1150, 1150]
   T *__restrict t300 = a.scratch + 18928;                 // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 21 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t297[k] * l1_h2i_weight[k * 1150 + c];
     t300[c] = acc;
   }
-#line 1608 "lm_lstm.cu"
+#line 1807 "lm_lstm.cu"
 }
 
 // backward stage 25: dense product (Eigen), [400]
@@ -1613,14 +1812,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_25(const dop
   T *__restrict t297 = a.record + 13104;                  // [1150]
   const T *__restrict l1_x2i_weight = a.params + 4471150; // [1150, 400]
   T *__restrict t304 = a.scratch + 20080;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 21 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t297[k] * l1_x2i_weight[k * 400 + c];
     t304[c] = acc;
   }
-#line 1624 "lm_lstm.cu"
+#line 1826 "lm_lstm.cu"
 }
 
 // backward stage 26: dense product (Eigen), [1150]
@@ -1629,14 +1831,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_26(const dop
   T *__restrict t308 = a.record + 10400;                  // [1150]
   const T *__restrict l1_h2f_weight = a.params + 5854600; // [1150, 1150]
   T *__restrict t311 = a.scratch + 20480;                 // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 20 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 1150; c += blockDim.x) {
+  for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t308[k] * l1_h2f_weight[k * 1150 + c];
     t311[c] = acc;
   }
-#line 1640 "lm_lstm.cu"
+#line 1845 "lm_lstm.cu"
 }
 
 // backward stage 27: dense product (Eigen), [400]
@@ -1645,14 +1850,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_27(const dop
   T *__restrict t308 = a.record + 10400;                  // [1150]
   const T *__restrict l1_x2f_weight = a.params + 4010000; // [1150, 400]
   T *__restrict t315 = a.scratch + 21632;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 20 "examples/lm/lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
       acc += t308[k] * l1_x2f_weight[k * 400 + c];
     t315[c] = acc;
   }
-#line 1656 "lm_lstm.cu"
+#line 1864 "lm_lstm.cu"
 }
 
 // backward stage 28: fused loop nest over [1150]
@@ -1663,8 +1871,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_28(const dop
   T *__restrict t289 = a.scratch + 17376; // [1150]
   T *__restrict t280 = a.scratch + 15824; // [1150]
   T *__restrict d_l1_h = a.gradPrev + 0;  // [1150]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1150; j += blockDim.x) {
+    for (int j = tid; j < 1150; j += nthreads) {
 #line 9 "examples/lm/lstm.dopa"
       const T v290 = t280[j] + t289[j];
       const T v301 = v290 + t300[j];
@@ -1672,7 +1883,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_28(const dop
       d_l1_h[j] = v312;
     }
   }
-#line 1676 "lm_lstm.cu"
+#line 1887 "lm_lstm.cu"
 }
 
 // backward stage 29: fused loop nest over [400]
@@ -1690,8 +1901,11 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_29(const dop
   T *__restrict t283 = a.scratch + 16976;   // [400]
   T *__restrict d_enc_weight = a.grads + 0; // [10000, 400]
   const T *__restrict tok = a.inputs[0];    // []
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 400; j += blockDim.x) {
+    for (int j = tid; j < 400; j += nthreads) {
 #line 9 "examples/lm/lstm.dopa"
       const T v185 = t174[j] + t184[j];
       const T v196 = v185 + t195[j];
@@ -1704,7 +1918,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_29(const dop
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v316);
     }
   }
-#line 1708 "lm_lstm.cu"
+#line 1922 "lm_lstm.cu"
 }
 
 // backward stage 30: fused loop nest over [10000]
@@ -1715,8 +1929,11 @@ __device__ __forceinline__ void lm_lstm_backward_30_d_logits(const dopa::StepArg
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   T *__restrict record0 = a.record + 0;                // [10000]
   T *__restrict d_dec_bias = a.grads + 4000000;        // [10000]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 10000; j += blockDim.x) {
+    for (int j = tid; j < 10000; j += nthreads) {
       record0[j] = d_out_logits[j];
       atomicAdd(&d_dec_bias[j], d_out_logits[j]);
     }
@@ -1726,7 +1943,7 @@ __device__ __forceinline__ void lm_lstm_backward_30_d_logits(const dopa::StepArg
 /// One backward step of LSTMLM for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -1737,6 +1954,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -1750,70 +1969,70 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   lm_lstm_backward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_1_l3_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_2(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_5(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_6(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_7(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_8(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_9(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_10_l1_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_11(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_12(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_13(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_14(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_15(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_16(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_17(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_18(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_19(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_20(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_21(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_22(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_23(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_24(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_25(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_26(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_27(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_28(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_29(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_lstm_backward_30_d_logits(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  backward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {

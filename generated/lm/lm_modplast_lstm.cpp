@@ -187,30 +187,30 @@ template <class T> static void lm_modplast_lstm_forward_9_l1_g(const dopa::StepA
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
     const T v44 = v37 + t43[j];
-    const T v45 = std::tanh(v44);
+    const T v45 = tanh(v44);
     t45_l1_g[j] = v45;
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
+    const T v23 = T(1) / (T(1) + exp(-v22));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v48 = v23 * v45;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
+    const T v13 = T(1) / (T(1) + exp(-v12));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v47 = v13 * l1_c[j];
     const T v49 = v47 + v48;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v50 = std::tanh(v49);
+    const T v50 = tanh(v49);
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
+    const T v33 = T(1) / (T(1) + exp(-v32));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v51 = v33 * v50;
     l1_h_next[j] = v51;
@@ -241,7 +241,7 @@ template <class T> static void lm_modplast_lstm_forward_11_l1_M(const dopa::Step
   for (int j = 0; j < 1; ++j) {
 #line 87 "examples/lm/modplast_lstm.dopa"
     const T v55 = t53[0] + l1_h2mod_bias[0];
-    const T v56 = std::tanh(v55);
+    const T v56 = tanh(v55);
     t56_l1_M[0] = v56;
   }
 #line 248 "lm_modplast_lstm.cpp"
@@ -396,30 +396,30 @@ template <class T> static void lm_modplast_lstm_forward_22_l2_g(const dopa::Step
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v102 = t100[j] + l2_x2c_bias[j];
     const T v109 = v102 + t108[j];
-    const T v110 = std::tanh(v109);
+    const T v110 = tanh(v109);
     t110_l2_g[j] = v110;
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v86 = t84[j] + l2_h2i_bias[j];
     const T v82 = t80[j] + l2_x2i_bias[j];
     const T v87 = v82 + v86;
-    const T v88 = T(1) / (T(1) + std::exp(-v87));
+    const T v88 = T(1) / (T(1) + exp(-v87));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v113 = v88 * v110;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v76 = t74[j] + l2_h2f_bias[j];
     const T v71 = t69[j] + l2_x2f_bias[j];
     const T v77 = v71 + v76;
-    const T v78 = T(1) / (T(1) + std::exp(-v77));
+    const T v78 = T(1) / (T(1) + exp(-v77));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v112 = v78 * l2_c[j];
     const T v114 = v112 + v113;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v115 = std::tanh(v114);
+    const T v115 = tanh(v114);
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v96 = t94[j] + l2_h2o_bias[j];
     const T v92 = t90[j] + l2_x2o_bias[j];
     const T v97 = v92 + v96;
-    const T v98 = T(1) / (T(1) + std::exp(-v97));
+    const T v98 = T(1) / (T(1) + exp(-v97));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v116 = v98 * v115;
     l2_h_next[j] = v116;
@@ -450,7 +450,7 @@ template <class T> static void lm_modplast_lstm_forward_24_l2_M(const dopa::Step
   for (int j = 0; j < 1; ++j) {
 #line 87 "examples/lm/modplast_lstm.dopa"
     const T v120 = t118[0] + l2_h2mod_bias[0];
-    const T v121 = std::tanh(v120);
+    const T v121 = tanh(v120);
     t121_l2_M[0] = v121;
   }
 #line 457 "lm_modplast_lstm.cpp"
@@ -627,30 +627,30 @@ template <class T> static void lm_modplast_lstm_forward_36_l3_g(const dopa::Step
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v165 = t163[j] + l3_x2c_bias[j];
     const T v172 = v165 + t171[j];
-    const T v173 = std::tanh(v172);
+    const T v173 = tanh(v172);
     t173_l3_g[j] = v173;
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v149 = t147[j] + l3_h2i_bias[j];
     const T v145 = t143[j] + l3_x2i_bias[j];
     const T v150 = v145 + v149;
-    const T v151 = T(1) / (T(1) + std::exp(-v150));
+    const T v151 = T(1) / (T(1) + exp(-v150));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v176 = v151 * v173;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v139 = t137[j] + l3_h2f_bias[j];
     const T v134 = t132[j] + l3_x2f_bias[j];
     const T v140 = v134 + v139;
-    const T v141 = T(1) / (T(1) + std::exp(-v140));
+    const T v141 = T(1) / (T(1) + exp(-v140));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v175 = v141 * l3_c[j];
     const T v177 = v175 + v176;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v178 = std::tanh(v177);
+    const T v178 = tanh(v177);
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v159 = t157[j] + l3_h2o_bias[j];
     const T v155 = t153[j] + l3_x2o_bias[j];
     const T v160 = v155 + v159;
-    const T v161 = T(1) / (T(1) + std::exp(-v160));
+    const T v161 = T(1) / (T(1) + exp(-v160));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v179 = v161 * v178;
     l3_h_next[j] = v179;
@@ -680,7 +680,7 @@ template <class T> static void lm_modplast_lstm_forward_38_l3_M(const dopa::Step
   for (int j = 0; j < 1; ++j) {
 #line 87 "examples/lm/modplast_lstm.dopa"
     const T v183 = t181[0] + l3_h2mod_bias[0];
-    const T v184 = std::tanh(v183);
+    const T v184 = tanh(v183);
     t184_l3_M[0] = v184;
   }
 #line 687 "lm_modplast_lstm.cpp"
@@ -1038,26 +1038,26 @@ template <class T> static void lm_modplast_lstm_backward_6_l3_hn(const dopa::Ste
     const T v149 = t147[j] + l3_h2i_bias[j];
     const T v145 = t143[j] + l3_x2i_bias[j];
     const T v150 = v145 + v149;
-    const T v151 = T(1) / (T(1) + std::exp(-v150));
+    const T v151 = T(1) / (T(1) + exp(-v150));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v176 = v151 * t173_l3_g[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v139 = t137[j] + l3_h2f_bias[j];
     const T v134 = t132[j] + l3_x2f_bias[j];
     const T v140 = v134 + v139;
-    const T v141 = T(1) / (T(1) + std::exp(-v140));
+    const T v141 = T(1) / (T(1) + exp(-v140));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v175 = v141 * l3_c[j];
     const T v177 = v175 + v176;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v178 = std::tanh(v177);
+    const T v178 = tanh(v177);
     const T v234 = v178 * v178;
     const T v235 = T(1.0) - v234;
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v159 = t157[j] + l3_h2o_bias[j];
     const T v155 = t153[j] + l3_x2o_bias[j];
     const T v160 = v155 + v159;
-    const T v161 = T(1) / (T(1) + std::exp(-v160));
+    const T v161 = T(1) / (T(1) + exp(-v160));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v210 = d_l3_h_next[j] + t209[j];
     const T v231 = v210 + t230[j];
@@ -1444,26 +1444,26 @@ template <class T> static void lm_modplast_lstm_backward_20_l1_hn(const dopa::St
     const T v86 = t84[j] + l2_h2i_bias[j];
     const T v82 = t80[j] + l2_x2i_bias[j];
     const T v87 = v82 + v86;
-    const T v88 = T(1) / (T(1) + std::exp(-v87));
+    const T v88 = T(1) / (T(1) + exp(-v87));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v113 = v88 * t110_l2_g[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v76 = t74[j] + l2_h2f_bias[j];
     const T v71 = t69[j] + l2_x2f_bias[j];
     const T v77 = v71 + v76;
-    const T v78 = T(1) / (T(1) + std::exp(-v77));
+    const T v78 = T(1) / (T(1) + exp(-v77));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v112 = v78 * l2_c[j];
     const T v114 = v112 + v113;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v115 = std::tanh(v114);
+    const T v115 = tanh(v114);
     const T v311 = v115 * v115;
     const T v312 = T(1.0) - v311;
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v96 = t94[j] + l2_h2o_bias[j];
     const T v92 = t90[j] + l2_x2o_bias[j];
     const T v97 = v92 + v96;
-    const T v98 = T(1) / (T(1) + std::exp(-v97));
+    const T v98 = T(1) / (T(1) + exp(-v97));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v257 = d_l2_h_next[j] + t256[j];
     const T v268 = v257 + t267[j];
@@ -1780,26 +1780,26 @@ template <class T> static void lm_modplast_lstm_backward_33(const dopa::StepArgs
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
+    const T v23 = T(1) / (T(1) + exp(-v22));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v48 = v23 * t45_l1_g[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
+    const T v13 = T(1) / (T(1) + exp(-v12));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v47 = v13 * l1_c[j];
     const T v49 = v47 + v48;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v50 = std::tanh(v49);
+    const T v50 = tanh(v49);
     const T v388 = v50 * v50;
     const T v389 = T(1.0) - v388;
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
+    const T v33 = T(1) / (T(1) + exp(-v32));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v334 = d_l1_h_next[j] + t333[j];
     const T v345 = v334 + t344[j];

@@ -11,8 +11,11 @@
 //===------------------------------------------------------------------------------===//
 #include "dopa/cuda/CudaSpec.h"
 
+#include <cooperative_groups.h>
 #include <cstdint>
 #include <cuda_runtime.h>
+#include <stdexcept>
+#include <string>
 
 namespace {
 /// The sum of v over the 32 lanes of a warp (every lane gets it).
@@ -20,6 +23,35 @@ template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+/// Wait for every block of the grid: the blocks of an element share its stages.
+__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
+
+/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
+/// the device at once (at most 8); batches larger than the device runs in chunks.
+template <class T>
+void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
+                             int threads, void *stream) {
+  int device = 0, sms = 0, perSM = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
+  const int capacity = sms * perSM;
+  if (capacity < 1)
+    throw std::runtime_error("CUDA kernel does not fit on the device");
+  const int batch = ba.batch;
+  for (int first = 0; first < batch; first += capacity) {
+    const int n = batch - first < capacity ? batch - first : capacity;
+    ba.firstElement = first;
+    ba.splits = capacity / n < 8 ? capacity / n : 8;
+    void *args[] = {&ba};
+    cudaError_t e = cudaLaunchCooperativeKernel(
+        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
+        args, 0, static_cast<cudaStream_t>(stream));
+    if (e != cudaSuccess)
+      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
+  }
 }
 } // namespace
 
@@ -36,13 +68,16 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_0(const dopa::StepArgs<
   T *__restrict t2 = a.saved + 0;                // [400]
   const T *__restrict tok = a.inputs[0];         // []
   const T *__restrict enc_weight = a.params + 0; // [10000, 400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 15 "examples/lm/modplast_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
-    for (int e = threadIdx.x; e < 400; e += blockDim.x)
+    for (int e = tid; e < 400; e += nthreads)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 46 "lm_modplast_lstm.cu"
+#line 81 "lm_modplast_lstm.cu"
 }
 
 // forward stage 1: dense product (Eigen), [1149]
@@ -52,8 +87,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_1(const dopa::StepArgs<
   const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t4 = a.saved + 400;                       // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 81 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2f_weight[r * 400 + k] * t2[k];
@@ -61,7 +99,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_1(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t4[r] = acc;
   }
-#line 65 "lm_modplast_lstm.cu"
+#line 103 "lm_modplast_lstm.cu"
 }
 
 // forward stage 2: dense product (Eigen), [1149]
@@ -71,8 +109,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_2(const dopa::StepArgs<
   const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;                 // [1149]
   T *__restrict t9 = a.saved + 1552;                      // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 81 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2f_weight[r * 1149 + k] * l1_h[k];
@@ -80,7 +121,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_2(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t9[r] = acc;
   }
-#line 84 "lm_modplast_lstm.cu"
+#line 125 "lm_modplast_lstm.cu"
 }
 
 // forward stage 3: dense product (Eigen), [1149]
@@ -90,8 +131,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_3(const dopa::StepArgs<
   const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t15 = a.saved + 2704;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 82 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2i_weight[r * 400 + k] * t2[k];
@@ -99,7 +143,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_3(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 103 "lm_modplast_lstm.cu"
+#line 147 "lm_modplast_lstm.cu"
 }
 
 // forward stage 4: dense product (Eigen), [1149]
@@ -109,8 +153,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_4(const dopa::StepArgs<
   const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;                 // [1149]
   T *__restrict t19 = a.saved + 3856;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 82 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2i_weight[r * 1149 + k] * l1_h[k];
@@ -118,7 +165,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_4(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t19[r] = acc;
   }
-#line 122 "lm_modplast_lstm.cu"
+#line 169 "lm_modplast_lstm.cu"
 }
 
 // forward stage 5: dense product (Eigen), [1149]
@@ -128,8 +175,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_5(const dopa::StepArgs<
   const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t25 = a.saved + 5008;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 83 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2o_weight[r * 400 + k] * t2[k];
@@ -137,7 +187,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_5(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t25[r] = acc;
   }
-#line 141 "lm_modplast_lstm.cu"
+#line 191 "lm_modplast_lstm.cu"
 }
 
 // forward stage 6: dense product (Eigen), [1149]
@@ -147,8 +197,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_6(const dopa::StepArgs<
   const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;                 // [1149]
   T *__restrict t29 = a.saved + 6160;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 83 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2o_weight[r * 1149 + k] * l1_h[k];
@@ -156,7 +209,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_6(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t29[r] = acc;
   }
-#line 160 "lm_modplast_lstm.cu"
+#line 213 "lm_modplast_lstm.cu"
 }
 
 // forward stage 7: dense product (Eigen), [1149]
@@ -166,8 +219,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_7(const dopa::StepArgs<
   const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t35 = a.scratch + 0;                      // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 84 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2c_weight[r * 400 + k] * t2[k];
@@ -175,7 +231,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_7(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t35[r] = acc;
   }
-#line 179 "lm_modplast_lstm.cu"
+#line 235 "lm_modplast_lstm.cu"
 }
 
 // forward stage 8: fused loop nest over [1149, 1149]
@@ -193,7 +249,10 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_8(const dopa::StepArgs<
   const T *__restrict l2_alpha = a.params + 21711495; // [1149, 1]
   const T *__restrict l2_w = a.params + 20391294;     // [1149, 1149]
   const T *__restrict l2_h = a.state + 1322512;       // [1149]
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc43 = T(0);
     T acc108 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
@@ -212,7 +271,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_8(const dopa::StepArgs<
       t108[i] = acc108;
     }
   }
-#line 216 "lm_modplast_lstm.cu"
+#line 275 "lm_modplast_lstm.cu"
 }
 
 // forward stage 9: fused loop nest over [1149]
@@ -242,8 +301,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_9_l1_g(const dopa::Step
   T *__restrict l1_h_next = a.next + 0;                 // [1149] l1.hn
   T *__restrict l1_c_next = a.next + 1152;              // [1149]
   T *__restrict saved_t51 = a.saved + 8464;             // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v37 = t35[j] + l1_x2c_bias[j];
       const T v44 = v37 + t43[j];
@@ -278,7 +340,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_9_l1_g(const dopa::Step
       saved_t51[j] = v51;
     }
   }
-#line 282 "lm_modplast_lstm.cu"
+#line 344 "lm_modplast_lstm.cu"
 }
 
 // forward stage 10: dense product (Eigen), [1]
@@ -288,8 +350,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_10(const dopa::StepArgs
   const T *__restrict l1_h2mod_weight = a.params + 11138396; // [1, 1149]
   T *__restrict l1_h_next = a.next + 0;                      // [1149] l1.hn
   T *__restrict t53 = a.scratch + 2304;                      // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2mod_weight[r * 1149 + k] * l1_h_next[k];
@@ -297,7 +362,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_10(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t53[r] = acc;
   }
-#line 301 "lm_modplast_lstm.cu"
+#line 366 "lm_modplast_lstm.cu"
 }
 
 // forward stage 11: fused loop nest over [1]
@@ -307,15 +372,18 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_11_l1_M(const dopa::Ste
   const T *__restrict l1_h2mod_bias = a.params + 11139545; // [1]
   T *__restrict t53 = a.scratch + 2304;                    // [1]
   T *__restrict t56_l1_M = a.saved + 9616;                 // [1] l1.M
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
       const T v55 = t53[0] + l1_h2mod_bias[0];
       const T v56 = tanh(v55);
       t56_l1_M[0] = v56;
     }
   }
-#line 319 "lm_modplast_lstm.cu"
+#line 387 "lm_modplast_lstm.cu"
 }
 
 // forward stage 12: dense product (Eigen), [1149]
@@ -325,8 +393,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_12(const dopa::StepArgs
   const T *__restrict l1_modfanout_weight = a.params + 11139546; // [1149, 1]
   T *__restrict t56_l1_M = a.saved + 9616;                       // [1] l1.M
   T *__restrict t58 = a.scratch + 2320;                          // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 88 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
       acc += l1_modfanout_weight[r * 1 + k] * t56_l1_M[k];
@@ -334,7 +405,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_12(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t58[r] = acc;
   }
-#line 338 "lm_modplast_lstm.cu"
+#line 409 "lm_modplast_lstm.cu"
 }
 
 // forward stage 13: fused loop nest over [1149]
@@ -344,14 +415,17 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_13_l1_eta(const dopa::S
   const T *__restrict l1_modfanout_bias = a.params + 11140695; // [1149]
   T *__restrict t58 = a.scratch + 2320;                        // [1149]
   T *__restrict t60_l1_eta = a.scratch + 3472;                 // [1149] l1.eta
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 88 "examples/lm/modplast_lstm.dopa"
       const T v60 = t58[j] + l1_modfanout_bias[j];
       t60_l1_eta[j] = v60;
     }
   }
-#line 355 "lm_modplast_lstm.cu"
+#line 429 "lm_modplast_lstm.cu"
 }
 
 // forward stage 14:
@@ -360,10 +434,13 @@ template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_14(const dopa::StepArgs<T> &a) {
   T *__restrict t61 = a.saved + 9632;          // [1149, 1]
   T *__restrict t60_l1_eta = a.scratch + 3472; // [1149] l1.eta
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t61[e] = t60_l1_eta[e];
-#line 367 "lm_modplast_lstm.cu"
+#line 444 "lm_modplast_lstm.cu"
 }
 
 // forward stage 15: dense product (Eigen), [1149]
@@ -373,8 +450,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_15(const dopa::StepArgs
   const T *__restrict l2_x2f_weight = a.params + 11141844; // [1149, 1149]
   T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
   T *__restrict t69 = a.saved + 10784;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 81 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2f_weight[r * 1149 + k] * l1_h_next[k];
@@ -382,7 +462,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_15(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t69[r] = acc;
   }
-#line 386 "lm_modplast_lstm.cu"
+#line 466 "lm_modplast_lstm.cu"
 }
 
 // forward stage 16: dense product (Eigen), [1149]
@@ -392,8 +472,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_16(const dopa::StepArgs
   const T *__restrict l2_h2f_weight = a.params + 16427244; // [1149, 1149]
   const T *__restrict l2_h = a.state + 1322512;            // [1149]
   T *__restrict t74 = a.saved + 11936;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 81 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2f_weight[r * 1149 + k] * l2_h[k];
@@ -401,7 +484,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_16(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t74[r] = acc;
   }
-#line 405 "lm_modplast_lstm.cu"
+#line 488 "lm_modplast_lstm.cu"
 }
 
 // forward stage 17: dense product (Eigen), [1149]
@@ -411,8 +494,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_17(const dopa::StepArgs
   const T *__restrict l2_x2i_weight = a.params + 12463194; // [1149, 1149]
   T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
   T *__restrict t80 = a.saved + 13088;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 82 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2i_weight[r * 1149 + k] * l1_h_next[k];
@@ -420,7 +506,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_17(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t80[r] = acc;
   }
-#line 424 "lm_modplast_lstm.cu"
+#line 510 "lm_modplast_lstm.cu"
 }
 
 // forward stage 18: dense product (Eigen), [1149]
@@ -430,8 +516,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_18(const dopa::StepArgs
   const T *__restrict l2_h2i_weight = a.params + 17748594; // [1149, 1149]
   const T *__restrict l2_h = a.state + 1322512;            // [1149]
   T *__restrict t84 = a.saved + 14240;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 82 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2i_weight[r * 1149 + k] * l2_h[k];
@@ -439,7 +528,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_18(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t84[r] = acc;
   }
-#line 443 "lm_modplast_lstm.cu"
+#line 532 "lm_modplast_lstm.cu"
 }
 
 // forward stage 19: dense product (Eigen), [1149]
@@ -449,8 +538,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_19(const dopa::StepArgs
   const T *__restrict l2_x2o_weight = a.params + 13784544; // [1149, 1149]
   T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
   T *__restrict t90 = a.saved + 15392;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 83 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2o_weight[r * 1149 + k] * l1_h_next[k];
@@ -458,7 +550,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_19(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t90[r] = acc;
   }
-#line 462 "lm_modplast_lstm.cu"
+#line 554 "lm_modplast_lstm.cu"
 }
 
 // forward stage 20: dense product (Eigen), [1149]
@@ -468,8 +560,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_20(const dopa::StepArgs
   const T *__restrict l2_h2o_weight = a.params + 19069944; // [1149, 1149]
   const T *__restrict l2_h = a.state + 1322512;            // [1149]
   T *__restrict t94 = a.saved + 16544;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 83 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2o_weight[r * 1149 + k] * l2_h[k];
@@ -477,7 +572,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_20(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t94[r] = acc;
   }
-#line 481 "lm_modplast_lstm.cu"
+#line 576 "lm_modplast_lstm.cu"
 }
 
 // forward stage 21: dense product (Eigen), [1149]
@@ -487,8 +582,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_21(const dopa::StepArgs
   const T *__restrict l2_x2c_weight = a.params + 15105894; // [1149, 1149]
   T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
   T *__restrict t100 = a.scratch + 4624;                   // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 84 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2c_weight[r * 1149 + k] * l1_h_next[k];
@@ -496,7 +594,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_21(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t100[r] = acc;
   }
-#line 500 "lm_modplast_lstm.cu"
+#line 598 "lm_modplast_lstm.cu"
 }
 
 // forward stage 22: fused loop nest over [1149]
@@ -526,8 +624,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_22_l2_g(const dopa::Ste
   T *__restrict l2_h_next = a.next + 1322512;            // [1149] l2.hn
   T *__restrict l2_c_next = a.next + 1323664;            // [1149]
   T *__restrict saved_t116 = a.saved + 18848;            // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v102 = t100[j] + l2_x2c_bias[j];
       const T v109 = v102 + t108[j];
@@ -562,7 +663,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_22_l2_g(const dopa::Ste
       saved_t116[j] = v116;
     }
   }
-#line 566 "lm_modplast_lstm.cu"
+#line 667 "lm_modplast_lstm.cu"
 }
 
 // forward stage 23: dense product (Eigen), [1]
@@ -572,8 +673,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_23(const dopa::StepArgs
   const T *__restrict l2_h2mod_weight = a.params + 21712644; // [1, 1149]
   T *__restrict l2_h_next = a.next + 1322512;                // [1149] l2.hn
   T *__restrict t118 = a.scratch + 6928;                     // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2mod_weight[r * 1149 + k] * l2_h_next[k];
@@ -581,7 +685,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_23(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t118[r] = acc;
   }
-#line 585 "lm_modplast_lstm.cu"
+#line 689 "lm_modplast_lstm.cu"
 }
 
 // forward stage 24: fused loop nest over [1]
@@ -591,15 +695,18 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_24_l2_M(const dopa::Ste
   const T *__restrict l2_h2mod_bias = a.params + 21713793; // [1]
   T *__restrict t118 = a.scratch + 6928;                   // [1]
   T *__restrict t121_l2_M = a.saved + 20000;               // [1] l2.M
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
       const T v120 = t118[0] + l2_h2mod_bias[0];
       const T v121 = tanh(v120);
       t121_l2_M[0] = v121;
     }
   }
-#line 603 "lm_modplast_lstm.cu"
+#line 710 "lm_modplast_lstm.cu"
 }
 
 // forward stage 25: dense product (Eigen), [1149]
@@ -609,8 +716,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_25(const dopa::StepArgs
   const T *__restrict l2_modfanout_weight = a.params + 21713794; // [1149, 1]
   T *__restrict t121_l2_M = a.saved + 20000;                     // [1] l2.M
   T *__restrict t123 = a.scratch + 6944;                         // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 88 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
       acc += l2_modfanout_weight[r * 1 + k] * t121_l2_M[k];
@@ -618,7 +728,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_25(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t123[r] = acc;
   }
-#line 622 "lm_modplast_lstm.cu"
+#line 732 "lm_modplast_lstm.cu"
 }
 
 // forward stage 26: fused loop nest over [1149]
@@ -628,14 +738,17 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_26_l2_eta(const dopa::S
   const T *__restrict l2_modfanout_bias = a.params + 21714943; // [1149]
   T *__restrict t123 = a.scratch + 6944;                       // [1149]
   T *__restrict t125_l2_eta = a.scratch + 8096;                // [1149] l2.eta
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 88 "examples/lm/modplast_lstm.dopa"
       const T v125 = t123[j] + l2_modfanout_bias[j];
       t125_l2_eta[j] = v125;
     }
   }
-#line 639 "lm_modplast_lstm.cu"
+#line 752 "lm_modplast_lstm.cu"
 }
 
 // forward stage 27:
@@ -644,10 +757,13 @@ template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_27(const dopa::StepArgs<T> &a) {
   T *__restrict t126 = a.saved + 20016;         // [1149, 1]
   T *__restrict t125_l2_eta = a.scratch + 8096; // [1149] l2.eta
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t126[e] = t125_l2_eta[e];
-#line 651 "lm_modplast_lstm.cu"
+#line 767 "lm_modplast_lstm.cu"
 }
 
 // forward stage 28: dense product (Eigen), [400]
@@ -657,8 +773,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_28(const dopa::StepArgs
   const T *__restrict l3_x2f_weight = a.params + 21716092; // [400, 1149]
   T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
   T *__restrict t132 = a.saved + 21168;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 81 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2f_weight[r * 1149 + k] * l2_h_next[k];
@@ -666,7 +785,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_28(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t132[r] = acc;
   }
-#line 670 "lm_modplast_lstm.cu"
+#line 789 "lm_modplast_lstm.cu"
 }
 
 // forward stage 29: dense product (Eigen), [400]
@@ -676,8 +795,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_29(const dopa::StepArgs
   const T *__restrict l3_h2f_weight = a.params + 23556092; // [400, 400]
   const T *__restrict l3_h = a.state + 2645024;            // [400]
   T *__restrict t137 = a.saved + 21568;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 81 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2f_weight[r * 400 + k] * l3_h[k];
@@ -685,7 +807,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_29(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t137[r] = acc;
   }
-#line 689 "lm_modplast_lstm.cu"
+#line 811 "lm_modplast_lstm.cu"
 }
 
 // forward stage 30: dense product (Eigen), [400]
@@ -695,8 +817,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_30(const dopa::StepArgs
   const T *__restrict l3_x2i_weight = a.params + 22176092; // [400, 1149]
   T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
   T *__restrict t143 = a.saved + 21968;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 82 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2i_weight[r * 1149 + k] * l2_h_next[k];
@@ -704,7 +829,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_30(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t143[r] = acc;
   }
-#line 708 "lm_modplast_lstm.cu"
+#line 833 "lm_modplast_lstm.cu"
 }
 
 // forward stage 31: dense product (Eigen), [400]
@@ -714,8 +839,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_31(const dopa::StepArgs
   const T *__restrict l3_h2i_weight = a.params + 23716492; // [400, 400]
   const T *__restrict l3_h = a.state + 2645024;            // [400]
   T *__restrict t147 = a.saved + 22368;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 82 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2i_weight[r * 400 + k] * l3_h[k];
@@ -723,7 +851,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_31(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t147[r] = acc;
   }
-#line 727 "lm_modplast_lstm.cu"
+#line 855 "lm_modplast_lstm.cu"
 }
 
 // forward stage 32: dense product (Eigen), [400]
@@ -733,8 +861,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_32(const dopa::StepArgs
   const T *__restrict l3_x2o_weight = a.params + 22636092; // [400, 1149]
   T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
   T *__restrict t153 = a.saved + 22768;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 83 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2o_weight[r * 1149 + k] * l2_h_next[k];
@@ -742,7 +873,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_32(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t153[r] = acc;
   }
-#line 746 "lm_modplast_lstm.cu"
+#line 877 "lm_modplast_lstm.cu"
 }
 
 // forward stage 33: dense product (Eigen), [400]
@@ -752,8 +883,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_33(const dopa::StepArgs
   const T *__restrict l3_h2o_weight = a.params + 23876892; // [400, 400]
   const T *__restrict l3_h = a.state + 2645024;            // [400]
   T *__restrict t157 = a.saved + 23168;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 83 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2o_weight[r * 400 + k] * l3_h[k];
@@ -761,7 +895,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_33(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t157[r] = acc;
   }
-#line 765 "lm_modplast_lstm.cu"
+#line 899 "lm_modplast_lstm.cu"
 }
 
 // forward stage 34: dense product (Eigen), [400]
@@ -771,8 +905,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_34(const dopa::StepArgs
   const T *__restrict l3_x2c_weight = a.params + 23096092; // [400, 1149]
   T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
   T *__restrict t163 = a.scratch + 9248;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 84 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2c_weight[r * 1149 + k] * l2_h_next[k];
@@ -780,7 +917,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_34(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t163[r] = acc;
   }
-#line 784 "lm_modplast_lstm.cu"
+#line 921 "lm_modplast_lstm.cu"
 }
 
 // forward stage 35: fused loop nest over [400, 400]
@@ -792,7 +929,10 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_35(const dopa::StepArgs
   const T *__restrict l3_alpha = a.params + 24197292; // [400, 1]
   const T *__restrict l3_w = a.params + 24037292;     // [400, 400]
   const T *__restrict l3_h = a.state + 2645024;       // [400]
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc171 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 84 "examples/lm/modplast_lstm.dopa"
@@ -805,7 +945,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_35(const dopa::StepArgs
       t171[i] = acc171;
     }
   }
-#line 809 "lm_modplast_lstm.cu"
+#line 949 "lm_modplast_lstm.cu"
 }
 
 // forward stage 36: fused loop nest over [400]
@@ -835,8 +975,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_36_l3_g(const dopa::Ste
   T *__restrict l3_h_next = a.next + 2645024;            // [400] l3.hn
   T *__restrict l3_c_next = a.next + 2645424;            // [400]
   T *__restrict saved_t179 = a.saved + 23968;            // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 400; j += blockDim.x) {
+    for (int j = tid; j < 400; j += nthreads) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v165 = t163[j] + l3_x2c_bias[j];
       const T v172 = v165 + t171[j];
@@ -871,7 +1014,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_36_l3_g(const dopa::Ste
       saved_t179[j] = v179;
     }
   }
-#line 875 "lm_modplast_lstm.cu"
+#line 1018 "lm_modplast_lstm.cu"
 }
 
 // forward stage 37: dense product (Eigen), [1]
@@ -881,8 +1024,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_37(const dopa::StepArgs
   const T *__restrict l3_h2mod_weight = a.params + 24197692; // [1, 400]
   T *__restrict l3_h_next = a.next + 2645024;                // [400] l3.hn
   T *__restrict t181 = a.scratch + 10048;                    // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2mod_weight[r * 400 + k] * l3_h_next[k];
@@ -890,7 +1036,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_37(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t181[r] = acc;
   }
-#line 894 "lm_modplast_lstm.cu"
+#line 1040 "lm_modplast_lstm.cu"
 }
 
 // forward stage 38: fused loop nest over [1]
@@ -900,15 +1046,18 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_38_l3_M(const dopa::Ste
   const T *__restrict l3_h2mod_bias = a.params + 24198092; // [1]
   T *__restrict t181 = a.scratch + 10048;                  // [1]
   T *__restrict t184_l3_M = a.saved + 24368;               // [1] l3.M
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
       const T v183 = t181[0] + l3_h2mod_bias[0];
       const T v184 = tanh(v183);
       t184_l3_M[0] = v184;
     }
   }
-#line 912 "lm_modplast_lstm.cu"
+#line 1061 "lm_modplast_lstm.cu"
 }
 
 // forward stage 39: dense product (Eigen), [400]
@@ -918,8 +1067,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_39(const dopa::StepArgs
   const T *__restrict l3_modfanout_weight = a.params + 24198093; // [400, 1]
   T *__restrict t184_l3_M = a.saved + 24368;                     // [1] l3.M
   T *__restrict t186 = a.scratch + 10064;                        // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 88 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
       acc += l3_modfanout_weight[r * 1 + k] * t184_l3_M[k];
@@ -927,7 +1079,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_39(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t186[r] = acc;
   }
-#line 931 "lm_modplast_lstm.cu"
+#line 1083 "lm_modplast_lstm.cu"
 }
 
 // forward stage 40: fused loop nest over [400]
@@ -937,14 +1089,17 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_40_l3_eta(const dopa::S
   const T *__restrict l3_modfanout_bias = a.params + 24198493; // [400]
   T *__restrict t186 = a.scratch + 10064;                      // [400]
   T *__restrict t188_l3_eta = a.scratch + 10464;               // [400] l3.eta
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 400; j += blockDim.x) {
+    for (int j = tid; j < 400; j += nthreads) {
 #line 88 "examples/lm/modplast_lstm.dopa"
       const T v188 = t186[j] + l3_modfanout_bias[j];
       t188_l3_eta[j] = v188;
     }
   }
-#line 948 "lm_modplast_lstm.cu"
+#line 1103 "lm_modplast_lstm.cu"
 }
 
 // forward stage 41:
@@ -953,10 +1108,13 @@ template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_41(const dopa::StepArgs<T> &a) {
   T *__restrict t189 = a.saved + 24384;          // [400, 1]
   T *__restrict t188_l3_eta = a.scratch + 10464; // [400] l3.eta
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  for (int e = tid; e < 400; e += nthreads)
     t189[e] = t188_l3_eta[e];
-#line 960 "lm_modplast_lstm.cu"
+#line 1118 "lm_modplast_lstm.cu"
 }
 
 // forward stage 42: dense product (Eigen), [10000]
@@ -966,8 +1124,11 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_42(const dopa::StepArgs
   const T *__restrict enc_weight = a.params + 0; // [10000, 400]
   T *__restrict l3_h_next = a.next + 2645024;    // [400] l3.hn
   T *__restrict t194 = a.scratch + 10864;        // [10000]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/lm/modplast_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 10000; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 10000; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += enc_weight[r * 400 + k] * l3_h_next[k];
@@ -975,7 +1136,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_42(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t194[r] = acc;
   }
-#line 979 "lm_modplast_lstm.cu"
+#line 1140 "lm_modplast_lstm.cu"
 }
 
 // forward stage 43: fused loop nest over [1149, 1149]
@@ -993,7 +1154,10 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_43(const dopa::StepArgs
   T *__restrict t126 = a.saved + 20016;            // [1149, 1]
   const T *__restrict l2_hebb = a.state + 1324816; // [1149, 1149]
   T *__restrict l2_hebb_next = a.next + 1324816;   // [1149, 1149]
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v62 = t45_l1_g[i] * l1_h[j];
@@ -1008,7 +1172,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_43(const dopa::StepArgs
       l2_hebb_next[i * 1149 + j] = v130;
     }
   }
-#line 1012 "lm_modplast_lstm.cu"
+#line 1176 "lm_modplast_lstm.cu"
 }
 
 // forward stage 44: fused loop nest over [400, 400]
@@ -1020,7 +1184,10 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_44(const dopa::StepArgs
   T *__restrict t189 = a.saved + 24384;            // [400, 1]
   const T *__restrict l3_hebb = a.state + 2645824; // [400, 400]
   T *__restrict l3_hebb_next = a.next + 2645824;   // [400, 400]
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v190 = t173_l3_g[i] * l3_h[j];
@@ -1030,7 +1197,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_44(const dopa::StepArgs
       l3_hebb_next[i * 400 + j] = v193;
     }
   }
-#line 1034 "lm_modplast_lstm.cu"
+#line 1201 "lm_modplast_lstm.cu"
 }
 
 // forward stage 45: fused loop nest over [10000]
@@ -1040,20 +1207,23 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_45_logits(const dopa::S
   const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict t194 = a.scratch + 10864;            // [10000]
   T *__restrict out_logits = a.outputs[0];           // [10000]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 10000; j += blockDim.x) {
+    for (int j = tid; j < 10000; j += nthreads) {
 #line 18 "examples/lm/modplast_lstm.dopa"
       const T v196 = t194[j] + dec_bias[j];
       out_logits[j] = v196;
     }
   }
-#line 1051 "lm_modplast_lstm.cu"
+#line 1221 "lm_modplast_lstm.cu"
 }
 
 /// One forward step of ModPlastLSTMLM for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -1064,6 +1234,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -1077,100 +1249,100 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   lm_modplast_lstm_forward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_2(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_5(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_6(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_7(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_8(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_9_l1_g(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_10(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_11_l1_M(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_12(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_13_l1_eta(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_14(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_15(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_16(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_17(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_18(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_19(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_20(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_21(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_22_l2_g(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_23(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_24_l2_M(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_25(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_26_l2_eta(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_27(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_28(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_29(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_30(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_31(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_32(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_33(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_34(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_35(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_36_l3_g(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_37(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_38_l3_M(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_39(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_40_l3_eta(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_41(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_42(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_43(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_44(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_forward_45_logits(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  forward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // backward stage 0: dense product (Eigen), [400]
@@ -1180,14 +1352,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_0(const dopa::StepArgs
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   const T *__restrict enc_weight = a.params + 0;       // [10000, 400]
   T *__restrict t209 = a.scratch + 0;                  // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 10000; ++k)
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t209[c] = acc;
   }
-#line 1191 "lm_modplast_lstm.cu"
+#line 1366 "lm_modplast_lstm.cu"
 }
 
 // backward stage 1: fused loop nest over [400, 400]
@@ -1204,12 +1379,15 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_1(const dopa::StepArgs
   T *__restrict t216 = a.scratch + 400;                      // [400, 1]
   T *__restrict t218 = a.scratch + 800;                      // [400]
   T *__restrict t219 = a.scratch + 1200;                     // [400]
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 400; e += nthreads)
     t216[e] = T(0);
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  for (int e = tid; e < 400; e += nthreads)
     t219[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc216 = T(0);
     T acc218 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
@@ -1232,7 +1410,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_1(const dopa::StepArgs
       t218[i] = acc218;
     }
   }
-#line 1236 "lm_modplast_lstm.cu"
+#line 1414 "lm_modplast_lstm.cu"
 }
 
 // backward stage 2:
@@ -1241,10 +1419,13 @@ template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_2(const dopa::StepArgs<T> &a) {
   T *__restrict t220 = a.record + 29008; // [400]
   T *__restrict t216 = a.scratch + 400;  // [400, 1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  for (int e = tid; e < 400; e += nthreads)
     t220[e] = t216[e];
-#line 1248 "lm_modplast_lstm.cu"
+#line 1429 "lm_modplast_lstm.cu"
 }
 
 // backward stage 3: dense product (Eigen), [1]
@@ -1254,14 +1435,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_3(const dopa::StepArgs
   T *__restrict t220 = a.record + 29008;                         // [400]
   const T *__restrict l3_modfanout_weight = a.params + 24198093; // [400, 1]
   T *__restrict t223 = a.scratch + 1600;                         // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 88 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1; c += blockDim.x) {
+  for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t220[k] * l3_modfanout_weight[k * 1 + c];
     t223[c] = acc;
   }
-#line 1265 "lm_modplast_lstm.cu"
+#line 1449 "lm_modplast_lstm.cu"
 }
 
 // backward stage 4: fused loop nest over [1]
@@ -1281,8 +1465,11 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_4_l1_M(const dopa::Ste
   T *__restrict record20 = a.record + 26976;          // [1]
   T *__restrict d_l3_h2mod_bias = a.grads + 24198092; // [1]
   T *__restrict record28 = a.record + 29408;          // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
       const T v224 = t184_l3_M[0] * t184_l3_M[0];
       const T v226 = T(1.0) - v224;
@@ -1294,7 +1481,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_4_l1_M(const dopa::Ste
       record28[0] = t184_l3_M[0];
     }
   }
-#line 1298 "lm_modplast_lstm.cu"
+#line 1485 "lm_modplast_lstm.cu"
 }
 
 // backward stage 5: dense product (Eigen), [400]
@@ -1304,14 +1491,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_5(const dopa::StepArgs
   T *__restrict t227 = a.record + 28992;                     // [1]
   const T *__restrict l3_h2mod_weight = a.params + 24197692; // [1, 400]
   T *__restrict t230 = a.scratch + 1616;                     // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1; ++k)
       acc += t227[k] * l3_h2mod_weight[k * 400 + c];
     t230[c] = acc;
   }
-#line 1315 "lm_modplast_lstm.cu"
+#line 1505 "lm_modplast_lstm.cu"
 }
 
 // backward stage 6: fused loop nest over [400]
@@ -1372,8 +1562,11 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_6_l3_hn(const dopa::St
   T *__restrict d_l3_x2c_bias = a.grads + 23555692;       // [400]
   T *__restrict t220 = a.record + 29008;                  // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + 24198493; // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 400; j += blockDim.x) {
+    for (int j = tid; j < 400; j += nthreads) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v243 = t173_l3_g[j] * t173_l3_g[j];
       const T v244 = T(1.0) - v243;
@@ -1458,7 +1651,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_6_l3_hn(const dopa::St
       atomicAdd(&d_l3_modfanout_bias[j], t220[j]);
     }
   }
-#line 1462 "lm_modplast_lstm.cu"
+#line 1655 "lm_modplast_lstm.cu"
 }
 
 // backward stage 7: fused loop nest over [400, 400]
@@ -1478,12 +1671,15 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_7(const dopa::StepArgs
   const T *__restrict t189 = a.saved + 24384;                // [400, 1]
   const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
   T *__restrict d_l3_hebb = a.gradPrev + 2645824;            // [400, 400]
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 400; e += nthreads)
     t247[e] = T(0);
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  for (int e = tid; e < 400; e += nthreads)
     t250[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc250 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 84 "examples/lm/modplast_lstm.dopa"
@@ -1511,7 +1707,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_7(const dopa::StepArgs
       atomicAdd(&t250[i], acc250);
     }
   }
-#line 1515 "lm_modplast_lstm.cu"
+#line 1711 "lm_modplast_lstm.cu"
 }
 
 // backward stage 8: dense product (Eigen), [1149]
@@ -1521,14 +1717,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_8(const dopa::StepArgs
   T *__restrict t245 = a.record + 28592;                   // [400]
   const T *__restrict l3_x2c_weight = a.params + 23096092; // [400, 1149]
   T *__restrict t256 = a.scratch + 2816;                   // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 84 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t245[k] * l3_x2c_weight[k * 1149 + c];
     t256[c] = acc;
   }
-#line 1532 "lm_modplast_lstm.cu"
+#line 1731 "lm_modplast_lstm.cu"
 }
 
 // backward stage 9: dense product (Eigen), [400]
@@ -1538,14 +1737,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_9(const dopa::StepArgs
   T *__restrict t260 = a.record + 28192;                   // [400]
   const T *__restrict l3_h2o_weight = a.params + 23876892; // [400, 400]
   T *__restrict t263 = a.scratch + 3968;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 83 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t260[k] * l3_h2o_weight[k * 400 + c];
     t263[c] = acc;
   }
-#line 1549 "lm_modplast_lstm.cu"
+#line 1751 "lm_modplast_lstm.cu"
 }
 
 // backward stage 10: dense product (Eigen), [1149]
@@ -1555,14 +1757,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_10(const dopa::StepArg
   T *__restrict t260 = a.record + 28192;                   // [400]
   const T *__restrict l3_x2o_weight = a.params + 22636092; // [400, 1149]
   T *__restrict t267 = a.scratch + 4368;                   // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 83 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t260[k] * l3_x2o_weight[k * 1149 + c];
     t267[c] = acc;
   }
-#line 1566 "lm_modplast_lstm.cu"
+#line 1771 "lm_modplast_lstm.cu"
 }
 
 // backward stage 11: dense product (Eigen), [400]
@@ -1572,14 +1777,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_11(const dopa::StepArg
   T *__restrict t271 = a.record + 27792;                   // [400]
   const T *__restrict l3_h2i_weight = a.params + 23716492; // [400, 400]
   T *__restrict t274 = a.scratch + 5520;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 82 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t271[k] * l3_h2i_weight[k * 400 + c];
     t274[c] = acc;
   }
-#line 1583 "lm_modplast_lstm.cu"
+#line 1791 "lm_modplast_lstm.cu"
 }
 
 // backward stage 12: dense product (Eigen), [1149]
@@ -1589,14 +1797,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_12(const dopa::StepArg
   T *__restrict t271 = a.record + 27792;                   // [400]
   const T *__restrict l3_x2i_weight = a.params + 22176092; // [400, 1149]
   T *__restrict t278 = a.scratch + 5920;                   // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 82 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t271[k] * l3_x2i_weight[k * 1149 + c];
     t278[c] = acc;
   }
-#line 1600 "lm_modplast_lstm.cu"
+#line 1811 "lm_modplast_lstm.cu"
 }
 
 // backward stage 13: dense product (Eigen), [400]
@@ -1606,14 +1817,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_13(const dopa::StepArg
   T *__restrict t282 = a.record + 26992;                   // [400]
   const T *__restrict l3_h2f_weight = a.params + 23556092; // [400, 400]
   T *__restrict t285 = a.scratch + 7072;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 81 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t282[k] * l3_h2f_weight[k * 400 + c];
     t285[c] = acc;
   }
-#line 1617 "lm_modplast_lstm.cu"
+#line 1831 "lm_modplast_lstm.cu"
 }
 
 // backward stage 14: dense product (Eigen), [1149]
@@ -1623,14 +1837,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_14(const dopa::StepArg
   T *__restrict t282 = a.record + 26992;                   // [400]
   const T *__restrict l3_x2f_weight = a.params + 21716092; // [400, 1149]
   T *__restrict t289 = a.scratch + 7472;                   // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 81 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t282[k] * l3_x2f_weight[k * 1149 + c];
     t289[c] = acc;
   }
-#line 1634 "lm_modplast_lstm.cu"
+#line 1851 "lm_modplast_lstm.cu"
 }
 
 // backward stage 15: fused loop nest over [1149, 1149]
@@ -1658,16 +1875,19 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_15(const dopa::StepArg
   T *__restrict t371 = a.scratch + 23616;                    // [1149, 1]
   T *__restrict t373 = a.scratch + 24768;                    // [1149]
   T *__restrict t374 = a.scratch + 25920;                    // [1149]
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1149; e += nthreads)
     t294[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t297[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t371[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t374[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc294 = T(0);
     T acc296 = T(0);
     T acc371 = T(0);
@@ -1706,7 +1926,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_15(const dopa::StepArg
       t373[i] = acc373;
     }
   }
-#line 1710 "lm_modplast_lstm.cu"
+#line 1930 "lm_modplast_lstm.cu"
 }
 
 // backward stage 16:
@@ -1715,10 +1935,13 @@ template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_16(const dopa::StepArgs<T> &a) {
   T *__restrict t298 = a.record + 25824; // [1149]
   T *__restrict t294 = a.scratch + 8624; // [1149, 1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t298[e] = t294[e];
-#line 1722 "lm_modplast_lstm.cu"
+#line 1945 "lm_modplast_lstm.cu"
 }
 
 // backward stage 17: dense product (Eigen), [1]
@@ -1728,14 +1951,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_17(const dopa::StepArg
   T *__restrict t298 = a.record + 25824;                         // [1149]
   const T *__restrict l2_modfanout_weight = a.params + 21713794; // [1149, 1]
   T *__restrict t301 = a.scratch + 12080;                        // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 88 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1; c += blockDim.x) {
+  for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t298[k] * l2_modfanout_weight[k * 1 + c];
     t301[c] = acc;
   }
-#line 1739 "lm_modplast_lstm.cu"
+#line 1965 "lm_modplast_lstm.cu"
 }
 
 // backward stage 18: fused loop nest over [1]
@@ -1747,8 +1973,11 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_18(const dopa::StepArg
   T *__restrict t301 = a.scratch + 12080;             // [1]
   T *__restrict t304 = a.record + 24656;              // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + 21713793; // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
       const T v302 = t121_l2_M[0] * t121_l2_M[0];
       const T v303 = T(1.0) - v302;
@@ -1757,7 +1986,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_18(const dopa::StepArg
       atomicAdd(&d_l2_h2mod_bias[0], v304);
     }
   }
-#line 1761 "lm_modplast_lstm.cu"
+#line 1990 "lm_modplast_lstm.cu"
 }
 
 // backward stage 19: dense product (Eigen), [1149]
@@ -1767,14 +1996,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_19(const dopa::StepArg
   T *__restrict t304 = a.record + 24656;                     // [1]
   const T *__restrict l2_h2mod_weight = a.params + 21712644; // [1, 1149]
   T *__restrict t307 = a.scratch + 12096;                    // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1; ++k)
       acc += t304[k] * l2_h2mod_weight[k * 1149 + c];
     t307[c] = acc;
   }
-#line 1778 "lm_modplast_lstm.cu"
+#line 2010 "lm_modplast_lstm.cu"
 }
 
 // backward stage 20: fused loop nest over [1149]
@@ -1841,8 +2073,11 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_20_l1_hn(const dopa::S
   T *__restrict record18 = a.record + 24672;              // [1149]
   T *__restrict t298 = a.record + 25824;                  // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + 21714943; // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v320 = t110_l2_g[j] * t110_l2_g[j];
       const T v321 = T(1.0) - v320;
@@ -1931,7 +2166,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_20_l1_hn(const dopa::S
       atomicAdd(&d_l2_modfanout_bias[j], t298[j]);
     }
   }
-#line 1935 "lm_modplast_lstm.cu"
+#line 2170 "lm_modplast_lstm.cu"
 }
 
 // backward stage 21: fused loop nest over [1149, 1149]
@@ -1951,12 +2186,15 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_21(const dopa::StepArg
   const T *__restrict t126 = a.saved + 20016;                // [1149, 1]
   const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
   T *__restrict d_l2_hebb = a.gradPrev + 1324816;            // [1149, 1149]
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1149; e += nthreads)
     t324[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t327[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc327 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 84 "examples/lm/modplast_lstm.dopa"
@@ -1984,7 +2222,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_21(const dopa::StepArg
       atomicAdd(&t327[i], acc327);
     }
   }
-#line 1988 "lm_modplast_lstm.cu"
+#line 2226 "lm_modplast_lstm.cu"
 }
 
 // backward stage 22: dense product (Eigen), [1149]
@@ -1994,14 +2232,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_22(const dopa::StepArg
   T *__restrict t322 = a.record + 23504;                   // [1149]
   const T *__restrict l2_x2c_weight = a.params + 15105894; // [1149, 1149]
   T *__restrict t333 = a.scratch + 15552;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 84 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t322[k] * l2_x2c_weight[k * 1149 + c];
     t333[c] = acc;
   }
-#line 2005 "lm_modplast_lstm.cu"
+#line 2246 "lm_modplast_lstm.cu"
 }
 
 // backward stage 23: dense product (Eigen), [1149]
@@ -2011,14 +2252,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_23(const dopa::StepArg
   T *__restrict t337 = a.record + 22352;                   // [1149]
   const T *__restrict l2_h2o_weight = a.params + 19069944; // [1149, 1149]
   T *__restrict t340 = a.scratch + 16704;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 83 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t337[k] * l2_h2o_weight[k * 1149 + c];
     t340[c] = acc;
   }
-#line 2022 "lm_modplast_lstm.cu"
+#line 2266 "lm_modplast_lstm.cu"
 }
 
 // backward stage 24: dense product (Eigen), [1149]
@@ -2028,14 +2272,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_24(const dopa::StepArg
   T *__restrict t337 = a.record + 22352;                   // [1149]
   const T *__restrict l2_x2o_weight = a.params + 13784544; // [1149, 1149]
   T *__restrict t344 = a.scratch + 17856;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 83 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t337[k] * l2_x2o_weight[k * 1149 + c];
     t344[c] = acc;
   }
-#line 2039 "lm_modplast_lstm.cu"
+#line 2286 "lm_modplast_lstm.cu"
 }
 
 // backward stage 25: dense product (Eigen), [1149]
@@ -2045,14 +2292,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_25(const dopa::StepArg
   T *__restrict t348 = a.record + 21200;                   // [1149]
   const T *__restrict l2_h2i_weight = a.params + 17748594; // [1149, 1149]
   T *__restrict t351 = a.scratch + 19008;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 82 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t348[k] * l2_h2i_weight[k * 1149 + c];
     t351[c] = acc;
   }
-#line 2056 "lm_modplast_lstm.cu"
+#line 2306 "lm_modplast_lstm.cu"
 }
 
 // backward stage 26: dense product (Eigen), [1149]
@@ -2062,14 +2312,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_26(const dopa::StepArg
   T *__restrict t348 = a.record + 21200;                   // [1149]
   const T *__restrict l2_x2i_weight = a.params + 12463194; // [1149, 1149]
   T *__restrict t355 = a.scratch + 20160;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 82 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t348[k] * l2_x2i_weight[k * 1149 + c];
     t355[c] = acc;
   }
-#line 2073 "lm_modplast_lstm.cu"
+#line 2326 "lm_modplast_lstm.cu"
 }
 
 // backward stage 27: dense product (Eigen), [1149]
@@ -2079,14 +2332,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_27(const dopa::StepArg
   T *__restrict t359 = a.record + 18896;                   // [1149]
   const T *__restrict l2_h2f_weight = a.params + 16427244; // [1149, 1149]
   T *__restrict t362 = a.scratch + 21312;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 81 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t359[k] * l2_h2f_weight[k * 1149 + c];
     t362[c] = acc;
   }
-#line 2090 "lm_modplast_lstm.cu"
+#line 2346 "lm_modplast_lstm.cu"
 }
 
 // backward stage 28: dense product (Eigen), [1149]
@@ -2096,14 +2352,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_28(const dopa::StepArg
   T *__restrict t359 = a.record + 18896;                   // [1149]
   const T *__restrict l2_x2f_weight = a.params + 11141844; // [1149, 1149]
   T *__restrict t366 = a.scratch + 22464;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 81 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t359[k] * l2_x2f_weight[k * 1149 + c];
     t366[c] = acc;
   }
-#line 2107 "lm_modplast_lstm.cu"
+#line 2366 "lm_modplast_lstm.cu"
 }
 
 // backward stage 29:
@@ -2112,10 +2371,13 @@ template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_29(const dopa::StepArgs<T> &a) {
   T *__restrict t375 = a.record + 17728;  // [1149]
   T *__restrict t371 = a.scratch + 23616; // [1149, 1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t375[e] = t371[e];
-#line 2119 "lm_modplast_lstm.cu"
+#line 2381 "lm_modplast_lstm.cu"
 }
 
 // backward stage 30: dense product (Eigen), [1]
@@ -2125,14 +2387,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_30(const dopa::StepArg
   T *__restrict t375 = a.record + 17728;                         // [1149]
   const T *__restrict l1_modfanout_weight = a.params + 11139546; // [1149, 1]
   T *__restrict t378 = a.scratch + 27072;                        // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 88 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1; c += blockDim.x) {
+  for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t375[k] * l1_modfanout_weight[k * 1 + c];
     t378[c] = acc;
   }
-#line 2136 "lm_modplast_lstm.cu"
+#line 2401 "lm_modplast_lstm.cu"
 }
 
 // backward stage 31: fused loop nest over [1]
@@ -2144,8 +2409,11 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_31(const dopa::StepArg
   T *__restrict t378 = a.scratch + 27072;             // [1]
   T *__restrict t381 = a.record + 16560;              // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + 11139545; // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
       const T v379 = t56_l1_M[0] * t56_l1_M[0];
       const T v380 = T(1.0) - v379;
@@ -2154,7 +2422,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_31(const dopa::StepArg
       atomicAdd(&d_l1_h2mod_bias[0], v381);
     }
   }
-#line 2158 "lm_modplast_lstm.cu"
+#line 2426 "lm_modplast_lstm.cu"
 }
 
 // backward stage 32: dense product (Eigen), [1149]
@@ -2164,14 +2432,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_32(const dopa::StepArg
   T *__restrict t381 = a.record + 16560;                     // [1]
   const T *__restrict l1_h2mod_weight = a.params + 11138396; // [1, 1149]
   T *__restrict t384 = a.scratch + 27088;                    // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1; ++k)
       acc += t381[k] * l1_h2mod_weight[k * 1149 + c];
     t384[c] = acc;
   }
-#line 2175 "lm_modplast_lstm.cu"
+#line 2446 "lm_modplast_lstm.cu"
 }
 
 // backward stage 33: fused loop nest over [1149]
@@ -2233,8 +2504,11 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_33(const dopa::StepArg
   T *__restrict d_l1_x2c_bias = a.grads + 5851847;        // [1149]
   T *__restrict t375 = a.record + 17728;                  // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + 11140695; // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v397 = t45_l1_g[j] * t45_l1_g[j];
       const T v398 = T(1.0) - v397;
@@ -2325,7 +2599,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_33(const dopa::StepArg
       atomicAdd(&d_l1_modfanout_bias[j], t375[j]);
     }
   }
-#line 2329 "lm_modplast_lstm.cu"
+#line 2603 "lm_modplast_lstm.cu"
 }
 
 // backward stage 34: fused loop nest over [1149, 1149]
@@ -2345,12 +2619,15 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_34(const dopa::StepArg
   const T *__restrict t61 = a.saved + 9632;               // [1149, 1]
   const T *__restrict d_l1_hebb_next = a.gradNext + 2304; // [1149, 1149] d l1.hebb'
   T *__restrict d_l1_hebb = a.gradPrev + 2304;            // [1149, 1149]
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1149; e += nthreads)
     t401[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t404[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc404 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 84 "examples/lm/modplast_lstm.dopa"
@@ -2378,7 +2655,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_34(const dopa::StepArg
       atomicAdd(&t404[i], acc404);
     }
   }
-#line 2382 "lm_modplast_lstm.cu"
+#line 2659 "lm_modplast_lstm.cu"
 }
 
 // backward stage 35: dense product (Eigen), [400]
@@ -2388,14 +2665,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_35(const dopa::StepArg
   T *__restrict t399 = a.record + 15408;                  // [1149]
   const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
   T *__restrict t410 = a.scratch + 30544;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 84 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t399[k] * l1_x2c_weight[k * 400 + c];
     t410[c] = acc;
   }
-#line 2399 "lm_modplast_lstm.cu"
+#line 2679 "lm_modplast_lstm.cu"
 }
 
 // backward stage 36: dense product (Eigen), [1149]
@@ -2405,14 +2685,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_36(const dopa::StepArg
   T *__restrict t413 = a.record + 14256;                  // [1149]
   const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
   T *__restrict t416 = a.scratch + 30944;                 // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 83 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t413[k] * l1_h2o_weight[k * 1149 + c];
     t416[c] = acc;
   }
-#line 2416 "lm_modplast_lstm.cu"
+#line 2699 "lm_modplast_lstm.cu"
 }
 
 // backward stage 37: dense product (Eigen), [400]
@@ -2422,14 +2705,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_37(const dopa::StepArg
   T *__restrict t413 = a.record + 14256;                  // [1149]
   const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
   T *__restrict t420 = a.scratch + 32096;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 83 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t413[k] * l1_x2o_weight[k * 400 + c];
     t420[c] = acc;
   }
-#line 2433 "lm_modplast_lstm.cu"
+#line 2719 "lm_modplast_lstm.cu"
 }
 
 // backward stage 38: dense product (Eigen), [1149]
@@ -2439,14 +2725,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_38(const dopa::StepArg
   T *__restrict t424 = a.record + 13104;                  // [1149]
   const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
   T *__restrict t427 = a.scratch + 32496;                 // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 82 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t424[k] * l1_h2i_weight[k * 1149 + c];
     t427[c] = acc;
   }
-#line 2450 "lm_modplast_lstm.cu"
+#line 2739 "lm_modplast_lstm.cu"
 }
 
 // backward stage 39: dense product (Eigen), [400]
@@ -2456,14 +2745,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_39(const dopa::StepArg
   T *__restrict t424 = a.record + 13104;                  // [1149]
   const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
   T *__restrict t431 = a.scratch + 33648;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 82 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t424[k] * l1_x2i_weight[k * 400 + c];
     t431[c] = acc;
   }
-#line 2467 "lm_modplast_lstm.cu"
+#line 2759 "lm_modplast_lstm.cu"
 }
 
 // backward stage 40: dense product (Eigen), [1149]
@@ -2473,14 +2765,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_40(const dopa::StepArg
   T *__restrict t435 = a.record + 10400;                  // [1149]
   const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
   T *__restrict t438 = a.scratch + 34048;                 // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 81 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t435[k] * l1_h2f_weight[k * 1149 + c];
     t438[c] = acc;
   }
-#line 2484 "lm_modplast_lstm.cu"
+#line 2779 "lm_modplast_lstm.cu"
 }
 
 // backward stage 41: dense product (Eigen), [400]
@@ -2490,14 +2785,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_41(const dopa::StepArg
   T *__restrict t435 = a.record + 10400;                  // [1149]
   const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
   T *__restrict t442 = a.scratch + 35200;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 81 "examples/lm/modplast_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t435[k] * l1_x2f_weight[k * 400 + c];
     t442[c] = acc;
   }
-#line 2501 "lm_modplast_lstm.cu"
+#line 2799 "lm_modplast_lstm.cu"
 }
 
 // backward stage 42: fused loop nest over [1149]
@@ -2510,8 +2808,11 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_42(const dopa::StepArg
   T *__restrict t401 = a.scratch + 28240; // [1149]
   T *__restrict t374 = a.scratch + 25920; // [1149]
   T *__restrict d_l1_h = a.gradPrev + 0;  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 66 "examples/lm/modplast_lstm.dopa"
       const T v402 = t374[j] + t401[j];
       const T v417 = v402 + t416[j];
@@ -2520,7 +2821,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_42(const dopa::StepArg
       d_l1_h[j] = v439;
     }
   }
-#line 2524 "lm_modplast_lstm.cu"
+#line 2825 "lm_modplast_lstm.cu"
 }
 
 // backward stage 43: fused loop nest over [400]
@@ -2540,8 +2841,11 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_43(const dopa::StepArg
   T *__restrict t410 = a.scratch + 30544;      // [400]
   T *__restrict d_enc_weight = a.grads + 0;    // [10000, 400]
   const T *__restrict tok = a.inputs[0];       // []
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 400; j += blockDim.x) {
+    for (int j = tid; j < 400; j += nthreads) {
 #line 66 "examples/lm/modplast_lstm.dopa"
       const T v248 = t219[j] + t247[j];
       const T v264 = v248 + t263[j];
@@ -2555,7 +2859,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_43(const dopa::StepArg
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v443);
     }
   }
-#line 2559 "lm_modplast_lstm.cu"
+#line 2863 "lm_modplast_lstm.cu"
 }
 
 // backward stage 44: fused loop nest over [10000]
@@ -2566,8 +2870,11 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_44_d_logits(const dopa
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   T *__restrict record0 = a.record + 0;                // [10000]
   T *__restrict d_dec_bias = a.grads + 4000000;        // [10000]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 10000; j += blockDim.x) {
+    for (int j = tid; j < 10000; j += nthreads) {
       record0[j] = d_out_logits[j];
       atomicAdd(&d_dec_bias[j], d_out_logits[j]);
     }
@@ -2583,14 +2890,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_45(const dopa::StepArg
   T *__restrict d_l1_alpha = a.grads + 11137247; // [1149, 1]
   T *__restrict t327 = a.scratch + 14400;        // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + 21711495; // [1149, 1]
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 77 "examples/lm/modplast_lstm.dopa"
       atomicAdd(&d_l1_alpha[i], t404[i]);
       atomicAdd(&d_l2_alpha[i], t327[i]);
     }
   }
-#line 2594 "lm_modplast_lstm.cu"
+#line 2904 "lm_modplast_lstm.cu"
 }
 
 // backward stage 46: fused loop nest over [400, 1]
@@ -2599,19 +2909,22 @@ template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_46(const dopa::StepArgs<T> &a) {
   T *__restrict t250 = a.scratch + 2416;         // [400, 1]
   T *__restrict d_l3_alpha = a.grads + 24197292; // [400, 1]
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 77 "examples/lm/modplast_lstm.dopa"
       atomicAdd(&d_l3_alpha[i], t250[i]);
     }
   }
-#line 2609 "lm_modplast_lstm.cu"
+#line 2922 "lm_modplast_lstm.cu"
 }
 
 /// One backward step of ModPlastLSTMLM for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -2622,6 +2935,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -2635,102 +2950,102 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   lm_modplast_lstm_backward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_2(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_4_l1_M(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_5(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_6_l3_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_7(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_8(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_9(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_10(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_11(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_12(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_13(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_14(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_15(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_16(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_17(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_18(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_19(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_20_l1_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_21(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_22(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_23(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_24(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_25(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_26(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_27(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_28(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_29(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_30(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_31(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_32(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_33(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_34(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_35(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_36(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_37(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_38(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_39(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_40(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_41(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_42(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_43(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_44_d_logits(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_45(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modplast_lstm_backward_46(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  backward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {

@@ -187,30 +187,30 @@ template <class T> static void lm_modul_lstm_forward_9_l1_g(const dopa::StepArgs
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
     const T v44 = v37 + t43[j];
-    const T v45 = std::tanh(v44);
+    const T v45 = tanh(v44);
     t45_l1_g[j] = v45;
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
+    const T v23 = T(1) / (T(1) + exp(-v22));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v48 = v23 * v45;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
+    const T v13 = T(1) / (T(1) + exp(-v12));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v47 = v13 * l1_c[j];
     const T v49 = v47 + v48;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v50 = std::tanh(v49);
+    const T v50 = tanh(v49);
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
+    const T v33 = T(1) / (T(1) + exp(-v32));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v51 = v33 * v50;
     l1_h_next[j] = v51;
@@ -241,7 +241,7 @@ template <class T> static void lm_modul_lstm_forward_11_l1_M(const dopa::StepArg
   for (int j = 0; j < 1; ++j) {
 #line 123 "examples/lm/modul_lstm.dopa"
     const T v55 = t53[0] + l1_h2mod_bias[0];
-    const T v56 = std::tanh(v55);
+    const T v56 = tanh(v55);
     t56_l1_M[0] = v56;
   }
 #line 248 "lm_modul_lstm.cpp"
@@ -418,30 +418,30 @@ template <class T> static void lm_modul_lstm_forward_23_l2_g(const dopa::StepArg
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v109 = t107[j] + l2_x2c_bias[j];
     const T v116 = v109 + t115[j];
-    const T v117 = std::tanh(v116);
+    const T v117 = tanh(v116);
     t117_l2_g[j] = v117;
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v93 = t91[j] + l2_h2i_bias[j];
     const T v89 = t87[j] + l2_x2i_bias[j];
     const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + std::exp(-v94));
+    const T v95 = T(1) / (T(1) + exp(-v94));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v120 = v95 * v117;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v83 = t81[j] + l2_h2f_bias[j];
     const T v78 = t76[j] + l2_x2f_bias[j];
     const T v84 = v78 + v83;
-    const T v85 = T(1) / (T(1) + std::exp(-v84));
+    const T v85 = T(1) / (T(1) + exp(-v84));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v119 = v85 * l2_c[j];
     const T v121 = v119 + v120;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v122 = std::tanh(v121);
+    const T v122 = tanh(v121);
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v103 = t101[j] + l2_h2o_bias[j];
     const T v99 = t97[j] + l2_x2o_bias[j];
     const T v104 = v99 + v103;
-    const T v105 = T(1) / (T(1) + std::exp(-v104));
+    const T v105 = T(1) / (T(1) + exp(-v104));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v123 = v105 * v122;
     l2_h_next[j] = v123;
@@ -472,7 +472,7 @@ template <class T> static void lm_modul_lstm_forward_25_l2_M(const dopa::StepArg
   for (int j = 0; j < 1; ++j) {
 #line 123 "examples/lm/modul_lstm.dopa"
     const T v127 = t125[0] + l2_h2mod_bias[0];
-    const T v128 = std::tanh(v127);
+    const T v128 = tanh(v127);
     t128_l2_M[0] = v128;
   }
 #line 479 "lm_modul_lstm.cpp"
@@ -649,30 +649,30 @@ template <class T> static void lm_modul_lstm_forward_37_l3_g(const dopa::StepArg
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v178 = t176[j] + l3_x2c_bias[j];
     const T v185 = v178 + t184[j];
-    const T v186 = std::tanh(v185);
+    const T v186 = tanh(v185);
     t186_l3_g[j] = v186;
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v162 = t160[j] + l3_h2i_bias[j];
     const T v158 = t156[j] + l3_x2i_bias[j];
     const T v163 = v158 + v162;
-    const T v164 = T(1) / (T(1) + std::exp(-v163));
+    const T v164 = T(1) / (T(1) + exp(-v163));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v189 = v164 * v186;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v152 = t150[j] + l3_h2f_bias[j];
     const T v147 = t145[j] + l3_x2f_bias[j];
     const T v153 = v147 + v152;
-    const T v154 = T(1) / (T(1) + std::exp(-v153));
+    const T v154 = T(1) / (T(1) + exp(-v153));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v188 = v154 * l3_c[j];
     const T v190 = v188 + v189;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v191 = std::tanh(v190);
+    const T v191 = tanh(v190);
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v172 = t170[j] + l3_h2o_bias[j];
     const T v168 = t166[j] + l3_x2o_bias[j];
     const T v173 = v168 + v172;
-    const T v174 = T(1) / (T(1) + std::exp(-v173));
+    const T v174 = T(1) / (T(1) + exp(-v173));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v192 = v174 * v191;
     l3_h_next[j] = v192;
@@ -702,7 +702,7 @@ template <class T> static void lm_modul_lstm_forward_39_l3_M(const dopa::StepArg
   for (int j = 0; j < 1; ++j) {
 #line 123 "examples/lm/modul_lstm.dopa"
     const T v196 = t194[0] + l3_h2mod_bias[0];
-    const T v197 = std::tanh(v196);
+    const T v197 = tanh(v196);
     t197_l3_M[0] = v197;
   }
 #line 709 "lm_modul_lstm.cpp"
@@ -1123,26 +1123,26 @@ template <class T> static void lm_modul_lstm_backward_6_l3_hn(const dopa::StepAr
     const T v162 = t160[j] + l3_h2i_bias[j];
     const T v158 = t156[j] + l3_x2i_bias[j];
     const T v163 = v158 + v162;
-    const T v164 = T(1) / (T(1) + std::exp(-v163));
+    const T v164 = T(1) / (T(1) + exp(-v163));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v189 = v164 * t186_l3_g[j];
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v152 = t150[j] + l3_h2f_bias[j];
     const T v147 = t145[j] + l3_x2f_bias[j];
     const T v153 = v147 + v152;
-    const T v154 = T(1) / (T(1) + std::exp(-v153));
+    const T v154 = T(1) / (T(1) + exp(-v153));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v188 = v154 * l3_c[j];
     const T v190 = v188 + v189;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v191 = std::tanh(v190);
+    const T v191 = tanh(v190);
     const T v266 = v191 * v191;
     const T v267 = T(1.0) - v266;
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v172 = t170[j] + l3_h2o_bias[j];
     const T v168 = t166[j] + l3_x2o_bias[j];
     const T v173 = v168 + v172;
-    const T v174 = T(1) / (T(1) + std::exp(-v173));
+    const T v174 = T(1) / (T(1) + exp(-v173));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v232 = d_l3_h_next[j] + t231[j];
     const T v263 = v232 + t262[j];
@@ -1592,26 +1592,26 @@ template <class T> static void lm_modul_lstm_backward_20_l1_hn(const dopa::StepA
     const T v93 = t91[j] + l2_h2i_bias[j];
     const T v89 = t87[j] + l2_x2i_bias[j];
     const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + std::exp(-v94));
+    const T v95 = T(1) / (T(1) + exp(-v94));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v120 = v95 * t117_l2_g[j];
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v83 = t81[j] + l2_h2f_bias[j];
     const T v78 = t76[j] + l2_x2f_bias[j];
     const T v84 = v78 + v83;
-    const T v85 = T(1) / (T(1) + std::exp(-v84));
+    const T v85 = T(1) / (T(1) + exp(-v84));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v119 = v85 * l2_c[j];
     const T v121 = v119 + v120;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v122 = std::tanh(v121);
+    const T v122 = tanh(v121);
     const T v353 = v122 * v122;
     const T v354 = T(1.0) - v353;
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v103 = t101[j] + l2_h2o_bias[j];
     const T v99 = t97[j] + l2_x2o_bias[j];
     const T v104 = v99 + v103;
-    const T v105 = T(1) / (T(1) + std::exp(-v104));
+    const T v105 = T(1) / (T(1) + exp(-v104));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v289 = d_l2_h_next[j] + t288[j];
     const T v300 = v289 + t299[j];
@@ -1927,26 +1927,26 @@ template <class T> static void lm_modul_lstm_backward_33(const dopa::StepArgs<T>
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
+    const T v23 = T(1) / (T(1) + exp(-v22));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v48 = v23 * t45_l1_g[j];
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
+    const T v13 = T(1) / (T(1) + exp(-v12));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v47 = v13 * l1_c[j];
     const T v49 = v47 + v48;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v50 = std::tanh(v49);
+    const T v50 = tanh(v49);
     const T v440 = v50 * v50;
     const T v441 = T(1.0) - v440;
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
+    const T v33 = T(1) / (T(1) + exp(-v32));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v376 = d_l1_h_next[j] + t375[j];
     const T v387 = v376 + t386[j];

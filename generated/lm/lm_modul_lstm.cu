@@ -11,8 +11,11 @@
 //===------------------------------------------------------------------------------===//
 #include "dopa/cuda/CudaSpec.h"
 
+#include <cooperative_groups.h>
 #include <cstdint>
 #include <cuda_runtime.h>
+#include <stdexcept>
+#include <string>
 
 namespace {
 /// The sum of v over the 32 lanes of a warp (every lane gets it).
@@ -20,6 +23,35 @@ template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+/// Wait for every block of the grid: the blocks of an element share its stages.
+__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
+
+/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
+/// the device at once (at most 8); batches larger than the device runs in chunks.
+template <class T>
+void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
+                             int threads, void *stream) {
+  int device = 0, sms = 0, perSM = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
+  const int capacity = sms * perSM;
+  if (capacity < 1)
+    throw std::runtime_error("CUDA kernel does not fit on the device");
+  const int batch = ba.batch;
+  for (int first = 0; first < batch; first += capacity) {
+    const int n = batch - first < capacity ? batch - first : capacity;
+    ba.firstElement = first;
+    ba.splits = capacity / n < 8 ? capacity / n : 8;
+    void *args[] = {&ba};
+    cudaError_t e = cudaLaunchCooperativeKernel(
+        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
+        args, 0, static_cast<cudaStream_t>(stream));
+    if (e != cudaSuccess)
+      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
+  }
 }
 } // namespace
 
@@ -36,13 +68,16 @@ __device__ __forceinline__ void lm_modul_lstm_forward_0(const dopa::StepArgs<T> 
   T *__restrict t2 = a.saved + 0;                // [400]
   const T *__restrict tok = a.inputs[0];         // []
   const T *__restrict enc_weight = a.params + 0; // [10000, 400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 15 "examples/lm/modul_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
-    for (int e = threadIdx.x; e < 400; e += blockDim.x)
+    for (int e = tid; e < 400; e += nthreads)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 46 "lm_modul_lstm.cu"
+#line 81 "lm_modul_lstm.cu"
 }
 
 // forward stage 1: dense product (Eigen), [1149]
@@ -52,8 +87,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_1(const dopa::StepArgs<T> 
   const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t4 = a.saved + 400;                       // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 117 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2f_weight[r * 400 + k] * t2[k];
@@ -61,7 +99,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_1(const dopa::StepArgs<T> 
     if ((threadIdx.x & 31) == 0)
       t4[r] = acc;
   }
-#line 65 "lm_modul_lstm.cu"
+#line 103 "lm_modul_lstm.cu"
 }
 
 // forward stage 2: dense product (Eigen), [1149]
@@ -71,8 +109,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_2(const dopa::StepArgs<T> 
   const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;                 // [1149]
   T *__restrict t9 = a.saved + 1552;                      // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 117 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2f_weight[r * 1149 + k] * l1_h[k];
@@ -80,7 +121,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_2(const dopa::StepArgs<T> 
     if ((threadIdx.x & 31) == 0)
       t9[r] = acc;
   }
-#line 84 "lm_modul_lstm.cu"
+#line 125 "lm_modul_lstm.cu"
 }
 
 // forward stage 3: dense product (Eigen), [1149]
@@ -90,8 +131,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_3(const dopa::StepArgs<T> 
   const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t15 = a.saved + 2704;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 118 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2i_weight[r * 400 + k] * t2[k];
@@ -99,7 +143,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_3(const dopa::StepArgs<T> 
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 103 "lm_modul_lstm.cu"
+#line 147 "lm_modul_lstm.cu"
 }
 
 // forward stage 4: dense product (Eigen), [1149]
@@ -109,8 +153,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_4(const dopa::StepArgs<T> 
   const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;                 // [1149]
   T *__restrict t19 = a.saved + 3856;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 118 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2i_weight[r * 1149 + k] * l1_h[k];
@@ -118,7 +165,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_4(const dopa::StepArgs<T> 
     if ((threadIdx.x & 31) == 0)
       t19[r] = acc;
   }
-#line 122 "lm_modul_lstm.cu"
+#line 169 "lm_modul_lstm.cu"
 }
 
 // forward stage 5: dense product (Eigen), [1149]
@@ -128,8 +175,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_5(const dopa::StepArgs<T> 
   const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t25 = a.saved + 5008;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 119 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2o_weight[r * 400 + k] * t2[k];
@@ -137,7 +187,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_5(const dopa::StepArgs<T> 
     if ((threadIdx.x & 31) == 0)
       t25[r] = acc;
   }
-#line 141 "lm_modul_lstm.cu"
+#line 191 "lm_modul_lstm.cu"
 }
 
 // forward stage 6: dense product (Eigen), [1149]
@@ -147,8 +197,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_6(const dopa::StepArgs<T> 
   const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;                 // [1149]
   T *__restrict t29 = a.saved + 6160;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 119 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2o_weight[r * 1149 + k] * l1_h[k];
@@ -156,7 +209,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_6(const dopa::StepArgs<T> 
     if ((threadIdx.x & 31) == 0)
       t29[r] = acc;
   }
-#line 160 "lm_modul_lstm.cu"
+#line 213 "lm_modul_lstm.cu"
 }
 
 // forward stage 7: dense product (Eigen), [1149]
@@ -166,8 +219,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_7(const dopa::StepArgs<T> 
   const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t35 = a.scratch + 0;                      // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 120 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2c_weight[r * 400 + k] * t2[k];
@@ -175,7 +231,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_7(const dopa::StepArgs<T> 
     if ((threadIdx.x & 31) == 0)
       t35[r] = acc;
   }
-#line 179 "lm_modul_lstm.cu"
+#line 235 "lm_modul_lstm.cu"
 }
 
 // forward stage 8: fused loop nest over [1149, 1149]
@@ -193,7 +249,10 @@ __device__ __forceinline__ void lm_modul_lstm_forward_8(const dopa::StepArgs<T> 
   const T *__restrict l2_alpha = a.params + 21711496; // [1149, 1]
   const T *__restrict l2_w = a.params + 20391295;     // [1149, 1149]
   const T *__restrict l2_h = a.state + 2642720;       // [1149]
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc43 = T(0);
     T acc115 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
@@ -212,7 +271,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_8(const dopa::StepArgs<T> 
       t115[i] = acc115;
     }
   }
-#line 216 "lm_modul_lstm.cu"
+#line 275 "lm_modul_lstm.cu"
 }
 
 // forward stage 9: fused loop nest over [1149]
@@ -242,8 +301,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_9_l1_g(const dopa::StepArg
   T *__restrict l1_h_next = a.next + 0;                 // [1149] l1.hn
   T *__restrict l1_c_next = a.next + 1152;              // [1149]
   T *__restrict saved_t51 = a.saved + 8464;             // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v37 = t35[j] + l1_x2c_bias[j];
       const T v44 = v37 + t43[j];
@@ -278,7 +340,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_9_l1_g(const dopa::StepArg
       saved_t51[j] = v51;
     }
   }
-#line 282 "lm_modul_lstm.cu"
+#line 344 "lm_modul_lstm.cu"
 }
 
 // forward stage 10: dense product (Eigen), [1]
@@ -288,8 +350,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_10(const dopa::StepArgs<T>
   const T *__restrict l1_h2mod_weight = a.params + 11138397; // [1, 1149]
   T *__restrict l1_h_next = a.next + 0;                      // [1149] l1.hn
   T *__restrict t53 = a.scratch + 2304;                      // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2mod_weight[r * 1149 + k] * l1_h_next[k];
@@ -297,7 +362,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_10(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t53[r] = acc;
   }
-#line 301 "lm_modul_lstm.cu"
+#line 366 "lm_modul_lstm.cu"
 }
 
 // forward stage 11: fused loop nest over [1]
@@ -307,15 +372,18 @@ __device__ __forceinline__ void lm_modul_lstm_forward_11_l1_M(const dopa::StepAr
   const T *__restrict l1_h2mod_bias = a.params + 11139546; // [1]
   T *__restrict t53 = a.scratch + 2304;                    // [1]
   T *__restrict t56_l1_M = a.saved + 9616;                 // [1] l1.M
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
       const T v55 = t53[0] + l1_h2mod_bias[0];
       const T v56 = tanh(v55);
       t56_l1_M[0] = v56;
     }
   }
-#line 319 "lm_modul_lstm.cu"
+#line 387 "lm_modul_lstm.cu"
 }
 
 // forward stage 12: dense product (Eigen), [1149]
@@ -325,8 +393,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_12(const dopa::StepArgs<T>
   const T *__restrict l1_modfanout_weight = a.params + 11139547; // [1149, 1]
   T *__restrict t56_l1_M = a.saved + 9616;                       // [1] l1.M
   T *__restrict t58 = a.scratch + 2320;                          // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 124 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
       acc += l1_modfanout_weight[r * 1 + k] * t56_l1_M[k];
@@ -334,7 +405,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_12(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t58[r] = acc;
   }
-#line 338 "lm_modul_lstm.cu"
+#line 409 "lm_modul_lstm.cu"
 }
 
 // forward stage 13: fused loop nest over [1149]
@@ -344,14 +415,17 @@ __device__ __forceinline__ void lm_modul_lstm_forward_13_l1_eta(const dopa::Step
   const T *__restrict l1_modfanout_bias = a.params + 11140696; // [1149]
   T *__restrict t58 = a.scratch + 2320;                        // [1149]
   T *__restrict t60_l1_eta = a.scratch + 3472;                 // [1149] l1.eta
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 124 "examples/lm/modul_lstm.dopa"
       const T v60 = t58[j] + l1_modfanout_bias[j];
       t60_l1_eta[j] = v60;
     }
   }
-#line 355 "lm_modul_lstm.cu"
+#line 429 "lm_modul_lstm.cu"
 }
 
 // forward stage 14:
@@ -360,10 +434,13 @@ template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_14(const dopa::StepArgs<T> &a) {
   T *__restrict t61 = a.saved + 9632;          // [1149, 1]
   T *__restrict t60_l1_eta = a.scratch + 3472; // [1149] l1.eta
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t61[e] = t60_l1_eta[e];
-#line 367 "lm_modul_lstm.cu"
+#line 444 "lm_modul_lstm.cu"
 }
 
 // forward stage 15: fused loop nest over []
@@ -378,7 +455,10 @@ __device__ __forceinline__ void lm_modul_lstm_forward_15(const dopa::StepArgs<T>
   T *__restrict t139 = a.saved + 21184;               // []
   const T *__restrict l3_etaet = a.params + 24197694; // []
   T *__restrict t208 = a.saved + 24816;               // []
-  if (threadIdx.x == 0) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  if (tid == 0) {
 #line 128 "examples/lm/modul_lstm.dopa"
     const T v70 = T(1.0) - l1_etaet[0];
     t70[0] = v70;
@@ -387,7 +467,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_15(const dopa::StepArgs<T>
     const T v208 = T(1.0) - l3_etaet[0];
     t208[0] = v208;
   }
-#line 391 "lm_modul_lstm.cu"
+#line 471 "lm_modul_lstm.cu"
 }
 
 // forward stage 16: dense product (Eigen), [1149]
@@ -397,8 +477,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_16(const dopa::StepArgs<T>
   const T *__restrict l2_x2f_weight = a.params + 11141845; // [1149, 1149]
   T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
   T *__restrict t76 = a.saved + 10800;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 117 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2f_weight[r * 1149 + k] * l1_h_next[k];
@@ -406,7 +489,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_16(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t76[r] = acc;
   }
-#line 410 "lm_modul_lstm.cu"
+#line 493 "lm_modul_lstm.cu"
 }
 
 // forward stage 17: dense product (Eigen), [1149]
@@ -416,8 +499,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_17(const dopa::StepArgs<T>
   const T *__restrict l2_h2f_weight = a.params + 16427245; // [1149, 1149]
   const T *__restrict l2_h = a.state + 2642720;            // [1149]
   T *__restrict t81 = a.saved + 11952;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 117 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2f_weight[r * 1149 + k] * l2_h[k];
@@ -425,7 +511,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_17(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t81[r] = acc;
   }
-#line 429 "lm_modul_lstm.cu"
+#line 515 "lm_modul_lstm.cu"
 }
 
 // forward stage 18: dense product (Eigen), [1149]
@@ -435,8 +521,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_18(const dopa::StepArgs<T>
   const T *__restrict l2_x2i_weight = a.params + 12463195; // [1149, 1149]
   T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
   T *__restrict t87 = a.saved + 13104;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 118 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2i_weight[r * 1149 + k] * l1_h_next[k];
@@ -444,7 +533,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_18(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t87[r] = acc;
   }
-#line 448 "lm_modul_lstm.cu"
+#line 537 "lm_modul_lstm.cu"
 }
 
 // forward stage 19: dense product (Eigen), [1149]
@@ -454,8 +543,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_19(const dopa::StepArgs<T>
   const T *__restrict l2_h2i_weight = a.params + 17748595; // [1149, 1149]
   const T *__restrict l2_h = a.state + 2642720;            // [1149]
   T *__restrict t91 = a.saved + 14256;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 118 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2i_weight[r * 1149 + k] * l2_h[k];
@@ -463,7 +555,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_19(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t91[r] = acc;
   }
-#line 467 "lm_modul_lstm.cu"
+#line 559 "lm_modul_lstm.cu"
 }
 
 // forward stage 20: dense product (Eigen), [1149]
@@ -473,8 +565,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_20(const dopa::StepArgs<T>
   const T *__restrict l2_x2o_weight = a.params + 13784545; // [1149, 1149]
   T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
   T *__restrict t97 = a.saved + 15408;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 119 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2o_weight[r * 1149 + k] * l1_h_next[k];
@@ -482,7 +577,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_20(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t97[r] = acc;
   }
-#line 486 "lm_modul_lstm.cu"
+#line 581 "lm_modul_lstm.cu"
 }
 
 // forward stage 21: dense product (Eigen), [1149]
@@ -492,8 +587,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_21(const dopa::StepArgs<T>
   const T *__restrict l2_h2o_weight = a.params + 19069945; // [1149, 1149]
   const T *__restrict l2_h = a.state + 2642720;            // [1149]
   T *__restrict t101 = a.saved + 16560;                    // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 119 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2o_weight[r * 1149 + k] * l2_h[k];
@@ -501,7 +599,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_21(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t101[r] = acc;
   }
-#line 505 "lm_modul_lstm.cu"
+#line 603 "lm_modul_lstm.cu"
 }
 
 // forward stage 22: dense product (Eigen), [1149]
@@ -511,8 +609,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_22(const dopa::StepArgs<T>
   const T *__restrict l2_x2c_weight = a.params + 15105895; // [1149, 1149]
   T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
   T *__restrict t107 = a.scratch + 4624;                   // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 120 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2c_weight[r * 1149 + k] * l1_h_next[k];
@@ -520,7 +621,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_22(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t107[r] = acc;
   }
-#line 524 "lm_modul_lstm.cu"
+#line 625 "lm_modul_lstm.cu"
 }
 
 // forward stage 23: fused loop nest over [1149]
@@ -550,8 +651,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_23_l2_g(const dopa::StepAr
   T *__restrict l2_h_next = a.next + 2642720;            // [1149] l2.hn
   T *__restrict l2_c_next = a.next + 2643872;            // [1149]
   T *__restrict saved_t123 = a.saved + 18864;            // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v109 = t107[j] + l2_x2c_bias[j];
       const T v116 = v109 + t115[j];
@@ -586,7 +690,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_23_l2_g(const dopa::StepAr
       saved_t123[j] = v123;
     }
   }
-#line 590 "lm_modul_lstm.cu"
+#line 694 "lm_modul_lstm.cu"
 }
 
 // forward stage 24: dense product (Eigen), [1]
@@ -596,8 +700,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_24(const dopa::StepArgs<T>
   const T *__restrict l2_h2mod_weight = a.params + 21712646; // [1, 1149]
   T *__restrict l2_h_next = a.next + 2642720;                // [1149] l2.hn
   T *__restrict t125 = a.scratch + 6928;                     // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2mod_weight[r * 1149 + k] * l2_h_next[k];
@@ -605,7 +712,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_24(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t125[r] = acc;
   }
-#line 609 "lm_modul_lstm.cu"
+#line 716 "lm_modul_lstm.cu"
 }
 
 // forward stage 25: fused loop nest over [1]
@@ -615,15 +722,18 @@ __device__ __forceinline__ void lm_modul_lstm_forward_25_l2_M(const dopa::StepAr
   const T *__restrict l2_h2mod_bias = a.params + 21713795; // [1]
   T *__restrict t125 = a.scratch + 6928;                   // [1]
   T *__restrict t128_l2_M = a.saved + 20016;               // [1] l2.M
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
       const T v127 = t125[0] + l2_h2mod_bias[0];
       const T v128 = tanh(v127);
       t128_l2_M[0] = v128;
     }
   }
-#line 627 "lm_modul_lstm.cu"
+#line 737 "lm_modul_lstm.cu"
 }
 
 // forward stage 26: dense product (Eigen), [1149]
@@ -633,8 +743,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_26(const dopa::StepArgs<T>
   const T *__restrict l2_modfanout_weight = a.params + 21713796; // [1149, 1]
   T *__restrict t128_l2_M = a.saved + 20016;                     // [1] l2.M
   T *__restrict t130 = a.scratch + 6944;                         // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 124 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
       acc += l2_modfanout_weight[r * 1 + k] * t128_l2_M[k];
@@ -642,7 +755,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_26(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t130[r] = acc;
   }
-#line 646 "lm_modul_lstm.cu"
+#line 759 "lm_modul_lstm.cu"
 }
 
 // forward stage 27: fused loop nest over [1149]
@@ -652,14 +765,17 @@ __device__ __forceinline__ void lm_modul_lstm_forward_27_l2_eta(const dopa::Step
   const T *__restrict l2_modfanout_bias = a.params + 21714945; // [1149]
   T *__restrict t130 = a.scratch + 6944;                       // [1149]
   T *__restrict t132_l2_eta = a.scratch + 8096;                // [1149] l2.eta
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 124 "examples/lm/modul_lstm.dopa"
       const T v132 = t130[j] + l2_modfanout_bias[j];
       t132_l2_eta[j] = v132;
     }
   }
-#line 663 "lm_modul_lstm.cu"
+#line 779 "lm_modul_lstm.cu"
 }
 
 // forward stage 28:
@@ -668,10 +784,13 @@ template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_28(const dopa::StepArgs<T> &a) {
   T *__restrict t133 = a.saved + 20032;         // [1149, 1]
   T *__restrict t132_l2_eta = a.scratch + 8096; // [1149] l2.eta
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t133[e] = t132_l2_eta[e];
-#line 675 "lm_modul_lstm.cu"
+#line 794 "lm_modul_lstm.cu"
 }
 
 // forward stage 29: dense product (Eigen), [400]
@@ -681,8 +800,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_29(const dopa::StepArgs<T>
   const T *__restrict l3_x2f_weight = a.params + 21716094; // [400, 1149]
   T *__restrict l2_h_next = a.next + 2642720;              // [1149] l2.hn
   T *__restrict t145 = a.saved + 21200;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 117 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2f_weight[r * 1149 + k] * l2_h_next[k];
@@ -690,7 +812,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_29(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t145[r] = acc;
   }
-#line 694 "lm_modul_lstm.cu"
+#line 816 "lm_modul_lstm.cu"
 }
 
 // forward stage 30: dense product (Eigen), [400]
@@ -700,8 +822,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_30(const dopa::StepArgs<T>
   const T *__restrict l3_h2f_weight = a.params + 23556094; // [400, 400]
   const T *__restrict l3_h = a.state + 5285440;            // [400]
   T *__restrict t150 = a.saved + 21600;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 117 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2f_weight[r * 400 + k] * l3_h[k];
@@ -709,7 +834,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_30(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t150[r] = acc;
   }
-#line 713 "lm_modul_lstm.cu"
+#line 838 "lm_modul_lstm.cu"
 }
 
 // forward stage 31: dense product (Eigen), [400]
@@ -719,8 +844,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_31(const dopa::StepArgs<T>
   const T *__restrict l3_x2i_weight = a.params + 22176094; // [400, 1149]
   T *__restrict l2_h_next = a.next + 2642720;              // [1149] l2.hn
   T *__restrict t156 = a.saved + 22000;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 118 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2i_weight[r * 1149 + k] * l2_h_next[k];
@@ -728,7 +856,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_31(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t156[r] = acc;
   }
-#line 732 "lm_modul_lstm.cu"
+#line 860 "lm_modul_lstm.cu"
 }
 
 // forward stage 32: dense product (Eigen), [400]
@@ -738,8 +866,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_32(const dopa::StepArgs<T>
   const T *__restrict l3_h2i_weight = a.params + 23716494; // [400, 400]
   const T *__restrict l3_h = a.state + 5285440;            // [400]
   T *__restrict t160 = a.saved + 22400;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 118 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2i_weight[r * 400 + k] * l3_h[k];
@@ -747,7 +878,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_32(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t160[r] = acc;
   }
-#line 751 "lm_modul_lstm.cu"
+#line 882 "lm_modul_lstm.cu"
 }
 
 // forward stage 33: dense product (Eigen), [400]
@@ -757,8 +888,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_33(const dopa::StepArgs<T>
   const T *__restrict l3_x2o_weight = a.params + 22636094; // [400, 1149]
   T *__restrict l2_h_next = a.next + 2642720;              // [1149] l2.hn
   T *__restrict t166 = a.saved + 22800;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 119 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2o_weight[r * 1149 + k] * l2_h_next[k];
@@ -766,7 +900,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_33(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t166[r] = acc;
   }
-#line 770 "lm_modul_lstm.cu"
+#line 904 "lm_modul_lstm.cu"
 }
 
 // forward stage 34: dense product (Eigen), [400]
@@ -776,8 +910,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_34(const dopa::StepArgs<T>
   const T *__restrict l3_h2o_weight = a.params + 23876894; // [400, 400]
   const T *__restrict l3_h = a.state + 5285440;            // [400]
   T *__restrict t170 = a.saved + 23200;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 119 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2o_weight[r * 400 + k] * l3_h[k];
@@ -785,7 +922,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_34(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t170[r] = acc;
   }
-#line 789 "lm_modul_lstm.cu"
+#line 926 "lm_modul_lstm.cu"
 }
 
 // forward stage 35: dense product (Eigen), [400]
@@ -795,8 +932,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_35(const dopa::StepArgs<T>
   const T *__restrict l3_x2c_weight = a.params + 23096094; // [400, 1149]
   T *__restrict l2_h_next = a.next + 2642720;              // [1149] l2.hn
   T *__restrict t176 = a.scratch + 9248;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 120 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2c_weight[r * 1149 + k] * l2_h_next[k];
@@ -804,7 +944,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_35(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t176[r] = acc;
   }
-#line 808 "lm_modul_lstm.cu"
+#line 948 "lm_modul_lstm.cu"
 }
 
 // forward stage 36: fused loop nest over [400, 400]
@@ -816,7 +956,10 @@ __device__ __forceinline__ void lm_modul_lstm_forward_36(const dopa::StepArgs<T>
   const T *__restrict l3_alpha = a.params + 24197294; // [400, 1]
   const T *__restrict l3_w = a.params + 24037294;     // [400, 400]
   const T *__restrict l3_h = a.state + 5285440;       // [400]
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc184 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
@@ -829,7 +972,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_36(const dopa::StepArgs<T>
       t184[i] = acc184;
     }
   }
-#line 833 "lm_modul_lstm.cu"
+#line 976 "lm_modul_lstm.cu"
 }
 
 // forward stage 37: fused loop nest over [400]
@@ -859,8 +1002,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_37_l3_g(const dopa::StepAr
   T *__restrict l3_h_next = a.next + 5285440;            // [400] l3.hn
   T *__restrict l3_c_next = a.next + 5285840;            // [400]
   T *__restrict saved_t192 = a.saved + 24000;            // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 400; j += blockDim.x) {
+    for (int j = tid; j < 400; j += nthreads) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v178 = t176[j] + l3_x2c_bias[j];
       const T v185 = v178 + t184[j];
@@ -895,7 +1041,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_37_l3_g(const dopa::StepAr
       saved_t192[j] = v192;
     }
   }
-#line 899 "lm_modul_lstm.cu"
+#line 1045 "lm_modul_lstm.cu"
 }
 
 // forward stage 38: dense product (Eigen), [1]
@@ -905,8 +1051,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_38(const dopa::StepArgs<T>
   const T *__restrict l3_h2mod_weight = a.params + 24197695; // [1, 400]
   T *__restrict l3_h_next = a.next + 5285440;                // [400] l3.hn
   T *__restrict t194 = a.scratch + 10048;                    // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2mod_weight[r * 400 + k] * l3_h_next[k];
@@ -914,7 +1063,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_38(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t194[r] = acc;
   }
-#line 918 "lm_modul_lstm.cu"
+#line 1067 "lm_modul_lstm.cu"
 }
 
 // forward stage 39: fused loop nest over [1]
@@ -924,15 +1073,18 @@ __device__ __forceinline__ void lm_modul_lstm_forward_39_l3_M(const dopa::StepAr
   const T *__restrict l3_h2mod_bias = a.params + 24198095; // [1]
   T *__restrict t194 = a.scratch + 10048;                  // [1]
   T *__restrict t197_l3_M = a.saved + 24400;               // [1] l3.M
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
       const T v196 = t194[0] + l3_h2mod_bias[0];
       const T v197 = tanh(v196);
       t197_l3_M[0] = v197;
     }
   }
-#line 936 "lm_modul_lstm.cu"
+#line 1088 "lm_modul_lstm.cu"
 }
 
 // forward stage 40: dense product (Eigen), [400]
@@ -942,8 +1094,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_40(const dopa::StepArgs<T>
   const T *__restrict l3_modfanout_weight = a.params + 24198096; // [400, 1]
   T *__restrict t197_l3_M = a.saved + 24400;                     // [1] l3.M
   T *__restrict t199 = a.scratch + 10064;                        // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 124 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
       acc += l3_modfanout_weight[r * 1 + k] * t197_l3_M[k];
@@ -951,7 +1106,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_40(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t199[r] = acc;
   }
-#line 955 "lm_modul_lstm.cu"
+#line 1110 "lm_modul_lstm.cu"
 }
 
 // forward stage 41: fused loop nest over [400]
@@ -961,14 +1116,17 @@ __device__ __forceinline__ void lm_modul_lstm_forward_41_l3_eta(const dopa::Step
   const T *__restrict l3_modfanout_bias = a.params + 24198496; // [400]
   T *__restrict t199 = a.scratch + 10064;                      // [400]
   T *__restrict t201_l3_eta = a.scratch + 10464;               // [400] l3.eta
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 400; j += blockDim.x) {
+    for (int j = tid; j < 400; j += nthreads) {
 #line 124 "examples/lm/modul_lstm.dopa"
       const T v201 = t199[j] + l3_modfanout_bias[j];
       t201_l3_eta[j] = v201;
     }
   }
-#line 972 "lm_modul_lstm.cu"
+#line 1130 "lm_modul_lstm.cu"
 }
 
 // forward stage 42:
@@ -977,10 +1135,13 @@ template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_42(const dopa::StepArgs<T> &a) {
   T *__restrict t202 = a.saved + 24416;          // [400, 1]
   T *__restrict t201_l3_eta = a.scratch + 10464; // [400] l3.eta
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  for (int e = tid; e < 400; e += nthreads)
     t202[e] = t201_l3_eta[e];
-#line 984 "lm_modul_lstm.cu"
+#line 1145 "lm_modul_lstm.cu"
 }
 
 // forward stage 43: dense product (Eigen), [10000]
@@ -990,8 +1151,11 @@ __device__ __forceinline__ void lm_modul_lstm_forward_43(const dopa::StepArgs<T>
   const T *__restrict enc_weight = a.params + 0; // [10000, 400]
   T *__restrict l3_h_next = a.next + 5285440;    // [400] l3.hn
   T *__restrict t213 = a.scratch + 10864;        // [10000]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/lm/modul_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 10000; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 10000; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += enc_weight[r * 400 + k] * l3_h_next[k];
@@ -999,7 +1163,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_43(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t213[r] = acc;
   }
-#line 1003 "lm_modul_lstm.cu"
+#line 1167 "lm_modul_lstm.cu"
 }
 
 // forward stage 44: fused loop nest over [1149, 1149]
@@ -1027,7 +1191,10 @@ __device__ __forceinline__ void lm_modul_lstm_forward_44(const dopa::StepArgs<T>
   const T *__restrict l2_etaet = a.params + 21712645; // []
   T *__restrict t139 = a.saved + 21184;               // []
   T *__restrict l2_et_next = a.next + 3965232;        // [1149, 1149]
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v63 = t61[i] * l1_et[i * 1149 + j];
@@ -1053,7 +1220,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_44(const dopa::StepArgs<T>
       l2_et_next[i * 1149 + j] = v143;
     }
   }
-#line 1057 "lm_modul_lstm.cu"
+#line 1224 "lm_modul_lstm.cu"
 }
 
 // forward stage 45: fused loop nest over [400, 400]
@@ -1070,7 +1237,10 @@ __device__ __forceinline__ void lm_modul_lstm_forward_45(const dopa::StepArgs<T>
   const T *__restrict l3_etaet = a.params + 24197694; // []
   T *__restrict t208 = a.saved + 24816;               // []
   T *__restrict l3_et_next = a.next + 5446240;        // [400, 400]
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v204 = t202[i] * l3_et[i * 400 + j];
@@ -1085,7 +1255,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_45(const dopa::StepArgs<T>
       l3_et_next[i * 400 + j] = v212;
     }
   }
-#line 1089 "lm_modul_lstm.cu"
+#line 1259 "lm_modul_lstm.cu"
 }
 
 // forward stage 46: fused loop nest over [10000]
@@ -1095,20 +1265,23 @@ __device__ __forceinline__ void lm_modul_lstm_forward_46_logits(const dopa::Step
   const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict t213 = a.scratch + 10864;            // [10000]
   T *__restrict out_logits = a.outputs[0];           // [10000]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 10000; j += blockDim.x) {
+    for (int j = tid; j < 10000; j += nthreads) {
 #line 18 "examples/lm/modul_lstm.dopa"
       const T v215 = t213[j] + dec_bias[j];
       out_logits[j] = v215;
     }
   }
-#line 1106 "lm_modul_lstm.cu"
+#line 1279 "lm_modul_lstm.cu"
 }
 
 /// One forward step of ModulLSTMLM for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -1119,6 +1292,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -1132,102 +1307,102 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   lm_modul_lstm_forward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_2(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_5(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_6(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_7(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_8(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_9_l1_g(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_10(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_11_l1_M(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_12(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_13_l1_eta(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_14(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_15(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_16(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_17(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_18(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_19(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_20(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_21(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_22(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_23_l2_g(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_24(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_25_l2_M(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_26(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_27_l2_eta(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_28(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_29(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_30(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_31(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_32(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_33(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_34(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_35(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_36(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_37_l3_g(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_38(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_39_l3_M(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_40(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_41_l3_eta(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_42(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_43(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_44(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_45(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_forward_46_logits(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  forward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // backward stage 0: dense product (Eigen), [400]
@@ -1237,14 +1412,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_0(const dopa::StepArgs<T>
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   const T *__restrict enc_weight = a.params + 0;       // [10000, 400]
   T *__restrict t231 = a.scratch + 0;                  // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 10000; ++k)
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t231[c] = acc;
   }
-#line 1248 "lm_modul_lstm.cu"
+#line 1426 "lm_modul_lstm.cu"
 }
 
 // backward stage 1: fused loop nest over [400, 400]
@@ -1271,16 +1449,19 @@ __device__ __forceinline__ void lm_modul_lstm_backward_1(const dopa::StepArgs<T>
   T *__restrict t249 = a.scratch + 1232;                   // [400, 1]
   const T *__restrict t208 = a.saved + 24816;              // []
   T *__restrict d_l3_et = a.gradPrev + 5446240;            // [400, 400]
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
     t234[e] = T(0);
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  for (int e = tid; e < 400; e += nthreads)
     t238[e] = T(0);
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  for (int e = tid; e < 1; e += nthreads)
     t240[e] = T(0);
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  for (int e = tid; e < 400; e += nthreads)
     t249[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc234 = T(0);
     T acc237 = T(0);
     T acc240 = T(0);
@@ -1322,7 +1503,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_1(const dopa::StepArgs<T>
       atomicAdd(&t249[i], acc249);
     }
   }
-#line 1326 "lm_modul_lstm.cu"
+#line 1507 "lm_modul_lstm.cu"
 }
 
 // backward stage 2:
@@ -1331,10 +1512,13 @@ template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_2(const dopa::StepArgs<T> &a) {
   T *__restrict t252 = a.record + 29008; // [400]
   T *__restrict t249 = a.scratch + 1232; // [400, 1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  for (int e = tid; e < 400; e += nthreads)
     t252[e] = t249[e];
-#line 1338 "lm_modul_lstm.cu"
+#line 1522 "lm_modul_lstm.cu"
 }
 
 // backward stage 3: dense product (Eigen), [1]
@@ -1344,14 +1528,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_3(const dopa::StepArgs<T>
   T *__restrict t252 = a.record + 29008;                         // [400]
   const T *__restrict l3_modfanout_weight = a.params + 24198096; // [400, 1]
   T *__restrict t255 = a.scratch + 1632;                         // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 124 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1; c += blockDim.x) {
+  for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t252[k] * l3_modfanout_weight[k * 1 + c];
     t255[c] = acc;
   }
-#line 1355 "lm_modul_lstm.cu"
+#line 1542 "lm_modul_lstm.cu"
 }
 
 // backward stage 4: fused loop nest over [1]
@@ -1371,8 +1558,11 @@ __device__ __forceinline__ void lm_modul_lstm_backward_4_l1_M(const dopa::StepAr
   T *__restrict record20 = a.record + 26976;          // [1]
   T *__restrict d_l3_h2mod_bias = a.grads + 24198095; // [1]
   T *__restrict record28 = a.record + 29408;          // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
       const T v256 = t197_l3_M[0] * t197_l3_M[0];
       const T v258 = T(1.0) - v256;
@@ -1384,7 +1574,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_4_l1_M(const dopa::StepAr
       record28[0] = t197_l3_M[0];
     }
   }
-#line 1388 "lm_modul_lstm.cu"
+#line 1578 "lm_modul_lstm.cu"
 }
 
 // backward stage 5: dense product (Eigen), [400]
@@ -1394,14 +1584,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_5(const dopa::StepArgs<T>
   T *__restrict t259 = a.record + 28992;                     // [1]
   const T *__restrict l3_h2mod_weight = a.params + 24197695; // [1, 400]
   T *__restrict t262 = a.scratch + 1648;                     // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1; ++k)
       acc += t259[k] * l3_h2mod_weight[k * 400 + c];
     t262[c] = acc;
   }
-#line 1405 "lm_modul_lstm.cu"
+#line 1598 "lm_modul_lstm.cu"
 }
 
 // backward stage 6: fused loop nest over [400]
@@ -1462,8 +1655,11 @@ __device__ __forceinline__ void lm_modul_lstm_backward_6_l3_hn(const dopa::StepA
   T *__restrict d_l3_x2c_bias = a.grads + 23555694;       // [400]
   T *__restrict t252 = a.record + 29008;                  // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + 24198496; // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 400; j += blockDim.x) {
+    for (int j = tid; j < 400; j += nthreads) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v275 = t186_l3_g[j] * t186_l3_g[j];
       const T v276 = T(1.0) - v275;
@@ -1548,7 +1744,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_6_l3_hn(const dopa::StepA
       atomicAdd(&d_l3_modfanout_bias[j], t252[j]);
     }
   }
-#line 1552 "lm_modul_lstm.cu"
+#line 1748 "lm_modul_lstm.cu"
 }
 
 // backward stage 7: fused loop nest over [400, 400]
@@ -1568,12 +1764,15 @@ __device__ __forceinline__ void lm_modul_lstm_backward_7(const dopa::StepArgs<T>
   const T *__restrict t202 = a.saved + 24416;              // [400, 1]
   const T *__restrict d_l3_pw_next = a.gradNext + 5286240; // [400, 400] d l3.pw'
   T *__restrict d_l3_pw = a.gradPrev + 5286240;            // [400, 400]
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 400; e += nthreads)
     t279[e] = T(0);
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  for (int e = tid; e < 400; e += nthreads)
     t282[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc282 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
@@ -1600,7 +1799,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_7(const dopa::StepArgs<T>
       atomicAdd(&t282[i], acc282);
     }
   }
-#line 1604 "lm_modul_lstm.cu"
+#line 1803 "lm_modul_lstm.cu"
 }
 
 // backward stage 8: dense product (Eigen), [1149]
@@ -1610,14 +1809,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_8(const dopa::StepArgs<T>
   T *__restrict t277 = a.record + 28592;                   // [400]
   const T *__restrict l3_x2c_weight = a.params + 23096094; // [400, 1149]
   T *__restrict t288 = a.scratch + 2848;                   // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 120 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t277[k] * l3_x2c_weight[k * 1149 + c];
     t288[c] = acc;
   }
-#line 1621 "lm_modul_lstm.cu"
+#line 1823 "lm_modul_lstm.cu"
 }
 
 // backward stage 9: dense product (Eigen), [400]
@@ -1627,14 +1829,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_9(const dopa::StepArgs<T>
   T *__restrict t292 = a.record + 28192;                   // [400]
   const T *__restrict l3_h2o_weight = a.params + 23876894; // [400, 400]
   T *__restrict t295 = a.scratch + 4000;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 119 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t292[k] * l3_h2o_weight[k * 400 + c];
     t295[c] = acc;
   }
-#line 1638 "lm_modul_lstm.cu"
+#line 1843 "lm_modul_lstm.cu"
 }
 
 // backward stage 10: dense product (Eigen), [1149]
@@ -1644,14 +1849,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_10(const dopa::StepArgs<T
   T *__restrict t292 = a.record + 28192;                   // [400]
   const T *__restrict l3_x2o_weight = a.params + 22636094; // [400, 1149]
   T *__restrict t299 = a.scratch + 4400;                   // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 119 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t292[k] * l3_x2o_weight[k * 1149 + c];
     t299[c] = acc;
   }
-#line 1655 "lm_modul_lstm.cu"
+#line 1863 "lm_modul_lstm.cu"
 }
 
 // backward stage 11: dense product (Eigen), [400]
@@ -1661,14 +1869,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_11(const dopa::StepArgs<T
   T *__restrict t303 = a.record + 27792;                   // [400]
   const T *__restrict l3_h2i_weight = a.params + 23716494; // [400, 400]
   T *__restrict t306 = a.scratch + 5552;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 118 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t303[k] * l3_h2i_weight[k * 400 + c];
     t306[c] = acc;
   }
-#line 1672 "lm_modul_lstm.cu"
+#line 1883 "lm_modul_lstm.cu"
 }
 
 // backward stage 12: dense product (Eigen), [1149]
@@ -1678,14 +1889,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_12(const dopa::StepArgs<T
   T *__restrict t303 = a.record + 27792;                   // [400]
   const T *__restrict l3_x2i_weight = a.params + 22176094; // [400, 1149]
   T *__restrict t310 = a.scratch + 5952;                   // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 118 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t303[k] * l3_x2i_weight[k * 1149 + c];
     t310[c] = acc;
   }
-#line 1689 "lm_modul_lstm.cu"
+#line 1903 "lm_modul_lstm.cu"
 }
 
 // backward stage 13: dense product (Eigen), [400]
@@ -1695,14 +1909,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_13(const dopa::StepArgs<T
   T *__restrict t314 = a.record + 26992;                   // [400]
   const T *__restrict l3_h2f_weight = a.params + 23556094; // [400, 400]
   T *__restrict t317 = a.scratch + 7104;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 117 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t314[k] * l3_h2f_weight[k * 400 + c];
     t317[c] = acc;
   }
-#line 1706 "lm_modul_lstm.cu"
+#line 1923 "lm_modul_lstm.cu"
 }
 
 // backward stage 14: dense product (Eigen), [1149]
@@ -1712,14 +1929,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_14(const dopa::StepArgs<T
   T *__restrict t314 = a.record + 26992;                   // [400]
   const T *__restrict l3_x2f_weight = a.params + 21716094; // [400, 1149]
   T *__restrict t321 = a.scratch + 7504;                   // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 117 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t314[k] * l3_x2f_weight[k * 1149 + c];
     t321[c] = acc;
   }
-#line 1723 "lm_modul_lstm.cu"
+#line 1943 "lm_modul_lstm.cu"
 }
 
 // backward stage 15: fused loop nest over [1149, 1149]
@@ -1767,24 +1987,27 @@ __device__ __forceinline__ void lm_modul_lstm_backward_15(const dopa::StepArgs<T
   T *__restrict d_l1_et = a.gradPrev + 1322512;            // [1149, 1149]
   const T *__restrict t139 = a.saved + 21184;              // []
   T *__restrict d_l2_et = a.gradPrev + 3965232;            // [1149, 1149]
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
     t324[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t328[e] = T(0);
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  for (int e = tid; e < 1; e += nthreads)
     t330[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t337[e] = T(0);
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  for (int e = tid; e < 1; e += nthreads)
     t411[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t415[e] = T(0);
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  for (int e = tid; e < 1; e += nthreads)
     t417[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t424[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc324 = T(0);
     T acc327 = T(0);
     T acc330 = T(0);
@@ -1863,7 +2086,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_15(const dopa::StepArgs<T
       atomicAdd(&t424[i], acc424);
     }
   }
-#line 1867 "lm_modul_lstm.cu"
+#line 2090 "lm_modul_lstm.cu"
 }
 
 // backward stage 16:
@@ -1872,10 +2095,13 @@ template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_16(const dopa::StepArgs<T> &a) {
   T *__restrict t340 = a.record + 25824;  // [1149]
   T *__restrict t337 = a.scratch + 10992; // [1149, 1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t340[e] = t337[e];
-#line 1879 "lm_modul_lstm.cu"
+#line 2105 "lm_modul_lstm.cu"
 }
 
 // backward stage 17: dense product (Eigen), [1]
@@ -1885,14 +2111,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_17(const dopa::StepArgs<T
   T *__restrict t340 = a.record + 25824;                         // [1149]
   const T *__restrict l2_modfanout_weight = a.params + 21713796; // [1149, 1]
   T *__restrict t343 = a.scratch + 12144;                        // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 124 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1; c += blockDim.x) {
+  for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t340[k] * l2_modfanout_weight[k * 1 + c];
     t343[c] = acc;
   }
-#line 1896 "lm_modul_lstm.cu"
+#line 2125 "lm_modul_lstm.cu"
 }
 
 // backward stage 18: fused loop nest over [1]
@@ -1904,8 +2133,11 @@ __device__ __forceinline__ void lm_modul_lstm_backward_18(const dopa::StepArgs<T
   T *__restrict t343 = a.scratch + 12144;             // [1]
   T *__restrict t346 = a.record + 24656;              // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + 21713795; // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
       const T v344 = t128_l2_M[0] * t128_l2_M[0];
       const T v345 = T(1.0) - v344;
@@ -1914,7 +2146,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_18(const dopa::StepArgs<T
       atomicAdd(&d_l2_h2mod_bias[0], v346);
     }
   }
-#line 1918 "lm_modul_lstm.cu"
+#line 2150 "lm_modul_lstm.cu"
 }
 
 // backward stage 19: dense product (Eigen), [1149]
@@ -1924,14 +2156,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_19(const dopa::StepArgs<T
   T *__restrict t346 = a.record + 24656;                     // [1]
   const T *__restrict l2_h2mod_weight = a.params + 21712646; // [1, 1149]
   T *__restrict t349 = a.scratch + 12160;                    // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1; ++k)
       acc += t346[k] * l2_h2mod_weight[k * 1149 + c];
     t349[c] = acc;
   }
-#line 1935 "lm_modul_lstm.cu"
+#line 2170 "lm_modul_lstm.cu"
 }
 
 // backward stage 20: fused loop nest over [1149]
@@ -1998,8 +2233,11 @@ __device__ __forceinline__ void lm_modul_lstm_backward_20_l1_hn(const dopa::Step
   T *__restrict record18 = a.record + 24672;              // [1149]
   T *__restrict t340 = a.record + 25824;                  // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + 21714945; // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v362 = t117_l2_g[j] * t117_l2_g[j];
       const T v363 = T(1.0) - v362;
@@ -2088,7 +2326,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_20_l1_hn(const dopa::Step
       atomicAdd(&d_l2_modfanout_bias[j], t340[j]);
     }
   }
-#line 2092 "lm_modul_lstm.cu"
+#line 2330 "lm_modul_lstm.cu"
 }
 
 // backward stage 21: fused loop nest over [1149, 1149]
@@ -2108,12 +2346,15 @@ __device__ __forceinline__ void lm_modul_lstm_backward_21(const dopa::StepArgs<T
   const T *__restrict t133 = a.saved + 20032;              // [1149, 1]
   const T *__restrict d_l2_pw_next = a.gradNext + 2645024; // [1149, 1149] d l2.pw'
   T *__restrict d_l2_pw = a.gradPrev + 2645024;            // [1149, 1149]
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1149; e += nthreads)
     t366[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t369[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc369 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
@@ -2140,7 +2381,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_21(const dopa::StepArgs<T
       atomicAdd(&t369[i], acc369);
     }
   }
-#line 2144 "lm_modul_lstm.cu"
+#line 2385 "lm_modul_lstm.cu"
 }
 
 // backward stage 22: dense product (Eigen), [1149]
@@ -2150,14 +2391,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_22(const dopa::StepArgs<T
   T *__restrict t364 = a.record + 23504;                   // [1149]
   const T *__restrict l2_x2c_weight = a.params + 15105895; // [1149, 1149]
   T *__restrict t375 = a.scratch + 15616;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 120 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t364[k] * l2_x2c_weight[k * 1149 + c];
     t375[c] = acc;
   }
-#line 2161 "lm_modul_lstm.cu"
+#line 2405 "lm_modul_lstm.cu"
 }
 
 // backward stage 23: dense product (Eigen), [1149]
@@ -2167,14 +2411,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_23(const dopa::StepArgs<T
   T *__restrict t379 = a.record + 22352;                   // [1149]
   const T *__restrict l2_h2o_weight = a.params + 19069945; // [1149, 1149]
   T *__restrict t382 = a.scratch + 16768;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 119 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t379[k] * l2_h2o_weight[k * 1149 + c];
     t382[c] = acc;
   }
-#line 2178 "lm_modul_lstm.cu"
+#line 2425 "lm_modul_lstm.cu"
 }
 
 // backward stage 24: dense product (Eigen), [1149]
@@ -2184,14 +2431,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_24(const dopa::StepArgs<T
   T *__restrict t379 = a.record + 22352;                   // [1149]
   const T *__restrict l2_x2o_weight = a.params + 13784545; // [1149, 1149]
   T *__restrict t386 = a.scratch + 17920;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 119 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t379[k] * l2_x2o_weight[k * 1149 + c];
     t386[c] = acc;
   }
-#line 2195 "lm_modul_lstm.cu"
+#line 2445 "lm_modul_lstm.cu"
 }
 
 // backward stage 25: dense product (Eigen), [1149]
@@ -2201,14 +2451,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_25(const dopa::StepArgs<T
   T *__restrict t390 = a.record + 21200;                   // [1149]
   const T *__restrict l2_h2i_weight = a.params + 17748595; // [1149, 1149]
   T *__restrict t393 = a.scratch + 19072;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 118 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t390[k] * l2_h2i_weight[k * 1149 + c];
     t393[c] = acc;
   }
-#line 2212 "lm_modul_lstm.cu"
+#line 2465 "lm_modul_lstm.cu"
 }
 
 // backward stage 26: dense product (Eigen), [1149]
@@ -2218,14 +2471,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_26(const dopa::StepArgs<T
   T *__restrict t390 = a.record + 21200;                   // [1149]
   const T *__restrict l2_x2i_weight = a.params + 12463195; // [1149, 1149]
   T *__restrict t397 = a.scratch + 20224;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 118 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t390[k] * l2_x2i_weight[k * 1149 + c];
     t397[c] = acc;
   }
-#line 2229 "lm_modul_lstm.cu"
+#line 2485 "lm_modul_lstm.cu"
 }
 
 // backward stage 27: dense product (Eigen), [1149]
@@ -2235,14 +2491,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_27(const dopa::StepArgs<T
   T *__restrict t401 = a.record + 18896;                   // [1149]
   const T *__restrict l2_h2f_weight = a.params + 16427245; // [1149, 1149]
   T *__restrict t404 = a.scratch + 21376;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 117 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t401[k] * l2_h2f_weight[k * 1149 + c];
     t404[c] = acc;
   }
-#line 2246 "lm_modul_lstm.cu"
+#line 2505 "lm_modul_lstm.cu"
 }
 
 // backward stage 28: dense product (Eigen), [1149]
@@ -2252,14 +2511,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_28(const dopa::StepArgs<T
   T *__restrict t401 = a.record + 18896;                   // [1149]
   const T *__restrict l2_x2f_weight = a.params + 11141845; // [1149, 1149]
   T *__restrict t408 = a.scratch + 22528;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 117 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t401[k] * l2_x2f_weight[k * 1149 + c];
     t408[c] = acc;
   }
-#line 2263 "lm_modul_lstm.cu"
+#line 2525 "lm_modul_lstm.cu"
 }
 
 // backward stage 29:
@@ -2268,10 +2530,13 @@ template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_29(const dopa::StepArgs<T> &a) {
   T *__restrict t427 = a.record + 17728;  // [1149]
   T *__restrict t424 = a.scratch + 26016; // [1149, 1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t427[e] = t424[e];
-#line 2275 "lm_modul_lstm.cu"
+#line 2540 "lm_modul_lstm.cu"
 }
 
 // backward stage 30: dense product (Eigen), [1]
@@ -2281,14 +2546,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_30(const dopa::StepArgs<T
   T *__restrict t427 = a.record + 17728;                         // [1149]
   const T *__restrict l1_modfanout_weight = a.params + 11139547; // [1149, 1]
   T *__restrict t430 = a.scratch + 27168;                        // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 124 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1; c += blockDim.x) {
+  for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t427[k] * l1_modfanout_weight[k * 1 + c];
     t430[c] = acc;
   }
-#line 2292 "lm_modul_lstm.cu"
+#line 2560 "lm_modul_lstm.cu"
 }
 
 // backward stage 31: fused loop nest over [1]
@@ -2300,8 +2568,11 @@ __device__ __forceinline__ void lm_modul_lstm_backward_31(const dopa::StepArgs<T
   T *__restrict t430 = a.scratch + 27168;             // [1]
   T *__restrict t433 = a.record + 16560;              // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + 11139546; // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
       const T v431 = t56_l1_M[0] * t56_l1_M[0];
       const T v432 = T(1.0) - v431;
@@ -2310,7 +2581,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_31(const dopa::StepArgs<T
       atomicAdd(&d_l1_h2mod_bias[0], v433);
     }
   }
-#line 2314 "lm_modul_lstm.cu"
+#line 2585 "lm_modul_lstm.cu"
 }
 
 // backward stage 32: dense product (Eigen), [1149]
@@ -2320,14 +2591,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_32(const dopa::StepArgs<T
   T *__restrict t433 = a.record + 16560;                     // [1]
   const T *__restrict l1_h2mod_weight = a.params + 11138397; // [1, 1149]
   T *__restrict t436 = a.scratch + 27184;                    // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1; ++k)
       acc += t433[k] * l1_h2mod_weight[k * 1149 + c];
     t436[c] = acc;
   }
-#line 2331 "lm_modul_lstm.cu"
+#line 2605 "lm_modul_lstm.cu"
 }
 
 // backward stage 33: fused loop nest over [1149]
@@ -2389,8 +2663,11 @@ __device__ __forceinline__ void lm_modul_lstm_backward_33(const dopa::StepArgs<T
   T *__restrict d_l1_x2c_bias = a.grads + 5851847;        // [1149]
   T *__restrict t427 = a.record + 17728;                  // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + 11140696; // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v449 = t45_l1_g[j] * t45_l1_g[j];
       const T v450 = T(1.0) - v449;
@@ -2481,7 +2758,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_33(const dopa::StepArgs<T
       atomicAdd(&d_l1_modfanout_bias[j], t427[j]);
     }
   }
-#line 2485 "lm_modul_lstm.cu"
+#line 2762 "lm_modul_lstm.cu"
 }
 
 // backward stage 34: fused loop nest over [1149, 1149]
@@ -2501,12 +2778,15 @@ __device__ __forceinline__ void lm_modul_lstm_backward_34(const dopa::StepArgs<T
   const T *__restrict t61 = a.saved + 9632;             // [1149, 1]
   const T *__restrict d_l1_pw_next = a.gradNext + 2304; // [1149, 1149] d l1.pw'
   T *__restrict d_l1_pw = a.gradPrev + 2304;            // [1149, 1149]
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1149; e += nthreads)
     t453[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t456[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc456 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
@@ -2533,7 +2813,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_34(const dopa::StepArgs<T
       atomicAdd(&t456[i], acc456);
     }
   }
-#line 2537 "lm_modul_lstm.cu"
+#line 2817 "lm_modul_lstm.cu"
 }
 
 // backward stage 35: dense product (Eigen), [400]
@@ -2543,14 +2823,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_35(const dopa::StepArgs<T
   T *__restrict t451 = a.record + 15408;                  // [1149]
   const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
   T *__restrict t462 = a.scratch + 30640;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 120 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t451[k] * l1_x2c_weight[k * 400 + c];
     t462[c] = acc;
   }
-#line 2554 "lm_modul_lstm.cu"
+#line 2837 "lm_modul_lstm.cu"
 }
 
 // backward stage 36: dense product (Eigen), [1149]
@@ -2560,14 +2843,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_36(const dopa::StepArgs<T
   T *__restrict t465 = a.record + 14256;                  // [1149]
   const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
   T *__restrict t468 = a.scratch + 31040;                 // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 119 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t465[k] * l1_h2o_weight[k * 1149 + c];
     t468[c] = acc;
   }
-#line 2571 "lm_modul_lstm.cu"
+#line 2857 "lm_modul_lstm.cu"
 }
 
 // backward stage 37: dense product (Eigen), [400]
@@ -2577,14 +2863,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_37(const dopa::StepArgs<T
   T *__restrict t465 = a.record + 14256;                  // [1149]
   const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
   T *__restrict t472 = a.scratch + 32192;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 119 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t465[k] * l1_x2o_weight[k * 400 + c];
     t472[c] = acc;
   }
-#line 2588 "lm_modul_lstm.cu"
+#line 2877 "lm_modul_lstm.cu"
 }
 
 // backward stage 38: dense product (Eigen), [1149]
@@ -2594,14 +2883,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_38(const dopa::StepArgs<T
   T *__restrict t476 = a.record + 13104;                  // [1149]
   const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
   T *__restrict t479 = a.scratch + 32592;                 // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 118 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t476[k] * l1_h2i_weight[k * 1149 + c];
     t479[c] = acc;
   }
-#line 2605 "lm_modul_lstm.cu"
+#line 2897 "lm_modul_lstm.cu"
 }
 
 // backward stage 39: dense product (Eigen), [400]
@@ -2611,14 +2903,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_39(const dopa::StepArgs<T
   T *__restrict t476 = a.record + 13104;                  // [1149]
   const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
   T *__restrict t483 = a.scratch + 33744;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 118 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t476[k] * l1_x2i_weight[k * 400 + c];
     t483[c] = acc;
   }
-#line 2622 "lm_modul_lstm.cu"
+#line 2917 "lm_modul_lstm.cu"
 }
 
 // backward stage 40: dense product (Eigen), [1149]
@@ -2628,14 +2923,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_40(const dopa::StepArgs<T
   T *__restrict t487 = a.record + 10400;                  // [1149]
   const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
   T *__restrict t490 = a.scratch + 34144;                 // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 117 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t487[k] * l1_h2f_weight[k * 1149 + c];
     t490[c] = acc;
   }
-#line 2639 "lm_modul_lstm.cu"
+#line 2937 "lm_modul_lstm.cu"
 }
 
 // backward stage 41: dense product (Eigen), [400]
@@ -2645,14 +2943,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_41(const dopa::StepArgs<T
   T *__restrict t487 = a.record + 10400;                  // [1149]
   const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
   T *__restrict t494 = a.scratch + 35296;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 117 "examples/lm/modul_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t487[k] * l1_x2f_weight[k * 400 + c];
     t494[c] = acc;
   }
-#line 2656 "lm_modul_lstm.cu"
+#line 2957 "lm_modul_lstm.cu"
 }
 
 // backward stage 42: fused loop nest over [1149]
@@ -2665,8 +2966,11 @@ __device__ __forceinline__ void lm_modul_lstm_backward_42(const dopa::StepArgs<T
   T *__restrict t453 = a.scratch + 28336; // [1149]
   T *__restrict t415 = a.scratch + 24848; // [1149]
   T *__restrict d_l1_h = a.gradPrev + 0;  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 100 "examples/lm/modul_lstm.dopa"
       const T v454 = t415[j] + t453[j];
       const T v469 = v454 + t468[j];
@@ -2675,7 +2979,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_42(const dopa::StepArgs<T
       d_l1_h[j] = v491;
     }
   }
-#line 2679 "lm_modul_lstm.cu"
+#line 2983 "lm_modul_lstm.cu"
 }
 
 // backward stage 43: fused loop nest over [400]
@@ -2695,8 +2999,11 @@ __device__ __forceinline__ void lm_modul_lstm_backward_43(const dopa::StepArgs<T
   T *__restrict t462 = a.scratch + 30640;      // [400]
   T *__restrict d_enc_weight = a.grads + 0;    // [10000, 400]
   const T *__restrict tok = a.inputs[0];       // []
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 400; j += blockDim.x) {
+    for (int j = tid; j < 400; j += nthreads) {
 #line 100 "examples/lm/modul_lstm.dopa"
       const T v280 = t238[j] + t279[j];
       const T v296 = v280 + t295[j];
@@ -2710,7 +3017,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_43(const dopa::StepArgs<T
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v495);
     }
   }
-#line 2714 "lm_modul_lstm.cu"
+#line 3021 "lm_modul_lstm.cu"
 }
 
 // backward stage 44: fused loop nest over [10000]
@@ -2721,8 +3028,11 @@ __device__ __forceinline__ void lm_modul_lstm_backward_44_d_logits(const dopa::S
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   T *__restrict record0 = a.record + 0;                // [10000]
   T *__restrict d_dec_bias = a.grads + 4000000;        // [10000]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 10000; j += blockDim.x) {
+    for (int j = tid; j < 10000; j += nthreads) {
       record0[j] = d_out_logits[j];
       atomicAdd(&d_dec_bias[j], d_out_logits[j]);
     }
@@ -2738,14 +3048,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_45(const dopa::StepArgs<T
   T *__restrict d_l1_alpha = a.grads + 11137247; // [1149, 1]
   T *__restrict t369 = a.scratch + 14464;        // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + 21711496; // [1149, 1]
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 112 "examples/lm/modul_lstm.dopa"
       atomicAdd(&d_l1_alpha[i], t456[i]);
       atomicAdd(&d_l2_alpha[i], t369[i]);
     }
   }
-#line 2749 "lm_modul_lstm.cu"
+#line 3062 "lm_modul_lstm.cu"
 }
 
 // backward stage 46: fused loop nest over []
@@ -2763,7 +3076,10 @@ __device__ __forceinline__ void lm_modul_lstm_backward_46(const dopa::StepArgs<T
   T *__restrict t240 = a.scratch + 1216;         // []
   T *__restrict t234 = a.scratch + 400;          // []
   T *__restrict d_l3_etaet = a.grads + 24197694; // []
-  if (threadIdx.x == 0) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  if (tid == 0) {
 #line 128 "examples/lm/modul_lstm.dopa"
     const T v419 = -t417[0];
 #line 113 "examples/lm/modul_lstm.dopa"
@@ -2780,7 +3096,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_46(const dopa::StepArgs<T
     const T v243 = t234[0] + v242;
     atomicAdd(&d_l3_etaet[0], v243);
   }
-#line 2784 "lm_modul_lstm.cu"
+#line 3100 "lm_modul_lstm.cu"
 }
 
 // backward stage 47: fused loop nest over [400, 1]
@@ -2789,19 +3105,22 @@ template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_47(const dopa::StepArgs<T> &a) {
   T *__restrict t282 = a.scratch + 2448;         // [400, 1]
   T *__restrict d_l3_alpha = a.grads + 24197294; // [400, 1]
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 112 "examples/lm/modul_lstm.dopa"
       atomicAdd(&d_l3_alpha[i], t282[i]);
     }
   }
-#line 2799 "lm_modul_lstm.cu"
+#line 3118 "lm_modul_lstm.cu"
 }
 
 /// One backward step of ModulLSTMLM for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -2812,6 +3131,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -2825,104 +3146,104 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   lm_modul_lstm_backward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_2(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_4_l1_M(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_5(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_6_l3_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_7(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_8(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_9(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_10(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_11(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_12(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_13(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_14(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_15(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_16(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_17(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_18(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_19(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_20_l1_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_21(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_22(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_23(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_24(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_25(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_26(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_27(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_28(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_29(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_30(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_31(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_32(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_33(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_34(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_35(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_36(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_37(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_38(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_39(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_40(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_41(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_42(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_43(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_44_d_logits(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_45(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_46(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_modul_lstm_backward_47(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  backward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {

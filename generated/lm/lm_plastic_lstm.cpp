@@ -187,30 +187,30 @@ template <class T> static void lm_plastic_lstm_forward_9_l1_g(const dopa::StepAr
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
     const T v44 = v37 + t43[j];
-    const T v45 = std::tanh(v44);
+    const T v45 = tanh(v44);
     t45_l1_g[j] = v45;
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
+    const T v23 = T(1) / (T(1) + exp(-v22));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v48 = v23 * v45;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
+    const T v13 = T(1) / (T(1) + exp(-v12));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v47 = v13 * l1_c[j];
     const T v49 = v47 + v48;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v50 = std::tanh(v49);
+    const T v50 = tanh(v49);
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
+    const T v33 = T(1) / (T(1) + exp(-v32));
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v51 = v33 * v50;
     l1_h_next[j] = v51;
@@ -331,30 +331,30 @@ template <class T> static void lm_plastic_lstm_forward_17_l2_g(const dopa::StepA
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v93 = t91[j] + l2_x2c_bias[j];
     const T v100 = v93 + t99[j];
-    const T v101 = std::tanh(v100);
+    const T v101 = tanh(v100);
     t101_l2_g[j] = v101;
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v77 = t75[j] + l2_h2i_bias[j];
     const T v73 = t71[j] + l2_x2i_bias[j];
     const T v78 = v73 + v77;
-    const T v79 = T(1) / (T(1) + std::exp(-v78));
+    const T v79 = T(1) / (T(1) + exp(-v78));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v104 = v79 * v101;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v67 = t65[j] + l2_h2f_bias[j];
     const T v62 = t60[j] + l2_x2f_bias[j];
     const T v68 = v62 + v67;
-    const T v69 = T(1) / (T(1) + std::exp(-v68));
+    const T v69 = T(1) / (T(1) + exp(-v68));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v103 = v69 * l2_c[j];
     const T v105 = v103 + v104;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v106 = std::tanh(v105);
+    const T v106 = tanh(v105);
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v87 = t85[j] + l2_h2o_bias[j];
     const T v83 = t81[j] + l2_x2o_bias[j];
     const T v88 = v83 + v87;
-    const T v89 = T(1) / (T(1) + std::exp(-v88));
+    const T v89 = T(1) / (T(1) + exp(-v88));
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v107 = v89 * v106;
     l2_h_next[j] = v107;
@@ -497,30 +497,30 @@ template <class T> static void lm_plastic_lstm_forward_26_l3_g(const dopa::StepA
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v147 = t145[j] + l3_x2c_bias[j];
     const T v154 = v147 + t153[j];
-    const T v155 = std::tanh(v154);
+    const T v155 = tanh(v154);
     t155_l3_g[j] = v155;
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v131 = t129[j] + l3_h2i_bias[j];
     const T v127 = t125[j] + l3_x2i_bias[j];
     const T v132 = v127 + v131;
-    const T v133 = T(1) / (T(1) + std::exp(-v132));
+    const T v133 = T(1) / (T(1) + exp(-v132));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v158 = v133 * v155;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v121 = t119[j] + l3_h2f_bias[j];
     const T v116 = t114[j] + l3_x2f_bias[j];
     const T v122 = v116 + v121;
-    const T v123 = T(1) / (T(1) + std::exp(-v122));
+    const T v123 = T(1) / (T(1) + exp(-v122));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v157 = v123 * l3_c[j];
     const T v159 = v157 + v158;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v160 = std::tanh(v159);
+    const T v160 = tanh(v159);
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v141 = t139[j] + l3_h2o_bias[j];
     const T v137 = t135[j] + l3_x2o_bias[j];
     const T v142 = v137 + v141;
-    const T v143 = T(1) / (T(1) + std::exp(-v142));
+    const T v143 = T(1) / (T(1) + exp(-v142));
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v161 = v143 * v160;
     l3_h_next[j] = v161;
@@ -762,26 +762,26 @@ template <class T> static void lm_plastic_lstm_backward_2_l3_hn(const dopa::Step
     const T v131 = t129[j] + l3_h2i_bias[j];
     const T v127 = t125[j] + l3_x2i_bias[j];
     const T v132 = v127 + v131;
-    const T v133 = T(1) / (T(1) + std::exp(-v132));
+    const T v133 = T(1) / (T(1) + exp(-v132));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v158 = v133 * t155_l3_g[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v121 = t119[j] + l3_h2f_bias[j];
     const T v116 = t114[j] + l3_x2f_bias[j];
     const T v122 = v116 + v121;
-    const T v123 = T(1) / (T(1) + std::exp(-v122));
+    const T v123 = T(1) / (T(1) + exp(-v122));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v157 = v123 * l3_c[j];
     const T v159 = v157 + v158;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v160 = std::tanh(v159);
+    const T v160 = tanh(v159);
     const T v196 = v160 * v160;
     const T v198 = T(1.0) - v196;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v141 = t139[j] + l3_h2o_bias[j];
     const T v137 = t135[j] + l3_x2o_bias[j];
     const T v142 = v137 + v141;
-    const T v143 = T(1) / (T(1) + std::exp(-v142));
+    const T v143 = T(1) / (T(1) + exp(-v142));
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v183 = d_l3_h_next[j] + t182[j];
     const T v195 = v183 * v143;
@@ -1111,26 +1111,26 @@ template <class T> static void lm_plastic_lstm_backward_12_l1_hn(const dopa::Ste
     const T v77 = t75[j] + l2_h2i_bias[j];
     const T v73 = t71[j] + l2_x2i_bias[j];
     const T v78 = v73 + v77;
-    const T v79 = T(1) / (T(1) + std::exp(-v78));
+    const T v79 = T(1) / (T(1) + exp(-v78));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v104 = v79 * t101_l2_g[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v67 = t65[j] + l2_h2f_bias[j];
     const T v62 = t60[j] + l2_x2f_bias[j];
     const T v68 = v62 + v67;
-    const T v69 = T(1) / (T(1) + std::exp(-v68));
+    const T v69 = T(1) / (T(1) + exp(-v68));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v103 = v69 * l2_c[j];
     const T v105 = v103 + v104;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v106 = std::tanh(v105);
+    const T v106 = tanh(v105);
     const T v264 = v106 * v106;
     const T v265 = T(1.0) - v264;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v87 = t85[j] + l2_h2o_bias[j];
     const T v83 = t81[j] + l2_x2o_bias[j];
     const T v88 = v83 + v87;
-    const T v89 = T(1) / (T(1) + std::exp(-v88));
+    const T v89 = T(1) / (T(1) + exp(-v88));
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v220 = d_l2_h_next[j] + t219[j];
     const T v231 = v220 + t230[j];
@@ -1386,26 +1386,26 @@ template <class T> static void lm_plastic_lstm_backward_21(const dopa::StepArgs<
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
+    const T v23 = T(1) / (T(1) + exp(-v22));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v48 = v23 * t45_l1_g[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
+    const T v13 = T(1) / (T(1) + exp(-v12));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v47 = v13 * l1_c[j];
     const T v49 = v47 + v48;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v50 = std::tanh(v49);
+    const T v50 = tanh(v49);
     const T v331 = v50 * v50;
     const T v332 = T(1.0) - v331;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
+    const T v33 = T(1) / (T(1) + exp(-v32));
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v287 = d_l1_h_next[j] + t286[j];
     const T v298 = v287 + t297[j];

@@ -11,8 +11,11 @@
 //===------------------------------------------------------------------------------===//
 #include "dopa/cuda/CudaSpec.h"
 
+#include <cooperative_groups.h>
 #include <cstdint>
 #include <cuda_runtime.h>
+#include <stdexcept>
+#include <string>
 
 namespace {
 /// The sum of v over the 32 lanes of a warp (every lane gets it).
@@ -20,6 +23,35 @@ template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+/// Wait for every block of the grid: the blocks of an element share its stages.
+__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
+
+/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
+/// the device at once (at most 8); batches larger than the device runs in chunks.
+template <class T>
+void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
+                             int threads, void *stream) {
+  int device = 0, sms = 0, perSM = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
+  const int capacity = sms * perSM;
+  if (capacity < 1)
+    throw std::runtime_error("CUDA kernel does not fit on the device");
+  const int batch = ba.batch;
+  for (int first = 0; first < batch; first += capacity) {
+    const int n = batch - first < capacity ? batch - first : capacity;
+    ba.firstElement = first;
+    ba.splits = capacity / n < 8 ? capacity / n : 8;
+    void *args[] = {&ba};
+    cudaError_t e = cudaLaunchCooperativeKernel(
+        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
+        args, 0, static_cast<cudaStream_t>(stream));
+    if (e != cudaSuccess)
+      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
+  }
 }
 } // namespace
 
@@ -36,13 +68,16 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_0(const dopa::StepArgs<T
   T *__restrict t2 = a.saved + 0;                // [400]
   const T *__restrict tok = a.inputs[0];         // []
   const T *__restrict enc_weight = a.params + 0; // [10000, 400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 15 "examples/lm/plastic_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
-    for (int e = threadIdx.x; e < 400; e += blockDim.x)
+    for (int e = tid; e < 400; e += nthreads)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 46 "lm_plastic_lstm.cu"
+#line 81 "lm_plastic_lstm.cu"
 }
 
 // forward stage 1: dense product (Eigen), [1149]
@@ -52,8 +87,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_1(const dopa::StepArgs<T
   const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t4 = a.saved + 400;                       // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 49 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2f_weight[r * 400 + k] * t2[k];
@@ -61,7 +99,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_1(const dopa::StepArgs<T
     if ((threadIdx.x & 31) == 0)
       t4[r] = acc;
   }
-#line 65 "lm_plastic_lstm.cu"
+#line 103 "lm_plastic_lstm.cu"
 }
 
 // forward stage 2: dense product (Eigen), [1149]
@@ -71,8 +109,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_2(const dopa::StepArgs<T
   const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;                 // [1149]
   T *__restrict t9 = a.saved + 1552;                      // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 49 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2f_weight[r * 1149 + k] * l1_h[k];
@@ -80,7 +121,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_2(const dopa::StepArgs<T
     if ((threadIdx.x & 31) == 0)
       t9[r] = acc;
   }
-#line 84 "lm_plastic_lstm.cu"
+#line 125 "lm_plastic_lstm.cu"
 }
 
 // forward stage 3: dense product (Eigen), [1149]
@@ -90,8 +131,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_3(const dopa::StepArgs<T
   const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t15 = a.saved + 2704;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 50 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2i_weight[r * 400 + k] * t2[k];
@@ -99,7 +143,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_3(const dopa::StepArgs<T
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 103 "lm_plastic_lstm.cu"
+#line 147 "lm_plastic_lstm.cu"
 }
 
 // forward stage 4: dense product (Eigen), [1149]
@@ -109,8 +153,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_4(const dopa::StepArgs<T
   const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;                 // [1149]
   T *__restrict t19 = a.saved + 3856;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 50 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2i_weight[r * 1149 + k] * l1_h[k];
@@ -118,7 +165,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_4(const dopa::StepArgs<T
     if ((threadIdx.x & 31) == 0)
       t19[r] = acc;
   }
-#line 122 "lm_plastic_lstm.cu"
+#line 169 "lm_plastic_lstm.cu"
 }
 
 // forward stage 5: dense product (Eigen), [1149]
@@ -128,8 +175,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_5(const dopa::StepArgs<T
   const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t25 = a.saved + 5008;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 51 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2o_weight[r * 400 + k] * t2[k];
@@ -137,7 +187,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_5(const dopa::StepArgs<T
     if ((threadIdx.x & 31) == 0)
       t25[r] = acc;
   }
-#line 141 "lm_plastic_lstm.cu"
+#line 191 "lm_plastic_lstm.cu"
 }
 
 // forward stage 6: dense product (Eigen), [1149]
@@ -147,8 +197,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_6(const dopa::StepArgs<T
   const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;                 // [1149]
   T *__restrict t29 = a.saved + 6160;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 51 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2o_weight[r * 1149 + k] * l1_h[k];
@@ -156,7 +209,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_6(const dopa::StepArgs<T
     if ((threadIdx.x & 31) == 0)
       t29[r] = acc;
   }
-#line 160 "lm_plastic_lstm.cu"
+#line 213 "lm_plastic_lstm.cu"
 }
 
 // forward stage 7: dense product (Eigen), [1149]
@@ -166,8 +219,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_7(const dopa::StepArgs<T
   const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
   T *__restrict t2 = a.saved + 0;                         // [400]
   T *__restrict t35 = a.scratch + 0;                      // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 52 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2c_weight[r * 400 + k] * t2[k];
@@ -175,7 +231,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_7(const dopa::StepArgs<T
     if ((threadIdx.x & 31) == 0)
       t35[r] = acc;
   }
-#line 179 "lm_plastic_lstm.cu"
+#line 235 "lm_plastic_lstm.cu"
 }
 
 // forward stage 8: fused loop nest over [1149, 1149]
@@ -193,7 +249,10 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_8(const dopa::StepArgs<T
   const T *__restrict l2_alpha = a.params + 21708048; // [1149, 1]
   const T *__restrict l2_w = a.params + 20387847;     // [1149, 1149]
   const T *__restrict l2_h = a.state + 1322512;       // [1149]
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc43 = T(0);
     T acc99 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
@@ -212,7 +271,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_8(const dopa::StepArgs<T
       t99[i] = acc99;
     }
   }
-#line 216 "lm_plastic_lstm.cu"
+#line 275 "lm_plastic_lstm.cu"
 }
 
 // forward stage 9: fused loop nest over [1149]
@@ -242,8 +301,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_9_l1_g(const dopa::StepA
   T *__restrict l1_h_next = a.next + 0;                 // [1149] l1.hn
   T *__restrict l1_c_next = a.next + 1152;              // [1149]
   T *__restrict saved_t51 = a.saved + 8464;             // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v37 = t35[j] + l1_x2c_bias[j];
       const T v44 = v37 + t43[j];
@@ -278,7 +340,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_9_l1_g(const dopa::StepA
       saved_t51[j] = v51;
     }
   }
-#line 282 "lm_plastic_lstm.cu"
+#line 344 "lm_plastic_lstm.cu"
 }
 
 // forward stage 10: dense product (Eigen), [1149]
@@ -288,8 +350,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_10(const dopa::StepArgs<
   const T *__restrict l2_x2f_weight = a.params + 11138397; // [1149, 1149]
   T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
   T *__restrict t60 = a.saved + 9616;                      // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 49 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2f_weight[r * 1149 + k] * l1_h_next[k];
@@ -297,7 +362,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_10(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t60[r] = acc;
   }
-#line 301 "lm_plastic_lstm.cu"
+#line 366 "lm_plastic_lstm.cu"
 }
 
 // forward stage 11: dense product (Eigen), [1149]
@@ -307,8 +372,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_11(const dopa::StepArgs<
   const T *__restrict l2_h2f_weight = a.params + 16423797; // [1149, 1149]
   const T *__restrict l2_h = a.state + 1322512;            // [1149]
   T *__restrict t65 = a.saved + 10768;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 49 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2f_weight[r * 1149 + k] * l2_h[k];
@@ -316,7 +384,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_11(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t65[r] = acc;
   }
-#line 320 "lm_plastic_lstm.cu"
+#line 388 "lm_plastic_lstm.cu"
 }
 
 // forward stage 12: dense product (Eigen), [1149]
@@ -326,8 +394,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_12(const dopa::StepArgs<
   const T *__restrict l2_x2i_weight = a.params + 12459747; // [1149, 1149]
   T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
   T *__restrict t71 = a.saved + 11920;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 50 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2i_weight[r * 1149 + k] * l1_h_next[k];
@@ -335,7 +406,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_12(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t71[r] = acc;
   }
-#line 339 "lm_plastic_lstm.cu"
+#line 410 "lm_plastic_lstm.cu"
 }
 
 // forward stage 13: dense product (Eigen), [1149]
@@ -345,8 +416,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_13(const dopa::StepArgs<
   const T *__restrict l2_h2i_weight = a.params + 17745147; // [1149, 1149]
   const T *__restrict l2_h = a.state + 1322512;            // [1149]
   T *__restrict t75 = a.saved + 13072;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 50 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2i_weight[r * 1149 + k] * l2_h[k];
@@ -354,7 +428,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_13(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t75[r] = acc;
   }
-#line 358 "lm_plastic_lstm.cu"
+#line 432 "lm_plastic_lstm.cu"
 }
 
 // forward stage 14: dense product (Eigen), [1149]
@@ -364,8 +438,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_14(const dopa::StepArgs<
   const T *__restrict l2_x2o_weight = a.params + 13781097; // [1149, 1149]
   T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
   T *__restrict t81 = a.saved + 14224;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 51 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2o_weight[r * 1149 + k] * l1_h_next[k];
@@ -373,7 +450,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_14(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t81[r] = acc;
   }
-#line 377 "lm_plastic_lstm.cu"
+#line 454 "lm_plastic_lstm.cu"
 }
 
 // forward stage 15: dense product (Eigen), [1149]
@@ -383,8 +460,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_15(const dopa::StepArgs<
   const T *__restrict l2_h2o_weight = a.params + 19066497; // [1149, 1149]
   const T *__restrict l2_h = a.state + 1322512;            // [1149]
   T *__restrict t85 = a.saved + 15376;                     // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 51 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2o_weight[r * 1149 + k] * l2_h[k];
@@ -392,7 +472,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_15(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t85[r] = acc;
   }
-#line 396 "lm_plastic_lstm.cu"
+#line 476 "lm_plastic_lstm.cu"
 }
 
 // forward stage 16: dense product (Eigen), [1149]
@@ -402,8 +482,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_16(const dopa::StepArgs<
   const T *__restrict l2_x2c_weight = a.params + 15102447; // [1149, 1149]
   T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
   T *__restrict t91 = a.scratch + 2304;                    // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 52 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 1149; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2c_weight[r * 1149 + k] * l1_h_next[k];
@@ -411,7 +494,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_16(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t91[r] = acc;
   }
-#line 415 "lm_plastic_lstm.cu"
+#line 498 "lm_plastic_lstm.cu"
 }
 
 // forward stage 17: fused loop nest over [1149]
@@ -441,8 +524,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_17_l2_g(const dopa::Step
   T *__restrict l2_h_next = a.next + 1322512;            // [1149] l2.hn
   T *__restrict l2_c_next = a.next + 1323664;            // [1149]
   T *__restrict saved_t107 = a.saved + 17680;            // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v93 = t91[j] + l2_x2c_bias[j];
       const T v100 = v93 + t99[j];
@@ -477,7 +563,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_17_l2_g(const dopa::Step
       saved_t107[j] = v107;
     }
   }
-#line 481 "lm_plastic_lstm.cu"
+#line 567 "lm_plastic_lstm.cu"
 }
 
 // forward stage 18: dense product (Eigen), [400]
@@ -487,8 +573,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_18(const dopa::StepArgs<
   const T *__restrict l3_x2f_weight = a.params + 21709198; // [400, 1149]
   T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
   T *__restrict t114 = a.saved + 18832;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 49 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2f_weight[r * 1149 + k] * l2_h_next[k];
@@ -496,7 +585,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_18(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t114[r] = acc;
   }
-#line 500 "lm_plastic_lstm.cu"
+#line 589 "lm_plastic_lstm.cu"
 }
 
 // forward stage 19: dense product (Eigen), [400]
@@ -506,8 +595,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_19(const dopa::StepArgs<
   const T *__restrict l3_h2f_weight = a.params + 23549198; // [400, 400]
   const T *__restrict l3_h = a.state + 2645024;            // [400]
   T *__restrict t119 = a.saved + 19232;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 49 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2f_weight[r * 400 + k] * l3_h[k];
@@ -515,7 +607,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_19(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t119[r] = acc;
   }
-#line 519 "lm_plastic_lstm.cu"
+#line 611 "lm_plastic_lstm.cu"
 }
 
 // forward stage 20: dense product (Eigen), [400]
@@ -525,8 +617,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_20(const dopa::StepArgs<
   const T *__restrict l3_x2i_weight = a.params + 22169198; // [400, 1149]
   T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
   T *__restrict t125 = a.saved + 19632;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 50 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2i_weight[r * 1149 + k] * l2_h_next[k];
@@ -534,7 +629,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_20(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t125[r] = acc;
   }
-#line 538 "lm_plastic_lstm.cu"
+#line 633 "lm_plastic_lstm.cu"
 }
 
 // forward stage 21: dense product (Eigen), [400]
@@ -544,8 +639,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_21(const dopa::StepArgs<
   const T *__restrict l3_h2i_weight = a.params + 23709598; // [400, 400]
   const T *__restrict l3_h = a.state + 2645024;            // [400]
   T *__restrict t129 = a.saved + 20032;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 50 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2i_weight[r * 400 + k] * l3_h[k];
@@ -553,7 +651,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_21(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t129[r] = acc;
   }
-#line 557 "lm_plastic_lstm.cu"
+#line 655 "lm_plastic_lstm.cu"
 }
 
 // forward stage 22: dense product (Eigen), [400]
@@ -563,8 +661,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_22(const dopa::StepArgs<
   const T *__restrict l3_x2o_weight = a.params + 22629198; // [400, 1149]
   T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
   T *__restrict t135 = a.saved + 20432;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 51 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2o_weight[r * 1149 + k] * l2_h_next[k];
@@ -572,7 +673,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_22(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t135[r] = acc;
   }
-#line 576 "lm_plastic_lstm.cu"
+#line 677 "lm_plastic_lstm.cu"
 }
 
 // forward stage 23: dense product (Eigen), [400]
@@ -582,8 +683,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_23(const dopa::StepArgs<
   const T *__restrict l3_h2o_weight = a.params + 23869998; // [400, 400]
   const T *__restrict l3_h = a.state + 2645024;            // [400]
   T *__restrict t139 = a.saved + 20832;                    // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 51 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2o_weight[r * 400 + k] * l3_h[k];
@@ -591,7 +695,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_23(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t139[r] = acc;
   }
-#line 595 "lm_plastic_lstm.cu"
+#line 699 "lm_plastic_lstm.cu"
 }
 
 // forward stage 24: dense product (Eigen), [400]
@@ -601,8 +705,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_24(const dopa::StepArgs<
   const T *__restrict l3_x2c_weight = a.params + 23089198; // [400, 1149]
   T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
   T *__restrict t145 = a.scratch + 4608;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 52 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 400; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2c_weight[r * 1149 + k] * l2_h_next[k];
@@ -610,7 +717,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_24(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t145[r] = acc;
   }
-#line 614 "lm_plastic_lstm.cu"
+#line 721 "lm_plastic_lstm.cu"
 }
 
 // forward stage 25: fused loop nest over [400, 400]
@@ -622,7 +729,10 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_25(const dopa::StepArgs<
   const T *__restrict l3_alpha = a.params + 24190398; // [400, 1]
   const T *__restrict l3_w = a.params + 24030398;     // [400, 400]
   const T *__restrict l3_h = a.state + 2645024;       // [400]
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc153 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
@@ -635,7 +745,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_25(const dopa::StepArgs<
       t153[i] = acc153;
     }
   }
-#line 639 "lm_plastic_lstm.cu"
+#line 749 "lm_plastic_lstm.cu"
 }
 
 // forward stage 26: fused loop nest over [400]
@@ -665,8 +775,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_26_l3_g(const dopa::Step
   T *__restrict l3_h_next = a.next + 2645024;            // [400] l3.hn
   T *__restrict l3_c_next = a.next + 2645424;            // [400]
   T *__restrict saved_t161 = a.saved + 21632;            // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 400; j += blockDim.x) {
+    for (int j = tid; j < 400; j += nthreads) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v147 = t145[j] + l3_x2c_bias[j];
       const T v154 = v147 + t153[j];
@@ -701,7 +814,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_26_l3_g(const dopa::Step
       saved_t161[j] = v161;
     }
   }
-#line 705 "lm_plastic_lstm.cu"
+#line 818 "lm_plastic_lstm.cu"
 }
 
 // forward stage 27: dense product (Eigen), [10000]
@@ -711,8 +824,11 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_27(const dopa::StepArgs<
   const T *__restrict enc_weight = a.params + 0; // [10000, 400]
   T *__restrict l3_h_next = a.next + 2645024;    // [400] l3.hn
   T *__restrict t167 = a.scratch + 5408;         // [10000]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/lm/plastic_lstm.dopa"
-  for (int r = threadIdx.x >> 5; r < 10000; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 10000; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += enc_weight[r * 400 + k] * l3_h_next[k];
@@ -720,7 +836,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_27(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t167[r] = acc;
   }
-#line 724 "lm_plastic_lstm.cu"
+#line 840 "lm_plastic_lstm.cu"
 }
 
 // forward stage 28: fused loop nest over [1149, 1149]
@@ -738,7 +854,10 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_28(const dopa::StepArgs<
   const T *__restrict l2_eta = a.params + 21709197; // []
   const T *__restrict l2_hebb = a.state + 1324816;  // [1149, 1149]
   T *__restrict l2_hebb_next = a.next + 1324816;    // [1149, 1149]
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v53 = t45_l1_g[i] * l1_h[j];
@@ -753,7 +872,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_28(const dopa::StepArgs<
       l2_hebb_next[i * 1149 + j] = v112;
     }
   }
-#line 757 "lm_plastic_lstm.cu"
+#line 876 "lm_plastic_lstm.cu"
 }
 
 // forward stage 29: fused loop nest over [400, 400]
@@ -765,7 +884,10 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_29(const dopa::StepArgs<
   const T *__restrict l3_eta = a.params + 24190798; // []
   const T *__restrict l3_hebb = a.state + 2645824;  // [400, 400]
   T *__restrict l3_hebb_next = a.next + 2645824;    // [400, 400]
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v163 = t155_l3_g[i] * l3_h[j];
@@ -775,7 +897,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_29(const dopa::StepArgs<
       l3_hebb_next[i * 400 + j] = v166;
     }
   }
-#line 779 "lm_plastic_lstm.cu"
+#line 901 "lm_plastic_lstm.cu"
 }
 
 // forward stage 30: fused loop nest over [10000]
@@ -785,20 +907,23 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_30_logits(const dopa::St
   const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict t167 = a.scratch + 5408;             // [10000]
   T *__restrict out_logits = a.outputs[0];           // [10000]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 10000; j += blockDim.x) {
+    for (int j = tid; j < 10000; j += nthreads) {
 #line 18 "examples/lm/plastic_lstm.dopa"
       const T v169 = t167[j] + dec_bias[j];
       out_logits[j] = v169;
     }
   }
-#line 796 "lm_plastic_lstm.cu"
+#line 921 "lm_plastic_lstm.cu"
 }
 
 /// One forward step of PlasticLSTMLM for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -809,6 +934,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -822,70 +949,70 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   lm_plastic_lstm_forward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_2(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_5(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_6(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_7(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_8(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_9_l1_g(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_10(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_11(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_12(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_13(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_14(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_15(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_16(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_17_l2_g(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_18(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_19(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_20(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_21(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_22(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_23(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_24(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_25(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_26_l3_g(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_27(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_28(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_29(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_forward_30_logits(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  forward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // backward stage 0: dense product (Eigen), [400]
@@ -895,14 +1022,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_0(const dopa::StepArgs<
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   const T *__restrict enc_weight = a.params + 0;       // [10000, 400]
   T *__restrict t182 = a.scratch + 0;                  // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 10000; ++k)
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t182[c] = acc;
   }
-#line 906 "lm_plastic_lstm.cu"
+#line 1036 "lm_plastic_lstm.cu"
 }
 
 // backward stage 1: fused loop nest over [400, 400]
@@ -919,12 +1049,15 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_1(const dopa::StepArgs<
   T *__restrict t189 = a.scratch + 400;                      // []
   T *__restrict t192 = a.scratch + 416;                      // [400]
   T *__restrict t193 = a.scratch + 816;                      // [400]
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
     t189[e] = T(0);
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  for (int e = tid; e < 400; e += nthreads)
     t193[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc189 = T(0);
     T acc192 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
@@ -949,7 +1082,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_1(const dopa::StepArgs<
       t192[i] = acc192;
     }
   }
-#line 953 "lm_plastic_lstm.cu"
+#line 1086 "lm_plastic_lstm.cu"
 }
 
 // backward stage 2: fused loop nest over [400]
@@ -1006,8 +1139,11 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_2_l3_hn(const dopa::Ste
   T *__restrict d_l3_x2o_bias = a.grads + 23088798;       // [400]
   T *__restrict d_l3_h2o_bias = a.grads + 24029998;       // [400]
   T *__restrict d_l3_x2c_bias = a.grads + 23548798;       // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 400; j += blockDim.x) {
+    for (int j = tid; j < 400; j += nthreads) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v206 = t155_l3_g[j] * t155_l3_g[j];
       const T v207 = T(1.0) - v206;
@@ -1089,7 +1225,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_2_l3_hn(const dopa::Ste
       atomicAdd(&d_l3_x2c_bias[j], v208);
     }
   }
-#line 1093 "lm_plastic_lstm.cu"
+#line 1229 "lm_plastic_lstm.cu"
 }
 
 // backward stage 3: fused loop nest over [400, 400]
@@ -1109,12 +1245,15 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_3(const dopa::StepArgs<
   const T *__restrict l3_eta = a.params + 24190798;          // []
   const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
   T *__restrict d_l3_hebb = a.gradPrev + 2645824;            // [400, 400]
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 400; e += nthreads)
     t210[e] = T(0);
-  for (int e = threadIdx.x; e < 400; e += blockDim.x)
+  for (int e = tid; e < 400; e += nthreads)
     t213[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc213 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
@@ -1142,7 +1281,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_3(const dopa::StepArgs<
       atomicAdd(&t213[i], acc213);
     }
   }
-#line 1146 "lm_plastic_lstm.cu"
+#line 1285 "lm_plastic_lstm.cu"
 }
 
 // backward stage 4: dense product (Eigen), [1149]
@@ -1152,14 +1291,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_4(const dopa::StepArgs<
   T *__restrict t208 = a.record + 26224;                   // [400]
   const T *__restrict l3_x2c_weight = a.params + 23089198; // [400, 1149]
   T *__restrict t219 = a.scratch + 2016;                   // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 52 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t208[k] * l3_x2c_weight[k * 1149 + c];
     t219[c] = acc;
   }
-#line 1163 "lm_plastic_lstm.cu"
+#line 1305 "lm_plastic_lstm.cu"
 }
 
 // backward stage 5: dense product (Eigen), [400]
@@ -1169,14 +1311,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_5(const dopa::StepArgs<
   T *__restrict t223 = a.record + 25824;                   // [400]
   const T *__restrict l3_h2o_weight = a.params + 23869998; // [400, 400]
   T *__restrict t226 = a.scratch + 3168;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 51 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t223[k] * l3_h2o_weight[k * 400 + c];
     t226[c] = acc;
   }
-#line 1180 "lm_plastic_lstm.cu"
+#line 1325 "lm_plastic_lstm.cu"
 }
 
 // backward stage 6: dense product (Eigen), [1149]
@@ -1186,14 +1331,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_6(const dopa::StepArgs<
   T *__restrict t223 = a.record + 25824;                   // [400]
   const T *__restrict l3_x2o_weight = a.params + 22629198; // [400, 1149]
   T *__restrict t230 = a.scratch + 3568;                   // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 51 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t223[k] * l3_x2o_weight[k * 1149 + c];
     t230[c] = acc;
   }
-#line 1197 "lm_plastic_lstm.cu"
+#line 1345 "lm_plastic_lstm.cu"
 }
 
 // backward stage 7: dense product (Eigen), [400]
@@ -1203,14 +1351,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_7(const dopa::StepArgs<
   T *__restrict t234 = a.record + 25424;                   // [400]
   const T *__restrict l3_h2i_weight = a.params + 23709598; // [400, 400]
   T *__restrict t237 = a.scratch + 4720;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 50 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t234[k] * l3_h2i_weight[k * 400 + c];
     t237[c] = acc;
   }
-#line 1214 "lm_plastic_lstm.cu"
+#line 1365 "lm_plastic_lstm.cu"
 }
 
 // backward stage 8: dense product (Eigen), [1149]
@@ -1220,14 +1371,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_8(const dopa::StepArgs<
   T *__restrict t234 = a.record + 25424;                   // [400]
   const T *__restrict l3_x2i_weight = a.params + 22169198; // [400, 1149]
   T *__restrict t241 = a.scratch + 5120;                   // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 50 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t234[k] * l3_x2i_weight[k * 1149 + c];
     t241[c] = acc;
   }
-#line 1231 "lm_plastic_lstm.cu"
+#line 1385 "lm_plastic_lstm.cu"
 }
 
 // backward stage 9: dense product (Eigen), [400]
@@ -1237,14 +1391,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_9(const dopa::StepArgs<
   T *__restrict t245 = a.record + 23472;                   // [400]
   const T *__restrict l3_h2f_weight = a.params + 23549198; // [400, 400]
   T *__restrict t248 = a.scratch + 6272;                   // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 49 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t245[k] * l3_h2f_weight[k * 400 + c];
     t248[c] = acc;
   }
-#line 1248 "lm_plastic_lstm.cu"
+#line 1405 "lm_plastic_lstm.cu"
 }
 
 // backward stage 10: dense product (Eigen), [1149]
@@ -1254,14 +1411,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_10(const dopa::StepArgs
   T *__restrict t245 = a.record + 23472;                   // [400]
   const T *__restrict l3_x2f_weight = a.params + 21709198; // [400, 1149]
   T *__restrict t252 = a.scratch + 6672;                   // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 49 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
       acc += t245[k] * l3_x2f_weight[k * 1149 + c];
     t252[c] = acc;
   }
-#line 1265 "lm_plastic_lstm.cu"
+#line 1425 "lm_plastic_lstm.cu"
 }
 
 // backward stage 11: fused loop nest over [1149, 1149]
@@ -1289,16 +1449,19 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_11(const dopa::StepArgs
   T *__restrict t324 = a.scratch + 20512;                    // []
   T *__restrict t327 = a.scratch + 20528;                    // [1149]
   T *__restrict t328 = a.scratch + 21680;                    // [1149]
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
     t257[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t261[e] = T(0);
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  for (int e = tid; e < 1; e += nthreads)
     t324[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t328[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc257 = T(0);
     T acc260 = T(0);
     T acc324 = T(0);
@@ -1341,7 +1504,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_11(const dopa::StepArgs
       t327[i] = acc327;
     }
   }
-#line 1345 "lm_plastic_lstm.cu"
+#line 1508 "lm_plastic_lstm.cu"
 }
 
 // backward stage 12: fused loop nest over [1149]
@@ -1404,8 +1567,11 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_12_l1_hn(const dopa::St
   T *__restrict d_l2_x2c_bias = a.grads + 16422648;       // [1149]
   const T *__restrict t107_l2_hn = a.saved + 17680;       // [1149] l2.hn
   T *__restrict record15 = a.record + 23872;              // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v273 = t101_l2_g[j] * t101_l2_g[j];
       const T v274 = T(1.0) - v273;
@@ -1491,7 +1657,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_12_l1_hn(const dopa::St
       record15[j] = t107_l2_hn[j];
     }
   }
-#line 1495 "lm_plastic_lstm.cu"
+#line 1661 "lm_plastic_lstm.cu"
 }
 
 // backward stage 13: fused loop nest over [1149, 1149]
@@ -1511,12 +1677,15 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_13(const dopa::StepArgs
   const T *__restrict l2_eta = a.params + 21709197;          // []
   const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
   T *__restrict d_l2_hebb = a.gradPrev + 1324816;            // [1149, 1149]
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1149; e += nthreads)
     t277[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t280[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc280 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
@@ -1544,7 +1713,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_13(const dopa::StepArgs
       atomicAdd(&t280[i], acc280);
     }
   }
-#line 1548 "lm_plastic_lstm.cu"
+#line 1717 "lm_plastic_lstm.cu"
 }
 
 // backward stage 14: dense product (Eigen), [1149]
@@ -1554,14 +1723,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_14(const dopa::StepArgs
   T *__restrict t275 = a.record + 22320;                   // [1149]
   const T *__restrict l2_x2c_weight = a.params + 15102447; // [1149, 1149]
   T *__restrict t286 = a.scratch + 12448;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 52 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t275[k] * l2_x2c_weight[k * 1149 + c];
     t286[c] = acc;
   }
-#line 1565 "lm_plastic_lstm.cu"
+#line 1737 "lm_plastic_lstm.cu"
 }
 
 // backward stage 15: dense product (Eigen), [1149]
@@ -1571,14 +1743,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_15(const dopa::StepArgs
   T *__restrict t290 = a.record + 21168;                   // [1149]
   const T *__restrict l2_h2o_weight = a.params + 19066497; // [1149, 1149]
   T *__restrict t293 = a.scratch + 13600;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 51 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t290[k] * l2_h2o_weight[k * 1149 + c];
     t293[c] = acc;
   }
-#line 1582 "lm_plastic_lstm.cu"
+#line 1757 "lm_plastic_lstm.cu"
 }
 
 // backward stage 16: dense product (Eigen), [1149]
@@ -1588,14 +1763,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_16(const dopa::StepArgs
   T *__restrict t290 = a.record + 21168;                   // [1149]
   const T *__restrict l2_x2o_weight = a.params + 13781097; // [1149, 1149]
   T *__restrict t297 = a.scratch + 14752;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 51 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t290[k] * l2_x2o_weight[k * 1149 + c];
     t297[c] = acc;
   }
-#line 1599 "lm_plastic_lstm.cu"
+#line 1777 "lm_plastic_lstm.cu"
 }
 
 // backward stage 17: dense product (Eigen), [1149]
@@ -1605,14 +1783,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_17(const dopa::StepArgs
   T *__restrict t301 = a.record + 20016;                   // [1149]
   const T *__restrict l2_h2i_weight = a.params + 17745147; // [1149, 1149]
   T *__restrict t304 = a.scratch + 15904;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 50 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t301[k] * l2_h2i_weight[k * 1149 + c];
     t304[c] = acc;
   }
-#line 1616 "lm_plastic_lstm.cu"
+#line 1797 "lm_plastic_lstm.cu"
 }
 
 // backward stage 18: dense product (Eigen), [1149]
@@ -1622,14 +1803,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_18(const dopa::StepArgs
   T *__restrict t301 = a.record + 20016;                   // [1149]
   const T *__restrict l2_x2i_weight = a.params + 12459747; // [1149, 1149]
   T *__restrict t308 = a.scratch + 17056;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 50 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t301[k] * l2_x2i_weight[k * 1149 + c];
     t308[c] = acc;
   }
-#line 1633 "lm_plastic_lstm.cu"
+#line 1817 "lm_plastic_lstm.cu"
 }
 
 // backward stage 19: dense product (Eigen), [1149]
@@ -1639,14 +1823,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_19(const dopa::StepArgs
   T *__restrict t312 = a.record + 16560;                   // [1149]
   const T *__restrict l2_h2f_weight = a.params + 16423797; // [1149, 1149]
   T *__restrict t315 = a.scratch + 18208;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 49 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t312[k] * l2_h2f_weight[k * 1149 + c];
     t315[c] = acc;
   }
-#line 1650 "lm_plastic_lstm.cu"
+#line 1837 "lm_plastic_lstm.cu"
 }
 
 // backward stage 20: dense product (Eigen), [1149]
@@ -1656,14 +1843,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_20(const dopa::StepArgs
   T *__restrict t312 = a.record + 16560;                   // [1149]
   const T *__restrict l2_x2f_weight = a.params + 11138397; // [1149, 1149]
   T *__restrict t319 = a.scratch + 19360;                  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 49 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t312[k] * l2_x2f_weight[k * 1149 + c];
     t319[c] = acc;
   }
-#line 1667 "lm_plastic_lstm.cu"
+#line 1857 "lm_plastic_lstm.cu"
 }
 
 // backward stage 21: fused loop nest over [1149]
@@ -1721,8 +1911,11 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_21(const dopa::StepArgs
   T *__restrict d_l1_x2o_bias = a.grads + 5391098;      // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + 9815897;      // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + 5851847;      // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v340 = t45_l1_g[j] * t45_l1_g[j];
       const T v341 = T(1.0) - v340;
@@ -1810,7 +2003,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_21(const dopa::StepArgs
       atomicAdd(&d_l1_x2c_bias[j], v342);
     }
   }
-#line 1814 "lm_plastic_lstm.cu"
+#line 2007 "lm_plastic_lstm.cu"
 }
 
 // backward stage 22: fused loop nest over [1149, 1149]
@@ -1830,12 +2023,15 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_22(const dopa::StepArgs
   const T *__restrict l1_eta = a.params + 11138396;       // []
   const T *__restrict d_l1_hebb_next = a.gradNext + 2304; // [1149, 1149] d l1.hebb'
   T *__restrict d_l1_hebb = a.gradPrev + 2304;            // [1149, 1149]
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1149; e += nthreads)
     t344[e] = T(0);
-  for (int e = threadIdx.x; e < 1149; e += blockDim.x)
+  for (int e = tid; e < 1149; e += nthreads)
     t347[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc347 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
@@ -1863,7 +2059,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_22(const dopa::StepArgs
       atomicAdd(&t347[i], acc347);
     }
   }
-#line 1867 "lm_plastic_lstm.cu"
+#line 2063 "lm_plastic_lstm.cu"
 }
 
 // backward stage 23: dense product (Eigen), [400]
@@ -1873,14 +2069,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_23(const dopa::StepArgs
   T *__restrict t342 = a.record + 15408;                  // [1149]
   const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
   T *__restrict t353 = a.scratch + 25136;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 52 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t342[k] * l1_x2c_weight[k * 400 + c];
     t353[c] = acc;
   }
-#line 1884 "lm_plastic_lstm.cu"
+#line 2083 "lm_plastic_lstm.cu"
 }
 
 // backward stage 24: dense product (Eigen), [1149]
@@ -1890,14 +2089,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_24(const dopa::StepArgs
   T *__restrict t356 = a.record + 14256;                  // [1149]
   const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
   T *__restrict t359 = a.scratch + 25536;                 // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 51 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t356[k] * l1_h2o_weight[k * 1149 + c];
     t359[c] = acc;
   }
-#line 1901 "lm_plastic_lstm.cu"
+#line 2103 "lm_plastic_lstm.cu"
 }
 
 // backward stage 25: dense product (Eigen), [400]
@@ -1907,14 +2109,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_25(const dopa::StepArgs
   T *__restrict t356 = a.record + 14256;                  // [1149]
   const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
   T *__restrict t363 = a.scratch + 26688;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 51 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t356[k] * l1_x2o_weight[k * 400 + c];
     t363[c] = acc;
   }
-#line 1918 "lm_plastic_lstm.cu"
+#line 2123 "lm_plastic_lstm.cu"
 }
 
 // backward stage 26: dense product (Eigen), [1149]
@@ -1924,14 +2129,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_26(const dopa::StepArgs
   T *__restrict t367 = a.record + 13104;                  // [1149]
   const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
   T *__restrict t370 = a.scratch + 27088;                 // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 50 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t367[k] * l1_h2i_weight[k * 1149 + c];
     t370[c] = acc;
   }
-#line 1935 "lm_plastic_lstm.cu"
+#line 2143 "lm_plastic_lstm.cu"
 }
 
 // backward stage 27: dense product (Eigen), [400]
@@ -1941,14 +2149,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_27(const dopa::StepArgs
   T *__restrict t367 = a.record + 13104;                  // [1149]
   const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
   T *__restrict t374 = a.scratch + 28240;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 50 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t367[k] * l1_x2i_weight[k * 400 + c];
     t374[c] = acc;
   }
-#line 1952 "lm_plastic_lstm.cu"
+#line 2163 "lm_plastic_lstm.cu"
 }
 
 // backward stage 28: dense product (Eigen), [1149]
@@ -1958,14 +2169,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_28(const dopa::StepArgs
   T *__restrict t378 = a.record + 10400;                  // [1149]
   const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
   T *__restrict t381 = a.scratch + 28640;                 // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 49 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 1149; c += blockDim.x) {
+  for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t378[k] * l1_h2f_weight[k * 1149 + c];
     t381[c] = acc;
   }
-#line 1969 "lm_plastic_lstm.cu"
+#line 2183 "lm_plastic_lstm.cu"
 }
 
 // backward stage 29: dense product (Eigen), [400]
@@ -1975,14 +2189,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_29(const dopa::StepArgs
   T *__restrict t378 = a.record + 10400;                  // [1149]
   const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
   T *__restrict t385 = a.scratch + 29792;                 // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 49 "examples/lm/plastic_lstm.dopa"
-  for (int c = threadIdx.x; c < 400; c += blockDim.x) {
+  for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
       acc += t378[k] * l1_x2f_weight[k * 400 + c];
     t385[c] = acc;
   }
-#line 1986 "lm_plastic_lstm.cu"
+#line 2203 "lm_plastic_lstm.cu"
 }
 
 // backward stage 30: fused loop nest over [1149]
@@ -1995,8 +2212,11 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_30(const dopa::StepArgs
   T *__restrict t344 = a.scratch + 22832; // [1149]
   T *__restrict t328 = a.scratch + 21680; // [1149]
   T *__restrict d_l1_h = a.gradPrev + 0;  // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1149; j += blockDim.x) {
+    for (int j = tid; j < 1149; j += nthreads) {
 #line 35 "examples/lm/plastic_lstm.dopa"
       const T v345 = t328[j] + t344[j];
       const T v360 = v345 + t359[j];
@@ -2005,7 +2225,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_30(const dopa::StepArgs
       d_l1_h[j] = v382;
     }
   }
-#line 2009 "lm_plastic_lstm.cu"
+#line 2229 "lm_plastic_lstm.cu"
 }
 
 // backward stage 31: fused loop nest over [400]
@@ -2025,8 +2245,11 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_31(const dopa::StepArgs
   T *__restrict t353 = a.scratch + 25136;      // [400]
   T *__restrict d_enc_weight = a.grads + 0;    // [10000, 400]
   const T *__restrict tok = a.inputs[0];       // []
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 400; j += blockDim.x) {
+    for (int j = tid; j < 400; j += nthreads) {
 #line 35 "examples/lm/plastic_lstm.dopa"
       const T v211 = t193[j] + t210[j];
       const T v227 = v211 + t226[j];
@@ -2040,7 +2263,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_31(const dopa::StepArgs
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v386);
     }
   }
-#line 2044 "lm_plastic_lstm.cu"
+#line 2267 "lm_plastic_lstm.cu"
 }
 
 // backward stage 32: fused loop nest over [10000]
@@ -2051,8 +2274,11 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_32_d_logits(const dopa:
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   T *__restrict record0 = a.record + 0;                // [10000]
   T *__restrict d_dec_bias = a.grads + 4000000;        // [10000]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 10000; j += blockDim.x) {
+    for (int j = tid; j < 10000; j += nthreads) {
       record0[j] = d_out_logits[j];
       atomicAdd(&d_dec_bias[j], d_out_logits[j]);
     }
@@ -2068,14 +2294,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_33(const dopa::StepArgs
   T *__restrict d_l1_alpha = a.grads + 11137247; // [1149, 1]
   T *__restrict t280 = a.scratch + 11296;        // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + 21708048; // [1149, 1]
-  for (int i = threadIdx.x >> 5; i < 1149; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 46 "examples/lm/plastic_lstm.dopa"
       atomicAdd(&d_l1_alpha[i], t347[i]);
       atomicAdd(&d_l2_alpha[i], t280[i]);
     }
   }
-#line 2079 "lm_plastic_lstm.cu"
+#line 2308 "lm_plastic_lstm.cu"
 }
 
 // backward stage 34: fused loop nest over []
@@ -2090,13 +2319,16 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_34(const dopa::StepArgs
   T *__restrict d_l2_eta = a.grads + 21709197; // []
   T *__restrict t189 = a.scratch + 400;        // []
   T *__restrict d_l3_eta = a.grads + 24190798; // []
-  if (threadIdx.x == 0) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  if (tid == 0) {
 #line 47 "examples/lm/plastic_lstm.dopa"
     atomicAdd(&d_l1_eta[0], t324[0]);
     atomicAdd(&d_l2_eta[0], t257[0]);
     atomicAdd(&d_l3_eta[0], t189[0]);
   }
-#line 2100 "lm_plastic_lstm.cu"
+#line 2332 "lm_plastic_lstm.cu"
 }
 
 // backward stage 35: fused loop nest over [400, 1]
@@ -2105,19 +2337,22 @@ template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_backward_35(const dopa::StepArgs<T> &a) {
   T *__restrict t213 = a.scratch + 1616;         // [400, 1]
   T *__restrict d_l3_alpha = a.grads + 24190398; // [400, 1]
-  for (int i = threadIdx.x >> 5; i < 400; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 46 "examples/lm/plastic_lstm.dopa"
       atomicAdd(&d_l3_alpha[i], t213[i]);
     }
   }
-#line 2115 "lm_plastic_lstm.cu"
+#line 2350 "lm_plastic_lstm.cu"
 }
 
 /// One backward step of PlasticLSTMLM for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -2128,6 +2363,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -2141,80 +2378,80 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   lm_plastic_lstm_backward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_2_l3_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_5(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_6(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_7(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_8(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_9(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_10(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_11(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_12_l1_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_13(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_14(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_15(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_16(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_17(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_18(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_19(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_20(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_21(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_22(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_23(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_24(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_25(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_26(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_27(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_28(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_29(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_30(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_31(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_32_d_logits(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_33(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_34(a);
-  __syncthreads();
+  dopa_grid_sync();
   lm_plastic_lstm_backward_35(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  backward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {

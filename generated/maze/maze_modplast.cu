@@ -11,8 +11,11 @@
 //===------------------------------------------------------------------------------===//
 #include "dopa/cuda/CudaSpec.h"
 
+#include <cooperative_groups.h>
 #include <cstdint>
 #include <cuda_runtime.h>
+#include <stdexcept>
+#include <string>
 
 namespace {
 /// The sum of v over the 32 lanes of a warp (every lane gets it).
@@ -20,6 +23,35 @@ template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+/// Wait for every block of the grid: the blocks of an element share its stages.
+__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
+
+/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
+/// the device at once (at most 8); batches larger than the device runs in chunks.
+template <class T>
+void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
+                             int threads, void *stream) {
+  int device = 0, sms = 0, perSM = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
+  const int capacity = sms * perSM;
+  if (capacity < 1)
+    throw std::runtime_error("CUDA kernel does not fit on the device");
+  const int batch = ba.batch;
+  for (int first = 0; first < batch; first += capacity) {
+    const int n = batch - first < capacity ? batch - first : capacity;
+    ba.firstElement = first;
+    ba.splits = capacity / n < 8 ? capacity / n : 8;
+    void *args[] = {&ba};
+    cudaError_t e = cudaLaunchCooperativeKernel(
+        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
+        args, 0, static_cast<cudaStream_t>(stream));
+    if (e != cudaSuccess)
+      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
+  }
 }
 } // namespace
 
@@ -36,8 +68,11 @@ __device__ __forceinline__ void maze_modplast_forward_0(const dopa::StepArgs<T> 
   const T *__restrict i2h_weight = a.params + 20000; // [100, 17]
   const T *__restrict x = a.inputs[0];               // [17]
   T *__restrict t2 = a.scratch + 0;                  // [100]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 14 "examples/maze/modplast.dopa"
-  for (int r = threadIdx.x >> 5; r < 100; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 100; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 17; k += 32)
       acc += i2h_weight[r * 17 + k] * x[k];
@@ -45,7 +80,7 @@ __device__ __forceinline__ void maze_modplast_forward_0(const dopa::StepArgs<T> 
     if ((threadIdx.x & 31) == 0)
       t2[r] = acc;
   }
-#line 49 "maze_modplast.cu"
+#line 84 "maze_modplast.cu"
 }
 
 // forward stage 1: fused loop nest over [100, 100]
@@ -57,7 +92,10 @@ __device__ __forceinline__ void maze_modplast_forward_1(const dopa::StepArgs<T> 
   const T *__restrict alpha = a.params + 10000; // [100, 100]
   const T *__restrict w = a.params + 0;         // [100, 100]
   const T *__restrict h = a.state + 0;          // [100]
-  for (int i = threadIdx.x >> 5; i < 100; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 100; i += nthreads >> 5) {
     T acc11 = T(0);
     for (int j = threadIdx.x & 31; j < 100; j += 32) {
 #line 14 "examples/maze/modplast.dopa"
@@ -70,7 +108,7 @@ __device__ __forceinline__ void maze_modplast_forward_1(const dopa::StepArgs<T> 
       t11[i] = acc11;
     }
   }
-#line 74 "maze_modplast.cu"
+#line 112 "maze_modplast.cu"
 }
 
 // forward stage 2: fused loop nest over [100]
@@ -83,8 +121,11 @@ __device__ __forceinline__ void maze_modplast_forward_2_hn(const dopa::StepArgs<
   T *__restrict t2 = a.scratch + 0;                // [100]
   T *__restrict h_next = a.next + 0;               // [100] hn
   T *__restrict saved_t13 = a.saved + 0;           // [100]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 100; j += blockDim.x) {
+    for (int j = tid; j < 100; j += nthreads) {
 #line 14 "examples/maze/modplast.dopa"
       const T v4 = t2[j] + i2h_bias[j];
       const T v12 = v4 + t11[j];
@@ -93,7 +134,7 @@ __device__ __forceinline__ void maze_modplast_forward_2_hn(const dopa::StepArgs<
       saved_t13[j] = v13;
     }
   }
-#line 97 "maze_modplast.cu"
+#line 138 "maze_modplast.cu"
 }
 
 // forward stage 3: dense product (Eigen), [1]
@@ -103,8 +144,11 @@ __device__ __forceinline__ void maze_modplast_forward_3(const dopa::StepArgs<T> 
   const T *__restrict h2DA_weight = a.params + 22305; // [1, 100]
   T *__restrict h_next = a.next + 0;                  // [100] hn
   T *__restrict t15 = a.scratch + 224;                // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 15 "examples/maze/modplast.dopa"
-  for (int r = threadIdx.x >> 5; r < 1; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 100; k += 32)
       acc += h2DA_weight[r * 100 + k] * h_next[k];
@@ -112,7 +156,7 @@ __device__ __forceinline__ void maze_modplast_forward_3(const dopa::StepArgs<T> 
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 116 "maze_modplast.cu"
+#line 160 "maze_modplast.cu"
 }
 
 // forward stage 4: fused loop nest over [1]
@@ -124,8 +168,11 @@ __device__ __forceinline__ void maze_modplast_forward_4_DA(const dopa::StepArgs<
   T *__restrict t15 = a.scratch + 224;              // [1]
   T *__restrict out_DAout = a.outputs[2];           // [1] DA
   T *__restrict saved_t18 = a.saved + 112;          // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 15 "examples/maze/modplast.dopa"
       const T v17 = t15[0] + h2DA_bias[0];
       const T v18 = tanh(v17);
@@ -133,7 +180,7 @@ __device__ __forceinline__ void maze_modplast_forward_4_DA(const dopa::StepArgs<
       saved_t18[0] = v18;
     }
   }
-#line 137 "maze_modplast.cu"
+#line 184 "maze_modplast.cu"
 }
 
 // forward stage 5: dense product (Eigen), [4]
@@ -143,8 +190,11 @@ __device__ __forceinline__ void maze_modplast_forward_5(const dopa::StepArgs<T> 
   const T *__restrict h2o_weight = a.params + 21800; // [4, 100]
   T *__restrict h_next = a.next + 0;                 // [100] hn
   T *__restrict t26 = a.scratch + 240;               // [4]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/maze/modplast.dopa"
-  for (int r = threadIdx.x >> 5; r < 4; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 4; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 100; k += 32)
       acc += h2o_weight[r * 100 + k] * h_next[k];
@@ -152,7 +202,7 @@ __device__ __forceinline__ void maze_modplast_forward_5(const dopa::StepArgs<T> 
     if ((threadIdx.x & 31) == 0)
       t26[r] = acc;
   }
-#line 156 "maze_modplast.cu"
+#line 206 "maze_modplast.cu"
 }
 
 // forward stage 6: dense product (Eigen), [1]
@@ -162,8 +212,11 @@ __device__ __forceinline__ void maze_modplast_forward_6(const dopa::StepArgs<T> 
   const T *__restrict h2v_weight = a.params + 22204; // [1, 100]
   T *__restrict h_next = a.next + 0;                 // [100] hn
   T *__restrict t30 = a.scratch + 256;               // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 19 "examples/maze/modplast.dopa"
-  for (int r = threadIdx.x >> 5; r < 1; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 100; k += 32)
       acc += h2v_weight[r * 100 + k] * h_next[k];
@@ -171,7 +224,7 @@ __device__ __forceinline__ void maze_modplast_forward_6(const dopa::StepArgs<T> 
     if ((threadIdx.x & 31) == 0)
       t30[r] = acc;
   }
-#line 175 "maze_modplast.cu"
+#line 228 "maze_modplast.cu"
 }
 
 // forward stage 7: fused loop nest over [100, 100]
@@ -183,7 +236,10 @@ __device__ __forceinline__ void maze_modplast_forward_7(const dopa::StepArgs<T> 
   T *__restrict out_DAout = a.outputs[2];   // [1] DA
   const T *__restrict hebb = a.state + 112; // [100, 100]
   T *__restrict hebb_next = a.next + 112;   // [100, 100]
-  for (int i = threadIdx.x >> 5; i < 100; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 100; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 100; j += 32) {
 #line 16 "examples/maze/modplast.dopa"
       const T v19 = h_next[i] * h[j];
@@ -193,7 +249,7 @@ __device__ __forceinline__ void maze_modplast_forward_7(const dopa::StepArgs<T> 
       hebb_next[i * 100 + j] = v24;
     }
   }
-#line 197 "maze_modplast.cu"
+#line 253 "maze_modplast.cu"
 }
 
 // forward stage 8: fused loop nest over [4]
@@ -203,14 +259,17 @@ __device__ __forceinline__ void maze_modplast_forward_8_logits(const dopa::StepA
   const T *__restrict h2o_bias = a.params + 22200; // [4]
   T *__restrict t26 = a.scratch + 240;             // [4]
   T *__restrict out_logits = a.outputs[0];         // [4]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 4; j += blockDim.x) {
+    for (int j = tid; j < 4; j += nthreads) {
 #line 18 "examples/maze/modplast.dopa"
       const T v28 = t26[j] + h2o_bias[j];
       out_logits[j] = v28;
     }
   }
-#line 214 "maze_modplast.cu"
+#line 273 "maze_modplast.cu"
 }
 
 // forward stage 9: fused loop nest over [1]
@@ -220,20 +279,23 @@ __device__ __forceinline__ void maze_modplast_forward_9_value(const dopa::StepAr
   const T *__restrict h2v_bias = a.params + 22304; // [1]
   T *__restrict t30 = a.scratch + 256;             // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 19 "examples/maze/modplast.dopa"
       const T v32 = t30[0] + h2v_bias[0];
       out_value[0] = v32;
     }
   }
-#line 231 "maze_modplast.cu"
+#line 293 "maze_modplast.cu"
 }
 
 /// One forward step of MazeModplast for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -244,6 +306,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -257,28 +321,28 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   maze_modplast_forward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_forward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_forward_2_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_forward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_forward_4_DA(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_forward_5(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_forward_6(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_forward_7(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_forward_8_logits(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_forward_9_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  forward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // backward stage 0: dense product (Eigen), [100]
@@ -288,14 +352,17 @@ __device__ __forceinline__ void maze_modplast_backward_0(const dopa::StepArgs<T>
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   const T *__restrict h2v_weight = a.params + 22204;  // [1, 100]
   T *__restrict t40 = a.scratch + 0;                  // [100]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 19 "examples/maze/modplast.dopa"
-  for (int c = threadIdx.x; c < 100; c += blockDim.x) {
+  for (int c = tid; c < 100; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1; ++k)
       acc += d_out_value[k] * h2v_weight[k * 100 + c];
     t40[c] = acc;
   }
-#line 299 "maze_modplast.cu"
+#line 366 "maze_modplast.cu"
 }
 
 // backward stage 1: dense product (Eigen), [100]
@@ -305,14 +372,17 @@ __device__ __forceinline__ void maze_modplast_backward_1(const dopa::StepArgs<T>
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
   const T *__restrict h2o_weight = a.params + 21800;   // [4, 100]
   T *__restrict t44 = a.scratch + 112;                 // [100]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/maze/modplast.dopa"
-  for (int c = threadIdx.x; c < 100; c += blockDim.x) {
+  for (int c = tid; c < 100; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 4; ++k)
       acc += d_out_logits[k] * h2o_weight[k * 100 + c];
     t44[c] = acc;
   }
-#line 316 "maze_modplast.cu"
+#line 386 "maze_modplast.cu"
 }
 
 // backward stage 2: fused loop nest over [100, 100]
@@ -329,12 +399,15 @@ __device__ __forceinline__ void maze_modplast_backward_2(const dopa::StepArgs<T>
   T *__restrict t51 = a.scratch + 224;                // [1]
   T *__restrict t54 = a.scratch + 240;                // [100]
   T *__restrict t56 = a.scratch + 352;                // [100]
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
     t51[e] = T(0);
-  for (int e = threadIdx.x; e < 100; e += blockDim.x)
+  for (int e = tid; e < 100; e += nthreads)
     t56[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 100; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 100; i += nthreads >> 5) {
     T acc51 = T(0);
     T acc54 = T(0);
     for (int j = threadIdx.x & 31; j < 100; j += 32) {
@@ -359,7 +432,7 @@ __device__ __forceinline__ void maze_modplast_backward_2(const dopa::StepArgs<T>
       t54[i] = acc54;
     }
   }
-#line 363 "maze_modplast.cu"
+#line 436 "maze_modplast.cu"
 }
 
 // backward stage 3: fused loop nest over [1]
@@ -377,8 +450,11 @@ __device__ __forceinline__ void maze_modplast_backward_3_d_value(const dopa::Ste
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record6 = a.record + 400;             // [1]
   T *__restrict d_h2v_bias = a.grads + 22304;         // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 15 "examples/maze/modplast.dopa"
       const T v57 = t18_DA[0] * t18_DA[0];
       const T v59 = T(1.0) - v57;
@@ -390,7 +466,7 @@ __device__ __forceinline__ void maze_modplast_backward_3_d_value(const dopa::Ste
       atomicAdd(&d_h2v_bias[0], d_out_value[0]);
     }
   }
-#line 394 "maze_modplast.cu"
+#line 470 "maze_modplast.cu"
 }
 
 // backward stage 4: dense product (Eigen), [100]
@@ -400,14 +476,17 @@ __device__ __forceinline__ void maze_modplast_backward_4(const dopa::StepArgs<T>
   T *__restrict t60 = a.record + 256;                 // [1]
   const T *__restrict h2DA_weight = a.params + 22305; // [1, 100]
   T *__restrict t63 = a.scratch + 464;                // [100]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 15 "examples/maze/modplast.dopa"
-  for (int c = threadIdx.x; c < 100; c += blockDim.x) {
+  for (int c = tid; c < 100; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1; ++k)
       acc += t60[k] * h2DA_weight[k * 100 + c];
     t63[c] = acc;
   }
-#line 411 "maze_modplast.cu"
+#line 490 "maze_modplast.cu"
 }
 
 // backward stage 5: fused loop nest over [100]
@@ -428,8 +507,11 @@ __device__ __forceinline__ void maze_modplast_backward_5_hn(const dopa::StepArgs
   const T *__restrict h = a.state + 0;           // [100]
   T *__restrict record2 = a.record + 144;        // [100]
   T *__restrict record4 = a.record + 272;        // [100]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 100; j += blockDim.x) {
+    for (int j = tid; j < 100; j += nthreads) {
 #line 14 "examples/maze/modplast.dopa"
       const T v65 = t13_hn[j] * t13_hn[j];
       const T v66 = T(1.0) - v65;
@@ -444,7 +526,7 @@ __device__ __forceinline__ void maze_modplast_backward_5_hn(const dopa::StepArgs
       record4[j] = t13_hn[j];
     }
   }
-#line 448 "maze_modplast.cu"
+#line 530 "maze_modplast.cu"
 }
 
 // backward stage 6: fused loop nest over [100, 100]
@@ -464,10 +546,13 @@ __device__ __forceinline__ void maze_modplast_backward_6(const dopa::StepArgs<T>
   const T *__restrict d_hebb_next = a.gradNext + 112; // [100, 100] d hebb'
   T *__restrict d_hebb = a.gradPrev + 112;            // [100, 100]
   T *__restrict d_alpha = a.grads + 10000;            // [100, 100]
-  for (int e = threadIdx.x; e < 100; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 100; e += nthreads)
     t69[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 100; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 100; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 100; j += 32) {
 #line 14 "examples/maze/modplast.dopa"
       const T v8 = alpha[i * 100 + j] * hebb[i * 100 + j];
@@ -489,7 +574,7 @@ __device__ __forceinline__ void maze_modplast_backward_6(const dopa::StepArgs<T>
       atomicAdd(&d_alpha[i * 100 + j], v71);
     }
   }
-#line 493 "maze_modplast.cu"
+#line 578 "maze_modplast.cu"
 }
 
 // backward stage 7: fused loop nest over [100]
@@ -499,14 +584,17 @@ __device__ __forceinline__ void maze_modplast_backward_7(const dopa::StepArgs<T>
   T *__restrict t69 = a.scratch + 576; // [100]
   T *__restrict t56 = a.scratch + 352; // [100]
   T *__restrict d_h = a.gradPrev + 0;  // [100]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 100; j += blockDim.x) {
+    for (int j = tid; j < 100; j += nthreads) {
 #line 6 "examples/maze/modplast.dopa"
       const T v70 = t56[j] + t69[j];
       d_h[j] = v70;
     }
   }
-#line 510 "maze_modplast.cu"
+#line 598 "maze_modplast.cu"
 }
 
 // backward stage 8: fused loop nest over [17]
@@ -515,8 +603,11 @@ template <class T>
 __device__ __forceinline__ void maze_modplast_backward_8(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [17]
   T *__restrict record1 = a.record + 112; // [17]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 17; j += blockDim.x) {
+    for (int j = tid; j < 17; j += nthreads) {
       record1[j] = x[j];
     }
   }
@@ -530,8 +621,11 @@ __device__ __forceinline__ void maze_modplast_backward_9_d_logits(const dopa::St
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
   T *__restrict record5 = a.record + 384;              // [4]
   T *__restrict d_h2o_bias = a.grads + 22200;          // [4]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 4; j += blockDim.x) {
+    for (int j = tid; j < 4; j += nthreads) {
       record5[j] = d_out_logits[j];
       atomicAdd(&d_h2o_bias[j], d_out_logits[j]);
     }
@@ -541,7 +635,7 @@ __device__ __forceinline__ void maze_modplast_backward_9_d_logits(const dopa::St
 /// One backward step of MazeModplast for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -552,6 +646,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -565,28 +661,28 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   maze_modplast_backward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_backward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_backward_2(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_backward_3_d_value(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_backward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_backward_5_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_backward_6(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_backward_7(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_backward_8(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_modplast_backward_9_d_logits(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  backward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {

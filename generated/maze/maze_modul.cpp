@@ -78,7 +78,7 @@ template <class T> static void maze_modul_forward_2_hn(const dopa::StepArgs<T> &
 #line 17 "examples/maze/modul.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v12 = v4 + t11[j];
-    const T v13 = std::tanh(v12);
+    const T v13 = tanh(v12);
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
@@ -107,7 +107,7 @@ template <class T> static void maze_modul_forward_4_DA(const dopa::StepArgs<T> &
   for (int j = 0; j < 1; ++j) {
 #line 18 "examples/maze/modul.dopa"
     const T v17 = t15[0] + h2DA_bias[0];
-    const T v18 = std::tanh(v17);
+    const T v18 = tanh(v17);
     out_DAout[0] = v18;
     saved_t18[0] = v18;
   }

@@ -78,7 +78,7 @@ template <class T> static void maze_plastic_forward_2_hn(const dopa::StepArgs<T>
 #line 15 "examples/maze/plastic.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v12 = v4 + t11[j];
-    const T v13 = std::tanh(v12);
+    const T v13 = tanh(v12);
     h_next[j] = v13;
     saved_t13[j] = v13;
   }

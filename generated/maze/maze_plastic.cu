@@ -11,8 +11,11 @@
 //===------------------------------------------------------------------------------===//
 #include "dopa/cuda/CudaSpec.h"
 
+#include <cooperative_groups.h>
 #include <cstdint>
 #include <cuda_runtime.h>
+#include <stdexcept>
+#include <string>
 
 namespace {
 /// The sum of v over the 32 lanes of a warp (every lane gets it).
@@ -20,6 +23,35 @@ template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+/// Wait for every block of the grid: the blocks of an element share its stages.
+__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
+
+/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
+/// the device at once (at most 8); batches larger than the device runs in chunks.
+template <class T>
+void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
+                             int threads, void *stream) {
+  int device = 0, sms = 0, perSM = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
+  const int capacity = sms * perSM;
+  if (capacity < 1)
+    throw std::runtime_error("CUDA kernel does not fit on the device");
+  const int batch = ba.batch;
+  for (int first = 0; first < batch; first += capacity) {
+    const int n = batch - first < capacity ? batch - first : capacity;
+    ba.firstElement = first;
+    ba.splits = capacity / n < 8 ? capacity / n : 8;
+    void *args[] = {&ba};
+    cudaError_t e = cudaLaunchCooperativeKernel(
+        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
+        args, 0, static_cast<cudaStream_t>(stream));
+    if (e != cudaSuccess)
+      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
+  }
 }
 } // namespace
 
@@ -36,8 +68,11 @@ __device__ __forceinline__ void maze_plastic_forward_0(const dopa::StepArgs<T> &
   const T *__restrict i2h_weight = a.params + 20403; // [101, 17]
   const T *__restrict x = a.inputs[0];               // [17]
   T *__restrict t2 = a.scratch + 0;                  // [101]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 15 "examples/maze/plastic.dopa"
-  for (int r = threadIdx.x >> 5; r < 101; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 101; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 17; k += 32)
       acc += i2h_weight[r * 17 + k] * x[k];
@@ -45,7 +80,7 @@ __device__ __forceinline__ void maze_plastic_forward_0(const dopa::StepArgs<T> &
     if ((threadIdx.x & 31) == 0)
       t2[r] = acc;
   }
-#line 49 "maze_plastic.cu"
+#line 84 "maze_plastic.cu"
 }
 
 // forward stage 1: fused loop nest over [101, 101]
@@ -57,7 +92,10 @@ __device__ __forceinline__ void maze_plastic_forward_1(const dopa::StepArgs<T> &
   const T *__restrict alpha = a.params + 10201; // [101, 101]
   const T *__restrict w = a.params + 0;         // [101, 101]
   const T *__restrict h = a.state + 0;          // [101]
-  for (int i = threadIdx.x >> 5; i < 101; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 101; i += nthreads >> 5) {
     T acc11 = T(0);
     for (int j = threadIdx.x & 31; j < 101; j += 32) {
 #line 15 "examples/maze/plastic.dopa"
@@ -70,7 +108,7 @@ __device__ __forceinline__ void maze_plastic_forward_1(const dopa::StepArgs<T> &
       t11[i] = acc11;
     }
   }
-#line 74 "maze_plastic.cu"
+#line 112 "maze_plastic.cu"
 }
 
 // forward stage 2: fused loop nest over [101]
@@ -83,8 +121,11 @@ __device__ __forceinline__ void maze_plastic_forward_2_hn(const dopa::StepArgs<T
   T *__restrict t2 = a.scratch + 0;                // [101]
   T *__restrict h_next = a.next + 0;               // [101] hn
   T *__restrict saved_t13 = a.saved + 0;           // [101]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 101; j += blockDim.x) {
+    for (int j = tid; j < 101; j += nthreads) {
 #line 15 "examples/maze/plastic.dopa"
       const T v4 = t2[j] + i2h_bias[j];
       const T v12 = v4 + t11[j];
@@ -93,7 +134,7 @@ __device__ __forceinline__ void maze_plastic_forward_2_hn(const dopa::StepArgs<T
       saved_t13[j] = v13;
     }
   }
-#line 97 "maze_plastic.cu"
+#line 138 "maze_plastic.cu"
 }
 
 // forward stage 3: dense product (Eigen), [4]
@@ -103,8 +144,11 @@ __device__ __forceinline__ void maze_plastic_forward_3(const dopa::StepArgs<T> &
   const T *__restrict h2o_weight = a.params + 22221; // [4, 101]
   T *__restrict h_next = a.next + 0;                 // [101] hn
   T *__restrict t22 = a.scratch + 224;               // [4]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/maze/plastic.dopa"
-  for (int r = threadIdx.x >> 5; r < 4; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 4; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 101; k += 32)
       acc += h2o_weight[r * 101 + k] * h_next[k];
@@ -112,7 +156,7 @@ __device__ __forceinline__ void maze_plastic_forward_3(const dopa::StepArgs<T> &
     if ((threadIdx.x & 31) == 0)
       t22[r] = acc;
   }
-#line 116 "maze_plastic.cu"
+#line 160 "maze_plastic.cu"
 }
 
 // forward stage 4: dense product (Eigen), [1]
@@ -122,8 +166,11 @@ __device__ __forceinline__ void maze_plastic_forward_4(const dopa::StepArgs<T> &
   const T *__restrict h2v_weight = a.params + 22629; // [1, 101]
   T *__restrict h_next = a.next + 0;                 // [101] hn
   T *__restrict t26 = a.scratch + 240;               // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 19 "examples/maze/plastic.dopa"
-  for (int r = threadIdx.x >> 5; r < 1; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 101; k += 32)
       acc += h2v_weight[r * 101 + k] * h_next[k];
@@ -131,7 +178,7 @@ __device__ __forceinline__ void maze_plastic_forward_4(const dopa::StepArgs<T> &
     if ((threadIdx.x & 31) == 0)
       t26[r] = acc;
   }
-#line 135 "maze_plastic.cu"
+#line 182 "maze_plastic.cu"
 }
 
 // forward stage 5: fused loop nest over [101, 101]
@@ -143,7 +190,10 @@ __device__ __forceinline__ void maze_plastic_forward_5(const dopa::StepArgs<T> &
   const T *__restrict eta = a.params + 20402; // []
   const T *__restrict hebb = a.state + 112;   // [101, 101]
   T *__restrict hebb_next = a.next + 112;     // [101, 101]
-  for (int i = threadIdx.x >> 5; i < 101; i += blockDim.x >> 5) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int i = tid >> 5; i < 101; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 101; j += 32) {
 #line 16 "examples/maze/plastic.dopa"
       const T v15 = h_next[i] * h[j];
@@ -153,7 +203,7 @@ __device__ __forceinline__ void maze_plastic_forward_5(const dopa::StepArgs<T> &
       hebb_next[i * 101 + j] = v20;
     }
   }
-#line 157 "maze_plastic.cu"
+#line 207 "maze_plastic.cu"
 }
 
 // forward stage 6: fused loop nest over [4]
@@ -163,14 +213,17 @@ __device__ __forceinline__ void maze_plastic_forward_6_logits(const dopa::StepAr
   const T *__restrict h2o_bias = a.params + 22625; // [4]
   T *__restrict t22 = a.scratch + 224;             // [4]
   T *__restrict out_logits = a.outputs[0];         // [4]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 4; j += blockDim.x) {
+    for (int j = tid; j < 4; j += nthreads) {
 #line 18 "examples/maze/plastic.dopa"
       const T v24 = t22[j] + h2o_bias[j];
       out_logits[j] = v24;
     }
   }
-#line 174 "maze_plastic.cu"
+#line 227 "maze_plastic.cu"
 }
 
 // forward stage 7: fused loop nest over [1]
@@ -180,20 +233,23 @@ __device__ __forceinline__ void maze_plastic_forward_7_value(const dopa::StepArg
   const T *__restrict h2v_bias = a.params + 22730; // [1]
   T *__restrict t26 = a.scratch + 240;             // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 19 "examples/maze/plastic.dopa"
       const T v28 = t26[0] + h2v_bias[0];
       out_value[0] = v28;
     }
   }
-#line 191 "maze_plastic.cu"
+#line 247 "maze_plastic.cu"
 }
 
 /// One forward step of MazePlastic for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -204,6 +260,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -217,24 +275,24 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   maze_plastic_forward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_forward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_forward_2_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_forward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_forward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_forward_5(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_forward_6_logits(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_forward_7_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  forward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // backward stage 0: dense product (Eigen), [101]
@@ -244,14 +302,17 @@ __device__ __forceinline__ void maze_plastic_backward_0(const dopa::StepArgs<T> 
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   const T *__restrict h2v_weight = a.params + 22629;  // [1, 101]
   T *__restrict t35 = a.scratch + 0;                  // [101]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 19 "examples/maze/plastic.dopa"
-  for (int c = threadIdx.x; c < 101; c += blockDim.x) {
+  for (int c = tid; c < 101; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1; ++k)
       acc += d_out_value[k] * h2v_weight[k * 101 + c];
     t35[c] = acc;
   }
-#line 255 "maze_plastic.cu"
+#line 316 "maze_plastic.cu"
 }
 
 // backward stage 1: dense product (Eigen), [101]
@@ -261,14 +322,17 @@ __device__ __forceinline__ void maze_plastic_backward_1(const dopa::StepArgs<T> 
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
   const T *__restrict h2o_weight = a.params + 22221;   // [4, 101]
   T *__restrict t39 = a.scratch + 112;                 // [101]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 18 "examples/maze/plastic.dopa"
-  for (int c = threadIdx.x; c < 101; c += blockDim.x) {
+  for (int c = tid; c < 101; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 4; ++k)
       acc += d_out_logits[k] * h2o_weight[k * 101 + c];
     t39[c] = acc;
   }
-#line 272 "maze_plastic.cu"
+#line 336 "maze_plastic.cu"
 }
 
 // backward stage 2: fused loop nest over [101, 101]
@@ -285,12 +349,15 @@ __device__ __forceinline__ void maze_plastic_backward_2(const dopa::StepArgs<T> 
   T *__restrict t46 = a.scratch + 224;                // []
   T *__restrict t49 = a.scratch + 240;                // [101]
   T *__restrict t51 = a.scratch + 352;                // [101]
-  for (int e = threadIdx.x; e < 1; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
     t46[e] = T(0);
-  for (int e = threadIdx.x; e < 101; e += blockDim.x)
+  for (int e = tid; e < 101; e += nthreads)
     t51[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 101; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 101; i += nthreads >> 5) {
     T acc46 = T(0);
     T acc49 = T(0);
     for (int j = threadIdx.x & 31; j < 101; j += 32) {
@@ -315,7 +382,7 @@ __device__ __forceinline__ void maze_plastic_backward_2(const dopa::StepArgs<T> 
       t49[i] = acc49;
     }
   }
-#line 319 "maze_plastic.cu"
+#line 386 "maze_plastic.cu"
 }
 
 // backward stage 3: fused loop nest over [101]
@@ -335,8 +402,11 @@ __device__ __forceinline__ void maze_plastic_backward_3_hn(const dopa::StepArgs<
   const T *__restrict h = a.state + 0;           // [101]
   T *__restrict record2 = a.record + 144;        // [101]
   T *__restrict record4 = a.record + 272;        // [101]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 101; j += blockDim.x) {
+    for (int j = tid; j < 101; j += nthreads) {
 #line 15 "examples/maze/plastic.dopa"
       const T v52 = t13_hn[j] * t13_hn[j];
       const T v54 = T(1.0) - v52;
@@ -350,7 +420,7 @@ __device__ __forceinline__ void maze_plastic_backward_3_hn(const dopa::StepArgs<
       record4[j] = t13_hn[j];
     }
   }
-#line 354 "maze_plastic.cu"
+#line 424 "maze_plastic.cu"
 }
 
 // backward stage 4: fused loop nest over [101, 101]
@@ -370,10 +440,13 @@ __device__ __forceinline__ void maze_plastic_backward_4(const dopa::StepArgs<T> 
   const T *__restrict d_hebb_next = a.gradNext + 112; // [101, 101] d hebb'
   T *__restrict d_hebb = a.gradPrev + 112;            // [101, 101]
   T *__restrict d_alpha = a.grads + 10201;            // [101, 101]
-  for (int e = threadIdx.x; e < 101; e += blockDim.x)
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 101; e += nthreads)
     t57[e] = T(0);
-  __syncthreads();
-  for (int i = threadIdx.x >> 5; i < 101; i += blockDim.x >> 5) {
+  dopa_grid_sync();
+  for (int i = tid >> 5; i < 101; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 101; j += 32) {
 #line 15 "examples/maze/plastic.dopa"
       const T v8 = alpha[i * 101 + j] * hebb[i * 101 + j];
@@ -395,7 +468,7 @@ __device__ __forceinline__ void maze_plastic_backward_4(const dopa::StepArgs<T> 
       atomicAdd(&d_alpha[i * 101 + j], v59);
     }
   }
-#line 399 "maze_plastic.cu"
+#line 472 "maze_plastic.cu"
 }
 
 // backward stage 5: fused loop nest over [101]
@@ -405,14 +478,17 @@ __device__ __forceinline__ void maze_plastic_backward_5(const dopa::StepArgs<T> 
   T *__restrict t57 = a.scratch + 464; // [101]
   T *__restrict t51 = a.scratch + 352; // [101]
   T *__restrict d_h = a.gradPrev + 0;  // [101]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 101; j += blockDim.x) {
+    for (int j = tid; j < 101; j += nthreads) {
 #line 7 "examples/maze/plastic.dopa"
       const T v58 = t51[j] + t57[j];
       d_h[j] = v58;
     }
   }
-#line 416 "maze_plastic.cu"
+#line 492 "maze_plastic.cu"
 }
 
 // backward stage 6: fused loop nest over [17]
@@ -421,8 +497,11 @@ template <class T>
 __device__ __forceinline__ void maze_plastic_backward_6(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [17]
   T *__restrict record1 = a.record + 112; // [17]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 17; j += blockDim.x) {
+    for (int j = tid; j < 17; j += nthreads) {
       record1[j] = x[j];
     }
   }
@@ -434,11 +513,14 @@ template <class T>
 __device__ __forceinline__ void maze_plastic_backward_7(const dopa::StepArgs<T> &a) {
   T *__restrict t46 = a.scratch + 224;   // []
   T *__restrict d_eta = a.grads + 20402; // []
-  if (threadIdx.x == 0) {
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  if (tid == 0) {
 #line 10 "examples/maze/plastic.dopa"
     atomicAdd(&d_eta[0], t46[0]);
   }
-#line 442 "maze_plastic.cu"
+#line 524 "maze_plastic.cu"
 }
 
 // backward stage 8: fused loop nest over [4]
@@ -449,8 +531,11 @@ __device__ __forceinline__ void maze_plastic_backward_8_d_logits(const dopa::Ste
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
   T *__restrict record3 = a.record + 256;              // [4]
   T *__restrict d_h2o_bias = a.grads + 22625;          // [4]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 4; j += blockDim.x) {
+    for (int j = tid; j < 4; j += nthreads) {
       record3[j] = d_out_logits[j];
       atomicAdd(&d_h2o_bias[j], d_out_logits[j]);
     }
@@ -465,8 +550,11 @@ __device__ __forceinline__ void maze_plastic_backward_9_d_value(const dopa::Step
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record5 = a.record + 384;             // [1]
   T *__restrict d_h2v_bias = a.grads + 22730;         // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
       record5[0] = d_out_value[0];
       atomicAdd(&d_h2v_bias[0], d_out_value[0]);
     }
@@ -476,7 +564,7 @@ __device__ __forceinline__ void maze_plastic_backward_9_d_value(const dopa::Step
 /// One backward step of MazePlastic for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -487,6 +575,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -500,28 +590,28 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   maze_plastic_backward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_backward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_backward_2(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_backward_3_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_backward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_backward_5(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_backward_6(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_backward_7(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_backward_8_d_logits(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_plastic_backward_9_d_value(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  backward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {

@@ -11,8 +11,11 @@
 //===------------------------------------------------------------------------------===//
 #include "dopa/cuda/CudaSpec.h"
 
+#include <cooperative_groups.h>
 #include <cstdint>
 #include <cuda_runtime.h>
+#include <stdexcept>
+#include <string>
 
 namespace {
 /// The sum of v over the 32 lanes of a warp (every lane gets it).
@@ -20,6 +23,35 @@ template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
+}
+
+/// Wait for every block of the grid: the blocks of an element share its stages.
+__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
+
+/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
+/// the device at once (at most 8); batches larger than the device runs in chunks.
+template <class T>
+void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
+                             int threads, void *stream) {
+  int device = 0, sms = 0, perSM = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
+  const int capacity = sms * perSM;
+  if (capacity < 1)
+    throw std::runtime_error("CUDA kernel does not fit on the device");
+  const int batch = ba.batch;
+  for (int first = 0; first < batch; first += capacity) {
+    const int n = batch - first < capacity ? batch - first : capacity;
+    ba.firstElement = first;
+    ba.splits = capacity / n < 8 ? capacity / n : 8;
+    void *args[] = {&ba};
+    cudaError_t e = cudaLaunchCooperativeKernel(
+        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
+        args, 0, static_cast<cudaStream_t>(stream));
+    if (e != cudaSuccess)
+      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
+  }
 }
 } // namespace
 
@@ -35,8 +67,11 @@ template <class T> __device__ __forceinline__ void maze_rnn_forward_0(const dopa
   const T *__restrict i2h_weight = a.params + 19321; // [139, 17]
   const T *__restrict x = a.inputs[0];               // [17]
   T *__restrict t2 = a.scratch + 0;                  // [139]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 13 "examples/maze/rnn.dopa"
-  for (int r = threadIdx.x >> 5; r < 139; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 139; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 17; k += 32)
       acc += i2h_weight[r * 17 + k] * x[k];
@@ -44,7 +79,7 @@ template <class T> __device__ __forceinline__ void maze_rnn_forward_0(const dopa
     if ((threadIdx.x & 31) == 0)
       t2[r] = acc;
   }
-#line 48 "maze_rnn.cu"
+#line 83 "maze_rnn.cu"
 }
 
 // forward stage 1: dense product (Eigen), [139]
@@ -53,8 +88,11 @@ template <class T> __device__ __forceinline__ void maze_rnn_forward_1(const dopa
   const T *__restrict w = a.params + 0; // [139, 139]
   const T *__restrict h = a.state + 0;  // [139]
   T *__restrict t7 = a.scratch + 144;   // [139]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 13 "examples/maze/rnn.dopa"
-  for (int r = threadIdx.x >> 5; r < 139; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 139; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 139; k += 32)
       acc += w[r * 139 + k] * h[k];
@@ -62,7 +100,7 @@ template <class T> __device__ __forceinline__ void maze_rnn_forward_1(const dopa
     if ((threadIdx.x & 31) == 0)
       t7[r] = acc;
   }
-#line 66 "maze_rnn.cu"
+#line 104 "maze_rnn.cu"
 }
 
 // forward stage 2: fused loop nest over [139]
@@ -75,8 +113,11 @@ __device__ __forceinline__ void maze_rnn_forward_2_hn(const dopa::StepArgs<T> &a
   T *__restrict t2 = a.scratch + 0;                // [139]
   T *__restrict h_next = a.next + 0;               // [139] hn
   T *__restrict saved_t9 = a.saved + 0;            // [139]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 139; j += blockDim.x) {
+    for (int j = tid; j < 139; j += nthreads) {
 #line 13 "examples/maze/rnn.dopa"
       const T v4 = t2[j] + i2h_bias[j];
       const T v8 = v4 + t7[j];
@@ -85,7 +126,7 @@ __device__ __forceinline__ void maze_rnn_forward_2_hn(const dopa::StepArgs<T> &a
       saved_t9[j] = v9;
     }
   }
-#line 89 "maze_rnn.cu"
+#line 130 "maze_rnn.cu"
 }
 
 // forward stage 3: dense product (Eigen), [4]
@@ -94,8 +135,11 @@ template <class T> __device__ __forceinline__ void maze_rnn_forward_3(const dopa
   const T *__restrict h2o_weight = a.params + 21823; // [4, 139]
   T *__restrict h_next = a.next + 0;                 // [139] hn
   T *__restrict t11 = a.scratch + 288;               // [4]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 15 "examples/maze/rnn.dopa"
-  for (int r = threadIdx.x >> 5; r < 4; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 4; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 139; k += 32)
       acc += h2o_weight[r * 139 + k] * h_next[k];
@@ -103,7 +147,7 @@ template <class T> __device__ __forceinline__ void maze_rnn_forward_3(const dopa
     if ((threadIdx.x & 31) == 0)
       t11[r] = acc;
   }
-#line 107 "maze_rnn.cu"
+#line 151 "maze_rnn.cu"
 }
 
 // forward stage 4: dense product (Eigen), [1]
@@ -112,8 +156,11 @@ template <class T> __device__ __forceinline__ void maze_rnn_forward_4(const dopa
   const T *__restrict h2v_weight = a.params + 22383; // [1, 139]
   T *__restrict h_next = a.next + 0;                 // [139] hn
   T *__restrict t15 = a.scratch + 304;               // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 16 "examples/maze/rnn.dopa"
-  for (int r = threadIdx.x >> 5; r < 1; r += blockDim.x >> 5) {
+  for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 139; k += 32)
       acc += h2v_weight[r * 139 + k] * h_next[k];
@@ -121,7 +168,7 @@ template <class T> __device__ __forceinline__ void maze_rnn_forward_4(const dopa
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 125 "maze_rnn.cu"
+#line 172 "maze_rnn.cu"
 }
 
 // forward stage 5: fused loop nest over [4]
@@ -131,14 +178,17 @@ __device__ __forceinline__ void maze_rnn_forward_5_logits(const dopa::StepArgs<T
   const T *__restrict h2o_bias = a.params + 22379; // [4]
   T *__restrict t11 = a.scratch + 288;             // [4]
   T *__restrict out_logits = a.outputs[0];         // [4]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 4; j += blockDim.x) {
+    for (int j = tid; j < 4; j += nthreads) {
 #line 15 "examples/maze/rnn.dopa"
       const T v13 = t11[j] + h2o_bias[j];
       out_logits[j] = v13;
     }
   }
-#line 142 "maze_rnn.cu"
+#line 192 "maze_rnn.cu"
 }
 
 // forward stage 6: fused loop nest over [1]
@@ -148,20 +198,23 @@ __device__ __forceinline__ void maze_rnn_forward_6_value(const dopa::StepArgs<T>
   const T *__restrict h2v_bias = a.params + 22522; // [1]
   T *__restrict t15 = a.scratch + 304;             // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
 #line 16 "examples/maze/rnn.dopa"
       const T v17 = t15[0] + h2v_bias[0];
       out_value[0] = v17;
     }
   }
-#line 159 "maze_rnn.cu"
+#line 212 "maze_rnn.cu"
 }
 
 /// One forward step of MazeRNN for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -172,6 +225,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -185,22 +240,22 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   maze_rnn_forward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_rnn_forward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_rnn_forward_2_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_rnn_forward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_rnn_forward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_rnn_forward_5_logits(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_rnn_forward_6_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  forward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
 // backward stage 0: dense product (Eigen), [139]
@@ -209,14 +264,17 @@ template <class T> __device__ __forceinline__ void maze_rnn_backward_0(const dop
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   const T *__restrict h2v_weight = a.params + 22383;  // [1, 139]
   T *__restrict t23 = a.scratch + 0;                  // [139]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 16 "examples/maze/rnn.dopa"
-  for (int c = threadIdx.x; c < 139; c += blockDim.x) {
+  for (int c = tid; c < 139; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1; ++k)
       acc += d_out_value[k] * h2v_weight[k * 139 + c];
     t23[c] = acc;
   }
-#line 220 "maze_rnn.cu"
+#line 278 "maze_rnn.cu"
 }
 
 // backward stage 1: dense product (Eigen), [139]
@@ -225,14 +283,17 @@ template <class T> __device__ __forceinline__ void maze_rnn_backward_1(const dop
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
   const T *__restrict h2o_weight = a.params + 21823;   // [4, 139]
   T *__restrict t27 = a.scratch + 144;                 // [139]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 15 "examples/maze/rnn.dopa"
-  for (int c = threadIdx.x; c < 139; c += blockDim.x) {
+  for (int c = tid; c < 139; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 4; ++k)
       acc += d_out_logits[k] * h2o_weight[k * 139 + c];
     t27[c] = acc;
   }
-#line 236 "maze_rnn.cu"
+#line 297 "maze_rnn.cu"
 }
 
 // backward stage 2: fused loop nest over [139]
@@ -251,8 +312,11 @@ __device__ __forceinline__ void maze_rnn_backward_2_hn(const dopa::StepArgs<T> &
   const T *__restrict h = a.state + 0;           // [139]
   T *__restrict record2 = a.record + 176;        // [139]
   T *__restrict record4 = a.record + 336;        // [139]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 139; j += blockDim.x) {
+    for (int j = tid; j < 139; j += nthreads) {
 #line 13 "examples/maze/rnn.dopa"
       const T v29 = t9_hn[j] * t9_hn[j];
       const T v31 = T(1.0) - v29;
@@ -265,7 +329,7 @@ __device__ __forceinline__ void maze_rnn_backward_2_hn(const dopa::StepArgs<T> &
       record4[j] = t9_hn[j];
     }
   }
-#line 269 "maze_rnn.cu"
+#line 333 "maze_rnn.cu"
 }
 
 // backward stage 3: dense product (Eigen), [139]
@@ -274,14 +338,17 @@ template <class T> __device__ __forceinline__ void maze_rnn_backward_3(const dop
   T *__restrict t32 = a.record + 0;     // [139]
   const T *__restrict w = a.params + 0; // [139, 139]
   T *__restrict d_h = a.gradPrev + 0;   // [139]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
 #line 13 "examples/maze/rnn.dopa"
-  for (int c = threadIdx.x; c < 139; c += blockDim.x) {
+  for (int c = tid; c < 139; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 139; ++k)
       acc += t32[k] * w[k * 139 + c];
     d_h[c] = acc;
   }
-#line 285 "maze_rnn.cu"
+#line 352 "maze_rnn.cu"
 }
 
 // backward stage 4: fused loop nest over [17]
@@ -289,8 +356,11 @@ template <class T> __device__ __forceinline__ void maze_rnn_backward_3(const dop
 template <class T> __device__ __forceinline__ void maze_rnn_backward_4(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [17]
   T *__restrict record1 = a.record + 144; // [17]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 17; j += blockDim.x) {
+    for (int j = tid; j < 17; j += nthreads) {
       record1[j] = x[j];
     }
   }
@@ -304,8 +374,11 @@ __device__ __forceinline__ void maze_rnn_backward_5_d_logits(const dopa::StepArg
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
   T *__restrict record3 = a.record + 320;              // [4]
   T *__restrict d_h2o_bias = a.grads + 22379;          // [4]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 4; j += blockDim.x) {
+    for (int j = tid; j < 4; j += nthreads) {
       record3[j] = d_out_logits[j];
       atomicAdd(&d_h2o_bias[j], d_out_logits[j]);
     }
@@ -320,8 +393,11 @@ __device__ __forceinline__ void maze_rnn_backward_6_d_value(const dopa::StepArgs
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record5 = a.record + 480;             // [1]
   T *__restrict d_h2v_bias = a.grads + 22522;         // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
   {
-    for (int j = threadIdx.x; j < 1; j += blockDim.x) {
+    for (int j = tid; j < 1; j += nthreads) {
       record5[0] = d_out_value[0];
       atomicAdd(&d_h2v_bias[0], d_out_value[0]);
     }
@@ -331,7 +407,7 @@ __device__ __forceinline__ void maze_rnn_backward_6_d_value(const dopa::StepArgs
 /// One backward step of MazeRNN for the whole batch: block b runs batch element b.
 template <class T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArgs<T> ba) {
-  const int64_t b = blockIdx.x;
+  const int64_t b = ba.firstElement + blockIdx.x / ba.splits;
   const T *in[dopa::kMaxIO];
   T *out[dopa::kMaxIO];
   const T *gout[dopa::kMaxIO];
@@ -342,6 +418,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
     gout[k] = ba.gradOutputs[k] ? ba.gradOutputs[k] + b * ba.outputNumel[k] : nullptr;
   }
   dopa::StepArgs<T> a;
+  a.split = blockIdx.x % ba.splits;
+  a.splits = ba.splits;
   a.params = ba.params;
   a.inputs = in;
   a.state = ba.state + b * ba.stateStride;
@@ -355,22 +433,22 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   maze_rnn_backward_0(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_rnn_backward_1(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_rnn_backward_2_hn(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_rnn_backward_3(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_rnn_backward_4(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_rnn_backward_5_d_logits(a);
-  __syncthreads();
+  dopa_grid_sync();
   maze_rnn_backward_6_d_value(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  backward_kernel<T><<<ba.batch, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(ba);
+  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {

@@ -25,6 +25,7 @@ template <class T> struct StepArgs {
   T *gradPrev = nullptr;                 // backward: dLoss/d state block (written)
   T *grads = nullptr;                    // backward: parameter gradients (accumulated)
   T *record = nullptr;                   // backward: factors of deferred outer products
+  int split = 0, splits = 1;             // CUDA: this block's share of the element's work
 };
 
 /// A parameter gradient the runtime sums as a product over time: dW[rows, cols] +=

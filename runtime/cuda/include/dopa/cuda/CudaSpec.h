@@ -23,6 +23,7 @@ constexpr int kMaxIO = 16;
 /// One step for the whole batch on the device. Per-element pointers are base + b * stride.
 template <class T> struct BatchArgs {
   int batch = 0;
+  int firstElement = 0, splits = 1; // set by the launcher: blocks per element
   int numInputs = 0, numOutputs = 0;
   const T *params = nullptr;
   T *grads = nullptr;
