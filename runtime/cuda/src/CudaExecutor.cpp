@@ -230,11 +230,16 @@ template <class T> void CudaExecutor<T>::step(const T *const *inputs, T *const *
     m.tape.emplace_back();
   DeviceBuf<T> &rec = m.tape[size_t(numSteps)];
   rec.resize(size_t(std::max<int64_t>(B * m.inputTotal, 1)));
+  // One copy in and one copy out per step, through page-locked staging buffers.
+  T *stageIn =
+      Impl::pinned(m.pinnedIn, m.pinnedInCount, size_t(std::max<int64_t>(B * m.inputTotal, 1)));
   int64_t at = 0;
   for (size_t k = 0; k < m.inputNumel.size(); ++k) {
-    toDevice(rec.data() + at, inputs[k], size_t(B * m.inputNumel[k]));
+    std::copy_n(inputs[k], B * m.inputNumel[k], stageIn + at);
     at += B * m.inputNumel[k];
   }
+  check(cudaMemcpyAsync(rec.data(), stageIn, size_t(at) * sizeof(T), cudaMemcpyHostToDevice),
+        "cudaMemcpyAsync H2D");
   BatchArgs<T> a = m.args(B);
   at = 0;
   for (size_t k = 0; k < m.inputNumel.size(); ++k) {
@@ -254,9 +259,14 @@ template <class T> void CudaExecutor<T>::step(const T *const *inputs, T *const *
   a.scratch = m.scratchBuf.data();
   m.fwd(a, nullptr);
   check(cudaGetLastError(), "forward kernel launch");
+  int64_t outTotal = 0;
+  for (int64_t n : m.outputNumel)
+    outTotal += B * n;
+  T *stageOut = Impl::pinned(m.pinnedOut, m.pinnedOutCount, size_t(std::max<int64_t>(outTotal, 1)));
+  toHost(stageOut, m.outputs.data(), size_t(outTotal));
   at = 0;
   for (size_t k = 0; k < m.outputNumel.size(); ++k) {
-    toHost(outputs[k], m.outputs.data() + at, size_t(B * m.outputNumel[k]));
+    std::copy_n(stageOut + at, B * m.outputNumel[k], outputs[k]);
     at += B * m.outputNumel[k];
   }
   std::swap(m.cur, m.next);
