@@ -103,7 +103,22 @@ template <class T> struct CudaExecutor<T>::Impl {
   std::vector<DeviceBuf<T>> tape;        // per step: inputs of all elements, input-major (reused)
   std::vector<DeviceBuf<T>> checkpoints; // per outer checkpoint: B * S (reused)
   size_t numCheckpoints = 0;
-  DeviceBuf<T> savedScratch; // the training forward's saved values (not kept)
+  DeviceBuf<T> savedScratch;                   // the training forward's saved values (not kept)
+  T *pinnedIn = nullptr, *pinnedOut = nullptr; // page-locked staging for the per-step copies
+  size_t pinnedInCount = 0, pinnedOutCount = 0;
+  ~Impl() {
+    cudaFreeHost(pinnedIn);
+    cudaFreeHost(pinnedOut);
+  }
+  static T *pinned(T *&p, size_t &count, size_t n) {
+    if (n > count) {
+      cudaFreeHost(p);
+      p = nullptr;
+      check(cudaMallocHost(&p, n * sizeof(T)), "cudaMallocHost");
+      count = n;
+    }
+    return p;
+  }
   DeviceBuf<T> segStates, segSaved, records, outGrads;
   int outer = INT_MAX;
   cublasHandle_t blas = nullptr;
