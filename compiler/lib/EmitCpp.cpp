@@ -641,10 +641,9 @@ private:
             << C << "[c] = acc;\n}\n";
       else
         out << "for (int e = tid; e < " << a.shape[0] * b.shape[1]
-            << "; e += nthreads) {\nconst int r = e / " << b.shape[1] << ", c = e % "
-            << b.shape[1] << ";\nT acc = T(0);\nfor (int k = 0; k < " << a.shape[1]
-            << "; ++k)\nacc += " << A << "[r * " << a.shape[1] << " + k] * " << B << "[k * "
-            << b.shape[1] << " + c];\n"
+            << "; e += nthreads) {\nconst int r = e / " << b.shape[1] << ", c = e % " << b.shape[1]
+            << ";\nT acc = T(0);\nfor (int k = 0; k < " << a.shape[1] << "; ++k)\nacc += " << A
+            << "[r * " << a.shape[1] << " + k] * " << B << "[k * " << b.shape[1] << " + c];\n"
             << C << "[e] = acc;\n}\n";
       return;
     }
@@ -1037,43 +1036,44 @@ std::string dopa::emitCudaFile(const std::vector<std::string> &bodies, const Emi
   std::string code = banner(o, "generated CUDA kernels");
   code += "#include \"dopa/cuda/CudaSpec.h\"\n\n#include <cooperative_groups.h>\n#include "
           "<cstdint>\n#include <cuda_runtime.h>\n#include <stdexcept>\n#include <string>\n\n";
-  code += "namespace {\n"
-          "/// The sum of v over the 32 lanes of a warp (every lane gets it).\n"
-          "template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {\n"
-          "  for (int o = 16; o > 0; o >>= 1)\n"
-          "    v += __shfl_xor_sync(0xffffffffu, v, o);\n"
-          "  return v;\n"
-          "}\n\n"
-          "/// Wait for every block of the grid: the blocks of an element share its stages.\n"
-          "__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); "
-          "}\n\n"
-          "/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on\n"
-          "/// the device at once (at most 8); batches larger than the device runs in chunks.\n"
-          "template <class T>\n"
-          "void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), "
-          "dopa::BatchArgs<T> ba, int threads, void *stream) {\n"
-          "  int device = 0, sms = 0, perSM = 0;\n"
-          "  cudaGetDevice(&device);\n"
-          "  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);\n"
-          "  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);\n"
-          "  const int capacity = sms * perSM;\n"
-          "  if (capacity < 1)\n"
-          "    throw std::runtime_error(\"CUDA kernel does not fit on the device\");\n"
-          "  const int batch = ba.batch;\n"
-          "  for (int first = 0; first < batch; first += capacity) {\n"
-          "    const int n = batch - first < capacity ? batch - first : capacity;\n"
-          "    ba.firstElement = first;\n"
-          "    ba.splits = capacity / n < 8 ? capacity / n : 8;\n"
-          "    void *args[] = {&ba};\n"
-          "    cudaError_t e = cudaLaunchCooperativeKernel(reinterpret_cast<void *>(kernel), "
-          "dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)), args, 0, "
-          "static_cast<cudaStream_t>(stream));\n"
-          "    if (e != cudaSuccess)\n"
-          "      throw std::runtime_error(std::string(\"cooperative launch: \") + "
-          "cudaGetErrorString(e));\n"
-          "  }\n"
-          "}\n"
-          "} // namespace\n\n";
+  code +=
+      "namespace {\n"
+      "/// The sum of v over the 32 lanes of a warp (every lane gets it).\n"
+      "template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {\n"
+      "  for (int o = 16; o > 0; o >>= 1)\n"
+      "    v += __shfl_xor_sync(0xffffffffu, v, o);\n"
+      "  return v;\n"
+      "}\n\n"
+      "/// Wait for every block of the grid: the blocks of an element share its stages.\n"
+      "__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); "
+      "}\n\n"
+      "/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on\n"
+      "/// the device at once (at most 8); batches larger than the device runs in chunks.\n"
+      "template <class T>\n"
+      "void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), "
+      "dopa::BatchArgs<T> ba, int threads, void *stream) {\n"
+      "  int device = 0, sms = 0, perSM = 0;\n"
+      "  cudaGetDevice(&device);\n"
+      "  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);\n"
+      "  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);\n"
+      "  const int capacity = sms * perSM;\n"
+      "  if (capacity < 1)\n"
+      "    throw std::runtime_error(\"CUDA kernel does not fit on the device\");\n"
+      "  const int batch = ba.batch;\n"
+      "  for (int first = 0; first < batch; first += capacity) {\n"
+      "    const int n = batch - first < capacity ? batch - first : capacity;\n"
+      "    ba.firstElement = first;\n"
+      "    ba.splits = capacity / n < 8 ? capacity / n : 8;\n"
+      "    void *args[] = {&ba};\n"
+      "    cudaError_t e = cudaLaunchCooperativeKernel(reinterpret_cast<void *>(kernel), "
+      "dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)), args, 0, "
+      "static_cast<cudaStream_t>(stream));\n"
+      "    if (e != cudaSuccess)\n"
+      "      throw std::runtime_error(std::string(\"cooperative launch: \") + "
+      "cudaGetErrorString(e));\n"
+      "  }\n"
+      "}\n"
+      "} // namespace\n\n";
   for (const std::string &b : bodies)
     code += b + "\n";
   if (o.format)
