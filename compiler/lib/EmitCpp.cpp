@@ -127,7 +127,7 @@ public:
   NetworkEmitter(const CompiledNetwork &net, const FusedNetwork &f, const llvm::SourceMgr &sm,
                  const EmitOptions &opts, bool cuda)
       : net(net), f(f), sm(sm), opts(opts), snake(cppNamespaceOf(net.forward.name, opts)),
-        cuda(cuda) {}
+        cuda(cuda), cudaMath(cuda) {}
 
   std::string run() {
     os << "namespace dopa::generated::" << snake << " {\n\n";
@@ -147,8 +147,8 @@ private:
   const llvm::SourceMgr &sm;
   const EmitOptions &opts;
   std::string snake;
-  bool cuda;     // emit CUDA (device stages, a kernel per step) instead of C++
-  bool cudaMath; // math functions for device code (stays set inside thread-0 sections)
+  bool cuda;             // emit CUDA (device stages, a kernel per step) instead of C++
+  bool cudaMath = false; // math functions for device code (stays set inside thread-0 sections)
   std::ostringstream os;
 
   // Per stage function.
@@ -305,7 +305,13 @@ private:
   /// Emit `const T v = <expression>;` for node `id` from its operands; returns the local.
   std::string compute(int id) {
     const Node &n = g().node(id);
-    auto arg = [&](size_t k) { return val(n.operands[k]); };
+    // Operands first, in order (an expression's evaluation order would make the declarations'
+    // order, and so the output, depend on the compiler that built dopac).
+    std::vector<std::string> args;
+    if (n.op != Op::Outer)
+      for (int o : n.operands)
+        args.push_back(val(o));
+    auto arg = [&](size_t k) { return args[k]; };
     std::string e;
     switch (n.op) {
     case Op::Neg: e = "-" + arg(0); break;

@@ -42,19 +42,6 @@ namespace {
 
 int64_t alignUp(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-bool isLeaf(Op op) {
-  switch (op) {
-  case Op::Const:
-  case Op::Param:
-  case Op::Input:
-  case Op::State:
-  case Op::FwdValue:
-  case Op::GradOutput:
-  case Op::GradState: return true;
-  default: return false;
-  }
-}
-
 /// Ops computed as a scalar expression at each index of their own shape.
 bool isInlinable(Op op) {
   return ir::isElementwise(op) || op == Op::Outer || op == Op::BroadcastTo;
@@ -128,7 +115,7 @@ private:
   std::vector<int> stageOf;
   std::vector<Item::Kind> itemKind;
 
-  bool leafLike(int id) const { return isLeaf(g.node(id).op) || isSavedLeaf[size_t(id)]; }
+  bool leafLike(int id) const { return ir::isLeaf(g.node(id).op) || isSavedLeaf[size_t(id)]; }
 
   void markLive() {
     std::vector<int> work;
@@ -447,7 +434,7 @@ FusedNetwork kern::fuse(const CompiledNetwork &net) {
   f.backward.numForwardNodes = int(fwd.nodes.size());
   KernelBuilder bb(f.backward, f.stateOffsets, paramOffsets);
   for (size_t id = 0; id < fwd.nodes.size(); ++id)
-    bb.isSavedLeaf[id] = !isLeaf(fwd.nodes[id].op) && pb.isRoot(int(id));
+    bb.isSavedLeaf[id] = !ir::isLeaf(fwd.nodes[id].op) && pb.isRoot(int(id));
   const Graph &m = f.backward.graph;
   for (size_t s = 0; s < m.stateGrads.size(); ++s) {
     if (m.stateGrads[s] < 0)

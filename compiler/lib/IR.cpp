@@ -102,6 +102,19 @@ bool ir::isElementwise(Op op) {
   }
 }
 
+bool ir::isLeaf(Op op) {
+  switch (op) {
+  case Op::Const:
+  case Op::Param:
+  case Op::Input:
+  case Op::State:
+  case Op::FwdValue:
+  case Op::GradOutput:
+  case Op::GradState: return true;
+  default: return false;
+  }
+}
+
 int Graph::add(Node node) {
   nodes.push_back(std::move(node));
   return int(nodes.size()) - 1;
@@ -124,14 +137,9 @@ bool broadcastShapes(const Shape &a, const Shape &b, Shape &out) {
 
 /// Number of operands each op takes (-1: variadic, at least one).
 int arity(Op op) {
+  if (isLeaf(op))
+    return 0;
   switch (op) {
-  case Op::Const:
-  case Op::Param:
-  case Op::Input:
-  case Op::State:
-  case Op::FwdValue:
-  case Op::GradOutput:
-  case Op::GradState: return 0;
   case Op::Add:
   case Op::Sub:
   case Op::Mul:

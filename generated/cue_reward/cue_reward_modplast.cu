@@ -89,9 +89,9 @@ __device__ __forceinline__ void cue_reward_modplast_forward_0(const dopa::StepAr
 template <class T>
 __device__ __forceinline__ void cue_reward_modplast_forward_1(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 208;          // [200]
-  const T *__restrict hebb = a.state + 208;     // [200, 200]
-  const T *__restrict alpha = a.params + 40000; // [200, 200]
   const T *__restrict w = a.params + 0;         // [200, 200]
+  const T *__restrict alpha = a.params + 40000; // [200, 200]
+  const T *__restrict hebb = a.state + 208;     // [200, 200]
   const T *__restrict h = a.state + 0;          // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -117,9 +117,9 @@ __device__ __forceinline__ void cue_reward_modplast_forward_1(const dopa::StepAr
 //   %13 tanh hn -> saved
 template <class T>
 __device__ __forceinline__ void cue_reward_modplast_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 208;             // [200]
-  const T *__restrict i2h_bias = a.params + 85400; // [200]
   T *__restrict t2 = a.scratch + 0;                // [200]
+  const T *__restrict i2h_bias = a.params + 85400; // [200]
+  T *__restrict t11 = a.scratch + 208;             // [200]
   T *__restrict h_next = a.next + 0;               // [200] hn
   T *__restrict saved_t13 = a.saved + 0;           // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -165,8 +165,8 @@ __device__ __forceinline__ void cue_reward_modplast_forward_3(const dopa::StepAr
 //   %18 tanh DA -> saved
 template <class T>
 __device__ __forceinline__ void cue_reward_modplast_forward_4_DA(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2DA_bias = a.params + 86403; // [1]
   T *__restrict t15 = a.scratch + 416;              // [1]
+  const T *__restrict h2DA_bias = a.params + 86403; // [1]
   T *__restrict out_DAout = a.outputs[2];           // [1] DA
   T *__restrict saved_t18 = a.saved + 208;          // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -232,10 +232,10 @@ __device__ __forceinline__ void cue_reward_modplast_forward_6(const dopa::StepAr
 //   %24 clip -> next_state hebb
 template <class T>
 __device__ __forceinline__ void cue_reward_modplast_forward_7(const dopa::StepArgs<T> &a) {
+  const T *__restrict hebb = a.state + 208; // [200, 200]
+  T *__restrict out_DAout = a.outputs[2];   // [1] DA
   T *__restrict h_next = a.next + 0;        // [200] hn
   const T *__restrict h = a.state + 0;      // [200]
-  T *__restrict out_DAout = a.outputs[2];   // [1] DA
-  const T *__restrict hebb = a.state + 208; // [200, 200]
   T *__restrict hebb_next = a.next + 208;   // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -257,8 +257,8 @@ __device__ __forceinline__ void cue_reward_modplast_forward_7(const dopa::StepAr
 //   %28 add logits -> output logits
 template <class T>
 __device__ __forceinline__ void cue_reward_modplast_forward_8_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_bias = a.params + 86000; // [2]
   T *__restrict t26 = a.scratch + 432;             // [2]
+  const T *__restrict h2o_bias = a.params + 86000; // [2]
   T *__restrict out_logits = a.outputs[0];         // [2]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -277,8 +277,8 @@ __device__ __forceinline__ void cue_reward_modplast_forward_8_logits(const dopa:
 //   %32 add value -> output value
 template <class T>
 __device__ __forceinline__ void cue_reward_modplast_forward_9_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_bias = a.params + 86202; // [1]
   T *__restrict t30 = a.scratch + 448;             // [1]
+  const T *__restrict h2v_bias = a.params + 86202; // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -392,11 +392,11 @@ __device__ __forceinline__ void cue_reward_modplast_backward_1(const dopa::StepA
 //   %56 matmul
 template <class T>
 __device__ __forceinline__ void cue_reward_modplast_backward_2(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_hebb_next = a.gradNext + 208; // [200, 200] d hebb'
+  const T *__restrict hebb = a.state + 208;           // [200, 200]
+  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
   const T *__restrict t13_hn = a.saved + 0;           // [200] hn
   const T *__restrict h = a.state + 0;                // [200]
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
-  const T *__restrict hebb = a.state + 208;           // [200, 200]
-  const T *__restrict d_hebb_next = a.gradNext + 208; // [200, 200] d hebb'
   T *__restrict t51 = a.scratch + 416;                // [1]
   T *__restrict t54 = a.scratch + 432;                // [200]
   T *__restrict t56 = a.scratch + 640;                // [200]
@@ -443,9 +443,9 @@ __device__ __forceinline__ void cue_reward_modplast_backward_2(const dopa::StepA
 //   %34 grad_output d value += grad h2v.bias
 template <class T>
 __device__ __forceinline__ void cue_reward_modplast_backward_3_d_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
-  T *__restrict t51 = a.scratch + 416;                // [1]
   const T *__restrict d_out_DAout = a.gradOutputs[2]; // [1] d DAout
+  T *__restrict t51 = a.scratch + 416;                // [1]
+  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
   T *__restrict t60 = a.record + 448;                 // [1]
   T *__restrict d_h2DA_bias = a.grads + 86403;        // [1]
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
@@ -457,9 +457,9 @@ __device__ __forceinline__ void cue_reward_modplast_backward_3_d_value(const dop
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 15 "examples/cue_reward/modplast.dopa"
+      const T v52 = d_out_DAout[0] + t51[0];
       const T v57 = t18_DA[0] * t18_DA[0];
       const T v59 = T(1.0) - v57;
-      const T v52 = d_out_DAout[0] + t51[0];
       const T v60 = v52 * v59;
       t60[0] = v60;
       atomicAdd(&d_h2DA_bias[0], v60);
@@ -497,12 +497,12 @@ __device__ __forceinline__ void cue_reward_modplast_backward_4(const dopa::StepA
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void cue_reward_modplast_backward_5_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t13_hn = a.saved + 0;      // [200] hn
-  T *__restrict t63 = a.scratch + 848;           // [200]
-  T *__restrict t54 = a.scratch + 432;           // [200]
-  T *__restrict t44 = a.scratch + 208;           // [200]
-  T *__restrict t40 = a.scratch + 0;             // [200]
   const T *__restrict d_h_next = a.gradNext + 0; // [200] d h'
+  T *__restrict t40 = a.scratch + 0;             // [200]
+  T *__restrict t44 = a.scratch + 208;           // [200]
+  T *__restrict t54 = a.scratch + 432;           // [200]
+  T *__restrict t63 = a.scratch + 848;           // [200]
+  const T *__restrict t13_hn = a.saved + 0;      // [200] hn
   T *__restrict t67 = a.record + 0;              // [200]
   T *__restrict d_i2h_bias = a.grads + 85400;    // [200]
   const T *__restrict h = a.state + 0;           // [200]
@@ -514,12 +514,12 @@ __device__ __forceinline__ void cue_reward_modplast_backward_5_hn(const dopa::St
   {
     for (int j = tid; j < 200; j += nthreads) {
 #line 14 "examples/cue_reward/modplast.dopa"
-      const T v65 = t13_hn[j] * t13_hn[j];
-      const T v66 = T(1.0) - v65;
       const T v41 = d_h_next[j] + t40[j];
       const T v45 = v41 + t44[j];
       const T v55 = v45 + t54[j];
       const T v64 = v55 + t63[j];
+      const T v65 = t13_hn[j] * t13_hn[j];
+      const T v66 = T(1.0) - v65;
       const T v67 = v64 * v66;
       t67[j] = v67;
       atomicAdd(&d_i2h_bias[j], v67);
@@ -538,13 +538,13 @@ template <class T>
 __device__ __forceinline__ void cue_reward_modplast_backward_6(const dopa::StepArgs<T> &a) {
   T *__restrict t69 = a.scratch + 1056;               // [200]
   T *__restrict t67 = a.record + 0;                   // [200]
-  const T *__restrict hebb = a.state + 208;           // [200, 200]
-  const T *__restrict alpha = a.params + 40000;       // [200, 200]
   const T *__restrict w = a.params + 0;               // [200, 200]
-  const T *__restrict h = a.state + 0;                // [200]
-  const T *__restrict t13_hn = a.saved + 0;           // [200] hn
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
+  const T *__restrict alpha = a.params + 40000;       // [200, 200]
+  const T *__restrict hebb = a.state + 208;           // [200, 200]
   const T *__restrict d_hebb_next = a.gradNext + 208; // [200, 200] d hebb'
+  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
+  const T *__restrict t13_hn = a.saved + 0;           // [200] hn
+  const T *__restrict h = a.state + 0;                // [200]
   T *__restrict d_hebb = a.gradPrev + 208;            // [200, 200]
   T *__restrict d_alpha = a.grads + 40000;            // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -559,14 +559,15 @@ __device__ __forceinline__ void cue_reward_modplast_backward_6(const dopa::StepA
       const T v8 = alpha[i * 200 + j] * hebb[i * 200 + j];
       const T v9 = w[i * 200 + j] + v8;
       atomicAdd(&t69[j], t67[i] * v9);
-      const T v68 = t67[i] * h[j];
-      const T v73 = v68 * alpha[i * 200 + j];
 #line 16 "examples/cue_reward/modplast.dopa"
       const T v19 = t13_hn[i] * h[j];
       const T v20 = t18_DA[0] * v19;
       const T v21 = hebb[i * 200 + j] + v20;
       const T v48 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
       const T v49 = d_hebb_next[i * 200 + j] * v48;
+#line 14 "examples/cue_reward/modplast.dopa"
+      const T v68 = t67[i] * h[j];
+      const T v73 = v68 * alpha[i * 200 + j];
 #line 7 "examples/cue_reward/modplast.dopa"
       const T v74 = v49 + v73;
       d_hebb[i * 200 + j] = v74;
@@ -575,15 +576,15 @@ __device__ __forceinline__ void cue_reward_modplast_backward_6(const dopa::StepA
       atomicAdd(&d_alpha[i * 200 + j], v71);
     }
   }
-#line 579 "cue_reward_modplast.cu"
+#line 580 "cue_reward_modplast.cu"
 }
 
 // backward stage 7: fused loop nest over [200]
 //   %70 add -> grad_prev h
 template <class T>
 __device__ __forceinline__ void cue_reward_modplast_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t69 = a.scratch + 1056; // [200]
   T *__restrict t56 = a.scratch + 640;  // [200]
+  T *__restrict t69 = a.scratch + 1056; // [200]
   T *__restrict d_h = a.gradPrev + 0;   // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -595,7 +596,7 @@ __device__ __forceinline__ void cue_reward_modplast_backward_7(const dopa::StepA
       d_h[j] = v70;
     }
   }
-#line 599 "cue_reward_modplast.cu"
+#line 600 "cue_reward_modplast.cu"
 }
 
 // backward stage 8: fused loop nest over [27]

@@ -88,9 +88,9 @@ __device__ __forceinline__ void cue_reward_modul_forward_0(const dopa::StepArgs<
 template <class T>
 __device__ __forceinline__ void cue_reward_modul_forward_1(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 208;          // [200]
-  const T *__restrict pw = a.state + 208;       // [200, 200]
-  const T *__restrict alpha = a.params + 40000; // [200, 200]
   const T *__restrict w = a.params + 0;         // [200, 200]
+  const T *__restrict alpha = a.params + 40000; // [200, 200]
+  const T *__restrict pw = a.state + 208;       // [200, 200]
   const T *__restrict h = a.state + 0;          // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -116,9 +116,9 @@ __device__ __forceinline__ void cue_reward_modul_forward_1(const dopa::StepArgs<
 //   %13 tanh hn -> saved
 template <class T>
 __device__ __forceinline__ void cue_reward_modul_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 208;             // [200]
-  const T *__restrict i2h_bias = a.params + 85401; // [200]
   T *__restrict t2 = a.scratch + 0;                // [200]
+  const T *__restrict i2h_bias = a.params + 85401; // [200]
+  T *__restrict t11 = a.scratch + 208;             // [200]
   T *__restrict h_next = a.next + 0;               // [200] hn
   T *__restrict saved_t13 = a.saved + 0;           // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -164,8 +164,8 @@ __device__ __forceinline__ void cue_reward_modul_forward_3(const dopa::StepArgs<
 //   %18 tanh DA -> saved
 template <class T>
 __device__ __forceinline__ void cue_reward_modul_forward_4_DA(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2DA_bias = a.params + 86404; // [1]
   T *__restrict t15 = a.scratch + 416;              // [1]
+  const T *__restrict h2DA_bias = a.params + 86404; // [1]
   T *__restrict out_DAout = a.outputs[2];           // [1] DA
   T *__restrict saved_t18 = a.saved + 208;          // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -249,14 +249,14 @@ __device__ __forceinline__ void cue_reward_modul_forward_7(const dopa::StepArgs<
 //   %30 add -> next_state et
 template <class T>
 __device__ __forceinline__ void cue_reward_modul_forward_8(const dopa::StepArgs<T> &a) {
-  const T *__restrict et = a.state + 40208;     // [200, 200]
-  T *__restrict out_DAout = a.outputs[2];       // [1] DA
   const T *__restrict pw = a.state + 208;       // [200, 200]
+  T *__restrict out_DAout = a.outputs[2];       // [1] DA
+  const T *__restrict et = a.state + 40208;     // [200, 200]
   T *__restrict pw_next = a.next + 208;         // [200, 200]
+  T *__restrict t26 = a.saved + 224;            // []
+  const T *__restrict etaet = a.params + 80000; // []
   T *__restrict h_next = a.next + 0;            // [200] hn
   const T *__restrict h = a.state + 0;          // [200]
-  const T *__restrict etaet = a.params + 80000; // []
-  T *__restrict t26 = a.saved + 224;            // []
   T *__restrict et_next = a.next + 40208;       // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -269,9 +269,9 @@ __device__ __forceinline__ void cue_reward_modul_forward_8(const dopa::StepArgs<
       const T v24 = v21 < T(-1.0) ? T(-1.0) : (v21 > T(1.0) ? T(1.0) : v21);
       pw_next[i * 200 + j] = v24;
 #line 20 "examples/cue_reward/modul.dopa"
+      const T v27 = t26[0] * et[i * 200 + j];
       const T v28 = h_next[i] * h[j];
       const T v29 = etaet[0] * v28;
-      const T v27 = t26[0] * et[i * 200 + j];
       const T v30 = v27 + v29;
       et_next[i * 200 + j] = v30;
     }
@@ -283,8 +283,8 @@ __device__ __forceinline__ void cue_reward_modul_forward_8(const dopa::StepArgs<
 //   %34 add logits -> output logits
 template <class T>
 __device__ __forceinline__ void cue_reward_modul_forward_9_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_bias = a.params + 86001; // [2]
   T *__restrict t32 = a.scratch + 432;             // [2]
+  const T *__restrict h2o_bias = a.params + 86001; // [2]
   T *__restrict out_logits = a.outputs[0];         // [2]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -303,8 +303,8 @@ __device__ __forceinline__ void cue_reward_modul_forward_9_logits(const dopa::St
 //   %38 add value -> output value
 template <class T>
 __device__ __forceinline__ void cue_reward_modul_forward_10_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_bias = a.params + 86203; // [1]
   T *__restrict t36 = a.scratch + 448;             // [1]
+  const T *__restrict h2v_bias = a.params + 86203; // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -423,18 +423,18 @@ __device__ __forceinline__ void cue_reward_modul_backward_1(const dopa::StepArgs
 //   %73 add -> grad_prev et
 template <class T>
 __device__ __forceinline__ void cue_reward_modul_backward_2(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_et_next = a.gradNext + 40208; // [200, 200] d et'
   const T *__restrict t13_hn = a.saved + 0;           // [200] hn
   const T *__restrict h = a.state + 0;                // [200]
-  const T *__restrict d_et_next = a.gradNext + 40208; // [200, 200] d et'
   T *__restrict t54 = a.scratch + 416;                // []
   T *__restrict t57 = a.scratch + 432;                // [200]
   const T *__restrict etaet = a.params + 80000;       // []
   T *__restrict t59 = a.scratch + 640;                // [200]
   const T *__restrict et = a.state + 40208;           // [200, 200]
   T *__restrict t61 = a.scratch + 848;                // []
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
-  const T *__restrict pw = a.state + 208;             // [200, 200]
   const T *__restrict d_pw_next = a.gradNext + 208;   // [200, 200] d pw'
+  const T *__restrict pw = a.state + 208;             // [200, 200]
+  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
   T *__restrict t70 = a.scratch + 864;                // [1]
   const T *__restrict t26 = a.saved + 224;            // []
   T *__restrict d_et = a.gradPrev + 40208;            // [200, 200]
@@ -475,10 +475,10 @@ __device__ __forceinline__ void cue_reward_modul_backward_2(const dopa::StepArgs
       const T v69 = v68 * et[i * 200 + j];
 #line 18 "examples/cue_reward/modul.dopa"
       acc70 += v69;
-#line 19 "examples/cue_reward/modul.dopa"
-      const T v72 = v68 * t18_DA[0];
 #line 20 "examples/cue_reward/modul.dopa"
       const T v62 = d_et_next[i * 200 + j] * t26[0];
+#line 19 "examples/cue_reward/modul.dopa"
+      const T v72 = v68 * t18_DA[0];
 #line 9 "examples/cue_reward/modul.dopa"
       const T v73 = v62 + v72;
       d_et[i * 200 + j] = v73;
@@ -504,9 +504,9 @@ __device__ __forceinline__ void cue_reward_modul_backward_2(const dopa::StepArgs
 //   %40 grad_output d value += grad h2v.bias
 template <class T>
 __device__ __forceinline__ void cue_reward_modul_backward_3_d_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
-  T *__restrict t70 = a.scratch + 864;                // [1]
   const T *__restrict d_out_DAout = a.gradOutputs[2]; // [1] d DAout
+  T *__restrict t70 = a.scratch + 864;                // [1]
+  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
   T *__restrict t77 = a.record + 448;                 // [1]
   T *__restrict d_h2DA_bias = a.grads + 86404;        // [1]
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
@@ -518,9 +518,9 @@ __device__ __forceinline__ void cue_reward_modul_backward_3_d_value(const dopa::
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 18 "examples/cue_reward/modul.dopa"
+      const T v71 = d_out_DAout[0] + t70[0];
       const T v74 = t18_DA[0] * t18_DA[0];
       const T v76 = T(1.0) - v74;
-      const T v71 = d_out_DAout[0] + t70[0];
       const T v77 = v71 * v76;
       t77[0] = v77;
       atomicAdd(&d_h2DA_bias[0], v77);
@@ -558,12 +558,12 @@ __device__ __forceinline__ void cue_reward_modul_backward_4(const dopa::StepArgs
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void cue_reward_modul_backward_5_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t13_hn = a.saved + 0;      // [200] hn
-  T *__restrict t80 = a.scratch + 880;           // [200]
-  T *__restrict t57 = a.scratch + 432;           // [200]
-  T *__restrict t51 = a.scratch + 208;           // [200]
-  T *__restrict t47 = a.scratch + 0;             // [200]
   const T *__restrict d_h_next = a.gradNext + 0; // [200] d h'
+  T *__restrict t47 = a.scratch + 0;             // [200]
+  T *__restrict t51 = a.scratch + 208;           // [200]
+  T *__restrict t57 = a.scratch + 432;           // [200]
+  T *__restrict t80 = a.scratch + 880;           // [200]
+  const T *__restrict t13_hn = a.saved + 0;      // [200] hn
   T *__restrict t84 = a.record + 0;              // [200]
   T *__restrict d_i2h_bias = a.grads + 85401;    // [200]
   const T *__restrict h = a.state + 0;           // [200]
@@ -575,12 +575,12 @@ __device__ __forceinline__ void cue_reward_modul_backward_5_hn(const dopa::StepA
   {
     for (int j = tid; j < 200; j += nthreads) {
 #line 17 "examples/cue_reward/modul.dopa"
-      const T v82 = t13_hn[j] * t13_hn[j];
-      const T v83 = T(1.0) - v82;
       const T v48 = d_h_next[j] + t47[j];
       const T v52 = v48 + t51[j];
       const T v58 = v52 + t57[j];
       const T v81 = v58 + t80[j];
+      const T v82 = t13_hn[j] * t13_hn[j];
+      const T v83 = T(1.0) - v82;
       const T v84 = v81 * v83;
       t84[j] = v84;
       atomicAdd(&d_i2h_bias[j], v84);
@@ -599,13 +599,13 @@ template <class T>
 __device__ __forceinline__ void cue_reward_modul_backward_6(const dopa::StepArgs<T> &a) {
   T *__restrict t86 = a.scratch + 1088;             // [200]
   T *__restrict t84 = a.record + 0;                 // [200]
-  const T *__restrict pw = a.state + 208;           // [200, 200]
-  const T *__restrict alpha = a.params + 40000;     // [200, 200]
   const T *__restrict w = a.params + 0;             // [200, 200]
-  const T *__restrict h = a.state + 0;              // [200]
-  const T *__restrict et = a.state + 40208;         // [200, 200]
-  const T *__restrict t18_DA = a.saved + 208;       // [1] DA
+  const T *__restrict alpha = a.params + 40000;     // [200, 200]
+  const T *__restrict pw = a.state + 208;           // [200, 200]
   const T *__restrict d_pw_next = a.gradNext + 208; // [200, 200] d pw'
+  const T *__restrict t18_DA = a.saved + 208;       // [1] DA
+  const T *__restrict et = a.state + 40208;         // [200, 200]
+  const T *__restrict h = a.state + 0;              // [200]
   T *__restrict d_pw = a.gradPrev + 208;            // [200, 200]
   T *__restrict d_alpha = a.grads + 40000;          // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -620,13 +620,14 @@ __device__ __forceinline__ void cue_reward_modul_backward_6(const dopa::StepArgs
       const T v8 = alpha[i * 200 + j] * pw[i * 200 + j];
       const T v9 = w[i * 200 + j] + v8;
       atomicAdd(&t86[j], t84[i] * v9);
-      const T v85 = t84[i] * h[j];
-      const T v90 = v85 * alpha[i * 200 + j];
 #line 19 "examples/cue_reward/modul.dopa"
       const T v20 = t18_DA[0] * et[i * 200 + j];
       const T v21 = pw[i * 200 + j] + v20;
       const T v67 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
       const T v68 = d_pw_next[i * 200 + j] * v67;
+#line 17 "examples/cue_reward/modul.dopa"
+      const T v85 = t84[i] * h[j];
+      const T v90 = v85 * alpha[i * 200 + j];
 #line 8 "examples/cue_reward/modul.dopa"
       const T v91 = v68 + v90;
       d_pw[i * 200 + j] = v91;
@@ -635,15 +636,15 @@ __device__ __forceinline__ void cue_reward_modul_backward_6(const dopa::StepArgs
       atomicAdd(&d_alpha[i * 200 + j], v88);
     }
   }
-#line 639 "cue_reward_modul.cu"
+#line 640 "cue_reward_modul.cu"
 }
 
 // backward stage 7: fused loop nest over [200]
 //   %87 add -> grad_prev h
 template <class T>
 __device__ __forceinline__ void cue_reward_modul_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t86 = a.scratch + 1088; // [200]
   T *__restrict t59 = a.scratch + 640;  // [200]
+  T *__restrict t86 = a.scratch + 1088; // [200]
   T *__restrict d_h = a.gradPrev + 0;   // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -655,7 +656,7 @@ __device__ __forceinline__ void cue_reward_modul_backward_7(const dopa::StepArgs
       d_h[j] = v87;
     }
   }
-#line 659 "cue_reward_modul.cu"
+#line 660 "cue_reward_modul.cu"
 }
 
 // backward stage 8: fused loop nest over [27]
@@ -678,8 +679,8 @@ __device__ __forceinline__ void cue_reward_modul_backward_8(const dopa::StepArgs
 //   %64 add += grad etaet
 template <class T>
 __device__ __forceinline__ void cue_reward_modul_backward_9(const dopa::StepArgs<T> &a) {
-  T *__restrict t61 = a.scratch + 848;     // []
   T *__restrict t54 = a.scratch + 416;     // []
+  T *__restrict t61 = a.scratch + 848;     // []
   T *__restrict d_etaet = a.grads + 80000; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -691,7 +692,7 @@ __device__ __forceinline__ void cue_reward_modul_backward_9(const dopa::StepArgs
     const T v64 = t54[0] + v63;
     atomicAdd(&d_etaet[0], v64);
   }
-#line 695 "cue_reward_modul.cu"
+#line 696 "cue_reward_modul.cu"
 }
 
 // backward stage 10: fused loop nest over [2]

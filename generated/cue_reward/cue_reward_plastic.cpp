@@ -48,9 +48,9 @@ template <class T> static void cue_reward_plastic_forward_0(const dopa::StepArgs
 //   %11 matmul
 template <class T> static void cue_reward_plastic_forward_1(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 208;          // [200]
-  const T *__restrict hebb = a.state + 208;     // [200, 200]
-  const T *__restrict alpha = a.params + 40000; // [200, 200]
   const T *__restrict w = a.params + 0;         // [200, 200]
+  const T *__restrict alpha = a.params + 40000; // [200, 200]
+  const T *__restrict hebb = a.state + 208;     // [200, 200]
   const T *__restrict h = a.state + 0;          // [200]
   for (int i = 0; i < 200; ++i) {
     T acc11 = T(0);
@@ -70,16 +70,16 @@ template <class T> static void cue_reward_plastic_forward_1(const dopa::StepArgs
 //   %13 tanh hn
 //   %13 tanh hn -> saved
 template <class T> static void cue_reward_plastic_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 208;             // [200]
-  const T *__restrict i2h_bias = a.params + 85401; // [200]
   T *__restrict t2 = a.scratch + 0;                // [200]
+  const T *__restrict i2h_bias = a.params + 85401; // [200]
+  T *__restrict t11 = a.scratch + 208;             // [200]
   T *__restrict h_next = a.next + 0;               // [200] hn
   T *__restrict saved_t13 = a.saved + 0;           // [200]
   for (int j = 0; j < 200; ++j) {
 #line 14 "examples/cue_reward/plastic.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v12 = v4 + t11[j];
-    const T v13 = tanh(v12);
+    const T v13 = std::tanh(v12);
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
@@ -111,10 +111,10 @@ template <class T> static void cue_reward_plastic_forward_4(const dopa::StepArgs
 // forward stage 5: fused loop nest over [200, 200]
 //   %20 clip -> next_state hebb
 template <class T> static void cue_reward_plastic_forward_5(const dopa::StepArgs<T> &a) {
+  const T *__restrict hebb = a.state + 208;   // [200, 200]
+  const T *__restrict eta = a.params + 80000; // []
   T *__restrict h_next = a.next + 0;          // [200] hn
   const T *__restrict h = a.state + 0;        // [200]
-  const T *__restrict eta = a.params + 80000; // []
-  const T *__restrict hebb = a.state + 208;   // [200, 200]
   T *__restrict hebb_next = a.next + 208;     // [200, 200]
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
@@ -133,8 +133,8 @@ template <class T> static void cue_reward_plastic_forward_5(const dopa::StepArgs
 // forward stage 6: fused loop nest over [2]
 //   %24 add logits -> output logits
 template <class T> static void cue_reward_plastic_forward_6_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_bias = a.params + 86001; // [2]
   T *__restrict t22 = a.scratch + 416;             // [2]
+  const T *__restrict h2o_bias = a.params + 86001; // [2]
   T *__restrict out_logits = a.outputs[0];         // [2]
   for (int j = 0; j < 2; ++j) {
 #line 17 "examples/cue_reward/plastic.dopa"
@@ -147,8 +147,8 @@ template <class T> static void cue_reward_plastic_forward_6_logits(const dopa::S
 // forward stage 7: fused loop nest over [1]
 //   %28 add value -> output value
 template <class T> static void cue_reward_plastic_forward_7_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_bias = a.params + 86203; // [1]
   T *__restrict t26 = a.scratch + 432;             // [1]
+  const T *__restrict h2v_bias = a.params + 86203; // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
   for (int j = 0; j < 1; ++j) {
 #line 18 "examples/cue_reward/plastic.dopa"
@@ -199,11 +199,11 @@ template <class T> static void cue_reward_plastic_backward_1(const dopa::StepArg
 //   %49 matmul
 //   %51 matmul
 template <class T> static void cue_reward_plastic_backward_2(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_hebb_next = a.gradNext + 208; // [200, 200] d hebb'
+  const T *__restrict hebb = a.state + 208;           // [200, 200]
+  const T *__restrict eta = a.params + 80000;         // []
   const T *__restrict t13_hn = a.saved + 0;           // [200] hn
   const T *__restrict h = a.state + 0;                // [200]
-  const T *__restrict eta = a.params + 80000;         // []
-  const T *__restrict hebb = a.state + 208;           // [200, 200]
-  const T *__restrict d_hebb_next = a.gradNext + 208; // [200, 200] d hebb'
   T *__restrict t46 = a.scratch + 416;                // []
   T *__restrict t49 = a.scratch + 432;                // [200]
   T *__restrict t51 = a.scratch + 640;                // [200]
@@ -242,11 +242,11 @@ template <class T> static void cue_reward_plastic_backward_2(const dopa::StepArg
 //   %10 state -> record (a factor of deferred outer-product gradients)
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T> static void cue_reward_plastic_backward_3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t13_hn = a.saved + 0;      // [200] hn
-  T *__restrict t49 = a.scratch + 432;           // [200]
-  T *__restrict t39 = a.scratch + 208;           // [200]
-  T *__restrict t35 = a.scratch + 0;             // [200]
   const T *__restrict d_h_next = a.gradNext + 0; // [200] d h'
+  T *__restrict t35 = a.scratch + 0;             // [200]
+  T *__restrict t39 = a.scratch + 208;           // [200]
+  T *__restrict t49 = a.scratch + 432;           // [200]
+  const T *__restrict t13_hn = a.saved + 0;      // [200] hn
   T *__restrict t55 = a.record + 0;              // [200]
   T *__restrict d_i2h_bias = a.grads + 85401;    // [200]
   const T *__restrict h = a.state + 0;           // [200]
@@ -255,11 +255,11 @@ template <class T> static void cue_reward_plastic_backward_3_hn(const dopa::Step
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 14 "examples/cue_reward/plastic.dopa"
-    const T v52 = t13_hn[j] * t13_hn[j];
-    const T v54 = T(1.0) - v52;
     const T v36 = d_h_next[j] + t35[j];
     const T v40 = v36 + t39[j];
     const T v50 = v40 + t49[j];
+    const T v52 = t13_hn[j] * t13_hn[j];
+    const T v54 = T(1.0) - v52;
     const T v55 = v50 * v54;
     t55[j] = v55;
     d_i2h_bias[j] += v55;
@@ -276,13 +276,13 @@ template <class T> static void cue_reward_plastic_backward_3_hn(const dopa::Step
 template <class T> static void cue_reward_plastic_backward_4(const dopa::StepArgs<T> &a) {
   T *__restrict t57 = a.scratch + 848;                // [200]
   T *__restrict t55 = a.record + 0;                   // [200]
-  const T *__restrict hebb = a.state + 208;           // [200, 200]
-  const T *__restrict alpha = a.params + 40000;       // [200, 200]
   const T *__restrict w = a.params + 0;               // [200, 200]
-  const T *__restrict h = a.state + 0;                // [200]
-  const T *__restrict t13_hn = a.saved + 0;           // [200] hn
-  const T *__restrict eta = a.params + 80000;         // []
+  const T *__restrict alpha = a.params + 40000;       // [200, 200]
+  const T *__restrict hebb = a.state + 208;           // [200, 200]
   const T *__restrict d_hebb_next = a.gradNext + 208; // [200, 200] d hebb'
+  const T *__restrict eta = a.params + 80000;         // []
+  const T *__restrict t13_hn = a.saved + 0;           // [200] hn
+  const T *__restrict h = a.state + 0;                // [200]
   T *__restrict d_hebb = a.gradPrev + 208;            // [200, 200]
   T *__restrict d_alpha = a.grads + 40000;            // [200, 200]
   for (int e = 0; e < 200; ++e)
@@ -294,14 +294,15 @@ template <class T> static void cue_reward_plastic_backward_4(const dopa::StepArg
       const T v8 = alpha[i * 200 + j] * hebb[i * 200 + j];
       const T v9 = w[i * 200 + j] + v8;
       t57[j] += t55[i] * v9;
-      const T v56 = t55[i] * h[j];
-      const T v61 = v56 * alpha[i * 200 + j];
 #line 15 "examples/cue_reward/plastic.dopa"
       const T v15 = t13_hn[i] * h[j];
       const T v16 = eta[0] * v15;
       const T v17 = hebb[i * 200 + j] + v16;
       const T v43 = T(-1.0) <= v17 && v17 <= T(1.0) ? T(1) : T(0);
       const T v44 = d_hebb_next[i * 200 + j] * v43;
+#line 14 "examples/cue_reward/plastic.dopa"
+      const T v56 = t55[i] * h[j];
+      const T v61 = v56 * alpha[i * 200 + j];
 #line 7 "examples/cue_reward/plastic.dopa"
       const T v62 = v44 + v61;
       d_hebb[i * 200 + j] = v62;
@@ -310,14 +311,14 @@ template <class T> static void cue_reward_plastic_backward_4(const dopa::StepArg
       d_alpha[i * 200 + j] += v59;
     }
   }
-#line 314 "cue_reward_plastic.cpp"
+#line 315 "cue_reward_plastic.cpp"
 }
 
 // backward stage 5: fused loop nest over [200]
 //   %58 add -> grad_prev h
 template <class T> static void cue_reward_plastic_backward_5(const dopa::StepArgs<T> &a) {
-  T *__restrict t57 = a.scratch + 848; // [200]
   T *__restrict t51 = a.scratch + 640; // [200]
+  T *__restrict t57 = a.scratch + 848; // [200]
   T *__restrict d_h = a.gradPrev + 0;  // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
@@ -325,7 +326,7 @@ template <class T> static void cue_reward_plastic_backward_5(const dopa::StepArg
     const T v58 = t51[j] + t57[j];
     d_h[j] = v58;
   }
-#line 329 "cue_reward_plastic.cpp"
+#line 330 "cue_reward_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [27]
@@ -346,7 +347,7 @@ template <class T> static void cue_reward_plastic_backward_7(const dopa::StepArg
   T *__restrict d_eta = a.grads + 80000; // []
 #line 9 "examples/cue_reward/plastic.dopa"
   d_eta[0] += t46[0];
-#line 350 "cue_reward_plastic.cpp"
+#line 351 "cue_reward_plastic.cpp"
 }
 
 // backward stage 8: fused loop nest over [2]

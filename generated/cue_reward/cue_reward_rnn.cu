@@ -110,9 +110,9 @@ __device__ __forceinline__ void cue_reward_rnn_forward_1(const dopa::StepArgs<T>
 //   %9 tanh hn -> saved
 template <class T>
 __device__ __forceinline__ void cue_reward_rnn_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t7 = a.scratch + 208;              // [200]
-  const T *__restrict i2h_bias = a.params + 45400; // [200]
   T *__restrict t2 = a.scratch + 0;                // [200]
+  const T *__restrict i2h_bias = a.params + 45400; // [200]
+  T *__restrict t7 = a.scratch + 208;              // [200]
   T *__restrict h_next = a.next + 0;               // [200] hn
   T *__restrict saved_t9 = a.saved + 0;            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -179,8 +179,8 @@ __device__ __forceinline__ void cue_reward_rnn_forward_4(const dopa::StepArgs<T>
 //   %13 add logits -> output logits
 template <class T>
 __device__ __forceinline__ void cue_reward_rnn_forward_5_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_bias = a.params + 46000; // [2]
   T *__restrict t11 = a.scratch + 416;             // [2]
+  const T *__restrict h2o_bias = a.params + 46000; // [2]
   T *__restrict out_logits = a.outputs[0];         // [2]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -199,8 +199,8 @@ __device__ __forceinline__ void cue_reward_rnn_forward_5_logits(const dopa::Step
 //   %17 add value -> output value
 template <class T>
 __device__ __forceinline__ void cue_reward_rnn_forward_6_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_bias = a.params + 46202; // [1]
   T *__restrict t15 = a.scratch + 432;             // [1]
+  const T *__restrict h2v_bias = a.params + 46202; // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -309,10 +309,10 @@ __device__ __forceinline__ void cue_reward_rnn_backward_1(const dopa::StepArgs<T
 //   %9 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void cue_reward_rnn_backward_2_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t9_hn = a.saved + 0;       // [200] hn
-  T *__restrict t27 = a.scratch + 208;           // [200]
-  T *__restrict t23 = a.scratch + 0;             // [200]
   const T *__restrict d_h_next = a.gradNext + 0; // [200] d h'
+  T *__restrict t23 = a.scratch + 0;             // [200]
+  T *__restrict t27 = a.scratch + 208;           // [200]
+  const T *__restrict t9_hn = a.saved + 0;       // [200] hn
   T *__restrict t32 = a.record + 0;              // [200]
   T *__restrict d_i2h_bias = a.grads + 45400;    // [200]
   const T *__restrict h = a.state + 0;           // [200]
@@ -324,10 +324,10 @@ __device__ __forceinline__ void cue_reward_rnn_backward_2_hn(const dopa::StepArg
   {
     for (int j = tid; j < 200; j += nthreads) {
 #line 12 "examples/cue_reward/rnn.dopa"
-      const T v29 = t9_hn[j] * t9_hn[j];
-      const T v31 = T(1.0) - v29;
       const T v24 = d_h_next[j] + t23[j];
       const T v28 = v24 + t27[j];
+      const T v29 = t9_hn[j] * t9_hn[j];
+      const T v31 = T(1.0) - v29;
       const T v32 = v28 * v31;
       t32[j] = v32;
       atomicAdd(&d_i2h_bias[j], v32);

@@ -140,61 +140,60 @@ template <class T> static void lm_lstm_forward_8(const dopa::StepArgs<T> &a) {
 //   %47 add l1.cn -> next_state l1.c
 //   %49 mul l1.hn -> saved
 template <class T> static void lm_lstm_forward_9_l1_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2c_bias = a.params + 11148050; // [1150]
-  T *__restrict t39 = a.saved + 8464;                    // [1150]
-  const T *__restrict l1_x2c_bias = a.params + 5853450;  // [1150]
-  T *__restrict t35 = a.saved + 7312;                    // [1150]
-  const T *__restrict l1_h2i_bias = a.params + 8500750;  // [1150]
-  T *__restrict t19 = a.saved + 3856;                    // [1150]
-  const T *__restrict l1_x2i_bias = a.params + 4931150;  // [1150]
-  T *__restrict t15 = a.saved + 2704;                    // [1150]
-  const T *__restrict l1_c = a.state + 1152;             // [1150]
-  const T *__restrict l1_h2f_bias = a.params + 7177100;  // [1150]
-  T *__restrict t9 = a.saved + 1552;                     // [1150]
-  const T *__restrict l1_x2f_bias = a.params + 4470000;  // [1150]
-  T *__restrict t4 = a.saved + 400;                      // [1150]
-  const T *__restrict l1_h2o_bias = a.params + 9824400;  // [1150]
-  T *__restrict t29 = a.saved + 6160;                    // [1150]
-  const T *__restrict l1_x2o_bias = a.params + 5392300;  // [1150]
   T *__restrict t25 = a.saved + 5008;                    // [1150]
+  const T *__restrict l1_x2o_bias = a.params + 5392300;  // [1150]
+  T *__restrict t29 = a.saved + 6160;                    // [1150]
+  const T *__restrict l1_h2o_bias = a.params + 9824400;  // [1150]
+  T *__restrict t4 = a.saved + 400;                      // [1150]
+  const T *__restrict l1_x2f_bias = a.params + 4470000;  // [1150]
+  T *__restrict t9 = a.saved + 1552;                     // [1150]
+  const T *__restrict l1_h2f_bias = a.params + 7177100;  // [1150]
+  const T *__restrict l1_c = a.state + 1152;             // [1150]
+  T *__restrict t15 = a.saved + 2704;                    // [1150]
+  const T *__restrict l1_x2i_bias = a.params + 4931150;  // [1150]
+  T *__restrict t19 = a.saved + 3856;                    // [1150]
+  const T *__restrict l1_h2i_bias = a.params + 8500750;  // [1150]
+  T *__restrict t35 = a.saved + 7312;                    // [1150]
+  const T *__restrict l1_x2c_bias = a.params + 5853450;  // [1150]
+  T *__restrict t39 = a.saved + 8464;                    // [1150]
+  const T *__restrict l1_h2c_bias = a.params + 11148050; // [1150]
   T *__restrict l1_h_next = a.next + 0;                  // [1150] l1.hn
   T *__restrict l1_c_next = a.next + 1152;               // [1150]
   T *__restrict saved_t49 = a.saved + 9616;              // [1150]
   for (int j = 0; j < 1150; ++j) {
-#line 23 "examples/lm/lstm.dopa"
-    const T v41 = t39[j] + l1_h2c_bias[j];
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v42 = v37 + v41;
-    const T v43 = tanh(v42);
-#line 21 "examples/lm/lstm.dopa"
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + exp(-v22));
-#line 24 "examples/lm/lstm.dopa"
-    const T v46 = v23 * v43;
+#line 22 "examples/lm/lstm.dopa"
+    const T v27 = t25[j] + l1_x2o_bias[j];
+    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v32 = v27 + v31;
+    const T v33 = T(1) / (T(1) + std::exp(-v32));
 #line 20 "examples/lm/lstm.dopa"
-    const T v11 = t9[j] + l1_h2f_bias[j];
     const T v6 = t4[j] + l1_x2f_bias[j];
+    const T v11 = t9[j] + l1_h2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + exp(-v12));
+    const T v13 = T(1) / (T(1) + std::exp(-v12));
 #line 24 "examples/lm/lstm.dopa"
     const T v45 = v13 * l1_c[j];
+#line 21 "examples/lm/lstm.dopa"
+    const T v17 = t15[j] + l1_x2i_bias[j];
+    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v22 = v17 + v21;
+    const T v23 = T(1) / (T(1) + std::exp(-v22));
+#line 23 "examples/lm/lstm.dopa"
+    const T v37 = t35[j] + l1_x2c_bias[j];
+    const T v41 = t39[j] + l1_h2c_bias[j];
+    const T v42 = v37 + v41;
+    const T v43 = std::tanh(v42);
+#line 24 "examples/lm/lstm.dopa"
+    const T v46 = v23 * v43;
     const T v47 = v45 + v46;
 #line 25 "examples/lm/lstm.dopa"
-    const T v48 = tanh(v47);
-#line 22 "examples/lm/lstm.dopa"
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + exp(-v32));
-#line 25 "examples/lm/lstm.dopa"
+    const T v48 = std::tanh(v47);
     const T v49 = v33 * v48;
     l1_h_next[j] = v49;
     l1_c_next[j] = v47;
     saved_t49[j] = v49;
   }
-#line 198 "lm_lstm.cpp"
+#line 197 "lm_lstm.cpp"
 }
 
 // forward stage 10: dense product (Eigen), [1150]
@@ -206,7 +205,7 @@ template <class T> static void lm_lstm_forward_10(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t51, 1150).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1150, 1150) * ConstVec<T>(l1_h_next, 1150);
-#line 210 "lm_lstm.cpp"
+#line 209 "lm_lstm.cpp"
 }
 
 // forward stage 11: dense product (Eigen), [1150]
@@ -217,7 +216,7 @@ template <class T> static void lm_lstm_forward_11(const dopa::StepArgs<T> &a) {
   T *__restrict t56 = a.saved + 11920;                     // [1150]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t56, 1150).noalias() = ConstRowMat<T>(l2_h2f_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 221 "lm_lstm.cpp"
+#line 220 "lm_lstm.cpp"
 }
 
 // forward stage 12: dense product (Eigen), [1150]
@@ -229,7 +228,7 @@ template <class T> static void lm_lstm_forward_12(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t62, 1150).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1150, 1150) * ConstVec<T>(l1_h_next, 1150);
-#line 233 "lm_lstm.cpp"
+#line 232 "lm_lstm.cpp"
 }
 
 // forward stage 13: dense product (Eigen), [1150]
@@ -240,7 +239,7 @@ template <class T> static void lm_lstm_forward_13(const dopa::StepArgs<T> &a) {
   T *__restrict t66 = a.saved + 14224;                     // [1150]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t66, 1150).noalias() = ConstRowMat<T>(l2_h2i_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 244 "lm_lstm.cpp"
+#line 243 "lm_lstm.cpp"
 }
 
 // forward stage 14: dense product (Eigen), [1150]
@@ -252,7 +251,7 @@ template <class T> static void lm_lstm_forward_14(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t72, 1150).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1150, 1150) * ConstVec<T>(l1_h_next, 1150);
-#line 256 "lm_lstm.cpp"
+#line 255 "lm_lstm.cpp"
 }
 
 // forward stage 15: dense product (Eigen), [1150]
@@ -263,7 +262,7 @@ template <class T> static void lm_lstm_forward_15(const dopa::StepArgs<T> &a) {
   T *__restrict t76 = a.saved + 16528;                     // [1150]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t76, 1150).noalias() = ConstRowMat<T>(l2_h2o_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 267 "lm_lstm.cpp"
+#line 266 "lm_lstm.cpp"
 }
 
 // forward stage 16: dense product (Eigen), [1150]
@@ -275,7 +274,7 @@ template <class T> static void lm_lstm_forward_16(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t82, 1150).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1150, 1150) * ConstVec<T>(l1_h_next, 1150);
-#line 279 "lm_lstm.cpp"
+#line 278 "lm_lstm.cpp"
 }
 
 // forward stage 17: dense product (Eigen), [1150]
@@ -286,7 +285,7 @@ template <class T> static void lm_lstm_forward_17(const dopa::StepArgs<T> &a) {
   T *__restrict t86 = a.saved + 18832;                     // [1150]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t86, 1150).noalias() = ConstRowMat<T>(l2_h2c_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 290 "lm_lstm.cpp"
+#line 289 "lm_lstm.cpp"
 }
 
 // forward stage 18: fused loop nest over [1150]
@@ -294,61 +293,60 @@ template <class T> static void lm_lstm_forward_17(const dopa::StepArgs<T> &a) {
 //   %94 add l2.cn -> next_state l2.c
 //   %96 mul l2.hn -> saved
 template <class T> static void lm_lstm_forward_18_l2_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2c_bias = a.params + 21737250; // [1150]
-  T *__restrict t86 = a.saved + 18832;                   // [1150]
-  const T *__restrict l2_x2c_bias = a.params + 16442650; // [1150]
-  T *__restrict t82 = a.saved + 17680;                   // [1150]
-  const T *__restrict l2_h2i_bias = a.params + 19089950; // [1150]
-  T *__restrict t66 = a.saved + 14224;                   // [1150]
-  const T *__restrict l2_x2i_bias = a.params + 13795350; // [1150]
-  T *__restrict t62 = a.saved + 13072;                   // [1150]
-  const T *__restrict l2_c = a.state + 3456;             // [1150]
-  const T *__restrict l2_h2f_bias = a.params + 17766300; // [1150]
-  T *__restrict t56 = a.saved + 11920;                   // [1150]
-  const T *__restrict l2_x2f_bias = a.params + 12471700; // [1150]
-  T *__restrict t51 = a.saved + 10768;                   // [1150]
-  const T *__restrict l2_h2o_bias = a.params + 20413600; // [1150]
-  T *__restrict t76 = a.saved + 16528;                   // [1150]
-  const T *__restrict l2_x2o_bias = a.params + 15119000; // [1150]
   T *__restrict t72 = a.saved + 15376;                   // [1150]
+  const T *__restrict l2_x2o_bias = a.params + 15119000; // [1150]
+  T *__restrict t76 = a.saved + 16528;                   // [1150]
+  const T *__restrict l2_h2o_bias = a.params + 20413600; // [1150]
+  T *__restrict t51 = a.saved + 10768;                   // [1150]
+  const T *__restrict l2_x2f_bias = a.params + 12471700; // [1150]
+  T *__restrict t56 = a.saved + 11920;                   // [1150]
+  const T *__restrict l2_h2f_bias = a.params + 17766300; // [1150]
+  const T *__restrict l2_c = a.state + 3456;             // [1150]
+  T *__restrict t62 = a.saved + 13072;                   // [1150]
+  const T *__restrict l2_x2i_bias = a.params + 13795350; // [1150]
+  T *__restrict t66 = a.saved + 14224;                   // [1150]
+  const T *__restrict l2_h2i_bias = a.params + 19089950; // [1150]
+  T *__restrict t82 = a.saved + 17680;                   // [1150]
+  const T *__restrict l2_x2c_bias = a.params + 16442650; // [1150]
+  T *__restrict t86 = a.saved + 18832;                   // [1150]
+  const T *__restrict l2_h2c_bias = a.params + 21737250; // [1150]
   T *__restrict l2_h_next = a.next + 2304;               // [1150] l2.hn
   T *__restrict l2_c_next = a.next + 3456;               // [1150]
   T *__restrict saved_t96 = a.saved + 19984;             // [1150]
   for (int j = 0; j < 1150; ++j) {
-#line 23 "examples/lm/lstm.dopa"
-    const T v88 = t86[j] + l2_h2c_bias[j];
-    const T v84 = t82[j] + l2_x2c_bias[j];
-    const T v89 = v84 + v88;
-    const T v90 = tanh(v89);
-#line 21 "examples/lm/lstm.dopa"
-    const T v68 = t66[j] + l2_h2i_bias[j];
-    const T v64 = t62[j] + l2_x2i_bias[j];
-    const T v69 = v64 + v68;
-    const T v70 = T(1) / (T(1) + exp(-v69));
-#line 24 "examples/lm/lstm.dopa"
-    const T v93 = v70 * v90;
+#line 22 "examples/lm/lstm.dopa"
+    const T v74 = t72[j] + l2_x2o_bias[j];
+    const T v78 = t76[j] + l2_h2o_bias[j];
+    const T v79 = v74 + v78;
+    const T v80 = T(1) / (T(1) + std::exp(-v79));
 #line 20 "examples/lm/lstm.dopa"
-    const T v58 = t56[j] + l2_h2f_bias[j];
     const T v53 = t51[j] + l2_x2f_bias[j];
+    const T v58 = t56[j] + l2_h2f_bias[j];
     const T v59 = v53 + v58;
-    const T v60 = T(1) / (T(1) + exp(-v59));
+    const T v60 = T(1) / (T(1) + std::exp(-v59));
 #line 24 "examples/lm/lstm.dopa"
     const T v92 = v60 * l2_c[j];
+#line 21 "examples/lm/lstm.dopa"
+    const T v64 = t62[j] + l2_x2i_bias[j];
+    const T v68 = t66[j] + l2_h2i_bias[j];
+    const T v69 = v64 + v68;
+    const T v70 = T(1) / (T(1) + std::exp(-v69));
+#line 23 "examples/lm/lstm.dopa"
+    const T v84 = t82[j] + l2_x2c_bias[j];
+    const T v88 = t86[j] + l2_h2c_bias[j];
+    const T v89 = v84 + v88;
+    const T v90 = std::tanh(v89);
+#line 24 "examples/lm/lstm.dopa"
+    const T v93 = v70 * v90;
     const T v94 = v92 + v93;
 #line 25 "examples/lm/lstm.dopa"
-    const T v95 = tanh(v94);
-#line 22 "examples/lm/lstm.dopa"
-    const T v78 = t76[j] + l2_h2o_bias[j];
-    const T v74 = t72[j] + l2_x2o_bias[j];
-    const T v79 = v74 + v78;
-    const T v80 = T(1) / (T(1) + exp(-v79));
-#line 25 "examples/lm/lstm.dopa"
+    const T v95 = std::tanh(v94);
     const T v96 = v80 * v95;
     l2_h_next[j] = v96;
     l2_c_next[j] = v94;
     saved_t96[j] = v96;
   }
-#line 352 "lm_lstm.cpp"
+#line 350 "lm_lstm.cpp"
 }
 
 // forward stage 19: dense product (Eigen), [400]
@@ -360,7 +358,7 @@ template <class T> static void lm_lstm_forward_19(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t98, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1150) * ConstVec<T>(l2_h_next, 1150);
-#line 364 "lm_lstm.cpp"
+#line 362 "lm_lstm.cpp"
 }
 
 // forward stage 20: dense product (Eigen), [400]
@@ -371,7 +369,7 @@ template <class T> static void lm_lstm_forward_20(const dopa::StepArgs<T> &a) {
   T *__restrict t103 = a.saved + 21536;                    // [400]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t103, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 375 "lm_lstm.cpp"
+#line 373 "lm_lstm.cpp"
 }
 
 // forward stage 21: dense product (Eigen), [400]
@@ -383,7 +381,7 @@ template <class T> static void lm_lstm_forward_21(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t109, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1150) * ConstVec<T>(l2_h_next, 1150);
-#line 387 "lm_lstm.cpp"
+#line 385 "lm_lstm.cpp"
 }
 
 // forward stage 22: dense product (Eigen), [400]
@@ -394,7 +392,7 @@ template <class T> static void lm_lstm_forward_22(const dopa::StepArgs<T> &a) {
   T *__restrict t113 = a.saved + 22336;                    // [400]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t113, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 398 "lm_lstm.cpp"
+#line 396 "lm_lstm.cpp"
 }
 
 // forward stage 23: dense product (Eigen), [400]
@@ -406,7 +404,7 @@ template <class T> static void lm_lstm_forward_23(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t119, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1150) * ConstVec<T>(l2_h_next, 1150);
-#line 410 "lm_lstm.cpp"
+#line 408 "lm_lstm.cpp"
 }
 
 // forward stage 24: dense product (Eigen), [400]
@@ -417,7 +415,7 @@ template <class T> static void lm_lstm_forward_24(const dopa::StepArgs<T> &a) {
   T *__restrict t123 = a.saved + 23136;                    // [400]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t123, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 421 "lm_lstm.cpp"
+#line 419 "lm_lstm.cpp"
 }
 
 // forward stage 25: dense product (Eigen), [400]
@@ -429,7 +427,7 @@ template <class T> static void lm_lstm_forward_25(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t129, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1150) * ConstVec<T>(l2_h_next, 1150);
-#line 433 "lm_lstm.cpp"
+#line 431 "lm_lstm.cpp"
 }
 
 // forward stage 26: dense product (Eigen), [400]
@@ -440,7 +438,7 @@ template <class T> static void lm_lstm_forward_26(const dopa::StepArgs<T> &a) {
   T *__restrict t133 = a.saved + 23936;                    // [400]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t133, 400).noalias() = ConstRowMat<T>(l3_h2c_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 444 "lm_lstm.cpp"
+#line 442 "lm_lstm.cpp"
 }
 
 // forward stage 27: fused loop nest over [400]
@@ -448,61 +446,60 @@ template <class T> static void lm_lstm_forward_26(const dopa::StepArgs<T> &a) {
 //   %141 add l3.cn -> next_state l3.c
 //   %143 mul l3.hn -> saved
 template <class T> static void lm_lstm_forward_27_l3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2c_bias = a.params + 24221200; // [400]
-  T *__restrict t133 = a.saved + 23936;                  // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23579600; // [400]
-  T *__restrict t129 = a.saved + 23536;                  // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23900400; // [400]
-  T *__restrict t113 = a.saved + 22336;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22658800; // [400]
-  T *__restrict t109 = a.saved + 21936;                  // [400]
-  const T *__restrict l3_c = a.state + 5008;             // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23740000; // [400]
-  T *__restrict t103 = a.saved + 21536;                  // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22198400; // [400]
-  T *__restrict t98 = a.saved + 21136;                   // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24060800; // [400]
-  T *__restrict t123 = a.saved + 23136;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23119200; // [400]
   T *__restrict t119 = a.saved + 22736;                  // [400]
+  const T *__restrict l3_x2o_bias = a.params + 23119200; // [400]
+  T *__restrict t123 = a.saved + 23136;                  // [400]
+  const T *__restrict l3_h2o_bias = a.params + 24060800; // [400]
+  T *__restrict t98 = a.saved + 21136;                   // [400]
+  const T *__restrict l3_x2f_bias = a.params + 22198400; // [400]
+  T *__restrict t103 = a.saved + 21536;                  // [400]
+  const T *__restrict l3_h2f_bias = a.params + 23740000; // [400]
+  const T *__restrict l3_c = a.state + 5008;             // [400]
+  T *__restrict t109 = a.saved + 21936;                  // [400]
+  const T *__restrict l3_x2i_bias = a.params + 22658800; // [400]
+  T *__restrict t113 = a.saved + 22336;                  // [400]
+  const T *__restrict l3_h2i_bias = a.params + 23900400; // [400]
+  T *__restrict t129 = a.saved + 23536;                  // [400]
+  const T *__restrict l3_x2c_bias = a.params + 23579600; // [400]
+  T *__restrict t133 = a.saved + 23936;                  // [400]
+  const T *__restrict l3_h2c_bias = a.params + 24221200; // [400]
   T *__restrict l3_h_next = a.next + 4608;               // [400] l3.hn
   T *__restrict l3_c_next = a.next + 5008;               // [400]
   T *__restrict saved_t143 = a.saved + 24336;            // [400]
   for (int j = 0; j < 400; ++j) {
-#line 23 "examples/lm/lstm.dopa"
-    const T v135 = t133[j] + l3_h2c_bias[j];
-    const T v131 = t129[j] + l3_x2c_bias[j];
-    const T v136 = v131 + v135;
-    const T v137 = tanh(v136);
-#line 21 "examples/lm/lstm.dopa"
-    const T v115 = t113[j] + l3_h2i_bias[j];
-    const T v111 = t109[j] + l3_x2i_bias[j];
-    const T v116 = v111 + v115;
-    const T v117 = T(1) / (T(1) + exp(-v116));
-#line 24 "examples/lm/lstm.dopa"
-    const T v140 = v117 * v137;
+#line 22 "examples/lm/lstm.dopa"
+    const T v121 = t119[j] + l3_x2o_bias[j];
+    const T v125 = t123[j] + l3_h2o_bias[j];
+    const T v126 = v121 + v125;
+    const T v127 = T(1) / (T(1) + std::exp(-v126));
 #line 20 "examples/lm/lstm.dopa"
-    const T v105 = t103[j] + l3_h2f_bias[j];
     const T v100 = t98[j] + l3_x2f_bias[j];
+    const T v105 = t103[j] + l3_h2f_bias[j];
     const T v106 = v100 + v105;
-    const T v107 = T(1) / (T(1) + exp(-v106));
+    const T v107 = T(1) / (T(1) + std::exp(-v106));
 #line 24 "examples/lm/lstm.dopa"
     const T v139 = v107 * l3_c[j];
+#line 21 "examples/lm/lstm.dopa"
+    const T v111 = t109[j] + l3_x2i_bias[j];
+    const T v115 = t113[j] + l3_h2i_bias[j];
+    const T v116 = v111 + v115;
+    const T v117 = T(1) / (T(1) + std::exp(-v116));
+#line 23 "examples/lm/lstm.dopa"
+    const T v131 = t129[j] + l3_x2c_bias[j];
+    const T v135 = t133[j] + l3_h2c_bias[j];
+    const T v136 = v131 + v135;
+    const T v137 = std::tanh(v136);
+#line 24 "examples/lm/lstm.dopa"
+    const T v140 = v117 * v137;
     const T v141 = v139 + v140;
 #line 25 "examples/lm/lstm.dopa"
-    const T v142 = tanh(v141);
-#line 22 "examples/lm/lstm.dopa"
-    const T v125 = t123[j] + l3_h2o_bias[j];
-    const T v121 = t119[j] + l3_x2o_bias[j];
-    const T v126 = v121 + v125;
-    const T v127 = T(1) / (T(1) + exp(-v126));
-#line 25 "examples/lm/lstm.dopa"
+    const T v142 = std::tanh(v141);
     const T v143 = v127 * v142;
     l3_h_next[j] = v143;
     l3_c_next[j] = v141;
     saved_t143[j] = v143;
   }
-#line 506 "lm_lstm.cpp"
+#line 503 "lm_lstm.cpp"
 }
 
 // forward stage 28: dense product (Eigen), [10000]
@@ -514,14 +511,14 @@ template <class T> static void lm_lstm_forward_28(const dopa::StepArgs<T> &a) {
 #line 18 "examples/lm/lstm.dopa"
   Vec<T>(t144, 10000).noalias() =
       ConstRowMat<T>(enc_weight, 10000, 400) * ConstVec<T>(l3_h_next, 400);
-#line 518 "lm_lstm.cpp"
+#line 515 "lm_lstm.cpp"
 }
 
 // forward stage 29: fused loop nest over [10000]
 //   %146 add logits -> output logits
 template <class T> static void lm_lstm_forward_29_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict t144 = a.scratch + 0;                // [10000]
+  const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict out_logits = a.outputs[0];           // [10000]
 #pragma omp simd
   for (int j = 0; j < 10000; ++j) {
@@ -529,7 +526,7 @@ template <class T> static void lm_lstm_forward_29_logits(const dopa::StepArgs<T>
     const T v146 = t144[j] + dec_bias[j];
     out_logits[j] = v146;
   }
-#line 533 "lm_lstm.cpp"
+#line 530 "lm_lstm.cpp"
 }
 
 /// One forward step of LSTMLM for one batch element.
@@ -575,7 +572,7 @@ template <class T> static void lm_lstm_backward_0(const dopa::StepArgs<T> &a) {
 #line 18 "examples/lm/lstm.dopa"
   RowVec<T>(t156, 400).noalias() =
       ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(enc_weight, 10000, 400);
-#line 579 "lm_lstm.cpp"
+#line 576 "lm_lstm.cpp"
 }
 
 // backward stage 1: fused loop nest over [400]
@@ -596,26 +593,26 @@ template <class T> static void lm_lstm_backward_0(const dopa::StepArgs<T> &a) {
 //   %171 mul += grad l3.x2c.bias
 //   %171 mul += grad l3.h2c.bias
 template <class T> static void lm_lstm_backward_1_l3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2c_bias = a.params + 24221200; // [400]
-  const T *__restrict t133 = a.saved + 23936;            // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23579600; // [400]
-  const T *__restrict t129 = a.saved + 23536;            // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23900400; // [400]
-  const T *__restrict t113 = a.saved + 22336;            // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22658800; // [400]
-  const T *__restrict t109 = a.saved + 21936;            // [400]
-  const T *__restrict l3_c = a.state + 5008;             // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23740000; // [400]
-  const T *__restrict t103 = a.saved + 21536;            // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22198400; // [400]
-  const T *__restrict t98 = a.saved + 21136;             // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24060800; // [400]
-  const T *__restrict t123 = a.saved + 23136;            // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23119200; // [400]
-  const T *__restrict t119 = a.saved + 22736;            // [400]
-  T *__restrict t156 = a.scratch + 0;                    // [400]
-  const T *__restrict d_l3_h_next = a.gradNext + 4608;   // [400] d l3.h'
   const T *__restrict d_l3_c_next = a.gradNext + 5008;   // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + 4608;   // [400] d l3.h'
+  T *__restrict t156 = a.scratch + 0;                    // [400]
+  const T *__restrict t119 = a.saved + 22736;            // [400]
+  const T *__restrict l3_x2o_bias = a.params + 23119200; // [400]
+  const T *__restrict t123 = a.saved + 23136;            // [400]
+  const T *__restrict l3_h2o_bias = a.params + 24060800; // [400]
+  const T *__restrict t98 = a.saved + 21136;             // [400]
+  const T *__restrict l3_x2f_bias = a.params + 22198400; // [400]
+  const T *__restrict t103 = a.saved + 21536;            // [400]
+  const T *__restrict l3_h2f_bias = a.params + 23740000; // [400]
+  const T *__restrict l3_c = a.state + 5008;             // [400]
+  const T *__restrict t109 = a.saved + 21936;            // [400]
+  const T *__restrict l3_x2i_bias = a.params + 22658800; // [400]
+  const T *__restrict t113 = a.saved + 22336;            // [400]
+  const T *__restrict l3_h2i_bias = a.params + 23900400; // [400]
+  const T *__restrict t129 = a.saved + 23536;            // [400]
+  const T *__restrict l3_x2c_bias = a.params + 23579600; // [400]
+  const T *__restrict t133 = a.saved + 23936;            // [400]
+  const T *__restrict l3_h2c_bias = a.params + 24221200; // [400]
   T *__restrict t171 = a.record + 26224;                 // [400]
   T *__restrict t181 = a.record + 25824;                 // [400]
   T *__restrict t192 = a.record + 25424;                 // [400]
@@ -636,69 +633,67 @@ template <class T> static void lm_lstm_backward_1_l3_hn(const dopa::StepArgs<T> 
   T *__restrict d_l3_x2c_bias = a.grads + 23579600;      // [400]
   T *__restrict d_l3_h2c_bias = a.grads + 24221200;      // [400]
   for (int j = 0; j < 400; ++j) {
-#line 23 "examples/lm/lstm.dopa"
-    const T v135 = t133[j] + l3_h2c_bias[j];
-    const T v131 = t129[j] + l3_x2c_bias[j];
-    const T v136 = v131 + v135;
-    const T v137 = tanh(v136);
-    const T v169 = v137 * v137;
-    const T v170 = T(1.0) - v169;
-#line 21 "examples/lm/lstm.dopa"
-    const T v115 = t113[j] + l3_h2i_bias[j];
-    const T v111 = t109[j] + l3_x2i_bias[j];
-    const T v116 = v111 + v115;
-    const T v117 = T(1) / (T(1) + exp(-v116));
-#line 24 "examples/lm/lstm.dopa"
-    const T v140 = v117 * v137;
-#line 20 "examples/lm/lstm.dopa"
-    const T v105 = t103[j] + l3_h2f_bias[j];
-    const T v100 = t98[j] + l3_x2f_bias[j];
-    const T v106 = v100 + v105;
-    const T v107 = T(1) / (T(1) + exp(-v106));
-#line 24 "examples/lm/lstm.dopa"
-    const T v139 = v107 * l3_c[j];
-    const T v141 = v139 + v140;
-#line 25 "examples/lm/lstm.dopa"
-    const T v142 = tanh(v141);
-    const T v160 = v142 * v142;
-    const T v162 = T(1.0) - v160;
-#line 22 "examples/lm/lstm.dopa"
-    const T v125 = t123[j] + l3_h2o_bias[j];
-    const T v121 = t119[j] + l3_x2o_bias[j];
-    const T v126 = v121 + v125;
-    const T v127 = T(1) / (T(1) + exp(-v126));
 #line 25 "examples/lm/lstm.dopa"
     const T v157 = d_l3_h_next[j] + t156[j];
+#line 22 "examples/lm/lstm.dopa"
+    const T v121 = t119[j] + l3_x2o_bias[j];
+    const T v125 = t123[j] + l3_h2o_bias[j];
+    const T v126 = v121 + v125;
+    const T v127 = T(1) / (T(1) + std::exp(-v126));
+#line 25 "examples/lm/lstm.dopa"
     const T v159 = v157 * v127;
+#line 20 "examples/lm/lstm.dopa"
+    const T v100 = t98[j] + l3_x2f_bias[j];
+    const T v105 = t103[j] + l3_h2f_bias[j];
+    const T v106 = v100 + v105;
+    const T v107 = T(1) / (T(1) + std::exp(-v106));
+#line 24 "examples/lm/lstm.dopa"
+    const T v139 = v107 * l3_c[j];
+#line 21 "examples/lm/lstm.dopa"
+    const T v111 = t109[j] + l3_x2i_bias[j];
+    const T v115 = t113[j] + l3_h2i_bias[j];
+    const T v116 = v111 + v115;
+    const T v117 = T(1) / (T(1) + std::exp(-v116));
+#line 23 "examples/lm/lstm.dopa"
+    const T v131 = t129[j] + l3_x2c_bias[j];
+    const T v135 = t133[j] + l3_h2c_bias[j];
+    const T v136 = v131 + v135;
+    const T v137 = std::tanh(v136);
+#line 24 "examples/lm/lstm.dopa"
+    const T v140 = v117 * v137;
+    const T v141 = v139 + v140;
+#line 25 "examples/lm/lstm.dopa"
+    const T v142 = std::tanh(v141);
+    const T v160 = v142 * v142;
+    const T v162 = T(1.0) - v160;
     const T v163 = v159 * v162;
 #line 24 "examples/lm/lstm.dopa"
     const T v164 = d_l3_c_next[j] + v163;
     const T v166 = v164 * v117;
 #line 23 "examples/lm/lstm.dopa"
+    const T v169 = v137 * v137;
+    const T v170 = T(1.0) - v169;
     const T v171 = v166 * v170;
     t171[j] = v171;
-#line 22 "examples/lm/lstm.dopa"
-    const T v179 = T(1.0) - v127;
-    const T v180 = v127 * v179;
 #line 25 "examples/lm/lstm.dopa"
     const T v158 = v157 * v142;
 #line 22 "examples/lm/lstm.dopa"
+    const T v179 = T(1.0) - v127;
+    const T v180 = v127 * v179;
     const T v181 = v158 * v180;
     t181[j] = v181;
-#line 21 "examples/lm/lstm.dopa"
-    const T v190 = T(1.0) - v117;
-    const T v191 = v117 * v190;
 #line 24 "examples/lm/lstm.dopa"
     const T v165 = v164 * v137;
 #line 21 "examples/lm/lstm.dopa"
+    const T v190 = T(1.0) - v117;
+    const T v191 = v117 * v190;
     const T v192 = v165 * v191;
     t192[j] = v192;
-#line 20 "examples/lm/lstm.dopa"
-    const T v201 = T(1.0) - v107;
-    const T v202 = v107 * v201;
 #line 24 "examples/lm/lstm.dopa"
     const T v167 = v164 * l3_c[j];
 #line 20 "examples/lm/lstm.dopa"
+    const T v201 = T(1.0) - v107;
+    const T v202 = v107 * v201;
     const T v203 = v167 * v202;
     t203[j] = v203;
 #line 24 "examples/lm/lstm.dopa"
@@ -720,7 +715,7 @@ template <class T> static void lm_lstm_backward_1_l3_hn(const dopa::StepArgs<T> 
     d_l3_x2c_bias[j] += v171;
     d_l3_h2c_bias[j] += v171;
   }
-#line 724 "lm_lstm.cpp"
+#line 719 "lm_lstm.cpp"
 }
 
 // backward stage 2: dense product (Eigen), [400]
@@ -732,7 +727,7 @@ template <class T> static void lm_lstm_backward_2(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t174, 400).noalias() =
       ConstRowVec<T>(t171, 400) * ConstRowMat<T>(l3_h2c_weight, 400, 400);
-#line 736 "lm_lstm.cpp"
+#line 731 "lm_lstm.cpp"
 }
 
 // backward stage 3: dense product (Eigen), [1150]
@@ -744,7 +739,7 @@ template <class T> static void lm_lstm_backward_3(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t177, 1150).noalias() =
       ConstRowVec<T>(t171, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1150);
-#line 748 "lm_lstm.cpp"
+#line 743 "lm_lstm.cpp"
 }
 
 // backward stage 4: dense product (Eigen), [400]
@@ -756,7 +751,7 @@ template <class T> static void lm_lstm_backward_4(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t184, 400).noalias() =
       ConstRowVec<T>(t181, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 760 "lm_lstm.cpp"
+#line 755 "lm_lstm.cpp"
 }
 
 // backward stage 5: dense product (Eigen), [1150]
@@ -768,7 +763,7 @@ template <class T> static void lm_lstm_backward_5(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t188, 1150).noalias() =
       ConstRowVec<T>(t181, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1150);
-#line 772 "lm_lstm.cpp"
+#line 767 "lm_lstm.cpp"
 }
 
 // backward stage 6: dense product (Eigen), [400]
@@ -780,7 +775,7 @@ template <class T> static void lm_lstm_backward_6(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t195, 400).noalias() =
       ConstRowVec<T>(t192, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 784 "lm_lstm.cpp"
+#line 779 "lm_lstm.cpp"
 }
 
 // backward stage 7: dense product (Eigen), [1150]
@@ -792,7 +787,7 @@ template <class T> static void lm_lstm_backward_7(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t199, 1150).noalias() =
       ConstRowVec<T>(t192, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1150);
-#line 796 "lm_lstm.cpp"
+#line 791 "lm_lstm.cpp"
 }
 
 // backward stage 8: dense product (Eigen), [400]
@@ -804,7 +799,7 @@ template <class T> static void lm_lstm_backward_8(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t206, 400).noalias() =
       ConstRowVec<T>(t203, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 808 "lm_lstm.cpp"
+#line 803 "lm_lstm.cpp"
 }
 
 // backward stage 9: dense product (Eigen), [1150]
@@ -816,7 +811,7 @@ template <class T> static void lm_lstm_backward_9(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t210, 1150).noalias() =
       ConstRowVec<T>(t203, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1150);
-#line 820 "lm_lstm.cpp"
+#line 815 "lm_lstm.cpp"
 }
 
 // backward stage 10: fused loop nest over [1150]
@@ -838,29 +833,29 @@ template <class T> static void lm_lstm_backward_9(const dopa::StepArgs<T> &a) {
 //   %224 mul += grad l2.h2c.bias
 //   %96 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T> static void lm_lstm_backward_10_l1_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2c_bias = a.params + 21737250; // [1150]
-  const T *__restrict t86 = a.saved + 18832;             // [1150]
-  const T *__restrict l2_x2c_bias = a.params + 16442650; // [1150]
-  const T *__restrict t82 = a.saved + 17680;             // [1150]
-  const T *__restrict l2_h2i_bias = a.params + 19089950; // [1150]
-  const T *__restrict t66 = a.saved + 14224;             // [1150]
-  const T *__restrict l2_x2i_bias = a.params + 13795350; // [1150]
-  const T *__restrict t62 = a.saved + 13072;             // [1150]
-  const T *__restrict l2_c = a.state + 3456;             // [1150]
-  const T *__restrict l2_h2f_bias = a.params + 17766300; // [1150]
-  const T *__restrict t56 = a.saved + 11920;             // [1150]
-  const T *__restrict l2_x2f_bias = a.params + 12471700; // [1150]
-  const T *__restrict t51 = a.saved + 10768;             // [1150]
-  const T *__restrict l2_h2o_bias = a.params + 20413600; // [1150]
-  const T *__restrict t76 = a.saved + 16528;             // [1150]
-  const T *__restrict l2_x2o_bias = a.params + 15119000; // [1150]
-  const T *__restrict t72 = a.saved + 15376;             // [1150]
-  T *__restrict t210 = a.scratch + 5456;                 // [1150]
-  T *__restrict t199 = a.scratch + 3904;                 // [1150]
-  T *__restrict t188 = a.scratch + 2352;                 // [1150]
-  T *__restrict t177 = a.scratch + 800;                  // [1150]
-  const T *__restrict d_l2_h_next = a.gradNext + 2304;   // [1150] d l2.h'
   const T *__restrict d_l2_c_next = a.gradNext + 3456;   // [1150] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + 2304;   // [1150] d l2.h'
+  T *__restrict t177 = a.scratch + 800;                  // [1150]
+  T *__restrict t188 = a.scratch + 2352;                 // [1150]
+  T *__restrict t199 = a.scratch + 3904;                 // [1150]
+  T *__restrict t210 = a.scratch + 5456;                 // [1150]
+  const T *__restrict t72 = a.saved + 15376;             // [1150]
+  const T *__restrict l2_x2o_bias = a.params + 15119000; // [1150]
+  const T *__restrict t76 = a.saved + 16528;             // [1150]
+  const T *__restrict l2_h2o_bias = a.params + 20413600; // [1150]
+  const T *__restrict t51 = a.saved + 10768;             // [1150]
+  const T *__restrict l2_x2f_bias = a.params + 12471700; // [1150]
+  const T *__restrict t56 = a.saved + 11920;             // [1150]
+  const T *__restrict l2_h2f_bias = a.params + 17766300; // [1150]
+  const T *__restrict l2_c = a.state + 3456;             // [1150]
+  const T *__restrict t62 = a.saved + 13072;             // [1150]
+  const T *__restrict l2_x2i_bias = a.params + 13795350; // [1150]
+  const T *__restrict t66 = a.saved + 14224;             // [1150]
+  const T *__restrict l2_h2i_bias = a.params + 19089950; // [1150]
+  const T *__restrict t82 = a.saved + 17680;             // [1150]
+  const T *__restrict l2_x2c_bias = a.params + 16442650; // [1150]
+  const T *__restrict t86 = a.saved + 18832;             // [1150]
+  const T *__restrict l2_h2c_bias = a.params + 21737250; // [1150]
   T *__restrict t224 = a.record + 22320;                 // [1150]
   T *__restrict t234 = a.record + 21168;                 // [1150]
   T *__restrict t245 = a.record + 20016;                 // [1150]
@@ -883,72 +878,70 @@ template <class T> static void lm_lstm_backward_10_l1_hn(const dopa::StepArgs<T>
   const T *__restrict t96_l2_hn = a.saved + 19984;       // [1150] l2.hn
   T *__restrict record15 = a.record + 23872;             // [1150]
   for (int j = 0; j < 1150; ++j) {
-#line 23 "examples/lm/lstm.dopa"
-    const T v88 = t86[j] + l2_h2c_bias[j];
-    const T v84 = t82[j] + l2_x2c_bias[j];
-    const T v89 = v84 + v88;
-    const T v90 = tanh(v89);
-    const T v222 = v90 * v90;
-    const T v223 = T(1.0) - v222;
-#line 21 "examples/lm/lstm.dopa"
-    const T v68 = t66[j] + l2_h2i_bias[j];
-    const T v64 = t62[j] + l2_x2i_bias[j];
-    const T v69 = v64 + v68;
-    const T v70 = T(1) / (T(1) + exp(-v69));
-#line 24 "examples/lm/lstm.dopa"
-    const T v93 = v70 * v90;
-#line 20 "examples/lm/lstm.dopa"
-    const T v58 = t56[j] + l2_h2f_bias[j];
-    const T v53 = t51[j] + l2_x2f_bias[j];
-    const T v59 = v53 + v58;
-    const T v60 = T(1) / (T(1) + exp(-v59));
-#line 24 "examples/lm/lstm.dopa"
-    const T v92 = v60 * l2_c[j];
-    const T v94 = v92 + v93;
-#line 25 "examples/lm/lstm.dopa"
-    const T v95 = tanh(v94);
-    const T v214 = v95 * v95;
-    const T v215 = T(1.0) - v214;
-#line 22 "examples/lm/lstm.dopa"
-    const T v78 = t76[j] + l2_h2o_bias[j];
-    const T v74 = t72[j] + l2_x2o_bias[j];
-    const T v79 = v74 + v78;
-    const T v80 = T(1) / (T(1) + exp(-v79));
 #line 25 "examples/lm/lstm.dopa"
     const T v178 = d_l2_h_next[j] + t177[j];
     const T v189 = v178 + t188[j];
     const T v200 = v189 + t199[j];
     const T v211 = v200 + t210[j];
+#line 22 "examples/lm/lstm.dopa"
+    const T v74 = t72[j] + l2_x2o_bias[j];
+    const T v78 = t76[j] + l2_h2o_bias[j];
+    const T v79 = v74 + v78;
+    const T v80 = T(1) / (T(1) + std::exp(-v79));
+#line 25 "examples/lm/lstm.dopa"
     const T v213 = v211 * v80;
+#line 20 "examples/lm/lstm.dopa"
+    const T v53 = t51[j] + l2_x2f_bias[j];
+    const T v58 = t56[j] + l2_h2f_bias[j];
+    const T v59 = v53 + v58;
+    const T v60 = T(1) / (T(1) + std::exp(-v59));
+#line 24 "examples/lm/lstm.dopa"
+    const T v92 = v60 * l2_c[j];
+#line 21 "examples/lm/lstm.dopa"
+    const T v64 = t62[j] + l2_x2i_bias[j];
+    const T v68 = t66[j] + l2_h2i_bias[j];
+    const T v69 = v64 + v68;
+    const T v70 = T(1) / (T(1) + std::exp(-v69));
+#line 23 "examples/lm/lstm.dopa"
+    const T v84 = t82[j] + l2_x2c_bias[j];
+    const T v88 = t86[j] + l2_h2c_bias[j];
+    const T v89 = v84 + v88;
+    const T v90 = std::tanh(v89);
+#line 24 "examples/lm/lstm.dopa"
+    const T v93 = v70 * v90;
+    const T v94 = v92 + v93;
+#line 25 "examples/lm/lstm.dopa"
+    const T v95 = std::tanh(v94);
+    const T v214 = v95 * v95;
+    const T v215 = T(1.0) - v214;
     const T v216 = v213 * v215;
 #line 24 "examples/lm/lstm.dopa"
     const T v217 = d_l2_c_next[j] + v216;
     const T v219 = v217 * v70;
 #line 23 "examples/lm/lstm.dopa"
+    const T v222 = v90 * v90;
+    const T v223 = T(1.0) - v222;
     const T v224 = v219 * v223;
     t224[j] = v224;
-#line 22 "examples/lm/lstm.dopa"
-    const T v232 = T(1.0) - v80;
-    const T v233 = v80 * v232;
 #line 25 "examples/lm/lstm.dopa"
     const T v212 = v211 * v95;
 #line 22 "examples/lm/lstm.dopa"
+    const T v232 = T(1.0) - v80;
+    const T v233 = v80 * v232;
     const T v234 = v212 * v233;
     t234[j] = v234;
-#line 21 "examples/lm/lstm.dopa"
-    const T v243 = T(1.0) - v70;
-    const T v244 = v70 * v243;
 #line 24 "examples/lm/lstm.dopa"
     const T v218 = v217 * v90;
 #line 21 "examples/lm/lstm.dopa"
+    const T v243 = T(1.0) - v70;
+    const T v244 = v70 * v243;
     const T v245 = v218 * v244;
     t245[j] = v245;
-#line 20 "examples/lm/lstm.dopa"
-    const T v254 = T(1.0) - v60;
-    const T v255 = v60 * v254;
 #line 24 "examples/lm/lstm.dopa"
     const T v220 = v217 * l2_c[j];
 #line 20 "examples/lm/lstm.dopa"
+    const T v254 = T(1.0) - v60;
+    const T v255 = v60 * v254;
     const T v256 = v220 * v255;
     t256[j] = v256;
 #line 24 "examples/lm/lstm.dopa"
@@ -971,7 +964,7 @@ template <class T> static void lm_lstm_backward_10_l1_hn(const dopa::StepArgs<T>
     d_l2_h2c_bias[j] += v224;
     record15[j] = t96_l2_hn[j];
   }
-#line 975 "lm_lstm.cpp"
+#line 968 "lm_lstm.cpp"
 }
 
 // backward stage 11: dense product (Eigen), [1150]
@@ -983,7 +976,7 @@ template <class T> static void lm_lstm_backward_11(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t227, 1150).noalias() =
       ConstRowVec<T>(t224, 1150) * ConstRowMat<T>(l2_h2c_weight, 1150, 1150);
-#line 987 "lm_lstm.cpp"
+#line 980 "lm_lstm.cpp"
 }
 
 // backward stage 12: dense product (Eigen), [1150]
@@ -995,7 +988,7 @@ template <class T> static void lm_lstm_backward_12(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t230, 1150).noalias() =
       ConstRowVec<T>(t224, 1150) * ConstRowMat<T>(l2_x2c_weight, 1150, 1150);
-#line 999 "lm_lstm.cpp"
+#line 992 "lm_lstm.cpp"
 }
 
 // backward stage 13: dense product (Eigen), [1150]
@@ -1007,7 +1000,7 @@ template <class T> static void lm_lstm_backward_13(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t237, 1150).noalias() =
       ConstRowVec<T>(t234, 1150) * ConstRowMat<T>(l2_h2o_weight, 1150, 1150);
-#line 1011 "lm_lstm.cpp"
+#line 1004 "lm_lstm.cpp"
 }
 
 // backward stage 14: dense product (Eigen), [1150]
@@ -1019,7 +1012,7 @@ template <class T> static void lm_lstm_backward_14(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t241, 1150).noalias() =
       ConstRowVec<T>(t234, 1150) * ConstRowMat<T>(l2_x2o_weight, 1150, 1150);
-#line 1023 "lm_lstm.cpp"
+#line 1016 "lm_lstm.cpp"
 }
 
 // backward stage 15: dense product (Eigen), [1150]
@@ -1031,7 +1024,7 @@ template <class T> static void lm_lstm_backward_15(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t248, 1150).noalias() =
       ConstRowVec<T>(t245, 1150) * ConstRowMat<T>(l2_h2i_weight, 1150, 1150);
-#line 1035 "lm_lstm.cpp"
+#line 1028 "lm_lstm.cpp"
 }
 
 // backward stage 16: dense product (Eigen), [1150]
@@ -1043,7 +1036,7 @@ template <class T> static void lm_lstm_backward_16(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t252, 1150).noalias() =
       ConstRowVec<T>(t245, 1150) * ConstRowMat<T>(l2_x2i_weight, 1150, 1150);
-#line 1047 "lm_lstm.cpp"
+#line 1040 "lm_lstm.cpp"
 }
 
 // backward stage 17: dense product (Eigen), [1150]
@@ -1055,7 +1048,7 @@ template <class T> static void lm_lstm_backward_17(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t259, 1150).noalias() =
       ConstRowVec<T>(t256, 1150) * ConstRowMat<T>(l2_h2f_weight, 1150, 1150);
-#line 1059 "lm_lstm.cpp"
+#line 1052 "lm_lstm.cpp"
 }
 
 // backward stage 18: dense product (Eigen), [1150]
@@ -1067,7 +1060,7 @@ template <class T> static void lm_lstm_backward_18(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t263, 1150).noalias() =
       ConstRowVec<T>(t256, 1150) * ConstRowMat<T>(l2_x2f_weight, 1150, 1150);
-#line 1071 "lm_lstm.cpp"
+#line 1064 "lm_lstm.cpp"
 }
 
 // backward stage 19: fused loop nest over [1150]
@@ -1086,38 +1079,38 @@ template <class T> static void lm_lstm_backward_18(const dopa::StepArgs<T> &a) {
 //   %277 mul += grad l1.x2c.bias
 //   %277 mul += grad l1.h2c.bias
 template <class T> static void lm_lstm_backward_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2c_bias = a.params + 11148050; // [1150]
-  const T *__restrict t39 = a.saved + 8464;              // [1150]
-  const T *__restrict l1_x2c_bias = a.params + 5853450;  // [1150]
-  const T *__restrict t35 = a.saved + 7312;              // [1150]
-  const T *__restrict l1_h2i_bias = a.params + 8500750;  // [1150]
-  const T *__restrict t19 = a.saved + 3856;              // [1150]
-  const T *__restrict l1_x2i_bias = a.params + 4931150;  // [1150]
-  const T *__restrict t15 = a.saved + 2704;              // [1150]
-  const T *__restrict l1_c = a.state + 1152;             // [1150]
-  const T *__restrict l1_h2f_bias = a.params + 7177100;  // [1150]
-  const T *__restrict t9 = a.saved + 1552;               // [1150]
-  const T *__restrict l1_x2f_bias = a.params + 4470000;  // [1150]
-  const T *__restrict t4 = a.saved + 400;                // [1150]
-  const T *__restrict l1_h2o_bias = a.params + 9824400;  // [1150]
-  const T *__restrict t29 = a.saved + 6160;              // [1150]
-  const T *__restrict l1_x2o_bias = a.params + 5392300;  // [1150]
-  const T *__restrict t25 = a.saved + 5008;              // [1150]
-  T *__restrict t263 = a.scratch + 14672;                // [1150]
-  T *__restrict t252 = a.scratch + 12368;                // [1150]
-  T *__restrict t241 = a.scratch + 10064;                // [1150]
-  T *__restrict t230 = a.scratch + 7760;                 // [1150]
-  const T *__restrict d_l1_h_next = a.gradNext + 0;      // [1150] d l1.h'
   const T *__restrict d_l1_c_next = a.gradNext + 1152;   // [1150] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + 0;      // [1150] d l1.h'
+  T *__restrict t230 = a.scratch + 7760;                 // [1150]
+  T *__restrict t241 = a.scratch + 10064;                // [1150]
+  T *__restrict t252 = a.scratch + 12368;                // [1150]
+  T *__restrict t263 = a.scratch + 14672;                // [1150]
+  const T *__restrict t25 = a.saved + 5008;              // [1150]
+  const T *__restrict l1_x2o_bias = a.params + 5392300;  // [1150]
+  const T *__restrict t29 = a.saved + 6160;              // [1150]
+  const T *__restrict l1_h2o_bias = a.params + 9824400;  // [1150]
+  const T *__restrict t4 = a.saved + 400;                // [1150]
+  const T *__restrict l1_x2f_bias = a.params + 4470000;  // [1150]
+  const T *__restrict t9 = a.saved + 1552;               // [1150]
+  const T *__restrict l1_h2f_bias = a.params + 7177100;  // [1150]
+  const T *__restrict l1_c = a.state + 1152;             // [1150]
+  const T *__restrict t15 = a.saved + 2704;              // [1150]
+  const T *__restrict l1_x2i_bias = a.params + 4931150;  // [1150]
+  const T *__restrict t19 = a.saved + 3856;              // [1150]
+  const T *__restrict l1_h2i_bias = a.params + 8500750;  // [1150]
+  const T *__restrict t35 = a.saved + 7312;              // [1150]
+  const T *__restrict l1_x2c_bias = a.params + 5853450;  // [1150]
+  const T *__restrict t39 = a.saved + 8464;              // [1150]
+  const T *__restrict l1_h2c_bias = a.params + 11148050; // [1150]
   T *__restrict t277 = a.record + 15408;                 // [1150]
   T *__restrict t286 = a.record + 14256;                 // [1150]
   T *__restrict t297 = a.record + 13104;                 // [1150]
   T *__restrict t308 = a.record + 10400;                 // [1150]
   T *__restrict d_l1_c = a.gradPrev + 1152;              // [1150]
-  T *__restrict t259 = a.scratch + 13520;                // [1150]
-  T *__restrict t248 = a.scratch + 11216;                // [1150]
-  T *__restrict t237 = a.scratch + 8912;                 // [1150]
   T *__restrict t227 = a.scratch + 6608;                 // [1150]
+  T *__restrict t237 = a.scratch + 8912;                 // [1150]
+  T *__restrict t248 = a.scratch + 11216;                // [1150]
+  T *__restrict t259 = a.scratch + 13520;                // [1150]
   T *__restrict d_l2_h = a.gradPrev + 2304;              // [1150]
   T *__restrict d_l1_x2f_bias = a.grads + 4470000;       // [1150]
   T *__restrict d_l1_h2f_bias = a.grads + 7177100;       // [1150]
@@ -1128,72 +1121,70 @@ template <class T> static void lm_lstm_backward_19(const dopa::StepArgs<T> &a) {
   T *__restrict d_l1_x2c_bias = a.grads + 5853450;       // [1150]
   T *__restrict d_l1_h2c_bias = a.grads + 11148050;      // [1150]
   for (int j = 0; j < 1150; ++j) {
-#line 23 "examples/lm/lstm.dopa"
-    const T v41 = t39[j] + l1_h2c_bias[j];
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v42 = v37 + v41;
-    const T v43 = tanh(v42);
-    const T v275 = v43 * v43;
-    const T v276 = T(1.0) - v275;
-#line 21 "examples/lm/lstm.dopa"
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + exp(-v22));
-#line 24 "examples/lm/lstm.dopa"
-    const T v46 = v23 * v43;
-#line 20 "examples/lm/lstm.dopa"
-    const T v11 = t9[j] + l1_h2f_bias[j];
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + exp(-v12));
-#line 24 "examples/lm/lstm.dopa"
-    const T v45 = v13 * l1_c[j];
-    const T v47 = v45 + v46;
-#line 25 "examples/lm/lstm.dopa"
-    const T v48 = tanh(v47);
-    const T v267 = v48 * v48;
-    const T v268 = T(1.0) - v267;
-#line 22 "examples/lm/lstm.dopa"
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + exp(-v32));
 #line 25 "examples/lm/lstm.dopa"
     const T v231 = d_l1_h_next[j] + t230[j];
     const T v242 = v231 + t241[j];
     const T v253 = v242 + t252[j];
     const T v264 = v253 + t263[j];
+#line 22 "examples/lm/lstm.dopa"
+    const T v27 = t25[j] + l1_x2o_bias[j];
+    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v32 = v27 + v31;
+    const T v33 = T(1) / (T(1) + std::exp(-v32));
+#line 25 "examples/lm/lstm.dopa"
     const T v266 = v264 * v33;
+#line 20 "examples/lm/lstm.dopa"
+    const T v6 = t4[j] + l1_x2f_bias[j];
+    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v12 = v6 + v11;
+    const T v13 = T(1) / (T(1) + std::exp(-v12));
+#line 24 "examples/lm/lstm.dopa"
+    const T v45 = v13 * l1_c[j];
+#line 21 "examples/lm/lstm.dopa"
+    const T v17 = t15[j] + l1_x2i_bias[j];
+    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v22 = v17 + v21;
+    const T v23 = T(1) / (T(1) + std::exp(-v22));
+#line 23 "examples/lm/lstm.dopa"
+    const T v37 = t35[j] + l1_x2c_bias[j];
+    const T v41 = t39[j] + l1_h2c_bias[j];
+    const T v42 = v37 + v41;
+    const T v43 = std::tanh(v42);
+#line 24 "examples/lm/lstm.dopa"
+    const T v46 = v23 * v43;
+    const T v47 = v45 + v46;
+#line 25 "examples/lm/lstm.dopa"
+    const T v48 = std::tanh(v47);
+    const T v267 = v48 * v48;
+    const T v268 = T(1.0) - v267;
     const T v269 = v266 * v268;
 #line 24 "examples/lm/lstm.dopa"
     const T v270 = d_l1_c_next[j] + v269;
     const T v272 = v270 * v23;
 #line 23 "examples/lm/lstm.dopa"
+    const T v275 = v43 * v43;
+    const T v276 = T(1.0) - v275;
     const T v277 = v272 * v276;
     t277[j] = v277;
-#line 22 "examples/lm/lstm.dopa"
-    const T v284 = T(1.0) - v33;
-    const T v285 = v33 * v284;
 #line 25 "examples/lm/lstm.dopa"
     const T v265 = v264 * v48;
 #line 22 "examples/lm/lstm.dopa"
+    const T v284 = T(1.0) - v33;
+    const T v285 = v33 * v284;
     const T v286 = v265 * v285;
     t286[j] = v286;
-#line 21 "examples/lm/lstm.dopa"
-    const T v295 = T(1.0) - v23;
-    const T v296 = v23 * v295;
 #line 24 "examples/lm/lstm.dopa"
     const T v271 = v270 * v43;
 #line 21 "examples/lm/lstm.dopa"
+    const T v295 = T(1.0) - v23;
+    const T v296 = v23 * v295;
     const T v297 = v271 * v296;
     t297[j] = v297;
-#line 20 "examples/lm/lstm.dopa"
-    const T v306 = T(1.0) - v13;
-    const T v307 = v13 * v306;
 #line 24 "examples/lm/lstm.dopa"
     const T v273 = v270 * l1_c[j];
 #line 20 "examples/lm/lstm.dopa"
+    const T v306 = T(1.0) - v13;
+    const T v307 = v13 * v306;
     const T v308 = v273 * v307;
     t308[j] = v308;
 #line 24 "examples/lm/lstm.dopa"
@@ -1217,7 +1208,7 @@ template <class T> static void lm_lstm_backward_19(const dopa::StepArgs<T> &a) {
     d_l1_x2c_bias[j] += v277;
     d_l1_h2c_bias[j] += v277;
   }
-#line 1221 "lm_lstm.cpp"
+#line 1212 "lm_lstm.cpp"
 }
 
 // backward stage 20: dense product (Eigen), [1150]
@@ -1229,7 +1220,7 @@ template <class T> static void lm_lstm_backward_20(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t280, 1150).noalias() =
       ConstRowVec<T>(t277, 1150) * ConstRowMat<T>(l1_h2c_weight, 1150, 1150);
-#line 1233 "lm_lstm.cpp"
+#line 1224 "lm_lstm.cpp"
 }
 
 // backward stage 21: dense product (Eigen), [400]
@@ -1241,7 +1232,7 @@ template <class T> static void lm_lstm_backward_21(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t283, 400).noalias() =
       ConstRowVec<T>(t277, 1150) * ConstRowMat<T>(l1_x2c_weight, 1150, 400);
-#line 1245 "lm_lstm.cpp"
+#line 1236 "lm_lstm.cpp"
 }
 
 // backward stage 22: dense product (Eigen), [1150]
@@ -1253,7 +1244,7 @@ template <class T> static void lm_lstm_backward_22(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t289, 1150).noalias() =
       ConstRowVec<T>(t286, 1150) * ConstRowMat<T>(l1_h2o_weight, 1150, 1150);
-#line 1257 "lm_lstm.cpp"
+#line 1248 "lm_lstm.cpp"
 }
 
 // backward stage 23: dense product (Eigen), [400]
@@ -1265,7 +1256,7 @@ template <class T> static void lm_lstm_backward_23(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t293, 400).noalias() =
       ConstRowVec<T>(t286, 1150) * ConstRowMat<T>(l1_x2o_weight, 1150, 400);
-#line 1269 "lm_lstm.cpp"
+#line 1260 "lm_lstm.cpp"
 }
 
 // backward stage 24: dense product (Eigen), [1150]
@@ -1277,7 +1268,7 @@ template <class T> static void lm_lstm_backward_24(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t300, 1150).noalias() =
       ConstRowVec<T>(t297, 1150) * ConstRowMat<T>(l1_h2i_weight, 1150, 1150);
-#line 1281 "lm_lstm.cpp"
+#line 1272 "lm_lstm.cpp"
 }
 
 // backward stage 25: dense product (Eigen), [400]
@@ -1289,7 +1280,7 @@ template <class T> static void lm_lstm_backward_25(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t304, 400).noalias() =
       ConstRowVec<T>(t297, 1150) * ConstRowMat<T>(l1_x2i_weight, 1150, 400);
-#line 1293 "lm_lstm.cpp"
+#line 1284 "lm_lstm.cpp"
 }
 
 // backward stage 26: dense product (Eigen), [1150]
@@ -1301,7 +1292,7 @@ template <class T> static void lm_lstm_backward_26(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t311, 1150).noalias() =
       ConstRowVec<T>(t308, 1150) * ConstRowMat<T>(l1_h2f_weight, 1150, 1150);
-#line 1305 "lm_lstm.cpp"
+#line 1296 "lm_lstm.cpp"
 }
 
 // backward stage 27: dense product (Eigen), [400]
@@ -1313,16 +1304,16 @@ template <class T> static void lm_lstm_backward_27(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t315, 400).noalias() =
       ConstRowVec<T>(t308, 1150) * ConstRowMat<T>(l1_x2f_weight, 1150, 400);
-#line 1317 "lm_lstm.cpp"
+#line 1308 "lm_lstm.cpp"
 }
 
 // backward stage 28: fused loop nest over [1150]
 //   %312 add -> grad_prev l1.h
 template <class T> static void lm_lstm_backward_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t311 = a.scratch + 20480; // [1150]
-  T *__restrict t300 = a.scratch + 18928; // [1150]
-  T *__restrict t289 = a.scratch + 17376; // [1150]
   T *__restrict t280 = a.scratch + 15824; // [1150]
+  T *__restrict t289 = a.scratch + 17376; // [1150]
+  T *__restrict t300 = a.scratch + 18928; // [1150]
+  T *__restrict t311 = a.scratch + 20480; // [1150]
   T *__restrict d_l1_h = a.gradPrev + 0;  // [1150]
 #pragma omp simd
   for (int j = 0; j < 1150; ++j) {
@@ -1332,22 +1323,22 @@ template <class T> static void lm_lstm_backward_28(const dopa::StepArgs<T> &a) {
     const T v312 = v301 + t311[j];
     d_l1_h[j] = v312;
   }
-#line 1336 "lm_lstm.cpp"
+#line 1327 "lm_lstm.cpp"
 }
 
 // backward stage 29: fused loop nest over [400]
 //   %207 add -> grad_prev l3.h
 //   %316 add += grad enc.weight
 template <class T> static void lm_lstm_backward_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t206 = a.scratch + 5056;    // [400]
-  T *__restrict t195 = a.scratch + 3504;    // [400]
-  T *__restrict t184 = a.scratch + 1952;    // [400]
   T *__restrict t174 = a.scratch + 400;     // [400]
+  T *__restrict t184 = a.scratch + 1952;    // [400]
+  T *__restrict t195 = a.scratch + 3504;    // [400]
+  T *__restrict t206 = a.scratch + 5056;    // [400]
   T *__restrict d_l3_h = a.gradPrev + 4608; // [400]
-  T *__restrict t315 = a.scratch + 21632;   // [400]
-  T *__restrict t304 = a.scratch + 20080;   // [400]
-  T *__restrict t293 = a.scratch + 18528;   // [400]
   T *__restrict t283 = a.scratch + 16976;   // [400]
+  T *__restrict t293 = a.scratch + 18528;   // [400]
+  T *__restrict t304 = a.scratch + 20080;   // [400]
+  T *__restrict t315 = a.scratch + 21632;   // [400]
   T *__restrict d_enc_weight = a.grads + 0; // [10000, 400]
   const T *__restrict tok = a.inputs[0];    // []
 #pragma omp simd
@@ -1363,7 +1354,7 @@ template <class T> static void lm_lstm_backward_29(const dopa::StepArgs<T> &a) {
     const T v316 = v305 + t315[j];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v316;
   }
-#line 1367 "lm_lstm.cpp"
+#line 1358 "lm_lstm.cpp"
 }
 
 // backward stage 30: fused loop nest over [10000]

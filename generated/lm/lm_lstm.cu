@@ -253,23 +253,23 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_8(const dopa:
 //   %49 mul l1.hn -> saved
 template <class T>
 __device__ __forceinline__ void lm_lstm_forward_9_l1_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2c_bias = a.params + 11148050; // [1150]
-  T *__restrict t39 = a.saved + 8464;                    // [1150]
-  const T *__restrict l1_x2c_bias = a.params + 5853450;  // [1150]
-  T *__restrict t35 = a.saved + 7312;                    // [1150]
-  const T *__restrict l1_h2i_bias = a.params + 8500750;  // [1150]
-  T *__restrict t19 = a.saved + 3856;                    // [1150]
-  const T *__restrict l1_x2i_bias = a.params + 4931150;  // [1150]
-  T *__restrict t15 = a.saved + 2704;                    // [1150]
-  const T *__restrict l1_c = a.state + 1152;             // [1150]
-  const T *__restrict l1_h2f_bias = a.params + 7177100;  // [1150]
-  T *__restrict t9 = a.saved + 1552;                     // [1150]
-  const T *__restrict l1_x2f_bias = a.params + 4470000;  // [1150]
-  T *__restrict t4 = a.saved + 400;                      // [1150]
-  const T *__restrict l1_h2o_bias = a.params + 9824400;  // [1150]
-  T *__restrict t29 = a.saved + 6160;                    // [1150]
-  const T *__restrict l1_x2o_bias = a.params + 5392300;  // [1150]
   T *__restrict t25 = a.saved + 5008;                    // [1150]
+  const T *__restrict l1_x2o_bias = a.params + 5392300;  // [1150]
+  T *__restrict t29 = a.saved + 6160;                    // [1150]
+  const T *__restrict l1_h2o_bias = a.params + 9824400;  // [1150]
+  T *__restrict t4 = a.saved + 400;                      // [1150]
+  const T *__restrict l1_x2f_bias = a.params + 4470000;  // [1150]
+  T *__restrict t9 = a.saved + 1552;                     // [1150]
+  const T *__restrict l1_h2f_bias = a.params + 7177100;  // [1150]
+  const T *__restrict l1_c = a.state + 1152;             // [1150]
+  T *__restrict t15 = a.saved + 2704;                    // [1150]
+  const T *__restrict l1_x2i_bias = a.params + 4931150;  // [1150]
+  T *__restrict t19 = a.saved + 3856;                    // [1150]
+  const T *__restrict l1_h2i_bias = a.params + 8500750;  // [1150]
+  T *__restrict t35 = a.saved + 7312;                    // [1150]
+  const T *__restrict l1_x2c_bias = a.params + 5853450;  // [1150]
+  T *__restrict t39 = a.saved + 8464;                    // [1150]
+  const T *__restrict l1_h2c_bias = a.params + 11148050; // [1150]
   T *__restrict l1_h_next = a.next + 0;                  // [1150] l1.hn
   T *__restrict l1_c_next = a.next + 1152;               // [1150]
   T *__restrict saved_t49 = a.saved + 9616;              // [1150]
@@ -278,41 +278,40 @@ __device__ __forceinline__ void lm_lstm_forward_9_l1_hn(const dopa::StepArgs<T> 
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
-#line 23 "examples/lm/lstm.dopa"
-      const T v41 = t39[j] + l1_h2c_bias[j];
-      const T v37 = t35[j] + l1_x2c_bias[j];
-      const T v42 = v37 + v41;
-      const T v43 = tanh(v42);
-#line 21 "examples/lm/lstm.dopa"
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
-#line 24 "examples/lm/lstm.dopa"
-      const T v46 = v23 * v43;
+#line 22 "examples/lm/lstm.dopa"
+      const T v27 = t25[j] + l1_x2o_bias[j];
+      const T v31 = t29[j] + l1_h2o_bias[j];
+      const T v32 = v27 + v31;
+      const T v33 = T(1) / (T(1) + exp(-v32));
 #line 20 "examples/lm/lstm.dopa"
-      const T v11 = t9[j] + l1_h2f_bias[j];
       const T v6 = t4[j] + l1_x2f_bias[j];
+      const T v11 = t9[j] + l1_h2f_bias[j];
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
 #line 24 "examples/lm/lstm.dopa"
       const T v45 = v13 * l1_c[j];
+#line 21 "examples/lm/lstm.dopa"
+      const T v17 = t15[j] + l1_x2i_bias[j];
+      const T v21 = t19[j] + l1_h2i_bias[j];
+      const T v22 = v17 + v21;
+      const T v23 = T(1) / (T(1) + exp(-v22));
+#line 23 "examples/lm/lstm.dopa"
+      const T v37 = t35[j] + l1_x2c_bias[j];
+      const T v41 = t39[j] + l1_h2c_bias[j];
+      const T v42 = v37 + v41;
+      const T v43 = tanh(v42);
+#line 24 "examples/lm/lstm.dopa"
+      const T v46 = v23 * v43;
       const T v47 = v45 + v46;
 #line 25 "examples/lm/lstm.dopa"
       const T v48 = tanh(v47);
-#line 22 "examples/lm/lstm.dopa"
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
-#line 25 "examples/lm/lstm.dopa"
       const T v49 = v33 * v48;
       l1_h_next[j] = v49;
       l1_c_next[j] = v47;
       saved_t49[j] = v49;
     }
   }
-#line 316 "lm_lstm.cu"
+#line 315 "lm_lstm.cu"
 }
 
 // forward stage 10: dense product (Eigen), [1150]
@@ -333,7 +332,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_10(const dopa
     if ((threadIdx.x & 31) == 0)
       t51[r] = acc;
   }
-#line 337 "lm_lstm.cu"
+#line 336 "lm_lstm.cu"
 }
 
 // forward stage 11: dense product (Eigen), [1150]
@@ -354,7 +353,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_11(const dopa
     if ((threadIdx.x & 31) == 0)
       t56[r] = acc;
   }
-#line 358 "lm_lstm.cu"
+#line 357 "lm_lstm.cu"
 }
 
 // forward stage 12: dense product (Eigen), [1150]
@@ -375,7 +374,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_12(const dopa
     if ((threadIdx.x & 31) == 0)
       t62[r] = acc;
   }
-#line 379 "lm_lstm.cu"
+#line 378 "lm_lstm.cu"
 }
 
 // forward stage 13: dense product (Eigen), [1150]
@@ -396,7 +395,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_13(const dopa
     if ((threadIdx.x & 31) == 0)
       t66[r] = acc;
   }
-#line 400 "lm_lstm.cu"
+#line 399 "lm_lstm.cu"
 }
 
 // forward stage 14: dense product (Eigen), [1150]
@@ -417,7 +416,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_14(const dopa
     if ((threadIdx.x & 31) == 0)
       t72[r] = acc;
   }
-#line 421 "lm_lstm.cu"
+#line 420 "lm_lstm.cu"
 }
 
 // forward stage 15: dense product (Eigen), [1150]
@@ -438,7 +437,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_15(const dopa
     if ((threadIdx.x & 31) == 0)
       t76[r] = acc;
   }
-#line 442 "lm_lstm.cu"
+#line 441 "lm_lstm.cu"
 }
 
 // forward stage 16: dense product (Eigen), [1150]
@@ -459,7 +458,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_16(const dopa
     if ((threadIdx.x & 31) == 0)
       t82[r] = acc;
   }
-#line 463 "lm_lstm.cu"
+#line 462 "lm_lstm.cu"
 }
 
 // forward stage 17: dense product (Eigen), [1150]
@@ -480,7 +479,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_17(const dopa
     if ((threadIdx.x & 31) == 0)
       t86[r] = acc;
   }
-#line 484 "lm_lstm.cu"
+#line 483 "lm_lstm.cu"
 }
 
 // forward stage 18: fused loop nest over [1150]
@@ -489,23 +488,23 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_17(const dopa
 //   %96 mul l2.hn -> saved
 template <class T>
 __device__ __forceinline__ void lm_lstm_forward_18_l2_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2c_bias = a.params + 21737250; // [1150]
-  T *__restrict t86 = a.saved + 18832;                   // [1150]
-  const T *__restrict l2_x2c_bias = a.params + 16442650; // [1150]
-  T *__restrict t82 = a.saved + 17680;                   // [1150]
-  const T *__restrict l2_h2i_bias = a.params + 19089950; // [1150]
-  T *__restrict t66 = a.saved + 14224;                   // [1150]
-  const T *__restrict l2_x2i_bias = a.params + 13795350; // [1150]
-  T *__restrict t62 = a.saved + 13072;                   // [1150]
-  const T *__restrict l2_c = a.state + 3456;             // [1150]
-  const T *__restrict l2_h2f_bias = a.params + 17766300; // [1150]
-  T *__restrict t56 = a.saved + 11920;                   // [1150]
-  const T *__restrict l2_x2f_bias = a.params + 12471700; // [1150]
-  T *__restrict t51 = a.saved + 10768;                   // [1150]
-  const T *__restrict l2_h2o_bias = a.params + 20413600; // [1150]
-  T *__restrict t76 = a.saved + 16528;                   // [1150]
-  const T *__restrict l2_x2o_bias = a.params + 15119000; // [1150]
   T *__restrict t72 = a.saved + 15376;                   // [1150]
+  const T *__restrict l2_x2o_bias = a.params + 15119000; // [1150]
+  T *__restrict t76 = a.saved + 16528;                   // [1150]
+  const T *__restrict l2_h2o_bias = a.params + 20413600; // [1150]
+  T *__restrict t51 = a.saved + 10768;                   // [1150]
+  const T *__restrict l2_x2f_bias = a.params + 12471700; // [1150]
+  T *__restrict t56 = a.saved + 11920;                   // [1150]
+  const T *__restrict l2_h2f_bias = a.params + 17766300; // [1150]
+  const T *__restrict l2_c = a.state + 3456;             // [1150]
+  T *__restrict t62 = a.saved + 13072;                   // [1150]
+  const T *__restrict l2_x2i_bias = a.params + 13795350; // [1150]
+  T *__restrict t66 = a.saved + 14224;                   // [1150]
+  const T *__restrict l2_h2i_bias = a.params + 19089950; // [1150]
+  T *__restrict t82 = a.saved + 17680;                   // [1150]
+  const T *__restrict l2_x2c_bias = a.params + 16442650; // [1150]
+  T *__restrict t86 = a.saved + 18832;                   // [1150]
+  const T *__restrict l2_h2c_bias = a.params + 21737250; // [1150]
   T *__restrict l2_h_next = a.next + 2304;               // [1150] l2.hn
   T *__restrict l2_c_next = a.next + 3456;               // [1150]
   T *__restrict saved_t96 = a.saved + 19984;             // [1150]
@@ -514,41 +513,40 @@ __device__ __forceinline__ void lm_lstm_forward_18_l2_hn(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
-#line 23 "examples/lm/lstm.dopa"
-      const T v88 = t86[j] + l2_h2c_bias[j];
-      const T v84 = t82[j] + l2_x2c_bias[j];
-      const T v89 = v84 + v88;
-      const T v90 = tanh(v89);
-#line 21 "examples/lm/lstm.dopa"
-      const T v68 = t66[j] + l2_h2i_bias[j];
-      const T v64 = t62[j] + l2_x2i_bias[j];
-      const T v69 = v64 + v68;
-      const T v70 = T(1) / (T(1) + exp(-v69));
-#line 24 "examples/lm/lstm.dopa"
-      const T v93 = v70 * v90;
+#line 22 "examples/lm/lstm.dopa"
+      const T v74 = t72[j] + l2_x2o_bias[j];
+      const T v78 = t76[j] + l2_h2o_bias[j];
+      const T v79 = v74 + v78;
+      const T v80 = T(1) / (T(1) + exp(-v79));
 #line 20 "examples/lm/lstm.dopa"
-      const T v58 = t56[j] + l2_h2f_bias[j];
       const T v53 = t51[j] + l2_x2f_bias[j];
+      const T v58 = t56[j] + l2_h2f_bias[j];
       const T v59 = v53 + v58;
       const T v60 = T(1) / (T(1) + exp(-v59));
 #line 24 "examples/lm/lstm.dopa"
       const T v92 = v60 * l2_c[j];
+#line 21 "examples/lm/lstm.dopa"
+      const T v64 = t62[j] + l2_x2i_bias[j];
+      const T v68 = t66[j] + l2_h2i_bias[j];
+      const T v69 = v64 + v68;
+      const T v70 = T(1) / (T(1) + exp(-v69));
+#line 23 "examples/lm/lstm.dopa"
+      const T v84 = t82[j] + l2_x2c_bias[j];
+      const T v88 = t86[j] + l2_h2c_bias[j];
+      const T v89 = v84 + v88;
+      const T v90 = tanh(v89);
+#line 24 "examples/lm/lstm.dopa"
+      const T v93 = v70 * v90;
       const T v94 = v92 + v93;
 #line 25 "examples/lm/lstm.dopa"
       const T v95 = tanh(v94);
-#line 22 "examples/lm/lstm.dopa"
-      const T v78 = t76[j] + l2_h2o_bias[j];
-      const T v74 = t72[j] + l2_x2o_bias[j];
-      const T v79 = v74 + v78;
-      const T v80 = T(1) / (T(1) + exp(-v79));
-#line 25 "examples/lm/lstm.dopa"
       const T v96 = v80 * v95;
       l2_h_next[j] = v96;
       l2_c_next[j] = v94;
       saved_t96[j] = v96;
     }
   }
-#line 552 "lm_lstm.cu"
+#line 550 "lm_lstm.cu"
 }
 
 // forward stage 19: dense product (Eigen), [400]
@@ -569,7 +567,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_19(const dopa
     if ((threadIdx.x & 31) == 0)
       t98[r] = acc;
   }
-#line 573 "lm_lstm.cu"
+#line 571 "lm_lstm.cu"
 }
 
 // forward stage 20: dense product (Eigen), [400]
@@ -590,7 +588,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_20(const dopa
     if ((threadIdx.x & 31) == 0)
       t103[r] = acc;
   }
-#line 594 "lm_lstm.cu"
+#line 592 "lm_lstm.cu"
 }
 
 // forward stage 21: dense product (Eigen), [400]
@@ -611,7 +609,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_21(const dopa
     if ((threadIdx.x & 31) == 0)
       t109[r] = acc;
   }
-#line 615 "lm_lstm.cu"
+#line 613 "lm_lstm.cu"
 }
 
 // forward stage 22: dense product (Eigen), [400]
@@ -632,7 +630,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_22(const dopa
     if ((threadIdx.x & 31) == 0)
       t113[r] = acc;
   }
-#line 636 "lm_lstm.cu"
+#line 634 "lm_lstm.cu"
 }
 
 // forward stage 23: dense product (Eigen), [400]
@@ -653,7 +651,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_23(const dopa
     if ((threadIdx.x & 31) == 0)
       t119[r] = acc;
   }
-#line 657 "lm_lstm.cu"
+#line 655 "lm_lstm.cu"
 }
 
 // forward stage 24: dense product (Eigen), [400]
@@ -674,7 +672,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_24(const dopa
     if ((threadIdx.x & 31) == 0)
       t123[r] = acc;
   }
-#line 678 "lm_lstm.cu"
+#line 676 "lm_lstm.cu"
 }
 
 // forward stage 25: dense product (Eigen), [400]
@@ -695,7 +693,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_25(const dopa
     if ((threadIdx.x & 31) == 0)
       t129[r] = acc;
   }
-#line 699 "lm_lstm.cu"
+#line 697 "lm_lstm.cu"
 }
 
 // forward stage 26: dense product (Eigen), [400]
@@ -716,7 +714,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_26(const dopa
     if ((threadIdx.x & 31) == 0)
       t133[r] = acc;
   }
-#line 720 "lm_lstm.cu"
+#line 718 "lm_lstm.cu"
 }
 
 // forward stage 27: fused loop nest over [400]
@@ -725,23 +723,23 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_26(const dopa
 //   %143 mul l3.hn -> saved
 template <class T>
 __device__ __forceinline__ void lm_lstm_forward_27_l3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2c_bias = a.params + 24221200; // [400]
-  T *__restrict t133 = a.saved + 23936;                  // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23579600; // [400]
-  T *__restrict t129 = a.saved + 23536;                  // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23900400; // [400]
-  T *__restrict t113 = a.saved + 22336;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22658800; // [400]
-  T *__restrict t109 = a.saved + 21936;                  // [400]
-  const T *__restrict l3_c = a.state + 5008;             // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23740000; // [400]
-  T *__restrict t103 = a.saved + 21536;                  // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22198400; // [400]
-  T *__restrict t98 = a.saved + 21136;                   // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24060800; // [400]
-  T *__restrict t123 = a.saved + 23136;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23119200; // [400]
   T *__restrict t119 = a.saved + 22736;                  // [400]
+  const T *__restrict l3_x2o_bias = a.params + 23119200; // [400]
+  T *__restrict t123 = a.saved + 23136;                  // [400]
+  const T *__restrict l3_h2o_bias = a.params + 24060800; // [400]
+  T *__restrict t98 = a.saved + 21136;                   // [400]
+  const T *__restrict l3_x2f_bias = a.params + 22198400; // [400]
+  T *__restrict t103 = a.saved + 21536;                  // [400]
+  const T *__restrict l3_h2f_bias = a.params + 23740000; // [400]
+  const T *__restrict l3_c = a.state + 5008;             // [400]
+  T *__restrict t109 = a.saved + 21936;                  // [400]
+  const T *__restrict l3_x2i_bias = a.params + 22658800; // [400]
+  T *__restrict t113 = a.saved + 22336;                  // [400]
+  const T *__restrict l3_h2i_bias = a.params + 23900400; // [400]
+  T *__restrict t129 = a.saved + 23536;                  // [400]
+  const T *__restrict l3_x2c_bias = a.params + 23579600; // [400]
+  T *__restrict t133 = a.saved + 23936;                  // [400]
+  const T *__restrict l3_h2c_bias = a.params + 24221200; // [400]
   T *__restrict l3_h_next = a.next + 4608;               // [400] l3.hn
   T *__restrict l3_c_next = a.next + 5008;               // [400]
   T *__restrict saved_t143 = a.saved + 24336;            // [400]
@@ -750,41 +748,40 @@ __device__ __forceinline__ void lm_lstm_forward_27_l3_hn(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-#line 23 "examples/lm/lstm.dopa"
-      const T v135 = t133[j] + l3_h2c_bias[j];
-      const T v131 = t129[j] + l3_x2c_bias[j];
-      const T v136 = v131 + v135;
-      const T v137 = tanh(v136);
-#line 21 "examples/lm/lstm.dopa"
-      const T v115 = t113[j] + l3_h2i_bias[j];
-      const T v111 = t109[j] + l3_x2i_bias[j];
-      const T v116 = v111 + v115;
-      const T v117 = T(1) / (T(1) + exp(-v116));
-#line 24 "examples/lm/lstm.dopa"
-      const T v140 = v117 * v137;
+#line 22 "examples/lm/lstm.dopa"
+      const T v121 = t119[j] + l3_x2o_bias[j];
+      const T v125 = t123[j] + l3_h2o_bias[j];
+      const T v126 = v121 + v125;
+      const T v127 = T(1) / (T(1) + exp(-v126));
 #line 20 "examples/lm/lstm.dopa"
-      const T v105 = t103[j] + l3_h2f_bias[j];
       const T v100 = t98[j] + l3_x2f_bias[j];
+      const T v105 = t103[j] + l3_h2f_bias[j];
       const T v106 = v100 + v105;
       const T v107 = T(1) / (T(1) + exp(-v106));
 #line 24 "examples/lm/lstm.dopa"
       const T v139 = v107 * l3_c[j];
+#line 21 "examples/lm/lstm.dopa"
+      const T v111 = t109[j] + l3_x2i_bias[j];
+      const T v115 = t113[j] + l3_h2i_bias[j];
+      const T v116 = v111 + v115;
+      const T v117 = T(1) / (T(1) + exp(-v116));
+#line 23 "examples/lm/lstm.dopa"
+      const T v131 = t129[j] + l3_x2c_bias[j];
+      const T v135 = t133[j] + l3_h2c_bias[j];
+      const T v136 = v131 + v135;
+      const T v137 = tanh(v136);
+#line 24 "examples/lm/lstm.dopa"
+      const T v140 = v117 * v137;
       const T v141 = v139 + v140;
 #line 25 "examples/lm/lstm.dopa"
       const T v142 = tanh(v141);
-#line 22 "examples/lm/lstm.dopa"
-      const T v125 = t123[j] + l3_h2o_bias[j];
-      const T v121 = t119[j] + l3_x2o_bias[j];
-      const T v126 = v121 + v125;
-      const T v127 = T(1) / (T(1) + exp(-v126));
-#line 25 "examples/lm/lstm.dopa"
       const T v143 = v127 * v142;
       l3_h_next[j] = v143;
       l3_c_next[j] = v141;
       saved_t143[j] = v143;
     }
   }
-#line 788 "lm_lstm.cu"
+#line 785 "lm_lstm.cu"
 }
 
 // forward stage 28: dense product (Eigen), [10000]
@@ -805,15 +802,15 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_28(const dopa
     if ((threadIdx.x & 31) == 0)
       t144[r] = acc;
   }
-#line 809 "lm_lstm.cu"
+#line 806 "lm_lstm.cu"
 }
 
 // forward stage 29: fused loop nest over [10000]
 //   %146 add logits -> output logits
 template <class T>
 __device__ __forceinline__ void lm_lstm_forward_29_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict t144 = a.scratch + 0;                // [10000]
+  const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict out_logits = a.outputs[0];           // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -825,7 +822,7 @@ __device__ __forceinline__ void lm_lstm_forward_29_logits(const dopa::StepArgs<T
       out_logits[j] = v146;
     }
   }
-#line 829 "lm_lstm.cu"
+#line 826 "lm_lstm.cu"
 }
 
 /// One forward step of LSTMLM for the whole batch: block b runs batch element b.
@@ -937,7 +934,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_0(const dopa
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t156[c] = acc;
   }
-#line 941 "lm_lstm.cu"
+#line 938 "lm_lstm.cu"
 }
 
 // backward stage 1: fused loop nest over [400]
@@ -959,26 +956,26 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_0(const dopa
 //   %171 mul += grad l3.h2c.bias
 template <class T>
 __device__ __forceinline__ void lm_lstm_backward_1_l3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2c_bias = a.params + 24221200; // [400]
-  const T *__restrict t133 = a.saved + 23936;            // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23579600; // [400]
-  const T *__restrict t129 = a.saved + 23536;            // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23900400; // [400]
-  const T *__restrict t113 = a.saved + 22336;            // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22658800; // [400]
-  const T *__restrict t109 = a.saved + 21936;            // [400]
-  const T *__restrict l3_c = a.state + 5008;             // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23740000; // [400]
-  const T *__restrict t103 = a.saved + 21536;            // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22198400; // [400]
-  const T *__restrict t98 = a.saved + 21136;             // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24060800; // [400]
-  const T *__restrict t123 = a.saved + 23136;            // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23119200; // [400]
-  const T *__restrict t119 = a.saved + 22736;            // [400]
-  T *__restrict t156 = a.scratch + 0;                    // [400]
-  const T *__restrict d_l3_h_next = a.gradNext + 4608;   // [400] d l3.h'
   const T *__restrict d_l3_c_next = a.gradNext + 5008;   // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + 4608;   // [400] d l3.h'
+  T *__restrict t156 = a.scratch + 0;                    // [400]
+  const T *__restrict t119 = a.saved + 22736;            // [400]
+  const T *__restrict l3_x2o_bias = a.params + 23119200; // [400]
+  const T *__restrict t123 = a.saved + 23136;            // [400]
+  const T *__restrict l3_h2o_bias = a.params + 24060800; // [400]
+  const T *__restrict t98 = a.saved + 21136;             // [400]
+  const T *__restrict l3_x2f_bias = a.params + 22198400; // [400]
+  const T *__restrict t103 = a.saved + 21536;            // [400]
+  const T *__restrict l3_h2f_bias = a.params + 23740000; // [400]
+  const T *__restrict l3_c = a.state + 5008;             // [400]
+  const T *__restrict t109 = a.saved + 21936;            // [400]
+  const T *__restrict l3_x2i_bias = a.params + 22658800; // [400]
+  const T *__restrict t113 = a.saved + 22336;            // [400]
+  const T *__restrict l3_h2i_bias = a.params + 23900400; // [400]
+  const T *__restrict t129 = a.saved + 23536;            // [400]
+  const T *__restrict l3_x2c_bias = a.params + 23579600; // [400]
+  const T *__restrict t133 = a.saved + 23936;            // [400]
+  const T *__restrict l3_h2c_bias = a.params + 24221200; // [400]
   T *__restrict t171 = a.record + 26224;                 // [400]
   T *__restrict t181 = a.record + 25824;                 // [400]
   T *__restrict t192 = a.record + 25424;                 // [400]
@@ -1003,69 +1000,67 @@ __device__ __forceinline__ void lm_lstm_backward_1_l3_hn(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-#line 23 "examples/lm/lstm.dopa"
-      const T v135 = t133[j] + l3_h2c_bias[j];
-      const T v131 = t129[j] + l3_x2c_bias[j];
-      const T v136 = v131 + v135;
-      const T v137 = tanh(v136);
-      const T v169 = v137 * v137;
-      const T v170 = T(1.0) - v169;
-#line 21 "examples/lm/lstm.dopa"
-      const T v115 = t113[j] + l3_h2i_bias[j];
-      const T v111 = t109[j] + l3_x2i_bias[j];
-      const T v116 = v111 + v115;
-      const T v117 = T(1) / (T(1) + exp(-v116));
-#line 24 "examples/lm/lstm.dopa"
-      const T v140 = v117 * v137;
+#line 25 "examples/lm/lstm.dopa"
+      const T v157 = d_l3_h_next[j] + t156[j];
+#line 22 "examples/lm/lstm.dopa"
+      const T v121 = t119[j] + l3_x2o_bias[j];
+      const T v125 = t123[j] + l3_h2o_bias[j];
+      const T v126 = v121 + v125;
+      const T v127 = T(1) / (T(1) + exp(-v126));
+#line 25 "examples/lm/lstm.dopa"
+      const T v159 = v157 * v127;
 #line 20 "examples/lm/lstm.dopa"
-      const T v105 = t103[j] + l3_h2f_bias[j];
       const T v100 = t98[j] + l3_x2f_bias[j];
+      const T v105 = t103[j] + l3_h2f_bias[j];
       const T v106 = v100 + v105;
       const T v107 = T(1) / (T(1) + exp(-v106));
 #line 24 "examples/lm/lstm.dopa"
       const T v139 = v107 * l3_c[j];
+#line 21 "examples/lm/lstm.dopa"
+      const T v111 = t109[j] + l3_x2i_bias[j];
+      const T v115 = t113[j] + l3_h2i_bias[j];
+      const T v116 = v111 + v115;
+      const T v117 = T(1) / (T(1) + exp(-v116));
+#line 23 "examples/lm/lstm.dopa"
+      const T v131 = t129[j] + l3_x2c_bias[j];
+      const T v135 = t133[j] + l3_h2c_bias[j];
+      const T v136 = v131 + v135;
+      const T v137 = tanh(v136);
+#line 24 "examples/lm/lstm.dopa"
+      const T v140 = v117 * v137;
       const T v141 = v139 + v140;
 #line 25 "examples/lm/lstm.dopa"
       const T v142 = tanh(v141);
       const T v160 = v142 * v142;
       const T v162 = T(1.0) - v160;
-#line 22 "examples/lm/lstm.dopa"
-      const T v125 = t123[j] + l3_h2o_bias[j];
-      const T v121 = t119[j] + l3_x2o_bias[j];
-      const T v126 = v121 + v125;
-      const T v127 = T(1) / (T(1) + exp(-v126));
-#line 25 "examples/lm/lstm.dopa"
-      const T v157 = d_l3_h_next[j] + t156[j];
-      const T v159 = v157 * v127;
       const T v163 = v159 * v162;
 #line 24 "examples/lm/lstm.dopa"
       const T v164 = d_l3_c_next[j] + v163;
       const T v166 = v164 * v117;
 #line 23 "examples/lm/lstm.dopa"
+      const T v169 = v137 * v137;
+      const T v170 = T(1.0) - v169;
       const T v171 = v166 * v170;
       t171[j] = v171;
-#line 22 "examples/lm/lstm.dopa"
-      const T v179 = T(1.0) - v127;
-      const T v180 = v127 * v179;
 #line 25 "examples/lm/lstm.dopa"
       const T v158 = v157 * v142;
 #line 22 "examples/lm/lstm.dopa"
+      const T v179 = T(1.0) - v127;
+      const T v180 = v127 * v179;
       const T v181 = v158 * v180;
       t181[j] = v181;
-#line 21 "examples/lm/lstm.dopa"
-      const T v190 = T(1.0) - v117;
-      const T v191 = v117 * v190;
 #line 24 "examples/lm/lstm.dopa"
       const T v165 = v164 * v137;
 #line 21 "examples/lm/lstm.dopa"
+      const T v190 = T(1.0) - v117;
+      const T v191 = v117 * v190;
       const T v192 = v165 * v191;
       t192[j] = v192;
-#line 20 "examples/lm/lstm.dopa"
-      const T v201 = T(1.0) - v107;
-      const T v202 = v107 * v201;
 #line 24 "examples/lm/lstm.dopa"
       const T v167 = v164 * l3_c[j];
 #line 20 "examples/lm/lstm.dopa"
+      const T v201 = T(1.0) - v107;
+      const T v202 = v107 * v201;
       const T v203 = v167 * v202;
       t203[j] = v203;
 #line 24 "examples/lm/lstm.dopa"
@@ -1088,7 +1083,7 @@ __device__ __forceinline__ void lm_lstm_backward_1_l3_hn(const dopa::StepArgs<T>
       atomicAdd(&d_l3_h2c_bias[j], v171);
     }
   }
-#line 1092 "lm_lstm.cu"
+#line 1087 "lm_lstm.cu"
 }
 
 // backward stage 2: dense product (Eigen), [400]
@@ -1107,7 +1102,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_2(const dopa
       acc += t171[k] * l3_h2c_weight[k * 400 + c];
     t174[c] = acc;
   }
-#line 1111 "lm_lstm.cu"
+#line 1106 "lm_lstm.cu"
 }
 
 // backward stage 3: dense product (Eigen), [1150]
@@ -1126,7 +1121,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_3(const dopa
       acc += t171[k] * l3_x2c_weight[k * 1150 + c];
     t177[c] = acc;
   }
-#line 1130 "lm_lstm.cu"
+#line 1125 "lm_lstm.cu"
 }
 
 // backward stage 4: dense product (Eigen), [400]
@@ -1145,7 +1140,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_4(const dopa
       acc += t181[k] * l3_h2o_weight[k * 400 + c];
     t184[c] = acc;
   }
-#line 1149 "lm_lstm.cu"
+#line 1144 "lm_lstm.cu"
 }
 
 // backward stage 5: dense product (Eigen), [1150]
@@ -1164,7 +1159,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_5(const dopa
       acc += t181[k] * l3_x2o_weight[k * 1150 + c];
     t188[c] = acc;
   }
-#line 1168 "lm_lstm.cu"
+#line 1163 "lm_lstm.cu"
 }
 
 // backward stage 6: dense product (Eigen), [400]
@@ -1183,7 +1178,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_6(const dopa
       acc += t192[k] * l3_h2i_weight[k * 400 + c];
     t195[c] = acc;
   }
-#line 1187 "lm_lstm.cu"
+#line 1182 "lm_lstm.cu"
 }
 
 // backward stage 7: dense product (Eigen), [1150]
@@ -1202,7 +1197,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_7(const dopa
       acc += t192[k] * l3_x2i_weight[k * 1150 + c];
     t199[c] = acc;
   }
-#line 1206 "lm_lstm.cu"
+#line 1201 "lm_lstm.cu"
 }
 
 // backward stage 8: dense product (Eigen), [400]
@@ -1221,7 +1216,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_8(const dopa
       acc += t203[k] * l3_h2f_weight[k * 400 + c];
     t206[c] = acc;
   }
-#line 1225 "lm_lstm.cu"
+#line 1220 "lm_lstm.cu"
 }
 
 // backward stage 9: dense product (Eigen), [1150]
@@ -1240,7 +1235,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_9(const dopa
       acc += t203[k] * l3_x2f_weight[k * 1150 + c];
     t210[c] = acc;
   }
-#line 1244 "lm_lstm.cu"
+#line 1239 "lm_lstm.cu"
 }
 
 // backward stage 10: fused loop nest over [1150]
@@ -1263,29 +1258,29 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_9(const dopa
 //   %96 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void lm_lstm_backward_10_l1_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2c_bias = a.params + 21737250; // [1150]
-  const T *__restrict t86 = a.saved + 18832;             // [1150]
-  const T *__restrict l2_x2c_bias = a.params + 16442650; // [1150]
-  const T *__restrict t82 = a.saved + 17680;             // [1150]
-  const T *__restrict l2_h2i_bias = a.params + 19089950; // [1150]
-  const T *__restrict t66 = a.saved + 14224;             // [1150]
-  const T *__restrict l2_x2i_bias = a.params + 13795350; // [1150]
-  const T *__restrict t62 = a.saved + 13072;             // [1150]
-  const T *__restrict l2_c = a.state + 3456;             // [1150]
-  const T *__restrict l2_h2f_bias = a.params + 17766300; // [1150]
-  const T *__restrict t56 = a.saved + 11920;             // [1150]
-  const T *__restrict l2_x2f_bias = a.params + 12471700; // [1150]
-  const T *__restrict t51 = a.saved + 10768;             // [1150]
-  const T *__restrict l2_h2o_bias = a.params + 20413600; // [1150]
-  const T *__restrict t76 = a.saved + 16528;             // [1150]
-  const T *__restrict l2_x2o_bias = a.params + 15119000; // [1150]
-  const T *__restrict t72 = a.saved + 15376;             // [1150]
-  T *__restrict t210 = a.scratch + 5456;                 // [1150]
-  T *__restrict t199 = a.scratch + 3904;                 // [1150]
-  T *__restrict t188 = a.scratch + 2352;                 // [1150]
-  T *__restrict t177 = a.scratch + 800;                  // [1150]
-  const T *__restrict d_l2_h_next = a.gradNext + 2304;   // [1150] d l2.h'
   const T *__restrict d_l2_c_next = a.gradNext + 3456;   // [1150] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + 2304;   // [1150] d l2.h'
+  T *__restrict t177 = a.scratch + 800;                  // [1150]
+  T *__restrict t188 = a.scratch + 2352;                 // [1150]
+  T *__restrict t199 = a.scratch + 3904;                 // [1150]
+  T *__restrict t210 = a.scratch + 5456;                 // [1150]
+  const T *__restrict t72 = a.saved + 15376;             // [1150]
+  const T *__restrict l2_x2o_bias = a.params + 15119000; // [1150]
+  const T *__restrict t76 = a.saved + 16528;             // [1150]
+  const T *__restrict l2_h2o_bias = a.params + 20413600; // [1150]
+  const T *__restrict t51 = a.saved + 10768;             // [1150]
+  const T *__restrict l2_x2f_bias = a.params + 12471700; // [1150]
+  const T *__restrict t56 = a.saved + 11920;             // [1150]
+  const T *__restrict l2_h2f_bias = a.params + 17766300; // [1150]
+  const T *__restrict l2_c = a.state + 3456;             // [1150]
+  const T *__restrict t62 = a.saved + 13072;             // [1150]
+  const T *__restrict l2_x2i_bias = a.params + 13795350; // [1150]
+  const T *__restrict t66 = a.saved + 14224;             // [1150]
+  const T *__restrict l2_h2i_bias = a.params + 19089950; // [1150]
+  const T *__restrict t82 = a.saved + 17680;             // [1150]
+  const T *__restrict l2_x2c_bias = a.params + 16442650; // [1150]
+  const T *__restrict t86 = a.saved + 18832;             // [1150]
+  const T *__restrict l2_h2c_bias = a.params + 21737250; // [1150]
   T *__restrict t224 = a.record + 22320;                 // [1150]
   T *__restrict t234 = a.record + 21168;                 // [1150]
   T *__restrict t245 = a.record + 20016;                 // [1150]
@@ -1312,72 +1307,70 @@ __device__ __forceinline__ void lm_lstm_backward_10_l1_hn(const dopa::StepArgs<T
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
-#line 23 "examples/lm/lstm.dopa"
-      const T v88 = t86[j] + l2_h2c_bias[j];
-      const T v84 = t82[j] + l2_x2c_bias[j];
-      const T v89 = v84 + v88;
-      const T v90 = tanh(v89);
-      const T v222 = v90 * v90;
-      const T v223 = T(1.0) - v222;
-#line 21 "examples/lm/lstm.dopa"
-      const T v68 = t66[j] + l2_h2i_bias[j];
-      const T v64 = t62[j] + l2_x2i_bias[j];
-      const T v69 = v64 + v68;
-      const T v70 = T(1) / (T(1) + exp(-v69));
-#line 24 "examples/lm/lstm.dopa"
-      const T v93 = v70 * v90;
-#line 20 "examples/lm/lstm.dopa"
-      const T v58 = t56[j] + l2_h2f_bias[j];
-      const T v53 = t51[j] + l2_x2f_bias[j];
-      const T v59 = v53 + v58;
-      const T v60 = T(1) / (T(1) + exp(-v59));
-#line 24 "examples/lm/lstm.dopa"
-      const T v92 = v60 * l2_c[j];
-      const T v94 = v92 + v93;
-#line 25 "examples/lm/lstm.dopa"
-      const T v95 = tanh(v94);
-      const T v214 = v95 * v95;
-      const T v215 = T(1.0) - v214;
-#line 22 "examples/lm/lstm.dopa"
-      const T v78 = t76[j] + l2_h2o_bias[j];
-      const T v74 = t72[j] + l2_x2o_bias[j];
-      const T v79 = v74 + v78;
-      const T v80 = T(1) / (T(1) + exp(-v79));
 #line 25 "examples/lm/lstm.dopa"
       const T v178 = d_l2_h_next[j] + t177[j];
       const T v189 = v178 + t188[j];
       const T v200 = v189 + t199[j];
       const T v211 = v200 + t210[j];
+#line 22 "examples/lm/lstm.dopa"
+      const T v74 = t72[j] + l2_x2o_bias[j];
+      const T v78 = t76[j] + l2_h2o_bias[j];
+      const T v79 = v74 + v78;
+      const T v80 = T(1) / (T(1) + exp(-v79));
+#line 25 "examples/lm/lstm.dopa"
       const T v213 = v211 * v80;
+#line 20 "examples/lm/lstm.dopa"
+      const T v53 = t51[j] + l2_x2f_bias[j];
+      const T v58 = t56[j] + l2_h2f_bias[j];
+      const T v59 = v53 + v58;
+      const T v60 = T(1) / (T(1) + exp(-v59));
+#line 24 "examples/lm/lstm.dopa"
+      const T v92 = v60 * l2_c[j];
+#line 21 "examples/lm/lstm.dopa"
+      const T v64 = t62[j] + l2_x2i_bias[j];
+      const T v68 = t66[j] + l2_h2i_bias[j];
+      const T v69 = v64 + v68;
+      const T v70 = T(1) / (T(1) + exp(-v69));
+#line 23 "examples/lm/lstm.dopa"
+      const T v84 = t82[j] + l2_x2c_bias[j];
+      const T v88 = t86[j] + l2_h2c_bias[j];
+      const T v89 = v84 + v88;
+      const T v90 = tanh(v89);
+#line 24 "examples/lm/lstm.dopa"
+      const T v93 = v70 * v90;
+      const T v94 = v92 + v93;
+#line 25 "examples/lm/lstm.dopa"
+      const T v95 = tanh(v94);
+      const T v214 = v95 * v95;
+      const T v215 = T(1.0) - v214;
       const T v216 = v213 * v215;
 #line 24 "examples/lm/lstm.dopa"
       const T v217 = d_l2_c_next[j] + v216;
       const T v219 = v217 * v70;
 #line 23 "examples/lm/lstm.dopa"
+      const T v222 = v90 * v90;
+      const T v223 = T(1.0) - v222;
       const T v224 = v219 * v223;
       t224[j] = v224;
-#line 22 "examples/lm/lstm.dopa"
-      const T v232 = T(1.0) - v80;
-      const T v233 = v80 * v232;
 #line 25 "examples/lm/lstm.dopa"
       const T v212 = v211 * v95;
 #line 22 "examples/lm/lstm.dopa"
+      const T v232 = T(1.0) - v80;
+      const T v233 = v80 * v232;
       const T v234 = v212 * v233;
       t234[j] = v234;
-#line 21 "examples/lm/lstm.dopa"
-      const T v243 = T(1.0) - v70;
-      const T v244 = v70 * v243;
 #line 24 "examples/lm/lstm.dopa"
       const T v218 = v217 * v90;
 #line 21 "examples/lm/lstm.dopa"
+      const T v243 = T(1.0) - v70;
+      const T v244 = v70 * v243;
       const T v245 = v218 * v244;
       t245[j] = v245;
-#line 20 "examples/lm/lstm.dopa"
-      const T v254 = T(1.0) - v60;
-      const T v255 = v60 * v254;
 #line 24 "examples/lm/lstm.dopa"
       const T v220 = v217 * l2_c[j];
 #line 20 "examples/lm/lstm.dopa"
+      const T v254 = T(1.0) - v60;
+      const T v255 = v60 * v254;
       const T v256 = v220 * v255;
       t256[j] = v256;
 #line 24 "examples/lm/lstm.dopa"
@@ -1401,7 +1394,7 @@ __device__ __forceinline__ void lm_lstm_backward_10_l1_hn(const dopa::StepArgs<T
       record15[j] = t96_l2_hn[j];
     }
   }
-#line 1405 "lm_lstm.cu"
+#line 1398 "lm_lstm.cu"
 }
 
 // backward stage 11: dense product (Eigen), [1150]
@@ -1420,7 +1413,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_11(const dop
       acc += t224[k] * l2_h2c_weight[k * 1150 + c];
     t227[c] = acc;
   }
-#line 1424 "lm_lstm.cu"
+#line 1417 "lm_lstm.cu"
 }
 
 // backward stage 12: dense product (Eigen), [1150]
@@ -1439,7 +1432,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_12(const dop
       acc += t224[k] * l2_x2c_weight[k * 1150 + c];
     t230[c] = acc;
   }
-#line 1443 "lm_lstm.cu"
+#line 1436 "lm_lstm.cu"
 }
 
 // backward stage 13: dense product (Eigen), [1150]
@@ -1458,7 +1451,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_13(const dop
       acc += t234[k] * l2_h2o_weight[k * 1150 + c];
     t237[c] = acc;
   }
-#line 1462 "lm_lstm.cu"
+#line 1455 "lm_lstm.cu"
 }
 
 // backward stage 14: dense product (Eigen), [1150]
@@ -1477,7 +1470,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_14(const dop
       acc += t234[k] * l2_x2o_weight[k * 1150 + c];
     t241[c] = acc;
   }
-#line 1481 "lm_lstm.cu"
+#line 1474 "lm_lstm.cu"
 }
 
 // backward stage 15: dense product (Eigen), [1150]
@@ -1496,7 +1489,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_15(const dop
       acc += t245[k] * l2_h2i_weight[k * 1150 + c];
     t248[c] = acc;
   }
-#line 1500 "lm_lstm.cu"
+#line 1493 "lm_lstm.cu"
 }
 
 // backward stage 16: dense product (Eigen), [1150]
@@ -1515,7 +1508,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_16(const dop
       acc += t245[k] * l2_x2i_weight[k * 1150 + c];
     t252[c] = acc;
   }
-#line 1519 "lm_lstm.cu"
+#line 1512 "lm_lstm.cu"
 }
 
 // backward stage 17: dense product (Eigen), [1150]
@@ -1534,7 +1527,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_17(const dop
       acc += t256[k] * l2_h2f_weight[k * 1150 + c];
     t259[c] = acc;
   }
-#line 1538 "lm_lstm.cu"
+#line 1531 "lm_lstm.cu"
 }
 
 // backward stage 18: dense product (Eigen), [1150]
@@ -1553,7 +1546,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_18(const dop
       acc += t256[k] * l2_x2f_weight[k * 1150 + c];
     t263[c] = acc;
   }
-#line 1557 "lm_lstm.cu"
+#line 1550 "lm_lstm.cu"
 }
 
 // backward stage 19: fused loop nest over [1150]
@@ -1572,38 +1565,38 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_18(const dop
 //   %277 mul += grad l1.x2c.bias
 //   %277 mul += grad l1.h2c.bias
 template <class T> __device__ __forceinline__ void lm_lstm_backward_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2c_bias = a.params + 11148050; // [1150]
-  const T *__restrict t39 = a.saved + 8464;              // [1150]
-  const T *__restrict l1_x2c_bias = a.params + 5853450;  // [1150]
-  const T *__restrict t35 = a.saved + 7312;              // [1150]
-  const T *__restrict l1_h2i_bias = a.params + 8500750;  // [1150]
-  const T *__restrict t19 = a.saved + 3856;              // [1150]
-  const T *__restrict l1_x2i_bias = a.params + 4931150;  // [1150]
-  const T *__restrict t15 = a.saved + 2704;              // [1150]
-  const T *__restrict l1_c = a.state + 1152;             // [1150]
-  const T *__restrict l1_h2f_bias = a.params + 7177100;  // [1150]
-  const T *__restrict t9 = a.saved + 1552;               // [1150]
-  const T *__restrict l1_x2f_bias = a.params + 4470000;  // [1150]
-  const T *__restrict t4 = a.saved + 400;                // [1150]
-  const T *__restrict l1_h2o_bias = a.params + 9824400;  // [1150]
-  const T *__restrict t29 = a.saved + 6160;              // [1150]
-  const T *__restrict l1_x2o_bias = a.params + 5392300;  // [1150]
-  const T *__restrict t25 = a.saved + 5008;              // [1150]
-  T *__restrict t263 = a.scratch + 14672;                // [1150]
-  T *__restrict t252 = a.scratch + 12368;                // [1150]
-  T *__restrict t241 = a.scratch + 10064;                // [1150]
-  T *__restrict t230 = a.scratch + 7760;                 // [1150]
-  const T *__restrict d_l1_h_next = a.gradNext + 0;      // [1150] d l1.h'
   const T *__restrict d_l1_c_next = a.gradNext + 1152;   // [1150] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + 0;      // [1150] d l1.h'
+  T *__restrict t230 = a.scratch + 7760;                 // [1150]
+  T *__restrict t241 = a.scratch + 10064;                // [1150]
+  T *__restrict t252 = a.scratch + 12368;                // [1150]
+  T *__restrict t263 = a.scratch + 14672;                // [1150]
+  const T *__restrict t25 = a.saved + 5008;              // [1150]
+  const T *__restrict l1_x2o_bias = a.params + 5392300;  // [1150]
+  const T *__restrict t29 = a.saved + 6160;              // [1150]
+  const T *__restrict l1_h2o_bias = a.params + 9824400;  // [1150]
+  const T *__restrict t4 = a.saved + 400;                // [1150]
+  const T *__restrict l1_x2f_bias = a.params + 4470000;  // [1150]
+  const T *__restrict t9 = a.saved + 1552;               // [1150]
+  const T *__restrict l1_h2f_bias = a.params + 7177100;  // [1150]
+  const T *__restrict l1_c = a.state + 1152;             // [1150]
+  const T *__restrict t15 = a.saved + 2704;              // [1150]
+  const T *__restrict l1_x2i_bias = a.params + 4931150;  // [1150]
+  const T *__restrict t19 = a.saved + 3856;              // [1150]
+  const T *__restrict l1_h2i_bias = a.params + 8500750;  // [1150]
+  const T *__restrict t35 = a.saved + 7312;              // [1150]
+  const T *__restrict l1_x2c_bias = a.params + 5853450;  // [1150]
+  const T *__restrict t39 = a.saved + 8464;              // [1150]
+  const T *__restrict l1_h2c_bias = a.params + 11148050; // [1150]
   T *__restrict t277 = a.record + 15408;                 // [1150]
   T *__restrict t286 = a.record + 14256;                 // [1150]
   T *__restrict t297 = a.record + 13104;                 // [1150]
   T *__restrict t308 = a.record + 10400;                 // [1150]
   T *__restrict d_l1_c = a.gradPrev + 1152;              // [1150]
-  T *__restrict t259 = a.scratch + 13520;                // [1150]
-  T *__restrict t248 = a.scratch + 11216;                // [1150]
-  T *__restrict t237 = a.scratch + 8912;                 // [1150]
   T *__restrict t227 = a.scratch + 6608;                 // [1150]
+  T *__restrict t237 = a.scratch + 8912;                 // [1150]
+  T *__restrict t248 = a.scratch + 11216;                // [1150]
+  T *__restrict t259 = a.scratch + 13520;                // [1150]
   T *__restrict d_l2_h = a.gradPrev + 2304;              // [1150]
   T *__restrict d_l1_x2f_bias = a.grads + 4470000;       // [1150]
   T *__restrict d_l1_h2f_bias = a.grads + 7177100;       // [1150]
@@ -1618,72 +1611,70 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_19(const dop
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
-#line 23 "examples/lm/lstm.dopa"
-      const T v41 = t39[j] + l1_h2c_bias[j];
-      const T v37 = t35[j] + l1_x2c_bias[j];
-      const T v42 = v37 + v41;
-      const T v43 = tanh(v42);
-      const T v275 = v43 * v43;
-      const T v276 = T(1.0) - v275;
-#line 21 "examples/lm/lstm.dopa"
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
-#line 24 "examples/lm/lstm.dopa"
-      const T v46 = v23 * v43;
-#line 20 "examples/lm/lstm.dopa"
-      const T v11 = t9[j] + l1_h2f_bias[j];
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v12 = v6 + v11;
-      const T v13 = T(1) / (T(1) + exp(-v12));
-#line 24 "examples/lm/lstm.dopa"
-      const T v45 = v13 * l1_c[j];
-      const T v47 = v45 + v46;
-#line 25 "examples/lm/lstm.dopa"
-      const T v48 = tanh(v47);
-      const T v267 = v48 * v48;
-      const T v268 = T(1.0) - v267;
-#line 22 "examples/lm/lstm.dopa"
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
 #line 25 "examples/lm/lstm.dopa"
       const T v231 = d_l1_h_next[j] + t230[j];
       const T v242 = v231 + t241[j];
       const T v253 = v242 + t252[j];
       const T v264 = v253 + t263[j];
+#line 22 "examples/lm/lstm.dopa"
+      const T v27 = t25[j] + l1_x2o_bias[j];
+      const T v31 = t29[j] + l1_h2o_bias[j];
+      const T v32 = v27 + v31;
+      const T v33 = T(1) / (T(1) + exp(-v32));
+#line 25 "examples/lm/lstm.dopa"
       const T v266 = v264 * v33;
+#line 20 "examples/lm/lstm.dopa"
+      const T v6 = t4[j] + l1_x2f_bias[j];
+      const T v11 = t9[j] + l1_h2f_bias[j];
+      const T v12 = v6 + v11;
+      const T v13 = T(1) / (T(1) + exp(-v12));
+#line 24 "examples/lm/lstm.dopa"
+      const T v45 = v13 * l1_c[j];
+#line 21 "examples/lm/lstm.dopa"
+      const T v17 = t15[j] + l1_x2i_bias[j];
+      const T v21 = t19[j] + l1_h2i_bias[j];
+      const T v22 = v17 + v21;
+      const T v23 = T(1) / (T(1) + exp(-v22));
+#line 23 "examples/lm/lstm.dopa"
+      const T v37 = t35[j] + l1_x2c_bias[j];
+      const T v41 = t39[j] + l1_h2c_bias[j];
+      const T v42 = v37 + v41;
+      const T v43 = tanh(v42);
+#line 24 "examples/lm/lstm.dopa"
+      const T v46 = v23 * v43;
+      const T v47 = v45 + v46;
+#line 25 "examples/lm/lstm.dopa"
+      const T v48 = tanh(v47);
+      const T v267 = v48 * v48;
+      const T v268 = T(1.0) - v267;
       const T v269 = v266 * v268;
 #line 24 "examples/lm/lstm.dopa"
       const T v270 = d_l1_c_next[j] + v269;
       const T v272 = v270 * v23;
 #line 23 "examples/lm/lstm.dopa"
+      const T v275 = v43 * v43;
+      const T v276 = T(1.0) - v275;
       const T v277 = v272 * v276;
       t277[j] = v277;
-#line 22 "examples/lm/lstm.dopa"
-      const T v284 = T(1.0) - v33;
-      const T v285 = v33 * v284;
 #line 25 "examples/lm/lstm.dopa"
       const T v265 = v264 * v48;
 #line 22 "examples/lm/lstm.dopa"
+      const T v284 = T(1.0) - v33;
+      const T v285 = v33 * v284;
       const T v286 = v265 * v285;
       t286[j] = v286;
-#line 21 "examples/lm/lstm.dopa"
-      const T v295 = T(1.0) - v23;
-      const T v296 = v23 * v295;
 #line 24 "examples/lm/lstm.dopa"
       const T v271 = v270 * v43;
 #line 21 "examples/lm/lstm.dopa"
+      const T v295 = T(1.0) - v23;
+      const T v296 = v23 * v295;
       const T v297 = v271 * v296;
       t297[j] = v297;
-#line 20 "examples/lm/lstm.dopa"
-      const T v306 = T(1.0) - v13;
-      const T v307 = v13 * v306;
 #line 24 "examples/lm/lstm.dopa"
       const T v273 = v270 * l1_c[j];
 #line 20 "examples/lm/lstm.dopa"
+      const T v306 = T(1.0) - v13;
+      const T v307 = v13 * v306;
       const T v308 = v273 * v307;
       t308[j] = v308;
 #line 24 "examples/lm/lstm.dopa"
@@ -1708,7 +1699,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_19(const dop
       atomicAdd(&d_l1_h2c_bias[j], v277);
     }
   }
-#line 1712 "lm_lstm.cu"
+#line 1703 "lm_lstm.cu"
 }
 
 // backward stage 20: dense product (Eigen), [1150]
@@ -1727,7 +1718,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_20(const dop
       acc += t277[k] * l1_h2c_weight[k * 1150 + c];
     t280[c] = acc;
   }
-#line 1731 "lm_lstm.cu"
+#line 1722 "lm_lstm.cu"
 }
 
 // backward stage 21: dense product (Eigen), [400]
@@ -1746,7 +1737,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_21(const dop
       acc += t277[k] * l1_x2c_weight[k * 400 + c];
     t283[c] = acc;
   }
-#line 1750 "lm_lstm.cu"
+#line 1741 "lm_lstm.cu"
 }
 
 // backward stage 22: dense product (Eigen), [1150]
@@ -1765,7 +1756,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_22(const dop
       acc += t286[k] * l1_h2o_weight[k * 1150 + c];
     t289[c] = acc;
   }
-#line 1769 "lm_lstm.cu"
+#line 1760 "lm_lstm.cu"
 }
 
 // backward stage 23: dense product (Eigen), [400]
@@ -1784,7 +1775,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_23(const dop
       acc += t286[k] * l1_x2o_weight[k * 400 + c];
     t293[c] = acc;
   }
-#line 1788 "lm_lstm.cu"
+#line 1779 "lm_lstm.cu"
 }
 
 // backward stage 24: dense product (Eigen), [1150]
@@ -1803,7 +1794,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_24(const dop
       acc += t297[k] * l1_h2i_weight[k * 1150 + c];
     t300[c] = acc;
   }
-#line 1807 "lm_lstm.cu"
+#line 1798 "lm_lstm.cu"
 }
 
 // backward stage 25: dense product (Eigen), [400]
@@ -1822,7 +1813,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_25(const dop
       acc += t297[k] * l1_x2i_weight[k * 400 + c];
     t304[c] = acc;
   }
-#line 1826 "lm_lstm.cu"
+#line 1817 "lm_lstm.cu"
 }
 
 // backward stage 26: dense product (Eigen), [1150]
@@ -1841,7 +1832,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_26(const dop
       acc += t308[k] * l1_h2f_weight[k * 1150 + c];
     t311[c] = acc;
   }
-#line 1845 "lm_lstm.cu"
+#line 1836 "lm_lstm.cu"
 }
 
 // backward stage 27: dense product (Eigen), [400]
@@ -1860,16 +1851,16 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_27(const dop
       acc += t308[k] * l1_x2f_weight[k * 400 + c];
     t315[c] = acc;
   }
-#line 1864 "lm_lstm.cu"
+#line 1855 "lm_lstm.cu"
 }
 
 // backward stage 28: fused loop nest over [1150]
 //   %312 add -> grad_prev l1.h
 template <class T> __device__ __forceinline__ void lm_lstm_backward_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t311 = a.scratch + 20480; // [1150]
-  T *__restrict t300 = a.scratch + 18928; // [1150]
-  T *__restrict t289 = a.scratch + 17376; // [1150]
   T *__restrict t280 = a.scratch + 15824; // [1150]
+  T *__restrict t289 = a.scratch + 17376; // [1150]
+  T *__restrict t300 = a.scratch + 18928; // [1150]
+  T *__restrict t311 = a.scratch + 20480; // [1150]
   T *__restrict d_l1_h = a.gradPrev + 0;  // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1883,22 +1874,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_28(const dop
       d_l1_h[j] = v312;
     }
   }
-#line 1887 "lm_lstm.cu"
+#line 1878 "lm_lstm.cu"
 }
 
 // backward stage 29: fused loop nest over [400]
 //   %207 add -> grad_prev l3.h
 //   %316 add += grad enc.weight
 template <class T> __device__ __forceinline__ void lm_lstm_backward_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t206 = a.scratch + 5056;    // [400]
-  T *__restrict t195 = a.scratch + 3504;    // [400]
-  T *__restrict t184 = a.scratch + 1952;    // [400]
   T *__restrict t174 = a.scratch + 400;     // [400]
+  T *__restrict t184 = a.scratch + 1952;    // [400]
+  T *__restrict t195 = a.scratch + 3504;    // [400]
+  T *__restrict t206 = a.scratch + 5056;    // [400]
   T *__restrict d_l3_h = a.gradPrev + 4608; // [400]
-  T *__restrict t315 = a.scratch + 21632;   // [400]
-  T *__restrict t304 = a.scratch + 20080;   // [400]
-  T *__restrict t293 = a.scratch + 18528;   // [400]
   T *__restrict t283 = a.scratch + 16976;   // [400]
+  T *__restrict t293 = a.scratch + 18528;   // [400]
+  T *__restrict t304 = a.scratch + 20080;   // [400]
+  T *__restrict t315 = a.scratch + 21632;   // [400]
   T *__restrict d_enc_weight = a.grads + 0; // [10000, 400]
   const T *__restrict tok = a.inputs[0];    // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1918,7 +1909,7 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_29(const dop
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v316);
     }
   }
-#line 1922 "lm_lstm.cu"
+#line 1913 "lm_lstm.cu"
 }
 
 // backward stage 30: fused loop nest over [10000]

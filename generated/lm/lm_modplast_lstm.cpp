@@ -129,14 +129,14 @@ template <class T> static void lm_modplast_lstm_forward_7(const dopa::StepArgs<T
 //   %108 matmul
 template <class T> static void lm_modplast_lstm_forward_8(const dopa::StepArgs<T> &a) {
   T *__restrict t43 = a.scratch + 1152;               // [1149]
-  const T *__restrict l1_hebb = a.state + 2304;       // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
   const T *__restrict l1_w = a.params + 9817046;      // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
+  const T *__restrict l1_hebb = a.state + 2304;       // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;             // [1149]
   T *__restrict t108 = a.scratch + 5776;              // [1149]
-  const T *__restrict l2_hebb = a.state + 1324816;    // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711495; // [1149, 1]
   const T *__restrict l2_w = a.params + 20391294;     // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + 21711495; // [1149, 1]
+  const T *__restrict l2_hebb = a.state + 1324816;    // [1149, 1149]
   const T *__restrict l2_h = a.state + 1322512;       // [1149]
   for (int i = 0; i < 1149; ++i) {
     T acc43 = T(0);
@@ -163,23 +163,23 @@ template <class T> static void lm_modplast_lstm_forward_8(const dopa::StepArgs<T
 //   %49 add l1.cn -> next_state l1.c
 //   %51 mul l1.hn -> saved
 template <class T> static void lm_modplast_lstm_forward_9_l1_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;                 // [1149]
-  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
   T *__restrict t35 = a.scratch + 0;                    // [1149]
+  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
+  T *__restrict t43 = a.scratch + 1152;                 // [1149]
   T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
-  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
-  T *__restrict t19 = a.saved + 3856;                   // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
-  T *__restrict t15 = a.saved + 2704;                   // [1149]
-  const T *__restrict l1_c = a.state + 1152;            // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
-  T *__restrict t9 = a.saved + 1552;                    // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
-  T *__restrict t4 = a.saved + 400;                     // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
-  T *__restrict t29 = a.saved + 6160;                   // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
   T *__restrict t25 = a.saved + 5008;                   // [1149]
+  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
+  T *__restrict t29 = a.saved + 6160;                   // [1149]
+  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
+  T *__restrict t4 = a.saved + 400;                     // [1149]
+  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
+  T *__restrict t9 = a.saved + 1552;                    // [1149]
+  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
+  const T *__restrict l1_c = a.state + 1152;            // [1149]
+  T *__restrict t15 = a.saved + 2704;                   // [1149]
+  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
+  T *__restrict t19 = a.saved + 3856;                   // [1149]
+  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
   T *__restrict l1_h_next = a.next + 0;                 // [1149] l1.hn
   T *__restrict l1_c_next = a.next + 1152;              // [1149]
   T *__restrict saved_t51 = a.saved + 8464;             // [1149]
@@ -187,37 +187,36 @@ template <class T> static void lm_modplast_lstm_forward_9_l1_g(const dopa::StepA
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
     const T v44 = v37 + t43[j];
-    const T v45 = tanh(v44);
+    const T v45 = std::tanh(v44);
     t45_l1_g[j] = v45;
-#line 82 "examples/lm/modplast_lstm.dopa"
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + exp(-v22));
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v48 = v23 * v45;
+#line 83 "examples/lm/modplast_lstm.dopa"
+    const T v27 = t25[j] + l1_x2o_bias[j];
+    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v32 = v27 + v31;
+    const T v33 = T(1) / (T(1) + std::exp(-v32));
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v11 = t9[j] + l1_h2f_bias[j];
     const T v6 = t4[j] + l1_x2f_bias[j];
+    const T v11 = t9[j] + l1_h2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + exp(-v12));
+    const T v13 = T(1) / (T(1) + std::exp(-v12));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v47 = v13 * l1_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v17 = t15[j] + l1_x2i_bias[j];
+    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v22 = v17 + v21;
+    const T v23 = T(1) / (T(1) + std::exp(-v22));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v48 = v23 * v45;
     const T v49 = v47 + v48;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v50 = tanh(v49);
-#line 83 "examples/lm/modplast_lstm.dopa"
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + exp(-v32));
-#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v50 = std::tanh(v49);
     const T v51 = v33 * v50;
     l1_h_next[j] = v51;
     l1_c_next[j] = v49;
     saved_t51[j] = v51;
   }
-#line 221 "lm_modplast_lstm.cpp"
+#line 220 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 10: dense product (Eigen), [1]
@@ -229,22 +228,22 @@ template <class T> static void lm_modplast_lstm_forward_10(const dopa::StepArgs<
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t53, 1).noalias() =
       ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 233 "lm_modplast_lstm.cpp"
+#line 232 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 11: fused loop nest over [1]
 //   %56 tanh l1.M
 template <class T> static void lm_modplast_lstm_forward_11_l1_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2mod_bias = a.params + 11139545; // [1]
   T *__restrict t53 = a.scratch + 2304;                    // [1]
+  const T *__restrict l1_h2mod_bias = a.params + 11139545; // [1]
   T *__restrict t56_l1_M = a.saved + 9616;                 // [1] l1.M
   for (int j = 0; j < 1; ++j) {
 #line 87 "examples/lm/modplast_lstm.dopa"
     const T v55 = t53[0] + l1_h2mod_bias[0];
-    const T v56 = tanh(v55);
+    const T v56 = std::tanh(v55);
     t56_l1_M[0] = v56;
   }
-#line 248 "lm_modplast_lstm.cpp"
+#line 247 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 12: dense product (Eigen), [1149]
@@ -256,14 +255,14 @@ template <class T> static void lm_modplast_lstm_forward_12(const dopa::StepArgs<
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t58, 1149).noalias() =
       ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t56_l1_M, 1);
-#line 260 "lm_modplast_lstm.cpp"
+#line 259 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 13: fused loop nest over [1149]
 //   %60 add l1.eta
 template <class T> static void lm_modplast_lstm_forward_13_l1_eta(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_modfanout_bias = a.params + 11140695; // [1149]
   T *__restrict t58 = a.scratch + 2320;                        // [1149]
+  const T *__restrict l1_modfanout_bias = a.params + 11140695; // [1149]
   T *__restrict t60_l1_eta = a.scratch + 3472;                 // [1149] l1.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
@@ -271,7 +270,7 @@ template <class T> static void lm_modplast_lstm_forward_13_l1_eta(const dopa::St
     const T v60 = t58[j] + l1_modfanout_bias[j];
     t60_l1_eta[j] = v60;
   }
-#line 275 "lm_modplast_lstm.cpp"
+#line 274 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 14:
@@ -282,7 +281,7 @@ template <class T> static void lm_modplast_lstm_forward_14(const dopa::StepArgs<
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t61[e] = t60_l1_eta[e];
-#line 286 "lm_modplast_lstm.cpp"
+#line 285 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 15: dense product (Eigen), [1149]
@@ -294,7 +293,7 @@ template <class T> static void lm_modplast_lstm_forward_15(const dopa::StepArgs<
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t69, 1149).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 298 "lm_modplast_lstm.cpp"
+#line 297 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 16: dense product (Eigen), [1149]
@@ -305,7 +304,7 @@ template <class T> static void lm_modplast_lstm_forward_16(const dopa::StepArgs<
   T *__restrict t74 = a.saved + 11936;                     // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t74, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 309 "lm_modplast_lstm.cpp"
+#line 308 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 17: dense product (Eigen), [1149]
@@ -317,7 +316,7 @@ template <class T> static void lm_modplast_lstm_forward_17(const dopa::StepArgs<
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t80, 1149).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 321 "lm_modplast_lstm.cpp"
+#line 320 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 18: dense product (Eigen), [1149]
@@ -328,7 +327,7 @@ template <class T> static void lm_modplast_lstm_forward_18(const dopa::StepArgs<
   T *__restrict t84 = a.saved + 14240;                     // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t84, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 332 "lm_modplast_lstm.cpp"
+#line 331 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 19: dense product (Eigen), [1149]
@@ -340,7 +339,7 @@ template <class T> static void lm_modplast_lstm_forward_19(const dopa::StepArgs<
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t90, 1149).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 344 "lm_modplast_lstm.cpp"
+#line 343 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 20: dense product (Eigen), [1149]
@@ -351,7 +350,7 @@ template <class T> static void lm_modplast_lstm_forward_20(const dopa::StepArgs<
   T *__restrict t94 = a.saved + 16544;                     // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t94, 1149).noalias() = ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 355 "lm_modplast_lstm.cpp"
+#line 354 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 21: dense product (Eigen), [1149]
@@ -363,7 +362,7 @@ template <class T> static void lm_modplast_lstm_forward_21(const dopa::StepArgs<
 #line 84 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t100, 1149).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 367 "lm_modplast_lstm.cpp"
+#line 366 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 22: fused loop nest over [1149]
@@ -372,23 +371,23 @@ template <class T> static void lm_modplast_lstm_forward_21(const dopa::StepArgs<
 //   %114 add l2.cn -> next_state l2.c
 //   %116 mul l2.hn -> saved
 template <class T> static void lm_modplast_lstm_forward_22_l2_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t108 = a.scratch + 5776;                 // [1149]
-  const T *__restrict l2_x2c_bias = a.params + 16426095; // [1149]
   T *__restrict t100 = a.scratch + 4624;                 // [1149]
+  const T *__restrict l2_x2c_bias = a.params + 16426095; // [1149]
+  T *__restrict t108 = a.scratch + 5776;                 // [1149]
   T *__restrict t110_l2_g = a.saved + 17696;             // [1149] l2.g
-  const T *__restrict l2_h2i_bias = a.params + 19068795; // [1149]
-  T *__restrict t84 = a.saved + 14240;                   // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783395; // [1149]
-  T *__restrict t80 = a.saved + 13088;                   // [1149]
-  const T *__restrict l2_c = a.state + 1323664;          // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747445; // [1149]
-  T *__restrict t74 = a.saved + 11936;                   // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462045; // [1149]
-  T *__restrict t69 = a.saved + 10784;                   // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390145; // [1149]
-  T *__restrict t94 = a.saved + 16544;                   // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104745; // [1149]
   T *__restrict t90 = a.saved + 15392;                   // [1149]
+  const T *__restrict l2_x2o_bias = a.params + 15104745; // [1149]
+  T *__restrict t94 = a.saved + 16544;                   // [1149]
+  const T *__restrict l2_h2o_bias = a.params + 20390145; // [1149]
+  T *__restrict t69 = a.saved + 10784;                   // [1149]
+  const T *__restrict l2_x2f_bias = a.params + 12462045; // [1149]
+  T *__restrict t74 = a.saved + 11936;                   // [1149]
+  const T *__restrict l2_h2f_bias = a.params + 17747445; // [1149]
+  const T *__restrict l2_c = a.state + 1323664;          // [1149]
+  T *__restrict t80 = a.saved + 13088;                   // [1149]
+  const T *__restrict l2_x2i_bias = a.params + 13783395; // [1149]
+  T *__restrict t84 = a.saved + 14240;                   // [1149]
+  const T *__restrict l2_h2i_bias = a.params + 19068795; // [1149]
   T *__restrict l2_h_next = a.next + 1322512;            // [1149] l2.hn
   T *__restrict l2_c_next = a.next + 1323664;            // [1149]
   T *__restrict saved_t116 = a.saved + 18848;            // [1149]
@@ -396,37 +395,36 @@ template <class T> static void lm_modplast_lstm_forward_22_l2_g(const dopa::Step
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v102 = t100[j] + l2_x2c_bias[j];
     const T v109 = v102 + t108[j];
-    const T v110 = tanh(v109);
+    const T v110 = std::tanh(v109);
     t110_l2_g[j] = v110;
-#line 82 "examples/lm/modplast_lstm.dopa"
-    const T v86 = t84[j] + l2_h2i_bias[j];
-    const T v82 = t80[j] + l2_x2i_bias[j];
-    const T v87 = v82 + v86;
-    const T v88 = T(1) / (T(1) + exp(-v87));
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v113 = v88 * v110;
+#line 83 "examples/lm/modplast_lstm.dopa"
+    const T v92 = t90[j] + l2_x2o_bias[j];
+    const T v96 = t94[j] + l2_h2o_bias[j];
+    const T v97 = v92 + v96;
+    const T v98 = T(1) / (T(1) + std::exp(-v97));
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v76 = t74[j] + l2_h2f_bias[j];
     const T v71 = t69[j] + l2_x2f_bias[j];
+    const T v76 = t74[j] + l2_h2f_bias[j];
     const T v77 = v71 + v76;
-    const T v78 = T(1) / (T(1) + exp(-v77));
+    const T v78 = T(1) / (T(1) + std::exp(-v77));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v112 = v78 * l2_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v82 = t80[j] + l2_x2i_bias[j];
+    const T v86 = t84[j] + l2_h2i_bias[j];
+    const T v87 = v82 + v86;
+    const T v88 = T(1) / (T(1) + std::exp(-v87));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v113 = v88 * v110;
     const T v114 = v112 + v113;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v115 = tanh(v114);
-#line 83 "examples/lm/modplast_lstm.dopa"
-    const T v96 = t94[j] + l2_h2o_bias[j];
-    const T v92 = t90[j] + l2_x2o_bias[j];
-    const T v97 = v92 + v96;
-    const T v98 = T(1) / (T(1) + exp(-v97));
-#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v115 = std::tanh(v114);
     const T v116 = v98 * v115;
     l2_h_next[j] = v116;
     l2_c_next[j] = v114;
     saved_t116[j] = v116;
   }
-#line 430 "lm_modplast_lstm.cpp"
+#line 428 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 23: dense product (Eigen), [1]
@@ -438,22 +436,22 @@ template <class T> static void lm_modplast_lstm_forward_23(const dopa::StepArgs<
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t118, 1).noalias() =
       ConstRowMat<T>(l2_h2mod_weight, 1, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 442 "lm_modplast_lstm.cpp"
+#line 440 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 24: fused loop nest over [1]
 //   %121 tanh l2.M
 template <class T> static void lm_modplast_lstm_forward_24_l2_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2mod_bias = a.params + 21713793; // [1]
   T *__restrict t118 = a.scratch + 6928;                   // [1]
+  const T *__restrict l2_h2mod_bias = a.params + 21713793; // [1]
   T *__restrict t121_l2_M = a.saved + 20000;               // [1] l2.M
   for (int j = 0; j < 1; ++j) {
 #line 87 "examples/lm/modplast_lstm.dopa"
     const T v120 = t118[0] + l2_h2mod_bias[0];
-    const T v121 = tanh(v120);
+    const T v121 = std::tanh(v120);
     t121_l2_M[0] = v121;
   }
-#line 457 "lm_modplast_lstm.cpp"
+#line 455 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 25: dense product (Eigen), [1149]
@@ -465,14 +463,14 @@ template <class T> static void lm_modplast_lstm_forward_25(const dopa::StepArgs<
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t123, 1149).noalias() =
       ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t121_l2_M, 1);
-#line 469 "lm_modplast_lstm.cpp"
+#line 467 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 26: fused loop nest over [1149]
 //   %125 add l2.eta
 template <class T> static void lm_modplast_lstm_forward_26_l2_eta(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_modfanout_bias = a.params + 21714943; // [1149]
   T *__restrict t123 = a.scratch + 6944;                       // [1149]
+  const T *__restrict l2_modfanout_bias = a.params + 21714943; // [1149]
   T *__restrict t125_l2_eta = a.scratch + 8096;                // [1149] l2.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
@@ -480,7 +478,7 @@ template <class T> static void lm_modplast_lstm_forward_26_l2_eta(const dopa::St
     const T v125 = t123[j] + l2_modfanout_bias[j];
     t125_l2_eta[j] = v125;
   }
-#line 484 "lm_modplast_lstm.cpp"
+#line 482 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 27:
@@ -491,7 +489,7 @@ template <class T> static void lm_modplast_lstm_forward_27(const dopa::StepArgs<
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t126[e] = t125_l2_eta[e];
-#line 495 "lm_modplast_lstm.cpp"
+#line 493 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 28: dense product (Eigen), [400]
@@ -503,7 +501,7 @@ template <class T> static void lm_modplast_lstm_forward_28(const dopa::StepArgs<
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t132, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 507 "lm_modplast_lstm.cpp"
+#line 505 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 29: dense product (Eigen), [400]
@@ -514,7 +512,7 @@ template <class T> static void lm_modplast_lstm_forward_29(const dopa::StepArgs<
   T *__restrict t137 = a.saved + 21568;                    // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t137, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 518 "lm_modplast_lstm.cpp"
+#line 516 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 30: dense product (Eigen), [400]
@@ -526,7 +524,7 @@ template <class T> static void lm_modplast_lstm_forward_30(const dopa::StepArgs<
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t143, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 530 "lm_modplast_lstm.cpp"
+#line 528 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 31: dense product (Eigen), [400]
@@ -537,7 +535,7 @@ template <class T> static void lm_modplast_lstm_forward_31(const dopa::StepArgs<
   T *__restrict t147 = a.saved + 22368;                    // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t147, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 541 "lm_modplast_lstm.cpp"
+#line 539 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 32: dense product (Eigen), [400]
@@ -549,7 +547,7 @@ template <class T> static void lm_modplast_lstm_forward_32(const dopa::StepArgs<
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t153, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 553 "lm_modplast_lstm.cpp"
+#line 551 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 33: dense product (Eigen), [400]
@@ -560,7 +558,7 @@ template <class T> static void lm_modplast_lstm_forward_33(const dopa::StepArgs<
   T *__restrict t157 = a.saved + 23168;                    // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t157, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 564 "lm_modplast_lstm.cpp"
+#line 562 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 34: dense product (Eigen), [400]
@@ -572,16 +570,16 @@ template <class T> static void lm_modplast_lstm_forward_34(const dopa::StepArgs<
 #line 84 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t163, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 576 "lm_modplast_lstm.cpp"
+#line 574 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 35: fused loop nest over [400, 400]
 //   %171 matmul
 template <class T> static void lm_modplast_lstm_forward_35(const dopa::StepArgs<T> &a) {
   T *__restrict t171 = a.scratch + 9648;              // [400]
-  const T *__restrict l3_hebb = a.state + 2645824;    // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197292; // [400, 1]
   const T *__restrict l3_w = a.params + 24037292;     // [400, 400]
+  const T *__restrict l3_alpha = a.params + 24197292; // [400, 1]
+  const T *__restrict l3_hebb = a.state + 2645824;    // [400, 400]
   const T *__restrict l3_h = a.state + 2645024;       // [400]
   for (int i = 0; i < 400; ++i) {
     T acc171 = T(0);
@@ -594,7 +592,7 @@ template <class T> static void lm_modplast_lstm_forward_35(const dopa::StepArgs<
     }
     t171[i] = acc171;
   }
-#line 598 "lm_modplast_lstm.cpp"
+#line 596 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 36: fused loop nest over [400]
@@ -603,23 +601,23 @@ template <class T> static void lm_modplast_lstm_forward_35(const dopa::StepArgs<
 //   %177 add l3.cn -> next_state l3.c
 //   %179 mul l3.hn -> saved
 template <class T> static void lm_modplast_lstm_forward_36_l3_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.scratch + 9648;                 // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23555692; // [400]
   T *__restrict t163 = a.scratch + 9248;                 // [400]
+  const T *__restrict l3_x2c_bias = a.params + 23555692; // [400]
+  T *__restrict t171 = a.scratch + 9648;                 // [400]
   T *__restrict t173_l3_g = a.saved + 23568;             // [400] l3.g
-  const T *__restrict l3_h2i_bias = a.params + 23876492; // [400]
-  T *__restrict t147 = a.saved + 22368;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635692; // [400]
-  T *__restrict t143 = a.saved + 21968;                  // [400]
-  const T *__restrict l3_c = a.state + 2645424;          // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716092; // [400]
-  T *__restrict t137 = a.saved + 21568;                  // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175692; // [400]
-  T *__restrict t132 = a.saved + 21168;                  // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036892; // [400]
-  T *__restrict t157 = a.saved + 23168;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095692; // [400]
   T *__restrict t153 = a.saved + 22768;                  // [400]
+  const T *__restrict l3_x2o_bias = a.params + 23095692; // [400]
+  T *__restrict t157 = a.saved + 23168;                  // [400]
+  const T *__restrict l3_h2o_bias = a.params + 24036892; // [400]
+  T *__restrict t132 = a.saved + 21168;                  // [400]
+  const T *__restrict l3_x2f_bias = a.params + 22175692; // [400]
+  T *__restrict t137 = a.saved + 21568;                  // [400]
+  const T *__restrict l3_h2f_bias = a.params + 23716092; // [400]
+  const T *__restrict l3_c = a.state + 2645424;          // [400]
+  T *__restrict t143 = a.saved + 21968;                  // [400]
+  const T *__restrict l3_x2i_bias = a.params + 22635692; // [400]
+  T *__restrict t147 = a.saved + 22368;                  // [400]
+  const T *__restrict l3_h2i_bias = a.params + 23876492; // [400]
   T *__restrict l3_h_next = a.next + 2645024;            // [400] l3.hn
   T *__restrict l3_c_next = a.next + 2645424;            // [400]
   T *__restrict saved_t179 = a.saved + 23968;            // [400]
@@ -627,37 +625,36 @@ template <class T> static void lm_modplast_lstm_forward_36_l3_g(const dopa::Step
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v165 = t163[j] + l3_x2c_bias[j];
     const T v172 = v165 + t171[j];
-    const T v173 = tanh(v172);
+    const T v173 = std::tanh(v172);
     t173_l3_g[j] = v173;
-#line 82 "examples/lm/modplast_lstm.dopa"
-    const T v149 = t147[j] + l3_h2i_bias[j];
-    const T v145 = t143[j] + l3_x2i_bias[j];
-    const T v150 = v145 + v149;
-    const T v151 = T(1) / (T(1) + exp(-v150));
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v176 = v151 * v173;
+#line 83 "examples/lm/modplast_lstm.dopa"
+    const T v155 = t153[j] + l3_x2o_bias[j];
+    const T v159 = t157[j] + l3_h2o_bias[j];
+    const T v160 = v155 + v159;
+    const T v161 = T(1) / (T(1) + std::exp(-v160));
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v139 = t137[j] + l3_h2f_bias[j];
     const T v134 = t132[j] + l3_x2f_bias[j];
+    const T v139 = t137[j] + l3_h2f_bias[j];
     const T v140 = v134 + v139;
-    const T v141 = T(1) / (T(1) + exp(-v140));
+    const T v141 = T(1) / (T(1) + std::exp(-v140));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v175 = v141 * l3_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v145 = t143[j] + l3_x2i_bias[j];
+    const T v149 = t147[j] + l3_h2i_bias[j];
+    const T v150 = v145 + v149;
+    const T v151 = T(1) / (T(1) + std::exp(-v150));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v176 = v151 * v173;
     const T v177 = v175 + v176;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v178 = tanh(v177);
-#line 83 "examples/lm/modplast_lstm.dopa"
-    const T v159 = t157[j] + l3_h2o_bias[j];
-    const T v155 = t153[j] + l3_x2o_bias[j];
-    const T v160 = v155 + v159;
-    const T v161 = T(1) / (T(1) + exp(-v160));
-#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v178 = std::tanh(v177);
     const T v179 = v161 * v178;
     l3_h_next[j] = v179;
     l3_c_next[j] = v177;
     saved_t179[j] = v179;
   }
-#line 661 "lm_modplast_lstm.cpp"
+#line 658 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 37: dense product (Eigen), [1]
@@ -668,22 +665,22 @@ template <class T> static void lm_modplast_lstm_forward_37(const dopa::StepArgs<
   T *__restrict t181 = a.scratch + 10048;                    // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t181, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 672 "lm_modplast_lstm.cpp"
+#line 669 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 38: fused loop nest over [1]
 //   %184 tanh l3.M
 template <class T> static void lm_modplast_lstm_forward_38_l3_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2mod_bias = a.params + 24198092; // [1]
   T *__restrict t181 = a.scratch + 10048;                  // [1]
+  const T *__restrict l3_h2mod_bias = a.params + 24198092; // [1]
   T *__restrict t184_l3_M = a.saved + 24368;               // [1] l3.M
   for (int j = 0; j < 1; ++j) {
 #line 87 "examples/lm/modplast_lstm.dopa"
     const T v183 = t181[0] + l3_h2mod_bias[0];
-    const T v184 = tanh(v183);
+    const T v184 = std::tanh(v183);
     t184_l3_M[0] = v184;
   }
-#line 687 "lm_modplast_lstm.cpp"
+#line 684 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 39: dense product (Eigen), [400]
@@ -695,14 +692,14 @@ template <class T> static void lm_modplast_lstm_forward_39(const dopa::StepArgs<
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t186, 400).noalias() =
       ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t184_l3_M, 1);
-#line 699 "lm_modplast_lstm.cpp"
+#line 696 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 40: fused loop nest over [400]
 //   %188 add l3.eta
 template <class T> static void lm_modplast_lstm_forward_40_l3_eta(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_modfanout_bias = a.params + 24198493; // [400]
   T *__restrict t186 = a.scratch + 10064;                      // [400]
+  const T *__restrict l3_modfanout_bias = a.params + 24198493; // [400]
   T *__restrict t188_l3_eta = a.scratch + 10464;               // [400] l3.eta
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
@@ -710,7 +707,7 @@ template <class T> static void lm_modplast_lstm_forward_40_l3_eta(const dopa::St
     const T v188 = t186[j] + l3_modfanout_bias[j];
     t188_l3_eta[j] = v188;
   }
-#line 714 "lm_modplast_lstm.cpp"
+#line 711 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 41:
@@ -721,7 +718,7 @@ template <class T> static void lm_modplast_lstm_forward_41(const dopa::StepArgs<
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t189[e] = t188_l3_eta[e];
-#line 725 "lm_modplast_lstm.cpp"
+#line 722 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 42: dense product (Eigen), [10000]
@@ -733,22 +730,22 @@ template <class T> static void lm_modplast_lstm_forward_42(const dopa::StepArgs<
 #line 18 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t194, 10000).noalias() =
       ConstRowMat<T>(enc_weight, 10000, 400) * ConstVec<T>(l3_h_next, 400);
-#line 737 "lm_modplast_lstm.cpp"
+#line 734 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 43: fused loop nest over [1149, 1149]
 //   %67 clip -> next_state l1.hebb
 //   %130 clip -> next_state l2.hebb
 template <class T> static void lm_modplast_lstm_forward_43(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_hebb = a.state + 2304;    // [1149, 1149]
+  T *__restrict t61 = a.saved + 9632;              // [1149, 1]
   T *__restrict t45_l1_g = a.saved + 7312;         // [1149] l1.g
   const T *__restrict l1_h = a.state + 0;          // [1149]
-  T *__restrict t61 = a.saved + 9632;              // [1149, 1]
-  const T *__restrict l1_hebb = a.state + 2304;    // [1149, 1149]
   T *__restrict l1_hebb_next = a.next + 2304;      // [1149, 1149]
+  const T *__restrict l2_hebb = a.state + 1324816; // [1149, 1149]
+  T *__restrict t126 = a.saved + 20016;            // [1149, 1]
   T *__restrict t110_l2_g = a.saved + 17696;       // [1149] l2.g
   const T *__restrict l2_h = a.state + 1322512;    // [1149]
-  T *__restrict t126 = a.saved + 20016;            // [1149, 1]
-  const T *__restrict l2_hebb = a.state + 1324816; // [1149, 1149]
   T *__restrict l2_hebb_next = a.next + 1324816;   // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
 #pragma omp simd
@@ -766,16 +763,16 @@ template <class T> static void lm_modplast_lstm_forward_43(const dopa::StepArgs<
       l2_hebb_next[i * 1149 + j] = v130;
     }
   }
-#line 770 "lm_modplast_lstm.cpp"
+#line 767 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 44: fused loop nest over [400, 400]
 //   %193 clip -> next_state l3.hebb
 template <class T> static void lm_modplast_lstm_forward_44(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_hebb = a.state + 2645824; // [400, 400]
+  T *__restrict t189 = a.saved + 24384;            // [400, 1]
   T *__restrict t173_l3_g = a.saved + 23568;       // [400] l3.g
   const T *__restrict l3_h = a.state + 2645024;    // [400]
-  T *__restrict t189 = a.saved + 24384;            // [400, 1]
-  const T *__restrict l3_hebb = a.state + 2645824; // [400, 400]
   T *__restrict l3_hebb_next = a.next + 2645824;   // [400, 400]
   for (int i = 0; i < 400; ++i) {
 #pragma omp simd
@@ -788,14 +785,14 @@ template <class T> static void lm_modplast_lstm_forward_44(const dopa::StepArgs<
       l3_hebb_next[i * 400 + j] = v193;
     }
   }
-#line 792 "lm_modplast_lstm.cpp"
+#line 789 "lm_modplast_lstm.cpp"
 }
 
 // forward stage 45: fused loop nest over [10000]
 //   %196 add logits -> output logits
 template <class T> static void lm_modplast_lstm_forward_45_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict t194 = a.scratch + 10864;            // [10000]
+  const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict out_logits = a.outputs[0];           // [10000]
 #pragma omp simd
   for (int j = 0; j < 10000; ++j) {
@@ -803,7 +800,7 @@ template <class T> static void lm_modplast_lstm_forward_45_logits(const dopa::St
     const T v196 = t194[j] + dec_bias[j];
     out_logits[j] = v196;
   }
-#line 807 "lm_modplast_lstm.cpp"
+#line 804 "lm_modplast_lstm.cpp"
 }
 
 /// One forward step of ModPlastLSTMLM for one batch element.
@@ -865,7 +862,7 @@ template <class T> static void lm_modplast_lstm_backward_0(const dopa::StepArgs<
 #line 18 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t209, 400).noalias() =
       ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(enc_weight, 10000, 400);
-#line 869 "lm_modplast_lstm.cpp"
+#line 866 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 1: fused loop nest over [400, 400]
@@ -873,11 +870,11 @@ template <class T> static void lm_modplast_lstm_backward_0(const dopa::StepArgs<
 //   %218 matmul
 //   %219 matmul
 template <class T> static void lm_modplast_lstm_backward_1(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
+  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
+  const T *__restrict t189 = a.saved + 24384;                // [400, 1]
   const T *__restrict t173_l3_g = a.saved + 23568;           // [400] l3.g
   const T *__restrict l3_h = a.state + 2645024;              // [400]
-  const T *__restrict t189 = a.saved + 24384;                // [400, 1]
-  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
-  const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
   T *__restrict t216 = a.scratch + 400;                      // [400, 1]
   T *__restrict t218 = a.scratch + 800;                      // [400]
   T *__restrict t219 = a.scratch + 1200;                     // [400]
@@ -905,7 +902,7 @@ template <class T> static void lm_modplast_lstm_backward_1(const dopa::StepArgs<
     t216[i] += acc216;
     t218[i] = acc218;
   }
-#line 909 "lm_modplast_lstm.cpp"
+#line 906 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 2:
@@ -916,7 +913,7 @@ template <class T> static void lm_modplast_lstm_backward_2(const dopa::StepArgs<
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t220[e] = t216[e];
-#line 920 "lm_modplast_lstm.cpp"
+#line 917 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 3: dense product (Eigen), [1]
@@ -928,7 +925,7 @@ template <class T> static void lm_modplast_lstm_backward_3(const dopa::StepArgs<
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t223, 1).noalias() =
       ConstRowVec<T>(t220, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 932 "lm_modplast_lstm.cpp"
+#line 929 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 4: fused loop nest over [1]
@@ -938,8 +935,8 @@ template <class T> static void lm_modplast_lstm_backward_3(const dopa::StepArgs<
 //   %227 mul += grad l3.h2mod.bias
 //   %184 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T> static void lm_modplast_lstm_backward_4_l1_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict t184_l3_M = a.saved + 24368;    // [1] l3.M
   T *__restrict t223 = a.scratch + 1600;              // [1]
+  const T *__restrict t184_l3_M = a.saved + 24368;    // [1] l3.M
   T *__restrict t227 = a.record + 28992;              // [1]
   const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
   T *__restrict record11 = a.record + 18880;          // [1]
@@ -958,7 +955,7 @@ template <class T> static void lm_modplast_lstm_backward_4_l1_M(const dopa::Step
     d_l3_h2mod_bias[0] += v227;
     record28[0] = t184_l3_M[0];
   }
-#line 962 "lm_modplast_lstm.cpp"
+#line 959 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 5: dense product (Eigen), [400]
@@ -970,7 +967,7 @@ template <class T> static void lm_modplast_lstm_backward_5(const dopa::StepArgs<
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t230, 400).noalias() =
       ConstRowVec<T>(t227, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 974 "lm_modplast_lstm.cpp"
+#line 971 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 6: fused loop nest over [400]
@@ -991,25 +988,25 @@ template <class T> static void lm_modplast_lstm_backward_5(const dopa::StepArgs<
 //   %245 mul += grad l3.x2c.bias
 //   %220 reshape += grad l3.modfanout.bias
 template <class T> static void lm_modplast_lstm_backward_6_l3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t173_l3_g = a.saved + 23568;        // [400] l3.g
-  const T *__restrict l3_h2i_bias = a.params + 23876492;  // [400]
-  const T *__restrict t147 = a.saved + 22368;             // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635692;  // [400]
-  const T *__restrict t143 = a.saved + 21968;             // [400]
-  const T *__restrict l3_c = a.state + 2645424;           // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716092;  // [400]
-  const T *__restrict t137 = a.saved + 21568;             // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175692;  // [400]
-  const T *__restrict t132 = a.saved + 21168;             // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036892;  // [400]
-  const T *__restrict t157 = a.saved + 23168;             // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095692;  // [400]
-  const T *__restrict t153 = a.saved + 22768;             // [400]
-  T *__restrict t230 = a.scratch + 1616;                  // [400]
-  T *__restrict t209 = a.scratch + 0;                     // [400]
-  const T *__restrict d_l3_h_next = a.gradNext + 2645024; // [400] d l3.h'
-  const T *__restrict d_l3_c_next = a.gradNext + 2645424; // [400] d l3.c'
   T *__restrict t218 = a.scratch + 800;                   // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + 2645424; // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + 2645024; // [400] d l3.h'
+  T *__restrict t209 = a.scratch + 0;                     // [400]
+  T *__restrict t230 = a.scratch + 1616;                  // [400]
+  const T *__restrict t153 = a.saved + 22768;             // [400]
+  const T *__restrict l3_x2o_bias = a.params + 23095692;  // [400]
+  const T *__restrict t157 = a.saved + 23168;             // [400]
+  const T *__restrict l3_h2o_bias = a.params + 24036892;  // [400]
+  const T *__restrict t132 = a.saved + 21168;             // [400]
+  const T *__restrict l3_x2f_bias = a.params + 22175692;  // [400]
+  const T *__restrict t137 = a.saved + 21568;             // [400]
+  const T *__restrict l3_h2f_bias = a.params + 23716092;  // [400]
+  const T *__restrict l3_c = a.state + 2645424;           // [400]
+  const T *__restrict t143 = a.saved + 21968;             // [400]
+  const T *__restrict l3_x2i_bias = a.params + 22635692;  // [400]
+  const T *__restrict t147 = a.saved + 22368;             // [400]
+  const T *__restrict l3_h2i_bias = a.params + 23876492;  // [400]
+  const T *__restrict t173_l3_g = a.saved + 23568;        // [400] l3.g
   T *__restrict t245 = a.record + 28592;                  // [400]
   T *__restrict t260 = a.record + 28192;                  // [400]
   T *__restrict t271 = a.record + 27792;                  // [400]
@@ -1031,67 +1028,64 @@ template <class T> static void lm_modplast_lstm_backward_6_l3_hn(const dopa::Ste
   T *__restrict t220 = a.record + 29008;                  // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + 24198493; // [400]
   for (int j = 0; j < 400; ++j) {
-#line 84 "examples/lm/modplast_lstm.dopa"
-    const T v243 = t173_l3_g[j] * t173_l3_g[j];
-    const T v244 = T(1.0) - v243;
-#line 82 "examples/lm/modplast_lstm.dopa"
-    const T v149 = t147[j] + l3_h2i_bias[j];
-    const T v145 = t143[j] + l3_x2i_bias[j];
-    const T v150 = v145 + v149;
-    const T v151 = T(1) / (T(1) + exp(-v150));
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v176 = v151 * t173_l3_g[j];
-#line 81 "examples/lm/modplast_lstm.dopa"
-    const T v139 = t137[j] + l3_h2f_bias[j];
-    const T v134 = t132[j] + l3_x2f_bias[j];
-    const T v140 = v134 + v139;
-    const T v141 = T(1) / (T(1) + exp(-v140));
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v175 = v141 * l3_c[j];
-    const T v177 = v175 + v176;
-#line 86 "examples/lm/modplast_lstm.dopa"
-    const T v178 = tanh(v177);
-    const T v234 = v178 * v178;
-    const T v235 = T(1.0) - v234;
-#line 83 "examples/lm/modplast_lstm.dopa"
-    const T v159 = t157[j] + l3_h2o_bias[j];
-    const T v155 = t153[j] + l3_x2o_bias[j];
-    const T v160 = v155 + v159;
-    const T v161 = T(1) / (T(1) + exp(-v160));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v210 = d_l3_h_next[j] + t209[j];
     const T v231 = v210 + t230[j];
+#line 83 "examples/lm/modplast_lstm.dopa"
+    const T v155 = t153[j] + l3_x2o_bias[j];
+    const T v159 = t157[j] + l3_h2o_bias[j];
+    const T v160 = v155 + v159;
+    const T v161 = T(1) / (T(1) + std::exp(-v160));
+#line 86 "examples/lm/modplast_lstm.dopa"
     const T v233 = v231 * v161;
+#line 81 "examples/lm/modplast_lstm.dopa"
+    const T v134 = t132[j] + l3_x2f_bias[j];
+    const T v139 = t137[j] + l3_h2f_bias[j];
+    const T v140 = v134 + v139;
+    const T v141 = T(1) / (T(1) + std::exp(-v140));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v175 = v141 * l3_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v145 = t143[j] + l3_x2i_bias[j];
+    const T v149 = t147[j] + l3_h2i_bias[j];
+    const T v150 = v145 + v149;
+    const T v151 = T(1) / (T(1) + std::exp(-v150));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v176 = v151 * t173_l3_g[j];
+    const T v177 = v175 + v176;
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v178 = std::tanh(v177);
+    const T v234 = v178 * v178;
+    const T v235 = T(1.0) - v234;
     const T v236 = v233 * v235;
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v237 = d_l3_c_next[j] + v236;
     const T v239 = v237 * v151;
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v240 = t218[j] + v239;
+    const T v243 = t173_l3_g[j] * t173_l3_g[j];
+    const T v244 = T(1.0) - v243;
     const T v245 = v240 * v244;
     t245[j] = v245;
-#line 83 "examples/lm/modplast_lstm.dopa"
-    const T v258 = T(1.0) - v161;
-    const T v259 = v161 * v258;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v232 = v231 * v178;
 #line 83 "examples/lm/modplast_lstm.dopa"
+    const T v258 = T(1.0) - v161;
+    const T v259 = v161 * v258;
     const T v260 = v232 * v259;
     t260[j] = v260;
-#line 82 "examples/lm/modplast_lstm.dopa"
-    const T v269 = T(1.0) - v151;
-    const T v270 = v151 * v269;
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v238 = v237 * t173_l3_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
+    const T v269 = T(1.0) - v151;
+    const T v270 = v151 * v269;
     const T v271 = v238 * v270;
     t271[j] = v271;
-#line 81 "examples/lm/modplast_lstm.dopa"
-    const T v280 = T(1.0) - v141;
-    const T v281 = v141 * v280;
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v241 = v237 * l3_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
+    const T v280 = T(1.0) - v141;
+    const T v281 = v141 * v280;
     const T v282 = v241 * v281;
     t282[j] = v282;
 #line 85 "examples/lm/modplast_lstm.dopa"
@@ -1114,7 +1108,7 @@ template <class T> static void lm_modplast_lstm_backward_6_l3_hn(const dopa::Ste
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l3_modfanout_bias[j] += t220[j];
   }
-#line 1118 "lm_modplast_lstm.cpp"
+#line 1112 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 7: fused loop nest over [400, 400]
@@ -1124,14 +1118,14 @@ template <class T> static void lm_modplast_lstm_backward_6_l3_hn(const dopa::Ste
 template <class T> static void lm_modplast_lstm_backward_7(const dopa::StepArgs<T> &a) {
   T *__restrict t247 = a.scratch + 2016;                     // [400]
   T *__restrict t245 = a.record + 28592;                     // [400]
-  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197292;        // [400, 1]
   const T *__restrict l3_w = a.params + 24037292;            // [400, 400]
+  const T *__restrict l3_alpha = a.params + 24197292;        // [400, 1]
+  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
   const T *__restrict l3_h = a.state + 2645024;              // [400]
   T *__restrict t250 = a.scratch + 2416;                     // [400, 1]
-  const T *__restrict t173_l3_g = a.saved + 23568;           // [400] l3.g
-  const T *__restrict t189 = a.saved + 24384;                // [400, 1]
   const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
+  const T *__restrict t189 = a.saved + 24384;                // [400, 1]
+  const T *__restrict t173_l3_g = a.saved + 23568;           // [400] l3.g
   T *__restrict d_l3_hebb = a.gradPrev + 2645824;            // [400, 400]
   for (int e = 0; e < 400; ++e)
     t247[e] = T(0);
@@ -1149,21 +1143,21 @@ template <class T> static void lm_modplast_lstm_backward_7(const dopa::StepArgs<
       const T v249 = v246 * l3_hebb[i * 400 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc250 += v249;
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v252 = v246 * l3_alpha[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v190 = t173_l3_g[i] * l3_h[j];
       const T v191 = t189[i] * v190;
       const T v192 = l3_hebb[i * 400 + j] + v191;
       const T v213 = T(-2.0) <= v192 && v192 <= T(2.0) ? T(1) : T(0);
       const T v214 = d_l3_hebb_next[i * 400 + j] * v213;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v252 = v246 * l3_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
       const T v253 = v214 + v252;
       d_l3_hebb[i * 400 + j] = v253;
     }
     t250[i] += acc250;
   }
-#line 1167 "lm_modplast_lstm.cpp"
+#line 1161 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 8: dense product (Eigen), [1149]
@@ -1175,7 +1169,7 @@ template <class T> static void lm_modplast_lstm_backward_8(const dopa::StepArgs<
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t256, 1149).noalias() =
       ConstRowVec<T>(t245, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1179 "lm_modplast_lstm.cpp"
+#line 1173 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 9: dense product (Eigen), [400]
@@ -1187,7 +1181,7 @@ template <class T> static void lm_modplast_lstm_backward_9(const dopa::StepArgs<
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t263, 400).noalias() =
       ConstRowVec<T>(t260, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1191 "lm_modplast_lstm.cpp"
+#line 1185 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 10: dense product (Eigen), [1149]
@@ -1199,7 +1193,7 @@ template <class T> static void lm_modplast_lstm_backward_10(const dopa::StepArgs
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t267, 1149).noalias() =
       ConstRowVec<T>(t260, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1203 "lm_modplast_lstm.cpp"
+#line 1197 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 11: dense product (Eigen), [400]
@@ -1211,7 +1205,7 @@ template <class T> static void lm_modplast_lstm_backward_11(const dopa::StepArgs
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t274, 400).noalias() =
       ConstRowVec<T>(t271, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1215 "lm_modplast_lstm.cpp"
+#line 1209 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 12: dense product (Eigen), [1149]
@@ -1223,7 +1217,7 @@ template <class T> static void lm_modplast_lstm_backward_12(const dopa::StepArgs
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t278, 1149).noalias() =
       ConstRowVec<T>(t271, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1227 "lm_modplast_lstm.cpp"
+#line 1221 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 13: dense product (Eigen), [400]
@@ -1235,7 +1229,7 @@ template <class T> static void lm_modplast_lstm_backward_13(const dopa::StepArgs
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t285, 400).noalias() =
       ConstRowVec<T>(t282, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1239 "lm_modplast_lstm.cpp"
+#line 1233 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 14: dense product (Eigen), [1149]
@@ -1247,7 +1241,7 @@ template <class T> static void lm_modplast_lstm_backward_14(const dopa::StepArgs
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t289, 1149).noalias() =
       ConstRowVec<T>(t282, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1251 "lm_modplast_lstm.cpp"
+#line 1245 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 15: fused loop nest over [1149, 1149]
@@ -1258,19 +1252,19 @@ template <class T> static void lm_modplast_lstm_backward_14(const dopa::StepArgs
 //   %373 matmul
 //   %374 matmul
 template <class T> static void lm_modplast_lstm_backward_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
+  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
+  const T *__restrict t126 = a.saved + 20016;                // [1149, 1]
   const T *__restrict t110_l2_g = a.saved + 17696;           // [1149] l2.g
   const T *__restrict l2_h = a.state + 1322512;              // [1149]
-  const T *__restrict t126 = a.saved + 20016;                // [1149, 1]
-  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
-  const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
   T *__restrict t294 = a.scratch + 8624;                     // [1149, 1]
   T *__restrict t296 = a.scratch + 9776;                     // [1149]
   T *__restrict t297 = a.scratch + 10928;                    // [1149]
+  const T *__restrict d_l1_hebb_next = a.gradNext + 2304;    // [1149, 1149] d l1.hebb'
+  const T *__restrict l1_hebb = a.state + 2304;              // [1149, 1149]
+  const T *__restrict t61 = a.saved + 9632;                  // [1149, 1]
   const T *__restrict t45_l1_g = a.saved + 7312;             // [1149] l1.g
   const T *__restrict l1_h = a.state + 0;                    // [1149]
-  const T *__restrict t61 = a.saved + 9632;                  // [1149, 1]
-  const T *__restrict l1_hebb = a.state + 2304;              // [1149, 1149]
-  const T *__restrict d_l1_hebb_next = a.gradNext + 2304;    // [1149, 1149] d l1.hebb'
   T *__restrict t371 = a.scratch + 23616;                    // [1149, 1]
   T *__restrict t373 = a.scratch + 24768;                    // [1149]
   T *__restrict t374 = a.scratch + 25920;                    // [1149]
@@ -1316,7 +1310,7 @@ template <class T> static void lm_modplast_lstm_backward_15(const dopa::StepArgs
     t371[i] += acc371;
     t373[i] = acc373;
   }
-#line 1320 "lm_modplast_lstm.cpp"
+#line 1314 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 16:
@@ -1327,7 +1321,7 @@ template <class T> static void lm_modplast_lstm_backward_16(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t298[e] = t294[e];
-#line 1331 "lm_modplast_lstm.cpp"
+#line 1325 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 17: dense product (Eigen), [1]
@@ -1339,15 +1333,15 @@ template <class T> static void lm_modplast_lstm_backward_17(const dopa::StepArgs
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t301, 1).noalias() =
       ConstRowVec<T>(t298, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1343 "lm_modplast_lstm.cpp"
+#line 1337 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 18: fused loop nest over [1]
 //   %304 mul
 //   %304 mul += grad l2.h2mod.bias
 template <class T> static void lm_modplast_lstm_backward_18(const dopa::StepArgs<T> &a) {
-  const T *__restrict t121_l2_M = a.saved + 20000;    // [1] l2.M
   T *__restrict t301 = a.scratch + 12080;             // [1]
+  const T *__restrict t121_l2_M = a.saved + 20000;    // [1] l2.M
   T *__restrict t304 = a.record + 24656;              // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + 21713793; // [1]
   for (int j = 0; j < 1; ++j) {
@@ -1358,7 +1352,7 @@ template <class T> static void lm_modplast_lstm_backward_18(const dopa::StepArgs
     t304[0] = v304;
     d_l2_h2mod_bias[0] += v304;
   }
-#line 1362 "lm_modplast_lstm.cpp"
+#line 1356 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 19: dense product (Eigen), [1149]
@@ -1370,7 +1364,7 @@ template <class T> static void lm_modplast_lstm_backward_19(const dopa::StepArgs
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t307, 1149).noalias() =
       ConstRowVec<T>(t304, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1374 "lm_modplast_lstm.cpp"
+#line 1368 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 20: fused loop nest over [1149]
@@ -1392,28 +1386,28 @@ template <class T> static void lm_modplast_lstm_backward_19(const dopa::StepArgs
 //   %116 mul l2.hn -> record (a factor of deferred outer-product gradients)
 //   %298 reshape += grad l2.modfanout.bias
 template <class T> static void lm_modplast_lstm_backward_20_l1_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t110_l2_g = a.saved + 17696;        // [1149] l2.g
-  const T *__restrict l2_h2i_bias = a.params + 19068795;  // [1149]
-  const T *__restrict t84 = a.saved + 14240;              // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783395;  // [1149]
-  const T *__restrict t80 = a.saved + 13088;              // [1149]
-  const T *__restrict l2_c = a.state + 1323664;           // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747445;  // [1149]
-  const T *__restrict t74 = a.saved + 11936;              // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462045;  // [1149]
-  const T *__restrict t69 = a.saved + 10784;              // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390145;  // [1149]
-  const T *__restrict t94 = a.saved + 16544;              // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104745;  // [1149]
-  const T *__restrict t90 = a.saved + 15392;              // [1149]
-  T *__restrict t307 = a.scratch + 12096;                 // [1149]
-  T *__restrict t289 = a.scratch + 7472;                  // [1149]
-  T *__restrict t278 = a.scratch + 5920;                  // [1149]
-  T *__restrict t267 = a.scratch + 4368;                  // [1149]
-  T *__restrict t256 = a.scratch + 2816;                  // [1149]
-  const T *__restrict d_l2_h_next = a.gradNext + 1322512; // [1149] d l2.h'
-  const T *__restrict d_l2_c_next = a.gradNext + 1323664; // [1149] d l2.c'
   T *__restrict t296 = a.scratch + 9776;                  // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + 1323664; // [1149] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + 1322512; // [1149] d l2.h'
+  T *__restrict t256 = a.scratch + 2816;                  // [1149]
+  T *__restrict t267 = a.scratch + 4368;                  // [1149]
+  T *__restrict t278 = a.scratch + 5920;                  // [1149]
+  T *__restrict t289 = a.scratch + 7472;                  // [1149]
+  T *__restrict t307 = a.scratch + 12096;                 // [1149]
+  const T *__restrict t90 = a.saved + 15392;              // [1149]
+  const T *__restrict l2_x2o_bias = a.params + 15104745;  // [1149]
+  const T *__restrict t94 = a.saved + 16544;              // [1149]
+  const T *__restrict l2_h2o_bias = a.params + 20390145;  // [1149]
+  const T *__restrict t69 = a.saved + 10784;              // [1149]
+  const T *__restrict l2_x2f_bias = a.params + 12462045;  // [1149]
+  const T *__restrict t74 = a.saved + 11936;              // [1149]
+  const T *__restrict l2_h2f_bias = a.params + 17747445;  // [1149]
+  const T *__restrict l2_c = a.state + 1323664;           // [1149]
+  const T *__restrict t80 = a.saved + 13088;              // [1149]
+  const T *__restrict l2_x2i_bias = a.params + 13783395;  // [1149]
+  const T *__restrict t84 = a.saved + 14240;              // [1149]
+  const T *__restrict l2_h2i_bias = a.params + 19068795;  // [1149]
+  const T *__restrict t110_l2_g = a.saved + 17696;        // [1149] l2.g
   T *__restrict t322 = a.record + 23504;                  // [1149]
   T *__restrict t337 = a.record + 22352;                  // [1149]
   T *__restrict t348 = a.record + 21200;                  // [1149]
@@ -1437,70 +1431,67 @@ template <class T> static void lm_modplast_lstm_backward_20_l1_hn(const dopa::St
   T *__restrict t298 = a.record + 25824;                  // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + 21714943; // [1149]
   for (int j = 0; j < 1149; ++j) {
-#line 84 "examples/lm/modplast_lstm.dopa"
-    const T v320 = t110_l2_g[j] * t110_l2_g[j];
-    const T v321 = T(1.0) - v320;
-#line 82 "examples/lm/modplast_lstm.dopa"
-    const T v86 = t84[j] + l2_h2i_bias[j];
-    const T v82 = t80[j] + l2_x2i_bias[j];
-    const T v87 = v82 + v86;
-    const T v88 = T(1) / (T(1) + exp(-v87));
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v113 = v88 * t110_l2_g[j];
-#line 81 "examples/lm/modplast_lstm.dopa"
-    const T v76 = t74[j] + l2_h2f_bias[j];
-    const T v71 = t69[j] + l2_x2f_bias[j];
-    const T v77 = v71 + v76;
-    const T v78 = T(1) / (T(1) + exp(-v77));
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v112 = v78 * l2_c[j];
-    const T v114 = v112 + v113;
-#line 86 "examples/lm/modplast_lstm.dopa"
-    const T v115 = tanh(v114);
-    const T v311 = v115 * v115;
-    const T v312 = T(1.0) - v311;
-#line 83 "examples/lm/modplast_lstm.dopa"
-    const T v96 = t94[j] + l2_h2o_bias[j];
-    const T v92 = t90[j] + l2_x2o_bias[j];
-    const T v97 = v92 + v96;
-    const T v98 = T(1) / (T(1) + exp(-v97));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v257 = d_l2_h_next[j] + t256[j];
     const T v268 = v257 + t267[j];
     const T v279 = v268 + t278[j];
     const T v290 = v279 + t289[j];
     const T v308 = v290 + t307[j];
+#line 83 "examples/lm/modplast_lstm.dopa"
+    const T v92 = t90[j] + l2_x2o_bias[j];
+    const T v96 = t94[j] + l2_h2o_bias[j];
+    const T v97 = v92 + v96;
+    const T v98 = T(1) / (T(1) + std::exp(-v97));
+#line 86 "examples/lm/modplast_lstm.dopa"
     const T v310 = v308 * v98;
+#line 81 "examples/lm/modplast_lstm.dopa"
+    const T v71 = t69[j] + l2_x2f_bias[j];
+    const T v76 = t74[j] + l2_h2f_bias[j];
+    const T v77 = v71 + v76;
+    const T v78 = T(1) / (T(1) + std::exp(-v77));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v112 = v78 * l2_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v82 = t80[j] + l2_x2i_bias[j];
+    const T v86 = t84[j] + l2_h2i_bias[j];
+    const T v87 = v82 + v86;
+    const T v88 = T(1) / (T(1) + std::exp(-v87));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v113 = v88 * t110_l2_g[j];
+    const T v114 = v112 + v113;
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v115 = std::tanh(v114);
+    const T v311 = v115 * v115;
+    const T v312 = T(1.0) - v311;
     const T v313 = v310 * v312;
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v314 = d_l2_c_next[j] + v313;
     const T v316 = v314 * v88;
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v317 = t296[j] + v316;
+    const T v320 = t110_l2_g[j] * t110_l2_g[j];
+    const T v321 = T(1.0) - v320;
     const T v322 = v317 * v321;
     t322[j] = v322;
-#line 83 "examples/lm/modplast_lstm.dopa"
-    const T v335 = T(1.0) - v98;
-    const T v336 = v98 * v335;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v309 = v308 * v115;
 #line 83 "examples/lm/modplast_lstm.dopa"
+    const T v335 = T(1.0) - v98;
+    const T v336 = v98 * v335;
     const T v337 = v309 * v336;
     t337[j] = v337;
-#line 82 "examples/lm/modplast_lstm.dopa"
-    const T v346 = T(1.0) - v88;
-    const T v347 = v88 * v346;
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v315 = v314 * t110_l2_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
+    const T v346 = T(1.0) - v88;
+    const T v347 = v88 * v346;
     const T v348 = v315 * v347;
     t348[j] = v348;
-#line 81 "examples/lm/modplast_lstm.dopa"
-    const T v357 = T(1.0) - v78;
-    const T v358 = v78 * v357;
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v318 = v314 * l2_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
+    const T v357 = T(1.0) - v78;
+    const T v358 = v78 * v357;
     const T v359 = v318 * v358;
     t359[j] = v359;
 #line 85 "examples/lm/modplast_lstm.dopa"
@@ -1524,7 +1515,7 @@ template <class T> static void lm_modplast_lstm_backward_20_l1_hn(const dopa::St
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l2_modfanout_bias[j] += t298[j];
   }
-#line 1528 "lm_modplast_lstm.cpp"
+#line 1519 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 21: fused loop nest over [1149, 1149]
@@ -1534,14 +1525,14 @@ template <class T> static void lm_modplast_lstm_backward_20_l1_hn(const dopa::St
 template <class T> static void lm_modplast_lstm_backward_21(const dopa::StepArgs<T> &a) {
   T *__restrict t324 = a.scratch + 13248;                    // [1149]
   T *__restrict t322 = a.record + 23504;                     // [1149]
-  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711495;        // [1149, 1]
   const T *__restrict l2_w = a.params + 20391294;            // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + 21711495;        // [1149, 1]
+  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
   const T *__restrict l2_h = a.state + 1322512;              // [1149]
   T *__restrict t327 = a.scratch + 14400;                    // [1149, 1]
-  const T *__restrict t110_l2_g = a.saved + 17696;           // [1149] l2.g
-  const T *__restrict t126 = a.saved + 20016;                // [1149, 1]
   const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
+  const T *__restrict t126 = a.saved + 20016;                // [1149, 1]
+  const T *__restrict t110_l2_g = a.saved + 17696;           // [1149] l2.g
   T *__restrict d_l2_hebb = a.gradPrev + 1324816;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
     t324[e] = T(0);
@@ -1559,21 +1550,21 @@ template <class T> static void lm_modplast_lstm_backward_21(const dopa::StepArgs
       const T v326 = v323 * l2_hebb[i * 1149 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc327 += v326;
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v329 = v323 * l2_alpha[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v127 = t110_l2_g[i] * l2_h[j];
       const T v128 = t126[i] * v127;
       const T v129 = l2_hebb[i * 1149 + j] + v128;
       const T v291 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
       const T v292 = d_l2_hebb_next[i * 1149 + j] * v291;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v329 = v323 * l2_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
       const T v330 = v292 + v329;
       d_l2_hebb[i * 1149 + j] = v330;
     }
     t327[i] += acc327;
   }
-#line 1577 "lm_modplast_lstm.cpp"
+#line 1568 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 22: dense product (Eigen), [1149]
@@ -1585,7 +1576,7 @@ template <class T> static void lm_modplast_lstm_backward_22(const dopa::StepArgs
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t333, 1149).noalias() =
       ConstRowVec<T>(t322, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1589 "lm_modplast_lstm.cpp"
+#line 1580 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 23: dense product (Eigen), [1149]
@@ -1597,7 +1588,7 @@ template <class T> static void lm_modplast_lstm_backward_23(const dopa::StepArgs
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t340, 1149).noalias() =
       ConstRowVec<T>(t337, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1601 "lm_modplast_lstm.cpp"
+#line 1592 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 24: dense product (Eigen), [1149]
@@ -1609,7 +1600,7 @@ template <class T> static void lm_modplast_lstm_backward_24(const dopa::StepArgs
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t344, 1149).noalias() =
       ConstRowVec<T>(t337, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1613 "lm_modplast_lstm.cpp"
+#line 1604 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 25: dense product (Eigen), [1149]
@@ -1621,7 +1612,7 @@ template <class T> static void lm_modplast_lstm_backward_25(const dopa::StepArgs
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t351, 1149).noalias() =
       ConstRowVec<T>(t348, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1625 "lm_modplast_lstm.cpp"
+#line 1616 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 26: dense product (Eigen), [1149]
@@ -1633,7 +1624,7 @@ template <class T> static void lm_modplast_lstm_backward_26(const dopa::StepArgs
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t355, 1149).noalias() =
       ConstRowVec<T>(t348, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1637 "lm_modplast_lstm.cpp"
+#line 1628 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 27: dense product (Eigen), [1149]
@@ -1645,7 +1636,7 @@ template <class T> static void lm_modplast_lstm_backward_27(const dopa::StepArgs
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t362, 1149).noalias() =
       ConstRowVec<T>(t359, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1649 "lm_modplast_lstm.cpp"
+#line 1640 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 28: dense product (Eigen), [1149]
@@ -1657,7 +1648,7 @@ template <class T> static void lm_modplast_lstm_backward_28(const dopa::StepArgs
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t366, 1149).noalias() =
       ConstRowVec<T>(t359, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1661 "lm_modplast_lstm.cpp"
+#line 1652 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 29:
@@ -1668,7 +1659,7 @@ template <class T> static void lm_modplast_lstm_backward_29(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t375[e] = t371[e];
-#line 1672 "lm_modplast_lstm.cpp"
+#line 1663 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 30: dense product (Eigen), [1]
@@ -1680,15 +1671,15 @@ template <class T> static void lm_modplast_lstm_backward_30(const dopa::StepArgs
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t378, 1).noalias() =
       ConstRowVec<T>(t375, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 1684 "lm_modplast_lstm.cpp"
+#line 1675 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 31: fused loop nest over [1]
 //   %381 mul
 //   %381 mul += grad l1.h2mod.bias
 template <class T> static void lm_modplast_lstm_backward_31(const dopa::StepArgs<T> &a) {
-  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
   T *__restrict t378 = a.scratch + 27072;             // [1]
+  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
   T *__restrict t381 = a.record + 16560;              // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + 11139545; // [1]
   for (int j = 0; j < 1; ++j) {
@@ -1699,7 +1690,7 @@ template <class T> static void lm_modplast_lstm_backward_31(const dopa::StepArgs
     t381[0] = v381;
     d_l1_h2mod_bias[0] += v381;
   }
-#line 1703 "lm_modplast_lstm.cpp"
+#line 1694 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 32: dense product (Eigen), [1149]
@@ -1711,7 +1702,7 @@ template <class T> static void lm_modplast_lstm_backward_32(const dopa::StepArgs
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t384, 1149).noalias() =
       ConstRowVec<T>(t381, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 1715 "lm_modplast_lstm.cpp"
+#line 1706 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 33: fused loop nest over [1149]
@@ -1730,38 +1721,38 @@ template <class T> static void lm_modplast_lstm_backward_32(const dopa::StepArgs
 //   %399 mul += grad l1.x2c.bias
 //   %375 reshape += grad l1.modfanout.bias
 template <class T> static void lm_modplast_lstm_backward_33(const dopa::StepArgs<T> &a) {
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  const T *__restrict l1_h2i_bias = a.params + 8494547;   // [1149]
-  const T *__restrict t19 = a.saved + 3856;               // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349;   // [1149]
-  const T *__restrict t15 = a.saved + 2704;               // [1149]
-  const T *__restrict l1_c = a.state + 1152;              // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197;   // [1149]
-  const T *__restrict t9 = a.saved + 1552;                // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600;   // [1149]
-  const T *__restrict t4 = a.saved + 400;                 // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897;   // [1149]
-  const T *__restrict t29 = a.saved + 6160;               // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098;   // [1149]
-  const T *__restrict t25 = a.saved + 5008;               // [1149]
-  T *__restrict t384 = a.scratch + 27088;                 // [1149]
-  T *__restrict t366 = a.scratch + 22464;                 // [1149]
-  T *__restrict t355 = a.scratch + 20160;                 // [1149]
-  T *__restrict t344 = a.scratch + 17856;                 // [1149]
-  T *__restrict t333 = a.scratch + 15552;                 // [1149]
-  const T *__restrict d_l1_h_next = a.gradNext + 0;       // [1149] d l1.h'
-  const T *__restrict d_l1_c_next = a.gradNext + 1152;    // [1149] d l1.c'
   T *__restrict t373 = a.scratch + 24768;                 // [1149]
+  const T *__restrict d_l1_c_next = a.gradNext + 1152;    // [1149] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + 0;       // [1149] d l1.h'
+  T *__restrict t333 = a.scratch + 15552;                 // [1149]
+  T *__restrict t344 = a.scratch + 17856;                 // [1149]
+  T *__restrict t355 = a.scratch + 20160;                 // [1149]
+  T *__restrict t366 = a.scratch + 22464;                 // [1149]
+  T *__restrict t384 = a.scratch + 27088;                 // [1149]
+  const T *__restrict t25 = a.saved + 5008;               // [1149]
+  const T *__restrict l1_x2o_bias = a.params + 5391098;   // [1149]
+  const T *__restrict t29 = a.saved + 6160;               // [1149]
+  const T *__restrict l1_h2o_bias = a.params + 9815897;   // [1149]
+  const T *__restrict t4 = a.saved + 400;                 // [1149]
+  const T *__restrict l1_x2f_bias = a.params + 4469600;   // [1149]
+  const T *__restrict t9 = a.saved + 1552;                // [1149]
+  const T *__restrict l1_h2f_bias = a.params + 7173197;   // [1149]
+  const T *__restrict l1_c = a.state + 1152;              // [1149]
+  const T *__restrict t15 = a.saved + 2704;               // [1149]
+  const T *__restrict l1_x2i_bias = a.params + 4930349;   // [1149]
+  const T *__restrict t19 = a.saved + 3856;               // [1149]
+  const T *__restrict l1_h2i_bias = a.params + 8494547;   // [1149]
+  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
   T *__restrict t399 = a.record + 15408;                  // [1149]
   T *__restrict t413 = a.record + 14256;                  // [1149]
   T *__restrict t424 = a.record + 13104;                  // [1149]
   T *__restrict t435 = a.record + 10400;                  // [1149]
   T *__restrict d_l1_c = a.gradPrev + 1152;               // [1149]
-  T *__restrict t362 = a.scratch + 21312;                 // [1149]
-  T *__restrict t351 = a.scratch + 19008;                 // [1149]
-  T *__restrict t340 = a.scratch + 16704;                 // [1149]
-  T *__restrict t324 = a.scratch + 13248;                 // [1149]
   T *__restrict t297 = a.scratch + 10928;                 // [1149]
+  T *__restrict t324 = a.scratch + 13248;                 // [1149]
+  T *__restrict t340 = a.scratch + 16704;                 // [1149]
+  T *__restrict t351 = a.scratch + 19008;                 // [1149]
+  T *__restrict t362 = a.scratch + 21312;                 // [1149]
   T *__restrict d_l2_h = a.gradPrev + 1322512;            // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + 4469600;        // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + 7173197;        // [1149]
@@ -1773,70 +1764,67 @@ template <class T> static void lm_modplast_lstm_backward_33(const dopa::StepArgs
   T *__restrict t375 = a.record + 17728;                  // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + 11140695; // [1149]
   for (int j = 0; j < 1149; ++j) {
-#line 84 "examples/lm/modplast_lstm.dopa"
-    const T v397 = t45_l1_g[j] * t45_l1_g[j];
-    const T v398 = T(1.0) - v397;
-#line 82 "examples/lm/modplast_lstm.dopa"
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + exp(-v22));
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v48 = v23 * t45_l1_g[j];
-#line 81 "examples/lm/modplast_lstm.dopa"
-    const T v11 = t9[j] + l1_h2f_bias[j];
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + exp(-v12));
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v47 = v13 * l1_c[j];
-    const T v49 = v47 + v48;
-#line 86 "examples/lm/modplast_lstm.dopa"
-    const T v50 = tanh(v49);
-    const T v388 = v50 * v50;
-    const T v389 = T(1.0) - v388;
-#line 83 "examples/lm/modplast_lstm.dopa"
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + exp(-v32));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v334 = d_l1_h_next[j] + t333[j];
     const T v345 = v334 + t344[j];
     const T v356 = v345 + t355[j];
     const T v367 = v356 + t366[j];
     const T v385 = v367 + t384[j];
+#line 83 "examples/lm/modplast_lstm.dopa"
+    const T v27 = t25[j] + l1_x2o_bias[j];
+    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v32 = v27 + v31;
+    const T v33 = T(1) / (T(1) + std::exp(-v32));
+#line 86 "examples/lm/modplast_lstm.dopa"
     const T v387 = v385 * v33;
+#line 81 "examples/lm/modplast_lstm.dopa"
+    const T v6 = t4[j] + l1_x2f_bias[j];
+    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v12 = v6 + v11;
+    const T v13 = T(1) / (T(1) + std::exp(-v12));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v47 = v13 * l1_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v17 = t15[j] + l1_x2i_bias[j];
+    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v22 = v17 + v21;
+    const T v23 = T(1) / (T(1) + std::exp(-v22));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v48 = v23 * t45_l1_g[j];
+    const T v49 = v47 + v48;
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v50 = std::tanh(v49);
+    const T v388 = v50 * v50;
+    const T v389 = T(1.0) - v388;
     const T v390 = v387 * v389;
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v391 = d_l1_c_next[j] + v390;
     const T v393 = v391 * v23;
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v394 = t373[j] + v393;
+    const T v397 = t45_l1_g[j] * t45_l1_g[j];
+    const T v398 = T(1.0) - v397;
     const T v399 = v394 * v398;
     t399[j] = v399;
-#line 83 "examples/lm/modplast_lstm.dopa"
-    const T v411 = T(1.0) - v33;
-    const T v412 = v33 * v411;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v386 = v385 * v50;
 #line 83 "examples/lm/modplast_lstm.dopa"
+    const T v411 = T(1.0) - v33;
+    const T v412 = v33 * v411;
     const T v413 = v386 * v412;
     t413[j] = v413;
-#line 82 "examples/lm/modplast_lstm.dopa"
-    const T v422 = T(1.0) - v23;
-    const T v423 = v23 * v422;
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v392 = v391 * t45_l1_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
+    const T v422 = T(1.0) - v23;
+    const T v423 = v23 * v422;
     const T v424 = v392 * v423;
     t424[j] = v424;
-#line 81 "examples/lm/modplast_lstm.dopa"
-    const T v433 = T(1.0) - v13;
-    const T v434 = v13 * v433;
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v395 = v391 * l1_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
+    const T v433 = T(1.0) - v13;
+    const T v434 = v13 * v433;
     const T v435 = v395 * v434;
     t435[j] = v435;
 #line 85 "examples/lm/modplast_lstm.dopa"
@@ -1862,7 +1850,7 @@ template <class T> static void lm_modplast_lstm_backward_33(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l1_modfanout_bias[j] += t375[j];
   }
-#line 1866 "lm_modplast_lstm.cpp"
+#line 1854 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 34: fused loop nest over [1149, 1149]
@@ -1872,14 +1860,14 @@ template <class T> static void lm_modplast_lstm_backward_33(const dopa::StepArgs
 template <class T> static void lm_modplast_lstm_backward_34(const dopa::StepArgs<T> &a) {
   T *__restrict t401 = a.scratch + 28240;                 // [1149]
   T *__restrict t399 = a.record + 15408;                  // [1149]
-  const T *__restrict l1_hebb = a.state + 2304;           // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247;     // [1149, 1]
   const T *__restrict l1_w = a.params + 9817046;          // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + 11137247;     // [1149, 1]
+  const T *__restrict l1_hebb = a.state + 2304;           // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;                 // [1149]
   T *__restrict t404 = a.scratch + 29392;                 // [1149, 1]
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  const T *__restrict t61 = a.saved + 9632;               // [1149, 1]
   const T *__restrict d_l1_hebb_next = a.gradNext + 2304; // [1149, 1149] d l1.hebb'
+  const T *__restrict t61 = a.saved + 9632;               // [1149, 1]
+  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
   T *__restrict d_l1_hebb = a.gradPrev + 2304;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
     t401[e] = T(0);
@@ -1897,21 +1885,21 @@ template <class T> static void lm_modplast_lstm_backward_34(const dopa::StepArgs
       const T v403 = v400 * l1_hebb[i * 1149 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc404 += v403;
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v406 = v400 * l1_alpha[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v62 = t45_l1_g[i] * l1_h[j];
       const T v63 = t61[i] * v62;
       const T v64 = l1_hebb[i * 1149 + j] + v63;
       const T v368 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
       const T v369 = d_l1_hebb_next[i * 1149 + j] * v368;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v406 = v400 * l1_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
       const T v407 = v369 + v406;
       d_l1_hebb[i * 1149 + j] = v407;
     }
     t404[i] += acc404;
   }
-#line 1915 "lm_modplast_lstm.cpp"
+#line 1903 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 35: dense product (Eigen), [400]
@@ -1923,7 +1911,7 @@ template <class T> static void lm_modplast_lstm_backward_35(const dopa::StepArgs
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t410, 400).noalias() =
       ConstRowVec<T>(t399, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 1927 "lm_modplast_lstm.cpp"
+#line 1915 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 36: dense product (Eigen), [1149]
@@ -1935,7 +1923,7 @@ template <class T> static void lm_modplast_lstm_backward_36(const dopa::StepArgs
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t416, 1149).noalias() =
       ConstRowVec<T>(t413, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 1939 "lm_modplast_lstm.cpp"
+#line 1927 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 37: dense product (Eigen), [400]
@@ -1947,7 +1935,7 @@ template <class T> static void lm_modplast_lstm_backward_37(const dopa::StepArgs
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t420, 400).noalias() =
       ConstRowVec<T>(t413, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 1951 "lm_modplast_lstm.cpp"
+#line 1939 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 38: dense product (Eigen), [1149]
@@ -1959,7 +1947,7 @@ template <class T> static void lm_modplast_lstm_backward_38(const dopa::StepArgs
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t427, 1149).noalias() =
       ConstRowVec<T>(t424, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 1963 "lm_modplast_lstm.cpp"
+#line 1951 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 39: dense product (Eigen), [400]
@@ -1971,7 +1959,7 @@ template <class T> static void lm_modplast_lstm_backward_39(const dopa::StepArgs
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t431, 400).noalias() =
       ConstRowVec<T>(t424, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 1975 "lm_modplast_lstm.cpp"
+#line 1963 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 40: dense product (Eigen), [1149]
@@ -1983,7 +1971,7 @@ template <class T> static void lm_modplast_lstm_backward_40(const dopa::StepArgs
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t438, 1149).noalias() =
       ConstRowVec<T>(t435, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 1987 "lm_modplast_lstm.cpp"
+#line 1975 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 41: dense product (Eigen), [400]
@@ -1995,17 +1983,17 @@ template <class T> static void lm_modplast_lstm_backward_41(const dopa::StepArgs
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t442, 400).noalias() =
       ConstRowVec<T>(t435, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 1999 "lm_modplast_lstm.cpp"
+#line 1987 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 42: fused loop nest over [1149]
 //   %439 add -> grad_prev l1.h
 template <class T> static void lm_modplast_lstm_backward_42(const dopa::StepArgs<T> &a) {
-  T *__restrict t438 = a.scratch + 34048; // [1149]
-  T *__restrict t427 = a.scratch + 32496; // [1149]
-  T *__restrict t416 = a.scratch + 30944; // [1149]
-  T *__restrict t401 = a.scratch + 28240; // [1149]
   T *__restrict t374 = a.scratch + 25920; // [1149]
+  T *__restrict t401 = a.scratch + 28240; // [1149]
+  T *__restrict t416 = a.scratch + 30944; // [1149]
+  T *__restrict t427 = a.scratch + 32496; // [1149]
+  T *__restrict t438 = a.scratch + 34048; // [1149]
   T *__restrict d_l1_h = a.gradPrev + 0;  // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
@@ -2016,23 +2004,23 @@ template <class T> static void lm_modplast_lstm_backward_42(const dopa::StepArgs
     const T v439 = v428 + t438[j];
     d_l1_h[j] = v439;
   }
-#line 2020 "lm_modplast_lstm.cpp"
+#line 2008 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 43: fused loop nest over [400]
 //   %286 add -> grad_prev l3.h
 //   %443 add += grad enc.weight
 template <class T> static void lm_modplast_lstm_backward_43(const dopa::StepArgs<T> &a) {
-  T *__restrict t285 = a.scratch + 7072;       // [400]
-  T *__restrict t274 = a.scratch + 5520;       // [400]
-  T *__restrict t263 = a.scratch + 3968;       // [400]
-  T *__restrict t247 = a.scratch + 2016;       // [400]
   T *__restrict t219 = a.scratch + 1200;       // [400]
+  T *__restrict t247 = a.scratch + 2016;       // [400]
+  T *__restrict t263 = a.scratch + 3968;       // [400]
+  T *__restrict t274 = a.scratch + 5520;       // [400]
+  T *__restrict t285 = a.scratch + 7072;       // [400]
   T *__restrict d_l3_h = a.gradPrev + 2645024; // [400]
-  T *__restrict t442 = a.scratch + 35200;      // [400]
-  T *__restrict t431 = a.scratch + 33648;      // [400]
-  T *__restrict t420 = a.scratch + 32096;      // [400]
   T *__restrict t410 = a.scratch + 30544;      // [400]
+  T *__restrict t420 = a.scratch + 32096;      // [400]
+  T *__restrict t431 = a.scratch + 33648;      // [400]
+  T *__restrict t442 = a.scratch + 35200;      // [400]
   T *__restrict d_enc_weight = a.grads + 0;    // [10000, 400]
   const T *__restrict tok = a.inputs[0];       // []
 #pragma omp simd
@@ -2049,7 +2037,7 @@ template <class T> static void lm_modplast_lstm_backward_43(const dopa::StepArgs
     const T v443 = v432 + t442[j];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v443;
   }
-#line 2053 "lm_modplast_lstm.cpp"
+#line 2041 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 44: fused loop nest over [10000]
@@ -2081,7 +2069,7 @@ template <class T> static void lm_modplast_lstm_backward_45(const dopa::StepArgs
       d_l2_alpha[i] += t327[i];
     }
   }
-#line 2085 "lm_modplast_lstm.cpp"
+#line 2073 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 46: fused loop nest over [400, 1]
@@ -2095,7 +2083,7 @@ template <class T> static void lm_modplast_lstm_backward_46(const dopa::StepArgs
       d_l3_alpha[i] += t250[i];
     }
   }
-#line 2099 "lm_modplast_lstm.cpp"
+#line 2087 "lm_modplast_lstm.cpp"
 }
 
 /// One backward step of ModPlastLSTMLM for one batch element.

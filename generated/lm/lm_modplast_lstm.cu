@@ -240,14 +240,14 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_7(const dopa::StepArgs<
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_8(const dopa::StepArgs<T> &a) {
   T *__restrict t43 = a.scratch + 1152;               // [1149]
-  const T *__restrict l1_hebb = a.state + 2304;       // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
   const T *__restrict l1_w = a.params + 9817046;      // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
+  const T *__restrict l1_hebb = a.state + 2304;       // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;             // [1149]
   T *__restrict t108 = a.scratch + 5776;              // [1149]
-  const T *__restrict l2_hebb = a.state + 1324816;    // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711495; // [1149, 1]
   const T *__restrict l2_w = a.params + 20391294;     // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + 21711495; // [1149, 1]
+  const T *__restrict l2_hebb = a.state + 1324816;    // [1149, 1149]
   const T *__restrict l2_h = a.state + 1322512;       // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -281,23 +281,23 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_8(const dopa::StepArgs<
 //   %51 mul l1.hn -> saved
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_9_l1_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;                 // [1149]
-  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
   T *__restrict t35 = a.scratch + 0;                    // [1149]
+  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
+  T *__restrict t43 = a.scratch + 1152;                 // [1149]
   T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
-  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
-  T *__restrict t19 = a.saved + 3856;                   // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
-  T *__restrict t15 = a.saved + 2704;                   // [1149]
-  const T *__restrict l1_c = a.state + 1152;            // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
-  T *__restrict t9 = a.saved + 1552;                    // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
-  T *__restrict t4 = a.saved + 400;                     // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
-  T *__restrict t29 = a.saved + 6160;                   // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
   T *__restrict t25 = a.saved + 5008;                   // [1149]
+  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
+  T *__restrict t29 = a.saved + 6160;                   // [1149]
+  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
+  T *__restrict t4 = a.saved + 400;                     // [1149]
+  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
+  T *__restrict t9 = a.saved + 1552;                    // [1149]
+  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
+  const T *__restrict l1_c = a.state + 1152;            // [1149]
+  T *__restrict t15 = a.saved + 2704;                   // [1149]
+  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
+  T *__restrict t19 = a.saved + 3856;                   // [1149]
+  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
   T *__restrict l1_h_next = a.next + 0;                 // [1149] l1.hn
   T *__restrict l1_c_next = a.next + 1152;              // [1149]
   T *__restrict saved_t51 = a.saved + 8464;             // [1149]
@@ -311,36 +311,35 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_9_l1_g(const dopa::Step
       const T v44 = v37 + t43[j];
       const T v45 = tanh(v44);
       t45_l1_g[j] = v45;
-#line 82 "examples/lm/modplast_lstm.dopa"
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
-#line 85 "examples/lm/modplast_lstm.dopa"
-      const T v48 = v23 * v45;
+#line 83 "examples/lm/modplast_lstm.dopa"
+      const T v27 = t25[j] + l1_x2o_bias[j];
+      const T v31 = t29[j] + l1_h2o_bias[j];
+      const T v32 = v27 + v31;
+      const T v33 = T(1) / (T(1) + exp(-v32));
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v11 = t9[j] + l1_h2f_bias[j];
       const T v6 = t4[j] + l1_x2f_bias[j];
+      const T v11 = t9[j] + l1_h2f_bias[j];
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v47 = v13 * l1_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+      const T v17 = t15[j] + l1_x2i_bias[j];
+      const T v21 = t19[j] + l1_h2i_bias[j];
+      const T v22 = v17 + v21;
+      const T v23 = T(1) / (T(1) + exp(-v22));
+#line 85 "examples/lm/modplast_lstm.dopa"
+      const T v48 = v23 * v45;
       const T v49 = v47 + v48;
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v50 = tanh(v49);
-#line 83 "examples/lm/modplast_lstm.dopa"
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
-#line 86 "examples/lm/modplast_lstm.dopa"
       const T v51 = v33 * v50;
       l1_h_next[j] = v51;
       l1_c_next[j] = v49;
       saved_t51[j] = v51;
     }
   }
-#line 344 "lm_modplast_lstm.cu"
+#line 343 "lm_modplast_lstm.cu"
 }
 
 // forward stage 10: dense product (Eigen), [1]
@@ -362,15 +361,15 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_10(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t53[r] = acc;
   }
-#line 366 "lm_modplast_lstm.cu"
+#line 365 "lm_modplast_lstm.cu"
 }
 
 // forward stage 11: fused loop nest over [1]
 //   %56 tanh l1.M
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_11_l1_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2mod_bias = a.params + 11139545; // [1]
   T *__restrict t53 = a.scratch + 2304;                    // [1]
+  const T *__restrict l1_h2mod_bias = a.params + 11139545; // [1]
   T *__restrict t56_l1_M = a.saved + 9616;                 // [1] l1.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -383,7 +382,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_11_l1_M(const dopa::Ste
       t56_l1_M[0] = v56;
     }
   }
-#line 387 "lm_modplast_lstm.cu"
+#line 386 "lm_modplast_lstm.cu"
 }
 
 // forward stage 12: dense product (Eigen), [1149]
@@ -405,15 +404,15 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_12(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t58[r] = acc;
   }
-#line 409 "lm_modplast_lstm.cu"
+#line 408 "lm_modplast_lstm.cu"
 }
 
 // forward stage 13: fused loop nest over [1149]
 //   %60 add l1.eta
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_13_l1_eta(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_modfanout_bias = a.params + 11140695; // [1149]
   T *__restrict t58 = a.scratch + 2320;                        // [1149]
+  const T *__restrict l1_modfanout_bias = a.params + 11140695; // [1149]
   T *__restrict t60_l1_eta = a.scratch + 3472;                 // [1149] l1.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -425,7 +424,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_13_l1_eta(const dopa::S
       t60_l1_eta[j] = v60;
     }
   }
-#line 429 "lm_modplast_lstm.cu"
+#line 428 "lm_modplast_lstm.cu"
 }
 
 // forward stage 14:
@@ -440,7 +439,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_14(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t61[e] = t60_l1_eta[e];
-#line 444 "lm_modplast_lstm.cu"
+#line 443 "lm_modplast_lstm.cu"
 }
 
 // forward stage 15: dense product (Eigen), [1149]
@@ -462,7 +461,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_15(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t69[r] = acc;
   }
-#line 466 "lm_modplast_lstm.cu"
+#line 465 "lm_modplast_lstm.cu"
 }
 
 // forward stage 16: dense product (Eigen), [1149]
@@ -484,7 +483,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_16(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t74[r] = acc;
   }
-#line 488 "lm_modplast_lstm.cu"
+#line 487 "lm_modplast_lstm.cu"
 }
 
 // forward stage 17: dense product (Eigen), [1149]
@@ -506,7 +505,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_17(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t80[r] = acc;
   }
-#line 510 "lm_modplast_lstm.cu"
+#line 509 "lm_modplast_lstm.cu"
 }
 
 // forward stage 18: dense product (Eigen), [1149]
@@ -528,7 +527,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_18(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t84[r] = acc;
   }
-#line 532 "lm_modplast_lstm.cu"
+#line 531 "lm_modplast_lstm.cu"
 }
 
 // forward stage 19: dense product (Eigen), [1149]
@@ -550,7 +549,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_19(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t90[r] = acc;
   }
-#line 554 "lm_modplast_lstm.cu"
+#line 553 "lm_modplast_lstm.cu"
 }
 
 // forward stage 20: dense product (Eigen), [1149]
@@ -572,7 +571,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_20(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t94[r] = acc;
   }
-#line 576 "lm_modplast_lstm.cu"
+#line 575 "lm_modplast_lstm.cu"
 }
 
 // forward stage 21: dense product (Eigen), [1149]
@@ -594,7 +593,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_21(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t100[r] = acc;
   }
-#line 598 "lm_modplast_lstm.cu"
+#line 597 "lm_modplast_lstm.cu"
 }
 
 // forward stage 22: fused loop nest over [1149]
@@ -604,23 +603,23 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_21(const dopa::StepArgs
 //   %116 mul l2.hn -> saved
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_22_l2_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t108 = a.scratch + 5776;                 // [1149]
-  const T *__restrict l2_x2c_bias = a.params + 16426095; // [1149]
   T *__restrict t100 = a.scratch + 4624;                 // [1149]
+  const T *__restrict l2_x2c_bias = a.params + 16426095; // [1149]
+  T *__restrict t108 = a.scratch + 5776;                 // [1149]
   T *__restrict t110_l2_g = a.saved + 17696;             // [1149] l2.g
-  const T *__restrict l2_h2i_bias = a.params + 19068795; // [1149]
-  T *__restrict t84 = a.saved + 14240;                   // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783395; // [1149]
-  T *__restrict t80 = a.saved + 13088;                   // [1149]
-  const T *__restrict l2_c = a.state + 1323664;          // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747445; // [1149]
-  T *__restrict t74 = a.saved + 11936;                   // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462045; // [1149]
-  T *__restrict t69 = a.saved + 10784;                   // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390145; // [1149]
-  T *__restrict t94 = a.saved + 16544;                   // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104745; // [1149]
   T *__restrict t90 = a.saved + 15392;                   // [1149]
+  const T *__restrict l2_x2o_bias = a.params + 15104745; // [1149]
+  T *__restrict t94 = a.saved + 16544;                   // [1149]
+  const T *__restrict l2_h2o_bias = a.params + 20390145; // [1149]
+  T *__restrict t69 = a.saved + 10784;                   // [1149]
+  const T *__restrict l2_x2f_bias = a.params + 12462045; // [1149]
+  T *__restrict t74 = a.saved + 11936;                   // [1149]
+  const T *__restrict l2_h2f_bias = a.params + 17747445; // [1149]
+  const T *__restrict l2_c = a.state + 1323664;          // [1149]
+  T *__restrict t80 = a.saved + 13088;                   // [1149]
+  const T *__restrict l2_x2i_bias = a.params + 13783395; // [1149]
+  T *__restrict t84 = a.saved + 14240;                   // [1149]
+  const T *__restrict l2_h2i_bias = a.params + 19068795; // [1149]
   T *__restrict l2_h_next = a.next + 1322512;            // [1149] l2.hn
   T *__restrict l2_c_next = a.next + 1323664;            // [1149]
   T *__restrict saved_t116 = a.saved + 18848;            // [1149]
@@ -634,36 +633,35 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_22_l2_g(const dopa::Ste
       const T v109 = v102 + t108[j];
       const T v110 = tanh(v109);
       t110_l2_g[j] = v110;
-#line 82 "examples/lm/modplast_lstm.dopa"
-      const T v86 = t84[j] + l2_h2i_bias[j];
-      const T v82 = t80[j] + l2_x2i_bias[j];
-      const T v87 = v82 + v86;
-      const T v88 = T(1) / (T(1) + exp(-v87));
-#line 85 "examples/lm/modplast_lstm.dopa"
-      const T v113 = v88 * v110;
+#line 83 "examples/lm/modplast_lstm.dopa"
+      const T v92 = t90[j] + l2_x2o_bias[j];
+      const T v96 = t94[j] + l2_h2o_bias[j];
+      const T v97 = v92 + v96;
+      const T v98 = T(1) / (T(1) + exp(-v97));
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v76 = t74[j] + l2_h2f_bias[j];
       const T v71 = t69[j] + l2_x2f_bias[j];
+      const T v76 = t74[j] + l2_h2f_bias[j];
       const T v77 = v71 + v76;
       const T v78 = T(1) / (T(1) + exp(-v77));
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v112 = v78 * l2_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+      const T v82 = t80[j] + l2_x2i_bias[j];
+      const T v86 = t84[j] + l2_h2i_bias[j];
+      const T v87 = v82 + v86;
+      const T v88 = T(1) / (T(1) + exp(-v87));
+#line 85 "examples/lm/modplast_lstm.dopa"
+      const T v113 = v88 * v110;
       const T v114 = v112 + v113;
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v115 = tanh(v114);
-#line 83 "examples/lm/modplast_lstm.dopa"
-      const T v96 = t94[j] + l2_h2o_bias[j];
-      const T v92 = t90[j] + l2_x2o_bias[j];
-      const T v97 = v92 + v96;
-      const T v98 = T(1) / (T(1) + exp(-v97));
-#line 86 "examples/lm/modplast_lstm.dopa"
       const T v116 = v98 * v115;
       l2_h_next[j] = v116;
       l2_c_next[j] = v114;
       saved_t116[j] = v116;
     }
   }
-#line 667 "lm_modplast_lstm.cu"
+#line 665 "lm_modplast_lstm.cu"
 }
 
 // forward stage 23: dense product (Eigen), [1]
@@ -685,15 +683,15 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_23(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t118[r] = acc;
   }
-#line 689 "lm_modplast_lstm.cu"
+#line 687 "lm_modplast_lstm.cu"
 }
 
 // forward stage 24: fused loop nest over [1]
 //   %121 tanh l2.M
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_24_l2_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2mod_bias = a.params + 21713793; // [1]
   T *__restrict t118 = a.scratch + 6928;                   // [1]
+  const T *__restrict l2_h2mod_bias = a.params + 21713793; // [1]
   T *__restrict t121_l2_M = a.saved + 20000;               // [1] l2.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -706,7 +704,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_24_l2_M(const dopa::Ste
       t121_l2_M[0] = v121;
     }
   }
-#line 710 "lm_modplast_lstm.cu"
+#line 708 "lm_modplast_lstm.cu"
 }
 
 // forward stage 25: dense product (Eigen), [1149]
@@ -728,15 +726,15 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_25(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t123[r] = acc;
   }
-#line 732 "lm_modplast_lstm.cu"
+#line 730 "lm_modplast_lstm.cu"
 }
 
 // forward stage 26: fused loop nest over [1149]
 //   %125 add l2.eta
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_26_l2_eta(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_modfanout_bias = a.params + 21714943; // [1149]
   T *__restrict t123 = a.scratch + 6944;                       // [1149]
+  const T *__restrict l2_modfanout_bias = a.params + 21714943; // [1149]
   T *__restrict t125_l2_eta = a.scratch + 8096;                // [1149] l2.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -748,7 +746,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_26_l2_eta(const dopa::S
       t125_l2_eta[j] = v125;
     }
   }
-#line 752 "lm_modplast_lstm.cu"
+#line 750 "lm_modplast_lstm.cu"
 }
 
 // forward stage 27:
@@ -763,7 +761,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_27(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t126[e] = t125_l2_eta[e];
-#line 767 "lm_modplast_lstm.cu"
+#line 765 "lm_modplast_lstm.cu"
 }
 
 // forward stage 28: dense product (Eigen), [400]
@@ -785,7 +783,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_28(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t132[r] = acc;
   }
-#line 789 "lm_modplast_lstm.cu"
+#line 787 "lm_modplast_lstm.cu"
 }
 
 // forward stage 29: dense product (Eigen), [400]
@@ -807,7 +805,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_29(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t137[r] = acc;
   }
-#line 811 "lm_modplast_lstm.cu"
+#line 809 "lm_modplast_lstm.cu"
 }
 
 // forward stage 30: dense product (Eigen), [400]
@@ -829,7 +827,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_30(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t143[r] = acc;
   }
-#line 833 "lm_modplast_lstm.cu"
+#line 831 "lm_modplast_lstm.cu"
 }
 
 // forward stage 31: dense product (Eigen), [400]
@@ -851,7 +849,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_31(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t147[r] = acc;
   }
-#line 855 "lm_modplast_lstm.cu"
+#line 853 "lm_modplast_lstm.cu"
 }
 
 // forward stage 32: dense product (Eigen), [400]
@@ -873,7 +871,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_32(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t153[r] = acc;
   }
-#line 877 "lm_modplast_lstm.cu"
+#line 875 "lm_modplast_lstm.cu"
 }
 
 // forward stage 33: dense product (Eigen), [400]
@@ -895,7 +893,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_33(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t157[r] = acc;
   }
-#line 899 "lm_modplast_lstm.cu"
+#line 897 "lm_modplast_lstm.cu"
 }
 
 // forward stage 34: dense product (Eigen), [400]
@@ -917,7 +915,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_34(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t163[r] = acc;
   }
-#line 921 "lm_modplast_lstm.cu"
+#line 919 "lm_modplast_lstm.cu"
 }
 
 // forward stage 35: fused loop nest over [400, 400]
@@ -925,9 +923,9 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_34(const dopa::StepArgs
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_35(const dopa::StepArgs<T> &a) {
   T *__restrict t171 = a.scratch + 9648;              // [400]
-  const T *__restrict l3_hebb = a.state + 2645824;    // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197292; // [400, 1]
   const T *__restrict l3_w = a.params + 24037292;     // [400, 400]
+  const T *__restrict l3_alpha = a.params + 24197292; // [400, 1]
+  const T *__restrict l3_hebb = a.state + 2645824;    // [400, 400]
   const T *__restrict l3_h = a.state + 2645024;       // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -945,7 +943,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_35(const dopa::StepArgs
       t171[i] = acc171;
     }
   }
-#line 949 "lm_modplast_lstm.cu"
+#line 947 "lm_modplast_lstm.cu"
 }
 
 // forward stage 36: fused loop nest over [400]
@@ -955,23 +953,23 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_35(const dopa::StepArgs
 //   %179 mul l3.hn -> saved
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_36_l3_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.scratch + 9648;                 // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23555692; // [400]
   T *__restrict t163 = a.scratch + 9248;                 // [400]
+  const T *__restrict l3_x2c_bias = a.params + 23555692; // [400]
+  T *__restrict t171 = a.scratch + 9648;                 // [400]
   T *__restrict t173_l3_g = a.saved + 23568;             // [400] l3.g
-  const T *__restrict l3_h2i_bias = a.params + 23876492; // [400]
-  T *__restrict t147 = a.saved + 22368;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635692; // [400]
-  T *__restrict t143 = a.saved + 21968;                  // [400]
-  const T *__restrict l3_c = a.state + 2645424;          // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716092; // [400]
-  T *__restrict t137 = a.saved + 21568;                  // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175692; // [400]
-  T *__restrict t132 = a.saved + 21168;                  // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036892; // [400]
-  T *__restrict t157 = a.saved + 23168;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095692; // [400]
   T *__restrict t153 = a.saved + 22768;                  // [400]
+  const T *__restrict l3_x2o_bias = a.params + 23095692; // [400]
+  T *__restrict t157 = a.saved + 23168;                  // [400]
+  const T *__restrict l3_h2o_bias = a.params + 24036892; // [400]
+  T *__restrict t132 = a.saved + 21168;                  // [400]
+  const T *__restrict l3_x2f_bias = a.params + 22175692; // [400]
+  T *__restrict t137 = a.saved + 21568;                  // [400]
+  const T *__restrict l3_h2f_bias = a.params + 23716092; // [400]
+  const T *__restrict l3_c = a.state + 2645424;          // [400]
+  T *__restrict t143 = a.saved + 21968;                  // [400]
+  const T *__restrict l3_x2i_bias = a.params + 22635692; // [400]
+  T *__restrict t147 = a.saved + 22368;                  // [400]
+  const T *__restrict l3_h2i_bias = a.params + 23876492; // [400]
   T *__restrict l3_h_next = a.next + 2645024;            // [400] l3.hn
   T *__restrict l3_c_next = a.next + 2645424;            // [400]
   T *__restrict saved_t179 = a.saved + 23968;            // [400]
@@ -985,36 +983,35 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_36_l3_g(const dopa::Ste
       const T v172 = v165 + t171[j];
       const T v173 = tanh(v172);
       t173_l3_g[j] = v173;
-#line 82 "examples/lm/modplast_lstm.dopa"
-      const T v149 = t147[j] + l3_h2i_bias[j];
-      const T v145 = t143[j] + l3_x2i_bias[j];
-      const T v150 = v145 + v149;
-      const T v151 = T(1) / (T(1) + exp(-v150));
-#line 85 "examples/lm/modplast_lstm.dopa"
-      const T v176 = v151 * v173;
+#line 83 "examples/lm/modplast_lstm.dopa"
+      const T v155 = t153[j] + l3_x2o_bias[j];
+      const T v159 = t157[j] + l3_h2o_bias[j];
+      const T v160 = v155 + v159;
+      const T v161 = T(1) / (T(1) + exp(-v160));
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v139 = t137[j] + l3_h2f_bias[j];
       const T v134 = t132[j] + l3_x2f_bias[j];
+      const T v139 = t137[j] + l3_h2f_bias[j];
       const T v140 = v134 + v139;
       const T v141 = T(1) / (T(1) + exp(-v140));
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v175 = v141 * l3_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+      const T v145 = t143[j] + l3_x2i_bias[j];
+      const T v149 = t147[j] + l3_h2i_bias[j];
+      const T v150 = v145 + v149;
+      const T v151 = T(1) / (T(1) + exp(-v150));
+#line 85 "examples/lm/modplast_lstm.dopa"
+      const T v176 = v151 * v173;
       const T v177 = v175 + v176;
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v178 = tanh(v177);
-#line 83 "examples/lm/modplast_lstm.dopa"
-      const T v159 = t157[j] + l3_h2o_bias[j];
-      const T v155 = t153[j] + l3_x2o_bias[j];
-      const T v160 = v155 + v159;
-      const T v161 = T(1) / (T(1) + exp(-v160));
-#line 86 "examples/lm/modplast_lstm.dopa"
       const T v179 = v161 * v178;
       l3_h_next[j] = v179;
       l3_c_next[j] = v177;
       saved_t179[j] = v179;
     }
   }
-#line 1018 "lm_modplast_lstm.cu"
+#line 1015 "lm_modplast_lstm.cu"
 }
 
 // forward stage 37: dense product (Eigen), [1]
@@ -1036,15 +1033,15 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_37(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t181[r] = acc;
   }
-#line 1040 "lm_modplast_lstm.cu"
+#line 1037 "lm_modplast_lstm.cu"
 }
 
 // forward stage 38: fused loop nest over [1]
 //   %184 tanh l3.M
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_38_l3_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2mod_bias = a.params + 24198092; // [1]
   T *__restrict t181 = a.scratch + 10048;                  // [1]
+  const T *__restrict l3_h2mod_bias = a.params + 24198092; // [1]
   T *__restrict t184_l3_M = a.saved + 24368;               // [1] l3.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1057,7 +1054,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_38_l3_M(const dopa::Ste
       t184_l3_M[0] = v184;
     }
   }
-#line 1061 "lm_modplast_lstm.cu"
+#line 1058 "lm_modplast_lstm.cu"
 }
 
 // forward stage 39: dense product (Eigen), [400]
@@ -1079,15 +1076,15 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_39(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t186[r] = acc;
   }
-#line 1083 "lm_modplast_lstm.cu"
+#line 1080 "lm_modplast_lstm.cu"
 }
 
 // forward stage 40: fused loop nest over [400]
 //   %188 add l3.eta
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_40_l3_eta(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_modfanout_bias = a.params + 24198493; // [400]
   T *__restrict t186 = a.scratch + 10064;                      // [400]
+  const T *__restrict l3_modfanout_bias = a.params + 24198493; // [400]
   T *__restrict t188_l3_eta = a.scratch + 10464;               // [400] l3.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1099,7 +1096,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_40_l3_eta(const dopa::S
       t188_l3_eta[j] = v188;
     }
   }
-#line 1103 "lm_modplast_lstm.cu"
+#line 1100 "lm_modplast_lstm.cu"
 }
 
 // forward stage 41:
@@ -1114,7 +1111,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_41(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t189[e] = t188_l3_eta[e];
-#line 1118 "lm_modplast_lstm.cu"
+#line 1115 "lm_modplast_lstm.cu"
 }
 
 // forward stage 42: dense product (Eigen), [10000]
@@ -1136,7 +1133,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_42(const dopa::StepArgs
     if ((threadIdx.x & 31) == 0)
       t194[r] = acc;
   }
-#line 1140 "lm_modplast_lstm.cu"
+#line 1137 "lm_modplast_lstm.cu"
 }
 
 // forward stage 43: fused loop nest over [1149, 1149]
@@ -1144,15 +1141,15 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_42(const dopa::StepArgs
 //   %130 clip -> next_state l2.hebb
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_43(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_hebb = a.state + 2304;    // [1149, 1149]
+  T *__restrict t61 = a.saved + 9632;              // [1149, 1]
   T *__restrict t45_l1_g = a.saved + 7312;         // [1149] l1.g
   const T *__restrict l1_h = a.state + 0;          // [1149]
-  T *__restrict t61 = a.saved + 9632;              // [1149, 1]
-  const T *__restrict l1_hebb = a.state + 2304;    // [1149, 1149]
   T *__restrict l1_hebb_next = a.next + 2304;      // [1149, 1149]
+  const T *__restrict l2_hebb = a.state + 1324816; // [1149, 1149]
+  T *__restrict t126 = a.saved + 20016;            // [1149, 1]
   T *__restrict t110_l2_g = a.saved + 17696;       // [1149] l2.g
   const T *__restrict l2_h = a.state + 1322512;    // [1149]
-  T *__restrict t126 = a.saved + 20016;            // [1149, 1]
-  const T *__restrict l2_hebb = a.state + 1324816; // [1149, 1149]
   T *__restrict l2_hebb_next = a.next + 1324816;   // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1172,17 +1169,17 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_43(const dopa::StepArgs
       l2_hebb_next[i * 1149 + j] = v130;
     }
   }
-#line 1176 "lm_modplast_lstm.cu"
+#line 1173 "lm_modplast_lstm.cu"
 }
 
 // forward stage 44: fused loop nest over [400, 400]
 //   %193 clip -> next_state l3.hebb
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_44(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_hebb = a.state + 2645824; // [400, 400]
+  T *__restrict t189 = a.saved + 24384;            // [400, 1]
   T *__restrict t173_l3_g = a.saved + 23568;       // [400] l3.g
   const T *__restrict l3_h = a.state + 2645024;    // [400]
-  T *__restrict t189 = a.saved + 24384;            // [400, 1]
-  const T *__restrict l3_hebb = a.state + 2645824; // [400, 400]
   T *__restrict l3_hebb_next = a.next + 2645824;   // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1197,15 +1194,15 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_44(const dopa::StepArgs
       l3_hebb_next[i * 400 + j] = v193;
     }
   }
-#line 1201 "lm_modplast_lstm.cu"
+#line 1198 "lm_modplast_lstm.cu"
 }
 
 // forward stage 45: fused loop nest over [10000]
 //   %196 add logits -> output logits
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_forward_45_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict t194 = a.scratch + 10864;            // [10000]
+  const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict out_logits = a.outputs[0];           // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1217,7 +1214,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_45_logits(const dopa::S
       out_logits[j] = v196;
     }
   }
-#line 1221 "lm_modplast_lstm.cu"
+#line 1218 "lm_modplast_lstm.cu"
 }
 
 /// One forward step of ModPlastLSTMLM for the whole batch: block b runs batch element b.
@@ -1362,7 +1359,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_0(const dopa::StepArgs
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t209[c] = acc;
   }
-#line 1366 "lm_modplast_lstm.cu"
+#line 1363 "lm_modplast_lstm.cu"
 }
 
 // backward stage 1: fused loop nest over [400, 400]
@@ -1371,11 +1368,11 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_0(const dopa::StepArgs
 //   %219 matmul
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_1(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
+  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
+  const T *__restrict t189 = a.saved + 24384;                // [400, 1]
   const T *__restrict t173_l3_g = a.saved + 23568;           // [400] l3.g
   const T *__restrict l3_h = a.state + 2645024;              // [400]
-  const T *__restrict t189 = a.saved + 24384;                // [400, 1]
-  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
-  const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
   T *__restrict t216 = a.scratch + 400;                      // [400, 1]
   T *__restrict t218 = a.scratch + 800;                      // [400]
   T *__restrict t219 = a.scratch + 1200;                     // [400]
@@ -1410,7 +1407,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_1(const dopa::StepArgs
       t218[i] = acc218;
     }
   }
-#line 1414 "lm_modplast_lstm.cu"
+#line 1411 "lm_modplast_lstm.cu"
 }
 
 // backward stage 2:
@@ -1425,7 +1422,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_2(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t220[e] = t216[e];
-#line 1429 "lm_modplast_lstm.cu"
+#line 1426 "lm_modplast_lstm.cu"
 }
 
 // backward stage 3: dense product (Eigen), [1]
@@ -1445,7 +1442,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_3(const dopa::StepArgs
       acc += t220[k] * l3_modfanout_weight[k * 1 + c];
     t223[c] = acc;
   }
-#line 1449 "lm_modplast_lstm.cu"
+#line 1446 "lm_modplast_lstm.cu"
 }
 
 // backward stage 4: fused loop nest over [1]
@@ -1456,8 +1453,8 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_3(const dopa::StepArgs
 //   %184 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_4_l1_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict t184_l3_M = a.saved + 24368;    // [1] l3.M
   T *__restrict t223 = a.scratch + 1600;              // [1]
+  const T *__restrict t184_l3_M = a.saved + 24368;    // [1] l3.M
   T *__restrict t227 = a.record + 28992;              // [1]
   const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
   T *__restrict record11 = a.record + 18880;          // [1]
@@ -1481,7 +1478,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_4_l1_M(const dopa::Ste
       record28[0] = t184_l3_M[0];
     }
   }
-#line 1485 "lm_modplast_lstm.cu"
+#line 1482 "lm_modplast_lstm.cu"
 }
 
 // backward stage 5: dense product (Eigen), [400]
@@ -1501,7 +1498,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_5(const dopa::StepArgs
       acc += t227[k] * l3_h2mod_weight[k * 400 + c];
     t230[c] = acc;
   }
-#line 1505 "lm_modplast_lstm.cu"
+#line 1502 "lm_modplast_lstm.cu"
 }
 
 // backward stage 6: fused loop nest over [400]
@@ -1523,25 +1520,25 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_5(const dopa::StepArgs
 //   %220 reshape += grad l3.modfanout.bias
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_6_l3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t173_l3_g = a.saved + 23568;        // [400] l3.g
-  const T *__restrict l3_h2i_bias = a.params + 23876492;  // [400]
-  const T *__restrict t147 = a.saved + 22368;             // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635692;  // [400]
-  const T *__restrict t143 = a.saved + 21968;             // [400]
-  const T *__restrict l3_c = a.state + 2645424;           // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716092;  // [400]
-  const T *__restrict t137 = a.saved + 21568;             // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175692;  // [400]
-  const T *__restrict t132 = a.saved + 21168;             // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036892;  // [400]
-  const T *__restrict t157 = a.saved + 23168;             // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095692;  // [400]
-  const T *__restrict t153 = a.saved + 22768;             // [400]
-  T *__restrict t230 = a.scratch + 1616;                  // [400]
-  T *__restrict t209 = a.scratch + 0;                     // [400]
-  const T *__restrict d_l3_h_next = a.gradNext + 2645024; // [400] d l3.h'
-  const T *__restrict d_l3_c_next = a.gradNext + 2645424; // [400] d l3.c'
   T *__restrict t218 = a.scratch + 800;                   // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + 2645424; // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + 2645024; // [400] d l3.h'
+  T *__restrict t209 = a.scratch + 0;                     // [400]
+  T *__restrict t230 = a.scratch + 1616;                  // [400]
+  const T *__restrict t153 = a.saved + 22768;             // [400]
+  const T *__restrict l3_x2o_bias = a.params + 23095692;  // [400]
+  const T *__restrict t157 = a.saved + 23168;             // [400]
+  const T *__restrict l3_h2o_bias = a.params + 24036892;  // [400]
+  const T *__restrict t132 = a.saved + 21168;             // [400]
+  const T *__restrict l3_x2f_bias = a.params + 22175692;  // [400]
+  const T *__restrict t137 = a.saved + 21568;             // [400]
+  const T *__restrict l3_h2f_bias = a.params + 23716092;  // [400]
+  const T *__restrict l3_c = a.state + 2645424;           // [400]
+  const T *__restrict t143 = a.saved + 21968;             // [400]
+  const T *__restrict l3_x2i_bias = a.params + 22635692;  // [400]
+  const T *__restrict t147 = a.saved + 22368;             // [400]
+  const T *__restrict l3_h2i_bias = a.params + 23876492;  // [400]
+  const T *__restrict t173_l3_g = a.saved + 23568;        // [400] l3.g
   T *__restrict t245 = a.record + 28592;                  // [400]
   T *__restrict t260 = a.record + 28192;                  // [400]
   T *__restrict t271 = a.record + 27792;                  // [400]
@@ -1567,67 +1564,64 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_6_l3_hn(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v243 = t173_l3_g[j] * t173_l3_g[j];
-      const T v244 = T(1.0) - v243;
-#line 82 "examples/lm/modplast_lstm.dopa"
-      const T v149 = t147[j] + l3_h2i_bias[j];
-      const T v145 = t143[j] + l3_x2i_bias[j];
-      const T v150 = v145 + v149;
-      const T v151 = T(1) / (T(1) + exp(-v150));
-#line 85 "examples/lm/modplast_lstm.dopa"
-      const T v176 = v151 * t173_l3_g[j];
+#line 86 "examples/lm/modplast_lstm.dopa"
+      const T v210 = d_l3_h_next[j] + t209[j];
+      const T v231 = v210 + t230[j];
+#line 83 "examples/lm/modplast_lstm.dopa"
+      const T v155 = t153[j] + l3_x2o_bias[j];
+      const T v159 = t157[j] + l3_h2o_bias[j];
+      const T v160 = v155 + v159;
+      const T v161 = T(1) / (T(1) + exp(-v160));
+#line 86 "examples/lm/modplast_lstm.dopa"
+      const T v233 = v231 * v161;
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v139 = t137[j] + l3_h2f_bias[j];
       const T v134 = t132[j] + l3_x2f_bias[j];
+      const T v139 = t137[j] + l3_h2f_bias[j];
       const T v140 = v134 + v139;
       const T v141 = T(1) / (T(1) + exp(-v140));
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v175 = v141 * l3_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+      const T v145 = t143[j] + l3_x2i_bias[j];
+      const T v149 = t147[j] + l3_h2i_bias[j];
+      const T v150 = v145 + v149;
+      const T v151 = T(1) / (T(1) + exp(-v150));
+#line 85 "examples/lm/modplast_lstm.dopa"
+      const T v176 = v151 * t173_l3_g[j];
       const T v177 = v175 + v176;
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v178 = tanh(v177);
       const T v234 = v178 * v178;
       const T v235 = T(1.0) - v234;
-#line 83 "examples/lm/modplast_lstm.dopa"
-      const T v159 = t157[j] + l3_h2o_bias[j];
-      const T v155 = t153[j] + l3_x2o_bias[j];
-      const T v160 = v155 + v159;
-      const T v161 = T(1) / (T(1) + exp(-v160));
-#line 86 "examples/lm/modplast_lstm.dopa"
-      const T v210 = d_l3_h_next[j] + t209[j];
-      const T v231 = v210 + t230[j];
-      const T v233 = v231 * v161;
       const T v236 = v233 * v235;
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v237 = d_l3_c_next[j] + v236;
       const T v239 = v237 * v151;
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v240 = t218[j] + v239;
+      const T v243 = t173_l3_g[j] * t173_l3_g[j];
+      const T v244 = T(1.0) - v243;
       const T v245 = v240 * v244;
       t245[j] = v245;
-#line 83 "examples/lm/modplast_lstm.dopa"
-      const T v258 = T(1.0) - v161;
-      const T v259 = v161 * v258;
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v232 = v231 * v178;
 #line 83 "examples/lm/modplast_lstm.dopa"
+      const T v258 = T(1.0) - v161;
+      const T v259 = v161 * v258;
       const T v260 = v232 * v259;
       t260[j] = v260;
-#line 82 "examples/lm/modplast_lstm.dopa"
-      const T v269 = T(1.0) - v151;
-      const T v270 = v151 * v269;
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v238 = v237 * t173_l3_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
+      const T v269 = T(1.0) - v151;
+      const T v270 = v151 * v269;
       const T v271 = v238 * v270;
       t271[j] = v271;
-#line 81 "examples/lm/modplast_lstm.dopa"
-      const T v280 = T(1.0) - v141;
-      const T v281 = v141 * v280;
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v241 = v237 * l3_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
+      const T v280 = T(1.0) - v141;
+      const T v281 = v141 * v280;
       const T v282 = v241 * v281;
       t282[j] = v282;
 #line 85 "examples/lm/modplast_lstm.dopa"
@@ -1651,7 +1645,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_6_l3_hn(const dopa::St
       atomicAdd(&d_l3_modfanout_bias[j], t220[j]);
     }
   }
-#line 1655 "lm_modplast_lstm.cu"
+#line 1649 "lm_modplast_lstm.cu"
 }
 
 // backward stage 7: fused loop nest over [400, 400]
@@ -1662,14 +1656,14 @@ template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_7(const dopa::StepArgs<T> &a) {
   T *__restrict t247 = a.scratch + 2016;                     // [400]
   T *__restrict t245 = a.record + 28592;                     // [400]
-  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197292;        // [400, 1]
   const T *__restrict l3_w = a.params + 24037292;            // [400, 400]
+  const T *__restrict l3_alpha = a.params + 24197292;        // [400, 1]
+  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
   const T *__restrict l3_h = a.state + 2645024;              // [400]
   T *__restrict t250 = a.scratch + 2416;                     // [400, 1]
-  const T *__restrict t173_l3_g = a.saved + 23568;           // [400] l3.g
-  const T *__restrict t189 = a.saved + 24384;                // [400, 1]
   const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
+  const T *__restrict t189 = a.saved + 24384;                // [400, 1]
+  const T *__restrict t173_l3_g = a.saved + 23568;           // [400] l3.g
   T *__restrict d_l3_hebb = a.gradPrev + 2645824;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1690,14 +1684,14 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_7(const dopa::StepArgs
       const T v249 = v246 * l3_hebb[i * 400 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc250 += v249;
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v252 = v246 * l3_alpha[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v190 = t173_l3_g[i] * l3_h[j];
       const T v191 = t189[i] * v190;
       const T v192 = l3_hebb[i * 400 + j] + v191;
       const T v213 = T(-2.0) <= v192 && v192 <= T(2.0) ? T(1) : T(0);
       const T v214 = d_l3_hebb_next[i * 400 + j] * v213;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v252 = v246 * l3_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
       const T v253 = v214 + v252;
       d_l3_hebb[i * 400 + j] = v253;
@@ -1707,7 +1701,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_7(const dopa::StepArgs
       atomicAdd(&t250[i], acc250);
     }
   }
-#line 1711 "lm_modplast_lstm.cu"
+#line 1705 "lm_modplast_lstm.cu"
 }
 
 // backward stage 8: dense product (Eigen), [1149]
@@ -1727,7 +1721,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_8(const dopa::StepArgs
       acc += t245[k] * l3_x2c_weight[k * 1149 + c];
     t256[c] = acc;
   }
-#line 1731 "lm_modplast_lstm.cu"
+#line 1725 "lm_modplast_lstm.cu"
 }
 
 // backward stage 9: dense product (Eigen), [400]
@@ -1747,7 +1741,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_9(const dopa::StepArgs
       acc += t260[k] * l3_h2o_weight[k * 400 + c];
     t263[c] = acc;
   }
-#line 1751 "lm_modplast_lstm.cu"
+#line 1745 "lm_modplast_lstm.cu"
 }
 
 // backward stage 10: dense product (Eigen), [1149]
@@ -1767,7 +1761,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_10(const dopa::StepArg
       acc += t260[k] * l3_x2o_weight[k * 1149 + c];
     t267[c] = acc;
   }
-#line 1771 "lm_modplast_lstm.cu"
+#line 1765 "lm_modplast_lstm.cu"
 }
 
 // backward stage 11: dense product (Eigen), [400]
@@ -1787,7 +1781,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_11(const dopa::StepArg
       acc += t271[k] * l3_h2i_weight[k * 400 + c];
     t274[c] = acc;
   }
-#line 1791 "lm_modplast_lstm.cu"
+#line 1785 "lm_modplast_lstm.cu"
 }
 
 // backward stage 12: dense product (Eigen), [1149]
@@ -1807,7 +1801,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_12(const dopa::StepArg
       acc += t271[k] * l3_x2i_weight[k * 1149 + c];
     t278[c] = acc;
   }
-#line 1811 "lm_modplast_lstm.cu"
+#line 1805 "lm_modplast_lstm.cu"
 }
 
 // backward stage 13: dense product (Eigen), [400]
@@ -1827,7 +1821,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_13(const dopa::StepArg
       acc += t282[k] * l3_h2f_weight[k * 400 + c];
     t285[c] = acc;
   }
-#line 1831 "lm_modplast_lstm.cu"
+#line 1825 "lm_modplast_lstm.cu"
 }
 
 // backward stage 14: dense product (Eigen), [1149]
@@ -1847,7 +1841,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_14(const dopa::StepArg
       acc += t282[k] * l3_x2f_weight[k * 1149 + c];
     t289[c] = acc;
   }
-#line 1851 "lm_modplast_lstm.cu"
+#line 1845 "lm_modplast_lstm.cu"
 }
 
 // backward stage 15: fused loop nest over [1149, 1149]
@@ -1859,19 +1853,19 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_14(const dopa::StepArg
 //   %374 matmul
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
+  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
+  const T *__restrict t126 = a.saved + 20016;                // [1149, 1]
   const T *__restrict t110_l2_g = a.saved + 17696;           // [1149] l2.g
   const T *__restrict l2_h = a.state + 1322512;              // [1149]
-  const T *__restrict t126 = a.saved + 20016;                // [1149, 1]
-  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
-  const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
   T *__restrict t294 = a.scratch + 8624;                     // [1149, 1]
   T *__restrict t296 = a.scratch + 9776;                     // [1149]
   T *__restrict t297 = a.scratch + 10928;                    // [1149]
+  const T *__restrict d_l1_hebb_next = a.gradNext + 2304;    // [1149, 1149] d l1.hebb'
+  const T *__restrict l1_hebb = a.state + 2304;              // [1149, 1149]
+  const T *__restrict t61 = a.saved + 9632;                  // [1149, 1]
   const T *__restrict t45_l1_g = a.saved + 7312;             // [1149] l1.g
   const T *__restrict l1_h = a.state + 0;                    // [1149]
-  const T *__restrict t61 = a.saved + 9632;                  // [1149, 1]
-  const T *__restrict l1_hebb = a.state + 2304;              // [1149, 1149]
-  const T *__restrict d_l1_hebb_next = a.gradNext + 2304;    // [1149, 1149] d l1.hebb'
   T *__restrict t371 = a.scratch + 23616;                    // [1149, 1]
   T *__restrict t373 = a.scratch + 24768;                    // [1149]
   T *__restrict t374 = a.scratch + 25920;                    // [1149]
@@ -1926,7 +1920,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_15(const dopa::StepArg
       t373[i] = acc373;
     }
   }
-#line 1930 "lm_modplast_lstm.cu"
+#line 1924 "lm_modplast_lstm.cu"
 }
 
 // backward stage 16:
@@ -1941,7 +1935,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_16(const dopa::StepArg
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t298[e] = t294[e];
-#line 1945 "lm_modplast_lstm.cu"
+#line 1939 "lm_modplast_lstm.cu"
 }
 
 // backward stage 17: dense product (Eigen), [1]
@@ -1961,7 +1955,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_17(const dopa::StepArg
       acc += t298[k] * l2_modfanout_weight[k * 1 + c];
     t301[c] = acc;
   }
-#line 1965 "lm_modplast_lstm.cu"
+#line 1959 "lm_modplast_lstm.cu"
 }
 
 // backward stage 18: fused loop nest over [1]
@@ -1969,8 +1963,8 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_17(const dopa::StepArg
 //   %304 mul += grad l2.h2mod.bias
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_18(const dopa::StepArgs<T> &a) {
-  const T *__restrict t121_l2_M = a.saved + 20000;    // [1] l2.M
   T *__restrict t301 = a.scratch + 12080;             // [1]
+  const T *__restrict t121_l2_M = a.saved + 20000;    // [1] l2.M
   T *__restrict t304 = a.record + 24656;              // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + 21713793; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1986,7 +1980,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_18(const dopa::StepArg
       atomicAdd(&d_l2_h2mod_bias[0], v304);
     }
   }
-#line 1990 "lm_modplast_lstm.cu"
+#line 1984 "lm_modplast_lstm.cu"
 }
 
 // backward stage 19: dense product (Eigen), [1149]
@@ -2006,7 +2000,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_19(const dopa::StepArg
       acc += t304[k] * l2_h2mod_weight[k * 1149 + c];
     t307[c] = acc;
   }
-#line 2010 "lm_modplast_lstm.cu"
+#line 2004 "lm_modplast_lstm.cu"
 }
 
 // backward stage 20: fused loop nest over [1149]
@@ -2029,28 +2023,28 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_19(const dopa::StepArg
 //   %298 reshape += grad l2.modfanout.bias
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_20_l1_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t110_l2_g = a.saved + 17696;        // [1149] l2.g
-  const T *__restrict l2_h2i_bias = a.params + 19068795;  // [1149]
-  const T *__restrict t84 = a.saved + 14240;              // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783395;  // [1149]
-  const T *__restrict t80 = a.saved + 13088;              // [1149]
-  const T *__restrict l2_c = a.state + 1323664;           // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747445;  // [1149]
-  const T *__restrict t74 = a.saved + 11936;              // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462045;  // [1149]
-  const T *__restrict t69 = a.saved + 10784;              // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390145;  // [1149]
-  const T *__restrict t94 = a.saved + 16544;              // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104745;  // [1149]
-  const T *__restrict t90 = a.saved + 15392;              // [1149]
-  T *__restrict t307 = a.scratch + 12096;                 // [1149]
-  T *__restrict t289 = a.scratch + 7472;                  // [1149]
-  T *__restrict t278 = a.scratch + 5920;                  // [1149]
-  T *__restrict t267 = a.scratch + 4368;                  // [1149]
-  T *__restrict t256 = a.scratch + 2816;                  // [1149]
-  const T *__restrict d_l2_h_next = a.gradNext + 1322512; // [1149] d l2.h'
-  const T *__restrict d_l2_c_next = a.gradNext + 1323664; // [1149] d l2.c'
   T *__restrict t296 = a.scratch + 9776;                  // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + 1323664; // [1149] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + 1322512; // [1149] d l2.h'
+  T *__restrict t256 = a.scratch + 2816;                  // [1149]
+  T *__restrict t267 = a.scratch + 4368;                  // [1149]
+  T *__restrict t278 = a.scratch + 5920;                  // [1149]
+  T *__restrict t289 = a.scratch + 7472;                  // [1149]
+  T *__restrict t307 = a.scratch + 12096;                 // [1149]
+  const T *__restrict t90 = a.saved + 15392;              // [1149]
+  const T *__restrict l2_x2o_bias = a.params + 15104745;  // [1149]
+  const T *__restrict t94 = a.saved + 16544;              // [1149]
+  const T *__restrict l2_h2o_bias = a.params + 20390145;  // [1149]
+  const T *__restrict t69 = a.saved + 10784;              // [1149]
+  const T *__restrict l2_x2f_bias = a.params + 12462045;  // [1149]
+  const T *__restrict t74 = a.saved + 11936;              // [1149]
+  const T *__restrict l2_h2f_bias = a.params + 17747445;  // [1149]
+  const T *__restrict l2_c = a.state + 1323664;           // [1149]
+  const T *__restrict t80 = a.saved + 13088;              // [1149]
+  const T *__restrict l2_x2i_bias = a.params + 13783395;  // [1149]
+  const T *__restrict t84 = a.saved + 14240;              // [1149]
+  const T *__restrict l2_h2i_bias = a.params + 19068795;  // [1149]
+  const T *__restrict t110_l2_g = a.saved + 17696;        // [1149] l2.g
   T *__restrict t322 = a.record + 23504;                  // [1149]
   T *__restrict t337 = a.record + 22352;                  // [1149]
   T *__restrict t348 = a.record + 21200;                  // [1149]
@@ -2078,70 +2072,67 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_20_l1_hn(const dopa::S
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v320 = t110_l2_g[j] * t110_l2_g[j];
-      const T v321 = T(1.0) - v320;
-#line 82 "examples/lm/modplast_lstm.dopa"
-      const T v86 = t84[j] + l2_h2i_bias[j];
-      const T v82 = t80[j] + l2_x2i_bias[j];
-      const T v87 = v82 + v86;
-      const T v88 = T(1) / (T(1) + exp(-v87));
-#line 85 "examples/lm/modplast_lstm.dopa"
-      const T v113 = v88 * t110_l2_g[j];
-#line 81 "examples/lm/modplast_lstm.dopa"
-      const T v76 = t74[j] + l2_h2f_bias[j];
-      const T v71 = t69[j] + l2_x2f_bias[j];
-      const T v77 = v71 + v76;
-      const T v78 = T(1) / (T(1) + exp(-v77));
-#line 85 "examples/lm/modplast_lstm.dopa"
-      const T v112 = v78 * l2_c[j];
-      const T v114 = v112 + v113;
-#line 86 "examples/lm/modplast_lstm.dopa"
-      const T v115 = tanh(v114);
-      const T v311 = v115 * v115;
-      const T v312 = T(1.0) - v311;
-#line 83 "examples/lm/modplast_lstm.dopa"
-      const T v96 = t94[j] + l2_h2o_bias[j];
-      const T v92 = t90[j] + l2_x2o_bias[j];
-      const T v97 = v92 + v96;
-      const T v98 = T(1) / (T(1) + exp(-v97));
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v257 = d_l2_h_next[j] + t256[j];
       const T v268 = v257 + t267[j];
       const T v279 = v268 + t278[j];
       const T v290 = v279 + t289[j];
       const T v308 = v290 + t307[j];
+#line 83 "examples/lm/modplast_lstm.dopa"
+      const T v92 = t90[j] + l2_x2o_bias[j];
+      const T v96 = t94[j] + l2_h2o_bias[j];
+      const T v97 = v92 + v96;
+      const T v98 = T(1) / (T(1) + exp(-v97));
+#line 86 "examples/lm/modplast_lstm.dopa"
       const T v310 = v308 * v98;
+#line 81 "examples/lm/modplast_lstm.dopa"
+      const T v71 = t69[j] + l2_x2f_bias[j];
+      const T v76 = t74[j] + l2_h2f_bias[j];
+      const T v77 = v71 + v76;
+      const T v78 = T(1) / (T(1) + exp(-v77));
+#line 85 "examples/lm/modplast_lstm.dopa"
+      const T v112 = v78 * l2_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+      const T v82 = t80[j] + l2_x2i_bias[j];
+      const T v86 = t84[j] + l2_h2i_bias[j];
+      const T v87 = v82 + v86;
+      const T v88 = T(1) / (T(1) + exp(-v87));
+#line 85 "examples/lm/modplast_lstm.dopa"
+      const T v113 = v88 * t110_l2_g[j];
+      const T v114 = v112 + v113;
+#line 86 "examples/lm/modplast_lstm.dopa"
+      const T v115 = tanh(v114);
+      const T v311 = v115 * v115;
+      const T v312 = T(1.0) - v311;
       const T v313 = v310 * v312;
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v314 = d_l2_c_next[j] + v313;
       const T v316 = v314 * v88;
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v317 = t296[j] + v316;
+      const T v320 = t110_l2_g[j] * t110_l2_g[j];
+      const T v321 = T(1.0) - v320;
       const T v322 = v317 * v321;
       t322[j] = v322;
-#line 83 "examples/lm/modplast_lstm.dopa"
-      const T v335 = T(1.0) - v98;
-      const T v336 = v98 * v335;
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v309 = v308 * v115;
 #line 83 "examples/lm/modplast_lstm.dopa"
+      const T v335 = T(1.0) - v98;
+      const T v336 = v98 * v335;
       const T v337 = v309 * v336;
       t337[j] = v337;
-#line 82 "examples/lm/modplast_lstm.dopa"
-      const T v346 = T(1.0) - v88;
-      const T v347 = v88 * v346;
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v315 = v314 * t110_l2_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
+      const T v346 = T(1.0) - v88;
+      const T v347 = v88 * v346;
       const T v348 = v315 * v347;
       t348[j] = v348;
-#line 81 "examples/lm/modplast_lstm.dopa"
-      const T v357 = T(1.0) - v78;
-      const T v358 = v78 * v357;
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v318 = v314 * l2_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
+      const T v357 = T(1.0) - v78;
+      const T v358 = v78 * v357;
       const T v359 = v318 * v358;
       t359[j] = v359;
 #line 85 "examples/lm/modplast_lstm.dopa"
@@ -2166,7 +2157,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_20_l1_hn(const dopa::S
       atomicAdd(&d_l2_modfanout_bias[j], t298[j]);
     }
   }
-#line 2170 "lm_modplast_lstm.cu"
+#line 2161 "lm_modplast_lstm.cu"
 }
 
 // backward stage 21: fused loop nest over [1149, 1149]
@@ -2177,14 +2168,14 @@ template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_21(const dopa::StepArgs<T> &a) {
   T *__restrict t324 = a.scratch + 13248;                    // [1149]
   T *__restrict t322 = a.record + 23504;                     // [1149]
-  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711495;        // [1149, 1]
   const T *__restrict l2_w = a.params + 20391294;            // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + 21711495;        // [1149, 1]
+  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
   const T *__restrict l2_h = a.state + 1322512;              // [1149]
   T *__restrict t327 = a.scratch + 14400;                    // [1149, 1]
-  const T *__restrict t110_l2_g = a.saved + 17696;           // [1149] l2.g
-  const T *__restrict t126 = a.saved + 20016;                // [1149, 1]
   const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
+  const T *__restrict t126 = a.saved + 20016;                // [1149, 1]
+  const T *__restrict t110_l2_g = a.saved + 17696;           // [1149] l2.g
   T *__restrict d_l2_hebb = a.gradPrev + 1324816;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2205,14 +2196,14 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_21(const dopa::StepArg
       const T v326 = v323 * l2_hebb[i * 1149 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc327 += v326;
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v329 = v323 * l2_alpha[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v127 = t110_l2_g[i] * l2_h[j];
       const T v128 = t126[i] * v127;
       const T v129 = l2_hebb[i * 1149 + j] + v128;
       const T v291 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
       const T v292 = d_l2_hebb_next[i * 1149 + j] * v291;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v329 = v323 * l2_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
       const T v330 = v292 + v329;
       d_l2_hebb[i * 1149 + j] = v330;
@@ -2222,7 +2213,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_21(const dopa::StepArg
       atomicAdd(&t327[i], acc327);
     }
   }
-#line 2226 "lm_modplast_lstm.cu"
+#line 2217 "lm_modplast_lstm.cu"
 }
 
 // backward stage 22: dense product (Eigen), [1149]
@@ -2242,7 +2233,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_22(const dopa::StepArg
       acc += t322[k] * l2_x2c_weight[k * 1149 + c];
     t333[c] = acc;
   }
-#line 2246 "lm_modplast_lstm.cu"
+#line 2237 "lm_modplast_lstm.cu"
 }
 
 // backward stage 23: dense product (Eigen), [1149]
@@ -2262,7 +2253,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_23(const dopa::StepArg
       acc += t337[k] * l2_h2o_weight[k * 1149 + c];
     t340[c] = acc;
   }
-#line 2266 "lm_modplast_lstm.cu"
+#line 2257 "lm_modplast_lstm.cu"
 }
 
 // backward stage 24: dense product (Eigen), [1149]
@@ -2282,7 +2273,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_24(const dopa::StepArg
       acc += t337[k] * l2_x2o_weight[k * 1149 + c];
     t344[c] = acc;
   }
-#line 2286 "lm_modplast_lstm.cu"
+#line 2277 "lm_modplast_lstm.cu"
 }
 
 // backward stage 25: dense product (Eigen), [1149]
@@ -2302,7 +2293,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_25(const dopa::StepArg
       acc += t348[k] * l2_h2i_weight[k * 1149 + c];
     t351[c] = acc;
   }
-#line 2306 "lm_modplast_lstm.cu"
+#line 2297 "lm_modplast_lstm.cu"
 }
 
 // backward stage 26: dense product (Eigen), [1149]
@@ -2322,7 +2313,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_26(const dopa::StepArg
       acc += t348[k] * l2_x2i_weight[k * 1149 + c];
     t355[c] = acc;
   }
-#line 2326 "lm_modplast_lstm.cu"
+#line 2317 "lm_modplast_lstm.cu"
 }
 
 // backward stage 27: dense product (Eigen), [1149]
@@ -2342,7 +2333,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_27(const dopa::StepArg
       acc += t359[k] * l2_h2f_weight[k * 1149 + c];
     t362[c] = acc;
   }
-#line 2346 "lm_modplast_lstm.cu"
+#line 2337 "lm_modplast_lstm.cu"
 }
 
 // backward stage 28: dense product (Eigen), [1149]
@@ -2362,7 +2353,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_28(const dopa::StepArg
       acc += t359[k] * l2_x2f_weight[k * 1149 + c];
     t366[c] = acc;
   }
-#line 2366 "lm_modplast_lstm.cu"
+#line 2357 "lm_modplast_lstm.cu"
 }
 
 // backward stage 29:
@@ -2377,7 +2368,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_29(const dopa::StepArg
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t375[e] = t371[e];
-#line 2381 "lm_modplast_lstm.cu"
+#line 2372 "lm_modplast_lstm.cu"
 }
 
 // backward stage 30: dense product (Eigen), [1]
@@ -2397,7 +2388,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_30(const dopa::StepArg
       acc += t375[k] * l1_modfanout_weight[k * 1 + c];
     t378[c] = acc;
   }
-#line 2401 "lm_modplast_lstm.cu"
+#line 2392 "lm_modplast_lstm.cu"
 }
 
 // backward stage 31: fused loop nest over [1]
@@ -2405,8 +2396,8 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_30(const dopa::StepArg
 //   %381 mul += grad l1.h2mod.bias
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_31(const dopa::StepArgs<T> &a) {
-  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
   T *__restrict t378 = a.scratch + 27072;             // [1]
+  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
   T *__restrict t381 = a.record + 16560;              // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + 11139545; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -2422,7 +2413,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_31(const dopa::StepArg
       atomicAdd(&d_l1_h2mod_bias[0], v381);
     }
   }
-#line 2426 "lm_modplast_lstm.cu"
+#line 2417 "lm_modplast_lstm.cu"
 }
 
 // backward stage 32: dense product (Eigen), [1149]
@@ -2442,7 +2433,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_32(const dopa::StepArg
       acc += t381[k] * l1_h2mod_weight[k * 1149 + c];
     t384[c] = acc;
   }
-#line 2446 "lm_modplast_lstm.cu"
+#line 2437 "lm_modplast_lstm.cu"
 }
 
 // backward stage 33: fused loop nest over [1149]
@@ -2462,38 +2453,38 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_32(const dopa::StepArg
 //   %375 reshape += grad l1.modfanout.bias
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_33(const dopa::StepArgs<T> &a) {
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  const T *__restrict l1_h2i_bias = a.params + 8494547;   // [1149]
-  const T *__restrict t19 = a.saved + 3856;               // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349;   // [1149]
-  const T *__restrict t15 = a.saved + 2704;               // [1149]
-  const T *__restrict l1_c = a.state + 1152;              // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197;   // [1149]
-  const T *__restrict t9 = a.saved + 1552;                // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600;   // [1149]
-  const T *__restrict t4 = a.saved + 400;                 // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897;   // [1149]
-  const T *__restrict t29 = a.saved + 6160;               // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098;   // [1149]
-  const T *__restrict t25 = a.saved + 5008;               // [1149]
-  T *__restrict t384 = a.scratch + 27088;                 // [1149]
-  T *__restrict t366 = a.scratch + 22464;                 // [1149]
-  T *__restrict t355 = a.scratch + 20160;                 // [1149]
-  T *__restrict t344 = a.scratch + 17856;                 // [1149]
-  T *__restrict t333 = a.scratch + 15552;                 // [1149]
-  const T *__restrict d_l1_h_next = a.gradNext + 0;       // [1149] d l1.h'
-  const T *__restrict d_l1_c_next = a.gradNext + 1152;    // [1149] d l1.c'
   T *__restrict t373 = a.scratch + 24768;                 // [1149]
+  const T *__restrict d_l1_c_next = a.gradNext + 1152;    // [1149] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + 0;       // [1149] d l1.h'
+  T *__restrict t333 = a.scratch + 15552;                 // [1149]
+  T *__restrict t344 = a.scratch + 17856;                 // [1149]
+  T *__restrict t355 = a.scratch + 20160;                 // [1149]
+  T *__restrict t366 = a.scratch + 22464;                 // [1149]
+  T *__restrict t384 = a.scratch + 27088;                 // [1149]
+  const T *__restrict t25 = a.saved + 5008;               // [1149]
+  const T *__restrict l1_x2o_bias = a.params + 5391098;   // [1149]
+  const T *__restrict t29 = a.saved + 6160;               // [1149]
+  const T *__restrict l1_h2o_bias = a.params + 9815897;   // [1149]
+  const T *__restrict t4 = a.saved + 400;                 // [1149]
+  const T *__restrict l1_x2f_bias = a.params + 4469600;   // [1149]
+  const T *__restrict t9 = a.saved + 1552;                // [1149]
+  const T *__restrict l1_h2f_bias = a.params + 7173197;   // [1149]
+  const T *__restrict l1_c = a.state + 1152;              // [1149]
+  const T *__restrict t15 = a.saved + 2704;               // [1149]
+  const T *__restrict l1_x2i_bias = a.params + 4930349;   // [1149]
+  const T *__restrict t19 = a.saved + 3856;               // [1149]
+  const T *__restrict l1_h2i_bias = a.params + 8494547;   // [1149]
+  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
   T *__restrict t399 = a.record + 15408;                  // [1149]
   T *__restrict t413 = a.record + 14256;                  // [1149]
   T *__restrict t424 = a.record + 13104;                  // [1149]
   T *__restrict t435 = a.record + 10400;                  // [1149]
   T *__restrict d_l1_c = a.gradPrev + 1152;               // [1149]
-  T *__restrict t362 = a.scratch + 21312;                 // [1149]
-  T *__restrict t351 = a.scratch + 19008;                 // [1149]
-  T *__restrict t340 = a.scratch + 16704;                 // [1149]
-  T *__restrict t324 = a.scratch + 13248;                 // [1149]
   T *__restrict t297 = a.scratch + 10928;                 // [1149]
+  T *__restrict t324 = a.scratch + 13248;                 // [1149]
+  T *__restrict t340 = a.scratch + 16704;                 // [1149]
+  T *__restrict t351 = a.scratch + 19008;                 // [1149]
+  T *__restrict t362 = a.scratch + 21312;                 // [1149]
   T *__restrict d_l2_h = a.gradPrev + 1322512;            // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + 4469600;        // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + 7173197;        // [1149]
@@ -2509,70 +2500,67 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_33(const dopa::StepArg
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v397 = t45_l1_g[j] * t45_l1_g[j];
-      const T v398 = T(1.0) - v397;
-#line 82 "examples/lm/modplast_lstm.dopa"
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
-#line 85 "examples/lm/modplast_lstm.dopa"
-      const T v48 = v23 * t45_l1_g[j];
-#line 81 "examples/lm/modplast_lstm.dopa"
-      const T v11 = t9[j] + l1_h2f_bias[j];
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v12 = v6 + v11;
-      const T v13 = T(1) / (T(1) + exp(-v12));
-#line 85 "examples/lm/modplast_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
-      const T v49 = v47 + v48;
-#line 86 "examples/lm/modplast_lstm.dopa"
-      const T v50 = tanh(v49);
-      const T v388 = v50 * v50;
-      const T v389 = T(1.0) - v388;
-#line 83 "examples/lm/modplast_lstm.dopa"
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v334 = d_l1_h_next[j] + t333[j];
       const T v345 = v334 + t344[j];
       const T v356 = v345 + t355[j];
       const T v367 = v356 + t366[j];
       const T v385 = v367 + t384[j];
+#line 83 "examples/lm/modplast_lstm.dopa"
+      const T v27 = t25[j] + l1_x2o_bias[j];
+      const T v31 = t29[j] + l1_h2o_bias[j];
+      const T v32 = v27 + v31;
+      const T v33 = T(1) / (T(1) + exp(-v32));
+#line 86 "examples/lm/modplast_lstm.dopa"
       const T v387 = v385 * v33;
+#line 81 "examples/lm/modplast_lstm.dopa"
+      const T v6 = t4[j] + l1_x2f_bias[j];
+      const T v11 = t9[j] + l1_h2f_bias[j];
+      const T v12 = v6 + v11;
+      const T v13 = T(1) / (T(1) + exp(-v12));
+#line 85 "examples/lm/modplast_lstm.dopa"
+      const T v47 = v13 * l1_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+      const T v17 = t15[j] + l1_x2i_bias[j];
+      const T v21 = t19[j] + l1_h2i_bias[j];
+      const T v22 = v17 + v21;
+      const T v23 = T(1) / (T(1) + exp(-v22));
+#line 85 "examples/lm/modplast_lstm.dopa"
+      const T v48 = v23 * t45_l1_g[j];
+      const T v49 = v47 + v48;
+#line 86 "examples/lm/modplast_lstm.dopa"
+      const T v50 = tanh(v49);
+      const T v388 = v50 * v50;
+      const T v389 = T(1.0) - v388;
       const T v390 = v387 * v389;
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v391 = d_l1_c_next[j] + v390;
       const T v393 = v391 * v23;
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v394 = t373[j] + v393;
+      const T v397 = t45_l1_g[j] * t45_l1_g[j];
+      const T v398 = T(1.0) - v397;
       const T v399 = v394 * v398;
       t399[j] = v399;
-#line 83 "examples/lm/modplast_lstm.dopa"
-      const T v411 = T(1.0) - v33;
-      const T v412 = v33 * v411;
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v386 = v385 * v50;
 #line 83 "examples/lm/modplast_lstm.dopa"
+      const T v411 = T(1.0) - v33;
+      const T v412 = v33 * v411;
       const T v413 = v386 * v412;
       t413[j] = v413;
-#line 82 "examples/lm/modplast_lstm.dopa"
-      const T v422 = T(1.0) - v23;
-      const T v423 = v23 * v422;
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v392 = v391 * t45_l1_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
+      const T v422 = T(1.0) - v23;
+      const T v423 = v23 * v422;
       const T v424 = v392 * v423;
       t424[j] = v424;
-#line 81 "examples/lm/modplast_lstm.dopa"
-      const T v433 = T(1.0) - v13;
-      const T v434 = v13 * v433;
 #line 85 "examples/lm/modplast_lstm.dopa"
       const T v395 = v391 * l1_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
+      const T v433 = T(1.0) - v13;
+      const T v434 = v13 * v433;
       const T v435 = v395 * v434;
       t435[j] = v435;
 #line 85 "examples/lm/modplast_lstm.dopa"
@@ -2599,7 +2587,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_33(const dopa::StepArg
       atomicAdd(&d_l1_modfanout_bias[j], t375[j]);
     }
   }
-#line 2603 "lm_modplast_lstm.cu"
+#line 2591 "lm_modplast_lstm.cu"
 }
 
 // backward stage 34: fused loop nest over [1149, 1149]
@@ -2610,14 +2598,14 @@ template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_34(const dopa::StepArgs<T> &a) {
   T *__restrict t401 = a.scratch + 28240;                 // [1149]
   T *__restrict t399 = a.record + 15408;                  // [1149]
-  const T *__restrict l1_hebb = a.state + 2304;           // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247;     // [1149, 1]
   const T *__restrict l1_w = a.params + 9817046;          // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + 11137247;     // [1149, 1]
+  const T *__restrict l1_hebb = a.state + 2304;           // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;                 // [1149]
   T *__restrict t404 = a.scratch + 29392;                 // [1149, 1]
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  const T *__restrict t61 = a.saved + 9632;               // [1149, 1]
   const T *__restrict d_l1_hebb_next = a.gradNext + 2304; // [1149, 1149] d l1.hebb'
+  const T *__restrict t61 = a.saved + 9632;               // [1149, 1]
+  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
   T *__restrict d_l1_hebb = a.gradPrev + 2304;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2638,14 +2626,14 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_34(const dopa::StepArg
       const T v403 = v400 * l1_hebb[i * 1149 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
       acc404 += v403;
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v406 = v400 * l1_alpha[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v62 = t45_l1_g[i] * l1_h[j];
       const T v63 = t61[i] * v62;
       const T v64 = l1_hebb[i * 1149 + j] + v63;
       const T v368 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
       const T v369 = d_l1_hebb_next[i * 1149 + j] * v368;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v406 = v400 * l1_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
       const T v407 = v369 + v406;
       d_l1_hebb[i * 1149 + j] = v407;
@@ -2655,7 +2643,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_34(const dopa::StepArg
       atomicAdd(&t404[i], acc404);
     }
   }
-#line 2659 "lm_modplast_lstm.cu"
+#line 2647 "lm_modplast_lstm.cu"
 }
 
 // backward stage 35: dense product (Eigen), [400]
@@ -2675,7 +2663,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_35(const dopa::StepArg
       acc += t399[k] * l1_x2c_weight[k * 400 + c];
     t410[c] = acc;
   }
-#line 2679 "lm_modplast_lstm.cu"
+#line 2667 "lm_modplast_lstm.cu"
 }
 
 // backward stage 36: dense product (Eigen), [1149]
@@ -2695,7 +2683,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_36(const dopa::StepArg
       acc += t413[k] * l1_h2o_weight[k * 1149 + c];
     t416[c] = acc;
   }
-#line 2699 "lm_modplast_lstm.cu"
+#line 2687 "lm_modplast_lstm.cu"
 }
 
 // backward stage 37: dense product (Eigen), [400]
@@ -2715,7 +2703,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_37(const dopa::StepArg
       acc += t413[k] * l1_x2o_weight[k * 400 + c];
     t420[c] = acc;
   }
-#line 2719 "lm_modplast_lstm.cu"
+#line 2707 "lm_modplast_lstm.cu"
 }
 
 // backward stage 38: dense product (Eigen), [1149]
@@ -2735,7 +2723,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_38(const dopa::StepArg
       acc += t424[k] * l1_h2i_weight[k * 1149 + c];
     t427[c] = acc;
   }
-#line 2739 "lm_modplast_lstm.cu"
+#line 2727 "lm_modplast_lstm.cu"
 }
 
 // backward stage 39: dense product (Eigen), [400]
@@ -2755,7 +2743,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_39(const dopa::StepArg
       acc += t424[k] * l1_x2i_weight[k * 400 + c];
     t431[c] = acc;
   }
-#line 2759 "lm_modplast_lstm.cu"
+#line 2747 "lm_modplast_lstm.cu"
 }
 
 // backward stage 40: dense product (Eigen), [1149]
@@ -2775,7 +2763,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_40(const dopa::StepArg
       acc += t435[k] * l1_h2f_weight[k * 1149 + c];
     t438[c] = acc;
   }
-#line 2779 "lm_modplast_lstm.cu"
+#line 2767 "lm_modplast_lstm.cu"
 }
 
 // backward stage 41: dense product (Eigen), [400]
@@ -2795,18 +2783,18 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_41(const dopa::StepArg
       acc += t435[k] * l1_x2f_weight[k * 400 + c];
     t442[c] = acc;
   }
-#line 2799 "lm_modplast_lstm.cu"
+#line 2787 "lm_modplast_lstm.cu"
 }
 
 // backward stage 42: fused loop nest over [1149]
 //   %439 add -> grad_prev l1.h
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_42(const dopa::StepArgs<T> &a) {
-  T *__restrict t438 = a.scratch + 34048; // [1149]
-  T *__restrict t427 = a.scratch + 32496; // [1149]
-  T *__restrict t416 = a.scratch + 30944; // [1149]
-  T *__restrict t401 = a.scratch + 28240; // [1149]
   T *__restrict t374 = a.scratch + 25920; // [1149]
+  T *__restrict t401 = a.scratch + 28240; // [1149]
+  T *__restrict t416 = a.scratch + 30944; // [1149]
+  T *__restrict t427 = a.scratch + 32496; // [1149]
+  T *__restrict t438 = a.scratch + 34048; // [1149]
   T *__restrict d_l1_h = a.gradPrev + 0;  // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2821,7 +2809,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_42(const dopa::StepArg
       d_l1_h[j] = v439;
     }
   }
-#line 2825 "lm_modplast_lstm.cu"
+#line 2813 "lm_modplast_lstm.cu"
 }
 
 // backward stage 43: fused loop nest over [400]
@@ -2829,16 +2817,16 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_42(const dopa::StepArg
 //   %443 add += grad enc.weight
 template <class T>
 __device__ __forceinline__ void lm_modplast_lstm_backward_43(const dopa::StepArgs<T> &a) {
-  T *__restrict t285 = a.scratch + 7072;       // [400]
-  T *__restrict t274 = a.scratch + 5520;       // [400]
-  T *__restrict t263 = a.scratch + 3968;       // [400]
-  T *__restrict t247 = a.scratch + 2016;       // [400]
   T *__restrict t219 = a.scratch + 1200;       // [400]
+  T *__restrict t247 = a.scratch + 2016;       // [400]
+  T *__restrict t263 = a.scratch + 3968;       // [400]
+  T *__restrict t274 = a.scratch + 5520;       // [400]
+  T *__restrict t285 = a.scratch + 7072;       // [400]
   T *__restrict d_l3_h = a.gradPrev + 2645024; // [400]
-  T *__restrict t442 = a.scratch + 35200;      // [400]
-  T *__restrict t431 = a.scratch + 33648;      // [400]
-  T *__restrict t420 = a.scratch + 32096;      // [400]
   T *__restrict t410 = a.scratch + 30544;      // [400]
+  T *__restrict t420 = a.scratch + 32096;      // [400]
+  T *__restrict t431 = a.scratch + 33648;      // [400]
+  T *__restrict t442 = a.scratch + 35200;      // [400]
   T *__restrict d_enc_weight = a.grads + 0;    // [10000, 400]
   const T *__restrict tok = a.inputs[0];       // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -2859,7 +2847,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_43(const dopa::StepArg
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v443);
     }
   }
-#line 2863 "lm_modplast_lstm.cu"
+#line 2851 "lm_modplast_lstm.cu"
 }
 
 // backward stage 44: fused loop nest over [10000]
@@ -2900,7 +2888,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_45(const dopa::StepArg
       atomicAdd(&d_l2_alpha[i], t327[i]);
     }
   }
-#line 2904 "lm_modplast_lstm.cu"
+#line 2892 "lm_modplast_lstm.cu"
 }
 
 // backward stage 46: fused loop nest over [400, 1]
@@ -2918,7 +2906,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_46(const dopa::StepArg
       atomicAdd(&d_l3_alpha[i], t250[i]);
     }
   }
-#line 2922 "lm_modplast_lstm.cu"
+#line 2910 "lm_modplast_lstm.cu"
 }
 
 /// One backward step of ModPlastLSTMLM for the whole batch: block b runs batch element b.

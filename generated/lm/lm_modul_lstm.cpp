@@ -129,14 +129,14 @@ template <class T> static void lm_modul_lstm_forward_7(const dopa::StepArgs<T> &
 //   %115 matmul
 template <class T> static void lm_modul_lstm_forward_8(const dopa::StepArgs<T> &a) {
   T *__restrict t43 = a.scratch + 1152;               // [1149]
-  const T *__restrict l1_pw = a.state + 2304;         // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
   const T *__restrict l1_w = a.params + 9817046;      // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
+  const T *__restrict l1_pw = a.state + 2304;         // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;             // [1149]
   T *__restrict t115 = a.scratch + 5776;              // [1149]
-  const T *__restrict l2_pw = a.state + 2645024;      // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711496; // [1149, 1]
   const T *__restrict l2_w = a.params + 20391295;     // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + 21711496; // [1149, 1]
+  const T *__restrict l2_pw = a.state + 2645024;      // [1149, 1149]
   const T *__restrict l2_h = a.state + 2642720;       // [1149]
   for (int i = 0; i < 1149; ++i) {
     T acc43 = T(0);
@@ -163,23 +163,23 @@ template <class T> static void lm_modul_lstm_forward_8(const dopa::StepArgs<T> &
 //   %49 add l1.cn -> next_state l1.c
 //   %51 mul l1.hn -> saved
 template <class T> static void lm_modul_lstm_forward_9_l1_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;                 // [1149]
-  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
   T *__restrict t35 = a.scratch + 0;                    // [1149]
+  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
+  T *__restrict t43 = a.scratch + 1152;                 // [1149]
   T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
-  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
-  T *__restrict t19 = a.saved + 3856;                   // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
-  T *__restrict t15 = a.saved + 2704;                   // [1149]
-  const T *__restrict l1_c = a.state + 1152;            // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
-  T *__restrict t9 = a.saved + 1552;                    // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
-  T *__restrict t4 = a.saved + 400;                     // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
-  T *__restrict t29 = a.saved + 6160;                   // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
   T *__restrict t25 = a.saved + 5008;                   // [1149]
+  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
+  T *__restrict t29 = a.saved + 6160;                   // [1149]
+  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
+  T *__restrict t4 = a.saved + 400;                     // [1149]
+  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
+  T *__restrict t9 = a.saved + 1552;                    // [1149]
+  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
+  const T *__restrict l1_c = a.state + 1152;            // [1149]
+  T *__restrict t15 = a.saved + 2704;                   // [1149]
+  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
+  T *__restrict t19 = a.saved + 3856;                   // [1149]
+  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
   T *__restrict l1_h_next = a.next + 0;                 // [1149] l1.hn
   T *__restrict l1_c_next = a.next + 1152;              // [1149]
   T *__restrict saved_t51 = a.saved + 8464;             // [1149]
@@ -187,37 +187,36 @@ template <class T> static void lm_modul_lstm_forward_9_l1_g(const dopa::StepArgs
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
     const T v44 = v37 + t43[j];
-    const T v45 = tanh(v44);
+    const T v45 = std::tanh(v44);
     t45_l1_g[j] = v45;
-#line 118 "examples/lm/modul_lstm.dopa"
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + exp(-v22));
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v48 = v23 * v45;
+#line 119 "examples/lm/modul_lstm.dopa"
+    const T v27 = t25[j] + l1_x2o_bias[j];
+    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v32 = v27 + v31;
+    const T v33 = T(1) / (T(1) + std::exp(-v32));
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v11 = t9[j] + l1_h2f_bias[j];
     const T v6 = t4[j] + l1_x2f_bias[j];
+    const T v11 = t9[j] + l1_h2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + exp(-v12));
+    const T v13 = T(1) / (T(1) + std::exp(-v12));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v47 = v13 * l1_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v17 = t15[j] + l1_x2i_bias[j];
+    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v22 = v17 + v21;
+    const T v23 = T(1) / (T(1) + std::exp(-v22));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v48 = v23 * v45;
     const T v49 = v47 + v48;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v50 = tanh(v49);
-#line 119 "examples/lm/modul_lstm.dopa"
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + exp(-v32));
-#line 122 "examples/lm/modul_lstm.dopa"
+    const T v50 = std::tanh(v49);
     const T v51 = v33 * v50;
     l1_h_next[j] = v51;
     l1_c_next[j] = v49;
     saved_t51[j] = v51;
   }
-#line 221 "lm_modul_lstm.cpp"
+#line 220 "lm_modul_lstm.cpp"
 }
 
 // forward stage 10: dense product (Eigen), [1]
@@ -229,22 +228,22 @@ template <class T> static void lm_modul_lstm_forward_10(const dopa::StepArgs<T> 
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t53, 1).noalias() =
       ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 233 "lm_modul_lstm.cpp"
+#line 232 "lm_modul_lstm.cpp"
 }
 
 // forward stage 11: fused loop nest over [1]
 //   %56 tanh l1.M
 template <class T> static void lm_modul_lstm_forward_11_l1_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2mod_bias = a.params + 11139546; // [1]
   T *__restrict t53 = a.scratch + 2304;                    // [1]
+  const T *__restrict l1_h2mod_bias = a.params + 11139546; // [1]
   T *__restrict t56_l1_M = a.saved + 9616;                 // [1] l1.M
   for (int j = 0; j < 1; ++j) {
 #line 123 "examples/lm/modul_lstm.dopa"
     const T v55 = t53[0] + l1_h2mod_bias[0];
-    const T v56 = tanh(v55);
+    const T v56 = std::tanh(v55);
     t56_l1_M[0] = v56;
   }
-#line 248 "lm_modul_lstm.cpp"
+#line 247 "lm_modul_lstm.cpp"
 }
 
 // forward stage 12: dense product (Eigen), [1149]
@@ -256,14 +255,14 @@ template <class T> static void lm_modul_lstm_forward_12(const dopa::StepArgs<T> 
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t58, 1149).noalias() =
       ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t56_l1_M, 1);
-#line 260 "lm_modul_lstm.cpp"
+#line 259 "lm_modul_lstm.cpp"
 }
 
 // forward stage 13: fused loop nest over [1149]
 //   %60 add l1.eta
 template <class T> static void lm_modul_lstm_forward_13_l1_eta(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_modfanout_bias = a.params + 11140696; // [1149]
   T *__restrict t58 = a.scratch + 2320;                        // [1149]
+  const T *__restrict l1_modfanout_bias = a.params + 11140696; // [1149]
   T *__restrict t60_l1_eta = a.scratch + 3472;                 // [1149] l1.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
@@ -271,7 +270,7 @@ template <class T> static void lm_modul_lstm_forward_13_l1_eta(const dopa::StepA
     const T v60 = t58[j] + l1_modfanout_bias[j];
     t60_l1_eta[j] = v60;
   }
-#line 275 "lm_modul_lstm.cpp"
+#line 274 "lm_modul_lstm.cpp"
 }
 
 // forward stage 14:
@@ -282,7 +281,7 @@ template <class T> static void lm_modul_lstm_forward_14(const dopa::StepArgs<T> 
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t61[e] = t60_l1_eta[e];
-#line 286 "lm_modul_lstm.cpp"
+#line 285 "lm_modul_lstm.cpp"
 }
 
 // forward stage 15: fused loop nest over []
@@ -303,7 +302,7 @@ template <class T> static void lm_modul_lstm_forward_15(const dopa::StepArgs<T> 
   t139[0] = v139;
   const T v208 = T(1.0) - l3_etaet[0];
   t208[0] = v208;
-#line 307 "lm_modul_lstm.cpp"
+#line 306 "lm_modul_lstm.cpp"
 }
 
 // forward stage 16: dense product (Eigen), [1149]
@@ -315,7 +314,7 @@ template <class T> static void lm_modul_lstm_forward_16(const dopa::StepArgs<T> 
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t76, 1149).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 319 "lm_modul_lstm.cpp"
+#line 318 "lm_modul_lstm.cpp"
 }
 
 // forward stage 17: dense product (Eigen), [1149]
@@ -326,7 +325,7 @@ template <class T> static void lm_modul_lstm_forward_17(const dopa::StepArgs<T> 
   T *__restrict t81 = a.saved + 11952;                     // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t81, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 330 "lm_modul_lstm.cpp"
+#line 329 "lm_modul_lstm.cpp"
 }
 
 // forward stage 18: dense product (Eigen), [1149]
@@ -338,7 +337,7 @@ template <class T> static void lm_modul_lstm_forward_18(const dopa::StepArgs<T> 
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t87, 1149).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 342 "lm_modul_lstm.cpp"
+#line 341 "lm_modul_lstm.cpp"
 }
 
 // forward stage 19: dense product (Eigen), [1149]
@@ -349,7 +348,7 @@ template <class T> static void lm_modul_lstm_forward_19(const dopa::StepArgs<T> 
   T *__restrict t91 = a.saved + 14256;                     // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t91, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 353 "lm_modul_lstm.cpp"
+#line 352 "lm_modul_lstm.cpp"
 }
 
 // forward stage 20: dense product (Eigen), [1149]
@@ -361,7 +360,7 @@ template <class T> static void lm_modul_lstm_forward_20(const dopa::StepArgs<T> 
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t97, 1149).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 365 "lm_modul_lstm.cpp"
+#line 364 "lm_modul_lstm.cpp"
 }
 
 // forward stage 21: dense product (Eigen), [1149]
@@ -373,7 +372,7 @@ template <class T> static void lm_modul_lstm_forward_21(const dopa::StepArgs<T> 
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t101, 1149).noalias() =
       ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 377 "lm_modul_lstm.cpp"
+#line 376 "lm_modul_lstm.cpp"
 }
 
 // forward stage 22: dense product (Eigen), [1149]
@@ -385,7 +384,7 @@ template <class T> static void lm_modul_lstm_forward_22(const dopa::StepArgs<T> 
 #line 120 "examples/lm/modul_lstm.dopa"
   Vec<T>(t107, 1149).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 389 "lm_modul_lstm.cpp"
+#line 388 "lm_modul_lstm.cpp"
 }
 
 // forward stage 23: fused loop nest over [1149]
@@ -394,23 +393,23 @@ template <class T> static void lm_modul_lstm_forward_22(const dopa::StepArgs<T> 
 //   %121 add l2.cn -> next_state l2.c
 //   %123 mul l2.hn -> saved
 template <class T> static void lm_modul_lstm_forward_23_l2_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t115 = a.scratch + 5776;                 // [1149]
-  const T *__restrict l2_x2c_bias = a.params + 16426096; // [1149]
   T *__restrict t107 = a.scratch + 4624;                 // [1149]
+  const T *__restrict l2_x2c_bias = a.params + 16426096; // [1149]
+  T *__restrict t115 = a.scratch + 5776;                 // [1149]
   T *__restrict t117_l2_g = a.saved + 17712;             // [1149] l2.g
-  const T *__restrict l2_h2i_bias = a.params + 19068796; // [1149]
-  T *__restrict t91 = a.saved + 14256;                   // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783396; // [1149]
-  T *__restrict t87 = a.saved + 13104;                   // [1149]
-  const T *__restrict l2_c = a.state + 2643872;          // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747446; // [1149]
-  T *__restrict t81 = a.saved + 11952;                   // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462046; // [1149]
-  T *__restrict t76 = a.saved + 10800;                   // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390146; // [1149]
-  T *__restrict t101 = a.saved + 16560;                  // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104746; // [1149]
   T *__restrict t97 = a.saved + 15408;                   // [1149]
+  const T *__restrict l2_x2o_bias = a.params + 15104746; // [1149]
+  T *__restrict t101 = a.saved + 16560;                  // [1149]
+  const T *__restrict l2_h2o_bias = a.params + 20390146; // [1149]
+  T *__restrict t76 = a.saved + 10800;                   // [1149]
+  const T *__restrict l2_x2f_bias = a.params + 12462046; // [1149]
+  T *__restrict t81 = a.saved + 11952;                   // [1149]
+  const T *__restrict l2_h2f_bias = a.params + 17747446; // [1149]
+  const T *__restrict l2_c = a.state + 2643872;          // [1149]
+  T *__restrict t87 = a.saved + 13104;                   // [1149]
+  const T *__restrict l2_x2i_bias = a.params + 13783396; // [1149]
+  T *__restrict t91 = a.saved + 14256;                   // [1149]
+  const T *__restrict l2_h2i_bias = a.params + 19068796; // [1149]
   T *__restrict l2_h_next = a.next + 2642720;            // [1149] l2.hn
   T *__restrict l2_c_next = a.next + 2643872;            // [1149]
   T *__restrict saved_t123 = a.saved + 18864;            // [1149]
@@ -418,37 +417,36 @@ template <class T> static void lm_modul_lstm_forward_23_l2_g(const dopa::StepArg
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v109 = t107[j] + l2_x2c_bias[j];
     const T v116 = v109 + t115[j];
-    const T v117 = tanh(v116);
+    const T v117 = std::tanh(v116);
     t117_l2_g[j] = v117;
-#line 118 "examples/lm/modul_lstm.dopa"
-    const T v93 = t91[j] + l2_h2i_bias[j];
-    const T v89 = t87[j] + l2_x2i_bias[j];
-    const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + exp(-v94));
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v120 = v95 * v117;
+#line 119 "examples/lm/modul_lstm.dopa"
+    const T v99 = t97[j] + l2_x2o_bias[j];
+    const T v103 = t101[j] + l2_h2o_bias[j];
+    const T v104 = v99 + v103;
+    const T v105 = T(1) / (T(1) + std::exp(-v104));
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v83 = t81[j] + l2_h2f_bias[j];
     const T v78 = t76[j] + l2_x2f_bias[j];
+    const T v83 = t81[j] + l2_h2f_bias[j];
     const T v84 = v78 + v83;
-    const T v85 = T(1) / (T(1) + exp(-v84));
+    const T v85 = T(1) / (T(1) + std::exp(-v84));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v119 = v85 * l2_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v89 = t87[j] + l2_x2i_bias[j];
+    const T v93 = t91[j] + l2_h2i_bias[j];
+    const T v94 = v89 + v93;
+    const T v95 = T(1) / (T(1) + std::exp(-v94));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v120 = v95 * v117;
     const T v121 = v119 + v120;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v122 = tanh(v121);
-#line 119 "examples/lm/modul_lstm.dopa"
-    const T v103 = t101[j] + l2_h2o_bias[j];
-    const T v99 = t97[j] + l2_x2o_bias[j];
-    const T v104 = v99 + v103;
-    const T v105 = T(1) / (T(1) + exp(-v104));
-#line 122 "examples/lm/modul_lstm.dopa"
+    const T v122 = std::tanh(v121);
     const T v123 = v105 * v122;
     l2_h_next[j] = v123;
     l2_c_next[j] = v121;
     saved_t123[j] = v123;
   }
-#line 452 "lm_modul_lstm.cpp"
+#line 450 "lm_modul_lstm.cpp"
 }
 
 // forward stage 24: dense product (Eigen), [1]
@@ -460,22 +458,22 @@ template <class T> static void lm_modul_lstm_forward_24(const dopa::StepArgs<T> 
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t125, 1).noalias() =
       ConstRowMat<T>(l2_h2mod_weight, 1, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 464 "lm_modul_lstm.cpp"
+#line 462 "lm_modul_lstm.cpp"
 }
 
 // forward stage 25: fused loop nest over [1]
 //   %128 tanh l2.M
 template <class T> static void lm_modul_lstm_forward_25_l2_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2mod_bias = a.params + 21713795; // [1]
   T *__restrict t125 = a.scratch + 6928;                   // [1]
+  const T *__restrict l2_h2mod_bias = a.params + 21713795; // [1]
   T *__restrict t128_l2_M = a.saved + 20016;               // [1] l2.M
   for (int j = 0; j < 1; ++j) {
 #line 123 "examples/lm/modul_lstm.dopa"
     const T v127 = t125[0] + l2_h2mod_bias[0];
-    const T v128 = tanh(v127);
+    const T v128 = std::tanh(v127);
     t128_l2_M[0] = v128;
   }
-#line 479 "lm_modul_lstm.cpp"
+#line 477 "lm_modul_lstm.cpp"
 }
 
 // forward stage 26: dense product (Eigen), [1149]
@@ -487,14 +485,14 @@ template <class T> static void lm_modul_lstm_forward_26(const dopa::StepArgs<T> 
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t130, 1149).noalias() =
       ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t128_l2_M, 1);
-#line 491 "lm_modul_lstm.cpp"
+#line 489 "lm_modul_lstm.cpp"
 }
 
 // forward stage 27: fused loop nest over [1149]
 //   %132 add l2.eta
 template <class T> static void lm_modul_lstm_forward_27_l2_eta(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_modfanout_bias = a.params + 21714945; // [1149]
   T *__restrict t130 = a.scratch + 6944;                       // [1149]
+  const T *__restrict l2_modfanout_bias = a.params + 21714945; // [1149]
   T *__restrict t132_l2_eta = a.scratch + 8096;                // [1149] l2.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
@@ -502,7 +500,7 @@ template <class T> static void lm_modul_lstm_forward_27_l2_eta(const dopa::StepA
     const T v132 = t130[j] + l2_modfanout_bias[j];
     t132_l2_eta[j] = v132;
   }
-#line 506 "lm_modul_lstm.cpp"
+#line 504 "lm_modul_lstm.cpp"
 }
 
 // forward stage 28:
@@ -513,7 +511,7 @@ template <class T> static void lm_modul_lstm_forward_28(const dopa::StepArgs<T> 
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t133[e] = t132_l2_eta[e];
-#line 517 "lm_modul_lstm.cpp"
+#line 515 "lm_modul_lstm.cpp"
 }
 
 // forward stage 29: dense product (Eigen), [400]
@@ -525,7 +523,7 @@ template <class T> static void lm_modul_lstm_forward_29(const dopa::StepArgs<T> 
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t145, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 529 "lm_modul_lstm.cpp"
+#line 527 "lm_modul_lstm.cpp"
 }
 
 // forward stage 30: dense product (Eigen), [400]
@@ -536,7 +534,7 @@ template <class T> static void lm_modul_lstm_forward_30(const dopa::StepArgs<T> 
   T *__restrict t150 = a.saved + 21600;                    // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t150, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 540 "lm_modul_lstm.cpp"
+#line 538 "lm_modul_lstm.cpp"
 }
 
 // forward stage 31: dense product (Eigen), [400]
@@ -548,7 +546,7 @@ template <class T> static void lm_modul_lstm_forward_31(const dopa::StepArgs<T> 
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t156, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 552 "lm_modul_lstm.cpp"
+#line 550 "lm_modul_lstm.cpp"
 }
 
 // forward stage 32: dense product (Eigen), [400]
@@ -559,7 +557,7 @@ template <class T> static void lm_modul_lstm_forward_32(const dopa::StepArgs<T> 
   T *__restrict t160 = a.saved + 22400;                    // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t160, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 563 "lm_modul_lstm.cpp"
+#line 561 "lm_modul_lstm.cpp"
 }
 
 // forward stage 33: dense product (Eigen), [400]
@@ -571,7 +569,7 @@ template <class T> static void lm_modul_lstm_forward_33(const dopa::StepArgs<T> 
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t166, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 575 "lm_modul_lstm.cpp"
+#line 573 "lm_modul_lstm.cpp"
 }
 
 // forward stage 34: dense product (Eigen), [400]
@@ -582,7 +580,7 @@ template <class T> static void lm_modul_lstm_forward_34(const dopa::StepArgs<T> 
   T *__restrict t170 = a.saved + 23200;                    // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t170, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 586 "lm_modul_lstm.cpp"
+#line 584 "lm_modul_lstm.cpp"
 }
 
 // forward stage 35: dense product (Eigen), [400]
@@ -594,16 +592,16 @@ template <class T> static void lm_modul_lstm_forward_35(const dopa::StepArgs<T> 
 #line 120 "examples/lm/modul_lstm.dopa"
   Vec<T>(t176, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 598 "lm_modul_lstm.cpp"
+#line 596 "lm_modul_lstm.cpp"
 }
 
 // forward stage 36: fused loop nest over [400, 400]
 //   %184 matmul
 template <class T> static void lm_modul_lstm_forward_36(const dopa::StepArgs<T> &a) {
   T *__restrict t184 = a.scratch + 9648;              // [400]
-  const T *__restrict l3_pw = a.state + 5286240;      // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197294; // [400, 1]
   const T *__restrict l3_w = a.params + 24037294;     // [400, 400]
+  const T *__restrict l3_alpha = a.params + 24197294; // [400, 1]
+  const T *__restrict l3_pw = a.state + 5286240;      // [400, 400]
   const T *__restrict l3_h = a.state + 5285440;       // [400]
   for (int i = 0; i < 400; ++i) {
     T acc184 = T(0);
@@ -616,7 +614,7 @@ template <class T> static void lm_modul_lstm_forward_36(const dopa::StepArgs<T> 
     }
     t184[i] = acc184;
   }
-#line 620 "lm_modul_lstm.cpp"
+#line 618 "lm_modul_lstm.cpp"
 }
 
 // forward stage 37: fused loop nest over [400]
@@ -625,23 +623,23 @@ template <class T> static void lm_modul_lstm_forward_36(const dopa::StepArgs<T> 
 //   %190 add l3.cn -> next_state l3.c
 //   %192 mul l3.hn -> saved
 template <class T> static void lm_modul_lstm_forward_37_l3_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t184 = a.scratch + 9648;                 // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23555694; // [400]
   T *__restrict t176 = a.scratch + 9248;                 // [400]
+  const T *__restrict l3_x2c_bias = a.params + 23555694; // [400]
+  T *__restrict t184 = a.scratch + 9648;                 // [400]
   T *__restrict t186_l3_g = a.saved + 23600;             // [400] l3.g
-  const T *__restrict l3_h2i_bias = a.params + 23876494; // [400]
-  T *__restrict t160 = a.saved + 22400;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635694; // [400]
-  T *__restrict t156 = a.saved + 22000;                  // [400]
-  const T *__restrict l3_c = a.state + 5285840;          // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716094; // [400]
-  T *__restrict t150 = a.saved + 21600;                  // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175694; // [400]
-  T *__restrict t145 = a.saved + 21200;                  // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036894; // [400]
-  T *__restrict t170 = a.saved + 23200;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095694; // [400]
   T *__restrict t166 = a.saved + 22800;                  // [400]
+  const T *__restrict l3_x2o_bias = a.params + 23095694; // [400]
+  T *__restrict t170 = a.saved + 23200;                  // [400]
+  const T *__restrict l3_h2o_bias = a.params + 24036894; // [400]
+  T *__restrict t145 = a.saved + 21200;                  // [400]
+  const T *__restrict l3_x2f_bias = a.params + 22175694; // [400]
+  T *__restrict t150 = a.saved + 21600;                  // [400]
+  const T *__restrict l3_h2f_bias = a.params + 23716094; // [400]
+  const T *__restrict l3_c = a.state + 5285840;          // [400]
+  T *__restrict t156 = a.saved + 22000;                  // [400]
+  const T *__restrict l3_x2i_bias = a.params + 22635694; // [400]
+  T *__restrict t160 = a.saved + 22400;                  // [400]
+  const T *__restrict l3_h2i_bias = a.params + 23876494; // [400]
   T *__restrict l3_h_next = a.next + 5285440;            // [400] l3.hn
   T *__restrict l3_c_next = a.next + 5285840;            // [400]
   T *__restrict saved_t192 = a.saved + 24000;            // [400]
@@ -649,37 +647,36 @@ template <class T> static void lm_modul_lstm_forward_37_l3_g(const dopa::StepArg
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v178 = t176[j] + l3_x2c_bias[j];
     const T v185 = v178 + t184[j];
-    const T v186 = tanh(v185);
+    const T v186 = std::tanh(v185);
     t186_l3_g[j] = v186;
-#line 118 "examples/lm/modul_lstm.dopa"
-    const T v162 = t160[j] + l3_h2i_bias[j];
-    const T v158 = t156[j] + l3_x2i_bias[j];
-    const T v163 = v158 + v162;
-    const T v164 = T(1) / (T(1) + exp(-v163));
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v189 = v164 * v186;
+#line 119 "examples/lm/modul_lstm.dopa"
+    const T v168 = t166[j] + l3_x2o_bias[j];
+    const T v172 = t170[j] + l3_h2o_bias[j];
+    const T v173 = v168 + v172;
+    const T v174 = T(1) / (T(1) + std::exp(-v173));
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v152 = t150[j] + l3_h2f_bias[j];
     const T v147 = t145[j] + l3_x2f_bias[j];
+    const T v152 = t150[j] + l3_h2f_bias[j];
     const T v153 = v147 + v152;
-    const T v154 = T(1) / (T(1) + exp(-v153));
+    const T v154 = T(1) / (T(1) + std::exp(-v153));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v188 = v154 * l3_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v158 = t156[j] + l3_x2i_bias[j];
+    const T v162 = t160[j] + l3_h2i_bias[j];
+    const T v163 = v158 + v162;
+    const T v164 = T(1) / (T(1) + std::exp(-v163));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v189 = v164 * v186;
     const T v190 = v188 + v189;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v191 = tanh(v190);
-#line 119 "examples/lm/modul_lstm.dopa"
-    const T v172 = t170[j] + l3_h2o_bias[j];
-    const T v168 = t166[j] + l3_x2o_bias[j];
-    const T v173 = v168 + v172;
-    const T v174 = T(1) / (T(1) + exp(-v173));
-#line 122 "examples/lm/modul_lstm.dopa"
+    const T v191 = std::tanh(v190);
     const T v192 = v174 * v191;
     l3_h_next[j] = v192;
     l3_c_next[j] = v190;
     saved_t192[j] = v192;
   }
-#line 683 "lm_modul_lstm.cpp"
+#line 680 "lm_modul_lstm.cpp"
 }
 
 // forward stage 38: dense product (Eigen), [1]
@@ -690,22 +687,22 @@ template <class T> static void lm_modul_lstm_forward_38(const dopa::StepArgs<T> 
   T *__restrict t194 = a.scratch + 10048;                    // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t194, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 694 "lm_modul_lstm.cpp"
+#line 691 "lm_modul_lstm.cpp"
 }
 
 // forward stage 39: fused loop nest over [1]
 //   %197 tanh l3.M
 template <class T> static void lm_modul_lstm_forward_39_l3_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2mod_bias = a.params + 24198095; // [1]
   T *__restrict t194 = a.scratch + 10048;                  // [1]
+  const T *__restrict l3_h2mod_bias = a.params + 24198095; // [1]
   T *__restrict t197_l3_M = a.saved + 24400;               // [1] l3.M
   for (int j = 0; j < 1; ++j) {
 #line 123 "examples/lm/modul_lstm.dopa"
     const T v196 = t194[0] + l3_h2mod_bias[0];
-    const T v197 = tanh(v196);
+    const T v197 = std::tanh(v196);
     t197_l3_M[0] = v197;
   }
-#line 709 "lm_modul_lstm.cpp"
+#line 706 "lm_modul_lstm.cpp"
 }
 
 // forward stage 40: dense product (Eigen), [400]
@@ -717,14 +714,14 @@ template <class T> static void lm_modul_lstm_forward_40(const dopa::StepArgs<T> 
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t199, 400).noalias() =
       ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t197_l3_M, 1);
-#line 721 "lm_modul_lstm.cpp"
+#line 718 "lm_modul_lstm.cpp"
 }
 
 // forward stage 41: fused loop nest over [400]
 //   %201 add l3.eta
 template <class T> static void lm_modul_lstm_forward_41_l3_eta(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_modfanout_bias = a.params + 24198496; // [400]
   T *__restrict t199 = a.scratch + 10064;                      // [400]
+  const T *__restrict l3_modfanout_bias = a.params + 24198496; // [400]
   T *__restrict t201_l3_eta = a.scratch + 10464;               // [400] l3.eta
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
@@ -732,7 +729,7 @@ template <class T> static void lm_modul_lstm_forward_41_l3_eta(const dopa::StepA
     const T v201 = t199[j] + l3_modfanout_bias[j];
     t201_l3_eta[j] = v201;
   }
-#line 736 "lm_modul_lstm.cpp"
+#line 733 "lm_modul_lstm.cpp"
 }
 
 // forward stage 42:
@@ -743,7 +740,7 @@ template <class T> static void lm_modul_lstm_forward_42(const dopa::StepArgs<T> 
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t202[e] = t201_l3_eta[e];
-#line 747 "lm_modul_lstm.cpp"
+#line 744 "lm_modul_lstm.cpp"
 }
 
 // forward stage 43: dense product (Eigen), [10000]
@@ -755,7 +752,7 @@ template <class T> static void lm_modul_lstm_forward_43(const dopa::StepArgs<T> 
 #line 18 "examples/lm/modul_lstm.dopa"
   Vec<T>(t213, 10000).noalias() =
       ConstRowMat<T>(enc_weight, 10000, 400) * ConstVec<T>(l3_h_next, 400);
-#line 759 "lm_modul_lstm.cpp"
+#line 756 "lm_modul_lstm.cpp"
 }
 
 // forward stage 44: fused loop nest over [1149, 1149]
@@ -764,23 +761,23 @@ template <class T> static void lm_modul_lstm_forward_43(const dopa::StepArgs<T> 
 //   %137 clip -> next_state l2.pw
 //   %143 add -> next_state l2.et
 template <class T> static void lm_modul_lstm_forward_44(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_et = a.state + 1322512;      // [1149, 1149]
-  T *__restrict t61 = a.saved + 9632;                 // [1149, 1]
   const T *__restrict l1_pw = a.state + 2304;         // [1149, 1149]
+  T *__restrict t61 = a.saved + 9632;                 // [1149, 1]
+  const T *__restrict l1_et = a.state + 1322512;      // [1149, 1149]
   T *__restrict l1_pw_next = a.next + 2304;           // [1149, 1149]
+  T *__restrict t70 = a.saved + 10784;                // []
+  const T *__restrict l1_etaet = a.params + 11138396; // []
   T *__restrict t45_l1_g = a.saved + 7312;            // [1149] l1.g
   const T *__restrict l1_h = a.state + 0;             // [1149]
-  const T *__restrict l1_etaet = a.params + 11138396; // []
-  T *__restrict t70 = a.saved + 10784;                // []
   T *__restrict l1_et_next = a.next + 1322512;        // [1149, 1149]
-  const T *__restrict l2_et = a.state + 3965232;      // [1149, 1149]
-  T *__restrict t133 = a.saved + 20032;               // [1149, 1]
   const T *__restrict l2_pw = a.state + 2645024;      // [1149, 1149]
+  T *__restrict t133 = a.saved + 20032;               // [1149, 1]
+  const T *__restrict l2_et = a.state + 3965232;      // [1149, 1149]
   T *__restrict l2_pw_next = a.next + 2645024;        // [1149, 1149]
+  T *__restrict t139 = a.saved + 21184;               // []
+  const T *__restrict l2_etaet = a.params + 21712645; // []
   T *__restrict t117_l2_g = a.saved + 17712;          // [1149] l2.g
   const T *__restrict l2_h = a.state + 2642720;       // [1149]
-  const T *__restrict l2_etaet = a.params + 21712645; // []
-  T *__restrict t139 = a.saved + 21184;               // []
   T *__restrict l2_et_next = a.next + 3965232;        // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
 #pragma omp simd
@@ -791,9 +788,9 @@ template <class T> static void lm_modul_lstm_forward_44(const dopa::StepArgs<T> 
       const T v67 = v64 < T(-2.0) ? T(-2.0) : (v64 > T(2.0) ? T(2.0) : v64);
       l1_pw_next[i * 1149 + j] = v67;
 #line 128 "examples/lm/modul_lstm.dopa"
+      const T v71 = t70[0] * l1_et[i * 1149 + j];
       const T v72 = t45_l1_g[i] * l1_h[j];
       const T v73 = l1_etaet[0] * v72;
-      const T v71 = t70[0] * l1_et[i * 1149 + j];
       const T v74 = v71 + v73;
       l1_et_next[i * 1149 + j] = v74;
 #line 127 "examples/lm/modul_lstm.dopa"
@@ -802,28 +799,28 @@ template <class T> static void lm_modul_lstm_forward_44(const dopa::StepArgs<T> 
       const T v137 = v136 < T(-2.0) ? T(-2.0) : (v136 > T(2.0) ? T(2.0) : v136);
       l2_pw_next[i * 1149 + j] = v137;
 #line 128 "examples/lm/modul_lstm.dopa"
+      const T v140 = t139[0] * l2_et[i * 1149 + j];
       const T v141 = t117_l2_g[i] * l2_h[j];
       const T v142 = l2_etaet[0] * v141;
-      const T v140 = t139[0] * l2_et[i * 1149 + j];
       const T v143 = v140 + v142;
       l2_et_next[i * 1149 + j] = v143;
     }
   }
-#line 813 "lm_modul_lstm.cpp"
+#line 810 "lm_modul_lstm.cpp"
 }
 
 // forward stage 45: fused loop nest over [400, 400]
 //   %206 clip -> next_state l3.pw
 //   %212 add -> next_state l3.et
 template <class T> static void lm_modul_lstm_forward_45(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_et = a.state + 5446240;      // [400, 400]
-  T *__restrict t202 = a.saved + 24416;               // [400, 1]
   const T *__restrict l3_pw = a.state + 5286240;      // [400, 400]
+  T *__restrict t202 = a.saved + 24416;               // [400, 1]
+  const T *__restrict l3_et = a.state + 5446240;      // [400, 400]
   T *__restrict l3_pw_next = a.next + 5286240;        // [400, 400]
+  T *__restrict t208 = a.saved + 24816;               // []
+  const T *__restrict l3_etaet = a.params + 24197694; // []
   T *__restrict t186_l3_g = a.saved + 23600;          // [400] l3.g
   const T *__restrict l3_h = a.state + 5285440;       // [400]
-  const T *__restrict l3_etaet = a.params + 24197694; // []
-  T *__restrict t208 = a.saved + 24816;               // []
   T *__restrict l3_et_next = a.next + 5446240;        // [400, 400]
   for (int i = 0; i < 400; ++i) {
 #pragma omp simd
@@ -834,21 +831,21 @@ template <class T> static void lm_modul_lstm_forward_45(const dopa::StepArgs<T> 
       const T v206 = v205 < T(-2.0) ? T(-2.0) : (v205 > T(2.0) ? T(2.0) : v205);
       l3_pw_next[i * 400 + j] = v206;
 #line 128 "examples/lm/modul_lstm.dopa"
+      const T v209 = t208[0] * l3_et[i * 400 + j];
       const T v210 = t186_l3_g[i] * l3_h[j];
       const T v211 = l3_etaet[0] * v210;
-      const T v209 = t208[0] * l3_et[i * 400 + j];
       const T v212 = v209 + v211;
       l3_et_next[i * 400 + j] = v212;
     }
   }
-#line 845 "lm_modul_lstm.cpp"
+#line 842 "lm_modul_lstm.cpp"
 }
 
 // forward stage 46: fused loop nest over [10000]
 //   %215 add logits -> output logits
 template <class T> static void lm_modul_lstm_forward_46_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict t213 = a.scratch + 10864;            // [10000]
+  const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict out_logits = a.outputs[0];           // [10000]
 #pragma omp simd
   for (int j = 0; j < 10000; ++j) {
@@ -856,7 +853,7 @@ template <class T> static void lm_modul_lstm_forward_46_logits(const dopa::StepA
     const T v215 = t213[j] + dec_bias[j];
     out_logits[j] = v215;
   }
-#line 860 "lm_modul_lstm.cpp"
+#line 857 "lm_modul_lstm.cpp"
 }
 
 /// One forward step of ModulLSTMLM for one batch element.
@@ -919,7 +916,7 @@ template <class T> static void lm_modul_lstm_backward_0(const dopa::StepArgs<T> 
 #line 18 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t231, 400).noalias() =
       ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(enc_weight, 10000, 400);
-#line 923 "lm_modul_lstm.cpp"
+#line 920 "lm_modul_lstm.cpp"
 }
 
 // backward stage 1: fused loop nest over [400, 400]
@@ -930,18 +927,18 @@ template <class T> static void lm_modul_lstm_backward_0(const dopa::StepArgs<T> 
 //   %249 reduce_to
 //   %251 add -> grad_prev l3.et
 template <class T> static void lm_modul_lstm_backward_1(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_et_next = a.gradNext + 5446240; // [400, 400] d l3.et'
   const T *__restrict t186_l3_g = a.saved + 23600;         // [400] l3.g
   const T *__restrict l3_h = a.state + 5285440;            // [400]
-  const T *__restrict d_l3_et_next = a.gradNext + 5446240; // [400, 400] d l3.et'
   T *__restrict t234 = a.scratch + 400;                    // []
   T *__restrict t237 = a.scratch + 416;                    // [400]
   const T *__restrict l3_etaet = a.params + 24197694;      // []
   T *__restrict t238 = a.scratch + 816;                    // [400]
   const T *__restrict l3_et = a.state + 5446240;           // [400, 400]
   T *__restrict t240 = a.scratch + 1216;                   // []
-  const T *__restrict t202 = a.saved + 24416;              // [400, 1]
-  const T *__restrict l3_pw = a.state + 5286240;           // [400, 400]
   const T *__restrict d_l3_pw_next = a.gradNext + 5286240; // [400, 400] d l3.pw'
+  const T *__restrict l3_pw = a.state + 5286240;           // [400, 400]
+  const T *__restrict t202 = a.saved + 24416;              // [400, 1]
   T *__restrict t249 = a.scratch + 1232;                   // [400, 1]
   const T *__restrict t208 = a.saved + 24816;              // []
   T *__restrict d_l3_et = a.gradPrev + 5446240;            // [400, 400]
@@ -978,9 +975,10 @@ template <class T> static void lm_modul_lstm_backward_1(const dopa::StepArgs<T> 
       const T v247 = d_l3_pw_next[i * 400 + j] * v246;
       const T v248 = v247 * l3_et[i * 400 + j];
       acc249 += v248;
-      const T v250 = v247 * t202[i];
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v241 = d_l3_et_next[i * 400 + j] * t208[0];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v250 = v247 * t202[i];
 #line 103 "examples/lm/modul_lstm.dopa"
       const T v251 = v241 + v250;
       d_l3_et[i * 400 + j] = v251;
@@ -990,7 +988,7 @@ template <class T> static void lm_modul_lstm_backward_1(const dopa::StepArgs<T> 
     t240[0] += acc240;
     t249[i] += acc249;
   }
-#line 994 "lm_modul_lstm.cpp"
+#line 992 "lm_modul_lstm.cpp"
 }
 
 // backward stage 2:
@@ -1001,7 +999,7 @@ template <class T> static void lm_modul_lstm_backward_2(const dopa::StepArgs<T> 
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t252[e] = t249[e];
-#line 1005 "lm_modul_lstm.cpp"
+#line 1003 "lm_modul_lstm.cpp"
 }
 
 // backward stage 3: dense product (Eigen), [1]
@@ -1013,7 +1011,7 @@ template <class T> static void lm_modul_lstm_backward_3(const dopa::StepArgs<T> 
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t255, 1).noalias() =
       ConstRowVec<T>(t252, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1017 "lm_modul_lstm.cpp"
+#line 1015 "lm_modul_lstm.cpp"
 }
 
 // backward stage 4: fused loop nest over [1]
@@ -1023,8 +1021,8 @@ template <class T> static void lm_modul_lstm_backward_3(const dopa::StepArgs<T> 
 //   %259 mul += grad l3.h2mod.bias
 //   %197 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T> static void lm_modul_lstm_backward_4_l1_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict t197_l3_M = a.saved + 24400;    // [1] l3.M
   T *__restrict t255 = a.scratch + 1632;              // [1]
+  const T *__restrict t197_l3_M = a.saved + 24400;    // [1] l3.M
   T *__restrict t259 = a.record + 28992;              // [1]
   const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
   T *__restrict record11 = a.record + 18880;          // [1]
@@ -1043,7 +1041,7 @@ template <class T> static void lm_modul_lstm_backward_4_l1_M(const dopa::StepArg
     d_l3_h2mod_bias[0] += v259;
     record28[0] = t197_l3_M[0];
   }
-#line 1047 "lm_modul_lstm.cpp"
+#line 1045 "lm_modul_lstm.cpp"
 }
 
 // backward stage 5: dense product (Eigen), [400]
@@ -1055,7 +1053,7 @@ template <class T> static void lm_modul_lstm_backward_5(const dopa::StepArgs<T> 
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t262, 400).noalias() =
       ConstRowVec<T>(t259, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1059 "lm_modul_lstm.cpp"
+#line 1057 "lm_modul_lstm.cpp"
 }
 
 // backward stage 6: fused loop nest over [400]
@@ -1076,25 +1074,25 @@ template <class T> static void lm_modul_lstm_backward_5(const dopa::StepArgs<T> 
 //   %277 mul += grad l3.x2c.bias
 //   %252 reshape += grad l3.modfanout.bias
 template <class T> static void lm_modul_lstm_backward_6_l3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t186_l3_g = a.saved + 23600;        // [400] l3.g
-  const T *__restrict l3_h2i_bias = a.params + 23876494;  // [400]
-  const T *__restrict t160 = a.saved + 22400;             // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635694;  // [400]
-  const T *__restrict t156 = a.saved + 22000;             // [400]
-  const T *__restrict l3_c = a.state + 5285840;           // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716094;  // [400]
-  const T *__restrict t150 = a.saved + 21600;             // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175694;  // [400]
-  const T *__restrict t145 = a.saved + 21200;             // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036894;  // [400]
-  const T *__restrict t170 = a.saved + 23200;             // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095694;  // [400]
-  const T *__restrict t166 = a.saved + 22800;             // [400]
-  T *__restrict t262 = a.scratch + 1648;                  // [400]
-  T *__restrict t231 = a.scratch + 0;                     // [400]
-  const T *__restrict d_l3_h_next = a.gradNext + 5285440; // [400] d l3.h'
-  const T *__restrict d_l3_c_next = a.gradNext + 5285840; // [400] d l3.c'
   T *__restrict t237 = a.scratch + 416;                   // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + 5285840; // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + 5285440; // [400] d l3.h'
+  T *__restrict t231 = a.scratch + 0;                     // [400]
+  T *__restrict t262 = a.scratch + 1648;                  // [400]
+  const T *__restrict t166 = a.saved + 22800;             // [400]
+  const T *__restrict l3_x2o_bias = a.params + 23095694;  // [400]
+  const T *__restrict t170 = a.saved + 23200;             // [400]
+  const T *__restrict l3_h2o_bias = a.params + 24036894;  // [400]
+  const T *__restrict t145 = a.saved + 21200;             // [400]
+  const T *__restrict l3_x2f_bias = a.params + 22175694;  // [400]
+  const T *__restrict t150 = a.saved + 21600;             // [400]
+  const T *__restrict l3_h2f_bias = a.params + 23716094;  // [400]
+  const T *__restrict l3_c = a.state + 5285840;           // [400]
+  const T *__restrict t156 = a.saved + 22000;             // [400]
+  const T *__restrict l3_x2i_bias = a.params + 22635694;  // [400]
+  const T *__restrict t160 = a.saved + 22400;             // [400]
+  const T *__restrict l3_h2i_bias = a.params + 23876494;  // [400]
+  const T *__restrict t186_l3_g = a.saved + 23600;        // [400] l3.g
   T *__restrict t277 = a.record + 28592;                  // [400]
   T *__restrict t292 = a.record + 28192;                  // [400]
   T *__restrict t303 = a.record + 27792;                  // [400]
@@ -1116,67 +1114,64 @@ template <class T> static void lm_modul_lstm_backward_6_l3_hn(const dopa::StepAr
   T *__restrict t252 = a.record + 29008;                  // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + 24198496; // [400]
   for (int j = 0; j < 400; ++j) {
-#line 120 "examples/lm/modul_lstm.dopa"
-    const T v275 = t186_l3_g[j] * t186_l3_g[j];
-    const T v276 = T(1.0) - v275;
-#line 118 "examples/lm/modul_lstm.dopa"
-    const T v162 = t160[j] + l3_h2i_bias[j];
-    const T v158 = t156[j] + l3_x2i_bias[j];
-    const T v163 = v158 + v162;
-    const T v164 = T(1) / (T(1) + exp(-v163));
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v189 = v164 * t186_l3_g[j];
-#line 117 "examples/lm/modul_lstm.dopa"
-    const T v152 = t150[j] + l3_h2f_bias[j];
-    const T v147 = t145[j] + l3_x2f_bias[j];
-    const T v153 = v147 + v152;
-    const T v154 = T(1) / (T(1) + exp(-v153));
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v188 = v154 * l3_c[j];
-    const T v190 = v188 + v189;
-#line 122 "examples/lm/modul_lstm.dopa"
-    const T v191 = tanh(v190);
-    const T v266 = v191 * v191;
-    const T v267 = T(1.0) - v266;
-#line 119 "examples/lm/modul_lstm.dopa"
-    const T v172 = t170[j] + l3_h2o_bias[j];
-    const T v168 = t166[j] + l3_x2o_bias[j];
-    const T v173 = v168 + v172;
-    const T v174 = T(1) / (T(1) + exp(-v173));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v232 = d_l3_h_next[j] + t231[j];
     const T v263 = v232 + t262[j];
+#line 119 "examples/lm/modul_lstm.dopa"
+    const T v168 = t166[j] + l3_x2o_bias[j];
+    const T v172 = t170[j] + l3_h2o_bias[j];
+    const T v173 = v168 + v172;
+    const T v174 = T(1) / (T(1) + std::exp(-v173));
+#line 122 "examples/lm/modul_lstm.dopa"
     const T v265 = v263 * v174;
+#line 117 "examples/lm/modul_lstm.dopa"
+    const T v147 = t145[j] + l3_x2f_bias[j];
+    const T v152 = t150[j] + l3_h2f_bias[j];
+    const T v153 = v147 + v152;
+    const T v154 = T(1) / (T(1) + std::exp(-v153));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v188 = v154 * l3_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v158 = t156[j] + l3_x2i_bias[j];
+    const T v162 = t160[j] + l3_h2i_bias[j];
+    const T v163 = v158 + v162;
+    const T v164 = T(1) / (T(1) + std::exp(-v163));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v189 = v164 * t186_l3_g[j];
+    const T v190 = v188 + v189;
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v191 = std::tanh(v190);
+    const T v266 = v191 * v191;
+    const T v267 = T(1.0) - v266;
     const T v268 = v265 * v267;
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v269 = d_l3_c_next[j] + v268;
     const T v271 = v269 * v164;
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v272 = t237[j] + v271;
+    const T v275 = t186_l3_g[j] * t186_l3_g[j];
+    const T v276 = T(1.0) - v275;
     const T v277 = v272 * v276;
     t277[j] = v277;
-#line 119 "examples/lm/modul_lstm.dopa"
-    const T v290 = T(1.0) - v174;
-    const T v291 = v174 * v290;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v264 = v263 * v191;
 #line 119 "examples/lm/modul_lstm.dopa"
+    const T v290 = T(1.0) - v174;
+    const T v291 = v174 * v290;
     const T v292 = v264 * v291;
     t292[j] = v292;
-#line 118 "examples/lm/modul_lstm.dopa"
-    const T v301 = T(1.0) - v164;
-    const T v302 = v164 * v301;
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v270 = v269 * t186_l3_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
+    const T v301 = T(1.0) - v164;
+    const T v302 = v164 * v301;
     const T v303 = v270 * v302;
     t303[j] = v303;
-#line 117 "examples/lm/modul_lstm.dopa"
-    const T v312 = T(1.0) - v154;
-    const T v313 = v154 * v312;
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v273 = v269 * l3_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
+    const T v312 = T(1.0) - v154;
+    const T v313 = v154 * v312;
     const T v314 = v273 * v313;
     t314[j] = v314;
 #line 121 "examples/lm/modul_lstm.dopa"
@@ -1199,7 +1194,7 @@ template <class T> static void lm_modul_lstm_backward_6_l3_hn(const dopa::StepAr
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l3_modfanout_bias[j] += t252[j];
   }
-#line 1203 "lm_modul_lstm.cpp"
+#line 1198 "lm_modul_lstm.cpp"
 }
 
 // backward stage 7: fused loop nest over [400, 400]
@@ -1209,14 +1204,14 @@ template <class T> static void lm_modul_lstm_backward_6_l3_hn(const dopa::StepAr
 template <class T> static void lm_modul_lstm_backward_7(const dopa::StepArgs<T> &a) {
   T *__restrict t279 = a.scratch + 2048;                   // [400]
   T *__restrict t277 = a.record + 28592;                   // [400]
-  const T *__restrict l3_pw = a.state + 5286240;           // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197294;      // [400, 1]
   const T *__restrict l3_w = a.params + 24037294;          // [400, 400]
+  const T *__restrict l3_alpha = a.params + 24197294;      // [400, 1]
+  const T *__restrict l3_pw = a.state + 5286240;           // [400, 400]
   const T *__restrict l3_h = a.state + 5285440;            // [400]
   T *__restrict t282 = a.scratch + 2448;                   // [400, 1]
-  const T *__restrict l3_et = a.state + 5446240;           // [400, 400]
-  const T *__restrict t202 = a.saved + 24416;              // [400, 1]
   const T *__restrict d_l3_pw_next = a.gradNext + 5286240; // [400, 400] d l3.pw'
+  const T *__restrict t202 = a.saved + 24416;              // [400, 1]
+  const T *__restrict l3_et = a.state + 5446240;           // [400, 400]
   T *__restrict d_l3_pw = a.gradPrev + 5286240;            // [400, 400]
   for (int e = 0; e < 400; ++e)
     t279[e] = T(0);
@@ -1234,20 +1229,20 @@ template <class T> static void lm_modul_lstm_backward_7(const dopa::StepArgs<T> 
       const T v281 = v278 * l3_pw[i * 400 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
       acc282 += v281;
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v284 = v278 * l3_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v204 = t202[i] * l3_et[i * 400 + j];
       const T v205 = l3_pw[i * 400 + j] + v204;
       const T v246 = T(-2.0) <= v205 && v205 <= T(2.0) ? T(1) : T(0);
       const T v247 = d_l3_pw_next[i * 400 + j] * v246;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v284 = v278 * l3_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v285 = v247 + v284;
       d_l3_pw[i * 400 + j] = v285;
     }
     t282[i] += acc282;
   }
-#line 1251 "lm_modul_lstm.cpp"
+#line 1246 "lm_modul_lstm.cpp"
 }
 
 // backward stage 8: dense product (Eigen), [1149]
@@ -1259,7 +1254,7 @@ template <class T> static void lm_modul_lstm_backward_8(const dopa::StepArgs<T> 
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t288, 1149).noalias() =
       ConstRowVec<T>(t277, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1263 "lm_modul_lstm.cpp"
+#line 1258 "lm_modul_lstm.cpp"
 }
 
 // backward stage 9: dense product (Eigen), [400]
@@ -1271,7 +1266,7 @@ template <class T> static void lm_modul_lstm_backward_9(const dopa::StepArgs<T> 
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t295, 400).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1275 "lm_modul_lstm.cpp"
+#line 1270 "lm_modul_lstm.cpp"
 }
 
 // backward stage 10: dense product (Eigen), [1149]
@@ -1283,7 +1278,7 @@ template <class T> static void lm_modul_lstm_backward_10(const dopa::StepArgs<T>
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t299, 1149).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1287 "lm_modul_lstm.cpp"
+#line 1282 "lm_modul_lstm.cpp"
 }
 
 // backward stage 11: dense product (Eigen), [400]
@@ -1295,7 +1290,7 @@ template <class T> static void lm_modul_lstm_backward_11(const dopa::StepArgs<T>
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t306, 400).noalias() =
       ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1299 "lm_modul_lstm.cpp"
+#line 1294 "lm_modul_lstm.cpp"
 }
 
 // backward stage 12: dense product (Eigen), [1149]
@@ -1307,7 +1302,7 @@ template <class T> static void lm_modul_lstm_backward_12(const dopa::StepArgs<T>
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t310, 1149).noalias() =
       ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1311 "lm_modul_lstm.cpp"
+#line 1306 "lm_modul_lstm.cpp"
 }
 
 // backward stage 13: dense product (Eigen), [400]
@@ -1319,7 +1314,7 @@ template <class T> static void lm_modul_lstm_backward_13(const dopa::StepArgs<T>
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t317, 400).noalias() =
       ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1323 "lm_modul_lstm.cpp"
+#line 1318 "lm_modul_lstm.cpp"
 }
 
 // backward stage 14: dense product (Eigen), [1149]
@@ -1331,7 +1326,7 @@ template <class T> static void lm_modul_lstm_backward_14(const dopa::StepArgs<T>
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t321, 1149).noalias() =
       ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1335 "lm_modul_lstm.cpp"
+#line 1330 "lm_modul_lstm.cpp"
 }
 
 // backward stage 15: fused loop nest over [1149, 1149]
@@ -1348,31 +1343,31 @@ template <class T> static void lm_modul_lstm_backward_14(const dopa::StepArgs<T>
 //   %426 add -> grad_prev l1.et
 //   %339 add -> grad_prev l2.et
 template <class T> static void lm_modul_lstm_backward_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l2_et_next = a.gradNext + 3965232; // [1149, 1149] d l2.et'
   const T *__restrict t117_l2_g = a.saved + 17712;         // [1149] l2.g
   const T *__restrict l2_h = a.state + 2642720;            // [1149]
-  const T *__restrict d_l2_et_next = a.gradNext + 3965232; // [1149, 1149] d l2.et'
   T *__restrict t324 = a.scratch + 8656;                   // []
   T *__restrict t327 = a.scratch + 8672;                   // [1149]
   const T *__restrict l2_etaet = a.params + 21712645;      // []
   T *__restrict t328 = a.scratch + 9824;                   // [1149]
   const T *__restrict l2_et = a.state + 3965232;           // [1149, 1149]
   T *__restrict t330 = a.scratch + 10976;                  // []
-  const T *__restrict t133 = a.saved + 20032;              // [1149, 1]
-  const T *__restrict l2_pw = a.state + 2645024;           // [1149, 1149]
   const T *__restrict d_l2_pw_next = a.gradNext + 2645024; // [1149, 1149] d l2.pw'
+  const T *__restrict l2_pw = a.state + 2645024;           // [1149, 1149]
+  const T *__restrict t133 = a.saved + 20032;              // [1149, 1]
   T *__restrict t337 = a.scratch + 10992;                  // [1149, 1]
+  const T *__restrict d_l1_et_next = a.gradNext + 1322512; // [1149, 1149] d l1.et'
   const T *__restrict t45_l1_g = a.saved + 7312;           // [1149] l1.g
   const T *__restrict l1_h = a.state + 0;                  // [1149]
-  const T *__restrict d_l1_et_next = a.gradNext + 1322512; // [1149, 1149] d l1.et'
   T *__restrict t411 = a.scratch + 23680;                  // []
   T *__restrict t414 = a.scratch + 23696;                  // [1149]
   const T *__restrict l1_etaet = a.params + 11138396;      // []
   T *__restrict t415 = a.scratch + 24848;                  // [1149]
   const T *__restrict l1_et = a.state + 1322512;           // [1149, 1149]
   T *__restrict t417 = a.scratch + 26000;                  // []
-  const T *__restrict t61 = a.saved + 9632;                // [1149, 1]
-  const T *__restrict l1_pw = a.state + 2304;              // [1149, 1149]
   const T *__restrict d_l1_pw_next = a.gradNext + 2304;    // [1149, 1149] d l1.pw'
+  const T *__restrict l1_pw = a.state + 2304;              // [1149, 1149]
+  const T *__restrict t61 = a.saved + 9632;                // [1149, 1]
   T *__restrict t424 = a.scratch + 26016;                  // [1149, 1]
   const T *__restrict t70 = a.saved + 10784;               // []
   T *__restrict d_l1_et = a.gradPrev + 1322512;            // [1149, 1149]
@@ -1441,16 +1436,17 @@ template <class T> static void lm_modul_lstm_backward_15(const dopa::StepArgs<T>
       const T v422 = d_l1_pw_next[i * 1149 + j] * v421;
       const T v423 = v422 * l1_et[i * 1149 + j];
       acc424 += v423;
-      const T v425 = v422 * t61[i];
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v418 = d_l1_et_next[i * 1149 + j] * t70[0];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v425 = v422 * t61[i];
 #line 103 "examples/lm/modul_lstm.dopa"
       const T v426 = v418 + v425;
       d_l1_et[i * 1149 + j] = v426;
-#line 127 "examples/lm/modul_lstm.dopa"
-      const T v338 = v335 * t133[i];
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v331 = d_l2_et_next[i * 1149 + j] * t139[0];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v338 = v335 * t133[i];
 #line 103 "examples/lm/modul_lstm.dopa"
       const T v339 = v331 + v338;
       d_l2_et[i * 1149 + j] = v339;
@@ -1464,7 +1460,7 @@ template <class T> static void lm_modul_lstm_backward_15(const dopa::StepArgs<T>
     t417[0] += acc417;
     t424[i] += acc424;
   }
-#line 1468 "lm_modul_lstm.cpp"
+#line 1464 "lm_modul_lstm.cpp"
 }
 
 // backward stage 16:
@@ -1475,7 +1471,7 @@ template <class T> static void lm_modul_lstm_backward_16(const dopa::StepArgs<T>
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t340[e] = t337[e];
-#line 1479 "lm_modul_lstm.cpp"
+#line 1475 "lm_modul_lstm.cpp"
 }
 
 // backward stage 17: dense product (Eigen), [1]
@@ -1487,15 +1483,15 @@ template <class T> static void lm_modul_lstm_backward_17(const dopa::StepArgs<T>
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t343, 1).noalias() =
       ConstRowVec<T>(t340, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1491 "lm_modul_lstm.cpp"
+#line 1487 "lm_modul_lstm.cpp"
 }
 
 // backward stage 18: fused loop nest over [1]
 //   %346 mul
 //   %346 mul += grad l2.h2mod.bias
 template <class T> static void lm_modul_lstm_backward_18(const dopa::StepArgs<T> &a) {
-  const T *__restrict t128_l2_M = a.saved + 20016;    // [1] l2.M
   T *__restrict t343 = a.scratch + 12144;             // [1]
+  const T *__restrict t128_l2_M = a.saved + 20016;    // [1] l2.M
   T *__restrict t346 = a.record + 24656;              // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + 21713795; // [1]
   for (int j = 0; j < 1; ++j) {
@@ -1506,7 +1502,7 @@ template <class T> static void lm_modul_lstm_backward_18(const dopa::StepArgs<T>
     t346[0] = v346;
     d_l2_h2mod_bias[0] += v346;
   }
-#line 1510 "lm_modul_lstm.cpp"
+#line 1506 "lm_modul_lstm.cpp"
 }
 
 // backward stage 19: dense product (Eigen), [1149]
@@ -1518,7 +1514,7 @@ template <class T> static void lm_modul_lstm_backward_19(const dopa::StepArgs<T>
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t349, 1149).noalias() =
       ConstRowVec<T>(t346, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1522 "lm_modul_lstm.cpp"
+#line 1518 "lm_modul_lstm.cpp"
 }
 
 // backward stage 20: fused loop nest over [1149]
@@ -1540,28 +1536,28 @@ template <class T> static void lm_modul_lstm_backward_19(const dopa::StepArgs<T>
 //   %123 mul l2.hn -> record (a factor of deferred outer-product gradients)
 //   %340 reshape += grad l2.modfanout.bias
 template <class T> static void lm_modul_lstm_backward_20_l1_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t117_l2_g = a.saved + 17712;        // [1149] l2.g
-  const T *__restrict l2_h2i_bias = a.params + 19068796;  // [1149]
-  const T *__restrict t91 = a.saved + 14256;              // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783396;  // [1149]
-  const T *__restrict t87 = a.saved + 13104;              // [1149]
-  const T *__restrict l2_c = a.state + 2643872;           // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747446;  // [1149]
-  const T *__restrict t81 = a.saved + 11952;              // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462046;  // [1149]
-  const T *__restrict t76 = a.saved + 10800;              // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390146;  // [1149]
-  const T *__restrict t101 = a.saved + 16560;             // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104746;  // [1149]
-  const T *__restrict t97 = a.saved + 15408;              // [1149]
-  T *__restrict t349 = a.scratch + 12160;                 // [1149]
-  T *__restrict t321 = a.scratch + 7504;                  // [1149]
-  T *__restrict t310 = a.scratch + 5952;                  // [1149]
-  T *__restrict t299 = a.scratch + 4400;                  // [1149]
-  T *__restrict t288 = a.scratch + 2848;                  // [1149]
-  const T *__restrict d_l2_h_next = a.gradNext + 2642720; // [1149] d l2.h'
-  const T *__restrict d_l2_c_next = a.gradNext + 2643872; // [1149] d l2.c'
   T *__restrict t327 = a.scratch + 8672;                  // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + 2643872; // [1149] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + 2642720; // [1149] d l2.h'
+  T *__restrict t288 = a.scratch + 2848;                  // [1149]
+  T *__restrict t299 = a.scratch + 4400;                  // [1149]
+  T *__restrict t310 = a.scratch + 5952;                  // [1149]
+  T *__restrict t321 = a.scratch + 7504;                  // [1149]
+  T *__restrict t349 = a.scratch + 12160;                 // [1149]
+  const T *__restrict t97 = a.saved + 15408;              // [1149]
+  const T *__restrict l2_x2o_bias = a.params + 15104746;  // [1149]
+  const T *__restrict t101 = a.saved + 16560;             // [1149]
+  const T *__restrict l2_h2o_bias = a.params + 20390146;  // [1149]
+  const T *__restrict t76 = a.saved + 10800;              // [1149]
+  const T *__restrict l2_x2f_bias = a.params + 12462046;  // [1149]
+  const T *__restrict t81 = a.saved + 11952;              // [1149]
+  const T *__restrict l2_h2f_bias = a.params + 17747446;  // [1149]
+  const T *__restrict l2_c = a.state + 2643872;           // [1149]
+  const T *__restrict t87 = a.saved + 13104;              // [1149]
+  const T *__restrict l2_x2i_bias = a.params + 13783396;  // [1149]
+  const T *__restrict t91 = a.saved + 14256;              // [1149]
+  const T *__restrict l2_h2i_bias = a.params + 19068796;  // [1149]
+  const T *__restrict t117_l2_g = a.saved + 17712;        // [1149] l2.g
   T *__restrict t364 = a.record + 23504;                  // [1149]
   T *__restrict t379 = a.record + 22352;                  // [1149]
   T *__restrict t390 = a.record + 21200;                  // [1149]
@@ -1585,70 +1581,67 @@ template <class T> static void lm_modul_lstm_backward_20_l1_hn(const dopa::StepA
   T *__restrict t340 = a.record + 25824;                  // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + 21714945; // [1149]
   for (int j = 0; j < 1149; ++j) {
-#line 120 "examples/lm/modul_lstm.dopa"
-    const T v362 = t117_l2_g[j] * t117_l2_g[j];
-    const T v363 = T(1.0) - v362;
-#line 118 "examples/lm/modul_lstm.dopa"
-    const T v93 = t91[j] + l2_h2i_bias[j];
-    const T v89 = t87[j] + l2_x2i_bias[j];
-    const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + exp(-v94));
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v120 = v95 * t117_l2_g[j];
-#line 117 "examples/lm/modul_lstm.dopa"
-    const T v83 = t81[j] + l2_h2f_bias[j];
-    const T v78 = t76[j] + l2_x2f_bias[j];
-    const T v84 = v78 + v83;
-    const T v85 = T(1) / (T(1) + exp(-v84));
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v119 = v85 * l2_c[j];
-    const T v121 = v119 + v120;
-#line 122 "examples/lm/modul_lstm.dopa"
-    const T v122 = tanh(v121);
-    const T v353 = v122 * v122;
-    const T v354 = T(1.0) - v353;
-#line 119 "examples/lm/modul_lstm.dopa"
-    const T v103 = t101[j] + l2_h2o_bias[j];
-    const T v99 = t97[j] + l2_x2o_bias[j];
-    const T v104 = v99 + v103;
-    const T v105 = T(1) / (T(1) + exp(-v104));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v289 = d_l2_h_next[j] + t288[j];
     const T v300 = v289 + t299[j];
     const T v311 = v300 + t310[j];
     const T v322 = v311 + t321[j];
     const T v350 = v322 + t349[j];
+#line 119 "examples/lm/modul_lstm.dopa"
+    const T v99 = t97[j] + l2_x2o_bias[j];
+    const T v103 = t101[j] + l2_h2o_bias[j];
+    const T v104 = v99 + v103;
+    const T v105 = T(1) / (T(1) + std::exp(-v104));
+#line 122 "examples/lm/modul_lstm.dopa"
     const T v352 = v350 * v105;
+#line 117 "examples/lm/modul_lstm.dopa"
+    const T v78 = t76[j] + l2_x2f_bias[j];
+    const T v83 = t81[j] + l2_h2f_bias[j];
+    const T v84 = v78 + v83;
+    const T v85 = T(1) / (T(1) + std::exp(-v84));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v119 = v85 * l2_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v89 = t87[j] + l2_x2i_bias[j];
+    const T v93 = t91[j] + l2_h2i_bias[j];
+    const T v94 = v89 + v93;
+    const T v95 = T(1) / (T(1) + std::exp(-v94));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v120 = v95 * t117_l2_g[j];
+    const T v121 = v119 + v120;
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v122 = std::tanh(v121);
+    const T v353 = v122 * v122;
+    const T v354 = T(1.0) - v353;
     const T v355 = v352 * v354;
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v356 = d_l2_c_next[j] + v355;
     const T v358 = v356 * v95;
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v359 = t327[j] + v358;
+    const T v362 = t117_l2_g[j] * t117_l2_g[j];
+    const T v363 = T(1.0) - v362;
     const T v364 = v359 * v363;
     t364[j] = v364;
-#line 119 "examples/lm/modul_lstm.dopa"
-    const T v377 = T(1.0) - v105;
-    const T v378 = v105 * v377;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v351 = v350 * v122;
 #line 119 "examples/lm/modul_lstm.dopa"
+    const T v377 = T(1.0) - v105;
+    const T v378 = v105 * v377;
     const T v379 = v351 * v378;
     t379[j] = v379;
-#line 118 "examples/lm/modul_lstm.dopa"
-    const T v388 = T(1.0) - v95;
-    const T v389 = v95 * v388;
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v357 = v356 * t117_l2_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
+    const T v388 = T(1.0) - v95;
+    const T v389 = v95 * v388;
     const T v390 = v357 * v389;
     t390[j] = v390;
-#line 117 "examples/lm/modul_lstm.dopa"
-    const T v399 = T(1.0) - v85;
-    const T v400 = v85 * v399;
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v360 = v356 * l2_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
+    const T v399 = T(1.0) - v85;
+    const T v400 = v85 * v399;
     const T v401 = v360 * v400;
     t401[j] = v401;
 #line 121 "examples/lm/modul_lstm.dopa"
@@ -1672,7 +1665,7 @@ template <class T> static void lm_modul_lstm_backward_20_l1_hn(const dopa::StepA
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l2_modfanout_bias[j] += t340[j];
   }
-#line 1676 "lm_modul_lstm.cpp"
+#line 1669 "lm_modul_lstm.cpp"
 }
 
 // backward stage 21: fused loop nest over [1149, 1149]
@@ -1682,14 +1675,14 @@ template <class T> static void lm_modul_lstm_backward_20_l1_hn(const dopa::StepA
 template <class T> static void lm_modul_lstm_backward_21(const dopa::StepArgs<T> &a) {
   T *__restrict t366 = a.scratch + 13312;                  // [1149]
   T *__restrict t364 = a.record + 23504;                   // [1149]
-  const T *__restrict l2_pw = a.state + 2645024;           // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711496;      // [1149, 1]
   const T *__restrict l2_w = a.params + 20391295;          // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + 21711496;      // [1149, 1]
+  const T *__restrict l2_pw = a.state + 2645024;           // [1149, 1149]
   const T *__restrict l2_h = a.state + 2642720;            // [1149]
   T *__restrict t369 = a.scratch + 14464;                  // [1149, 1]
-  const T *__restrict l2_et = a.state + 3965232;           // [1149, 1149]
-  const T *__restrict t133 = a.saved + 20032;              // [1149, 1]
   const T *__restrict d_l2_pw_next = a.gradNext + 2645024; // [1149, 1149] d l2.pw'
+  const T *__restrict t133 = a.saved + 20032;              // [1149, 1]
+  const T *__restrict l2_et = a.state + 3965232;           // [1149, 1149]
   T *__restrict d_l2_pw = a.gradPrev + 2645024;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
     t366[e] = T(0);
@@ -1707,20 +1700,20 @@ template <class T> static void lm_modul_lstm_backward_21(const dopa::StepArgs<T>
       const T v368 = v365 * l2_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
       acc369 += v368;
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v371 = v365 * l2_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v135 = t133[i] * l2_et[i * 1149 + j];
       const T v136 = l2_pw[i * 1149 + j] + v135;
       const T v334 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
       const T v335 = d_l2_pw_next[i * 1149 + j] * v334;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v371 = v365 * l2_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v372 = v335 + v371;
       d_l2_pw[i * 1149 + j] = v372;
     }
     t369[i] += acc369;
   }
-#line 1724 "lm_modul_lstm.cpp"
+#line 1717 "lm_modul_lstm.cpp"
 }
 
 // backward stage 22: dense product (Eigen), [1149]
@@ -1732,7 +1725,7 @@ template <class T> static void lm_modul_lstm_backward_22(const dopa::StepArgs<T>
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t375, 1149).noalias() =
       ConstRowVec<T>(t364, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1736 "lm_modul_lstm.cpp"
+#line 1729 "lm_modul_lstm.cpp"
 }
 
 // backward stage 23: dense product (Eigen), [1149]
@@ -1744,7 +1737,7 @@ template <class T> static void lm_modul_lstm_backward_23(const dopa::StepArgs<T>
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t382, 1149).noalias() =
       ConstRowVec<T>(t379, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1748 "lm_modul_lstm.cpp"
+#line 1741 "lm_modul_lstm.cpp"
 }
 
 // backward stage 24: dense product (Eigen), [1149]
@@ -1756,7 +1749,7 @@ template <class T> static void lm_modul_lstm_backward_24(const dopa::StepArgs<T>
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t386, 1149).noalias() =
       ConstRowVec<T>(t379, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1760 "lm_modul_lstm.cpp"
+#line 1753 "lm_modul_lstm.cpp"
 }
 
 // backward stage 25: dense product (Eigen), [1149]
@@ -1768,7 +1761,7 @@ template <class T> static void lm_modul_lstm_backward_25(const dopa::StepArgs<T>
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t393, 1149).noalias() =
       ConstRowVec<T>(t390, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1772 "lm_modul_lstm.cpp"
+#line 1765 "lm_modul_lstm.cpp"
 }
 
 // backward stage 26: dense product (Eigen), [1149]
@@ -1780,7 +1773,7 @@ template <class T> static void lm_modul_lstm_backward_26(const dopa::StepArgs<T>
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t397, 1149).noalias() =
       ConstRowVec<T>(t390, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1784 "lm_modul_lstm.cpp"
+#line 1777 "lm_modul_lstm.cpp"
 }
 
 // backward stage 27: dense product (Eigen), [1149]
@@ -1792,7 +1785,7 @@ template <class T> static void lm_modul_lstm_backward_27(const dopa::StepArgs<T>
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t404, 1149).noalias() =
       ConstRowVec<T>(t401, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1796 "lm_modul_lstm.cpp"
+#line 1789 "lm_modul_lstm.cpp"
 }
 
 // backward stage 28: dense product (Eigen), [1149]
@@ -1804,7 +1797,7 @@ template <class T> static void lm_modul_lstm_backward_28(const dopa::StepArgs<T>
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t408, 1149).noalias() =
       ConstRowVec<T>(t401, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1808 "lm_modul_lstm.cpp"
+#line 1801 "lm_modul_lstm.cpp"
 }
 
 // backward stage 29:
@@ -1815,7 +1808,7 @@ template <class T> static void lm_modul_lstm_backward_29(const dopa::StepArgs<T>
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t427[e] = t424[e];
-#line 1819 "lm_modul_lstm.cpp"
+#line 1812 "lm_modul_lstm.cpp"
 }
 
 // backward stage 30: dense product (Eigen), [1]
@@ -1827,15 +1820,15 @@ template <class T> static void lm_modul_lstm_backward_30(const dopa::StepArgs<T>
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t430, 1).noalias() =
       ConstRowVec<T>(t427, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 1831 "lm_modul_lstm.cpp"
+#line 1824 "lm_modul_lstm.cpp"
 }
 
 // backward stage 31: fused loop nest over [1]
 //   %433 mul
 //   %433 mul += grad l1.h2mod.bias
 template <class T> static void lm_modul_lstm_backward_31(const dopa::StepArgs<T> &a) {
-  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
   T *__restrict t430 = a.scratch + 27168;             // [1]
+  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
   T *__restrict t433 = a.record + 16560;              // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + 11139546; // [1]
   for (int j = 0; j < 1; ++j) {
@@ -1846,7 +1839,7 @@ template <class T> static void lm_modul_lstm_backward_31(const dopa::StepArgs<T>
     t433[0] = v433;
     d_l1_h2mod_bias[0] += v433;
   }
-#line 1850 "lm_modul_lstm.cpp"
+#line 1843 "lm_modul_lstm.cpp"
 }
 
 // backward stage 32: dense product (Eigen), [1149]
@@ -1858,7 +1851,7 @@ template <class T> static void lm_modul_lstm_backward_32(const dopa::StepArgs<T>
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t436, 1149).noalias() =
       ConstRowVec<T>(t433, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 1862 "lm_modul_lstm.cpp"
+#line 1855 "lm_modul_lstm.cpp"
 }
 
 // backward stage 33: fused loop nest over [1149]
@@ -1877,38 +1870,38 @@ template <class T> static void lm_modul_lstm_backward_32(const dopa::StepArgs<T>
 //   %451 mul += grad l1.x2c.bias
 //   %427 reshape += grad l1.modfanout.bias
 template <class T> static void lm_modul_lstm_backward_33(const dopa::StepArgs<T> &a) {
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  const T *__restrict l1_h2i_bias = a.params + 8494547;   // [1149]
-  const T *__restrict t19 = a.saved + 3856;               // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349;   // [1149]
-  const T *__restrict t15 = a.saved + 2704;               // [1149]
-  const T *__restrict l1_c = a.state + 1152;              // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197;   // [1149]
-  const T *__restrict t9 = a.saved + 1552;                // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600;   // [1149]
-  const T *__restrict t4 = a.saved + 400;                 // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897;   // [1149]
-  const T *__restrict t29 = a.saved + 6160;               // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098;   // [1149]
-  const T *__restrict t25 = a.saved + 5008;               // [1149]
-  T *__restrict t436 = a.scratch + 27184;                 // [1149]
-  T *__restrict t408 = a.scratch + 22528;                 // [1149]
-  T *__restrict t397 = a.scratch + 20224;                 // [1149]
-  T *__restrict t386 = a.scratch + 17920;                 // [1149]
-  T *__restrict t375 = a.scratch + 15616;                 // [1149]
-  const T *__restrict d_l1_h_next = a.gradNext + 0;       // [1149] d l1.h'
-  const T *__restrict d_l1_c_next = a.gradNext + 1152;    // [1149] d l1.c'
   T *__restrict t414 = a.scratch + 23696;                 // [1149]
+  const T *__restrict d_l1_c_next = a.gradNext + 1152;    // [1149] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + 0;       // [1149] d l1.h'
+  T *__restrict t375 = a.scratch + 15616;                 // [1149]
+  T *__restrict t386 = a.scratch + 17920;                 // [1149]
+  T *__restrict t397 = a.scratch + 20224;                 // [1149]
+  T *__restrict t408 = a.scratch + 22528;                 // [1149]
+  T *__restrict t436 = a.scratch + 27184;                 // [1149]
+  const T *__restrict t25 = a.saved + 5008;               // [1149]
+  const T *__restrict l1_x2o_bias = a.params + 5391098;   // [1149]
+  const T *__restrict t29 = a.saved + 6160;               // [1149]
+  const T *__restrict l1_h2o_bias = a.params + 9815897;   // [1149]
+  const T *__restrict t4 = a.saved + 400;                 // [1149]
+  const T *__restrict l1_x2f_bias = a.params + 4469600;   // [1149]
+  const T *__restrict t9 = a.saved + 1552;                // [1149]
+  const T *__restrict l1_h2f_bias = a.params + 7173197;   // [1149]
+  const T *__restrict l1_c = a.state + 1152;              // [1149]
+  const T *__restrict t15 = a.saved + 2704;               // [1149]
+  const T *__restrict l1_x2i_bias = a.params + 4930349;   // [1149]
+  const T *__restrict t19 = a.saved + 3856;               // [1149]
+  const T *__restrict l1_h2i_bias = a.params + 8494547;   // [1149]
+  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
   T *__restrict t451 = a.record + 15408;                  // [1149]
   T *__restrict t465 = a.record + 14256;                  // [1149]
   T *__restrict t476 = a.record + 13104;                  // [1149]
   T *__restrict t487 = a.record + 10400;                  // [1149]
   T *__restrict d_l1_c = a.gradPrev + 1152;               // [1149]
-  T *__restrict t404 = a.scratch + 21376;                 // [1149]
-  T *__restrict t393 = a.scratch + 19072;                 // [1149]
-  T *__restrict t382 = a.scratch + 16768;                 // [1149]
-  T *__restrict t366 = a.scratch + 13312;                 // [1149]
   T *__restrict t328 = a.scratch + 9824;                  // [1149]
+  T *__restrict t366 = a.scratch + 13312;                 // [1149]
+  T *__restrict t382 = a.scratch + 16768;                 // [1149]
+  T *__restrict t393 = a.scratch + 19072;                 // [1149]
+  T *__restrict t404 = a.scratch + 21376;                 // [1149]
   T *__restrict d_l2_h = a.gradPrev + 2642720;            // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + 4469600;        // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + 7173197;        // [1149]
@@ -1920,70 +1913,67 @@ template <class T> static void lm_modul_lstm_backward_33(const dopa::StepArgs<T>
   T *__restrict t427 = a.record + 17728;                  // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + 11140696; // [1149]
   for (int j = 0; j < 1149; ++j) {
-#line 120 "examples/lm/modul_lstm.dopa"
-    const T v449 = t45_l1_g[j] * t45_l1_g[j];
-    const T v450 = T(1.0) - v449;
-#line 118 "examples/lm/modul_lstm.dopa"
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + exp(-v22));
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v48 = v23 * t45_l1_g[j];
-#line 117 "examples/lm/modul_lstm.dopa"
-    const T v11 = t9[j] + l1_h2f_bias[j];
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + exp(-v12));
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v47 = v13 * l1_c[j];
-    const T v49 = v47 + v48;
-#line 122 "examples/lm/modul_lstm.dopa"
-    const T v50 = tanh(v49);
-    const T v440 = v50 * v50;
-    const T v441 = T(1.0) - v440;
-#line 119 "examples/lm/modul_lstm.dopa"
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + exp(-v32));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v376 = d_l1_h_next[j] + t375[j];
     const T v387 = v376 + t386[j];
     const T v398 = v387 + t397[j];
     const T v409 = v398 + t408[j];
     const T v437 = v409 + t436[j];
+#line 119 "examples/lm/modul_lstm.dopa"
+    const T v27 = t25[j] + l1_x2o_bias[j];
+    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v32 = v27 + v31;
+    const T v33 = T(1) / (T(1) + std::exp(-v32));
+#line 122 "examples/lm/modul_lstm.dopa"
     const T v439 = v437 * v33;
+#line 117 "examples/lm/modul_lstm.dopa"
+    const T v6 = t4[j] + l1_x2f_bias[j];
+    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v12 = v6 + v11;
+    const T v13 = T(1) / (T(1) + std::exp(-v12));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v47 = v13 * l1_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v17 = t15[j] + l1_x2i_bias[j];
+    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v22 = v17 + v21;
+    const T v23 = T(1) / (T(1) + std::exp(-v22));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v48 = v23 * t45_l1_g[j];
+    const T v49 = v47 + v48;
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v50 = std::tanh(v49);
+    const T v440 = v50 * v50;
+    const T v441 = T(1.0) - v440;
     const T v442 = v439 * v441;
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v443 = d_l1_c_next[j] + v442;
     const T v445 = v443 * v23;
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v446 = t414[j] + v445;
+    const T v449 = t45_l1_g[j] * t45_l1_g[j];
+    const T v450 = T(1.0) - v449;
     const T v451 = v446 * v450;
     t451[j] = v451;
-#line 119 "examples/lm/modul_lstm.dopa"
-    const T v463 = T(1.0) - v33;
-    const T v464 = v33 * v463;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v438 = v437 * v50;
 #line 119 "examples/lm/modul_lstm.dopa"
+    const T v463 = T(1.0) - v33;
+    const T v464 = v33 * v463;
     const T v465 = v438 * v464;
     t465[j] = v465;
-#line 118 "examples/lm/modul_lstm.dopa"
-    const T v474 = T(1.0) - v23;
-    const T v475 = v23 * v474;
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v444 = v443 * t45_l1_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
+    const T v474 = T(1.0) - v23;
+    const T v475 = v23 * v474;
     const T v476 = v444 * v475;
     t476[j] = v476;
-#line 117 "examples/lm/modul_lstm.dopa"
-    const T v485 = T(1.0) - v13;
-    const T v486 = v13 * v485;
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v447 = v443 * l1_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
+    const T v485 = T(1.0) - v13;
+    const T v486 = v13 * v485;
     const T v487 = v447 * v486;
     t487[j] = v487;
 #line 121 "examples/lm/modul_lstm.dopa"
@@ -2009,7 +1999,7 @@ template <class T> static void lm_modul_lstm_backward_33(const dopa::StepArgs<T>
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l1_modfanout_bias[j] += t427[j];
   }
-#line 2013 "lm_modul_lstm.cpp"
+#line 2003 "lm_modul_lstm.cpp"
 }
 
 // backward stage 34: fused loop nest over [1149, 1149]
@@ -2019,14 +2009,14 @@ template <class T> static void lm_modul_lstm_backward_33(const dopa::StepArgs<T>
 template <class T> static void lm_modul_lstm_backward_34(const dopa::StepArgs<T> &a) {
   T *__restrict t453 = a.scratch + 28336;               // [1149]
   T *__restrict t451 = a.record + 15408;                // [1149]
-  const T *__restrict l1_pw = a.state + 2304;           // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247;   // [1149, 1]
   const T *__restrict l1_w = a.params + 9817046;        // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + 11137247;   // [1149, 1]
+  const T *__restrict l1_pw = a.state + 2304;           // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;               // [1149]
   T *__restrict t456 = a.scratch + 29488;               // [1149, 1]
-  const T *__restrict l1_et = a.state + 1322512;        // [1149, 1149]
-  const T *__restrict t61 = a.saved + 9632;             // [1149, 1]
   const T *__restrict d_l1_pw_next = a.gradNext + 2304; // [1149, 1149] d l1.pw'
+  const T *__restrict t61 = a.saved + 9632;             // [1149, 1]
+  const T *__restrict l1_et = a.state + 1322512;        // [1149, 1149]
   T *__restrict d_l1_pw = a.gradPrev + 2304;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
     t453[e] = T(0);
@@ -2044,20 +2034,20 @@ template <class T> static void lm_modul_lstm_backward_34(const dopa::StepArgs<T>
       const T v455 = v452 * l1_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
       acc456 += v455;
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v458 = v452 * l1_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v63 = t61[i] * l1_et[i * 1149 + j];
       const T v64 = l1_pw[i * 1149 + j] + v63;
       const T v421 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
       const T v422 = d_l1_pw_next[i * 1149 + j] * v421;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v458 = v452 * l1_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v459 = v422 + v458;
       d_l1_pw[i * 1149 + j] = v459;
     }
     t456[i] += acc456;
   }
-#line 2061 "lm_modul_lstm.cpp"
+#line 2051 "lm_modul_lstm.cpp"
 }
 
 // backward stage 35: dense product (Eigen), [400]
@@ -2069,7 +2059,7 @@ template <class T> static void lm_modul_lstm_backward_35(const dopa::StepArgs<T>
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t462, 400).noalias() =
       ConstRowVec<T>(t451, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2073 "lm_modul_lstm.cpp"
+#line 2063 "lm_modul_lstm.cpp"
 }
 
 // backward stage 36: dense product (Eigen), [1149]
@@ -2081,7 +2071,7 @@ template <class T> static void lm_modul_lstm_backward_36(const dopa::StepArgs<T>
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t468, 1149).noalias() =
       ConstRowVec<T>(t465, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2085 "lm_modul_lstm.cpp"
+#line 2075 "lm_modul_lstm.cpp"
 }
 
 // backward stage 37: dense product (Eigen), [400]
@@ -2093,7 +2083,7 @@ template <class T> static void lm_modul_lstm_backward_37(const dopa::StepArgs<T>
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t472, 400).noalias() =
       ConstRowVec<T>(t465, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2097 "lm_modul_lstm.cpp"
+#line 2087 "lm_modul_lstm.cpp"
 }
 
 // backward stage 38: dense product (Eigen), [1149]
@@ -2105,7 +2095,7 @@ template <class T> static void lm_modul_lstm_backward_38(const dopa::StepArgs<T>
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t479, 1149).noalias() =
       ConstRowVec<T>(t476, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2109 "lm_modul_lstm.cpp"
+#line 2099 "lm_modul_lstm.cpp"
 }
 
 // backward stage 39: dense product (Eigen), [400]
@@ -2117,7 +2107,7 @@ template <class T> static void lm_modul_lstm_backward_39(const dopa::StepArgs<T>
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t483, 400).noalias() =
       ConstRowVec<T>(t476, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2121 "lm_modul_lstm.cpp"
+#line 2111 "lm_modul_lstm.cpp"
 }
 
 // backward stage 40: dense product (Eigen), [1149]
@@ -2129,7 +2119,7 @@ template <class T> static void lm_modul_lstm_backward_40(const dopa::StepArgs<T>
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t490, 1149).noalias() =
       ConstRowVec<T>(t487, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2133 "lm_modul_lstm.cpp"
+#line 2123 "lm_modul_lstm.cpp"
 }
 
 // backward stage 41: dense product (Eigen), [400]
@@ -2141,17 +2131,17 @@ template <class T> static void lm_modul_lstm_backward_41(const dopa::StepArgs<T>
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t494, 400).noalias() =
       ConstRowVec<T>(t487, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2145 "lm_modul_lstm.cpp"
+#line 2135 "lm_modul_lstm.cpp"
 }
 
 // backward stage 42: fused loop nest over [1149]
 //   %491 add -> grad_prev l1.h
 template <class T> static void lm_modul_lstm_backward_42(const dopa::StepArgs<T> &a) {
-  T *__restrict t490 = a.scratch + 34144; // [1149]
-  T *__restrict t479 = a.scratch + 32592; // [1149]
-  T *__restrict t468 = a.scratch + 31040; // [1149]
-  T *__restrict t453 = a.scratch + 28336; // [1149]
   T *__restrict t415 = a.scratch + 24848; // [1149]
+  T *__restrict t453 = a.scratch + 28336; // [1149]
+  T *__restrict t468 = a.scratch + 31040; // [1149]
+  T *__restrict t479 = a.scratch + 32592; // [1149]
+  T *__restrict t490 = a.scratch + 34144; // [1149]
   T *__restrict d_l1_h = a.gradPrev + 0;  // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
@@ -2162,23 +2152,23 @@ template <class T> static void lm_modul_lstm_backward_42(const dopa::StepArgs<T>
     const T v491 = v480 + t490[j];
     d_l1_h[j] = v491;
   }
-#line 2166 "lm_modul_lstm.cpp"
+#line 2156 "lm_modul_lstm.cpp"
 }
 
 // backward stage 43: fused loop nest over [400]
 //   %318 add -> grad_prev l3.h
 //   %495 add += grad enc.weight
 template <class T> static void lm_modul_lstm_backward_43(const dopa::StepArgs<T> &a) {
-  T *__restrict t317 = a.scratch + 7104;       // [400]
-  T *__restrict t306 = a.scratch + 5552;       // [400]
-  T *__restrict t295 = a.scratch + 4000;       // [400]
-  T *__restrict t279 = a.scratch + 2048;       // [400]
   T *__restrict t238 = a.scratch + 816;        // [400]
+  T *__restrict t279 = a.scratch + 2048;       // [400]
+  T *__restrict t295 = a.scratch + 4000;       // [400]
+  T *__restrict t306 = a.scratch + 5552;       // [400]
+  T *__restrict t317 = a.scratch + 7104;       // [400]
   T *__restrict d_l3_h = a.gradPrev + 5285440; // [400]
-  T *__restrict t494 = a.scratch + 35296;      // [400]
-  T *__restrict t483 = a.scratch + 33744;      // [400]
-  T *__restrict t472 = a.scratch + 32192;      // [400]
   T *__restrict t462 = a.scratch + 30640;      // [400]
+  T *__restrict t472 = a.scratch + 32192;      // [400]
+  T *__restrict t483 = a.scratch + 33744;      // [400]
+  T *__restrict t494 = a.scratch + 35296;      // [400]
   T *__restrict d_enc_weight = a.grads + 0;    // [10000, 400]
   const T *__restrict tok = a.inputs[0];       // []
 #pragma omp simd
@@ -2195,7 +2185,7 @@ template <class T> static void lm_modul_lstm_backward_43(const dopa::StepArgs<T>
     const T v495 = v484 + t494[j];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v495;
   }
-#line 2199 "lm_modul_lstm.cpp"
+#line 2189 "lm_modul_lstm.cpp"
 }
 
 // backward stage 44: fused loop nest over [10000]
@@ -2227,7 +2217,7 @@ template <class T> static void lm_modul_lstm_backward_45(const dopa::StepArgs<T>
       d_l2_alpha[i] += t369[i];
     }
   }
-#line 2231 "lm_modul_lstm.cpp"
+#line 2221 "lm_modul_lstm.cpp"
 }
 
 // backward stage 46: fused loop nest over []
@@ -2235,14 +2225,14 @@ template <class T> static void lm_modul_lstm_backward_45(const dopa::StepArgs<T>
 //   %333 add += grad l2.etaet
 //   %243 add += grad l3.etaet
 template <class T> static void lm_modul_lstm_backward_46(const dopa::StepArgs<T> &a) {
-  T *__restrict t417 = a.scratch + 26000;        // []
   T *__restrict t411 = a.scratch + 23680;        // []
+  T *__restrict t417 = a.scratch + 26000;        // []
   T *__restrict d_l1_etaet = a.grads + 11138396; // []
-  T *__restrict t330 = a.scratch + 10976;        // []
   T *__restrict t324 = a.scratch + 8656;         // []
+  T *__restrict t330 = a.scratch + 10976;        // []
   T *__restrict d_l2_etaet = a.grads + 21712645; // []
-  T *__restrict t240 = a.scratch + 1216;         // []
   T *__restrict t234 = a.scratch + 400;          // []
+  T *__restrict t240 = a.scratch + 1216;         // []
   T *__restrict d_l3_etaet = a.grads + 24197694; // []
 #line 128 "examples/lm/modul_lstm.dopa"
   const T v419 = -t417[0];
@@ -2259,7 +2249,7 @@ template <class T> static void lm_modul_lstm_backward_46(const dopa::StepArgs<T>
 #line 113 "examples/lm/modul_lstm.dopa"
   const T v243 = t234[0] + v242;
   d_l3_etaet[0] += v243;
-#line 2263 "lm_modul_lstm.cpp"
+#line 2253 "lm_modul_lstm.cpp"
 }
 
 // backward stage 47: fused loop nest over [400, 1]
@@ -2273,7 +2263,7 @@ template <class T> static void lm_modul_lstm_backward_47(const dopa::StepArgs<T>
       d_l3_alpha[i] += t282[i];
     }
   }
-#line 2277 "lm_modul_lstm.cpp"
+#line 2267 "lm_modul_lstm.cpp"
 }
 
 /// One backward step of ModulLSTMLM for one batch element.

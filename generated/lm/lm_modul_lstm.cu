@@ -240,14 +240,14 @@ __device__ __forceinline__ void lm_modul_lstm_forward_7(const dopa::StepArgs<T> 
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_8(const dopa::StepArgs<T> &a) {
   T *__restrict t43 = a.scratch + 1152;               // [1149]
-  const T *__restrict l1_pw = a.state + 2304;         // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
   const T *__restrict l1_w = a.params + 9817046;      // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
+  const T *__restrict l1_pw = a.state + 2304;         // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;             // [1149]
   T *__restrict t115 = a.scratch + 5776;              // [1149]
-  const T *__restrict l2_pw = a.state + 2645024;      // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711496; // [1149, 1]
   const T *__restrict l2_w = a.params + 20391295;     // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + 21711496; // [1149, 1]
+  const T *__restrict l2_pw = a.state + 2645024;      // [1149, 1149]
   const T *__restrict l2_h = a.state + 2642720;       // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -281,23 +281,23 @@ __device__ __forceinline__ void lm_modul_lstm_forward_8(const dopa::StepArgs<T> 
 //   %51 mul l1.hn -> saved
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_9_l1_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;                 // [1149]
-  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
   T *__restrict t35 = a.scratch + 0;                    // [1149]
+  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
+  T *__restrict t43 = a.scratch + 1152;                 // [1149]
   T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
-  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
-  T *__restrict t19 = a.saved + 3856;                   // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
-  T *__restrict t15 = a.saved + 2704;                   // [1149]
-  const T *__restrict l1_c = a.state + 1152;            // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
-  T *__restrict t9 = a.saved + 1552;                    // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
-  T *__restrict t4 = a.saved + 400;                     // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
-  T *__restrict t29 = a.saved + 6160;                   // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
   T *__restrict t25 = a.saved + 5008;                   // [1149]
+  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
+  T *__restrict t29 = a.saved + 6160;                   // [1149]
+  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
+  T *__restrict t4 = a.saved + 400;                     // [1149]
+  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
+  T *__restrict t9 = a.saved + 1552;                    // [1149]
+  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
+  const T *__restrict l1_c = a.state + 1152;            // [1149]
+  T *__restrict t15 = a.saved + 2704;                   // [1149]
+  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
+  T *__restrict t19 = a.saved + 3856;                   // [1149]
+  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
   T *__restrict l1_h_next = a.next + 0;                 // [1149] l1.hn
   T *__restrict l1_c_next = a.next + 1152;              // [1149]
   T *__restrict saved_t51 = a.saved + 8464;             // [1149]
@@ -311,36 +311,35 @@ __device__ __forceinline__ void lm_modul_lstm_forward_9_l1_g(const dopa::StepArg
       const T v44 = v37 + t43[j];
       const T v45 = tanh(v44);
       t45_l1_g[j] = v45;
-#line 118 "examples/lm/modul_lstm.dopa"
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
-#line 121 "examples/lm/modul_lstm.dopa"
-      const T v48 = v23 * v45;
+#line 119 "examples/lm/modul_lstm.dopa"
+      const T v27 = t25[j] + l1_x2o_bias[j];
+      const T v31 = t29[j] + l1_h2o_bias[j];
+      const T v32 = v27 + v31;
+      const T v33 = T(1) / (T(1) + exp(-v32));
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v11 = t9[j] + l1_h2f_bias[j];
       const T v6 = t4[j] + l1_x2f_bias[j];
+      const T v11 = t9[j] + l1_h2f_bias[j];
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v47 = v13 * l1_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+      const T v17 = t15[j] + l1_x2i_bias[j];
+      const T v21 = t19[j] + l1_h2i_bias[j];
+      const T v22 = v17 + v21;
+      const T v23 = T(1) / (T(1) + exp(-v22));
+#line 121 "examples/lm/modul_lstm.dopa"
+      const T v48 = v23 * v45;
       const T v49 = v47 + v48;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v50 = tanh(v49);
-#line 119 "examples/lm/modul_lstm.dopa"
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
-#line 122 "examples/lm/modul_lstm.dopa"
       const T v51 = v33 * v50;
       l1_h_next[j] = v51;
       l1_c_next[j] = v49;
       saved_t51[j] = v51;
     }
   }
-#line 344 "lm_modul_lstm.cu"
+#line 343 "lm_modul_lstm.cu"
 }
 
 // forward stage 10: dense product (Eigen), [1]
@@ -362,15 +361,15 @@ __device__ __forceinline__ void lm_modul_lstm_forward_10(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t53[r] = acc;
   }
-#line 366 "lm_modul_lstm.cu"
+#line 365 "lm_modul_lstm.cu"
 }
 
 // forward stage 11: fused loop nest over [1]
 //   %56 tanh l1.M
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_11_l1_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2mod_bias = a.params + 11139546; // [1]
   T *__restrict t53 = a.scratch + 2304;                    // [1]
+  const T *__restrict l1_h2mod_bias = a.params + 11139546; // [1]
   T *__restrict t56_l1_M = a.saved + 9616;                 // [1] l1.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -383,7 +382,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_11_l1_M(const dopa::StepAr
       t56_l1_M[0] = v56;
     }
   }
-#line 387 "lm_modul_lstm.cu"
+#line 386 "lm_modul_lstm.cu"
 }
 
 // forward stage 12: dense product (Eigen), [1149]
@@ -405,15 +404,15 @@ __device__ __forceinline__ void lm_modul_lstm_forward_12(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t58[r] = acc;
   }
-#line 409 "lm_modul_lstm.cu"
+#line 408 "lm_modul_lstm.cu"
 }
 
 // forward stage 13: fused loop nest over [1149]
 //   %60 add l1.eta
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_13_l1_eta(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_modfanout_bias = a.params + 11140696; // [1149]
   T *__restrict t58 = a.scratch + 2320;                        // [1149]
+  const T *__restrict l1_modfanout_bias = a.params + 11140696; // [1149]
   T *__restrict t60_l1_eta = a.scratch + 3472;                 // [1149] l1.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -425,7 +424,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_13_l1_eta(const dopa::Step
       t60_l1_eta[j] = v60;
     }
   }
-#line 429 "lm_modul_lstm.cu"
+#line 428 "lm_modul_lstm.cu"
 }
 
 // forward stage 14:
@@ -440,7 +439,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_14(const dopa::StepArgs<T>
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t61[e] = t60_l1_eta[e];
-#line 444 "lm_modul_lstm.cu"
+#line 443 "lm_modul_lstm.cu"
 }
 
 // forward stage 15: fused loop nest over []
@@ -467,7 +466,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_15(const dopa::StepArgs<T>
     const T v208 = T(1.0) - l3_etaet[0];
     t208[0] = v208;
   }
-#line 471 "lm_modul_lstm.cu"
+#line 470 "lm_modul_lstm.cu"
 }
 
 // forward stage 16: dense product (Eigen), [1149]
@@ -489,7 +488,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_16(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t76[r] = acc;
   }
-#line 493 "lm_modul_lstm.cu"
+#line 492 "lm_modul_lstm.cu"
 }
 
 // forward stage 17: dense product (Eigen), [1149]
@@ -511,7 +510,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_17(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t81[r] = acc;
   }
-#line 515 "lm_modul_lstm.cu"
+#line 514 "lm_modul_lstm.cu"
 }
 
 // forward stage 18: dense product (Eigen), [1149]
@@ -533,7 +532,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_18(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t87[r] = acc;
   }
-#line 537 "lm_modul_lstm.cu"
+#line 536 "lm_modul_lstm.cu"
 }
 
 // forward stage 19: dense product (Eigen), [1149]
@@ -555,7 +554,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_19(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t91[r] = acc;
   }
-#line 559 "lm_modul_lstm.cu"
+#line 558 "lm_modul_lstm.cu"
 }
 
 // forward stage 20: dense product (Eigen), [1149]
@@ -577,7 +576,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_20(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t97[r] = acc;
   }
-#line 581 "lm_modul_lstm.cu"
+#line 580 "lm_modul_lstm.cu"
 }
 
 // forward stage 21: dense product (Eigen), [1149]
@@ -599,7 +598,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_21(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t101[r] = acc;
   }
-#line 603 "lm_modul_lstm.cu"
+#line 602 "lm_modul_lstm.cu"
 }
 
 // forward stage 22: dense product (Eigen), [1149]
@@ -621,7 +620,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_22(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t107[r] = acc;
   }
-#line 625 "lm_modul_lstm.cu"
+#line 624 "lm_modul_lstm.cu"
 }
 
 // forward stage 23: fused loop nest over [1149]
@@ -631,23 +630,23 @@ __device__ __forceinline__ void lm_modul_lstm_forward_22(const dopa::StepArgs<T>
 //   %123 mul l2.hn -> saved
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_23_l2_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t115 = a.scratch + 5776;                 // [1149]
-  const T *__restrict l2_x2c_bias = a.params + 16426096; // [1149]
   T *__restrict t107 = a.scratch + 4624;                 // [1149]
+  const T *__restrict l2_x2c_bias = a.params + 16426096; // [1149]
+  T *__restrict t115 = a.scratch + 5776;                 // [1149]
   T *__restrict t117_l2_g = a.saved + 17712;             // [1149] l2.g
-  const T *__restrict l2_h2i_bias = a.params + 19068796; // [1149]
-  T *__restrict t91 = a.saved + 14256;                   // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783396; // [1149]
-  T *__restrict t87 = a.saved + 13104;                   // [1149]
-  const T *__restrict l2_c = a.state + 2643872;          // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747446; // [1149]
-  T *__restrict t81 = a.saved + 11952;                   // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462046; // [1149]
-  T *__restrict t76 = a.saved + 10800;                   // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390146; // [1149]
-  T *__restrict t101 = a.saved + 16560;                  // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104746; // [1149]
   T *__restrict t97 = a.saved + 15408;                   // [1149]
+  const T *__restrict l2_x2o_bias = a.params + 15104746; // [1149]
+  T *__restrict t101 = a.saved + 16560;                  // [1149]
+  const T *__restrict l2_h2o_bias = a.params + 20390146; // [1149]
+  T *__restrict t76 = a.saved + 10800;                   // [1149]
+  const T *__restrict l2_x2f_bias = a.params + 12462046; // [1149]
+  T *__restrict t81 = a.saved + 11952;                   // [1149]
+  const T *__restrict l2_h2f_bias = a.params + 17747446; // [1149]
+  const T *__restrict l2_c = a.state + 2643872;          // [1149]
+  T *__restrict t87 = a.saved + 13104;                   // [1149]
+  const T *__restrict l2_x2i_bias = a.params + 13783396; // [1149]
+  T *__restrict t91 = a.saved + 14256;                   // [1149]
+  const T *__restrict l2_h2i_bias = a.params + 19068796; // [1149]
   T *__restrict l2_h_next = a.next + 2642720;            // [1149] l2.hn
   T *__restrict l2_c_next = a.next + 2643872;            // [1149]
   T *__restrict saved_t123 = a.saved + 18864;            // [1149]
@@ -661,36 +660,35 @@ __device__ __forceinline__ void lm_modul_lstm_forward_23_l2_g(const dopa::StepAr
       const T v116 = v109 + t115[j];
       const T v117 = tanh(v116);
       t117_l2_g[j] = v117;
-#line 118 "examples/lm/modul_lstm.dopa"
-      const T v93 = t91[j] + l2_h2i_bias[j];
-      const T v89 = t87[j] + l2_x2i_bias[j];
-      const T v94 = v89 + v93;
-      const T v95 = T(1) / (T(1) + exp(-v94));
-#line 121 "examples/lm/modul_lstm.dopa"
-      const T v120 = v95 * v117;
+#line 119 "examples/lm/modul_lstm.dopa"
+      const T v99 = t97[j] + l2_x2o_bias[j];
+      const T v103 = t101[j] + l2_h2o_bias[j];
+      const T v104 = v99 + v103;
+      const T v105 = T(1) / (T(1) + exp(-v104));
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v83 = t81[j] + l2_h2f_bias[j];
       const T v78 = t76[j] + l2_x2f_bias[j];
+      const T v83 = t81[j] + l2_h2f_bias[j];
       const T v84 = v78 + v83;
       const T v85 = T(1) / (T(1) + exp(-v84));
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v119 = v85 * l2_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+      const T v89 = t87[j] + l2_x2i_bias[j];
+      const T v93 = t91[j] + l2_h2i_bias[j];
+      const T v94 = v89 + v93;
+      const T v95 = T(1) / (T(1) + exp(-v94));
+#line 121 "examples/lm/modul_lstm.dopa"
+      const T v120 = v95 * v117;
       const T v121 = v119 + v120;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v122 = tanh(v121);
-#line 119 "examples/lm/modul_lstm.dopa"
-      const T v103 = t101[j] + l2_h2o_bias[j];
-      const T v99 = t97[j] + l2_x2o_bias[j];
-      const T v104 = v99 + v103;
-      const T v105 = T(1) / (T(1) + exp(-v104));
-#line 122 "examples/lm/modul_lstm.dopa"
       const T v123 = v105 * v122;
       l2_h_next[j] = v123;
       l2_c_next[j] = v121;
       saved_t123[j] = v123;
     }
   }
-#line 694 "lm_modul_lstm.cu"
+#line 692 "lm_modul_lstm.cu"
 }
 
 // forward stage 24: dense product (Eigen), [1]
@@ -712,15 +710,15 @@ __device__ __forceinline__ void lm_modul_lstm_forward_24(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t125[r] = acc;
   }
-#line 716 "lm_modul_lstm.cu"
+#line 714 "lm_modul_lstm.cu"
 }
 
 // forward stage 25: fused loop nest over [1]
 //   %128 tanh l2.M
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_25_l2_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2mod_bias = a.params + 21713795; // [1]
   T *__restrict t125 = a.scratch + 6928;                   // [1]
+  const T *__restrict l2_h2mod_bias = a.params + 21713795; // [1]
   T *__restrict t128_l2_M = a.saved + 20016;               // [1] l2.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -733,7 +731,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_25_l2_M(const dopa::StepAr
       t128_l2_M[0] = v128;
     }
   }
-#line 737 "lm_modul_lstm.cu"
+#line 735 "lm_modul_lstm.cu"
 }
 
 // forward stage 26: dense product (Eigen), [1149]
@@ -755,15 +753,15 @@ __device__ __forceinline__ void lm_modul_lstm_forward_26(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t130[r] = acc;
   }
-#line 759 "lm_modul_lstm.cu"
+#line 757 "lm_modul_lstm.cu"
 }
 
 // forward stage 27: fused loop nest over [1149]
 //   %132 add l2.eta
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_27_l2_eta(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_modfanout_bias = a.params + 21714945; // [1149]
   T *__restrict t130 = a.scratch + 6944;                       // [1149]
+  const T *__restrict l2_modfanout_bias = a.params + 21714945; // [1149]
   T *__restrict t132_l2_eta = a.scratch + 8096;                // [1149] l2.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -775,7 +773,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_27_l2_eta(const dopa::Step
       t132_l2_eta[j] = v132;
     }
   }
-#line 779 "lm_modul_lstm.cu"
+#line 777 "lm_modul_lstm.cu"
 }
 
 // forward stage 28:
@@ -790,7 +788,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_28(const dopa::StepArgs<T>
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t133[e] = t132_l2_eta[e];
-#line 794 "lm_modul_lstm.cu"
+#line 792 "lm_modul_lstm.cu"
 }
 
 // forward stage 29: dense product (Eigen), [400]
@@ -812,7 +810,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_29(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t145[r] = acc;
   }
-#line 816 "lm_modul_lstm.cu"
+#line 814 "lm_modul_lstm.cu"
 }
 
 // forward stage 30: dense product (Eigen), [400]
@@ -834,7 +832,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_30(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t150[r] = acc;
   }
-#line 838 "lm_modul_lstm.cu"
+#line 836 "lm_modul_lstm.cu"
 }
 
 // forward stage 31: dense product (Eigen), [400]
@@ -856,7 +854,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_31(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t156[r] = acc;
   }
-#line 860 "lm_modul_lstm.cu"
+#line 858 "lm_modul_lstm.cu"
 }
 
 // forward stage 32: dense product (Eigen), [400]
@@ -878,7 +876,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_32(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t160[r] = acc;
   }
-#line 882 "lm_modul_lstm.cu"
+#line 880 "lm_modul_lstm.cu"
 }
 
 // forward stage 33: dense product (Eigen), [400]
@@ -900,7 +898,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_33(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t166[r] = acc;
   }
-#line 904 "lm_modul_lstm.cu"
+#line 902 "lm_modul_lstm.cu"
 }
 
 // forward stage 34: dense product (Eigen), [400]
@@ -922,7 +920,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_34(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t170[r] = acc;
   }
-#line 926 "lm_modul_lstm.cu"
+#line 924 "lm_modul_lstm.cu"
 }
 
 // forward stage 35: dense product (Eigen), [400]
@@ -944,7 +942,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_35(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t176[r] = acc;
   }
-#line 948 "lm_modul_lstm.cu"
+#line 946 "lm_modul_lstm.cu"
 }
 
 // forward stage 36: fused loop nest over [400, 400]
@@ -952,9 +950,9 @@ __device__ __forceinline__ void lm_modul_lstm_forward_35(const dopa::StepArgs<T>
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_36(const dopa::StepArgs<T> &a) {
   T *__restrict t184 = a.scratch + 9648;              // [400]
-  const T *__restrict l3_pw = a.state + 5286240;      // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197294; // [400, 1]
   const T *__restrict l3_w = a.params + 24037294;     // [400, 400]
+  const T *__restrict l3_alpha = a.params + 24197294; // [400, 1]
+  const T *__restrict l3_pw = a.state + 5286240;      // [400, 400]
   const T *__restrict l3_h = a.state + 5285440;       // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -972,7 +970,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_36(const dopa::StepArgs<T>
       t184[i] = acc184;
     }
   }
-#line 976 "lm_modul_lstm.cu"
+#line 974 "lm_modul_lstm.cu"
 }
 
 // forward stage 37: fused loop nest over [400]
@@ -982,23 +980,23 @@ __device__ __forceinline__ void lm_modul_lstm_forward_36(const dopa::StepArgs<T>
 //   %192 mul l3.hn -> saved
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_37_l3_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t184 = a.scratch + 9648;                 // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23555694; // [400]
   T *__restrict t176 = a.scratch + 9248;                 // [400]
+  const T *__restrict l3_x2c_bias = a.params + 23555694; // [400]
+  T *__restrict t184 = a.scratch + 9648;                 // [400]
   T *__restrict t186_l3_g = a.saved + 23600;             // [400] l3.g
-  const T *__restrict l3_h2i_bias = a.params + 23876494; // [400]
-  T *__restrict t160 = a.saved + 22400;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635694; // [400]
-  T *__restrict t156 = a.saved + 22000;                  // [400]
-  const T *__restrict l3_c = a.state + 5285840;          // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716094; // [400]
-  T *__restrict t150 = a.saved + 21600;                  // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175694; // [400]
-  T *__restrict t145 = a.saved + 21200;                  // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036894; // [400]
-  T *__restrict t170 = a.saved + 23200;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095694; // [400]
   T *__restrict t166 = a.saved + 22800;                  // [400]
+  const T *__restrict l3_x2o_bias = a.params + 23095694; // [400]
+  T *__restrict t170 = a.saved + 23200;                  // [400]
+  const T *__restrict l3_h2o_bias = a.params + 24036894; // [400]
+  T *__restrict t145 = a.saved + 21200;                  // [400]
+  const T *__restrict l3_x2f_bias = a.params + 22175694; // [400]
+  T *__restrict t150 = a.saved + 21600;                  // [400]
+  const T *__restrict l3_h2f_bias = a.params + 23716094; // [400]
+  const T *__restrict l3_c = a.state + 5285840;          // [400]
+  T *__restrict t156 = a.saved + 22000;                  // [400]
+  const T *__restrict l3_x2i_bias = a.params + 22635694; // [400]
+  T *__restrict t160 = a.saved + 22400;                  // [400]
+  const T *__restrict l3_h2i_bias = a.params + 23876494; // [400]
   T *__restrict l3_h_next = a.next + 5285440;            // [400] l3.hn
   T *__restrict l3_c_next = a.next + 5285840;            // [400]
   T *__restrict saved_t192 = a.saved + 24000;            // [400]
@@ -1012,36 +1010,35 @@ __device__ __forceinline__ void lm_modul_lstm_forward_37_l3_g(const dopa::StepAr
       const T v185 = v178 + t184[j];
       const T v186 = tanh(v185);
       t186_l3_g[j] = v186;
-#line 118 "examples/lm/modul_lstm.dopa"
-      const T v162 = t160[j] + l3_h2i_bias[j];
-      const T v158 = t156[j] + l3_x2i_bias[j];
-      const T v163 = v158 + v162;
-      const T v164 = T(1) / (T(1) + exp(-v163));
-#line 121 "examples/lm/modul_lstm.dopa"
-      const T v189 = v164 * v186;
+#line 119 "examples/lm/modul_lstm.dopa"
+      const T v168 = t166[j] + l3_x2o_bias[j];
+      const T v172 = t170[j] + l3_h2o_bias[j];
+      const T v173 = v168 + v172;
+      const T v174 = T(1) / (T(1) + exp(-v173));
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v152 = t150[j] + l3_h2f_bias[j];
       const T v147 = t145[j] + l3_x2f_bias[j];
+      const T v152 = t150[j] + l3_h2f_bias[j];
       const T v153 = v147 + v152;
       const T v154 = T(1) / (T(1) + exp(-v153));
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v188 = v154 * l3_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+      const T v158 = t156[j] + l3_x2i_bias[j];
+      const T v162 = t160[j] + l3_h2i_bias[j];
+      const T v163 = v158 + v162;
+      const T v164 = T(1) / (T(1) + exp(-v163));
+#line 121 "examples/lm/modul_lstm.dopa"
+      const T v189 = v164 * v186;
       const T v190 = v188 + v189;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v191 = tanh(v190);
-#line 119 "examples/lm/modul_lstm.dopa"
-      const T v172 = t170[j] + l3_h2o_bias[j];
-      const T v168 = t166[j] + l3_x2o_bias[j];
-      const T v173 = v168 + v172;
-      const T v174 = T(1) / (T(1) + exp(-v173));
-#line 122 "examples/lm/modul_lstm.dopa"
       const T v192 = v174 * v191;
       l3_h_next[j] = v192;
       l3_c_next[j] = v190;
       saved_t192[j] = v192;
     }
   }
-#line 1045 "lm_modul_lstm.cu"
+#line 1042 "lm_modul_lstm.cu"
 }
 
 // forward stage 38: dense product (Eigen), [1]
@@ -1063,15 +1060,15 @@ __device__ __forceinline__ void lm_modul_lstm_forward_38(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t194[r] = acc;
   }
-#line 1067 "lm_modul_lstm.cu"
+#line 1064 "lm_modul_lstm.cu"
 }
 
 // forward stage 39: fused loop nest over [1]
 //   %197 tanh l3.M
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_39_l3_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2mod_bias = a.params + 24198095; // [1]
   T *__restrict t194 = a.scratch + 10048;                  // [1]
+  const T *__restrict l3_h2mod_bias = a.params + 24198095; // [1]
   T *__restrict t197_l3_M = a.saved + 24400;               // [1] l3.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1084,7 +1081,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_39_l3_M(const dopa::StepAr
       t197_l3_M[0] = v197;
     }
   }
-#line 1088 "lm_modul_lstm.cu"
+#line 1085 "lm_modul_lstm.cu"
 }
 
 // forward stage 40: dense product (Eigen), [400]
@@ -1106,15 +1103,15 @@ __device__ __forceinline__ void lm_modul_lstm_forward_40(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t199[r] = acc;
   }
-#line 1110 "lm_modul_lstm.cu"
+#line 1107 "lm_modul_lstm.cu"
 }
 
 // forward stage 41: fused loop nest over [400]
 //   %201 add l3.eta
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_41_l3_eta(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_modfanout_bias = a.params + 24198496; // [400]
   T *__restrict t199 = a.scratch + 10064;                      // [400]
+  const T *__restrict l3_modfanout_bias = a.params + 24198496; // [400]
   T *__restrict t201_l3_eta = a.scratch + 10464;               // [400] l3.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1126,7 +1123,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_41_l3_eta(const dopa::Step
       t201_l3_eta[j] = v201;
     }
   }
-#line 1130 "lm_modul_lstm.cu"
+#line 1127 "lm_modul_lstm.cu"
 }
 
 // forward stage 42:
@@ -1141,7 +1138,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_42(const dopa::StepArgs<T>
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t202[e] = t201_l3_eta[e];
-#line 1145 "lm_modul_lstm.cu"
+#line 1142 "lm_modul_lstm.cu"
 }
 
 // forward stage 43: dense product (Eigen), [10000]
@@ -1163,7 +1160,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_43(const dopa::StepArgs<T>
     if ((threadIdx.x & 31) == 0)
       t213[r] = acc;
   }
-#line 1167 "lm_modul_lstm.cu"
+#line 1164 "lm_modul_lstm.cu"
 }
 
 // forward stage 44: fused loop nest over [1149, 1149]
@@ -1173,23 +1170,23 @@ __device__ __forceinline__ void lm_modul_lstm_forward_43(const dopa::StepArgs<T>
 //   %143 add -> next_state l2.et
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_44(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_et = a.state + 1322512;      // [1149, 1149]
-  T *__restrict t61 = a.saved + 9632;                 // [1149, 1]
   const T *__restrict l1_pw = a.state + 2304;         // [1149, 1149]
+  T *__restrict t61 = a.saved + 9632;                 // [1149, 1]
+  const T *__restrict l1_et = a.state + 1322512;      // [1149, 1149]
   T *__restrict l1_pw_next = a.next + 2304;           // [1149, 1149]
+  T *__restrict t70 = a.saved + 10784;                // []
+  const T *__restrict l1_etaet = a.params + 11138396; // []
   T *__restrict t45_l1_g = a.saved + 7312;            // [1149] l1.g
   const T *__restrict l1_h = a.state + 0;             // [1149]
-  const T *__restrict l1_etaet = a.params + 11138396; // []
-  T *__restrict t70 = a.saved + 10784;                // []
   T *__restrict l1_et_next = a.next + 1322512;        // [1149, 1149]
-  const T *__restrict l2_et = a.state + 3965232;      // [1149, 1149]
-  T *__restrict t133 = a.saved + 20032;               // [1149, 1]
   const T *__restrict l2_pw = a.state + 2645024;      // [1149, 1149]
+  T *__restrict t133 = a.saved + 20032;               // [1149, 1]
+  const T *__restrict l2_et = a.state + 3965232;      // [1149, 1149]
   T *__restrict l2_pw_next = a.next + 2645024;        // [1149, 1149]
+  T *__restrict t139 = a.saved + 21184;               // []
+  const T *__restrict l2_etaet = a.params + 21712645; // []
   T *__restrict t117_l2_g = a.saved + 17712;          // [1149] l2.g
   const T *__restrict l2_h = a.state + 2642720;       // [1149]
-  const T *__restrict l2_etaet = a.params + 21712645; // []
-  T *__restrict t139 = a.saved + 21184;               // []
   T *__restrict l2_et_next = a.next + 3965232;        // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1202,9 +1199,9 @@ __device__ __forceinline__ void lm_modul_lstm_forward_44(const dopa::StepArgs<T>
       const T v67 = v64 < T(-2.0) ? T(-2.0) : (v64 > T(2.0) ? T(2.0) : v64);
       l1_pw_next[i * 1149 + j] = v67;
 #line 128 "examples/lm/modul_lstm.dopa"
+      const T v71 = t70[0] * l1_et[i * 1149 + j];
       const T v72 = t45_l1_g[i] * l1_h[j];
       const T v73 = l1_etaet[0] * v72;
-      const T v71 = t70[0] * l1_et[i * 1149 + j];
       const T v74 = v71 + v73;
       l1_et_next[i * 1149 + j] = v74;
 #line 127 "examples/lm/modul_lstm.dopa"
@@ -1213,14 +1210,14 @@ __device__ __forceinline__ void lm_modul_lstm_forward_44(const dopa::StepArgs<T>
       const T v137 = v136 < T(-2.0) ? T(-2.0) : (v136 > T(2.0) ? T(2.0) : v136);
       l2_pw_next[i * 1149 + j] = v137;
 #line 128 "examples/lm/modul_lstm.dopa"
+      const T v140 = t139[0] * l2_et[i * 1149 + j];
       const T v141 = t117_l2_g[i] * l2_h[j];
       const T v142 = l2_etaet[0] * v141;
-      const T v140 = t139[0] * l2_et[i * 1149 + j];
       const T v143 = v140 + v142;
       l2_et_next[i * 1149 + j] = v143;
     }
   }
-#line 1224 "lm_modul_lstm.cu"
+#line 1221 "lm_modul_lstm.cu"
 }
 
 // forward stage 45: fused loop nest over [400, 400]
@@ -1228,14 +1225,14 @@ __device__ __forceinline__ void lm_modul_lstm_forward_44(const dopa::StepArgs<T>
 //   %212 add -> next_state l3.et
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_45(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_et = a.state + 5446240;      // [400, 400]
-  T *__restrict t202 = a.saved + 24416;               // [400, 1]
   const T *__restrict l3_pw = a.state + 5286240;      // [400, 400]
+  T *__restrict t202 = a.saved + 24416;               // [400, 1]
+  const T *__restrict l3_et = a.state + 5446240;      // [400, 400]
   T *__restrict l3_pw_next = a.next + 5286240;        // [400, 400]
+  T *__restrict t208 = a.saved + 24816;               // []
+  const T *__restrict l3_etaet = a.params + 24197694; // []
   T *__restrict t186_l3_g = a.saved + 23600;          // [400] l3.g
   const T *__restrict l3_h = a.state + 5285440;       // [400]
-  const T *__restrict l3_etaet = a.params + 24197694; // []
-  T *__restrict t208 = a.saved + 24816;               // []
   T *__restrict l3_et_next = a.next + 5446240;        // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1248,22 +1245,22 @@ __device__ __forceinline__ void lm_modul_lstm_forward_45(const dopa::StepArgs<T>
       const T v206 = v205 < T(-2.0) ? T(-2.0) : (v205 > T(2.0) ? T(2.0) : v205);
       l3_pw_next[i * 400 + j] = v206;
 #line 128 "examples/lm/modul_lstm.dopa"
+      const T v209 = t208[0] * l3_et[i * 400 + j];
       const T v210 = t186_l3_g[i] * l3_h[j];
       const T v211 = l3_etaet[0] * v210;
-      const T v209 = t208[0] * l3_et[i * 400 + j];
       const T v212 = v209 + v211;
       l3_et_next[i * 400 + j] = v212;
     }
   }
-#line 1259 "lm_modul_lstm.cu"
+#line 1256 "lm_modul_lstm.cu"
 }
 
 // forward stage 46: fused loop nest over [10000]
 //   %215 add logits -> output logits
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_forward_46_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict t213 = a.scratch + 10864;            // [10000]
+  const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict out_logits = a.outputs[0];           // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1275,7 +1272,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_46_logits(const dopa::Step
       out_logits[j] = v215;
     }
   }
-#line 1279 "lm_modul_lstm.cu"
+#line 1276 "lm_modul_lstm.cu"
 }
 
 /// One forward step of ModulLSTMLM for the whole batch: block b runs batch element b.
@@ -1422,7 +1419,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_0(const dopa::StepArgs<T>
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t231[c] = acc;
   }
-#line 1426 "lm_modul_lstm.cu"
+#line 1423 "lm_modul_lstm.cu"
 }
 
 // backward stage 1: fused loop nest over [400, 400]
@@ -1434,18 +1431,18 @@ __device__ __forceinline__ void lm_modul_lstm_backward_0(const dopa::StepArgs<T>
 //   %251 add -> grad_prev l3.et
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_1(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_et_next = a.gradNext + 5446240; // [400, 400] d l3.et'
   const T *__restrict t186_l3_g = a.saved + 23600;         // [400] l3.g
   const T *__restrict l3_h = a.state + 5285440;            // [400]
-  const T *__restrict d_l3_et_next = a.gradNext + 5446240; // [400, 400] d l3.et'
   T *__restrict t234 = a.scratch + 400;                    // []
   T *__restrict t237 = a.scratch + 416;                    // [400]
   const T *__restrict l3_etaet = a.params + 24197694;      // []
   T *__restrict t238 = a.scratch + 816;                    // [400]
   const T *__restrict l3_et = a.state + 5446240;           // [400, 400]
   T *__restrict t240 = a.scratch + 1216;                   // []
-  const T *__restrict t202 = a.saved + 24416;              // [400, 1]
-  const T *__restrict l3_pw = a.state + 5286240;           // [400, 400]
   const T *__restrict d_l3_pw_next = a.gradNext + 5286240; // [400, 400] d l3.pw'
+  const T *__restrict l3_pw = a.state + 5286240;           // [400, 400]
+  const T *__restrict t202 = a.saved + 24416;              // [400, 1]
   T *__restrict t249 = a.scratch + 1232;                   // [400, 1]
   const T *__restrict t208 = a.saved + 24816;              // []
   T *__restrict d_l3_et = a.gradPrev + 5446240;            // [400, 400]
@@ -1485,9 +1482,10 @@ __device__ __forceinline__ void lm_modul_lstm_backward_1(const dopa::StepArgs<T>
       const T v247 = d_l3_pw_next[i * 400 + j] * v246;
       const T v248 = v247 * l3_et[i * 400 + j];
       acc249 += v248;
-      const T v250 = v247 * t202[i];
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v241 = d_l3_et_next[i * 400 + j] * t208[0];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v250 = v247 * t202[i];
 #line 103 "examples/lm/modul_lstm.dopa"
       const T v251 = v241 + v250;
       d_l3_et[i * 400 + j] = v251;
@@ -1503,7 +1501,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_1(const dopa::StepArgs<T>
       atomicAdd(&t249[i], acc249);
     }
   }
-#line 1507 "lm_modul_lstm.cu"
+#line 1505 "lm_modul_lstm.cu"
 }
 
 // backward stage 2:
@@ -1518,7 +1516,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_2(const dopa::StepArgs<T>
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t252[e] = t249[e];
-#line 1522 "lm_modul_lstm.cu"
+#line 1520 "lm_modul_lstm.cu"
 }
 
 // backward stage 3: dense product (Eigen), [1]
@@ -1538,7 +1536,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_3(const dopa::StepArgs<T>
       acc += t252[k] * l3_modfanout_weight[k * 1 + c];
     t255[c] = acc;
   }
-#line 1542 "lm_modul_lstm.cu"
+#line 1540 "lm_modul_lstm.cu"
 }
 
 // backward stage 4: fused loop nest over [1]
@@ -1549,8 +1547,8 @@ __device__ __forceinline__ void lm_modul_lstm_backward_3(const dopa::StepArgs<T>
 //   %197 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_4_l1_M(const dopa::StepArgs<T> &a) {
-  const T *__restrict t197_l3_M = a.saved + 24400;    // [1] l3.M
   T *__restrict t255 = a.scratch + 1632;              // [1]
+  const T *__restrict t197_l3_M = a.saved + 24400;    // [1] l3.M
   T *__restrict t259 = a.record + 28992;              // [1]
   const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
   T *__restrict record11 = a.record + 18880;          // [1]
@@ -1574,7 +1572,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_4_l1_M(const dopa::StepAr
       record28[0] = t197_l3_M[0];
     }
   }
-#line 1578 "lm_modul_lstm.cu"
+#line 1576 "lm_modul_lstm.cu"
 }
 
 // backward stage 5: dense product (Eigen), [400]
@@ -1594,7 +1592,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_5(const dopa::StepArgs<T>
       acc += t259[k] * l3_h2mod_weight[k * 400 + c];
     t262[c] = acc;
   }
-#line 1598 "lm_modul_lstm.cu"
+#line 1596 "lm_modul_lstm.cu"
 }
 
 // backward stage 6: fused loop nest over [400]
@@ -1616,25 +1614,25 @@ __device__ __forceinline__ void lm_modul_lstm_backward_5(const dopa::StepArgs<T>
 //   %252 reshape += grad l3.modfanout.bias
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_6_l3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t186_l3_g = a.saved + 23600;        // [400] l3.g
-  const T *__restrict l3_h2i_bias = a.params + 23876494;  // [400]
-  const T *__restrict t160 = a.saved + 22400;             // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635694;  // [400]
-  const T *__restrict t156 = a.saved + 22000;             // [400]
-  const T *__restrict l3_c = a.state + 5285840;           // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716094;  // [400]
-  const T *__restrict t150 = a.saved + 21600;             // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175694;  // [400]
-  const T *__restrict t145 = a.saved + 21200;             // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036894;  // [400]
-  const T *__restrict t170 = a.saved + 23200;             // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095694;  // [400]
-  const T *__restrict t166 = a.saved + 22800;             // [400]
-  T *__restrict t262 = a.scratch + 1648;                  // [400]
-  T *__restrict t231 = a.scratch + 0;                     // [400]
-  const T *__restrict d_l3_h_next = a.gradNext + 5285440; // [400] d l3.h'
-  const T *__restrict d_l3_c_next = a.gradNext + 5285840; // [400] d l3.c'
   T *__restrict t237 = a.scratch + 416;                   // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + 5285840; // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + 5285440; // [400] d l3.h'
+  T *__restrict t231 = a.scratch + 0;                     // [400]
+  T *__restrict t262 = a.scratch + 1648;                  // [400]
+  const T *__restrict t166 = a.saved + 22800;             // [400]
+  const T *__restrict l3_x2o_bias = a.params + 23095694;  // [400]
+  const T *__restrict t170 = a.saved + 23200;             // [400]
+  const T *__restrict l3_h2o_bias = a.params + 24036894;  // [400]
+  const T *__restrict t145 = a.saved + 21200;             // [400]
+  const T *__restrict l3_x2f_bias = a.params + 22175694;  // [400]
+  const T *__restrict t150 = a.saved + 21600;             // [400]
+  const T *__restrict l3_h2f_bias = a.params + 23716094;  // [400]
+  const T *__restrict l3_c = a.state + 5285840;           // [400]
+  const T *__restrict t156 = a.saved + 22000;             // [400]
+  const T *__restrict l3_x2i_bias = a.params + 22635694;  // [400]
+  const T *__restrict t160 = a.saved + 22400;             // [400]
+  const T *__restrict l3_h2i_bias = a.params + 23876494;  // [400]
+  const T *__restrict t186_l3_g = a.saved + 23600;        // [400] l3.g
   T *__restrict t277 = a.record + 28592;                  // [400]
   T *__restrict t292 = a.record + 28192;                  // [400]
   T *__restrict t303 = a.record + 27792;                  // [400]
@@ -1660,67 +1658,64 @@ __device__ __forceinline__ void lm_modul_lstm_backward_6_l3_hn(const dopa::StepA
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v275 = t186_l3_g[j] * t186_l3_g[j];
-      const T v276 = T(1.0) - v275;
-#line 118 "examples/lm/modul_lstm.dopa"
-      const T v162 = t160[j] + l3_h2i_bias[j];
-      const T v158 = t156[j] + l3_x2i_bias[j];
-      const T v163 = v158 + v162;
-      const T v164 = T(1) / (T(1) + exp(-v163));
-#line 121 "examples/lm/modul_lstm.dopa"
-      const T v189 = v164 * t186_l3_g[j];
+#line 122 "examples/lm/modul_lstm.dopa"
+      const T v232 = d_l3_h_next[j] + t231[j];
+      const T v263 = v232 + t262[j];
+#line 119 "examples/lm/modul_lstm.dopa"
+      const T v168 = t166[j] + l3_x2o_bias[j];
+      const T v172 = t170[j] + l3_h2o_bias[j];
+      const T v173 = v168 + v172;
+      const T v174 = T(1) / (T(1) + exp(-v173));
+#line 122 "examples/lm/modul_lstm.dopa"
+      const T v265 = v263 * v174;
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v152 = t150[j] + l3_h2f_bias[j];
       const T v147 = t145[j] + l3_x2f_bias[j];
+      const T v152 = t150[j] + l3_h2f_bias[j];
       const T v153 = v147 + v152;
       const T v154 = T(1) / (T(1) + exp(-v153));
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v188 = v154 * l3_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+      const T v158 = t156[j] + l3_x2i_bias[j];
+      const T v162 = t160[j] + l3_h2i_bias[j];
+      const T v163 = v158 + v162;
+      const T v164 = T(1) / (T(1) + exp(-v163));
+#line 121 "examples/lm/modul_lstm.dopa"
+      const T v189 = v164 * t186_l3_g[j];
       const T v190 = v188 + v189;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v191 = tanh(v190);
       const T v266 = v191 * v191;
       const T v267 = T(1.0) - v266;
-#line 119 "examples/lm/modul_lstm.dopa"
-      const T v172 = t170[j] + l3_h2o_bias[j];
-      const T v168 = t166[j] + l3_x2o_bias[j];
-      const T v173 = v168 + v172;
-      const T v174 = T(1) / (T(1) + exp(-v173));
-#line 122 "examples/lm/modul_lstm.dopa"
-      const T v232 = d_l3_h_next[j] + t231[j];
-      const T v263 = v232 + t262[j];
-      const T v265 = v263 * v174;
       const T v268 = v265 * v267;
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v269 = d_l3_c_next[j] + v268;
       const T v271 = v269 * v164;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v272 = t237[j] + v271;
+      const T v275 = t186_l3_g[j] * t186_l3_g[j];
+      const T v276 = T(1.0) - v275;
       const T v277 = v272 * v276;
       t277[j] = v277;
-#line 119 "examples/lm/modul_lstm.dopa"
-      const T v290 = T(1.0) - v174;
-      const T v291 = v174 * v290;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v264 = v263 * v191;
 #line 119 "examples/lm/modul_lstm.dopa"
+      const T v290 = T(1.0) - v174;
+      const T v291 = v174 * v290;
       const T v292 = v264 * v291;
       t292[j] = v292;
-#line 118 "examples/lm/modul_lstm.dopa"
-      const T v301 = T(1.0) - v164;
-      const T v302 = v164 * v301;
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v270 = v269 * t186_l3_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
+      const T v301 = T(1.0) - v164;
+      const T v302 = v164 * v301;
       const T v303 = v270 * v302;
       t303[j] = v303;
-#line 117 "examples/lm/modul_lstm.dopa"
-      const T v312 = T(1.0) - v154;
-      const T v313 = v154 * v312;
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v273 = v269 * l3_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
+      const T v312 = T(1.0) - v154;
+      const T v313 = v154 * v312;
       const T v314 = v273 * v313;
       t314[j] = v314;
 #line 121 "examples/lm/modul_lstm.dopa"
@@ -1744,7 +1739,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_6_l3_hn(const dopa::StepA
       atomicAdd(&d_l3_modfanout_bias[j], t252[j]);
     }
   }
-#line 1748 "lm_modul_lstm.cu"
+#line 1743 "lm_modul_lstm.cu"
 }
 
 // backward stage 7: fused loop nest over [400, 400]
@@ -1755,14 +1750,14 @@ template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_7(const dopa::StepArgs<T> &a) {
   T *__restrict t279 = a.scratch + 2048;                   // [400]
   T *__restrict t277 = a.record + 28592;                   // [400]
-  const T *__restrict l3_pw = a.state + 5286240;           // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197294;      // [400, 1]
   const T *__restrict l3_w = a.params + 24037294;          // [400, 400]
+  const T *__restrict l3_alpha = a.params + 24197294;      // [400, 1]
+  const T *__restrict l3_pw = a.state + 5286240;           // [400, 400]
   const T *__restrict l3_h = a.state + 5285440;            // [400]
   T *__restrict t282 = a.scratch + 2448;                   // [400, 1]
-  const T *__restrict l3_et = a.state + 5446240;           // [400, 400]
-  const T *__restrict t202 = a.saved + 24416;              // [400, 1]
   const T *__restrict d_l3_pw_next = a.gradNext + 5286240; // [400, 400] d l3.pw'
+  const T *__restrict t202 = a.saved + 24416;              // [400, 1]
+  const T *__restrict l3_et = a.state + 5446240;           // [400, 400]
   T *__restrict d_l3_pw = a.gradPrev + 5286240;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1783,13 +1778,13 @@ __device__ __forceinline__ void lm_modul_lstm_backward_7(const dopa::StepArgs<T>
       const T v281 = v278 * l3_pw[i * 400 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
       acc282 += v281;
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v284 = v278 * l3_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v204 = t202[i] * l3_et[i * 400 + j];
       const T v205 = l3_pw[i * 400 + j] + v204;
       const T v246 = T(-2.0) <= v205 && v205 <= T(2.0) ? T(1) : T(0);
       const T v247 = d_l3_pw_next[i * 400 + j] * v246;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v284 = v278 * l3_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v285 = v247 + v284;
       d_l3_pw[i * 400 + j] = v285;
@@ -1799,7 +1794,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_7(const dopa::StepArgs<T>
       atomicAdd(&t282[i], acc282);
     }
   }
-#line 1803 "lm_modul_lstm.cu"
+#line 1798 "lm_modul_lstm.cu"
 }
 
 // backward stage 8: dense product (Eigen), [1149]
@@ -1819,7 +1814,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_8(const dopa::StepArgs<T>
       acc += t277[k] * l3_x2c_weight[k * 1149 + c];
     t288[c] = acc;
   }
-#line 1823 "lm_modul_lstm.cu"
+#line 1818 "lm_modul_lstm.cu"
 }
 
 // backward stage 9: dense product (Eigen), [400]
@@ -1839,7 +1834,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_9(const dopa::StepArgs<T>
       acc += t292[k] * l3_h2o_weight[k * 400 + c];
     t295[c] = acc;
   }
-#line 1843 "lm_modul_lstm.cu"
+#line 1838 "lm_modul_lstm.cu"
 }
 
 // backward stage 10: dense product (Eigen), [1149]
@@ -1859,7 +1854,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_10(const dopa::StepArgs<T
       acc += t292[k] * l3_x2o_weight[k * 1149 + c];
     t299[c] = acc;
   }
-#line 1863 "lm_modul_lstm.cu"
+#line 1858 "lm_modul_lstm.cu"
 }
 
 // backward stage 11: dense product (Eigen), [400]
@@ -1879,7 +1874,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_11(const dopa::StepArgs<T
       acc += t303[k] * l3_h2i_weight[k * 400 + c];
     t306[c] = acc;
   }
-#line 1883 "lm_modul_lstm.cu"
+#line 1878 "lm_modul_lstm.cu"
 }
 
 // backward stage 12: dense product (Eigen), [1149]
@@ -1899,7 +1894,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_12(const dopa::StepArgs<T
       acc += t303[k] * l3_x2i_weight[k * 1149 + c];
     t310[c] = acc;
   }
-#line 1903 "lm_modul_lstm.cu"
+#line 1898 "lm_modul_lstm.cu"
 }
 
 // backward stage 13: dense product (Eigen), [400]
@@ -1919,7 +1914,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_13(const dopa::StepArgs<T
       acc += t314[k] * l3_h2f_weight[k * 400 + c];
     t317[c] = acc;
   }
-#line 1923 "lm_modul_lstm.cu"
+#line 1918 "lm_modul_lstm.cu"
 }
 
 // backward stage 14: dense product (Eigen), [1149]
@@ -1939,7 +1934,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_14(const dopa::StepArgs<T
       acc += t314[k] * l3_x2f_weight[k * 1149 + c];
     t321[c] = acc;
   }
-#line 1943 "lm_modul_lstm.cu"
+#line 1938 "lm_modul_lstm.cu"
 }
 
 // backward stage 15: fused loop nest over [1149, 1149]
@@ -1957,31 +1952,31 @@ __device__ __forceinline__ void lm_modul_lstm_backward_14(const dopa::StepArgs<T
 //   %339 add -> grad_prev l2.et
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l2_et_next = a.gradNext + 3965232; // [1149, 1149] d l2.et'
   const T *__restrict t117_l2_g = a.saved + 17712;         // [1149] l2.g
   const T *__restrict l2_h = a.state + 2642720;            // [1149]
-  const T *__restrict d_l2_et_next = a.gradNext + 3965232; // [1149, 1149] d l2.et'
   T *__restrict t324 = a.scratch + 8656;                   // []
   T *__restrict t327 = a.scratch + 8672;                   // [1149]
   const T *__restrict l2_etaet = a.params + 21712645;      // []
   T *__restrict t328 = a.scratch + 9824;                   // [1149]
   const T *__restrict l2_et = a.state + 3965232;           // [1149, 1149]
   T *__restrict t330 = a.scratch + 10976;                  // []
-  const T *__restrict t133 = a.saved + 20032;              // [1149, 1]
-  const T *__restrict l2_pw = a.state + 2645024;           // [1149, 1149]
   const T *__restrict d_l2_pw_next = a.gradNext + 2645024; // [1149, 1149] d l2.pw'
+  const T *__restrict l2_pw = a.state + 2645024;           // [1149, 1149]
+  const T *__restrict t133 = a.saved + 20032;              // [1149, 1]
   T *__restrict t337 = a.scratch + 10992;                  // [1149, 1]
+  const T *__restrict d_l1_et_next = a.gradNext + 1322512; // [1149, 1149] d l1.et'
   const T *__restrict t45_l1_g = a.saved + 7312;           // [1149] l1.g
   const T *__restrict l1_h = a.state + 0;                  // [1149]
-  const T *__restrict d_l1_et_next = a.gradNext + 1322512; // [1149, 1149] d l1.et'
   T *__restrict t411 = a.scratch + 23680;                  // []
   T *__restrict t414 = a.scratch + 23696;                  // [1149]
   const T *__restrict l1_etaet = a.params + 11138396;      // []
   T *__restrict t415 = a.scratch + 24848;                  // [1149]
   const T *__restrict l1_et = a.state + 1322512;           // [1149, 1149]
   T *__restrict t417 = a.scratch + 26000;                  // []
-  const T *__restrict t61 = a.saved + 9632;                // [1149, 1]
-  const T *__restrict l1_pw = a.state + 2304;              // [1149, 1149]
   const T *__restrict d_l1_pw_next = a.gradNext + 2304;    // [1149, 1149] d l1.pw'
+  const T *__restrict l1_pw = a.state + 2304;              // [1149, 1149]
+  const T *__restrict t61 = a.saved + 9632;                // [1149, 1]
   T *__restrict t424 = a.scratch + 26016;                  // [1149, 1]
   const T *__restrict t70 = a.saved + 10784;               // []
   T *__restrict d_l1_et = a.gradPrev + 1322512;            // [1149, 1149]
@@ -2053,16 +2048,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_15(const dopa::StepArgs<T
       const T v422 = d_l1_pw_next[i * 1149 + j] * v421;
       const T v423 = v422 * l1_et[i * 1149 + j];
       acc424 += v423;
-      const T v425 = v422 * t61[i];
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v418 = d_l1_et_next[i * 1149 + j] * t70[0];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v425 = v422 * t61[i];
 #line 103 "examples/lm/modul_lstm.dopa"
       const T v426 = v418 + v425;
       d_l1_et[i * 1149 + j] = v426;
-#line 127 "examples/lm/modul_lstm.dopa"
-      const T v338 = v335 * t133[i];
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v331 = d_l2_et_next[i * 1149 + j] * t139[0];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v338 = v335 * t133[i];
 #line 103 "examples/lm/modul_lstm.dopa"
       const T v339 = v331 + v338;
       d_l2_et[i * 1149 + j] = v339;
@@ -2086,7 +2082,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_15(const dopa::StepArgs<T
       atomicAdd(&t424[i], acc424);
     }
   }
-#line 2090 "lm_modul_lstm.cu"
+#line 2086 "lm_modul_lstm.cu"
 }
 
 // backward stage 16:
@@ -2101,7 +2097,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_16(const dopa::StepArgs<T
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t340[e] = t337[e];
-#line 2105 "lm_modul_lstm.cu"
+#line 2101 "lm_modul_lstm.cu"
 }
 
 // backward stage 17: dense product (Eigen), [1]
@@ -2121,7 +2117,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_17(const dopa::StepArgs<T
       acc += t340[k] * l2_modfanout_weight[k * 1 + c];
     t343[c] = acc;
   }
-#line 2125 "lm_modul_lstm.cu"
+#line 2121 "lm_modul_lstm.cu"
 }
 
 // backward stage 18: fused loop nest over [1]
@@ -2129,8 +2125,8 @@ __device__ __forceinline__ void lm_modul_lstm_backward_17(const dopa::StepArgs<T
 //   %346 mul += grad l2.h2mod.bias
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_18(const dopa::StepArgs<T> &a) {
-  const T *__restrict t128_l2_M = a.saved + 20016;    // [1] l2.M
   T *__restrict t343 = a.scratch + 12144;             // [1]
+  const T *__restrict t128_l2_M = a.saved + 20016;    // [1] l2.M
   T *__restrict t346 = a.record + 24656;              // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + 21713795; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -2146,7 +2142,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_18(const dopa::StepArgs<T
       atomicAdd(&d_l2_h2mod_bias[0], v346);
     }
   }
-#line 2150 "lm_modul_lstm.cu"
+#line 2146 "lm_modul_lstm.cu"
 }
 
 // backward stage 19: dense product (Eigen), [1149]
@@ -2166,7 +2162,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_19(const dopa::StepArgs<T
       acc += t346[k] * l2_h2mod_weight[k * 1149 + c];
     t349[c] = acc;
   }
-#line 2170 "lm_modul_lstm.cu"
+#line 2166 "lm_modul_lstm.cu"
 }
 
 // backward stage 20: fused loop nest over [1149]
@@ -2189,28 +2185,28 @@ __device__ __forceinline__ void lm_modul_lstm_backward_19(const dopa::StepArgs<T
 //   %340 reshape += grad l2.modfanout.bias
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_20_l1_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t117_l2_g = a.saved + 17712;        // [1149] l2.g
-  const T *__restrict l2_h2i_bias = a.params + 19068796;  // [1149]
-  const T *__restrict t91 = a.saved + 14256;              // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783396;  // [1149]
-  const T *__restrict t87 = a.saved + 13104;              // [1149]
-  const T *__restrict l2_c = a.state + 2643872;           // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747446;  // [1149]
-  const T *__restrict t81 = a.saved + 11952;              // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462046;  // [1149]
-  const T *__restrict t76 = a.saved + 10800;              // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390146;  // [1149]
-  const T *__restrict t101 = a.saved + 16560;             // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104746;  // [1149]
-  const T *__restrict t97 = a.saved + 15408;              // [1149]
-  T *__restrict t349 = a.scratch + 12160;                 // [1149]
-  T *__restrict t321 = a.scratch + 7504;                  // [1149]
-  T *__restrict t310 = a.scratch + 5952;                  // [1149]
-  T *__restrict t299 = a.scratch + 4400;                  // [1149]
-  T *__restrict t288 = a.scratch + 2848;                  // [1149]
-  const T *__restrict d_l2_h_next = a.gradNext + 2642720; // [1149] d l2.h'
-  const T *__restrict d_l2_c_next = a.gradNext + 2643872; // [1149] d l2.c'
   T *__restrict t327 = a.scratch + 8672;                  // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + 2643872; // [1149] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + 2642720; // [1149] d l2.h'
+  T *__restrict t288 = a.scratch + 2848;                  // [1149]
+  T *__restrict t299 = a.scratch + 4400;                  // [1149]
+  T *__restrict t310 = a.scratch + 5952;                  // [1149]
+  T *__restrict t321 = a.scratch + 7504;                  // [1149]
+  T *__restrict t349 = a.scratch + 12160;                 // [1149]
+  const T *__restrict t97 = a.saved + 15408;              // [1149]
+  const T *__restrict l2_x2o_bias = a.params + 15104746;  // [1149]
+  const T *__restrict t101 = a.saved + 16560;             // [1149]
+  const T *__restrict l2_h2o_bias = a.params + 20390146;  // [1149]
+  const T *__restrict t76 = a.saved + 10800;              // [1149]
+  const T *__restrict l2_x2f_bias = a.params + 12462046;  // [1149]
+  const T *__restrict t81 = a.saved + 11952;              // [1149]
+  const T *__restrict l2_h2f_bias = a.params + 17747446;  // [1149]
+  const T *__restrict l2_c = a.state + 2643872;           // [1149]
+  const T *__restrict t87 = a.saved + 13104;              // [1149]
+  const T *__restrict l2_x2i_bias = a.params + 13783396;  // [1149]
+  const T *__restrict t91 = a.saved + 14256;              // [1149]
+  const T *__restrict l2_h2i_bias = a.params + 19068796;  // [1149]
+  const T *__restrict t117_l2_g = a.saved + 17712;        // [1149] l2.g
   T *__restrict t364 = a.record + 23504;                  // [1149]
   T *__restrict t379 = a.record + 22352;                  // [1149]
   T *__restrict t390 = a.record + 21200;                  // [1149]
@@ -2238,70 +2234,67 @@ __device__ __forceinline__ void lm_modul_lstm_backward_20_l1_hn(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v362 = t117_l2_g[j] * t117_l2_g[j];
-      const T v363 = T(1.0) - v362;
-#line 118 "examples/lm/modul_lstm.dopa"
-      const T v93 = t91[j] + l2_h2i_bias[j];
-      const T v89 = t87[j] + l2_x2i_bias[j];
-      const T v94 = v89 + v93;
-      const T v95 = T(1) / (T(1) + exp(-v94));
-#line 121 "examples/lm/modul_lstm.dopa"
-      const T v120 = v95 * t117_l2_g[j];
-#line 117 "examples/lm/modul_lstm.dopa"
-      const T v83 = t81[j] + l2_h2f_bias[j];
-      const T v78 = t76[j] + l2_x2f_bias[j];
-      const T v84 = v78 + v83;
-      const T v85 = T(1) / (T(1) + exp(-v84));
-#line 121 "examples/lm/modul_lstm.dopa"
-      const T v119 = v85 * l2_c[j];
-      const T v121 = v119 + v120;
-#line 122 "examples/lm/modul_lstm.dopa"
-      const T v122 = tanh(v121);
-      const T v353 = v122 * v122;
-      const T v354 = T(1.0) - v353;
-#line 119 "examples/lm/modul_lstm.dopa"
-      const T v103 = t101[j] + l2_h2o_bias[j];
-      const T v99 = t97[j] + l2_x2o_bias[j];
-      const T v104 = v99 + v103;
-      const T v105 = T(1) / (T(1) + exp(-v104));
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v289 = d_l2_h_next[j] + t288[j];
       const T v300 = v289 + t299[j];
       const T v311 = v300 + t310[j];
       const T v322 = v311 + t321[j];
       const T v350 = v322 + t349[j];
+#line 119 "examples/lm/modul_lstm.dopa"
+      const T v99 = t97[j] + l2_x2o_bias[j];
+      const T v103 = t101[j] + l2_h2o_bias[j];
+      const T v104 = v99 + v103;
+      const T v105 = T(1) / (T(1) + exp(-v104));
+#line 122 "examples/lm/modul_lstm.dopa"
       const T v352 = v350 * v105;
+#line 117 "examples/lm/modul_lstm.dopa"
+      const T v78 = t76[j] + l2_x2f_bias[j];
+      const T v83 = t81[j] + l2_h2f_bias[j];
+      const T v84 = v78 + v83;
+      const T v85 = T(1) / (T(1) + exp(-v84));
+#line 121 "examples/lm/modul_lstm.dopa"
+      const T v119 = v85 * l2_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+      const T v89 = t87[j] + l2_x2i_bias[j];
+      const T v93 = t91[j] + l2_h2i_bias[j];
+      const T v94 = v89 + v93;
+      const T v95 = T(1) / (T(1) + exp(-v94));
+#line 121 "examples/lm/modul_lstm.dopa"
+      const T v120 = v95 * t117_l2_g[j];
+      const T v121 = v119 + v120;
+#line 122 "examples/lm/modul_lstm.dopa"
+      const T v122 = tanh(v121);
+      const T v353 = v122 * v122;
+      const T v354 = T(1.0) - v353;
       const T v355 = v352 * v354;
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v356 = d_l2_c_next[j] + v355;
       const T v358 = v356 * v95;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v359 = t327[j] + v358;
+      const T v362 = t117_l2_g[j] * t117_l2_g[j];
+      const T v363 = T(1.0) - v362;
       const T v364 = v359 * v363;
       t364[j] = v364;
-#line 119 "examples/lm/modul_lstm.dopa"
-      const T v377 = T(1.0) - v105;
-      const T v378 = v105 * v377;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v351 = v350 * v122;
 #line 119 "examples/lm/modul_lstm.dopa"
+      const T v377 = T(1.0) - v105;
+      const T v378 = v105 * v377;
       const T v379 = v351 * v378;
       t379[j] = v379;
-#line 118 "examples/lm/modul_lstm.dopa"
-      const T v388 = T(1.0) - v95;
-      const T v389 = v95 * v388;
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v357 = v356 * t117_l2_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
+      const T v388 = T(1.0) - v95;
+      const T v389 = v95 * v388;
       const T v390 = v357 * v389;
       t390[j] = v390;
-#line 117 "examples/lm/modul_lstm.dopa"
-      const T v399 = T(1.0) - v85;
-      const T v400 = v85 * v399;
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v360 = v356 * l2_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
+      const T v399 = T(1.0) - v85;
+      const T v400 = v85 * v399;
       const T v401 = v360 * v400;
       t401[j] = v401;
 #line 121 "examples/lm/modul_lstm.dopa"
@@ -2326,7 +2319,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_20_l1_hn(const dopa::Step
       atomicAdd(&d_l2_modfanout_bias[j], t340[j]);
     }
   }
-#line 2330 "lm_modul_lstm.cu"
+#line 2323 "lm_modul_lstm.cu"
 }
 
 // backward stage 21: fused loop nest over [1149, 1149]
@@ -2337,14 +2330,14 @@ template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_21(const dopa::StepArgs<T> &a) {
   T *__restrict t366 = a.scratch + 13312;                  // [1149]
   T *__restrict t364 = a.record + 23504;                   // [1149]
-  const T *__restrict l2_pw = a.state + 2645024;           // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711496;      // [1149, 1]
   const T *__restrict l2_w = a.params + 20391295;          // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + 21711496;      // [1149, 1]
+  const T *__restrict l2_pw = a.state + 2645024;           // [1149, 1149]
   const T *__restrict l2_h = a.state + 2642720;            // [1149]
   T *__restrict t369 = a.scratch + 14464;                  // [1149, 1]
-  const T *__restrict l2_et = a.state + 3965232;           // [1149, 1149]
-  const T *__restrict t133 = a.saved + 20032;              // [1149, 1]
   const T *__restrict d_l2_pw_next = a.gradNext + 2645024; // [1149, 1149] d l2.pw'
+  const T *__restrict t133 = a.saved + 20032;              // [1149, 1]
+  const T *__restrict l2_et = a.state + 3965232;           // [1149, 1149]
   T *__restrict d_l2_pw = a.gradPrev + 2645024;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2365,13 +2358,13 @@ __device__ __forceinline__ void lm_modul_lstm_backward_21(const dopa::StepArgs<T
       const T v368 = v365 * l2_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
       acc369 += v368;
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v371 = v365 * l2_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v135 = t133[i] * l2_et[i * 1149 + j];
       const T v136 = l2_pw[i * 1149 + j] + v135;
       const T v334 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
       const T v335 = d_l2_pw_next[i * 1149 + j] * v334;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v371 = v365 * l2_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v372 = v335 + v371;
       d_l2_pw[i * 1149 + j] = v372;
@@ -2381,7 +2374,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_21(const dopa::StepArgs<T
       atomicAdd(&t369[i], acc369);
     }
   }
-#line 2385 "lm_modul_lstm.cu"
+#line 2378 "lm_modul_lstm.cu"
 }
 
 // backward stage 22: dense product (Eigen), [1149]
@@ -2401,7 +2394,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_22(const dopa::StepArgs<T
       acc += t364[k] * l2_x2c_weight[k * 1149 + c];
     t375[c] = acc;
   }
-#line 2405 "lm_modul_lstm.cu"
+#line 2398 "lm_modul_lstm.cu"
 }
 
 // backward stage 23: dense product (Eigen), [1149]
@@ -2421,7 +2414,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_23(const dopa::StepArgs<T
       acc += t379[k] * l2_h2o_weight[k * 1149 + c];
     t382[c] = acc;
   }
-#line 2425 "lm_modul_lstm.cu"
+#line 2418 "lm_modul_lstm.cu"
 }
 
 // backward stage 24: dense product (Eigen), [1149]
@@ -2441,7 +2434,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_24(const dopa::StepArgs<T
       acc += t379[k] * l2_x2o_weight[k * 1149 + c];
     t386[c] = acc;
   }
-#line 2445 "lm_modul_lstm.cu"
+#line 2438 "lm_modul_lstm.cu"
 }
 
 // backward stage 25: dense product (Eigen), [1149]
@@ -2461,7 +2454,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_25(const dopa::StepArgs<T
       acc += t390[k] * l2_h2i_weight[k * 1149 + c];
     t393[c] = acc;
   }
-#line 2465 "lm_modul_lstm.cu"
+#line 2458 "lm_modul_lstm.cu"
 }
 
 // backward stage 26: dense product (Eigen), [1149]
@@ -2481,7 +2474,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_26(const dopa::StepArgs<T
       acc += t390[k] * l2_x2i_weight[k * 1149 + c];
     t397[c] = acc;
   }
-#line 2485 "lm_modul_lstm.cu"
+#line 2478 "lm_modul_lstm.cu"
 }
 
 // backward stage 27: dense product (Eigen), [1149]
@@ -2501,7 +2494,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_27(const dopa::StepArgs<T
       acc += t401[k] * l2_h2f_weight[k * 1149 + c];
     t404[c] = acc;
   }
-#line 2505 "lm_modul_lstm.cu"
+#line 2498 "lm_modul_lstm.cu"
 }
 
 // backward stage 28: dense product (Eigen), [1149]
@@ -2521,7 +2514,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_28(const dopa::StepArgs<T
       acc += t401[k] * l2_x2f_weight[k * 1149 + c];
     t408[c] = acc;
   }
-#line 2525 "lm_modul_lstm.cu"
+#line 2518 "lm_modul_lstm.cu"
 }
 
 // backward stage 29:
@@ -2536,7 +2529,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_29(const dopa::StepArgs<T
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t427[e] = t424[e];
-#line 2540 "lm_modul_lstm.cu"
+#line 2533 "lm_modul_lstm.cu"
 }
 
 // backward stage 30: dense product (Eigen), [1]
@@ -2556,7 +2549,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_30(const dopa::StepArgs<T
       acc += t427[k] * l1_modfanout_weight[k * 1 + c];
     t430[c] = acc;
   }
-#line 2560 "lm_modul_lstm.cu"
+#line 2553 "lm_modul_lstm.cu"
 }
 
 // backward stage 31: fused loop nest over [1]
@@ -2564,8 +2557,8 @@ __device__ __forceinline__ void lm_modul_lstm_backward_30(const dopa::StepArgs<T
 //   %433 mul += grad l1.h2mod.bias
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_31(const dopa::StepArgs<T> &a) {
-  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
   T *__restrict t430 = a.scratch + 27168;             // [1]
+  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
   T *__restrict t433 = a.record + 16560;              // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + 11139546; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -2581,7 +2574,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_31(const dopa::StepArgs<T
       atomicAdd(&d_l1_h2mod_bias[0], v433);
     }
   }
-#line 2585 "lm_modul_lstm.cu"
+#line 2578 "lm_modul_lstm.cu"
 }
 
 // backward stage 32: dense product (Eigen), [1149]
@@ -2601,7 +2594,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_32(const dopa::StepArgs<T
       acc += t433[k] * l1_h2mod_weight[k * 1149 + c];
     t436[c] = acc;
   }
-#line 2605 "lm_modul_lstm.cu"
+#line 2598 "lm_modul_lstm.cu"
 }
 
 // backward stage 33: fused loop nest over [1149]
@@ -2621,38 +2614,38 @@ __device__ __forceinline__ void lm_modul_lstm_backward_32(const dopa::StepArgs<T
 //   %427 reshape += grad l1.modfanout.bias
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_33(const dopa::StepArgs<T> &a) {
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  const T *__restrict l1_h2i_bias = a.params + 8494547;   // [1149]
-  const T *__restrict t19 = a.saved + 3856;               // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349;   // [1149]
-  const T *__restrict t15 = a.saved + 2704;               // [1149]
-  const T *__restrict l1_c = a.state + 1152;              // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197;   // [1149]
-  const T *__restrict t9 = a.saved + 1552;                // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600;   // [1149]
-  const T *__restrict t4 = a.saved + 400;                 // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897;   // [1149]
-  const T *__restrict t29 = a.saved + 6160;               // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098;   // [1149]
-  const T *__restrict t25 = a.saved + 5008;               // [1149]
-  T *__restrict t436 = a.scratch + 27184;                 // [1149]
-  T *__restrict t408 = a.scratch + 22528;                 // [1149]
-  T *__restrict t397 = a.scratch + 20224;                 // [1149]
-  T *__restrict t386 = a.scratch + 17920;                 // [1149]
-  T *__restrict t375 = a.scratch + 15616;                 // [1149]
-  const T *__restrict d_l1_h_next = a.gradNext + 0;       // [1149] d l1.h'
-  const T *__restrict d_l1_c_next = a.gradNext + 1152;    // [1149] d l1.c'
   T *__restrict t414 = a.scratch + 23696;                 // [1149]
+  const T *__restrict d_l1_c_next = a.gradNext + 1152;    // [1149] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + 0;       // [1149] d l1.h'
+  T *__restrict t375 = a.scratch + 15616;                 // [1149]
+  T *__restrict t386 = a.scratch + 17920;                 // [1149]
+  T *__restrict t397 = a.scratch + 20224;                 // [1149]
+  T *__restrict t408 = a.scratch + 22528;                 // [1149]
+  T *__restrict t436 = a.scratch + 27184;                 // [1149]
+  const T *__restrict t25 = a.saved + 5008;               // [1149]
+  const T *__restrict l1_x2o_bias = a.params + 5391098;   // [1149]
+  const T *__restrict t29 = a.saved + 6160;               // [1149]
+  const T *__restrict l1_h2o_bias = a.params + 9815897;   // [1149]
+  const T *__restrict t4 = a.saved + 400;                 // [1149]
+  const T *__restrict l1_x2f_bias = a.params + 4469600;   // [1149]
+  const T *__restrict t9 = a.saved + 1552;                // [1149]
+  const T *__restrict l1_h2f_bias = a.params + 7173197;   // [1149]
+  const T *__restrict l1_c = a.state + 1152;              // [1149]
+  const T *__restrict t15 = a.saved + 2704;               // [1149]
+  const T *__restrict l1_x2i_bias = a.params + 4930349;   // [1149]
+  const T *__restrict t19 = a.saved + 3856;               // [1149]
+  const T *__restrict l1_h2i_bias = a.params + 8494547;   // [1149]
+  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
   T *__restrict t451 = a.record + 15408;                  // [1149]
   T *__restrict t465 = a.record + 14256;                  // [1149]
   T *__restrict t476 = a.record + 13104;                  // [1149]
   T *__restrict t487 = a.record + 10400;                  // [1149]
   T *__restrict d_l1_c = a.gradPrev + 1152;               // [1149]
-  T *__restrict t404 = a.scratch + 21376;                 // [1149]
-  T *__restrict t393 = a.scratch + 19072;                 // [1149]
-  T *__restrict t382 = a.scratch + 16768;                 // [1149]
-  T *__restrict t366 = a.scratch + 13312;                 // [1149]
   T *__restrict t328 = a.scratch + 9824;                  // [1149]
+  T *__restrict t366 = a.scratch + 13312;                 // [1149]
+  T *__restrict t382 = a.scratch + 16768;                 // [1149]
+  T *__restrict t393 = a.scratch + 19072;                 // [1149]
+  T *__restrict t404 = a.scratch + 21376;                 // [1149]
   T *__restrict d_l2_h = a.gradPrev + 2642720;            // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + 4469600;        // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + 7173197;        // [1149]
@@ -2668,70 +2661,67 @@ __device__ __forceinline__ void lm_modul_lstm_backward_33(const dopa::StepArgs<T
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v449 = t45_l1_g[j] * t45_l1_g[j];
-      const T v450 = T(1.0) - v449;
-#line 118 "examples/lm/modul_lstm.dopa"
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
-#line 121 "examples/lm/modul_lstm.dopa"
-      const T v48 = v23 * t45_l1_g[j];
-#line 117 "examples/lm/modul_lstm.dopa"
-      const T v11 = t9[j] + l1_h2f_bias[j];
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v12 = v6 + v11;
-      const T v13 = T(1) / (T(1) + exp(-v12));
-#line 121 "examples/lm/modul_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
-      const T v49 = v47 + v48;
-#line 122 "examples/lm/modul_lstm.dopa"
-      const T v50 = tanh(v49);
-      const T v440 = v50 * v50;
-      const T v441 = T(1.0) - v440;
-#line 119 "examples/lm/modul_lstm.dopa"
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v376 = d_l1_h_next[j] + t375[j];
       const T v387 = v376 + t386[j];
       const T v398 = v387 + t397[j];
       const T v409 = v398 + t408[j];
       const T v437 = v409 + t436[j];
+#line 119 "examples/lm/modul_lstm.dopa"
+      const T v27 = t25[j] + l1_x2o_bias[j];
+      const T v31 = t29[j] + l1_h2o_bias[j];
+      const T v32 = v27 + v31;
+      const T v33 = T(1) / (T(1) + exp(-v32));
+#line 122 "examples/lm/modul_lstm.dopa"
       const T v439 = v437 * v33;
+#line 117 "examples/lm/modul_lstm.dopa"
+      const T v6 = t4[j] + l1_x2f_bias[j];
+      const T v11 = t9[j] + l1_h2f_bias[j];
+      const T v12 = v6 + v11;
+      const T v13 = T(1) / (T(1) + exp(-v12));
+#line 121 "examples/lm/modul_lstm.dopa"
+      const T v47 = v13 * l1_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+      const T v17 = t15[j] + l1_x2i_bias[j];
+      const T v21 = t19[j] + l1_h2i_bias[j];
+      const T v22 = v17 + v21;
+      const T v23 = T(1) / (T(1) + exp(-v22));
+#line 121 "examples/lm/modul_lstm.dopa"
+      const T v48 = v23 * t45_l1_g[j];
+      const T v49 = v47 + v48;
+#line 122 "examples/lm/modul_lstm.dopa"
+      const T v50 = tanh(v49);
+      const T v440 = v50 * v50;
+      const T v441 = T(1.0) - v440;
       const T v442 = v439 * v441;
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v443 = d_l1_c_next[j] + v442;
       const T v445 = v443 * v23;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v446 = t414[j] + v445;
+      const T v449 = t45_l1_g[j] * t45_l1_g[j];
+      const T v450 = T(1.0) - v449;
       const T v451 = v446 * v450;
       t451[j] = v451;
-#line 119 "examples/lm/modul_lstm.dopa"
-      const T v463 = T(1.0) - v33;
-      const T v464 = v33 * v463;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v438 = v437 * v50;
 #line 119 "examples/lm/modul_lstm.dopa"
+      const T v463 = T(1.0) - v33;
+      const T v464 = v33 * v463;
       const T v465 = v438 * v464;
       t465[j] = v465;
-#line 118 "examples/lm/modul_lstm.dopa"
-      const T v474 = T(1.0) - v23;
-      const T v475 = v23 * v474;
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v444 = v443 * t45_l1_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
+      const T v474 = T(1.0) - v23;
+      const T v475 = v23 * v474;
       const T v476 = v444 * v475;
       t476[j] = v476;
-#line 117 "examples/lm/modul_lstm.dopa"
-      const T v485 = T(1.0) - v13;
-      const T v486 = v13 * v485;
 #line 121 "examples/lm/modul_lstm.dopa"
       const T v447 = v443 * l1_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
+      const T v485 = T(1.0) - v13;
+      const T v486 = v13 * v485;
       const T v487 = v447 * v486;
       t487[j] = v487;
 #line 121 "examples/lm/modul_lstm.dopa"
@@ -2758,7 +2748,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_33(const dopa::StepArgs<T
       atomicAdd(&d_l1_modfanout_bias[j], t427[j]);
     }
   }
-#line 2762 "lm_modul_lstm.cu"
+#line 2752 "lm_modul_lstm.cu"
 }
 
 // backward stage 34: fused loop nest over [1149, 1149]
@@ -2769,14 +2759,14 @@ template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_34(const dopa::StepArgs<T> &a) {
   T *__restrict t453 = a.scratch + 28336;               // [1149]
   T *__restrict t451 = a.record + 15408;                // [1149]
-  const T *__restrict l1_pw = a.state + 2304;           // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247;   // [1149, 1]
   const T *__restrict l1_w = a.params + 9817046;        // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + 11137247;   // [1149, 1]
+  const T *__restrict l1_pw = a.state + 2304;           // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;               // [1149]
   T *__restrict t456 = a.scratch + 29488;               // [1149, 1]
-  const T *__restrict l1_et = a.state + 1322512;        // [1149, 1149]
-  const T *__restrict t61 = a.saved + 9632;             // [1149, 1]
   const T *__restrict d_l1_pw_next = a.gradNext + 2304; // [1149, 1149] d l1.pw'
+  const T *__restrict t61 = a.saved + 9632;             // [1149, 1]
+  const T *__restrict l1_et = a.state + 1322512;        // [1149, 1149]
   T *__restrict d_l1_pw = a.gradPrev + 2304;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2797,13 +2787,13 @@ __device__ __forceinline__ void lm_modul_lstm_backward_34(const dopa::StepArgs<T
       const T v455 = v452 * l1_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
       acc456 += v455;
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v458 = v452 * l1_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v63 = t61[i] * l1_et[i * 1149 + j];
       const T v64 = l1_pw[i * 1149 + j] + v63;
       const T v421 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
       const T v422 = d_l1_pw_next[i * 1149 + j] * v421;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v458 = v452 * l1_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v459 = v422 + v458;
       d_l1_pw[i * 1149 + j] = v459;
@@ -2813,7 +2803,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_34(const dopa::StepArgs<T
       atomicAdd(&t456[i], acc456);
     }
   }
-#line 2817 "lm_modul_lstm.cu"
+#line 2807 "lm_modul_lstm.cu"
 }
 
 // backward stage 35: dense product (Eigen), [400]
@@ -2833,7 +2823,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_35(const dopa::StepArgs<T
       acc += t451[k] * l1_x2c_weight[k * 400 + c];
     t462[c] = acc;
   }
-#line 2837 "lm_modul_lstm.cu"
+#line 2827 "lm_modul_lstm.cu"
 }
 
 // backward stage 36: dense product (Eigen), [1149]
@@ -2853,7 +2843,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_36(const dopa::StepArgs<T
       acc += t465[k] * l1_h2o_weight[k * 1149 + c];
     t468[c] = acc;
   }
-#line 2857 "lm_modul_lstm.cu"
+#line 2847 "lm_modul_lstm.cu"
 }
 
 // backward stage 37: dense product (Eigen), [400]
@@ -2873,7 +2863,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_37(const dopa::StepArgs<T
       acc += t465[k] * l1_x2o_weight[k * 400 + c];
     t472[c] = acc;
   }
-#line 2877 "lm_modul_lstm.cu"
+#line 2867 "lm_modul_lstm.cu"
 }
 
 // backward stage 38: dense product (Eigen), [1149]
@@ -2893,7 +2883,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_38(const dopa::StepArgs<T
       acc += t476[k] * l1_h2i_weight[k * 1149 + c];
     t479[c] = acc;
   }
-#line 2897 "lm_modul_lstm.cu"
+#line 2887 "lm_modul_lstm.cu"
 }
 
 // backward stage 39: dense product (Eigen), [400]
@@ -2913,7 +2903,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_39(const dopa::StepArgs<T
       acc += t476[k] * l1_x2i_weight[k * 400 + c];
     t483[c] = acc;
   }
-#line 2917 "lm_modul_lstm.cu"
+#line 2907 "lm_modul_lstm.cu"
 }
 
 // backward stage 40: dense product (Eigen), [1149]
@@ -2933,7 +2923,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_40(const dopa::StepArgs<T
       acc += t487[k] * l1_h2f_weight[k * 1149 + c];
     t490[c] = acc;
   }
-#line 2937 "lm_modul_lstm.cu"
+#line 2927 "lm_modul_lstm.cu"
 }
 
 // backward stage 41: dense product (Eigen), [400]
@@ -2953,18 +2943,18 @@ __device__ __forceinline__ void lm_modul_lstm_backward_41(const dopa::StepArgs<T
       acc += t487[k] * l1_x2f_weight[k * 400 + c];
     t494[c] = acc;
   }
-#line 2957 "lm_modul_lstm.cu"
+#line 2947 "lm_modul_lstm.cu"
 }
 
 // backward stage 42: fused loop nest over [1149]
 //   %491 add -> grad_prev l1.h
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_42(const dopa::StepArgs<T> &a) {
-  T *__restrict t490 = a.scratch + 34144; // [1149]
-  T *__restrict t479 = a.scratch + 32592; // [1149]
-  T *__restrict t468 = a.scratch + 31040; // [1149]
-  T *__restrict t453 = a.scratch + 28336; // [1149]
   T *__restrict t415 = a.scratch + 24848; // [1149]
+  T *__restrict t453 = a.scratch + 28336; // [1149]
+  T *__restrict t468 = a.scratch + 31040; // [1149]
+  T *__restrict t479 = a.scratch + 32592; // [1149]
+  T *__restrict t490 = a.scratch + 34144; // [1149]
   T *__restrict d_l1_h = a.gradPrev + 0;  // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2979,7 +2969,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_42(const dopa::StepArgs<T
       d_l1_h[j] = v491;
     }
   }
-#line 2983 "lm_modul_lstm.cu"
+#line 2973 "lm_modul_lstm.cu"
 }
 
 // backward stage 43: fused loop nest over [400]
@@ -2987,16 +2977,16 @@ __device__ __forceinline__ void lm_modul_lstm_backward_42(const dopa::StepArgs<T
 //   %495 add += grad enc.weight
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_43(const dopa::StepArgs<T> &a) {
-  T *__restrict t317 = a.scratch + 7104;       // [400]
-  T *__restrict t306 = a.scratch + 5552;       // [400]
-  T *__restrict t295 = a.scratch + 4000;       // [400]
-  T *__restrict t279 = a.scratch + 2048;       // [400]
   T *__restrict t238 = a.scratch + 816;        // [400]
+  T *__restrict t279 = a.scratch + 2048;       // [400]
+  T *__restrict t295 = a.scratch + 4000;       // [400]
+  T *__restrict t306 = a.scratch + 5552;       // [400]
+  T *__restrict t317 = a.scratch + 7104;       // [400]
   T *__restrict d_l3_h = a.gradPrev + 5285440; // [400]
-  T *__restrict t494 = a.scratch + 35296;      // [400]
-  T *__restrict t483 = a.scratch + 33744;      // [400]
-  T *__restrict t472 = a.scratch + 32192;      // [400]
   T *__restrict t462 = a.scratch + 30640;      // [400]
+  T *__restrict t472 = a.scratch + 32192;      // [400]
+  T *__restrict t483 = a.scratch + 33744;      // [400]
+  T *__restrict t494 = a.scratch + 35296;      // [400]
   T *__restrict d_enc_weight = a.grads + 0;    // [10000, 400]
   const T *__restrict tok = a.inputs[0];       // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -3017,7 +3007,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_43(const dopa::StepArgs<T
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v495);
     }
   }
-#line 3021 "lm_modul_lstm.cu"
+#line 3011 "lm_modul_lstm.cu"
 }
 
 // backward stage 44: fused loop nest over [10000]
@@ -3058,7 +3048,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_45(const dopa::StepArgs<T
       atomicAdd(&d_l2_alpha[i], t369[i]);
     }
   }
-#line 3062 "lm_modul_lstm.cu"
+#line 3052 "lm_modul_lstm.cu"
 }
 
 // backward stage 46: fused loop nest over []
@@ -3067,14 +3057,14 @@ __device__ __forceinline__ void lm_modul_lstm_backward_45(const dopa::StepArgs<T
 //   %243 add += grad l3.etaet
 template <class T>
 __device__ __forceinline__ void lm_modul_lstm_backward_46(const dopa::StepArgs<T> &a) {
-  T *__restrict t417 = a.scratch + 26000;        // []
   T *__restrict t411 = a.scratch + 23680;        // []
+  T *__restrict t417 = a.scratch + 26000;        // []
   T *__restrict d_l1_etaet = a.grads + 11138396; // []
-  T *__restrict t330 = a.scratch + 10976;        // []
   T *__restrict t324 = a.scratch + 8656;         // []
+  T *__restrict t330 = a.scratch + 10976;        // []
   T *__restrict d_l2_etaet = a.grads + 21712645; // []
-  T *__restrict t240 = a.scratch + 1216;         // []
   T *__restrict t234 = a.scratch + 400;          // []
+  T *__restrict t240 = a.scratch + 1216;         // []
   T *__restrict d_l3_etaet = a.grads + 24197694; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3096,7 +3086,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_46(const dopa::StepArgs<T
     const T v243 = t234[0] + v242;
     atomicAdd(&d_l3_etaet[0], v243);
   }
-#line 3100 "lm_modul_lstm.cu"
+#line 3090 "lm_modul_lstm.cu"
 }
 
 // backward stage 47: fused loop nest over [400, 1]
@@ -3114,7 +3104,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_47(const dopa::StepArgs<T
       atomicAdd(&d_l3_alpha[i], t282[i]);
     }
   }
-#line 3118 "lm_modul_lstm.cu"
+#line 3108 "lm_modul_lstm.cu"
 }
 
 /// One backward step of ModulLSTMLM for the whole batch: block b runs batch element b.

@@ -240,14 +240,14 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_7(const dopa::StepArgs<T
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_forward_8(const dopa::StepArgs<T> &a) {
   T *__restrict t43 = a.scratch + 1152;               // [1149]
-  const T *__restrict l1_hebb = a.state + 2304;       // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
   const T *__restrict l1_w = a.params + 9817046;      // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
+  const T *__restrict l1_hebb = a.state + 2304;       // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;             // [1149]
   T *__restrict t99 = a.scratch + 3456;               // [1149]
-  const T *__restrict l2_hebb = a.state + 1324816;    // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21708048; // [1149, 1]
   const T *__restrict l2_w = a.params + 20387847;     // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + 21708048; // [1149, 1]
+  const T *__restrict l2_hebb = a.state + 1324816;    // [1149, 1149]
   const T *__restrict l2_h = a.state + 1322512;       // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -281,23 +281,23 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_8(const dopa::StepArgs<T
 //   %51 mul l1.hn -> saved
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_forward_9_l1_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;                 // [1149]
-  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
   T *__restrict t35 = a.scratch + 0;                    // [1149]
+  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
+  T *__restrict t43 = a.scratch + 1152;                 // [1149]
   T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
-  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
-  T *__restrict t19 = a.saved + 3856;                   // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
-  T *__restrict t15 = a.saved + 2704;                   // [1149]
-  const T *__restrict l1_c = a.state + 1152;            // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
-  T *__restrict t9 = a.saved + 1552;                    // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
-  T *__restrict t4 = a.saved + 400;                     // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
-  T *__restrict t29 = a.saved + 6160;                   // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
   T *__restrict t25 = a.saved + 5008;                   // [1149]
+  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
+  T *__restrict t29 = a.saved + 6160;                   // [1149]
+  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
+  T *__restrict t4 = a.saved + 400;                     // [1149]
+  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
+  T *__restrict t9 = a.saved + 1552;                    // [1149]
+  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
+  const T *__restrict l1_c = a.state + 1152;            // [1149]
+  T *__restrict t15 = a.saved + 2704;                   // [1149]
+  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
+  T *__restrict t19 = a.saved + 3856;                   // [1149]
+  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
   T *__restrict l1_h_next = a.next + 0;                 // [1149] l1.hn
   T *__restrict l1_c_next = a.next + 1152;              // [1149]
   T *__restrict saved_t51 = a.saved + 8464;             // [1149]
@@ -311,36 +311,35 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_9_l1_g(const dopa::StepA
       const T v44 = v37 + t43[j];
       const T v45 = tanh(v44);
       t45_l1_g[j] = v45;
-#line 50 "examples/lm/plastic_lstm.dopa"
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
-#line 53 "examples/lm/plastic_lstm.dopa"
-      const T v48 = v23 * v45;
+#line 51 "examples/lm/plastic_lstm.dopa"
+      const T v27 = t25[j] + l1_x2o_bias[j];
+      const T v31 = t29[j] + l1_h2o_bias[j];
+      const T v32 = v27 + v31;
+      const T v33 = T(1) / (T(1) + exp(-v32));
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v11 = t9[j] + l1_h2f_bias[j];
       const T v6 = t4[j] + l1_x2f_bias[j];
+      const T v11 = t9[j] + l1_h2f_bias[j];
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v47 = v13 * l1_c[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+      const T v17 = t15[j] + l1_x2i_bias[j];
+      const T v21 = t19[j] + l1_h2i_bias[j];
+      const T v22 = v17 + v21;
+      const T v23 = T(1) / (T(1) + exp(-v22));
+#line 53 "examples/lm/plastic_lstm.dopa"
+      const T v48 = v23 * v45;
       const T v49 = v47 + v48;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v50 = tanh(v49);
-#line 51 "examples/lm/plastic_lstm.dopa"
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
-#line 54 "examples/lm/plastic_lstm.dopa"
       const T v51 = v33 * v50;
       l1_h_next[j] = v51;
       l1_c_next[j] = v49;
       saved_t51[j] = v51;
     }
   }
-#line 344 "lm_plastic_lstm.cu"
+#line 343 "lm_plastic_lstm.cu"
 }
 
 // forward stage 10: dense product (Eigen), [1149]
@@ -362,7 +361,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_10(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t60[r] = acc;
   }
-#line 366 "lm_plastic_lstm.cu"
+#line 365 "lm_plastic_lstm.cu"
 }
 
 // forward stage 11: dense product (Eigen), [1149]
@@ -384,7 +383,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_11(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t65[r] = acc;
   }
-#line 388 "lm_plastic_lstm.cu"
+#line 387 "lm_plastic_lstm.cu"
 }
 
 // forward stage 12: dense product (Eigen), [1149]
@@ -406,7 +405,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_12(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t71[r] = acc;
   }
-#line 410 "lm_plastic_lstm.cu"
+#line 409 "lm_plastic_lstm.cu"
 }
 
 // forward stage 13: dense product (Eigen), [1149]
@@ -428,7 +427,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_13(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t75[r] = acc;
   }
-#line 432 "lm_plastic_lstm.cu"
+#line 431 "lm_plastic_lstm.cu"
 }
 
 // forward stage 14: dense product (Eigen), [1149]
@@ -450,7 +449,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_14(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t81[r] = acc;
   }
-#line 454 "lm_plastic_lstm.cu"
+#line 453 "lm_plastic_lstm.cu"
 }
 
 // forward stage 15: dense product (Eigen), [1149]
@@ -472,7 +471,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_15(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t85[r] = acc;
   }
-#line 476 "lm_plastic_lstm.cu"
+#line 475 "lm_plastic_lstm.cu"
 }
 
 // forward stage 16: dense product (Eigen), [1149]
@@ -494,7 +493,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_16(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t91[r] = acc;
   }
-#line 498 "lm_plastic_lstm.cu"
+#line 497 "lm_plastic_lstm.cu"
 }
 
 // forward stage 17: fused loop nest over [1149]
@@ -504,23 +503,23 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_16(const dopa::StepArgs<
 //   %107 mul l2.hn -> saved
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_forward_17_l2_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t99 = a.scratch + 3456;                  // [1149]
-  const T *__restrict l2_x2c_bias = a.params + 16422648; // [1149]
   T *__restrict t91 = a.scratch + 2304;                  // [1149]
+  const T *__restrict l2_x2c_bias = a.params + 16422648; // [1149]
+  T *__restrict t99 = a.scratch + 3456;                  // [1149]
   T *__restrict t101_l2_g = a.saved + 16528;             // [1149] l2.g
-  const T *__restrict l2_h2i_bias = a.params + 19065348; // [1149]
-  T *__restrict t75 = a.saved + 13072;                   // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13779948; // [1149]
-  T *__restrict t71 = a.saved + 11920;                   // [1149]
-  const T *__restrict l2_c = a.state + 1323664;          // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17743998; // [1149]
-  T *__restrict t65 = a.saved + 10768;                   // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12458598; // [1149]
-  T *__restrict t60 = a.saved + 9616;                    // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20386698; // [1149]
-  T *__restrict t85 = a.saved + 15376;                   // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15101298; // [1149]
   T *__restrict t81 = a.saved + 14224;                   // [1149]
+  const T *__restrict l2_x2o_bias = a.params + 15101298; // [1149]
+  T *__restrict t85 = a.saved + 15376;                   // [1149]
+  const T *__restrict l2_h2o_bias = a.params + 20386698; // [1149]
+  T *__restrict t60 = a.saved + 9616;                    // [1149]
+  const T *__restrict l2_x2f_bias = a.params + 12458598; // [1149]
+  T *__restrict t65 = a.saved + 10768;                   // [1149]
+  const T *__restrict l2_h2f_bias = a.params + 17743998; // [1149]
+  const T *__restrict l2_c = a.state + 1323664;          // [1149]
+  T *__restrict t71 = a.saved + 11920;                   // [1149]
+  const T *__restrict l2_x2i_bias = a.params + 13779948; // [1149]
+  T *__restrict t75 = a.saved + 13072;                   // [1149]
+  const T *__restrict l2_h2i_bias = a.params + 19065348; // [1149]
   T *__restrict l2_h_next = a.next + 1322512;            // [1149] l2.hn
   T *__restrict l2_c_next = a.next + 1323664;            // [1149]
   T *__restrict saved_t107 = a.saved + 17680;            // [1149]
@@ -534,36 +533,35 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_17_l2_g(const dopa::Step
       const T v100 = v93 + t99[j];
       const T v101 = tanh(v100);
       t101_l2_g[j] = v101;
-#line 50 "examples/lm/plastic_lstm.dopa"
-      const T v77 = t75[j] + l2_h2i_bias[j];
-      const T v73 = t71[j] + l2_x2i_bias[j];
-      const T v78 = v73 + v77;
-      const T v79 = T(1) / (T(1) + exp(-v78));
-#line 53 "examples/lm/plastic_lstm.dopa"
-      const T v104 = v79 * v101;
+#line 51 "examples/lm/plastic_lstm.dopa"
+      const T v83 = t81[j] + l2_x2o_bias[j];
+      const T v87 = t85[j] + l2_h2o_bias[j];
+      const T v88 = v83 + v87;
+      const T v89 = T(1) / (T(1) + exp(-v88));
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v67 = t65[j] + l2_h2f_bias[j];
       const T v62 = t60[j] + l2_x2f_bias[j];
+      const T v67 = t65[j] + l2_h2f_bias[j];
       const T v68 = v62 + v67;
       const T v69 = T(1) / (T(1) + exp(-v68));
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v103 = v69 * l2_c[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+      const T v73 = t71[j] + l2_x2i_bias[j];
+      const T v77 = t75[j] + l2_h2i_bias[j];
+      const T v78 = v73 + v77;
+      const T v79 = T(1) / (T(1) + exp(-v78));
+#line 53 "examples/lm/plastic_lstm.dopa"
+      const T v104 = v79 * v101;
       const T v105 = v103 + v104;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v106 = tanh(v105);
-#line 51 "examples/lm/plastic_lstm.dopa"
-      const T v87 = t85[j] + l2_h2o_bias[j];
-      const T v83 = t81[j] + l2_x2o_bias[j];
-      const T v88 = v83 + v87;
-      const T v89 = T(1) / (T(1) + exp(-v88));
-#line 54 "examples/lm/plastic_lstm.dopa"
       const T v107 = v89 * v106;
       l2_h_next[j] = v107;
       l2_c_next[j] = v105;
       saved_t107[j] = v107;
     }
   }
-#line 567 "lm_plastic_lstm.cu"
+#line 565 "lm_plastic_lstm.cu"
 }
 
 // forward stage 18: dense product (Eigen), [400]
@@ -585,7 +583,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_18(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t114[r] = acc;
   }
-#line 589 "lm_plastic_lstm.cu"
+#line 587 "lm_plastic_lstm.cu"
 }
 
 // forward stage 19: dense product (Eigen), [400]
@@ -607,7 +605,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_19(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t119[r] = acc;
   }
-#line 611 "lm_plastic_lstm.cu"
+#line 609 "lm_plastic_lstm.cu"
 }
 
 // forward stage 20: dense product (Eigen), [400]
@@ -629,7 +627,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_20(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t125[r] = acc;
   }
-#line 633 "lm_plastic_lstm.cu"
+#line 631 "lm_plastic_lstm.cu"
 }
 
 // forward stage 21: dense product (Eigen), [400]
@@ -651,7 +649,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_21(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t129[r] = acc;
   }
-#line 655 "lm_plastic_lstm.cu"
+#line 653 "lm_plastic_lstm.cu"
 }
 
 // forward stage 22: dense product (Eigen), [400]
@@ -673,7 +671,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_22(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t135[r] = acc;
   }
-#line 677 "lm_plastic_lstm.cu"
+#line 675 "lm_plastic_lstm.cu"
 }
 
 // forward stage 23: dense product (Eigen), [400]
@@ -695,7 +693,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_23(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t139[r] = acc;
   }
-#line 699 "lm_plastic_lstm.cu"
+#line 697 "lm_plastic_lstm.cu"
 }
 
 // forward stage 24: dense product (Eigen), [400]
@@ -717,7 +715,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_24(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t145[r] = acc;
   }
-#line 721 "lm_plastic_lstm.cu"
+#line 719 "lm_plastic_lstm.cu"
 }
 
 // forward stage 25: fused loop nest over [400, 400]
@@ -725,9 +723,9 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_24(const dopa::StepArgs<
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_forward_25(const dopa::StepArgs<T> &a) {
   T *__restrict t153 = a.scratch + 5008;              // [400]
-  const T *__restrict l3_hebb = a.state + 2645824;    // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24190398; // [400, 1]
   const T *__restrict l3_w = a.params + 24030398;     // [400, 400]
+  const T *__restrict l3_alpha = a.params + 24190398; // [400, 1]
+  const T *__restrict l3_hebb = a.state + 2645824;    // [400, 400]
   const T *__restrict l3_h = a.state + 2645024;       // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -745,7 +743,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_25(const dopa::StepArgs<
       t153[i] = acc153;
     }
   }
-#line 749 "lm_plastic_lstm.cu"
+#line 747 "lm_plastic_lstm.cu"
 }
 
 // forward stage 26: fused loop nest over [400]
@@ -755,23 +753,23 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_25(const dopa::StepArgs<
 //   %161 mul l3.hn -> saved
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_forward_26_l3_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t153 = a.scratch + 5008;                 // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23548798; // [400]
   T *__restrict t145 = a.scratch + 4608;                 // [400]
+  const T *__restrict l3_x2c_bias = a.params + 23548798; // [400]
+  T *__restrict t153 = a.scratch + 5008;                 // [400]
   T *__restrict t155_l3_g = a.saved + 21232;             // [400] l3.g
-  const T *__restrict l3_h2i_bias = a.params + 23869598; // [400]
-  T *__restrict t129 = a.saved + 20032;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22628798; // [400]
-  T *__restrict t125 = a.saved + 19632;                  // [400]
-  const T *__restrict l3_c = a.state + 2645424;          // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23709198; // [400]
-  T *__restrict t119 = a.saved + 19232;                  // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22168798; // [400]
-  T *__restrict t114 = a.saved + 18832;                  // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24029998; // [400]
-  T *__restrict t139 = a.saved + 20832;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23088798; // [400]
   T *__restrict t135 = a.saved + 20432;                  // [400]
+  const T *__restrict l3_x2o_bias = a.params + 23088798; // [400]
+  T *__restrict t139 = a.saved + 20832;                  // [400]
+  const T *__restrict l3_h2o_bias = a.params + 24029998; // [400]
+  T *__restrict t114 = a.saved + 18832;                  // [400]
+  const T *__restrict l3_x2f_bias = a.params + 22168798; // [400]
+  T *__restrict t119 = a.saved + 19232;                  // [400]
+  const T *__restrict l3_h2f_bias = a.params + 23709198; // [400]
+  const T *__restrict l3_c = a.state + 2645424;          // [400]
+  T *__restrict t125 = a.saved + 19632;                  // [400]
+  const T *__restrict l3_x2i_bias = a.params + 22628798; // [400]
+  T *__restrict t129 = a.saved + 20032;                  // [400]
+  const T *__restrict l3_h2i_bias = a.params + 23869598; // [400]
   T *__restrict l3_h_next = a.next + 2645024;            // [400] l3.hn
   T *__restrict l3_c_next = a.next + 2645424;            // [400]
   T *__restrict saved_t161 = a.saved + 21632;            // [400]
@@ -785,36 +783,35 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_26_l3_g(const dopa::Step
       const T v154 = v147 + t153[j];
       const T v155 = tanh(v154);
       t155_l3_g[j] = v155;
-#line 50 "examples/lm/plastic_lstm.dopa"
-      const T v131 = t129[j] + l3_h2i_bias[j];
-      const T v127 = t125[j] + l3_x2i_bias[j];
-      const T v132 = v127 + v131;
-      const T v133 = T(1) / (T(1) + exp(-v132));
-#line 53 "examples/lm/plastic_lstm.dopa"
-      const T v158 = v133 * v155;
+#line 51 "examples/lm/plastic_lstm.dopa"
+      const T v137 = t135[j] + l3_x2o_bias[j];
+      const T v141 = t139[j] + l3_h2o_bias[j];
+      const T v142 = v137 + v141;
+      const T v143 = T(1) / (T(1) + exp(-v142));
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v121 = t119[j] + l3_h2f_bias[j];
       const T v116 = t114[j] + l3_x2f_bias[j];
+      const T v121 = t119[j] + l3_h2f_bias[j];
       const T v122 = v116 + v121;
       const T v123 = T(1) / (T(1) + exp(-v122));
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v157 = v123 * l3_c[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+      const T v127 = t125[j] + l3_x2i_bias[j];
+      const T v131 = t129[j] + l3_h2i_bias[j];
+      const T v132 = v127 + v131;
+      const T v133 = T(1) / (T(1) + exp(-v132));
+#line 53 "examples/lm/plastic_lstm.dopa"
+      const T v158 = v133 * v155;
       const T v159 = v157 + v158;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v160 = tanh(v159);
-#line 51 "examples/lm/plastic_lstm.dopa"
-      const T v141 = t139[j] + l3_h2o_bias[j];
-      const T v137 = t135[j] + l3_x2o_bias[j];
-      const T v142 = v137 + v141;
-      const T v143 = T(1) / (T(1) + exp(-v142));
-#line 54 "examples/lm/plastic_lstm.dopa"
       const T v161 = v143 * v160;
       l3_h_next[j] = v161;
       l3_c_next[j] = v159;
       saved_t161[j] = v161;
     }
   }
-#line 818 "lm_plastic_lstm.cu"
+#line 815 "lm_plastic_lstm.cu"
 }
 
 // forward stage 27: dense product (Eigen), [10000]
@@ -836,7 +833,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_27(const dopa::StepArgs<
     if ((threadIdx.x & 31) == 0)
       t167[r] = acc;
   }
-#line 840 "lm_plastic_lstm.cu"
+#line 837 "lm_plastic_lstm.cu"
 }
 
 // forward stage 28: fused loop nest over [1149, 1149]
@@ -844,15 +841,15 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_27(const dopa::StepArgs<
 //   %112 clip -> next_state l2.hebb
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_forward_28(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_hebb = a.state + 2304;     // [1149, 1149]
+  const T *__restrict l1_eta = a.params + 11138396; // []
   T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
   const T *__restrict l1_h = a.state + 0;           // [1149]
-  const T *__restrict l1_eta = a.params + 11138396; // []
-  const T *__restrict l1_hebb = a.state + 2304;     // [1149, 1149]
   T *__restrict l1_hebb_next = a.next + 2304;       // [1149, 1149]
+  const T *__restrict l2_hebb = a.state + 1324816;  // [1149, 1149]
+  const T *__restrict l2_eta = a.params + 21709197; // []
   T *__restrict t101_l2_g = a.saved + 16528;        // [1149] l2.g
   const T *__restrict l2_h = a.state + 1322512;     // [1149]
-  const T *__restrict l2_eta = a.params + 21709197; // []
-  const T *__restrict l2_hebb = a.state + 1324816;  // [1149, 1149]
   T *__restrict l2_hebb_next = a.next + 1324816;    // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -872,17 +869,17 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_28(const dopa::StepArgs<
       l2_hebb_next[i * 1149 + j] = v112;
     }
   }
-#line 876 "lm_plastic_lstm.cu"
+#line 873 "lm_plastic_lstm.cu"
 }
 
 // forward stage 29: fused loop nest over [400, 400]
 //   %166 clip -> next_state l3.hebb
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_forward_29(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_hebb = a.state + 2645824;  // [400, 400]
+  const T *__restrict l3_eta = a.params + 24190798; // []
   T *__restrict t155_l3_g = a.saved + 21232;        // [400] l3.g
   const T *__restrict l3_h = a.state + 2645024;     // [400]
-  const T *__restrict l3_eta = a.params + 24190798; // []
-  const T *__restrict l3_hebb = a.state + 2645824;  // [400, 400]
   T *__restrict l3_hebb_next = a.next + 2645824;    // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -897,15 +894,15 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_29(const dopa::StepArgs<
       l3_hebb_next[i * 400 + j] = v166;
     }
   }
-#line 901 "lm_plastic_lstm.cu"
+#line 898 "lm_plastic_lstm.cu"
 }
 
 // forward stage 30: fused loop nest over [10000]
 //   %169 add logits -> output logits
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_forward_30_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict t167 = a.scratch + 5408;             // [10000]
+  const T *__restrict dec_bias = a.params + 4000000; // [10000]
   T *__restrict out_logits = a.outputs[0];           // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -917,7 +914,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_30_logits(const dopa::St
       out_logits[j] = v169;
     }
   }
-#line 921 "lm_plastic_lstm.cu"
+#line 918 "lm_plastic_lstm.cu"
 }
 
 /// One forward step of PlasticLSTMLM for the whole batch: block b runs batch element b.
@@ -1032,7 +1029,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_0(const dopa::StepArgs<
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t182[c] = acc;
   }
-#line 1036 "lm_plastic_lstm.cu"
+#line 1033 "lm_plastic_lstm.cu"
 }
 
 // backward stage 1: fused loop nest over [400, 400]
@@ -1041,11 +1038,11 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_0(const dopa::StepArgs<
 //   %193 matmul
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_backward_1(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
+  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
+  const T *__restrict l3_eta = a.params + 24190798;          // []
   const T *__restrict t155_l3_g = a.saved + 21232;           // [400] l3.g
   const T *__restrict l3_h = a.state + 2645024;              // [400]
-  const T *__restrict l3_eta = a.params + 24190798;          // []
-  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
-  const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
   T *__restrict t189 = a.scratch + 400;                      // []
   T *__restrict t192 = a.scratch + 416;                      // [400]
   T *__restrict t193 = a.scratch + 816;                      // [400]
@@ -1082,7 +1079,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_1(const dopa::StepArgs<
       t192[i] = acc192;
     }
   }
-#line 1086 "lm_plastic_lstm.cu"
+#line 1083 "lm_plastic_lstm.cu"
 }
 
 // backward stage 2: fused loop nest over [400]
@@ -1103,24 +1100,24 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_1(const dopa::StepArgs<
 //   %208 mul += grad l3.x2c.bias
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_backward_2_l3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t155_l3_g = a.saved + 21232;        // [400] l3.g
-  const T *__restrict l3_h2i_bias = a.params + 23869598;  // [400]
-  const T *__restrict t129 = a.saved + 20032;             // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22628798;  // [400]
-  const T *__restrict t125 = a.saved + 19632;             // [400]
-  const T *__restrict l3_c = a.state + 2645424;           // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23709198;  // [400]
-  const T *__restrict t119 = a.saved + 19232;             // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22168798;  // [400]
-  const T *__restrict t114 = a.saved + 18832;             // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24029998;  // [400]
-  const T *__restrict t139 = a.saved + 20832;             // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23088798;  // [400]
-  const T *__restrict t135 = a.saved + 20432;             // [400]
-  T *__restrict t182 = a.scratch + 0;                     // [400]
-  const T *__restrict d_l3_h_next = a.gradNext + 2645024; // [400] d l3.h'
-  const T *__restrict d_l3_c_next = a.gradNext + 2645424; // [400] d l3.c'
   T *__restrict t192 = a.scratch + 416;                   // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + 2645424; // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + 2645024; // [400] d l3.h'
+  T *__restrict t182 = a.scratch + 0;                     // [400]
+  const T *__restrict t135 = a.saved + 20432;             // [400]
+  const T *__restrict l3_x2o_bias = a.params + 23088798;  // [400]
+  const T *__restrict t139 = a.saved + 20832;             // [400]
+  const T *__restrict l3_h2o_bias = a.params + 24029998;  // [400]
+  const T *__restrict t114 = a.saved + 18832;             // [400]
+  const T *__restrict l3_x2f_bias = a.params + 22168798;  // [400]
+  const T *__restrict t119 = a.saved + 19232;             // [400]
+  const T *__restrict l3_h2f_bias = a.params + 23709198;  // [400]
+  const T *__restrict l3_c = a.state + 2645424;           // [400]
+  const T *__restrict t125 = a.saved + 19632;             // [400]
+  const T *__restrict l3_x2i_bias = a.params + 22628798;  // [400]
+  const T *__restrict t129 = a.saved + 20032;             // [400]
+  const T *__restrict l3_h2i_bias = a.params + 23869598;  // [400]
+  const T *__restrict t155_l3_g = a.saved + 21232;        // [400] l3.g
   T *__restrict t208 = a.record + 26224;                  // [400]
   T *__restrict t223 = a.record + 25824;                  // [400]
   T *__restrict t234 = a.record + 25424;                  // [400]
@@ -1144,66 +1141,63 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_2_l3_hn(const dopa::Ste
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-#line 52 "examples/lm/plastic_lstm.dopa"
-      const T v206 = t155_l3_g[j] * t155_l3_g[j];
-      const T v207 = T(1.0) - v206;
-#line 50 "examples/lm/plastic_lstm.dopa"
-      const T v131 = t129[j] + l3_h2i_bias[j];
-      const T v127 = t125[j] + l3_x2i_bias[j];
-      const T v132 = v127 + v131;
-      const T v133 = T(1) / (T(1) + exp(-v132));
-#line 53 "examples/lm/plastic_lstm.dopa"
-      const T v158 = v133 * t155_l3_g[j];
+#line 54 "examples/lm/plastic_lstm.dopa"
+      const T v183 = d_l3_h_next[j] + t182[j];
+#line 51 "examples/lm/plastic_lstm.dopa"
+      const T v137 = t135[j] + l3_x2o_bias[j];
+      const T v141 = t139[j] + l3_h2o_bias[j];
+      const T v142 = v137 + v141;
+      const T v143 = T(1) / (T(1) + exp(-v142));
+#line 54 "examples/lm/plastic_lstm.dopa"
+      const T v195 = v183 * v143;
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v121 = t119[j] + l3_h2f_bias[j];
       const T v116 = t114[j] + l3_x2f_bias[j];
+      const T v121 = t119[j] + l3_h2f_bias[j];
       const T v122 = v116 + v121;
       const T v123 = T(1) / (T(1) + exp(-v122));
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v157 = v123 * l3_c[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+      const T v127 = t125[j] + l3_x2i_bias[j];
+      const T v131 = t129[j] + l3_h2i_bias[j];
+      const T v132 = v127 + v131;
+      const T v133 = T(1) / (T(1) + exp(-v132));
+#line 53 "examples/lm/plastic_lstm.dopa"
+      const T v158 = v133 * t155_l3_g[j];
       const T v159 = v157 + v158;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v160 = tanh(v159);
       const T v196 = v160 * v160;
       const T v198 = T(1.0) - v196;
-#line 51 "examples/lm/plastic_lstm.dopa"
-      const T v141 = t139[j] + l3_h2o_bias[j];
-      const T v137 = t135[j] + l3_x2o_bias[j];
-      const T v142 = v137 + v141;
-      const T v143 = T(1) / (T(1) + exp(-v142));
-#line 54 "examples/lm/plastic_lstm.dopa"
-      const T v183 = d_l3_h_next[j] + t182[j];
-      const T v195 = v183 * v143;
       const T v199 = v195 * v198;
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v200 = d_l3_c_next[j] + v199;
       const T v202 = v200 * v133;
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v203 = t192[j] + v202;
+      const T v206 = t155_l3_g[j] * t155_l3_g[j];
+      const T v207 = T(1.0) - v206;
       const T v208 = v203 * v207;
       t208[j] = v208;
-#line 51 "examples/lm/plastic_lstm.dopa"
-      const T v221 = T(1.0) - v143;
-      const T v222 = v143 * v221;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v194 = v183 * v160;
 #line 51 "examples/lm/plastic_lstm.dopa"
+      const T v221 = T(1.0) - v143;
+      const T v222 = v143 * v221;
       const T v223 = v194 * v222;
       t223[j] = v223;
-#line 50 "examples/lm/plastic_lstm.dopa"
-      const T v232 = T(1.0) - v133;
-      const T v233 = v133 * v232;
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v201 = v200 * t155_l3_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
+      const T v232 = T(1.0) - v133;
+      const T v233 = v133 * v232;
       const T v234 = v201 * v233;
       t234[j] = v234;
-#line 49 "examples/lm/plastic_lstm.dopa"
-      const T v243 = T(1.0) - v123;
-      const T v244 = v123 * v243;
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v204 = v200 * l3_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
+      const T v243 = T(1.0) - v123;
+      const T v244 = v123 * v243;
       const T v245 = v204 * v244;
       t245[j] = v245;
 #line 53 "examples/lm/plastic_lstm.dopa"
@@ -1225,7 +1219,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_2_l3_hn(const dopa::Ste
       atomicAdd(&d_l3_x2c_bias[j], v208);
     }
   }
-#line 1229 "lm_plastic_lstm.cu"
+#line 1223 "lm_plastic_lstm.cu"
 }
 
 // backward stage 3: fused loop nest over [400, 400]
@@ -1236,14 +1230,14 @@ template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_backward_3(const dopa::StepArgs<T> &a) {
   T *__restrict t210 = a.scratch + 1216;                     // [400]
   T *__restrict t208 = a.record + 26224;                     // [400]
-  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24190398;        // [400, 1]
   const T *__restrict l3_w = a.params + 24030398;            // [400, 400]
+  const T *__restrict l3_alpha = a.params + 24190398;        // [400, 1]
+  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
   const T *__restrict l3_h = a.state + 2645024;              // [400]
   T *__restrict t213 = a.scratch + 1616;                     // [400, 1]
-  const T *__restrict t155_l3_g = a.saved + 21232;           // [400] l3.g
-  const T *__restrict l3_eta = a.params + 24190798;          // []
   const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
+  const T *__restrict l3_eta = a.params + 24190798;          // []
+  const T *__restrict t155_l3_g = a.saved + 21232;           // [400] l3.g
   T *__restrict d_l3_hebb = a.gradPrev + 2645824;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1264,14 +1258,14 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_3(const dopa::StepArgs<
       const T v212 = v209 * l3_hebb[i * 400 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc213 += v212;
-#line 52 "examples/lm/plastic_lstm.dopa"
-      const T v215 = v209 * l3_alpha[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v163 = t155_l3_g[i] * l3_h[j];
       const T v164 = l3_eta[0] * v163;
       const T v165 = l3_hebb[i * 400 + j] + v164;
       const T v186 = T(-2.0) <= v165 && v165 <= T(2.0) ? T(1) : T(0);
       const T v187 = d_l3_hebb_next[i * 400 + j] * v186;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v215 = v209 * l3_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
       const T v216 = v187 + v215;
       d_l3_hebb[i * 400 + j] = v216;
@@ -1281,7 +1275,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_3(const dopa::StepArgs<
       atomicAdd(&t213[i], acc213);
     }
   }
-#line 1285 "lm_plastic_lstm.cu"
+#line 1279 "lm_plastic_lstm.cu"
 }
 
 // backward stage 4: dense product (Eigen), [1149]
@@ -1301,7 +1295,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_4(const dopa::StepArgs<
       acc += t208[k] * l3_x2c_weight[k * 1149 + c];
     t219[c] = acc;
   }
-#line 1305 "lm_plastic_lstm.cu"
+#line 1299 "lm_plastic_lstm.cu"
 }
 
 // backward stage 5: dense product (Eigen), [400]
@@ -1321,7 +1315,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_5(const dopa::StepArgs<
       acc += t223[k] * l3_h2o_weight[k * 400 + c];
     t226[c] = acc;
   }
-#line 1325 "lm_plastic_lstm.cu"
+#line 1319 "lm_plastic_lstm.cu"
 }
 
 // backward stage 6: dense product (Eigen), [1149]
@@ -1341,7 +1335,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_6(const dopa::StepArgs<
       acc += t223[k] * l3_x2o_weight[k * 1149 + c];
     t230[c] = acc;
   }
-#line 1345 "lm_plastic_lstm.cu"
+#line 1339 "lm_plastic_lstm.cu"
 }
 
 // backward stage 7: dense product (Eigen), [400]
@@ -1361,7 +1355,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_7(const dopa::StepArgs<
       acc += t234[k] * l3_h2i_weight[k * 400 + c];
     t237[c] = acc;
   }
-#line 1365 "lm_plastic_lstm.cu"
+#line 1359 "lm_plastic_lstm.cu"
 }
 
 // backward stage 8: dense product (Eigen), [1149]
@@ -1381,7 +1375,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_8(const dopa::StepArgs<
       acc += t234[k] * l3_x2i_weight[k * 1149 + c];
     t241[c] = acc;
   }
-#line 1385 "lm_plastic_lstm.cu"
+#line 1379 "lm_plastic_lstm.cu"
 }
 
 // backward stage 9: dense product (Eigen), [400]
@@ -1401,7 +1395,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_9(const dopa::StepArgs<
       acc += t245[k] * l3_h2f_weight[k * 400 + c];
     t248[c] = acc;
   }
-#line 1405 "lm_plastic_lstm.cu"
+#line 1399 "lm_plastic_lstm.cu"
 }
 
 // backward stage 10: dense product (Eigen), [1149]
@@ -1421,7 +1415,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_10(const dopa::StepArgs
       acc += t245[k] * l3_x2f_weight[k * 1149 + c];
     t252[c] = acc;
   }
-#line 1425 "lm_plastic_lstm.cu"
+#line 1419 "lm_plastic_lstm.cu"
 }
 
 // backward stage 11: fused loop nest over [1149, 1149]
@@ -1433,19 +1427,19 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_10(const dopa::StepArgs
 //   %328 matmul
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_backward_11(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
+  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
+  const T *__restrict l2_eta = a.params + 21709197;          // []
   const T *__restrict t101_l2_g = a.saved + 16528;           // [1149] l2.g
   const T *__restrict l2_h = a.state + 1322512;              // [1149]
-  const T *__restrict l2_eta = a.params + 21709197;          // []
-  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
-  const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
   T *__restrict t257 = a.scratch + 7824;                     // []
   T *__restrict t260 = a.scratch + 7840;                     // [1149]
   T *__restrict t261 = a.scratch + 8992;                     // [1149]
+  const T *__restrict d_l1_hebb_next = a.gradNext + 2304;    // [1149, 1149] d l1.hebb'
+  const T *__restrict l1_hebb = a.state + 2304;              // [1149, 1149]
+  const T *__restrict l1_eta = a.params + 11138396;          // []
   const T *__restrict t45_l1_g = a.saved + 7312;             // [1149] l1.g
   const T *__restrict l1_h = a.state + 0;                    // [1149]
-  const T *__restrict l1_eta = a.params + 11138396;          // []
-  const T *__restrict l1_hebb = a.state + 2304;              // [1149, 1149]
-  const T *__restrict d_l1_hebb_next = a.gradNext + 2304;    // [1149, 1149] d l1.hebb'
   T *__restrict t324 = a.scratch + 20512;                    // []
   T *__restrict t327 = a.scratch + 20528;                    // [1149]
   T *__restrict t328 = a.scratch + 21680;                    // [1149]
@@ -1504,7 +1498,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_11(const dopa::StepArgs
       t327[i] = acc327;
     }
   }
-#line 1508 "lm_plastic_lstm.cu"
+#line 1502 "lm_plastic_lstm.cu"
 }
 
 // backward stage 12: fused loop nest over [1149]
@@ -1526,27 +1520,27 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_11(const dopa::StepArgs
 //   %107 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_backward_12_l1_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t101_l2_g = a.saved + 16528;        // [1149] l2.g
-  const T *__restrict l2_h2i_bias = a.params + 19065348;  // [1149]
-  const T *__restrict t75 = a.saved + 13072;              // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13779948;  // [1149]
-  const T *__restrict t71 = a.saved + 11920;              // [1149]
-  const T *__restrict l2_c = a.state + 1323664;           // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17743998;  // [1149]
-  const T *__restrict t65 = a.saved + 10768;              // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12458598;  // [1149]
-  const T *__restrict t60 = a.saved + 9616;               // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20386698;  // [1149]
-  const T *__restrict t85 = a.saved + 15376;              // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15101298;  // [1149]
-  const T *__restrict t81 = a.saved + 14224;              // [1149]
-  T *__restrict t252 = a.scratch + 6672;                  // [1149]
-  T *__restrict t241 = a.scratch + 5120;                  // [1149]
-  T *__restrict t230 = a.scratch + 3568;                  // [1149]
-  T *__restrict t219 = a.scratch + 2016;                  // [1149]
-  const T *__restrict d_l2_h_next = a.gradNext + 1322512; // [1149] d l2.h'
-  const T *__restrict d_l2_c_next = a.gradNext + 1323664; // [1149] d l2.c'
   T *__restrict t260 = a.scratch + 7840;                  // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + 1323664; // [1149] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + 1322512; // [1149] d l2.h'
+  T *__restrict t219 = a.scratch + 2016;                  // [1149]
+  T *__restrict t230 = a.scratch + 3568;                  // [1149]
+  T *__restrict t241 = a.scratch + 5120;                  // [1149]
+  T *__restrict t252 = a.scratch + 6672;                  // [1149]
+  const T *__restrict t81 = a.saved + 14224;              // [1149]
+  const T *__restrict l2_x2o_bias = a.params + 15101298;  // [1149]
+  const T *__restrict t85 = a.saved + 15376;              // [1149]
+  const T *__restrict l2_h2o_bias = a.params + 20386698;  // [1149]
+  const T *__restrict t60 = a.saved + 9616;               // [1149]
+  const T *__restrict l2_x2f_bias = a.params + 12458598;  // [1149]
+  const T *__restrict t65 = a.saved + 10768;              // [1149]
+  const T *__restrict l2_h2f_bias = a.params + 17743998;  // [1149]
+  const T *__restrict l2_c = a.state + 1323664;           // [1149]
+  const T *__restrict t71 = a.saved + 11920;              // [1149]
+  const T *__restrict l2_x2i_bias = a.params + 13779948;  // [1149]
+  const T *__restrict t75 = a.saved + 13072;              // [1149]
+  const T *__restrict l2_h2i_bias = a.params + 19065348;  // [1149]
+  const T *__restrict t101_l2_g = a.saved + 16528;        // [1149] l2.g
   T *__restrict t275 = a.record + 22320;                  // [1149]
   T *__restrict t290 = a.record + 21168;                  // [1149]
   T *__restrict t301 = a.record + 20016;                  // [1149]
@@ -1572,69 +1566,66 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_12_l1_hn(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
-#line 52 "examples/lm/plastic_lstm.dopa"
-      const T v273 = t101_l2_g[j] * t101_l2_g[j];
-      const T v274 = T(1.0) - v273;
-#line 50 "examples/lm/plastic_lstm.dopa"
-      const T v77 = t75[j] + l2_h2i_bias[j];
-      const T v73 = t71[j] + l2_x2i_bias[j];
-      const T v78 = v73 + v77;
-      const T v79 = T(1) / (T(1) + exp(-v78));
-#line 53 "examples/lm/plastic_lstm.dopa"
-      const T v104 = v79 * t101_l2_g[j];
-#line 49 "examples/lm/plastic_lstm.dopa"
-      const T v67 = t65[j] + l2_h2f_bias[j];
-      const T v62 = t60[j] + l2_x2f_bias[j];
-      const T v68 = v62 + v67;
-      const T v69 = T(1) / (T(1) + exp(-v68));
-#line 53 "examples/lm/plastic_lstm.dopa"
-      const T v103 = v69 * l2_c[j];
-      const T v105 = v103 + v104;
-#line 54 "examples/lm/plastic_lstm.dopa"
-      const T v106 = tanh(v105);
-      const T v264 = v106 * v106;
-      const T v265 = T(1.0) - v264;
-#line 51 "examples/lm/plastic_lstm.dopa"
-      const T v87 = t85[j] + l2_h2o_bias[j];
-      const T v83 = t81[j] + l2_x2o_bias[j];
-      const T v88 = v83 + v87;
-      const T v89 = T(1) / (T(1) + exp(-v88));
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v220 = d_l2_h_next[j] + t219[j];
       const T v231 = v220 + t230[j];
       const T v242 = v231 + t241[j];
       const T v253 = v242 + t252[j];
+#line 51 "examples/lm/plastic_lstm.dopa"
+      const T v83 = t81[j] + l2_x2o_bias[j];
+      const T v87 = t85[j] + l2_h2o_bias[j];
+      const T v88 = v83 + v87;
+      const T v89 = T(1) / (T(1) + exp(-v88));
+#line 54 "examples/lm/plastic_lstm.dopa"
       const T v263 = v253 * v89;
+#line 49 "examples/lm/plastic_lstm.dopa"
+      const T v62 = t60[j] + l2_x2f_bias[j];
+      const T v67 = t65[j] + l2_h2f_bias[j];
+      const T v68 = v62 + v67;
+      const T v69 = T(1) / (T(1) + exp(-v68));
+#line 53 "examples/lm/plastic_lstm.dopa"
+      const T v103 = v69 * l2_c[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+      const T v73 = t71[j] + l2_x2i_bias[j];
+      const T v77 = t75[j] + l2_h2i_bias[j];
+      const T v78 = v73 + v77;
+      const T v79 = T(1) / (T(1) + exp(-v78));
+#line 53 "examples/lm/plastic_lstm.dopa"
+      const T v104 = v79 * t101_l2_g[j];
+      const T v105 = v103 + v104;
+#line 54 "examples/lm/plastic_lstm.dopa"
+      const T v106 = tanh(v105);
+      const T v264 = v106 * v106;
+      const T v265 = T(1.0) - v264;
       const T v266 = v263 * v265;
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v267 = d_l2_c_next[j] + v266;
       const T v269 = v267 * v79;
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v270 = t260[j] + v269;
+      const T v273 = t101_l2_g[j] * t101_l2_g[j];
+      const T v274 = T(1.0) - v273;
       const T v275 = v270 * v274;
       t275[j] = v275;
-#line 51 "examples/lm/plastic_lstm.dopa"
-      const T v288 = T(1.0) - v89;
-      const T v289 = v89 * v288;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v262 = v253 * v106;
 #line 51 "examples/lm/plastic_lstm.dopa"
+      const T v288 = T(1.0) - v89;
+      const T v289 = v89 * v288;
       const T v290 = v262 * v289;
       t290[j] = v290;
-#line 50 "examples/lm/plastic_lstm.dopa"
-      const T v299 = T(1.0) - v79;
-      const T v300 = v79 * v299;
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v268 = v267 * t101_l2_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
+      const T v299 = T(1.0) - v79;
+      const T v300 = v79 * v299;
       const T v301 = v268 * v300;
       t301[j] = v301;
-#line 49 "examples/lm/plastic_lstm.dopa"
-      const T v310 = T(1.0) - v69;
-      const T v311 = v69 * v310;
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v271 = v267 * l2_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
+      const T v310 = T(1.0) - v69;
+      const T v311 = v69 * v310;
       const T v312 = v271 * v311;
       t312[j] = v312;
 #line 53 "examples/lm/plastic_lstm.dopa"
@@ -1657,7 +1648,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_12_l1_hn(const dopa::St
       record15[j] = t107_l2_hn[j];
     }
   }
-#line 1661 "lm_plastic_lstm.cu"
+#line 1652 "lm_plastic_lstm.cu"
 }
 
 // backward stage 13: fused loop nest over [1149, 1149]
@@ -1668,14 +1659,14 @@ template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_backward_13(const dopa::StepArgs<T> &a) {
   T *__restrict t277 = a.scratch + 10144;                    // [1149]
   T *__restrict t275 = a.record + 22320;                     // [1149]
-  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21708048;        // [1149, 1]
   const T *__restrict l2_w = a.params + 20387847;            // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + 21708048;        // [1149, 1]
+  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
   const T *__restrict l2_h = a.state + 1322512;              // [1149]
   T *__restrict t280 = a.scratch + 11296;                    // [1149, 1]
-  const T *__restrict t101_l2_g = a.saved + 16528;           // [1149] l2.g
-  const T *__restrict l2_eta = a.params + 21709197;          // []
   const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
+  const T *__restrict l2_eta = a.params + 21709197;          // []
+  const T *__restrict t101_l2_g = a.saved + 16528;           // [1149] l2.g
   T *__restrict d_l2_hebb = a.gradPrev + 1324816;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -1696,14 +1687,14 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_13(const dopa::StepArgs
       const T v279 = v276 * l2_hebb[i * 1149 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc280 += v279;
-#line 52 "examples/lm/plastic_lstm.dopa"
-      const T v282 = v276 * l2_alpha[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v109 = t101_l2_g[i] * l2_h[j];
       const T v110 = l2_eta[0] * v109;
       const T v111 = l2_hebb[i * 1149 + j] + v110;
       const T v254 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
       const T v255 = d_l2_hebb_next[i * 1149 + j] * v254;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v282 = v276 * l2_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
       const T v283 = v255 + v282;
       d_l2_hebb[i * 1149 + j] = v283;
@@ -1713,7 +1704,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_13(const dopa::StepArgs
       atomicAdd(&t280[i], acc280);
     }
   }
-#line 1717 "lm_plastic_lstm.cu"
+#line 1708 "lm_plastic_lstm.cu"
 }
 
 // backward stage 14: dense product (Eigen), [1149]
@@ -1733,7 +1724,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_14(const dopa::StepArgs
       acc += t275[k] * l2_x2c_weight[k * 1149 + c];
     t286[c] = acc;
   }
-#line 1737 "lm_plastic_lstm.cu"
+#line 1728 "lm_plastic_lstm.cu"
 }
 
 // backward stage 15: dense product (Eigen), [1149]
@@ -1753,7 +1744,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_15(const dopa::StepArgs
       acc += t290[k] * l2_h2o_weight[k * 1149 + c];
     t293[c] = acc;
   }
-#line 1757 "lm_plastic_lstm.cu"
+#line 1748 "lm_plastic_lstm.cu"
 }
 
 // backward stage 16: dense product (Eigen), [1149]
@@ -1773,7 +1764,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_16(const dopa::StepArgs
       acc += t290[k] * l2_x2o_weight[k * 1149 + c];
     t297[c] = acc;
   }
-#line 1777 "lm_plastic_lstm.cu"
+#line 1768 "lm_plastic_lstm.cu"
 }
 
 // backward stage 17: dense product (Eigen), [1149]
@@ -1793,7 +1784,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_17(const dopa::StepArgs
       acc += t301[k] * l2_h2i_weight[k * 1149 + c];
     t304[c] = acc;
   }
-#line 1797 "lm_plastic_lstm.cu"
+#line 1788 "lm_plastic_lstm.cu"
 }
 
 // backward stage 18: dense product (Eigen), [1149]
@@ -1813,7 +1804,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_18(const dopa::StepArgs
       acc += t301[k] * l2_x2i_weight[k * 1149 + c];
     t308[c] = acc;
   }
-#line 1817 "lm_plastic_lstm.cu"
+#line 1808 "lm_plastic_lstm.cu"
 }
 
 // backward stage 19: dense product (Eigen), [1149]
@@ -1833,7 +1824,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_19(const dopa::StepArgs
       acc += t312[k] * l2_h2f_weight[k * 1149 + c];
     t315[c] = acc;
   }
-#line 1837 "lm_plastic_lstm.cu"
+#line 1828 "lm_plastic_lstm.cu"
 }
 
 // backward stage 20: dense product (Eigen), [1149]
@@ -1853,7 +1844,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_20(const dopa::StepArgs
       acc += t312[k] * l2_x2f_weight[k * 1149 + c];
     t319[c] = acc;
   }
-#line 1857 "lm_plastic_lstm.cu"
+#line 1848 "lm_plastic_lstm.cu"
 }
 
 // backward stage 21: fused loop nest over [1149]
@@ -1872,37 +1863,37 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_20(const dopa::StepArgs
 //   %342 mul += grad l1.x2c.bias
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_backward_21(const dopa::StepArgs<T> &a) {
-  const T *__restrict t45_l1_g = a.saved + 7312;        // [1149] l1.g
-  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
-  const T *__restrict t19 = a.saved + 3856;             // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
-  const T *__restrict t15 = a.saved + 2704;             // [1149]
-  const T *__restrict l1_c = a.state + 1152;            // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
-  const T *__restrict t9 = a.saved + 1552;              // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
-  const T *__restrict t4 = a.saved + 400;               // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
-  const T *__restrict t29 = a.saved + 6160;             // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
-  const T *__restrict t25 = a.saved + 5008;             // [1149]
-  T *__restrict t319 = a.scratch + 19360;               // [1149]
-  T *__restrict t308 = a.scratch + 17056;               // [1149]
-  T *__restrict t297 = a.scratch + 14752;               // [1149]
-  T *__restrict t286 = a.scratch + 12448;               // [1149]
-  const T *__restrict d_l1_h_next = a.gradNext + 0;     // [1149] d l1.h'
-  const T *__restrict d_l1_c_next = a.gradNext + 1152;  // [1149] d l1.c'
   T *__restrict t327 = a.scratch + 20528;               // [1149]
+  const T *__restrict d_l1_c_next = a.gradNext + 1152;  // [1149] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + 0;     // [1149] d l1.h'
+  T *__restrict t286 = a.scratch + 12448;               // [1149]
+  T *__restrict t297 = a.scratch + 14752;               // [1149]
+  T *__restrict t308 = a.scratch + 17056;               // [1149]
+  T *__restrict t319 = a.scratch + 19360;               // [1149]
+  const T *__restrict t25 = a.saved + 5008;             // [1149]
+  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
+  const T *__restrict t29 = a.saved + 6160;             // [1149]
+  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
+  const T *__restrict t4 = a.saved + 400;               // [1149]
+  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
+  const T *__restrict t9 = a.saved + 1552;              // [1149]
+  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
+  const T *__restrict l1_c = a.state + 1152;            // [1149]
+  const T *__restrict t15 = a.saved + 2704;             // [1149]
+  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
+  const T *__restrict t19 = a.saved + 3856;             // [1149]
+  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
+  const T *__restrict t45_l1_g = a.saved + 7312;        // [1149] l1.g
   T *__restrict t342 = a.record + 15408;                // [1149]
   T *__restrict t356 = a.record + 14256;                // [1149]
   T *__restrict t367 = a.record + 13104;                // [1149]
   T *__restrict t378 = a.record + 10400;                // [1149]
   T *__restrict d_l1_c = a.gradPrev + 1152;             // [1149]
-  T *__restrict t315 = a.scratch + 18208;               // [1149]
-  T *__restrict t304 = a.scratch + 15904;               // [1149]
-  T *__restrict t293 = a.scratch + 13600;               // [1149]
-  T *__restrict t277 = a.scratch + 10144;               // [1149]
   T *__restrict t261 = a.scratch + 8992;                // [1149]
+  T *__restrict t277 = a.scratch + 10144;               // [1149]
+  T *__restrict t293 = a.scratch + 13600;               // [1149]
+  T *__restrict t304 = a.scratch + 15904;               // [1149]
+  T *__restrict t315 = a.scratch + 18208;               // [1149]
   T *__restrict d_l2_h = a.gradPrev + 1322512;          // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + 4469600;      // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + 7173197;      // [1149]
@@ -1916,69 +1907,66 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_21(const dopa::StepArgs
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
-#line 52 "examples/lm/plastic_lstm.dopa"
-      const T v340 = t45_l1_g[j] * t45_l1_g[j];
-      const T v341 = T(1.0) - v340;
-#line 50 "examples/lm/plastic_lstm.dopa"
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
-#line 53 "examples/lm/plastic_lstm.dopa"
-      const T v48 = v23 * t45_l1_g[j];
-#line 49 "examples/lm/plastic_lstm.dopa"
-      const T v11 = t9[j] + l1_h2f_bias[j];
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v12 = v6 + v11;
-      const T v13 = T(1) / (T(1) + exp(-v12));
-#line 53 "examples/lm/plastic_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
-      const T v49 = v47 + v48;
-#line 54 "examples/lm/plastic_lstm.dopa"
-      const T v50 = tanh(v49);
-      const T v331 = v50 * v50;
-      const T v332 = T(1.0) - v331;
-#line 51 "examples/lm/plastic_lstm.dopa"
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v287 = d_l1_h_next[j] + t286[j];
       const T v298 = v287 + t297[j];
       const T v309 = v298 + t308[j];
       const T v320 = v309 + t319[j];
+#line 51 "examples/lm/plastic_lstm.dopa"
+      const T v27 = t25[j] + l1_x2o_bias[j];
+      const T v31 = t29[j] + l1_h2o_bias[j];
+      const T v32 = v27 + v31;
+      const T v33 = T(1) / (T(1) + exp(-v32));
+#line 54 "examples/lm/plastic_lstm.dopa"
       const T v330 = v320 * v33;
+#line 49 "examples/lm/plastic_lstm.dopa"
+      const T v6 = t4[j] + l1_x2f_bias[j];
+      const T v11 = t9[j] + l1_h2f_bias[j];
+      const T v12 = v6 + v11;
+      const T v13 = T(1) / (T(1) + exp(-v12));
+#line 53 "examples/lm/plastic_lstm.dopa"
+      const T v47 = v13 * l1_c[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+      const T v17 = t15[j] + l1_x2i_bias[j];
+      const T v21 = t19[j] + l1_h2i_bias[j];
+      const T v22 = v17 + v21;
+      const T v23 = T(1) / (T(1) + exp(-v22));
+#line 53 "examples/lm/plastic_lstm.dopa"
+      const T v48 = v23 * t45_l1_g[j];
+      const T v49 = v47 + v48;
+#line 54 "examples/lm/plastic_lstm.dopa"
+      const T v50 = tanh(v49);
+      const T v331 = v50 * v50;
+      const T v332 = T(1.0) - v331;
       const T v333 = v330 * v332;
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v334 = d_l1_c_next[j] + v333;
       const T v336 = v334 * v23;
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v337 = t327[j] + v336;
+      const T v340 = t45_l1_g[j] * t45_l1_g[j];
+      const T v341 = T(1.0) - v340;
       const T v342 = v337 * v341;
       t342[j] = v342;
-#line 51 "examples/lm/plastic_lstm.dopa"
-      const T v354 = T(1.0) - v33;
-      const T v355 = v33 * v354;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v329 = v320 * v50;
 #line 51 "examples/lm/plastic_lstm.dopa"
+      const T v354 = T(1.0) - v33;
+      const T v355 = v33 * v354;
       const T v356 = v329 * v355;
       t356[j] = v356;
-#line 50 "examples/lm/plastic_lstm.dopa"
-      const T v365 = T(1.0) - v23;
-      const T v366 = v23 * v365;
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v335 = v334 * t45_l1_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
+      const T v365 = T(1.0) - v23;
+      const T v366 = v23 * v365;
       const T v367 = v335 * v366;
       t367[j] = v367;
-#line 49 "examples/lm/plastic_lstm.dopa"
-      const T v376 = T(1.0) - v13;
-      const T v377 = v13 * v376;
 #line 53 "examples/lm/plastic_lstm.dopa"
       const T v338 = v334 * l1_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
+      const T v376 = T(1.0) - v13;
+      const T v377 = v13 * v376;
       const T v378 = v338 * v377;
       t378[j] = v378;
 #line 53 "examples/lm/plastic_lstm.dopa"
@@ -2003,7 +1991,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_21(const dopa::StepArgs
       atomicAdd(&d_l1_x2c_bias[j], v342);
     }
   }
-#line 2007 "lm_plastic_lstm.cu"
+#line 1995 "lm_plastic_lstm.cu"
 }
 
 // backward stage 22: fused loop nest over [1149, 1149]
@@ -2014,14 +2002,14 @@ template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_backward_22(const dopa::StepArgs<T> &a) {
   T *__restrict t344 = a.scratch + 22832;                 // [1149]
   T *__restrict t342 = a.record + 15408;                  // [1149]
-  const T *__restrict l1_hebb = a.state + 2304;           // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247;     // [1149, 1]
   const T *__restrict l1_w = a.params + 9817046;          // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + 11137247;     // [1149, 1]
+  const T *__restrict l1_hebb = a.state + 2304;           // [1149, 1149]
   const T *__restrict l1_h = a.state + 0;                 // [1149]
   T *__restrict t347 = a.scratch + 23984;                 // [1149, 1]
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  const T *__restrict l1_eta = a.params + 11138396;       // []
   const T *__restrict d_l1_hebb_next = a.gradNext + 2304; // [1149, 1149] d l1.hebb'
+  const T *__restrict l1_eta = a.params + 11138396;       // []
+  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
   T *__restrict d_l1_hebb = a.gradPrev + 2304;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2042,14 +2030,14 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_22(const dopa::StepArgs
       const T v346 = v343 * l1_hebb[i * 1149 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
       acc347 += v346;
-#line 52 "examples/lm/plastic_lstm.dopa"
-      const T v349 = v343 * l1_alpha[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v53 = t45_l1_g[i] * l1_h[j];
       const T v54 = l1_eta[0] * v53;
       const T v55 = l1_hebb[i * 1149 + j] + v54;
       const T v321 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
       const T v322 = d_l1_hebb_next[i * 1149 + j] * v321;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v349 = v343 * l1_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
       const T v350 = v322 + v349;
       d_l1_hebb[i * 1149 + j] = v350;
@@ -2059,7 +2047,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_22(const dopa::StepArgs
       atomicAdd(&t347[i], acc347);
     }
   }
-#line 2063 "lm_plastic_lstm.cu"
+#line 2051 "lm_plastic_lstm.cu"
 }
 
 // backward stage 23: dense product (Eigen), [400]
@@ -2079,7 +2067,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_23(const dopa::StepArgs
       acc += t342[k] * l1_x2c_weight[k * 400 + c];
     t353[c] = acc;
   }
-#line 2083 "lm_plastic_lstm.cu"
+#line 2071 "lm_plastic_lstm.cu"
 }
 
 // backward stage 24: dense product (Eigen), [1149]
@@ -2099,7 +2087,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_24(const dopa::StepArgs
       acc += t356[k] * l1_h2o_weight[k * 1149 + c];
     t359[c] = acc;
   }
-#line 2103 "lm_plastic_lstm.cu"
+#line 2091 "lm_plastic_lstm.cu"
 }
 
 // backward stage 25: dense product (Eigen), [400]
@@ -2119,7 +2107,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_25(const dopa::StepArgs
       acc += t356[k] * l1_x2o_weight[k * 400 + c];
     t363[c] = acc;
   }
-#line 2123 "lm_plastic_lstm.cu"
+#line 2111 "lm_plastic_lstm.cu"
 }
 
 // backward stage 26: dense product (Eigen), [1149]
@@ -2139,7 +2127,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_26(const dopa::StepArgs
       acc += t367[k] * l1_h2i_weight[k * 1149 + c];
     t370[c] = acc;
   }
-#line 2143 "lm_plastic_lstm.cu"
+#line 2131 "lm_plastic_lstm.cu"
 }
 
 // backward stage 27: dense product (Eigen), [400]
@@ -2159,7 +2147,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_27(const dopa::StepArgs
       acc += t367[k] * l1_x2i_weight[k * 400 + c];
     t374[c] = acc;
   }
-#line 2163 "lm_plastic_lstm.cu"
+#line 2151 "lm_plastic_lstm.cu"
 }
 
 // backward stage 28: dense product (Eigen), [1149]
@@ -2179,7 +2167,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_28(const dopa::StepArgs
       acc += t378[k] * l1_h2f_weight[k * 1149 + c];
     t381[c] = acc;
   }
-#line 2183 "lm_plastic_lstm.cu"
+#line 2171 "lm_plastic_lstm.cu"
 }
 
 // backward stage 29: dense product (Eigen), [400]
@@ -2199,18 +2187,18 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_29(const dopa::StepArgs
       acc += t378[k] * l1_x2f_weight[k * 400 + c];
     t385[c] = acc;
   }
-#line 2203 "lm_plastic_lstm.cu"
+#line 2191 "lm_plastic_lstm.cu"
 }
 
 // backward stage 30: fused loop nest over [1149]
 //   %382 add -> grad_prev l1.h
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_backward_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t381 = a.scratch + 28640; // [1149]
-  T *__restrict t370 = a.scratch + 27088; // [1149]
-  T *__restrict t359 = a.scratch + 25536; // [1149]
-  T *__restrict t344 = a.scratch + 22832; // [1149]
   T *__restrict t328 = a.scratch + 21680; // [1149]
+  T *__restrict t344 = a.scratch + 22832; // [1149]
+  T *__restrict t359 = a.scratch + 25536; // [1149]
+  T *__restrict t370 = a.scratch + 27088; // [1149]
+  T *__restrict t381 = a.scratch + 28640; // [1149]
   T *__restrict d_l1_h = a.gradPrev + 0;  // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2225,7 +2213,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_30(const dopa::StepArgs
       d_l1_h[j] = v382;
     }
   }
-#line 2229 "lm_plastic_lstm.cu"
+#line 2217 "lm_plastic_lstm.cu"
 }
 
 // backward stage 31: fused loop nest over [400]
@@ -2233,16 +2221,16 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_30(const dopa::StepArgs
 //   %386 add += grad enc.weight
 template <class T>
 __device__ __forceinline__ void lm_plastic_lstm_backward_31(const dopa::StepArgs<T> &a) {
-  T *__restrict t248 = a.scratch + 6272;       // [400]
-  T *__restrict t237 = a.scratch + 4720;       // [400]
-  T *__restrict t226 = a.scratch + 3168;       // [400]
-  T *__restrict t210 = a.scratch + 1216;       // [400]
   T *__restrict t193 = a.scratch + 816;        // [400]
+  T *__restrict t210 = a.scratch + 1216;       // [400]
+  T *__restrict t226 = a.scratch + 3168;       // [400]
+  T *__restrict t237 = a.scratch + 4720;       // [400]
+  T *__restrict t248 = a.scratch + 6272;       // [400]
   T *__restrict d_l3_h = a.gradPrev + 2645024; // [400]
-  T *__restrict t385 = a.scratch + 29792;      // [400]
-  T *__restrict t374 = a.scratch + 28240;      // [400]
-  T *__restrict t363 = a.scratch + 26688;      // [400]
   T *__restrict t353 = a.scratch + 25136;      // [400]
+  T *__restrict t363 = a.scratch + 26688;      // [400]
+  T *__restrict t374 = a.scratch + 28240;      // [400]
+  T *__restrict t385 = a.scratch + 29792;      // [400]
   T *__restrict d_enc_weight = a.grads + 0;    // [10000, 400]
   const T *__restrict tok = a.inputs[0];       // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -2263,7 +2251,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_31(const dopa::StepArgs
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v386);
     }
   }
-#line 2267 "lm_plastic_lstm.cu"
+#line 2255 "lm_plastic_lstm.cu"
 }
 
 // backward stage 32: fused loop nest over [10000]
@@ -2304,7 +2292,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_33(const dopa::StepArgs
       atomicAdd(&d_l2_alpha[i], t280[i]);
     }
   }
-#line 2308 "lm_plastic_lstm.cu"
+#line 2296 "lm_plastic_lstm.cu"
 }
 
 // backward stage 34: fused loop nest over []
@@ -2328,7 +2316,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_34(const dopa::StepArgs
     atomicAdd(&d_l2_eta[0], t257[0]);
     atomicAdd(&d_l3_eta[0], t189[0]);
   }
-#line 2332 "lm_plastic_lstm.cu"
+#line 2320 "lm_plastic_lstm.cu"
 }
 
 // backward stage 35: fused loop nest over [400, 1]
@@ -2346,7 +2334,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_35(const dopa::StepArgs
       atomicAdd(&d_l3_alpha[i], t213[i]);
     }
   }
-#line 2350 "lm_plastic_lstm.cu"
+#line 2338 "lm_plastic_lstm.cu"
 }
 
 /// One backward step of PlasticLSTMLM for the whole batch: block b runs batch element b.

@@ -88,9 +88,9 @@ __device__ __forceinline__ void maze_modplast_forward_0(const dopa::StepArgs<T> 
 template <class T>
 __device__ __forceinline__ void maze_modplast_forward_1(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 112;          // [100]
-  const T *__restrict hebb = a.state + 112;     // [100, 100]
-  const T *__restrict alpha = a.params + 10000; // [100, 100]
   const T *__restrict w = a.params + 0;         // [100, 100]
+  const T *__restrict alpha = a.params + 10000; // [100, 100]
+  const T *__restrict hebb = a.state + 112;     // [100, 100]
   const T *__restrict h = a.state + 0;          // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -116,9 +116,9 @@ __device__ __forceinline__ void maze_modplast_forward_1(const dopa::StepArgs<T> 
 //   %13 tanh hn -> saved
 template <class T>
 __device__ __forceinline__ void maze_modplast_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 112;             // [100]
-  const T *__restrict i2h_bias = a.params + 21700; // [100]
   T *__restrict t2 = a.scratch + 0;                // [100]
+  const T *__restrict i2h_bias = a.params + 21700; // [100]
+  T *__restrict t11 = a.scratch + 112;             // [100]
   T *__restrict h_next = a.next + 0;               // [100] hn
   T *__restrict saved_t13 = a.saved + 0;           // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -164,8 +164,8 @@ __device__ __forceinline__ void maze_modplast_forward_3(const dopa::StepArgs<T> 
 //   %18 tanh DA -> saved
 template <class T>
 __device__ __forceinline__ void maze_modplast_forward_4_DA(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2DA_bias = a.params + 22405; // [1]
   T *__restrict t15 = a.scratch + 224;              // [1]
+  const T *__restrict h2DA_bias = a.params + 22405; // [1]
   T *__restrict out_DAout = a.outputs[2];           // [1] DA
   T *__restrict saved_t18 = a.saved + 112;          // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -231,10 +231,10 @@ __device__ __forceinline__ void maze_modplast_forward_6(const dopa::StepArgs<T> 
 //   %24 clip -> next_state hebb
 template <class T>
 __device__ __forceinline__ void maze_modplast_forward_7(const dopa::StepArgs<T> &a) {
+  const T *__restrict hebb = a.state + 112; // [100, 100]
+  T *__restrict out_DAout = a.outputs[2];   // [1] DA
   T *__restrict h_next = a.next + 0;        // [100] hn
   const T *__restrict h = a.state + 0;      // [100]
-  T *__restrict out_DAout = a.outputs[2];   // [1] DA
-  const T *__restrict hebb = a.state + 112; // [100, 100]
   T *__restrict hebb_next = a.next + 112;   // [100, 100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -256,8 +256,8 @@ __device__ __forceinline__ void maze_modplast_forward_7(const dopa::StepArgs<T> 
 //   %28 add logits -> output logits
 template <class T>
 __device__ __forceinline__ void maze_modplast_forward_8_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_bias = a.params + 22200; // [4]
   T *__restrict t26 = a.scratch + 240;             // [4]
+  const T *__restrict h2o_bias = a.params + 22200; // [4]
   T *__restrict out_logits = a.outputs[0];         // [4]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -276,8 +276,8 @@ __device__ __forceinline__ void maze_modplast_forward_8_logits(const dopa::StepA
 //   %32 add value -> output value
 template <class T>
 __device__ __forceinline__ void maze_modplast_forward_9_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_bias = a.params + 22304; // [1]
   T *__restrict t30 = a.scratch + 256;             // [1]
+  const T *__restrict h2v_bias = a.params + 22304; // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -391,11 +391,11 @@ __device__ __forceinline__ void maze_modplast_backward_1(const dopa::StepArgs<T>
 //   %56 matmul
 template <class T>
 __device__ __forceinline__ void maze_modplast_backward_2(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_hebb_next = a.gradNext + 112; // [100, 100] d hebb'
+  const T *__restrict hebb = a.state + 112;           // [100, 100]
+  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
   const T *__restrict t13_hn = a.saved + 0;           // [100] hn
   const T *__restrict h = a.state + 0;                // [100]
-  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
-  const T *__restrict hebb = a.state + 112;           // [100, 100]
-  const T *__restrict d_hebb_next = a.gradNext + 112; // [100, 100] d hebb'
   T *__restrict t51 = a.scratch + 224;                // [1]
   T *__restrict t54 = a.scratch + 240;                // [100]
   T *__restrict t56 = a.scratch + 352;                // [100]
@@ -442,9 +442,9 @@ __device__ __forceinline__ void maze_modplast_backward_2(const dopa::StepArgs<T>
 //   %34 grad_output d value += grad h2v.bias
 template <class T>
 __device__ __forceinline__ void maze_modplast_backward_3_d_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
-  T *__restrict t51 = a.scratch + 224;                // [1]
   const T *__restrict d_out_DAout = a.gradOutputs[2]; // [1] d DAout
+  T *__restrict t51 = a.scratch + 224;                // [1]
+  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
   T *__restrict t60 = a.record + 256;                 // [1]
   T *__restrict d_h2DA_bias = a.grads + 22405;        // [1]
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
@@ -456,9 +456,9 @@ __device__ __forceinline__ void maze_modplast_backward_3_d_value(const dopa::Ste
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 15 "examples/maze/modplast.dopa"
+      const T v52 = d_out_DAout[0] + t51[0];
       const T v57 = t18_DA[0] * t18_DA[0];
       const T v59 = T(1.0) - v57;
-      const T v52 = d_out_DAout[0] + t51[0];
       const T v60 = v52 * v59;
       t60[0] = v60;
       atomicAdd(&d_h2DA_bias[0], v60);
@@ -496,12 +496,12 @@ __device__ __forceinline__ void maze_modplast_backward_4(const dopa::StepArgs<T>
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void maze_modplast_backward_5_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t13_hn = a.saved + 0;      // [100] hn
-  T *__restrict t63 = a.scratch + 464;           // [100]
-  T *__restrict t54 = a.scratch + 240;           // [100]
-  T *__restrict t44 = a.scratch + 112;           // [100]
-  T *__restrict t40 = a.scratch + 0;             // [100]
   const T *__restrict d_h_next = a.gradNext + 0; // [100] d h'
+  T *__restrict t40 = a.scratch + 0;             // [100]
+  T *__restrict t44 = a.scratch + 112;           // [100]
+  T *__restrict t54 = a.scratch + 240;           // [100]
+  T *__restrict t63 = a.scratch + 464;           // [100]
+  const T *__restrict t13_hn = a.saved + 0;      // [100] hn
   T *__restrict t67 = a.record + 0;              // [100]
   T *__restrict d_i2h_bias = a.grads + 21700;    // [100]
   const T *__restrict h = a.state + 0;           // [100]
@@ -513,12 +513,12 @@ __device__ __forceinline__ void maze_modplast_backward_5_hn(const dopa::StepArgs
   {
     for (int j = tid; j < 100; j += nthreads) {
 #line 14 "examples/maze/modplast.dopa"
-      const T v65 = t13_hn[j] * t13_hn[j];
-      const T v66 = T(1.0) - v65;
       const T v41 = d_h_next[j] + t40[j];
       const T v45 = v41 + t44[j];
       const T v55 = v45 + t54[j];
       const T v64 = v55 + t63[j];
+      const T v65 = t13_hn[j] * t13_hn[j];
+      const T v66 = T(1.0) - v65;
       const T v67 = v64 * v66;
       t67[j] = v67;
       atomicAdd(&d_i2h_bias[j], v67);
@@ -537,13 +537,13 @@ template <class T>
 __device__ __forceinline__ void maze_modplast_backward_6(const dopa::StepArgs<T> &a) {
   T *__restrict t69 = a.scratch + 576;                // [100]
   T *__restrict t67 = a.record + 0;                   // [100]
-  const T *__restrict hebb = a.state + 112;           // [100, 100]
-  const T *__restrict alpha = a.params + 10000;       // [100, 100]
   const T *__restrict w = a.params + 0;               // [100, 100]
-  const T *__restrict h = a.state + 0;                // [100]
-  const T *__restrict t13_hn = a.saved + 0;           // [100] hn
-  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
+  const T *__restrict alpha = a.params + 10000;       // [100, 100]
+  const T *__restrict hebb = a.state + 112;           // [100, 100]
   const T *__restrict d_hebb_next = a.gradNext + 112; // [100, 100] d hebb'
+  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
+  const T *__restrict t13_hn = a.saved + 0;           // [100] hn
+  const T *__restrict h = a.state + 0;                // [100]
   T *__restrict d_hebb = a.gradPrev + 112;            // [100, 100]
   T *__restrict d_alpha = a.grads + 10000;            // [100, 100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -558,14 +558,15 @@ __device__ __forceinline__ void maze_modplast_backward_6(const dopa::StepArgs<T>
       const T v8 = alpha[i * 100 + j] * hebb[i * 100 + j];
       const T v9 = w[i * 100 + j] + v8;
       atomicAdd(&t69[j], t67[i] * v9);
-      const T v68 = t67[i] * h[j];
-      const T v73 = v68 * alpha[i * 100 + j];
 #line 16 "examples/maze/modplast.dopa"
       const T v19 = t13_hn[i] * h[j];
       const T v20 = t18_DA[0] * v19;
       const T v21 = hebb[i * 100 + j] + v20;
       const T v48 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
       const T v49 = d_hebb_next[i * 100 + j] * v48;
+#line 14 "examples/maze/modplast.dopa"
+      const T v68 = t67[i] * h[j];
+      const T v73 = v68 * alpha[i * 100 + j];
 #line 7 "examples/maze/modplast.dopa"
       const T v74 = v49 + v73;
       d_hebb[i * 100 + j] = v74;
@@ -574,15 +575,15 @@ __device__ __forceinline__ void maze_modplast_backward_6(const dopa::StepArgs<T>
       atomicAdd(&d_alpha[i * 100 + j], v71);
     }
   }
-#line 578 "maze_modplast.cu"
+#line 579 "maze_modplast.cu"
 }
 
 // backward stage 7: fused loop nest over [100]
 //   %70 add -> grad_prev h
 template <class T>
 __device__ __forceinline__ void maze_modplast_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t69 = a.scratch + 576; // [100]
   T *__restrict t56 = a.scratch + 352; // [100]
+  T *__restrict t69 = a.scratch + 576; // [100]
   T *__restrict d_h = a.gradPrev + 0;  // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -594,7 +595,7 @@ __device__ __forceinline__ void maze_modplast_backward_7(const dopa::StepArgs<T>
       d_h[j] = v70;
     }
   }
-#line 598 "maze_modplast.cu"
+#line 599 "maze_modplast.cu"
 }
 
 // backward stage 8: fused loop nest over [17]

@@ -88,9 +88,9 @@ __device__ __forceinline__ void maze_modul_forward_0(const dopa::StepArgs<T> &a)
 template <class T>
 __device__ __forceinline__ void maze_modul_forward_1(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 112;          // [100]
-  const T *__restrict pw = a.state + 112;       // [100, 100]
-  const T *__restrict alpha = a.params + 10000; // [100, 100]
   const T *__restrict w = a.params + 0;         // [100, 100]
+  const T *__restrict alpha = a.params + 10000; // [100, 100]
+  const T *__restrict pw = a.state + 112;       // [100, 100]
   const T *__restrict h = a.state + 0;          // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -116,9 +116,9 @@ __device__ __forceinline__ void maze_modul_forward_1(const dopa::StepArgs<T> &a)
 //   %13 tanh hn -> saved
 template <class T>
 __device__ __forceinline__ void maze_modul_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 112;             // [100]
-  const T *__restrict i2h_bias = a.params + 21701; // [100]
   T *__restrict t2 = a.scratch + 0;                // [100]
+  const T *__restrict i2h_bias = a.params + 21701; // [100]
+  T *__restrict t11 = a.scratch + 112;             // [100]
   T *__restrict h_next = a.next + 0;               // [100] hn
   T *__restrict saved_t13 = a.saved + 0;           // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -164,8 +164,8 @@ __device__ __forceinline__ void maze_modul_forward_3(const dopa::StepArgs<T> &a)
 //   %18 tanh DA -> saved
 template <class T>
 __device__ __forceinline__ void maze_modul_forward_4_DA(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2DA_bias = a.params + 22406; // [1]
   T *__restrict t15 = a.scratch + 224;              // [1]
+  const T *__restrict h2DA_bias = a.params + 22406; // [1]
   T *__restrict out_DAout = a.outputs[2];           // [1] DA
   T *__restrict saved_t18 = a.saved + 112;          // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -249,14 +249,14 @@ __device__ __forceinline__ void maze_modul_forward_7(const dopa::StepArgs<T> &a)
 //   %30 add -> next_state et
 template <class T>
 __device__ __forceinline__ void maze_modul_forward_8(const dopa::StepArgs<T> &a) {
-  const T *__restrict et = a.state + 10112;     // [100, 100]
-  T *__restrict out_DAout = a.outputs[2];       // [1] DA
   const T *__restrict pw = a.state + 112;       // [100, 100]
+  T *__restrict out_DAout = a.outputs[2];       // [1] DA
+  const T *__restrict et = a.state + 10112;     // [100, 100]
   T *__restrict pw_next = a.next + 112;         // [100, 100]
+  T *__restrict t26 = a.saved + 128;            // []
+  const T *__restrict etaet = a.params + 20000; // []
   T *__restrict h_next = a.next + 0;            // [100] hn
   const T *__restrict h = a.state + 0;          // [100]
-  const T *__restrict etaet = a.params + 20000; // []
-  T *__restrict t26 = a.saved + 128;            // []
   T *__restrict et_next = a.next + 10112;       // [100, 100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -269,9 +269,9 @@ __device__ __forceinline__ void maze_modul_forward_8(const dopa::StepArgs<T> &a)
       const T v24 = v21 < T(-1.0) ? T(-1.0) : (v21 > T(1.0) ? T(1.0) : v21);
       pw_next[i * 100 + j] = v24;
 #line 20 "examples/maze/modul.dopa"
+      const T v27 = t26[0] * et[i * 100 + j];
       const T v28 = h_next[i] * h[j];
       const T v29 = etaet[0] * v28;
-      const T v27 = t26[0] * et[i * 100 + j];
       const T v30 = v27 + v29;
       et_next[i * 100 + j] = v30;
     }
@@ -283,8 +283,8 @@ __device__ __forceinline__ void maze_modul_forward_8(const dopa::StepArgs<T> &a)
 //   %34 add logits -> output logits
 template <class T>
 __device__ __forceinline__ void maze_modul_forward_9_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_bias = a.params + 22201; // [4]
   T *__restrict t32 = a.scratch + 240;             // [4]
+  const T *__restrict h2o_bias = a.params + 22201; // [4]
   T *__restrict out_logits = a.outputs[0];         // [4]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -303,8 +303,8 @@ __device__ __forceinline__ void maze_modul_forward_9_logits(const dopa::StepArgs
 //   %38 add value -> output value
 template <class T>
 __device__ __forceinline__ void maze_modul_forward_10_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_bias = a.params + 22305; // [1]
   T *__restrict t36 = a.scratch + 256;             // [1]
+  const T *__restrict h2v_bias = a.params + 22305; // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -423,18 +423,18 @@ __device__ __forceinline__ void maze_modul_backward_1(const dopa::StepArgs<T> &a
 //   %73 add -> grad_prev et
 template <class T>
 __device__ __forceinline__ void maze_modul_backward_2(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_et_next = a.gradNext + 10112; // [100, 100] d et'
   const T *__restrict t13_hn = a.saved + 0;           // [100] hn
   const T *__restrict h = a.state + 0;                // [100]
-  const T *__restrict d_et_next = a.gradNext + 10112; // [100, 100] d et'
   T *__restrict t54 = a.scratch + 224;                // []
   T *__restrict t57 = a.scratch + 240;                // [100]
   const T *__restrict etaet = a.params + 20000;       // []
   T *__restrict t59 = a.scratch + 352;                // [100]
   const T *__restrict et = a.state + 10112;           // [100, 100]
   T *__restrict t61 = a.scratch + 464;                // []
-  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
-  const T *__restrict pw = a.state + 112;             // [100, 100]
   const T *__restrict d_pw_next = a.gradNext + 112;   // [100, 100] d pw'
+  const T *__restrict pw = a.state + 112;             // [100, 100]
+  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
   T *__restrict t70 = a.scratch + 480;                // [1]
   const T *__restrict t26 = a.saved + 128;            // []
   T *__restrict d_et = a.gradPrev + 10112;            // [100, 100]
@@ -475,10 +475,10 @@ __device__ __forceinline__ void maze_modul_backward_2(const dopa::StepArgs<T> &a
       const T v69 = v68 * et[i * 100 + j];
 #line 18 "examples/maze/modul.dopa"
       acc70 += v69;
-#line 19 "examples/maze/modul.dopa"
-      const T v72 = v68 * t18_DA[0];
 #line 20 "examples/maze/modul.dopa"
       const T v62 = d_et_next[i * 100 + j] * t26[0];
+#line 19 "examples/maze/modul.dopa"
+      const T v72 = v68 * t18_DA[0];
 #line 9 "examples/maze/modul.dopa"
       const T v73 = v62 + v72;
       d_et[i * 100 + j] = v73;
@@ -504,9 +504,9 @@ __device__ __forceinline__ void maze_modul_backward_2(const dopa::StepArgs<T> &a
 //   %40 grad_output d value += grad h2v.bias
 template <class T>
 __device__ __forceinline__ void maze_modul_backward_3_d_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
-  T *__restrict t70 = a.scratch + 480;                // [1]
   const T *__restrict d_out_DAout = a.gradOutputs[2]; // [1] d DAout
+  T *__restrict t70 = a.scratch + 480;                // [1]
+  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
   T *__restrict t77 = a.record + 256;                 // [1]
   T *__restrict d_h2DA_bias = a.grads + 22406;        // [1]
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
@@ -518,9 +518,9 @@ __device__ __forceinline__ void maze_modul_backward_3_d_value(const dopa::StepAr
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 18 "examples/maze/modul.dopa"
+      const T v71 = d_out_DAout[0] + t70[0];
       const T v74 = t18_DA[0] * t18_DA[0];
       const T v76 = T(1.0) - v74;
-      const T v71 = d_out_DAout[0] + t70[0];
       const T v77 = v71 * v76;
       t77[0] = v77;
       atomicAdd(&d_h2DA_bias[0], v77);
@@ -558,12 +558,12 @@ __device__ __forceinline__ void maze_modul_backward_4(const dopa::StepArgs<T> &a
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void maze_modul_backward_5_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t13_hn = a.saved + 0;      // [100] hn
-  T *__restrict t80 = a.scratch + 496;           // [100]
-  T *__restrict t57 = a.scratch + 240;           // [100]
-  T *__restrict t51 = a.scratch + 112;           // [100]
-  T *__restrict t47 = a.scratch + 0;             // [100]
   const T *__restrict d_h_next = a.gradNext + 0; // [100] d h'
+  T *__restrict t47 = a.scratch + 0;             // [100]
+  T *__restrict t51 = a.scratch + 112;           // [100]
+  T *__restrict t57 = a.scratch + 240;           // [100]
+  T *__restrict t80 = a.scratch + 496;           // [100]
+  const T *__restrict t13_hn = a.saved + 0;      // [100] hn
   T *__restrict t84 = a.record + 0;              // [100]
   T *__restrict d_i2h_bias = a.grads + 21701;    // [100]
   const T *__restrict h = a.state + 0;           // [100]
@@ -575,12 +575,12 @@ __device__ __forceinline__ void maze_modul_backward_5_hn(const dopa::StepArgs<T>
   {
     for (int j = tid; j < 100; j += nthreads) {
 #line 17 "examples/maze/modul.dopa"
-      const T v82 = t13_hn[j] * t13_hn[j];
-      const T v83 = T(1.0) - v82;
       const T v48 = d_h_next[j] + t47[j];
       const T v52 = v48 + t51[j];
       const T v58 = v52 + t57[j];
       const T v81 = v58 + t80[j];
+      const T v82 = t13_hn[j] * t13_hn[j];
+      const T v83 = T(1.0) - v82;
       const T v84 = v81 * v83;
       t84[j] = v84;
       atomicAdd(&d_i2h_bias[j], v84);
@@ -599,13 +599,13 @@ template <class T>
 __device__ __forceinline__ void maze_modul_backward_6(const dopa::StepArgs<T> &a) {
   T *__restrict t86 = a.scratch + 608;              // [100]
   T *__restrict t84 = a.record + 0;                 // [100]
-  const T *__restrict pw = a.state + 112;           // [100, 100]
-  const T *__restrict alpha = a.params + 10000;     // [100, 100]
   const T *__restrict w = a.params + 0;             // [100, 100]
-  const T *__restrict h = a.state + 0;              // [100]
-  const T *__restrict et = a.state + 10112;         // [100, 100]
-  const T *__restrict t18_DA = a.saved + 112;       // [1] DA
+  const T *__restrict alpha = a.params + 10000;     // [100, 100]
+  const T *__restrict pw = a.state + 112;           // [100, 100]
   const T *__restrict d_pw_next = a.gradNext + 112; // [100, 100] d pw'
+  const T *__restrict t18_DA = a.saved + 112;       // [1] DA
+  const T *__restrict et = a.state + 10112;         // [100, 100]
+  const T *__restrict h = a.state + 0;              // [100]
   T *__restrict d_pw = a.gradPrev + 112;            // [100, 100]
   T *__restrict d_alpha = a.grads + 10000;          // [100, 100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -620,13 +620,14 @@ __device__ __forceinline__ void maze_modul_backward_6(const dopa::StepArgs<T> &a
       const T v8 = alpha[i * 100 + j] * pw[i * 100 + j];
       const T v9 = w[i * 100 + j] + v8;
       atomicAdd(&t86[j], t84[i] * v9);
-      const T v85 = t84[i] * h[j];
-      const T v90 = v85 * alpha[i * 100 + j];
 #line 19 "examples/maze/modul.dopa"
       const T v20 = t18_DA[0] * et[i * 100 + j];
       const T v21 = pw[i * 100 + j] + v20;
       const T v67 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
       const T v68 = d_pw_next[i * 100 + j] * v67;
+#line 17 "examples/maze/modul.dopa"
+      const T v85 = t84[i] * h[j];
+      const T v90 = v85 * alpha[i * 100 + j];
 #line 8 "examples/maze/modul.dopa"
       const T v91 = v68 + v90;
       d_pw[i * 100 + j] = v91;
@@ -635,15 +636,15 @@ __device__ __forceinline__ void maze_modul_backward_6(const dopa::StepArgs<T> &a
       atomicAdd(&d_alpha[i * 100 + j], v88);
     }
   }
-#line 639 "maze_modul.cu"
+#line 640 "maze_modul.cu"
 }
 
 // backward stage 7: fused loop nest over [100]
 //   %87 add -> grad_prev h
 template <class T>
 __device__ __forceinline__ void maze_modul_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t86 = a.scratch + 608; // [100]
   T *__restrict t59 = a.scratch + 352; // [100]
+  T *__restrict t86 = a.scratch + 608; // [100]
   T *__restrict d_h = a.gradPrev + 0;  // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -655,7 +656,7 @@ __device__ __forceinline__ void maze_modul_backward_7(const dopa::StepArgs<T> &a
       d_h[j] = v87;
     }
   }
-#line 659 "maze_modul.cu"
+#line 660 "maze_modul.cu"
 }
 
 // backward stage 8: fused loop nest over [17]
@@ -678,8 +679,8 @@ __device__ __forceinline__ void maze_modul_backward_8(const dopa::StepArgs<T> &a
 //   %64 add += grad etaet
 template <class T>
 __device__ __forceinline__ void maze_modul_backward_9(const dopa::StepArgs<T> &a) {
-  T *__restrict t61 = a.scratch + 464;     // []
   T *__restrict t54 = a.scratch + 224;     // []
+  T *__restrict t61 = a.scratch + 464;     // []
   T *__restrict d_etaet = a.grads + 20000; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -691,7 +692,7 @@ __device__ __forceinline__ void maze_modul_backward_9(const dopa::StepArgs<T> &a
     const T v64 = t54[0] + v63;
     atomicAdd(&d_etaet[0], v64);
   }
-#line 695 "maze_modul.cu"
+#line 696 "maze_modul.cu"
 }
 
 // backward stage 10: fused loop nest over [4]

@@ -88,9 +88,9 @@ __device__ __forceinline__ void maze_plastic_forward_0(const dopa::StepArgs<T> &
 template <class T>
 __device__ __forceinline__ void maze_plastic_forward_1(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 112;          // [101]
-  const T *__restrict hebb = a.state + 112;     // [101, 101]
-  const T *__restrict alpha = a.params + 10201; // [101, 101]
   const T *__restrict w = a.params + 0;         // [101, 101]
+  const T *__restrict alpha = a.params + 10201; // [101, 101]
+  const T *__restrict hebb = a.state + 112;     // [101, 101]
   const T *__restrict h = a.state + 0;          // [101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -116,9 +116,9 @@ __device__ __forceinline__ void maze_plastic_forward_1(const dopa::StepArgs<T> &
 //   %13 tanh hn -> saved
 template <class T>
 __device__ __forceinline__ void maze_plastic_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 112;             // [101]
-  const T *__restrict i2h_bias = a.params + 22120; // [101]
   T *__restrict t2 = a.scratch + 0;                // [101]
+  const T *__restrict i2h_bias = a.params + 22120; // [101]
+  T *__restrict t11 = a.scratch + 112;             // [101]
   T *__restrict h_next = a.next + 0;               // [101] hn
   T *__restrict saved_t13 = a.saved + 0;           // [101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -185,10 +185,10 @@ __device__ __forceinline__ void maze_plastic_forward_4(const dopa::StepArgs<T> &
 //   %20 clip -> next_state hebb
 template <class T>
 __device__ __forceinline__ void maze_plastic_forward_5(const dopa::StepArgs<T> &a) {
+  const T *__restrict hebb = a.state + 112;   // [101, 101]
+  const T *__restrict eta = a.params + 20402; // []
   T *__restrict h_next = a.next + 0;          // [101] hn
   const T *__restrict h = a.state + 0;        // [101]
-  const T *__restrict eta = a.params + 20402; // []
-  const T *__restrict hebb = a.state + 112;   // [101, 101]
   T *__restrict hebb_next = a.next + 112;     // [101, 101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -210,8 +210,8 @@ __device__ __forceinline__ void maze_plastic_forward_5(const dopa::StepArgs<T> &
 //   %24 add logits -> output logits
 template <class T>
 __device__ __forceinline__ void maze_plastic_forward_6_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_bias = a.params + 22625; // [4]
   T *__restrict t22 = a.scratch + 224;             // [4]
+  const T *__restrict h2o_bias = a.params + 22625; // [4]
   T *__restrict out_logits = a.outputs[0];         // [4]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -230,8 +230,8 @@ __device__ __forceinline__ void maze_plastic_forward_6_logits(const dopa::StepAr
 //   %28 add value -> output value
 template <class T>
 __device__ __forceinline__ void maze_plastic_forward_7_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_bias = a.params + 22730; // [1]
   T *__restrict t26 = a.scratch + 240;             // [1]
+  const T *__restrict h2v_bias = a.params + 22730; // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -341,11 +341,11 @@ __device__ __forceinline__ void maze_plastic_backward_1(const dopa::StepArgs<T> 
 //   %51 matmul
 template <class T>
 __device__ __forceinline__ void maze_plastic_backward_2(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_hebb_next = a.gradNext + 112; // [101, 101] d hebb'
+  const T *__restrict hebb = a.state + 112;           // [101, 101]
+  const T *__restrict eta = a.params + 20402;         // []
   const T *__restrict t13_hn = a.saved + 0;           // [101] hn
   const T *__restrict h = a.state + 0;                // [101]
-  const T *__restrict eta = a.params + 20402;         // []
-  const T *__restrict hebb = a.state + 112;           // [101, 101]
-  const T *__restrict d_hebb_next = a.gradNext + 112; // [101, 101] d hebb'
   T *__restrict t46 = a.scratch + 224;                // []
   T *__restrict t49 = a.scratch + 240;                // [101]
   T *__restrict t51 = a.scratch + 352;                // [101]
@@ -392,11 +392,11 @@ __device__ __forceinline__ void maze_plastic_backward_2(const dopa::StepArgs<T> 
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void maze_plastic_backward_3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t13_hn = a.saved + 0;      // [101] hn
-  T *__restrict t49 = a.scratch + 240;           // [101]
-  T *__restrict t39 = a.scratch + 112;           // [101]
-  T *__restrict t35 = a.scratch + 0;             // [101]
   const T *__restrict d_h_next = a.gradNext + 0; // [101] d h'
+  T *__restrict t35 = a.scratch + 0;             // [101]
+  T *__restrict t39 = a.scratch + 112;           // [101]
+  T *__restrict t49 = a.scratch + 240;           // [101]
+  const T *__restrict t13_hn = a.saved + 0;      // [101] hn
   T *__restrict t55 = a.record + 0;              // [101]
   T *__restrict d_i2h_bias = a.grads + 22120;    // [101]
   const T *__restrict h = a.state + 0;           // [101]
@@ -408,11 +408,11 @@ __device__ __forceinline__ void maze_plastic_backward_3_hn(const dopa::StepArgs<
   {
     for (int j = tid; j < 101; j += nthreads) {
 #line 15 "examples/maze/plastic.dopa"
-      const T v52 = t13_hn[j] * t13_hn[j];
-      const T v54 = T(1.0) - v52;
       const T v36 = d_h_next[j] + t35[j];
       const T v40 = v36 + t39[j];
       const T v50 = v40 + t49[j];
+      const T v52 = t13_hn[j] * t13_hn[j];
+      const T v54 = T(1.0) - v52;
       const T v55 = v50 * v54;
       t55[j] = v55;
       atomicAdd(&d_i2h_bias[j], v55);
@@ -431,13 +431,13 @@ template <class T>
 __device__ __forceinline__ void maze_plastic_backward_4(const dopa::StepArgs<T> &a) {
   T *__restrict t57 = a.scratch + 464;                // [101]
   T *__restrict t55 = a.record + 0;                   // [101]
-  const T *__restrict hebb = a.state + 112;           // [101, 101]
-  const T *__restrict alpha = a.params + 10201;       // [101, 101]
   const T *__restrict w = a.params + 0;               // [101, 101]
-  const T *__restrict h = a.state + 0;                // [101]
-  const T *__restrict t13_hn = a.saved + 0;           // [101] hn
-  const T *__restrict eta = a.params + 20402;         // []
+  const T *__restrict alpha = a.params + 10201;       // [101, 101]
+  const T *__restrict hebb = a.state + 112;           // [101, 101]
   const T *__restrict d_hebb_next = a.gradNext + 112; // [101, 101] d hebb'
+  const T *__restrict eta = a.params + 20402;         // []
+  const T *__restrict t13_hn = a.saved + 0;           // [101] hn
+  const T *__restrict h = a.state + 0;                // [101]
   T *__restrict d_hebb = a.gradPrev + 112;            // [101, 101]
   T *__restrict d_alpha = a.grads + 10201;            // [101, 101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -452,14 +452,15 @@ __device__ __forceinline__ void maze_plastic_backward_4(const dopa::StepArgs<T> 
       const T v8 = alpha[i * 101 + j] * hebb[i * 101 + j];
       const T v9 = w[i * 101 + j] + v8;
       atomicAdd(&t57[j], t55[i] * v9);
-      const T v56 = t55[i] * h[j];
-      const T v61 = v56 * alpha[i * 101 + j];
 #line 16 "examples/maze/plastic.dopa"
       const T v15 = t13_hn[i] * h[j];
       const T v16 = eta[0] * v15;
       const T v17 = hebb[i * 101 + j] + v16;
       const T v43 = T(-1.0) <= v17 && v17 <= T(1.0) ? T(1) : T(0);
       const T v44 = d_hebb_next[i * 101 + j] * v43;
+#line 15 "examples/maze/plastic.dopa"
+      const T v56 = t55[i] * h[j];
+      const T v61 = v56 * alpha[i * 101 + j];
 #line 8 "examples/maze/plastic.dopa"
       const T v62 = v44 + v61;
       d_hebb[i * 101 + j] = v62;
@@ -468,15 +469,15 @@ __device__ __forceinline__ void maze_plastic_backward_4(const dopa::StepArgs<T> 
       atomicAdd(&d_alpha[i * 101 + j], v59);
     }
   }
-#line 472 "maze_plastic.cu"
+#line 473 "maze_plastic.cu"
 }
 
 // backward stage 5: fused loop nest over [101]
 //   %58 add -> grad_prev h
 template <class T>
 __device__ __forceinline__ void maze_plastic_backward_5(const dopa::StepArgs<T> &a) {
-  T *__restrict t57 = a.scratch + 464; // [101]
   T *__restrict t51 = a.scratch + 352; // [101]
+  T *__restrict t57 = a.scratch + 464; // [101]
   T *__restrict d_h = a.gradPrev + 0;  // [101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -488,7 +489,7 @@ __device__ __forceinline__ void maze_plastic_backward_5(const dopa::StepArgs<T> 
       d_h[j] = v58;
     }
   }
-#line 492 "maze_plastic.cu"
+#line 493 "maze_plastic.cu"
 }
 
 // backward stage 6: fused loop nest over [17]
@@ -520,7 +521,7 @@ __device__ __forceinline__ void maze_plastic_backward_7(const dopa::StepArgs<T> 
 #line 10 "examples/maze/plastic.dopa"
     atomicAdd(&d_eta[0], t46[0]);
   }
-#line 524 "maze_plastic.cu"
+#line 525 "maze_plastic.cu"
 }
 
 // backward stage 8: fused loop nest over [4]

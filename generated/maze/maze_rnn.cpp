@@ -58,16 +58,16 @@ template <class T> static void maze_rnn_forward_1(const dopa::StepArgs<T> &a) {
 //   %9 tanh hn
 //   %9 tanh hn -> saved
 template <class T> static void maze_rnn_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t7 = a.scratch + 144;              // [139]
-  const T *__restrict i2h_bias = a.params + 21684; // [139]
   T *__restrict t2 = a.scratch + 0;                // [139]
+  const T *__restrict i2h_bias = a.params + 21684; // [139]
+  T *__restrict t7 = a.scratch + 144;              // [139]
   T *__restrict h_next = a.next + 0;               // [139] hn
   T *__restrict saved_t9 = a.saved + 0;            // [139]
   for (int j = 0; j < 139; ++j) {
 #line 13 "examples/maze/rnn.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v8 = v4 + t7[j];
-    const T v9 = tanh(v8);
+    const T v9 = std::tanh(v8);
     h_next[j] = v9;
     saved_t9[j] = v9;
   }
@@ -99,8 +99,8 @@ template <class T> static void maze_rnn_forward_4(const dopa::StepArgs<T> &a) {
 // forward stage 5: fused loop nest over [4]
 //   %13 add logits -> output logits
 template <class T> static void maze_rnn_forward_5_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_bias = a.params + 22379; // [4]
   T *__restrict t11 = a.scratch + 288;             // [4]
+  const T *__restrict h2o_bias = a.params + 22379; // [4]
   T *__restrict out_logits = a.outputs[0];         // [4]
   for (int j = 0; j < 4; ++j) {
 #line 15 "examples/maze/rnn.dopa"
@@ -113,8 +113,8 @@ template <class T> static void maze_rnn_forward_5_logits(const dopa::StepArgs<T>
 // forward stage 6: fused loop nest over [1]
 //   %17 add value -> output value
 template <class T> static void maze_rnn_forward_6_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_bias = a.params + 22522; // [1]
   T *__restrict t15 = a.scratch + 304;             // [1]
+  const T *__restrict h2v_bias = a.params + 22522; // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
   for (int j = 0; j < 1; ++j) {
 #line 16 "examples/maze/rnn.dopa"
@@ -165,10 +165,10 @@ template <class T> static void maze_rnn_backward_1(const dopa::StepArgs<T> &a) {
 //   %6 state -> record (a factor of deferred outer-product gradients)
 //   %9 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T> static void maze_rnn_backward_2_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t9_hn = a.saved + 0;       // [139] hn
-  T *__restrict t27 = a.scratch + 144;           // [139]
-  T *__restrict t23 = a.scratch + 0;             // [139]
   const T *__restrict d_h_next = a.gradNext + 0; // [139] d h'
+  T *__restrict t23 = a.scratch + 0;             // [139]
+  T *__restrict t27 = a.scratch + 144;           // [139]
+  const T *__restrict t9_hn = a.saved + 0;       // [139] hn
   T *__restrict t32 = a.record + 0;              // [139]
   T *__restrict d_i2h_bias = a.grads + 21684;    // [139]
   const T *__restrict h = a.state + 0;           // [139]
@@ -177,10 +177,10 @@ template <class T> static void maze_rnn_backward_2_hn(const dopa::StepArgs<T> &a
 #pragma omp simd
   for (int j = 0; j < 139; ++j) {
 #line 13 "examples/maze/rnn.dopa"
-    const T v29 = t9_hn[j] * t9_hn[j];
-    const T v31 = T(1.0) - v29;
     const T v24 = d_h_next[j] + t23[j];
     const T v28 = v24 + t27[j];
+    const T v29 = t9_hn[j] * t9_hn[j];
+    const T v31 = T(1.0) - v29;
     const T v32 = v28 * v31;
     t32[j] = v32;
     d_i2h_bias[j] += v32;

@@ -108,9 +108,9 @@ template <class T> __device__ __forceinline__ void maze_rnn_forward_1(const dopa
 //   %9 tanh hn -> saved
 template <class T>
 __device__ __forceinline__ void maze_rnn_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t7 = a.scratch + 144;              // [139]
-  const T *__restrict i2h_bias = a.params + 21684; // [139]
   T *__restrict t2 = a.scratch + 0;                // [139]
+  const T *__restrict i2h_bias = a.params + 21684; // [139]
+  T *__restrict t7 = a.scratch + 144;              // [139]
   T *__restrict h_next = a.next + 0;               // [139] hn
   T *__restrict saved_t9 = a.saved + 0;            // [139]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -175,8 +175,8 @@ template <class T> __device__ __forceinline__ void maze_rnn_forward_4(const dopa
 //   %13 add logits -> output logits
 template <class T>
 __device__ __forceinline__ void maze_rnn_forward_5_logits(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_bias = a.params + 22379; // [4]
   T *__restrict t11 = a.scratch + 288;             // [4]
+  const T *__restrict h2o_bias = a.params + 22379; // [4]
   T *__restrict out_logits = a.outputs[0];         // [4]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -195,8 +195,8 @@ __device__ __forceinline__ void maze_rnn_forward_5_logits(const dopa::StepArgs<T
 //   %17 add value -> output value
 template <class T>
 __device__ __forceinline__ void maze_rnn_forward_6_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_bias = a.params + 22522; // [1]
   T *__restrict t15 = a.scratch + 304;             // [1]
+  const T *__restrict h2v_bias = a.params + 22522; // [1]
   T *__restrict out_value = a.outputs[1];          // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -303,10 +303,10 @@ template <class T> __device__ __forceinline__ void maze_rnn_backward_1(const dop
 //   %9 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void maze_rnn_backward_2_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict t9_hn = a.saved + 0;       // [139] hn
-  T *__restrict t27 = a.scratch + 144;           // [139]
-  T *__restrict t23 = a.scratch + 0;             // [139]
   const T *__restrict d_h_next = a.gradNext + 0; // [139] d h'
+  T *__restrict t23 = a.scratch + 0;             // [139]
+  T *__restrict t27 = a.scratch + 144;           // [139]
+  const T *__restrict t9_hn = a.saved + 0;       // [139] hn
   T *__restrict t32 = a.record + 0;              // [139]
   T *__restrict d_i2h_bias = a.grads + 21684;    // [139]
   const T *__restrict h = a.state + 0;           // [139]
@@ -318,10 +318,10 @@ __device__ __forceinline__ void maze_rnn_backward_2_hn(const dopa::StepArgs<T> &
   {
     for (int j = tid; j < 139; j += nthreads) {
 #line 13 "examples/maze/rnn.dopa"
-      const T v29 = t9_hn[j] * t9_hn[j];
-      const T v31 = T(1.0) - v29;
       const T v24 = d_h_next[j] + t23[j];
       const T v28 = v24 + t27[j];
+      const T v29 = t9_hn[j] * t9_hn[j];
+      const T v31 = T(1.0) - v29;
       const T v32 = v28 * v31;
       t32[j] = v32;
       atomicAdd(&d_i2h_bias[j], v32);

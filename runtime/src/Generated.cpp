@@ -35,6 +35,27 @@ void dopa::finalizeInfo(NetworkInfo &info) {
   }
 }
 
+template <class T>
+void dopa::checkIndexInputs(const NetworkInfo &info, const int64_t *inputRows,
+                            const T *const *inputs, int batch) {
+  for (size_t k = 0; k < info.inputs.size(); ++k) {
+    int64_t rows = inputRows[k];
+    if (!info.inputs[k].isInt || rows == 0)
+      continue;
+    for (int b = 0; b < batch; ++b) {
+      T x = inputs[k][b];
+      if (!(x >= 0) || x >= T(rows) || x != std::floor(x))
+        throw std::runtime_error("input '" + info.inputs[k].name + "' of batch element " +
+                                 std::to_string(b) + " is " + std::to_string(double(x)) +
+                                 ", not an integer index in [0, " + std::to_string(rows) + ")");
+    }
+  }
+}
+template void dopa::checkIndexInputs<float>(const NetworkInfo &, const int64_t *,
+                                            const float *const *, int);
+template void dopa::checkIndexInputs<double>(const NetworkInfo &, const int64_t *,
+                                             const double *const *, int);
+
 static int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /// Allocations are whole 64-byte lines (at least one).
 static int64_t round64(int64_t bytes) { return std::max<int64_t>(ceilDiv(bytes, 64) * 64, 64); }
@@ -183,6 +204,23 @@ template <class T> struct GeneratedExecutor<T>::Impl {
     }
   }
   Thread &thread() { return threads[size_t(threadId())]; }
+
+  /// The planner's view of this network (sizes in bytes of T).
+  PlanInputs planInputs(int batch, int steps, int64_t numParams, long long budget) const {
+    PlanInputs in;
+    in.stateBytes = S * int64_t(sizeof(T));
+    in.savedBytes = saved * int64_t(sizeof(T));
+    in.scratchBytes = scratch * int64_t(sizeof(T));
+    in.inputBytes = inputTotal * int64_t(sizeof(T));
+    in.outputBytes = outputTotal * int64_t(sizeof(T));
+    in.recordBytes = spec.recordNumel * int64_t(sizeof(T));
+    in.paramBytes = numParams * int64_t(sizeof(T));
+    in.batch = batch;
+    in.steps = steps;
+    in.threads = maxThreads();
+    in.memoryBudget = budget;
+    return in;
+  }
 };
 
 template <class T>
@@ -245,18 +283,8 @@ template <class T> void GeneratedExecutor<T>::truncate() {
   if (checkpointEvery > 0)
     m.outer = checkpointEvery;
   else if (expectedSteps > 0 || lastSteps > 0) {
-    PlanInputs in;
-    in.stateBytes = m.S * int64_t(sizeof(T));
-    in.savedBytes = m.saved * int64_t(sizeof(T));
-    in.scratchBytes = m.scratch * int64_t(sizeof(T));
-    in.inputBytes = m.inputTotal * int64_t(sizeof(T));
-    in.outputBytes = m.outputTotal * int64_t(sizeof(T));
-    in.recordBytes = genSpec.recordNumel * int64_t(sizeof(T));
-    in.paramBytes = int64_t(netInfo.numParams * sizeof(T));
-    in.batch = B;
-    in.steps = expectedSteps > 0 ? expectedSteps : lastSteps;
-    in.threads = maxThreads();
-    in.memoryBudget = memoryBudget;
+    PlanInputs in = m.planInputs(B, expectedSteps > 0 ? expectedSteps : lastSteps,
+                                 int64_t(netInfo.numParams), memoryBudget);
     plan = planCheckpoints(in);
     m.outer = plan.outer;
     m.plannedInner = plan.inner;
@@ -282,18 +310,7 @@ template <class T> void GeneratedExecutor<T>::step(const T *const *inputs, T *co
     throw std::logic_error("step() before beginEpisode()");
   Impl &m = *impl;
   // Integer inputs index tables: check them here, outside the parallel region.
-  for (size_t k = 0; k < netInfo.inputs.size(); ++k) {
-    int64_t rows = genSpec.inputRows[k];
-    if (!netInfo.inputs[k].isInt || rows == 0)
-      continue;
-    for (int b = 0; b < B; ++b) {
-      T x = inputs[k][b];
-      if (!(x >= 0) || x >= T(rows) || x != std::floor(x))
-        throw std::runtime_error("input '" + netInfo.inputs[k].name + "' of batch element " +
-                                 std::to_string(b) + " is " + std::to_string(double(x)) +
-                                 ", not an integer index in [0, " + std::to_string(rows) + ")");
-    }
-  }
+  checkIndexInputs(netInfo, genSpec.inputRows, inputs, B);
   if (numSteps > 0 && m.outer != INT_MAX && numSteps % m.outer == 0) {
     if (m.numCheckpoints == m.checkpoints.size())
       m.checkpoints.emplace_back();
@@ -349,18 +366,7 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
     return;
   int outer = std::min(m.outer, steps);
   // The replay capacity per thread: the plan's inner interval for these steps.
-  PlanInputs in;
-  in.stateBytes = m.S * int64_t(sizeof(T));
-  in.savedBytes = m.saved * int64_t(sizeof(T));
-  in.scratchBytes = m.scratch * int64_t(sizeof(T));
-  in.inputBytes = m.inputTotal * int64_t(sizeof(T));
-  in.outputBytes = m.outputTotal * int64_t(sizeof(T));
-  in.recordBytes = genSpec.recordNumel * int64_t(sizeof(T));
-  in.paramBytes = int64_t(netInfo.numParams * sizeof(T));
-  in.batch = B;
-  in.steps = steps;
-  in.threads = maxThreads();
-  in.memoryBudget = memoryBudget;
+  PlanInputs in = m.planInputs(B, steps, int64_t(netInfo.numParams), memoryBudget);
   in.checkpointEvery = checkpointEvery;
   int innerCap;
   if (checkpointEvery > 0)

@@ -222,18 +222,7 @@ template <class T> void CudaExecutor<T>::step(const T *const *inputs, T *const *
   if (B == 0)
     throw std::logic_error("step() before beginEpisode()");
   Impl &m = *impl;
-  for (size_t k = 0; k < netInfo.inputs.size(); ++k) {
-    int64_t rows = genSpec.inputRows[k];
-    if (!netInfo.inputs[k].isInt || rows == 0)
-      continue;
-    for (int b = 0; b < B; ++b) {
-      T x = inputs[k][b];
-      if (!(x >= 0) || x >= T(rows) || x != std::floor(x))
-        throw std::runtime_error("input '" + netInfo.inputs[k].name + "' of batch element " +
-                                 std::to_string(b) + " is " + std::to_string(double(x)) +
-                                 ", not an integer index in [0, " + std::to_string(rows) + ")");
-    }
-  }
+  checkIndexInputs(netInfo, genSpec.inputRows, inputs, B);
   if (numSteps > 0 && m.outer != INT_MAX && numSteps % m.outer == 0) {
     if (m.numCheckpoints == m.checkpoints.size())
       m.checkpoints.emplace_back();

@@ -78,6 +78,9 @@ enum class Op {
 
 const char *opName(Op op);
 bool isElementwise(Op op);
+/// Ops without operands (values from outside the step: constants, parameters, inputs, states, and
+/// in backward graphs forward values and incoming gradients).
+bool isLeaf(Op op);
 
 struct Node {
   Node() = default;

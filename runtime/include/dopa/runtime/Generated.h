@@ -134,6 +134,12 @@ private:
   GeneratedExecutor<float> exec;
 };
 
+/// Check that every integer input holds an index into the table it gathers from (inputRows[k]
+/// rows; 0 for other inputs); throws naming the input and the batch element otherwise.
+template <class T>
+void checkIndexInputs(const NetworkInfo &info, const int64_t *inputRows, const T *const *inputs,
+                      int batch);
+
 /// Finish a NetworkInfo built by generated code (parameter offsets and count).
 void finalizeInfo(NetworkInfo &info);
 
