@@ -15,6 +15,7 @@
 
 #include "llvm/Support/raw_ostream.h"
 
+#include <array>
 #include <map>
 
 using namespace dopa;
@@ -169,8 +170,10 @@ void Differentiator::backprop(int id, int g) {
   auto operand = [&](size_t k) { return node.operands[k]; };
   auto x = [&](size_t k) { return ref(operand(k)); };
   auto y = [&]() { return ref(id); };
-  auto mul = [&](int a, int b) { return make(Op::Mul, {a, b}, loc); };
-  auto sub = [&](int a, int b) { return make(Op::Sub, {a, b}, loc); };
+  auto mul = [&](std::array<int, 2> ab) { return make(Op::Mul, {ab[0], ab[1]}, loc); };
+  // Operands in braces: a braced list is evaluated left to right, so node numbers do not depend
+  // on the compiler (function arguments are evaluated in an unspecified order).
+  auto sub = [&](std::array<int, 2> ab) { return make(Op::Sub, {ab[0], ab[1]}, loc); };
   auto needs = [&](size_t k) { return needsGrad[size_t(operand(k))]; };
   switch (node.op) {
   case Op::Const:
@@ -187,17 +190,17 @@ void Differentiator::backprop(int id, int g) {
   case Op::InRange: return; // leaves, and piecewise-constant ops with a zero gradient
   case Op::Neg: accumulate(operand(0), make(Op::Neg, {g}, loc)); return;
   case Op::Tanh: // g * (1 - y^2)
-    accumulate(operand(0), mul(g, sub(constant(1), mul(y(), y()))));
+    accumulate(operand(0), mul({g, sub({constant(1), mul({y(), y()})})}));
     return;
   case Op::Sigmoid: // g * y * (1 - y)
-    accumulate(operand(0), mul(g, mul(y(), sub(constant(1), y()))));
+    accumulate(operand(0), mul({g, mul({y(), sub({constant(1), y()})})}));
     return;
-  case Op::Relu: accumulate(operand(0), mul(g, make(Op::Step, {x(0)}, loc))); return;
-  case Op::Exp: accumulate(operand(0), mul(g, y())); return;
+  case Op::Relu: accumulate(operand(0), mul({g, make(Op::Step, {x(0)}, loc)})); return;
+  case Op::Exp: accumulate(operand(0), mul({g, y()})); return;
   case Op::Log: accumulate(operand(0), make(Op::Div, {g, x(0)}, loc)); return;
-  case Op::Abs: accumulate(operand(0), mul(g, make(Op::Sign, {x(0)}, loc))); return;
+  case Op::Abs: accumulate(operand(0), mul({g, make(Op::Sign, {x(0)}, loc)})); return;
   case Op::Sqrt: // g / (2 y)
-    accumulate(operand(0), make(Op::Div, {g, mul(constant(2), y())}, loc));
+    accumulate(operand(0), make(Op::Div, {g, mul({constant(2), y()})}, loc));
     return;
   case Op::Add:
     accumulate(operand(0), g);
@@ -210,15 +213,15 @@ void Differentiator::backprop(int id, int g) {
     return;
   case Op::Mul:
     if (needs(0))
-      accumulate(operand(0), mul(g, x(1)));
+      accumulate(operand(0), mul({g, x(1)}));
     if (needs(1))
-      accumulate(operand(1), mul(g, x(0)));
+      accumulate(operand(1), mul({g, x(0)}));
     return;
   case Op::Div: // d/da = g / b;  d/db = -g * y / b
     if (needs(0))
       accumulate(operand(0), make(Op::Div, {g, x(1)}, loc));
     if (needs(1))
-      accumulate(operand(1), make(Op::Neg, {make(Op::Div, {mul(g, y()), x(1)}, loc)}, loc));
+      accumulate(operand(1), make(Op::Neg, {make(Op::Div, {mul({g, y()}), x(1)}, loc)}, loc));
     return;
   case Op::Min:
   case Op::Max: {
@@ -226,18 +229,18 @@ void Differentiator::backprop(int id, int g) {
     int aWins = node.op == Op::Min ? make(Op::LessEq, {x(0), x(1)}, loc)
                                    : make(Op::LessEq, {x(1), x(0)}, loc);
     if (needs(0))
-      accumulate(operand(0), mul(g, aWins));
+      accumulate(operand(0), mul({g, aWins}));
     if (needs(1))
-      accumulate(operand(1), mul(g, sub(constant(1), aWins)));
+      accumulate(operand(1), mul({g, sub({constant(1), aWins})}));
     return;
   }
   case Op::Clip:
     if (needs(0))
-      accumulate(operand(0), mul(g, make(Op::InRange, {x(0), x(1), x(2)}, loc)));
+      accumulate(operand(0), mul({g, make(Op::InRange, {x(0), x(1), x(2)}, loc)}));
     if (needs(1)) // below the lower bound: the output is lo
-      accumulate(operand(1), mul(g, sub(constant(1), make(Op::LessEq, {x(1), x(0)}, loc))));
+      accumulate(operand(1), mul({g, sub({constant(1), make(Op::LessEq, {x(1), x(0)}, loc)})}));
     if (needs(2)) // above the upper bound: the output is hi
-      accumulate(operand(2), mul(g, sub(constant(1), make(Op::LessEq, {x(0), x(2)}, loc))));
+      accumulate(operand(2), mul({g, sub({constant(1), make(Op::LessEq, {x(0), x(2)}, loc)})}));
     return;
   case Op::MatMul: {
     const Shape &a = fwd.node(operand(0)).shape, &b = fwd.node(operand(1)).shape;
@@ -258,9 +261,9 @@ void Differentiator::backprop(int id, int g) {
         accumulate(operand(1), make(Op::Outer, {x(0), g}, loc));
     } else { // [K]@[K]
       if (needs(0))
-        accumulate(operand(0), mul(g, x(1)));
+        accumulate(operand(0), mul({g, x(1)}));
       if (needs(1))
-        accumulate(operand(1), mul(g, x(0)));
+        accumulate(operand(1), mul({g, x(0)}));
     }
     return;
   }
@@ -336,13 +339,13 @@ void Differentiator::backprop(int id, int g) {
     return;
   }
   case Op::Softmax: { // y * (g - sum(g * y))
-    int dot = make(Op::SumAll, {mul(g, y())}, loc);
-    accumulate(operand(0), mul(y(), sub(g, dot)));
+    int dot = make(Op::SumAll, {mul({g, y()})}, loc);
+    accumulate(operand(0), mul({y(), sub({g, dot})}));
     return;
   }
   case Op::LogSoftmax: { // g - exp(y) * sum(g)
     int total = make(Op::SumAll, {g}, loc);
-    accumulate(operand(0), sub(g, mul(make(Op::Exp, {y()}, loc), total)));
+    accumulate(operand(0), sub({g, mul({make(Op::Exp, {y()}, loc), total})}));
     return;
   }
   case Op::Gather: {

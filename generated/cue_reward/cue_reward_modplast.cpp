@@ -284,8 +284,8 @@ template <class T> static void cue_reward_modplast_backward_3_d_value(const dopa
   for (int j = 0; j < 1; ++j) {
 #line 15 "examples/cue_reward/modplast.dopa"
     const T v52 = d_out_DAout[0] + t51[0];
-    const T v57 = t18_DA[0] * t18_DA[0];
-    const T v59 = T(1.0) - v57;
+    const T v58 = t18_DA[0] * t18_DA[0];
+    const T v59 = T(1.0) - v58;
     const T v60 = v52 * v59;
     t60[0] = v60;
     d_h2DA_bias[0] += v60;

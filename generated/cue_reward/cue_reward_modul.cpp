@@ -336,8 +336,8 @@ template <class T> static void cue_reward_modul_backward_3_d_value(const dopa::S
   for (int j = 0; j < 1; ++j) {
 #line 18 "examples/cue_reward/modul.dopa"
     const T v71 = d_out_DAout[0] + t70[0];
-    const T v74 = t18_DA[0] * t18_DA[0];
-    const T v76 = T(1.0) - v74;
+    const T v75 = t18_DA[0] * t18_DA[0];
+    const T v76 = T(1.0) - v75;
     const T v77 = v71 * v76;
     t77[0] = v77;
     d_h2DA_bias[0] += v77;

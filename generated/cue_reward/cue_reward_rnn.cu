@@ -326,8 +326,8 @@ __device__ __forceinline__ void cue_reward_rnn_backward_2_hn(const dopa::StepArg
 #line 12 "examples/cue_reward/rnn.dopa"
       const T v24 = d_h_next[j] + t23[j];
       const T v28 = v24 + t27[j];
-      const T v29 = t9_hn[j] * t9_hn[j];
-      const T v31 = T(1.0) - v29;
+      const T v30 = t9_hn[j] * t9_hn[j];
+      const T v31 = T(1.0) - v30;
       const T v32 = v28 * v31;
       t32[j] = v32;
       atomicAdd(&d_i2h_bias[j], v32);

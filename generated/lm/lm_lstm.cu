@@ -1031,8 +1031,8 @@ __device__ __forceinline__ void lm_lstm_backward_1_l3_hn(const dopa::StepArgs<T>
       const T v141 = v139 + v140;
 #line 25 "examples/lm/lstm.dopa"
       const T v142 = tanh(v141);
-      const T v160 = v142 * v142;
-      const T v162 = T(1.0) - v160;
+      const T v161 = v142 * v142;
+      const T v162 = T(1.0) - v161;
       const T v163 = v159 * v162;
 #line 24 "examples/lm/lstm.dopa"
       const T v164 = d_l3_c_next[j] + v163;

@@ -1468,8 +1468,8 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_4_l1_M(const dopa::Ste
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v224 = t184_l3_M[0] * t184_l3_M[0];
-      const T v226 = T(1.0) - v224;
+      const T v225 = t184_l3_M[0] * t184_l3_M[0];
+      const T v226 = T(1.0) - v225;
       const T v227 = t223[0] * v226;
       t227[0] = v227;
       record11[0] = t56_l1_M[0];

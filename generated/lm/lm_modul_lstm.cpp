@@ -1032,8 +1032,8 @@ template <class T> static void lm_modul_lstm_backward_4_l1_M(const dopa::StepArg
   T *__restrict record28 = a.record + 29408;          // [1]
   for (int j = 0; j < 1; ++j) {
 #line 123 "examples/lm/modul_lstm.dopa"
-    const T v256 = t197_l3_M[0] * t197_l3_M[0];
-    const T v258 = T(1.0) - v256;
+    const T v257 = t197_l3_M[0] * t197_l3_M[0];
+    const T v258 = T(1.0) - v257;
     const T v259 = t255[0] * v258;
     t259[0] = v259;
     record11[0] = t56_l1_M[0];

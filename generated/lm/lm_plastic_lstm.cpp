@@ -778,8 +778,8 @@ template <class T> static void lm_plastic_lstm_backward_2_l3_hn(const dopa::Step
     const T v159 = v157 + v158;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v160 = std::tanh(v159);
-    const T v196 = v160 * v160;
-    const T v198 = T(1.0) - v196;
+    const T v197 = v160 * v160;
+    const T v198 = T(1.0) - v197;
     const T v199 = v195 * v198;
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v200 = d_l3_c_next[j] + v199;

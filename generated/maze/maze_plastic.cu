@@ -411,8 +411,8 @@ __device__ __forceinline__ void maze_plastic_backward_3_hn(const dopa::StepArgs<
       const T v36 = d_h_next[j] + t35[j];
       const T v40 = v36 + t39[j];
       const T v50 = v40 + t49[j];
-      const T v52 = t13_hn[j] * t13_hn[j];
-      const T v54 = T(1.0) - v52;
+      const T v53 = t13_hn[j] * t13_hn[j];
+      const T v54 = T(1.0) - v53;
       const T v55 = v50 * v54;
       t55[j] = v55;
       atomicAdd(&d_i2h_bias[j], v55);
