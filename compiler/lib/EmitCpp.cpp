@@ -56,8 +56,6 @@ std::string num(double v) {
   return s;
 }
 
-std::string shapeComment(const ir::Shape &s) { return ir::shapeStr(s); }
-
 /// Concatenate pieces of code (one allocation).
 std::string cat(std::initializer_list<std::string_view> parts) {
   std::string out;
@@ -221,7 +219,7 @@ private:
     default: throw std::logic_error("emit: node has no buffer");
     }
     declare(name, std::string(isConst ? "const T *__restrict " : "T *__restrict ") + name + " = " +
-                      base + "; // " + shapeComment(n.shape) +
+                      base + "; // " + ir::shapeStr(n.shape) +
                       (n.name.empty() ? "" : " " + n.name));
     return name;
   }
@@ -273,7 +271,7 @@ private:
     }
     default: throw std::logic_error("emit: bad sink target");
     }
-    declare(name, "T *__restrict " + name + " = " + base + "; // " + shapeComment(shape));
+    declare(name, "T *__restrict " + name + " = " + base + "; // " + ir::shapeStr(shape));
     return name;
   }
 

@@ -70,6 +70,7 @@ public:
     k.homeIndex.assign(n, -1);
     k.offset.assign(n, 0);
     stageOf.assign(n, -1);
+    itemKind.assign(n, Item::Opaque);
     isSavedLeaf.assign(n, 0);
   }
 
@@ -92,8 +93,6 @@ public:
   void build() {
     for (Sink &s : sinks)
       if (s.kind == Item::Store && adoptHome(s.node, s.target, s.targetIndex)) {
-        if (s.target == Buf::NextState || s.target == Buf::GradPrev)
-          k.offset[size_t(s.node)] = stateOffsets[size_t(s.targetIndex)];
         s.kind = Item::Zero; // marks it done
         s.node = -2;
       }
@@ -301,23 +300,15 @@ private:
     Stage::Kind kind = item.kind == Item::Dense    ? Stage::Dense
                        : item.kind == Item::Opaque ? Stage::Opaque
                                                    : Stage::Nest;
-    if (item.kind == Item::Pointwise)
-      for (int o : n.operands)
-        rootDeps(o, deps);
-    else
-      for (int o : n.operands)
-        rootDeps(o, deps);
+    for (int o : n.operands)
+      rootDeps(o, deps);
     ir::Shape space = spaceOf(item);
-    if (itemKind.empty())
-      itemKind.assign(g.nodes.size(), Item::Opaque);
     itemKind[size_t(item.node)] = item.kind;
     int s = addToStage(item, kind, space, minStage(deps, space, kind));
     stageOf[size_t(item.node)] = s;
   }
 
   void placeSink(const Sink &s) {
-    if (itemKind.empty())
-      itemKind.assign(g.nodes.size(), Item::Opaque);
     Item item;
     item.kind = s.kind;
     item.node = s.node;
@@ -338,13 +329,14 @@ private:
     addToStage(item, Stage::Nest, space, minStage(deps, space, Stage::Nest));
   }
 
-public:
   /// Give root `id` the sink's buffer as its home when it has none yet (no copy needed).
   bool adoptHome(int id, Buf target, int index) {
     if (leafLike(id) || !root[size_t(id)] || k.home[size_t(id)] != Buf::Scratch)
       return false;
     k.home[size_t(id)] = target;
     k.homeIndex[size_t(id)] = index;
+    if (target == Buf::NextState || target == Buf::GradPrev)
+      k.offset[size_t(id)] = stateOffsets[size_t(index)];
     if (target == Buf::Saved)
       k.offset[size_t(id)] = savedOffsets[size_t(index)];
     if (target == Buf::Record)

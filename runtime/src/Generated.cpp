@@ -379,10 +379,7 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
     innerCap = outer;
   else
     innerCap = std::max(innerCap, int(std::ceil(std::sqrt(double(outer)))));
-  {
-    PlanInputs used = in;
-    plan = evaluate(used, outer, innerCap);
-  }
+  plan = evaluate(in, outer, innerCap);
   int numSegments = int(ceilDiv(steps, outer));
   int numParams = int(netInfo.numParams);
   size_t nIn = m.inputNumel.size(), nOut = m.outputNumel.size(), nState = netInfo.states.size();

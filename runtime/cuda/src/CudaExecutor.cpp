@@ -124,7 +124,8 @@ template <class T> struct CudaExecutor<T>::Impl {
   cublasHandle_t blas = nullptr;
   mutable std::vector<std::vector<T>> stateViews;
 
-  BatchArgs<T> args(int B) const {
+  /// A step's launch arguments: inputs from `tape` (input-major), outputs into `outputs`.
+  BatchArgs<T> args(int B, const T *tape) {
     BatchArgs<T> a;
     a.batch = B;
     a.numInputs = int(inputNumel.size());
@@ -137,6 +138,18 @@ template <class T> struct CudaExecutor<T>::Impl {
     a.savedStride = saved;
     a.scratchStride = scratch;
     a.recordStride = record;
+    a.params = params.data();
+    a.scratch = scratchBuf.data();
+    int64_t at = 0;
+    for (size_t k = 0; k < inputNumel.size(); ++k) {
+      a.inputs[k] = tape + at;
+      at += B * inputNumel[k];
+    }
+    at = 0;
+    for (size_t k = 0; k < outputNumel.size(); ++k) {
+      a.outputs[k] = outputs.data() + at;
+      at += B * outputNumel[k];
+    }
     return a;
   }
 };
@@ -244,23 +257,11 @@ template <class T> void CudaExecutor<T>::step(const T *const *inputs, T *const *
   }
   check(cudaMemcpyAsync(rec.data(), stageIn, size_t(at) * sizeof(T), cudaMemcpyHostToDevice),
         "cudaMemcpyAsync H2D");
-  BatchArgs<T> a = m.args(B);
-  at = 0;
-  for (size_t k = 0; k < m.inputNumel.size(); ++k) {
-    a.inputs[k] = rec.data() + at;
-    at += B * m.inputNumel[k];
-  }
-  at = 0;
-  for (size_t k = 0; k < m.outputNumel.size(); ++k) {
-    a.outputs[k] = m.outputs.data() + at;
-    at += B * m.outputNumel[k];
-  }
-  a.params = m.params.data();
+  BatchArgs<T> a = m.args(B, rec.data());
   a.state = m.cur.data();
   a.next = m.next.data();
   m.savedScratch.resize(size_t(B * m.saved)); // recomputed in the backward, not kept
   a.saved = m.savedScratch.data();
-  a.scratch = m.scratchBuf.data();
   m.fwd(a, nullptr);
   check(cudaGetLastError(), "forward kernel launch");
   int64_t outTotal = 0;
@@ -332,39 +333,20 @@ void CudaExecutor<T>::backward(const T *const *const *outputGrads,
     onDevice(m.segStates.data(), m.checkpoints[size_t(seg)].data(), size_t(B * S));
     for (int step = from; step < to; ++step) {
       int r = step - from;
-      BatchArgs<T> a = m.args(B);
-      int64_t at = 0;
-      for (size_t k = 0; k < m.inputNumel.size(); ++k) {
-        a.inputs[k] = m.tape[size_t(step)].data() + at;
-        at += B * m.inputNumel[k];
-      }
-      at = 0;
-      for (size_t k = 0; k < m.outputNumel.size(); ++k) {
-        a.outputs[k] = m.outputs.data() + at;
-        at += B * m.outputNumel[k];
-      }
-      a.params = m.params.data();
+      BatchArgs<T> a = m.args(B, m.tape[size_t(step)].data());
       a.state = m.segStates.data() + r * B * S;
       a.next = m.segStates.data() + (r + 1) * B * S;
       a.saved = m.segSaved.data() + r * B * m.saved;
-      a.scratch = m.scratchBuf.data();
       m.fwd(a, nullptr);
     }
     for (int step = to - 1; step >= from; --step) {
       int r = step - from;
-      BatchArgs<T> a = m.args(B);
-      int64_t at = 0;
-      for (size_t k = 0; k < m.inputNumel.size(); ++k) {
-        a.inputs[k] = m.tape[size_t(step)].data() + at;
-        at += B * m.inputNumel[k];
-      }
+      BatchArgs<T> a = m.args(B, m.tape[size_t(step)].data());
       for (size_t k = 0; k < m.outputNumel.size(); ++k)
         a.gradOutputs[k] = gPtr[size_t(step)][k];
-      a.params = m.params.data();
       a.grads = m.grads.data();
       a.state = m.segStates.data() + r * B * S;
       a.saved = m.segSaved.data() + r * B * m.saved;
-      a.scratch = m.scratchBuf.data();
       a.gradNext = gNext;
       a.gradPrev = gPrev;
       a.record = m.record ? m.records.data() + int64_t(step) * B * m.record : nullptr;
