@@ -16,6 +16,9 @@ packages=(
   libeigen3-dev doctest-dev nlohmann-json3-dev
   # benchmarks and reference implementations (Debian's python3, not a venv)
   libbenchmark-dev python3 python3-numpy python3-torch python3-matplotlib
+  # PyTorch's BLAS: Debian's torch calls libblas.so.3, which is netlib's reference BLAS unless
+  # OpenBLAS provides it (the OpenMP build: one thread pool with torch's libgomp)
+  libopenblas0-openmp
   # plots from the C++ side and benchmark tools
   gnuplot-nox hyperfine graphviz
 )

@@ -13,6 +13,8 @@ using namespace dopa;
 CueRewardTask::CueRewardTask(CueRewardConfig config, int batch) : cfg(config), B(batch) {
   if (batch < 1 || cfg.numCues < 2 || cfg.cueSize < 1 || cfg.episodeLength < 1)
     throw std::invalid_argument("cue-reward: invalid configuration");
+  if (cfg.cuesPerTrial < 1 || cfg.cuesPerTrial > 2 || cfg.cuesPerTrial > cfg.numCues)
+    throw std::invalid_argument("cue-reward: cues per trial must be 1 or 2 (and at most the cues)");
   if (cfg.cueSize < 31 && (int64_t(1) << cfg.cueSize) < cfg.numCues)
     throw std::invalid_argument("cue-reward: too few cue bits for distinct cues");
   elems.resize(size_t(B));
@@ -20,13 +22,18 @@ CueRewardTask::CueRewardTask(CueRewardConfig config, int batch) : cfg(config), B
 
 void CueRewardTask::newTrial(Element &e, Rng &rng) {
   // L = ni//2 + 3 + randint(ni); [blank] + shuffle(2 cue ids + (L-5) blanks) + [GO] + [blank].
+  // With one cue per trial: [blank] + shuffle(1 cue id + (L-4) blanks) + [GO] + [blank].
   int len = cfg.numCues / 2 + 3 + int(rng.below(uint64_t(cfg.numCues)));
   int first = int(rng.below(uint64_t(cfg.numCues)));
-  int second = int(rng.below(uint64_t(cfg.numCues - 1)));
-  if (second >= first)
-    ++second; // two distinct cues
-  std::vector<int> middle = {first, second};
-  for (int i = 0; i < len - 5; ++i)
+  int second = first;
+  std::vector<int> middle = {first};
+  if (cfg.cuesPerTrial == 2) {
+    second = int(rng.below(uint64_t(cfg.numCues - 1)));
+    if (second >= first)
+      ++second; // two distinct cues
+    middle.push_back(second);
+  }
+  for (int i = 0; i < len - 3 - cfg.cuesPerTrial; ++i)
     middle.push_back(blank);
   for (size_t i = middle.size(); i > 1; --i) // Fisher-Yates with our generator
     std::swap(middle[i - 1], middle[size_t(rng.below(i))]);

@@ -95,6 +95,7 @@ std::map<std::string, std::string> fingerprint(const TrainConfig &c, const Netwo
           {"batch", std::to_string(c.batch)},
           {"episode_length", std::to_string(c.task.episodeLength)},
           {"num_cues", std::to_string(c.task.numCues)},
+          {"cues_per_trial", std::to_string(c.task.cuesPerTrial)},
           {"seed", std::to_string(c.seed)},
           {"lr", num(c.adam.lr)},
           {"adam_eps", num(c.adam.eps)},

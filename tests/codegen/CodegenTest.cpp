@@ -299,10 +299,11 @@ TEST_CASE("generated float64 gradients match central finite differences") {
 }
 
 TEST_CASE("generated code equals the generic executor at the paper's dims (float32)") {
+  // Also the examples compiled at the benchmark sizes (DOPA_EXAMPLE_SIZES, e.g. H=400).
   for (const ExampleNetwork &e : exampleNetworks()) {
     std::string path = std::string("examples/") + e.task + "/" + e.variant + ".dopa";
-    INFO("example " << path);
-    auto net = compileSpec(path, "");
+    INFO("example " << path << " " << e.dims);
+    auto net = compileSpec(path, e.dims);
     if (!net)
       continue;
     Executor<float> ref(net->forward, net->backward);

@@ -78,12 +78,9 @@ template <class Exec> Timing timeIt(Exec &exec, int iters) {
 int main(int argc, char **argv) {
   std::string variant = argc > 1 ? argv[1] : "modul";
   int iters = argc > 2 ? std::stoi(argv[2]) : 10;
-  const GeneratedSpec *cpuSpec = findExampleNetwork("cue_reward", variant);
-  const ExampleNetwork *ex = nullptr;
-  for (const ExampleNetwork &e : exampleNetworks())
-    if (std::string(e.task) == "cue_reward" && e.variant == variant)
-      ex = &e;
-  if (!cpuSpec || !ex || !ex->cuda) {
+  const ExampleNetwork *ex = findExample("cue_reward", variant);
+  const GeneratedSpec *cpuSpec = ex ? &ex->spec() : nullptr;
+  if (!cpuSpec || !ex->cuda) {
     std::fprintf(stderr, "no cue_reward %s network with a CUDA backend in this build\n",
                  variant.c_str());
     return 2;

@@ -39,12 +39,36 @@ struct TrainOptions {
   SpecOptions spec;
   TrainConfig config;
   std::string engine = "generated";
-  std::string task, variant;  // the example the generated engine runs
-  long long memoryBudget = 0; // generated engine: BPTT checkpoint budget (0: default)
-  int bpttSegment = 0;        // generated engine: forced checkpoint interval (0: planned)
+  std::string task, variant;     // the example the generated engine runs
+  std::vector<std::string> dims; // -D: the generated engine looks up the example at these dims
+  long long memoryBudget = 0;    // generated engine: BPTT checkpoint budget (0: default)
+  int bpttSegment = 0;           // generated engine: forced checkpoint interval (0: planned)
   bool resume = false;
 };
 
 int runTrain(const TrainOptions &options);
+
+struct BenchOptions {
+  std::string example; // "cue_reward/modul"
+  std::vector<std::string> dims;
+  std::string engine = "generated";
+  int batch = 30, steps = 120, iters = 5, warmup = 1;
+  uint64_t seed = 0;
+  long long memoryBudget = 0;
+  int bpttSegment = 0;
+  std::string jsonPath;
+};
+
+/// Time training iterations of one example network (dopa bench).
+int runBench(const BenchOptions &options);
+
+/// What the machine can do at most with the current threads (dopa bench --probe).
+struct MachineCeiling {
+  int threads = 1;
+  double triadBytesPerSecond = 0;
+  double fmaFlopsPerSecond = 0;
+};
+MachineCeiling probeMachine();
+int runProbe(const std::string &jsonPath);
 
 } // namespace dopa::tool

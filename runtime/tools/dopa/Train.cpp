@@ -85,10 +85,14 @@ private:
 int tool::runTrain(const TrainOptions &opt) {
   std::unique_ptr<Network> netPtr;
   if (opt.engine == "generated") {
-    const GeneratedSpec *spec = findExampleNetwork(opt.task, opt.variant);
+    std::string dims = canonicalDims(opt.dims);
+    const GeneratedSpec *spec = findExampleNetwork(opt.task, opt.variant, dims);
     if (!spec) {
       llvm::WithColor::error(llvm::errs(), "dopa train")
-          << "no generated network for " << opt.task << " " << opt.variant << " in this build\n";
+          << "no generated network for " << opt.task << " " << opt.variant
+          << (dims.empty() ? "" : " at " + dims)
+          << " in this build (compiled: " << compiledDims(opt.task, opt.variant)
+          << "); use --engine generic, or add the size to cmake -DDOPA_EXAMPLE_SIZES\n";
       return 2;
     }
     auto g = std::make_unique<GeneratedNetwork>(*spec);

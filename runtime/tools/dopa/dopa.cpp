@@ -65,6 +65,10 @@ cl::opt<int> numCues("cues",
                      cl::desc("Cues per episode (--ni); with 2, both show in every trial and "
                               "'always respond' is optimal: a sanity check"),
                      cl::init(4), cl::sub(trainCmd));
+cl::opt<int> cuesPerTrial("cues-per-trial",
+                          cl::desc("Cues shown per trial: 2 (the reference) or 1 (a simpler "
+                                   "association, used by the demo)"),
+                          cl::init(2), cl::sub(trainCmd));
 cl::opt<double> lr("lr", cl::desc("Adam learning rate"), cl::init(1e-4), cl::sub(trainCmd));
 cl::opt<double> clip("clip", cl::desc("Global gradient-norm clip (--gc)"), cl::init(2.0),
                      cl::sub(trainCmd));
@@ -76,11 +80,11 @@ cl::opt<std::string>
              cl::desc("A2C baseline: first-element (the reference code's vs[t][0]) or "
                       "per-element (each episode's own value)"),
              cl::init("first-element"), cl::sub(trainCmd));
-cl::opt<std::string>
-    engine("engine",
-           cl::desc("generated (the example's C++, compiled at build time) | generic (the IR "
-                    "interpreter; needed for --spec and -D)"),
-           cl::init("generated"), cl::sub(trainCmd));
+cl::opt<std::string> engine("engine",
+                            cl::desc("generated (the example's C++, compiled at build time; -D "
+                                     "picks a compiled size) | generic (the IR "
+                                     "interpreter; needed for --spec and -D)"),
+                            cl::init("generated"), cl::sub(trainCmd));
 cl::opt<long long>
     memoryBudget("memory-budget",
                  cl::desc("Generated engine: bytes the BPTT checkpoints may use (default 64 MiB)"),
@@ -96,6 +100,37 @@ cl::opt<std::string> outDir("out",
 cl::opt<bool> resume("resume", cl::desc("Continue the checkpoint in --out"), cl::sub(trainCmd));
 cl::opt<int64_t> checkpointEvery("checkpoint-every", cl::desc("Iterations between checkpoints"),
                                  cl::init(100), cl::sub(trainCmd));
+
+cl::SubCommand benchCmd("bench", "Time training iterations of an example network (one engine, "
+                                 "one size; bench/sweep.py runs the sweeps), or probe the machine");
+cl::opt<std::string> benchNetwork(cl::Positional, cl::desc("<task/variant, e.g. cue_reward/modul>"),
+                                  cl::sub(benchCmd));
+cl::list<std::string> benchDims("D",
+                                cl::desc("Dimension overrides: -D H=100 (generated: a size "
+                                         "this build compiled, see DOPA_EXAMPLE_SIZES)"),
+                                cl::value_desc("name=value"), cl::Prefix, cl::sub(benchCmd));
+cl::opt<std::string> benchEngine("engine", cl::desc("generated | generic"), cl::init("generated"),
+                                 cl::sub(benchCmd));
+cl::opt<int> benchBatch("batch", cl::desc("Batch elements"), cl::init(30), cl::sub(benchCmd));
+cl::opt<int> benchSteps("steps", cl::desc("Steps per episode"), cl::init(120), cl::sub(benchCmd));
+cl::opt<int> benchIters("iters", cl::desc("Measured iterations"), cl::init(5), cl::sub(benchCmd));
+cl::opt<int> benchWarmup("warmup", cl::desc("Unmeasured iterations first"), cl::init(1),
+                         cl::sub(benchCmd));
+cl::opt<uint64_t> benchSeed("seed", cl::desc("Seed of the parameters and the random workload"),
+                            cl::init(0), cl::sub(benchCmd));
+cl::opt<long long> benchBudget("memory-budget",
+                               cl::desc("Generated engine: BPTT checkpoint budget in bytes"),
+                               cl::init(0), cl::sub(benchCmd));
+cl::opt<int> benchSegment("bptt-segment", cl::desc("Generated engine: forced checkpoint interval"),
+                          cl::init(0), cl::sub(benchCmd));
+cl::opt<std::string> benchJson("json", cl::desc("Write the result as JSON to <file>"),
+                               cl::value_desc("file"), cl::sub(benchCmd));
+cl::opt<bool> benchProbe("probe",
+                         cl::desc("Measure the machine's triad bandwidth and FMA "
+                                  "throughput instead"),
+                         cl::sub(benchCmd));
+cl::opt<int> benchThreads("threads", cl::desc("Threads (default: all cores)"), cl::init(0),
+                          cl::sub(benchCmd));
 
 cl::opt<int> gradThreads("threads", cl::desc("Threads for the batch (default: all cores)"),
                          cl::init(0), cl::sub(gradCmd));
@@ -163,6 +198,9 @@ int main(int argc, char **argv) {
     if (numCues < 2)
       return usage("--cues must be at least 2");
     opt.config.task.numCues = numCues;
+    if (cuesPerTrial < 1 || cuesPerTrial > 2)
+      return usage("--cues-per-trial is 1 or 2");
+    opt.config.task.cuesPerTrial = cuesPerTrial;
     opt.config.batch = batchSize;
     opt.config.iterations = iters;
     opt.config.seed = seed;
@@ -180,15 +218,40 @@ int main(int argc, char **argv) {
     opt.engine = engine;
     if (engine != "generic" && engine != "generated")
       return usage("--engine is generated or generic");
-    if (engine == "generated" && (!trainSpec.empty() || !trainDims.empty()))
-      return usage("--spec and -D need --engine generic: the generated engine runs the examples "
-                   "compiled at build time (dopa_add_network compiles your own spec and dims)");
+    if (engine == "generated" && !trainSpec.empty())
+      return usage("--spec needs --engine generic: the generated engine runs the examples "
+                   "compiled at build time (dopa_add_network compiles your own spec)");
     opt.task = "cue_reward";
     opt.variant = variant;
+    opt.dims = {trainDims.begin(), trainDims.end()};
     opt.memoryBudget = memoryBudget;
     opt.bpttSegment = bpttSegment;
     opt.resume = resume;
     return tool::runTrain(opt);
+  }
+  if (benchCmd) {
+    setThreads(benchThreads);
+    if (benchProbe)
+      return tool::runProbe(benchJson);
+    if (benchNetwork.empty())
+      return usage("missing the network, e.g. dopa bench cue_reward/modul");
+    if (benchEngine != "generated" && benchEngine != "generic")
+      return usage("--engine is generated or generic");
+    if (benchBatch < 1 || benchSteps < 1 || benchIters < 1 || benchWarmup < 0)
+      return usage("--batch, --steps and --iters must be positive, --warmup not negative");
+    tool::BenchOptions opt;
+    opt.example = benchNetwork;
+    opt.dims = {benchDims.begin(), benchDims.end()};
+    opt.engine = benchEngine;
+    opt.batch = benchBatch;
+    opt.steps = benchSteps;
+    opt.iters = benchIters;
+    opt.warmup = benchWarmup;
+    opt.seed = benchSeed;
+    opt.memoryBudget = benchBudget;
+    opt.bpttSegment = benchSegment;
+    opt.jsonPath = benchJson;
+    return tool::runBench(opt);
   }
   cl::PrintHelpMessage(false, true);
   return 2;

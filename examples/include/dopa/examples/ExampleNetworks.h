@@ -1,13 +1,16 @@
 //===- ExampleNetworks.h - The example networks compiled into this build ---===//
 //
 // Every spec under examples/ is compiled to C++ by dopa_add_network() at build time; this table
-// names them by task and variant ("cue_reward", "modul") for the tools and tests.
+// names them by task and variant ("cue_reward", "modul") for the tools and tests. The RL examples
+// may also be compiled at other hidden sizes (CMake's DOPA_EXAMPLE_SIZES); those entries carry
+// their dims ("H=100") and have no CUDA backend.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
 
 #include "dopa/runtime/Generated.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -18,19 +21,46 @@ struct CudaSpec;
 struct ExampleNetwork {
   const char *task;
   const char *variant;
+  const char *dims; // "" at the spec's own dims, else the overrides, e.g. "H=100"
   const GeneratedSpec &(*spec)();
   const CudaSpec &(*cuda)(); // null when this build has no CUDA backend
 };
 
 const std::vector<ExampleNetwork> &exampleNetworks();
 
-/// The example for `task` and `variant`, or nullptr.
-inline const GeneratedSpec *findExampleNetwork(const std::string &task,
-                                               const std::string &variant) {
+/// Dimension overrides ({"H=100", "I=27"}) as the table writes them: sorted, comma-separated.
+inline std::string canonicalDims(std::vector<std::string> overrides) {
+  std::sort(overrides.begin(), overrides.end());
+  std::string out;
+  for (const std::string &d : overrides)
+    out += (out.empty() ? "" : ",") + d;
+  return out;
+}
+
+/// The example for `task` and `variant` at `dims` (canonicalDims; "" for the spec's own), or
+/// nullptr when this build did not compile it.
+inline const ExampleNetwork *findExample(const std::string &task, const std::string &variant,
+                                         const std::string &dims = "") {
+  for (const ExampleNetwork &e : exampleNetworks())
+    if (task == e.task && variant == e.variant && dims == e.dims)
+      return &e;
+  return nullptr;
+}
+
+/// The generated network of findExample(), or nullptr.
+inline const GeneratedSpec *findExampleNetwork(const std::string &task, const std::string &variant,
+                                               const std::string &dims = "") {
+  const ExampleNetwork *e = findExample(task, variant, dims);
+  return e ? &e->spec() : nullptr;
+}
+
+/// The dims this build compiled `task`/`variant` at, for error messages ("default, H=50, ...").
+inline std::string compiledDims(const std::string &task, const std::string &variant) {
+  std::string out;
   for (const ExampleNetwork &e : exampleNetworks())
     if (task == e.task && variant == e.variant)
-      return &e.spec();
-  return nullptr;
+      out += (out.empty() ? "" : ", ") + std::string(*e.dims ? e.dims : "the spec's own");
+  return out;
 }
 
 } // namespace dopa

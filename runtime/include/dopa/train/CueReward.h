@@ -8,6 +8,9 @@
 // across the batch; the episode (120 steps) can end mid-trial. Inputs (27 per step):
 //   [0:20] cue bits (0 when blank) [20] GO [21] bias 1 [22] step/eplen [23] previous reward
 //   [24] unused 0 [25:27] one-hot previous action (all zero at step 0)
+// One simplification is offered, off by default: trials that show one cue instead of two
+// (cuesPerTrial = 1, with 2 cues per episode the target is still shown in half of the trials), an
+// easier association that the demo uses to show learning within minutes.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -23,6 +26,7 @@ namespace dopa {
 struct CueRewardConfig {
   int episodeLength = 120; // --eplen
   int numCues = 4;         // --ni
+  int cuesPerTrial = 2;    // the reference shows 2; 1 (a documented simplification) in the demo
   int cueSize = 20;        // --cs
   float reward = 1;        // --rew
   float wrongPenalty = 0;  // --wp: cost of action 1 on any step

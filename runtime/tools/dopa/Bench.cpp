@@ -1,0 +1,297 @@
+//===- Bench.cpp - `dopa bench`: time one training iteration of a network ---===//
+//
+// One measurement, in this process alone (the sweep driver bench/sweep.py starts one process per
+// engine and size, so peak RSS belongs to one engine): an example network, generated or generic,
+// at the given batch and steps. A training iteration is the same work the PyTorch formulation
+// (bench/reference/bench_iteration.py) does: an episode of `steps` forward steps on fixed random
+// inputs, backpropagation through the whole episode of the loss Σ_t <dY_t, Y_t> for fixed random
+// dY, global gradient-norm clipping at 2.0 and an Adam step. Prints one line and writes JSON:
+// per-iteration seconds after `warmup` unmeasured ones (median, min, max), peak RSS, FLOPs per
+// iteration from the IR (the forward and backward graphs, ir::countFlops) and GFLOP/s, and for
+// the generated engine the checkpoint plan and its predicted bytes.
+//
+//===----------------------------------------------------------------------===//
+#include "Commands.h"
+
+#include "dopa/examples/ExampleNetworks.h"
+#include "dopa/generic/Executor.h"
+#include "dopa/runtime/Random.h"
+#include "dopa/train/Optim.h"
+
+#include "llvm/Support/Format.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <omp.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+using namespace dopa;
+using namespace dopa::tool;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int64_t peakRssBytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return int64_t(usage.ru_maxrss) * 1024;
+}
+
+/// Fixed random inputs and output gradients for `steps` steps of `batch` elements.
+struct Workload {
+  std::vector<std::vector<std::vector<float>>> inputs, outputGrads; // [t][k][B * numel]
+  std::vector<std::vector<const float *>> inPtr, dyPtr;
+  std::vector<std::vector<float *>> outPtr;
+  std::vector<std::vector<std::vector<float>>> outputs;
+  std::vector<const float *const *> inRows, dyRows;
+  std::vector<float *const *> outRows;
+
+  Workload(const NetworkInfo &info, const int64_t *inputRows, int batch, int steps, uint64_t seed) {
+    Rng rng(seed);
+    inputs.resize(size_t(steps));
+    outputGrads.resize(size_t(steps));
+    outputs.resize(size_t(steps));
+    // dY scaled so the loss is an average over the batch and the episode, as a trainer's is.
+    float scale = 1.0f / float(batch * steps);
+    for (int t = 0; t < steps; ++t) {
+      for (size_t k = 0; k < info.inputs.size(); ++k) {
+        std::vector<float> v(size_t(batch * info.inputs[k].numel()));
+        for (float &x : v) {
+          if (info.inputs[k].isInt) {
+            int64_t rows = inputRows && inputRows[k] > 0 ? inputRows[k] : 1;
+            x = float(rng.below(uint64_t(rows)));
+          } else {
+            x = float(rng.uniform() * 2 - 1);
+          }
+        }
+        inputs[size_t(t)].push_back(std::move(v));
+      }
+      for (const TensorInfo &o : info.outputs) {
+        std::vector<float> v(size_t(batch * o.numel()));
+        for (float &x : v)
+          x = float(rng.uniform() * 2 - 1) * scale;
+        outputGrads[size_t(t)].push_back(std::move(v));
+        outputs[size_t(t)].emplace_back(size_t(batch * o.numel()));
+      }
+    }
+    for (int t = 0; t < steps; ++t) {
+      std::vector<const float *> in, dy;
+      std::vector<float *> out;
+      for (auto &v : inputs[size_t(t)])
+        in.push_back(v.data());
+      for (auto &v : outputGrads[size_t(t)])
+        dy.push_back(v.data());
+      for (auto &v : outputs[size_t(t)])
+        out.push_back(v.data());
+      inPtr.push_back(std::move(in));
+      dyPtr.push_back(std::move(dy));
+      outPtr.push_back(std::move(out));
+    }
+    for (int t = 0; t < steps; ++t) {
+      inRows.push_back(inPtr[size_t(t)].data());
+      dyRows.push_back(dyPtr[size_t(t)].data());
+      outRows.push_back(outPtr[size_t(t)].data());
+    }
+  }
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+bool writeJsonAtomically(const std::string &path, const json &j) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream os(tmp, std::ios::trunc);
+    os << j.dump(2) << "\n";
+    if (!os.flush())
+      return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+std::string hostCpu() {
+  std::ifstream is("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(is, line))
+    if (line.rfind("model name", 0) == 0) {
+      size_t colon = line.find(':');
+      return colon == std::string::npos ? line : line.substr(colon + 2);
+    }
+  return "unknown";
+}
+
+json machineJson() {
+  return {{"cpu", hostCpu()},
+          {"cores", long(sysconf(_SC_NPROCESSORS_ONLN))},
+          {"threads", omp_get_max_threads()}};
+}
+
+} // namespace
+
+int tool::runProbe(const std::string &jsonPath) {
+  llvm::errs() << "dopa bench --probe: triad bandwidth and FMA throughput, "
+               << omp_get_max_threads() << " threads...\n";
+  MachineCeiling c = probeMachine();
+  if (c.triadBytesPerSecond <= 0 || c.fmaFlopsPerSecond <= 0) {
+    llvm::WithColor::error(llvm::errs(), "dopa bench") << "a probe computed a wrong result\n";
+    return 1;
+  }
+  llvm::outs() << llvm::format("triad bandwidth %.2f GB/s, float32 FMA %.1f GFLOP/s (%d threads)\n",
+                               c.triadBytesPerSecond * 1e-9, c.fmaFlopsPerSecond * 1e-9, c.threads);
+  json j = {{"kind", "machine"},
+            {"machine", machineJson()},
+            {"triad_GBps", c.triadBytesPerSecond * 1e-9},
+            {"fma_f32_GFLOPs", c.fmaFlopsPerSecond * 1e-9}};
+  if (!jsonPath.empty() && !writeJsonAtomically(jsonPath, j)) {
+    llvm::WithColor::error(llvm::errs(), "dopa bench") << jsonPath << ": cannot write\n";
+    return 2;
+  }
+  return 0;
+}
+
+int tool::runBench(const BenchOptions &opt) {
+  auto slash = opt.example.find('/');
+  if (slash == std::string::npos) {
+    llvm::WithColor::error(llvm::errs(), "dopa bench")
+        << "the network is <task>/<variant>, e.g. cue_reward/modul; got '" << opt.example << "'\n";
+    return 2;
+  }
+  std::string task = opt.example.substr(0, slash), variant = opt.example.substr(slash + 1);
+  std::string dims = canonicalDims(opt.dims);
+
+  // The spec, for FLOPs (both engines) and for the generic executor.
+  SpecOptions specOpt;
+  specOpt.path = std::string(DOPA_EXAMPLES_DIR "/") + task + "/" + variant + ".dopa";
+  specOpt.includeDirs = {std::string(DOPA_EXAMPLES_DIR "/") + task};
+  specOpt.dimOverrides = opt.dims;
+  auto compiled = loadNetwork(specOpt);
+  if (!compiled)
+    return 1;
+  ir::FlopCount fwd = ir::countFlops(compiled->forward), bwd = ir::countFlops(compiled->backward);
+
+  std::unique_ptr<Network> net;
+  GeneratedNetwork *gen = nullptr;
+  const int64_t *inputRows = nullptr;
+  std::vector<int64_t> rows;
+  if (opt.engine == "generated") {
+    const GeneratedSpec *spec = findExampleNetwork(task, variant, dims);
+    if (!spec) {
+      llvm::WithColor::error(llvm::errs(), "dopa bench")
+          << "this build has no generated " << opt.example << (dims.empty() ? "" : " at " + dims)
+          << " (compiled: " << compiledDims(task, variant)
+          << "; more sizes with cmake -DDOPA_EXAMPLE_SIZES=...)\n";
+      return 2;
+    }
+    auto g = std::make_unique<GeneratedNetwork>(*spec);
+    g->executor().setMemoryBudget(opt.memoryBudget);
+    g->executor().setCheckpointEvery(opt.bpttSegment);
+    g->executor().setExpectedSteps(opt.steps);
+    inputRows = spec->inputRows;
+    gen = g.get();
+    net = std::move(g);
+  } else {
+    net = std::make_unique<GenericNetwork>(std::move(*compiled));
+    // Token inputs index a table: find its rows from the parameter the spec gathers from. The
+    // LM examples gather from "enc.weight"; other specs have no integer inputs.
+    const NetworkInfo &info = net->info();
+    for (const TensorInfo &in : info.inputs) {
+      int64_t r = 0;
+      if (in.isInt)
+        for (const TensorInfo &p : info.params)
+          if (p.shape.size() == 2 && p.name.find("enc") != std::string::npos)
+            r = p.shape[0];
+      rows.push_back(r);
+    }
+    inputRows = rows.data();
+  }
+
+  const NetworkInfo &info = net->info();
+  initParams(info, net->params(), opt.seed);
+  Workload work(info, inputRows, opt.batch, opt.steps, opt.seed + 1);
+  AdamConfig adamCfg;
+  adamCfg.lr = 1e-4;
+  Adam adam(adamCfg, info.numParams);
+
+  double flopsPerIter =
+      double(opt.steps) * double(fwd.forBatch(opt.batch) + bwd.forBatch(opt.batch));
+  llvm::errs() << "dopa bench: " << opt.example << (dims.empty() ? "" : " " + dims) << " ("
+               << info.numParams << " parameters), engine " << opt.engine << ", B=" << opt.batch
+               << " T=" << opt.steps << ", " << omp_get_max_threads() << " threads, " << opt.warmup
+               << "+" << opt.iters << " iterations\n";
+  std::vector<double> times;
+  bool tty = isatty(2);
+  for (int it = 0; it < opt.warmup + opt.iters; ++it) {
+    double t0 = now();
+    net->zeroGrads();
+    net->beginEpisode(opt.batch);
+    net->forward(opt.steps, work.inRows.data(), work.outRows.data());
+    net->backward(work.dyRows.data());
+    double norm = clipGradNorm(net->grads(), info.numParams, 2.0);
+    adam.step(net->params(), net->grads());
+    double dt = now() - t0;
+    if (!std::isfinite(norm)) {
+      llvm::WithColor::error(llvm::errs(), "dopa bench") << "the gradient norm is " << norm << "\n";
+      return 1;
+    }
+    if (it >= opt.warmup)
+      times.push_back(dt);
+    if (tty)
+      llvm::errs() << llvm::format("\r  iteration %d/%d: %.4f s", it + 1, opt.warmup + opt.iters,
+                                   dt);
+  }
+  if (tty)
+    llvm::errs() << "\n";
+
+  double med = median(times), lo = *std::min_element(times.begin(), times.end()),
+         hi = *std::max_element(times.begin(), times.end());
+  int64_t rss = peakRssBytes();
+  json j = {{"kind", "iteration"},
+            {"network", opt.example},
+            {"dims", dims},
+            {"engine", opt.engine},
+            {"batch", opt.batch},
+            {"steps", opt.steps},
+            {"threads", omp_get_max_threads()},
+            {"params", info.numParams},
+            {"warmup", opt.warmup},
+            {"times_s", times},
+            {"median_s", med},
+            {"min_s", lo},
+            {"max_s", hi},
+            {"peak_rss_bytes", rss},
+            {"flops_per_iter", flopsPerIter},
+            {"gflops", flopsPerIter / med * 1e-9},
+            {"machine", machineJson()}};
+  if (gen) {
+    const CheckpointPlan &plan = gen->executor().lastPlan();
+    j["plan"] = {{"outer", plan.outer},
+                 {"inner", plan.inner},
+                 {"replays", plan.replays},
+                 {"predicted_bytes", plan.totalBytes},
+                 {"measured_peak_held_bytes", gen->executor().lastPeakBytes()}};
+  }
+  llvm::outs() << llvm::format("%s %s B=%d T=%d: median %.4f s (min %.4f, max %.4f), peak RSS "
+                               "%.1f MB, %.2f GFLOP/s\n",
+                               opt.example.c_str(), opt.engine.c_str(), opt.batch, opt.steps, med,
+                               lo, hi, double(rss) / 1e6, flopsPerIter / med * 1e-9);
+  if (!opt.jsonPath.empty() && !writeJsonAtomically(opt.jsonPath, j)) {
+    llvm::WithColor::error(llvm::errs(), "dopa bench") << opt.jsonPath << ": cannot write\n";
+    return 2;
+  }
+  return 0;
+}
