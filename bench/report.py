@@ -89,16 +89,24 @@ def series(idx, net, var, engine, base, values, field="median_s"):
     return xs, ys, rs
 
 
+def base_of(results, net):
+    """The H, B, T the one-factor sweeps of `net` varied around (sweep.py --base)."""
+    for r in results:
+        if r["network"] == net and r.get("group", "").startswith("sweep") and "base" in r:
+            return tuple(r["base"])
+    return (200, 30, 120)
+
+
 def sweep_values(results, net, group, var):
     col = {"H": "H", "B": "batch", "T": "steps"}[var]
     vals = sorted({r[col] for r in results if r["network"] == net and r.get("group") == group})
-    base = {"H": 200, "B": 30, "T": 120}[var]
+    base = dict(zip("HBT", base_of(results, net)))[var]
     return sorted(set(vals) | ({base} if vals else set()))
 
 
 def charts(results, idx, net, images):
     paths = {}
-    base = (200, 30, 120)
+    base = base_of(results, net)
     hs = sweep_values(results, net, "sweep-H", "H")
     ts = sweep_values(results, net, "sweep-T", "T")
     name = net.replace("/", " ")
@@ -204,11 +212,10 @@ def main():
              f"float32 FMA throughput **{peak:.0f} GFLOP/s**.")
     if py:
         blas = ", ".join(Path(p).name for p in py["blas"]) or "unknown"
-        L.append(f"PyTorch {py['version']} (Debian's python3-torch) with {blas} "
-                 f"({Path(py['blas'][0]).parent.name if py['blas'] else ''}), "
-                 f"{py['intraop_threads']} intra-op threads, {py['interop_threads']} inter-op "
-                 "thread: OpenBLAS's OpenMP build shares torch's thread pool (the pthread build "
-                 "and netlib's reference BLAS were slower or oversubscribed).")
+        L.append(f"PyTorch {py['version']} (Debian's python3-torch): the BLAS loaded was {blas} "
+                 f"({Path(py['blas'][0]).parent.name if py['blas'] else ''}), with "
+                 f"{py['intraop_threads']} intra-op threads and {py['interop_threads']} inter-op "
+                 "thread (the alternatives tried are listed below the report).")
     L += ["", "One training iteration: an episode of T forward steps on fixed random inputs, BPTT "
           "of Σ_t ⟨dY_t, Y_t⟩ through the whole episode, global gradient-norm clipping and an "
           "Adam step (`dopa bench`, `bench/reference/bench_iteration.py`). Times are the median "
@@ -244,13 +251,15 @@ def main():
     # Sweeps.
     sweep_nets = sorted({r["network"] for r in results if r.get("group", "").startswith("sweep")})
     for net in sweep_nets:
-        L += ["", f"### Sweeps: {net} (one factor at a time around H=200, B=30, T=120)", "",
+        base = base_of(results, net)
+        L += ["", f"### Sweeps: {net} (one factor at a time around H={base[0]}, B={base[1]}, "
+              f"T={base[2]})", "",
               "| H | B | T | generated s | generic s | PyTorch s | vs generic | vs PyTorch | "
               "RSS MB gen / generic / PyTorch | plan's predicted MB | generated GFLOP/s (% peak) |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
         keys = sorted({(r["H"], r["batch"], r["steps"]) for r in results
                        if r["network"] == net and (r.get("group", "").startswith("sweep") or
-                                                   (r["H"], r["batch"], r["steps"]) == (200, 30, 120))})
+                                                   (r["H"], r["batch"], r["steps"]) == base)})
         for h, b, t in keys:
             rs = {e: idx.get((net, h, b, t, e)) for e in ENGINES}
             g = rs["generated"]
@@ -274,8 +283,7 @@ def main():
         growth = {}
         for e in ENGINES:
             row = {}
-            for var, group, base in (("H", "sweep-H", (200, 30, 120)), ("B", "sweep-B", (200, 30, 120)),
-                                     ("T", "sweep-T", (200, 30, 120))):
+            for var, group in (("H", "sweep-H"), ("B", "sweep-B"), ("T", "sweep-T")):
                 vals = sweep_values(results, net, group, var)
                 xs, ys, _ = series(idx, net, var, e, base, vals)
                 row[var] = fit_exponent(xs, ys)

@@ -29,8 +29,9 @@ build/bench/dopa_microbench --benchmark_min_time=0.2 --benchmark_format=console 
 echo "profile of the generated headline run (perf) ..." >&2
 if perf record -q -F 999 -g -o "$OUT/perf.data" -- build/runtime/tools/dopa/dopa bench \
      cue_reward/modul --threads "$THREADS" --iters 5 > /dev/null 2>&1; then
-  perf report -i "$OUT/perf.data" --stdio --no-children --sort symbol 2> /dev/null |
-    grep -E '^ +[0-9.]+%' | head -15 > "$OUT/perf-generated.txt"
+  perf report -i "$OUT/perf.data" --stdio --no-children --sort symbol > "$OUT/perf-report.txt" 2> /dev/null
+  # the top 15 symbols (awk reads everything: no SIGPIPE under pipefail)
+  awk '/^ +[0-9.]+%/ && n < 15 {print; n++}' "$OUT/perf-report.txt" > "$OUT/perf-generated.txt"
 else
   echo "perf is not usable here (kernel.perf_event_paranoid?): no profile in the report" >&2
   rm -f "$OUT/perf-generated.txt"

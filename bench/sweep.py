@@ -12,8 +12,8 @@ skipped and recorded as skipped, with the prediction, never silently.
 Configurations:
   - every example network at its paper dims (--networks; B and T per task: cue_reward 30x120,
     maze 30x200, lm --lm-batch x --lm-steps);
-  - for the --sweep-networks (default cue_reward/modul), one factor at a time around H=200, B=30,
-    T=120: H in --sizes, B in --batches, T in --steps (--full: the whole Cartesian product).
+  - for the --sweep-networks (default cue_reward/modul), one factor at a time around --base (H=200,
+    B=30, T=120): H in --sizes, B in --batches, T in --steps (--full: the whole Cartesian product).
 
   python3 bench/sweep.py --out out/bench                 # the default sweep (about 25 min, 2 cores)
   python3 bench/sweep.py --networks cue_reward/modul --sweep-networks "" --engines generated,generic
@@ -69,7 +69,7 @@ def configs(a):
         task = net.split("/")[0]
         b, t = TASK_BT.get(task, (a.lm_batch, a.lm_steps))
         out.append(("paper", net, None, b, t))
-    base_h, base_b, base_t = 200, 30, 120
+    base_h, base_b, base_t = a.base
     for net in a.sweep_networks:
         if a.full:
             for h, b, t in itertools.product(a.sizes, a.batches, a.steps):
@@ -135,6 +135,7 @@ def main():
     ap.add_argument("--sizes", default="50,100,200,400")
     ap.add_argument("--batches", default="1,8,30")
     ap.add_argument("--steps", default="50,120,200")
+    ap.add_argument("--base", default="200,30,120", help="H,B,T the one-factor sweeps vary around")
     ap.add_argument("--full", action="store_true", help="the Cartesian product of the sweeps")
     ap.add_argument("--lm-batch", type=int, default=2)
     ap.add_argument("--lm-steps", type=int, default=10)
@@ -146,7 +147,8 @@ def main():
     a = ap.parse_args()
     split = lambda s: [x for x in s.split(",") if x]
     a.engines, a.networks, a.sweep_networks = split(a.engines), split(a.networks), split(a.sweep_networks)
-    a.sizes, a.batches, a.steps = ([int(x) for x in split(s)] for s in (a.sizes, a.batches, a.steps))
+    a.sizes, a.batches, a.steps, a.base = ([int(x) for x in split(s)]
+                                           for s in (a.sizes, a.batches, a.steps, a.base))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
@@ -179,7 +181,7 @@ def main():
                           (x["network"], x["H"], x["batch"], x["steps"]) == (net, h, b, t)), None)
             r = run_engine(a, engine, net, h, b, t, flops)
         r.update({"group": group, "network": net, "H": h, "batch": b, "steps": t,
-                  "engine": engine, "threads": a.threads})
+                  "engine": engine, "threads": a.threads, "base": a.base})
         results.append(r)
         save(results_path, results)
         what = (f"{r['median_s']:.4f} s, {r['peak_rss_bytes'] / 1e6:.0f} MB"

@@ -2,7 +2,8 @@
 # build.sh - configure and build dopa (Release, Ninja) into build/. Used by demo.sh and test.sh.
 #
 # At most 2 parallel jobs (the project's machines have 2 cores); DOPA_JOBS overrides. DOPA_CMAKE_ARGS
-# adds configure options (test.sh: -DDOPA_GENERATED_WERROR=ON).
+# adds configure options (test.sh: -DDOPA_GENERATED_WERROR=ON). Arguments name targets to build
+# (demo.sh: dopa dopac), default all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${DOPA_JOBS:-2}
@@ -10,4 +11,4 @@ jobs=${DOPA_JOBS:-2}
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release ${DOPA_CMAKE_ARGS:-} > build-configure.log 2>&1 ||
   { cat build-configure.log; exit 1; }
 rm -f build-configure.log
-ninja -C build -j"$jobs"
+ninja -C build -j"$jobs" "$@"

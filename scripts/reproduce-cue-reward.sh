@@ -8,17 +8,19 @@
 # the seeds, per variant (OUT/fig1.png, OUT/fig1.csv), as in sr/makefigure.py.
 #
 #   ITERS=2000 SEEDS="0 1 2" OUT=runs/fig1 scripts/reproduce-cue-reward.sh
-#   EXTRA="--lr 1e-3 --burn-in 0" H=50 ...   # a faster, documented variation
+#   H=50 EXTRA="--cues 2 --cues-per-trial 1 --lr 1e-3 --burn-in 0 --baseline per-element" ...
+#                                            # the demo's simpler, documented configuration
 #
-# At the paper's H=200 (the default) the runs use the generated engine (the examples compiled at
-# build time); another H uses the generic executor, which takes -D.
+# The runs use the generated engine: the examples compiled at build time, at the paper's H=200 or
+# at a size in DOPA_EXAMPLE_SIZES (50, 100, 400 by default); ENGINE=generic runs any H.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ITERS=${ITERS:-1000}
 SEEDS=${SEEDS:-"0 1 2"}
 VARIANTS=${VARIANTS:-"rnn plastic modplast modul"}
 H=${H:-200}
-if [ "$H" = 200 ]; then ENGINE=(--engine generated); else ENGINE=(--engine generic -D "H=$H"); fi
+ENGINE=(--engine "${ENGINE:-generated}")
+[ "$H" = 200 ] || ENGINE+=(-D "H=$H")
 OUT=${OUT:-runs/fig1}
 JOBS=${JOBS:-1}          # runs side by side (each uses THREADS threads)
 THREADS=${THREADS:-2}
@@ -37,8 +39,23 @@ run_one() {
   echo "done: $variant seed $seed ($(tail -n 1 "$dir.out"))"
 }
 
+# Progress: every PROGRESS_EVERY seconds, the latest progress line of each run (dopa train prints
+# one per tenth of the iterations when its output is not a terminal).
+progress() {
+  while sleep "${PROGRESS_EVERY:-20}"; do
+    for f in "$OUT"/*/seed*.out; do
+      [ -f "$f" ] || continue
+      line=$(grep '|' "$f" | tail -n 1 | sed 's/^\[[#.]*\] //') || true
+      [ -n "$line" ] && echo "  $(basename "$(dirname "$f")") $(basename "$f" .out): $line"
+    done
+  done
+}
+
 mkdir -p "$OUT"
 start=$(date +%s)
+progress &
+monitor=$!
+trap 'kill $monitor 2> /dev/null || true' EXIT
 pids=()
 for variant in $VARIANTS; do
   mkdir -p "$OUT/$variant"
@@ -52,5 +69,9 @@ for variant in $VARIANTS; do
   done
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
+kill $monitor 2> /dev/null || true
 echo "all runs finished in $(( $(date +%s) - start )) s"
-/usr/bin/python3 scripts/plot_runs.py --out "$OUT" --variants $VARIANTS
+title=()
+[ -z "${TITLE:-}" ] || title=(--title "$TITLE")
+# shellcheck disable=SC2086
+/usr/bin/python3 scripts/plot_runs.py --out "$OUT" --variants $VARIANTS "${title[@]}"
