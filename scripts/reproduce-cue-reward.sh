@@ -45,6 +45,7 @@ progress() {
   while sleep "${PROGRESS_EVERY:-20}"; do
     for f in "$OUT"/*/seed*.out; do
       [ -f "$f" ] || continue
+      grep -q '^final mean reward' "$f" && continue # finished: its "done:" line says so
       line=$(grep '|' "$f" | tail -n 1 | sed 's/^\[[#.]*\] //') || true
       [ -n "$line" ] && echo "  $(basename "$(dirname "$f")") $(basename "$f" .out): $line"
     done
