@@ -2,7 +2,7 @@
 # report.sh - the benchmark report from scratch: install, build, sweep, microbenchmarks, profile,
 # then docs/benchmarks.md (its generated section) and the charts in docs/images/.
 #
-#   bash bench/report.sh                                 # the default sweep, about 30 min on 2 cores
+#   bash bench/report.sh                                 # the default sweep, about 15 min on 2 cores
 #   SWEEP_ARGS="--sweep-networks cue_reward/modul,cue_reward/plastic" bash bench/report.sh
 #   SWEEP_ARGS="--full" ...                              # the Cartesian product of H, B and T
 #   RESUME=1 bash bench/report.sh                        # continue an interrupted sweep

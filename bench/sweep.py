@@ -15,7 +15,7 @@ Configurations:
   - for the --sweep-networks (default cue_reward/modul), one factor at a time around --base (H=200,
     B=30, T=120): H in --sizes, B in --batches, T in --steps (--full: the whole Cartesian product).
 
-  python3 bench/sweep.py --out out/bench                 # the default sweep (about 25 min, 2 cores)
+  python3 bench/sweep.py --out out/bench                 # the default sweep (about 10 min, 2 cores)
   python3 bench/sweep.py --networks cue_reward/modul --sweep-networks "" --engines generated,generic
 """
 import argparse

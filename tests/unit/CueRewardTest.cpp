@@ -1,6 +1,7 @@
 //===- CueRewardTest.cpp - The cue-reward task's statistics and rules ----===//
 //
-// Trial structure (lengths 5-8, two distinct cues, GO then blank), cue and input layout, reward
+// Trial structure (lengths 5-8, two distinct cues, GO then blank; the demo's one-cue trials), cue
+// and input layout, reward
 // rules (only the GO step is scored; the reward is seen on the next step), independence of the
 // batch elements, and determinism for a seed.
 //
@@ -11,6 +12,7 @@
 
 #include <map>
 #include <set>
+#include <stdexcept>
 
 using namespace dopa;
 
@@ -66,6 +68,56 @@ TEST_CASE("cue-reward trials have the reference structure and statistics") {
   }
   CHECK(withTarget > trials * 0.45);
   CHECK(withTarget < trials * 0.55);
+}
+
+TEST_CASE("the demo's simplification: one cue per trial (2 cues per episode)") {
+  CueRewardConfig cfg;
+  cfg.numCues = 2;
+  cfg.cuesPerTrial = 1;
+  CueRewardTask task(cfg, 8);
+  Rng rng(7);
+  std::map<int, int> lengths;
+  int trials = 0, withTarget = 0;
+  for (int episode = 0; episode < 50; ++episode) {
+    task.reset(rng);
+    std::vector<int> actions(8, 1);
+    std::vector<float> rewards(8);
+    for (int t = 0; t < cfg.episodeLength; ++t) {
+      for (int b = 0; b < task.batch(); ++b) {
+        const auto &e = task.element(b);
+        if (e.pos != 0)
+          continue;
+        ++trials;
+        int n = int(e.trial.size());
+        ++lengths[n];
+        CHECK(e.trial.front() == CueRewardTask::blank);
+        CHECK(e.trial[size_t(n - 2)] == CueRewardTask::go);
+        CHECK(e.trial.back() == CueRewardTask::blank);
+        std::vector<int> shown;
+        for (int k : e.trial)
+          if (k >= 0)
+            shown.push_back(k);
+        REQUIRE(shown.size() == 1);
+        CHECK((shown[0] == e.target) == e.targetShown);
+        withTarget += e.targetShown;
+      }
+      task.act(actions.data(), rewards.data(), rng);
+    }
+  }
+  // L = 2/2 + 3 + randint(2): trials of 4 or 5 steps; the target is shown in half of them.
+  CHECK(lengths.size() == 2);
+  CHECK(lengths.count(4) == 1);
+  CHECK(lengths.count(5) == 1);
+  CHECK(withTarget > trials * 0.45);
+  CHECK(withTarget < trials * 0.55);
+}
+
+TEST_CASE("cues per trial outside 1..2 are rejected") {
+  CueRewardConfig cfg;
+  cfg.cuesPerTrial = 3;
+  CHECK_THROWS_AS(CueRewardTask(cfg, 1), std::invalid_argument);
+  cfg.cuesPerTrial = 0;
+  CHECK_THROWS_AS(CueRewardTask(cfg, 1), std::invalid_argument);
 }
 
 TEST_CASE("only the GO step is scored, and the reward and action are seen on the next step") {
