@@ -143,6 +143,8 @@ json machineJson() {
 
 } // namespace
 
+static int benchOne(const BenchOptions &opt);
+
 int tool::runProbe(const std::string &jsonPath) {
   llvm::errs() << "dopa bench --probe: triad bandwidth and FMA throughput, "
                << omp_get_max_threads() << " threads...\n";
@@ -165,6 +167,15 @@ int tool::runProbe(const std::string &jsonPath) {
 }
 
 int tool::runBench(const BenchOptions &opt) {
+  try {
+    return benchOne(opt);
+  } catch (const std::exception &e) { // e.g. an allocation the machine cannot hold
+    llvm::WithColor::error(llvm::errs(), "dopa bench") << e.what() << "\n";
+    return 1;
+  }
+}
+
+static int benchOne(const BenchOptions &opt) {
   auto slash = opt.example.find('/');
   if (slash == std::string::npos) {
     llvm::WithColor::error(llvm::errs(), "dopa bench")
