@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench" / "reference"))
+from bench_iteration import spec_dims  # noqa: E402  (imports torch only when it runs)
 ALL_NETWORKS = [f"cue_reward/{v}" for v in ("rnn", "plastic", "modplast", "modul")] + \
                [f"maze/{v}" for v in ("rnn", "plastic", "modplast", "modul")] + \
                [f"lm/{v}" for v in ("lstm", "plastic_lstm", "modplast_lstm", "modul_lstm")]
@@ -57,10 +59,8 @@ def predicted_gb(engine, network, h, batch, steps):
 
 
 def spec_h(network):
-    import re
-    text = (ROOT / "examples" / (network + ".dopa")).read_text()
-    m = re.search(r"\bH\s*=\s*(\d+)", text)
-    return int(m.group(1))
+    """The hidden size H in the network's spec (bench_iteration.py reads dims the same way)."""
+    return spec_dims(network, [])["H"]
 
 
 def configs(a):

@@ -10,61 +10,16 @@
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/examples/ExampleNetworks.h"
-#include "dopa/runtime/Random.h"
+#include "dopa/runtime/Workload.h"
 
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
 #include <string>
-#include <vector>
 
 using namespace dopa;
 
 namespace {
-
-/// Random inputs for `steps` steps of one element, and room for the outputs.
-struct OneElement {
-  std::vector<std::vector<float>> in, out, dy;
-  std::vector<std::vector<const float *>> inPtr, dyPtr;
-  std::vector<std::vector<float *>> outPtr;
-  std::vector<const float *const *> dyRows;
-
-  OneElement(const GeneratedSpec &spec, const NetworkInfo &info, int steps) {
-    Rng rng(5);
-    for (int t = 0; t < steps; ++t) {
-      for (size_t k = 0; k < info.inputs.size(); ++k) {
-        std::vector<float> v(size_t(info.inputs[k].numel()));
-        for (float &x : v)
-          x = info.inputs[k].isInt ? float(rng.below(uint64_t(spec.inputRows[k])))
-                                   : float(rng.uniform(-1, 1));
-        in.push_back(std::move(v));
-      }
-      for (const TensorInfo &o : info.outputs) {
-        out.emplace_back(size_t(o.numel()));
-        std::vector<float> v(size_t(o.numel()));
-        for (float &x : v)
-          x = float(rng.uniform(-1, 1)) * 1e-3f;
-        dy.push_back(std::move(v));
-      }
-    }
-    size_t ni = info.inputs.size(), no = info.outputs.size();
-    for (int t = 0; t < steps; ++t) {
-      std::vector<const float *> ip, dp;
-      std::vector<float *> op;
-      for (size_t k = 0; k < ni; ++k)
-        ip.push_back(in[size_t(t) * ni + k].data());
-      for (size_t k = 0; k < no; ++k) {
-        op.push_back(out[size_t(t) * no + k].data());
-        dp.push_back(dy[size_t(t) * no + k].data());
-      }
-      inPtr.push_back(std::move(ip));
-      outPtr.push_back(std::move(op));
-      dyPtr.push_back(std::move(dp));
-    }
-    for (auto &d : dyPtr)
-      dyRows.push_back(d.data());
-  }
-};
 
 int64_t hiddenSize(const NetworkInfo &info) {
   int w = info.findParam("w");
@@ -74,11 +29,11 @@ int64_t hiddenSize(const NetworkInfo &info) {
 void forwardStep(benchmark::State &state, const GeneratedSpec *spec) {
   GeneratedNetwork net(*spec);
   initParams(net.info(), net.params(), 1);
-  OneElement data(*spec, net.info(), 64);
+  Workload data(net.info(), spec->inputRows, 1, 64, 5);
   net.beginEpisode(1);
   int t = 0;
   for (auto _ : state) {
-    net.step(data.inPtr[size_t(t)].data(), data.outPtr[size_t(t)].data());
+    net.step(data.inputs[size_t(t)], data.outputs[size_t(t)]);
     if (++t == 64) { // forget the record, keep the state: the next 64 steps continue the episode
       state.PauseTiming();
       net.truncate();
@@ -97,14 +52,13 @@ void backwardEpisode(benchmark::State &state, const GeneratedSpec *spec) {
   constexpr int steps = 20;
   GeneratedNetwork net(*spec);
   initParams(net.info(), net.params(), 1);
-  OneElement data(*spec, net.info(), steps);
+  Workload data(net.info(), spec->inputRows, 1, steps, 5);
   for (auto _ : state) {
     state.PauseTiming();
     net.beginEpisode(1);
-    for (int t = 0; t < steps; ++t)
-      net.step(data.inPtr[size_t(t)].data(), data.outPtr[size_t(t)].data());
+    net.forward(steps, data.inputs.data(), data.outputs.data());
     state.ResumeTiming();
-    net.backward(data.dyRows.data());
+    net.backward(data.outputGrads.data());
   }
   int64_t h = hiddenSize(net.info());
   state.counters["steps/s"] =

@@ -909,10 +909,7 @@ private:
       os << "0";
     os << "};\n";
     // Rows of the table each integer input indexes (checked before the parallel region).
-    std::vector<int64_t> rows(fwd.inputs.size(), 0);
-    for (const Node &n : fwd.nodes)
-      if (n.op == Op::Gather && fwd.node(n.operands[1]).op == Op::Input)
-        rows[size_t(fwd.node(n.operands[1]).index)] = fwd.node(n.operands[0]).shape[0];
+    std::vector<int64_t> rows = ir::gatherTableRows(fwd);
     os << "static const int64_t inputRows[] = {";
     for (size_t i = 0; i < rows.size(); ++i)
       os << (i ? ", " : "") << rows[i];

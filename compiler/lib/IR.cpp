@@ -396,6 +396,14 @@ bool ir::verify(const Graph &g, llvm::raw_ostream &os) {
   return ok;
 }
 
+std::vector<int64_t> ir::gatherTableRows(const Graph &g) {
+  std::vector<int64_t> rows(g.inputs.size(), 0);
+  for (const Node &n : g.nodes)
+    if (n.op == Op::Gather && g.node(n.operands[1]).op == Op::Input)
+      rows[size_t(g.node(n.operands[1]).index)] = g.node(n.operands[0]).shape[0];
+  return rows;
+}
+
 FlopCount ir::countFlops(const Graph &g) {
   FlopCount count;
   for (const Node &n : g.nodes) {

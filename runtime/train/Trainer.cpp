@@ -266,13 +266,21 @@ void Trainer::resume(const std::string &path) {
   if (hex(fnv1a(f.tensors)) != meta("checksum"))
     throw DataError(path +
                     ": __metadata__.checksum: the data does not match its checksum (corrupt file)");
-  for (const auto &[key, value] : fingerprint(cfg, net.info()))
-    if (meta(key) != value) {
+  // Settings added to the fingerprint after checkpoints of this version were written: an older
+  // checkpoint was made with the value every run had then.
+  static const std::map<std::string, std::string> addedLater = {{"cues_per_trial", "2"}};
+  for (const auto &[key, value] : fingerprint(cfg, net.info())) {
+    auto later = addedLater.find(key);
+    const std::string &had =
+        later != addedLater.end() && !f.metadata.count(key) ? later->second : meta(key);
+    if (had != value) {
       std::string msg = path;
-      msg += ": __metadata__." + key + ": the checkpoint has '" + meta(key);
+      msg += ": __metadata__." + key + ": the checkpoint has '";
+      msg += had;
       msg += "' but this run has '" + value + "'";
       throw DataError(msg);
     }
+  }
   int64_t n = int64_t(net.info().numParams);
   for (const char *name : {"params", "adam.m", "adam.v"}) {
     const StoredTensor *t = f.find(name);

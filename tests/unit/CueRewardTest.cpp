@@ -16,6 +16,21 @@
 
 using namespace dopa;
 
+namespace {
+/// Check a fresh trial's frame ([blank] ... [GO] [blank]); returns the cue ids it shows.
+std::vector<int> checkedTrialCues(const CueRewardTask::Element &e) {
+  int n = int(e.trial.size());
+  CHECK(e.trial.front() == CueRewardTask::blank);
+  CHECK(e.trial[size_t(n - 2)] == CueRewardTask::go);
+  CHECK(e.trial.back() == CueRewardTask::blank);
+  std::vector<int> shown;
+  for (int k : e.trial)
+    if (k >= 0)
+      shown.push_back(k);
+  return shown;
+}
+} // namespace
+
 TEST_CASE("cue-reward trials have the reference structure and statistics") {
   CueRewardConfig cfg;
   CueRewardTask task(cfg, 16);
@@ -41,15 +56,8 @@ TEST_CASE("cue-reward trials have the reference structure and statistics") {
         const auto &e = task.element(b);
         if (e.pos == 0) { // a fresh trial: check it whole
           ++trials;
-          int n = int(e.trial.size());
-          ++lengths[n];
-          CHECK(e.trial.front() == CueRewardTask::blank);
-          CHECK(e.trial[size_t(n - 2)] == CueRewardTask::go);
-          CHECK(e.trial.back() == CueRewardTask::blank);
-          std::vector<int> shown;
-          for (int k : e.trial)
-            if (k >= 0)
-              shown.push_back(k);
+          ++lengths[int(e.trial.size())];
+          std::vector<int> shown = checkedTrialCues(e);
           REQUIRE(shown.size() == 2);
           CHECK(shown[0] != shown[1]);
           bool hasTarget = shown[0] == e.target || shown[1] == e.target;
@@ -88,15 +96,8 @@ TEST_CASE("the demo's simplification: one cue per trial (2 cues per episode)") {
         if (e.pos != 0)
           continue;
         ++trials;
-        int n = int(e.trial.size());
-        ++lengths[n];
-        CHECK(e.trial.front() == CueRewardTask::blank);
-        CHECK(e.trial[size_t(n - 2)] == CueRewardTask::go);
-        CHECK(e.trial.back() == CueRewardTask::blank);
-        std::vector<int> shown;
-        for (int k : e.trial)
-          if (k >= 0)
-            shown.push_back(k);
+        ++lengths[int(e.trial.size())];
+        std::vector<int> shown = checkedTrialCues(e);
         REQUIRE(shown.size() == 1);
         CHECK((shown[0] == e.target) == e.targetShown);
         withTarget += e.targetShown;

@@ -160,6 +160,25 @@ TEST_CASE("bad checkpoints are rejected with the file and field named") {
     }
     CHECK(error.find("__metadata__.network") != std::string::npos);
   }
+  SUBCASE("another cues-per-trial setting") {
+    TensorFile f = readSafeTensors(path);
+    f.metadata["cues_per_trial"] = "1";
+    writeSafeTensors(path, f);
+    CHECK(resumeError(dir).find("__metadata__.cues_per_trial: the checkpoint has '1' but this run "
+                                "has '2'") != std::string::npos);
+  }
+  SUBCASE("a checkpoint from before cues_per_trial was recorded resumes as 2 per trial") {
+    TensorFile f = readSafeTensors(path);
+    f.metadata.erase("cues_per_trial");
+    writeSafeTensors(path, f);
+    CHECK(resumeError(dir).empty());
+  }
+  SUBCASE("a missing setting that was always recorded is an error") {
+    TensorFile f = readSafeTensors(path);
+    f.metadata.erase("batch");
+    writeSafeTensors(path, f);
+    CHECK(resumeError(dir).find("__metadata__.batch: missing") != std::string::npos);
+  }
   SUBCASE("the intact file still loads") { CHECK(resumeError(dir).empty()); }
 }
 

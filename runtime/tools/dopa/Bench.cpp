@@ -15,7 +15,8 @@
 
 #include "dopa/examples/ExampleNetworks.h"
 #include "dopa/generic/Executor.h"
-#include "dopa/runtime/Random.h"
+#include "dopa/runtime/SafeTensors.h"
+#include "dopa/runtime/Workload.h"
 #include "dopa/train/Optim.h"
 
 #include "llvm/Support/Format.h"
@@ -30,6 +31,7 @@
 #include <fstream>
 #include <memory>
 #include <omp.h>
+#include <stdexcept>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -49,79 +51,16 @@ int64_t peakRssBytes() {
   return int64_t(usage.ru_maxrss) * 1024;
 }
 
-/// Fixed random inputs and output gradients for `steps` steps of `batch` elements.
-struct Workload {
-  std::vector<std::vector<std::vector<float>>> inputs, outputGrads; // [t][k][B * numel]
-  std::vector<std::vector<const float *>> inPtr, dyPtr;
-  std::vector<std::vector<float *>> outPtr;
-  std::vector<std::vector<std::vector<float>>> outputs;
-  std::vector<const float *const *> inRows, dyRows;
-  std::vector<float *const *> outRows;
-
-  Workload(const NetworkInfo &info, const int64_t *inputRows, int batch, int steps, uint64_t seed) {
-    Rng rng(seed);
-    inputs.resize(size_t(steps));
-    outputGrads.resize(size_t(steps));
-    outputs.resize(size_t(steps));
-    // dY scaled so the loss is an average over the batch and the episode, as a trainer's is.
-    float scale = 1.0f / float(batch * steps);
-    for (int t = 0; t < steps; ++t) {
-      for (size_t k = 0; k < info.inputs.size(); ++k) {
-        std::vector<float> v(size_t(batch * info.inputs[k].numel()));
-        for (float &x : v) {
-          if (info.inputs[k].isInt) {
-            int64_t rows = inputRows && inputRows[k] > 0 ? inputRows[k] : 1;
-            x = float(rng.below(uint64_t(rows)));
-          } else {
-            x = float(rng.uniform() * 2 - 1);
-          }
-        }
-        inputs[size_t(t)].push_back(std::move(v));
-      }
-      for (const TensorInfo &o : info.outputs) {
-        std::vector<float> v(size_t(batch * o.numel()));
-        for (float &x : v)
-          x = float(rng.uniform() * 2 - 1) * scale;
-        outputGrads[size_t(t)].push_back(std::move(v));
-        outputs[size_t(t)].emplace_back(size_t(batch * o.numel()));
-      }
-    }
-    for (int t = 0; t < steps; ++t) {
-      std::vector<const float *> in, dy;
-      std::vector<float *> out;
-      for (auto &v : inputs[size_t(t)])
-        in.push_back(v.data());
-      for (auto &v : outputGrads[size_t(t)])
-        dy.push_back(v.data());
-      for (auto &v : outputs[size_t(t)])
-        out.push_back(v.data());
-      inPtr.push_back(std::move(in));
-      dyPtr.push_back(std::move(dy));
-      outPtr.push_back(std::move(out));
-    }
-    for (int t = 0; t < steps; ++t) {
-      inRows.push_back(inPtr[size_t(t)].data());
-      dyRows.push_back(dyPtr[size_t(t)].data());
-      outRows.push_back(outPtr[size_t(t)].data());
-    }
-  }
-};
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-bool writeJsonAtomically(const std::string &path, const json &j) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream os(tmp, std::ios::trunc);
-    os << j.dump(2) << "\n";
-    if (!os.flush())
-      return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
+/// Write `j` to `path` atomically (the checkpoints' writer); throws DataError naming the file.
+void writeJson(const std::string &path, const json &j) {
+  if (!path.empty())
+    writeFileAtomically(path, j.dump(2) + "\n");
 }
 
 std::string hostCpu() {
@@ -144,8 +83,27 @@ json machineJson() {
 } // namespace
 
 static int benchOne(const BenchOptions &opt);
+static int probeOne(const std::string &jsonPath);
+
+/// Errors (a file that cannot be written, an allocation the machine cannot hold) are messages.
+template <class Fn> static int reportingErrors(Fn fn) {
+  try {
+    return fn();
+  } catch (const std::exception &e) {
+    llvm::WithColor::error(llvm::errs(), "dopa bench") << e.what() << "\n";
+    return 1;
+  }
+}
 
 int tool::runProbe(const std::string &jsonPath) {
+  return reportingErrors([&] { return probeOne(jsonPath); });
+}
+
+int tool::runBench(const BenchOptions &opt) {
+  return reportingErrors([&] { return benchOne(opt); });
+}
+
+static int probeOne(const std::string &jsonPath) {
   llvm::errs() << "dopa bench --probe: triad bandwidth and FMA throughput, "
                << omp_get_max_threads() << " threads...\n";
   MachineCeiling c = probeMachine();
@@ -159,20 +117,8 @@ int tool::runProbe(const std::string &jsonPath) {
             {"machine", machineJson()},
             {"triad_GBps", c.triadBytesPerSecond * 1e-9},
             {"fma_f32_GFLOPs", c.fmaFlopsPerSecond * 1e-9}};
-  if (!jsonPath.empty() && !writeJsonAtomically(jsonPath, j)) {
-    llvm::WithColor::error(llvm::errs(), "dopa bench") << jsonPath << ": cannot write\n";
-    return 2;
-  }
+  writeJson(jsonPath, j);
   return 0;
-}
-
-int tool::runBench(const BenchOptions &opt) {
-  try {
-    return benchOne(opt);
-  } catch (const std::exception &e) { // e.g. an allocation the machine cannot hold
-    llvm::WithColor::error(llvm::errs(), "dopa bench") << e.what() << "\n";
-    return 1;
-  }
 }
 
 static int benchOne(const BenchOptions &opt) {
@@ -216,19 +162,9 @@ static int benchOne(const BenchOptions &opt) {
     gen = g.get();
     net = std::move(g);
   } else {
-    net = std::make_unique<GenericNetwork>(std::move(*compiled));
-    // Token inputs index a table: find its rows from the parameter the spec gathers from. The
-    // LM examples gather from "enc.weight"; other specs have no integer inputs.
-    const NetworkInfo &info = net->info();
-    for (const TensorInfo &in : info.inputs) {
-      int64_t r = 0;
-      if (in.isInt)
-        for (const TensorInfo &p : info.params)
-          if (p.shape.size() == 2 && p.name.find("enc") != std::string::npos)
-            r = p.shape[0];
-      rows.push_back(r);
-    }
+    rows = ir::gatherTableRows(compiled->forward); // what the generated specs carry
     inputRows = rows.data();
+    net = std::make_unique<GenericNetwork>(std::move(*compiled));
   }
 
   const NetworkInfo &info = net->info();
@@ -250,8 +186,8 @@ static int benchOne(const BenchOptions &opt) {
     double t0 = now();
     net->zeroGrads();
     net->beginEpisode(opt.batch);
-    net->forward(opt.steps, work.inRows.data(), work.outRows.data());
-    net->backward(work.dyRows.data());
+    net->forward(opt.steps, work.inputs.data(), work.outputs.data());
+    net->backward(work.outputGrads.data());
     double norm = clipGradNorm(net->grads(), info.numParams, 2.0);
     adam.step(net->params(), net->grads());
     double dt = now() - t0;
@@ -300,9 +236,6 @@ static int benchOne(const BenchOptions &opt) {
                                "%.1f MB, %.2f GFLOP/s\n",
                                opt.example.c_str(), opt.engine.c_str(), opt.batch, opt.steps, med,
                                lo, hi, double(rss) / 1e6, flopsPerIter / med * 1e-9);
-  if (!opt.jsonPath.empty() && !writeJsonAtomically(opt.jsonPath, j)) {
-    llvm::WithColor::error(llvm::errs(), "dopa bench") << opt.jsonPath << ": cannot write\n";
-    return 2;
-  }
+  writeJson(opt.jsonPath, j);
   return 0;
 }

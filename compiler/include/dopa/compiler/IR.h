@@ -155,6 +155,10 @@ struct FlopCount {
 };
 FlopCount countFlops(const Graph &graph);
 
+/// For each input of a forward graph: the rows of the table it indexes when it feeds a gather
+/// (token ids into an embedding), else 0. Index inputs are checked against it before a run.
+std::vector<int64_t> gatherTableRows(const Graph &graph);
+
 /// Print a graph as text (dopac --emit=ir / ir-grad).
 void print(const Graph &graph, const llvm::SourceMgr *sourceMgr, llvm::raw_ostream &os);
 
