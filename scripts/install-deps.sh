@@ -21,6 +21,8 @@ packages=(
   libopenblas0-openmp
   # plots from the C++ side and benchmark tools
   gnuplot-nox hyperfine graphviz
+  # bench/report.sh's profile of the generated code
+  linux-perf
 )
 
 missing=()
