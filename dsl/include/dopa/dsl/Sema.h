@@ -118,7 +118,8 @@ using DimOverrides = llvm::StringMap<int64_t>;
 std::unique_ptr<Program> check(llvm::ArrayRef<const ast::File *> files, DiagnosticEngine &diags,
                                const DimOverrides *overrides = nullptr);
 
-/// Human-readable summary of a checked program (dopac's default output).
+/// Human-readable summary of a checked program (dopac's default output), network by network.
 void printSummary(const Program &program, llvm::raw_ostream &os);
+void printSummary(const Network &network, llvm::raw_ostream &os);
 
 } // namespace dopa::sema
