@@ -16,12 +16,18 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <array>
+#include <cstdlib>
 #include <map>
 
 using namespace dopa;
 using namespace dopa::ir;
 
 namespace {
+
+[[noreturn]] void unexpectedOp(const char *where, Op op) {
+  llvm::errs() << "internal error: " << where << ": unexpected op " << opName(op) << "\n";
+  std::abort();
+}
 
 class Differentiator {
 public:
@@ -37,7 +43,13 @@ private:
   /// Sum `grad` down to `shape` when broadcasting expanded it.
   int reduceTo(int grad, const Shape &shape, llvm::SMLoc loc);
   void accumulate(int fwdNode, int grad);
+  /// Propagate the adjoint `grad` of forward node `id` to its operands: one helper per op kind.
   void backprop(int id, int grad);
+  void backpropElementwise(int id, int grad);
+  void backpropProduct(int id, int grad);
+  void backpropReduction(int id, int grad);
+  void backpropMovement(int id, int grad);
+  void backpropNormalization(int id, int grad);
 
   const Graph &fwd;
   Graph bwd;
@@ -165,29 +177,34 @@ Graph Differentiator::run() {
 }
 
 void Differentiator::backprop(int id, int g) {
+  Op op = fwd.node(id).op;
+  if (!passesGradient(op))
+    return; // leaves, detach, and piecewise-constant ops with a zero gradient
+  switch (opKind(op)) {
+  case OpKind::Leaf: return;
+  case OpKind::Unary:
+  case OpKind::Binary:
+  case OpKind::Ternary: backpropElementwise(id, g); return;
+  case OpKind::Product: backpropProduct(id, g); return;
+  case OpKind::Reduction: backpropReduction(id, g); return;
+  case OpKind::Movement: backpropMovement(id, g); return;
+  case OpKind::Normalization: backpropNormalization(id, g); return;
+  }
+}
+
+// The helpers put operands in braces: a braced list is evaluated left to right, so node numbers do
+// not depend on the compiler (function arguments are evaluated in an unspecified order).
+
+void Differentiator::backpropElementwise(int id, int g) {
   const Node &node = fwd.node(id);
   llvm::SMLoc loc = node.loc;
   auto operand = [&](size_t k) { return node.operands[k]; };
   auto x = [&](size_t k) { return ref(operand(k)); };
   auto y = [&]() { return ref(id); };
   auto mul = [&](std::array<int, 2> ab) { return make(Op::Mul, {ab[0], ab[1]}, loc); };
-  // Operands in braces: a braced list is evaluated left to right, so node numbers do not depend
-  // on the compiler (function arguments are evaluated in an unspecified order).
   auto sub = [&](std::array<int, 2> ab) { return make(Op::Sub, {ab[0], ab[1]}, loc); };
   auto needs = [&](size_t k) { return needsGrad[size_t(operand(k))]; };
   switch (node.op) {
-  case Op::Const:
-  case Op::Param:
-  case Op::Input:
-  case Op::State:
-  case Op::FwdValue:
-  case Op::GradOutput:
-  case Op::GradState:
-  case Op::Detach:
-  case Op::Step:
-  case Op::Sign:
-  case Op::LessEq:
-  case Op::InRange: return; // leaves, and piecewise-constant ops with a zero gradient
   case Op::Neg: accumulate(operand(0), make(Op::Neg, {g}, loc)); return;
   case Op::Tanh: // g * (1 - y^2)
     accumulate(operand(0), mul({g, sub({constant(1), mul({y(), y()})})}));
@@ -242,57 +259,64 @@ void Differentiator::backprop(int id, int g) {
     if (needs(2)) // above the upper bound: the output is hi
       accumulate(operand(2), mul({g, sub({constant(1), make(Op::LessEq, {x(0), x(2)}, loc)})}));
     return;
-  case Op::MatMul: {
-    const Shape &a = fwd.node(operand(0)).shape, &b = fwd.node(operand(1)).shape;
-    if (a.size() == 2 && b.size() == 1) { // [M,K]@[K]
-      if (needs(0))
-        accumulate(operand(0), make(Op::Outer, {g, x(1)}, loc));
-      if (needs(1))
-        accumulate(operand(1), make(Op::MatMul, {g, x(0)}, loc));
-    } else if (a.size() == 2 && b.size() == 2) { // [M,K]@[K,N]
-      if (needs(0))
-        accumulate(operand(0), make(Op::MatMul, {g, make(Op::Transpose, {x(1)}, loc)}, loc));
-      if (needs(1))
-        accumulate(operand(1), make(Op::MatMul, {make(Op::Transpose, {x(0)}, loc), g}, loc));
-    } else if (a.size() == 1 && b.size() == 2) { // [K]@[K,N]
-      if (needs(0))
-        accumulate(operand(0), make(Op::MatMul, {x(1), g}, loc));
-      if (needs(1))
-        accumulate(operand(1), make(Op::Outer, {x(0), g}, loc));
-    } else { // [K]@[K]
-      if (needs(0))
-        accumulate(operand(0), mul({g, x(1)}));
-      if (needs(1))
-        accumulate(operand(1), mul({g, x(0)}));
-    }
-    return;
+  default: unexpectedOp("autodiff", node.op);
   }
-  case Op::Outer:
+}
+
+void Differentiator::backpropProduct(int id, int g) {
+  const Node &node = fwd.node(id);
+  llvm::SMLoc loc = node.loc;
+  auto operand = [&](size_t k) { return node.operands[k]; };
+  auto x = [&](size_t k) { return ref(operand(k)); };
+  auto mul = [&](std::array<int, 2> ab) { return make(Op::Mul, {ab[0], ab[1]}, loc); };
+  auto needs = [&](size_t k) { return needsGrad[size_t(operand(k))]; };
+  if (node.op == Op::Outer) {
     if (needs(0))
       accumulate(operand(0), make(Op::MatMul, {g, x(1)}, loc));
     if (needs(1))
       accumulate(operand(1), make(Op::MatMul, {x(0), g}, loc));
     return;
-  case Op::Transpose: accumulate(operand(0), make(Op::Transpose, {g}, loc)); return;
-  case Op::Reshape: {
-    Node r{Op::Reshape};
-    r.operands = {g};
-    r.shape = fwd.node(operand(0)).shape;
-    r.loc = loc;
-    accumulate(operand(0), make(std::move(r)));
-    return;
   }
+  const Shape &a = fwd.node(operand(0)).shape, &b = fwd.node(operand(1)).shape;
+  if (a.size() == 2 && b.size() == 1) { // [M,K]@[K]
+    if (needs(0))
+      accumulate(operand(0), make(Op::Outer, {g, x(1)}, loc));
+    if (needs(1))
+      accumulate(operand(1), make(Op::MatMul, {g, x(0)}, loc));
+  } else if (a.size() == 2 && b.size() == 2) { // [M,K]@[K,N]
+    if (needs(0))
+      accumulate(operand(0), make(Op::MatMul, {g, make(Op::Transpose, {x(1)}, loc)}, loc));
+    if (needs(1))
+      accumulate(operand(1), make(Op::MatMul, {make(Op::Transpose, {x(0)}, loc), g}, loc));
+  } else if (a.size() == 1 && b.size() == 2) { // [K]@[K,N]
+    if (needs(0))
+      accumulate(operand(0), make(Op::MatMul, {x(1), g}, loc));
+    if (needs(1))
+      accumulate(operand(1), make(Op::Outer, {x(0), g}, loc));
+  } else { // [K]@[K]
+    if (needs(0))
+      accumulate(operand(0), mul({g, x(1)}));
+    if (needs(1))
+      accumulate(operand(1), mul({g, x(0)}));
+  }
+}
+
+void Differentiator::backpropReduction(int id, int g) {
+  const Node &node = fwd.node(id);
+  llvm::SMLoc loc = node.loc;
+  int operand = node.operands[0];
+  switch (node.op) {
   case Op::SumAll:
   case Op::ReduceTo: {
     Node b{Op::BroadcastTo};
     b.operands = {g};
-    b.shape = fwd.node(operand(0)).shape;
+    b.shape = fwd.node(operand).shape;
     b.loc = loc;
-    accumulate(operand(0), make(std::move(b)));
+    accumulate(operand, make(std::move(b)));
     return;
   }
   case Op::SumAxis: {
-    Shape kept = fwd.node(operand(0)).shape;
+    Shape kept = fwd.node(operand).shape;
     kept[size_t(node.index)] = 1;
     Node r{Op::Reshape};
     r.operands = {g};
@@ -300,9 +324,28 @@ void Differentiator::backprop(int id, int g) {
     r.loc = loc;
     Node b{Op::BroadcastTo};
     b.operands = {make(std::move(r))};
-    b.shape = fwd.node(operand(0)).shape;
+    b.shape = fwd.node(operand).shape;
     b.loc = loc;
-    accumulate(operand(0), make(std::move(b)));
+    accumulate(operand, make(std::move(b)));
+    return;
+  }
+  default: unexpectedOp("autodiff", node.op);
+  }
+}
+
+void Differentiator::backpropMovement(int id, int g) {
+  const Node &node = fwd.node(id);
+  llvm::SMLoc loc = node.loc;
+  auto operand = [&](size_t k) { return node.operands[k]; };
+  auto needs = [&](size_t k) { return needsGrad[size_t(operand(k))]; };
+  switch (node.op) {
+  case Op::Transpose: accumulate(operand(0), make(Op::Transpose, {g}, loc)); return;
+  case Op::Reshape: {
+    Node r{Op::Reshape};
+    r.operands = {g};
+    r.shape = fwd.node(operand(0)).shape;
+    r.loc = loc;
+    accumulate(operand(0), make(std::move(r)));
     return;
   }
   case Op::BroadcastTo: accumulate(operand(0), g); return; // accumulate() reduces
@@ -338,23 +381,29 @@ void Differentiator::backprop(int id, int g) {
     accumulate(operand(0), make(std::move(s)));
     return;
   }
-  case Op::Softmax: { // y * (g - sum(g * y))
-    int dot = make(Op::SumAll, {mul({g, y()})}, loc);
-    accumulate(operand(0), mul({y(), sub({g, dot})}));
-    return;
-  }
-  case Op::LogSoftmax: { // g - exp(y) * sum(g)
-    int total = make(Op::SumAll, {g}, loc);
-    accumulate(operand(0), sub({g, mul({make(Op::Exp, {y()}, loc), total})}));
-    return;
-  }
   case Op::Gather: {
     // The table is always an embedding's weight (a param): add the gradient to one row.
     const Node &table = fwd.node(operand(0));
     if (table.op == Op::Param)
-      bwd.paramGrads.push_back({table.index, g, x(1)});
+      bwd.paramGrads.push_back({table.index, g, ref(operand(1))});
     return;
   }
+  default: unexpectedOp("autodiff", node.op);
+  }
+}
+
+void Differentiator::backpropNormalization(int id, int g) {
+  const Node &node = fwd.node(id);
+  llvm::SMLoc loc = node.loc;
+  auto y = [&]() { return ref(id); };
+  auto mul = [&](std::array<int, 2> ab) { return make(Op::Mul, {ab[0], ab[1]}, loc); };
+  auto sub = [&](std::array<int, 2> ab) { return make(Op::Sub, {ab[0], ab[1]}, loc); };
+  if (node.op == Op::Softmax) { // y * (g - sum(g * y))
+    int dot = make(Op::SumAll, {mul({g, y()})}, loc);
+    accumulate(node.operands[0], mul({y(), sub({g, dot})}));
+  } else { // log-softmax: g - exp(y) * sum(g)
+    int total = make(Op::SumAll, {g}, loc);
+    accumulate(node.operands[0], sub({g, mul({make(Op::Exp, {y()}, loc), total})}));
   }
 }
 
@@ -382,8 +431,7 @@ bool dopa::checkLearnable(const Graph &fwd, DiagnosticEngine &diags) {
     const Node &node = fwd.node(id);
     if (node.op == Op::State)
       mark(fwd.stateUpdates[size_t(node.index)]);
-    if (node.op == Op::Detach || node.op == Op::Step || node.op == Op::Sign ||
-        node.op == Op::LessEq || node.op == Op::InRange)
+    if (!passesGradient(node.op))
       continue;
     for (size_t k = 0; k < node.operands.size(); ++k)
       if (!(node.op == Op::Gather && k == 1))
@@ -405,26 +453,4 @@ bool dopa::checkLearnable(const Graph &fwd, DiagnosticEngine &diags) {
     ok = false;
   }
   return ok;
-}
-
-std::optional<CompiledNetwork> dopa::compileNetwork(const sema::Network &network,
-                                                    DiagnosticEngine &diags, bool verifyEach) {
-  auto check = [&](const Graph &g, const char *after) {
-    if (!verifyEach)
-      return;
-    std::string errors;
-    llvm::raw_string_ostream os(errors);
-    if (!verify(g, os)) {
-      llvm::errs() << "internal error: invalid IR after " << after << ":\n" << errors;
-      std::abort();
-    }
-  };
-  CompiledNetwork out;
-  out.forward = lower(network);
-  check(out.forward, "lowering");
-  if (!checkLearnable(out.forward, diags))
-    return std::nullopt;
-  out.backward = differentiate(out.forward);
-  check(out.backward, "autodiff");
-  return out;
 }

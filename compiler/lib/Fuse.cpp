@@ -42,13 +42,6 @@ namespace {
 
 int64_t alignUp(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-/// Ops computed as a scalar expression at each index of their own shape.
-bool isInlinable(Op op) {
-  return ir::isElementwise(op) || op == Op::Outer || op == Op::BroadcastTo;
-}
-
-bool isReduction(Op op) { return op == Op::ReduceTo || op == Op::SumAll || op == Op::SumAxis; }
-
 /// A sink: a value the kernel must deliver.
 struct Sink {
   Item::Kind kind; // Store, Accumulate or Zero
@@ -182,15 +175,16 @@ private:
     int m = a.shape.size() == 2 && b.shape.size() == 1   ? n.operands[0]
             : a.shape.size() == 1 && b.shape.size() == 2 ? n.operands[1]
                                                          : -1;
-    return m >= 0 && !leafLike(m) && isInlinable(g.node(m).op);
+    return m >= 0 && !leafLike(m) && ir::isInlinable(g.node(m).op);
   }
 
   /// Whether consumer `c` can compute its operand number `pos` inline.
   bool canInline(int c, size_t pos) const {
     const Node &cn = g.node(c);
     const Node &on = g.node(cn.operands[pos]);
-    if (isInlinable(cn.op))
-      return cn.op != Op::Outer && cn.op != Op::BroadcastTo && on.shape == cn.shape;
+    // Element-wise consumers inline operands of their own shape (outer and broadcast_to: none).
+    if (ir::isInlinable(cn.op))
+      return ir::isElementwise(cn.op) && on.shape == cn.shape;
     if (cn.op == Op::MatMul) {
       if (!isNestMatMul(c))
         return false;
@@ -199,7 +193,7 @@ private:
         return true;
       return on.shape.size() == 2; // the matrix operand
     }
-    return isReduction(cn.op);
+    return ir::isReduction(cn.op);
   }
 
   void findRoots() {
@@ -208,7 +202,7 @@ private:
       if (!k.live[c] || leafLike(int(c)))
         continue;
       const Node &n = g.nodes[c];
-      if (!isInlinable(n.op))
+      if (!ir::isInlinable(n.op))
         root[c] = 1;
       for (size_t pos = 0; pos < n.operands.size(); ++pos) {
         int o = n.operands[pos];
@@ -225,7 +219,7 @@ private:
     const Node &n = g.node(id);
     Item item;
     item.node = id;
-    if (isInlinable(n.op))
+    if (ir::isInlinable(n.op))
       item.kind = Item::Pointwise;
     else if (n.op == Op::MatMul) {
       const Node &a = g.node(n.operands[0]), &b = g.node(n.operands[1]);
@@ -235,7 +229,7 @@ private:
         item.kind = Item::VecDot;
       else
         item.kind = a.shape.size() == 2 ? Item::RowDot : Item::ColDot;
-    } else if (isReduction(n.op))
+    } else if (ir::isReduction(n.op))
       item.kind = Item::Reduce;
     else
       item.kind = Item::Opaque;

@@ -29,92 +29,6 @@ std::string ir::shapeStr(const Shape &shape) {
   return s + "]";
 }
 
-const char *ir::opName(Op op) {
-  switch (op) {
-  case Op::Const: return "const";
-  case Op::Param: return "param";
-  case Op::Input: return "input";
-  case Op::State: return "state";
-  case Op::FwdValue: return "fwd";
-  case Op::GradOutput: return "grad_output";
-  case Op::GradState: return "grad_state";
-  case Op::Neg: return "neg";
-  case Op::Tanh: return "tanh";
-  case Op::Sigmoid: return "sigmoid";
-  case Op::Relu: return "relu";
-  case Op::Exp: return "exp";
-  case Op::Log: return "log";
-  case Op::Abs: return "abs";
-  case Op::Sqrt: return "sqrt";
-  case Op::Step: return "step";
-  case Op::Sign: return "sign";
-  case Op::Add: return "add";
-  case Op::Sub: return "sub";
-  case Op::Mul: return "mul";
-  case Op::Div: return "div";
-  case Op::Min: return "min";
-  case Op::Max: return "max";
-  case Op::LessEq: return "less_eq";
-  case Op::Clip: return "clip";
-  case Op::InRange: return "in_range";
-  case Op::MatMul: return "matmul";
-  case Op::Outer: return "outer";
-  case Op::Transpose: return "transpose";
-  case Op::Reshape: return "reshape";
-  case Op::SumAll: return "sum_all";
-  case Op::SumAxis: return "sum_axis";
-  case Op::ReduceTo: return "reduce_to";
-  case Op::BroadcastTo: return "broadcast_to";
-  case Op::Concat: return "concat";
-  case Op::Slice: return "slice";
-  case Op::SliceGrad: return "slice_grad";
-  case Op::Softmax: return "softmax";
-  case Op::LogSoftmax: return "log_softmax";
-  case Op::Gather: return "gather";
-  case Op::Detach: return "detach";
-  }
-  return "?";
-}
-
-bool ir::isElementwise(Op op) {
-  switch (op) {
-  case Op::Neg:
-  case Op::Tanh:
-  case Op::Sigmoid:
-  case Op::Relu:
-  case Op::Exp:
-  case Op::Log:
-  case Op::Abs:
-  case Op::Sqrt:
-  case Op::Step:
-  case Op::Sign:
-  case Op::Add:
-  case Op::Sub:
-  case Op::Mul:
-  case Op::Div:
-  case Op::Min:
-  case Op::Max:
-  case Op::LessEq:
-  case Op::Clip:
-  case Op::InRange:
-  case Op::Detach: return true;
-  default: return false;
-  }
-}
-
-bool ir::isLeaf(Op op) {
-  switch (op) {
-  case Op::Const:
-  case Op::Param:
-  case Op::Input:
-  case Op::State:
-  case Op::FwdValue:
-  case Op::GradOutput:
-  case Op::GradState: return true;
-  default: return false;
-  }
-}
-
 int Graph::add(Node node) {
   nodes.push_back(std::move(node));
   return int(nodes.size()) - 1;
@@ -135,33 +49,27 @@ bool broadcastShapes(const Shape &a, const Shape &b, Shape &out) {
   return true;
 }
 
-/// Number of operands each op takes (-1: variadic, at least one).
-int arity(Op op) {
-  if (isLeaf(op))
-    return 0;
-  switch (op) {
-  case Op::Add:
-  case Op::Sub:
-  case Op::Mul:
-  case Op::Div:
-  case Op::Min:
-  case Op::Max:
-  case Op::LessEq:
-  case Op::MatMul:
-  case Op::Outer:
-  case Op::Gather: return 2;
-  case Op::Clip:
-  case Op::InRange: return 3;
-  case Op::Concat: return -1;
-  default: return 1;
+/// The columns of Ops.def agree with each other (checked when this file compiles).
+constexpr bool opTableIsConsistent() {
+  for (const OpInfo &info : kOpInfo) {
+    bool leaf = info.kind == OpKind::Leaf;
+    int elementwiseArity = info.kind == OpKind::Unary     ? 1
+                           : info.kind == OpKind::Binary  ? 2
+                           : info.kind == OpKind::Ternary ? 3
+                                                          : -2;
+    if (leaf != (info.arity == 0) || (info.batchedLeaf && !leaf))
+      return false;
+    if (leaf && (info.flops != 0 || info.passesGradient || info.inlinable))
+      return false;
+    if (elementwiseArity != -2 && (info.arity != elementwiseArity || !info.inlinable))
+      return false;
   }
+  return true;
 }
+static_assert(opTableIsConsistent(), "Ops.def: inconsistent columns");
 
-} // namespace
-
-std::string ir::inferShape(const Graph &g, const Node &n, Shape &want) {
-  auto sh = [&](size_t i) -> const Shape & { return g.node(n.operands[i]).shape; };
-  want.clear();
+/// Leaves carry their shape, or take it from the variable they read.
+std::string inferLeafShape(const Graph &g, const Node &n, Shape &want) {
   switch (n.op) {
   case Op::Const:
   case Op::FwdValue:
@@ -184,45 +92,49 @@ std::string ir::inferShape(const Graph &g, const Node &n, Shape &want) {
       return "state index out of range";
     want = g.states[n.index].shape;
     return {};
-  case Op::Clip:
-  case Op::InRange:
+  default: return "not a leaf";
+  }
+}
+
+std::string inferElementwiseShape(const Graph &g, const Node &n, Shape &want) {
+  auto sh = [&](size_t i) -> const Shape & { return g.node(n.operands[i]).shape; };
+  switch (opKind(n.op)) {
+  case OpKind::Ternary:
     if (!sh(1).empty() || !sh(2).empty())
       return "clip bounds must be scalars";
     want = sh(0);
     return {};
-  case Op::Add:
-  case Op::Sub:
-  case Op::Mul:
-  case Op::Div:
-  case Op::Min:
-  case Op::Max:
-  case Op::LessEq:
+  case OpKind::Binary:
     if (!broadcastShapes(sh(0), sh(1), want))
       return "operands do not broadcast";
     return {};
-  case Op::MatMul: {
-    const Shape &a = sh(0), &b = sh(1);
-    if (a.empty() || b.empty() || a.size() > 2 || b.size() > 2 || a.back() != b.front())
-      return "matmul shapes do not agree";
-    if (a.size() == 2)
-      want.push_back(a[0]);
-    if (b.size() == 2)
-      want.push_back(b[1]);
+  default: // unary
+    want = sh(0);
     return {};
   }
-  case Op::Outer:
+}
+
+std::string inferProductShape(const Graph &g, const Node &n, Shape &want) {
+  auto sh = [&](size_t i) -> const Shape & { return g.node(n.operands[i]).shape; };
+  if (n.op == Op::Outer) {
     if (sh(0).size() != 1 || sh(1).size() != 1)
       return "outer needs vectors";
     want = {sh(0)[0], sh(1)[0]};
     return {};
-  case Op::Transpose:
-    if (sh(0).size() != 2)
-      return "transpose needs a matrix";
-    want = {sh(0)[1], sh(0)[0]};
-    return {};
-  case Op::Reshape:
-    want = n.shape;
-    return numElements(n.shape) == numElements(sh(0)) ? "" : "reshape changes the element count";
+  }
+  const Shape &a = sh(0), &b = sh(1);
+  if (a.empty() || b.empty() || a.size() > 2 || b.size() > 2 || a.back() != b.front())
+    return "matmul shapes do not agree";
+  if (a.size() == 2)
+    want.push_back(a[0]);
+  if (b.size() == 2)
+    want.push_back(b[1]);
+  return {};
+}
+
+std::string inferReductionShape(const Graph &g, const Node &n, Shape &want) {
+  auto sh = [&](size_t i) -> const Shape & { return g.node(n.operands[i]).shape; };
+  switch (n.op) {
   case Op::SumAll: return {};
   case Op::SumAxis:
     if (n.index < 0 || size_t(n.index) >= sh(0).size())
@@ -237,6 +149,46 @@ std::string ir::inferShape(const Graph &g, const Node &n, Shape &want) {
                ? ""
                : "reduce_to target does not broadcast to the operand";
   }
+  default: return "not a reduction";
+  }
+}
+
+/// Slice and SliceGrad: the part of the full shape that `attrs` select.
+std::string inferSliceShape(const Graph &g, const Node &n, Shape &want) {
+  auto sh = [&](size_t i) -> const Shape & { return g.node(n.operands[i]).shape; };
+  const Shape &full = n.op == Op::Slice ? sh(0) : n.shape;
+  size_t r = full.size();
+  if (n.attrs.size() != 3 * r)
+    return "slice attributes do not match the rank";
+  Shape part;
+  for (size_t i = 0; i < r; ++i) {
+    int64_t lo = n.attrs[i], hi = n.attrs[r + i];
+    if (lo < 0 || hi > full[i] || lo >= hi)
+      return "slice bounds out of range";
+    if (n.attrs[2 * r + i])
+      part.push_back(hi - lo);
+    else if (hi != lo + 1)
+      return "a dropped axis must have extent 1";
+  }
+  if (n.op == Op::Slice) {
+    want = part;
+    return {};
+  }
+  want = n.shape;
+  return part == sh(0) ? "" : "slice_grad operand does not match the slice";
+}
+
+std::string inferMovementShape(const Graph &g, const Node &n, Shape &want) {
+  auto sh = [&](size_t i) -> const Shape & { return g.node(n.operands[i]).shape; };
+  switch (n.op) {
+  case Op::Transpose:
+    if (sh(0).size() != 2)
+      return "transpose needs a matrix";
+    want = {sh(0)[1], sh(0)[0]};
+    return {};
+  case Op::Reshape:
+    want = n.shape;
+    return numElements(n.shape) == numElements(sh(0)) ? "" : "reshape changes the element count";
   case Op::BroadcastTo: {
     Shape b;
     want = n.shape;
@@ -255,34 +207,7 @@ std::string ir::inferShape(const Graph &g, const Node &n, Shape &want) {
     return {};
   }
   case Op::Slice:
-  case Op::SliceGrad: {
-    const Shape &full = n.op == Op::Slice ? sh(0) : n.shape;
-    size_t r = full.size();
-    if (n.attrs.size() != 3 * r)
-      return "slice attributes do not match the rank";
-    Shape part;
-    for (size_t i = 0; i < r; ++i) {
-      int64_t lo = n.attrs[i], hi = n.attrs[r + i];
-      if (lo < 0 || hi > full[i] || lo >= hi)
-        return "slice bounds out of range";
-      if (n.attrs[2 * r + i])
-        part.push_back(hi - lo);
-      else if (hi != lo + 1)
-        return "a dropped axis must have extent 1";
-    }
-    if (n.op == Op::Slice) {
-      want = part;
-      return {};
-    }
-    want = n.shape;
-    return part == sh(0) ? "" : "slice_grad operand does not match the slice";
-  }
-  case Op::Softmax:
-  case Op::LogSoftmax:
-    if (sh(0).size() != 1)
-      return "softmax needs a vector";
-    want = sh(0);
-    return {};
+  case Op::SliceGrad: return inferSliceShape(g, n, want);
   case Op::Gather:
     if (sh(0).size() != 2 || !sh(1).empty())
       return "gather needs a table and a scalar index";
@@ -290,22 +215,36 @@ std::string ir::inferShape(const Graph &g, const Node &n, Shape &want) {
       return "gather's index must be an int input";
     want = {sh(0)[1]};
     return {};
-  default: // unary element-wise
-    want = sh(0);
+  default: return "not a data movement op";
+  }
+}
+
+} // namespace
+
+std::string ir::inferShape(const Graph &g, const Node &n, Shape &want) {
+  want.clear();
+  switch (opKind(n.op)) {
+  case OpKind::Leaf: return inferLeafShape(g, n, want);
+  case OpKind::Unary:
+  case OpKind::Binary:
+  case OpKind::Ternary: return inferElementwiseShape(g, n, want);
+  case OpKind::Product: return inferProductShape(g, n, want);
+  case OpKind::Reduction: return inferReductionShape(g, n, want);
+  case OpKind::Movement: return inferMovementShape(g, n, want);
+  case OpKind::Normalization: // softmax, log-softmax
+    if (g.node(n.operands[0]).shape.size() != 1)
+      return "softmax needs a vector";
+    want = g.node(n.operands[0]).shape;
     return {};
   }
+  return "unknown op";
 }
 
 int ir::append(Graph &g, Node proto) {
   for (int o : proto.operands)
     proto.batched |= g.node(o).batched;
-  switch (proto.op) {
-  case Op::Input:
-  case Op::State:
-  case Op::GradOutput:
-  case Op::GradState: proto.batched = true; break;
-  default: break;
-  }
+  if (isBatchedLeaf(proto.op))
+    proto.batched = true;
   Shape shape;
   std::string err = inferShape(g, proto, shape);
   if (!err.empty()) {
@@ -325,7 +264,7 @@ bool ir::verify(const Graph &g, llvm::raw_ostream &os) {
   };
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node &n = g.nodes[i];
-    int expected = arity(n.op);
+    int expected = opArity(n.op);
     if ((expected >= 0 && int(n.operands.size()) != expected) ||
         (expected < 0 && n.operands.empty())) {
       fail(int(i), llvm::Twine(opName(n.op)) + " has the wrong number of operands");
@@ -353,8 +292,7 @@ bool ir::verify(const Graph &g, llvm::raw_ostream &os) {
       err = "shape " + shapeStr(n.shape) + " should be " + shapeStr(want);
     if (!err.empty())
       fail(int(i), llvm::Twine(opName(n.op)) + ": " + err);
-    bool leafBatched =
-        n.op == Op::Input || n.op == Op::State || n.op == Op::GradOutput || n.op == Op::GradState;
+    bool leafBatched = isBatchedLeaf(n.op);
     if (n.operands.empty() && n.op != Op::FwdValue && n.batched != leafBatched)
       fail(int(i), "wrong batched flag on a leaf");
     if (!n.operands.empty() && n.batched != batched)
@@ -408,24 +346,14 @@ FlopCount ir::countFlops(const Graph &g) {
   FlopCount count;
   for (const Node &n : g.nodes) {
     auto in = [&](size_t k) -> const Shape & { return g.node(n.operands[k]).shape; };
-    int64_t out = numElements(n.shape), flops = 0;
-    switch (n.op) {
-    case Op::MatMul: {
-      int64_t k = in(0).back();
-      flops = 2 * out * k;
-      break;
-    }
-    case Op::Outer: flops = out; break;
-    case Op::SumAll:
-    case Op::SumAxis:
-    case Op::ReduceTo: flops = numElements(in(0)); break;
-    case Op::Softmax:
-    case Op::LogSoftmax: flops = 4 * out; break;
-    case Op::Clip:
-    case Op::InRange: flops = 2 * out; break;
-    default: flops = isElementwise(n.op) && n.op != Op::Detach ? out : 0; break;
-    }
-    (n.batched ? count.perElement : count.shared) += flops;
+    // Ops.def's Flops column counts per output element, but per multiply-add for matmul and per
+    // operand element for reductions.
+    int64_t units = numElements(n.shape);
+    if (n.op == Op::MatMul)
+      units *= in(0).back();
+    else if (isReduction(n.op))
+      units = numElements(in(0));
+    (n.batched ? count.perElement : count.shared) += opFlops(n.op) * units;
   }
   return count;
 }

@@ -29,58 +29,63 @@ using Shape = std::vector<int64_t>;
 int64_t numElements(const Shape &shape);
 std::string shapeStr(const Shape &shape);
 
-enum class Op {
-  // Leaves.
-  Const,      // value, filled to `shape`
-  Param,      // index into Graph::params
-  Input,      // index into Graph::inputs
-  State,      // index into Graph::states (value at the start of the step)
-  FwdValue,   // backward only: the value of forward node `index` at this step
-  GradOutput, // backward only: dLoss/d output `index` at this step
-  GradState,  // backward only: dLoss/d (next value of state `index`)
-  // Element-wise, with NumPy broadcasting over operands.
-  Neg,
-  Tanh,
-  Sigmoid,
-  Relu,
-  Exp,
-  Log,
-  Abs,
-  Sqrt,
-  Step, // 1 where x > 0, else 0 (relu')
-  Sign, // -1, 0, 1 (abs')
-  Add,
-  Sub,
-  Mul,
-  Div,
-  Min,
-  Max,
-  LessEq,  // 1 where a <= b, else 0
-  Clip,    // (x, lo, hi) -> min(max(x, lo), hi)
-  InRange, // (x, lo, hi) -> 1 where lo <= x <= hi (clip'; PyTorch clamp passes the gradient there)
-  // Structure.
-  MatMul,      // [M,K]@[K] [M,K]@[K,N] [K]@[K,N] [K]@[K]
-  Outer,       // [M], [N] -> [M, N]
-  Transpose,   // [M, N] -> [N, M]
-  Reshape,     // same elements, new shape
-  SumAll,      // -> []
-  SumAxis,     // drop axis `index`
-  ReduceTo,    // sum a broadcast value back down to `shape` (backward of broadcasting)
-  BroadcastTo, // expand to `shape` (backward of sums)
-  Concat,      // vectors
-  Slice,       // attrs: lo[r], hi[r], keep[r] (keep 0 drops the axis)
-  SliceGrad,   // embed a sliced gradient into zeros of `shape` (same attrs as the Slice)
-  Softmax,
-  LogSoftmax, // over a vector
-  Gather,     // (table [V, D], index) -> row [D]; index is an int input
-  Detach,     // identity forward, no gradient
+/// What an op computes, as shape inference and autodiff dispatch on it (Ops.def's Kind column).
+enum class OpKind {
+  Leaf,          // no operands: a value from outside the step
+  Unary,         // element-wise, one operand
+  Binary,        // element-wise, two operands with NumPy broadcasting
+  Ternary,       // element-wise (x, lo, hi) with scalar bounds
+  Product,       // matmul, outer
+  Reduction,     // sums
+  Movement,      // data movement, no arithmetic
+  Normalization, // softmax and log-softmax over a vector
 };
 
-const char *opName(Op op);
-bool isElementwise(Op op);
+/// The ops, one per line of Ops.def (which says what each computes), in its order.
+enum class Op {
+#define DOPA_OP(Name, ...) Name,
+#include "dopa/compiler/Ops.def"
+};
+
+/// The properties of an op: one row of Ops.def (see there for the columns).
+struct OpInfo {
+  const char *name;
+  int arity;
+  OpKind kind;
+  int flops;
+  bool passesGradient;
+  bool inlinable;
+  bool batchedLeaf;
+};
+
+inline constexpr OpInfo kOpInfo[] = {
+#define DOPA_OP(Name, Spelling, Arity, Kind, Flops, Grad, Inline, Batched)                         \
+  {Spelling, Arity, OpKind::Kind, Flops, (Grad) != 0, (Inline) != 0, (Batched) != 0},
+#include "dopa/compiler/Ops.def"
+};
+
+constexpr const OpInfo &opInfo(Op op) { return kOpInfo[static_cast<size_t>(op)]; }
+/// The op's name in printed IR.
+constexpr const char *opName(Op op) { return opInfo(op).name; }
+/// Number of operands (-1: variadic, at least one).
+constexpr int opArity(Op op) { return opInfo(op).arity; }
+constexpr OpKind opKind(Op op) { return opInfo(op).kind; }
+/// FLOPs per output element (matmul: per multiply-add; reductions: per operand element).
+constexpr int opFlops(Op op) { return opInfo(op).flops; }
+/// Whether a gradient flows to the operands (not for leaves, detach and piecewise-constant ops).
+constexpr bool passesGradient(Op op) { return opInfo(op).passesGradient; }
+/// Whether fusion computes it as a scalar expression at each index of its own shape.
+constexpr bool isInlinable(Op op) { return opInfo(op).inlinable; }
+/// Leaves whose value differs across the batch (inputs, states, incoming gradients).
+constexpr bool isBatchedLeaf(Op op) { return opInfo(op).batchedLeaf; }
+constexpr bool isElementwise(Op op) {
+  OpKind kind = opKind(op);
+  return kind == OpKind::Unary || kind == OpKind::Binary || kind == OpKind::Ternary;
+}
+constexpr bool isReduction(Op op) { return opKind(op) == OpKind::Reduction; }
 /// Ops without operands (values from outside the step: constants, parameters, inputs, states, and
 /// in backward graphs forward values and incoming gradients).
-bool isLeaf(Op op);
+constexpr bool isLeaf(Op op) { return opKind(op) == OpKind::Leaf; }
 
 struct Node {
   Node() = default;

@@ -1,7 +1,7 @@
-//===- Passes.h - The compiler pipeline: lowering, autodiff, checks -------===//
+//===- Passes.h - The compiler passes: lowering, autodiff, checks ---------===//
 //
-// Each pass is a pure function from its input to a new value; the pipeline runs them in a straight
-// line with the IR verifier between them when asked (always in tests):
+// Each pass is a pure function from its input to a new value; runPipeline (Pipeline.h) runs them in
+// a straight line, then kern::fuse, with the IR verifier between them when asked (always in tests):
 //
 //   sema::Network --lower--> forward ir::Graph --differentiate--> backward ir::Graph
 //                           \--checkLearnable (diagnostics at the spec's locations)
@@ -27,15 +27,10 @@ ir::Graph differentiate(const ir::Graph &forward);
 /// only through `detach`). Returns false when there were errors.
 bool checkLearnable(const ir::Graph &forward, DiagnosticEngine &diags);
 
-/// The compiled form of a network: its forward and backward step graphs.
+/// The compiled form of a network: its forward and backward step graphs (runPipeline builds it).
 struct CompiledNetwork {
   ir::Graph forward;
   ir::Graph backward;
 };
-
-/// Run the pipeline on one network. With `verifyEach`, the IR verifier runs after every pass and a
-/// failure is an internal error. Returns nullopt when diagnostics were reported.
-std::optional<CompiledNetwork> compileNetwork(const sema::Network &network, DiagnosticEngine &diags,
-                                              bool verifyEach);
 
 } // namespace dopa
