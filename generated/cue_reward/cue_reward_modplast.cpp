@@ -7,51 +7,54 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/runtime/Generated.h"
-
-#include <Eigen/Core>
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
-namespace {
-// Eigen views of the generated code's buffers (row-major).
-template <class T> using Vec = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using ConstVec = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using RowVec = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T> using ConstRowVec = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T>
-using RowMat = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-template <class T>
-using ConstRowMat =
-    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-} // namespace
+#include "dopa/runtime/GeneratedSupport.h"
 
 namespace dopa::generated::cue_reward_modplast {
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamW = 0;              // w [200, 200]
+constexpr int64_t kParamAlpha = 40000;      // alpha [200, 200]
+constexpr int64_t kParamI2hWeight = 80000;  // i2h.weight [200, 27]
+constexpr int64_t kParamI2hBias = 85400;    // i2h.bias [200]
+constexpr int64_t kParamH2oWeight = 85600;  // h2o.weight [2, 200]
+constexpr int64_t kParamH2oBias = 86000;    // h2o.bias [2]
+constexpr int64_t kParamH2vWeight = 86002;  // h2v.weight [1, 200]
+constexpr int64_t kParamH2vBias = 86202;    // h2v.bias [1]
+constexpr int64_t kParamH2DAWeight = 86203; // h2DA.weight [1, 200]
+constexpr int64_t kParamH2DABias = 86403;   // h2DA.bias [1]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateH = 0;      // h [200]
+constexpr int64_t kStateHebb = 208; // hebb [200, 200]
+
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 0: dense product (Eigen), [200]
 //   %2 matmul
-template <class T> static void cue_reward_modplast_forward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict i2h_weight = a.params + 80000; // [200, 27]
-  const T *__restrict x = a.inputs[0];               // [27]
-  T *__restrict t2 = a.scratch + 0;                  // [200]
+template <class T> static void forward_i2h(const dopa::StepArgs<T> &a) {
+  const T *__restrict i2h_weight = a.params + kParamI2hWeight; // [200, 27]
+  const T *__restrict x = a.inputs[0];                         // [27]
+  T *__restrict t2 = a.scratch + 0;                            // [200]
 #line 14 "examples/cue_reward/modplast.dopa"
   Vec<T>(t2, 200).noalias() = ConstRowMat<T>(i2h_weight, 200, 27) * ConstVec<T>(x, 27);
-#line 45 "cue_reward_modplast.cpp"
+#line 46 "cue_reward_modplast.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 1: fused loop nest over [200, 200]
 //   %11 matmul
-template <class T> static void cue_reward_modplast_forward_1(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 208;          // [200]
-  const T *__restrict w = a.params + 0;         // [200, 200]
-  const T *__restrict alpha = a.params + 40000; // [200, 200]
-  const T *__restrict hebb = a.state + 208;     // [200, 200]
-  const T *__restrict h = a.state + 0;          // [200]
+template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 208;                // [200]
+  const T *__restrict w = a.params + kParamW;         // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha; // [200, 200]
+  const T *__restrict hebb = a.state + kStateHebb;    // [200, 200]
+  const T *__restrict h = a.state + kStateH;          // [200]
   for (int i = 0; i < 200; ++i) {
     T acc11 = T(0);
 #pragma omp simd reduction(+ : acc11)
@@ -63,18 +66,20 @@ template <class T> static void cue_reward_modplast_forward_1(const dopa::StepArg
     }
     t11[i] = acc11;
   }
-#line 67 "cue_reward_modplast.cpp"
+#line 70 "cue_reward_modplast.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 2: fused loop nest over [200]
 //   %13 tanh hn
 //   %13 tanh hn -> saved
-template <class T> static void cue_reward_modplast_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                // [200]
-  const T *__restrict i2h_bias = a.params + 85400; // [200]
-  T *__restrict t11 = a.scratch + 208;             // [200]
-  T *__restrict h_next = a.next + 0;               // [200] hn
-  T *__restrict saved_t13 = a.saved + 0;           // [200]
+template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                        // [200]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [200]
+  T *__restrict t11 = a.scratch + 208;                     // [200]
+  T *__restrict h_next = a.next + kStateH;                 // [200] hn
+  T *__restrict saved_t13 = a.saved + 0;                   // [200]
   for (int j = 0; j < 200; ++j) {
 #line 14 "examples/cue_reward/modplast.dopa"
     const T v4 = t2[j] + i2h_bias[j];
@@ -83,68 +88,76 @@ template <class T> static void cue_reward_modplast_forward_2_hn(const dopa::Step
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
-#line 87 "cue_reward_modplast.cpp"
+#line 92 "cue_reward_modplast.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // forward stage 3: dense product (Eigen), [1]
 //   %15 matmul
-template <class T> static void cue_reward_modplast_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2DA_weight = a.params + 86203; // [1, 200]
-  T *__restrict h_next = a.next + 0;                  // [200] hn
-  T *__restrict t15 = a.scratch + 416;                // [1]
+template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 200]
+  T *__restrict h_next = a.next + kStateH;                       // [200] hn
+  T *__restrict t15 = a.scratch + 416;                           // [1]
 #line 15 "examples/cue_reward/modplast.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 98 "cue_reward_modplast.cpp"
+#line 105 "cue_reward_modplast.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // forward stage 4: fused loop nest over [1]
 //   %18 tanh DA
 //   %18 tanh DA -> saved
-template <class T> static void cue_reward_modplast_forward_4_DA(const dopa::StepArgs<T> &a) {
-  T *__restrict t15 = a.scratch + 416;              // [1]
-  const T *__restrict h2DA_bias = a.params + 86403; // [1]
-  T *__restrict out_DAout = a.outputs[2];           // [1] DA
-  T *__restrict saved_t18 = a.saved + 208;          // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
+  T *__restrict t15 = a.scratch + 416;                       // [1]
+  const T *__restrict h2DA_bias = a.params + kParamH2DABias; // [1]
+  T *__restrict out_DAout = a.outputs[2];                    // [1] DA
+  T *__restrict saved_t18 = a.saved + 208;                   // [1]
 #line 15 "examples/cue_reward/modplast.dopa"
-    const T v17 = t15[0] + h2DA_bias[0];
-    const T v18 = std::tanh(v17);
-    out_DAout[0] = v18;
-    saved_t18[0] = v18;
-  }
-#line 116 "cue_reward_modplast.cpp"
+  const T v17 = t15[0] + h2DA_bias[0];
+  const T v18 = std::tanh(v17);
+  out_DAout[0] = v18;
+  saved_t18[0] = v18;
+#line 123 "cue_reward_modplast.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 5: dense product (Eigen), [2]
 //   %26 matmul
-template <class T> static void cue_reward_modplast_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_weight = a.params + 85600; // [2, 200]
-  T *__restrict h_next = a.next + 0;                 // [200] hn
-  T *__restrict t26 = a.scratch + 432;               // [2]
+template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
+  T *__restrict h_next = a.next + kStateH;                     // [200] hn
+  T *__restrict t26 = a.scratch + 432;                         // [2]
 #line 18 "examples/cue_reward/modplast.dopa"
   Vec<T>(t26, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
-#line 127 "cue_reward_modplast.cpp"
+#line 136 "cue_reward_modplast.cpp"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 6: dense product (Eigen), [1]
 //   %30 matmul
-template <class T> static void cue_reward_modplast_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_weight = a.params + 86002; // [1, 200]
-  T *__restrict h_next = a.next + 0;                 // [200] hn
-  T *__restrict t30 = a.scratch + 448;               // [1]
+template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
+  T *__restrict h_next = a.next + kStateH;                     // [200] hn
+  T *__restrict t30 = a.scratch + 448;                         // [1]
 #line 19 "examples/cue_reward/modplast.dopa"
   Vec<T>(t30, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 138 "cue_reward_modplast.cpp"
+#line 149 "cue_reward_modplast.cpp"
 }
 
+// hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
+//
 // forward stage 7: fused loop nest over [200, 200]
 //   %24 clip -> next_state hebb
-template <class T> static void cue_reward_modplast_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict hebb = a.state + 208; // [200, 200]
-  T *__restrict out_DAout = a.outputs[2];   // [1] DA
-  T *__restrict h_next = a.next + 0;        // [200] hn
-  const T *__restrict h = a.state + 0;      // [200]
-  T *__restrict hebb_next = a.next + 208;   // [200, 200]
+template <class T> static void forward_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict hebb = a.state + kStateHebb; // [200, 200]
+  T *__restrict out_DAout = a.outputs[2];          // [1] DA
+  T *__restrict h_next = a.next + kStateH;         // [200] hn
+  const T *__restrict h = a.state + kStateH;       // [200]
+  T *__restrict hebb_next = a.next + kStateHebb;   // [200, 200]
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
@@ -156,90 +169,98 @@ template <class T> static void cue_reward_modplast_forward_7(const dopa::StepArg
       hebb_next[i * 200 + j] = v24;
     }
   }
-#line 160 "cue_reward_modplast.cpp"
+#line 173 "cue_reward_modplast.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 8: fused loop nest over [2]
 //   %28 add logits -> output logits
-template <class T> static void cue_reward_modplast_forward_8_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t26 = a.scratch + 432;             // [2]
-  const T *__restrict h2o_bias = a.params + 86000; // [2]
-  T *__restrict out_logits = a.outputs[0];         // [2]
+template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t26 = a.scratch + 432;                     // [2]
+  const T *__restrict h2o_bias = a.params + kParamH2oBias; // [2]
+  T *__restrict out_logits = a.outputs[0];                 // [2]
   for (int j = 0; j < 2; ++j) {
 #line 18 "examples/cue_reward/modplast.dopa"
     const T v28 = t26[j] + h2o_bias[j];
     out_logits[j] = v28;
   }
-#line 174 "cue_reward_modplast.cpp"
+#line 189 "cue_reward_modplast.cpp"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 9: fused loop nest over [1]
 //   %32 add value -> output value
-template <class T> static void cue_reward_modplast_forward_9_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t30 = a.scratch + 448;             // [1]
-  const T *__restrict h2v_bias = a.params + 86202; // [1]
-  T *__restrict out_value = a.outputs[1];          // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
+  T *__restrict t30 = a.scratch + 448;                     // [1]
+  const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
+  T *__restrict out_value = a.outputs[1];                  // [1]
 #line 19 "examples/cue_reward/modplast.dopa"
-    const T v32 = t30[0] + h2v_bias[0];
-    out_value[0] = v32;
-  }
-#line 188 "cue_reward_modplast.cpp"
+  const T v32 = t30[0] + h2v_bias[0];
+  out_value[0] = v32;
+#line 203 "cue_reward_modplast.cpp"
 }
 
 /// One forward step of CueRewardModplast for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  cue_reward_modplast_forward_0(a);
-  cue_reward_modplast_forward_1(a);
-  cue_reward_modplast_forward_2_hn(a);
-  cue_reward_modplast_forward_3(a);
-  cue_reward_modplast_forward_4_DA(a);
-  cue_reward_modplast_forward_5(a);
-  cue_reward_modplast_forward_6(a);
-  cue_reward_modplast_forward_7(a);
-  cue_reward_modplast_forward_8_logits(a);
-  cue_reward_modplast_forward_9_value(a);
+  forward_i2h(a);
+  forward_matmul(a);
+  forward_hn(a);
+  forward_h2_da(a);
+  forward_da(a);
+  forward_h2o(a);
+  forward_h2v(a);
+  forward_hebb(a);
+  forward_logits(a);
+  forward_value(a);
 }
 
+// output value  = h2v(hn)
+//
 // backward stage 0: dense product (Eigen), [200]
 //   %40 matmul
-template <class T> static void cue_reward_modplast_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  const T *__restrict h2v_weight = a.params + 86002;  // [1, 200]
-  T *__restrict t40 = a.scratch + 0;                  // [200]
+template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
+  T *__restrict t40 = a.scratch + 0;                           // [200]
 #line 19 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t40, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 214 "cue_reward_modplast.cpp"
+#line 231 "cue_reward_modplast.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // backward stage 1: dense product (Eigen), [200]
 //   %44 matmul
-template <class T> static void cue_reward_modplast_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
-  const T *__restrict h2o_weight = a.params + 85600;   // [2, 200]
-  T *__restrict t44 = a.scratch + 208;                 // [200]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [2] d logits
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
+  T *__restrict t44 = a.scratch + 208;                         // [200]
 #line 18 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t44, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 226 "cue_reward_modplast.cpp"
+#line 245 "cue_reward_modplast.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+// hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
+//
 // backward stage 2: fused loop nest over [200, 200]
 //   %51 reduce_to
 //   %54 matmul
 //   %56 matmul
-template <class T> static void cue_reward_modplast_backward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_hebb_next = a.gradNext + 208; // [200, 200] d hebb'
-  const T *__restrict hebb = a.state + 208;           // [200, 200]
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
-  const T *__restrict t13_hn = a.saved + 0;           // [200] hn
-  const T *__restrict h = a.state + 0;                // [200]
-  T *__restrict t51 = a.scratch + 416;                // [1]
-  T *__restrict t54 = a.scratch + 432;                // [200]
-  T *__restrict t56 = a.scratch + 640;                // [200]
-  for (int e = 0; e < 1; ++e)
-    t51[e] = T(0);
+template <class T> static void backward_tanh_outer(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
+  const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
+  const T *__restrict t18_DA = a.saved + 208;                // [1] DA
+  const T *__restrict t13_hn = a.saved + 0;                  // [200] hn
+  const T *__restrict h = a.state + kStateH;                 // [200]
+  T *__restrict t51 = a.scratch + 416;                       // [1]
+  T *__restrict t54 = a.scratch + 432;                       // [200]
+  T *__restrict t56 = a.scratch + 640;                       // [200]
+  t51[0] = T(0);
   for (int e = 0; e < 200; ++e)
     t56[e] = T(0);
   for (int i = 0; i < 200; ++i) {
@@ -264,65 +285,69 @@ template <class T> static void cue_reward_modplast_backward_2(const dopa::StepAr
     t51[0] += acc51;
     t54[i] = acc54;
   }
-#line 268 "cue_reward_modplast.cpp"
+#line 289 "cue_reward_modplast.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // backward stage 3: fused loop nest over [1]
 //   %60 mul
 //   %60 mul += grad h2DA.bias
 //   %34 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %34 grad_output d value += grad h2v.bias
-template <class T> static void cue_reward_modplast_backward_3_d_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_DAout = a.gradOutputs[2]; // [1] d DAout
-  T *__restrict t51 = a.scratch + 416;                // [1]
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
-  T *__restrict t60 = a.record + 448;                 // [1]
-  T *__restrict d_h2DA_bias = a.grads + 86403;        // [1]
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  T *__restrict record6 = a.record + 688;             // [1]
-  T *__restrict d_h2v_bias = a.grads + 86202;         // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_DAout = a.gradOutputs[2];   // [1] d DAout
+  T *__restrict t51 = a.scratch + 416;                  // [1]
+  const T *__restrict t18_DA = a.saved + 208;           // [1] DA
+  T *__restrict t60 = a.record + 448;                   // [1]
+  T *__restrict d_h2DA_bias = a.grads + kParamH2DABias; // [1]
+  const T *__restrict d_out_value = a.gradOutputs[1];   // [1] d value
+  T *__restrict record6 = a.record + 688;               // [1]
+  T *__restrict d_h2v_bias = a.grads + kParamH2vBias;   // [1]
 #line 15 "examples/cue_reward/modplast.dopa"
-    const T v52 = d_out_DAout[0] + t51[0];
-    const T v58 = t18_DA[0] * t18_DA[0];
-    const T v59 = T(1.0) - v58;
-    const T v60 = v52 * v59;
-    t60[0] = v60;
-    d_h2DA_bias[0] += v60;
-    record6[0] = d_out_value[0];
-    d_h2v_bias[0] += d_out_value[0];
-  }
-#line 296 "cue_reward_modplast.cpp"
+  const T v52 = d_out_DAout[0] + t51[0];
+  const T v58 = t18_DA[0] * t18_DA[0];
+  const T v59 = T(1.0) - v58;
+  const T v60 = v52 * v59;
+  t60[0] = v60;
+  d_h2DA_bias[0] += v60;
+  record6[0] = d_out_value[0];
+  d_h2v_bias[0] += d_out_value[0];
+#line 317 "cue_reward_modplast.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // backward stage 4: dense product (Eigen), [200]
 //   %63 matmul
-template <class T> static void cue_reward_modplast_backward_4(const dopa::StepArgs<T> &a) {
-  T *__restrict t60 = a.record + 448;                 // [1]
-  const T *__restrict h2DA_weight = a.params + 86203; // [1, 200]
-  T *__restrict t63 = a.scratch + 848;                // [200]
+template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
+  T *__restrict t60 = a.record + 448;                            // [1]
+  const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 200]
+  T *__restrict t63 = a.scratch + 848;                           // [200]
 #line 15 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t63, 200).noalias() = ConstRowVec<T>(t60, 1) * ConstRowMat<T>(h2DA_weight, 1, 200);
-#line 307 "cue_reward_modplast.cpp"
+#line 330 "cue_reward_modplast.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 5: fused loop nest over [200]
 //   %67 mul
 //   %67 mul += grad i2h.bias
 //   %10 state -> record (a factor of deferred outer-product gradients)
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
-template <class T> static void cue_reward_modplast_backward_5_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + 0; // [200] d h'
-  T *__restrict t40 = a.scratch + 0;             // [200]
-  T *__restrict t44 = a.scratch + 208;           // [200]
-  T *__restrict t54 = a.scratch + 432;           // [200]
-  T *__restrict t63 = a.scratch + 848;           // [200]
-  const T *__restrict t13_hn = a.saved + 0;      // [200] hn
-  T *__restrict t67 = a.record + 0;              // [200]
-  T *__restrict d_i2h_bias = a.grads + 85400;    // [200]
-  const T *__restrict h = a.state + 0;           // [200]
-  T *__restrict record2 = a.record + 240;        // [200]
-  T *__restrict record4 = a.record + 464;        // [200]
+template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH; // [200] d h'
+  T *__restrict t40 = a.scratch + 0;                   // [200]
+  T *__restrict t44 = a.scratch + 208;                 // [200]
+  T *__restrict t54 = a.scratch + 432;                 // [200]
+  T *__restrict t63 = a.scratch + 848;                 // [200]
+  const T *__restrict t13_hn = a.saved + 0;            // [200] hn
+  T *__restrict t67 = a.record + 0;                    // [200]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [200]
+  const T *__restrict h = a.state + kStateH;           // [200]
+  T *__restrict record2 = a.record + 240;              // [200]
+  T *__restrict record4 = a.record + 464;              // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 14 "examples/cue_reward/modplast.dopa"
@@ -338,25 +363,28 @@ template <class T> static void cue_reward_modplast_backward_5_hn(const dopa::Ste
     record2[j] = h[j];
     record4[j] = t13_hn[j];
   }
-#line 342 "cue_reward_modplast.cpp"
+#line 367 "cue_reward_modplast.cpp"
 }
 
+// state  hebb : [H, H] = 0
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 6: fused loop nest over [200, 200]
 //   %69 matmul
 //   %74 add -> grad_prev hebb
 //   %71 mul += grad alpha
-template <class T> static void cue_reward_modplast_backward_6(const dopa::StepArgs<T> &a) {
-  T *__restrict t69 = a.scratch + 1056;               // [200]
-  T *__restrict t67 = a.record + 0;                   // [200]
-  const T *__restrict w = a.params + 0;               // [200, 200]
-  const T *__restrict alpha = a.params + 40000;       // [200, 200]
-  const T *__restrict hebb = a.state + 208;           // [200, 200]
-  const T *__restrict d_hebb_next = a.gradNext + 208; // [200, 200] d hebb'
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
-  const T *__restrict t13_hn = a.saved + 0;           // [200] hn
-  const T *__restrict h = a.state + 0;                // [200]
-  T *__restrict d_hebb = a.gradPrev + 208;            // [200, 200]
-  T *__restrict d_alpha = a.grads + 40000;            // [200, 200]
+template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t69 = a.scratch + 1056;                      // [200]
+  T *__restrict t67 = a.record + 0;                          // [200]
+  const T *__restrict w = a.params + kParamW;                // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;        // [200, 200]
+  const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
+  const T *__restrict t18_DA = a.saved + 208;                // [1] DA
+  const T *__restrict t13_hn = a.saved + 0;                  // [200] hn
+  const T *__restrict h = a.state + kStateH;                 // [200]
+  T *__restrict d_hebb = a.gradPrev + kStateHebb;            // [200, 200]
+  T *__restrict d_alpha = a.grads + kParamAlpha;             // [200, 200]
   for (int e = 0; e < 200; ++e)
     t69[e] = T(0);
   for (int i = 0; i < 200; ++i) {
@@ -383,27 +411,29 @@ template <class T> static void cue_reward_modplast_backward_6(const dopa::StepAr
       d_alpha[i * 200 + j] += v71;
     }
   }
-#line 387 "cue_reward_modplast.cpp"
+#line 415 "cue_reward_modplast.cpp"
 }
 
+// state  h    : [H] = 0
+//
 // backward stage 7: fused loop nest over [200]
 //   %70 add -> grad_prev h
-template <class T> static void cue_reward_modplast_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t56 = a.scratch + 640;  // [200]
-  T *__restrict t69 = a.scratch + 1056; // [200]
-  T *__restrict d_h = a.gradPrev + 0;   // [200]
+template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t56 = a.scratch + 640;      // [200]
+  T *__restrict t69 = a.scratch + 1056;     // [200]
+  T *__restrict d_h = a.gradPrev + kStateH; // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 6 "examples/cue_reward/modplast.dopa"
     const T v70 = t56[j] + t69[j];
     d_h[j] = v70;
   }
-#line 402 "cue_reward_modplast.cpp"
+#line 432 "cue_reward_modplast.cpp"
 }
 
 // backward stage 8: fused loop nest over [27]
 //   %75 input -> record (a factor of deferred outer-product gradients)
-template <class T> static void cue_reward_modplast_backward_8(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
   T *__restrict record1 = a.record + 208; // [27]
 #pragma omp simd
@@ -415,10 +445,10 @@ template <class T> static void cue_reward_modplast_backward_8(const dopa::StepAr
 // backward stage 9: fused loop nest over [2]
 //   %33 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %33 grad_output d logits += grad h2o.bias
-template <class T> static void cue_reward_modplast_backward_9_d_logits(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
   T *__restrict record5 = a.record + 672;              // [2]
-  T *__restrict d_h2o_bias = a.grads + 86000;          // [2]
+  T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [2]
   for (int j = 0; j < 2; ++j) {
     record5[j] = d_out_logits[j];
     d_h2o_bias[j] += d_out_logits[j];
@@ -427,16 +457,16 @@ template <class T> static void cue_reward_modplast_backward_9_d_logits(const dop
 
 /// One backward step of CueRewardModplast for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  cue_reward_modplast_backward_0(a);
-  cue_reward_modplast_backward_1(a);
-  cue_reward_modplast_backward_2(a);
-  cue_reward_modplast_backward_3_d_value(a);
-  cue_reward_modplast_backward_4(a);
-  cue_reward_modplast_backward_5_hn(a);
-  cue_reward_modplast_backward_6(a);
-  cue_reward_modplast_backward_7(a);
-  cue_reward_modplast_backward_8(a);
-  cue_reward_modplast_backward_9_d_logits(a);
+  backward_h2v(a);
+  backward_h2o(a);
+  backward_tanh_outer(a);
+  backward_grad_h2_da_bias_h2v_bias(a);
+  backward_h2_da(a);
+  backward_grad_i2h_bias(a);
+  backward_d_hebb_grad_alpha(a);
+  backward_d_h(a);
+  backward_record_x(a);
+  backward_grad_h2o_bias(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -486,32 +516,41 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {0, 208};
+static const int64_t stateOffsets[] = {kStateH, kStateHebb};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
-    {80000, 200, 27, 0, 208},  {0, 200, 200, 0, 240},     {86203, 1, 200, 448, 464},
-    {85600, 2, 200, 672, 464}, {86002, 1, 200, 688, 464},
+    {.paramOffset = kParamI2hWeight, .rows = 200, .cols = 27, .offsetA = 0, .offsetB = 208},
+    {.paramOffset = kParamW, .rows = 200, .cols = 200, .offsetA = 0, .offsetB = 240},
+    {.paramOffset = kParamH2DAWeight, .rows = 1, .cols = 200, .offsetA = 448, .offsetB = 464},
+    {.paramOffset = kParamH2oWeight, .rows = 2, .cols = 200, .offsetA = 672, .offsetB = 464},
+    {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 200, .offsetA = 688, .offsetB = 464},
 };
 
 const dopa::GeneratedSpec &spec() {
-  static const dopa::GeneratedSpec s = {"CueRewardModplast",
-                                        "examples/cue_reward/modplast.dopa",
-                                        info,
-                                        40208,
-                                        stateOffsets,
-                                        224,
-                                        1264,
-                                        inputRows,
-                                        forward_step<float>,
-                                        backward_step<float>,
-                                        forward_step<double>,
-                                        backward_step<double>,
-                                        0,
-                                        0,
-                                        5,
-                                        deferred,
-                                        704};
+  static const dopa::GeneratedSpec s = {
+      .name = "CueRewardModplast",
+      .specPath = "examples/cue_reward/modplast.dopa",
+      .info = info,
+      .stateNumel = 40208,
+      .stateOffsets = stateOffsets,
+      .savedNumel = 224,
+      .scratchNumel = 1264,
+      .inputRows = inputRows,
+      .forwardFloat = forward_step<float>,
+      .backwardFloat = backward_step<float>,
+      .forwardDouble = forward_step<double>,
+      .backwardDouble = backward_step<double>,
+      .checkpointEvery = 0,
+      .memoryBudget = 0,
+      .numDeferred = 5,
+      .deferred = deferred,
+      .recordNumel = 704,
+      .forwardFlops = 373005,
+      .forwardSharedFlops = 0,
+      .backwardFlops = 649404,
+      .backwardSharedFlops = 0,
+  };
   return s;
 }
 

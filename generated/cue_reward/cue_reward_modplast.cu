@@ -7,54 +7,14 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/cuda/CudaSpec.h"
+#include "dopa/cuda/DeviceSupport.cuh"
 
-#include <cooperative_groups.h>
 #include <cstdint>
-#include <cuda_runtime.h>
-#include <stdexcept>
-#include <string>
-
-namespace {
-/// The sum of v over the 32 lanes of a warp (every lane gets it).
-template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
-  for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-/// Wait for every block of the grid: the blocks of an element share its stages.
-__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
-
-/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
-/// the device at once (at most 8); batches larger than the device runs in chunks.
-template <class T>
-void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
-                             int threads, void *stream) {
-  int device = 0, sms = 0, perSM = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
-  const int capacity = sms * perSM;
-  if (capacity < 1)
-    throw std::runtime_error("CUDA kernel does not fit on the device");
-  const int batch = ba.batch;
-  for (int first = 0; first < batch; first += capacity) {
-    const int n = batch - first < capacity ? batch - first : capacity;
-    ba.firstElement = first;
-    ba.splits = capacity / n < 8 ? capacity / n : 8;
-    void *args[] = {&ba};
-    cudaError_t e = cudaLaunchCooperativeKernel(
-        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
-        args, 0, static_cast<cudaStream_t>(stream));
-    if (e != cudaSuccess)
-      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
-  }
-}
-} // namespace
 
 namespace dopa::generated::cue_reward_modplast {
 
@@ -62,13 +22,30 @@ const dopa::GeneratedSpec &spec(); // the C++ network: description and layout
 
 constexpr int kThreads = 1024;
 
-// forward stage 0: dense product (Eigen), [200]
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamW = 0;              // w [200, 200]
+constexpr int64_t kParamAlpha = 40000;      // alpha [200, 200]
+constexpr int64_t kParamI2hWeight = 80000;  // i2h.weight [200, 27]
+constexpr int64_t kParamI2hBias = 85400;    // i2h.bias [200]
+constexpr int64_t kParamH2oWeight = 85600;  // h2o.weight [2, 200]
+constexpr int64_t kParamH2oBias = 86000;    // h2o.bias [2]
+constexpr int64_t kParamH2vWeight = 86002;  // h2v.weight [1, 200]
+constexpr int64_t kParamH2vBias = 86202;    // h2v.bias [1]
+constexpr int64_t kParamH2DAWeight = 86203; // h2DA.weight [1, 200]
+constexpr int64_t kParamH2DABias = 86403;   // h2DA.bias [1]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateH = 0;      // h [200]
+constexpr int64_t kStateHebb = 208; // hebb [200, 200]
+
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
+// forward stage 0: dense product (a warp or thread per output), [200]
 //   %2 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_forward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict i2h_weight = a.params + 80000; // [200, 27]
-  const T *__restrict x = a.inputs[0];               // [27]
-  T *__restrict t2 = a.scratch + 0;                  // [200]
+template <class T> __device__ __forceinline__ void forward_i2h(const dopa::StepArgs<T> &a) {
+  const T *__restrict i2h_weight = a.params + kParamI2hWeight; // [200, 27]
+  const T *__restrict x = a.inputs[0];                         // [27]
+  T *__restrict t2 = a.scratch + 0;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -77,22 +54,23 @@ __device__ __forceinline__ void cue_reward_modplast_forward_0(const dopa::StepAr
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 27; k += 32)
       acc += i2h_weight[r * 27 + k] * x[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t2[r] = acc;
   }
-#line 85 "cue_reward_modplast.cu"
+#line 62 "cue_reward_modplast.cu"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 1: fused loop nest over [200, 200]
 //   %11 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_forward_1(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 208;          // [200]
-  const T *__restrict w = a.params + 0;         // [200, 200]
-  const T *__restrict alpha = a.params + 40000; // [200, 200]
-  const T *__restrict hebb = a.state + 208;     // [200, 200]
-  const T *__restrict h = a.state + 0;          // [200]
+template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 208;                // [200]
+  const T *__restrict w = a.params + kParamW;         // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha; // [200, 200]
+  const T *__restrict hebb = a.state + kStateHebb;    // [200, 200]
+  const T *__restrict h = a.state + kStateH;          // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -104,24 +82,25 @@ __device__ __forceinline__ void cue_reward_modplast_forward_1(const dopa::StepAr
       const T v9 = w[i * 200 + j] + v8;
       acc11 += v9 * h[j];
     }
-    acc11 = dopa_warp_sum(acc11);
+    acc11 = dopa::warpSum(acc11);
     if ((threadIdx.x & 31) == 0) {
       t11[i] = acc11;
     }
   }
-#line 113 "cue_reward_modplast.cu"
+#line 91 "cue_reward_modplast.cu"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 2: fused loop nest over [200]
 //   %13 tanh hn
 //   %13 tanh hn -> saved
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                // [200]
-  const T *__restrict i2h_bias = a.params + 85400; // [200]
-  T *__restrict t11 = a.scratch + 208;             // [200]
-  T *__restrict h_next = a.next + 0;               // [200] hn
-  T *__restrict saved_t13 = a.saved + 0;           // [200]
+template <class T> __device__ __forceinline__ void forward_hn(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                        // [200]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [200]
+  T *__restrict t11 = a.scratch + 208;                     // [200]
+  T *__restrict h_next = a.next + kStateH;                 // [200] hn
+  T *__restrict saved_t13 = a.saved + 0;                   // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -135,16 +114,17 @@ __device__ __forceinline__ void cue_reward_modplast_forward_2_hn(const dopa::Ste
       saved_t13[j] = v13;
     }
   }
-#line 139 "cue_reward_modplast.cu"
+#line 118 "cue_reward_modplast.cu"
 }
 
-// forward stage 3: dense product (Eigen), [1]
+// DA = tanh(h2DA(hn))
+//
+// forward stage 3: dense product (a warp or thread per output), [1]
 //   %15 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2DA_weight = a.params + 86203; // [1, 200]
-  T *__restrict h_next = a.next + 0;                  // [200] hn
-  T *__restrict t15 = a.scratch + 416;                // [1]
+template <class T> __device__ __forceinline__ void forward_h2_da(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 200]
+  T *__restrict h_next = a.next + kStateH;                       // [200] hn
+  T *__restrict t15 = a.scratch + 416;                           // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -153,22 +133,23 @@ __device__ __forceinline__ void cue_reward_modplast_forward_3(const dopa::StepAr
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2DA_weight[r * 200 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 161 "cue_reward_modplast.cu"
+#line 141 "cue_reward_modplast.cu"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // forward stage 4: fused loop nest over [1]
 //   %18 tanh DA
 //   %18 tanh DA -> saved
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_forward_4_DA(const dopa::StepArgs<T> &a) {
-  T *__restrict t15 = a.scratch + 416;              // [1]
-  const T *__restrict h2DA_bias = a.params + 86403; // [1]
-  T *__restrict out_DAout = a.outputs[2];           // [1] DA
-  T *__restrict saved_t18 = a.saved + 208;          // [1]
+template <class T> __device__ __forceinline__ void forward_da(const dopa::StepArgs<T> &a) {
+  T *__restrict t15 = a.scratch + 416;                       // [1]
+  const T *__restrict h2DA_bias = a.params + kParamH2DABias; // [1]
+  T *__restrict out_DAout = a.outputs[2];                    // [1] DA
+  T *__restrict saved_t18 = a.saved + 208;                   // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -181,16 +162,17 @@ __device__ __forceinline__ void cue_reward_modplast_forward_4_DA(const dopa::Ste
       saved_t18[0] = v18;
     }
   }
-#line 185 "cue_reward_modplast.cu"
+#line 166 "cue_reward_modplast.cu"
 }
 
-// forward stage 5: dense product (Eigen), [2]
+// output logits = h2o(hn)
+//
+// forward stage 5: dense product (a warp or thread per output), [2]
 //   %26 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_weight = a.params + 85600; // [2, 200]
-  T *__restrict h_next = a.next + 0;                 // [200] hn
-  T *__restrict t26 = a.scratch + 432;               // [2]
+template <class T> __device__ __forceinline__ void forward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
+  T *__restrict h_next = a.next + kStateH;                     // [200] hn
+  T *__restrict t26 = a.scratch + 432;                         // [2]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -199,20 +181,21 @@ __device__ __forceinline__ void cue_reward_modplast_forward_5(const dopa::StepAr
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2o_weight[r * 200 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t26[r] = acc;
   }
-#line 207 "cue_reward_modplast.cu"
+#line 189 "cue_reward_modplast.cu"
 }
 
-// forward stage 6: dense product (Eigen), [1]
+// output value  = h2v(hn)
+//
+// forward stage 6: dense product (a warp or thread per output), [1]
 //   %30 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_weight = a.params + 86002; // [1, 200]
-  T *__restrict h_next = a.next + 0;                 // [200] hn
-  T *__restrict t30 = a.scratch + 448;               // [1]
+template <class T> __device__ __forceinline__ void forward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
+  T *__restrict h_next = a.next + kStateH;                     // [200] hn
+  T *__restrict t30 = a.scratch + 448;                         // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -221,22 +204,23 @@ __device__ __forceinline__ void cue_reward_modplast_forward_6(const dopa::StepAr
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2v_weight[r * 200 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t30[r] = acc;
   }
-#line 229 "cue_reward_modplast.cu"
+#line 212 "cue_reward_modplast.cu"
 }
 
+// hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
+//
 // forward stage 7: fused loop nest over [200, 200]
 //   %24 clip -> next_state hebb
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict hebb = a.state + 208; // [200, 200]
-  T *__restrict out_DAout = a.outputs[2];   // [1] DA
-  T *__restrict h_next = a.next + 0;        // [200] hn
-  const T *__restrict h = a.state + 0;      // [200]
-  T *__restrict hebb_next = a.next + 208;   // [200, 200]
+template <class T> __device__ __forceinline__ void forward_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict hebb = a.state + kStateHebb; // [200, 200]
+  T *__restrict out_DAout = a.outputs[2];          // [1] DA
+  T *__restrict h_next = a.next + kStateH;         // [200] hn
+  const T *__restrict h = a.state + kStateH;       // [200]
+  T *__restrict hebb_next = a.next + kStateHebb;   // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -250,16 +234,17 @@ __device__ __forceinline__ void cue_reward_modplast_forward_7(const dopa::StepAr
       hebb_next[i * 200 + j] = v24;
     }
   }
-#line 254 "cue_reward_modplast.cu"
+#line 238 "cue_reward_modplast.cu"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 8: fused loop nest over [2]
 //   %28 add logits -> output logits
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_forward_8_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t26 = a.scratch + 432;             // [2]
-  const T *__restrict h2o_bias = a.params + 86000; // [2]
-  T *__restrict out_logits = a.outputs[0];         // [2]
+template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t26 = a.scratch + 432;                     // [2]
+  const T *__restrict h2o_bias = a.params + kParamH2oBias; // [2]
+  T *__restrict out_logits = a.outputs[0];                 // [2]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -270,16 +255,17 @@ __device__ __forceinline__ void cue_reward_modplast_forward_8_logits(const dopa:
       out_logits[j] = v28;
     }
   }
-#line 274 "cue_reward_modplast.cu"
+#line 259 "cue_reward_modplast.cu"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 9: fused loop nest over [1]
 //   %32 add value -> output value
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_forward_9_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t30 = a.scratch + 448;             // [1]
-  const T *__restrict h2v_bias = a.params + 86202; // [1]
-  T *__restrict out_value = a.outputs[1];          // [1]
+template <class T> __device__ __forceinline__ void forward_value(const dopa::StepArgs<T> &a) {
+  T *__restrict t30 = a.scratch + 448;                     // [1]
+  const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
+  T *__restrict out_value = a.outputs[1];                  // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -290,7 +276,7 @@ __device__ __forceinline__ void cue_reward_modplast_forward_9_value(const dopa::
       out_value[0] = v32;
     }
   }
-#line 294 "cue_reward_modplast.cu"
+#line 280 "cue_reward_modplast.cu"
 }
 
 /// One forward step of CueRewardModplast for the whole batch: block b runs batch element b.
@@ -321,58 +307,59 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  cue_reward_modplast_forward_0(a);
-  dopa_grid_sync();
-  cue_reward_modplast_forward_1(a);
-  dopa_grid_sync();
-  cue_reward_modplast_forward_2_hn(a);
-  dopa_grid_sync();
-  cue_reward_modplast_forward_3(a);
-  dopa_grid_sync();
-  cue_reward_modplast_forward_4_DA(a);
-  dopa_grid_sync();
-  cue_reward_modplast_forward_5(a);
-  dopa_grid_sync();
-  cue_reward_modplast_forward_6(a);
-  dopa_grid_sync();
-  cue_reward_modplast_forward_7(a);
-  dopa_grid_sync();
-  cue_reward_modplast_forward_8_logits(a);
-  dopa_grid_sync();
-  cue_reward_modplast_forward_9_value(a);
+  forward_i2h(a);
+  dopa::gridSync();
+  forward_matmul(a);
+  dopa::gridSync();
+  forward_hn(a);
+  dopa::gridSync();
+  forward_h2_da(a);
+  dopa::gridSync();
+  forward_da(a);
+  dopa::gridSync();
+  forward_h2o(a);
+  dopa::gridSync();
+  forward_h2v(a);
+  dopa::gridSync();
+  forward_hebb(a);
+  dopa::gridSync();
+  forward_logits(a);
+  dopa::gridSync();
+  forward_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
-// backward stage 0: dense product (Eigen), [200]
+// output value  = h2v(hn)
+//
+// backward stage 0: dense product (a warp or thread per output), [200]
 //   %40 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  const T *__restrict h2v_weight = a.params + 86002;  // [1, 200]
-  T *__restrict t40 = a.scratch + 0;                  // [200]
+template <class T> __device__ __forceinline__ void backward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
+  T *__restrict t40 = a.scratch + 0;                           // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 19 "examples/cue_reward/modplast.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += d_out_value[k] * h2v_weight[k * 200 + c];
+    acc += d_out_value[0] * h2v_weight[c];
     t40[c] = acc;
   }
-#line 367 "cue_reward_modplast.cu"
+#line 353 "cue_reward_modplast.cu"
 }
 
-// backward stage 1: dense product (Eigen), [200]
+// output logits = h2o(hn)
+//
+// backward stage 1: dense product (a warp or thread per output), [200]
 //   %44 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
-  const T *__restrict h2o_weight = a.params + 85600;   // [2, 200]
-  T *__restrict t44 = a.scratch + 208;                 // [200]
+template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [2] d logits
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
+  T *__restrict t44 = a.scratch + 208;                         // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -383,23 +370,25 @@ __device__ __forceinline__ void cue_reward_modplast_backward_1(const dopa::StepA
       acc += d_out_logits[k] * h2o_weight[k * 200 + c];
     t44[c] = acc;
   }
-#line 387 "cue_reward_modplast.cu"
+#line 374 "cue_reward_modplast.cu"
 }
 
+// DA = tanh(h2DA(hn))
+// hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
+//
 // backward stage 2: fused loop nest over [200, 200]
 //   %51 reduce_to
 //   %54 matmul
 //   %56 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_backward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_hebb_next = a.gradNext + 208; // [200, 200] d hebb'
-  const T *__restrict hebb = a.state + 208;           // [200, 200]
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
-  const T *__restrict t13_hn = a.saved + 0;           // [200] hn
-  const T *__restrict h = a.state + 0;                // [200]
-  T *__restrict t51 = a.scratch + 416;                // [1]
-  T *__restrict t54 = a.scratch + 432;                // [200]
-  T *__restrict t56 = a.scratch + 640;                // [200]
+template <class T> __device__ __forceinline__ void backward_tanh_outer(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
+  const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
+  const T *__restrict t18_DA = a.saved + 208;                // [1] DA
+  const T *__restrict t13_hn = a.saved + 0;                  // [200] hn
+  const T *__restrict h = a.state + kStateH;                 // [200]
+  T *__restrict t51 = a.scratch + 416;                       // [1]
+  T *__restrict t54 = a.scratch + 432;                       // [200]
+  T *__restrict t56 = a.scratch + 640;                       // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -407,7 +396,7 @@ __device__ __forceinline__ void cue_reward_modplast_backward_2(const dopa::StepA
     t51[e] = T(0);
   for (int e = tid; e < 200; e += nthreads)
     t56[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     T acc51 = T(0);
     T acc54 = T(0);
@@ -426,31 +415,33 @@ __device__ __forceinline__ void cue_reward_modplast_backward_2(const dopa::StepA
       acc54 += v53 * h[j];
       atomicAdd(&t56[j], t13_hn[i] * v53);
     }
-    acc51 = dopa_warp_sum(acc51);
-    acc54 = dopa_warp_sum(acc54);
+    acc51 = dopa::warpSum(acc51);
+    acc54 = dopa::warpSum(acc54);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t51[0], acc51);
       t54[i] = acc54;
     }
   }
-#line 437 "cue_reward_modplast.cu"
+#line 426 "cue_reward_modplast.cu"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // backward stage 3: fused loop nest over [1]
 //   %60 mul
 //   %60 mul += grad h2DA.bias
 //   %34 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %34 grad_output d value += grad h2v.bias
 template <class T>
-__device__ __forceinline__ void cue_reward_modplast_backward_3_d_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_DAout = a.gradOutputs[2]; // [1] d DAout
-  T *__restrict t51 = a.scratch + 416;                // [1]
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
-  T *__restrict t60 = a.record + 448;                 // [1]
-  T *__restrict d_h2DA_bias = a.grads + 86403;        // [1]
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  T *__restrict record6 = a.record + 688;             // [1]
-  T *__restrict d_h2v_bias = a.grads + 86202;         // [1]
+__device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_DAout = a.gradOutputs[2];   // [1] d DAout
+  T *__restrict t51 = a.scratch + 416;                  // [1]
+  const T *__restrict t18_DA = a.saved + 208;           // [1] DA
+  T *__restrict t60 = a.record + 448;                   // [1]
+  T *__restrict d_h2DA_bias = a.grads + kParamH2DABias; // [1]
+  const T *__restrict d_out_value = a.gradOutputs[1];   // [1] d value
+  T *__restrict record6 = a.record + 688;               // [1]
+  T *__restrict d_h2v_bias = a.grads + kParamH2vBias;   // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -467,47 +458,49 @@ __device__ __forceinline__ void cue_reward_modplast_backward_3_d_value(const dop
       atomicAdd(&d_h2v_bias[0], d_out_value[0]);
     }
   }
-#line 471 "cue_reward_modplast.cu"
+#line 462 "cue_reward_modplast.cu"
 }
 
-// backward stage 4: dense product (Eigen), [200]
+// DA = tanh(h2DA(hn))
+//
+// backward stage 4: dense product (a warp or thread per output), [200]
 //   %63 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_backward_4(const dopa::StepArgs<T> &a) {
-  T *__restrict t60 = a.record + 448;                 // [1]
-  const T *__restrict h2DA_weight = a.params + 86203; // [1, 200]
-  T *__restrict t63 = a.scratch + 848;                // [200]
+template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::StepArgs<T> &a) {
+  T *__restrict t60 = a.record + 448;                            // [1]
+  const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 200]
+  T *__restrict t63 = a.scratch + 848;                           // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 15 "examples/cue_reward/modplast.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += t60[k] * h2DA_weight[k * 200 + c];
+    acc += t60[0] * h2DA_weight[c];
     t63[c] = acc;
   }
-#line 491 "cue_reward_modplast.cu"
+#line 482 "cue_reward_modplast.cu"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 5: fused loop nest over [200]
 //   %67 mul
 //   %67 mul += grad i2h.bias
 //   %10 state -> record (a factor of deferred outer-product gradients)
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
-__device__ __forceinline__ void cue_reward_modplast_backward_5_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + 0; // [200] d h'
-  T *__restrict t40 = a.scratch + 0;             // [200]
-  T *__restrict t44 = a.scratch + 208;           // [200]
-  T *__restrict t54 = a.scratch + 432;           // [200]
-  T *__restrict t63 = a.scratch + 848;           // [200]
-  const T *__restrict t13_hn = a.saved + 0;      // [200] hn
-  T *__restrict t67 = a.record + 0;              // [200]
-  T *__restrict d_i2h_bias = a.grads + 85400;    // [200]
-  const T *__restrict h = a.state + 0;           // [200]
-  T *__restrict record2 = a.record + 240;        // [200]
-  T *__restrict record4 = a.record + 464;        // [200]
+__device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH; // [200] d h'
+  T *__restrict t40 = a.scratch + 0;                   // [200]
+  T *__restrict t44 = a.scratch + 208;                 // [200]
+  T *__restrict t54 = a.scratch + 432;                 // [200]
+  T *__restrict t63 = a.scratch + 848;                 // [200]
+  const T *__restrict t13_hn = a.saved + 0;            // [200] hn
+  T *__restrict t67 = a.record + 0;                    // [200]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [200]
+  const T *__restrict h = a.state + kStateH;           // [200]
+  T *__restrict record2 = a.record + 240;              // [200]
+  T *__restrict record4 = a.record + 464;              // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -527,32 +520,35 @@ __device__ __forceinline__ void cue_reward_modplast_backward_5_hn(const dopa::St
       record4[j] = t13_hn[j];
     }
   }
-#line 531 "cue_reward_modplast.cu"
+#line 524 "cue_reward_modplast.cu"
 }
 
+// state  hebb : [H, H] = 0
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 6: fused loop nest over [200, 200]
 //   %69 matmul
 //   %74 add -> grad_prev hebb
 //   %71 mul += grad alpha
 template <class T>
-__device__ __forceinline__ void cue_reward_modplast_backward_6(const dopa::StepArgs<T> &a) {
-  T *__restrict t69 = a.scratch + 1056;               // [200]
-  T *__restrict t67 = a.record + 0;                   // [200]
-  const T *__restrict w = a.params + 0;               // [200, 200]
-  const T *__restrict alpha = a.params + 40000;       // [200, 200]
-  const T *__restrict hebb = a.state + 208;           // [200, 200]
-  const T *__restrict d_hebb_next = a.gradNext + 208; // [200, 200] d hebb'
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
-  const T *__restrict t13_hn = a.saved + 0;           // [200] hn
-  const T *__restrict h = a.state + 0;                // [200]
-  T *__restrict d_hebb = a.gradPrev + 208;            // [200, 200]
-  T *__restrict d_alpha = a.grads + 40000;            // [200, 200]
+__device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t69 = a.scratch + 1056;                      // [200]
+  T *__restrict t67 = a.record + 0;                          // [200]
+  const T *__restrict w = a.params + kParamW;                // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;        // [200, 200]
+  const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
+  const T *__restrict t18_DA = a.saved + 208;                // [1] DA
+  const T *__restrict t13_hn = a.saved + 0;                  // [200] hn
+  const T *__restrict h = a.state + kStateH;                 // [200]
+  T *__restrict d_hebb = a.gradPrev + kStateHebb;            // [200, 200]
+  T *__restrict d_alpha = a.grads + kParamAlpha;             // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 200; e += nthreads)
     t69[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
 #line 14 "examples/cue_reward/modplast.dopa"
@@ -576,16 +572,17 @@ __device__ __forceinline__ void cue_reward_modplast_backward_6(const dopa::StepA
       atomicAdd(&d_alpha[i * 200 + j], v71);
     }
   }
-#line 580 "cue_reward_modplast.cu"
+#line 576 "cue_reward_modplast.cu"
 }
 
+// state  h    : [H] = 0
+//
 // backward stage 7: fused loop nest over [200]
 //   %70 add -> grad_prev h
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t56 = a.scratch + 640;  // [200]
-  T *__restrict t69 = a.scratch + 1056; // [200]
-  T *__restrict d_h = a.gradPrev + 0;   // [200]
+template <class T> __device__ __forceinline__ void backward_d_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t56 = a.scratch + 640;      // [200]
+  T *__restrict t69 = a.scratch + 1056;     // [200]
+  T *__restrict d_h = a.gradPrev + kStateH; // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -596,13 +593,12 @@ __device__ __forceinline__ void cue_reward_modplast_backward_7(const dopa::StepA
       d_h[j] = v70;
     }
   }
-#line 600 "cue_reward_modplast.cu"
+#line 597 "cue_reward_modplast.cu"
 }
 
 // backward stage 8: fused loop nest over [27]
 //   %75 input -> record (a factor of deferred outer-product gradients)
-template <class T>
-__device__ __forceinline__ void cue_reward_modplast_backward_8(const dopa::StepArgs<T> &a) {
+template <class T> __device__ __forceinline__ void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
   T *__restrict record1 = a.record + 208; // [27]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -619,11 +615,10 @@ __device__ __forceinline__ void cue_reward_modplast_backward_8(const dopa::StepA
 //   %33 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %33 grad_output d logits += grad h2o.bias
 template <class T>
-__device__ __forceinline__ void
-cue_reward_modplast_backward_9_d_logits(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
   T *__restrict record5 = a.record + 672;              // [2]
-  T *__restrict d_h2o_bias = a.grads + 86000;          // [2]
+  T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [2]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -663,39 +658,41 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  cue_reward_modplast_backward_0(a);
-  dopa_grid_sync();
-  cue_reward_modplast_backward_1(a);
-  dopa_grid_sync();
-  cue_reward_modplast_backward_2(a);
-  dopa_grid_sync();
-  cue_reward_modplast_backward_3_d_value(a);
-  dopa_grid_sync();
-  cue_reward_modplast_backward_4(a);
-  dopa_grid_sync();
-  cue_reward_modplast_backward_5_hn(a);
-  dopa_grid_sync();
-  cue_reward_modplast_backward_6(a);
-  dopa_grid_sync();
-  cue_reward_modplast_backward_7(a);
-  dopa_grid_sync();
-  cue_reward_modplast_backward_8(a);
-  dopa_grid_sync();
-  cue_reward_modplast_backward_9_d_logits(a);
+  backward_h2v(a);
+  dopa::gridSync();
+  backward_h2o(a);
+  dopa::gridSync();
+  backward_tanh_outer(a);
+  dopa::gridSync();
+  backward_grad_h2_da_bias_h2v_bias(a);
+  dopa::gridSync();
+  backward_h2_da(a);
+  dopa::gridSync();
+  backward_grad_i2h_bias(a);
+  dopa::gridSync();
+  backward_d_hebb_grad_alpha(a);
+  dopa::gridSync();
+  backward_d_h(a);
+  dopa::gridSync();
+  backward_record_x(a);
+  dopa::gridSync();
+  backward_grad_h2o_bias(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {
-  static const dopa::CudaSpec s = {"CueRewardModplast",
-                                   &spec,
-                                   forward_launch<float>,
-                                   backward_launch<float>,
-                                   forward_launch<double>,
-                                   backward_launch<double>,
-                                   kThreads};
+  static const dopa::CudaSpec s = {
+      /*name=*/"CueRewardModplast",
+      /*cpu=*/&spec,
+      /*forwardFloat=*/forward_launch<float>,
+      /*backwardFloat=*/backward_launch<float>,
+      /*forwardDouble=*/forward_launch<double>,
+      /*backwardDouble=*/backward_launch<double>,
+      /*threadsPerBlock=*/kThreads,
+  };
   return s;
 }
 

@@ -6,51 +6,56 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/runtime/Generated.h"
-
-#include <Eigen/Core>
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
-namespace {
-// Eigen views of the generated code's buffers (row-major).
-template <class T> using Vec = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using ConstVec = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using RowVec = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T> using ConstRowVec = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T>
-using RowMat = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-template <class T>
-using ConstRowMat =
-    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-} // namespace
+#include "dopa/runtime/GeneratedSupport.h"
 
 namespace dopa::generated::cue_reward_modul {
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamW = 0;              // w [200, 200]
+constexpr int64_t kParamAlpha = 40000;      // alpha [200, 200]
+constexpr int64_t kParamEtaet = 80000;      // etaet []
+constexpr int64_t kParamI2hWeight = 80001;  // i2h.weight [200, 27]
+constexpr int64_t kParamI2hBias = 85401;    // i2h.bias [200]
+constexpr int64_t kParamH2oWeight = 85601;  // h2o.weight [2, 200]
+constexpr int64_t kParamH2oBias = 86001;    // h2o.bias [2]
+constexpr int64_t kParamH2vWeight = 86003;  // h2v.weight [1, 200]
+constexpr int64_t kParamH2vBias = 86203;    // h2v.bias [1]
+constexpr int64_t kParamH2DAWeight = 86204; // h2DA.weight [1, 200]
+constexpr int64_t kParamH2DABias = 86404;   // h2DA.bias [1]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateH = 0;      // h [200]
+constexpr int64_t kStatePw = 208;   // pw [200, 200]
+constexpr int64_t kStateEt = 40208; // et [200, 200]
+
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
 // forward stage 0: dense product (Eigen), [200]
 //   %2 matmul
-template <class T> static void cue_reward_modul_forward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict i2h_weight = a.params + 80001; // [200, 27]
-  const T *__restrict x = a.inputs[0];               // [27]
-  T *__restrict t2 = a.scratch + 0;                  // [200]
+template <class T> static void forward_i2h(const dopa::StepArgs<T> &a) {
+  const T *__restrict i2h_weight = a.params + kParamI2hWeight; // [200, 27]
+  const T *__restrict x = a.inputs[0];                         // [27]
+  T *__restrict t2 = a.scratch + 0;                            // [200]
 #line 17 "examples/cue_reward/modul.dopa"
   Vec<T>(t2, 200).noalias() = ConstRowMat<T>(i2h_weight, 200, 27) * ConstVec<T>(x, 27);
-#line 44 "cue_reward_modul.cpp"
+#line 47 "cue_reward_modul.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
 // forward stage 1: fused loop nest over [200, 200]
 //   %11 matmul
-template <class T> static void cue_reward_modul_forward_1(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 208;          // [200]
-  const T *__restrict w = a.params + 0;         // [200, 200]
-  const T *__restrict alpha = a.params + 40000; // [200, 200]
-  const T *__restrict pw = a.state + 208;       // [200, 200]
-  const T *__restrict h = a.state + 0;          // [200]
+template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 208;                // [200]
+  const T *__restrict w = a.params + kParamW;         // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha; // [200, 200]
+  const T *__restrict pw = a.state + kStatePw;        // [200, 200]
+  const T *__restrict h = a.state + kStateH;          // [200]
   for (int i = 0; i < 200; ++i) {
     T acc11 = T(0);
 #pragma omp simd reduction(+ : acc11)
@@ -62,18 +67,20 @@ template <class T> static void cue_reward_modul_forward_1(const dopa::StepArgs<T
     }
     t11[i] = acc11;
   }
-#line 66 "cue_reward_modul.cpp"
+#line 71 "cue_reward_modul.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
 // forward stage 2: fused loop nest over [200]
 //   %13 tanh hn
 //   %13 tanh hn -> saved
-template <class T> static void cue_reward_modul_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                // [200]
-  const T *__restrict i2h_bias = a.params + 85401; // [200]
-  T *__restrict t11 = a.scratch + 208;             // [200]
-  T *__restrict h_next = a.next + 0;               // [200] hn
-  T *__restrict saved_t13 = a.saved + 0;           // [200]
+template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                        // [200]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [200]
+  T *__restrict t11 = a.scratch + 208;                     // [200]
+  T *__restrict h_next = a.next + kStateH;                 // [200] hn
+  T *__restrict saved_t13 = a.saved + 0;                   // [200]
   for (int j = 0; j < 200; ++j) {
 #line 17 "examples/cue_reward/modul.dopa"
     const T v4 = t2[j] + i2h_bias[j];
@@ -82,84 +89,95 @@ template <class T> static void cue_reward_modul_forward_2_hn(const dopa::StepArg
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
-#line 86 "cue_reward_modul.cpp"
+#line 93 "cue_reward_modul.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // forward stage 3: dense product (Eigen), [1]
 //   %15 matmul
-template <class T> static void cue_reward_modul_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2DA_weight = a.params + 86204; // [1, 200]
-  T *__restrict h_next = a.next + 0;                  // [200] hn
-  T *__restrict t15 = a.scratch + 416;                // [1]
+template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 200]
+  T *__restrict h_next = a.next + kStateH;                       // [200] hn
+  T *__restrict t15 = a.scratch + 416;                           // [1]
 #line 18 "examples/cue_reward/modul.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 97 "cue_reward_modul.cpp"
+#line 106 "cue_reward_modul.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // forward stage 4: fused loop nest over [1]
 //   %18 tanh DA
 //   %18 tanh DA -> saved
-template <class T> static void cue_reward_modul_forward_4_DA(const dopa::StepArgs<T> &a) {
-  T *__restrict t15 = a.scratch + 416;              // [1]
-  const T *__restrict h2DA_bias = a.params + 86404; // [1]
-  T *__restrict out_DAout = a.outputs[2];           // [1] DA
-  T *__restrict saved_t18 = a.saved + 208;          // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
+  T *__restrict t15 = a.scratch + 416;                       // [1]
+  const T *__restrict h2DA_bias = a.params + kParamH2DABias; // [1]
+  T *__restrict out_DAout = a.outputs[2];                    // [1] DA
+  T *__restrict saved_t18 = a.saved + 208;                   // [1]
 #line 18 "examples/cue_reward/modul.dopa"
-    const T v17 = t15[0] + h2DA_bias[0];
-    const T v18 = std::tanh(v17);
-    out_DAout[0] = v18;
-    saved_t18[0] = v18;
-  }
-#line 115 "cue_reward_modul.cpp"
+  const T v17 = t15[0] + h2DA_bias[0];
+  const T v18 = std::tanh(v17);
+  out_DAout[0] = v18;
+  saved_t18[0] = v18;
+#line 124 "cue_reward_modul.cpp"
 }
 
+// et' = (1 - etaet) * et + etaet * outer(hn, h)
+//
 // forward stage 5: fused loop nest over []
 //   %26 sub
-template <class T> static void cue_reward_modul_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict etaet = a.params + 80000; // []
-  T *__restrict t26 = a.saved + 224;            // []
+template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
+  const T *__restrict etaet = a.params + kParamEtaet; // []
+  T *__restrict t26 = a.saved + 224;                  // []
 #line 20 "examples/cue_reward/modul.dopa"
   const T v26 = T(1.0) - etaet[0];
   t26[0] = v26;
-#line 126 "cue_reward_modul.cpp"
-}
-
-// forward stage 6: dense product (Eigen), [2]
-//   %32 matmul
-template <class T> static void cue_reward_modul_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_weight = a.params + 85601; // [2, 200]
-  T *__restrict h_next = a.next + 0;                 // [200] hn
-  T *__restrict t32 = a.scratch + 432;               // [2]
-#line 22 "examples/cue_reward/modul.dopa"
-  Vec<T>(t32, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
 #line 137 "cue_reward_modul.cpp"
 }
 
-// forward stage 7: dense product (Eigen), [1]
-//   %36 matmul
-template <class T> static void cue_reward_modul_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_weight = a.params + 86003; // [1, 200]
-  T *__restrict h_next = a.next + 0;                 // [200] hn
-  T *__restrict t36 = a.scratch + 448;               // [1]
-#line 23 "examples/cue_reward/modul.dopa"
-  Vec<T>(t36, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 148 "cue_reward_modul.cpp"
+// output logits = h2o(hn)
+//
+// forward stage 6: dense product (Eigen), [2]
+//   %32 matmul
+template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
+  T *__restrict h_next = a.next + kStateH;                     // [200] hn
+  T *__restrict t32 = a.scratch + 432;                         // [2]
+#line 22 "examples/cue_reward/modul.dopa"
+  Vec<T>(t32, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
+#line 150 "cue_reward_modul.cpp"
 }
 
+// output value  = h2v(hn)
+//
+// forward stage 7: dense product (Eigen), [1]
+//   %36 matmul
+template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
+  T *__restrict h_next = a.next + kStateH;                     // [200] hn
+  T *__restrict t36 = a.scratch + 448;                         // [1]
+#line 23 "examples/cue_reward/modul.dopa"
+  Vec<T>(t36, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
+#line 163 "cue_reward_modul.cpp"
+}
+
+// pw' = clip(pw + DA * et, -1, 1)
+// et' = (1 - etaet) * et + etaet * outer(hn, h)
+//
 // forward stage 8: fused loop nest over [200, 200]
 //   %24 clip -> next_state pw
 //   %30 add -> next_state et
-template <class T> static void cue_reward_modul_forward_8(const dopa::StepArgs<T> &a) {
-  const T *__restrict pw = a.state + 208;       // [200, 200]
-  T *__restrict out_DAout = a.outputs[2];       // [1] DA
-  const T *__restrict et = a.state + 40208;     // [200, 200]
-  T *__restrict pw_next = a.next + 208;         // [200, 200]
-  T *__restrict t26 = a.saved + 224;            // []
-  const T *__restrict etaet = a.params + 80000; // []
-  T *__restrict h_next = a.next + 0;            // [200] hn
-  const T *__restrict h = a.state + 0;          // [200]
-  T *__restrict et_next = a.next + 40208;       // [200, 200]
+template <class T> static void forward_pw_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict pw = a.state + kStatePw;        // [200, 200]
+  T *__restrict out_DAout = a.outputs[2];             // [1] DA
+  const T *__restrict et = a.state + kStateEt;        // [200, 200]
+  T *__restrict pw_next = a.next + kStatePw;          // [200, 200]
+  T *__restrict t26 = a.saved + 224;                  // []
+  const T *__restrict etaet = a.params + kParamEtaet; // []
+  T *__restrict h_next = a.next + kStateH;            // [200] hn
+  const T *__restrict h = a.state + kStateH;          // [200]
+  T *__restrict et_next = a.next + kStateEt;          // [200, 200]
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
@@ -176,76 +194,87 @@ template <class T> static void cue_reward_modul_forward_8(const dopa::StepArgs<T
       et_next[i * 200 + j] = v30;
     }
   }
-#line 180 "cue_reward_modul.cpp"
+#line 198 "cue_reward_modul.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 9: fused loop nest over [2]
 //   %34 add logits -> output logits
-template <class T> static void cue_reward_modul_forward_9_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t32 = a.scratch + 432;             // [2]
-  const T *__restrict h2o_bias = a.params + 86001; // [2]
-  T *__restrict out_logits = a.outputs[0];         // [2]
+template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t32 = a.scratch + 432;                     // [2]
+  const T *__restrict h2o_bias = a.params + kParamH2oBias; // [2]
+  T *__restrict out_logits = a.outputs[0];                 // [2]
   for (int j = 0; j < 2; ++j) {
 #line 22 "examples/cue_reward/modul.dopa"
     const T v34 = t32[j] + h2o_bias[j];
     out_logits[j] = v34;
   }
-#line 194 "cue_reward_modul.cpp"
+#line 214 "cue_reward_modul.cpp"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 10: fused loop nest over [1]
 //   %38 add value -> output value
-template <class T> static void cue_reward_modul_forward_10_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t36 = a.scratch + 448;             // [1]
-  const T *__restrict h2v_bias = a.params + 86203; // [1]
-  T *__restrict out_value = a.outputs[1];          // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
+  T *__restrict t36 = a.scratch + 448;                     // [1]
+  const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
+  T *__restrict out_value = a.outputs[1];                  // [1]
 #line 23 "examples/cue_reward/modul.dopa"
-    const T v38 = t36[0] + h2v_bias[0];
-    out_value[0] = v38;
-  }
-#line 208 "cue_reward_modul.cpp"
+  const T v38 = t36[0] + h2v_bias[0];
+  out_value[0] = v38;
+#line 228 "cue_reward_modul.cpp"
 }
 
 /// One forward step of CueRewardModul for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  cue_reward_modul_forward_0(a);
-  cue_reward_modul_forward_1(a);
-  cue_reward_modul_forward_2_hn(a);
-  cue_reward_modul_forward_3(a);
-  cue_reward_modul_forward_4_DA(a);
-  cue_reward_modul_forward_5(a);
-  cue_reward_modul_forward_6(a);
-  cue_reward_modul_forward_7(a);
-  cue_reward_modul_forward_8(a);
-  cue_reward_modul_forward_9_logits(a);
-  cue_reward_modul_forward_10_value(a);
+  forward_i2h(a);
+  forward_matmul(a);
+  forward_hn(a);
+  forward_h2_da(a);
+  forward_da(a);
+  forward_saved_sub(a);
+  forward_h2o(a);
+  forward_h2v(a);
+  forward_pw_et(a);
+  forward_logits(a);
+  forward_value(a);
 }
 
+// output value  = h2v(hn)
+//
 // backward stage 0: dense product (Eigen), [200]
 //   %47 matmul
-template <class T> static void cue_reward_modul_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  const T *__restrict h2v_weight = a.params + 86003;  // [1, 200]
-  T *__restrict t47 = a.scratch + 0;                  // [200]
+template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
+  T *__restrict t47 = a.scratch + 0;                           // [200]
 #line 23 "examples/cue_reward/modul.dopa"
   RowVec<T>(t47, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 235 "cue_reward_modul.cpp"
+#line 257 "cue_reward_modul.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // backward stage 1: dense product (Eigen), [200]
 //   %51 matmul
-template <class T> static void cue_reward_modul_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
-  const T *__restrict h2o_weight = a.params + 85601;   // [2, 200]
-  T *__restrict t51 = a.scratch + 208;                 // [200]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [2] d logits
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
+  T *__restrict t51 = a.scratch + 208;                         // [200]
 #line 22 "examples/cue_reward/modul.dopa"
   RowVec<T>(t51, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 247 "cue_reward_modul.cpp"
+#line 271 "cue_reward_modul.cpp"
 }
 
+// state  et : [H, H] = 0
+// param  etaet : [] = 0.1
+// DA = tanh(h2DA(hn))
+// et' = (1 - etaet) * et + etaet * outer(hn, h)
+//
 // backward stage 2: fused loop nest over [200, 200]
 //   %54 reduce_to
 //   %57 matmul
@@ -253,30 +282,27 @@ template <class T> static void cue_reward_modul_backward_1(const dopa::StepArgs<
 //   %61 reduce_to
 //   %70 reduce_to
 //   %73 add -> grad_prev et
-template <class T> static void cue_reward_modul_backward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_et_next = a.gradNext + 40208; // [200, 200] d et'
-  const T *__restrict t13_hn = a.saved + 0;           // [200] hn
-  const T *__restrict h = a.state + 0;                // [200]
-  T *__restrict t54 = a.scratch + 416;                // []
-  T *__restrict t57 = a.scratch + 432;                // [200]
-  const T *__restrict etaet = a.params + 80000;       // []
-  T *__restrict t59 = a.scratch + 640;                // [200]
-  const T *__restrict et = a.state + 40208;           // [200, 200]
-  T *__restrict t61 = a.scratch + 848;                // []
-  const T *__restrict d_pw_next = a.gradNext + 208;   // [200, 200] d pw'
-  const T *__restrict pw = a.state + 208;             // [200, 200]
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
-  T *__restrict t70 = a.scratch + 864;                // [1]
-  const T *__restrict t26 = a.saved + 224;            // []
-  T *__restrict d_et = a.gradPrev + 40208;            // [200, 200]
-  for (int e = 0; e < 1; ++e)
-    t54[e] = T(0);
+template <class T> static void backward_d_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_et_next = a.gradNext + kStateEt; // [200, 200] d et'
+  const T *__restrict t13_hn = a.saved + 0;              // [200] hn
+  const T *__restrict h = a.state + kStateH;             // [200]
+  T *__restrict t54 = a.scratch + 416;                   // []
+  T *__restrict t57 = a.scratch + 432;                   // [200]
+  const T *__restrict etaet = a.params + kParamEtaet;    // []
+  T *__restrict t59 = a.scratch + 640;                   // [200]
+  const T *__restrict et = a.state + kStateEt;           // [200, 200]
+  T *__restrict t61 = a.scratch + 848;                   // []
+  const T *__restrict d_pw_next = a.gradNext + kStatePw; // [200, 200] d pw'
+  const T *__restrict pw = a.state + kStatePw;           // [200, 200]
+  const T *__restrict t18_DA = a.saved + 208;            // [1] DA
+  T *__restrict t70 = a.scratch + 864;                   // [1]
+  const T *__restrict t26 = a.saved + 224;               // []
+  T *__restrict d_et = a.gradPrev + kStateEt;            // [200, 200]
+  t54[0] = T(0);
   for (int e = 0; e < 200; ++e)
     t59[e] = T(0);
-  for (int e = 0; e < 1; ++e)
-    t61[e] = T(0);
-  for (int e = 0; e < 1; ++e)
-    t70[e] = T(0);
+  t61[0] = T(0);
+  t70[0] = T(0);
   for (int i = 0; i < 200; ++i) {
     T acc54 = T(0);
     T acc57 = T(0);
@@ -316,65 +342,69 @@ template <class T> static void cue_reward_modul_backward_2(const dopa::StepArgs<
     t61[0] += acc61;
     t70[0] += acc70;
   }
-#line 320 "cue_reward_modul.cpp"
+#line 346 "cue_reward_modul.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // backward stage 3: fused loop nest over [1]
 //   %77 mul
 //   %77 mul += grad h2DA.bias
 //   %40 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %40 grad_output d value += grad h2v.bias
-template <class T> static void cue_reward_modul_backward_3_d_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_DAout = a.gradOutputs[2]; // [1] d DAout
-  T *__restrict t70 = a.scratch + 864;                // [1]
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
-  T *__restrict t77 = a.record + 448;                 // [1]
-  T *__restrict d_h2DA_bias = a.grads + 86404;        // [1]
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  T *__restrict record6 = a.record + 688;             // [1]
-  T *__restrict d_h2v_bias = a.grads + 86203;         // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_DAout = a.gradOutputs[2];   // [1] d DAout
+  T *__restrict t70 = a.scratch + 864;                  // [1]
+  const T *__restrict t18_DA = a.saved + 208;           // [1] DA
+  T *__restrict t77 = a.record + 448;                   // [1]
+  T *__restrict d_h2DA_bias = a.grads + kParamH2DABias; // [1]
+  const T *__restrict d_out_value = a.gradOutputs[1];   // [1] d value
+  T *__restrict record6 = a.record + 688;               // [1]
+  T *__restrict d_h2v_bias = a.grads + kParamH2vBias;   // [1]
 #line 18 "examples/cue_reward/modul.dopa"
-    const T v71 = d_out_DAout[0] + t70[0];
-    const T v75 = t18_DA[0] * t18_DA[0];
-    const T v76 = T(1.0) - v75;
-    const T v77 = v71 * v76;
-    t77[0] = v77;
-    d_h2DA_bias[0] += v77;
-    record6[0] = d_out_value[0];
-    d_h2v_bias[0] += d_out_value[0];
-  }
-#line 348 "cue_reward_modul.cpp"
+  const T v71 = d_out_DAout[0] + t70[0];
+  const T v75 = t18_DA[0] * t18_DA[0];
+  const T v76 = T(1.0) - v75;
+  const T v77 = v71 * v76;
+  t77[0] = v77;
+  d_h2DA_bias[0] += v77;
+  record6[0] = d_out_value[0];
+  d_h2v_bias[0] += d_out_value[0];
+#line 374 "cue_reward_modul.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // backward stage 4: dense product (Eigen), [200]
 //   %80 matmul
-template <class T> static void cue_reward_modul_backward_4(const dopa::StepArgs<T> &a) {
-  T *__restrict t77 = a.record + 448;                 // [1]
-  const T *__restrict h2DA_weight = a.params + 86204; // [1, 200]
-  T *__restrict t80 = a.scratch + 880;                // [200]
+template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
+  T *__restrict t77 = a.record + 448;                            // [1]
+  const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 200]
+  T *__restrict t80 = a.scratch + 880;                           // [200]
 #line 18 "examples/cue_reward/modul.dopa"
   RowVec<T>(t80, 200).noalias() = ConstRowVec<T>(t77, 1) * ConstRowMat<T>(h2DA_weight, 1, 200);
-#line 359 "cue_reward_modul.cpp"
+#line 387 "cue_reward_modul.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
 // backward stage 5: fused loop nest over [200]
 //   %84 mul
 //   %84 mul += grad i2h.bias
 //   %10 state -> record (a factor of deferred outer-product gradients)
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
-template <class T> static void cue_reward_modul_backward_5_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + 0; // [200] d h'
-  T *__restrict t47 = a.scratch + 0;             // [200]
-  T *__restrict t51 = a.scratch + 208;           // [200]
-  T *__restrict t57 = a.scratch + 432;           // [200]
-  T *__restrict t80 = a.scratch + 880;           // [200]
-  const T *__restrict t13_hn = a.saved + 0;      // [200] hn
-  T *__restrict t84 = a.record + 0;              // [200]
-  T *__restrict d_i2h_bias = a.grads + 85401;    // [200]
-  const T *__restrict h = a.state + 0;           // [200]
-  T *__restrict record2 = a.record + 240;        // [200]
-  T *__restrict record4 = a.record + 464;        // [200]
+template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH; // [200] d h'
+  T *__restrict t47 = a.scratch + 0;                   // [200]
+  T *__restrict t51 = a.scratch + 208;                 // [200]
+  T *__restrict t57 = a.scratch + 432;                 // [200]
+  T *__restrict t80 = a.scratch + 880;                 // [200]
+  const T *__restrict t13_hn = a.saved + 0;            // [200] hn
+  T *__restrict t84 = a.record + 0;                    // [200]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [200]
+  const T *__restrict h = a.state + kStateH;           // [200]
+  T *__restrict record2 = a.record + 240;              // [200]
+  T *__restrict record4 = a.record + 464;              // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 17 "examples/cue_reward/modul.dopa"
@@ -390,25 +420,28 @@ template <class T> static void cue_reward_modul_backward_5_hn(const dopa::StepAr
     record2[j] = h[j];
     record4[j] = t13_hn[j];
   }
-#line 394 "cue_reward_modul.cpp"
+#line 424 "cue_reward_modul.cpp"
 }
 
+// state  pw : [H, H] = 0
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
 // backward stage 6: fused loop nest over [200, 200]
 //   %86 matmul
 //   %91 add -> grad_prev pw
 //   %88 mul += grad alpha
-template <class T> static void cue_reward_modul_backward_6(const dopa::StepArgs<T> &a) {
-  T *__restrict t86 = a.scratch + 1088;             // [200]
-  T *__restrict t84 = a.record + 0;                 // [200]
-  const T *__restrict w = a.params + 0;             // [200, 200]
-  const T *__restrict alpha = a.params + 40000;     // [200, 200]
-  const T *__restrict pw = a.state + 208;           // [200, 200]
-  const T *__restrict d_pw_next = a.gradNext + 208; // [200, 200] d pw'
-  const T *__restrict t18_DA = a.saved + 208;       // [1] DA
-  const T *__restrict et = a.state + 40208;         // [200, 200]
-  const T *__restrict h = a.state + 0;              // [200]
-  T *__restrict d_pw = a.gradPrev + 208;            // [200, 200]
-  T *__restrict d_alpha = a.grads + 40000;          // [200, 200]
+template <class T> static void backward_d_pw_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t86 = a.scratch + 1088;                  // [200]
+  T *__restrict t84 = a.record + 0;                      // [200]
+  const T *__restrict w = a.params + kParamW;            // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;    // [200, 200]
+  const T *__restrict pw = a.state + kStatePw;           // [200, 200]
+  const T *__restrict d_pw_next = a.gradNext + kStatePw; // [200, 200] d pw'
+  const T *__restrict t18_DA = a.saved + 208;            // [1] DA
+  const T *__restrict et = a.state + kStateEt;           // [200, 200]
+  const T *__restrict h = a.state + kStateH;             // [200]
+  T *__restrict d_pw = a.gradPrev + kStatePw;            // [200, 200]
+  T *__restrict d_alpha = a.grads + kParamAlpha;         // [200, 200]
   for (int e = 0; e < 200; ++e)
     t86[e] = T(0);
   for (int i = 0; i < 200; ++i) {
@@ -434,27 +467,29 @@ template <class T> static void cue_reward_modul_backward_6(const dopa::StepArgs<
       d_alpha[i * 200 + j] += v88;
     }
   }
-#line 438 "cue_reward_modul.cpp"
+#line 471 "cue_reward_modul.cpp"
 }
 
+// state  h  : [H] = 0
+//
 // backward stage 7: fused loop nest over [200]
 //   %87 add -> grad_prev h
-template <class T> static void cue_reward_modul_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t59 = a.scratch + 640;  // [200]
-  T *__restrict t86 = a.scratch + 1088; // [200]
-  T *__restrict d_h = a.gradPrev + 0;   // [200]
+template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t59 = a.scratch + 640;      // [200]
+  T *__restrict t86 = a.scratch + 1088;     // [200]
+  T *__restrict d_h = a.gradPrev + kStateH; // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 7 "examples/cue_reward/modul.dopa"
     const T v87 = t59[j] + t86[j];
     d_h[j] = v87;
   }
-#line 453 "cue_reward_modul.cpp"
+#line 488 "cue_reward_modul.cpp"
 }
 
 // backward stage 8: fused loop nest over [27]
 //   %92 input -> record (a factor of deferred outer-product gradients)
-template <class T> static void cue_reward_modul_backward_8(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
   T *__restrict record1 = a.record + 208; // [27]
 #pragma omp simd
@@ -463,27 +498,29 @@ template <class T> static void cue_reward_modul_backward_8(const dopa::StepArgs<
   }
 }
 
+// param  etaet : [] = 0.1
+//
 // backward stage 9: fused loop nest over []
 //   %64 add += grad etaet
-template <class T> static void cue_reward_modul_backward_9(const dopa::StepArgs<T> &a) {
-  T *__restrict t54 = a.scratch + 416;     // []
-  T *__restrict t61 = a.scratch + 848;     // []
-  T *__restrict d_etaet = a.grads + 80000; // []
+template <class T> static void backward_grad_etaet(const dopa::StepArgs<T> &a) {
+  T *__restrict t54 = a.scratch + 416;           // []
+  T *__restrict t61 = a.scratch + 848;           // []
+  T *__restrict d_etaet = a.grads + kParamEtaet; // []
 #line 20 "examples/cue_reward/modul.dopa"
   const T v63 = -t61[0];
 #line 11 "examples/cue_reward/modul.dopa"
   const T v64 = t54[0] + v63;
   d_etaet[0] += v64;
-#line 478 "cue_reward_modul.cpp"
+#line 515 "cue_reward_modul.cpp"
 }
 
 // backward stage 10: fused loop nest over [2]
 //   %39 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %39 grad_output d logits += grad h2o.bias
-template <class T> static void cue_reward_modul_backward_10_d_logits(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
   T *__restrict record5 = a.record + 672;              // [2]
-  T *__restrict d_h2o_bias = a.grads + 86001;          // [2]
+  T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [2]
   for (int j = 0; j < 2; ++j) {
     record5[j] = d_out_logits[j];
     d_h2o_bias[j] += d_out_logits[j];
@@ -492,17 +529,17 @@ template <class T> static void cue_reward_modul_backward_10_d_logits(const dopa:
 
 /// One backward step of CueRewardModul for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  cue_reward_modul_backward_0(a);
-  cue_reward_modul_backward_1(a);
-  cue_reward_modul_backward_2(a);
-  cue_reward_modul_backward_3_d_value(a);
-  cue_reward_modul_backward_4(a);
-  cue_reward_modul_backward_5_hn(a);
-  cue_reward_modul_backward_6(a);
-  cue_reward_modul_backward_7(a);
-  cue_reward_modul_backward_8(a);
-  cue_reward_modul_backward_9(a);
-  cue_reward_modul_backward_10_d_logits(a);
+  backward_h2v(a);
+  backward_h2o(a);
+  backward_d_et(a);
+  backward_grad_h2_da_bias_h2v_bias(a);
+  backward_h2_da(a);
+  backward_grad_i2h_bias(a);
+  backward_d_pw_grad_alpha(a);
+  backward_d_h(a);
+  backward_record_x(a);
+  backward_grad_etaet(a);
+  backward_grad_h2o_bias(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -554,32 +591,41 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {0, 208, 40208};
+static const int64_t stateOffsets[] = {kStateH, kStatePw, kStateEt};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
-    {80001, 200, 27, 0, 208},  {0, 200, 200, 0, 240},     {86204, 1, 200, 448, 464},
-    {85601, 2, 200, 672, 464}, {86003, 1, 200, 688, 464},
+    {.paramOffset = kParamI2hWeight, .rows = 200, .cols = 27, .offsetA = 0, .offsetB = 208},
+    {.paramOffset = kParamW, .rows = 200, .cols = 200, .offsetA = 0, .offsetB = 240},
+    {.paramOffset = kParamH2DAWeight, .rows = 1, .cols = 200, .offsetA = 448, .offsetB = 464},
+    {.paramOffset = kParamH2oWeight, .rows = 2, .cols = 200, .offsetA = 672, .offsetB = 464},
+    {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 200, .offsetA = 688, .offsetB = 464},
 };
 
 const dopa::GeneratedSpec &spec() {
-  static const dopa::GeneratedSpec s = {"CueRewardModul",
-                                        "examples/cue_reward/modul.dopa",
-                                        info,
-                                        80208,
-                                        stateOffsets,
-                                        240,
-                                        1296,
-                                        inputRows,
-                                        forward_step<float>,
-                                        backward_step<float>,
-                                        forward_step<double>,
-                                        backward_step<double>,
-                                        0,
-                                        0,
-                                        5,
-                                        deferred,
-                                        704};
+  static const dopa::GeneratedSpec s = {
+      .name = "CueRewardModul",
+      .specPath = "examples/cue_reward/modul.dopa",
+      .info = info,
+      .stateNumel = 80208,
+      .stateOffsets = stateOffsets,
+      .savedNumel = 240,
+      .scratchNumel = 1296,
+      .inputRows = inputRows,
+      .forwardFloat = forward_step<float>,
+      .backwardFloat = backward_step<float>,
+      .forwardDouble = forward_step<double>,
+      .backwardDouble = backward_step<double>,
+      .checkpointEvery = 0,
+      .memoryBudget = 0,
+      .numDeferred = 5,
+      .deferred = deferred,
+      .recordNumel = 704,
+      .forwardFlops = 493005,
+      .forwardSharedFlops = 1,
+      .backwardFlops = 929406,
+      .backwardSharedFlops = 0,
+  };
   return s;
 }
 

@@ -6,54 +6,14 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/cuda/CudaSpec.h"
+#include "dopa/cuda/DeviceSupport.cuh"
 
-#include <cooperative_groups.h>
 #include <cstdint>
-#include <cuda_runtime.h>
-#include <stdexcept>
-#include <string>
-
-namespace {
-/// The sum of v over the 32 lanes of a warp (every lane gets it).
-template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
-  for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-/// Wait for every block of the grid: the blocks of an element share its stages.
-__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
-
-/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
-/// the device at once (at most 8); batches larger than the device runs in chunks.
-template <class T>
-void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
-                             int threads, void *stream) {
-  int device = 0, sms = 0, perSM = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
-  const int capacity = sms * perSM;
-  if (capacity < 1)
-    throw std::runtime_error("CUDA kernel does not fit on the device");
-  const int batch = ba.batch;
-  for (int first = 0; first < batch; first += capacity) {
-    const int n = batch - first < capacity ? batch - first : capacity;
-    ba.firstElement = first;
-    ba.splits = capacity / n < 8 ? capacity / n : 8;
-    void *args[] = {&ba};
-    cudaError_t e = cudaLaunchCooperativeKernel(
-        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
-        args, 0, static_cast<cudaStream_t>(stream));
-    if (e != cudaSuccess)
-      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
-  }
-}
-} // namespace
 
 namespace dopa::generated::cue_reward_modul {
 
@@ -61,13 +21,32 @@ const dopa::GeneratedSpec &spec(); // the C++ network: description and layout
 
 constexpr int kThreads = 1024;
 
-// forward stage 0: dense product (Eigen), [200]
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamW = 0;              // w [200, 200]
+constexpr int64_t kParamAlpha = 40000;      // alpha [200, 200]
+constexpr int64_t kParamEtaet = 80000;      // etaet []
+constexpr int64_t kParamI2hWeight = 80001;  // i2h.weight [200, 27]
+constexpr int64_t kParamI2hBias = 85401;    // i2h.bias [200]
+constexpr int64_t kParamH2oWeight = 85601;  // h2o.weight [2, 200]
+constexpr int64_t kParamH2oBias = 86001;    // h2o.bias [2]
+constexpr int64_t kParamH2vWeight = 86003;  // h2v.weight [1, 200]
+constexpr int64_t kParamH2vBias = 86203;    // h2v.bias [1]
+constexpr int64_t kParamH2DAWeight = 86204; // h2DA.weight [1, 200]
+constexpr int64_t kParamH2DABias = 86404;   // h2DA.bias [1]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateH = 0;      // h [200]
+constexpr int64_t kStatePw = 208;   // pw [200, 200]
+constexpr int64_t kStateEt = 40208; // et [200, 200]
+
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
+// forward stage 0: dense product (a warp or thread per output), [200]
 //   %2 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_forward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict i2h_weight = a.params + 80001; // [200, 27]
-  const T *__restrict x = a.inputs[0];               // [27]
-  T *__restrict t2 = a.scratch + 0;                  // [200]
+template <class T> __device__ __forceinline__ void forward_i2h(const dopa::StepArgs<T> &a) {
+  const T *__restrict i2h_weight = a.params + kParamI2hWeight; // [200, 27]
+  const T *__restrict x = a.inputs[0];                         // [27]
+  T *__restrict t2 = a.scratch + 0;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -76,22 +55,23 @@ __device__ __forceinline__ void cue_reward_modul_forward_0(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 27; k += 32)
       acc += i2h_weight[r * 27 + k] * x[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t2[r] = acc;
   }
-#line 84 "cue_reward_modul.cu"
+#line 63 "cue_reward_modul.cu"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
 // forward stage 1: fused loop nest over [200, 200]
 //   %11 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_forward_1(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 208;          // [200]
-  const T *__restrict w = a.params + 0;         // [200, 200]
-  const T *__restrict alpha = a.params + 40000; // [200, 200]
-  const T *__restrict pw = a.state + 208;       // [200, 200]
-  const T *__restrict h = a.state + 0;          // [200]
+template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 208;                // [200]
+  const T *__restrict w = a.params + kParamW;         // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha; // [200, 200]
+  const T *__restrict pw = a.state + kStatePw;        // [200, 200]
+  const T *__restrict h = a.state + kStateH;          // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -103,24 +83,25 @@ __device__ __forceinline__ void cue_reward_modul_forward_1(const dopa::StepArgs<
       const T v9 = w[i * 200 + j] + v8;
       acc11 += v9 * h[j];
     }
-    acc11 = dopa_warp_sum(acc11);
+    acc11 = dopa::warpSum(acc11);
     if ((threadIdx.x & 31) == 0) {
       t11[i] = acc11;
     }
   }
-#line 112 "cue_reward_modul.cu"
+#line 92 "cue_reward_modul.cu"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
 // forward stage 2: fused loop nest over [200]
 //   %13 tanh hn
 //   %13 tanh hn -> saved
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                // [200]
-  const T *__restrict i2h_bias = a.params + 85401; // [200]
-  T *__restrict t11 = a.scratch + 208;             // [200]
-  T *__restrict h_next = a.next + 0;               // [200] hn
-  T *__restrict saved_t13 = a.saved + 0;           // [200]
+template <class T> __device__ __forceinline__ void forward_hn(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                        // [200]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [200]
+  T *__restrict t11 = a.scratch + 208;                     // [200]
+  T *__restrict h_next = a.next + kStateH;                 // [200] hn
+  T *__restrict saved_t13 = a.saved + 0;                   // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -134,16 +115,17 @@ __device__ __forceinline__ void cue_reward_modul_forward_2_hn(const dopa::StepAr
       saved_t13[j] = v13;
     }
   }
-#line 138 "cue_reward_modul.cu"
+#line 119 "cue_reward_modul.cu"
 }
 
-// forward stage 3: dense product (Eigen), [1]
+// DA = tanh(h2DA(hn))
+//
+// forward stage 3: dense product (a warp or thread per output), [1]
 //   %15 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2DA_weight = a.params + 86204; // [1, 200]
-  T *__restrict h_next = a.next + 0;                  // [200] hn
-  T *__restrict t15 = a.scratch + 416;                // [1]
+template <class T> __device__ __forceinline__ void forward_h2_da(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 200]
+  T *__restrict h_next = a.next + kStateH;                       // [200] hn
+  T *__restrict t15 = a.scratch + 416;                           // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -152,22 +134,23 @@ __device__ __forceinline__ void cue_reward_modul_forward_3(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2DA_weight[r * 200 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 160 "cue_reward_modul.cu"
+#line 142 "cue_reward_modul.cu"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // forward stage 4: fused loop nest over [1]
 //   %18 tanh DA
 //   %18 tanh DA -> saved
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_forward_4_DA(const dopa::StepArgs<T> &a) {
-  T *__restrict t15 = a.scratch + 416;              // [1]
-  const T *__restrict h2DA_bias = a.params + 86404; // [1]
-  T *__restrict out_DAout = a.outputs[2];           // [1] DA
-  T *__restrict saved_t18 = a.saved + 208;          // [1]
+template <class T> __device__ __forceinline__ void forward_da(const dopa::StepArgs<T> &a) {
+  T *__restrict t15 = a.scratch + 416;                       // [1]
+  const T *__restrict h2DA_bias = a.params + kParamH2DABias; // [1]
+  T *__restrict out_DAout = a.outputs[2];                    // [1] DA
+  T *__restrict saved_t18 = a.saved + 208;                   // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -180,15 +163,16 @@ __device__ __forceinline__ void cue_reward_modul_forward_4_DA(const dopa::StepAr
       saved_t18[0] = v18;
     }
   }
-#line 184 "cue_reward_modul.cu"
+#line 167 "cue_reward_modul.cu"
 }
 
+// et' = (1 - etaet) * et + etaet * outer(hn, h)
+//
 // forward stage 5: fused loop nest over []
 //   %26 sub
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict etaet = a.params + 80000; // []
-  T *__restrict t26 = a.saved + 224;            // []
+template <class T> __device__ __forceinline__ void forward_saved_sub(const dopa::StepArgs<T> &a) {
+  const T *__restrict etaet = a.params + kParamEtaet; // []
+  T *__restrict t26 = a.saved + 224;                  // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -197,16 +181,17 @@ __device__ __forceinline__ void cue_reward_modul_forward_5(const dopa::StepArgs<
     const T v26 = T(1.0) - etaet[0];
     t26[0] = v26;
   }
-#line 201 "cue_reward_modul.cu"
+#line 185 "cue_reward_modul.cu"
 }
 
-// forward stage 6: dense product (Eigen), [2]
+// output logits = h2o(hn)
+//
+// forward stage 6: dense product (a warp or thread per output), [2]
 //   %32 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_weight = a.params + 85601; // [2, 200]
-  T *__restrict h_next = a.next + 0;                 // [200] hn
-  T *__restrict t32 = a.scratch + 432;               // [2]
+template <class T> __device__ __forceinline__ void forward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
+  T *__restrict h_next = a.next + kStateH;                     // [200] hn
+  T *__restrict t32 = a.scratch + 432;                         // [2]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -215,20 +200,21 @@ __device__ __forceinline__ void cue_reward_modul_forward_6(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2o_weight[r * 200 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t32[r] = acc;
   }
-#line 223 "cue_reward_modul.cu"
+#line 208 "cue_reward_modul.cu"
 }
 
-// forward stage 7: dense product (Eigen), [1]
+// output value  = h2v(hn)
+//
+// forward stage 7: dense product (a warp or thread per output), [1]
 //   %36 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_weight = a.params + 86003; // [1, 200]
-  T *__restrict h_next = a.next + 0;                 // [200] hn
-  T *__restrict t36 = a.scratch + 448;               // [1]
+template <class T> __device__ __forceinline__ void forward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
+  T *__restrict h_next = a.next + kStateH;                     // [200] hn
+  T *__restrict t36 = a.scratch + 448;                         // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -237,27 +223,29 @@ __device__ __forceinline__ void cue_reward_modul_forward_7(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2v_weight[r * 200 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t36[r] = acc;
   }
-#line 245 "cue_reward_modul.cu"
+#line 231 "cue_reward_modul.cu"
 }
 
+// pw' = clip(pw + DA * et, -1, 1)
+// et' = (1 - etaet) * et + etaet * outer(hn, h)
+//
 // forward stage 8: fused loop nest over [200, 200]
 //   %24 clip -> next_state pw
 //   %30 add -> next_state et
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_forward_8(const dopa::StepArgs<T> &a) {
-  const T *__restrict pw = a.state + 208;       // [200, 200]
-  T *__restrict out_DAout = a.outputs[2];       // [1] DA
-  const T *__restrict et = a.state + 40208;     // [200, 200]
-  T *__restrict pw_next = a.next + 208;         // [200, 200]
-  T *__restrict t26 = a.saved + 224;            // []
-  const T *__restrict etaet = a.params + 80000; // []
-  T *__restrict h_next = a.next + 0;            // [200] hn
-  const T *__restrict h = a.state + 0;          // [200]
-  T *__restrict et_next = a.next + 40208;       // [200, 200]
+template <class T> __device__ __forceinline__ void forward_pw_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict pw = a.state + kStatePw;        // [200, 200]
+  T *__restrict out_DAout = a.outputs[2];             // [1] DA
+  const T *__restrict et = a.state + kStateEt;        // [200, 200]
+  T *__restrict pw_next = a.next + kStatePw;          // [200, 200]
+  T *__restrict t26 = a.saved + 224;                  // []
+  const T *__restrict etaet = a.params + kParamEtaet; // []
+  T *__restrict h_next = a.next + kStateH;            // [200] hn
+  const T *__restrict h = a.state + kStateH;          // [200]
+  T *__restrict et_next = a.next + kStateEt;          // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -276,16 +264,17 @@ __device__ __forceinline__ void cue_reward_modul_forward_8(const dopa::StepArgs<
       et_next[i * 200 + j] = v30;
     }
   }
-#line 280 "cue_reward_modul.cu"
+#line 268 "cue_reward_modul.cu"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 9: fused loop nest over [2]
 //   %34 add logits -> output logits
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_forward_9_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t32 = a.scratch + 432;             // [2]
-  const T *__restrict h2o_bias = a.params + 86001; // [2]
-  T *__restrict out_logits = a.outputs[0];         // [2]
+template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t32 = a.scratch + 432;                     // [2]
+  const T *__restrict h2o_bias = a.params + kParamH2oBias; // [2]
+  T *__restrict out_logits = a.outputs[0];                 // [2]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -296,16 +285,17 @@ __device__ __forceinline__ void cue_reward_modul_forward_9_logits(const dopa::St
       out_logits[j] = v34;
     }
   }
-#line 300 "cue_reward_modul.cu"
+#line 289 "cue_reward_modul.cu"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 10: fused loop nest over [1]
 //   %38 add value -> output value
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_forward_10_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t36 = a.scratch + 448;             // [1]
-  const T *__restrict h2v_bias = a.params + 86203; // [1]
-  T *__restrict out_value = a.outputs[1];          // [1]
+template <class T> __device__ __forceinline__ void forward_value(const dopa::StepArgs<T> &a) {
+  T *__restrict t36 = a.scratch + 448;                     // [1]
+  const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
+  T *__restrict out_value = a.outputs[1];                  // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -316,7 +306,7 @@ __device__ __forceinline__ void cue_reward_modul_forward_10_value(const dopa::St
       out_value[0] = v38;
     }
   }
-#line 320 "cue_reward_modul.cu"
+#line 310 "cue_reward_modul.cu"
 }
 
 /// One forward step of CueRewardModul for the whole batch: block b runs batch element b.
@@ -347,60 +337,61 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  cue_reward_modul_forward_0(a);
-  dopa_grid_sync();
-  cue_reward_modul_forward_1(a);
-  dopa_grid_sync();
-  cue_reward_modul_forward_2_hn(a);
-  dopa_grid_sync();
-  cue_reward_modul_forward_3(a);
-  dopa_grid_sync();
-  cue_reward_modul_forward_4_DA(a);
-  dopa_grid_sync();
-  cue_reward_modul_forward_5(a);
-  dopa_grid_sync();
-  cue_reward_modul_forward_6(a);
-  dopa_grid_sync();
-  cue_reward_modul_forward_7(a);
-  dopa_grid_sync();
-  cue_reward_modul_forward_8(a);
-  dopa_grid_sync();
-  cue_reward_modul_forward_9_logits(a);
-  dopa_grid_sync();
-  cue_reward_modul_forward_10_value(a);
+  forward_i2h(a);
+  dopa::gridSync();
+  forward_matmul(a);
+  dopa::gridSync();
+  forward_hn(a);
+  dopa::gridSync();
+  forward_h2_da(a);
+  dopa::gridSync();
+  forward_da(a);
+  dopa::gridSync();
+  forward_saved_sub(a);
+  dopa::gridSync();
+  forward_h2o(a);
+  dopa::gridSync();
+  forward_h2v(a);
+  dopa::gridSync();
+  forward_pw_et(a);
+  dopa::gridSync();
+  forward_logits(a);
+  dopa::gridSync();
+  forward_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
-// backward stage 0: dense product (Eigen), [200]
+// output value  = h2v(hn)
+//
+// backward stage 0: dense product (a warp or thread per output), [200]
 //   %47 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  const T *__restrict h2v_weight = a.params + 86003;  // [1, 200]
-  T *__restrict t47 = a.scratch + 0;                  // [200]
+template <class T> __device__ __forceinline__ void backward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
+  T *__restrict t47 = a.scratch + 0;                           // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 23 "examples/cue_reward/modul.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += d_out_value[k] * h2v_weight[k * 200 + c];
+    acc += d_out_value[0] * h2v_weight[c];
     t47[c] = acc;
   }
-#line 395 "cue_reward_modul.cu"
+#line 385 "cue_reward_modul.cu"
 }
 
-// backward stage 1: dense product (Eigen), [200]
+// output logits = h2o(hn)
+//
+// backward stage 1: dense product (a warp or thread per output), [200]
 //   %51 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
-  const T *__restrict h2o_weight = a.params + 85601;   // [2, 200]
-  T *__restrict t51 = a.scratch + 208;                 // [200]
+template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [2] d logits
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
+  T *__restrict t51 = a.scratch + 208;                         // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -411,9 +402,14 @@ __device__ __forceinline__ void cue_reward_modul_backward_1(const dopa::StepArgs
       acc += d_out_logits[k] * h2o_weight[k * 200 + c];
     t51[c] = acc;
   }
-#line 415 "cue_reward_modul.cu"
+#line 406 "cue_reward_modul.cu"
 }
 
+// state  et : [H, H] = 0
+// param  etaet : [] = 0.1
+// DA = tanh(h2DA(hn))
+// et' = (1 - etaet) * et + etaet * outer(hn, h)
+//
 // backward stage 2: fused loop nest over [200, 200]
 //   %54 reduce_to
 //   %57 matmul
@@ -421,23 +417,22 @@ __device__ __forceinline__ void cue_reward_modul_backward_1(const dopa::StepArgs
 //   %61 reduce_to
 //   %70 reduce_to
 //   %73 add -> grad_prev et
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_backward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_et_next = a.gradNext + 40208; // [200, 200] d et'
-  const T *__restrict t13_hn = a.saved + 0;           // [200] hn
-  const T *__restrict h = a.state + 0;                // [200]
-  T *__restrict t54 = a.scratch + 416;                // []
-  T *__restrict t57 = a.scratch + 432;                // [200]
-  const T *__restrict etaet = a.params + 80000;       // []
-  T *__restrict t59 = a.scratch + 640;                // [200]
-  const T *__restrict et = a.state + 40208;           // [200, 200]
-  T *__restrict t61 = a.scratch + 848;                // []
-  const T *__restrict d_pw_next = a.gradNext + 208;   // [200, 200] d pw'
-  const T *__restrict pw = a.state + 208;             // [200, 200]
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
-  T *__restrict t70 = a.scratch + 864;                // [1]
-  const T *__restrict t26 = a.saved + 224;            // []
-  T *__restrict d_et = a.gradPrev + 40208;            // [200, 200]
+template <class T> __device__ __forceinline__ void backward_d_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_et_next = a.gradNext + kStateEt; // [200, 200] d et'
+  const T *__restrict t13_hn = a.saved + 0;              // [200] hn
+  const T *__restrict h = a.state + kStateH;             // [200]
+  T *__restrict t54 = a.scratch + 416;                   // []
+  T *__restrict t57 = a.scratch + 432;                   // [200]
+  const T *__restrict etaet = a.params + kParamEtaet;    // []
+  T *__restrict t59 = a.scratch + 640;                   // [200]
+  const T *__restrict et = a.state + kStateEt;           // [200, 200]
+  T *__restrict t61 = a.scratch + 848;                   // []
+  const T *__restrict d_pw_next = a.gradNext + kStatePw; // [200, 200] d pw'
+  const T *__restrict pw = a.state + kStatePw;           // [200, 200]
+  const T *__restrict t18_DA = a.saved + 208;            // [1] DA
+  T *__restrict t70 = a.scratch + 864;                   // [1]
+  const T *__restrict t26 = a.saved + 224;               // []
+  T *__restrict d_et = a.gradPrev + kStateEt;            // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -449,7 +444,7 @@ __device__ __forceinline__ void cue_reward_modul_backward_2(const dopa::StepArgs
     t61[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
     t70[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     T acc54 = T(0);
     T acc57 = T(0);
@@ -483,10 +478,10 @@ __device__ __forceinline__ void cue_reward_modul_backward_2(const dopa::StepArgs
       const T v73 = v62 + v72;
       d_et[i * 200 + j] = v73;
     }
-    acc54 = dopa_warp_sum(acc54);
-    acc57 = dopa_warp_sum(acc57);
-    acc61 = dopa_warp_sum(acc61);
-    acc70 = dopa_warp_sum(acc70);
+    acc54 = dopa::warpSum(acc54);
+    acc57 = dopa::warpSum(acc57);
+    acc61 = dopa::warpSum(acc61);
+    acc70 = dopa::warpSum(acc70);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t54[0], acc54);
       t57[i] = acc57;
@@ -494,24 +489,26 @@ __device__ __forceinline__ void cue_reward_modul_backward_2(const dopa::StepArgs
       atomicAdd(&t70[0], acc70);
     }
   }
-#line 498 "cue_reward_modul.cu"
+#line 493 "cue_reward_modul.cu"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // backward stage 3: fused loop nest over [1]
 //   %77 mul
 //   %77 mul += grad h2DA.bias
 //   %40 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %40 grad_output d value += grad h2v.bias
 template <class T>
-__device__ __forceinline__ void cue_reward_modul_backward_3_d_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_DAout = a.gradOutputs[2]; // [1] d DAout
-  T *__restrict t70 = a.scratch + 864;                // [1]
-  const T *__restrict t18_DA = a.saved + 208;         // [1] DA
-  T *__restrict t77 = a.record + 448;                 // [1]
-  T *__restrict d_h2DA_bias = a.grads + 86404;        // [1]
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  T *__restrict record6 = a.record + 688;             // [1]
-  T *__restrict d_h2v_bias = a.grads + 86203;         // [1]
+__device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_DAout = a.gradOutputs[2];   // [1] d DAout
+  T *__restrict t70 = a.scratch + 864;                  // [1]
+  const T *__restrict t18_DA = a.saved + 208;           // [1] DA
+  T *__restrict t77 = a.record + 448;                   // [1]
+  T *__restrict d_h2DA_bias = a.grads + kParamH2DABias; // [1]
+  const T *__restrict d_out_value = a.gradOutputs[1];   // [1] d value
+  T *__restrict record6 = a.record + 688;               // [1]
+  T *__restrict d_h2v_bias = a.grads + kParamH2vBias;   // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -528,47 +525,49 @@ __device__ __forceinline__ void cue_reward_modul_backward_3_d_value(const dopa::
       atomicAdd(&d_h2v_bias[0], d_out_value[0]);
     }
   }
-#line 532 "cue_reward_modul.cu"
+#line 529 "cue_reward_modul.cu"
 }
 
-// backward stage 4: dense product (Eigen), [200]
+// DA = tanh(h2DA(hn))
+//
+// backward stage 4: dense product (a warp or thread per output), [200]
 //   %80 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_backward_4(const dopa::StepArgs<T> &a) {
-  T *__restrict t77 = a.record + 448;                 // [1]
-  const T *__restrict h2DA_weight = a.params + 86204; // [1, 200]
-  T *__restrict t80 = a.scratch + 880;                // [200]
+template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::StepArgs<T> &a) {
+  T *__restrict t77 = a.record + 448;                            // [1]
+  const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 200]
+  T *__restrict t80 = a.scratch + 880;                           // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 18 "examples/cue_reward/modul.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += t77[k] * h2DA_weight[k * 200 + c];
+    acc += t77[0] * h2DA_weight[c];
     t80[c] = acc;
   }
-#line 552 "cue_reward_modul.cu"
+#line 549 "cue_reward_modul.cu"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
 // backward stage 5: fused loop nest over [200]
 //   %84 mul
 //   %84 mul += grad i2h.bias
 //   %10 state -> record (a factor of deferred outer-product gradients)
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
-__device__ __forceinline__ void cue_reward_modul_backward_5_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + 0; // [200] d h'
-  T *__restrict t47 = a.scratch + 0;             // [200]
-  T *__restrict t51 = a.scratch + 208;           // [200]
-  T *__restrict t57 = a.scratch + 432;           // [200]
-  T *__restrict t80 = a.scratch + 880;           // [200]
-  const T *__restrict t13_hn = a.saved + 0;      // [200] hn
-  T *__restrict t84 = a.record + 0;              // [200]
-  T *__restrict d_i2h_bias = a.grads + 85401;    // [200]
-  const T *__restrict h = a.state + 0;           // [200]
-  T *__restrict record2 = a.record + 240;        // [200]
-  T *__restrict record4 = a.record + 464;        // [200]
+__device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH; // [200] d h'
+  T *__restrict t47 = a.scratch + 0;                   // [200]
+  T *__restrict t51 = a.scratch + 208;                 // [200]
+  T *__restrict t57 = a.scratch + 432;                 // [200]
+  T *__restrict t80 = a.scratch + 880;                 // [200]
+  const T *__restrict t13_hn = a.saved + 0;            // [200] hn
+  T *__restrict t84 = a.record + 0;                    // [200]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [200]
+  const T *__restrict h = a.state + kStateH;           // [200]
+  T *__restrict record2 = a.record + 240;              // [200]
+  T *__restrict record4 = a.record + 464;              // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -588,32 +587,35 @@ __device__ __forceinline__ void cue_reward_modul_backward_5_hn(const dopa::StepA
       record4[j] = t13_hn[j];
     }
   }
-#line 592 "cue_reward_modul.cu"
+#line 591 "cue_reward_modul.cu"
 }
 
+// state  pw : [H, H] = 0
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
 // backward stage 6: fused loop nest over [200, 200]
 //   %86 matmul
 //   %91 add -> grad_prev pw
 //   %88 mul += grad alpha
 template <class T>
-__device__ __forceinline__ void cue_reward_modul_backward_6(const dopa::StepArgs<T> &a) {
-  T *__restrict t86 = a.scratch + 1088;             // [200]
-  T *__restrict t84 = a.record + 0;                 // [200]
-  const T *__restrict w = a.params + 0;             // [200, 200]
-  const T *__restrict alpha = a.params + 40000;     // [200, 200]
-  const T *__restrict pw = a.state + 208;           // [200, 200]
-  const T *__restrict d_pw_next = a.gradNext + 208; // [200, 200] d pw'
-  const T *__restrict t18_DA = a.saved + 208;       // [1] DA
-  const T *__restrict et = a.state + 40208;         // [200, 200]
-  const T *__restrict h = a.state + 0;              // [200]
-  T *__restrict d_pw = a.gradPrev + 208;            // [200, 200]
-  T *__restrict d_alpha = a.grads + 40000;          // [200, 200]
+__device__ __forceinline__ void backward_d_pw_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t86 = a.scratch + 1088;                  // [200]
+  T *__restrict t84 = a.record + 0;                      // [200]
+  const T *__restrict w = a.params + kParamW;            // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;    // [200, 200]
+  const T *__restrict pw = a.state + kStatePw;           // [200, 200]
+  const T *__restrict d_pw_next = a.gradNext + kStatePw; // [200, 200] d pw'
+  const T *__restrict t18_DA = a.saved + 208;            // [1] DA
+  const T *__restrict et = a.state + kStateEt;           // [200, 200]
+  const T *__restrict h = a.state + kStateH;             // [200]
+  T *__restrict d_pw = a.gradPrev + kStatePw;            // [200, 200]
+  T *__restrict d_alpha = a.grads + kParamAlpha;         // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 200; e += nthreads)
     t86[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
 #line 17 "examples/cue_reward/modul.dopa"
@@ -636,16 +638,17 @@ __device__ __forceinline__ void cue_reward_modul_backward_6(const dopa::StepArgs
       atomicAdd(&d_alpha[i * 200 + j], v88);
     }
   }
-#line 640 "cue_reward_modul.cu"
+#line 642 "cue_reward_modul.cu"
 }
 
+// state  h  : [H] = 0
+//
 // backward stage 7: fused loop nest over [200]
 //   %87 add -> grad_prev h
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t59 = a.scratch + 640;  // [200]
-  T *__restrict t86 = a.scratch + 1088; // [200]
-  T *__restrict d_h = a.gradPrev + 0;   // [200]
+template <class T> __device__ __forceinline__ void backward_d_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t59 = a.scratch + 640;      // [200]
+  T *__restrict t86 = a.scratch + 1088;     // [200]
+  T *__restrict d_h = a.gradPrev + kStateH; // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -656,13 +659,12 @@ __device__ __forceinline__ void cue_reward_modul_backward_7(const dopa::StepArgs
       d_h[j] = v87;
     }
   }
-#line 660 "cue_reward_modul.cu"
+#line 663 "cue_reward_modul.cu"
 }
 
 // backward stage 8: fused loop nest over [27]
 //   %92 input -> record (a factor of deferred outer-product gradients)
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_backward_8(const dopa::StepArgs<T> &a) {
+template <class T> __device__ __forceinline__ void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
   T *__restrict record1 = a.record + 208; // [27]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -675,13 +677,14 @@ __device__ __forceinline__ void cue_reward_modul_backward_8(const dopa::StepArgs
   }
 }
 
+// param  etaet : [] = 0.1
+//
 // backward stage 9: fused loop nest over []
 //   %64 add += grad etaet
-template <class T>
-__device__ __forceinline__ void cue_reward_modul_backward_9(const dopa::StepArgs<T> &a) {
-  T *__restrict t54 = a.scratch + 416;     // []
-  T *__restrict t61 = a.scratch + 848;     // []
-  T *__restrict d_etaet = a.grads + 80000; // []
+template <class T> __device__ __forceinline__ void backward_grad_etaet(const dopa::StepArgs<T> &a) {
+  T *__restrict t54 = a.scratch + 416;           // []
+  T *__restrict t61 = a.scratch + 848;           // []
+  T *__restrict d_etaet = a.grads + kParamEtaet; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -692,17 +695,17 @@ __device__ __forceinline__ void cue_reward_modul_backward_9(const dopa::StepArgs
     const T v64 = t54[0] + v63;
     atomicAdd(&d_etaet[0], v64);
   }
-#line 696 "cue_reward_modul.cu"
+#line 699 "cue_reward_modul.cu"
 }
 
 // backward stage 10: fused loop nest over [2]
 //   %39 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %39 grad_output d logits += grad h2o.bias
 template <class T>
-__device__ __forceinline__ void cue_reward_modul_backward_10_d_logits(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
   T *__restrict record5 = a.record + 672;              // [2]
-  T *__restrict d_h2o_bias = a.grads + 86001;          // [2]
+  T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [2]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -742,41 +745,43 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  cue_reward_modul_backward_0(a);
-  dopa_grid_sync();
-  cue_reward_modul_backward_1(a);
-  dopa_grid_sync();
-  cue_reward_modul_backward_2(a);
-  dopa_grid_sync();
-  cue_reward_modul_backward_3_d_value(a);
-  dopa_grid_sync();
-  cue_reward_modul_backward_4(a);
-  dopa_grid_sync();
-  cue_reward_modul_backward_5_hn(a);
-  dopa_grid_sync();
-  cue_reward_modul_backward_6(a);
-  dopa_grid_sync();
-  cue_reward_modul_backward_7(a);
-  dopa_grid_sync();
-  cue_reward_modul_backward_8(a);
-  dopa_grid_sync();
-  cue_reward_modul_backward_9(a);
-  dopa_grid_sync();
-  cue_reward_modul_backward_10_d_logits(a);
+  backward_h2v(a);
+  dopa::gridSync();
+  backward_h2o(a);
+  dopa::gridSync();
+  backward_d_et(a);
+  dopa::gridSync();
+  backward_grad_h2_da_bias_h2v_bias(a);
+  dopa::gridSync();
+  backward_h2_da(a);
+  dopa::gridSync();
+  backward_grad_i2h_bias(a);
+  dopa::gridSync();
+  backward_d_pw_grad_alpha(a);
+  dopa::gridSync();
+  backward_d_h(a);
+  dopa::gridSync();
+  backward_record_x(a);
+  dopa::gridSync();
+  backward_grad_etaet(a);
+  dopa::gridSync();
+  backward_grad_h2o_bias(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {
-  static const dopa::CudaSpec s = {"CueRewardModul",
-                                   &spec,
-                                   forward_launch<float>,
-                                   backward_launch<float>,
-                                   forward_launch<double>,
-                                   backward_launch<double>,
-                                   kThreads};
+  static const dopa::CudaSpec s = {
+      /*name=*/"CueRewardModul",
+      /*cpu=*/&spec,
+      /*forwardFloat=*/forward_launch<float>,
+      /*backwardFloat=*/backward_launch<float>,
+      /*forwardDouble=*/forward_launch<double>,
+      /*backwardDouble=*/backward_launch<double>,
+      /*threadsPerBlock=*/kThreads,
+  };
   return s;
 }
 

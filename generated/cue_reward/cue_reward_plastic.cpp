@@ -7,51 +7,53 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/runtime/Generated.h"
-
-#include <Eigen/Core>
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
-namespace {
-// Eigen views of the generated code's buffers (row-major).
-template <class T> using Vec = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using ConstVec = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using RowVec = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T> using ConstRowVec = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T>
-using RowMat = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-template <class T>
-using ConstRowMat =
-    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-} // namespace
+#include "dopa/runtime/GeneratedSupport.h"
 
 namespace dopa::generated::cue_reward_plastic {
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamW = 0;             // w [200, 200]
+constexpr int64_t kParamAlpha = 40000;     // alpha [200, 200]
+constexpr int64_t kParamEta = 80000;       // eta []
+constexpr int64_t kParamI2hWeight = 80001; // i2h.weight [200, 27]
+constexpr int64_t kParamI2hBias = 85401;   // i2h.bias [200]
+constexpr int64_t kParamH2oWeight = 85601; // h2o.weight [2, 200]
+constexpr int64_t kParamH2oBias = 86001;   // h2o.bias [2]
+constexpr int64_t kParamH2vWeight = 86003; // h2v.weight [1, 200]
+constexpr int64_t kParamH2vBias = 86203;   // h2v.bias [1]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateH = 0;      // h [200]
+constexpr int64_t kStateHebb = 208; // hebb [200, 200]
+
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 0: dense product (Eigen), [200]
 //   %2 matmul
-template <class T> static void cue_reward_plastic_forward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict i2h_weight = a.params + 80001; // [200, 27]
-  const T *__restrict x = a.inputs[0];               // [27]
-  T *__restrict t2 = a.scratch + 0;                  // [200]
+template <class T> static void forward_i2h(const dopa::StepArgs<T> &a) {
+  const T *__restrict i2h_weight = a.params + kParamI2hWeight; // [200, 27]
+  const T *__restrict x = a.inputs[0];                         // [27]
+  T *__restrict t2 = a.scratch + 0;                            // [200]
 #line 14 "examples/cue_reward/plastic.dopa"
   Vec<T>(t2, 200).noalias() = ConstRowMat<T>(i2h_weight, 200, 27) * ConstVec<T>(x, 27);
 #line 45 "cue_reward_plastic.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 1: fused loop nest over [200, 200]
 //   %11 matmul
-template <class T> static void cue_reward_plastic_forward_1(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 208;          // [200]
-  const T *__restrict w = a.params + 0;         // [200, 200]
-  const T *__restrict alpha = a.params + 40000; // [200, 200]
-  const T *__restrict hebb = a.state + 208;     // [200, 200]
-  const T *__restrict h = a.state + 0;          // [200]
+template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 208;                // [200]
+  const T *__restrict w = a.params + kParamW;         // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha; // [200, 200]
+  const T *__restrict hebb = a.state + kStateHebb;    // [200, 200]
+  const T *__restrict h = a.state + kStateH;          // [200]
   for (int i = 0; i < 200; ++i) {
     T acc11 = T(0);
 #pragma omp simd reduction(+ : acc11)
@@ -63,18 +65,20 @@ template <class T> static void cue_reward_plastic_forward_1(const dopa::StepArgs
     }
     t11[i] = acc11;
   }
-#line 67 "cue_reward_plastic.cpp"
+#line 69 "cue_reward_plastic.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 2: fused loop nest over [200]
 //   %13 tanh hn
 //   %13 tanh hn -> saved
-template <class T> static void cue_reward_plastic_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                // [200]
-  const T *__restrict i2h_bias = a.params + 85401; // [200]
-  T *__restrict t11 = a.scratch + 208;             // [200]
-  T *__restrict h_next = a.next + 0;               // [200] hn
-  T *__restrict saved_t13 = a.saved + 0;           // [200]
+template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                        // [200]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [200]
+  T *__restrict t11 = a.scratch + 208;                     // [200]
+  T *__restrict h_next = a.next + kStateH;                 // [200] hn
+  T *__restrict saved_t13 = a.saved + 0;                   // [200]
   for (int j = 0; j < 200; ++j) {
 #line 14 "examples/cue_reward/plastic.dopa"
     const T v4 = t2[j] + i2h_bias[j];
@@ -83,39 +87,45 @@ template <class T> static void cue_reward_plastic_forward_2_hn(const dopa::StepA
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
-#line 87 "cue_reward_plastic.cpp"
+#line 91 "cue_reward_plastic.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 3: dense product (Eigen), [2]
 //   %22 matmul
-template <class T> static void cue_reward_plastic_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_weight = a.params + 85601; // [2, 200]
-  T *__restrict h_next = a.next + 0;                 // [200] hn
-  T *__restrict t22 = a.scratch + 416;               // [2]
+template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
+  T *__restrict h_next = a.next + kStateH;                     // [200] hn
+  T *__restrict t22 = a.scratch + 416;                         // [2]
 #line 17 "examples/cue_reward/plastic.dopa"
   Vec<T>(t22, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
-#line 98 "cue_reward_plastic.cpp"
+#line 104 "cue_reward_plastic.cpp"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 4: dense product (Eigen), [1]
 //   %26 matmul
-template <class T> static void cue_reward_plastic_forward_4(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_weight = a.params + 86003; // [1, 200]
-  T *__restrict h_next = a.next + 0;                 // [200] hn
-  T *__restrict t26 = a.scratch + 432;               // [1]
+template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
+  T *__restrict h_next = a.next + kStateH;                     // [200] hn
+  T *__restrict t26 = a.scratch + 432;                         // [1]
 #line 18 "examples/cue_reward/plastic.dopa"
   Vec<T>(t26, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 109 "cue_reward_plastic.cpp"
+#line 117 "cue_reward_plastic.cpp"
 }
 
+// hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
+//
 // forward stage 5: fused loop nest over [200, 200]
 //   %20 clip -> next_state hebb
-template <class T> static void cue_reward_plastic_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict hebb = a.state + 208;   // [200, 200]
-  const T *__restrict eta = a.params + 80000; // []
-  T *__restrict h_next = a.next + 0;          // [200] hn
-  const T *__restrict h = a.state + 0;        // [200]
-  T *__restrict hebb_next = a.next + 208;     // [200, 200]
+template <class T> static void forward_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict hebb = a.state + kStateHebb; // [200, 200]
+  const T *__restrict eta = a.params + kParamEta;  // []
+  T *__restrict h_next = a.next + kStateH;         // [200] hn
+  const T *__restrict h = a.state + kStateH;       // [200]
+  T *__restrict hebb_next = a.next + kStateHebb;   // [200, 200]
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
@@ -127,88 +137,96 @@ template <class T> static void cue_reward_plastic_forward_5(const dopa::StepArgs
       hebb_next[i * 200 + j] = v20;
     }
   }
-#line 131 "cue_reward_plastic.cpp"
+#line 141 "cue_reward_plastic.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 6: fused loop nest over [2]
 //   %24 add logits -> output logits
-template <class T> static void cue_reward_plastic_forward_6_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t22 = a.scratch + 416;             // [2]
-  const T *__restrict h2o_bias = a.params + 86001; // [2]
-  T *__restrict out_logits = a.outputs[0];         // [2]
+template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t22 = a.scratch + 416;                     // [2]
+  const T *__restrict h2o_bias = a.params + kParamH2oBias; // [2]
+  T *__restrict out_logits = a.outputs[0];                 // [2]
   for (int j = 0; j < 2; ++j) {
 #line 17 "examples/cue_reward/plastic.dopa"
     const T v24 = t22[j] + h2o_bias[j];
     out_logits[j] = v24;
   }
-#line 145 "cue_reward_plastic.cpp"
+#line 157 "cue_reward_plastic.cpp"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 7: fused loop nest over [1]
 //   %28 add value -> output value
-template <class T> static void cue_reward_plastic_forward_7_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t26 = a.scratch + 432;             // [1]
-  const T *__restrict h2v_bias = a.params + 86203; // [1]
-  T *__restrict out_value = a.outputs[1];          // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
+  T *__restrict t26 = a.scratch + 432;                     // [1]
+  const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
+  T *__restrict out_value = a.outputs[1];                  // [1]
 #line 18 "examples/cue_reward/plastic.dopa"
-    const T v28 = t26[0] + h2v_bias[0];
-    out_value[0] = v28;
-  }
-#line 159 "cue_reward_plastic.cpp"
+  const T v28 = t26[0] + h2v_bias[0];
+  out_value[0] = v28;
+#line 171 "cue_reward_plastic.cpp"
 }
 
 /// One forward step of CueRewardPlastic for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  cue_reward_plastic_forward_0(a);
-  cue_reward_plastic_forward_1(a);
-  cue_reward_plastic_forward_2_hn(a);
-  cue_reward_plastic_forward_3(a);
-  cue_reward_plastic_forward_4(a);
-  cue_reward_plastic_forward_5(a);
-  cue_reward_plastic_forward_6_logits(a);
-  cue_reward_plastic_forward_7_value(a);
+  forward_i2h(a);
+  forward_matmul(a);
+  forward_hn(a);
+  forward_h2o(a);
+  forward_h2v(a);
+  forward_hebb(a);
+  forward_logits(a);
+  forward_value(a);
 }
 
+// output value  = h2v(hn)
+//
 // backward stage 0: dense product (Eigen), [200]
 //   %35 matmul
-template <class T> static void cue_reward_plastic_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  const T *__restrict h2v_weight = a.params + 86003;  // [1, 200]
-  T *__restrict t35 = a.scratch + 0;                  // [200]
+template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
+  T *__restrict t35 = a.scratch + 0;                           // [200]
 #line 18 "examples/cue_reward/plastic.dopa"
   RowVec<T>(t35, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 183 "cue_reward_plastic.cpp"
+#line 197 "cue_reward_plastic.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // backward stage 1: dense product (Eigen), [200]
 //   %39 matmul
-template <class T> static void cue_reward_plastic_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
-  const T *__restrict h2o_weight = a.params + 85601;   // [2, 200]
-  T *__restrict t39 = a.scratch + 208;                 // [200]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [2] d logits
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
+  T *__restrict t39 = a.scratch + 208;                         // [200]
 #line 17 "examples/cue_reward/plastic.dopa"
   RowVec<T>(t39, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 195 "cue_reward_plastic.cpp"
+#line 211 "cue_reward_plastic.cpp"
 }
 
+// param  eta : [] = 0.1
+// hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
+//
 // backward stage 2: fused loop nest over [200, 200]
 //   %46 reduce_to
 //   %49 matmul
 //   %51 matmul
-template <class T> static void cue_reward_plastic_backward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_hebb_next = a.gradNext + 208; // [200, 200] d hebb'
-  const T *__restrict hebb = a.state + 208;           // [200, 200]
-  const T *__restrict eta = a.params + 80000;         // []
-  const T *__restrict t13_hn = a.saved + 0;           // [200] hn
-  const T *__restrict h = a.state + 0;                // [200]
-  T *__restrict t46 = a.scratch + 416;                // []
-  T *__restrict t49 = a.scratch + 432;                // [200]
-  T *__restrict t51 = a.scratch + 640;                // [200]
-  for (int e = 0; e < 1; ++e)
-    t46[e] = T(0);
+template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
+  const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
+  const T *__restrict eta = a.params + kParamEta;            // []
+  const T *__restrict t13_hn = a.saved + 0;                  // [200] hn
+  const T *__restrict h = a.state + kStateH;                 // [200]
+  T *__restrict t46 = a.scratch + 416;                       // []
+  T *__restrict t49 = a.scratch + 432;                       // [200]
+  T *__restrict t51 = a.scratch + 640;                       // [200]
+  t46[0] = T(0);
   for (int e = 0; e < 200; ++e)
     t51[e] = T(0);
   for (int i = 0; i < 200; ++i) {
@@ -233,25 +251,27 @@ template <class T> static void cue_reward_plastic_backward_2(const dopa::StepArg
     t46[0] += acc46;
     t49[i] = acc49;
   }
-#line 237 "cue_reward_plastic.cpp"
+#line 255 "cue_reward_plastic.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 3: fused loop nest over [200]
 //   %55 mul
 //   %55 mul += grad i2h.bias
 //   %10 state -> record (a factor of deferred outer-product gradients)
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
-template <class T> static void cue_reward_plastic_backward_3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + 0; // [200] d h'
-  T *__restrict t35 = a.scratch + 0;             // [200]
-  T *__restrict t39 = a.scratch + 208;           // [200]
-  T *__restrict t49 = a.scratch + 432;           // [200]
-  const T *__restrict t13_hn = a.saved + 0;      // [200] hn
-  T *__restrict t55 = a.record + 0;              // [200]
-  T *__restrict d_i2h_bias = a.grads + 85401;    // [200]
-  const T *__restrict h = a.state + 0;           // [200]
-  T *__restrict record2 = a.record + 240;        // [200]
-  T *__restrict record4 = a.record + 464;        // [200]
+template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH; // [200] d h'
+  T *__restrict t35 = a.scratch + 0;                   // [200]
+  T *__restrict t39 = a.scratch + 208;                 // [200]
+  T *__restrict t49 = a.scratch + 432;                 // [200]
+  const T *__restrict t13_hn = a.saved + 0;            // [200] hn
+  T *__restrict t55 = a.record + 0;                    // [200]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [200]
+  const T *__restrict h = a.state + kStateH;           // [200]
+  T *__restrict record2 = a.record + 240;              // [200]
+  T *__restrict record4 = a.record + 464;              // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 14 "examples/cue_reward/plastic.dopa"
@@ -266,25 +286,28 @@ template <class T> static void cue_reward_plastic_backward_3_hn(const dopa::Step
     record2[j] = h[j];
     record4[j] = t13_hn[j];
   }
-#line 270 "cue_reward_plastic.cpp"
+#line 290 "cue_reward_plastic.cpp"
 }
 
+// state  hebb : [H, H] = 0
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 4: fused loop nest over [200, 200]
 //   %57 matmul
 //   %62 add -> grad_prev hebb
 //   %59 mul += grad alpha
-template <class T> static void cue_reward_plastic_backward_4(const dopa::StepArgs<T> &a) {
-  T *__restrict t57 = a.scratch + 848;                // [200]
-  T *__restrict t55 = a.record + 0;                   // [200]
-  const T *__restrict w = a.params + 0;               // [200, 200]
-  const T *__restrict alpha = a.params + 40000;       // [200, 200]
-  const T *__restrict hebb = a.state + 208;           // [200, 200]
-  const T *__restrict d_hebb_next = a.gradNext + 208; // [200, 200] d hebb'
-  const T *__restrict eta = a.params + 80000;         // []
-  const T *__restrict t13_hn = a.saved + 0;           // [200] hn
-  const T *__restrict h = a.state + 0;                // [200]
-  T *__restrict d_hebb = a.gradPrev + 208;            // [200, 200]
-  T *__restrict d_alpha = a.grads + 40000;            // [200, 200]
+template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t57 = a.scratch + 848;                       // [200]
+  T *__restrict t55 = a.record + 0;                          // [200]
+  const T *__restrict w = a.params + kParamW;                // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;        // [200, 200]
+  const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
+  const T *__restrict eta = a.params + kParamEta;            // []
+  const T *__restrict t13_hn = a.saved + 0;                  // [200] hn
+  const T *__restrict h = a.state + kStateH;                 // [200]
+  T *__restrict d_hebb = a.gradPrev + kStateHebb;            // [200, 200]
+  T *__restrict d_alpha = a.grads + kParamAlpha;             // [200, 200]
   for (int e = 0; e < 200; ++e)
     t57[e] = T(0);
   for (int i = 0; i < 200; ++i) {
@@ -311,27 +334,29 @@ template <class T> static void cue_reward_plastic_backward_4(const dopa::StepArg
       d_alpha[i * 200 + j] += v59;
     }
   }
-#line 315 "cue_reward_plastic.cpp"
+#line 338 "cue_reward_plastic.cpp"
 }
 
+// state  h    : [H] = 0
+//
 // backward stage 5: fused loop nest over [200]
 //   %58 add -> grad_prev h
-template <class T> static void cue_reward_plastic_backward_5(const dopa::StepArgs<T> &a) {
-  T *__restrict t51 = a.scratch + 640; // [200]
-  T *__restrict t57 = a.scratch + 848; // [200]
-  T *__restrict d_h = a.gradPrev + 0;  // [200]
+template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t51 = a.scratch + 640;      // [200]
+  T *__restrict t57 = a.scratch + 848;      // [200]
+  T *__restrict d_h = a.gradPrev + kStateH; // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 6 "examples/cue_reward/plastic.dopa"
     const T v58 = t51[j] + t57[j];
     d_h[j] = v58;
   }
-#line 330 "cue_reward_plastic.cpp"
+#line 355 "cue_reward_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [27]
 //   %63 input -> record (a factor of deferred outer-product gradients)
-template <class T> static void cue_reward_plastic_backward_6(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
   T *__restrict record1 = a.record + 208; // [27]
 #pragma omp simd
@@ -340,23 +365,25 @@ template <class T> static void cue_reward_plastic_backward_6(const dopa::StepArg
   }
 }
 
+// param  eta : [] = 0.1
+//
 // backward stage 7: fused loop nest over []
 //   %46 reduce_to += grad eta
-template <class T> static void cue_reward_plastic_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t46 = a.scratch + 416;   // []
-  T *__restrict d_eta = a.grads + 80000; // []
+template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t46 = a.scratch + 416;       // []
+  T *__restrict d_eta = a.grads + kParamEta; // []
 #line 9 "examples/cue_reward/plastic.dopa"
   d_eta[0] += t46[0];
-#line 351 "cue_reward_plastic.cpp"
+#line 378 "cue_reward_plastic.cpp"
 }
 
 // backward stage 8: fused loop nest over [2]
 //   %29 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %29 grad_output d logits += grad h2o.bias
-template <class T> static void cue_reward_plastic_backward_8_d_logits(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
   T *__restrict record3 = a.record + 448;              // [2]
-  T *__restrict d_h2o_bias = a.grads + 86001;          // [2]
+  T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [2]
   for (int j = 0; j < 2; ++j) {
     record3[j] = d_out_logits[j];
     d_h2o_bias[j] += d_out_logits[j];
@@ -366,28 +393,26 @@ template <class T> static void cue_reward_plastic_backward_8_d_logits(const dopa
 // backward stage 9: fused loop nest over [1]
 //   %30 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %30 grad_output d value += grad h2v.bias
-template <class T> static void cue_reward_plastic_backward_9_d_value(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_grad_h2v_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record5 = a.record + 672;             // [1]
-  T *__restrict d_h2v_bias = a.grads + 86203;         // [1]
-  for (int j = 0; j < 1; ++j) {
-    record5[0] = d_out_value[0];
-    d_h2v_bias[0] += d_out_value[0];
-  }
+  T *__restrict d_h2v_bias = a.grads + kParamH2vBias; // [1]
+  record5[0] = d_out_value[0];
+  d_h2v_bias[0] += d_out_value[0];
 }
 
 /// One backward step of CueRewardPlastic for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  cue_reward_plastic_backward_0(a);
-  cue_reward_plastic_backward_1(a);
-  cue_reward_plastic_backward_2(a);
-  cue_reward_plastic_backward_3_hn(a);
-  cue_reward_plastic_backward_4(a);
-  cue_reward_plastic_backward_5(a);
-  cue_reward_plastic_backward_6(a);
-  cue_reward_plastic_backward_7(a);
-  cue_reward_plastic_backward_8_d_logits(a);
-  cue_reward_plastic_backward_9_d_value(a);
+  backward_h2v(a);
+  backward_h2o(a);
+  backward_eta_outer(a);
+  backward_grad_i2h_bias(a);
+  backward_d_hebb_grad_alpha(a);
+  backward_d_h(a);
+  backward_record_x(a);
+  backward_grad_eta(a);
+  backward_grad_h2o_bias(a);
+  backward_grad_h2v_bias(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -429,34 +454,40 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {0, 208};
+static const int64_t stateOffsets[] = {kStateH, kStateHebb};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
-    {80001, 200, 27, 0, 208},
-    {0, 200, 200, 0, 240},
-    {85601, 2, 200, 448, 464},
-    {86003, 1, 200, 672, 464},
+    {.paramOffset = kParamI2hWeight, .rows = 200, .cols = 27, .offsetA = 0, .offsetB = 208},
+    {.paramOffset = kParamW, .rows = 200, .cols = 200, .offsetA = 0, .offsetB = 240},
+    {.paramOffset = kParamH2oWeight, .rows = 2, .cols = 200, .offsetA = 448, .offsetB = 464},
+    {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 200, .offsetA = 672, .offsetB = 464},
 };
 
 const dopa::GeneratedSpec &spec() {
-  static const dopa::GeneratedSpec s = {"CueRewardPlastic",
-                                        "examples/cue_reward/plastic.dopa",
-                                        info,
-                                        40208,
-                                        stateOffsets,
-                                        208,
-                                        1056,
-                                        inputRows,
-                                        forward_step<float>,
-                                        backward_step<float>,
-                                        forward_step<double>,
-                                        backward_step<double>,
-                                        0,
-                                        0,
-                                        4,
-                                        deferred,
-                                        688};
+  static const dopa::GeneratedSpec s = {
+      .name = "CueRewardPlastic",
+      .specPath = "examples/cue_reward/plastic.dopa",
+      .info = info,
+      .stateNumel = 40208,
+      .stateOffsets = stateOffsets,
+      .savedNumel = 208,
+      .scratchNumel = 1056,
+      .inputRows = inputRows,
+      .forwardFloat = forward_step<float>,
+      .backwardFloat = backward_step<float>,
+      .forwardDouble = forward_step<double>,
+      .backwardDouble = backward_step<double>,
+      .checkpointEvery = 0,
+      .memoryBudget = 0,
+      .numDeferred = 4,
+      .deferred = deferred,
+      .recordNumel = 688,
+      .forwardFlops = 372603,
+      .forwardSharedFlops = 0,
+      .backwardFlops = 648600,
+      .backwardSharedFlops = 0,
+  };
   return s;
 }
 

@@ -6,54 +6,14 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/cuda/CudaSpec.h"
+#include "dopa/cuda/DeviceSupport.cuh"
 
-#include <cooperative_groups.h>
 #include <cstdint>
-#include <cuda_runtime.h>
-#include <stdexcept>
-#include <string>
-
-namespace {
-/// The sum of v over the 32 lanes of a warp (every lane gets it).
-template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
-  for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-/// Wait for every block of the grid: the blocks of an element share its stages.
-__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
-
-/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
-/// the device at once (at most 8); batches larger than the device runs in chunks.
-template <class T>
-void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
-                             int threads, void *stream) {
-  int device = 0, sms = 0, perSM = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
-  const int capacity = sms * perSM;
-  if (capacity < 1)
-    throw std::runtime_error("CUDA kernel does not fit on the device");
-  const int batch = ba.batch;
-  for (int first = 0; first < batch; first += capacity) {
-    const int n = batch - first < capacity ? batch - first : capacity;
-    ba.firstElement = first;
-    ba.splits = capacity / n < 8 ? capacity / n : 8;
-    void *args[] = {&ba};
-    cudaError_t e = cudaLaunchCooperativeKernel(
-        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
-        args, 0, static_cast<cudaStream_t>(stream));
-    if (e != cudaSuccess)
-      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
-  }
-}
-} // namespace
 
 namespace dopa::generated::cue_reward_rnn {
 
@@ -61,13 +21,26 @@ const dopa::GeneratedSpec &spec(); // the C++ network: description and layout
 
 constexpr int kThreads = 1024;
 
-// forward stage 0: dense product (Eigen), [200]
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamW = 0;             // w [200, 200]
+constexpr int64_t kParamI2hWeight = 40000; // i2h.weight [200, 27]
+constexpr int64_t kParamI2hBias = 45400;   // i2h.bias [200]
+constexpr int64_t kParamH2oWeight = 45600; // h2o.weight [2, 200]
+constexpr int64_t kParamH2oBias = 46000;   // h2o.bias [2]
+constexpr int64_t kParamH2vWeight = 46002; // h2v.weight [1, 200]
+constexpr int64_t kParamH2vBias = 46202;   // h2v.bias [1]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateH = 0; // h [200]
+
+// hn = tanh(i2h(x) + w @ h)
+//
+// forward stage 0: dense product (a warp or thread per output), [200]
 //   %2 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_rnn_forward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict i2h_weight = a.params + 40000; // [200, 27]
-  const T *__restrict x = a.inputs[0];               // [27]
-  T *__restrict t2 = a.scratch + 0;                  // [200]
+template <class T> __device__ __forceinline__ void forward_i2h(const dopa::StepArgs<T> &a) {
+  const T *__restrict i2h_weight = a.params + kParamI2hWeight; // [200, 27]
+  const T *__restrict x = a.inputs[0];                         // [27]
+  T *__restrict t2 = a.scratch + 0;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -76,20 +49,21 @@ __device__ __forceinline__ void cue_reward_rnn_forward_0(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 27; k += 32)
       acc += i2h_weight[r * 27 + k] * x[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t2[r] = acc;
   }
-#line 84 "cue_reward_rnn.cu"
+#line 57 "cue_reward_rnn.cu"
 }
 
-// forward stage 1: dense product (Eigen), [200]
+// hn = tanh(i2h(x) + w @ h)
+//
+// forward stage 1: dense product (a warp or thread per output), [200]
 //   %7 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_rnn_forward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict w = a.params + 0; // [200, 200]
-  const T *__restrict h = a.state + 0;  // [200]
-  T *__restrict t7 = a.scratch + 208;   // [200]
+template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
+  const T *__restrict w = a.params + kParamW; // [200, 200]
+  const T *__restrict h = a.state + kStateH;  // [200]
+  T *__restrict t7 = a.scratch + 208;         // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -98,23 +72,24 @@ __device__ __forceinline__ void cue_reward_rnn_forward_1(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += w[r * 200 + k] * h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t7[r] = acc;
   }
-#line 106 "cue_reward_rnn.cu"
+#line 80 "cue_reward_rnn.cu"
 }
 
+// hn = tanh(i2h(x) + w @ h)
+//
 // forward stage 2: fused loop nest over [200]
 //   %9 tanh hn
 //   %9 tanh hn -> saved
-template <class T>
-__device__ __forceinline__ void cue_reward_rnn_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                // [200]
-  const T *__restrict i2h_bias = a.params + 45400; // [200]
-  T *__restrict t7 = a.scratch + 208;              // [200]
-  T *__restrict h_next = a.next + 0;               // [200] hn
-  T *__restrict saved_t9 = a.saved + 0;            // [200]
+template <class T> __device__ __forceinline__ void forward_hn(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                        // [200]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [200]
+  T *__restrict t7 = a.scratch + 208;                      // [200]
+  T *__restrict h_next = a.next + kStateH;                 // [200] hn
+  T *__restrict saved_t9 = a.saved + 0;                    // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -128,16 +103,17 @@ __device__ __forceinline__ void cue_reward_rnn_forward_2_hn(const dopa::StepArgs
       saved_t9[j] = v9;
     }
   }
-#line 132 "cue_reward_rnn.cu"
+#line 107 "cue_reward_rnn.cu"
 }
 
-// forward stage 3: dense product (Eigen), [2]
+// output logits = h2o(hn)
+//
+// forward stage 3: dense product (a warp or thread per output), [2]
 //   %11 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_rnn_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_weight = a.params + 45600; // [2, 200]
-  T *__restrict h_next = a.next + 0;                 // [200] hn
-  T *__restrict t11 = a.scratch + 416;               // [2]
+template <class T> __device__ __forceinline__ void forward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
+  T *__restrict h_next = a.next + kStateH;                     // [200] hn
+  T *__restrict t11 = a.scratch + 416;                         // [2]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -146,20 +122,21 @@ __device__ __forceinline__ void cue_reward_rnn_forward_3(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2o_weight[r * 200 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t11[r] = acc;
   }
-#line 154 "cue_reward_rnn.cu"
+#line 130 "cue_reward_rnn.cu"
 }
 
-// forward stage 4: dense product (Eigen), [1]
+// output value  = h2v(hn)
+//
+// forward stage 4: dense product (a warp or thread per output), [1]
 //   %15 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_rnn_forward_4(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_weight = a.params + 46002; // [1, 200]
-  T *__restrict h_next = a.next + 0;                 // [200] hn
-  T *__restrict t15 = a.scratch + 432;               // [1]
+template <class T> __device__ __forceinline__ void forward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
+  T *__restrict h_next = a.next + kStateH;                     // [200] hn
+  T *__restrict t15 = a.scratch + 432;                         // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -168,20 +145,21 @@ __device__ __forceinline__ void cue_reward_rnn_forward_4(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += h2v_weight[r * 200 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 176 "cue_reward_rnn.cu"
+#line 153 "cue_reward_rnn.cu"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 5: fused loop nest over [2]
 //   %13 add logits -> output logits
-template <class T>
-__device__ __forceinline__ void cue_reward_rnn_forward_5_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 416;             // [2]
-  const T *__restrict h2o_bias = a.params + 46000; // [2]
-  T *__restrict out_logits = a.outputs[0];         // [2]
+template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 416;                     // [2]
+  const T *__restrict h2o_bias = a.params + kParamH2oBias; // [2]
+  T *__restrict out_logits = a.outputs[0];                 // [2]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -192,16 +170,17 @@ __device__ __forceinline__ void cue_reward_rnn_forward_5_logits(const dopa::Step
       out_logits[j] = v13;
     }
   }
-#line 196 "cue_reward_rnn.cu"
+#line 174 "cue_reward_rnn.cu"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 6: fused loop nest over [1]
 //   %17 add value -> output value
-template <class T>
-__device__ __forceinline__ void cue_reward_rnn_forward_6_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t15 = a.scratch + 432;             // [1]
-  const T *__restrict h2v_bias = a.params + 46202; // [1]
-  T *__restrict out_value = a.outputs[1];          // [1]
+template <class T> __device__ __forceinline__ void forward_value(const dopa::StepArgs<T> &a) {
+  T *__restrict t15 = a.scratch + 432;                     // [1]
+  const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
+  T *__restrict out_value = a.outputs[1];                  // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -212,7 +191,7 @@ __device__ __forceinline__ void cue_reward_rnn_forward_6_value(const dopa::StepA
       out_value[0] = v17;
     }
   }
-#line 216 "cue_reward_rnn.cu"
+#line 195 "cue_reward_rnn.cu"
 }
 
 /// One forward step of CueRewardRNN for the whole batch: block b runs batch element b.
@@ -243,52 +222,53 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  cue_reward_rnn_forward_0(a);
-  dopa_grid_sync();
-  cue_reward_rnn_forward_1(a);
-  dopa_grid_sync();
-  cue_reward_rnn_forward_2_hn(a);
-  dopa_grid_sync();
-  cue_reward_rnn_forward_3(a);
-  dopa_grid_sync();
-  cue_reward_rnn_forward_4(a);
-  dopa_grid_sync();
-  cue_reward_rnn_forward_5_logits(a);
-  dopa_grid_sync();
-  cue_reward_rnn_forward_6_value(a);
+  forward_i2h(a);
+  dopa::gridSync();
+  forward_matmul(a);
+  dopa::gridSync();
+  forward_hn(a);
+  dopa::gridSync();
+  forward_h2o(a);
+  dopa::gridSync();
+  forward_h2v(a);
+  dopa::gridSync();
+  forward_logits(a);
+  dopa::gridSync();
+  forward_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
-// backward stage 0: dense product (Eigen), [200]
+// output value  = h2v(hn)
+//
+// backward stage 0: dense product (a warp or thread per output), [200]
 //   %23 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_rnn_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  const T *__restrict h2v_weight = a.params + 46002;  // [1, 200]
-  T *__restrict t23 = a.scratch + 0;                  // [200]
+template <class T> __device__ __forceinline__ void backward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
+  T *__restrict t23 = a.scratch + 0;                           // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 15 "examples/cue_reward/rnn.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += d_out_value[k] * h2v_weight[k * 200 + c];
+    acc += d_out_value[0] * h2v_weight[c];
     t23[c] = acc;
   }
-#line 283 "cue_reward_rnn.cu"
+#line 262 "cue_reward_rnn.cu"
 }
 
-// backward stage 1: dense product (Eigen), [200]
+// output logits = h2o(hn)
+//
+// backward stage 1: dense product (a warp or thread per output), [200]
 //   %27 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_rnn_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
-  const T *__restrict h2o_weight = a.params + 45600;   // [2, 200]
-  T *__restrict t27 = a.scratch + 208;                 // [200]
+template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [2] d logits
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
+  T *__restrict t27 = a.scratch + 208;                         // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -299,25 +279,27 @@ __device__ __forceinline__ void cue_reward_rnn_backward_1(const dopa::StepArgs<T
       acc += d_out_logits[k] * h2o_weight[k * 200 + c];
     t27[c] = acc;
   }
-#line 303 "cue_reward_rnn.cu"
+#line 283 "cue_reward_rnn.cu"
 }
 
+// hn = tanh(i2h(x) + w @ h)
+//
 // backward stage 2: fused loop nest over [200]
 //   %32 mul
 //   %32 mul += grad i2h.bias
 //   %6 state -> record (a factor of deferred outer-product gradients)
 //   %9 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
-__device__ __forceinline__ void cue_reward_rnn_backward_2_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + 0; // [200] d h'
-  T *__restrict t23 = a.scratch + 0;             // [200]
-  T *__restrict t27 = a.scratch + 208;           // [200]
-  const T *__restrict t9_hn = a.saved + 0;       // [200] hn
-  T *__restrict t32 = a.record + 0;              // [200]
-  T *__restrict d_i2h_bias = a.grads + 45400;    // [200]
-  const T *__restrict h = a.state + 0;           // [200]
-  T *__restrict record2 = a.record + 240;        // [200]
-  T *__restrict record4 = a.record + 464;        // [200]
+__device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH; // [200] d h'
+  T *__restrict t23 = a.scratch + 0;                   // [200]
+  T *__restrict t27 = a.scratch + 208;                 // [200]
+  const T *__restrict t9_hn = a.saved + 0;             // [200] hn
+  T *__restrict t32 = a.record + 0;                    // [200]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [200]
+  const T *__restrict h = a.state + kStateH;           // [200]
+  T *__restrict record2 = a.record + 240;              // [200]
+  T *__restrict record4 = a.record + 464;              // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -335,16 +317,17 @@ __device__ __forceinline__ void cue_reward_rnn_backward_2_hn(const dopa::StepArg
       record4[j] = t9_hn[j];
     }
   }
-#line 339 "cue_reward_rnn.cu"
+#line 321 "cue_reward_rnn.cu"
 }
 
-// backward stage 3: dense product (Eigen), [200]
+// hn = tanh(i2h(x) + w @ h)
+//
+// backward stage 3: dense product (a warp or thread per output), [200]
 //   %35 matmul
-template <class T>
-__device__ __forceinline__ void cue_reward_rnn_backward_3(const dopa::StepArgs<T> &a) {
-  T *__restrict t32 = a.record + 0;     // [200]
-  const T *__restrict w = a.params + 0; // [200, 200]
-  T *__restrict d_h = a.gradPrev + 0;   // [200]
+template <class T> __device__ __forceinline__ void backward_d_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t32 = a.record + 0;           // [200]
+  const T *__restrict w = a.params + kParamW; // [200, 200]
+  T *__restrict d_h = a.gradPrev + kStateH;   // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -355,13 +338,12 @@ __device__ __forceinline__ void cue_reward_rnn_backward_3(const dopa::StepArgs<T
       acc += t32[k] * w[k * 200 + c];
     d_h[c] = acc;
   }
-#line 359 "cue_reward_rnn.cu"
+#line 342 "cue_reward_rnn.cu"
 }
 
 // backward stage 4: fused loop nest over [27]
 //   %36 input -> record (a factor of deferred outer-product gradients)
-template <class T>
-__device__ __forceinline__ void cue_reward_rnn_backward_4(const dopa::StepArgs<T> &a) {
+template <class T> __device__ __forceinline__ void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
   T *__restrict record1 = a.record + 208; // [27]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -378,10 +360,10 @@ __device__ __forceinline__ void cue_reward_rnn_backward_4(const dopa::StepArgs<T
 //   %18 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %18 grad_output d logits += grad h2o.bias
 template <class T>
-__device__ __forceinline__ void cue_reward_rnn_backward_5_d_logits(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
   T *__restrict record3 = a.record + 448;              // [2]
-  T *__restrict d_h2o_bias = a.grads + 46000;          // [2]
+  T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [2]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -397,10 +379,10 @@ __device__ __forceinline__ void cue_reward_rnn_backward_5_d_logits(const dopa::S
 //   %19 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %19 grad_output d value += grad h2v.bias
 template <class T>
-__device__ __forceinline__ void cue_reward_rnn_backward_6_d_value(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_grad_h2v_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record5 = a.record + 672;             // [1]
-  T *__restrict d_h2v_bias = a.grads + 46202;         // [1]
+  T *__restrict d_h2v_bias = a.grads + kParamH2vBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -440,33 +422,35 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  cue_reward_rnn_backward_0(a);
-  dopa_grid_sync();
-  cue_reward_rnn_backward_1(a);
-  dopa_grid_sync();
-  cue_reward_rnn_backward_2_hn(a);
-  dopa_grid_sync();
-  cue_reward_rnn_backward_3(a);
-  dopa_grid_sync();
-  cue_reward_rnn_backward_4(a);
-  dopa_grid_sync();
-  cue_reward_rnn_backward_5_d_logits(a);
-  dopa_grid_sync();
-  cue_reward_rnn_backward_6_d_value(a);
+  backward_h2v(a);
+  dopa::gridSync();
+  backward_h2o(a);
+  dopa::gridSync();
+  backward_grad_i2h_bias(a);
+  dopa::gridSync();
+  backward_d_h(a);
+  dopa::gridSync();
+  backward_record_x(a);
+  dopa::gridSync();
+  backward_grad_h2o_bias(a);
+  dopa::gridSync();
+  backward_grad_h2v_bias(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {
-  static const dopa::CudaSpec s = {"CueRewardRNN",
-                                   &spec,
-                                   forward_launch<float>,
-                                   backward_launch<float>,
-                                   forward_launch<double>,
-                                   backward_launch<double>,
-                                   kThreads};
+  static const dopa::CudaSpec s = {
+      /*name=*/"CueRewardRNN",
+      /*cpu=*/&spec,
+      /*forwardFloat=*/forward_launch<float>,
+      /*backwardFloat=*/backward_launch<float>,
+      /*forwardDouble=*/forward_launch<double>,
+      /*backwardDouble=*/backward_launch<double>,
+      /*threadsPerBlock=*/kThreads,
+  };
   return s;
 }
 

@@ -6,160 +6,224 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/runtime/Generated.h"
-
-#include <Eigen/Core>
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
-namespace {
-// Eigen views of the generated code's buffers (row-major).
-template <class T> using Vec = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using ConstVec = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using RowVec = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T> using ConstRowVec = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T>
-using RowMat = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-template <class T>
-using ConstRowMat =
-    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-} // namespace
+#include "dopa/runtime/GeneratedSupport.h"
 
 namespace dopa::generated::lm_lstm {
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamEncWeight = 0;          // enc.weight [10000, 400]
+constexpr int64_t kParamDecBias = 4000000;      // dec_bias [10000]
+constexpr int64_t kParamL1X2fWeight = 4010000;  // l1.x2f.weight [1150, 400]
+constexpr int64_t kParamL1X2fBias = 4470000;    // l1.x2f.bias [1150]
+constexpr int64_t kParamL1X2iWeight = 4471150;  // l1.x2i.weight [1150, 400]
+constexpr int64_t kParamL1X2iBias = 4931150;    // l1.x2i.bias [1150]
+constexpr int64_t kParamL1X2oWeight = 4932300;  // l1.x2o.weight [1150, 400]
+constexpr int64_t kParamL1X2oBias = 5392300;    // l1.x2o.bias [1150]
+constexpr int64_t kParamL1X2cWeight = 5393450;  // l1.x2c.weight [1150, 400]
+constexpr int64_t kParamL1X2cBias = 5853450;    // l1.x2c.bias [1150]
+constexpr int64_t kParamL1H2fWeight = 5854600;  // l1.h2f.weight [1150, 1150]
+constexpr int64_t kParamL1H2fBias = 7177100;    // l1.h2f.bias [1150]
+constexpr int64_t kParamL1H2iWeight = 7178250;  // l1.h2i.weight [1150, 1150]
+constexpr int64_t kParamL1H2iBias = 8500750;    // l1.h2i.bias [1150]
+constexpr int64_t kParamL1H2oWeight = 8501900;  // l1.h2o.weight [1150, 1150]
+constexpr int64_t kParamL1H2oBias = 9824400;    // l1.h2o.bias [1150]
+constexpr int64_t kParamL1H2cWeight = 9825550;  // l1.h2c.weight [1150, 1150]
+constexpr int64_t kParamL1H2cBias = 11148050;   // l1.h2c.bias [1150]
+constexpr int64_t kParamL2X2fWeight = 11149200; // l2.x2f.weight [1150, 1150]
+constexpr int64_t kParamL2X2fBias = 12471700;   // l2.x2f.bias [1150]
+constexpr int64_t kParamL2X2iWeight = 12472850; // l2.x2i.weight [1150, 1150]
+constexpr int64_t kParamL2X2iBias = 13795350;   // l2.x2i.bias [1150]
+constexpr int64_t kParamL2X2oWeight = 13796500; // l2.x2o.weight [1150, 1150]
+constexpr int64_t kParamL2X2oBias = 15119000;   // l2.x2o.bias [1150]
+constexpr int64_t kParamL2X2cWeight = 15120150; // l2.x2c.weight [1150, 1150]
+constexpr int64_t kParamL2X2cBias = 16442650;   // l2.x2c.bias [1150]
+constexpr int64_t kParamL2H2fWeight = 16443800; // l2.h2f.weight [1150, 1150]
+constexpr int64_t kParamL2H2fBias = 17766300;   // l2.h2f.bias [1150]
+constexpr int64_t kParamL2H2iWeight = 17767450; // l2.h2i.weight [1150, 1150]
+constexpr int64_t kParamL2H2iBias = 19089950;   // l2.h2i.bias [1150]
+constexpr int64_t kParamL2H2oWeight = 19091100; // l2.h2o.weight [1150, 1150]
+constexpr int64_t kParamL2H2oBias = 20413600;   // l2.h2o.bias [1150]
+constexpr int64_t kParamL2H2cWeight = 20414750; // l2.h2c.weight [1150, 1150]
+constexpr int64_t kParamL2H2cBias = 21737250;   // l2.h2c.bias [1150]
+constexpr int64_t kParamL3X2fWeight = 21738400; // l3.x2f.weight [400, 1150]
+constexpr int64_t kParamL3X2fBias = 22198400;   // l3.x2f.bias [400]
+constexpr int64_t kParamL3X2iWeight = 22198800; // l3.x2i.weight [400, 1150]
+constexpr int64_t kParamL3X2iBias = 22658800;   // l3.x2i.bias [400]
+constexpr int64_t kParamL3X2oWeight = 22659200; // l3.x2o.weight [400, 1150]
+constexpr int64_t kParamL3X2oBias = 23119200;   // l3.x2o.bias [400]
+constexpr int64_t kParamL3X2cWeight = 23119600; // l3.x2c.weight [400, 1150]
+constexpr int64_t kParamL3X2cBias = 23579600;   // l3.x2c.bias [400]
+constexpr int64_t kParamL3H2fWeight = 23580000; // l3.h2f.weight [400, 400]
+constexpr int64_t kParamL3H2fBias = 23740000;   // l3.h2f.bias [400]
+constexpr int64_t kParamL3H2iWeight = 23740400; // l3.h2i.weight [400, 400]
+constexpr int64_t kParamL3H2iBias = 23900400;   // l3.h2i.bias [400]
+constexpr int64_t kParamL3H2oWeight = 23900800; // l3.h2o.weight [400, 400]
+constexpr int64_t kParamL3H2oBias = 24060800;   // l3.h2o.bias [400]
+constexpr int64_t kParamL3H2cWeight = 24061200; // l3.h2c.weight [400, 400]
+constexpr int64_t kParamL3H2cBias = 24221200;   // l3.h2c.bias [400]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateL1H = 0;    // l1.h [1150]
+constexpr int64_t kStateL1C = 1152; // l1.c [1150]
+constexpr int64_t kStateL2H = 2304; // l2.h [1150]
+constexpr int64_t kStateL2C = 3456; // l2.c [1150]
+constexpr int64_t kStateL3H = 4608; // l3.h [400]
+constexpr int64_t kStateL3C = 5008; // l3.c [400]
+
+// y1 = l1(enc(tok))
+//
 // forward stage 0:
 //   %2 gather
-template <class T> static void lm_lstm_forward_0(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                // [400]
-  const T *__restrict tok = a.inputs[0];         // []
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
+template <class T> static void forward_saved_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.saved + 0;                              // [400]
+  const T *__restrict tok = a.inputs[0];                       // []
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
 #line 15 "examples/lm/lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = 0; e < 400; ++e)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 48 "lm_lstm.cpp"
+#line 93 "lm_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 1: dense product (Eigen), [1150]
 //   %4 matmul
-template <class T> static void lm_lstm_forward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t4 = a.saved + 400;                       // [1150]
+template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1150, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t4 = a.saved + 400;                                 // [1150]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t4, 1150).noalias() = ConstRowMat<T>(l1_x2f_weight, 1150, 400) * ConstVec<T>(t2, 400);
-#line 59 "lm_lstm.cpp"
+#line 106 "lm_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 2: dense product (Eigen), [1150]
 //   %9 matmul
-template <class T> static void lm_lstm_forward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2f_weight = a.params + 5854600; // [1150, 1150]
-  const T *__restrict l1_h = a.state + 0;                 // [1150]
-  T *__restrict t9 = a.saved + 1552;                      // [1150]
+template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1150, 1150]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
+  T *__restrict t9 = a.saved + 1552;                                // [1150]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t9, 1150).noalias() = ConstRowMat<T>(l1_h2f_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
-#line 70 "lm_lstm.cpp"
+#line 119 "lm_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 3: dense product (Eigen), [1150]
 //   %15 matmul
-template <class T> static void lm_lstm_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2i_weight = a.params + 4471150; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t15 = a.saved + 2704;                     // [1150]
+template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1150, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t15 = a.saved + 2704;                               // [1150]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t15, 1150).noalias() = ConstRowMat<T>(l1_x2i_weight, 1150, 400) * ConstVec<T>(t2, 400);
-#line 81 "lm_lstm.cpp"
+#line 132 "lm_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 4: dense product (Eigen), [1150]
 //   %19 matmul
-template <class T> static void lm_lstm_forward_4(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2i_weight = a.params + 7178250; // [1150, 1150]
-  const T *__restrict l1_h = a.state + 0;                 // [1150]
-  T *__restrict t19 = a.saved + 3856;                     // [1150]
+template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1150, 1150]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
+  T *__restrict t19 = a.saved + 3856;                               // [1150]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t19, 1150).noalias() = ConstRowMat<T>(l1_h2i_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
-#line 92 "lm_lstm.cpp"
+#line 145 "lm_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 5: dense product (Eigen), [1150]
 //   %25 matmul
-template <class T> static void lm_lstm_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2o_weight = a.params + 4932300; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t25 = a.saved + 5008;                     // [1150]
+template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1150, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t25 = a.saved + 5008;                               // [1150]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t25, 1150).noalias() = ConstRowMat<T>(l1_x2o_weight, 1150, 400) * ConstVec<T>(t2, 400);
-#line 103 "lm_lstm.cpp"
+#line 158 "lm_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 6: dense product (Eigen), [1150]
 //   %29 matmul
-template <class T> static void lm_lstm_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2o_weight = a.params + 8501900; // [1150, 1150]
-  const T *__restrict l1_h = a.state + 0;                 // [1150]
-  T *__restrict t29 = a.saved + 6160;                     // [1150]
+template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1150, 1150]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
+  T *__restrict t29 = a.saved + 6160;                               // [1150]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t29, 1150).noalias() = ConstRowMat<T>(l1_h2o_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
-#line 114 "lm_lstm.cpp"
+#line 171 "lm_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + h2c(h))
+//
 // forward stage 7: dense product (Eigen), [1150]
 //   %35 matmul
-template <class T> static void lm_lstm_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2c_weight = a.params + 5393450; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t35 = a.saved + 7312;                     // [1150]
+template <class T> static void forward_saved_x2c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1150, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t35 = a.saved + 7312;                               // [1150]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t35, 1150).noalias() = ConstRowMat<T>(l1_x2c_weight, 1150, 400) * ConstVec<T>(t2, 400);
-#line 125 "lm_lstm.cpp"
+#line 184 "lm_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + h2c(h))
+//
 // forward stage 8: dense product (Eigen), [1150]
 //   %39 matmul
-template <class T> static void lm_lstm_forward_8(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2c_weight = a.params + 9825550; // [1150, 1150]
-  const T *__restrict l1_h = a.state + 0;                 // [1150]
-  T *__restrict t39 = a.saved + 8464;                     // [1150]
+template <class T> static void forward_saved_h2c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [1150, 1150]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
+  T *__restrict t39 = a.saved + 8464;                               // [1150]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t39, 1150).noalias() = ConstRowMat<T>(l1_h2c_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
-#line 136 "lm_lstm.cpp"
+#line 197 "lm_lstm.cpp"
 }
 
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 9: fused loop nest over [1150]
 //   %49 mul l1.hn
 //   %47 add l1.cn -> next_state l1.c
 //   %49 mul l1.hn -> saved
-template <class T> static void lm_lstm_forward_9_l1_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t25 = a.saved + 5008;                    // [1150]
-  const T *__restrict l1_x2o_bias = a.params + 5392300;  // [1150]
-  T *__restrict t29 = a.saved + 6160;                    // [1150]
-  const T *__restrict l1_h2o_bias = a.params + 9824400;  // [1150]
-  T *__restrict t4 = a.saved + 400;                      // [1150]
-  const T *__restrict l1_x2f_bias = a.params + 4470000;  // [1150]
-  T *__restrict t9 = a.saved + 1552;                     // [1150]
-  const T *__restrict l1_h2f_bias = a.params + 7177100;  // [1150]
-  const T *__restrict l1_c = a.state + 1152;             // [1150]
-  T *__restrict t15 = a.saved + 2704;                    // [1150]
-  const T *__restrict l1_x2i_bias = a.params + 4931150;  // [1150]
-  T *__restrict t19 = a.saved + 3856;                    // [1150]
-  const T *__restrict l1_h2i_bias = a.params + 8500750;  // [1150]
-  T *__restrict t35 = a.saved + 7312;                    // [1150]
-  const T *__restrict l1_x2c_bias = a.params + 5853450;  // [1150]
-  T *__restrict t39 = a.saved + 8464;                    // [1150]
-  const T *__restrict l1_h2c_bias = a.params + 11148050; // [1150]
-  T *__restrict l1_h_next = a.next + 0;                  // [1150] l1.hn
-  T *__restrict l1_c_next = a.next + 1152;               // [1150]
-  T *__restrict saved_t49 = a.saved + 9616;              // [1150]
+template <class T> static void forward_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t25 = a.saved + 5008;                           // [1150]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1150]
+  T *__restrict t29 = a.saved + 6160;                           // [1150]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1150]
+  T *__restrict t4 = a.saved + 400;                             // [1150]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1150]
+  T *__restrict t9 = a.saved + 1552;                            // [1150]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1150]
+  const T *__restrict l1_c = a.state + kStateL1C;               // [1150]
+  T *__restrict t15 = a.saved + 2704;                           // [1150]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1150]
+  T *__restrict t19 = a.saved + 3856;                           // [1150]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1150]
+  T *__restrict t35 = a.saved + 7312;                           // [1150]
+  const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1150]
+  T *__restrict t39 = a.saved + 8464;                           // [1150]
+  const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [1150]
+  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1150] l1.hn
+  T *__restrict l1_c_next = a.next + kStateL1C;                 // [1150]
+  T *__restrict saved_t49 = a.saved + 9616;                     // [1150]
   for (int j = 0; j < 1150; ++j) {
 #line 22 "examples/lm/lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
@@ -193,126 +257,145 @@ template <class T> static void lm_lstm_forward_9_l1_hn(const dopa::StepArgs<T> &
     l1_c_next[j] = v47;
     saved_t49[j] = v49;
   }
-#line 197 "lm_lstm.cpp"
+#line 261 "lm_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 10: dense product (Eigen), [1150]
 //   %51 matmul
-template <class T> static void lm_lstm_forward_10(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + 11149200; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + 0;                    // [1150] l1.hn
-  T *__restrict t51 = a.saved + 10768;                     // [1150]
+template <class T> static void forward_saved_x2f_10(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1150, 1150]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
+  T *__restrict t51 = a.saved + 10768;                              // [1150]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t51, 1150).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1150, 1150) * ConstVec<T>(l1_h_next, 1150);
-#line 209 "lm_lstm.cpp"
+#line 275 "lm_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 11: dense product (Eigen), [1150]
 //   %56 matmul
-template <class T> static void lm_lstm_forward_11(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2f_weight = a.params + 16443800; // [1150, 1150]
-  const T *__restrict l2_h = a.state + 2304;               // [1150]
-  T *__restrict t56 = a.saved + 11920;                     // [1150]
+template <class T> static void forward_saved_h2f_11(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1150, 1150]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
+  T *__restrict t56 = a.saved + 11920;                              // [1150]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t56, 1150).noalias() = ConstRowMat<T>(l2_h2f_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 220 "lm_lstm.cpp"
+#line 288 "lm_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 12: dense product (Eigen), [1150]
 //   %62 matmul
-template <class T> static void lm_lstm_forward_12(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + 12472850; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + 0;                    // [1150] l1.hn
-  T *__restrict t62 = a.saved + 13072;                     // [1150]
+template <class T> static void forward_saved_x2i_12(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1150, 1150]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
+  T *__restrict t62 = a.saved + 13072;                              // [1150]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t62, 1150).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1150, 1150) * ConstVec<T>(l1_h_next, 1150);
-#line 232 "lm_lstm.cpp"
+#line 302 "lm_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 13: dense product (Eigen), [1150]
 //   %66 matmul
-template <class T> static void lm_lstm_forward_13(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2i_weight = a.params + 17767450; // [1150, 1150]
-  const T *__restrict l2_h = a.state + 2304;               // [1150]
-  T *__restrict t66 = a.saved + 14224;                     // [1150]
+template <class T> static void forward_saved_h2i_13(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1150, 1150]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
+  T *__restrict t66 = a.saved + 14224;                              // [1150]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t66, 1150).noalias() = ConstRowMat<T>(l2_h2i_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 243 "lm_lstm.cpp"
+#line 315 "lm_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 14: dense product (Eigen), [1150]
 //   %72 matmul
-template <class T> static void lm_lstm_forward_14(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + 13796500; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + 0;                    // [1150] l1.hn
-  T *__restrict t72 = a.saved + 15376;                     // [1150]
+template <class T> static void forward_saved_x2o_14(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1150, 1150]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
+  T *__restrict t72 = a.saved + 15376;                              // [1150]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t72, 1150).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1150, 1150) * ConstVec<T>(l1_h_next, 1150);
-#line 255 "lm_lstm.cpp"
+#line 329 "lm_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 15: dense product (Eigen), [1150]
 //   %76 matmul
-template <class T> static void lm_lstm_forward_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2o_weight = a.params + 19091100; // [1150, 1150]
-  const T *__restrict l2_h = a.state + 2304;               // [1150]
-  T *__restrict t76 = a.saved + 16528;                     // [1150]
+template <class T> static void forward_saved_h2o_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1150, 1150]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
+  T *__restrict t76 = a.saved + 16528;                              // [1150]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t76, 1150).noalias() = ConstRowMat<T>(l2_h2o_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 266 "lm_lstm.cpp"
+#line 342 "lm_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + h2c(h))
+//
 // forward stage 16: dense product (Eigen), [1150]
 //   %82 matmul
-template <class T> static void lm_lstm_forward_16(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2c_weight = a.params + 15120150; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + 0;                    // [1150] l1.hn
-  T *__restrict t82 = a.saved + 17680;                     // [1150]
+template <class T> static void forward_saved_x2c_16(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1150, 1150]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
+  T *__restrict t82 = a.saved + 17680;                              // [1150]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t82, 1150).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1150, 1150) * ConstVec<T>(l1_h_next, 1150);
-#line 278 "lm_lstm.cpp"
+#line 356 "lm_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + h2c(h))
+//
 // forward stage 17: dense product (Eigen), [1150]
 //   %86 matmul
-template <class T> static void lm_lstm_forward_17(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2c_weight = a.params + 20414750; // [1150, 1150]
-  const T *__restrict l2_h = a.state + 2304;               // [1150]
-  T *__restrict t86 = a.saved + 18832;                     // [1150]
+template <class T> static void forward_saved_h2c_17(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [1150, 1150]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
+  T *__restrict t86 = a.saved + 18832;                              // [1150]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t86, 1150).noalias() = ConstRowMat<T>(l2_h2c_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 289 "lm_lstm.cpp"
+#line 369 "lm_lstm.cpp"
 }
 
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 18: fused loop nest over [1150]
 //   %96 mul l2.hn
 //   %94 add l2.cn -> next_state l2.c
 //   %96 mul l2.hn -> saved
-template <class T> static void lm_lstm_forward_18_l2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t72 = a.saved + 15376;                   // [1150]
-  const T *__restrict l2_x2o_bias = a.params + 15119000; // [1150]
-  T *__restrict t76 = a.saved + 16528;                   // [1150]
-  const T *__restrict l2_h2o_bias = a.params + 20413600; // [1150]
-  T *__restrict t51 = a.saved + 10768;                   // [1150]
-  const T *__restrict l2_x2f_bias = a.params + 12471700; // [1150]
-  T *__restrict t56 = a.saved + 11920;                   // [1150]
-  const T *__restrict l2_h2f_bias = a.params + 17766300; // [1150]
-  const T *__restrict l2_c = a.state + 3456;             // [1150]
-  T *__restrict t62 = a.saved + 13072;                   // [1150]
-  const T *__restrict l2_x2i_bias = a.params + 13795350; // [1150]
-  T *__restrict t66 = a.saved + 14224;                   // [1150]
-  const T *__restrict l2_h2i_bias = a.params + 19089950; // [1150]
-  T *__restrict t82 = a.saved + 17680;                   // [1150]
-  const T *__restrict l2_x2c_bias = a.params + 16442650; // [1150]
-  T *__restrict t86 = a.saved + 18832;                   // [1150]
-  const T *__restrict l2_h2c_bias = a.params + 21737250; // [1150]
-  T *__restrict l2_h_next = a.next + 2304;               // [1150] l2.hn
-  T *__restrict l2_c_next = a.next + 3456;               // [1150]
-  T *__restrict saved_t96 = a.saved + 19984;             // [1150]
+template <class T> static void forward_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t72 = a.saved + 15376;                          // [1150]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1150]
+  T *__restrict t76 = a.saved + 16528;                          // [1150]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1150]
+  T *__restrict t51 = a.saved + 10768;                          // [1150]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1150]
+  T *__restrict t56 = a.saved + 11920;                          // [1150]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1150]
+  const T *__restrict l2_c = a.state + kStateL2C;               // [1150]
+  T *__restrict t62 = a.saved + 13072;                          // [1150]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1150]
+  T *__restrict t66 = a.saved + 14224;                          // [1150]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1150]
+  T *__restrict t82 = a.saved + 17680;                          // [1150]
+  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1150]
+  T *__restrict t86 = a.saved + 18832;                          // [1150]
+  const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [1150]
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1150] l2.hn
+  T *__restrict l2_c_next = a.next + kStateL2C;                 // [1150]
+  T *__restrict saved_t96 = a.saved + 19984;                    // [1150]
   for (int j = 0; j < 1150; ++j) {
 #line 22 "examples/lm/lstm.dopa"
     const T v74 = t72[j] + l2_x2o_bias[j];
@@ -346,126 +429,145 @@ template <class T> static void lm_lstm_forward_18_l2_hn(const dopa::StepArgs<T> 
     l2_c_next[j] = v94;
     saved_t96[j] = v96;
   }
-#line 350 "lm_lstm.cpp"
+#line 433 "lm_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 19: dense product (Eigen), [400]
 //   %98 matmul
-template <class T> static void lm_lstm_forward_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + 21738400; // [400, 1150]
-  T *__restrict l2_h_next = a.next + 2304;                 // [1150] l2.hn
-  T *__restrict t98 = a.saved + 21136;                     // [400]
+template <class T> static void forward_saved_x2f_19(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1150]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
+  T *__restrict t98 = a.saved + 21136;                              // [400]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t98, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1150) * ConstVec<T>(l2_h_next, 1150);
-#line 362 "lm_lstm.cpp"
+#line 447 "lm_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 20: dense product (Eigen), [400]
 //   %103 matmul
-template <class T> static void lm_lstm_forward_20(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2f_weight = a.params + 23580000; // [400, 400]
-  const T *__restrict l3_h = a.state + 4608;               // [400]
-  T *__restrict t103 = a.saved + 21536;                    // [400]
+template <class T> static void forward_saved_h2f_20(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t103 = a.saved + 21536;                             // [400]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t103, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 373 "lm_lstm.cpp"
+#line 460 "lm_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 21: dense product (Eigen), [400]
 //   %109 matmul
-template <class T> static void lm_lstm_forward_21(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + 22198800; // [400, 1150]
-  T *__restrict l2_h_next = a.next + 2304;                 // [1150] l2.hn
-  T *__restrict t109 = a.saved + 21936;                    // [400]
+template <class T> static void forward_saved_x2i_21(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1150]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
+  T *__restrict t109 = a.saved + 21936;                             // [400]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t109, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1150) * ConstVec<T>(l2_h_next, 1150);
-#line 385 "lm_lstm.cpp"
+#line 474 "lm_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 22: dense product (Eigen), [400]
 //   %113 matmul
-template <class T> static void lm_lstm_forward_22(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2i_weight = a.params + 23740400; // [400, 400]
-  const T *__restrict l3_h = a.state + 4608;               // [400]
-  T *__restrict t113 = a.saved + 22336;                    // [400]
+template <class T> static void forward_saved_h2i_22(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t113 = a.saved + 22336;                             // [400]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t113, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 396 "lm_lstm.cpp"
+#line 487 "lm_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 23: dense product (Eigen), [400]
 //   %119 matmul
-template <class T> static void lm_lstm_forward_23(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + 22659200; // [400, 1150]
-  T *__restrict l2_h_next = a.next + 2304;                 // [1150] l2.hn
-  T *__restrict t119 = a.saved + 22736;                    // [400]
+template <class T> static void forward_saved_x2o_23(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1150]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
+  T *__restrict t119 = a.saved + 22736;                             // [400]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t119, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1150) * ConstVec<T>(l2_h_next, 1150);
-#line 408 "lm_lstm.cpp"
+#line 501 "lm_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 24: dense product (Eigen), [400]
 //   %123 matmul
-template <class T> static void lm_lstm_forward_24(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2o_weight = a.params + 23900800; // [400, 400]
-  const T *__restrict l3_h = a.state + 4608;               // [400]
-  T *__restrict t123 = a.saved + 23136;                    // [400]
+template <class T> static void forward_saved_h2o_24(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t123 = a.saved + 23136;                             // [400]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t123, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 419 "lm_lstm.cpp"
+#line 514 "lm_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + h2c(h))
+//
 // forward stage 25: dense product (Eigen), [400]
 //   %129 matmul
-template <class T> static void lm_lstm_forward_25(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2c_weight = a.params + 23119600; // [400, 1150]
-  T *__restrict l2_h_next = a.next + 2304;                 // [1150] l2.hn
-  T *__restrict t129 = a.saved + 23536;                    // [400]
+template <class T> static void forward_saved_x2c_25(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1150]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
+  T *__restrict t129 = a.saved + 23536;                             // [400]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t129, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1150) * ConstVec<T>(l2_h_next, 1150);
-#line 431 "lm_lstm.cpp"
+#line 528 "lm_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + h2c(h))
+//
 // forward stage 26: dense product (Eigen), [400]
 //   %133 matmul
-template <class T> static void lm_lstm_forward_26(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2c_weight = a.params + 24061200; // [400, 400]
-  const T *__restrict l3_h = a.state + 4608;               // [400]
-  T *__restrict t133 = a.saved + 23936;                    // [400]
+template <class T> static void forward_saved_h2c_26(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2c_weight = a.params + kParamL3H2cWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t133 = a.saved + 23936;                             // [400]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t133, 400).noalias() = ConstRowMat<T>(l3_h2c_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 442 "lm_lstm.cpp"
+#line 541 "lm_lstm.cpp"
 }
 
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 27: fused loop nest over [400]
 //   %143 mul l3.hn
 //   %141 add l3.cn -> next_state l3.c
 //   %143 mul l3.hn -> saved
-template <class T> static void lm_lstm_forward_27_l3_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t119 = a.saved + 22736;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23119200; // [400]
-  T *__restrict t123 = a.saved + 23136;                  // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24060800; // [400]
-  T *__restrict t98 = a.saved + 21136;                   // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22198400; // [400]
-  T *__restrict t103 = a.saved + 21536;                  // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23740000; // [400]
-  const T *__restrict l3_c = a.state + 5008;             // [400]
-  T *__restrict t109 = a.saved + 21936;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22658800; // [400]
-  T *__restrict t113 = a.saved + 22336;                  // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23900400; // [400]
-  T *__restrict t129 = a.saved + 23536;                  // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23579600; // [400]
-  T *__restrict t133 = a.saved + 23936;                  // [400]
-  const T *__restrict l3_h2c_bias = a.params + 24221200; // [400]
-  T *__restrict l3_h_next = a.next + 4608;               // [400] l3.hn
-  T *__restrict l3_c_next = a.next + 5008;               // [400]
-  T *__restrict saved_t143 = a.saved + 24336;            // [400]
+template <class T> static void forward_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t119 = a.saved + 22736;                         // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  T *__restrict t123 = a.saved + 23136;                         // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  T *__restrict t98 = a.saved + 21136;                          // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  T *__restrict t103 = a.saved + 21536;                         // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  T *__restrict t109 = a.saved + 21936;                         // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  T *__restrict t113 = a.saved + 22336;                         // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  T *__restrict t129 = a.saved + 23536;                         // [400]
+  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
+  T *__restrict t133 = a.saved + 23936;                         // [400]
+  const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict saved_t143 = a.saved + 24336;                   // [400]
   for (int j = 0; j < 400; ++j) {
 #line 22 "examples/lm/lstm.dopa"
     const T v121 = t119[j] + l3_x2o_bias[j];
@@ -499,82 +601,96 @@ template <class T> static void lm_lstm_forward_27_l3_hn(const dopa::StepArgs<T> 
     l3_c_next[j] = v141;
     saved_t143[j] = v143;
   }
-#line 503 "lm_lstm.cpp"
+#line 605 "lm_lstm.cpp"
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // forward stage 28: dense product (Eigen), [10000]
 //   %144 matmul
-template <class T> static void lm_lstm_forward_28(const dopa::StepArgs<T> &a) {
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
-  T *__restrict l3_h_next = a.next + 4608;       // [400] l3.hn
-  T *__restrict t144 = a.scratch + 0;            // [10000]
+template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
+  T *__restrict t144 = a.scratch + 0;                          // [10000]
 #line 18 "examples/lm/lstm.dopa"
   Vec<T>(t144, 10000).noalias() =
       ConstRowMat<T>(enc_weight, 10000, 400) * ConstVec<T>(l3_h_next, 400);
-#line 515 "lm_lstm.cpp"
+#line 619 "lm_lstm.cpp"
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // forward stage 29: fused loop nest over [10000]
 //   %146 add logits -> output logits
-template <class T> static void lm_lstm_forward_29_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t144 = a.scratch + 0;                // [10000]
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
-  T *__restrict out_logits = a.outputs[0];           // [10000]
+template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t144 = a.scratch + 0;                      // [10000]
+  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
+  T *__restrict out_logits = a.outputs[0];                 // [10000]
 #pragma omp simd
   for (int j = 0; j < 10000; ++j) {
 #line 18 "examples/lm/lstm.dopa"
     const T v146 = t144[j] + dec_bias[j];
     out_logits[j] = v146;
   }
-#line 530 "lm_lstm.cpp"
+#line 636 "lm_lstm.cpp"
 }
 
 /// One forward step of LSTMLM for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  lm_lstm_forward_0(a);
-  lm_lstm_forward_1(a);
-  lm_lstm_forward_2(a);
-  lm_lstm_forward_3(a);
-  lm_lstm_forward_4(a);
-  lm_lstm_forward_5(a);
-  lm_lstm_forward_6(a);
-  lm_lstm_forward_7(a);
-  lm_lstm_forward_8(a);
-  lm_lstm_forward_9_l1_hn(a);
-  lm_lstm_forward_10(a);
-  lm_lstm_forward_11(a);
-  lm_lstm_forward_12(a);
-  lm_lstm_forward_13(a);
-  lm_lstm_forward_14(a);
-  lm_lstm_forward_15(a);
-  lm_lstm_forward_16(a);
-  lm_lstm_forward_17(a);
-  lm_lstm_forward_18_l2_hn(a);
-  lm_lstm_forward_19(a);
-  lm_lstm_forward_20(a);
-  lm_lstm_forward_21(a);
-  lm_lstm_forward_22(a);
-  lm_lstm_forward_23(a);
-  lm_lstm_forward_24(a);
-  lm_lstm_forward_25(a);
-  lm_lstm_forward_26(a);
-  lm_lstm_forward_27_l3_hn(a);
-  lm_lstm_forward_28(a);
-  lm_lstm_forward_29_logits(a);
+  forward_saved_enc(a);
+  forward_saved_x2f(a);
+  forward_saved_h2f(a);
+  forward_saved_x2i(a);
+  forward_saved_h2i(a);
+  forward_saved_x2o(a);
+  forward_saved_h2o(a);
+  forward_saved_x2c(a);
+  forward_saved_h2c(a);
+  forward_l1_hn_l1_c(a);
+  forward_saved_x2f_10(a);
+  forward_saved_h2f_11(a);
+  forward_saved_x2i_12(a);
+  forward_saved_h2i_13(a);
+  forward_saved_x2o_14(a);
+  forward_saved_h2o_15(a);
+  forward_saved_x2c_16(a);
+  forward_saved_h2c_17(a);
+  forward_l2_hn_l2_c(a);
+  forward_saved_x2f_19(a);
+  forward_saved_h2f_20(a);
+  forward_saved_x2i_21(a);
+  forward_saved_h2i_22(a);
+  forward_saved_x2o_23(a);
+  forward_saved_h2o_24(a);
+  forward_saved_x2c_25(a);
+  forward_saved_h2c_26(a);
+  forward_l3_hn_l3_c(a);
+  forward_matmul(a);
+  forward_logits(a);
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // backward stage 0: dense product (Eigen), [400]
 //   %156 matmul
-template <class T> static void lm_lstm_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  const T *__restrict enc_weight = a.params + 0;       // [10000, 400]
-  T *__restrict t156 = a.scratch + 0;                  // [400]
+template <class T> static void backward_matmul(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict t156 = a.scratch + 0;                          // [400]
 #line 18 "examples/lm/lstm.dopa"
   RowVec<T>(t156, 400).noalias() =
       ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(enc_weight, 10000, 400);
-#line 576 "lm_lstm.cpp"
+#line 684 "lm_lstm.cpp"
 }
 
+// y1 = l1(enc(tok))
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + h2c(h))
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // backward stage 1: fused loop nest over [400]
 //   %171 mul
 //   %181 mul
@@ -592,46 +708,47 @@ template <class T> static void lm_lstm_backward_0(const dopa::StepArgs<T> &a) {
 //   %181 mul += grad l3.h2o.bias
 //   %171 mul += grad l3.x2c.bias
 //   %171 mul += grad l3.h2c.bias
-template <class T> static void lm_lstm_backward_1_l3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l3_c_next = a.gradNext + 5008;   // [400] d l3.c'
-  const T *__restrict d_l3_h_next = a.gradNext + 4608;   // [400] d l3.h'
-  T *__restrict t156 = a.scratch + 0;                    // [400]
-  const T *__restrict t119 = a.saved + 22736;            // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23119200; // [400]
-  const T *__restrict t123 = a.saved + 23136;            // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24060800; // [400]
-  const T *__restrict t98 = a.saved + 21136;             // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22198400; // [400]
-  const T *__restrict t103 = a.saved + 21536;            // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23740000; // [400]
-  const T *__restrict l3_c = a.state + 5008;             // [400]
-  const T *__restrict t109 = a.saved + 21936;            // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22658800; // [400]
-  const T *__restrict t113 = a.saved + 22336;            // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23900400; // [400]
-  const T *__restrict t129 = a.saved + 23536;            // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23579600; // [400]
-  const T *__restrict t133 = a.saved + 23936;            // [400]
-  const T *__restrict l3_h2c_bias = a.params + 24221200; // [400]
-  T *__restrict t171 = a.record + 26224;                 // [400]
-  T *__restrict t181 = a.record + 25824;                 // [400]
-  T *__restrict t192 = a.record + 25424;                 // [400]
-  T *__restrict t203 = a.record + 23472;                 // [400]
-  T *__restrict d_l3_c = a.gradPrev + 5008;              // [400]
-  const T *__restrict t143_l3_hn = a.saved + 24336;      // [400] l3.hn
-  T *__restrict record1 = a.record + 10000;              // [400]
-  const T *__restrict t2 = a.saved + 0;                  // [400]
-  T *__restrict record3 = a.record + 11552;              // [400]
-  T *__restrict d_l3_x2f_bias = a.grads + 22198400;      // [400]
-  const T *__restrict l3_h = a.state + 4608;             // [400]
-  T *__restrict record16 = a.record + 25024;             // [400]
-  T *__restrict d_l3_h2f_bias = a.grads + 23740000;      // [400]
-  T *__restrict d_l3_x2i_bias = a.grads + 22658800;      // [400]
-  T *__restrict d_l3_h2i_bias = a.grads + 23900400;      // [400]
-  T *__restrict d_l3_x2o_bias = a.grads + 23119200;      // [400]
-  T *__restrict d_l3_h2o_bias = a.grads + 24060800;      // [400]
-  T *__restrict d_l3_x2c_bias = a.grads + 23579600;      // [400]
-  T *__restrict d_l3_h2c_bias = a.grads + 24221200;      // [400]
+template <class T>
+static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
+  T *__restrict t156 = a.scratch + 0;                           // [400]
+  const T *__restrict t119 = a.saved + 22736;                   // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  const T *__restrict t123 = a.saved + 23136;                   // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  const T *__restrict t98 = a.saved + 21136;                    // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  const T *__restrict t103 = a.saved + 21536;                   // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  const T *__restrict t109 = a.saved + 21936;                   // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  const T *__restrict t113 = a.saved + 22336;                   // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  const T *__restrict t129 = a.saved + 23536;                   // [400]
+  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
+  const T *__restrict t133 = a.saved + 23936;                   // [400]
+  const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
+  T *__restrict t171 = a.record + 26224;                        // [400]
+  T *__restrict t181 = a.record + 25824;                        // [400]
+  T *__restrict t192 = a.record + 25424;                        // [400]
+  T *__restrict t203 = a.record + 23472;                        // [400]
+  T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
+  const T *__restrict t143_l3_hn = a.saved + 24336;             // [400] l3.hn
+  T *__restrict record1 = a.record + 10000;                     // [400]
+  const T *__restrict t2 = a.saved + 0;                         // [400]
+  T *__restrict record3 = a.record + 11552;                     // [400]
+  T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;      // [400]
+  const T *__restrict l3_h = a.state + kStateL3H;               // [400]
+  T *__restrict record16 = a.record + 25024;                    // [400]
+  T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;      // [400]
+  T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;      // [400]
+  T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;      // [400]
+  T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;      // [400]
+  T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;      // [400]
+  T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;      // [400]
+  T *__restrict d_l3_h2c_bias = a.grads + kParamL3H2cBias;      // [400]
   for (int j = 0; j < 400; ++j) {
 #line 25 "examples/lm/lstm.dopa"
     const T v157 = d_l3_h_next[j] + t156[j];
@@ -715,105 +832,128 @@ template <class T> static void lm_lstm_backward_1_l3_hn(const dopa::StepArgs<T> 
     d_l3_x2c_bias[j] += v171;
     d_l3_h2c_bias[j] += v171;
   }
-#line 719 "lm_lstm.cpp"
+#line 836 "lm_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + h2c(h))
+//
 // backward stage 2: dense product (Eigen), [400]
 //   %174 matmul
-template <class T> static void lm_lstm_backward_2(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.record + 26224;                   // [400]
-  const T *__restrict l3_h2c_weight = a.params + 24061200; // [400, 400]
-  T *__restrict t174 = a.scratch + 400;                    // [400]
+template <class T> static void backward_h2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t171 = a.record + 26224;                            // [400]
+  const T *__restrict l3_h2c_weight = a.params + kParamL3H2cWeight; // [400, 400]
+  T *__restrict t174 = a.scratch + 400;                             // [400]
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t174, 400).noalias() =
       ConstRowVec<T>(t171, 400) * ConstRowMat<T>(l3_h2c_weight, 400, 400);
-#line 731 "lm_lstm.cpp"
+#line 850 "lm_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + h2c(h))
+//
 // backward stage 3: dense product (Eigen), [1150]
 //   %177 matmul
-template <class T> static void lm_lstm_backward_3(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.record + 26224;                   // [400]
-  const T *__restrict l3_x2c_weight = a.params + 23119600; // [400, 1150]
-  T *__restrict t177 = a.scratch + 800;                    // [1150]
+template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t171 = a.record + 26224;                            // [400]
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1150]
+  T *__restrict t177 = a.scratch + 800;                             // [1150]
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t177, 1150).noalias() =
       ConstRowVec<T>(t171, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1150);
-#line 743 "lm_lstm.cpp"
+#line 864 "lm_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 4: dense product (Eigen), [400]
 //   %184 matmul
-template <class T> static void lm_lstm_backward_4(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.record + 25824;                   // [400]
-  const T *__restrict l3_h2o_weight = a.params + 23900800; // [400, 400]
-  T *__restrict t184 = a.scratch + 1952;                   // [400]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t181 = a.record + 25824;                            // [400]
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  T *__restrict t184 = a.scratch + 1952;                            // [400]
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t184, 400).noalias() =
       ConstRowVec<T>(t181, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 755 "lm_lstm.cpp"
+#line 878 "lm_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 5: dense product (Eigen), [1150]
 //   %188 matmul
-template <class T> static void lm_lstm_backward_5(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.record + 25824;                   // [400]
-  const T *__restrict l3_x2o_weight = a.params + 22659200; // [400, 1150]
-  T *__restrict t188 = a.scratch + 2352;                   // [1150]
+template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t181 = a.record + 25824;                            // [400]
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1150]
+  T *__restrict t188 = a.scratch + 2352;                            // [1150]
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t188, 1150).noalias() =
       ConstRowVec<T>(t181, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1150);
-#line 767 "lm_lstm.cpp"
+#line 892 "lm_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 6: dense product (Eigen), [400]
 //   %195 matmul
-template <class T> static void lm_lstm_backward_6(const dopa::StepArgs<T> &a) {
-  T *__restrict t192 = a.record + 25424;                   // [400]
-  const T *__restrict l3_h2i_weight = a.params + 23740400; // [400, 400]
-  T *__restrict t195 = a.scratch + 3504;                   // [400]
+template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t192 = a.record + 25424;                            // [400]
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  T *__restrict t195 = a.scratch + 3504;                            // [400]
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t195, 400).noalias() =
       ConstRowVec<T>(t192, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 779 "lm_lstm.cpp"
+#line 906 "lm_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 7: dense product (Eigen), [1150]
 //   %199 matmul
-template <class T> static void lm_lstm_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t192 = a.record + 25424;                   // [400]
-  const T *__restrict l3_x2i_weight = a.params + 22198800; // [400, 1150]
-  T *__restrict t199 = a.scratch + 3904;                   // [1150]
+template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t192 = a.record + 25424;                            // [400]
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1150]
+  T *__restrict t199 = a.scratch + 3904;                            // [1150]
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t199, 1150).noalias() =
       ConstRowVec<T>(t192, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1150);
-#line 791 "lm_lstm.cpp"
+#line 920 "lm_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 8: dense product (Eigen), [400]
 //   %206 matmul
-template <class T> static void lm_lstm_backward_8(const dopa::StepArgs<T> &a) {
-  T *__restrict t203 = a.record + 23472;                   // [400]
-  const T *__restrict l3_h2f_weight = a.params + 23580000; // [400, 400]
-  T *__restrict t206 = a.scratch + 5056;                   // [400]
+template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t203 = a.record + 23472;                            // [400]
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  T *__restrict t206 = a.scratch + 5056;                            // [400]
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t206, 400).noalias() =
       ConstRowVec<T>(t203, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 803 "lm_lstm.cpp"
+#line 934 "lm_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 9: dense product (Eigen), [1150]
 //   %210 matmul
-template <class T> static void lm_lstm_backward_9(const dopa::StepArgs<T> &a) {
-  T *__restrict t203 = a.record + 23472;                   // [400]
-  const T *__restrict l3_x2f_weight = a.params + 21738400; // [400, 1150]
-  T *__restrict t210 = a.scratch + 5456;                   // [1150]
+template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t203 = a.record + 23472;                            // [400]
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1150]
+  T *__restrict t210 = a.scratch + 5456;                            // [1150]
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t210, 1150).noalias() =
       ConstRowVec<T>(t203, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1150);
-#line 815 "lm_lstm.cpp"
+#line 948 "lm_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + h2c(h))
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // backward stage 10: fused loop nest over [1150]
 //   %224 mul
 //   %234 mul
@@ -832,51 +972,52 @@ template <class T> static void lm_lstm_backward_9(const dopa::StepArgs<T> &a) {
 //   %224 mul += grad l2.x2c.bias
 //   %224 mul += grad l2.h2c.bias
 //   %96 mul l2.hn -> record (a factor of deferred outer-product gradients)
-template <class T> static void lm_lstm_backward_10_l1_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_c_next = a.gradNext + 3456;   // [1150] d l2.c'
-  const T *__restrict d_l2_h_next = a.gradNext + 2304;   // [1150] d l2.h'
-  T *__restrict t177 = a.scratch + 800;                  // [1150]
-  T *__restrict t188 = a.scratch + 2352;                 // [1150]
-  T *__restrict t199 = a.scratch + 3904;                 // [1150]
-  T *__restrict t210 = a.scratch + 5456;                 // [1150]
-  const T *__restrict t72 = a.saved + 15376;             // [1150]
-  const T *__restrict l2_x2o_bias = a.params + 15119000; // [1150]
-  const T *__restrict t76 = a.saved + 16528;             // [1150]
-  const T *__restrict l2_h2o_bias = a.params + 20413600; // [1150]
-  const T *__restrict t51 = a.saved + 10768;             // [1150]
-  const T *__restrict l2_x2f_bias = a.params + 12471700; // [1150]
-  const T *__restrict t56 = a.saved + 11920;             // [1150]
-  const T *__restrict l2_h2f_bias = a.params + 17766300; // [1150]
-  const T *__restrict l2_c = a.state + 3456;             // [1150]
-  const T *__restrict t62 = a.saved + 13072;             // [1150]
-  const T *__restrict l2_x2i_bias = a.params + 13795350; // [1150]
-  const T *__restrict t66 = a.saved + 14224;             // [1150]
-  const T *__restrict l2_h2i_bias = a.params + 19089950; // [1150]
-  const T *__restrict t82 = a.saved + 17680;             // [1150]
-  const T *__restrict l2_x2c_bias = a.params + 16442650; // [1150]
-  const T *__restrict t86 = a.saved + 18832;             // [1150]
-  const T *__restrict l2_h2c_bias = a.params + 21737250; // [1150]
-  T *__restrict t224 = a.record + 22320;                 // [1150]
-  T *__restrict t234 = a.record + 21168;                 // [1150]
-  T *__restrict t245 = a.record + 20016;                 // [1150]
-  T *__restrict t256 = a.record + 16560;                 // [1150]
-  T *__restrict d_l2_c = a.gradPrev + 3456;              // [1150]
-  const T *__restrict l1_h = a.state + 0;                // [1150]
-  T *__restrict record4 = a.record + 11952;              // [1150]
-  const T *__restrict t49_l1_hn = a.saved + 9616;        // [1150] l1.hn
-  T *__restrict record9 = a.record + 17712;              // [1150]
-  T *__restrict d_l2_x2f_bias = a.grads + 12471700;      // [1150]
-  const T *__restrict l2_h = a.state + 2304;             // [1150]
-  T *__restrict record10 = a.record + 18864;             // [1150]
-  T *__restrict d_l2_h2f_bias = a.grads + 17766300;      // [1150]
-  T *__restrict d_l2_x2i_bias = a.grads + 13795350;      // [1150]
-  T *__restrict d_l2_h2i_bias = a.grads + 19089950;      // [1150]
-  T *__restrict d_l2_x2o_bias = a.grads + 15119000;      // [1150]
-  T *__restrict d_l2_h2o_bias = a.grads + 20413600;      // [1150]
-  T *__restrict d_l2_x2c_bias = a.grads + 16442650;      // [1150]
-  T *__restrict d_l2_h2c_bias = a.grads + 21737250;      // [1150]
-  const T *__restrict t96_l2_hn = a.saved + 19984;       // [1150] l2.hn
-  T *__restrict record15 = a.record + 23872;             // [1150]
+template <class T>
+static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1150] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1150] d l2.h'
+  T *__restrict t177 = a.scratch + 800;                         // [1150]
+  T *__restrict t188 = a.scratch + 2352;                        // [1150]
+  T *__restrict t199 = a.scratch + 3904;                        // [1150]
+  T *__restrict t210 = a.scratch + 5456;                        // [1150]
+  const T *__restrict t72 = a.saved + 15376;                    // [1150]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1150]
+  const T *__restrict t76 = a.saved + 16528;                    // [1150]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1150]
+  const T *__restrict t51 = a.saved + 10768;                    // [1150]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1150]
+  const T *__restrict t56 = a.saved + 11920;                    // [1150]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1150]
+  const T *__restrict l2_c = a.state + kStateL2C;               // [1150]
+  const T *__restrict t62 = a.saved + 13072;                    // [1150]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1150]
+  const T *__restrict t66 = a.saved + 14224;                    // [1150]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1150]
+  const T *__restrict t82 = a.saved + 17680;                    // [1150]
+  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1150]
+  const T *__restrict t86 = a.saved + 18832;                    // [1150]
+  const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [1150]
+  T *__restrict t224 = a.record + 22320;                        // [1150]
+  T *__restrict t234 = a.record + 21168;                        // [1150]
+  T *__restrict t245 = a.record + 20016;                        // [1150]
+  T *__restrict t256 = a.record + 16560;                        // [1150]
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1150]
+  const T *__restrict l1_h = a.state + kStateL1H;               // [1150]
+  T *__restrict record4 = a.record + 11952;                     // [1150]
+  const T *__restrict t49_l1_hn = a.saved + 9616;               // [1150] l1.hn
+  T *__restrict record9 = a.record + 17712;                     // [1150]
+  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [1150]
+  const T *__restrict l2_h = a.state + kStateL2H;               // [1150]
+  T *__restrict record10 = a.record + 18864;                    // [1150]
+  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;      // [1150]
+  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;      // [1150]
+  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;      // [1150]
+  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [1150]
+  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [1150]
+  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [1150]
+  T *__restrict d_l2_h2c_bias = a.grads + kParamL2H2cBias;      // [1150]
+  const T *__restrict t96_l2_hn = a.saved + 19984;              // [1150] l2.hn
+  T *__restrict record15 = a.record + 23872;                    // [1150]
   for (int j = 0; j < 1150; ++j) {
 #line 25 "examples/lm/lstm.dopa"
     const T v178 = d_l2_h_next[j] + t177[j];
@@ -964,105 +1105,128 @@ template <class T> static void lm_lstm_backward_10_l1_hn(const dopa::StepArgs<T>
     d_l2_h2c_bias[j] += v224;
     record15[j] = t96_l2_hn[j];
   }
-#line 968 "lm_lstm.cpp"
+#line 1109 "lm_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + h2c(h))
+//
 // backward stage 11: dense product (Eigen), [1150]
 //   %227 matmul
-template <class T> static void lm_lstm_backward_11(const dopa::StepArgs<T> &a) {
-  T *__restrict t224 = a.record + 22320;                   // [1150]
-  const T *__restrict l2_h2c_weight = a.params + 20414750; // [1150, 1150]
-  T *__restrict t227 = a.scratch + 6608;                   // [1150]
+template <class T> static void backward_h2c_11(const dopa::StepArgs<T> &a) {
+  T *__restrict t224 = a.record + 22320;                            // [1150]
+  const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [1150, 1150]
+  T *__restrict t227 = a.scratch + 6608;                            // [1150]
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t227, 1150).noalias() =
       ConstRowVec<T>(t224, 1150) * ConstRowMat<T>(l2_h2c_weight, 1150, 1150);
-#line 980 "lm_lstm.cpp"
+#line 1123 "lm_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + h2c(h))
+//
 // backward stage 12: dense product (Eigen), [1150]
 //   %230 matmul
-template <class T> static void lm_lstm_backward_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t224 = a.record + 22320;                   // [1150]
-  const T *__restrict l2_x2c_weight = a.params + 15120150; // [1150, 1150]
-  T *__restrict t230 = a.scratch + 7760;                   // [1150]
+template <class T> static void backward_x2c_12(const dopa::StepArgs<T> &a) {
+  T *__restrict t224 = a.record + 22320;                            // [1150]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1150, 1150]
+  T *__restrict t230 = a.scratch + 7760;                            // [1150]
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t230, 1150).noalias() =
       ConstRowVec<T>(t224, 1150) * ConstRowMat<T>(l2_x2c_weight, 1150, 1150);
-#line 992 "lm_lstm.cpp"
+#line 1137 "lm_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 13: dense product (Eigen), [1150]
 //   %237 matmul
-template <class T> static void lm_lstm_backward_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 21168;                   // [1150]
-  const T *__restrict l2_h2o_weight = a.params + 19091100; // [1150, 1150]
-  T *__restrict t237 = a.scratch + 8912;                   // [1150]
+template <class T> static void backward_h2o_13(const dopa::StepArgs<T> &a) {
+  T *__restrict t234 = a.record + 21168;                            // [1150]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1150, 1150]
+  T *__restrict t237 = a.scratch + 8912;                            // [1150]
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t237, 1150).noalias() =
       ConstRowVec<T>(t234, 1150) * ConstRowMat<T>(l2_h2o_weight, 1150, 1150);
-#line 1004 "lm_lstm.cpp"
+#line 1151 "lm_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 14: dense product (Eigen), [1150]
 //   %241 matmul
-template <class T> static void lm_lstm_backward_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 21168;                   // [1150]
-  const T *__restrict l2_x2o_weight = a.params + 13796500; // [1150, 1150]
-  T *__restrict t241 = a.scratch + 10064;                  // [1150]
+template <class T> static void backward_x2o_14(const dopa::StepArgs<T> &a) {
+  T *__restrict t234 = a.record + 21168;                            // [1150]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1150, 1150]
+  T *__restrict t241 = a.scratch + 10064;                           // [1150]
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t241, 1150).noalias() =
       ConstRowVec<T>(t234, 1150) * ConstRowMat<T>(l2_x2o_weight, 1150, 1150);
-#line 1016 "lm_lstm.cpp"
+#line 1165 "lm_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 15: dense product (Eigen), [1150]
 //   %248 matmul
-template <class T> static void lm_lstm_backward_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 20016;                   // [1150]
-  const T *__restrict l2_h2i_weight = a.params + 17767450; // [1150, 1150]
-  T *__restrict t248 = a.scratch + 11216;                  // [1150]
+template <class T> static void backward_h2i_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t245 = a.record + 20016;                            // [1150]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1150, 1150]
+  T *__restrict t248 = a.scratch + 11216;                           // [1150]
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t248, 1150).noalias() =
       ConstRowVec<T>(t245, 1150) * ConstRowMat<T>(l2_h2i_weight, 1150, 1150);
-#line 1028 "lm_lstm.cpp"
+#line 1179 "lm_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 16: dense product (Eigen), [1150]
 //   %252 matmul
-template <class T> static void lm_lstm_backward_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 20016;                   // [1150]
-  const T *__restrict l2_x2i_weight = a.params + 12472850; // [1150, 1150]
-  T *__restrict t252 = a.scratch + 12368;                  // [1150]
+template <class T> static void backward_x2i_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t245 = a.record + 20016;                            // [1150]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1150, 1150]
+  T *__restrict t252 = a.scratch + 12368;                           // [1150]
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t252, 1150).noalias() =
       ConstRowVec<T>(t245, 1150) * ConstRowMat<T>(l2_x2i_weight, 1150, 1150);
-#line 1040 "lm_lstm.cpp"
+#line 1193 "lm_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 17: dense product (Eigen), [1150]
 //   %259 matmul
-template <class T> static void lm_lstm_backward_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t256 = a.record + 16560;                   // [1150]
-  const T *__restrict l2_h2f_weight = a.params + 16443800; // [1150, 1150]
-  T *__restrict t259 = a.scratch + 13520;                  // [1150]
+template <class T> static void backward_h2f_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t256 = a.record + 16560;                            // [1150]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1150, 1150]
+  T *__restrict t259 = a.scratch + 13520;                           // [1150]
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t259, 1150).noalias() =
       ConstRowVec<T>(t256, 1150) * ConstRowMat<T>(l2_h2f_weight, 1150, 1150);
-#line 1052 "lm_lstm.cpp"
+#line 1207 "lm_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 18: dense product (Eigen), [1150]
 //   %263 matmul
-template <class T> static void lm_lstm_backward_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t256 = a.record + 16560;                   // [1150]
-  const T *__restrict l2_x2f_weight = a.params + 11149200; // [1150, 1150]
-  T *__restrict t263 = a.scratch + 14672;                  // [1150]
+template <class T> static void backward_x2f_18(const dopa::StepArgs<T> &a) {
+  T *__restrict t256 = a.record + 16560;                            // [1150]
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1150, 1150]
+  T *__restrict t263 = a.scratch + 14672;                           // [1150]
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t263, 1150).noalias() =
       ConstRowVec<T>(t256, 1150) * ConstRowMat<T>(l2_x2f_weight, 1150, 1150);
-#line 1064 "lm_lstm.cpp"
+#line 1221 "lm_lstm.cpp"
 }
 
+// state  h : [H] = 0
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + h2c(h))
+// cn = f * c + i * g
+//
 // backward stage 19: fused loop nest over [1150]
 //   %277 mul
 //   %286 mul
@@ -1078,48 +1242,49 @@ template <class T> static void lm_lstm_backward_18(const dopa::StepArgs<T> &a) {
 //   %286 mul += grad l1.h2o.bias
 //   %277 mul += grad l1.x2c.bias
 //   %277 mul += grad l1.h2c.bias
-template <class T> static void lm_lstm_backward_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l1_c_next = a.gradNext + 1152;   // [1150] d l1.c'
-  const T *__restrict d_l1_h_next = a.gradNext + 0;      // [1150] d l1.h'
-  T *__restrict t230 = a.scratch + 7760;                 // [1150]
-  T *__restrict t241 = a.scratch + 10064;                // [1150]
-  T *__restrict t252 = a.scratch + 12368;                // [1150]
-  T *__restrict t263 = a.scratch + 14672;                // [1150]
-  const T *__restrict t25 = a.saved + 5008;              // [1150]
-  const T *__restrict l1_x2o_bias = a.params + 5392300;  // [1150]
-  const T *__restrict t29 = a.saved + 6160;              // [1150]
-  const T *__restrict l1_h2o_bias = a.params + 9824400;  // [1150]
-  const T *__restrict t4 = a.saved + 400;                // [1150]
-  const T *__restrict l1_x2f_bias = a.params + 4470000;  // [1150]
-  const T *__restrict t9 = a.saved + 1552;               // [1150]
-  const T *__restrict l1_h2f_bias = a.params + 7177100;  // [1150]
-  const T *__restrict l1_c = a.state + 1152;             // [1150]
-  const T *__restrict t15 = a.saved + 2704;              // [1150]
-  const T *__restrict l1_x2i_bias = a.params + 4931150;  // [1150]
-  const T *__restrict t19 = a.saved + 3856;              // [1150]
-  const T *__restrict l1_h2i_bias = a.params + 8500750;  // [1150]
-  const T *__restrict t35 = a.saved + 7312;              // [1150]
-  const T *__restrict l1_x2c_bias = a.params + 5853450;  // [1150]
-  const T *__restrict t39 = a.saved + 8464;              // [1150]
-  const T *__restrict l1_h2c_bias = a.params + 11148050; // [1150]
-  T *__restrict t277 = a.record + 15408;                 // [1150]
-  T *__restrict t286 = a.record + 14256;                 // [1150]
-  T *__restrict t297 = a.record + 13104;                 // [1150]
-  T *__restrict t308 = a.record + 10400;                 // [1150]
-  T *__restrict d_l1_c = a.gradPrev + 1152;              // [1150]
-  T *__restrict t227 = a.scratch + 6608;                 // [1150]
-  T *__restrict t237 = a.scratch + 8912;                 // [1150]
-  T *__restrict t248 = a.scratch + 11216;                // [1150]
-  T *__restrict t259 = a.scratch + 13520;                // [1150]
-  T *__restrict d_l2_h = a.gradPrev + 2304;              // [1150]
-  T *__restrict d_l1_x2f_bias = a.grads + 4470000;       // [1150]
-  T *__restrict d_l1_h2f_bias = a.grads + 7177100;       // [1150]
-  T *__restrict d_l1_x2i_bias = a.grads + 4931150;       // [1150]
-  T *__restrict d_l1_h2i_bias = a.grads + 8500750;       // [1150]
-  T *__restrict d_l1_x2o_bias = a.grads + 5392300;       // [1150]
-  T *__restrict d_l1_h2o_bias = a.grads + 9824400;       // [1150]
-  T *__restrict d_l1_x2c_bias = a.grads + 5853450;       // [1150]
-  T *__restrict d_l1_h2c_bias = a.grads + 11148050;      // [1150]
+template <class T>
+static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1150] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1150] d l1.h'
+  T *__restrict t230 = a.scratch + 7760;                        // [1150]
+  T *__restrict t241 = a.scratch + 10064;                       // [1150]
+  T *__restrict t252 = a.scratch + 12368;                       // [1150]
+  T *__restrict t263 = a.scratch + 14672;                       // [1150]
+  const T *__restrict t25 = a.saved + 5008;                     // [1150]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1150]
+  const T *__restrict t29 = a.saved + 6160;                     // [1150]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1150]
+  const T *__restrict t4 = a.saved + 400;                       // [1150]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1150]
+  const T *__restrict t9 = a.saved + 1552;                      // [1150]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1150]
+  const T *__restrict l1_c = a.state + kStateL1C;               // [1150]
+  const T *__restrict t15 = a.saved + 2704;                     // [1150]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1150]
+  const T *__restrict t19 = a.saved + 3856;                     // [1150]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1150]
+  const T *__restrict t35 = a.saved + 7312;                     // [1150]
+  const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1150]
+  const T *__restrict t39 = a.saved + 8464;                     // [1150]
+  const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [1150]
+  T *__restrict t277 = a.record + 15408;                        // [1150]
+  T *__restrict t286 = a.record + 14256;                        // [1150]
+  T *__restrict t297 = a.record + 13104;                        // [1150]
+  T *__restrict t308 = a.record + 10400;                        // [1150]
+  T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1150]
+  T *__restrict t227 = a.scratch + 6608;                        // [1150]
+  T *__restrict t237 = a.scratch + 8912;                        // [1150]
+  T *__restrict t248 = a.scratch + 11216;                       // [1150]
+  T *__restrict t259 = a.scratch + 13520;                       // [1150]
+  T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1150]
+  T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1150]
+  T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1150]
+  T *__restrict d_l1_x2i_bias = a.grads + kParamL1X2iBias;      // [1150]
+  T *__restrict d_l1_h2i_bias = a.grads + kParamL1H2iBias;      // [1150]
+  T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;      // [1150]
+  T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [1150]
+  T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1150]
+  T *__restrict d_l1_h2c_bias = a.grads + kParamL1H2cBias;      // [1150]
   for (int j = 0; j < 1150; ++j) {
 #line 25 "examples/lm/lstm.dopa"
     const T v231 = d_l1_h_next[j] + t230[j];
@@ -1208,113 +1373,131 @@ template <class T> static void lm_lstm_backward_19(const dopa::StepArgs<T> &a) {
     d_l1_x2c_bias[j] += v277;
     d_l1_h2c_bias[j] += v277;
   }
-#line 1212 "lm_lstm.cpp"
+#line 1377 "lm_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + h2c(h))
+//
 // backward stage 20: dense product (Eigen), [1150]
 //   %280 matmul
-template <class T> static void lm_lstm_backward_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 15408;                  // [1150]
-  const T *__restrict l1_h2c_weight = a.params + 9825550; // [1150, 1150]
-  T *__restrict t280 = a.scratch + 15824;                 // [1150]
+template <class T> static void backward_h2c_20(const dopa::StepArgs<T> &a) {
+  T *__restrict t277 = a.record + 15408;                            // [1150]
+  const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [1150, 1150]
+  T *__restrict t280 = a.scratch + 15824;                           // [1150]
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t280, 1150).noalias() =
       ConstRowVec<T>(t277, 1150) * ConstRowMat<T>(l1_h2c_weight, 1150, 1150);
-#line 1224 "lm_lstm.cpp"
+#line 1391 "lm_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + h2c(h))
+//
 // backward stage 21: dense product (Eigen), [400]
 //   %283 matmul
-template <class T> static void lm_lstm_backward_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 15408;                  // [1150]
-  const T *__restrict l1_x2c_weight = a.params + 5393450; // [1150, 400]
-  T *__restrict t283 = a.scratch + 16976;                 // [400]
+template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
+  T *__restrict t277 = a.record + 15408;                            // [1150]
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1150, 400]
+  T *__restrict t283 = a.scratch + 16976;                           // [400]
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t283, 400).noalias() =
       ConstRowVec<T>(t277, 1150) * ConstRowMat<T>(l1_x2c_weight, 1150, 400);
-#line 1236 "lm_lstm.cpp"
+#line 1405 "lm_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 22: dense product (Eigen), [1150]
 //   %289 matmul
-template <class T> static void lm_lstm_backward_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t286 = a.record + 14256;                  // [1150]
-  const T *__restrict l1_h2o_weight = a.params + 8501900; // [1150, 1150]
-  T *__restrict t289 = a.scratch + 17376;                 // [1150]
+template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
+  T *__restrict t286 = a.record + 14256;                            // [1150]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1150, 1150]
+  T *__restrict t289 = a.scratch + 17376;                           // [1150]
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t289, 1150).noalias() =
       ConstRowVec<T>(t286, 1150) * ConstRowMat<T>(l1_h2o_weight, 1150, 1150);
-#line 1248 "lm_lstm.cpp"
+#line 1419 "lm_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 23: dense product (Eigen), [400]
 //   %293 matmul
-template <class T> static void lm_lstm_backward_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t286 = a.record + 14256;                  // [1150]
-  const T *__restrict l1_x2o_weight = a.params + 4932300; // [1150, 400]
-  T *__restrict t293 = a.scratch + 18528;                 // [400]
+template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t286 = a.record + 14256;                            // [1150]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1150, 400]
+  T *__restrict t293 = a.scratch + 18528;                           // [400]
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t293, 400).noalias() =
       ConstRowVec<T>(t286, 1150) * ConstRowMat<T>(l1_x2o_weight, 1150, 400);
-#line 1260 "lm_lstm.cpp"
+#line 1433 "lm_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 24: dense product (Eigen), [1150]
 //   %300 matmul
-template <class T> static void lm_lstm_backward_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t297 = a.record + 13104;                  // [1150]
-  const T *__restrict l1_h2i_weight = a.params + 7178250; // [1150, 1150]
-  T *__restrict t300 = a.scratch + 18928;                 // [1150]
+template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t297 = a.record + 13104;                            // [1150]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1150, 1150]
+  T *__restrict t300 = a.scratch + 18928;                           // [1150]
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t300, 1150).noalias() =
       ConstRowVec<T>(t297, 1150) * ConstRowMat<T>(l1_h2i_weight, 1150, 1150);
-#line 1272 "lm_lstm.cpp"
+#line 1447 "lm_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 25: dense product (Eigen), [400]
 //   %304 matmul
-template <class T> static void lm_lstm_backward_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t297 = a.record + 13104;                  // [1150]
-  const T *__restrict l1_x2i_weight = a.params + 4471150; // [1150, 400]
-  T *__restrict t304 = a.scratch + 20080;                 // [400]
+template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t297 = a.record + 13104;                            // [1150]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1150, 400]
+  T *__restrict t304 = a.scratch + 20080;                           // [400]
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t304, 400).noalias() =
       ConstRowVec<T>(t297, 1150) * ConstRowMat<T>(l1_x2i_weight, 1150, 400);
-#line 1284 "lm_lstm.cpp"
+#line 1461 "lm_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 26: dense product (Eigen), [1150]
 //   %311 matmul
-template <class T> static void lm_lstm_backward_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 10400;                  // [1150]
-  const T *__restrict l1_h2f_weight = a.params + 5854600; // [1150, 1150]
-  T *__restrict t311 = a.scratch + 20480;                 // [1150]
+template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t308 = a.record + 10400;                            // [1150]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1150, 1150]
+  T *__restrict t311 = a.scratch + 20480;                           // [1150]
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t311, 1150).noalias() =
       ConstRowVec<T>(t308, 1150) * ConstRowMat<T>(l1_h2f_weight, 1150, 1150);
-#line 1296 "lm_lstm.cpp"
+#line 1475 "lm_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 27: dense product (Eigen), [400]
 //   %315 matmul
-template <class T> static void lm_lstm_backward_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 10400;                  // [1150]
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1150, 400]
-  T *__restrict t315 = a.scratch + 21632;                 // [400]
+template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t308 = a.record + 10400;                            // [1150]
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1150, 400]
+  T *__restrict t315 = a.scratch + 21632;                           // [400]
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t315, 400).noalias() =
       ConstRowVec<T>(t308, 1150) * ConstRowMat<T>(l1_x2f_weight, 1150, 400);
-#line 1308 "lm_lstm.cpp"
+#line 1489 "lm_lstm.cpp"
 }
 
+// state  h : [H] = 0
+//
 // backward stage 28: fused loop nest over [1150]
 //   %312 add -> grad_prev l1.h
-template <class T> static void lm_lstm_backward_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t280 = a.scratch + 15824; // [1150]
-  T *__restrict t289 = a.scratch + 17376; // [1150]
-  T *__restrict t300 = a.scratch + 18928; // [1150]
-  T *__restrict t311 = a.scratch + 20480; // [1150]
-  T *__restrict d_l1_h = a.gradPrev + 0;  // [1150]
+template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t280 = a.scratch + 15824;        // [1150]
+  T *__restrict t289 = a.scratch + 17376;        // [1150]
+  T *__restrict t300 = a.scratch + 18928;        // [1150]
+  T *__restrict t311 = a.scratch + 20480;        // [1150]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1150]
 #pragma omp simd
   for (int j = 0; j < 1150; ++j) {
 #line 9 "examples/lm/lstm.dopa"
@@ -1323,24 +1506,27 @@ template <class T> static void lm_lstm_backward_28(const dopa::StepArgs<T> &a) {
     const T v312 = v301 + t311[j];
     d_l1_h[j] = v312;
   }
-#line 1327 "lm_lstm.cpp"
+#line 1510 "lm_lstm.cpp"
 }
 
+// y1 = l1(enc(tok))
+// state  h : [H] = 0
+//
 // backward stage 29: fused loop nest over [400]
 //   %207 add -> grad_prev l3.h
 //   %316 add += grad enc.weight
-template <class T> static void lm_lstm_backward_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t174 = a.scratch + 400;     // [400]
-  T *__restrict t184 = a.scratch + 1952;    // [400]
-  T *__restrict t195 = a.scratch + 3504;    // [400]
-  T *__restrict t206 = a.scratch + 5056;    // [400]
-  T *__restrict d_l3_h = a.gradPrev + 4608; // [400]
-  T *__restrict t283 = a.scratch + 16976;   // [400]
-  T *__restrict t293 = a.scratch + 18528;   // [400]
-  T *__restrict t304 = a.scratch + 20080;   // [400]
-  T *__restrict t315 = a.scratch + 21632;   // [400]
-  T *__restrict d_enc_weight = a.grads + 0; // [10000, 400]
-  const T *__restrict tok = a.inputs[0];    // []
+template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
+  T *__restrict t174 = a.scratch + 400;                   // [400]
+  T *__restrict t184 = a.scratch + 1952;                  // [400]
+  T *__restrict t195 = a.scratch + 3504;                  // [400]
+  T *__restrict t206 = a.scratch + 5056;                  // [400]
+  T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
+  T *__restrict t283 = a.scratch + 16976;                 // [400]
+  T *__restrict t293 = a.scratch + 18528;                 // [400]
+  T *__restrict t304 = a.scratch + 20080;                 // [400]
+  T *__restrict t315 = a.scratch + 21632;                 // [400]
+  T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
+  const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 9 "examples/lm/lstm.dopa"
@@ -1354,16 +1540,16 @@ template <class T> static void lm_lstm_backward_29(const dopa::StepArgs<T> &a) {
     const T v316 = v305 + t315[j];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v316;
   }
-#line 1358 "lm_lstm.cpp"
+#line 1544 "lm_lstm.cpp"
 }
 
 // backward stage 30: fused loop nest over [10000]
 //   %147 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %147 grad_output d logits += grad dec_bias
-template <class T> static void lm_lstm_backward_30_d_logits(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   T *__restrict record0 = a.record + 0;                // [10000]
-  T *__restrict d_dec_bias = a.grads + 4000000;        // [10000]
+  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
 #pragma omp simd
   for (int j = 0; j < 10000; ++j) {
     record0[j] = d_out_logits[j];
@@ -1373,37 +1559,37 @@ template <class T> static void lm_lstm_backward_30_d_logits(const dopa::StepArgs
 
 /// One backward step of LSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  lm_lstm_backward_0(a);
-  lm_lstm_backward_1_l3_hn(a);
-  lm_lstm_backward_2(a);
-  lm_lstm_backward_3(a);
-  lm_lstm_backward_4(a);
-  lm_lstm_backward_5(a);
-  lm_lstm_backward_6(a);
-  lm_lstm_backward_7(a);
-  lm_lstm_backward_8(a);
-  lm_lstm_backward_9(a);
-  lm_lstm_backward_10_l1_hn(a);
-  lm_lstm_backward_11(a);
-  lm_lstm_backward_12(a);
-  lm_lstm_backward_13(a);
-  lm_lstm_backward_14(a);
-  lm_lstm_backward_15(a);
-  lm_lstm_backward_16(a);
-  lm_lstm_backward_17(a);
-  lm_lstm_backward_18(a);
-  lm_lstm_backward_19(a);
-  lm_lstm_backward_20(a);
-  lm_lstm_backward_21(a);
-  lm_lstm_backward_22(a);
-  lm_lstm_backward_23(a);
-  lm_lstm_backward_24(a);
-  lm_lstm_backward_25(a);
-  lm_lstm_backward_26(a);
-  lm_lstm_backward_27(a);
-  lm_lstm_backward_28(a);
-  lm_lstm_backward_29(a);
-  lm_lstm_backward_30_d_logits(a);
+  backward_matmul(a);
+  backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
+  backward_h2c(a);
+  backward_x2c(a);
+  backward_h2o(a);
+  backward_x2o(a);
+  backward_h2i(a);
+  backward_x2i(a);
+  backward_h2f(a);
+  backward_x2f(a);
+  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
+  backward_h2c_11(a);
+  backward_x2c_12(a);
+  backward_h2o_13(a);
+  backward_x2o_14(a);
+  backward_h2i_15(a);
+  backward_x2i_16(a);
+  backward_h2f_17(a);
+  backward_x2f_18(a);
+  backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
+  backward_h2c_20(a);
+  backward_x2c_21(a);
+  backward_h2o_22(a);
+  backward_x2o_23(a);
+  backward_h2i_24(a);
+  backward_x2i_25(a);
+  backward_h2f_26(a);
+  backward_x2f_27(a);
+  backward_d_l1_h(a);
+  backward_d_l3_h_grad_enc_weight(a);
+  backward_grad_dec_bias(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -1567,55 +1753,158 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {0, 1152, 2304, 3456, 4608, 5008};
+static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL2H,
+                                       kStateL2C, kStateL3H, kStateL3C};
 static const int64_t inputRows[] = {10000};
 
 static const dopa::DeferredOuter deferred[] = {
-    {0, 10000, 400, 0, 10000},
-    {4010000, 1150, 400, 10400, 11552},
-    {5854600, 1150, 1150, 10400, 11952},
-    {4471150, 1150, 400, 13104, 11552},
-    {7178250, 1150, 1150, 13104, 11952},
-    {4932300, 1150, 400, 14256, 11552},
-    {8501900, 1150, 1150, 14256, 11952},
-    {5393450, 1150, 400, 15408, 11552},
-    {9825550, 1150, 1150, 15408, 11952},
-    {11149200, 1150, 1150, 16560, 17712},
-    {16443800, 1150, 1150, 16560, 18864},
-    {12472850, 1150, 1150, 20016, 17712},
-    {17767450, 1150, 1150, 20016, 18864},
-    {13796500, 1150, 1150, 21168, 17712},
-    {19091100, 1150, 1150, 21168, 18864},
-    {15120150, 1150, 1150, 22320, 17712},
-    {20414750, 1150, 1150, 22320, 18864},
-    {21738400, 400, 1150, 23472, 23872},
-    {23580000, 400, 400, 23472, 25024},
-    {22198800, 400, 1150, 25424, 23872},
-    {23740400, 400, 400, 25424, 25024},
-    {22659200, 400, 1150, 25824, 23872},
-    {23900800, 400, 400, 25824, 25024},
-    {23119600, 400, 1150, 26224, 23872},
-    {24061200, 400, 400, 26224, 25024},
+    {.paramOffset = kParamEncWeight, .rows = 10000, .cols = 400, .offsetA = 0, .offsetB = 10000},
+    {.paramOffset = kParamL1X2fWeight,
+     .rows = 1150,
+     .cols = 400,
+     .offsetA = 10400,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1H2fWeight,
+     .rows = 1150,
+     .cols = 1150,
+     .offsetA = 10400,
+     .offsetB = 11952},
+    {.paramOffset = kParamL1X2iWeight,
+     .rows = 1150,
+     .cols = 400,
+     .offsetA = 13104,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1H2iWeight,
+     .rows = 1150,
+     .cols = 1150,
+     .offsetA = 13104,
+     .offsetB = 11952},
+    {.paramOffset = kParamL1X2oWeight,
+     .rows = 1150,
+     .cols = 400,
+     .offsetA = 14256,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1H2oWeight,
+     .rows = 1150,
+     .cols = 1150,
+     .offsetA = 14256,
+     .offsetB = 11952},
+    {.paramOffset = kParamL1X2cWeight,
+     .rows = 1150,
+     .cols = 400,
+     .offsetA = 15408,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1H2cWeight,
+     .rows = 1150,
+     .cols = 1150,
+     .offsetA = 15408,
+     .offsetB = 11952},
+    {.paramOffset = kParamL2X2fWeight,
+     .rows = 1150,
+     .cols = 1150,
+     .offsetA = 16560,
+     .offsetB = 17712},
+    {.paramOffset = kParamL2H2fWeight,
+     .rows = 1150,
+     .cols = 1150,
+     .offsetA = 16560,
+     .offsetB = 18864},
+    {.paramOffset = kParamL2X2iWeight,
+     .rows = 1150,
+     .cols = 1150,
+     .offsetA = 20016,
+     .offsetB = 17712},
+    {.paramOffset = kParamL2H2iWeight,
+     .rows = 1150,
+     .cols = 1150,
+     .offsetA = 20016,
+     .offsetB = 18864},
+    {.paramOffset = kParamL2X2oWeight,
+     .rows = 1150,
+     .cols = 1150,
+     .offsetA = 21168,
+     .offsetB = 17712},
+    {.paramOffset = kParamL2H2oWeight,
+     .rows = 1150,
+     .cols = 1150,
+     .offsetA = 21168,
+     .offsetB = 18864},
+    {.paramOffset = kParamL2X2cWeight,
+     .rows = 1150,
+     .cols = 1150,
+     .offsetA = 22320,
+     .offsetB = 17712},
+    {.paramOffset = kParamL2H2cWeight,
+     .rows = 1150,
+     .cols = 1150,
+     .offsetA = 22320,
+     .offsetB = 18864},
+    {.paramOffset = kParamL3X2fWeight,
+     .rows = 400,
+     .cols = 1150,
+     .offsetA = 23472,
+     .offsetB = 23872},
+    {.paramOffset = kParamL3H2fWeight,
+     .rows = 400,
+     .cols = 400,
+     .offsetA = 23472,
+     .offsetB = 25024},
+    {.paramOffset = kParamL3X2iWeight,
+     .rows = 400,
+     .cols = 1150,
+     .offsetA = 25424,
+     .offsetB = 23872},
+    {.paramOffset = kParamL3H2iWeight,
+     .rows = 400,
+     .cols = 400,
+     .offsetA = 25424,
+     .offsetB = 25024},
+    {.paramOffset = kParamL3X2oWeight,
+     .rows = 400,
+     .cols = 1150,
+     .offsetA = 25824,
+     .offsetB = 23872},
+    {.paramOffset = kParamL3H2oWeight,
+     .rows = 400,
+     .cols = 400,
+     .offsetA = 25824,
+     .offsetB = 25024},
+    {.paramOffset = kParamL3X2cWeight,
+     .rows = 400,
+     .cols = 1150,
+     .offsetA = 26224,
+     .offsetB = 23872},
+    {.paramOffset = kParamL3H2cWeight,
+     .rows = 400,
+     .cols = 400,
+     .offsetA = 26224,
+     .offsetB = 25024},
 };
 
 const dopa::GeneratedSpec &spec() {
-  static const dopa::GeneratedSpec s = {"LSTMLM",
-                                        "examples/lm/lstm.dopa",
-                                        info,
-                                        5408,
-                                        stateOffsets,
-                                        24736,
-                                        22032,
-                                        inputRows,
-                                        forward_step<float>,
-                                        backward_step<float>,
-                                        forward_step<double>,
-                                        backward_step<double>,
-                                        0,
-                                        0,
-                                        25,
-                                        deferred,
-                                        26624};
+  static const dopa::GeneratedSpec s = {
+      .name = "LSTMLM",
+      .specPath = "examples/lm/lstm.dopa",
+      .info = info,
+      .stateNumel = 5408,
+      .stateOffsets = stateOffsets,
+      .savedNumel = 24736,
+      .scratchNumel = 22032,
+      .inputRows = inputRows,
+      .forwardFloat = forward_step<float>,
+      .backwardFloat = backward_step<float>,
+      .forwardDouble = forward_step<double>,
+      .backwardDouble = backward_step<double>,
+      .checkpointEvery = 0,
+      .memoryBudget = 0,
+      .numDeferred = 25,
+      .deferred = deferred,
+      .recordNumel = 26624,
+      .forwardFlops = 48446700,
+      .forwardSharedFlops = 0,
+      .backwardFlops = 72648300,
+      .backwardSharedFlops = 0,
+  };
   return s;
 }
 

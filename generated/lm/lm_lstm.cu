@@ -6,54 +6,14 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/cuda/CudaSpec.h"
+#include "dopa/cuda/DeviceSupport.cuh"
 
-#include <cooperative_groups.h>
 #include <cstdint>
-#include <cuda_runtime.h>
-#include <stdexcept>
-#include <string>
-
-namespace {
-/// The sum of v over the 32 lanes of a warp (every lane gets it).
-template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
-  for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-/// Wait for every block of the grid: the blocks of an element share its stages.
-__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
-
-/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
-/// the device at once (at most 8); batches larger than the device runs in chunks.
-template <class T>
-void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
-                             int threads, void *stream) {
-  int device = 0, sms = 0, perSM = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
-  const int capacity = sms * perSM;
-  if (capacity < 1)
-    throw std::runtime_error("CUDA kernel does not fit on the device");
-  const int batch = ba.batch;
-  for (int first = 0; first < batch; first += capacity) {
-    const int n = batch - first < capacity ? batch - first : capacity;
-    ba.firstElement = first;
-    ba.splits = capacity / n < 8 ? capacity / n : 8;
-    void *args[] = {&ba};
-    cudaError_t e = cudaLaunchCooperativeKernel(
-        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
-        args, 0, static_cast<cudaStream_t>(stream));
-    if (e != cudaSuccess)
-      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
-  }
-}
-} // namespace
 
 namespace dopa::generated::lm_lstm {
 
@@ -61,12 +21,74 @@ const dopa::GeneratedSpec &spec(); // the C++ network: description and layout
 
 constexpr int kThreads = 1024;
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamEncWeight = 0;          // enc.weight [10000, 400]
+constexpr int64_t kParamDecBias = 4000000;      // dec_bias [10000]
+constexpr int64_t kParamL1X2fWeight = 4010000;  // l1.x2f.weight [1150, 400]
+constexpr int64_t kParamL1X2fBias = 4470000;    // l1.x2f.bias [1150]
+constexpr int64_t kParamL1X2iWeight = 4471150;  // l1.x2i.weight [1150, 400]
+constexpr int64_t kParamL1X2iBias = 4931150;    // l1.x2i.bias [1150]
+constexpr int64_t kParamL1X2oWeight = 4932300;  // l1.x2o.weight [1150, 400]
+constexpr int64_t kParamL1X2oBias = 5392300;    // l1.x2o.bias [1150]
+constexpr int64_t kParamL1X2cWeight = 5393450;  // l1.x2c.weight [1150, 400]
+constexpr int64_t kParamL1X2cBias = 5853450;    // l1.x2c.bias [1150]
+constexpr int64_t kParamL1H2fWeight = 5854600;  // l1.h2f.weight [1150, 1150]
+constexpr int64_t kParamL1H2fBias = 7177100;    // l1.h2f.bias [1150]
+constexpr int64_t kParamL1H2iWeight = 7178250;  // l1.h2i.weight [1150, 1150]
+constexpr int64_t kParamL1H2iBias = 8500750;    // l1.h2i.bias [1150]
+constexpr int64_t kParamL1H2oWeight = 8501900;  // l1.h2o.weight [1150, 1150]
+constexpr int64_t kParamL1H2oBias = 9824400;    // l1.h2o.bias [1150]
+constexpr int64_t kParamL1H2cWeight = 9825550;  // l1.h2c.weight [1150, 1150]
+constexpr int64_t kParamL1H2cBias = 11148050;   // l1.h2c.bias [1150]
+constexpr int64_t kParamL2X2fWeight = 11149200; // l2.x2f.weight [1150, 1150]
+constexpr int64_t kParamL2X2fBias = 12471700;   // l2.x2f.bias [1150]
+constexpr int64_t kParamL2X2iWeight = 12472850; // l2.x2i.weight [1150, 1150]
+constexpr int64_t kParamL2X2iBias = 13795350;   // l2.x2i.bias [1150]
+constexpr int64_t kParamL2X2oWeight = 13796500; // l2.x2o.weight [1150, 1150]
+constexpr int64_t kParamL2X2oBias = 15119000;   // l2.x2o.bias [1150]
+constexpr int64_t kParamL2X2cWeight = 15120150; // l2.x2c.weight [1150, 1150]
+constexpr int64_t kParamL2X2cBias = 16442650;   // l2.x2c.bias [1150]
+constexpr int64_t kParamL2H2fWeight = 16443800; // l2.h2f.weight [1150, 1150]
+constexpr int64_t kParamL2H2fBias = 17766300;   // l2.h2f.bias [1150]
+constexpr int64_t kParamL2H2iWeight = 17767450; // l2.h2i.weight [1150, 1150]
+constexpr int64_t kParamL2H2iBias = 19089950;   // l2.h2i.bias [1150]
+constexpr int64_t kParamL2H2oWeight = 19091100; // l2.h2o.weight [1150, 1150]
+constexpr int64_t kParamL2H2oBias = 20413600;   // l2.h2o.bias [1150]
+constexpr int64_t kParamL2H2cWeight = 20414750; // l2.h2c.weight [1150, 1150]
+constexpr int64_t kParamL2H2cBias = 21737250;   // l2.h2c.bias [1150]
+constexpr int64_t kParamL3X2fWeight = 21738400; // l3.x2f.weight [400, 1150]
+constexpr int64_t kParamL3X2fBias = 22198400;   // l3.x2f.bias [400]
+constexpr int64_t kParamL3X2iWeight = 22198800; // l3.x2i.weight [400, 1150]
+constexpr int64_t kParamL3X2iBias = 22658800;   // l3.x2i.bias [400]
+constexpr int64_t kParamL3X2oWeight = 22659200; // l3.x2o.weight [400, 1150]
+constexpr int64_t kParamL3X2oBias = 23119200;   // l3.x2o.bias [400]
+constexpr int64_t kParamL3X2cWeight = 23119600; // l3.x2c.weight [400, 1150]
+constexpr int64_t kParamL3X2cBias = 23579600;   // l3.x2c.bias [400]
+constexpr int64_t kParamL3H2fWeight = 23580000; // l3.h2f.weight [400, 400]
+constexpr int64_t kParamL3H2fBias = 23740000;   // l3.h2f.bias [400]
+constexpr int64_t kParamL3H2iWeight = 23740400; // l3.h2i.weight [400, 400]
+constexpr int64_t kParamL3H2iBias = 23900400;   // l3.h2i.bias [400]
+constexpr int64_t kParamL3H2oWeight = 23900800; // l3.h2o.weight [400, 400]
+constexpr int64_t kParamL3H2oBias = 24060800;   // l3.h2o.bias [400]
+constexpr int64_t kParamL3H2cWeight = 24061200; // l3.h2c.weight [400, 400]
+constexpr int64_t kParamL3H2cBias = 24221200;   // l3.h2c.bias [400]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateL1H = 0;    // l1.h [1150]
+constexpr int64_t kStateL1C = 1152; // l1.c [1150]
+constexpr int64_t kStateL2H = 2304; // l2.h [1150]
+constexpr int64_t kStateL2C = 3456; // l2.c [1150]
+constexpr int64_t kStateL3H = 4608; // l3.h [400]
+constexpr int64_t kStateL3C = 5008; // l3.c [400]
+
+// y1 = l1(enc(tok))
+//
 // forward stage 0:
 //   %2 gather
-template <class T> __device__ __forceinline__ void lm_lstm_forward_0(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                // [400]
-  const T *__restrict tok = a.inputs[0];         // []
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
+template <class T> __device__ __forceinline__ void forward_saved_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.saved + 0;                              // [400]
+  const T *__restrict tok = a.inputs[0];                       // []
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -76,15 +98,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_0(const dopa:
     for (int e = tid; e < 400; e += nthreads)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 80 "lm_lstm.cu"
+#line 102 "lm_lstm.cu"
 }
 
-// forward stage 1: dense product (Eigen), [1150]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 1: dense product (a warp or thread per output), [1150]
 //   %4 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t4 = a.saved + 400;                       // [1150]
+template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1150, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t4 = a.saved + 400;                                 // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -93,19 +117,21 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_1(const dopa:
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2f_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t4[r] = acc;
   }
-#line 101 "lm_lstm.cu"
+#line 125 "lm_lstm.cu"
 }
 
-// forward stage 2: dense product (Eigen), [1150]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 2: dense product (a warp or thread per output), [1150]
 //   %9 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2f_weight = a.params + 5854600; // [1150, 1150]
-  const T *__restrict l1_h = a.state + 0;                 // [1150]
-  T *__restrict t9 = a.saved + 1552;                      // [1150]
+template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1150, 1150]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
+  T *__restrict t9 = a.saved + 1552;                                // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -114,19 +140,21 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_2(const dopa:
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l1_h2f_weight[r * 1150 + k] * l1_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t9[r] = acc;
   }
-#line 122 "lm_lstm.cu"
+#line 148 "lm_lstm.cu"
 }
 
-// forward stage 3: dense product (Eigen), [1150]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 3: dense product (a warp or thread per output), [1150]
 //   %15 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2i_weight = a.params + 4471150; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t15 = a.saved + 2704;                     // [1150]
+template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1150, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t15 = a.saved + 2704;                               // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -135,19 +163,21 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_3(const dopa:
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2i_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 143 "lm_lstm.cu"
+#line 171 "lm_lstm.cu"
 }
 
-// forward stage 4: dense product (Eigen), [1150]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 4: dense product (a warp or thread per output), [1150]
 //   %19 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_4(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2i_weight = a.params + 7178250; // [1150, 1150]
-  const T *__restrict l1_h = a.state + 0;                 // [1150]
-  T *__restrict t19 = a.saved + 3856;                     // [1150]
+template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1150, 1150]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
+  T *__restrict t19 = a.saved + 3856;                               // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -156,19 +186,21 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_4(const dopa:
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l1_h2i_weight[r * 1150 + k] * l1_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t19[r] = acc;
   }
-#line 164 "lm_lstm.cu"
+#line 194 "lm_lstm.cu"
 }
 
-// forward stage 5: dense product (Eigen), [1150]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 5: dense product (a warp or thread per output), [1150]
 //   %25 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2o_weight = a.params + 4932300; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t25 = a.saved + 5008;                     // [1150]
+template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1150, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t25 = a.saved + 5008;                               // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -177,19 +209,21 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_5(const dopa:
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2o_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t25[r] = acc;
   }
-#line 185 "lm_lstm.cu"
+#line 217 "lm_lstm.cu"
 }
 
-// forward stage 6: dense product (Eigen), [1150]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 6: dense product (a warp or thread per output), [1150]
 //   %29 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2o_weight = a.params + 8501900; // [1150, 1150]
-  const T *__restrict l1_h = a.state + 0;                 // [1150]
-  T *__restrict t29 = a.saved + 6160;                     // [1150]
+template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1150, 1150]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
+  T *__restrict t29 = a.saved + 6160;                               // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -198,19 +232,21 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_6(const dopa:
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l1_h2o_weight[r * 1150 + k] * l1_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t29[r] = acc;
   }
-#line 206 "lm_lstm.cu"
+#line 240 "lm_lstm.cu"
 }
 
-// forward stage 7: dense product (Eigen), [1150]
+// g = tanh(x2c(x) + h2c(h))
+//
+// forward stage 7: dense product (a warp or thread per output), [1150]
 //   %35 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2c_weight = a.params + 5393450; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t35 = a.saved + 7312;                     // [1150]
+template <class T> __device__ __forceinline__ void forward_saved_x2c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1150, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t35 = a.saved + 7312;                               // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -219,19 +255,21 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_7(const dopa:
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2c_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t35[r] = acc;
   }
-#line 227 "lm_lstm.cu"
+#line 263 "lm_lstm.cu"
 }
 
-// forward stage 8: dense product (Eigen), [1150]
+// g = tanh(x2c(x) + h2c(h))
+//
+// forward stage 8: dense product (a warp or thread per output), [1150]
 //   %39 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_8(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2c_weight = a.params + 9825550; // [1150, 1150]
-  const T *__restrict l1_h = a.state + 0;                 // [1150]
-  T *__restrict t39 = a.saved + 8464;                     // [1150]
+template <class T> __device__ __forceinline__ void forward_saved_h2c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [1150, 1150]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
+  T *__restrict t39 = a.saved + 8464;                               // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -240,39 +278,41 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_8(const dopa:
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l1_h2c_weight[r * 1150 + k] * l1_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t39[r] = acc;
   }
-#line 248 "lm_lstm.cu"
+#line 286 "lm_lstm.cu"
 }
 
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 9: fused loop nest over [1150]
 //   %49 mul l1.hn
 //   %47 add l1.cn -> next_state l1.c
 //   %49 mul l1.hn -> saved
-template <class T>
-__device__ __forceinline__ void lm_lstm_forward_9_l1_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t25 = a.saved + 5008;                    // [1150]
-  const T *__restrict l1_x2o_bias = a.params + 5392300;  // [1150]
-  T *__restrict t29 = a.saved + 6160;                    // [1150]
-  const T *__restrict l1_h2o_bias = a.params + 9824400;  // [1150]
-  T *__restrict t4 = a.saved + 400;                      // [1150]
-  const T *__restrict l1_x2f_bias = a.params + 4470000;  // [1150]
-  T *__restrict t9 = a.saved + 1552;                     // [1150]
-  const T *__restrict l1_h2f_bias = a.params + 7177100;  // [1150]
-  const T *__restrict l1_c = a.state + 1152;             // [1150]
-  T *__restrict t15 = a.saved + 2704;                    // [1150]
-  const T *__restrict l1_x2i_bias = a.params + 4931150;  // [1150]
-  T *__restrict t19 = a.saved + 3856;                    // [1150]
-  const T *__restrict l1_h2i_bias = a.params + 8500750;  // [1150]
-  T *__restrict t35 = a.saved + 7312;                    // [1150]
-  const T *__restrict l1_x2c_bias = a.params + 5853450;  // [1150]
-  T *__restrict t39 = a.saved + 8464;                    // [1150]
-  const T *__restrict l1_h2c_bias = a.params + 11148050; // [1150]
-  T *__restrict l1_h_next = a.next + 0;                  // [1150] l1.hn
-  T *__restrict l1_c_next = a.next + 1152;               // [1150]
-  T *__restrict saved_t49 = a.saved + 9616;              // [1150]
+template <class T> __device__ __forceinline__ void forward_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t25 = a.saved + 5008;                           // [1150]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1150]
+  T *__restrict t29 = a.saved + 6160;                           // [1150]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1150]
+  T *__restrict t4 = a.saved + 400;                             // [1150]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1150]
+  T *__restrict t9 = a.saved + 1552;                            // [1150]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1150]
+  const T *__restrict l1_c = a.state + kStateL1C;               // [1150]
+  T *__restrict t15 = a.saved + 2704;                           // [1150]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1150]
+  T *__restrict t19 = a.saved + 3856;                           // [1150]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1150]
+  T *__restrict t35 = a.saved + 7312;                           // [1150]
+  const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1150]
+  T *__restrict t39 = a.saved + 8464;                           // [1150]
+  const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [1150]
+  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1150] l1.hn
+  T *__restrict l1_c_next = a.next + kStateL1C;                 // [1150]
+  T *__restrict saved_t49 = a.saved + 9616;                     // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -311,15 +351,18 @@ __device__ __forceinline__ void lm_lstm_forward_9_l1_hn(const dopa::StepArgs<T> 
       saved_t49[j] = v49;
     }
   }
-#line 315 "lm_lstm.cu"
+#line 355 "lm_lstm.cu"
 }
 
-// forward stage 10: dense product (Eigen), [1150]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 10: dense product (a warp or thread per output), [1150]
 //   %51 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_10(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + 11149200; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + 0;                    // [1150] l1.hn
-  T *__restrict t51 = a.saved + 10768;                     // [1150]
+template <class T>
+__device__ __forceinline__ void forward_saved_x2f_10(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1150, 1150]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
+  T *__restrict t51 = a.saved + 10768;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -328,19 +371,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_10(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_x2f_weight[r * 1150 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t51[r] = acc;
   }
-#line 336 "lm_lstm.cu"
+#line 379 "lm_lstm.cu"
 }
 
-// forward stage 11: dense product (Eigen), [1150]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 11: dense product (a warp or thread per output), [1150]
 //   %56 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_11(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2f_weight = a.params + 16443800; // [1150, 1150]
-  const T *__restrict l2_h = a.state + 2304;               // [1150]
-  T *__restrict t56 = a.saved + 11920;                     // [1150]
+template <class T>
+__device__ __forceinline__ void forward_saved_h2f_11(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1150, 1150]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
+  T *__restrict t56 = a.saved + 11920;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -349,19 +395,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_11(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_h2f_weight[r * 1150 + k] * l2_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t56[r] = acc;
   }
-#line 357 "lm_lstm.cu"
+#line 403 "lm_lstm.cu"
 }
 
-// forward stage 12: dense product (Eigen), [1150]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 12: dense product (a warp or thread per output), [1150]
 //   %62 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_12(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + 12472850; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + 0;                    // [1150] l1.hn
-  T *__restrict t62 = a.saved + 13072;                     // [1150]
+template <class T>
+__device__ __forceinline__ void forward_saved_x2i_12(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1150, 1150]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
+  T *__restrict t62 = a.saved + 13072;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -370,19 +419,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_12(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_x2i_weight[r * 1150 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t62[r] = acc;
   }
-#line 378 "lm_lstm.cu"
+#line 427 "lm_lstm.cu"
 }
 
-// forward stage 13: dense product (Eigen), [1150]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 13: dense product (a warp or thread per output), [1150]
 //   %66 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_13(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2i_weight = a.params + 17767450; // [1150, 1150]
-  const T *__restrict l2_h = a.state + 2304;               // [1150]
-  T *__restrict t66 = a.saved + 14224;                     // [1150]
+template <class T>
+__device__ __forceinline__ void forward_saved_h2i_13(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1150, 1150]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
+  T *__restrict t66 = a.saved + 14224;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -391,19 +443,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_13(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_h2i_weight[r * 1150 + k] * l2_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t66[r] = acc;
   }
-#line 399 "lm_lstm.cu"
+#line 451 "lm_lstm.cu"
 }
 
-// forward stage 14: dense product (Eigen), [1150]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 14: dense product (a warp or thread per output), [1150]
 //   %72 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_14(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + 13796500; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + 0;                    // [1150] l1.hn
-  T *__restrict t72 = a.saved + 15376;                     // [1150]
+template <class T>
+__device__ __forceinline__ void forward_saved_x2o_14(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1150, 1150]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
+  T *__restrict t72 = a.saved + 15376;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -412,19 +467,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_14(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_x2o_weight[r * 1150 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t72[r] = acc;
   }
-#line 420 "lm_lstm.cu"
+#line 475 "lm_lstm.cu"
 }
 
-// forward stage 15: dense product (Eigen), [1150]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 15: dense product (a warp or thread per output), [1150]
 //   %76 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2o_weight = a.params + 19091100; // [1150, 1150]
-  const T *__restrict l2_h = a.state + 2304;               // [1150]
-  T *__restrict t76 = a.saved + 16528;                     // [1150]
+template <class T>
+__device__ __forceinline__ void forward_saved_h2o_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1150, 1150]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
+  T *__restrict t76 = a.saved + 16528;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -433,19 +491,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_15(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_h2o_weight[r * 1150 + k] * l2_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t76[r] = acc;
   }
-#line 441 "lm_lstm.cu"
+#line 499 "lm_lstm.cu"
 }
 
-// forward stage 16: dense product (Eigen), [1150]
+// g = tanh(x2c(x) + h2c(h))
+//
+// forward stage 16: dense product (a warp or thread per output), [1150]
 //   %82 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_16(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2c_weight = a.params + 15120150; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + 0;                    // [1150] l1.hn
-  T *__restrict t82 = a.saved + 17680;                     // [1150]
+template <class T>
+__device__ __forceinline__ void forward_saved_x2c_16(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1150, 1150]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
+  T *__restrict t82 = a.saved + 17680;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -454,19 +515,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_16(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_x2c_weight[r * 1150 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t82[r] = acc;
   }
-#line 462 "lm_lstm.cu"
+#line 523 "lm_lstm.cu"
 }
 
-// forward stage 17: dense product (Eigen), [1150]
+// g = tanh(x2c(x) + h2c(h))
+//
+// forward stage 17: dense product (a warp or thread per output), [1150]
 //   %86 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_17(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2c_weight = a.params + 20414750; // [1150, 1150]
-  const T *__restrict l2_h = a.state + 2304;               // [1150]
-  T *__restrict t86 = a.saved + 18832;                     // [1150]
+template <class T>
+__device__ __forceinline__ void forward_saved_h2c_17(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [1150, 1150]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
+  T *__restrict t86 = a.saved + 18832;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -475,39 +539,41 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_17(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l2_h2c_weight[r * 1150 + k] * l2_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t86[r] = acc;
   }
-#line 483 "lm_lstm.cu"
+#line 547 "lm_lstm.cu"
 }
 
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 18: fused loop nest over [1150]
 //   %96 mul l2.hn
 //   %94 add l2.cn -> next_state l2.c
 //   %96 mul l2.hn -> saved
-template <class T>
-__device__ __forceinline__ void lm_lstm_forward_18_l2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t72 = a.saved + 15376;                   // [1150]
-  const T *__restrict l2_x2o_bias = a.params + 15119000; // [1150]
-  T *__restrict t76 = a.saved + 16528;                   // [1150]
-  const T *__restrict l2_h2o_bias = a.params + 20413600; // [1150]
-  T *__restrict t51 = a.saved + 10768;                   // [1150]
-  const T *__restrict l2_x2f_bias = a.params + 12471700; // [1150]
-  T *__restrict t56 = a.saved + 11920;                   // [1150]
-  const T *__restrict l2_h2f_bias = a.params + 17766300; // [1150]
-  const T *__restrict l2_c = a.state + 3456;             // [1150]
-  T *__restrict t62 = a.saved + 13072;                   // [1150]
-  const T *__restrict l2_x2i_bias = a.params + 13795350; // [1150]
-  T *__restrict t66 = a.saved + 14224;                   // [1150]
-  const T *__restrict l2_h2i_bias = a.params + 19089950; // [1150]
-  T *__restrict t82 = a.saved + 17680;                   // [1150]
-  const T *__restrict l2_x2c_bias = a.params + 16442650; // [1150]
-  T *__restrict t86 = a.saved + 18832;                   // [1150]
-  const T *__restrict l2_h2c_bias = a.params + 21737250; // [1150]
-  T *__restrict l2_h_next = a.next + 2304;               // [1150] l2.hn
-  T *__restrict l2_c_next = a.next + 3456;               // [1150]
-  T *__restrict saved_t96 = a.saved + 19984;             // [1150]
+template <class T> __device__ __forceinline__ void forward_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t72 = a.saved + 15376;                          // [1150]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1150]
+  T *__restrict t76 = a.saved + 16528;                          // [1150]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1150]
+  T *__restrict t51 = a.saved + 10768;                          // [1150]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1150]
+  T *__restrict t56 = a.saved + 11920;                          // [1150]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1150]
+  const T *__restrict l2_c = a.state + kStateL2C;               // [1150]
+  T *__restrict t62 = a.saved + 13072;                          // [1150]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1150]
+  T *__restrict t66 = a.saved + 14224;                          // [1150]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1150]
+  T *__restrict t82 = a.saved + 17680;                          // [1150]
+  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1150]
+  T *__restrict t86 = a.saved + 18832;                          // [1150]
+  const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [1150]
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1150] l2.hn
+  T *__restrict l2_c_next = a.next + kStateL2C;                 // [1150]
+  T *__restrict saved_t96 = a.saved + 19984;                    // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -546,15 +612,18 @@ __device__ __forceinline__ void lm_lstm_forward_18_l2_hn(const dopa::StepArgs<T>
       saved_t96[j] = v96;
     }
   }
-#line 550 "lm_lstm.cu"
+#line 616 "lm_lstm.cu"
 }
 
-// forward stage 19: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 19: dense product (a warp or thread per output), [400]
 //   %98 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + 21738400; // [400, 1150]
-  T *__restrict l2_h_next = a.next + 2304;                 // [1150] l2.hn
-  T *__restrict t98 = a.saved + 21136;                     // [400]
+template <class T>
+__device__ __forceinline__ void forward_saved_x2f_19(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1150]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
+  T *__restrict t98 = a.saved + 21136;                              // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -563,19 +632,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_19(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l3_x2f_weight[r * 1150 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t98[r] = acc;
   }
-#line 571 "lm_lstm.cu"
+#line 640 "lm_lstm.cu"
 }
 
-// forward stage 20: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 20: dense product (a warp or thread per output), [400]
 //   %103 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_20(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2f_weight = a.params + 23580000; // [400, 400]
-  const T *__restrict l3_h = a.state + 4608;               // [400]
-  T *__restrict t103 = a.saved + 21536;                    // [400]
+template <class T>
+__device__ __forceinline__ void forward_saved_h2f_20(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t103 = a.saved + 21536;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -584,19 +656,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_20(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2f_weight[r * 400 + k] * l3_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t103[r] = acc;
   }
-#line 592 "lm_lstm.cu"
+#line 664 "lm_lstm.cu"
 }
 
-// forward stage 21: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 21: dense product (a warp or thread per output), [400]
 //   %109 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_21(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + 22198800; // [400, 1150]
-  T *__restrict l2_h_next = a.next + 2304;                 // [1150] l2.hn
-  T *__restrict t109 = a.saved + 21936;                    // [400]
+template <class T>
+__device__ __forceinline__ void forward_saved_x2i_21(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1150]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
+  T *__restrict t109 = a.saved + 21936;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -605,19 +680,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_21(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l3_x2i_weight[r * 1150 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t109[r] = acc;
   }
-#line 613 "lm_lstm.cu"
+#line 688 "lm_lstm.cu"
 }
 
-// forward stage 22: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 22: dense product (a warp or thread per output), [400]
 //   %113 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_22(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2i_weight = a.params + 23740400; // [400, 400]
-  const T *__restrict l3_h = a.state + 4608;               // [400]
-  T *__restrict t113 = a.saved + 22336;                    // [400]
+template <class T>
+__device__ __forceinline__ void forward_saved_h2i_22(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t113 = a.saved + 22336;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -626,19 +704,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_22(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2i_weight[r * 400 + k] * l3_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t113[r] = acc;
   }
-#line 634 "lm_lstm.cu"
+#line 712 "lm_lstm.cu"
 }
 
-// forward stage 23: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 23: dense product (a warp or thread per output), [400]
 //   %119 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_23(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + 22659200; // [400, 1150]
-  T *__restrict l2_h_next = a.next + 2304;                 // [1150] l2.hn
-  T *__restrict t119 = a.saved + 22736;                    // [400]
+template <class T>
+__device__ __forceinline__ void forward_saved_x2o_23(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1150]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
+  T *__restrict t119 = a.saved + 22736;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -647,19 +728,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_23(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l3_x2o_weight[r * 1150 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t119[r] = acc;
   }
-#line 655 "lm_lstm.cu"
+#line 736 "lm_lstm.cu"
 }
 
-// forward stage 24: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 24: dense product (a warp or thread per output), [400]
 //   %123 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_24(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2o_weight = a.params + 23900800; // [400, 400]
-  const T *__restrict l3_h = a.state + 4608;               // [400]
-  T *__restrict t123 = a.saved + 23136;                    // [400]
+template <class T>
+__device__ __forceinline__ void forward_saved_h2o_24(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t123 = a.saved + 23136;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -668,19 +752,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_24(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2o_weight[r * 400 + k] * l3_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t123[r] = acc;
   }
-#line 676 "lm_lstm.cu"
+#line 760 "lm_lstm.cu"
 }
 
-// forward stage 25: dense product (Eigen), [400]
+// g = tanh(x2c(x) + h2c(h))
+//
+// forward stage 25: dense product (a warp or thread per output), [400]
 //   %129 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_25(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2c_weight = a.params + 23119600; // [400, 1150]
-  T *__restrict l2_h_next = a.next + 2304;                 // [1150] l2.hn
-  T *__restrict t129 = a.saved + 23536;                    // [400]
+template <class T>
+__device__ __forceinline__ void forward_saved_x2c_25(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1150]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
+  T *__restrict t129 = a.saved + 23536;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -689,19 +776,22 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_25(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
       acc += l3_x2c_weight[r * 1150 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t129[r] = acc;
   }
-#line 697 "lm_lstm.cu"
+#line 784 "lm_lstm.cu"
 }
 
-// forward stage 26: dense product (Eigen), [400]
+// g = tanh(x2c(x) + h2c(h))
+//
+// forward stage 26: dense product (a warp or thread per output), [400]
 //   %133 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_26(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2c_weight = a.params + 24061200; // [400, 400]
-  const T *__restrict l3_h = a.state + 4608;               // [400]
-  T *__restrict t133 = a.saved + 23936;                    // [400]
+template <class T>
+__device__ __forceinline__ void forward_saved_h2c_26(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2c_weight = a.params + kParamL3H2cWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t133 = a.saved + 23936;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -710,39 +800,41 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_26(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2c_weight[r * 400 + k] * l3_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t133[r] = acc;
   }
-#line 718 "lm_lstm.cu"
+#line 808 "lm_lstm.cu"
 }
 
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 27: fused loop nest over [400]
 //   %143 mul l3.hn
 //   %141 add l3.cn -> next_state l3.c
 //   %143 mul l3.hn -> saved
-template <class T>
-__device__ __forceinline__ void lm_lstm_forward_27_l3_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t119 = a.saved + 22736;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23119200; // [400]
-  T *__restrict t123 = a.saved + 23136;                  // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24060800; // [400]
-  T *__restrict t98 = a.saved + 21136;                   // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22198400; // [400]
-  T *__restrict t103 = a.saved + 21536;                  // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23740000; // [400]
-  const T *__restrict l3_c = a.state + 5008;             // [400]
-  T *__restrict t109 = a.saved + 21936;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22658800; // [400]
-  T *__restrict t113 = a.saved + 22336;                  // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23900400; // [400]
-  T *__restrict t129 = a.saved + 23536;                  // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23579600; // [400]
-  T *__restrict t133 = a.saved + 23936;                  // [400]
-  const T *__restrict l3_h2c_bias = a.params + 24221200; // [400]
-  T *__restrict l3_h_next = a.next + 4608;               // [400] l3.hn
-  T *__restrict l3_c_next = a.next + 5008;               // [400]
-  T *__restrict saved_t143 = a.saved + 24336;            // [400]
+template <class T> __device__ __forceinline__ void forward_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t119 = a.saved + 22736;                         // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  T *__restrict t123 = a.saved + 23136;                         // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  T *__restrict t98 = a.saved + 21136;                          // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  T *__restrict t103 = a.saved + 21536;                         // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  T *__restrict t109 = a.saved + 21936;                         // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  T *__restrict t113 = a.saved + 22336;                         // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  T *__restrict t129 = a.saved + 23536;                         // [400]
+  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
+  T *__restrict t133 = a.saved + 23936;                         // [400]
+  const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict saved_t143 = a.saved + 24336;                   // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -781,15 +873,17 @@ __device__ __forceinline__ void lm_lstm_forward_27_l3_hn(const dopa::StepArgs<T>
       saved_t143[j] = v143;
     }
   }
-#line 785 "lm_lstm.cu"
+#line 877 "lm_lstm.cu"
 }
 
-// forward stage 28: dense product (Eigen), [10000]
+// output logits = enc.weight @ y3 + dec_bias
+//
+// forward stage 28: dense product (a warp or thread per output), [10000]
 //   %144 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_forward_28(const dopa::StepArgs<T> &a) {
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
-  T *__restrict l3_h_next = a.next + 4608;       // [400] l3.hn
-  T *__restrict t144 = a.scratch + 0;            // [10000]
+template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
+  T *__restrict t144 = a.scratch + 0;                          // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -798,20 +892,21 @@ template <class T> __device__ __forceinline__ void lm_lstm_forward_28(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += enc_weight[r * 400 + k] * l3_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t144[r] = acc;
   }
-#line 806 "lm_lstm.cu"
+#line 900 "lm_lstm.cu"
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // forward stage 29: fused loop nest over [10000]
 //   %146 add logits -> output logits
-template <class T>
-__device__ __forceinline__ void lm_lstm_forward_29_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t144 = a.scratch + 0;                // [10000]
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
-  T *__restrict out_logits = a.outputs[0];           // [10000]
+template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t144 = a.scratch + 0;                      // [10000]
+  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
+  T *__restrict out_logits = a.outputs[0];                 // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -822,7 +917,7 @@ __device__ __forceinline__ void lm_lstm_forward_29_logits(const dopa::StepArgs<T
       out_logits[j] = v146;
     }
   }
-#line 826 "lm_lstm.cu"
+#line 921 "lm_lstm.cu"
 }
 
 /// One forward step of LSTMLM for the whole batch: block b runs batch element b.
@@ -853,77 +948,79 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  lm_lstm_forward_0(a);
-  dopa_grid_sync();
-  lm_lstm_forward_1(a);
-  dopa_grid_sync();
-  lm_lstm_forward_2(a);
-  dopa_grid_sync();
-  lm_lstm_forward_3(a);
-  dopa_grid_sync();
-  lm_lstm_forward_4(a);
-  dopa_grid_sync();
-  lm_lstm_forward_5(a);
-  dopa_grid_sync();
-  lm_lstm_forward_6(a);
-  dopa_grid_sync();
-  lm_lstm_forward_7(a);
-  dopa_grid_sync();
-  lm_lstm_forward_8(a);
-  dopa_grid_sync();
-  lm_lstm_forward_9_l1_hn(a);
-  dopa_grid_sync();
-  lm_lstm_forward_10(a);
-  dopa_grid_sync();
-  lm_lstm_forward_11(a);
-  dopa_grid_sync();
-  lm_lstm_forward_12(a);
-  dopa_grid_sync();
-  lm_lstm_forward_13(a);
-  dopa_grid_sync();
-  lm_lstm_forward_14(a);
-  dopa_grid_sync();
-  lm_lstm_forward_15(a);
-  dopa_grid_sync();
-  lm_lstm_forward_16(a);
-  dopa_grid_sync();
-  lm_lstm_forward_17(a);
-  dopa_grid_sync();
-  lm_lstm_forward_18_l2_hn(a);
-  dopa_grid_sync();
-  lm_lstm_forward_19(a);
-  dopa_grid_sync();
-  lm_lstm_forward_20(a);
-  dopa_grid_sync();
-  lm_lstm_forward_21(a);
-  dopa_grid_sync();
-  lm_lstm_forward_22(a);
-  dopa_grid_sync();
-  lm_lstm_forward_23(a);
-  dopa_grid_sync();
-  lm_lstm_forward_24(a);
-  dopa_grid_sync();
-  lm_lstm_forward_25(a);
-  dopa_grid_sync();
-  lm_lstm_forward_26(a);
-  dopa_grid_sync();
-  lm_lstm_forward_27_l3_hn(a);
-  dopa_grid_sync();
-  lm_lstm_forward_28(a);
-  dopa_grid_sync();
-  lm_lstm_forward_29_logits(a);
+  forward_saved_enc(a);
+  dopa::gridSync();
+  forward_saved_x2f(a);
+  dopa::gridSync();
+  forward_saved_h2f(a);
+  dopa::gridSync();
+  forward_saved_x2i(a);
+  dopa::gridSync();
+  forward_saved_h2i(a);
+  dopa::gridSync();
+  forward_saved_x2o(a);
+  dopa::gridSync();
+  forward_saved_h2o(a);
+  dopa::gridSync();
+  forward_saved_x2c(a);
+  dopa::gridSync();
+  forward_saved_h2c(a);
+  dopa::gridSync();
+  forward_l1_hn_l1_c(a);
+  dopa::gridSync();
+  forward_saved_x2f_10(a);
+  dopa::gridSync();
+  forward_saved_h2f_11(a);
+  dopa::gridSync();
+  forward_saved_x2i_12(a);
+  dopa::gridSync();
+  forward_saved_h2i_13(a);
+  dopa::gridSync();
+  forward_saved_x2o_14(a);
+  dopa::gridSync();
+  forward_saved_h2o_15(a);
+  dopa::gridSync();
+  forward_saved_x2c_16(a);
+  dopa::gridSync();
+  forward_saved_h2c_17(a);
+  dopa::gridSync();
+  forward_l2_hn_l2_c(a);
+  dopa::gridSync();
+  forward_saved_x2f_19(a);
+  dopa::gridSync();
+  forward_saved_h2f_20(a);
+  dopa::gridSync();
+  forward_saved_x2i_21(a);
+  dopa::gridSync();
+  forward_saved_h2i_22(a);
+  dopa::gridSync();
+  forward_saved_x2o_23(a);
+  dopa::gridSync();
+  forward_saved_h2o_24(a);
+  dopa::gridSync();
+  forward_saved_x2c_25(a);
+  dopa::gridSync();
+  forward_saved_h2c_26(a);
+  dopa::gridSync();
+  forward_l3_hn_l3_c(a);
+  dopa::gridSync();
+  forward_matmul(a);
+  dopa::gridSync();
+  forward_logits(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
-// backward stage 0: dense product (Eigen), [400]
+// output logits = enc.weight @ y3 + dec_bias
+//
+// backward stage 0: dense product (a warp or thread per output), [400]
 //   %156 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  const T *__restrict enc_weight = a.params + 0;       // [10000, 400]
-  T *__restrict t156 = a.scratch + 0;                  // [400]
+template <class T> __device__ __forceinline__ void backward_matmul(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict t156 = a.scratch + 0;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -934,9 +1031,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_0(const dopa
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t156[c] = acc;
   }
-#line 938 "lm_lstm.cu"
+#line 1035 "lm_lstm.cu"
 }
 
+// y1 = l1(enc(tok))
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + h2c(h))
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // backward stage 1: fused loop nest over [400]
 //   %171 mul
 //   %181 mul
@@ -955,46 +1060,47 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_0(const dopa
 //   %171 mul += grad l3.x2c.bias
 //   %171 mul += grad l3.h2c.bias
 template <class T>
-__device__ __forceinline__ void lm_lstm_backward_1_l3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l3_c_next = a.gradNext + 5008;   // [400] d l3.c'
-  const T *__restrict d_l3_h_next = a.gradNext + 4608;   // [400] d l3.h'
-  T *__restrict t156 = a.scratch + 0;                    // [400]
-  const T *__restrict t119 = a.saved + 22736;            // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23119200; // [400]
-  const T *__restrict t123 = a.saved + 23136;            // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24060800; // [400]
-  const T *__restrict t98 = a.saved + 21136;             // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22198400; // [400]
-  const T *__restrict t103 = a.saved + 21536;            // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23740000; // [400]
-  const T *__restrict l3_c = a.state + 5008;             // [400]
-  const T *__restrict t109 = a.saved + 21936;            // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22658800; // [400]
-  const T *__restrict t113 = a.saved + 22336;            // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23900400; // [400]
-  const T *__restrict t129 = a.saved + 23536;            // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23579600; // [400]
-  const T *__restrict t133 = a.saved + 23936;            // [400]
-  const T *__restrict l3_h2c_bias = a.params + 24221200; // [400]
-  T *__restrict t171 = a.record + 26224;                 // [400]
-  T *__restrict t181 = a.record + 25824;                 // [400]
-  T *__restrict t192 = a.record + 25424;                 // [400]
-  T *__restrict t203 = a.record + 23472;                 // [400]
-  T *__restrict d_l3_c = a.gradPrev + 5008;              // [400]
-  const T *__restrict t143_l3_hn = a.saved + 24336;      // [400] l3.hn
-  T *__restrict record1 = a.record + 10000;              // [400]
-  const T *__restrict t2 = a.saved + 0;                  // [400]
-  T *__restrict record3 = a.record + 11552;              // [400]
-  T *__restrict d_l3_x2f_bias = a.grads + 22198400;      // [400]
-  const T *__restrict l3_h = a.state + 4608;             // [400]
-  T *__restrict record16 = a.record + 25024;             // [400]
-  T *__restrict d_l3_h2f_bias = a.grads + 23740000;      // [400]
-  T *__restrict d_l3_x2i_bias = a.grads + 22658800;      // [400]
-  T *__restrict d_l3_h2i_bias = a.grads + 23900400;      // [400]
-  T *__restrict d_l3_x2o_bias = a.grads + 23119200;      // [400]
-  T *__restrict d_l3_h2o_bias = a.grads + 24060800;      // [400]
-  T *__restrict d_l3_x2c_bias = a.grads + 23579600;      // [400]
-  T *__restrict d_l3_h2c_bias = a.grads + 24221200;      // [400]
+__device__ __forceinline__ void
+backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
+  T *__restrict t156 = a.scratch + 0;                           // [400]
+  const T *__restrict t119 = a.saved + 22736;                   // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  const T *__restrict t123 = a.saved + 23136;                   // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  const T *__restrict t98 = a.saved + 21136;                    // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  const T *__restrict t103 = a.saved + 21536;                   // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  const T *__restrict t109 = a.saved + 21936;                   // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  const T *__restrict t113 = a.saved + 22336;                   // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  const T *__restrict t129 = a.saved + 23536;                   // [400]
+  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
+  const T *__restrict t133 = a.saved + 23936;                   // [400]
+  const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
+  T *__restrict t171 = a.record + 26224;                        // [400]
+  T *__restrict t181 = a.record + 25824;                        // [400]
+  T *__restrict t192 = a.record + 25424;                        // [400]
+  T *__restrict t203 = a.record + 23472;                        // [400]
+  T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
+  const T *__restrict t143_l3_hn = a.saved + 24336;             // [400] l3.hn
+  T *__restrict record1 = a.record + 10000;                     // [400]
+  const T *__restrict t2 = a.saved + 0;                         // [400]
+  T *__restrict record3 = a.record + 11552;                     // [400]
+  T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;      // [400]
+  const T *__restrict l3_h = a.state + kStateL3H;               // [400]
+  T *__restrict record16 = a.record + 25024;                    // [400]
+  T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;      // [400]
+  T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;      // [400]
+  T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;      // [400]
+  T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;      // [400]
+  T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;      // [400]
+  T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;      // [400]
+  T *__restrict d_l3_h2c_bias = a.grads + kParamL3H2cBias;      // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1083,15 +1189,17 @@ __device__ __forceinline__ void lm_lstm_backward_1_l3_hn(const dopa::StepArgs<T>
       atomicAdd(&d_l3_h2c_bias[j], v171);
     }
   }
-#line 1087 "lm_lstm.cu"
+#line 1193 "lm_lstm.cu"
 }
 
-// backward stage 2: dense product (Eigen), [400]
+// g = tanh(x2c(x) + h2c(h))
+//
+// backward stage 2: dense product (a warp or thread per output), [400]
 //   %174 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_2(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.record + 26224;                   // [400]
-  const T *__restrict l3_h2c_weight = a.params + 24061200; // [400, 400]
-  T *__restrict t174 = a.scratch + 400;                    // [400]
+template <class T> __device__ __forceinline__ void backward_h2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t171 = a.record + 26224;                            // [400]
+  const T *__restrict l3_h2c_weight = a.params + kParamL3H2cWeight; // [400, 400]
+  T *__restrict t174 = a.scratch + 400;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1102,15 +1210,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_2(const dopa
       acc += t171[k] * l3_h2c_weight[k * 400 + c];
     t174[c] = acc;
   }
-#line 1106 "lm_lstm.cu"
+#line 1214 "lm_lstm.cu"
 }
 
-// backward stage 3: dense product (Eigen), [1150]
+// g = tanh(x2c(x) + h2c(h))
+//
+// backward stage 3: dense product (a warp or thread per output), [1150]
 //   %177 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_3(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.record + 26224;                   // [400]
-  const T *__restrict l3_x2c_weight = a.params + 23119600; // [400, 1150]
-  T *__restrict t177 = a.scratch + 800;                    // [1150]
+template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t171 = a.record + 26224;                            // [400]
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1150]
+  T *__restrict t177 = a.scratch + 800;                             // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1121,15 +1231,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_3(const dopa
       acc += t171[k] * l3_x2c_weight[k * 1150 + c];
     t177[c] = acc;
   }
-#line 1125 "lm_lstm.cu"
+#line 1235 "lm_lstm.cu"
 }
 
-// backward stage 4: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 4: dense product (a warp or thread per output), [400]
 //   %184 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_4(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.record + 25824;                   // [400]
-  const T *__restrict l3_h2o_weight = a.params + 23900800; // [400, 400]
-  T *__restrict t184 = a.scratch + 1952;                   // [400]
+template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t181 = a.record + 25824;                            // [400]
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  T *__restrict t184 = a.scratch + 1952;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1140,15 +1252,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_4(const dopa
       acc += t181[k] * l3_h2o_weight[k * 400 + c];
     t184[c] = acc;
   }
-#line 1144 "lm_lstm.cu"
+#line 1256 "lm_lstm.cu"
 }
 
-// backward stage 5: dense product (Eigen), [1150]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 5: dense product (a warp or thread per output), [1150]
 //   %188 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_5(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.record + 25824;                   // [400]
-  const T *__restrict l3_x2o_weight = a.params + 22659200; // [400, 1150]
-  T *__restrict t188 = a.scratch + 2352;                   // [1150]
+template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t181 = a.record + 25824;                            // [400]
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1150]
+  T *__restrict t188 = a.scratch + 2352;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1159,15 +1273,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_5(const dopa
       acc += t181[k] * l3_x2o_weight[k * 1150 + c];
     t188[c] = acc;
   }
-#line 1163 "lm_lstm.cu"
+#line 1277 "lm_lstm.cu"
 }
 
-// backward stage 6: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 6: dense product (a warp or thread per output), [400]
 //   %195 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_6(const dopa::StepArgs<T> &a) {
-  T *__restrict t192 = a.record + 25424;                   // [400]
-  const T *__restrict l3_h2i_weight = a.params + 23740400; // [400, 400]
-  T *__restrict t195 = a.scratch + 3504;                   // [400]
+template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t192 = a.record + 25424;                            // [400]
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  T *__restrict t195 = a.scratch + 3504;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1178,15 +1294,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_6(const dopa
       acc += t192[k] * l3_h2i_weight[k * 400 + c];
     t195[c] = acc;
   }
-#line 1182 "lm_lstm.cu"
+#line 1298 "lm_lstm.cu"
 }
 
-// backward stage 7: dense product (Eigen), [1150]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 7: dense product (a warp or thread per output), [1150]
 //   %199 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t192 = a.record + 25424;                   // [400]
-  const T *__restrict l3_x2i_weight = a.params + 22198800; // [400, 1150]
-  T *__restrict t199 = a.scratch + 3904;                   // [1150]
+template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t192 = a.record + 25424;                            // [400]
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1150]
+  T *__restrict t199 = a.scratch + 3904;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1197,15 +1315,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_7(const dopa
       acc += t192[k] * l3_x2i_weight[k * 1150 + c];
     t199[c] = acc;
   }
-#line 1201 "lm_lstm.cu"
+#line 1319 "lm_lstm.cu"
 }
 
-// backward stage 8: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 8: dense product (a warp or thread per output), [400]
 //   %206 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_8(const dopa::StepArgs<T> &a) {
-  T *__restrict t203 = a.record + 23472;                   // [400]
-  const T *__restrict l3_h2f_weight = a.params + 23580000; // [400, 400]
-  T *__restrict t206 = a.scratch + 5056;                   // [400]
+template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t203 = a.record + 23472;                            // [400]
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  T *__restrict t206 = a.scratch + 5056;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1216,15 +1336,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_8(const dopa
       acc += t203[k] * l3_h2f_weight[k * 400 + c];
     t206[c] = acc;
   }
-#line 1220 "lm_lstm.cu"
+#line 1340 "lm_lstm.cu"
 }
 
-// backward stage 9: dense product (Eigen), [1150]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 9: dense product (a warp or thread per output), [1150]
 //   %210 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_9(const dopa::StepArgs<T> &a) {
-  T *__restrict t203 = a.record + 23472;                   // [400]
-  const T *__restrict l3_x2f_weight = a.params + 21738400; // [400, 1150]
-  T *__restrict t210 = a.scratch + 5456;                   // [1150]
+template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t203 = a.record + 23472;                            // [400]
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1150]
+  T *__restrict t210 = a.scratch + 5456;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1235,9 +1357,16 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_9(const dopa
       acc += t203[k] * l3_x2f_weight[k * 1150 + c];
     t210[c] = acc;
   }
-#line 1239 "lm_lstm.cu"
+#line 1361 "lm_lstm.cu"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + h2c(h))
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // backward stage 10: fused loop nest over [1150]
 //   %224 mul
 //   %234 mul
@@ -1257,51 +1386,52 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_9(const dopa
 //   %224 mul += grad l2.h2c.bias
 //   %96 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
-__device__ __forceinline__ void lm_lstm_backward_10_l1_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_c_next = a.gradNext + 3456;   // [1150] d l2.c'
-  const T *__restrict d_l2_h_next = a.gradNext + 2304;   // [1150] d l2.h'
-  T *__restrict t177 = a.scratch + 800;                  // [1150]
-  T *__restrict t188 = a.scratch + 2352;                 // [1150]
-  T *__restrict t199 = a.scratch + 3904;                 // [1150]
-  T *__restrict t210 = a.scratch + 5456;                 // [1150]
-  const T *__restrict t72 = a.saved + 15376;             // [1150]
-  const T *__restrict l2_x2o_bias = a.params + 15119000; // [1150]
-  const T *__restrict t76 = a.saved + 16528;             // [1150]
-  const T *__restrict l2_h2o_bias = a.params + 20413600; // [1150]
-  const T *__restrict t51 = a.saved + 10768;             // [1150]
-  const T *__restrict l2_x2f_bias = a.params + 12471700; // [1150]
-  const T *__restrict t56 = a.saved + 11920;             // [1150]
-  const T *__restrict l2_h2f_bias = a.params + 17766300; // [1150]
-  const T *__restrict l2_c = a.state + 3456;             // [1150]
-  const T *__restrict t62 = a.saved + 13072;             // [1150]
-  const T *__restrict l2_x2i_bias = a.params + 13795350; // [1150]
-  const T *__restrict t66 = a.saved + 14224;             // [1150]
-  const T *__restrict l2_h2i_bias = a.params + 19089950; // [1150]
-  const T *__restrict t82 = a.saved + 17680;             // [1150]
-  const T *__restrict l2_x2c_bias = a.params + 16442650; // [1150]
-  const T *__restrict t86 = a.saved + 18832;             // [1150]
-  const T *__restrict l2_h2c_bias = a.params + 21737250; // [1150]
-  T *__restrict t224 = a.record + 22320;                 // [1150]
-  T *__restrict t234 = a.record + 21168;                 // [1150]
-  T *__restrict t245 = a.record + 20016;                 // [1150]
-  T *__restrict t256 = a.record + 16560;                 // [1150]
-  T *__restrict d_l2_c = a.gradPrev + 3456;              // [1150]
-  const T *__restrict l1_h = a.state + 0;                // [1150]
-  T *__restrict record4 = a.record + 11952;              // [1150]
-  const T *__restrict t49_l1_hn = a.saved + 9616;        // [1150] l1.hn
-  T *__restrict record9 = a.record + 17712;              // [1150]
-  T *__restrict d_l2_x2f_bias = a.grads + 12471700;      // [1150]
-  const T *__restrict l2_h = a.state + 2304;             // [1150]
-  T *__restrict record10 = a.record + 18864;             // [1150]
-  T *__restrict d_l2_h2f_bias = a.grads + 17766300;      // [1150]
-  T *__restrict d_l2_x2i_bias = a.grads + 13795350;      // [1150]
-  T *__restrict d_l2_h2i_bias = a.grads + 19089950;      // [1150]
-  T *__restrict d_l2_x2o_bias = a.grads + 15119000;      // [1150]
-  T *__restrict d_l2_h2o_bias = a.grads + 20413600;      // [1150]
-  T *__restrict d_l2_x2c_bias = a.grads + 16442650;      // [1150]
-  T *__restrict d_l2_h2c_bias = a.grads + 21737250;      // [1150]
-  const T *__restrict t96_l2_hn = a.saved + 19984;       // [1150] l2.hn
-  T *__restrict record15 = a.record + 23872;             // [1150]
+__device__ __forceinline__ void
+backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1150] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1150] d l2.h'
+  T *__restrict t177 = a.scratch + 800;                         // [1150]
+  T *__restrict t188 = a.scratch + 2352;                        // [1150]
+  T *__restrict t199 = a.scratch + 3904;                        // [1150]
+  T *__restrict t210 = a.scratch + 5456;                        // [1150]
+  const T *__restrict t72 = a.saved + 15376;                    // [1150]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1150]
+  const T *__restrict t76 = a.saved + 16528;                    // [1150]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1150]
+  const T *__restrict t51 = a.saved + 10768;                    // [1150]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1150]
+  const T *__restrict t56 = a.saved + 11920;                    // [1150]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1150]
+  const T *__restrict l2_c = a.state + kStateL2C;               // [1150]
+  const T *__restrict t62 = a.saved + 13072;                    // [1150]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1150]
+  const T *__restrict t66 = a.saved + 14224;                    // [1150]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1150]
+  const T *__restrict t82 = a.saved + 17680;                    // [1150]
+  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1150]
+  const T *__restrict t86 = a.saved + 18832;                    // [1150]
+  const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [1150]
+  T *__restrict t224 = a.record + 22320;                        // [1150]
+  T *__restrict t234 = a.record + 21168;                        // [1150]
+  T *__restrict t245 = a.record + 20016;                        // [1150]
+  T *__restrict t256 = a.record + 16560;                        // [1150]
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1150]
+  const T *__restrict l1_h = a.state + kStateL1H;               // [1150]
+  T *__restrict record4 = a.record + 11952;                     // [1150]
+  const T *__restrict t49_l1_hn = a.saved + 9616;               // [1150] l1.hn
+  T *__restrict record9 = a.record + 17712;                     // [1150]
+  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [1150]
+  const T *__restrict l2_h = a.state + kStateL2H;               // [1150]
+  T *__restrict record10 = a.record + 18864;                    // [1150]
+  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;      // [1150]
+  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;      // [1150]
+  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;      // [1150]
+  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [1150]
+  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [1150]
+  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [1150]
+  T *__restrict d_l2_h2c_bias = a.grads + kParamL2H2cBias;      // [1150]
+  const T *__restrict t96_l2_hn = a.saved + 19984;              // [1150] l2.hn
+  T *__restrict record15 = a.record + 23872;                    // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1394,15 +1524,17 @@ __device__ __forceinline__ void lm_lstm_backward_10_l1_hn(const dopa::StepArgs<T
       record15[j] = t96_l2_hn[j];
     }
   }
-#line 1398 "lm_lstm.cu"
+#line 1528 "lm_lstm.cu"
 }
 
-// backward stage 11: dense product (Eigen), [1150]
+// g = tanh(x2c(x) + h2c(h))
+//
+// backward stage 11: dense product (a warp or thread per output), [1150]
 //   %227 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_11(const dopa::StepArgs<T> &a) {
-  T *__restrict t224 = a.record + 22320;                   // [1150]
-  const T *__restrict l2_h2c_weight = a.params + 20414750; // [1150, 1150]
-  T *__restrict t227 = a.scratch + 6608;                   // [1150]
+template <class T> __device__ __forceinline__ void backward_h2c_11(const dopa::StepArgs<T> &a) {
+  T *__restrict t224 = a.record + 22320;                            // [1150]
+  const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [1150, 1150]
+  T *__restrict t227 = a.scratch + 6608;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1413,15 +1545,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_11(const dop
       acc += t224[k] * l2_h2c_weight[k * 1150 + c];
     t227[c] = acc;
   }
-#line 1417 "lm_lstm.cu"
+#line 1549 "lm_lstm.cu"
 }
 
-// backward stage 12: dense product (Eigen), [1150]
+// g = tanh(x2c(x) + h2c(h))
+//
+// backward stage 12: dense product (a warp or thread per output), [1150]
 //   %230 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t224 = a.record + 22320;                   // [1150]
-  const T *__restrict l2_x2c_weight = a.params + 15120150; // [1150, 1150]
-  T *__restrict t230 = a.scratch + 7760;                   // [1150]
+template <class T> __device__ __forceinline__ void backward_x2c_12(const dopa::StepArgs<T> &a) {
+  T *__restrict t224 = a.record + 22320;                            // [1150]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1150, 1150]
+  T *__restrict t230 = a.scratch + 7760;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1432,15 +1566,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_12(const dop
       acc += t224[k] * l2_x2c_weight[k * 1150 + c];
     t230[c] = acc;
   }
-#line 1436 "lm_lstm.cu"
+#line 1570 "lm_lstm.cu"
 }
 
-// backward stage 13: dense product (Eigen), [1150]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 13: dense product (a warp or thread per output), [1150]
 //   %237 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 21168;                   // [1150]
-  const T *__restrict l2_h2o_weight = a.params + 19091100; // [1150, 1150]
-  T *__restrict t237 = a.scratch + 8912;                   // [1150]
+template <class T> __device__ __forceinline__ void backward_h2o_13(const dopa::StepArgs<T> &a) {
+  T *__restrict t234 = a.record + 21168;                            // [1150]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1150, 1150]
+  T *__restrict t237 = a.scratch + 8912;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1451,15 +1587,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_13(const dop
       acc += t234[k] * l2_h2o_weight[k * 1150 + c];
     t237[c] = acc;
   }
-#line 1455 "lm_lstm.cu"
+#line 1591 "lm_lstm.cu"
 }
 
-// backward stage 14: dense product (Eigen), [1150]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 14: dense product (a warp or thread per output), [1150]
 //   %241 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 21168;                   // [1150]
-  const T *__restrict l2_x2o_weight = a.params + 13796500; // [1150, 1150]
-  T *__restrict t241 = a.scratch + 10064;                  // [1150]
+template <class T> __device__ __forceinline__ void backward_x2o_14(const dopa::StepArgs<T> &a) {
+  T *__restrict t234 = a.record + 21168;                            // [1150]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1150, 1150]
+  T *__restrict t241 = a.scratch + 10064;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1470,15 +1608,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_14(const dop
       acc += t234[k] * l2_x2o_weight[k * 1150 + c];
     t241[c] = acc;
   }
-#line 1474 "lm_lstm.cu"
+#line 1612 "lm_lstm.cu"
 }
 
-// backward stage 15: dense product (Eigen), [1150]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 15: dense product (a warp or thread per output), [1150]
 //   %248 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 20016;                   // [1150]
-  const T *__restrict l2_h2i_weight = a.params + 17767450; // [1150, 1150]
-  T *__restrict t248 = a.scratch + 11216;                  // [1150]
+template <class T> __device__ __forceinline__ void backward_h2i_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t245 = a.record + 20016;                            // [1150]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1150, 1150]
+  T *__restrict t248 = a.scratch + 11216;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1489,15 +1629,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_15(const dop
       acc += t245[k] * l2_h2i_weight[k * 1150 + c];
     t248[c] = acc;
   }
-#line 1493 "lm_lstm.cu"
+#line 1633 "lm_lstm.cu"
 }
 
-// backward stage 16: dense product (Eigen), [1150]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 16: dense product (a warp or thread per output), [1150]
 //   %252 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 20016;                   // [1150]
-  const T *__restrict l2_x2i_weight = a.params + 12472850; // [1150, 1150]
-  T *__restrict t252 = a.scratch + 12368;                  // [1150]
+template <class T> __device__ __forceinline__ void backward_x2i_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t245 = a.record + 20016;                            // [1150]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1150, 1150]
+  T *__restrict t252 = a.scratch + 12368;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1508,15 +1650,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_16(const dop
       acc += t245[k] * l2_x2i_weight[k * 1150 + c];
     t252[c] = acc;
   }
-#line 1512 "lm_lstm.cu"
+#line 1654 "lm_lstm.cu"
 }
 
-// backward stage 17: dense product (Eigen), [1150]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 17: dense product (a warp or thread per output), [1150]
 //   %259 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t256 = a.record + 16560;                   // [1150]
-  const T *__restrict l2_h2f_weight = a.params + 16443800; // [1150, 1150]
-  T *__restrict t259 = a.scratch + 13520;                  // [1150]
+template <class T> __device__ __forceinline__ void backward_h2f_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t256 = a.record + 16560;                            // [1150]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1150, 1150]
+  T *__restrict t259 = a.scratch + 13520;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1527,15 +1671,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_17(const dop
       acc += t256[k] * l2_h2f_weight[k * 1150 + c];
     t259[c] = acc;
   }
-#line 1531 "lm_lstm.cu"
+#line 1675 "lm_lstm.cu"
 }
 
-// backward stage 18: dense product (Eigen), [1150]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 18: dense product (a warp or thread per output), [1150]
 //   %263 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t256 = a.record + 16560;                   // [1150]
-  const T *__restrict l2_x2f_weight = a.params + 11149200; // [1150, 1150]
-  T *__restrict t263 = a.scratch + 14672;                  // [1150]
+template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::StepArgs<T> &a) {
+  T *__restrict t256 = a.record + 16560;                            // [1150]
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1150, 1150]
+  T *__restrict t263 = a.scratch + 14672;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1546,9 +1692,16 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_18(const dop
       acc += t256[k] * l2_x2f_weight[k * 1150 + c];
     t263[c] = acc;
   }
-#line 1550 "lm_lstm.cu"
+#line 1696 "lm_lstm.cu"
 }
 
+// state  h : [H] = 0
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + h2c(h))
+// cn = f * c + i * g
+//
 // backward stage 19: fused loop nest over [1150]
 //   %277 mul
 //   %286 mul
@@ -1564,48 +1717,50 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_18(const dop
 //   %286 mul += grad l1.h2o.bias
 //   %277 mul += grad l1.x2c.bias
 //   %277 mul += grad l1.h2c.bias
-template <class T> __device__ __forceinline__ void lm_lstm_backward_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l1_c_next = a.gradNext + 1152;   // [1150] d l1.c'
-  const T *__restrict d_l1_h_next = a.gradNext + 0;      // [1150] d l1.h'
-  T *__restrict t230 = a.scratch + 7760;                 // [1150]
-  T *__restrict t241 = a.scratch + 10064;                // [1150]
-  T *__restrict t252 = a.scratch + 12368;                // [1150]
-  T *__restrict t263 = a.scratch + 14672;                // [1150]
-  const T *__restrict t25 = a.saved + 5008;              // [1150]
-  const T *__restrict l1_x2o_bias = a.params + 5392300;  // [1150]
-  const T *__restrict t29 = a.saved + 6160;              // [1150]
-  const T *__restrict l1_h2o_bias = a.params + 9824400;  // [1150]
-  const T *__restrict t4 = a.saved + 400;                // [1150]
-  const T *__restrict l1_x2f_bias = a.params + 4470000;  // [1150]
-  const T *__restrict t9 = a.saved + 1552;               // [1150]
-  const T *__restrict l1_h2f_bias = a.params + 7177100;  // [1150]
-  const T *__restrict l1_c = a.state + 1152;             // [1150]
-  const T *__restrict t15 = a.saved + 2704;              // [1150]
-  const T *__restrict l1_x2i_bias = a.params + 4931150;  // [1150]
-  const T *__restrict t19 = a.saved + 3856;              // [1150]
-  const T *__restrict l1_h2i_bias = a.params + 8500750;  // [1150]
-  const T *__restrict t35 = a.saved + 7312;              // [1150]
-  const T *__restrict l1_x2c_bias = a.params + 5853450;  // [1150]
-  const T *__restrict t39 = a.saved + 8464;              // [1150]
-  const T *__restrict l1_h2c_bias = a.params + 11148050; // [1150]
-  T *__restrict t277 = a.record + 15408;                 // [1150]
-  T *__restrict t286 = a.record + 14256;                 // [1150]
-  T *__restrict t297 = a.record + 13104;                 // [1150]
-  T *__restrict t308 = a.record + 10400;                 // [1150]
-  T *__restrict d_l1_c = a.gradPrev + 1152;              // [1150]
-  T *__restrict t227 = a.scratch + 6608;                 // [1150]
-  T *__restrict t237 = a.scratch + 8912;                 // [1150]
-  T *__restrict t248 = a.scratch + 11216;                // [1150]
-  T *__restrict t259 = a.scratch + 13520;                // [1150]
-  T *__restrict d_l2_h = a.gradPrev + 2304;              // [1150]
-  T *__restrict d_l1_x2f_bias = a.grads + 4470000;       // [1150]
-  T *__restrict d_l1_h2f_bias = a.grads + 7177100;       // [1150]
-  T *__restrict d_l1_x2i_bias = a.grads + 4931150;       // [1150]
-  T *__restrict d_l1_h2i_bias = a.grads + 8500750;       // [1150]
-  T *__restrict d_l1_x2o_bias = a.grads + 5392300;       // [1150]
-  T *__restrict d_l1_h2o_bias = a.grads + 9824400;       // [1150]
-  T *__restrict d_l1_x2c_bias = a.grads + 5853450;       // [1150]
-  T *__restrict d_l1_h2c_bias = a.grads + 11148050;      // [1150]
+template <class T>
+__device__ __forceinline__ void
+backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1150] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1150] d l1.h'
+  T *__restrict t230 = a.scratch + 7760;                        // [1150]
+  T *__restrict t241 = a.scratch + 10064;                       // [1150]
+  T *__restrict t252 = a.scratch + 12368;                       // [1150]
+  T *__restrict t263 = a.scratch + 14672;                       // [1150]
+  const T *__restrict t25 = a.saved + 5008;                     // [1150]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1150]
+  const T *__restrict t29 = a.saved + 6160;                     // [1150]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1150]
+  const T *__restrict t4 = a.saved + 400;                       // [1150]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1150]
+  const T *__restrict t9 = a.saved + 1552;                      // [1150]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1150]
+  const T *__restrict l1_c = a.state + kStateL1C;               // [1150]
+  const T *__restrict t15 = a.saved + 2704;                     // [1150]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1150]
+  const T *__restrict t19 = a.saved + 3856;                     // [1150]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1150]
+  const T *__restrict t35 = a.saved + 7312;                     // [1150]
+  const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1150]
+  const T *__restrict t39 = a.saved + 8464;                     // [1150]
+  const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [1150]
+  T *__restrict t277 = a.record + 15408;                        // [1150]
+  T *__restrict t286 = a.record + 14256;                        // [1150]
+  T *__restrict t297 = a.record + 13104;                        // [1150]
+  T *__restrict t308 = a.record + 10400;                        // [1150]
+  T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1150]
+  T *__restrict t227 = a.scratch + 6608;                        // [1150]
+  T *__restrict t237 = a.scratch + 8912;                        // [1150]
+  T *__restrict t248 = a.scratch + 11216;                       // [1150]
+  T *__restrict t259 = a.scratch + 13520;                       // [1150]
+  T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1150]
+  T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1150]
+  T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1150]
+  T *__restrict d_l1_x2i_bias = a.grads + kParamL1X2iBias;      // [1150]
+  T *__restrict d_l1_h2i_bias = a.grads + kParamL1H2iBias;      // [1150]
+  T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;      // [1150]
+  T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [1150]
+  T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1150]
+  T *__restrict d_l1_h2c_bias = a.grads + kParamL1H2cBias;      // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1699,15 +1854,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_19(const dop
       atomicAdd(&d_l1_h2c_bias[j], v277);
     }
   }
-#line 1703 "lm_lstm.cu"
+#line 1858 "lm_lstm.cu"
 }
 
-// backward stage 20: dense product (Eigen), [1150]
+// g = tanh(x2c(x) + h2c(h))
+//
+// backward stage 20: dense product (a warp or thread per output), [1150]
 //   %280 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 15408;                  // [1150]
-  const T *__restrict l1_h2c_weight = a.params + 9825550; // [1150, 1150]
-  T *__restrict t280 = a.scratch + 15824;                 // [1150]
+template <class T> __device__ __forceinline__ void backward_h2c_20(const dopa::StepArgs<T> &a) {
+  T *__restrict t277 = a.record + 15408;                            // [1150]
+  const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [1150, 1150]
+  T *__restrict t280 = a.scratch + 15824;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1718,15 +1875,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_20(const dop
       acc += t277[k] * l1_h2c_weight[k * 1150 + c];
     t280[c] = acc;
   }
-#line 1722 "lm_lstm.cu"
+#line 1879 "lm_lstm.cu"
 }
 
-// backward stage 21: dense product (Eigen), [400]
+// g = tanh(x2c(x) + h2c(h))
+//
+// backward stage 21: dense product (a warp or thread per output), [400]
 //   %283 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 15408;                  // [1150]
-  const T *__restrict l1_x2c_weight = a.params + 5393450; // [1150, 400]
-  T *__restrict t283 = a.scratch + 16976;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2c_21(const dopa::StepArgs<T> &a) {
+  T *__restrict t277 = a.record + 15408;                            // [1150]
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1150, 400]
+  T *__restrict t283 = a.scratch + 16976;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1737,15 +1896,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_21(const dop
       acc += t277[k] * l1_x2c_weight[k * 400 + c];
     t283[c] = acc;
   }
-#line 1741 "lm_lstm.cu"
+#line 1900 "lm_lstm.cu"
 }
 
-// backward stage 22: dense product (Eigen), [1150]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 22: dense product (a warp or thread per output), [1150]
 //   %289 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t286 = a.record + 14256;                  // [1150]
-  const T *__restrict l1_h2o_weight = a.params + 8501900; // [1150, 1150]
-  T *__restrict t289 = a.scratch + 17376;                 // [1150]
+template <class T> __device__ __forceinline__ void backward_h2o_22(const dopa::StepArgs<T> &a) {
+  T *__restrict t286 = a.record + 14256;                            // [1150]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1150, 1150]
+  T *__restrict t289 = a.scratch + 17376;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1756,15 +1917,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_22(const dop
       acc += t286[k] * l1_h2o_weight[k * 1150 + c];
     t289[c] = acc;
   }
-#line 1760 "lm_lstm.cu"
+#line 1921 "lm_lstm.cu"
 }
 
-// backward stage 23: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 23: dense product (a warp or thread per output), [400]
 //   %293 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t286 = a.record + 14256;                  // [1150]
-  const T *__restrict l1_x2o_weight = a.params + 4932300; // [1150, 400]
-  T *__restrict t293 = a.scratch + 18528;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2o_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t286 = a.record + 14256;                            // [1150]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1150, 400]
+  T *__restrict t293 = a.scratch + 18528;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1775,15 +1938,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_23(const dop
       acc += t286[k] * l1_x2o_weight[k * 400 + c];
     t293[c] = acc;
   }
-#line 1779 "lm_lstm.cu"
+#line 1942 "lm_lstm.cu"
 }
 
-// backward stage 24: dense product (Eigen), [1150]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 24: dense product (a warp or thread per output), [1150]
 //   %300 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t297 = a.record + 13104;                  // [1150]
-  const T *__restrict l1_h2i_weight = a.params + 7178250; // [1150, 1150]
-  T *__restrict t300 = a.scratch + 18928;                 // [1150]
+template <class T> __device__ __forceinline__ void backward_h2i_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t297 = a.record + 13104;                            // [1150]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1150, 1150]
+  T *__restrict t300 = a.scratch + 18928;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1794,15 +1959,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_24(const dop
       acc += t297[k] * l1_h2i_weight[k * 1150 + c];
     t300[c] = acc;
   }
-#line 1798 "lm_lstm.cu"
+#line 1963 "lm_lstm.cu"
 }
 
-// backward stage 25: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 25: dense product (a warp or thread per output), [400]
 //   %304 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t297 = a.record + 13104;                  // [1150]
-  const T *__restrict l1_x2i_weight = a.params + 4471150; // [1150, 400]
-  T *__restrict t304 = a.scratch + 20080;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2i_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t297 = a.record + 13104;                            // [1150]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1150, 400]
+  T *__restrict t304 = a.scratch + 20080;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1813,15 +1980,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_25(const dop
       acc += t297[k] * l1_x2i_weight[k * 400 + c];
     t304[c] = acc;
   }
-#line 1817 "lm_lstm.cu"
+#line 1984 "lm_lstm.cu"
 }
 
-// backward stage 26: dense product (Eigen), [1150]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 26: dense product (a warp or thread per output), [1150]
 //   %311 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 10400;                  // [1150]
-  const T *__restrict l1_h2f_weight = a.params + 5854600; // [1150, 1150]
-  T *__restrict t311 = a.scratch + 20480;                 // [1150]
+template <class T> __device__ __forceinline__ void backward_h2f_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t308 = a.record + 10400;                            // [1150]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1150, 1150]
+  T *__restrict t311 = a.scratch + 20480;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1832,15 +2001,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_26(const dop
       acc += t308[k] * l1_h2f_weight[k * 1150 + c];
     t311[c] = acc;
   }
-#line 1836 "lm_lstm.cu"
+#line 2005 "lm_lstm.cu"
 }
 
-// backward stage 27: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 27: dense product (a warp or thread per output), [400]
 //   %315 matmul
-template <class T> __device__ __forceinline__ void lm_lstm_backward_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 10400;                  // [1150]
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1150, 400]
-  T *__restrict t315 = a.scratch + 21632;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2f_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t308 = a.record + 10400;                            // [1150]
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1150, 400]
+  T *__restrict t315 = a.scratch + 21632;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1851,17 +2022,19 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_27(const dop
       acc += t308[k] * l1_x2f_weight[k * 400 + c];
     t315[c] = acc;
   }
-#line 1855 "lm_lstm.cu"
+#line 2026 "lm_lstm.cu"
 }
 
+// state  h : [H] = 0
+//
 // backward stage 28: fused loop nest over [1150]
 //   %312 add -> grad_prev l1.h
-template <class T> __device__ __forceinline__ void lm_lstm_backward_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t280 = a.scratch + 15824; // [1150]
-  T *__restrict t289 = a.scratch + 17376; // [1150]
-  T *__restrict t300 = a.scratch + 18928; // [1150]
-  T *__restrict t311 = a.scratch + 20480; // [1150]
-  T *__restrict d_l1_h = a.gradPrev + 0;  // [1150]
+template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t280 = a.scratch + 15824;        // [1150]
+  T *__restrict t289 = a.scratch + 17376;        // [1150]
+  T *__restrict t300 = a.scratch + 18928;        // [1150]
+  T *__restrict t311 = a.scratch + 20480;        // [1150]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1874,24 +2047,28 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_28(const dop
       d_l1_h[j] = v312;
     }
   }
-#line 1878 "lm_lstm.cu"
+#line 2051 "lm_lstm.cu"
 }
 
+// y1 = l1(enc(tok))
+// state  h : [H] = 0
+//
 // backward stage 29: fused loop nest over [400]
 //   %207 add -> grad_prev l3.h
 //   %316 add += grad enc.weight
-template <class T> __device__ __forceinline__ void lm_lstm_backward_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t174 = a.scratch + 400;     // [400]
-  T *__restrict t184 = a.scratch + 1952;    // [400]
-  T *__restrict t195 = a.scratch + 3504;    // [400]
-  T *__restrict t206 = a.scratch + 5056;    // [400]
-  T *__restrict d_l3_h = a.gradPrev + 4608; // [400]
-  T *__restrict t283 = a.scratch + 16976;   // [400]
-  T *__restrict t293 = a.scratch + 18528;   // [400]
-  T *__restrict t304 = a.scratch + 20080;   // [400]
-  T *__restrict t315 = a.scratch + 21632;   // [400]
-  T *__restrict d_enc_weight = a.grads + 0; // [10000, 400]
-  const T *__restrict tok = a.inputs[0];    // []
+template <class T>
+__device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
+  T *__restrict t174 = a.scratch + 400;                   // [400]
+  T *__restrict t184 = a.scratch + 1952;                  // [400]
+  T *__restrict t195 = a.scratch + 3504;                  // [400]
+  T *__restrict t206 = a.scratch + 5056;                  // [400]
+  T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
+  T *__restrict t283 = a.scratch + 16976;                 // [400]
+  T *__restrict t293 = a.scratch + 18528;                 // [400]
+  T *__restrict t304 = a.scratch + 20080;                 // [400]
+  T *__restrict t315 = a.scratch + 21632;                 // [400]
+  T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
+  const T *__restrict tok = a.inputs[0];                  // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1909,17 +2086,17 @@ template <class T> __device__ __forceinline__ void lm_lstm_backward_29(const dop
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v316);
     }
   }
-#line 1913 "lm_lstm.cu"
+#line 2090 "lm_lstm.cu"
 }
 
 // backward stage 30: fused loop nest over [10000]
 //   %147 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %147 grad_output d logits += grad dec_bias
 template <class T>
-__device__ __forceinline__ void lm_lstm_backward_30_d_logits(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   T *__restrict record0 = a.record + 0;                // [10000]
-  T *__restrict d_dec_bias = a.grads + 4000000;        // [10000]
+  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1959,81 +2136,83 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  lm_lstm_backward_0(a);
-  dopa_grid_sync();
-  lm_lstm_backward_1_l3_hn(a);
-  dopa_grid_sync();
-  lm_lstm_backward_2(a);
-  dopa_grid_sync();
-  lm_lstm_backward_3(a);
-  dopa_grid_sync();
-  lm_lstm_backward_4(a);
-  dopa_grid_sync();
-  lm_lstm_backward_5(a);
-  dopa_grid_sync();
-  lm_lstm_backward_6(a);
-  dopa_grid_sync();
-  lm_lstm_backward_7(a);
-  dopa_grid_sync();
-  lm_lstm_backward_8(a);
-  dopa_grid_sync();
-  lm_lstm_backward_9(a);
-  dopa_grid_sync();
-  lm_lstm_backward_10_l1_hn(a);
-  dopa_grid_sync();
-  lm_lstm_backward_11(a);
-  dopa_grid_sync();
-  lm_lstm_backward_12(a);
-  dopa_grid_sync();
-  lm_lstm_backward_13(a);
-  dopa_grid_sync();
-  lm_lstm_backward_14(a);
-  dopa_grid_sync();
-  lm_lstm_backward_15(a);
-  dopa_grid_sync();
-  lm_lstm_backward_16(a);
-  dopa_grid_sync();
-  lm_lstm_backward_17(a);
-  dopa_grid_sync();
-  lm_lstm_backward_18(a);
-  dopa_grid_sync();
-  lm_lstm_backward_19(a);
-  dopa_grid_sync();
-  lm_lstm_backward_20(a);
-  dopa_grid_sync();
-  lm_lstm_backward_21(a);
-  dopa_grid_sync();
-  lm_lstm_backward_22(a);
-  dopa_grid_sync();
-  lm_lstm_backward_23(a);
-  dopa_grid_sync();
-  lm_lstm_backward_24(a);
-  dopa_grid_sync();
-  lm_lstm_backward_25(a);
-  dopa_grid_sync();
-  lm_lstm_backward_26(a);
-  dopa_grid_sync();
-  lm_lstm_backward_27(a);
-  dopa_grid_sync();
-  lm_lstm_backward_28(a);
-  dopa_grid_sync();
-  lm_lstm_backward_29(a);
-  dopa_grid_sync();
-  lm_lstm_backward_30_d_logits(a);
+  backward_matmul(a);
+  dopa::gridSync();
+  backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
+  dopa::gridSync();
+  backward_h2c(a);
+  dopa::gridSync();
+  backward_x2c(a);
+  dopa::gridSync();
+  backward_h2o(a);
+  dopa::gridSync();
+  backward_x2o(a);
+  dopa::gridSync();
+  backward_h2i(a);
+  dopa::gridSync();
+  backward_x2i(a);
+  dopa::gridSync();
+  backward_h2f(a);
+  dopa::gridSync();
+  backward_x2f(a);
+  dopa::gridSync();
+  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
+  dopa::gridSync();
+  backward_h2c_11(a);
+  dopa::gridSync();
+  backward_x2c_12(a);
+  dopa::gridSync();
+  backward_h2o_13(a);
+  dopa::gridSync();
+  backward_x2o_14(a);
+  dopa::gridSync();
+  backward_h2i_15(a);
+  dopa::gridSync();
+  backward_x2i_16(a);
+  dopa::gridSync();
+  backward_h2f_17(a);
+  dopa::gridSync();
+  backward_x2f_18(a);
+  dopa::gridSync();
+  backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
+  dopa::gridSync();
+  backward_h2c_20(a);
+  dopa::gridSync();
+  backward_x2c_21(a);
+  dopa::gridSync();
+  backward_h2o_22(a);
+  dopa::gridSync();
+  backward_x2o_23(a);
+  dopa::gridSync();
+  backward_h2i_24(a);
+  dopa::gridSync();
+  backward_x2i_25(a);
+  dopa::gridSync();
+  backward_h2f_26(a);
+  dopa::gridSync();
+  backward_x2f_27(a);
+  dopa::gridSync();
+  backward_d_l1_h(a);
+  dopa::gridSync();
+  backward_d_l3_h_grad_enc_weight(a);
+  dopa::gridSync();
+  backward_grad_dec_bias(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {
-  static const dopa::CudaSpec s = {"LSTMLM",
-                                   &spec,
-                                   forward_launch<float>,
-                                   backward_launch<float>,
-                                   forward_launch<double>,
-                                   backward_launch<double>,
-                                   kThreads};
+  static const dopa::CudaSpec s = {
+      /*name=*/"LSTMLM",
+      /*cpu=*/&spec,
+      /*forwardFloat=*/forward_launch<float>,
+      /*backwardFloat=*/backward_launch<float>,
+      /*forwardDouble=*/forward_launch<double>,
+      /*backwardDouble=*/backward_launch<double>,
+      /*threadsPerBlock=*/kThreads,
+  };
   return s;
 }
 

@@ -6,138 +6,214 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/runtime/Generated.h"
-
-#include <Eigen/Core>
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
-namespace {
-// Eigen views of the generated code's buffers (row-major).
-template <class T> using Vec = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using ConstVec = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using RowVec = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T> using ConstRowVec = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T>
-using RowMat = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-template <class T>
-using ConstRowMat =
-    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-} // namespace
+#include "dopa/runtime/GeneratedSupport.h"
 
 namespace dopa::generated::lm_modplast_lstm {
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamEncWeight = 0;                // enc.weight [10000, 400]
+constexpr int64_t kParamDecBias = 4000000;            // dec_bias [10000]
+constexpr int64_t kParamL1X2fWeight = 4010000;        // l1.x2f.weight [1149, 400]
+constexpr int64_t kParamL1X2fBias = 4469600;          // l1.x2f.bias [1149]
+constexpr int64_t kParamL1X2iWeight = 4470749;        // l1.x2i.weight [1149, 400]
+constexpr int64_t kParamL1X2iBias = 4930349;          // l1.x2i.bias [1149]
+constexpr int64_t kParamL1X2oWeight = 4931498;        // l1.x2o.weight [1149, 400]
+constexpr int64_t kParamL1X2oBias = 5391098;          // l1.x2o.bias [1149]
+constexpr int64_t kParamL1X2cWeight = 5392247;        // l1.x2c.weight [1149, 400]
+constexpr int64_t kParamL1X2cBias = 5851847;          // l1.x2c.bias [1149]
+constexpr int64_t kParamL1H2fWeight = 5852996;        // l1.h2f.weight [1149, 1149]
+constexpr int64_t kParamL1H2fBias = 7173197;          // l1.h2f.bias [1149]
+constexpr int64_t kParamL1H2iWeight = 7174346;        // l1.h2i.weight [1149, 1149]
+constexpr int64_t kParamL1H2iBias = 8494547;          // l1.h2i.bias [1149]
+constexpr int64_t kParamL1H2oWeight = 8495696;        // l1.h2o.weight [1149, 1149]
+constexpr int64_t kParamL1H2oBias = 9815897;          // l1.h2o.bias [1149]
+constexpr int64_t kParamL1W = 9817046;                // l1.w [1149, 1149]
+constexpr int64_t kParamL1Alpha = 11137247;           // l1.alpha [1149, 1]
+constexpr int64_t kParamL1H2modWeight = 11138396;     // l1.h2mod.weight [1, 1149]
+constexpr int64_t kParamL1H2modBias = 11139545;       // l1.h2mod.bias [1]
+constexpr int64_t kParamL1ModfanoutWeight = 11139546; // l1.modfanout.weight [1149, 1]
+constexpr int64_t kParamL1ModfanoutBias = 11140695;   // l1.modfanout.bias [1149]
+constexpr int64_t kParamL2X2fWeight = 11141844;       // l2.x2f.weight [1149, 1149]
+constexpr int64_t kParamL2X2fBias = 12462045;         // l2.x2f.bias [1149]
+constexpr int64_t kParamL2X2iWeight = 12463194;       // l2.x2i.weight [1149, 1149]
+constexpr int64_t kParamL2X2iBias = 13783395;         // l2.x2i.bias [1149]
+constexpr int64_t kParamL2X2oWeight = 13784544;       // l2.x2o.weight [1149, 1149]
+constexpr int64_t kParamL2X2oBias = 15104745;         // l2.x2o.bias [1149]
+constexpr int64_t kParamL2X2cWeight = 15105894;       // l2.x2c.weight [1149, 1149]
+constexpr int64_t kParamL2X2cBias = 16426095;         // l2.x2c.bias [1149]
+constexpr int64_t kParamL2H2fWeight = 16427244;       // l2.h2f.weight [1149, 1149]
+constexpr int64_t kParamL2H2fBias = 17747445;         // l2.h2f.bias [1149]
+constexpr int64_t kParamL2H2iWeight = 17748594;       // l2.h2i.weight [1149, 1149]
+constexpr int64_t kParamL2H2iBias = 19068795;         // l2.h2i.bias [1149]
+constexpr int64_t kParamL2H2oWeight = 19069944;       // l2.h2o.weight [1149, 1149]
+constexpr int64_t kParamL2H2oBias = 20390145;         // l2.h2o.bias [1149]
+constexpr int64_t kParamL2W = 20391294;               // l2.w [1149, 1149]
+constexpr int64_t kParamL2Alpha = 21711495;           // l2.alpha [1149, 1]
+constexpr int64_t kParamL2H2modWeight = 21712644;     // l2.h2mod.weight [1, 1149]
+constexpr int64_t kParamL2H2modBias = 21713793;       // l2.h2mod.bias [1]
+constexpr int64_t kParamL2ModfanoutWeight = 21713794; // l2.modfanout.weight [1149, 1]
+constexpr int64_t kParamL2ModfanoutBias = 21714943;   // l2.modfanout.bias [1149]
+constexpr int64_t kParamL3X2fWeight = 21716092;       // l3.x2f.weight [400, 1149]
+constexpr int64_t kParamL3X2fBias = 22175692;         // l3.x2f.bias [400]
+constexpr int64_t kParamL3X2iWeight = 22176092;       // l3.x2i.weight [400, 1149]
+constexpr int64_t kParamL3X2iBias = 22635692;         // l3.x2i.bias [400]
+constexpr int64_t kParamL3X2oWeight = 22636092;       // l3.x2o.weight [400, 1149]
+constexpr int64_t kParamL3X2oBias = 23095692;         // l3.x2o.bias [400]
+constexpr int64_t kParamL3X2cWeight = 23096092;       // l3.x2c.weight [400, 1149]
+constexpr int64_t kParamL3X2cBias = 23555692;         // l3.x2c.bias [400]
+constexpr int64_t kParamL3H2fWeight = 23556092;       // l3.h2f.weight [400, 400]
+constexpr int64_t kParamL3H2fBias = 23716092;         // l3.h2f.bias [400]
+constexpr int64_t kParamL3H2iWeight = 23716492;       // l3.h2i.weight [400, 400]
+constexpr int64_t kParamL3H2iBias = 23876492;         // l3.h2i.bias [400]
+constexpr int64_t kParamL3H2oWeight = 23876892;       // l3.h2o.weight [400, 400]
+constexpr int64_t kParamL3H2oBias = 24036892;         // l3.h2o.bias [400]
+constexpr int64_t kParamL3W = 24037292;               // l3.w [400, 400]
+constexpr int64_t kParamL3Alpha = 24197292;           // l3.alpha [400, 1]
+constexpr int64_t kParamL3H2modWeight = 24197692;     // l3.h2mod.weight [1, 400]
+constexpr int64_t kParamL3H2modBias = 24198092;       // l3.h2mod.bias [1]
+constexpr int64_t kParamL3ModfanoutWeight = 24198093; // l3.modfanout.weight [400, 1]
+constexpr int64_t kParamL3ModfanoutBias = 24198493;   // l3.modfanout.bias [400]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateL1H = 0;          // l1.h [1149]
+constexpr int64_t kStateL1C = 1152;       // l1.c [1149]
+constexpr int64_t kStateL1Hebb = 2304;    // l1.hebb [1149, 1149]
+constexpr int64_t kStateL2H = 1322512;    // l2.h [1149]
+constexpr int64_t kStateL2C = 1323664;    // l2.c [1149]
+constexpr int64_t kStateL2Hebb = 1324816; // l2.hebb [1149, 1149]
+constexpr int64_t kStateL3H = 2645024;    // l3.h [400]
+constexpr int64_t kStateL3C = 2645424;    // l3.c [400]
+constexpr int64_t kStateL3Hebb = 2645824; // l3.hebb [400, 400]
+
+// y1 = l1(enc(tok))
+//
 // forward stage 0:
 //   %2 gather
-template <class T> static void lm_modplast_lstm_forward_0(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                // [400]
-  const T *__restrict tok = a.inputs[0];         // []
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
+template <class T> static void forward_saved_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.saved + 0;                              // [400]
+  const T *__restrict tok = a.inputs[0];                       // []
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
 #line 15 "examples/lm/modplast_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = 0; e < 400; ++e)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 48 "lm_modplast_lstm.cpp"
+#line 108 "lm_modplast_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 1: dense product (Eigen), [1149]
 //   %4 matmul
-template <class T> static void lm_modplast_lstm_forward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t4 = a.saved + 400;                       // [1149]
+template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t4 = a.saved + 400;                                 // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t4, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 59 "lm_modplast_lstm.cpp"
+#line 121 "lm_modplast_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 2: dense product (Eigen), [1149]
 //   %9 matmul
-template <class T> static void lm_modplast_lstm_forward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t9 = a.saved + 1552;                      // [1149]
+template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t9 = a.saved + 1552;                                // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 70 "lm_modplast_lstm.cpp"
+#line 134 "lm_modplast_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 3: dense product (Eigen), [1149]
 //   %15 matmul
-template <class T> static void lm_modplast_lstm_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t15 = a.saved + 2704;                     // [1149]
+template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t15 = a.saved + 2704;                               // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t15, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 81 "lm_modplast_lstm.cpp"
+#line 147 "lm_modplast_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 4: dense product (Eigen), [1149]
 //   %19 matmul
-template <class T> static void lm_modplast_lstm_forward_4(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t19 = a.saved + 3856;                     // [1149]
+template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t19 = a.saved + 3856;                               // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t19, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 92 "lm_modplast_lstm.cpp"
+#line 160 "lm_modplast_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 5: dense product (Eigen), [1149]
 //   %25 matmul
-template <class T> static void lm_modplast_lstm_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t25 = a.saved + 5008;                     // [1149]
+template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t25 = a.saved + 5008;                               // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t25, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 103 "lm_modplast_lstm.cpp"
+#line 173 "lm_modplast_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 6: dense product (Eigen), [1149]
 //   %29 matmul
-template <class T> static void lm_modplast_lstm_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t29 = a.saved + 6160;                     // [1149]
+template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t29 = a.saved + 6160;                               // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t29, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 114 "lm_modplast_lstm.cpp"
+#line 186 "lm_modplast_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 7: dense product (Eigen), [1149]
 //   %35 matmul
-template <class T> static void lm_modplast_lstm_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t35 = a.scratch + 0;                      // [1149]
+template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t35 = a.scratch + 0;                                // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t35, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 125 "lm_modplast_lstm.cpp"
+#line 199 "lm_modplast_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 8: fused loop nest over [1149, 1149]
 //   %43 matmul
 //   %108 matmul
-template <class T> static void lm_modplast_lstm_forward_8(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;               // [1149]
-  const T *__restrict l1_w = a.params + 9817046;      // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
-  const T *__restrict l1_hebb = a.state + 2304;       // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;             // [1149]
-  T *__restrict t108 = a.scratch + 5776;              // [1149]
-  const T *__restrict l2_w = a.params + 20391294;     // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711495; // [1149, 1]
-  const T *__restrict l2_hebb = a.state + 1324816;    // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;       // [1149]
+template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t43 = a.scratch + 1152;                    // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
+  T *__restrict t108 = a.scratch + 5776;                   // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   for (int i = 0; i < 1149; ++i) {
     T acc43 = T(0);
     T acc108 = T(0);
@@ -154,35 +230,39 @@ template <class T> static void lm_modplast_lstm_forward_8(const dopa::StepArgs<T
     t43[i] = acc43;
     t108[i] = acc108;
   }
-#line 158 "lm_modplast_lstm.cpp"
+#line 234 "lm_modplast_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 9: fused loop nest over [1149]
 //   %45 tanh l1.g
 //   %51 mul l1.hn
 //   %49 add l1.cn -> next_state l1.c
 //   %51 mul l1.hn -> saved
-template <class T> static void lm_modplast_lstm_forward_9_l1_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t35 = a.scratch + 0;                    // [1149]
-  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
-  T *__restrict t43 = a.scratch + 1152;                 // [1149]
-  T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
-  T *__restrict t25 = a.saved + 5008;                   // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
-  T *__restrict t29 = a.saved + 6160;                   // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
-  T *__restrict t4 = a.saved + 400;                     // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
-  T *__restrict t9 = a.saved + 1552;                    // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
-  const T *__restrict l1_c = a.state + 1152;            // [1149]
-  T *__restrict t15 = a.saved + 2704;                   // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
-  T *__restrict t19 = a.saved + 3856;                   // [1149]
-  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
-  T *__restrict l1_h_next = a.next + 0;                 // [1149] l1.hn
-  T *__restrict l1_c_next = a.next + 1152;              // [1149]
-  T *__restrict saved_t51 = a.saved + 8464;             // [1149]
+template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t35 = a.scratch + 0;                            // [1149]
+  const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
+  T *__restrict t43 = a.scratch + 1152;                         // [1149]
+  T *__restrict t45_l1_g = a.saved + 7312;                      // [1149] l1.g
+  T *__restrict t25 = a.saved + 5008;                           // [1149]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
+  T *__restrict t29 = a.saved + 6160;                           // [1149]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
+  T *__restrict t4 = a.saved + 400;                             // [1149]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
+  T *__restrict t9 = a.saved + 1552;                            // [1149]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
+  T *__restrict t15 = a.saved + 2704;                           // [1149]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
+  T *__restrict t19 = a.saved + 3856;                           // [1149]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
+  T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
+  T *__restrict saved_t51 = a.saved + 8464;                     // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
@@ -216,181 +296,207 @@ template <class T> static void lm_modplast_lstm_forward_9_l1_g(const dopa::StepA
     l1_c_next[j] = v49;
     saved_t51[j] = v51;
   }
-#line 220 "lm_modplast_lstm.cpp"
+#line 300 "lm_modplast_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 10: dense product (Eigen), [1]
 //   %53 matmul
-template <class T> static void lm_modplast_lstm_forward_10(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2mod_weight = a.params + 11138396; // [1, 1149]
-  T *__restrict l1_h_next = a.next + 0;                      // [1149] l1.hn
-  T *__restrict t53 = a.scratch + 2304;                      // [1]
+template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                         // [1149] l1.hn
+  T *__restrict t53 = a.scratch + 2304;                                 // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t53, 1).noalias() =
       ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 232 "lm_modplast_lstm.cpp"
+#line 314 "lm_modplast_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 11: fused loop nest over [1]
 //   %56 tanh l1.M
-template <class T> static void lm_modplast_lstm_forward_11_l1_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t53 = a.scratch + 2304;                    // [1]
-  const T *__restrict l1_h2mod_bias = a.params + 11139545; // [1]
-  T *__restrict t56_l1_M = a.saved + 9616;                 // [1] l1.M
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
+  T *__restrict t53 = a.scratch + 2304;                             // [1]
+  const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
+  T *__restrict t56_l1_M = a.saved + 9616;                          // [1] l1.M
 #line 87 "examples/lm/modplast_lstm.dopa"
-    const T v55 = t53[0] + l1_h2mod_bias[0];
-    const T v56 = std::tanh(v55);
-    t56_l1_M[0] = v56;
-  }
-#line 247 "lm_modplast_lstm.cpp"
+  const T v55 = t53[0] + l1_h2mod_bias[0];
+  const T v56 = std::tanh(v55);
+  t56_l1_M[0] = v56;
+#line 329 "lm_modplast_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 12: dense product (Eigen), [1149]
 //   %58 matmul
-template <class T> static void lm_modplast_lstm_forward_12(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_modfanout_weight = a.params + 11139546; // [1149, 1]
-  T *__restrict t56_l1_M = a.saved + 9616;                       // [1] l1.M
-  T *__restrict t58 = a.scratch + 2320;                          // [1149]
+template <class T> static void forward_modfanout(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
+  T *__restrict t56_l1_M = a.saved + 9616;                                      // [1] l1.M
+  T *__restrict t58 = a.scratch + 2320;                                         // [1149]
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t58, 1149).noalias() =
       ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t56_l1_M, 1);
-#line 259 "lm_modplast_lstm.cpp"
+#line 343 "lm_modplast_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 13: fused loop nest over [1149]
 //   %60 add l1.eta
-template <class T> static void lm_modplast_lstm_forward_13_l1_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t58 = a.scratch + 2320;                        // [1149]
-  const T *__restrict l1_modfanout_bias = a.params + 11140695; // [1149]
-  T *__restrict t60_l1_eta = a.scratch + 3472;                 // [1149] l1.eta
+template <class T> static void forward_l1_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t58 = a.scratch + 2320;                                     // [1149]
+  const T *__restrict l1_modfanout_bias = a.params + kParamL1ModfanoutBias; // [1149]
+  T *__restrict t60_l1_eta = a.scratch + 3472;                              // [1149] l1.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 88 "examples/lm/modplast_lstm.dopa"
     const T v60 = t58[j] + l1_modfanout_bias[j];
     t60_l1_eta[j] = v60;
   }
-#line 274 "lm_modplast_lstm.cpp"
+#line 360 "lm_modplast_lstm.cpp"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // forward stage 14:
 //   %61 reshape
-template <class T> static void lm_modplast_lstm_forward_14(const dopa::StepArgs<T> &a) {
+template <class T> static void forward_saved_col(const dopa::StepArgs<T> &a) {
   T *__restrict t61 = a.saved + 9632;          // [1149, 1]
   T *__restrict t60_l1_eta = a.scratch + 3472; // [1149] l1.eta
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t61[e] = t60_l1_eta[e];
-#line 285 "lm_modplast_lstm.cpp"
+#line 373 "lm_modplast_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 15: dense product (Eigen), [1149]
 //   %69 matmul
-template <class T> static void lm_modplast_lstm_forward_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + 11141844; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t69 = a.saved + 10784;                     // [1149]
+template <class T> static void forward_saved_x2f_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t69 = a.saved + 10784;                              // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t69, 1149).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 297 "lm_modplast_lstm.cpp"
+#line 387 "lm_modplast_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 16: dense product (Eigen), [1149]
 //   %74 matmul
-template <class T> static void lm_modplast_lstm_forward_16(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2f_weight = a.params + 16427244; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;            // [1149]
-  T *__restrict t74 = a.saved + 11936;                     // [1149]
+template <class T> static void forward_saved_h2f_16(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t74 = a.saved + 11936;                              // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t74, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 308 "lm_modplast_lstm.cpp"
+#line 400 "lm_modplast_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 17: dense product (Eigen), [1149]
 //   %80 matmul
-template <class T> static void lm_modplast_lstm_forward_17(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + 12463194; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t80 = a.saved + 13088;                     // [1149]
+template <class T> static void forward_saved_x2i_17(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t80 = a.saved + 13088;                              // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t80, 1149).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 320 "lm_modplast_lstm.cpp"
+#line 414 "lm_modplast_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 18: dense product (Eigen), [1149]
 //   %84 matmul
-template <class T> static void lm_modplast_lstm_forward_18(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2i_weight = a.params + 17748594; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;            // [1149]
-  T *__restrict t84 = a.saved + 14240;                     // [1149]
+template <class T> static void forward_saved_h2i_18(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t84 = a.saved + 14240;                              // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t84, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 331 "lm_modplast_lstm.cpp"
+#line 427 "lm_modplast_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 19: dense product (Eigen), [1149]
 //   %90 matmul
-template <class T> static void lm_modplast_lstm_forward_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + 13784544; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t90 = a.saved + 15392;                     // [1149]
+template <class T> static void forward_saved_x2o_19(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t90 = a.saved + 15392;                              // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t90, 1149).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 343 "lm_modplast_lstm.cpp"
+#line 441 "lm_modplast_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 20: dense product (Eigen), [1149]
 //   %94 matmul
-template <class T> static void lm_modplast_lstm_forward_20(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2o_weight = a.params + 19069944; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;            // [1149]
-  T *__restrict t94 = a.saved + 16544;                     // [1149]
+template <class T> static void forward_saved_h2o_20(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t94 = a.saved + 16544;                              // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t94, 1149).noalias() = ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 354 "lm_modplast_lstm.cpp"
+#line 454 "lm_modplast_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 21: dense product (Eigen), [1149]
 //   %100 matmul
-template <class T> static void lm_modplast_lstm_forward_21(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2c_weight = a.params + 15105894; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t100 = a.scratch + 4624;                   // [1149]
+template <class T> static void forward_x2c_21(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t100 = a.scratch + 4624;                            // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t100, 1149).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 366 "lm_modplast_lstm.cpp"
+#line 468 "lm_modplast_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 22: fused loop nest over [1149]
 //   %110 tanh l2.g
 //   %116 mul l2.hn
 //   %114 add l2.cn -> next_state l2.c
 //   %116 mul l2.hn -> saved
-template <class T> static void lm_modplast_lstm_forward_22_l2_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t100 = a.scratch + 4624;                 // [1149]
-  const T *__restrict l2_x2c_bias = a.params + 16426095; // [1149]
-  T *__restrict t108 = a.scratch + 5776;                 // [1149]
-  T *__restrict t110_l2_g = a.saved + 17696;             // [1149] l2.g
-  T *__restrict t90 = a.saved + 15392;                   // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104745; // [1149]
-  T *__restrict t94 = a.saved + 16544;                   // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390145; // [1149]
-  T *__restrict t69 = a.saved + 10784;                   // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462045; // [1149]
-  T *__restrict t74 = a.saved + 11936;                   // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747445; // [1149]
-  const T *__restrict l2_c = a.state + 1323664;          // [1149]
-  T *__restrict t80 = a.saved + 13088;                   // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783395; // [1149]
-  T *__restrict t84 = a.saved + 14240;                   // [1149]
-  const T *__restrict l2_h2i_bias = a.params + 19068795; // [1149]
-  T *__restrict l2_h_next = a.next + 1322512;            // [1149] l2.hn
-  T *__restrict l2_c_next = a.next + 1323664;            // [1149]
-  T *__restrict saved_t116 = a.saved + 18848;            // [1149]
+template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t100 = a.scratch + 4624;                        // [1149]
+  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
+  T *__restrict t108 = a.scratch + 5776;                        // [1149]
+  T *__restrict t110_l2_g = a.saved + 17696;                    // [1149] l2.g
+  T *__restrict t90 = a.saved + 15392;                          // [1149]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
+  T *__restrict t94 = a.saved + 16544;                          // [1149]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
+  T *__restrict t69 = a.saved + 10784;                          // [1149]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
+  T *__restrict t74 = a.saved + 11936;                          // [1149]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
+  T *__restrict t80 = a.saved + 13088;                          // [1149]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
+  T *__restrict t84 = a.saved + 14240;                          // [1149]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
+  T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
+  T *__restrict saved_t116 = a.saved + 18848;                   // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v102 = t100[j] + l2_x2c_bias[j];
@@ -424,163 +530,187 @@ template <class T> static void lm_modplast_lstm_forward_22_l2_g(const dopa::Step
     l2_c_next[j] = v114;
     saved_t116[j] = v116;
   }
-#line 428 "lm_modplast_lstm.cpp"
+#line 534 "lm_modplast_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 23: dense product (Eigen), [1]
 //   %118 matmul
-template <class T> static void lm_modplast_lstm_forward_23(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2mod_weight = a.params + 21712644; // [1, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;                // [1149] l2.hn
-  T *__restrict t118 = a.scratch + 6928;                     // [1]
+template <class T> static void forward_h2mod_23(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                         // [1149] l2.hn
+  T *__restrict t118 = a.scratch + 6928;                                // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t118, 1).noalias() =
       ConstRowMat<T>(l2_h2mod_weight, 1, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 440 "lm_modplast_lstm.cpp"
+#line 548 "lm_modplast_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 24: fused loop nest over [1]
 //   %121 tanh l2.M
-template <class T> static void lm_modplast_lstm_forward_24_l2_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t118 = a.scratch + 6928;                   // [1]
-  const T *__restrict l2_h2mod_bias = a.params + 21713793; // [1]
-  T *__restrict t121_l2_M = a.saved + 20000;               // [1] l2.M
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
+  T *__restrict t118 = a.scratch + 6928;                            // [1]
+  const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
+  T *__restrict t121_l2_M = a.saved + 20000;                        // [1] l2.M
 #line 87 "examples/lm/modplast_lstm.dopa"
-    const T v120 = t118[0] + l2_h2mod_bias[0];
-    const T v121 = std::tanh(v120);
-    t121_l2_M[0] = v121;
-  }
-#line 455 "lm_modplast_lstm.cpp"
+  const T v120 = t118[0] + l2_h2mod_bias[0];
+  const T v121 = std::tanh(v120);
+  t121_l2_M[0] = v121;
+#line 563 "lm_modplast_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 25: dense product (Eigen), [1149]
 //   %123 matmul
-template <class T> static void lm_modplast_lstm_forward_25(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_modfanout_weight = a.params + 21713794; // [1149, 1]
-  T *__restrict t121_l2_M = a.saved + 20000;                     // [1] l2.M
-  T *__restrict t123 = a.scratch + 6944;                         // [1149]
+template <class T> static void forward_modfanout_25(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
+  T *__restrict t121_l2_M = a.saved + 20000;                                    // [1] l2.M
+  T *__restrict t123 = a.scratch + 6944;                                        // [1149]
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t123, 1149).noalias() =
       ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t121_l2_M, 1);
-#line 467 "lm_modplast_lstm.cpp"
+#line 577 "lm_modplast_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 26: fused loop nest over [1149]
 //   %125 add l2.eta
-template <class T> static void lm_modplast_lstm_forward_26_l2_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t123 = a.scratch + 6944;                       // [1149]
-  const T *__restrict l2_modfanout_bias = a.params + 21714943; // [1149]
-  T *__restrict t125_l2_eta = a.scratch + 8096;                // [1149] l2.eta
+template <class T> static void forward_l2_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t123 = a.scratch + 6944;                                    // [1149]
+  const T *__restrict l2_modfanout_bias = a.params + kParamL2ModfanoutBias; // [1149]
+  T *__restrict t125_l2_eta = a.scratch + 8096;                             // [1149] l2.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 88 "examples/lm/modplast_lstm.dopa"
     const T v125 = t123[j] + l2_modfanout_bias[j];
     t125_l2_eta[j] = v125;
   }
-#line 482 "lm_modplast_lstm.cpp"
+#line 594 "lm_modplast_lstm.cpp"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // forward stage 27:
 //   %126 reshape
-template <class T> static void lm_modplast_lstm_forward_27(const dopa::StepArgs<T> &a) {
+template <class T> static void forward_saved_col_27(const dopa::StepArgs<T> &a) {
   T *__restrict t126 = a.saved + 20016;         // [1149, 1]
   T *__restrict t125_l2_eta = a.scratch + 8096; // [1149] l2.eta
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t126[e] = t125_l2_eta[e];
-#line 493 "lm_modplast_lstm.cpp"
+#line 607 "lm_modplast_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 28: dense product (Eigen), [400]
 //   %132 matmul
-template <class T> static void lm_modplast_lstm_forward_28(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + 21716092; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t132 = a.saved + 21168;                    // [400]
+template <class T> static void forward_saved_x2f_28(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t132 = a.saved + 21168;                             // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t132, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 505 "lm_modplast_lstm.cpp"
+#line 621 "lm_modplast_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 29: dense product (Eigen), [400]
 //   %137 matmul
-template <class T> static void lm_modplast_lstm_forward_29(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2f_weight = a.params + 23556092; // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;            // [400]
-  T *__restrict t137 = a.saved + 21568;                    // [400]
+template <class T> static void forward_saved_h2f_29(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t137 = a.saved + 21568;                             // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t137, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 516 "lm_modplast_lstm.cpp"
+#line 634 "lm_modplast_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 30: dense product (Eigen), [400]
 //   %143 matmul
-template <class T> static void lm_modplast_lstm_forward_30(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + 22176092; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t143 = a.saved + 21968;                    // [400]
+template <class T> static void forward_saved_x2i_30(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t143 = a.saved + 21968;                             // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t143, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 528 "lm_modplast_lstm.cpp"
+#line 648 "lm_modplast_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 31: dense product (Eigen), [400]
 //   %147 matmul
-template <class T> static void lm_modplast_lstm_forward_31(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2i_weight = a.params + 23716492; // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;            // [400]
-  T *__restrict t147 = a.saved + 22368;                    // [400]
+template <class T> static void forward_saved_h2i_31(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t147 = a.saved + 22368;                             // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t147, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 539 "lm_modplast_lstm.cpp"
+#line 661 "lm_modplast_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 32: dense product (Eigen), [400]
 //   %153 matmul
-template <class T> static void lm_modplast_lstm_forward_32(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + 22636092; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t153 = a.saved + 22768;                    // [400]
+template <class T> static void forward_saved_x2o_32(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t153 = a.saved + 22768;                             // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t153, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 551 "lm_modplast_lstm.cpp"
+#line 675 "lm_modplast_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 33: dense product (Eigen), [400]
 //   %157 matmul
-template <class T> static void lm_modplast_lstm_forward_33(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2o_weight = a.params + 23876892; // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;            // [400]
-  T *__restrict t157 = a.saved + 23168;                    // [400]
+template <class T> static void forward_saved_h2o_33(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t157 = a.saved + 23168;                             // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t157, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 562 "lm_modplast_lstm.cpp"
+#line 688 "lm_modplast_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 34: dense product (Eigen), [400]
 //   %163 matmul
-template <class T> static void lm_modplast_lstm_forward_34(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2c_weight = a.params + 23096092; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t163 = a.scratch + 9248;                   // [400]
+template <class T> static void forward_x2c_34(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t163 = a.scratch + 9248;                            // [400]
 #line 84 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t163, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 574 "lm_modplast_lstm.cpp"
+#line 702 "lm_modplast_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 35: fused loop nest over [400, 400]
 //   %171 matmul
-template <class T> static void lm_modplast_lstm_forward_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.scratch + 9648;              // [400]
-  const T *__restrict l3_w = a.params + 24037292;     // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197292; // [400, 1]
-  const T *__restrict l3_hebb = a.state + 2645824;    // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;       // [400]
+template <class T> static void forward_matmul_35(const dopa::StepArgs<T> &a) {
+  T *__restrict t171 = a.scratch + 9648;                   // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   for (int i = 0; i < 400; ++i) {
     T acc171 = T(0);
 #pragma omp simd reduction(+ : acc171)
@@ -592,35 +722,39 @@ template <class T> static void lm_modplast_lstm_forward_35(const dopa::StepArgs<
     }
     t171[i] = acc171;
   }
-#line 596 "lm_modplast_lstm.cpp"
+#line 726 "lm_modplast_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 36: fused loop nest over [400]
 //   %173 tanh l3.g
 //   %179 mul l3.hn
 //   %177 add l3.cn -> next_state l3.c
 //   %179 mul l3.hn -> saved
-template <class T> static void lm_modplast_lstm_forward_36_l3_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t163 = a.scratch + 9248;                 // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23555692; // [400]
-  T *__restrict t171 = a.scratch + 9648;                 // [400]
-  T *__restrict t173_l3_g = a.saved + 23568;             // [400] l3.g
-  T *__restrict t153 = a.saved + 22768;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095692; // [400]
-  T *__restrict t157 = a.saved + 23168;                  // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036892; // [400]
-  T *__restrict t132 = a.saved + 21168;                  // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175692; // [400]
-  T *__restrict t137 = a.saved + 21568;                  // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716092; // [400]
-  const T *__restrict l3_c = a.state + 2645424;          // [400]
-  T *__restrict t143 = a.saved + 21968;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635692; // [400]
-  T *__restrict t147 = a.saved + 22368;                  // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23876492; // [400]
-  T *__restrict l3_h_next = a.next + 2645024;            // [400] l3.hn
-  T *__restrict l3_c_next = a.next + 2645424;            // [400]
-  T *__restrict saved_t179 = a.saved + 23968;            // [400]
+template <class T> static void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t163 = a.scratch + 9248;                        // [400]
+  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
+  T *__restrict t171 = a.scratch + 9648;                        // [400]
+  T *__restrict t173_l3_g = a.saved + 23568;                    // [400] l3.g
+  T *__restrict t153 = a.saved + 22768;                         // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  T *__restrict t157 = a.saved + 23168;                         // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  T *__restrict t132 = a.saved + 21168;                         // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  T *__restrict t137 = a.saved + 21568;                         // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  T *__restrict t143 = a.saved + 21968;                         // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  T *__restrict t147 = a.saved + 22368;                         // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict saved_t179 = a.saved + 23968;                   // [400]
   for (int j = 0; j < 400; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v165 = t163[j] + l3_x2c_bias[j];
@@ -654,99 +788,111 @@ template <class T> static void lm_modplast_lstm_forward_36_l3_g(const dopa::Step
     l3_c_next[j] = v177;
     saved_t179[j] = v179;
   }
-#line 658 "lm_modplast_lstm.cpp"
+#line 792 "lm_modplast_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 37: dense product (Eigen), [1]
 //   %181 matmul
-template <class T> static void lm_modplast_lstm_forward_37(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2mod_weight = a.params + 24197692; // [1, 400]
-  T *__restrict l3_h_next = a.next + 2645024;                // [400] l3.hn
-  T *__restrict t181 = a.scratch + 10048;                    // [1]
+template <class T> static void forward_h2mod_37(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                         // [400] l3.hn
+  T *__restrict t181 = a.scratch + 10048;                               // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t181, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 669 "lm_modplast_lstm.cpp"
+#line 805 "lm_modplast_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 38: fused loop nest over [1]
 //   %184 tanh l3.M
-template <class T> static void lm_modplast_lstm_forward_38_l3_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.scratch + 10048;                  // [1]
-  const T *__restrict l3_h2mod_bias = a.params + 24198092; // [1]
-  T *__restrict t184_l3_M = a.saved + 24368;               // [1] l3.M
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
+  T *__restrict t181 = a.scratch + 10048;                           // [1]
+  const T *__restrict l3_h2mod_bias = a.params + kParamL3H2modBias; // [1]
+  T *__restrict t184_l3_M = a.saved + 24368;                        // [1] l3.M
 #line 87 "examples/lm/modplast_lstm.dopa"
-    const T v183 = t181[0] + l3_h2mod_bias[0];
-    const T v184 = std::tanh(v183);
-    t184_l3_M[0] = v184;
-  }
-#line 684 "lm_modplast_lstm.cpp"
+  const T v183 = t181[0] + l3_h2mod_bias[0];
+  const T v184 = std::tanh(v183);
+  t184_l3_M[0] = v184;
+#line 820 "lm_modplast_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 39: dense product (Eigen), [400]
 //   %186 matmul
-template <class T> static void lm_modplast_lstm_forward_39(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_modfanout_weight = a.params + 24198093; // [400, 1]
-  T *__restrict t184_l3_M = a.saved + 24368;                     // [1] l3.M
-  T *__restrict t186 = a.scratch + 10064;                        // [400]
+template <class T> static void forward_modfanout_39(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
+  T *__restrict t184_l3_M = a.saved + 24368;                                    // [1] l3.M
+  T *__restrict t186 = a.scratch + 10064;                                       // [400]
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t186, 400).noalias() =
       ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t184_l3_M, 1);
-#line 696 "lm_modplast_lstm.cpp"
+#line 834 "lm_modplast_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 40: fused loop nest over [400]
 //   %188 add l3.eta
-template <class T> static void lm_modplast_lstm_forward_40_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t186 = a.scratch + 10064;                      // [400]
-  const T *__restrict l3_modfanout_bias = a.params + 24198493; // [400]
-  T *__restrict t188_l3_eta = a.scratch + 10464;               // [400] l3.eta
+template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t186 = a.scratch + 10064;                                   // [400]
+  const T *__restrict l3_modfanout_bias = a.params + kParamL3ModfanoutBias; // [400]
+  T *__restrict t188_l3_eta = a.scratch + 10464;                            // [400] l3.eta
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 88 "examples/lm/modplast_lstm.dopa"
     const T v188 = t186[j] + l3_modfanout_bias[j];
     t188_l3_eta[j] = v188;
   }
-#line 711 "lm_modplast_lstm.cpp"
+#line 851 "lm_modplast_lstm.cpp"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // forward stage 41:
 //   %189 reshape
-template <class T> static void lm_modplast_lstm_forward_41(const dopa::StepArgs<T> &a) {
+template <class T> static void forward_saved_col_41(const dopa::StepArgs<T> &a) {
   T *__restrict t189 = a.saved + 24384;          // [400, 1]
   T *__restrict t188_l3_eta = a.scratch + 10464; // [400] l3.eta
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t189[e] = t188_l3_eta[e];
-#line 722 "lm_modplast_lstm.cpp"
+#line 864 "lm_modplast_lstm.cpp"
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // forward stage 42: dense product (Eigen), [10000]
 //   %194 matmul
-template <class T> static void lm_modplast_lstm_forward_42(const dopa::StepArgs<T> &a) {
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
-  T *__restrict l3_h_next = a.next + 2645024;    // [400] l3.hn
-  T *__restrict t194 = a.scratch + 10864;        // [10000]
+template <class T> static void forward_matmul_42(const dopa::StepArgs<T> &a) {
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
+  T *__restrict t194 = a.scratch + 10864;                      // [10000]
 #line 18 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t194, 10000).noalias() =
       ConstRowMat<T>(enc_weight, 10000, 400) * ConstVec<T>(l3_h_next, 400);
-#line 734 "lm_modplast_lstm.cpp"
+#line 878 "lm_modplast_lstm.cpp"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // forward stage 43: fused loop nest over [1149, 1149]
 //   %67 clip -> next_state l1.hebb
 //   %130 clip -> next_state l2.hebb
-template <class T> static void lm_modplast_lstm_forward_43(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_hebb = a.state + 2304;    // [1149, 1149]
-  T *__restrict t61 = a.saved + 9632;              // [1149, 1]
-  T *__restrict t45_l1_g = a.saved + 7312;         // [1149] l1.g
-  const T *__restrict l1_h = a.state + 0;          // [1149]
-  T *__restrict l1_hebb_next = a.next + 2304;      // [1149, 1149]
-  const T *__restrict l2_hebb = a.state + 1324816; // [1149, 1149]
-  T *__restrict t126 = a.saved + 20016;            // [1149, 1]
-  T *__restrict t110_l2_g = a.saved + 17696;       // [1149] l2.g
-  const T *__restrict l2_h = a.state + 1322512;    // [1149]
-  T *__restrict l2_hebb_next = a.next + 1324816;   // [1149, 1149]
+template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [1149, 1149]
+  T *__restrict t61 = a.saved + 9632;                   // [1149, 1]
+  T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;       // [1149]
+  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;   // [1149, 1149]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [1149, 1149]
+  T *__restrict t126 = a.saved + 20016;                 // [1149, 1]
+  T *__restrict t110_l2_g = a.saved + 17696;            // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;       // [1149]
+  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;   // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
 #pragma omp simd
     for (int j = 0; j < 1149; ++j) {
@@ -763,17 +909,19 @@ template <class T> static void lm_modplast_lstm_forward_43(const dopa::StepArgs<
       l2_hebb_next[i * 1149 + j] = v130;
     }
   }
-#line 767 "lm_modplast_lstm.cpp"
+#line 913 "lm_modplast_lstm.cpp"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // forward stage 44: fused loop nest over [400, 400]
 //   %193 clip -> next_state l3.hebb
-template <class T> static void lm_modplast_lstm_forward_44(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_hebb = a.state + 2645824; // [400, 400]
-  T *__restrict t189 = a.saved + 24384;            // [400, 1]
-  T *__restrict t173_l3_g = a.saved + 23568;       // [400] l3.g
-  const T *__restrict l3_h = a.state + 2645024;    // [400]
-  T *__restrict l3_hebb_next = a.next + 2645824;   // [400, 400]
+template <class T> static void forward_l3_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
+  T *__restrict t189 = a.saved + 24384;                 // [400, 1]
+  T *__restrict t173_l3_g = a.saved + 23568;            // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;       // [400]
+  T *__restrict l3_hebb_next = a.next + kStateL3Hebb;   // [400, 400]
   for (int i = 0; i < 400; ++i) {
 #pragma omp simd
     for (int j = 0; j < 400; ++j) {
@@ -785,99 +933,105 @@ template <class T> static void lm_modplast_lstm_forward_44(const dopa::StepArgs<
       l3_hebb_next[i * 400 + j] = v193;
     }
   }
-#line 789 "lm_modplast_lstm.cpp"
+#line 937 "lm_modplast_lstm.cpp"
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // forward stage 45: fused loop nest over [10000]
 //   %196 add logits -> output logits
-template <class T> static void lm_modplast_lstm_forward_45_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t194 = a.scratch + 10864;            // [10000]
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
-  T *__restrict out_logits = a.outputs[0];           // [10000]
+template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t194 = a.scratch + 10864;                  // [10000]
+  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
+  T *__restrict out_logits = a.outputs[0];                 // [10000]
 #pragma omp simd
   for (int j = 0; j < 10000; ++j) {
 #line 18 "examples/lm/modplast_lstm.dopa"
     const T v196 = t194[j] + dec_bias[j];
     out_logits[j] = v196;
   }
-#line 804 "lm_modplast_lstm.cpp"
+#line 954 "lm_modplast_lstm.cpp"
 }
 
 /// One forward step of ModPlastLSTMLM for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  lm_modplast_lstm_forward_0(a);
-  lm_modplast_lstm_forward_1(a);
-  lm_modplast_lstm_forward_2(a);
-  lm_modplast_lstm_forward_3(a);
-  lm_modplast_lstm_forward_4(a);
-  lm_modplast_lstm_forward_5(a);
-  lm_modplast_lstm_forward_6(a);
-  lm_modplast_lstm_forward_7(a);
-  lm_modplast_lstm_forward_8(a);
-  lm_modplast_lstm_forward_9_l1_g(a);
-  lm_modplast_lstm_forward_10(a);
-  lm_modplast_lstm_forward_11_l1_M(a);
-  lm_modplast_lstm_forward_12(a);
-  lm_modplast_lstm_forward_13_l1_eta(a);
-  lm_modplast_lstm_forward_14(a);
-  lm_modplast_lstm_forward_15(a);
-  lm_modplast_lstm_forward_16(a);
-  lm_modplast_lstm_forward_17(a);
-  lm_modplast_lstm_forward_18(a);
-  lm_modplast_lstm_forward_19(a);
-  lm_modplast_lstm_forward_20(a);
-  lm_modplast_lstm_forward_21(a);
-  lm_modplast_lstm_forward_22_l2_g(a);
-  lm_modplast_lstm_forward_23(a);
-  lm_modplast_lstm_forward_24_l2_M(a);
-  lm_modplast_lstm_forward_25(a);
-  lm_modplast_lstm_forward_26_l2_eta(a);
-  lm_modplast_lstm_forward_27(a);
-  lm_modplast_lstm_forward_28(a);
-  lm_modplast_lstm_forward_29(a);
-  lm_modplast_lstm_forward_30(a);
-  lm_modplast_lstm_forward_31(a);
-  lm_modplast_lstm_forward_32(a);
-  lm_modplast_lstm_forward_33(a);
-  lm_modplast_lstm_forward_34(a);
-  lm_modplast_lstm_forward_35(a);
-  lm_modplast_lstm_forward_36_l3_g(a);
-  lm_modplast_lstm_forward_37(a);
-  lm_modplast_lstm_forward_38_l3_M(a);
-  lm_modplast_lstm_forward_39(a);
-  lm_modplast_lstm_forward_40_l3_eta(a);
-  lm_modplast_lstm_forward_41(a);
-  lm_modplast_lstm_forward_42(a);
-  lm_modplast_lstm_forward_43(a);
-  lm_modplast_lstm_forward_44(a);
-  lm_modplast_lstm_forward_45_logits(a);
+  forward_saved_enc(a);
+  forward_saved_x2f(a);
+  forward_saved_h2f(a);
+  forward_saved_x2i(a);
+  forward_saved_h2i(a);
+  forward_saved_x2o(a);
+  forward_saved_h2o(a);
+  forward_x2c(a);
+  forward_matmul(a);
+  forward_l1_g_l1_hn_l1_c(a);
+  forward_h2mod(a);
+  forward_l1_m(a);
+  forward_modfanout(a);
+  forward_l1_eta(a);
+  forward_saved_col(a);
+  forward_saved_x2f_15(a);
+  forward_saved_h2f_16(a);
+  forward_saved_x2i_17(a);
+  forward_saved_h2i_18(a);
+  forward_saved_x2o_19(a);
+  forward_saved_h2o_20(a);
+  forward_x2c_21(a);
+  forward_l2_g_l2_hn_l2_c(a);
+  forward_h2mod_23(a);
+  forward_l2_m(a);
+  forward_modfanout_25(a);
+  forward_l2_eta(a);
+  forward_saved_col_27(a);
+  forward_saved_x2f_28(a);
+  forward_saved_h2f_29(a);
+  forward_saved_x2i_30(a);
+  forward_saved_h2i_31(a);
+  forward_saved_x2o_32(a);
+  forward_saved_h2o_33(a);
+  forward_x2c_34(a);
+  forward_matmul_35(a);
+  forward_l3_g_l3_hn_l3_c(a);
+  forward_h2mod_37(a);
+  forward_l3_m(a);
+  forward_modfanout_39(a);
+  forward_l3_eta(a);
+  forward_saved_col_41(a);
+  forward_matmul_42(a);
+  forward_l1_hebb_l2_hebb(a);
+  forward_l3_hebb(a);
+  forward_logits(a);
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // backward stage 0: dense product (Eigen), [400]
 //   %209 matmul
-template <class T> static void lm_modplast_lstm_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  const T *__restrict enc_weight = a.params + 0;       // [10000, 400]
-  T *__restrict t209 = a.scratch + 0;                  // [400]
+template <class T> static void backward_matmul(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict t209 = a.scratch + 0;                          // [400]
 #line 18 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t209, 400).noalias() =
       ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(enc_weight, 10000, 400);
-#line 866 "lm_modplast_lstm.cpp"
+#line 1018 "lm_modplast_lstm.cpp"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 1: fused loop nest over [400, 400]
 //   %216 reduce_to
 //   %218 matmul
 //   %219 matmul
-template <class T> static void lm_modplast_lstm_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
-  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
-  const T *__restrict t189 = a.saved + 24384;                // [400, 1]
-  const T *__restrict t173_l3_g = a.saved + 23568;           // [400] l3.g
-  const T *__restrict l3_h = a.state + 2645024;              // [400]
-  T *__restrict t216 = a.scratch + 400;                      // [400, 1]
-  T *__restrict t218 = a.scratch + 800;                      // [400]
-  T *__restrict t219 = a.scratch + 1200;                     // [400]
+template <class T> static void backward_col_outer(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
+  const T *__restrict t189 = a.saved + 24384;                     // [400, 1]
+  const T *__restrict t173_l3_g = a.saved + 23568;                // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
+  T *__restrict t216 = a.scratch + 400;                           // [400, 1]
+  T *__restrict t218 = a.scratch + 800;                           // [400]
+  T *__restrict t219 = a.scratch + 1200;                          // [400]
   for (int e = 0; e < 400; ++e)
     t216[e] = T(0);
   for (int e = 0; e < 400; ++e)
@@ -902,74 +1056,89 @@ template <class T> static void lm_modplast_lstm_backward_1(const dopa::StepArgs<
     t216[i] += acc216;
     t218[i] = acc218;
   }
-#line 906 "lm_modplast_lstm.cpp"
+#line 1060 "lm_modplast_lstm.cpp"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 2:
 //   %220 reshape
-template <class T> static void lm_modplast_lstm_backward_2(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
   T *__restrict t220 = a.record + 29008; // [400]
   T *__restrict t216 = a.scratch + 400;  // [400, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t220[e] = t216[e];
-#line 917 "lm_modplast_lstm.cpp"
+#line 1073 "lm_modplast_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // backward stage 3: dense product (Eigen), [1]
 //   %223 matmul
-template <class T> static void lm_modplast_lstm_backward_3(const dopa::StepArgs<T> &a) {
-  T *__restrict t220 = a.record + 29008;                         // [400]
-  const T *__restrict l3_modfanout_weight = a.params + 24198093; // [400, 1]
-  T *__restrict t223 = a.scratch + 1600;                         // [1]
+template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
+  T *__restrict t220 = a.record + 29008;                                        // [400]
+  const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
+  T *__restrict t223 = a.scratch + 1600;                                        // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t223, 1).noalias() =
       ConstRowVec<T>(t220, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 929 "lm_modplast_lstm.cpp"
+#line 1087 "lm_modplast_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 4: fused loop nest over [1]
 //   %227 mul
 //   %56 tanh l1.M -> record (a factor of deferred outer-product gradients)
 //   %121 tanh l2.M -> record (a factor of deferred outer-product gradients)
 //   %227 mul += grad l3.h2mod.bias
 //   %184 tanh l3.M -> record (a factor of deferred outer-product gradients)
-template <class T> static void lm_modplast_lstm_backward_4_l1_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.scratch + 1600;              // [1]
-  const T *__restrict t184_l3_M = a.saved + 24368;    // [1] l3.M
-  T *__restrict t227 = a.record + 28992;              // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
-  T *__restrict record11 = a.record + 18880;          // [1]
-  const T *__restrict t121_l2_M = a.saved + 20000;    // [1] l2.M
-  T *__restrict record20 = a.record + 26976;          // [1]
-  T *__restrict d_l3_h2mod_bias = a.grads + 24198092; // [1]
-  T *__restrict record28 = a.record + 29408;          // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t223 = a.scratch + 1600;                       // [1]
+  const T *__restrict t184_l3_M = a.saved + 24368;             // [1] l3.M
+  T *__restrict t227 = a.record + 28992;                       // [1]
+  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
+  T *__restrict record11 = a.record + 18880;                   // [1]
+  const T *__restrict t121_l2_M = a.saved + 20000;             // [1] l2.M
+  T *__restrict record20 = a.record + 26976;                   // [1]
+  T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
+  T *__restrict record28 = a.record + 29408;                   // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-    const T v225 = t184_l3_M[0] * t184_l3_M[0];
-    const T v226 = T(1.0) - v225;
-    const T v227 = t223[0] * v226;
-    t227[0] = v227;
-    record11[0] = t56_l1_M[0];
-    record20[0] = t121_l2_M[0];
-    d_l3_h2mod_bias[0] += v227;
-    record28[0] = t184_l3_M[0];
-  }
-#line 959 "lm_modplast_lstm.cpp"
+  const T v225 = t184_l3_M[0] * t184_l3_M[0];
+  const T v226 = T(1.0) - v225;
+  const T v227 = t223[0] * v226;
+  t227[0] = v227;
+  record11[0] = t56_l1_M[0];
+  record20[0] = t121_l2_M[0];
+  d_l3_h2mod_bias[0] += v227;
+  record28[0] = t184_l3_M[0];
+#line 1117 "lm_modplast_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 5: dense product (Eigen), [400]
 //   %230 matmul
-template <class T> static void lm_modplast_lstm_backward_5(const dopa::StepArgs<T> &a) {
-  T *__restrict t227 = a.record + 28992;                     // [1]
-  const T *__restrict l3_h2mod_weight = a.params + 24197692; // [1, 400]
-  T *__restrict t230 = a.scratch + 1616;                     // [400]
+template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
+  T *__restrict t227 = a.record + 28992;                                // [1]
+  const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
+  T *__restrict t230 = a.scratch + 1616;                                // [400]
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t230, 400).noalias() =
       ConstRowVec<T>(t227, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 971 "lm_modplast_lstm.cpp"
+#line 1131 "lm_modplast_lstm.cpp"
 }
 
+// y1 = l1(enc(tok))
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 6: fused loop nest over [400]
 //   %245 mul
 //   %260 mul
@@ -987,46 +1156,47 @@ template <class T> static void lm_modplast_lstm_backward_5(const dopa::StepArgs<
 //   %260 mul += grad l3.h2o.bias
 //   %245 mul += grad l3.x2c.bias
 //   %220 reshape += grad l3.modfanout.bias
-template <class T> static void lm_modplast_lstm_backward_6_l3_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t218 = a.scratch + 800;                   // [400]
-  const T *__restrict d_l3_c_next = a.gradNext + 2645424; // [400] d l3.c'
-  const T *__restrict d_l3_h_next = a.gradNext + 2645024; // [400] d l3.h'
-  T *__restrict t209 = a.scratch + 0;                     // [400]
-  T *__restrict t230 = a.scratch + 1616;                  // [400]
-  const T *__restrict t153 = a.saved + 22768;             // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095692;  // [400]
-  const T *__restrict t157 = a.saved + 23168;             // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036892;  // [400]
-  const T *__restrict t132 = a.saved + 21168;             // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175692;  // [400]
-  const T *__restrict t137 = a.saved + 21568;             // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716092;  // [400]
-  const T *__restrict l3_c = a.state + 2645424;           // [400]
-  const T *__restrict t143 = a.saved + 21968;             // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635692;  // [400]
-  const T *__restrict t147 = a.saved + 22368;             // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23876492;  // [400]
-  const T *__restrict t173_l3_g = a.saved + 23568;        // [400] l3.g
-  T *__restrict t245 = a.record + 28592;                  // [400]
-  T *__restrict t260 = a.record + 28192;                  // [400]
-  T *__restrict t271 = a.record + 27792;                  // [400]
-  T *__restrict t282 = a.record + 26992;                  // [400]
-  T *__restrict d_l3_c = a.gradPrev + 2645424;            // [400]
-  const T *__restrict t179_l3_hn = a.saved + 23968;       // [400] l3.hn
-  T *__restrict record1 = a.record + 10000;               // [400]
-  const T *__restrict t2 = a.saved + 0;                   // [400]
-  T *__restrict record3 = a.record + 11552;               // [400]
-  T *__restrict d_l3_x2f_bias = a.grads + 22175692;       // [400]
-  const T *__restrict l3_h = a.state + 2645024;           // [400]
-  T *__restrict record22 = a.record + 27392;              // [400]
-  T *__restrict d_l3_h2f_bias = a.grads + 23716092;       // [400]
-  T *__restrict d_l3_x2i_bias = a.grads + 22635692;       // [400]
-  T *__restrict d_l3_h2i_bias = a.grads + 23876492;       // [400]
-  T *__restrict d_l3_x2o_bias = a.grads + 23095692;       // [400]
-  T *__restrict d_l3_h2o_bias = a.grads + 24036892;       // [400]
-  T *__restrict d_l3_x2c_bias = a.grads + 23555692;       // [400]
-  T *__restrict t220 = a.record + 29008;                  // [400]
-  T *__restrict d_l3_modfanout_bias = a.grads + 24198493; // [400]
+template <class T>
+static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t218 = a.scratch + 800;                                // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
+  T *__restrict t209 = a.scratch + 0;                                  // [400]
+  T *__restrict t230 = a.scratch + 1616;                               // [400]
+  const T *__restrict t153 = a.saved + 22768;                          // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
+  const T *__restrict t157 = a.saved + 23168;                          // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias;        // [400]
+  const T *__restrict t132 = a.saved + 21168;                          // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias;        // [400]
+  const T *__restrict t137 = a.saved + 21568;                          // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias;        // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;                      // [400]
+  const T *__restrict t143 = a.saved + 21968;                          // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias;        // [400]
+  const T *__restrict t147 = a.saved + 22368;                          // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
+  const T *__restrict t173_l3_g = a.saved + 23568;                     // [400] l3.g
+  T *__restrict t245 = a.record + 28592;                               // [400]
+  T *__restrict t260 = a.record + 28192;                               // [400]
+  T *__restrict t271 = a.record + 27792;                               // [400]
+  T *__restrict t282 = a.record + 26992;                               // [400]
+  T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
+  const T *__restrict t179_l3_hn = a.saved + 23968;                    // [400] l3.hn
+  T *__restrict record1 = a.record + 10000;                            // [400]
+  const T *__restrict t2 = a.saved + 0;                                // [400]
+  T *__restrict record3 = a.record + 11552;                            // [400]
+  T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;             // [400]
+  const T *__restrict l3_h = a.state + kStateL3H;                      // [400]
+  T *__restrict record22 = a.record + 27392;                           // [400]
+  T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;             // [400]
+  T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;             // [400]
+  T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;             // [400]
+  T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;             // [400]
+  T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;             // [400]
+  T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
+  T *__restrict t220 = a.record + 29008;                               // [400]
+  T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   for (int j = 0; j < 400; ++j) {
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v210 = d_l3_h_next[j] + t209[j];
@@ -1108,25 +1278,29 @@ template <class T> static void lm_modplast_lstm_backward_6_l3_hn(const dopa::Ste
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l3_modfanout_bias[j] += t220[j];
   }
-#line 1112 "lm_modplast_lstm.cpp"
+#line 1282 "lm_modplast_lstm.cpp"
 }
 
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 7: fused loop nest over [400, 400]
 //   %247 matmul
 //   %250 reduce_to
 //   %253 add -> grad_prev l3.hebb
-template <class T> static void lm_modplast_lstm_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t247 = a.scratch + 2016;                     // [400]
-  T *__restrict t245 = a.record + 28592;                     // [400]
-  const T *__restrict l3_w = a.params + 24037292;            // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197292;        // [400, 1]
-  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;              // [400]
-  T *__restrict t250 = a.scratch + 2416;                     // [400, 1]
-  const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
-  const T *__restrict t189 = a.saved + 24384;                // [400, 1]
-  const T *__restrict t173_l3_g = a.saved + 23568;           // [400] l3.g
-  T *__restrict d_l3_hebb = a.gradPrev + 2645824;            // [400, 400]
+template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t247 = a.scratch + 2016;                          // [400]
+  T *__restrict t245 = a.record + 28592;                          // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
+  T *__restrict t250 = a.scratch + 2416;                          // [400, 1]
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
+  const T *__restrict t189 = a.saved + 24384;                     // [400, 1]
+  const T *__restrict t173_l3_g = a.saved + 23568;                // [400] l3.g
+  T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
   for (int e = 0; e < 400; ++e)
     t247[e] = T(0);
   for (int e = 0; e < 400; ++e)
@@ -1157,93 +1331,109 @@ template <class T> static void lm_modplast_lstm_backward_7(const dopa::StepArgs<
     }
     t250[i] += acc250;
   }
-#line 1161 "lm_modplast_lstm.cpp"
+#line 1335 "lm_modplast_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 8: dense product (Eigen), [1149]
 //   %256 matmul
-template <class T> static void lm_modplast_lstm_backward_8(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 28592;                   // [400]
-  const T *__restrict l3_x2c_weight = a.params + 23096092; // [400, 1149]
-  T *__restrict t256 = a.scratch + 2816;                   // [1149]
+template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t245 = a.record + 28592;                            // [400]
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict t256 = a.scratch + 2816;                            // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t256, 1149).noalias() =
       ConstRowVec<T>(t245, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1173 "lm_modplast_lstm.cpp"
+#line 1349 "lm_modplast_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 9: dense product (Eigen), [400]
 //   %263 matmul
-template <class T> static void lm_modplast_lstm_backward_9(const dopa::StepArgs<T> &a) {
-  T *__restrict t260 = a.record + 28192;                   // [400]
-  const T *__restrict l3_h2o_weight = a.params + 23876892; // [400, 400]
-  T *__restrict t263 = a.scratch + 3968;                   // [400]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t260 = a.record + 28192;                            // [400]
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  T *__restrict t263 = a.scratch + 3968;                            // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t263, 400).noalias() =
       ConstRowVec<T>(t260, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1185 "lm_modplast_lstm.cpp"
+#line 1363 "lm_modplast_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 10: dense product (Eigen), [1149]
 //   %267 matmul
-template <class T> static void lm_modplast_lstm_backward_10(const dopa::StepArgs<T> &a) {
-  T *__restrict t260 = a.record + 28192;                   // [400]
-  const T *__restrict l3_x2o_weight = a.params + 22636092; // [400, 1149]
-  T *__restrict t267 = a.scratch + 4368;                   // [1149]
+template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t260 = a.record + 28192;                            // [400]
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict t267 = a.scratch + 4368;                            // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t267, 1149).noalias() =
       ConstRowVec<T>(t260, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1197 "lm_modplast_lstm.cpp"
+#line 1377 "lm_modplast_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 11: dense product (Eigen), [400]
 //   %274 matmul
-template <class T> static void lm_modplast_lstm_backward_11(const dopa::StepArgs<T> &a) {
-  T *__restrict t271 = a.record + 27792;                   // [400]
-  const T *__restrict l3_h2i_weight = a.params + 23716492; // [400, 400]
-  T *__restrict t274 = a.scratch + 5520;                   // [400]
+template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t271 = a.record + 27792;                            // [400]
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  T *__restrict t274 = a.scratch + 5520;                            // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t274, 400).noalias() =
       ConstRowVec<T>(t271, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1209 "lm_modplast_lstm.cpp"
+#line 1391 "lm_modplast_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 12: dense product (Eigen), [1149]
 //   %278 matmul
-template <class T> static void lm_modplast_lstm_backward_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t271 = a.record + 27792;                   // [400]
-  const T *__restrict l3_x2i_weight = a.params + 22176092; // [400, 1149]
-  T *__restrict t278 = a.scratch + 5920;                   // [1149]
+template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t271 = a.record + 27792;                            // [400]
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict t278 = a.scratch + 5920;                            // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t278, 1149).noalias() =
       ConstRowVec<T>(t271, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1221 "lm_modplast_lstm.cpp"
+#line 1405 "lm_modplast_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 13: dense product (Eigen), [400]
 //   %285 matmul
-template <class T> static void lm_modplast_lstm_backward_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t282 = a.record + 26992;                   // [400]
-  const T *__restrict l3_h2f_weight = a.params + 23556092; // [400, 400]
-  T *__restrict t285 = a.scratch + 7072;                   // [400]
+template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t282 = a.record + 26992;                            // [400]
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  T *__restrict t285 = a.scratch + 7072;                            // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t285, 400).noalias() =
       ConstRowVec<T>(t282, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1233 "lm_modplast_lstm.cpp"
+#line 1419 "lm_modplast_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 14: dense product (Eigen), [1149]
 //   %289 matmul
-template <class T> static void lm_modplast_lstm_backward_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t282 = a.record + 26992;                   // [400]
-  const T *__restrict l3_x2f_weight = a.params + 21716092; // [400, 1149]
-  T *__restrict t289 = a.scratch + 7472;                   // [1149]
+template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t282 = a.record + 26992;                            // [400]
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict t289 = a.scratch + 7472;                            // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t289, 1149).noalias() =
       ConstRowVec<T>(t282, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1245 "lm_modplast_lstm.cpp"
+#line 1433 "lm_modplast_lstm.cpp"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 15: fused loop nest over [1149, 1149]
 //   %294 reduce_to
 //   %296 matmul
@@ -1251,23 +1441,23 @@ template <class T> static void lm_modplast_lstm_backward_14(const dopa::StepArgs
 //   %371 reduce_to
 //   %373 matmul
 //   %374 matmul
-template <class T> static void lm_modplast_lstm_backward_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
-  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
-  const T *__restrict t126 = a.saved + 20016;                // [1149, 1]
-  const T *__restrict t110_l2_g = a.saved + 17696;           // [1149] l2.g
-  const T *__restrict l2_h = a.state + 1322512;              // [1149]
-  T *__restrict t294 = a.scratch + 8624;                     // [1149, 1]
-  T *__restrict t296 = a.scratch + 9776;                     // [1149]
-  T *__restrict t297 = a.scratch + 10928;                    // [1149]
-  const T *__restrict d_l1_hebb_next = a.gradNext + 2304;    // [1149, 1149] d l1.hebb'
-  const T *__restrict l1_hebb = a.state + 2304;              // [1149, 1149]
-  const T *__restrict t61 = a.saved + 9632;                  // [1149, 1]
-  const T *__restrict t45_l1_g = a.saved + 7312;             // [1149] l1.g
-  const T *__restrict l1_h = a.state + 0;                    // [1149]
-  T *__restrict t371 = a.scratch + 23616;                    // [1149, 1]
-  T *__restrict t373 = a.scratch + 24768;                    // [1149]
-  T *__restrict t374 = a.scratch + 25920;                    // [1149]
+template <class T> static void backward_col_outer_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
+  const T *__restrict t126 = a.saved + 20016;                     // [1149, 1]
+  const T *__restrict t110_l2_g = a.saved + 17696;                // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
+  T *__restrict t294 = a.scratch + 8624;                          // [1149, 1]
+  T *__restrict t296 = a.scratch + 9776;                          // [1149]
+  T *__restrict t297 = a.scratch + 10928;                         // [1149]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
+  const T *__restrict t61 = a.saved + 9632;                       // [1149, 1]
+  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
+  T *__restrict t371 = a.scratch + 23616;                         // [1149, 1]
+  T *__restrict t373 = a.scratch + 24768;                         // [1149]
+  T *__restrict t374 = a.scratch + 25920;                         // [1149]
   for (int e = 0; e < 1149; ++e)
     t294[e] = T(0);
   for (int e = 0; e < 1149; ++e)
@@ -1310,63 +1500,77 @@ template <class T> static void lm_modplast_lstm_backward_15(const dopa::StepArgs
     t371[i] += acc371;
     t373[i] = acc373;
   }
-#line 1314 "lm_modplast_lstm.cpp"
+#line 1504 "lm_modplast_lstm.cpp"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 16:
 //   %298 reshape
-template <class T> static void lm_modplast_lstm_backward_16(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_record_col_16(const dopa::StepArgs<T> &a) {
   T *__restrict t298 = a.record + 25824; // [1149]
   T *__restrict t294 = a.scratch + 8624; // [1149, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t298[e] = t294[e];
-#line 1325 "lm_modplast_lstm.cpp"
+#line 1517 "lm_modplast_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // backward stage 17: dense product (Eigen), [1]
 //   %301 matmul
-template <class T> static void lm_modplast_lstm_backward_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t298 = a.record + 25824;                         // [1149]
-  const T *__restrict l2_modfanout_weight = a.params + 21713794; // [1149, 1]
-  T *__restrict t301 = a.scratch + 12080;                        // [1]
+template <class T> static void backward_modfanout_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t298 = a.record + 25824;                                        // [1149]
+  const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
+  T *__restrict t301 = a.scratch + 12080;                                       // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t301, 1).noalias() =
       ConstRowVec<T>(t298, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1337 "lm_modplast_lstm.cpp"
+#line 1531 "lm_modplast_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 18: fused loop nest over [1]
 //   %304 mul
 //   %304 mul += grad l2.h2mod.bias
-template <class T> static void lm_modplast_lstm_backward_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t301 = a.scratch + 12080;             // [1]
-  const T *__restrict t121_l2_M = a.saved + 20000;    // [1] l2.M
-  T *__restrict t304 = a.record + 24656;              // [1]
-  T *__restrict d_l2_h2mod_bias = a.grads + 21713793; // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t301 = a.scratch + 12080;                      // [1]
+  const T *__restrict t121_l2_M = a.saved + 20000;             // [1] l2.M
+  T *__restrict t304 = a.record + 24656;                       // [1]
+  T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-    const T v302 = t121_l2_M[0] * t121_l2_M[0];
-    const T v303 = T(1.0) - v302;
-    const T v304 = t301[0] * v303;
-    t304[0] = v304;
-    d_l2_h2mod_bias[0] += v304;
-  }
-#line 1356 "lm_modplast_lstm.cpp"
+  const T v302 = t121_l2_M[0] * t121_l2_M[0];
+  const T v303 = T(1.0) - v302;
+  const T v304 = t301[0] * v303;
+  t304[0] = v304;
+  d_l2_h2mod_bias[0] += v304;
+#line 1550 "lm_modplast_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 19: dense product (Eigen), [1149]
 //   %307 matmul
-template <class T> static void lm_modplast_lstm_backward_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t304 = a.record + 24656;                     // [1]
-  const T *__restrict l2_h2mod_weight = a.params + 21712644; // [1, 1149]
-  T *__restrict t307 = a.scratch + 12096;                    // [1149]
+template <class T> static void backward_h2mod_19(const dopa::StepArgs<T> &a) {
+  T *__restrict t304 = a.record + 24656;                                // [1]
+  const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
+  T *__restrict t307 = a.scratch + 12096;                               // [1149]
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t307, 1149).noalias() =
       ConstRowVec<T>(t304, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1368 "lm_modplast_lstm.cpp"
+#line 1564 "lm_modplast_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 20: fused loop nest over [1149]
 //   %322 mul
 //   %337 mul
@@ -1385,51 +1589,52 @@ template <class T> static void lm_modplast_lstm_backward_19(const dopa::StepArgs
 //   %322 mul += grad l2.x2c.bias
 //   %116 mul l2.hn -> record (a factor of deferred outer-product gradients)
 //   %298 reshape += grad l2.modfanout.bias
-template <class T> static void lm_modplast_lstm_backward_20_l1_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t296 = a.scratch + 9776;                  // [1149]
-  const T *__restrict d_l2_c_next = a.gradNext + 1323664; // [1149] d l2.c'
-  const T *__restrict d_l2_h_next = a.gradNext + 1322512; // [1149] d l2.h'
-  T *__restrict t256 = a.scratch + 2816;                  // [1149]
-  T *__restrict t267 = a.scratch + 4368;                  // [1149]
-  T *__restrict t278 = a.scratch + 5920;                  // [1149]
-  T *__restrict t289 = a.scratch + 7472;                  // [1149]
-  T *__restrict t307 = a.scratch + 12096;                 // [1149]
-  const T *__restrict t90 = a.saved + 15392;              // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104745;  // [1149]
-  const T *__restrict t94 = a.saved + 16544;              // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390145;  // [1149]
-  const T *__restrict t69 = a.saved + 10784;              // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462045;  // [1149]
-  const T *__restrict t74 = a.saved + 11936;              // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747445;  // [1149]
-  const T *__restrict l2_c = a.state + 1323664;           // [1149]
-  const T *__restrict t80 = a.saved + 13088;              // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783395;  // [1149]
-  const T *__restrict t84 = a.saved + 14240;              // [1149]
-  const T *__restrict l2_h2i_bias = a.params + 19068795;  // [1149]
-  const T *__restrict t110_l2_g = a.saved + 17696;        // [1149] l2.g
-  T *__restrict t322 = a.record + 23504;                  // [1149]
-  T *__restrict t337 = a.record + 22352;                  // [1149]
-  T *__restrict t348 = a.record + 21200;                  // [1149]
-  T *__restrict t359 = a.record + 18896;                  // [1149]
-  T *__restrict d_l2_c = a.gradPrev + 1323664;            // [1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict record4 = a.record + 11952;               // [1149]
-  const T *__restrict t51_l1_hn = a.saved + 8464;         // [1149] l1.hn
-  T *__restrict record9 = a.record + 16576;               // [1149]
-  T *__restrict d_l2_x2f_bias = a.grads + 12462045;       // [1149]
-  const T *__restrict l2_h = a.state + 1322512;           // [1149]
-  T *__restrict record13 = a.record + 20048;              // [1149]
-  T *__restrict d_l2_h2f_bias = a.grads + 17747445;       // [1149]
-  T *__restrict d_l2_x2i_bias = a.grads + 13783395;       // [1149]
-  T *__restrict d_l2_h2i_bias = a.grads + 19068795;       // [1149]
-  T *__restrict d_l2_x2o_bias = a.grads + 15104745;       // [1149]
-  T *__restrict d_l2_h2o_bias = a.grads + 20390145;       // [1149]
-  T *__restrict d_l2_x2c_bias = a.grads + 16426095;       // [1149]
-  const T *__restrict t116_l2_hn = a.saved + 18848;       // [1149] l2.hn
-  T *__restrict record18 = a.record + 24672;              // [1149]
-  T *__restrict t298 = a.record + 25824;                  // [1149]
-  T *__restrict d_l2_modfanout_bias = a.grads + 21714943; // [1149]
+template <class T>
+static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t296 = a.scratch + 9776;                               // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
+  T *__restrict t256 = a.scratch + 2816;                               // [1149]
+  T *__restrict t267 = a.scratch + 4368;                               // [1149]
+  T *__restrict t278 = a.scratch + 5920;                               // [1149]
+  T *__restrict t289 = a.scratch + 7472;                               // [1149]
+  T *__restrict t307 = a.scratch + 12096;                              // [1149]
+  const T *__restrict t90 = a.saved + 15392;                           // [1149]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
+  const T *__restrict t94 = a.saved + 16544;                           // [1149]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias;        // [1149]
+  const T *__restrict t69 = a.saved + 10784;                           // [1149]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias;        // [1149]
+  const T *__restrict t74 = a.saved + 11936;                           // [1149]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias;        // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C;                      // [1149]
+  const T *__restrict t80 = a.saved + 13088;                           // [1149]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;        // [1149]
+  const T *__restrict t84 = a.saved + 14240;                           // [1149]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
+  const T *__restrict t110_l2_g = a.saved + 17696;                     // [1149] l2.g
+  T *__restrict t322 = a.record + 23504;                               // [1149]
+  T *__restrict t337 = a.record + 22352;                               // [1149]
+  T *__restrict t348 = a.record + 21200;                               // [1149]
+  T *__restrict t359 = a.record + 18896;                               // [1149]
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
+  T *__restrict record4 = a.record + 11952;                            // [1149]
+  const T *__restrict t51_l1_hn = a.saved + 8464;                      // [1149] l1.hn
+  T *__restrict record9 = a.record + 16576;                            // [1149]
+  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;             // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                      // [1149]
+  T *__restrict record13 = a.record + 20048;                           // [1149]
+  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;             // [1149]
+  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;             // [1149]
+  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;             // [1149]
+  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;             // [1149]
+  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;             // [1149]
+  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
+  const T *__restrict t116_l2_hn = a.saved + 18848;                    // [1149] l2.hn
+  T *__restrict record18 = a.record + 24672;                           // [1149]
+  T *__restrict t298 = a.record + 25824;                               // [1149]
+  T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v257 = d_l2_h_next[j] + t256[j];
@@ -1515,25 +1720,29 @@ template <class T> static void lm_modplast_lstm_backward_20_l1_hn(const dopa::St
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l2_modfanout_bias[j] += t298[j];
   }
-#line 1519 "lm_modplast_lstm.cpp"
+#line 1724 "lm_modplast_lstm.cpp"
 }
 
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 21: fused loop nest over [1149, 1149]
 //   %324 matmul
 //   %327 reduce_to
 //   %330 add -> grad_prev l2.hebb
-template <class T> static void lm_modplast_lstm_backward_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t324 = a.scratch + 13248;                    // [1149]
-  T *__restrict t322 = a.record + 23504;                     // [1149]
-  const T *__restrict l2_w = a.params + 20391294;            // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711495;        // [1149, 1]
-  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;              // [1149]
-  T *__restrict t327 = a.scratch + 14400;                    // [1149, 1]
-  const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
-  const T *__restrict t126 = a.saved + 20016;                // [1149, 1]
-  const T *__restrict t110_l2_g = a.saved + 17696;           // [1149] l2.g
-  T *__restrict d_l2_hebb = a.gradPrev + 1324816;            // [1149, 1149]
+template <class T> static void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t324 = a.scratch + 13248;                         // [1149]
+  T *__restrict t322 = a.record + 23504;                          // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
+  T *__restrict t327 = a.scratch + 14400;                         // [1149, 1]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
+  const T *__restrict t126 = a.saved + 20016;                     // [1149, 1]
+  const T *__restrict t110_l2_g = a.saved + 17696;                // [1149] l2.g
+  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
     t324[e] = T(0);
   for (int e = 0; e < 1149; ++e)
@@ -1564,147 +1773,175 @@ template <class T> static void lm_modplast_lstm_backward_21(const dopa::StepArgs
     }
     t327[i] += acc327;
   }
-#line 1568 "lm_modplast_lstm.cpp"
+#line 1777 "lm_modplast_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 22: dense product (Eigen), [1149]
 //   %333 matmul
-template <class T> static void lm_modplast_lstm_backward_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t322 = a.record + 23504;                   // [1149]
-  const T *__restrict l2_x2c_weight = a.params + 15105894; // [1149, 1149]
-  T *__restrict t333 = a.scratch + 15552;                  // [1149]
+template <class T> static void backward_x2c_22(const dopa::StepArgs<T> &a) {
+  T *__restrict t322 = a.record + 23504;                            // [1149]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict t333 = a.scratch + 15552;                           // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t333, 1149).noalias() =
       ConstRowVec<T>(t322, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1580 "lm_modplast_lstm.cpp"
+#line 1791 "lm_modplast_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 23: dense product (Eigen), [1149]
 //   %340 matmul
-template <class T> static void lm_modplast_lstm_backward_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t337 = a.record + 22352;                   // [1149]
-  const T *__restrict l2_h2o_weight = a.params + 19069944; // [1149, 1149]
-  T *__restrict t340 = a.scratch + 16704;                  // [1149]
+template <class T> static void backward_h2o_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t337 = a.record + 22352;                            // [1149]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  T *__restrict t340 = a.scratch + 16704;                           // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t340, 1149).noalias() =
       ConstRowVec<T>(t337, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1592 "lm_modplast_lstm.cpp"
+#line 1805 "lm_modplast_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 24: dense product (Eigen), [1149]
 //   %344 matmul
-template <class T> static void lm_modplast_lstm_backward_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t337 = a.record + 22352;                   // [1149]
-  const T *__restrict l2_x2o_weight = a.params + 13784544; // [1149, 1149]
-  T *__restrict t344 = a.scratch + 17856;                  // [1149]
+template <class T> static void backward_x2o_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t337 = a.record + 22352;                            // [1149]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t344 = a.scratch + 17856;                           // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t344, 1149).noalias() =
       ConstRowVec<T>(t337, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1604 "lm_modplast_lstm.cpp"
+#line 1819 "lm_modplast_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 25: dense product (Eigen), [1149]
 //   %351 matmul
-template <class T> static void lm_modplast_lstm_backward_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t348 = a.record + 21200;                   // [1149]
-  const T *__restrict l2_h2i_weight = a.params + 17748594; // [1149, 1149]
-  T *__restrict t351 = a.scratch + 19008;                  // [1149]
+template <class T> static void backward_h2i_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t348 = a.record + 21200;                            // [1149]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  T *__restrict t351 = a.scratch + 19008;                           // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t351, 1149).noalias() =
       ConstRowVec<T>(t348, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1616 "lm_modplast_lstm.cpp"
+#line 1833 "lm_modplast_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 26: dense product (Eigen), [1149]
 //   %355 matmul
-template <class T> static void lm_modplast_lstm_backward_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t348 = a.record + 21200;                   // [1149]
-  const T *__restrict l2_x2i_weight = a.params + 12463194; // [1149, 1149]
-  T *__restrict t355 = a.scratch + 20160;                  // [1149]
+template <class T> static void backward_x2i_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t348 = a.record + 21200;                            // [1149]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t355 = a.scratch + 20160;                           // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t355, 1149).noalias() =
       ConstRowVec<T>(t348, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1628 "lm_modplast_lstm.cpp"
+#line 1847 "lm_modplast_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 27: dense product (Eigen), [1149]
 //   %362 matmul
-template <class T> static void lm_modplast_lstm_backward_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t359 = a.record + 18896;                   // [1149]
-  const T *__restrict l2_h2f_weight = a.params + 16427244; // [1149, 1149]
-  T *__restrict t362 = a.scratch + 21312;                  // [1149]
+template <class T> static void backward_h2f_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t359 = a.record + 18896;                            // [1149]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  T *__restrict t362 = a.scratch + 21312;                           // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t362, 1149).noalias() =
       ConstRowVec<T>(t359, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1640 "lm_modplast_lstm.cpp"
+#line 1861 "lm_modplast_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 28: dense product (Eigen), [1149]
 //   %366 matmul
-template <class T> static void lm_modplast_lstm_backward_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t359 = a.record + 18896;                   // [1149]
-  const T *__restrict l2_x2f_weight = a.params + 11141844; // [1149, 1149]
-  T *__restrict t366 = a.scratch + 22464;                  // [1149]
+template <class T> static void backward_x2f_28(const dopa::StepArgs<T> &a) {
+  T *__restrict t359 = a.record + 18896;                            // [1149]
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t366 = a.scratch + 22464;                           // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t366, 1149).noalias() =
       ConstRowVec<T>(t359, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1652 "lm_modplast_lstm.cpp"
+#line 1875 "lm_modplast_lstm.cpp"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 29:
 //   %375 reshape
-template <class T> static void lm_modplast_lstm_backward_29(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_record_col_29(const dopa::StepArgs<T> &a) {
   T *__restrict t375 = a.record + 17728;  // [1149]
   T *__restrict t371 = a.scratch + 23616; // [1149, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t375[e] = t371[e];
-#line 1663 "lm_modplast_lstm.cpp"
+#line 1888 "lm_modplast_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // backward stage 30: dense product (Eigen), [1]
 //   %378 matmul
-template <class T> static void lm_modplast_lstm_backward_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t375 = a.record + 17728;                         // [1149]
-  const T *__restrict l1_modfanout_weight = a.params + 11139546; // [1149, 1]
-  T *__restrict t378 = a.scratch + 27072;                        // [1]
+template <class T> static void backward_modfanout_30(const dopa::StepArgs<T> &a) {
+  T *__restrict t375 = a.record + 17728;                                        // [1149]
+  const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
+  T *__restrict t378 = a.scratch + 27072;                                       // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t378, 1).noalias() =
       ConstRowVec<T>(t375, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 1675 "lm_modplast_lstm.cpp"
+#line 1902 "lm_modplast_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 31: fused loop nest over [1]
 //   %381 mul
 //   %381 mul += grad l1.h2mod.bias
-template <class T> static void lm_modplast_lstm_backward_31(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.scratch + 27072;             // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
-  T *__restrict t381 = a.record + 16560;              // [1]
-  T *__restrict d_l1_h2mod_bias = a.grads + 11139545; // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t378 = a.scratch + 27072;                      // [1]
+  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
+  T *__restrict t381 = a.record + 16560;                       // [1]
+  T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-    const T v379 = t56_l1_M[0] * t56_l1_M[0];
-    const T v380 = T(1.0) - v379;
-    const T v381 = t378[0] * v380;
-    t381[0] = v381;
-    d_l1_h2mod_bias[0] += v381;
-  }
-#line 1694 "lm_modplast_lstm.cpp"
+  const T v379 = t56_l1_M[0] * t56_l1_M[0];
+  const T v380 = T(1.0) - v379;
+  const T v381 = t378[0] * v380;
+  t381[0] = v381;
+  d_l1_h2mod_bias[0] += v381;
+#line 1921 "lm_modplast_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 32: dense product (Eigen), [1149]
 //   %384 matmul
-template <class T> static void lm_modplast_lstm_backward_32(const dopa::StepArgs<T> &a) {
-  T *__restrict t381 = a.record + 16560;                     // [1]
-  const T *__restrict l1_h2mod_weight = a.params + 11138396; // [1, 1149]
-  T *__restrict t384 = a.scratch + 27088;                    // [1149]
+template <class T> static void backward_h2mod_32(const dopa::StepArgs<T> &a) {
+  T *__restrict t381 = a.record + 16560;                                // [1]
+  const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
+  T *__restrict t384 = a.scratch + 27088;                               // [1149]
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t384, 1149).noalias() =
       ConstRowVec<T>(t381, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 1706 "lm_modplast_lstm.cpp"
+#line 1935 "lm_modplast_lstm.cpp"
 }
 
+// state  h : [H] = 0
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 33: fused loop nest over [1149]
 //   %399 mul
 //   %413 mul
@@ -1720,49 +1957,50 @@ template <class T> static void lm_modplast_lstm_backward_32(const dopa::StepArgs
 //   %413 mul += grad l1.h2o.bias
 //   %399 mul += grad l1.x2c.bias
 //   %375 reshape += grad l1.modfanout.bias
-template <class T> static void lm_modplast_lstm_backward_33(const dopa::StepArgs<T> &a) {
-  T *__restrict t373 = a.scratch + 24768;                 // [1149]
-  const T *__restrict d_l1_c_next = a.gradNext + 1152;    // [1149] d l1.c'
-  const T *__restrict d_l1_h_next = a.gradNext + 0;       // [1149] d l1.h'
-  T *__restrict t333 = a.scratch + 15552;                 // [1149]
-  T *__restrict t344 = a.scratch + 17856;                 // [1149]
-  T *__restrict t355 = a.scratch + 20160;                 // [1149]
-  T *__restrict t366 = a.scratch + 22464;                 // [1149]
-  T *__restrict t384 = a.scratch + 27088;                 // [1149]
-  const T *__restrict t25 = a.saved + 5008;               // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098;   // [1149]
-  const T *__restrict t29 = a.saved + 6160;               // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897;   // [1149]
-  const T *__restrict t4 = a.saved + 400;                 // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600;   // [1149]
-  const T *__restrict t9 = a.saved + 1552;                // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197;   // [1149]
-  const T *__restrict l1_c = a.state + 1152;              // [1149]
-  const T *__restrict t15 = a.saved + 2704;               // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349;   // [1149]
-  const T *__restrict t19 = a.saved + 3856;               // [1149]
-  const T *__restrict l1_h2i_bias = a.params + 8494547;   // [1149]
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  T *__restrict t399 = a.record + 15408;                  // [1149]
-  T *__restrict t413 = a.record + 14256;                  // [1149]
-  T *__restrict t424 = a.record + 13104;                  // [1149]
-  T *__restrict t435 = a.record + 10400;                  // [1149]
-  T *__restrict d_l1_c = a.gradPrev + 1152;               // [1149]
-  T *__restrict t297 = a.scratch + 10928;                 // [1149]
-  T *__restrict t324 = a.scratch + 13248;                 // [1149]
-  T *__restrict t340 = a.scratch + 16704;                 // [1149]
-  T *__restrict t351 = a.scratch + 19008;                 // [1149]
-  T *__restrict t362 = a.scratch + 21312;                 // [1149]
-  T *__restrict d_l2_h = a.gradPrev + 1322512;            // [1149]
-  T *__restrict d_l1_x2f_bias = a.grads + 4469600;        // [1149]
-  T *__restrict d_l1_h2f_bias = a.grads + 7173197;        // [1149]
-  T *__restrict d_l1_x2i_bias = a.grads + 4930349;        // [1149]
-  T *__restrict d_l1_h2i_bias = a.grads + 8494547;        // [1149]
-  T *__restrict d_l1_x2o_bias = a.grads + 5391098;        // [1149]
-  T *__restrict d_l1_h2o_bias = a.grads + 9815897;        // [1149]
-  T *__restrict d_l1_x2c_bias = a.grads + 5851847;        // [1149]
-  T *__restrict t375 = a.record + 17728;                  // [1149]
-  T *__restrict d_l1_modfanout_bias = a.grads + 11140695; // [1149]
+template <class T>
+static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t373 = a.scratch + 24768;                              // [1149]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
+  T *__restrict t333 = a.scratch + 15552;                              // [1149]
+  T *__restrict t344 = a.scratch + 17856;                              // [1149]
+  T *__restrict t355 = a.scratch + 20160;                              // [1149]
+  T *__restrict t366 = a.scratch + 22464;                              // [1149]
+  T *__restrict t384 = a.scratch + 27088;                              // [1149]
+  const T *__restrict t25 = a.saved + 5008;                            // [1149]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
+  const T *__restrict t29 = a.saved + 6160;                            // [1149]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias;        // [1149]
+  const T *__restrict t4 = a.saved + 400;                              // [1149]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias;        // [1149]
+  const T *__restrict t9 = a.saved + 1552;                             // [1149]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias;        // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C;                      // [1149]
+  const T *__restrict t15 = a.saved + 2704;                            // [1149]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias;        // [1149]
+  const T *__restrict t19 = a.saved + 3856;                            // [1149]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
+  const T *__restrict t45_l1_g = a.saved + 7312;                       // [1149] l1.g
+  T *__restrict t399 = a.record + 15408;                               // [1149]
+  T *__restrict t413 = a.record + 14256;                               // [1149]
+  T *__restrict t424 = a.record + 13104;                               // [1149]
+  T *__restrict t435 = a.record + 10400;                               // [1149]
+  T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
+  T *__restrict t297 = a.scratch + 10928;                              // [1149]
+  T *__restrict t324 = a.scratch + 13248;                              // [1149]
+  T *__restrict t340 = a.scratch + 16704;                              // [1149]
+  T *__restrict t351 = a.scratch + 19008;                              // [1149]
+  T *__restrict t362 = a.scratch + 21312;                              // [1149]
+  T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
+  T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
+  T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
+  T *__restrict d_l1_x2i_bias = a.grads + kParamL1X2iBias;             // [1149]
+  T *__restrict d_l1_h2i_bias = a.grads + kParamL1H2iBias;             // [1149]
+  T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
+  T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
+  T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
+  T *__restrict t375 = a.record + 17728;                               // [1149]
+  T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v334 = d_l1_h_next[j] + t333[j];
@@ -1850,25 +2088,29 @@ template <class T> static void lm_modplast_lstm_backward_33(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l1_modfanout_bias[j] += t375[j];
   }
-#line 1854 "lm_modplast_lstm.cpp"
+#line 2092 "lm_modplast_lstm.cpp"
 }
 
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 34: fused loop nest over [1149, 1149]
 //   %401 matmul
 //   %404 reduce_to
 //   %407 add -> grad_prev l1.hebb
-template <class T> static void lm_modplast_lstm_backward_34(const dopa::StepArgs<T> &a) {
-  T *__restrict t401 = a.scratch + 28240;                 // [1149]
-  T *__restrict t399 = a.record + 15408;                  // [1149]
-  const T *__restrict l1_w = a.params + 9817046;          // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247;     // [1149, 1]
-  const T *__restrict l1_hebb = a.state + 2304;           // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t404 = a.scratch + 29392;                 // [1149, 1]
-  const T *__restrict d_l1_hebb_next = a.gradNext + 2304; // [1149, 1149] d l1.hebb'
-  const T *__restrict t61 = a.saved + 9632;               // [1149, 1]
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  T *__restrict d_l1_hebb = a.gradPrev + 2304;            // [1149, 1149]
+template <class T> static void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t401 = a.scratch + 28240;                         // [1149]
+  T *__restrict t399 = a.record + 15408;                          // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
+  T *__restrict t404 = a.scratch + 29392;                         // [1149, 1]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
+  const T *__restrict t61 = a.saved + 9632;                       // [1149, 1]
+  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
     t401[e] = T(0);
   for (int e = 0; e < 1149; ++e)
@@ -1899,102 +2141,118 @@ template <class T> static void lm_modplast_lstm_backward_34(const dopa::StepArgs
     }
     t404[i] += acc404;
   }
-#line 1903 "lm_modplast_lstm.cpp"
+#line 2145 "lm_modplast_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 35: dense product (Eigen), [400]
 //   %410 matmul
-template <class T> static void lm_modplast_lstm_backward_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t399 = a.record + 15408;                  // [1149]
-  const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
-  T *__restrict t410 = a.scratch + 30544;                 // [400]
+template <class T> static void backward_x2c_35(const dopa::StepArgs<T> &a) {
+  T *__restrict t399 = a.record + 15408;                            // [1149]
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t410 = a.scratch + 30544;                           // [400]
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t410, 400).noalias() =
       ConstRowVec<T>(t399, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 1915 "lm_modplast_lstm.cpp"
+#line 2159 "lm_modplast_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 36: dense product (Eigen), [1149]
 //   %416 matmul
-template <class T> static void lm_modplast_lstm_backward_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t413 = a.record + 14256;                  // [1149]
-  const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
-  T *__restrict t416 = a.scratch + 30944;                 // [1149]
+template <class T> static void backward_h2o_36(const dopa::StepArgs<T> &a) {
+  T *__restrict t413 = a.record + 14256;                            // [1149]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  T *__restrict t416 = a.scratch + 30944;                           // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t416, 1149).noalias() =
       ConstRowVec<T>(t413, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 1927 "lm_modplast_lstm.cpp"
+#line 2173 "lm_modplast_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 37: dense product (Eigen), [400]
 //   %420 matmul
-template <class T> static void lm_modplast_lstm_backward_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t413 = a.record + 14256;                  // [1149]
-  const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
-  T *__restrict t420 = a.scratch + 32096;                 // [400]
+template <class T> static void backward_x2o_37(const dopa::StepArgs<T> &a) {
+  T *__restrict t413 = a.record + 14256;                            // [1149]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t420 = a.scratch + 32096;                           // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t420, 400).noalias() =
       ConstRowVec<T>(t413, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 1939 "lm_modplast_lstm.cpp"
+#line 2187 "lm_modplast_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 38: dense product (Eigen), [1149]
 //   %427 matmul
-template <class T> static void lm_modplast_lstm_backward_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t424 = a.record + 13104;                  // [1149]
-  const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
-  T *__restrict t427 = a.scratch + 32496;                 // [1149]
+template <class T> static void backward_h2i_38(const dopa::StepArgs<T> &a) {
+  T *__restrict t424 = a.record + 13104;                            // [1149]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
+  T *__restrict t427 = a.scratch + 32496;                           // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t427, 1149).noalias() =
       ConstRowVec<T>(t424, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 1951 "lm_modplast_lstm.cpp"
+#line 2201 "lm_modplast_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 39: dense product (Eigen), [400]
 //   %431 matmul
-template <class T> static void lm_modplast_lstm_backward_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t424 = a.record + 13104;                  // [1149]
-  const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
-  T *__restrict t431 = a.scratch + 33648;                 // [400]
+template <class T> static void backward_x2i_39(const dopa::StepArgs<T> &a) {
+  T *__restrict t424 = a.record + 13104;                            // [1149]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
+  T *__restrict t431 = a.scratch + 33648;                           // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t431, 400).noalias() =
       ConstRowVec<T>(t424, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 1963 "lm_modplast_lstm.cpp"
+#line 2215 "lm_modplast_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 40: dense product (Eigen), [1149]
 //   %438 matmul
-template <class T> static void lm_modplast_lstm_backward_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t435 = a.record + 10400;                  // [1149]
-  const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
-  T *__restrict t438 = a.scratch + 34048;                 // [1149]
+template <class T> static void backward_h2f_40(const dopa::StepArgs<T> &a) {
+  T *__restrict t435 = a.record + 10400;                            // [1149]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
+  T *__restrict t438 = a.scratch + 34048;                           // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t438, 1149).noalias() =
       ConstRowVec<T>(t435, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 1975 "lm_modplast_lstm.cpp"
+#line 2229 "lm_modplast_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 41: dense product (Eigen), [400]
 //   %442 matmul
-template <class T> static void lm_modplast_lstm_backward_41(const dopa::StepArgs<T> &a) {
-  T *__restrict t435 = a.record + 10400;                  // [1149]
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
-  T *__restrict t442 = a.scratch + 35200;                 // [400]
+template <class T> static void backward_x2f_41(const dopa::StepArgs<T> &a) {
+  T *__restrict t435 = a.record + 10400;                            // [1149]
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
+  T *__restrict t442 = a.scratch + 35200;                           // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t442, 400).noalias() =
       ConstRowVec<T>(t435, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 1987 "lm_modplast_lstm.cpp"
+#line 2243 "lm_modplast_lstm.cpp"
 }
 
+// state  h : [H] = 0
+//
 // backward stage 42: fused loop nest over [1149]
 //   %439 add -> grad_prev l1.h
-template <class T> static void lm_modplast_lstm_backward_42(const dopa::StepArgs<T> &a) {
-  T *__restrict t374 = a.scratch + 25920; // [1149]
-  T *__restrict t401 = a.scratch + 28240; // [1149]
-  T *__restrict t416 = a.scratch + 30944; // [1149]
-  T *__restrict t427 = a.scratch + 32496; // [1149]
-  T *__restrict t438 = a.scratch + 34048; // [1149]
-  T *__restrict d_l1_h = a.gradPrev + 0;  // [1149]
+template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t374 = a.scratch + 25920;        // [1149]
+  T *__restrict t401 = a.scratch + 28240;        // [1149]
+  T *__restrict t416 = a.scratch + 30944;        // [1149]
+  T *__restrict t427 = a.scratch + 32496;        // [1149]
+  T *__restrict t438 = a.scratch + 34048;        // [1149]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 66 "examples/lm/modplast_lstm.dopa"
@@ -2004,25 +2262,28 @@ template <class T> static void lm_modplast_lstm_backward_42(const dopa::StepArgs
     const T v439 = v428 + t438[j];
     d_l1_h[j] = v439;
   }
-#line 2008 "lm_modplast_lstm.cpp"
+#line 2266 "lm_modplast_lstm.cpp"
 }
 
+// y1 = l1(enc(tok))
+// state  h : [H] = 0
+//
 // backward stage 43: fused loop nest over [400]
 //   %286 add -> grad_prev l3.h
 //   %443 add += grad enc.weight
-template <class T> static void lm_modplast_lstm_backward_43(const dopa::StepArgs<T> &a) {
-  T *__restrict t219 = a.scratch + 1200;       // [400]
-  T *__restrict t247 = a.scratch + 2016;       // [400]
-  T *__restrict t263 = a.scratch + 3968;       // [400]
-  T *__restrict t274 = a.scratch + 5520;       // [400]
-  T *__restrict t285 = a.scratch + 7072;       // [400]
-  T *__restrict d_l3_h = a.gradPrev + 2645024; // [400]
-  T *__restrict t410 = a.scratch + 30544;      // [400]
-  T *__restrict t420 = a.scratch + 32096;      // [400]
-  T *__restrict t431 = a.scratch + 33648;      // [400]
-  T *__restrict t442 = a.scratch + 35200;      // [400]
-  T *__restrict d_enc_weight = a.grads + 0;    // [10000, 400]
-  const T *__restrict tok = a.inputs[0];       // []
+template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
+  T *__restrict t219 = a.scratch + 1200;                  // [400]
+  T *__restrict t247 = a.scratch + 2016;                  // [400]
+  T *__restrict t263 = a.scratch + 3968;                  // [400]
+  T *__restrict t274 = a.scratch + 5520;                  // [400]
+  T *__restrict t285 = a.scratch + 7072;                  // [400]
+  T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
+  T *__restrict t410 = a.scratch + 30544;                 // [400]
+  T *__restrict t420 = a.scratch + 32096;                 // [400]
+  T *__restrict t431 = a.scratch + 33648;                 // [400]
+  T *__restrict t442 = a.scratch + 35200;                 // [400]
+  T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
+  const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 66 "examples/lm/modplast_lstm.dopa"
@@ -2037,16 +2298,16 @@ template <class T> static void lm_modplast_lstm_backward_43(const dopa::StepArgs
     const T v443 = v432 + t442[j];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v443;
   }
-#line 2041 "lm_modplast_lstm.cpp"
+#line 2302 "lm_modplast_lstm.cpp"
 }
 
 // backward stage 44: fused loop nest over [10000]
 //   %197 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %197 grad_output d logits += grad dec_bias
-template <class T> static void lm_modplast_lstm_backward_44_d_logits(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   T *__restrict record0 = a.record + 0;                // [10000]
-  T *__restrict d_dec_bias = a.grads + 4000000;        // [10000]
+  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
 #pragma omp simd
   for (int j = 0; j < 10000; ++j) {
     record0[j] = d_out_logits[j];
@@ -2054,87 +2315,87 @@ template <class T> static void lm_modplast_lstm_backward_44_d_logits(const dopa:
   }
 }
 
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
 // backward stage 45: fused loop nest over [1149, 1]
 //   %404 reduce_to += grad l1.alpha
 //   %327 reduce_to += grad l2.alpha
-template <class T> static void lm_modplast_lstm_backward_45(const dopa::StepArgs<T> &a) {
-  T *__restrict t404 = a.scratch + 29392;        // [1149, 1]
-  T *__restrict d_l1_alpha = a.grads + 11137247; // [1149, 1]
-  T *__restrict t327 = a.scratch + 14400;        // [1149, 1]
-  T *__restrict d_l2_alpha = a.grads + 21711495; // [1149, 1]
+template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t404 = a.scratch + 29392;             // [1149, 1]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
+  T *__restrict t327 = a.scratch + 14400;             // [1149, 1]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
-    for (int j = 0; j < 1; ++j) {
 #line 77 "examples/lm/modplast_lstm.dopa"
-      d_l1_alpha[i] += t404[i];
-      d_l2_alpha[i] += t327[i];
-    }
+    d_l1_alpha[i] += t404[i];
+    d_l2_alpha[i] += t327[i];
   }
-#line 2073 "lm_modplast_lstm.cpp"
+#line 2334 "lm_modplast_lstm.cpp"
 }
 
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
 // backward stage 46: fused loop nest over [400, 1]
 //   %250 reduce_to += grad l3.alpha
-template <class T> static void lm_modplast_lstm_backward_46(const dopa::StepArgs<T> &a) {
-  T *__restrict t250 = a.scratch + 2416;         // [400, 1]
-  T *__restrict d_l3_alpha = a.grads + 24197292; // [400, 1]
+template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t250 = a.scratch + 2416;              // [400, 1]
+  T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
-    for (int j = 0; j < 1; ++j) {
 #line 77 "examples/lm/modplast_lstm.dopa"
-      d_l3_alpha[i] += t250[i];
-    }
+    d_l3_alpha[i] += t250[i];
   }
-#line 2087 "lm_modplast_lstm.cpp"
+#line 2348 "lm_modplast_lstm.cpp"
 }
 
 /// One backward step of ModPlastLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  lm_modplast_lstm_backward_0(a);
-  lm_modplast_lstm_backward_1(a);
-  lm_modplast_lstm_backward_2(a);
-  lm_modplast_lstm_backward_3(a);
-  lm_modplast_lstm_backward_4_l1_M(a);
-  lm_modplast_lstm_backward_5(a);
-  lm_modplast_lstm_backward_6_l3_hn(a);
-  lm_modplast_lstm_backward_7(a);
-  lm_modplast_lstm_backward_8(a);
-  lm_modplast_lstm_backward_9(a);
-  lm_modplast_lstm_backward_10(a);
-  lm_modplast_lstm_backward_11(a);
-  lm_modplast_lstm_backward_12(a);
-  lm_modplast_lstm_backward_13(a);
-  lm_modplast_lstm_backward_14(a);
-  lm_modplast_lstm_backward_15(a);
-  lm_modplast_lstm_backward_16(a);
-  lm_modplast_lstm_backward_17(a);
-  lm_modplast_lstm_backward_18(a);
-  lm_modplast_lstm_backward_19(a);
-  lm_modplast_lstm_backward_20_l1_hn(a);
-  lm_modplast_lstm_backward_21(a);
-  lm_modplast_lstm_backward_22(a);
-  lm_modplast_lstm_backward_23(a);
-  lm_modplast_lstm_backward_24(a);
-  lm_modplast_lstm_backward_25(a);
-  lm_modplast_lstm_backward_26(a);
-  lm_modplast_lstm_backward_27(a);
-  lm_modplast_lstm_backward_28(a);
-  lm_modplast_lstm_backward_29(a);
-  lm_modplast_lstm_backward_30(a);
-  lm_modplast_lstm_backward_31(a);
-  lm_modplast_lstm_backward_32(a);
-  lm_modplast_lstm_backward_33(a);
-  lm_modplast_lstm_backward_34(a);
-  lm_modplast_lstm_backward_35(a);
-  lm_modplast_lstm_backward_36(a);
-  lm_modplast_lstm_backward_37(a);
-  lm_modplast_lstm_backward_38(a);
-  lm_modplast_lstm_backward_39(a);
-  lm_modplast_lstm_backward_40(a);
-  lm_modplast_lstm_backward_41(a);
-  lm_modplast_lstm_backward_42(a);
-  lm_modplast_lstm_backward_43(a);
-  lm_modplast_lstm_backward_44_d_logits(a);
-  lm_modplast_lstm_backward_45(a);
-  lm_modplast_lstm_backward_46(a);
+  backward_matmul(a);
+  backward_col_outer(a);
+  backward_record_col(a);
+  backward_modfanout(a);
+  backward_grad_l3_h2mod_bias(a);
+  backward_h2mod(a);
+  backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
+  backward_d_l3_hebb(a);
+  backward_x2c(a);
+  backward_h2o(a);
+  backward_x2o(a);
+  backward_h2i(a);
+  backward_x2i(a);
+  backward_h2f(a);
+  backward_x2f(a);
+  backward_col_outer_15(a);
+  backward_record_col_16(a);
+  backward_modfanout_17(a);
+  backward_grad_l2_h2mod_bias(a);
+  backward_h2mod_19(a);
+  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
+  backward_d_l2_hebb(a);
+  backward_x2c_22(a);
+  backward_h2o_23(a);
+  backward_x2o_24(a);
+  backward_h2i_25(a);
+  backward_x2i_26(a);
+  backward_h2f_27(a);
+  backward_x2f_28(a);
+  backward_record_col_29(a);
+  backward_modfanout_30(a);
+  backward_grad_l1_h2mod_bias(a);
+  backward_h2mod_32(a);
+  backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
+  backward_d_l1_hebb(a);
+  backward_x2c_35(a);
+  backward_h2o_36(a);
+  backward_x2o_37(a);
+  backward_h2i_38(a);
+  backward_x2i_39(a);
+  backward_h2f_40(a);
+  backward_x2f_41(a);
+  backward_d_l1_h(a);
+  backward_d_l3_h_grad_enc_weight(a);
+  backward_grad_dec_bias(a);
+  backward_grad_l1_alpha_l2_alpha(a);
+  backward_grad_l3_alpha(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -2316,62 +2577,177 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {0,       1152,    2304,    1322512, 1323664,
-                                       1324816, 2645024, 2645424, 2645824};
+static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Hebb,
+                                       kStateL2H, kStateL2C, kStateL2Hebb,
+                                       kStateL3H, kStateL3C, kStateL3Hebb};
 static const int64_t inputRows[] = {10000};
 
 static const dopa::DeferredOuter deferred[] = {
-    {0, 10000, 400, 0, 10000},
-    {4010000, 1149, 400, 10400, 11552},
-    {5852996, 1149, 1149, 10400, 11952},
-    {4470749, 1149, 400, 13104, 11552},
-    {7174346, 1149, 1149, 13104, 11952},
-    {4931498, 1149, 400, 14256, 11552},
-    {8495696, 1149, 1149, 14256, 11952},
-    {5392247, 1149, 400, 15408, 11552},
-    {9817046, 1149, 1149, 15408, 11952},
-    {11138396, 1, 1149, 16560, 16576},
-    {11139546, 1149, 1, 17728, 18880},
-    {11141844, 1149, 1149, 18896, 16576},
-    {16427244, 1149, 1149, 18896, 20048},
-    {12463194, 1149, 1149, 21200, 16576},
-    {17748594, 1149, 1149, 21200, 20048},
-    {13784544, 1149, 1149, 22352, 16576},
-    {19069944, 1149, 1149, 22352, 20048},
-    {15105894, 1149, 1149, 23504, 16576},
-    {20391294, 1149, 1149, 23504, 20048},
-    {21712644, 1, 1149, 24656, 24672},
-    {21713794, 1149, 1, 25824, 26976},
-    {21716092, 400, 1149, 26992, 24672},
-    {23556092, 400, 400, 26992, 27392},
-    {22176092, 400, 1149, 27792, 24672},
-    {23716492, 400, 400, 27792, 27392},
-    {22636092, 400, 1149, 28192, 24672},
-    {23876892, 400, 400, 28192, 27392},
-    {23096092, 400, 1149, 28592, 24672},
-    {24037292, 400, 400, 28592, 27392},
-    {24197692, 1, 400, 28992, 10000},
-    {24198093, 400, 1, 29008, 29408},
+    {.paramOffset = kParamEncWeight, .rows = 10000, .cols = 400, .offsetA = 0, .offsetB = 10000},
+    {.paramOffset = kParamL1X2fWeight,
+     .rows = 1149,
+     .cols = 400,
+     .offsetA = 10400,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1H2fWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 10400,
+     .offsetB = 11952},
+    {.paramOffset = kParamL1X2iWeight,
+     .rows = 1149,
+     .cols = 400,
+     .offsetA = 13104,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1H2iWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 13104,
+     .offsetB = 11952},
+    {.paramOffset = kParamL1X2oWeight,
+     .rows = 1149,
+     .cols = 400,
+     .offsetA = 14256,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1H2oWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 14256,
+     .offsetB = 11952},
+    {.paramOffset = kParamL1X2cWeight,
+     .rows = 1149,
+     .cols = 400,
+     .offsetA = 15408,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 15408, .offsetB = 11952},
+    {.paramOffset = kParamL1H2modWeight,
+     .rows = 1,
+     .cols = 1149,
+     .offsetA = 16560,
+     .offsetB = 16576},
+    {.paramOffset = kParamL1ModfanoutWeight,
+     .rows = 1149,
+     .cols = 1,
+     .offsetA = 17728,
+     .offsetB = 18880},
+    {.paramOffset = kParamL2X2fWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 18896,
+     .offsetB = 16576},
+    {.paramOffset = kParamL2H2fWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 18896,
+     .offsetB = 20048},
+    {.paramOffset = kParamL2X2iWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 21200,
+     .offsetB = 16576},
+    {.paramOffset = kParamL2H2iWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 21200,
+     .offsetB = 20048},
+    {.paramOffset = kParamL2X2oWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 22352,
+     .offsetB = 16576},
+    {.paramOffset = kParamL2H2oWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 22352,
+     .offsetB = 20048},
+    {.paramOffset = kParamL2X2cWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 23504,
+     .offsetB = 16576},
+    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 23504, .offsetB = 20048},
+    {.paramOffset = kParamL2H2modWeight,
+     .rows = 1,
+     .cols = 1149,
+     .offsetA = 24656,
+     .offsetB = 24672},
+    {.paramOffset = kParamL2ModfanoutWeight,
+     .rows = 1149,
+     .cols = 1,
+     .offsetA = 25824,
+     .offsetB = 26976},
+    {.paramOffset = kParamL3X2fWeight,
+     .rows = 400,
+     .cols = 1149,
+     .offsetA = 26992,
+     .offsetB = 24672},
+    {.paramOffset = kParamL3H2fWeight,
+     .rows = 400,
+     .cols = 400,
+     .offsetA = 26992,
+     .offsetB = 27392},
+    {.paramOffset = kParamL3X2iWeight,
+     .rows = 400,
+     .cols = 1149,
+     .offsetA = 27792,
+     .offsetB = 24672},
+    {.paramOffset = kParamL3H2iWeight,
+     .rows = 400,
+     .cols = 400,
+     .offsetA = 27792,
+     .offsetB = 27392},
+    {.paramOffset = kParamL3X2oWeight,
+     .rows = 400,
+     .cols = 1149,
+     .offsetA = 28192,
+     .offsetB = 24672},
+    {.paramOffset = kParamL3H2oWeight,
+     .rows = 400,
+     .cols = 400,
+     .offsetA = 28192,
+     .offsetB = 27392},
+    {.paramOffset = kParamL3X2cWeight,
+     .rows = 400,
+     .cols = 1149,
+     .offsetA = 28592,
+     .offsetB = 24672},
+    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 28592, .offsetB = 27392},
+    {.paramOffset = kParamL3H2modWeight,
+     .rows = 1,
+     .cols = 400,
+     .offsetA = 28992,
+     .offsetB = 10000},
+    {.paramOffset = kParamL3ModfanoutWeight,
+     .rows = 400,
+     .cols = 1,
+     .offsetA = 29008,
+     .offsetB = 29408},
 };
 
 const dopa::GeneratedSpec &spec() {
-  static const dopa::GeneratedSpec s = {"ModPlastLSTMLM",
-                                        "examples/lm/modplast_lstm.dopa",
-                                        info,
-                                        2805824,
-                                        stateOffsets,
-                                        24784,
-                                        35600,
-                                        inputRows,
-                                        forward_step<float>,
-                                        backward_step<float>,
-                                        forward_step<double>,
-                                        backward_step<double>,
-                                        0,
-                                        0,
-                                        31,
-                                        deferred,
-                                        29424};
+  static const dopa::GeneratedSpec s = {
+      .name = "ModPlastLSTMLM",
+      .specPath = "examples/lm/modplast_lstm.dopa",
+      .info = info,
+      .stateNumel = 2805824,
+      .stateOffsets = stateOffsets,
+      .savedNumel = 24784,
+      .scratchNumel = 35600,
+      .inputRows = inputRows,
+      .forwardFloat = forward_step<float>,
+      .backwardFloat = backward_step<float>,
+      .forwardDouble = forward_step<double>,
+      .backwardDouble = backward_step<double>,
+      .checkpointEvery = 0,
+      .memoryBudget = 0,
+      .numDeferred = 31,
+      .deferred = deferred,
+      .recordNumel = 29424,
+      .forwardFlops = 67998694,
+      .forwardSharedFlops = 0,
+      .backwardFlops = 111785797,
+      .backwardSharedFlops = 0,
+  };
   return s;
 }
 

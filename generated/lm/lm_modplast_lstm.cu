@@ -6,54 +6,14 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/cuda/CudaSpec.h"
+#include "dopa/cuda/DeviceSupport.cuh"
 
-#include <cooperative_groups.h>
 #include <cstdint>
-#include <cuda_runtime.h>
-#include <stdexcept>
-#include <string>
-
-namespace {
-/// The sum of v over the 32 lanes of a warp (every lane gets it).
-template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
-  for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-/// Wait for every block of the grid: the blocks of an element share its stages.
-__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
-
-/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
-/// the device at once (at most 8); batches larger than the device runs in chunks.
-template <class T>
-void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
-                             int threads, void *stream) {
-  int device = 0, sms = 0, perSM = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
-  const int capacity = sms * perSM;
-  if (capacity < 1)
-    throw std::runtime_error("CUDA kernel does not fit on the device");
-  const int batch = ba.batch;
-  for (int first = 0; first < batch; first += capacity) {
-    const int n = batch - first < capacity ? batch - first : capacity;
-    ba.firstElement = first;
-    ba.splits = capacity / n < 8 ? capacity / n : 8;
-    void *args[] = {&ba};
-    cudaError_t e = cudaLaunchCooperativeKernel(
-        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
-        args, 0, static_cast<cudaStream_t>(stream));
-    if (e != cudaSuccess)
-      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
-  }
-}
-} // namespace
 
 namespace dopa::generated::lm_modplast_lstm {
 
@@ -61,13 +21,89 @@ const dopa::GeneratedSpec &spec(); // the C++ network: description and layout
 
 constexpr int kThreads = 1024;
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamEncWeight = 0;                // enc.weight [10000, 400]
+constexpr int64_t kParamDecBias = 4000000;            // dec_bias [10000]
+constexpr int64_t kParamL1X2fWeight = 4010000;        // l1.x2f.weight [1149, 400]
+constexpr int64_t kParamL1X2fBias = 4469600;          // l1.x2f.bias [1149]
+constexpr int64_t kParamL1X2iWeight = 4470749;        // l1.x2i.weight [1149, 400]
+constexpr int64_t kParamL1X2iBias = 4930349;          // l1.x2i.bias [1149]
+constexpr int64_t kParamL1X2oWeight = 4931498;        // l1.x2o.weight [1149, 400]
+constexpr int64_t kParamL1X2oBias = 5391098;          // l1.x2o.bias [1149]
+constexpr int64_t kParamL1X2cWeight = 5392247;        // l1.x2c.weight [1149, 400]
+constexpr int64_t kParamL1X2cBias = 5851847;          // l1.x2c.bias [1149]
+constexpr int64_t kParamL1H2fWeight = 5852996;        // l1.h2f.weight [1149, 1149]
+constexpr int64_t kParamL1H2fBias = 7173197;          // l1.h2f.bias [1149]
+constexpr int64_t kParamL1H2iWeight = 7174346;        // l1.h2i.weight [1149, 1149]
+constexpr int64_t kParamL1H2iBias = 8494547;          // l1.h2i.bias [1149]
+constexpr int64_t kParamL1H2oWeight = 8495696;        // l1.h2o.weight [1149, 1149]
+constexpr int64_t kParamL1H2oBias = 9815897;          // l1.h2o.bias [1149]
+constexpr int64_t kParamL1W = 9817046;                // l1.w [1149, 1149]
+constexpr int64_t kParamL1Alpha = 11137247;           // l1.alpha [1149, 1]
+constexpr int64_t kParamL1H2modWeight = 11138396;     // l1.h2mod.weight [1, 1149]
+constexpr int64_t kParamL1H2modBias = 11139545;       // l1.h2mod.bias [1]
+constexpr int64_t kParamL1ModfanoutWeight = 11139546; // l1.modfanout.weight [1149, 1]
+constexpr int64_t kParamL1ModfanoutBias = 11140695;   // l1.modfanout.bias [1149]
+constexpr int64_t kParamL2X2fWeight = 11141844;       // l2.x2f.weight [1149, 1149]
+constexpr int64_t kParamL2X2fBias = 12462045;         // l2.x2f.bias [1149]
+constexpr int64_t kParamL2X2iWeight = 12463194;       // l2.x2i.weight [1149, 1149]
+constexpr int64_t kParamL2X2iBias = 13783395;         // l2.x2i.bias [1149]
+constexpr int64_t kParamL2X2oWeight = 13784544;       // l2.x2o.weight [1149, 1149]
+constexpr int64_t kParamL2X2oBias = 15104745;         // l2.x2o.bias [1149]
+constexpr int64_t kParamL2X2cWeight = 15105894;       // l2.x2c.weight [1149, 1149]
+constexpr int64_t kParamL2X2cBias = 16426095;         // l2.x2c.bias [1149]
+constexpr int64_t kParamL2H2fWeight = 16427244;       // l2.h2f.weight [1149, 1149]
+constexpr int64_t kParamL2H2fBias = 17747445;         // l2.h2f.bias [1149]
+constexpr int64_t kParamL2H2iWeight = 17748594;       // l2.h2i.weight [1149, 1149]
+constexpr int64_t kParamL2H2iBias = 19068795;         // l2.h2i.bias [1149]
+constexpr int64_t kParamL2H2oWeight = 19069944;       // l2.h2o.weight [1149, 1149]
+constexpr int64_t kParamL2H2oBias = 20390145;         // l2.h2o.bias [1149]
+constexpr int64_t kParamL2W = 20391294;               // l2.w [1149, 1149]
+constexpr int64_t kParamL2Alpha = 21711495;           // l2.alpha [1149, 1]
+constexpr int64_t kParamL2H2modWeight = 21712644;     // l2.h2mod.weight [1, 1149]
+constexpr int64_t kParamL2H2modBias = 21713793;       // l2.h2mod.bias [1]
+constexpr int64_t kParamL2ModfanoutWeight = 21713794; // l2.modfanout.weight [1149, 1]
+constexpr int64_t kParamL2ModfanoutBias = 21714943;   // l2.modfanout.bias [1149]
+constexpr int64_t kParamL3X2fWeight = 21716092;       // l3.x2f.weight [400, 1149]
+constexpr int64_t kParamL3X2fBias = 22175692;         // l3.x2f.bias [400]
+constexpr int64_t kParamL3X2iWeight = 22176092;       // l3.x2i.weight [400, 1149]
+constexpr int64_t kParamL3X2iBias = 22635692;         // l3.x2i.bias [400]
+constexpr int64_t kParamL3X2oWeight = 22636092;       // l3.x2o.weight [400, 1149]
+constexpr int64_t kParamL3X2oBias = 23095692;         // l3.x2o.bias [400]
+constexpr int64_t kParamL3X2cWeight = 23096092;       // l3.x2c.weight [400, 1149]
+constexpr int64_t kParamL3X2cBias = 23555692;         // l3.x2c.bias [400]
+constexpr int64_t kParamL3H2fWeight = 23556092;       // l3.h2f.weight [400, 400]
+constexpr int64_t kParamL3H2fBias = 23716092;         // l3.h2f.bias [400]
+constexpr int64_t kParamL3H2iWeight = 23716492;       // l3.h2i.weight [400, 400]
+constexpr int64_t kParamL3H2iBias = 23876492;         // l3.h2i.bias [400]
+constexpr int64_t kParamL3H2oWeight = 23876892;       // l3.h2o.weight [400, 400]
+constexpr int64_t kParamL3H2oBias = 24036892;         // l3.h2o.bias [400]
+constexpr int64_t kParamL3W = 24037292;               // l3.w [400, 400]
+constexpr int64_t kParamL3Alpha = 24197292;           // l3.alpha [400, 1]
+constexpr int64_t kParamL3H2modWeight = 24197692;     // l3.h2mod.weight [1, 400]
+constexpr int64_t kParamL3H2modBias = 24198092;       // l3.h2mod.bias [1]
+constexpr int64_t kParamL3ModfanoutWeight = 24198093; // l3.modfanout.weight [400, 1]
+constexpr int64_t kParamL3ModfanoutBias = 24198493;   // l3.modfanout.bias [400]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateL1H = 0;          // l1.h [1149]
+constexpr int64_t kStateL1C = 1152;       // l1.c [1149]
+constexpr int64_t kStateL1Hebb = 2304;    // l1.hebb [1149, 1149]
+constexpr int64_t kStateL2H = 1322512;    // l2.h [1149]
+constexpr int64_t kStateL2C = 1323664;    // l2.c [1149]
+constexpr int64_t kStateL2Hebb = 1324816; // l2.hebb [1149, 1149]
+constexpr int64_t kStateL3H = 2645024;    // l3.h [400]
+constexpr int64_t kStateL3C = 2645424;    // l3.c [400]
+constexpr int64_t kStateL3Hebb = 2645824; // l3.hebb [400, 400]
+
+// y1 = l1(enc(tok))
+//
 // forward stage 0:
 //   %2 gather
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_0(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                // [400]
-  const T *__restrict tok = a.inputs[0];         // []
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
+template <class T> __device__ __forceinline__ void forward_saved_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.saved + 0;                              // [400]
+  const T *__restrict tok = a.inputs[0];                       // []
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -77,16 +113,17 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_0(const dopa::StepArgs<
     for (int e = tid; e < 400; e += nthreads)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 81 "lm_modplast_lstm.cu"
+#line 117 "lm_modplast_lstm.cu"
 }
 
-// forward stage 1: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 1: dense product (a warp or thread per output), [1149]
 //   %4 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t4 = a.saved + 400;                       // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t4 = a.saved + 400;                                 // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -95,20 +132,21 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_1(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2f_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t4[r] = acc;
   }
-#line 103 "lm_modplast_lstm.cu"
+#line 140 "lm_modplast_lstm.cu"
 }
 
-// forward stage 2: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 2: dense product (a warp or thread per output), [1149]
 //   %9 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t9 = a.saved + 1552;                      // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t9 = a.saved + 1552;                                // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -117,20 +155,21 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_2(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2f_weight[r * 1149 + k] * l1_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t9[r] = acc;
   }
-#line 125 "lm_modplast_lstm.cu"
+#line 163 "lm_modplast_lstm.cu"
 }
 
-// forward stage 3: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 3: dense product (a warp or thread per output), [1149]
 //   %15 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t15 = a.saved + 2704;                     // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t15 = a.saved + 2704;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -139,20 +178,21 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_3(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2i_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 147 "lm_modplast_lstm.cu"
+#line 186 "lm_modplast_lstm.cu"
 }
 
-// forward stage 4: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 4: dense product (a warp or thread per output), [1149]
 //   %19 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_4(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t19 = a.saved + 3856;                     // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t19 = a.saved + 3856;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -161,20 +201,21 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_4(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2i_weight[r * 1149 + k] * l1_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t19[r] = acc;
   }
-#line 169 "lm_modplast_lstm.cu"
+#line 209 "lm_modplast_lstm.cu"
 }
 
-// forward stage 5: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 5: dense product (a warp or thread per output), [1149]
 //   %25 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t25 = a.saved + 5008;                     // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t25 = a.saved + 5008;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -183,20 +224,21 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_5(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2o_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t25[r] = acc;
   }
-#line 191 "lm_modplast_lstm.cu"
+#line 232 "lm_modplast_lstm.cu"
 }
 
-// forward stage 6: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 6: dense product (a warp or thread per output), [1149]
 //   %29 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t29 = a.saved + 6160;                     // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t29 = a.saved + 6160;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -205,20 +247,21 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_6(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2o_weight[r * 1149 + k] * l1_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t29[r] = acc;
   }
-#line 213 "lm_modplast_lstm.cu"
+#line 255 "lm_modplast_lstm.cu"
 }
 
-// forward stage 7: dense product (Eigen), [1149]
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// forward stage 7: dense product (a warp or thread per output), [1149]
 //   %35 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t35 = a.scratch + 0;                      // [1149]
+template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t35 = a.scratch + 0;                                // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -227,28 +270,29 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_7(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2c_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t35[r] = acc;
   }
-#line 235 "lm_modplast_lstm.cu"
+#line 278 "lm_modplast_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 8: fused loop nest over [1149, 1149]
 //   %43 matmul
 //   %108 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_8(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;               // [1149]
-  const T *__restrict l1_w = a.params + 9817046;      // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
-  const T *__restrict l1_hebb = a.state + 2304;       // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;             // [1149]
-  T *__restrict t108 = a.scratch + 5776;              // [1149]
-  const T *__restrict l2_w = a.params + 20391294;     // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711495; // [1149, 1]
-  const T *__restrict l2_hebb = a.state + 1324816;    // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;       // [1149]
+template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t43 = a.scratch + 1152;                    // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
+  T *__restrict t108 = a.scratch + 5776;                   // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -264,43 +308,47 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_8(const dopa::StepArgs<
       const T v107 = l2_w[i * 1149 + j] + v106;
       acc108 += v107 * l2_h[j];
     }
-    acc43 = dopa_warp_sum(acc43);
-    acc108 = dopa_warp_sum(acc108);
+    acc43 = dopa::warpSum(acc43);
+    acc108 = dopa::warpSum(acc108);
     if ((threadIdx.x & 31) == 0) {
       t43[i] = acc43;
       t108[i] = acc108;
     }
   }
-#line 275 "lm_modplast_lstm.cu"
+#line 319 "lm_modplast_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 9: fused loop nest over [1149]
 //   %45 tanh l1.g
 //   %51 mul l1.hn
 //   %49 add l1.cn -> next_state l1.c
 //   %51 mul l1.hn -> saved
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_9_l1_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t35 = a.scratch + 0;                    // [1149]
-  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
-  T *__restrict t43 = a.scratch + 1152;                 // [1149]
-  T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
-  T *__restrict t25 = a.saved + 5008;                   // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
-  T *__restrict t29 = a.saved + 6160;                   // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
-  T *__restrict t4 = a.saved + 400;                     // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
-  T *__restrict t9 = a.saved + 1552;                    // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
-  const T *__restrict l1_c = a.state + 1152;            // [1149]
-  T *__restrict t15 = a.saved + 2704;                   // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
-  T *__restrict t19 = a.saved + 3856;                   // [1149]
-  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
-  T *__restrict l1_h_next = a.next + 0;                 // [1149] l1.hn
-  T *__restrict l1_c_next = a.next + 1152;              // [1149]
-  T *__restrict saved_t51 = a.saved + 8464;             // [1149]
+__device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t35 = a.scratch + 0;                            // [1149]
+  const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
+  T *__restrict t43 = a.scratch + 1152;                         // [1149]
+  T *__restrict t45_l1_g = a.saved + 7312;                      // [1149] l1.g
+  T *__restrict t25 = a.saved + 5008;                           // [1149]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
+  T *__restrict t29 = a.saved + 6160;                           // [1149]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
+  T *__restrict t4 = a.saved + 400;                             // [1149]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
+  T *__restrict t9 = a.saved + 1552;                            // [1149]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
+  T *__restrict t15 = a.saved + 2704;                           // [1149]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
+  T *__restrict t19 = a.saved + 3856;                           // [1149]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
+  T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
+  T *__restrict saved_t51 = a.saved + 8464;                     // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -339,16 +387,17 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_9_l1_g(const dopa::Step
       saved_t51[j] = v51;
     }
   }
-#line 343 "lm_modplast_lstm.cu"
+#line 391 "lm_modplast_lstm.cu"
 }
 
-// forward stage 10: dense product (Eigen), [1]
+// M = tanh(h2mod(hn))
+//
+// forward stage 10: dense product (a warp or thread per output), [1]
 //   %53 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_10(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2mod_weight = a.params + 11138396; // [1, 1149]
-  T *__restrict l1_h_next = a.next + 0;                      // [1149] l1.hn
-  T *__restrict t53 = a.scratch + 2304;                      // [1]
+template <class T> __device__ __forceinline__ void forward_h2mod(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                         // [1149] l1.hn
+  T *__restrict t53 = a.scratch + 2304;                                 // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -357,20 +406,21 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_10(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2mod_weight[r * 1149 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t53[r] = acc;
   }
-#line 365 "lm_modplast_lstm.cu"
+#line 414 "lm_modplast_lstm.cu"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 11: fused loop nest over [1]
 //   %56 tanh l1.M
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_11_l1_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t53 = a.scratch + 2304;                    // [1]
-  const T *__restrict l1_h2mod_bias = a.params + 11139545; // [1]
-  T *__restrict t56_l1_M = a.saved + 9616;                 // [1] l1.M
+template <class T> __device__ __forceinline__ void forward_l1_m(const dopa::StepArgs<T> &a) {
+  T *__restrict t53 = a.scratch + 2304;                             // [1]
+  const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
+  T *__restrict t56_l1_M = a.saved + 9616;                          // [1] l1.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -382,16 +432,17 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_11_l1_M(const dopa::Ste
       t56_l1_M[0] = v56;
     }
   }
-#line 386 "lm_modplast_lstm.cu"
+#line 436 "lm_modplast_lstm.cu"
 }
 
-// forward stage 12: dense product (Eigen), [1149]
+// eta = modfanout(M)
+//
+// forward stage 12: dense product (a warp or thread per output), [1149]
 //   %58 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_12(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_modfanout_weight = a.params + 11139546; // [1149, 1]
-  T *__restrict t56_l1_M = a.saved + 9616;                       // [1] l1.M
-  T *__restrict t58 = a.scratch + 2320;                          // [1149]
+template <class T> __device__ __forceinline__ void forward_modfanout(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
+  T *__restrict t56_l1_M = a.saved + 9616;                                      // [1] l1.M
+  T *__restrict t58 = a.scratch + 2320;                                         // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -400,20 +451,21 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_12(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
       acc += l1_modfanout_weight[r * 1 + k] * t56_l1_M[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t58[r] = acc;
   }
-#line 408 "lm_modplast_lstm.cu"
+#line 459 "lm_modplast_lstm.cu"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 13: fused loop nest over [1149]
 //   %60 add l1.eta
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_13_l1_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t58 = a.scratch + 2320;                        // [1149]
-  const T *__restrict l1_modfanout_bias = a.params + 11140695; // [1149]
-  T *__restrict t60_l1_eta = a.scratch + 3472;                 // [1149] l1.eta
+template <class T> __device__ __forceinline__ void forward_l1_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t58 = a.scratch + 2320;                                     // [1149]
+  const T *__restrict l1_modfanout_bias = a.params + kParamL1ModfanoutBias; // [1149]
+  T *__restrict t60_l1_eta = a.scratch + 3472;                              // [1149] l1.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -424,13 +476,14 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_13_l1_eta(const dopa::S
       t60_l1_eta[j] = v60;
     }
   }
-#line 428 "lm_modplast_lstm.cu"
+#line 480 "lm_modplast_lstm.cu"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // forward stage 14:
 //   %61 reshape
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_14(const dopa::StepArgs<T> &a) {
+template <class T> __device__ __forceinline__ void forward_saved_col(const dopa::StepArgs<T> &a) {
   T *__restrict t61 = a.saved + 9632;          // [1149, 1]
   T *__restrict t60_l1_eta = a.scratch + 3472; // [1149] l1.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -439,16 +492,18 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_14(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t61[e] = t60_l1_eta[e];
-#line 443 "lm_modplast_lstm.cu"
+#line 496 "lm_modplast_lstm.cu"
 }
 
-// forward stage 15: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 15: dense product (a warp or thread per output), [1149]
 //   %69 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + 11141844; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t69 = a.saved + 10784;                     // [1149]
+__device__ __forceinline__ void forward_saved_x2f_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t69 = a.saved + 10784;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -457,20 +512,22 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_15(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2f_weight[r * 1149 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t69[r] = acc;
   }
-#line 465 "lm_modplast_lstm.cu"
+#line 520 "lm_modplast_lstm.cu"
 }
 
-// forward stage 16: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 16: dense product (a warp or thread per output), [1149]
 //   %74 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_16(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2f_weight = a.params + 16427244; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;            // [1149]
-  T *__restrict t74 = a.saved + 11936;                     // [1149]
+__device__ __forceinline__ void forward_saved_h2f_16(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t74 = a.saved + 11936;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -479,20 +536,22 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_16(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2f_weight[r * 1149 + k] * l2_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t74[r] = acc;
   }
-#line 487 "lm_modplast_lstm.cu"
+#line 544 "lm_modplast_lstm.cu"
 }
 
-// forward stage 17: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 17: dense product (a warp or thread per output), [1149]
 //   %80 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_17(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + 12463194; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t80 = a.saved + 13088;                     // [1149]
+__device__ __forceinline__ void forward_saved_x2i_17(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t80 = a.saved + 13088;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -501,20 +560,22 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_17(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2i_weight[r * 1149 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t80[r] = acc;
   }
-#line 509 "lm_modplast_lstm.cu"
+#line 568 "lm_modplast_lstm.cu"
 }
 
-// forward stage 18: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 18: dense product (a warp or thread per output), [1149]
 //   %84 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_18(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2i_weight = a.params + 17748594; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;            // [1149]
-  T *__restrict t84 = a.saved + 14240;                     // [1149]
+__device__ __forceinline__ void forward_saved_h2i_18(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t84 = a.saved + 14240;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -523,20 +584,22 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_18(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2i_weight[r * 1149 + k] * l2_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t84[r] = acc;
   }
-#line 531 "lm_modplast_lstm.cu"
+#line 592 "lm_modplast_lstm.cu"
 }
 
-// forward stage 19: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 19: dense product (a warp or thread per output), [1149]
 //   %90 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + 13784544; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t90 = a.saved + 15392;                     // [1149]
+__device__ __forceinline__ void forward_saved_x2o_19(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t90 = a.saved + 15392;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -545,20 +608,22 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_19(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2o_weight[r * 1149 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t90[r] = acc;
   }
-#line 553 "lm_modplast_lstm.cu"
+#line 616 "lm_modplast_lstm.cu"
 }
 
-// forward stage 20: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 20: dense product (a warp or thread per output), [1149]
 //   %94 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_20(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2o_weight = a.params + 19069944; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;            // [1149]
-  T *__restrict t94 = a.saved + 16544;                     // [1149]
+__device__ __forceinline__ void forward_saved_h2o_20(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t94 = a.saved + 16544;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -567,20 +632,21 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_20(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2o_weight[r * 1149 + k] * l2_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t94[r] = acc;
   }
-#line 575 "lm_modplast_lstm.cu"
+#line 640 "lm_modplast_lstm.cu"
 }
 
-// forward stage 21: dense product (Eigen), [1149]
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// forward stage 21: dense product (a warp or thread per output), [1149]
 //   %100 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_21(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2c_weight = a.params + 15105894; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t100 = a.scratch + 4624;                   // [1149]
+template <class T> __device__ __forceinline__ void forward_x2c_21(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t100 = a.scratch + 4624;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -589,40 +655,44 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_21(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2c_weight[r * 1149 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t100[r] = acc;
   }
-#line 597 "lm_modplast_lstm.cu"
+#line 663 "lm_modplast_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 22: fused loop nest over [1149]
 //   %110 tanh l2.g
 //   %116 mul l2.hn
 //   %114 add l2.cn -> next_state l2.c
 //   %116 mul l2.hn -> saved
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_22_l2_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t100 = a.scratch + 4624;                 // [1149]
-  const T *__restrict l2_x2c_bias = a.params + 16426095; // [1149]
-  T *__restrict t108 = a.scratch + 5776;                 // [1149]
-  T *__restrict t110_l2_g = a.saved + 17696;             // [1149] l2.g
-  T *__restrict t90 = a.saved + 15392;                   // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104745; // [1149]
-  T *__restrict t94 = a.saved + 16544;                   // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390145; // [1149]
-  T *__restrict t69 = a.saved + 10784;                   // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462045; // [1149]
-  T *__restrict t74 = a.saved + 11936;                   // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747445; // [1149]
-  const T *__restrict l2_c = a.state + 1323664;          // [1149]
-  T *__restrict t80 = a.saved + 13088;                   // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783395; // [1149]
-  T *__restrict t84 = a.saved + 14240;                   // [1149]
-  const T *__restrict l2_h2i_bias = a.params + 19068795; // [1149]
-  T *__restrict l2_h_next = a.next + 1322512;            // [1149] l2.hn
-  T *__restrict l2_c_next = a.next + 1323664;            // [1149]
-  T *__restrict saved_t116 = a.saved + 18848;            // [1149]
+__device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t100 = a.scratch + 4624;                        // [1149]
+  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
+  T *__restrict t108 = a.scratch + 5776;                        // [1149]
+  T *__restrict t110_l2_g = a.saved + 17696;                    // [1149] l2.g
+  T *__restrict t90 = a.saved + 15392;                          // [1149]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
+  T *__restrict t94 = a.saved + 16544;                          // [1149]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
+  T *__restrict t69 = a.saved + 10784;                          // [1149]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
+  T *__restrict t74 = a.saved + 11936;                          // [1149]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
+  T *__restrict t80 = a.saved + 13088;                          // [1149]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
+  T *__restrict t84 = a.saved + 14240;                          // [1149]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
+  T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
+  T *__restrict saved_t116 = a.saved + 18848;                   // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -661,16 +731,17 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_22_l2_g(const dopa::Ste
       saved_t116[j] = v116;
     }
   }
-#line 665 "lm_modplast_lstm.cu"
+#line 735 "lm_modplast_lstm.cu"
 }
 
-// forward stage 23: dense product (Eigen), [1]
+// M = tanh(h2mod(hn))
+//
+// forward stage 23: dense product (a warp or thread per output), [1]
 //   %118 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_23(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2mod_weight = a.params + 21712644; // [1, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;                // [1149] l2.hn
-  T *__restrict t118 = a.scratch + 6928;                     // [1]
+template <class T> __device__ __forceinline__ void forward_h2mod_23(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                         // [1149] l2.hn
+  T *__restrict t118 = a.scratch + 6928;                                // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -679,20 +750,21 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_23(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2mod_weight[r * 1149 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t118[r] = acc;
   }
-#line 687 "lm_modplast_lstm.cu"
+#line 758 "lm_modplast_lstm.cu"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 24: fused loop nest over [1]
 //   %121 tanh l2.M
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_24_l2_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t118 = a.scratch + 6928;                   // [1]
-  const T *__restrict l2_h2mod_bias = a.params + 21713793; // [1]
-  T *__restrict t121_l2_M = a.saved + 20000;               // [1] l2.M
+template <class T> __device__ __forceinline__ void forward_l2_m(const dopa::StepArgs<T> &a) {
+  T *__restrict t118 = a.scratch + 6928;                            // [1]
+  const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
+  T *__restrict t121_l2_M = a.saved + 20000;                        // [1] l2.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -704,16 +776,18 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_24_l2_M(const dopa::Ste
       t121_l2_M[0] = v121;
     }
   }
-#line 708 "lm_modplast_lstm.cu"
+#line 780 "lm_modplast_lstm.cu"
 }
 
-// forward stage 25: dense product (Eigen), [1149]
+// eta = modfanout(M)
+//
+// forward stage 25: dense product (a warp or thread per output), [1149]
 //   %123 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_25(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_modfanout_weight = a.params + 21713794; // [1149, 1]
-  T *__restrict t121_l2_M = a.saved + 20000;                     // [1] l2.M
-  T *__restrict t123 = a.scratch + 6944;                         // [1149]
+__device__ __forceinline__ void forward_modfanout_25(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
+  T *__restrict t121_l2_M = a.saved + 20000;                                    // [1] l2.M
+  T *__restrict t123 = a.scratch + 6944;                                        // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -722,20 +796,21 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_25(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
       acc += l2_modfanout_weight[r * 1 + k] * t121_l2_M[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t123[r] = acc;
   }
-#line 730 "lm_modplast_lstm.cu"
+#line 804 "lm_modplast_lstm.cu"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 26: fused loop nest over [1149]
 //   %125 add l2.eta
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_26_l2_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t123 = a.scratch + 6944;                       // [1149]
-  const T *__restrict l2_modfanout_bias = a.params + 21714943; // [1149]
-  T *__restrict t125_l2_eta = a.scratch + 8096;                // [1149] l2.eta
+template <class T> __device__ __forceinline__ void forward_l2_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t123 = a.scratch + 6944;                                    // [1149]
+  const T *__restrict l2_modfanout_bias = a.params + kParamL2ModfanoutBias; // [1149]
+  T *__restrict t125_l2_eta = a.scratch + 8096;                             // [1149] l2.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -746,13 +821,15 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_26_l2_eta(const dopa::S
       t125_l2_eta[j] = v125;
     }
   }
-#line 750 "lm_modplast_lstm.cu"
+#line 825 "lm_modplast_lstm.cu"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // forward stage 27:
 //   %126 reshape
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_27(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_col_27(const dopa::StepArgs<T> &a) {
   T *__restrict t126 = a.saved + 20016;         // [1149, 1]
   T *__restrict t125_l2_eta = a.scratch + 8096; // [1149] l2.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -761,16 +838,18 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_27(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t126[e] = t125_l2_eta[e];
-#line 765 "lm_modplast_lstm.cu"
+#line 842 "lm_modplast_lstm.cu"
 }
 
-// forward stage 28: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 28: dense product (a warp or thread per output), [400]
 //   %132 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_28(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + 21716092; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t132 = a.saved + 21168;                    // [400]
+__device__ __forceinline__ void forward_saved_x2f_28(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t132 = a.saved + 21168;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -779,20 +858,22 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_28(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2f_weight[r * 1149 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t132[r] = acc;
   }
-#line 787 "lm_modplast_lstm.cu"
+#line 866 "lm_modplast_lstm.cu"
 }
 
-// forward stage 29: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 29: dense product (a warp or thread per output), [400]
 //   %137 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_29(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2f_weight = a.params + 23556092; // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;            // [400]
-  T *__restrict t137 = a.saved + 21568;                    // [400]
+__device__ __forceinline__ void forward_saved_h2f_29(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t137 = a.saved + 21568;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -801,20 +882,22 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_29(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2f_weight[r * 400 + k] * l3_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t137[r] = acc;
   }
-#line 809 "lm_modplast_lstm.cu"
+#line 890 "lm_modplast_lstm.cu"
 }
 
-// forward stage 30: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 30: dense product (a warp or thread per output), [400]
 //   %143 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_30(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + 22176092; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t143 = a.saved + 21968;                    // [400]
+__device__ __forceinline__ void forward_saved_x2i_30(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t143 = a.saved + 21968;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -823,20 +906,22 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_30(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2i_weight[r * 1149 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t143[r] = acc;
   }
-#line 831 "lm_modplast_lstm.cu"
+#line 914 "lm_modplast_lstm.cu"
 }
 
-// forward stage 31: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 31: dense product (a warp or thread per output), [400]
 //   %147 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_31(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2i_weight = a.params + 23716492; // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;            // [400]
-  T *__restrict t147 = a.saved + 22368;                    // [400]
+__device__ __forceinline__ void forward_saved_h2i_31(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t147 = a.saved + 22368;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -845,20 +930,22 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_31(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2i_weight[r * 400 + k] * l3_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t147[r] = acc;
   }
-#line 853 "lm_modplast_lstm.cu"
+#line 938 "lm_modplast_lstm.cu"
 }
 
-// forward stage 32: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 32: dense product (a warp or thread per output), [400]
 //   %153 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_32(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + 22636092; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t153 = a.saved + 22768;                    // [400]
+__device__ __forceinline__ void forward_saved_x2o_32(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t153 = a.saved + 22768;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -867,20 +954,22 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_32(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2o_weight[r * 1149 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t153[r] = acc;
   }
-#line 875 "lm_modplast_lstm.cu"
+#line 962 "lm_modplast_lstm.cu"
 }
 
-// forward stage 33: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 33: dense product (a warp or thread per output), [400]
 //   %157 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_33(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2o_weight = a.params + 23876892; // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;            // [400]
-  T *__restrict t157 = a.saved + 23168;                    // [400]
+__device__ __forceinline__ void forward_saved_h2o_33(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t157 = a.saved + 23168;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -889,20 +978,21 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_33(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2o_weight[r * 400 + k] * l3_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t157[r] = acc;
   }
-#line 897 "lm_modplast_lstm.cu"
+#line 986 "lm_modplast_lstm.cu"
 }
 
-// forward stage 34: dense product (Eigen), [400]
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// forward stage 34: dense product (a warp or thread per output), [400]
 //   %163 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_34(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2c_weight = a.params + 23096092; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t163 = a.scratch + 9248;                   // [400]
+template <class T> __device__ __forceinline__ void forward_x2c_34(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t163 = a.scratch + 9248;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -911,22 +1001,23 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_34(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2c_weight[r * 1149 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t163[r] = acc;
   }
-#line 919 "lm_modplast_lstm.cu"
+#line 1009 "lm_modplast_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 35: fused loop nest over [400, 400]
 //   %171 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.scratch + 9648;              // [400]
-  const T *__restrict l3_w = a.params + 24037292;     // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197292; // [400, 1]
-  const T *__restrict l3_hebb = a.state + 2645824;    // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;       // [400]
+template <class T> __device__ __forceinline__ void forward_matmul_35(const dopa::StepArgs<T> &a) {
+  T *__restrict t171 = a.scratch + 9648;                   // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -938,41 +1029,45 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_35(const dopa::StepArgs
       const T v170 = l3_w[i * 400 + j] + v169;
       acc171 += v170 * l3_h[j];
     }
-    acc171 = dopa_warp_sum(acc171);
+    acc171 = dopa::warpSum(acc171);
     if ((threadIdx.x & 31) == 0) {
       t171[i] = acc171;
     }
   }
-#line 947 "lm_modplast_lstm.cu"
+#line 1038 "lm_modplast_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 36: fused loop nest over [400]
 //   %173 tanh l3.g
 //   %179 mul l3.hn
 //   %177 add l3.cn -> next_state l3.c
 //   %179 mul l3.hn -> saved
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_36_l3_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t163 = a.scratch + 9248;                 // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23555692; // [400]
-  T *__restrict t171 = a.scratch + 9648;                 // [400]
-  T *__restrict t173_l3_g = a.saved + 23568;             // [400] l3.g
-  T *__restrict t153 = a.saved + 22768;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095692; // [400]
-  T *__restrict t157 = a.saved + 23168;                  // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036892; // [400]
-  T *__restrict t132 = a.saved + 21168;                  // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175692; // [400]
-  T *__restrict t137 = a.saved + 21568;                  // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716092; // [400]
-  const T *__restrict l3_c = a.state + 2645424;          // [400]
-  T *__restrict t143 = a.saved + 21968;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635692; // [400]
-  T *__restrict t147 = a.saved + 22368;                  // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23876492; // [400]
-  T *__restrict l3_h_next = a.next + 2645024;            // [400] l3.hn
-  T *__restrict l3_c_next = a.next + 2645424;            // [400]
-  T *__restrict saved_t179 = a.saved + 23968;            // [400]
+__device__ __forceinline__ void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t163 = a.scratch + 9248;                        // [400]
+  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
+  T *__restrict t171 = a.scratch + 9648;                        // [400]
+  T *__restrict t173_l3_g = a.saved + 23568;                    // [400] l3.g
+  T *__restrict t153 = a.saved + 22768;                         // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  T *__restrict t157 = a.saved + 23168;                         // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  T *__restrict t132 = a.saved + 21168;                         // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  T *__restrict t137 = a.saved + 21568;                         // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  T *__restrict t143 = a.saved + 21968;                         // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  T *__restrict t147 = a.saved + 22368;                         // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict saved_t179 = a.saved + 23968;                   // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1011,16 +1106,17 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_36_l3_g(const dopa::Ste
       saved_t179[j] = v179;
     }
   }
-#line 1015 "lm_modplast_lstm.cu"
+#line 1110 "lm_modplast_lstm.cu"
 }
 
-// forward stage 37: dense product (Eigen), [1]
+// M = tanh(h2mod(hn))
+//
+// forward stage 37: dense product (a warp or thread per output), [1]
 //   %181 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_37(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2mod_weight = a.params + 24197692; // [1, 400]
-  T *__restrict l3_h_next = a.next + 2645024;                // [400] l3.hn
-  T *__restrict t181 = a.scratch + 10048;                    // [1]
+template <class T> __device__ __forceinline__ void forward_h2mod_37(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                         // [400] l3.hn
+  T *__restrict t181 = a.scratch + 10048;                               // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1029,20 +1125,21 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_37(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2mod_weight[r * 400 + k] * l3_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t181[r] = acc;
   }
-#line 1037 "lm_modplast_lstm.cu"
+#line 1133 "lm_modplast_lstm.cu"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 38: fused loop nest over [1]
 //   %184 tanh l3.M
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_38_l3_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.scratch + 10048;                  // [1]
-  const T *__restrict l3_h2mod_bias = a.params + 24198092; // [1]
-  T *__restrict t184_l3_M = a.saved + 24368;               // [1] l3.M
+template <class T> __device__ __forceinline__ void forward_l3_m(const dopa::StepArgs<T> &a) {
+  T *__restrict t181 = a.scratch + 10048;                           // [1]
+  const T *__restrict l3_h2mod_bias = a.params + kParamL3H2modBias; // [1]
+  T *__restrict t184_l3_M = a.saved + 24368;                        // [1] l3.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1054,16 +1151,18 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_38_l3_M(const dopa::Ste
       t184_l3_M[0] = v184;
     }
   }
-#line 1058 "lm_modplast_lstm.cu"
+#line 1155 "lm_modplast_lstm.cu"
 }
 
-// forward stage 39: dense product (Eigen), [400]
+// eta = modfanout(M)
+//
+// forward stage 39: dense product (a warp or thread per output), [400]
 //   %186 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_39(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_modfanout_weight = a.params + 24198093; // [400, 1]
-  T *__restrict t184_l3_M = a.saved + 24368;                     // [1] l3.M
-  T *__restrict t186 = a.scratch + 10064;                        // [400]
+__device__ __forceinline__ void forward_modfanout_39(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
+  T *__restrict t184_l3_M = a.saved + 24368;                                    // [1] l3.M
+  T *__restrict t186 = a.scratch + 10064;                                       // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1072,20 +1171,21 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_39(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
       acc += l3_modfanout_weight[r * 1 + k] * t184_l3_M[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t186[r] = acc;
   }
-#line 1080 "lm_modplast_lstm.cu"
+#line 1179 "lm_modplast_lstm.cu"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 40: fused loop nest over [400]
 //   %188 add l3.eta
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_40_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t186 = a.scratch + 10064;                      // [400]
-  const T *__restrict l3_modfanout_bias = a.params + 24198493; // [400]
-  T *__restrict t188_l3_eta = a.scratch + 10464;               // [400] l3.eta
+template <class T> __device__ __forceinline__ void forward_l3_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t186 = a.scratch + 10064;                                   // [400]
+  const T *__restrict l3_modfanout_bias = a.params + kParamL3ModfanoutBias; // [400]
+  T *__restrict t188_l3_eta = a.scratch + 10464;                            // [400] l3.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1096,13 +1196,15 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_40_l3_eta(const dopa::S
       t188_l3_eta[j] = v188;
     }
   }
-#line 1100 "lm_modplast_lstm.cu"
+#line 1200 "lm_modplast_lstm.cu"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // forward stage 41:
 //   %189 reshape
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_41(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_col_41(const dopa::StepArgs<T> &a) {
   T *__restrict t189 = a.saved + 24384;          // [400, 1]
   T *__restrict t188_l3_eta = a.scratch + 10464; // [400] l3.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1111,16 +1213,17 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_41(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t189[e] = t188_l3_eta[e];
-#line 1115 "lm_modplast_lstm.cu"
+#line 1217 "lm_modplast_lstm.cu"
 }
 
-// forward stage 42: dense product (Eigen), [10000]
+// output logits = enc.weight @ y3 + dec_bias
+//
+// forward stage 42: dense product (a warp or thread per output), [10000]
 //   %194 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_42(const dopa::StepArgs<T> &a) {
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
-  T *__restrict l3_h_next = a.next + 2645024;    // [400] l3.hn
-  T *__restrict t194 = a.scratch + 10864;        // [10000]
+template <class T> __device__ __forceinline__ void forward_matmul_42(const dopa::StepArgs<T> &a) {
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
+  T *__restrict t194 = a.scratch + 10864;                      // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1129,28 +1232,30 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_42(const dopa::StepArgs
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += enc_weight[r * 400 + k] * l3_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t194[r] = acc;
   }
-#line 1137 "lm_modplast_lstm.cu"
+#line 1240 "lm_modplast_lstm.cu"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // forward stage 43: fused loop nest over [1149, 1149]
 //   %67 clip -> next_state l1.hebb
 //   %130 clip -> next_state l2.hebb
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_43(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_hebb = a.state + 2304;    // [1149, 1149]
-  T *__restrict t61 = a.saved + 9632;              // [1149, 1]
-  T *__restrict t45_l1_g = a.saved + 7312;         // [1149] l1.g
-  const T *__restrict l1_h = a.state + 0;          // [1149]
-  T *__restrict l1_hebb_next = a.next + 2304;      // [1149, 1149]
-  const T *__restrict l2_hebb = a.state + 1324816; // [1149, 1149]
-  T *__restrict t126 = a.saved + 20016;            // [1149, 1]
-  T *__restrict t110_l2_g = a.saved + 17696;       // [1149] l2.g
-  const T *__restrict l2_h = a.state + 1322512;    // [1149]
-  T *__restrict l2_hebb_next = a.next + 1324816;   // [1149, 1149]
+__device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [1149, 1149]
+  T *__restrict t61 = a.saved + 9632;                   // [1149, 1]
+  T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;       // [1149]
+  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;   // [1149, 1149]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [1149, 1149]
+  T *__restrict t126 = a.saved + 20016;                 // [1149, 1]
+  T *__restrict t110_l2_g = a.saved + 17696;            // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;       // [1149]
+  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;   // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1169,18 +1274,19 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_43(const dopa::StepArgs
       l2_hebb_next[i * 1149 + j] = v130;
     }
   }
-#line 1173 "lm_modplast_lstm.cu"
+#line 1278 "lm_modplast_lstm.cu"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // forward stage 44: fused loop nest over [400, 400]
 //   %193 clip -> next_state l3.hebb
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_44(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_hebb = a.state + 2645824; // [400, 400]
-  T *__restrict t189 = a.saved + 24384;            // [400, 1]
-  T *__restrict t173_l3_g = a.saved + 23568;       // [400] l3.g
-  const T *__restrict l3_h = a.state + 2645024;    // [400]
-  T *__restrict l3_hebb_next = a.next + 2645824;   // [400, 400]
+template <class T> __device__ __forceinline__ void forward_l3_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
+  T *__restrict t189 = a.saved + 24384;                 // [400, 1]
+  T *__restrict t173_l3_g = a.saved + 23568;            // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;       // [400]
+  T *__restrict l3_hebb_next = a.next + kStateL3Hebb;   // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1194,16 +1300,17 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_44(const dopa::StepArgs
       l3_hebb_next[i * 400 + j] = v193;
     }
   }
-#line 1198 "lm_modplast_lstm.cu"
+#line 1304 "lm_modplast_lstm.cu"
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // forward stage 45: fused loop nest over [10000]
 //   %196 add logits -> output logits
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_forward_45_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t194 = a.scratch + 10864;            // [10000]
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
-  T *__restrict out_logits = a.outputs[0];           // [10000]
+template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t194 = a.scratch + 10864;                  // [10000]
+  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
+  T *__restrict out_logits = a.outputs[0];                 // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1214,7 +1321,7 @@ __device__ __forceinline__ void lm_modplast_lstm_forward_45_logits(const dopa::S
       out_logits[j] = v196;
     }
   }
-#line 1218 "lm_modplast_lstm.cu"
+#line 1325 "lm_modplast_lstm.cu"
 }
 
 /// One forward step of ModPlastLSTMLM for the whole batch: block b runs batch element b.
@@ -1245,110 +1352,111 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  lm_modplast_lstm_forward_0(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_1(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_2(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_3(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_4(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_5(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_6(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_7(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_8(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_9_l1_g(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_10(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_11_l1_M(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_12(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_13_l1_eta(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_14(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_15(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_16(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_17(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_18(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_19(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_20(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_21(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_22_l2_g(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_23(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_24_l2_M(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_25(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_26_l2_eta(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_27(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_28(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_29(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_30(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_31(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_32(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_33(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_34(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_35(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_36_l3_g(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_37(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_38_l3_M(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_39(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_40_l3_eta(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_41(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_42(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_43(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_44(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_forward_45_logits(a);
+  forward_saved_enc(a);
+  dopa::gridSync();
+  forward_saved_x2f(a);
+  dopa::gridSync();
+  forward_saved_h2f(a);
+  dopa::gridSync();
+  forward_saved_x2i(a);
+  dopa::gridSync();
+  forward_saved_h2i(a);
+  dopa::gridSync();
+  forward_saved_x2o(a);
+  dopa::gridSync();
+  forward_saved_h2o(a);
+  dopa::gridSync();
+  forward_x2c(a);
+  dopa::gridSync();
+  forward_matmul(a);
+  dopa::gridSync();
+  forward_l1_g_l1_hn_l1_c(a);
+  dopa::gridSync();
+  forward_h2mod(a);
+  dopa::gridSync();
+  forward_l1_m(a);
+  dopa::gridSync();
+  forward_modfanout(a);
+  dopa::gridSync();
+  forward_l1_eta(a);
+  dopa::gridSync();
+  forward_saved_col(a);
+  dopa::gridSync();
+  forward_saved_x2f_15(a);
+  dopa::gridSync();
+  forward_saved_h2f_16(a);
+  dopa::gridSync();
+  forward_saved_x2i_17(a);
+  dopa::gridSync();
+  forward_saved_h2i_18(a);
+  dopa::gridSync();
+  forward_saved_x2o_19(a);
+  dopa::gridSync();
+  forward_saved_h2o_20(a);
+  dopa::gridSync();
+  forward_x2c_21(a);
+  dopa::gridSync();
+  forward_l2_g_l2_hn_l2_c(a);
+  dopa::gridSync();
+  forward_h2mod_23(a);
+  dopa::gridSync();
+  forward_l2_m(a);
+  dopa::gridSync();
+  forward_modfanout_25(a);
+  dopa::gridSync();
+  forward_l2_eta(a);
+  dopa::gridSync();
+  forward_saved_col_27(a);
+  dopa::gridSync();
+  forward_saved_x2f_28(a);
+  dopa::gridSync();
+  forward_saved_h2f_29(a);
+  dopa::gridSync();
+  forward_saved_x2i_30(a);
+  dopa::gridSync();
+  forward_saved_h2i_31(a);
+  dopa::gridSync();
+  forward_saved_x2o_32(a);
+  dopa::gridSync();
+  forward_saved_h2o_33(a);
+  dopa::gridSync();
+  forward_x2c_34(a);
+  dopa::gridSync();
+  forward_matmul_35(a);
+  dopa::gridSync();
+  forward_l3_g_l3_hn_l3_c(a);
+  dopa::gridSync();
+  forward_h2mod_37(a);
+  dopa::gridSync();
+  forward_l3_m(a);
+  dopa::gridSync();
+  forward_modfanout_39(a);
+  dopa::gridSync();
+  forward_l3_eta(a);
+  dopa::gridSync();
+  forward_saved_col_41(a);
+  dopa::gridSync();
+  forward_matmul_42(a);
+  dopa::gridSync();
+  forward_l1_hebb_l2_hebb(a);
+  dopa::gridSync();
+  forward_l3_hebb(a);
+  dopa::gridSync();
+  forward_logits(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
-// backward stage 0: dense product (Eigen), [400]
+// output logits = enc.weight @ y3 + dec_bias
+//
+// backward stage 0: dense product (a warp or thread per output), [400]
 //   %209 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  const T *__restrict enc_weight = a.params + 0;       // [10000, 400]
-  T *__restrict t209 = a.scratch + 0;                  // [400]
+template <class T> __device__ __forceinline__ void backward_matmul(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict t209 = a.scratch + 0;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1359,23 +1467,24 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_0(const dopa::StepArgs
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t209[c] = acc;
   }
-#line 1363 "lm_modplast_lstm.cu"
+#line 1471 "lm_modplast_lstm.cu"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 1: fused loop nest over [400, 400]
 //   %216 reduce_to
 //   %218 matmul
 //   %219 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
-  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
-  const T *__restrict t189 = a.saved + 24384;                // [400, 1]
-  const T *__restrict t173_l3_g = a.saved + 23568;           // [400] l3.g
-  const T *__restrict l3_h = a.state + 2645024;              // [400]
-  T *__restrict t216 = a.scratch + 400;                      // [400, 1]
-  T *__restrict t218 = a.scratch + 800;                      // [400]
-  T *__restrict t219 = a.scratch + 1200;                     // [400]
+template <class T> __device__ __forceinline__ void backward_col_outer(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
+  const T *__restrict t189 = a.saved + 24384;                     // [400, 1]
+  const T *__restrict t173_l3_g = a.saved + 23568;                // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
+  T *__restrict t216 = a.scratch + 400;                           // [400, 1]
+  T *__restrict t218 = a.scratch + 800;                           // [400]
+  T *__restrict t219 = a.scratch + 1200;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1383,7 +1492,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_1(const dopa::StepArgs
     t216[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
     t219[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc216 = T(0);
     T acc218 = T(0);
@@ -1400,20 +1509,21 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_1(const dopa::StepArgs
       acc218 += v217 * l3_h[j];
       atomicAdd(&t219[j], t173_l3_g[i] * v217);
     }
-    acc216 = dopa_warp_sum(acc216);
-    acc218 = dopa_warp_sum(acc218);
+    acc216 = dopa::warpSum(acc216);
+    acc218 = dopa::warpSum(acc218);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t216[i], acc216);
       t218[i] = acc218;
     }
   }
-#line 1411 "lm_modplast_lstm.cu"
+#line 1520 "lm_modplast_lstm.cu"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 2:
 //   %220 reshape
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_2(const dopa::StepArgs<T> &a) {
+template <class T> __device__ __forceinline__ void backward_record_col(const dopa::StepArgs<T> &a) {
   T *__restrict t220 = a.record + 29008; // [400]
   T *__restrict t216 = a.scratch + 400;  // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1422,16 +1532,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_2(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t220[e] = t216[e];
-#line 1426 "lm_modplast_lstm.cu"
+#line 1536 "lm_modplast_lstm.cu"
 }
 
-// backward stage 3: dense product (Eigen), [1]
+// eta = modfanout(M)
+//
+// backward stage 3: dense product (a warp or thread per output), [1]
 //   %223 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_3(const dopa::StepArgs<T> &a) {
-  T *__restrict t220 = a.record + 29008;                         // [400]
-  const T *__restrict l3_modfanout_weight = a.params + 24198093; // [400, 1]
-  T *__restrict t223 = a.scratch + 1600;                         // [1]
+template <class T> __device__ __forceinline__ void backward_modfanout(const dopa::StepArgs<T> &a) {
+  T *__restrict t220 = a.record + 29008;                                        // [400]
+  const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
+  T *__restrict t223 = a.scratch + 1600;                                        // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1439,12 +1550,14 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_3(const dopa::StepArgs
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t220[k] * l3_modfanout_weight[k * 1 + c];
+      acc += t220[k] * l3_modfanout_weight[k + c];
     t223[c] = acc;
   }
-#line 1446 "lm_modplast_lstm.cu"
+#line 1557 "lm_modplast_lstm.cu"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 4: fused loop nest over [1]
 //   %227 mul
 //   %56 tanh l1.M -> record (a factor of deferred outer-product gradients)
@@ -1452,16 +1565,16 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_3(const dopa::StepArgs
 //   %227 mul += grad l3.h2mod.bias
 //   %184 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_4_l1_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.scratch + 1600;              // [1]
-  const T *__restrict t184_l3_M = a.saved + 24368;    // [1] l3.M
-  T *__restrict t227 = a.record + 28992;              // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
-  T *__restrict record11 = a.record + 18880;          // [1]
-  const T *__restrict t121_l2_M = a.saved + 20000;    // [1] l2.M
-  T *__restrict record20 = a.record + 26976;          // [1]
-  T *__restrict d_l3_h2mod_bias = a.grads + 24198092; // [1]
-  T *__restrict record28 = a.record + 29408;          // [1]
+__device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t223 = a.scratch + 1600;                       // [1]
+  const T *__restrict t184_l3_M = a.saved + 24368;             // [1] l3.M
+  T *__restrict t227 = a.record + 28992;                       // [1]
+  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
+  T *__restrict record11 = a.record + 18880;                   // [1]
+  const T *__restrict t121_l2_M = a.saved + 20000;             // [1] l2.M
+  T *__restrict record20 = a.record + 26976;                   // [1]
+  T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
+  T *__restrict record28 = a.record + 29408;                   // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1478,29 +1591,38 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_4_l1_M(const dopa::Ste
       record28[0] = t184_l3_M[0];
     }
   }
-#line 1482 "lm_modplast_lstm.cu"
+#line 1595 "lm_modplast_lstm.cu"
 }
 
-// backward stage 5: dense product (Eigen), [400]
+// M = tanh(h2mod(hn))
+//
+// backward stage 5: dense product (a warp or thread per output), [400]
 //   %230 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_5(const dopa::StepArgs<T> &a) {
-  T *__restrict t227 = a.record + 28992;                     // [1]
-  const T *__restrict l3_h2mod_weight = a.params + 24197692; // [1, 400]
-  T *__restrict t230 = a.scratch + 1616;                     // [400]
+template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::StepArgs<T> &a) {
+  T *__restrict t227 = a.record + 28992;                                // [1]
+  const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
+  T *__restrict t230 = a.scratch + 1616;                                // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += t227[k] * l3_h2mod_weight[k * 400 + c];
+    acc += t227[0] * l3_h2mod_weight[c];
     t230[c] = acc;
   }
-#line 1502 "lm_modplast_lstm.cu"
+#line 1615 "lm_modplast_lstm.cu"
 }
 
+// y1 = l1(enc(tok))
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 6: fused loop nest over [400]
 //   %245 mul
 //   %260 mul
@@ -1519,46 +1641,47 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_5(const dopa::StepArgs
 //   %245 mul += grad l3.x2c.bias
 //   %220 reshape += grad l3.modfanout.bias
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_6_l3_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t218 = a.scratch + 800;                   // [400]
-  const T *__restrict d_l3_c_next = a.gradNext + 2645424; // [400] d l3.c'
-  const T *__restrict d_l3_h_next = a.gradNext + 2645024; // [400] d l3.h'
-  T *__restrict t209 = a.scratch + 0;                     // [400]
-  T *__restrict t230 = a.scratch + 1616;                  // [400]
-  const T *__restrict t153 = a.saved + 22768;             // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095692;  // [400]
-  const T *__restrict t157 = a.saved + 23168;             // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036892;  // [400]
-  const T *__restrict t132 = a.saved + 21168;             // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175692;  // [400]
-  const T *__restrict t137 = a.saved + 21568;             // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716092;  // [400]
-  const T *__restrict l3_c = a.state + 2645424;           // [400]
-  const T *__restrict t143 = a.saved + 21968;             // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635692;  // [400]
-  const T *__restrict t147 = a.saved + 22368;             // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23876492;  // [400]
-  const T *__restrict t173_l3_g = a.saved + 23568;        // [400] l3.g
-  T *__restrict t245 = a.record + 28592;                  // [400]
-  T *__restrict t260 = a.record + 28192;                  // [400]
-  T *__restrict t271 = a.record + 27792;                  // [400]
-  T *__restrict t282 = a.record + 26992;                  // [400]
-  T *__restrict d_l3_c = a.gradPrev + 2645424;            // [400]
-  const T *__restrict t179_l3_hn = a.saved + 23968;       // [400] l3.hn
-  T *__restrict record1 = a.record + 10000;               // [400]
-  const T *__restrict t2 = a.saved + 0;                   // [400]
-  T *__restrict record3 = a.record + 11552;               // [400]
-  T *__restrict d_l3_x2f_bias = a.grads + 22175692;       // [400]
-  const T *__restrict l3_h = a.state + 2645024;           // [400]
-  T *__restrict record22 = a.record + 27392;              // [400]
-  T *__restrict d_l3_h2f_bias = a.grads + 23716092;       // [400]
-  T *__restrict d_l3_x2i_bias = a.grads + 22635692;       // [400]
-  T *__restrict d_l3_h2i_bias = a.grads + 23876492;       // [400]
-  T *__restrict d_l3_x2o_bias = a.grads + 23095692;       // [400]
-  T *__restrict d_l3_h2o_bias = a.grads + 24036892;       // [400]
-  T *__restrict d_l3_x2c_bias = a.grads + 23555692;       // [400]
-  T *__restrict t220 = a.record + 29008;                  // [400]
-  T *__restrict d_l3_modfanout_bias = a.grads + 24198493; // [400]
+__device__ __forceinline__ void
+backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t218 = a.scratch + 800;                                // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
+  T *__restrict t209 = a.scratch + 0;                                  // [400]
+  T *__restrict t230 = a.scratch + 1616;                               // [400]
+  const T *__restrict t153 = a.saved + 22768;                          // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
+  const T *__restrict t157 = a.saved + 23168;                          // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias;        // [400]
+  const T *__restrict t132 = a.saved + 21168;                          // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias;        // [400]
+  const T *__restrict t137 = a.saved + 21568;                          // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias;        // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;                      // [400]
+  const T *__restrict t143 = a.saved + 21968;                          // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias;        // [400]
+  const T *__restrict t147 = a.saved + 22368;                          // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
+  const T *__restrict t173_l3_g = a.saved + 23568;                     // [400] l3.g
+  T *__restrict t245 = a.record + 28592;                               // [400]
+  T *__restrict t260 = a.record + 28192;                               // [400]
+  T *__restrict t271 = a.record + 27792;                               // [400]
+  T *__restrict t282 = a.record + 26992;                               // [400]
+  T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
+  const T *__restrict t179_l3_hn = a.saved + 23968;                    // [400] l3.hn
+  T *__restrict record1 = a.record + 10000;                            // [400]
+  const T *__restrict t2 = a.saved + 0;                                // [400]
+  T *__restrict record3 = a.record + 11552;                            // [400]
+  T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;             // [400]
+  const T *__restrict l3_h = a.state + kStateL3H;                      // [400]
+  T *__restrict record22 = a.record + 27392;                           // [400]
+  T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;             // [400]
+  T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;             // [400]
+  T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;             // [400]
+  T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;             // [400]
+  T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;             // [400]
+  T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
+  T *__restrict t220 = a.record + 29008;                               // [400]
+  T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1645,26 +1768,29 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_6_l3_hn(const dopa::St
       atomicAdd(&d_l3_modfanout_bias[j], t220[j]);
     }
   }
-#line 1649 "lm_modplast_lstm.cu"
+#line 1772 "lm_modplast_lstm.cu"
 }
 
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 7: fused loop nest over [400, 400]
 //   %247 matmul
 //   %250 reduce_to
 //   %253 add -> grad_prev l3.hebb
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t247 = a.scratch + 2016;                     // [400]
-  T *__restrict t245 = a.record + 28592;                     // [400]
-  const T *__restrict l3_w = a.params + 24037292;            // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197292;        // [400, 1]
-  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;              // [400]
-  T *__restrict t250 = a.scratch + 2416;                     // [400, 1]
-  const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
-  const T *__restrict t189 = a.saved + 24384;                // [400, 1]
-  const T *__restrict t173_l3_g = a.saved + 23568;           // [400] l3.g
-  T *__restrict d_l3_hebb = a.gradPrev + 2645824;            // [400, 400]
+template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t247 = a.scratch + 2016;                          // [400]
+  T *__restrict t245 = a.record + 28592;                          // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
+  T *__restrict t250 = a.scratch + 2416;                          // [400, 1]
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
+  const T *__restrict t189 = a.saved + 24384;                     // [400, 1]
+  const T *__restrict t173_l3_g = a.saved + 23568;                // [400] l3.g
+  T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1672,7 +1798,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_7(const dopa::StepArgs
     t247[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
     t250[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc250 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
@@ -1696,21 +1822,22 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_7(const dopa::StepArgs
       const T v253 = v214 + v252;
       d_l3_hebb[i * 400 + j] = v253;
     }
-    acc250 = dopa_warp_sum(acc250);
+    acc250 = dopa::warpSum(acc250);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t250[i], acc250);
     }
   }
-#line 1705 "lm_modplast_lstm.cu"
+#line 1831 "lm_modplast_lstm.cu"
 }
 
-// backward stage 8: dense product (Eigen), [1149]
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// backward stage 8: dense product (a warp or thread per output), [1149]
 //   %256 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_8(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 28592;                   // [400]
-  const T *__restrict l3_x2c_weight = a.params + 23096092; // [400, 1149]
-  T *__restrict t256 = a.scratch + 2816;                   // [1149]
+template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t245 = a.record + 28592;                            // [400]
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict t256 = a.scratch + 2816;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1721,16 +1848,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_8(const dopa::StepArgs
       acc += t245[k] * l3_x2c_weight[k * 1149 + c];
     t256[c] = acc;
   }
-#line 1725 "lm_modplast_lstm.cu"
+#line 1852 "lm_modplast_lstm.cu"
 }
 
-// backward stage 9: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 9: dense product (a warp or thread per output), [400]
 //   %263 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_9(const dopa::StepArgs<T> &a) {
-  T *__restrict t260 = a.record + 28192;                   // [400]
-  const T *__restrict l3_h2o_weight = a.params + 23876892; // [400, 400]
-  T *__restrict t263 = a.scratch + 3968;                   // [400]
+template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t260 = a.record + 28192;                            // [400]
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  T *__restrict t263 = a.scratch + 3968;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1741,16 +1869,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_9(const dopa::StepArgs
       acc += t260[k] * l3_h2o_weight[k * 400 + c];
     t263[c] = acc;
   }
-#line 1745 "lm_modplast_lstm.cu"
+#line 1873 "lm_modplast_lstm.cu"
 }
 
-// backward stage 10: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 10: dense product (a warp or thread per output), [1149]
 //   %267 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_10(const dopa::StepArgs<T> &a) {
-  T *__restrict t260 = a.record + 28192;                   // [400]
-  const T *__restrict l3_x2o_weight = a.params + 22636092; // [400, 1149]
-  T *__restrict t267 = a.scratch + 4368;                   // [1149]
+template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t260 = a.record + 28192;                            // [400]
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict t267 = a.scratch + 4368;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1761,16 +1890,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_10(const dopa::StepArg
       acc += t260[k] * l3_x2o_weight[k * 1149 + c];
     t267[c] = acc;
   }
-#line 1765 "lm_modplast_lstm.cu"
+#line 1894 "lm_modplast_lstm.cu"
 }
 
-// backward stage 11: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 11: dense product (a warp or thread per output), [400]
 //   %274 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_11(const dopa::StepArgs<T> &a) {
-  T *__restrict t271 = a.record + 27792;                   // [400]
-  const T *__restrict l3_h2i_weight = a.params + 23716492; // [400, 400]
-  T *__restrict t274 = a.scratch + 5520;                   // [400]
+template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t271 = a.record + 27792;                            // [400]
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  T *__restrict t274 = a.scratch + 5520;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1781,16 +1911,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_11(const dopa::StepArg
       acc += t271[k] * l3_h2i_weight[k * 400 + c];
     t274[c] = acc;
   }
-#line 1785 "lm_modplast_lstm.cu"
+#line 1915 "lm_modplast_lstm.cu"
 }
 
-// backward stage 12: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 12: dense product (a warp or thread per output), [1149]
 //   %278 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t271 = a.record + 27792;                   // [400]
-  const T *__restrict l3_x2i_weight = a.params + 22176092; // [400, 1149]
-  T *__restrict t278 = a.scratch + 5920;                   // [1149]
+template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t271 = a.record + 27792;                            // [400]
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict t278 = a.scratch + 5920;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1801,16 +1932,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_12(const dopa::StepArg
       acc += t271[k] * l3_x2i_weight[k * 1149 + c];
     t278[c] = acc;
   }
-#line 1805 "lm_modplast_lstm.cu"
+#line 1936 "lm_modplast_lstm.cu"
 }
 
-// backward stage 13: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 13: dense product (a warp or thread per output), [400]
 //   %285 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t282 = a.record + 26992;                   // [400]
-  const T *__restrict l3_h2f_weight = a.params + 23556092; // [400, 400]
-  T *__restrict t285 = a.scratch + 7072;                   // [400]
+template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t282 = a.record + 26992;                            // [400]
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  T *__restrict t285 = a.scratch + 7072;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1821,16 +1953,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_13(const dopa::StepArg
       acc += t282[k] * l3_h2f_weight[k * 400 + c];
     t285[c] = acc;
   }
-#line 1825 "lm_modplast_lstm.cu"
+#line 1957 "lm_modplast_lstm.cu"
 }
 
-// backward stage 14: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 14: dense product (a warp or thread per output), [1149]
 //   %289 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t282 = a.record + 26992;                   // [400]
-  const T *__restrict l3_x2f_weight = a.params + 21716092; // [400, 1149]
-  T *__restrict t289 = a.scratch + 7472;                   // [1149]
+template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t282 = a.record + 26992;                            // [400]
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict t289 = a.scratch + 7472;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1841,9 +1974,11 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_14(const dopa::StepArg
       acc += t282[k] * l3_x2f_weight[k * 1149 + c];
     t289[c] = acc;
   }
-#line 1845 "lm_modplast_lstm.cu"
+#line 1978 "lm_modplast_lstm.cu"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 15: fused loop nest over [1149, 1149]
 //   %294 reduce_to
 //   %296 matmul
@@ -1852,23 +1987,23 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_14(const dopa::StepArg
 //   %373 matmul
 //   %374 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
-  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
-  const T *__restrict t126 = a.saved + 20016;                // [1149, 1]
-  const T *__restrict t110_l2_g = a.saved + 17696;           // [1149] l2.g
-  const T *__restrict l2_h = a.state + 1322512;              // [1149]
-  T *__restrict t294 = a.scratch + 8624;                     // [1149, 1]
-  T *__restrict t296 = a.scratch + 9776;                     // [1149]
-  T *__restrict t297 = a.scratch + 10928;                    // [1149]
-  const T *__restrict d_l1_hebb_next = a.gradNext + 2304;    // [1149, 1149] d l1.hebb'
-  const T *__restrict l1_hebb = a.state + 2304;              // [1149, 1149]
-  const T *__restrict t61 = a.saved + 9632;                  // [1149, 1]
-  const T *__restrict t45_l1_g = a.saved + 7312;             // [1149] l1.g
-  const T *__restrict l1_h = a.state + 0;                    // [1149]
-  T *__restrict t371 = a.scratch + 23616;                    // [1149, 1]
-  T *__restrict t373 = a.scratch + 24768;                    // [1149]
-  T *__restrict t374 = a.scratch + 25920;                    // [1149]
+__device__ __forceinline__ void backward_col_outer_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
+  const T *__restrict t126 = a.saved + 20016;                     // [1149, 1]
+  const T *__restrict t110_l2_g = a.saved + 17696;                // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
+  T *__restrict t294 = a.scratch + 8624;                          // [1149, 1]
+  T *__restrict t296 = a.scratch + 9776;                          // [1149]
+  T *__restrict t297 = a.scratch + 10928;                         // [1149]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
+  const T *__restrict t61 = a.saved + 9632;                       // [1149, 1]
+  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
+  T *__restrict t371 = a.scratch + 23616;                         // [1149, 1]
+  T *__restrict t373 = a.scratch + 24768;                         // [1149]
+  T *__restrict t374 = a.scratch + 25920;                         // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1880,7 +2015,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_15(const dopa::StepArg
     t371[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t374[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc294 = T(0);
     T acc296 = T(0);
@@ -1909,10 +2044,10 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_15(const dopa::StepArg
       acc373 += v372 * l1_h[j];
       atomicAdd(&t374[j], t45_l1_g[i] * v372);
     }
-    acc294 = dopa_warp_sum(acc294);
-    acc296 = dopa_warp_sum(acc296);
-    acc371 = dopa_warp_sum(acc371);
-    acc373 = dopa_warp_sum(acc373);
+    acc294 = dopa::warpSum(acc294);
+    acc296 = dopa::warpSum(acc296);
+    acc371 = dopa::warpSum(acc371);
+    acc373 = dopa::warpSum(acc373);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t294[i], acc294);
       t296[i] = acc296;
@@ -1920,13 +2055,15 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_15(const dopa::StepArg
       t373[i] = acc373;
     }
   }
-#line 1924 "lm_modplast_lstm.cu"
+#line 2059 "lm_modplast_lstm.cu"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 16:
 //   %298 reshape
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_16(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_record_col_16(const dopa::StepArgs<T> &a) {
   T *__restrict t298 = a.record + 25824; // [1149]
   T *__restrict t294 = a.scratch + 8624; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1935,16 +2072,18 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_16(const dopa::StepArg
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t298[e] = t294[e];
-#line 1939 "lm_modplast_lstm.cu"
+#line 2076 "lm_modplast_lstm.cu"
 }
 
-// backward stage 17: dense product (Eigen), [1]
+// eta = modfanout(M)
+//
+// backward stage 17: dense product (a warp or thread per output), [1]
 //   %301 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t298 = a.record + 25824;                         // [1149]
-  const T *__restrict l2_modfanout_weight = a.params + 21713794; // [1149, 1]
-  T *__restrict t301 = a.scratch + 12080;                        // [1]
+__device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t298 = a.record + 25824;                                        // [1149]
+  const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
+  T *__restrict t301 = a.scratch + 12080;                                       // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1952,21 +2091,23 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_17(const dopa::StepArg
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t298[k] * l2_modfanout_weight[k * 1 + c];
+      acc += t298[k] * l2_modfanout_weight[k + c];
     t301[c] = acc;
   }
-#line 1959 "lm_modplast_lstm.cu"
+#line 2098 "lm_modplast_lstm.cu"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 18: fused loop nest over [1]
 //   %304 mul
 //   %304 mul += grad l2.h2mod.bias
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t301 = a.scratch + 12080;             // [1]
-  const T *__restrict t121_l2_M = a.saved + 20000;    // [1] l2.M
-  T *__restrict t304 = a.record + 24656;              // [1]
-  T *__restrict d_l2_h2mod_bias = a.grads + 21713793; // [1]
+__device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t301 = a.scratch + 12080;                      // [1]
+  const T *__restrict t121_l2_M = a.saved + 20000;             // [1] l2.M
+  T *__restrict t304 = a.record + 24656;                       // [1]
+  T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1980,29 +2121,37 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_18(const dopa::StepArg
       atomicAdd(&d_l2_h2mod_bias[0], v304);
     }
   }
-#line 1984 "lm_modplast_lstm.cu"
+#line 2125 "lm_modplast_lstm.cu"
 }
 
-// backward stage 19: dense product (Eigen), [1149]
+// M = tanh(h2mod(hn))
+//
+// backward stage 19: dense product (a warp or thread per output), [1149]
 //   %307 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t304 = a.record + 24656;                     // [1]
-  const T *__restrict l2_h2mod_weight = a.params + 21712644; // [1, 1149]
-  T *__restrict t307 = a.scratch + 12096;                    // [1149]
+template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa::StepArgs<T> &a) {
+  T *__restrict t304 = a.record + 24656;                                // [1]
+  const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
+  T *__restrict t307 = a.scratch + 12096;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += t304[k] * l2_h2mod_weight[k * 1149 + c];
+    acc += t304[0] * l2_h2mod_weight[c];
     t307[c] = acc;
   }
-#line 2004 "lm_modplast_lstm.cu"
+#line 2145 "lm_modplast_lstm.cu"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 20: fused loop nest over [1149]
 //   %322 mul
 //   %337 mul
@@ -2022,51 +2171,52 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_19(const dopa::StepArg
 //   %116 mul l2.hn -> record (a factor of deferred outer-product gradients)
 //   %298 reshape += grad l2.modfanout.bias
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_20_l1_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t296 = a.scratch + 9776;                  // [1149]
-  const T *__restrict d_l2_c_next = a.gradNext + 1323664; // [1149] d l2.c'
-  const T *__restrict d_l2_h_next = a.gradNext + 1322512; // [1149] d l2.h'
-  T *__restrict t256 = a.scratch + 2816;                  // [1149]
-  T *__restrict t267 = a.scratch + 4368;                  // [1149]
-  T *__restrict t278 = a.scratch + 5920;                  // [1149]
-  T *__restrict t289 = a.scratch + 7472;                  // [1149]
-  T *__restrict t307 = a.scratch + 12096;                 // [1149]
-  const T *__restrict t90 = a.saved + 15392;              // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104745;  // [1149]
-  const T *__restrict t94 = a.saved + 16544;              // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390145;  // [1149]
-  const T *__restrict t69 = a.saved + 10784;              // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462045;  // [1149]
-  const T *__restrict t74 = a.saved + 11936;              // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747445;  // [1149]
-  const T *__restrict l2_c = a.state + 1323664;           // [1149]
-  const T *__restrict t80 = a.saved + 13088;              // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783395;  // [1149]
-  const T *__restrict t84 = a.saved + 14240;              // [1149]
-  const T *__restrict l2_h2i_bias = a.params + 19068795;  // [1149]
-  const T *__restrict t110_l2_g = a.saved + 17696;        // [1149] l2.g
-  T *__restrict t322 = a.record + 23504;                  // [1149]
-  T *__restrict t337 = a.record + 22352;                  // [1149]
-  T *__restrict t348 = a.record + 21200;                  // [1149]
-  T *__restrict t359 = a.record + 18896;                  // [1149]
-  T *__restrict d_l2_c = a.gradPrev + 1323664;            // [1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict record4 = a.record + 11952;               // [1149]
-  const T *__restrict t51_l1_hn = a.saved + 8464;         // [1149] l1.hn
-  T *__restrict record9 = a.record + 16576;               // [1149]
-  T *__restrict d_l2_x2f_bias = a.grads + 12462045;       // [1149]
-  const T *__restrict l2_h = a.state + 1322512;           // [1149]
-  T *__restrict record13 = a.record + 20048;              // [1149]
-  T *__restrict d_l2_h2f_bias = a.grads + 17747445;       // [1149]
-  T *__restrict d_l2_x2i_bias = a.grads + 13783395;       // [1149]
-  T *__restrict d_l2_h2i_bias = a.grads + 19068795;       // [1149]
-  T *__restrict d_l2_x2o_bias = a.grads + 15104745;       // [1149]
-  T *__restrict d_l2_h2o_bias = a.grads + 20390145;       // [1149]
-  T *__restrict d_l2_x2c_bias = a.grads + 16426095;       // [1149]
-  const T *__restrict t116_l2_hn = a.saved + 18848;       // [1149] l2.hn
-  T *__restrict record18 = a.record + 24672;              // [1149]
-  T *__restrict t298 = a.record + 25824;                  // [1149]
-  T *__restrict d_l2_modfanout_bias = a.grads + 21714943; // [1149]
+__device__ __forceinline__ void
+backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t296 = a.scratch + 9776;                               // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
+  T *__restrict t256 = a.scratch + 2816;                               // [1149]
+  T *__restrict t267 = a.scratch + 4368;                               // [1149]
+  T *__restrict t278 = a.scratch + 5920;                               // [1149]
+  T *__restrict t289 = a.scratch + 7472;                               // [1149]
+  T *__restrict t307 = a.scratch + 12096;                              // [1149]
+  const T *__restrict t90 = a.saved + 15392;                           // [1149]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
+  const T *__restrict t94 = a.saved + 16544;                           // [1149]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias;        // [1149]
+  const T *__restrict t69 = a.saved + 10784;                           // [1149]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias;        // [1149]
+  const T *__restrict t74 = a.saved + 11936;                           // [1149]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias;        // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C;                      // [1149]
+  const T *__restrict t80 = a.saved + 13088;                           // [1149]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;        // [1149]
+  const T *__restrict t84 = a.saved + 14240;                           // [1149]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
+  const T *__restrict t110_l2_g = a.saved + 17696;                     // [1149] l2.g
+  T *__restrict t322 = a.record + 23504;                               // [1149]
+  T *__restrict t337 = a.record + 22352;                               // [1149]
+  T *__restrict t348 = a.record + 21200;                               // [1149]
+  T *__restrict t359 = a.record + 18896;                               // [1149]
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
+  T *__restrict record4 = a.record + 11952;                            // [1149]
+  const T *__restrict t51_l1_hn = a.saved + 8464;                      // [1149] l1.hn
+  T *__restrict record9 = a.record + 16576;                            // [1149]
+  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;             // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                      // [1149]
+  T *__restrict record13 = a.record + 20048;                           // [1149]
+  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;             // [1149]
+  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;             // [1149]
+  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;             // [1149]
+  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;             // [1149]
+  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;             // [1149]
+  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
+  const T *__restrict t116_l2_hn = a.saved + 18848;                    // [1149] l2.hn
+  T *__restrict record18 = a.record + 24672;                           // [1149]
+  T *__restrict t298 = a.record + 25824;                               // [1149]
+  T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2157,26 +2307,29 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_20_l1_hn(const dopa::S
       atomicAdd(&d_l2_modfanout_bias[j], t298[j]);
     }
   }
-#line 2161 "lm_modplast_lstm.cu"
+#line 2311 "lm_modplast_lstm.cu"
 }
 
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 21: fused loop nest over [1149, 1149]
 //   %324 matmul
 //   %327 reduce_to
 //   %330 add -> grad_prev l2.hebb
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t324 = a.scratch + 13248;                    // [1149]
-  T *__restrict t322 = a.record + 23504;                     // [1149]
-  const T *__restrict l2_w = a.params + 20391294;            // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711495;        // [1149, 1]
-  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;              // [1149]
-  T *__restrict t327 = a.scratch + 14400;                    // [1149, 1]
-  const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
-  const T *__restrict t126 = a.saved + 20016;                // [1149, 1]
-  const T *__restrict t110_l2_g = a.saved + 17696;           // [1149] l2.g
-  T *__restrict d_l2_hebb = a.gradPrev + 1324816;            // [1149, 1149]
+template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t324 = a.scratch + 13248;                         // [1149]
+  T *__restrict t322 = a.record + 23504;                          // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
+  T *__restrict t327 = a.scratch + 14400;                         // [1149, 1]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
+  const T *__restrict t126 = a.saved + 20016;                     // [1149, 1]
+  const T *__restrict t110_l2_g = a.saved + 17696;                // [1149] l2.g
+  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2184,7 +2337,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_21(const dopa::StepArg
     t324[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t327[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc327 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
@@ -2208,21 +2361,22 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_21(const dopa::StepArg
       const T v330 = v292 + v329;
       d_l2_hebb[i * 1149 + j] = v330;
     }
-    acc327 = dopa_warp_sum(acc327);
+    acc327 = dopa::warpSum(acc327);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t327[i], acc327);
     }
   }
-#line 2217 "lm_modplast_lstm.cu"
+#line 2370 "lm_modplast_lstm.cu"
 }
 
-// backward stage 22: dense product (Eigen), [1149]
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// backward stage 22: dense product (a warp or thread per output), [1149]
 //   %333 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t322 = a.record + 23504;                   // [1149]
-  const T *__restrict l2_x2c_weight = a.params + 15105894; // [1149, 1149]
-  T *__restrict t333 = a.scratch + 15552;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::StepArgs<T> &a) {
+  T *__restrict t322 = a.record + 23504;                            // [1149]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict t333 = a.scratch + 15552;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2233,16 +2387,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_22(const dopa::StepArg
       acc += t322[k] * l2_x2c_weight[k * 1149 + c];
     t333[c] = acc;
   }
-#line 2237 "lm_modplast_lstm.cu"
+#line 2391 "lm_modplast_lstm.cu"
 }
 
-// backward stage 23: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 23: dense product (a warp or thread per output), [1149]
 //   %340 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t337 = a.record + 22352;                   // [1149]
-  const T *__restrict l2_h2o_weight = a.params + 19069944; // [1149, 1149]
-  T *__restrict t340 = a.scratch + 16704;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_h2o_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t337 = a.record + 22352;                            // [1149]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  T *__restrict t340 = a.scratch + 16704;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2253,16 +2408,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_23(const dopa::StepArg
       acc += t337[k] * l2_h2o_weight[k * 1149 + c];
     t340[c] = acc;
   }
-#line 2257 "lm_modplast_lstm.cu"
+#line 2412 "lm_modplast_lstm.cu"
 }
 
-// backward stage 24: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 24: dense product (a warp or thread per output), [1149]
 //   %344 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t337 = a.record + 22352;                   // [1149]
-  const T *__restrict l2_x2o_weight = a.params + 13784544; // [1149, 1149]
-  T *__restrict t344 = a.scratch + 17856;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_x2o_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t337 = a.record + 22352;                            // [1149]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t344 = a.scratch + 17856;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2273,16 +2429,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_24(const dopa::StepArg
       acc += t337[k] * l2_x2o_weight[k * 1149 + c];
     t344[c] = acc;
   }
-#line 2277 "lm_modplast_lstm.cu"
+#line 2433 "lm_modplast_lstm.cu"
 }
 
-// backward stage 25: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 25: dense product (a warp or thread per output), [1149]
 //   %351 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t348 = a.record + 21200;                   // [1149]
-  const T *__restrict l2_h2i_weight = a.params + 17748594; // [1149, 1149]
-  T *__restrict t351 = a.scratch + 19008;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_h2i_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t348 = a.record + 21200;                            // [1149]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  T *__restrict t351 = a.scratch + 19008;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2293,16 +2450,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_25(const dopa::StepArg
       acc += t348[k] * l2_h2i_weight[k * 1149 + c];
     t351[c] = acc;
   }
-#line 2297 "lm_modplast_lstm.cu"
+#line 2454 "lm_modplast_lstm.cu"
 }
 
-// backward stage 26: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 26: dense product (a warp or thread per output), [1149]
 //   %355 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t348 = a.record + 21200;                   // [1149]
-  const T *__restrict l2_x2i_weight = a.params + 12463194; // [1149, 1149]
-  T *__restrict t355 = a.scratch + 20160;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t348 = a.record + 21200;                            // [1149]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t355 = a.scratch + 20160;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2313,16 +2471,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_26(const dopa::StepArg
       acc += t348[k] * l2_x2i_weight[k * 1149 + c];
     t355[c] = acc;
   }
-#line 2317 "lm_modplast_lstm.cu"
+#line 2475 "lm_modplast_lstm.cu"
 }
 
-// backward stage 27: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 27: dense product (a warp or thread per output), [1149]
 //   %362 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t359 = a.record + 18896;                   // [1149]
-  const T *__restrict l2_h2f_weight = a.params + 16427244; // [1149, 1149]
-  T *__restrict t362 = a.scratch + 21312;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_h2f_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t359 = a.record + 18896;                            // [1149]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  T *__restrict t362 = a.scratch + 21312;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2333,16 +2492,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_27(const dopa::StepArg
       acc += t359[k] * l2_h2f_weight[k * 1149 + c];
     t362[c] = acc;
   }
-#line 2337 "lm_modplast_lstm.cu"
+#line 2496 "lm_modplast_lstm.cu"
 }
 
-// backward stage 28: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 28: dense product (a warp or thread per output), [1149]
 //   %366 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t359 = a.record + 18896;                   // [1149]
-  const T *__restrict l2_x2f_weight = a.params + 11141844; // [1149, 1149]
-  T *__restrict t366 = a.scratch + 22464;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::StepArgs<T> &a) {
+  T *__restrict t359 = a.record + 18896;                            // [1149]
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t366 = a.scratch + 22464;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2353,13 +2513,15 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_28(const dopa::StepArg
       acc += t359[k] * l2_x2f_weight[k * 1149 + c];
     t366[c] = acc;
   }
-#line 2357 "lm_modplast_lstm.cu"
+#line 2517 "lm_modplast_lstm.cu"
 }
 
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 29:
 //   %375 reshape
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_29(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_record_col_29(const dopa::StepArgs<T> &a) {
   T *__restrict t375 = a.record + 17728;  // [1149]
   T *__restrict t371 = a.scratch + 23616; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -2368,16 +2530,18 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_29(const dopa::StepArg
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t375[e] = t371[e];
-#line 2372 "lm_modplast_lstm.cu"
+#line 2534 "lm_modplast_lstm.cu"
 }
 
-// backward stage 30: dense product (Eigen), [1]
+// eta = modfanout(M)
+//
+// backward stage 30: dense product (a warp or thread per output), [1]
 //   %378 matmul
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t375 = a.record + 17728;                         // [1149]
-  const T *__restrict l1_modfanout_weight = a.params + 11139546; // [1149, 1]
-  T *__restrict t378 = a.scratch + 27072;                        // [1]
+__device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a) {
+  T *__restrict t375 = a.record + 17728;                                        // [1149]
+  const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
+  T *__restrict t378 = a.scratch + 27072;                                       // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2385,21 +2549,23 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_30(const dopa::StepArg
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t375[k] * l1_modfanout_weight[k * 1 + c];
+      acc += t375[k] * l1_modfanout_weight[k + c];
     t378[c] = acc;
   }
-#line 2392 "lm_modplast_lstm.cu"
+#line 2556 "lm_modplast_lstm.cu"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 31: fused loop nest over [1]
 //   %381 mul
 //   %381 mul += grad l1.h2mod.bias
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_31(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.scratch + 27072;             // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
-  T *__restrict t381 = a.record + 16560;              // [1]
-  T *__restrict d_l1_h2mod_bias = a.grads + 11139545; // [1]
+__device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t378 = a.scratch + 27072;                      // [1]
+  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
+  T *__restrict t381 = a.record + 16560;                       // [1]
+  T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2413,29 +2579,37 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_31(const dopa::StepArg
       atomicAdd(&d_l1_h2mod_bias[0], v381);
     }
   }
-#line 2417 "lm_modplast_lstm.cu"
+#line 2583 "lm_modplast_lstm.cu"
 }
 
-// backward stage 32: dense product (Eigen), [1149]
+// M = tanh(h2mod(hn))
+//
+// backward stage 32: dense product (a warp or thread per output), [1149]
 //   %384 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_32(const dopa::StepArgs<T> &a) {
-  T *__restrict t381 = a.record + 16560;                     // [1]
-  const T *__restrict l1_h2mod_weight = a.params + 11138396; // [1, 1149]
-  T *__restrict t384 = a.scratch + 27088;                    // [1149]
+template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa::StepArgs<T> &a) {
+  T *__restrict t381 = a.record + 16560;                                // [1]
+  const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
+  T *__restrict t384 = a.scratch + 27088;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += t381[k] * l1_h2mod_weight[k * 1149 + c];
+    acc += t381[0] * l1_h2mod_weight[c];
     t384[c] = acc;
   }
-#line 2437 "lm_modplast_lstm.cu"
+#line 2603 "lm_modplast_lstm.cu"
 }
 
+// state  h : [H] = 0
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
 // backward stage 33: fused loop nest over [1149]
 //   %399 mul
 //   %413 mul
@@ -2452,49 +2626,50 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_32(const dopa::StepArg
 //   %399 mul += grad l1.x2c.bias
 //   %375 reshape += grad l1.modfanout.bias
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_33(const dopa::StepArgs<T> &a) {
-  T *__restrict t373 = a.scratch + 24768;                 // [1149]
-  const T *__restrict d_l1_c_next = a.gradNext + 1152;    // [1149] d l1.c'
-  const T *__restrict d_l1_h_next = a.gradNext + 0;       // [1149] d l1.h'
-  T *__restrict t333 = a.scratch + 15552;                 // [1149]
-  T *__restrict t344 = a.scratch + 17856;                 // [1149]
-  T *__restrict t355 = a.scratch + 20160;                 // [1149]
-  T *__restrict t366 = a.scratch + 22464;                 // [1149]
-  T *__restrict t384 = a.scratch + 27088;                 // [1149]
-  const T *__restrict t25 = a.saved + 5008;               // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098;   // [1149]
-  const T *__restrict t29 = a.saved + 6160;               // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897;   // [1149]
-  const T *__restrict t4 = a.saved + 400;                 // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600;   // [1149]
-  const T *__restrict t9 = a.saved + 1552;                // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197;   // [1149]
-  const T *__restrict l1_c = a.state + 1152;              // [1149]
-  const T *__restrict t15 = a.saved + 2704;               // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349;   // [1149]
-  const T *__restrict t19 = a.saved + 3856;               // [1149]
-  const T *__restrict l1_h2i_bias = a.params + 8494547;   // [1149]
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  T *__restrict t399 = a.record + 15408;                  // [1149]
-  T *__restrict t413 = a.record + 14256;                  // [1149]
-  T *__restrict t424 = a.record + 13104;                  // [1149]
-  T *__restrict t435 = a.record + 10400;                  // [1149]
-  T *__restrict d_l1_c = a.gradPrev + 1152;               // [1149]
-  T *__restrict t297 = a.scratch + 10928;                 // [1149]
-  T *__restrict t324 = a.scratch + 13248;                 // [1149]
-  T *__restrict t340 = a.scratch + 16704;                 // [1149]
-  T *__restrict t351 = a.scratch + 19008;                 // [1149]
-  T *__restrict t362 = a.scratch + 21312;                 // [1149]
-  T *__restrict d_l2_h = a.gradPrev + 1322512;            // [1149]
-  T *__restrict d_l1_x2f_bias = a.grads + 4469600;        // [1149]
-  T *__restrict d_l1_h2f_bias = a.grads + 7173197;        // [1149]
-  T *__restrict d_l1_x2i_bias = a.grads + 4930349;        // [1149]
-  T *__restrict d_l1_h2i_bias = a.grads + 8494547;        // [1149]
-  T *__restrict d_l1_x2o_bias = a.grads + 5391098;        // [1149]
-  T *__restrict d_l1_h2o_bias = a.grads + 9815897;        // [1149]
-  T *__restrict d_l1_x2c_bias = a.grads + 5851847;        // [1149]
-  T *__restrict t375 = a.record + 17728;                  // [1149]
-  T *__restrict d_l1_modfanout_bias = a.grads + 11140695; // [1149]
+__device__ __forceinline__ void
+backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t373 = a.scratch + 24768;                              // [1149]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
+  T *__restrict t333 = a.scratch + 15552;                              // [1149]
+  T *__restrict t344 = a.scratch + 17856;                              // [1149]
+  T *__restrict t355 = a.scratch + 20160;                              // [1149]
+  T *__restrict t366 = a.scratch + 22464;                              // [1149]
+  T *__restrict t384 = a.scratch + 27088;                              // [1149]
+  const T *__restrict t25 = a.saved + 5008;                            // [1149]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
+  const T *__restrict t29 = a.saved + 6160;                            // [1149]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias;        // [1149]
+  const T *__restrict t4 = a.saved + 400;                              // [1149]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias;        // [1149]
+  const T *__restrict t9 = a.saved + 1552;                             // [1149]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias;        // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C;                      // [1149]
+  const T *__restrict t15 = a.saved + 2704;                            // [1149]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias;        // [1149]
+  const T *__restrict t19 = a.saved + 3856;                            // [1149]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
+  const T *__restrict t45_l1_g = a.saved + 7312;                       // [1149] l1.g
+  T *__restrict t399 = a.record + 15408;                               // [1149]
+  T *__restrict t413 = a.record + 14256;                               // [1149]
+  T *__restrict t424 = a.record + 13104;                               // [1149]
+  T *__restrict t435 = a.record + 10400;                               // [1149]
+  T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
+  T *__restrict t297 = a.scratch + 10928;                              // [1149]
+  T *__restrict t324 = a.scratch + 13248;                              // [1149]
+  T *__restrict t340 = a.scratch + 16704;                              // [1149]
+  T *__restrict t351 = a.scratch + 19008;                              // [1149]
+  T *__restrict t362 = a.scratch + 21312;                              // [1149]
+  T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
+  T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
+  T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
+  T *__restrict d_l1_x2i_bias = a.grads + kParamL1X2iBias;             // [1149]
+  T *__restrict d_l1_h2i_bias = a.grads + kParamL1H2iBias;             // [1149]
+  T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
+  T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
+  T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
+  T *__restrict t375 = a.record + 17728;                               // [1149]
+  T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2587,26 +2762,29 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_33(const dopa::StepArg
       atomicAdd(&d_l1_modfanout_bias[j], t375[j]);
     }
   }
-#line 2591 "lm_modplast_lstm.cu"
+#line 2766 "lm_modplast_lstm.cu"
 }
 
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 34: fused loop nest over [1149, 1149]
 //   %401 matmul
 //   %404 reduce_to
 //   %407 add -> grad_prev l1.hebb
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_34(const dopa::StepArgs<T> &a) {
-  T *__restrict t401 = a.scratch + 28240;                 // [1149]
-  T *__restrict t399 = a.record + 15408;                  // [1149]
-  const T *__restrict l1_w = a.params + 9817046;          // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247;     // [1149, 1]
-  const T *__restrict l1_hebb = a.state + 2304;           // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t404 = a.scratch + 29392;                 // [1149, 1]
-  const T *__restrict d_l1_hebb_next = a.gradNext + 2304; // [1149, 1149] d l1.hebb'
-  const T *__restrict t61 = a.saved + 9632;               // [1149, 1]
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  T *__restrict d_l1_hebb = a.gradPrev + 2304;            // [1149, 1149]
+template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t401 = a.scratch + 28240;                         // [1149]
+  T *__restrict t399 = a.record + 15408;                          // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
+  T *__restrict t404 = a.scratch + 29392;                         // [1149, 1]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
+  const T *__restrict t61 = a.saved + 9632;                       // [1149, 1]
+  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2614,7 +2792,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_34(const dopa::StepArg
     t401[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t404[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc404 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
@@ -2638,21 +2816,22 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_34(const dopa::StepArg
       const T v407 = v369 + v406;
       d_l1_hebb[i * 1149 + j] = v407;
     }
-    acc404 = dopa_warp_sum(acc404);
+    acc404 = dopa::warpSum(acc404);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t404[i], acc404);
     }
   }
-#line 2647 "lm_modplast_lstm.cu"
+#line 2825 "lm_modplast_lstm.cu"
 }
 
-// backward stage 35: dense product (Eigen), [400]
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// backward stage 35: dense product (a warp or thread per output), [400]
 //   %410 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t399 = a.record + 15408;                  // [1149]
-  const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
-  T *__restrict t410 = a.scratch + 30544;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2c_35(const dopa::StepArgs<T> &a) {
+  T *__restrict t399 = a.record + 15408;                            // [1149]
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t410 = a.scratch + 30544;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2663,16 +2842,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_35(const dopa::StepArg
       acc += t399[k] * l1_x2c_weight[k * 400 + c];
     t410[c] = acc;
   }
-#line 2667 "lm_modplast_lstm.cu"
+#line 2846 "lm_modplast_lstm.cu"
 }
 
-// backward stage 36: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 36: dense product (a warp or thread per output), [1149]
 //   %416 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t413 = a.record + 14256;                  // [1149]
-  const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
-  T *__restrict t416 = a.scratch + 30944;                 // [1149]
+template <class T> __device__ __forceinline__ void backward_h2o_36(const dopa::StepArgs<T> &a) {
+  T *__restrict t413 = a.record + 14256;                            // [1149]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  T *__restrict t416 = a.scratch + 30944;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2683,16 +2863,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_36(const dopa::StepArg
       acc += t413[k] * l1_h2o_weight[k * 1149 + c];
     t416[c] = acc;
   }
-#line 2687 "lm_modplast_lstm.cu"
+#line 2867 "lm_modplast_lstm.cu"
 }
 
-// backward stage 37: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 37: dense product (a warp or thread per output), [400]
 //   %420 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t413 = a.record + 14256;                  // [1149]
-  const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
-  T *__restrict t420 = a.scratch + 32096;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::StepArgs<T> &a) {
+  T *__restrict t413 = a.record + 14256;                            // [1149]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t420 = a.scratch + 32096;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2703,16 +2884,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_37(const dopa::StepArg
       acc += t413[k] * l1_x2o_weight[k * 400 + c];
     t420[c] = acc;
   }
-#line 2707 "lm_modplast_lstm.cu"
+#line 2888 "lm_modplast_lstm.cu"
 }
 
-// backward stage 38: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 38: dense product (a warp or thread per output), [1149]
 //   %427 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t424 = a.record + 13104;                  // [1149]
-  const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
-  T *__restrict t427 = a.scratch + 32496;                 // [1149]
+template <class T> __device__ __forceinline__ void backward_h2i_38(const dopa::StepArgs<T> &a) {
+  T *__restrict t424 = a.record + 13104;                            // [1149]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
+  T *__restrict t427 = a.scratch + 32496;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2723,16 +2905,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_38(const dopa::StepArg
       acc += t424[k] * l1_h2i_weight[k * 1149 + c];
     t427[c] = acc;
   }
-#line 2727 "lm_modplast_lstm.cu"
+#line 2909 "lm_modplast_lstm.cu"
 }
 
-// backward stage 39: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 39: dense product (a warp or thread per output), [400]
 //   %431 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t424 = a.record + 13104;                  // [1149]
-  const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
-  T *__restrict t431 = a.scratch + 33648;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2i_39(const dopa::StepArgs<T> &a) {
+  T *__restrict t424 = a.record + 13104;                            // [1149]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
+  T *__restrict t431 = a.scratch + 33648;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2743,16 +2926,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_39(const dopa::StepArg
       acc += t424[k] * l1_x2i_weight[k * 400 + c];
     t431[c] = acc;
   }
-#line 2747 "lm_modplast_lstm.cu"
+#line 2930 "lm_modplast_lstm.cu"
 }
 
-// backward stage 40: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 40: dense product (a warp or thread per output), [1149]
 //   %438 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t435 = a.record + 10400;                  // [1149]
-  const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
-  T *__restrict t438 = a.scratch + 34048;                 // [1149]
+template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::StepArgs<T> &a) {
+  T *__restrict t435 = a.record + 10400;                            // [1149]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
+  T *__restrict t438 = a.scratch + 34048;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2763,16 +2947,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_40(const dopa::StepArg
       acc += t435[k] * l1_h2f_weight[k * 1149 + c];
     t438[c] = acc;
   }
-#line 2767 "lm_modplast_lstm.cu"
+#line 2951 "lm_modplast_lstm.cu"
 }
 
-// backward stage 41: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 41: dense product (a warp or thread per output), [400]
 //   %442 matmul
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_41(const dopa::StepArgs<T> &a) {
-  T *__restrict t435 = a.record + 10400;                  // [1149]
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
-  T *__restrict t442 = a.scratch + 35200;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::StepArgs<T> &a) {
+  T *__restrict t435 = a.record + 10400;                            // [1149]
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
+  T *__restrict t442 = a.scratch + 35200;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2783,19 +2968,20 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_41(const dopa::StepArg
       acc += t435[k] * l1_x2f_weight[k * 400 + c];
     t442[c] = acc;
   }
-#line 2787 "lm_modplast_lstm.cu"
+#line 2972 "lm_modplast_lstm.cu"
 }
 
+// state  h : [H] = 0
+//
 // backward stage 42: fused loop nest over [1149]
 //   %439 add -> grad_prev l1.h
-template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_42(const dopa::StepArgs<T> &a) {
-  T *__restrict t374 = a.scratch + 25920; // [1149]
-  T *__restrict t401 = a.scratch + 28240; // [1149]
-  T *__restrict t416 = a.scratch + 30944; // [1149]
-  T *__restrict t427 = a.scratch + 32496; // [1149]
-  T *__restrict t438 = a.scratch + 34048; // [1149]
-  T *__restrict d_l1_h = a.gradPrev + 0;  // [1149]
+template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t374 = a.scratch + 25920;        // [1149]
+  T *__restrict t401 = a.scratch + 28240;        // [1149]
+  T *__restrict t416 = a.scratch + 30944;        // [1149]
+  T *__restrict t427 = a.scratch + 32496;        // [1149]
+  T *__restrict t438 = a.scratch + 34048;        // [1149]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2809,26 +2995,29 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_42(const dopa::StepArg
       d_l1_h[j] = v439;
     }
   }
-#line 2813 "lm_modplast_lstm.cu"
+#line 2999 "lm_modplast_lstm.cu"
 }
 
+// y1 = l1(enc(tok))
+// state  h : [H] = 0
+//
 // backward stage 43: fused loop nest over [400]
 //   %286 add -> grad_prev l3.h
 //   %443 add += grad enc.weight
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_43(const dopa::StepArgs<T> &a) {
-  T *__restrict t219 = a.scratch + 1200;       // [400]
-  T *__restrict t247 = a.scratch + 2016;       // [400]
-  T *__restrict t263 = a.scratch + 3968;       // [400]
-  T *__restrict t274 = a.scratch + 5520;       // [400]
-  T *__restrict t285 = a.scratch + 7072;       // [400]
-  T *__restrict d_l3_h = a.gradPrev + 2645024; // [400]
-  T *__restrict t410 = a.scratch + 30544;      // [400]
-  T *__restrict t420 = a.scratch + 32096;      // [400]
-  T *__restrict t431 = a.scratch + 33648;      // [400]
-  T *__restrict t442 = a.scratch + 35200;      // [400]
-  T *__restrict d_enc_weight = a.grads + 0;    // [10000, 400]
-  const T *__restrict tok = a.inputs[0];       // []
+__device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
+  T *__restrict t219 = a.scratch + 1200;                  // [400]
+  T *__restrict t247 = a.scratch + 2016;                  // [400]
+  T *__restrict t263 = a.scratch + 3968;                  // [400]
+  T *__restrict t274 = a.scratch + 5520;                  // [400]
+  T *__restrict t285 = a.scratch + 7072;                  // [400]
+  T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
+  T *__restrict t410 = a.scratch + 30544;                 // [400]
+  T *__restrict t420 = a.scratch + 32096;                 // [400]
+  T *__restrict t431 = a.scratch + 33648;                 // [400]
+  T *__restrict t442 = a.scratch + 35200;                 // [400]
+  T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
+  const T *__restrict tok = a.inputs[0];                  // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2847,17 +3036,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_43(const dopa::StepArg
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v443);
     }
   }
-#line 2851 "lm_modplast_lstm.cu"
+#line 3040 "lm_modplast_lstm.cu"
 }
 
 // backward stage 44: fused loop nest over [10000]
 //   %197 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %197 grad_output d logits += grad dec_bias
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_44_d_logits(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   T *__restrict record0 = a.record + 0;                // [10000]
-  T *__restrict d_dec_bias = a.grads + 4000000;        // [10000]
+  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2869,15 +3058,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_44_d_logits(const dopa
   }
 }
 
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
 // backward stage 45: fused loop nest over [1149, 1]
 //   %404 reduce_to += grad l1.alpha
 //   %327 reduce_to += grad l2.alpha
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_45(const dopa::StepArgs<T> &a) {
-  T *__restrict t404 = a.scratch + 29392;        // [1149, 1]
-  T *__restrict d_l1_alpha = a.grads + 11137247; // [1149, 1]
-  T *__restrict t327 = a.scratch + 14400;        // [1149, 1]
-  T *__restrict d_l2_alpha = a.grads + 21711495; // [1149, 1]
+__device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t404 = a.scratch + 29392;             // [1149, 1]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
+  T *__restrict t327 = a.scratch + 14400;             // [1149, 1]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2888,15 +3079,17 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_45(const dopa::StepArg
       atomicAdd(&d_l2_alpha[i], t327[i]);
     }
   }
-#line 2892 "lm_modplast_lstm.cu"
+#line 3083 "lm_modplast_lstm.cu"
 }
 
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
 // backward stage 46: fused loop nest over [400, 1]
 //   %250 reduce_to += grad l3.alpha
 template <class T>
-__device__ __forceinline__ void lm_modplast_lstm_backward_46(const dopa::StepArgs<T> &a) {
-  T *__restrict t250 = a.scratch + 2416;         // [400, 1]
-  T *__restrict d_l3_alpha = a.grads + 24197292; // [400, 1]
+__device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t250 = a.scratch + 2416;              // [400, 1]
+  T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2906,7 +3099,7 @@ __device__ __forceinline__ void lm_modplast_lstm_backward_46(const dopa::StepArg
       atomicAdd(&d_l3_alpha[i], t250[i]);
     }
   }
-#line 2910 "lm_modplast_lstm.cu"
+#line 3103 "lm_modplast_lstm.cu"
 }
 
 /// One backward step of ModPlastLSTMLM for the whole batch: block b runs batch element b.
@@ -2937,113 +3130,115 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  lm_modplast_lstm_backward_0(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_1(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_2(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_3(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_4_l1_M(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_5(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_6_l3_hn(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_7(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_8(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_9(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_10(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_11(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_12(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_13(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_14(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_15(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_16(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_17(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_18(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_19(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_20_l1_hn(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_21(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_22(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_23(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_24(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_25(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_26(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_27(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_28(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_29(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_30(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_31(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_32(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_33(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_34(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_35(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_36(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_37(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_38(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_39(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_40(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_41(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_42(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_43(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_44_d_logits(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_45(a);
-  dopa_grid_sync();
-  lm_modplast_lstm_backward_46(a);
+  backward_matmul(a);
+  dopa::gridSync();
+  backward_col_outer(a);
+  dopa::gridSync();
+  backward_record_col(a);
+  dopa::gridSync();
+  backward_modfanout(a);
+  dopa::gridSync();
+  backward_grad_l3_h2mod_bias(a);
+  dopa::gridSync();
+  backward_h2mod(a);
+  dopa::gridSync();
+  backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
+  dopa::gridSync();
+  backward_d_l3_hebb(a);
+  dopa::gridSync();
+  backward_x2c(a);
+  dopa::gridSync();
+  backward_h2o(a);
+  dopa::gridSync();
+  backward_x2o(a);
+  dopa::gridSync();
+  backward_h2i(a);
+  dopa::gridSync();
+  backward_x2i(a);
+  dopa::gridSync();
+  backward_h2f(a);
+  dopa::gridSync();
+  backward_x2f(a);
+  dopa::gridSync();
+  backward_col_outer_15(a);
+  dopa::gridSync();
+  backward_record_col_16(a);
+  dopa::gridSync();
+  backward_modfanout_17(a);
+  dopa::gridSync();
+  backward_grad_l2_h2mod_bias(a);
+  dopa::gridSync();
+  backward_h2mod_19(a);
+  dopa::gridSync();
+  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
+  dopa::gridSync();
+  backward_d_l2_hebb(a);
+  dopa::gridSync();
+  backward_x2c_22(a);
+  dopa::gridSync();
+  backward_h2o_23(a);
+  dopa::gridSync();
+  backward_x2o_24(a);
+  dopa::gridSync();
+  backward_h2i_25(a);
+  dopa::gridSync();
+  backward_x2i_26(a);
+  dopa::gridSync();
+  backward_h2f_27(a);
+  dopa::gridSync();
+  backward_x2f_28(a);
+  dopa::gridSync();
+  backward_record_col_29(a);
+  dopa::gridSync();
+  backward_modfanout_30(a);
+  dopa::gridSync();
+  backward_grad_l1_h2mod_bias(a);
+  dopa::gridSync();
+  backward_h2mod_32(a);
+  dopa::gridSync();
+  backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
+  dopa::gridSync();
+  backward_d_l1_hebb(a);
+  dopa::gridSync();
+  backward_x2c_35(a);
+  dopa::gridSync();
+  backward_h2o_36(a);
+  dopa::gridSync();
+  backward_x2o_37(a);
+  dopa::gridSync();
+  backward_h2i_38(a);
+  dopa::gridSync();
+  backward_x2i_39(a);
+  dopa::gridSync();
+  backward_h2f_40(a);
+  dopa::gridSync();
+  backward_x2f_41(a);
+  dopa::gridSync();
+  backward_d_l1_h(a);
+  dopa::gridSync();
+  backward_d_l3_h_grad_enc_weight(a);
+  dopa::gridSync();
+  backward_grad_dec_bias(a);
+  dopa::gridSync();
+  backward_grad_l1_alpha_l2_alpha(a);
+  dopa::gridSync();
+  backward_grad_l3_alpha(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {
-  static const dopa::CudaSpec s = {"ModPlastLSTMLM",
-                                   &spec,
-                                   forward_launch<float>,
-                                   backward_launch<float>,
-                                   forward_launch<double>,
-                                   backward_launch<double>,
-                                   kThreads};
+  static const dopa::CudaSpec s = {
+      /*name=*/"ModPlastLSTMLM",
+      /*cpu=*/&spec,
+      /*forwardFloat=*/forward_launch<float>,
+      /*backwardFloat=*/backward_launch<float>,
+      /*forwardDouble=*/forward_launch<double>,
+      /*backwardDouble=*/backward_launch<double>,
+      /*threadsPerBlock=*/kThreads,
+  };
   return s;
 }
 

@@ -6,138 +6,220 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/runtime/Generated.h"
-
-#include <Eigen/Core>
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
-namespace {
-// Eigen views of the generated code's buffers (row-major).
-template <class T> using Vec = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using ConstVec = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using RowVec = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T> using ConstRowVec = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T>
-using RowMat = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-template <class T>
-using ConstRowMat =
-    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-} // namespace
+#include "dopa/runtime/GeneratedSupport.h"
 
 namespace dopa::generated::lm_modul_lstm {
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamEncWeight = 0;                // enc.weight [10000, 400]
+constexpr int64_t kParamDecBias = 4000000;            // dec_bias [10000]
+constexpr int64_t kParamL1X2fWeight = 4010000;        // l1.x2f.weight [1149, 400]
+constexpr int64_t kParamL1X2fBias = 4469600;          // l1.x2f.bias [1149]
+constexpr int64_t kParamL1X2iWeight = 4470749;        // l1.x2i.weight [1149, 400]
+constexpr int64_t kParamL1X2iBias = 4930349;          // l1.x2i.bias [1149]
+constexpr int64_t kParamL1X2oWeight = 4931498;        // l1.x2o.weight [1149, 400]
+constexpr int64_t kParamL1X2oBias = 5391098;          // l1.x2o.bias [1149]
+constexpr int64_t kParamL1X2cWeight = 5392247;        // l1.x2c.weight [1149, 400]
+constexpr int64_t kParamL1X2cBias = 5851847;          // l1.x2c.bias [1149]
+constexpr int64_t kParamL1H2fWeight = 5852996;        // l1.h2f.weight [1149, 1149]
+constexpr int64_t kParamL1H2fBias = 7173197;          // l1.h2f.bias [1149]
+constexpr int64_t kParamL1H2iWeight = 7174346;        // l1.h2i.weight [1149, 1149]
+constexpr int64_t kParamL1H2iBias = 8494547;          // l1.h2i.bias [1149]
+constexpr int64_t kParamL1H2oWeight = 8495696;        // l1.h2o.weight [1149, 1149]
+constexpr int64_t kParamL1H2oBias = 9815897;          // l1.h2o.bias [1149]
+constexpr int64_t kParamL1W = 9817046;                // l1.w [1149, 1149]
+constexpr int64_t kParamL1Alpha = 11137247;           // l1.alpha [1149, 1]
+constexpr int64_t kParamL1Etaet = 11138396;           // l1.etaet []
+constexpr int64_t kParamL1H2modWeight = 11138397;     // l1.h2mod.weight [1, 1149]
+constexpr int64_t kParamL1H2modBias = 11139546;       // l1.h2mod.bias [1]
+constexpr int64_t kParamL1ModfanoutWeight = 11139547; // l1.modfanout.weight [1149, 1]
+constexpr int64_t kParamL1ModfanoutBias = 11140696;   // l1.modfanout.bias [1149]
+constexpr int64_t kParamL2X2fWeight = 11141845;       // l2.x2f.weight [1149, 1149]
+constexpr int64_t kParamL2X2fBias = 12462046;         // l2.x2f.bias [1149]
+constexpr int64_t kParamL2X2iWeight = 12463195;       // l2.x2i.weight [1149, 1149]
+constexpr int64_t kParamL2X2iBias = 13783396;         // l2.x2i.bias [1149]
+constexpr int64_t kParamL2X2oWeight = 13784545;       // l2.x2o.weight [1149, 1149]
+constexpr int64_t kParamL2X2oBias = 15104746;         // l2.x2o.bias [1149]
+constexpr int64_t kParamL2X2cWeight = 15105895;       // l2.x2c.weight [1149, 1149]
+constexpr int64_t kParamL2X2cBias = 16426096;         // l2.x2c.bias [1149]
+constexpr int64_t kParamL2H2fWeight = 16427245;       // l2.h2f.weight [1149, 1149]
+constexpr int64_t kParamL2H2fBias = 17747446;         // l2.h2f.bias [1149]
+constexpr int64_t kParamL2H2iWeight = 17748595;       // l2.h2i.weight [1149, 1149]
+constexpr int64_t kParamL2H2iBias = 19068796;         // l2.h2i.bias [1149]
+constexpr int64_t kParamL2H2oWeight = 19069945;       // l2.h2o.weight [1149, 1149]
+constexpr int64_t kParamL2H2oBias = 20390146;         // l2.h2o.bias [1149]
+constexpr int64_t kParamL2W = 20391295;               // l2.w [1149, 1149]
+constexpr int64_t kParamL2Alpha = 21711496;           // l2.alpha [1149, 1]
+constexpr int64_t kParamL2Etaet = 21712645;           // l2.etaet []
+constexpr int64_t kParamL2H2modWeight = 21712646;     // l2.h2mod.weight [1, 1149]
+constexpr int64_t kParamL2H2modBias = 21713795;       // l2.h2mod.bias [1]
+constexpr int64_t kParamL2ModfanoutWeight = 21713796; // l2.modfanout.weight [1149, 1]
+constexpr int64_t kParamL2ModfanoutBias = 21714945;   // l2.modfanout.bias [1149]
+constexpr int64_t kParamL3X2fWeight = 21716094;       // l3.x2f.weight [400, 1149]
+constexpr int64_t kParamL3X2fBias = 22175694;         // l3.x2f.bias [400]
+constexpr int64_t kParamL3X2iWeight = 22176094;       // l3.x2i.weight [400, 1149]
+constexpr int64_t kParamL3X2iBias = 22635694;         // l3.x2i.bias [400]
+constexpr int64_t kParamL3X2oWeight = 22636094;       // l3.x2o.weight [400, 1149]
+constexpr int64_t kParamL3X2oBias = 23095694;         // l3.x2o.bias [400]
+constexpr int64_t kParamL3X2cWeight = 23096094;       // l3.x2c.weight [400, 1149]
+constexpr int64_t kParamL3X2cBias = 23555694;         // l3.x2c.bias [400]
+constexpr int64_t kParamL3H2fWeight = 23556094;       // l3.h2f.weight [400, 400]
+constexpr int64_t kParamL3H2fBias = 23716094;         // l3.h2f.bias [400]
+constexpr int64_t kParamL3H2iWeight = 23716494;       // l3.h2i.weight [400, 400]
+constexpr int64_t kParamL3H2iBias = 23876494;         // l3.h2i.bias [400]
+constexpr int64_t kParamL3H2oWeight = 23876894;       // l3.h2o.weight [400, 400]
+constexpr int64_t kParamL3H2oBias = 24036894;         // l3.h2o.bias [400]
+constexpr int64_t kParamL3W = 24037294;               // l3.w [400, 400]
+constexpr int64_t kParamL3Alpha = 24197294;           // l3.alpha [400, 1]
+constexpr int64_t kParamL3Etaet = 24197694;           // l3.etaet []
+constexpr int64_t kParamL3H2modWeight = 24197695;     // l3.h2mod.weight [1, 400]
+constexpr int64_t kParamL3H2modBias = 24198095;       // l3.h2mod.bias [1]
+constexpr int64_t kParamL3ModfanoutWeight = 24198096; // l3.modfanout.weight [400, 1]
+constexpr int64_t kParamL3ModfanoutBias = 24198496;   // l3.modfanout.bias [400]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateL1H = 0;        // l1.h [1149]
+constexpr int64_t kStateL1C = 1152;     // l1.c [1149]
+constexpr int64_t kStateL1Pw = 2304;    // l1.pw [1149, 1149]
+constexpr int64_t kStateL1Et = 1322512; // l1.et [1149, 1149]
+constexpr int64_t kStateL2H = 2642720;  // l2.h [1149]
+constexpr int64_t kStateL2C = 2643872;  // l2.c [1149]
+constexpr int64_t kStateL2Pw = 2645024; // l2.pw [1149, 1149]
+constexpr int64_t kStateL2Et = 3965232; // l2.et [1149, 1149]
+constexpr int64_t kStateL3H = 5285440;  // l3.h [400]
+constexpr int64_t kStateL3C = 5285840;  // l3.c [400]
+constexpr int64_t kStateL3Pw = 5286240; // l3.pw [400, 400]
+constexpr int64_t kStateL3Et = 5446240; // l3.et [400, 400]
+
+// y1 = l1(enc(tok))
+//
 // forward stage 0:
 //   %2 gather
-template <class T> static void lm_modul_lstm_forward_0(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                // [400]
-  const T *__restrict tok = a.inputs[0];         // []
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
+template <class T> static void forward_saved_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.saved + 0;                              // [400]
+  const T *__restrict tok = a.inputs[0];                       // []
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
 #line 15 "examples/lm/modul_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = 0; e < 400; ++e)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 48 "lm_modul_lstm.cpp"
-}
-
-// forward stage 1: dense product (Eigen), [1149]
-//   %4 matmul
-template <class T> static void lm_modul_lstm_forward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t4 = a.saved + 400;                       // [1149]
-#line 117 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t4, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 59 "lm_modul_lstm.cpp"
-}
-
-// forward stage 2: dense product (Eigen), [1149]
-//   %9 matmul
-template <class T> static void lm_modul_lstm_forward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t9 = a.saved + 1552;                      // [1149]
-#line 117 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 70 "lm_modul_lstm.cpp"
-}
-
-// forward stage 3: dense product (Eigen), [1149]
-//   %15 matmul
-template <class T> static void lm_modul_lstm_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t15 = a.saved + 2704;                     // [1149]
-#line 118 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t15, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 81 "lm_modul_lstm.cpp"
-}
-
-// forward stage 4: dense product (Eigen), [1149]
-//   %19 matmul
-template <class T> static void lm_modul_lstm_forward_4(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t19 = a.saved + 3856;                     // [1149]
-#line 118 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t19, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 92 "lm_modul_lstm.cpp"
-}
-
-// forward stage 5: dense product (Eigen), [1149]
-//   %25 matmul
-template <class T> static void lm_modul_lstm_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t25 = a.saved + 5008;                     // [1149]
-#line 119 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t25, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 103 "lm_modul_lstm.cpp"
-}
-
-// forward stage 6: dense product (Eigen), [1149]
-//   %29 matmul
-template <class T> static void lm_modul_lstm_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t29 = a.saved + 6160;                     // [1149]
-#line 119 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t29, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
 #line 114 "lm_modul_lstm.cpp"
 }
 
-// forward stage 7: dense product (Eigen), [1149]
-//   %35 matmul
-template <class T> static void lm_modul_lstm_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t35 = a.scratch + 0;                      // [1149]
-#line 120 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t35, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 125 "lm_modul_lstm.cpp"
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 1: dense product (Eigen), [1149]
+//   %4 matmul
+template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t4 = a.saved + 400;                                 // [1149]
+#line 117 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t4, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t2, 400);
+#line 127 "lm_modul_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 2: dense product (Eigen), [1149]
+//   %9 matmul
+template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t9 = a.saved + 1552;                                // [1149]
+#line 117 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
+#line 140 "lm_modul_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 3: dense product (Eigen), [1149]
+//   %15 matmul
+template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t15 = a.saved + 2704;                               // [1149]
+#line 118 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t15, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t2, 400);
+#line 153 "lm_modul_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 4: dense product (Eigen), [1149]
+//   %19 matmul
+template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t19 = a.saved + 3856;                               // [1149]
+#line 118 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t19, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
+#line 166 "lm_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 5: dense product (Eigen), [1149]
+//   %25 matmul
+template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t25 = a.saved + 5008;                               // [1149]
+#line 119 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t25, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t2, 400);
+#line 179 "lm_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 6: dense product (Eigen), [1149]
+//   %29 matmul
+template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t29 = a.saved + 6160;                               // [1149]
+#line 119 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t29, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
+#line 192 "lm_modul_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
+// forward stage 7: dense product (Eigen), [1149]
+//   %35 matmul
+template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t35 = a.scratch + 0;                                // [1149]
+#line 120 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t35, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t2, 400);
+#line 205 "lm_modul_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // forward stage 8: fused loop nest over [1149, 1149]
 //   %43 matmul
 //   %115 matmul
-template <class T> static void lm_modul_lstm_forward_8(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;               // [1149]
-  const T *__restrict l1_w = a.params + 9817046;      // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
-  const T *__restrict l1_pw = a.state + 2304;         // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;             // [1149]
-  T *__restrict t115 = a.scratch + 5776;              // [1149]
-  const T *__restrict l2_w = a.params + 20391295;     // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711496; // [1149, 1]
-  const T *__restrict l2_pw = a.state + 2645024;      // [1149, 1149]
-  const T *__restrict l2_h = a.state + 2642720;       // [1149]
+template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t43 = a.scratch + 1152;                    // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
+  T *__restrict t115 = a.scratch + 5776;                   // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   for (int i = 0; i < 1149; ++i) {
     T acc43 = T(0);
     T acc115 = T(0);
@@ -154,35 +236,39 @@ template <class T> static void lm_modul_lstm_forward_8(const dopa::StepArgs<T> &
     t43[i] = acc43;
     t115[i] = acc115;
   }
-#line 158 "lm_modul_lstm.cpp"
+#line 240 "lm_modul_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 9: fused loop nest over [1149]
 //   %45 tanh l1.g
 //   %51 mul l1.hn
 //   %49 add l1.cn -> next_state l1.c
 //   %51 mul l1.hn -> saved
-template <class T> static void lm_modul_lstm_forward_9_l1_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t35 = a.scratch + 0;                    // [1149]
-  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
-  T *__restrict t43 = a.scratch + 1152;                 // [1149]
-  T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
-  T *__restrict t25 = a.saved + 5008;                   // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
-  T *__restrict t29 = a.saved + 6160;                   // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
-  T *__restrict t4 = a.saved + 400;                     // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
-  T *__restrict t9 = a.saved + 1552;                    // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
-  const T *__restrict l1_c = a.state + 1152;            // [1149]
-  T *__restrict t15 = a.saved + 2704;                   // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
-  T *__restrict t19 = a.saved + 3856;                   // [1149]
-  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
-  T *__restrict l1_h_next = a.next + 0;                 // [1149] l1.hn
-  T *__restrict l1_c_next = a.next + 1152;              // [1149]
-  T *__restrict saved_t51 = a.saved + 8464;             // [1149]
+template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t35 = a.scratch + 0;                            // [1149]
+  const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
+  T *__restrict t43 = a.scratch + 1152;                         // [1149]
+  T *__restrict t45_l1_g = a.saved + 7312;                      // [1149] l1.g
+  T *__restrict t25 = a.saved + 5008;                           // [1149]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
+  T *__restrict t29 = a.saved + 6160;                           // [1149]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
+  T *__restrict t4 = a.saved + 400;                             // [1149]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
+  T *__restrict t9 = a.saved + 1552;                            // [1149]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
+  T *__restrict t15 = a.saved + 2704;                           // [1149]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
+  T *__restrict t19 = a.saved + 3856;                           // [1149]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
+  T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
+  T *__restrict saved_t51 = a.saved + 8464;                     // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
@@ -216,85 +302,95 @@ template <class T> static void lm_modul_lstm_forward_9_l1_g(const dopa::StepArgs
     l1_c_next[j] = v49;
     saved_t51[j] = v51;
   }
-#line 220 "lm_modul_lstm.cpp"
+#line 306 "lm_modul_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 10: dense product (Eigen), [1]
 //   %53 matmul
-template <class T> static void lm_modul_lstm_forward_10(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2mod_weight = a.params + 11138397; // [1, 1149]
-  T *__restrict l1_h_next = a.next + 0;                      // [1149] l1.hn
-  T *__restrict t53 = a.scratch + 2304;                      // [1]
+template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                         // [1149] l1.hn
+  T *__restrict t53 = a.scratch + 2304;                                 // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t53, 1).noalias() =
       ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 232 "lm_modul_lstm.cpp"
+#line 320 "lm_modul_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 11: fused loop nest over [1]
 //   %56 tanh l1.M
-template <class T> static void lm_modul_lstm_forward_11_l1_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t53 = a.scratch + 2304;                    // [1]
-  const T *__restrict l1_h2mod_bias = a.params + 11139546; // [1]
-  T *__restrict t56_l1_M = a.saved + 9616;                 // [1] l1.M
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
+  T *__restrict t53 = a.scratch + 2304;                             // [1]
+  const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
+  T *__restrict t56_l1_M = a.saved + 9616;                          // [1] l1.M
 #line 123 "examples/lm/modul_lstm.dopa"
-    const T v55 = t53[0] + l1_h2mod_bias[0];
-    const T v56 = std::tanh(v55);
-    t56_l1_M[0] = v56;
-  }
-#line 247 "lm_modul_lstm.cpp"
+  const T v55 = t53[0] + l1_h2mod_bias[0];
+  const T v56 = std::tanh(v55);
+  t56_l1_M[0] = v56;
+#line 335 "lm_modul_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 12: dense product (Eigen), [1149]
 //   %58 matmul
-template <class T> static void lm_modul_lstm_forward_12(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_modfanout_weight = a.params + 11139547; // [1149, 1]
-  T *__restrict t56_l1_M = a.saved + 9616;                       // [1] l1.M
-  T *__restrict t58 = a.scratch + 2320;                          // [1149]
+template <class T> static void forward_modfanout(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
+  T *__restrict t56_l1_M = a.saved + 9616;                                      // [1] l1.M
+  T *__restrict t58 = a.scratch + 2320;                                         // [1149]
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t58, 1149).noalias() =
       ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t56_l1_M, 1);
-#line 259 "lm_modul_lstm.cpp"
+#line 349 "lm_modul_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 13: fused loop nest over [1149]
 //   %60 add l1.eta
-template <class T> static void lm_modul_lstm_forward_13_l1_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t58 = a.scratch + 2320;                        // [1149]
-  const T *__restrict l1_modfanout_bias = a.params + 11140696; // [1149]
-  T *__restrict t60_l1_eta = a.scratch + 3472;                 // [1149] l1.eta
+template <class T> static void forward_l1_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t58 = a.scratch + 2320;                                     // [1149]
+  const T *__restrict l1_modfanout_bias = a.params + kParamL1ModfanoutBias; // [1149]
+  T *__restrict t60_l1_eta = a.scratch + 3472;                              // [1149] l1.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 124 "examples/lm/modul_lstm.dopa"
     const T v60 = t58[j] + l1_modfanout_bias[j];
     t60_l1_eta[j] = v60;
   }
-#line 274 "lm_modul_lstm.cpp"
+#line 366 "lm_modul_lstm.cpp"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // forward stage 14:
 //   %61 reshape
-template <class T> static void lm_modul_lstm_forward_14(const dopa::StepArgs<T> &a) {
+template <class T> static void forward_saved_col(const dopa::StepArgs<T> &a) {
   T *__restrict t61 = a.saved + 9632;          // [1149, 1]
   T *__restrict t60_l1_eta = a.scratch + 3472; // [1149] l1.eta
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t61[e] = t60_l1_eta[e];
-#line 285 "lm_modul_lstm.cpp"
+#line 379 "lm_modul_lstm.cpp"
 }
 
+// et' = (1 - etaet) * et + etaet * outer(g, h)
+//
 // forward stage 15: fused loop nest over []
 //   %70 sub
 //   %139 sub
 //   %208 sub
-template <class T> static void lm_modul_lstm_forward_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_etaet = a.params + 11138396; // []
-  T *__restrict t70 = a.saved + 10784;                // []
-  const T *__restrict l2_etaet = a.params + 21712645; // []
-  T *__restrict t139 = a.saved + 21184;               // []
-  const T *__restrict l3_etaet = a.params + 24197694; // []
-  T *__restrict t208 = a.saved + 24816;               // []
+template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
+  T *__restrict t70 = a.saved + 10784;                     // []
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
+  T *__restrict t139 = a.saved + 21184;                    // []
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
+  T *__restrict t208 = a.saved + 24816;                    // []
 #line 128 "examples/lm/modul_lstm.dopa"
   const T v70 = T(1.0) - l1_etaet[0];
   t70[0] = v70;
@@ -302,117 +398,135 @@ template <class T> static void lm_modul_lstm_forward_15(const dopa::StepArgs<T> 
   t139[0] = v139;
   const T v208 = T(1.0) - l3_etaet[0];
   t208[0] = v208;
-#line 306 "lm_modul_lstm.cpp"
+#line 402 "lm_modul_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 16: dense product (Eigen), [1149]
 //   %76 matmul
-template <class T> static void lm_modul_lstm_forward_16(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + 11141845; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t76 = a.saved + 10800;                     // [1149]
+template <class T> static void forward_saved_x2f_16(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t76 = a.saved + 10800;                              // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t76, 1149).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 318 "lm_modul_lstm.cpp"
+#line 416 "lm_modul_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 17: dense product (Eigen), [1149]
 //   %81 matmul
-template <class T> static void lm_modul_lstm_forward_17(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2f_weight = a.params + 16427245; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 2642720;            // [1149]
-  T *__restrict t81 = a.saved + 11952;                     // [1149]
+template <class T> static void forward_saved_h2f_17(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t81 = a.saved + 11952;                              // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t81, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 329 "lm_modul_lstm.cpp"
+#line 429 "lm_modul_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 18: dense product (Eigen), [1149]
 //   %87 matmul
-template <class T> static void lm_modul_lstm_forward_18(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + 12463195; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t87 = a.saved + 13104;                     // [1149]
+template <class T> static void forward_saved_x2i_18(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t87 = a.saved + 13104;                              // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t87, 1149).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 341 "lm_modul_lstm.cpp"
+#line 443 "lm_modul_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 19: dense product (Eigen), [1149]
 //   %91 matmul
-template <class T> static void lm_modul_lstm_forward_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2i_weight = a.params + 17748595; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 2642720;            // [1149]
-  T *__restrict t91 = a.saved + 14256;                     // [1149]
+template <class T> static void forward_saved_h2i_19(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t91 = a.saved + 14256;                              // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t91, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 352 "lm_modul_lstm.cpp"
+#line 456 "lm_modul_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 20: dense product (Eigen), [1149]
 //   %97 matmul
-template <class T> static void lm_modul_lstm_forward_20(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + 13784545; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t97 = a.saved + 15408;                     // [1149]
+template <class T> static void forward_saved_x2o_20(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t97 = a.saved + 15408;                              // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t97, 1149).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 364 "lm_modul_lstm.cpp"
+#line 470 "lm_modul_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 21: dense product (Eigen), [1149]
 //   %101 matmul
-template <class T> static void lm_modul_lstm_forward_21(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2o_weight = a.params + 19069945; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 2642720;            // [1149]
-  T *__restrict t101 = a.saved + 16560;                    // [1149]
+template <class T> static void forward_saved_h2o_21(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t101 = a.saved + 16560;                             // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t101, 1149).noalias() =
       ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 376 "lm_modul_lstm.cpp"
+#line 484 "lm_modul_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // forward stage 22: dense product (Eigen), [1149]
 //   %107 matmul
-template <class T> static void lm_modul_lstm_forward_22(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2c_weight = a.params + 15105895; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t107 = a.scratch + 4624;                   // [1149]
+template <class T> static void forward_x2c_22(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t107 = a.scratch + 4624;                            // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
   Vec<T>(t107, 1149).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 388 "lm_modul_lstm.cpp"
+#line 498 "lm_modul_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 23: fused loop nest over [1149]
 //   %117 tanh l2.g
 //   %123 mul l2.hn
 //   %121 add l2.cn -> next_state l2.c
 //   %123 mul l2.hn -> saved
-template <class T> static void lm_modul_lstm_forward_23_l2_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t107 = a.scratch + 4624;                 // [1149]
-  const T *__restrict l2_x2c_bias = a.params + 16426096; // [1149]
-  T *__restrict t115 = a.scratch + 5776;                 // [1149]
-  T *__restrict t117_l2_g = a.saved + 17712;             // [1149] l2.g
-  T *__restrict t97 = a.saved + 15408;                   // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104746; // [1149]
-  T *__restrict t101 = a.saved + 16560;                  // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390146; // [1149]
-  T *__restrict t76 = a.saved + 10800;                   // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462046; // [1149]
-  T *__restrict t81 = a.saved + 11952;                   // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747446; // [1149]
-  const T *__restrict l2_c = a.state + 2643872;          // [1149]
-  T *__restrict t87 = a.saved + 13104;                   // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783396; // [1149]
-  T *__restrict t91 = a.saved + 14256;                   // [1149]
-  const T *__restrict l2_h2i_bias = a.params + 19068796; // [1149]
-  T *__restrict l2_h_next = a.next + 2642720;            // [1149] l2.hn
-  T *__restrict l2_c_next = a.next + 2643872;            // [1149]
-  T *__restrict saved_t123 = a.saved + 18864;            // [1149]
+template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t107 = a.scratch + 4624;                        // [1149]
+  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
+  T *__restrict t115 = a.scratch + 5776;                        // [1149]
+  T *__restrict t117_l2_g = a.saved + 17712;                    // [1149] l2.g
+  T *__restrict t97 = a.saved + 15408;                          // [1149]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
+  T *__restrict t101 = a.saved + 16560;                         // [1149]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
+  T *__restrict t76 = a.saved + 10800;                          // [1149]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
+  T *__restrict t81 = a.saved + 11952;                          // [1149]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
+  T *__restrict t87 = a.saved + 13104;                          // [1149]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
+  T *__restrict t91 = a.saved + 14256;                          // [1149]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
+  T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
+  T *__restrict saved_t123 = a.saved + 18864;                   // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v109 = t107[j] + l2_x2c_bias[j];
@@ -446,163 +560,187 @@ template <class T> static void lm_modul_lstm_forward_23_l2_g(const dopa::StepArg
     l2_c_next[j] = v121;
     saved_t123[j] = v123;
   }
-#line 450 "lm_modul_lstm.cpp"
+#line 564 "lm_modul_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 24: dense product (Eigen), [1]
 //   %125 matmul
-template <class T> static void lm_modul_lstm_forward_24(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2mod_weight = a.params + 21712646; // [1, 1149]
-  T *__restrict l2_h_next = a.next + 2642720;                // [1149] l2.hn
-  T *__restrict t125 = a.scratch + 6928;                     // [1]
+template <class T> static void forward_h2mod_24(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                         // [1149] l2.hn
+  T *__restrict t125 = a.scratch + 6928;                                // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t125, 1).noalias() =
       ConstRowMat<T>(l2_h2mod_weight, 1, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 462 "lm_modul_lstm.cpp"
+#line 578 "lm_modul_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 25: fused loop nest over [1]
 //   %128 tanh l2.M
-template <class T> static void lm_modul_lstm_forward_25_l2_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t125 = a.scratch + 6928;                   // [1]
-  const T *__restrict l2_h2mod_bias = a.params + 21713795; // [1]
-  T *__restrict t128_l2_M = a.saved + 20016;               // [1] l2.M
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
+  T *__restrict t125 = a.scratch + 6928;                            // [1]
+  const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
+  T *__restrict t128_l2_M = a.saved + 20016;                        // [1] l2.M
 #line 123 "examples/lm/modul_lstm.dopa"
-    const T v127 = t125[0] + l2_h2mod_bias[0];
-    const T v128 = std::tanh(v127);
-    t128_l2_M[0] = v128;
-  }
-#line 477 "lm_modul_lstm.cpp"
+  const T v127 = t125[0] + l2_h2mod_bias[0];
+  const T v128 = std::tanh(v127);
+  t128_l2_M[0] = v128;
+#line 593 "lm_modul_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 26: dense product (Eigen), [1149]
 //   %130 matmul
-template <class T> static void lm_modul_lstm_forward_26(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_modfanout_weight = a.params + 21713796; // [1149, 1]
-  T *__restrict t128_l2_M = a.saved + 20016;                     // [1] l2.M
-  T *__restrict t130 = a.scratch + 6944;                         // [1149]
+template <class T> static void forward_modfanout_26(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
+  T *__restrict t128_l2_M = a.saved + 20016;                                    // [1] l2.M
+  T *__restrict t130 = a.scratch + 6944;                                        // [1149]
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t130, 1149).noalias() =
       ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t128_l2_M, 1);
-#line 489 "lm_modul_lstm.cpp"
+#line 607 "lm_modul_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 27: fused loop nest over [1149]
 //   %132 add l2.eta
-template <class T> static void lm_modul_lstm_forward_27_l2_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t130 = a.scratch + 6944;                       // [1149]
-  const T *__restrict l2_modfanout_bias = a.params + 21714945; // [1149]
-  T *__restrict t132_l2_eta = a.scratch + 8096;                // [1149] l2.eta
+template <class T> static void forward_l2_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t130 = a.scratch + 6944;                                    // [1149]
+  const T *__restrict l2_modfanout_bias = a.params + kParamL2ModfanoutBias; // [1149]
+  T *__restrict t132_l2_eta = a.scratch + 8096;                             // [1149] l2.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 124 "examples/lm/modul_lstm.dopa"
     const T v132 = t130[j] + l2_modfanout_bias[j];
     t132_l2_eta[j] = v132;
   }
-#line 504 "lm_modul_lstm.cpp"
+#line 624 "lm_modul_lstm.cpp"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // forward stage 28:
 //   %133 reshape
-template <class T> static void lm_modul_lstm_forward_28(const dopa::StepArgs<T> &a) {
+template <class T> static void forward_saved_col_28(const dopa::StepArgs<T> &a) {
   T *__restrict t133 = a.saved + 20032;         // [1149, 1]
   T *__restrict t132_l2_eta = a.scratch + 8096; // [1149] l2.eta
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t133[e] = t132_l2_eta[e];
-#line 515 "lm_modul_lstm.cpp"
+#line 637 "lm_modul_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 29: dense product (Eigen), [400]
 //   %145 matmul
-template <class T> static void lm_modul_lstm_forward_29(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + 21716094; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 2642720;              // [1149] l2.hn
-  T *__restrict t145 = a.saved + 21200;                    // [400]
+template <class T> static void forward_saved_x2f_29(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t145 = a.saved + 21200;                             // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t145, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 527 "lm_modul_lstm.cpp"
+#line 651 "lm_modul_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 30: dense product (Eigen), [400]
 //   %150 matmul
-template <class T> static void lm_modul_lstm_forward_30(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2f_weight = a.params + 23556094; // [400, 400]
-  const T *__restrict l3_h = a.state + 5285440;            // [400]
-  T *__restrict t150 = a.saved + 21600;                    // [400]
+template <class T> static void forward_saved_h2f_30(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t150 = a.saved + 21600;                             // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t150, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 538 "lm_modul_lstm.cpp"
+#line 664 "lm_modul_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 31: dense product (Eigen), [400]
 //   %156 matmul
-template <class T> static void lm_modul_lstm_forward_31(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + 22176094; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 2642720;              // [1149] l2.hn
-  T *__restrict t156 = a.saved + 22000;                    // [400]
+template <class T> static void forward_saved_x2i_31(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t156 = a.saved + 22000;                             // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t156, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 550 "lm_modul_lstm.cpp"
+#line 678 "lm_modul_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 32: dense product (Eigen), [400]
 //   %160 matmul
-template <class T> static void lm_modul_lstm_forward_32(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2i_weight = a.params + 23716494; // [400, 400]
-  const T *__restrict l3_h = a.state + 5285440;            // [400]
-  T *__restrict t160 = a.saved + 22400;                    // [400]
+template <class T> static void forward_saved_h2i_32(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t160 = a.saved + 22400;                             // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t160, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 561 "lm_modul_lstm.cpp"
+#line 691 "lm_modul_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 33: dense product (Eigen), [400]
 //   %166 matmul
-template <class T> static void lm_modul_lstm_forward_33(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + 22636094; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 2642720;              // [1149] l2.hn
-  T *__restrict t166 = a.saved + 22800;                    // [400]
+template <class T> static void forward_saved_x2o_33(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t166 = a.saved + 22800;                             // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t166, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 573 "lm_modul_lstm.cpp"
+#line 705 "lm_modul_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 34: dense product (Eigen), [400]
 //   %170 matmul
-template <class T> static void lm_modul_lstm_forward_34(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2o_weight = a.params + 23876894; // [400, 400]
-  const T *__restrict l3_h = a.state + 5285440;            // [400]
-  T *__restrict t170 = a.saved + 23200;                    // [400]
+template <class T> static void forward_saved_h2o_34(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t170 = a.saved + 23200;                             // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t170, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 584 "lm_modul_lstm.cpp"
+#line 718 "lm_modul_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // forward stage 35: dense product (Eigen), [400]
 //   %176 matmul
-template <class T> static void lm_modul_lstm_forward_35(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2c_weight = a.params + 23096094; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 2642720;              // [1149] l2.hn
-  T *__restrict t176 = a.scratch + 9248;                   // [400]
+template <class T> static void forward_x2c_35(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t176 = a.scratch + 9248;                            // [400]
 #line 120 "examples/lm/modul_lstm.dopa"
   Vec<T>(t176, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 596 "lm_modul_lstm.cpp"
+#line 732 "lm_modul_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // forward stage 36: fused loop nest over [400, 400]
 //   %184 matmul
-template <class T> static void lm_modul_lstm_forward_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t184 = a.scratch + 9648;              // [400]
-  const T *__restrict l3_w = a.params + 24037294;     // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197294; // [400, 1]
-  const T *__restrict l3_pw = a.state + 5286240;      // [400, 400]
-  const T *__restrict l3_h = a.state + 5285440;       // [400]
+template <class T> static void forward_matmul_36(const dopa::StepArgs<T> &a) {
+  T *__restrict t184 = a.scratch + 9648;                   // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
+  const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   for (int i = 0; i < 400; ++i) {
     T acc184 = T(0);
 #pragma omp simd reduction(+ : acc184)
@@ -614,35 +752,39 @@ template <class T> static void lm_modul_lstm_forward_36(const dopa::StepArgs<T> 
     }
     t184[i] = acc184;
   }
-#line 618 "lm_modul_lstm.cpp"
+#line 756 "lm_modul_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 37: fused loop nest over [400]
 //   %186 tanh l3.g
 //   %192 mul l3.hn
 //   %190 add l3.cn -> next_state l3.c
 //   %192 mul l3.hn -> saved
-template <class T> static void lm_modul_lstm_forward_37_l3_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t176 = a.scratch + 9248;                 // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23555694; // [400]
-  T *__restrict t184 = a.scratch + 9648;                 // [400]
-  T *__restrict t186_l3_g = a.saved + 23600;             // [400] l3.g
-  T *__restrict t166 = a.saved + 22800;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095694; // [400]
-  T *__restrict t170 = a.saved + 23200;                  // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036894; // [400]
-  T *__restrict t145 = a.saved + 21200;                  // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175694; // [400]
-  T *__restrict t150 = a.saved + 21600;                  // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716094; // [400]
-  const T *__restrict l3_c = a.state + 5285840;          // [400]
-  T *__restrict t156 = a.saved + 22000;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635694; // [400]
-  T *__restrict t160 = a.saved + 22400;                  // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23876494; // [400]
-  T *__restrict l3_h_next = a.next + 5285440;            // [400] l3.hn
-  T *__restrict l3_c_next = a.next + 5285840;            // [400]
-  T *__restrict saved_t192 = a.saved + 24000;            // [400]
+template <class T> static void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t176 = a.scratch + 9248;                        // [400]
+  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
+  T *__restrict t184 = a.scratch + 9648;                        // [400]
+  T *__restrict t186_l3_g = a.saved + 23600;                    // [400] l3.g
+  T *__restrict t166 = a.saved + 22800;                         // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  T *__restrict t170 = a.saved + 23200;                         // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  T *__restrict t145 = a.saved + 21200;                         // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  T *__restrict t150 = a.saved + 21600;                         // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  T *__restrict t156 = a.saved + 22000;                         // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  T *__restrict t160 = a.saved + 22400;                         // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict saved_t192 = a.saved + 24000;                   // [400]
   for (int j = 0; j < 400; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v178 = t176[j] + l3_x2c_bias[j];
@@ -676,109 +818,122 @@ template <class T> static void lm_modul_lstm_forward_37_l3_g(const dopa::StepArg
     l3_c_next[j] = v190;
     saved_t192[j] = v192;
   }
-#line 680 "lm_modul_lstm.cpp"
+#line 822 "lm_modul_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 38: dense product (Eigen), [1]
 //   %194 matmul
-template <class T> static void lm_modul_lstm_forward_38(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2mod_weight = a.params + 24197695; // [1, 400]
-  T *__restrict l3_h_next = a.next + 5285440;                // [400] l3.hn
-  T *__restrict t194 = a.scratch + 10048;                    // [1]
+template <class T> static void forward_h2mod_38(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                         // [400] l3.hn
+  T *__restrict t194 = a.scratch + 10048;                               // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t194, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 691 "lm_modul_lstm.cpp"
+#line 835 "lm_modul_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 39: fused loop nest over [1]
 //   %197 tanh l3.M
-template <class T> static void lm_modul_lstm_forward_39_l3_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t194 = a.scratch + 10048;                  // [1]
-  const T *__restrict l3_h2mod_bias = a.params + 24198095; // [1]
-  T *__restrict t197_l3_M = a.saved + 24400;               // [1] l3.M
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
+  T *__restrict t194 = a.scratch + 10048;                           // [1]
+  const T *__restrict l3_h2mod_bias = a.params + kParamL3H2modBias; // [1]
+  T *__restrict t197_l3_M = a.saved + 24400;                        // [1] l3.M
 #line 123 "examples/lm/modul_lstm.dopa"
-    const T v196 = t194[0] + l3_h2mod_bias[0];
-    const T v197 = std::tanh(v196);
-    t197_l3_M[0] = v197;
-  }
-#line 706 "lm_modul_lstm.cpp"
+  const T v196 = t194[0] + l3_h2mod_bias[0];
+  const T v197 = std::tanh(v196);
+  t197_l3_M[0] = v197;
+#line 850 "lm_modul_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 40: dense product (Eigen), [400]
 //   %199 matmul
-template <class T> static void lm_modul_lstm_forward_40(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_modfanout_weight = a.params + 24198096; // [400, 1]
-  T *__restrict t197_l3_M = a.saved + 24400;                     // [1] l3.M
-  T *__restrict t199 = a.scratch + 10064;                        // [400]
+template <class T> static void forward_modfanout_40(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
+  T *__restrict t197_l3_M = a.saved + 24400;                                    // [1] l3.M
+  T *__restrict t199 = a.scratch + 10064;                                       // [400]
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t199, 400).noalias() =
       ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t197_l3_M, 1);
-#line 718 "lm_modul_lstm.cpp"
+#line 864 "lm_modul_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 41: fused loop nest over [400]
 //   %201 add l3.eta
-template <class T> static void lm_modul_lstm_forward_41_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t199 = a.scratch + 10064;                      // [400]
-  const T *__restrict l3_modfanout_bias = a.params + 24198496; // [400]
-  T *__restrict t201_l3_eta = a.scratch + 10464;               // [400] l3.eta
+template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t199 = a.scratch + 10064;                                   // [400]
+  const T *__restrict l3_modfanout_bias = a.params + kParamL3ModfanoutBias; // [400]
+  T *__restrict t201_l3_eta = a.scratch + 10464;                            // [400] l3.eta
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 124 "examples/lm/modul_lstm.dopa"
     const T v201 = t199[j] + l3_modfanout_bias[j];
     t201_l3_eta[j] = v201;
   }
-#line 733 "lm_modul_lstm.cpp"
+#line 881 "lm_modul_lstm.cpp"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // forward stage 42:
 //   %202 reshape
-template <class T> static void lm_modul_lstm_forward_42(const dopa::StepArgs<T> &a) {
+template <class T> static void forward_saved_col_42(const dopa::StepArgs<T> &a) {
   T *__restrict t202 = a.saved + 24416;          // [400, 1]
   T *__restrict t201_l3_eta = a.scratch + 10464; // [400] l3.eta
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t202[e] = t201_l3_eta[e];
-#line 744 "lm_modul_lstm.cpp"
+#line 894 "lm_modul_lstm.cpp"
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // forward stage 43: dense product (Eigen), [10000]
 //   %213 matmul
-template <class T> static void lm_modul_lstm_forward_43(const dopa::StepArgs<T> &a) {
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
-  T *__restrict l3_h_next = a.next + 5285440;    // [400] l3.hn
-  T *__restrict t213 = a.scratch + 10864;        // [10000]
+template <class T> static void forward_matmul_43(const dopa::StepArgs<T> &a) {
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
+  T *__restrict t213 = a.scratch + 10864;                      // [10000]
 #line 18 "examples/lm/modul_lstm.dopa"
   Vec<T>(t213, 10000).noalias() =
       ConstRowMat<T>(enc_weight, 10000, 400) * ConstVec<T>(l3_h_next, 400);
-#line 756 "lm_modul_lstm.cpp"
+#line 908 "lm_modul_lstm.cpp"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+// et' = (1 - etaet) * et + etaet * outer(g, h)
+//
 // forward stage 44: fused loop nest over [1149, 1149]
 //   %67 clip -> next_state l1.pw
 //   %74 add -> next_state l1.et
 //   %137 clip -> next_state l2.pw
 //   %143 add -> next_state l2.et
-template <class T> static void lm_modul_lstm_forward_44(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_pw = a.state + 2304;         // [1149, 1149]
-  T *__restrict t61 = a.saved + 9632;                 // [1149, 1]
-  const T *__restrict l1_et = a.state + 1322512;      // [1149, 1149]
-  T *__restrict l1_pw_next = a.next + 2304;           // [1149, 1149]
-  T *__restrict t70 = a.saved + 10784;                // []
-  const T *__restrict l1_etaet = a.params + 11138396; // []
-  T *__restrict t45_l1_g = a.saved + 7312;            // [1149] l1.g
-  const T *__restrict l1_h = a.state + 0;             // [1149]
-  T *__restrict l1_et_next = a.next + 1322512;        // [1149, 1149]
-  const T *__restrict l2_pw = a.state + 2645024;      // [1149, 1149]
-  T *__restrict t133 = a.saved + 20032;               // [1149, 1]
-  const T *__restrict l2_et = a.state + 3965232;      // [1149, 1149]
-  T *__restrict l2_pw_next = a.next + 2645024;        // [1149, 1149]
-  T *__restrict t139 = a.saved + 21184;               // []
-  const T *__restrict l2_etaet = a.params + 21712645; // []
-  T *__restrict t117_l2_g = a.saved + 17712;          // [1149] l2.g
-  const T *__restrict l2_h = a.state + 2642720;       // [1149]
-  T *__restrict l2_et_next = a.next + 3965232;        // [1149, 1149]
+template <class T> static void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
+  T *__restrict t61 = a.saved + 9632;                      // [1149, 1]
+  const T *__restrict l1_et = a.state + kStateL1Et;        // [1149, 1149]
+  T *__restrict l1_pw_next = a.next + kStateL1Pw;          // [1149, 1149]
+  T *__restrict t70 = a.saved + 10784;                     // []
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
+  T *__restrict t45_l1_g = a.saved + 7312;                 // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
+  T *__restrict l1_et_next = a.next + kStateL1Et;          // [1149, 1149]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
+  T *__restrict t133 = a.saved + 20032;                    // [1149, 1]
+  const T *__restrict l2_et = a.state + kStateL2Et;        // [1149, 1149]
+  T *__restrict l2_pw_next = a.next + kStateL2Pw;          // [1149, 1149]
+  T *__restrict t139 = a.saved + 21184;                    // []
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
+  T *__restrict t117_l2_g = a.saved + 17712;               // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
+  T *__restrict l2_et_next = a.next + kStateL2Et;          // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
 #pragma omp simd
     for (int j = 0; j < 1149; ++j) {
@@ -806,22 +961,25 @@ template <class T> static void lm_modul_lstm_forward_44(const dopa::StepArgs<T> 
       l2_et_next[i * 1149 + j] = v143;
     }
   }
-#line 810 "lm_modul_lstm.cpp"
+#line 965 "lm_modul_lstm.cpp"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+// et' = (1 - etaet) * et + etaet * outer(g, h)
+//
 // forward stage 45: fused loop nest over [400, 400]
 //   %206 clip -> next_state l3.pw
 //   %212 add -> next_state l3.et
-template <class T> static void lm_modul_lstm_forward_45(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_pw = a.state + 5286240;      // [400, 400]
-  T *__restrict t202 = a.saved + 24416;               // [400, 1]
-  const T *__restrict l3_et = a.state + 5446240;      // [400, 400]
-  T *__restrict l3_pw_next = a.next + 5286240;        // [400, 400]
-  T *__restrict t208 = a.saved + 24816;               // []
-  const T *__restrict l3_etaet = a.params + 24197694; // []
-  T *__restrict t186_l3_g = a.saved + 23600;          // [400] l3.g
-  const T *__restrict l3_h = a.state + 5285440;       // [400]
-  T *__restrict l3_et_next = a.next + 5446240;        // [400, 400]
+template <class T> static void forward_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
+  T *__restrict t202 = a.saved + 24416;                    // [400, 1]
+  const T *__restrict l3_et = a.state + kStateL3Et;        // [400, 400]
+  T *__restrict l3_pw_next = a.next + kStateL3Pw;          // [400, 400]
+  T *__restrict t208 = a.saved + 24816;                    // []
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
+  T *__restrict t186_l3_g = a.saved + 23600;               // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
+  T *__restrict l3_et_next = a.next + kStateL3Et;          // [400, 400]
   for (int i = 0; i < 400; ++i) {
 #pragma omp simd
     for (int j = 0; j < 400; ++j) {
@@ -838,87 +996,96 @@ template <class T> static void lm_modul_lstm_forward_45(const dopa::StepArgs<T> 
       l3_et_next[i * 400 + j] = v212;
     }
   }
-#line 842 "lm_modul_lstm.cpp"
+#line 1000 "lm_modul_lstm.cpp"
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // forward stage 46: fused loop nest over [10000]
 //   %215 add logits -> output logits
-template <class T> static void lm_modul_lstm_forward_46_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t213 = a.scratch + 10864;            // [10000]
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
-  T *__restrict out_logits = a.outputs[0];           // [10000]
+template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t213 = a.scratch + 10864;                  // [10000]
+  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
+  T *__restrict out_logits = a.outputs[0];                 // [10000]
 #pragma omp simd
   for (int j = 0; j < 10000; ++j) {
 #line 18 "examples/lm/modul_lstm.dopa"
     const T v215 = t213[j] + dec_bias[j];
     out_logits[j] = v215;
   }
-#line 857 "lm_modul_lstm.cpp"
+#line 1017 "lm_modul_lstm.cpp"
 }
 
 /// One forward step of ModulLSTMLM for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  lm_modul_lstm_forward_0(a);
-  lm_modul_lstm_forward_1(a);
-  lm_modul_lstm_forward_2(a);
-  lm_modul_lstm_forward_3(a);
-  lm_modul_lstm_forward_4(a);
-  lm_modul_lstm_forward_5(a);
-  lm_modul_lstm_forward_6(a);
-  lm_modul_lstm_forward_7(a);
-  lm_modul_lstm_forward_8(a);
-  lm_modul_lstm_forward_9_l1_g(a);
-  lm_modul_lstm_forward_10(a);
-  lm_modul_lstm_forward_11_l1_M(a);
-  lm_modul_lstm_forward_12(a);
-  lm_modul_lstm_forward_13_l1_eta(a);
-  lm_modul_lstm_forward_14(a);
-  lm_modul_lstm_forward_15(a);
-  lm_modul_lstm_forward_16(a);
-  lm_modul_lstm_forward_17(a);
-  lm_modul_lstm_forward_18(a);
-  lm_modul_lstm_forward_19(a);
-  lm_modul_lstm_forward_20(a);
-  lm_modul_lstm_forward_21(a);
-  lm_modul_lstm_forward_22(a);
-  lm_modul_lstm_forward_23_l2_g(a);
-  lm_modul_lstm_forward_24(a);
-  lm_modul_lstm_forward_25_l2_M(a);
-  lm_modul_lstm_forward_26(a);
-  lm_modul_lstm_forward_27_l2_eta(a);
-  lm_modul_lstm_forward_28(a);
-  lm_modul_lstm_forward_29(a);
-  lm_modul_lstm_forward_30(a);
-  lm_modul_lstm_forward_31(a);
-  lm_modul_lstm_forward_32(a);
-  lm_modul_lstm_forward_33(a);
-  lm_modul_lstm_forward_34(a);
-  lm_modul_lstm_forward_35(a);
-  lm_modul_lstm_forward_36(a);
-  lm_modul_lstm_forward_37_l3_g(a);
-  lm_modul_lstm_forward_38(a);
-  lm_modul_lstm_forward_39_l3_M(a);
-  lm_modul_lstm_forward_40(a);
-  lm_modul_lstm_forward_41_l3_eta(a);
-  lm_modul_lstm_forward_42(a);
-  lm_modul_lstm_forward_43(a);
-  lm_modul_lstm_forward_44(a);
-  lm_modul_lstm_forward_45(a);
-  lm_modul_lstm_forward_46_logits(a);
+  forward_saved_enc(a);
+  forward_saved_x2f(a);
+  forward_saved_h2f(a);
+  forward_saved_x2i(a);
+  forward_saved_h2i(a);
+  forward_saved_x2o(a);
+  forward_saved_h2o(a);
+  forward_x2c(a);
+  forward_matmul(a);
+  forward_l1_g_l1_hn_l1_c(a);
+  forward_h2mod(a);
+  forward_l1_m(a);
+  forward_modfanout(a);
+  forward_l1_eta(a);
+  forward_saved_col(a);
+  forward_saved_sub(a);
+  forward_saved_x2f_16(a);
+  forward_saved_h2f_17(a);
+  forward_saved_x2i_18(a);
+  forward_saved_h2i_19(a);
+  forward_saved_x2o_20(a);
+  forward_saved_h2o_21(a);
+  forward_x2c_22(a);
+  forward_l2_g_l2_hn_l2_c(a);
+  forward_h2mod_24(a);
+  forward_l2_m(a);
+  forward_modfanout_26(a);
+  forward_l2_eta(a);
+  forward_saved_col_28(a);
+  forward_saved_x2f_29(a);
+  forward_saved_h2f_30(a);
+  forward_saved_x2i_31(a);
+  forward_saved_h2i_32(a);
+  forward_saved_x2o_33(a);
+  forward_saved_h2o_34(a);
+  forward_x2c_35(a);
+  forward_matmul_36(a);
+  forward_l3_g_l3_hn_l3_c(a);
+  forward_h2mod_38(a);
+  forward_l3_m(a);
+  forward_modfanout_40(a);
+  forward_l3_eta(a);
+  forward_saved_col_42(a);
+  forward_matmul_43(a);
+  forward_l1_pw_l1_et_l2_pw_l2_et(a);
+  forward_l3_pw_l3_et(a);
+  forward_logits(a);
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // backward stage 0: dense product (Eigen), [400]
 //   %231 matmul
-template <class T> static void lm_modul_lstm_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  const T *__restrict enc_weight = a.params + 0;       // [10000, 400]
-  T *__restrict t231 = a.scratch + 0;                  // [400]
+template <class T> static void backward_matmul(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict t231 = a.scratch + 0;                          // [400]
 #line 18 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t231, 400).noalias() =
       ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(enc_weight, 10000, 400);
-#line 920 "lm_modul_lstm.cpp"
+#line 1082 "lm_modul_lstm.cpp"
 }
 
+// state  et : [H, H] = 0
+// param  etaet : [] = 0.01
+// pw' = clip(pw + col(eta) * et, -2, 2)
+// et' = (1 - etaet) * et + etaet * outer(g, h)
+//
 // backward stage 1: fused loop nest over [400, 400]
 //   %234 reduce_to
 //   %237 matmul
@@ -926,28 +1093,26 @@ template <class T> static void lm_modul_lstm_backward_0(const dopa::StepArgs<T> 
 //   %240 reduce_to
 //   %249 reduce_to
 //   %251 add -> grad_prev l3.et
-template <class T> static void lm_modul_lstm_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l3_et_next = a.gradNext + 5446240; // [400, 400] d l3.et'
-  const T *__restrict t186_l3_g = a.saved + 23600;         // [400] l3.g
-  const T *__restrict l3_h = a.state + 5285440;            // [400]
-  T *__restrict t234 = a.scratch + 400;                    // []
-  T *__restrict t237 = a.scratch + 416;                    // [400]
-  const T *__restrict l3_etaet = a.params + 24197694;      // []
-  T *__restrict t238 = a.scratch + 816;                    // [400]
-  const T *__restrict l3_et = a.state + 5446240;           // [400, 400]
-  T *__restrict t240 = a.scratch + 1216;                   // []
-  const T *__restrict d_l3_pw_next = a.gradNext + 5286240; // [400, 400] d l3.pw'
-  const T *__restrict l3_pw = a.state + 5286240;           // [400, 400]
-  const T *__restrict t202 = a.saved + 24416;              // [400, 1]
-  T *__restrict t249 = a.scratch + 1232;                   // [400, 1]
-  const T *__restrict t208 = a.saved + 24816;              // []
-  T *__restrict d_l3_et = a.gradPrev + 5446240;            // [400, 400]
-  for (int e = 0; e < 1; ++e)
-    t234[e] = T(0);
+template <class T> static void backward_d_l3_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_et_next = a.gradNext + kStateL3Et; // [400, 400] d l3.et'
+  const T *__restrict t186_l3_g = a.saved + 23600;            // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;             // [400]
+  T *__restrict t234 = a.scratch + 400;                       // []
+  T *__restrict t237 = a.scratch + 416;                       // [400]
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet;    // []
+  T *__restrict t238 = a.scratch + 816;                       // [400]
+  const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
+  T *__restrict t240 = a.scratch + 1216;                      // []
+  const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
+  const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
+  const T *__restrict t202 = a.saved + 24416;                 // [400, 1]
+  T *__restrict t249 = a.scratch + 1232;                      // [400, 1]
+  const T *__restrict t208 = a.saved + 24816;                 // []
+  T *__restrict d_l3_et = a.gradPrev + kStateL3Et;            // [400, 400]
+  t234[0] = T(0);
   for (int e = 0; e < 400; ++e)
     t238[e] = T(0);
-  for (int e = 0; e < 1; ++e)
-    t240[e] = T(0);
+  t240[0] = T(0);
   for (int e = 0; e < 400; ++e)
     t249[e] = T(0);
   for (int i = 0; i < 400; ++i) {
@@ -988,74 +1153,89 @@ template <class T> static void lm_modul_lstm_backward_1(const dopa::StepArgs<T> 
     t240[0] += acc240;
     t249[i] += acc249;
   }
-#line 992 "lm_modul_lstm.cpp"
+#line 1157 "lm_modul_lstm.cpp"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // backward stage 2:
 //   %252 reshape
-template <class T> static void lm_modul_lstm_backward_2(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
   T *__restrict t252 = a.record + 29008; // [400]
   T *__restrict t249 = a.scratch + 1232; // [400, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t252[e] = t249[e];
-#line 1003 "lm_modul_lstm.cpp"
+#line 1170 "lm_modul_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // backward stage 3: dense product (Eigen), [1]
 //   %255 matmul
-template <class T> static void lm_modul_lstm_backward_3(const dopa::StepArgs<T> &a) {
-  T *__restrict t252 = a.record + 29008;                         // [400]
-  const T *__restrict l3_modfanout_weight = a.params + 24198096; // [400, 1]
-  T *__restrict t255 = a.scratch + 1632;                         // [1]
+template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
+  T *__restrict t252 = a.record + 29008;                                        // [400]
+  const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
+  T *__restrict t255 = a.scratch + 1632;                                        // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t255, 1).noalias() =
       ConstRowVec<T>(t252, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1015 "lm_modul_lstm.cpp"
+#line 1184 "lm_modul_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 4: fused loop nest over [1]
 //   %259 mul
 //   %56 tanh l1.M -> record (a factor of deferred outer-product gradients)
 //   %128 tanh l2.M -> record (a factor of deferred outer-product gradients)
 //   %259 mul += grad l3.h2mod.bias
 //   %197 tanh l3.M -> record (a factor of deferred outer-product gradients)
-template <class T> static void lm_modul_lstm_backward_4_l1_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t255 = a.scratch + 1632;              // [1]
-  const T *__restrict t197_l3_M = a.saved + 24400;    // [1] l3.M
-  T *__restrict t259 = a.record + 28992;              // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
-  T *__restrict record11 = a.record + 18880;          // [1]
-  const T *__restrict t128_l2_M = a.saved + 20016;    // [1] l2.M
-  T *__restrict record20 = a.record + 26976;          // [1]
-  T *__restrict d_l3_h2mod_bias = a.grads + 24198095; // [1]
-  T *__restrict record28 = a.record + 29408;          // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t255 = a.scratch + 1632;                       // [1]
+  const T *__restrict t197_l3_M = a.saved + 24400;             // [1] l3.M
+  T *__restrict t259 = a.record + 28992;                       // [1]
+  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
+  T *__restrict record11 = a.record + 18880;                   // [1]
+  const T *__restrict t128_l2_M = a.saved + 20016;             // [1] l2.M
+  T *__restrict record20 = a.record + 26976;                   // [1]
+  T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
+  T *__restrict record28 = a.record + 29408;                   // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-    const T v257 = t197_l3_M[0] * t197_l3_M[0];
-    const T v258 = T(1.0) - v257;
-    const T v259 = t255[0] * v258;
-    t259[0] = v259;
-    record11[0] = t56_l1_M[0];
-    record20[0] = t128_l2_M[0];
-    d_l3_h2mod_bias[0] += v259;
-    record28[0] = t197_l3_M[0];
-  }
-#line 1045 "lm_modul_lstm.cpp"
+  const T v257 = t197_l3_M[0] * t197_l3_M[0];
+  const T v258 = T(1.0) - v257;
+  const T v259 = t255[0] * v258;
+  t259[0] = v259;
+  record11[0] = t56_l1_M[0];
+  record20[0] = t128_l2_M[0];
+  d_l3_h2mod_bias[0] += v259;
+  record28[0] = t197_l3_M[0];
+#line 1214 "lm_modul_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 5: dense product (Eigen), [400]
 //   %262 matmul
-template <class T> static void lm_modul_lstm_backward_5(const dopa::StepArgs<T> &a) {
-  T *__restrict t259 = a.record + 28992;                     // [1]
-  const T *__restrict l3_h2mod_weight = a.params + 24197695; // [1, 400]
-  T *__restrict t262 = a.scratch + 1648;                     // [400]
+template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
+  T *__restrict t259 = a.record + 28992;                                // [1]
+  const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
+  T *__restrict t262 = a.scratch + 1648;                                // [400]
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t262, 400).noalias() =
       ConstRowVec<T>(t259, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1057 "lm_modul_lstm.cpp"
+#line 1228 "lm_modul_lstm.cpp"
 }
 
+// y1 = l1(enc(tok))
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // backward stage 6: fused loop nest over [400]
 //   %277 mul
 //   %292 mul
@@ -1073,46 +1253,47 @@ template <class T> static void lm_modul_lstm_backward_5(const dopa::StepArgs<T> 
 //   %292 mul += grad l3.h2o.bias
 //   %277 mul += grad l3.x2c.bias
 //   %252 reshape += grad l3.modfanout.bias
-template <class T> static void lm_modul_lstm_backward_6_l3_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t237 = a.scratch + 416;                   // [400]
-  const T *__restrict d_l3_c_next = a.gradNext + 5285840; // [400] d l3.c'
-  const T *__restrict d_l3_h_next = a.gradNext + 5285440; // [400] d l3.h'
-  T *__restrict t231 = a.scratch + 0;                     // [400]
-  T *__restrict t262 = a.scratch + 1648;                  // [400]
-  const T *__restrict t166 = a.saved + 22800;             // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095694;  // [400]
-  const T *__restrict t170 = a.saved + 23200;             // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036894;  // [400]
-  const T *__restrict t145 = a.saved + 21200;             // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175694;  // [400]
-  const T *__restrict t150 = a.saved + 21600;             // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716094;  // [400]
-  const T *__restrict l3_c = a.state + 5285840;           // [400]
-  const T *__restrict t156 = a.saved + 22000;             // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635694;  // [400]
-  const T *__restrict t160 = a.saved + 22400;             // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23876494;  // [400]
-  const T *__restrict t186_l3_g = a.saved + 23600;        // [400] l3.g
-  T *__restrict t277 = a.record + 28592;                  // [400]
-  T *__restrict t292 = a.record + 28192;                  // [400]
-  T *__restrict t303 = a.record + 27792;                  // [400]
-  T *__restrict t314 = a.record + 26992;                  // [400]
-  T *__restrict d_l3_c = a.gradPrev + 5285840;            // [400]
-  const T *__restrict t192_l3_hn = a.saved + 24000;       // [400] l3.hn
-  T *__restrict record1 = a.record + 10000;               // [400]
-  const T *__restrict t2 = a.saved + 0;                   // [400]
-  T *__restrict record3 = a.record + 11552;               // [400]
-  T *__restrict d_l3_x2f_bias = a.grads + 22175694;       // [400]
-  const T *__restrict l3_h = a.state + 5285440;           // [400]
-  T *__restrict record22 = a.record + 27392;              // [400]
-  T *__restrict d_l3_h2f_bias = a.grads + 23716094;       // [400]
-  T *__restrict d_l3_x2i_bias = a.grads + 22635694;       // [400]
-  T *__restrict d_l3_h2i_bias = a.grads + 23876494;       // [400]
-  T *__restrict d_l3_x2o_bias = a.grads + 23095694;       // [400]
-  T *__restrict d_l3_h2o_bias = a.grads + 24036894;       // [400]
-  T *__restrict d_l3_x2c_bias = a.grads + 23555694;       // [400]
-  T *__restrict t252 = a.record + 29008;                  // [400]
-  T *__restrict d_l3_modfanout_bias = a.grads + 24198496; // [400]
+template <class T>
+static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t237 = a.scratch + 416;                                // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
+  T *__restrict t231 = a.scratch + 0;                                  // [400]
+  T *__restrict t262 = a.scratch + 1648;                               // [400]
+  const T *__restrict t166 = a.saved + 22800;                          // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
+  const T *__restrict t170 = a.saved + 23200;                          // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias;        // [400]
+  const T *__restrict t145 = a.saved + 21200;                          // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias;        // [400]
+  const T *__restrict t150 = a.saved + 21600;                          // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias;        // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;                      // [400]
+  const T *__restrict t156 = a.saved + 22000;                          // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias;        // [400]
+  const T *__restrict t160 = a.saved + 22400;                          // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
+  const T *__restrict t186_l3_g = a.saved + 23600;                     // [400] l3.g
+  T *__restrict t277 = a.record + 28592;                               // [400]
+  T *__restrict t292 = a.record + 28192;                               // [400]
+  T *__restrict t303 = a.record + 27792;                               // [400]
+  T *__restrict t314 = a.record + 26992;                               // [400]
+  T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
+  const T *__restrict t192_l3_hn = a.saved + 24000;                    // [400] l3.hn
+  T *__restrict record1 = a.record + 10000;                            // [400]
+  const T *__restrict t2 = a.saved + 0;                                // [400]
+  T *__restrict record3 = a.record + 11552;                            // [400]
+  T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;             // [400]
+  const T *__restrict l3_h = a.state + kStateL3H;                      // [400]
+  T *__restrict record22 = a.record + 27392;                           // [400]
+  T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;             // [400]
+  T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;             // [400]
+  T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;             // [400]
+  T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;             // [400]
+  T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;             // [400]
+  T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
+  T *__restrict t252 = a.record + 29008;                               // [400]
+  T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   for (int j = 0; j < 400; ++j) {
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v232 = d_l3_h_next[j] + t231[j];
@@ -1194,25 +1375,29 @@ template <class T> static void lm_modul_lstm_backward_6_l3_hn(const dopa::StepAr
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l3_modfanout_bias[j] += t252[j];
   }
-#line 1198 "lm_modul_lstm.cpp"
+#line 1379 "lm_modul_lstm.cpp"
 }
 
+// state  pw : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // backward stage 7: fused loop nest over [400, 400]
 //   %279 matmul
 //   %282 reduce_to
 //   %285 add -> grad_prev l3.pw
-template <class T> static void lm_modul_lstm_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t279 = a.scratch + 2048;                   // [400]
-  T *__restrict t277 = a.record + 28592;                   // [400]
-  const T *__restrict l3_w = a.params + 24037294;          // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197294;      // [400, 1]
-  const T *__restrict l3_pw = a.state + 5286240;           // [400, 400]
-  const T *__restrict l3_h = a.state + 5285440;            // [400]
-  T *__restrict t282 = a.scratch + 2448;                   // [400, 1]
-  const T *__restrict d_l3_pw_next = a.gradNext + 5286240; // [400, 400] d l3.pw'
-  const T *__restrict t202 = a.saved + 24416;              // [400, 1]
-  const T *__restrict l3_et = a.state + 5446240;           // [400, 400]
-  T *__restrict d_l3_pw = a.gradPrev + 5286240;            // [400, 400]
+template <class T> static void backward_d_l3_pw(const dopa::StepArgs<T> &a) {
+  T *__restrict t279 = a.scratch + 2048;                      // [400]
+  T *__restrict t277 = a.record + 28592;                      // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;            // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;    // [400, 1]
+  const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;             // [400]
+  T *__restrict t282 = a.scratch + 2448;                      // [400, 1]
+  const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
+  const T *__restrict t202 = a.saved + 24416;                 // [400, 1]
+  const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
+  T *__restrict d_l3_pw = a.gradPrev + kStateL3Pw;            // [400, 400]
   for (int e = 0; e < 400; ++e)
     t279[e] = T(0);
   for (int e = 0; e < 400; ++e)
@@ -1242,93 +1427,112 @@ template <class T> static void lm_modul_lstm_backward_7(const dopa::StepArgs<T> 
     }
     t282[i] += acc282;
   }
-#line 1246 "lm_modul_lstm.cpp"
+#line 1431 "lm_modul_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // backward stage 8: dense product (Eigen), [1149]
 //   %288 matmul
-template <class T> static void lm_modul_lstm_backward_8(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 28592;                   // [400]
-  const T *__restrict l3_x2c_weight = a.params + 23096094; // [400, 1149]
-  T *__restrict t288 = a.scratch + 2848;                   // [1149]
+template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t277 = a.record + 28592;                            // [400]
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict t288 = a.scratch + 2848;                            // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t288, 1149).noalias() =
       ConstRowVec<T>(t277, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1258 "lm_modul_lstm.cpp"
+#line 1445 "lm_modul_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 9: dense product (Eigen), [400]
 //   %295 matmul
-template <class T> static void lm_modul_lstm_backward_9(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.record + 28192;                   // [400]
-  const T *__restrict l3_h2o_weight = a.params + 23876894; // [400, 400]
-  T *__restrict t295 = a.scratch + 4000;                   // [400]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t292 = a.record + 28192;                            // [400]
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  T *__restrict t295 = a.scratch + 4000;                            // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t295, 400).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1270 "lm_modul_lstm.cpp"
+#line 1459 "lm_modul_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 10: dense product (Eigen), [1149]
 //   %299 matmul
-template <class T> static void lm_modul_lstm_backward_10(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.record + 28192;                   // [400]
-  const T *__restrict l3_x2o_weight = a.params + 22636094; // [400, 1149]
-  T *__restrict t299 = a.scratch + 4400;                   // [1149]
+template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t292 = a.record + 28192;                            // [400]
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict t299 = a.scratch + 4400;                            // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t299, 1149).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1282 "lm_modul_lstm.cpp"
+#line 1473 "lm_modul_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 11: dense product (Eigen), [400]
 //   %306 matmul
-template <class T> static void lm_modul_lstm_backward_11(const dopa::StepArgs<T> &a) {
-  T *__restrict t303 = a.record + 27792;                   // [400]
-  const T *__restrict l3_h2i_weight = a.params + 23716494; // [400, 400]
-  T *__restrict t306 = a.scratch + 5552;                   // [400]
+template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t303 = a.record + 27792;                            // [400]
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  T *__restrict t306 = a.scratch + 5552;                            // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t306, 400).noalias() =
       ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1294 "lm_modul_lstm.cpp"
+#line 1487 "lm_modul_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 12: dense product (Eigen), [1149]
 //   %310 matmul
-template <class T> static void lm_modul_lstm_backward_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t303 = a.record + 27792;                   // [400]
-  const T *__restrict l3_x2i_weight = a.params + 22176094; // [400, 1149]
-  T *__restrict t310 = a.scratch + 5952;                   // [1149]
+template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t303 = a.record + 27792;                            // [400]
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict t310 = a.scratch + 5952;                            // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t310, 1149).noalias() =
       ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1306 "lm_modul_lstm.cpp"
+#line 1501 "lm_modul_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 13: dense product (Eigen), [400]
 //   %317 matmul
-template <class T> static void lm_modul_lstm_backward_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t314 = a.record + 26992;                   // [400]
-  const T *__restrict l3_h2f_weight = a.params + 23556094; // [400, 400]
-  T *__restrict t317 = a.scratch + 7104;                   // [400]
+template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t314 = a.record + 26992;                            // [400]
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  T *__restrict t317 = a.scratch + 7104;                            // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t317, 400).noalias() =
       ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1318 "lm_modul_lstm.cpp"
+#line 1515 "lm_modul_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 14: dense product (Eigen), [1149]
 //   %321 matmul
-template <class T> static void lm_modul_lstm_backward_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t314 = a.record + 26992;                   // [400]
-  const T *__restrict l3_x2f_weight = a.params + 21716094; // [400, 1149]
-  T *__restrict t321 = a.scratch + 7504;                   // [1149]
+template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t314 = a.record + 26992;                            // [400]
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict t321 = a.scratch + 7504;                            // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t321, 1149).noalias() =
       ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1330 "lm_modul_lstm.cpp"
+#line 1529 "lm_modul_lstm.cpp"
 }
 
+// state  et : [H, H] = 0
+// param  etaet : [] = 0.01
+// pw' = clip(pw + col(eta) * et, -2, 2)
+// et' = (1 - etaet) * et + etaet * outer(g, h)
+//
 // backward stage 15: fused loop nest over [1149, 1149]
 //   %324 reduce_to
 //   %327 matmul
@@ -1342,51 +1546,47 @@ template <class T> static void lm_modul_lstm_backward_14(const dopa::StepArgs<T>
 //   %424 reduce_to
 //   %426 add -> grad_prev l1.et
 //   %339 add -> grad_prev l2.et
-template <class T> static void lm_modul_lstm_backward_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_et_next = a.gradNext + 3965232; // [1149, 1149] d l2.et'
-  const T *__restrict t117_l2_g = a.saved + 17712;         // [1149] l2.g
-  const T *__restrict l2_h = a.state + 2642720;            // [1149]
-  T *__restrict t324 = a.scratch + 8656;                   // []
-  T *__restrict t327 = a.scratch + 8672;                   // [1149]
-  const T *__restrict l2_etaet = a.params + 21712645;      // []
-  T *__restrict t328 = a.scratch + 9824;                   // [1149]
-  const T *__restrict l2_et = a.state + 3965232;           // [1149, 1149]
-  T *__restrict t330 = a.scratch + 10976;                  // []
-  const T *__restrict d_l2_pw_next = a.gradNext + 2645024; // [1149, 1149] d l2.pw'
-  const T *__restrict l2_pw = a.state + 2645024;           // [1149, 1149]
-  const T *__restrict t133 = a.saved + 20032;              // [1149, 1]
-  T *__restrict t337 = a.scratch + 10992;                  // [1149, 1]
-  const T *__restrict d_l1_et_next = a.gradNext + 1322512; // [1149, 1149] d l1.et'
-  const T *__restrict t45_l1_g = a.saved + 7312;           // [1149] l1.g
-  const T *__restrict l1_h = a.state + 0;                  // [1149]
-  T *__restrict t411 = a.scratch + 23680;                  // []
-  T *__restrict t414 = a.scratch + 23696;                  // [1149]
-  const T *__restrict l1_etaet = a.params + 11138396;      // []
-  T *__restrict t415 = a.scratch + 24848;                  // [1149]
-  const T *__restrict l1_et = a.state + 1322512;           // [1149, 1149]
-  T *__restrict t417 = a.scratch + 26000;                  // []
-  const T *__restrict d_l1_pw_next = a.gradNext + 2304;    // [1149, 1149] d l1.pw'
-  const T *__restrict l1_pw = a.state + 2304;              // [1149, 1149]
-  const T *__restrict t61 = a.saved + 9632;                // [1149, 1]
-  T *__restrict t424 = a.scratch + 26016;                  // [1149, 1]
-  const T *__restrict t70 = a.saved + 10784;               // []
-  T *__restrict d_l1_et = a.gradPrev + 1322512;            // [1149, 1149]
-  const T *__restrict t139 = a.saved + 21184;              // []
-  T *__restrict d_l2_et = a.gradPrev + 3965232;            // [1149, 1149]
-  for (int e = 0; e < 1; ++e)
-    t324[e] = T(0);
+template <class T> static void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et; // [1149, 1149] d l2.et'
+  const T *__restrict t117_l2_g = a.saved + 17712;            // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
+  T *__restrict t324 = a.scratch + 8656;                      // []
+  T *__restrict t327 = a.scratch + 8672;                      // [1149]
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet;    // []
+  T *__restrict t328 = a.scratch + 9824;                      // [1149]
+  const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
+  T *__restrict t330 = a.scratch + 10976;                     // []
+  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
+  const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
+  const T *__restrict t133 = a.saved + 20032;                 // [1149, 1]
+  T *__restrict t337 = a.scratch + 10992;                     // [1149, 1]
+  const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et; // [1149, 1149] d l1.et'
+  const T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
+  T *__restrict t411 = a.scratch + 23680;                     // []
+  T *__restrict t414 = a.scratch + 23696;                     // [1149]
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet;    // []
+  T *__restrict t415 = a.scratch + 24848;                     // [1149]
+  const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
+  T *__restrict t417 = a.scratch + 26000;                     // []
+  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
+  const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
+  const T *__restrict t61 = a.saved + 9632;                   // [1149, 1]
+  T *__restrict t424 = a.scratch + 26016;                     // [1149, 1]
+  const T *__restrict t70 = a.saved + 10784;                  // []
+  T *__restrict d_l1_et = a.gradPrev + kStateL1Et;            // [1149, 1149]
+  const T *__restrict t139 = a.saved + 21184;                 // []
+  T *__restrict d_l2_et = a.gradPrev + kStateL2Et;            // [1149, 1149]
+  t324[0] = T(0);
   for (int e = 0; e < 1149; ++e)
     t328[e] = T(0);
-  for (int e = 0; e < 1; ++e)
-    t330[e] = T(0);
+  t330[0] = T(0);
   for (int e = 0; e < 1149; ++e)
     t337[e] = T(0);
-  for (int e = 0; e < 1; ++e)
-    t411[e] = T(0);
+  t411[0] = T(0);
   for (int e = 0; e < 1149; ++e)
     t415[e] = T(0);
-  for (int e = 0; e < 1; ++e)
-    t417[e] = T(0);
+  t417[0] = T(0);
   for (int e = 0; e < 1149; ++e)
     t424[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
@@ -1460,63 +1660,77 @@ template <class T> static void lm_modul_lstm_backward_15(const dopa::StepArgs<T>
     t417[0] += acc417;
     t424[i] += acc424;
   }
-#line 1464 "lm_modul_lstm.cpp"
+#line 1664 "lm_modul_lstm.cpp"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // backward stage 16:
 //   %340 reshape
-template <class T> static void lm_modul_lstm_backward_16(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_record_col_16(const dopa::StepArgs<T> &a) {
   T *__restrict t340 = a.record + 25824;  // [1149]
   T *__restrict t337 = a.scratch + 10992; // [1149, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t340[e] = t337[e];
-#line 1475 "lm_modul_lstm.cpp"
+#line 1677 "lm_modul_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // backward stage 17: dense product (Eigen), [1]
 //   %343 matmul
-template <class T> static void lm_modul_lstm_backward_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t340 = a.record + 25824;                         // [1149]
-  const T *__restrict l2_modfanout_weight = a.params + 21713796; // [1149, 1]
-  T *__restrict t343 = a.scratch + 12144;                        // [1]
+template <class T> static void backward_modfanout_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t340 = a.record + 25824;                                        // [1149]
+  const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
+  T *__restrict t343 = a.scratch + 12144;                                       // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t343, 1).noalias() =
       ConstRowVec<T>(t340, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1487 "lm_modul_lstm.cpp"
+#line 1691 "lm_modul_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 18: fused loop nest over [1]
 //   %346 mul
 //   %346 mul += grad l2.h2mod.bias
-template <class T> static void lm_modul_lstm_backward_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t343 = a.scratch + 12144;             // [1]
-  const T *__restrict t128_l2_M = a.saved + 20016;    // [1] l2.M
-  T *__restrict t346 = a.record + 24656;              // [1]
-  T *__restrict d_l2_h2mod_bias = a.grads + 21713795; // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t343 = a.scratch + 12144;                      // [1]
+  const T *__restrict t128_l2_M = a.saved + 20016;             // [1] l2.M
+  T *__restrict t346 = a.record + 24656;                       // [1]
+  T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-    const T v344 = t128_l2_M[0] * t128_l2_M[0];
-    const T v345 = T(1.0) - v344;
-    const T v346 = t343[0] * v345;
-    t346[0] = v346;
-    d_l2_h2mod_bias[0] += v346;
-  }
-#line 1506 "lm_modul_lstm.cpp"
+  const T v344 = t128_l2_M[0] * t128_l2_M[0];
+  const T v345 = T(1.0) - v344;
+  const T v346 = t343[0] * v345;
+  t346[0] = v346;
+  d_l2_h2mod_bias[0] += v346;
+#line 1710 "lm_modul_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 19: dense product (Eigen), [1149]
 //   %349 matmul
-template <class T> static void lm_modul_lstm_backward_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t346 = a.record + 24656;                     // [1]
-  const T *__restrict l2_h2mod_weight = a.params + 21712646; // [1, 1149]
-  T *__restrict t349 = a.scratch + 12160;                    // [1149]
+template <class T> static void backward_h2mod_19(const dopa::StepArgs<T> &a) {
+  T *__restrict t346 = a.record + 24656;                                // [1]
+  const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
+  T *__restrict t349 = a.scratch + 12160;                               // [1149]
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t349, 1149).noalias() =
       ConstRowVec<T>(t346, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1518 "lm_modul_lstm.cpp"
+#line 1724 "lm_modul_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // backward stage 20: fused loop nest over [1149]
 //   %364 mul
 //   %379 mul
@@ -1535,51 +1749,52 @@ template <class T> static void lm_modul_lstm_backward_19(const dopa::StepArgs<T>
 //   %364 mul += grad l2.x2c.bias
 //   %123 mul l2.hn -> record (a factor of deferred outer-product gradients)
 //   %340 reshape += grad l2.modfanout.bias
-template <class T> static void lm_modul_lstm_backward_20_l1_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t327 = a.scratch + 8672;                  // [1149]
-  const T *__restrict d_l2_c_next = a.gradNext + 2643872; // [1149] d l2.c'
-  const T *__restrict d_l2_h_next = a.gradNext + 2642720; // [1149] d l2.h'
-  T *__restrict t288 = a.scratch + 2848;                  // [1149]
-  T *__restrict t299 = a.scratch + 4400;                  // [1149]
-  T *__restrict t310 = a.scratch + 5952;                  // [1149]
-  T *__restrict t321 = a.scratch + 7504;                  // [1149]
-  T *__restrict t349 = a.scratch + 12160;                 // [1149]
-  const T *__restrict t97 = a.saved + 15408;              // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104746;  // [1149]
-  const T *__restrict t101 = a.saved + 16560;             // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390146;  // [1149]
-  const T *__restrict t76 = a.saved + 10800;              // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462046;  // [1149]
-  const T *__restrict t81 = a.saved + 11952;              // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747446;  // [1149]
-  const T *__restrict l2_c = a.state + 2643872;           // [1149]
-  const T *__restrict t87 = a.saved + 13104;              // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783396;  // [1149]
-  const T *__restrict t91 = a.saved + 14256;              // [1149]
-  const T *__restrict l2_h2i_bias = a.params + 19068796;  // [1149]
-  const T *__restrict t117_l2_g = a.saved + 17712;        // [1149] l2.g
-  T *__restrict t364 = a.record + 23504;                  // [1149]
-  T *__restrict t379 = a.record + 22352;                  // [1149]
-  T *__restrict t390 = a.record + 21200;                  // [1149]
-  T *__restrict t401 = a.record + 18896;                  // [1149]
-  T *__restrict d_l2_c = a.gradPrev + 2643872;            // [1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict record4 = a.record + 11952;               // [1149]
-  const T *__restrict t51_l1_hn = a.saved + 8464;         // [1149] l1.hn
-  T *__restrict record9 = a.record + 16576;               // [1149]
-  T *__restrict d_l2_x2f_bias = a.grads + 12462046;       // [1149]
-  const T *__restrict l2_h = a.state + 2642720;           // [1149]
-  T *__restrict record13 = a.record + 20048;              // [1149]
-  T *__restrict d_l2_h2f_bias = a.grads + 17747446;       // [1149]
-  T *__restrict d_l2_x2i_bias = a.grads + 13783396;       // [1149]
-  T *__restrict d_l2_h2i_bias = a.grads + 19068796;       // [1149]
-  T *__restrict d_l2_x2o_bias = a.grads + 15104746;       // [1149]
-  T *__restrict d_l2_h2o_bias = a.grads + 20390146;       // [1149]
-  T *__restrict d_l2_x2c_bias = a.grads + 16426096;       // [1149]
-  const T *__restrict t123_l2_hn = a.saved + 18864;       // [1149] l2.hn
-  T *__restrict record18 = a.record + 24672;              // [1149]
-  T *__restrict t340 = a.record + 25824;                  // [1149]
-  T *__restrict d_l2_modfanout_bias = a.grads + 21714945; // [1149]
+template <class T>
+static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t327 = a.scratch + 8672;                               // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
+  T *__restrict t288 = a.scratch + 2848;                               // [1149]
+  T *__restrict t299 = a.scratch + 4400;                               // [1149]
+  T *__restrict t310 = a.scratch + 5952;                               // [1149]
+  T *__restrict t321 = a.scratch + 7504;                               // [1149]
+  T *__restrict t349 = a.scratch + 12160;                              // [1149]
+  const T *__restrict t97 = a.saved + 15408;                           // [1149]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
+  const T *__restrict t101 = a.saved + 16560;                          // [1149]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias;        // [1149]
+  const T *__restrict t76 = a.saved + 10800;                           // [1149]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias;        // [1149]
+  const T *__restrict t81 = a.saved + 11952;                           // [1149]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias;        // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C;                      // [1149]
+  const T *__restrict t87 = a.saved + 13104;                           // [1149]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;        // [1149]
+  const T *__restrict t91 = a.saved + 14256;                           // [1149]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
+  const T *__restrict t117_l2_g = a.saved + 17712;                     // [1149] l2.g
+  T *__restrict t364 = a.record + 23504;                               // [1149]
+  T *__restrict t379 = a.record + 22352;                               // [1149]
+  T *__restrict t390 = a.record + 21200;                               // [1149]
+  T *__restrict t401 = a.record + 18896;                               // [1149]
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
+  T *__restrict record4 = a.record + 11952;                            // [1149]
+  const T *__restrict t51_l1_hn = a.saved + 8464;                      // [1149] l1.hn
+  T *__restrict record9 = a.record + 16576;                            // [1149]
+  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;             // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                      // [1149]
+  T *__restrict record13 = a.record + 20048;                           // [1149]
+  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;             // [1149]
+  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;             // [1149]
+  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;             // [1149]
+  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;             // [1149]
+  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;             // [1149]
+  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
+  const T *__restrict t123_l2_hn = a.saved + 18864;                    // [1149] l2.hn
+  T *__restrict record18 = a.record + 24672;                           // [1149]
+  T *__restrict t340 = a.record + 25824;                               // [1149]
+  T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v289 = d_l2_h_next[j] + t288[j];
@@ -1665,25 +1880,29 @@ template <class T> static void lm_modul_lstm_backward_20_l1_hn(const dopa::StepA
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l2_modfanout_bias[j] += t340[j];
   }
-#line 1669 "lm_modul_lstm.cpp"
+#line 1884 "lm_modul_lstm.cpp"
 }
 
+// state  pw : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // backward stage 21: fused loop nest over [1149, 1149]
 //   %366 matmul
 //   %369 reduce_to
 //   %372 add -> grad_prev l2.pw
-template <class T> static void lm_modul_lstm_backward_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t366 = a.scratch + 13312;                  // [1149]
-  T *__restrict t364 = a.record + 23504;                   // [1149]
-  const T *__restrict l2_w = a.params + 20391295;          // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711496;      // [1149, 1]
-  const T *__restrict l2_pw = a.state + 2645024;           // [1149, 1149]
-  const T *__restrict l2_h = a.state + 2642720;            // [1149]
-  T *__restrict t369 = a.scratch + 14464;                  // [1149, 1]
-  const T *__restrict d_l2_pw_next = a.gradNext + 2645024; // [1149, 1149] d l2.pw'
-  const T *__restrict t133 = a.saved + 20032;              // [1149, 1]
-  const T *__restrict l2_et = a.state + 3965232;           // [1149, 1149]
-  T *__restrict d_l2_pw = a.gradPrev + 2645024;            // [1149, 1149]
+template <class T> static void backward_d_l2_pw(const dopa::StepArgs<T> &a) {
+  T *__restrict t366 = a.scratch + 13312;                     // [1149]
+  T *__restrict t364 = a.record + 23504;                      // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;            // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;    // [1149, 1]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
+  T *__restrict t369 = a.scratch + 14464;                     // [1149, 1]
+  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
+  const T *__restrict t133 = a.saved + 20032;                 // [1149, 1]
+  const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
+  T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
     t366[e] = T(0);
   for (int e = 0; e < 1149; ++e)
@@ -1713,147 +1932,175 @@ template <class T> static void lm_modul_lstm_backward_21(const dopa::StepArgs<T>
     }
     t369[i] += acc369;
   }
-#line 1717 "lm_modul_lstm.cpp"
+#line 1936 "lm_modul_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // backward stage 22: dense product (Eigen), [1149]
 //   %375 matmul
-template <class T> static void lm_modul_lstm_backward_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t364 = a.record + 23504;                   // [1149]
-  const T *__restrict l2_x2c_weight = a.params + 15105895; // [1149, 1149]
-  T *__restrict t375 = a.scratch + 15616;                  // [1149]
+template <class T> static void backward_x2c_22(const dopa::StepArgs<T> &a) {
+  T *__restrict t364 = a.record + 23504;                            // [1149]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict t375 = a.scratch + 15616;                           // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t375, 1149).noalias() =
       ConstRowVec<T>(t364, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1729 "lm_modul_lstm.cpp"
+#line 1950 "lm_modul_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 23: dense product (Eigen), [1149]
 //   %382 matmul
-template <class T> static void lm_modul_lstm_backward_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t379 = a.record + 22352;                   // [1149]
-  const T *__restrict l2_h2o_weight = a.params + 19069945; // [1149, 1149]
-  T *__restrict t382 = a.scratch + 16768;                  // [1149]
+template <class T> static void backward_h2o_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t379 = a.record + 22352;                            // [1149]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  T *__restrict t382 = a.scratch + 16768;                           // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t382, 1149).noalias() =
       ConstRowVec<T>(t379, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1741 "lm_modul_lstm.cpp"
+#line 1964 "lm_modul_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 24: dense product (Eigen), [1149]
 //   %386 matmul
-template <class T> static void lm_modul_lstm_backward_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t379 = a.record + 22352;                   // [1149]
-  const T *__restrict l2_x2o_weight = a.params + 13784545; // [1149, 1149]
-  T *__restrict t386 = a.scratch + 17920;                  // [1149]
+template <class T> static void backward_x2o_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t379 = a.record + 22352;                            // [1149]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t386 = a.scratch + 17920;                           // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t386, 1149).noalias() =
       ConstRowVec<T>(t379, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1753 "lm_modul_lstm.cpp"
+#line 1978 "lm_modul_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 25: dense product (Eigen), [1149]
 //   %393 matmul
-template <class T> static void lm_modul_lstm_backward_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t390 = a.record + 21200;                   // [1149]
-  const T *__restrict l2_h2i_weight = a.params + 17748595; // [1149, 1149]
-  T *__restrict t393 = a.scratch + 19072;                  // [1149]
+template <class T> static void backward_h2i_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t390 = a.record + 21200;                            // [1149]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  T *__restrict t393 = a.scratch + 19072;                           // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t393, 1149).noalias() =
       ConstRowVec<T>(t390, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1765 "lm_modul_lstm.cpp"
+#line 1992 "lm_modul_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 26: dense product (Eigen), [1149]
 //   %397 matmul
-template <class T> static void lm_modul_lstm_backward_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t390 = a.record + 21200;                   // [1149]
-  const T *__restrict l2_x2i_weight = a.params + 12463195; // [1149, 1149]
-  T *__restrict t397 = a.scratch + 20224;                  // [1149]
+template <class T> static void backward_x2i_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t390 = a.record + 21200;                            // [1149]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t397 = a.scratch + 20224;                           // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t397, 1149).noalias() =
       ConstRowVec<T>(t390, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1777 "lm_modul_lstm.cpp"
+#line 2006 "lm_modul_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 27: dense product (Eigen), [1149]
 //   %404 matmul
-template <class T> static void lm_modul_lstm_backward_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t401 = a.record + 18896;                   // [1149]
-  const T *__restrict l2_h2f_weight = a.params + 16427245; // [1149, 1149]
-  T *__restrict t404 = a.scratch + 21376;                  // [1149]
+template <class T> static void backward_h2f_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t401 = a.record + 18896;                            // [1149]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  T *__restrict t404 = a.scratch + 21376;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t404, 1149).noalias() =
       ConstRowVec<T>(t401, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1789 "lm_modul_lstm.cpp"
+#line 2020 "lm_modul_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 28: dense product (Eigen), [1149]
 //   %408 matmul
-template <class T> static void lm_modul_lstm_backward_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t401 = a.record + 18896;                   // [1149]
-  const T *__restrict l2_x2f_weight = a.params + 11141845; // [1149, 1149]
-  T *__restrict t408 = a.scratch + 22528;                  // [1149]
+template <class T> static void backward_x2f_28(const dopa::StepArgs<T> &a) {
+  T *__restrict t401 = a.record + 18896;                            // [1149]
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t408 = a.scratch + 22528;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t408, 1149).noalias() =
       ConstRowVec<T>(t401, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1801 "lm_modul_lstm.cpp"
+#line 2034 "lm_modul_lstm.cpp"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // backward stage 29:
 //   %427 reshape
-template <class T> static void lm_modul_lstm_backward_29(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_record_col_29(const dopa::StepArgs<T> &a) {
   T *__restrict t427 = a.record + 17728;  // [1149]
   T *__restrict t424 = a.scratch + 26016; // [1149, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t427[e] = t424[e];
-#line 1812 "lm_modul_lstm.cpp"
+#line 2047 "lm_modul_lstm.cpp"
 }
 
+// eta = modfanout(M)
+//
 // backward stage 30: dense product (Eigen), [1]
 //   %430 matmul
-template <class T> static void lm_modul_lstm_backward_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t427 = a.record + 17728;                         // [1149]
-  const T *__restrict l1_modfanout_weight = a.params + 11139547; // [1149, 1]
-  T *__restrict t430 = a.scratch + 27168;                        // [1]
+template <class T> static void backward_modfanout_30(const dopa::StepArgs<T> &a) {
+  T *__restrict t427 = a.record + 17728;                                        // [1149]
+  const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
+  T *__restrict t430 = a.scratch + 27168;                                       // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t430, 1).noalias() =
       ConstRowVec<T>(t427, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 1824 "lm_modul_lstm.cpp"
+#line 2061 "lm_modul_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 31: fused loop nest over [1]
 //   %433 mul
 //   %433 mul += grad l1.h2mod.bias
-template <class T> static void lm_modul_lstm_backward_31(const dopa::StepArgs<T> &a) {
-  T *__restrict t430 = a.scratch + 27168;             // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
-  T *__restrict t433 = a.record + 16560;              // [1]
-  T *__restrict d_l1_h2mod_bias = a.grads + 11139546; // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t430 = a.scratch + 27168;                      // [1]
+  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
+  T *__restrict t433 = a.record + 16560;                       // [1]
+  T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-    const T v431 = t56_l1_M[0] * t56_l1_M[0];
-    const T v432 = T(1.0) - v431;
-    const T v433 = t430[0] * v432;
-    t433[0] = v433;
-    d_l1_h2mod_bias[0] += v433;
-  }
-#line 1843 "lm_modul_lstm.cpp"
+  const T v431 = t56_l1_M[0] * t56_l1_M[0];
+  const T v432 = T(1.0) - v431;
+  const T v433 = t430[0] * v432;
+  t433[0] = v433;
+  d_l1_h2mod_bias[0] += v433;
+#line 2080 "lm_modul_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 32: dense product (Eigen), [1149]
 //   %436 matmul
-template <class T> static void lm_modul_lstm_backward_32(const dopa::StepArgs<T> &a) {
-  T *__restrict t433 = a.record + 16560;                     // [1]
-  const T *__restrict l1_h2mod_weight = a.params + 11138397; // [1, 1149]
-  T *__restrict t436 = a.scratch + 27184;                    // [1149]
+template <class T> static void backward_h2mod_32(const dopa::StepArgs<T> &a) {
+  T *__restrict t433 = a.record + 16560;                                // [1]
+  const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
+  T *__restrict t436 = a.scratch + 27184;                               // [1149]
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t436, 1149).noalias() =
       ConstRowVec<T>(t433, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 1855 "lm_modul_lstm.cpp"
+#line 2094 "lm_modul_lstm.cpp"
 }
 
+// state  h : [H] = 0
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// cn = f * c + i * g
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // backward stage 33: fused loop nest over [1149]
 //   %451 mul
 //   %465 mul
@@ -1869,49 +2116,50 @@ template <class T> static void lm_modul_lstm_backward_32(const dopa::StepArgs<T>
 //   %465 mul += grad l1.h2o.bias
 //   %451 mul += grad l1.x2c.bias
 //   %427 reshape += grad l1.modfanout.bias
-template <class T> static void lm_modul_lstm_backward_33(const dopa::StepArgs<T> &a) {
-  T *__restrict t414 = a.scratch + 23696;                 // [1149]
-  const T *__restrict d_l1_c_next = a.gradNext + 1152;    // [1149] d l1.c'
-  const T *__restrict d_l1_h_next = a.gradNext + 0;       // [1149] d l1.h'
-  T *__restrict t375 = a.scratch + 15616;                 // [1149]
-  T *__restrict t386 = a.scratch + 17920;                 // [1149]
-  T *__restrict t397 = a.scratch + 20224;                 // [1149]
-  T *__restrict t408 = a.scratch + 22528;                 // [1149]
-  T *__restrict t436 = a.scratch + 27184;                 // [1149]
-  const T *__restrict t25 = a.saved + 5008;               // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098;   // [1149]
-  const T *__restrict t29 = a.saved + 6160;               // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897;   // [1149]
-  const T *__restrict t4 = a.saved + 400;                 // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600;   // [1149]
-  const T *__restrict t9 = a.saved + 1552;                // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197;   // [1149]
-  const T *__restrict l1_c = a.state + 1152;              // [1149]
-  const T *__restrict t15 = a.saved + 2704;               // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349;   // [1149]
-  const T *__restrict t19 = a.saved + 3856;               // [1149]
-  const T *__restrict l1_h2i_bias = a.params + 8494547;   // [1149]
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  T *__restrict t451 = a.record + 15408;                  // [1149]
-  T *__restrict t465 = a.record + 14256;                  // [1149]
-  T *__restrict t476 = a.record + 13104;                  // [1149]
-  T *__restrict t487 = a.record + 10400;                  // [1149]
-  T *__restrict d_l1_c = a.gradPrev + 1152;               // [1149]
-  T *__restrict t328 = a.scratch + 9824;                  // [1149]
-  T *__restrict t366 = a.scratch + 13312;                 // [1149]
-  T *__restrict t382 = a.scratch + 16768;                 // [1149]
-  T *__restrict t393 = a.scratch + 19072;                 // [1149]
-  T *__restrict t404 = a.scratch + 21376;                 // [1149]
-  T *__restrict d_l2_h = a.gradPrev + 2642720;            // [1149]
-  T *__restrict d_l1_x2f_bias = a.grads + 4469600;        // [1149]
-  T *__restrict d_l1_h2f_bias = a.grads + 7173197;        // [1149]
-  T *__restrict d_l1_x2i_bias = a.grads + 4930349;        // [1149]
-  T *__restrict d_l1_h2i_bias = a.grads + 8494547;        // [1149]
-  T *__restrict d_l1_x2o_bias = a.grads + 5391098;        // [1149]
-  T *__restrict d_l1_h2o_bias = a.grads + 9815897;        // [1149]
-  T *__restrict d_l1_x2c_bias = a.grads + 5851847;        // [1149]
-  T *__restrict t427 = a.record + 17728;                  // [1149]
-  T *__restrict d_l1_modfanout_bias = a.grads + 11140696; // [1149]
+template <class T>
+static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t414 = a.scratch + 23696;                              // [1149]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
+  T *__restrict t375 = a.scratch + 15616;                              // [1149]
+  T *__restrict t386 = a.scratch + 17920;                              // [1149]
+  T *__restrict t397 = a.scratch + 20224;                              // [1149]
+  T *__restrict t408 = a.scratch + 22528;                              // [1149]
+  T *__restrict t436 = a.scratch + 27184;                              // [1149]
+  const T *__restrict t25 = a.saved + 5008;                            // [1149]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
+  const T *__restrict t29 = a.saved + 6160;                            // [1149]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias;        // [1149]
+  const T *__restrict t4 = a.saved + 400;                              // [1149]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias;        // [1149]
+  const T *__restrict t9 = a.saved + 1552;                             // [1149]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias;        // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C;                      // [1149]
+  const T *__restrict t15 = a.saved + 2704;                            // [1149]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias;        // [1149]
+  const T *__restrict t19 = a.saved + 3856;                            // [1149]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
+  const T *__restrict t45_l1_g = a.saved + 7312;                       // [1149] l1.g
+  T *__restrict t451 = a.record + 15408;                               // [1149]
+  T *__restrict t465 = a.record + 14256;                               // [1149]
+  T *__restrict t476 = a.record + 13104;                               // [1149]
+  T *__restrict t487 = a.record + 10400;                               // [1149]
+  T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
+  T *__restrict t328 = a.scratch + 9824;                               // [1149]
+  T *__restrict t366 = a.scratch + 13312;                              // [1149]
+  T *__restrict t382 = a.scratch + 16768;                              // [1149]
+  T *__restrict t393 = a.scratch + 19072;                              // [1149]
+  T *__restrict t404 = a.scratch + 21376;                              // [1149]
+  T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
+  T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
+  T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
+  T *__restrict d_l1_x2i_bias = a.grads + kParamL1X2iBias;             // [1149]
+  T *__restrict d_l1_h2i_bias = a.grads + kParamL1H2iBias;             // [1149]
+  T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
+  T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
+  T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
+  T *__restrict t427 = a.record + 17728;                               // [1149]
+  T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v376 = d_l1_h_next[j] + t375[j];
@@ -1999,25 +2247,29 @@ template <class T> static void lm_modul_lstm_backward_33(const dopa::StepArgs<T>
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l1_modfanout_bias[j] += t427[j];
   }
-#line 2003 "lm_modul_lstm.cpp"
+#line 2251 "lm_modul_lstm.cpp"
 }
 
+// state  pw : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // backward stage 34: fused loop nest over [1149, 1149]
 //   %453 matmul
 //   %456 reduce_to
 //   %459 add -> grad_prev l1.pw
-template <class T> static void lm_modul_lstm_backward_34(const dopa::StepArgs<T> &a) {
-  T *__restrict t453 = a.scratch + 28336;               // [1149]
-  T *__restrict t451 = a.record + 15408;                // [1149]
-  const T *__restrict l1_w = a.params + 9817046;        // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247;   // [1149, 1]
-  const T *__restrict l1_pw = a.state + 2304;           // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;               // [1149]
-  T *__restrict t456 = a.scratch + 29488;               // [1149, 1]
-  const T *__restrict d_l1_pw_next = a.gradNext + 2304; // [1149, 1149] d l1.pw'
-  const T *__restrict t61 = a.saved + 9632;             // [1149, 1]
-  const T *__restrict l1_et = a.state + 1322512;        // [1149, 1149]
-  T *__restrict d_l1_pw = a.gradPrev + 2304;            // [1149, 1149]
+template <class T> static void backward_d_l1_pw(const dopa::StepArgs<T> &a) {
+  T *__restrict t453 = a.scratch + 28336;                     // [1149]
+  T *__restrict t451 = a.record + 15408;                      // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;            // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;    // [1149, 1]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
+  T *__restrict t456 = a.scratch + 29488;                     // [1149, 1]
+  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
+  const T *__restrict t61 = a.saved + 9632;                   // [1149, 1]
+  const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
+  T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
     t453[e] = T(0);
   for (int e = 0; e < 1149; ++e)
@@ -2047,102 +2299,118 @@ template <class T> static void lm_modul_lstm_backward_34(const dopa::StepArgs<T>
     }
     t456[i] += acc456;
   }
-#line 2051 "lm_modul_lstm.cpp"
+#line 2303 "lm_modul_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // backward stage 35: dense product (Eigen), [400]
 //   %462 matmul
-template <class T> static void lm_modul_lstm_backward_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t451 = a.record + 15408;                  // [1149]
-  const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
-  T *__restrict t462 = a.scratch + 30640;                 // [400]
+template <class T> static void backward_x2c_35(const dopa::StepArgs<T> &a) {
+  T *__restrict t451 = a.record + 15408;                            // [1149]
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t462 = a.scratch + 30640;                           // [400]
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t462, 400).noalias() =
       ConstRowVec<T>(t451, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2063 "lm_modul_lstm.cpp"
+#line 2317 "lm_modul_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 36: dense product (Eigen), [1149]
 //   %468 matmul
-template <class T> static void lm_modul_lstm_backward_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t465 = a.record + 14256;                  // [1149]
-  const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
-  T *__restrict t468 = a.scratch + 31040;                 // [1149]
+template <class T> static void backward_h2o_36(const dopa::StepArgs<T> &a) {
+  T *__restrict t465 = a.record + 14256;                            // [1149]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  T *__restrict t468 = a.scratch + 31040;                           // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t468, 1149).noalias() =
       ConstRowVec<T>(t465, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2075 "lm_modul_lstm.cpp"
+#line 2331 "lm_modul_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 37: dense product (Eigen), [400]
 //   %472 matmul
-template <class T> static void lm_modul_lstm_backward_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t465 = a.record + 14256;                  // [1149]
-  const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
-  T *__restrict t472 = a.scratch + 32192;                 // [400]
+template <class T> static void backward_x2o_37(const dopa::StepArgs<T> &a) {
+  T *__restrict t465 = a.record + 14256;                            // [1149]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t472 = a.scratch + 32192;                           // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t472, 400).noalias() =
       ConstRowVec<T>(t465, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2087 "lm_modul_lstm.cpp"
+#line 2345 "lm_modul_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 38: dense product (Eigen), [1149]
 //   %479 matmul
-template <class T> static void lm_modul_lstm_backward_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t476 = a.record + 13104;                  // [1149]
-  const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
-  T *__restrict t479 = a.scratch + 32592;                 // [1149]
+template <class T> static void backward_h2i_38(const dopa::StepArgs<T> &a) {
+  T *__restrict t476 = a.record + 13104;                            // [1149]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
+  T *__restrict t479 = a.scratch + 32592;                           // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t479, 1149).noalias() =
       ConstRowVec<T>(t476, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2099 "lm_modul_lstm.cpp"
+#line 2359 "lm_modul_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 39: dense product (Eigen), [400]
 //   %483 matmul
-template <class T> static void lm_modul_lstm_backward_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t476 = a.record + 13104;                  // [1149]
-  const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
-  T *__restrict t483 = a.scratch + 33744;                 // [400]
+template <class T> static void backward_x2i_39(const dopa::StepArgs<T> &a) {
+  T *__restrict t476 = a.record + 13104;                            // [1149]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
+  T *__restrict t483 = a.scratch + 33744;                           // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t483, 400).noalias() =
       ConstRowVec<T>(t476, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2111 "lm_modul_lstm.cpp"
+#line 2373 "lm_modul_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 40: dense product (Eigen), [1149]
 //   %490 matmul
-template <class T> static void lm_modul_lstm_backward_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t487 = a.record + 10400;                  // [1149]
-  const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
-  T *__restrict t490 = a.scratch + 34144;                 // [1149]
+template <class T> static void backward_h2f_40(const dopa::StepArgs<T> &a) {
+  T *__restrict t487 = a.record + 10400;                            // [1149]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
+  T *__restrict t490 = a.scratch + 34144;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t490, 1149).noalias() =
       ConstRowVec<T>(t487, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2123 "lm_modul_lstm.cpp"
+#line 2387 "lm_modul_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 41: dense product (Eigen), [400]
 //   %494 matmul
-template <class T> static void lm_modul_lstm_backward_41(const dopa::StepArgs<T> &a) {
-  T *__restrict t487 = a.record + 10400;                  // [1149]
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
-  T *__restrict t494 = a.scratch + 35296;                 // [400]
+template <class T> static void backward_x2f_41(const dopa::StepArgs<T> &a) {
+  T *__restrict t487 = a.record + 10400;                            // [1149]
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
+  T *__restrict t494 = a.scratch + 35296;                           // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t494, 400).noalias() =
       ConstRowVec<T>(t487, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2135 "lm_modul_lstm.cpp"
+#line 2401 "lm_modul_lstm.cpp"
 }
 
+// state  h : [H] = 0
+//
 // backward stage 42: fused loop nest over [1149]
 //   %491 add -> grad_prev l1.h
-template <class T> static void lm_modul_lstm_backward_42(const dopa::StepArgs<T> &a) {
-  T *__restrict t415 = a.scratch + 24848; // [1149]
-  T *__restrict t453 = a.scratch + 28336; // [1149]
-  T *__restrict t468 = a.scratch + 31040; // [1149]
-  T *__restrict t479 = a.scratch + 32592; // [1149]
-  T *__restrict t490 = a.scratch + 34144; // [1149]
-  T *__restrict d_l1_h = a.gradPrev + 0;  // [1149]
+template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t415 = a.scratch + 24848;        // [1149]
+  T *__restrict t453 = a.scratch + 28336;        // [1149]
+  T *__restrict t468 = a.scratch + 31040;        // [1149]
+  T *__restrict t479 = a.scratch + 32592;        // [1149]
+  T *__restrict t490 = a.scratch + 34144;        // [1149]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 100 "examples/lm/modul_lstm.dopa"
@@ -2152,25 +2420,28 @@ template <class T> static void lm_modul_lstm_backward_42(const dopa::StepArgs<T>
     const T v491 = v480 + t490[j];
     d_l1_h[j] = v491;
   }
-#line 2156 "lm_modul_lstm.cpp"
+#line 2424 "lm_modul_lstm.cpp"
 }
 
+// y1 = l1(enc(tok))
+// state  h : [H] = 0
+//
 // backward stage 43: fused loop nest over [400]
 //   %318 add -> grad_prev l3.h
 //   %495 add += grad enc.weight
-template <class T> static void lm_modul_lstm_backward_43(const dopa::StepArgs<T> &a) {
-  T *__restrict t238 = a.scratch + 816;        // [400]
-  T *__restrict t279 = a.scratch + 2048;       // [400]
-  T *__restrict t295 = a.scratch + 4000;       // [400]
-  T *__restrict t306 = a.scratch + 5552;       // [400]
-  T *__restrict t317 = a.scratch + 7104;       // [400]
-  T *__restrict d_l3_h = a.gradPrev + 5285440; // [400]
-  T *__restrict t462 = a.scratch + 30640;      // [400]
-  T *__restrict t472 = a.scratch + 32192;      // [400]
-  T *__restrict t483 = a.scratch + 33744;      // [400]
-  T *__restrict t494 = a.scratch + 35296;      // [400]
-  T *__restrict d_enc_weight = a.grads + 0;    // [10000, 400]
-  const T *__restrict tok = a.inputs[0];       // []
+template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
+  T *__restrict t238 = a.scratch + 816;                   // [400]
+  T *__restrict t279 = a.scratch + 2048;                  // [400]
+  T *__restrict t295 = a.scratch + 4000;                  // [400]
+  T *__restrict t306 = a.scratch + 5552;                  // [400]
+  T *__restrict t317 = a.scratch + 7104;                  // [400]
+  T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
+  T *__restrict t462 = a.scratch + 30640;                 // [400]
+  T *__restrict t472 = a.scratch + 32192;                 // [400]
+  T *__restrict t483 = a.scratch + 33744;                 // [400]
+  T *__restrict t494 = a.scratch + 35296;                 // [400]
+  T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
+  const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 100 "examples/lm/modul_lstm.dopa"
@@ -2185,16 +2456,16 @@ template <class T> static void lm_modul_lstm_backward_43(const dopa::StepArgs<T>
     const T v495 = v484 + t494[j];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v495;
   }
-#line 2189 "lm_modul_lstm.cpp"
+#line 2460 "lm_modul_lstm.cpp"
 }
 
 // backward stage 44: fused loop nest over [10000]
 //   %216 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %216 grad_output d logits += grad dec_bias
-template <class T> static void lm_modul_lstm_backward_44_d_logits(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   T *__restrict record0 = a.record + 0;                // [10000]
-  T *__restrict d_dec_bias = a.grads + 4000000;        // [10000]
+  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
 #pragma omp simd
   for (int j = 0; j < 10000; ++j) {
     record0[j] = d_out_logits[j];
@@ -2202,38 +2473,41 @@ template <class T> static void lm_modul_lstm_backward_44_d_logits(const dopa::St
   }
 }
 
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
 // backward stage 45: fused loop nest over [1149, 1]
 //   %456 reduce_to += grad l1.alpha
 //   %369 reduce_to += grad l2.alpha
-template <class T> static void lm_modul_lstm_backward_45(const dopa::StepArgs<T> &a) {
-  T *__restrict t456 = a.scratch + 29488;        // [1149, 1]
-  T *__restrict d_l1_alpha = a.grads + 11137247; // [1149, 1]
-  T *__restrict t369 = a.scratch + 14464;        // [1149, 1]
-  T *__restrict d_l2_alpha = a.grads + 21711496; // [1149, 1]
+template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t456 = a.scratch + 29488;             // [1149, 1]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
+  T *__restrict t369 = a.scratch + 14464;             // [1149, 1]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
-    for (int j = 0; j < 1; ++j) {
 #line 112 "examples/lm/modul_lstm.dopa"
-      d_l1_alpha[i] += t456[i];
-      d_l2_alpha[i] += t369[i];
-    }
+    d_l1_alpha[i] += t456[i];
+    d_l2_alpha[i] += t369[i];
   }
-#line 2221 "lm_modul_lstm.cpp"
+#line 2492 "lm_modul_lstm.cpp"
 }
 
+// param  etaet : [] = 0.01
+//
 // backward stage 46: fused loop nest over []
 //   %420 add += grad l1.etaet
 //   %333 add += grad l2.etaet
 //   %243 add += grad l3.etaet
-template <class T> static void lm_modul_lstm_backward_46(const dopa::StepArgs<T> &a) {
-  T *__restrict t411 = a.scratch + 23680;        // []
-  T *__restrict t417 = a.scratch + 26000;        // []
-  T *__restrict d_l1_etaet = a.grads + 11138396; // []
-  T *__restrict t324 = a.scratch + 8656;         // []
-  T *__restrict t330 = a.scratch + 10976;        // []
-  T *__restrict d_l2_etaet = a.grads + 21712645; // []
-  T *__restrict t234 = a.scratch + 400;          // []
-  T *__restrict t240 = a.scratch + 1216;         // []
-  T *__restrict d_l3_etaet = a.grads + 24197694; // []
+template <class T>
+static void backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
+  T *__restrict t411 = a.scratch + 23680;             // []
+  T *__restrict t417 = a.scratch + 26000;             // []
+  T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
+  T *__restrict t324 = a.scratch + 8656;              // []
+  T *__restrict t330 = a.scratch + 10976;             // []
+  T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
+  T *__restrict t234 = a.scratch + 400;               // []
+  T *__restrict t240 = a.scratch + 1216;              // []
+  T *__restrict d_l3_etaet = a.grads + kParamL3Etaet; // []
 #line 128 "examples/lm/modul_lstm.dopa"
   const T v419 = -t417[0];
 #line 113 "examples/lm/modul_lstm.dopa"
@@ -2249,73 +2523,73 @@ template <class T> static void lm_modul_lstm_backward_46(const dopa::StepArgs<T>
 #line 113 "examples/lm/modul_lstm.dopa"
   const T v243 = t234[0] + v242;
   d_l3_etaet[0] += v243;
-#line 2253 "lm_modul_lstm.cpp"
+#line 2527 "lm_modul_lstm.cpp"
 }
 
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
 // backward stage 47: fused loop nest over [400, 1]
 //   %282 reduce_to += grad l3.alpha
-template <class T> static void lm_modul_lstm_backward_47(const dopa::StepArgs<T> &a) {
-  T *__restrict t282 = a.scratch + 2448;         // [400, 1]
-  T *__restrict d_l3_alpha = a.grads + 24197294; // [400, 1]
+template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t282 = a.scratch + 2448;              // [400, 1]
+  T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
-    for (int j = 0; j < 1; ++j) {
 #line 112 "examples/lm/modul_lstm.dopa"
-      d_l3_alpha[i] += t282[i];
-    }
+    d_l3_alpha[i] += t282[i];
   }
-#line 2267 "lm_modul_lstm.cpp"
+#line 2541 "lm_modul_lstm.cpp"
 }
 
 /// One backward step of ModulLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  lm_modul_lstm_backward_0(a);
-  lm_modul_lstm_backward_1(a);
-  lm_modul_lstm_backward_2(a);
-  lm_modul_lstm_backward_3(a);
-  lm_modul_lstm_backward_4_l1_M(a);
-  lm_modul_lstm_backward_5(a);
-  lm_modul_lstm_backward_6_l3_hn(a);
-  lm_modul_lstm_backward_7(a);
-  lm_modul_lstm_backward_8(a);
-  lm_modul_lstm_backward_9(a);
-  lm_modul_lstm_backward_10(a);
-  lm_modul_lstm_backward_11(a);
-  lm_modul_lstm_backward_12(a);
-  lm_modul_lstm_backward_13(a);
-  lm_modul_lstm_backward_14(a);
-  lm_modul_lstm_backward_15(a);
-  lm_modul_lstm_backward_16(a);
-  lm_modul_lstm_backward_17(a);
-  lm_modul_lstm_backward_18(a);
-  lm_modul_lstm_backward_19(a);
-  lm_modul_lstm_backward_20_l1_hn(a);
-  lm_modul_lstm_backward_21(a);
-  lm_modul_lstm_backward_22(a);
-  lm_modul_lstm_backward_23(a);
-  lm_modul_lstm_backward_24(a);
-  lm_modul_lstm_backward_25(a);
-  lm_modul_lstm_backward_26(a);
-  lm_modul_lstm_backward_27(a);
-  lm_modul_lstm_backward_28(a);
-  lm_modul_lstm_backward_29(a);
-  lm_modul_lstm_backward_30(a);
-  lm_modul_lstm_backward_31(a);
-  lm_modul_lstm_backward_32(a);
-  lm_modul_lstm_backward_33(a);
-  lm_modul_lstm_backward_34(a);
-  lm_modul_lstm_backward_35(a);
-  lm_modul_lstm_backward_36(a);
-  lm_modul_lstm_backward_37(a);
-  lm_modul_lstm_backward_38(a);
-  lm_modul_lstm_backward_39(a);
-  lm_modul_lstm_backward_40(a);
-  lm_modul_lstm_backward_41(a);
-  lm_modul_lstm_backward_42(a);
-  lm_modul_lstm_backward_43(a);
-  lm_modul_lstm_backward_44_d_logits(a);
-  lm_modul_lstm_backward_45(a);
-  lm_modul_lstm_backward_46(a);
-  lm_modul_lstm_backward_47(a);
+  backward_matmul(a);
+  backward_d_l3_et(a);
+  backward_record_col(a);
+  backward_modfanout(a);
+  backward_grad_l3_h2mod_bias(a);
+  backward_h2mod(a);
+  backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
+  backward_d_l3_pw(a);
+  backward_x2c(a);
+  backward_h2o(a);
+  backward_x2o(a);
+  backward_h2i(a);
+  backward_x2i(a);
+  backward_h2f(a);
+  backward_x2f(a);
+  backward_d_l1_et_l2_et(a);
+  backward_record_col_16(a);
+  backward_modfanout_17(a);
+  backward_grad_l2_h2mod_bias(a);
+  backward_h2mod_19(a);
+  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
+  backward_d_l2_pw(a);
+  backward_x2c_22(a);
+  backward_h2o_23(a);
+  backward_x2o_24(a);
+  backward_h2i_25(a);
+  backward_x2i_26(a);
+  backward_h2f_27(a);
+  backward_x2f_28(a);
+  backward_record_col_29(a);
+  backward_modfanout_30(a);
+  backward_grad_l1_h2mod_bias(a);
+  backward_h2mod_32(a);
+  backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
+  backward_d_l1_pw(a);
+  backward_x2c_35(a);
+  backward_h2o_36(a);
+  backward_x2o_37(a);
+  backward_h2i_38(a);
+  backward_x2i_39(a);
+  backward_h2f_40(a);
+  backward_x2f_41(a);
+  backward_d_l1_h(a);
+  backward_d_l3_h_grad_enc_weight(a);
+  backward_grad_dec_bias(a);
+  backward_grad_l1_alpha_l2_alpha(a);
+  backward_grad_l1_etaet_l2_etaet_l3_etaet(a);
+  backward_grad_l3_alpha(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -2503,62 +2777,177 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {0,       1152,    2304,    1322512, 2642720, 2643872,
-                                       2645024, 3965232, 5285440, 5285840, 5286240, 5446240};
+static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Pw, kStateL1Et,
+                                       kStateL2H, kStateL2C, kStateL2Pw, kStateL2Et,
+                                       kStateL3H, kStateL3C, kStateL3Pw, kStateL3Et};
 static const int64_t inputRows[] = {10000};
 
 static const dopa::DeferredOuter deferred[] = {
-    {0, 10000, 400, 0, 10000},
-    {4010000, 1149, 400, 10400, 11552},
-    {5852996, 1149, 1149, 10400, 11952},
-    {4470749, 1149, 400, 13104, 11552},
-    {7174346, 1149, 1149, 13104, 11952},
-    {4931498, 1149, 400, 14256, 11552},
-    {8495696, 1149, 1149, 14256, 11952},
-    {5392247, 1149, 400, 15408, 11552},
-    {9817046, 1149, 1149, 15408, 11952},
-    {11138397, 1, 1149, 16560, 16576},
-    {11139547, 1149, 1, 17728, 18880},
-    {11141845, 1149, 1149, 18896, 16576},
-    {16427245, 1149, 1149, 18896, 20048},
-    {12463195, 1149, 1149, 21200, 16576},
-    {17748595, 1149, 1149, 21200, 20048},
-    {13784545, 1149, 1149, 22352, 16576},
-    {19069945, 1149, 1149, 22352, 20048},
-    {15105895, 1149, 1149, 23504, 16576},
-    {20391295, 1149, 1149, 23504, 20048},
-    {21712646, 1, 1149, 24656, 24672},
-    {21713796, 1149, 1, 25824, 26976},
-    {21716094, 400, 1149, 26992, 24672},
-    {23556094, 400, 400, 26992, 27392},
-    {22176094, 400, 1149, 27792, 24672},
-    {23716494, 400, 400, 27792, 27392},
-    {22636094, 400, 1149, 28192, 24672},
-    {23876894, 400, 400, 28192, 27392},
-    {23096094, 400, 1149, 28592, 24672},
-    {24037294, 400, 400, 28592, 27392},
-    {24197695, 1, 400, 28992, 10000},
-    {24198096, 400, 1, 29008, 29408},
+    {.paramOffset = kParamEncWeight, .rows = 10000, .cols = 400, .offsetA = 0, .offsetB = 10000},
+    {.paramOffset = kParamL1X2fWeight,
+     .rows = 1149,
+     .cols = 400,
+     .offsetA = 10400,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1H2fWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 10400,
+     .offsetB = 11952},
+    {.paramOffset = kParamL1X2iWeight,
+     .rows = 1149,
+     .cols = 400,
+     .offsetA = 13104,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1H2iWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 13104,
+     .offsetB = 11952},
+    {.paramOffset = kParamL1X2oWeight,
+     .rows = 1149,
+     .cols = 400,
+     .offsetA = 14256,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1H2oWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 14256,
+     .offsetB = 11952},
+    {.paramOffset = kParamL1X2cWeight,
+     .rows = 1149,
+     .cols = 400,
+     .offsetA = 15408,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 15408, .offsetB = 11952},
+    {.paramOffset = kParamL1H2modWeight,
+     .rows = 1,
+     .cols = 1149,
+     .offsetA = 16560,
+     .offsetB = 16576},
+    {.paramOffset = kParamL1ModfanoutWeight,
+     .rows = 1149,
+     .cols = 1,
+     .offsetA = 17728,
+     .offsetB = 18880},
+    {.paramOffset = kParamL2X2fWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 18896,
+     .offsetB = 16576},
+    {.paramOffset = kParamL2H2fWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 18896,
+     .offsetB = 20048},
+    {.paramOffset = kParamL2X2iWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 21200,
+     .offsetB = 16576},
+    {.paramOffset = kParamL2H2iWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 21200,
+     .offsetB = 20048},
+    {.paramOffset = kParamL2X2oWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 22352,
+     .offsetB = 16576},
+    {.paramOffset = kParamL2H2oWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 22352,
+     .offsetB = 20048},
+    {.paramOffset = kParamL2X2cWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 23504,
+     .offsetB = 16576},
+    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 23504, .offsetB = 20048},
+    {.paramOffset = kParamL2H2modWeight,
+     .rows = 1,
+     .cols = 1149,
+     .offsetA = 24656,
+     .offsetB = 24672},
+    {.paramOffset = kParamL2ModfanoutWeight,
+     .rows = 1149,
+     .cols = 1,
+     .offsetA = 25824,
+     .offsetB = 26976},
+    {.paramOffset = kParamL3X2fWeight,
+     .rows = 400,
+     .cols = 1149,
+     .offsetA = 26992,
+     .offsetB = 24672},
+    {.paramOffset = kParamL3H2fWeight,
+     .rows = 400,
+     .cols = 400,
+     .offsetA = 26992,
+     .offsetB = 27392},
+    {.paramOffset = kParamL3X2iWeight,
+     .rows = 400,
+     .cols = 1149,
+     .offsetA = 27792,
+     .offsetB = 24672},
+    {.paramOffset = kParamL3H2iWeight,
+     .rows = 400,
+     .cols = 400,
+     .offsetA = 27792,
+     .offsetB = 27392},
+    {.paramOffset = kParamL3X2oWeight,
+     .rows = 400,
+     .cols = 1149,
+     .offsetA = 28192,
+     .offsetB = 24672},
+    {.paramOffset = kParamL3H2oWeight,
+     .rows = 400,
+     .cols = 400,
+     .offsetA = 28192,
+     .offsetB = 27392},
+    {.paramOffset = kParamL3X2cWeight,
+     .rows = 400,
+     .cols = 1149,
+     .offsetA = 28592,
+     .offsetB = 24672},
+    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 28592, .offsetB = 27392},
+    {.paramOffset = kParamL3H2modWeight,
+     .rows = 1,
+     .cols = 400,
+     .offsetA = 28992,
+     .offsetB = 10000},
+    {.paramOffset = kParamL3ModfanoutWeight,
+     .rows = 400,
+     .cols = 1,
+     .offsetA = 29008,
+     .offsetB = 29408},
 };
 
 const dopa::GeneratedSpec &spec() {
-  static const dopa::GeneratedSpec s = {"ModulLSTMLM",
-                                        "examples/lm/modul_lstm.dopa",
-                                        info,
-                                        5606240,
-                                        stateOffsets,
-                                        24832,
-                                        35696,
-                                        inputRows,
-                                        forward_step<float>,
-                                        backward_step<float>,
-                                        forward_step<double>,
-                                        backward_step<double>,
-                                        0,
-                                        0,
-                                        31,
-                                        deferred,
-                                        29424};
+  static const dopa::GeneratedSpec s = {
+      .name = "ModulLSTMLM",
+      .specPath = "examples/lm/modul_lstm.dopa",
+      .info = info,
+      .stateNumel = 5606240,
+      .stateOffsets = stateOffsets,
+      .savedNumel = 24832,
+      .scratchNumel = 35696,
+      .inputRows = inputRows,
+      .forwardFloat = forward_step<float>,
+      .backwardFloat = backward_step<float>,
+      .forwardDouble = forward_step<double>,
+      .backwardDouble = backward_step<double>,
+      .checkpointEvery = 0,
+      .memoryBudget = 0,
+      .numDeferred = 31,
+      .deferred = deferred,
+      .recordNumel = 29424,
+      .forwardFlops = 76399900,
+      .forwardSharedFlops = 3,
+      .backwardFlops = 131388617,
+      .backwardSharedFlops = 0,
+  };
   return s;
 }
 

@@ -6,54 +6,14 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/cuda/CudaSpec.h"
+#include "dopa/cuda/DeviceSupport.cuh"
 
-#include <cooperative_groups.h>
 #include <cstdint>
-#include <cuda_runtime.h>
-#include <stdexcept>
-#include <string>
-
-namespace {
-/// The sum of v over the 32 lanes of a warp (every lane gets it).
-template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
-  for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-/// Wait for every block of the grid: the blocks of an element share its stages.
-__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
-
-/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
-/// the device at once (at most 8); batches larger than the device runs in chunks.
-template <class T>
-void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
-                             int threads, void *stream) {
-  int device = 0, sms = 0, perSM = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
-  const int capacity = sms * perSM;
-  if (capacity < 1)
-    throw std::runtime_error("CUDA kernel does not fit on the device");
-  const int batch = ba.batch;
-  for (int first = 0; first < batch; first += capacity) {
-    const int n = batch - first < capacity ? batch - first : capacity;
-    ba.firstElement = first;
-    ba.splits = capacity / n < 8 ? capacity / n : 8;
-    void *args[] = {&ba};
-    cudaError_t e = cudaLaunchCooperativeKernel(
-        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
-        args, 0, static_cast<cudaStream_t>(stream));
-    if (e != cudaSuccess)
-      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
-  }
-}
-} // namespace
 
 namespace dopa::generated::lm_modul_lstm {
 
@@ -61,13 +21,95 @@ const dopa::GeneratedSpec &spec(); // the C++ network: description and layout
 
 constexpr int kThreads = 1024;
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamEncWeight = 0;                // enc.weight [10000, 400]
+constexpr int64_t kParamDecBias = 4000000;            // dec_bias [10000]
+constexpr int64_t kParamL1X2fWeight = 4010000;        // l1.x2f.weight [1149, 400]
+constexpr int64_t kParamL1X2fBias = 4469600;          // l1.x2f.bias [1149]
+constexpr int64_t kParamL1X2iWeight = 4470749;        // l1.x2i.weight [1149, 400]
+constexpr int64_t kParamL1X2iBias = 4930349;          // l1.x2i.bias [1149]
+constexpr int64_t kParamL1X2oWeight = 4931498;        // l1.x2o.weight [1149, 400]
+constexpr int64_t kParamL1X2oBias = 5391098;          // l1.x2o.bias [1149]
+constexpr int64_t kParamL1X2cWeight = 5392247;        // l1.x2c.weight [1149, 400]
+constexpr int64_t kParamL1X2cBias = 5851847;          // l1.x2c.bias [1149]
+constexpr int64_t kParamL1H2fWeight = 5852996;        // l1.h2f.weight [1149, 1149]
+constexpr int64_t kParamL1H2fBias = 7173197;          // l1.h2f.bias [1149]
+constexpr int64_t kParamL1H2iWeight = 7174346;        // l1.h2i.weight [1149, 1149]
+constexpr int64_t kParamL1H2iBias = 8494547;          // l1.h2i.bias [1149]
+constexpr int64_t kParamL1H2oWeight = 8495696;        // l1.h2o.weight [1149, 1149]
+constexpr int64_t kParamL1H2oBias = 9815897;          // l1.h2o.bias [1149]
+constexpr int64_t kParamL1W = 9817046;                // l1.w [1149, 1149]
+constexpr int64_t kParamL1Alpha = 11137247;           // l1.alpha [1149, 1]
+constexpr int64_t kParamL1Etaet = 11138396;           // l1.etaet []
+constexpr int64_t kParamL1H2modWeight = 11138397;     // l1.h2mod.weight [1, 1149]
+constexpr int64_t kParamL1H2modBias = 11139546;       // l1.h2mod.bias [1]
+constexpr int64_t kParamL1ModfanoutWeight = 11139547; // l1.modfanout.weight [1149, 1]
+constexpr int64_t kParamL1ModfanoutBias = 11140696;   // l1.modfanout.bias [1149]
+constexpr int64_t kParamL2X2fWeight = 11141845;       // l2.x2f.weight [1149, 1149]
+constexpr int64_t kParamL2X2fBias = 12462046;         // l2.x2f.bias [1149]
+constexpr int64_t kParamL2X2iWeight = 12463195;       // l2.x2i.weight [1149, 1149]
+constexpr int64_t kParamL2X2iBias = 13783396;         // l2.x2i.bias [1149]
+constexpr int64_t kParamL2X2oWeight = 13784545;       // l2.x2o.weight [1149, 1149]
+constexpr int64_t kParamL2X2oBias = 15104746;         // l2.x2o.bias [1149]
+constexpr int64_t kParamL2X2cWeight = 15105895;       // l2.x2c.weight [1149, 1149]
+constexpr int64_t kParamL2X2cBias = 16426096;         // l2.x2c.bias [1149]
+constexpr int64_t kParamL2H2fWeight = 16427245;       // l2.h2f.weight [1149, 1149]
+constexpr int64_t kParamL2H2fBias = 17747446;         // l2.h2f.bias [1149]
+constexpr int64_t kParamL2H2iWeight = 17748595;       // l2.h2i.weight [1149, 1149]
+constexpr int64_t kParamL2H2iBias = 19068796;         // l2.h2i.bias [1149]
+constexpr int64_t kParamL2H2oWeight = 19069945;       // l2.h2o.weight [1149, 1149]
+constexpr int64_t kParamL2H2oBias = 20390146;         // l2.h2o.bias [1149]
+constexpr int64_t kParamL2W = 20391295;               // l2.w [1149, 1149]
+constexpr int64_t kParamL2Alpha = 21711496;           // l2.alpha [1149, 1]
+constexpr int64_t kParamL2Etaet = 21712645;           // l2.etaet []
+constexpr int64_t kParamL2H2modWeight = 21712646;     // l2.h2mod.weight [1, 1149]
+constexpr int64_t kParamL2H2modBias = 21713795;       // l2.h2mod.bias [1]
+constexpr int64_t kParamL2ModfanoutWeight = 21713796; // l2.modfanout.weight [1149, 1]
+constexpr int64_t kParamL2ModfanoutBias = 21714945;   // l2.modfanout.bias [1149]
+constexpr int64_t kParamL3X2fWeight = 21716094;       // l3.x2f.weight [400, 1149]
+constexpr int64_t kParamL3X2fBias = 22175694;         // l3.x2f.bias [400]
+constexpr int64_t kParamL3X2iWeight = 22176094;       // l3.x2i.weight [400, 1149]
+constexpr int64_t kParamL3X2iBias = 22635694;         // l3.x2i.bias [400]
+constexpr int64_t kParamL3X2oWeight = 22636094;       // l3.x2o.weight [400, 1149]
+constexpr int64_t kParamL3X2oBias = 23095694;         // l3.x2o.bias [400]
+constexpr int64_t kParamL3X2cWeight = 23096094;       // l3.x2c.weight [400, 1149]
+constexpr int64_t kParamL3X2cBias = 23555694;         // l3.x2c.bias [400]
+constexpr int64_t kParamL3H2fWeight = 23556094;       // l3.h2f.weight [400, 400]
+constexpr int64_t kParamL3H2fBias = 23716094;         // l3.h2f.bias [400]
+constexpr int64_t kParamL3H2iWeight = 23716494;       // l3.h2i.weight [400, 400]
+constexpr int64_t kParamL3H2iBias = 23876494;         // l3.h2i.bias [400]
+constexpr int64_t kParamL3H2oWeight = 23876894;       // l3.h2o.weight [400, 400]
+constexpr int64_t kParamL3H2oBias = 24036894;         // l3.h2o.bias [400]
+constexpr int64_t kParamL3W = 24037294;               // l3.w [400, 400]
+constexpr int64_t kParamL3Alpha = 24197294;           // l3.alpha [400, 1]
+constexpr int64_t kParamL3Etaet = 24197694;           // l3.etaet []
+constexpr int64_t kParamL3H2modWeight = 24197695;     // l3.h2mod.weight [1, 400]
+constexpr int64_t kParamL3H2modBias = 24198095;       // l3.h2mod.bias [1]
+constexpr int64_t kParamL3ModfanoutWeight = 24198096; // l3.modfanout.weight [400, 1]
+constexpr int64_t kParamL3ModfanoutBias = 24198496;   // l3.modfanout.bias [400]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateL1H = 0;        // l1.h [1149]
+constexpr int64_t kStateL1C = 1152;     // l1.c [1149]
+constexpr int64_t kStateL1Pw = 2304;    // l1.pw [1149, 1149]
+constexpr int64_t kStateL1Et = 1322512; // l1.et [1149, 1149]
+constexpr int64_t kStateL2H = 2642720;  // l2.h [1149]
+constexpr int64_t kStateL2C = 2643872;  // l2.c [1149]
+constexpr int64_t kStateL2Pw = 2645024; // l2.pw [1149, 1149]
+constexpr int64_t kStateL2Et = 3965232; // l2.et [1149, 1149]
+constexpr int64_t kStateL3H = 5285440;  // l3.h [400]
+constexpr int64_t kStateL3C = 5285840;  // l3.c [400]
+constexpr int64_t kStateL3Pw = 5286240; // l3.pw [400, 400]
+constexpr int64_t kStateL3Et = 5446240; // l3.et [400, 400]
+
+// y1 = l1(enc(tok))
+//
 // forward stage 0:
 //   %2 gather
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_0(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                // [400]
-  const T *__restrict tok = a.inputs[0];         // []
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
+template <class T> __device__ __forceinline__ void forward_saved_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.saved + 0;                              // [400]
+  const T *__restrict tok = a.inputs[0];                       // []
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -77,16 +119,17 @@ __device__ __forceinline__ void lm_modul_lstm_forward_0(const dopa::StepArgs<T> 
     for (int e = tid; e < 400; e += nthreads)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 81 "lm_modul_lstm.cu"
+#line 123 "lm_modul_lstm.cu"
 }
 
-// forward stage 1: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 1: dense product (a warp or thread per output), [1149]
 //   %4 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t4 = a.saved + 400;                       // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t4 = a.saved + 400;                                 // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -95,20 +138,21 @@ __device__ __forceinline__ void lm_modul_lstm_forward_1(const dopa::StepArgs<T> 
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2f_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t4[r] = acc;
   }
-#line 103 "lm_modul_lstm.cu"
+#line 146 "lm_modul_lstm.cu"
 }
 
-// forward stage 2: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 2: dense product (a warp or thread per output), [1149]
 //   %9 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t9 = a.saved + 1552;                      // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t9 = a.saved + 1552;                                // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -117,20 +161,21 @@ __device__ __forceinline__ void lm_modul_lstm_forward_2(const dopa::StepArgs<T> 
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2f_weight[r * 1149 + k] * l1_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t9[r] = acc;
   }
-#line 125 "lm_modul_lstm.cu"
+#line 169 "lm_modul_lstm.cu"
 }
 
-// forward stage 3: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 3: dense product (a warp or thread per output), [1149]
 //   %15 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t15 = a.saved + 2704;                     // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t15 = a.saved + 2704;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -139,20 +184,21 @@ __device__ __forceinline__ void lm_modul_lstm_forward_3(const dopa::StepArgs<T> 
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2i_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 147 "lm_modul_lstm.cu"
+#line 192 "lm_modul_lstm.cu"
 }
 
-// forward stage 4: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 4: dense product (a warp or thread per output), [1149]
 //   %19 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_4(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t19 = a.saved + 3856;                     // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t19 = a.saved + 3856;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -161,20 +207,21 @@ __device__ __forceinline__ void lm_modul_lstm_forward_4(const dopa::StepArgs<T> 
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2i_weight[r * 1149 + k] * l1_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t19[r] = acc;
   }
-#line 169 "lm_modul_lstm.cu"
+#line 215 "lm_modul_lstm.cu"
 }
 
-// forward stage 5: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 5: dense product (a warp or thread per output), [1149]
 //   %25 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t25 = a.saved + 5008;                     // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t25 = a.saved + 5008;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -183,20 +230,21 @@ __device__ __forceinline__ void lm_modul_lstm_forward_5(const dopa::StepArgs<T> 
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2o_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t25[r] = acc;
   }
-#line 191 "lm_modul_lstm.cu"
+#line 238 "lm_modul_lstm.cu"
 }
 
-// forward stage 6: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 6: dense product (a warp or thread per output), [1149]
 //   %29 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t29 = a.saved + 6160;                     // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t29 = a.saved + 6160;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -205,20 +253,21 @@ __device__ __forceinline__ void lm_modul_lstm_forward_6(const dopa::StepArgs<T> 
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2o_weight[r * 1149 + k] * l1_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t29[r] = acc;
   }
-#line 213 "lm_modul_lstm.cu"
+#line 261 "lm_modul_lstm.cu"
 }
 
-// forward stage 7: dense product (Eigen), [1149]
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
+// forward stage 7: dense product (a warp or thread per output), [1149]
 //   %35 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t35 = a.scratch + 0;                      // [1149]
+template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t35 = a.scratch + 0;                                // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -227,28 +276,29 @@ __device__ __forceinline__ void lm_modul_lstm_forward_7(const dopa::StepArgs<T> 
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2c_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t35[r] = acc;
   }
-#line 235 "lm_modul_lstm.cu"
+#line 284 "lm_modul_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // forward stage 8: fused loop nest over [1149, 1149]
 //   %43 matmul
 //   %115 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_8(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;               // [1149]
-  const T *__restrict l1_w = a.params + 9817046;      // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
-  const T *__restrict l1_pw = a.state + 2304;         // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;             // [1149]
-  T *__restrict t115 = a.scratch + 5776;              // [1149]
-  const T *__restrict l2_w = a.params + 20391295;     // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711496; // [1149, 1]
-  const T *__restrict l2_pw = a.state + 2645024;      // [1149, 1149]
-  const T *__restrict l2_h = a.state + 2642720;       // [1149]
+template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t43 = a.scratch + 1152;                    // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
+  T *__restrict t115 = a.scratch + 5776;                   // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -264,43 +314,47 @@ __device__ __forceinline__ void lm_modul_lstm_forward_8(const dopa::StepArgs<T> 
       const T v114 = l2_w[i * 1149 + j] + v113;
       acc115 += v114 * l2_h[j];
     }
-    acc43 = dopa_warp_sum(acc43);
-    acc115 = dopa_warp_sum(acc115);
+    acc43 = dopa::warpSum(acc43);
+    acc115 = dopa::warpSum(acc115);
     if ((threadIdx.x & 31) == 0) {
       t43[i] = acc43;
       t115[i] = acc115;
     }
   }
-#line 275 "lm_modul_lstm.cu"
+#line 325 "lm_modul_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 9: fused loop nest over [1149]
 //   %45 tanh l1.g
 //   %51 mul l1.hn
 //   %49 add l1.cn -> next_state l1.c
 //   %51 mul l1.hn -> saved
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_9_l1_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t35 = a.scratch + 0;                    // [1149]
-  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
-  T *__restrict t43 = a.scratch + 1152;                 // [1149]
-  T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
-  T *__restrict t25 = a.saved + 5008;                   // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
-  T *__restrict t29 = a.saved + 6160;                   // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
-  T *__restrict t4 = a.saved + 400;                     // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
-  T *__restrict t9 = a.saved + 1552;                    // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
-  const T *__restrict l1_c = a.state + 1152;            // [1149]
-  T *__restrict t15 = a.saved + 2704;                   // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
-  T *__restrict t19 = a.saved + 3856;                   // [1149]
-  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
-  T *__restrict l1_h_next = a.next + 0;                 // [1149] l1.hn
-  T *__restrict l1_c_next = a.next + 1152;              // [1149]
-  T *__restrict saved_t51 = a.saved + 8464;             // [1149]
+__device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t35 = a.scratch + 0;                            // [1149]
+  const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
+  T *__restrict t43 = a.scratch + 1152;                         // [1149]
+  T *__restrict t45_l1_g = a.saved + 7312;                      // [1149] l1.g
+  T *__restrict t25 = a.saved + 5008;                           // [1149]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
+  T *__restrict t29 = a.saved + 6160;                           // [1149]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
+  T *__restrict t4 = a.saved + 400;                             // [1149]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
+  T *__restrict t9 = a.saved + 1552;                            // [1149]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
+  T *__restrict t15 = a.saved + 2704;                           // [1149]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
+  T *__restrict t19 = a.saved + 3856;                           // [1149]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
+  T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
+  T *__restrict saved_t51 = a.saved + 8464;                     // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -339,16 +393,17 @@ __device__ __forceinline__ void lm_modul_lstm_forward_9_l1_g(const dopa::StepArg
       saved_t51[j] = v51;
     }
   }
-#line 343 "lm_modul_lstm.cu"
+#line 397 "lm_modul_lstm.cu"
 }
 
-// forward stage 10: dense product (Eigen), [1]
+// M = tanh(h2mod(hn))
+//
+// forward stage 10: dense product (a warp or thread per output), [1]
 //   %53 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_10(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2mod_weight = a.params + 11138397; // [1, 1149]
-  T *__restrict l1_h_next = a.next + 0;                      // [1149] l1.hn
-  T *__restrict t53 = a.scratch + 2304;                      // [1]
+template <class T> __device__ __forceinline__ void forward_h2mod(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                         // [1149] l1.hn
+  T *__restrict t53 = a.scratch + 2304;                                 // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -357,20 +412,21 @@ __device__ __forceinline__ void lm_modul_lstm_forward_10(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2mod_weight[r * 1149 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t53[r] = acc;
   }
-#line 365 "lm_modul_lstm.cu"
+#line 420 "lm_modul_lstm.cu"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 11: fused loop nest over [1]
 //   %56 tanh l1.M
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_11_l1_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t53 = a.scratch + 2304;                    // [1]
-  const T *__restrict l1_h2mod_bias = a.params + 11139546; // [1]
-  T *__restrict t56_l1_M = a.saved + 9616;                 // [1] l1.M
+template <class T> __device__ __forceinline__ void forward_l1_m(const dopa::StepArgs<T> &a) {
+  T *__restrict t53 = a.scratch + 2304;                             // [1]
+  const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
+  T *__restrict t56_l1_M = a.saved + 9616;                          // [1] l1.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -382,16 +438,17 @@ __device__ __forceinline__ void lm_modul_lstm_forward_11_l1_M(const dopa::StepAr
       t56_l1_M[0] = v56;
     }
   }
-#line 386 "lm_modul_lstm.cu"
+#line 442 "lm_modul_lstm.cu"
 }
 
-// forward stage 12: dense product (Eigen), [1149]
+// eta = modfanout(M)
+//
+// forward stage 12: dense product (a warp or thread per output), [1149]
 //   %58 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_12(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_modfanout_weight = a.params + 11139547; // [1149, 1]
-  T *__restrict t56_l1_M = a.saved + 9616;                       // [1] l1.M
-  T *__restrict t58 = a.scratch + 2320;                          // [1149]
+template <class T> __device__ __forceinline__ void forward_modfanout(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
+  T *__restrict t56_l1_M = a.saved + 9616;                                      // [1] l1.M
+  T *__restrict t58 = a.scratch + 2320;                                         // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -400,20 +457,21 @@ __device__ __forceinline__ void lm_modul_lstm_forward_12(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
       acc += l1_modfanout_weight[r * 1 + k] * t56_l1_M[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t58[r] = acc;
   }
-#line 408 "lm_modul_lstm.cu"
+#line 465 "lm_modul_lstm.cu"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 13: fused loop nest over [1149]
 //   %60 add l1.eta
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_13_l1_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t58 = a.scratch + 2320;                        // [1149]
-  const T *__restrict l1_modfanout_bias = a.params + 11140696; // [1149]
-  T *__restrict t60_l1_eta = a.scratch + 3472;                 // [1149] l1.eta
+template <class T> __device__ __forceinline__ void forward_l1_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t58 = a.scratch + 2320;                                     // [1149]
+  const T *__restrict l1_modfanout_bias = a.params + kParamL1ModfanoutBias; // [1149]
+  T *__restrict t60_l1_eta = a.scratch + 3472;                              // [1149] l1.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -424,13 +482,14 @@ __device__ __forceinline__ void lm_modul_lstm_forward_13_l1_eta(const dopa::Step
       t60_l1_eta[j] = v60;
     }
   }
-#line 428 "lm_modul_lstm.cu"
+#line 486 "lm_modul_lstm.cu"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // forward stage 14:
 //   %61 reshape
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_14(const dopa::StepArgs<T> &a) {
+template <class T> __device__ __forceinline__ void forward_saved_col(const dopa::StepArgs<T> &a) {
   T *__restrict t61 = a.saved + 9632;          // [1149, 1]
   T *__restrict t60_l1_eta = a.scratch + 3472; // [1149] l1.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -439,21 +498,22 @@ __device__ __forceinline__ void lm_modul_lstm_forward_14(const dopa::StepArgs<T>
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t61[e] = t60_l1_eta[e];
-#line 443 "lm_modul_lstm.cu"
+#line 502 "lm_modul_lstm.cu"
 }
 
+// et' = (1 - etaet) * et + etaet * outer(g, h)
+//
 // forward stage 15: fused loop nest over []
 //   %70 sub
 //   %139 sub
 //   %208 sub
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_etaet = a.params + 11138396; // []
-  T *__restrict t70 = a.saved + 10784;                // []
-  const T *__restrict l2_etaet = a.params + 21712645; // []
-  T *__restrict t139 = a.saved + 21184;               // []
-  const T *__restrict l3_etaet = a.params + 24197694; // []
-  T *__restrict t208 = a.saved + 24816;               // []
+template <class T> __device__ __forceinline__ void forward_saved_sub(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
+  T *__restrict t70 = a.saved + 10784;                     // []
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
+  T *__restrict t139 = a.saved + 21184;                    // []
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
+  T *__restrict t208 = a.saved + 24816;                    // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -466,16 +526,18 @@ __device__ __forceinline__ void lm_modul_lstm_forward_15(const dopa::StepArgs<T>
     const T v208 = T(1.0) - l3_etaet[0];
     t208[0] = v208;
   }
-#line 470 "lm_modul_lstm.cu"
+#line 530 "lm_modul_lstm.cu"
 }
 
-// forward stage 16: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 16: dense product (a warp or thread per output), [1149]
 //   %76 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_16(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + 11141845; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t76 = a.saved + 10800;                     // [1149]
+__device__ __forceinline__ void forward_saved_x2f_16(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t76 = a.saved + 10800;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -484,20 +546,22 @@ __device__ __forceinline__ void lm_modul_lstm_forward_16(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2f_weight[r * 1149 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t76[r] = acc;
   }
-#line 492 "lm_modul_lstm.cu"
+#line 554 "lm_modul_lstm.cu"
 }
 
-// forward stage 17: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 17: dense product (a warp or thread per output), [1149]
 //   %81 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_17(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2f_weight = a.params + 16427245; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 2642720;            // [1149]
-  T *__restrict t81 = a.saved + 11952;                     // [1149]
+__device__ __forceinline__ void forward_saved_h2f_17(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t81 = a.saved + 11952;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -506,20 +570,22 @@ __device__ __forceinline__ void lm_modul_lstm_forward_17(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2f_weight[r * 1149 + k] * l2_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t81[r] = acc;
   }
-#line 514 "lm_modul_lstm.cu"
+#line 578 "lm_modul_lstm.cu"
 }
 
-// forward stage 18: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 18: dense product (a warp or thread per output), [1149]
 //   %87 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_18(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + 12463195; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t87 = a.saved + 13104;                     // [1149]
+__device__ __forceinline__ void forward_saved_x2i_18(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t87 = a.saved + 13104;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -528,20 +594,22 @@ __device__ __forceinline__ void lm_modul_lstm_forward_18(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2i_weight[r * 1149 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t87[r] = acc;
   }
-#line 536 "lm_modul_lstm.cu"
+#line 602 "lm_modul_lstm.cu"
 }
 
-// forward stage 19: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 19: dense product (a warp or thread per output), [1149]
 //   %91 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2i_weight = a.params + 17748595; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 2642720;            // [1149]
-  T *__restrict t91 = a.saved + 14256;                     // [1149]
+__device__ __forceinline__ void forward_saved_h2i_19(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t91 = a.saved + 14256;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -550,20 +618,22 @@ __device__ __forceinline__ void lm_modul_lstm_forward_19(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2i_weight[r * 1149 + k] * l2_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t91[r] = acc;
   }
-#line 558 "lm_modul_lstm.cu"
+#line 626 "lm_modul_lstm.cu"
 }
 
-// forward stage 20: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 20: dense product (a warp or thread per output), [1149]
 //   %97 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_20(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + 13784545; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t97 = a.saved + 15408;                     // [1149]
+__device__ __forceinline__ void forward_saved_x2o_20(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t97 = a.saved + 15408;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -572,20 +642,22 @@ __device__ __forceinline__ void lm_modul_lstm_forward_20(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2o_weight[r * 1149 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t97[r] = acc;
   }
-#line 580 "lm_modul_lstm.cu"
+#line 650 "lm_modul_lstm.cu"
 }
 
-// forward stage 21: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 21: dense product (a warp or thread per output), [1149]
 //   %101 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_21(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2o_weight = a.params + 19069945; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 2642720;            // [1149]
-  T *__restrict t101 = a.saved + 16560;                    // [1149]
+__device__ __forceinline__ void forward_saved_h2o_21(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t101 = a.saved + 16560;                             // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -594,20 +666,21 @@ __device__ __forceinline__ void lm_modul_lstm_forward_21(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2o_weight[r * 1149 + k] * l2_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t101[r] = acc;
   }
-#line 602 "lm_modul_lstm.cu"
+#line 674 "lm_modul_lstm.cu"
 }
 
-// forward stage 22: dense product (Eigen), [1149]
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
+// forward stage 22: dense product (a warp or thread per output), [1149]
 //   %107 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_22(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2c_weight = a.params + 15105895; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t107 = a.scratch + 4624;                   // [1149]
+template <class T> __device__ __forceinline__ void forward_x2c_22(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t107 = a.scratch + 4624;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -616,40 +689,44 @@ __device__ __forceinline__ void lm_modul_lstm_forward_22(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2c_weight[r * 1149 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t107[r] = acc;
   }
-#line 624 "lm_modul_lstm.cu"
+#line 697 "lm_modul_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 23: fused loop nest over [1149]
 //   %117 tanh l2.g
 //   %123 mul l2.hn
 //   %121 add l2.cn -> next_state l2.c
 //   %123 mul l2.hn -> saved
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_23_l2_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t107 = a.scratch + 4624;                 // [1149]
-  const T *__restrict l2_x2c_bias = a.params + 16426096; // [1149]
-  T *__restrict t115 = a.scratch + 5776;                 // [1149]
-  T *__restrict t117_l2_g = a.saved + 17712;             // [1149] l2.g
-  T *__restrict t97 = a.saved + 15408;                   // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104746; // [1149]
-  T *__restrict t101 = a.saved + 16560;                  // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390146; // [1149]
-  T *__restrict t76 = a.saved + 10800;                   // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462046; // [1149]
-  T *__restrict t81 = a.saved + 11952;                   // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747446; // [1149]
-  const T *__restrict l2_c = a.state + 2643872;          // [1149]
-  T *__restrict t87 = a.saved + 13104;                   // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783396; // [1149]
-  T *__restrict t91 = a.saved + 14256;                   // [1149]
-  const T *__restrict l2_h2i_bias = a.params + 19068796; // [1149]
-  T *__restrict l2_h_next = a.next + 2642720;            // [1149] l2.hn
-  T *__restrict l2_c_next = a.next + 2643872;            // [1149]
-  T *__restrict saved_t123 = a.saved + 18864;            // [1149]
+__device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t107 = a.scratch + 4624;                        // [1149]
+  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
+  T *__restrict t115 = a.scratch + 5776;                        // [1149]
+  T *__restrict t117_l2_g = a.saved + 17712;                    // [1149] l2.g
+  T *__restrict t97 = a.saved + 15408;                          // [1149]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
+  T *__restrict t101 = a.saved + 16560;                         // [1149]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
+  T *__restrict t76 = a.saved + 10800;                          // [1149]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
+  T *__restrict t81 = a.saved + 11952;                          // [1149]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
+  T *__restrict t87 = a.saved + 13104;                          // [1149]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
+  T *__restrict t91 = a.saved + 14256;                          // [1149]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
+  T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
+  T *__restrict saved_t123 = a.saved + 18864;                   // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -688,16 +765,17 @@ __device__ __forceinline__ void lm_modul_lstm_forward_23_l2_g(const dopa::StepAr
       saved_t123[j] = v123;
     }
   }
-#line 692 "lm_modul_lstm.cu"
+#line 769 "lm_modul_lstm.cu"
 }
 
-// forward stage 24: dense product (Eigen), [1]
+// M = tanh(h2mod(hn))
+//
+// forward stage 24: dense product (a warp or thread per output), [1]
 //   %125 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_24(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2mod_weight = a.params + 21712646; // [1, 1149]
-  T *__restrict l2_h_next = a.next + 2642720;                // [1149] l2.hn
-  T *__restrict t125 = a.scratch + 6928;                     // [1]
+template <class T> __device__ __forceinline__ void forward_h2mod_24(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                         // [1149] l2.hn
+  T *__restrict t125 = a.scratch + 6928;                                // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -706,20 +784,21 @@ __device__ __forceinline__ void lm_modul_lstm_forward_24(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2mod_weight[r * 1149 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t125[r] = acc;
   }
-#line 714 "lm_modul_lstm.cu"
+#line 792 "lm_modul_lstm.cu"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 25: fused loop nest over [1]
 //   %128 tanh l2.M
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_25_l2_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t125 = a.scratch + 6928;                   // [1]
-  const T *__restrict l2_h2mod_bias = a.params + 21713795; // [1]
-  T *__restrict t128_l2_M = a.saved + 20016;               // [1] l2.M
+template <class T> __device__ __forceinline__ void forward_l2_m(const dopa::StepArgs<T> &a) {
+  T *__restrict t125 = a.scratch + 6928;                            // [1]
+  const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
+  T *__restrict t128_l2_M = a.saved + 20016;                        // [1] l2.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -731,16 +810,18 @@ __device__ __forceinline__ void lm_modul_lstm_forward_25_l2_M(const dopa::StepAr
       t128_l2_M[0] = v128;
     }
   }
-#line 735 "lm_modul_lstm.cu"
+#line 814 "lm_modul_lstm.cu"
 }
 
-// forward stage 26: dense product (Eigen), [1149]
+// eta = modfanout(M)
+//
+// forward stage 26: dense product (a warp or thread per output), [1149]
 //   %130 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_26(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_modfanout_weight = a.params + 21713796; // [1149, 1]
-  T *__restrict t128_l2_M = a.saved + 20016;                     // [1] l2.M
-  T *__restrict t130 = a.scratch + 6944;                         // [1149]
+__device__ __forceinline__ void forward_modfanout_26(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
+  T *__restrict t128_l2_M = a.saved + 20016;                                    // [1] l2.M
+  T *__restrict t130 = a.scratch + 6944;                                        // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -749,20 +830,21 @@ __device__ __forceinline__ void lm_modul_lstm_forward_26(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
       acc += l2_modfanout_weight[r * 1 + k] * t128_l2_M[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t130[r] = acc;
   }
-#line 757 "lm_modul_lstm.cu"
+#line 838 "lm_modul_lstm.cu"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 27: fused loop nest over [1149]
 //   %132 add l2.eta
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_27_l2_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t130 = a.scratch + 6944;                       // [1149]
-  const T *__restrict l2_modfanout_bias = a.params + 21714945; // [1149]
-  T *__restrict t132_l2_eta = a.scratch + 8096;                // [1149] l2.eta
+template <class T> __device__ __forceinline__ void forward_l2_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t130 = a.scratch + 6944;                                    // [1149]
+  const T *__restrict l2_modfanout_bias = a.params + kParamL2ModfanoutBias; // [1149]
+  T *__restrict t132_l2_eta = a.scratch + 8096;                             // [1149] l2.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -773,13 +855,15 @@ __device__ __forceinline__ void lm_modul_lstm_forward_27_l2_eta(const dopa::Step
       t132_l2_eta[j] = v132;
     }
   }
-#line 777 "lm_modul_lstm.cu"
+#line 859 "lm_modul_lstm.cu"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // forward stage 28:
 //   %133 reshape
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_28(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_col_28(const dopa::StepArgs<T> &a) {
   T *__restrict t133 = a.saved + 20032;         // [1149, 1]
   T *__restrict t132_l2_eta = a.scratch + 8096; // [1149] l2.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -788,16 +872,18 @@ __device__ __forceinline__ void lm_modul_lstm_forward_28(const dopa::StepArgs<T>
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t133[e] = t132_l2_eta[e];
-#line 792 "lm_modul_lstm.cu"
+#line 876 "lm_modul_lstm.cu"
 }
 
-// forward stage 29: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 29: dense product (a warp or thread per output), [400]
 //   %145 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_29(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + 21716094; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 2642720;              // [1149] l2.hn
-  T *__restrict t145 = a.saved + 21200;                    // [400]
+__device__ __forceinline__ void forward_saved_x2f_29(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t145 = a.saved + 21200;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -806,20 +892,22 @@ __device__ __forceinline__ void lm_modul_lstm_forward_29(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2f_weight[r * 1149 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t145[r] = acc;
   }
-#line 814 "lm_modul_lstm.cu"
+#line 900 "lm_modul_lstm.cu"
 }
 
-// forward stage 30: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 30: dense product (a warp or thread per output), [400]
 //   %150 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_30(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2f_weight = a.params + 23556094; // [400, 400]
-  const T *__restrict l3_h = a.state + 5285440;            // [400]
-  T *__restrict t150 = a.saved + 21600;                    // [400]
+__device__ __forceinline__ void forward_saved_h2f_30(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t150 = a.saved + 21600;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -828,20 +916,22 @@ __device__ __forceinline__ void lm_modul_lstm_forward_30(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2f_weight[r * 400 + k] * l3_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t150[r] = acc;
   }
-#line 836 "lm_modul_lstm.cu"
+#line 924 "lm_modul_lstm.cu"
 }
 
-// forward stage 31: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 31: dense product (a warp or thread per output), [400]
 //   %156 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_31(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + 22176094; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 2642720;              // [1149] l2.hn
-  T *__restrict t156 = a.saved + 22000;                    // [400]
+__device__ __forceinline__ void forward_saved_x2i_31(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t156 = a.saved + 22000;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -850,20 +940,22 @@ __device__ __forceinline__ void lm_modul_lstm_forward_31(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2i_weight[r * 1149 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t156[r] = acc;
   }
-#line 858 "lm_modul_lstm.cu"
+#line 948 "lm_modul_lstm.cu"
 }
 
-// forward stage 32: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 32: dense product (a warp or thread per output), [400]
 //   %160 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_32(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2i_weight = a.params + 23716494; // [400, 400]
-  const T *__restrict l3_h = a.state + 5285440;            // [400]
-  T *__restrict t160 = a.saved + 22400;                    // [400]
+__device__ __forceinline__ void forward_saved_h2i_32(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t160 = a.saved + 22400;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -872,20 +964,22 @@ __device__ __forceinline__ void lm_modul_lstm_forward_32(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2i_weight[r * 400 + k] * l3_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t160[r] = acc;
   }
-#line 880 "lm_modul_lstm.cu"
+#line 972 "lm_modul_lstm.cu"
 }
 
-// forward stage 33: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 33: dense product (a warp or thread per output), [400]
 //   %166 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_33(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + 22636094; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 2642720;              // [1149] l2.hn
-  T *__restrict t166 = a.saved + 22800;                    // [400]
+__device__ __forceinline__ void forward_saved_x2o_33(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t166 = a.saved + 22800;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -894,20 +988,22 @@ __device__ __forceinline__ void lm_modul_lstm_forward_33(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2o_weight[r * 1149 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t166[r] = acc;
   }
-#line 902 "lm_modul_lstm.cu"
+#line 996 "lm_modul_lstm.cu"
 }
 
-// forward stage 34: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 34: dense product (a warp or thread per output), [400]
 //   %170 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_34(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2o_weight = a.params + 23876894; // [400, 400]
-  const T *__restrict l3_h = a.state + 5285440;            // [400]
-  T *__restrict t170 = a.saved + 23200;                    // [400]
+__device__ __forceinline__ void forward_saved_h2o_34(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t170 = a.saved + 23200;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -916,20 +1012,21 @@ __device__ __forceinline__ void lm_modul_lstm_forward_34(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2o_weight[r * 400 + k] * l3_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t170[r] = acc;
   }
-#line 924 "lm_modul_lstm.cu"
+#line 1020 "lm_modul_lstm.cu"
 }
 
-// forward stage 35: dense product (Eigen), [400]
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
+// forward stage 35: dense product (a warp or thread per output), [400]
 //   %176 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_35(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2c_weight = a.params + 23096094; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 2642720;              // [1149] l2.hn
-  T *__restrict t176 = a.scratch + 9248;                   // [400]
+template <class T> __device__ __forceinline__ void forward_x2c_35(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t176 = a.scratch + 9248;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -938,22 +1035,23 @@ __device__ __forceinline__ void lm_modul_lstm_forward_35(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2c_weight[r * 1149 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t176[r] = acc;
   }
-#line 946 "lm_modul_lstm.cu"
+#line 1043 "lm_modul_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // forward stage 36: fused loop nest over [400, 400]
 //   %184 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t184 = a.scratch + 9648;              // [400]
-  const T *__restrict l3_w = a.params + 24037294;     // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197294; // [400, 1]
-  const T *__restrict l3_pw = a.state + 5286240;      // [400, 400]
-  const T *__restrict l3_h = a.state + 5285440;       // [400]
+template <class T> __device__ __forceinline__ void forward_matmul_36(const dopa::StepArgs<T> &a) {
+  T *__restrict t184 = a.scratch + 9648;                   // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
+  const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -965,41 +1063,45 @@ __device__ __forceinline__ void lm_modul_lstm_forward_36(const dopa::StepArgs<T>
       const T v183 = l3_w[i * 400 + j] + v182;
       acc184 += v183 * l3_h[j];
     }
-    acc184 = dopa_warp_sum(acc184);
+    acc184 = dopa::warpSum(acc184);
     if ((threadIdx.x & 31) == 0) {
       t184[i] = acc184;
     }
   }
-#line 974 "lm_modul_lstm.cu"
+#line 1072 "lm_modul_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 37: fused loop nest over [400]
 //   %186 tanh l3.g
 //   %192 mul l3.hn
 //   %190 add l3.cn -> next_state l3.c
 //   %192 mul l3.hn -> saved
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_37_l3_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t176 = a.scratch + 9248;                 // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23555694; // [400]
-  T *__restrict t184 = a.scratch + 9648;                 // [400]
-  T *__restrict t186_l3_g = a.saved + 23600;             // [400] l3.g
-  T *__restrict t166 = a.saved + 22800;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095694; // [400]
-  T *__restrict t170 = a.saved + 23200;                  // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036894; // [400]
-  T *__restrict t145 = a.saved + 21200;                  // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175694; // [400]
-  T *__restrict t150 = a.saved + 21600;                  // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716094; // [400]
-  const T *__restrict l3_c = a.state + 5285840;          // [400]
-  T *__restrict t156 = a.saved + 22000;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635694; // [400]
-  T *__restrict t160 = a.saved + 22400;                  // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23876494; // [400]
-  T *__restrict l3_h_next = a.next + 5285440;            // [400] l3.hn
-  T *__restrict l3_c_next = a.next + 5285840;            // [400]
-  T *__restrict saved_t192 = a.saved + 24000;            // [400]
+__device__ __forceinline__ void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t176 = a.scratch + 9248;                        // [400]
+  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
+  T *__restrict t184 = a.scratch + 9648;                        // [400]
+  T *__restrict t186_l3_g = a.saved + 23600;                    // [400] l3.g
+  T *__restrict t166 = a.saved + 22800;                         // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  T *__restrict t170 = a.saved + 23200;                         // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  T *__restrict t145 = a.saved + 21200;                         // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  T *__restrict t150 = a.saved + 21600;                         // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  T *__restrict t156 = a.saved + 22000;                         // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  T *__restrict t160 = a.saved + 22400;                         // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict saved_t192 = a.saved + 24000;                   // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1038,16 +1140,17 @@ __device__ __forceinline__ void lm_modul_lstm_forward_37_l3_g(const dopa::StepAr
       saved_t192[j] = v192;
     }
   }
-#line 1042 "lm_modul_lstm.cu"
+#line 1144 "lm_modul_lstm.cu"
 }
 
-// forward stage 38: dense product (Eigen), [1]
+// M = tanh(h2mod(hn))
+//
+// forward stage 38: dense product (a warp or thread per output), [1]
 //   %194 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_38(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2mod_weight = a.params + 24197695; // [1, 400]
-  T *__restrict l3_h_next = a.next + 5285440;                // [400] l3.hn
-  T *__restrict t194 = a.scratch + 10048;                    // [1]
+template <class T> __device__ __forceinline__ void forward_h2mod_38(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                         // [400] l3.hn
+  T *__restrict t194 = a.scratch + 10048;                               // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1056,20 +1159,21 @@ __device__ __forceinline__ void lm_modul_lstm_forward_38(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2mod_weight[r * 400 + k] * l3_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t194[r] = acc;
   }
-#line 1064 "lm_modul_lstm.cu"
+#line 1167 "lm_modul_lstm.cu"
 }
 
+// M = tanh(h2mod(hn))
+//
 // forward stage 39: fused loop nest over [1]
 //   %197 tanh l3.M
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_39_l3_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t194 = a.scratch + 10048;                  // [1]
-  const T *__restrict l3_h2mod_bias = a.params + 24198095; // [1]
-  T *__restrict t197_l3_M = a.saved + 24400;               // [1] l3.M
+template <class T> __device__ __forceinline__ void forward_l3_m(const dopa::StepArgs<T> &a) {
+  T *__restrict t194 = a.scratch + 10048;                           // [1]
+  const T *__restrict l3_h2mod_bias = a.params + kParamL3H2modBias; // [1]
+  T *__restrict t197_l3_M = a.saved + 24400;                        // [1] l3.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1081,16 +1185,18 @@ __device__ __forceinline__ void lm_modul_lstm_forward_39_l3_M(const dopa::StepAr
       t197_l3_M[0] = v197;
     }
   }
-#line 1085 "lm_modul_lstm.cu"
+#line 1189 "lm_modul_lstm.cu"
 }
 
-// forward stage 40: dense product (Eigen), [400]
+// eta = modfanout(M)
+//
+// forward stage 40: dense product (a warp or thread per output), [400]
 //   %199 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_40(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_modfanout_weight = a.params + 24198096; // [400, 1]
-  T *__restrict t197_l3_M = a.saved + 24400;                     // [1] l3.M
-  T *__restrict t199 = a.scratch + 10064;                        // [400]
+__device__ __forceinline__ void forward_modfanout_40(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
+  T *__restrict t197_l3_M = a.saved + 24400;                                    // [1] l3.M
+  T *__restrict t199 = a.scratch + 10064;                                       // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1099,20 +1205,21 @@ __device__ __forceinline__ void lm_modul_lstm_forward_40(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
       acc += l3_modfanout_weight[r * 1 + k] * t197_l3_M[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t199[r] = acc;
   }
-#line 1107 "lm_modul_lstm.cu"
+#line 1213 "lm_modul_lstm.cu"
 }
 
+// eta = modfanout(M)
+//
 // forward stage 41: fused loop nest over [400]
 //   %201 add l3.eta
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_41_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t199 = a.scratch + 10064;                      // [400]
-  const T *__restrict l3_modfanout_bias = a.params + 24198496; // [400]
-  T *__restrict t201_l3_eta = a.scratch + 10464;               // [400] l3.eta
+template <class T> __device__ __forceinline__ void forward_l3_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t199 = a.scratch + 10064;                                   // [400]
+  const T *__restrict l3_modfanout_bias = a.params + kParamL3ModfanoutBias; // [400]
+  T *__restrict t201_l3_eta = a.scratch + 10464;                            // [400] l3.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1123,13 +1230,15 @@ __device__ __forceinline__ void lm_modul_lstm_forward_41_l3_eta(const dopa::Step
       t201_l3_eta[j] = v201;
     }
   }
-#line 1127 "lm_modul_lstm.cu"
+#line 1234 "lm_modul_lstm.cu"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // forward stage 42:
 //   %202 reshape
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_42(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_col_42(const dopa::StepArgs<T> &a) {
   T *__restrict t202 = a.saved + 24416;          // [400, 1]
   T *__restrict t201_l3_eta = a.scratch + 10464; // [400] l3.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1138,16 +1247,17 @@ __device__ __forceinline__ void lm_modul_lstm_forward_42(const dopa::StepArgs<T>
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t202[e] = t201_l3_eta[e];
-#line 1142 "lm_modul_lstm.cu"
+#line 1251 "lm_modul_lstm.cu"
 }
 
-// forward stage 43: dense product (Eigen), [10000]
+// output logits = enc.weight @ y3 + dec_bias
+//
+// forward stage 43: dense product (a warp or thread per output), [10000]
 //   %213 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_43(const dopa::StepArgs<T> &a) {
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
-  T *__restrict l3_h_next = a.next + 5285440;    // [400] l3.hn
-  T *__restrict t213 = a.scratch + 10864;        // [10000]
+template <class T> __device__ __forceinline__ void forward_matmul_43(const dopa::StepArgs<T> &a) {
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
+  T *__restrict t213 = a.scratch + 10864;                      // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1156,38 +1266,41 @@ __device__ __forceinline__ void lm_modul_lstm_forward_43(const dopa::StepArgs<T>
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += enc_weight[r * 400 + k] * l3_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t213[r] = acc;
   }
-#line 1164 "lm_modul_lstm.cu"
+#line 1274 "lm_modul_lstm.cu"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+// et' = (1 - etaet) * et + etaet * outer(g, h)
+//
 // forward stage 44: fused loop nest over [1149, 1149]
 //   %67 clip -> next_state l1.pw
 //   %74 add -> next_state l1.et
 //   %137 clip -> next_state l2.pw
 //   %143 add -> next_state l2.et
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_44(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_pw = a.state + 2304;         // [1149, 1149]
-  T *__restrict t61 = a.saved + 9632;                 // [1149, 1]
-  const T *__restrict l1_et = a.state + 1322512;      // [1149, 1149]
-  T *__restrict l1_pw_next = a.next + 2304;           // [1149, 1149]
-  T *__restrict t70 = a.saved + 10784;                // []
-  const T *__restrict l1_etaet = a.params + 11138396; // []
-  T *__restrict t45_l1_g = a.saved + 7312;            // [1149] l1.g
-  const T *__restrict l1_h = a.state + 0;             // [1149]
-  T *__restrict l1_et_next = a.next + 1322512;        // [1149, 1149]
-  const T *__restrict l2_pw = a.state + 2645024;      // [1149, 1149]
-  T *__restrict t133 = a.saved + 20032;               // [1149, 1]
-  const T *__restrict l2_et = a.state + 3965232;      // [1149, 1149]
-  T *__restrict l2_pw_next = a.next + 2645024;        // [1149, 1149]
-  T *__restrict t139 = a.saved + 21184;               // []
-  const T *__restrict l2_etaet = a.params + 21712645; // []
-  T *__restrict t117_l2_g = a.saved + 17712;          // [1149] l2.g
-  const T *__restrict l2_h = a.state + 2642720;       // [1149]
-  T *__restrict l2_et_next = a.next + 3965232;        // [1149, 1149]
+__device__ __forceinline__ void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
+  T *__restrict t61 = a.saved + 9632;                      // [1149, 1]
+  const T *__restrict l1_et = a.state + kStateL1Et;        // [1149, 1149]
+  T *__restrict l1_pw_next = a.next + kStateL1Pw;          // [1149, 1149]
+  T *__restrict t70 = a.saved + 10784;                     // []
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
+  T *__restrict t45_l1_g = a.saved + 7312;                 // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
+  T *__restrict l1_et_next = a.next + kStateL1Et;          // [1149, 1149]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
+  T *__restrict t133 = a.saved + 20032;                    // [1149, 1]
+  const T *__restrict l2_et = a.state + kStateL2Et;        // [1149, 1149]
+  T *__restrict l2_pw_next = a.next + kStateL2Pw;          // [1149, 1149]
+  T *__restrict t139 = a.saved + 21184;                    // []
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
+  T *__restrict t117_l2_g = a.saved + 17712;               // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
+  T *__restrict l2_et_next = a.next + kStateL2Et;          // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1217,23 +1330,25 @@ __device__ __forceinline__ void lm_modul_lstm_forward_44(const dopa::StepArgs<T>
       l2_et_next[i * 1149 + j] = v143;
     }
   }
-#line 1221 "lm_modul_lstm.cu"
+#line 1334 "lm_modul_lstm.cu"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+// et' = (1 - etaet) * et + etaet * outer(g, h)
+//
 // forward stage 45: fused loop nest over [400, 400]
 //   %206 clip -> next_state l3.pw
 //   %212 add -> next_state l3.et
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_45(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_pw = a.state + 5286240;      // [400, 400]
-  T *__restrict t202 = a.saved + 24416;               // [400, 1]
-  const T *__restrict l3_et = a.state + 5446240;      // [400, 400]
-  T *__restrict l3_pw_next = a.next + 5286240;        // [400, 400]
-  T *__restrict t208 = a.saved + 24816;               // []
-  const T *__restrict l3_etaet = a.params + 24197694; // []
-  T *__restrict t186_l3_g = a.saved + 23600;          // [400] l3.g
-  const T *__restrict l3_h = a.state + 5285440;       // [400]
-  T *__restrict l3_et_next = a.next + 5446240;        // [400, 400]
+template <class T> __device__ __forceinline__ void forward_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
+  T *__restrict t202 = a.saved + 24416;                    // [400, 1]
+  const T *__restrict l3_et = a.state + kStateL3Et;        // [400, 400]
+  T *__restrict l3_pw_next = a.next + kStateL3Pw;          // [400, 400]
+  T *__restrict t208 = a.saved + 24816;                    // []
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
+  T *__restrict t186_l3_g = a.saved + 23600;               // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
+  T *__restrict l3_et_next = a.next + kStateL3Et;          // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1252,16 +1367,17 @@ __device__ __forceinline__ void lm_modul_lstm_forward_45(const dopa::StepArgs<T>
       l3_et_next[i * 400 + j] = v212;
     }
   }
-#line 1256 "lm_modul_lstm.cu"
+#line 1371 "lm_modul_lstm.cu"
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // forward stage 46: fused loop nest over [10000]
 //   %215 add logits -> output logits
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_forward_46_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t213 = a.scratch + 10864;            // [10000]
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
-  T *__restrict out_logits = a.outputs[0];           // [10000]
+template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t213 = a.scratch + 10864;                  // [10000]
+  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
+  T *__restrict out_logits = a.outputs[0];                 // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1272,7 +1388,7 @@ __device__ __forceinline__ void lm_modul_lstm_forward_46_logits(const dopa::Step
       out_logits[j] = v215;
     }
   }
-#line 1276 "lm_modul_lstm.cu"
+#line 1392 "lm_modul_lstm.cu"
 }
 
 /// One forward step of ModulLSTMLM for the whole batch: block b runs batch element b.
@@ -1303,112 +1419,113 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  lm_modul_lstm_forward_0(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_1(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_2(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_3(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_4(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_5(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_6(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_7(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_8(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_9_l1_g(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_10(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_11_l1_M(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_12(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_13_l1_eta(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_14(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_15(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_16(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_17(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_18(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_19(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_20(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_21(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_22(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_23_l2_g(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_24(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_25_l2_M(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_26(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_27_l2_eta(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_28(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_29(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_30(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_31(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_32(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_33(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_34(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_35(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_36(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_37_l3_g(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_38(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_39_l3_M(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_40(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_41_l3_eta(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_42(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_43(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_44(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_45(a);
-  dopa_grid_sync();
-  lm_modul_lstm_forward_46_logits(a);
+  forward_saved_enc(a);
+  dopa::gridSync();
+  forward_saved_x2f(a);
+  dopa::gridSync();
+  forward_saved_h2f(a);
+  dopa::gridSync();
+  forward_saved_x2i(a);
+  dopa::gridSync();
+  forward_saved_h2i(a);
+  dopa::gridSync();
+  forward_saved_x2o(a);
+  dopa::gridSync();
+  forward_saved_h2o(a);
+  dopa::gridSync();
+  forward_x2c(a);
+  dopa::gridSync();
+  forward_matmul(a);
+  dopa::gridSync();
+  forward_l1_g_l1_hn_l1_c(a);
+  dopa::gridSync();
+  forward_h2mod(a);
+  dopa::gridSync();
+  forward_l1_m(a);
+  dopa::gridSync();
+  forward_modfanout(a);
+  dopa::gridSync();
+  forward_l1_eta(a);
+  dopa::gridSync();
+  forward_saved_col(a);
+  dopa::gridSync();
+  forward_saved_sub(a);
+  dopa::gridSync();
+  forward_saved_x2f_16(a);
+  dopa::gridSync();
+  forward_saved_h2f_17(a);
+  dopa::gridSync();
+  forward_saved_x2i_18(a);
+  dopa::gridSync();
+  forward_saved_h2i_19(a);
+  dopa::gridSync();
+  forward_saved_x2o_20(a);
+  dopa::gridSync();
+  forward_saved_h2o_21(a);
+  dopa::gridSync();
+  forward_x2c_22(a);
+  dopa::gridSync();
+  forward_l2_g_l2_hn_l2_c(a);
+  dopa::gridSync();
+  forward_h2mod_24(a);
+  dopa::gridSync();
+  forward_l2_m(a);
+  dopa::gridSync();
+  forward_modfanout_26(a);
+  dopa::gridSync();
+  forward_l2_eta(a);
+  dopa::gridSync();
+  forward_saved_col_28(a);
+  dopa::gridSync();
+  forward_saved_x2f_29(a);
+  dopa::gridSync();
+  forward_saved_h2f_30(a);
+  dopa::gridSync();
+  forward_saved_x2i_31(a);
+  dopa::gridSync();
+  forward_saved_h2i_32(a);
+  dopa::gridSync();
+  forward_saved_x2o_33(a);
+  dopa::gridSync();
+  forward_saved_h2o_34(a);
+  dopa::gridSync();
+  forward_x2c_35(a);
+  dopa::gridSync();
+  forward_matmul_36(a);
+  dopa::gridSync();
+  forward_l3_g_l3_hn_l3_c(a);
+  dopa::gridSync();
+  forward_h2mod_38(a);
+  dopa::gridSync();
+  forward_l3_m(a);
+  dopa::gridSync();
+  forward_modfanout_40(a);
+  dopa::gridSync();
+  forward_l3_eta(a);
+  dopa::gridSync();
+  forward_saved_col_42(a);
+  dopa::gridSync();
+  forward_matmul_43(a);
+  dopa::gridSync();
+  forward_l1_pw_l1_et_l2_pw_l2_et(a);
+  dopa::gridSync();
+  forward_l3_pw_l3_et(a);
+  dopa::gridSync();
+  forward_logits(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
-// backward stage 0: dense product (Eigen), [400]
+// output logits = enc.weight @ y3 + dec_bias
+//
+// backward stage 0: dense product (a warp or thread per output), [400]
 //   %231 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  const T *__restrict enc_weight = a.params + 0;       // [10000, 400]
-  T *__restrict t231 = a.scratch + 0;                  // [400]
+template <class T> __device__ __forceinline__ void backward_matmul(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict t231 = a.scratch + 0;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1419,9 +1536,14 @@ __device__ __forceinline__ void lm_modul_lstm_backward_0(const dopa::StepArgs<T>
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t231[c] = acc;
   }
-#line 1423 "lm_modul_lstm.cu"
+#line 1540 "lm_modul_lstm.cu"
 }
 
+// state  et : [H, H] = 0
+// param  etaet : [] = 0.01
+// pw' = clip(pw + col(eta) * et, -2, 2)
+// et' = (1 - etaet) * et + etaet * outer(g, h)
+//
 // backward stage 1: fused loop nest over [400, 400]
 //   %234 reduce_to
 //   %237 matmul
@@ -1429,23 +1551,22 @@ __device__ __forceinline__ void lm_modul_lstm_backward_0(const dopa::StepArgs<T>
 //   %240 reduce_to
 //   %249 reduce_to
 //   %251 add -> grad_prev l3.et
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l3_et_next = a.gradNext + 5446240; // [400, 400] d l3.et'
-  const T *__restrict t186_l3_g = a.saved + 23600;         // [400] l3.g
-  const T *__restrict l3_h = a.state + 5285440;            // [400]
-  T *__restrict t234 = a.scratch + 400;                    // []
-  T *__restrict t237 = a.scratch + 416;                    // [400]
-  const T *__restrict l3_etaet = a.params + 24197694;      // []
-  T *__restrict t238 = a.scratch + 816;                    // [400]
-  const T *__restrict l3_et = a.state + 5446240;           // [400, 400]
-  T *__restrict t240 = a.scratch + 1216;                   // []
-  const T *__restrict d_l3_pw_next = a.gradNext + 5286240; // [400, 400] d l3.pw'
-  const T *__restrict l3_pw = a.state + 5286240;           // [400, 400]
-  const T *__restrict t202 = a.saved + 24416;              // [400, 1]
-  T *__restrict t249 = a.scratch + 1232;                   // [400, 1]
-  const T *__restrict t208 = a.saved + 24816;              // []
-  T *__restrict d_l3_et = a.gradPrev + 5446240;            // [400, 400]
+template <class T> __device__ __forceinline__ void backward_d_l3_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_et_next = a.gradNext + kStateL3Et; // [400, 400] d l3.et'
+  const T *__restrict t186_l3_g = a.saved + 23600;            // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;             // [400]
+  T *__restrict t234 = a.scratch + 400;                       // []
+  T *__restrict t237 = a.scratch + 416;                       // [400]
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet;    // []
+  T *__restrict t238 = a.scratch + 816;                       // [400]
+  const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
+  T *__restrict t240 = a.scratch + 1216;                      // []
+  const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
+  const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
+  const T *__restrict t202 = a.saved + 24416;                 // [400, 1]
+  T *__restrict t249 = a.scratch + 1232;                      // [400, 1]
+  const T *__restrict t208 = a.saved + 24816;                 // []
+  T *__restrict d_l3_et = a.gradPrev + kStateL3Et;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1457,7 +1578,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_1(const dopa::StepArgs<T>
     t240[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
     t249[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc234 = T(0);
     T acc237 = T(0);
@@ -1490,10 +1611,10 @@ __device__ __forceinline__ void lm_modul_lstm_backward_1(const dopa::StepArgs<T>
       const T v251 = v241 + v250;
       d_l3_et[i * 400 + j] = v251;
     }
-    acc234 = dopa_warp_sum(acc234);
-    acc237 = dopa_warp_sum(acc237);
-    acc240 = dopa_warp_sum(acc240);
-    acc249 = dopa_warp_sum(acc249);
+    acc234 = dopa::warpSum(acc234);
+    acc237 = dopa::warpSum(acc237);
+    acc240 = dopa::warpSum(acc240);
+    acc249 = dopa::warpSum(acc249);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t234[0], acc234);
       t237[i] = acc237;
@@ -1501,13 +1622,14 @@ __device__ __forceinline__ void lm_modul_lstm_backward_1(const dopa::StepArgs<T>
       atomicAdd(&t249[i], acc249);
     }
   }
-#line 1505 "lm_modul_lstm.cu"
+#line 1626 "lm_modul_lstm.cu"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // backward stage 2:
 //   %252 reshape
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_2(const dopa::StepArgs<T> &a) {
+template <class T> __device__ __forceinline__ void backward_record_col(const dopa::StepArgs<T> &a) {
   T *__restrict t252 = a.record + 29008; // [400]
   T *__restrict t249 = a.scratch + 1232; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1516,16 +1638,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_2(const dopa::StepArgs<T>
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t252[e] = t249[e];
-#line 1520 "lm_modul_lstm.cu"
+#line 1642 "lm_modul_lstm.cu"
 }
 
-// backward stage 3: dense product (Eigen), [1]
+// eta = modfanout(M)
+//
+// backward stage 3: dense product (a warp or thread per output), [1]
 //   %255 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_3(const dopa::StepArgs<T> &a) {
-  T *__restrict t252 = a.record + 29008;                         // [400]
-  const T *__restrict l3_modfanout_weight = a.params + 24198096; // [400, 1]
-  T *__restrict t255 = a.scratch + 1632;                         // [1]
+template <class T> __device__ __forceinline__ void backward_modfanout(const dopa::StepArgs<T> &a) {
+  T *__restrict t252 = a.record + 29008;                                        // [400]
+  const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
+  T *__restrict t255 = a.scratch + 1632;                                        // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1533,12 +1656,14 @@ __device__ __forceinline__ void lm_modul_lstm_backward_3(const dopa::StepArgs<T>
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t252[k] * l3_modfanout_weight[k * 1 + c];
+      acc += t252[k] * l3_modfanout_weight[k + c];
     t255[c] = acc;
   }
-#line 1540 "lm_modul_lstm.cu"
+#line 1663 "lm_modul_lstm.cu"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 4: fused loop nest over [1]
 //   %259 mul
 //   %56 tanh l1.M -> record (a factor of deferred outer-product gradients)
@@ -1546,16 +1671,16 @@ __device__ __forceinline__ void lm_modul_lstm_backward_3(const dopa::StepArgs<T>
 //   %259 mul += grad l3.h2mod.bias
 //   %197 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_4_l1_M(const dopa::StepArgs<T> &a) {
-  T *__restrict t255 = a.scratch + 1632;              // [1]
-  const T *__restrict t197_l3_M = a.saved + 24400;    // [1] l3.M
-  T *__restrict t259 = a.record + 28992;              // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
-  T *__restrict record11 = a.record + 18880;          // [1]
-  const T *__restrict t128_l2_M = a.saved + 20016;    // [1] l2.M
-  T *__restrict record20 = a.record + 26976;          // [1]
-  T *__restrict d_l3_h2mod_bias = a.grads + 24198095; // [1]
-  T *__restrict record28 = a.record + 29408;          // [1]
+__device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t255 = a.scratch + 1632;                       // [1]
+  const T *__restrict t197_l3_M = a.saved + 24400;             // [1] l3.M
+  T *__restrict t259 = a.record + 28992;                       // [1]
+  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
+  T *__restrict record11 = a.record + 18880;                   // [1]
+  const T *__restrict t128_l2_M = a.saved + 20016;             // [1] l2.M
+  T *__restrict record20 = a.record + 26976;                   // [1]
+  T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
+  T *__restrict record28 = a.record + 29408;                   // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1572,29 +1697,38 @@ __device__ __forceinline__ void lm_modul_lstm_backward_4_l1_M(const dopa::StepAr
       record28[0] = t197_l3_M[0];
     }
   }
-#line 1576 "lm_modul_lstm.cu"
+#line 1701 "lm_modul_lstm.cu"
 }
 
-// backward stage 5: dense product (Eigen), [400]
+// M = tanh(h2mod(hn))
+//
+// backward stage 5: dense product (a warp or thread per output), [400]
 //   %262 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_5(const dopa::StepArgs<T> &a) {
-  T *__restrict t259 = a.record + 28992;                     // [1]
-  const T *__restrict l3_h2mod_weight = a.params + 24197695; // [1, 400]
-  T *__restrict t262 = a.scratch + 1648;                     // [400]
+template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::StepArgs<T> &a) {
+  T *__restrict t259 = a.record + 28992;                                // [1]
+  const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
+  T *__restrict t262 = a.scratch + 1648;                                // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += t259[k] * l3_h2mod_weight[k * 400 + c];
+    acc += t259[0] * l3_h2mod_weight[c];
     t262[c] = acc;
   }
-#line 1596 "lm_modul_lstm.cu"
+#line 1721 "lm_modul_lstm.cu"
 }
 
+// y1 = l1(enc(tok))
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // backward stage 6: fused loop nest over [400]
 //   %277 mul
 //   %292 mul
@@ -1613,46 +1747,47 @@ __device__ __forceinline__ void lm_modul_lstm_backward_5(const dopa::StepArgs<T>
 //   %277 mul += grad l3.x2c.bias
 //   %252 reshape += grad l3.modfanout.bias
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_6_l3_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t237 = a.scratch + 416;                   // [400]
-  const T *__restrict d_l3_c_next = a.gradNext + 5285840; // [400] d l3.c'
-  const T *__restrict d_l3_h_next = a.gradNext + 5285440; // [400] d l3.h'
-  T *__restrict t231 = a.scratch + 0;                     // [400]
-  T *__restrict t262 = a.scratch + 1648;                  // [400]
-  const T *__restrict t166 = a.saved + 22800;             // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23095694;  // [400]
-  const T *__restrict t170 = a.saved + 23200;             // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24036894;  // [400]
-  const T *__restrict t145 = a.saved + 21200;             // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22175694;  // [400]
-  const T *__restrict t150 = a.saved + 21600;             // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23716094;  // [400]
-  const T *__restrict l3_c = a.state + 5285840;           // [400]
-  const T *__restrict t156 = a.saved + 22000;             // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22635694;  // [400]
-  const T *__restrict t160 = a.saved + 22400;             // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23876494;  // [400]
-  const T *__restrict t186_l3_g = a.saved + 23600;        // [400] l3.g
-  T *__restrict t277 = a.record + 28592;                  // [400]
-  T *__restrict t292 = a.record + 28192;                  // [400]
-  T *__restrict t303 = a.record + 27792;                  // [400]
-  T *__restrict t314 = a.record + 26992;                  // [400]
-  T *__restrict d_l3_c = a.gradPrev + 5285840;            // [400]
-  const T *__restrict t192_l3_hn = a.saved + 24000;       // [400] l3.hn
-  T *__restrict record1 = a.record + 10000;               // [400]
-  const T *__restrict t2 = a.saved + 0;                   // [400]
-  T *__restrict record3 = a.record + 11552;               // [400]
-  T *__restrict d_l3_x2f_bias = a.grads + 22175694;       // [400]
-  const T *__restrict l3_h = a.state + 5285440;           // [400]
-  T *__restrict record22 = a.record + 27392;              // [400]
-  T *__restrict d_l3_h2f_bias = a.grads + 23716094;       // [400]
-  T *__restrict d_l3_x2i_bias = a.grads + 22635694;       // [400]
-  T *__restrict d_l3_h2i_bias = a.grads + 23876494;       // [400]
-  T *__restrict d_l3_x2o_bias = a.grads + 23095694;       // [400]
-  T *__restrict d_l3_h2o_bias = a.grads + 24036894;       // [400]
-  T *__restrict d_l3_x2c_bias = a.grads + 23555694;       // [400]
-  T *__restrict t252 = a.record + 29008;                  // [400]
-  T *__restrict d_l3_modfanout_bias = a.grads + 24198496; // [400]
+__device__ __forceinline__ void
+backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t237 = a.scratch + 416;                                // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
+  T *__restrict t231 = a.scratch + 0;                                  // [400]
+  T *__restrict t262 = a.scratch + 1648;                               // [400]
+  const T *__restrict t166 = a.saved + 22800;                          // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
+  const T *__restrict t170 = a.saved + 23200;                          // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias;        // [400]
+  const T *__restrict t145 = a.saved + 21200;                          // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias;        // [400]
+  const T *__restrict t150 = a.saved + 21600;                          // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias;        // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;                      // [400]
+  const T *__restrict t156 = a.saved + 22000;                          // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias;        // [400]
+  const T *__restrict t160 = a.saved + 22400;                          // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
+  const T *__restrict t186_l3_g = a.saved + 23600;                     // [400] l3.g
+  T *__restrict t277 = a.record + 28592;                               // [400]
+  T *__restrict t292 = a.record + 28192;                               // [400]
+  T *__restrict t303 = a.record + 27792;                               // [400]
+  T *__restrict t314 = a.record + 26992;                               // [400]
+  T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
+  const T *__restrict t192_l3_hn = a.saved + 24000;                    // [400] l3.hn
+  T *__restrict record1 = a.record + 10000;                            // [400]
+  const T *__restrict t2 = a.saved + 0;                                // [400]
+  T *__restrict record3 = a.record + 11552;                            // [400]
+  T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;             // [400]
+  const T *__restrict l3_h = a.state + kStateL3H;                      // [400]
+  T *__restrict record22 = a.record + 27392;                           // [400]
+  T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;             // [400]
+  T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;             // [400]
+  T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;             // [400]
+  T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;             // [400]
+  T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;             // [400]
+  T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
+  T *__restrict t252 = a.record + 29008;                               // [400]
+  T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1739,26 +1874,29 @@ __device__ __forceinline__ void lm_modul_lstm_backward_6_l3_hn(const dopa::StepA
       atomicAdd(&d_l3_modfanout_bias[j], t252[j]);
     }
   }
-#line 1743 "lm_modul_lstm.cu"
+#line 1878 "lm_modul_lstm.cu"
 }
 
+// state  pw : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // backward stage 7: fused loop nest over [400, 400]
 //   %279 matmul
 //   %282 reduce_to
 //   %285 add -> grad_prev l3.pw
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t279 = a.scratch + 2048;                   // [400]
-  T *__restrict t277 = a.record + 28592;                   // [400]
-  const T *__restrict l3_w = a.params + 24037294;          // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24197294;      // [400, 1]
-  const T *__restrict l3_pw = a.state + 5286240;           // [400, 400]
-  const T *__restrict l3_h = a.state + 5285440;            // [400]
-  T *__restrict t282 = a.scratch + 2448;                   // [400, 1]
-  const T *__restrict d_l3_pw_next = a.gradNext + 5286240; // [400, 400] d l3.pw'
-  const T *__restrict t202 = a.saved + 24416;              // [400, 1]
-  const T *__restrict l3_et = a.state + 5446240;           // [400, 400]
-  T *__restrict d_l3_pw = a.gradPrev + 5286240;            // [400, 400]
+template <class T> __device__ __forceinline__ void backward_d_l3_pw(const dopa::StepArgs<T> &a) {
+  T *__restrict t279 = a.scratch + 2048;                      // [400]
+  T *__restrict t277 = a.record + 28592;                      // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;            // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;    // [400, 1]
+  const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;             // [400]
+  T *__restrict t282 = a.scratch + 2448;                      // [400, 1]
+  const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
+  const T *__restrict t202 = a.saved + 24416;                 // [400, 1]
+  const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
+  T *__restrict d_l3_pw = a.gradPrev + kStateL3Pw;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1766,7 +1904,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_7(const dopa::StepArgs<T>
     t279[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
     t282[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc282 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
@@ -1789,21 +1927,22 @@ __device__ __forceinline__ void lm_modul_lstm_backward_7(const dopa::StepArgs<T>
       const T v285 = v247 + v284;
       d_l3_pw[i * 400 + j] = v285;
     }
-    acc282 = dopa_warp_sum(acc282);
+    acc282 = dopa::warpSum(acc282);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t282[i], acc282);
     }
   }
-#line 1798 "lm_modul_lstm.cu"
+#line 1936 "lm_modul_lstm.cu"
 }
 
-// backward stage 8: dense product (Eigen), [1149]
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
+// backward stage 8: dense product (a warp or thread per output), [1149]
 //   %288 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_8(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 28592;                   // [400]
-  const T *__restrict l3_x2c_weight = a.params + 23096094; // [400, 1149]
-  T *__restrict t288 = a.scratch + 2848;                   // [1149]
+template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t277 = a.record + 28592;                            // [400]
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict t288 = a.scratch + 2848;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1814,16 +1953,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_8(const dopa::StepArgs<T>
       acc += t277[k] * l3_x2c_weight[k * 1149 + c];
     t288[c] = acc;
   }
-#line 1818 "lm_modul_lstm.cu"
+#line 1957 "lm_modul_lstm.cu"
 }
 
-// backward stage 9: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 9: dense product (a warp or thread per output), [400]
 //   %295 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_9(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.record + 28192;                   // [400]
-  const T *__restrict l3_h2o_weight = a.params + 23876894; // [400, 400]
-  T *__restrict t295 = a.scratch + 4000;                   // [400]
+template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t292 = a.record + 28192;                            // [400]
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  T *__restrict t295 = a.scratch + 4000;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1834,16 +1974,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_9(const dopa::StepArgs<T>
       acc += t292[k] * l3_h2o_weight[k * 400 + c];
     t295[c] = acc;
   }
-#line 1838 "lm_modul_lstm.cu"
+#line 1978 "lm_modul_lstm.cu"
 }
 
-// backward stage 10: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 10: dense product (a warp or thread per output), [1149]
 //   %299 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_10(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.record + 28192;                   // [400]
-  const T *__restrict l3_x2o_weight = a.params + 22636094; // [400, 1149]
-  T *__restrict t299 = a.scratch + 4400;                   // [1149]
+template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t292 = a.record + 28192;                            // [400]
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict t299 = a.scratch + 4400;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1854,16 +1995,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_10(const dopa::StepArgs<T
       acc += t292[k] * l3_x2o_weight[k * 1149 + c];
     t299[c] = acc;
   }
-#line 1858 "lm_modul_lstm.cu"
+#line 1999 "lm_modul_lstm.cu"
 }
 
-// backward stage 11: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 11: dense product (a warp or thread per output), [400]
 //   %306 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_11(const dopa::StepArgs<T> &a) {
-  T *__restrict t303 = a.record + 27792;                   // [400]
-  const T *__restrict l3_h2i_weight = a.params + 23716494; // [400, 400]
-  T *__restrict t306 = a.scratch + 5552;                   // [400]
+template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t303 = a.record + 27792;                            // [400]
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  T *__restrict t306 = a.scratch + 5552;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1874,16 +2016,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_11(const dopa::StepArgs<T
       acc += t303[k] * l3_h2i_weight[k * 400 + c];
     t306[c] = acc;
   }
-#line 1878 "lm_modul_lstm.cu"
+#line 2020 "lm_modul_lstm.cu"
 }
 
-// backward stage 12: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 12: dense product (a warp or thread per output), [1149]
 //   %310 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t303 = a.record + 27792;                   // [400]
-  const T *__restrict l3_x2i_weight = a.params + 22176094; // [400, 1149]
-  T *__restrict t310 = a.scratch + 5952;                   // [1149]
+template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t303 = a.record + 27792;                            // [400]
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict t310 = a.scratch + 5952;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1894,16 +2037,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_12(const dopa::StepArgs<T
       acc += t303[k] * l3_x2i_weight[k * 1149 + c];
     t310[c] = acc;
   }
-#line 1898 "lm_modul_lstm.cu"
+#line 2041 "lm_modul_lstm.cu"
 }
 
-// backward stage 13: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 13: dense product (a warp or thread per output), [400]
 //   %317 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t314 = a.record + 26992;                   // [400]
-  const T *__restrict l3_h2f_weight = a.params + 23556094; // [400, 400]
-  T *__restrict t317 = a.scratch + 7104;                   // [400]
+template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t314 = a.record + 26992;                            // [400]
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  T *__restrict t317 = a.scratch + 7104;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1914,16 +2058,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_13(const dopa::StepArgs<T
       acc += t314[k] * l3_h2f_weight[k * 400 + c];
     t317[c] = acc;
   }
-#line 1918 "lm_modul_lstm.cu"
+#line 2062 "lm_modul_lstm.cu"
 }
 
-// backward stage 14: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 14: dense product (a warp or thread per output), [1149]
 //   %321 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t314 = a.record + 26992;                   // [400]
-  const T *__restrict l3_x2f_weight = a.params + 21716094; // [400, 1149]
-  T *__restrict t321 = a.scratch + 7504;                   // [1149]
+template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t314 = a.record + 26992;                            // [400]
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict t321 = a.scratch + 7504;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1934,9 +2079,14 @@ __device__ __forceinline__ void lm_modul_lstm_backward_14(const dopa::StepArgs<T
       acc += t314[k] * l3_x2f_weight[k * 1149 + c];
     t321[c] = acc;
   }
-#line 1938 "lm_modul_lstm.cu"
+#line 2083 "lm_modul_lstm.cu"
 }
 
+// state  et : [H, H] = 0
+// param  etaet : [] = 0.01
+// pw' = clip(pw + col(eta) * et, -2, 2)
+// et' = (1 - etaet) * et + etaet * outer(g, h)
+//
 // backward stage 15: fused loop nest over [1149, 1149]
 //   %324 reduce_to
 //   %327 matmul
@@ -1951,37 +2101,37 @@ __device__ __forceinline__ void lm_modul_lstm_backward_14(const dopa::StepArgs<T
 //   %426 add -> grad_prev l1.et
 //   %339 add -> grad_prev l2.et
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_et_next = a.gradNext + 3965232; // [1149, 1149] d l2.et'
-  const T *__restrict t117_l2_g = a.saved + 17712;         // [1149] l2.g
-  const T *__restrict l2_h = a.state + 2642720;            // [1149]
-  T *__restrict t324 = a.scratch + 8656;                   // []
-  T *__restrict t327 = a.scratch + 8672;                   // [1149]
-  const T *__restrict l2_etaet = a.params + 21712645;      // []
-  T *__restrict t328 = a.scratch + 9824;                   // [1149]
-  const T *__restrict l2_et = a.state + 3965232;           // [1149, 1149]
-  T *__restrict t330 = a.scratch + 10976;                  // []
-  const T *__restrict d_l2_pw_next = a.gradNext + 2645024; // [1149, 1149] d l2.pw'
-  const T *__restrict l2_pw = a.state + 2645024;           // [1149, 1149]
-  const T *__restrict t133 = a.saved + 20032;              // [1149, 1]
-  T *__restrict t337 = a.scratch + 10992;                  // [1149, 1]
-  const T *__restrict d_l1_et_next = a.gradNext + 1322512; // [1149, 1149] d l1.et'
-  const T *__restrict t45_l1_g = a.saved + 7312;           // [1149] l1.g
-  const T *__restrict l1_h = a.state + 0;                  // [1149]
-  T *__restrict t411 = a.scratch + 23680;                  // []
-  T *__restrict t414 = a.scratch + 23696;                  // [1149]
-  const T *__restrict l1_etaet = a.params + 11138396;      // []
-  T *__restrict t415 = a.scratch + 24848;                  // [1149]
-  const T *__restrict l1_et = a.state + 1322512;           // [1149, 1149]
-  T *__restrict t417 = a.scratch + 26000;                  // []
-  const T *__restrict d_l1_pw_next = a.gradNext + 2304;    // [1149, 1149] d l1.pw'
-  const T *__restrict l1_pw = a.state + 2304;              // [1149, 1149]
-  const T *__restrict t61 = a.saved + 9632;                // [1149, 1]
-  T *__restrict t424 = a.scratch + 26016;                  // [1149, 1]
-  const T *__restrict t70 = a.saved + 10784;               // []
-  T *__restrict d_l1_et = a.gradPrev + 1322512;            // [1149, 1149]
-  const T *__restrict t139 = a.saved + 21184;              // []
-  T *__restrict d_l2_et = a.gradPrev + 3965232;            // [1149, 1149]
+__device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et; // [1149, 1149] d l2.et'
+  const T *__restrict t117_l2_g = a.saved + 17712;            // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
+  T *__restrict t324 = a.scratch + 8656;                      // []
+  T *__restrict t327 = a.scratch + 8672;                      // [1149]
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet;    // []
+  T *__restrict t328 = a.scratch + 9824;                      // [1149]
+  const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
+  T *__restrict t330 = a.scratch + 10976;                     // []
+  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
+  const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
+  const T *__restrict t133 = a.saved + 20032;                 // [1149, 1]
+  T *__restrict t337 = a.scratch + 10992;                     // [1149, 1]
+  const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et; // [1149, 1149] d l1.et'
+  const T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
+  T *__restrict t411 = a.scratch + 23680;                     // []
+  T *__restrict t414 = a.scratch + 23696;                     // [1149]
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet;    // []
+  T *__restrict t415 = a.scratch + 24848;                     // [1149]
+  const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
+  T *__restrict t417 = a.scratch + 26000;                     // []
+  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
+  const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
+  const T *__restrict t61 = a.saved + 9632;                   // [1149, 1]
+  T *__restrict t424 = a.scratch + 26016;                     // [1149, 1]
+  const T *__restrict t70 = a.saved + 10784;                  // []
+  T *__restrict d_l1_et = a.gradPrev + kStateL1Et;            // [1149, 1149]
+  const T *__restrict t139 = a.saved + 21184;                 // []
+  T *__restrict d_l2_et = a.gradPrev + kStateL2Et;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2001,7 +2151,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_15(const dopa::StepArgs<T
     t417[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t424[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc324 = T(0);
     T acc327 = T(0);
@@ -2063,14 +2213,14 @@ __device__ __forceinline__ void lm_modul_lstm_backward_15(const dopa::StepArgs<T
       const T v339 = v331 + v338;
       d_l2_et[i * 1149 + j] = v339;
     }
-    acc324 = dopa_warp_sum(acc324);
-    acc327 = dopa_warp_sum(acc327);
-    acc330 = dopa_warp_sum(acc330);
-    acc337 = dopa_warp_sum(acc337);
-    acc411 = dopa_warp_sum(acc411);
-    acc414 = dopa_warp_sum(acc414);
-    acc417 = dopa_warp_sum(acc417);
-    acc424 = dopa_warp_sum(acc424);
+    acc324 = dopa::warpSum(acc324);
+    acc327 = dopa::warpSum(acc327);
+    acc330 = dopa::warpSum(acc330);
+    acc337 = dopa::warpSum(acc337);
+    acc411 = dopa::warpSum(acc411);
+    acc414 = dopa::warpSum(acc414);
+    acc417 = dopa::warpSum(acc417);
+    acc424 = dopa::warpSum(acc424);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t324[0], acc324);
       t327[i] = acc327;
@@ -2082,13 +2232,15 @@ __device__ __forceinline__ void lm_modul_lstm_backward_15(const dopa::StepArgs<T
       atomicAdd(&t424[i], acc424);
     }
   }
-#line 2086 "lm_modul_lstm.cu"
+#line 2236 "lm_modul_lstm.cu"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // backward stage 16:
 //   %340 reshape
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_16(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_record_col_16(const dopa::StepArgs<T> &a) {
   T *__restrict t340 = a.record + 25824;  // [1149]
   T *__restrict t337 = a.scratch + 10992; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -2097,16 +2249,18 @@ __device__ __forceinline__ void lm_modul_lstm_backward_16(const dopa::StepArgs<T
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t340[e] = t337[e];
-#line 2101 "lm_modul_lstm.cu"
+#line 2253 "lm_modul_lstm.cu"
 }
 
-// backward stage 17: dense product (Eigen), [1]
+// eta = modfanout(M)
+//
+// backward stage 17: dense product (a warp or thread per output), [1]
 //   %343 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t340 = a.record + 25824;                         // [1149]
-  const T *__restrict l2_modfanout_weight = a.params + 21713796; // [1149, 1]
-  T *__restrict t343 = a.scratch + 12144;                        // [1]
+__device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t340 = a.record + 25824;                                        // [1149]
+  const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
+  T *__restrict t343 = a.scratch + 12144;                                       // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2114,21 +2268,23 @@ __device__ __forceinline__ void lm_modul_lstm_backward_17(const dopa::StepArgs<T
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t340[k] * l2_modfanout_weight[k * 1 + c];
+      acc += t340[k] * l2_modfanout_weight[k + c];
     t343[c] = acc;
   }
-#line 2121 "lm_modul_lstm.cu"
+#line 2275 "lm_modul_lstm.cu"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 18: fused loop nest over [1]
 //   %346 mul
 //   %346 mul += grad l2.h2mod.bias
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t343 = a.scratch + 12144;             // [1]
-  const T *__restrict t128_l2_M = a.saved + 20016;    // [1] l2.M
-  T *__restrict t346 = a.record + 24656;              // [1]
-  T *__restrict d_l2_h2mod_bias = a.grads + 21713795; // [1]
+__device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t343 = a.scratch + 12144;                      // [1]
+  const T *__restrict t128_l2_M = a.saved + 20016;             // [1] l2.M
+  T *__restrict t346 = a.record + 24656;                       // [1]
+  T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2142,29 +2298,37 @@ __device__ __forceinline__ void lm_modul_lstm_backward_18(const dopa::StepArgs<T
       atomicAdd(&d_l2_h2mod_bias[0], v346);
     }
   }
-#line 2146 "lm_modul_lstm.cu"
+#line 2302 "lm_modul_lstm.cu"
 }
 
-// backward stage 19: dense product (Eigen), [1149]
+// M = tanh(h2mod(hn))
+//
+// backward stage 19: dense product (a warp or thread per output), [1149]
 //   %349 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t346 = a.record + 24656;                     // [1]
-  const T *__restrict l2_h2mod_weight = a.params + 21712646; // [1, 1149]
-  T *__restrict t349 = a.scratch + 12160;                    // [1149]
+template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa::StepArgs<T> &a) {
+  T *__restrict t346 = a.record + 24656;                                // [1]
+  const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
+  T *__restrict t349 = a.scratch + 12160;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += t346[k] * l2_h2mod_weight[k * 1149 + c];
+    acc += t346[0] * l2_h2mod_weight[c];
     t349[c] = acc;
   }
-#line 2166 "lm_modul_lstm.cu"
+#line 2322 "lm_modul_lstm.cu"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // backward stage 20: fused loop nest over [1149]
 //   %364 mul
 //   %379 mul
@@ -2184,51 +2348,52 @@ __device__ __forceinline__ void lm_modul_lstm_backward_19(const dopa::StepArgs<T
 //   %123 mul l2.hn -> record (a factor of deferred outer-product gradients)
 //   %340 reshape += grad l2.modfanout.bias
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_20_l1_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t327 = a.scratch + 8672;                  // [1149]
-  const T *__restrict d_l2_c_next = a.gradNext + 2643872; // [1149] d l2.c'
-  const T *__restrict d_l2_h_next = a.gradNext + 2642720; // [1149] d l2.h'
-  T *__restrict t288 = a.scratch + 2848;                  // [1149]
-  T *__restrict t299 = a.scratch + 4400;                  // [1149]
-  T *__restrict t310 = a.scratch + 5952;                  // [1149]
-  T *__restrict t321 = a.scratch + 7504;                  // [1149]
-  T *__restrict t349 = a.scratch + 12160;                 // [1149]
-  const T *__restrict t97 = a.saved + 15408;              // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15104746;  // [1149]
-  const T *__restrict t101 = a.saved + 16560;             // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20390146;  // [1149]
-  const T *__restrict t76 = a.saved + 10800;              // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12462046;  // [1149]
-  const T *__restrict t81 = a.saved + 11952;              // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17747446;  // [1149]
-  const T *__restrict l2_c = a.state + 2643872;           // [1149]
-  const T *__restrict t87 = a.saved + 13104;              // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13783396;  // [1149]
-  const T *__restrict t91 = a.saved + 14256;              // [1149]
-  const T *__restrict l2_h2i_bias = a.params + 19068796;  // [1149]
-  const T *__restrict t117_l2_g = a.saved + 17712;        // [1149] l2.g
-  T *__restrict t364 = a.record + 23504;                  // [1149]
-  T *__restrict t379 = a.record + 22352;                  // [1149]
-  T *__restrict t390 = a.record + 21200;                  // [1149]
-  T *__restrict t401 = a.record + 18896;                  // [1149]
-  T *__restrict d_l2_c = a.gradPrev + 2643872;            // [1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict record4 = a.record + 11952;               // [1149]
-  const T *__restrict t51_l1_hn = a.saved + 8464;         // [1149] l1.hn
-  T *__restrict record9 = a.record + 16576;               // [1149]
-  T *__restrict d_l2_x2f_bias = a.grads + 12462046;       // [1149]
-  const T *__restrict l2_h = a.state + 2642720;           // [1149]
-  T *__restrict record13 = a.record + 20048;              // [1149]
-  T *__restrict d_l2_h2f_bias = a.grads + 17747446;       // [1149]
-  T *__restrict d_l2_x2i_bias = a.grads + 13783396;       // [1149]
-  T *__restrict d_l2_h2i_bias = a.grads + 19068796;       // [1149]
-  T *__restrict d_l2_x2o_bias = a.grads + 15104746;       // [1149]
-  T *__restrict d_l2_h2o_bias = a.grads + 20390146;       // [1149]
-  T *__restrict d_l2_x2c_bias = a.grads + 16426096;       // [1149]
-  const T *__restrict t123_l2_hn = a.saved + 18864;       // [1149] l2.hn
-  T *__restrict record18 = a.record + 24672;              // [1149]
-  T *__restrict t340 = a.record + 25824;                  // [1149]
-  T *__restrict d_l2_modfanout_bias = a.grads + 21714945; // [1149]
+__device__ __forceinline__ void
+backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t327 = a.scratch + 8672;                               // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
+  T *__restrict t288 = a.scratch + 2848;                               // [1149]
+  T *__restrict t299 = a.scratch + 4400;                               // [1149]
+  T *__restrict t310 = a.scratch + 5952;                               // [1149]
+  T *__restrict t321 = a.scratch + 7504;                               // [1149]
+  T *__restrict t349 = a.scratch + 12160;                              // [1149]
+  const T *__restrict t97 = a.saved + 15408;                           // [1149]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
+  const T *__restrict t101 = a.saved + 16560;                          // [1149]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias;        // [1149]
+  const T *__restrict t76 = a.saved + 10800;                           // [1149]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias;        // [1149]
+  const T *__restrict t81 = a.saved + 11952;                           // [1149]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias;        // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C;                      // [1149]
+  const T *__restrict t87 = a.saved + 13104;                           // [1149]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;        // [1149]
+  const T *__restrict t91 = a.saved + 14256;                           // [1149]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
+  const T *__restrict t117_l2_g = a.saved + 17712;                     // [1149] l2.g
+  T *__restrict t364 = a.record + 23504;                               // [1149]
+  T *__restrict t379 = a.record + 22352;                               // [1149]
+  T *__restrict t390 = a.record + 21200;                               // [1149]
+  T *__restrict t401 = a.record + 18896;                               // [1149]
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
+  T *__restrict record4 = a.record + 11952;                            // [1149]
+  const T *__restrict t51_l1_hn = a.saved + 8464;                      // [1149] l1.hn
+  T *__restrict record9 = a.record + 16576;                            // [1149]
+  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;             // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                      // [1149]
+  T *__restrict record13 = a.record + 20048;                           // [1149]
+  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;             // [1149]
+  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;             // [1149]
+  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;             // [1149]
+  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;             // [1149]
+  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;             // [1149]
+  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
+  const T *__restrict t123_l2_hn = a.saved + 18864;                    // [1149] l2.hn
+  T *__restrict record18 = a.record + 24672;                           // [1149]
+  T *__restrict t340 = a.record + 25824;                               // [1149]
+  T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2319,26 +2484,29 @@ __device__ __forceinline__ void lm_modul_lstm_backward_20_l1_hn(const dopa::Step
       atomicAdd(&d_l2_modfanout_bias[j], t340[j]);
     }
   }
-#line 2323 "lm_modul_lstm.cu"
+#line 2488 "lm_modul_lstm.cu"
 }
 
+// state  pw : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // backward stage 21: fused loop nest over [1149, 1149]
 //   %366 matmul
 //   %369 reduce_to
 //   %372 add -> grad_prev l2.pw
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t366 = a.scratch + 13312;                  // [1149]
-  T *__restrict t364 = a.record + 23504;                   // [1149]
-  const T *__restrict l2_w = a.params + 20391295;          // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21711496;      // [1149, 1]
-  const T *__restrict l2_pw = a.state + 2645024;           // [1149, 1149]
-  const T *__restrict l2_h = a.state + 2642720;            // [1149]
-  T *__restrict t369 = a.scratch + 14464;                  // [1149, 1]
-  const T *__restrict d_l2_pw_next = a.gradNext + 2645024; // [1149, 1149] d l2.pw'
-  const T *__restrict t133 = a.saved + 20032;              // [1149, 1]
-  const T *__restrict l2_et = a.state + 3965232;           // [1149, 1149]
-  T *__restrict d_l2_pw = a.gradPrev + 2645024;            // [1149, 1149]
+template <class T> __device__ __forceinline__ void backward_d_l2_pw(const dopa::StepArgs<T> &a) {
+  T *__restrict t366 = a.scratch + 13312;                     // [1149]
+  T *__restrict t364 = a.record + 23504;                      // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;            // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;    // [1149, 1]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
+  T *__restrict t369 = a.scratch + 14464;                     // [1149, 1]
+  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
+  const T *__restrict t133 = a.saved + 20032;                 // [1149, 1]
+  const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
+  T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2346,7 +2514,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_21(const dopa::StepArgs<T
     t366[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t369[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc369 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
@@ -2369,21 +2537,22 @@ __device__ __forceinline__ void lm_modul_lstm_backward_21(const dopa::StepArgs<T
       const T v372 = v335 + v371;
       d_l2_pw[i * 1149 + j] = v372;
     }
-    acc369 = dopa_warp_sum(acc369);
+    acc369 = dopa::warpSum(acc369);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t369[i], acc369);
     }
   }
-#line 2378 "lm_modul_lstm.cu"
+#line 2546 "lm_modul_lstm.cu"
 }
 
-// backward stage 22: dense product (Eigen), [1149]
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
+// backward stage 22: dense product (a warp or thread per output), [1149]
 //   %375 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t364 = a.record + 23504;                   // [1149]
-  const T *__restrict l2_x2c_weight = a.params + 15105895; // [1149, 1149]
-  T *__restrict t375 = a.scratch + 15616;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::StepArgs<T> &a) {
+  T *__restrict t364 = a.record + 23504;                            // [1149]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict t375 = a.scratch + 15616;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2394,16 +2563,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_22(const dopa::StepArgs<T
       acc += t364[k] * l2_x2c_weight[k * 1149 + c];
     t375[c] = acc;
   }
-#line 2398 "lm_modul_lstm.cu"
+#line 2567 "lm_modul_lstm.cu"
 }
 
-// backward stage 23: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 23: dense product (a warp or thread per output), [1149]
 //   %382 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t379 = a.record + 22352;                   // [1149]
-  const T *__restrict l2_h2o_weight = a.params + 19069945; // [1149, 1149]
-  T *__restrict t382 = a.scratch + 16768;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_h2o_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t379 = a.record + 22352;                            // [1149]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  T *__restrict t382 = a.scratch + 16768;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2414,16 +2584,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_23(const dopa::StepArgs<T
       acc += t379[k] * l2_h2o_weight[k * 1149 + c];
     t382[c] = acc;
   }
-#line 2418 "lm_modul_lstm.cu"
+#line 2588 "lm_modul_lstm.cu"
 }
 
-// backward stage 24: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 24: dense product (a warp or thread per output), [1149]
 //   %386 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t379 = a.record + 22352;                   // [1149]
-  const T *__restrict l2_x2o_weight = a.params + 13784545; // [1149, 1149]
-  T *__restrict t386 = a.scratch + 17920;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_x2o_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t379 = a.record + 22352;                            // [1149]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t386 = a.scratch + 17920;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2434,16 +2605,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_24(const dopa::StepArgs<T
       acc += t379[k] * l2_x2o_weight[k * 1149 + c];
     t386[c] = acc;
   }
-#line 2438 "lm_modul_lstm.cu"
+#line 2609 "lm_modul_lstm.cu"
 }
 
-// backward stage 25: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 25: dense product (a warp or thread per output), [1149]
 //   %393 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t390 = a.record + 21200;                   // [1149]
-  const T *__restrict l2_h2i_weight = a.params + 17748595; // [1149, 1149]
-  T *__restrict t393 = a.scratch + 19072;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_h2i_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t390 = a.record + 21200;                            // [1149]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  T *__restrict t393 = a.scratch + 19072;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2454,16 +2626,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_25(const dopa::StepArgs<T
       acc += t390[k] * l2_h2i_weight[k * 1149 + c];
     t393[c] = acc;
   }
-#line 2458 "lm_modul_lstm.cu"
+#line 2630 "lm_modul_lstm.cu"
 }
 
-// backward stage 26: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 26: dense product (a warp or thread per output), [1149]
 //   %397 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t390 = a.record + 21200;                   // [1149]
-  const T *__restrict l2_x2i_weight = a.params + 12463195; // [1149, 1149]
-  T *__restrict t397 = a.scratch + 20224;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t390 = a.record + 21200;                            // [1149]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t397 = a.scratch + 20224;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2474,16 +2647,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_26(const dopa::StepArgs<T
       acc += t390[k] * l2_x2i_weight[k * 1149 + c];
     t397[c] = acc;
   }
-#line 2478 "lm_modul_lstm.cu"
+#line 2651 "lm_modul_lstm.cu"
 }
 
-// backward stage 27: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 27: dense product (a warp or thread per output), [1149]
 //   %404 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t401 = a.record + 18896;                   // [1149]
-  const T *__restrict l2_h2f_weight = a.params + 16427245; // [1149, 1149]
-  T *__restrict t404 = a.scratch + 21376;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_h2f_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t401 = a.record + 18896;                            // [1149]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  T *__restrict t404 = a.scratch + 21376;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2494,16 +2668,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_27(const dopa::StepArgs<T
       acc += t401[k] * l2_h2f_weight[k * 1149 + c];
     t404[c] = acc;
   }
-#line 2498 "lm_modul_lstm.cu"
+#line 2672 "lm_modul_lstm.cu"
 }
 
-// backward stage 28: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 28: dense product (a warp or thread per output), [1149]
 //   %408 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t401 = a.record + 18896;                   // [1149]
-  const T *__restrict l2_x2f_weight = a.params + 11141845; // [1149, 1149]
-  T *__restrict t408 = a.scratch + 22528;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::StepArgs<T> &a) {
+  T *__restrict t401 = a.record + 18896;                            // [1149]
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t408 = a.scratch + 22528;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2514,13 +2689,15 @@ __device__ __forceinline__ void lm_modul_lstm_backward_28(const dopa::StepArgs<T
       acc += t401[k] * l2_x2f_weight[k * 1149 + c];
     t408[c] = acc;
   }
-#line 2518 "lm_modul_lstm.cu"
+#line 2693 "lm_modul_lstm.cu"
 }
 
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // backward stage 29:
 //   %427 reshape
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_29(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_record_col_29(const dopa::StepArgs<T> &a) {
   T *__restrict t427 = a.record + 17728;  // [1149]
   T *__restrict t424 = a.scratch + 26016; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -2529,16 +2706,18 @@ __device__ __forceinline__ void lm_modul_lstm_backward_29(const dopa::StepArgs<T
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
     t427[e] = t424[e];
-#line 2533 "lm_modul_lstm.cu"
+#line 2710 "lm_modul_lstm.cu"
 }
 
-// backward stage 30: dense product (Eigen), [1]
+// eta = modfanout(M)
+//
+// backward stage 30: dense product (a warp or thread per output), [1]
 //   %430 matmul
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t427 = a.record + 17728;                         // [1149]
-  const T *__restrict l1_modfanout_weight = a.params + 11139547; // [1149, 1]
-  T *__restrict t430 = a.scratch + 27168;                        // [1]
+__device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a) {
+  T *__restrict t427 = a.record + 17728;                                        // [1149]
+  const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
+  T *__restrict t430 = a.scratch + 27168;                                       // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2546,21 +2725,23 @@ __device__ __forceinline__ void lm_modul_lstm_backward_30(const dopa::StepArgs<T
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t427[k] * l1_modfanout_weight[k * 1 + c];
+      acc += t427[k] * l1_modfanout_weight[k + c];
     t430[c] = acc;
   }
-#line 2553 "lm_modul_lstm.cu"
+#line 2732 "lm_modul_lstm.cu"
 }
 
+// M = tanh(h2mod(hn))
+//
 // backward stage 31: fused loop nest over [1]
 //   %433 mul
 //   %433 mul += grad l1.h2mod.bias
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_31(const dopa::StepArgs<T> &a) {
-  T *__restrict t430 = a.scratch + 27168;             // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;      // [1] l1.M
-  T *__restrict t433 = a.record + 16560;              // [1]
-  T *__restrict d_l1_h2mod_bias = a.grads + 11139546; // [1]
+__device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t430 = a.scratch + 27168;                      // [1]
+  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
+  T *__restrict t433 = a.record + 16560;                       // [1]
+  T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2574,29 +2755,37 @@ __device__ __forceinline__ void lm_modul_lstm_backward_31(const dopa::StepArgs<T
       atomicAdd(&d_l1_h2mod_bias[0], v433);
     }
   }
-#line 2578 "lm_modul_lstm.cu"
+#line 2759 "lm_modul_lstm.cu"
 }
 
-// backward stage 32: dense product (Eigen), [1149]
+// M = tanh(h2mod(hn))
+//
+// backward stage 32: dense product (a warp or thread per output), [1149]
 //   %436 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_32(const dopa::StepArgs<T> &a) {
-  T *__restrict t433 = a.record + 16560;                     // [1]
-  const T *__restrict l1_h2mod_weight = a.params + 11138397; // [1, 1149]
-  T *__restrict t436 = a.scratch + 27184;                    // [1149]
+template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa::StepArgs<T> &a) {
+  T *__restrict t433 = a.record + 16560;                                // [1]
+  const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
+  T *__restrict t436 = a.scratch + 27184;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += t433[k] * l1_h2mod_weight[k * 1149 + c];
+    acc += t433[0] * l1_h2mod_weight[c];
     t436[c] = acc;
   }
-#line 2598 "lm_modul_lstm.cu"
+#line 2779 "lm_modul_lstm.cu"
 }
 
+// state  h : [H] = 0
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// cn = f * c + i * g
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
 // backward stage 33: fused loop nest over [1149]
 //   %451 mul
 //   %465 mul
@@ -2613,49 +2802,50 @@ __device__ __forceinline__ void lm_modul_lstm_backward_32(const dopa::StepArgs<T
 //   %451 mul += grad l1.x2c.bias
 //   %427 reshape += grad l1.modfanout.bias
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_33(const dopa::StepArgs<T> &a) {
-  T *__restrict t414 = a.scratch + 23696;                 // [1149]
-  const T *__restrict d_l1_c_next = a.gradNext + 1152;    // [1149] d l1.c'
-  const T *__restrict d_l1_h_next = a.gradNext + 0;       // [1149] d l1.h'
-  T *__restrict t375 = a.scratch + 15616;                 // [1149]
-  T *__restrict t386 = a.scratch + 17920;                 // [1149]
-  T *__restrict t397 = a.scratch + 20224;                 // [1149]
-  T *__restrict t408 = a.scratch + 22528;                 // [1149]
-  T *__restrict t436 = a.scratch + 27184;                 // [1149]
-  const T *__restrict t25 = a.saved + 5008;               // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098;   // [1149]
-  const T *__restrict t29 = a.saved + 6160;               // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897;   // [1149]
-  const T *__restrict t4 = a.saved + 400;                 // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600;   // [1149]
-  const T *__restrict t9 = a.saved + 1552;                // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197;   // [1149]
-  const T *__restrict l1_c = a.state + 1152;              // [1149]
-  const T *__restrict t15 = a.saved + 2704;               // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349;   // [1149]
-  const T *__restrict t19 = a.saved + 3856;               // [1149]
-  const T *__restrict l1_h2i_bias = a.params + 8494547;   // [1149]
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  T *__restrict t451 = a.record + 15408;                  // [1149]
-  T *__restrict t465 = a.record + 14256;                  // [1149]
-  T *__restrict t476 = a.record + 13104;                  // [1149]
-  T *__restrict t487 = a.record + 10400;                  // [1149]
-  T *__restrict d_l1_c = a.gradPrev + 1152;               // [1149]
-  T *__restrict t328 = a.scratch + 9824;                  // [1149]
-  T *__restrict t366 = a.scratch + 13312;                 // [1149]
-  T *__restrict t382 = a.scratch + 16768;                 // [1149]
-  T *__restrict t393 = a.scratch + 19072;                 // [1149]
-  T *__restrict t404 = a.scratch + 21376;                 // [1149]
-  T *__restrict d_l2_h = a.gradPrev + 2642720;            // [1149]
-  T *__restrict d_l1_x2f_bias = a.grads + 4469600;        // [1149]
-  T *__restrict d_l1_h2f_bias = a.grads + 7173197;        // [1149]
-  T *__restrict d_l1_x2i_bias = a.grads + 4930349;        // [1149]
-  T *__restrict d_l1_h2i_bias = a.grads + 8494547;        // [1149]
-  T *__restrict d_l1_x2o_bias = a.grads + 5391098;        // [1149]
-  T *__restrict d_l1_h2o_bias = a.grads + 9815897;        // [1149]
-  T *__restrict d_l1_x2c_bias = a.grads + 5851847;        // [1149]
-  T *__restrict t427 = a.record + 17728;                  // [1149]
-  T *__restrict d_l1_modfanout_bias = a.grads + 11140696; // [1149]
+__device__ __forceinline__ void
+backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t414 = a.scratch + 23696;                              // [1149]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
+  T *__restrict t375 = a.scratch + 15616;                              // [1149]
+  T *__restrict t386 = a.scratch + 17920;                              // [1149]
+  T *__restrict t397 = a.scratch + 20224;                              // [1149]
+  T *__restrict t408 = a.scratch + 22528;                              // [1149]
+  T *__restrict t436 = a.scratch + 27184;                              // [1149]
+  const T *__restrict t25 = a.saved + 5008;                            // [1149]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
+  const T *__restrict t29 = a.saved + 6160;                            // [1149]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias;        // [1149]
+  const T *__restrict t4 = a.saved + 400;                              // [1149]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias;        // [1149]
+  const T *__restrict t9 = a.saved + 1552;                             // [1149]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias;        // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C;                      // [1149]
+  const T *__restrict t15 = a.saved + 2704;                            // [1149]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias;        // [1149]
+  const T *__restrict t19 = a.saved + 3856;                            // [1149]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
+  const T *__restrict t45_l1_g = a.saved + 7312;                       // [1149] l1.g
+  T *__restrict t451 = a.record + 15408;                               // [1149]
+  T *__restrict t465 = a.record + 14256;                               // [1149]
+  T *__restrict t476 = a.record + 13104;                               // [1149]
+  T *__restrict t487 = a.record + 10400;                               // [1149]
+  T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
+  T *__restrict t328 = a.scratch + 9824;                               // [1149]
+  T *__restrict t366 = a.scratch + 13312;                              // [1149]
+  T *__restrict t382 = a.scratch + 16768;                              // [1149]
+  T *__restrict t393 = a.scratch + 19072;                              // [1149]
+  T *__restrict t404 = a.scratch + 21376;                              // [1149]
+  T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
+  T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
+  T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
+  T *__restrict d_l1_x2i_bias = a.grads + kParamL1X2iBias;             // [1149]
+  T *__restrict d_l1_h2i_bias = a.grads + kParamL1H2iBias;             // [1149]
+  T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
+  T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
+  T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
+  T *__restrict t427 = a.record + 17728;                               // [1149]
+  T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2748,26 +2938,29 @@ __device__ __forceinline__ void lm_modul_lstm_backward_33(const dopa::StepArgs<T
       atomicAdd(&d_l1_modfanout_bias[j], t427[j]);
     }
   }
-#line 2752 "lm_modul_lstm.cu"
+#line 2942 "lm_modul_lstm.cu"
 }
 
+// state  pw : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
 // backward stage 34: fused loop nest over [1149, 1149]
 //   %453 matmul
 //   %456 reduce_to
 //   %459 add -> grad_prev l1.pw
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_34(const dopa::StepArgs<T> &a) {
-  T *__restrict t453 = a.scratch + 28336;               // [1149]
-  T *__restrict t451 = a.record + 15408;                // [1149]
-  const T *__restrict l1_w = a.params + 9817046;        // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247;   // [1149, 1]
-  const T *__restrict l1_pw = a.state + 2304;           // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;               // [1149]
-  T *__restrict t456 = a.scratch + 29488;               // [1149, 1]
-  const T *__restrict d_l1_pw_next = a.gradNext + 2304; // [1149, 1149] d l1.pw'
-  const T *__restrict t61 = a.saved + 9632;             // [1149, 1]
-  const T *__restrict l1_et = a.state + 1322512;        // [1149, 1149]
-  T *__restrict d_l1_pw = a.gradPrev + 2304;            // [1149, 1149]
+template <class T> __device__ __forceinline__ void backward_d_l1_pw(const dopa::StepArgs<T> &a) {
+  T *__restrict t453 = a.scratch + 28336;                     // [1149]
+  T *__restrict t451 = a.record + 15408;                      // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;            // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;    // [1149, 1]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
+  T *__restrict t456 = a.scratch + 29488;                     // [1149, 1]
+  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
+  const T *__restrict t61 = a.saved + 9632;                   // [1149, 1]
+  const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
+  T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2775,7 +2968,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_34(const dopa::StepArgs<T
     t453[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t456[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc456 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
@@ -2798,21 +2991,22 @@ __device__ __forceinline__ void lm_modul_lstm_backward_34(const dopa::StepArgs<T
       const T v459 = v422 + v458;
       d_l1_pw[i * 1149 + j] = v459;
     }
-    acc456 = dopa_warp_sum(acc456);
+    acc456 = dopa::warpSum(acc456);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t456[i], acc456);
     }
   }
-#line 2807 "lm_modul_lstm.cu"
+#line 3000 "lm_modul_lstm.cu"
 }
 
-// backward stage 35: dense product (Eigen), [400]
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
+// backward stage 35: dense product (a warp or thread per output), [400]
 //   %462 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t451 = a.record + 15408;                  // [1149]
-  const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
-  T *__restrict t462 = a.scratch + 30640;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2c_35(const dopa::StepArgs<T> &a) {
+  T *__restrict t451 = a.record + 15408;                            // [1149]
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t462 = a.scratch + 30640;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2823,16 +3017,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_35(const dopa::StepArgs<T
       acc += t451[k] * l1_x2c_weight[k * 400 + c];
     t462[c] = acc;
   }
-#line 2827 "lm_modul_lstm.cu"
+#line 3021 "lm_modul_lstm.cu"
 }
 
-// backward stage 36: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 36: dense product (a warp or thread per output), [1149]
 //   %468 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t465 = a.record + 14256;                  // [1149]
-  const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
-  T *__restrict t468 = a.scratch + 31040;                 // [1149]
+template <class T> __device__ __forceinline__ void backward_h2o_36(const dopa::StepArgs<T> &a) {
+  T *__restrict t465 = a.record + 14256;                            // [1149]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  T *__restrict t468 = a.scratch + 31040;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2843,16 +3038,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_36(const dopa::StepArgs<T
       acc += t465[k] * l1_h2o_weight[k * 1149 + c];
     t468[c] = acc;
   }
-#line 2847 "lm_modul_lstm.cu"
+#line 3042 "lm_modul_lstm.cu"
 }
 
-// backward stage 37: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 37: dense product (a warp or thread per output), [400]
 //   %472 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t465 = a.record + 14256;                  // [1149]
-  const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
-  T *__restrict t472 = a.scratch + 32192;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::StepArgs<T> &a) {
+  T *__restrict t465 = a.record + 14256;                            // [1149]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t472 = a.scratch + 32192;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2863,16 +3059,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_37(const dopa::StepArgs<T
       acc += t465[k] * l1_x2o_weight[k * 400 + c];
     t472[c] = acc;
   }
-#line 2867 "lm_modul_lstm.cu"
+#line 3063 "lm_modul_lstm.cu"
 }
 
-// backward stage 38: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 38: dense product (a warp or thread per output), [1149]
 //   %479 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t476 = a.record + 13104;                  // [1149]
-  const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
-  T *__restrict t479 = a.scratch + 32592;                 // [1149]
+template <class T> __device__ __forceinline__ void backward_h2i_38(const dopa::StepArgs<T> &a) {
+  T *__restrict t476 = a.record + 13104;                            // [1149]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
+  T *__restrict t479 = a.scratch + 32592;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2883,16 +3080,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_38(const dopa::StepArgs<T
       acc += t476[k] * l1_h2i_weight[k * 1149 + c];
     t479[c] = acc;
   }
-#line 2887 "lm_modul_lstm.cu"
+#line 3084 "lm_modul_lstm.cu"
 }
 
-// backward stage 39: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 39: dense product (a warp or thread per output), [400]
 //   %483 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t476 = a.record + 13104;                  // [1149]
-  const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
-  T *__restrict t483 = a.scratch + 33744;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2i_39(const dopa::StepArgs<T> &a) {
+  T *__restrict t476 = a.record + 13104;                            // [1149]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
+  T *__restrict t483 = a.scratch + 33744;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2903,16 +3101,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_39(const dopa::StepArgs<T
       acc += t476[k] * l1_x2i_weight[k * 400 + c];
     t483[c] = acc;
   }
-#line 2907 "lm_modul_lstm.cu"
+#line 3105 "lm_modul_lstm.cu"
 }
 
-// backward stage 40: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 40: dense product (a warp or thread per output), [1149]
 //   %490 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t487 = a.record + 10400;                  // [1149]
-  const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
-  T *__restrict t490 = a.scratch + 34144;                 // [1149]
+template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::StepArgs<T> &a) {
+  T *__restrict t487 = a.record + 10400;                            // [1149]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
+  T *__restrict t490 = a.scratch + 34144;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2923,16 +3122,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_40(const dopa::StepArgs<T
       acc += t487[k] * l1_h2f_weight[k * 1149 + c];
     t490[c] = acc;
   }
-#line 2927 "lm_modul_lstm.cu"
+#line 3126 "lm_modul_lstm.cu"
 }
 
-// backward stage 41: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 41: dense product (a warp or thread per output), [400]
 //   %494 matmul
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_41(const dopa::StepArgs<T> &a) {
-  T *__restrict t487 = a.record + 10400;                  // [1149]
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
-  T *__restrict t494 = a.scratch + 35296;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::StepArgs<T> &a) {
+  T *__restrict t487 = a.record + 10400;                            // [1149]
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
+  T *__restrict t494 = a.scratch + 35296;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2943,19 +3143,20 @@ __device__ __forceinline__ void lm_modul_lstm_backward_41(const dopa::StepArgs<T
       acc += t487[k] * l1_x2f_weight[k * 400 + c];
     t494[c] = acc;
   }
-#line 2947 "lm_modul_lstm.cu"
+#line 3147 "lm_modul_lstm.cu"
 }
 
+// state  h : [H] = 0
+//
 // backward stage 42: fused loop nest over [1149]
 //   %491 add -> grad_prev l1.h
-template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_42(const dopa::StepArgs<T> &a) {
-  T *__restrict t415 = a.scratch + 24848; // [1149]
-  T *__restrict t453 = a.scratch + 28336; // [1149]
-  T *__restrict t468 = a.scratch + 31040; // [1149]
-  T *__restrict t479 = a.scratch + 32592; // [1149]
-  T *__restrict t490 = a.scratch + 34144; // [1149]
-  T *__restrict d_l1_h = a.gradPrev + 0;  // [1149]
+template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t415 = a.scratch + 24848;        // [1149]
+  T *__restrict t453 = a.scratch + 28336;        // [1149]
+  T *__restrict t468 = a.scratch + 31040;        // [1149]
+  T *__restrict t479 = a.scratch + 32592;        // [1149]
+  T *__restrict t490 = a.scratch + 34144;        // [1149]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2969,26 +3170,29 @@ __device__ __forceinline__ void lm_modul_lstm_backward_42(const dopa::StepArgs<T
       d_l1_h[j] = v491;
     }
   }
-#line 2973 "lm_modul_lstm.cu"
+#line 3174 "lm_modul_lstm.cu"
 }
 
+// y1 = l1(enc(tok))
+// state  h : [H] = 0
+//
 // backward stage 43: fused loop nest over [400]
 //   %318 add -> grad_prev l3.h
 //   %495 add += grad enc.weight
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_43(const dopa::StepArgs<T> &a) {
-  T *__restrict t238 = a.scratch + 816;        // [400]
-  T *__restrict t279 = a.scratch + 2048;       // [400]
-  T *__restrict t295 = a.scratch + 4000;       // [400]
-  T *__restrict t306 = a.scratch + 5552;       // [400]
-  T *__restrict t317 = a.scratch + 7104;       // [400]
-  T *__restrict d_l3_h = a.gradPrev + 5285440; // [400]
-  T *__restrict t462 = a.scratch + 30640;      // [400]
-  T *__restrict t472 = a.scratch + 32192;      // [400]
-  T *__restrict t483 = a.scratch + 33744;      // [400]
-  T *__restrict t494 = a.scratch + 35296;      // [400]
-  T *__restrict d_enc_weight = a.grads + 0;    // [10000, 400]
-  const T *__restrict tok = a.inputs[0];       // []
+__device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
+  T *__restrict t238 = a.scratch + 816;                   // [400]
+  T *__restrict t279 = a.scratch + 2048;                  // [400]
+  T *__restrict t295 = a.scratch + 4000;                  // [400]
+  T *__restrict t306 = a.scratch + 5552;                  // [400]
+  T *__restrict t317 = a.scratch + 7104;                  // [400]
+  T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
+  T *__restrict t462 = a.scratch + 30640;                 // [400]
+  T *__restrict t472 = a.scratch + 32192;                 // [400]
+  T *__restrict t483 = a.scratch + 33744;                 // [400]
+  T *__restrict t494 = a.scratch + 35296;                 // [400]
+  T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
+  const T *__restrict tok = a.inputs[0];                  // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3007,17 +3211,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_43(const dopa::StepArgs<T
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v495);
     }
   }
-#line 3011 "lm_modul_lstm.cu"
+#line 3215 "lm_modul_lstm.cu"
 }
 
 // backward stage 44: fused loop nest over [10000]
 //   %216 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %216 grad_output d logits += grad dec_bias
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_44_d_logits(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   T *__restrict record0 = a.record + 0;                // [10000]
-  T *__restrict d_dec_bias = a.grads + 4000000;        // [10000]
+  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3029,15 +3233,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_44_d_logits(const dopa::S
   }
 }
 
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
 // backward stage 45: fused loop nest over [1149, 1]
 //   %456 reduce_to += grad l1.alpha
 //   %369 reduce_to += grad l2.alpha
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_45(const dopa::StepArgs<T> &a) {
-  T *__restrict t456 = a.scratch + 29488;        // [1149, 1]
-  T *__restrict d_l1_alpha = a.grads + 11137247; // [1149, 1]
-  T *__restrict t369 = a.scratch + 14464;        // [1149, 1]
-  T *__restrict d_l2_alpha = a.grads + 21711496; // [1149, 1]
+__device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t456 = a.scratch + 29488;             // [1149, 1]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
+  T *__restrict t369 = a.scratch + 14464;             // [1149, 1]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3048,24 +3254,27 @@ __device__ __forceinline__ void lm_modul_lstm_backward_45(const dopa::StepArgs<T
       atomicAdd(&d_l2_alpha[i], t369[i]);
     }
   }
-#line 3052 "lm_modul_lstm.cu"
+#line 3258 "lm_modul_lstm.cu"
 }
 
+// param  etaet : [] = 0.01
+//
 // backward stage 46: fused loop nest over []
 //   %420 add += grad l1.etaet
 //   %333 add += grad l2.etaet
 //   %243 add += grad l3.etaet
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_46(const dopa::StepArgs<T> &a) {
-  T *__restrict t411 = a.scratch + 23680;        // []
-  T *__restrict t417 = a.scratch + 26000;        // []
-  T *__restrict d_l1_etaet = a.grads + 11138396; // []
-  T *__restrict t324 = a.scratch + 8656;         // []
-  T *__restrict t330 = a.scratch + 10976;        // []
-  T *__restrict d_l2_etaet = a.grads + 21712645; // []
-  T *__restrict t234 = a.scratch + 400;          // []
-  T *__restrict t240 = a.scratch + 1216;         // []
-  T *__restrict d_l3_etaet = a.grads + 24197694; // []
+__device__ __forceinline__ void
+backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
+  T *__restrict t411 = a.scratch + 23680;             // []
+  T *__restrict t417 = a.scratch + 26000;             // []
+  T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
+  T *__restrict t324 = a.scratch + 8656;              // []
+  T *__restrict t330 = a.scratch + 10976;             // []
+  T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
+  T *__restrict t234 = a.scratch + 400;               // []
+  T *__restrict t240 = a.scratch + 1216;              // []
+  T *__restrict d_l3_etaet = a.grads + kParamL3Etaet; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3086,15 +3295,17 @@ __device__ __forceinline__ void lm_modul_lstm_backward_46(const dopa::StepArgs<T
     const T v243 = t234[0] + v242;
     atomicAdd(&d_l3_etaet[0], v243);
   }
-#line 3090 "lm_modul_lstm.cu"
+#line 3299 "lm_modul_lstm.cu"
 }
 
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
 // backward stage 47: fused loop nest over [400, 1]
 //   %282 reduce_to += grad l3.alpha
 template <class T>
-__device__ __forceinline__ void lm_modul_lstm_backward_47(const dopa::StepArgs<T> &a) {
-  T *__restrict t282 = a.scratch + 2448;         // [400, 1]
-  T *__restrict d_l3_alpha = a.grads + 24197294; // [400, 1]
+__device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t282 = a.scratch + 2448;              // [400, 1]
+  T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3104,7 +3315,7 @@ __device__ __forceinline__ void lm_modul_lstm_backward_47(const dopa::StepArgs<T
       atomicAdd(&d_l3_alpha[i], t282[i]);
     }
   }
-#line 3108 "lm_modul_lstm.cu"
+#line 3319 "lm_modul_lstm.cu"
 }
 
 /// One backward step of ModulLSTMLM for the whole batch: block b runs batch element b.
@@ -3135,115 +3346,117 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  lm_modul_lstm_backward_0(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_1(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_2(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_3(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_4_l1_M(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_5(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_6_l3_hn(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_7(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_8(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_9(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_10(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_11(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_12(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_13(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_14(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_15(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_16(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_17(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_18(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_19(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_20_l1_hn(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_21(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_22(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_23(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_24(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_25(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_26(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_27(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_28(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_29(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_30(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_31(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_32(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_33(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_34(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_35(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_36(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_37(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_38(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_39(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_40(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_41(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_42(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_43(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_44_d_logits(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_45(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_46(a);
-  dopa_grid_sync();
-  lm_modul_lstm_backward_47(a);
+  backward_matmul(a);
+  dopa::gridSync();
+  backward_d_l3_et(a);
+  dopa::gridSync();
+  backward_record_col(a);
+  dopa::gridSync();
+  backward_modfanout(a);
+  dopa::gridSync();
+  backward_grad_l3_h2mod_bias(a);
+  dopa::gridSync();
+  backward_h2mod(a);
+  dopa::gridSync();
+  backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
+  dopa::gridSync();
+  backward_d_l3_pw(a);
+  dopa::gridSync();
+  backward_x2c(a);
+  dopa::gridSync();
+  backward_h2o(a);
+  dopa::gridSync();
+  backward_x2o(a);
+  dopa::gridSync();
+  backward_h2i(a);
+  dopa::gridSync();
+  backward_x2i(a);
+  dopa::gridSync();
+  backward_h2f(a);
+  dopa::gridSync();
+  backward_x2f(a);
+  dopa::gridSync();
+  backward_d_l1_et_l2_et(a);
+  dopa::gridSync();
+  backward_record_col_16(a);
+  dopa::gridSync();
+  backward_modfanout_17(a);
+  dopa::gridSync();
+  backward_grad_l2_h2mod_bias(a);
+  dopa::gridSync();
+  backward_h2mod_19(a);
+  dopa::gridSync();
+  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
+  dopa::gridSync();
+  backward_d_l2_pw(a);
+  dopa::gridSync();
+  backward_x2c_22(a);
+  dopa::gridSync();
+  backward_h2o_23(a);
+  dopa::gridSync();
+  backward_x2o_24(a);
+  dopa::gridSync();
+  backward_h2i_25(a);
+  dopa::gridSync();
+  backward_x2i_26(a);
+  dopa::gridSync();
+  backward_h2f_27(a);
+  dopa::gridSync();
+  backward_x2f_28(a);
+  dopa::gridSync();
+  backward_record_col_29(a);
+  dopa::gridSync();
+  backward_modfanout_30(a);
+  dopa::gridSync();
+  backward_grad_l1_h2mod_bias(a);
+  dopa::gridSync();
+  backward_h2mod_32(a);
+  dopa::gridSync();
+  backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
+  dopa::gridSync();
+  backward_d_l1_pw(a);
+  dopa::gridSync();
+  backward_x2c_35(a);
+  dopa::gridSync();
+  backward_h2o_36(a);
+  dopa::gridSync();
+  backward_x2o_37(a);
+  dopa::gridSync();
+  backward_h2i_38(a);
+  dopa::gridSync();
+  backward_x2i_39(a);
+  dopa::gridSync();
+  backward_h2f_40(a);
+  dopa::gridSync();
+  backward_x2f_41(a);
+  dopa::gridSync();
+  backward_d_l1_h(a);
+  dopa::gridSync();
+  backward_d_l3_h_grad_enc_weight(a);
+  dopa::gridSync();
+  backward_grad_dec_bias(a);
+  dopa::gridSync();
+  backward_grad_l1_alpha_l2_alpha(a);
+  dopa::gridSync();
+  backward_grad_l1_etaet_l2_etaet_l3_etaet(a);
+  dopa::gridSync();
+  backward_grad_l3_alpha(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {
-  static const dopa::CudaSpec s = {"ModulLSTMLM",
-                                   &spec,
-                                   forward_launch<float>,
-                                   backward_launch<float>,
-                                   forward_launch<double>,
-                                   backward_launch<double>,
-                                   kThreads};
+  static const dopa::CudaSpec s = {
+      /*name=*/"ModulLSTMLM",
+      /*cpu=*/&spec,
+      /*forwardFloat=*/forward_launch<float>,
+      /*backwardFloat=*/backward_launch<float>,
+      /*forwardDouble=*/forward_launch<double>,
+      /*backwardDouble=*/backward_launch<double>,
+      /*threadsPerBlock=*/kThreads,
+  };
   return s;
 }
 

@@ -6,138 +6,205 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/runtime/Generated.h"
-
-#include <Eigen/Core>
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
-namespace {
-// Eigen views of the generated code's buffers (row-major).
-template <class T> using Vec = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using ConstVec = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using RowVec = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T> using ConstRowVec = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T>
-using RowMat = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-template <class T>
-using ConstRowMat =
-    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-} // namespace
+#include "dopa/runtime/GeneratedSupport.h"
 
 namespace dopa::generated::lm_plastic_lstm {
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamEncWeight = 0;          // enc.weight [10000, 400]
+constexpr int64_t kParamDecBias = 4000000;      // dec_bias [10000]
+constexpr int64_t kParamL1X2fWeight = 4010000;  // l1.x2f.weight [1149, 400]
+constexpr int64_t kParamL1X2fBias = 4469600;    // l1.x2f.bias [1149]
+constexpr int64_t kParamL1X2iWeight = 4470749;  // l1.x2i.weight [1149, 400]
+constexpr int64_t kParamL1X2iBias = 4930349;    // l1.x2i.bias [1149]
+constexpr int64_t kParamL1X2oWeight = 4931498;  // l1.x2o.weight [1149, 400]
+constexpr int64_t kParamL1X2oBias = 5391098;    // l1.x2o.bias [1149]
+constexpr int64_t kParamL1X2cWeight = 5392247;  // l1.x2c.weight [1149, 400]
+constexpr int64_t kParamL1X2cBias = 5851847;    // l1.x2c.bias [1149]
+constexpr int64_t kParamL1H2fWeight = 5852996;  // l1.h2f.weight [1149, 1149]
+constexpr int64_t kParamL1H2fBias = 7173197;    // l1.h2f.bias [1149]
+constexpr int64_t kParamL1H2iWeight = 7174346;  // l1.h2i.weight [1149, 1149]
+constexpr int64_t kParamL1H2iBias = 8494547;    // l1.h2i.bias [1149]
+constexpr int64_t kParamL1H2oWeight = 8495696;  // l1.h2o.weight [1149, 1149]
+constexpr int64_t kParamL1H2oBias = 9815897;    // l1.h2o.bias [1149]
+constexpr int64_t kParamL1W = 9817046;          // l1.w [1149, 1149]
+constexpr int64_t kParamL1Alpha = 11137247;     // l1.alpha [1149, 1]
+constexpr int64_t kParamL1Eta = 11138396;       // l1.eta []
+constexpr int64_t kParamL2X2fWeight = 11138397; // l2.x2f.weight [1149, 1149]
+constexpr int64_t kParamL2X2fBias = 12458598;   // l2.x2f.bias [1149]
+constexpr int64_t kParamL2X2iWeight = 12459747; // l2.x2i.weight [1149, 1149]
+constexpr int64_t kParamL2X2iBias = 13779948;   // l2.x2i.bias [1149]
+constexpr int64_t kParamL2X2oWeight = 13781097; // l2.x2o.weight [1149, 1149]
+constexpr int64_t kParamL2X2oBias = 15101298;   // l2.x2o.bias [1149]
+constexpr int64_t kParamL2X2cWeight = 15102447; // l2.x2c.weight [1149, 1149]
+constexpr int64_t kParamL2X2cBias = 16422648;   // l2.x2c.bias [1149]
+constexpr int64_t kParamL2H2fWeight = 16423797; // l2.h2f.weight [1149, 1149]
+constexpr int64_t kParamL2H2fBias = 17743998;   // l2.h2f.bias [1149]
+constexpr int64_t kParamL2H2iWeight = 17745147; // l2.h2i.weight [1149, 1149]
+constexpr int64_t kParamL2H2iBias = 19065348;   // l2.h2i.bias [1149]
+constexpr int64_t kParamL2H2oWeight = 19066497; // l2.h2o.weight [1149, 1149]
+constexpr int64_t kParamL2H2oBias = 20386698;   // l2.h2o.bias [1149]
+constexpr int64_t kParamL2W = 20387847;         // l2.w [1149, 1149]
+constexpr int64_t kParamL2Alpha = 21708048;     // l2.alpha [1149, 1]
+constexpr int64_t kParamL2Eta = 21709197;       // l2.eta []
+constexpr int64_t kParamL3X2fWeight = 21709198; // l3.x2f.weight [400, 1149]
+constexpr int64_t kParamL3X2fBias = 22168798;   // l3.x2f.bias [400]
+constexpr int64_t kParamL3X2iWeight = 22169198; // l3.x2i.weight [400, 1149]
+constexpr int64_t kParamL3X2iBias = 22628798;   // l3.x2i.bias [400]
+constexpr int64_t kParamL3X2oWeight = 22629198; // l3.x2o.weight [400, 1149]
+constexpr int64_t kParamL3X2oBias = 23088798;   // l3.x2o.bias [400]
+constexpr int64_t kParamL3X2cWeight = 23089198; // l3.x2c.weight [400, 1149]
+constexpr int64_t kParamL3X2cBias = 23548798;   // l3.x2c.bias [400]
+constexpr int64_t kParamL3H2fWeight = 23549198; // l3.h2f.weight [400, 400]
+constexpr int64_t kParamL3H2fBias = 23709198;   // l3.h2f.bias [400]
+constexpr int64_t kParamL3H2iWeight = 23709598; // l3.h2i.weight [400, 400]
+constexpr int64_t kParamL3H2iBias = 23869598;   // l3.h2i.bias [400]
+constexpr int64_t kParamL3H2oWeight = 23869998; // l3.h2o.weight [400, 400]
+constexpr int64_t kParamL3H2oBias = 24029998;   // l3.h2o.bias [400]
+constexpr int64_t kParamL3W = 24030398;         // l3.w [400, 400]
+constexpr int64_t kParamL3Alpha = 24190398;     // l3.alpha [400, 1]
+constexpr int64_t kParamL3Eta = 24190798;       // l3.eta []
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateL1H = 0;          // l1.h [1149]
+constexpr int64_t kStateL1C = 1152;       // l1.c [1149]
+constexpr int64_t kStateL1Hebb = 2304;    // l1.hebb [1149, 1149]
+constexpr int64_t kStateL2H = 1322512;    // l2.h [1149]
+constexpr int64_t kStateL2C = 1323664;    // l2.c [1149]
+constexpr int64_t kStateL2Hebb = 1324816; // l2.hebb [1149, 1149]
+constexpr int64_t kStateL3H = 2645024;    // l3.h [400]
+constexpr int64_t kStateL3C = 2645424;    // l3.c [400]
+constexpr int64_t kStateL3Hebb = 2645824; // l3.hebb [400, 400]
+
+// y1 = l1(enc(tok))
+//
 // forward stage 0:
 //   %2 gather
-template <class T> static void lm_plastic_lstm_forward_0(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                // [400]
-  const T *__restrict tok = a.inputs[0];         // []
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
+template <class T> static void forward_saved_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.saved + 0;                              // [400]
+  const T *__restrict tok = a.inputs[0];                       // []
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
 #line 15 "examples/lm/plastic_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = 0; e < 400; ++e)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 48 "lm_plastic_lstm.cpp"
+#line 99 "lm_plastic_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 1: dense product (Eigen), [1149]
 //   %4 matmul
-template <class T> static void lm_plastic_lstm_forward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t4 = a.saved + 400;                       // [1149]
+template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t4 = a.saved + 400;                                 // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t4, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 59 "lm_plastic_lstm.cpp"
+#line 112 "lm_plastic_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 2: dense product (Eigen), [1149]
 //   %9 matmul
-template <class T> static void lm_plastic_lstm_forward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t9 = a.saved + 1552;                      // [1149]
+template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t9 = a.saved + 1552;                                // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 70 "lm_plastic_lstm.cpp"
-}
-
-// forward stage 3: dense product (Eigen), [1149]
-//   %15 matmul
-template <class T> static void lm_plastic_lstm_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t15 = a.saved + 2704;                     // [1149]
-#line 50 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t15, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 81 "lm_plastic_lstm.cpp"
-}
-
-// forward stage 4: dense product (Eigen), [1149]
-//   %19 matmul
-template <class T> static void lm_plastic_lstm_forward_4(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t19 = a.saved + 3856;                     // [1149]
-#line 50 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t19, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 92 "lm_plastic_lstm.cpp"
-}
-
-// forward stage 5: dense product (Eigen), [1149]
-//   %25 matmul
-template <class T> static void lm_plastic_lstm_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t25 = a.saved + 5008;                     // [1149]
-#line 51 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t25, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 103 "lm_plastic_lstm.cpp"
-}
-
-// forward stage 6: dense product (Eigen), [1149]
-//   %29 matmul
-template <class T> static void lm_plastic_lstm_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t29 = a.saved + 6160;                     // [1149]
-#line 51 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t29, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 114 "lm_plastic_lstm.cpp"
-}
-
-// forward stage 7: dense product (Eigen), [1149]
-//   %35 matmul
-template <class T> static void lm_plastic_lstm_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t35 = a.scratch + 0;                      // [1149]
-#line 52 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t35, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t2, 400);
 #line 125 "lm_plastic_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 3: dense product (Eigen), [1149]
+//   %15 matmul
+template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t15 = a.saved + 2704;                               // [1149]
+#line 50 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t15, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t2, 400);
+#line 138 "lm_plastic_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 4: dense product (Eigen), [1149]
+//   %19 matmul
+template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t19 = a.saved + 3856;                               // [1149]
+#line 50 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t19, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
+#line 151 "lm_plastic_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 5: dense product (Eigen), [1149]
+//   %25 matmul
+template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t25 = a.saved + 5008;                               // [1149]
+#line 51 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t25, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t2, 400);
+#line 164 "lm_plastic_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 6: dense product (Eigen), [1149]
+//   %29 matmul
+template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t29 = a.saved + 6160;                               // [1149]
+#line 51 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t29, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
+#line 177 "lm_plastic_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// forward stage 7: dense product (Eigen), [1149]
+//   %35 matmul
+template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t35 = a.scratch + 0;                                // [1149]
+#line 52 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t35, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t2, 400);
+#line 190 "lm_plastic_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 8: fused loop nest over [1149, 1149]
 //   %43 matmul
 //   %99 matmul
-template <class T> static void lm_plastic_lstm_forward_8(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;               // [1149]
-  const T *__restrict l1_w = a.params + 9817046;      // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
-  const T *__restrict l1_hebb = a.state + 2304;       // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;             // [1149]
-  T *__restrict t99 = a.scratch + 3456;               // [1149]
-  const T *__restrict l2_w = a.params + 20387847;     // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21708048; // [1149, 1]
-  const T *__restrict l2_hebb = a.state + 1324816;    // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;       // [1149]
+template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t43 = a.scratch + 1152;                    // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
+  T *__restrict t99 = a.scratch + 3456;                    // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   for (int i = 0; i < 1149; ++i) {
     T acc43 = T(0);
     T acc99 = T(0);
@@ -154,35 +221,39 @@ template <class T> static void lm_plastic_lstm_forward_8(const dopa::StepArgs<T>
     t43[i] = acc43;
     t99[i] = acc99;
   }
-#line 158 "lm_plastic_lstm.cpp"
+#line 225 "lm_plastic_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 9: fused loop nest over [1149]
 //   %45 tanh l1.g
 //   %51 mul l1.hn
 //   %49 add l1.cn -> next_state l1.c
 //   %51 mul l1.hn -> saved
-template <class T> static void lm_plastic_lstm_forward_9_l1_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t35 = a.scratch + 0;                    // [1149]
-  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
-  T *__restrict t43 = a.scratch + 1152;                 // [1149]
-  T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
-  T *__restrict t25 = a.saved + 5008;                   // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
-  T *__restrict t29 = a.saved + 6160;                   // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
-  T *__restrict t4 = a.saved + 400;                     // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
-  T *__restrict t9 = a.saved + 1552;                    // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
-  const T *__restrict l1_c = a.state + 1152;            // [1149]
-  T *__restrict t15 = a.saved + 2704;                   // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
-  T *__restrict t19 = a.saved + 3856;                   // [1149]
-  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
-  T *__restrict l1_h_next = a.next + 0;                 // [1149] l1.hn
-  T *__restrict l1_c_next = a.next + 1152;              // [1149]
-  T *__restrict saved_t51 = a.saved + 8464;             // [1149]
+template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t35 = a.scratch + 0;                            // [1149]
+  const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
+  T *__restrict t43 = a.scratch + 1152;                         // [1149]
+  T *__restrict t45_l1_g = a.saved + 7312;                      // [1149] l1.g
+  T *__restrict t25 = a.saved + 5008;                           // [1149]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
+  T *__restrict t29 = a.saved + 6160;                           // [1149]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
+  T *__restrict t4 = a.saved + 400;                             // [1149]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
+  T *__restrict t9 = a.saved + 1552;                            // [1149]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
+  T *__restrict t15 = a.saved + 2704;                           // [1149]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
+  T *__restrict t19 = a.saved + 3856;                           // [1149]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
+  T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
+  T *__restrict saved_t51 = a.saved + 8464;                     // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
@@ -216,116 +287,134 @@ template <class T> static void lm_plastic_lstm_forward_9_l1_g(const dopa::StepAr
     l1_c_next[j] = v49;
     saved_t51[j] = v51;
   }
-#line 220 "lm_plastic_lstm.cpp"
+#line 291 "lm_plastic_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 10: dense product (Eigen), [1149]
 //   %60 matmul
-template <class T> static void lm_plastic_lstm_forward_10(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + 11138397; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t60 = a.saved + 9616;                      // [1149]
+template <class T> static void forward_saved_x2f_10(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t60 = a.saved + 9616;                               // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t60, 1149).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 232 "lm_plastic_lstm.cpp"
+#line 305 "lm_plastic_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 11: dense product (Eigen), [1149]
 //   %65 matmul
-template <class T> static void lm_plastic_lstm_forward_11(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2f_weight = a.params + 16423797; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;            // [1149]
-  T *__restrict t65 = a.saved + 10768;                     // [1149]
+template <class T> static void forward_saved_h2f_11(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t65 = a.saved + 10768;                              // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t65, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 243 "lm_plastic_lstm.cpp"
+#line 318 "lm_plastic_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 12: dense product (Eigen), [1149]
 //   %71 matmul
-template <class T> static void lm_plastic_lstm_forward_12(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + 12459747; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t71 = a.saved + 11920;                     // [1149]
+template <class T> static void forward_saved_x2i_12(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t71 = a.saved + 11920;                              // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t71, 1149).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 255 "lm_plastic_lstm.cpp"
+#line 332 "lm_plastic_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 13: dense product (Eigen), [1149]
 //   %75 matmul
-template <class T> static void lm_plastic_lstm_forward_13(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2i_weight = a.params + 17745147; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;            // [1149]
-  T *__restrict t75 = a.saved + 13072;                     // [1149]
+template <class T> static void forward_saved_h2i_13(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t75 = a.saved + 13072;                              // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t75, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 266 "lm_plastic_lstm.cpp"
+#line 345 "lm_plastic_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 14: dense product (Eigen), [1149]
 //   %81 matmul
-template <class T> static void lm_plastic_lstm_forward_14(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + 13781097; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t81 = a.saved + 14224;                     // [1149]
+template <class T> static void forward_saved_x2o_14(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t81 = a.saved + 14224;                              // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t81, 1149).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 278 "lm_plastic_lstm.cpp"
+#line 359 "lm_plastic_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 15: dense product (Eigen), [1149]
 //   %85 matmul
-template <class T> static void lm_plastic_lstm_forward_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2o_weight = a.params + 19066497; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;            // [1149]
-  T *__restrict t85 = a.saved + 15376;                     // [1149]
+template <class T> static void forward_saved_h2o_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t85 = a.saved + 15376;                              // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t85, 1149).noalias() = ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 289 "lm_plastic_lstm.cpp"
+#line 372 "lm_plastic_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 16: dense product (Eigen), [1149]
 //   %91 matmul
-template <class T> static void lm_plastic_lstm_forward_16(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2c_weight = a.params + 15102447; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t91 = a.scratch + 2304;                    // [1149]
+template <class T> static void forward_x2c_16(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t91 = a.scratch + 2304;                             // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t91, 1149).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 301 "lm_plastic_lstm.cpp"
+#line 386 "lm_plastic_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 17: fused loop nest over [1149]
 //   %101 tanh l2.g
 //   %107 mul l2.hn
 //   %105 add l2.cn -> next_state l2.c
 //   %107 mul l2.hn -> saved
-template <class T> static void lm_plastic_lstm_forward_17_l2_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t91 = a.scratch + 2304;                  // [1149]
-  const T *__restrict l2_x2c_bias = a.params + 16422648; // [1149]
-  T *__restrict t99 = a.scratch + 3456;                  // [1149]
-  T *__restrict t101_l2_g = a.saved + 16528;             // [1149] l2.g
-  T *__restrict t81 = a.saved + 14224;                   // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15101298; // [1149]
-  T *__restrict t85 = a.saved + 15376;                   // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20386698; // [1149]
-  T *__restrict t60 = a.saved + 9616;                    // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12458598; // [1149]
-  T *__restrict t65 = a.saved + 10768;                   // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17743998; // [1149]
-  const T *__restrict l2_c = a.state + 1323664;          // [1149]
-  T *__restrict t71 = a.saved + 11920;                   // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13779948; // [1149]
-  T *__restrict t75 = a.saved + 13072;                   // [1149]
-  const T *__restrict l2_h2i_bias = a.params + 19065348; // [1149]
-  T *__restrict l2_h_next = a.next + 1322512;            // [1149] l2.hn
-  T *__restrict l2_c_next = a.next + 1323664;            // [1149]
-  T *__restrict saved_t107 = a.saved + 17680;            // [1149]
+template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t91 = a.scratch + 2304;                         // [1149]
+  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
+  T *__restrict t99 = a.scratch + 3456;                         // [1149]
+  T *__restrict t101_l2_g = a.saved + 16528;                    // [1149] l2.g
+  T *__restrict t81 = a.saved + 14224;                          // [1149]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
+  T *__restrict t85 = a.saved + 15376;                          // [1149]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
+  T *__restrict t60 = a.saved + 9616;                           // [1149]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
+  T *__restrict t65 = a.saved + 10768;                          // [1149]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
+  T *__restrict t71 = a.saved + 11920;                          // [1149]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
+  T *__restrict t75 = a.saved + 13072;                          // [1149]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
+  T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
+  T *__restrict saved_t107 = a.saved + 17680;                   // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v93 = t91[j] + l2_x2c_bias[j];
@@ -359,98 +448,114 @@ template <class T> static void lm_plastic_lstm_forward_17_l2_g(const dopa::StepA
     l2_c_next[j] = v105;
     saved_t107[j] = v107;
   }
-#line 363 "lm_plastic_lstm.cpp"
+#line 452 "lm_plastic_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 18: dense product (Eigen), [400]
 //   %114 matmul
-template <class T> static void lm_plastic_lstm_forward_18(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + 21709198; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t114 = a.saved + 18832;                    // [400]
+template <class T> static void forward_saved_x2f_18(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t114 = a.saved + 18832;                             // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t114, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 375 "lm_plastic_lstm.cpp"
+#line 466 "lm_plastic_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // forward stage 19: dense product (Eigen), [400]
 //   %119 matmul
-template <class T> static void lm_plastic_lstm_forward_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2f_weight = a.params + 23549198; // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;            // [400]
-  T *__restrict t119 = a.saved + 19232;                    // [400]
+template <class T> static void forward_saved_h2f_19(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t119 = a.saved + 19232;                             // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t119, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 386 "lm_plastic_lstm.cpp"
+#line 479 "lm_plastic_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 20: dense product (Eigen), [400]
 //   %125 matmul
-template <class T> static void lm_plastic_lstm_forward_20(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + 22169198; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t125 = a.saved + 19632;                    // [400]
+template <class T> static void forward_saved_x2i_20(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t125 = a.saved + 19632;                             // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t125, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 398 "lm_plastic_lstm.cpp"
+#line 493 "lm_plastic_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // forward stage 21: dense product (Eigen), [400]
 //   %129 matmul
-template <class T> static void lm_plastic_lstm_forward_21(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2i_weight = a.params + 23709598; // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;            // [400]
-  T *__restrict t129 = a.saved + 20032;                    // [400]
+template <class T> static void forward_saved_h2i_21(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t129 = a.saved + 20032;                             // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t129, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 409 "lm_plastic_lstm.cpp"
+#line 506 "lm_plastic_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 22: dense product (Eigen), [400]
 //   %135 matmul
-template <class T> static void lm_plastic_lstm_forward_22(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + 22629198; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t135 = a.saved + 20432;                    // [400]
+template <class T> static void forward_saved_x2o_22(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t135 = a.saved + 20432;                             // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t135, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 421 "lm_plastic_lstm.cpp"
+#line 520 "lm_plastic_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // forward stage 23: dense product (Eigen), [400]
 //   %139 matmul
-template <class T> static void lm_plastic_lstm_forward_23(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2o_weight = a.params + 23869998; // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;            // [400]
-  T *__restrict t139 = a.saved + 20832;                    // [400]
+template <class T> static void forward_saved_h2o_23(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t139 = a.saved + 20832;                             // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t139, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 432 "lm_plastic_lstm.cpp"
+#line 533 "lm_plastic_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 24: dense product (Eigen), [400]
 //   %145 matmul
-template <class T> static void lm_plastic_lstm_forward_24(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2c_weight = a.params + 23089198; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t145 = a.scratch + 4608;                   // [400]
+template <class T> static void forward_x2c_24(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t145 = a.scratch + 4608;                            // [400]
 #line 52 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t145, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 444 "lm_plastic_lstm.cpp"
+#line 547 "lm_plastic_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 25: fused loop nest over [400, 400]
 //   %153 matmul
-template <class T> static void lm_plastic_lstm_forward_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t153 = a.scratch + 5008;              // [400]
-  const T *__restrict l3_w = a.params + 24030398;     // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24190398; // [400, 1]
-  const T *__restrict l3_hebb = a.state + 2645824;    // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;       // [400]
+template <class T> static void forward_matmul_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t153 = a.scratch + 5008;                   // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   for (int i = 0; i < 400; ++i) {
     T acc153 = T(0);
 #pragma omp simd reduction(+ : acc153)
@@ -462,35 +567,39 @@ template <class T> static void lm_plastic_lstm_forward_25(const dopa::StepArgs<T
     }
     t153[i] = acc153;
   }
-#line 466 "lm_plastic_lstm.cpp"
+#line 571 "lm_plastic_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 26: fused loop nest over [400]
 //   %155 tanh l3.g
 //   %161 mul l3.hn
 //   %159 add l3.cn -> next_state l3.c
 //   %161 mul l3.hn -> saved
-template <class T> static void lm_plastic_lstm_forward_26_l3_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t145 = a.scratch + 4608;                 // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23548798; // [400]
-  T *__restrict t153 = a.scratch + 5008;                 // [400]
-  T *__restrict t155_l3_g = a.saved + 21232;             // [400] l3.g
-  T *__restrict t135 = a.saved + 20432;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23088798; // [400]
-  T *__restrict t139 = a.saved + 20832;                  // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24029998; // [400]
-  T *__restrict t114 = a.saved + 18832;                  // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22168798; // [400]
-  T *__restrict t119 = a.saved + 19232;                  // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23709198; // [400]
-  const T *__restrict l3_c = a.state + 2645424;          // [400]
-  T *__restrict t125 = a.saved + 19632;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22628798; // [400]
-  T *__restrict t129 = a.saved + 20032;                  // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23869598; // [400]
-  T *__restrict l3_h_next = a.next + 2645024;            // [400] l3.hn
-  T *__restrict l3_c_next = a.next + 2645424;            // [400]
-  T *__restrict saved_t161 = a.saved + 21632;            // [400]
+template <class T> static void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t145 = a.scratch + 4608;                        // [400]
+  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
+  T *__restrict t153 = a.scratch + 5008;                        // [400]
+  T *__restrict t155_l3_g = a.saved + 21232;                    // [400] l3.g
+  T *__restrict t135 = a.saved + 20432;                         // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  T *__restrict t139 = a.saved + 20832;                         // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  T *__restrict t114 = a.saved + 18832;                         // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  T *__restrict t119 = a.saved + 19232;                         // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  T *__restrict t125 = a.saved + 19632;                         // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  T *__restrict t129 = a.saved + 20032;                         // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict saved_t161 = a.saved + 21632;                   // [400]
   for (int j = 0; j < 400; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v147 = t145[j] + l3_x2c_bias[j];
@@ -524,35 +633,39 @@ template <class T> static void lm_plastic_lstm_forward_26_l3_g(const dopa::StepA
     l3_c_next[j] = v159;
     saved_t161[j] = v161;
   }
-#line 528 "lm_plastic_lstm.cpp"
+#line 637 "lm_plastic_lstm.cpp"
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // forward stage 27: dense product (Eigen), [10000]
 //   %167 matmul
-template <class T> static void lm_plastic_lstm_forward_27(const dopa::StepArgs<T> &a) {
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
-  T *__restrict l3_h_next = a.next + 2645024;    // [400] l3.hn
-  T *__restrict t167 = a.scratch + 5408;         // [10000]
+template <class T> static void forward_matmul_27(const dopa::StepArgs<T> &a) {
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
+  T *__restrict t167 = a.scratch + 5408;                       // [10000]
 #line 18 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t167, 10000).noalias() =
       ConstRowMat<T>(enc_weight, 10000, 400) * ConstVec<T>(l3_h_next, 400);
-#line 540 "lm_plastic_lstm.cpp"
+#line 651 "lm_plastic_lstm.cpp"
 }
 
+// hebb' = clip(hebb + eta * outer(g, h), -2, 2)
+//
 // forward stage 28: fused loop nest over [1149, 1149]
 //   %58 clip -> next_state l1.hebb
 //   %112 clip -> next_state l2.hebb
-template <class T> static void lm_plastic_lstm_forward_28(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_hebb = a.state + 2304;     // [1149, 1149]
-  const T *__restrict l1_eta = a.params + 11138396; // []
-  T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  const T *__restrict l1_h = a.state + 0;           // [1149]
-  T *__restrict l1_hebb_next = a.next + 2304;       // [1149, 1149]
-  const T *__restrict l2_hebb = a.state + 1324816;  // [1149, 1149]
-  const T *__restrict l2_eta = a.params + 21709197; // []
-  T *__restrict t101_l2_g = a.saved + 16528;        // [1149] l2.g
-  const T *__restrict l2_h = a.state + 1322512;     // [1149]
-  T *__restrict l2_hebb_next = a.next + 1324816;    // [1149, 1149]
+template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [1149, 1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;  // []
+  T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;       // [1149]
+  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;   // [1149, 1149]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [1149, 1149]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;  // []
+  T *__restrict t101_l2_g = a.saved + 16528;            // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;       // [1149]
+  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;   // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
 #pragma omp simd
     for (int j = 0; j < 1149; ++j) {
@@ -569,17 +682,19 @@ template <class T> static void lm_plastic_lstm_forward_28(const dopa::StepArgs<T
       l2_hebb_next[i * 1149 + j] = v112;
     }
   }
-#line 573 "lm_plastic_lstm.cpp"
+#line 686 "lm_plastic_lstm.cpp"
 }
 
+// hebb' = clip(hebb + eta * outer(g, h), -2, 2)
+//
 // forward stage 29: fused loop nest over [400, 400]
 //   %166 clip -> next_state l3.hebb
-template <class T> static void lm_plastic_lstm_forward_29(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_hebb = a.state + 2645824;  // [400, 400]
-  const T *__restrict l3_eta = a.params + 24190798; // []
-  T *__restrict t155_l3_g = a.saved + 21232;        // [400] l3.g
-  const T *__restrict l3_h = a.state + 2645024;     // [400]
-  T *__restrict l3_hebb_next = a.next + 2645824;    // [400, 400]
+template <class T> static void forward_l3_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
+  const T *__restrict l3_eta = a.params + kParamL3Eta;  // []
+  T *__restrict t155_l3_g = a.saved + 21232;            // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;       // [400]
+  T *__restrict l3_hebb_next = a.next + kStateL3Hebb;   // [400, 400]
   for (int i = 0; i < 400; ++i) {
 #pragma omp simd
     for (int j = 0; j < 400; ++j) {
@@ -591,86 +706,92 @@ template <class T> static void lm_plastic_lstm_forward_29(const dopa::StepArgs<T
       l3_hebb_next[i * 400 + j] = v166;
     }
   }
-#line 595 "lm_plastic_lstm.cpp"
+#line 710 "lm_plastic_lstm.cpp"
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // forward stage 30: fused loop nest over [10000]
 //   %169 add logits -> output logits
-template <class T> static void lm_plastic_lstm_forward_30_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t167 = a.scratch + 5408;             // [10000]
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
-  T *__restrict out_logits = a.outputs[0];           // [10000]
+template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t167 = a.scratch + 5408;                   // [10000]
+  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
+  T *__restrict out_logits = a.outputs[0];                 // [10000]
 #pragma omp simd
   for (int j = 0; j < 10000; ++j) {
 #line 18 "examples/lm/plastic_lstm.dopa"
     const T v169 = t167[j] + dec_bias[j];
     out_logits[j] = v169;
   }
-#line 610 "lm_plastic_lstm.cpp"
+#line 727 "lm_plastic_lstm.cpp"
 }
 
 /// One forward step of PlasticLSTMLM for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  lm_plastic_lstm_forward_0(a);
-  lm_plastic_lstm_forward_1(a);
-  lm_plastic_lstm_forward_2(a);
-  lm_plastic_lstm_forward_3(a);
-  lm_plastic_lstm_forward_4(a);
-  lm_plastic_lstm_forward_5(a);
-  lm_plastic_lstm_forward_6(a);
-  lm_plastic_lstm_forward_7(a);
-  lm_plastic_lstm_forward_8(a);
-  lm_plastic_lstm_forward_9_l1_g(a);
-  lm_plastic_lstm_forward_10(a);
-  lm_plastic_lstm_forward_11(a);
-  lm_plastic_lstm_forward_12(a);
-  lm_plastic_lstm_forward_13(a);
-  lm_plastic_lstm_forward_14(a);
-  lm_plastic_lstm_forward_15(a);
-  lm_plastic_lstm_forward_16(a);
-  lm_plastic_lstm_forward_17_l2_g(a);
-  lm_plastic_lstm_forward_18(a);
-  lm_plastic_lstm_forward_19(a);
-  lm_plastic_lstm_forward_20(a);
-  lm_plastic_lstm_forward_21(a);
-  lm_plastic_lstm_forward_22(a);
-  lm_plastic_lstm_forward_23(a);
-  lm_plastic_lstm_forward_24(a);
-  lm_plastic_lstm_forward_25(a);
-  lm_plastic_lstm_forward_26_l3_g(a);
-  lm_plastic_lstm_forward_27(a);
-  lm_plastic_lstm_forward_28(a);
-  lm_plastic_lstm_forward_29(a);
-  lm_plastic_lstm_forward_30_logits(a);
+  forward_saved_enc(a);
+  forward_saved_x2f(a);
+  forward_saved_h2f(a);
+  forward_saved_x2i(a);
+  forward_saved_h2i(a);
+  forward_saved_x2o(a);
+  forward_saved_h2o(a);
+  forward_x2c(a);
+  forward_matmul(a);
+  forward_l1_g_l1_hn_l1_c(a);
+  forward_saved_x2f_10(a);
+  forward_saved_h2f_11(a);
+  forward_saved_x2i_12(a);
+  forward_saved_h2i_13(a);
+  forward_saved_x2o_14(a);
+  forward_saved_h2o_15(a);
+  forward_x2c_16(a);
+  forward_l2_g_l2_hn_l2_c(a);
+  forward_saved_x2f_18(a);
+  forward_saved_h2f_19(a);
+  forward_saved_x2i_20(a);
+  forward_saved_h2i_21(a);
+  forward_saved_x2o_22(a);
+  forward_saved_h2o_23(a);
+  forward_x2c_24(a);
+  forward_matmul_25(a);
+  forward_l3_g_l3_hn_l3_c(a);
+  forward_matmul_27(a);
+  forward_l1_hebb_l2_hebb(a);
+  forward_l3_hebb(a);
+  forward_logits(a);
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // backward stage 0: dense product (Eigen), [400]
 //   %182 matmul
-template <class T> static void lm_plastic_lstm_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  const T *__restrict enc_weight = a.params + 0;       // [10000, 400]
-  T *__restrict t182 = a.scratch + 0;                  // [400]
+template <class T> static void backward_matmul(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict t182 = a.scratch + 0;                          // [400]
 #line 18 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t182, 400).noalias() =
       ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(enc_weight, 10000, 400);
-#line 657 "lm_plastic_lstm.cpp"
+#line 776 "lm_plastic_lstm.cpp"
 }
 
+// param  eta : [] = 0.01
+// hebb' = clip(hebb + eta * outer(g, h), -2, 2)
+//
 // backward stage 1: fused loop nest over [400, 400]
 //   %189 reduce_to
 //   %192 matmul
 //   %193 matmul
-template <class T> static void lm_plastic_lstm_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
-  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
-  const T *__restrict l3_eta = a.params + 24190798;          // []
-  const T *__restrict t155_l3_g = a.saved + 21232;           // [400] l3.g
-  const T *__restrict l3_h = a.state + 2645024;              // [400]
-  T *__restrict t189 = a.scratch + 400;                      // []
-  T *__restrict t192 = a.scratch + 416;                      // [400]
-  T *__restrict t193 = a.scratch + 816;                      // [400]
-  for (int e = 0; e < 1; ++e)
-    t189[e] = T(0);
+template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
+  const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
+  const T *__restrict t155_l3_g = a.saved + 21232;                // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
+  T *__restrict t189 = a.scratch + 400;                           // []
+  T *__restrict t192 = a.scratch + 416;                           // [400]
+  T *__restrict t193 = a.scratch + 816;                           // [400]
+  t189[0] = T(0);
   for (int e = 0; e < 400; ++e)
     t193[e] = T(0);
   for (int i = 0; i < 400; ++i) {
@@ -695,9 +816,17 @@ template <class T> static void lm_plastic_lstm_backward_1(const dopa::StepArgs<T
     t189[0] += acc189;
     t192[i] = acc192;
   }
-#line 699 "lm_plastic_lstm.cpp"
+#line 820 "lm_plastic_lstm.cpp"
 }
 
+// y1 = l1(enc(tok))
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // backward stage 2: fused loop nest over [400]
 //   %208 mul
 //   %223 mul
@@ -714,43 +843,44 @@ template <class T> static void lm_plastic_lstm_backward_1(const dopa::StepArgs<T
 //   %223 mul += grad l3.x2o.bias
 //   %223 mul += grad l3.h2o.bias
 //   %208 mul += grad l3.x2c.bias
-template <class T> static void lm_plastic_lstm_backward_2_l3_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t192 = a.scratch + 416;                   // [400]
-  const T *__restrict d_l3_c_next = a.gradNext + 2645424; // [400] d l3.c'
-  const T *__restrict d_l3_h_next = a.gradNext + 2645024; // [400] d l3.h'
-  T *__restrict t182 = a.scratch + 0;                     // [400]
-  const T *__restrict t135 = a.saved + 20432;             // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23088798;  // [400]
-  const T *__restrict t139 = a.saved + 20832;             // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24029998;  // [400]
-  const T *__restrict t114 = a.saved + 18832;             // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22168798;  // [400]
-  const T *__restrict t119 = a.saved + 19232;             // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23709198;  // [400]
-  const T *__restrict l3_c = a.state + 2645424;           // [400]
-  const T *__restrict t125 = a.saved + 19632;             // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22628798;  // [400]
-  const T *__restrict t129 = a.saved + 20032;             // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23869598;  // [400]
-  const T *__restrict t155_l3_g = a.saved + 21232;        // [400] l3.g
-  T *__restrict t208 = a.record + 26224;                  // [400]
-  T *__restrict t223 = a.record + 25824;                  // [400]
-  T *__restrict t234 = a.record + 25424;                  // [400]
-  T *__restrict t245 = a.record + 23472;                  // [400]
-  T *__restrict d_l3_c = a.gradPrev + 2645424;            // [400]
-  const T *__restrict t161_l3_hn = a.saved + 21632;       // [400] l3.hn
-  T *__restrict record1 = a.record + 10000;               // [400]
-  const T *__restrict t2 = a.saved + 0;                   // [400]
-  T *__restrict record3 = a.record + 11552;               // [400]
-  T *__restrict d_l3_x2f_bias = a.grads + 22168798;       // [400]
-  const T *__restrict l3_h = a.state + 2645024;           // [400]
-  T *__restrict record16 = a.record + 25024;              // [400]
-  T *__restrict d_l3_h2f_bias = a.grads + 23709198;       // [400]
-  T *__restrict d_l3_x2i_bias = a.grads + 22628798;       // [400]
-  T *__restrict d_l3_h2i_bias = a.grads + 23869598;       // [400]
-  T *__restrict d_l3_x2o_bias = a.grads + 23088798;       // [400]
-  T *__restrict d_l3_h2o_bias = a.grads + 24029998;       // [400]
-  T *__restrict d_l3_x2c_bias = a.grads + 23548798;       // [400]
+template <class T>
+static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t192 = a.scratch + 416;                         // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
+  T *__restrict t182 = a.scratch + 0;                           // [400]
+  const T *__restrict t135 = a.saved + 20432;                   // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  const T *__restrict t139 = a.saved + 20832;                   // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  const T *__restrict t114 = a.saved + 18832;                   // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  const T *__restrict t119 = a.saved + 19232;                   // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  const T *__restrict t125 = a.saved + 19632;                   // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  const T *__restrict t129 = a.saved + 20032;                   // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  const T *__restrict t155_l3_g = a.saved + 21232;              // [400] l3.g
+  T *__restrict t208 = a.record + 26224;                        // [400]
+  T *__restrict t223 = a.record + 25824;                        // [400]
+  T *__restrict t234 = a.record + 25424;                        // [400]
+  T *__restrict t245 = a.record + 23472;                        // [400]
+  T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
+  const T *__restrict t161_l3_hn = a.saved + 21632;             // [400] l3.hn
+  T *__restrict record1 = a.record + 10000;                     // [400]
+  const T *__restrict t2 = a.saved + 0;                         // [400]
+  T *__restrict record3 = a.record + 11552;                     // [400]
+  T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;      // [400]
+  const T *__restrict l3_h = a.state + kStateL3H;               // [400]
+  T *__restrict record16 = a.record + 25024;                    // [400]
+  T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;      // [400]
+  T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;      // [400]
+  T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;      // [400]
+  T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;      // [400]
+  T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;      // [400]
+  T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;      // [400]
   for (int j = 0; j < 400; ++j) {
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v183 = d_l3_h_next[j] + t182[j];
@@ -829,25 +959,29 @@ template <class T> static void lm_plastic_lstm_backward_2_l3_hn(const dopa::Step
 #line 52 "examples/lm/plastic_lstm.dopa"
     d_l3_x2c_bias[j] += v208;
   }
-#line 833 "lm_plastic_lstm.cpp"
+#line 963 "lm_plastic_lstm.cpp"
 }
 
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 3: fused loop nest over [400, 400]
 //   %210 matmul
 //   %213 reduce_to
 //   %216 add -> grad_prev l3.hebb
-template <class T> static void lm_plastic_lstm_backward_3(const dopa::StepArgs<T> &a) {
-  T *__restrict t210 = a.scratch + 1216;                     // [400]
-  T *__restrict t208 = a.record + 26224;                     // [400]
-  const T *__restrict l3_w = a.params + 24030398;            // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24190398;        // [400, 1]
-  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;              // [400]
-  T *__restrict t213 = a.scratch + 1616;                     // [400, 1]
-  const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
-  const T *__restrict l3_eta = a.params + 24190798;          // []
-  const T *__restrict t155_l3_g = a.saved + 21232;           // [400] l3.g
-  T *__restrict d_l3_hebb = a.gradPrev + 2645824;            // [400, 400]
+template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t210 = a.scratch + 1216;                          // [400]
+  T *__restrict t208 = a.record + 26224;                          // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
+  T *__restrict t213 = a.scratch + 1616;                          // [400, 1]
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
+  const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
+  const T *__restrict t155_l3_g = a.saved + 21232;                // [400] l3.g
+  T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
   for (int e = 0; e < 400; ++e)
     t210[e] = T(0);
   for (int e = 0; e < 400; ++e)
@@ -878,93 +1012,110 @@ template <class T> static void lm_plastic_lstm_backward_3(const dopa::StepArgs<T
     }
     t213[i] += acc213;
   }
-#line 882 "lm_plastic_lstm.cpp"
+#line 1016 "lm_plastic_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 4: dense product (Eigen), [1149]
 //   %219 matmul
-template <class T> static void lm_plastic_lstm_backward_4(const dopa::StepArgs<T> &a) {
-  T *__restrict t208 = a.record + 26224;                   // [400]
-  const T *__restrict l3_x2c_weight = a.params + 23089198; // [400, 1149]
-  T *__restrict t219 = a.scratch + 2016;                   // [1149]
+template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t208 = a.record + 26224;                            // [400]
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict t219 = a.scratch + 2016;                            // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t219, 1149).noalias() =
       ConstRowVec<T>(t208, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 894 "lm_plastic_lstm.cpp"
+#line 1030 "lm_plastic_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 5: dense product (Eigen), [400]
 //   %226 matmul
-template <class T> static void lm_plastic_lstm_backward_5(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.record + 25824;                   // [400]
-  const T *__restrict l3_h2o_weight = a.params + 23869998; // [400, 400]
-  T *__restrict t226 = a.scratch + 3168;                   // [400]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t223 = a.record + 25824;                            // [400]
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  T *__restrict t226 = a.scratch + 3168;                            // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t226, 400).noalias() =
       ConstRowVec<T>(t223, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 906 "lm_plastic_lstm.cpp"
+#line 1044 "lm_plastic_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 6: dense product (Eigen), [1149]
 //   %230 matmul
-template <class T> static void lm_plastic_lstm_backward_6(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.record + 25824;                   // [400]
-  const T *__restrict l3_x2o_weight = a.params + 22629198; // [400, 1149]
-  T *__restrict t230 = a.scratch + 3568;                   // [1149]
+template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t223 = a.record + 25824;                            // [400]
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict t230 = a.scratch + 3568;                            // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t230, 1149).noalias() =
       ConstRowVec<T>(t223, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 918 "lm_plastic_lstm.cpp"
+#line 1058 "lm_plastic_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 7: dense product (Eigen), [400]
 //   %237 matmul
-template <class T> static void lm_plastic_lstm_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 25424;                   // [400]
-  const T *__restrict l3_h2i_weight = a.params + 23709598; // [400, 400]
-  T *__restrict t237 = a.scratch + 4720;                   // [400]
+template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t234 = a.record + 25424;                            // [400]
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  T *__restrict t237 = a.scratch + 4720;                            // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t237, 400).noalias() =
       ConstRowVec<T>(t234, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 930 "lm_plastic_lstm.cpp"
+#line 1072 "lm_plastic_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 8: dense product (Eigen), [1149]
 //   %241 matmul
-template <class T> static void lm_plastic_lstm_backward_8(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 25424;                   // [400]
-  const T *__restrict l3_x2i_weight = a.params + 22169198; // [400, 1149]
-  T *__restrict t241 = a.scratch + 5120;                   // [1149]
+template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t234 = a.record + 25424;                            // [400]
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict t241 = a.scratch + 5120;                            // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t241, 1149).noalias() =
       ConstRowVec<T>(t234, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 942 "lm_plastic_lstm.cpp"
+#line 1086 "lm_plastic_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 9: dense product (Eigen), [400]
 //   %248 matmul
-template <class T> static void lm_plastic_lstm_backward_9(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 23472;                   // [400]
-  const T *__restrict l3_h2f_weight = a.params + 23549198; // [400, 400]
-  T *__restrict t248 = a.scratch + 6272;                   // [400]
+template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t245 = a.record + 23472;                            // [400]
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  T *__restrict t248 = a.scratch + 6272;                            // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t248, 400).noalias() =
       ConstRowVec<T>(t245, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 954 "lm_plastic_lstm.cpp"
+#line 1100 "lm_plastic_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 10: dense product (Eigen), [1149]
 //   %252 matmul
-template <class T> static void lm_plastic_lstm_backward_10(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 23472;                   // [400]
-  const T *__restrict l3_x2f_weight = a.params + 21709198; // [400, 1149]
-  T *__restrict t252 = a.scratch + 6672;                   // [1149]
+template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t245 = a.record + 23472;                            // [400]
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict t252 = a.scratch + 6672;                            // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t252, 1149).noalias() =
       ConstRowVec<T>(t245, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 966 "lm_plastic_lstm.cpp"
+#line 1114 "lm_plastic_lstm.cpp"
 }
 
+// param  eta : [] = 0.01
+// hebb' = clip(hebb + eta * outer(g, h), -2, 2)
+//
 // backward stage 11: fused loop nest over [1149, 1149]
 //   %257 reduce_to
 //   %260 matmul
@@ -972,29 +1123,27 @@ template <class T> static void lm_plastic_lstm_backward_10(const dopa::StepArgs<
 //   %324 reduce_to
 //   %327 matmul
 //   %328 matmul
-template <class T> static void lm_plastic_lstm_backward_11(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
-  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
-  const T *__restrict l2_eta = a.params + 21709197;          // []
-  const T *__restrict t101_l2_g = a.saved + 16528;           // [1149] l2.g
-  const T *__restrict l2_h = a.state + 1322512;              // [1149]
-  T *__restrict t257 = a.scratch + 7824;                     // []
-  T *__restrict t260 = a.scratch + 7840;                     // [1149]
-  T *__restrict t261 = a.scratch + 8992;                     // [1149]
-  const T *__restrict d_l1_hebb_next = a.gradNext + 2304;    // [1149, 1149] d l1.hebb'
-  const T *__restrict l1_hebb = a.state + 2304;              // [1149, 1149]
-  const T *__restrict l1_eta = a.params + 11138396;          // []
-  const T *__restrict t45_l1_g = a.saved + 7312;             // [1149] l1.g
-  const T *__restrict l1_h = a.state + 0;                    // [1149]
-  T *__restrict t324 = a.scratch + 20512;                    // []
-  T *__restrict t327 = a.scratch + 20528;                    // [1149]
-  T *__restrict t328 = a.scratch + 21680;                    // [1149]
-  for (int e = 0; e < 1; ++e)
-    t257[e] = T(0);
+template <class T> static void backward_eta_outer_11(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
+  const T *__restrict t101_l2_g = a.saved + 16528;                // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
+  T *__restrict t257 = a.scratch + 7824;                          // []
+  T *__restrict t260 = a.scratch + 7840;                          // [1149]
+  T *__restrict t261 = a.scratch + 8992;                          // [1149]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
+  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
+  T *__restrict t324 = a.scratch + 20512;                         // []
+  T *__restrict t327 = a.scratch + 20528;                         // [1149]
+  T *__restrict t328 = a.scratch + 21680;                         // [1149]
+  t257[0] = T(0);
   for (int e = 0; e < 1149; ++e)
     t261[e] = T(0);
-  for (int e = 0; e < 1; ++e)
-    t324[e] = T(0);
+  t324[0] = T(0);
   for (int e = 0; e < 1149; ++e)
     t328[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
@@ -1035,9 +1184,16 @@ template <class T> static void lm_plastic_lstm_backward_11(const dopa::StepArgs<
     t324[0] += acc324;
     t327[i] = acc327;
   }
-#line 1039 "lm_plastic_lstm.cpp"
+#line 1188 "lm_plastic_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // backward stage 12: fused loop nest over [1149]
 //   %275 mul
 //   %290 mul
@@ -1055,48 +1211,49 @@ template <class T> static void lm_plastic_lstm_backward_11(const dopa::StepArgs<
 //   %290 mul += grad l2.h2o.bias
 //   %275 mul += grad l2.x2c.bias
 //   %107 mul l2.hn -> record (a factor of deferred outer-product gradients)
-template <class T> static void lm_plastic_lstm_backward_12_l1_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t260 = a.scratch + 7840;                  // [1149]
-  const T *__restrict d_l2_c_next = a.gradNext + 1323664; // [1149] d l2.c'
-  const T *__restrict d_l2_h_next = a.gradNext + 1322512; // [1149] d l2.h'
-  T *__restrict t219 = a.scratch + 2016;                  // [1149]
-  T *__restrict t230 = a.scratch + 3568;                  // [1149]
-  T *__restrict t241 = a.scratch + 5120;                  // [1149]
-  T *__restrict t252 = a.scratch + 6672;                  // [1149]
-  const T *__restrict t81 = a.saved + 14224;              // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15101298;  // [1149]
-  const T *__restrict t85 = a.saved + 15376;              // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20386698;  // [1149]
-  const T *__restrict t60 = a.saved + 9616;               // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12458598;  // [1149]
-  const T *__restrict t65 = a.saved + 10768;              // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17743998;  // [1149]
-  const T *__restrict l2_c = a.state + 1323664;           // [1149]
-  const T *__restrict t71 = a.saved + 11920;              // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13779948;  // [1149]
-  const T *__restrict t75 = a.saved + 13072;              // [1149]
-  const T *__restrict l2_h2i_bias = a.params + 19065348;  // [1149]
-  const T *__restrict t101_l2_g = a.saved + 16528;        // [1149] l2.g
-  T *__restrict t275 = a.record + 22320;                  // [1149]
-  T *__restrict t290 = a.record + 21168;                  // [1149]
-  T *__restrict t301 = a.record + 20016;                  // [1149]
-  T *__restrict t312 = a.record + 16560;                  // [1149]
-  T *__restrict d_l2_c = a.gradPrev + 1323664;            // [1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict record4 = a.record + 11952;               // [1149]
-  const T *__restrict t51_l1_hn = a.saved + 8464;         // [1149] l1.hn
-  T *__restrict record9 = a.record + 17712;               // [1149]
-  T *__restrict d_l2_x2f_bias = a.grads + 12458598;       // [1149]
-  const T *__restrict l2_h = a.state + 1322512;           // [1149]
-  T *__restrict record10 = a.record + 18864;              // [1149]
-  T *__restrict d_l2_h2f_bias = a.grads + 17743998;       // [1149]
-  T *__restrict d_l2_x2i_bias = a.grads + 13779948;       // [1149]
-  T *__restrict d_l2_h2i_bias = a.grads + 19065348;       // [1149]
-  T *__restrict d_l2_x2o_bias = a.grads + 15101298;       // [1149]
-  T *__restrict d_l2_h2o_bias = a.grads + 20386698;       // [1149]
-  T *__restrict d_l2_x2c_bias = a.grads + 16422648;       // [1149]
-  const T *__restrict t107_l2_hn = a.saved + 17680;       // [1149] l2.hn
-  T *__restrict record15 = a.record + 23872;              // [1149]
+template <class T>
+static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t260 = a.scratch + 7840;                        // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1149] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1149] d l2.h'
+  T *__restrict t219 = a.scratch + 2016;                        // [1149]
+  T *__restrict t230 = a.scratch + 3568;                        // [1149]
+  T *__restrict t241 = a.scratch + 5120;                        // [1149]
+  T *__restrict t252 = a.scratch + 6672;                        // [1149]
+  const T *__restrict t81 = a.saved + 14224;                    // [1149]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
+  const T *__restrict t85 = a.saved + 15376;                    // [1149]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
+  const T *__restrict t60 = a.saved + 9616;                     // [1149]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
+  const T *__restrict t65 = a.saved + 10768;                    // [1149]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
+  const T *__restrict t71 = a.saved + 11920;                    // [1149]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
+  const T *__restrict t75 = a.saved + 13072;                    // [1149]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
+  const T *__restrict t101_l2_g = a.saved + 16528;              // [1149] l2.g
+  T *__restrict t275 = a.record + 22320;                        // [1149]
+  T *__restrict t290 = a.record + 21168;                        // [1149]
+  T *__restrict t301 = a.record + 20016;                        // [1149]
+  T *__restrict t312 = a.record + 16560;                        // [1149]
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1149]
+  const T *__restrict l1_h = a.state + kStateL1H;               // [1149]
+  T *__restrict record4 = a.record + 11952;                     // [1149]
+  const T *__restrict t51_l1_hn = a.saved + 8464;               // [1149] l1.hn
+  T *__restrict record9 = a.record + 17712;                     // [1149]
+  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H;               // [1149]
+  T *__restrict record10 = a.record + 18864;                    // [1149]
+  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;      // [1149]
+  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;      // [1149]
+  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;      // [1149]
+  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [1149]
+  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [1149]
+  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [1149]
+  const T *__restrict t107_l2_hn = a.saved + 17680;             // [1149] l2.hn
+  T *__restrict record15 = a.record + 23872;                    // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v220 = d_l2_h_next[j] + t219[j];
@@ -1179,25 +1336,29 @@ template <class T> static void lm_plastic_lstm_backward_12_l1_hn(const dopa::Ste
     d_l2_x2c_bias[j] += v275;
     record15[j] = t107_l2_hn[j];
   }
-#line 1183 "lm_plastic_lstm.cpp"
+#line 1340 "lm_plastic_lstm.cpp"
 }
 
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 13: fused loop nest over [1149, 1149]
 //   %277 matmul
 //   %280 reduce_to
 //   %283 add -> grad_prev l2.hebb
-template <class T> static void lm_plastic_lstm_backward_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.scratch + 10144;                    // [1149]
-  T *__restrict t275 = a.record + 22320;                     // [1149]
-  const T *__restrict l2_w = a.params + 20387847;            // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21708048;        // [1149, 1]
-  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;              // [1149]
-  T *__restrict t280 = a.scratch + 11296;                    // [1149, 1]
-  const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
-  const T *__restrict l2_eta = a.params + 21709197;          // []
-  const T *__restrict t101_l2_g = a.saved + 16528;           // [1149] l2.g
-  T *__restrict d_l2_hebb = a.gradPrev + 1324816;            // [1149, 1149]
+template <class T> static void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t277 = a.scratch + 10144;                         // [1149]
+  T *__restrict t275 = a.record + 22320;                          // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
+  T *__restrict t280 = a.scratch + 11296;                         // [1149, 1]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
+  const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
+  const T *__restrict t101_l2_g = a.saved + 16528;                // [1149] l2.g
+  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
     t277[e] = T(0);
   for (int e = 0; e < 1149; ++e)
@@ -1228,93 +1389,114 @@ template <class T> static void lm_plastic_lstm_backward_13(const dopa::StepArgs<
     }
     t280[i] += acc280;
   }
-#line 1232 "lm_plastic_lstm.cpp"
+#line 1393 "lm_plastic_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 14: dense product (Eigen), [1149]
 //   %286 matmul
-template <class T> static void lm_plastic_lstm_backward_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t275 = a.record + 22320;                   // [1149]
-  const T *__restrict l2_x2c_weight = a.params + 15102447; // [1149, 1149]
-  T *__restrict t286 = a.scratch + 12448;                  // [1149]
+template <class T> static void backward_x2c_14(const dopa::StepArgs<T> &a) {
+  T *__restrict t275 = a.record + 22320;                            // [1149]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict t286 = a.scratch + 12448;                           // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t286, 1149).noalias() =
       ConstRowVec<T>(t275, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1244 "lm_plastic_lstm.cpp"
+#line 1407 "lm_plastic_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 15: dense product (Eigen), [1149]
 //   %293 matmul
-template <class T> static void lm_plastic_lstm_backward_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t290 = a.record + 21168;                   // [1149]
-  const T *__restrict l2_h2o_weight = a.params + 19066497; // [1149, 1149]
-  T *__restrict t293 = a.scratch + 13600;                  // [1149]
+template <class T> static void backward_h2o_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t290 = a.record + 21168;                            // [1149]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  T *__restrict t293 = a.scratch + 13600;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t293, 1149).noalias() =
       ConstRowVec<T>(t290, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1256 "lm_plastic_lstm.cpp"
+#line 1421 "lm_plastic_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 16: dense product (Eigen), [1149]
 //   %297 matmul
-template <class T> static void lm_plastic_lstm_backward_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t290 = a.record + 21168;                   // [1149]
-  const T *__restrict l2_x2o_weight = a.params + 13781097; // [1149, 1149]
-  T *__restrict t297 = a.scratch + 14752;                  // [1149]
+template <class T> static void backward_x2o_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t290 = a.record + 21168;                            // [1149]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t297 = a.scratch + 14752;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t297, 1149).noalias() =
       ConstRowVec<T>(t290, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1268 "lm_plastic_lstm.cpp"
+#line 1435 "lm_plastic_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 17: dense product (Eigen), [1149]
 //   %304 matmul
-template <class T> static void lm_plastic_lstm_backward_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t301 = a.record + 20016;                   // [1149]
-  const T *__restrict l2_h2i_weight = a.params + 17745147; // [1149, 1149]
-  T *__restrict t304 = a.scratch + 15904;                  // [1149]
+template <class T> static void backward_h2i_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t301 = a.record + 20016;                            // [1149]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  T *__restrict t304 = a.scratch + 15904;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t304, 1149).noalias() =
       ConstRowVec<T>(t301, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1280 "lm_plastic_lstm.cpp"
+#line 1449 "lm_plastic_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 18: dense product (Eigen), [1149]
 //   %308 matmul
-template <class T> static void lm_plastic_lstm_backward_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t301 = a.record + 20016;                   // [1149]
-  const T *__restrict l2_x2i_weight = a.params + 12459747; // [1149, 1149]
-  T *__restrict t308 = a.scratch + 17056;                  // [1149]
+template <class T> static void backward_x2i_18(const dopa::StepArgs<T> &a) {
+  T *__restrict t301 = a.record + 20016;                            // [1149]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t308 = a.scratch + 17056;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t308, 1149).noalias() =
       ConstRowVec<T>(t301, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1292 "lm_plastic_lstm.cpp"
+#line 1463 "lm_plastic_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 19: dense product (Eigen), [1149]
 //   %315 matmul
-template <class T> static void lm_plastic_lstm_backward_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t312 = a.record + 16560;                   // [1149]
-  const T *__restrict l2_h2f_weight = a.params + 16423797; // [1149, 1149]
-  T *__restrict t315 = a.scratch + 18208;                  // [1149]
+template <class T> static void backward_h2f_19(const dopa::StepArgs<T> &a) {
+  T *__restrict t312 = a.record + 16560;                            // [1149]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  T *__restrict t315 = a.scratch + 18208;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t315, 1149).noalias() =
       ConstRowVec<T>(t312, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1304 "lm_plastic_lstm.cpp"
+#line 1477 "lm_plastic_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 20: dense product (Eigen), [1149]
 //   %319 matmul
-template <class T> static void lm_plastic_lstm_backward_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t312 = a.record + 16560;                   // [1149]
-  const T *__restrict l2_x2f_weight = a.params + 11138397; // [1149, 1149]
-  T *__restrict t319 = a.scratch + 19360;                  // [1149]
+template <class T> static void backward_x2f_20(const dopa::StepArgs<T> &a) {
+  T *__restrict t312 = a.record + 16560;                            // [1149]
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t319 = a.scratch + 19360;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t319, 1149).noalias() =
       ConstRowVec<T>(t312, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1316 "lm_plastic_lstm.cpp"
+#line 1491 "lm_plastic_lstm.cpp"
 }
 
+// state  h : [H] = 0
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+//
 // backward stage 21: fused loop nest over [1149]
 //   %342 mul
 //   %356 mul
@@ -1329,46 +1511,47 @@ template <class T> static void lm_plastic_lstm_backward_20(const dopa::StepArgs<
 //   %356 mul += grad l1.x2o.bias
 //   %356 mul += grad l1.h2o.bias
 //   %342 mul += grad l1.x2c.bias
-template <class T> static void lm_plastic_lstm_backward_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t327 = a.scratch + 20528;               // [1149]
-  const T *__restrict d_l1_c_next = a.gradNext + 1152;  // [1149] d l1.c'
-  const T *__restrict d_l1_h_next = a.gradNext + 0;     // [1149] d l1.h'
-  T *__restrict t286 = a.scratch + 12448;               // [1149]
-  T *__restrict t297 = a.scratch + 14752;               // [1149]
-  T *__restrict t308 = a.scratch + 17056;               // [1149]
-  T *__restrict t319 = a.scratch + 19360;               // [1149]
-  const T *__restrict t25 = a.saved + 5008;             // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
-  const T *__restrict t29 = a.saved + 6160;             // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
-  const T *__restrict t4 = a.saved + 400;               // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
-  const T *__restrict t9 = a.saved + 1552;              // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
-  const T *__restrict l1_c = a.state + 1152;            // [1149]
-  const T *__restrict t15 = a.saved + 2704;             // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
-  const T *__restrict t19 = a.saved + 3856;             // [1149]
-  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
-  const T *__restrict t45_l1_g = a.saved + 7312;        // [1149] l1.g
-  T *__restrict t342 = a.record + 15408;                // [1149]
-  T *__restrict t356 = a.record + 14256;                // [1149]
-  T *__restrict t367 = a.record + 13104;                // [1149]
-  T *__restrict t378 = a.record + 10400;                // [1149]
-  T *__restrict d_l1_c = a.gradPrev + 1152;             // [1149]
-  T *__restrict t261 = a.scratch + 8992;                // [1149]
-  T *__restrict t277 = a.scratch + 10144;               // [1149]
-  T *__restrict t293 = a.scratch + 13600;               // [1149]
-  T *__restrict t304 = a.scratch + 15904;               // [1149]
-  T *__restrict t315 = a.scratch + 18208;               // [1149]
-  T *__restrict d_l2_h = a.gradPrev + 1322512;          // [1149]
-  T *__restrict d_l1_x2f_bias = a.grads + 4469600;      // [1149]
-  T *__restrict d_l1_h2f_bias = a.grads + 7173197;      // [1149]
-  T *__restrict d_l1_x2i_bias = a.grads + 4930349;      // [1149]
-  T *__restrict d_l1_h2i_bias = a.grads + 8494547;      // [1149]
-  T *__restrict d_l1_x2o_bias = a.grads + 5391098;      // [1149]
-  T *__restrict d_l1_h2o_bias = a.grads + 9815897;      // [1149]
-  T *__restrict d_l1_x2c_bias = a.grads + 5851847;      // [1149]
+template <class T>
+static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t327 = a.scratch + 20528;                       // [1149]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1149] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1149] d l1.h'
+  T *__restrict t286 = a.scratch + 12448;                       // [1149]
+  T *__restrict t297 = a.scratch + 14752;                       // [1149]
+  T *__restrict t308 = a.scratch + 17056;                       // [1149]
+  T *__restrict t319 = a.scratch + 19360;                       // [1149]
+  const T *__restrict t25 = a.saved + 5008;                     // [1149]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
+  const T *__restrict t29 = a.saved + 6160;                     // [1149]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
+  const T *__restrict t4 = a.saved + 400;                       // [1149]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
+  const T *__restrict t9 = a.saved + 1552;                      // [1149]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
+  const T *__restrict t15 = a.saved + 2704;                     // [1149]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
+  const T *__restrict t19 = a.saved + 3856;                     // [1149]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
+  const T *__restrict t45_l1_g = a.saved + 7312;                // [1149] l1.g
+  T *__restrict t342 = a.record + 15408;                        // [1149]
+  T *__restrict t356 = a.record + 14256;                        // [1149]
+  T *__restrict t367 = a.record + 13104;                        // [1149]
+  T *__restrict t378 = a.record + 10400;                        // [1149]
+  T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1149]
+  T *__restrict t261 = a.scratch + 8992;                        // [1149]
+  T *__restrict t277 = a.scratch + 10144;                       // [1149]
+  T *__restrict t293 = a.scratch + 13600;                       // [1149]
+  T *__restrict t304 = a.scratch + 15904;                       // [1149]
+  T *__restrict t315 = a.scratch + 18208;                       // [1149]
+  T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1149]
+  T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1149]
+  T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1149]
+  T *__restrict d_l1_x2i_bias = a.grads + kParamL1X2iBias;      // [1149]
+  T *__restrict d_l1_h2i_bias = a.grads + kParamL1H2iBias;      // [1149]
+  T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;      // [1149]
+  T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [1149]
+  T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v287 = d_l1_h_next[j] + t286[j];
@@ -1453,25 +1636,29 @@ template <class T> static void lm_plastic_lstm_backward_21(const dopa::StepArgs<
 #line 52 "examples/lm/plastic_lstm.dopa"
     d_l1_x2c_bias[j] += v342;
   }
-#line 1457 "lm_plastic_lstm.cpp"
+#line 1640 "lm_plastic_lstm.cpp"
 }
 
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 22: fused loop nest over [1149, 1149]
 //   %344 matmul
 //   %347 reduce_to
 //   %350 add -> grad_prev l1.hebb
-template <class T> static void lm_plastic_lstm_backward_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t344 = a.scratch + 22832;                 // [1149]
-  T *__restrict t342 = a.record + 15408;                  // [1149]
-  const T *__restrict l1_w = a.params + 9817046;          // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247;     // [1149, 1]
-  const T *__restrict l1_hebb = a.state + 2304;           // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t347 = a.scratch + 23984;                 // [1149, 1]
-  const T *__restrict d_l1_hebb_next = a.gradNext + 2304; // [1149, 1149] d l1.hebb'
-  const T *__restrict l1_eta = a.params + 11138396;       // []
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  T *__restrict d_l1_hebb = a.gradPrev + 2304;            // [1149, 1149]
+template <class T> static void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t344 = a.scratch + 22832;                         // [1149]
+  T *__restrict t342 = a.record + 15408;                          // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
+  T *__restrict t347 = a.scratch + 23984;                         // [1149, 1]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
+  const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
+  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
     t344[e] = T(0);
   for (int e = 0; e < 1149; ++e)
@@ -1502,102 +1689,118 @@ template <class T> static void lm_plastic_lstm_backward_22(const dopa::StepArgs<
     }
     t347[i] += acc347;
   }
-#line 1506 "lm_plastic_lstm.cpp"
+#line 1693 "lm_plastic_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 23: dense product (Eigen), [400]
 //   %353 matmul
-template <class T> static void lm_plastic_lstm_backward_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t342 = a.record + 15408;                  // [1149]
-  const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
-  T *__restrict t353 = a.scratch + 25136;                 // [400]
+template <class T> static void backward_x2c_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t342 = a.record + 15408;                            // [1149]
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t353 = a.scratch + 25136;                           // [400]
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t353, 400).noalias() =
       ConstRowVec<T>(t342, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 1518 "lm_plastic_lstm.cpp"
+#line 1707 "lm_plastic_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 24: dense product (Eigen), [1149]
 //   %359 matmul
-template <class T> static void lm_plastic_lstm_backward_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t356 = a.record + 14256;                  // [1149]
-  const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
-  T *__restrict t359 = a.scratch + 25536;                 // [1149]
+template <class T> static void backward_h2o_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t356 = a.record + 14256;                            // [1149]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  T *__restrict t359 = a.scratch + 25536;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t359, 1149).noalias() =
       ConstRowVec<T>(t356, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 1530 "lm_plastic_lstm.cpp"
+#line 1721 "lm_plastic_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 25: dense product (Eigen), [400]
 //   %363 matmul
-template <class T> static void lm_plastic_lstm_backward_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t356 = a.record + 14256;                  // [1149]
-  const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
-  T *__restrict t363 = a.scratch + 26688;                 // [400]
+template <class T> static void backward_x2o_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t356 = a.record + 14256;                            // [1149]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t363 = a.scratch + 26688;                           // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t363, 400).noalias() =
       ConstRowVec<T>(t356, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 1542 "lm_plastic_lstm.cpp"
+#line 1735 "lm_plastic_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 26: dense product (Eigen), [1149]
 //   %370 matmul
-template <class T> static void lm_plastic_lstm_backward_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t367 = a.record + 13104;                  // [1149]
-  const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
-  T *__restrict t370 = a.scratch + 27088;                 // [1149]
+template <class T> static void backward_h2i_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t367 = a.record + 13104;                            // [1149]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
+  T *__restrict t370 = a.scratch + 27088;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t370, 1149).noalias() =
       ConstRowVec<T>(t367, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 1554 "lm_plastic_lstm.cpp"
+#line 1749 "lm_plastic_lstm.cpp"
 }
 
+// i = sigmoid(x2i(x) + h2i(h))
+//
 // backward stage 27: dense product (Eigen), [400]
 //   %374 matmul
-template <class T> static void lm_plastic_lstm_backward_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t367 = a.record + 13104;                  // [1149]
-  const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
-  T *__restrict t374 = a.scratch + 28240;                 // [400]
+template <class T> static void backward_x2i_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t367 = a.record + 13104;                            // [1149]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
+  T *__restrict t374 = a.scratch + 28240;                           // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t374, 400).noalias() =
       ConstRowVec<T>(t367, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 1566 "lm_plastic_lstm.cpp"
+#line 1763 "lm_plastic_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 28: dense product (Eigen), [1149]
 //   %381 matmul
-template <class T> static void lm_plastic_lstm_backward_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.record + 10400;                  // [1149]
-  const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
-  T *__restrict t381 = a.scratch + 28640;                 // [1149]
+template <class T> static void backward_h2f_28(const dopa::StepArgs<T> &a) {
+  T *__restrict t378 = a.record + 10400;                            // [1149]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
+  T *__restrict t381 = a.scratch + 28640;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t381, 1149).noalias() =
       ConstRowVec<T>(t378, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 1578 "lm_plastic_lstm.cpp"
+#line 1777 "lm_plastic_lstm.cpp"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+//
 // backward stage 29: dense product (Eigen), [400]
 //   %385 matmul
-template <class T> static void lm_plastic_lstm_backward_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.record + 10400;                  // [1149]
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
-  T *__restrict t385 = a.scratch + 29792;                 // [400]
+template <class T> static void backward_x2f_29(const dopa::StepArgs<T> &a) {
+  T *__restrict t378 = a.record + 10400;                            // [1149]
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
+  T *__restrict t385 = a.scratch + 29792;                           // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t385, 400).noalias() =
       ConstRowVec<T>(t378, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 1590 "lm_plastic_lstm.cpp"
+#line 1791 "lm_plastic_lstm.cpp"
 }
 
+// state  h : [H] = 0
+//
 // backward stage 30: fused loop nest over [1149]
 //   %382 add -> grad_prev l1.h
-template <class T> static void lm_plastic_lstm_backward_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t328 = a.scratch + 21680; // [1149]
-  T *__restrict t344 = a.scratch + 22832; // [1149]
-  T *__restrict t359 = a.scratch + 25536; // [1149]
-  T *__restrict t370 = a.scratch + 27088; // [1149]
-  T *__restrict t381 = a.scratch + 28640; // [1149]
-  T *__restrict d_l1_h = a.gradPrev + 0;  // [1149]
+template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t328 = a.scratch + 21680;        // [1149]
+  T *__restrict t344 = a.scratch + 22832;        // [1149]
+  T *__restrict t359 = a.scratch + 25536;        // [1149]
+  T *__restrict t370 = a.scratch + 27088;        // [1149]
+  T *__restrict t381 = a.scratch + 28640;        // [1149]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 35 "examples/lm/plastic_lstm.dopa"
@@ -1607,25 +1810,28 @@ template <class T> static void lm_plastic_lstm_backward_30(const dopa::StepArgs<
     const T v382 = v371 + t381[j];
     d_l1_h[j] = v382;
   }
-#line 1611 "lm_plastic_lstm.cpp"
+#line 1814 "lm_plastic_lstm.cpp"
 }
 
+// y1 = l1(enc(tok))
+// state  h : [H] = 0
+//
 // backward stage 31: fused loop nest over [400]
 //   %249 add -> grad_prev l3.h
 //   %386 add += grad enc.weight
-template <class T> static void lm_plastic_lstm_backward_31(const dopa::StepArgs<T> &a) {
-  T *__restrict t193 = a.scratch + 816;        // [400]
-  T *__restrict t210 = a.scratch + 1216;       // [400]
-  T *__restrict t226 = a.scratch + 3168;       // [400]
-  T *__restrict t237 = a.scratch + 4720;       // [400]
-  T *__restrict t248 = a.scratch + 6272;       // [400]
-  T *__restrict d_l3_h = a.gradPrev + 2645024; // [400]
-  T *__restrict t353 = a.scratch + 25136;      // [400]
-  T *__restrict t363 = a.scratch + 26688;      // [400]
-  T *__restrict t374 = a.scratch + 28240;      // [400]
-  T *__restrict t385 = a.scratch + 29792;      // [400]
-  T *__restrict d_enc_weight = a.grads + 0;    // [10000, 400]
-  const T *__restrict tok = a.inputs[0];       // []
+template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
+  T *__restrict t193 = a.scratch + 816;                   // [400]
+  T *__restrict t210 = a.scratch + 1216;                  // [400]
+  T *__restrict t226 = a.scratch + 3168;                  // [400]
+  T *__restrict t237 = a.scratch + 4720;                  // [400]
+  T *__restrict t248 = a.scratch + 6272;                  // [400]
+  T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
+  T *__restrict t353 = a.scratch + 25136;                 // [400]
+  T *__restrict t363 = a.scratch + 26688;                 // [400]
+  T *__restrict t374 = a.scratch + 28240;                 // [400]
+  T *__restrict t385 = a.scratch + 29792;                 // [400]
+  T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
+  const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 35 "examples/lm/plastic_lstm.dopa"
@@ -1640,16 +1846,16 @@ template <class T> static void lm_plastic_lstm_backward_31(const dopa::StepArgs<
     const T v386 = v375 + t385[j];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v386;
   }
-#line 1644 "lm_plastic_lstm.cpp"
+#line 1850 "lm_plastic_lstm.cpp"
 }
 
 // backward stage 32: fused loop nest over [10000]
 //   %170 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %170 grad_output d logits += grad dec_bias
-template <class T> static void lm_plastic_lstm_backward_32_d_logits(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   T *__restrict record0 = a.record + 0;                // [10000]
-  T *__restrict d_dec_bias = a.grads + 4000000;        // [10000]
+  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
 #pragma omp simd
   for (int j = 0; j < 10000; ++j) {
     record0[j] = d_out_logits[j];
@@ -1657,94 +1863,96 @@ template <class T> static void lm_plastic_lstm_backward_32_d_logits(const dopa::
   }
 }
 
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
 // backward stage 33: fused loop nest over [1149, 1]
 //   %347 reduce_to += grad l1.alpha
 //   %280 reduce_to += grad l2.alpha
-template <class T> static void lm_plastic_lstm_backward_33(const dopa::StepArgs<T> &a) {
-  T *__restrict t347 = a.scratch + 23984;        // [1149, 1]
-  T *__restrict d_l1_alpha = a.grads + 11137247; // [1149, 1]
-  T *__restrict t280 = a.scratch + 11296;        // [1149, 1]
-  T *__restrict d_l2_alpha = a.grads + 21708048; // [1149, 1]
+template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t347 = a.scratch + 23984;             // [1149, 1]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
+  T *__restrict t280 = a.scratch + 11296;             // [1149, 1]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
-    for (int j = 0; j < 1; ++j) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-      d_l1_alpha[i] += t347[i];
-      d_l2_alpha[i] += t280[i];
-    }
+    d_l1_alpha[i] += t347[i];
+    d_l2_alpha[i] += t280[i];
   }
-#line 1676 "lm_plastic_lstm.cpp"
+#line 1882 "lm_plastic_lstm.cpp"
 }
 
+// param  eta : [] = 0.01
+//
 // backward stage 34: fused loop nest over []
 //   %324 reduce_to += grad l1.eta
 //   %257 reduce_to += grad l2.eta
 //   %189 reduce_to += grad l3.eta
-template <class T> static void lm_plastic_lstm_backward_34(const dopa::StepArgs<T> &a) {
-  T *__restrict t324 = a.scratch + 20512;      // []
-  T *__restrict d_l1_eta = a.grads + 11138396; // []
-  T *__restrict t257 = a.scratch + 7824;       // []
-  T *__restrict d_l2_eta = a.grads + 21709197; // []
-  T *__restrict t189 = a.scratch + 400;        // []
-  T *__restrict d_l3_eta = a.grads + 24190798; // []
+template <class T> static void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t324 = a.scratch + 20512;         // []
+  T *__restrict d_l1_eta = a.grads + kParamL1Eta; // []
+  T *__restrict t257 = a.scratch + 7824;          // []
+  T *__restrict d_l2_eta = a.grads + kParamL2Eta; // []
+  T *__restrict t189 = a.scratch + 400;           // []
+  T *__restrict d_l3_eta = a.grads + kParamL3Eta; // []
 #line 47 "examples/lm/plastic_lstm.dopa"
   d_l1_eta[0] += t324[0];
   d_l2_eta[0] += t257[0];
   d_l3_eta[0] += t189[0];
-#line 1694 "lm_plastic_lstm.cpp"
+#line 1902 "lm_plastic_lstm.cpp"
 }
 
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
 // backward stage 35: fused loop nest over [400, 1]
 //   %213 reduce_to += grad l3.alpha
-template <class T> static void lm_plastic_lstm_backward_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t213 = a.scratch + 1616;         // [400, 1]
-  T *__restrict d_l3_alpha = a.grads + 24190398; // [400, 1]
+template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t213 = a.scratch + 1616;              // [400, 1]
+  T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
-    for (int j = 0; j < 1; ++j) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-      d_l3_alpha[i] += t213[i];
-    }
+    d_l3_alpha[i] += t213[i];
   }
-#line 1708 "lm_plastic_lstm.cpp"
+#line 1916 "lm_plastic_lstm.cpp"
 }
 
 /// One backward step of PlasticLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  lm_plastic_lstm_backward_0(a);
-  lm_plastic_lstm_backward_1(a);
-  lm_plastic_lstm_backward_2_l3_hn(a);
-  lm_plastic_lstm_backward_3(a);
-  lm_plastic_lstm_backward_4(a);
-  lm_plastic_lstm_backward_5(a);
-  lm_plastic_lstm_backward_6(a);
-  lm_plastic_lstm_backward_7(a);
-  lm_plastic_lstm_backward_8(a);
-  lm_plastic_lstm_backward_9(a);
-  lm_plastic_lstm_backward_10(a);
-  lm_plastic_lstm_backward_11(a);
-  lm_plastic_lstm_backward_12_l1_hn(a);
-  lm_plastic_lstm_backward_13(a);
-  lm_plastic_lstm_backward_14(a);
-  lm_plastic_lstm_backward_15(a);
-  lm_plastic_lstm_backward_16(a);
-  lm_plastic_lstm_backward_17(a);
-  lm_plastic_lstm_backward_18(a);
-  lm_plastic_lstm_backward_19(a);
-  lm_plastic_lstm_backward_20(a);
-  lm_plastic_lstm_backward_21(a);
-  lm_plastic_lstm_backward_22(a);
-  lm_plastic_lstm_backward_23(a);
-  lm_plastic_lstm_backward_24(a);
-  lm_plastic_lstm_backward_25(a);
-  lm_plastic_lstm_backward_26(a);
-  lm_plastic_lstm_backward_27(a);
-  lm_plastic_lstm_backward_28(a);
-  lm_plastic_lstm_backward_29(a);
-  lm_plastic_lstm_backward_30(a);
-  lm_plastic_lstm_backward_31(a);
-  lm_plastic_lstm_backward_32_d_logits(a);
-  lm_plastic_lstm_backward_33(a);
-  lm_plastic_lstm_backward_34(a);
-  lm_plastic_lstm_backward_35(a);
+  backward_matmul(a);
+  backward_eta_outer(a);
+  backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
+  backward_d_l3_hebb(a);
+  backward_x2c(a);
+  backward_h2o(a);
+  backward_x2o(a);
+  backward_h2i(a);
+  backward_x2i(a);
+  backward_h2f(a);
+  backward_x2f(a);
+  backward_eta_outer_11(a);
+  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
+  backward_d_l2_hebb(a);
+  backward_x2c_14(a);
+  backward_h2o_15(a);
+  backward_x2o_16(a);
+  backward_h2i_17(a);
+  backward_x2i_18(a);
+  backward_h2f_19(a);
+  backward_x2f_20(a);
+  backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
+  backward_d_l1_hebb(a);
+  backward_x2c_23(a);
+  backward_h2o_24(a);
+  backward_x2o_25(a);
+  backward_h2i_26(a);
+  backward_x2i_27(a);
+  backward_h2f_28(a);
+  backward_x2f_29(a);
+  backward_d_l1_h(a);
+  backward_d_l3_h_grad_enc_weight(a);
+  backward_grad_dec_bias(a);
+  backward_grad_l1_alpha_l2_alpha(a);
+  backward_grad_l1_eta_l2_eta_l3_eta(a);
+  backward_grad_l3_alpha(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -1902,56 +2110,147 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {0,       1152,    2304,    1322512, 1323664,
-                                       1324816, 2645024, 2645424, 2645824};
+static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Hebb,
+                                       kStateL2H, kStateL2C, kStateL2Hebb,
+                                       kStateL3H, kStateL3C, kStateL3Hebb};
 static const int64_t inputRows[] = {10000};
 
 static const dopa::DeferredOuter deferred[] = {
-    {0, 10000, 400, 0, 10000},
-    {4010000, 1149, 400, 10400, 11552},
-    {5852996, 1149, 1149, 10400, 11952},
-    {4470749, 1149, 400, 13104, 11552},
-    {7174346, 1149, 1149, 13104, 11952},
-    {4931498, 1149, 400, 14256, 11552},
-    {8495696, 1149, 1149, 14256, 11952},
-    {5392247, 1149, 400, 15408, 11552},
-    {9817046, 1149, 1149, 15408, 11952},
-    {11138397, 1149, 1149, 16560, 17712},
-    {16423797, 1149, 1149, 16560, 18864},
-    {12459747, 1149, 1149, 20016, 17712},
-    {17745147, 1149, 1149, 20016, 18864},
-    {13781097, 1149, 1149, 21168, 17712},
-    {19066497, 1149, 1149, 21168, 18864},
-    {15102447, 1149, 1149, 22320, 17712},
-    {20387847, 1149, 1149, 22320, 18864},
-    {21709198, 400, 1149, 23472, 23872},
-    {23549198, 400, 400, 23472, 25024},
-    {22169198, 400, 1149, 25424, 23872},
-    {23709598, 400, 400, 25424, 25024},
-    {22629198, 400, 1149, 25824, 23872},
-    {23869998, 400, 400, 25824, 25024},
-    {23089198, 400, 1149, 26224, 23872},
-    {24030398, 400, 400, 26224, 25024},
+    {.paramOffset = kParamEncWeight, .rows = 10000, .cols = 400, .offsetA = 0, .offsetB = 10000},
+    {.paramOffset = kParamL1X2fWeight,
+     .rows = 1149,
+     .cols = 400,
+     .offsetA = 10400,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1H2fWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 10400,
+     .offsetB = 11952},
+    {.paramOffset = kParamL1X2iWeight,
+     .rows = 1149,
+     .cols = 400,
+     .offsetA = 13104,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1H2iWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 13104,
+     .offsetB = 11952},
+    {.paramOffset = kParamL1X2oWeight,
+     .rows = 1149,
+     .cols = 400,
+     .offsetA = 14256,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1H2oWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 14256,
+     .offsetB = 11952},
+    {.paramOffset = kParamL1X2cWeight,
+     .rows = 1149,
+     .cols = 400,
+     .offsetA = 15408,
+     .offsetB = 11552},
+    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 15408, .offsetB = 11952},
+    {.paramOffset = kParamL2X2fWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 16560,
+     .offsetB = 17712},
+    {.paramOffset = kParamL2H2fWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 16560,
+     .offsetB = 18864},
+    {.paramOffset = kParamL2X2iWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 20016,
+     .offsetB = 17712},
+    {.paramOffset = kParamL2H2iWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 20016,
+     .offsetB = 18864},
+    {.paramOffset = kParamL2X2oWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 21168,
+     .offsetB = 17712},
+    {.paramOffset = kParamL2H2oWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 21168,
+     .offsetB = 18864},
+    {.paramOffset = kParamL2X2cWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .offsetA = 22320,
+     .offsetB = 17712},
+    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 22320, .offsetB = 18864},
+    {.paramOffset = kParamL3X2fWeight,
+     .rows = 400,
+     .cols = 1149,
+     .offsetA = 23472,
+     .offsetB = 23872},
+    {.paramOffset = kParamL3H2fWeight,
+     .rows = 400,
+     .cols = 400,
+     .offsetA = 23472,
+     .offsetB = 25024},
+    {.paramOffset = kParamL3X2iWeight,
+     .rows = 400,
+     .cols = 1149,
+     .offsetA = 25424,
+     .offsetB = 23872},
+    {.paramOffset = kParamL3H2iWeight,
+     .rows = 400,
+     .cols = 400,
+     .offsetA = 25424,
+     .offsetB = 25024},
+    {.paramOffset = kParamL3X2oWeight,
+     .rows = 400,
+     .cols = 1149,
+     .offsetA = 25824,
+     .offsetB = 23872},
+    {.paramOffset = kParamL3H2oWeight,
+     .rows = 400,
+     .cols = 400,
+     .offsetA = 25824,
+     .offsetB = 25024},
+    {.paramOffset = kParamL3X2cWeight,
+     .rows = 400,
+     .cols = 1149,
+     .offsetA = 26224,
+     .offsetB = 23872},
+    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 26224, .offsetB = 25024},
 };
 
 const dopa::GeneratedSpec &spec() {
-  static const dopa::GeneratedSpec s = {"PlasticLSTMLM",
-                                        "examples/lm/plastic_lstm.dopa",
-                                        info,
-                                        2805824,
-                                        stateOffsets,
-                                        22032,
-                                        30192,
-                                        inputRows,
-                                        forward_step<float>,
-                                        backward_step<float>,
-                                        forward_step<double>,
-                                        backward_step<double>,
-                                        0,
-                                        0,
-                                        25,
-                                        deferred,
-                                        26624};
+  static const dopa::GeneratedSpec s = {
+      .name = "PlasticLSTMLM",
+      .specPath = "examples/lm/plastic_lstm.dopa",
+      .info = info,
+      .stateNumel = 2805824,
+      .stateOffsets = stateOffsets,
+      .savedNumel = 22032,
+      .scratchNumel = 30192,
+      .inputRows = inputRows,
+      .forwardFloat = forward_step<float>,
+      .backwardFloat = backward_step<float>,
+      .forwardDouble = forward_step<double>,
+      .backwardDouble = backward_step<double>,
+      .checkpointEvery = 0,
+      .memoryBudget = 0,
+      .numDeferred = 25,
+      .deferred = deferred,
+      .recordNumel = 26624,
+      .forwardFlops = 67985198,
+      .forwardSharedFlops = 0,
+      .backwardFlops = 111766902,
+      .backwardSharedFlops = 0,
+  };
   return s;
 }
 

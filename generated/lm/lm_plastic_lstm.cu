@@ -6,54 +6,14 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/cuda/CudaSpec.h"
+#include "dopa/cuda/DeviceSupport.cuh"
 
-#include <cooperative_groups.h>
 #include <cstdint>
-#include <cuda_runtime.h>
-#include <stdexcept>
-#include <string>
-
-namespace {
-/// The sum of v over the 32 lanes of a warp (every lane gets it).
-template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
-  for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-/// Wait for every block of the grid: the blocks of an element share its stages.
-__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
-
-/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
-/// the device at once (at most 8); batches larger than the device runs in chunks.
-template <class T>
-void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
-                             int threads, void *stream) {
-  int device = 0, sms = 0, perSM = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
-  const int capacity = sms * perSM;
-  if (capacity < 1)
-    throw std::runtime_error("CUDA kernel does not fit on the device");
-  const int batch = ba.batch;
-  for (int first = 0; first < batch; first += capacity) {
-    const int n = batch - first < capacity ? batch - first : capacity;
-    ba.firstElement = first;
-    ba.splits = capacity / n < 8 ? capacity / n : 8;
-    void *args[] = {&ba};
-    cudaError_t e = cudaLaunchCooperativeKernel(
-        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
-        args, 0, static_cast<cudaStream_t>(stream));
-    if (e != cudaSuccess)
-      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
-  }
-}
-} // namespace
 
 namespace dopa::generated::lm_plastic_lstm {
 
@@ -61,13 +21,80 @@ const dopa::GeneratedSpec &spec(); // the C++ network: description and layout
 
 constexpr int kThreads = 1024;
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamEncWeight = 0;          // enc.weight [10000, 400]
+constexpr int64_t kParamDecBias = 4000000;      // dec_bias [10000]
+constexpr int64_t kParamL1X2fWeight = 4010000;  // l1.x2f.weight [1149, 400]
+constexpr int64_t kParamL1X2fBias = 4469600;    // l1.x2f.bias [1149]
+constexpr int64_t kParamL1X2iWeight = 4470749;  // l1.x2i.weight [1149, 400]
+constexpr int64_t kParamL1X2iBias = 4930349;    // l1.x2i.bias [1149]
+constexpr int64_t kParamL1X2oWeight = 4931498;  // l1.x2o.weight [1149, 400]
+constexpr int64_t kParamL1X2oBias = 5391098;    // l1.x2o.bias [1149]
+constexpr int64_t kParamL1X2cWeight = 5392247;  // l1.x2c.weight [1149, 400]
+constexpr int64_t kParamL1X2cBias = 5851847;    // l1.x2c.bias [1149]
+constexpr int64_t kParamL1H2fWeight = 5852996;  // l1.h2f.weight [1149, 1149]
+constexpr int64_t kParamL1H2fBias = 7173197;    // l1.h2f.bias [1149]
+constexpr int64_t kParamL1H2iWeight = 7174346;  // l1.h2i.weight [1149, 1149]
+constexpr int64_t kParamL1H2iBias = 8494547;    // l1.h2i.bias [1149]
+constexpr int64_t kParamL1H2oWeight = 8495696;  // l1.h2o.weight [1149, 1149]
+constexpr int64_t kParamL1H2oBias = 9815897;    // l1.h2o.bias [1149]
+constexpr int64_t kParamL1W = 9817046;          // l1.w [1149, 1149]
+constexpr int64_t kParamL1Alpha = 11137247;     // l1.alpha [1149, 1]
+constexpr int64_t kParamL1Eta = 11138396;       // l1.eta []
+constexpr int64_t kParamL2X2fWeight = 11138397; // l2.x2f.weight [1149, 1149]
+constexpr int64_t kParamL2X2fBias = 12458598;   // l2.x2f.bias [1149]
+constexpr int64_t kParamL2X2iWeight = 12459747; // l2.x2i.weight [1149, 1149]
+constexpr int64_t kParamL2X2iBias = 13779948;   // l2.x2i.bias [1149]
+constexpr int64_t kParamL2X2oWeight = 13781097; // l2.x2o.weight [1149, 1149]
+constexpr int64_t kParamL2X2oBias = 15101298;   // l2.x2o.bias [1149]
+constexpr int64_t kParamL2X2cWeight = 15102447; // l2.x2c.weight [1149, 1149]
+constexpr int64_t kParamL2X2cBias = 16422648;   // l2.x2c.bias [1149]
+constexpr int64_t kParamL2H2fWeight = 16423797; // l2.h2f.weight [1149, 1149]
+constexpr int64_t kParamL2H2fBias = 17743998;   // l2.h2f.bias [1149]
+constexpr int64_t kParamL2H2iWeight = 17745147; // l2.h2i.weight [1149, 1149]
+constexpr int64_t kParamL2H2iBias = 19065348;   // l2.h2i.bias [1149]
+constexpr int64_t kParamL2H2oWeight = 19066497; // l2.h2o.weight [1149, 1149]
+constexpr int64_t kParamL2H2oBias = 20386698;   // l2.h2o.bias [1149]
+constexpr int64_t kParamL2W = 20387847;         // l2.w [1149, 1149]
+constexpr int64_t kParamL2Alpha = 21708048;     // l2.alpha [1149, 1]
+constexpr int64_t kParamL2Eta = 21709197;       // l2.eta []
+constexpr int64_t kParamL3X2fWeight = 21709198; // l3.x2f.weight [400, 1149]
+constexpr int64_t kParamL3X2fBias = 22168798;   // l3.x2f.bias [400]
+constexpr int64_t kParamL3X2iWeight = 22169198; // l3.x2i.weight [400, 1149]
+constexpr int64_t kParamL3X2iBias = 22628798;   // l3.x2i.bias [400]
+constexpr int64_t kParamL3X2oWeight = 22629198; // l3.x2o.weight [400, 1149]
+constexpr int64_t kParamL3X2oBias = 23088798;   // l3.x2o.bias [400]
+constexpr int64_t kParamL3X2cWeight = 23089198; // l3.x2c.weight [400, 1149]
+constexpr int64_t kParamL3X2cBias = 23548798;   // l3.x2c.bias [400]
+constexpr int64_t kParamL3H2fWeight = 23549198; // l3.h2f.weight [400, 400]
+constexpr int64_t kParamL3H2fBias = 23709198;   // l3.h2f.bias [400]
+constexpr int64_t kParamL3H2iWeight = 23709598; // l3.h2i.weight [400, 400]
+constexpr int64_t kParamL3H2iBias = 23869598;   // l3.h2i.bias [400]
+constexpr int64_t kParamL3H2oWeight = 23869998; // l3.h2o.weight [400, 400]
+constexpr int64_t kParamL3H2oBias = 24029998;   // l3.h2o.bias [400]
+constexpr int64_t kParamL3W = 24030398;         // l3.w [400, 400]
+constexpr int64_t kParamL3Alpha = 24190398;     // l3.alpha [400, 1]
+constexpr int64_t kParamL3Eta = 24190798;       // l3.eta []
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateL1H = 0;          // l1.h [1149]
+constexpr int64_t kStateL1C = 1152;       // l1.c [1149]
+constexpr int64_t kStateL1Hebb = 2304;    // l1.hebb [1149, 1149]
+constexpr int64_t kStateL2H = 1322512;    // l2.h [1149]
+constexpr int64_t kStateL2C = 1323664;    // l2.c [1149]
+constexpr int64_t kStateL2Hebb = 1324816; // l2.hebb [1149, 1149]
+constexpr int64_t kStateL3H = 2645024;    // l3.h [400]
+constexpr int64_t kStateL3C = 2645424;    // l3.c [400]
+constexpr int64_t kStateL3Hebb = 2645824; // l3.hebb [400, 400]
+
+// y1 = l1(enc(tok))
+//
 // forward stage 0:
 //   %2 gather
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_0(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                // [400]
-  const T *__restrict tok = a.inputs[0];         // []
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
+template <class T> __device__ __forceinline__ void forward_saved_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.saved + 0;                              // [400]
+  const T *__restrict tok = a.inputs[0];                       // []
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -77,16 +104,17 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_0(const dopa::StepArgs<T
     for (int e = tid; e < 400; e += nthreads)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 81 "lm_plastic_lstm.cu"
+#line 108 "lm_plastic_lstm.cu"
 }
 
-// forward stage 1: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 1: dense product (a warp or thread per output), [1149]
 //   %4 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t4 = a.saved + 400;                       // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t4 = a.saved + 400;                                 // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -95,20 +123,21 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_1(const dopa::StepArgs<T
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2f_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t4[r] = acc;
   }
-#line 103 "lm_plastic_lstm.cu"
+#line 131 "lm_plastic_lstm.cu"
 }
 
-// forward stage 2: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 2: dense product (a warp or thread per output), [1149]
 //   %9 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t9 = a.saved + 1552;                      // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t9 = a.saved + 1552;                                // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -117,20 +146,21 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_2(const dopa::StepArgs<T
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2f_weight[r * 1149 + k] * l1_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t9[r] = acc;
   }
-#line 125 "lm_plastic_lstm.cu"
+#line 154 "lm_plastic_lstm.cu"
 }
 
-// forward stage 3: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 3: dense product (a warp or thread per output), [1149]
 //   %15 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t15 = a.saved + 2704;                     // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t15 = a.saved + 2704;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -139,20 +169,21 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_3(const dopa::StepArgs<T
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2i_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 147 "lm_plastic_lstm.cu"
+#line 177 "lm_plastic_lstm.cu"
 }
 
-// forward stage 4: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 4: dense product (a warp or thread per output), [1149]
 //   %19 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_4(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t19 = a.saved + 3856;                     // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t19 = a.saved + 3856;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -161,20 +192,21 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_4(const dopa::StepArgs<T
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2i_weight[r * 1149 + k] * l1_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t19[r] = acc;
   }
-#line 169 "lm_plastic_lstm.cu"
+#line 200 "lm_plastic_lstm.cu"
 }
 
-// forward stage 5: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 5: dense product (a warp or thread per output), [1149]
 //   %25 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t25 = a.saved + 5008;                     // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t25 = a.saved + 5008;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -183,20 +215,21 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_5(const dopa::StepArgs<T
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2o_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t25[r] = acc;
   }
-#line 191 "lm_plastic_lstm.cu"
+#line 223 "lm_plastic_lstm.cu"
 }
 
-// forward stage 6: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 6: dense product (a warp or thread per output), [1149]
 //   %29 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t29 = a.saved + 6160;                     // [1149]
+template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
+  T *__restrict t29 = a.saved + 6160;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -205,20 +238,21 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_6(const dopa::StepArgs<T
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l1_h2o_weight[r * 1149 + k] * l1_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t29[r] = acc;
   }
-#line 213 "lm_plastic_lstm.cu"
+#line 246 "lm_plastic_lstm.cu"
 }
 
-// forward stage 7: dense product (Eigen), [1149]
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// forward stage 7: dense product (a warp or thread per output), [1149]
 //   %35 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict t35 = a.scratch + 0;                      // [1149]
+template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t2 = a.saved + 0;                                   // [400]
+  T *__restrict t35 = a.scratch + 0;                                // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -227,28 +261,29 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_7(const dopa::StepArgs<T
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l1_x2c_weight[r * 400 + k] * t2[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t35[r] = acc;
   }
-#line 235 "lm_plastic_lstm.cu"
+#line 269 "lm_plastic_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 8: fused loop nest over [1149, 1149]
 //   %43 matmul
 //   %99 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_8(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;               // [1149]
-  const T *__restrict l1_w = a.params + 9817046;      // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247; // [1149, 1]
-  const T *__restrict l1_hebb = a.state + 2304;       // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;             // [1149]
-  T *__restrict t99 = a.scratch + 3456;               // [1149]
-  const T *__restrict l2_w = a.params + 20387847;     // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21708048; // [1149, 1]
-  const T *__restrict l2_hebb = a.state + 1324816;    // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;       // [1149]
+template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t43 = a.scratch + 1152;                    // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
+  T *__restrict t99 = a.scratch + 3456;                    // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -264,43 +299,47 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_8(const dopa::StepArgs<T
       const T v98 = l2_w[i * 1149 + j] + v97;
       acc99 += v98 * l2_h[j];
     }
-    acc43 = dopa_warp_sum(acc43);
-    acc99 = dopa_warp_sum(acc99);
+    acc43 = dopa::warpSum(acc43);
+    acc99 = dopa::warpSum(acc99);
     if ((threadIdx.x & 31) == 0) {
       t43[i] = acc43;
       t99[i] = acc99;
     }
   }
-#line 275 "lm_plastic_lstm.cu"
+#line 310 "lm_plastic_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 9: fused loop nest over [1149]
 //   %45 tanh l1.g
 //   %51 mul l1.hn
 //   %49 add l1.cn -> next_state l1.c
 //   %51 mul l1.hn -> saved
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_9_l1_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t35 = a.scratch + 0;                    // [1149]
-  const T *__restrict l1_x2c_bias = a.params + 5851847; // [1149]
-  T *__restrict t43 = a.scratch + 1152;                 // [1149]
-  T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
-  T *__restrict t25 = a.saved + 5008;                   // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
-  T *__restrict t29 = a.saved + 6160;                   // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
-  T *__restrict t4 = a.saved + 400;                     // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
-  T *__restrict t9 = a.saved + 1552;                    // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
-  const T *__restrict l1_c = a.state + 1152;            // [1149]
-  T *__restrict t15 = a.saved + 2704;                   // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
-  T *__restrict t19 = a.saved + 3856;                   // [1149]
-  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
-  T *__restrict l1_h_next = a.next + 0;                 // [1149] l1.hn
-  T *__restrict l1_c_next = a.next + 1152;              // [1149]
-  T *__restrict saved_t51 = a.saved + 8464;             // [1149]
+__device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t35 = a.scratch + 0;                            // [1149]
+  const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
+  T *__restrict t43 = a.scratch + 1152;                         // [1149]
+  T *__restrict t45_l1_g = a.saved + 7312;                      // [1149] l1.g
+  T *__restrict t25 = a.saved + 5008;                           // [1149]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
+  T *__restrict t29 = a.saved + 6160;                           // [1149]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
+  T *__restrict t4 = a.saved + 400;                             // [1149]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
+  T *__restrict t9 = a.saved + 1552;                            // [1149]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
+  T *__restrict t15 = a.saved + 2704;                           // [1149]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
+  T *__restrict t19 = a.saved + 3856;                           // [1149]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
+  T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
+  T *__restrict saved_t51 = a.saved + 8464;                     // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -339,16 +378,18 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_9_l1_g(const dopa::StepA
       saved_t51[j] = v51;
     }
   }
-#line 343 "lm_plastic_lstm.cu"
+#line 382 "lm_plastic_lstm.cu"
 }
 
-// forward stage 10: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 10: dense product (a warp or thread per output), [1149]
 //   %60 matmul
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_10(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + 11138397; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t60 = a.saved + 9616;                      // [1149]
+__device__ __forceinline__ void forward_saved_x2f_10(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t60 = a.saved + 9616;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -357,20 +398,22 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_10(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2f_weight[r * 1149 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t60[r] = acc;
   }
-#line 365 "lm_plastic_lstm.cu"
+#line 406 "lm_plastic_lstm.cu"
 }
 
-// forward stage 11: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 11: dense product (a warp or thread per output), [1149]
 //   %65 matmul
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_11(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2f_weight = a.params + 16423797; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;            // [1149]
-  T *__restrict t65 = a.saved + 10768;                     // [1149]
+__device__ __forceinline__ void forward_saved_h2f_11(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t65 = a.saved + 10768;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -379,20 +422,22 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_11(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2f_weight[r * 1149 + k] * l2_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t65[r] = acc;
   }
-#line 387 "lm_plastic_lstm.cu"
+#line 430 "lm_plastic_lstm.cu"
 }
 
-// forward stage 12: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 12: dense product (a warp or thread per output), [1149]
 //   %71 matmul
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_12(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + 12459747; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t71 = a.saved + 11920;                     // [1149]
+__device__ __forceinline__ void forward_saved_x2i_12(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t71 = a.saved + 11920;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -401,20 +446,22 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_12(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2i_weight[r * 1149 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t71[r] = acc;
   }
-#line 409 "lm_plastic_lstm.cu"
+#line 454 "lm_plastic_lstm.cu"
 }
 
-// forward stage 13: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 13: dense product (a warp or thread per output), [1149]
 //   %75 matmul
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_13(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2i_weight = a.params + 17745147; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;            // [1149]
-  T *__restrict t75 = a.saved + 13072;                     // [1149]
+__device__ __forceinline__ void forward_saved_h2i_13(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t75 = a.saved + 13072;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -423,20 +470,22 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_13(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2i_weight[r * 1149 + k] * l2_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t75[r] = acc;
   }
-#line 431 "lm_plastic_lstm.cu"
+#line 478 "lm_plastic_lstm.cu"
 }
 
-// forward stage 14: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 14: dense product (a warp or thread per output), [1149]
 //   %81 matmul
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_14(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + 13781097; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t81 = a.saved + 14224;                     // [1149]
+__device__ __forceinline__ void forward_saved_x2o_14(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t81 = a.saved + 14224;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -445,20 +494,22 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_14(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2o_weight[r * 1149 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t81[r] = acc;
   }
-#line 453 "lm_plastic_lstm.cu"
+#line 502 "lm_plastic_lstm.cu"
 }
 
-// forward stage 15: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 15: dense product (a warp or thread per output), [1149]
 //   %85 matmul
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2o_weight = a.params + 19066497; // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;            // [1149]
-  T *__restrict t85 = a.saved + 15376;                     // [1149]
+__device__ __forceinline__ void forward_saved_h2o_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t85 = a.saved + 15376;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -467,20 +518,21 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_15(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_h2o_weight[r * 1149 + k] * l2_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t85[r] = acc;
   }
-#line 475 "lm_plastic_lstm.cu"
+#line 526 "lm_plastic_lstm.cu"
 }
 
-// forward stage 16: dense product (Eigen), [1149]
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// forward stage 16: dense product (a warp or thread per output), [1149]
 //   %91 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_16(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2c_weight = a.params + 15102447; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + 0;                    // [1149] l1.hn
-  T *__restrict t91 = a.scratch + 2304;                    // [1149]
+template <class T> __device__ __forceinline__ void forward_x2c_16(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
+  T *__restrict t91 = a.scratch + 2304;                             // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -489,40 +541,44 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_16(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l2_x2c_weight[r * 1149 + k] * l1_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t91[r] = acc;
   }
-#line 497 "lm_plastic_lstm.cu"
+#line 549 "lm_plastic_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 17: fused loop nest over [1149]
 //   %101 tanh l2.g
 //   %107 mul l2.hn
 //   %105 add l2.cn -> next_state l2.c
 //   %107 mul l2.hn -> saved
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_17_l2_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t91 = a.scratch + 2304;                  // [1149]
-  const T *__restrict l2_x2c_bias = a.params + 16422648; // [1149]
-  T *__restrict t99 = a.scratch + 3456;                  // [1149]
-  T *__restrict t101_l2_g = a.saved + 16528;             // [1149] l2.g
-  T *__restrict t81 = a.saved + 14224;                   // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15101298; // [1149]
-  T *__restrict t85 = a.saved + 15376;                   // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20386698; // [1149]
-  T *__restrict t60 = a.saved + 9616;                    // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12458598; // [1149]
-  T *__restrict t65 = a.saved + 10768;                   // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17743998; // [1149]
-  const T *__restrict l2_c = a.state + 1323664;          // [1149]
-  T *__restrict t71 = a.saved + 11920;                   // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13779948; // [1149]
-  T *__restrict t75 = a.saved + 13072;                   // [1149]
-  const T *__restrict l2_h2i_bias = a.params + 19065348; // [1149]
-  T *__restrict l2_h_next = a.next + 1322512;            // [1149] l2.hn
-  T *__restrict l2_c_next = a.next + 1323664;            // [1149]
-  T *__restrict saved_t107 = a.saved + 17680;            // [1149]
+__device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t91 = a.scratch + 2304;                         // [1149]
+  const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
+  T *__restrict t99 = a.scratch + 3456;                         // [1149]
+  T *__restrict t101_l2_g = a.saved + 16528;                    // [1149] l2.g
+  T *__restrict t81 = a.saved + 14224;                          // [1149]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
+  T *__restrict t85 = a.saved + 15376;                          // [1149]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
+  T *__restrict t60 = a.saved + 9616;                           // [1149]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
+  T *__restrict t65 = a.saved + 10768;                          // [1149]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
+  T *__restrict t71 = a.saved + 11920;                          // [1149]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
+  T *__restrict t75 = a.saved + 13072;                          // [1149]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
+  T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
+  T *__restrict saved_t107 = a.saved + 17680;                   // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -561,16 +617,18 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_17_l2_g(const dopa::Step
       saved_t107[j] = v107;
     }
   }
-#line 565 "lm_plastic_lstm.cu"
+#line 621 "lm_plastic_lstm.cu"
 }
 
-// forward stage 18: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 18: dense product (a warp or thread per output), [400]
 //   %114 matmul
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_18(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + 21709198; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t114 = a.saved + 18832;                    // [400]
+__device__ __forceinline__ void forward_saved_x2f_18(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t114 = a.saved + 18832;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -579,20 +637,22 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_18(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2f_weight[r * 1149 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t114[r] = acc;
   }
-#line 587 "lm_plastic_lstm.cu"
+#line 645 "lm_plastic_lstm.cu"
 }
 
-// forward stage 19: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 19: dense product (a warp or thread per output), [400]
 //   %119 matmul
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2f_weight = a.params + 23549198; // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;            // [400]
-  T *__restrict t119 = a.saved + 19232;                    // [400]
+__device__ __forceinline__ void forward_saved_h2f_19(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t119 = a.saved + 19232;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -601,20 +661,22 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_19(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2f_weight[r * 400 + k] * l3_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t119[r] = acc;
   }
-#line 609 "lm_plastic_lstm.cu"
+#line 669 "lm_plastic_lstm.cu"
 }
 
-// forward stage 20: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 20: dense product (a warp or thread per output), [400]
 //   %125 matmul
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_20(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + 22169198; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t125 = a.saved + 19632;                    // [400]
+__device__ __forceinline__ void forward_saved_x2i_20(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t125 = a.saved + 19632;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -623,20 +685,22 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_20(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2i_weight[r * 1149 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t125[r] = acc;
   }
-#line 631 "lm_plastic_lstm.cu"
+#line 693 "lm_plastic_lstm.cu"
 }
 
-// forward stage 21: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 21: dense product (a warp or thread per output), [400]
 //   %129 matmul
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_21(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2i_weight = a.params + 23709598; // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;            // [400]
-  T *__restrict t129 = a.saved + 20032;                    // [400]
+__device__ __forceinline__ void forward_saved_h2i_21(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t129 = a.saved + 20032;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -645,20 +709,22 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_21(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2i_weight[r * 400 + k] * l3_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t129[r] = acc;
   }
-#line 653 "lm_plastic_lstm.cu"
+#line 717 "lm_plastic_lstm.cu"
 }
 
-// forward stage 22: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 22: dense product (a warp or thread per output), [400]
 //   %135 matmul
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_22(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + 22629198; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t135 = a.saved + 20432;                    // [400]
+__device__ __forceinline__ void forward_saved_x2o_22(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t135 = a.saved + 20432;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -667,20 +733,22 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_22(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2o_weight[r * 1149 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t135[r] = acc;
   }
-#line 675 "lm_plastic_lstm.cu"
+#line 741 "lm_plastic_lstm.cu"
 }
 
-// forward stage 23: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 23: dense product (a warp or thread per output), [400]
 //   %139 matmul
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_23(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2o_weight = a.params + 23869998; // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;            // [400]
-  T *__restrict t139 = a.saved + 20832;                    // [400]
+__device__ __forceinline__ void forward_saved_h2o_23(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t139 = a.saved + 20832;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -689,20 +757,21 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_23(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += l3_h2o_weight[r * 400 + k] * l3_h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t139[r] = acc;
   }
-#line 697 "lm_plastic_lstm.cu"
+#line 765 "lm_plastic_lstm.cu"
 }
 
-// forward stage 24: dense product (Eigen), [400]
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// forward stage 24: dense product (a warp or thread per output), [400]
 //   %145 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_24(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2c_weight = a.params + 23089198; // [400, 1149]
-  T *__restrict l2_h_next = a.next + 1322512;              // [1149] l2.hn
-  T *__restrict t145 = a.scratch + 4608;                   // [400]
+template <class T> __device__ __forceinline__ void forward_x2c_24(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
+  T *__restrict t145 = a.scratch + 4608;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -711,22 +780,23 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_24(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
       acc += l3_x2c_weight[r * 1149 + k] * l2_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t145[r] = acc;
   }
-#line 719 "lm_plastic_lstm.cu"
+#line 788 "lm_plastic_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 25: fused loop nest over [400, 400]
 //   %153 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t153 = a.scratch + 5008;              // [400]
-  const T *__restrict l3_w = a.params + 24030398;     // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24190398; // [400, 1]
-  const T *__restrict l3_hebb = a.state + 2645824;    // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;       // [400]
+template <class T> __device__ __forceinline__ void forward_matmul_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t153 = a.scratch + 5008;                   // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -738,41 +808,45 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_25(const dopa::StepArgs<
       const T v152 = l3_w[i * 400 + j] + v151;
       acc153 += v152 * l3_h[j];
     }
-    acc153 = dopa_warp_sum(acc153);
+    acc153 = dopa::warpSum(acc153);
     if ((threadIdx.x & 31) == 0) {
       t153[i] = acc153;
     }
   }
-#line 747 "lm_plastic_lstm.cu"
+#line 817 "lm_plastic_lstm.cu"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // forward stage 26: fused loop nest over [400]
 //   %155 tanh l3.g
 //   %161 mul l3.hn
 //   %159 add l3.cn -> next_state l3.c
 //   %161 mul l3.hn -> saved
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_26_l3_g(const dopa::StepArgs<T> &a) {
-  T *__restrict t145 = a.scratch + 4608;                 // [400]
-  const T *__restrict l3_x2c_bias = a.params + 23548798; // [400]
-  T *__restrict t153 = a.scratch + 5008;                 // [400]
-  T *__restrict t155_l3_g = a.saved + 21232;             // [400] l3.g
-  T *__restrict t135 = a.saved + 20432;                  // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23088798; // [400]
-  T *__restrict t139 = a.saved + 20832;                  // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24029998; // [400]
-  T *__restrict t114 = a.saved + 18832;                  // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22168798; // [400]
-  T *__restrict t119 = a.saved + 19232;                  // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23709198; // [400]
-  const T *__restrict l3_c = a.state + 2645424;          // [400]
-  T *__restrict t125 = a.saved + 19632;                  // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22628798; // [400]
-  T *__restrict t129 = a.saved + 20032;                  // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23869598; // [400]
-  T *__restrict l3_h_next = a.next + 2645024;            // [400] l3.hn
-  T *__restrict l3_c_next = a.next + 2645424;            // [400]
-  T *__restrict saved_t161 = a.saved + 21632;            // [400]
+__device__ __forceinline__ void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t145 = a.scratch + 4608;                        // [400]
+  const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
+  T *__restrict t153 = a.scratch + 5008;                        // [400]
+  T *__restrict t155_l3_g = a.saved + 21232;                    // [400] l3.g
+  T *__restrict t135 = a.saved + 20432;                         // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  T *__restrict t139 = a.saved + 20832;                         // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  T *__restrict t114 = a.saved + 18832;                         // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  T *__restrict t119 = a.saved + 19232;                         // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  T *__restrict t125 = a.saved + 19632;                         // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  T *__restrict t129 = a.saved + 20032;                         // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict saved_t161 = a.saved + 21632;                   // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -811,16 +885,17 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_26_l3_g(const dopa::Step
       saved_t161[j] = v161;
     }
   }
-#line 815 "lm_plastic_lstm.cu"
+#line 889 "lm_plastic_lstm.cu"
 }
 
-// forward stage 27: dense product (Eigen), [10000]
+// output logits = enc.weight @ y3 + dec_bias
+//
+// forward stage 27: dense product (a warp or thread per output), [10000]
 //   %167 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_27(const dopa::StepArgs<T> &a) {
-  const T *__restrict enc_weight = a.params + 0; // [10000, 400]
-  T *__restrict l3_h_next = a.next + 2645024;    // [400] l3.hn
-  T *__restrict t167 = a.scratch + 5408;         // [10000]
+template <class T> __device__ __forceinline__ void forward_matmul_27(const dopa::StepArgs<T> &a) {
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
+  T *__restrict t167 = a.scratch + 5408;                       // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -829,28 +904,30 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_27(const dopa::StepArgs<
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
       acc += enc_weight[r * 400 + k] * l3_h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t167[r] = acc;
   }
-#line 837 "lm_plastic_lstm.cu"
+#line 912 "lm_plastic_lstm.cu"
 }
 
+// hebb' = clip(hebb + eta * outer(g, h), -2, 2)
+//
 // forward stage 28: fused loop nest over [1149, 1149]
 //   %58 clip -> next_state l1.hebb
 //   %112 clip -> next_state l2.hebb
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_28(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_hebb = a.state + 2304;     // [1149, 1149]
-  const T *__restrict l1_eta = a.params + 11138396; // []
-  T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  const T *__restrict l1_h = a.state + 0;           // [1149]
-  T *__restrict l1_hebb_next = a.next + 2304;       // [1149, 1149]
-  const T *__restrict l2_hebb = a.state + 1324816;  // [1149, 1149]
-  const T *__restrict l2_eta = a.params + 21709197; // []
-  T *__restrict t101_l2_g = a.saved + 16528;        // [1149] l2.g
-  const T *__restrict l2_h = a.state + 1322512;     // [1149]
-  T *__restrict l2_hebb_next = a.next + 1324816;    // [1149, 1149]
+__device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [1149, 1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;  // []
+  T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;       // [1149]
+  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;   // [1149, 1149]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [1149, 1149]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;  // []
+  T *__restrict t101_l2_g = a.saved + 16528;            // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;       // [1149]
+  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;   // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -869,18 +946,19 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_28(const dopa::StepArgs<
       l2_hebb_next[i * 1149 + j] = v112;
     }
   }
-#line 873 "lm_plastic_lstm.cu"
+#line 950 "lm_plastic_lstm.cu"
 }
 
+// hebb' = clip(hebb + eta * outer(g, h), -2, 2)
+//
 // forward stage 29: fused loop nest over [400, 400]
 //   %166 clip -> next_state l3.hebb
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_29(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_hebb = a.state + 2645824;  // [400, 400]
-  const T *__restrict l3_eta = a.params + 24190798; // []
-  T *__restrict t155_l3_g = a.saved + 21232;        // [400] l3.g
-  const T *__restrict l3_h = a.state + 2645024;     // [400]
-  T *__restrict l3_hebb_next = a.next + 2645824;    // [400, 400]
+template <class T> __device__ __forceinline__ void forward_l3_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
+  const T *__restrict l3_eta = a.params + kParamL3Eta;  // []
+  T *__restrict t155_l3_g = a.saved + 21232;            // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;       // [400]
+  T *__restrict l3_hebb_next = a.next + kStateL3Hebb;   // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -894,16 +972,17 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_29(const dopa::StepArgs<
       l3_hebb_next[i * 400 + j] = v166;
     }
   }
-#line 898 "lm_plastic_lstm.cu"
+#line 976 "lm_plastic_lstm.cu"
 }
 
+// output logits = enc.weight @ y3 + dec_bias
+//
 // forward stage 30: fused loop nest over [10000]
 //   %169 add logits -> output logits
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_forward_30_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t167 = a.scratch + 5408;             // [10000]
-  const T *__restrict dec_bias = a.params + 4000000; // [10000]
-  T *__restrict out_logits = a.outputs[0];           // [10000]
+template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t167 = a.scratch + 5408;                   // [10000]
+  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
+  T *__restrict out_logits = a.outputs[0];                 // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -914,7 +993,7 @@ __device__ __forceinline__ void lm_plastic_lstm_forward_30_logits(const dopa::St
       out_logits[j] = v169;
     }
   }
-#line 918 "lm_plastic_lstm.cu"
+#line 997 "lm_plastic_lstm.cu"
 }
 
 /// One forward step of PlasticLSTMLM for the whole batch: block b runs batch element b.
@@ -945,80 +1024,81 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  lm_plastic_lstm_forward_0(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_1(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_2(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_3(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_4(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_5(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_6(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_7(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_8(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_9_l1_g(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_10(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_11(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_12(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_13(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_14(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_15(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_16(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_17_l2_g(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_18(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_19(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_20(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_21(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_22(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_23(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_24(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_25(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_26_l3_g(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_27(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_28(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_29(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_forward_30_logits(a);
+  forward_saved_enc(a);
+  dopa::gridSync();
+  forward_saved_x2f(a);
+  dopa::gridSync();
+  forward_saved_h2f(a);
+  dopa::gridSync();
+  forward_saved_x2i(a);
+  dopa::gridSync();
+  forward_saved_h2i(a);
+  dopa::gridSync();
+  forward_saved_x2o(a);
+  dopa::gridSync();
+  forward_saved_h2o(a);
+  dopa::gridSync();
+  forward_x2c(a);
+  dopa::gridSync();
+  forward_matmul(a);
+  dopa::gridSync();
+  forward_l1_g_l1_hn_l1_c(a);
+  dopa::gridSync();
+  forward_saved_x2f_10(a);
+  dopa::gridSync();
+  forward_saved_h2f_11(a);
+  dopa::gridSync();
+  forward_saved_x2i_12(a);
+  dopa::gridSync();
+  forward_saved_h2i_13(a);
+  dopa::gridSync();
+  forward_saved_x2o_14(a);
+  dopa::gridSync();
+  forward_saved_h2o_15(a);
+  dopa::gridSync();
+  forward_x2c_16(a);
+  dopa::gridSync();
+  forward_l2_g_l2_hn_l2_c(a);
+  dopa::gridSync();
+  forward_saved_x2f_18(a);
+  dopa::gridSync();
+  forward_saved_h2f_19(a);
+  dopa::gridSync();
+  forward_saved_x2i_20(a);
+  dopa::gridSync();
+  forward_saved_h2i_21(a);
+  dopa::gridSync();
+  forward_saved_x2o_22(a);
+  dopa::gridSync();
+  forward_saved_h2o_23(a);
+  dopa::gridSync();
+  forward_x2c_24(a);
+  dopa::gridSync();
+  forward_matmul_25(a);
+  dopa::gridSync();
+  forward_l3_g_l3_hn_l3_c(a);
+  dopa::gridSync();
+  forward_matmul_27(a);
+  dopa::gridSync();
+  forward_l1_hebb_l2_hebb(a);
+  dopa::gridSync();
+  forward_l3_hebb(a);
+  dopa::gridSync();
+  forward_logits(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
-// backward stage 0: dense product (Eigen), [400]
+// output logits = enc.weight @ y3 + dec_bias
+//
+// backward stage 0: dense product (a warp or thread per output), [400]
 //   %182 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  const T *__restrict enc_weight = a.params + 0;       // [10000, 400]
-  T *__restrict t182 = a.scratch + 0;                  // [400]
+template <class T> __device__ __forceinline__ void backward_matmul(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
+  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
+  T *__restrict t182 = a.scratch + 0;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1029,23 +1109,25 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_0(const dopa::StepArgs<
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
     t182[c] = acc;
   }
-#line 1033 "lm_plastic_lstm.cu"
+#line 1113 "lm_plastic_lstm.cu"
 }
 
+// param  eta : [] = 0.01
+// hebb' = clip(hebb + eta * outer(g, h), -2, 2)
+//
 // backward stage 1: fused loop nest over [400, 400]
 //   %189 reduce_to
 //   %192 matmul
 //   %193 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
-  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
-  const T *__restrict l3_eta = a.params + 24190798;          // []
-  const T *__restrict t155_l3_g = a.saved + 21232;           // [400] l3.g
-  const T *__restrict l3_h = a.state + 2645024;              // [400]
-  T *__restrict t189 = a.scratch + 400;                      // []
-  T *__restrict t192 = a.scratch + 416;                      // [400]
-  T *__restrict t193 = a.scratch + 816;                      // [400]
+template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
+  const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
+  const T *__restrict t155_l3_g = a.saved + 21232;                // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
+  T *__restrict t189 = a.scratch + 400;                           // []
+  T *__restrict t192 = a.scratch + 416;                           // [400]
+  T *__restrict t193 = a.scratch + 816;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1053,7 +1135,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_1(const dopa::StepArgs<
     t189[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
     t193[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc189 = T(0);
     T acc192 = T(0);
@@ -1072,16 +1154,24 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_1(const dopa::StepArgs<
       acc192 += v191 * l3_h[j];
       atomicAdd(&t193[j], t155_l3_g[i] * v191);
     }
-    acc189 = dopa_warp_sum(acc189);
-    acc192 = dopa_warp_sum(acc192);
+    acc189 = dopa::warpSum(acc189);
+    acc192 = dopa::warpSum(acc192);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t189[0], acc189);
       t192[i] = acc192;
     }
   }
-#line 1083 "lm_plastic_lstm.cu"
+#line 1165 "lm_plastic_lstm.cu"
 }
 
+// y1 = l1(enc(tok))
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // backward stage 2: fused loop nest over [400]
 //   %208 mul
 //   %223 mul
@@ -1099,43 +1189,44 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_1(const dopa::StepArgs<
 //   %223 mul += grad l3.h2o.bias
 //   %208 mul += grad l3.x2c.bias
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_2_l3_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t192 = a.scratch + 416;                   // [400]
-  const T *__restrict d_l3_c_next = a.gradNext + 2645424; // [400] d l3.c'
-  const T *__restrict d_l3_h_next = a.gradNext + 2645024; // [400] d l3.h'
-  T *__restrict t182 = a.scratch + 0;                     // [400]
-  const T *__restrict t135 = a.saved + 20432;             // [400]
-  const T *__restrict l3_x2o_bias = a.params + 23088798;  // [400]
-  const T *__restrict t139 = a.saved + 20832;             // [400]
-  const T *__restrict l3_h2o_bias = a.params + 24029998;  // [400]
-  const T *__restrict t114 = a.saved + 18832;             // [400]
-  const T *__restrict l3_x2f_bias = a.params + 22168798;  // [400]
-  const T *__restrict t119 = a.saved + 19232;             // [400]
-  const T *__restrict l3_h2f_bias = a.params + 23709198;  // [400]
-  const T *__restrict l3_c = a.state + 2645424;           // [400]
-  const T *__restrict t125 = a.saved + 19632;             // [400]
-  const T *__restrict l3_x2i_bias = a.params + 22628798;  // [400]
-  const T *__restrict t129 = a.saved + 20032;             // [400]
-  const T *__restrict l3_h2i_bias = a.params + 23869598;  // [400]
-  const T *__restrict t155_l3_g = a.saved + 21232;        // [400] l3.g
-  T *__restrict t208 = a.record + 26224;                  // [400]
-  T *__restrict t223 = a.record + 25824;                  // [400]
-  T *__restrict t234 = a.record + 25424;                  // [400]
-  T *__restrict t245 = a.record + 23472;                  // [400]
-  T *__restrict d_l3_c = a.gradPrev + 2645424;            // [400]
-  const T *__restrict t161_l3_hn = a.saved + 21632;       // [400] l3.hn
-  T *__restrict record1 = a.record + 10000;               // [400]
-  const T *__restrict t2 = a.saved + 0;                   // [400]
-  T *__restrict record3 = a.record + 11552;               // [400]
-  T *__restrict d_l3_x2f_bias = a.grads + 22168798;       // [400]
-  const T *__restrict l3_h = a.state + 2645024;           // [400]
-  T *__restrict record16 = a.record + 25024;              // [400]
-  T *__restrict d_l3_h2f_bias = a.grads + 23709198;       // [400]
-  T *__restrict d_l3_x2i_bias = a.grads + 22628798;       // [400]
-  T *__restrict d_l3_h2i_bias = a.grads + 23869598;       // [400]
-  T *__restrict d_l3_x2o_bias = a.grads + 23088798;       // [400]
-  T *__restrict d_l3_h2o_bias = a.grads + 24029998;       // [400]
-  T *__restrict d_l3_x2c_bias = a.grads + 23548798;       // [400]
+__device__ __forceinline__ void
+backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t192 = a.scratch + 416;                         // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
+  const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
+  T *__restrict t182 = a.scratch + 0;                           // [400]
+  const T *__restrict t135 = a.saved + 20432;                   // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
+  const T *__restrict t139 = a.saved + 20832;                   // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
+  const T *__restrict t114 = a.saved + 18832;                   // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
+  const T *__restrict t119 = a.saved + 19232;                   // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
+  const T *__restrict t125 = a.saved + 19632;                   // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
+  const T *__restrict t129 = a.saved + 20032;                   // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
+  const T *__restrict t155_l3_g = a.saved + 21232;              // [400] l3.g
+  T *__restrict t208 = a.record + 26224;                        // [400]
+  T *__restrict t223 = a.record + 25824;                        // [400]
+  T *__restrict t234 = a.record + 25424;                        // [400]
+  T *__restrict t245 = a.record + 23472;                        // [400]
+  T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
+  const T *__restrict t161_l3_hn = a.saved + 21632;             // [400] l3.hn
+  T *__restrict record1 = a.record + 10000;                     // [400]
+  const T *__restrict t2 = a.saved + 0;                         // [400]
+  T *__restrict record3 = a.record + 11552;                     // [400]
+  T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;      // [400]
+  const T *__restrict l3_h = a.state + kStateL3H;               // [400]
+  T *__restrict record16 = a.record + 25024;                    // [400]
+  T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;      // [400]
+  T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;      // [400]
+  T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;      // [400]
+  T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;      // [400]
+  T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;      // [400]
+  T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;      // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1219,26 +1310,29 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_2_l3_hn(const dopa::Ste
       atomicAdd(&d_l3_x2c_bias[j], v208);
     }
   }
-#line 1223 "lm_plastic_lstm.cu"
+#line 1314 "lm_plastic_lstm.cu"
 }
 
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 3: fused loop nest over [400, 400]
 //   %210 matmul
 //   %213 reduce_to
 //   %216 add -> grad_prev l3.hebb
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_3(const dopa::StepArgs<T> &a) {
-  T *__restrict t210 = a.scratch + 1216;                     // [400]
-  T *__restrict t208 = a.record + 26224;                     // [400]
-  const T *__restrict l3_w = a.params + 24030398;            // [400, 400]
-  const T *__restrict l3_alpha = a.params + 24190398;        // [400, 1]
-  const T *__restrict l3_hebb = a.state + 2645824;           // [400, 400]
-  const T *__restrict l3_h = a.state + 2645024;              // [400]
-  T *__restrict t213 = a.scratch + 1616;                     // [400, 1]
-  const T *__restrict d_l3_hebb_next = a.gradNext + 2645824; // [400, 400] d l3.hebb'
-  const T *__restrict l3_eta = a.params + 24190798;          // []
-  const T *__restrict t155_l3_g = a.saved + 21232;           // [400] l3.g
-  T *__restrict d_l3_hebb = a.gradPrev + 2645824;            // [400, 400]
+template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t210 = a.scratch + 1216;                          // [400]
+  T *__restrict t208 = a.record + 26224;                          // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
+  T *__restrict t213 = a.scratch + 1616;                          // [400, 1]
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
+  const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
+  const T *__restrict t155_l3_g = a.saved + 21232;                // [400] l3.g
+  T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1246,7 +1340,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_3(const dopa::StepArgs<
     t210[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
     t213[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     T acc213 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
@@ -1270,21 +1364,22 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_3(const dopa::StepArgs<
       const T v216 = v187 + v215;
       d_l3_hebb[i * 400 + j] = v216;
     }
-    acc213 = dopa_warp_sum(acc213);
+    acc213 = dopa::warpSum(acc213);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t213[i], acc213);
     }
   }
-#line 1279 "lm_plastic_lstm.cu"
+#line 1373 "lm_plastic_lstm.cu"
 }
 
-// backward stage 4: dense product (Eigen), [1149]
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// backward stage 4: dense product (a warp or thread per output), [1149]
 //   %219 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_4(const dopa::StepArgs<T> &a) {
-  T *__restrict t208 = a.record + 26224;                   // [400]
-  const T *__restrict l3_x2c_weight = a.params + 23089198; // [400, 1149]
-  T *__restrict t219 = a.scratch + 2016;                   // [1149]
+template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t208 = a.record + 26224;                            // [400]
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict t219 = a.scratch + 2016;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1295,16 +1390,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_4(const dopa::StepArgs<
       acc += t208[k] * l3_x2c_weight[k * 1149 + c];
     t219[c] = acc;
   }
-#line 1299 "lm_plastic_lstm.cu"
+#line 1394 "lm_plastic_lstm.cu"
 }
 
-// backward stage 5: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 5: dense product (a warp or thread per output), [400]
 //   %226 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_5(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.record + 25824;                   // [400]
-  const T *__restrict l3_h2o_weight = a.params + 23869998; // [400, 400]
-  T *__restrict t226 = a.scratch + 3168;                   // [400]
+template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t223 = a.record + 25824;                            // [400]
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  T *__restrict t226 = a.scratch + 3168;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1315,16 +1411,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_5(const dopa::StepArgs<
       acc += t223[k] * l3_h2o_weight[k * 400 + c];
     t226[c] = acc;
   }
-#line 1319 "lm_plastic_lstm.cu"
+#line 1415 "lm_plastic_lstm.cu"
 }
 
-// backward stage 6: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 6: dense product (a warp or thread per output), [1149]
 //   %230 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_6(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.record + 25824;                   // [400]
-  const T *__restrict l3_x2o_weight = a.params + 22629198; // [400, 1149]
-  T *__restrict t230 = a.scratch + 3568;                   // [1149]
+template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t223 = a.record + 25824;                            // [400]
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict t230 = a.scratch + 3568;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1335,16 +1432,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_6(const dopa::StepArgs<
       acc += t223[k] * l3_x2o_weight[k * 1149 + c];
     t230[c] = acc;
   }
-#line 1339 "lm_plastic_lstm.cu"
+#line 1436 "lm_plastic_lstm.cu"
 }
 
-// backward stage 7: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 7: dense product (a warp or thread per output), [400]
 //   %237 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 25424;                   // [400]
-  const T *__restrict l3_h2i_weight = a.params + 23709598; // [400, 400]
-  T *__restrict t237 = a.scratch + 4720;                   // [400]
+template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t234 = a.record + 25424;                            // [400]
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
+  T *__restrict t237 = a.scratch + 4720;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1355,16 +1453,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_7(const dopa::StepArgs<
       acc += t234[k] * l3_h2i_weight[k * 400 + c];
     t237[c] = acc;
   }
-#line 1359 "lm_plastic_lstm.cu"
+#line 1457 "lm_plastic_lstm.cu"
 }
 
-// backward stage 8: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 8: dense product (a warp or thread per output), [1149]
 //   %241 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_8(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 25424;                   // [400]
-  const T *__restrict l3_x2i_weight = a.params + 22169198; // [400, 1149]
-  T *__restrict t241 = a.scratch + 5120;                   // [1149]
+template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t234 = a.record + 25424;                            // [400]
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict t241 = a.scratch + 5120;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1375,16 +1474,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_8(const dopa::StepArgs<
       acc += t234[k] * l3_x2i_weight[k * 1149 + c];
     t241[c] = acc;
   }
-#line 1379 "lm_plastic_lstm.cu"
+#line 1478 "lm_plastic_lstm.cu"
 }
 
-// backward stage 9: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 9: dense product (a warp or thread per output), [400]
 //   %248 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_9(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 23472;                   // [400]
-  const T *__restrict l3_h2f_weight = a.params + 23549198; // [400, 400]
-  T *__restrict t248 = a.scratch + 6272;                   // [400]
+template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t245 = a.record + 23472;                            // [400]
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  T *__restrict t248 = a.scratch + 6272;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1395,16 +1495,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_9(const dopa::StepArgs<
       acc += t245[k] * l3_h2f_weight[k * 400 + c];
     t248[c] = acc;
   }
-#line 1399 "lm_plastic_lstm.cu"
+#line 1499 "lm_plastic_lstm.cu"
 }
 
-// backward stage 10: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 10: dense product (a warp or thread per output), [1149]
 //   %252 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_10(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 23472;                   // [400]
-  const T *__restrict l3_x2f_weight = a.params + 21709198; // [400, 1149]
-  T *__restrict t252 = a.scratch + 6672;                   // [1149]
+template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t245 = a.record + 23472;                            // [400]
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict t252 = a.scratch + 6672;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1415,9 +1516,12 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_10(const dopa::StepArgs
       acc += t245[k] * l3_x2f_weight[k * 1149 + c];
     t252[c] = acc;
   }
-#line 1419 "lm_plastic_lstm.cu"
+#line 1520 "lm_plastic_lstm.cu"
 }
 
+// param  eta : [] = 0.01
+// hebb' = clip(hebb + eta * outer(g, h), -2, 2)
+//
 // backward stage 11: fused loop nest over [1149, 1149]
 //   %257 reduce_to
 //   %260 matmul
@@ -1426,23 +1530,23 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_10(const dopa::StepArgs
 //   %327 matmul
 //   %328 matmul
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_11(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
-  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
-  const T *__restrict l2_eta = a.params + 21709197;          // []
-  const T *__restrict t101_l2_g = a.saved + 16528;           // [1149] l2.g
-  const T *__restrict l2_h = a.state + 1322512;              // [1149]
-  T *__restrict t257 = a.scratch + 7824;                     // []
-  T *__restrict t260 = a.scratch + 7840;                     // [1149]
-  T *__restrict t261 = a.scratch + 8992;                     // [1149]
-  const T *__restrict d_l1_hebb_next = a.gradNext + 2304;    // [1149, 1149] d l1.hebb'
-  const T *__restrict l1_hebb = a.state + 2304;              // [1149, 1149]
-  const T *__restrict l1_eta = a.params + 11138396;          // []
-  const T *__restrict t45_l1_g = a.saved + 7312;             // [1149] l1.g
-  const T *__restrict l1_h = a.state + 0;                    // [1149]
-  T *__restrict t324 = a.scratch + 20512;                    // []
-  T *__restrict t327 = a.scratch + 20528;                    // [1149]
-  T *__restrict t328 = a.scratch + 21680;                    // [1149]
+__device__ __forceinline__ void backward_eta_outer_11(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
+  const T *__restrict t101_l2_g = a.saved + 16528;                // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
+  T *__restrict t257 = a.scratch + 7824;                          // []
+  T *__restrict t260 = a.scratch + 7840;                          // [1149]
+  T *__restrict t261 = a.scratch + 8992;                          // [1149]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
+  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
+  T *__restrict t324 = a.scratch + 20512;                         // []
+  T *__restrict t327 = a.scratch + 20528;                         // [1149]
+  T *__restrict t328 = a.scratch + 21680;                         // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1454,7 +1558,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_11(const dopa::StepArgs
     t324[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t328[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc257 = T(0);
     T acc260 = T(0);
@@ -1487,10 +1591,10 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_11(const dopa::StepArgs
       acc327 += v326 * l1_h[j];
       atomicAdd(&t328[j], t45_l1_g[i] * v326);
     }
-    acc257 = dopa_warp_sum(acc257);
-    acc260 = dopa_warp_sum(acc260);
-    acc324 = dopa_warp_sum(acc324);
-    acc327 = dopa_warp_sum(acc327);
+    acc257 = dopa::warpSum(acc257);
+    acc260 = dopa::warpSum(acc260);
+    acc324 = dopa::warpSum(acc324);
+    acc327 = dopa::warpSum(acc327);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t257[0], acc257);
       t260[i] = acc260;
@@ -1498,9 +1602,16 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_11(const dopa::StepArgs
       t327[i] = acc327;
     }
   }
-#line 1502 "lm_plastic_lstm.cu"
+#line 1606 "lm_plastic_lstm.cu"
 }
 
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+// hn = o * tanh(cn)
+//
 // backward stage 12: fused loop nest over [1149]
 //   %275 mul
 //   %290 mul
@@ -1519,48 +1630,49 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_11(const dopa::StepArgs
 //   %275 mul += grad l2.x2c.bias
 //   %107 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_12_l1_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t260 = a.scratch + 7840;                  // [1149]
-  const T *__restrict d_l2_c_next = a.gradNext + 1323664; // [1149] d l2.c'
-  const T *__restrict d_l2_h_next = a.gradNext + 1322512; // [1149] d l2.h'
-  T *__restrict t219 = a.scratch + 2016;                  // [1149]
-  T *__restrict t230 = a.scratch + 3568;                  // [1149]
-  T *__restrict t241 = a.scratch + 5120;                  // [1149]
-  T *__restrict t252 = a.scratch + 6672;                  // [1149]
-  const T *__restrict t81 = a.saved + 14224;              // [1149]
-  const T *__restrict l2_x2o_bias = a.params + 15101298;  // [1149]
-  const T *__restrict t85 = a.saved + 15376;              // [1149]
-  const T *__restrict l2_h2o_bias = a.params + 20386698;  // [1149]
-  const T *__restrict t60 = a.saved + 9616;               // [1149]
-  const T *__restrict l2_x2f_bias = a.params + 12458598;  // [1149]
-  const T *__restrict t65 = a.saved + 10768;              // [1149]
-  const T *__restrict l2_h2f_bias = a.params + 17743998;  // [1149]
-  const T *__restrict l2_c = a.state + 1323664;           // [1149]
-  const T *__restrict t71 = a.saved + 11920;              // [1149]
-  const T *__restrict l2_x2i_bias = a.params + 13779948;  // [1149]
-  const T *__restrict t75 = a.saved + 13072;              // [1149]
-  const T *__restrict l2_h2i_bias = a.params + 19065348;  // [1149]
-  const T *__restrict t101_l2_g = a.saved + 16528;        // [1149] l2.g
-  T *__restrict t275 = a.record + 22320;                  // [1149]
-  T *__restrict t290 = a.record + 21168;                  // [1149]
-  T *__restrict t301 = a.record + 20016;                  // [1149]
-  T *__restrict t312 = a.record + 16560;                  // [1149]
-  T *__restrict d_l2_c = a.gradPrev + 1323664;            // [1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict record4 = a.record + 11952;               // [1149]
-  const T *__restrict t51_l1_hn = a.saved + 8464;         // [1149] l1.hn
-  T *__restrict record9 = a.record + 17712;               // [1149]
-  T *__restrict d_l2_x2f_bias = a.grads + 12458598;       // [1149]
-  const T *__restrict l2_h = a.state + 1322512;           // [1149]
-  T *__restrict record10 = a.record + 18864;              // [1149]
-  T *__restrict d_l2_h2f_bias = a.grads + 17743998;       // [1149]
-  T *__restrict d_l2_x2i_bias = a.grads + 13779948;       // [1149]
-  T *__restrict d_l2_h2i_bias = a.grads + 19065348;       // [1149]
-  T *__restrict d_l2_x2o_bias = a.grads + 15101298;       // [1149]
-  T *__restrict d_l2_h2o_bias = a.grads + 20386698;       // [1149]
-  T *__restrict d_l2_x2c_bias = a.grads + 16422648;       // [1149]
-  const T *__restrict t107_l2_hn = a.saved + 17680;       // [1149] l2.hn
-  T *__restrict record15 = a.record + 23872;              // [1149]
+__device__ __forceinline__ void
+backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t260 = a.scratch + 7840;                        // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1149] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1149] d l2.h'
+  T *__restrict t219 = a.scratch + 2016;                        // [1149]
+  T *__restrict t230 = a.scratch + 3568;                        // [1149]
+  T *__restrict t241 = a.scratch + 5120;                        // [1149]
+  T *__restrict t252 = a.scratch + 6672;                        // [1149]
+  const T *__restrict t81 = a.saved + 14224;                    // [1149]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
+  const T *__restrict t85 = a.saved + 15376;                    // [1149]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
+  const T *__restrict t60 = a.saved + 9616;                     // [1149]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
+  const T *__restrict t65 = a.saved + 10768;                    // [1149]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
+  const T *__restrict t71 = a.saved + 11920;                    // [1149]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
+  const T *__restrict t75 = a.saved + 13072;                    // [1149]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
+  const T *__restrict t101_l2_g = a.saved + 16528;              // [1149] l2.g
+  T *__restrict t275 = a.record + 22320;                        // [1149]
+  T *__restrict t290 = a.record + 21168;                        // [1149]
+  T *__restrict t301 = a.record + 20016;                        // [1149]
+  T *__restrict t312 = a.record + 16560;                        // [1149]
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1149]
+  const T *__restrict l1_h = a.state + kStateL1H;               // [1149]
+  T *__restrict record4 = a.record + 11952;                     // [1149]
+  const T *__restrict t51_l1_hn = a.saved + 8464;               // [1149] l1.hn
+  T *__restrict record9 = a.record + 17712;                     // [1149]
+  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H;               // [1149]
+  T *__restrict record10 = a.record + 18864;                    // [1149]
+  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;      // [1149]
+  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;      // [1149]
+  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;      // [1149]
+  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [1149]
+  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [1149]
+  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [1149]
+  const T *__restrict t107_l2_hn = a.saved + 17680;             // [1149] l2.hn
+  T *__restrict record15 = a.record + 23872;                    // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1648,26 +1760,29 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_12_l1_hn(const dopa::St
       record15[j] = t107_l2_hn[j];
     }
   }
-#line 1652 "lm_plastic_lstm.cu"
+#line 1764 "lm_plastic_lstm.cu"
 }
 
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 13: fused loop nest over [1149, 1149]
 //   %277 matmul
 //   %280 reduce_to
 //   %283 add -> grad_prev l2.hebb
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.scratch + 10144;                    // [1149]
-  T *__restrict t275 = a.record + 22320;                     // [1149]
-  const T *__restrict l2_w = a.params + 20387847;            // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + 21708048;        // [1149, 1]
-  const T *__restrict l2_hebb = a.state + 1324816;           // [1149, 1149]
-  const T *__restrict l2_h = a.state + 1322512;              // [1149]
-  T *__restrict t280 = a.scratch + 11296;                    // [1149, 1]
-  const T *__restrict d_l2_hebb_next = a.gradNext + 1324816; // [1149, 1149] d l2.hebb'
-  const T *__restrict l2_eta = a.params + 21709197;          // []
-  const T *__restrict t101_l2_g = a.saved + 16528;           // [1149] l2.g
-  T *__restrict d_l2_hebb = a.gradPrev + 1324816;            // [1149, 1149]
+template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t277 = a.scratch + 10144;                         // [1149]
+  T *__restrict t275 = a.record + 22320;                          // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
+  T *__restrict t280 = a.scratch + 11296;                         // [1149, 1]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
+  const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
+  const T *__restrict t101_l2_g = a.saved + 16528;                // [1149] l2.g
+  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1675,7 +1790,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_13(const dopa::StepArgs
     t277[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t280[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc280 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
@@ -1699,21 +1814,22 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_13(const dopa::StepArgs
       const T v283 = v255 + v282;
       d_l2_hebb[i * 1149 + j] = v283;
     }
-    acc280 = dopa_warp_sum(acc280);
+    acc280 = dopa::warpSum(acc280);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t280[i], acc280);
     }
   }
-#line 1708 "lm_plastic_lstm.cu"
+#line 1823 "lm_plastic_lstm.cu"
 }
 
-// backward stage 14: dense product (Eigen), [1149]
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// backward stage 14: dense product (a warp or thread per output), [1149]
 //   %286 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t275 = a.record + 22320;                   // [1149]
-  const T *__restrict l2_x2c_weight = a.params + 15102447; // [1149, 1149]
-  T *__restrict t286 = a.scratch + 12448;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_x2c_14(const dopa::StepArgs<T> &a) {
+  T *__restrict t275 = a.record + 22320;                            // [1149]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict t286 = a.scratch + 12448;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1724,16 +1840,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_14(const dopa::StepArgs
       acc += t275[k] * l2_x2c_weight[k * 1149 + c];
     t286[c] = acc;
   }
-#line 1728 "lm_plastic_lstm.cu"
+#line 1844 "lm_plastic_lstm.cu"
 }
 
-// backward stage 15: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 15: dense product (a warp or thread per output), [1149]
 //   %293 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t290 = a.record + 21168;                   // [1149]
-  const T *__restrict l2_h2o_weight = a.params + 19066497; // [1149, 1149]
-  T *__restrict t293 = a.scratch + 13600;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_h2o_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t290 = a.record + 21168;                            // [1149]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  T *__restrict t293 = a.scratch + 13600;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1744,16 +1861,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_15(const dopa::StepArgs
       acc += t290[k] * l2_h2o_weight[k * 1149 + c];
     t293[c] = acc;
   }
-#line 1748 "lm_plastic_lstm.cu"
+#line 1865 "lm_plastic_lstm.cu"
 }
 
-// backward stage 16: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 16: dense product (a warp or thread per output), [1149]
 //   %297 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t290 = a.record + 21168;                   // [1149]
-  const T *__restrict l2_x2o_weight = a.params + 13781097; // [1149, 1149]
-  T *__restrict t297 = a.scratch + 14752;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_x2o_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t290 = a.record + 21168;                            // [1149]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t297 = a.scratch + 14752;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1764,16 +1882,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_16(const dopa::StepArgs
       acc += t290[k] * l2_x2o_weight[k * 1149 + c];
     t297[c] = acc;
   }
-#line 1768 "lm_plastic_lstm.cu"
+#line 1886 "lm_plastic_lstm.cu"
 }
 
-// backward stage 17: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 17: dense product (a warp or thread per output), [1149]
 //   %304 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t301 = a.record + 20016;                   // [1149]
-  const T *__restrict l2_h2i_weight = a.params + 17745147; // [1149, 1149]
-  T *__restrict t304 = a.scratch + 15904;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_h2i_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t301 = a.record + 20016;                            // [1149]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  T *__restrict t304 = a.scratch + 15904;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1784,16 +1903,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_17(const dopa::StepArgs
       acc += t301[k] * l2_h2i_weight[k * 1149 + c];
     t304[c] = acc;
   }
-#line 1788 "lm_plastic_lstm.cu"
+#line 1907 "lm_plastic_lstm.cu"
 }
 
-// backward stage 18: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 18: dense product (a warp or thread per output), [1149]
 //   %308 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t301 = a.record + 20016;                   // [1149]
-  const T *__restrict l2_x2i_weight = a.params + 12459747; // [1149, 1149]
-  T *__restrict t308 = a.scratch + 17056;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_x2i_18(const dopa::StepArgs<T> &a) {
+  T *__restrict t301 = a.record + 20016;                            // [1149]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t308 = a.scratch + 17056;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1804,16 +1924,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_18(const dopa::StepArgs
       acc += t301[k] * l2_x2i_weight[k * 1149 + c];
     t308[c] = acc;
   }
-#line 1808 "lm_plastic_lstm.cu"
+#line 1928 "lm_plastic_lstm.cu"
 }
 
-// backward stage 19: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 19: dense product (a warp or thread per output), [1149]
 //   %315 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t312 = a.record + 16560;                   // [1149]
-  const T *__restrict l2_h2f_weight = a.params + 16423797; // [1149, 1149]
-  T *__restrict t315 = a.scratch + 18208;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_h2f_19(const dopa::StepArgs<T> &a) {
+  T *__restrict t312 = a.record + 16560;                            // [1149]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  T *__restrict t315 = a.scratch + 18208;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1824,16 +1945,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_19(const dopa::StepArgs
       acc += t312[k] * l2_h2f_weight[k * 1149 + c];
     t315[c] = acc;
   }
-#line 1828 "lm_plastic_lstm.cu"
+#line 1949 "lm_plastic_lstm.cu"
 }
 
-// backward stage 20: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 20: dense product (a warp or thread per output), [1149]
 //   %319 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t312 = a.record + 16560;                   // [1149]
-  const T *__restrict l2_x2f_weight = a.params + 11138397; // [1149, 1149]
-  T *__restrict t319 = a.scratch + 19360;                  // [1149]
+template <class T> __device__ __forceinline__ void backward_x2f_20(const dopa::StepArgs<T> &a) {
+  T *__restrict t312 = a.record + 16560;                            // [1149]
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t319 = a.scratch + 19360;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1844,9 +1966,16 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_20(const dopa::StepArgs
       acc += t312[k] * l2_x2f_weight[k * 1149 + c];
     t319[c] = acc;
   }
-#line 1848 "lm_plastic_lstm.cu"
+#line 1970 "lm_plastic_lstm.cu"
 }
 
+// state  h : [H] = 0
+// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// cn = f * c + i * g
+//
 // backward stage 21: fused loop nest over [1149]
 //   %342 mul
 //   %356 mul
@@ -1862,46 +1991,47 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_20(const dopa::StepArgs
 //   %356 mul += grad l1.h2o.bias
 //   %342 mul += grad l1.x2c.bias
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t327 = a.scratch + 20528;               // [1149]
-  const T *__restrict d_l1_c_next = a.gradNext + 1152;  // [1149] d l1.c'
-  const T *__restrict d_l1_h_next = a.gradNext + 0;     // [1149] d l1.h'
-  T *__restrict t286 = a.scratch + 12448;               // [1149]
-  T *__restrict t297 = a.scratch + 14752;               // [1149]
-  T *__restrict t308 = a.scratch + 17056;               // [1149]
-  T *__restrict t319 = a.scratch + 19360;               // [1149]
-  const T *__restrict t25 = a.saved + 5008;             // [1149]
-  const T *__restrict l1_x2o_bias = a.params + 5391098; // [1149]
-  const T *__restrict t29 = a.saved + 6160;             // [1149]
-  const T *__restrict l1_h2o_bias = a.params + 9815897; // [1149]
-  const T *__restrict t4 = a.saved + 400;               // [1149]
-  const T *__restrict l1_x2f_bias = a.params + 4469600; // [1149]
-  const T *__restrict t9 = a.saved + 1552;              // [1149]
-  const T *__restrict l1_h2f_bias = a.params + 7173197; // [1149]
-  const T *__restrict l1_c = a.state + 1152;            // [1149]
-  const T *__restrict t15 = a.saved + 2704;             // [1149]
-  const T *__restrict l1_x2i_bias = a.params + 4930349; // [1149]
-  const T *__restrict t19 = a.saved + 3856;             // [1149]
-  const T *__restrict l1_h2i_bias = a.params + 8494547; // [1149]
-  const T *__restrict t45_l1_g = a.saved + 7312;        // [1149] l1.g
-  T *__restrict t342 = a.record + 15408;                // [1149]
-  T *__restrict t356 = a.record + 14256;                // [1149]
-  T *__restrict t367 = a.record + 13104;                // [1149]
-  T *__restrict t378 = a.record + 10400;                // [1149]
-  T *__restrict d_l1_c = a.gradPrev + 1152;             // [1149]
-  T *__restrict t261 = a.scratch + 8992;                // [1149]
-  T *__restrict t277 = a.scratch + 10144;               // [1149]
-  T *__restrict t293 = a.scratch + 13600;               // [1149]
-  T *__restrict t304 = a.scratch + 15904;               // [1149]
-  T *__restrict t315 = a.scratch + 18208;               // [1149]
-  T *__restrict d_l2_h = a.gradPrev + 1322512;          // [1149]
-  T *__restrict d_l1_x2f_bias = a.grads + 4469600;      // [1149]
-  T *__restrict d_l1_h2f_bias = a.grads + 7173197;      // [1149]
-  T *__restrict d_l1_x2i_bias = a.grads + 4930349;      // [1149]
-  T *__restrict d_l1_h2i_bias = a.grads + 8494547;      // [1149]
-  T *__restrict d_l1_x2o_bias = a.grads + 5391098;      // [1149]
-  T *__restrict d_l1_h2o_bias = a.grads + 9815897;      // [1149]
-  T *__restrict d_l1_x2c_bias = a.grads + 5851847;      // [1149]
+__device__ __forceinline__ void
+backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t327 = a.scratch + 20528;                       // [1149]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1149] d l1.c'
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1149] d l1.h'
+  T *__restrict t286 = a.scratch + 12448;                       // [1149]
+  T *__restrict t297 = a.scratch + 14752;                       // [1149]
+  T *__restrict t308 = a.scratch + 17056;                       // [1149]
+  T *__restrict t319 = a.scratch + 19360;                       // [1149]
+  const T *__restrict t25 = a.saved + 5008;                     // [1149]
+  const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
+  const T *__restrict t29 = a.saved + 6160;                     // [1149]
+  const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
+  const T *__restrict t4 = a.saved + 400;                       // [1149]
+  const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
+  const T *__restrict t9 = a.saved + 1552;                      // [1149]
+  const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
+  const T *__restrict t15 = a.saved + 2704;                     // [1149]
+  const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
+  const T *__restrict t19 = a.saved + 3856;                     // [1149]
+  const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
+  const T *__restrict t45_l1_g = a.saved + 7312;                // [1149] l1.g
+  T *__restrict t342 = a.record + 15408;                        // [1149]
+  T *__restrict t356 = a.record + 14256;                        // [1149]
+  T *__restrict t367 = a.record + 13104;                        // [1149]
+  T *__restrict t378 = a.record + 10400;                        // [1149]
+  T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1149]
+  T *__restrict t261 = a.scratch + 8992;                        // [1149]
+  T *__restrict t277 = a.scratch + 10144;                       // [1149]
+  T *__restrict t293 = a.scratch + 13600;                       // [1149]
+  T *__restrict t304 = a.scratch + 15904;                       // [1149]
+  T *__restrict t315 = a.scratch + 18208;                       // [1149]
+  T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1149]
+  T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1149]
+  T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1149]
+  T *__restrict d_l1_x2i_bias = a.grads + kParamL1X2iBias;      // [1149]
+  T *__restrict d_l1_h2i_bias = a.grads + kParamL1H2iBias;      // [1149]
+  T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;      // [1149]
+  T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [1149]
+  T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1991,26 +2121,29 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_21(const dopa::StepArgs
       atomicAdd(&d_l1_x2c_bias[j], v342);
     }
   }
-#line 1995 "lm_plastic_lstm.cu"
+#line 2125 "lm_plastic_lstm.cu"
 }
 
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 22: fused loop nest over [1149, 1149]
 //   %344 matmul
 //   %347 reduce_to
 //   %350 add -> grad_prev l1.hebb
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t344 = a.scratch + 22832;                 // [1149]
-  T *__restrict t342 = a.record + 15408;                  // [1149]
-  const T *__restrict l1_w = a.params + 9817046;          // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + 11137247;     // [1149, 1]
-  const T *__restrict l1_hebb = a.state + 2304;           // [1149, 1149]
-  const T *__restrict l1_h = a.state + 0;                 // [1149]
-  T *__restrict t347 = a.scratch + 23984;                 // [1149, 1]
-  const T *__restrict d_l1_hebb_next = a.gradNext + 2304; // [1149, 1149] d l1.hebb'
-  const T *__restrict l1_eta = a.params + 11138396;       // []
-  const T *__restrict t45_l1_g = a.saved + 7312;          // [1149] l1.g
-  T *__restrict d_l1_hebb = a.gradPrev + 2304;            // [1149, 1149]
+template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t344 = a.scratch + 22832;                         // [1149]
+  T *__restrict t342 = a.record + 15408;                          // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
+  T *__restrict t347 = a.scratch + 23984;                         // [1149, 1]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
+  const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
+  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2018,7 +2151,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_22(const dopa::StepArgs
     t344[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
     t347[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc347 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
@@ -2042,21 +2175,22 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_22(const dopa::StepArgs
       const T v350 = v322 + v349;
       d_l1_hebb[i * 1149 + j] = v350;
     }
-    acc347 = dopa_warp_sum(acc347);
+    acc347 = dopa::warpSum(acc347);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t347[i], acc347);
     }
   }
-#line 2051 "lm_plastic_lstm.cu"
+#line 2184 "lm_plastic_lstm.cu"
 }
 
-// backward stage 23: dense product (Eigen), [400]
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// backward stage 23: dense product (a warp or thread per output), [400]
 //   %353 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t342 = a.record + 15408;                  // [1149]
-  const T *__restrict l1_x2c_weight = a.params + 5392247; // [1149, 400]
-  T *__restrict t353 = a.scratch + 25136;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2c_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t342 = a.record + 15408;                            // [1149]
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t353 = a.scratch + 25136;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2067,16 +2201,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_23(const dopa::StepArgs
       acc += t342[k] * l1_x2c_weight[k * 400 + c];
     t353[c] = acc;
   }
-#line 2071 "lm_plastic_lstm.cu"
+#line 2205 "lm_plastic_lstm.cu"
 }
 
-// backward stage 24: dense product (Eigen), [1149]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 24: dense product (a warp or thread per output), [1149]
 //   %359 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t356 = a.record + 14256;                  // [1149]
-  const T *__restrict l1_h2o_weight = a.params + 8495696; // [1149, 1149]
-  T *__restrict t359 = a.scratch + 25536;                 // [1149]
+template <class T> __device__ __forceinline__ void backward_h2o_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t356 = a.record + 14256;                            // [1149]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  T *__restrict t359 = a.scratch + 25536;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2087,16 +2222,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_24(const dopa::StepArgs
       acc += t356[k] * l1_h2o_weight[k * 1149 + c];
     t359[c] = acc;
   }
-#line 2091 "lm_plastic_lstm.cu"
+#line 2226 "lm_plastic_lstm.cu"
 }
 
-// backward stage 25: dense product (Eigen), [400]
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 25: dense product (a warp or thread per output), [400]
 //   %363 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t356 = a.record + 14256;                  // [1149]
-  const T *__restrict l1_x2o_weight = a.params + 4931498; // [1149, 400]
-  T *__restrict t363 = a.scratch + 26688;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2o_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t356 = a.record + 14256;                            // [1149]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t363 = a.scratch + 26688;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2107,16 +2243,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_25(const dopa::StepArgs
       acc += t356[k] * l1_x2o_weight[k * 400 + c];
     t363[c] = acc;
   }
-#line 2111 "lm_plastic_lstm.cu"
+#line 2247 "lm_plastic_lstm.cu"
 }
 
-// backward stage 26: dense product (Eigen), [1149]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 26: dense product (a warp or thread per output), [1149]
 //   %370 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t367 = a.record + 13104;                  // [1149]
-  const T *__restrict l1_h2i_weight = a.params + 7174346; // [1149, 1149]
-  T *__restrict t370 = a.scratch + 27088;                 // [1149]
+template <class T> __device__ __forceinline__ void backward_h2i_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t367 = a.record + 13104;                            // [1149]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
+  T *__restrict t370 = a.scratch + 27088;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2127,16 +2264,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_26(const dopa::StepArgs
       acc += t367[k] * l1_h2i_weight[k * 1149 + c];
     t370[c] = acc;
   }
-#line 2131 "lm_plastic_lstm.cu"
+#line 2268 "lm_plastic_lstm.cu"
 }
 
-// backward stage 27: dense product (Eigen), [400]
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 27: dense product (a warp or thread per output), [400]
 //   %374 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t367 = a.record + 13104;                  // [1149]
-  const T *__restrict l1_x2i_weight = a.params + 4470749; // [1149, 400]
-  T *__restrict t374 = a.scratch + 28240;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2i_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t367 = a.record + 13104;                            // [1149]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
+  T *__restrict t374 = a.scratch + 28240;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2147,16 +2285,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_27(const dopa::StepArgs
       acc += t367[k] * l1_x2i_weight[k * 400 + c];
     t374[c] = acc;
   }
-#line 2151 "lm_plastic_lstm.cu"
+#line 2289 "lm_plastic_lstm.cu"
 }
 
-// backward stage 28: dense product (Eigen), [1149]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 28: dense product (a warp or thread per output), [1149]
 //   %381 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.record + 10400;                  // [1149]
-  const T *__restrict l1_h2f_weight = a.params + 5852996; // [1149, 1149]
-  T *__restrict t381 = a.scratch + 28640;                 // [1149]
+template <class T> __device__ __forceinline__ void backward_h2f_28(const dopa::StepArgs<T> &a) {
+  T *__restrict t378 = a.record + 10400;                            // [1149]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
+  T *__restrict t381 = a.scratch + 28640;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2167,16 +2306,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_28(const dopa::StepArgs
       acc += t378[k] * l1_h2f_weight[k * 1149 + c];
     t381[c] = acc;
   }
-#line 2171 "lm_plastic_lstm.cu"
+#line 2310 "lm_plastic_lstm.cu"
 }
 
-// backward stage 29: dense product (Eigen), [400]
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 29: dense product (a warp or thread per output), [400]
 //   %385 matmul
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.record + 10400;                  // [1149]
-  const T *__restrict l1_x2f_weight = a.params + 4010000; // [1149, 400]
-  T *__restrict t385 = a.scratch + 29792;                 // [400]
+template <class T> __device__ __forceinline__ void backward_x2f_29(const dopa::StepArgs<T> &a) {
+  T *__restrict t378 = a.record + 10400;                            // [1149]
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
+  T *__restrict t385 = a.scratch + 29792;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2187,19 +2327,20 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_29(const dopa::StepArgs
       acc += t378[k] * l1_x2f_weight[k * 400 + c];
     t385[c] = acc;
   }
-#line 2191 "lm_plastic_lstm.cu"
+#line 2331 "lm_plastic_lstm.cu"
 }
 
+// state  h : [H] = 0
+//
 // backward stage 30: fused loop nest over [1149]
 //   %382 add -> grad_prev l1.h
-template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t328 = a.scratch + 21680; // [1149]
-  T *__restrict t344 = a.scratch + 22832; // [1149]
-  T *__restrict t359 = a.scratch + 25536; // [1149]
-  T *__restrict t370 = a.scratch + 27088; // [1149]
-  T *__restrict t381 = a.scratch + 28640; // [1149]
-  T *__restrict d_l1_h = a.gradPrev + 0;  // [1149]
+template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t328 = a.scratch + 21680;        // [1149]
+  T *__restrict t344 = a.scratch + 22832;        // [1149]
+  T *__restrict t359 = a.scratch + 25536;        // [1149]
+  T *__restrict t370 = a.scratch + 27088;        // [1149]
+  T *__restrict t381 = a.scratch + 28640;        // [1149]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2213,26 +2354,29 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_30(const dopa::StepArgs
       d_l1_h[j] = v382;
     }
   }
-#line 2217 "lm_plastic_lstm.cu"
+#line 2358 "lm_plastic_lstm.cu"
 }
 
+// y1 = l1(enc(tok))
+// state  h : [H] = 0
+//
 // backward stage 31: fused loop nest over [400]
 //   %249 add -> grad_prev l3.h
 //   %386 add += grad enc.weight
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_31(const dopa::StepArgs<T> &a) {
-  T *__restrict t193 = a.scratch + 816;        // [400]
-  T *__restrict t210 = a.scratch + 1216;       // [400]
-  T *__restrict t226 = a.scratch + 3168;       // [400]
-  T *__restrict t237 = a.scratch + 4720;       // [400]
-  T *__restrict t248 = a.scratch + 6272;       // [400]
-  T *__restrict d_l3_h = a.gradPrev + 2645024; // [400]
-  T *__restrict t353 = a.scratch + 25136;      // [400]
-  T *__restrict t363 = a.scratch + 26688;      // [400]
-  T *__restrict t374 = a.scratch + 28240;      // [400]
-  T *__restrict t385 = a.scratch + 29792;      // [400]
-  T *__restrict d_enc_weight = a.grads + 0;    // [10000, 400]
-  const T *__restrict tok = a.inputs[0];       // []
+__device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
+  T *__restrict t193 = a.scratch + 816;                   // [400]
+  T *__restrict t210 = a.scratch + 1216;                  // [400]
+  T *__restrict t226 = a.scratch + 3168;                  // [400]
+  T *__restrict t237 = a.scratch + 4720;                  // [400]
+  T *__restrict t248 = a.scratch + 6272;                  // [400]
+  T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
+  T *__restrict t353 = a.scratch + 25136;                 // [400]
+  T *__restrict t363 = a.scratch + 26688;                 // [400]
+  T *__restrict t374 = a.scratch + 28240;                 // [400]
+  T *__restrict t385 = a.scratch + 29792;                 // [400]
+  T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
+  const T *__restrict tok = a.inputs[0];                  // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2251,17 +2395,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_31(const dopa::StepArgs
       atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v386);
     }
   }
-#line 2255 "lm_plastic_lstm.cu"
+#line 2399 "lm_plastic_lstm.cu"
 }
 
 // backward stage 32: fused loop nest over [10000]
 //   %170 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %170 grad_output d logits += grad dec_bias
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_32_d_logits(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
   T *__restrict record0 = a.record + 0;                // [10000]
-  T *__restrict d_dec_bias = a.grads + 4000000;        // [10000]
+  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2273,15 +2417,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_32_d_logits(const dopa:
   }
 }
 
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
 // backward stage 33: fused loop nest over [1149, 1]
 //   %347 reduce_to += grad l1.alpha
 //   %280 reduce_to += grad l2.alpha
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_33(const dopa::StepArgs<T> &a) {
-  T *__restrict t347 = a.scratch + 23984;        // [1149, 1]
-  T *__restrict d_l1_alpha = a.grads + 11137247; // [1149, 1]
-  T *__restrict t280 = a.scratch + 11296;        // [1149, 1]
-  T *__restrict d_l2_alpha = a.grads + 21708048; // [1149, 1]
+__device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t347 = a.scratch + 23984;             // [1149, 1]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
+  T *__restrict t280 = a.scratch + 11296;             // [1149, 1]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2292,21 +2438,23 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_33(const dopa::StepArgs
       atomicAdd(&d_l2_alpha[i], t280[i]);
     }
   }
-#line 2296 "lm_plastic_lstm.cu"
+#line 2442 "lm_plastic_lstm.cu"
 }
 
+// param  eta : [] = 0.01
+//
 // backward stage 34: fused loop nest over []
 //   %324 reduce_to += grad l1.eta
 //   %257 reduce_to += grad l2.eta
 //   %189 reduce_to += grad l3.eta
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_34(const dopa::StepArgs<T> &a) {
-  T *__restrict t324 = a.scratch + 20512;      // []
-  T *__restrict d_l1_eta = a.grads + 11138396; // []
-  T *__restrict t257 = a.scratch + 7824;       // []
-  T *__restrict d_l2_eta = a.grads + 21709197; // []
-  T *__restrict t189 = a.scratch + 400;        // []
-  T *__restrict d_l3_eta = a.grads + 24190798; // []
+__device__ __forceinline__ void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t324 = a.scratch + 20512;         // []
+  T *__restrict d_l1_eta = a.grads + kParamL1Eta; // []
+  T *__restrict t257 = a.scratch + 7824;          // []
+  T *__restrict d_l2_eta = a.grads + kParamL2Eta; // []
+  T *__restrict t189 = a.scratch + 400;           // []
+  T *__restrict d_l3_eta = a.grads + kParamL3Eta; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2316,15 +2464,17 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_34(const dopa::StepArgs
     atomicAdd(&d_l2_eta[0], t257[0]);
     atomicAdd(&d_l3_eta[0], t189[0]);
   }
-#line 2320 "lm_plastic_lstm.cu"
+#line 2468 "lm_plastic_lstm.cu"
 }
 
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
 // backward stage 35: fused loop nest over [400, 1]
 //   %213 reduce_to += grad l3.alpha
 template <class T>
-__device__ __forceinline__ void lm_plastic_lstm_backward_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t213 = a.scratch + 1616;         // [400, 1]
-  T *__restrict d_l3_alpha = a.grads + 24190398; // [400, 1]
+__device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t213 = a.scratch + 1616;              // [400, 1]
+  T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2334,7 +2484,7 @@ __device__ __forceinline__ void lm_plastic_lstm_backward_35(const dopa::StepArgs
       atomicAdd(&d_l3_alpha[i], t213[i]);
     }
   }
-#line 2338 "lm_plastic_lstm.cu"
+#line 2488 "lm_plastic_lstm.cu"
 }
 
 /// One backward step of PlasticLSTMLM for the whole batch: block b runs batch element b.
@@ -2365,91 +2515,93 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  lm_plastic_lstm_backward_0(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_1(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_2_l3_hn(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_3(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_4(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_5(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_6(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_7(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_8(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_9(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_10(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_11(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_12_l1_hn(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_13(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_14(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_15(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_16(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_17(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_18(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_19(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_20(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_21(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_22(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_23(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_24(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_25(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_26(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_27(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_28(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_29(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_30(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_31(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_32_d_logits(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_33(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_34(a);
-  dopa_grid_sync();
-  lm_plastic_lstm_backward_35(a);
+  backward_matmul(a);
+  dopa::gridSync();
+  backward_eta_outer(a);
+  dopa::gridSync();
+  backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
+  dopa::gridSync();
+  backward_d_l3_hebb(a);
+  dopa::gridSync();
+  backward_x2c(a);
+  dopa::gridSync();
+  backward_h2o(a);
+  dopa::gridSync();
+  backward_x2o(a);
+  dopa::gridSync();
+  backward_h2i(a);
+  dopa::gridSync();
+  backward_x2i(a);
+  dopa::gridSync();
+  backward_h2f(a);
+  dopa::gridSync();
+  backward_x2f(a);
+  dopa::gridSync();
+  backward_eta_outer_11(a);
+  dopa::gridSync();
+  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
+  dopa::gridSync();
+  backward_d_l2_hebb(a);
+  dopa::gridSync();
+  backward_x2c_14(a);
+  dopa::gridSync();
+  backward_h2o_15(a);
+  dopa::gridSync();
+  backward_x2o_16(a);
+  dopa::gridSync();
+  backward_h2i_17(a);
+  dopa::gridSync();
+  backward_x2i_18(a);
+  dopa::gridSync();
+  backward_h2f_19(a);
+  dopa::gridSync();
+  backward_x2f_20(a);
+  dopa::gridSync();
+  backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
+  dopa::gridSync();
+  backward_d_l1_hebb(a);
+  dopa::gridSync();
+  backward_x2c_23(a);
+  dopa::gridSync();
+  backward_h2o_24(a);
+  dopa::gridSync();
+  backward_x2o_25(a);
+  dopa::gridSync();
+  backward_h2i_26(a);
+  dopa::gridSync();
+  backward_x2i_27(a);
+  dopa::gridSync();
+  backward_h2f_28(a);
+  dopa::gridSync();
+  backward_x2f_29(a);
+  dopa::gridSync();
+  backward_d_l1_h(a);
+  dopa::gridSync();
+  backward_d_l3_h_grad_enc_weight(a);
+  dopa::gridSync();
+  backward_grad_dec_bias(a);
+  dopa::gridSync();
+  backward_grad_l1_alpha_l2_alpha(a);
+  dopa::gridSync();
+  backward_grad_l1_eta_l2_eta_l3_eta(a);
+  dopa::gridSync();
+  backward_grad_l3_alpha(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {
-  static const dopa::CudaSpec s = {"PlasticLSTMLM",
-                                   &spec,
-                                   forward_launch<float>,
-                                   backward_launch<float>,
-                                   forward_launch<double>,
-                                   backward_launch<double>,
-                                   kThreads};
+  static const dopa::CudaSpec s = {
+      /*name=*/"PlasticLSTMLM",
+      /*cpu=*/&spec,
+      /*forwardFloat=*/forward_launch<float>,
+      /*backwardFloat=*/backward_launch<float>,
+      /*forwardDouble=*/forward_launch<double>,
+      /*backwardDouble=*/backward_launch<double>,
+      /*threadsPerBlock=*/kThreads,
+  };
   return s;
 }
 

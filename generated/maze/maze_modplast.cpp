@@ -6,51 +6,54 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/runtime/Generated.h"
-
-#include <Eigen/Core>
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
-namespace {
-// Eigen views of the generated code's buffers (row-major).
-template <class T> using Vec = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using ConstVec = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using RowVec = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T> using ConstRowVec = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T>
-using RowMat = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-template <class T>
-using ConstRowMat =
-    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-} // namespace
+#include "dopa/runtime/GeneratedSupport.h"
 
 namespace dopa::generated::maze_modplast {
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamW = 0;              // w [100, 100]
+constexpr int64_t kParamAlpha = 10000;      // alpha [100, 100]
+constexpr int64_t kParamI2hWeight = 20000;  // i2h.weight [100, 17]
+constexpr int64_t kParamI2hBias = 21700;    // i2h.bias [100]
+constexpr int64_t kParamH2oWeight = 21800;  // h2o.weight [4, 100]
+constexpr int64_t kParamH2oBias = 22200;    // h2o.bias [4]
+constexpr int64_t kParamH2vWeight = 22204;  // h2v.weight [1, 100]
+constexpr int64_t kParamH2vBias = 22304;    // h2v.bias [1]
+constexpr int64_t kParamH2DAWeight = 22305; // h2DA.weight [1, 100]
+constexpr int64_t kParamH2DABias = 22405;   // h2DA.bias [1]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateH = 0;      // h [100]
+constexpr int64_t kStateHebb = 112; // hebb [100, 100]
+
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 0: dense product (Eigen), [100]
 //   %2 matmul
-template <class T> static void maze_modplast_forward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict i2h_weight = a.params + 20000; // [100, 17]
-  const T *__restrict x = a.inputs[0];               // [17]
-  T *__restrict t2 = a.scratch + 0;                  // [100]
+template <class T> static void forward_i2h(const dopa::StepArgs<T> &a) {
+  const T *__restrict i2h_weight = a.params + kParamI2hWeight; // [100, 17]
+  const T *__restrict x = a.inputs[0];                         // [17]
+  T *__restrict t2 = a.scratch + 0;                            // [100]
 #line 14 "examples/maze/modplast.dopa"
   Vec<T>(t2, 100).noalias() = ConstRowMat<T>(i2h_weight, 100, 17) * ConstVec<T>(x, 17);
-#line 44 "maze_modplast.cpp"
+#line 45 "maze_modplast.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 1: fused loop nest over [100, 100]
 //   %11 matmul
-template <class T> static void maze_modplast_forward_1(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 112;          // [100]
-  const T *__restrict w = a.params + 0;         // [100, 100]
-  const T *__restrict alpha = a.params + 10000; // [100, 100]
-  const T *__restrict hebb = a.state + 112;     // [100, 100]
-  const T *__restrict h = a.state + 0;          // [100]
+template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 112;                // [100]
+  const T *__restrict w = a.params + kParamW;         // [100, 100]
+  const T *__restrict alpha = a.params + kParamAlpha; // [100, 100]
+  const T *__restrict hebb = a.state + kStateHebb;    // [100, 100]
+  const T *__restrict h = a.state + kStateH;          // [100]
   for (int i = 0; i < 100; ++i) {
     T acc11 = T(0);
 #pragma omp simd reduction(+ : acc11)
@@ -62,18 +65,20 @@ template <class T> static void maze_modplast_forward_1(const dopa::StepArgs<T> &
     }
     t11[i] = acc11;
   }
-#line 66 "maze_modplast.cpp"
+#line 69 "maze_modplast.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 2: fused loop nest over [100]
 //   %13 tanh hn
 //   %13 tanh hn -> saved
-template <class T> static void maze_modplast_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                // [100]
-  const T *__restrict i2h_bias = a.params + 21700; // [100]
-  T *__restrict t11 = a.scratch + 112;             // [100]
-  T *__restrict h_next = a.next + 0;               // [100] hn
-  T *__restrict saved_t13 = a.saved + 0;           // [100]
+template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                        // [100]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [100]
+  T *__restrict t11 = a.scratch + 112;                     // [100]
+  T *__restrict h_next = a.next + kStateH;                 // [100] hn
+  T *__restrict saved_t13 = a.saved + 0;                   // [100]
   for (int j = 0; j < 100; ++j) {
 #line 14 "examples/maze/modplast.dopa"
     const T v4 = t2[j] + i2h_bias[j];
@@ -82,68 +87,76 @@ template <class T> static void maze_modplast_forward_2_hn(const dopa::StepArgs<T
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
-#line 86 "maze_modplast.cpp"
+#line 91 "maze_modplast.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // forward stage 3: dense product (Eigen), [1]
 //   %15 matmul
-template <class T> static void maze_modplast_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2DA_weight = a.params + 22305; // [1, 100]
-  T *__restrict h_next = a.next + 0;                  // [100] hn
-  T *__restrict t15 = a.scratch + 224;                // [1]
+template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 100]
+  T *__restrict h_next = a.next + kStateH;                       // [100] hn
+  T *__restrict t15 = a.scratch + 224;                           // [1]
 #line 15 "examples/maze/modplast.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 97 "maze_modplast.cpp"
+#line 104 "maze_modplast.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // forward stage 4: fused loop nest over [1]
 //   %18 tanh DA
 //   %18 tanh DA -> saved
-template <class T> static void maze_modplast_forward_4_DA(const dopa::StepArgs<T> &a) {
-  T *__restrict t15 = a.scratch + 224;              // [1]
-  const T *__restrict h2DA_bias = a.params + 22405; // [1]
-  T *__restrict out_DAout = a.outputs[2];           // [1] DA
-  T *__restrict saved_t18 = a.saved + 112;          // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
+  T *__restrict t15 = a.scratch + 224;                       // [1]
+  const T *__restrict h2DA_bias = a.params + kParamH2DABias; // [1]
+  T *__restrict out_DAout = a.outputs[2];                    // [1] DA
+  T *__restrict saved_t18 = a.saved + 112;                   // [1]
 #line 15 "examples/maze/modplast.dopa"
-    const T v17 = t15[0] + h2DA_bias[0];
-    const T v18 = std::tanh(v17);
-    out_DAout[0] = v18;
-    saved_t18[0] = v18;
-  }
-#line 115 "maze_modplast.cpp"
+  const T v17 = t15[0] + h2DA_bias[0];
+  const T v18 = std::tanh(v17);
+  out_DAout[0] = v18;
+  saved_t18[0] = v18;
+#line 122 "maze_modplast.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 5: dense product (Eigen), [4]
 //   %26 matmul
-template <class T> static void maze_modplast_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_weight = a.params + 21800; // [4, 100]
-  T *__restrict h_next = a.next + 0;                 // [100] hn
-  T *__restrict t26 = a.scratch + 240;               // [4]
+template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [4, 100]
+  T *__restrict h_next = a.next + kStateH;                     // [100] hn
+  T *__restrict t26 = a.scratch + 240;                         // [4]
 #line 18 "examples/maze/modplast.dopa"
   Vec<T>(t26, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 100) * ConstVec<T>(h_next, 100);
-#line 126 "maze_modplast.cpp"
+#line 135 "maze_modplast.cpp"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 6: dense product (Eigen), [1]
 //   %30 matmul
-template <class T> static void maze_modplast_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_weight = a.params + 22204; // [1, 100]
-  T *__restrict h_next = a.next + 0;                 // [100] hn
-  T *__restrict t30 = a.scratch + 256;               // [1]
+template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 100]
+  T *__restrict h_next = a.next + kStateH;                     // [100] hn
+  T *__restrict t30 = a.scratch + 256;                         // [1]
 #line 19 "examples/maze/modplast.dopa"
   Vec<T>(t30, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 137 "maze_modplast.cpp"
+#line 148 "maze_modplast.cpp"
 }
 
+// hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
+//
 // forward stage 7: fused loop nest over [100, 100]
 //   %24 clip -> next_state hebb
-template <class T> static void maze_modplast_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict hebb = a.state + 112; // [100, 100]
-  T *__restrict out_DAout = a.outputs[2];   // [1] DA
-  T *__restrict h_next = a.next + 0;        // [100] hn
-  const T *__restrict h = a.state + 0;      // [100]
-  T *__restrict hebb_next = a.next + 112;   // [100, 100]
+template <class T> static void forward_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict hebb = a.state + kStateHebb; // [100, 100]
+  T *__restrict out_DAout = a.outputs[2];          // [1] DA
+  T *__restrict h_next = a.next + kStateH;         // [100] hn
+  const T *__restrict h = a.state + kStateH;       // [100]
+  T *__restrict hebb_next = a.next + kStateHebb;   // [100, 100]
   for (int i = 0; i < 100; ++i) {
 #pragma omp simd
     for (int j = 0; j < 100; ++j) {
@@ -155,90 +168,98 @@ template <class T> static void maze_modplast_forward_7(const dopa::StepArgs<T> &
       hebb_next[i * 100 + j] = v24;
     }
   }
-#line 159 "maze_modplast.cpp"
+#line 172 "maze_modplast.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 8: fused loop nest over [4]
 //   %28 add logits -> output logits
-template <class T> static void maze_modplast_forward_8_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t26 = a.scratch + 240;             // [4]
-  const T *__restrict h2o_bias = a.params + 22200; // [4]
-  T *__restrict out_logits = a.outputs[0];         // [4]
+template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t26 = a.scratch + 240;                     // [4]
+  const T *__restrict h2o_bias = a.params + kParamH2oBias; // [4]
+  T *__restrict out_logits = a.outputs[0];                 // [4]
   for (int j = 0; j < 4; ++j) {
 #line 18 "examples/maze/modplast.dopa"
     const T v28 = t26[j] + h2o_bias[j];
     out_logits[j] = v28;
   }
-#line 173 "maze_modplast.cpp"
+#line 188 "maze_modplast.cpp"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 9: fused loop nest over [1]
 //   %32 add value -> output value
-template <class T> static void maze_modplast_forward_9_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t30 = a.scratch + 256;             // [1]
-  const T *__restrict h2v_bias = a.params + 22304; // [1]
-  T *__restrict out_value = a.outputs[1];          // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
+  T *__restrict t30 = a.scratch + 256;                     // [1]
+  const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
+  T *__restrict out_value = a.outputs[1];                  // [1]
 #line 19 "examples/maze/modplast.dopa"
-    const T v32 = t30[0] + h2v_bias[0];
-    out_value[0] = v32;
-  }
-#line 187 "maze_modplast.cpp"
+  const T v32 = t30[0] + h2v_bias[0];
+  out_value[0] = v32;
+#line 202 "maze_modplast.cpp"
 }
 
 /// One forward step of MazeModplast for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  maze_modplast_forward_0(a);
-  maze_modplast_forward_1(a);
-  maze_modplast_forward_2_hn(a);
-  maze_modplast_forward_3(a);
-  maze_modplast_forward_4_DA(a);
-  maze_modplast_forward_5(a);
-  maze_modplast_forward_6(a);
-  maze_modplast_forward_7(a);
-  maze_modplast_forward_8_logits(a);
-  maze_modplast_forward_9_value(a);
+  forward_i2h(a);
+  forward_matmul(a);
+  forward_hn(a);
+  forward_h2_da(a);
+  forward_da(a);
+  forward_h2o(a);
+  forward_h2v(a);
+  forward_hebb(a);
+  forward_logits(a);
+  forward_value(a);
 }
 
+// output value  = h2v(hn)
+//
 // backward stage 0: dense product (Eigen), [100]
 //   %40 matmul
-template <class T> static void maze_modplast_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  const T *__restrict h2v_weight = a.params + 22204;  // [1, 100]
-  T *__restrict t40 = a.scratch + 0;                  // [100]
+template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 100]
+  T *__restrict t40 = a.scratch + 0;                           // [100]
 #line 19 "examples/maze/modplast.dopa"
   RowVec<T>(t40, 100).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 100);
-#line 213 "maze_modplast.cpp"
+#line 230 "maze_modplast.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // backward stage 1: dense product (Eigen), [100]
 //   %44 matmul
-template <class T> static void maze_modplast_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
-  const T *__restrict h2o_weight = a.params + 21800;   // [4, 100]
-  T *__restrict t44 = a.scratch + 112;                 // [100]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [4] d logits
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [4, 100]
+  T *__restrict t44 = a.scratch + 112;                         // [100]
 #line 18 "examples/maze/modplast.dopa"
   RowVec<T>(t44, 100).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 100);
-#line 225 "maze_modplast.cpp"
+#line 244 "maze_modplast.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+// hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
+//
 // backward stage 2: fused loop nest over [100, 100]
 //   %51 reduce_to
 //   %54 matmul
 //   %56 matmul
-template <class T> static void maze_modplast_backward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_hebb_next = a.gradNext + 112; // [100, 100] d hebb'
-  const T *__restrict hebb = a.state + 112;           // [100, 100]
-  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
-  const T *__restrict t13_hn = a.saved + 0;           // [100] hn
-  const T *__restrict h = a.state + 0;                // [100]
-  T *__restrict t51 = a.scratch + 224;                // [1]
-  T *__restrict t54 = a.scratch + 240;                // [100]
-  T *__restrict t56 = a.scratch + 352;                // [100]
-  for (int e = 0; e < 1; ++e)
-    t51[e] = T(0);
+template <class T> static void backward_tanh_outer(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [100, 100] d hebb'
+  const T *__restrict hebb = a.state + kStateHebb;           // [100, 100]
+  const T *__restrict t18_DA = a.saved + 112;                // [1] DA
+  const T *__restrict t13_hn = a.saved + 0;                  // [100] hn
+  const T *__restrict h = a.state + kStateH;                 // [100]
+  T *__restrict t51 = a.scratch + 224;                       // [1]
+  T *__restrict t54 = a.scratch + 240;                       // [100]
+  T *__restrict t56 = a.scratch + 352;                       // [100]
+  t51[0] = T(0);
   for (int e = 0; e < 100; ++e)
     t56[e] = T(0);
   for (int i = 0; i < 100; ++i) {
@@ -263,65 +284,69 @@ template <class T> static void maze_modplast_backward_2(const dopa::StepArgs<T> 
     t51[0] += acc51;
     t54[i] = acc54;
   }
-#line 267 "maze_modplast.cpp"
+#line 288 "maze_modplast.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // backward stage 3: fused loop nest over [1]
 //   %60 mul
 //   %60 mul += grad h2DA.bias
 //   %34 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %34 grad_output d value += grad h2v.bias
-template <class T> static void maze_modplast_backward_3_d_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_DAout = a.gradOutputs[2]; // [1] d DAout
-  T *__restrict t51 = a.scratch + 224;                // [1]
-  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
-  T *__restrict t60 = a.record + 256;                 // [1]
-  T *__restrict d_h2DA_bias = a.grads + 22405;        // [1]
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  T *__restrict record6 = a.record + 400;             // [1]
-  T *__restrict d_h2v_bias = a.grads + 22304;         // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_DAout = a.gradOutputs[2];   // [1] d DAout
+  T *__restrict t51 = a.scratch + 224;                  // [1]
+  const T *__restrict t18_DA = a.saved + 112;           // [1] DA
+  T *__restrict t60 = a.record + 256;                   // [1]
+  T *__restrict d_h2DA_bias = a.grads + kParamH2DABias; // [1]
+  const T *__restrict d_out_value = a.gradOutputs[1];   // [1] d value
+  T *__restrict record6 = a.record + 400;               // [1]
+  T *__restrict d_h2v_bias = a.grads + kParamH2vBias;   // [1]
 #line 15 "examples/maze/modplast.dopa"
-    const T v52 = d_out_DAout[0] + t51[0];
-    const T v58 = t18_DA[0] * t18_DA[0];
-    const T v59 = T(1.0) - v58;
-    const T v60 = v52 * v59;
-    t60[0] = v60;
-    d_h2DA_bias[0] += v60;
-    record6[0] = d_out_value[0];
-    d_h2v_bias[0] += d_out_value[0];
-  }
-#line 295 "maze_modplast.cpp"
+  const T v52 = d_out_DAout[0] + t51[0];
+  const T v58 = t18_DA[0] * t18_DA[0];
+  const T v59 = T(1.0) - v58;
+  const T v60 = v52 * v59;
+  t60[0] = v60;
+  d_h2DA_bias[0] += v60;
+  record6[0] = d_out_value[0];
+  d_h2v_bias[0] += d_out_value[0];
+#line 316 "maze_modplast.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // backward stage 4: dense product (Eigen), [100]
 //   %63 matmul
-template <class T> static void maze_modplast_backward_4(const dopa::StepArgs<T> &a) {
-  T *__restrict t60 = a.record + 256;                 // [1]
-  const T *__restrict h2DA_weight = a.params + 22305; // [1, 100]
-  T *__restrict t63 = a.scratch + 464;                // [100]
+template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
+  T *__restrict t60 = a.record + 256;                            // [1]
+  const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 100]
+  T *__restrict t63 = a.scratch + 464;                           // [100]
 #line 15 "examples/maze/modplast.dopa"
   RowVec<T>(t63, 100).noalias() = ConstRowVec<T>(t60, 1) * ConstRowMat<T>(h2DA_weight, 1, 100);
-#line 306 "maze_modplast.cpp"
+#line 329 "maze_modplast.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 5: fused loop nest over [100]
 //   %67 mul
 //   %67 mul += grad i2h.bias
 //   %10 state -> record (a factor of deferred outer-product gradients)
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
-template <class T> static void maze_modplast_backward_5_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + 0; // [100] d h'
-  T *__restrict t40 = a.scratch + 0;             // [100]
-  T *__restrict t44 = a.scratch + 112;           // [100]
-  T *__restrict t54 = a.scratch + 240;           // [100]
-  T *__restrict t63 = a.scratch + 464;           // [100]
-  const T *__restrict t13_hn = a.saved + 0;      // [100] hn
-  T *__restrict t67 = a.record + 0;              // [100]
-  T *__restrict d_i2h_bias = a.grads + 21700;    // [100]
-  const T *__restrict h = a.state + 0;           // [100]
-  T *__restrict record2 = a.record + 144;        // [100]
-  T *__restrict record4 = a.record + 272;        // [100]
+template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH; // [100] d h'
+  T *__restrict t40 = a.scratch + 0;                   // [100]
+  T *__restrict t44 = a.scratch + 112;                 // [100]
+  T *__restrict t54 = a.scratch + 240;                 // [100]
+  T *__restrict t63 = a.scratch + 464;                 // [100]
+  const T *__restrict t13_hn = a.saved + 0;            // [100] hn
+  T *__restrict t67 = a.record + 0;                    // [100]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [100]
+  const T *__restrict h = a.state + kStateH;           // [100]
+  T *__restrict record2 = a.record + 144;              // [100]
+  T *__restrict record4 = a.record + 272;              // [100]
 #pragma omp simd
   for (int j = 0; j < 100; ++j) {
 #line 14 "examples/maze/modplast.dopa"
@@ -337,25 +362,28 @@ template <class T> static void maze_modplast_backward_5_hn(const dopa::StepArgs<
     record2[j] = h[j];
     record4[j] = t13_hn[j];
   }
-#line 341 "maze_modplast.cpp"
+#line 366 "maze_modplast.cpp"
 }
 
+// state  hebb : [H, H] = 0
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 6: fused loop nest over [100, 100]
 //   %69 matmul
 //   %74 add -> grad_prev hebb
 //   %71 mul += grad alpha
-template <class T> static void maze_modplast_backward_6(const dopa::StepArgs<T> &a) {
-  T *__restrict t69 = a.scratch + 576;                // [100]
-  T *__restrict t67 = a.record + 0;                   // [100]
-  const T *__restrict w = a.params + 0;               // [100, 100]
-  const T *__restrict alpha = a.params + 10000;       // [100, 100]
-  const T *__restrict hebb = a.state + 112;           // [100, 100]
-  const T *__restrict d_hebb_next = a.gradNext + 112; // [100, 100] d hebb'
-  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
-  const T *__restrict t13_hn = a.saved + 0;           // [100] hn
-  const T *__restrict h = a.state + 0;                // [100]
-  T *__restrict d_hebb = a.gradPrev + 112;            // [100, 100]
-  T *__restrict d_alpha = a.grads + 10000;            // [100, 100]
+template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t69 = a.scratch + 576;                       // [100]
+  T *__restrict t67 = a.record + 0;                          // [100]
+  const T *__restrict w = a.params + kParamW;                // [100, 100]
+  const T *__restrict alpha = a.params + kParamAlpha;        // [100, 100]
+  const T *__restrict hebb = a.state + kStateHebb;           // [100, 100]
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [100, 100] d hebb'
+  const T *__restrict t18_DA = a.saved + 112;                // [1] DA
+  const T *__restrict t13_hn = a.saved + 0;                  // [100] hn
+  const T *__restrict h = a.state + kStateH;                 // [100]
+  T *__restrict d_hebb = a.gradPrev + kStateHebb;            // [100, 100]
+  T *__restrict d_alpha = a.grads + kParamAlpha;             // [100, 100]
   for (int e = 0; e < 100; ++e)
     t69[e] = T(0);
   for (int i = 0; i < 100; ++i) {
@@ -382,27 +410,29 @@ template <class T> static void maze_modplast_backward_6(const dopa::StepArgs<T> 
       d_alpha[i * 100 + j] += v71;
     }
   }
-#line 386 "maze_modplast.cpp"
+#line 414 "maze_modplast.cpp"
 }
 
+// state  h    : [H] = 0
+//
 // backward stage 7: fused loop nest over [100]
 //   %70 add -> grad_prev h
-template <class T> static void maze_modplast_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t56 = a.scratch + 352; // [100]
-  T *__restrict t69 = a.scratch + 576; // [100]
-  T *__restrict d_h = a.gradPrev + 0;  // [100]
+template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t56 = a.scratch + 352;      // [100]
+  T *__restrict t69 = a.scratch + 576;      // [100]
+  T *__restrict d_h = a.gradPrev + kStateH; // [100]
 #pragma omp simd
   for (int j = 0; j < 100; ++j) {
 #line 6 "examples/maze/modplast.dopa"
     const T v70 = t56[j] + t69[j];
     d_h[j] = v70;
   }
-#line 401 "maze_modplast.cpp"
+#line 431 "maze_modplast.cpp"
 }
 
 // backward stage 8: fused loop nest over [17]
 //   %75 input -> record (a factor of deferred outer-product gradients)
-template <class T> static void maze_modplast_backward_8(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [17]
   T *__restrict record1 = a.record + 112; // [17]
 #pragma omp simd
@@ -414,10 +444,10 @@ template <class T> static void maze_modplast_backward_8(const dopa::StepArgs<T> 
 // backward stage 9: fused loop nest over [4]
 //   %33 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %33 grad_output d logits += grad h2o.bias
-template <class T> static void maze_modplast_backward_9_d_logits(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
   T *__restrict record5 = a.record + 384;              // [4]
-  T *__restrict d_h2o_bias = a.grads + 22200;          // [4]
+  T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [4]
   for (int j = 0; j < 4; ++j) {
     record5[j] = d_out_logits[j];
     d_h2o_bias[j] += d_out_logits[j];
@@ -426,16 +456,16 @@ template <class T> static void maze_modplast_backward_9_d_logits(const dopa::Ste
 
 /// One backward step of MazeModplast for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  maze_modplast_backward_0(a);
-  maze_modplast_backward_1(a);
-  maze_modplast_backward_2(a);
-  maze_modplast_backward_3_d_value(a);
-  maze_modplast_backward_4(a);
-  maze_modplast_backward_5_hn(a);
-  maze_modplast_backward_6(a);
-  maze_modplast_backward_7(a);
-  maze_modplast_backward_8(a);
-  maze_modplast_backward_9_d_logits(a);
+  backward_h2v(a);
+  backward_h2o(a);
+  backward_tanh_outer(a);
+  backward_grad_h2_da_bias_h2v_bias(a);
+  backward_h2_da(a);
+  backward_grad_i2h_bias(a);
+  backward_d_hebb_grad_alpha(a);
+  backward_d_h(a);
+  backward_record_x(a);
+  backward_grad_h2o_bias(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -467,32 +497,41 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {0, 112};
+static const int64_t stateOffsets[] = {kStateH, kStateHebb};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
-    {20000, 100, 17, 0, 112},  {0, 100, 100, 0, 144},     {22305, 1, 100, 256, 272},
-    {21800, 4, 100, 384, 272}, {22204, 1, 100, 400, 272},
+    {.paramOffset = kParamI2hWeight, .rows = 100, .cols = 17, .offsetA = 0, .offsetB = 112},
+    {.paramOffset = kParamW, .rows = 100, .cols = 100, .offsetA = 0, .offsetB = 144},
+    {.paramOffset = kParamH2DAWeight, .rows = 1, .cols = 100, .offsetA = 256, .offsetB = 272},
+    {.paramOffset = kParamH2oWeight, .rows = 4, .cols = 100, .offsetA = 384, .offsetB = 272},
+    {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 100, .offsetA = 400, .offsetB = 272},
 };
 
 const dopa::GeneratedSpec &spec() {
-  static const dopa::GeneratedSpec s = {"MazeModplast",
-                                        "examples/maze/modplast.dopa",
-                                        info,
-                                        10112,
-                                        stateOffsets,
-                                        128,
-                                        688,
-                                        inputRows,
-                                        forward_step<float>,
-                                        backward_step<float>,
-                                        forward_step<double>,
-                                        backward_step<double>,
-                                        0,
-                                        0,
-                                        5,
-                                        deferred,
-                                        416};
+  static const dopa::GeneratedSpec s = {
+      .name = "MazeModplast",
+      .specPath = "examples/maze/modplast.dopa",
+      .info = info,
+      .stateNumel = 10112,
+      .stateOffsets = stateOffsets,
+      .savedNumel = 128,
+      .scratchNumel = 688,
+      .inputRows = inputRows,
+      .forwardFloat = forward_step<float>,
+      .backwardFloat = backward_step<float>,
+      .forwardDouble = forward_step<double>,
+      .backwardDouble = backward_step<double>,
+      .checkpointEvery = 0,
+      .memoryBudget = 0,
+      .numDeferred = 5,
+      .deferred = deferred,
+      .recordNumel = 416,
+      .forwardFlops = 94907,
+      .forwardSharedFlops = 0,
+      .backwardFlops = 164304,
+      .backwardSharedFlops = 0,
+  };
   return s;
 }
 

@@ -6,54 +6,14 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/cuda/CudaSpec.h"
+#include "dopa/cuda/DeviceSupport.cuh"
 
-#include <cooperative_groups.h>
 #include <cstdint>
-#include <cuda_runtime.h>
-#include <stdexcept>
-#include <string>
-
-namespace {
-/// The sum of v over the 32 lanes of a warp (every lane gets it).
-template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
-  for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-/// Wait for every block of the grid: the blocks of an element share its stages.
-__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
-
-/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
-/// the device at once (at most 8); batches larger than the device runs in chunks.
-template <class T>
-void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
-                             int threads, void *stream) {
-  int device = 0, sms = 0, perSM = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
-  const int capacity = sms * perSM;
-  if (capacity < 1)
-    throw std::runtime_error("CUDA kernel does not fit on the device");
-  const int batch = ba.batch;
-  for (int first = 0; first < batch; first += capacity) {
-    const int n = batch - first < capacity ? batch - first : capacity;
-    ba.firstElement = first;
-    ba.splits = capacity / n < 8 ? capacity / n : 8;
-    void *args[] = {&ba};
-    cudaError_t e = cudaLaunchCooperativeKernel(
-        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
-        args, 0, static_cast<cudaStream_t>(stream));
-    if (e != cudaSuccess)
-      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
-  }
-}
-} // namespace
 
 namespace dopa::generated::maze_modplast {
 
@@ -61,13 +21,30 @@ const dopa::GeneratedSpec &spec(); // the C++ network: description and layout
 
 constexpr int kThreads = 1024;
 
-// forward stage 0: dense product (Eigen), [100]
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamW = 0;              // w [100, 100]
+constexpr int64_t kParamAlpha = 10000;      // alpha [100, 100]
+constexpr int64_t kParamI2hWeight = 20000;  // i2h.weight [100, 17]
+constexpr int64_t kParamI2hBias = 21700;    // i2h.bias [100]
+constexpr int64_t kParamH2oWeight = 21800;  // h2o.weight [4, 100]
+constexpr int64_t kParamH2oBias = 22200;    // h2o.bias [4]
+constexpr int64_t kParamH2vWeight = 22204;  // h2v.weight [1, 100]
+constexpr int64_t kParamH2vBias = 22304;    // h2v.bias [1]
+constexpr int64_t kParamH2DAWeight = 22305; // h2DA.weight [1, 100]
+constexpr int64_t kParamH2DABias = 22405;   // h2DA.bias [1]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateH = 0;      // h [100]
+constexpr int64_t kStateHebb = 112; // hebb [100, 100]
+
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
+// forward stage 0: dense product (a warp or thread per output), [100]
 //   %2 matmul
-template <class T>
-__device__ __forceinline__ void maze_modplast_forward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict i2h_weight = a.params + 20000; // [100, 17]
-  const T *__restrict x = a.inputs[0];               // [17]
-  T *__restrict t2 = a.scratch + 0;                  // [100]
+template <class T> __device__ __forceinline__ void forward_i2h(const dopa::StepArgs<T> &a) {
+  const T *__restrict i2h_weight = a.params + kParamI2hWeight; // [100, 17]
+  const T *__restrict x = a.inputs[0];                         // [17]
+  T *__restrict t2 = a.scratch + 0;                            // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -76,22 +53,23 @@ __device__ __forceinline__ void maze_modplast_forward_0(const dopa::StepArgs<T> 
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 17; k += 32)
       acc += i2h_weight[r * 17 + k] * x[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t2[r] = acc;
   }
-#line 84 "maze_modplast.cu"
+#line 61 "maze_modplast.cu"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 1: fused loop nest over [100, 100]
 //   %11 matmul
-template <class T>
-__device__ __forceinline__ void maze_modplast_forward_1(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 112;          // [100]
-  const T *__restrict w = a.params + 0;         // [100, 100]
-  const T *__restrict alpha = a.params + 10000; // [100, 100]
-  const T *__restrict hebb = a.state + 112;     // [100, 100]
-  const T *__restrict h = a.state + 0;          // [100]
+template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 112;                // [100]
+  const T *__restrict w = a.params + kParamW;         // [100, 100]
+  const T *__restrict alpha = a.params + kParamAlpha; // [100, 100]
+  const T *__restrict hebb = a.state + kStateHebb;    // [100, 100]
+  const T *__restrict h = a.state + kStateH;          // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -103,24 +81,25 @@ __device__ __forceinline__ void maze_modplast_forward_1(const dopa::StepArgs<T> 
       const T v9 = w[i * 100 + j] + v8;
       acc11 += v9 * h[j];
     }
-    acc11 = dopa_warp_sum(acc11);
+    acc11 = dopa::warpSum(acc11);
     if ((threadIdx.x & 31) == 0) {
       t11[i] = acc11;
     }
   }
-#line 112 "maze_modplast.cu"
+#line 90 "maze_modplast.cu"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 2: fused loop nest over [100]
 //   %13 tanh hn
 //   %13 tanh hn -> saved
-template <class T>
-__device__ __forceinline__ void maze_modplast_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                // [100]
-  const T *__restrict i2h_bias = a.params + 21700; // [100]
-  T *__restrict t11 = a.scratch + 112;             // [100]
-  T *__restrict h_next = a.next + 0;               // [100] hn
-  T *__restrict saved_t13 = a.saved + 0;           // [100]
+template <class T> __device__ __forceinline__ void forward_hn(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                        // [100]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [100]
+  T *__restrict t11 = a.scratch + 112;                     // [100]
+  T *__restrict h_next = a.next + kStateH;                 // [100] hn
+  T *__restrict saved_t13 = a.saved + 0;                   // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -134,16 +113,17 @@ __device__ __forceinline__ void maze_modplast_forward_2_hn(const dopa::StepArgs<
       saved_t13[j] = v13;
     }
   }
-#line 138 "maze_modplast.cu"
+#line 117 "maze_modplast.cu"
 }
 
-// forward stage 3: dense product (Eigen), [1]
+// DA = tanh(h2DA(hn))
+//
+// forward stage 3: dense product (a warp or thread per output), [1]
 //   %15 matmul
-template <class T>
-__device__ __forceinline__ void maze_modplast_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2DA_weight = a.params + 22305; // [1, 100]
-  T *__restrict h_next = a.next + 0;                  // [100] hn
-  T *__restrict t15 = a.scratch + 224;                // [1]
+template <class T> __device__ __forceinline__ void forward_h2_da(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 100]
+  T *__restrict h_next = a.next + kStateH;                       // [100] hn
+  T *__restrict t15 = a.scratch + 224;                           // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -152,22 +132,23 @@ __device__ __forceinline__ void maze_modplast_forward_3(const dopa::StepArgs<T> 
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 100; k += 32)
       acc += h2DA_weight[r * 100 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 160 "maze_modplast.cu"
+#line 140 "maze_modplast.cu"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // forward stage 4: fused loop nest over [1]
 //   %18 tanh DA
 //   %18 tanh DA -> saved
-template <class T>
-__device__ __forceinline__ void maze_modplast_forward_4_DA(const dopa::StepArgs<T> &a) {
-  T *__restrict t15 = a.scratch + 224;              // [1]
-  const T *__restrict h2DA_bias = a.params + 22405; // [1]
-  T *__restrict out_DAout = a.outputs[2];           // [1] DA
-  T *__restrict saved_t18 = a.saved + 112;          // [1]
+template <class T> __device__ __forceinline__ void forward_da(const dopa::StepArgs<T> &a) {
+  T *__restrict t15 = a.scratch + 224;                       // [1]
+  const T *__restrict h2DA_bias = a.params + kParamH2DABias; // [1]
+  T *__restrict out_DAout = a.outputs[2];                    // [1] DA
+  T *__restrict saved_t18 = a.saved + 112;                   // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -180,16 +161,17 @@ __device__ __forceinline__ void maze_modplast_forward_4_DA(const dopa::StepArgs<
       saved_t18[0] = v18;
     }
   }
-#line 184 "maze_modplast.cu"
+#line 165 "maze_modplast.cu"
 }
 
-// forward stage 5: dense product (Eigen), [4]
+// output logits = h2o(hn)
+//
+// forward stage 5: dense product (a warp or thread per output), [4]
 //   %26 matmul
-template <class T>
-__device__ __forceinline__ void maze_modplast_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_weight = a.params + 21800; // [4, 100]
-  T *__restrict h_next = a.next + 0;                 // [100] hn
-  T *__restrict t26 = a.scratch + 240;               // [4]
+template <class T> __device__ __forceinline__ void forward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [4, 100]
+  T *__restrict h_next = a.next + kStateH;                     // [100] hn
+  T *__restrict t26 = a.scratch + 240;                         // [4]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -198,20 +180,21 @@ __device__ __forceinline__ void maze_modplast_forward_5(const dopa::StepArgs<T> 
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 100; k += 32)
       acc += h2o_weight[r * 100 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t26[r] = acc;
   }
-#line 206 "maze_modplast.cu"
+#line 188 "maze_modplast.cu"
 }
 
-// forward stage 6: dense product (Eigen), [1]
+// output value  = h2v(hn)
+//
+// forward stage 6: dense product (a warp or thread per output), [1]
 //   %30 matmul
-template <class T>
-__device__ __forceinline__ void maze_modplast_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_weight = a.params + 22204; // [1, 100]
-  T *__restrict h_next = a.next + 0;                 // [100] hn
-  T *__restrict t30 = a.scratch + 256;               // [1]
+template <class T> __device__ __forceinline__ void forward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 100]
+  T *__restrict h_next = a.next + kStateH;                     // [100] hn
+  T *__restrict t30 = a.scratch + 256;                         // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -220,22 +203,23 @@ __device__ __forceinline__ void maze_modplast_forward_6(const dopa::StepArgs<T> 
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 100; k += 32)
       acc += h2v_weight[r * 100 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t30[r] = acc;
   }
-#line 228 "maze_modplast.cu"
+#line 211 "maze_modplast.cu"
 }
 
+// hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
+//
 // forward stage 7: fused loop nest over [100, 100]
 //   %24 clip -> next_state hebb
-template <class T>
-__device__ __forceinline__ void maze_modplast_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict hebb = a.state + 112; // [100, 100]
-  T *__restrict out_DAout = a.outputs[2];   // [1] DA
-  T *__restrict h_next = a.next + 0;        // [100] hn
-  const T *__restrict h = a.state + 0;      // [100]
-  T *__restrict hebb_next = a.next + 112;   // [100, 100]
+template <class T> __device__ __forceinline__ void forward_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict hebb = a.state + kStateHebb; // [100, 100]
+  T *__restrict out_DAout = a.outputs[2];          // [1] DA
+  T *__restrict h_next = a.next + kStateH;         // [100] hn
+  const T *__restrict h = a.state + kStateH;       // [100]
+  T *__restrict hebb_next = a.next + kStateHebb;   // [100, 100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -249,16 +233,17 @@ __device__ __forceinline__ void maze_modplast_forward_7(const dopa::StepArgs<T> 
       hebb_next[i * 100 + j] = v24;
     }
   }
-#line 253 "maze_modplast.cu"
+#line 237 "maze_modplast.cu"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 8: fused loop nest over [4]
 //   %28 add logits -> output logits
-template <class T>
-__device__ __forceinline__ void maze_modplast_forward_8_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t26 = a.scratch + 240;             // [4]
-  const T *__restrict h2o_bias = a.params + 22200; // [4]
-  T *__restrict out_logits = a.outputs[0];         // [4]
+template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t26 = a.scratch + 240;                     // [4]
+  const T *__restrict h2o_bias = a.params + kParamH2oBias; // [4]
+  T *__restrict out_logits = a.outputs[0];                 // [4]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -269,16 +254,17 @@ __device__ __forceinline__ void maze_modplast_forward_8_logits(const dopa::StepA
       out_logits[j] = v28;
     }
   }
-#line 273 "maze_modplast.cu"
+#line 258 "maze_modplast.cu"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 9: fused loop nest over [1]
 //   %32 add value -> output value
-template <class T>
-__device__ __forceinline__ void maze_modplast_forward_9_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t30 = a.scratch + 256;             // [1]
-  const T *__restrict h2v_bias = a.params + 22304; // [1]
-  T *__restrict out_value = a.outputs[1];          // [1]
+template <class T> __device__ __forceinline__ void forward_value(const dopa::StepArgs<T> &a) {
+  T *__restrict t30 = a.scratch + 256;                     // [1]
+  const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
+  T *__restrict out_value = a.outputs[1];                  // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -289,7 +275,7 @@ __device__ __forceinline__ void maze_modplast_forward_9_value(const dopa::StepAr
       out_value[0] = v32;
     }
   }
-#line 293 "maze_modplast.cu"
+#line 279 "maze_modplast.cu"
 }
 
 /// One forward step of MazeModplast for the whole batch: block b runs batch element b.
@@ -320,58 +306,59 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  maze_modplast_forward_0(a);
-  dopa_grid_sync();
-  maze_modplast_forward_1(a);
-  dopa_grid_sync();
-  maze_modplast_forward_2_hn(a);
-  dopa_grid_sync();
-  maze_modplast_forward_3(a);
-  dopa_grid_sync();
-  maze_modplast_forward_4_DA(a);
-  dopa_grid_sync();
-  maze_modplast_forward_5(a);
-  dopa_grid_sync();
-  maze_modplast_forward_6(a);
-  dopa_grid_sync();
-  maze_modplast_forward_7(a);
-  dopa_grid_sync();
-  maze_modplast_forward_8_logits(a);
-  dopa_grid_sync();
-  maze_modplast_forward_9_value(a);
+  forward_i2h(a);
+  dopa::gridSync();
+  forward_matmul(a);
+  dopa::gridSync();
+  forward_hn(a);
+  dopa::gridSync();
+  forward_h2_da(a);
+  dopa::gridSync();
+  forward_da(a);
+  dopa::gridSync();
+  forward_h2o(a);
+  dopa::gridSync();
+  forward_h2v(a);
+  dopa::gridSync();
+  forward_hebb(a);
+  dopa::gridSync();
+  forward_logits(a);
+  dopa::gridSync();
+  forward_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
-// backward stage 0: dense product (Eigen), [100]
+// output value  = h2v(hn)
+//
+// backward stage 0: dense product (a warp or thread per output), [100]
 //   %40 matmul
-template <class T>
-__device__ __forceinline__ void maze_modplast_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  const T *__restrict h2v_weight = a.params + 22204;  // [1, 100]
-  T *__restrict t40 = a.scratch + 0;                  // [100]
+template <class T> __device__ __forceinline__ void backward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 100]
+  T *__restrict t40 = a.scratch + 0;                           // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 19 "examples/maze/modplast.dopa"
   for (int c = tid; c < 100; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += d_out_value[k] * h2v_weight[k * 100 + c];
+    acc += d_out_value[0] * h2v_weight[c];
     t40[c] = acc;
   }
-#line 366 "maze_modplast.cu"
+#line 352 "maze_modplast.cu"
 }
 
-// backward stage 1: dense product (Eigen), [100]
+// output logits = h2o(hn)
+//
+// backward stage 1: dense product (a warp or thread per output), [100]
 //   %44 matmul
-template <class T>
-__device__ __forceinline__ void maze_modplast_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
-  const T *__restrict h2o_weight = a.params + 21800;   // [4, 100]
-  T *__restrict t44 = a.scratch + 112;                 // [100]
+template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [4] d logits
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [4, 100]
+  T *__restrict t44 = a.scratch + 112;                         // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -382,23 +369,25 @@ __device__ __forceinline__ void maze_modplast_backward_1(const dopa::StepArgs<T>
       acc += d_out_logits[k] * h2o_weight[k * 100 + c];
     t44[c] = acc;
   }
-#line 386 "maze_modplast.cu"
+#line 373 "maze_modplast.cu"
 }
 
+// DA = tanh(h2DA(hn))
+// hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
+//
 // backward stage 2: fused loop nest over [100, 100]
 //   %51 reduce_to
 //   %54 matmul
 //   %56 matmul
-template <class T>
-__device__ __forceinline__ void maze_modplast_backward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_hebb_next = a.gradNext + 112; // [100, 100] d hebb'
-  const T *__restrict hebb = a.state + 112;           // [100, 100]
-  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
-  const T *__restrict t13_hn = a.saved + 0;           // [100] hn
-  const T *__restrict h = a.state + 0;                // [100]
-  T *__restrict t51 = a.scratch + 224;                // [1]
-  T *__restrict t54 = a.scratch + 240;                // [100]
-  T *__restrict t56 = a.scratch + 352;                // [100]
+template <class T> __device__ __forceinline__ void backward_tanh_outer(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [100, 100] d hebb'
+  const T *__restrict hebb = a.state + kStateHebb;           // [100, 100]
+  const T *__restrict t18_DA = a.saved + 112;                // [1] DA
+  const T *__restrict t13_hn = a.saved + 0;                  // [100] hn
+  const T *__restrict h = a.state + kStateH;                 // [100]
+  T *__restrict t51 = a.scratch + 224;                       // [1]
+  T *__restrict t54 = a.scratch + 240;                       // [100]
+  T *__restrict t56 = a.scratch + 352;                       // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -406,7 +395,7 @@ __device__ __forceinline__ void maze_modplast_backward_2(const dopa::StepArgs<T>
     t51[e] = T(0);
   for (int e = tid; e < 100; e += nthreads)
     t56[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 100; i += nthreads >> 5) {
     T acc51 = T(0);
     T acc54 = T(0);
@@ -425,31 +414,33 @@ __device__ __forceinline__ void maze_modplast_backward_2(const dopa::StepArgs<T>
       acc54 += v53 * h[j];
       atomicAdd(&t56[j], t13_hn[i] * v53);
     }
-    acc51 = dopa_warp_sum(acc51);
-    acc54 = dopa_warp_sum(acc54);
+    acc51 = dopa::warpSum(acc51);
+    acc54 = dopa::warpSum(acc54);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t51[0], acc51);
       t54[i] = acc54;
     }
   }
-#line 436 "maze_modplast.cu"
+#line 425 "maze_modplast.cu"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // backward stage 3: fused loop nest over [1]
 //   %60 mul
 //   %60 mul += grad h2DA.bias
 //   %34 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %34 grad_output d value += grad h2v.bias
 template <class T>
-__device__ __forceinline__ void maze_modplast_backward_3_d_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_DAout = a.gradOutputs[2]; // [1] d DAout
-  T *__restrict t51 = a.scratch + 224;                // [1]
-  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
-  T *__restrict t60 = a.record + 256;                 // [1]
-  T *__restrict d_h2DA_bias = a.grads + 22405;        // [1]
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  T *__restrict record6 = a.record + 400;             // [1]
-  T *__restrict d_h2v_bias = a.grads + 22304;         // [1]
+__device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_DAout = a.gradOutputs[2];   // [1] d DAout
+  T *__restrict t51 = a.scratch + 224;                  // [1]
+  const T *__restrict t18_DA = a.saved + 112;           // [1] DA
+  T *__restrict t60 = a.record + 256;                   // [1]
+  T *__restrict d_h2DA_bias = a.grads + kParamH2DABias; // [1]
+  const T *__restrict d_out_value = a.gradOutputs[1];   // [1] d value
+  T *__restrict record6 = a.record + 400;               // [1]
+  T *__restrict d_h2v_bias = a.grads + kParamH2vBias;   // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -466,47 +457,49 @@ __device__ __forceinline__ void maze_modplast_backward_3_d_value(const dopa::Ste
       atomicAdd(&d_h2v_bias[0], d_out_value[0]);
     }
   }
-#line 470 "maze_modplast.cu"
+#line 461 "maze_modplast.cu"
 }
 
-// backward stage 4: dense product (Eigen), [100]
+// DA = tanh(h2DA(hn))
+//
+// backward stage 4: dense product (a warp or thread per output), [100]
 //   %63 matmul
-template <class T>
-__device__ __forceinline__ void maze_modplast_backward_4(const dopa::StepArgs<T> &a) {
-  T *__restrict t60 = a.record + 256;                 // [1]
-  const T *__restrict h2DA_weight = a.params + 22305; // [1, 100]
-  T *__restrict t63 = a.scratch + 464;                // [100]
+template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::StepArgs<T> &a) {
+  T *__restrict t60 = a.record + 256;                            // [1]
+  const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 100]
+  T *__restrict t63 = a.scratch + 464;                           // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 15 "examples/maze/modplast.dopa"
   for (int c = tid; c < 100; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += t60[k] * h2DA_weight[k * 100 + c];
+    acc += t60[0] * h2DA_weight[c];
     t63[c] = acc;
   }
-#line 490 "maze_modplast.cu"
+#line 481 "maze_modplast.cu"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 5: fused loop nest over [100]
 //   %67 mul
 //   %67 mul += grad i2h.bias
 //   %10 state -> record (a factor of deferred outer-product gradients)
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
-__device__ __forceinline__ void maze_modplast_backward_5_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + 0; // [100] d h'
-  T *__restrict t40 = a.scratch + 0;             // [100]
-  T *__restrict t44 = a.scratch + 112;           // [100]
-  T *__restrict t54 = a.scratch + 240;           // [100]
-  T *__restrict t63 = a.scratch + 464;           // [100]
-  const T *__restrict t13_hn = a.saved + 0;      // [100] hn
-  T *__restrict t67 = a.record + 0;              // [100]
-  T *__restrict d_i2h_bias = a.grads + 21700;    // [100]
-  const T *__restrict h = a.state + 0;           // [100]
-  T *__restrict record2 = a.record + 144;        // [100]
-  T *__restrict record4 = a.record + 272;        // [100]
+__device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH; // [100] d h'
+  T *__restrict t40 = a.scratch + 0;                   // [100]
+  T *__restrict t44 = a.scratch + 112;                 // [100]
+  T *__restrict t54 = a.scratch + 240;                 // [100]
+  T *__restrict t63 = a.scratch + 464;                 // [100]
+  const T *__restrict t13_hn = a.saved + 0;            // [100] hn
+  T *__restrict t67 = a.record + 0;                    // [100]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [100]
+  const T *__restrict h = a.state + kStateH;           // [100]
+  T *__restrict record2 = a.record + 144;              // [100]
+  T *__restrict record4 = a.record + 272;              // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -526,32 +519,35 @@ __device__ __forceinline__ void maze_modplast_backward_5_hn(const dopa::StepArgs
       record4[j] = t13_hn[j];
     }
   }
-#line 530 "maze_modplast.cu"
+#line 523 "maze_modplast.cu"
 }
 
+// state  hebb : [H, H] = 0
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 6: fused loop nest over [100, 100]
 //   %69 matmul
 //   %74 add -> grad_prev hebb
 //   %71 mul += grad alpha
 template <class T>
-__device__ __forceinline__ void maze_modplast_backward_6(const dopa::StepArgs<T> &a) {
-  T *__restrict t69 = a.scratch + 576;                // [100]
-  T *__restrict t67 = a.record + 0;                   // [100]
-  const T *__restrict w = a.params + 0;               // [100, 100]
-  const T *__restrict alpha = a.params + 10000;       // [100, 100]
-  const T *__restrict hebb = a.state + 112;           // [100, 100]
-  const T *__restrict d_hebb_next = a.gradNext + 112; // [100, 100] d hebb'
-  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
-  const T *__restrict t13_hn = a.saved + 0;           // [100] hn
-  const T *__restrict h = a.state + 0;                // [100]
-  T *__restrict d_hebb = a.gradPrev + 112;            // [100, 100]
-  T *__restrict d_alpha = a.grads + 10000;            // [100, 100]
+__device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t69 = a.scratch + 576;                       // [100]
+  T *__restrict t67 = a.record + 0;                          // [100]
+  const T *__restrict w = a.params + kParamW;                // [100, 100]
+  const T *__restrict alpha = a.params + kParamAlpha;        // [100, 100]
+  const T *__restrict hebb = a.state + kStateHebb;           // [100, 100]
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [100, 100] d hebb'
+  const T *__restrict t18_DA = a.saved + 112;                // [1] DA
+  const T *__restrict t13_hn = a.saved + 0;                  // [100] hn
+  const T *__restrict h = a.state + kStateH;                 // [100]
+  T *__restrict d_hebb = a.gradPrev + kStateHebb;            // [100, 100]
+  T *__restrict d_alpha = a.grads + kParamAlpha;             // [100, 100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 100; e += nthreads)
     t69[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 100; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 100; j += 32) {
 #line 14 "examples/maze/modplast.dopa"
@@ -575,16 +571,17 @@ __device__ __forceinline__ void maze_modplast_backward_6(const dopa::StepArgs<T>
       atomicAdd(&d_alpha[i * 100 + j], v71);
     }
   }
-#line 579 "maze_modplast.cu"
+#line 575 "maze_modplast.cu"
 }
 
+// state  h    : [H] = 0
+//
 // backward stage 7: fused loop nest over [100]
 //   %70 add -> grad_prev h
-template <class T>
-__device__ __forceinline__ void maze_modplast_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t56 = a.scratch + 352; // [100]
-  T *__restrict t69 = a.scratch + 576; // [100]
-  T *__restrict d_h = a.gradPrev + 0;  // [100]
+template <class T> __device__ __forceinline__ void backward_d_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t56 = a.scratch + 352;      // [100]
+  T *__restrict t69 = a.scratch + 576;      // [100]
+  T *__restrict d_h = a.gradPrev + kStateH; // [100]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -595,13 +592,12 @@ __device__ __forceinline__ void maze_modplast_backward_7(const dopa::StepArgs<T>
       d_h[j] = v70;
     }
   }
-#line 599 "maze_modplast.cu"
+#line 596 "maze_modplast.cu"
 }
 
 // backward stage 8: fused loop nest over [17]
 //   %75 input -> record (a factor of deferred outer-product gradients)
-template <class T>
-__device__ __forceinline__ void maze_modplast_backward_8(const dopa::StepArgs<T> &a) {
+template <class T> __device__ __forceinline__ void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [17]
   T *__restrict record1 = a.record + 112; // [17]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -618,10 +614,10 @@ __device__ __forceinline__ void maze_modplast_backward_8(const dopa::StepArgs<T>
 //   %33 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %33 grad_output d logits += grad h2o.bias
 template <class T>
-__device__ __forceinline__ void maze_modplast_backward_9_d_logits(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
   T *__restrict record5 = a.record + 384;              // [4]
-  T *__restrict d_h2o_bias = a.grads + 22200;          // [4]
+  T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [4]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -661,39 +657,41 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  maze_modplast_backward_0(a);
-  dopa_grid_sync();
-  maze_modplast_backward_1(a);
-  dopa_grid_sync();
-  maze_modplast_backward_2(a);
-  dopa_grid_sync();
-  maze_modplast_backward_3_d_value(a);
-  dopa_grid_sync();
-  maze_modplast_backward_4(a);
-  dopa_grid_sync();
-  maze_modplast_backward_5_hn(a);
-  dopa_grid_sync();
-  maze_modplast_backward_6(a);
-  dopa_grid_sync();
-  maze_modplast_backward_7(a);
-  dopa_grid_sync();
-  maze_modplast_backward_8(a);
-  dopa_grid_sync();
-  maze_modplast_backward_9_d_logits(a);
+  backward_h2v(a);
+  dopa::gridSync();
+  backward_h2o(a);
+  dopa::gridSync();
+  backward_tanh_outer(a);
+  dopa::gridSync();
+  backward_grad_h2_da_bias_h2v_bias(a);
+  dopa::gridSync();
+  backward_h2_da(a);
+  dopa::gridSync();
+  backward_grad_i2h_bias(a);
+  dopa::gridSync();
+  backward_d_hebb_grad_alpha(a);
+  dopa::gridSync();
+  backward_d_h(a);
+  dopa::gridSync();
+  backward_record_x(a);
+  dopa::gridSync();
+  backward_grad_h2o_bias(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {
-  static const dopa::CudaSpec s = {"MazeModplast",
-                                   &spec,
-                                   forward_launch<float>,
-                                   backward_launch<float>,
-                                   forward_launch<double>,
-                                   backward_launch<double>,
-                                   kThreads};
+  static const dopa::CudaSpec s = {
+      /*name=*/"MazeModplast",
+      /*cpu=*/&spec,
+      /*forwardFloat=*/forward_launch<float>,
+      /*backwardFloat=*/backward_launch<float>,
+      /*forwardDouble=*/forward_launch<double>,
+      /*backwardDouble=*/backward_launch<double>,
+      /*threadsPerBlock=*/kThreads,
+  };
   return s;
 }
 

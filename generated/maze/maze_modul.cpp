@@ -6,51 +6,56 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/runtime/Generated.h"
-
-#include <Eigen/Core>
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
-namespace {
-// Eigen views of the generated code's buffers (row-major).
-template <class T> using Vec = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using ConstVec = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using RowVec = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T> using ConstRowVec = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T>
-using RowMat = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-template <class T>
-using ConstRowMat =
-    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-} // namespace
+#include "dopa/runtime/GeneratedSupport.h"
 
 namespace dopa::generated::maze_modul {
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamW = 0;              // w [100, 100]
+constexpr int64_t kParamAlpha = 10000;      // alpha [100, 100]
+constexpr int64_t kParamEtaet = 20000;      // etaet []
+constexpr int64_t kParamI2hWeight = 20001;  // i2h.weight [100, 17]
+constexpr int64_t kParamI2hBias = 21701;    // i2h.bias [100]
+constexpr int64_t kParamH2oWeight = 21801;  // h2o.weight [4, 100]
+constexpr int64_t kParamH2oBias = 22201;    // h2o.bias [4]
+constexpr int64_t kParamH2vWeight = 22205;  // h2v.weight [1, 100]
+constexpr int64_t kParamH2vBias = 22305;    // h2v.bias [1]
+constexpr int64_t kParamH2DAWeight = 22306; // h2DA.weight [1, 100]
+constexpr int64_t kParamH2DABias = 22406;   // h2DA.bias [1]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateH = 0;      // h [100]
+constexpr int64_t kStatePw = 112;   // pw [100, 100]
+constexpr int64_t kStateEt = 10112; // et [100, 100]
+
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
 // forward stage 0: dense product (Eigen), [100]
 //   %2 matmul
-template <class T> static void maze_modul_forward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict i2h_weight = a.params + 20001; // [100, 17]
-  const T *__restrict x = a.inputs[0];               // [17]
-  T *__restrict t2 = a.scratch + 0;                  // [100]
+template <class T> static void forward_i2h(const dopa::StepArgs<T> &a) {
+  const T *__restrict i2h_weight = a.params + kParamI2hWeight; // [100, 17]
+  const T *__restrict x = a.inputs[0];                         // [17]
+  T *__restrict t2 = a.scratch + 0;                            // [100]
 #line 17 "examples/maze/modul.dopa"
   Vec<T>(t2, 100).noalias() = ConstRowMat<T>(i2h_weight, 100, 17) * ConstVec<T>(x, 17);
-#line 44 "maze_modul.cpp"
+#line 47 "maze_modul.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
 // forward stage 1: fused loop nest over [100, 100]
 //   %11 matmul
-template <class T> static void maze_modul_forward_1(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 112;          // [100]
-  const T *__restrict w = a.params + 0;         // [100, 100]
-  const T *__restrict alpha = a.params + 10000; // [100, 100]
-  const T *__restrict pw = a.state + 112;       // [100, 100]
-  const T *__restrict h = a.state + 0;          // [100]
+template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 112;                // [100]
+  const T *__restrict w = a.params + kParamW;         // [100, 100]
+  const T *__restrict alpha = a.params + kParamAlpha; // [100, 100]
+  const T *__restrict pw = a.state + kStatePw;        // [100, 100]
+  const T *__restrict h = a.state + kStateH;          // [100]
   for (int i = 0; i < 100; ++i) {
     T acc11 = T(0);
 #pragma omp simd reduction(+ : acc11)
@@ -62,18 +67,20 @@ template <class T> static void maze_modul_forward_1(const dopa::StepArgs<T> &a) 
     }
     t11[i] = acc11;
   }
-#line 66 "maze_modul.cpp"
+#line 71 "maze_modul.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
 // forward stage 2: fused loop nest over [100]
 //   %13 tanh hn
 //   %13 tanh hn -> saved
-template <class T> static void maze_modul_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                // [100]
-  const T *__restrict i2h_bias = a.params + 21701; // [100]
-  T *__restrict t11 = a.scratch + 112;             // [100]
-  T *__restrict h_next = a.next + 0;               // [100] hn
-  T *__restrict saved_t13 = a.saved + 0;           // [100]
+template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                        // [100]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [100]
+  T *__restrict t11 = a.scratch + 112;                     // [100]
+  T *__restrict h_next = a.next + kStateH;                 // [100] hn
+  T *__restrict saved_t13 = a.saved + 0;                   // [100]
   for (int j = 0; j < 100; ++j) {
 #line 17 "examples/maze/modul.dopa"
     const T v4 = t2[j] + i2h_bias[j];
@@ -82,84 +89,95 @@ template <class T> static void maze_modul_forward_2_hn(const dopa::StepArgs<T> &
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
-#line 86 "maze_modul.cpp"
+#line 93 "maze_modul.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // forward stage 3: dense product (Eigen), [1]
 //   %15 matmul
-template <class T> static void maze_modul_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2DA_weight = a.params + 22306; // [1, 100]
-  T *__restrict h_next = a.next + 0;                  // [100] hn
-  T *__restrict t15 = a.scratch + 224;                // [1]
+template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 100]
+  T *__restrict h_next = a.next + kStateH;                       // [100] hn
+  T *__restrict t15 = a.scratch + 224;                           // [1]
 #line 18 "examples/maze/modul.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 97 "maze_modul.cpp"
+#line 106 "maze_modul.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // forward stage 4: fused loop nest over [1]
 //   %18 tanh DA
 //   %18 tanh DA -> saved
-template <class T> static void maze_modul_forward_4_DA(const dopa::StepArgs<T> &a) {
-  T *__restrict t15 = a.scratch + 224;              // [1]
-  const T *__restrict h2DA_bias = a.params + 22406; // [1]
-  T *__restrict out_DAout = a.outputs[2];           // [1] DA
-  T *__restrict saved_t18 = a.saved + 112;          // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
+  T *__restrict t15 = a.scratch + 224;                       // [1]
+  const T *__restrict h2DA_bias = a.params + kParamH2DABias; // [1]
+  T *__restrict out_DAout = a.outputs[2];                    // [1] DA
+  T *__restrict saved_t18 = a.saved + 112;                   // [1]
 #line 18 "examples/maze/modul.dopa"
-    const T v17 = t15[0] + h2DA_bias[0];
-    const T v18 = std::tanh(v17);
-    out_DAout[0] = v18;
-    saved_t18[0] = v18;
-  }
-#line 115 "maze_modul.cpp"
+  const T v17 = t15[0] + h2DA_bias[0];
+  const T v18 = std::tanh(v17);
+  out_DAout[0] = v18;
+  saved_t18[0] = v18;
+#line 124 "maze_modul.cpp"
 }
 
+// et' = (1 - etaet) * et + etaet * outer(hn, h)
+//
 // forward stage 5: fused loop nest over []
 //   %26 sub
-template <class T> static void maze_modul_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict etaet = a.params + 20000; // []
-  T *__restrict t26 = a.saved + 128;            // []
+template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
+  const T *__restrict etaet = a.params + kParamEtaet; // []
+  T *__restrict t26 = a.saved + 128;                  // []
 #line 20 "examples/maze/modul.dopa"
   const T v26 = T(1.0) - etaet[0];
   t26[0] = v26;
-#line 126 "maze_modul.cpp"
-}
-
-// forward stage 6: dense product (Eigen), [4]
-//   %32 matmul
-template <class T> static void maze_modul_forward_6(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_weight = a.params + 21801; // [4, 100]
-  T *__restrict h_next = a.next + 0;                 // [100] hn
-  T *__restrict t32 = a.scratch + 240;               // [4]
-#line 22 "examples/maze/modul.dopa"
-  Vec<T>(t32, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 100) * ConstVec<T>(h_next, 100);
 #line 137 "maze_modul.cpp"
 }
 
-// forward stage 7: dense product (Eigen), [1]
-//   %36 matmul
-template <class T> static void maze_modul_forward_7(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_weight = a.params + 22205; // [1, 100]
-  T *__restrict h_next = a.next + 0;                 // [100] hn
-  T *__restrict t36 = a.scratch + 256;               // [1]
-#line 23 "examples/maze/modul.dopa"
-  Vec<T>(t36, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 148 "maze_modul.cpp"
+// output logits = h2o(hn)
+//
+// forward stage 6: dense product (Eigen), [4]
+//   %32 matmul
+template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [4, 100]
+  T *__restrict h_next = a.next + kStateH;                     // [100] hn
+  T *__restrict t32 = a.scratch + 240;                         // [4]
+#line 22 "examples/maze/modul.dopa"
+  Vec<T>(t32, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 100) * ConstVec<T>(h_next, 100);
+#line 150 "maze_modul.cpp"
 }
 
+// output value  = h2v(hn)
+//
+// forward stage 7: dense product (Eigen), [1]
+//   %36 matmul
+template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 100]
+  T *__restrict h_next = a.next + kStateH;                     // [100] hn
+  T *__restrict t36 = a.scratch + 256;                         // [1]
+#line 23 "examples/maze/modul.dopa"
+  Vec<T>(t36, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 100) * ConstVec<T>(h_next, 100);
+#line 163 "maze_modul.cpp"
+}
+
+// pw' = clip(pw + DA * et, -1, 1)
+// et' = (1 - etaet) * et + etaet * outer(hn, h)
+//
 // forward stage 8: fused loop nest over [100, 100]
 //   %24 clip -> next_state pw
 //   %30 add -> next_state et
-template <class T> static void maze_modul_forward_8(const dopa::StepArgs<T> &a) {
-  const T *__restrict pw = a.state + 112;       // [100, 100]
-  T *__restrict out_DAout = a.outputs[2];       // [1] DA
-  const T *__restrict et = a.state + 10112;     // [100, 100]
-  T *__restrict pw_next = a.next + 112;         // [100, 100]
-  T *__restrict t26 = a.saved + 128;            // []
-  const T *__restrict etaet = a.params + 20000; // []
-  T *__restrict h_next = a.next + 0;            // [100] hn
-  const T *__restrict h = a.state + 0;          // [100]
-  T *__restrict et_next = a.next + 10112;       // [100, 100]
+template <class T> static void forward_pw_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict pw = a.state + kStatePw;        // [100, 100]
+  T *__restrict out_DAout = a.outputs[2];             // [1] DA
+  const T *__restrict et = a.state + kStateEt;        // [100, 100]
+  T *__restrict pw_next = a.next + kStatePw;          // [100, 100]
+  T *__restrict t26 = a.saved + 128;                  // []
+  const T *__restrict etaet = a.params + kParamEtaet; // []
+  T *__restrict h_next = a.next + kStateH;            // [100] hn
+  const T *__restrict h = a.state + kStateH;          // [100]
+  T *__restrict et_next = a.next + kStateEt;          // [100, 100]
   for (int i = 0; i < 100; ++i) {
 #pragma omp simd
     for (int j = 0; j < 100; ++j) {
@@ -176,76 +194,87 @@ template <class T> static void maze_modul_forward_8(const dopa::StepArgs<T> &a) 
       et_next[i * 100 + j] = v30;
     }
   }
-#line 180 "maze_modul.cpp"
+#line 198 "maze_modul.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 9: fused loop nest over [4]
 //   %34 add logits -> output logits
-template <class T> static void maze_modul_forward_9_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t32 = a.scratch + 240;             // [4]
-  const T *__restrict h2o_bias = a.params + 22201; // [4]
-  T *__restrict out_logits = a.outputs[0];         // [4]
+template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t32 = a.scratch + 240;                     // [4]
+  const T *__restrict h2o_bias = a.params + kParamH2oBias; // [4]
+  T *__restrict out_logits = a.outputs[0];                 // [4]
   for (int j = 0; j < 4; ++j) {
 #line 22 "examples/maze/modul.dopa"
     const T v34 = t32[j] + h2o_bias[j];
     out_logits[j] = v34;
   }
-#line 194 "maze_modul.cpp"
+#line 214 "maze_modul.cpp"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 10: fused loop nest over [1]
 //   %38 add value -> output value
-template <class T> static void maze_modul_forward_10_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t36 = a.scratch + 256;             // [1]
-  const T *__restrict h2v_bias = a.params + 22305; // [1]
-  T *__restrict out_value = a.outputs[1];          // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
+  T *__restrict t36 = a.scratch + 256;                     // [1]
+  const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
+  T *__restrict out_value = a.outputs[1];                  // [1]
 #line 23 "examples/maze/modul.dopa"
-    const T v38 = t36[0] + h2v_bias[0];
-    out_value[0] = v38;
-  }
-#line 208 "maze_modul.cpp"
+  const T v38 = t36[0] + h2v_bias[0];
+  out_value[0] = v38;
+#line 228 "maze_modul.cpp"
 }
 
 /// One forward step of MazeModul for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  maze_modul_forward_0(a);
-  maze_modul_forward_1(a);
-  maze_modul_forward_2_hn(a);
-  maze_modul_forward_3(a);
-  maze_modul_forward_4_DA(a);
-  maze_modul_forward_5(a);
-  maze_modul_forward_6(a);
-  maze_modul_forward_7(a);
-  maze_modul_forward_8(a);
-  maze_modul_forward_9_logits(a);
-  maze_modul_forward_10_value(a);
+  forward_i2h(a);
+  forward_matmul(a);
+  forward_hn(a);
+  forward_h2_da(a);
+  forward_da(a);
+  forward_saved_sub(a);
+  forward_h2o(a);
+  forward_h2v(a);
+  forward_pw_et(a);
+  forward_logits(a);
+  forward_value(a);
 }
 
+// output value  = h2v(hn)
+//
 // backward stage 0: dense product (Eigen), [100]
 //   %47 matmul
-template <class T> static void maze_modul_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  const T *__restrict h2v_weight = a.params + 22205;  // [1, 100]
-  T *__restrict t47 = a.scratch + 0;                  // [100]
+template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 100]
+  T *__restrict t47 = a.scratch + 0;                           // [100]
 #line 23 "examples/maze/modul.dopa"
   RowVec<T>(t47, 100).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 100);
-#line 235 "maze_modul.cpp"
+#line 257 "maze_modul.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // backward stage 1: dense product (Eigen), [100]
 //   %51 matmul
-template <class T> static void maze_modul_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
-  const T *__restrict h2o_weight = a.params + 21801;   // [4, 100]
-  T *__restrict t51 = a.scratch + 112;                 // [100]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [4] d logits
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [4, 100]
+  T *__restrict t51 = a.scratch + 112;                         // [100]
 #line 22 "examples/maze/modul.dopa"
   RowVec<T>(t51, 100).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 100);
-#line 247 "maze_modul.cpp"
+#line 271 "maze_modul.cpp"
 }
 
+// state  et : [H, H] = 0
+// param  etaet : [] = 0.01
+// DA = tanh(h2DA(hn))
+// et' = (1 - etaet) * et + etaet * outer(hn, h)
+//
 // backward stage 2: fused loop nest over [100, 100]
 //   %54 reduce_to
 //   %57 matmul
@@ -253,30 +282,27 @@ template <class T> static void maze_modul_backward_1(const dopa::StepArgs<T> &a)
 //   %61 reduce_to
 //   %70 reduce_to
 //   %73 add -> grad_prev et
-template <class T> static void maze_modul_backward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_et_next = a.gradNext + 10112; // [100, 100] d et'
-  const T *__restrict t13_hn = a.saved + 0;           // [100] hn
-  const T *__restrict h = a.state + 0;                // [100]
-  T *__restrict t54 = a.scratch + 224;                // []
-  T *__restrict t57 = a.scratch + 240;                // [100]
-  const T *__restrict etaet = a.params + 20000;       // []
-  T *__restrict t59 = a.scratch + 352;                // [100]
-  const T *__restrict et = a.state + 10112;           // [100, 100]
-  T *__restrict t61 = a.scratch + 464;                // []
-  const T *__restrict d_pw_next = a.gradNext + 112;   // [100, 100] d pw'
-  const T *__restrict pw = a.state + 112;             // [100, 100]
-  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
-  T *__restrict t70 = a.scratch + 480;                // [1]
-  const T *__restrict t26 = a.saved + 128;            // []
-  T *__restrict d_et = a.gradPrev + 10112;            // [100, 100]
-  for (int e = 0; e < 1; ++e)
-    t54[e] = T(0);
+template <class T> static void backward_d_et(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_et_next = a.gradNext + kStateEt; // [100, 100] d et'
+  const T *__restrict t13_hn = a.saved + 0;              // [100] hn
+  const T *__restrict h = a.state + kStateH;             // [100]
+  T *__restrict t54 = a.scratch + 224;                   // []
+  T *__restrict t57 = a.scratch + 240;                   // [100]
+  const T *__restrict etaet = a.params + kParamEtaet;    // []
+  T *__restrict t59 = a.scratch + 352;                   // [100]
+  const T *__restrict et = a.state + kStateEt;           // [100, 100]
+  T *__restrict t61 = a.scratch + 464;                   // []
+  const T *__restrict d_pw_next = a.gradNext + kStatePw; // [100, 100] d pw'
+  const T *__restrict pw = a.state + kStatePw;           // [100, 100]
+  const T *__restrict t18_DA = a.saved + 112;            // [1] DA
+  T *__restrict t70 = a.scratch + 480;                   // [1]
+  const T *__restrict t26 = a.saved + 128;               // []
+  T *__restrict d_et = a.gradPrev + kStateEt;            // [100, 100]
+  t54[0] = T(0);
   for (int e = 0; e < 100; ++e)
     t59[e] = T(0);
-  for (int e = 0; e < 1; ++e)
-    t61[e] = T(0);
-  for (int e = 0; e < 1; ++e)
-    t70[e] = T(0);
+  t61[0] = T(0);
+  t70[0] = T(0);
   for (int i = 0; i < 100; ++i) {
     T acc54 = T(0);
     T acc57 = T(0);
@@ -316,65 +342,69 @@ template <class T> static void maze_modul_backward_2(const dopa::StepArgs<T> &a)
     t61[0] += acc61;
     t70[0] += acc70;
   }
-#line 320 "maze_modul.cpp"
+#line 346 "maze_modul.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // backward stage 3: fused loop nest over [1]
 //   %77 mul
 //   %77 mul += grad h2DA.bias
 //   %40 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %40 grad_output d value += grad h2v.bias
-template <class T> static void maze_modul_backward_3_d_value(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_DAout = a.gradOutputs[2]; // [1] d DAout
-  T *__restrict t70 = a.scratch + 480;                // [1]
-  const T *__restrict t18_DA = a.saved + 112;         // [1] DA
-  T *__restrict t77 = a.record + 256;                 // [1]
-  T *__restrict d_h2DA_bias = a.grads + 22406;        // [1]
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  T *__restrict record6 = a.record + 400;             // [1]
-  T *__restrict d_h2v_bias = a.grads + 22305;         // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_DAout = a.gradOutputs[2];   // [1] d DAout
+  T *__restrict t70 = a.scratch + 480;                  // [1]
+  const T *__restrict t18_DA = a.saved + 112;           // [1] DA
+  T *__restrict t77 = a.record + 256;                   // [1]
+  T *__restrict d_h2DA_bias = a.grads + kParamH2DABias; // [1]
+  const T *__restrict d_out_value = a.gradOutputs[1];   // [1] d value
+  T *__restrict record6 = a.record + 400;               // [1]
+  T *__restrict d_h2v_bias = a.grads + kParamH2vBias;   // [1]
 #line 18 "examples/maze/modul.dopa"
-    const T v71 = d_out_DAout[0] + t70[0];
-    const T v75 = t18_DA[0] * t18_DA[0];
-    const T v76 = T(1.0) - v75;
-    const T v77 = v71 * v76;
-    t77[0] = v77;
-    d_h2DA_bias[0] += v77;
-    record6[0] = d_out_value[0];
-    d_h2v_bias[0] += d_out_value[0];
-  }
-#line 348 "maze_modul.cpp"
+  const T v71 = d_out_DAout[0] + t70[0];
+  const T v75 = t18_DA[0] * t18_DA[0];
+  const T v76 = T(1.0) - v75;
+  const T v77 = v71 * v76;
+  t77[0] = v77;
+  d_h2DA_bias[0] += v77;
+  record6[0] = d_out_value[0];
+  d_h2v_bias[0] += d_out_value[0];
+#line 374 "maze_modul.cpp"
 }
 
+// DA = tanh(h2DA(hn))
+//
 // backward stage 4: dense product (Eigen), [100]
 //   %80 matmul
-template <class T> static void maze_modul_backward_4(const dopa::StepArgs<T> &a) {
-  T *__restrict t77 = a.record + 256;                 // [1]
-  const T *__restrict h2DA_weight = a.params + 22306; // [1, 100]
-  T *__restrict t80 = a.scratch + 496;                // [100]
+template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
+  T *__restrict t77 = a.record + 256;                            // [1]
+  const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 100]
+  T *__restrict t80 = a.scratch + 496;                           // [100]
 #line 18 "examples/maze/modul.dopa"
   RowVec<T>(t80, 100).noalias() = ConstRowVec<T>(t77, 1) * ConstRowMat<T>(h2DA_weight, 1, 100);
-#line 359 "maze_modul.cpp"
+#line 387 "maze_modul.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
 // backward stage 5: fused loop nest over [100]
 //   %84 mul
 //   %84 mul += grad i2h.bias
 //   %10 state -> record (a factor of deferred outer-product gradients)
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
-template <class T> static void maze_modul_backward_5_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + 0; // [100] d h'
-  T *__restrict t47 = a.scratch + 0;             // [100]
-  T *__restrict t51 = a.scratch + 112;           // [100]
-  T *__restrict t57 = a.scratch + 240;           // [100]
-  T *__restrict t80 = a.scratch + 496;           // [100]
-  const T *__restrict t13_hn = a.saved + 0;      // [100] hn
-  T *__restrict t84 = a.record + 0;              // [100]
-  T *__restrict d_i2h_bias = a.grads + 21701;    // [100]
-  const T *__restrict h = a.state + 0;           // [100]
-  T *__restrict record2 = a.record + 144;        // [100]
-  T *__restrict record4 = a.record + 272;        // [100]
+template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH; // [100] d h'
+  T *__restrict t47 = a.scratch + 0;                   // [100]
+  T *__restrict t51 = a.scratch + 112;                 // [100]
+  T *__restrict t57 = a.scratch + 240;                 // [100]
+  T *__restrict t80 = a.scratch + 496;                 // [100]
+  const T *__restrict t13_hn = a.saved + 0;            // [100] hn
+  T *__restrict t84 = a.record + 0;                    // [100]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [100]
+  const T *__restrict h = a.state + kStateH;           // [100]
+  T *__restrict record2 = a.record + 144;              // [100]
+  T *__restrict record4 = a.record + 272;              // [100]
 #pragma omp simd
   for (int j = 0; j < 100; ++j) {
 #line 17 "examples/maze/modul.dopa"
@@ -390,25 +420,28 @@ template <class T> static void maze_modul_backward_5_hn(const dopa::StepArgs<T> 
     record2[j] = h[j];
     record4[j] = t13_hn[j];
   }
-#line 394 "maze_modul.cpp"
+#line 424 "maze_modul.cpp"
 }
 
+// state  pw : [H, H] = 0
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
 // backward stage 6: fused loop nest over [100, 100]
 //   %86 matmul
 //   %91 add -> grad_prev pw
 //   %88 mul += grad alpha
-template <class T> static void maze_modul_backward_6(const dopa::StepArgs<T> &a) {
-  T *__restrict t86 = a.scratch + 608;              // [100]
-  T *__restrict t84 = a.record + 0;                 // [100]
-  const T *__restrict w = a.params + 0;             // [100, 100]
-  const T *__restrict alpha = a.params + 10000;     // [100, 100]
-  const T *__restrict pw = a.state + 112;           // [100, 100]
-  const T *__restrict d_pw_next = a.gradNext + 112; // [100, 100] d pw'
-  const T *__restrict t18_DA = a.saved + 112;       // [1] DA
-  const T *__restrict et = a.state + 10112;         // [100, 100]
-  const T *__restrict h = a.state + 0;              // [100]
-  T *__restrict d_pw = a.gradPrev + 112;            // [100, 100]
-  T *__restrict d_alpha = a.grads + 10000;          // [100, 100]
+template <class T> static void backward_d_pw_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t86 = a.scratch + 608;                   // [100]
+  T *__restrict t84 = a.record + 0;                      // [100]
+  const T *__restrict w = a.params + kParamW;            // [100, 100]
+  const T *__restrict alpha = a.params + kParamAlpha;    // [100, 100]
+  const T *__restrict pw = a.state + kStatePw;           // [100, 100]
+  const T *__restrict d_pw_next = a.gradNext + kStatePw; // [100, 100] d pw'
+  const T *__restrict t18_DA = a.saved + 112;            // [1] DA
+  const T *__restrict et = a.state + kStateEt;           // [100, 100]
+  const T *__restrict h = a.state + kStateH;             // [100]
+  T *__restrict d_pw = a.gradPrev + kStatePw;            // [100, 100]
+  T *__restrict d_alpha = a.grads + kParamAlpha;         // [100, 100]
   for (int e = 0; e < 100; ++e)
     t86[e] = T(0);
   for (int i = 0; i < 100; ++i) {
@@ -434,27 +467,29 @@ template <class T> static void maze_modul_backward_6(const dopa::StepArgs<T> &a)
       d_alpha[i * 100 + j] += v88;
     }
   }
-#line 438 "maze_modul.cpp"
+#line 471 "maze_modul.cpp"
 }
 
+// state  h  : [H] = 0
+//
 // backward stage 7: fused loop nest over [100]
 //   %87 add -> grad_prev h
-template <class T> static void maze_modul_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t59 = a.scratch + 352; // [100]
-  T *__restrict t86 = a.scratch + 608; // [100]
-  T *__restrict d_h = a.gradPrev + 0;  // [100]
+template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t59 = a.scratch + 352;      // [100]
+  T *__restrict t86 = a.scratch + 608;      // [100]
+  T *__restrict d_h = a.gradPrev + kStateH; // [100]
 #pragma omp simd
   for (int j = 0; j < 100; ++j) {
 #line 7 "examples/maze/modul.dopa"
     const T v87 = t59[j] + t86[j];
     d_h[j] = v87;
   }
-#line 453 "maze_modul.cpp"
+#line 488 "maze_modul.cpp"
 }
 
 // backward stage 8: fused loop nest over [17]
 //   %92 input -> record (a factor of deferred outer-product gradients)
-template <class T> static void maze_modul_backward_8(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [17]
   T *__restrict record1 = a.record + 112; // [17]
 #pragma omp simd
@@ -463,27 +498,29 @@ template <class T> static void maze_modul_backward_8(const dopa::StepArgs<T> &a)
   }
 }
 
+// param  etaet : [] = 0.01
+//
 // backward stage 9: fused loop nest over []
 //   %64 add += grad etaet
-template <class T> static void maze_modul_backward_9(const dopa::StepArgs<T> &a) {
-  T *__restrict t54 = a.scratch + 224;     // []
-  T *__restrict t61 = a.scratch + 464;     // []
-  T *__restrict d_etaet = a.grads + 20000; // []
+template <class T> static void backward_grad_etaet(const dopa::StepArgs<T> &a) {
+  T *__restrict t54 = a.scratch + 224;           // []
+  T *__restrict t61 = a.scratch + 464;           // []
+  T *__restrict d_etaet = a.grads + kParamEtaet; // []
 #line 20 "examples/maze/modul.dopa"
   const T v63 = -t61[0];
 #line 11 "examples/maze/modul.dopa"
   const T v64 = t54[0] + v63;
   d_etaet[0] += v64;
-#line 478 "maze_modul.cpp"
+#line 515 "maze_modul.cpp"
 }
 
 // backward stage 10: fused loop nest over [4]
 //   %39 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %39 grad_output d logits += grad h2o.bias
-template <class T> static void maze_modul_backward_10_d_logits(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
   T *__restrict record5 = a.record + 384;              // [4]
-  T *__restrict d_h2o_bias = a.grads + 22201;          // [4]
+  T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [4]
   for (int j = 0; j < 4; ++j) {
     record5[j] = d_out_logits[j];
     d_h2o_bias[j] += d_out_logits[j];
@@ -492,17 +529,17 @@ template <class T> static void maze_modul_backward_10_d_logits(const dopa::StepA
 
 /// One backward step of MazeModul for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  maze_modul_backward_0(a);
-  maze_modul_backward_1(a);
-  maze_modul_backward_2(a);
-  maze_modul_backward_3_d_value(a);
-  maze_modul_backward_4(a);
-  maze_modul_backward_5_hn(a);
-  maze_modul_backward_6(a);
-  maze_modul_backward_7(a);
-  maze_modul_backward_8(a);
-  maze_modul_backward_9(a);
-  maze_modul_backward_10_d_logits(a);
+  backward_h2v(a);
+  backward_h2o(a);
+  backward_d_et(a);
+  backward_grad_h2_da_bias_h2v_bias(a);
+  backward_h2_da(a);
+  backward_grad_i2h_bias(a);
+  backward_d_pw_grad_alpha(a);
+  backward_d_h(a);
+  backward_record_x(a);
+  backward_grad_etaet(a);
+  backward_grad_h2o_bias(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -536,32 +573,41 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {0, 112, 10112};
+static const int64_t stateOffsets[] = {kStateH, kStatePw, kStateEt};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
-    {20001, 100, 17, 0, 112},  {0, 100, 100, 0, 144},     {22306, 1, 100, 256, 272},
-    {21801, 4, 100, 384, 272}, {22205, 1, 100, 400, 272},
+    {.paramOffset = kParamI2hWeight, .rows = 100, .cols = 17, .offsetA = 0, .offsetB = 112},
+    {.paramOffset = kParamW, .rows = 100, .cols = 100, .offsetA = 0, .offsetB = 144},
+    {.paramOffset = kParamH2DAWeight, .rows = 1, .cols = 100, .offsetA = 256, .offsetB = 272},
+    {.paramOffset = kParamH2oWeight, .rows = 4, .cols = 100, .offsetA = 384, .offsetB = 272},
+    {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 100, .offsetA = 400, .offsetB = 272},
 };
 
 const dopa::GeneratedSpec &spec() {
-  static const dopa::GeneratedSpec s = {"MazeModul",
-                                        "examples/maze/modul.dopa",
-                                        info,
-                                        20112,
-                                        stateOffsets,
-                                        144,
-                                        720,
-                                        inputRows,
-                                        forward_step<float>,
-                                        backward_step<float>,
-                                        forward_step<double>,
-                                        backward_step<double>,
-                                        0,
-                                        0,
-                                        5,
-                                        deferred,
-                                        416};
+  static const dopa::GeneratedSpec s = {
+      .name = "MazeModul",
+      .specPath = "examples/maze/modul.dopa",
+      .info = info,
+      .stateNumel = 20112,
+      .stateOffsets = stateOffsets,
+      .savedNumel = 144,
+      .scratchNumel = 720,
+      .inputRows = inputRows,
+      .forwardFloat = forward_step<float>,
+      .backwardFloat = backward_step<float>,
+      .forwardDouble = forward_step<double>,
+      .backwardDouble = backward_step<double>,
+      .checkpointEvery = 0,
+      .memoryBudget = 0,
+      .numDeferred = 5,
+      .deferred = deferred,
+      .recordNumel = 416,
+      .forwardFlops = 124907,
+      .forwardSharedFlops = 1,
+      .backwardFlops = 234306,
+      .backwardSharedFlops = 0,
+  };
   return s;
 }
 

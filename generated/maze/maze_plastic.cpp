@@ -6,51 +6,53 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/runtime/Generated.h"
-
-#include <Eigen/Core>
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
-namespace {
-// Eigen views of the generated code's buffers (row-major).
-template <class T> using Vec = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using ConstVec = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using RowVec = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T> using ConstRowVec = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T>
-using RowMat = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-template <class T>
-using ConstRowMat =
-    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-} // namespace
+#include "dopa/runtime/GeneratedSupport.h"
 
 namespace dopa::generated::maze_plastic {
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamW = 0;             // w [101, 101]
+constexpr int64_t kParamAlpha = 10201;     // alpha [101, 101]
+constexpr int64_t kParamEta = 20402;       // eta []
+constexpr int64_t kParamI2hWeight = 20403; // i2h.weight [101, 17]
+constexpr int64_t kParamI2hBias = 22120;   // i2h.bias [101]
+constexpr int64_t kParamH2oWeight = 22221; // h2o.weight [4, 101]
+constexpr int64_t kParamH2oBias = 22625;   // h2o.bias [4]
+constexpr int64_t kParamH2vWeight = 22629; // h2v.weight [1, 101]
+constexpr int64_t kParamH2vBias = 22730;   // h2v.bias [1]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateH = 0;      // h [101]
+constexpr int64_t kStateHebb = 112; // hebb [101, 101]
+
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 0: dense product (Eigen), [101]
 //   %2 matmul
-template <class T> static void maze_plastic_forward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict i2h_weight = a.params + 20403; // [101, 17]
-  const T *__restrict x = a.inputs[0];               // [17]
-  T *__restrict t2 = a.scratch + 0;                  // [101]
+template <class T> static void forward_i2h(const dopa::StepArgs<T> &a) {
+  const T *__restrict i2h_weight = a.params + kParamI2hWeight; // [101, 17]
+  const T *__restrict x = a.inputs[0];                         // [17]
+  T *__restrict t2 = a.scratch + 0;                            // [101]
 #line 15 "examples/maze/plastic.dopa"
   Vec<T>(t2, 101).noalias() = ConstRowMat<T>(i2h_weight, 101, 17) * ConstVec<T>(x, 17);
 #line 44 "maze_plastic.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 1: fused loop nest over [101, 101]
 //   %11 matmul
-template <class T> static void maze_plastic_forward_1(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 112;          // [101]
-  const T *__restrict w = a.params + 0;         // [101, 101]
-  const T *__restrict alpha = a.params + 10201; // [101, 101]
-  const T *__restrict hebb = a.state + 112;     // [101, 101]
-  const T *__restrict h = a.state + 0;          // [101]
+template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 112;                // [101]
+  const T *__restrict w = a.params + kParamW;         // [101, 101]
+  const T *__restrict alpha = a.params + kParamAlpha; // [101, 101]
+  const T *__restrict hebb = a.state + kStateHebb;    // [101, 101]
+  const T *__restrict h = a.state + kStateH;          // [101]
   for (int i = 0; i < 101; ++i) {
     T acc11 = T(0);
 #pragma omp simd reduction(+ : acc11)
@@ -62,18 +64,20 @@ template <class T> static void maze_plastic_forward_1(const dopa::StepArgs<T> &a
     }
     t11[i] = acc11;
   }
-#line 66 "maze_plastic.cpp"
+#line 68 "maze_plastic.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 2: fused loop nest over [101]
 //   %13 tanh hn
 //   %13 tanh hn -> saved
-template <class T> static void maze_plastic_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                // [101]
-  const T *__restrict i2h_bias = a.params + 22120; // [101]
-  T *__restrict t11 = a.scratch + 112;             // [101]
-  T *__restrict h_next = a.next + 0;               // [101] hn
-  T *__restrict saved_t13 = a.saved + 0;           // [101]
+template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                        // [101]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [101]
+  T *__restrict t11 = a.scratch + 112;                     // [101]
+  T *__restrict h_next = a.next + kStateH;                 // [101] hn
+  T *__restrict saved_t13 = a.saved + 0;                   // [101]
   for (int j = 0; j < 101; ++j) {
 #line 15 "examples/maze/plastic.dopa"
     const T v4 = t2[j] + i2h_bias[j];
@@ -82,39 +86,45 @@ template <class T> static void maze_plastic_forward_2_hn(const dopa::StepArgs<T>
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
-#line 86 "maze_plastic.cpp"
+#line 90 "maze_plastic.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 3: dense product (Eigen), [4]
 //   %22 matmul
-template <class T> static void maze_plastic_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_weight = a.params + 22221; // [4, 101]
-  T *__restrict h_next = a.next + 0;                 // [101] hn
-  T *__restrict t22 = a.scratch + 224;               // [4]
+template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [4, 101]
+  T *__restrict h_next = a.next + kStateH;                     // [101] hn
+  T *__restrict t22 = a.scratch + 224;                         // [4]
 #line 18 "examples/maze/plastic.dopa"
   Vec<T>(t22, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 101) * ConstVec<T>(h_next, 101);
-#line 97 "maze_plastic.cpp"
+#line 103 "maze_plastic.cpp"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 4: dense product (Eigen), [1]
 //   %26 matmul
-template <class T> static void maze_plastic_forward_4(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_weight = a.params + 22629; // [1, 101]
-  T *__restrict h_next = a.next + 0;                 // [101] hn
-  T *__restrict t26 = a.scratch + 240;               // [1]
+template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 101]
+  T *__restrict h_next = a.next + kStateH;                     // [101] hn
+  T *__restrict t26 = a.scratch + 240;                         // [1]
 #line 19 "examples/maze/plastic.dopa"
   Vec<T>(t26, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 101) * ConstVec<T>(h_next, 101);
-#line 108 "maze_plastic.cpp"
+#line 116 "maze_plastic.cpp"
 }
 
+// hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
+//
 // forward stage 5: fused loop nest over [101, 101]
 //   %20 clip -> next_state hebb
-template <class T> static void maze_plastic_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict hebb = a.state + 112;   // [101, 101]
-  const T *__restrict eta = a.params + 20402; // []
-  T *__restrict h_next = a.next + 0;          // [101] hn
-  const T *__restrict h = a.state + 0;        // [101]
-  T *__restrict hebb_next = a.next + 112;     // [101, 101]
+template <class T> static void forward_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict hebb = a.state + kStateHebb; // [101, 101]
+  const T *__restrict eta = a.params + kParamEta;  // []
+  T *__restrict h_next = a.next + kStateH;         // [101] hn
+  const T *__restrict h = a.state + kStateH;       // [101]
+  T *__restrict hebb_next = a.next + kStateHebb;   // [101, 101]
   for (int i = 0; i < 101; ++i) {
 #pragma omp simd
     for (int j = 0; j < 101; ++j) {
@@ -126,88 +136,96 @@ template <class T> static void maze_plastic_forward_5(const dopa::StepArgs<T> &a
       hebb_next[i * 101 + j] = v20;
     }
   }
-#line 130 "maze_plastic.cpp"
+#line 140 "maze_plastic.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 6: fused loop nest over [4]
 //   %24 add logits -> output logits
-template <class T> static void maze_plastic_forward_6_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t22 = a.scratch + 224;             // [4]
-  const T *__restrict h2o_bias = a.params + 22625; // [4]
-  T *__restrict out_logits = a.outputs[0];         // [4]
+template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t22 = a.scratch + 224;                     // [4]
+  const T *__restrict h2o_bias = a.params + kParamH2oBias; // [4]
+  T *__restrict out_logits = a.outputs[0];                 // [4]
   for (int j = 0; j < 4; ++j) {
 #line 18 "examples/maze/plastic.dopa"
     const T v24 = t22[j] + h2o_bias[j];
     out_logits[j] = v24;
   }
-#line 144 "maze_plastic.cpp"
+#line 156 "maze_plastic.cpp"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 7: fused loop nest over [1]
 //   %28 add value -> output value
-template <class T> static void maze_plastic_forward_7_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t26 = a.scratch + 240;             // [1]
-  const T *__restrict h2v_bias = a.params + 22730; // [1]
-  T *__restrict out_value = a.outputs[1];          // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
+  T *__restrict t26 = a.scratch + 240;                     // [1]
+  const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
+  T *__restrict out_value = a.outputs[1];                  // [1]
 #line 19 "examples/maze/plastic.dopa"
-    const T v28 = t26[0] + h2v_bias[0];
-    out_value[0] = v28;
-  }
-#line 158 "maze_plastic.cpp"
+  const T v28 = t26[0] + h2v_bias[0];
+  out_value[0] = v28;
+#line 170 "maze_plastic.cpp"
 }
 
 /// One forward step of MazePlastic for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  maze_plastic_forward_0(a);
-  maze_plastic_forward_1(a);
-  maze_plastic_forward_2_hn(a);
-  maze_plastic_forward_3(a);
-  maze_plastic_forward_4(a);
-  maze_plastic_forward_5(a);
-  maze_plastic_forward_6_logits(a);
-  maze_plastic_forward_7_value(a);
+  forward_i2h(a);
+  forward_matmul(a);
+  forward_hn(a);
+  forward_h2o(a);
+  forward_h2v(a);
+  forward_hebb(a);
+  forward_logits(a);
+  forward_value(a);
 }
 
+// output value  = h2v(hn)
+//
 // backward stage 0: dense product (Eigen), [101]
 //   %35 matmul
-template <class T> static void maze_plastic_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  const T *__restrict h2v_weight = a.params + 22629;  // [1, 101]
-  T *__restrict t35 = a.scratch + 0;                  // [101]
+template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 101]
+  T *__restrict t35 = a.scratch + 0;                           // [101]
 #line 19 "examples/maze/plastic.dopa"
   RowVec<T>(t35, 101).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 101);
-#line 182 "maze_plastic.cpp"
+#line 196 "maze_plastic.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // backward stage 1: dense product (Eigen), [101]
 //   %39 matmul
-template <class T> static void maze_plastic_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
-  const T *__restrict h2o_weight = a.params + 22221;   // [4, 101]
-  T *__restrict t39 = a.scratch + 112;                 // [101]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [4] d logits
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [4, 101]
+  T *__restrict t39 = a.scratch + 112;                         // [101]
 #line 18 "examples/maze/plastic.dopa"
   RowVec<T>(t39, 101).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 101);
-#line 194 "maze_plastic.cpp"
+#line 210 "maze_plastic.cpp"
 }
 
+// param  eta : [] = 0.01
+// hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
+//
 // backward stage 2: fused loop nest over [101, 101]
 //   %46 reduce_to
 //   %49 matmul
 //   %51 matmul
-template <class T> static void maze_plastic_backward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_hebb_next = a.gradNext + 112; // [101, 101] d hebb'
-  const T *__restrict hebb = a.state + 112;           // [101, 101]
-  const T *__restrict eta = a.params + 20402;         // []
-  const T *__restrict t13_hn = a.saved + 0;           // [101] hn
-  const T *__restrict h = a.state + 0;                // [101]
-  T *__restrict t46 = a.scratch + 224;                // []
-  T *__restrict t49 = a.scratch + 240;                // [101]
-  T *__restrict t51 = a.scratch + 352;                // [101]
-  for (int e = 0; e < 1; ++e)
-    t46[e] = T(0);
+template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [101, 101] d hebb'
+  const T *__restrict hebb = a.state + kStateHebb;           // [101, 101]
+  const T *__restrict eta = a.params + kParamEta;            // []
+  const T *__restrict t13_hn = a.saved + 0;                  // [101] hn
+  const T *__restrict h = a.state + kStateH;                 // [101]
+  T *__restrict t46 = a.scratch + 224;                       // []
+  T *__restrict t49 = a.scratch + 240;                       // [101]
+  T *__restrict t51 = a.scratch + 352;                       // [101]
+  t46[0] = T(0);
   for (int e = 0; e < 101; ++e)
     t51[e] = T(0);
   for (int i = 0; i < 101; ++i) {
@@ -232,25 +250,27 @@ template <class T> static void maze_plastic_backward_2(const dopa::StepArgs<T> &
     t46[0] += acc46;
     t49[i] = acc49;
   }
-#line 236 "maze_plastic.cpp"
+#line 254 "maze_plastic.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 3: fused loop nest over [101]
 //   %55 mul
 //   %55 mul += grad i2h.bias
 //   %10 state -> record (a factor of deferred outer-product gradients)
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
-template <class T> static void maze_plastic_backward_3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + 0; // [101] d h'
-  T *__restrict t35 = a.scratch + 0;             // [101]
-  T *__restrict t39 = a.scratch + 112;           // [101]
-  T *__restrict t49 = a.scratch + 240;           // [101]
-  const T *__restrict t13_hn = a.saved + 0;      // [101] hn
-  T *__restrict t55 = a.record + 0;              // [101]
-  T *__restrict d_i2h_bias = a.grads + 22120;    // [101]
-  const T *__restrict h = a.state + 0;           // [101]
-  T *__restrict record2 = a.record + 144;        // [101]
-  T *__restrict record4 = a.record + 272;        // [101]
+template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH; // [101] d h'
+  T *__restrict t35 = a.scratch + 0;                   // [101]
+  T *__restrict t39 = a.scratch + 112;                 // [101]
+  T *__restrict t49 = a.scratch + 240;                 // [101]
+  const T *__restrict t13_hn = a.saved + 0;            // [101] hn
+  T *__restrict t55 = a.record + 0;                    // [101]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [101]
+  const T *__restrict h = a.state + kStateH;           // [101]
+  T *__restrict record2 = a.record + 144;              // [101]
+  T *__restrict record4 = a.record + 272;              // [101]
 #pragma omp simd
   for (int j = 0; j < 101; ++j) {
 #line 15 "examples/maze/plastic.dopa"
@@ -265,25 +285,28 @@ template <class T> static void maze_plastic_backward_3_hn(const dopa::StepArgs<T
     record2[j] = h[j];
     record4[j] = t13_hn[j];
   }
-#line 269 "maze_plastic.cpp"
+#line 289 "maze_plastic.cpp"
 }
 
+// state  hebb : [H, H] = 0
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 4: fused loop nest over [101, 101]
 //   %57 matmul
 //   %62 add -> grad_prev hebb
 //   %59 mul += grad alpha
-template <class T> static void maze_plastic_backward_4(const dopa::StepArgs<T> &a) {
-  T *__restrict t57 = a.scratch + 464;                // [101]
-  T *__restrict t55 = a.record + 0;                   // [101]
-  const T *__restrict w = a.params + 0;               // [101, 101]
-  const T *__restrict alpha = a.params + 10201;       // [101, 101]
-  const T *__restrict hebb = a.state + 112;           // [101, 101]
-  const T *__restrict d_hebb_next = a.gradNext + 112; // [101, 101] d hebb'
-  const T *__restrict eta = a.params + 20402;         // []
-  const T *__restrict t13_hn = a.saved + 0;           // [101] hn
-  const T *__restrict h = a.state + 0;                // [101]
-  T *__restrict d_hebb = a.gradPrev + 112;            // [101, 101]
-  T *__restrict d_alpha = a.grads + 10201;            // [101, 101]
+template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t57 = a.scratch + 464;                       // [101]
+  T *__restrict t55 = a.record + 0;                          // [101]
+  const T *__restrict w = a.params + kParamW;                // [101, 101]
+  const T *__restrict alpha = a.params + kParamAlpha;        // [101, 101]
+  const T *__restrict hebb = a.state + kStateHebb;           // [101, 101]
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [101, 101] d hebb'
+  const T *__restrict eta = a.params + kParamEta;            // []
+  const T *__restrict t13_hn = a.saved + 0;                  // [101] hn
+  const T *__restrict h = a.state + kStateH;                 // [101]
+  T *__restrict d_hebb = a.gradPrev + kStateHebb;            // [101, 101]
+  T *__restrict d_alpha = a.grads + kParamAlpha;             // [101, 101]
   for (int e = 0; e < 101; ++e)
     t57[e] = T(0);
   for (int i = 0; i < 101; ++i) {
@@ -310,27 +333,29 @@ template <class T> static void maze_plastic_backward_4(const dopa::StepArgs<T> &
       d_alpha[i * 101 + j] += v59;
     }
   }
-#line 314 "maze_plastic.cpp"
+#line 337 "maze_plastic.cpp"
 }
 
+// state  h    : [H] = 0
+//
 // backward stage 5: fused loop nest over [101]
 //   %58 add -> grad_prev h
-template <class T> static void maze_plastic_backward_5(const dopa::StepArgs<T> &a) {
-  T *__restrict t51 = a.scratch + 352; // [101]
-  T *__restrict t57 = a.scratch + 464; // [101]
-  T *__restrict d_h = a.gradPrev + 0;  // [101]
+template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t51 = a.scratch + 352;      // [101]
+  T *__restrict t57 = a.scratch + 464;      // [101]
+  T *__restrict d_h = a.gradPrev + kStateH; // [101]
 #pragma omp simd
   for (int j = 0; j < 101; ++j) {
 #line 7 "examples/maze/plastic.dopa"
     const T v58 = t51[j] + t57[j];
     d_h[j] = v58;
   }
-#line 329 "maze_plastic.cpp"
+#line 354 "maze_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [17]
 //   %63 input -> record (a factor of deferred outer-product gradients)
-template <class T> static void maze_plastic_backward_6(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [17]
   T *__restrict record1 = a.record + 112; // [17]
 #pragma omp simd
@@ -339,23 +364,25 @@ template <class T> static void maze_plastic_backward_6(const dopa::StepArgs<T> &
   }
 }
 
+// param  eta : [] = 0.01
+//
 // backward stage 7: fused loop nest over []
 //   %46 reduce_to += grad eta
-template <class T> static void maze_plastic_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t46 = a.scratch + 224;   // []
-  T *__restrict d_eta = a.grads + 20402; // []
+template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t46 = a.scratch + 224;       // []
+  T *__restrict d_eta = a.grads + kParamEta; // []
 #line 10 "examples/maze/plastic.dopa"
   d_eta[0] += t46[0];
-#line 350 "maze_plastic.cpp"
+#line 377 "maze_plastic.cpp"
 }
 
 // backward stage 8: fused loop nest over [4]
 //   %29 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %29 grad_output d logits += grad h2o.bias
-template <class T> static void maze_plastic_backward_8_d_logits(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
   T *__restrict record3 = a.record + 256;              // [4]
-  T *__restrict d_h2o_bias = a.grads + 22625;          // [4]
+  T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [4]
   for (int j = 0; j < 4; ++j) {
     record3[j] = d_out_logits[j];
     d_h2o_bias[j] += d_out_logits[j];
@@ -365,28 +392,26 @@ template <class T> static void maze_plastic_backward_8_d_logits(const dopa::Step
 // backward stage 9: fused loop nest over [1]
 //   %30 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %30 grad_output d value += grad h2v.bias
-template <class T> static void maze_plastic_backward_9_d_value(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_grad_h2v_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record5 = a.record + 384;             // [1]
-  T *__restrict d_h2v_bias = a.grads + 22730;         // [1]
-  for (int j = 0; j < 1; ++j) {
-    record5[0] = d_out_value[0];
-    d_h2v_bias[0] += d_out_value[0];
-  }
+  T *__restrict d_h2v_bias = a.grads + kParamH2vBias; // [1]
+  record5[0] = d_out_value[0];
+  d_h2v_bias[0] += d_out_value[0];
 }
 
 /// One backward step of MazePlastic for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  maze_plastic_backward_0(a);
-  maze_plastic_backward_1(a);
-  maze_plastic_backward_2(a);
-  maze_plastic_backward_3_hn(a);
-  maze_plastic_backward_4(a);
-  maze_plastic_backward_5(a);
-  maze_plastic_backward_6(a);
-  maze_plastic_backward_7(a);
-  maze_plastic_backward_8_d_logits(a);
-  maze_plastic_backward_9_d_value(a);
+  backward_h2v(a);
+  backward_h2o(a);
+  backward_eta_outer(a);
+  backward_grad_i2h_bias(a);
+  backward_d_hebb_grad_alpha(a);
+  backward_d_h(a);
+  backward_record_x(a);
+  backward_grad_eta(a);
+  backward_grad_h2o_bias(a);
+  backward_grad_h2v_bias(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -428,34 +453,40 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {0, 112};
+static const int64_t stateOffsets[] = {kStateH, kStateHebb};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
-    {20403, 101, 17, 0, 112},
-    {0, 101, 101, 0, 144},
-    {22221, 4, 101, 256, 272},
-    {22629, 1, 101, 384, 272},
+    {.paramOffset = kParamI2hWeight, .rows = 101, .cols = 17, .offsetA = 0, .offsetB = 112},
+    {.paramOffset = kParamW, .rows = 101, .cols = 101, .offsetA = 0, .offsetB = 144},
+    {.paramOffset = kParamH2oWeight, .rows = 4, .cols = 101, .offsetA = 256, .offsetB = 272},
+    {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 101, .offsetA = 384, .offsetB = 272},
 };
 
 const dopa::GeneratedSpec &spec() {
-  static const dopa::GeneratedSpec s = {"MazePlastic",
-                                        "examples/maze/plastic.dopa",
-                                        info,
-                                        10320,
-                                        stateOffsets,
-                                        112,
-                                        576,
-                                        inputRows,
-                                        forward_step<float>,
-                                        backward_step<float>,
-                                        forward_step<double>,
-                                        backward_step<double>,
-                                        0,
-                                        0,
-                                        4,
-                                        deferred,
-                                        400};
+  static const dopa::GeneratedSpec s = {
+      .name = "MazePlastic",
+      .specPath = "examples/maze/plastic.dopa",
+      .info = info,
+      .stateNumel = 10320,
+      .stateOffsets = stateOffsets,
+      .savedNumel = 112,
+      .scratchNumel = 576,
+      .inputRows = inputRows,
+      .forwardFloat = forward_step<float>,
+      .backwardFloat = backward_step<float>,
+      .forwardDouble = forward_step<double>,
+      .backwardDouble = backward_step<double>,
+      .checkpointEvery = 0,
+      .memoryBudget = 0,
+      .numDeferred = 4,
+      .deferred = deferred,
+      .recordNumel = 400,
+      .forwardFlops = 96561,
+      .forwardSharedFlops = 0,
+      .backwardFlops = 167155,
+      .backwardSharedFlops = 0,
+  };
   return s;
 }
 

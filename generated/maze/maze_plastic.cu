@@ -6,54 +6,14 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/cuda/CudaSpec.h"
+#include "dopa/cuda/DeviceSupport.cuh"
 
-#include <cooperative_groups.h>
 #include <cstdint>
-#include <cuda_runtime.h>
-#include <stdexcept>
-#include <string>
-
-namespace {
-/// The sum of v over the 32 lanes of a warp (every lane gets it).
-template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
-  for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-/// Wait for every block of the grid: the blocks of an element share its stages.
-__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
-
-/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
-/// the device at once (at most 8); batches larger than the device runs in chunks.
-template <class T>
-void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
-                             int threads, void *stream) {
-  int device = 0, sms = 0, perSM = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
-  const int capacity = sms * perSM;
-  if (capacity < 1)
-    throw std::runtime_error("CUDA kernel does not fit on the device");
-  const int batch = ba.batch;
-  for (int first = 0; first < batch; first += capacity) {
-    const int n = batch - first < capacity ? batch - first : capacity;
-    ba.firstElement = first;
-    ba.splits = capacity / n < 8 ? capacity / n : 8;
-    void *args[] = {&ba};
-    cudaError_t e = cudaLaunchCooperativeKernel(
-        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
-        args, 0, static_cast<cudaStream_t>(stream));
-    if (e != cudaSuccess)
-      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
-  }
-}
-} // namespace
 
 namespace dopa::generated::maze_plastic {
 
@@ -61,13 +21,29 @@ const dopa::GeneratedSpec &spec(); // the C++ network: description and layout
 
 constexpr int kThreads = 1024;
 
-// forward stage 0: dense product (Eigen), [101]
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamW = 0;             // w [101, 101]
+constexpr int64_t kParamAlpha = 10201;     // alpha [101, 101]
+constexpr int64_t kParamEta = 20402;       // eta []
+constexpr int64_t kParamI2hWeight = 20403; // i2h.weight [101, 17]
+constexpr int64_t kParamI2hBias = 22120;   // i2h.bias [101]
+constexpr int64_t kParamH2oWeight = 22221; // h2o.weight [4, 101]
+constexpr int64_t kParamH2oBias = 22625;   // h2o.bias [4]
+constexpr int64_t kParamH2vWeight = 22629; // h2v.weight [1, 101]
+constexpr int64_t kParamH2vBias = 22730;   // h2v.bias [1]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateH = 0;      // h [101]
+constexpr int64_t kStateHebb = 112; // hebb [101, 101]
+
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
+// forward stage 0: dense product (a warp or thread per output), [101]
 //   %2 matmul
-template <class T>
-__device__ __forceinline__ void maze_plastic_forward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict i2h_weight = a.params + 20403; // [101, 17]
-  const T *__restrict x = a.inputs[0];               // [17]
-  T *__restrict t2 = a.scratch + 0;                  // [101]
+template <class T> __device__ __forceinline__ void forward_i2h(const dopa::StepArgs<T> &a) {
+  const T *__restrict i2h_weight = a.params + kParamI2hWeight; // [101, 17]
+  const T *__restrict x = a.inputs[0];                         // [17]
+  T *__restrict t2 = a.scratch + 0;                            // [101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -76,22 +52,23 @@ __device__ __forceinline__ void maze_plastic_forward_0(const dopa::StepArgs<T> &
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 17; k += 32)
       acc += i2h_weight[r * 17 + k] * x[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t2[r] = acc;
   }
-#line 84 "maze_plastic.cu"
+#line 60 "maze_plastic.cu"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 1: fused loop nest over [101, 101]
 //   %11 matmul
-template <class T>
-__device__ __forceinline__ void maze_plastic_forward_1(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 112;          // [101]
-  const T *__restrict w = a.params + 0;         // [101, 101]
-  const T *__restrict alpha = a.params + 10201; // [101, 101]
-  const T *__restrict hebb = a.state + 112;     // [101, 101]
-  const T *__restrict h = a.state + 0;          // [101]
+template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 112;                // [101]
+  const T *__restrict w = a.params + kParamW;         // [101, 101]
+  const T *__restrict alpha = a.params + kParamAlpha; // [101, 101]
+  const T *__restrict hebb = a.state + kStateHebb;    // [101, 101]
+  const T *__restrict h = a.state + kStateH;          // [101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -103,24 +80,25 @@ __device__ __forceinline__ void maze_plastic_forward_1(const dopa::StepArgs<T> &
       const T v9 = w[i * 101 + j] + v8;
       acc11 += v9 * h[j];
     }
-    acc11 = dopa_warp_sum(acc11);
+    acc11 = dopa::warpSum(acc11);
     if ((threadIdx.x & 31) == 0) {
       t11[i] = acc11;
     }
   }
-#line 112 "maze_plastic.cu"
+#line 89 "maze_plastic.cu"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // forward stage 2: fused loop nest over [101]
 //   %13 tanh hn
 //   %13 tanh hn -> saved
-template <class T>
-__device__ __forceinline__ void maze_plastic_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                // [101]
-  const T *__restrict i2h_bias = a.params + 22120; // [101]
-  T *__restrict t11 = a.scratch + 112;             // [101]
-  T *__restrict h_next = a.next + 0;               // [101] hn
-  T *__restrict saved_t13 = a.saved + 0;           // [101]
+template <class T> __device__ __forceinline__ void forward_hn(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                        // [101]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [101]
+  T *__restrict t11 = a.scratch + 112;                     // [101]
+  T *__restrict h_next = a.next + kStateH;                 // [101] hn
+  T *__restrict saved_t13 = a.saved + 0;                   // [101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -134,16 +112,17 @@ __device__ __forceinline__ void maze_plastic_forward_2_hn(const dopa::StepArgs<T
       saved_t13[j] = v13;
     }
   }
-#line 138 "maze_plastic.cu"
+#line 116 "maze_plastic.cu"
 }
 
-// forward stage 3: dense product (Eigen), [4]
+// output logits = h2o(hn)
+//
+// forward stage 3: dense product (a warp or thread per output), [4]
 //   %22 matmul
-template <class T>
-__device__ __forceinline__ void maze_plastic_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_weight = a.params + 22221; // [4, 101]
-  T *__restrict h_next = a.next + 0;                 // [101] hn
-  T *__restrict t22 = a.scratch + 224;               // [4]
+template <class T> __device__ __forceinline__ void forward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [4, 101]
+  T *__restrict h_next = a.next + kStateH;                     // [101] hn
+  T *__restrict t22 = a.scratch + 224;                         // [4]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -152,20 +131,21 @@ __device__ __forceinline__ void maze_plastic_forward_3(const dopa::StepArgs<T> &
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 101; k += 32)
       acc += h2o_weight[r * 101 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t22[r] = acc;
   }
-#line 160 "maze_plastic.cu"
+#line 139 "maze_plastic.cu"
 }
 
-// forward stage 4: dense product (Eigen), [1]
+// output value  = h2v(hn)
+//
+// forward stage 4: dense product (a warp or thread per output), [1]
 //   %26 matmul
-template <class T>
-__device__ __forceinline__ void maze_plastic_forward_4(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_weight = a.params + 22629; // [1, 101]
-  T *__restrict h_next = a.next + 0;                 // [101] hn
-  T *__restrict t26 = a.scratch + 240;               // [1]
+template <class T> __device__ __forceinline__ void forward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 101]
+  T *__restrict h_next = a.next + kStateH;                     // [101] hn
+  T *__restrict t26 = a.scratch + 240;                         // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -174,22 +154,23 @@ __device__ __forceinline__ void maze_plastic_forward_4(const dopa::StepArgs<T> &
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 101; k += 32)
       acc += h2v_weight[r * 101 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t26[r] = acc;
   }
-#line 182 "maze_plastic.cu"
+#line 162 "maze_plastic.cu"
 }
 
+// hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
+//
 // forward stage 5: fused loop nest over [101, 101]
 //   %20 clip -> next_state hebb
-template <class T>
-__device__ __forceinline__ void maze_plastic_forward_5(const dopa::StepArgs<T> &a) {
-  const T *__restrict hebb = a.state + 112;   // [101, 101]
-  const T *__restrict eta = a.params + 20402; // []
-  T *__restrict h_next = a.next + 0;          // [101] hn
-  const T *__restrict h = a.state + 0;        // [101]
-  T *__restrict hebb_next = a.next + 112;     // [101, 101]
+template <class T> __device__ __forceinline__ void forward_hebb(const dopa::StepArgs<T> &a) {
+  const T *__restrict hebb = a.state + kStateHebb; // [101, 101]
+  const T *__restrict eta = a.params + kParamEta;  // []
+  T *__restrict h_next = a.next + kStateH;         // [101] hn
+  const T *__restrict h = a.state + kStateH;       // [101]
+  T *__restrict hebb_next = a.next + kStateHebb;   // [101, 101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -203,16 +184,17 @@ __device__ __forceinline__ void maze_plastic_forward_5(const dopa::StepArgs<T> &
       hebb_next[i * 101 + j] = v20;
     }
   }
-#line 207 "maze_plastic.cu"
+#line 188 "maze_plastic.cu"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 6: fused loop nest over [4]
 //   %24 add logits -> output logits
-template <class T>
-__device__ __forceinline__ void maze_plastic_forward_6_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t22 = a.scratch + 224;             // [4]
-  const T *__restrict h2o_bias = a.params + 22625; // [4]
-  T *__restrict out_logits = a.outputs[0];         // [4]
+template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t22 = a.scratch + 224;                     // [4]
+  const T *__restrict h2o_bias = a.params + kParamH2oBias; // [4]
+  T *__restrict out_logits = a.outputs[0];                 // [4]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -223,16 +205,17 @@ __device__ __forceinline__ void maze_plastic_forward_6_logits(const dopa::StepAr
       out_logits[j] = v24;
     }
   }
-#line 227 "maze_plastic.cu"
+#line 209 "maze_plastic.cu"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 7: fused loop nest over [1]
 //   %28 add value -> output value
-template <class T>
-__device__ __forceinline__ void maze_plastic_forward_7_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t26 = a.scratch + 240;             // [1]
-  const T *__restrict h2v_bias = a.params + 22730; // [1]
-  T *__restrict out_value = a.outputs[1];          // [1]
+template <class T> __device__ __forceinline__ void forward_value(const dopa::StepArgs<T> &a) {
+  T *__restrict t26 = a.scratch + 240;                     // [1]
+  const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
+  T *__restrict out_value = a.outputs[1];                  // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -243,7 +226,7 @@ __device__ __forceinline__ void maze_plastic_forward_7_value(const dopa::StepArg
       out_value[0] = v28;
     }
   }
-#line 247 "maze_plastic.cu"
+#line 230 "maze_plastic.cu"
 }
 
 /// One forward step of MazePlastic for the whole batch: block b runs batch element b.
@@ -274,54 +257,55 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  maze_plastic_forward_0(a);
-  dopa_grid_sync();
-  maze_plastic_forward_1(a);
-  dopa_grid_sync();
-  maze_plastic_forward_2_hn(a);
-  dopa_grid_sync();
-  maze_plastic_forward_3(a);
-  dopa_grid_sync();
-  maze_plastic_forward_4(a);
-  dopa_grid_sync();
-  maze_plastic_forward_5(a);
-  dopa_grid_sync();
-  maze_plastic_forward_6_logits(a);
-  dopa_grid_sync();
-  maze_plastic_forward_7_value(a);
+  forward_i2h(a);
+  dopa::gridSync();
+  forward_matmul(a);
+  dopa::gridSync();
+  forward_hn(a);
+  dopa::gridSync();
+  forward_h2o(a);
+  dopa::gridSync();
+  forward_h2v(a);
+  dopa::gridSync();
+  forward_hebb(a);
+  dopa::gridSync();
+  forward_logits(a);
+  dopa::gridSync();
+  forward_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
-// backward stage 0: dense product (Eigen), [101]
+// output value  = h2v(hn)
+//
+// backward stage 0: dense product (a warp or thread per output), [101]
 //   %35 matmul
-template <class T>
-__device__ __forceinline__ void maze_plastic_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  const T *__restrict h2v_weight = a.params + 22629;  // [1, 101]
-  T *__restrict t35 = a.scratch + 0;                  // [101]
+template <class T> __device__ __forceinline__ void backward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 101]
+  T *__restrict t35 = a.scratch + 0;                           // [101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 19 "examples/maze/plastic.dopa"
   for (int c = tid; c < 101; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += d_out_value[k] * h2v_weight[k * 101 + c];
+    acc += d_out_value[0] * h2v_weight[c];
     t35[c] = acc;
   }
-#line 316 "maze_plastic.cu"
+#line 299 "maze_plastic.cu"
 }
 
-// backward stage 1: dense product (Eigen), [101]
+// output logits = h2o(hn)
+//
+// backward stage 1: dense product (a warp or thread per output), [101]
 //   %39 matmul
-template <class T>
-__device__ __forceinline__ void maze_plastic_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
-  const T *__restrict h2o_weight = a.params + 22221;   // [4, 101]
-  T *__restrict t39 = a.scratch + 112;                 // [101]
+template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [4] d logits
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [4, 101]
+  T *__restrict t39 = a.scratch + 112;                         // [101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -332,23 +316,25 @@ __device__ __forceinline__ void maze_plastic_backward_1(const dopa::StepArgs<T> 
       acc += d_out_logits[k] * h2o_weight[k * 101 + c];
     t39[c] = acc;
   }
-#line 336 "maze_plastic.cu"
+#line 320 "maze_plastic.cu"
 }
 
+// param  eta : [] = 0.01
+// hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
+//
 // backward stage 2: fused loop nest over [101, 101]
 //   %46 reduce_to
 //   %49 matmul
 //   %51 matmul
-template <class T>
-__device__ __forceinline__ void maze_plastic_backward_2(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_hebb_next = a.gradNext + 112; // [101, 101] d hebb'
-  const T *__restrict hebb = a.state + 112;           // [101, 101]
-  const T *__restrict eta = a.params + 20402;         // []
-  const T *__restrict t13_hn = a.saved + 0;           // [101] hn
-  const T *__restrict h = a.state + 0;                // [101]
-  T *__restrict t46 = a.scratch + 224;                // []
-  T *__restrict t49 = a.scratch + 240;                // [101]
-  T *__restrict t51 = a.scratch + 352;                // [101]
+template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [101, 101] d hebb'
+  const T *__restrict hebb = a.state + kStateHebb;           // [101, 101]
+  const T *__restrict eta = a.params + kParamEta;            // []
+  const T *__restrict t13_hn = a.saved + 0;                  // [101] hn
+  const T *__restrict h = a.state + kStateH;                 // [101]
+  T *__restrict t46 = a.scratch + 224;                       // []
+  T *__restrict t49 = a.scratch + 240;                       // [101]
+  T *__restrict t51 = a.scratch + 352;                       // [101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -356,7 +342,7 @@ __device__ __forceinline__ void maze_plastic_backward_2(const dopa::StepArgs<T> 
     t46[e] = T(0);
   for (int e = tid; e < 101; e += nthreads)
     t51[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 101; i += nthreads >> 5) {
     T acc46 = T(0);
     T acc49 = T(0);
@@ -375,33 +361,35 @@ __device__ __forceinline__ void maze_plastic_backward_2(const dopa::StepArgs<T> 
       acc49 += v48 * h[j];
       atomicAdd(&t51[j], t13_hn[i] * v48);
     }
-    acc46 = dopa_warp_sum(acc46);
-    acc49 = dopa_warp_sum(acc49);
+    acc46 = dopa::warpSum(acc46);
+    acc49 = dopa::warpSum(acc49);
     if ((threadIdx.x & 31) == 0) {
       atomicAdd(&t46[0], acc46);
       t49[i] = acc49;
     }
   }
-#line 386 "maze_plastic.cu"
+#line 372 "maze_plastic.cu"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 3: fused loop nest over [101]
 //   %55 mul
 //   %55 mul += grad i2h.bias
 //   %10 state -> record (a factor of deferred outer-product gradients)
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
-__device__ __forceinline__ void maze_plastic_backward_3_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + 0; // [101] d h'
-  T *__restrict t35 = a.scratch + 0;             // [101]
-  T *__restrict t39 = a.scratch + 112;           // [101]
-  T *__restrict t49 = a.scratch + 240;           // [101]
-  const T *__restrict t13_hn = a.saved + 0;      // [101] hn
-  T *__restrict t55 = a.record + 0;              // [101]
-  T *__restrict d_i2h_bias = a.grads + 22120;    // [101]
-  const T *__restrict h = a.state + 0;           // [101]
-  T *__restrict record2 = a.record + 144;        // [101]
-  T *__restrict record4 = a.record + 272;        // [101]
+__device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH; // [101] d h'
+  T *__restrict t35 = a.scratch + 0;                   // [101]
+  T *__restrict t39 = a.scratch + 112;                 // [101]
+  T *__restrict t49 = a.scratch + 240;                 // [101]
+  const T *__restrict t13_hn = a.saved + 0;            // [101] hn
+  T *__restrict t55 = a.record + 0;                    // [101]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [101]
+  const T *__restrict h = a.state + kStateH;           // [101]
+  T *__restrict record2 = a.record + 144;              // [101]
+  T *__restrict record4 = a.record + 272;              // [101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -420,32 +408,35 @@ __device__ __forceinline__ void maze_plastic_backward_3_hn(const dopa::StepArgs<
       record4[j] = t13_hn[j];
     }
   }
-#line 424 "maze_plastic.cu"
+#line 412 "maze_plastic.cu"
 }
 
+// state  hebb : [H, H] = 0
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
 // backward stage 4: fused loop nest over [101, 101]
 //   %57 matmul
 //   %62 add -> grad_prev hebb
 //   %59 mul += grad alpha
 template <class T>
-__device__ __forceinline__ void maze_plastic_backward_4(const dopa::StepArgs<T> &a) {
-  T *__restrict t57 = a.scratch + 464;                // [101]
-  T *__restrict t55 = a.record + 0;                   // [101]
-  const T *__restrict w = a.params + 0;               // [101, 101]
-  const T *__restrict alpha = a.params + 10201;       // [101, 101]
-  const T *__restrict hebb = a.state + 112;           // [101, 101]
-  const T *__restrict d_hebb_next = a.gradNext + 112; // [101, 101] d hebb'
-  const T *__restrict eta = a.params + 20402;         // []
-  const T *__restrict t13_hn = a.saved + 0;           // [101] hn
-  const T *__restrict h = a.state + 0;                // [101]
-  T *__restrict d_hebb = a.gradPrev + 112;            // [101, 101]
-  T *__restrict d_alpha = a.grads + 10201;            // [101, 101]
+__device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t57 = a.scratch + 464;                       // [101]
+  T *__restrict t55 = a.record + 0;                          // [101]
+  const T *__restrict w = a.params + kParamW;                // [101, 101]
+  const T *__restrict alpha = a.params + kParamAlpha;        // [101, 101]
+  const T *__restrict hebb = a.state + kStateHebb;           // [101, 101]
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [101, 101] d hebb'
+  const T *__restrict eta = a.params + kParamEta;            // []
+  const T *__restrict t13_hn = a.saved + 0;                  // [101] hn
+  const T *__restrict h = a.state + kStateH;                 // [101]
+  T *__restrict d_hebb = a.gradPrev + kStateHebb;            // [101, 101]
+  T *__restrict d_alpha = a.grads + kParamAlpha;             // [101, 101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 101; e += nthreads)
     t57[e] = T(0);
-  dopa_grid_sync();
+  dopa::gridSync();
   for (int i = tid >> 5; i < 101; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 101; j += 32) {
 #line 15 "examples/maze/plastic.dopa"
@@ -469,16 +460,17 @@ __device__ __forceinline__ void maze_plastic_backward_4(const dopa::StepArgs<T> 
       atomicAdd(&d_alpha[i * 101 + j], v59);
     }
   }
-#line 473 "maze_plastic.cu"
+#line 464 "maze_plastic.cu"
 }
 
+// state  h    : [H] = 0
+//
 // backward stage 5: fused loop nest over [101]
 //   %58 add -> grad_prev h
-template <class T>
-__device__ __forceinline__ void maze_plastic_backward_5(const dopa::StepArgs<T> &a) {
-  T *__restrict t51 = a.scratch + 352; // [101]
-  T *__restrict t57 = a.scratch + 464; // [101]
-  T *__restrict d_h = a.gradPrev + 0;  // [101]
+template <class T> __device__ __forceinline__ void backward_d_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t51 = a.scratch + 352;      // [101]
+  T *__restrict t57 = a.scratch + 464;      // [101]
+  T *__restrict d_h = a.gradPrev + kStateH; // [101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -489,13 +481,12 @@ __device__ __forceinline__ void maze_plastic_backward_5(const dopa::StepArgs<T> 
       d_h[j] = v58;
     }
   }
-#line 493 "maze_plastic.cu"
+#line 485 "maze_plastic.cu"
 }
 
 // backward stage 6: fused loop nest over [17]
 //   %63 input -> record (a factor of deferred outer-product gradients)
-template <class T>
-__device__ __forceinline__ void maze_plastic_backward_6(const dopa::StepArgs<T> &a) {
+template <class T> __device__ __forceinline__ void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [17]
   T *__restrict record1 = a.record + 112; // [17]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -508,12 +499,13 @@ __device__ __forceinline__ void maze_plastic_backward_6(const dopa::StepArgs<T> 
   }
 }
 
+// param  eta : [] = 0.01
+//
 // backward stage 7: fused loop nest over []
 //   %46 reduce_to += grad eta
-template <class T>
-__device__ __forceinline__ void maze_plastic_backward_7(const dopa::StepArgs<T> &a) {
-  T *__restrict t46 = a.scratch + 224;   // []
-  T *__restrict d_eta = a.grads + 20402; // []
+template <class T> __device__ __forceinline__ void backward_grad_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t46 = a.scratch + 224;       // []
+  T *__restrict d_eta = a.grads + kParamEta; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -521,17 +513,17 @@ __device__ __forceinline__ void maze_plastic_backward_7(const dopa::StepArgs<T> 
 #line 10 "examples/maze/plastic.dopa"
     atomicAdd(&d_eta[0], t46[0]);
   }
-#line 525 "maze_plastic.cu"
+#line 517 "maze_plastic.cu"
 }
 
 // backward stage 8: fused loop nest over [4]
 //   %29 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %29 grad_output d logits += grad h2o.bias
 template <class T>
-__device__ __forceinline__ void maze_plastic_backward_8_d_logits(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
   T *__restrict record3 = a.record + 256;              // [4]
-  T *__restrict d_h2o_bias = a.grads + 22625;          // [4]
+  T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [4]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -547,10 +539,10 @@ __device__ __forceinline__ void maze_plastic_backward_8_d_logits(const dopa::Ste
 //   %30 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %30 grad_output d value += grad h2v.bias
 template <class T>
-__device__ __forceinline__ void maze_plastic_backward_9_d_value(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_grad_h2v_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record5 = a.record + 384;             // [1]
-  T *__restrict d_h2v_bias = a.grads + 22730;         // [1]
+  T *__restrict d_h2v_bias = a.grads + kParamH2vBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -590,39 +582,41 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  maze_plastic_backward_0(a);
-  dopa_grid_sync();
-  maze_plastic_backward_1(a);
-  dopa_grid_sync();
-  maze_plastic_backward_2(a);
-  dopa_grid_sync();
-  maze_plastic_backward_3_hn(a);
-  dopa_grid_sync();
-  maze_plastic_backward_4(a);
-  dopa_grid_sync();
-  maze_plastic_backward_5(a);
-  dopa_grid_sync();
-  maze_plastic_backward_6(a);
-  dopa_grid_sync();
-  maze_plastic_backward_7(a);
-  dopa_grid_sync();
-  maze_plastic_backward_8_d_logits(a);
-  dopa_grid_sync();
-  maze_plastic_backward_9_d_value(a);
+  backward_h2v(a);
+  dopa::gridSync();
+  backward_h2o(a);
+  dopa::gridSync();
+  backward_eta_outer(a);
+  dopa::gridSync();
+  backward_grad_i2h_bias(a);
+  dopa::gridSync();
+  backward_d_hebb_grad_alpha(a);
+  dopa::gridSync();
+  backward_d_h(a);
+  dopa::gridSync();
+  backward_record_x(a);
+  dopa::gridSync();
+  backward_grad_eta(a);
+  dopa::gridSync();
+  backward_grad_h2o_bias(a);
+  dopa::gridSync();
+  backward_grad_h2v_bias(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {
-  static const dopa::CudaSpec s = {"MazePlastic",
-                                   &spec,
-                                   forward_launch<float>,
-                                   backward_launch<float>,
-                                   forward_launch<double>,
-                                   backward_launch<double>,
-                                   kThreads};
+  static const dopa::CudaSpec s = {
+      /*name=*/"MazePlastic",
+      /*cpu=*/&spec,
+      /*forwardFloat=*/forward_launch<float>,
+      /*backwardFloat=*/backward_launch<float>,
+      /*forwardDouble=*/forward_launch<double>,
+      /*backwardDouble=*/backward_launch<double>,
+      /*threadsPerBlock=*/kThreads,
+  };
   return s;
 }
 

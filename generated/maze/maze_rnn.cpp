@@ -6,63 +6,64 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/runtime/Generated.h"
-
-#include <Eigen/Core>
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-
-namespace {
-// Eigen views of the generated code's buffers (row-major).
-template <class T> using Vec = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using ConstVec = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
-template <class T> using RowVec = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T> using ConstRowVec = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T>
-using RowMat = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-template <class T>
-using ConstRowMat =
-    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-} // namespace
+#include "dopa/runtime/GeneratedSupport.h"
 
 namespace dopa::generated::maze_rnn {
 
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamW = 0;             // w [139, 139]
+constexpr int64_t kParamI2hWeight = 19321; // i2h.weight [139, 17]
+constexpr int64_t kParamI2hBias = 21684;   // i2h.bias [139]
+constexpr int64_t kParamH2oWeight = 21823; // h2o.weight [4, 139]
+constexpr int64_t kParamH2oBias = 22379;   // h2o.bias [4]
+constexpr int64_t kParamH2vWeight = 22383; // h2v.weight [1, 139]
+constexpr int64_t kParamH2vBias = 22522;   // h2v.bias [1]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateH = 0; // h [139]
+
+// hn = tanh(i2h(x) + w @ h)
+//
 // forward stage 0: dense product (Eigen), [139]
 //   %2 matmul
-template <class T> static void maze_rnn_forward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict i2h_weight = a.params + 19321; // [139, 17]
-  const T *__restrict x = a.inputs[0];               // [17]
-  T *__restrict t2 = a.scratch + 0;                  // [139]
+template <class T> static void forward_i2h(const dopa::StepArgs<T> &a) {
+  const T *__restrict i2h_weight = a.params + kParamI2hWeight; // [139, 17]
+  const T *__restrict x = a.inputs[0];                         // [17]
+  T *__restrict t2 = a.scratch + 0;                            // [139]
 #line 13 "examples/maze/rnn.dopa"
   Vec<T>(t2, 139).noalias() = ConstRowMat<T>(i2h_weight, 139, 17) * ConstVec<T>(x, 17);
-#line 44 "maze_rnn.cpp"
+#line 41 "maze_rnn.cpp"
 }
 
+// hn = tanh(i2h(x) + w @ h)
+//
 // forward stage 1: dense product (Eigen), [139]
 //   %7 matmul
-template <class T> static void maze_rnn_forward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict w = a.params + 0; // [139, 139]
-  const T *__restrict h = a.state + 0;  // [139]
-  T *__restrict t7 = a.scratch + 144;   // [139]
+template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
+  const T *__restrict w = a.params + kParamW; // [139, 139]
+  const T *__restrict h = a.state + kStateH;  // [139]
+  T *__restrict t7 = a.scratch + 144;         // [139]
 #line 13 "examples/maze/rnn.dopa"
   Vec<T>(t7, 139).noalias() = ConstRowMat<T>(w, 139, 139) * ConstVec<T>(h, 139);
-#line 55 "maze_rnn.cpp"
+#line 54 "maze_rnn.cpp"
 }
 
+// hn = tanh(i2h(x) + w @ h)
+//
 // forward stage 2: fused loop nest over [139]
 //   %9 tanh hn
 //   %9 tanh hn -> saved
-template <class T> static void maze_rnn_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                // [139]
-  const T *__restrict i2h_bias = a.params + 21684; // [139]
-  T *__restrict t7 = a.scratch + 144;              // [139]
-  T *__restrict h_next = a.next + 0;               // [139] hn
-  T *__restrict saved_t9 = a.saved + 0;            // [139]
+template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                        // [139]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [139]
+  T *__restrict t7 = a.scratch + 144;                      // [139]
+  T *__restrict h_next = a.next + kStateH;                 // [139] hn
+  T *__restrict saved_t9 = a.saved + 0;                    // [139]
   for (int j = 0; j < 139; ++j) {
 #line 13 "examples/maze/rnn.dopa"
     const T v4 = t2[j] + i2h_bias[j];
@@ -71,109 +72,121 @@ template <class T> static void maze_rnn_forward_2_hn(const dopa::StepArgs<T> &a)
     h_next[j] = v9;
     saved_t9[j] = v9;
   }
-#line 75 "maze_rnn.cpp"
+#line 76 "maze_rnn.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 3: dense product (Eigen), [4]
 //   %11 matmul
-template <class T> static void maze_rnn_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_weight = a.params + 21823; // [4, 139]
-  T *__restrict h_next = a.next + 0;                 // [139] hn
-  T *__restrict t11 = a.scratch + 288;               // [4]
+template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [4, 139]
+  T *__restrict h_next = a.next + kStateH;                     // [139] hn
+  T *__restrict t11 = a.scratch + 288;                         // [4]
 #line 15 "examples/maze/rnn.dopa"
   Vec<T>(t11, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 139) * ConstVec<T>(h_next, 139);
-#line 86 "maze_rnn.cpp"
+#line 89 "maze_rnn.cpp"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 4: dense product (Eigen), [1]
 //   %15 matmul
-template <class T> static void maze_rnn_forward_4(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_weight = a.params + 22383; // [1, 139]
-  T *__restrict h_next = a.next + 0;                 // [139] hn
-  T *__restrict t15 = a.scratch + 304;               // [1]
+template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 139]
+  T *__restrict h_next = a.next + kStateH;                     // [139] hn
+  T *__restrict t15 = a.scratch + 304;                         // [1]
 #line 16 "examples/maze/rnn.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 139) * ConstVec<T>(h_next, 139);
-#line 97 "maze_rnn.cpp"
+#line 102 "maze_rnn.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 5: fused loop nest over [4]
 //   %13 add logits -> output logits
-template <class T> static void maze_rnn_forward_5_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 288;             // [4]
-  const T *__restrict h2o_bias = a.params + 22379; // [4]
-  T *__restrict out_logits = a.outputs[0];         // [4]
+template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 288;                     // [4]
+  const T *__restrict h2o_bias = a.params + kParamH2oBias; // [4]
+  T *__restrict out_logits = a.outputs[0];                 // [4]
   for (int j = 0; j < 4; ++j) {
 #line 15 "examples/maze/rnn.dopa"
     const T v13 = t11[j] + h2o_bias[j];
     out_logits[j] = v13;
   }
-#line 111 "maze_rnn.cpp"
+#line 118 "maze_rnn.cpp"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 6: fused loop nest over [1]
 //   %17 add value -> output value
-template <class T> static void maze_rnn_forward_6_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t15 = a.scratch + 304;             // [1]
-  const T *__restrict h2v_bias = a.params + 22522; // [1]
-  T *__restrict out_value = a.outputs[1];          // [1]
-  for (int j = 0; j < 1; ++j) {
+template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
+  T *__restrict t15 = a.scratch + 304;                     // [1]
+  const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
+  T *__restrict out_value = a.outputs[1];                  // [1]
 #line 16 "examples/maze/rnn.dopa"
-    const T v17 = t15[0] + h2v_bias[0];
-    out_value[0] = v17;
-  }
-#line 125 "maze_rnn.cpp"
+  const T v17 = t15[0] + h2v_bias[0];
+  out_value[0] = v17;
+#line 132 "maze_rnn.cpp"
 }
 
 /// One forward step of MazeRNN for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  maze_rnn_forward_0(a);
-  maze_rnn_forward_1(a);
-  maze_rnn_forward_2_hn(a);
-  maze_rnn_forward_3(a);
-  maze_rnn_forward_4(a);
-  maze_rnn_forward_5_logits(a);
-  maze_rnn_forward_6_value(a);
+  forward_i2h(a);
+  forward_matmul(a);
+  forward_hn(a);
+  forward_h2o(a);
+  forward_h2v(a);
+  forward_logits(a);
+  forward_value(a);
 }
 
+// output value  = h2v(hn)
+//
 // backward stage 0: dense product (Eigen), [139]
 //   %23 matmul
-template <class T> static void maze_rnn_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  const T *__restrict h2v_weight = a.params + 22383;  // [1, 139]
-  T *__restrict t23 = a.scratch + 0;                  // [139]
+template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 139]
+  T *__restrict t23 = a.scratch + 0;                           // [139]
 #line 16 "examples/maze/rnn.dopa"
   RowVec<T>(t23, 139).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 139);
-#line 148 "maze_rnn.cpp"
+#line 157 "maze_rnn.cpp"
 }
 
+// output logits = h2o(hn)
+//
 // backward stage 1: dense product (Eigen), [139]
 //   %27 matmul
-template <class T> static void maze_rnn_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
-  const T *__restrict h2o_weight = a.params + 21823;   // [4, 139]
-  T *__restrict t27 = a.scratch + 144;                 // [139]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [4] d logits
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [4, 139]
+  T *__restrict t27 = a.scratch + 144;                         // [139]
 #line 15 "examples/maze/rnn.dopa"
   RowVec<T>(t27, 139).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 139);
-#line 160 "maze_rnn.cpp"
+#line 171 "maze_rnn.cpp"
 }
 
+// hn = tanh(i2h(x) + w @ h)
+//
 // backward stage 2: fused loop nest over [139]
 //   %32 mul
 //   %32 mul += grad i2h.bias
 //   %6 state -> record (a factor of deferred outer-product gradients)
 //   %9 tanh hn -> record (a factor of deferred outer-product gradients)
-template <class T> static void maze_rnn_backward_2_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + 0; // [139] d h'
-  T *__restrict t23 = a.scratch + 0;             // [139]
-  T *__restrict t27 = a.scratch + 144;           // [139]
-  const T *__restrict t9_hn = a.saved + 0;       // [139] hn
-  T *__restrict t32 = a.record + 0;              // [139]
-  T *__restrict d_i2h_bias = a.grads + 21684;    // [139]
-  const T *__restrict h = a.state + 0;           // [139]
-  T *__restrict record2 = a.record + 176;        // [139]
-  T *__restrict record4 = a.record + 336;        // [139]
+template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH; // [139] d h'
+  T *__restrict t23 = a.scratch + 0;                   // [139]
+  T *__restrict t27 = a.scratch + 144;                 // [139]
+  const T *__restrict t9_hn = a.saved + 0;             // [139] hn
+  T *__restrict t32 = a.record + 0;                    // [139]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [139]
+  const T *__restrict h = a.state + kStateH;           // [139]
+  T *__restrict record2 = a.record + 176;              // [139]
+  T *__restrict record4 = a.record + 336;              // [139]
 #pragma omp simd
   for (int j = 0; j < 139; ++j) {
 #line 13 "examples/maze/rnn.dopa"
@@ -187,23 +200,25 @@ template <class T> static void maze_rnn_backward_2_hn(const dopa::StepArgs<T> &a
     record2[j] = h[j];
     record4[j] = t9_hn[j];
   }
-#line 191 "maze_rnn.cpp"
+#line 204 "maze_rnn.cpp"
 }
 
+// hn = tanh(i2h(x) + w @ h)
+//
 // backward stage 3: dense product (Eigen), [139]
 //   %35 matmul
-template <class T> static void maze_rnn_backward_3(const dopa::StepArgs<T> &a) {
-  T *__restrict t32 = a.record + 0;     // [139]
-  const T *__restrict w = a.params + 0; // [139, 139]
-  T *__restrict d_h = a.gradPrev + 0;   // [139]
+template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t32 = a.record + 0;           // [139]
+  const T *__restrict w = a.params + kParamW; // [139, 139]
+  T *__restrict d_h = a.gradPrev + kStateH;   // [139]
 #line 13 "examples/maze/rnn.dopa"
   RowVec<T>(d_h, 139).noalias() = ConstRowVec<T>(t32, 139) * ConstRowMat<T>(w, 139, 139);
-#line 202 "maze_rnn.cpp"
+#line 217 "maze_rnn.cpp"
 }
 
 // backward stage 4: fused loop nest over [17]
 //   %36 input -> record (a factor of deferred outer-product gradients)
-template <class T> static void maze_rnn_backward_4(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [17]
   T *__restrict record1 = a.record + 144; // [17]
 #pragma omp simd
@@ -215,10 +230,10 @@ template <class T> static void maze_rnn_backward_4(const dopa::StepArgs<T> &a) {
 // backward stage 5: fused loop nest over [4]
 //   %18 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %18 grad_output d logits += grad h2o.bias
-template <class T> static void maze_rnn_backward_5_d_logits(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
   T *__restrict record3 = a.record + 320;              // [4]
-  T *__restrict d_h2o_bias = a.grads + 22379;          // [4]
+  T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [4]
   for (int j = 0; j < 4; ++j) {
     record3[j] = d_out_logits[j];
     d_h2o_bias[j] += d_out_logits[j];
@@ -228,25 +243,23 @@ template <class T> static void maze_rnn_backward_5_d_logits(const dopa::StepArgs
 // backward stage 6: fused loop nest over [1]
 //   %19 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %19 grad_output d value += grad h2v.bias
-template <class T> static void maze_rnn_backward_6_d_value(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_grad_h2v_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record5 = a.record + 480;             // [1]
-  T *__restrict d_h2v_bias = a.grads + 22522;         // [1]
-  for (int j = 0; j < 1; ++j) {
-    record5[0] = d_out_value[0];
-    d_h2v_bias[0] += d_out_value[0];
-  }
+  T *__restrict d_h2v_bias = a.grads + kParamH2vBias; // [1]
+  record5[0] = d_out_value[0];
+  d_h2v_bias[0] += d_out_value[0];
 }
 
 /// One backward step of MazeRNN for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  maze_rnn_backward_0(a);
-  maze_rnn_backward_1(a);
-  maze_rnn_backward_2_hn(a);
-  maze_rnn_backward_3(a);
-  maze_rnn_backward_4(a);
-  maze_rnn_backward_5_d_logits(a);
-  maze_rnn_backward_6_d_value(a);
+  backward_h2v(a);
+  backward_h2o(a);
+  backward_grad_i2h_bias(a);
+  backward_d_h(a);
+  backward_record_x(a);
+  backward_grad_h2o_bias(a);
+  backward_grad_h2v_bias(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -285,34 +298,40 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {0};
+static const int64_t stateOffsets[] = {kStateH};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
-    {19321, 139, 17, 0, 144},
-    {0, 139, 139, 0, 176},
-    {21823, 4, 139, 320, 336},
-    {22383, 1, 139, 480, 336},
+    {.paramOffset = kParamI2hWeight, .rows = 139, .cols = 17, .offsetA = 0, .offsetB = 144},
+    {.paramOffset = kParamW, .rows = 139, .cols = 139, .offsetA = 0, .offsetB = 176},
+    {.paramOffset = kParamH2oWeight, .rows = 4, .cols = 139, .offsetA = 320, .offsetB = 336},
+    {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 139, .offsetA = 480, .offsetB = 336},
 };
 
 const dopa::GeneratedSpec &spec() {
-  static const dopa::GeneratedSpec s = {"MazeRNN",
-                                        "examples/maze/rnn.dopa",
-                                        info,
-                                        144,
-                                        stateOffsets,
-                                        144,
-                                        320,
-                                        inputRows,
-                                        forward_step<float>,
-                                        backward_step<float>,
-                                        forward_step<double>,
-                                        backward_step<double>,
-                                        0,
-                                        0,
-                                        4,
-                                        deferred,
-                                        496};
+  static const dopa::GeneratedSpec s = {
+      .name = "MazeRNN",
+      .specPath = "examples/maze/rnn.dopa",
+      .info = info,
+      .stateNumel = 144,
+      .stateOffsets = stateOffsets,
+      .savedNumel = 144,
+      .scratchNumel = 320,
+      .inputRows = inputRows,
+      .forwardFloat = forward_step<float>,
+      .backwardFloat = backward_step<float>,
+      .forwardDouble = forward_step<double>,
+      .backwardDouble = backward_step<double>,
+      .checkpointEvery = 0,
+      .memoryBudget = 0,
+      .numDeferred = 4,
+      .deferred = deferred,
+      .recordNumel = 496,
+      .forwardFlops = 45180,
+      .forwardSharedFlops = 0,
+      .backwardFlops = 63106,
+      .backwardSharedFlops = 0,
+  };
   return s;
 }
 

@@ -6,54 +6,14 @@
 // Tensors are row-major float (T = float) or double (T = double, for gradient checks);
 // weights are W[post, pre]; per-postsynaptic quantities are [H, 1] columns. A state, saved
 // or scratch block holds its tensors at 16-element aligned offsets. Backward steps
-// accumulate (+=) into the parameter gradients. `#line` directives point at the spec.
+// accumulate (+=) into the parameter gradients. Each stage function is named after the
+// values it stores, and the comment above it quotes their spec lines; `#line` directives
+// point at the spec.
 //
 //===------------------------------------------------------------------------------===//
-#include "dopa/cuda/CudaSpec.h"
+#include "dopa/cuda/DeviceSupport.cuh"
 
-#include <cooperative_groups.h>
 #include <cstdint>
-#include <cuda_runtime.h>
-#include <stdexcept>
-#include <string>
-
-namespace {
-/// The sum of v over the 32 lanes of a warp (every lane gets it).
-template <class T> __device__ __forceinline__ T dopa_warp_sum(T v) {
-  for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-/// Wait for every block of the grid: the blocks of an element share its stages.
-__device__ __forceinline__ void dopa_grid_sync() { cooperative_groups::this_grid().sync(); }
-
-/// Launch `kernel` cooperatively: `splits` blocks per batch element, as many as fit on
-/// the device at once (at most 8); batches larger than the device runs in chunks.
-template <class T>
-void dopa_launch_cooperative(void (*kernel)(const dopa::BatchArgs<T>), dopa::BatchArgs<T> ba,
-                             int threads, void *stream) {
-  int device = 0, sms = 0, perSM = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&perSM, kernel, threads, 0);
-  const int capacity = sms * perSM;
-  if (capacity < 1)
-    throw std::runtime_error("CUDA kernel does not fit on the device");
-  const int batch = ba.batch;
-  for (int first = 0; first < batch; first += capacity) {
-    const int n = batch - first < capacity ? batch - first : capacity;
-    ba.firstElement = first;
-    ba.splits = capacity / n < 8 ? capacity / n : 8;
-    void *args[] = {&ba};
-    cudaError_t e = cudaLaunchCooperativeKernel(
-        reinterpret_cast<void *>(kernel), dim3(unsigned(n * ba.splits)), dim3(unsigned(threads)),
-        args, 0, static_cast<cudaStream_t>(stream));
-    if (e != cudaSuccess)
-      throw std::runtime_error(std::string("cooperative launch: ") + cudaGetErrorString(e));
-  }
-}
-} // namespace
 
 namespace dopa::generated::maze_rnn {
 
@@ -61,12 +21,26 @@ const dopa::GeneratedSpec &spec(); // the C++ network: description and layout
 
 constexpr int kThreads = 1024;
 
-// forward stage 0: dense product (Eigen), [139]
+// Where each parameter starts in the parameter (and gradient) buffer.
+constexpr int64_t kParamW = 0;             // w [139, 139]
+constexpr int64_t kParamI2hWeight = 19321; // i2h.weight [139, 17]
+constexpr int64_t kParamI2hBias = 21684;   // i2h.bias [139]
+constexpr int64_t kParamH2oWeight = 21823; // h2o.weight [4, 139]
+constexpr int64_t kParamH2oBias = 22379;   // h2o.bias [4]
+constexpr int64_t kParamH2vWeight = 22383; // h2v.weight [1, 139]
+constexpr int64_t kParamH2vBias = 22522;   // h2v.bias [1]
+
+// Where each state starts in a state block (and in the next-state and state-gradient blocks).
+constexpr int64_t kStateH = 0; // h [139]
+
+// hn = tanh(i2h(x) + w @ h)
+//
+// forward stage 0: dense product (a warp or thread per output), [139]
 //   %2 matmul
-template <class T> __device__ __forceinline__ void maze_rnn_forward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict i2h_weight = a.params + 19321; // [139, 17]
-  const T *__restrict x = a.inputs[0];               // [17]
-  T *__restrict t2 = a.scratch + 0;                  // [139]
+template <class T> __device__ __forceinline__ void forward_i2h(const dopa::StepArgs<T> &a) {
+  const T *__restrict i2h_weight = a.params + kParamI2hWeight; // [139, 17]
+  const T *__restrict x = a.inputs[0];                         // [17]
+  T *__restrict t2 = a.scratch + 0;                            // [139]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -75,19 +49,21 @@ template <class T> __device__ __forceinline__ void maze_rnn_forward_0(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 17; k += 32)
       acc += i2h_weight[r * 17 + k] * x[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t2[r] = acc;
   }
-#line 83 "maze_rnn.cu"
+#line 57 "maze_rnn.cu"
 }
 
-// forward stage 1: dense product (Eigen), [139]
+// hn = tanh(i2h(x) + w @ h)
+//
+// forward stage 1: dense product (a warp or thread per output), [139]
 //   %7 matmul
-template <class T> __device__ __forceinline__ void maze_rnn_forward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict w = a.params + 0; // [139, 139]
-  const T *__restrict h = a.state + 0;  // [139]
-  T *__restrict t7 = a.scratch + 144;   // [139]
+template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
+  const T *__restrict w = a.params + kParamW; // [139, 139]
+  const T *__restrict h = a.state + kStateH;  // [139]
+  T *__restrict t7 = a.scratch + 144;         // [139]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -96,23 +72,24 @@ template <class T> __device__ __forceinline__ void maze_rnn_forward_1(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 139; k += 32)
       acc += w[r * 139 + k] * h[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t7[r] = acc;
   }
-#line 104 "maze_rnn.cu"
+#line 80 "maze_rnn.cu"
 }
 
+// hn = tanh(i2h(x) + w @ h)
+//
 // forward stage 2: fused loop nest over [139]
 //   %9 tanh hn
 //   %9 tanh hn -> saved
-template <class T>
-__device__ __forceinline__ void maze_rnn_forward_2_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                // [139]
-  const T *__restrict i2h_bias = a.params + 21684; // [139]
-  T *__restrict t7 = a.scratch + 144;              // [139]
-  T *__restrict h_next = a.next + 0;               // [139] hn
-  T *__restrict saved_t9 = a.saved + 0;            // [139]
+template <class T> __device__ __forceinline__ void forward_hn(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                        // [139]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [139]
+  T *__restrict t7 = a.scratch + 144;                      // [139]
+  T *__restrict h_next = a.next + kStateH;                 // [139] hn
+  T *__restrict saved_t9 = a.saved + 0;                    // [139]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -126,15 +103,17 @@ __device__ __forceinline__ void maze_rnn_forward_2_hn(const dopa::StepArgs<T> &a
       saved_t9[j] = v9;
     }
   }
-#line 130 "maze_rnn.cu"
+#line 107 "maze_rnn.cu"
 }
 
-// forward stage 3: dense product (Eigen), [4]
+// output logits = h2o(hn)
+//
+// forward stage 3: dense product (a warp or thread per output), [4]
 //   %11 matmul
-template <class T> __device__ __forceinline__ void maze_rnn_forward_3(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2o_weight = a.params + 21823; // [4, 139]
-  T *__restrict h_next = a.next + 0;                 // [139] hn
-  T *__restrict t11 = a.scratch + 288;               // [4]
+template <class T> __device__ __forceinline__ void forward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [4, 139]
+  T *__restrict h_next = a.next + kStateH;                     // [139] hn
+  T *__restrict t11 = a.scratch + 288;                         // [4]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -143,19 +122,21 @@ template <class T> __device__ __forceinline__ void maze_rnn_forward_3(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 139; k += 32)
       acc += h2o_weight[r * 139 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t11[r] = acc;
   }
-#line 151 "maze_rnn.cu"
+#line 130 "maze_rnn.cu"
 }
 
-// forward stage 4: dense product (Eigen), [1]
+// output value  = h2v(hn)
+//
+// forward stage 4: dense product (a warp or thread per output), [1]
 //   %15 matmul
-template <class T> __device__ __forceinline__ void maze_rnn_forward_4(const dopa::StepArgs<T> &a) {
-  const T *__restrict h2v_weight = a.params + 22383; // [1, 139]
-  T *__restrict h_next = a.next + 0;                 // [139] hn
-  T *__restrict t15 = a.scratch + 304;               // [1]
+template <class T> __device__ __forceinline__ void forward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 139]
+  T *__restrict h_next = a.next + kStateH;                     // [139] hn
+  T *__restrict t15 = a.scratch + 304;                         // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -164,20 +145,21 @@ template <class T> __device__ __forceinline__ void maze_rnn_forward_4(const dopa
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 139; k += 32)
       acc += h2v_weight[r * 139 + k] * h_next[k];
-    acc = dopa_warp_sum(acc);
+    acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t15[r] = acc;
   }
-#line 172 "maze_rnn.cu"
+#line 153 "maze_rnn.cu"
 }
 
+// output logits = h2o(hn)
+//
 // forward stage 5: fused loop nest over [4]
 //   %13 add logits -> output logits
-template <class T>
-__device__ __forceinline__ void maze_rnn_forward_5_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 288;             // [4]
-  const T *__restrict h2o_bias = a.params + 22379; // [4]
-  T *__restrict out_logits = a.outputs[0];         // [4]
+template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 288;                     // [4]
+  const T *__restrict h2o_bias = a.params + kParamH2oBias; // [4]
+  T *__restrict out_logits = a.outputs[0];                 // [4]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -188,16 +170,17 @@ __device__ __forceinline__ void maze_rnn_forward_5_logits(const dopa::StepArgs<T
       out_logits[j] = v13;
     }
   }
-#line 192 "maze_rnn.cu"
+#line 174 "maze_rnn.cu"
 }
 
+// output value  = h2v(hn)
+//
 // forward stage 6: fused loop nest over [1]
 //   %17 add value -> output value
-template <class T>
-__device__ __forceinline__ void maze_rnn_forward_6_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t15 = a.scratch + 304;             // [1]
-  const T *__restrict h2v_bias = a.params + 22522; // [1]
-  T *__restrict out_value = a.outputs[1];          // [1]
+template <class T> __device__ __forceinline__ void forward_value(const dopa::StepArgs<T> &a) {
+  T *__restrict t15 = a.scratch + 304;                     // [1]
+  const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
+  T *__restrict out_value = a.outputs[1];                  // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -208,7 +191,7 @@ __device__ __forceinline__ void maze_rnn_forward_6_value(const dopa::StepArgs<T>
       out_value[0] = v17;
     }
   }
-#line 212 "maze_rnn.cu"
+#line 195 "maze_rnn.cu"
 }
 
 /// One forward step of MazeRNN for the whole batch: block b runs batch element b.
@@ -239,50 +222,53 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  maze_rnn_forward_0(a);
-  dopa_grid_sync();
-  maze_rnn_forward_1(a);
-  dopa_grid_sync();
-  maze_rnn_forward_2_hn(a);
-  dopa_grid_sync();
-  maze_rnn_forward_3(a);
-  dopa_grid_sync();
-  maze_rnn_forward_4(a);
-  dopa_grid_sync();
-  maze_rnn_forward_5_logits(a);
-  dopa_grid_sync();
-  maze_rnn_forward_6_value(a);
+  forward_i2h(a);
+  dopa::gridSync();
+  forward_matmul(a);
+  dopa::gridSync();
+  forward_hn(a);
+  dopa::gridSync();
+  forward_h2o(a);
+  dopa::gridSync();
+  forward_h2v(a);
+  dopa::gridSync();
+  forward_logits(a);
+  dopa::gridSync();
+  forward_value(a);
 }
 
 template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(forward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(forward_kernel<T>, ba, kThreads, stream);
 }
 
-// backward stage 0: dense product (Eigen), [139]
+// output value  = h2v(hn)
+//
+// backward stage 0: dense product (a warp or thread per output), [139]
 //   %23 matmul
-template <class T> __device__ __forceinline__ void maze_rnn_backward_0(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
-  const T *__restrict h2v_weight = a.params + 22383;  // [1, 139]
-  T *__restrict t23 = a.scratch + 0;                  // [139]
+template <class T> __device__ __forceinline__ void backward_h2v(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
+  const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 139]
+  T *__restrict t23 = a.scratch + 0;                           // [139]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 16 "examples/maze/rnn.dopa"
   for (int c = tid; c < 139; c += nthreads) {
     T acc = T(0);
-    for (int k = 0; k < 1; ++k)
-      acc += d_out_value[k] * h2v_weight[k * 139 + c];
+    acc += d_out_value[0] * h2v_weight[c];
     t23[c] = acc;
   }
-#line 278 "maze_rnn.cu"
+#line 262 "maze_rnn.cu"
 }
 
-// backward stage 1: dense product (Eigen), [139]
+// output logits = h2o(hn)
+//
+// backward stage 1: dense product (a warp or thread per output), [139]
 //   %27 matmul
-template <class T> __device__ __forceinline__ void maze_rnn_backward_1(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
-  const T *__restrict h2o_weight = a.params + 21823;   // [4, 139]
-  T *__restrict t27 = a.scratch + 144;                 // [139]
+template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_out_logits = a.gradOutputs[0];         // [4] d logits
+  const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [4, 139]
+  T *__restrict t27 = a.scratch + 144;                         // [139]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -293,25 +279,27 @@ template <class T> __device__ __forceinline__ void maze_rnn_backward_1(const dop
       acc += d_out_logits[k] * h2o_weight[k * 139 + c];
     t27[c] = acc;
   }
-#line 297 "maze_rnn.cu"
+#line 283 "maze_rnn.cu"
 }
 
+// hn = tanh(i2h(x) + w @ h)
+//
 // backward stage 2: fused loop nest over [139]
 //   %32 mul
 //   %32 mul += grad i2h.bias
 //   %6 state -> record (a factor of deferred outer-product gradients)
 //   %9 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
-__device__ __forceinline__ void maze_rnn_backward_2_hn(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + 0; // [139] d h'
-  T *__restrict t23 = a.scratch + 0;             // [139]
-  T *__restrict t27 = a.scratch + 144;           // [139]
-  const T *__restrict t9_hn = a.saved + 0;       // [139] hn
-  T *__restrict t32 = a.record + 0;              // [139]
-  T *__restrict d_i2h_bias = a.grads + 21684;    // [139]
-  const T *__restrict h = a.state + 0;           // [139]
-  T *__restrict record2 = a.record + 176;        // [139]
-  T *__restrict record4 = a.record + 336;        // [139]
+__device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH; // [139] d h'
+  T *__restrict t23 = a.scratch + 0;                   // [139]
+  T *__restrict t27 = a.scratch + 144;                 // [139]
+  const T *__restrict t9_hn = a.saved + 0;             // [139] hn
+  T *__restrict t32 = a.record + 0;                    // [139]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [139]
+  const T *__restrict h = a.state + kStateH;           // [139]
+  T *__restrict record2 = a.record + 176;              // [139]
+  T *__restrict record4 = a.record + 336;              // [139]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -329,15 +317,17 @@ __device__ __forceinline__ void maze_rnn_backward_2_hn(const dopa::StepArgs<T> &
       record4[j] = t9_hn[j];
     }
   }
-#line 333 "maze_rnn.cu"
+#line 321 "maze_rnn.cu"
 }
 
-// backward stage 3: dense product (Eigen), [139]
+// hn = tanh(i2h(x) + w @ h)
+//
+// backward stage 3: dense product (a warp or thread per output), [139]
 //   %35 matmul
-template <class T> __device__ __forceinline__ void maze_rnn_backward_3(const dopa::StepArgs<T> &a) {
-  T *__restrict t32 = a.record + 0;     // [139]
-  const T *__restrict w = a.params + 0; // [139, 139]
-  T *__restrict d_h = a.gradPrev + 0;   // [139]
+template <class T> __device__ __forceinline__ void backward_d_h(const dopa::StepArgs<T> &a) {
+  T *__restrict t32 = a.record + 0;           // [139]
+  const T *__restrict w = a.params + kParamW; // [139, 139]
+  T *__restrict d_h = a.gradPrev + kStateH;   // [139]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -348,12 +338,12 @@ template <class T> __device__ __forceinline__ void maze_rnn_backward_3(const dop
       acc += t32[k] * w[k * 139 + c];
     d_h[c] = acc;
   }
-#line 352 "maze_rnn.cu"
+#line 342 "maze_rnn.cu"
 }
 
 // backward stage 4: fused loop nest over [17]
 //   %36 input -> record (a factor of deferred outer-product gradients)
-template <class T> __device__ __forceinline__ void maze_rnn_backward_4(const dopa::StepArgs<T> &a) {
+template <class T> __device__ __forceinline__ void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [17]
   T *__restrict record1 = a.record + 144; // [17]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -370,10 +360,10 @@ template <class T> __device__ __forceinline__ void maze_rnn_backward_4(const dop
 //   %18 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %18 grad_output d logits += grad h2o.bias
 template <class T>
-__device__ __forceinline__ void maze_rnn_backward_5_d_logits(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [4] d logits
   T *__restrict record3 = a.record + 320;              // [4]
-  T *__restrict d_h2o_bias = a.grads + 22379;          // [4]
+  T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [4]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -389,10 +379,10 @@ __device__ __forceinline__ void maze_rnn_backward_5_d_logits(const dopa::StepArg
 //   %19 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %19 grad_output d value += grad h2v.bias
 template <class T>
-__device__ __forceinline__ void maze_rnn_backward_6_d_value(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void backward_grad_h2v_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record5 = a.record + 480;             // [1]
-  T *__restrict d_h2v_bias = a.grads + 22522;         // [1]
+  T *__restrict d_h2v_bias = a.grads + kParamH2vBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -432,33 +422,35 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  maze_rnn_backward_0(a);
-  dopa_grid_sync();
-  maze_rnn_backward_1(a);
-  dopa_grid_sync();
-  maze_rnn_backward_2_hn(a);
-  dopa_grid_sync();
-  maze_rnn_backward_3(a);
-  dopa_grid_sync();
-  maze_rnn_backward_4(a);
-  dopa_grid_sync();
-  maze_rnn_backward_5_d_logits(a);
-  dopa_grid_sync();
-  maze_rnn_backward_6_d_value(a);
+  backward_h2v(a);
+  dopa::gridSync();
+  backward_h2o(a);
+  dopa::gridSync();
+  backward_grad_i2h_bias(a);
+  dopa::gridSync();
+  backward_d_h(a);
+  dopa::gridSync();
+  backward_record_x(a);
+  dopa::gridSync();
+  backward_grad_h2o_bias(a);
+  dopa::gridSync();
+  backward_grad_h2v_bias(a);
 }
 
 template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stream) {
-  dopa_launch_cooperative(backward_kernel<T>, ba, kThreads, stream);
+  dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
 const dopa::CudaSpec &cuda_spec() {
-  static const dopa::CudaSpec s = {"MazeRNN",
-                                   &spec,
-                                   forward_launch<float>,
-                                   backward_launch<float>,
-                                   forward_launch<double>,
-                                   backward_launch<double>,
-                                   kThreads};
+  static const dopa::CudaSpec s = {
+      /*name=*/"MazeRNN",
+      /*cpu=*/&spec,
+      /*forwardFloat=*/forward_launch<float>,
+      /*backwardFloat=*/backward_launch<float>,
+      /*forwardDouble=*/forward_launch<double>,
+      /*backwardDouble=*/backward_launch<double>,
+      /*threadsPerBlock=*/kThreads,
+  };
   return s;
 }
 

@@ -1,10 +1,15 @@
-//===- Emit.h - Emitters: fused kernels to C++ source ----------------------===//
+//===- Emit.h - Emitters: fused kernels to C++ and CUDA source ------------===//
 //
 // The C++ emitter prints a FusedNetwork as one translation unit: a forward and a backward step
-// function per network (each a sequence of static stage functions, one per fused loop nest), the
-// network's description (names, shapes, initializers, block sizes) and an accessor returning a
-// dopa::GeneratedSpec, which the runtime's GeneratedNetwork runs with its checkpointing plan.
-// Output is deterministic and formatted with Clang's libFormat.
+// function per network (each a sequence of static stage functions, one per fused loop nest, named
+// after the values it stores and headed by the spec lines it computes), the parameter and state
+// offsets as named constants, the network's description and an accessor returning a
+// dopa::GeneratedSpec, which the runtime's GeneratedNetwork runs with its checkpointing plan. The
+// CUDA emitter prints the same stages as device functions, a kernel per step and a dopa::CudaSpec.
+// Generated files include one runtime header each (dopa/runtime/GeneratedSupport.h,
+// dopa/cuda/DeviceSupport.cuh) and hold only network code. Output is deterministic and formatted
+// with Clang's libFormat. (Implementation: lib/EmitCommon.h, the shared core; lib/EmitCpp.cpp and
+// lib/EmitCuda.cpp, the backends.)
 //
 //===----------------------------------------------------------------------===//
 #pragma once
