@@ -98,6 +98,37 @@ static CheckpointPlan evaluate(const PlanInputs &in, int outer, int inner) {
   return p;
 }
 
+PlanInputs dopa::planInputs(const BlockLayout &layout, int64_t elementBytes, int batch, int steps,
+                            int threads, long long memoryBudget, int checkpointEvery) {
+  PlanInputs in;
+  in.stateBytes = layout.stateNumel * elementBytes;
+  in.savedBytes = layout.savedNumel * elementBytes;
+  in.scratchBytes = layout.scratchNumel * elementBytes;
+  in.inputBytes = layout.inputNumel * elementBytes;
+  in.outputBytes = layout.outputNumel * elementBytes;
+  in.recordBytes = layout.recordNumel * elementBytes;
+  in.paramBytes = layout.paramNumel * elementBytes;
+  in.batch = batch;
+  in.steps = steps;
+  in.threads = threads;
+  in.memoryBudget = memoryBudget;
+  in.checkpointEvery = checkpointEvery;
+  return in;
+}
+
+BlockLayout dopa::layoutOf(const GeneratedSpec &spec, const NetworkInfo &info) {
+  BlockLayout layout{.stateNumel = spec.stateNumel,
+                     .savedNumel = spec.savedNumel,
+                     .scratchNumel = spec.scratchNumel,
+                     .recordNumel = spec.recordNumel,
+                     .paramNumel = int64_t(info.numParams)};
+  for (const TensorInfo &in : info.inputs)
+    layout.inputNumel += in.numel();
+  for (const TensorInfo &o : info.outputs)
+    layout.outputNumel += o.numel();
+  return layout;
+}
+
 CheckpointPlan dopa::planCheckpoints(const PlanInputs &in) {
   int T = std::max(in.steps, 1);
   if (in.checkpointEvery > 0)
@@ -207,19 +238,14 @@ template <class T> struct GeneratedExecutor<T>::Impl {
 
   /// The planner's view of this network (sizes in bytes of T).
   PlanInputs planInputs(int batch, int steps, int64_t numParams, long long budget) const {
-    PlanInputs in;
-    in.stateBytes = S * int64_t(sizeof(T));
-    in.savedBytes = saved * int64_t(sizeof(T));
-    in.scratchBytes = scratch * int64_t(sizeof(T));
-    in.inputBytes = inputTotal * int64_t(sizeof(T));
-    in.outputBytes = outputTotal * int64_t(sizeof(T));
-    in.recordBytes = spec.recordNumel * int64_t(sizeof(T));
-    in.paramBytes = numParams * int64_t(sizeof(T));
-    in.batch = batch;
-    in.steps = steps;
-    in.threads = maxThreads();
-    in.memoryBudget = budget;
-    return in;
+    BlockLayout layout{.stateNumel = S,
+                       .savedNumel = saved,
+                       .scratchNumel = scratch,
+                       .recordNumel = spec.recordNumel,
+                       .inputNumel = inputTotal,
+                       .outputNumel = outputTotal,
+                       .paramNumel = numParams};
+    return dopa::planInputs(layout, int64_t(sizeof(T)), batch, steps, maxThreads(), budget);
   }
 };
 

@@ -38,6 +38,10 @@ struct GeneratedSpec {
   int numDeferred;
   const DeferredOuter *deferred;
   int64_t recordNumel; // per step
+  // Floating-point operations of one step (the compiler's ir::countFlops): per batch element, and
+  // once per step for the batch (values that do not vary across it). For reports (dopa bench).
+  int64_t forwardFlops = 0, forwardSharedFlops = 0;
+  int64_t backwardFlops = 0, backwardSharedFlops = 0;
 };
 
 /// The checkpointing plan for one episode and its predicted memory.
@@ -58,6 +62,23 @@ struct PlanInputs {
   int checkpointEvery = 0;    // > 0 forces outer = inner = it
 };
 constexpr long long kDefaultMemoryBudget = 64ll << 20;
+
+/// A network's memory layout in elements, whatever the precision: the block sizes the compiler's
+/// fusion pass decides and the totals of its inputs, outputs and parameters. GeneratedExecutor,
+/// CudaExecutor and `dopac --emit=plan` turn it into bytes with planInputs().
+struct BlockLayout {
+  int64_t stateNumel = 0;   // per element: all states, each at an aligned offset
+  int64_t savedNumel = 0;   // per element and step: forward values the backward reads
+  int64_t scratchNumel = 0; // per thread
+  int64_t recordNumel = 0;  // per element and step: factors of deferred outer products
+  int64_t inputNumel = 0;   // per element and step: all inputs
+  int64_t outputNumel = 0;  // per element and step: all outputs
+  int64_t paramNumel = 0;
+};
+
+/// The planner's inputs for a layout whose elements take `elementBytes` bytes (4 float, 8 double).
+PlanInputs planInputs(const BlockLayout &layout, int64_t elementBytes, int batch, int steps,
+                      int threads, long long memoryBudget = 0, int checkpointEvery = 0);
 
 /// The plan the executor uses: forced by checkpointEvery; else the single-replay plan with the
 /// least memory when it fits the budget; else two levels (outer = steps, inner = ceil(sqrt)).
@@ -109,36 +130,17 @@ private:
 extern template class GeneratedExecutor<float>;
 extern template class GeneratedExecutor<double>;
 
-class GeneratedNetwork : public Network {
-public:
-  explicit GeneratedNetwork(const GeneratedSpec &spec) : exec(spec) {}
-
-  const NetworkInfo &info() const override { return exec.info(); }
-  float *params() override { return exec.params().data(); }
-  float *grads() override { return exec.grads().data(); }
-  void beginEpisode(int batch) override { exec.beginEpisode(batch); }
-  int batch() const override { return exec.batch(); }
-  void step(const float *const *inputs, float *const *outputs) override {
-    exec.step(inputs, outputs);
-  }
-  void backward(const float *const *const *outputGrads,
-                const float *const *finalStateGrads = nullptr) override {
-    exec.backward(outputGrads, finalStateGrads);
-  }
-  void truncate() override { exec.truncate(); }
-  int recordedSteps() const override { return exec.recordedSteps(); }
-  const float *state(int s) const override { return exec.state(s); }
-  GeneratedExecutor<float> &executor() { return exec; }
-
-private:
-  GeneratedExecutor<float> exec;
-};
+/// The float Network over generated C++ (executor() exposes the checkpointing controls).
+using GeneratedNetwork = ExecutorNetwork<GeneratedExecutor<float>>;
 
 /// Check that every integer input holds an index into the table it gathers from (inputRows[k]
 /// rows; 0 for other inputs); throws naming the input and the batch element otherwise.
 template <class T>
 void checkIndexInputs(const NetworkInfo &info, const int64_t *inputRows, const T *const *inputs,
                       int batch);
+
+/// The layout of a generated network (its spec's block sizes and its tensors' totals).
+BlockLayout layoutOf(const GeneratedSpec &spec, const NetworkInfo &info);
 
 /// Finish a NetworkInfo built by generated code (parameter offsets and count).
 void finalizeInfo(NetworkInfo &info);

@@ -3,8 +3,7 @@
 // Generated networks and the generic executor implement Network, so trainers, tests and benchmarks
 // take any of them. Conventions:
 //   - every tensor is float32; the batch is the leading axis: an input or output buffer for one
-//   step
-//     holds B * numel floats, batch element after batch element;
+//     step holds B * numel floats, batch element after batch element;
 //   - parameters and their gradients are one flat allocation each, laid out in info().params order;
 //   - integer inputs (token ids) are passed as floats holding exact integers;
 //   - backward() accumulates (+=) into grads(); zeroGrads() clears them.
@@ -19,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dopa {
@@ -100,6 +100,35 @@ public:
 
 private:
   Tensor<float> viewOf(float *base, const std::string &name);
+};
+
+/// The float Network over an executor: GeneratedExecutor<float>, CudaExecutor<float> and the
+/// generic Executor<float> have the same member functions, and this one adapter forwards to them.
+template <class Exec> class ExecutorNetwork : public Network {
+public:
+  template <class... Args>
+  explicit ExecutorNetwork(Args &&...args) : exec(std::forward<Args>(args)...) {}
+
+  const NetworkInfo &info() const override { return exec.info(); }
+  float *params() override { return exec.params().data(); }
+  float *grads() override { return exec.grads().data(); }
+  void beginEpisode(int batch) override { exec.beginEpisode(batch); }
+  int batch() const override { return exec.batch(); }
+  void step(const float *const *inputs, float *const *outputs) override {
+    exec.step(inputs, outputs);
+  }
+  void backward(const float *const *const *outputGrads,
+                const float *const *finalStateGrads = nullptr) override {
+    exec.backward(outputGrads, finalStateGrads);
+  }
+  void truncate() override { exec.truncate(); }
+  int recordedSteps() const override { return exec.recordedSteps(); }
+  const float *state(int s) const override { return exec.state(s); }
+  Exec &executor() { return exec; }
+  const Exec &executor() const { return exec; }
+
+private:
+  Exec exec;
 };
 
 /// Fill `params` (laid out as info.params) from each parameter's initializer, deterministically

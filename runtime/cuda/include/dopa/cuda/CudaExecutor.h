@@ -61,28 +61,7 @@ private:
 extern template class CudaExecutor<float>;
 extern template class CudaExecutor<double>;
 
-class CudaNetwork : public Network {
-public:
-  explicit CudaNetwork(const CudaSpec &spec) : exec(spec) {}
-  const NetworkInfo &info() const override { return exec.info(); }
-  float *params() override { return exec.params().data(); }
-  float *grads() override { return exec.grads().data(); }
-  void beginEpisode(int batch) override { exec.beginEpisode(batch); }
-  int batch() const override { return exec.batch(); }
-  void step(const float *const *inputs, float *const *outputs) override {
-    exec.step(inputs, outputs);
-  }
-  void backward(const float *const *const *outputGrads,
-                const float *const *finalStateGrads = nullptr) override {
-    exec.backward(outputGrads, finalStateGrads);
-  }
-  void truncate() override { exec.truncate(); }
-  int recordedSteps() const override { return exec.recordedSteps(); }
-  const float *state(int s) const override { return exec.state(s); }
-  CudaExecutor<float> &executor() { return exec; }
-
-private:
-  CudaExecutor<float> exec;
-};
+/// The float Network over generated CUDA.
+using CudaNetwork = ExecutorNetwork<CudaExecutor<float>>;
 
 } // namespace dopa
