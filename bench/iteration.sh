@@ -14,7 +14,7 @@ THREADS=${THREADS:-2}
 VARIANT=${VARIANT:-modul}
 OUT=${OUT:-out/bench-iteration}
 EXTRA=${EXTRA:-}
-dopa=${DOPA:-build/runtime/tools/dopa/dopa}
+dopa=${DOPA:-build/bin/dopa}
 [ -x "$dopa" ] || bash scripts/build.sh > /dev/null
 mkdir -p "$OUT"
 

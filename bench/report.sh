@@ -27,7 +27,7 @@ build/bench/dopa_microbench --benchmark_min_time=0.2 --benchmark_format=console 
   --benchmark_out="$OUT/micro.json" --benchmark_out_format=json > "$OUT/micro.txt"
 
 echo "profile of the generated headline run (perf) ..." >&2
-if perf record -q -F 999 -g -o "$OUT/perf.data" -- build/runtime/tools/dopa/dopa bench \
+if perf record -q -F 999 -g -o "$OUT/perf.data" -- build/bin/dopa bench \
      cue_reward/modul --threads "$THREADS" --iters 5 > /dev/null 2>&1; then
   perf report -i "$OUT/perf.data" --stdio --no-children --sort symbol > "$OUT/perf-report.txt" 2> /dev/null
   # the top 15 symbols (awk reads everything: no SIGPIPE under pipefail)

@@ -127,7 +127,7 @@ def run_engine(a, engine, net, h, b, t, flops):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="out/bench")
-    ap.add_argument("--dopa", default=str(ROOT / "build/runtime/tools/dopa/dopa"))
+    ap.add_argument("--dopa", default=str(ROOT / "build/bin/dopa"))
     ap.add_argument("--python", default="/usr/bin/python3")
     ap.add_argument("--engines", default="generated,generic,pytorch")
     ap.add_argument("--networks", default=",".join(ALL_NETWORKS))

@@ -1,10 +1,12 @@
-# DopaHeaders.cmake - the header-only dependencies (Eigen 3.4, nlohmann-json 3, doctest) as imported
+# DopaHeaders.cmake - the header-only dependencies (Eigen 3.4, nlohmann-json 3, CLI11, doctest) as imported
 # targets: from their Debian packages' CMake configs, or, where a machine has no such packages (the
-# GPU machine), from copies under DOPA_HEADERS_DIR (eigen3/Eigen, nlohmann/json.hpp, doctest/doctest.h;
+# GPU machine), from copies under DOPA_HEADERS_DIR (eigen3/Eigen, nlohmann/json.hpp, CLI/CLI.hpp,
+# doctest/doctest.h;
 # scripts/gpu-check.sh carries them there).
 find_package(Eigen3 3.4 QUIET NO_MODULE)
 find_package(nlohmann_json 3 QUIET)
 find_package(doctest QUIET)
+find_package(CLI11 CONFIG QUIET)
 function(dopa_header_target target probe subdir)
   if(TARGET ${target})
     return()
@@ -21,6 +23,7 @@ function(dopa_header_target target probe subdir)
 endfunction()
 dopa_header_target(Eigen3::Eigen Eigen/Core eigen3)
 dopa_header_target(nlohmann_json::nlohmann_json nlohmann/json.hpp .)
+dopa_header_target(CLI11::CLI11 CLI/CLI.hpp .)
 if(DOPA_BUILD_TESTS)
   dopa_header_target(doctest::doctest doctest/doctest.h .)
 endif()

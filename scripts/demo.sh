@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 echo "demo: building dopac and dopa with the example networks (a few minutes the first time; log in build.log)"
 bash scripts/build.sh dopa dopac > build.log 2>&1 || { tail -n 30 build.log; exit 1; }
-dopac=build/compiler/tools/dopac/dopac
+dopac=build/bin/dopac
 
 echo
 echo "== The retroactive-neuromodulation network of the cue-reward task, as dopac sees it"
@@ -53,7 +53,7 @@ echo
 echo "== Exact gradients: dopa vs PyTorch on the cue-reward modul network (H=7, 15 steps, 3 episodes,"
 echo "   parameters large enough that the plastic weights hit their clip), float64"
 echo
-/usr/bin/python3 tests/pytorch/compare_pytorch.py --dopa build/runtime/tools/dopa/dopa --case cue_reward.modul |
+/usr/bin/python3 tests/pytorch/compare_pytorch.py --dopa build/bin/dopa --case cue_reward.modul |
   sed 's/^/   /'
 
 echo

@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 spec=$1 out=$2
 shift 2
 format=${out##*.}
-[ -x build/compiler/tools/dopac/dopac ] || bash scripts/build.sh > /dev/null
-build/compiler/tools/dopac/dopac --emit=dot "$@" "$spec" | dot -T"$format" -o "$out"
+[ -x build/bin/dopac ] || bash scripts/build.sh > /dev/null
+build/bin/dopac --emit=dot "$@" "$spec" | dot -T"$format" -o "$out"
 echo "wrote $out"

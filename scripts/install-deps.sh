@@ -13,7 +13,7 @@ packages=(
   llvm-19-dev libclang-19-dev clang-19 libclang-rt-19-dev libomp-19-dev llvm-19-tools libzstd-dev
   clang-format-19 clang-tidy-19
   # header-only libraries
-  libeigen3-dev doctest-dev nlohmann-json3-dev
+  libeigen3-dev doctest-dev nlohmann-json3-dev libcli11-dev
   # benchmarks and reference implementations (Debian's python3, not a venv)
   libbenchmark-dev python3 python3-numpy python3-torch python3-matplotlib
   # PyTorch's BLAS: Debian's torch calls libblas.so.3, which is netlib's reference BLAS unless

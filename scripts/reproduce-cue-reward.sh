@@ -25,7 +25,7 @@ OUT=${OUT:-runs/fig1}
 JOBS=${JOBS:-1}          # runs side by side (each uses THREADS threads)
 THREADS=${THREADS:-2}
 EXTRA=${EXTRA:-}
-dopa=${DOPA:-build/runtime/tools/dopa/dopa}   # DOPA: another build's dopa tool
+dopa=${DOPA:-build/bin/dopa}   # DOPA: another build's dopa tool
 [ -x "$dopa" ] || bash scripts/build.sh > /dev/null
 
 run_one() {

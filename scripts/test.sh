@@ -2,10 +2,11 @@
 # test.sh - the whole test suite, as CI runs it (the README's test command).
 #
 #  1. install dependencies (idempotent), build Release, run every CTest test;
-#  2. build with clang-19 + AddressSanitizer/UndefinedBehaviorSanitizer, run every test again, and
+#  2. the runtime-only build (no LLVM) of dopa and a short training run with it;
+#     build with clang-19 + AddressSanitizer/UndefinedBehaviorSanitizer, run every test again, and
 #     run the libFuzzer targets (front end for DOPA_FUZZ_SECONDS, default 120; safetensors reader for a
 #     quarter of that);
-#  3. check formatting (clang-format-19) and lint (clang-tidy-19) of the project's sources.
+#  3. check formatting (clang-format-19), lint (clang-tidy-19, incl. function length) and file sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${DOPA_JOBS:-2}
@@ -20,6 +21,9 @@ section "Release build and tests"
 DOPA_CMAKE_ARGS="-DDOPA_GENERATED_WERROR=ON" bash scripts/build.sh
 ctest --test-dir build -j"$jobs" --output-on-failure -LE fuzz
 
+section "runtime-only build (no LLVM): dopa trains on the generated engines"
+bash scripts/check-runtime-only.sh
+
 section "sanitizer build (ASan + UBSan, clang-19) and tests, then fuzzing"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-19 \
   -DDOPA_SANITIZE=ON -DDOPA_FUZZ=ON -DDOPA_FUZZ_SECONDS="$fuzz_seconds" \
@@ -30,10 +34,11 @@ ctest --test-dir build-asan --output-on-failure -L fuzz
 grep -E "stat::(number_of_executed_units|new_units_added|peak_rss_mb)|Done [0-9]+ runs" \
   build-asan/Testing/Temporary/LastTest.log || true
 
-section "format and lint"
+section "format, lint and sizes"
+bash scripts/check-sizes.sh
 mapfile -t sources < <(git ls-files '*.cpp' '*.h' ':!:generated/*')
 clang-format-19 --dry-run --Werror "${sources[@]}"
-mapfile -t tidy < <(git ls-files 'dsl/*.cpp' 'compiler/*.cpp' 'runtime/*.cpp')
+mapfile -t tidy < <(git ls-files 'dsl/*.cpp' 'compiler/*.cpp' 'runtime/*.cpp' 'tools/*.cpp')
 clang-tidy-19 -p build --quiet "${tidy[@]}"
 
 section "all checks passed"

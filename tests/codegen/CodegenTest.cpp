@@ -11,8 +11,10 @@
 #include "CodegenCases.h"
 #include "TestUtil.h"
 
+#include "dopa/compiler/Pipeline.h"
 #include "dopa/examples/ExampleNetworks.h"
 #include "dopa/generic/Executor.h"
+#include "dopa/runtime/DimOverrides.h"
 #include "dopa/runtime/Generated.h"
 #include "dopa/runtime/Random.h"
 
@@ -31,27 +33,21 @@ namespace {
 
 /// Compile the only network of a spec of the source tree with "H=4,I=5"-style overrides.
 std::optional<CompiledNetwork> compileSpec(const std::string &path, const std::string &dims) {
-  sema::DimOverrides overrides;
-  llvm::StringRef rest(dims);
-  while (!rest.empty()) {
-    auto [item, tail] = rest.split(',');
-    auto [name, value] = item.split('=');
-    int64_t v = 0;
-    value.getAsInteger(10, v);
-    overrides[name] = v;
-    rest = tail;
+  DimParse overrides = parseCanonicalDims(dims);
+  if (!overrides.ok()) {
+    FAIL_CHECK(overrides.error);
+    return std::nullopt;
   }
   Frontend frontend({DOPA_SOURCE_DIR "/examples/lm"});
-  frontend.parseBuffer(test::readSourceFile(path), DOPA_SOURCE_DIR "/" + path);
-  auto program = frontend.check(overrides.empty() ? nullptr : &overrides);
-  if (!program || program->networks.size() != 1) {
+  PipelineOptions graphsOnly; // the generic executor runs the graphs
+  graphsOnly.fuse = false;
+  auto compiled =
+      dopa::compileSpec(frontend, DOPA_SOURCE_DIR "/" + path, overrides.dims, "", graphsOnly);
+  if (!compiled) {
     FAIL_CHECK("spec does not compile: " << path);
     return std::nullopt;
   }
-  auto compiled = compileNetwork(*program->networks[0], frontend.getDiagnostics(), true);
-  if (!compiled)
-    FAIL_CHECK("network does not compile: " << path);
-  return compiled;
+  return std::move(compiled->graphs);
 }
 
 /// An episode's data: inputs[k][t * B * numel], output gradients alike.

@@ -4,7 +4,9 @@
 For one example network (at small dims, via -D overrides) this script
   1. draws random inputs and random output gradients for T steps and B batch elements,
   2. draws parameters large enough that the plastic traces saturate their clip,
-  3. runs `dopa grad --f64` (the generic executor, one forward and one BPTT pass),
+  3. runs `dopa grad --f64` (the generic executor by default; `--engine generated` runs the C++
+     compiled at build time, at a size the build compiled: `--hidden 50`), one forward and one
+     BPTT pass,
   4. runs the PyTorch formulation of bench/reference/backpropamine.py on the same data,
      with loss = sum_t sum_k <dY_k[t], Y_k[t]>, and
   5. compares every output and every parameter gradient (max relative error per tensor).
@@ -42,8 +44,12 @@ def main():
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--batch", type=int, default=3)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--engine", default="generic", choices=["generic", "generated"])
+    ap.add_argument("--hidden", type=int, help="H instead of the case's small default")
     args = ap.parse_args()
     kind, task, variant, dims = CASES[args.case]
+    if args.hidden:
+        dims = dict(dims, H=args.hidden)
     spec = os.path.join(ROOT, "examples", task, variant + ".dopa")
     rng = np.random.default_rng(args.seed)
     T, B = args.steps, args.batch
@@ -69,7 +75,8 @@ def main():
         st.save(path("dy.st"), dy)
 
         overrides = [f"-D{k}={v}" for k, v in dims.items()]
-        base = [args.dopa, "grad", spec, *overrides, "--inputs", path("x.st"), "--output-grads", path("dy.st"), "--f64"]
+        base = [args.dopa, "grad", spec, *overrides, "--engine", args.engine,
+                "--inputs", path("x.st"), "--output-grads", path("dy.st"), "--f64"]
         # Parameter names and shapes from the spec, then values large enough to saturate the clips.
         subprocess.run(base + ["--init-seed", "1", "--save-params", path("p0.st"), "--out", path("g0.st")],
                        check=True, stderr=subprocess.DEVNULL)

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "TestUtil.h"
 
+#include "dopa/compiler/Pipeline.h"
 #include "dopa/generic/Executor.h"
 #include "dopa/runtime/Random.h"
 
@@ -43,11 +44,15 @@ std::optional<CompiledNetwork> compileSource(const std::string &source, const st
     FAIL_CHECK("spec does not compile: " << (errors.empty() ? std::string("?") : errors.front()));
     return std::nullopt;
   }
-  auto compiled = compileNetwork(*program->networks[0], frontend.getDiagnostics(), true);
-  if (!compiled)
+  PipelineOptions graphsOnly; // the generic executor runs the graphs
+  graphsOnly.fuse = false;
+  auto compiled = runPipeline(*program->networks[0], frontend.getDiagnostics(), graphsOnly);
+  if (!compiled) {
     FAIL_CHECK(
         "network does not compile: " << (errors.empty() ? std::string("?") : errors.front()));
-  return compiled;
+    return std::nullopt;
+  }
+  return std::move(compiled->graphs);
 }
 
 GradcheckReport gradcheck(const CompiledNetwork &net, int steps, int batch, uint64_t seed,

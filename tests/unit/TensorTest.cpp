@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 #include "TestUtil.h"
 
+#include "dopa/compiler/Pipeline.h"
 #include "dopa/generic/Executor.h"
 #include "dopa/runtime/Tensor.h"
 
@@ -37,13 +38,10 @@ TEST_CASE("tensors own aligned storage, share it between handles, and map to Eig
 
 TEST_CASE("a network's parameters have named views and forward() runs whole sequences") {
   Frontend frontend;
-  frontend.parseBuffer(test::readSourceFile("examples/cue_reward/rnn.dopa"), "rnn.dopa");
-  sema::DimOverrides dims{{"H", 3}};
-  auto program = frontend.check(&dims);
-  REQUIRE(program);
-  auto compiled = compileNetwork(*program->networks[0], frontend.getDiagnostics(), true);
+  auto compiled =
+      compileSpec(frontend, DOPA_SOURCE_DIR "/examples/cue_reward/rnn.dopa", {{"H", 3}}, "");
   REQUIRE(compiled);
-  GenericNetwork net(std::move(*compiled));
+  GenericNetwork net(std::move(compiled->graphs));
   initParams(net.info(), net.params(), 1);
   Tensor<float> w = net.param("w");
   CHECK(w.shape() == std::vector<int64_t>{3, 3});

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "TestUtil.h"
 
+#include "dopa/compiler/Pipeline.h"
 #include "dopa/generic/Executor.h"
 #include "dopa/runtime/SafeTensors.h"
 #include "dopa/train/Trainer.h"
@@ -22,14 +23,10 @@ namespace fs = std::filesystem;
 namespace {
 std::unique_ptr<GenericNetwork> makeNet(const char *variant) {
   Frontend frontend;
-  std::string path = std::string("examples/cue_reward/") + variant + ".dopa";
-  frontend.parseBuffer(test::readSourceFile(path), path);
-  sema::DimOverrides dims{{"H", 6}};
-  auto program = frontend.check(&dims);
-  REQUIRE(program);
-  auto compiled = compileNetwork(*program->networks[0], frontend.getDiagnostics(), true);
+  std::string path = std::string(DOPA_SOURCE_DIR "/examples/cue_reward/") + variant + ".dopa";
+  auto compiled = compileSpec(frontend, path, {{"H", 6}}, "");
   REQUIRE(compiled);
-  return std::make_unique<GenericNetwork>(std::move(*compiled));
+  return std::make_unique<GenericNetwork>(std::move(compiled->graphs));
 }
 
 TrainConfig smallConfig(const std::string &dir, int64_t iterations) {

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "dopa/runtime/DimOverrides.h"
 #include "dopa/runtime/Generated.h"
 
 #include <algorithm>
@@ -28,9 +29,13 @@ struct ExampleNetwork {
 
 const std::vector<ExampleNetwork> &exampleNetworks();
 
-/// Dimension overrides ({"H=100", "I=27"}) as the table writes them: sorted, comma-separated.
-inline std::string canonicalDims(std::vector<std::string> overrides) {
-  std::sort(overrides.begin(), overrides.end());
+/// Dimension overrides ({"H=100", "I=27"}) as the table writes them: sorted, comma-separated
+/// (dopa::canonicalDims of DimOverrides.h). Items that do not parse are joined as given, so they
+/// match no entry; the -D parser reports them.
+inline std::string canonicalDims(const std::vector<std::string> &overrides) {
+  DimParse parsed = parseDimOverrides(overrides);
+  if (parsed.ok())
+    return canonicalDims(parsed.dims);
   std::string out;
   for (const std::string &d : overrides)
     out += (out.empty() ? "" : ",") + d;

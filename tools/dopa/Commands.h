@@ -1,13 +1,13 @@
 //===- Commands.h - Subcommands of the dopa tool ----------------------------===//
 //
-// Each subcommand of `dopa` is one function; dopa.cpp parses options and dispatches.
-// Exit codes: 0 success, 1 errors in the spec or the data, 2 usage errors.
+// Each subcommand of `dopa` is one function; dopa.cpp parses options and dispatches. Nothing here
+// needs the compiler: the generic engine is reached through Engines.h, so the same sources build
+// the full tool and the runtime-only one. Exit codes: 0 success, 1 errors in the spec or the data,
+// 2 usage errors.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
 
-#include "dopa/compiler/Passes.h"
-#include "dopa/dsl/Frontend.h"
 #include "dopa/train/Trainer.h"
 
 #include <optional>
@@ -23,14 +23,18 @@ struct SpecOptions {
   std::string network;                   // empty: the only network in the spec
 };
 
-/// Load, check and compile one network of a spec; diagnostics go to stderr. nullopt on errors.
-std::optional<CompiledNetwork> loadNetwork(const SpecOptions &options);
+/// The spec of an example network, <examples>/<task>/<variant>.dopa, found relative to the
+/// installed prefix or the source tree; throws when the examples cannot be found.
+std::string exampleSpecPath(const std::string &task, const std::string &variant);
+/// The folder of a task's example specs (their include path); throws like exampleSpecPath.
+std::string exampleDir(const std::string &task);
 
 struct GradOptions {
   SpecOptions spec;
   std::string paramsPath, inputsPath, outputGradsPath, outPath, saveParamsPath;
   std::optional<uint64_t> initSeed;
   bool doublePrecision = false;
+  std::string engine = "generic"; // generic | generated
 };
 
 int runGrad(const GradOptions &options);

@@ -1,27 +1,24 @@
 //===- Bench.cpp - `dopa bench`: time one training iteration of a network ---===//
 //
 // One measurement, in this process alone (the sweep driver bench/sweep.py starts one process per
-// engine and size, so peak RSS belongs to one engine): an example network, generated or generic,
-// at the given batch and steps. A training iteration is the same work the PyTorch formulation
-// (bench/reference/bench_iteration.py) does: an episode of `steps` forward steps on fixed random
-// inputs, backpropagation through the whole episode of the loss Σ_t <dY_t, Y_t> for fixed random
-// dY, global gradient-norm clipping at 2.0 and an Adam step. Prints one line and writes JSON:
-// per-iteration seconds after `warmup` unmeasured ones (median, min, max), peak RSS, FLOPs per
-// iteration from the IR (the forward and backward graphs, ir::countFlops) and GFLOP/s, and for
-// the generated engine the checkpoint plan and its predicted bytes.
+// engine and size, so peak RSS belongs to one engine): an example network on one engine (generated
+// C++, CUDA or generic; Engines.h) at the given batch and steps. A training iteration is the same
+// work the PyTorch formulation (bench/reference/bench_iteration.py) does: an episode of `steps`
+// forward steps on fixed random inputs, backpropagation through the whole episode of the loss Σ_t
+// <dY_t, Y_t> for fixed random dY, global gradient-norm clipping at 2.0 and an Adam step. Prints
+// one line and writes JSON: per-iteration seconds after `warmup` unmeasured ones (median, min,
+// max), peak RSS, FLOPs per iteration (the compiler's count of the forward and backward graphs) and
+// GFLOP/s, and for the generated engine the checkpoint plan and its predicted bytes.
 //
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
+#include "Console.h"
+#include "Engines.h"
 
 #include "dopa/examples/ExampleNetworks.h"
-#include "dopa/generic/Executor.h"
 #include "dopa/runtime/SafeTensors.h"
 #include "dopa/runtime/Workload.h"
 #include "dopa/train/Optim.h"
-
-#include "llvm/Support/Format.h"
-#include "llvm/Support/WithColor.h"
-#include "llvm/Support/raw_ostream.h"
 
 #include <nlohmann/json.hpp>
 
@@ -90,7 +87,7 @@ template <class Fn> static int reportingErrors(Fn fn) {
   try {
     return fn();
   } catch (const std::exception &e) {
-    llvm::WithColor::error(llvm::errs(), "dopa bench") << e.what() << "\n";
+    printError("dopa bench", e.what());
     return 1;
   }
 }
@@ -104,15 +101,15 @@ int tool::runBench(const BenchOptions &opt) {
 }
 
 static int probeOne(const std::string &jsonPath) {
-  llvm::errs() << "dopa bench --probe: triad bandwidth and FMA throughput, "
-               << omp_get_max_threads() << " threads...\n";
+  printStderr("dopa bench --probe: triad bandwidth and FMA throughput, " +
+              std::to_string(omp_get_max_threads()) + " threads...\n");
   MachineCeiling c = probeMachine();
   if (c.triadBytesPerSecond <= 0 || c.fmaFlopsPerSecond <= 0) {
-    llvm::WithColor::error(llvm::errs(), "dopa bench") << "a probe computed a wrong result\n";
+    printError("dopa bench", "a probe computed a wrong result");
     return 1;
   }
-  llvm::outs() << llvm::format("triad bandwidth %.2f GB/s, float32 FMA %.1f GFLOP/s (%d threads)\n",
-                               c.triadBytesPerSecond * 1e-9, c.fmaFlopsPerSecond * 1e-9, c.threads);
+  printStdout(format("triad bandwidth %.2f GB/s, float32 FMA %.1f GFLOP/s (%d threads)\n",
+                     c.triadBytesPerSecond * 1e-9, c.fmaFlopsPerSecond * 1e-9, c.threads));
   json j = {{"kind", "machine"},
             {"machine", machineJson()},
             {"triad_GBps", c.triadBytesPerSecond * 1e-9},
@@ -124,48 +121,32 @@ static int probeOne(const std::string &jsonPath) {
 static int benchOne(const BenchOptions &opt) {
   auto slash = opt.example.find('/');
   if (slash == std::string::npos) {
-    llvm::WithColor::error(llvm::errs(), "dopa bench")
-        << "the network is <task>/<variant>, e.g. cue_reward/modul; got '" << opt.example << "'\n";
+    printError("dopa bench",
+               "the network is <task>/<variant>, e.g. cue_reward/modul; got '" + opt.example + "'");
     return 2;
   }
   std::string task = opt.example.substr(0, slash), variant = opt.example.substr(slash + 1);
   std::string dims = canonicalDims(opt.dims);
 
-  // The spec, for FLOPs (both engines) and for the generic executor.
-  SpecOptions specOpt;
-  specOpt.path = std::string(DOPA_EXAMPLES_DIR "/") + task + "/" + variant + ".dopa";
-  specOpt.includeDirs = {std::string(DOPA_EXAMPLES_DIR "/") + task};
-  specOpt.dimOverrides = opt.dims;
-  auto compiled = loadNetwork(specOpt);
-  if (!compiled)
-    return 1;
-  ir::FlopCount fwd = ir::countFlops(compiled->forward), bwd = ir::countFlops(compiled->backward);
-
-  std::unique_ptr<Network> net;
-  GeneratedNetwork *gen = nullptr;
-  const int64_t *inputRows = nullptr;
-  std::vector<int64_t> rows;
-  if (opt.engine == "generated") {
-    const GeneratedSpec *spec = findExampleNetwork(task, variant, dims);
-    if (!spec) {
-      llvm::WithColor::error(llvm::errs(), "dopa bench")
-          << "this build has no generated " << opt.example << (dims.empty() ? "" : " at " + dims)
-          << " (compiled: " << compiledDims(task, variant)
-          << "; more sizes with cmake -DDOPA_EXAMPLE_SIZES=...)\n";
-      return 2;
-    }
-    auto g = std::make_unique<GeneratedNetwork>(*spec);
-    g->executor().setMemoryBudget(opt.memoryBudget);
-    g->executor().setCheckpointEvery(opt.bpttSegment);
-    g->executor().setExpectedSteps(opt.steps);
-    inputRows = spec->inputRows;
-    gen = g.get();
-    net = std::move(g);
-  } else {
-    rows = ir::gatherTableRows(compiled->forward); // what the generated specs carry
-    inputRows = rows.data();
-    net = std::make_unique<GenericNetwork>(std::move(*compiled));
+  EngineRequest request;
+  request.engine = opt.engine;
+  request.task = task;
+  request.variant = variant;
+  request.dims = opt.dims;
+  request.memoryBudget = opt.memoryBudget;
+  request.bpttSegment = opt.bpttSegment;
+  request.expectedSteps = opt.steps;
+  if (opt.engine == "generic") {
+    request.spec.path = exampleSpecPath(task, variant);
+    request.spec.includeDirs = {exampleDir(task)};
+    request.spec.dimOverrides = opt.dims;
   }
+  EngineNetwork engine = makeEngineNetwork(request, "dopa bench");
+  if (!engine.net)
+    return engine.exitCode;
+  std::unique_ptr<Network> net = std::move(engine.net);
+  GeneratedNetwork *gen = engine.generated;
+  const int64_t *inputRows = engine.inputRows.data();
 
   const NetworkInfo &info = net->info();
   initParams(info, net->params(), opt.seed);
@@ -174,12 +155,12 @@ static int benchOne(const BenchOptions &opt) {
   adamCfg.lr = 1e-4;
   Adam adam(adamCfg, info.numParams);
 
-  double flopsPerIter =
-      double(opt.steps) * double(fwd.forBatch(opt.batch) + bwd.forBatch(opt.batch));
-  llvm::errs() << "dopa bench: " << opt.example << (dims.empty() ? "" : " " + dims) << " ("
-               << info.numParams << " parameters), engine " << opt.engine << ", B=" << opt.batch
-               << " T=" << opt.steps << ", " << omp_get_max_threads() << " threads, " << opt.warmup
-               << "+" << opt.iters << " iterations\n";
+  double flopsPerIter = engine.flops.perIteration(opt.batch, opt.steps);
+  printStderr("dopa bench: " + opt.example + (dims.empty() ? "" : " " + dims) + " (" +
+              std::to_string(info.numParams) + " parameters), engine " + opt.engine +
+              ", B=" + std::to_string(opt.batch) + " T=" + std::to_string(opt.steps) + ", " +
+              std::to_string(omp_get_max_threads()) + " threads, " + std::to_string(opt.warmup) +
+              "+" + std::to_string(opt.iters) + " iterations\n");
   std::vector<double> times;
   bool tty = isatty(2);
   for (int it = 0; it < opt.warmup + opt.iters; ++it) {
@@ -192,17 +173,18 @@ static int benchOne(const BenchOptions &opt) {
     adam.step(net->params(), net->grads());
     double dt = now() - t0;
     if (!std::isfinite(norm)) {
-      llvm::WithColor::error(llvm::errs(), "dopa bench") << "the gradient norm is " << norm << "\n";
+      // nan, INF or -INF: the spelling this message has always had
+      const char *spelling = std::isnan(norm) ? "nan" : norm < 0 ? "-INF" : "INF";
+      printError("dopa bench", std::string("the gradient norm is ") + spelling);
       return 1;
     }
     if (it >= opt.warmup)
       times.push_back(dt);
     if (tty)
-      llvm::errs() << llvm::format("\r  iteration %d/%d: %.4f s", it + 1, opt.warmup + opt.iters,
-                                   dt);
+      printStderr(format("\r  iteration %d/%d: %.4f s", it + 1, opt.warmup + opt.iters, dt));
   }
   if (tty)
-    llvm::errs() << "\n";
+    printStderr("\n");
 
   double med = median(times), lo = *std::min_element(times.begin(), times.end()),
          hi = *std::max_element(times.begin(), times.end());
@@ -232,10 +214,10 @@ static int benchOne(const BenchOptions &opt) {
                  {"predicted_bytes", plan.totalBytes},
                  {"measured_peak_held_bytes", gen->executor().lastPeakBytes()}};
   }
-  llvm::outs() << llvm::format("%s %s B=%d T=%d: median %.4f s (min %.4f, max %.4f), peak RSS "
-                               "%.1f MB, %.2f GFLOP/s\n",
-                               opt.example.c_str(), opt.engine.c_str(), opt.batch, opt.steps, med,
-                               lo, hi, double(rss) / 1e6, flopsPerIter / med * 1e-9);
+  printStdout(format("%s %s B=%d T=%d: median %.4f s (min %.4f, max %.4f), peak RSS %.1f MB, "
+                     "%.2f GFLOP/s\n",
+                     opt.example.c_str(), opt.engine.c_str(), opt.batch, opt.steps, med, lo, hi,
+                     double(rss) / 1e6, flopsPerIter / med * 1e-9));
   writeJson(opt.jsonPath, j);
   return 0;
 }

@@ -1,26 +1,25 @@
 //===- Train.cpp - `dopa train cue-reward`: meta-train a plastic network --===//
 //
-// Runs the variant's generated network (compiled at build time; the default engine) or builds the
-// network from its spec for the generic executor (examples/cue_reward/<variant>.dopa), trains it
-// with A2C on the cue-reward task (Trainer), shows a progress line with the running reward and the
-// ETA, writes log.csv and checkpoint.st to --out (atomically), resumes bit-exactly with --resume,
-// and draws learning_curve.png with gnuplot at the end.
+// Runs the variant's network on the engine asked for (Engines.h: the generated C++ compiled at
+// build time, the default; its generated CUDA; or the generic executor on any spec), trains it with
+// A2C on the cue-reward task (Trainer), shows a progress line with the running reward and the ETA,
+// writes log.csv and checkpoint.st to --out (atomically), resumes bit-exactly with --resume, and
+// draws learning_curve.png with gnuplot at the end.
 //
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
+#include "Console.h"
+#include "Engines.h"
 
 #include "dopa/examples/ExampleNetworks.h"
-#include "dopa/generic/Executor.h"
 #include "dopa/runtime/SafeTensors.h"
 #include "dopa/train/Trainer.h"
 
-#include "llvm/Support/Format.h"
-#include "llvm/Support/WithColor.h"
-#include "llvm/Support/raw_ostream.h"
-
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <string>
 #include <unistd.h>
 
 using namespace dopa;
@@ -83,69 +82,58 @@ private:
 } // namespace
 
 int tool::runTrain(const TrainOptions &opt) {
-  std::unique_ptr<Network> netPtr;
-  if (opt.engine == "generated") {
-    std::string dims = canonicalDims(opt.dims);
-    const GeneratedSpec *spec = findExampleNetwork(opt.task, opt.variant, dims);
-    if (!spec) {
-      llvm::WithColor::error(llvm::errs(), "dopa train")
-          << "no generated network for " << opt.task << " " << opt.variant
-          << (dims.empty() ? "" : " at " + dims)
-          << " in this build (compiled: " << compiledDims(opt.task, opt.variant)
-          << "); use --engine generic, or add the size to cmake -DDOPA_EXAMPLE_SIZES\n";
-      return 2;
-    }
-    auto g = std::make_unique<GeneratedNetwork>(*spec);
-    g->executor().setMemoryBudget(opt.memoryBudget);
-    g->executor().setCheckpointEvery(opt.bpttSegment);
-    g->executor().setExpectedSteps(opt.config.task.episodeLength);
-    netPtr = std::move(g);
-  } else {
-    auto compiled = loadNetwork(opt.spec);
-    if (!compiled)
-      return 1;
-    netPtr = std::make_unique<GenericNetwork>(std::move(*compiled));
-  }
+  EngineRequest request;
+  request.engine = opt.engine;
+  request.task = opt.task;
+  request.variant = opt.variant;
+  request.dims = opt.dims;
+  request.spec = opt.spec;
+  request.memoryBudget = opt.memoryBudget;
+  request.bpttSegment = opt.bpttSegment;
+  request.expectedSteps = opt.config.task.episodeLength;
+  EngineNetwork engine = makeEngineNetwork(request, "dopa train");
+  if (!engine.net)
+    return engine.exitCode;
+  std::unique_ptr<Network> netPtr = std::move(engine.net);
   try {
     Network &net = *netPtr;
     Trainer trainer(net, opt.config);
     std::string ckpt = (std::filesystem::path(opt.config.outDir) / "checkpoint.st").string();
     if (opt.resume) {
       trainer.resume(ckpt);
-      llvm::errs() << "dopa train: resuming " << ckpt << " at iteration "
-                   << trainer.state().iteration << "\n";
+      printStderr("dopa train: resuming " + ckpt + " at iteration " +
+                  std::to_string(trainer.state().iteration) + "\n");
     } else {
       if (std::filesystem::exists(ckpt))
         throw DataError(
             ckpt + ": a checkpoint exists; pass --resume to continue it, or choose another --out");
       trainer.initFresh();
     }
-    llvm::errs() << "dopa train: " << net.info().name << " (" << net.info().numParams
-                 << " parameters), batch " << opt.config.batch << ", "
-                 << opt.config.task.episodeLength << "-step episodes, " << opt.config.iterations
-                 << " iterations, engine " << opt.engine << "\n";
+    printStderr("dopa train: " + net.info().name + " (" + std::to_string(net.info().numParams) +
+                " parameters), batch " + std::to_string(opt.config.batch) + ", " +
+                std::to_string(opt.config.task.episodeLength) + "-step episodes, " +
+                std::to_string(opt.config.iterations) + " iterations, engine " + opt.engine + "\n");
     Progress progress(trainer.state().iteration);
     try {
       trainer.run([&](const TrainConfig &c, const IterationLog &l) { progress.update(c, l); });
     } catch (const std::runtime_error &e) {
-      llvm::WithColor::error(llvm::errs(), "dopa train")
-          << e.what() << "; the last good checkpoint is kept at " << ckpt << "\n";
+      printError("dopa train",
+                 std::string(e.what()) + "; the last good checkpoint is kept at " + ckpt);
       return 1;
     }
     std::string png = (std::filesystem::path(opt.config.outDir) / "learning_curve.png").string();
     if (plotLearningCurve({{net.info().name, trainer.state().log}}, png,
                           "cue-reward task: " + net.info().name))
-      llvm::errs() << "dopa train: learning curve " << png << "\n";
+      printStderr("dopa train: learning curve " + png + "\n");
     const auto &log = trainer.state().log;
     double last = 0;
     size_t n = std::min<size_t>(log.size(), 50);
     for (size_t i = log.size() - n; i < log.size(); ++i)
       last += log[i].meanReward;
-    llvm::outs() << "final mean reward (last " << n
-                 << " iterations): " << llvm::format("%.3f", last / double(n)) << "\n";
+    printStdout(format("final mean reward (last %zu iterations): %.3f\n", n, last / double(n)));
     return 0;
   } catch (const std::exception &e) {
-    llvm::WithColor::error(llvm::errs(), "dopa train") << e.what() << "\n";
+    printError("dopa train", e.what());
     return 1;
   }
 }

@@ -51,32 +51,21 @@ private:
 extern template class Executor<float>;
 extern template class Executor<double>;
 
-/// The generic executor behind the Network interface (float32). Owns its compiled graphs.
-class GenericNetwork : public Network {
-public:
-  explicit GenericNetwork(CompiledNetwork compiled);
-  ~GenericNetwork() override;
-
-  const NetworkInfo &info() const override { return exec->info(); }
-  float *params() override { return exec->params().data(); }
-  float *grads() override { return exec->grads().data(); }
-  void beginEpisode(int batch) override { exec->beginEpisode(batch); }
-  int batch() const override { return exec->batch(); }
-  void step(const float *const *inputs, float *const *outputs) override {
-    exec->step(inputs, outputs);
-  }
-  void backward(const float *const *const *outputGrads,
-                const float *const *finalStateGrads = nullptr) override {
-    exec->backward(outputGrads, finalStateGrads);
-  }
-  void truncate() override { exec->truncate(); }
-  int recordedSteps() const override { return exec->recordedSteps(); }
-  const float *state(int s) const override { return exec->state(s); }
-  size_t tapeBytes() const { return exec->tapeBytes(); }
-
-private:
+namespace detail {
+/// The compiled graphs a GenericNetwork owns, constructed before its executor (a base class).
+struct OwnedGraphs {
+  explicit OwnedGraphs(CompiledNetwork c)
+      : compiled(std::make_unique<CompiledNetwork>(std::move(c))) {}
   std::unique_ptr<CompiledNetwork> compiled;
-  std::unique_ptr<Executor<float>> exec;
+};
+} // namespace detail
+
+/// The generic executor behind the Network interface (float32). Owns its compiled graphs.
+class GenericNetwork : private detail::OwnedGraphs, public ExecutorNetwork<Executor<float>> {
+public:
+  explicit GenericNetwork(CompiledNetwork c)
+      : OwnedGraphs(std::move(c)), ExecutorNetwork(compiled->forward, compiled->backward) {}
+  size_t tapeBytes() const { return executor().tapeBytes(); }
 };
 
 } // namespace dopa

@@ -666,9 +666,3 @@ template <class T> size_t Executor<T>::tapeBytes() const {
 
 template class dopa::Executor<float>;
 template class dopa::Executor<double>;
-
-GenericNetwork::GenericNetwork(CompiledNetwork c)
-    : compiled(std::make_unique<CompiledNetwork>(std::move(c))),
-      exec(std::make_unique<Executor<float>>(compiled->forward, compiled->backward)) {}
-
-GenericNetwork::~GenericNetwork() = default;

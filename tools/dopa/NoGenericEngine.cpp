@@ -1,0 +1,31 @@
+//===- NoGenericEngine.cpp - The runtime-only build has no generic engine --===//
+//
+// The runtime-only build of dopa (-DDOPA_RUNTIME_ONLY=ON) links no compiler, so it cannot interpret
+// a spec; it runs the generated engines on the networks compiled into it. Asking for the generic
+// engine is a usage error that says so.
+//
+//===----------------------------------------------------------------------===//
+#include "Console.h"
+#include "Engines.h"
+
+using namespace dopa;
+using namespace dopa::tool;
+
+namespace {
+const char *const kWhy = "--engine generic needs the full build of dopa (this one is runtime-only: "
+                         "no compiler); use --engine generated or cuda";
+} // namespace
+
+bool tool::haveGenericEngine() { return false; }
+
+EngineNetwork tool::makeGenericNetwork(const SpecOptions &, const std::string &tool) {
+  printError(tool, kWhy);
+  EngineNetwork out;
+  out.exitCode = 2;
+  return out;
+}
+
+int tool::runGenericGrad(const GradOptions &) {
+  printError("dopa grad", kWhy);
+  return 2;
+}

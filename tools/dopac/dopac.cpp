@@ -1,0 +1,457 @@
+//===- dopac.cpp - The dopa compiler driver -------------------------------===//
+//
+// dopac reads a spec (*.dopa), runs the front end, and prints the stage asked for with --emit.
+// It only parses options and calls the libraries. Exit codes: 0 success, 1 errors in the spec,
+// 2 usage or I/O errors.
+//
+//===----------------------------------------------------------------------===//
+#include "dopa/compiler/Emit.h"
+#include "dopa/compiler/Kernel.h"
+#include "dopa/compiler/Passes.h"
+#include "dopa/compiler/Pipeline.h"
+#include "dopa/dsl/Frontend.h"
+#include "dopa/dsl/Lexer.h"
+#include "dopa/dsl/Verifier.h"
+#include "dopa/runtime/DimOverrides.h"
+#include "dopa/runtime/Generated.h"
+
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace dopa;
+namespace cl = llvm::cl;
+
+namespace {
+enum class Emit { Tokens, AST, Summary, IR, IRGrad, Dot, Kernels, Plan, Cpp, Header, Cuda };
+enum class Precision { Float, Double };
+
+cl::OptionCategory category("dopac options");
+
+cl::opt<std::string> inputFile(cl::Positional, cl::desc("<spec.dopa>"), cl::Required,
+                               cl::cat(category));
+cl::opt<Emit>
+    emit("emit", cl::desc("What to print"), cl::init(Emit::Summary),
+         cl::values(clEnumValN(Emit::Tokens, "tokens", "the token stream"),
+                    clEnumValN(Emit::AST, "ast", "the syntax tree (parse only)"),
+                    clEnumValN(Emit::Summary, "summary",
+                               "check the spec and summarize each network (default)"),
+                    clEnumValN(Emit::IR, "ir", "the forward step graph of each network"),
+                    clEnumValN(Emit::IRGrad, "ir-grad",
+                               "the backward step graph (reverse-mode autodiff)"),
+                    clEnumValN(Emit::Dot, "dot", "forward and backward step graphs as Graphviz"),
+                    clEnumValN(Emit::Kernels, "kernels",
+                               "the fused per-element kernels (stages, homes, saved values)"),
+                    clEnumValN(Emit::Plan, "plan",
+                               "the checkpointing plan and its predicted bytes (see --plan-*)"),
+                    clEnumValN(Emit::Cpp, "cpp", "C++ for the forward and backward steps"),
+                    clEnumValN(Emit::Cuda, "cuda",
+                               "CUDA kernels for the forward and backward steps (with the C++)"),
+                    clEnumValN(Emit::Header, "header", "the header declaring the C++ accessors")),
+         cl::cat(category));
+cl::opt<std::string> outputFile("o", cl::desc("Write the output to <file> (default: stdout)"),
+                                cl::value_desc("file"), cl::init("-"), cl::cat(category));
+cl::list<std::string> includeDirs("I", cl::desc("Add <dir> to the include path"),
+                                  cl::value_desc("dir"), cl::Prefix, cl::cat(category));
+cl::opt<bool> verifyDiagnostics(
+    "verify-diagnostics",
+    cl::desc("Check emitted diagnostics against expected-* comments in the spec (tests)"),
+    cl::cat(category));
+cl::opt<unsigned> errorLimit("error-limit", cl::desc("Stop after <n> errors (0: no limit)"),
+                             cl::init(20), cl::cat(category));
+cl::opt<bool> warningsAsErrors("Werror", cl::desc("Treat warnings as errors"), cl::cat(category));
+cl::list<std::string> dimOverrides("D", cl::desc("Override a network dimension: -D H=4"),
+                                   cl::value_desc("name=value"), cl::Prefix, cl::cat(category));
+cl::opt<std::string> networkName("network", cl::desc("Only this network (default: all)"),
+                                 cl::value_desc("name"), cl::cat(category));
+cl::opt<int> checkpointEvery(
+    "checkpoint-every",
+    cl::desc("Keep the states every <k> steps (0: plan from the memory budget at run time)"),
+    cl::init(0), cl::cat(category));
+cl::opt<long long>
+    memoryBudget("memory-budget",
+                 cl::desc("Bytes the checkpointing plan may use (0: the runtime default, 64 MiB)"),
+                 cl::init(0), cl::cat(category));
+cl::opt<int> planBatch("plan-batch", cl::desc("--emit=plan: batch size"), cl::init(30),
+                       cl::cat(category));
+cl::opt<int> planSteps("plan-steps", cl::desc("--emit=plan: steps per episode"), cl::init(120),
+                       cl::cat(category));
+cl::opt<int> planThreads("plan-threads", cl::desc("--emit=plan: threads"), cl::init(2),
+                         cl::cat(category));
+cl::opt<Precision>
+    precision("precision", cl::desc("--emit=plan: the element type"), cl::init(Precision::Float),
+              cl::values(clEnumValN(Precision::Float, "float", "4-byte floats (default)"),
+                         clEnumValN(Precision::Double, "double", "8-byte doubles")),
+              cl::cat(category));
+cl::opt<std::string>
+    specName("spec-name",
+             cl::desc("The spec's path as generated code names it (default: as given)"),
+             cl::value_desc("path"), cl::cat(category));
+cl::opt<std::string> cppNamespace(
+    "namespace",
+    cl::desc("--emit=cpp/header: the generated namespace dopa::generated::<id> (default: the "
+             "network's name in snake_case; one network only)"),
+    cl::value_desc("id"), cl::cat(category));
+cl::opt<bool> noLineDirectives("no-line-directives",
+                               cl::desc("Do not map generated code back to the spec"),
+                               cl::cat(category));
+cl::opt<bool> verifyEach("verify-each", cl::desc("Run the IR verifier after every pass"),
+                         cl::init(true), cl::cat(category));
+cl::opt<bool> printAfterEach("print-after-each",
+                             cl::desc("Print what each pass built, to stderr (debugging)"),
+                             cl::cat(category));
+
+/// What every emit kind works with: the front end, its diagnostics, the output and the -D values.
+struct Session {
+  Frontend &frontend;
+  DiagnosticEngine &diags;
+  llvm::raw_ostream &os;
+  sema::DimOverrides overrides;
+};
+
+/// A usage or I/O error: reported, exit status 2.
+int usageError(const std::string &message) {
+  llvm::WithColor::error(llvm::errs(), "dopac") << message << "\n";
+  return 2;
+}
+
+std::string humanBytes(int64_t b) {
+  char buf[64];
+  if (b >= (int64_t(1) << 20))
+    snprintf(buf, sizeof buf, "%.1f MiB", double(b) / double(1 << 20));
+  else
+    snprintf(buf, sizeof buf, "%.1f KiB", double(b) / 1024.0);
+  return buf;
+}
+
+/// dopac --emit=plan: the runtime's plan for the given batch, steps, threads and precision.
+void printPlan(const CompiledNetwork &net, const kern::FusedNetwork &f, llvm::raw_ostream &os) {
+  BlockLayout layout;
+  layout.stateNumel = f.stateNumel;
+  layout.savedNumel = f.savedNumel;
+  layout.scratchNumel = std::max(f.forward.scratchNumel, f.backward.scratchNumel);
+  layout.recordNumel = f.recordNumel;
+  for (const ir::Variable &v : net.forward.inputs)
+    layout.inputNumel += ir::numElements(v.shape);
+  for (const ir::Output &o : net.forward.outputs)
+    layout.outputNumel += ir::numElements(net.forward.node(o.node).shape);
+  for (const ir::Variable &v : net.forward.params)
+    layout.paramNumel += ir::numElements(v.shape);
+  bool isDouble = Precision(precision) == Precision::Double;
+  PlanInputs in = planInputs(layout, isDouble ? 8 : 4, planBatch, planSteps, planThreads,
+                             memoryBudget, checkpointEvery);
+  CheckpointPlan p = planCheckpoints(in);
+  os << "memory plan " << net.forward.name << " (" << (isDouble ? "double" : "float") << ", batch "
+     << in.batch << ", " << in.steps << " steps, " << in.threads << " threads)\n";
+  os << "  per element: state block " << humanBytes(in.stateBytes) << ", saved per step "
+     << humanBytes(in.savedBytes) << ", inputs per step " << humanBytes(in.inputBytes) << "\n";
+  os << "  store everything: "
+     << humanBytes(int64_t(in.batch) * in.steps * (in.stateBytes + in.savedBytes))
+     << " (states and saved values of every step and element)\n";
+  os << "  choice: " << (checkpointEvery > 0 ? "forced" : "planned") << ", outer checkpoints every "
+     << p.outer << " steps, replay segments of at most " << p.inner << " steps, " << p.replays
+     << " forward replay" << (p.replays == 1 ? "" : "s") << " per step in the backward\n";
+  os << "  outer checkpoints: " << humanBytes(p.checkpointBytes) << "\n";
+  os << "  per thread: " << humanBytes(p.perThreadBytes) << "\n";
+  os << "  predicted total: " << humanBytes(p.totalBytes) << " (" << p.totalBytes
+     << " bytes, with the current and next states and the input tape)\n";
+}
+
+const char *const kOverview = "dopac: compile dopa plasticity specs\n\n"
+                              "  Checks a spec and prints the stage chosen with --emit.\n"
+                              "  Exit codes: 0 ok, 1 errors in the spec, 2 usage or I/O error.\n";
+
+void printVersion(llvm::raw_ostream &os) { os << "dopac " << DOPA_VERSION << " (dopa)\n"; }
+
+/// --print-after-each: what `pass` built for `net`, to stderr.
+void printAfterPass(const Session &s, const sema::Network &net, llvm::StringRef pass,
+                    const PipelineResult &built) {
+  llvm::raw_ostream &os = llvm::errs();
+  os << "*** " << net.name << " after " << pass << " ***\n";
+  if (pass == "lower")
+    ir::print(built.graphs.forward, &s.frontend.getSourceMgr(), os);
+  else if (pass == "autodiff")
+    ir::print(built.graphs.backward, &s.frontend.getSourceMgr(), os);
+  else if (pass == "fuse" && built.fused)
+    kern::print(*built.fused, os);
+}
+
+/// Run the pipeline on one network with the command line's options.
+std::optional<PipelineResult> compileOne(const Session &s, const sema::Network &net, bool fuse) {
+  PipelineOptions options;
+  options.verifyEach = verifyEach;
+  options.fuse = fuse;
+  if (printAfterEach)
+    options.afterPass = [&s, &net](llvm::StringRef pass, const PipelineResult &built) {
+      printAfterPass(s, net, pass, built);
+    };
+  return runPipeline(net, s.diags, options);
+}
+
+using NetworkEmitter = std::function<void(const sema::Network &, const PipelineResult &)>;
+
+/// Compile each network --network selects (all by default) and print it with `emitOne`. False
+/// when one did not compile or could not be printed (diagnosed).
+bool forEachNetwork(const Session &s, const sema::Program &program, bool fuse,
+                    const NetworkEmitter &emitOne) {
+  bool ok = true;
+  for (const auto &net : program.networks) {
+    if (!networkName.empty() && net->name != networkName)
+      continue;
+    auto compiled = compileOne(s, *net, fuse);
+    if (!compiled) {
+      ok = false;
+      continue;
+    }
+    try {
+      emitOne(*net, *compiled);
+    } catch (const std::exception &e) {
+      s.diags.errorNoLoc(std::string("cannot generate code for network '") + net->name +
+                         "': " + e.what());
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+/// The emitters' options from the command line.
+EmitOptions emitOptions() {
+  EmitOptions options;
+  options.specPath = specName.empty() ? std::string(inputFile) : std::string(specName);
+  options.outputName = outputFile == "-" ? "" : llvm::sys::path::filename(outputFile).str();
+  options.lineDirectives = !noLineDirectives;
+  options.checkpointEvery = checkpointEvery;
+  options.memoryBudget = memoryBudget;
+  options.cppNamespace = cppNamespace;
+  return options;
+}
+
+//===----------------------------------------------------------------------===//
+// One function per --emit kind
+//===----------------------------------------------------------------------===//
+
+/// --emit=tokens: the file lexed alone, without a parse, so that even a spec with syntax errors
+/// can be inspected. Returns the exit status (no error count is printed).
+int emitTokens(const Session &s, DiagnosticVerifier *verifier, llvm::ToolOutputFile &out) {
+  auto buf =
+      llvm::MemoryBuffer::getFile(inputFile, /*IsText=*/false, /*RequiresNullTerminator=*/false);
+  if (!buf)
+    return usageError("cannot read '" + inputFile + "': " + buf.getError().message());
+  unsigned id = s.frontend.getSourceMgr().AddNewSourceBuffer(std::move(*buf), llvm::SMLoc());
+  Lexer lexer(s.diags, id);
+  for (const Token &tok : lexer.lexAll()) {
+    auto [line, col] = s.diags.getSourceMgr().getLineAndColumn(tok.getLoc());
+    s.os << line << ":" << col << " " << tokenKindName(tok.kind);
+    if (!tok.is(tok_eof))
+      s.os << " '" << tok.text << "'";
+    s.os << "\n";
+  }
+  if (verifier)
+    return verifier->finish(llvm::errs()) ? 0 : 1;
+  if (s.diags.hasErrors())
+    return 1;
+  out.keep();
+  return 0;
+}
+
+/// --emit=ast: the syntax trees of the parsed files (no semantic checks).
+bool emitAST(const Session &s) {
+  if (s.diags.hasErrors())
+    return false;
+  for (const ast::File *file : s.frontend.getFiles())
+    ast::dumpFile(*file, s.frontend.getSourceMgr(), s.os);
+  return true;
+}
+
+/// The default: each network's summary and its FLOPs per step. Every network is compiled, whatever
+/// --network says: the summary also proves that each one differentiates.
+bool emitSummary(const Session &s, sema::Program &program) {
+  std::vector<std::pair<ir::FlopCount, ir::FlopCount>> flops;
+  bool ok = true;
+  for (const auto &net : program.networks) {
+    auto compiled = compileOne(s, *net, /*fuse=*/false);
+    ok &= compiled.has_value();
+    if (compiled)
+      flops.push_back(
+          {ir::countFlops(compiled->graphs.forward), ir::countFlops(compiled->graphs.backward)});
+  }
+  if (!ok)
+    return false;
+  for (size_t k = 0; k < program.networks.size(); ++k) {
+    sema::printSummary(*program.networks[k], s.os);
+    const auto &[f, b] = flops[k];
+    s.os << "  FLOPs per step: forward " << f.perElement << " per batch element + " << f.shared
+         << " shared, backward " << b.perElement << " per batch element + " << b.shared
+         << " shared\n";
+  }
+  return true;
+}
+
+bool emitIR(const Session &s, sema::Program &program) {
+  return forEachNetwork(s, program, /*fuse=*/false,
+                        [&](const sema::Network &, const PipelineResult &r) {
+                          ir::print(r.graphs.forward, &s.frontend.getSourceMgr(), s.os);
+                        });
+}
+
+bool emitIRGrad(const Session &s, sema::Program &program) {
+  return forEachNetwork(s, program, /*fuse=*/false,
+                        [&](const sema::Network &, const PipelineResult &r) {
+                          ir::print(r.graphs.backward, &s.frontend.getSourceMgr(), s.os);
+                        });
+}
+
+bool emitDot(const Session &s, sema::Program &program) {
+  return forEachNetwork(s, program, /*fuse=*/false,
+                        [&](const sema::Network &, const PipelineResult &r) {
+                          ir::printDot(r.graphs.forward, r.graphs.backward, s.os);
+                        });
+}
+
+bool emitKernels(const Session &s, sema::Program &program) {
+  return forEachNetwork(
+      s, program, /*fuse=*/true,
+      [&](const sema::Network &, const PipelineResult &r) { kern::print(*r.fused, s.os); });
+}
+
+bool emitPlan(const Session &s, sema::Program &program) {
+  return forEachNetwork(
+      s, program, /*fuse=*/true,
+      [&](const sema::Network &, const PipelineResult &r) { printPlan(r.graphs, *r.fused, s.os); });
+}
+
+bool emitCpp(const Session &s, sema::Program &program) {
+  EmitOptions options = emitOptions();
+  std::vector<std::string> bodies;
+  bool ok = forEachNetwork(
+      s, program, /*fuse=*/true, [&](const sema::Network &, const PipelineResult &r) {
+        bodies.push_back(emitCppNetwork(r.graphs, *r.fused, s.frontend.getSourceMgr(), options));
+      });
+  if (ok)
+    s.os << emitCppFile(bodies, options);
+  return ok;
+}
+
+bool emitCuda(const Session &s, sema::Program &program) {
+  EmitOptions options = emitOptions();
+  std::vector<std::string> bodies;
+  bool ok = forEachNetwork(
+      s, program, /*fuse=*/true, [&](const sema::Network &, const PipelineResult &r) {
+        bodies.push_back(emitCudaNetwork(r.graphs, *r.fused, s.frontend.getSourceMgr(), options));
+      });
+  if (ok)
+    s.os << emitCudaFile(bodies, options);
+  return ok;
+}
+
+/// --emit=header: the accessors' declarations (each network still goes through fusion, so that
+/// the header is only written for networks the C++ can be generated for).
+bool emitHeader(const Session &s, sema::Program &program) {
+  std::vector<std::string> names;
+  bool ok = forEachNetwork(
+      s, program, /*fuse=*/true,
+      [&](const sema::Network &net, const PipelineResult &) { names.push_back(net.name); });
+  if (ok)
+    s.os << emitCppHeader(names, emitOptions());
+  return ok;
+}
+
+using ProgramEmitter = bool (*)(const Session &, sema::Program &);
+
+/// The kinds past the parse: check the spec with the -D values, make sure --network names one of
+/// its networks, and print with `emitProgram`.
+bool emitChecked(const Session &s, ProgramEmitter emitProgram) {
+  auto program = s.frontend.check(s.overrides.empty() ? nullptr : &s.overrides);
+  if (!program || s.diags.hasErrors())
+    return false;
+  if (!networkName.empty() && !program->find(networkName)) {
+    s.diags.errorNoLoc("no network named '" + networkName + "' in " + inputFile);
+    return false;
+  }
+  return emitProgram(s, *program);
+}
+
+//===----------------------------------------------------------------------===//
+// The driver
+//===----------------------------------------------------------------------===//
+
+/// Apply the diagnostic options; with --verify-diagnostics, the verifier (which consumes them).
+std::unique_ptr<DiagnosticVerifier> setUpDiagnostics(DiagnosticEngine &diags) {
+  diags.setErrorLimit(errorLimit);
+  diags.setWarningsAsErrors(warningsAsErrors);
+  if (!verifyDiagnostics)
+    return nullptr;
+  return std::make_unique<DiagnosticVerifier>(diags);
+}
+
+/// The -o file (or stdout), removed again unless the run succeeds (ToolOutputFile::keep); null,
+/// reported, when it cannot be opened.
+std::unique_ptr<llvm::ToolOutputFile> openOutput() {
+  std::error_code ec;
+  auto out = std::make_unique<llvm::ToolOutputFile>(outputFile, ec, llvm::sys::fs::OF_TextWithCRLF);
+  if (!ec)
+    return out;
+  usageError("cannot open '" + outputFile + "': " + ec.message());
+  return nullptr;
+}
+
+/// The exit status once the output is printed: the verifier's verdict with --verify-diagnostics;
+/// else 1 with the error count on errors; else 0, and the output file is kept.
+int finish(bool ok, const Session &s, DiagnosticVerifier *verifier, llvm::ToolOutputFile &out) {
+  if (verifier)
+    return verifier->finish(llvm::errs()) ? 0 : 1;
+  if (!ok) {
+    llvm::errs() << s.diags.errorCount() << " error" << (s.diags.errorCount() == 1 ? "" : "s")
+                 << " generated.\n";
+    return 1;
+  }
+  out.keep();
+  return 0;
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM initLLVM(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::SetVersionPrinter(printVersion);
+  if (!cl::ParseCommandLineOptions(argc, argv, kOverview, &llvm::errs()))
+    return 2;
+  DimParse dims = parseDimOverrides({dimOverrides.begin(), dimOverrides.end()});
+  if (!dims.ok())
+    return usageError(dims.error);
+  Frontend frontend(std::vector<std::string>(includeDirs.begin(), includeDirs.end()));
+  std::unique_ptr<DiagnosticVerifier> verifier = setUpDiagnostics(frontend.getDiagnostics());
+  if (llvm::sys::fs::is_directory(inputFile))
+    return usageError("'" + inputFile + "' is a directory");
+  std::unique_ptr<llvm::ToolOutputFile> out = openOutput();
+  if (!out)
+    return 2;
+  Session s{frontend, frontend.getDiagnostics(), out->os(), toDimOverrides(dims.dims)};
+  if (Emit(emit) == Emit::Tokens)
+    return emitTokens(s, verifier.get(), *out);
+  if (!frontend.parseFile(inputFile)) { // diagnosed; the verifier still reports what it expected
+    if (verifier)
+      verifier->finish(llvm::errs());
+    return 2;
+  }
+  bool ok = false;
+  switch (Emit(emit)) {
+  case Emit::Tokens: break; // above: tokens need no parse
+  case Emit::AST: ok = emitAST(s); break;
+  case Emit::Summary: ok = emitChecked(s, emitSummary); break;
+  case Emit::IR: ok = emitChecked(s, emitIR); break;
+  case Emit::IRGrad: ok = emitChecked(s, emitIRGrad); break;
+  case Emit::Dot: ok = emitChecked(s, emitDot); break;
+  case Emit::Kernels: ok = emitChecked(s, emitKernels); break;
+  case Emit::Plan: ok = emitChecked(s, emitPlan); break;
+  case Emit::Cpp: ok = emitChecked(s, emitCpp); break;
+  case Emit::Header: ok = emitChecked(s, emitHeader); break;
+  case Emit::Cuda: ok = emitChecked(s, emitCuda); break;
+  }
+  return finish(ok, s, verifier.get(), *out);
+}
