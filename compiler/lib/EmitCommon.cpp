@@ -633,6 +633,7 @@ std::string NetworkEmitter::expression(const Node &n, const std::vector<std::str
 void NetworkEmitter::emitKernel(const kern::Kernel &kernel, const std::string &kind) {
   k = &kernel;
   std::vector<std::string> names;
+  names.reserve(kernel.stages.size());
   for (size_t s = 0; s < kernel.stages.size(); ++s)
     names.push_back(emitStage(kernel, s, kind));
   emitStepFunction(kind, names);

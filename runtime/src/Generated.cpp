@@ -153,6 +153,21 @@ CheckpointPlan dopa::planCheckpoints(const PlanInputs &in) {
 namespace {
 
 /// A 64-byte aligned buffer of T.
+/// The arguments of one forward step of one element (the backward's fields stay null).
+template <class T>
+StepArgs<T> forwardArgs(const T *params, const T *const *inputs, const T *state, T *next,
+                        T *const *outputs, T *saved, T *scratch) {
+  StepArgs<T> a;
+  a.params = params;
+  a.inputs = inputs;
+  a.state = state;
+  a.next = next;
+  a.outputs = outputs;
+  a.saved = saved;
+  a.scratch = scratch;
+  return a;
+}
+
 template <class T> class AlignedBuf {
 public:
   AlignedBuf() = default;
@@ -369,27 +384,160 @@ template <class T> void GeneratedExecutor<T>::step(const T *const *inputs, T *co
     }
     for (size_t k = 0; k < nOut; ++k)
       out[k] = outputs[k] + b * m.outputNumel[k];
-    StepArgs<T> a;
-    a.params = paramBuf.data();
-    a.inputs = in.data();
-    a.state = m.cur.data() + b * m.S;
-    a.next = m.next.data() + b * m.S;
-    a.outputs = out.data();
-    a.saved = t.saved.data();
-    a.scratch = t.scratch.data();
-    m.fwd(a);
+    m.fwd(forwardArgs<T>(paramBuf.data(), in.data(), m.cur.data() + b * m.S,
+                         m.next.data() + b * m.S, out.data(), t.saved.data(), t.scratch.data()));
   }
   std::swap(m.cur, m.next);
   ++numSteps;
 }
 
-template <class T>
-void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
-                                    const T *const *finalStateGrads) {
+namespace {
+
+/// The backward pass of one batch element: replays its segments from the outer checkpoints (with
+/// inner checkpoints when a segment is longer than the replay buffer), runs the backward steps in
+/// reverse, then adds the deferred outer-product gradients. Works in the calling thread's buffers.
+template <class T, class Impl, class Thread> class ElementBackward {
+public:
+  ElementBackward(Impl &m, Thread &t, const GeneratedSpec &spec, const T *params, int b, int batch,
+                  int innerCap)
+      : m(m), t(t), spec(spec), params(params), b(b), batch(batch), innerCap(innerCap),
+        S(m.S), inPtr(m.inputNumel.size()), gOut(m.outputNumel.size()),
+        outPtr(m.outputNumel.size()), gNext(t.gradA.data()), gPrev(t.gradB.data()) {
+    int64_t at = 0;
+    for (size_t k = 0; k < outPtr.size(); ++k) {
+      outPtr[k] = t.outputs.data() + at;
+      at += m.outputNumel[k];
+    }
+  }
+
+  /// dLoss/d final state: zero, or this element's part of `finalStateGrads` (per state).
+  void seedFinalStateGrads(const NetworkInfo &info, const T *const *finalStateGrads) {
+    std::fill(gNext, gNext + S, T(0));
+    if (!finalStateGrads)
+      return;
+    for (size_t s = 0; s < info.states.size(); ++s)
+      if (finalStateGrads[s]) {
+        int64_t n = info.states[s].numel();
+        std::copy(finalStateGrads[s] + b * n, finalStateGrads[s] + (b + 1) * n,
+                  gNext + spec.stateOffsets[s]);
+      }
+  }
+
+  /// Backward through one outer segment [from, to) that starts at state `start`.
+  void segment(const T *start, int from, int to, const T *const *const *outputGrads) {
+    int L = to - from;
+    if (L <= innerCap) {
+      forwardFrom(start, from, to);
+      backwardSteps(from, to, outputGrads);
+      return;
+    }
+    // Two levels: keep the state every innerCap steps of this segment, then replay each
+    // sub-segment storing everything.
+    keepInnerCheckpoints(start, from, to);
+    for (int sub = int(ceilDiv(L, innerCap)) - 1; sub >= 0; --sub) {
+      int f2 = from + sub * innerCap, t2 = std::min(to, f2 + innerCap);
+      forwardFrom(t.inner.data() + sub * S, f2, t2);
+      backwardSteps(f2, t2, outputGrads);
+    }
+  }
+
+  /// Deferred outer-product gradients: dW += A^T B over this element's steps.
+  void deferredGradients(int steps) {
+    using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    using Strided = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
+    for (int d = 0; d < spec.numDeferred; ++d) {
+      const DeferredOuter &o = spec.deferred[d];
+      Strided A(t.record.data() + o.offsetA, steps, o.rows, Eigen::OuterStride<>(spec.recordNumel));
+      Strided Bm(t.record.data() + o.offsetB, steps, o.cols,
+                 Eigen::OuterStride<>(spec.recordNumel));
+      Eigen::Map<Mat> G(t.grads.data() + o.paramOffset, o.rows, o.cols);
+      G.noalias() += A.transpose() * Bm;
+    }
+  }
+
+private:
+  /// Point inPtr at this element's inputs of `step` (on the tape).
+  void stepInputs(int step) {
+    const T *tapeIn = m.tape[size_t(step)].data();
+    int64_t at = 0;
+    for (size_t k = 0; k < inPtr.size(); ++k) {
+      inPtr[k] = tapeIn + at + b * m.inputNumel[k];
+      at += batch * m.inputNumel[k];
+    }
+  }
+
+  /// Forward from `state` over [from, to), writing the state before each step into
+  /// replay[step - from] and its saved values into replaySaved; the state after the last step
+  /// goes to `tmp`.
+  void forwardFrom(const T *state, int from, int to) {
+    T *states = t.replay.data(), *savedOut = t.replaySaved.data();
+    std::copy(state, state + S, states);
+    for (int step = from; step < to; ++step) {
+      int r = step - from;
+      stepInputs(step);
+      T *next = step + 1 < to ? states + (r + 1) * S : t.tmp.data();
+      m.fwd(forwardArgs<T>(params, inPtr.data(), states + r * S, next, outPtr.data(),
+                           savedOut + r * m.saved, t.scratch.data()));
+    }
+  }
+
+  /// Step once through [from, to - 1), one state buffer pair at a time, keeping the state every
+  /// innerCap steps in t.inner.
+  void keepInnerCheckpoints(const T *start, int from, int to) {
+    std::copy(start, start + S, t.inner.data());
+    T *a0 = t.replay.data(), *a1 = t.tmp.data();
+    std::copy(start, start + S, a0);
+    for (int step = from; step < to - 1; ++step) {
+      stepInputs(step);
+      m.fwd(forwardArgs<T>(params, inPtr.data(), a0, a1, outPtr.data(), t.saved.data(),
+                           t.scratch.data()));
+      std::swap(a0, a1);
+      int r = step + 1 - from;
+      if (r % innerCap == 0)
+        std::copy(a0, a0 + S, t.inner.data() + (r / innerCap) * S);
+    }
+  }
+
+  /// The backward steps of [from, to), in reverse, from the replayed states and saved values.
+  void backwardSteps(int from, int to, const T *const *const *outputGrads) {
+    for (int step = to - 1; step >= from; --step) {
+      int r = step - from;
+      stepInputs(step);
+      for (size_t k = 0; k < gOut.size(); ++k) {
+        const T *g = outputGrads && outputGrads[step] ? outputGrads[step][k] : nullptr;
+        gOut[k] = g ? g + b * m.outputNumel[k] : m.zeros.data();
+      }
+      StepArgs<T> a;
+      a.params = params;
+      a.inputs = inPtr.data();
+      a.state = t.replay.data() + r * S;
+      a.saved = t.replaySaved.data() + r * m.saved;
+      a.scratch = t.scratch.data();
+      a.gradOutputs = gOut.data();
+      a.gradNext = gNext;
+      a.gradPrev = gPrev;
+      a.grads = t.grads.data();
+      a.record = t.record.data() + int64_t(step) * spec.recordNumel;
+      m.bwd(a);
+      std::swap(gNext, gPrev);
+    }
+  }
+
+  Impl &m;
+  Thread &t;
+  const GeneratedSpec &spec;
+  const T *params;
+  int b, batch, innerCap;
+  int64_t S;
+  std::vector<const T *> inPtr, gOut;
+  std::vector<T *> outPtr;
+  T *gNext, *gPrev;
+};
+
+} // namespace
+
+template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
   Impl &m = *impl;
-  int steps = numSteps;
-  if (steps == 0)
-    return;
   int outer = std::min(m.outer, steps);
   // The replay capacity per thread: the plan's inner interval for these steps.
   PlanInputs in = m.planInputs(B, steps, int64_t(netInfo.numParams), memoryBudget);
@@ -406,13 +554,9 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
   else
     innerCap = std::max(innerCap, int(std::ceil(std::sqrt(double(outer)))));
   plan = evaluate(in, outer, innerCap);
-  int numSegments = int(ceilDiv(steps, outer));
-  int numParams = int(netInfo.numParams);
-  size_t nIn = m.inputNumel.size(), nOut = m.outputNumel.size(), nState = netInfo.states.size();
-  int batch = B;
   m.prepareThreads();
   for (auto &t : m.threads) {
-    t.grads.resize(size_t(std::max(numParams, 1)));
+    t.grads.resize(size_t(std::max<size_t>(netInfo.numParams, 1)));
     std::fill(t.grads.data(), t.grads.data() + t.grads.size(), T(0));
     t.gradA.resize(size_t(m.S));
     t.gradB.resize(size_t(m.S));
@@ -423,6 +567,20 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
       t.inner.resize(size_t(ceilDiv(outer, innerCap) * m.S));
     t.record.resize(size_t(int64_t(steps) * genSpec.recordNumel));
   }
+  return innerCap;
+}
+
+template <class T>
+void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
+                                    const T *const *finalStateGrads) {
+  Impl &m = *impl;
+  int steps = numSteps;
+  if (steps == 0)
+    return;
+  int outer = std::min(m.outer, steps);
+  int innerCap = planBackward(steps);
+  int numSegments = int(ceilDiv(steps, outer));
+  int batch = B;
   std::vector<char> used(m.threads.size(), 0);
   peakBytes = heldBytes();
 
@@ -430,132 +588,18 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
   for (int b = 0; b < batch; ++b) {
     typename Impl::Thread &t = m.thread();
     used[size_t(threadId())] = 1;
-    int64_t S = m.S;
-    T *gNext = t.gradA.data(), *gPrev = t.gradB.data();
-    std::fill(gNext, gNext + S, T(0));
-    if (finalStateGrads)
-      for (size_t s = 0; s < nState; ++s)
-        if (finalStateGrads[s]) {
-          int64_t n = netInfo.states[s].numel();
-          std::copy(finalStateGrads[s] + b * n, finalStateGrads[s] + (b + 1) * n,
-                    gNext + genSpec.stateOffsets[s]);
-        }
-    std::vector<const T *> inPtr(nIn), gOut(nOut);
-    std::vector<T *> outPtr(nOut);
-    auto stepInputs = [&](int step) {
-      const T *tapeIn = m.tape[size_t(step)].data();
-      int64_t at = 0;
-      for (size_t k = 0; k < nIn; ++k) {
-        inPtr[k] = tapeIn + at + b * m.inputNumel[k];
-        at += batch * m.inputNumel[k];
-      }
-    };
-    {
-      int64_t at = 0;
-      for (size_t k = 0; k < nOut; ++k) {
-        outPtr[k] = t.outputs.data() + at;
-        at += m.outputNumel[k];
-      }
-    }
-    // Forward from `state` over [from, to), writing the state before each step into
-    // replay[step - from] and its saved values into replaySaved (when store is true); returns
-    // the state after the last step (in the replay buffer or in `tmp`).
-    auto forwardFrom = [&](const T *state, int from, int to, T *states, T *savedOut, T *tmp) {
-      std::copy(state, state + S, states);
-      for (int step = from; step < to; ++step) {
-        int r = step - from;
-        stepInputs(step);
-        StepArgs<T> a;
-        a.params = paramBuf.data();
-        a.inputs = inPtr.data();
-        a.state = states + r * S;
-        a.next = step + 1 < to ? states + (r + 1) * S : tmp;
-        a.outputs = outPtr.data();
-        a.saved = savedOut ? savedOut + r * m.saved : t.saved.data();
-        a.scratch = t.scratch.data();
-        m.fwd(a);
-      }
-    };
-    auto backwardSegment = [&](int from, int to) {
-      for (int step = to - 1; step >= from; --step) {
-        int r = step - from;
-        stepInputs(step);
-        for (size_t k = 0; k < nOut; ++k) {
-          const T *g = outputGrads && outputGrads[step] ? outputGrads[step][k] : nullptr;
-          gOut[k] = g ? g + b * m.outputNumel[k] : m.zeros.data();
-        }
-        StepArgs<T> a;
-        a.params = paramBuf.data();
-        a.inputs = inPtr.data();
-        a.state = t.replay.data() + r * S;
-        a.saved = t.replaySaved.data() + r * m.saved;
-        a.scratch = t.scratch.data();
-        a.gradOutputs = gOut.data();
-        a.gradNext = gNext;
-        a.gradPrev = gPrev;
-        a.grads = t.grads.data();
-        a.record = t.record.data() + int64_t(step) * genSpec.recordNumel;
-        m.bwd(a);
-        std::swap(gNext, gPrev);
-      }
-    };
-    AlignedBuf<T> &tmp = t.tmp;
+    ElementBackward<T, Impl, typename Impl::Thread> element(m, t, genSpec, paramBuf.data(), b,
+                                                            batch, innerCap);
+    element.seedFinalStateGrads(netInfo, finalStateGrads);
     for (int seg = numSegments - 1; seg >= 0; --seg) {
       int from = seg * outer, to = std::min(steps, from + outer);
-      const T *start = m.checkpoints[size_t(seg)].data() + b * S;
-      int L = to - from;
-      if (L <= innerCap) {
-        forwardFrom(start, from, to, t.replay.data(), t.replaySaved.data(), tmp.data());
-        backwardSegment(from, to);
-        continue;
-      }
-      // Two levels: keep the state every innerCap steps of this segment, then replay each
-      // sub-segment storing everything.
-      int nInner = int(ceilDiv(L, innerCap));
-      {
-        std::copy(start, start + S, t.inner.data());
-        // Step through the segment once, one state buffer pair at a time.
-        T *a0 = t.replay.data(), *a1 = tmp.data();
-        std::copy(start, start + S, a0);
-        for (int step = from; step < to - 1; ++step) {
-          stepInputs(step);
-          StepArgs<T> a;
-          a.params = paramBuf.data();
-          a.inputs = inPtr.data();
-          a.state = a0;
-          a.next = a1;
-          a.outputs = outPtr.data();
-          a.saved = t.saved.data();
-          a.scratch = t.scratch.data();
-          m.fwd(a);
-          std::swap(a0, a1);
-          int r = step + 1 - from;
-          if (r % innerCap == 0)
-            std::copy(a0, a0 + S, t.inner.data() + (r / innerCap) * S);
-        }
-      }
-      for (int sub = nInner - 1; sub >= 0; --sub) {
-        int f2 = from + sub * innerCap, t2 = std::min(to, f2 + innerCap);
-        forwardFrom(t.inner.data() + sub * S, f2, t2, t.replay.data(), t.replaySaved.data(),
-                    tmp.data());
-        backwardSegment(f2, t2);
-      }
+      element.segment(m.checkpoints[size_t(seg)].data() + b * m.S, from, to, outputGrads);
     }
-    // Deferred outer-product gradients: dW += A^T B over this element's steps.
-    using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    using Strided = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
-    for (int d = 0; d < genSpec.numDeferred; ++d) {
-      const DeferredOuter &o = genSpec.deferred[d];
-      Strided A(t.record.data() + o.offsetA, steps, o.rows,
-                Eigen::OuterStride<>(genSpec.recordNumel));
-      Strided Bm(t.record.data() + o.offsetB, steps, o.cols,
-                 Eigen::OuterStride<>(genSpec.recordNumel));
-      Eigen::Map<Mat> G(t.grads.data() + o.paramOffset, o.rows, o.cols);
-      G.noalias() += A.transpose() * Bm;
-    }
+    element.deferredGradients(steps);
   }
   lastSteps = steps;
   // Reduce the per-thread gradients in thread order (deterministic for a fixed thread count).
+  int numParams = int(netInfo.numParams);
   for (size_t th = 0; th < m.threads.size(); ++th) {
     if (!used[th])
       continue;

@@ -306,9 +306,8 @@ int benchCommand(const BenchArgs &a) {
   return tool::runBench(opt);
 }
 
-} // namespace
-
-int main(int argc, char **argv) {
+/// Parse and dispatch; exit codes as in Commands.h.
+int run(int argc, char **argv) {
   CLI::App app("dopa: train, check and benchmark plastic networks", "dopa");
   app.set_version_flag("--version", std::string("dopa ") + DOPA_VERSION);
   app.require_subcommand(0, 1);
@@ -333,4 +332,15 @@ int main(int argc, char **argv) {
     return benchCommand(benchArgs);
   std::cout << app.help();
   return 2;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception &e) { // the subcommands report their own; this is a last resort
+    tool::printError("dopa", e.what());
+    return 1;
+  }
 }

@@ -1,7 +1,9 @@
 //===- CudaExecutor.cpp - Device buffers, launches and BPTT on the GPU ----===//
 //
 // Host code only (CUDA runtime API and cuBLAS); the kernels are the generated ones. See
-// CudaExecutor.h for the scheme.
+// CudaExecutor.h for the scheme. cuBLAS is loaded with dlopen when the first CudaExecutor is made:
+// its libraries map some 200 MB, which every process linking the CUDA runtime (the dopa tool on a
+// CPU-only run, too) would otherwise carry in its resident memory.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/cuda/CudaExecutor.h"
@@ -9,8 +11,11 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <dlfcn.h>
+
 #include <climits>
 #include <cmath>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -26,6 +31,39 @@ void check(cublasStatus_t s, const char *what) {
   if (s != CUBLAS_STATUS_SUCCESS)
     throw std::runtime_error(std::string("cuBLAS error in ") + what + ": status " +
                              std::to_string(int(s)));
+}
+
+/// The cuBLAS functions the executor calls, resolved from the shared library on first use.
+struct Cublas {
+  decltype(&cublasCreate_v2) create = nullptr;
+  decltype(&cublasDestroy_v2) destroy = nullptr;
+  decltype(&cublasSgemm_v2) sgemm = nullptr;
+  decltype(&cublasDgemm_v2) dgemm = nullptr;
+};
+
+template <class Fn> void resolve(void *lib, const char *name, Fn &fn) {
+  fn = reinterpret_cast<Fn>(dlsym(lib, name));
+  if (!fn)
+    throw std::runtime_error(std::string(DOPA_CUBLAS_SONAME ": no symbol ") + name);
+}
+
+const Cublas &cublas() {
+  static Cublas api;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // By soname (the library path, the runpath), else where the toolkit was at build time.
+    void *lib = dlopen(DOPA_CUBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+      lib = dlopen(DOPA_CUBLAS_PATH, RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+      throw std::runtime_error(std::string("cannot load cuBLAS (" DOPA_CUBLAS_SONAME "): ") +
+                               dlerror());
+    resolve(lib, "cublasCreate_v2", api.create);
+    resolve(lib, "cublasDestroy_v2", api.destroy);
+    resolve(lib, "cublasSgemm_v2", api.sgemm);
+    resolve(lib, "cublasDgemm_v2", api.dgemm);
+  });
+  return api;
 }
 
 /// A device buffer of T.
@@ -183,12 +221,12 @@ CudaExecutor<T>::CudaExecutor(const CudaSpec &spec)
   }
   m.params.resize(netInfo.numParams);
   m.grads.resize(netInfo.numParams);
-  check(cublasCreate(&m.blas), "cublasCreate");
+  check(cublas().create(&m.blas), "cublasCreate");
 }
 
 template <class T> CudaExecutor<T>::~CudaExecutor() {
   if (impl->blas)
-    cublasDestroy(impl->blas);
+    cublas().destroy(impl->blas);
 }
 
 template <class T> void CudaExecutor<T>::synchronize() {
@@ -364,11 +402,11 @@ void CudaExecutor<T>::backward(const T *const *const *outputGrads,
     const T *A = m.records.data() + o.offsetA, *Bm = m.records.data() + o.offsetB;
     T *C = m.grads.data() + o.paramOffset;
     if constexpr (std::is_same_v<T, float>)
-      check(cublasSgemm(m.blas, CUBLAS_OP_N, CUBLAS_OP_T, int(o.cols), int(o.rows), k, &one, Bm,
+      check(cublas().sgemm(m.blas, CUBLAS_OP_N, CUBLAS_OP_T, int(o.cols), int(o.rows), k, &one, Bm,
                         int(m.record), A, int(m.record), &one, C, int(o.cols)),
             "cublasSgemm");
     else
-      check(cublasDgemm(m.blas, CUBLAS_OP_N, CUBLAS_OP_T, int(o.cols), int(o.rows), k, &one, Bm,
+      check(cublas().dgemm(m.blas, CUBLAS_OP_N, CUBLAS_OP_T, int(o.cols), int(o.rows), k, &one, Bm,
                         int(m.record), A, int(m.record), &one, C, int(o.cols)),
             "cublasDgemm");
   }

@@ -115,6 +115,10 @@ public:
   int64_t lastPeakBytes() const { return peakBytes; }
 
 private:
+  /// Choose the replay capacity for `steps` (the plan) and size every thread's buffers; returns
+  /// the capacity (steps per replay).
+  int planBackward(int steps);
+
   struct Impl;
   std::unique_ptr<Impl> impl;
   const GeneratedSpec &genSpec;
