@@ -1,7 +1,8 @@
 //===- SafeTensors.cpp - Read and write the safetensors format ------------===//
 //
-// Implements the validated reader and the atomic writer. The JSON header is parsed with
-// nlohmann::json; every field is checked before any data is used.
+// Implements the validated reader and the writer (which writes through writeFileAtomically,
+// FileIO.cpp). The JSON header is parsed with nlohmann::json; every field is checked before any
+// data is used.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/runtime/SafeTensors.h"
@@ -11,14 +12,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
-
-#include <fcntl.h>
-#include <unistd.h>
 
 using namespace dopa;
 
@@ -188,36 +185,6 @@ TensorFile dopa::readSafeTensors(const std::string &path) {
   if (covered != dataSize)
     throw fail("data", std::to_string(dataSize - covered) + " trailing bytes belong to no tensor");
   return file;
-}
-
-void dopa::writeFileAtomically(const std::string &path, const std::string &bytes) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0)
-    throw DataError(path + ": cannot write: " + std::strerror(errno));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw DataError(path + ": write failed: " + std::strerror(err));
-    }
-    done += size_t(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    throw DataError(path + ": cannot flush: " + std::strerror(err));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    throw DataError(path + ": cannot replace: " + std::strerror(err));
-  }
 }
 
 void dopa::writeSafeTensors(const std::string &path, const TensorFile &file) {

@@ -2,7 +2,8 @@
 //
 // dopac reads a spec (*.dopa), runs the front end, and prints the stage asked for with --emit.
 // It only parses options and calls the libraries. Exit codes: 0 success, 1 errors in the spec,
-// 2 usage or I/O errors.
+// 2 usage or I/O errors. The output is built in memory and written only once the run succeeded
+// (writeFileAtomically: an existing -o file stays as it was otherwise), never over an input.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/compiler/Emit.h"
@@ -13,14 +14,16 @@
 #include "dopa/dsl/Lexer.h"
 #include "dopa/dsl/Verifier.h"
 #include "dopa/runtime/DimOverrides.h"
+#include "dopa/runtime/FileIO.h"
 #include "dopa/runtime/Generated.h"
 
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringRef.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
-#include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -118,6 +121,39 @@ struct Session {
 int usageError(const std::string &message) {
   llvm::WithColor::error(llvm::errs(), "dopac") << message << "\n";
   return 2;
+}
+
+/// C++ keywords and alternative tokens, each between spaces: none of them can name a namespace.
+constexpr llvm::StringLiteral kCppKeywords(
+    " alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t"
+    " char32_t class compl concept const consteval constexpr constinit const_cast continue"
+    " co_await co_return co_yield decltype default delete do double dynamic_cast else enum"
+    " explicit export extern false float for friend goto if inline int long mutable namespace new"
+    " noexcept not not_eq nullptr operator or or_eq private protected public register"
+    " reinterpret_cast requires return short signed sizeof static static_assert static_cast"
+    " struct switch template this thread_local throw true try typedef typeid typename union"
+    " unsigned using virtual void volatile wchar_t while xor xor_eq ");
+
+/// Why `ns` cannot name the generated namespace dopa::generated::<ns>, as the end of a sentence
+/// ("is not a C++ identifier"); empty when it can. It must be identifiers ([A-Za-z_][A-Za-z0-9_]*)
+/// joined by "::", none of them a keyword.
+std::string namespaceProblem(const std::string &ns) {
+  auto isStart = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+  };
+  llvm::SmallVector<llvm::StringRef, 4> parts;
+  llvm::StringRef(ns).split(parts, "::", /*MaxSplit=*/-1, /*KeepEmpty=*/true);
+  for (llvm::StringRef part : parts) {
+    bool identifier = !part.empty() && isStart(part.front());
+    for (char c : part)
+      identifier = identifier && (isStart(c) || (c >= '0' && c <= '9'));
+    if (!identifier)
+      return "is not a C++ identifier";
+    if (kCppKeywords.contains(" " + part.str() + " "))
+      return parts.size() == 1 ? std::string("is a C++ keyword")
+                               : "uses the C++ keyword '" + part.str() + "'";
+  }
+  return "";
 }
 
 std::string humanBytes(int64_t b) {
@@ -237,7 +273,7 @@ EmitOptions emitOptions() {
 
 /// --emit=tokens: the file lexed alone, without a parse, so that even a spec with syntax errors
 /// can be inspected. Returns the exit status (no error count is printed).
-int emitTokens(const Session &s, DiagnosticVerifier *verifier, llvm::ToolOutputFile &out) {
+int emitTokens(const Session &s, DiagnosticVerifier *verifier) {
   auto buf =
       llvm::MemoryBuffer::getFile(inputFile, /*IsText=*/false, /*RequiresNullTerminator=*/false);
   if (!buf)
@@ -253,10 +289,7 @@ int emitTokens(const Session &s, DiagnosticVerifier *verifier, llvm::ToolOutputF
   }
   if (verifier)
     return verifier->finish(llvm::errs()) ? 0 : 1;
-  if (s.diags.hasErrors())
-    return 1;
-  out.keep();
-  return 0;
+  return s.diags.hasErrors() ? 1 : 0;
 }
 
 /// --emit=ast: the syntax trees of the parsed files (no semantic checks).
@@ -325,7 +358,32 @@ bool emitPlan(const Session &s, sema::Program &program) {
       [&](const sema::Network &, const PipelineResult &r) { printPlan(r.graphs, *r.fused, s.os); });
 }
 
+/// Whether `net`'s own namespace (its name in snake_case) is valid C++; diagnosed when not.
+bool derivedNamespaceIsValid(const Session &s, const sema::Network &net) {
+  std::string ns = snakeCase(net.name);
+  std::string problem = namespaceProblem(ns);
+  if (problem.empty())
+    return true;
+  s.diags.errorNoLoc("network '" + net.name + "' gives the C++ namespace '" + ns + "', which " +
+                     problem + "; choose one with --namespace");
+  return false;
+}
+
+/// Without --namespace (checked up front), each emitted network's namespace is its name in
+/// snake_case, which must be valid C++ too. False, diagnosed, when one is not.
+bool checkDerivedNamespaces(const Session &s, const sema::Program &program) {
+  if (!cppNamespace.empty())
+    return true;
+  bool ok = true;
+  for (const auto &net : program.networks)
+    if (networkName.empty() || net->name == networkName)
+      ok &= derivedNamespaceIsValid(s, *net);
+  return ok;
+}
+
 bool emitCpp(const Session &s, sema::Program &program) {
+  if (!checkDerivedNamespaces(s, program))
+    return false;
   EmitOptions options = emitOptions();
   std::vector<std::string> bodies;
   bool ok = forEachNetwork(
@@ -338,6 +396,8 @@ bool emitCpp(const Session &s, sema::Program &program) {
 }
 
 bool emitCuda(const Session &s, sema::Program &program) {
+  if (!checkDerivedNamespaces(s, program))
+    return false;
   EmitOptions options = emitOptions();
   std::vector<std::string> bodies;
   bool ok = forEachNetwork(
@@ -352,6 +412,8 @@ bool emitCuda(const Session &s, sema::Program &program) {
 /// --emit=header: the accessors' declarations (each network still goes through fusion, so that
 /// the header is only written for networks the C++ can be generated for).
 bool emitHeader(const Session &s, sema::Program &program) {
+  if (!checkDerivedNamespaces(s, program))
+    return false;
   std::vector<std::string> names;
   bool ok = forEachNetwork(
       s, program, /*fuse=*/true,
@@ -389,20 +451,9 @@ std::unique_ptr<DiagnosticVerifier> setUpDiagnostics(DiagnosticEngine &diags) {
   return std::make_unique<DiagnosticVerifier>(diags);
 }
 
-/// The -o file (or stdout), removed again unless the run succeeds (ToolOutputFile::keep); null,
-/// reported, when it cannot be opened.
-std::unique_ptr<llvm::ToolOutputFile> openOutput() {
-  std::error_code ec;
-  auto out = std::make_unique<llvm::ToolOutputFile>(outputFile, ec, llvm::sys::fs::OF_TextWithCRLF);
-  if (!ec)
-    return out;
-  usageError("cannot open '" + outputFile + "': " + ec.message());
-  return nullptr;
-}
-
-/// The exit status once the output is printed: the verifier's verdict with --verify-diagnostics;
-/// else 1 with the error count on errors; else 0, and the output file is kept.
-int finish(bool ok, const Session &s, DiagnosticVerifier *verifier, llvm::ToolOutputFile &out) {
+/// The exit status once the output is built: the verifier's verdict with --verify-diagnostics;
+/// else 1 with the error count on errors; else 0.
+int finish(bool ok, const Session &s, DiagnosticVerifier *verifier) {
   if (verifier)
     return verifier->finish(llvm::errs()) ? 0 : 1;
   if (!ok) {
@@ -410,31 +461,14 @@ int finish(bool ok, const Session &s, DiagnosticVerifier *verifier, llvm::ToolOu
                  << " generated.\n";
     return 1;
   }
-  out.keep();
   return 0;
 }
-} // namespace
 
-int main(int argc, char **argv) {
-  llvm::InitLLVM initLLVM(argc, argv);
-  cl::HideUnrelatedOptions(category);
-  cl::SetVersionPrinter(printVersion);
-  if (!cl::ParseCommandLineOptions(argc, argv, kOverview, &llvm::errs()))
-    return 2;
-  DimParse dims = parseDimOverrides({dimOverrides.begin(), dimOverrides.end()});
-  if (!dims.ok())
-    return usageError(dims.error);
-  Frontend frontend(std::vector<std::string>(includeDirs.begin(), includeDirs.end()));
-  std::unique_ptr<DiagnosticVerifier> verifier = setUpDiagnostics(frontend.getDiagnostics());
-  if (llvm::sys::fs::is_directory(inputFile))
-    return usageError("'" + inputFile + "' is a directory");
-  std::unique_ptr<llvm::ToolOutputFile> out = openOutput();
-  if (!out)
-    return 2;
-  Session s{frontend, frontend.getDiagnostics(), out->os(), toDimOverrides(dims.dims)};
+/// Run the --emit kind, its output into `s.os`; the exit status.
+int runEmit(const Session &s, DiagnosticVerifier *verifier) {
   if (Emit(emit) == Emit::Tokens)
-    return emitTokens(s, verifier.get(), *out);
-  if (!frontend.parseFile(inputFile)) { // diagnosed; the verifier still reports what it expected
+    return emitTokens(s, verifier);
+  if (!s.frontend.parseFile(inputFile)) { // diagnosed; the verifier still reports what it expected
     if (verifier)
       verifier->finish(llvm::errs());
     return 2;
@@ -453,5 +487,74 @@ int main(int argc, char **argv) {
   case Emit::Header: ok = emitChecked(s, emitHeader); break;
   case Emit::Cuda: ok = emitChecked(s, emitCuda); break;
   }
-  return finish(ok, s, verifier.get(), *out);
+  return finish(ok, s, verifier);
+}
+
+/// 2, reported, when -o names one of `inputs` (the spec, a file it includes); else 0.
+int refuseInputAsOutput(const std::vector<std::string> &inputs) {
+  try {
+    checkOutputIsNotInput(outputFile, inputs, "-o");
+  } catch (const OutputIsInputError &e) {
+    return usageError(e.what());
+  }
+  return 0;
+}
+
+/// Deliver the output of a run that ended with `status`. Stdout gets it as it is, whatever the
+/// status (as when it was printed as it came). The -o file is written only after a clean run
+/// without --verify-diagnostics, never over a file the run read, and with writeFileAtomically's
+/// rules; otherwise an existing file stays as it was.
+int writeOutput(int status, const std::string &text, Frontend &frontend, bool verifying) {
+  if (outputFile == "-") {
+    llvm::raw_fd_ostream &out = llvm::outs();
+    out << text;
+    out.flush();
+    if (std::error_code ec = out.error()) {
+      out.clear_error();
+      return usageError("cannot write to stdout: " + ec.message());
+    }
+    return status;
+  }
+  if (status != 0 || verifying)
+    return status;
+  const llvm::SourceMgr &sourceMgr = frontend.getSourceMgr();
+  std::vector<std::string> inputs;
+  inputs.reserve(sourceMgr.getNumBuffers());
+  for (unsigned id = 1; id <= sourceMgr.getNumBuffers(); ++id)
+    inputs.push_back(sourceMgr.getMemoryBuffer(id)->getBufferIdentifier().str());
+  if (int refused = refuseInputAsOutput(inputs))
+    return refused;
+  try {
+    writeFileAtomically(outputFile, text);
+  } catch (const FileWriteError &e) {
+    return usageError("cannot write '" + outputFile + "': " + e.reason);
+  }
+  return 0;
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM initLLVM(argc, argv);
+  cl::HideUnrelatedOptions(category);
+  cl::SetVersionPrinter(printVersion);
+  if (!cl::ParseCommandLineOptions(argc, argv, kOverview, &llvm::errs()))
+    return 2;
+  DimParse dims = parseDimOverrides({dimOverrides.begin(), dimOverrides.end()});
+  if (!dims.ok())
+    return usageError(dims.error);
+  if (std::string problem = namespaceProblem(cppNamespace);
+      !cppNamespace.empty() && !problem.empty())
+    return usageError("--namespace '" + cppNamespace + "' " + problem);
+  Frontend frontend(std::vector<std::string>(includeDirs.begin(), includeDirs.end()));
+  std::unique_ptr<DiagnosticVerifier> verifier = setUpDiagnostics(frontend.getDiagnostics());
+  if (llvm::sys::fs::is_directory(inputFile))
+    return usageError("'" + inputFile + "' is a directory");
+  if (int refused = refuseInputAsOutput({std::string(inputFile)}))
+    return refused; // before anything is read; the included files are checked before the write
+  std::string text; // the output, delivered once the run is over
+  llvm::raw_string_ostream os(text);
+  Session s{frontend, frontend.getDiagnostics(), os, toDimOverrides(dims.dims)};
+  int status = runEmit(s, verifier.get());
+  os.flush();
+  return writeOutput(status, text, frontend, verifier != nullptr);
 }

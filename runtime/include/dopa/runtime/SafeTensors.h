@@ -4,10 +4,12 @@
 // JSON header {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}},
 // and the raw little-endian data. PyTorch and NumPy read it. Reading validates everything (header
 // size, JSON, dtypes, shapes, offsets in range, no overlaps or holes) and reports the file and
-// field on any problem; writing is atomic (a temporary file renamed over the target).
+// field on any problem; writing goes through writeFileAtomically (FileIO.h).
 //
 //===----------------------------------------------------------------------===//
 #pragma once
+
+#include "dopa/runtime/FileIO.h" // DataError, writeFileAtomically
 
 #include <cstdint>
 #include <map>
@@ -16,11 +18,6 @@
 #include <vector>
 
 namespace dopa {
-
-/// Bad or unreadable data files, checkpoints and the like; the message names the file and field.
-struct DataError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 enum class DType { F32, F64, I32, I64 };
 const char *dtypeName(DType dtype);
@@ -51,8 +48,9 @@ struct TensorFile {
 /// Read and validate a safetensors file. Throws DataError naming the file and the offending field.
 TensorFile readSafeTensors(const std::string &path);
 
-/// Write atomically: the data goes to `path.tmp.<pid>`, is flushed, then renamed over `path`, so an
-/// interrupted write never leaves a truncated file behind. Throws DataError on I/O errors.
+/// Write with writeFileAtomically (FileIO.h): a regular file is replaced through a flushed
+/// temporary renamed over it, so an interrupted write never leaves a truncated file behind; a link,
+/// device or FIFO is never replaced. Throws DataError (FileWriteError) on I/O errors.
 void writeSafeTensors(const std::string &path, const TensorFile &file);
 
 struct TensorInfo;
@@ -64,8 +62,5 @@ struct TensorInfo;
 void checkTensorSet(const TensorFile &file, const std::string &path,
                     const std::vector<TensorInfo> &expected, const std::vector<int64_t> &prefix,
                     bool optional, const char *what);
-
-/// Write `bytes` to `path` atomically (shared by checkpoints and outputs).
-void writeFileAtomically(const std::string &path, const std::string &bytes);
 
 } // namespace dopa
