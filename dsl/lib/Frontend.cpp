@@ -1,7 +1,7 @@
 //===- Frontend.cpp - Load, parse and check a spec with its includes ------===//
 //
-// Implements file loading (size limit, readable errors), include resolution and cycle detection,
-// and hands the parsed files to Sema.
+// Implements file loading (regular files only, read to their end within the size limit, readable
+// errors), include resolution and cycle detection, and hands the parsed files to Sema.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/dsl/Frontend.h"
@@ -9,9 +9,13 @@
 #include "dopa/dsl/Lexer.h"
 #include "dopa/dsl/Parser.h"
 
+#include "llvm/Support/Error.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
+
+#include <string>
+#include <vector>
 
 using namespace dopa;
 
@@ -24,6 +28,94 @@ bool Frontend::addBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer, llvm::SMLoc
   return true;
 }
 
+namespace {
+
+/// A spec file read into memory, or why not.
+struct SpecRead {
+  enum Problem { None, NotRegular, TooLarge, Unreadable };
+  std::unique_ptr<llvm::MemoryBuffer> buffer;
+  Problem problem = None;
+  /// NotRegular: what the file is ("a FIFO"); TooLarge: its size in bytes, or "more than N";
+  /// Unreadable: the system's reason.
+  std::string detail;
+};
+
+/// What a file that is not a regular file is, for messages.
+const char *fileKindName(llvm::sys::fs::file_type type) {
+  using llvm::sys::fs::file_type;
+  switch (type) {
+  case file_type::directory_file: return "a directory";
+  case file_type::character_file: return "a character device";
+  case file_type::block_file: return "a block device";
+  case file_type::fifo_file: return "a FIFO";
+  case file_type::socket_file: return "a socket";
+  default: return "of an unknown type";
+  }
+}
+
+SpecRead unreadable(std::string reason) {
+  SpecRead r;
+  r.problem = SpecRead::Unreadable;
+  r.detail = std::move(reason);
+  return r;
+}
+
+/// Read a spec file. Only a regular file is read, and its type is checked before it is opened: a
+/// device would never end (/dev/zero) and opening a FIFO blocks. The contents are read to the end
+/// of the file, at most Lexer::maxFileSize bytes, rather than trusting the size the file system
+/// reports: files under /proc report 0 bytes and have contents.
+/// Close a file that was only read: a failure to close cannot lose anything.
+void closeQuietly(llvm::sys::fs::file_t file) {
+  std::error_code closed = llvm::sys::fs::closeFile(file);
+  static_cast<void>(closed);
+}
+
+SpecRead readSpecFile(llvm::StringRef path) {
+  namespace fs = llvm::sys::fs;
+  fs::file_status status;
+  if (std::error_code ec = fs::status(path, status))
+    return unreadable(ec.message());
+  SpecRead r;
+  if (status.type() != fs::file_type::regular_file) {
+    r.problem = SpecRead::NotRegular;
+    r.detail = fileKindName(status.type());
+    return r;
+  }
+  if (status.getSize() > Lexer::maxFileSize) {
+    r.problem = SpecRead::TooLarge;
+    r.detail = std::to_string(status.getSize());
+    return r;
+  }
+  llvm::Expected<fs::file_t> file = fs::openNativeFileForRead(path);
+  if (!file)
+    return unreadable(llvm::toString(file.takeError()));
+  constexpr size_t chunkSize = size_t(64) << 10;
+  std::vector<char> data;
+  size_t used = 0;
+  while (used <= Lexer::maxFileSize) {
+    data.resize(used + chunkSize);
+    llvm::Expected<size_t> n =
+        fs::readNativeFile(*file, llvm::MutableArrayRef<char>(data).drop_front(used));
+    if (!n) {
+      closeQuietly(*file);
+      return unreadable(llvm::toString(n.takeError()));
+    }
+    if (*n == 0)
+      break;
+    used += *n;
+  }
+  closeQuietly(*file);
+  if (used > Lexer::maxFileSize) {
+    r.problem = SpecRead::TooLarge;
+    r.detail = "more than " + std::to_string(Lexer::maxFileSize);
+    return r;
+  }
+  r.buffer = llvm::MemoryBuffer::getMemBufferCopy(llvm::StringRef(data.data(), used), path);
+  return r;
+}
+
+} // namespace
+
 static std::string realPathOf(llvm::StringRef path) {
   llvm::SmallString<256> real;
   if (llvm::sys::fs::real_path(path, real))
@@ -32,26 +124,24 @@ static std::string realPathOf(llvm::StringRef path) {
 }
 
 bool Frontend::parseFile(llvm::StringRef path) {
-  uint64_t size = 0;
-  if (std::error_code ec = llvm::sys::fs::file_size(path, size)) {
-    diags.errorNoLoc("cannot read '" + path + "': " + ec.message());
+  SpecRead contents = readSpecFile(path);
+  switch (contents.problem) {
+  case SpecRead::None: break;
+  case SpecRead::NotRegular:
+    diags.errorNoLoc("'" + path + "' is not a regular file (" + contents.detail + ")");
     return false;
-  }
-  if (size > Lexer::maxFileSize) {
-    diags.errorNoLoc("'" + path + "' is " + llvm::Twine(size) +
-                     " bytes; spec files are limited to " + llvm::Twine(Lexer::maxFileSize) +
-                     " bytes");
+  case SpecRead::TooLarge:
+    diags.errorNoLoc("'" + path + "' is " + contents.detail + " bytes; spec files are limited to " +
+                     llvm::Twine(Lexer::maxFileSize) + " bytes");
     return false;
-  }
-  auto buf = llvm::MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
-  if (!buf) {
-    diags.errorNoLoc("cannot read '" + path + "': " + buf.getError().message());
+  case SpecRead::Unreadable:
+    diags.errorNoLoc("cannot read '" + path + "': " + contents.detail);
     return false;
   }
   std::string real = realPathOf(path);
   loaded[real] = 0;
   openStack.push_back(real);
-  addBuffer(std::move(*buf), llvm::SMLoc());
+  addBuffer(std::move(contents.buffer), llvm::SMLoc());
   openStack.pop_back();
   return true;
 }
@@ -117,23 +207,25 @@ void Frontend::parseBufferAndIncludes(unsigned bufferId) {
     }
     if (loaded.count(real))
       continue; // already parsed through another include
-    uint64_t size = 0;
-    if (!llvm::sys::fs::file_size(resolved, size) && size > Lexer::maxFileSize) {
+    SpecRead contents = readSpecFile(resolved);
+    if (contents.problem == SpecRead::NotRegular)
+      diags.error(inc.pathRange.Start,
+                  "included file '" + inc.path + "' is not a regular file (" + contents.detail +
+                      ")",
+                  {inc.pathRange});
+    else if (contents.problem == SpecRead::TooLarge)
       diags.error(inc.pathRange.Start,
                   "included file '" + inc.path + "' is larger than the spec file limit",
                   {inc.pathRange});
-      continue;
-    }
-    auto buf = llvm::MemoryBuffer::getFile(resolved, false, false);
-    if (!buf) {
+    else if (contents.problem == SpecRead::Unreadable)
       diags.error(inc.pathRange.Start,
-                  "cannot read included file '" + inc.path + "': " + buf.getError().message(),
+                  "cannot read included file '" + inc.path + "': " + contents.detail,
                   {inc.pathRange});
+    if (contents.problem != SpecRead::None)
       continue;
-    }
     loaded[real] = 0;
     openStack.push_back(real);
-    addBuffer(std::move(*buf), inc.range.Start);
+    addBuffer(std::move(contents.buffer), inc.range.Start);
     openStack.pop_back();
   }
 }

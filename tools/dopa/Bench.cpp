@@ -136,6 +136,8 @@ static int benchOne(const BenchOptions &opt) {
   request.memoryBudget = opt.memoryBudget;
   request.bpttSegment = opt.bpttSegment;
   request.expectedSteps = opt.steps;
+  request.batch = opt.batch;
+  request.maxMemory = opt.maxMemory;
   if (opt.engine == "generic") {
     request.spec.path = exampleSpecPath(task, variant);
     request.spec.includeDirs = {exampleDir(task)};

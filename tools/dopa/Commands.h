@@ -35,6 +35,7 @@ struct GradOptions {
   std::optional<uint64_t> initSeed;
   bool doublePrecision = false;
   std::string engine = "generic"; // generic | generated
+  long long maxMemory = 0;        // --max-memory: bytes the run may use (0: what is available)
 };
 
 int runGrad(const GradOptions &options);
@@ -46,6 +47,7 @@ struct TrainOptions {
   std::string task, variant;     // the example the generated engine runs
   std::vector<std::string> dims; // -D: the generated engine looks up the example at these dims
   long long memoryBudget = 0;    // generated engine: BPTT checkpoint budget (0: default)
+  long long maxMemory = 0;       // --max-memory: bytes the run may use (0: what is available)
   int bpttSegment = 0;           // generated engine: forced checkpoint interval (0: planned)
   bool resume = false;
 };
@@ -59,6 +61,7 @@ struct BenchOptions {
   int batch = 30, steps = 120, iters = 5, warmup = 1;
   uint64_t seed = 0;
   long long memoryBudget = 0;
+  long long maxMemory = 0; // --max-memory: bytes the run may use (0: what is available)
   int bpttSegment = 0;
   std::string jsonPath;
 };

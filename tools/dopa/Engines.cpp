@@ -2,19 +2,24 @@
 //
 // The generated engines look the example up in the table of networks compiled into this build
 // (examples/: the spec's own size and CMake's DOPA_EXAMPLE_SIZES); the CUDA engine also needs a
-// device. The generic engine is delegated to GenericEngine.cpp or NoGenericEngine.cpp.
+// device. The generic engine is delegated to GenericEngine.cpp or NoGenericEngine.cpp. The memory
+// check is here: the generated engine's estimate (its checkpoint plan) and the message.
 //
 //===----------------------------------------------------------------------===//
 #include "Engines.h"
 #include "Console.h"
 
 #include "dopa/examples/ExampleNetworks.h"
+#include "dopa/runtime/Memory.h"
+#include "dopa/runtime/SafeTensors.h"
 
 #ifdef DOPA_HAVE_CUDA
 #include "dopa/cuda/CudaExecutor.h"
 #endif
 
+#include <algorithm>
 #include <filesystem>
+#include <omp.h>
 
 using namespace dopa;
 using namespace dopa::tool;
@@ -28,7 +33,78 @@ bool tool::splitExampleName(const std::string &name, std::string &task, std::str
   return !task.empty() && !variant.empty();
 }
 
+int64_t tool::MemoryEstimate::total() const {
+  return saturatingAdd(saturatingAdd(params, engine), episode);
+}
+
+int64_t tool::episodeBytes(const EngineRequest &req, int64_t inputNumel, int64_t outputNumel) {
+  int64_t episodeSteps = saturatingMul(std::max(req.batch, 1), std::max(req.expectedSteps, 1));
+  int64_t perStep = saturatingAdd(inputNumel, saturatingMul(2, outputNumel));
+  return saturatingMul(saturatingMul(episodeSteps, perStep), int64_t(sizeof(float)));
+}
+
+bool tool::fitsMemory(const EngineRequest &req, const MemoryEstimate &estimate,
+                      const std::string &tool) {
+  auto bytes = [](int64_t b) {
+    return (b == kUnboundedBytes ? "more than " : "") + formatBytes(b);
+  };
+  std::string what = req.engine + " engine, B=" + std::to_string(req.batch) +
+                     ", T=" + std::to_string(req.expectedSteps);
+  for (const std::string &dim : req.dims.empty() ? req.spec.dimOverrides : req.dims) {
+    what += ", ";
+    what += dim;
+  }
+  what += ": parameters and optimizer state " + bytes(estimate.params) + ", " +
+          estimate.engineWhat + " " + bytes(estimate.engine) +
+          ", the episode's inputs and outputs " + bytes(estimate.episode);
+  try {
+    checkMemoryFits(estimate.total(), what, req.maxMemory);
+    return true;
+  } catch (const DataError &e) {
+    printError(tool, e.what());
+    return false;
+  }
+}
+
 namespace {
+
+/// What the generated C++ engine needs for an iteration, before it allocates: the parameters,
+/// their gradients and Adam's two moments; the executor's checkpoint plan (planCheckpoints: the
+/// states, every step's inputs, the BPTT checkpoints and every thread's replay buffers); and the
+/// caller's per-step buffers.
+MemoryEstimate generatedEstimate(const GeneratedSpec &spec, const EngineRequest &req) {
+  NetworkInfo info = spec.info();
+  BlockLayout layout = layoutOf(spec, info);
+  const int64_t floatBytes = sizeof(float);
+  int64_t batch = std::max(req.batch, 1), steps = std::max(req.expectedSteps, 1);
+  MemoryEstimate m;
+  m.params = saturatingMul(saturatingMul(4, layout.paramNumel), floatBytes);
+  m.episode = episodeBytes(req, layout.inputNumel, layout.outputNumel);
+  m.engineWhat = "states, inputs and BPTT checkpoints";
+  // What every plan holds, the states (current and next) and every step's inputs: a lower bound
+  // that refuses sizes the planner's int64_t arithmetic could not even add up.
+  m.engine = saturatingAdd(
+      saturatingMul(saturatingMul(2, batch), saturatingMul(layout.stateNumel, floatBytes)),
+      saturatingMul(saturatingMul(steps, batch), saturatingMul(layout.inputNumel, floatBytes)));
+  // The plan itself (it tries every interval up to `steps`), unless the lower bound is refused
+  // already, and where its largest products stay far from overflowing.
+  if (m.total() > (req.maxMemory > 0 ? req.maxMemory : availableMemoryBytes()))
+    return m;
+  int threads = omp_get_max_threads();
+  long double perElementStep = (long double)layout.stateNumel + (long double)layout.inputNumel +
+                               (long double)layout.savedNumel + (long double)layout.recordNumel +
+                               16.0L;
+  long double perThread = (long double)layout.scratchNumel + (long double)layout.paramNumel +
+                          (long double)layout.outputNumel + 16.0L;
+  long double largest = 4.0L * (long double)floatBytes * (long double)std::max(threads, 1) *
+                        ((long double)steps * (long double)batch * perElementStep + perThread);
+  if (largest < 4.0e18L) {
+    PlanInputs in = planInputs(layout, floatBytes, int(batch), int(steps), threads,
+                               req.memoryBudget, req.bpttSegment);
+    m.engine = std::max(m.engine, planCheckpoints(in).totalBytes);
+  }
+  return m;
+}
 
 StepFlops flopsOf(const GeneratedSpec &spec) {
   return {spec.forwardFlops, spec.forwardSharedFlops, spec.backwardFlops, spec.backwardSharedFlops};
@@ -58,6 +134,12 @@ EngineNetwork makeGenerated(const EngineRequest &req, const std::string &tool) {
     return out;
   }
   const GeneratedSpec &spec = e->spec();
+  MemoryEstimate estimate = generatedEstimate(spec, req);
+  if (!fitsMemory(req, estimate, tool)) {
+    out.exitCode = 1;
+    return out;
+  }
+  out.neededBytes = estimate.total();
   auto g = std::make_unique<GeneratedNetwork>(spec);
   g->executor().setMemoryBudget(req.memoryBudget);
   g->executor().setCheckpointEvery(req.bpttSegment);
@@ -106,5 +188,5 @@ EngineNetwork tool::makeEngineNetwork(const EngineRequest &req, const std::strin
     return makeGenerated(req, tool);
   if (req.engine == "cuda")
     return makeCuda(req, tool);
-  return makeGenericNetwork(req.spec, tool);
+  return makeGenericNetwork(req, tool);
 }

@@ -5,7 +5,9 @@
 // CUDA, in builds with nvcc) and `generic` (the compiler's IR interpreter: any spec, any -D; full
 // build only). makeEngineNetwork() picks one for train and bench; the generic engine's functions
 // are implemented by GenericEngine.cpp in the full build and by NoGenericEngine.cpp in the
-// runtime-only build, which explains what is missing. Nothing in this header needs the compiler.
+// runtime-only build, which explains what is missing. Before an engine allocates anything, the
+// memory a training iteration needs (MemoryEstimate) is compared with the memory available, and a
+// run that cannot fit is refused (fitsMemory). Nothing in this header needs the compiler.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -39,7 +41,19 @@ struct EngineRequest {
   SpecOptions spec;                 // generic: the spec to interpret
   long long memoryBudget = 0;       // generated: BPTT checkpoint budget (0: default)
   int bpttSegment = 0;              // generated, cuda: forced checkpoint interval (0: planned)
-  int expectedSteps = 0;            // generated: episode length to plan for
+  int expectedSteps = 0;            // generated: episode length to plan for; all: memory check
+  int batch = 1;                    // episodes per iteration (memory check)
+  long long maxMemory = 0;          // --max-memory: the memory check's limit (0: available)
+};
+
+/// What one training iteration of request.batch episodes of request.expectedSteps steps needs, in
+/// bytes (saturating: kUnboundedBytes when a product overflows), by part.
+struct MemoryEstimate {
+  int64_t params = 0;     // parameters, gradients and the optimizer's two moments
+  int64_t engine = 0;     // what the engine holds over an episode
+  std::string engineWhat; // what that is, for the message ("states and BPTT checkpoints")
+  int64_t episode = 0;    // the caller's per-step inputs, outputs and output gradients
+  int64_t total() const;
 };
 
 /// A network on its engine, with what reports need.
@@ -48,11 +62,22 @@ struct EngineNetwork {
   std::vector<int64_t> inputRows;        // per input: rows of the table it indexes, else 0
   StepFlops flops;                       // of one step
   GeneratedNetwork *generated = nullptr; // the generated C++ engine's network, for its plan
-  int exitCode = 0; // when net is null: 1 (errors in the spec), 2 (engine or size unavailable)
+  int64_t neededBytes = 0;               // the memory check's estimate (0: not checked)
+  int exitCode = 0; // when net is null: 1 (errors in the spec, too little memory), 2 (engine or
+                    // size unavailable)
 };
 
 /// The network `request` asks for; on failure `net` is null after a message prefixed by `tool`.
 EngineNetwork makeEngineNetwork(const EngineRequest &request, const std::string &tool);
+
+/// The caller's buffers for an episode: request.batch × request.expectedSteps × (the inputs, the
+/// outputs and their gradients) floats, from the elements of one step of one batch element.
+int64_t episodeBytes(const EngineRequest &request, int64_t inputNumel, int64_t outputNumel);
+
+/// Whether `estimate` fits the memory available (or request.maxMemory); false after a message
+/// prefixed by `tool` that names the engine, the sizes and every part (checkMemoryFits).
+bool fitsMemory(const EngineRequest &request, const MemoryEstimate &estimate,
+                const std::string &tool);
 
 /// Task and variant from "cue_reward/modul" or ".../cue_reward/modul.dopa"; false if neither.
 bool splitExampleName(const std::string &name, std::string &task, std::string &variant);
@@ -61,9 +86,10 @@ bool splitExampleName(const std::string &name, std::string &task, std::string &v
 
 /// Whether this build has the generic engine (and the compiler behind it).
 bool haveGenericEngine();
-/// The generic engine's network for a spec, its gather rows and FLOPs; null `net` after
-/// diagnostics (exit code 1) or, in the runtime-only build, after saying why (exit code 2).
-EngineNetwork makeGenericNetwork(const SpecOptions &spec, const std::string &tool);
+/// The generic engine's network for request.spec, its gather rows and FLOPs; null `net` after
+/// diagnostics or when the run would not fit in memory (exit code 1) or, in the runtime-only
+/// build, after saying why (exit code 2).
+EngineNetwork makeGenericNetwork(const EngineRequest &request, const std::string &tool);
 /// `dopa grad` on the generic engine (float or double).
 int runGenericGrad(const GradOptions &options);
 

@@ -18,7 +18,7 @@ const char *const kWhy = "--engine generic needs the full build of dopa (this on
 
 bool tool::haveGenericEngine() { return false; }
 
-EngineNetwork tool::makeGenericNetwork(const SpecOptions &, const std::string &tool) {
+EngineNetwork tool::makeGenericNetwork(const EngineRequest &, const std::string &tool) {
   printError(tool, kWhy);
   EngineNetwork out;
   out.exitCode = 2;
