@@ -123,8 +123,8 @@ void Checker::warning(llvm::SMLoc loc, const llvm::Twine &msg,
 
 void Checker::suggest(llvm::StringRef name, llvm::SMRange range, const Instance *inst,
                       bool functions) {
-  if (!lastErrorShown)
-    return; // the note would not be shown either
+  if (!lastErrorShown || !takeSuggestion())
+    return; // the note would not be shown either, or the search budget is spent
   ClosestName closest(name, name.size() >= 4 ? 2u : 1u);
   if (functions)
     for (const BuiltinInfo &b : builtins)
@@ -137,8 +137,8 @@ void Checker::suggest(llvm::StringRef name, llvm::SMRange range, const Instance 
 }
 
 void Checker::suggestCell(const Ident &cell) {
-  if (!lastErrorShown)
-    return; // the note would not be shown either
+  if (!lastErrorShown || !takeSuggestion())
+    return; // the note would not be shown either, or the search budget is spent
   ClosestName closest(cell.name, 2);
   for (const auto &u : units)
     if (u.second->isCell)
@@ -180,6 +180,8 @@ std::unique_ptr<Program> Checker::run(llvm::ArrayRef<const File *> files) {
         continue;
       auto net = std::make_unique<Network>();
       net->name = unit.name.name.str();
+      cellInstances = 0;
+      tooManyCellInstances = false;
       net->root = instantiate(unit, {}, "", {});
       if (!net->root)
         continue;
@@ -218,8 +220,34 @@ std::unique_ptr<Program> Checker::run(llvm::ArrayRef<const File *> files) {
   return program;
 }
 
+bool Checker::countCellInstance(llvm::SMRange layerRange) {
+  if (!tooManyCellInstances) {
+    ++cellInstances;
+    if (cellInstances <= maxCellInstances)
+      return true;
+  }
+  failed = true;
+  if (tooManyCellInstances)
+    return false; // reported
+  tooManyCellInstances = true;
+  lastErrorShown = !diags.limitReached();
+  // Shown even while quiet (a repeated instantiation): nothing else reports it. At the network's
+  // own layer that leads here; stack[0] is the network.
+  llvm::SMRange at = stack.size() >= 2 ? stack[1].layerRange : layerRange;
+  std::string network = stack.empty() ? std::string("the network")
+                                      : "network '" + stack.front().unit->name.name.str() + "'";
+  diags.error(at.Start,
+              network + " instantiates more than " + std::to_string(maxCellInstances) +
+                  " cells (nested layers: each layer is an instance of its cell, and the cell's "
+                  "own layers are instances too); use fewer layers per cell or fewer levels",
+              {at});
+  return false;
+}
+
 std::unique_ptr<Instance> Checker::instantiate(const Unit &unit, llvm::ArrayRef<int64_t> dimArgs,
                                                std::string prefix, llvm::SMRange layerRange) {
+  if (layerRange.isValid() && !countCellInstance(layerRange))
+    return nullptr; // past the limit: reported once, nothing more is instantiated
   for (const InstFrame &frame : stack) {
     if (frame.unit == &unit) {
       error(layerRange.Start,

@@ -30,6 +30,9 @@ inline Symbol makeSymbol(SymbolKind kind) {
 /// Largest size of one dimension, and of one tensor per batch element.
 inline constexpr int64_t maxDim = int64_t(1) << 24;
 inline constexpr int64_t maxElements = int64_t(1) << 31;
+/// Most cell instances in one network. Each layer instantiates its cell, and the cell's layers
+/// their cells: nested layers multiply (two per level over 30 levels are about 2^31 instances).
+inline constexpr int64_t maxCellInstances = 4096;
 
 enum class Builtin {
   None,
@@ -126,10 +129,24 @@ private:
   void suggest(llvm::StringRef name, llvm::SMRange range, const Instance *inst, bool functions);
   /// After an error about the unknown cell `cell`: suggest a cell with a similar name.
   void suggestCell(const ast::Ident &cell);
+  /// Whether one more "did you mean" search may run: at most kMaxSuggestions per run (as Clang
+  /// bounds its typo corrections), so that thousands of unknown names cost linear time even with
+  /// --error-limit=0.
+  bool takeSuggestion() {
+    if (suggestionsLeft == 0)
+      return false;
+    --suggestionsLeft;
+    return true;
+  }
+  static constexpr int kMaxSuggestions = 100;
+  int suggestionsLeft = kMaxSuggestions;
 
   // Instances (Sema.cpp).
   std::unique_ptr<Instance> instantiate(const ast::Unit &unit, llvm::ArrayRef<int64_t> dimArgs,
                                         std::string prefix, llvm::SMRange layerRange);
+  /// Count one more cell instance of the network being checked; false (reported once, at the
+  /// network's layer that leads to it) past maxCellInstances, and from then on.
+  bool countCellInstance(llvm::SMRange layerRange);
 
   // Phase 1, declarations (SemaDecls.cpp).
   void declare(Instance &inst, const ast::Ident &name, Symbol sym);
@@ -214,6 +231,9 @@ private:
   /// Instantiations already checked, keyed by unit and dims: repeats are checked quietly.
   std::set<std::pair<const ast::Unit *, std::vector<int64_t>>> seenInstantiations;
   std::set<const ast::Unit *> usedUnits;
+  /// Cell instances of the network being checked, and whether they passed maxCellInstances.
+  int64_t cellInstances = 0;
+  bool tooManyCellInstances = false;
   unsigned quiet = 0;
   bool failed = false;
   /// Whether the last error was shown: not while quiet, and not once the engine drops errors past
