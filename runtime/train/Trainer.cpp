@@ -1,24 +1,33 @@
 //===- Trainer.cpp - Meta-training on the cue-reward task with A2C -------===//
 //
 // Implements the training loop, checkpoints (safetensors with a version, a configuration
-// fingerprint and an FNV-1a checksum, written atomically) and the gnuplot learning curve.
+// fingerprint and an FNV-1a checksum, written atomically), the run-folder lock and the gnuplot
+// learning curve.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/train/Trainer.h"
 
 #include "dopa/runtime/SafeTensors.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using namespace dopa;
 
@@ -36,23 +45,73 @@ uint64_t parseHex(const std::string &s, const std::string &path, const std::stri
   return std::stoull(s, nullptr, 16);
 }
 
-/// FNV-1a over the tensors' names and bytes, in name order (files list them in any order).
-uint64_t fnv1a(const std::vector<StoredTensor> &tensors) {
+/// Parse a non-negative decimal count; anything else is a DataError naming the field.
+int64_t parseCount(const std::string &s, const std::string &path, const std::string &field) {
+  int64_t v = 0;
+  const char *end = s.data() + s.size();
+  auto [stop, ec] = std::from_chars(s.data(), end, v);
+  if (s.empty() || ec != std::errc() || stop != end || v < 0)
+    throw DataError(path + ": __metadata__." + field + ": '" + s + "' is not a count");
+  return v;
+}
+
+/// FNV-1a, 64 bits.
+struct Fnv1a {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  void byte(uint8_t b) { h = (h ^ b) * 0x100000001b3ULL; }
+  void bytes(const uint8_t *data, size_t n) {
+    for (size_t i = 0; i < n; ++i)
+      byte(data[i]);
+  }
+  /// A field with its length first (8 bytes, little-endian), so no two splits hash alike.
+  void field(const std::string &s) {
+    for (int i = 0; i < 8; ++i)
+      byte(uint8_t(uint64_t(s.size()) >> (8 * i)));
+    bytes(reinterpret_cast<const uint8_t *>(s.data()), s.size());
+  }
+};
+
+/// The tensors in name order (files list them in any order).
+std::vector<const StoredTensor *> byName(const std::vector<StoredTensor> &tensors) {
   std::vector<const StoredTensor *> sorted;
   sorted.reserve(tensors.size());
   for (const StoredTensor &t : tensors)
     sorted.push_back(&t);
   std::sort(sorted.begin(), sorted.end(),
             [](const StoredTensor *a, const StoredTensor *b) { return a->name < b->name; });
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (const StoredTensor *tp : sorted) {
-    const StoredTensor &t = *tp;
-    for (char c : t.name)
-      h = (h ^ uint8_t(c)) * 0x100000001b3ULL;
-    for (uint8_t byte : t.bytes)
-      h = (h ^ byte) * 0x100000001b3ULL;
+  return sorted;
+}
+
+/// Version 1: FNV-1a over the tensors' names and bytes, in name order; the metadata is not covered.
+uint64_t checksumV1(const TensorFile &f) {
+  Fnv1a h;
+  for (const StoredTensor *t : byName(f.tensors)) {
+    h.bytes(reinterpret_cast<const uint8_t *>(t->name.data()), t->name.size());
+    h.bytes(t->bytes.data(), t->bytes.size());
   }
-  return h;
+  return h.h;
+}
+
+/// Version 2: FNV-1a over each tensor in name order (its name, dtype, shape and bytes), then every
+/// metadata entry but the checksum in key order (key and value), each text led by its length.
+uint64_t checksumV2(const TensorFile &f) {
+  Fnv1a h;
+  for (const StoredTensor *t : byName(f.tensors)) {
+    h.field(t->name);
+    h.field(dtypeName(t->dtype));
+    std::string shape;
+    for (int64_t d : t->shape)
+      shape += std::to_string(d) + ",";
+    h.field(shape);
+    h.bytes(t->bytes.data(), t->bytes.size());
+  }
+  for (const auto &[key, value] : f.metadata) {
+    if (key == "checksum")
+      continue;
+    h.field(key);
+    h.field(value);
+  }
+  return h.h;
 }
 
 std::string rngString(const Rng::State &s) {
@@ -81,7 +140,15 @@ Rng::State parseRng(const std::string &text, const std::string &path, const std:
   return s;
 }
 
-/// What must agree between a checkpoint and the run that resumes it.
+/// What must agree between a checkpoint and the run that resumes it: everything that determines the
+/// continuation. The network (its name, parameter count and the description: spec, variant, -D
+/// dims), the task, the batch, the seed, every optimizer, clipping, burn-in and A2C setting, the
+/// OpenMP thread count (it sets the order of float sums) and the engine (each computes in its own
+/// order). What may change on resume: the number of iterations (only upwards), how often
+/// checkpoints are written, and the BPTT memory plan of the generated engine (--memory-budget,
+/// --bptt-segment: they choose which states are kept and which recomputed, not the arithmetic).
+/// Parameters, Adam's moments and step count, the generators and the iteration come from the
+/// checkpoint itself, all covered by its checksum (version 1: only the tensors were).
 std::map<std::string, std::string> fingerprint(const TrainConfig &c, const NetworkInfo &info) {
   auto num = [](double v) {
     std::ostringstream os;
@@ -105,7 +172,68 @@ std::map<std::string, std::string> fingerprint(const TrainConfig &c, const Netwo
           {"bent", num(c.a2c.entropyWeight)},
           {"blossv", num(c.a2c.valueWeight)},
           {"baseline",
-           c.a2c.baseline == A2CConfig::Baseline::FirstElement ? "first-element" : "per-element"}};
+           c.a2c.baseline == A2CConfig::Baseline::FirstElement ? "first-element" : "per-element"},
+          {"adam_beta1", num(c.adam.beta1)},
+          {"adam_beta2", num(c.adam.beta2)},
+          {"weight_decay", num(c.adam.weightDecay)},
+          {"cue_size", std::to_string(c.task.cueSize)},
+          {"reward", num(c.task.reward)},
+          {"wrong_penalty", num(c.task.wrongPenalty)},
+          {"flip_prob", num(c.task.flipProb)},
+          {"threads", std::to_string(c.threads)},
+          {"engine", c.engine}};
+}
+
+/// The settings a version-1 checkpoint may lack: they joined the fingerprint later (cues_per_trial
+/// during version 1, the others with version 2). Such a checkpoint was made with the default, which
+/// no option could change then (`unknown` false), or with a setting that was not recorded, so any
+/// value resumes it (`unknown` true: the thread count and the engine).
+struct AddedLater {
+  const char *key;
+  bool unknown;
+};
+constexpr AddedLater addedLater[] = {{"cues_per_trial", false}, {"adam_beta1", false},
+                                     {"adam_beta2", false},     {"weight_decay", false},
+                                     {"cue_size", false},       {"reward", false},
+                                     {"wrong_penalty", false},  {"flip_prob", false},
+                                     {"threads", true},         {"engine", true}};
+
+/// The fingerprint value a checkpoint records for `key`: its own, or for a version-1 checkpoint
+/// without it, the default (null: not recorded, anything goes).
+const std::string *recorded(const TensorFile &f, const CheckpointState &state,
+                            const std::string &key, const std::string &path,
+                            const std::map<std::string, std::string> &defaults) {
+  auto it = f.metadata.find(key);
+  if (it != f.metadata.end())
+    return &it->second;
+  if (state.version < 2)
+    for (const AddedLater &later : addedLater)
+      if (key == later.key)
+        return later.unknown ? nullptr : &defaults.at(key);
+  throw DataError(path + ": __metadata__." + key + ": missing (not a dopa checkpoint?)");
+}
+
+/// What to add to a fingerprint mismatch: how to continue the checkpoint anyway, where an option
+/// can.
+std::string mismatchHint(const std::string &key, const std::string &had) {
+  if (had.empty())
+    return "";
+  if (key == "threads")
+    return "; pass --threads " + had + " to continue it (the thread count sets the order of sums)";
+  if (key == "engine")
+    return "; pass --engine " + had + " to continue it";
+  return "";
+}
+
+/// `path` exists and is not a regular file: a DataError that says what it is.
+void checkRegularFile(const std::string &path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::file_status status = fs::status(path, ec);
+  if (ec || !fs::exists(status) || fs::is_regular_file(status))
+    return;
+  throw DataError(path +
+                  (fs::is_directory(status) ? ": is a directory" : ": is not a regular file"));
 }
 
 } // namespace
@@ -113,6 +241,8 @@ std::map<std::string, std::string> fingerprint(const TrainConfig &c, const Netwo
 Trainer::Trainer(Network &net, TrainConfig config)
     : net(net), cfg(std::move(config)), task(cfg.task, cfg.batch),
       adam(cfg.adam, net.info().numParams), envRng(cfg.seed * 2 + 1), policyRng(cfg.seed * 2 + 2) {
+  if (cfg.threads == 0)
+    cfg.threads = omp_get_max_threads();
   const NetworkInfo &info = net.info();
   if (info.inputs.size() != 1 || info.inputs[0].numel() != cfg.task.inputSize() ||
       info.inputs[0].isInt)
@@ -245,12 +375,13 @@ void Trainer::saveCheckpoint(const std::string &path) const {
   f.metadata["adam_steps"] = std::to_string(adam.steps());
   f.metadata["env_rng"] = rngString(envRng.state());
   f.metadata["policy_rng"] = rngString(policyRng.state());
-  f.metadata["checksum"] = hex(fnv1a(f.tensors));
+  f.metadata["checksum"] = checkpointChecksum(f);
   writeSafeTensors(path, f);
 }
 
-void Trainer::resume(const std::string &path) {
-  TensorFile f = readSafeTensors(path);
+std::string Trainer::checkpointChecksum(const TensorFile &file) { return hex(checksumV2(file)); }
+
+CheckpointState Trainer::readCheckpointState(const TensorFile &f, const std::string &path) {
   auto meta = [&](const std::string &key) -> const std::string & {
     auto it = f.metadata.find(key);
     if (it == f.metadata.end())
@@ -260,24 +391,43 @@ void Trainer::resume(const std::string &path) {
   if (meta("format") != "dopa-checkpoint")
     throw DataError(path + ": __metadata__.format: '" + meta("format") +
                     "' is not a dopa checkpoint");
-  if (meta("version") != std::to_string(checkpointVersion))
+  CheckpointState s;
+  for (int v = oldestCheckpointVersion; v <= checkpointVersion; ++v)
+    if (meta("version") == std::to_string(v))
+      s.version = v;
+  if (s.version == 0)
     throw DataError(path + ": __metadata__.version: checkpoint version " + meta("version") +
-                    ", this dopa reads version " + std::to_string(checkpointVersion));
-  if (hex(fnv1a(f.tensors)) != meta("checksum"))
+                    ", this dopa reads versions " + std::to_string(oldestCheckpointVersion) +
+                    " to " + std::to_string(checkpointVersion));
+  if (s.version == 1 && hex(checksumV1(f)) != meta("checksum"))
     throw DataError(path +
                     ": __metadata__.checksum: the data does not match its checksum (corrupt file)");
-  // Settings added to the fingerprint after checkpoints of this version were written: an older
-  // checkpoint was made with the value every run had then.
-  static const std::map<std::string, std::string> addedLater = {{"cues_per_trial", "2"}};
+  if (s.version >= 2 && hex(checksumV2(f)) != meta("checksum"))
+    throw DataError(path + ": __metadata__.checksum: the checkpoint's data or metadata does not "
+                           "match its checksum (corrupt file)");
+  s.iteration = parseCount(meta("iteration"), path, "iteration");
+  s.adamSteps = parseCount(meta("adam_steps"), path, "adam_steps");
+  s.envRng = parseRng(meta("env_rng"), path, "env_rng");
+  s.policyRng = parseRng(meta("policy_rng"), path, "policy_rng");
+  const StoredTensor *log = f.find("log");
+  if (!log || log->dtype != DType::F64 || log->shape.size() != 2 || log->shape[1] != 5 ||
+      log->shape[0] != s.iteration)
+    throw DataError(path + ": log: expected F64 [" + std::to_string(s.iteration) + ", 5]");
+  return s;
+}
+
+void Trainer::resume(const std::string &path) {
+  checkRegularFile(path);
+  TensorFile f = readSafeTensors(path);
+  CheckpointState state = readCheckpointState(f, path);
+  std::map<std::string, std::string> defaults = fingerprint(TrainConfig{}, net.info());
   for (const auto &[key, value] : fingerprint(cfg, net.info())) {
-    auto later = addedLater.find(key);
-    const std::string &had =
-        later != addedLater.end() && !f.metadata.count(key) ? later->second : meta(key);
-    if (had != value) {
+    const std::string *had = recorded(f, state, key, path, defaults);
+    if (had && *had != value) {
       std::string msg = path;
       msg += ": __metadata__." + key + ": the checkpoint has '";
-      msg += had;
-      msg += "' but this run has '" + value + "'";
+      msg += *had;
+      msg += "' but this run has '" + value + "'" + mismatchHint(key, *had);
       throw DataError(msg);
     }
   }
@@ -291,19 +441,84 @@ void Trainer::resume(const std::string &path) {
   std::copy(params.begin(), params.end(), net.params());
   adam.firstMoment() = f.find("adam.m")->toFloat();
   adam.secondMoment() = f.find("adam.v")->toFloat();
-  adam.setSteps(std::stoll(meta("adam_steps")));
-  envRng.setState(parseRng(meta("env_rng"), path, "env_rng"));
-  policyRng.setState(parseRng(meta("policy_rng"), path, "policy_rng"));
+  adam.setSteps(state.adamSteps);
+  envRng.setState(state.envRng);
+  policyRng.setState(state.policyRng);
   st = TrainState{};
-  st.iteration = std::stoll(meta("iteration"));
-  const StoredTensor *log = f.find("log");
-  if (!log || log->shape.size() != 2 || log->shape[1] != 5 || log->shape[0] != st.iteration)
-    throw DataError(path + ": log: expected [" + std::to_string(st.iteration) + ", 5]");
-  std::vector<double> rows = log->toDouble();
+  st.iteration = state.iteration;
+  std::vector<double> rows = f.find("log")->toDouble();
   for (int64_t i = 0; i < st.iteration; ++i) {
     const double *r = rows.data() + i * 5;
     st.log.push_back({int64_t(r[0]), r[1], r[2], r[3], r[4]});
   }
+}
+
+namespace {
+
+/// Who holds the lock file `fd` ("pid N on host H"), as it recorded itself.
+std::string lockHolder(int fd) {
+  char buf[512] = {};
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  std::istringstream in(std::string(buf, n > 0 ? size_t(n) : 0));
+  long long pid = 0;
+  std::string host;
+  if (!(in >> pid >> host))
+    return "pid unknown: it has not recorded itself yet";
+  return "pid " + std::to_string(pid) + " on host " + host;
+}
+
+std::string hostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || !buf[0])
+    return "unknown";
+  return buf;
+}
+
+} // namespace
+
+RunLock::RunLock(const std::string &dir) : path((std::filesystem::path(dir) / ".lock").string()) {
+  std::filesystem::create_directories(dir);
+  // A holder removes the file as it lets go; a file opened just before that is no longer the one
+  // at `path`, so lock it again, as it is now.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int f = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (f < 0)
+      throw std::runtime_error(path + ": cannot create the lock file: " + std::strerror(errno));
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      std::string holder = err == EWOULDBLOCK ? lockHolder(f) : "";
+      ::close(f);
+      if (err == EWOULDBLOCK) {
+        std::string msg = dir;
+        msg += " is in use by another dopa train (";
+        msg += holder;
+        msg += "); wait for it or choose another --out";
+        throw RunLockError(msg);
+      }
+      throw std::runtime_error(path + ": cannot lock: " + std::strerror(err));
+    }
+    struct stat opened{};
+    struct stat named{};
+    if (fstat(f, &opened) == 0 && ::stat(path.c_str(), &named) == 0 &&
+        opened.st_dev == named.st_dev && opened.st_ino == named.st_ino) {
+      fd = f;
+      std::string record = std::to_string(getpid()) + " " + hostName() + "\n";
+      bool written = ftruncate(fd, 0) == 0 &&
+                     pwrite(fd, record.data(), record.size(), 0) == ssize_t(record.size());
+      (void)written; // the record only names the holder in messages; the lock is what counts
+      return;
+    }
+    ::close(f);
+  }
+  throw std::runtime_error(path + ": cannot lock: the lock file keeps being replaced");
+}
+
+RunLock::~RunLock() {
+  if (fd < 0)
+    return;
+  // Removed while still held: whoever opened it meanwhile finds it replaced and tries again.
+  ::unlink(path.c_str());
+  ::close(fd);
 }
 
 bool dopa::plotLearningCurve(

@@ -1,8 +1,10 @@
 //===- TrainerTest.cpp - Training loop, checkpoints and bit-exact resume --===//
 //
 // A run interrupted after a checkpoint and resumed ends with exactly the parameters of an
-// uninterrupted run; corrupt, truncated, wrong-version or mismatched checkpoints are rejected with
-// the file and field named; the optimizer does not step during the burn-in.
+// uninterrupted run; corrupt, truncated, wrong-version or mismatched checkpoints (the data or any
+// metadata field, the thread count, the engine) are rejected with the file and field named;
+// version-1 checkpoints still resume; the optimizer does not step during the burn-in; a run folder
+// is locked against a second run.
 //
 //===----------------------------------------------------------------------===//
 #include "TestUtil.h"
@@ -14,8 +16,11 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 using namespace dopa;
 namespace fs = std::filesystem;
@@ -40,6 +45,7 @@ TrainConfig smallConfig(const std::string &dir, int64_t iterations) {
   c.checkpointEvery = 3;
   c.outDir = dir;
   c.description = "test";
+  c.engine = "generic";
   return c;
 }
 
@@ -50,9 +56,9 @@ std::string freshDir(const std::string &name) {
   return dir.string();
 }
 
-std::string resumeError(const std::string &dir) {
+std::string resumeError(const std::string &dir, const TrainConfig &cfg) {
   auto net = makeNet("modul");
-  Trainer t(*net, smallConfig(dir, 6));
+  Trainer t(*net, cfg);
   try {
     t.resume(dir + "/checkpoint.st");
   } catch (const DataError &e) {
@@ -60,6 +66,53 @@ std::string resumeError(const std::string &dir) {
   }
   return "";
 }
+
+std::string resumeError(const std::string &dir) { return resumeError(dir, smallConfig(dir, 6)); }
+
+/// A checkpoint's metadata changed on purpose: record the checksum that matches it.
+void reseal(TensorFile &f) { f.metadata["checksum"] = Trainer::checkpointChecksum(f); }
+
+/// The version-1 checksum, written out here independently: FNV-1a over each tensor's name and bytes
+/// in name order; the metadata is not covered.
+std::string version1Checksum(const TensorFile &f) {
+  std::vector<const StoredTensor *> sorted;
+  for (const StoredTensor &t : f.tensors)
+    sorted.push_back(&t);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const StoredTensor *a, const StoredTensor *b) { return a->name < b->name; });
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const StoredTensor *t : sorted) {
+    for (char c : t->name)
+      h = (h ^ uint8_t(c)) * 0x100000001b3ULL;
+    for (uint8_t byte : t->bytes)
+      h = (h ^ byte) * 0x100000001b3ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+/// Turn a current checkpoint into one as version 1 wrote it: without the settings added in version
+/// 2, and with the data-only checksum.
+void makeVersion1(TensorFile &f) {
+  for (const char *key : {"threads", "engine", "adam_beta1", "adam_beta2", "weight_decay",
+                          "cue_size", "reward", "wrong_penalty", "flip_prob"})
+    f.metadata.erase(key);
+  f.metadata["version"] = "1";
+  f.metadata["checksum"] = version1Checksum(f);
+}
+
+/// One decimal or hex digit of `value` changed (the last one).
+std::string flipDigit(std::string value) {
+  size_t at = value.find_last_of("0123456789abcdef");
+  REQUIRE(at != std::string::npos);
+  value[at] = value[at] == '0' ? '1' : '0';
+  return value;
+}
+
+const char *const checksumMessage =
+    "checkpoint.st: __metadata__.checksum: the checkpoint's data or metadata does not match its "
+    "checksum (corrupt file)";
 } // namespace
 
 TEST_CASE("a resumed run continues bit-exactly as an uninterrupted one") {
@@ -138,9 +191,77 @@ TEST_CASE("bad checkpoints are rejected with the file and field named") {
     writeSafeTensors(path, f);
     CHECK(resumeError(dir).find("version: checkpoint version 99") != std::string::npos);
   }
+  SUBCASE("a flipped digit in any metadata field fails the checksum") {
+    for (const char *key : {"env_rng", "policy_rng", "adam_steps", "iteration", "lr", "threads"}) {
+      CAPTURE(key);
+      rewrite(good); // one field at a time
+      TensorFile f = readSafeTensors(path);
+      REQUIRE(f.metadata.count(key));
+      f.metadata[key] = flipDigit(f.metadata[key]);
+      writeSafeTensors(path, f);
+      CHECK(resumeError(dir).find(checksumMessage) != std::string::npos);
+    }
+  }
+  SUBCASE("a version-1 checkpoint (data-only checksum, fewer settings) still resumes") {
+    TensorFile current = readSafeTensors(path);
+    auto continueFrom = [&](const TensorFile &file) {
+      writeSafeTensors(path, file);
+      auto net = makeNet("modul");
+      Trainer t(*net, smallConfig(dir, 6));
+      t.resume(path);
+      t.run();
+      return std::vector<float>(net->params(), net->params() + net->info().numParams);
+    };
+    std::vector<float> fromCurrent = continueFrom(current);
+    TensorFile f = current;
+    makeVersion1(f);
+    CHECK(continueFrom(f) == fromCurrent); // the same continuation
+    writeSafeTensors(path, f);
+    CHECK(resumeError(dir).empty());
+    TrainConfig other = smallConfig(dir, 6);
+    other.threads = 1000; // not recorded in version 1: any count resumes it
+    other.engine = "generated";
+    CHECK(resumeError(dir, other).empty());
+    other.batch = 7; // recorded: still checked
+    CHECK(resumeError(dir, other).find("__metadata__.batch: the checkpoint has '3'") !=
+          std::string::npos);
+  }
+  SUBCASE("a version-1 checkpoint with a flipped data byte fails its checksum") {
+    TensorFile f = readSafeTensors(path);
+    makeVersion1(f);
+    f.tensors[0].bytes[0] ^= 0x40;
+    writeSafeTensors(path, f);
+    CHECK(resumeError(dir).find("__metadata__.checksum: the data does not match its checksum") !=
+          std::string::npos);
+  }
+  SUBCASE("a version-1 checkpoint relabelled as version 2 fails the checksum") {
+    TensorFile f = readSafeTensors(path);
+    makeVersion1(f);
+    f.metadata["version"] = std::to_string(Trainer::checkpointVersion);
+    writeSafeTensors(path, f);
+    CHECK(resumeError(dir).find(checksumMessage) != std::string::npos);
+  }
+  SUBCASE("another thread count or engine is a mismatch that names the field") {
+    TrainConfig other = smallConfig(dir, 6);
+    other.threads = 1000;
+    std::string error = resumeError(dir, other);
+    CHECK(error.find("__metadata__.threads: the checkpoint has '") != std::string::npos);
+    CHECK(error.find("but this run has '1000'; pass --threads ") != std::string::npos);
+    other = smallConfig(dir, 6);
+    other.engine = "generated";
+    error = resumeError(dir, other);
+    CHECK(error.find("__metadata__.engine: the checkpoint has 'generic' but this run has "
+                     "'generated'; pass --engine generic to continue it") != std::string::npos);
+  }
+  SUBCASE("a checkpoint path that is a directory is named") {
+    fs::remove(path);
+    fs::create_directories(path);
+    CHECK(resumeError(dir).find("checkpoint.st: is a directory") != std::string::npos);
+  }
   SUBCASE("another configuration") {
     TensorFile f = readSafeTensors(path);
     f.metadata["batch"] = "7";
+    reseal(f);
     writeSafeTensors(path, f);
     CHECK(
         resumeError(dir).find("__metadata__.batch: the checkpoint has '7' but this run has '3'") !=
@@ -160,6 +281,7 @@ TEST_CASE("bad checkpoints are rejected with the file and field named") {
   SUBCASE("another cues-per-trial setting") {
     TensorFile f = readSafeTensors(path);
     f.metadata["cues_per_trial"] = "1";
+    reseal(f);
     writeSafeTensors(path, f);
     CHECK(resumeError(dir).find("__metadata__.cues_per_trial: the checkpoint has '1' but this run "
                                 "has '2'") != std::string::npos);
@@ -167,12 +289,25 @@ TEST_CASE("bad checkpoints are rejected with the file and field named") {
   SUBCASE("a checkpoint from before cues_per_trial was recorded resumes as 2 per trial") {
     TensorFile f = readSafeTensors(path);
     f.metadata.erase("cues_per_trial");
+    makeVersion1(f);
     writeSafeTensors(path, f);
     CHECK(resumeError(dir).empty());
+    TrainConfig one = smallConfig(dir, 6);
+    one.task.cuesPerTrial = 1;
+    CHECK(resumeError(dir, one).find("__metadata__.cues_per_trial: the checkpoint has '2'") !=
+          std::string::npos);
+  }
+  SUBCASE("a version-2 checkpoint without a setting of version 2 is an error") {
+    TensorFile f = readSafeTensors(path);
+    f.metadata.erase("threads");
+    reseal(f);
+    writeSafeTensors(path, f);
+    CHECK(resumeError(dir).find("__metadata__.threads: missing") != std::string::npos);
   }
   SUBCASE("a missing setting that was always recorded is an error") {
     TensorFile f = readSafeTensors(path);
     f.metadata.erase("batch");
+    reseal(f);
     writeSafeTensors(path, f);
     CHECK(resumeError(dir).find("__metadata__.batch: missing") != std::string::npos);
   }
@@ -202,4 +337,45 @@ TEST_CASE("a non-finite loss stops training and keeps the last checkpoint") {
     after.assign(std::istreambuf_iterator<char>(in), {});
   }
   CHECK(after == before);
+}
+
+TEST_CASE("a run folder is locked for the life of the run") {
+  std::string dir = freshDir("lock");
+  {
+    RunLock first(dir);
+    CHECK(fs::exists(dir + "/.lock"));
+    std::string error;
+    try {
+      RunLock second(dir);
+    } catch (const RunLockError &e) {
+      error = e.what();
+    }
+    CHECK(error.find(dir + " is in use by another dopa train (pid " + std::to_string(getpid()) +
+                     " on host ") != std::string::npos);
+    CHECK(error.find("); wait for it or choose another --out") != std::string::npos);
+  }
+  CHECK(!fs::exists(dir + "/.lock")); // released and removed
+  RunLock again(dir);                 // a later run gets it
+  CHECK(fs::exists(dir + "/.lock"));
+}
+
+TEST_CASE("checkpoint metadata is validated without a network") {
+  std::string dir = freshDir("state");
+  {
+    auto net = makeNet("rnn");
+    Trainer t(*net, smallConfig(dir, 3));
+    t.initFresh();
+    t.run();
+  }
+  std::string path = dir + "/checkpoint.st";
+  TensorFile f = readSafeTensors(path);
+  CheckpointState state = Trainer::readCheckpointState(f, path);
+  CHECK(state.version == Trainer::checkpointVersion);
+  CHECK(state.iteration == 3);
+  CHECK(state.adamSteps == 1); // burn-in 2: a step at iteration 2 only
+  f.metadata["adam_steps"] = "-1";
+  reseal(f);
+  CHECK_THROWS_WITH_AS(Trainer::readCheckpointState(f, path),
+                       doctest::Contains("__metadata__.adam_steps: '-1' is not a count"),
+                       DataError);
 }

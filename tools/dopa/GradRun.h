@@ -3,7 +3,8 @@
 // One forward pass over T steps and one BPTT pass, from safetensors files to a safetensors file,
 // written once for every executor with the runtime's executor interface (the generated
 // GeneratedExecutor<T> and the generic Executor<T>, in float or double). Every file is validated:
-// a missing, extra or mis-shaped tensor is an error that names the file and the tensor.
+// a missing, extra or mis-shaped tensor, or a NaN or infinity in one, is an error that names the
+// file and the tensor.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -14,6 +15,7 @@
 #include "dopa/runtime/Network.h"
 #include "dopa/runtime/SafeTensors.h"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,44 @@ template <class T> std::vector<T> asType(const StoredTensor &t) {
   return std::vector<T>(d.begin(), d.end());
 }
 
+/// The index of element `flat` of a row-major tensor of `shape`, as "[3, 0, 5]".
+inline std::string indexText(const std::vector<int64_t> &shape, size_t flat) {
+  std::vector<int64_t> index(shape.size());
+  auto rest = int64_t(flat);
+  for (size_t k = shape.size(); k-- > 0;) {
+    if (shape[k] > 0) {
+      index[k] = rest % shape[k];
+      rest /= shape[k];
+    }
+  }
+  std::string text = "[";
+  for (size_t k = 0; k < index.size(); ++k)
+    text += (k ? ", " : "") + std::to_string(index[k]);
+  return text + "]";
+}
+
+/// The values of `t` (read from `path`) as T. A NaN or an infinity, or a value beyond T's range, is
+/// a DataError naming the file, the tensor and the first such element: "x.st: tensor 'x' holds nan
+/// at [3, 0, 5]".
+template <class T> std::vector<T> finiteValues(const StoredTensor &t, const std::string &path) {
+  std::vector<double> d = t.toDouble();
+  std::vector<T> values(d.begin(), d.end());
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (std::isfinite(values[i]))
+      continue;
+    std::string what = format("%g", d[i]);
+    if (std::isfinite(d[i]))
+      what += ", beyond float32 (use --f64)";
+    std::string msg = path;
+    msg += ": tensor '" + t.name + "' holds ";
+    msg += what;
+    msg += " at ";
+    msg += indexText(t.shape, i);
+    throw DataError(msg);
+  }
+  return values;
+}
+
 /// Parameters from --init-seed or --params into `params`; written to --save-params if asked.
 template <class T>
 void loadParams(const GradOptions &opt, const NetworkInfo &info, std::vector<T> &params) {
@@ -43,7 +83,7 @@ void loadParams(const GradOptions &opt, const NetworkInfo &info, std::vector<T> 
     TensorFile file = readSafeTensors(opt.paramsPath);
     checkTensorSet(file, opt.paramsPath, info.params, {}, false, "param");
     for (size_t p = 0; p < info.params.size(); ++p) {
-      std::vector<double> v = file.find(info.params[p].name)->toDouble();
+      std::vector<T> v = finiteValues<T>(*file.find(info.params[p].name), opt.paramsPath);
       std::copy(v.begin(), v.end(), params.begin() + long(info.paramOffsets[p]));
     }
   }
@@ -80,13 +120,13 @@ template <class T> StepData<T> readStepData(const GradOptions &opt, const Networ
   TensorFile grads = readSafeTensors(opt.outputGradsPath);
   checkTensorSet(grads, opt.outputGradsPath, info.outputs, {d.steps, d.batch}, true, "output");
   for (const TensorInfo &in : info.inputs)
-    d.inputs.push_back(asType<T>(*inputs.find(in.name)));
+    d.inputs.push_back(finiteValues<T>(*inputs.find(in.name), opt.inputsPath));
   for (const TensorInfo &o : info.outputs) {
     const StoredTensor *g = grads.find(o.name);
     if (!g)
       printNote("dopa grad",
                 opt.outputGradsPath + " has no gradient for output '" + o.name + "'; using zeros");
-    d.outputGrads.push_back(g ? asType<T>(*g) : std::vector<T>());
+    d.outputGrads.push_back(g ? finiteValues<T>(*g, opt.outputGradsPath) : std::vector<T>());
     d.outputs.emplace_back(size_t(d.steps * d.batch * o.numel()));
   }
   return d;

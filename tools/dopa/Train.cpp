@@ -4,7 +4,8 @@
 // build time, the default; its generated CUDA; or the generic executor on any spec), trains it with
 // A2C on the cue-reward task (Trainer), shows a progress line with the running reward and the ETA,
 // writes log.csv and checkpoint.st to --out (atomically), resumes bit-exactly with --resume, and
-// draws learning_curve.png with gnuplot at the end.
+// draws learning_curve.png with gnuplot at the end. The run holds a lock on --out (RunLock) from
+// before it reads or writes anything there until it ends.
 //
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
@@ -79,6 +80,16 @@ private:
   int64_t done = 0;
 };
 
+/// When `path` exists and is not a regular file, what it is ("<path>: is a directory"); else "".
+std::string notAFile(const std::string &path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::file_status status = fs::status(path, ec);
+  if (ec || !fs::exists(status) || fs::is_regular_file(status))
+    return "";
+  return path + (fs::is_directory(status) ? ": is a directory" : ": is not a regular file");
+}
+
 } // namespace
 
 int tool::runTrain(const TrainOptions &opt) {
@@ -91,18 +102,31 @@ int tool::runTrain(const TrainOptions &opt) {
   request.memoryBudget = opt.memoryBudget;
   request.bpttSegment = opt.bpttSegment;
   request.expectedSteps = opt.config.task.episodeLength;
+  request.batch = opt.config.batch;
+  request.maxMemory = opt.maxMemory;
   EngineNetwork engine = makeEngineNetwork(request, "dopa train");
   if (!engine.net)
     return engine.exitCode;
   std::unique_ptr<Network> netPtr = std::move(engine.net);
   try {
     Network &net = *netPtr;
-    Trainer trainer(net, opt.config);
+    TrainConfig config = opt.config;
+    config.engine = opt.engine; // part of the checkpoint's fingerprint
+    Trainer trainer(net, config);
     std::string ckpt = (std::filesystem::path(opt.config.outDir) / "checkpoint.st").string();
+    RunLock lock(opt.config.outDir); // held until the run ends: a second run on --out stops here
+    if (std::string problem = notAFile(ckpt); !problem.empty())
+      throw DataError(problem);
     if (opt.resume) {
       trainer.resume(ckpt);
-      printStderr("dopa train: resuming " + ckpt + " at iteration " +
-                  std::to_string(trainer.state().iteration) + "\n");
+      int64_t at = trainer.state().iteration;
+      if (opt.config.iterations <= at) {
+        printError("dopa train", ckpt + ": the checkpoint is at iteration " + std::to_string(at) +
+                                     "; --iters " + std::to_string(opt.config.iterations) +
+                                     " asks for no more: pass a larger --iters");
+        return 2;
+      }
+      printStderr("dopa train: resuming " + ckpt + " at iteration " + std::to_string(at) + "\n");
     } else {
       if (std::filesystem::exists(ckpt))
         throw DataError(
@@ -117,8 +141,10 @@ int tool::runTrain(const TrainOptions &opt) {
     try {
       trainer.run([&](const TrainConfig &c, const IterationLog &l) { progress.update(c, l); });
     } catch (const std::runtime_error &e) {
-      printError("dopa train",
-                 std::string(e.what()) + "; the last good checkpoint is kept at " + ckpt);
+      printError("dopa train", std::string(e.what()) + "; " +
+                                   (std::filesystem::exists(ckpt)
+                                        ? "the last good checkpoint is kept at " + ckpt
+                                        : std::string("no checkpoint was written yet")));
       return 1;
     }
     std::string png = (std::filesystem::path(opt.config.outDir) / "learning_curve.png").string();

@@ -11,6 +11,7 @@
 
 #include <omp.h>
 
+#include <cmath>
 #include <cstdint>
 #include <exception>
 #include <iostream>
@@ -30,6 +31,7 @@ struct GradArgs {
   CLI::Option *initSeedOption = nullptr; // whether --init-seed was given
   bool f64 = false;
   std::string engine = "generic";
+  long long maxMemory = 0;
   int threads = 0;
 };
 
@@ -44,6 +46,7 @@ struct TrainArgs {
   int64_t burnIn = 101;
   std::string baseline = "first-element", engine = "generated";
   long long memoryBudget = 0;
+  long long maxMemory = 0;
   int bpttSegment = 0;
   std::string outDir;
   bool resume = false;
@@ -59,6 +62,7 @@ struct BenchArgs {
   int batch = 30, steps = 120, iters = 5, warmup = 1;
   uint64_t seed = 0;
   long long memoryBudget = 0;
+  long long maxMemory = 0;
   int bpttSegment = 0;
   std::string json;
   bool probe = false;
@@ -80,6 +84,33 @@ bool setThreads(int n) {
 }
 
 const char *const threadsMessage = "--threads must be positive (0: all cores)";
+
+/// "--lr must be a positive finite number (got nan)" when `v` is not one; else "".
+std::string positiveFinite(const char *flag, double v) {
+  if (std::isfinite(v) && v > 0)
+    return "";
+  return std::string(flag) + " must be a positive finite number (got " + tool::format("%g", v) +
+         ")";
+}
+
+/// "--burn-in must not be negative (got -3)" when `v` is negative; else "".
+std::string notNegative(const char *flag, long long v) {
+  if (v >= 0)
+    return "";
+  return std::string(flag) + " must not be negative (got " + std::to_string(v) + ")";
+}
+
+/// The first numeric option of `dopa train` out of its range, as a message; "" when all are fine.
+std::string trainNumbersProblem(const TrainArgs &a) {
+  for (const std::string &problem :
+       {positiveFinite("--lr", a.lr), positiveFinite("--clip", a.clip),
+        notNegative("--burn-in", a.burnIn), notNegative("--memory-budget", a.memoryBudget),
+        notNegative("--bptt-segment", a.bpttSegment),
+        notNegative("--checkpoint-every", a.checkpointEvery)})
+    if (!problem.empty())
+      return problem;
+  return "";
+}
 
 /// The engines that train a network (train and bench).
 bool isTrainingEngine(const std::string &engine) {
@@ -117,6 +148,10 @@ CLI::App *addGradOptions(CLI::App &app, GradArgs &a) {
   cmd->add_option("--engine", a.engine,
                   "generic (the IR interpreter; the default) | generated (the network's C++, "
                   "compiled at build time)");
+  cmd->add_option("--max-memory", a.maxMemory,
+                  "Bytes the run may use (default 0: the memory available); input files that "
+                  "need more are refused before they are read")
+      ->type_name("BYTES");
   cmd->add_option("--threads", a.threads, "Threads for the batch (default: all cores)");
   return cmd;
 }
@@ -151,6 +186,10 @@ CLI::App *addTrainOptions(CLI::App &app, TrainArgs &a) {
                   "example's CUDA kernels, compiled at build time)");
   cmd->add_option("--memory-budget", a.memoryBudget,
                   "Generated engine: bytes the BPTT checkpoints may use (default 64 MiB)");
+  cmd->add_option("--max-memory", a.maxMemory,
+                  "Bytes the run may use (default 0: the memory available); a run estimated to "
+                  "need more is refused before it allocates")
+      ->type_name("BYTES");
   cmd->add_option("--bptt-segment", a.bpttSegment,
                   "Generated engine: keep states every <k> steps and recompute in between "
                   "(default: planned from --memory-budget)");
@@ -179,6 +218,10 @@ CLI::App *addBenchOptions(CLI::App &app, BenchArgs &a) {
   cmd->add_option("--seed", a.seed, "Seed of the parameters and the random workload");
   cmd->add_option("--memory-budget", a.memoryBudget,
                   "Generated engine: BPTT checkpoint budget in bytes");
+  cmd->add_option("--max-memory", a.maxMemory,
+                  "Bytes the run may use (default 0: the memory available); a run estimated to "
+                  "need more is refused before it allocates")
+      ->type_name("BYTES");
   cmd->add_option("--bptt-segment", a.bpttSegment, "Generated engine: forced checkpoint interval");
   cmd->add_option("--json", a.json, "Write the result as JSON to <file>")->type_name("FILE");
   cmd->add_flag("--probe", a.probe,
@@ -210,6 +253,7 @@ int gradCommand(const GradArgs &a) {
   opt.outPath = a.outPath;
   opt.doublePrecision = a.f64;
   opt.engine = a.engine;
+  opt.maxMemory = a.maxMemory;
   return tool::runGrad(opt);
 }
 
@@ -232,6 +276,8 @@ int trainCommand(const TrainArgs &a) {
     return usage("--cues must be at least 2");
   if (a.cuesPerTrial < 1 || a.cuesPerTrial > 2)
     return usage("--cues-per-trial is 1 or 2");
+  if (std::string problem = trainNumbersProblem(a); !problem.empty())
+    return usage(problem);
   if (!isTrainingEngine(a.engine))
     return usage("--engine is generated, generic or cuda");
   if (a.engine != "generic" && !a.spec.empty())
@@ -265,6 +311,7 @@ int trainCommand(const TrainArgs &a) {
                                                           : A2CConfig::Baseline::PerElement;
   opt.config.checkpointEvery = a.checkpointEvery;
   opt.config.outDir = a.outDir;
+  opt.config.threads = omp_get_max_threads(); // --threads, or all cores: recorded in checkpoints
   std::string dimsText;
   for (const std::string &d : a.dims)
     dimsText += " -D" + d;
@@ -274,6 +321,7 @@ int trainCommand(const TrainArgs &a) {
   opt.variant = a.variant;
   opt.dims = a.dims;
   opt.memoryBudget = a.memoryBudget;
+  opt.maxMemory = a.maxMemory;
   opt.bpttSegment = a.bpttSegment;
   opt.resume = a.resume;
   return tool::runTrain(opt);
@@ -291,6 +339,10 @@ int benchCommand(const BenchArgs &a) {
     return usage("--engine is generated, generic or cuda");
   if (a.batch < 1 || a.steps < 1 || a.iters < 1 || a.warmup < 0)
     return usage("--batch, --steps and --iters must be positive, --warmup not negative");
+  if (std::string problem = notNegative("--memory-budget", a.memoryBudget); !problem.empty())
+    return usage(problem);
+  if (std::string problem = notNegative("--bptt-segment", a.bpttSegment); !problem.empty())
+    return usage(problem);
   tool::BenchOptions opt;
   opt.example = a.network;
   opt.dims = a.dims;
@@ -301,6 +353,7 @@ int benchCommand(const BenchArgs &a) {
   opt.warmup = a.warmup;
   opt.seed = a.seed;
   opt.memoryBudget = a.memoryBudget;
+  opt.maxMemory = a.maxMemory;
   opt.bpttSegment = a.bpttSegment;
   opt.jsonPath = a.json;
   return tool::runBench(opt);

@@ -5,17 +5,20 @@
 // episode, global gradient-norm clipping, and an Adam step (none during the first `burnIn`
 // iterations, as the reference). Checkpoints hold the parameters, Adam's moments and every random
 // generator's state, so a resumed run continues bit-exactly as an uninterrupted one would. They are
-// written atomically, carry a format version and a checksum, and are validated on load.
+// written atomically, carry a format version and a checksum over the data and the metadata, and are
+// validated on load. A run holds a lock on its folder (RunLock) so two runs never share one.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
 
 #include "dopa/runtime/Network.h"
+#include "dopa/runtime/SafeTensors.h"
 #include "dopa/train/A2C.h"
 #include "dopa/train/CueReward.h"
 #include "dopa/train/Optim.h"
 
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -33,6 +36,10 @@ struct TrainConfig {
   int64_t checkpointEvery = 100; // 0: only at the end
   std::string outDir;            // checkpoint.st and log.csv go here; empty: none
   std::string description; // recorded in checkpoints (spec, variant, dims) and checked on resume
+  int threads = 0;         // the OpenMP threads in use (they set the order of float sums): recorded
+                           // and checked on resume; 0: omp_get_max_threads()
+  std::string engine;      // the engine that runs the network (generated, generic, cuda): recorded
+                           // and checked on resume
 };
 
 struct IterationLog {
@@ -46,6 +53,15 @@ struct IterationLog {
 struct TrainState {
   int64_t iteration = 0; // iterations completed
   std::vector<IterationLog> log;
+};
+
+/// What a checkpoint holds besides its tensors, validated (Trainer::readCheckpointState).
+struct CheckpointState {
+  int version = 0;
+  int64_t iteration = 0;  // iterations completed
+  int64_t adamSteps = 0;  // optimizer steps taken
+  Rng::State envRng{};    // the task's generator
+  Rng::State policyRng{}; // the action sampler's generator
 };
 
 /// Called after every iteration (progress display).
@@ -68,7 +84,16 @@ public:
   void saveCheckpoint(const std::string &path) const;
   const TrainState &state() const { return st; }
 
-  static constexpr int checkpointVersion = 1;
+  /// Version 2 checksums the metadata too (version 1: the tensors only); both are read.
+  static constexpr int checkpointVersion = 2;
+  static constexpr int oldestCheckpointVersion = 1;
+
+  /// Check what needs no network in a checkpoint read from `path`: format, version, checksum, the
+  /// counts, the generator states and the log's shape. Throws DataError naming the file and field.
+  static CheckpointState readCheckpointState(const TensorFile &file, const std::string &path);
+  /// The checksum (16 hex digits) that a checkpoint of the current version records for `file`:
+  /// FNV-1a over the tensors and every metadata entry except the checksum itself.
+  static std::string checkpointChecksum(const TensorFile &file);
 
 private:
   IterationLog iterate();
@@ -81,6 +106,28 @@ private:
   Rng envRng, policyRng;
   TrainState st;
   int logitsOut = -1, valueOut = -1;
+};
+
+/// Another run holds the lock on a run folder.
+struct RunLockError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// An advisory lock (flock) on `<dir>/.lock`, held for the life of the object: a second run on the
+/// same folder fails at once instead of overwriting the first one's files. The file records the
+/// holder's pid and host for the message, and is removed when the lock is released.
+class RunLock {
+public:
+  /// Creates `dir` if needed. Throws RunLockError naming the holder's pid and host when another
+  /// process (or another RunLock) holds the folder, std::runtime_error when it cannot be locked.
+  explicit RunLock(const std::string &dir);
+  ~RunLock();
+  RunLock(const RunLock &) = delete;
+  RunLock &operator=(const RunLock &) = delete;
+
+private:
+  std::string path;
+  int fd = -1;
 };
 
 /// Write the learning curve (batch-mean reward per iteration and a moving average) as a PNG with
