@@ -2,13 +2,14 @@
 # check-runtime-only.sh [BUILD_DIR] - the runtime-only build (-DDOPA_RUNTIME_ONLY=ON: no LLVM, no
 # compiler; the committed generated/ networks, CUDA too where nvcc is) builds, its dopa has no LLVM
 # symbol and links no LLVM library, trains on the generated engine, and refuses the generic engine
-# with a usage error (exit 2). Used by test.sh; gpu-check.sh builds the same configuration.
+# with a usage error (exit 2). Used by test.sh; CUDA stays off here unless DOPA_RUNTIME_ONLY_CUDA=ON
+# (the Release build compiles every generated .cu already; gpu-check.sh builds runtime-only with CUDA).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-runtime-only}
 jobs=${DOPA_JOBS:-2}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDOPA_RUNTIME_ONLY=ON \
-  ${DOPA_CMAKE_ARGS:-} > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
+  -DDOPA_CUDA=${DOPA_RUNTIME_ONLY_CUDA:-OFF} ${DOPA_CMAKE_ARGS:-} > "$build.configure.log" 2>&1 || { cat "$build.configure.log"; exit 1; }
 ninja -C "$build" -j"$jobs" dopa
 dopa=$build/bin/dopa
 if nm -C "$dopa" | grep -q "llvm::"; then echo "runtime-only dopa has LLVM symbols"; exit 1; fi
