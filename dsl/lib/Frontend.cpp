@@ -60,16 +60,16 @@ SpecRead unreadable(std::string reason) {
   return r;
 }
 
-/// Read a spec file. Only a regular file is read, and its type is checked before it is opened: a
-/// device would never end (/dev/zero) and opening a FIFO blocks. The contents are read to the end
-/// of the file, at most Lexer::maxFileSize bytes, rather than trusting the size the file system
-/// reports: files under /proc report 0 bytes and have contents.
 /// Close a file that was only read: a failure to close cannot lose anything.
 void closeQuietly(llvm::sys::fs::file_t file) {
   std::error_code closed = llvm::sys::fs::closeFile(file);
   static_cast<void>(closed);
 }
 
+/// Read a spec file. Only a regular file is read, and its type is checked before it is opened: a
+/// device would never end (/dev/zero) and opening a FIFO blocks. The contents are read to the end
+/// of the file, at most Lexer::maxFileSize bytes, rather than trusting the size the file system
+/// reports: files under /proc report 0 bytes and have contents.
 SpecRead readSpecFile(llvm::StringRef path) {
   namespace fs = llvm::sys::fs;
   fs::file_status status;
@@ -123,25 +123,32 @@ static std::string realPathOf(llvm::StringRef path) {
   return std::string(real);
 }
 
-bool Frontend::parseFile(llvm::StringRef path) {
+std::optional<unsigned> Frontend::loadFile(llvm::StringRef path) {
   SpecRead contents = readSpecFile(path);
   switch (contents.problem) {
   case SpecRead::None: break;
   case SpecRead::NotRegular:
     diags.errorNoLoc("'" + path + "' is not a regular file (" + contents.detail + ")");
-    return false;
+    return std::nullopt;
   case SpecRead::TooLarge:
     diags.errorNoLoc("'" + path + "' is " + contents.detail + " bytes; spec files are limited to " +
                      llvm::Twine(Lexer::maxFileSize) + " bytes");
-    return false;
+    return std::nullopt;
   case SpecRead::Unreadable:
     diags.errorNoLoc("cannot read '" + path + "': " + contents.detail);
-    return false;
+    return std::nullopt;
   }
+  return sourceMgr.AddNewSourceBuffer(std::move(contents.buffer), llvm::SMLoc());
+}
+
+bool Frontend::parseFile(llvm::StringRef path) {
+  std::optional<unsigned> id = loadFile(path);
+  if (!id)
+    return false;
   std::string real = realPathOf(path);
   loaded[real] = 0;
   openStack.push_back(real);
-  addBuffer(std::move(contents.buffer), llvm::SMLoc());
+  parseBufferAndIncludes(*id);
   openStack.pop_back();
   return true;
 }

@@ -274,12 +274,10 @@ EmitOptions emitOptions() {
 /// --emit=tokens: the file lexed alone, without a parse, so that even a spec with syntax errors
 /// can be inspected. Returns the exit status (no error count is printed).
 int emitTokens(const Session &s, DiagnosticVerifier *verifier) {
-  auto buf =
-      llvm::MemoryBuffer::getFile(inputFile, /*IsText=*/false, /*RequiresNullTerminator=*/false);
-  if (!buf)
-    return usageError("cannot read '" + inputFile + "': " + buf.getError().message());
-  unsigned id = s.frontend.getSourceMgr().AddNewSourceBuffer(std::move(*buf), llvm::SMLoc());
-  Lexer lexer(s.diags, id);
+  std::optional<unsigned> id = s.frontend.loadFile(inputFile); // special files refused (diagnosed)
+  if (!id)
+    return 2;
+  Lexer lexer(s.diags, *id);
   for (const Token &tok : lexer.lexAll()) {
     auto [line, col] = s.diags.getSourceMgr().getLineAndColumn(tok.getLoc());
     s.os << line << ":" << col << " " << tokenKindName(tok.kind);

@@ -15,6 +15,7 @@
 #include "llvm/Support/SourceMgr.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,10 @@ public:
 
   /// Load and parse `path` and its includes. False when the main file cannot be read (diagnosed).
   bool parseFile(llvm::StringRef path);
+  /// Read `path` into the source manager without parsing it (dopac --emit=tokens): the buffer id,
+  /// or nullopt when it is not a readable regular file of at most Lexer::maxFileSize bytes
+  /// (diagnosed). Special files are refused before they are opened.
+  std::optional<unsigned> loadFile(llvm::StringRef path);
   /// Parse a spec held in memory (tests, the fuzzer). Includes resolve along the include path.
   bool parseBuffer(llvm::StringRef contents, llvm::StringRef name);
 
