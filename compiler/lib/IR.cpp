@@ -35,17 +35,12 @@ int Graph::add(Node node) {
 }
 
 namespace {
-/// NumPy broadcast of two shapes; false when they do not broadcast.
+/// The language's broadcast of two shapes (sema::broadcastDims); false when they do not broadcast.
 bool broadcastShapes(const Shape &a, const Shape &b, Shape &out) {
-  size_t rank = std::max(a.size(), b.size());
-  out.assign(rank, 1);
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
-    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    if (da != db && da != 1 && db != 1)
-      return false;
-    out[i] = std::max(da, db);
-  }
+  llvm::SmallVector<int64_t, 4> dims;
+  if (!dopa::sema::broadcastDims(a, b, dims))
+    return false;
+  out.assign(dims.begin(), dims.end());
   return true;
 }
 

@@ -303,6 +303,20 @@ std::unique_ptr<Program> dopa::sema::check(llvm::ArrayRef<const File *> files,
 // Summary
 //===----------------------------------------------------------------------===//
 
+bool dopa::sema::broadcastDims(llvm::ArrayRef<int64_t> a, llvm::ArrayRef<int64_t> b,
+                               llvm::SmallVectorImpl<int64_t> &out) {
+  size_t rank = std::max(a.size(), b.size());
+  out.assign(rank, 1);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+    if (da != db && da != 1 && db != 1)
+      return false;
+    out[i] = std::max(da, db);
+  }
+  return true;
+}
+
 void dopa::sema::printSummary(const Network &net, llvm::raw_ostream &os) {
   const Instance &root = *net.root;
   os << "network " << net.name << "\n";

@@ -40,15 +40,8 @@ static std::optional<double> literalValue(const Expr *e) {
 
 static std::optional<Shape> broadcast(const Shape &a, const Shape &b) {
   Shape out;
-  size_t rank = std::max(a.rank(), b.rank());
-  out.dims.resize(rank);
-  for (size_t i = 0; i < rank; ++i) {
-    int64_t da = i < rank - a.rank() ? 1 : a.dims[i - (rank - a.rank())];
-    int64_t db = i < rank - b.rank() ? 1 : b.dims[i - (rank - b.rank())];
-    if (da != db && da != 1 && db != 1)
-      return std::nullopt;
-    out.dims[i] = std::max(da, db);
-  }
+  if (!broadcastDims(a.dims, b.dims, out.dims))
+    return std::nullopt;
   return out;
 }
 

@@ -400,9 +400,9 @@ template <class T, class Impl, class Thread> class ElementBackward {
 public:
   ElementBackward(Impl &m, Thread &t, const GeneratedSpec &spec, const T *params, int b, int batch,
                   int innerCap)
-      : m(m), t(t), spec(spec), params(params), b(b), batch(batch), innerCap(innerCap),
-        S(m.S), inPtr(m.inputNumel.size()), gOut(m.outputNumel.size()),
-        outPtr(m.outputNumel.size()), gNext(t.gradA.data()), gPrev(t.gradB.data()) {
+      : m(m), t(t), spec(spec), params(params), b(b), batch(batch), innerCap(innerCap), S(m.S),
+        inPtr(m.inputNumel.size()), gOut(m.outputNumel.size()), outPtr(m.outputNumel.size()),
+        gNext(t.gradA.data()), gPrev(t.gradB.data()) {
     int64_t at = 0;
     for (size_t k = 0; k < outPtr.size(); ++k) {
       outPtr[k] = t.outputs.data() + at;

@@ -403,11 +403,11 @@ void CudaExecutor<T>::backward(const T *const *const *outputGrads,
     T *C = m.grads.data() + o.paramOffset;
     if constexpr (std::is_same_v<T, float>)
       check(cublas().sgemm(m.blas, CUBLAS_OP_N, CUBLAS_OP_T, int(o.cols), int(o.rows), k, &one, Bm,
-                        int(m.record), A, int(m.record), &one, C, int(o.cols)),
+                           int(m.record), A, int(m.record), &one, C, int(o.cols)),
             "cublasSgemm");
     else
       check(cublas().dgemm(m.blas, CUBLAS_OP_N, CUBLAS_OP_T, int(o.cols), int(o.rows), k, &one, Bm,
-                        int(m.record), A, int(m.record), &one, C, int(o.cols)),
+                           int(m.record), A, int(m.record), &one, C, int(o.cols)),
             "cublasDgemm");
   }
   std::vector<T> host(netInfo.numParams);

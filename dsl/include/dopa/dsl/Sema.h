@@ -42,6 +42,12 @@ struct Shape {
   bool operator!=(const Shape &other) const { return !(*this == other); }
 };
 
+/// The language's broadcasting rule (NumPy's), the one definition Sema and the IR verifier use: the
+/// dims of an element-wise result of operands with dims `a` and `b`, trailing axes aligned, an axis
+/// of 1 or a missing axis repeated; false when they do not broadcast.
+bool broadcastDims(llvm::ArrayRef<int64_t> a, llvm::ArrayRef<int64_t> b,
+                   llvm::SmallVectorImpl<int64_t> &out);
+
 /// How a variable is initialized. Distributions are resolved to concrete numbers.
 struct Init {
   enum Kind { Constant, Uniform, Normal };
