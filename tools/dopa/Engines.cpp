@@ -66,6 +66,19 @@ bool tool::fitsMemory(const EngineRequest &req, const MemoryEstimate &estimate,
   }
 }
 
+const ExampleNetwork *tool::findCompiledExample(const std::string &task, const std::string &variant,
+                                                const std::vector<std::string> &dimOverrides,
+                                                const std::string &tool) {
+  std::string dims = canonicalDims(dimOverrides);
+  const ExampleNetwork *e = findExample(task, variant, dims);
+  if (!e)
+    printError(tool, "no generated network for " + task + " " + variant +
+                         (dims.empty() ? "" : " at " + dims) +
+                         " in this build (compiled: " + compiledDims(task, variant) +
+                         "); use --engine generic, or add the size to cmake -DDOPA_EXAMPLE_SIZES");
+  return e;
+}
+
 namespace {
 
 /// What the generated C++ engine needs for an iteration, before it allocates: the parameters,
@@ -114,21 +127,9 @@ std::vector<int64_t> rowsOf(const GeneratedSpec &spec, const NetworkInfo &info) 
   return std::vector<int64_t>(spec.inputRows, spec.inputRows + info.inputs.size());
 }
 
-/// The example at the requested size, or null after an error naming the sizes this build has.
-const ExampleNetwork *findCompiled(const EngineRequest &req, const std::string &tool) {
-  std::string dims = canonicalDims(req.dims);
-  const ExampleNetwork *e = findExample(req.task, req.variant, dims);
-  if (!e)
-    printError(tool, "no generated network for " + req.task + " " + req.variant +
-                         (dims.empty() ? "" : " at " + dims) +
-                         " in this build (compiled: " + compiledDims(req.task, req.variant) +
-                         "); use --engine generic, or add the size to cmake -DDOPA_EXAMPLE_SIZES");
-  return e;
-}
-
 EngineNetwork makeGenerated(const EngineRequest &req, const std::string &tool) {
   EngineNetwork out;
-  const ExampleNetwork *e = findCompiled(req, tool);
+  const ExampleNetwork *e = findCompiledExample(req.task, req.variant, req.dims, tool);
   if (!e) {
     out.exitCode = 2;
     return out;
@@ -139,7 +140,6 @@ EngineNetwork makeGenerated(const EngineRequest &req, const std::string &tool) {
     out.exitCode = 1;
     return out;
   }
-  out.neededBytes = estimate.total();
   auto g = std::make_unique<GeneratedNetwork>(spec);
   g->executor().setMemoryBudget(req.memoryBudget);
   g->executor().setCheckpointEvery(req.bpttSegment);
@@ -155,7 +155,7 @@ EngineNetwork makeCuda(const EngineRequest &req, const std::string &tool) {
   EngineNetwork out;
   out.exitCode = 2;
 #ifdef DOPA_HAVE_CUDA
-  const ExampleNetwork *e = findCompiled(req, tool);
+  const ExampleNetwork *e = findCompiledExample(req.task, req.variant, req.dims, tool);
   if (!e)
     return out;
   if (!e->cuda) {

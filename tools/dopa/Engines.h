@@ -22,6 +22,10 @@
 #include <string>
 #include <vector>
 
+namespace dopa {
+struct ExampleNetwork;
+}
+
 namespace dopa::tool {
 
 /// Floating-point operations of one step, per batch element and once for the batch.
@@ -62,7 +66,6 @@ struct EngineNetwork {
   std::vector<int64_t> inputRows;        // per input: rows of the table it indexes, else 0
   StepFlops flops;                       // of one step
   GeneratedNetwork *generated = nullptr; // the generated C++ engine's network, for its plan
-  int64_t neededBytes = 0;               // the memory check's estimate (0: not checked)
   int exitCode = 0; // when net is null: 1 (errors in the spec, too little memory), 2 (engine or
                     // size unavailable)
 };
@@ -79,13 +82,17 @@ int64_t episodeBytes(const EngineRequest &request, int64_t inputNumel, int64_t o
 bool fitsMemory(const EngineRequest &request, const MemoryEstimate &estimate,
                 const std::string &tool);
 
+/// The example compiled into this build at the -D sizes, or null after an error prefixed by `tool`
+/// that names the sizes this build has.
+const ExampleNetwork *findCompiledExample(const std::string &task, const std::string &variant,
+                                          const std::vector<std::string> &dimOverrides,
+                                          const std::string &tool);
+
 /// Task and variant from "cue_reward/modul" or ".../cue_reward/modul.dopa"; false if neither.
 bool splitExampleName(const std::string &name, std::string &task, std::string &variant);
 
 // The generic engine: GenericEngine.cpp (full build) or NoGenericEngine.cpp (runtime-only build).
 
-/// Whether this build has the generic engine (and the compiler behind it).
-bool haveGenericEngine();
 /// The generic engine's network for request.spec, its gather rows and FLOPs; null `net` after
 /// diagnostics or when the run would not fit in memory (exit code 1) or, in the runtime-only
 /// build, after saying why (exit code 2).

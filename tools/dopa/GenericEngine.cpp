@@ -47,41 +47,9 @@ int64_t paramElements(const ir::Graph &forward) {
   return n;
 }
 
-/// Elements of node `n`'s value for `batch` elements: one tensor per element when it varies
-/// across the batch, else one for all.
-int64_t valueElements(const ir::Node &n, int64_t batch) {
-  return saturatingMul(ir::numElements(n.shape), n.batched ? batch : 1);
-}
-
-/// Entries of the executor's index tables for `g` (one int64_t each, built with the executor):
-/// element-wise ops with a broadcast operand, broadcasts, reductions and slices address their
-/// operands through them.
-int64_t tableEntries(const ir::Graph &g) {
-  int64_t n = 0;
-  for (const ir::Node &node : g.nodes) {
-    int64_t own = ir::numElements(node.shape);
-    if (ir::isElementwise(node.op)) {
-      for (int o : node.operands) {
-        const ir::Shape &s = g.node(o).shape;
-        if (s != node.shape && ir::numElements(s) != 1)
-          n = saturatingAdd(n, own);
-      }
-    } else if (node.op == ir::Op::BroadcastTo) {
-      n = saturatingAdd(n, own);
-    } else if (node.op == ir::Op::ReduceTo) {
-      n = saturatingAdd(n, ir::numElements(g.node(node.operands[0]).shape));
-    } else if (node.op == ir::Op::Slice || node.op == ir::Op::SliceGrad) {
-      n = saturatingAdd(n, std::min(own, ir::numElements(g.node(node.operands[0]).shape)));
-    }
-  }
-  return n;
-}
-
 /// What the generic engine needs for an iteration, from the graphs, before its executor allocates
-/// anything: the parameters, their gradients and Adam's two moments; the tape, which keeps every
-/// step's inputs and the forward values the backward graph reads (store-everything BPTT); one
-/// step's values of the forward and the backward graph (every op allocates its result) and the
-/// index tables; and the caller's per-step buffers.
+/// anything: the parameters, their gradients and Adam's two moments; what the executor holds over
+/// the episode (estimateEpisodeBytes); and the caller's per-step buffers.
 MemoryEstimate genericEstimate(const CompiledNetwork &c, const EngineRequest &req) {
   const ir::Graph &fwd = c.forward, &bwd = c.backward;
   const int64_t floatBytes = sizeof(float);
@@ -94,36 +62,12 @@ MemoryEstimate genericEstimate(const CompiledNetwork &c, const EngineRequest &re
   for (const ir::Output &o : fwd.outputs)
     outputs = saturatingAdd(outputs, ir::numElements(fwd.node(o.node).shape));
   m.episode = episodeBytes(req, inputs, outputs);
-  // One step on the tape: its inputs, and the forward values the backward graph reads (parameters,
-  // inputs and constants among them are not copies).
-  int64_t tapeStep = saturatingMul(inputs, batch);
-  std::vector<bool> saved(fwd.nodes.size(), false);
-  for (const ir::Node &n : bwd.nodes) {
-    if (n.op != ir::Op::FwdValue || n.index < 0 || size_t(n.index) >= saved.size() ||
-        saved[size_t(n.index)])
-      continue;
-    saved[size_t(n.index)] = true;
-    const ir::Node &value = fwd.node(n.index);
-    if (value.op != ir::Op::Param && value.op != ir::Op::Input && value.op != ir::Op::Const)
-      tapeStep = saturatingAdd(tapeStep, valueElements(value, batch));
-  }
-  // One step's values: every op's result, and the states (the other leaves are views).
-  int64_t working = 0;
-  for (const ir::Graph *g : {&fwd, &bwd})
-    for (const ir::Node &n : g->nodes)
-      if (!ir::isLeaf(n.op) || n.op == ir::Op::State)
-        working = saturatingAdd(working, valueElements(n, batch));
-  int64_t tables = saturatingAdd(tableEntries(fwd), tableEntries(bwd));
-  m.engine = saturatingAdd(
-      saturatingMul(saturatingAdd(saturatingMul(steps, tapeStep), working), floatBytes),
-      saturatingMul(tables, int64_t(sizeof(int64_t))));
+  m.engine = estimateEpisodeBytes(fwd, bwd, batch, steps);
   m.engineWhat = "the BPTT tape, one step's values and index tables";
   return m;
 }
 
 } // namespace
-
-bool tool::haveGenericEngine() { return true; }
 
 EngineNetwork tool::makeGenericNetwork(const EngineRequest &request, const std::string &tool) {
   EngineNetwork out;
@@ -138,7 +82,6 @@ EngineNetwork tool::makeGenericNetwork(const EngineRequest &request, const std::
     out.exitCode = 1;
     return out;
   }
-  out.neededBytes = estimate.total();
   ir::FlopCount fwd = ir::countFlops(compiled->forward), bwd = ir::countFlops(compiled->backward);
   out.flops = {fwd.perElement, fwd.shared, bwd.perElement, bwd.shared};
   out.inputRows = ir::gatherTableRows(compiled->forward);

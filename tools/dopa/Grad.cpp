@@ -69,14 +69,9 @@ int runGenerated(const GradOptions &opt) {
                                 opt.spec.path + "'");
     return 2;
   }
-  std::string dims = canonicalDims(opt.spec.dimOverrides);
-  const ExampleNetwork *e = findExample(task, variant, dims);
-  if (!e) {
-    printError("dopa grad", "no generated network for " + task + " " + variant +
-                                (dims.empty() ? "" : " at " + dims) +
-                                " in this build (compiled: " + compiledDims(task, variant) + ")");
+  const ExampleNetwork *e = findCompiledExample(task, variant, opt.spec.dimOverrides, "dopa grad");
+  if (!e)
     return 2;
-  }
   if (opt.doublePrecision) {
     GeneratedExecutor<double> exec(e->spec());
     return grad::runWith(opt, exec);

@@ -29,11 +29,6 @@ inline StoredTensor stored(std::string name, std::vector<int64_t> shape, const d
   return StoredTensor::fromDouble(std::move(name), std::move(shape), data);
 }
 
-template <class T> std::vector<T> asType(const StoredTensor &t) {
-  std::vector<double> d = t.toDouble();
-  return std::vector<T>(d.begin(), d.end());
-}
-
 /// The index of element `flat` of a row-major tensor of `shape`, as "[3, 0, 5]".
 inline std::string indexText(const std::vector<int64_t> &shape, size_t flat) {
   std::vector<int64_t> index(shape.size());

@@ -16,8 +16,6 @@ const char *const kWhy = "--engine generic needs the full build of dopa (this on
                          "no compiler); use --engine generated or cuda";
 } // namespace
 
-bool tool::haveGenericEngine() { return false; }
-
 EngineNetwork tool::makeGenericNetwork(const EngineRequest &, const std::string &tool) {
   printError(tool, kWhy);
   EngineNetwork out;

@@ -379,32 +379,29 @@ bool checkDerivedNamespaces(const Session &s, const sema::Program &program) {
   return ok;
 }
 
-bool emitCpp(const Session &s, sema::Program &program) {
+/// The networks' code through one emitter (C++ or CUDA) as one translation unit.
+template <class EmitNetwork, class EmitFile>
+bool emitSource(const Session &s, sema::Program &program, EmitNetwork emitNetwork,
+                EmitFile emitFile) {
   if (!checkDerivedNamespaces(s, program))
     return false;
   EmitOptions options = emitOptions();
   std::vector<std::string> bodies;
   bool ok = forEachNetwork(
       s, program, /*fuse=*/true, [&](const sema::Network &, const PipelineResult &r) {
-        bodies.push_back(emitCppNetwork(r.graphs, *r.fused, s.frontend.getSourceMgr(), options));
+        bodies.push_back(emitNetwork(r.graphs, *r.fused, s.frontend.getSourceMgr(), options));
       });
   if (ok)
-    s.os << emitCppFile(bodies, options);
+    s.os << emitFile(bodies, options);
   return ok;
 }
 
+bool emitCpp(const Session &s, sema::Program &program) {
+  return emitSource(s, program, emitCppNetwork, emitCppFile);
+}
+
 bool emitCuda(const Session &s, sema::Program &program) {
-  if (!checkDerivedNamespaces(s, program))
-    return false;
-  EmitOptions options = emitOptions();
-  std::vector<std::string> bodies;
-  bool ok = forEachNetwork(
-      s, program, /*fuse=*/true, [&](const sema::Network &, const PipelineResult &r) {
-        bodies.push_back(emitCudaNetwork(r.graphs, *r.fused, s.frontend.getSourceMgr(), options));
-      });
-  if (ok)
-    s.os << emitCudaFile(bodies, options);
-  return ok;
+  return emitSource(s, program, emitCudaNetwork, emitCudaFile);
 }
 
 /// --emit=header: the accessors' declarations (each network still goes through fusion, so that

@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/generic/Executor.h"
+#include "dopa/runtime/Memory.h"
 
 #include <Eigen/Dense>
 
@@ -662,6 +663,69 @@ template <class T> size_t Executor<T>::tapeBytes() const {
       bytes += v.bytes();
   }
   return bytes;
+}
+
+namespace {
+/// Elements of node `n`'s value for `batch` elements: one tensor per element when it varies
+/// across the batch, else one for all.
+int64_t valueElements(const ir::Node &n, int64_t batch) {
+  return saturatingMul(ir::numElements(n.shape), n.batched ? batch : 1);
+}
+
+/// Entries of the executor's index tables for `g` (one int64_t each, built with the executor):
+/// element-wise ops with a broadcast operand, broadcasts, reductions and slices address their
+/// operands through them.
+int64_t tableEntries(const ir::Graph &g) {
+  int64_t n = 0;
+  for (const ir::Node &node : g.nodes) {
+    int64_t own = ir::numElements(node.shape);
+    if (ir::isElementwise(node.op)) {
+      for (int o : node.operands) {
+        const ir::Shape &s = g.node(o).shape;
+        if (s != node.shape && ir::numElements(s) != 1)
+          n = saturatingAdd(n, own);
+      }
+    } else if (node.op == ir::Op::BroadcastTo) {
+      n = saturatingAdd(n, own);
+    } else if (node.op == ir::Op::ReduceTo) {
+      n = saturatingAdd(n, ir::numElements(g.node(node.operands[0]).shape));
+    } else if (node.op == ir::Op::Slice || node.op == ir::Op::SliceGrad) {
+      n = saturatingAdd(n, std::min(own, ir::numElements(g.node(node.operands[0]).shape)));
+    }
+  }
+  return n;
+}
+
+} // namespace
+
+int64_t dopa::estimateEpisodeBytes(const ir::Graph &fwd, const ir::Graph &bwd, int64_t batch,
+                                   int64_t steps) {
+  int64_t inputs = 0;
+  for (const ir::Variable &in : fwd.inputs)
+    inputs = saturatingAdd(inputs, ir::numElements(in.shape));
+  // One step on the tape: its inputs, and the forward values the backward graph reads (parameters,
+  // inputs and constants among them are not copies).
+  int64_t tapeStep = saturatingMul(inputs, batch);
+  std::vector<bool> saved(fwd.nodes.size(), false);
+  for (const ir::Node &n : bwd.nodes) {
+    if (n.op != ir::Op::FwdValue || n.index < 0 || size_t(n.index) >= saved.size() ||
+        saved[size_t(n.index)])
+      continue;
+    saved[size_t(n.index)] = true;
+    const ir::Node &value = fwd.node(n.index);
+    if (value.op != ir::Op::Param && value.op != ir::Op::Input && value.op != ir::Op::Const)
+      tapeStep = saturatingAdd(tapeStep, valueElements(value, batch));
+  }
+  // One step's values: every op's result, and the states (the other leaves are views).
+  int64_t working = 0;
+  for (const ir::Graph *g : {&fwd, &bwd})
+    for (const ir::Node &n : g->nodes)
+      if (!ir::isLeaf(n.op) || n.op == ir::Op::State)
+        working = saturatingAdd(working, valueElements(n, batch));
+  int64_t tables = saturatingAdd(tableEntries(fwd), tableEntries(bwd));
+  return saturatingAdd(
+      saturatingMul(saturatingAdd(saturatingMul(steps, tapeStep), working), int64_t(sizeof(float))),
+      saturatingMul(tables, int64_t(sizeof(int64_t))));
 }
 
 template class dopa::Executor<float>;

@@ -20,6 +20,14 @@ namespace dopa {
 /// Build the runtime's description of a compiled network (names, shapes, initializers).
 NetworkInfo makeNetworkInfo(const ir::Graph &forward);
 
+/// What an Executor over these graphs holds for an episode of `steps` steps of `batch` elements, in
+/// bytes of float, from the graphs alone (before it allocates; saturating at kUnboundedBytes): the
+/// tape (every step's inputs and the forward values the backward graph reads), one step's values
+/// of both graphs (every op allocates its result) and the index tables of broadcasts, reductions
+/// and slices. Parameters, gradients and the caller's buffers are not included.
+int64_t estimateEpisodeBytes(const ir::Graph &forward, const ir::Graph &backward, int64_t batch,
+                             int64_t steps);
+
 template <class T> class Executor {
 public:
   /// The graphs must outlive the executor.
