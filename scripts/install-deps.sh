@@ -15,7 +15,7 @@ packages=(
   # header-only libraries
   libeigen3-dev doctest-dev nlohmann-json3-dev libcli11-dev
   # benchmarks and reference implementations (Debian's python3, not a venv)
-  libbenchmark-dev python3 python3-numpy python3-torch python3-matplotlib
+  libbenchmark-dev python3 python3-numpy python3-torch python3-matplotlib python3-scipy
   # PyTorch's BLAS: Debian's torch calls libblas.so.3, which is netlib's reference BLAS unless
   # OpenBLAS provides it (the OpenMP build: one thread pool with torch's libgomp)
   libopenblas0-openmp

@@ -4,21 +4,18 @@
 Usage: plot_logs.py --out PNG [--window W] [--title T] LABEL=RUN_DIR_OR_LOG_CSV ...
 Each run's batch-mean reward per iteration (log.csv) is smoothed with a moving average over W
 iterations (default 200) and drawn against iterations (batches of episodes), the x axis of the
-paper's figures. For runs in progress, while they write their log.
+paper's figures, each point at the last iteration of its window. For runs in progress, while they
+write their log. A missing or unreadable log is reported and skipped. (Median and quartiles over
+seeds, as the paper's figures: plot_runs.py, whose loading and drawing this shares.)
 """
 import argparse
-import csv
 import os
 import sys
 
 import numpy as np
 
-
-def load(path):
-    if os.path.isdir(path):
-        path = os.path.join(path, "log.csv")
-    with open(path) as f:
-        return np.array([float(r["mean_reward"]) for r in csv.DictReader(f)])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from plot_runs import finish_axes, load_rewards, mavg, new_axes, note, pyplot  # noqa: E402
 
 
 def main():
@@ -28,24 +25,33 @@ def main():
     ap.add_argument("--title", default="cue-reward task")
     ap.add_argument("runs", nargs="+", help="LABEL=RUN_DIR or LABEL=log.csv")
     args = ap.parse_args()
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(9, 5))
+    if args.window < 1:
+        ap.error("--window must be positive")
+    plt = pyplot()
+    if plt is None:
+        return 1
+    fig, ax = new_axes(plt)
+    drawn = 0
     for item in args.runs:
-        label, _, path = item.partition("=")
-        r = load(path)
+        label, sep, path = item.partition("=")
+        if not sep:
+            label, path = os.path.basename(os.path.normpath(item)), item
+        r = load_rewards(path)
+        if r is None:
+            continue
+        if len(r) == 0:
+            note(f"{label}: no iterations in its log yet; skipped")
+            continue
         w = min(args.window, len(r))
-        smooth = np.convolve(r, np.ones(w) / w, mode="valid")
+        smooth = mavg(r, w)
         ax.plot(np.arange(len(smooth)) + w - 1, smooth, label=f"{label} ({len(r)} iterations)")
         print(f"{label}: {len(r)} iterations, mean reward over the last {w}: {r[-w:].mean():+.3f}")
-    ax.set_xlabel(f"iterations (batches of episodes; moving average over {args.window})")
-    ax.set_ylabel("mean reward per episode")
-    ax.set_title(args.title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.out, dpi=120)
+        drawn += 1
+    if not drawn:
+        note("nothing to plot")
+        return 1
+    finish_axes(fig, ax, args.out, args.title,
+                f"iterations (batches of episodes; moving average over {args.window})")
     print(f"wrote {args.out}")
     return 0
 

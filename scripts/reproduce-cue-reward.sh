@@ -5,11 +5,20 @@
 # (B=30, 120-step episodes, lr 1e-4, clip 2.0, 101 burn-in iterations; override with the variables
 # below), one run per variant and seed under OUT/<variant>/seed<k>/, resumable (rerun the same command
 # to continue), then draws the median and inter-quartile range of the batch-mean episode reward over
-# the seeds, per variant (OUT/fig1.png, OUT/fig1.csv), as in sr/makefigure.py.
+# the seeds, per variant, against iterations (batches of 30 episodes), as sr/makefigure.py
+# (scripts/plot_runs.py: points 100 iterations apart, a 20-point moving average = a 2,000-iteration
+# window, the first 180,000 iterations): OUT/fig1.png, OUT/fig1.csv (the plotted curves) and
+# OUT/summary.csv (variant,seeds,iterations,final-median,min,max: the mean reward over the last tenth
+# of the iterations; scripts/demo.sh reads it).
 #
 #   ITERS=2000 SEEDS="0 1 2" OUT=runs/fig1 scripts/reproduce-cue-reward.sh
 #   H=50 EXTRA="--cues 2 --cues-per-trial 1 --lr 1e-3 --burn-in 0 --baseline per-element" ...
 #                                            # the demo's simpler, documented configuration
+#
+# Also: VARIANTS (default "rnn plastic modplast modul"), JOBS (runs side by side), THREADS (per run),
+# EXTRA (passed to every `dopa train` as is), DOPA (another build's dopa), WINDOW (the smoothing
+# window in iterations, default 2000 as the paper; runs shorter than 4 windows get a window of
+# iterations/20, said in the figure), TITLE.
 #
 # The runs use the generated engine: the examples compiled at build time, at the paper's H=200 or
 # at a size in DOPA_EXAMPLE_SIZES (50, 100, 400 by default); ENGINE=generic runs any H.
@@ -72,7 +81,15 @@ done
 for pid in "${pids[@]}"; do wait "$pid"; done
 kill $monitor 2> /dev/null || true
 echo "all runs finished in $(( $(date +%s) - start )) s"
-title=()
-[ -z "${TITLE:-}" ] || title=(--title "$TITLE")
-# shellcheck disable=SC2086
-/usr/bin/python3 scripts/plot_runs.py --out "$OUT" --variants $VARIANTS "${title[@]}"
+# Legend labels as sr/makefigure.py's, with the hidden sizes.
+declare -A label=([rnn]="Non-plastic, $H neurons" [plastic]="Non-modulated plastic, $H neurons"
+  [modplast]="Simple modulation, $H neurons" [modul]="Retroactive modulation, $H neurons")
+labels=() groups=()
+for variant in $VARIANTS; do
+  labels+=(--label "$variant=${label[$variant]:-$variant}")
+  groups+=("$variant=$OUT/$variant")
+done
+/usr/bin/python3 scripts/plot_runs.py --png "$OUT/fig1.png" --csv "$OUT/fig1.csv" \
+  --summary "$OUT/summary.csv" --window "${WINDOW:-2000}" --max-iters 180000 \
+  --title "${TITLE:-"cue-reward task (Fig. 1): median and inter-quartile range over seeds"}" \
+  "${labels[@]}" "${groups[@]}"

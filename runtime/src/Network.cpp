@@ -1,7 +1,7 @@
-//===- Network.cpp - Random numbers, initializers, Network helpers ---------===//
+//===- Network.cpp - Initializers and Network helpers ---------------------===//
 //
-// xoshiro256** (Blackman and Vigna), seeded through SplitMix64; Box-Muller normals; and the
-// parameter initializer that fills a flat buffer from each InitSpec; the Network helpers.
+// The parameter initializer that fills a flat buffer from each InitSpec (with Random.h's
+// generator), and the Network helpers.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/runtime/Network.h"
@@ -11,59 +11,6 @@
 #include <stdexcept>
 
 using namespace dopa;
-
-static uint64_t splitMix(uint64_t &x) {
-  uint64_t z = (x += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-Rng::Rng(uint64_t seed) {
-  for (uint64_t &word : s)
-    word = splitMix(seed);
-}
-
-uint64_t Rng::next() {
-  uint64_t result = rotl(s[1] * 5, 7) * 9;
-  uint64_t t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = rotl(s[3], 45);
-  return result;
-}
-
-double Rng::uniform() { return double(next() >> 11) * 0x1.0p-53; }
-
-double Rng::normal() {
-  if (haveSpare) {
-    haveSpare = false;
-    return spare;
-  }
-  double u1 = 0;
-  while (u1 <= 0)
-    u1 = uniform();
-  double u2 = uniform();
-  double r = std::sqrt(-2.0 * std::log(u1));
-  spare = r * std::sin(2 * M_PI * u2);
-  haveSpare = true;
-  return r * std::cos(2 * M_PI * u2);
-}
-
-uint64_t Rng::below(uint64_t n) {
-  // Rejection sampling for an unbiased result.
-  uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-  uint64_t x;
-  do
-    x = next();
-  while (x >= limit);
-  return x % n;
-}
 
 void dopa::initParams(const NetworkInfo &info, float *params, uint64_t seed) {
   Rng rng(seed);

@@ -109,3 +109,13 @@ void CueRewardTask::act(const int *actions, float *rewards, Rng &rng) {
   }
   ++t;
 }
+
+std::vector<std::pair<std::string, std::string>> CueRewardTask::settings() const {
+  return {{"episode_length", std::to_string(cfg.episodeLength)},
+          {"num_cues", std::to_string(cfg.numCues)},
+          {"cues_per_trial", std::to_string(cfg.cuesPerTrial)},
+          {"cue_size", std::to_string(cfg.cueSize)},
+          {"reward", settingText(cfg.reward)},
+          {"wrong_penalty", settingText(cfg.wrongPenalty)},
+          {"flip_prob", settingText(cfg.flipProb)}};
+}

@@ -1,4 +1,4 @@
-//===- Trainer.cpp - Meta-training on the cue-reward task with A2C -------===//
+//===- Trainer.cpp - Meta-training on an episodic task with A2C ---------===//
 //
 // Implements the training loop, checkpoints (safetensors with a version, a configuration
 // fingerprint and an FNV-1a checksum, written atomically), the run-folder lock and the gnuplot
@@ -8,6 +8,7 @@
 #include "dopa/train/Trainer.h"
 
 #include "dopa/runtime/SafeTensors.h"
+#include "dopa/train/CueReward.h"
 
 #include <omp.h>
 
@@ -142,63 +143,68 @@ Rng::State parseRng(const std::string &text, const std::string &path, const std:
 
 /// What must agree between a checkpoint and the run that resumes it: everything that determines the
 /// continuation. The network (its name, parameter count and the description: spec, variant, -D
-/// dims), the task, the batch, the seed, every optimizer, clipping, burn-in and A2C setting, the
-/// OpenMP thread count (it sets the order of float sums) and the engine (each computes in its own
-/// order). What may change on resume: the number of iterations (only upwards), how often
-/// checkpoints are written, and the BPTT memory plan of the generated engine (--memory-budget,
-/// --bptt-segment: they choose which states are kept and which recomputed, not the arithmetic).
-/// Parameters, Adam's moments and step count, the generators and the iteration come from the
-/// checkpoint itself, all covered by its checksum (version 1: only the tensors were).
-std::map<std::string, std::string> fingerprint(const TrainConfig &c, const NetworkInfo &info) {
-  auto num = [](double v) {
-    std::ostringstream os;
-    os.precision(17);
-    os << v;
-    return os.str();
-  };
-  return {{"network", info.name},
-          {"num_params", std::to_string(info.numParams)},
-          {"description", c.description},
-          {"batch", std::to_string(c.batch)},
-          {"episode_length", std::to_string(c.task.episodeLength)},
-          {"num_cues", std::to_string(c.task.numCues)},
-          {"cues_per_trial", std::to_string(c.task.cuesPerTrial)},
-          {"seed", std::to_string(c.seed)},
-          {"lr", num(c.adam.lr)},
-          {"adam_eps", num(c.adam.eps)},
-          {"clip_norm", num(c.clipNorm)},
-          {"burn_in", std::to_string(c.burnIn)},
-          {"gamma", num(c.a2c.gamma)},
-          {"bent", num(c.a2c.entropyWeight)},
-          {"blossv", num(c.a2c.valueWeight)},
-          {"baseline",
-           c.a2c.baseline == A2CConfig::Baseline::FirstElement ? "first-element" : "per-element"},
-          {"adam_beta1", num(c.adam.beta1)},
-          {"adam_beta2", num(c.adam.beta2)},
-          {"weight_decay", num(c.adam.weightDecay)},
-          {"cue_size", std::to_string(c.task.cueSize)},
-          {"reward", num(c.task.reward)},
-          {"wrong_penalty", num(c.task.wrongPenalty)},
-          {"flip_prob", num(c.task.flipProb)},
-          {"threads", std::to_string(c.threads)},
-          {"engine", c.engine}};
+/// dims), the task (its name and every setting it reports), the batch, the seed, every optimizer,
+/// clipping, burn-in and A2C setting, the OpenMP thread count (it sets the order of float sums) and
+/// the engine (each computes in its own order). What may change on resume: the number of iterations
+/// (only upwards), how often checkpoints are written, and the BPTT memory plan of the generated
+/// engine (--memory-budget, --bptt-segment: they choose which states are kept and which
+/// recomputed, not the arithmetic). Parameters, Adam's moments and step count, the generators and
+/// the iteration come from the checkpoint itself, all covered by its checksum (version 1: only the
+/// tensors were).
+std::map<std::string, std::string> fingerprint(const TrainConfig &c, const NetworkInfo &info,
+                                               const EpisodicTask &task) {
+  std::map<std::string, std::string> f = {
+      {"network", info.name},
+      {"num_params", std::to_string(info.numParams)},
+      {"description", c.description},
+      {"task", c.task},
+      {"batch", std::to_string(c.batch)},
+      {"seed", std::to_string(c.seed)},
+      {"lr", settingText(c.adam.lr)},
+      {"adam_eps", settingText(c.adam.eps)},
+      {"clip_norm", settingText(c.clipNorm)},
+      {"burn_in", std::to_string(c.burnIn)},
+      {"gamma", settingText(c.a2c.gamma)},
+      {"bent", settingText(c.a2c.entropyWeight)},
+      {"blossv", settingText(c.a2c.valueWeight)},
+      {"baseline",
+       c.a2c.baseline == A2CConfig::Baseline::FirstElement ? "first-element" : "per-element"},
+      {"adam_beta1", settingText(c.adam.beta1)},
+      {"adam_beta2", settingText(c.adam.beta2)},
+      {"weight_decay", settingText(c.adam.weightDecay)},
+      {"threads", std::to_string(c.threads)},
+      {"engine", c.engine}};
+  for (const auto &[key, value] : task.settings())
+    if (!f.emplace(key, value).second)
+      throw std::invalid_argument("task setting '" + key + "' clashes with a trainer setting");
+  return f;
 }
 
-/// The settings a version-1 checkpoint may lack: they joined the fingerprint later (cues_per_trial
-/// during version 1, the others with version 2). Such a checkpoint was made with the default, which
-/// no option could change then (`unknown` false), or with a setting that was not recorded, so any
-/// value resumes it (`unknown` true: the thread count and the engine).
+/// The fingerprint of a default run on the default cue-reward task: what version-1 checkpoints
+/// (all of them cue-reward runs) were made with where they lack a setting.
+std::map<std::string, std::string> version1Defaults(const NetworkInfo &info) {
+  CueRewardTask task(CueRewardConfig{}, 1);
+  return fingerprint(TrainConfig{}, info, task);
+}
+
+/// The settings a checkpoint may lack because they joined the fingerprint later: in version 1
+/// (cues_per_trial), with version 2 (the optimizer's and the task's constants, the threads and the
+/// engine), and with the task interface (task: every checkpoint before it is a cue-reward run). A
+/// checkpoint of version <= `upTo` without the key was made with the default, which no option could
+/// change then (`unknown` false), or with a setting that was not recorded, so any value resumes it
+/// (`unknown` true: the thread count and the engine).
 struct AddedLater {
   const char *key;
+  int upTo;
   bool unknown;
 };
-constexpr AddedLater addedLater[] = {{"cues_per_trial", false}, {"adam_beta1", false},
-                                     {"adam_beta2", false},     {"weight_decay", false},
-                                     {"cue_size", false},       {"reward", false},
-                                     {"wrong_penalty", false},  {"flip_prob", false},
-                                     {"threads", true},         {"engine", true}};
+constexpr AddedLater addedLater[] = {
+    {"cues_per_trial", 1, false}, {"adam_beta1", 1, false}, {"adam_beta2", 1, false},
+    {"weight_decay", 1, false},   {"cue_size", 1, false},   {"reward", 1, false},
+    {"wrong_penalty", 1, false},  {"flip_prob", 1, false},  {"threads", 1, true},
+    {"engine", 1, true},          {"task", 2, false}};
 
-/// The fingerprint value a checkpoint records for `key`: its own, or for a version-1 checkpoint
+/// The fingerprint value a checkpoint records for `key`: its own, or for an older checkpoint
 /// without it, the default (null: not recorded, anything goes).
 const std::string *recorded(const TensorFile &f, const CheckpointState &state,
                             const std::string &key, const std::string &path,
@@ -206,10 +212,9 @@ const std::string *recorded(const TensorFile &f, const CheckpointState &state,
   auto it = f.metadata.find(key);
   if (it != f.metadata.end())
     return &it->second;
-  if (state.version < 2)
-    for (const AddedLater &later : addedLater)
-      if (key == later.key)
-        return later.unknown ? nullptr : &defaults.at(key);
+  for (const AddedLater &later : addedLater)
+    if (key == later.key && state.version <= later.upTo)
+      return later.unknown ? nullptr : &defaults.at(key);
   throw DataError(path + ": __metadata__." + key + ": missing (not a dopa checkpoint?)");
 }
 
@@ -238,23 +243,28 @@ void checkRegularFile(const std::string &path) {
 
 } // namespace
 
-Trainer::Trainer(Network &net, TrainConfig config)
-    : net(net), cfg(std::move(config)), task(cfg.task, cfg.batch),
-      adam(cfg.adam, net.info().numParams), envRng(cfg.seed * 2 + 1), policyRng(cfg.seed * 2 + 2) {
+Trainer::Trainer(Network &net, EpisodicTask &task, TrainConfig config)
+    : net(net), task(task), cfg(std::move(config)), adam(cfg.adam, net.info().numParams),
+      envRng(cfg.seed * 2 + 1), policyRng(cfg.seed * 2 + 2) {
   if (cfg.threads == 0)
     cfg.threads = omp_get_max_threads();
   const NetworkInfo &info = net.info();
-  if (info.inputs.size() != 1 || info.inputs[0].numel() != cfg.task.inputSize() ||
+  if (task.batch() != cfg.batch)
+    throw std::invalid_argument("the task runs batches of " + std::to_string(task.batch()) +
+                                " episodes, the trainer " + std::to_string(cfg.batch));
+  if (info.inputs.size() != 1 || info.inputs[0].numel() != task.observationSize() ||
       info.inputs[0].isInt)
     throw std::invalid_argument("network '" + info.name + "' must take one real input of " +
-                                std::to_string(cfg.task.inputSize()) +
-                                " values for the cue-reward task");
+                                std::to_string(task.observationSize()) + " values for the " +
+                                cfg.task + " task");
   logitsOut = info.findOutput("logits");
   valueOut = info.findOutput("value");
-  if (logitsOut < 0 || valueOut < 0 || info.outputs[size_t(logitsOut)].numel() != 2 ||
+  if (logitsOut < 0 || valueOut < 0 ||
+      info.outputs[size_t(logitsOut)].numel() != task.numActions() ||
       info.outputs[size_t(valueOut)].numel() != 1)
-    throw std::invalid_argument("network '" + info.name +
-                                "' needs outputs 'logits' [2] and 'value' [1] for A2C");
+    throw std::invalid_argument("network '" + info.name + "' needs outputs 'logits' [" +
+                                std::to_string(task.numActions()) +
+                                "] and 'value' [1] for A2C on the " + cfg.task + " task");
 }
 
 void Trainer::initFresh() {
@@ -265,10 +275,10 @@ void Trainer::initFresh() {
 IterationLog Trainer::iterate() {
   auto start = std::chrono::steady_clock::now();
   const NetworkInfo &info = net.info();
-  int B = cfg.batch, T = cfg.task.episodeLength, A = CueRewardConfig::numActions;
+  int B = cfg.batch, T = task.episodeLength(), A = task.numActions();
   task.reset(envRng);
   net.beginEpisode(B);
-  std::vector<float> x(size_t(B) * size_t(cfg.task.inputSize()));
+  std::vector<float> x(size_t(B) * size_t(task.observationSize()));
   std::vector<std::vector<float>> outBuf;
   std::vector<float *> outPtr;
   outBuf.reserve(info.outputs.size());
@@ -279,7 +289,7 @@ IterationLog Trainer::iterate() {
     outPtr.push_back(buf.data());
   std::vector<float> logits(size_t(T) * B * A), values(size_t(T) * B), rewards(size_t(T) * B);
   std::vector<int> actions(size_t(T) * B);
-  double probs[CueRewardConfig::numActions];
+  std::vector<double> probs(static_cast<size_t>(A));
   for (int t = 0; t < T; ++t) {
     task.observe(x.data());
     const float *in[] = {x.data()};
@@ -289,7 +299,7 @@ IterationLog Trainer::iterate() {
     std::copy(outBuf[size_t(valueOut)].begin(), outBuf[size_t(valueOut)].end(),
               values.begin() + long(size_t(t) * B));
     for (int b = 0; b < B; ++b) {
-      softmax(outBuf[size_t(logitsOut)].data() + size_t(b) * A, A, probs);
+      softmax(outBuf[size_t(logitsOut)].data() + size_t(b) * A, A, probs.data());
       double u = policyRng.uniform(), acc = 0;
       int a = A - 1;
       for (int k = 0; k < A; ++k) {
@@ -368,7 +378,7 @@ void Trainer::saveCheckpoint(const std::string &path) const {
   for (const IterationLog &l : st.log)
     log.insert(log.end(), {double(l.iteration), l.meanReward, l.loss, l.gradNorm, l.seconds});
   f.tensors.push_back(StoredTensor::fromDouble("log", {int64_t(st.log.size()), 5}, log.data()));
-  f.metadata = fingerprint(cfg, info);
+  f.metadata = fingerprint(cfg, info, task);
   f.metadata["format"] = "dopa-checkpoint";
   f.metadata["version"] = std::to_string(checkpointVersion);
   f.metadata["iteration"] = std::to_string(st.iteration);
@@ -420,8 +430,8 @@ void Trainer::resume(const std::string &path) {
   checkRegularFile(path);
   TensorFile f = readSafeTensors(path);
   CheckpointState state = readCheckpointState(f, path);
-  std::map<std::string, std::string> defaults = fingerprint(TrainConfig{}, net.info());
-  for (const auto &[key, value] : fingerprint(cfg, net.info())) {
+  std::map<std::string, std::string> defaults = version1Defaults(net.info());
+  for (const auto &[key, value] : fingerprint(cfg, net.info(), task)) {
     const std::string *had = recorded(f, state, key, path, defaults);
     if (had && *had != value) {
       std::string msg = path;

@@ -12,6 +12,7 @@
 #include "dopa/compiler/Pipeline.h"
 #include "dopa/generic/Executor.h"
 #include "dopa/runtime/SafeTensors.h"
+#include "dopa/train/CueReward.h"
 #include "dopa/train/Trainer.h"
 
 #include <doctest/doctest.h>
@@ -34,10 +35,24 @@ std::unique_ptr<GenericNetwork> makeNet(const char *variant) {
   return std::make_unique<GenericNetwork>(std::move(compiled->graphs));
 }
 
+/// The cue-reward task of the tests: 15-step episodes.
+CueRewardConfig smallTask() {
+  CueRewardConfig t;
+  t.episodeLength = 15;
+  return t;
+}
+
+/// A trainer with its task (the trainer holds a reference to it).
+struct Run {
+  CueRewardTask task;
+  Trainer trainer;
+  Run(Network &net, const TrainConfig &config, const CueRewardConfig &taskConfig = smallTask())
+      : task(taskConfig, config.batch), trainer(net, task, config) {}
+};
+
 TrainConfig smallConfig(const std::string &dir, int64_t iterations) {
   TrainConfig c;
   c.batch = 3;
-  c.task.episodeLength = 15;
   c.iterations = iterations;
   c.burnIn = 2;
   c.adam.lr = 1e-2;
@@ -56,9 +71,11 @@ std::string freshDir(const std::string &name) {
   return dir.string();
 }
 
-std::string resumeError(const std::string &dir, const TrainConfig &cfg) {
+std::string resumeError(const std::string &dir, const TrainConfig &cfg,
+                        const CueRewardConfig &taskConfig = smallTask()) {
   auto net = makeNet("modul");
-  Trainer t(*net, cfg);
+  Run run(*net, cfg, taskConfig);
+  Trainer &t = run.trainer;
   try {
     t.resume(dir + "/checkpoint.st");
   } catch (const DataError &e) {
@@ -118,19 +135,22 @@ const char *const checksumMessage =
 TEST_CASE("a resumed run continues bit-exactly as an uninterrupted one") {
   std::string straight = freshDir("straight"), split = freshDir("split");
   auto a = makeNet("modul");
-  Trainer ta(*a, smallConfig(straight, 6));
+  Run taRun(*a, smallConfig(straight, 6));
+  Trainer &ta = taRun.trainer;
   ta.initFresh();
   ta.run();
   std::vector<float> expected(a->params(), a->params() + a->info().numParams);
 
   {
     auto b = makeNet("modul");
-    Trainer tb(*b, smallConfig(split, 3)); // "interrupted" after the checkpoint at iteration 3
+    Run tbRun(*b, smallConfig(split, 3)); // "interrupted" after the checkpoint at iteration 3
+    Trainer &tb = tbRun.trainer;
     tb.initFresh();
     tb.run();
   }
   auto c = makeNet("modul");
-  Trainer tc(*c, smallConfig(split, 6));
+  Run tcRun(*c, smallConfig(split, 6));
+  Trainer &tc = tcRun.trainer;
   tc.resume(split + "/checkpoint.st");
   CHECK(tc.state().iteration == 3);
   tc.run();
@@ -146,14 +166,16 @@ TEST_CASE("no optimizer step during the burn-in, steps afterwards") {
   auto net = makeNet("plastic");
   TrainConfig cfg = smallConfig(freshDir("burnin"), 2);
   cfg.burnIn = 2;
-  Trainer t(*net, cfg);
+  Run tRun(*net, cfg);
+  Trainer &t = tRun.trainer;
   t.initFresh();
   std::vector<float> before(net->params(), net->params() + net->info().numParams);
   t.run();
   CHECK(std::vector<float>(net->params(), net->params() + net->info().numParams) == before);
   cfg.iterations = 3;
   cfg.outDir = freshDir("burnin2");
-  Trainer t2(*net, cfg);
+  Run t2Run(*net, cfg);
+  Trainer &t2 = t2Run.trainer;
   t2.initFresh();
   t2.run();
   CHECK(std::vector<float>(net->params(), net->params() + net->info().numParams) != before);
@@ -163,7 +185,8 @@ TEST_CASE("bad checkpoints are rejected with the file and field named") {
   std::string dir = freshDir("bad");
   {
     auto net = makeNet("modul");
-    Trainer t(*net, smallConfig(dir, 3));
+    Run tRun(*net, smallConfig(dir, 3));
+    Trainer &t = tRun.trainer;
     t.initFresh();
     t.run();
   }
@@ -207,7 +230,8 @@ TEST_CASE("bad checkpoints are rejected with the file and field named") {
     auto continueFrom = [&](const TensorFile &file) {
       writeSafeTensors(path, file);
       auto net = makeNet("modul");
-      Trainer t(*net, smallConfig(dir, 6));
+      Run tRun(*net, smallConfig(dir, 6));
+      Trainer &t = tRun.trainer;
       t.resume(path);
       t.run();
       return std::vector<float>(net->params(), net->params() + net->info().numParams);
@@ -269,7 +293,8 @@ TEST_CASE("bad checkpoints are rejected with the file and field named") {
   }
   SUBCASE("another network") {
     auto net = makeNet("plastic");
-    Trainer t(*net, smallConfig(dir, 6));
+    Run tRun(*net, smallConfig(dir, 6));
+    Trainer &t = tRun.trainer;
     std::string error;
     try {
       t.resume(path);
@@ -292,10 +317,10 @@ TEST_CASE("bad checkpoints are rejected with the file and field named") {
     makeVersion1(f);
     writeSafeTensors(path, f);
     CHECK(resumeError(dir).empty());
-    TrainConfig one = smallConfig(dir, 6);
-    one.task.cuesPerTrial = 1;
-    CHECK(resumeError(dir, one).find("__metadata__.cues_per_trial: the checkpoint has '2'") !=
-          std::string::npos);
+    CueRewardConfig one = smallTask();
+    one.cuesPerTrial = 1;
+    CHECK(resumeError(dir, smallConfig(dir, 6), one)
+              .find("__metadata__.cues_per_trial: the checkpoint has '2'") != std::string::npos);
   }
   SUBCASE("a version-2 checkpoint without a setting of version 2 is an error") {
     TensorFile f = readSafeTensors(path);
@@ -318,7 +343,8 @@ TEST_CASE("a non-finite loss stops training and keeps the last checkpoint") {
   std::string dir = freshDir("nan");
   auto net = makeNet("rnn");
   TrainConfig cfg = smallConfig(dir, 3);
-  Trainer t(*net, cfg);
+  Run tRun(*net, cfg);
+  Trainer &t = tRun.trainer;
   t.initFresh();
   t.run();
   std::string before;
@@ -327,7 +353,8 @@ TEST_CASE("a non-finite loss stops training and keeps the last checkpoint") {
     before.assign(std::istreambuf_iterator<char>(in), {});
   }
   cfg.iterations = 6;
-  Trainer t2(*net, cfg);
+  Run t2Run(*net, cfg);
+  Trainer &t2 = t2Run.trainer;
   t2.resume(dir + "/checkpoint.st");
   net->param("h2o.weight")[0] = std::numeric_limits<float>::quiet_NaN();
   CHECK_THROWS_WITH_AS(t2.run(), doctest::Contains("not finite"), std::runtime_error);
@@ -363,7 +390,8 @@ TEST_CASE("checkpoint metadata is validated without a network") {
   std::string dir = freshDir("state");
   {
     auto net = makeNet("rnn");
-    Trainer t(*net, smallConfig(dir, 3));
+    Run tRun(*net, smallConfig(dir, 3));
+    Trainer &t = tRun.trainer;
     t.initFresh();
     t.run();
   }

@@ -44,7 +44,7 @@ struct TrainOptions {
   SpecOptions spec;
   TrainConfig config;
   std::string engine = "generated";
-  std::string task, variant;     // the example the generated engine runs
+  std::string task, variant = "modul"; // the example the generated engine runs: examples/<task>/
   std::vector<std::string> dims; // -D: the generated engine looks up the example at these dims
   long long memoryBudget = 0;    // generated engine: BPTT checkpoint budget (0: default)
   long long maxMemory = 0;       // --max-memory: bytes the run may use (0: what is available)
@@ -52,7 +52,8 @@ struct TrainOptions {
   bool resume = false;
 };
 
-int runTrain(const TrainOptions &options);
+/// Train on `task` (built from the options by TrainCommand.cpp).
+int runTrain(const TrainOptions &options, EpisodicTask &task);
 
 struct BenchOptions {
   std::string example; // "cue_reward/modul"

@@ -71,7 +71,15 @@ const ExampleNetwork *tool::findCompiledExample(const std::string &task, const s
                                                 const std::string &tool) {
   std::string dims = canonicalDims(dimOverrides);
   const ExampleNetwork *e = findExample(task, variant, dims);
-  if (!e)
+  if (!e && compiledDims(task, variant).empty()) {
+    std::string variants;
+    for (const ExampleNetwork &n : exampleNetworks())
+      if (n.task == task && !*n.dims)
+        variants += (variants.empty() ? "" : ", ") + std::string(n.variant);
+    printError(tool, "no example network '" + variant + "' for " + task + " in this build (" +
+                         (variants.empty() ? "it has none" : "it has " + variants) +
+                         "); pass --spec FILE --engine generic for your own");
+  } else if (!e)
     printError(tool, "no generated network for " + task + " " + variant +
                          (dims.empty() ? "" : " at " + dims) +
                          " in this build (compiled: " + compiledDims(task, variant) +

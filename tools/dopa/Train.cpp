@@ -1,11 +1,11 @@
-//===- Train.cpp - `dopa train cue-reward`: meta-train a plastic network --===//
+//===- Train.cpp - `dopa train <task>`: meta-train a plastic network ------===//
 //
 // Runs the variant's network on the engine asked for (Engines.h: the generated C++ compiled at
 // build time, the default; its generated CUDA; or the generic executor on any spec), trains it with
-// A2C on the cue-reward task (Trainer), shows a progress line with the running reward and the ETA,
-// writes log.csv and checkpoint.st to --out (atomically), resumes bit-exactly with --resume, and
-// draws learning_curve.png with gnuplot at the end. The run holds a lock on --out (RunLock) from
-// before it reads or writes anything there until it ends.
+// A2C on the task (Trainer; the task comes configured from TrainCommand.cpp), shows a progress line
+// with the running reward and the ETA, writes log.csv and checkpoint.st to --out (atomically),
+// resumes bit-exactly with --resume, and draws learning_curve.png with gnuplot at the end. The run
+// holds a lock on --out (RunLock) from before it reads or writes anything there until it ends.
 //
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
@@ -92,7 +92,7 @@ std::string notAFile(const std::string &path) {
 
 } // namespace
 
-int tool::runTrain(const TrainOptions &opt) {
+int tool::runTrain(const TrainOptions &opt, EpisodicTask &task) {
   EngineRequest request;
   request.engine = opt.engine;
   request.task = opt.task;
@@ -101,7 +101,7 @@ int tool::runTrain(const TrainOptions &opt) {
   request.spec = opt.spec;
   request.memoryBudget = opt.memoryBudget;
   request.bpttSegment = opt.bpttSegment;
-  request.expectedSteps = opt.config.task.episodeLength;
+  request.expectedSteps = task.episodeLength();
   request.batch = opt.config.batch;
   request.maxMemory = opt.maxMemory;
   EngineNetwork engine = makeEngineNetwork(request, "dopa train");
@@ -112,7 +112,7 @@ int tool::runTrain(const TrainOptions &opt) {
     Network &net = *netPtr;
     TrainConfig config = opt.config;
     config.engine = opt.engine; // part of the checkpoint's fingerprint
-    Trainer trainer(net, config);
+    Trainer trainer(net, task, config);
     std::string ckpt = (std::filesystem::path(opt.config.outDir) / "checkpoint.st").string();
     RunLock lock(opt.config.outDir); // held until the run ends: a second run on --out stops here
     if (std::string problem = notAFile(ckpt); !problem.empty())
@@ -133,10 +133,11 @@ int tool::runTrain(const TrainOptions &opt) {
             ckpt + ": a checkpoint exists; pass --resume to continue it, or choose another --out");
       trainer.initFresh();
     }
-    printStderr("dopa train: " + net.info().name + " (" + std::to_string(net.info().numParams) +
-                " parameters), batch " + std::to_string(opt.config.batch) + ", " +
-                std::to_string(opt.config.task.episodeLength) + "-step episodes, " +
-                std::to_string(opt.config.iterations) + " iterations, engine " + opt.engine + "\n");
+    printStderr("dopa train: " + opt.config.task + " task, " + net.info().name + " (" +
+                std::to_string(net.info().numParams) + " parameters), batch " +
+                std::to_string(opt.config.batch) + ", " + std::to_string(task.episodeLength()) +
+                "-step episodes, " + std::to_string(opt.config.iterations) +
+                " iterations, engine " + opt.engine + "\n");
     Progress progress(trainer.state().iteration);
     try {
       trainer.run([&](const TrainConfig &c, const IterationLog &l) { progress.update(c, l); });
@@ -149,7 +150,7 @@ int tool::runTrain(const TrainOptions &opt) {
     }
     std::string png = (std::filesystem::path(opt.config.outDir) / "learning_curve.png").string();
     if (plotLearningCurve({{net.info().name, trainer.state().log}}, png,
-                          "cue-reward task: " + net.info().name))
+                          opt.config.task + " task: " + net.info().name))
       printStderr("dopa train: learning curve " + png + "\n");
     const auto &log = trainer.state().log;
     double last = 0;

@@ -4,12 +4,12 @@
 // Exit codes: 0 success, 1 errors in the spec or the data, 2 usage errors.
 //
 //===----------------------------------------------------------------------===//
+#include "Cli.h"
 #include "Commands.h"
 #include "Console.h"
+#include "TrainCommand.h"
 
 #include <CLI/CLI.hpp>
-
-#include <omp.h>
 
 #include <cmath>
 #include <cstdint>
@@ -19,6 +19,7 @@
 #include <vector>
 
 using namespace dopa;
+using namespace dopa::tool;
 
 namespace {
 
@@ -32,25 +33,6 @@ struct GradArgs {
   bool f64 = false;
   std::string engine = "generic";
   long long maxMemory = 0;
-  int threads = 0;
-};
-
-/// `dopa train` as parsed, before the checks.
-struct TrainArgs {
-  std::string task, variant = "modul", spec;
-  std::vector<std::string> dims;
-  int64_t iters = 1000;
-  uint64_t seed = 0;
-  int batch = 30, eplen = 120, cues = 4, cuesPerTrial = 2;
-  double lr = 1e-4, clip = 2.0;
-  int64_t burnIn = 101;
-  std::string baseline = "first-element", engine = "generated";
-  long long memoryBudget = 0;
-  long long maxMemory = 0;
-  int bpttSegment = 0;
-  std::string outDir;
-  bool resume = false;
-  int64_t checkpointEvery = 100;
   int threads = 0;
 };
 
@@ -68,60 +50,6 @@ struct BenchArgs {
   bool probe = false;
   int threads = 0;
 };
-
-int usage(const std::string &msg) {
-  tool::printError("dopa", msg + " (see dopa <command> --help)");
-  return 2;
-}
-
-/// --threads: 0 keeps OpenMP's default (all cores); false for a negative count.
-bool setThreads(int n) {
-  if (n < 0)
-    return false;
-  if (n > 0)
-    omp_set_num_threads(n);
-  return true;
-}
-
-const char *const threadsMessage = "--threads must be positive (0: all cores)";
-
-/// "--lr must be a positive finite number (got nan)" when `v` is not one; else "".
-std::string positiveFinite(const char *flag, double v) {
-  if (std::isfinite(v) && v > 0)
-    return "";
-  return std::string(flag) + " must be a positive finite number (got " + tool::format("%g", v) +
-         ")";
-}
-
-/// "--burn-in must not be negative (got -3)" when `v` is negative; else "".
-std::string notNegative(const char *flag, long long v) {
-  if (v >= 0)
-    return "";
-  return std::string(flag) + " must not be negative (got " + std::to_string(v) + ")";
-}
-
-/// The first numeric option of `dopa train` out of its range, as a message; "" when all are fine.
-std::string trainNumbersProblem(const TrainArgs &a) {
-  for (const std::string &problem :
-       {positiveFinite("--lr", a.lr), positiveFinite("--clip", a.clip),
-        notNegative("--burn-in", a.burnIn), notNegative("--memory-budget", a.memoryBudget),
-        notNegative("--bptt-segment", a.bpttSegment),
-        notNegative("--checkpoint-every", a.checkpointEvery)})
-    if (!problem.empty())
-      return problem;
-  return "";
-}
-
-/// The engines that train a network (train and bench).
-bool isTrainingEngine(const std::string &engine) {
-  return engine == "generated" || engine == "generic" || engine == "cuda";
-}
-
-/// One value per occurrence: `-D H=4 -D W=2` (and `-DH=4`), never the arguments after it.
-CLI::Option *addRepeated(CLI::App *cmd, const std::string &name, std::vector<std::string> &values,
-                         const std::string &help, const std::string &valueName) {
-  return cmd->add_option(name, values, help)->type_name(valueName)->allow_extra_args(false);
-}
 
 CLI::App *addGradOptions(CLI::App &app, GradArgs &a) {
   CLI::App *cmd = app.add_subcommand("grad", "One forward pass over T steps and one BPTT pass: "
@@ -152,51 +80,6 @@ CLI::App *addGradOptions(CLI::App &app, GradArgs &a) {
                   "Bytes the run may use (default 0: the memory available); input files that "
                   "need more are refused before they are read")
       ->type_name("BYTES");
-  cmd->add_option("--threads", a.threads, "Threads for the batch (default: all cores)");
-  return cmd;
-}
-
-CLI::App *addTrainOptions(CLI::App &app, TrainArgs &a) {
-  CLI::App *cmd =
-      app.add_subcommand("train", "Meta-train a network on a task (cue-reward) with A2C");
-  cmd->add_option("task", a.task, "<task: cue-reward>");
-  cmd->add_option("--variant", a.variant, "rnn | plastic | modplast | modul (examples/cue_reward)");
-  cmd->add_option("--spec", a.spec, "A spec to train instead of the variant's example")
-      ->type_name("FILE");
-  addRepeated(cmd, "-D", a.dims, "Override a network dimension: -D H=50", "NAME=VALUE");
-  cmd->add_option("--iters", a.iters, "Training iterations (batches of episodes)");
-  cmd->add_option("--seed", a.seed, "Random seed (parameters, tasks, actions)");
-  cmd->add_option("--batch", a.batch, "Episodes per iteration (--bs)");
-  cmd->add_option("--eplen", a.eplen, "Steps per episode");
-  cmd->add_option("--cues", a.cues,
-                  "Cues per episode (--ni); with 2, both show in every trial and 'always respond' "
-                  "is optimal: a sanity check");
-  cmd->add_option("--cues-per-trial", a.cuesPerTrial,
-                  "Cues shown per trial: 2 (the reference) or 1 (a simpler association, used by "
-                  "the demo)");
-  cmd->add_option("--lr", a.lr, "Adam learning rate");
-  cmd->add_option("--clip", a.clip, "Global gradient-norm clip (--gc)");
-  cmd->add_option("--burn-in", a.burnIn, "Iterations without an optimizer step (reference: 101)");
-  cmd->add_option("--baseline", a.baseline,
-                  "A2C baseline: first-element (the reference code's vs[t][0]) or per-element "
-                  "(each episode's own value)");
-  cmd->add_option("--engine", a.engine,
-                  "generated (the example's C++, compiled at build time; -D picks a compiled "
-                  "size) | generic (the IR interpreter; needed for --spec and -D) | cuda (the "
-                  "example's CUDA kernels, compiled at build time)");
-  cmd->add_option("--memory-budget", a.memoryBudget,
-                  "Generated engine: bytes the BPTT checkpoints may use (default 64 MiB)");
-  cmd->add_option("--max-memory", a.maxMemory,
-                  "Bytes the run may use (default 0: the memory available); a run estimated to "
-                  "need more is refused before it allocates")
-      ->type_name("BYTES");
-  cmd->add_option("--bptt-segment", a.bpttSegment,
-                  "Generated engine: keep states every <k> steps and recompute in between "
-                  "(default: planned from --memory-budget)");
-  cmd->add_option("--out", a.outDir, "Output folder: checkpoint.st, log.csv, learning_curve.png")
-      ->type_name("DIR");
-  cmd->add_flag("--resume", a.resume, "Continue the checkpoint in --out");
-  cmd->add_option("--checkpoint-every", a.checkpointEvery, "Iterations between checkpoints");
   cmd->add_option("--threads", a.threads, "Threads for the batch (default: all cores)");
   return cmd;
 }
@@ -255,76 +138,6 @@ int gradCommand(const GradArgs &a) {
   opt.engine = a.engine;
   opt.maxMemory = a.maxMemory;
   return tool::runGrad(opt);
-}
-
-/// `dopa train`: the checks, then tool::runTrain.
-int trainCommand(const TrainArgs &a) {
-  if (a.task != "cue-reward")
-    return usage("the task must be 'cue-reward' (the maze task comes later)");
-  if (a.outDir.empty())
-    return usage("--out DIR is required");
-  if (a.baseline != "first-element" && a.baseline != "per-element")
-    return usage("--baseline is first-element or per-element");
-  if (a.variant != "rnn" && a.variant != "plastic" && a.variant != "modplast" &&
-      a.variant != "modul")
-    return usage("--variant is rnn, plastic, modplast or modul");
-  if (a.batch < 1 || a.eplen < 1 || a.iters < 1)
-    return usage("--batch, --eplen and --iters must be positive");
-  if (!setThreads(a.threads))
-    return usage(threadsMessage);
-  if (a.cues < 2)
-    return usage("--cues must be at least 2");
-  if (a.cuesPerTrial < 1 || a.cuesPerTrial > 2)
-    return usage("--cues-per-trial is 1 or 2");
-  if (std::string problem = trainNumbersProblem(a); !problem.empty())
-    return usage(problem);
-  if (!isTrainingEngine(a.engine))
-    return usage("--engine is generated, generic or cuda");
-  if (a.engine != "generic" && !a.spec.empty())
-    return usage("--spec needs --engine generic: the generated engine runs the examples "
-                 "compiled at build time (dopa_add_network compiles your own spec)");
-  // The spec: --spec, or the variant's example (only the generic engine reads it; the generated
-  // engines run the example compiled at build time, so they go on without it).
-  std::string path = a.spec;
-  if (path.empty()) {
-    try {
-      path = tool::exampleSpecPath("cue_reward", a.variant);
-    } catch (const std::exception &e) {
-      if (a.engine == "generic") {
-        tool::printError("dopa train", e.what());
-        return 1;
-      }
-    }
-  }
-  tool::TrainOptions opt;
-  opt.spec = {path, {}, a.dims, ""};
-  opt.config.task.episodeLength = a.eplen;
-  opt.config.task.numCues = a.cues;
-  opt.config.task.cuesPerTrial = a.cuesPerTrial;
-  opt.config.batch = a.batch;
-  opt.config.iterations = a.iters;
-  opt.config.seed = a.seed;
-  opt.config.adam.lr = a.lr;
-  opt.config.clipNorm = a.clip;
-  opt.config.burnIn = a.burnIn;
-  opt.config.a2c.baseline = a.baseline == "first-element" ? A2CConfig::Baseline::FirstElement
-                                                          : A2CConfig::Baseline::PerElement;
-  opt.config.checkpointEvery = a.checkpointEvery;
-  opt.config.outDir = a.outDir;
-  opt.config.threads = omp_get_max_threads(); // --threads, or all cores: recorded in checkpoints
-  std::string dimsText;
-  for (const std::string &d : a.dims)
-    dimsText += " -D" + d;
-  opt.config.description = "cue-reward " + (a.spec.empty() ? a.variant : a.spec) + dimsText;
-  opt.engine = a.engine;
-  opt.task = "cue_reward";
-  opt.variant = a.variant;
-  opt.dims = a.dims;
-  opt.memoryBudget = a.memoryBudget;
-  opt.maxMemory = a.maxMemory;
-  opt.bpttSegment = a.bpttSegment;
-  opt.resume = a.resume;
-  return tool::runTrain(opt);
 }
 
 /// `dopa bench`: the checks, then tool::runBench.

@@ -16,6 +16,7 @@
 #pragma once
 
 #include "dopa/runtime/Random.h"
+#include "dopa/train/Task.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -35,19 +36,24 @@ struct CueRewardConfig {
   static constexpr int numActions = 2;
 };
 
-class CueRewardTask {
+class CueRewardTask final : public EpisodicTask {
 public:
   CueRewardTask(CueRewardConfig config, int batch);
 
   const CueRewardConfig &config() const { return cfg; }
-  int batch() const { return B; }
+  int batch() const override { return B; }
+  int observationSize() const override { return cfg.inputSize(); }
+  int numActions() const override { return CueRewardConfig::numActions; }
+  int episodeLength() const override { return cfg.episodeLength; }
 
   /// Start a new episode for every batch element (new cues, new target, a new trial).
-  void reset(Rng &rng);
+  void reset(Rng &rng) override;
   /// The observation of the current step: B * inputSize() floats.
-  void observe(float *x) const;
+  void observe(float *x) const override;
   /// Apply the actions of the current step; writes the rewards (B floats) and advances one step.
-  void act(const int *actions, float *rewards, Rng &rng);
+  void act(const int *actions, float *rewards, Rng &rng) override;
+  /// episode_length, num_cues, cues_per_trial, cue_size, reward, wrong_penalty, flip_prob.
+  std::vector<std::pair<std::string, std::string>> settings() const override;
   int stepIndex() const { return t; }
 
   // Introspection for tests.

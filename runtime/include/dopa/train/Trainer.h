@@ -1,12 +1,13 @@
-//===- Trainer.h - Meta-training on the cue-reward task with A2C ---------===//
+//===- Trainer.h - Meta-training on an episodic task with A2C ------------===//
 //
-// The training loop of sr/srbatch.py for any Network: per iteration, one batch of episodes with
-// actions sampled from the policy, the A2C loss and its output gradients, BPTT through the whole
-// episode, global gradient-norm clipping, and an Adam step (none during the first `burnIn`
-// iterations, as the reference). Checkpoints hold the parameters, Adam's moments and every random
-// generator's state, so a resumed run continues bit-exactly as an uninterrupted one would. They are
-// written atomically, carry a format version and a checksum over the data and the metadata, and are
-// validated on load. A run holds a lock on its folder (RunLock) so two runs never share one.
+// The training loop of sr/srbatch.py and maze/batch.py for any Network on any EpisodicTask
+// (Task.h): per iteration, one batch of episodes with actions sampled from the policy, the A2C
+// loss and its output gradients, BPTT through the whole episode, global gradient-norm clipping,
+// and an Adam step (none during the first `burnIn` iterations, as the reference). Checkpoints hold
+// the parameters, Adam's moments and every random generator's state, so a resumed run continues
+// bit-exactly as an uninterrupted one would. They are written atomically, carry a format version,
+// the task's settings and a checksum over the data and the metadata, and are validated on load. A
+// run holds a lock on its folder (RunLock) so two runs never share one.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -14,8 +15,8 @@
 #include "dopa/runtime/Network.h"
 #include "dopa/runtime/SafeTensors.h"
 #include "dopa/train/A2C.h"
-#include "dopa/train/CueReward.h"
 #include "dopa/train/Optim.h"
+#include "dopa/train/Task.h"
 
 #include <functional>
 #include <stdexcept>
@@ -25,7 +26,7 @@
 namespace dopa {
 
 struct TrainConfig {
-  CueRewardConfig task;
+  std::string task = "cue-reward"; // the task's name: recorded in checkpoints, checked on resume
   A2CConfig a2c;
   AdamConfig adam;
   int batch = 30; // --bs
@@ -69,7 +70,9 @@ using ProgressFn = std::function<void(const TrainConfig &, const IterationLog &)
 
 class Trainer {
 public:
-  Trainer(Network &net, TrainConfig config);
+  /// Train `net` on `task` (both outlive the trainer); throws std::invalid_argument when the
+  /// network's input, `logits` or `value` do not fit the task, or the batches differ.
+  Trainer(Network &net, EpisodicTask &task, TrainConfig config);
 
   /// Initialize parameters from their initializers with the config's seed.
   void initFresh();
@@ -100,8 +103,8 @@ private:
   void writeLog() const;
 
   Network &net;
+  EpisodicTask &task;
   TrainConfig cfg;
-  CueRewardTask task;
   Adam adam;
   Rng envRng, policyRng;
   TrainState st;

@@ -1,0 +1,64 @@
+//===- Cli.h - Option checks shared by the dopa subcommands ---------------===//
+//
+// The usage error (exit code 2), the thread count, the numeric range checks and the repeated
+// options (-D, --task-opt) that every subcommand's parser uses (dopa.cpp, TrainCommand.cpp).
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "Console.h"
+
+#include <CLI/CLI.hpp>
+
+#include <omp.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace dopa::tool {
+
+/// A usage error: the message and a pointer to --help; exit code 2.
+inline int usage(const std::string &msg) {
+  printError("dopa", msg + " (see dopa <command> --help)");
+  return 2;
+}
+
+/// --threads: 0 keeps OpenMP's default (all cores); false for a negative count.
+inline bool setThreads(int n) {
+  if (n < 0)
+    return false;
+  if (n > 0)
+    omp_set_num_threads(n);
+  return true;
+}
+
+inline const char *const threadsMessage = "--threads must be positive (0: all cores)";
+
+/// "--lr must be a positive finite number (got nan)" when `v` is not one; else "".
+inline std::string positiveFinite(const char *flag, double v) {
+  if (std::isfinite(v) && v > 0)
+    return "";
+  return std::string(flag) + " must be a positive finite number (got " + format("%g", v) + ")";
+}
+
+/// "--burn-in must not be negative (got -3)" when `v` is negative; else "".
+inline std::string notNegative(const char *flag, long long v) {
+  if (v >= 0)
+    return "";
+  return std::string(flag) + " must not be negative (got " + std::to_string(v) + ")";
+}
+
+/// The engines that train a network (train and bench).
+inline bool isTrainingEngine(const std::string &engine) {
+  return engine == "generated" || engine == "generic" || engine == "cuda";
+}
+
+/// One value per occurrence: `-D H=4 -D W=2` (and `-DH=4`), never the arguments after it.
+inline CLI::Option *addRepeated(CLI::App *cmd, const std::string &name,
+                                std::vector<std::string> &values, const std::string &help,
+                                const std::string &valueName) {
+  return cmd->add_option(name, values, help)->type_name(valueName)->allow_extra_args(false);
+}
+
+} // namespace dopa::tool

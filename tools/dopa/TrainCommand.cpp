@@ -1,0 +1,254 @@
+//===- TrainCommand.cpp - `dopa train`: options, checks, the task ---------===//
+//
+// Parses `dopa train <task>`: loads task plug-ins (--task-library), finds the task in the registry,
+// configures it from --task-opt KEY=VALUE and the shortcuts (--eplen, --cues, --cues-per-trial),
+// takes the optimizer and A2C settings from the task's reference defaults unless given, checks
+// every number, and hands the run to runTrain (Train.cpp). A task option the task does not read is
+// an error, not a silent no-op.
+//
+//===----------------------------------------------------------------------===//
+#include "TrainCommand.h"
+
+#include "Cli.h"
+#include "Console.h"
+
+#include "dopa/train/Task.h"
+
+#include <omp.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+using namespace dopa;
+using namespace dopa::tool;
+
+namespace {
+
+/// The first numeric option out of its range, as a message; "" when all are fine.
+std::string numbersProblem(const TrainArgs &a) {
+  const TrainOptions &o = a.opt;
+  for (const std::string &problem :
+       {positiveFinite("--lr", o.config.adam.lr), positiveFinite("--clip", o.config.clipNorm),
+        positiveFinite("--adam-eps", o.config.adam.eps), notNegative("--burn-in", o.config.burnIn),
+        notNegative("--memory-budget", o.memoryBudget),
+        notNegative("--bptt-segment", o.bpttSegment),
+        notNegative("--checkpoint-every", o.config.checkpointEvery)})
+    if (!problem.empty())
+      return problem;
+  for (auto [flag, v] : {std::pair{"--bent", o.config.a2c.entropyWeight},
+                         std::pair{"--blossv", o.config.a2c.valueWeight}})
+    if (!std::isfinite(v) || v < 0)
+      return std::string(flag) + " must be a finite number >= 0 (got " + format("%g", double(v)) +
+             ")";
+  double g = o.config.a2c.gamma;
+  if (!std::isfinite(g) || g < 0 || g > 1)
+    return "--gamma must be in [0, 1] (got " + format("%g", g) + ")";
+  return "";
+}
+
+/// The task's options: --task-opt KEY=VALUE, then the shortcuts; false after a usage message.
+bool collectTaskOptions(const TrainArgs &a, TaskOptions &options) {
+  for (const std::string &entry : a.taskOpts) {
+    size_t eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      usage("--task-opt takes KEY=VALUE (got '" + entry + "')");
+      return false;
+    }
+    options.set(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  if (a.eplenOpt->count())
+    options.set("eplen", std::to_string(a.eplen));
+  if (a.cuesOpt->count())
+    options.set("cues", std::to_string(a.cues));
+  if (a.cuesPerTrialOpt->count())
+    options.set("cues-per-trial", std::to_string(a.cuesPerTrial));
+  return true;
+}
+
+/// The optimizer and A2C settings: what was given, else the task's reference values.
+void applyDefaults(TrainArgs &a, const TaskDefaults &d) {
+  TrainConfig &c = a.opt.config;
+  c.adam.lr = a.lrOpt->count() ? a.lr : d.lr;
+  c.clipNorm = a.clipOpt->count() ? a.clip : d.clipNorm;
+  c.adam.eps = a.adamEpsOpt->count() ? a.adamEps : d.adamEps;
+  c.a2c.entropyWeight = float(a.bentOpt->count() ? a.bent : d.entropyWeight);
+  c.a2c.valueWeight = float(a.blossvOpt->count() ? a.blossv : d.valueWeight);
+  c.a2c.gamma = float(a.gammaOpt->count() ? a.gamma : d.gamma);
+}
+
+int listTasks() {
+  for (const std::string &name : taskRegistry().names()) {
+    const TaskInfo &info = *taskRegistry().find(name);
+    printStdout(name + ": " + info.summary +
+                "\n  options: " + (info.optionsHelp.empty() ? "none" : info.optionsHelp) + "\n" +
+                (info.examplesDir.empty()
+                     ? ""
+                     : "  example networks: examples/" + info.examplesDir + "/<variant>.dopa\n"));
+  }
+  return 0;
+}
+
+/// The task `a.task` configured by its options; null after a message (exit code in `code`).
+std::unique_ptr<EpisodicTask> makeTask(const TrainArgs &a, const TaskInfo &info, int &code) {
+  TaskOptions options;
+  code = 2;
+  if (!collectTaskOptions(a, options))
+    return nullptr;
+  std::unique_ptr<EpisodicTask> task;
+  try {
+    task = info.make(a.opt.config.batch, options);
+  } catch (const std::exception &e) {
+    std::string what = e.what();
+    usage(what.rfind(a.task + ":", 0) == 0 ? what : a.task + ": " + what);
+    return nullptr;
+  }
+  if (std::vector<std::string> unread = options.unread(); !unread.empty()) {
+    usage("the " + a.task + " task has no option '" + unread.front() +
+          "' (its options: " + (info.optionsHelp.empty() ? "none" : info.optionsHelp) + ")");
+    return nullptr;
+  }
+  if (!task) {
+    printError("dopa train", "the " + a.task + " task's factory returned no task");
+    code = 1;
+  }
+  return task;
+}
+
+} // namespace
+
+CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
+  TrainOptions &o = a.opt;
+  CLI::App *cmd = app.add_subcommand(
+      "train", "Meta-train a network on an episodic task (cue-reward, maze, a plug-in) with A2C");
+  cmd->add_option("task", a.task, "<task: cue-reward | maze | a plug-in's; --list-tasks>");
+  cmd->add_flag("--list-tasks", a.listTasks, "List the tasks with their options, then exit");
+  addRepeated(cmd, "--task-library", a.taskLibraries,
+              "Load a task plug-in (a shared library built with dopa_add_task)", "FILE");
+  addRepeated(cmd, "--task-opt", a.taskOpts, "A task option: --task-opt size=9 (--list-tasks)",
+              "KEY=VALUE");
+  cmd->add_option("--variant", o.variant,
+                  "The example network examples/<task>/<variant>.dopa (default modul)");
+  cmd->add_option("--spec", o.spec.path, "A spec to train instead of the variant's example")
+      ->type_name("FILE");
+  addRepeated(cmd, "-D", o.dims, "Override a network dimension: -D H=50", "NAME=VALUE");
+  cmd->add_option("--iters", o.config.iterations, "Training iterations (batches of episodes)");
+  cmd->add_option("--seed", o.config.seed, "Random seed (parameters, tasks, actions)");
+  cmd->add_option("--batch", o.config.batch, "Episodes per iteration (--bs)");
+  a.eplenOpt = cmd->add_option("--eplen", a.eplen, "Steps per episode (--task-opt eplen=N)");
+  a.cuesOpt = cmd->add_option("--cues", a.cues,
+                              "cue-reward: cues per episode (--ni); with 2, both show in every "
+                              "trial and 'always respond' is optimal: a sanity check");
+  a.cuesPerTrialOpt = cmd->add_option("--cues-per-trial", a.cuesPerTrial,
+                                      "cue-reward: cues shown per trial: 2 (the reference) or 1 "
+                                      "(a simpler association, used by the demo)");
+  a.lrOpt = cmd->add_option("--lr", a.lr, "Adam learning rate (default: the task's, 1e-4)");
+  a.adamEpsOpt = cmd->add_option(
+      "--adam-eps", a.adamEps, "Adam's epsilon (default: the task's; cue-reward 1e-6, maze 1e-4)");
+  a.clipOpt = cmd->add_option("--clip", a.clip,
+                              "Global gradient-norm clip (--gc; default: cue-reward 2, maze 4)");
+  a.bentOpt = cmd->add_option("--bent", a.bent,
+                              "Weight of the squared-probability penalty (default: cue-reward "
+                              "0.1, maze 0.03)");
+  a.blossvOpt = cmd->add_option("--blossv", a.blossv, "Weight of the value loss (default 0.1)");
+  a.gammaOpt = cmd->add_option("--gamma", a.gamma, "Discount (--gr; default 0.9)");
+  cmd->add_option("--burn-in", o.config.burnIn,
+                  "Iterations without an optimizer step (reference: 101)");
+  cmd->add_option("--baseline", a.baseline,
+                  "A2C baseline: first-element (the reference code's vs[t][0]) or per-element "
+                  "(each episode's own value)");
+  cmd->add_option("--engine", o.engine,
+                  "generated (the example's C++, compiled at build time; -D picks a compiled "
+                  "size) | generic (the IR interpreter; needed for --spec and -D) | cuda (the "
+                  "example's CUDA kernels, compiled at build time)");
+  cmd->add_option("--memory-budget", o.memoryBudget,
+                  "Generated engine: bytes the BPTT checkpoints may use (default 64 MiB)");
+  cmd->add_option("--max-memory", o.maxMemory,
+                  "Bytes the run may use (default 0: the memory available); a run estimated to "
+                  "need more is refused before it allocates")
+      ->type_name("BYTES");
+  cmd->add_option("--bptt-segment", o.bpttSegment,
+                  "Generated engine: keep states every <k> steps and recompute in between "
+                  "(default: planned from --memory-budget)");
+  cmd->add_option("--out", o.config.outDir,
+                  "Output folder: checkpoint.st, log.csv, learning_curve.png")
+      ->type_name("DIR");
+  cmd->add_flag("--resume", o.resume, "Continue the checkpoint in --out");
+  cmd->add_option("--checkpoint-every", o.config.checkpointEvery, "Iterations between checkpoints");
+  cmd->add_option("--threads", a.threads, "Threads for the batch (default: all cores)");
+  return cmd;
+}
+
+int tool::trainCommand(TrainArgs &a) {
+  TrainOptions &o = a.opt;
+  for (const std::string &library : a.taskLibraries) {
+    try {
+      loadTaskLibrary(library);
+    } catch (const std::exception &e) {
+      printError("dopa train", e.what());
+      return 1;
+    }
+  }
+  if (a.listTasks)
+    return listTasks();
+  if (a.task.empty())
+    return usage("missing the task, e.g. dopa train maze (dopa train --list-tasks)");
+  const TaskInfo *info = taskRegistry().find(a.task);
+  if (!info) {
+    std::string names;
+    for (const std::string &name : taskRegistry().names())
+      names += (names.empty() ? "" : ", ") + name;
+    return usage("unknown task '" + a.task + "' (tasks: " + names +
+                 "; a plug-in's tasks need --task-library)");
+  }
+  if (o.config.outDir.empty())
+    return usage("--out DIR is required");
+  if (a.baseline != "first-element" && a.baseline != "per-element")
+    return usage("--baseline is first-element or per-element");
+  if (o.variant.empty() || o.variant.find_first_of("/.") != std::string::npos)
+    return usage("--variant names an example network of the task, e.g. modul");
+  if (o.config.batch < 1 || o.config.iterations < 1 || (a.eplenOpt->count() && a.eplen < 1))
+    return usage("--batch, --eplen and --iters must be positive");
+  if (!setThreads(a.threads))
+    return usage(threadsMessage);
+  applyDefaults(a, info->defaults);
+  if (std::string problem = numbersProblem(a); !problem.empty())
+    return usage(problem);
+  if (!isTrainingEngine(o.engine))
+    return usage("--engine is generated, generic or cuda");
+  if (o.engine != "generic" && !o.spec.path.empty())
+    return usage("--spec needs --engine generic: the generated engine runs the examples "
+                 "compiled at build time (dopa_add_network compiles your own spec)");
+  int code = 0;
+  std::unique_ptr<EpisodicTask> task = makeTask(a, *info, code);
+  if (!task)
+    return code;
+  std::string givenSpec = o.spec.path;
+  // The spec: --spec, or the variant's example (only the generic engine reads it; the generated
+  // engines run the example compiled at build time, so they go on without it).
+  o.task = info->examplesDir;
+  if (o.spec.path.empty()) {
+    try {
+      o.spec.path = exampleSpecPath(info->examplesDir, o.variant);
+      o.spec.includeDirs = {exampleDir(info->examplesDir)};
+      if (o.engine == "generic" && !std::filesystem::exists(o.spec.path))
+        throw std::runtime_error("no example network '" + o.variant + "' for the " + a.task +
+                                 " task: " + o.spec.path + " does not exist");
+    } catch (const std::exception &e) {
+      if (o.engine == "generic") {
+        printError("dopa train", e.what());
+        return 1;
+      }
+    }
+  }
+  o.spec.dimOverrides = o.dims;
+  o.config.a2c.baseline = a.baseline == "first-element" ? A2CConfig::Baseline::FirstElement
+                                                        : A2CConfig::Baseline::PerElement;
+  o.config.threads = omp_get_max_threads(); // --threads, or all cores: recorded in checkpoints
+  o.config.task = a.task;
+  std::string dimsText;
+  for (const std::string &d : o.dims)
+    dimsText += " -D" + d;
+  o.config.description = a.task + " " + (givenSpec.empty() ? o.variant : givenSpec) + dimsText;
+  return runTrain(o, *task);
+}

@@ -1,0 +1,37 @@
+//===- TrainCommand.h - `dopa train`: its options and their checks --------===//
+//
+// The options of `dopa train` bound to TrainOptions where they map one to one, the task's own
+// (--task-opt and the shortcuts), the optimizer settings whose defaults come from the task, and the
+// checks that turn them into a task and a run (TrainCommand.cpp).
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "Commands.h"
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace dopa::tool {
+
+/// `dopa train` as parsed, before the checks.
+struct TrainArgs {
+  TrainOptions opt;
+  std::string task, baseline = "first-element";
+  std::vector<std::string> taskOpts, taskLibraries;
+  int eplen = 0, cues = 0, cuesPerTrial = 0;                             // shortcuts for --task-opt
+  double lr = 0, clip = 0, bent = 0, blossv = 0, gamma = 0, adamEps = 0; // defaults: the task's
+  CLI::Option *eplenOpt = nullptr, *cuesOpt = nullptr, *cuesPerTrialOpt = nullptr;
+  CLI::Option *lrOpt = nullptr, *clipOpt = nullptr, *bentOpt = nullptr, *blossvOpt = nullptr;
+  CLI::Option *gammaOpt = nullptr, *adamEpsOpt = nullptr;
+  int threads = 0;
+  bool listTasks = false;
+};
+
+CLI::App *addTrainOptions(CLI::App &app, TrainArgs &args);
+/// The checks, then runTrain. Exit codes as in Commands.h.
+int trainCommand(TrainArgs &args);
+
+} // namespace dopa::tool
