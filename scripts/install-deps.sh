@@ -14,6 +14,8 @@ packages=(
   clang-format-19 clang-tidy-19
   # header-only libraries
   libeigen3-dev doctest-dev nlohmann-json3-dev libcli11-dev
+  # MD5 of the corpus files (the PTB split's checksums)
+  libssl-dev
   # benchmarks and reference implementations (Debian's python3, not a venv)
   libbenchmark-dev python3 python3-numpy python3-torch python3-matplotlib python3-scipy
   # PyTorch's BLAS: Debian's torch calls libblas.so.3, which is netlib's reference BLAS unless

@@ -612,6 +612,22 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
   truncate();
 }
 
+template <class T> void GeneratedExecutor<T>::setState(int s, const T *values) {
+  if (s < 0 || size_t(s) >= netInfo.states.size())
+    throw std::out_of_range("setState: no state " + std::to_string(s));
+  if (numSteps != 0 || B == 0)
+    throw std::logic_error("setState: only right after beginEpisode() or truncate()");
+  Impl &m = *impl;
+  int64_t n = netInfo.states[size_t(s)].numel();
+  for (int b = 0; b < B; ++b) {
+    std::copy(values + b * n, values + (b + 1) * n,
+              m.cur.data() + b * m.S + genSpec.stateOffsets[s]);
+    // The episode's start, kept for the backward (truncate() took it before this change).
+    std::copy(values + b * n, values + (b + 1) * n,
+              m.checkpoints[0].data() + b * m.S + genSpec.stateOffsets[s]);
+  }
+}
+
 template <class T> const T *GeneratedExecutor<T>::state(int s) const {
   Impl &m = *impl;
   if (m.stateViews.size() != netInfo.states.size())

@@ -25,6 +25,46 @@ using namespace dopa::tool;
 
 namespace {
 
+/// `dopa train lm`'s own options.
+void addLanguageModelOptions(CLI::App *cmd, LMArgs &lm) {
+  const char *group = "Language model (dopa train lm)";
+  cmd->add_option("--model", lm.model,
+                  "lm: basic_lstm | basic_plastic_lstm | basic_modplast_lstm | basic_modul_lstm "
+                  "(examples/lm/<model>.dopa)")
+      ->group(group);
+  cmd->add_option("--data", lm.data, "lm: the PTB folder (ptb.{train,valid,test}.txt, MD5SUMS)")
+      ->type_name("DIR")
+      ->group(group);
+  cmd->add_flag("--no-verify", lm.noVerify, "lm: do not check the data against MD5SUMS")
+      ->group(group);
+  cmd->add_option("--epochs", lm.epochs, "lm: epochs (default 13)")->group(group);
+  cmd->add_option("--bptt", lm.bptt, "lm: steps per window (default 20)")->group(group);
+  cmd->add_option("--limit-batches", lm.limitBatches,
+                  "lm: windows per epoch and per evaluation (default 0: all; smoke runs)")
+      ->group(group);
+  cmd->add_option("--lr-decay", lm.lrDecay, "lm: learning-rate factor per epoch (default 0.35)")
+      ->group(group);
+  cmd->add_option("--decay-start", lm.decayStart,
+                  "lm: the last epoch at the full learning rate (default 5)")
+      ->group(group);
+  cmd->add_option("--l2", lm.l2, "lm: L2 penalty, as SGD weight decay (default 1e-6)")
+      ->group(group);
+  cmd->add_option("--init-scale", lm.initScale,
+                  "lm: uniform(-s, s) for the parameters the spec initializes uniform(-0.1, 0.1) "
+                  "(default 0.1)")
+      ->group(group);
+  cmd->add_option("--eval-batch", lm.evalBatch, "lm: streams for validation (default 10)")
+      ->group(group);
+  cmd->add_option("--test-batch", lm.testBatch, "lm: streams for the test (default 1)")
+      ->group(group);
+  cmd->add_option("--save-init", lm.saveInit, "lm: write the initial parameters (spec names)")
+      ->type_name("FILE")
+      ->group(group);
+  cmd->add_option("--save-params", lm.saveParams, "lm: write the final parameters (spec names)")
+      ->type_name("FILE")
+      ->group(group);
+}
+
 /// The first numeric option out of its range, as a message; "" when all are fine.
 std::string numbersProblem(const TrainArgs &a) {
   const TrainOptions &o = a.opt;
@@ -78,6 +118,8 @@ void applyDefaults(TrainArgs &a, const TaskDefaults &d) {
 }
 
 int listTasks() {
+  printStdout("lm: word-level language modelling on Penn Treebank (Table 1): --model, --data "
+              "and the lm options of dopa train --help\n");
   for (const std::string &name : taskRegistry().names()) {
     const TaskInfo &info = *taskRegistry().find(name);
     printStdout(name + ": " + info.summary +
@@ -134,7 +176,9 @@ CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
   addRepeated(cmd, "-D", o.dims, "Override a network dimension: -D H=50", "NAME=VALUE");
   cmd->add_option("--iters", o.config.iterations, "Training iterations (batches of episodes)");
   cmd->add_option("--seed", o.config.seed, "Random seed (parameters, tasks, actions)");
-  cmd->add_option("--batch", o.config.batch, "Episodes per iteration (--bs)");
+  a.lm.batchOpt = cmd->add_option("--batch", o.config.batch,
+                                  "Episodes per iteration (--bs; default 30), or the language "
+                                  "model's parallel streams (default 20)");
   a.eplenOpt = cmd->add_option("--eplen", a.eplen, "Steps per episode (--task-opt eplen=N)");
   a.cuesOpt = cmd->add_option("--cues", a.cues,
                               "cue-reward: cues per episode (--ni); with 2, both show in every "
@@ -174,7 +218,9 @@ CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
                   "Output folder: checkpoint.st, log.csv, learning_curve.png")
       ->type_name("DIR");
   cmd->add_flag("--resume", o.resume, "Continue the checkpoint in --out");
-  cmd->add_option("--checkpoint-every", o.config.checkpointEvery, "Iterations between checkpoints");
+  a.lm.checkpointOpt = cmd->add_option("--checkpoint-every", o.config.checkpointEvery,
+                                       "Iterations (LM: windows) between checkpoints");
+  addLanguageModelOptions(cmd, a.lm);
   cmd->add_option("--threads", a.threads, "Threads for the batch (default: all cores)");
   return cmd;
 }
@@ -193,6 +239,8 @@ int tool::trainCommand(TrainArgs &a) {
     return listTasks();
   if (a.task.empty())
     return usage("missing the task, e.g. dopa train maze (dopa train --list-tasks)");
+  if (a.task == "lm")
+    return trainLanguageModel(a);
   const TaskInfo *info = taskRegistry().find(a.task);
   if (!info) {
     std::string names;

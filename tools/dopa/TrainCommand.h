@@ -16,6 +16,17 @@
 
 namespace dopa::tool {
 
+/// `dopa train lm`'s own options (TrainLM.cpp).
+struct LMArgs {
+  std::string model = "basic_lstm", data;
+  int epochs = 13, bptt = 20, decayStart = 5, evalBatch = 10, testBatch = 1;
+  long long limitBatches = 0;
+  double lrDecay = 0.35, l2 = 1e-6, initScale = 0.1;
+  bool noVerify = false;
+  std::string saveInit, saveParams;
+  CLI::Option *batchOpt = nullptr, *checkpointOpt = nullptr;
+};
+
 /// `dopa train` as parsed, before the checks.
 struct TrainArgs {
   TrainOptions opt;
@@ -28,10 +39,13 @@ struct TrainArgs {
   CLI::Option *gammaOpt = nullptr, *adamEpsOpt = nullptr;
   int threads = 0;
   bool listTasks = false;
+  LMArgs lm;
 };
 
 CLI::App *addTrainOptions(CLI::App &app, TrainArgs &args);
 /// The checks, then runTrain. Exit codes as in Commands.h.
 int trainCommand(TrainArgs &args);
+/// `dopa train lm`: the language model on a corpus (TrainLM.cpp).
+int trainLanguageModel(TrainArgs &args);
 
 } // namespace dopa::tool

@@ -654,6 +654,15 @@ template <class T> void Executor<T>::truncate() { impl->tape.clear(); }
 template <class T> int Executor<T>::recordedSteps() const { return int(impl->tape.size()); }
 template <class T> const T *Executor<T>::state(int s) const { return impl->states[size_t(s)].data; }
 
+template <class T> void Executor<T>::setState(int s, const T *values) {
+  if (s < 0 || size_t(s) >= impl->states.size())
+    throw std::out_of_range("setState: no state " + std::to_string(s));
+  if (!impl->tape.empty())
+    throw std::logic_error("setState: only right after beginEpisode() or truncate()");
+  impl->states[size_t(s)] =
+      impl->copyOf(values, B, ir::numElements(impl->fwd.states[size_t(s)].shape));
+}
+
 template <class T> size_t Executor<T>::tapeBytes() const {
   size_t bytes = 0;
   for (const auto &rec : impl->tape) {

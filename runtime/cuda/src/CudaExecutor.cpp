@@ -253,13 +253,14 @@ template <class T> void CudaExecutor<T>::beginEpisode(int batch) {
   for (int64_t n : m.outputNumel)
     outTotal += n;
   m.outputs.resize(size_t(std::max<int64_t>(B * outTotal, 1)));
-  // Parameters are host-owned (the optimizer updates them there): upload once per episode.
-  toDevice(m.params.data(), paramBuf.data(), paramBuf.size());
   truncate();
 }
 
 template <class T> void CudaExecutor<T>::truncate() {
   Impl &m = *impl;
+  // Parameters are host-owned (the optimizer updates them there, between episodes and between
+  // the windows of truncated BPTT): upload them whenever a new record starts.
+  toDevice(m.params.data(), paramBuf.data(), paramBuf.size());
   numSteps = 0;
   m.outer = checkpointEvery > 0 ? checkpointEvery : INT_MAX;
   if (m.checkpoints.empty())
@@ -415,6 +416,21 @@ void CudaExecutor<T>::backward(const T *const *const *outputGrads,
   for (size_t i = 0; i < host.size(); ++i)
     gradBuf[i] += host[i];
   truncate();
+}
+
+template <class T> void CudaExecutor<T>::setState(int s, const T *values) {
+  if (s < 0 || size_t(s) >= netInfo.states.size())
+    throw std::out_of_range("setState: no state " + std::to_string(s));
+  if (numSteps != 0 || B == 0)
+    throw std::logic_error("setState: only right after beginEpisode() or truncate()");
+  Impl &m = *impl;
+  std::vector<T> all(size_t(B * m.S));
+  toHost(all.data(), m.cur.data(), all.size());
+  int64_t n = netInfo.states[size_t(s)].numel();
+  for (int b = 0; b < B; ++b)
+    std::copy_n(values + b * n, n, all.begin() + b * m.S + genSpec.stateOffsets[s]);
+  toDevice(m.cur.data(), all.data(), all.size());
+  onDevice(m.checkpoints[0].data(), m.cur.data(), size_t(B * m.S));
 }
 
 template <class T> const T *CudaExecutor<T>::state(int s) const {

@@ -101,6 +101,8 @@ public:
   void truncate();
   int recordedSteps() const { return numSteps; }
   const T *state(int s) const;
+  /// Replace state s (B * numel values); only while no step is recorded (std::logic_error else).
+  void setState(int s, const T *values);
 
   /// Force the checkpoint interval (0: plan from the memory budget).
   void setCheckpointEvery(int k) { checkpointEvery = k; }

@@ -97,6 +97,9 @@ public:
 
   /// The current value of state s (B * numel floats).
   virtual const float *state(int s) const = 0;
+  /// Replace the value of state s (B * numel floats), e.g. to continue a checkpointed run; only
+  /// while nothing is recorded (right after beginEpisode() or truncate()): std::logic_error else.
+  virtual void setState(int s, const float *values) = 0;
 
 private:
   Tensor<float> viewOf(float *base, const std::string &name);
@@ -124,6 +127,7 @@ public:
   void truncate() override { exec.truncate(); }
   int recordedSteps() const override { return exec.recordedSteps(); }
   const float *state(int s) const override { return exec.state(s); }
+  void setState(int s, const float *values) override { exec.setState(s, values); }
   Exec &executor() { return exec; }
   const Exec &executor() const { return exec; }
 

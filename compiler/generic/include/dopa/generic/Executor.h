@@ -45,6 +45,8 @@ public:
   void truncate();
   int recordedSteps() const;
   const T *state(int s) const;
+  /// Replace state s (B * numel values); only while no step is recorded (std::logic_error else).
+  void setState(int s, const T *values);
   /// Bytes held by the tape (the forward values kept for the backward pass).
   size_t tapeBytes() const;
 

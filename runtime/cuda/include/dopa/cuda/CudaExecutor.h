@@ -41,6 +41,8 @@ public:
   void truncate();
   int recordedSteps() const { return numSteps; }
   const T *state(int s) const;
+  /// Replace state s (B * numel values); only while no step is recorded (std::logic_error else).
+  void setState(int s, const T *values);
 
   /// Keep the states every k steps (0: only the episode's start; the backward replays the
   /// whole episode, storing everything, which fits a GPU at the paper's sizes).

@@ -1,0 +1,135 @@
+//===- LanguageModel.h - Word-level language modelling with truncated BPTT -===//
+//
+// Trains a network that reads one token per step (an int input) and writes `logits` over the
+// vocabulary, on a corpus (Corpus.h), as Zaremba et al. (2014) and the paper's basic model do: the
+// training text as B parallel streams (batchify), windows of `bptt` steps, the recurrent state
+// (the Hebbian traces included) carried from window to window without gradient and reset at the
+// start of each epoch and of each evaluation; per window the cross-entropy SUMMED over the steps
+// and averaged over the batch (the convention behind "lr 1, clip 5"; equivalently lr bptt and clip
+// 5/bptt on the per-token mean), its gradient by BPTT, global-norm clipping, then SGD with an
+// optional L2 penalty (PyTorch's weight_decay: g += l2 * p after clipping). The learning rate of
+// epoch e (from 1) is lr * lrDecay^max(0, e - decayStart). After each epoch the validation
+// perplexity; at the end the test perplexity.
+//
+// Checkpoints (every checkpointEvery windows and at each epoch's end) hold the parameters, the
+// position (epoch and window), the carried state and the logs, so a run resumes bit-exactly, also
+// in the middle of an epoch. They are written atomically, fingerprinted (model, data, every
+// setting, threads, engine) and checksummed like the RL trainer's, and validated on load.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "dopa/runtime/Network.h"
+#include "dopa/runtime/SafeTensors.h"
+#include "dopa/train/Corpus.h"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace dopa {
+
+struct LMConfig {
+  int batch = 20;           // parallel streams
+  int bptt = 20;            // steps per window
+  int epochs = 13;          // Zaremba's max_max_epoch
+  double lr = 1.0;          // SGD on the summed loss
+  double lrDecay = 0.35;    // the middle of the paper's search range (0.25-0.40)
+  int decayStart = 5;       // the middle of {4, 5, 6}: epochs 1..5 at lr, then decaying
+  double clipNorm = 5.0;    // global gradient norm
+  double l2 = 1e-6;         // the smallest of the paper's range (1e-2 ... 1e-6)
+  double initScale = 0.1;   // parameters initialized uniform(-0.1, 0.1) become uniform(-s, s)
+  int64_t limitBatches = 0; // windows per epoch and per evaluation (0: all): smoke runs
+  int evalBatch = 10;       // streams for the validation perplexity (awd-lstm-lm's eval batch)
+  int testBatch = 1;        // streams for the test perplexity (one stream through the whole text)
+  uint64_t seed = 0;        // parameter initialization
+  int64_t checkpointEvery = 500; // windows between checkpoints (0: at epoch ends only)
+  std::string outDir;            // checkpoint.st, log.csv, epochs.csv, perplexity.png; empty: none
+  std::string model;             // recorded and checked on resume
+  std::string description;       // likewise (spec, -D)
+  std::string engine;            // likewise
+  int threads = 0;               // likewise (0: omp_get_max_threads())
+};
+
+struct WindowLog {
+  int epoch;      // from 1
+  int64_t window; // within the epoch, from 0
+  double loss;    // mean cross-entropy per token of the window, before the update
+  double lr;
+  double gradNorm; // before clipping
+  double seconds;
+};
+
+struct EpochLog {
+  int epoch;
+  double trainPerplexity; // exp of the mean training loss over the epoch's windows
+  double validPerplexity;
+  double lr;
+  double seconds;
+};
+
+/// Called after every window (progress display): the window and the windows in its epoch.
+using LMProgressFn = std::function<void(const WindowLog &, int64_t windowsPerEpoch)>;
+/// Called after every evaluation.
+using LMEpochFn = std::function<void(const EpochLog &)>;
+
+class LanguageModelTrainer {
+public:
+  /// `net` must take one int input and have an output `logits` of the vocabulary's size; throws
+  /// std::invalid_argument otherwise. The corpus and the network outlive the trainer.
+  LanguageModelTrainer(Network &net, const Corpus &corpus, LMConfig config);
+
+  /// Parameters from their initializers (seed), then --init-scale.
+  void initFresh();
+  /// Continue the checkpoint at `path`; DataError naming the file and field when it is corrupt or
+  /// of another model, data or configuration.
+  void resume(const std::string &path);
+  /// Train until config.epochs are done; returns the test perplexity. Throws std::runtime_error on
+  /// a non-finite loss or gradient (the last checkpoint is kept).
+  double run(const LMProgressFn &progress = nullptr, const LMEpochFn &epochDone = nullptr);
+
+  /// Perplexity of `tokens` read as `batch` streams from a reset state (no gradient), over at most
+  /// limitBatches windows when that is set.
+  double perplexity(const std::vector<int32_t> &tokens, int batch);
+
+  /// One training window at `window` of `data` (batchified): forward, loss, backward, clip, SGD.
+  WindowLog trainWindow(const std::vector<int32_t> &data, const Window &window, int epoch,
+                        int64_t index, double lr);
+
+  void saveCheckpoint(const std::string &path) const;
+  const std::vector<WindowLog> &windowLog() const { return windows; }
+  const std::vector<EpochLog> &epochLog() const { return epochs; }
+  /// The learning rate of epoch e (from 1).
+  double learningRate(int epoch) const;
+  int64_t windowsPerEpoch() const;
+
+  static constexpr int checkpointVersion = 1;
+
+private:
+  void writeLogs() const;
+  void checkFingerprint(const TensorFile &f, const std::string &path) const;
+
+  Network &net;
+  const Corpus &corpus;
+  LMConfig cfg;
+  std::vector<int32_t> trainData; // batchified
+  int64_t trainRows = 0;
+  int input = 0, logitsOut = -1;
+  int vocab = 0;
+  // Position: the next window to train (epoch from 1; window within it).
+  int epoch = 1;
+  int64_t nextWindow = 0;
+  double epochLossSum = 0; // the epoch's summed per-token losses (for its training perplexity)
+  int64_t epochTokens = 0;
+  double epochSeconds = 0;
+  std::vector<WindowLog> windows;
+  std::vector<EpochLog> epochs;
+  double testPerplexity = 0;
+};
+
+/// Validation perplexity per epoch as a PNG with gnuplot; false (with a message) without gnuplot.
+bool plotPerplexity(const std::vector<EpochLog> &epochs, const std::string &pngPath,
+                    const std::string &title);
+
+} // namespace dopa

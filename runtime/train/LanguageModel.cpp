@@ -1,0 +1,456 @@
+//===- LanguageModel.cpp - Word-level language modelling with truncated BPTT ===//
+//
+// Implements LanguageModelTrainer (see LanguageModel.h): the windows of an epoch, the summed
+// cross-entropy and its gradient with respect to the logits, clipping and SGD, the perplexities,
+// the checkpoints with the carried state, and the perplexity plot.
+//
+//===----------------------------------------------------------------------===//
+#include "dopa/train/LanguageModel.h"
+
+#include "dopa/runtime/FileIO.h"
+#include "dopa/train/Optim.h"
+#include "dopa/train/Task.h"
+#include "dopa/train/Trainer.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+using namespace dopa;
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+/// Cross-entropy of each batch element's logits row against its target, summed over the batch,
+/// and (when `grad` is not null) d(mean over the batch)/d logits = (softmax - onehot) / B.
+double crossEntropy(const float *logits, const int32_t *targets, int B, int V, float *grad) {
+  double total = 0;
+#pragma omp parallel for reduction(+ : total) schedule(static) if (int64_t(B) * V > 65536)
+  for (int b = 0; b < B; ++b) {
+    const float *row = logits + int64_t(b) * V;
+    float top = *std::max_element(row, row + V);
+    double sum = 0;
+    for (int v = 0; v < V; ++v)
+      sum += std::exp(double(row[v] - top));
+    double logSum = std::log(sum) + double(top);
+    total += logSum - double(row[targets[b]]);
+    if (grad) {
+      float *g = grad + int64_t(b) * V;
+      for (int v = 0; v < V; ++v)
+        g[v] = float(std::exp(double(row[v]) - logSum) / B);
+      g[targets[b]] -= 1.f / float(B);
+    }
+  }
+  return total;
+}
+
+int64_t parseCount(const std::string &s, const std::string &path, const std::string &field) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < 0)
+    throw DataError(path + ": __metadata__." + field + ": '" + s + "' is not a count");
+  return v;
+}
+
+double parseReal(const std::string &s, const std::string &path, const std::string &field) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception &) {
+    used = 0;
+  }
+  if (s.empty() || used != s.size() || !std::isfinite(v))
+    throw DataError(path + ": __metadata__." + field + ": '" + s + "' is not a number");
+  return v;
+}
+
+/// What must agree between a checkpoint and the run that resumes it.
+std::map<std::string, std::string> fingerprint(const LMConfig &c, const NetworkInfo &info,
+                                               const Corpus &corpus) {
+  return {{"model", c.model},
+          {"description", c.description},
+          {"network", info.name},
+          {"num_params", std::to_string(info.numParams)},
+          {"vocab", std::to_string(corpus.vocab.size())},
+          {"train_tokens", std::to_string(corpus.train.size())},
+          {"valid_tokens", std::to_string(corpus.valid.size())},
+          {"test_tokens", std::to_string(corpus.test.size())},
+          {"batch", std::to_string(c.batch)},
+          {"bptt", std::to_string(c.bptt)},
+          {"lr", settingText(c.lr)},
+          {"lr_decay", settingText(c.lrDecay)},
+          {"decay_start", std::to_string(c.decayStart)},
+          {"clip_norm", settingText(c.clipNorm)},
+          {"l2", settingText(c.l2)},
+          {"init_scale", settingText(c.initScale)},
+          {"limit_batches", std::to_string(c.limitBatches)},
+          {"eval_batch", std::to_string(c.evalBatch)},
+          {"test_batch", std::to_string(c.testBatch)},
+          {"seed", std::to_string(c.seed)},
+          {"threads", std::to_string(c.threads)},
+          {"engine", c.engine}};
+}
+
+} // namespace
+
+LanguageModelTrainer::LanguageModelTrainer(Network &net, const Corpus &corpus, LMConfig config)
+    : net(net), corpus(corpus), cfg(std::move(config)) {
+  if (cfg.threads == 0)
+    cfg.threads = omp_get_max_threads();
+  const NetworkInfo &info = net.info();
+  if (info.inputs.size() != 1 || !info.inputs[0].isInt || info.inputs[0].numel() != 1)
+    throw std::invalid_argument("network '" + info.name +
+                                "' must take one int input (a token) for language modelling");
+  logitsOut = info.findOutput("logits");
+  vocab = corpus.vocab.size();
+  if (logitsOut < 0 || info.outputs[size_t(logitsOut)].numel() != vocab)
+    throw std::invalid_argument(
+        "network '" + info.name + "' needs an output 'logits' [" + std::to_string(vocab) +
+        "], the vocabulary of " + corpus.dir +
+        (logitsOut < 0 ? ""
+                       : " (it has [" + std::to_string(info.outputs[size_t(logitsOut)].numel()) +
+                             "]: pass -D V=" + std::to_string(vocab) + ")"));
+  if (cfg.batch < 1 || cfg.bptt < 1 || cfg.epochs < 1 || cfg.evalBatch < 1 || cfg.testBatch < 1)
+    throw std::invalid_argument("language model: batch, bptt, epochs and evaluation batches must "
+                                "be positive");
+  trainData = batchify(corpus.train, cfg.batch);
+  trainRows = int64_t(trainData.size()) / cfg.batch;
+}
+
+double LanguageModelTrainer::learningRate(int e) const {
+  return cfg.lr * std::pow(cfg.lrDecay, double(std::max(0, e - cfg.decayStart)));
+}
+
+int64_t LanguageModelTrainer::windowsPerEpoch() const {
+  int64_t n = int64_t(bpttWindows(trainRows, cfg.bptt).size());
+  return cfg.limitBatches > 0 ? std::min(n, cfg.limitBatches) : n;
+}
+
+void LanguageModelTrainer::initFresh() {
+  const NetworkInfo &info = net.info();
+  initParams(info, net.params(), cfg.seed);
+  // uniform(-0.1, 0.1) * s/0.1 is uniform(-s, s): the same draws, rescaled.
+  for (size_t p = 0; p < info.params.size(); ++p) {
+    const InitSpec &init = info.params[p].init;
+    if (init.kind != InitSpec::Uniform || init.a != -0.1 || init.b != 0.1)
+      continue;
+    float scale = float(cfg.initScale / 0.1);
+    float *v = net.params() + info.paramOffsets[p];
+    for (int64_t i = 0; i < info.params[p].numel(); ++i)
+      v[i] *= scale;
+  }
+  epoch = 1;
+  nextWindow = 0;
+  epochLossSum = 0;
+  epochTokens = 0;
+  epochSeconds = 0;
+  windows.clear();
+  epochs.clear();
+}
+
+WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, const Window &w,
+                                            int e, int64_t index, double lr) {
+  auto start = Clock::now();
+  const int B = cfg.batch, V = vocab, T = w.length;
+  const NetworkInfo &info = net.info();
+  std::vector<std::vector<float>> outBuf;
+  for (const TensorInfo &o : info.outputs)
+    outBuf.emplace_back(size_t(B) * size_t(o.numel()));
+  std::vector<float *> outPtr;
+  for (auto &buf : outBuf)
+    outPtr.push_back(buf.data());
+  std::vector<float> tok(static_cast<size_t>(B));
+  std::vector<float> dLogits(size_t(T) * size_t(B) * size_t(V));
+  double lossSum = 0;
+  for (int t = 0; t < T; ++t) {
+    const int32_t *row = data.data() + (w.start + t) * B;
+    for (int b = 0; b < B; ++b)
+      tok[size_t(b)] = float(row[b]);
+    const float *in[] = {tok.data()};
+    net.step(in, outPtr.data());
+    lossSum += crossEntropy(outBuf[size_t(logitsOut)].data(), row + B, B, V,
+                            dLogits.data() + size_t(t) * B * V) /
+               B;
+  }
+  double loss = lossSum / T;
+  if (!std::isfinite(loss))
+    throw std::runtime_error("epoch " + std::to_string(e) + ", window " + std::to_string(index) +
+                             ": the loss is not finite");
+  std::vector<std::vector<const float *>> grads(size_t(T),
+                                                std::vector<const float *>(info.outputs.size()));
+  std::vector<const float *const *> gradPtr;
+  for (int t = 0; t < T; ++t) {
+    grads[size_t(t)][size_t(logitsOut)] = dLogits.data() + size_t(t) * B * V;
+    gradPtr.push_back(grads[size_t(t)].data());
+  }
+  net.zeroGrads();
+  net.backward(gradPtr.data());
+  net.truncate(); // carry the state into the next window, without its history
+  size_t n = info.numParams;
+  double norm = clipGradNorm(net.grads(), n, cfg.clipNorm);
+  if (!std::isfinite(norm))
+    throw std::runtime_error("epoch " + std::to_string(e) + ", window " + std::to_string(index) +
+                             ": the gradient is not finite");
+  float *p = net.params();
+  const float *g = net.grads();
+  const float rate = float(lr), decay = float(cfg.l2);
+  for (size_t i = 0; i < n; ++i)
+    p[i] -= rate * (g[i] + decay * p[i]);
+  return {e, index, loss, lr, norm, secondsSince(start)};
+}
+
+double LanguageModelTrainer::perplexity(const std::vector<int32_t> &tokens, int batch) {
+  std::vector<int32_t> data = batchify(tokens, batch);
+  int64_t rows = int64_t(data.size()) / batch;
+  std::vector<Window> all = bpttWindows(rows, cfg.bptt);
+  if (cfg.limitBatches > 0 && int64_t(all.size()) > cfg.limitBatches)
+    all.resize(size_t(cfg.limitBatches));
+  const NetworkInfo &info = net.info();
+  std::vector<std::vector<float>> outBuf;
+  for (const TensorInfo &o : info.outputs)
+    outBuf.emplace_back(size_t(batch) * size_t(o.numel()));
+  std::vector<float *> outPtr;
+  for (auto &buf : outBuf)
+    outPtr.push_back(buf.data());
+  std::vector<float> tok(static_cast<size_t>(batch));
+  net.beginEpisode(batch);
+  double total = 0;
+  int64_t count = 0;
+  for (const Window &w : all) {
+    for (int t = 0; t < w.length; ++t) {
+      const int32_t *row = data.data() + (w.start + t) * batch;
+      for (int b = 0; b < batch; ++b)
+        tok[size_t(b)] = float(row[b]);
+      const float *in[] = {tok.data()};
+      net.step(in, outPtr.data());
+      total += crossEntropy(outBuf[size_t(logitsOut)].data(), row + batch, batch, vocab, nullptr);
+      count += batch;
+    }
+    net.truncate(); // no gradient: forget the record, keep the state
+  }
+  return std::exp(total / double(std::max<int64_t>(count, 1)));
+}
+
+double LanguageModelTrainer::run(const LMProgressFn &progress, const LMEpochFn &epochDone) {
+  std::string ckpt = cfg.outDir.empty() ? "" : (fs::path(cfg.outDir) / "checkpoint.st").string();
+  if (!cfg.outDir.empty())
+    fs::create_directories(cfg.outDir);
+  std::vector<Window> all = bpttWindows(trainRows, cfg.bptt);
+  int64_t perEpoch = windowsPerEpoch();
+  bool stateReady = nextWindow > 0; // resume() restored the carried state
+  while (epoch <= cfg.epochs) {
+    double lr = learningRate(epoch);
+    if (!stateReady)
+      net.beginEpisode(cfg.batch);
+    stateReady = false;
+    for (; nextWindow < perEpoch; ++nextWindow) {
+      WindowLog log = trainWindow(trainData, all[size_t(nextWindow)], epoch, nextWindow, lr);
+      windows.push_back(log);
+      epochLossSum += log.loss * all[size_t(nextWindow)].length;
+      epochTokens += all[size_t(nextWindow)].length;
+      epochSeconds += log.seconds;
+      if (progress)
+        progress(log, perEpoch);
+      bool due = cfg.checkpointEvery > 0 && (nextWindow + 1) % cfg.checkpointEvery == 0 &&
+                 nextWindow + 1 < perEpoch;
+      if (due && !ckpt.empty()) {
+        ++nextWindow; // the checkpoint continues after this window
+        saveCheckpoint(ckpt);
+        writeLogs();
+        --nextWindow;
+      }
+    }
+    auto evalStart = Clock::now();
+    double valid = perplexity(corpus.valid, cfg.evalBatch);
+    EpochLog done{epoch, std::exp(epochLossSum / double(std::max<int64_t>(epochTokens, 1))), valid,
+                  lr, epochSeconds + secondsSince(evalStart)};
+    epochs.push_back(done);
+    if (epochDone)
+      epochDone(done);
+    ++epoch;
+    nextWindow = 0;
+    epochLossSum = 0;
+    epochTokens = 0;
+    epochSeconds = 0;
+    if (!ckpt.empty()) {
+      saveCheckpoint(ckpt);
+      writeLogs();
+    }
+  }
+  testPerplexity = perplexity(corpus.test, cfg.testBatch);
+  return testPerplexity;
+}
+
+void LanguageModelTrainer::writeLogs() const {
+  std::ostringstream w;
+  w << "epoch,batch,loss,lr,grad_norm,seconds\n";
+  w.precision(9);
+  for (const WindowLog &l : windows)
+    w << l.epoch << "," << l.window << "," << l.loss << "," << l.lr << "," << l.gradNorm << ","
+      << l.seconds << "\n";
+  writeFileAtomically((fs::path(cfg.outDir) / "log.csv").string(), w.str());
+  std::ostringstream e;
+  e << "epoch,train_perplexity,valid_perplexity,lr,seconds\n";
+  e.precision(9);
+  for (const EpochLog &l : epochs)
+    e << l.epoch << "," << l.trainPerplexity << "," << l.validPerplexity << "," << l.lr << ","
+      << l.seconds << "\n";
+  writeFileAtomically((fs::path(cfg.outDir) / "epochs.csv").string(), e.str());
+}
+
+void LanguageModelTrainer::saveCheckpoint(const std::string &path) const {
+  const NetworkInfo &info = net.info();
+  TensorFile f;
+  f.tensors.push_back(StoredTensor::fromFloat("params", {int64_t(info.numParams)}, net.params()));
+  if (nextWindow > 0) // mid-epoch: the state carried into the next window
+    for (size_t s = 0; s < info.states.size(); ++s)
+      f.tensors.push_back(StoredTensor::fromFloat(
+          "state." + info.states[s].name, {cfg.batch, info.states[s].numel()}, net.state(int(s))));
+  std::vector<double> w;
+  for (const WindowLog &l : windows)
+    w.insert(w.end(), {double(l.epoch), double(l.window), l.loss, l.lr, l.gradNorm, l.seconds});
+  f.tensors.push_back(
+      StoredTensor::fromDouble("log.windows", {int64_t(windows.size()), 6}, w.data()));
+  std::vector<double> e;
+  for (const EpochLog &l : epochs)
+    e.insert(e.end(), {double(l.epoch), l.trainPerplexity, l.validPerplexity, l.lr, l.seconds});
+  f.tensors.push_back(
+      StoredTensor::fromDouble("log.epochs", {int64_t(epochs.size()), 5}, e.data()));
+  f.metadata = fingerprint(cfg, info, corpus);
+  f.metadata["format"] = "dopa-lm-checkpoint";
+  f.metadata["version"] = std::to_string(checkpointVersion);
+  f.metadata["epoch"] = std::to_string(epoch);
+  f.metadata["next_window"] = std::to_string(nextWindow);
+  f.metadata["epoch_loss_sum"] = settingText(epochLossSum);
+  f.metadata["epoch_tokens"] = std::to_string(epochTokens);
+  f.metadata["epoch_seconds"] = settingText(epochSeconds);
+  f.metadata["checksum"] = Trainer::checkpointChecksum(f);
+  writeSafeTensors(path, f);
+}
+
+void LanguageModelTrainer::checkFingerprint(const TensorFile &f, const std::string &path) const {
+  for (const auto &[key, value] : fingerprint(cfg, net.info(), corpus)) {
+    auto it = f.metadata.find(key);
+    if (it == f.metadata.end())
+      throw DataError(path + ": __metadata__." + key + ": missing (not a dopa LM checkpoint?)");
+    if (it->second != value) {
+      std::string msg = path + ": __metadata__." + key + ": the checkpoint has '" + it->second +
+                        "' but this run has '" + value + "'";
+      if (key == "threads" || key == "engine")
+        msg += "; pass --" + key + " " + it->second + " to continue it";
+      throw DataError(msg);
+    }
+  }
+}
+
+void LanguageModelTrainer::resume(const std::string &path) {
+  TensorFile f = readSafeTensors(path);
+  auto meta = [&](const std::string &key) -> const std::string & {
+    auto it = f.metadata.find(key);
+    if (it == f.metadata.end())
+      throw DataError(path + ": __metadata__." + key + ": missing (not a dopa LM checkpoint?)");
+    return it->second;
+  };
+  if (meta("format") != "dopa-lm-checkpoint")
+    throw DataError(path + ": __metadata__.format: '" + meta("format") +
+                    "' is not a dopa language-model checkpoint");
+  if (meta("version") != std::to_string(checkpointVersion))
+    throw DataError(path + ": __metadata__.version: LM checkpoint version " + meta("version") +
+                    ", this dopa reads version " + std::to_string(checkpointVersion));
+  if (Trainer::checkpointChecksum(f) != meta("checksum"))
+    throw DataError(path + ": __metadata__.checksum: the checkpoint's data or metadata does not "
+                           "match its checksum (corrupt file)");
+  checkFingerprint(f, path);
+  int e = int(parseCount(meta("epoch"), path, "epoch"));
+  int64_t next = parseCount(meta("next_window"), path, "next_window");
+  if (e < 1 || next >= windowsPerEpoch())
+    throw DataError(path + ": __metadata__.next_window: " + std::to_string(next) +
+                    " is past the epoch's " + std::to_string(windowsPerEpoch()) + " windows");
+  const NetworkInfo &info = net.info();
+  int64_t n = int64_t(info.numParams);
+  const StoredTensor *params = f.find("params");
+  if (!params || params->dtype != DType::F32 || params->shape != std::vector<int64_t>{n})
+    throw DataError(path + ": params: missing or not F32 [" + std::to_string(n) + "]");
+  const StoredTensor *wl = f.find("log.windows");
+  const StoredTensor *el = f.find("log.epochs");
+  if (!wl || wl->dtype != DType::F64 || wl->shape.size() != 2 || wl->shape[1] != 6)
+    throw DataError(path + ": log.windows: expected F64 [N, 6]");
+  if (!el || el->dtype != DType::F64 || el->shape.size() != 2 || el->shape[1] != 5 ||
+      el->shape[0] != e - 1)
+    throw DataError(path + ": log.epochs: expected F64 [" + std::to_string(e - 1) + ", 5]");
+  std::vector<std::vector<float>> states;
+  if (next > 0)
+    for (const TensorInfo &s : info.states) {
+      const StoredTensor *t = f.find("state." + s.name);
+      if (!t || t->dtype != DType::F32 || t->shape != std::vector<int64_t>{cfg.batch, s.numel()})
+        throw DataError(path + ": state." + s.name + ": missing or not F32 [" +
+                        std::to_string(cfg.batch) + ", " + std::to_string(s.numel()) + "]");
+      states.push_back(t->toFloat());
+    }
+  std::vector<float> p = params->toFloat();
+  std::copy(p.begin(), p.end(), net.params());
+  epoch = e;
+  nextWindow = next;
+  epochLossSum = parseReal(meta("epoch_loss_sum"), path, "epoch_loss_sum");
+  epochTokens = parseCount(meta("epoch_tokens"), path, "epoch_tokens");
+  epochSeconds = parseReal(meta("epoch_seconds"), path, "epoch_seconds");
+  windows.clear();
+  std::vector<double> rows = wl->toDouble();
+  for (size_t i = 0; i + 6 <= rows.size(); i += 6)
+    windows.push_back(
+        {int(rows[i]), int64_t(rows[i + 1]), rows[i + 2], rows[i + 3], rows[i + 4], rows[i + 5]});
+  epochs.clear();
+  rows = el->toDouble();
+  for (size_t i = 0; i + 5 <= rows.size(); i += 5)
+    epochs.push_back({int(rows[i]), rows[i + 1], rows[i + 2], rows[i + 3], rows[i + 4]});
+  if (next > 0) {
+    net.beginEpisode(cfg.batch);
+    for (size_t s = 0; s < states.size(); ++s)
+      net.setState(int(s), states[s].data());
+  }
+}
+
+bool dopa::plotPerplexity(const std::vector<EpochLog> &epochs, const std::string &pngPath,
+                          const std::string &title) {
+  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
+    std::fprintf(stderr, "dopa: gnuplot not found; no plot written (epochs.csv has the data)\n");
+    return false;
+  }
+  fs::path dir = fs::path(pngPath).parent_path();
+  std::string data = (dir / ".perplexity.csv").string();
+  {
+    std::ofstream out(data);
+    for (const EpochLog &e : epochs)
+      out << e.epoch << "," << e.trainPerplexity << "," << e.validPerplexity << "\n";
+  }
+  std::ostringstream script;
+  script << "set terminal pngcairo size 960,540 font 'DejaVu Sans,11'\n"
+         << "set output '" << pngPath << "'\n"
+         << "set title '" << title << "'\nset xlabel 'epoch'\nset ylabel 'perplexity'\n"
+         << "set logscale y\nset key right top\nset grid\nset datafile separator ','\n"
+         << "plot '" << data << "' using 1:3 with linespoints lw 2 title 'validation', '" << data
+         << "' using 1:2 with linespoints lw 1 dt 2 title 'training'\n";
+  std::string scriptPath = (dir / ".perplexity.gp").string();
+  std::ofstream(scriptPath) << script.str();
+  bool ok = std::system(("gnuplot '" + scriptPath + "'").c_str()) == 0;
+  fs::remove(scriptPath);
+  fs::remove(data);
+  return ok;
+}

@@ -1,0 +1,236 @@
+//===- TrainLM.cpp - `dopa train lm`: a language model on Penn Treebank ----===//
+//
+// Loads and checks the corpus (Corpus.h), runs the model's network on the engine asked for
+// (Engines.h), trains it with LanguageModelTrainer (truncated BPTT, SGD, perplexities) with a
+// progress line (tokens/s, running perplexity, ETA), writes log.csv, epochs.csv, checkpoint.st
+// (atomically; --resume continues bit-exactly, also mid-epoch) and perplexity.png, and prints the
+// test perplexity. The run holds a lock on --out.
+//
+//===----------------------------------------------------------------------===//
+#include "Cli.h"
+#include "Console.h"
+#include "Engines.h"
+#include "TrainCommand.h"
+
+#include "dopa/runtime/SafeTensors.h"
+#include "dopa/train/Corpus.h"
+#include "dopa/train/LanguageModel.h"
+#include "dopa/train/Trainer.h"
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+
+using namespace dopa;
+using namespace dopa::tool;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string duration(double seconds) {
+  long s = std::lround(seconds);
+  return s >= 3600 ? format("%ldh%02ldm", s / 3600, (s / 60) % 60)
+                   : format("%ldm%02lds", s / 60, s % 60);
+}
+
+/// One progress line, redrawn on a terminal, every 10% of an epoch otherwise.
+class LMProgress {
+public:
+  LMProgress(const LMConfig &cfg, int64_t perEpoch, int epochsLeft, int64_t windowsLeft)
+      : tty(isatty(2)), cfg(cfg), perEpoch(perEpoch), left(windowsLeft) {
+    (void)epochsLeft;
+  }
+  void window(const WindowLog &w) {
+    seconds += w.seconds;
+    tokens += double(cfg.batch) * cfg.bptt;
+    lossSum += w.loss;
+    ++count;
+    --left;
+    double rate = tokens / std::max(seconds, 1e-9);
+    double eta = seconds / double(count) * double(std::max<int64_t>(left, 0));
+    int width = 20, filled = int(double(width) * double(w.window + 1) / double(perEpoch));
+    std::string line = format(
+        "[%s%s] epoch %d/%d window %lld/%lld | ppl %.1f (this run: %.1f) | %.0f tok/s | ETA %s",
+        std::string(size_t(filled), '#').c_str(), std::string(size_t(width - filled), '.').c_str(),
+        w.epoch, cfg.epochs, static_cast<long long>(w.window + 1), static_cast<long long>(perEpoch),
+        std::exp(w.loss), std::exp(lossSum / double(count)), rate, duration(eta).c_str());
+    if (tty)
+      printStderr("\r" + line + "   ");
+    else if ((w.window + 1) % std::max<int64_t>(1, perEpoch / 10) == 0 || w.window + 1 == perEpoch)
+      printStderr(line + "\n");
+  }
+  void epoch(const EpochLog &e) {
+    printStderr(format("%sepoch %d: train perplexity %.2f, validation perplexity %.2f, lr %g, %s\n",
+                       tty ? "\n" : "", e.epoch, e.trainPerplexity, e.validPerplexity, e.lr,
+                       duration(e.seconds).c_str()));
+  }
+
+private:
+  bool tty;
+  const LMConfig &cfg;
+  int64_t perEpoch, left;
+  double seconds = 0, tokens = 0, lossSum = 0;
+  int64_t count = 0;
+};
+
+void writeNamedParams(const std::string &path, Network &net) {
+  const NetworkInfo &info = net.info();
+  TensorFile out;
+  for (size_t p = 0; p < info.params.size(); ++p)
+    out.tensors.push_back(StoredTensor::fromFloat(info.params[p].name, info.params[p].shape,
+                                                  net.params() + info.paramOffsets[p]));
+  writeSafeTensors(path, out);
+}
+
+/// The numbers of `dopa train lm`, checked; "" when all are fine.
+std::string lmNumbersProblem(const TrainArgs &a) {
+  const LMArgs &lm = a.lm;
+  if (lm.epochs < 1 || lm.bptt < 1 || lm.evalBatch < 1 || lm.testBatch < 1 ||
+      a.opt.config.batch < 1)
+    return "--epochs, --bptt, --batch, --eval-batch and --test-batch must be positive";
+  if (lm.decayStart < 0 || lm.limitBatches < 0)
+    return "--decay-start and --limit-batches must not be negative";
+  for (auto [flag, v] : {std::pair{"--lr-decay", lm.lrDecay}, std::pair{"--l2", lm.l2}})
+    if (!std::isfinite(v) || v < 0)
+      return std::string(flag) + " must be a finite number >= 0 (got " + format("%g", v) + ")";
+  for (const std::string &p :
+       {positiveFinite("--init-scale", lm.initScale), positiveFinite("--lr", a.opt.config.adam.lr),
+        positiveFinite("--clip", a.opt.config.clipNorm),
+        notNegative("--checkpoint-every", a.opt.config.checkpointEvery)})
+    if (!p.empty())
+      return p;
+  return "";
+}
+
+} // namespace
+
+int tool::trainLanguageModel(TrainArgs &a) {
+  TrainOptions &o = a.opt;
+  LMArgs &lm = a.lm;
+  if (o.config.outDir.empty())
+    return usage("--out DIR is required");
+  if (lm.data.empty())
+    return usage("dopa train lm needs --data DIR (the PTB split, e.g. ../shared/data/ptb)");
+  if (!a.lm.batchOpt->count())
+    o.config.batch = 20;
+  if (!a.lm.checkpointOpt->count())
+    o.config.checkpointEvery = 500;
+  o.config.adam.lr = a.lrOpt->count() ? a.lr : 1.0;
+  o.config.clipNorm = a.clipOpt->count() ? a.clip : 5.0;
+  if (!setThreads(a.threads))
+    return usage(threadsMessage);
+  if (std::string problem = lmNumbersProblem(a); !problem.empty())
+    return usage(problem);
+  if (!isTrainingEngine(o.engine))
+    return usage("--engine is generated, generic or cuda");
+  if (o.engine != "generic" && !o.spec.path.empty())
+    return usage("--spec needs --engine generic");
+  Corpus corpus;
+  try {
+    corpus = loadPtb(lm.data, !lm.noVerify);
+  } catch (const std::exception &e) {
+    printError("dopa train", e.what());
+    return 1;
+  }
+  std::string givenSpec = o.spec.path;
+  if (o.spec.path.empty()) {
+    try {
+      o.spec.path = exampleSpecPath("lm", lm.model);
+      o.spec.includeDirs = {exampleDir("lm")};
+    } catch (const std::exception &e) {
+      if (o.engine == "generic") {
+        printError("dopa train", e.what());
+        return 1;
+      }
+    }
+  }
+  o.spec.dimOverrides = o.dims;
+  EngineRequest request;
+  request.engine = o.engine;
+  request.task = "lm";
+  request.variant = lm.model;
+  request.dims = o.dims;
+  request.spec = o.spec;
+  request.memoryBudget = o.memoryBudget;
+  request.bpttSegment = o.bpttSegment;
+  request.expectedSteps = lm.bptt;
+  request.batch = o.config.batch;
+  request.maxMemory = o.maxMemory;
+  EngineNetwork engine = makeEngineNetwork(request, "dopa train");
+  if (!engine.net)
+    return engine.exitCode;
+  Network &net = *engine.net;
+  LMConfig cfg;
+  cfg.batch = o.config.batch;
+  cfg.bptt = lm.bptt;
+  cfg.epochs = lm.epochs;
+  cfg.lr = o.config.adam.lr;
+  cfg.lrDecay = lm.lrDecay;
+  cfg.decayStart = lm.decayStart;
+  cfg.clipNorm = o.config.clipNorm;
+  cfg.l2 = lm.l2;
+  cfg.initScale = lm.initScale;
+  cfg.limitBatches = lm.limitBatches;
+  cfg.evalBatch = lm.evalBatch;
+  cfg.testBatch = lm.testBatch;
+  cfg.seed = o.config.seed;
+  cfg.checkpointEvery = o.config.checkpointEvery;
+  cfg.outDir = o.config.outDir;
+  cfg.model = lm.model;
+  std::string dimsText;
+  for (const std::string &d : o.dims)
+    dimsText += " -D" + d;
+  cfg.description = "lm " + (givenSpec.empty() ? lm.model : givenSpec) + dimsText;
+  cfg.engine = o.engine;
+  cfg.threads = omp_get_max_threads();
+  try {
+    LanguageModelTrainer trainer(net, corpus, cfg);
+    RunLock lock(cfg.outDir);
+    std::string ckpt = (fs::path(cfg.outDir) / "checkpoint.st").string();
+    if (o.resume) {
+      trainer.resume(ckpt);
+    } else {
+      if (fs::exists(ckpt))
+        throw DataError(
+            ckpt + ": a checkpoint exists; pass --resume to continue it, or choose another --out");
+      trainer.initFresh();
+      if (!lm.saveInit.empty())
+        writeNamedParams(lm.saveInit, net);
+    }
+    int64_t perEpoch = trainer.windowsPerEpoch();
+    int64_t done = int64_t(trainer.windowLog().size());
+    int64_t left = perEpoch * cfg.epochs - done;
+    printStderr(format("dopa train: lm, %s (%zu parameters), vocabulary %d, %zu training tokens, "
+                       "batch %d, bptt %d, %lld windows per epoch, %d epochs, engine %s\n",
+                       net.info().name.c_str(), net.info().numParams, corpus.vocab.size(),
+                       corpus.train.size(), cfg.batch, cfg.bptt, static_cast<long long>(perEpoch),
+                       cfg.epochs, cfg.engine.c_str()));
+    LMProgress progress(cfg, perEpoch, cfg.epochs, left);
+    double test = 0;
+    try {
+      test = trainer.run([&](const WindowLog &w, int64_t) { progress.window(w); },
+                         [&](const EpochLog &e) { progress.epoch(e); });
+    } catch (const std::runtime_error &e) {
+      printError("dopa train", std::string(e.what()) + "; " +
+                                   (fs::exists(ckpt) ? "the last good checkpoint is kept at " + ckpt
+                                                     : std::string("no checkpoint was written")));
+      return 1;
+    }
+    if (!lm.saveParams.empty())
+      writeNamedParams(lm.saveParams, net);
+    std::string png = (fs::path(cfg.outDir) / "perplexity.png").string();
+    if (plotPerplexity(trainer.epochLog(), png, "PTB: " + net.info().name))
+      printStderr("dopa train: perplexity curve " + png + "\n");
+    const auto &epochs = trainer.epochLog();
+    printStdout(format("validation perplexity %.2f, test perplexity %.2f\n",
+                       epochs.empty() ? 0.0 : epochs.back().validPerplexity, test));
+    return 0;
+  } catch (const std::exception &e) {
+    printError("dopa train", e.what());
+    return 1;
+  }
+}
