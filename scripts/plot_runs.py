@@ -3,7 +3,7 @@
 
 Usage:
   plot_runs.py --png FIG.png [--csv FIG.csv] [--summary SUMMARY.csv] [--title T]
-               [--window 2000] [--decimate N] [--max-iters N] [--min-iters 10]
+               [--window 2000] [--decimate N] [--max-iters N] [--min-iters 2]
                [--markers A,B] [--marker-y Y] [--label KEY=TEXT ...] KEY=DIR [KEY=DIR ...]
   plot_runs.py --out DIR --variants V [V ...] [options]    (the older form: groups V=DIR/V,
                outputs DIR/fig1.png, DIR/fig1.csv, DIR/summary.csv unless given)
@@ -241,7 +241,7 @@ def main():
                     help="iterations between the points kept (default window / 20: 100 as the paper)")
     ap.add_argument("--max-iters", type=int, default=0,
                     help="plot the first N iterations only (the paper: 180000 in Fig. 1, 100000 in Fig. 2)")
-    ap.add_argument("--min-iters", type=int, default=10,
+    ap.add_argument("--min-iters", type=int, default=2,
                     help="skip runs with fewer iterations in their log (default 10)")
     ap.add_argument("--markers", metavar="A,B",
                     help="stars where a rank-sum test between groups A and B gives p < .05 (Fig. 2)")

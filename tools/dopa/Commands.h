@@ -52,8 +52,9 @@ struct TrainOptions {
   bool resume = false;
 };
 
-/// Train on `task` (built from the options by TrainCommand.cpp).
-int runTrain(const TrainOptions &options, EpisodicTask &task);
+/// Train on the task `info` makes from `taskOptions` (checked by TrainCommand.cpp); the task is
+/// made at the run's batch only once the run is known to fit in memory.
+int runTrain(const TrainOptions &options, const TaskInfo &info, const TaskOptions &taskOptions);
 
 struct BenchOptions {
   std::string example; // "cue_reward/modul"

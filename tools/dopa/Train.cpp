@@ -92,7 +92,9 @@ std::string notAFile(const std::string &path) {
 
 } // namespace
 
-int tool::runTrain(const TrainOptions &opt, EpisodicTask &task) {
+int tool::runTrain(const TrainOptions &opt, const TaskInfo &info, const TaskOptions &taskOptions) {
+  // The episode length for the memory check, from a task of one episode; the real one after it.
+  int episodeLength = info.make(1, taskOptions)->episodeLength();
   EngineRequest request;
   request.engine = opt.engine;
   request.task = opt.task;
@@ -101,7 +103,7 @@ int tool::runTrain(const TrainOptions &opt, EpisodicTask &task) {
   request.spec = opt.spec;
   request.memoryBudget = opt.memoryBudget;
   request.bpttSegment = opt.bpttSegment;
-  request.expectedSteps = task.episodeLength();
+  request.expectedSteps = episodeLength;
   request.batch = opt.config.batch;
   request.maxMemory = opt.maxMemory;
   EngineNetwork engine = makeEngineNetwork(request, "dopa train");
@@ -110,6 +112,8 @@ int tool::runTrain(const TrainOptions &opt, EpisodicTask &task) {
   std::unique_ptr<Network> netPtr = std::move(engine.net);
   try {
     Network &net = *netPtr;
+    std::unique_ptr<EpisodicTask> taskPtr = info.make(opt.config.batch, taskOptions);
+    EpisodicTask &task = *taskPtr;
     TrainConfig config = opt.config;
     config.engine = opt.engine; // part of the checkpoint's fingerprint
     Trainer trainer(net, task, config);

@@ -131,30 +131,31 @@ int listTasks() {
   return 0;
 }
 
-/// The task `a.task` configured by its options; null after a message (exit code in `code`).
-std::unique_ptr<EpisodicTask> makeTask(const TrainArgs &a, const TaskInfo &info, int &code) {
-  TaskOptions options;
+/// The task `a.task`'s options, checked by making a task of one episode with them; false after a
+/// message (exit code in `code`).
+bool checkTaskOptions(const TrainArgs &a, const TaskInfo &info, TaskOptions &options, int &code) {
   code = 2;
   if (!collectTaskOptions(a, options))
-    return nullptr;
+    return false;
   std::unique_ptr<EpisodicTask> task;
   try {
-    task = info.make(a.opt.config.batch, options);
+    task = info.make(1, options);
   } catch (const std::exception &e) {
     std::string what = e.what();
     usage(what.rfind(a.task + ":", 0) == 0 ? what : a.task + ": " + what);
-    return nullptr;
+    return false;
   }
   if (std::vector<std::string> unread = options.unread(); !unread.empty()) {
     usage("the " + a.task + " task has no option '" + unread.front() +
           "' (its options: " + (info.optionsHelp.empty() ? "none" : info.optionsHelp) + ")");
-    return nullptr;
+    return false;
   }
   if (!task) {
     printError("dopa train", "the " + a.task + " task's factory returned no task");
     code = 1;
+    return false;
   }
-  return task;
+  return true;
 }
 
 } // namespace
@@ -268,8 +269,8 @@ int tool::trainCommand(TrainArgs &a) {
     return usage("--spec needs --engine generic: the generated engine runs the examples "
                  "compiled at build time (dopa_add_network compiles your own spec)");
   int code = 0;
-  std::unique_ptr<EpisodicTask> task = makeTask(a, *info, code);
-  if (!task)
+  TaskOptions taskOptions;
+  if (!checkTaskOptions(a, *info, taskOptions, code))
     return code;
   std::string givenSpec = o.spec.path;
   // The spec: --spec, or the variant's example (only the generic engine reads it; the generated
@@ -298,5 +299,5 @@ int tool::trainCommand(TrainArgs &a) {
   for (const std::string &d : o.dims)
     dimsText += " -D" + d;
   o.config.description = a.task + " " + (givenSpec.empty() ? o.variant : givenSpec) + dimsText;
-  return runTrain(o, *task);
+  return runTrain(o, *info, taskOptions);
 }
