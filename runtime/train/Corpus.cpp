@@ -403,9 +403,13 @@ Corpus dopa::loadPtb(const std::string &dir, bool verifyChecksums) {
     std::vector<int32_t> &out = *heldOut[s - 1];
     tokenize(bytes[s], [&](const std::string &word, int64_t line) {
       int id = corpus.vocab.id(word);
-      if (id < 0)
-        throw DataError(path + ":" + std::to_string(line) + ": word '" + word +
-                        "' is not in the training vocabulary");
+      if (id < 0) {
+        std::string msg = path;
+        msg += ":" + std::to_string(line) + ": word '";
+        msg += word;
+        msg += "' is not in the training vocabulary";
+        throw DataError(msg);
+      }
       out.push_back(id);
     });
   }

@@ -60,6 +60,20 @@ double crossEntropy(const float *logits, const int32_t *targets, int B, int V, f
   return total;
 }
 
+/// One step's output buffers of a network, and the pointers step() takes.
+struct OutputBuffers {
+  std::vector<std::vector<float>> buffers;
+  std::vector<float *> pointers;
+  OutputBuffers(const NetworkInfo &info, int batch) {
+    buffers.reserve(info.outputs.size());
+    pointers.reserve(info.outputs.size());
+    for (const TensorInfo &o : info.outputs) {
+      buffers.emplace_back(size_t(batch) * size_t(o.numel()));
+      pointers.push_back(buffers.back().data());
+    }
+  }
+};
+
 int64_t parseCount(const std::string &s, const std::string &path, const std::string &field) {
   int64_t v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -170,12 +184,7 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   auto start = Clock::now();
   const int B = cfg.batch, V = vocab, T = w.length;
   const NetworkInfo &info = net.info();
-  std::vector<std::vector<float>> outBuf;
-  for (const TensorInfo &o : info.outputs)
-    outBuf.emplace_back(size_t(B) * size_t(o.numel()));
-  std::vector<float *> outPtr;
-  for (auto &buf : outBuf)
-    outPtr.push_back(buf.data());
+  OutputBuffers out(info, B);
   std::vector<float> tok(static_cast<size_t>(B));
   std::vector<float> dLogits(size_t(T) * size_t(B) * size_t(V));
   double lossSum = 0;
@@ -184,8 +193,8 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
     for (int b = 0; b < B; ++b)
       tok[size_t(b)] = float(row[b]);
     const float *in[] = {tok.data()};
-    net.step(in, outPtr.data());
-    lossSum += crossEntropy(outBuf[size_t(logitsOut)].data(), row + B, B, V,
+    net.step(in, out.pointers.data());
+    lossSum += crossEntropy(out.buffers[size_t(logitsOut)].data(), row + B, B, V,
                             dLogits.data() + size_t(t) * B * V) /
                B;
   }
@@ -196,6 +205,7 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   std::vector<std::vector<const float *>> grads(size_t(T),
                                                 std::vector<const float *>(info.outputs.size()));
   std::vector<const float *const *> gradPtr;
+  gradPtr.reserve(size_t(T));
   for (int t = 0; t < T; ++t) {
     grads[size_t(t)][size_t(logitsOut)] = dLogits.data() + size_t(t) * B * V;
     gradPtr.push_back(grads[size_t(t)].data());
@@ -222,13 +232,7 @@ double LanguageModelTrainer::perplexity(const std::vector<int32_t> &tokens, int 
   std::vector<Window> all = bpttWindows(rows, cfg.bptt);
   if (cfg.limitBatches > 0 && int64_t(all.size()) > cfg.limitBatches)
     all.resize(size_t(cfg.limitBatches));
-  const NetworkInfo &info = net.info();
-  std::vector<std::vector<float>> outBuf;
-  for (const TensorInfo &o : info.outputs)
-    outBuf.emplace_back(size_t(batch) * size_t(o.numel()));
-  std::vector<float *> outPtr;
-  for (auto &buf : outBuf)
-    outPtr.push_back(buf.data());
+  OutputBuffers out(net.info(), batch);
   std::vector<float> tok(static_cast<size_t>(batch));
   net.beginEpisode(batch);
   double total = 0;
@@ -239,8 +243,9 @@ double LanguageModelTrainer::perplexity(const std::vector<int32_t> &tokens, int 
       for (int b = 0; b < batch; ++b)
         tok[size_t(b)] = float(row[b]);
       const float *in[] = {tok.data()};
-      net.step(in, outPtr.data());
-      total += crossEntropy(outBuf[size_t(logitsOut)].data(), row + batch, batch, vocab, nullptr);
+      net.step(in, out.pointers.data());
+      total +=
+          crossEntropy(out.buffers[size_t(logitsOut)].data(), row + batch, batch, vocab, nullptr);
       count += batch;
     }
     net.truncate(); // no gradient: forget the record, keep the state
@@ -348,13 +353,24 @@ void LanguageModelTrainer::saveCheckpoint(const std::string &path) const {
 void LanguageModelTrainer::checkFingerprint(const TensorFile &f, const std::string &path) const {
   for (const auto &[key, value] : fingerprint(cfg, net.info(), corpus)) {
     auto it = f.metadata.find(key);
+    std::string msg = path;
+    msg += ": __metadata__.";
+    msg += key;
     if (it == f.metadata.end())
-      throw DataError(path + ": __metadata__." + key + ": missing (not a dopa LM checkpoint?)");
+      throw DataError(msg + ": missing (not a dopa LM checkpoint?)");
     if (it->second != value) {
-      std::string msg = path + ": __metadata__." + key + ": the checkpoint has '" + it->second +
-                        "' but this run has '" + value + "'";
-      if (key == "threads" || key == "engine")
-        msg += "; pass --" + key + " " + it->second + " to continue it";
+      msg += ": the checkpoint has '";
+      msg += it->second;
+      msg += "' but this run has '";
+      msg += value;
+      msg += "'";
+      if (key == "threads" || key == "engine") {
+        msg += "; pass --";
+        msg += key;
+        msg += " ";
+        msg += it->second;
+        msg += " to continue it";
+      }
       throw DataError(msg);
     }
   }

@@ -170,6 +170,7 @@ public:
   }
   std::vector<std::string> names() const {
     std::vector<std::string> out;
+    out.reserve(tasks.size());
     for (const auto &entry : tasks)
       out.push_back(entry.first);
     return out;
