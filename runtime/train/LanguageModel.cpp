@@ -253,10 +253,16 @@ double LanguageModelTrainer::perplexity(const std::vector<int32_t> &tokens, int 
   return std::exp(total / double(std::max<int64_t>(count, 1)));
 }
 
+std::map<std::string, std::string> LanguageModelTrainer::settings() const {
+  return fingerprint(cfg, net.info(), corpus);
+}
+
 double LanguageModelTrainer::run(const LMProgressFn &progress, const LMEpochFn &epochDone) {
   std::string ckpt = cfg.outDir.empty() ? "" : (fs::path(cfg.outDir) / "checkpoint.st").string();
-  if (!cfg.outDir.empty())
+  if (!cfg.outDir.empty()) {
     fs::create_directories(cfg.outDir);
+    writeLogs(); // the checkpoint's rows: what a killed run appended after it is dropped
+  }
   std::vector<Window> all = bpttWindows(trainRows, cfg.bptt);
   int64_t perEpoch = windowsPerEpoch();
   bool stateReady = nextWindow > 0; // resume() restored the carried state
@@ -268,6 +274,8 @@ double LanguageModelTrainer::run(const LMProgressFn &progress, const LMEpochFn &
     for (; nextWindow < perEpoch; ++nextWindow) {
       WindowLog log = trainWindow(trainData, all[size_t(nextWindow)], epoch, nextWindow, lr);
       windows.push_back(log);
+      if (!cfg.outDir.empty())
+        appendLog(log);
       epochLossSum += log.loss * all[size_t(nextWindow)].length;
       epochTokens += all[size_t(nextWindow)].length;
       epochSeconds += log.seconds;
@@ -278,7 +286,6 @@ double LanguageModelTrainer::run(const LMProgressFn &progress, const LMEpochFn &
       if (due && !ckpt.empty()) {
         ++nextWindow; // the checkpoint continues after this window
         saveCheckpoint(ckpt);
-        writeLogs();
         --nextWindow;
       }
     }
@@ -303,13 +310,27 @@ double LanguageModelTrainer::run(const LMProgressFn &progress, const LMEpochFn &
   return testPerplexity;
 }
 
+namespace {
+void logRow(std::ostream &os, const WindowLog &l) {
+  os << l.epoch << "," << l.window << "," << l.loss << "," << l.lr << "," << l.gradNorm << ","
+     << l.seconds << "\n";
+}
+} // namespace
+
+void LanguageModelTrainer::appendLog(const WindowLog &log) const {
+  std::ofstream out(fs::path(cfg.outDir) / "log.csv", std::ios::app);
+  out.precision(9);
+  logRow(out, log);
+  if (!out.flush())
+    throw std::runtime_error(cfg.outDir + "/log.csv: cannot append");
+}
+
 void LanguageModelTrainer::writeLogs() const {
   std::ostringstream w;
   w << "epoch,batch,loss,lr,grad_norm,seconds\n";
   w.precision(9);
   for (const WindowLog &l : windows)
-    w << l.epoch << "," << l.window << "," << l.loss << "," << l.lr << "," << l.gradNorm << ","
-      << l.seconds << "\n";
+    logRow(w, l);
   writeFileAtomically((fs::path(cfg.outDir) / "log.csv").string(), w.str());
   std::ostringstream e;
   e << "epoch,train_perplexity,valid_perplexity,lr,seconds\n";
@@ -339,6 +360,7 @@ void LanguageModelTrainer::saveCheckpoint(const std::string &path) const {
   f.tensors.push_back(
       StoredTensor::fromDouble("log.epochs", {int64_t(epochs.size()), 5}, e.data()));
   f.metadata = fingerprint(cfg, info, corpus);
+  f.metadata["param_layout"] = paramLayoutText(info);
   f.metadata["format"] = "dopa-lm-checkpoint";
   f.metadata["version"] = std::to_string(checkpointVersion);
   f.metadata["epoch"] = std::to_string(epoch);

@@ -338,33 +338,65 @@ IterationLog Trainer::iterate() {
   return {st.iteration, r.meanReward, r.loss, norm, seconds};
 }
 
+std::map<std::string, std::string> Trainer::settings() const {
+  return fingerprint(cfg, net.info(), task);
+}
+
+std::string dopa::paramLayoutText(const NetworkInfo &info) {
+  std::string out;
+  for (const TensorInfo &p : info.params) {
+    out += (out.empty() ? "" : ",") + p.name + ":";
+    for (size_t d = 0; d < p.shape.size(); ++d)
+      out += (d ? "x" : "") + std::to_string(p.shape[d]);
+  }
+  return out;
+}
+
 void Trainer::run(const ProgressFn &progress) {
   namespace fs = std::filesystem;
-  if (!cfg.outDir.empty())
+  if (!cfg.outDir.empty()) {
     fs::create_directories(cfg.outDir);
+    writeLog(); // the checkpoint's rows: what a killed run appended after it is dropped
+  }
   std::string ckpt = cfg.outDir.empty() ? "" : (fs::path(cfg.outDir) / "checkpoint.st").string();
   while (st.iteration < cfg.iterations) {
     IterationLog log = iterate();
     st.log.push_back(log);
     ++st.iteration;
+    if (!cfg.outDir.empty())
+      appendLog(log);
     if (progress)
       progress(cfg, log);
     bool due = cfg.checkpointEvery > 0 && st.iteration % cfg.checkpointEvery == 0;
-    if (!ckpt.empty() && (due || st.iteration == cfg.iterations)) {
+    if (!ckpt.empty() && (due || st.iteration == cfg.iterations))
       saveCheckpoint(ckpt);
-      writeLog();
-    }
   }
 }
+
+namespace {
+void logRow(std::ostream &os, const IterationLog &l) {
+  os << l.iteration << "," << l.meanReward << "," << l.loss << "," << l.gradNorm << "," << l.seconds
+     << "\n";
+}
+} // namespace
 
 void Trainer::writeLog() const {
   std::ostringstream os;
   os << "iteration,mean_reward,loss,grad_norm,seconds\n";
   os.precision(9);
   for (const IterationLog &l : st.log)
-    os << l.iteration << "," << l.meanReward << "," << l.loss << "," << l.gradNorm << ","
-       << l.seconds << "\n";
+    logRow(os, l);
   writeFileAtomically((std::filesystem::path(cfg.outDir) / "log.csv").string(), os.str());
+}
+
+void Trainer::appendLog(const IterationLog &log) const {
+  // One row per iteration as it completes, so the file can be watched (tail -f, plots); the
+  // checkpoint holds the authoritative log, and run() rewrites the file from it on resume.
+  std::ofstream out(std::filesystem::path(cfg.outDir) / "log.csv", std::ios::app);
+  out.precision(9);
+  logRow(out, log);
+  if (!out.flush())
+    throw std::runtime_error(cfg.outDir + "/log.csv: cannot append: " + std::strerror(errno));
 }
 
 void Trainer::saveCheckpoint(const std::string &path) const {
@@ -379,6 +411,7 @@ void Trainer::saveCheckpoint(const std::string &path) const {
     log.insert(log.end(), {double(l.iteration), l.meanReward, l.loss, l.gradNorm, l.seconds});
   f.tensors.push_back(StoredTensor::fromDouble("log", {int64_t(st.log.size()), 5}, log.data()));
   f.metadata = fingerprint(cfg, info, task);
+  f.metadata["param_layout"] = paramLayoutText(info);
   f.metadata["format"] = "dopa-checkpoint";
   f.metadata["version"] = std::to_string(checkpointVersion);
   f.metadata["iteration"] = std::to_string(st.iteration);

@@ -50,6 +50,7 @@ struct TrainOptions {
   long long maxMemory = 0;       // --max-memory: bytes the run may use (0: what is available)
   int bpttSegment = 0;           // generated engine: forced checkpoint interval (0: planned)
   bool resume = false;
+  std::vector<std::string> commandLine; // recorded in config.json
 };
 
 /// Train on the task `info` makes from `taskOptions` (checked by TrainCommand.cpp); the task is
@@ -67,6 +68,10 @@ struct BenchOptions {
   int bpttSegment = 0;
   std::string jsonPath;
 };
+
+/// Write a checkpoint's parameters under their spec names (dopa export); `source` is a checkpoint
+/// or a run folder.
+int runExport(const std::string &source, const std::string &outPath);
 
 /// Time training iterations of one example network (dopa bench).
 int runBench(const BenchOptions &options);

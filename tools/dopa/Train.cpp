@@ -11,6 +11,7 @@
 #include "Commands.h"
 #include "Console.h"
 #include "Engines.h"
+#include "RunConfig.h"
 
 #include "dopa/examples/ExampleNetworks.h"
 #include "dopa/runtime/SafeTensors.h"
@@ -137,6 +138,8 @@ int tool::runTrain(const TrainOptions &opt, const TaskInfo &info, const TaskOpti
             ckpt + ": a checkpoint exists; pass --resume to continue it, or choose another --out");
       trainer.initFresh();
     }
+    writeRunConfig(opt.config.outDir, opt.commandLine, trainer.settings(),
+                   trainer.state().iteration);
     printStderr("dopa train: " + opt.config.task + " task, " + net.info().name + " (" +
                 std::to_string(net.info().numParams) + " parameters), batch " +
                 std::to_string(opt.config.batch) + ", " + std::to_string(task.episodeLength()) +

@@ -10,6 +10,7 @@
 #include "Cli.h"
 #include "Console.h"
 #include "Engines.h"
+#include "RunConfig.h"
 #include "TrainCommand.h"
 
 #include "dopa/runtime/SafeTensors.h"
@@ -203,6 +204,7 @@ int tool::trainLanguageModel(TrainArgs &a) {
     }
     int64_t perEpoch = trainer.windowsPerEpoch();
     int64_t done = int64_t(trainer.windowLog().size());
+    writeRunConfig(cfg.outDir, o.commandLine, trainer.settings(), done);
     int64_t left = perEpoch * cfg.epochs - done;
     printStderr(format("dopa train: lm, %s (%zu parameters), vocabulary %d, %zu training tokens, "
                        "batch %d, bptt %d, %lld windows per epoch, %d epochs, engine %s\n",

@@ -1,4 +1,4 @@
-//===- dopa.cpp - The dopa tool: train, grad, bench --------------------------===//
+//===- dopa.cpp - The dopa tool: train, grad, bench, export -----------------===//
 //
 // Option parsing (CLI11 subcommands) and dispatch only; each subcommand lives in its own file.
 // Exit codes: 0 success, 1 errors in the spec or the data, 2 usage errors.
@@ -174,7 +174,7 @@ int benchCommand(const BenchArgs &a) {
 
 /// Parse and dispatch; exit codes as in Commands.h.
 int run(int argc, char **argv) {
-  CLI::App app("dopa: train, check and benchmark plastic networks", "dopa");
+  CLI::App app("dopa: train, check, benchmark and export plastic networks", "dopa");
   app.set_version_flag("--version", std::string("dopa ") + DOPA_VERSION);
   app.require_subcommand(0, 1);
   GradArgs gradArgs;
@@ -183,6 +183,11 @@ int run(int argc, char **argv) {
   CLI::App *gradCmd = addGradOptions(app, gradArgs);
   CLI::App *trainCmd = addTrainOptions(app, trainArgs);
   CLI::App *benchCmd = addBenchOptions(app, benchArgs);
+  std::string exportSource, exportOut;
+  CLI::App *exportCmd = app.add_subcommand(
+      "export", "Write a training run's parameters under their spec names (safetensors)");
+  exportCmd->add_option("run", exportSource, "<run folder or checkpoint.st>");
+  exportCmd->add_option("--out", exportOut, "The safetensors file to write")->type_name("FILE");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -192,10 +197,17 @@ int run(int argc, char **argv) {
   }
   if (gradCmd->parsed())
     return gradCommand(gradArgs);
-  if (trainCmd->parsed())
+  if (trainCmd->parsed()) {
+    trainArgs.opt.commandLine.assign(argv, argv + argc);
     return trainCommand(trainArgs);
+  }
   if (benchCmd->parsed())
     return benchCommand(benchArgs);
+  if (exportCmd->parsed()) {
+    if (exportSource.empty() || exportOut.empty())
+      return usage("dopa export needs a run folder or checkpoint and --out FILE");
+    return tool::runExport(exportSource, exportOut);
+  }
   std::cout << app.help();
   return 2;
 }

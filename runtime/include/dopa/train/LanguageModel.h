@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,8 @@ public:
                         int64_t index, double lr);
 
   void saveCheckpoint(const std::string &path) const;
+  /// Every setting that shapes the run (what checkpoints record and resume checks): config.json.
+  std::map<std::string, std::string> settings() const;
   const std::vector<WindowLog> &windowLog() const { return windows; }
   const std::vector<EpochLog> &epochLog() const { return epochs; }
   /// The learning rate of epoch e (from 1).
@@ -108,6 +111,7 @@ public:
 
 private:
   void writeLogs() const;
+  void appendLog(const WindowLog &log) const;
   void checkFingerprint(const TensorFile &f, const std::string &path) const;
 
   Network &net;

@@ -19,6 +19,7 @@
 #include "dopa/train/Task.h"
 
 #include <functional>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -86,6 +87,9 @@ public:
 
   void saveCheckpoint(const std::string &path) const;
   const TrainState &state() const { return st; }
+  /// Every setting that shapes the run (what checkpoints record and resume checks), by name: for
+  /// config.json.
+  std::map<std::string, std::string> settings() const;
 
   /// Version 2 checksums the metadata too (version 1: the tensors only); both are read.
   static constexpr int checkpointVersion = 2;
@@ -101,6 +105,7 @@ public:
 private:
   IterationLog iterate();
   void writeLog() const;
+  void appendLog(const IterationLog &log) const;
 
   Network &net;
   EpisodicTask &task;
@@ -110,6 +115,10 @@ private:
   TrainState st;
   int logitsOut = -1, valueOut = -1;
 };
+
+/// The parameters' names and shapes as checkpoints record them (`param_layout`, so that `dopa
+/// export` splits the flat parameters without the network): "name:d0xd1,name:d0,scalar:".
+std::string paramLayoutText(const NetworkInfo &info);
 
 /// Another run holds the lock on a run folder.
 struct RunLockError : std::runtime_error {
