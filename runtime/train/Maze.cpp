@@ -104,6 +104,7 @@ void MazeTask::act(const int *actions, float *rewards, Rng &rng) {
     case 1: ++row; break; // Down
     case 2: --col; break; // Left
     case 3: ++col; break; // Right
+    default: break;       // not reached: checked above
     }
     float r = 0;
     if (isWall(row, col)) {

@@ -57,7 +57,7 @@ public:
     std::string line = format(
         "[%s%s] epoch %d/%d window %lld/%lld | ppl %.1f (this run: %.1f) | %.0f tok/s | ETA %s",
         std::string(size_t(filled), '#').c_str(), std::string(size_t(width - filled), '.').c_str(),
-        w.epoch, cfg.epochs, static_cast<long long>(w.window + 1), static_cast<long long>(perEpoch),
+        w.epoch, cfg.epochs, static_cast<long long>(w.window) + 1, static_cast<long long>(perEpoch),
         std::exp(w.loss), std::exp(lossSum / double(count)), rate, duration(eta).c_str());
     if (tty)
       printStderr("\r" + line + "   ");
@@ -109,6 +109,101 @@ std::string lmNumbersProblem(const TrainArgs &a) {
 
 } // namespace
 
+namespace {
+
+/// The trainer's configuration from the options.
+LMConfig lmConfigOf(const TrainArgs &a, const std::string &givenSpec) {
+  const TrainOptions &o = a.opt;
+  const LMArgs &lm = a.lm;
+  LMConfig cfg;
+  cfg.batch = o.config.batch;
+  cfg.bptt = lm.bptt;
+  cfg.epochs = lm.epochs;
+  cfg.lr = o.config.adam.lr;
+  cfg.lrDecay = lm.lrDecay;
+  cfg.decayStart = lm.decayStart;
+  cfg.clipNorm = o.config.clipNorm;
+  cfg.l2 = lm.l2;
+  cfg.initScale = lm.initScale;
+  cfg.limitBatches = lm.limitBatches;
+  cfg.evalBatch = lm.evalBatch;
+  cfg.testBatch = lm.testBatch;
+  cfg.seed = o.config.seed;
+  cfg.checkpointEvery = o.config.checkpointEvery;
+  cfg.outDir = o.config.outDir;
+  cfg.model = lm.model;
+  std::string dimsText;
+  for (const std::string &d : o.dims)
+    dimsText += " -D" + d;
+  cfg.description = "lm " + (givenSpec.empty() ? lm.model : givenSpec) + dimsText;
+  cfg.engine = o.engine;
+  cfg.threads = omp_get_max_threads();
+  return cfg;
+}
+
+/// The engine for the model: its compiled example, or the generic executor on the spec.
+EngineNetwork lmEngine(const TrainOptions &o, const LMArgs &lm) {
+  EngineRequest request;
+  request.engine = o.engine;
+  request.task = "lm";
+  request.variant = lm.model;
+  request.dims = o.dims;
+  request.spec = o.spec;
+  request.memoryBudget = o.memoryBudget;
+  request.bpttSegment = o.bpttSegment;
+  request.expectedSteps = lm.bptt;
+  request.batch = o.config.batch;
+  request.maxMemory = o.maxMemory;
+  return makeEngineNetwork(request, "dopa train");
+}
+
+/// Start or resume, train, write the outputs; the exit code.
+int trainOn(Network &net, const Corpus &corpus, const LMConfig &cfg, const TrainArgs &a) {
+  LanguageModelTrainer trainer(net, corpus, cfg);
+  RunLock lock(cfg.outDir);
+  std::string ckpt = (fs::path(cfg.outDir) / "checkpoint.st").string();
+  if (a.opt.resume) {
+    trainer.resume(ckpt);
+  } else {
+    if (fs::exists(ckpt))
+      throw DataError(
+          ckpt + ": a checkpoint exists; pass --resume to continue it, or choose another --out");
+    trainer.initFresh();
+    if (!a.lm.saveInit.empty())
+      writeNamedParams(a.lm.saveInit, net);
+  }
+  int64_t perEpoch = trainer.windowsPerEpoch();
+  int64_t done = int64_t(trainer.windowLog().size());
+  writeRunConfig(cfg.outDir, a.opt.commandLine, trainer.settings(), done);
+  printStderr(format("dopa train: lm, %s (%zu parameters), vocabulary %d, %zu training tokens, "
+                     "batch %d, bptt %d, %lld windows per epoch, %d epochs, engine %s\n",
+                     net.info().name.c_str(), net.info().numParams, corpus.vocab.size(),
+                     corpus.train.size(), cfg.batch, cfg.bptt, static_cast<long long>(perEpoch),
+                     cfg.epochs, cfg.engine.c_str()));
+  LMProgress progress(cfg, perEpoch, cfg.epochs, perEpoch * cfg.epochs - done);
+  double test = 0;
+  try {
+    test = trainer.run([&](const WindowLog &w, int64_t) { progress.window(w); },
+                       [&](const EpochLog &e) { progress.epoch(e); });
+  } catch (const std::runtime_error &e) {
+    printError("dopa train", std::string(e.what()) + "; " +
+                                 (fs::exists(ckpt) ? "the last good checkpoint is kept at " + ckpt
+                                                   : std::string("no checkpoint was written")));
+    return 1;
+  }
+  if (!a.lm.saveParams.empty())
+    writeNamedParams(a.lm.saveParams, net);
+  std::string png = (fs::path(cfg.outDir) / "perplexity.png").string();
+  if (plotPerplexity(trainer.epochLog(), png, "PTB: " + net.info().name))
+    printStderr("dopa train: perplexity curve " + png + "\n");
+  const auto &epochs = trainer.epochLog();
+  printStdout(format("validation perplexity %.2f, test perplexity %.2f\n",
+                     epochs.empty() ? 0.0 : epochs.back().validPerplexity, test));
+  return 0;
+}
+
+} // namespace
+
 int tool::trainLanguageModel(TrainArgs &a) {
   TrainOptions &o = a.opt;
   LMArgs &lm = a.lm;
@@ -150,87 +245,11 @@ int tool::trainLanguageModel(TrainArgs &a) {
     }
   }
   o.spec.dimOverrides = o.dims;
-  EngineRequest request;
-  request.engine = o.engine;
-  request.task = "lm";
-  request.variant = lm.model;
-  request.dims = o.dims;
-  request.spec = o.spec;
-  request.memoryBudget = o.memoryBudget;
-  request.bpttSegment = o.bpttSegment;
-  request.expectedSteps = lm.bptt;
-  request.batch = o.config.batch;
-  request.maxMemory = o.maxMemory;
-  EngineNetwork engine = makeEngineNetwork(request, "dopa train");
+  EngineNetwork engine = lmEngine(o, lm);
   if (!engine.net)
     return engine.exitCode;
-  Network &net = *engine.net;
-  LMConfig cfg;
-  cfg.batch = o.config.batch;
-  cfg.bptt = lm.bptt;
-  cfg.epochs = lm.epochs;
-  cfg.lr = o.config.adam.lr;
-  cfg.lrDecay = lm.lrDecay;
-  cfg.decayStart = lm.decayStart;
-  cfg.clipNorm = o.config.clipNorm;
-  cfg.l2 = lm.l2;
-  cfg.initScale = lm.initScale;
-  cfg.limitBatches = lm.limitBatches;
-  cfg.evalBatch = lm.evalBatch;
-  cfg.testBatch = lm.testBatch;
-  cfg.seed = o.config.seed;
-  cfg.checkpointEvery = o.config.checkpointEvery;
-  cfg.outDir = o.config.outDir;
-  cfg.model = lm.model;
-  std::string dimsText;
-  for (const std::string &d : o.dims)
-    dimsText += " -D" + d;
-  cfg.description = "lm " + (givenSpec.empty() ? lm.model : givenSpec) + dimsText;
-  cfg.engine = o.engine;
-  cfg.threads = omp_get_max_threads();
   try {
-    LanguageModelTrainer trainer(net, corpus, cfg);
-    RunLock lock(cfg.outDir);
-    std::string ckpt = (fs::path(cfg.outDir) / "checkpoint.st").string();
-    if (o.resume) {
-      trainer.resume(ckpt);
-    } else {
-      if (fs::exists(ckpt))
-        throw DataError(
-            ckpt + ": a checkpoint exists; pass --resume to continue it, or choose another --out");
-      trainer.initFresh();
-      if (!lm.saveInit.empty())
-        writeNamedParams(lm.saveInit, net);
-    }
-    int64_t perEpoch = trainer.windowsPerEpoch();
-    int64_t done = int64_t(trainer.windowLog().size());
-    writeRunConfig(cfg.outDir, o.commandLine, trainer.settings(), done);
-    int64_t left = perEpoch * cfg.epochs - done;
-    printStderr(format("dopa train: lm, %s (%zu parameters), vocabulary %d, %zu training tokens, "
-                       "batch %d, bptt %d, %lld windows per epoch, %d epochs, engine %s\n",
-                       net.info().name.c_str(), net.info().numParams, corpus.vocab.size(),
-                       corpus.train.size(), cfg.batch, cfg.bptt, static_cast<long long>(perEpoch),
-                       cfg.epochs, cfg.engine.c_str()));
-    LMProgress progress(cfg, perEpoch, cfg.epochs, left);
-    double test = 0;
-    try {
-      test = trainer.run([&](const WindowLog &w, int64_t) { progress.window(w); },
-                         [&](const EpochLog &e) { progress.epoch(e); });
-    } catch (const std::runtime_error &e) {
-      printError("dopa train", std::string(e.what()) + "; " +
-                                   (fs::exists(ckpt) ? "the last good checkpoint is kept at " + ckpt
-                                                     : std::string("no checkpoint was written")));
-      return 1;
-    }
-    if (!lm.saveParams.empty())
-      writeNamedParams(lm.saveParams, net);
-    std::string png = (fs::path(cfg.outDir) / "perplexity.png").string();
-    if (plotPerplexity(trainer.epochLog(), png, "PTB: " + net.info().name))
-      printStderr("dopa train: perplexity curve " + png + "\n");
-    const auto &epochs = trainer.epochLog();
-    printStdout(format("validation perplexity %.2f, test perplexity %.2f\n",
-                       epochs.empty() ? 0.0 : epochs.back().validPerplexity, test));
-    return 0;
+    return trainOn(*engine.net, corpus, lmConfigOf(a, givenSpec), a);
   } catch (const std::exception &e) {
     printError("dopa train", e.what());
     return 1;
