@@ -26,6 +26,25 @@ echo "demo: building dopac and dopa with the example networks (a few minutes the
 bash scripts/build.sh dopa dopac > build.log 2>&1 || { tail -n 30 build.log; exit 1; }
 dopac=build/bin/dopac
 
+# compare OUT FORMAT MARGIN SCALE VERDICT: the final rewards of OUT/summary.csv (variant, seeds,
+# iterations, final reward: the median over seeds of the mean over the last tenth, min, max), the
+# neuromodulated networks against the others, and VERDICT when the better of the first is ahead of
+# the better of the others by more than MARGIN.
+compare() {
+  local out=$1 fmt=$2 margin=$3 scale=$4 verdict=$5 modul modplast plastic rnn
+  final() { awk -F, -v v="$1" -v f="$fmt" '$1 == v {printf f, $4}' "$out/summary.csv"; }
+  modul=$(final modul) modplast=$(final modplast) plastic=$(final plastic) rnn=$(final rnn)
+  echo "   Mean reward per episode over the last tenth of the iterations ($scale):"
+  echo "     neuromodulated:  modul $modul   modplast $modplast"
+  echo "     not modulated:   plastic $plastic   rnn $rnn"
+  if awk -v a="$modul" -v b="$modplast" -v c="$plastic" -v d="$rnn" -v m="$margin" \
+       'BEGIN {x = a > b ? a : b; o = c > d ? c : d; exit !(x > o + m)}'; then
+    echo "   $verdict"
+  else
+    echo "   In this run no neuromodulated network pulled ahead of the non-modulated ones."
+  fi
+}
+
 echo
 echo "== The retroactive-neuromodulation network of the cue-reward task, as dopac sees it"
 echo "   (examples/cue_reward/modul.dopa)"
@@ -71,19 +90,9 @@ ITERS=${DEMO_ITERS:-2000} SEEDS=0 VARIANTS="rnn plastic modplast modul" H=50 JOB
   TITLE="cue-reward task (demo configuration): modulated vs non-modulated" \
   bash scripts/reproduce-cue-reward.sh | sed 's/^/   /'
 echo
-# summary.csv: variant, seeds, iterations, final reward (median over seeds), min, max
-final() { awk -F, -v v="$1" '$1 == v {printf "%+.1f", $4}' out/demo-train/summary.csv; }
-modul=$(final modul) modplast=$(final modplast) plastic=$(final plastic) rnn=$(final rnn)
-echo "   Mean reward per episode over the last tenth of the iterations (chance 0, best about +25):"
-echo "     neuromodulated:  modul $modul   modplast $modplast"
-echo "     not modulated:   plastic $plastic   rnn $rnn"
-if awk -v a="$modul" -v b="$modplast" -v c="$plastic" -v d="$rnn" \
-     'BEGIN {m = a > b ? a : b; o = c > d ? c : d; exit !(m > o + 2)}'; then
-  echo "   The neuromodulated networks learned the cue-reward association within the episode; the"
-  echo "   non-modulated ones stayed at chance, as in the paper's Fig. 1."
-else
-  echo "   In this run no neuromodulated network pulled ahead of the non-modulated ones."
-fi
+compare out/demo-train "%+.1f" 2 "chance 0, best about +25" \
+  "The neuromodulated networks learned the cue-reward association within the episode; the
+   non-modulated ones stayed at chance, as in the paper's Fig. 1."
 echo "   learning curves: out/demo-train/fig1.png   logs: out/demo-train/<variant>/seed0/log.csv"
 echo "   the paper's settings (180,000 iterations; resumable): ITERS=180000 SEEDS=\"0 1 2\" bash scripts/reproduce-cue-reward.sh"
 
@@ -97,17 +106,8 @@ ITERS=${DEMO_MAZE_ITERS:-1000} SEEDS=0 VARIANTS="rnn plastic modplast modul" JOB
   TITLE="grid maze (demo configuration): modulated vs non-modulated" \
   bash scripts/reproduce-maze.sh | sed 's/^/   /'
 echo
-final() { awk -F, -v v="$1" '$1 == v {printf "%.1f", $4}' out/demo-maze/summary.csv; }
-modul=$(final modul) modplast=$(final modplast) plastic=$(final plastic) rnn=$(final rnn)
-echo "   Mean reward per episode over the last tenth of the iterations (10 per visit to the reward):"
-echo "     neuromodulated:  modul $modul   modplast $modplast"
-echo "     not modulated:   plastic $plastic   rnn $rnn"
-if awk -v a="$modul" -v b="$modplast" -v c="$plastic" -v d="$rnn" \
-     'BEGIN {m = a > b ? a : b; o = c > d ? c : d; exit !(m > o + 10)}'; then
-  echo "   A neuromodulated network learned to find the reward and return to it more often than the"
-  echo "   non-modulated ones, as in the paper's Fig. 2."
-else
-  echo "   In this run no neuromodulated network pulled ahead of the non-modulated ones."
-fi
+compare out/demo-maze "%.1f" 10 "10 per visit to the reward" \
+  "A neuromodulated network learned to find the reward and return to it more often than the
+   non-modulated ones, as in the paper's Fig. 2."
 echo "   learning curves: out/demo-maze/fig2.png   logs: out/demo-maze/<variant>/seed0/log.csv"
 echo "   the paper's settings: ITERS=100000 SEEDS=\"0 1 2\" bash scripts/reproduce-maze.sh"

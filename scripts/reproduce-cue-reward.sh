@@ -48,39 +48,9 @@ run_one() {
   echo "done: $variant seed $seed ($(tail -n 1 "$dir.out"))"
 }
 
-# Progress: every PROGRESS_EVERY seconds, the latest progress line of each run (dopa train prints
-# one per tenth of the iterations when its output is not a terminal).
-progress() {
-  while sleep "${PROGRESS_EVERY:-20}"; do
-    for f in "$OUT"/*/seed*.out; do
-      [ -f "$f" ] || continue
-      grep -q '^final mean reward' "$f" && continue # finished: its "done:" line says so
-      line=$(grep '|' "$f" | tail -n 1 | sed 's/^\[[#.]*\] //') || true
-      [ -n "$line" ] && echo "  $(basename "$(dirname "$f")") $(basename "$f" .out): $line"
-    done
-  done
-}
-
-mkdir -p "$OUT"
-start=$(date +%s)
-progress &
-monitor=$!
-trap 'kill $monitor 2> /dev/null || true' EXIT
-pids=()
-for variant in $VARIANTS; do
-  mkdir -p "$OUT/$variant"
-  for seed in $SEEDS; do
-    run_one "$variant" "$seed" &
-    pids+=($!)
-    if (( ${#pids[@]} >= JOBS )); then
-      wait "${pids[0]}"
-      pids=("${pids[@]:1}")
-    fi
-  done
-done
-for pid in "${pids[@]}"; do wait "$pid"; done
-kill $monitor 2> /dev/null || true
-echo "all runs finished in $(( $(date +%s) - start )) s"
+# shellcheck source=scripts/lib/runs.sh
+source scripts/lib/runs.sh
+run_all "$VARIANTS" "$SEEDS"
 # Legend labels as sr/makefigure.py's, with the hidden sizes.
 declare -A label=([rnn]="Non-plastic, $H neurons" [plastic]="Non-modulated plastic, $H neurons"
   [modplast]="Simple modulation, $H neurons" [modul]="Retroactive modulation, $H neurons")
