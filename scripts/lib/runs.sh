@@ -17,12 +17,12 @@ progress() {
 
 # run_all "GROUPS" "SEEDS": every run, JOBS side by side.
 run_all() {
-  local groups=$1 seeds=$2 start monitor pids=() group seed pid
+  local groups=$1 seeds=$2 start pids=() group seed pid
   mkdir -p "$OUT"
   start=$(date +%s)
   progress &
-  monitor=$!
-  trap 'kill $monitor 2> /dev/null || true' EXIT
+  RUNS_MONITOR=$! # global: the EXIT trap runs after this function has returned
+  trap 'kill "${RUNS_MONITOR:-}" 2> /dev/null || true' EXIT
   for group in $groups; do
     mkdir -p "$OUT/$group"
     for seed in $seeds; do
@@ -35,6 +35,6 @@ run_all() {
     done
   done
   for pid in "${pids[@]}"; do wait "$pid"; done
-  kill $monitor 2> /dev/null || true
+  kill "$RUNS_MONITOR" 2> /dev/null || true
   echo "all runs finished in $(( $(date +%s) - start )) s"
 }
