@@ -242,7 +242,7 @@ def main():
     ap.add_argument("--max-iters", type=int, default=0,
                     help="plot the first N iterations only (the paper: 180000 in Fig. 1, 100000 in Fig. 2)")
     ap.add_argument("--min-iters", type=int, default=2,
-                    help="skip runs with fewer iterations in their log (default 10)")
+                    help="skip runs with fewer iterations in their log (default 2)")
     ap.add_argument("--markers", metavar="A,B",
                     help="stars where a rank-sum test between groups A and B gives p < .05 (Fig. 2)")
     ap.add_argument("--marker-y", type=float, help="height of the stars (default: under the curves)")

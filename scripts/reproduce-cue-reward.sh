@@ -63,3 +63,4 @@ done
   --summary "$OUT/summary.csv" --window "${WINDOW:-2000}" --max-iters 180000 \
   --title "${TITLE:-"cue-reward task (Fig. 1): median and inter-quartile range over seeds"}" \
   "${labels[@]}" "${groups[@]}"
+exit "$RUNS_FAILED" # the figure shows what finished; the exit status says whether all did

@@ -84,3 +84,4 @@ done
   --markers modplast,plastic \
   --title "${TITLE:-"grid maze (Fig. 2): median and inter-quartile range over seeds"}" \
   "${labels[@]}" "${curves[@]}"
+exit "$RUNS_FAILED" # the figure shows what finished; the exit status says whether all did

@@ -25,6 +25,7 @@
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <tuple>
 
 using namespace dopa;
 namespace fs = std::filesystem;
@@ -146,6 +147,13 @@ LanguageModelTrainer::LanguageModelTrainer(Network &net, const Corpus &corpus, L
                                 "be positive");
   trainData = batchify(corpus.train, cfg.batch);
   trainRows = int64_t(trainData.size()) / cfg.batch;
+  // The evaluations' batches too, now rather than after a whole epoch of training.
+  for (auto [tokens, batch, what] : {std::tuple{&corpus.valid, cfg.evalBatch, "--eval-batch"},
+                                     std::tuple{&corpus.test, cfg.testBatch, "--test-batch"}})
+    if (int64_t(tokens->size()) / batch < 2)
+      throw std::invalid_argument(std::string(what) + " " + std::to_string(batch) + ": " +
+                                  std::to_string(tokens->size()) +
+                                  " tokens are too few for that many streams");
 }
 
 double LanguageModelTrainer::learningRate(int e) const {
@@ -212,7 +220,6 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   }
   net.zeroGrads();
   net.backward(gradPtr.data());
-  net.truncate(); // carry the state into the next window, without its history
   size_t n = info.numParams;
   double norm = clipGradNorm(net.grads(), n, cfg.clipNorm);
   if (!std::isfinite(norm))
@@ -223,6 +230,9 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   const float rate = float(lr), decay = float(cfg.l2);
   for (size_t i = 0; i < n; ++i)
     p[i] -= rate * (g[i] + decay * p[i]);
+  // Carry the state into the next window without its history; after the update, since an engine
+  // may take its copy of the parameters here (the CUDA one uploads them).
+  net.truncate();
   return {e, index, loss, lr, norm, secondsSince(start)};
 }
 
@@ -303,7 +313,7 @@ double LanguageModelTrainer::run(const LMProgressFn &progress, const LMEpochFn &
     epochSeconds = 0;
     if (!ckpt.empty()) {
       saveCheckpoint(ckpt);
-      writeLogs();
+      writeEpochLog(); // log.csv is complete already: it keeps growing, for tail -f
     }
   }
   testPerplexity = perplexity(corpus.test, cfg.testBatch);
@@ -332,6 +342,10 @@ void LanguageModelTrainer::writeLogs() const {
   for (const WindowLog &l : windows)
     logRow(w, l);
   writeFileAtomically((fs::path(cfg.outDir) / "log.csv").string(), w.str());
+  writeEpochLog();
+}
+
+void LanguageModelTrainer::writeEpochLog() const {
   std::ostringstream e;
   e << "epoch,train_perplexity,valid_perplexity,lr,seconds\n";
   e.precision(9);
@@ -418,6 +432,10 @@ void LanguageModelTrainer::resume(const std::string &path) {
   checkFingerprint(f, path);
   int e = int(parseCount(meta("epoch"), path, "epoch"));
   int64_t next = parseCount(meta("next_window"), path, "next_window");
+  if (e > cfg.epochs)
+    throw DataError(path + ": the checkpoint has trained " + std::to_string(next > 0 ? e : e - 1) +
+                    " epoch(s)" + (next > 0 ? " and part of the next" : "") + "; --epochs " +
+                    std::to_string(cfg.epochs) + " asks for no more: pass a larger --epochs");
   if (e < 1 || next >= windowsPerEpoch())
     throw DataError(path + ": __metadata__.next_window: " + std::to_string(next) +
                     " is past the epoch's " + std::to_string(windowsPerEpoch()) + " windows");

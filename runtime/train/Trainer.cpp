@@ -174,9 +174,17 @@ std::map<std::string, std::string> fingerprint(const TrainConfig &c, const Netwo
       {"weight_decay", settingText(c.adam.weightDecay)},
       {"threads", std::to_string(c.threads)},
       {"engine", c.engine}};
-  for (const auto &[key, value] : task.settings())
-    if (!f.emplace(key, value).second)
-      throw std::invalid_argument("task setting '" + key + "' clashes with a trainer setting");
+  // The checkpoint's own entries (saveCheckpoint) are reserved too.
+  static const char *const reserved[] = {"format",  "version",    "iteration", "adam_steps",
+                                         "env_rng", "policy_rng", "checksum",  "param_layout"};
+  for (const auto &[key, value] : task.settings()) {
+    bool clash = !f.emplace(key, value).second;
+    for (const char *r : reserved)
+      clash |= key == r;
+    if (clash)
+      throw std::invalid_argument("task setting '" + key +
+                                  "' clashes with a trainer or checkpoint entry: rename it");
+  }
   return f;
 }
 
@@ -464,7 +472,16 @@ void Trainer::resume(const std::string &path) {
   TensorFile f = readSafeTensors(path);
   CheckpointState state = readCheckpointState(f, path);
   std::map<std::string, std::string> defaults = version1Defaults(net.info());
-  for (const auto &[key, value] : fingerprint(cfg, net.info(), task)) {
+  std::map<std::string, std::string> mine = fingerprint(cfg, net.info(), task);
+  // The task and the network first: another task's settings would otherwise be reported as
+  // whichever of them comes first in name order.
+  std::vector<std::pair<std::string, std::string>> ordered;
+  for (const char *first : {"task", "network"})
+    ordered.emplace_back(first, mine.at(first));
+  for (const auto &entry : mine)
+    if (entry.first != "task" && entry.first != "network")
+      ordered.push_back(entry);
+  for (const auto &[key, value] : ordered) {
     const std::string *had = recorded(f, state, key, path, defaults);
     if (had && *had != value) {
       std::string msg = path;

@@ -196,17 +196,22 @@ TEST_CASE("an LM checkpoint of another configuration or a damaged one is rejecte
     }
     return "";
   };
-  CHECK(errorOf(smallConfig(dir)).empty());
-  LMConfig other = smallConfig(dir);
+  // The run trained its 2 epochs: continuing needs more of them.
+  CHECK(errorOf(smallConfig(dir)).find("has trained 2 epoch(s); --epochs 2 asks for no more") !=
+        std::string::npos);
+  LMConfig more = smallConfig(dir);
+  more.epochs = 3;
+  CHECK(errorOf(more).empty());
+  LMConfig other = more;
   other.bptt = 5;
   CHECK(errorOf(other).find("__metadata__.bptt: the checkpoint has '4' but this run has '5'") !=
         std::string::npos);
-  other = smallConfig(dir);
+  other = more;
   other.l2 = 0.5;
   CHECK(errorOf(other).find("__metadata__.l2") != std::string::npos);
   // One flipped byte anywhere in the data.
   TensorFile f = readSafeTensors(path);
   f.tensors[0].bytes[0] ^= 0x10;
   writeSafeTensors(path, f);
-  CHECK(errorOf(smallConfig(dir)).find("does not match its checksum") != std::string::npos);
+  CHECK(errorOf(more).find("does not match its checksum") != std::string::npos);
 }

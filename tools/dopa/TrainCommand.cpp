@@ -26,8 +26,9 @@ using namespace dopa::tool;
 namespace {
 
 /// `dopa train lm`'s own options.
-void addLanguageModelOptions(CLI::App *cmd, LMArgs &lm) {
+void addLanguageModelOptions(CLI::App *cmd, LMArgs &lm, std::vector<CLI::Option *> &lmOnly) {
   const char *group = "Language model (dopa train lm)";
+  size_t before = cmd->get_options().size();
   cmd->add_option("--model", lm.model,
                   "lm: basic_lstm | basic_plastic_lstm | basic_modplast_lstm | basic_modul_lstm "
                   "(examples/lm/<model>.dopa)")
@@ -63,6 +64,8 @@ void addLanguageModelOptions(CLI::App *cmd, LMArgs &lm) {
   cmd->add_option("--save-params", lm.saveParams, "lm: write the final parameters (spec names)")
       ->type_name("FILE")
       ->group(group);
+  std::vector<CLI::Option *> all = cmd->get_options();
+  lmOnly.insert(lmOnly.end(), all.begin() + long(before), all.end());
 }
 
 /// The first numeric option out of its range, as a message; "" when all are fine.
@@ -168,14 +171,16 @@ CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
   cmd->add_flag("--list-tasks", a.listTasks, "List the tasks with their options, then exit");
   addRepeated(cmd, "--task-library", a.taskLibraries,
               "Load a task plug-in (a shared library built with dopa_add_task)", "FILE");
-  addRepeated(cmd, "--task-opt", a.taskOpts, "A task option: --task-opt size=9 (--list-tasks)",
-              "KEY=VALUE");
-  cmd->add_option("--variant", o.variant,
-                  "The example network examples/<task>/<variant>.dopa (default modul)");
+  a.rlOnly.push_back(addRepeated(cmd, "--task-opt", a.taskOpts,
+                                 "A task option: --task-opt size=9 (--list-tasks)", "KEY=VALUE"));
+  a.rlOnly.push_back(
+      cmd->add_option("--variant", o.variant,
+                      "The example network examples/<task>/<variant>.dopa (default modul)"));
   cmd->add_option("--spec", o.spec.path, "A spec to train instead of the variant's example")
       ->type_name("FILE");
   addRepeated(cmd, "-D", o.dims, "Override a network dimension: -D H=50", "NAME=VALUE");
-  cmd->add_option("--iters", o.config.iterations, "Training iterations (batches of episodes)");
+  a.rlOnly.push_back(
+      cmd->add_option("--iters", o.config.iterations, "Training iterations (batches of episodes)"));
   cmd->add_option("--seed", o.config.seed, "Random seed (parameters, tasks, actions)");
   a.lm.batchOpt = cmd->add_option("--batch", o.config.batch,
                                   "Episodes per iteration (--bs; default 30), or the language "
@@ -187,21 +192,24 @@ CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
   a.cuesPerTrialOpt = cmd->add_option("--cues-per-trial", a.cuesPerTrial,
                                       "cue-reward: cues shown per trial: 2 (the reference) or 1 "
                                       "(a simpler association, used by the demo)");
-  a.lrOpt = cmd->add_option("--lr", a.lr, "Adam learning rate (default: the task's, 1e-4)");
+  a.lrOpt = cmd->add_option("--lr", a.lr,
+                            "Learning rate (default: the task's; Adam 1e-4 for cue-reward and "
+                            "maze, SGD 1.0 for lm)");
   a.adamEpsOpt = cmd->add_option(
       "--adam-eps", a.adamEps, "Adam's epsilon (default: the task's; cue-reward 1e-6, maze 1e-4)");
-  a.clipOpt = cmd->add_option("--clip", a.clip,
-                              "Global gradient-norm clip (--gc; default: cue-reward 2, maze 4)");
+  a.clipOpt = cmd->add_option(
+      "--clip", a.clip, "Global gradient-norm clip (--gc; default: cue-reward 2, maze 4, lm 5)");
   a.bentOpt = cmd->add_option("--bent", a.bent,
                               "Weight of the squared-probability penalty (default: cue-reward "
                               "0.1, maze 0.03)");
   a.blossvOpt = cmd->add_option("--blossv", a.blossv, "Weight of the value loss (default 0.1)");
   a.gammaOpt = cmd->add_option("--gamma", a.gamma, "Discount (--gr; default 0.9)");
-  cmd->add_option("--burn-in", o.config.burnIn,
-                  "Iterations without an optimizer step (reference: 101)");
-  cmd->add_option("--baseline", a.baseline,
-                  "A2C baseline: first-element (the reference code's vs[t][0]) or per-element "
-                  "(each episode's own value)");
+  a.rlOnly.push_back(cmd->add_option("--burn-in", o.config.burnIn,
+                                     "Iterations without an optimizer step (reference: 101)"));
+  a.rlOnly.push_back(
+      cmd->add_option("--baseline", a.baseline,
+                      "A2C baseline: first-element (the reference code's vs[t][0]) or "
+                      "per-element (each episode's own value)"));
   cmd->add_option("--engine", o.engine,
                   "generated (the example's C++, compiled at build time; -D picks a compiled "
                   "size) | generic (the IR interpreter; needed for --spec and -D) | cuda (the "
@@ -221,7 +229,9 @@ CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
   cmd->add_flag("--resume", o.resume, "Continue the checkpoint in --out");
   a.lm.checkpointOpt = cmd->add_option("--checkpoint-every", o.config.checkpointEvery,
                                        "Iterations (LM: windows) between checkpoints");
-  addLanguageModelOptions(cmd, a.lm);
+  addLanguageModelOptions(cmd, a.lm, a.lmOnly);
+  a.rlOnly.insert(a.rlOnly.end(), {a.eplenOpt, a.cuesOpt, a.cuesPerTrialOpt, a.adamEpsOpt,
+                                   a.bentOpt, a.blossvOpt, a.gammaOpt});
   cmd->add_option("--threads", a.threads, "Threads for the batch (default: all cores)");
   return cmd;
 }
@@ -240,6 +250,11 @@ int tool::trainCommand(TrainArgs &a) {
     return listTasks();
   if (a.task.empty())
     return usage("missing the task, e.g. dopa train maze (dopa train --list-tasks)");
+  const std::vector<CLI::Option *> &foreign = a.task == "lm" ? a.rlOnly : a.lmOnly;
+  for (const CLI::Option *opt : foreign)
+    if (opt->count())
+      return usage(opt->get_name() + (a.task == "lm" ? " is for the RL tasks, not dopa train lm"
+                                                     : " is for dopa train lm, not the RL tasks"));
   if (a.task == "lm")
     return trainLanguageModel(a);
   const TaskInfo *info = taskRegistry().find(a.task);

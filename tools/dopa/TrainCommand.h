@@ -40,6 +40,8 @@ struct TrainArgs {
   int threads = 0;
   bool listTasks = false;
   LMArgs lm;
+  // Options of one kind of training only: given to the other, they are usage errors.
+  std::vector<CLI::Option *> rlOnly, lmOnly;
 };
 
 CLI::App *addTrainOptions(CLI::App &app, TrainArgs &args);

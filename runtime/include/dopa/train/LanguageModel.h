@@ -111,6 +111,7 @@ public:
 
 private:
   void writeLogs() const;
+  void writeEpochLog() const;
   void appendLog(const WindowLog &log) const;
   void checkFingerprint(const TensorFile &f, const std::string &path) const;
 
