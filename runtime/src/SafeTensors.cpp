@@ -67,7 +67,8 @@ StoredTensor StoredTensor::fromFloat(std::string name, std::vector<int64_t> shap
                                      const float *data) {
   StoredTensor t{std::move(name), DType::F32, std::move(shape), {}};
   t.bytes.resize(size_t(t.numel()) * 4);
-  std::memcpy(t.bytes.data(), data, t.bytes.size());
+  if (!t.bytes.empty()) // an empty tensor may come with no data at all (memcpy of null is UB)
+    std::memcpy(t.bytes.data(), data, t.bytes.size());
   return t;
 }
 
@@ -75,7 +76,8 @@ StoredTensor StoredTensor::fromDouble(std::string name, std::vector<int64_t> sha
                                       const double *data) {
   StoredTensor t{std::move(name), DType::F64, std::move(shape), {}};
   t.bytes.resize(size_t(t.numel()) * 8);
-  std::memcpy(t.bytes.data(), data, t.bytes.size());
+  if (!t.bytes.empty())
+    std::memcpy(t.bytes.data(), data, t.bytes.size());
   return t;
 }
 
