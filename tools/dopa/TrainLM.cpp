@@ -41,10 +41,8 @@ std::string duration(double seconds) {
 /// One progress line, redrawn on a terminal, every 10% of an epoch otherwise.
 class LMProgress {
 public:
-  LMProgress(const LMConfig &cfg, int64_t perEpoch, int epochsLeft, int64_t windowsLeft)
-      : tty(isatty(2)), cfg(cfg), perEpoch(perEpoch), left(windowsLeft) {
-    (void)epochsLeft;
-  }
+  LMProgress(const LMConfig &cfg, int64_t perEpoch, int64_t windowsLeft)
+      : tty(isatty(2)), cfg(cfg), perEpoch(perEpoch), left(windowsLeft) {}
   void window(const WindowLog &w) {
     seconds += w.seconds;
     tokens += double(cfg.batch) * cfg.bptt;
@@ -180,7 +178,7 @@ int trainOn(Network &net, const Corpus &corpus, const LMConfig &cfg, const Train
                      net.info().name.c_str(), net.info().numParams, corpus.vocab.size(),
                      corpus.train.size(), cfg.batch, cfg.bptt, static_cast<long long>(perEpoch),
                      cfg.epochs, cfg.engine.c_str()));
-  LMProgress progress(cfg, perEpoch, cfg.epochs, perEpoch * cfg.epochs - done);
+  LMProgress progress(cfg, perEpoch, perEpoch * cfg.epochs - done);
   double test = 0;
   try {
     test = trainer.run([&](const WindowLog &w, int64_t) { progress.window(w); },
