@@ -26,15 +26,6 @@
 
 using namespace dopa;
 
-void dopa::finalizeInfo(NetworkInfo &info) {
-  info.paramOffsets.clear();
-  info.numParams = 0;
-  for (const TensorInfo &p : info.params) {
-    info.paramOffsets.push_back(info.numParams);
-    info.numParams += size_t(p.numel());
-  }
-}
-
 template <class T>
 void dopa::checkIndexInputs(const NetworkInfo &info, const int64_t *inputRows,
                             const T *const *inputs, int batch) {

@@ -5,7 +5,8 @@
 // forward outputs, final states and BPTT gradients equal the generic executor's on the same
 // parameters, inputs and output gradients. Also: every checkpointing plan gives bit-identical
 // gradients, the generated float64 backward matches central finite differences, and the memory
-// plan predicts the executor's allocations.
+// plan predicts the executor's allocations. A network compiled on demand (jit::compileNetwork)
+// equals the same network compiled by the build.
 //
 //===----------------------------------------------------------------------===//
 #include "CodegenCases.h"
@@ -14,6 +15,7 @@
 #include "dopa/compiler/Pipeline.h"
 #include "dopa/examples/ExampleNetworks.h"
 #include "dopa/generic/Executor.h"
+#include "dopa/jit/NetworkCache.h"
 #include "dopa/runtime/DimOverrides.h"
 #include "dopa/runtime/Generated.h"
 #include "dopa/runtime/Random.h"
@@ -362,5 +364,42 @@ TEST_CASE("the memory plan predicts the executor's allocations") {
     INFO("held " << gen.lastPeakBytes() << " predicted " << p.totalBytes << " (checkpoints "
                  << p.checkpointBytes << ", per thread " << p.perThreadBytes << ")");
     CHECK(gen.lastPeakBytes() == p.totalBytes);
+  }
+}
+
+TEST_CASE("a network compiled on demand equals the one dopa_add_network compiled (float64)") {
+  // The network-using-every-op case and one plastic example: the library jit::compileNetwork builds
+  // runs the same generated code as the build's, so outputs and gradients agree to rounding.
+  std::string cache = test::scratchDir("codegen-on-demand");
+  for (const test::CodegenCase &c : test::codegenCases()) {
+    std::string name = c.name;
+    if (name != "ops" && name != "cue_reward_modul_tiny")
+      continue;
+    INFO("case " << c.name);
+    DimParse dims = parseCanonicalDims(c.dims);
+    REQUIRE(dims.ok());
+    jit::CompileRequest request{
+        DOPA_SOURCE_DIR "/" + std::string(c.spec), {DOPA_SOURCE_DIR "/examples/lm"}, dims.dims, ""};
+    jit::CacheOptions options;
+    options.cacheDir = cache;
+    jit::LoadedNetwork loaded = jit::compileNetwork(request, options);
+    REQUIRE(loaded.spec != nullptr);
+    CHECK(!loaded.fromCache);
+    GeneratedExecutor<double> onDemand(*loaded.spec), built(c.generated());
+    REQUIRE(sameInfo(onDemand.info(), built.info()));
+    const NetworkInfo &info = built.info();
+    built.params() = makeParams<double>(info, 5, 3.0, true);
+    onDemand.params() = built.params();
+    Episode<double> ep = makeEpisode<double>(info, 9, 3, 17);
+    RunResult<double> a = run(onDemand, info, ep), b = run(built, info, ep);
+    std::string worstName;
+    double worst = compareRuns(info, a, b, worstName);
+    INFO("worst: " << worstName << " " << worst);
+    CHECK(worst <= 1e-12);
+    // The same request again in this process: the loaded library, at once.
+    jit::LoadedNetwork again = jit::compileNetwork(request, options);
+    CHECK(again.fromCache);
+    CHECK(again.spec == loaded.spec);
+    CHECK(again.key == loaded.key);
   }
 }

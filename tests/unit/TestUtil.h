@@ -51,4 +51,7 @@ inline CompileResult compile(llvm::StringRef source, bool check = true,
 /// Read a file of the source tree.
 std::string readSourceFile(const std::string &relativePath);
 
+/// A fresh, empty folder for one test: <tmp>/dopa-unit-tests/<name>-<pid>.
+std::string scratchDir(const std::string &name);
+
 } // namespace dopa::test

@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <omp.h>
@@ -118,31 +119,51 @@ static int probeOne(const std::string &jsonPath) {
   return 0;
 }
 
-static int benchOne(const BenchOptions &opt) {
+/// The engine request for `opt.example`: an example, <task>/<variant> (the generic engine
+/// interprets its spec; the generated engine compiles it on demand at a size this build lacks), or
+/// a spec file of the user's own (compiled on demand). False after a usage error.
+static bool benchRequest(const BenchOptions &opt, EngineRequest &request) {
+  std::error_code ec;
+  bool specFile =
+      opt.example.ends_with(".dopa") && std::filesystem::is_regular_file(opt.example, ec);
   auto slash = opt.example.find('/');
-  if (slash == std::string::npos) {
-    printError("dopa bench",
-               "the network is <task>/<variant>, e.g. cue_reward/modul; got '" + opt.example + "'");
-    return 2;
+  if (slash == std::string::npos && !specFile) {
+    printError("dopa bench", "the network is <task>/<variant>, e.g. cue_reward/modul, or a spec "
+                             "file; got '" +
+                                 opt.example + "'");
+    return false;
   }
-  std::string task = opt.example.substr(0, slash), variant = opt.example.substr(slash + 1);
-  std::string dims = canonicalDims(opt.dims);
-
-  EngineRequest request;
+  if (!specFile || !splitExampleName(opt.example, request.task, request.variant)) {
+    request.task = opt.example.substr(0, slash == std::string::npos ? 0 : slash);
+    request.variant = opt.example.substr(slash == std::string::npos ? 0 : slash + 1);
+  }
   request.engine = opt.engine;
-  request.task = task;
-  request.variant = variant;
   request.dims = opt.dims;
   request.memoryBudget = opt.memoryBudget;
   request.bpttSegment = opt.bpttSegment;
   request.expectedSteps = opt.steps;
   request.batch = opt.batch;
   request.maxMemory = opt.maxMemory;
-  if (opt.engine == "generic") {
-    request.spec.path = exampleSpecPath(task, variant);
-    request.spec.includeDirs = {exampleDir(task)};
-    request.spec.dimOverrides = opt.dims;
+  if (specFile) {
+    request.spec.path = opt.example;
+    request.onDemand = opt.engine == "generated";
+  } else {
+    try {
+      request.spec.path = exampleSpecPath(request.task, request.variant);
+      request.spec.includeDirs = {exampleDir(request.task)};
+    } catch (const std::exception &) {
+      request.spec = {}; // no examples folder: only the networks compiled into this build run
+    }
   }
+  request.spec.dimOverrides = opt.dims;
+  return true;
+}
+
+static int benchOne(const BenchOptions &opt) {
+  EngineRequest request;
+  if (!benchRequest(opt, request))
+    return 2;
+  std::string dims = canonicalDims(opt.dims);
   EngineNetwork engine = makeEngineNetwork(request, "dopa bench");
   if (!engine.net)
     return engine.exitCode;

@@ -50,6 +50,7 @@ struct TrainOptions {
   long long maxMemory = 0;       // --max-memory: bytes the run may use (0: what is available)
   int bpttSegment = 0;           // generated engine: forced checkpoint interval (0: planned)
   bool resume = false;
+  bool specGiven = false; // --spec: the user's spec (the generated engine compiles it on demand)
   std::vector<std::string> commandLine; // recorded in config.json
 };
 
@@ -68,6 +69,10 @@ struct BenchOptions {
   int bpttSegment = 0;
   std::string jsonPath;
 };
+
+/// `dopa cache list|clear|dir`: the networks compiled on demand (OnDemand.cpp; the runtime-only
+/// build says it has none).
+int runCache(const std::string &action);
 
 /// Write a checkpoint's parameters under their spec names (dopa export); `source` is a checkpoint
 /// or a run folder.

@@ -78,7 +78,7 @@ const ExampleNetwork *tool::findCompiledExample(const std::string &task, const s
         variants += (variants.empty() ? "" : ", ") + std::string(n.variant);
     printError(tool, "no example network '" + variant + "' for " + task + " in this build (" +
                          (variants.empty() ? "it has none" : "it has " + variants) +
-                         "); pass --spec FILE --engine generic for your own");
+                         "); pass --spec FILE for your own");
   } else if (!e)
     printError(tool, "no generated network for " + task + " " + variant +
                          (dims.empty() ? "" : " at " + dims) +
@@ -135,14 +135,33 @@ std::vector<int64_t> rowsOf(const GeneratedSpec &spec, const NetworkInfo &info) 
   return std::vector<int64_t>(spec.inputRows, spec.inputRows + info.inputs.size());
 }
 
+/// The generated network `req` asks for: the user's spec compiled on demand, the example compiled
+/// into this build, or the example's spec compiled on demand at a size the build does not have;
+/// null after an error (exitCode set).
+const GeneratedSpec *onDemandSpec(const EngineRequest &req, const std::string &tool,
+                                  int &exitCode) {
+  if (req.onDemand)
+    return compileOnDemand(req.spec, tool, exitCode);
+  if (const ExampleNetwork *e = findExample(req.task, req.variant, canonicalDims(req.dims)))
+    return &e->spec();
+  std::error_code ec;
+  if (onDemandAvailable() && !req.spec.path.empty() &&
+      std::filesystem::is_regular_file(req.spec.path, ec)) {
+    SpecOptions spec = req.spec;
+    spec.dimOverrides = req.dims;
+    return compileOnDemand(spec, tool, exitCode);
+  }
+  exitCode = 2;
+  findCompiledExample(req.task, req.variant, req.dims, tool); // says what the build has
+  return nullptr;
+}
+
 EngineNetwork makeGenerated(const EngineRequest &req, const std::string &tool) {
   EngineNetwork out;
-  const ExampleNetwork *e = findCompiledExample(req.task, req.variant, req.dims, tool);
-  if (!e) {
-    out.exitCode = 2;
+  const GeneratedSpec *found = onDemandSpec(req, tool, out.exitCode);
+  if (!found)
     return out;
-  }
-  const GeneratedSpec &spec = e->spec();
+  const GeneratedSpec &spec = *found;
   MemoryEstimate estimate = generatedEstimate(spec, req);
   if (!fitsMemory(req, estimate, tool)) {
     out.exitCode = 1;

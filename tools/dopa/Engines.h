@@ -1,7 +1,8 @@
 //===- Engines.h - The engines the dopa tool runs networks on --------------===//
 //
 // Three engines run a network behind the runtime's Network interface: `generated` (the example's
-// C++ compiled at build time, at the sizes CMake compiled), `cuda` (the same example's generated
+// C++ compiled at build time, at the sizes CMake compiled; any other spec or size compiled on
+// demand into the cache, OnDemand.cpp), `cuda` (the same example's generated
 // CUDA, in builds with nvcc) and `generic` (the compiler's IR interpreter: any spec, any -D; full
 // build only). makeEngineNetwork() picks one for train and bench; the generic engine's functions
 // are implemented by GenericEngine.cpp in the full build and by NoGenericEngine.cpp in the
@@ -42,7 +43,9 @@ struct EngineRequest {
   std::string engine = "generated"; // generated | cuda | generic
   std::string task, variant;        // the example, e.g. cue_reward, modul
   std::vector<std::string> dims;    // -D: a compiled size (generated, cuda) or any (generic)
-  SpecOptions spec;                 // generic: the spec to interpret
+  SpecOptions spec;                 // generic: the spec to interpret; generated: the spec to
+                                    // compile on demand when it is not compiled into this build
+  bool onDemand = false;            // generated: compile `spec` (a spec of the user's own)
   long long memoryBudget = 0;       // generated: BPTT checkpoint budget (0: default)
   int bpttSegment = 0;              // generated, cuda: forced checkpoint interval (0: planned)
   int expectedSteps = 0;            // generated: episode length to plan for; all: memory check
@@ -99,5 +102,15 @@ bool splitExampleName(const std::string &name, std::string &task, std::string &v
 EngineNetwork makeGenericNetwork(const EngineRequest &request, const std::string &tool);
 /// `dopa grad` on the generic engine (float or double).
 int runGenericGrad(const GradOptions &options);
+
+// On-demand compilation: OnDemand.cpp (full build) or NoGenericEngine.cpp (runtime-only build).
+
+/// Whether this build can compile specs on demand (it has the compiler).
+bool onDemandAvailable();
+/// `spec` at its -D compiled into the cache (or loaded from it), with a note saying which and how
+/// long it took; null after the spec's diagnostics or an error prefixed by `tool` (exitCode 1,
+/// or 2 in the runtime-only build).
+const GeneratedSpec *compileOnDemand(const SpecOptions &spec, const std::string &tool,
+                                     int &exitCode);
 
 } // namespace dopa::tool

@@ -61,22 +61,44 @@ bool inputFilesFit(const GradOptions &opt) {
   return true;
 }
 
-int runGenerated(const GradOptions &opt) {
+/// The generated network --spec names: an example compiled into this build, else the spec file
+/// (or the example's) compiled on demand; null after an error (exitCode set).
+const GeneratedSpec *generatedSpec(const GradOptions &opt, int &exitCode) {
   std::string task, variant;
-  if (!splitExampleName(opt.spec.path, task, variant)) {
-    printError("dopa grad", "--engine generated takes an example, <task>/<variant> or its spec "
-                            "path (e.g. cue_reward/modul); got '" +
-                                opt.spec.path + "'");
-    return 2;
+  bool isExample = splitExampleName(opt.spec.path, task, variant);
+  if (isExample)
+    if (const ExampleNetwork *e = findExample(task, variant, canonicalDims(opt.spec.dimOverrides)))
+      return &e->spec();
+  std::error_code ec;
+  if (onDemandAvailable() && std::filesystem::is_regular_file(opt.spec.path, ec))
+    return compileOnDemand(opt.spec, "dopa grad", exitCode);
+  if (onDemandAvailable() && isExample) {
+    SpecOptions spec = opt.spec;
+    spec.path = exampleSpecPath(task, variant);
+    spec.includeDirs.push_back(exampleDir(task));
+    if (std::filesystem::is_regular_file(spec.path, ec))
+      return compileOnDemand(spec, "dopa grad", exitCode);
   }
-  const ExampleNetwork *e = findCompiledExample(task, variant, opt.spec.dimOverrides, "dopa grad");
-  if (!e)
-    return 2;
+  exitCode = 2;
+  if (!isExample)
+    printError("dopa grad", "--engine generated takes a spec file or an example, <task>/<variant> "
+                            "(e.g. cue_reward/modul); got '" +
+                                opt.spec.path + "'");
+  else
+    findCompiledExample(task, variant, opt.spec.dimOverrides, "dopa grad"); // says what it has
+  return nullptr;
+}
+
+int runGenerated(const GradOptions &opt) {
+  int exitCode = 0;
+  const GeneratedSpec *spec = generatedSpec(opt, exitCode);
+  if (!spec)
+    return exitCode;
   if (opt.doublePrecision) {
-    GeneratedExecutor<double> exec(e->spec());
+    GeneratedExecutor<double> exec(*spec);
     return grad::runWith(opt, exec);
   }
-  GeneratedExecutor<float> exec(e->spec());
+  GeneratedExecutor<float> exec(*spec);
   return grad::runWith(opt, exec);
 }
 

@@ -102,6 +102,7 @@ int tool::runTrain(const TrainOptions &opt, const TaskInfo &info, const TaskOpti
   request.variant = opt.variant;
   request.dims = opt.dims;
   request.spec = opt.spec;
+  request.onDemand = opt.specGiven;
   request.memoryBudget = opt.memoryBudget;
   request.bpttSegment = opt.bpttSegment;
   request.expectedSteps = episodeLength;

@@ -280,16 +280,18 @@ int tool::trainCommand(TrainArgs &a) {
     return usage(problem);
   if (!isTrainingEngine(o.engine))
     return usage("--engine is generated, generic or cuda");
-  if (o.engine != "generic" && !o.spec.path.empty())
-    return usage("--spec needs --engine generic: the generated engine runs the examples "
-                 "compiled at build time (dopa_add_network compiles your own spec)");
+  if (o.engine == "cuda" && !o.spec.path.empty())
+    return usage("--spec runs on --engine generated (compiled on demand into the cache) or "
+                 "generic; the cuda engine runs the examples compiled at build time");
+  o.specGiven = !o.spec.path.empty();
   int code = 0;
   TaskOptions taskOptions;
   if (!checkTaskOptions(a, *info, taskOptions, code))
     return code;
   std::string givenSpec = o.spec.path;
-  // The spec: --spec, or the variant's example (only the generic engine reads it; the generated
-  // engines run the example compiled at build time, so they go on without it).
+  // The spec: --spec, or the variant's example (the generic engine reads it; the generated engine
+  // runs the example compiled into this build, or compiles the spec on demand at a size the build
+  // lacks; the cuda engine goes on without it).
   o.task = info->examplesDir;
   if (o.spec.path.empty()) {
     try {

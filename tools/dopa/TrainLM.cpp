@@ -147,6 +147,7 @@ EngineNetwork lmEngine(const TrainOptions &o, const LMArgs &lm) {
   request.variant = lm.model;
   request.dims = o.dims;
   request.spec = o.spec;
+  request.onDemand = o.specGiven;
   request.memoryBudget = o.memoryBudget;
   request.bpttSegment = o.bpttSegment;
   request.expectedSteps = lm.bptt;
@@ -221,8 +222,10 @@ int tool::trainLanguageModel(TrainArgs &a) {
     return usage(problem);
   if (!isTrainingEngine(o.engine))
     return usage("--engine is generated, generic or cuda");
-  if (o.engine != "generic" && !o.spec.path.empty())
-    return usage("--spec needs --engine generic");
+  if (o.engine == "cuda" && !o.spec.path.empty())
+    return usage("--spec runs on --engine generated (compiled on demand into the cache) or "
+                 "generic; the cuda engine runs the examples compiled at build time");
+  o.specGiven = !o.spec.path.empty();
   Corpus corpus;
   try {
     corpus = loadPtb(lm.data, !lm.noVerify);

@@ -188,6 +188,12 @@ int run(int argc, char **argv) {
       "export", "Write a training run's parameters under their spec names (safetensors)");
   exportCmd->add_option("run", exportSource, "<run folder or checkpoint.st>");
   exportCmd->add_option("--out", exportOut, "The safetensors file to write")->type_name("FILE");
+  std::string cacheAction = "list";
+  CLI::App *cacheCmd = app.add_subcommand(
+      "cache", "The networks compiled on demand: list them, clear them, or print the folder "
+               "($DOPA_CACHE_DIR, else $XDG_CACHE_HOME/dopa, else ~/.cache/dopa)");
+  cacheCmd->add_option("action", cacheAction, "list (default), clear or dir")
+      ->check(CLI::IsMember({"list", "clear", "dir"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -203,6 +209,8 @@ int run(int argc, char **argv) {
   }
   if (benchCmd->parsed())
     return benchCommand(benchArgs);
+  if (cacheCmd->parsed())
+    return tool::runCache(cacheAction);
   if (exportCmd->parsed()) {
     if (exportSource.empty() || exportOut.empty())
       return usage("dopa export needs a run folder or checkpoint and --out FILE");

@@ -21,6 +21,11 @@
 
 namespace dopa {
 
+/// The version of GeneratedSpec's layout and of the step functions' calling convention (StepArgs):
+/// a library compiled on demand (jit::NetworkCache) is refused when it was built for another.
+/// Bump it whenever either changes.
+constexpr int kGeneratedAbi = 1;
+
 /// What a generated network exports.
 struct GeneratedSpec {
   const char *name;     // the network's name in the spec
@@ -148,7 +153,16 @@ void checkIndexInputs(const NetworkInfo &info, const int64_t *inputRows, const T
 /// The layout of a generated network (its spec's block sizes and its tensors' totals).
 BlockLayout layoutOf(const GeneratedSpec &spec, const NetworkInfo &info);
 
-/// Finish a NetworkInfo built by generated code (parameter offsets and count).
-void finalizeInfo(NetworkInfo &info);
+/// Finish a NetworkInfo built by generated code (parameter offsets and count). Inline, so that a
+/// generated network's object code needs nothing of the runtime's libraries (NetworkCache loads it
+/// as a shared library into any process that has these headers' types).
+inline void finalizeInfo(NetworkInfo &info) {
+  info.paramOffsets.clear();
+  info.numParams = 0;
+  for (const TensorInfo &p : info.params) {
+    info.paramOffsets.push_back(info.numParams);
+    info.numParams += size_t(p.numel());
+  }
+}
 
 } // namespace dopa
