@@ -14,8 +14,10 @@ packages=(
   clang-format-19 clang-tidy-19
   # header-only libraries
   libeigen3-dev doctest-dev nlohmann-json3-dev libcli11-dev
-  # MD5 of the corpus files (the PTB split's checksums)
+  # MD5 of the corpus files (the PTB split's checksums), SHA-256 of the on-demand compiler's cache
   libssl-dev
+  # the Python module (import dopa; dopa.torch)
+  python3-dev pybind11-dev
   # benchmarks and reference implementations (Debian's python3, not a venv)
   libbenchmark-dev python3 python3-numpy python3-torch python3-matplotlib python3-scipy
   # PyTorch's BLAS: Debian's torch calls libblas.so.3, which is netlib's reference BLAS unless
