@@ -9,6 +9,7 @@
 #                    [CHECKPOINT_EVERY <k>] [MEMORY_BUDGET <bytes>]
 #                    [OUTPUT_DIR <dir>]
 #                    [BACKENDS cpu [cuda]]        # cuda: also the CUDA kernels (.cu)
+#                    [INPUT_GRADIENTS]            # the backward also gives dLoss/d inputs (cpu only)
 #                    [PREGENERATED <dir>])        # use <dir>/<target>.{cpp,h,cu}, do not run dopac
 #
 # runs dopac (--emit=cpp, --emit=header, and --emit=cuda for the cuda backend) as a custom command
@@ -22,7 +23,7 @@ set(DOPA_ARCH_FLAGS "-march=native" CACHE STRING "Architecture flags for generat
 option(DOPA_GENERATED_WERROR "Compile generated networks with -Werror (CI)" OFF)
 
 function(dopa_add_network target)
-  cmake_parse_arguments(ARG "" "SPEC;NETWORK;NAMESPACE;CHECKPOINT_EVERY;MEMORY_BUDGET;OUTPUT_DIR;PREGENERATED"
+  cmake_parse_arguments(ARG "INPUT_GRADIENTS" "SPEC;NETWORK;NAMESPACE;CHECKPOINT_EVERY;MEMORY_BUDGET;OUTPUT_DIR;PREGENERATED"
                         "DIMS;INCLUDE_DIRS;DEPENDS;BACKENDS" ${ARGN})
   set(withCuda OFF)
   if("cuda" IN_LIST ARG_BACKENDS)
@@ -59,6 +60,12 @@ function(dopa_add_network target)
   endif()
   if(ARG_MEMORY_BUDGET)
     list(APPEND args "--memory-budget=${ARG_MEMORY_BUDGET}")
+  endif()
+  if(ARG_INPUT_GRADIENTS)
+    if(withCuda)
+      message(FATAL_ERROR "dopa_add_network(${target}): INPUT_GRADIENTS is for the cpu backend only")
+    endif()
+    list(APPEND args "--input-gradients")
   endif()
   if(ARG_PREGENERATED)
     set(ARG_OUTPUT_DIR "${ARG_PREGENERATED}")

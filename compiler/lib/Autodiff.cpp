@@ -31,7 +31,8 @@ namespace {
 
 class Differentiator {
 public:
-  explicit Differentiator(const Graph &fwd) : fwd(fwd) {}
+  Differentiator(const Graph &fwd, bool inputGradients)
+      : fwd(fwd), inputGradients(inputGradients) {}
   Graph run();
 
 private:
@@ -52,6 +53,7 @@ private:
   void backpropNormalization(int id, int grad);
 
   const Graph &fwd;
+  bool inputGradients;
   Graph bwd;
   std::vector<int> adjoint;
   std::vector<bool> needsGrad;
@@ -138,11 +140,13 @@ Graph Differentiator::run() {
   bwd.states = fwd.states;
   size_t n = fwd.nodes.size();
   adjoint.assign(n, -1);
-  // A value needs a gradient when it depends on a parameter or a state (Detach cuts the path).
+  // A value needs a gradient when it depends on a parameter or a state (Detach cuts the path), or
+  // on a real input when input gradients are asked for.
   needsGrad.assign(n, false);
   for (size_t i = 0; i < n; ++i) {
     const Node &node = fwd.nodes[i];
-    if (node.op == Op::Param || node.op == Op::State)
+    if (node.op == Op::Param || node.op == Op::State ||
+        (inputGradients && node.op == Op::Input && !fwd.inputs[size_t(node.index)].isInt))
       needsGrad[i] = true;
     else if (node.op != Op::Detach)
       for (int o : node.operands)
@@ -172,6 +176,17 @@ Graph Differentiator::run() {
       bwd.stateGrads[size_t(node.index)] = adjoint[i];
     if (node.op == Op::Param && adjoint[i] >= 0)
       bwd.paramGrads.push_back({node.index, adjoint[i], -1});
+  }
+  if (inputGradients) {
+    // An input read by several nodes gets the sum of their adjoints.
+    bwd.inputGrads.assign(fwd.inputs.size(), -1);
+    for (size_t i = 0; i < n; ++i) {
+      const Node &node = fwd.nodes[i];
+      if (node.op != Op::Input || adjoint[i] < 0)
+        continue;
+      int &slot = bwd.inputGrads[size_t(node.index)];
+      slot = slot < 0 ? adjoint[i] : make(Op::Add, {slot, adjoint[i]}, node.loc);
+    }
   }
   return std::move(bwd);
 }
@@ -409,7 +424,9 @@ void Differentiator::backpropNormalization(int id, int g) {
 
 } // namespace
 
-Graph dopa::differentiate(const Graph &forward) { return Differentiator(forward).run(); }
+Graph dopa::differentiate(const Graph &forward, bool inputGradients) {
+  return Differentiator(forward, inputGradients).run();
+}
 
 bool dopa::checkLearnable(const Graph &fwd, DiagnosticEngine &diags) {
   // Liveness backwards from the outputs; a live state makes its update live (the next step reads

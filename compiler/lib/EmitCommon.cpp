@@ -397,6 +397,7 @@ std::string NetworkEmitter::leafName(Buf home, int homeIndex) const {
   case Buf::NextState: return ident(fwd.states[hi].name) + "_next";
   case Buf::GradNext: return "d_" + ident(fwd.states[hi].name) + "_next";
   case Buf::GradPrev: return "d_" + ident(fwd.states[hi].name);
+  case Buf::GradInput: return "d_in_" + ident(fwd.inputs[hi].name);
   case Buf::Output: return "out_" + ident(fwd.outputs[hi].name);
   case Buf::GradOutput: return "d_out_" + ident(fwd.outputs[hi].name);
   case Buf::Grad: return "d_" + ident(fwd.params[hi].name);
@@ -427,6 +428,7 @@ std::string NetworkEmitter::homeBase(int id) {
   case Buf::GradOutput: return "a.gradOutputs[" + std::to_string(hi) + "]";
   case Buf::GradNext: return "a.gradNext + " + state();
   case Buf::GradPrev: return "a.gradPrev + " + state();
+  case Buf::GradInput: return "a.gradInputs[" + std::to_string(hi) + "]";
   case Buf::Record: return "a.record + " + offset;
   default: throw std::logic_error("emit: node has no buffer");
   }
@@ -465,6 +467,10 @@ std::string NetworkEmitter::targetBuffer(Buf target, int index) {
   case Buf::GradPrev:
     base = "a.gradPrev + " + stateOffset(index);
     shape = fwd.states[size_t(index)].shape;
+    break;
+  case Buf::GradInput:
+    base = "a.gradInputs[" + std::to_string(index) + "]";
+    shape = fwd.inputs[size_t(index)].shape;
     break;
   case Buf::Output:
     base = "a.outputs[" + std::to_string(index) + "]";
@@ -721,7 +727,10 @@ std::vector<NetworkEmitter::Fragment> NetworkEmitter::nameFragments(const Item &
       out.push_back({prefix, name});
   };
   if (it.kind == Item::Zero) {
-    add(1, "d_", fwd.states[size_t(it.targetIndex)].name);
+    if (it.target == Buf::GradInput)
+      add(1, "d_", fwd.inputs[size_t(it.targetIndex)].name);
+    else
+      add(1, "d_", fwd.states[size_t(it.targetIndex)].name);
     return out;
   }
   const Node &n = g().node(it.node);
@@ -735,6 +744,7 @@ std::vector<NetworkEmitter::Fragment> NetworkEmitter::nameFragments(const Item &
   switch (where) {
   case Buf::NextState: add(1, "", fwd.states[index].name); break;
   case Buf::GradPrev: add(1, "d_", fwd.states[index].name); break;
+  case Buf::GradInput: add(1, "d_", fwd.inputs[index].name); break;
   case Buf::Output: add(1, "", fwd.outputs[index].name); break;
   case Buf::Grad: add(1, "grad_", fwd.params[index].name); break;
   case Buf::Saved: add(3, "saved_", valueName(n)); break;
@@ -780,7 +790,8 @@ std::string NetworkEmitter::stageName(size_t s, const std::string &kind) {
 std::string NetworkEmitter::describe(const Item &it) const {
   std::ostringstream d;
   if (it.kind == Item::Zero)
-    return "zero d" + net.forward.states[size_t(it.targetIndex)].name;
+    return "zero d" + (it.target == Buf::GradInput ? net.forward.inputs[size_t(it.targetIndex)].name
+                                                   : net.forward.states[size_t(it.targetIndex)].name);
   const Node &n = g().node(it.node);
   d << "%" << it.node << " " << ir::opName(n.op);
   if (!n.name.empty())
@@ -793,6 +804,8 @@ std::string NetworkEmitter::describe(const Item &it) const {
       d << " " << net.forward.params[size_t(it.targetIndex)].name;
     if (it.target == Buf::Output)
       d << " " << net.forward.outputs[size_t(it.targetIndex)].name;
+    if (it.target == Buf::GradInput)
+      d << " " << net.forward.inputs[size_t(it.targetIndex)].name;
     if (it.target == Buf::Record)
       d << " (a factor of deferred outer-product gradients)";
   }

@@ -196,7 +196,7 @@ void CppEmitter::emitSpec() {
      << ".forwardSharedFlops = " << forwardFlops.shared << ",\n"
      << ".backwardFlops = " << backwardFlops.perElement << ",\n"
      << ".backwardSharedFlops = " << backwardFlops.shared << ",\n"
-     << "};\nreturn s;\n}\n\n";
+     << (f.inputGradients ? ".inputGradients = true,\n" : "") << "};\nreturn s;\n}\n\n";
 }
 
 } // namespace

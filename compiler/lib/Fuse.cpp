@@ -32,6 +32,7 @@ const char *kern::bufName(Buf buf) {
   case Buf::GradOutput: return "grad_output";
   case Buf::GradNext: return "grad_next";
   case Buf::GradPrev: return "grad_prev";
+  case Buf::GradInput: return "grad_input";
   case Buf::Grad: return "grad";
   case Buf::Record: return "record";
   }
@@ -371,6 +372,9 @@ Graph mergeBackward(const Graph &fwd, const Graph &bwd) {
   m.stateGrads.clear();
   for (int s : bwd.stateGrads)
     m.stateGrads.push_back(s < 0 ? -1 : remap[size_t(s)]);
+  m.inputGrads.clear();
+  for (int k : bwd.inputGrads)
+    m.inputGrads.push_back(k < 0 ? -1 : remap[size_t(k)]);
   m.paramGrads.clear();
   for (ir::ParamGrad pg : bwd.paramGrads) {
     pg.node = remap[size_t(pg.node)];
@@ -427,6 +431,13 @@ FusedNetwork kern::fuse(const CompiledNetwork &net) {
       bb.sinks.push_back({Item::Zero, -1, Buf::GradPrev, int(s), -1, fwd.states[s].shape});
     else
       bb.sinks.push_back({Item::Store, m.stateGrads[s], Buf::GradPrev, int(s), -1, {}});
+  }
+  f.inputGradients = !m.inputGrads.empty();
+  for (size_t k = 0; k < m.inputGrads.size(); ++k) {
+    if (m.inputGrads[k] < 0)
+      bb.sinks.push_back({Item::Zero, -1, Buf::GradInput, int(k), -1, fwd.inputs[k].shape});
+    else
+      bb.sinks.push_back({Item::Store, m.inputGrads[k], Buf::GradInput, int(k), -1, {}});
   }
   std::map<int, int> recordSlotOf;
   for (const ir::ParamGrad &pg : m.paramGrads) {

@@ -315,6 +315,12 @@ bool ir::verify(const Graph &g, llvm::raw_ostream &os) {
       if (g.stateGrads[s] >= 0)
         checkRef(g.stateGrads[s], g.states[s].shape,
                  "gradient of state '" + g.states[s].name + "'");
+    if (!g.inputGrads.empty() && g.inputGrads.size() != g.inputs.size())
+      fail(-1, "input gradients need one slot per input");
+    for (size_t k = 0; k < g.inputGrads.size() && k < g.inputs.size(); ++k)
+      if (g.inputGrads[k] >= 0)
+        checkRef(g.inputGrads[k], g.inputs[k].shape,
+                 "gradient of input '" + g.inputs[k].name + "'");
     for (const ParamGrad &pg : g.paramGrads) {
       if (pg.param < 0 || size_t(pg.param) >= g.params.size()) {
         fail(pg.node, "gradient of a missing param");
@@ -418,6 +424,13 @@ void ir::print(const Graph &g, const llvm::SourceMgr *sm, llvm::raw_ostream &os)
         os << "0\n";
       else
         os << "%" << g.stateGrads[s] << "\n";
+    }
+    for (size_t k = 0; k < g.inputGrads.size(); ++k) {
+      os << "  grad input " << g.inputs[k].name << " = ";
+      if (g.inputGrads[k] < 0)
+        os << "0\n";
+      else
+        os << "%" << g.inputGrads[k] << "\n";
     }
     for (const ParamGrad &pg : g.paramGrads) {
       os << "  grad param " << g.params[pg.param].name << " += %" << pg.node;

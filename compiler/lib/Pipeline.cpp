@@ -41,7 +41,7 @@ std::optional<PipelineResult> dopa::runPipeline(const sema::Network &network,
   if (!checkLearnable(out.graphs.forward, diags))
     return std::nullopt;
   passDone("check-learnable");
-  out.graphs.backward = differentiate(out.graphs.forward);
+  out.graphs.backward = differentiate(out.graphs.forward, options.inputGradients);
   if (options.verifyEach)
     verifyOrAbort(out.graphs.backward, "autodiff");
   passDone("autodiff");

@@ -6,9 +6,9 @@ nn.Parameter per spec parameter ('.' in a spec name becomes '_': "i2h.weight" is
 (torch.from_numpy of its views), so an optimizer's in-place update is the network's update, with
 no copies. Calling the module runs the network over CPU tensors [T, B, ...] and records the steps;
 autograd's backward runs dopa's backpropagation through time and hands PyTorch the parameter
-gradients. A dopa network therefore composes with PyTorch code after it (heads, losses), but not
-before it: the generated backward computes no input gradients yet, so an input that requires grad
-is an error, never a silent zero gradient.
+gradients and the gradients of the inputs that require them (the network is compiled with input
+gradients), so a dopa network composes with PyTorch layers before it (encoders) and after it
+(heads, losses).
 
 A network records one forward's steps at a time. When autograd asks for the gradient of a forward
 whose steps are no longer the recorded ones - a second backward through the same graph
@@ -63,33 +63,37 @@ class _DopaFunction(torch.autograd.Function):
         dtype = _TORCH_DTYPES[net.dtype.name]
         grads = [None if g is None else _as_numpy(g.to(dtype).contiguous()) for g in grad_outputs]
         if net.record_id != ctx.record_id:
-            _replay(ctx, saved[:n], grads)
+            dx = _replay(ctx, saved[:n], grads)
         else:
             net.zero_grad()
-            net.backward(*grads)
+            dx = net.backward(*grads)
+        input_grads = tuple(torch.from_numpy(dx[k]) if ctx.needs_input_grad[3 + k] and
+                            dx[k] is not None else None for k in range(n))
         views = net.grads
         param_grads = []
         for i, name in enumerate(net.param_names):
             needed = ctx.needs_input_grad[3 + n + i]
             param_grads.append(torch.from_numpy(views[name].copy()) if needed else None)
-        return (None, None, None) + (None,) * n + tuple(param_grads)
+        return (None, None, None) + input_grads + tuple(param_grads)
 
 
 def _replay(ctx, inputs, grads):
     """The backward of a forward whose record is gone: run it again from its start, backward, and
-    put back the state the network had."""
+    put back the state the network had (also when the replay fails). Returns the input gradients."""
     net = ctx.net
     current = net.get_state() if net.batch > 0 else None
     arrays = [_as_numpy(x) for x in inputs]
-    if ctx.start is None:
-        net.forward(*arrays, reset=True)
-    else:
-        net.set_state(ctx.start)
-        net.forward(*arrays, reset=False)
-    net.zero_grad()
-    net.backward(*grads)
-    if current is not None:
-        net.set_state(current)
+    try:
+        if not ctx.start:  # a fresh episode, or a network without states
+            net.forward(*arrays, reset=True)
+        else:
+            net.set_state(ctx.start)
+            net.forward(*arrays, reset=False)
+        net.zero_grad()
+        return net.backward(*grads)
+    finally:
+        if current:
+            net.set_state(current)
 
 
 class DopaModule(torch.nn.Module):
@@ -100,7 +104,7 @@ class DopaModule(torch.nn.Module):
     DopaModule(net, carry_state=False)     wraps an existing dopa.Network (its dtype).
 
     module(*inputs) (or module(**inputs) by name): CPU tensors [T, B, *shape] of the module's
-    dtype (index inputs: integer tensors too), none requiring grad. Returns the outputs [T, B,
+    dtype (index inputs: integer tensors too); gradients flow into those that require grad. Returns the outputs [T, B,
     *shape] as a tuple, or the tensor itself when the network has one output. Each call starts a
     new episode, unless carry_state=True: then each call continues from the state the previous one
     left (truncated backpropagation: no gradient flows into the carried state) until
@@ -176,12 +180,6 @@ class DopaModule(torch.nn.Module):
             if not isinstance(x, torch.Tensor):
                 raise TypeError(f"DopaModule: input '{name}' must be a torch.Tensor, not "
                                 f"{type(x).__name__}")
-            if torch.is_grad_enabled() and x.requires_grad:
-                raise RuntimeError(
-                    f"dopa networks do not compute input gradients yet: input '{name}' requires "
-                    f"grad (it is computed from parameters, e.g. by a layer before this module). "
-                    f"Pass {name}.detach() if nothing before the network needs training through "
-                    f"it.")
             if x.device.type != "cpu":
                 raise RuntimeError(f"DopaModule: input '{name}' is on {x.device}; dopa.torch runs "
                                    f"on the CPU (.cpu() moves it)")

@@ -242,7 +242,7 @@ public:
   virtual void zeroGrad() = 0;
   virtual void initParams(uint64_t seed) = 0;
   virtual py::tuple forward(const py::args &args, const py::kwargs &kwargs) = 0;
-  virtual void backward(const py::args &args, const py::kwargs &kwargs) = 0;
+  virtual py::tuple backward(const py::args &args, const py::kwargs &kwargs) = 0;
   virtual py::dict getState() = 0;
   virtual void setState(const py::dict &values) = 0;
   virtual int batch() = 0;
@@ -251,7 +251,10 @@ public:
   /// Changes whenever the record of steps that backward() differentiates changes: every
   /// forward(), backward() and set_state(). dopa.torch compares it to know whether a graph
   /// node's steps are still the recorded ones.
-  int64_t recordId() const { return recordCounter; }
+  int64_t recordId() {
+    std::lock_guard<std::mutex> lock(busy);
+    return recordCounter;
+  }
 
   const CompileInfo compiled;
 
@@ -308,7 +311,7 @@ public:
   }
 
   py::tuple forward(const py::args &args, const py::kwargs &kwargs) override;
-  void backward(const py::args &args, const py::kwargs &kwargs) override;
+  py::tuple backward(const py::args &args, const py::kwargs &kwargs) override;
   py::dict getState() override;
   void setState(const py::dict &values) override;
 
@@ -437,13 +440,16 @@ py::tuple TypedNetwork<T>::forward(const py::args &args, const py::kwargs &kwarg
   return result;
 }
 
-template <class T> void TypedNetwork<T>::backward(const py::args &args, const py::kwargs &kwargs) {
+template <class T>
+py::tuple TypedNetwork<T>::backward(const py::args &args, const py::kwargs &kwargs) {
   const NetworkInfo &net = exec.info();
   int steps = 0, batch = 0;
+  int64_t record = 0;
   {
     std::lock_guard<std::mutex> lock(busy);
     steps = exec.recordedSteps();
     batch = exec.batch();
+    record = recordCounter;
   }
   if (steps == 0)
     throw std::logic_error(
@@ -485,14 +491,38 @@ template <class T> void TypedNetwork<T>::backward(const py::args &args, const py
       rows[size_t(t)][k] = data[k] ? data[k] + int64_t(t) * batch * numel[k] : nullptr;
     perStep[size_t(t)] = rows[size_t(t)].data();
   }
+  // dLoss/d each real input, [T, B, *shape] (integer inputs have none: None).
+  size_t nIn = net.inputs.size();
+  py::tuple inputGrads(nIn);
+  std::vector<T *> dxData(nIn, nullptr);
+  for (size_t k = 0; k < nIn; ++k) {
+    if (net.inputs[k].isInt) {
+      inputGrads[k] = py::none();
+      continue;
+    }
+    std::vector<py::ssize_t> shape = {steps, batch};
+    shape.insert(shape.end(), net.inputs[k].shape.begin(), net.inputs[k].shape.end());
+    py::array_t<T> dx(shape);
+    dxData[k] = dx.mutable_data();
+    inputGrads[k] = dx;
+  }
+  std::vector<std::vector<T *>> dxRows(static_cast<size_t>(steps), std::vector<T *>(nIn));
+  std::vector<T *const *> dxPerStep(static_cast<size_t>(steps));
+  for (int t = 0; t < steps; ++t) {
+    for (size_t k = 0; k < nIn; ++k)
+      dxRows[size_t(t)][k] =
+          dxData[k] ? dxData[k] + int64_t(t) * batch * net.inputs[k].numel() : nullptr;
+    dxPerStep[size_t(t)] = dxRows[size_t(t)].data();
+  }
   {
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(busy);
-    if (exec.recordedSteps() != steps || exec.batch() != batch)
+    if (recordCounter != record)
       throw std::logic_error("backward(): another thread ran this network since the checks");
     ++recordCounter;
-    exec.backward(perStep.data(), nullptr);
+    exec.backward(perStep.data(), nullptr, dxPerStep.data());
   }
+  return inputGrads;
 }
 
 template <class T> py::dict TypedNetwork<T>::getState() {
@@ -592,8 +622,11 @@ std::unique_ptr<PyNetwork> compileSpec(const std::string &specPath,
     if (value <= 0)
       throw py::value_error("compile(): dimension " + name + "=" + std::to_string(value) +
                             " must be a positive integer");
-  dopa::jit::CompileRequest request{
-      .specPath = specPath, .includeDirs = includeDirs, .dims = dims, .network = network};
+  dopa::jit::CompileRequest request{.specPath = specPath,
+                                    .includeDirs = includeDirs,
+                                    .dims = dims,
+                                    .network = network,
+                                    .inputGradients = true}; // backward() returns them
   dopa::jit::CacheOptions options;
   options.cacheDir = cacheDir;
   options.progress = reportProgress;
@@ -771,14 +804,15 @@ the steps recorded before dropped. The T steps are recorded for backward().)doc"
       .def(
           "backward",
           [](PyNetwork &n, const py::args &args, const py::kwargs &kwargs) {
-            n.backward(args, kwargs);
+            return n.backward(args, kwargs);
           },
-          R"doc(backward(*output_grads) -> None
+          R"doc(backward(*output_grads) -> tuple of input gradients
 
 Backpropagate through the steps of the last forward() and add (+=) the parameter gradients into
 grads. One gradient per output, positionally (output_names order), as one dict or as keywords:
 an ndarray [T, B, *shape] of the network's dtype with the forward's T and B, or None for zero.
-Consumes the record: a second backward() needs a new forward(). No input gradients.)doc")
+Returns dLoss/d each input, a new ndarray [T, B, *shape] in input_names order (None for index
+inputs). Consumes the record: a second backward() needs a new forward().)doc")
       .def("get_state", &PyNetwork::getState,
            "{name: ndarray [B, *shape]}: copies of the current states.")
       .def("set_state", &PyNetwork::setState, py::arg("states"),

@@ -390,15 +390,19 @@ namespace {
 template <class T, class Impl, class Thread> class ElementBackward {
 public:
   ElementBackward(Impl &m, Thread &t, const GeneratedSpec &spec, const T *params, int b, int batch,
-                  int innerCap)
+                  int innerCap, T *const *const *inputGrads)
       : m(m), t(t), spec(spec), params(params), b(b), batch(batch), innerCap(innerCap), S(m.S),
         inPtr(m.inputNumel.size()), gOut(m.outputNumel.size()), outPtr(m.outputNumel.size()),
-        gNext(t.gradA.data()), gPrev(t.gradB.data()) {
+        gIn(m.inputNumel.size()), inputGrads(inputGrads), gNext(t.gradA.data()),
+        gPrev(t.gradB.data()) {
     int64_t at = 0;
     for (size_t k = 0; k < outPtr.size(); ++k) {
       outPtr[k] = t.outputs.data() + at;
       at += m.outputNumel[k];
     }
+    // Input gradients the caller does not want are written here and dropped.
+    if (spec.inputGradients && !m.inputNumel.empty())
+      discard.resize(size_t(*std::max_element(m.inputNumel.begin(), m.inputNumel.end()) + 1));
   }
 
   /// dLoss/d final state: zero, or this element's part of `finalStateGrads` (per state).
@@ -509,6 +513,13 @@ private:
       a.gradPrev = gPrev;
       a.grads = t.grads.data();
       a.record = t.record.data() + int64_t(step) * spec.recordNumel;
+      if (spec.inputGradients) {
+        for (size_t k = 0; k < gIn.size(); ++k) {
+          T *g = inputGrads && inputGrads[step] ? inputGrads[step][k] : nullptr;
+          gIn[k] = g ? g + b * m.inputNumel[k] : discard.data();
+        }
+        a.gradInputs = gIn.data();
+      }
       m.bwd(a);
       std::swap(gNext, gPrev);
     }
@@ -521,7 +532,9 @@ private:
   int b, batch, innerCap;
   int64_t S;
   std::vector<const T *> inPtr, gOut;
-  std::vector<T *> outPtr;
+  std::vector<T *> outPtr, gIn;
+  T *const *const *inputGrads;
+  std::vector<T> discard;
   T *gNext, *gPrev;
 };
 
@@ -563,7 +576,11 @@ template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
 
 template <class T>
 void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
-                                    const T *const *finalStateGrads) {
+                                    const T *const *finalStateGrads,
+                                    T *const *const *inputGrads) {
+  if (inputGrads && !genSpec.inputGradients)
+    throw std::logic_error(std::string("network '") + genSpec.name +
+                           "' was compiled without input gradients (dopac --input-gradients)");
   Impl &m = *impl;
   int steps = numSteps;
   if (steps == 0)
@@ -580,7 +597,7 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
     typename Impl::Thread &t = m.thread();
     used[size_t(threadId())] = 1;
     ElementBackward<T, Impl, typename Impl::Thread> element(m, t, genSpec, paramBuf.data(), b,
-                                                            batch, innerCap);
+                                                            batch, innerCap, inputGrads);
     element.seedFinalStateGrads(netInfo, finalStateGrads);
     for (int seg = numSegments - 1; seg >= 0; --seg) {
       int from = seg * outer, to = std::min(steps, from + outer);

@@ -311,9 +311,21 @@ def test_gradients_match_finite_differences():
     wy, we = rng.normal(size=(4, 2, 2)), rng.normal(size=(4, 2))
     net.zero_grad()
     net.forward(x)
-    net.backward(wy, we)
+    dx, = net.backward(wy, we)
     grads = net.flat_grads.copy()
     assert np.any(grads != 0)
+    # dLoss/d input, [T, B, *shape], at a few coordinates against central differences.
+    assert dx.shape == x.shape and dx.dtype == np.float64
+    for idx in [(0, 0, 0), (1, 1, 2), (3, 0, 1), (3, 1, 2)]:
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += 1e-6
+        xm[idx] -= 1e-6
+        fd = (loss_of(net, xp, wy, we) - loss_of(net, xm, wy, we)) / 2e-6
+        assert abs(fd - dx[idx]) <= 1e-6 * max(1.0, abs(fd)), \
+            f"input gradient at {idx}: backward {dx[idx]:.10g}, finite difference {fd:.10g}"
+    net.zero_grad()
+    net.forward(x)
+    net.backward(wy, we)
     flat = net.flat_params
     eps, worst, at, checked = 1e-5, 0.0, 0, 0
     for name in net.param_names:

@@ -2,8 +2,8 @@
 """test_torch.py - dopa.torch: DopaModule under autograd, optimizers and PyTorch around it.
 
 Checks that the module's parameters share memory with the network, torch.autograd.gradcheck in
-float64, SGD steps that train the network in place, the error for an input that requires grad
-(a layer before the module), second backwards and interleaved forwards (replayed), carried state,
+float64 (parameters and inputs), SGD steps that train the network in place, a layer before the
+module trained through the network's input gradients, second backwards and interleaved forwards (replayed), carried state,
 checkpoint loading, argument errors, and the cue-reward network with retroactive neuromodulation
 (examples/cue_reward/modul.dopa at H=8) against the PyTorch reference of
 bench/reference/backpropamine.py: outputs and every parameter's gradient. Run by CTest
@@ -109,6 +109,9 @@ def test_gradcheck():
         return m(x)
 
     assert torch.autograd.gradcheck(fn, params, eps=1e-6, atol=1e-6, rtol=1e-4)
+    # With respect to the inputs too.
+    xs = x.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda inp: m(inp), (xs,), eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
 def test_gradients_equal_numpy_api():
@@ -147,15 +150,31 @@ def test_sgd_trains_the_network_in_place():
     close(y_net, m(x)[0].detach().numpy(), 0, "network after training")
 
 
-def test_input_requiring_grad_is_an_error():
-    m = tiny_module(torch.float32)
-    layer = torch.nn.Linear(3, 3)
-    x0 = torch.rand(4, 2, 3)
+def test_layer_before_the_module_trains():
+    # An encoder before the network learns through the network's input gradients; its gradient
+    # equals the one autograd computes for the same composition through a float64 finite check.
+    torch.manual_seed(0)
+    m = tiny_module(torch.float64)
+    layer = torch.nn.Linear(3, 3).double()
+    x0 = torch.rand(4, 2, 3, dtype=torch.float64)
     z = layer(x0)
     assert not x0.requires_grad and z.requires_grad
-    expect_raises(RuntimeError, lambda: m(z), "input gradients", "'x'", "detach")
-    y, _ = m(z.detach())
-    assert y.shape == (4, 2, 2)
+    y, _ = m(z)
+    loss = (y ** 2).sum()
+    loss.backward()
+    g = layer.weight.grad.clone()
+    assert g.abs().max() > 0
+    eps = 1e-6
+    with torch.no_grad():
+        for (i, j) in [(0, 0), (2, 1)]:
+            w0 = layer.weight[i, j].item()
+            layer.weight[i, j] = w0 + eps
+            up = (m(layer(x0))[0] ** 2).sum().item()
+            layer.weight[i, j] = w0 - eps
+            down = (m(layer(x0))[0] ** 2).sum().item()
+            layer.weight[i, j] = w0
+            fd = (up - down) / (2 * eps)
+            assert abs(fd - g[i, j].item()) <= 1e-6 * max(1.0, abs(fd)), (i, j, fd, g[i, j])
     with torch.no_grad():  # no graph is built: nothing to differentiate
         m(z)
 
@@ -316,7 +335,7 @@ TESTS = [
     test_gradcheck,
     test_gradients_equal_numpy_api,
     test_sgd_trains_the_network_in_place,
-    test_input_requiring_grad_is_an_error,
+    test_layer_before_the_module_trains,
     test_second_backward_and_interleaved_forwards,
     test_carried_state,
     test_index_inputs_and_one_output,

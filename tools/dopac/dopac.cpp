@@ -103,6 +103,11 @@ cl::opt<std::string> cppNamespace(
 cl::opt<bool> noLineDirectives("no-line-directives",
                                cl::desc("Do not map generated code back to the spec"),
                                cl::cat(category));
+cl::opt<bool> inputGradients(
+    "input-gradients",
+    cl::desc("Differentiate with respect to the real inputs too: --emit=ir-grad shows them, the "
+             "generated C++ backward writes them (StepArgs::gradInputs); not for --emit=cuda"),
+    cl::cat(category));
 cl::opt<bool> verifyEach("verify-each", cl::desc("Run the IR verifier after every pass"),
                          cl::init(true), cl::cat(category));
 cl::opt<bool> printAfterEach("print-after-each",
@@ -222,6 +227,7 @@ std::optional<PipelineResult> compileOne(const Session &s, const sema::Network &
   PipelineOptions options;
   options.verifyEach = verifyEach;
   options.fuse = fuse;
+  options.inputGradients = inputGradients;
   if (printAfterEach)
     options.afterPass = [&s, &net](llvm::StringRef pass, const PipelineResult &built) {
       printAfterPass(s, net, pass, built);
@@ -480,7 +486,14 @@ int runEmit(const Session &s, DiagnosticVerifier *verifier) {
   case Emit::Plan: ok = emitChecked(s, emitPlan); break;
   case Emit::Cpp: ok = emitChecked(s, emitCpp); break;
   case Emit::Header: ok = emitChecked(s, emitHeader); break;
-  case Emit::Cuda: ok = emitChecked(s, emitCuda); break;
+  case Emit::Cuda:
+    if (inputGradients) {
+      s.diags.errorNoLoc("--input-gradients is for the C++ backend; the CUDA kernels do not write "
+                         "input gradients yet");
+      break;
+    }
+    ok = emitChecked(s, emitCuda);
+    break;
   }
   return finish(ok, s, verifier);
 }

@@ -559,7 +559,8 @@ template <class T> struct Executor<T>::Impl {
       states[s] = expand(vals[size_t(fwd.stateUpdates[s])]);
   }
 
-  void backwardPass(const T *const *const *outputGrads, const T *const *finalStateGrads) {
+  void backwardPass(const T *const *const *outputGrads, const T *const *finalStateGrads,
+                    T *const *const *inputGrads) {
     int B = owner.B;
     std::vector<Value> gState(fwd.states.size());
     for (size_t s = 0; s < fwd.states.size(); ++s) {
@@ -614,8 +615,27 @@ template <class T> struct Executor<T>::Impl {
       for (size_t s = 0; s < fwd.states.size(); ++s)
         gState[s] = bwd.stateGrads[s] >= 0 ? expand(vals[size_t(bwd.stateGrads[s])])
                                            : alloc(B, ir::numElements(fwd.states[s].shape));
+      if (inputGrads && inputGrads[t])
+        copyInputGrads(vals, inputGrads[t]);
     }
     tape.clear();
+  }
+
+  /// dLoss/d input k of this step into out[k] (B * numel; zeros where the graph has none).
+  void copyInputGrads(const std::vector<Value> &vals, T *const *out) {
+    int B = owner.B;
+    for (size_t k = 0; k < fwd.inputs.size(); ++k) {
+      if (!out[k])
+        continue;
+      int64_t numel = ir::numElements(fwd.inputs[k].shape);
+      if (bwd.inputGrads[k] < 0) {
+        std::fill(out[k], out[k] + B * numel, T(0));
+        continue;
+      }
+      Value v = expand(vals[size_t(bwd.inputGrads[k])]);
+      for (int b = 0; b < B; ++b)
+        std::copy(v.at(b), v.at(b) + numel, out[k] + b * numel);
+    }
   }
 };
 
@@ -646,8 +666,12 @@ template <class T> void Executor<T>::step(const T *const *inputs, T *const *outp
 }
 
 template <class T>
-void Executor<T>::backward(const T *const *const *outputGrads, const T *const *finalStateGrads) {
-  impl->backwardPass(outputGrads, finalStateGrads);
+void Executor<T>::backward(const T *const *const *outputGrads, const T *const *finalStateGrads,
+                           T *const *const *inputGrads) {
+  if (inputGrads && impl->bwd.inputGrads.empty())
+    throw std::logic_error("network '" + netInfo.name +
+                           "' was differentiated without input gradients");
+  impl->backwardPass(outputGrads, finalStateGrads, inputGrads);
 }
 
 template <class T> void Executor<T>::truncate() { impl->tape.clear(); }

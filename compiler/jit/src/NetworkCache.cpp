@@ -208,8 +208,10 @@ Source generate(const CompileRequest &request) {
   std::string diagnostics;
   llvm::raw_string_ostream diagOut(diagnostics);
   frontend.getDiagnostics().setOutput(diagOut);
+  PipelineOptions pipeline;
+  pipeline.inputGradients = request.inputGradients;
   std::optional<PipelineResult> result =
-      compileSpec(frontend, request.specPath, request.dims, request.network);
+      compileSpec(frontend, request.specPath, request.dims, request.network, pipeline);
   if (!result || frontend.getDiagnostics().hasErrors()) {
     diagOut.flush();
     throw SpecError(diagnostics.empty() ? "errors in " + request.specPath : diagnostics);

@@ -133,6 +133,9 @@ struct Graph {
   // Backward graphs:
   std::vector<int> stateGrads; // per state: the node holding dLoss/d state, or -1 for zero
   std::vector<ParamGrad> paramGrads;
+  // Only when differentiated with input gradients: per input, the node holding dLoss/d input, or
+  // -1 for zero (integer inputs, inputs no output depends on). Empty otherwise.
+  std::vector<int> inputGrads;
 
   int add(Node node);
   const Node &node(int id) const { return nodes[size_t(id)]; }

@@ -42,6 +42,7 @@ enum class Buf {
   GradOutput, // backward: dLoss/d output k (zeros when absent)
   GradNext,   // backward: dLoss/d next state block
   GradPrev,   // backward: dLoss/d state block at the start of the step
+  GradInput,  // backward: dLoss/d input k (networks compiled with input gradients)
   Grad,       // backward: the parameter-gradient accumulator
   Record,     // backward: this step's factors of deferred outer-product gradients
 };
@@ -58,7 +59,7 @@ struct Item {
     Accumulate, // target[idx] += node (a parameter gradient; a row of it for an embedding)
     Dense,      // matmul with materialized operands: Eigen
     Opaque,     // reshape, gather, concat, slice, transpose, softmax, ...: its own loop
-    Zero,       // target = 0 (a state gradient that is identically zero)
+    Zero,       // target = 0 (a state or input gradient that is identically zero)
   };
   Kind kind = Pointwise;
   int node = -1;
@@ -108,6 +109,7 @@ struct FusedNetwork {
   std::vector<DeferredOuter> deferred;
   std::vector<int64_t> recordOffsets; // per record slot (a distinct factor)
   int64_t recordNumel = 0;
+  bool inputGradients = false; // the backward writes dLoss/d input (Buf::GradInput)
 };
 
 /// Buffers inside a block start at multiples of this many elements (64 bytes for float), so that

@@ -20,8 +20,10 @@ namespace dopa {
 /// Lower a checked network to its forward step graph (layers inlined, names qualified).
 ir::Graph lower(const sema::Network &network);
 
-/// Reverse-mode differentiation of one step: the backward step graph (see IR.h).
-ir::Graph differentiate(const ir::Graph &forward);
+/// Reverse-mode differentiation of one step: the backward step graph (see IR.h). With
+/// `inputGradients`, it also gives dLoss/d each real input (Graph::inputGrads), for clients that
+/// backpropagate into what feeds the network (the Python module); training does not need them.
+ir::Graph differentiate(const ir::Graph &forward, bool inputGradients = false);
 
 /// Report parameters that can never receive a gradient (no output depends on them at any step, or
 /// only through `detach`). Returns false when there were errors.

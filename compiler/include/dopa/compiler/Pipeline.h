@@ -39,6 +39,9 @@ struct PipelineOptions {
   bool verifyEach = true;
   /// Fuse the graphs into kernels (the emitters need them, the generic executor does not).
   bool fuse = true;
+  /// Differentiate with respect to the real inputs too (ir::Graph::inputGrads; dopac
+  /// --input-gradients, the Python module).
+  bool inputGradients = false;
   /// Called after each pass that ran ("lower", "check-learnable", "autodiff", "fuse") with what
   /// the pipeline has built so far.
   std::function<void(llvm::StringRef pass, const PipelineResult &built)> afterPass;

@@ -24,7 +24,7 @@ namespace dopa {
 /// The version of GeneratedSpec's layout and of the step functions' calling convention (StepArgs):
 /// a library compiled on demand (jit::NetworkCache) is refused when it was built for another.
 /// Bump it whenever either changes.
-constexpr int kGeneratedAbi = 1;
+constexpr int kGeneratedAbi = 2;
 
 /// What a generated network exports.
 struct GeneratedSpec {
@@ -47,6 +47,9 @@ struct GeneratedSpec {
   // once per step for the batch (values that do not vary across it). For reports (dopa bench).
   int64_t forwardFlops = 0, forwardSharedFlops = 0;
   int64_t backwardFlops = 0, backwardSharedFlops = 0;
+  // The backward step also writes dLoss/d each input (StepArgs::gradInputs; dopac
+  // --input-gradients). GeneratedExecutor::backward returns them when asked.
+  bool inputGradients = false;
 };
 
 /// The checkpointing plan for one episode and its predicted memory.
@@ -102,7 +105,11 @@ public:
   void beginEpisode(int batch);
   int batch() const { return B; }
   void step(const T *const *inputs, T *const *outputs);
-  void backward(const T *const *const *outputGrads, const T *const *finalStateGrads);
+  /// BPTT over the recorded steps. `inputGrads[t][k]` (optional; networks compiled with input
+  /// gradients only, std::logic_error otherwise) receives dLoss/d input k at step t, B * numel
+  /// values, overwritten; a null step or input is skipped.
+  void backward(const T *const *const *outputGrads, const T *const *finalStateGrads,
+                T *const *const *inputGrads = nullptr);
   void truncate();
   int recordedSteps() const { return numSteps; }
   const T *state(int s) const;

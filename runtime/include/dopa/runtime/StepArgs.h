@@ -25,6 +25,8 @@ template <class T> struct StepArgs {
   T *gradPrev = nullptr;                 // backward: dLoss/d state block (written)
   T *grads = nullptr;                    // backward: parameter gradients (accumulated)
   T *record = nullptr;                   // backward: factors of deferred outer products
+  T *const *gradInputs = nullptr;        // backward: per input, dLoss/d input (written; only for
+                                         // networks compiled with input gradients)
   int split = 0, splits = 1;             // CUDA: this block's share of the element's work
 };
 

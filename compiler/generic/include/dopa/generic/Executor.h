@@ -41,7 +41,10 @@ public:
   void beginEpisode(int batch);
   int batch() const { return B; }
   void step(const T *const *inputs, T *const *outputs);
-  void backward(const T *const *const *outputGrads, const T *const *finalStateGrads);
+  /// `inputGrads[t][k]` (optional; graphs differentiated with input gradients) receives dLoss/d
+  /// input k at step t (B * numel values, overwritten).
+  void backward(const T *const *const *outputGrads, const T *const *finalStateGrads,
+                T *const *const *inputGrads = nullptr);
   void truncate();
   int recordedSteps() const;
   const T *state(int s) const;

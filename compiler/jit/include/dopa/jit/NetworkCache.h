@@ -34,6 +34,8 @@ struct CompileRequest {
   std::vector<std::string> includeDirs;
   std::map<std::string, int64_t> dims; // overrides; empty: the spec's own
   std::string network;                 // empty: the spec's only network
+  bool inputGradients = false;         // the backward also gives dLoss/d inputs (dopac
+                                       // --input-gradients; the Python module asks for them)
 };
 
 /// How to compile and where to cache.
