@@ -790,8 +790,9 @@ std::string NetworkEmitter::stageName(size_t s, const std::string &kind) {
 std::string NetworkEmitter::describe(const Item &it) const {
   std::ostringstream d;
   if (it.kind == Item::Zero)
-    return "zero d" + (it.target == Buf::GradInput ? net.forward.inputs[size_t(it.targetIndex)].name
-                                                   : net.forward.states[size_t(it.targetIndex)].name);
+    return "zero d" + (it.target == Buf::GradInput
+                           ? net.forward.inputs[size_t(it.targetIndex)].name
+                           : net.forward.states[size_t(it.targetIndex)].name);
   const Node &n = g().node(it.node);
   d << "%" << it.node << " " << ir::opName(n.op);
   if (!n.name.empty())

@@ -149,9 +149,9 @@ void NetworkEmitter::emitOpaqueOp(std::ostringstream &out) {
   if (it.kind == Item::Zero) {
     std::string t = targetBuffer(it.target, it.targetIndex);
     const ir::Graph &fwd = net.forward;
-    int64_t count = ir::numElements(it.target == Buf::GradInput
-                                        ? fwd.inputs[size_t(it.targetIndex)].shape
-                                        : fwd.states[size_t(it.targetIndex)].shape);
+    int64_t count =
+        ir::numElements(it.target == Buf::GradInput ? fwd.inputs[size_t(it.targetIndex)].shape
+                                                    : fwd.states[size_t(it.targetIndex)].shape);
     out << forEachElement(count,
                           [&](const std::string &e) { return cat({t, "[", e, "] = T(0);"}); });
     return;

@@ -29,8 +29,10 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -167,6 +169,16 @@ template <class T> CArray<T> asArray(py::handle obj, const std::string &arg, boo
                          " (the network's dtype; dopa does not cast floats silently: convert "
                          "with .astype(numpy." +
                          wantName + "))");
+  if (integer && arr.size() > 0) {
+    // Indices above 2^24 (float) or 2^53 (double) would round to a neighbouring index when cast:
+    // refuse them here, before the cast hides them (the range check against the table follows).
+    py::object largest = py::module_::import("numpy").attr("max")(arr);
+    py::object smallest = py::module_::import("numpy").attr("min")(arr);
+    long double exact = std::ldexp(1.0L, std::numeric_limits<T>::digits);
+    if (largest.cast<long double>() > exact || smallest.cast<long double>() < -exact)
+      throw py::value_error(arg + " holds an index beyond " + wantName + "'s exact integers (2^" +
+                            std::to_string(std::numeric_limits<T>::digits) + ")");
+  }
   CArray<T> out = CArray<T>::ensure(arr);
   if (!out)
     throw py::type_error(arg + ": could not be converted to a contiguous " + wantName + " array");

@@ -168,12 +168,13 @@ public:
       return;
     std::free(ptr);
     ptr = nullptr;
-    count = n;
+    count = 0; // until the new block exists: a failed allocation leaves an empty buffer
     if (n) {
       ptr = static_cast<T *>(std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64));
       if (!ptr)
         throw std::bad_alloc();
     }
+    count = n;
   }
   ~AlignedBuf() { std::free(ptr); }
   AlignedBuf(const AlignedBuf &) = delete;
@@ -290,10 +291,11 @@ template <class T> int64_t GeneratedExecutor<T>::heldBytes() const {
 template <class T> void GeneratedExecutor<T>::beginEpisode(int batch) {
   if (batch < 1)
     throw std::invalid_argument("batch size must be at least 1");
-  B = batch;
   Impl &m = *impl;
-  m.cur.resize(size_t(B * m.S));
-  m.next.resize(size_t(B * m.S));
+  B = 0; // no episode until its buffers exist (a failed allocation leaves none)
+  m.cur.resize(size_t(batch * m.S));
+  m.next.resize(size_t(batch * m.S));
+  B = batch;
   std::fill(m.cur.data(), m.cur.data() + B * m.S, T(0));
   for (int b = 0; b < B; ++b)
     for (size_t s = 0; s < netInfo.states.size(); ++s) {
@@ -576,8 +578,7 @@ template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
 
 template <class T>
 void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
-                                    const T *const *finalStateGrads,
-                                    T *const *const *inputGrads) {
+                                    const T *const *finalStateGrads, T *const *const *inputGrads) {
   if (inputGrads && !genSpec.inputGradients)
     throw std::logic_error(std::string("network '") + genSpec.name +
                            "' was compiled without input gradients (dopac --input-gradients)");

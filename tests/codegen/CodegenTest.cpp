@@ -222,6 +222,19 @@ bool sameInfo(const NetworkInfo &a, const NetworkInfo &b) {
   return true;
 }
 
+/// Run `a` and `b` on the same parameters (from the initializers, perturbed) and the same episode;
+/// the worst relative difference of their outputs, final states and gradients (compareRuns).
+template <class ExecA, class ExecB>
+double differential(ExecA &a, ExecB &b, std::string &worstName) {
+  REQUIRE(sameInfo(a.info(), b.info()));
+  const NetworkInfo &info = b.info();
+  b.params() = makeParams<double>(info, 5, 3.0, true);
+  a.params() = b.params();
+  Episode<double> ep = makeEpisode<double>(info, 9, 3, 17);
+  RunResult<double> ra = run(a, info, ep), rb = run(b, info, ep);
+  return compareRuns(info, ra, rb, worstName);
+}
+
 } // namespace
 
 TEST_CASE("generated code equals the generic executor at tiny dims (float64)") {
@@ -232,14 +245,8 @@ TEST_CASE("generated code equals the generic executor at tiny dims (float64)") {
       continue;
     Executor<double> ref(net->forward, net->backward);
     GeneratedExecutor<double> gen(c.generated());
-    REQUIRE(sameInfo(gen.info(), ref.info()));
-    const NetworkInfo &info = ref.info();
-    ref.params() = makeParams<double>(info, 5, 3.0, true);
-    gen.params() = ref.params();
-    Episode<double> ep = makeEpisode<double>(info, 9, 3, 17);
-    RunResult<double> a = run(gen, info, ep), b = run(ref, info, ep);
     std::string worstName;
-    double worst = compareRuns(info, a, b, worstName);
+    double worst = differential(gen, ref, worstName);
     INFO("worst: " << worstName << " " << worst);
     CHECK(worst <= 1e-11);
   }
@@ -400,14 +407,8 @@ TEST_CASE("a network compiled on demand equals the one dopa_add_network compiled
     REQUIRE(loaded.spec != nullptr);
     CHECK(!loaded.fromCache);
     GeneratedExecutor<double> onDemand(*loaded.spec), built(c.generated());
-    REQUIRE(sameInfo(onDemand.info(), built.info()));
-    const NetworkInfo &info = built.info();
-    built.params() = makeParams<double>(info, 5, 3.0, true);
-    onDemand.params() = built.params();
-    Episode<double> ep = makeEpisode<double>(info, 9, 3, 17);
-    RunResult<double> a = run(onDemand, info, ep), b = run(built, info, ep);
     std::string worstName;
-    double worst = compareRuns(info, a, b, worstName);
+    double worst = differential(onDemand, built, worstName);
     INFO("worst: " << worstName << " " << worst);
     CHECK(worst <= 1e-12);
     // The same request again in this process: the loaded library, at once.
@@ -465,10 +466,9 @@ TEST_CASE("input gradients: generated (compiled on demand) = generic = finite di
         Episode<double> up = ep, down = ep;
         up.inputs[k][i] += eps;
         down.inputs[k][i] -= eps;
-        double numeric = (run(gen, info, up, false).loss - run(gen, info, down, false).loss) /
-                         (2 * eps);
-        CHECK(std::abs(numeric - a.inputGrads[k][i]) <=
-              1e-6 * std::max(1.0, std::abs(numeric)));
+        double numeric =
+            (run(gen, info, up, false).loss - run(gen, info, down, false).loss) / (2 * eps);
+        CHECK(std::abs(numeric - a.inputGrads[k][i]) <= 1e-6 * std::max(1.0, std::abs(numeric)));
       }
     }
     // Parameter gradients are unchanged by asking for input gradients.

@@ -40,6 +40,17 @@ std::string writeSpec(const std::string &dir, const std::string &name, const std
   return path;
 }
 
+/// The message of the `Error` that compiling `request` throws ("" when none is thrown).
+template <class Error>
+std::string errorOf(const jit::CompileRequest &request, const jit::CacheOptions &options) {
+  try {
+    jit::compileNetwork(request, options);
+  } catch (const Error &e) {
+    return e.what();
+  }
+  return "";
+}
+
 } // namespace
 
 TEST_CASE("the cache keys entries by spec and dimensions, lists and clears them") {
@@ -99,15 +110,10 @@ TEST_CASE("a spec with errors gives its diagnostics with their places") {
   std::string spec = writeSpec(dir, "bad.dopa", "network Bad {\n  input x : [Q]\n}\n");
   jit::CacheOptions options;
   options.cacheDir = dir + "/cache";
-  try {
-    jit::compileNetwork({spec, {}, {}, ""}, options);
-    FAIL("no error");
-  } catch (const jit::SpecError &e) {
-    std::string what = e.what();
-    INFO(what);
-    CHECK(what.find("bad.dopa:2:") != std::string::npos);
-    CHECK(what.find("error:") != std::string::npos);
-  }
+  std::string what = errorOf<jit::SpecError>({spec, {}, {}, ""}, options);
+  INFO(what);
+  CHECK(what.find("bad.dopa:2:") != std::string::npos);
+  CHECK(what.find("error:") != std::string::npos);
   CHECK(jit::listCache(options.cacheDir).empty());
 }
 
@@ -117,33 +123,24 @@ TEST_CASE("a missing or failing C++ compiler is an error naming it and its log")
   jit::CacheOptions options;
   options.cacheDir = dir + "/cache";
   options.compiler = dir + "/no-such-c++";
-  try {
-    jit::compileNetwork({spec, {}, {{"H", 7}}, ""}, options);
-    FAIL("no error");
-  } catch (const jit::BuildError &e) {
-    std::string what = e.what();
-    INFO(what);
-    CHECK(what.find("cannot run the C++ compiler '" + options.compiler + "'") != std::string::npos);
-    CHECK(what.find("build.log") != std::string::npos);
-  }
+  std::string missing = errorOf<jit::BuildError>({spec, {}, {{"H", 7}}, ""}, options);
+  INFO(missing);
+  CHECK(missing.find("cannot run the C++ compiler '" + options.compiler + "'") !=
+        std::string::npos);
+  CHECK(missing.find("build.log") != std::string::npos);
   // A compiler that runs and fails: its exit status, and the log kept under failed/.
   std::string fake =
       writeSpec(dir, "fake-c++", "#!/bin/sh\necho 'fake compiler: no' >&2\nexit 3\n");
   fs::permissions(fake, fs::perms::owner_all);
   options.compiler = fake;
-  try {
-    jit::compileNetwork({spec, {}, {{"H", 7}}, ""}, options);
-    FAIL("no error");
-  } catch (const jit::BuildError &e) {
-    std::string what = e.what();
-    INFO(what);
-    CHECK(what.find("failed (exit 3)") != std::string::npos);
-    std::string::size_type at = what.find("its log: ");
-    REQUIRE(at != std::string::npos);
-    std::string log = what.substr(at + 9, what.find(' ', at + 9) - (at + 9));
-    std::ifstream in(log);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    CHECK(text.find("fake compiler: no") != std::string::npos);
-  }
+  std::string failed = errorOf<jit::BuildError>({spec, {}, {{"H", 7}}, ""}, options);
+  INFO(failed);
+  CHECK(failed.find("failed (exit 3)") != std::string::npos);
+  std::string::size_type at = failed.find("its log: ");
+  REQUIRE(at != std::string::npos);
+  std::string log = failed.substr(at + 9, failed.find(' ', at + 9) - (at + 9));
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text.find("fake compiler: no") != std::string::npos);
   CHECK(jit::listCache(options.cacheDir).empty());
 }

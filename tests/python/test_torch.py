@@ -13,7 +13,6 @@ test_module.py.
 import os
 import sys
 import tempfile
-import traceback
 
 import numpy as np
 
@@ -26,7 +25,7 @@ except ImportError:
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree for test_module
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_module import (EMB_PATH, SOURCE_DIR, TINY_PATH, close, expect_raises,  # noqa: E402
-                         save_safetensors, tiny_reference)
+                         run_tests, save_safetensors, tiny_reference)
 
 import dopa  # noqa: E402
 import dopa.torch  # noqa: E402
@@ -228,6 +227,22 @@ def test_carried_state():
     close_grads(grads_of(m), separate, 1e-12, "windows in one backward")
     for name, value in m.net.get_state().items():
         close(value, after[name], 0, f"state {name} after the replay")
+    # A continuing window whose record was replaced is replayed from its saved start state: the
+    # second window's gradient after a third forward equals the one taken right away.
+    m.reset_state()
+    with torch.no_grad():
+        m(x[:3])
+    m.zero_grad()
+    tiny_loss(m(x[3:]), wy[3:], we[3:]).backward()
+    direct = grads_of(m)
+    m.reset_state()
+    m.zero_grad()
+    with torch.no_grad():
+        m(x[:3])
+    lb = tiny_loss(m(x[3:]), wy[3:], we[3:])
+    m(x[:2])  # replaces the record
+    lb.backward()
+    close_grads(grads_of(m), direct, 1e-12, "window replayed from its start state")
     # The batch of a carried state cannot change without reset_state().
     expect_raises(ValueError, lambda: m(x[:, :1]), "batch")
 
@@ -345,20 +360,6 @@ TESTS = [
 ]
 
 
-def main():
-    torch.manual_seed(0)
-    failed = 0
-    for test in TESTS:
-        try:
-            test()
-            print(f"PASS {test.__name__}", flush=True)
-        except Exception as e:  # noqa: BLE001 - every failure is reported, then the next test runs
-            failed += 1
-            print(f"FAIL {test.__name__}: {type(e).__name__}: {e}\n{traceback.format_exc()}",
-                  flush=True)
-    print(f"{len(TESTS) - failed} of {len(TESTS)} tests passed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    torch.manual_seed(0)
+    sys.exit(run_tests(TESTS))

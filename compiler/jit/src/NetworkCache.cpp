@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -146,9 +147,12 @@ int runLogged(const std::vector<std::string> &argv, const std::string &logPath) 
     return 127;
   }
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno == ECHILD)
+      return 0; // a host that ignores SIGCHLD reaps it: the outputs' checks decide
     if (errno != EINTR)
       return 127;
+  }
   if (WIFEXITED(status))
     return WEXITSTATUS(status);
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
@@ -161,7 +165,10 @@ std::string compilerVersion(const std::string &compiler, const fs::path &scratch
   std::lock_guard<std::mutex> lock(mutex);
   if (auto it = known.find(compiler); it != known.end())
     return it->second;
-  fs::path log = scratch / ("version." + std::to_string(getpid()) + ".txt");
+  fs::path log = scratch / ("version." + std::to_string(getpid()) + "." +
+                            std::to_string(std::random_device{}()) + ".txt");
+  std::error_code ignored;
+  fs::remove(log, ignored);
   std::string version;
   if (runLogged({compiler, "--version"}, log.string()) == 0) {
     std::istringstream in(readFile(log));
@@ -188,6 +195,32 @@ std::string runtimeHeaders(const std::string &includeDir) {
   for (const fs::path &f : files)
     all += f.filename().string() + "\n" + readFile(f) + "\n";
   return all;
+}
+
+/// The CPU the flags' -march=native resolves to: /proc/cpuinfo's model name and feature flags (a
+/// cache shared by machines of different CPUs, e.g. a home folder on NFS, keeps one entry each).
+std::string machineIdentity() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, model, flags;
+  while (std::getline(in, line) && (model.empty() || flags.empty())) {
+    if (model.empty() && line.rfind("model name", 0) == 0)
+      model = line;
+    if (flags.empty() && (line.rfind("flags", 0) == 0 || line.rfind("Features", 0) == 0))
+      flags = line;
+  }
+  return "cpu " + model + "\n" + flags;
+}
+
+/// Eigen's version (its headers are compiled into the library).
+std::string eigenVersion() {
+  std::ifstream in(fs::path(DOPA_JIT_EIGEN_INCLUDE) / "Eigen/src/Core/util/Macros.h");
+  std::string line, out = "eigen";
+  while (std::getline(in, line))
+    if (line.rfind("#define EIGEN_WORLD_VERSION", 0) == 0 ||
+        line.rfind("#define EIGEN_MAJOR_VERSION", 0) == 0 ||
+        line.rfind("#define EIGEN_MINOR_VERSION", 0) == 0)
+      out += " " + line.substr(line.rfind(' ') + 1);
+  return out;
 }
 
 std::string dimsText(const std::map<std::string, int64_t> &dims) {
@@ -229,6 +262,7 @@ Source generate(const CompileRequest &request) {
       std::string("\n// Entry points of the on-demand compiled library (NetworkCache.cpp).\n") +
       "#define DOPA_JIT_EXPORT extern \"C\" __attribute__((visibility(\"default\")))\n" +
       "DOPA_JIT_EXPORT int dopa_jit_abi() { return dopa::kGeneratedAbi; }\n" +
+      "DOPA_JIT_EXPORT uint64_t dopa_jit_layout() { return dopa::layoutSignature(); }\n" +
       "DOPA_JIT_EXPORT const dopa::GeneratedSpec *dopa_jit_spec() {\n" +
       "  return &dopa::generated::" + kNamespace + "::spec();\n}\n";
   return s;
@@ -269,8 +303,11 @@ public:
       throw std::runtime_error("cannot create the cache lock " + path + ": " +
                                std::strerror(errno));
     while (::flock(fd, LOCK_EX) != 0)
-      if (errno != EINTR)
-        throw std::runtime_error("cannot lock " + path + ": " + std::strerror(errno));
+      if (errno != EINTR) {
+        int error = errno;
+        ::close(fd);
+        throw std::runtime_error("cannot lock " + path + ": " + std::strerror(error));
+      }
   }
   KeyLock(const KeyLock &) = delete;
   KeyLock &operator=(const KeyLock &) = delete;
@@ -408,17 +445,24 @@ const GeneratedSpec *load(const fs::path &entry, std::string &error) {
   }
   using AbiFn = int (*)();
   using SpecFn = const GeneratedSpec *(*)();
+  using LayoutFn = uint64_t (*)();
   auto abi = reinterpret_cast<AbiFn>(dlsym(handle, "dopa_jit_abi"));
+  auto layout = reinterpret_cast<LayoutFn>(dlsym(handle, "dopa_jit_layout"));
   auto spec = reinterpret_cast<SpecFn>(dlsym(handle, "dopa_jit_spec"));
-  if (!abi || !spec) {
-    error = path + " has no dopa entry points";
+  // Nothing points into the library yet: a refused one is unloaded, so a rebuild loads afresh.
+  auto refuse = [&](std::string why) {
+    error = std::move(why);
+    dlclose(handle);
     return nullptr;
-  }
-  if (abi() != kGeneratedAbi) {
-    error = path + " was built for generated-network ABI " + std::to_string(abi()) +
-            ", this dopa has " + std::to_string(kGeneratedAbi);
-    return nullptr;
-  }
+  };
+  if (!abi || !layout || !spec)
+    return refuse(path + " has no dopa entry points");
+  if (abi() != kGeneratedAbi)
+    return refuse(path + " was built for generated-network ABI " + std::to_string(abi()) +
+                  ", this dopa has " + std::to_string(kGeneratedAbi));
+  if (layout() != layoutSignature())
+    return refuse(path + " was compiled against runtime headers whose types differ from this "
+                         "dopa's (set DOPA_INCLUDE_DIR to the headers dopa was built with)");
   // Never dlclose: the networks made from this spec call into the library.
   return spec();
 }
@@ -452,8 +496,9 @@ LoadedNetwork jit::compileNetwork(const CompileRequest &request, const CacheOpti
   tools.flags = splitFlags(DOPA_JIT_FLAGS);
   std::string material = "dopa-jit " + std::to_string(kManifestFormat) + " abi " +
                          std::to_string(kGeneratedAbi) + "\ncompiler " + tools.compiler + "\n" +
-                         tools.version + "\nflags " + DOPA_JIT_FLAGS + "\n" +
-                         runtimeHeaders(tools.includeDir) + "\nsource\n" + source.code;
+                         tools.version + "\nflags " + DOPA_JIT_FLAGS + "\n" + machineIdentity() +
+                         "\n" + eigenVersion() + "\n" + runtimeHeaders(tools.includeDir) +
+                         "\nsource\n" + source.code;
   std::string key = sha256Hex(material);
 
   // One process per key at a time: the in-process table, then the folder under a file lock.
@@ -497,29 +542,33 @@ LoadedNetwork jit::compileNetwork(const CompileRequest &request, const CacheOpti
 }
 
 std::vector<CacheEntry> jit::listCache(const std::string &cacheDir) {
+  // Error-code iteration throughout: entries come and go while other processes build.
   std::vector<std::pair<fs::file_time_type, CacheEntry>> found;
   std::error_code ec;
-  for (const auto &e : fs::directory_iterator(cacheDir, ec)) {
-    std::string name = e.path().filename().string();
-    if (!e.is_directory() || name.size() != 64 ||
+  for (fs::directory_iterator it(cacheDir, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path path = it->path();
+    std::string name = path.filename().string();
+    std::error_code fe;
+    if (!it->is_directory(fe) || name.size() != 64 ||
         name.find_first_not_of("0123456789abcdef") != std::string::npos)
       continue;
     CacheEntry c;
     c.key = name;
-    c.dir = e.path().string();
+    c.dir = path.string();
     nlohmann::json m;
-    c.problem = entryProblem(e.path(), name, &m);
+    c.problem = entryProblem(path, name, &m);
     c.valid = c.problem.empty();
     if (c.valid) {
       c.spec = m.value("spec", "");
       c.network = m.value("network", "");
       c.dims = m.value("dims", "");
     }
-    std::error_code fe;
-    for (const auto &f : fs::recursive_directory_iterator(e.path(), fe))
-      if (f.is_regular_file(fe))
-        c.bytes += int64_t(f.file_size(fe));
-    found.emplace_back(fs::last_write_time(e.path(), fe), std::move(c));
+    for (fs::recursive_directory_iterator f(path, fe), fend; !fe && f != fend; f.increment(fe)) {
+      std::error_code se;
+      if (f->is_regular_file(se))
+        c.bytes += int64_t(f->file_size(se));
+    }
+    found.emplace_back(fs::last_write_time(path, fe), std::move(c));
   }
   std::sort(found.begin(), found.end(),
             [](const auto &a, const auto &b) { return a.first > b.first; });
@@ -531,12 +580,24 @@ std::vector<CacheEntry> jit::listCache(const std::string &cacheDir) {
 }
 
 int jit::clearCache(const std::string &cacheDir) {
+  // Each entry under its key's lock (a process building or loading it finishes first); the lock
+  // files stay (another process may hold one); temporary folders of live processes stay.
   int removed = 0;
   for (const CacheEntry &e : listCache(cacheDir)) {
+    KeyLock lock(cacheDir, e.key);
     removeAll(e.dir);
     ++removed;
   }
-  for (const char *sub : {"tmp", "failed", "locks"})
-    removeAll(fs::path(cacheDir) / sub);
+  removeAll(fs::path(cacheDir) / "failed");
+  std::error_code ec;
+  for (fs::directory_iterator it(fs::path(cacheDir) / "tmp", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    // <key prefix>.<pid>.<random>
+    std::string name = it->path().filename().string();
+    size_t dot = name.find('.');
+    long pid = dot == std::string::npos ? 0 : std::atol(name.c_str() + dot + 1);
+    if (pid <= 0 || (::kill(pid_t(pid), 0) != 0 && errno == ESRCH))
+      removeAll(it->path());
+  }
   return removed;
 }

@@ -15,8 +15,10 @@
 #include "dopa/runtime/Network.h"
 #include "dopa/runtime/StepArgs.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace dopa {
@@ -159,6 +161,23 @@ void checkIndexInputs(const NetworkInfo &info, const int64_t *inputRows, const T
 
 /// The layout of a generated network (its spec's block sizes and its tensors' totals).
 BlockLayout layoutOf(const GeneratedSpec &spec, const NetworkInfo &info);
+
+/// The sizes and member offsets of the types a generated network shares with its host, as one
+/// number: a library compiled on demand against other headers than the host's is refused even when
+/// kGeneratedAbi was not bumped.
+inline uint64_t layoutSignature() {
+  uint64_t h = 1469598103934665603ull; // FNV-1a over the numbers
+  for (uint64_t v :
+       {uint64_t(sizeof(GeneratedSpec)), uint64_t(offsetof(GeneratedSpec, inputGradients)),
+        uint64_t(offsetof(GeneratedSpec, deferred)), uint64_t(sizeof(NetworkInfo)),
+        uint64_t(sizeof(TensorInfo)), uint64_t(sizeof(InitSpec)), uint64_t(sizeof(StepArgs<float>)),
+        uint64_t(offsetof(StepArgs<float>, gradInputs)), uint64_t(sizeof(DeferredOuter)),
+        uint64_t(sizeof(std::string)), uint64_t(sizeof(std::vector<int64_t>))}) {
+    h ^= v;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
 
 /// Finish a NetworkInfo built by generated code (parameter offsets and count). Inline, so that a
 /// generated network's object code needs nothing of the runtime's libraries (NetworkCache loads it
