@@ -18,6 +18,8 @@ packages=(
   libssl-dev
   # the Python module (import dopa; dopa.torch)
   python3-dev pybind11-dev
+  # data-parallel training and seed sweeps over MPI (mpirun -np N dopa train ...)
+  openmpi-bin libopenmpi-dev
   # benchmarks and reference implementations (Debian's python3, not a venv)
   libbenchmark-dev python3 python3-numpy python3-torch python3-matplotlib python3-scipy
   # PyTorch's BLAS: Debian's torch calls libblas.so.3, which is netlib's reference BLAS unless

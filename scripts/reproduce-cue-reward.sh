@@ -51,6 +51,7 @@ run_one() {
 # shellcheck source=scripts/lib/runs.sh
 source scripts/lib/runs.sh
 run_all "$VARIANTS" "$SEEDS"
+sweep_is_single || exit "$RUNS_FAILED"
 # Legend labels as sr/makefigure.py's, with the hidden sizes.
 declare -A label=([rnn]="Non-plastic, $H neurons" [plastic]="Non-modulated plastic, $H neurons"
   [modplast]="Simple modulation, $H neurons" [modul]="Retroactive modulation, $H neurons")

@@ -74,6 +74,7 @@ run_one() {
 # shellcheck source=scripts/lib/runs.sh
 source scripts/lib/runs.sh
 run_all "$RUN_GROUPS" "$SEEDS"
+sweep_is_single || exit "$RUNS_FAILED"
 labels=() curves=()
 for group in $RUN_GROUPS; do
   labels+=(--label "$group=${label[$group]}")

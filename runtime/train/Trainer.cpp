@@ -251,9 +251,17 @@ void checkRegularFile(const std::string &path) {
 
 } // namespace
 
-Trainer::Trainer(Network &net, EpisodicTask &task, TrainConfig config)
-    : net(net), task(task), cfg(std::move(config)), adam(cfg.adam, net.info().numParams),
-      envRng(cfg.seed * 2 + 1), policyRng(cfg.seed * 2 + 2) {
+Trainer::Trainer(Network &net, EpisodicTask &task, TrainConfig config, Communicator *comm)
+    : net(net), task(task), cfg(std::move(config)), comm(comm && comm->size() > 1 ? comm : nullptr),
+      adam(cfg.adam, net.info().numParams), envRng(cfg.seed * 2 + 1), policyRng(cfg.seed * 2 + 2) {
+  std::tie(first, last) = this->comm ? batchSlice(cfg.batch, this->comm->rank(), this->comm->size())
+                                     : std::pair<int, int>(0, cfg.batch);
+  if (last <= first)
+    throw std::invalid_argument("a batch of " + std::to_string(cfg.batch) +
+                                " episodes cannot be "
+                                "split over " +
+                                std::to_string(this->comm->size()) +
+                                " ranks: pass --batch of at least the number of ranks");
   if (cfg.threads == 0)
     cfg.threads = omp_get_max_threads();
   const NetworkInfo &info = net.info();
@@ -280,19 +288,54 @@ void Trainer::initFresh() {
   st = TrainState{};
 }
 
+/// The policy's outputs of one step for the whole batch: this rank's slice (the network's
+/// outputs, `mine`: logits then values) gathered from every rank into logits[B*A] and values[B].
+void Trainer::gatherPolicy(const std::vector<std::vector<float>> &out, float *logits,
+                           float *values) {
+  int B = cfg.batch, A = task.numActions(), n = last - first;
+  const std::vector<float> &lg = out[size_t(logitsOut)], &vl = out[size_t(valueOut)];
+  if (!comm) {
+    std::copy(lg.begin(), lg.end(), logits);
+    std::copy(vl.begin(), vl.end(), values);
+    return;
+  }
+  // One message per step: each rank's [logits of its elements, their values].
+  std::vector<float> mine(size_t(n) * size_t(A + 1));
+  std::copy(lg.begin(), lg.end(), mine.begin());
+  std::copy(vl.begin(), vl.end(), mine.begin() + long(size_t(n) * A));
+  std::vector<int> counts(size_t(comm->size()));
+  for (int r = 0; r < comm->size(); ++r) {
+    auto [b0, b1] = batchSlice(B, r, comm->size());
+    counts[size_t(r)] = (b1 - b0) * (A + 1);
+  }
+  gathered.resize(size_t(B) * size_t(A + 1));
+  comm->allgather(mine.data(), gathered.data(), counts);
+  size_t at = 0;
+  for (int r = 0; r < comm->size(); ++r) {
+    auto [b0, b1] = batchSlice(B, r, comm->size());
+    size_t m = size_t(b1 - b0);
+    std::copy(gathered.begin() + long(at), gathered.begin() + long(at + m * A),
+              logits + size_t(b0) * A);
+    std::copy(gathered.begin() + long(at + m * A), gathered.begin() + long(at + m * (A + 1)),
+              values + b0);
+    at += m * (A + 1);
+  }
+}
+
 IterationLog Trainer::iterate() {
   auto start = std::chrono::steady_clock::now();
   const NetworkInfo &info = net.info();
-  int B = cfg.batch, T = task.episodeLength(), A = task.numActions();
+  int B = cfg.batch, T = task.episodeLength(), A = task.numActions(), n = last - first;
+  int obs = task.observationSize();
   task.reset(envRng);
-  net.beginEpisode(B);
-  std::vector<float> x(size_t(B) * size_t(task.observationSize()));
+  net.beginEpisode(n); // this rank's elements [first, last); the task runs the whole batch
+  std::vector<float> x(size_t(B) * size_t(obs));
   std::vector<std::vector<float>> outBuf;
   std::vector<float *> outPtr;
   outBuf.reserve(info.outputs.size());
   outPtr.reserve(info.outputs.size());
   for (const TensorInfo &o : info.outputs)
-    outBuf.emplace_back(size_t(B) * size_t(o.numel()));
+    outBuf.emplace_back(size_t(n) * size_t(o.numel()));
   for (auto &buf : outBuf)
     outPtr.push_back(buf.data());
   std::vector<float> logits(size_t(T) * B * A), values(size_t(T) * B), rewards(size_t(T) * B);
@@ -300,14 +343,12 @@ IterationLog Trainer::iterate() {
   std::vector<double> probs(static_cast<size_t>(A));
   for (int t = 0; t < T; ++t) {
     task.observe(x.data());
-    const float *in[] = {x.data()};
+    const float *in[] = {x.data() + size_t(first) * obs};
     net.step(in, outPtr.data());
-    std::copy(outBuf[size_t(logitsOut)].begin(), outBuf[size_t(logitsOut)].end(),
-              logits.begin() + long(size_t(t) * B * A));
-    std::copy(outBuf[size_t(valueOut)].begin(), outBuf[size_t(valueOut)].end(),
-              values.begin() + long(size_t(t) * B));
+    float *stepLogits = logits.data() + size_t(t) * B * A;
+    gatherPolicy(outBuf, stepLogits, values.data() + size_t(t) * B);
     for (int b = 0; b < B; ++b) {
-      softmax(outBuf[size_t(logitsOut)].data() + size_t(b) * A, A, probs.data());
+      softmax(stepLogits + size_t(b) * A, A, probs.data());
       double u = policyRng.uniform(), acc = 0;
       int a = A - 1;
       for (int k = 0; k < A; ++k) {
@@ -331,11 +372,13 @@ IterationLog Trainer::iterate() {
   std::vector<const float *const *> gradPtr;
   gradPtr.reserve(size_t(T));
   for (int t = 0; t < T; ++t) {
-    grads[size_t(t)][size_t(logitsOut)] = r.dLogits.data() + size_t(t) * B * A;
-    grads[size_t(t)][size_t(valueOut)] = r.dValue.data() + size_t(t) * B;
+    grads[size_t(t)][size_t(logitsOut)] = r.dLogits.data() + (size_t(t) * B + first) * A;
+    grads[size_t(t)][size_t(valueOut)] = r.dValue.data() + size_t(t) * B + first;
     gradPtr.push_back(grads[size_t(t)].data());
   }
   net.backward(gradPtr.data());
+  if (comm) // the whole batch's gradient, the same on every rank
+    comm->sum(net.grads(), int64_t(info.numParams));
   double norm = clipGradNorm(net.grads(), info.numParams, cfg.clipNorm);
   if (!std::isfinite(norm))
     throw std::runtime_error("iteration " + std::to_string(st.iteration) +

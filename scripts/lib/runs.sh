@@ -4,11 +4,32 @@
 # A run whose checkpoint has reached ITERS is not started again (rerunning a script continues the
 # rest); a run that fails is reported and the others go on (RUNS_FAILED=1 afterwards); Ctrl-C or a
 # kill stops every run (their checkpoints stay, for the next rerun).
+#
+# Under MPI (mpirun -np N bash scripts/reproduce-maze.sh, or srun --mpi=pmi2 -n N ...) the runs are a
+# sweep over the job's ranks: run i (groups, then seeds, in order) goes to rank i mod N, each rank
+# running its share JOBS at a time; SWEEP_RANK/SWEEP_SIZE set it by hand. Only rank 0 shows the
+# progress monitor; no rank draws the figure (sweep_is_single says so): a plain rerun of the script
+# once the job has ended finds every run done and draws it.
+
+# This process's rank in a sweep and the number of ranks (0 and 1 outside MPI).
+sweep_rank() { echo "${SWEEP_RANK:-${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}}"; }
+sweep_size() { echo "${SWEEP_SIZE:-${OMPI_COMM_WORLD_SIZE:-${PMI_SIZE:-1}}}"; }
+# True outside an MPI sweep (the script goes on to draw the figure).
+sweep_is_single() {
+  (( $(sweep_size) == 1 )) && return 0
+  echo "rank $(sweep_rank) of $(sweep_size): done with its share; rerun the script without mpirun" \
+    "once every rank has finished to draw the figure"
+  return 1
+}
 
 # Every PROGRESS_EVERY seconds, the latest progress line of each unfinished run (dopa train prints
 # one per tenth of the iterations when its output is not a terminal).
+# (One-second sleeps: when the monitor is killed, its last sleep ends within a second instead of
+# holding the output open, which mpirun waits for.)
 progress() {
-  while sleep "${PROGRESS_EVERY:-20}"; do
+  local ticks=0
+  while sleep 1; do
+    (( ++ticks % ${PROGRESS_EVERY:-20} == 0 )) || continue
     for f in "$OUT"/*/seed*.out; do
       [ -f "$f" ] || continue
       grep -q '^final mean reward' "$f" && continue # finished: its "done:" line says so
@@ -30,16 +51,23 @@ checkpoint_iteration() {
 RUNS_FAILED=0
 RUNS_PIDS=()
 run_all() {
-  local groups=$1 seeds=$2 start group seed pid
+  local groups=$1 seeds=$2 start group seed pid index=0 rank size var
+  rank=$(sweep_rank) size=$(sweep_size)
+  # The runs are single processes, not ranks of this job: keep the rank, drop MPI's environment.
+  export SWEEP_RANK=$rank SWEEP_SIZE=$size
+  for var in $(compgen -e | grep -E '^(OMPI_|PMIX_|PMI_)' || true); do unset "$var"; done
   mkdir -p "$OUT"
   start=$(date +%s)
-  progress &
-  RUNS_MONITOR=$! # global: the traps run after this function has returned
+  if (( rank == 0 )); then
+    progress &
+    RUNS_MONITOR=$! # global: the traps run after this function has returned
+  fi
   trap 'kill "${RUNS_MONITOR:-}" 2> /dev/null || true' EXIT
   trap 'kill "${RUNS_MONITOR:-}" "${RUNS_PIDS[@]}" 2> /dev/null; exit 130' INT TERM
   for group in $groups; do
     mkdir -p "$OUT/$group"
     for seed in $seeds; do
+      (( index++ % size == rank )) || continue # another rank's run
       if (( $(checkpoint_iteration "$OUT/$group/seed$seed") >= ITERS )); then
         echo "done already: $group seed $seed ($ITERS iterations)"
         continue
@@ -54,7 +82,7 @@ run_all() {
   done
   for pid in "${RUNS_PIDS[@]}"; do wait "$pid" || RUNS_FAILED=1; done
   RUNS_PIDS=()
-  kill "$RUNS_MONITOR" 2> /dev/null || true
-  echo "all runs finished in $(( $(date +%s) - start )) s"
+  kill "${RUNS_MONITOR:-}" 2> /dev/null || true
+  echo "all runs$( (( size > 1 )) && echo " of rank $rank") finished in $(( $(date +%s) - start )) s"
   (( RUNS_FAILED == 0 )) || echo "some runs failed: see $OUT/*/seed*.out" >&2
 }

@@ -14,6 +14,10 @@
 #include <string>
 #include <vector>
 
+namespace dopa {
+class Communicator;
+}
+
 namespace dopa::tool {
 
 struct SpecOptions {
@@ -51,6 +55,7 @@ struct TrainOptions {
   int bpttSegment = 0;           // generated engine: forced checkpoint interval (0: planned)
   bool resume = false;
   bool specGiven = false; // --spec: the user's spec (the generated engine compiles it on demand)
+  Communicator *comm = nullptr; // the ranks of a data-parallel run (mpirun); null: one process
   std::vector<std::string> commandLine; // recorded in config.json
 };
 

@@ -91,6 +91,96 @@ std::string notAFile(const std::string &path) {
   return path + (fs::is_directory(status) ? ": is a directory" : ": is not a regular file");
 }
 
+/// The rank-0-only parts of a run: everything that writes or prints.
+bool isRoot(const Communicator *comm) { return !comm || comm->rank() == 0; }
+
+/// "" when every rank has the same settings and parameters; else what differs (on every rank).
+std::string rankMismatch(Communicator *comm, Trainer &trainer, Network &net) {
+  if (!comm)
+    return "";
+  std::string text;
+  for (const auto &[key, value] : trainer.settings())
+    text.append(key).append("=").append(value).append("\n");
+  uint64_t h = 1469598103934665603ull;
+  const auto *bytes = reinterpret_cast<const unsigned char *>(net.params());
+  for (size_t i = 0; i < net.info().numParams * sizeof(float); ++i)
+    h = (h ^ bytes[i]) * 1099511628211ull;
+  text += "parameters=" + std::to_string(h) + "\n";
+  return comm->firstDifference(text);
+}
+
+/// Start or resume `net` on the task and train it; the exit code. With ranks, rank 0 holds the
+/// run folder and writes and prints everything; every rank reads a checkpoint it resumes.
+int trainOn(Network &net, const TrainOptions &opt, const TaskInfo &info,
+            const TaskOptions &taskOptions) {
+  Communicator *comm = opt.comm;
+  bool root = isRoot(comm);
+  std::unique_ptr<EpisodicTask> taskPtr = info.make(opt.config.batch, taskOptions);
+  EpisodicTask &task = *taskPtr;
+  TrainConfig config = opt.config;
+  config.engine = opt.engine; // part of the checkpoint's fingerprint
+  if (!root)
+    config.outDir.clear(); // no files from the other ranks
+  Trainer trainer(net, task, config, comm);
+  std::string ckpt = (std::filesystem::path(opt.config.outDir) / "checkpoint.st").string();
+  std::unique_ptr<RunLock> lock; // held until the run ends: a second run on --out stops here
+  if (root)
+    lock = std::make_unique<RunLock>(opt.config.outDir);
+  if (std::string problem = notAFile(ckpt); !problem.empty())
+    throw DataError(problem);
+  if (opt.resume) {
+    trainer.resume(ckpt);
+    int64_t at = trainer.state().iteration;
+    if (opt.config.iterations <= at) {
+      printError("dopa train", ckpt + ": the checkpoint is at iteration " + std::to_string(at) +
+                                   "; --iters " + std::to_string(opt.config.iterations) +
+                                   " asks for no more: pass a larger --iters");
+      return 2;
+    }
+    if (root)
+      printStderr("dopa train: resuming " + ckpt + " at iteration " + std::to_string(at) + "\n");
+  } else {
+    if (root && std::filesystem::exists(ckpt))
+      throw DataError(
+          ckpt + ": a checkpoint exists; pass --resume to continue it, or choose another --out");
+    trainer.initFresh();
+  }
+  if (std::string differs = rankMismatch(comm, trainer, net); !differs.empty()) {
+    printError("dopa train", "the ranks were not started alike: " + differs);
+    return 2;
+  }
+  if (!root)
+    return trainer.run(), 0;
+  writeRunConfig(opt.config.outDir, opt.commandLine, trainer.settings(), trainer.state().iteration);
+  std::string ranks = comm ? ", " + std::to_string(comm->size()) + " ranks" : "";
+  printStderr("dopa train: " + opt.config.task + " task, " + net.info().name + " (" +
+              std::to_string(net.info().numParams) + " parameters), batch " +
+              std::to_string(opt.config.batch) + ", " + std::to_string(task.episodeLength()) +
+              "-step episodes, " + std::to_string(opt.config.iterations) + " iterations, engine " +
+              opt.engine + ranks + "\n");
+  Progress progress(trainer.state().iteration);
+  try {
+    trainer.run([&](const TrainConfig &c, const IterationLog &l) { progress.update(c, l); });
+  } catch (const std::runtime_error &e) {
+    printError("dopa train",
+               std::string(e.what()) + "; " +
+                   (std::filesystem::exists(ckpt) ? "the last good checkpoint is kept at " + ckpt
+                                                  : std::string("no checkpoint was written yet")));
+    return 1;
+  }
+  std::string png = (std::filesystem::path(opt.config.outDir) / "learning_curve.png").string();
+  if (plotLearningCurve({{net.info().name, trainer.state().log}}, png,
+                        opt.config.task + " task: " + net.info().name))
+    printStderr("dopa train: learning curve " + png + "\n");
+  const auto &log = trainer.state().log;
+  double last = 0;
+  size_t n = std::min<size_t>(log.size(), 50);
+  for (size_t i = log.size() - n; i < log.size(); ++i)
+    last += log[i].meanReward;
+  printStdout(format("final mean reward (last %zu iterations): %.3f\n", n, last / double(n)));
+  return 0;
+}
+
 } // namespace
 
 int tool::runTrain(const TrainOptions &opt, const TaskInfo &info, const TaskOptions &taskOptions) {
@@ -106,67 +196,18 @@ int tool::runTrain(const TrainOptions &opt, const TaskInfo &info, const TaskOpti
   request.memoryBudget = opt.memoryBudget;
   request.bpttSegment = opt.bpttSegment;
   request.expectedSteps = episodeLength;
-  request.batch = opt.config.batch;
+  request.batch = opt.config.batch; // this process's episodes: its slice with ranks
+  if (opt.comm) {
+    auto [first, last] = batchSlice(opt.config.batch, opt.comm->rank(), opt.comm->size());
+    request.batch = std::max(1, last - first);
+  }
   request.maxMemory = opt.maxMemory;
   EngineNetwork engine = makeEngineNetwork(request, "dopa train");
   if (!engine.net)
     return engine.exitCode;
   std::unique_ptr<Network> netPtr = std::move(engine.net);
   try {
-    Network &net = *netPtr;
-    std::unique_ptr<EpisodicTask> taskPtr = info.make(opt.config.batch, taskOptions);
-    EpisodicTask &task = *taskPtr;
-    TrainConfig config = opt.config;
-    config.engine = opt.engine; // part of the checkpoint's fingerprint
-    Trainer trainer(net, task, config);
-    std::string ckpt = (std::filesystem::path(opt.config.outDir) / "checkpoint.st").string();
-    RunLock lock(opt.config.outDir); // held until the run ends: a second run on --out stops here
-    if (std::string problem = notAFile(ckpt); !problem.empty())
-      throw DataError(problem);
-    if (opt.resume) {
-      trainer.resume(ckpt);
-      int64_t at = trainer.state().iteration;
-      if (opt.config.iterations <= at) {
-        printError("dopa train", ckpt + ": the checkpoint is at iteration " + std::to_string(at) +
-                                     "; --iters " + std::to_string(opt.config.iterations) +
-                                     " asks for no more: pass a larger --iters");
-        return 2;
-      }
-      printStderr("dopa train: resuming " + ckpt + " at iteration " + std::to_string(at) + "\n");
-    } else {
-      if (std::filesystem::exists(ckpt))
-        throw DataError(
-            ckpt + ": a checkpoint exists; pass --resume to continue it, or choose another --out");
-      trainer.initFresh();
-    }
-    writeRunConfig(opt.config.outDir, opt.commandLine, trainer.settings(),
-                   trainer.state().iteration);
-    printStderr("dopa train: " + opt.config.task + " task, " + net.info().name + " (" +
-                std::to_string(net.info().numParams) + " parameters), batch " +
-                std::to_string(opt.config.batch) + ", " + std::to_string(task.episodeLength()) +
-                "-step episodes, " + std::to_string(opt.config.iterations) +
-                " iterations, engine " + opt.engine + "\n");
-    Progress progress(trainer.state().iteration);
-    try {
-      trainer.run([&](const TrainConfig &c, const IterationLog &l) { progress.update(c, l); });
-    } catch (const std::runtime_error &e) {
-      printError("dopa train", std::string(e.what()) + "; " +
-                                   (std::filesystem::exists(ckpt)
-                                        ? "the last good checkpoint is kept at " + ckpt
-                                        : std::string("no checkpoint was written yet")));
-      return 1;
-    }
-    std::string png = (std::filesystem::path(opt.config.outDir) / "learning_curve.png").string();
-    if (plotLearningCurve({{net.info().name, trainer.state().log}}, png,
-                          opt.config.task + " task: " + net.info().name))
-      printStderr("dopa train: learning curve " + png + "\n");
-    const auto &log = trainer.state().log;
-    double last = 0;
-    size_t n = std::min<size_t>(log.size(), 50);
-    for (size_t i = log.size() - n; i < log.size(); ++i)
-      last += log[i].meanReward;
-    printStdout(format("final mean reward (last %zu iterations): %.3f\n", n, last / double(n)));
-    return 0;
+    return trainOn(*netPtr, opt, info, taskOptions);
   } catch (const std::exception &e) {
     printError("dopa train", e.what());
     return 1;

@@ -9,6 +9,10 @@
 #include "Console.h"
 #include "TrainCommand.h"
 
+#ifdef DOPA_HAVE_MPI
+#include "dopa/mpi/MpiCommunicator.h"
+#endif
+
 #include <CLI/CLI.hpp>
 
 #include <cmath>
@@ -22,6 +26,9 @@ using namespace dopa;
 using namespace dopa::tool;
 
 namespace {
+
+/// The ranks of a data-parallel run (main sets it under mpirun); null for one process.
+dopa::Communicator *theCommunicator = nullptr;
 
 /// `dopa grad` as parsed, before the checks.
 struct GradArgs {
@@ -205,6 +212,7 @@ int run(int argc, char **argv) {
     return gradCommand(gradArgs);
   if (trainCmd->parsed()) {
     trainArgs.opt.commandLine.assign(argv, argv + argc);
+    trainArgs.opt.comm = theCommunicator;
     return trainCommand(trainArgs);
   }
   if (benchCmd->parsed())
@@ -223,10 +231,21 @@ int run(int argc, char **argv) {
 } // namespace
 
 int main(int argc, char **argv) {
+#ifdef DOPA_HAVE_MPI
+  // Under mpirun/srun: MPI for the whole process; a rank that fails ends the job (abortAll), so
+  // the others never wait in a collective for it.
+  dopa::mpi::MpiSession session(argc, argv);
+  theCommunicator = session.communicator();
+#endif
+  int rc = 1;
   try {
-    return run(argc, argv);
+    rc = run(argc, argv);
   } catch (const std::exception &e) { // the subcommands report their own; this is a last resort
     tool::printError("dopa", e.what());
-    return 1;
   }
+#ifdef DOPA_HAVE_MPI
+  if (rc != 0 && session.communicator())
+    session.abortAll(rc);
+#endif
+  return rc;
 }

@@ -15,6 +15,7 @@
 #include "dopa/runtime/Network.h"
 #include "dopa/runtime/SafeTensors.h"
 #include "dopa/train/A2C.h"
+#include "dopa/train/Communicator.h"
 #include "dopa/train/Optim.h"
 #include "dopa/train/Task.h"
 
@@ -72,8 +73,10 @@ using ProgressFn = std::function<void(const TrainConfig &, const IterationLog &)
 class Trainer {
 public:
   /// Train `net` on `task` (both outlive the trainer); throws std::invalid_argument when the
-  /// network's input, `logits` or `value` do not fit the task, or the batches differ.
-  Trainer(Network &net, EpisodicTask &task, TrainConfig config);
+  /// network's input, `logits` or `value` do not fit the task, or the batches differ. With `comm`
+  /// (data-parallel, Communicator.h), `net` runs this rank's slice of the batch (batchSlice), the
+  /// task the whole batch; only a config with an outDir writes files (give rank 0 one).
+  Trainer(Network &net, EpisodicTask &task, TrainConfig config, Communicator *comm = nullptr);
 
   /// Initialize parameters from their initializers with the config's seed.
   void initFresh();
@@ -104,12 +107,16 @@ public:
 
 private:
   IterationLog iterate();
+  void gatherPolicy(const std::vector<std::vector<float>> &out, float *logits, float *values);
   void writeLog() const;
   void appendLog(const IterationLog &log) const;
 
   Network &net;
   EpisodicTask &task;
   TrainConfig cfg;
+  Communicator *comm;
+  int first = 0, last = 0;     // this rank's slice of the batch
+  std::vector<float> gathered; // every rank's policy outputs of one step
   Adam adam;
   Rng envRng, policyRng;
   TrainState st;

@@ -1,0 +1,45 @@
+//===- Communicator.h - The ranks of a data-parallel training run ----------===//
+//
+// A data-parallel A2C run (Trainer) splits each iteration's batch of episodes across ranks: every
+// rank runs the whole task and samples every action (the same generators, so the same episodes on
+// every rank), but steps its network only for its slice of the batch; the slices' policy outputs
+// are gathered every step, and the parameter gradients summed once per iteration, so every rank
+// applies the same optimizer step to the same parameters. This interface is what the trainer needs
+// from the transport; dopa_mpi implements it over MPI (runtime/mpi), and a null Communicator is one
+// process.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace dopa {
+
+class Communicator {
+public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// Every rank's `counts[r]` floats (this rank's are `mine`), concatenated in rank order into
+  /// `all`, on every rank.
+  virtual void allgather(const float *mine, float *all, const std::vector<int> &counts) = 0;
+  /// The sum over the ranks of `n` floats, in place, the same values on every rank.
+  virtual void sum(float *data, int64_t n) = 0;
+  /// "" when every rank passed the same `text`; otherwise which rank differs from rank 0 and the
+  /// first line where (on every rank).
+  virtual std::string firstDifference(const std::string &text) = 0;
+};
+
+/// The elements [first, second) of a batch of `batch` that rank `rank` of `size` runs: contiguous
+/// slices whose sizes differ by at most one, in rank order.
+inline std::pair<int, int> batchSlice(int batch, int rank, int size) {
+  int base = batch / size, extra = batch % size;
+  int begin = rank * base + std::min(rank, extra);
+  return {begin, begin + base + (rank < extra ? 1 : 0)};
+}
+
+} // namespace dopa

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# mpi_train.sh - data-parallel `dopa train` under mpirun, as CTest's mpi.* tests run it.
+#
+#   mpi_train.sh DOPA SOURCE_DIR SCRATCH CASE
+#
+# CASE same       2 ranks train the batch that 1 process trains: the same rewards in every
+#                 iteration (every rank samples every action) and the same parameters after 3
+#                 iterations up to float rounding (the gradient is summed in another order).
+#      resume     a 2-rank checkpoint resumed by 1 process and a 1-process one by 2 ranks: both
+#                 runs end where an uninterrupted run ends (same rewards, parameters to rounding).
+#      mismatch   ranks started with different settings stop at once with an error naming them.
+#      killed     a rank killed mid-run ends the job with an error within a minute (no hang), and
+#                 the checkpoint left behind is whole.
+#      sweep      scripts/reproduce-maze.sh under mpirun: 4 runs shared by 2 ranks (each run once,
+#                 no figure); a plain rerun then finds them done and draws the figure.
+set -euo pipefail
+dopa=$1 root=$2 scratch=$3 case=$4
+rm -rf "$scratch" && mkdir -p "$scratch" && cd "$scratch"
+# CI runs as root in a container: allow it, allow more ranks than cores, no CMA between ranks.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+export OMP_NUM_THREADS=1
+mpirun="mpirun -np 2"
+common=(train cue-reward --variant rnn --batch 5 --eplen 12 --burn-in 0 --lr 1e-2 --seed 3
+        --threads 1 --checkpoint-every 1)
+
+# compare A B: the logs' rewards equal, the exported parameters within 1e-4 (relative to max |p|).
+compare() {
+  cut -d, -f1,2 "$1/log.csv" > a.csv
+  cut -d, -f1,2 "$2/log.csv" > b.csv
+  cmp a.csv b.csv || { echo "rewards differ:"; paste -d'|' a.csv b.csv; exit 1; }
+  "$dopa" export "$1" --out a.safetensors > /dev/null
+  "$dopa" export "$2" --out b.safetensors > /dev/null
+  /usr/bin/python3 - "$root" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1] + "/bench/reference")
+import numpy as np
+from safetensors_np import load
+a, b = load("a.safetensors")[0], load("b.safetensors")[0]
+assert a.keys() == b.keys(), (a.keys(), b.keys())
+worst = max(float(np.max(np.abs(a[k] - b[k])) / max(float(np.max(np.abs(a[k]))), 1e-6)) for k in a)
+print(f"parameters: {len(a)} tensors, worst relative difference {worst:.2e}")
+assert worst <= 1e-4, worst  # Adam magnifies rounding in tiny gradients
+PY
+}
+
+case $case in
+same)
+  "$dopa" "${common[@]}" --iters 3 --out one > one.log 2>&1
+  $mpirun "$dopa" "${common[@]}" --iters 3 --out two > two.log 2>&1
+  grep -q "engine generated, 2 ranks" two.log || { cat two.log; exit 1; }
+  compare one two
+  ;;
+resume)
+  "$dopa" "${common[@]}" --iters 4 --out straight > /dev/null 2>&1
+  $mpirun "$dopa" "${common[@]}" --iters 2 --out a > /dev/null 2>&1
+  "$dopa" "${common[@]}" --iters 4 --out a --resume > a.log 2>&1
+  "$dopa" "${common[@]}" --iters 2 --out b > /dev/null 2>&1
+  $mpirun "$dopa" "${common[@]}" --iters 4 --out b --resume > b.log 2>&1
+  grep -q "resuming" a.log && grep -q "resuming" b.log
+  compare straight a
+  compare straight b
+  ;;
+mismatch)
+  set +e
+  timeout 120 mpirun -np 1 "$dopa" "${common[@]}" --iters 2 --out m : \
+    -np 1 "$dopa" "${common[@]}" --iters 2 --clip 0.5 --out m > m.log 2>&1
+  rc=$?
+  set -e
+  cat m.log
+  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
+  grep -q "the ranks were not started alike: rank 1 differs from rank 0" m.log
+  ;;
+killed)
+  $mpirun "$dopa" "${common[@]}" --iters 100000 --out k > k.log 2>&1 &
+  job=$!
+  for _ in $(seq 1 100); do [ -s k/checkpoint.st ] && break; sleep 0.2; done
+  victim=$(pgrep -f -- "--out k" | grep -v "^$job\$" | tail -n 1)
+  kill -9 "$victim"
+  start=$(date +%s)
+  set +e
+  timeout 60 tail --pid="$job" -f /dev/null
+  waited=$?
+  wait "$job"
+  rc=$?
+  set -e
+  echo "mpirun exit $rc after $(( $(date +%s) - start )) s"
+  [ "$waited" -eq 0 ] || { echo "the job did not end within 60 s"; kill -9 "$job"; exit 1; }
+  [ "$rc" -ne 0 ]
+  "$dopa" export k --out k.safetensors > /dev/null  # the checkpoint left behind loads
+  ;;
+sweep)
+  sweep=(env ENGINE=generic ITERS=3 SEEDS='0 1' VARIANTS='modplast plastic' JOBS=1 THREADS=1
+         OUT="$scratch/fig2" DOPA="$dopa" PROGRESS_EVERY=600
+         EXTRA='--eplen 10 --batch 2 --task-opt size=5 -D H=4')
+  (cd "$root" && $mpirun "${sweep[@]}" bash scripts/reproduce-maze.sh) > sweep.log 2>&1 ||
+    { cat sweep.log; exit 1; }
+  cat sweep.log
+  [ "$(grep -c '^done: ' sweep.log)" -eq 4 ] && [ ! -e fig2/fig2.png ]
+  grep -q "rank 1 of 2: done with its share" sweep.log
+  (cd "$root" && "${sweep[@]}" bash scripts/reproduce-maze.sh) > rerun.log 2>&1 ||
+    { cat rerun.log; exit 1; }
+  [ "$(grep -c '^done already: ' rerun.log)" -eq 4 ] && [ -s fig2/fig2.png ]
+  ;;
+*)
+  echo "unknown case $case"; exit 2 ;;
+esac
+echo "mpi $case: ok"
