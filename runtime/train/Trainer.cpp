@@ -257,11 +257,11 @@ Trainer::Trainer(Network &net, EpisodicTask &task, TrainConfig config, Communica
   std::tie(first, last) = this->comm ? batchSlice(cfg.batch, this->comm->rank(), this->comm->size())
                                      : std::pair<int, int>(0, cfg.batch);
   if (last <= first)
-    throw std::invalid_argument("a batch of " + std::to_string(cfg.batch) +
-                                " episodes cannot be "
-                                "split over " +
-                                std::to_string(this->comm->size()) +
-                                " ranks: pass --batch of at least the number of ranks");
+    throw std::invalid_argument(
+        this->comm ? "a batch of " + std::to_string(cfg.batch) + " episodes cannot be split over " +
+                         std::to_string(this->comm->size()) +
+                         " ranks: pass --batch of at least the number of ranks"
+                   : "the batch must have at least one episode, not " + std::to_string(cfg.batch));
   if (cfg.threads == 0)
     cfg.threads = omp_get_max_threads();
   const NetworkInfo &info = net.info();
@@ -322,6 +322,45 @@ void Trainer::gatherPolicy(const std::vector<std::vector<float>> &out, float *lo
   }
 }
 
+/// Every rank sampled the same actions and got the same rewards (the same episodes): a hash of
+/// them and of the task's generator compared across the ranks; std::runtime_error naming the first
+/// rank that differs (e.g. a plug-in task drawing from a generator of its own, or a math library
+/// that rounds differently on another node).
+void Trainer::checkRanksAgree(const std::vector<int> &actions, const std::vector<float> &rewards) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void *data, size_t bytes) {
+    const auto *p = static_cast<const unsigned char *>(data);
+    for (size_t i = 0; i < bytes; ++i)
+      h = (h ^ p[i]) * 1099511628211ull;
+  };
+  mix(actions.data(), actions.size() * sizeof(int));
+  mix(rewards.data(), rewards.size() * sizeof(float));
+  std::string env = rngString(envRng.state());
+  mix(env.data(), env.size());
+  std::string differs = comm->firstDifference("episodes " + hex(h));
+  if (!differs.empty())
+    throw std::runtime_error("iteration " + std::to_string(st.iteration) +
+                             ": the ranks' episodes diverged (" + differs + ")");
+}
+
+std::string Trainer::stateDigest() const {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const std::vector<float> &v) {
+    const auto *p = reinterpret_cast<const unsigned char *>(v.data());
+    for (size_t i = 0; i < v.size() * sizeof(float); ++i)
+      h = (h ^ p[i]) * 1099511628211ull;
+  };
+  std::vector<float> params(net.params(), net.params() + net.info().numParams);
+  mix(params);
+  mix(adam.firstMoment());
+  mix(adam.secondMoment());
+  return "iteration=" + std::to_string(st.iteration) +
+         "\niterations=" + std::to_string(cfg.iterations) +
+         "\nadam_steps=" + std::to_string(adam.steps()) + "\nenv_rng=" + rngString(envRng.state()) +
+         "\npolicy_rng=" + rngString(policyRng.state()) + "\nparameters_and_moments=" + hex(h) +
+         "\n";
+}
+
 IterationLog Trainer::iterate() {
   auto start = std::chrono::steady_clock::now();
   const NetworkInfo &info = net.info();
@@ -362,6 +401,8 @@ IterationLog Trainer::iterate() {
     }
     task.act(actions.data() + size_t(t) * B, rewards.data() + size_t(t) * B, envRng);
   }
+  if (comm)
+    checkRanksAgree(actions, rewards);
   A2CResult r = a2cLoss(cfg.a2c, T, B, A, logits, values, actions, rewards);
   if (!std::isfinite(r.loss))
     throw std::runtime_error("iteration " + std::to_string(st.iteration) +

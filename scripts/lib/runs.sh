@@ -14,11 +14,14 @@
 # This process's rank in a sweep and the number of ranks (0 and 1 outside MPI).
 sweep_rank() { echo "${SWEEP_RANK:-${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}}"; }
 sweep_size() { echo "${SWEEP_SIZE:-${OMPI_COMM_WORLD_SIZE:-${PMI_SIZE:-1}}}"; }
-# True outside an MPI sweep (the script goes on to draw the figure).
+# True outside an MPI sweep (the script goes on to draw the figure). A rank's failed runs are
+# reported, not its exit status: under mpirun a rank exiting non-zero would end the others' runs.
 sweep_is_single() {
   (( $(sweep_size) == 1 )) && return 0
   echo "rank $(sweep_rank) of $(sweep_size): done with its share; rerun the script without mpirun" \
     "once every rank has finished to draw the figure"
+  (( RUNS_FAILED == 0 )) || echo "rank $(sweep_rank): some of its runs failed" >&2
+  RUNS_FAILED=0
   return 1
 }
 
@@ -53,8 +56,13 @@ RUNS_PIDS=()
 run_all() {
   local groups=$1 seeds=$2 start group seed pid index=0 rank size var
   rank=$(sweep_rank) size=$(sweep_size)
-  # The runs are single processes, not ranks of this job: keep the rank, drop MPI's environment.
-  export SWEEP_RANK=$rank SWEEP_SIZE=$size
+  if ! [[ $rank =~ ^[0-9]+$ && $size =~ ^[0-9]+$ ]] || (( size < 1 || rank >= size )); then
+    echo "sweep: rank '$rank' of '$size' is not a rank of the sweep (0 <= rank < size)" >&2
+    exit 2
+  fi
+  # The runs are single processes, not ranks of this job: keep the rank, drop MPI's environment,
+  # and tell dopa so (DOPA_MPI=0: Slurm's step variables stay, and would say "rank").
+  export SWEEP_RANK=$rank SWEEP_SIZE=$size DOPA_MPI=0
   for var in $(compgen -e | grep -E '^(OMPI_|PMIX_|PMI_)' || true); do unset "$var"; done
   mkdir -p "$OUT"
   start=$(date +%s)

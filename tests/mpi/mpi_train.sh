@@ -11,6 +11,9 @@
 #      mismatch   ranks started with different settings stop at once with an error naming them.
 #      killed     a rank killed mid-run ends the job with an error within a minute (no hang), and
 #                 the checkpoint left behind is whole.
+#      onefails   only rank 0 fails (another process holds the run folder) while rank 1 waits in a
+#                 collective: the job ends with an error at once (MPI_Abort), no hang.
+#      refused    a command other than an RL `dopa train` started as ranks is refused on each.
 #      sweep      scripts/reproduce-maze.sh under mpirun: 4 runs shared by 2 ranks (each run once,
 #                 no figure); a plain rerun then finds them done and draws the figure.
 set -euo pipefail
@@ -88,6 +91,29 @@ killed)
   [ "$waited" -eq 0 ] || { echo "the job did not end within 60 s"; kill -9 "$job"; exit 1; }
   [ "$rc" -ne 0 ]
   "$dopa" export k --out k.safetensors > /dev/null  # the checkpoint left behind loads
+  ;;
+onefails)
+  mkdir -p f
+  exec 9> f/.lock && flock 9 # this shell holds the run folder, as another dopa train would
+  start=$(date +%s)
+  set +e
+  timeout 60 $mpirun "$dopa" "${common[@]}" --iters 2 --out f > f.log 2>&1
+  rc=$?
+  set -e
+  exec 9>&-
+  cat f.log
+  echo "mpirun exit $rc after $(( $(date +%s) - start )) s"
+  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
+  grep -q "in use by another" f.log
+  ;;
+refused)
+  set +e
+  timeout 60 $mpirun "$dopa" cache dir > r.log 2>&1
+  rc=$?
+  set -e
+  cat r.log
+  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
+  grep -q "only \`dopa train\` of an RL task runs data-parallel" r.log
   ;;
 sweep)
   sweep=(env ENGINE=generic ITERS=3 SEEDS='0 1' VARIANTS='modplast plastic' JOBS=1 THREADS=1

@@ -94,19 +94,15 @@ std::string notAFile(const std::string &path) {
 /// The rank-0-only parts of a run: everything that writes or prints.
 bool isRoot(const Communicator *comm) { return !comm || comm->rank() == 0; }
 
-/// "" when every rank has the same settings and parameters; else what differs (on every rank).
-std::string rankMismatch(Communicator *comm, Trainer &trainer, Network &net) {
+/// "" when every rank has the same settings and state (iteration, optimizer, generators,
+/// parameters); else what differs (the same text on every rank).
+std::string rankMismatch(Communicator *comm, Trainer &trainer) {
   if (!comm)
     return "";
   std::string text;
   for (const auto &[key, value] : trainer.settings())
     text.append(key).append("=").append(value).append("\n");
-  uint64_t h = 1469598103934665603ull;
-  const auto *bytes = reinterpret_cast<const unsigned char *>(net.params());
-  for (size_t i = 0; i < net.info().numParams * sizeof(float); ++i)
-    h = (h ^ bytes[i]) * 1099511628211ull;
-  text += "parameters=" + std::to_string(h) + "\n";
-  return comm->firstDifference(text);
+  return comm->firstDifference(text + trainer.stateDigest());
 }
 
 /// Start or resume `net` on the task and train it; the exit code. With ranks, rank 0 holds the
@@ -145,7 +141,7 @@ int trainOn(Network &net, const TrainOptions &opt, const TaskInfo &info,
           ckpt + ": a checkpoint exists; pass --resume to continue it, or choose another --out");
     trainer.initFresh();
   }
-  if (std::string differs = rankMismatch(comm, trainer, net); !differs.empty()) {
+  if (std::string differs = rankMismatch(comm, trainer); !differs.empty()) {
     printError("dopa train", "the ranks were not started alike: " + differs);
     return 2;
   }

@@ -9,6 +9,8 @@
 #include "Console.h"
 #include "TrainCommand.h"
 
+#include "dopa/train/Communicator.h"
+
 #ifdef DOPA_HAVE_MPI
 #include "dopa/mpi/MpiCommunicator.h"
 #endif
@@ -228,24 +230,59 @@ int run(int argc, char **argv) {
   return 2;
 }
 
-} // namespace
+/// Whether the command line trains on an RL task (the command that runs data-parallel).
+bool isRlTrain(int argc, char **argv) {
+  return argc > 2 && std::string(argv[1]) == "train" && std::string(argv[2]) != "lm" &&
+         argv[2][0] != '-';
+}
 
-int main(int argc, char **argv) {
+/// Run the command line as one process, or as a rank when launcherRanks() says it is one: MPI for
+/// the whole process, and a rank that fails ends the job (abortAll), so the others never wait in a
+/// collective for it. Anything but an RL `dopa train` started as a rank is refused, and so is a
+/// launcher whose ranks MPI does not see (srun without --mpi=pmix, another MPI's mpirun).
+int runAsRank(int argc, char **argv) {
+  int ranks = launcherRanks();
+  std::string started = "this process was started as one of " +
+                        (ranks > 0 ? std::to_string(ranks) : std::string("several")) +
+                        " ranks (mpirun, srun)";
+  if (!isRlTrain(argc, argv)) {
+    tool::printError("dopa", started + ", but only `dopa train` of an RL task runs data-parallel; "
+                                       "run this command as one process (or set DOPA_MPI=0)");
+    return 2;
+  }
 #ifdef DOPA_HAVE_MPI
-  // Under mpirun/srun: MPI for the whole process; a rank that fails ends the job (abortAll), so
-  // the others never wait in a collective for it.
   dopa::mpi::MpiSession session(argc, argv);
+  if (session.worldSize() == 1 && ranks != 1) {
+    tool::printError("dopa", started + ", but MPI sees one rank: the launcher is not this dopa's "
+                                       "MPI (with srun, pass --mpi=pmix)");
+    return 2;
+  }
   theCommunicator = session.communicator();
-#endif
   int rc = 1;
   try {
     rc = run(argc, argv);
-  } catch (const std::exception &e) { // the subcommands report their own; this is a last resort
+  } catch (const std::exception &e) {
     tool::printError("dopa", e.what());
   }
-#ifdef DOPA_HAVE_MPI
   if (rc != 0 && session.communicator())
     session.abortAll(rc);
-#endif
   return rc;
+#else
+  tool::printError("dopa", started + ", but this dopa was built without MPI (install "
+                                     "libopenmpi-dev and rebuild), so each would train alone");
+  return 2;
+#endif
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  if (dopa::launcherRanks() != 1)
+    return runAsRank(argc, argv);
+  try {
+    return run(argc, argv);
+  } catch (const std::exception &e) { // the subcommands report their own; this is a last resort
+    tool::printError("dopa", e.what());
+    return 1;
+  }
 }

@@ -83,12 +83,15 @@ public:
         continue;
       std::istringstream a(root), b(other);
       std::string la, lb;
-      while (std::getline(a, la) && std::getline(b, lb) && la == lb) {
-      }
+      bool moreA = false, moreB = false;
+      do {
+        moreA = bool(std::getline(a, la));
+        moreB = bool(std::getline(b, lb));
+      } while (moreA && moreB && la == lb);
       std::string why = "rank " + std::to_string(r) + " differs from rank 0: '";
-      why += lb;
+      why += moreB ? lb : "(nothing)";
       why += "' against '";
-      why += la;
+      why += moreA ? la : "(nothing)";
       return why + "'";
     }
     return "";
@@ -98,23 +101,15 @@ private:
   int myRank = 0, mySize = 1;
 };
 
-bool startedAsRanks() {
-  for (const char *var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS"})
-    if (const char *v = std::getenv(var); v && *v)
-      return true;
-  return false;
-}
-
 } // namespace
 
 MpiSession::MpiSession(int &argc, char **&argv) {
-  if (!startedAsRanks())
-    return;
   int provided = 0;
   check(MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
   initialized = true;
   auto world = std::make_unique<WorldCommunicator>();
-  if (world->size() > 1)
+  size = world->size();
+  if (size > 1)
     comm = std::move(world);
 }
 

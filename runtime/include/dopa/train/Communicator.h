@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,6 +34,28 @@ public:
   /// first line where (on every rank).
   virtual std::string firstDifference(const std::string &text) = 0;
 };
+
+/// How many ranks the launcher (mpirun, srun) started this process among, from its environment:
+/// OMPI_COMM_WORLD_SIZE (Open MPI), PMI_SIZE (Hydra, PMI-2), SLURM_STEP_NUM_TASKS inside a Slurm
+/// job step; 0 when the environment says this is a rank without saying of how many (PMIx alone);
+/// 1 outside a launcher, and always with DOPA_MPI=0 (the reproduction scripts set it for the
+/// single-process runs of a sweep, which inherit their rank's environment).
+inline int launcherRanks() {
+  auto env = [](const char *name) -> const char * {
+    const char *v = std::getenv(name);
+    return v && *v ? v : nullptr;
+  };
+  if (const char *mpi = env("DOPA_MPI"); mpi && std::string(mpi) == "0")
+    return 1;
+  for (const char *name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
+    if (const char *v = env(name))
+      return std::max(1, std::atoi(v));
+  if (env("SLURM_STEP_ID") && env("SLURM_STEP_NUM_TASKS"))
+    return std::max(1, std::atoi(env("SLURM_STEP_NUM_TASKS")));
+  if (env("PMIX_RANK") || env("MPI_LOCALNRANKS"))
+    return 0;
+  return 1;
+}
 
 /// The elements [first, second) of a batch of `batch` that rank `rank` of `size` runs: contiguous
 /// slices whose sizes differ by at most one, in rank order.

@@ -93,6 +93,9 @@ public:
   /// Every setting that shapes the run (what checkpoints record and resume checks), by name: for
   /// config.json.
   std::map<std::string, std::string> settings() const;
+  /// Where the run stands, as text: iteration, target, optimizer steps, the generators' states and
+  /// a hash of the parameters and Adam's moments (ranks compare it at start).
+  std::string stateDigest() const;
 
   /// Version 2 checksums the metadata too (version 1: the tensors only); both are read.
   static constexpr int checkpointVersion = 2;
@@ -108,6 +111,7 @@ public:
 private:
   IterationLog iterate();
   void gatherPolicy(const std::vector<std::vector<float>> &out, float *logits, float *values);
+  void checkRanksAgree(const std::vector<int> &actions, const std::vector<float> &rewards);
   void writeLog() const;
   void appendLog(const IterationLog &log) const;
 

@@ -17,8 +17,8 @@
 
 namespace dopa::mpi {
 
-/// MPI for the life of the object, when the environment says the process is one of several ranks
-/// (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK); otherwise nothing (communicator() is null).
+/// MPI for the life of the object (construct it only when launcherRanks() says this process is a
+/// rank). communicator() is null when MPI's world has one rank.
 class MpiSession {
 public:
   MpiSession(int &argc, char **&argv);
@@ -27,11 +27,14 @@ public:
   MpiSession &operator=(const MpiSession &) = delete;
   /// The world's communicator; null for a single process.
   Communicator *communicator() { return comm.get(); }
+  /// The number of ranks in MPI's world.
+  int worldSize() const { return size; }
   /// End every rank with `code` (after this rank's message was printed).
   [[noreturn]] void abortAll(int code);
 
 private:
   bool initialized = false;
+  int size = 1;
   std::unique_ptr<Communicator> comm;
 };
 
