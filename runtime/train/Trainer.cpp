@@ -64,6 +64,9 @@ struct Fnv1a {
     for (size_t i = 0; i < n; ++i)
       byte(data[i]);
   }
+  template <class T> void values(const T *data, size_t n) {
+    bytes(reinterpret_cast<const uint8_t *>(data), n * sizeof(T));
+  }
   /// A field with its length first (8 bytes, little-endian), so no two splits hash alike.
   void field(const std::string &s) {
     for (int i = 0; i < 8; ++i)
@@ -299,17 +302,19 @@ void Trainer::gatherPolicy(const std::vector<std::vector<float>> &out, float *lo
     std::copy(vl.begin(), vl.end(), values);
     return;
   }
-  // One message per step: each rank's [logits of its elements, their values].
-  std::vector<float> mine(size_t(n) * size_t(A + 1));
+  // One message per step: each rank's [logits of its elements, their values]. The buffers and
+  // counts are sized once per run (the batch split does not change).
+  if (gatherCounts.empty()) {
+    for (int r = 0; r < comm->size(); ++r) {
+      auto [b0, b1] = batchSlice(B, r, comm->size());
+      gatherCounts.push_back((b1 - b0) * (A + 1));
+    }
+    mine.resize(size_t(n) * size_t(A + 1));
+    gathered.resize(size_t(B) * size_t(A + 1));
+  }
   std::copy(lg.begin(), lg.end(), mine.begin());
   std::copy(vl.begin(), vl.end(), mine.begin() + long(size_t(n) * A));
-  std::vector<int> counts(size_t(comm->size()));
-  for (int r = 0; r < comm->size(); ++r) {
-    auto [b0, b1] = batchSlice(B, r, comm->size());
-    counts[size_t(r)] = (b1 - b0) * (A + 1);
-  }
-  gathered.resize(size_t(B) * size_t(A + 1));
-  comm->allgather(mine.data(), gathered.data(), counts);
+  comm->allgather(mine.data(), gathered.data(), gatherCounts);
   size_t at = 0;
   for (int r = 0; r < comm->size(); ++r) {
     auto [b0, b1] = batchSlice(B, r, comm->size());
@@ -327,37 +332,25 @@ void Trainer::gatherPolicy(const std::vector<std::vector<float>> &out, float *lo
 /// rank that differs (e.g. a plug-in task drawing from a generator of its own, or a math library
 /// that rounds differently on another node).
 void Trainer::checkRanksAgree(const std::vector<int> &actions, const std::vector<float> &rewards) {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](const void *data, size_t bytes) {
-    const auto *p = static_cast<const unsigned char *>(data);
-    for (size_t i = 0; i < bytes; ++i)
-      h = (h ^ p[i]) * 1099511628211ull;
-  };
-  mix(actions.data(), actions.size() * sizeof(int));
-  mix(rewards.data(), rewards.size() * sizeof(float));
-  std::string env = rngString(envRng.state());
-  mix(env.data(), env.size());
-  std::string differs = comm->firstDifference("episodes " + hex(h));
+  Fnv1a h;
+  h.values(actions.data(), actions.size());
+  h.values(rewards.data(), rewards.size());
+  h.field(rngString(envRng.state()));
+  std::string differs = comm->firstDifference("episodes " + hex(h.h));
   if (!differs.empty())
     throw std::runtime_error("iteration " + std::to_string(st.iteration) +
                              ": the ranks' episodes diverged (" + differs + ")");
 }
 
 std::string Trainer::stateDigest() const {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](const std::vector<float> &v) {
-    const auto *p = reinterpret_cast<const unsigned char *>(v.data());
-    for (size_t i = 0; i < v.size() * sizeof(float); ++i)
-      h = (h ^ p[i]) * 1099511628211ull;
-  };
-  std::vector<float> params(net.params(), net.params() + net.info().numParams);
-  mix(params);
-  mix(adam.firstMoment());
-  mix(adam.secondMoment());
+  Fnv1a h;
+  h.values(net.params(), net.info().numParams);
+  h.values(adam.firstMoment().data(), adam.firstMoment().size());
+  h.values(adam.secondMoment().data(), adam.secondMoment().size());
   return "iteration=" + std::to_string(st.iteration) +
          "\niterations=" + std::to_string(cfg.iterations) +
          "\nadam_steps=" + std::to_string(adam.steps()) + "\nenv_rng=" + rngString(envRng.state()) +
-         "\npolicy_rng=" + rngString(policyRng.state()) + "\nparameters_and_moments=" + hex(h) +
+         "\npolicy_rng=" + rngString(policyRng.state()) + "\nparameters_and_moments=" + hex(h.h) +
          "\n";
 }
 

@@ -47,6 +47,21 @@ assert worst <= 1e-4, worst  # Adam magnifies rounding in tiny gradients
 PY
 }
 
+# fails_with LOG PATTERN CMD...: CMD (a job) ends within 60 s with a non-zero status (not the
+# timeout's) and its output, in LOG and shown, holds PATTERN.
+fails_with() {
+  local log=$1 pattern=$2 rc start
+  shift 2
+  start=$(date +%s)
+  set +e
+  timeout 60 "$@" > "$log" 2>&1
+  rc=$?
+  set -e
+  cat "$log"
+  echo "exit $rc after $(( $(date +%s) - start )) s"
+  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q -- "$pattern" "$log"
+}
+
 case $case in
 same)
   "$dopa" "${common[@]}" --iters 3 --out one > one.log 2>&1
@@ -65,14 +80,9 @@ resume)
   compare straight b
   ;;
 mismatch)
-  set +e
-  timeout 120 mpirun -np 1 "$dopa" "${common[@]}" --iters 2 --out m : \
-    -np 1 "$dopa" "${common[@]}" --iters 2 --clip 0.5 --out m > m.log 2>&1
-  rc=$?
-  set -e
-  cat m.log
-  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
-  grep -q "the ranks were not started alike: rank 1 differs from rank 0" m.log
+  fails_with m.log "the ranks were not started alike: rank 1 differs from rank 0" \
+    mpirun -np 1 "$dopa" "${common[@]}" --iters 2 --out m : \
+    -np 1 "$dopa" "${common[@]}" --iters 2 --clip 0.5 --out m
   ;;
 killed)
   $mpirun "$dopa" "${common[@]}" --iters 100000 --out k > k.log 2>&1 &
@@ -95,25 +105,11 @@ killed)
 onefails)
   mkdir -p f
   exec 9> f/.lock && flock 9 # this shell holds the run folder, as another dopa train would
-  start=$(date +%s)
-  set +e
-  timeout 60 $mpirun "$dopa" "${common[@]}" --iters 2 --out f > f.log 2>&1
-  rc=$?
-  set -e
+  fails_with f.log "in use by another" $mpirun "$dopa" "${common[@]}" --iters 2 --out f
   exec 9>&-
-  cat f.log
-  echo "mpirun exit $rc after $(( $(date +%s) - start )) s"
-  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
-  grep -q "in use by another" f.log
   ;;
 refused)
-  set +e
-  timeout 60 $mpirun "$dopa" cache dir > r.log 2>&1
-  rc=$?
-  set -e
-  cat r.log
-  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]
-  grep -q "only \`dopa train\` of an RL task runs data-parallel" r.log
+  fails_with r.log "only \`dopa train\` of an RL task runs data-parallel" $mpirun "$dopa" cache dir
   ;;
 sweep)
   sweep=(env ENGINE=generic ITERS=3 SEEDS='0 1' VARIANTS='modplast plastic' JOBS=1 THREADS=1

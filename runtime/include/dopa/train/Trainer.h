@@ -119,8 +119,9 @@ private:
   EpisodicTask &task;
   TrainConfig cfg;
   Communicator *comm;
-  int first = 0, last = 0;     // this rank's slice of the batch
-  std::vector<float> gathered; // every rank's policy outputs of one step
+  int first = 0, last = 0;           // this rank's slice of the batch
+  std::vector<float> mine, gathered; // this rank's and every rank's policy outputs of one step
+  std::vector<int> gatherCounts;     // floats per rank in `gathered`
   Adam adam;
   Rng envRng, policyRng;
   TrainState st;
