@@ -10,6 +10,7 @@
 #                    [OUTPUT_DIR <dir>]
 #                    [BACKENDS cpu [cuda]]        # cuda: also the CUDA kernels (.cu)
 #                    [INPUT_GRADIENTS]            # the backward also gives dLoss/d inputs (cpu only)
+#                    [BATCHED_READOUTS auto|all|none] # dopac --batched-readouts (cpu; default auto)
 #                    [PREGENERATED <dir>])        # use <dir>/<target>.{cpp,h,cu}, do not run dopac
 #
 # runs dopac (--emit=cpp, --emit=header, and --emit=cuda for the cuda backend) as a custom command
@@ -23,7 +24,7 @@ set(DOPA_ARCH_FLAGS "-march=native" CACHE STRING "Architecture flags for generat
 option(DOPA_GENERATED_WERROR "Compile generated networks with -Werror (CI)" OFF)
 
 function(dopa_add_network target)
-  cmake_parse_arguments(ARG "INPUT_GRADIENTS" "SPEC;NETWORK;NAMESPACE;CHECKPOINT_EVERY;MEMORY_BUDGET;OUTPUT_DIR;PREGENERATED"
+  cmake_parse_arguments(ARG "INPUT_GRADIENTS" "SPEC;NETWORK;NAMESPACE;CHECKPOINT_EVERY;MEMORY_BUDGET;OUTPUT_DIR;PREGENERATED;BATCHED_READOUTS"
                         "DIMS;INCLUDE_DIRS;DEPENDS;BACKENDS" ${ARGN})
   set(withCuda OFF)
   if("cuda" IN_LIST ARG_BACKENDS)
@@ -66,6 +67,12 @@ function(dopa_add_network target)
       message(FATAL_ERROR "dopa_add_network(${target}): INPUT_GRADIENTS is for the cpu backend only")
     endif()
     list(APPEND args "--input-gradients")
+  endif()
+  if(ARG_BATCHED_READOUTS)
+    if(NOT ARG_BATCHED_READOUTS MATCHES "^(auto|all|none)$")
+      message(FATAL_ERROR "dopa_add_network(${target}): BATCHED_READOUTS is auto, all or none, not '${ARG_BATCHED_READOUTS}'")
+    endif()
+    list(APPEND args "--batched-readouts=${ARG_BATCHED_READOUTS}")
   endif()
   if(ARG_PREGENERATED)
     set(ARG_OUTPUT_DIR "${ARG_PREGENERATED}")

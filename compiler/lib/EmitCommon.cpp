@@ -398,8 +398,11 @@ std::string NetworkEmitter::leafName(Buf home, int homeIndex) const {
   case Buf::GradNext: return "d_" + ident(fwd.states[hi].name) + "_next";
   case Buf::GradPrev: return "d_" + ident(fwd.states[hi].name);
   case Buf::GradInput: return "d_in_" + ident(fwd.inputs[hi].name);
-  case Buf::Output: return "out_" + ident(fwd.outputs[hi].name);
-  case Buf::GradOutput: return "d_out_" + ident(fwd.outputs[hi].name);
+  // A batched readout's buffer holds its input (the runtime computes the output from it).
+  case Buf::Output:
+    return (ir::readoutOf(fwd, hi) ? "readout_in_" : "out_") + ident(fwd.outputs[hi].name);
+  case Buf::GradOutput:
+    return (ir::readoutOf(fwd, hi) ? "d_readout_in_" : "d_out_") + ident(fwd.outputs[hi].name);
   case Buf::Grad: return "d_" + ident(fwd.params[hi].name);
   default: return "";
   }

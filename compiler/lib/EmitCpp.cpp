@@ -136,9 +136,9 @@ void CppEmitter::emitInfo() {
     os << "n.params.push_back(" << infoTensor(p.name, p.shape, false, &p.init) << ");\n";
   for (const ir::Variable &in : fwd.inputs)
     os << "n.inputs.push_back(" << infoTensor(in.name, in.shape, in.isInt, nullptr) << ");\n";
-  for (const ir::Output &o : fwd.outputs)
-    os << "n.outputs.push_back(" << infoTensor(o.name, fwd.node(o.node).shape, false, nullptr)
-       << ");\n";
+  for (size_t k = 0; k < fwd.outputs.size(); ++k)
+    os << "n.outputs.push_back("
+       << infoTensor(fwd.outputs[k].name, ir::outputShape(fwd, k), false, nullptr) << ");\n";
   for (const ir::Variable &s : fwd.states)
     os << "n.states.push_back(" << infoTensor(s.name, s.shape, false, &s.init) << ");\n";
   os << "dopa::finalizeInfo(n);\nreturn n;\n}\n\n";
@@ -171,8 +171,26 @@ void CppEmitter::emitSpec() {
   if (f.deferred.empty())
     os << "{0, 0, 0, 0, 0},\n";
   os << "};\n\n";
+  // Outputs the runtime computes for the whole batch (batchReadouts): one GEMM per step.
+  if (!fwd.readouts.empty()) {
+    os << "static const dopa::BatchedReadout readouts[] = {\n";
+    for (const ir::Readout &r : fwd.readouts) {
+      const ir::Shape &w = fwd.params[size_t(r.weight)].shape;
+      os << "// " << fwd.outputs[size_t(r.output)].name << " = "
+         << fwd.params[size_t(r.weight)].name << " @ x"
+         << (r.bias >= 0 ? " + " + fwd.params[size_t(r.bias)].name : "") << "\n"
+         << "{.output = " << r.output << ", .weightOffset = " << paramOffset(r.weight)
+         << ", .biasOffset = " << (r.bias >= 0 ? paramOffset(r.bias) : "-1") << ", .rows = " << w[0]
+         << ", .cols = " << w[1] << "},\n";
+    }
+    os << "};\n\n";
+  }
   ir::FlopCount forwardFlops = ir::countFlops(net.forward);
   ir::FlopCount backwardFlops = ir::countFlops(net.backward);
+  for (const ir::Readout &r : fwd.readouts) { // dX = dY W and dW += dY^T X; db += dY
+    const ir::Shape &w = fwd.params[size_t(r.weight)].shape;
+    backwardFlops.perElement += 4 * w[0] * w[1] + (r.bias >= 0 ? w[0] : 0);
+  }
   os << "const dopa::GeneratedSpec &spec() {\n"
      << "static const dopa::GeneratedSpec s = {\n"
      << ".name = " << quoted(fwd.name) << ",\n"
@@ -196,7 +214,10 @@ void CppEmitter::emitSpec() {
      << ".forwardSharedFlops = " << forwardFlops.shared << ",\n"
      << ".backwardFlops = " << backwardFlops.perElement << ",\n"
      << ".backwardSharedFlops = " << backwardFlops.shared << ",\n"
-     << (f.inputGradients ? ".inputGradients = true,\n" : "") << "};\nreturn s;\n}\n\n";
+     << (f.inputGradients ? ".inputGradients = true,\n" : "");
+  if (!fwd.readouts.empty())
+    os << ".numReadouts = " << fwd.readouts.size() << ",\n.readouts = readouts,\n";
+  os << "};\nreturn s;\n}\n\n";
 }
 
 } // namespace

@@ -357,6 +357,7 @@ Graph mergeBackward(const Graph &fwd, const Graph &bwd) {
   m.isBackward = true;
   m.stateUpdates.clear();
   m.outputs.clear();
+  m.readouts.clear();
   std::vector<int> remap(bwd.nodes.size(), -1);
   for (size_t i = 0; i < bwd.nodes.size(); ++i) {
     const Node &n = bwd.nodes[i];
@@ -556,5 +557,16 @@ void kern::print(const FusedNetwork &f, llvm::raw_ostream &os) {
        << ir::shapeStr(n.shape);
   }
   os << " = " << f.savedNumel << " elements; state block " << f.stateNumel << " elements\n";
+  const Graph &fwd = f.forward.graph;
+  for (const ir::Readout &r : fwd.readouts) {
+    const ir::Output &o = fwd.outputs[size_t(r.output)];
+    os << "  batched readout " << o.name << " = " << fwd.params[size_t(r.weight)].name
+       << ir::shapeStr(fwd.params[size_t(r.weight)].shape) << " @ %" << o.node;
+    if (r.bias >= 0)
+      os << " + " << fwd.params[size_t(r.bias)].name;
+    os << ": the kernels store %" << o.node << "; per step for the batch Y = X W^T"
+       << (r.bias >= 0 ? " + b" : "") << " (GEMM); backward dX = dY W, dW += dY^T X"
+       << (r.bias >= 0 ? ", db += sum dY" : "") << " over the batch and the steps\n";
+  }
   printKernel(f.backward, os);
 }

@@ -250,6 +250,19 @@ int ir::append(Graph &g, Node proto) {
   return g.add(std::move(proto));
 }
 
+const Readout *ir::readoutOf(const Graph &g, size_t k) {
+  for (const Readout &r : g.readouts)
+    if (size_t(r.output) == k)
+      return &r;
+  return nullptr;
+}
+
+Shape ir::outputShape(const Graph &g, size_t k) {
+  if (const Readout *r = readoutOf(g, k))
+    return {g.params[size_t(r->weight)].shape[0]};
+  return g.node(g.outputs[k].node).shape;
+}
+
 bool ir::verify(const Graph &g, llvm::raw_ostream &os) {
   bool ok = true;
   auto fail = [&](int id, const llvm::Twine &msg) {
@@ -308,6 +321,25 @@ bool ir::verify(const Graph &g, llvm::raw_ostream &os) {
     for (const Output &o : g.outputs)
       if (o.node < 0 || size_t(o.node) >= g.nodes.size())
         fail(o.node, "output '" + o.name + "' refers to a missing node");
+    std::vector<char> seen(g.outputs.size(), 0);
+    for (const Readout &r : g.readouts) {
+      if (r.output < 0 || size_t(r.output) >= g.outputs.size() || seen[size_t(r.output)]++) {
+        fail(-1, "a readout refers to a missing output or repeats one");
+        continue;
+      }
+      const Output &o = g.outputs[size_t(r.output)];
+      if (r.weight < 0 || size_t(r.weight) >= g.params.size() ||
+          g.params[size_t(r.weight)].shape.size() != 2) {
+        fail(o.node, "readout of '" + o.name + "' needs a matrix parameter as its weight");
+        continue;
+      }
+      const Shape &w = g.params[size_t(r.weight)].shape;
+      if (o.node >= 0 && size_t(o.node) < g.nodes.size())
+        checkRef(o.node, Shape{w[1]}, "the input of the readout of '" + o.name + "'");
+      if (r.bias >= 0 &&
+          (size_t(r.bias) >= g.params.size() || g.params[size_t(r.bias)].shape != Shape{w[0]}))
+        fail(o.node, "readout of '" + o.name + "' has a bias of the wrong shape");
+    }
   } else {
     if (g.stateGrads.size() != g.states.size())
       fail(-1, "every state needs a gradient slot");
@@ -355,6 +387,11 @@ FlopCount ir::countFlops(const Graph &g) {
     else if (isReduction(n.op))
       units = numElements(in(0));
     (n.batched ? count.perElement : count.shared) += opFlops(n.op) * units;
+  }
+  // Readouts, done by the runtime: a multiply-add per weight, an add per bias entry.
+  for (const Readout &r : g.readouts) {
+    const Shape &w = g.params[size_t(r.weight)].shape;
+    count.perElement += 2 * w[0] * w[1] + (r.bias >= 0 ? w[0] : 0);
   }
   return count;
 }
@@ -415,8 +452,17 @@ void ir::print(const Graph &g, const llvm::SourceMgr *sm, llvm::raw_ostream &os)
   if (!g.isBackward) {
     for (size_t s = 0; s < g.stateUpdates.size(); ++s)
       os << "  update " << g.states[s].name << "' = %" << g.stateUpdates[s] << "\n";
-    for (size_t k = 0; k < g.outputs.size(); ++k)
-      os << "  output #" << k << " " << g.outputs[k].name << " = %" << g.outputs[k].node << "\n";
+    for (size_t k = 0; k < g.outputs.size(); ++k) {
+      os << "  output #" << k << " " << g.outputs[k].name << " = ";
+      if (const Readout *r = readoutOf(g, k)) {
+        os << "batched " << g.params[size_t(r->weight)].name << " @ %" << g.outputs[k].node;
+        if (r->bias >= 0)
+          os << " + " << g.params[size_t(r->bias)].name;
+        os << " : " << shapeStr(outputShape(g, k)) << "\n";
+      } else {
+        os << "%" << g.outputs[k].node << "\n";
+      }
+    }
   } else {
     for (size_t s = 0; s < g.stateGrads.size(); ++s) {
       os << "  grad state " << g.states[s].name << " = ";

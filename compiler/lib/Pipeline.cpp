@@ -1,8 +1,9 @@
 //===- Pipeline.cpp - The compiler pipeline, from a network to its kernels ===//
 //
-// Runs lower, checkLearnable, differentiate and kern::fuse in a straight line with the IR verifier
-// and the caller's hook between them, and the front end before them for a spec file. A network
-// the fusion pass cannot express is a diagnostic; IR that fails the verifier is a compiler bug.
+// Runs lower, checkLearnable, batchReadouts (when asked), differentiate and kern::fuse in a
+// straight line with the IR verifier and the caller's hook between them, and the front end before
+// them for a spec file. A network the fusion pass cannot express is a diagnostic; IR that fails
+// the verifier is a compiler bug.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/compiler/Pipeline.h"
@@ -41,6 +42,12 @@ std::optional<PipelineResult> dopa::runPipeline(const sema::Network &network,
   if (!checkLearnable(out.graphs.forward, diags))
     return std::nullopt;
   passDone("check-learnable");
+  if (options.batchedReadoutMin >= 0) {
+    out.graphs.forward = batchReadouts(out.graphs.forward, options.batchedReadoutMin);
+    if (options.verifyEach)
+      verifyOrAbort(out.graphs.forward, "batch-readouts");
+    passDone("batch-readouts");
+  }
   out.graphs.backward = differentiate(out.graphs.forward, options.inputGradients);
   if (options.verifyEach)
     verifyOrAbort(out.graphs.backward, "autodiff");

@@ -355,10 +355,10 @@ template <class T> static void forward_saved_h2c_17(const dopa::StepArgs<T> &a) 
 // hn = o * tanh(cn)
 //
 // forward stage 18: fused loop nest over [206]
-//   %96 mul l2.hn
+//   %96 mul l2.hn -> next_state l2.h
 //   %94 add l2.cn -> next_state l2.c
-//   %96 mul l2.hn -> saved
-template <class T> static void forward_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
+//   %96 mul l2.hn -> output logits
+template <class T> static void forward_l2_h_l2_c_logits(const dopa::StepArgs<T> &a) {
   T *__restrict t72 = a.saved + 2912;                           // [206]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [206]
   T *__restrict t76 = a.saved + 3120;                           // [206]
@@ -376,9 +376,9 @@ template <class T> static void forward_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [206]
   T *__restrict t86 = a.saved + 3536;                           // [206]
   const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [206]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [206] l2.hn
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [206]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [206]
-  T *__restrict saved_t96 = a.saved + 3744;                     // [206]
+  T *__restrict readout_in_logits = a.outputs[0];               // [206]
   for (int j = 0; j < 206; ++j) {
 #line 41 "examples/lm/basic_lstm.dopa"
     const T v74 = t72[j] + l2_x2o_bias[j];
@@ -410,40 +410,9 @@ template <class T> static void forward_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
     const T v96 = v80 * v95;
     l2_h_next[j] = v96;
     l2_c_next[j] = v94;
-    saved_t96[j] = v96;
+    readout_in_logits[j] = v96;
   }
 #line 416 "lm_basic_lstm.cpp"
-}
-
-// output logits = dec(y2)
-//
-// forward stage 19: dense product (Eigen), [10000]
-//   %98 matmul
-template <class T> static void forward_dec(const dopa::StepArgs<T> &a) {
-  const T *__restrict dec_weight = a.params + kParamDecWeight; // [10000, 206]
-  T *__restrict l2_h_next = a.next + kStateL2H;                // [206] l2.hn
-  T *__restrict t98 = a.scratch + 0;                           // [10000]
-#line 25 "examples/lm/basic_lstm.dopa"
-  Vec<T>(t98, 10000).noalias() =
-      ConstRowMat<T>(dec_weight, 10000, 206) * ConstVec<T>(l2_h_next, 206);
-#line 430 "lm_basic_lstm.cpp"
-}
-
-// output logits = dec(y2)
-//
-// forward stage 20: fused loop nest over [10000]
-//   %100 add logits -> output logits
-template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t98 = a.scratch + 0;                       // [10000]
-  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
-  T *__restrict out_logits = a.outputs[0];                 // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-#line 25 "examples/lm/basic_lstm.dopa"
-    const T v100 = t98[j] + dec_bias[j];
-    out_logits[j] = v100;
-  }
-#line 447 "lm_basic_lstm.cpp"
 }
 
 /// One forward step of BasicLSTMLM for one batch element.
@@ -466,23 +435,7 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_h2o_15(a);
   forward_saved_x2c_16(a);
   forward_saved_h2c_17(a);
-  forward_l2_hn_l2_c(a);
-  forward_dec(a);
-  forward_logits(a);
-}
-
-// output logits = dec(y2)
-//
-// backward stage 0: dense product (Eigen), [206]
-//   %108 matmul
-template <class T> static void backward_dec(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
-  const T *__restrict dec_weight = a.params + kParamDecWeight; // [10000, 206]
-  T *__restrict t108 = a.scratch + 0;                          // [206]
-#line 25 "examples/lm/basic_lstm.dopa"
-  RowVec<T>(t108, 206).noalias() =
-      ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(dec_weight, 10000, 206);
-#line 486 "lm_basic_lstm.cpp"
+  forward_l2_h_l2_c_logits(a);
 }
 
 // y1 = l1(enc(tok))
@@ -493,30 +446,29 @@ template <class T> static void backward_dec(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// backward stage 1: fused loop nest over [206]
-//   %123 mul
-//   %133 mul
-//   %144 mul
-//   %155 mul
-//   %120 mul -> grad_prev l2.c
+// backward stage 0: fused loop nest over [206]
+//   %116 mul
+//   %126 mul
+//   %137 mul
+//   %148 mul
+//   %113 mul -> grad_prev l2.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
 //   %7 state -> record (a factor of deferred outer-product gradients)
 //   %49 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %155 mul += grad l2.x2f.bias
+//   %148 mul += grad l2.x2f.bias
 //   %54 state -> record (a factor of deferred outer-product gradients)
-//   %155 mul += grad l2.h2f.bias
-//   %144 mul += grad l2.x2i.bias
-//   %144 mul += grad l2.h2i.bias
-//   %133 mul += grad l2.x2o.bias
-//   %133 mul += grad l2.h2o.bias
-//   %123 mul += grad l2.x2c.bias
-//   %123 mul += grad l2.h2c.bias
-//   %96 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %148 mul += grad l2.h2f.bias
+//   %137 mul += grad l2.x2i.bias
+//   %137 mul += grad l2.h2i.bias
+//   %126 mul += grad l2.x2o.bias
+//   %126 mul += grad l2.h2o.bias
+//   %116 mul += grad l2.x2c.bias
+//   %116 mul += grad l2.h2c.bias
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [206] d l2.c'
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [206] d logits
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [206] d l2.h'
-  T *__restrict t108 = a.scratch + 0;                           // [206]
   const T *__restrict t72 = a.saved + 2912;                     // [206]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [206]
   const T *__restrict t76 = a.saved + 3120;                     // [206]
@@ -534,10 +486,10 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [206]
   const T *__restrict t86 = a.saved + 3536;                     // [206]
   const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [206]
-  T *__restrict t123 = a.record + 2288;                         // [206]
-  T *__restrict t133 = a.record + 2080;                         // [206]
-  T *__restrict t144 = a.record + 1872;                         // [206]
-  T *__restrict t155 = a.record + 1248;                         // [206]
+  T *__restrict t116 = a.record + 2288;                         // [206]
+  T *__restrict t126 = a.record + 2080;                         // [206]
+  T *__restrict t137 = a.record + 1872;                         // [206]
+  T *__restrict t148 = a.record + 1248;                         // [206]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [206]
   const T *__restrict t2 = a.saved + 0;                         // [206]
   T *__restrict record1 = a.record + 208;                       // [206]
@@ -555,18 +507,16 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [206]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [206]
   T *__restrict d_l2_h2c_bias = a.grads + kParamL2H2cBias;      // [206]
-  const T *__restrict t96_l2_hn = a.saved + 3744;               // [206] l2.hn
-  T *__restrict record13 = a.record + 12496;                    // [206]
   for (int j = 0; j < 206; ++j) {
 #line 44 "examples/lm/basic_lstm.dopa"
-    const T v109 = d_l2_h_next[j] + t108[j];
+    const T v101 = d_readout_in_logits[j] + d_l2_h_next[j];
 #line 41 "examples/lm/basic_lstm.dopa"
     const T v74 = t72[j] + l2_x2o_bias[j];
     const T v78 = t76[j] + l2_h2o_bias[j];
     const T v79 = v74 + v78;
     const T v80 = T(1) / (T(1) + std::exp(-v79));
 #line 44 "examples/lm/basic_lstm.dopa"
-    const T v111 = v109 * v80;
+    const T v104 = v101 * v80;
 #line 39 "examples/lm/basic_lstm.dopa"
     const T v53 = t51[j] + l2_x2f_bias[j];
     const T v58 = t56[j] + l2_h2f_bias[j];
@@ -589,172 +539,171 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v94 = v92 + v93;
 #line 44 "examples/lm/basic_lstm.dopa"
     const T v95 = std::tanh(v94);
-    const T v113 = v95 * v95;
-    const T v114 = T(1.0) - v113;
-    const T v115 = v111 * v114;
+    const T v106 = v95 * v95;
+    const T v107 = T(1.0) - v106;
+    const T v108 = v104 * v107;
 #line 43 "examples/lm/basic_lstm.dopa"
-    const T v116 = d_l2_c_next[j] + v115;
-    const T v118 = v116 * v70;
+    const T v109 = d_l2_c_next[j] + v108;
+    const T v111 = v109 * v70;
 #line 42 "examples/lm/basic_lstm.dopa"
-    const T v121 = v90 * v90;
-    const T v122 = T(1.0) - v121;
-    const T v123 = v118 * v122;
-    t123[j] = v123;
+    const T v114 = v90 * v90;
+    const T v115 = T(1.0) - v114;
+    const T v116 = v111 * v115;
+    t116[j] = v116;
 #line 44 "examples/lm/basic_lstm.dopa"
-    const T v110 = v109 * v95;
+    const T v103 = v101 * v95;
 #line 41 "examples/lm/basic_lstm.dopa"
-    const T v131 = T(1.0) - v80;
-    const T v132 = v80 * v131;
-    const T v133 = v110 * v132;
-    t133[j] = v133;
+    const T v124 = T(1.0) - v80;
+    const T v125 = v80 * v124;
+    const T v126 = v103 * v125;
+    t126[j] = v126;
 #line 43 "examples/lm/basic_lstm.dopa"
-    const T v117 = v116 * v90;
+    const T v110 = v109 * v90;
 #line 40 "examples/lm/basic_lstm.dopa"
-    const T v142 = T(1.0) - v70;
-    const T v143 = v70 * v142;
-    const T v144 = v117 * v143;
-    t144[j] = v144;
+    const T v135 = T(1.0) - v70;
+    const T v136 = v70 * v135;
+    const T v137 = v110 * v136;
+    t137[j] = v137;
 #line 43 "examples/lm/basic_lstm.dopa"
-    const T v119 = v116 * l2_c[j];
+    const T v112 = v109 * l2_c[j];
 #line 39 "examples/lm/basic_lstm.dopa"
-    const T v153 = T(1.0) - v60;
-    const T v154 = v60 * v153;
-    const T v155 = v119 * v154;
-    t155[j] = v155;
+    const T v146 = T(1.0) - v60;
+    const T v147 = v60 * v146;
+    const T v148 = v112 * v147;
+    t148[j] = v148;
 #line 43 "examples/lm/basic_lstm.dopa"
-    const T v120 = v116 * v60;
-    d_l2_c[j] = v120;
+    const T v113 = v109 * v60;
+    d_l2_c[j] = v113;
     record1[j] = t2[j];
     record2[j] = l1_h[j];
     record7[j] = t49_l1_hn[j];
 #line 39 "examples/lm/basic_lstm.dopa"
-    d_l2_x2f_bias[j] += v155;
+    d_l2_x2f_bias[j] += v148;
     record8[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v155;
+    d_l2_h2f_bias[j] += v148;
 #line 40 "examples/lm/basic_lstm.dopa"
-    d_l2_x2i_bias[j] += v144;
-    d_l2_h2i_bias[j] += v144;
+    d_l2_x2i_bias[j] += v137;
+    d_l2_h2i_bias[j] += v137;
 #line 41 "examples/lm/basic_lstm.dopa"
-    d_l2_x2o_bias[j] += v133;
-    d_l2_h2o_bias[j] += v133;
+    d_l2_x2o_bias[j] += v126;
+    d_l2_h2o_bias[j] += v126;
 #line 42 "examples/lm/basic_lstm.dopa"
-    d_l2_x2c_bias[j] += v123;
-    d_l2_h2c_bias[j] += v123;
-    record13[j] = t96_l2_hn[j];
+    d_l2_x2c_bias[j] += v116;
+    d_l2_h2c_bias[j] += v116;
   }
-#line 646 "lm_basic_lstm.cpp"
+#line 595 "lm_basic_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + h2c(h))
+//
+// backward stage 1: dense product (Eigen), [206]
+//   %119 matmul
+template <class T> static void backward_h2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t116 = a.record + 2288;                             // [206]
+  const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [206, 206]
+  T *__restrict t119 = a.scratch + 0;                               // [206]
+#line 42 "examples/lm/basic_lstm.dopa"
+  RowVec<T>(t119, 206).noalias() =
+      ConstRowVec<T>(t116, 206) * ConstRowMat<T>(l2_h2c_weight, 206, 206);
+#line 609 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 2: dense product (Eigen), [206]
-//   %126 matmul
-template <class T> static void backward_h2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t123 = a.record + 2288;                             // [206]
-  const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [206, 206]
-  T *__restrict t126 = a.scratch + 208;                             // [206]
+//   %122 matmul
+template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t116 = a.record + 2288;                             // [206]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [206, 206]
+  T *__restrict t122 = a.scratch + 208;                             // [206]
 #line 42 "examples/lm/basic_lstm.dopa"
-  RowVec<T>(t126, 206).noalias() =
-      ConstRowVec<T>(t123, 206) * ConstRowMat<T>(l2_h2c_weight, 206, 206);
-#line 660 "lm_basic_lstm.cpp"
+  RowVec<T>(t122, 206).noalias() =
+      ConstRowVec<T>(t116, 206) * ConstRowMat<T>(l2_x2c_weight, 206, 206);
+#line 623 "lm_basic_lstm.cpp"
 }
 
-// g = tanh(x2c(x) + h2c(h))
+// o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 3: dense product (Eigen), [206]
 //   %129 matmul
-template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t123 = a.record + 2288;                             // [206]
-  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [206, 206]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t126 = a.record + 2080;                             // [206]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [206, 206]
   T *__restrict t129 = a.scratch + 416;                             // [206]
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 41 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t129, 206).noalias() =
-      ConstRowVec<T>(t123, 206) * ConstRowMat<T>(l2_x2c_weight, 206, 206);
-#line 674 "lm_basic_lstm.cpp"
+      ConstRowVec<T>(t126, 206) * ConstRowMat<T>(l2_h2o_weight, 206, 206);
+#line 637 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 4: dense product (Eigen), [206]
-//   %136 matmul
-template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t133 = a.record + 2080;                             // [206]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [206, 206]
-  T *__restrict t136 = a.scratch + 624;                             // [206]
+//   %133 matmul
+template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t126 = a.record + 2080;                             // [206]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [206, 206]
+  T *__restrict t133 = a.scratch + 624;                             // [206]
 #line 41 "examples/lm/basic_lstm.dopa"
-  RowVec<T>(t136, 206).noalias() =
-      ConstRowVec<T>(t133, 206) * ConstRowMat<T>(l2_h2o_weight, 206, 206);
-#line 688 "lm_basic_lstm.cpp"
+  RowVec<T>(t133, 206).noalias() =
+      ConstRowVec<T>(t126, 206) * ConstRowMat<T>(l2_x2o_weight, 206, 206);
+#line 651 "lm_basic_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 5: dense product (Eigen), [206]
 //   %140 matmul
-template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t133 = a.record + 2080;                             // [206]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [206, 206]
+template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t137 = a.record + 1872;                             // [206]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [206, 206]
   T *__restrict t140 = a.scratch + 832;                             // [206]
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 40 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t140, 206).noalias() =
-      ConstRowVec<T>(t133, 206) * ConstRowMat<T>(l2_x2o_weight, 206, 206);
-#line 702 "lm_basic_lstm.cpp"
+      ConstRowVec<T>(t137, 206) * ConstRowMat<T>(l2_h2i_weight, 206, 206);
+#line 665 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 6: dense product (Eigen), [206]
-//   %147 matmul
-template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t144 = a.record + 1872;                             // [206]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [206, 206]
-  T *__restrict t147 = a.scratch + 1040;                            // [206]
+//   %144 matmul
+template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t137 = a.record + 1872;                             // [206]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [206, 206]
+  T *__restrict t144 = a.scratch + 1040;                            // [206]
 #line 40 "examples/lm/basic_lstm.dopa"
-  RowVec<T>(t147, 206).noalias() =
-      ConstRowVec<T>(t144, 206) * ConstRowMat<T>(l2_h2i_weight, 206, 206);
-#line 716 "lm_basic_lstm.cpp"
+  RowVec<T>(t144, 206).noalias() =
+      ConstRowVec<T>(t137, 206) * ConstRowMat<T>(l2_x2i_weight, 206, 206);
+#line 679 "lm_basic_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 7: dense product (Eigen), [206]
 //   %151 matmul
-template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t144 = a.record + 1872;                             // [206]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [206, 206]
+template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t148 = a.record + 1248;                             // [206]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [206, 206]
   T *__restrict t151 = a.scratch + 1248;                            // [206]
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 39 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t151, 206).noalias() =
-      ConstRowVec<T>(t144, 206) * ConstRowMat<T>(l2_x2i_weight, 206, 206);
-#line 730 "lm_basic_lstm.cpp"
+      ConstRowVec<T>(t148, 206) * ConstRowMat<T>(l2_h2f_weight, 206, 206);
+#line 693 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 8: dense product (Eigen), [206]
-//   %158 matmul
-template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t155 = a.record + 1248;                             // [206]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [206, 206]
-  T *__restrict t158 = a.scratch + 1456;                            // [206]
-#line 39 "examples/lm/basic_lstm.dopa"
-  RowVec<T>(t158, 206).noalias() =
-      ConstRowVec<T>(t155, 206) * ConstRowMat<T>(l2_h2f_weight, 206, 206);
-#line 744 "lm_basic_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 9: dense product (Eigen), [206]
-//   %162 matmul
+//   %155 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t155 = a.record + 1248;                             // [206]
+  T *__restrict t148 = a.record + 1248;                             // [206]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [206, 206]
-  T *__restrict t162 = a.scratch + 1664;                            // [206]
+  T *__restrict t155 = a.scratch + 1456;                            // [206]
 #line 39 "examples/lm/basic_lstm.dopa"
-  RowVec<T>(t162, 206).noalias() =
-      ConstRowVec<T>(t155, 206) * ConstRowMat<T>(l2_x2f_weight, 206, 206);
-#line 758 "lm_basic_lstm.cpp"
+  RowVec<T>(t155, 206).noalias() =
+      ConstRowVec<T>(t148, 206) * ConstRowMat<T>(l2_x2f_weight, 206, 206);
+#line 707 "lm_basic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -764,29 +713,29 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + h2c(h))
 // cn = f * c + i * g
 //
-// backward stage 10: fused loop nest over [206]
-//   %176 mul
-//   %185 mul
-//   %196 mul
-//   %207 mul
-//   %173 mul -> grad_prev l1.c
-//   %159 add -> grad_prev l2.h
-//   %207 mul += grad l1.x2f.bias
-//   %207 mul += grad l1.h2f.bias
-//   %196 mul += grad l1.x2i.bias
-//   %196 mul += grad l1.h2i.bias
-//   %185 mul += grad l1.x2o.bias
-//   %185 mul += grad l1.h2o.bias
-//   %176 mul += grad l1.x2c.bias
-//   %176 mul += grad l1.h2c.bias
+// backward stage 9: fused loop nest over [206]
+//   %169 mul
+//   %178 mul
+//   %189 mul
+//   %200 mul
+//   %166 mul -> grad_prev l1.c
+//   %152 add -> grad_prev l2.h
+//   %200 mul += grad l1.x2f.bias
+//   %200 mul += grad l1.h2f.bias
+//   %189 mul += grad l1.x2i.bias
+//   %189 mul += grad l1.h2i.bias
+//   %178 mul += grad l1.x2o.bias
+//   %178 mul += grad l1.h2o.bias
+//   %169 mul += grad l1.x2c.bias
+//   %169 mul += grad l1.h2c.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [206] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [206] d l1.h'
-  T *__restrict t129 = a.scratch + 416;                         // [206]
-  T *__restrict t140 = a.scratch + 832;                         // [206]
-  T *__restrict t151 = a.scratch + 1248;                        // [206]
-  T *__restrict t162 = a.scratch + 1664;                        // [206]
+  T *__restrict t122 = a.scratch + 208;                         // [206]
+  T *__restrict t133 = a.scratch + 624;                         // [206]
+  T *__restrict t144 = a.scratch + 1040;                        // [206]
+  T *__restrict t155 = a.scratch + 1456;                        // [206]
   const T *__restrict t25 = a.saved + 1040;                     // [206]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [206]
   const T *__restrict t29 = a.saved + 1248;                     // [206]
@@ -804,15 +753,15 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [206]
   const T *__restrict t39 = a.saved + 1664;                     // [206]
   const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [206]
-  T *__restrict t176 = a.record + 1040;                         // [206]
-  T *__restrict t185 = a.record + 832;                          // [206]
-  T *__restrict t196 = a.record + 624;                          // [206]
-  T *__restrict t207 = a.record + 0;                            // [206]
+  T *__restrict t169 = a.record + 1040;                         // [206]
+  T *__restrict t178 = a.record + 832;                          // [206]
+  T *__restrict t189 = a.record + 624;                          // [206]
+  T *__restrict t200 = a.record + 0;                            // [206]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [206]
-  T *__restrict t126 = a.scratch + 208;                         // [206]
-  T *__restrict t136 = a.scratch + 624;                         // [206]
-  T *__restrict t147 = a.scratch + 1040;                        // [206]
-  T *__restrict t158 = a.scratch + 1456;                        // [206]
+  T *__restrict t119 = a.scratch + 0;                           // [206]
+  T *__restrict t129 = a.scratch + 416;                         // [206]
+  T *__restrict t140 = a.scratch + 832;                         // [206]
+  T *__restrict t151 = a.scratch + 1248;                        // [206]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [206]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [206]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [206]
@@ -824,17 +773,17 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2c_bias = a.grads + kParamL1H2cBias;      // [206]
   for (int j = 0; j < 206; ++j) {
 #line 44 "examples/lm/basic_lstm.dopa"
-    const T v130 = d_l1_h_next[j] + t129[j];
-    const T v141 = v130 + t140[j];
-    const T v152 = v141 + t151[j];
-    const T v163 = v152 + t162[j];
+    const T v123 = d_l1_h_next[j] + t122[j];
+    const T v134 = v123 + t133[j];
+    const T v145 = v134 + t144[j];
+    const T v156 = v145 + t155[j];
 #line 41 "examples/lm/basic_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + std::exp(-v32));
 #line 44 "examples/lm/basic_lstm.dopa"
-    const T v165 = v163 * v33;
+    const T v158 = v156 * v33;
 #line 39 "examples/lm/basic_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
@@ -857,225 +806,210 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v47 = v45 + v46;
 #line 44 "examples/lm/basic_lstm.dopa"
     const T v48 = std::tanh(v47);
-    const T v166 = v48 * v48;
-    const T v167 = T(1.0) - v166;
-    const T v168 = v165 * v167;
+    const T v159 = v48 * v48;
+    const T v160 = T(1.0) - v159;
+    const T v161 = v158 * v160;
 #line 43 "examples/lm/basic_lstm.dopa"
-    const T v169 = d_l1_c_next[j] + v168;
-    const T v171 = v169 * v23;
+    const T v162 = d_l1_c_next[j] + v161;
+    const T v164 = v162 * v23;
 #line 42 "examples/lm/basic_lstm.dopa"
-    const T v174 = v43 * v43;
-    const T v175 = T(1.0) - v174;
-    const T v176 = v171 * v175;
-    t176[j] = v176;
+    const T v167 = v43 * v43;
+    const T v168 = T(1.0) - v167;
+    const T v169 = v164 * v168;
+    t169[j] = v169;
 #line 44 "examples/lm/basic_lstm.dopa"
-    const T v164 = v163 * v48;
+    const T v157 = v156 * v48;
 #line 41 "examples/lm/basic_lstm.dopa"
-    const T v183 = T(1.0) - v33;
-    const T v184 = v33 * v183;
-    const T v185 = v164 * v184;
-    t185[j] = v185;
+    const T v176 = T(1.0) - v33;
+    const T v177 = v33 * v176;
+    const T v178 = v157 * v177;
+    t178[j] = v178;
 #line 43 "examples/lm/basic_lstm.dopa"
-    const T v170 = v169 * v43;
+    const T v163 = v162 * v43;
 #line 40 "examples/lm/basic_lstm.dopa"
-    const T v194 = T(1.0) - v23;
-    const T v195 = v23 * v194;
-    const T v196 = v170 * v195;
-    t196[j] = v196;
+    const T v187 = T(1.0) - v23;
+    const T v188 = v23 * v187;
+    const T v189 = v163 * v188;
+    t189[j] = v189;
 #line 43 "examples/lm/basic_lstm.dopa"
-    const T v172 = v169 * l1_c[j];
+    const T v165 = v162 * l1_c[j];
 #line 39 "examples/lm/basic_lstm.dopa"
-    const T v205 = T(1.0) - v13;
-    const T v206 = v13 * v205;
-    const T v207 = v172 * v206;
-    t207[j] = v207;
+    const T v198 = T(1.0) - v13;
+    const T v199 = v13 * v198;
+    const T v200 = v165 * v199;
+    t200[j] = v200;
 #line 43 "examples/lm/basic_lstm.dopa"
-    const T v173 = v169 * v13;
-    d_l1_c[j] = v173;
+    const T v166 = v162 * v13;
+    d_l1_c[j] = v166;
 #line 28 "examples/lm/basic_lstm.dopa"
-    const T v137 = t126[j] + t136[j];
-    const T v148 = v137 + t147[j];
-    const T v159 = v148 + t158[j];
-    d_l2_h[j] = v159;
+    const T v130 = t119[j] + t129[j];
+    const T v141 = v130 + t140[j];
+    const T v152 = v141 + t151[j];
+    d_l2_h[j] = v152;
 #line 39 "examples/lm/basic_lstm.dopa"
-    d_l1_x2f_bias[j] += v207;
-    d_l1_h2f_bias[j] += v207;
+    d_l1_x2f_bias[j] += v200;
+    d_l1_h2f_bias[j] += v200;
 #line 40 "examples/lm/basic_lstm.dopa"
-    d_l1_x2i_bias[j] += v196;
-    d_l1_h2i_bias[j] += v196;
+    d_l1_x2i_bias[j] += v189;
+    d_l1_h2i_bias[j] += v189;
 #line 41 "examples/lm/basic_lstm.dopa"
-    d_l1_x2o_bias[j] += v185;
-    d_l1_h2o_bias[j] += v185;
+    d_l1_x2o_bias[j] += v178;
+    d_l1_h2o_bias[j] += v178;
 #line 42 "examples/lm/basic_lstm.dopa"
-    d_l1_x2c_bias[j] += v176;
-    d_l1_h2c_bias[j] += v176;
+    d_l1_x2c_bias[j] += v169;
+    d_l1_h2c_bias[j] += v169;
   }
-#line 914 "lm_basic_lstm.cpp"
+#line 863 "lm_basic_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + h2c(h))
+//
+// backward stage 10: dense product (Eigen), [206]
+//   %172 matmul
+template <class T> static void backward_h2c_10(const dopa::StepArgs<T> &a) {
+  T *__restrict t169 = a.record + 1040;                             // [206]
+  const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [206, 206]
+  T *__restrict t172 = a.scratch + 1664;                            // [206]
+#line 42 "examples/lm/basic_lstm.dopa"
+  RowVec<T>(t172, 206).noalias() =
+      ConstRowVec<T>(t169, 206) * ConstRowMat<T>(l1_h2c_weight, 206, 206);
+#line 877 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 11: dense product (Eigen), [206]
-//   %179 matmul
-template <class T> static void backward_h2c_11(const dopa::StepArgs<T> &a) {
-  T *__restrict t176 = a.record + 1040;                             // [206]
-  const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [206, 206]
-  T *__restrict t179 = a.scratch + 1872;                            // [206]
+//   %175 matmul
+template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
+  T *__restrict t169 = a.record + 1040;                             // [206]
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [206, 206]
+  T *__restrict t175 = a.scratch + 1872;                            // [206]
 #line 42 "examples/lm/basic_lstm.dopa"
-  RowVec<T>(t179, 206).noalias() =
-      ConstRowVec<T>(t176, 206) * ConstRowMat<T>(l1_h2c_weight, 206, 206);
-#line 928 "lm_basic_lstm.cpp"
+  RowVec<T>(t175, 206).noalias() =
+      ConstRowVec<T>(t169, 206) * ConstRowMat<T>(l1_x2c_weight, 206, 206);
+#line 891 "lm_basic_lstm.cpp"
 }
 
-// g = tanh(x2c(x) + h2c(h))
+// o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 12: dense product (Eigen), [206]
-//   %182 matmul
-template <class T> static void backward_x2c_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t176 = a.record + 1040;                             // [206]
-  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [206, 206]
-  T *__restrict t182 = a.scratch + 2080;                            // [206]
-#line 42 "examples/lm/basic_lstm.dopa"
-  RowVec<T>(t182, 206).noalias() =
-      ConstRowVec<T>(t176, 206) * ConstRowMat<T>(l1_x2c_weight, 206, 206);
-#line 942 "lm_basic_lstm.cpp"
+//   %181 matmul
+template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
+  T *__restrict t178 = a.record + 832;                              // [206]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [206, 206]
+  T *__restrict t181 = a.scratch + 2080;                            // [206]
+#line 41 "examples/lm/basic_lstm.dopa"
+  RowVec<T>(t181, 206).noalias() =
+      ConstRowVec<T>(t178, 206) * ConstRowMat<T>(l1_h2o_weight, 206, 206);
+#line 905 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 13: dense product (Eigen), [206]
-//   %188 matmul
-template <class T> static void backward_h2o_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t185 = a.record + 832;                              // [206]
-  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [206, 206]
-  T *__restrict t188 = a.scratch + 2288;                            // [206]
+//   %185 matmul
+template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
+  T *__restrict t178 = a.record + 832;                              // [206]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [206, 206]
+  T *__restrict t185 = a.scratch + 2288;                            // [206]
 #line 41 "examples/lm/basic_lstm.dopa"
-  RowVec<T>(t188, 206).noalias() =
-      ConstRowVec<T>(t185, 206) * ConstRowMat<T>(l1_h2o_weight, 206, 206);
-#line 956 "lm_basic_lstm.cpp"
+  RowVec<T>(t185, 206).noalias() =
+      ConstRowVec<T>(t178, 206) * ConstRowMat<T>(l1_x2o_weight, 206, 206);
+#line 919 "lm_basic_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 14: dense product (Eigen), [206]
 //   %192 matmul
-template <class T> static void backward_x2o_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t185 = a.record + 832;                              // [206]
-  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [206, 206]
+template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
+  T *__restrict t189 = a.record + 624;                              // [206]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [206, 206]
   T *__restrict t192 = a.scratch + 2496;                            // [206]
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 40 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t192, 206).noalias() =
-      ConstRowVec<T>(t185, 206) * ConstRowMat<T>(l1_x2o_weight, 206, 206);
-#line 970 "lm_basic_lstm.cpp"
+      ConstRowVec<T>(t189, 206) * ConstRowMat<T>(l1_h2i_weight, 206, 206);
+#line 933 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 15: dense product (Eigen), [206]
-//   %199 matmul
-template <class T> static void backward_h2i_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t196 = a.record + 624;                              // [206]
-  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [206, 206]
-  T *__restrict t199 = a.scratch + 2704;                            // [206]
+//   %196 matmul
+template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t189 = a.record + 624;                              // [206]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [206, 206]
+  T *__restrict t196 = a.scratch + 2704;                            // [206]
 #line 40 "examples/lm/basic_lstm.dopa"
-  RowVec<T>(t199, 206).noalias() =
-      ConstRowVec<T>(t196, 206) * ConstRowMat<T>(l1_h2i_weight, 206, 206);
-#line 984 "lm_basic_lstm.cpp"
+  RowVec<T>(t196, 206).noalias() =
+      ConstRowVec<T>(t189, 206) * ConstRowMat<T>(l1_x2i_weight, 206, 206);
+#line 947 "lm_basic_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 16: dense product (Eigen), [206]
 //   %203 matmul
-template <class T> static void backward_x2i_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t196 = a.record + 624;                              // [206]
-  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [206, 206]
+template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t200 = a.record + 0;                                // [206]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [206, 206]
   T *__restrict t203 = a.scratch + 2912;                            // [206]
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 39 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t203, 206).noalias() =
-      ConstRowVec<T>(t196, 206) * ConstRowMat<T>(l1_x2i_weight, 206, 206);
-#line 998 "lm_basic_lstm.cpp"
+      ConstRowVec<T>(t200, 206) * ConstRowMat<T>(l1_h2f_weight, 206, 206);
+#line 961 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 17: dense product (Eigen), [206]
-//   %210 matmul
-template <class T> static void backward_h2f_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t207 = a.record + 0;                                // [206]
-  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [206, 206]
-  T *__restrict t210 = a.scratch + 3120;                            // [206]
-#line 39 "examples/lm/basic_lstm.dopa"
-  RowVec<T>(t210, 206).noalias() =
-      ConstRowVec<T>(t207, 206) * ConstRowMat<T>(l1_h2f_weight, 206, 206);
-#line 1012 "lm_basic_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 18: dense product (Eigen), [206]
-//   %214 matmul
-template <class T> static void backward_x2f_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t207 = a.record + 0;                                // [206]
+//   %207 matmul
+template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t200 = a.record + 0;                                // [206]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [206, 206]
-  T *__restrict t214 = a.scratch + 3328;                            // [206]
+  T *__restrict t207 = a.scratch + 3120;                            // [206]
 #line 39 "examples/lm/basic_lstm.dopa"
-  RowVec<T>(t214, 206).noalias() =
-      ConstRowVec<T>(t207, 206) * ConstRowMat<T>(l1_x2f_weight, 206, 206);
-#line 1026 "lm_basic_lstm.cpp"
+  RowVec<T>(t207, 206).noalias() =
+      ConstRowVec<T>(t200, 206) * ConstRowMat<T>(l1_x2f_weight, 206, 206);
+#line 975 "lm_basic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
-// backward stage 19: fused loop nest over [206]
-//   %211 add -> grad_prev l1.h
-//   %215 add += grad enc.weight
+// backward stage 18: fused loop nest over [206]
+//   %204 add -> grad_prev l1.h
+//   %208 add += grad enc.weight
 template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t179 = a.scratch + 1872;                  // [206]
-  T *__restrict t188 = a.scratch + 2288;                  // [206]
-  T *__restrict t199 = a.scratch + 2704;                  // [206]
-  T *__restrict t210 = a.scratch + 3120;                  // [206]
-  T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [206]
-  T *__restrict t182 = a.scratch + 2080;                  // [206]
+  T *__restrict t172 = a.scratch + 1664;                  // [206]
+  T *__restrict t181 = a.scratch + 2080;                  // [206]
   T *__restrict t192 = a.scratch + 2496;                  // [206]
   T *__restrict t203 = a.scratch + 2912;                  // [206]
-  T *__restrict t214 = a.scratch + 3328;                  // [206]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [206]
+  T *__restrict t175 = a.scratch + 1872;                  // [206]
+  T *__restrict t185 = a.scratch + 2288;                  // [206]
+  T *__restrict t196 = a.scratch + 2704;                  // [206]
+  T *__restrict t207 = a.scratch + 3120;                  // [206]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 206]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 206; ++j) {
 #line 28 "examples/lm/basic_lstm.dopa"
-    const T v189 = t179[j] + t188[j];
-    const T v200 = v189 + t199[j];
-    const T v211 = v200 + t210[j];
-    d_l1_h[j] = v211;
-#line 23 "examples/lm/basic_lstm.dopa"
-    const T v193 = t182[j] + t192[j];
+    const T v182 = t172[j] + t181[j];
+    const T v193 = v182 + t192[j];
     const T v204 = v193 + t203[j];
-    const T v215 = v204 + t214[j];
-    d_enc_weight[int64_t(tok[0]) * 206 + j] += v215;
+    d_l1_h[j] = v204;
+#line 23 "examples/lm/basic_lstm.dopa"
+    const T v186 = t175[j] + t185[j];
+    const T v197 = v186 + t196[j];
+    const T v208 = v197 + t207[j];
+    d_enc_weight[int64_t(tok[0]) * 206 + j] += v208;
   }
-#line 1060 "lm_basic_lstm.cpp"
-}
-
-// backward stage 20: fused loop nest over [10000]
-//   %101 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %101 grad_output d logits += grad dec.bias
-template <class T> static void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  T *__restrict record12 = a.record + 2496;            // [10000]
-  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-    record12[j] = d_out_logits[j];
-    d_dec_bias[j] += d_out_logits[j];
-  }
+#line 1009 "lm_basic_lstm.cpp"
 }
 
 /// One backward step of BasicLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_dec(a);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
   backward_h2c(a);
   backward_x2c(a);
@@ -1086,16 +1020,15 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_h2f(a);
   backward_x2f(a);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  backward_h2c_11(a);
-  backward_x2c_12(a);
-  backward_h2o_13(a);
-  backward_x2o_14(a);
-  backward_h2i_15(a);
-  backward_x2i_16(a);
-  backward_h2f_17(a);
-  backward_x2f_18(a);
+  backward_h2c_10(a);
+  backward_x2c_11(a);
+  backward_h2o_12(a);
+  backward_x2o_13(a);
+  backward_h2i_14(a);
+  backward_x2i_15(a);
+  backward_h2f_16(a);
+  backward_x2f_17(a);
   backward_d_l1_h_grad_enc_weight(a);
-  backward_grad_dec_bias(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -1217,7 +1150,15 @@ static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamL2H2oWeight, .rows = 206, .cols = 206, .offsetA = 2080, .offsetB = 1664},
     {.paramOffset = kParamL2X2cWeight, .rows = 206, .cols = 206, .offsetA = 2288, .offsetB = 1456},
     {.paramOffset = kParamL2H2cWeight, .rows = 206, .cols = 206, .offsetA = 2288, .offsetB = 1664},
-    {.paramOffset = kParamDecWeight, .rows = 10000, .cols = 206, .offsetA = 2496, .offsetB = 12496},
+};
+
+static const dopa::BatchedReadout readouts[] = {
+    // logits = dec.weight @ x + dec.bias
+    {.output = 0,
+     .weightOffset = kParamDecWeight,
+     .biasOffset = kParamDecBias,
+     .rows = 10000,
+     .cols = 206},
 };
 
 const dopa::GeneratedSpec &spec() {
@@ -1227,8 +1168,8 @@ const dopa::GeneratedSpec &spec() {
       .info = info,
       .stateNumel = 832,
       .stateOffsets = stateOffsets,
-      .savedNumel = 3952,
-      .scratchNumel = 10000,
+      .savedNumel = 3744,
+      .scratchNumel = 3328,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
       .backwardFloat = backward_step<float>,
@@ -1236,13 +1177,15 @@ const dopa::GeneratedSpec &spec() {
       .backwardDouble = backward_step<double>,
       .checkpointEvery = 0,
       .memoryBudget = 0,
-      .numDeferred = 17,
+      .numDeferred = 16,
       .deferred = deferred,
-      .recordNumel = 12704,
+      .recordNumel = 2496,
       .forwardFlops = 5496604,
       .forwardSharedFlops = 0,
-      .backwardFlops = 8228876,
+      .backwardFlops = 10298876,
       .backwardSharedFlops = 0,
+      .numReadouts = 1,
+      .readouts = readouts,
   };
   return s;
 }

@@ -405,10 +405,10 @@ template <class T> static void forward_x2c_18(const dopa::StepArgs<T> &a) {
 //
 // forward stage 19: fused loop nest over [200]
 //   %107 tanh l2.g
-//   %113 mul l2.hn
+//   %113 mul l2.hn -> next_state l2.h
 //   %111 add l2.cn -> next_state l2.c
-//   %113 mul l2.hn -> saved
-template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
+//   %113 mul l2.hn -> output logits
+template <class T> static void forward_l2_g_l2_h_l2_c_logits(const dopa::StepArgs<T> &a) {
   T *__restrict t97 = a.scratch + 432;                          // [200]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [200]
   T *__restrict t105 = a.scratch + 640;                         // [200]
@@ -426,9 +426,9 @@ template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
   T *__restrict t81 = a.saved + 2512;                           // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200] l2.hn
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [200]
-  T *__restrict saved_t113 = a.saved + 3344;                    // [200]
+  T *__restrict readout_in_logits = a.outputs[0];               // [200]
   for (int j = 0; j < 200; ++j) {
 #line 104 "examples/lm/basic_modplast_lstm.dopa"
     const T v99 = t97[j] + l2_x2c_bias[j];
@@ -460,7 +460,7 @@ template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &
     const T v113 = v95 * v112;
     l2_h_next[j] = v113;
     l2_c_next[j] = v111;
-    saved_t113[j] = v113;
+    readout_in_logits[j] = v113;
   }
 #line 466 "lm_basic_modplast_lstm.cpp"
 }
@@ -485,7 +485,7 @@ template <class T> static void forward_h2mod_20(const dopa::StepArgs<T> &a) {
 template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
   T *__restrict t115 = a.scratch + 848;                             // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
-  T *__restrict t118_l2_M = a.saved + 3552;                         // [1] l2.M
+  T *__restrict t118_l2_M = a.saved + 3344;                         // [1] l2.M
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   const T v117 = t115[0] + l2_h2mod_bias[0];
   const T v118 = std::tanh(v117);
@@ -493,23 +493,9 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
 #line 494 "lm_basic_modplast_lstm.cpp"
 }
 
-// output logits = dec(y2)
-//
-// forward stage 22: dense product (Eigen), [10000]
-//   %126 matmul
-template <class T> static void forward_dec(const dopa::StepArgs<T> &a) {
-  const T *__restrict dec_weight = a.params + kParamDecWeight; // [10000, 200]
-  T *__restrict l2_h_next = a.next + kStateL2H;                // [200] l2.hn
-  T *__restrict t126 = a.scratch + 864;                        // [10000]
-#line 25 "examples/lm/basic_modplast_lstm.dopa"
-  Vec<T>(t126, 10000).noalias() =
-      ConstRowMat<T>(dec_weight, 10000, 200) * ConstVec<T>(l2_h_next, 200);
-#line 508 "lm_basic_modplast_lstm.cpp"
-}
-
 // hebb' = clip(hebb + modfanout * M * outer(g, h), -2, 2)
 //
-// forward stage 23: fused loop nest over [200, 200]
+// forward stage 22: fused loop nest over [200, 200]
 //   %64 clip -> next_state l1.hebb
 //   %124 clip -> next_state l2.hebb
 template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
@@ -521,7 +507,7 @@ template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &
   T *__restrict l1_hebb_next = a.next + kStateL1Hebb;              // [200, 200]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;            // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  T *__restrict t118_l2_M = a.saved + 3552;                        // [1] l2.M
+  T *__restrict t118_l2_M = a.saved + 3344;                        // [1] l2.M
   T *__restrict t107_l2_g = a.saved + 3136;                        // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
   T *__restrict l2_hebb_next = a.next + kStateL2Hebb;              // [200, 200]
@@ -543,24 +529,7 @@ template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &
       l2_hebb_next[i * 200 + j] = v124;
     }
   }
-#line 547 "lm_basic_modplast_lstm.cpp"
-}
-
-// output logits = dec(y2)
-//
-// forward stage 24: fused loop nest over [10000]
-//   %128 add logits -> output logits
-template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t126 = a.scratch + 864;                    // [10000]
-  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
-  T *__restrict out_logits = a.outputs[0];                 // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-#line 25 "examples/lm/basic_modplast_lstm.dopa"
-    const T v128 = t126[j] + dec_bias[j];
-    out_logits[j] = v128;
-  }
-#line 564 "lm_basic_modplast_lstm.cpp"
+#line 533 "lm_basic_modplast_lstm.cpp"
 }
 
 /// One forward step of BasicModplastLSTMLM for one batch element.
@@ -584,159 +553,143 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o_16(a);
   forward_saved_h2o_17(a);
   forward_x2c_18(a);
-  forward_l2_g_l2_hn_l2_c(a);
+  forward_l2_g_l2_h_l2_c_logits(a);
   forward_h2mod_20(a);
   forward_l2_m(a);
-  forward_dec(a);
   forward_l1_hebb_l2_hebb(a);
-  forward_logits(a);
-}
-
-// output logits = dec(y2)
-//
-// backward stage 0: dense product (Eigen), [200]
-//   %138 matmul
-template <class T> static void backward_dec(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
-  const T *__restrict dec_weight = a.params + kParamDecWeight; // [10000, 200]
-  T *__restrict t138 = a.scratch + 0;                          // [200]
-#line 25 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t138, 200).noalias() =
-      ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(dec_weight, 10000, 200);
-#line 607 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 // hebb' = clip(hebb + modfanout * M * outer(g, h), -2, 2)
 //
-// backward stage 1: fused loop nest over [200, 200]
-//   %146 matmul
-//   %147 matmul
-//   %151 reduce_to
-//   %222 matmul
-//   %223 matmul
-//   %227 reduce_to
-//   %224 mul += grad l1.modfanout
-//   %148 mul += grad l2.modfanout
+// backward stage 0: fused loop nest over [200, 200]
+//   %139 matmul
+//   %140 matmul
+//   %144 reduce_to
+//   %215 matmul
+//   %216 matmul
+//   %220 reduce_to
+//   %217 mul += grad l1.modfanout
+//   %141 mul += grad l2.modfanout
 template <class T> static void backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t146 = a.scratch + 208;                            // [200]
+  T *__restrict t139 = a.scratch + 0;                              // [200]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;  // [200, 200] d l2.hebb'
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;            // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  const T *__restrict t118_l2_M = a.saved + 3552;                  // [1] l2.M
+  const T *__restrict t118_l2_M = a.saved + 3344;                  // [1] l2.M
   const T *__restrict t107_l2_g = a.saved + 3136;                  // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
-  T *__restrict t147 = a.scratch + 416;                            // [200]
-  T *__restrict t151 = a.scratch + 624;                            // [1]
-  T *__restrict t222 = a.scratch + 2512;                           // [200]
+  T *__restrict t140 = a.scratch + 208;                            // [200]
+  T *__restrict t144 = a.scratch + 416;                            // [1]
+  T *__restrict t215 = a.scratch + 2304;                           // [200]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;  // [200, 200] d l1.hebb'
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;            // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
   const T *__restrict t56_l1_M = a.saved + 1872;                   // [1] l1.M
   const T *__restrict t45_l1_g = a.saved + 1456;                   // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
-  T *__restrict t223 = a.scratch + 2720;                           // [200]
-  T *__restrict t227 = a.scratch + 2928;                           // [1]
+  T *__restrict t216 = a.scratch + 2512;                           // [200]
+  T *__restrict t220 = a.scratch + 2720;                           // [1]
   T *__restrict d_l1_modfanout = a.grads + kParamL1Modfanout;      // [200, 200]
   T *__restrict d_l2_modfanout = a.grads + kParamL2Modfanout;      // [200, 200]
   for (int e = 0; e < 200; ++e)
-    t147[e] = T(0);
-  t151[0] = T(0);
+    t140[e] = T(0);
+  t144[0] = T(0);
   for (int e = 0; e < 200; ++e)
-    t223[e] = T(0);
-  t227[0] = T(0);
+    t216[e] = T(0);
+  t220[0] = T(0);
   for (int i = 0; i < 200; ++i) {
-    T acc146 = T(0);
-    T acc151 = T(0);
-    T acc222 = T(0);
-    T acc227 = T(0);
-#pragma omp simd reduction(+ : acc146, acc151, acc222, acc227)
+    T acc139 = T(0);
+    T acc144 = T(0);
+    T acc215 = T(0);
+    T acc220 = T(0);
+#pragma omp simd reduction(+ : acc139, acc144, acc215, acc220)
     for (int j = 0; j < 200; ++j) {
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v120 = l2_modfanout[i * 200 + j] * t118_l2_M[0];
       const T v121 = t107_l2_g[i] * l2_h[j];
       const T v122 = v120 * v121;
       const T v123 = l2_hebb[i * 200 + j] + v122;
-      const T v142 = T(-2.0) <= v123 && v123 <= T(2.0) ? T(1) : T(0);
-      const T v143 = d_l2_hebb_next[i * 200 + j] * v142;
-      const T v145 = v143 * v120;
-      acc146 += v145 * l2_h[j];
-      t147[j] += t107_l2_g[i] * v145;
-      const T v144 = v143 * v121;
-      const T v150 = v144 * l2_modfanout[i * 200 + j];
+      const T v135 = T(-2.0) <= v123 && v123 <= T(2.0) ? T(1) : T(0);
+      const T v136 = d_l2_hebb_next[i * 200 + j] * v135;
+      const T v138 = v136 * v120;
+      acc139 += v138 * l2_h[j];
+      t140[j] += t107_l2_g[i] * v138;
+      const T v137 = v136 * v121;
+      const T v143 = v137 * l2_modfanout[i * 200 + j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-      acc151 += v150;
+      acc144 += v143;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
       const T v59 = t45_l1_g[i] * l1_h[j];
       const T v60 = v58 * v59;
       const T v61 = l1_hebb[i * 200 + j] + v60;
-      const T v218 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
-      const T v219 = d_l1_hebb_next[i * 200 + j] * v218;
-      const T v221 = v219 * v58;
-      acc222 += v221 * l1_h[j];
-      t223[j] += t45_l1_g[i] * v221;
-      const T v220 = v219 * v59;
-      const T v226 = v220 * l1_modfanout[i * 200 + j];
+      const T v211 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
+      const T v212 = d_l1_hebb_next[i * 200 + j] * v211;
+      const T v214 = v212 * v58;
+      acc215 += v214 * l1_h[j];
+      t216[j] += t45_l1_g[i] * v214;
+      const T v213 = v212 * v59;
+      const T v219 = v213 * l1_modfanout[i * 200 + j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-      acc227 += v226;
+      acc220 += v219;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-      const T v224 = v220 * t56_l1_M[0];
-      d_l1_modfanout[i * 200 + j] += v224;
-      const T v148 = v144 * t118_l2_M[0];
-      d_l2_modfanout[i * 200 + j] += v148;
+      const T v217 = v213 * t56_l1_M[0];
+      d_l1_modfanout[i * 200 + j] += v217;
+      const T v141 = v137 * t118_l2_M[0];
+      d_l2_modfanout[i * 200 + j] += v141;
     }
-    t146[i] = acc146;
-    t151[0] += acc151;
-    t222[i] = acc222;
-    t227[0] += acc227;
+    t139[i] = acc139;
+    t144[0] += acc144;
+    t215[i] = acc215;
+    t220[0] += acc220;
   }
-#line 695 "lm_basic_modplast_lstm.cpp"
+#line 648 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// backward stage 2: fused loop nest over [1]
-//   %155 mul
-//   %230 mul
-//   %230 mul += grad l1.h2mod.bias
-//   %155 mul += grad l2.h2mod.bias
+// backward stage 1: fused loop nest over [1]
+//   %148 mul
+//   %223 mul
+//   %223 mul += grad l1.h2mod.bias
+//   %148 mul += grad l2.h2mod.bias
 template <class T>
 static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t151 = a.scratch + 624;                        // [1]
-  const T *__restrict t118_l2_M = a.saved + 3552;              // [1] l2.M
-  T *__restrict t155 = a.record + 2512;                        // [1]
-  T *__restrict t227 = a.scratch + 2928;                       // [1]
+  T *__restrict t144 = a.scratch + 416;                        // [1]
+  const T *__restrict t118_l2_M = a.saved + 3344;              // [1] l2.M
+  T *__restrict t148 = a.record + 2512;                        // [1]
+  T *__restrict t220 = a.scratch + 2720;                       // [1]
   const T *__restrict t56_l1_M = a.saved + 1872;               // [1] l1.M
-  T *__restrict t230 = a.record + 1248;                        // [1]
+  T *__restrict t223 = a.record + 1248;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-  const T v153 = t118_l2_M[0] * t118_l2_M[0];
-  const T v154 = T(1.0) - v153;
-  const T v155 = t151[0] * v154;
-  t155[0] = v155;
-  const T v228 = t56_l1_M[0] * t56_l1_M[0];
-  const T v229 = T(1.0) - v228;
-  const T v230 = t227[0] * v229;
-  t230[0] = v230;
-  d_l1_h2mod_bias[0] += v230;
-  d_l2_h2mod_bias[0] += v155;
-#line 726 "lm_basic_modplast_lstm.cpp"
+  const T v146 = t118_l2_M[0] * t118_l2_M[0];
+  const T v147 = T(1.0) - v146;
+  const T v148 = t144[0] * v147;
+  t148[0] = v148;
+  const T v221 = t56_l1_M[0] * t56_l1_M[0];
+  const T v222 = T(1.0) - v221;
+  const T v223 = t220[0] * v222;
+  t223[0] = v223;
+  d_l1_h2mod_bias[0] += v223;
+  d_l2_h2mod_bias[0] += v148;
+#line 679 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// backward stage 3: dense product (Eigen), [200]
-//   %158 matmul
+// backward stage 2: dense product (Eigen), [200]
+//   %151 matmul
 template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t155 = a.record + 2512;                                 // [1]
+  T *__restrict t148 = a.record + 2512;                                 // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
-  T *__restrict t158 = a.scratch + 640;                                 // [200]
+  T *__restrict t151 = a.scratch + 432;                                 // [200]
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t158, 200).noalias() =
-      ConstRowVec<T>(t155, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 740 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t151, 200).noalias() =
+      ConstRowVec<T>(t148, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
+#line 693 "lm_basic_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -747,30 +700,29 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// backward stage 4: fused loop nest over [200]
-//   %173 mul
-//   %187 mul
-//   %198 mul
-//   %209 mul
-//   %170 mul -> grad_prev l2.c
+// backward stage 3: fused loop nest over [200]
+//   %166 mul
+//   %180 mul
+//   %191 mul
+//   %202 mul
+//   %163 mul -> grad_prev l2.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
 //   %7 state -> record (a factor of deferred outer-product gradients)
 //   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %209 mul += grad l2.x2f.bias
+//   %202 mul += grad l2.x2f.bias
 //   %69 state -> record (a factor of deferred outer-product gradients)
-//   %209 mul += grad l2.h2f.bias
-//   %198 mul += grad l2.x2i.bias
-//   %198 mul += grad l2.h2i.bias
-//   %187 mul += grad l2.x2o.bias
-//   %187 mul += grad l2.h2o.bias
-//   %173 mul += grad l2.x2c.bias
-//   %113 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %202 mul += grad l2.h2f.bias
+//   %191 mul += grad l2.x2i.bias
+//   %191 mul += grad l2.h2i.bias
+//   %180 mul += grad l2.x2o.bias
+//   %180 mul += grad l2.h2o.bias
+//   %166 mul += grad l2.x2c.bias
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t146 = a.scratch + 208;                         // [200]
+  T *__restrict t139 = a.scratch + 0;                           // [200]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [200] d logits
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [200] d l2.h'
-  T *__restrict t138 = a.scratch + 0;                           // [200]
   const T *__restrict t87 = a.saved + 2720;                     // [200]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
   const T *__restrict t91 = a.saved + 2928;                     // [200]
@@ -785,10 +737,10 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict t81 = a.saved + 2512;                     // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
   const T *__restrict t107_l2_g = a.saved + 3136;               // [200] l2.g
-  T *__restrict t173 = a.record + 2304;                         // [200]
-  T *__restrict t187 = a.record + 2096;                         // [200]
-  T *__restrict t198 = a.record + 1888;                         // [200]
-  T *__restrict t209 = a.record + 1264;                         // [200]
+  T *__restrict t166 = a.record + 2304;                         // [200]
+  T *__restrict t180 = a.record + 2096;                         // [200]
+  T *__restrict t191 = a.record + 1888;                         // [200]
+  T *__restrict t202 = a.record + 1264;                         // [200]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [200]
   const T *__restrict t2 = a.saved + 0;                         // [200]
   T *__restrict record1 = a.record + 208;                       // [200]
@@ -805,18 +757,16 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [200]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [200]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [200]
-  const T *__restrict t113_l2_hn = a.saved + 3344;              // [200] l2.hn
-  T *__restrict record15 = a.record + 12528;                    // [200]
   for (int j = 0; j < 200; ++j) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v139 = d_l2_h_next[j] + t138[j];
+    const T v130 = d_readout_in_logits[j] + d_l2_h_next[j];
 #line 103 "examples/lm/basic_modplast_lstm.dopa"
     const T v89 = t87[j] + l2_x2o_bias[j];
     const T v93 = t91[j] + l2_h2o_bias[j];
     const T v94 = v89 + v93;
     const T v95 = T(1) / (T(1) + std::exp(-v94));
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v161 = v139 * v95;
+    const T v154 = v130 * v95;
 #line 101 "examples/lm/basic_modplast_lstm.dopa"
     const T v68 = t66[j] + l2_x2f_bias[j];
     const T v73 = t71[j] + l2_h2f_bias[j];
@@ -834,222 +784,221 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v111 = v109 + v110;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
     const T v112 = std::tanh(v111);
-    const T v162 = v112 * v112;
-    const T v163 = T(1.0) - v162;
-    const T v164 = v161 * v163;
+    const T v155 = v112 * v112;
+    const T v156 = T(1.0) - v155;
+    const T v157 = v154 * v156;
 #line 105 "examples/lm/basic_modplast_lstm.dopa"
-    const T v165 = d_l2_c_next[j] + v164;
-    const T v167 = v165 * v85;
+    const T v158 = d_l2_c_next[j] + v157;
+    const T v160 = v158 * v85;
 #line 104 "examples/lm/basic_modplast_lstm.dopa"
-    const T v168 = t146[j] + v167;
-    const T v171 = t107_l2_g[j] * t107_l2_g[j];
-    const T v172 = T(1.0) - v171;
-    const T v173 = v168 * v172;
-    t173[j] = v173;
+    const T v161 = t139[j] + v160;
+    const T v164 = t107_l2_g[j] * t107_l2_g[j];
+    const T v165 = T(1.0) - v164;
+    const T v166 = v161 * v165;
+    t166[j] = v166;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v160 = v139 * v112;
+    const T v153 = v130 * v112;
 #line 103 "examples/lm/basic_modplast_lstm.dopa"
-    const T v185 = T(1.0) - v95;
-    const T v186 = v95 * v185;
-    const T v187 = v160 * v186;
-    t187[j] = v187;
+    const T v178 = T(1.0) - v95;
+    const T v179 = v95 * v178;
+    const T v180 = v153 * v179;
+    t180[j] = v180;
 #line 105 "examples/lm/basic_modplast_lstm.dopa"
-    const T v166 = v165 * t107_l2_g[j];
+    const T v159 = v158 * t107_l2_g[j];
 #line 102 "examples/lm/basic_modplast_lstm.dopa"
-    const T v196 = T(1.0) - v85;
-    const T v197 = v85 * v196;
-    const T v198 = v166 * v197;
-    t198[j] = v198;
+    const T v189 = T(1.0) - v85;
+    const T v190 = v85 * v189;
+    const T v191 = v159 * v190;
+    t191[j] = v191;
 #line 105 "examples/lm/basic_modplast_lstm.dopa"
-    const T v169 = v165 * l2_c[j];
+    const T v162 = v158 * l2_c[j];
 #line 101 "examples/lm/basic_modplast_lstm.dopa"
-    const T v207 = T(1.0) - v75;
-    const T v208 = v75 * v207;
-    const T v209 = v169 * v208;
-    t209[j] = v209;
+    const T v200 = T(1.0) - v75;
+    const T v201 = v75 * v200;
+    const T v202 = v162 * v201;
+    t202[j] = v202;
 #line 105 "examples/lm/basic_modplast_lstm.dopa"
-    const T v170 = v165 * v75;
-    d_l2_c[j] = v170;
+    const T v163 = v158 * v75;
+    d_l2_c[j] = v163;
     record1[j] = t2[j];
     record2[j] = l1_h[j];
     record8[j] = t51_l1_hn[j];
 #line 101 "examples/lm/basic_modplast_lstm.dopa"
-    d_l2_x2f_bias[j] += v209;
+    d_l2_x2f_bias[j] += v202;
     record9[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v209;
+    d_l2_h2f_bias[j] += v202;
 #line 102 "examples/lm/basic_modplast_lstm.dopa"
-    d_l2_x2i_bias[j] += v198;
-    d_l2_h2i_bias[j] += v198;
+    d_l2_x2i_bias[j] += v191;
+    d_l2_h2i_bias[j] += v191;
 #line 103 "examples/lm/basic_modplast_lstm.dopa"
-    d_l2_x2o_bias[j] += v187;
-    d_l2_h2o_bias[j] += v187;
+    d_l2_x2o_bias[j] += v180;
+    d_l2_h2o_bias[j] += v180;
 #line 104 "examples/lm/basic_modplast_lstm.dopa"
-    d_l2_x2c_bias[j] += v173;
-    record15[j] = t113_l2_hn[j];
+    d_l2_x2c_bias[j] += v166;
   }
-#line 891 "lm_basic_modplast_lstm.cpp"
+#line 840 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 5: fused loop nest over [200, 200]
-//   %175 matmul
-//   %180 add -> grad_prev l2.hebb
-//   %177 mul += grad l2.alpha
+// backward stage 4: fused loop nest over [200, 200]
+//   %168 matmul
+//   %173 add -> grad_prev l2.hebb
+//   %170 mul += grad l2.alpha
 template <class T> static void backward_d_l2_hebb_grad_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t175 = a.scratch + 848;                            // [200]
-  T *__restrict t173 = a.record + 2304;                            // [200]
+  T *__restrict t168 = a.scratch + 640;                            // [200]
+  T *__restrict t166 = a.record + 2304;                            // [200]
   const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;            // [200, 200]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;  // [200, 200] d l2.hebb'
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  const T *__restrict t118_l2_M = a.saved + 3552;                  // [1] l2.M
+  const T *__restrict t118_l2_M = a.saved + 3344;                  // [1] l2.M
   const T *__restrict t107_l2_g = a.saved + 3136;                  // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;             // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;              // [200, 200]
   for (int e = 0; e < 200; ++e)
-    t175[e] = T(0);
+    t168[e] = T(0);
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
 #line 104 "examples/lm/basic_modplast_lstm.dopa"
       const T v103 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
       const T v104 = l2_w[i * 200 + j] + v103;
-      t175[j] += t173[i] * v104;
+      t168[j] += t166[i] * v104;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v120 = l2_modfanout[i * 200 + j] * t118_l2_M[0];
       const T v121 = t107_l2_g[i] * l2_h[j];
       const T v122 = v120 * v121;
       const T v123 = l2_hebb[i * 200 + j] + v122;
-      const T v142 = T(-2.0) <= v123 && v123 <= T(2.0) ? T(1) : T(0);
-      const T v143 = d_l2_hebb_next[i * 200 + j] * v142;
+      const T v135 = T(-2.0) <= v123 && v123 <= T(2.0) ? T(1) : T(0);
+      const T v136 = d_l2_hebb_next[i * 200 + j] * v135;
 #line 104 "examples/lm/basic_modplast_lstm.dopa"
-      const T v174 = t173[i] * l2_h[j];
-      const T v179 = v174 * l2_alpha[i * 200 + j];
+      const T v167 = t166[i] * l2_h[j];
+      const T v172 = v167 * l2_alpha[i * 200 + j];
 #line 88 "examples/lm/basic_modplast_lstm.dopa"
-      const T v180 = v143 + v179;
-      d_l2_hebb[i * 200 + j] = v180;
+      const T v173 = v136 + v172;
+      d_l2_hebb[i * 200 + j] = v173;
 #line 104 "examples/lm/basic_modplast_lstm.dopa"
-      const T v177 = v174 * l2_hebb[i * 200 + j];
-      d_l2_alpha[i * 200 + j] += v177;
+      const T v170 = v167 * l2_hebb[i * 200 + j];
+      d_l2_alpha[i * 200 + j] += v170;
     }
   }
-#line 941 "lm_basic_modplast_lstm.cpp"
+#line 890 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
+// backward stage 5: dense product (Eigen), [200]
+//   %176 matmul
+template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t166 = a.record + 2304;                             // [200]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
+  T *__restrict t176 = a.scratch + 848;                             // [200]
+#line 104 "examples/lm/basic_modplast_lstm.dopa"
+  RowVec<T>(t176, 200).noalias() =
+      ConstRowVec<T>(t166, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
+#line 904 "lm_basic_modplast_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 6: dense product (Eigen), [200]
 //   %183 matmul
-template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t173 = a.record + 2304;                             // [200]
-  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t180 = a.record + 2096;                             // [200]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
   T *__restrict t183 = a.scratch + 1056;                            // [200]
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 103 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t183, 200).noalias() =
-      ConstRowVec<T>(t173, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 955 "lm_basic_modplast_lstm.cpp"
+      ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
+#line 918 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 7: dense product (Eigen), [200]
-//   %190 matmul
-template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t187 = a.record + 2096;                             // [200]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
-  T *__restrict t190 = a.scratch + 1264;                            // [200]
+//   %187 matmul
+template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t180 = a.record + 2096;                             // [200]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
+  T *__restrict t187 = a.scratch + 1264;                            // [200]
 #line 103 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t190, 200).noalias() =
-      ConstRowVec<T>(t187, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 969 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t187, 200).noalias() =
+      ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
+#line 932 "lm_basic_modplast_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 8: dense product (Eigen), [200]
 //   %194 matmul
-template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t187 = a.record + 2096;                             // [200]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
+template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t191 = a.record + 1888;                             // [200]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
   T *__restrict t194 = a.scratch + 1472;                            // [200]
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 102 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t194, 200).noalias() =
-      ConstRowVec<T>(t187, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 983 "lm_basic_modplast_lstm.cpp"
+      ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
+#line 946 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 9: dense product (Eigen), [200]
-//   %201 matmul
-template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t198 = a.record + 1888;                             // [200]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
-  T *__restrict t201 = a.scratch + 1680;                            // [200]
+//   %198 matmul
+template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t191 = a.record + 1888;                             // [200]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
+  T *__restrict t198 = a.scratch + 1680;                            // [200]
 #line 102 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t201, 200).noalias() =
-      ConstRowVec<T>(t198, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 997 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t198, 200).noalias() =
+      ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
+#line 960 "lm_basic_modplast_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 10: dense product (Eigen), [200]
 //   %205 matmul
-template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t198 = a.record + 1888;                             // [200]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
+template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t202 = a.record + 1264;                             // [200]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
   T *__restrict t205 = a.scratch + 1888;                            // [200]
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 101 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t205, 200).noalias() =
-      ConstRowVec<T>(t198, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1011 "lm_basic_modplast_lstm.cpp"
+      ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
+#line 974 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 11: dense product (Eigen), [200]
-//   %212 matmul
-template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t209 = a.record + 1264;                             // [200]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
-  T *__restrict t212 = a.scratch + 2096;                            // [200]
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t212, 200).noalias() =
-      ConstRowVec<T>(t209, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1025 "lm_basic_modplast_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 12: dense product (Eigen), [200]
-//   %216 matmul
+//   %209 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t209 = a.record + 1264;                             // [200]
+  T *__restrict t202 = a.record + 1264;                             // [200]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
-  T *__restrict t216 = a.scratch + 2304;                            // [200]
+  T *__restrict t209 = a.scratch + 2096;                            // [200]
 #line 101 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t216, 200).noalias() =
-      ConstRowVec<T>(t209, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1039 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t209, 200).noalias() =
+      ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
+#line 988 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// backward stage 13: dense product (Eigen), [200]
-//   %233 matmul
-template <class T> static void backward_h2mod_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t230 = a.record + 1248;                                 // [1]
+// backward stage 12: dense product (Eigen), [200]
+//   %226 matmul
+template <class T> static void backward_h2mod_12(const dopa::StepArgs<T> &a) {
+  T *__restrict t223 = a.record + 1248;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
-  T *__restrict t233 = a.scratch + 2944;                                // [200]
+  T *__restrict t226 = a.scratch + 2736;                                // [200]
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t233, 200).noalias() =
-      ConstRowVec<T>(t230, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1053 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t226, 200).noalias() =
+      ConstRowVec<T>(t223, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
+#line 1002 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1059,29 +1008,29 @@ template <class T> static void backward_h2mod_13(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 //
-// backward stage 14: fused loop nest over [200]
-//   %248 mul
-//   %261 mul
-//   %272 mul
-//   %283 mul
-//   %245 mul -> grad_prev l1.c
-//   %213 add -> grad_prev l2.h
-//   %283 mul += grad l1.x2f.bias
-//   %283 mul += grad l1.h2f.bias
-//   %272 mul += grad l1.x2i.bias
-//   %272 mul += grad l1.h2i.bias
-//   %261 mul += grad l1.x2o.bias
-//   %261 mul += grad l1.h2o.bias
-//   %248 mul += grad l1.x2c.bias
+// backward stage 13: fused loop nest over [200]
+//   %241 mul
+//   %254 mul
+//   %265 mul
+//   %276 mul
+//   %238 mul -> grad_prev l1.c
+//   %206 add -> grad_prev l2.h
+//   %276 mul += grad l1.x2f.bias
+//   %276 mul += grad l1.h2f.bias
+//   %265 mul += grad l1.x2i.bias
+//   %265 mul += grad l1.h2i.bias
+//   %254 mul += grad l1.x2o.bias
+//   %254 mul += grad l1.h2o.bias
+//   %241 mul += grad l1.x2c.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t222 = a.scratch + 2512;                        // [200]
+  T *__restrict t215 = a.scratch + 2304;                        // [200]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
-  T *__restrict t183 = a.scratch + 1056;                        // [200]
-  T *__restrict t194 = a.scratch + 1472;                        // [200]
-  T *__restrict t205 = a.scratch + 1888;                        // [200]
-  T *__restrict t216 = a.scratch + 2304;                        // [200]
+  T *__restrict t176 = a.scratch + 848;                         // [200]
+  T *__restrict t187 = a.scratch + 1264;                        // [200]
+  T *__restrict t198 = a.scratch + 1680;                        // [200]
+  T *__restrict t209 = a.scratch + 2096;                        // [200]
   const T *__restrict t25 = a.saved + 1040;                     // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
   const T *__restrict t29 = a.saved + 1248;                     // [200]
@@ -1096,17 +1045,17 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict t19 = a.saved + 832;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   const T *__restrict t45_l1_g = a.saved + 1456;                // [200] l1.g
-  T *__restrict t248 = a.record + 1040;                         // [200]
-  T *__restrict t261 = a.record + 832;                          // [200]
-  T *__restrict t272 = a.record + 624;                          // [200]
-  T *__restrict t283 = a.record + 0;                            // [200]
+  T *__restrict t241 = a.record + 1040;                         // [200]
+  T *__restrict t254 = a.record + 832;                          // [200]
+  T *__restrict t265 = a.record + 624;                          // [200]
+  T *__restrict t276 = a.record + 0;                            // [200]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [200]
-  T *__restrict t147 = a.scratch + 416;                         // [200]
-  T *__restrict t158 = a.scratch + 640;                         // [200]
-  T *__restrict t175 = a.scratch + 848;                         // [200]
-  T *__restrict t190 = a.scratch + 1264;                        // [200]
-  T *__restrict t201 = a.scratch + 1680;                        // [200]
-  T *__restrict t212 = a.scratch + 2096;                        // [200]
+  T *__restrict t140 = a.scratch + 208;                         // [200]
+  T *__restrict t151 = a.scratch + 432;                         // [200]
+  T *__restrict t168 = a.scratch + 640;                         // [200]
+  T *__restrict t183 = a.scratch + 1056;                        // [200]
+  T *__restrict t194 = a.scratch + 1472;                        // [200]
+  T *__restrict t205 = a.scratch + 1888;                        // [200]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [200]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [200]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [200]
@@ -1117,17 +1066,17 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
   for (int j = 0; j < 200; ++j) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v184 = d_l1_h_next[j] + t183[j];
-    const T v195 = v184 + t194[j];
-    const T v206 = v195 + t205[j];
-    const T v217 = v206 + t216[j];
+    const T v177 = d_l1_h_next[j] + t176[j];
+    const T v188 = v177 + t187[j];
+    const T v199 = v188 + t198[j];
+    const T v210 = v199 + t209[j];
 #line 103 "examples/lm/basic_modplast_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + std::exp(-v32));
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v236 = v217 * v33;
+    const T v229 = v210 * v33;
 #line 101 "examples/lm/basic_modplast_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
@@ -1145,74 +1094,74 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v49 = v47 + v48;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
     const T v50 = std::tanh(v49);
-    const T v237 = v50 * v50;
-    const T v238 = T(1.0) - v237;
-    const T v239 = v236 * v238;
+    const T v230 = v50 * v50;
+    const T v231 = T(1.0) - v230;
+    const T v232 = v229 * v231;
 #line 105 "examples/lm/basic_modplast_lstm.dopa"
-    const T v240 = d_l1_c_next[j] + v239;
-    const T v242 = v240 * v23;
+    const T v233 = d_l1_c_next[j] + v232;
+    const T v235 = v233 * v23;
 #line 104 "examples/lm/basic_modplast_lstm.dopa"
-    const T v243 = t222[j] + v242;
-    const T v246 = t45_l1_g[j] * t45_l1_g[j];
-    const T v247 = T(1.0) - v246;
-    const T v248 = v243 * v247;
-    t248[j] = v248;
+    const T v236 = t215[j] + v235;
+    const T v239 = t45_l1_g[j] * t45_l1_g[j];
+    const T v240 = T(1.0) - v239;
+    const T v241 = v236 * v240;
+    t241[j] = v241;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v235 = v217 * v50;
+    const T v228 = v210 * v50;
 #line 103 "examples/lm/basic_modplast_lstm.dopa"
-    const T v259 = T(1.0) - v33;
-    const T v260 = v33 * v259;
-    const T v261 = v235 * v260;
-    t261[j] = v261;
+    const T v252 = T(1.0) - v33;
+    const T v253 = v33 * v252;
+    const T v254 = v228 * v253;
+    t254[j] = v254;
 #line 105 "examples/lm/basic_modplast_lstm.dopa"
-    const T v241 = v240 * t45_l1_g[j];
+    const T v234 = v233 * t45_l1_g[j];
 #line 102 "examples/lm/basic_modplast_lstm.dopa"
-    const T v270 = T(1.0) - v23;
-    const T v271 = v23 * v270;
-    const T v272 = v241 * v271;
-    t272[j] = v272;
+    const T v263 = T(1.0) - v23;
+    const T v264 = v23 * v263;
+    const T v265 = v234 * v264;
+    t265[j] = v265;
 #line 105 "examples/lm/basic_modplast_lstm.dopa"
-    const T v244 = v240 * l1_c[j];
+    const T v237 = v233 * l1_c[j];
 #line 101 "examples/lm/basic_modplast_lstm.dopa"
-    const T v281 = T(1.0) - v13;
-    const T v282 = v13 * v281;
-    const T v283 = v244 * v282;
-    t283[j] = v283;
+    const T v274 = T(1.0) - v13;
+    const T v275 = v13 * v274;
+    const T v276 = v237 * v275;
+    t276[j] = v276;
 #line 105 "examples/lm/basic_modplast_lstm.dopa"
-    const T v245 = v240 * v13;
-    d_l1_c[j] = v245;
+    const T v238 = v233 * v13;
+    d_l1_c[j] = v238;
 #line 86 "examples/lm/basic_modplast_lstm.dopa"
-    const T v159 = t147[j] + t158[j];
-    const T v176 = v159 + t175[j];
-    const T v191 = v176 + t190[j];
-    const T v202 = v191 + t201[j];
-    const T v213 = v202 + t212[j];
-    d_l2_h[j] = v213;
+    const T v152 = t140[j] + t151[j];
+    const T v169 = v152 + t168[j];
+    const T v184 = v169 + t183[j];
+    const T v195 = v184 + t194[j];
+    const T v206 = v195 + t205[j];
+    d_l2_h[j] = v206;
 #line 101 "examples/lm/basic_modplast_lstm.dopa"
-    d_l1_x2f_bias[j] += v283;
-    d_l1_h2f_bias[j] += v283;
+    d_l1_x2f_bias[j] += v276;
+    d_l1_h2f_bias[j] += v276;
 #line 102 "examples/lm/basic_modplast_lstm.dopa"
-    d_l1_x2i_bias[j] += v272;
-    d_l1_h2i_bias[j] += v272;
+    d_l1_x2i_bias[j] += v265;
+    d_l1_h2i_bias[j] += v265;
 #line 103 "examples/lm/basic_modplast_lstm.dopa"
-    d_l1_x2o_bias[j] += v261;
-    d_l1_h2o_bias[j] += v261;
+    d_l1_x2o_bias[j] += v254;
+    d_l1_h2o_bias[j] += v254;
 #line 104 "examples/lm/basic_modplast_lstm.dopa"
-    d_l1_x2c_bias[j] += v248;
+    d_l1_x2c_bias[j] += v241;
   }
-#line 1204 "lm_basic_modplast_lstm.cpp"
+#line 1153 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 15: fused loop nest over [200, 200]
-//   %250 matmul
-//   %255 add -> grad_prev l1.hebb
-//   %252 mul += grad l1.alpha
+// backward stage 14: fused loop nest over [200, 200]
+//   %243 matmul
+//   %248 add -> grad_prev l1.hebb
+//   %245 mul += grad l1.alpha
 template <class T> static void backward_d_l1_hebb_grad_l1_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t250 = a.scratch + 3152;                           // [200]
-  T *__restrict t248 = a.record + 1040;                            // [200]
+  T *__restrict t243 = a.scratch + 2944;                           // [200]
+  T *__restrict t241 = a.record + 1040;                            // [200]
   const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;            // [200, 200]
@@ -1224,188 +1173,173 @@ template <class T> static void backward_d_l1_hebb_grad_l1_alpha(const dopa::Step
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;             // [200, 200]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;              // [200, 200]
   for (int e = 0; e < 200; ++e)
-    t250[e] = T(0);
+    t243[e] = T(0);
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
 #line 104 "examples/lm/basic_modplast_lstm.dopa"
       const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
       const T v42 = l1_w[i * 200 + j] + v41;
-      t250[j] += t248[i] * v42;
+      t243[j] += t241[i] * v42;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
       const T v59 = t45_l1_g[i] * l1_h[j];
       const T v60 = v58 * v59;
       const T v61 = l1_hebb[i * 200 + j] + v60;
-      const T v218 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
-      const T v219 = d_l1_hebb_next[i * 200 + j] * v218;
+      const T v211 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
+      const T v212 = d_l1_hebb_next[i * 200 + j] * v211;
 #line 104 "examples/lm/basic_modplast_lstm.dopa"
-      const T v249 = t248[i] * l1_h[j];
-      const T v254 = v249 * l1_alpha[i * 200 + j];
+      const T v242 = t241[i] * l1_h[j];
+      const T v247 = v242 * l1_alpha[i * 200 + j];
 #line 88 "examples/lm/basic_modplast_lstm.dopa"
-      const T v255 = v219 + v254;
-      d_l1_hebb[i * 200 + j] = v255;
+      const T v248 = v212 + v247;
+      d_l1_hebb[i * 200 + j] = v248;
 #line 104 "examples/lm/basic_modplast_lstm.dopa"
-      const T v252 = v249 * l1_hebb[i * 200 + j];
-      d_l1_alpha[i * 200 + j] += v252;
+      const T v245 = v242 * l1_hebb[i * 200 + j];
+      d_l1_alpha[i * 200 + j] += v245;
     }
   }
-#line 1254 "lm_basic_modplast_lstm.cpp"
+#line 1203 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 16: dense product (Eigen), [200]
-//   %258 matmul
-template <class T> static void backward_x2c_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t248 = a.record + 1040;                             // [200]
+// backward stage 15: dense product (Eigen), [200]
+//   %251 matmul
+template <class T> static void backward_x2c_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t241 = a.record + 1040;                             // [200]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
-  T *__restrict t258 = a.scratch + 3360;                            // [200]
+  T *__restrict t251 = a.scratch + 3152;                            // [200]
 #line 104 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t258, 200).noalias() =
-      ConstRowVec<T>(t248, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1268 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t251, 200).noalias() =
+      ConstRowVec<T>(t241, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
+#line 1217 "lm_basic_modplast_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 16: dense product (Eigen), [200]
+//   %257 matmul
+template <class T> static void backward_h2o_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t254 = a.record + 832;                              // [200]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
+  T *__restrict t257 = a.scratch + 3360;                            // [200]
+#line 103 "examples/lm/basic_modplast_lstm.dopa"
+  RowVec<T>(t257, 200).noalias() =
+      ConstRowVec<T>(t254, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
+#line 1231 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 17: dense product (Eigen), [200]
-//   %264 matmul
-template <class T> static void backward_h2o_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t261 = a.record + 832;                              // [200]
-  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
-  T *__restrict t264 = a.scratch + 3568;                            // [200]
+//   %261 matmul
+template <class T> static void backward_x2o_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t254 = a.record + 832;                              // [200]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
+  T *__restrict t261 = a.scratch + 3568;                            // [200]
 #line 103 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t264, 200).noalias() =
-      ConstRowVec<T>(t261, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1282 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t261, 200).noalias() =
+      ConstRowVec<T>(t254, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
+#line 1245 "lm_basic_modplast_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 18: dense product (Eigen), [200]
 //   %268 matmul
-template <class T> static void backward_x2o_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t261 = a.record + 832;                              // [200]
-  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
+template <class T> static void backward_h2i_18(const dopa::StepArgs<T> &a) {
+  T *__restrict t265 = a.record + 624;                              // [200]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
   T *__restrict t268 = a.scratch + 3776;                            // [200]
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 102 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t268, 200).noalias() =
-      ConstRowVec<T>(t261, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1296 "lm_basic_modplast_lstm.cpp"
+      ConstRowVec<T>(t265, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
+#line 1259 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 19: dense product (Eigen), [200]
-//   %275 matmul
-template <class T> static void backward_h2i_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t272 = a.record + 624;                              // [200]
-  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
-  T *__restrict t275 = a.scratch + 3984;                            // [200]
+//   %272 matmul
+template <class T> static void backward_x2i_19(const dopa::StepArgs<T> &a) {
+  T *__restrict t265 = a.record + 624;                              // [200]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
+  T *__restrict t272 = a.scratch + 3984;                            // [200]
 #line 102 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t275, 200).noalias() =
-      ConstRowVec<T>(t272, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1310 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t272, 200).noalias() =
+      ConstRowVec<T>(t265, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
+#line 1273 "lm_basic_modplast_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 20: dense product (Eigen), [200]
 //   %279 matmul
-template <class T> static void backward_x2i_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t272 = a.record + 624;                              // [200]
-  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
+template <class T> static void backward_h2f_20(const dopa::StepArgs<T> &a) {
+  T *__restrict t276 = a.record + 0;                                // [200]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
   T *__restrict t279 = a.scratch + 4192;                            // [200]
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 101 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t279, 200).noalias() =
-      ConstRowVec<T>(t272, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1324 "lm_basic_modplast_lstm.cpp"
+      ConstRowVec<T>(t276, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
+#line 1287 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 21: dense product (Eigen), [200]
-//   %286 matmul
-template <class T> static void backward_h2f_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t283 = a.record + 0;                                // [200]
-  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
-  T *__restrict t286 = a.scratch + 4400;                            // [200]
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t286, 200).noalias() =
-      ConstRowVec<T>(t283, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1338 "lm_basic_modplast_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 22: dense product (Eigen), [200]
-//   %290 matmul
-template <class T> static void backward_x2f_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t283 = a.record + 0;                                // [200]
+//   %283 matmul
+template <class T> static void backward_x2f_21(const dopa::StepArgs<T> &a) {
+  T *__restrict t276 = a.record + 0;                                // [200]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
-  T *__restrict t290 = a.scratch + 4608;                            // [200]
+  T *__restrict t283 = a.scratch + 4400;                            // [200]
 #line 101 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t290, 200).noalias() =
-      ConstRowVec<T>(t283, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1352 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t283, 200).noalias() =
+      ConstRowVec<T>(t276, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
+#line 1301 "lm_basic_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
-// backward stage 23: fused loop nest over [200]
-//   %287 add -> grad_prev l1.h
-//   %291 add += grad enc.weight
+// backward stage 22: fused loop nest over [200]
+//   %280 add -> grad_prev l1.h
+//   %284 add += grad enc.weight
 template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.scratch + 2720;                  // [200]
-  T *__restrict t233 = a.scratch + 2944;                  // [200]
-  T *__restrict t250 = a.scratch + 3152;                  // [200]
-  T *__restrict t264 = a.scratch + 3568;                  // [200]
-  T *__restrict t275 = a.scratch + 3984;                  // [200]
-  T *__restrict t286 = a.scratch + 4400;                  // [200]
-  T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [200]
-  T *__restrict t258 = a.scratch + 3360;                  // [200]
+  T *__restrict t216 = a.scratch + 2512;                  // [200]
+  T *__restrict t226 = a.scratch + 2736;                  // [200]
+  T *__restrict t243 = a.scratch + 2944;                  // [200]
+  T *__restrict t257 = a.scratch + 3360;                  // [200]
   T *__restrict t268 = a.scratch + 3776;                  // [200]
   T *__restrict t279 = a.scratch + 4192;                  // [200]
-  T *__restrict t290 = a.scratch + 4608;                  // [200]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [200]
+  T *__restrict t251 = a.scratch + 3152;                  // [200]
+  T *__restrict t261 = a.scratch + 3568;                  // [200]
+  T *__restrict t272 = a.scratch + 3984;                  // [200]
+  T *__restrict t283 = a.scratch + 4400;                  // [200]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 200]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 86 "examples/lm/basic_modplast_lstm.dopa"
-    const T v234 = t223[j] + t233[j];
-    const T v251 = v234 + t250[j];
-    const T v265 = v251 + t264[j];
-    const T v276 = v265 + t275[j];
-    const T v287 = v276 + t286[j];
-    d_l1_h[j] = v287;
-#line 23 "examples/lm/basic_modplast_lstm.dopa"
-    const T v269 = t258[j] + t268[j];
+    const T v227 = t216[j] + t226[j];
+    const T v244 = v227 + t243[j];
+    const T v258 = v244 + t257[j];
+    const T v269 = v258 + t268[j];
     const T v280 = v269 + t279[j];
-    const T v291 = v280 + t290[j];
-    d_enc_weight[int64_t(tok[0]) * 200 + j] += v291;
+    d_l1_h[j] = v280;
+#line 23 "examples/lm/basic_modplast_lstm.dopa"
+    const T v262 = t251[j] + t261[j];
+    const T v273 = v262 + t272[j];
+    const T v284 = v273 + t283[j];
+    d_enc_weight[int64_t(tok[0]) * 200 + j] += v284;
   }
-#line 1390 "lm_basic_modplast_lstm.cpp"
-}
-
-// backward stage 24: fused loop nest over [10000]
-//   %129 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %129 grad_output d logits += grad dec.bias
-template <class T> static void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  T *__restrict record14 = a.record + 2528;            // [10000]
-  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-    record14[j] = d_out_logits[j];
-    d_dec_bias[j] += d_out_logits[j];
-  }
+#line 1339 "lm_basic_modplast_lstm.cpp"
 }
 
 /// One backward step of BasicModplastLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_dec(a);
   backward_grad_l1_modfanout_l2_modfanout(a);
   backward_grad_l1_h2mod_bias_l2_h2mod_bias(a);
   backward_h2mod(a);
@@ -1418,18 +1352,17 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_x2i(a);
   backward_h2f(a);
   backward_x2f(a);
-  backward_h2mod_13(a);
+  backward_h2mod_12(a);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
   backward_d_l1_hebb_grad_l1_alpha(a);
-  backward_x2c_16(a);
-  backward_h2o_17(a);
-  backward_x2o_18(a);
-  backward_h2i_19(a);
-  backward_x2i_20(a);
-  backward_h2f_21(a);
-  backward_x2f_22(a);
+  backward_x2c_15(a);
+  backward_h2o_16(a);
+  backward_x2o_17(a);
+  backward_h2i_18(a);
+  backward_x2i_19(a);
+  backward_h2f_20(a);
+  backward_x2f_21(a);
   backward_d_l1_h_grad_enc_weight(a);
-  backward_grad_dec_bias(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -1562,7 +1495,15 @@ static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamL2X2cWeight, .rows = 200, .cols = 200, .offsetA = 2304, .offsetB = 1472},
     {.paramOffset = kParamL2W, .rows = 200, .cols = 200, .offsetA = 2304, .offsetB = 1680},
     {.paramOffset = kParamL2H2modWeight, .rows = 1, .cols = 200, .offsetA = 2512, .offsetB = 1680},
-    {.paramOffset = kParamDecWeight, .rows = 10000, .cols = 200, .offsetA = 2528, .offsetB = 12528},
+};
+
+static const dopa::BatchedReadout readouts[] = {
+    // logits = dec.weight @ x + dec.bias
+    {.output = 0,
+     .weightOffset = kParamDecWeight,
+     .biasOffset = kParamDecBias,
+     .rows = 10000,
+     .cols = 200},
 };
 
 const dopa::GeneratedSpec &spec() {
@@ -1572,8 +1513,8 @@ const dopa::GeneratedSpec &spec() {
       .info = info,
       .stateNumel = 80832,
       .stateOffsets = stateOffsets,
-      .savedNumel = 3568,
-      .scratchNumel = 10864,
+      .savedNumel = 3360,
+      .scratchNumel = 4608,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
       .backwardFloat = backward_step<float>,
@@ -1581,13 +1522,15 @@ const dopa::GeneratedSpec &spec() {
       .backwardDouble = backward_step<double>,
       .checkpointEvery = 0,
       .memoryBudget = 0,
-      .numDeferred = 19,
+      .numDeferred = 18,
       .deferred = deferred,
-      .recordNumel = 12736,
+      .recordNumel = 2528,
       .forwardFlops = 5938804,
       .forwardSharedFlops = 0,
-      .backwardFlops = 9134006,
+      .backwardFlops = 11144006,
       .backwardSharedFlops = 0,
+      .numReadouts = 1,
+      .readouts = readouts,
   };
   return s;
 }

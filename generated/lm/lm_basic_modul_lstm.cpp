@@ -317,7 +317,7 @@ template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
   T *__restrict t67 = a.saved + 1888;                      // []
   const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
-  T *__restrict t133 = a.saved + 3584;                     // []
+  T *__restrict t133 = a.saved + 3376;                     // []
 #line 146 "examples/lm/basic_modul_lstm.dopa"
   const T v67 = T(1.0) - l1_etaet[0];
   t67[0] = v67;
@@ -427,10 +427,10 @@ template <class T> static void forward_x2c_19(const dopa::StepArgs<T> &a) {
 //
 // forward stage 20: fused loop nest over [200]
 //   %114 tanh l2.g
-//   %120 mul l2.hn
+//   %120 mul l2.hn -> next_state l2.h
 //   %118 add l2.cn -> next_state l2.c
-//   %120 mul l2.hn -> saved
-template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
+//   %120 mul l2.hn -> output logits
+template <class T> static void forward_l2_g_l2_h_l2_c_logits(const dopa::StepArgs<T> &a) {
   T *__restrict t104 = a.scratch + 432;                         // [200]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [200]
   T *__restrict t112 = a.scratch + 640;                         // [200]
@@ -448,9 +448,9 @@ template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
   T *__restrict t88 = a.saved + 2528;                           // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200] l2.hn
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [200]
-  T *__restrict saved_t120 = a.saved + 3360;                    // [200]
+  T *__restrict readout_in_logits = a.outputs[0];               // [200]
   for (int j = 0; j < 200; ++j) {
 #line 139 "examples/lm/basic_modul_lstm.dopa"
     const T v106 = t104[j] + l2_x2c_bias[j];
@@ -482,7 +482,7 @@ template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &
     const T v120 = v102 * v119;
     l2_h_next[j] = v120;
     l2_c_next[j] = v118;
-    saved_t120[j] = v120;
+    readout_in_logits[j] = v120;
   }
 #line 488 "lm_basic_modul_lstm.cpp"
 }
@@ -507,7 +507,7 @@ template <class T> static void forward_h2mod_21(const dopa::StepArgs<T> &a) {
 template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
   T *__restrict t122 = a.scratch + 848;                             // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
-  T *__restrict t125_l2_M = a.saved + 3568;                         // [1] l2.M
+  T *__restrict t125_l2_M = a.saved + 3360;                         // [1] l2.M
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   const T v124 = t122[0] + l2_h2mod_bias[0];
   const T v125 = std::tanh(v124);
@@ -515,24 +515,10 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
 #line 516 "lm_basic_modul_lstm.cpp"
 }
 
-// output logits = dec(y2)
-//
-// forward stage 23: dense product (Eigen), [10000]
-//   %139 matmul
-template <class T> static void forward_dec(const dopa::StepArgs<T> &a) {
-  const T *__restrict dec_weight = a.params + kParamDecWeight; // [10000, 200]
-  T *__restrict l2_h_next = a.next + kStateL2H;                // [200] l2.hn
-  T *__restrict t139 = a.scratch + 864;                        // [10000]
-#line 25 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t139, 10000).noalias() =
-      ConstRowMat<T>(dec_weight, 10000, 200) * ConstVec<T>(l2_h_next, 200);
-#line 530 "lm_basic_modul_lstm.cpp"
-}
-
 // pw' = clip(pw + modfanout * M * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 24: fused loop nest over [200, 200]
+// forward stage 23: fused loop nest over [200, 200]
 //   %64 clip -> next_state l1.pw
 //   %71 add -> next_state l1.et
 //   %131 clip -> next_state l2.pw
@@ -550,10 +536,10 @@ template <class T> static void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepA
   T *__restrict l1_et_next = a.next + kStateL1Et;                  // [200, 200]
   const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  T *__restrict t125_l2_M = a.saved + 3568;                        // [1] l2.M
+  T *__restrict t125_l2_M = a.saved + 3360;                        // [1] l2.M
   const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
   T *__restrict l2_pw_next = a.next + kStateL2Pw;                  // [200, 200]
-  T *__restrict t133 = a.saved + 3584;                             // []
+  T *__restrict t133 = a.saved + 3376;                             // []
   const T *__restrict l2_etaet = a.params + kParamL2Etaet;         // []
   T *__restrict t114_l2_g = a.saved + 3152;                        // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
@@ -587,24 +573,7 @@ template <class T> static void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepA
       l2_et_next[i * 200 + j] = v137;
     }
   }
-#line 591 "lm_basic_modul_lstm.cpp"
-}
-
-// output logits = dec(y2)
-//
-// forward stage 25: fused loop nest over [10000]
-//   %141 add logits -> output logits
-template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t139 = a.scratch + 864;                    // [10000]
-  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
-  T *__restrict out_logits = a.outputs[0];                 // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-#line 25 "examples/lm/basic_modul_lstm.dopa"
-    const T v141 = t139[j] + dec_bias[j];
-    out_logits[j] = v141;
-  }
-#line 608 "lm_basic_modul_lstm.cpp"
+#line 577 "lm_basic_modul_lstm.cpp"
 }
 
 /// One forward step of BasicModulLSTMLM for one batch element.
@@ -629,26 +598,10 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o_17(a);
   forward_saved_h2o_18(a);
   forward_x2c_19(a);
-  forward_l2_g_l2_hn_l2_c(a);
+  forward_l2_g_l2_h_l2_c_logits(a);
   forward_h2mod_21(a);
   forward_l2_m(a);
-  forward_dec(a);
   forward_l1_pw_l1_et_l2_pw_l2_et(a);
-  forward_logits(a);
-}
-
-// output logits = dec(y2)
-//
-// backward stage 0: dense product (Eigen), [200]
-//   %153 matmul
-template <class T> static void backward_dec(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
-  const T *__restrict dec_weight = a.params + kParamDecWeight; // [10000, 200]
-  T *__restrict t153 = a.scratch + 0;                          // [200]
-#line 25 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t153, 200).noalias() =
-      ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(dec_weight, 10000, 200);
-#line 652 "lm_basic_modul_lstm.cpp"
 }
 
 // state  et : [H, H] = 0
@@ -657,195 +610,195 @@ template <class T> static void backward_dec(const dopa::StepArgs<T> &a) {
 // pw' = clip(pw + modfanout * M * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// backward stage 1: fused loop nest over [200, 200]
-//   %156 reduce_to
-//   %159 matmul
-//   %160 matmul
-//   %162 reduce_to
-//   %176 reduce_to
-//   %244 reduce_to
-//   %247 matmul
-//   %248 matmul
-//   %250 reduce_to
-//   %262 reduce_to
-//   %258 add -> grad_prev l1.et
-//   %172 add -> grad_prev l2.et
-//   %259 mul += grad l1.modfanout
-//   %173 mul += grad l2.modfanout
+// backward stage 0: fused loop nest over [200, 200]
+//   %149 reduce_to
+//   %152 matmul
+//   %153 matmul
+//   %155 reduce_to
+//   %169 reduce_to
+//   %237 reduce_to
+//   %240 matmul
+//   %241 matmul
+//   %243 reduce_to
+//   %255 reduce_to
+//   %251 add -> grad_prev l1.et
+//   %165 add -> grad_prev l2.et
+//   %252 mul += grad l1.modfanout
+//   %166 mul += grad l2.modfanout
 template <class T>
 static void backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;      // [200, 200] d l2.et'
   const T *__restrict t114_l2_g = a.saved + 3152;                  // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
-  T *__restrict t156 = a.scratch + 208;                            // []
-  T *__restrict t159 = a.scratch + 224;                            // [200]
+  T *__restrict t149 = a.scratch + 0;                              // []
+  T *__restrict t152 = a.scratch + 16;                             // [200]
   const T *__restrict l2_etaet = a.params + kParamL2Etaet;         // []
-  T *__restrict t160 = a.scratch + 432;                            // [200]
+  T *__restrict t153 = a.scratch + 224;                            // [200]
   const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
-  T *__restrict t162 = a.scratch + 640;                            // []
+  T *__restrict t155 = a.scratch + 432;                            // []
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;      // [200, 200] d l2.pw'
   const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  const T *__restrict t125_l2_M = a.saved + 3568;                  // [1] l2.M
-  T *__restrict t176 = a.scratch + 656;                            // [1]
+  const T *__restrict t125_l2_M = a.saved + 3360;                  // [1] l2.M
+  T *__restrict t169 = a.scratch + 448;                            // [1]
   const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;      // [200, 200] d l1.et'
   const T *__restrict t45_l1_g = a.saved + 1456;                   // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
-  T *__restrict t244 = a.scratch + 2544;                           // []
-  T *__restrict t247 = a.scratch + 2560;                           // [200]
+  T *__restrict t237 = a.scratch + 2336;                           // []
+  T *__restrict t240 = a.scratch + 2352;                           // [200]
   const T *__restrict l1_etaet = a.params + kParamL1Etaet;         // []
-  T *__restrict t248 = a.scratch + 2768;                           // [200]
+  T *__restrict t241 = a.scratch + 2560;                           // [200]
   const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
-  T *__restrict t250 = a.scratch + 2976;                           // []
+  T *__restrict t243 = a.scratch + 2768;                           // []
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;      // [200, 200] d l1.pw'
   const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
   const T *__restrict t56_l1_M = a.saved + 1872;                   // [1] l1.M
-  T *__restrict t262 = a.scratch + 2992;                           // [1]
+  T *__restrict t255 = a.scratch + 2784;                           // [1]
   const T *__restrict t67 = a.saved + 1888;                        // []
   T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                 // [200, 200]
-  const T *__restrict t133 = a.saved + 3584;                       // []
+  const T *__restrict t133 = a.saved + 3376;                       // []
   T *__restrict d_l2_et = a.gradPrev + kStateL2Et;                 // [200, 200]
   T *__restrict d_l1_modfanout = a.grads + kParamL1Modfanout;      // [200, 200]
   T *__restrict d_l2_modfanout = a.grads + kParamL2Modfanout;      // [200, 200]
-  t156[0] = T(0);
+  t149[0] = T(0);
   for (int e = 0; e < 200; ++e)
-    t160[e] = T(0);
-  t162[0] = T(0);
-  t176[0] = T(0);
-  t244[0] = T(0);
+    t153[e] = T(0);
+  t155[0] = T(0);
+  t169[0] = T(0);
+  t237[0] = T(0);
   for (int e = 0; e < 200; ++e)
-    t248[e] = T(0);
-  t250[0] = T(0);
-  t262[0] = T(0);
+    t241[e] = T(0);
+  t243[0] = T(0);
+  t255[0] = T(0);
   for (int i = 0; i < 200; ++i) {
-    T acc156 = T(0);
-    T acc159 = T(0);
-    T acc162 = T(0);
-    T acc176 = T(0);
-    T acc244 = T(0);
-    T acc247 = T(0);
-    T acc250 = T(0);
-    T acc262 = T(0);
-#pragma omp simd reduction(+ : acc156, acc159, acc162, acc176, acc244, acc247, acc250, acc262)
+    T acc149 = T(0);
+    T acc152 = T(0);
+    T acc155 = T(0);
+    T acc169 = T(0);
+    T acc237 = T(0);
+    T acc240 = T(0);
+    T acc243 = T(0);
+    T acc255 = T(0);
+#pragma omp simd reduction(+ : acc149, acc152, acc155, acc169, acc237, acc240, acc243, acc255)
     for (int j = 0; j < 200; ++j) {
 #line 146 "examples/lm/basic_modul_lstm.dopa"
       const T v135 = t114_l2_g[i] * l2_h[j];
-      const T v155 = d_l2_et_next[i * 200 + j] * v135;
+      const T v148 = d_l2_et_next[i * 200 + j] * v135;
 #line 134 "examples/lm/basic_modul_lstm.dopa"
-      acc156 += v155;
+      acc149 += v148;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v158 = d_l2_et_next[i * 200 + j] * l2_etaet[0];
-      acc159 += v158 * l2_h[j];
-      t160[j] += t114_l2_g[i] * v158;
-      const T v161 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
-      acc162 += v161;
+      const T v151 = d_l2_et_next[i * 200 + j] * l2_etaet[0];
+      acc152 += v151 * l2_h[j];
+      t153[j] += t114_l2_g[i] * v151;
+      const T v154 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
+      acc155 += v154;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v127 = l2_modfanout[i * 200 + j] * t125_l2_M[0];
       const T v129 = v127 * l2_et[i * 200 + j];
       const T v130 = l2_pw[i * 200 + j] + v129;
-      const T v168 = T(-2.0) <= v130 && v130 <= T(2.0) ? T(1) : T(0);
-      const T v169 = d_l2_pw_next[i * 200 + j] * v168;
-      const T v170 = v169 * l2_et[i * 200 + j];
-      const T v175 = v170 * l2_modfanout[i * 200 + j];
+      const T v161 = T(-2.0) <= v130 && v130 <= T(2.0) ? T(1) : T(0);
+      const T v162 = d_l2_pw_next[i * 200 + j] * v161;
+      const T v163 = v162 * l2_et[i * 200 + j];
+      const T v168 = v163 * l2_modfanout[i * 200 + j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-      acc176 += v175;
+      acc169 += v168;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
       const T v69 = t45_l1_g[i] * l1_h[j];
-      const T v243 = d_l1_et_next[i * 200 + j] * v69;
+      const T v236 = d_l1_et_next[i * 200 + j] * v69;
 #line 134 "examples/lm/basic_modul_lstm.dopa"
-      acc244 += v243;
+      acc237 += v236;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v246 = d_l1_et_next[i * 200 + j] * l1_etaet[0];
-      acc247 += v246 * l1_h[j];
-      t248[j] += t45_l1_g[i] * v246;
-      const T v249 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
-      acc250 += v249;
+      const T v239 = d_l1_et_next[i * 200 + j] * l1_etaet[0];
+      acc240 += v239 * l1_h[j];
+      t241[j] += t45_l1_g[i] * v239;
+      const T v242 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
+      acc243 += v242;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
       const T v60 = v58 * l1_et[i * 200 + j];
       const T v61 = l1_pw[i * 200 + j] + v60;
-      const T v254 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
-      const T v255 = d_l1_pw_next[i * 200 + j] * v254;
-      const T v256 = v255 * l1_et[i * 200 + j];
-      const T v261 = v256 * l1_modfanout[i * 200 + j];
+      const T v247 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
+      const T v248 = d_l1_pw_next[i * 200 + j] * v247;
+      const T v249 = v248 * l1_et[i * 200 + j];
+      const T v254 = v249 * l1_modfanout[i * 200 + j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-      acc262 += v261;
+      acc255 += v254;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v251 = d_l1_et_next[i * 200 + j] * t67[0];
+      const T v244 = d_l1_et_next[i * 200 + j] * t67[0];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v257 = v255 * v58;
+      const T v250 = v248 * v58;
 #line 122 "examples/lm/basic_modul_lstm.dopa"
-      const T v258 = v251 + v257;
-      d_l1_et[i * 200 + j] = v258;
+      const T v251 = v244 + v250;
+      d_l1_et[i * 200 + j] = v251;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v163 = d_l2_et_next[i * 200 + j] * t133[0];
+      const T v156 = d_l2_et_next[i * 200 + j] * t133[0];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v171 = v169 * v127;
+      const T v164 = v162 * v127;
 #line 122 "examples/lm/basic_modul_lstm.dopa"
-      const T v172 = v163 + v171;
-      d_l2_et[i * 200 + j] = v172;
+      const T v165 = v156 + v164;
+      d_l2_et[i * 200 + j] = v165;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v259 = v256 * t56_l1_M[0];
-      d_l1_modfanout[i * 200 + j] += v259;
-      const T v173 = v170 * t125_l2_M[0];
-      d_l2_modfanout[i * 200 + j] += v173;
+      const T v252 = v249 * t56_l1_M[0];
+      d_l1_modfanout[i * 200 + j] += v252;
+      const T v166 = v163 * t125_l2_M[0];
+      d_l2_modfanout[i * 200 + j] += v166;
     }
-    t156[0] += acc156;
-    t159[i] = acc159;
-    t162[0] += acc162;
-    t176[0] += acc176;
-    t244[0] += acc244;
-    t247[i] = acc247;
-    t250[0] += acc250;
-    t262[0] += acc262;
+    t149[0] += acc149;
+    t152[i] = acc152;
+    t155[0] += acc155;
+    t169[0] += acc169;
+    t237[0] += acc237;
+    t240[i] = acc240;
+    t243[0] += acc243;
+    t255[0] += acc255;
   }
-#line 804 "lm_basic_modul_lstm.cpp"
+#line 757 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// backward stage 2: fused loop nest over [1]
-//   %180 mul
-//   %265 mul
-//   %265 mul += grad l1.h2mod.bias
-//   %180 mul += grad l2.h2mod.bias
+// backward stage 1: fused loop nest over [1]
+//   %173 mul
+//   %258 mul
+//   %258 mul += grad l1.h2mod.bias
+//   %173 mul += grad l2.h2mod.bias
 template <class T>
 static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t176 = a.scratch + 656;                        // [1]
-  const T *__restrict t125_l2_M = a.saved + 3568;              // [1] l2.M
-  T *__restrict t180 = a.record + 2512;                        // [1]
-  T *__restrict t262 = a.scratch + 2992;                       // [1]
+  T *__restrict t169 = a.scratch + 448;                        // [1]
+  const T *__restrict t125_l2_M = a.saved + 3360;              // [1] l2.M
+  T *__restrict t173 = a.record + 2512;                        // [1]
+  T *__restrict t255 = a.scratch + 2784;                       // [1]
   const T *__restrict t56_l1_M = a.saved + 1872;               // [1] l1.M
-  T *__restrict t265 = a.record + 1248;                        // [1]
+  T *__restrict t258 = a.record + 1248;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-  const T v178 = t125_l2_M[0] * t125_l2_M[0];
-  const T v179 = T(1.0) - v178;
-  const T v180 = t176[0] * v179;
-  t180[0] = v180;
-  const T v263 = t56_l1_M[0] * t56_l1_M[0];
-  const T v264 = T(1.0) - v263;
-  const T v265 = t262[0] * v264;
-  t265[0] = v265;
-  d_l1_h2mod_bias[0] += v265;
-  d_l2_h2mod_bias[0] += v180;
-#line 835 "lm_basic_modul_lstm.cpp"
+  const T v171 = t125_l2_M[0] * t125_l2_M[0];
+  const T v172 = T(1.0) - v171;
+  const T v173 = t169[0] * v172;
+  t173[0] = v173;
+  const T v256 = t56_l1_M[0] * t56_l1_M[0];
+  const T v257 = T(1.0) - v256;
+  const T v258 = t255[0] * v257;
+  t258[0] = v258;
+  d_l1_h2mod_bias[0] += v258;
+  d_l2_h2mod_bias[0] += v173;
+#line 788 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// backward stage 3: dense product (Eigen), [200]
-//   %183 matmul
+// backward stage 2: dense product (Eigen), [200]
+//   %176 matmul
 template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t180 = a.record + 2512;                                 // [1]
+  T *__restrict t173 = a.record + 2512;                                 // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
-  T *__restrict t183 = a.scratch + 672;                                 // [200]
+  T *__restrict t176 = a.scratch + 464;                                 // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t183, 200).noalias() =
-      ConstRowVec<T>(t180, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 849 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t176, 200).noalias() =
+      ConstRowVec<T>(t173, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
+#line 802 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -856,30 +809,29 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// backward stage 4: fused loop nest over [200]
-//   %198 mul
-//   %212 mul
-//   %223 mul
-//   %234 mul
-//   %195 mul -> grad_prev l2.c
+// backward stage 3: fused loop nest over [200]
+//   %191 mul
+//   %205 mul
+//   %216 mul
+//   %227 mul
+//   %188 mul -> grad_prev l2.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
 //   %7 state -> record (a factor of deferred outer-product gradients)
 //   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %234 mul += grad l2.x2f.bias
+//   %227 mul += grad l2.x2f.bias
 //   %76 state -> record (a factor of deferred outer-product gradients)
-//   %234 mul += grad l2.h2f.bias
-//   %223 mul += grad l2.x2i.bias
-//   %223 mul += grad l2.h2i.bias
-//   %212 mul += grad l2.x2o.bias
-//   %212 mul += grad l2.h2o.bias
-//   %198 mul += grad l2.x2c.bias
-//   %120 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %227 mul += grad l2.h2f.bias
+//   %216 mul += grad l2.x2i.bias
+//   %216 mul += grad l2.h2i.bias
+//   %205 mul += grad l2.x2o.bias
+//   %205 mul += grad l2.h2o.bias
+//   %191 mul += grad l2.x2c.bias
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t159 = a.scratch + 224;                         // [200]
+  T *__restrict t152 = a.scratch + 16;                          // [200]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [200] d logits
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [200] d l2.h'
-  T *__restrict t153 = a.scratch + 0;                           // [200]
   const T *__restrict t94 = a.saved + 2736;                     // [200]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
   const T *__restrict t98 = a.saved + 2944;                     // [200]
@@ -894,10 +846,10 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict t88 = a.saved + 2528;                     // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
   const T *__restrict t114_l2_g = a.saved + 3152;               // [200] l2.g
-  T *__restrict t198 = a.record + 2304;                         // [200]
-  T *__restrict t212 = a.record + 2096;                         // [200]
-  T *__restrict t223 = a.record + 1888;                         // [200]
-  T *__restrict t234 = a.record + 1264;                         // [200]
+  T *__restrict t191 = a.record + 2304;                         // [200]
+  T *__restrict t205 = a.record + 2096;                         // [200]
+  T *__restrict t216 = a.record + 1888;                         // [200]
+  T *__restrict t227 = a.record + 1264;                         // [200]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [200]
   const T *__restrict t2 = a.saved + 0;                         // [200]
   T *__restrict record1 = a.record + 208;                       // [200]
@@ -914,18 +866,16 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [200]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [200]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [200]
-  const T *__restrict t120_l2_hn = a.saved + 3360;              // [200] l2.hn
-  T *__restrict record15 = a.record + 12528;                    // [200]
   for (int j = 0; j < 200; ++j) {
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v154 = d_l2_h_next[j] + t153[j];
+    const T v144 = d_readout_in_logits[j] + d_l2_h_next[j];
 #line 138 "examples/lm/basic_modul_lstm.dopa"
     const T v96 = t94[j] + l2_x2o_bias[j];
     const T v100 = t98[j] + l2_h2o_bias[j];
     const T v101 = v96 + v100;
     const T v102 = T(1) / (T(1) + std::exp(-v101));
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v186 = v154 * v102;
+    const T v179 = v144 * v102;
 #line 136 "examples/lm/basic_modul_lstm.dopa"
     const T v75 = t73[j] + l2_x2f_bias[j];
     const T v80 = t78[j] + l2_h2f_bias[j];
@@ -943,221 +893,220 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v118 = v116 + v117;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
     const T v119 = std::tanh(v118);
-    const T v187 = v119 * v119;
-    const T v188 = T(1.0) - v187;
-    const T v189 = v186 * v188;
+    const T v180 = v119 * v119;
+    const T v181 = T(1.0) - v180;
+    const T v182 = v179 * v181;
 #line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v190 = d_l2_c_next[j] + v189;
-    const T v192 = v190 * v92;
+    const T v183 = d_l2_c_next[j] + v182;
+    const T v185 = v183 * v92;
 #line 139 "examples/lm/basic_modul_lstm.dopa"
-    const T v193 = t159[j] + v192;
-    const T v196 = t114_l2_g[j] * t114_l2_g[j];
-    const T v197 = T(1.0) - v196;
-    const T v198 = v193 * v197;
-    t198[j] = v198;
+    const T v186 = t152[j] + v185;
+    const T v189 = t114_l2_g[j] * t114_l2_g[j];
+    const T v190 = T(1.0) - v189;
+    const T v191 = v186 * v190;
+    t191[j] = v191;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v185 = v154 * v119;
+    const T v178 = v144 * v119;
 #line 138 "examples/lm/basic_modul_lstm.dopa"
-    const T v210 = T(1.0) - v102;
-    const T v211 = v102 * v210;
-    const T v212 = v185 * v211;
-    t212[j] = v212;
+    const T v203 = T(1.0) - v102;
+    const T v204 = v102 * v203;
+    const T v205 = v178 * v204;
+    t205[j] = v205;
 #line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v191 = v190 * t114_l2_g[j];
+    const T v184 = v183 * t114_l2_g[j];
 #line 137 "examples/lm/basic_modul_lstm.dopa"
-    const T v221 = T(1.0) - v92;
-    const T v222 = v92 * v221;
-    const T v223 = v191 * v222;
-    t223[j] = v223;
+    const T v214 = T(1.0) - v92;
+    const T v215 = v92 * v214;
+    const T v216 = v184 * v215;
+    t216[j] = v216;
 #line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v194 = v190 * l2_c[j];
+    const T v187 = v183 * l2_c[j];
 #line 136 "examples/lm/basic_modul_lstm.dopa"
-    const T v232 = T(1.0) - v82;
-    const T v233 = v82 * v232;
-    const T v234 = v194 * v233;
-    t234[j] = v234;
+    const T v225 = T(1.0) - v82;
+    const T v226 = v82 * v225;
+    const T v227 = v187 * v226;
+    t227[j] = v227;
 #line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v195 = v190 * v82;
-    d_l2_c[j] = v195;
+    const T v188 = v183 * v82;
+    d_l2_c[j] = v188;
     record1[j] = t2[j];
     record2[j] = l1_h[j];
     record8[j] = t51_l1_hn[j];
 #line 136 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2f_bias[j] += v234;
+    d_l2_x2f_bias[j] += v227;
     record9[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v234;
+    d_l2_h2f_bias[j] += v227;
 #line 137 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2i_bias[j] += v223;
-    d_l2_h2i_bias[j] += v223;
+    d_l2_x2i_bias[j] += v216;
+    d_l2_h2i_bias[j] += v216;
 #line 138 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2o_bias[j] += v212;
-    d_l2_h2o_bias[j] += v212;
+    d_l2_x2o_bias[j] += v205;
+    d_l2_h2o_bias[j] += v205;
 #line 139 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2c_bias[j] += v198;
-    record15[j] = t120_l2_hn[j];
+    d_l2_x2c_bias[j] += v191;
   }
-#line 1000 "lm_basic_modul_lstm.cpp"
+#line 949 "lm_basic_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 5: fused loop nest over [200, 200]
-//   %200 matmul
-//   %205 add -> grad_prev l2.pw
-//   %202 mul += grad l2.alpha
+// backward stage 4: fused loop nest over [200, 200]
+//   %193 matmul
+//   %198 add -> grad_prev l2.pw
+//   %195 mul += grad l2.alpha
 template <class T> static void backward_d_l2_pw_grad_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t200 = a.scratch + 880;                            // [200]
-  T *__restrict t198 = a.record + 2304;                            // [200]
+  T *__restrict t193 = a.scratch + 672;                            // [200]
+  T *__restrict t191 = a.record + 2304;                            // [200]
   const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
   const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;      // [200, 200] d l2.pw'
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  const T *__restrict t125_l2_M = a.saved + 3568;                  // [1] l2.M
+  const T *__restrict t125_l2_M = a.saved + 3360;                  // [1] l2.M
   const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
   T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;                 // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;              // [200, 200]
   for (int e = 0; e < 200; ++e)
-    t200[e] = T(0);
+    t193[e] = T(0);
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
 #line 139 "examples/lm/basic_modul_lstm.dopa"
       const T v110 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
       const T v111 = l2_w[i * 200 + j] + v110;
-      t200[j] += t198[i] * v111;
+      t193[j] += t191[i] * v111;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v127 = l2_modfanout[i * 200 + j] * t125_l2_M[0];
       const T v129 = v127 * l2_et[i * 200 + j];
       const T v130 = l2_pw[i * 200 + j] + v129;
-      const T v168 = T(-2.0) <= v130 && v130 <= T(2.0) ? T(1) : T(0);
-      const T v169 = d_l2_pw_next[i * 200 + j] * v168;
+      const T v161 = T(-2.0) <= v130 && v130 <= T(2.0) ? T(1) : T(0);
+      const T v162 = d_l2_pw_next[i * 200 + j] * v161;
 #line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v199 = t198[i] * l2_h[j];
-      const T v204 = v199 * l2_alpha[i * 200 + j];
+      const T v192 = t191[i] * l2_h[j];
+      const T v197 = v192 * l2_alpha[i * 200 + j];
 #line 121 "examples/lm/basic_modul_lstm.dopa"
-      const T v205 = v169 + v204;
-      d_l2_pw[i * 200 + j] = v205;
+      const T v198 = v162 + v197;
+      d_l2_pw[i * 200 + j] = v198;
 #line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v202 = v199 * l2_pw[i * 200 + j];
-      d_l2_alpha[i * 200 + j] += v202;
+      const T v195 = v192 * l2_pw[i * 200 + j];
+      d_l2_alpha[i * 200 + j] += v195;
     }
   }
-#line 1049 "lm_basic_modul_lstm.cpp"
+#line 998 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
+// backward stage 5: dense product (Eigen), [200]
+//   %201 matmul
+template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t191 = a.record + 2304;                             // [200]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
+  T *__restrict t201 = a.scratch + 880;                             // [200]
+#line 139 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t201, 200).noalias() =
+      ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
+#line 1012 "lm_basic_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 6: dense product (Eigen), [200]
 //   %208 matmul
-template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t198 = a.record + 2304;                             // [200]
-  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t205 = a.record + 2096;                             // [200]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
   T *__restrict t208 = a.scratch + 1088;                            // [200]
-#line 139 "examples/lm/basic_modul_lstm.dopa"
+#line 138 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t208, 200).noalias() =
-      ConstRowVec<T>(t198, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1063 "lm_basic_modul_lstm.cpp"
+      ConstRowVec<T>(t205, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
+#line 1026 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 7: dense product (Eigen), [200]
-//   %215 matmul
-template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t212 = a.record + 2096;                             // [200]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
-  T *__restrict t215 = a.scratch + 1296;                            // [200]
+//   %212 matmul
+template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t205 = a.record + 2096;                             // [200]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
+  T *__restrict t212 = a.scratch + 1296;                            // [200]
 #line 138 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t215, 200).noalias() =
-      ConstRowVec<T>(t212, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1077 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t212, 200).noalias() =
+      ConstRowVec<T>(t205, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
+#line 1040 "lm_basic_modul_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 8: dense product (Eigen), [200]
 //   %219 matmul
-template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t212 = a.record + 2096;                             // [200]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
+template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t216 = a.record + 1888;                             // [200]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
   T *__restrict t219 = a.scratch + 1504;                            // [200]
-#line 138 "examples/lm/basic_modul_lstm.dopa"
+#line 137 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t219, 200).noalias() =
-      ConstRowVec<T>(t212, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1091 "lm_basic_modul_lstm.cpp"
+      ConstRowVec<T>(t216, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
+#line 1054 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 9: dense product (Eigen), [200]
-//   %226 matmul
-template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.record + 1888;                             // [200]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
-  T *__restrict t226 = a.scratch + 1712;                            // [200]
+//   %223 matmul
+template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t216 = a.record + 1888;                             // [200]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
+  T *__restrict t223 = a.scratch + 1712;                            // [200]
 #line 137 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t226, 200).noalias() =
-      ConstRowVec<T>(t223, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1105 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t223, 200).noalias() =
+      ConstRowVec<T>(t216, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
+#line 1068 "lm_basic_modul_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 10: dense product (Eigen), [200]
 //   %230 matmul
-template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.record + 1888;                             // [200]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
+template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t227 = a.record + 1264;                             // [200]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
   T *__restrict t230 = a.scratch + 1920;                            // [200]
-#line 137 "examples/lm/basic_modul_lstm.dopa"
+#line 136 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t230, 200).noalias() =
-      ConstRowVec<T>(t223, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1119 "lm_basic_modul_lstm.cpp"
+      ConstRowVec<T>(t227, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
+#line 1082 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 11: dense product (Eigen), [200]
-//   %237 matmul
-template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 1264;                             // [200]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
-  T *__restrict t237 = a.scratch + 2128;                            // [200]
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t237, 200).noalias() =
-      ConstRowVec<T>(t234, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1133 "lm_basic_modul_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 12: dense product (Eigen), [200]
-//   %241 matmul
+//   %234 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 1264;                             // [200]
+  T *__restrict t227 = a.record + 1264;                             // [200]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
-  T *__restrict t241 = a.scratch + 2336;                            // [200]
+  T *__restrict t234 = a.scratch + 2128;                            // [200]
 #line 136 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t241, 200).noalias() =
-      ConstRowVec<T>(t234, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1147 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t234, 200).noalias() =
+      ConstRowVec<T>(t227, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
+#line 1096 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// backward stage 13: dense product (Eigen), [200]
-//   %268 matmul
-template <class T> static void backward_h2mod_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t265 = a.record + 1248;                                 // [1]
+// backward stage 12: dense product (Eigen), [200]
+//   %261 matmul
+template <class T> static void backward_h2mod_12(const dopa::StepArgs<T> &a) {
+  T *__restrict t258 = a.record + 1248;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
-  T *__restrict t268 = a.scratch + 3008;                                // [200]
+  T *__restrict t261 = a.scratch + 2800;                                // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t268, 200).noalias() =
-      ConstRowVec<T>(t265, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1161 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t261, 200).noalias() =
+      ConstRowVec<T>(t258, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
+#line 1110 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1167,29 +1116,29 @@ template <class T> static void backward_h2mod_13(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
 //
-// backward stage 14: fused loop nest over [200]
-//   %283 mul
-//   %296 mul
-//   %307 mul
-//   %318 mul
-//   %280 mul -> grad_prev l1.c
-//   %238 add -> grad_prev l2.h
-//   %318 mul += grad l1.x2f.bias
-//   %318 mul += grad l1.h2f.bias
-//   %307 mul += grad l1.x2i.bias
-//   %307 mul += grad l1.h2i.bias
-//   %296 mul += grad l1.x2o.bias
-//   %296 mul += grad l1.h2o.bias
-//   %283 mul += grad l1.x2c.bias
+// backward stage 13: fused loop nest over [200]
+//   %276 mul
+//   %289 mul
+//   %300 mul
+//   %311 mul
+//   %273 mul -> grad_prev l1.c
+//   %231 add -> grad_prev l2.h
+//   %311 mul += grad l1.x2f.bias
+//   %311 mul += grad l1.h2f.bias
+//   %300 mul += grad l1.x2i.bias
+//   %300 mul += grad l1.h2i.bias
+//   %289 mul += grad l1.x2o.bias
+//   %289 mul += grad l1.h2o.bias
+//   %276 mul += grad l1.x2c.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t247 = a.scratch + 2560;                        // [200]
+  T *__restrict t240 = a.scratch + 2352;                        // [200]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
-  T *__restrict t208 = a.scratch + 1088;                        // [200]
-  T *__restrict t219 = a.scratch + 1504;                        // [200]
-  T *__restrict t230 = a.scratch + 1920;                        // [200]
-  T *__restrict t241 = a.scratch + 2336;                        // [200]
+  T *__restrict t201 = a.scratch + 880;                         // [200]
+  T *__restrict t212 = a.scratch + 1296;                        // [200]
+  T *__restrict t223 = a.scratch + 1712;                        // [200]
+  T *__restrict t234 = a.scratch + 2128;                        // [200]
   const T *__restrict t25 = a.saved + 1040;                     // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
   const T *__restrict t29 = a.saved + 1248;                     // [200]
@@ -1204,17 +1153,17 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict t19 = a.saved + 832;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   const T *__restrict t45_l1_g = a.saved + 1456;                // [200] l1.g
-  T *__restrict t283 = a.record + 1040;                         // [200]
-  T *__restrict t296 = a.record + 832;                          // [200]
-  T *__restrict t307 = a.record + 624;                          // [200]
-  T *__restrict t318 = a.record + 0;                            // [200]
+  T *__restrict t276 = a.record + 1040;                         // [200]
+  T *__restrict t289 = a.record + 832;                          // [200]
+  T *__restrict t300 = a.record + 624;                          // [200]
+  T *__restrict t311 = a.record + 0;                            // [200]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [200]
-  T *__restrict t160 = a.scratch + 432;                         // [200]
-  T *__restrict t183 = a.scratch + 672;                         // [200]
-  T *__restrict t200 = a.scratch + 880;                         // [200]
-  T *__restrict t215 = a.scratch + 1296;                        // [200]
-  T *__restrict t226 = a.scratch + 1712;                        // [200]
-  T *__restrict t237 = a.scratch + 2128;                        // [200]
+  T *__restrict t153 = a.scratch + 224;                         // [200]
+  T *__restrict t176 = a.scratch + 464;                         // [200]
+  T *__restrict t193 = a.scratch + 672;                         // [200]
+  T *__restrict t208 = a.scratch + 1088;                        // [200]
+  T *__restrict t219 = a.scratch + 1504;                        // [200]
+  T *__restrict t230 = a.scratch + 1920;                        // [200]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [200]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [200]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [200]
@@ -1225,17 +1174,17 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
   for (int j = 0; j < 200; ++j) {
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v209 = d_l1_h_next[j] + t208[j];
-    const T v220 = v209 + t219[j];
-    const T v231 = v220 + t230[j];
-    const T v242 = v231 + t241[j];
+    const T v202 = d_l1_h_next[j] + t201[j];
+    const T v213 = v202 + t212[j];
+    const T v224 = v213 + t223[j];
+    const T v235 = v224 + t234[j];
 #line 138 "examples/lm/basic_modul_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + std::exp(-v32));
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v271 = v242 * v33;
+    const T v264 = v235 * v33;
 #line 136 "examples/lm/basic_modul_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
@@ -1253,74 +1202,74 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v49 = v47 + v48;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
     const T v50 = std::tanh(v49);
-    const T v272 = v50 * v50;
-    const T v273 = T(1.0) - v272;
-    const T v274 = v271 * v273;
+    const T v265 = v50 * v50;
+    const T v266 = T(1.0) - v265;
+    const T v267 = v264 * v266;
 #line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v275 = d_l1_c_next[j] + v274;
-    const T v277 = v275 * v23;
+    const T v268 = d_l1_c_next[j] + v267;
+    const T v270 = v268 * v23;
 #line 139 "examples/lm/basic_modul_lstm.dopa"
-    const T v278 = t247[j] + v277;
-    const T v281 = t45_l1_g[j] * t45_l1_g[j];
-    const T v282 = T(1.0) - v281;
-    const T v283 = v278 * v282;
-    t283[j] = v283;
+    const T v271 = t240[j] + v270;
+    const T v274 = t45_l1_g[j] * t45_l1_g[j];
+    const T v275 = T(1.0) - v274;
+    const T v276 = v271 * v275;
+    t276[j] = v276;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v270 = v242 * v50;
+    const T v263 = v235 * v50;
 #line 138 "examples/lm/basic_modul_lstm.dopa"
-    const T v294 = T(1.0) - v33;
-    const T v295 = v33 * v294;
-    const T v296 = v270 * v295;
-    t296[j] = v296;
+    const T v287 = T(1.0) - v33;
+    const T v288 = v33 * v287;
+    const T v289 = v263 * v288;
+    t289[j] = v289;
 #line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v276 = v275 * t45_l1_g[j];
+    const T v269 = v268 * t45_l1_g[j];
 #line 137 "examples/lm/basic_modul_lstm.dopa"
-    const T v305 = T(1.0) - v23;
-    const T v306 = v23 * v305;
-    const T v307 = v276 * v306;
-    t307[j] = v307;
+    const T v298 = T(1.0) - v23;
+    const T v299 = v23 * v298;
+    const T v300 = v269 * v299;
+    t300[j] = v300;
 #line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v279 = v275 * l1_c[j];
+    const T v272 = v268 * l1_c[j];
 #line 136 "examples/lm/basic_modul_lstm.dopa"
-    const T v316 = T(1.0) - v13;
-    const T v317 = v13 * v316;
-    const T v318 = v279 * v317;
-    t318[j] = v318;
+    const T v309 = T(1.0) - v13;
+    const T v310 = v13 * v309;
+    const T v311 = v272 * v310;
+    t311[j] = v311;
 #line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v280 = v275 * v13;
-    d_l1_c[j] = v280;
+    const T v273 = v268 * v13;
+    d_l1_c[j] = v273;
 #line 119 "examples/lm/basic_modul_lstm.dopa"
-    const T v184 = t160[j] + t183[j];
-    const T v201 = v184 + t200[j];
-    const T v216 = v201 + t215[j];
-    const T v227 = v216 + t226[j];
-    const T v238 = v227 + t237[j];
-    d_l2_h[j] = v238;
+    const T v177 = t153[j] + t176[j];
+    const T v194 = v177 + t193[j];
+    const T v209 = v194 + t208[j];
+    const T v220 = v209 + t219[j];
+    const T v231 = v220 + t230[j];
+    d_l2_h[j] = v231;
 #line 136 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2f_bias[j] += v318;
-    d_l1_h2f_bias[j] += v318;
+    d_l1_x2f_bias[j] += v311;
+    d_l1_h2f_bias[j] += v311;
 #line 137 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2i_bias[j] += v307;
-    d_l1_h2i_bias[j] += v307;
+    d_l1_x2i_bias[j] += v300;
+    d_l1_h2i_bias[j] += v300;
 #line 138 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2o_bias[j] += v296;
-    d_l1_h2o_bias[j] += v296;
+    d_l1_x2o_bias[j] += v289;
+    d_l1_h2o_bias[j] += v289;
 #line 139 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2c_bias[j] += v283;
+    d_l1_x2c_bias[j] += v276;
   }
-#line 1312 "lm_basic_modul_lstm.cpp"
+#line 1261 "lm_basic_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 15: fused loop nest over [200, 200]
-//   %285 matmul
-//   %290 add -> grad_prev l1.pw
-//   %287 mul += grad l1.alpha
+// backward stage 14: fused loop nest over [200, 200]
+//   %278 matmul
+//   %283 add -> grad_prev l1.pw
+//   %280 mul += grad l1.alpha
 template <class T> static void backward_d_l1_pw_grad_l1_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t285 = a.scratch + 3216;                           // [200]
-  T *__restrict t283 = a.record + 1040;                            // [200]
+  T *__restrict t278 = a.scratch + 3008;                           // [200]
+  T *__restrict t276 = a.record + 1040;                            // [200]
   const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
   const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
@@ -1332,212 +1281,197 @@ template <class T> static void backward_d_l1_pw_grad_l1_alpha(const dopa::StepAr
   T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                 // [200, 200]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;              // [200, 200]
   for (int e = 0; e < 200; ++e)
-    t285[e] = T(0);
+    t278[e] = T(0);
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
 #line 139 "examples/lm/basic_modul_lstm.dopa"
       const T v41 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
       const T v42 = l1_w[i * 200 + j] + v41;
-      t285[j] += t283[i] * v42;
+      t278[j] += t276[i] * v42;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
       const T v60 = v58 * l1_et[i * 200 + j];
       const T v61 = l1_pw[i * 200 + j] + v60;
-      const T v254 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
-      const T v255 = d_l1_pw_next[i * 200 + j] * v254;
+      const T v247 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
+      const T v248 = d_l1_pw_next[i * 200 + j] * v247;
 #line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v284 = t283[i] * l1_h[j];
-      const T v289 = v284 * l1_alpha[i * 200 + j];
+      const T v277 = t276[i] * l1_h[j];
+      const T v282 = v277 * l1_alpha[i * 200 + j];
 #line 121 "examples/lm/basic_modul_lstm.dopa"
-      const T v290 = v255 + v289;
-      d_l1_pw[i * 200 + j] = v290;
+      const T v283 = v248 + v282;
+      d_l1_pw[i * 200 + j] = v283;
 #line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v287 = v284 * l1_pw[i * 200 + j];
-      d_l1_alpha[i * 200 + j] += v287;
+      const T v280 = v277 * l1_pw[i * 200 + j];
+      d_l1_alpha[i * 200 + j] += v280;
     }
   }
-#line 1361 "lm_basic_modul_lstm.cpp"
+#line 1310 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 16: dense product (Eigen), [200]
-//   %293 matmul
-template <class T> static void backward_x2c_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t283 = a.record + 1040;                             // [200]
+// backward stage 15: dense product (Eigen), [200]
+//   %286 matmul
+template <class T> static void backward_x2c_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t276 = a.record + 1040;                             // [200]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
-  T *__restrict t293 = a.scratch + 3424;                            // [200]
+  T *__restrict t286 = a.scratch + 3216;                            // [200]
 #line 139 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t293, 200).noalias() =
-      ConstRowVec<T>(t283, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1375 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t286, 200).noalias() =
+      ConstRowVec<T>(t276, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
+#line 1324 "lm_basic_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 16: dense product (Eigen), [200]
+//   %292 matmul
+template <class T> static void backward_h2o_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t289 = a.record + 832;                              // [200]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
+  T *__restrict t292 = a.scratch + 3424;                            // [200]
+#line 138 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t292, 200).noalias() =
+      ConstRowVec<T>(t289, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
+#line 1338 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 17: dense product (Eigen), [200]
-//   %299 matmul
-template <class T> static void backward_h2o_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t296 = a.record + 832;                              // [200]
-  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
-  T *__restrict t299 = a.scratch + 3632;                            // [200]
+//   %296 matmul
+template <class T> static void backward_x2o_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t289 = a.record + 832;                              // [200]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
+  T *__restrict t296 = a.scratch + 3632;                            // [200]
 #line 138 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t299, 200).noalias() =
-      ConstRowVec<T>(t296, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1389 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t296, 200).noalias() =
+      ConstRowVec<T>(t289, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
+#line 1352 "lm_basic_modul_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 18: dense product (Eigen), [200]
 //   %303 matmul
-template <class T> static void backward_x2o_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t296 = a.record + 832;                              // [200]
-  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
+template <class T> static void backward_h2i_18(const dopa::StepArgs<T> &a) {
+  T *__restrict t300 = a.record + 624;                              // [200]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
   T *__restrict t303 = a.scratch + 3840;                            // [200]
-#line 138 "examples/lm/basic_modul_lstm.dopa"
+#line 137 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t303, 200).noalias() =
-      ConstRowVec<T>(t296, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1403 "lm_basic_modul_lstm.cpp"
+      ConstRowVec<T>(t300, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
+#line 1366 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 19: dense product (Eigen), [200]
-//   %310 matmul
-template <class T> static void backward_h2i_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t307 = a.record + 624;                              // [200]
-  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
-  T *__restrict t310 = a.scratch + 4048;                            // [200]
+//   %307 matmul
+template <class T> static void backward_x2i_19(const dopa::StepArgs<T> &a) {
+  T *__restrict t300 = a.record + 624;                              // [200]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
+  T *__restrict t307 = a.scratch + 4048;                            // [200]
 #line 137 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t310, 200).noalias() =
-      ConstRowVec<T>(t307, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1417 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t307, 200).noalias() =
+      ConstRowVec<T>(t300, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
+#line 1380 "lm_basic_modul_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 20: dense product (Eigen), [200]
 //   %314 matmul
-template <class T> static void backward_x2i_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t307 = a.record + 624;                              // [200]
-  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
+template <class T> static void backward_h2f_20(const dopa::StepArgs<T> &a) {
+  T *__restrict t311 = a.record + 0;                                // [200]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
   T *__restrict t314 = a.scratch + 4256;                            // [200]
-#line 137 "examples/lm/basic_modul_lstm.dopa"
+#line 136 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t314, 200).noalias() =
-      ConstRowVec<T>(t307, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1431 "lm_basic_modul_lstm.cpp"
+      ConstRowVec<T>(t311, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
+#line 1394 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 21: dense product (Eigen), [200]
-//   %321 matmul
-template <class T> static void backward_h2f_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t318 = a.record + 0;                                // [200]
-  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
-  T *__restrict t321 = a.scratch + 4464;                            // [200]
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t321, 200).noalias() =
-      ConstRowVec<T>(t318, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1445 "lm_basic_modul_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 22: dense product (Eigen), [200]
-//   %325 matmul
-template <class T> static void backward_x2f_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t318 = a.record + 0;                                // [200]
+//   %318 matmul
+template <class T> static void backward_x2f_21(const dopa::StepArgs<T> &a) {
+  T *__restrict t311 = a.record + 0;                                // [200]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
-  T *__restrict t325 = a.scratch + 4672;                            // [200]
+  T *__restrict t318 = a.scratch + 4464;                            // [200]
 #line 136 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t325, 200).noalias() =
-      ConstRowVec<T>(t318, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1459 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t318, 200).noalias() =
+      ConstRowVec<T>(t311, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
+#line 1408 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
-// backward stage 23: fused loop nest over [200]
-//   %322 add -> grad_prev l1.h
-//   %326 add += grad enc.weight
+// backward stage 22: fused loop nest over [200]
+//   %315 add -> grad_prev l1.h
+//   %319 add += grad enc.weight
 template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t248 = a.scratch + 2768;                  // [200]
-  T *__restrict t268 = a.scratch + 3008;                  // [200]
-  T *__restrict t285 = a.scratch + 3216;                  // [200]
-  T *__restrict t299 = a.scratch + 3632;                  // [200]
-  T *__restrict t310 = a.scratch + 4048;                  // [200]
-  T *__restrict t321 = a.scratch + 4464;                  // [200]
-  T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [200]
-  T *__restrict t293 = a.scratch + 3424;                  // [200]
+  T *__restrict t241 = a.scratch + 2560;                  // [200]
+  T *__restrict t261 = a.scratch + 2800;                  // [200]
+  T *__restrict t278 = a.scratch + 3008;                  // [200]
+  T *__restrict t292 = a.scratch + 3424;                  // [200]
   T *__restrict t303 = a.scratch + 3840;                  // [200]
   T *__restrict t314 = a.scratch + 4256;                  // [200]
-  T *__restrict t325 = a.scratch + 4672;                  // [200]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [200]
+  T *__restrict t286 = a.scratch + 3216;                  // [200]
+  T *__restrict t296 = a.scratch + 3632;                  // [200]
+  T *__restrict t307 = a.scratch + 4048;                  // [200]
+  T *__restrict t318 = a.scratch + 4464;                  // [200]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 200]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 119 "examples/lm/basic_modul_lstm.dopa"
-    const T v269 = t248[j] + t268[j];
-    const T v286 = v269 + t285[j];
-    const T v300 = v286 + t299[j];
-    const T v311 = v300 + t310[j];
-    const T v322 = v311 + t321[j];
-    d_l1_h[j] = v322;
-#line 23 "examples/lm/basic_modul_lstm.dopa"
-    const T v304 = t293[j] + t303[j];
+    const T v262 = t241[j] + t261[j];
+    const T v279 = v262 + t278[j];
+    const T v293 = v279 + t292[j];
+    const T v304 = v293 + t303[j];
     const T v315 = v304 + t314[j];
-    const T v326 = v315 + t325[j];
-    d_enc_weight[int64_t(tok[0]) * 200 + j] += v326;
+    d_l1_h[j] = v315;
+#line 23 "examples/lm/basic_modul_lstm.dopa"
+    const T v297 = t286[j] + t296[j];
+    const T v308 = v297 + t307[j];
+    const T v319 = v308 + t318[j];
+    d_enc_weight[int64_t(tok[0]) * 200 + j] += v319;
   }
-#line 1497 "lm_basic_modul_lstm.cpp"
+#line 1446 "lm_basic_modul_lstm.cpp"
 }
 
 // param  etaet : [] = 0.01
 //
-// backward stage 24: fused loop nest over []
-//   %253 add += grad l1.etaet
-//   %165 add += grad l2.etaet
+// backward stage 23: fused loop nest over []
+//   %246 add += grad l1.etaet
+//   %158 add += grad l2.etaet
 template <class T> static void backward_grad_l1_etaet_l2_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t244 = a.scratch + 2544;              // []
-  T *__restrict t250 = a.scratch + 2976;              // []
+  T *__restrict t237 = a.scratch + 2336;              // []
+  T *__restrict t243 = a.scratch + 2768;              // []
   T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
-  T *__restrict t156 = a.scratch + 208;               // []
-  T *__restrict t162 = a.scratch + 640;               // []
+  T *__restrict t149 = a.scratch + 0;                 // []
+  T *__restrict t155 = a.scratch + 432;               // []
   T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-  const T v252 = -t250[0];
+  const T v245 = -t243[0];
 #line 134 "examples/lm/basic_modul_lstm.dopa"
-  const T v253 = t244[0] + v252;
-  d_l1_etaet[0] += v253;
+  const T v246 = t237[0] + v245;
+  d_l1_etaet[0] += v246;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-  const T v164 = -t162[0];
+  const T v157 = -t155[0];
 #line 134 "examples/lm/basic_modul_lstm.dopa"
-  const T v165 = t156[0] + v164;
-  d_l2_etaet[0] += v165;
-#line 1522 "lm_basic_modul_lstm.cpp"
-}
-
-// backward stage 25: fused loop nest over [10000]
-//   %142 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %142 grad_output d logits += grad dec.bias
-template <class T> static void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  T *__restrict record14 = a.record + 2528;            // [10000]
-  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-    record14[j] = d_out_logits[j];
-    d_dec_bias[j] += d_out_logits[j];
-  }
+  const T v158 = t149[0] + v157;
+  d_l2_etaet[0] += v158;
+#line 1471 "lm_basic_modul_lstm.cpp"
 }
 
 /// One backward step of BasicModulLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_dec(a);
   backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(a);
   backward_grad_l1_h2mod_bias_l2_h2mod_bias(a);
   backward_h2mod(a);
@@ -1550,19 +1484,18 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_x2i(a);
   backward_h2f(a);
   backward_x2f(a);
-  backward_h2mod_13(a);
+  backward_h2mod_12(a);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
   backward_d_l1_pw_grad_l1_alpha(a);
-  backward_x2c_16(a);
-  backward_h2o_17(a);
-  backward_x2o_18(a);
-  backward_h2i_19(a);
-  backward_x2i_20(a);
-  backward_h2f_21(a);
-  backward_x2f_22(a);
+  backward_x2c_15(a);
+  backward_h2o_16(a);
+  backward_x2o_17(a);
+  backward_h2i_18(a);
+  backward_x2i_19(a);
+  backward_h2f_20(a);
+  backward_x2f_21(a);
   backward_d_l1_h_grad_enc_weight(a);
   backward_grad_l1_etaet_l2_etaet(a);
-  backward_grad_dec_bias(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -1699,7 +1632,15 @@ static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamL2X2cWeight, .rows = 200, .cols = 200, .offsetA = 2304, .offsetB = 1472},
     {.paramOffset = kParamL2W, .rows = 200, .cols = 200, .offsetA = 2304, .offsetB = 1680},
     {.paramOffset = kParamL2H2modWeight, .rows = 1, .cols = 200, .offsetA = 2512, .offsetB = 1680},
-    {.paramOffset = kParamDecWeight, .rows = 10000, .cols = 200, .offsetA = 2528, .offsetB = 12528},
+};
+
+static const dopa::BatchedReadout readouts[] = {
+    // logits = dec.weight @ x + dec.bias
+    {.output = 0,
+     .weightOffset = kParamDecWeight,
+     .biasOffset = kParamDecBias,
+     .rows = 10000,
+     .cols = 200},
 };
 
 const dopa::GeneratedSpec &spec() {
@@ -1709,8 +1650,8 @@ const dopa::GeneratedSpec &spec() {
       .info = info,
       .stateNumel = 160832,
       .stateOffsets = stateOffsets,
-      .savedNumel = 3600,
-      .scratchNumel = 10864,
+      .savedNumel = 3392,
+      .scratchNumel = 4672,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
       .backwardFloat = backward_step<float>,
@@ -1718,13 +1659,15 @@ const dopa::GeneratedSpec &spec() {
       .backwardDouble = backward_step<double>,
       .checkpointEvery = 0,
       .memoryBudget = 0,
-      .numDeferred = 19,
+      .numDeferred = 18,
       .deferred = deferred,
-      .recordNumel = 12736,
+      .recordNumel = 2528,
       .forwardFlops = 6178804,
       .forwardSharedFlops = 2,
-      .backwardFlops = 9694010,
+      .backwardFlops = 11704010,
       .backwardSharedFlops = 0,
+      .numReadouts = 1,
+      .readouts = readouts,
   };
   return s;
 }

@@ -373,10 +373,10 @@ template <class T> static void forward_x2c_16(const dopa::StepArgs<T> &a) {
 //
 // forward stage 17: fused loop nest over [200]
 //   %101 tanh l2.g
-//   %107 mul l2.hn
+//   %107 mul l2.hn -> next_state l2.h
 //   %105 add l2.cn -> next_state l2.c
-//   %107 mul l2.hn -> saved
-template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
+//   %107 mul l2.hn -> output logits
+template <class T> static void forward_l2_g_l2_h_l2_c_logits(const dopa::StepArgs<T> &a) {
   T *__restrict t91 = a.scratch + 416;                          // [200]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [200]
   T *__restrict t99 = a.scratch + 624;                          // [200]
@@ -394,9 +394,9 @@ template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
   T *__restrict t75 = a.saved + 2496;                           // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200] l2.hn
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [200]
-  T *__restrict saved_t107 = a.saved + 3328;                    // [200]
+  T *__restrict readout_in_logits = a.outputs[0];               // [200]
   for (int j = 0; j < 200; ++j) {
 #line 71 "examples/lm/basic_plastic_lstm.dopa"
     const T v93 = t91[j] + l2_x2c_bias[j];
@@ -428,28 +428,14 @@ template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &
     const T v107 = v89 * v106;
     l2_h_next[j] = v107;
     l2_c_next[j] = v105;
-    saved_t107[j] = v107;
+    readout_in_logits[j] = v107;
   }
 #line 434 "lm_basic_plastic_lstm.cpp"
 }
 
-// output logits = dec(y2)
-//
-// forward stage 18: dense product (Eigen), [10000]
-//   %114 matmul
-template <class T> static void forward_dec(const dopa::StepArgs<T> &a) {
-  const T *__restrict dec_weight = a.params + kParamDecWeight; // [10000, 200]
-  T *__restrict l2_h_next = a.next + kStateL2H;                // [200] l2.hn
-  T *__restrict t114 = a.scratch + 832;                        // [10000]
-#line 25 "examples/lm/basic_plastic_lstm.dopa"
-  Vec<T>(t114, 10000).noalias() =
-      ConstRowMat<T>(dec_weight, 10000, 200) * ConstVec<T>(l2_h_next, 200);
-#line 448 "lm_basic_plastic_lstm.cpp"
-}
-
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
-// forward stage 19: fused loop nest over [200, 200]
+// forward stage 18: fused loop nest over [200, 200]
 //   %58 clip -> next_state l1.hebb
 //   %112 clip -> next_state l2.hebb
 template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
@@ -479,24 +465,7 @@ template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &
       l2_hebb_next[i * 200 + j] = v112;
     }
   }
-#line 483 "lm_basic_plastic_lstm.cpp"
-}
-
-// output logits = dec(y2)
-//
-// forward stage 20: fused loop nest over [10000]
-//   %116 add logits -> output logits
-template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t114 = a.scratch + 832;                    // [10000]
-  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
-  T *__restrict out_logits = a.outputs[0];                 // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-#line 25 "examples/lm/basic_plastic_lstm.dopa"
-    const T v116 = t114[j] + dec_bias[j];
-    out_logits[j] = v116;
-  }
-#line 500 "lm_basic_plastic_lstm.cpp"
+#line 469 "lm_basic_plastic_lstm.cpp"
 }
 
 /// One forward step of BasicPlasticLSTMLM for one batch element.
@@ -518,87 +487,71 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o_14(a);
   forward_saved_h2o_15(a);
   forward_x2c_16(a);
-  forward_l2_g_l2_hn_l2_c(a);
-  forward_dec(a);
+  forward_l2_g_l2_h_l2_c_logits(a);
   forward_l1_hebb_l2_hebb(a);
-  forward_logits(a);
-}
-
-// output logits = dec(y2)
-//
-// backward stage 0: dense product (Eigen), [200]
-//   %126 matmul
-template <class T> static void backward_dec(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
-  const T *__restrict dec_weight = a.params + kParamDecWeight; // [10000, 200]
-  T *__restrict t126 = a.scratch + 0;                          // [200]
-#line 25 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t126, 200).noalias() =
-      ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(dec_weight, 10000, 200);
-#line 539 "lm_basic_plastic_lstm.cpp"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
-// backward stage 1: fused loop nest over [200, 200]
-//   %135 matmul
-//   %136 matmul
-//   %201 matmul
-//   %202 matmul
-//   %198 mul += grad l1.eta
-//   %132 mul += grad l2.eta
+// backward stage 0: fused loop nest over [200, 200]
+//   %128 matmul
+//   %129 matmul
+//   %194 matmul
+//   %195 matmul
+//   %191 mul += grad l1.eta
+//   %125 mul += grad l2.eta
 template <class T> static void backward_grad_l1_eta_l2_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t135 = a.scratch + 208;                           // [200]
+  T *__restrict t128 = a.scratch + 0;                             // [200]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [200, 200] d l2.hebb'
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [200, 200]
   const T *__restrict l2_eta = a.params + kParamL2Eta;            // [200, 200]
   const T *__restrict t101_l2_g = a.saved + 3120;                 // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [200]
-  T *__restrict t136 = a.scratch + 416;                           // [200]
-  T *__restrict t201 = a.scratch + 2288;                          // [200]
+  T *__restrict t129 = a.scratch + 208;                           // [200]
+  T *__restrict t194 = a.scratch + 2080;                          // [200]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [200, 200] d l1.hebb'
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [200, 200]
   const T *__restrict l1_eta = a.params + kParamL1Eta;            // [200, 200]
   const T *__restrict t45_l1_g = a.saved + 1456;                  // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [200]
-  T *__restrict t202 = a.scratch + 2496;                          // [200]
+  T *__restrict t195 = a.scratch + 2288;                          // [200]
   T *__restrict d_l1_eta = a.grads + kParamL1Eta;                 // [200, 200]
   T *__restrict d_l2_eta = a.grads + kParamL2Eta;                 // [200, 200]
   for (int e = 0; e < 200; ++e)
-    t136[e] = T(0);
+    t129[e] = T(0);
   for (int e = 0; e < 200; ++e)
-    t202[e] = T(0);
+    t195[e] = T(0);
   for (int i = 0; i < 200; ++i) {
-    T acc135 = T(0);
-    T acc201 = T(0);
-#pragma omp simd reduction(+ : acc135, acc201)
+    T acc128 = T(0);
+    T acc194 = T(0);
+#pragma omp simd reduction(+ : acc128, acc194)
     for (int j = 0; j < 200; ++j) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v109 = t101_l2_g[i] * l2_h[j];
       const T v110 = l2_eta[i * 200 + j] * v109;
       const T v111 = l2_hebb[i * 200 + j] + v110;
-      const T v130 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
-      const T v131 = d_l2_hebb_next[i * 200 + j] * v130;
-      const T v134 = v131 * l2_eta[i * 200 + j];
-      acc135 += v134 * l2_h[j];
-      t136[j] += t101_l2_g[i] * v134;
+      const T v123 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
+      const T v124 = d_l2_hebb_next[i * 200 + j] * v123;
+      const T v127 = v124 * l2_eta[i * 200 + j];
+      acc128 += v127 * l2_h[j];
+      t129[j] += t101_l2_g[i] * v127;
       const T v53 = t45_l1_g[i] * l1_h[j];
       const T v54 = l1_eta[i * 200 + j] * v53;
       const T v55 = l1_hebb[i * 200 + j] + v54;
-      const T v196 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
-      const T v197 = d_l1_hebb_next[i * 200 + j] * v196;
-      const T v200 = v197 * l1_eta[i * 200 + j];
-      acc201 += v200 * l1_h[j];
-      t202[j] += t45_l1_g[i] * v200;
-      const T v198 = v197 * v53;
-      d_l1_eta[i * 200 + j] += v198;
-      const T v132 = v131 * v109;
-      d_l2_eta[i * 200 + j] += v132;
+      const T v189 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
+      const T v190 = d_l1_hebb_next[i * 200 + j] * v189;
+      const T v193 = v190 * l1_eta[i * 200 + j];
+      acc194 += v193 * l1_h[j];
+      t195[j] += t45_l1_g[i] * v193;
+      const T v191 = v190 * v53;
+      d_l1_eta[i * 200 + j] += v191;
+      const T v125 = v124 * v109;
+      d_l2_eta[i * 200 + j] += v125;
     }
-    t135[i] = acc135;
-    t201[i] = acc201;
+    t128[i] = acc128;
+    t194[i] = acc194;
   }
-#line 602 "lm_basic_plastic_lstm.cpp"
+#line 555 "lm_basic_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -609,30 +562,29 @@ template <class T> static void backward_grad_l1_eta_l2_eta(const dopa::StepArgs<
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// backward stage 2: fused loop nest over [200]
-//   %151 mul
-//   %165 mul
-//   %176 mul
-//   %187 mul
-//   %148 mul -> grad_prev l2.c
+// backward stage 1: fused loop nest over [200]
+//   %144 mul
+//   %158 mul
+//   %169 mul
+//   %180 mul
+//   %141 mul -> grad_prev l2.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
 //   %7 state -> record (a factor of deferred outer-product gradients)
 //   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %187 mul += grad l2.x2f.bias
+//   %180 mul += grad l2.x2f.bias
 //   %63 state -> record (a factor of deferred outer-product gradients)
-//   %187 mul += grad l2.h2f.bias
-//   %176 mul += grad l2.x2i.bias
-//   %176 mul += grad l2.h2i.bias
-//   %165 mul += grad l2.x2o.bias
-//   %165 mul += grad l2.h2o.bias
-//   %151 mul += grad l2.x2c.bias
-//   %107 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %180 mul += grad l2.h2f.bias
+//   %169 mul += grad l2.x2i.bias
+//   %169 mul += grad l2.h2i.bias
+//   %158 mul += grad l2.x2o.bias
+//   %158 mul += grad l2.h2o.bias
+//   %144 mul += grad l2.x2c.bias
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t135 = a.scratch + 208;                         // [200]
+  T *__restrict t128 = a.scratch + 0;                           // [200]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [200] d logits
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [200] d l2.h'
-  T *__restrict t126 = a.scratch + 0;                           // [200]
   const T *__restrict t81 = a.saved + 2704;                     // [200]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
   const T *__restrict t85 = a.saved + 2912;                     // [200]
@@ -647,10 +599,10 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict t75 = a.saved + 2496;                     // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
   const T *__restrict t101_l2_g = a.saved + 3120;               // [200] l2.g
-  T *__restrict t151 = a.record + 2288;                         // [200]
-  T *__restrict t165 = a.record + 2080;                         // [200]
-  T *__restrict t176 = a.record + 1872;                         // [200]
-  T *__restrict t187 = a.record + 1248;                         // [200]
+  T *__restrict t144 = a.record + 2288;                         // [200]
+  T *__restrict t158 = a.record + 2080;                         // [200]
+  T *__restrict t169 = a.record + 1872;                         // [200]
+  T *__restrict t180 = a.record + 1248;                         // [200]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [200]
   const T *__restrict t2 = a.saved + 0;                         // [200]
   T *__restrict record1 = a.record + 208;                       // [200]
@@ -667,18 +619,16 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [200]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [200]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [200]
-  const T *__restrict t107_l2_hn = a.saved + 3328;              // [200] l2.hn
-  T *__restrict record13 = a.record + 12496;                    // [200]
   for (int j = 0; j < 200; ++j) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v127 = d_l2_h_next[j] + t126[j];
+    const T v118 = d_readout_in_logits[j] + d_l2_h_next[j];
 #line 70 "examples/lm/basic_plastic_lstm.dopa"
     const T v83 = t81[j] + l2_x2o_bias[j];
     const T v87 = t85[j] + l2_h2o_bias[j];
     const T v88 = v83 + v87;
     const T v89 = T(1) / (T(1) + std::exp(-v88));
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v138 = v127 * v89;
+    const T v131 = v118 * v89;
 #line 68 "examples/lm/basic_plastic_lstm.dopa"
     const T v62 = t60[j] + l2_x2f_bias[j];
     const T v67 = t65[j] + l2_h2f_bias[j];
@@ -696,72 +646,71 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v105 = v103 + v104;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
     const T v106 = std::tanh(v105);
-    const T v140 = v106 * v106;
-    const T v141 = T(1.0) - v140;
-    const T v142 = v138 * v141;
+    const T v133 = v106 * v106;
+    const T v134 = T(1.0) - v133;
+    const T v135 = v131 * v134;
 #line 72 "examples/lm/basic_plastic_lstm.dopa"
-    const T v143 = d_l2_c_next[j] + v142;
-    const T v145 = v143 * v79;
+    const T v136 = d_l2_c_next[j] + v135;
+    const T v138 = v136 * v79;
 #line 71 "examples/lm/basic_plastic_lstm.dopa"
-    const T v146 = t135[j] + v145;
-    const T v149 = t101_l2_g[j] * t101_l2_g[j];
-    const T v150 = T(1.0) - v149;
-    const T v151 = v146 * v150;
-    t151[j] = v151;
+    const T v139 = t128[j] + v138;
+    const T v142 = t101_l2_g[j] * t101_l2_g[j];
+    const T v143 = T(1.0) - v142;
+    const T v144 = v139 * v143;
+    t144[j] = v144;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v137 = v127 * v106;
+    const T v130 = v118 * v106;
 #line 70 "examples/lm/basic_plastic_lstm.dopa"
-    const T v163 = T(1.0) - v89;
-    const T v164 = v89 * v163;
-    const T v165 = v137 * v164;
-    t165[j] = v165;
+    const T v156 = T(1.0) - v89;
+    const T v157 = v89 * v156;
+    const T v158 = v130 * v157;
+    t158[j] = v158;
 #line 72 "examples/lm/basic_plastic_lstm.dopa"
-    const T v144 = v143 * t101_l2_g[j];
+    const T v137 = v136 * t101_l2_g[j];
 #line 69 "examples/lm/basic_plastic_lstm.dopa"
-    const T v174 = T(1.0) - v79;
-    const T v175 = v79 * v174;
-    const T v176 = v144 * v175;
-    t176[j] = v176;
+    const T v167 = T(1.0) - v79;
+    const T v168 = v79 * v167;
+    const T v169 = v137 * v168;
+    t169[j] = v169;
 #line 72 "examples/lm/basic_plastic_lstm.dopa"
-    const T v147 = v143 * l2_c[j];
+    const T v140 = v136 * l2_c[j];
 #line 68 "examples/lm/basic_plastic_lstm.dopa"
-    const T v185 = T(1.0) - v69;
-    const T v186 = v69 * v185;
-    const T v187 = v147 * v186;
-    t187[j] = v187;
+    const T v178 = T(1.0) - v69;
+    const T v179 = v69 * v178;
+    const T v180 = v140 * v179;
+    t180[j] = v180;
 #line 72 "examples/lm/basic_plastic_lstm.dopa"
-    const T v148 = v143 * v69;
-    d_l2_c[j] = v148;
+    const T v141 = v136 * v69;
+    d_l2_c[j] = v141;
     record1[j] = t2[j];
     record2[j] = l1_h[j];
     record7[j] = t51_l1_hn[j];
 #line 68 "examples/lm/basic_plastic_lstm.dopa"
-    d_l2_x2f_bias[j] += v187;
+    d_l2_x2f_bias[j] += v180;
     record8[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v187;
+    d_l2_h2f_bias[j] += v180;
 #line 69 "examples/lm/basic_plastic_lstm.dopa"
-    d_l2_x2i_bias[j] += v176;
-    d_l2_h2i_bias[j] += v176;
+    d_l2_x2i_bias[j] += v169;
+    d_l2_h2i_bias[j] += v169;
 #line 70 "examples/lm/basic_plastic_lstm.dopa"
-    d_l2_x2o_bias[j] += v165;
-    d_l2_h2o_bias[j] += v165;
+    d_l2_x2o_bias[j] += v158;
+    d_l2_h2o_bias[j] += v158;
 #line 71 "examples/lm/basic_plastic_lstm.dopa"
-    d_l2_x2c_bias[j] += v151;
-    record13[j] = t107_l2_hn[j];
+    d_l2_x2c_bias[j] += v144;
   }
-#line 753 "lm_basic_plastic_lstm.cpp"
+#line 702 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 3: fused loop nest over [200, 200]
-//   %153 matmul
-//   %158 add -> grad_prev l2.hebb
-//   %155 mul += grad l2.alpha
+// backward stage 2: fused loop nest over [200, 200]
+//   %146 matmul
+//   %151 add -> grad_prev l2.hebb
+//   %148 mul += grad l2.alpha
 template <class T> static void backward_d_l2_hebb_grad_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t153 = a.scratch + 624;                           // [200]
-  T *__restrict t151 = a.record + 2288;                           // [200]
+  T *__restrict t146 = a.scratch + 416;                           // [200]
+  T *__restrict t144 = a.record + 2288;                           // [200]
   const T *__restrict l2_w = a.params + kParamL2W;                // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [200, 200]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [200, 200]
@@ -772,130 +721,130 @@ template <class T> static void backward_d_l2_hebb_grad_l2_alpha(const dopa::Step
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;             // [200, 200]
   for (int e = 0; e < 200; ++e)
-    t153[e] = T(0);
+    t146[e] = T(0);
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
 #line 71 "examples/lm/basic_plastic_lstm.dopa"
       const T v97 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
       const T v98 = l2_w[i * 200 + j] + v97;
-      t153[j] += t151[i] * v98;
+      t146[j] += t144[i] * v98;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v109 = t101_l2_g[i] * l2_h[j];
       const T v110 = l2_eta[i * 200 + j] * v109;
       const T v111 = l2_hebb[i * 200 + j] + v110;
-      const T v130 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
-      const T v131 = d_l2_hebb_next[i * 200 + j] * v130;
+      const T v123 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
+      const T v124 = d_l2_hebb_next[i * 200 + j] * v123;
 #line 71 "examples/lm/basic_plastic_lstm.dopa"
-      const T v152 = t151[i] * l2_h[j];
-      const T v157 = v152 * l2_alpha[i * 200 + j];
+      const T v145 = t144[i] * l2_h[j];
+      const T v150 = v145 * l2_alpha[i * 200 + j];
 #line 56 "examples/lm/basic_plastic_lstm.dopa"
-      const T v158 = v131 + v157;
-      d_l2_hebb[i * 200 + j] = v158;
+      const T v151 = v124 + v150;
+      d_l2_hebb[i * 200 + j] = v151;
 #line 71 "examples/lm/basic_plastic_lstm.dopa"
-      const T v155 = v152 * l2_hebb[i * 200 + j];
-      d_l2_alpha[i * 200 + j] += v155;
+      const T v148 = v145 * l2_hebb[i * 200 + j];
+      d_l2_alpha[i * 200 + j] += v148;
     }
   }
-#line 801 "lm_basic_plastic_lstm.cpp"
+#line 750 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
+// backward stage 3: dense product (Eigen), [200]
+//   %154 matmul
+template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict t144 = a.record + 2288;                             // [200]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
+  T *__restrict t154 = a.scratch + 624;                             // [200]
+#line 71 "examples/lm/basic_plastic_lstm.dopa"
+  RowVec<T>(t154, 200).noalias() =
+      ConstRowVec<T>(t144, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
+#line 764 "lm_basic_plastic_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
 // backward stage 4: dense product (Eigen), [200]
 //   %161 matmul
-template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t151 = a.record + 2288;                             // [200]
-  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t158 = a.record + 2080;                             // [200]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
   T *__restrict t161 = a.scratch + 832;                             // [200]
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 70 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t161, 200).noalias() =
-      ConstRowVec<T>(t151, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 815 "lm_basic_plastic_lstm.cpp"
+      ConstRowVec<T>(t158, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
+#line 778 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 5: dense product (Eigen), [200]
-//   %168 matmul
-template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t165 = a.record + 2080;                             // [200]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
-  T *__restrict t168 = a.scratch + 1040;                            // [200]
+//   %165 matmul
+template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t158 = a.record + 2080;                             // [200]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
+  T *__restrict t165 = a.scratch + 1040;                            // [200]
 #line 70 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t168, 200).noalias() =
-      ConstRowVec<T>(t165, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 829 "lm_basic_plastic_lstm.cpp"
+  RowVec<T>(t165, 200).noalias() =
+      ConstRowVec<T>(t158, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
+#line 792 "lm_basic_plastic_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 6: dense product (Eigen), [200]
 //   %172 matmul
-template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t165 = a.record + 2080;                             // [200]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
+template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t169 = a.record + 1872;                             // [200]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
   T *__restrict t172 = a.scratch + 1248;                            // [200]
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 69 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t172, 200).noalias() =
-      ConstRowVec<T>(t165, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 843 "lm_basic_plastic_lstm.cpp"
+      ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
+#line 806 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 7: dense product (Eigen), [200]
-//   %179 matmul
-template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t176 = a.record + 1872;                             // [200]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
-  T *__restrict t179 = a.scratch + 1456;                            // [200]
+//   %176 matmul
+template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t169 = a.record + 1872;                             // [200]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
+  T *__restrict t176 = a.scratch + 1456;                            // [200]
 #line 69 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t179, 200).noalias() =
-      ConstRowVec<T>(t176, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 857 "lm_basic_plastic_lstm.cpp"
+  RowVec<T>(t176, 200).noalias() =
+      ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
+#line 820 "lm_basic_plastic_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 8: dense product (Eigen), [200]
 //   %183 matmul
-template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t176 = a.record + 1872;                             // [200]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
+template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t180 = a.record + 1248;                             // [200]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
   T *__restrict t183 = a.scratch + 1664;                            // [200]
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 68 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t183, 200).noalias() =
-      ConstRowVec<T>(t176, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 871 "lm_basic_plastic_lstm.cpp"
+      ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
+#line 834 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 9: dense product (Eigen), [200]
-//   %190 matmul
-template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t187 = a.record + 1248;                             // [200]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
-  T *__restrict t190 = a.scratch + 1872;                            // [200]
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t190, 200).noalias() =
-      ConstRowVec<T>(t187, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 885 "lm_basic_plastic_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 10: dense product (Eigen), [200]
-//   %194 matmul
+//   %187 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t187 = a.record + 1248;                             // [200]
+  T *__restrict t180 = a.record + 1248;                             // [200]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
-  T *__restrict t194 = a.scratch + 2080;                            // [200]
+  T *__restrict t187 = a.scratch + 1872;                            // [200]
 #line 68 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t194, 200).noalias() =
-      ConstRowVec<T>(t187, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 899 "lm_basic_plastic_lstm.cpp"
+  RowVec<T>(t187, 200).noalias() =
+      ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
+#line 848 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -905,29 +854,29 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 //
-// backward stage 11: fused loop nest over [200]
-//   %216 mul
-//   %229 mul
-//   %240 mul
-//   %251 mul
-//   %213 mul -> grad_prev l1.c
-//   %191 add -> grad_prev l2.h
-//   %251 mul += grad l1.x2f.bias
-//   %251 mul += grad l1.h2f.bias
-//   %240 mul += grad l1.x2i.bias
-//   %240 mul += grad l1.h2i.bias
-//   %229 mul += grad l1.x2o.bias
-//   %229 mul += grad l1.h2o.bias
-//   %216 mul += grad l1.x2c.bias
+// backward stage 10: fused loop nest over [200]
+//   %209 mul
+//   %222 mul
+//   %233 mul
+//   %244 mul
+//   %206 mul -> grad_prev l1.c
+//   %184 add -> grad_prev l2.h
+//   %244 mul += grad l1.x2f.bias
+//   %244 mul += grad l1.h2f.bias
+//   %233 mul += grad l1.x2i.bias
+//   %233 mul += grad l1.h2i.bias
+//   %222 mul += grad l1.x2o.bias
+//   %222 mul += grad l1.h2o.bias
+//   %209 mul += grad l1.x2c.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t201 = a.scratch + 2288;                        // [200]
+  T *__restrict t194 = a.scratch + 2080;                        // [200]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
-  T *__restrict t161 = a.scratch + 832;                         // [200]
-  T *__restrict t172 = a.scratch + 1248;                        // [200]
-  T *__restrict t183 = a.scratch + 1664;                        // [200]
-  T *__restrict t194 = a.scratch + 2080;                        // [200]
+  T *__restrict t154 = a.scratch + 624;                         // [200]
+  T *__restrict t165 = a.scratch + 1040;                        // [200]
+  T *__restrict t176 = a.scratch + 1456;                        // [200]
+  T *__restrict t187 = a.scratch + 1872;                        // [200]
   const T *__restrict t25 = a.saved + 1040;                     // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
   const T *__restrict t29 = a.saved + 1248;                     // [200]
@@ -942,16 +891,16 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict t19 = a.saved + 832;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   const T *__restrict t45_l1_g = a.saved + 1456;                // [200] l1.g
-  T *__restrict t216 = a.record + 1040;                         // [200]
-  T *__restrict t229 = a.record + 832;                          // [200]
-  T *__restrict t240 = a.record + 624;                          // [200]
-  T *__restrict t251 = a.record + 0;                            // [200]
+  T *__restrict t209 = a.record + 1040;                         // [200]
+  T *__restrict t222 = a.record + 832;                          // [200]
+  T *__restrict t233 = a.record + 624;                          // [200]
+  T *__restrict t244 = a.record + 0;                            // [200]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [200]
-  T *__restrict t136 = a.scratch + 416;                         // [200]
-  T *__restrict t153 = a.scratch + 624;                         // [200]
-  T *__restrict t168 = a.scratch + 1040;                        // [200]
-  T *__restrict t179 = a.scratch + 1456;                        // [200]
-  T *__restrict t190 = a.scratch + 1872;                        // [200]
+  T *__restrict t129 = a.scratch + 208;                         // [200]
+  T *__restrict t146 = a.scratch + 416;                         // [200]
+  T *__restrict t161 = a.scratch + 832;                         // [200]
+  T *__restrict t172 = a.scratch + 1248;                        // [200]
+  T *__restrict t183 = a.scratch + 1664;                        // [200]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [200]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [200]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [200]
@@ -962,17 +911,17 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
   for (int j = 0; j < 200; ++j) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v162 = d_l1_h_next[j] + t161[j];
-    const T v173 = v162 + t172[j];
-    const T v184 = v173 + t183[j];
-    const T v195 = v184 + t194[j];
+    const T v155 = d_l1_h_next[j] + t154[j];
+    const T v166 = v155 + t165[j];
+    const T v177 = v166 + t176[j];
+    const T v188 = v177 + t187[j];
 #line 70 "examples/lm/basic_plastic_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + std::exp(-v32));
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v204 = v195 * v33;
+    const T v197 = v188 * v33;
 #line 68 "examples/lm/basic_plastic_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
@@ -990,73 +939,73 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v49 = v47 + v48;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
     const T v50 = std::tanh(v49);
-    const T v205 = v50 * v50;
-    const T v206 = T(1.0) - v205;
-    const T v207 = v204 * v206;
+    const T v198 = v50 * v50;
+    const T v199 = T(1.0) - v198;
+    const T v200 = v197 * v199;
 #line 72 "examples/lm/basic_plastic_lstm.dopa"
-    const T v208 = d_l1_c_next[j] + v207;
-    const T v210 = v208 * v23;
+    const T v201 = d_l1_c_next[j] + v200;
+    const T v203 = v201 * v23;
 #line 71 "examples/lm/basic_plastic_lstm.dopa"
-    const T v211 = t201[j] + v210;
-    const T v214 = t45_l1_g[j] * t45_l1_g[j];
-    const T v215 = T(1.0) - v214;
-    const T v216 = v211 * v215;
-    t216[j] = v216;
+    const T v204 = t194[j] + v203;
+    const T v207 = t45_l1_g[j] * t45_l1_g[j];
+    const T v208 = T(1.0) - v207;
+    const T v209 = v204 * v208;
+    t209[j] = v209;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v203 = v195 * v50;
+    const T v196 = v188 * v50;
 #line 70 "examples/lm/basic_plastic_lstm.dopa"
-    const T v227 = T(1.0) - v33;
-    const T v228 = v33 * v227;
-    const T v229 = v203 * v228;
-    t229[j] = v229;
+    const T v220 = T(1.0) - v33;
+    const T v221 = v33 * v220;
+    const T v222 = v196 * v221;
+    t222[j] = v222;
 #line 72 "examples/lm/basic_plastic_lstm.dopa"
-    const T v209 = v208 * t45_l1_g[j];
+    const T v202 = v201 * t45_l1_g[j];
 #line 69 "examples/lm/basic_plastic_lstm.dopa"
-    const T v238 = T(1.0) - v23;
-    const T v239 = v23 * v238;
-    const T v240 = v209 * v239;
-    t240[j] = v240;
+    const T v231 = T(1.0) - v23;
+    const T v232 = v23 * v231;
+    const T v233 = v202 * v232;
+    t233[j] = v233;
 #line 72 "examples/lm/basic_plastic_lstm.dopa"
-    const T v212 = v208 * l1_c[j];
+    const T v205 = v201 * l1_c[j];
 #line 68 "examples/lm/basic_plastic_lstm.dopa"
-    const T v249 = T(1.0) - v13;
-    const T v250 = v13 * v249;
-    const T v251 = v212 * v250;
-    t251[j] = v251;
+    const T v242 = T(1.0) - v13;
+    const T v243 = v13 * v242;
+    const T v244 = v205 * v243;
+    t244[j] = v244;
 #line 72 "examples/lm/basic_plastic_lstm.dopa"
-    const T v213 = v208 * v13;
-    d_l1_c[j] = v213;
+    const T v206 = v201 * v13;
+    d_l1_c[j] = v206;
 #line 54 "examples/lm/basic_plastic_lstm.dopa"
-    const T v154 = t136[j] + t153[j];
-    const T v169 = v154 + t168[j];
-    const T v180 = v169 + t179[j];
-    const T v191 = v180 + t190[j];
-    d_l2_h[j] = v191;
+    const T v147 = t129[j] + t146[j];
+    const T v162 = v147 + t161[j];
+    const T v173 = v162 + t172[j];
+    const T v184 = v173 + t183[j];
+    d_l2_h[j] = v184;
 #line 68 "examples/lm/basic_plastic_lstm.dopa"
-    d_l1_x2f_bias[j] += v251;
-    d_l1_h2f_bias[j] += v251;
+    d_l1_x2f_bias[j] += v244;
+    d_l1_h2f_bias[j] += v244;
 #line 69 "examples/lm/basic_plastic_lstm.dopa"
-    d_l1_x2i_bias[j] += v240;
-    d_l1_h2i_bias[j] += v240;
+    d_l1_x2i_bias[j] += v233;
+    d_l1_h2i_bias[j] += v233;
 #line 70 "examples/lm/basic_plastic_lstm.dopa"
-    d_l1_x2o_bias[j] += v229;
-    d_l1_h2o_bias[j] += v229;
+    d_l1_x2o_bias[j] += v222;
+    d_l1_h2o_bias[j] += v222;
 #line 71 "examples/lm/basic_plastic_lstm.dopa"
-    d_l1_x2c_bias[j] += v216;
+    d_l1_x2c_bias[j] += v209;
   }
-#line 1048 "lm_basic_plastic_lstm.cpp"
+#line 997 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 12: fused loop nest over [200, 200]
-//   %218 matmul
-//   %223 add -> grad_prev l1.hebb
-//   %220 mul += grad l1.alpha
+// backward stage 11: fused loop nest over [200, 200]
+//   %211 matmul
+//   %216 add -> grad_prev l1.hebb
+//   %213 mul += grad l1.alpha
 template <class T> static void backward_d_l1_hebb_grad_l1_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t218 = a.scratch + 2704;                          // [200]
-  T *__restrict t216 = a.record + 1040;                           // [200]
+  T *__restrict t211 = a.scratch + 2496;                          // [200]
+  T *__restrict t209 = a.record + 1040;                           // [200]
   const T *__restrict l1_w = a.params + kParamL1W;                // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [200, 200]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [200, 200]
@@ -1067,185 +1016,170 @@ template <class T> static void backward_d_l1_hebb_grad_l1_alpha(const dopa::Step
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [200, 200]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;             // [200, 200]
   for (int e = 0; e < 200; ++e)
-    t218[e] = T(0);
+    t211[e] = T(0);
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
 #line 71 "examples/lm/basic_plastic_lstm.dopa"
       const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
       const T v42 = l1_w[i * 200 + j] + v41;
-      t218[j] += t216[i] * v42;
+      t211[j] += t209[i] * v42;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v53 = t45_l1_g[i] * l1_h[j];
       const T v54 = l1_eta[i * 200 + j] * v53;
       const T v55 = l1_hebb[i * 200 + j] + v54;
-      const T v196 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
-      const T v197 = d_l1_hebb_next[i * 200 + j] * v196;
+      const T v189 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
+      const T v190 = d_l1_hebb_next[i * 200 + j] * v189;
 #line 71 "examples/lm/basic_plastic_lstm.dopa"
-      const T v217 = t216[i] * l1_h[j];
-      const T v222 = v217 * l1_alpha[i * 200 + j];
+      const T v210 = t209[i] * l1_h[j];
+      const T v215 = v210 * l1_alpha[i * 200 + j];
 #line 56 "examples/lm/basic_plastic_lstm.dopa"
-      const T v223 = v197 + v222;
-      d_l1_hebb[i * 200 + j] = v223;
+      const T v216 = v190 + v215;
+      d_l1_hebb[i * 200 + j] = v216;
 #line 71 "examples/lm/basic_plastic_lstm.dopa"
-      const T v220 = v217 * l1_hebb[i * 200 + j];
-      d_l1_alpha[i * 200 + j] += v220;
+      const T v213 = v210 * l1_hebb[i * 200 + j];
+      d_l1_alpha[i * 200 + j] += v213;
     }
   }
-#line 1096 "lm_basic_plastic_lstm.cpp"
+#line 1045 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 13: dense product (Eigen), [200]
-//   %226 matmul
-template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t216 = a.record + 1040;                             // [200]
+// backward stage 12: dense product (Eigen), [200]
+//   %219 matmul
+template <class T> static void backward_x2c_12(const dopa::StepArgs<T> &a) {
+  T *__restrict t209 = a.record + 1040;                             // [200]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
-  T *__restrict t226 = a.scratch + 2912;                            // [200]
+  T *__restrict t219 = a.scratch + 2704;                            // [200]
 #line 71 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t226, 200).noalias() =
-      ConstRowVec<T>(t216, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1110 "lm_basic_plastic_lstm.cpp"
+  RowVec<T>(t219, 200).noalias() =
+      ConstRowVec<T>(t209, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
+#line 1059 "lm_basic_plastic_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 13: dense product (Eigen), [200]
+//   %225 matmul
+template <class T> static void backward_h2o_13(const dopa::StepArgs<T> &a) {
+  T *__restrict t222 = a.record + 832;                              // [200]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
+  T *__restrict t225 = a.scratch + 2912;                            // [200]
+#line 70 "examples/lm/basic_plastic_lstm.dopa"
+  RowVec<T>(t225, 200).noalias() =
+      ConstRowVec<T>(t222, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
+#line 1073 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 14: dense product (Eigen), [200]
-//   %232 matmul
-template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t229 = a.record + 832;                              // [200]
-  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
-  T *__restrict t232 = a.scratch + 3120;                            // [200]
+//   %229 matmul
+template <class T> static void backward_x2o_14(const dopa::StepArgs<T> &a) {
+  T *__restrict t222 = a.record + 832;                              // [200]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
+  T *__restrict t229 = a.scratch + 3120;                            // [200]
 #line 70 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t232, 200).noalias() =
-      ConstRowVec<T>(t229, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1124 "lm_basic_plastic_lstm.cpp"
+  RowVec<T>(t229, 200).noalias() =
+      ConstRowVec<T>(t222, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
+#line 1087 "lm_basic_plastic_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 15: dense product (Eigen), [200]
 //   %236 matmul
-template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t229 = a.record + 832;                              // [200]
-  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
+template <class T> static void backward_h2i_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t233 = a.record + 624;                              // [200]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
   T *__restrict t236 = a.scratch + 3328;                            // [200]
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 69 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t236, 200).noalias() =
-      ConstRowVec<T>(t229, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1138 "lm_basic_plastic_lstm.cpp"
+      ConstRowVec<T>(t233, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
+#line 1101 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 16: dense product (Eigen), [200]
-//   %243 matmul
-template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t240 = a.record + 624;                              // [200]
-  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
-  T *__restrict t243 = a.scratch + 3536;                            // [200]
+//   %240 matmul
+template <class T> static void backward_x2i_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t233 = a.record + 624;                              // [200]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
+  T *__restrict t240 = a.scratch + 3536;                            // [200]
 #line 69 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t243, 200).noalias() =
-      ConstRowVec<T>(t240, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1152 "lm_basic_plastic_lstm.cpp"
+  RowVec<T>(t240, 200).noalias() =
+      ConstRowVec<T>(t233, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
+#line 1115 "lm_basic_plastic_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 17: dense product (Eigen), [200]
 //   %247 matmul
-template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t240 = a.record + 624;                              // [200]
-  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
+template <class T> static void backward_h2f_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t244 = a.record + 0;                                // [200]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
   T *__restrict t247 = a.scratch + 3744;                            // [200]
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 68 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t247, 200).noalias() =
-      ConstRowVec<T>(t240, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1166 "lm_basic_plastic_lstm.cpp"
+      ConstRowVec<T>(t244, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
+#line 1129 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 18: dense product (Eigen), [200]
-//   %254 matmul
-template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t251 = a.record + 0;                                // [200]
-  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
-  T *__restrict t254 = a.scratch + 3952;                            // [200]
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t254, 200).noalias() =
-      ConstRowVec<T>(t251, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1180 "lm_basic_plastic_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 19: dense product (Eigen), [200]
-//   %258 matmul
-template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t251 = a.record + 0;                                // [200]
+//   %251 matmul
+template <class T> static void backward_x2f_18(const dopa::StepArgs<T> &a) {
+  T *__restrict t244 = a.record + 0;                                // [200]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
-  T *__restrict t258 = a.scratch + 4160;                            // [200]
+  T *__restrict t251 = a.scratch + 3952;                            // [200]
 #line 68 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t258, 200).noalias() =
-      ConstRowVec<T>(t251, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1194 "lm_basic_plastic_lstm.cpp"
+  RowVec<T>(t251, 200).noalias() =
+      ConstRowVec<T>(t244, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
+#line 1143 "lm_basic_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
-// backward stage 20: fused loop nest over [200]
-//   %255 add -> grad_prev l1.h
-//   %259 add += grad enc.weight
+// backward stage 19: fused loop nest over [200]
+//   %248 add -> grad_prev l1.h
+//   %252 add += grad enc.weight
 template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t202 = a.scratch + 2496;                  // [200]
-  T *__restrict t218 = a.scratch + 2704;                  // [200]
-  T *__restrict t232 = a.scratch + 3120;                  // [200]
-  T *__restrict t243 = a.scratch + 3536;                  // [200]
-  T *__restrict t254 = a.scratch + 3952;                  // [200]
-  T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [200]
-  T *__restrict t226 = a.scratch + 2912;                  // [200]
+  T *__restrict t195 = a.scratch + 2288;                  // [200]
+  T *__restrict t211 = a.scratch + 2496;                  // [200]
+  T *__restrict t225 = a.scratch + 2912;                  // [200]
   T *__restrict t236 = a.scratch + 3328;                  // [200]
   T *__restrict t247 = a.scratch + 3744;                  // [200]
-  T *__restrict t258 = a.scratch + 4160;                  // [200]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [200]
+  T *__restrict t219 = a.scratch + 2704;                  // [200]
+  T *__restrict t229 = a.scratch + 3120;                  // [200]
+  T *__restrict t240 = a.scratch + 3536;                  // [200]
+  T *__restrict t251 = a.scratch + 3952;                  // [200]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 200]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 54 "examples/lm/basic_plastic_lstm.dopa"
-    const T v219 = t202[j] + t218[j];
-    const T v233 = v219 + t232[j];
-    const T v244 = v233 + t243[j];
-    const T v255 = v244 + t254[j];
-    d_l1_h[j] = v255;
-#line 23 "examples/lm/basic_plastic_lstm.dopa"
-    const T v237 = t226[j] + t236[j];
+    const T v212 = t195[j] + t211[j];
+    const T v226 = v212 + t225[j];
+    const T v237 = v226 + t236[j];
     const T v248 = v237 + t247[j];
-    const T v259 = v248 + t258[j];
-    d_enc_weight[int64_t(tok[0]) * 200 + j] += v259;
+    d_l1_h[j] = v248;
+#line 23 "examples/lm/basic_plastic_lstm.dopa"
+    const T v230 = t219[j] + t229[j];
+    const T v241 = v230 + t240[j];
+    const T v252 = v241 + t251[j];
+    d_enc_weight[int64_t(tok[0]) * 200 + j] += v252;
   }
-#line 1230 "lm_basic_plastic_lstm.cpp"
-}
-
-// backward stage 21: fused loop nest over [10000]
-//   %117 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %117 grad_output d logits += grad dec.bias
-template <class T> static void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  T *__restrict record12 = a.record + 2496;            // [10000]
-  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-    record12[j] = d_out_logits[j];
-    d_dec_bias[j] += d_out_logits[j];
-  }
+#line 1179 "lm_basic_plastic_lstm.cpp"
 }
 
 /// One backward step of BasicPlasticLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_dec(a);
   backward_grad_l1_eta_l2_eta(a);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
   backward_d_l2_hebb_grad_l2_alpha(a);
@@ -1258,15 +1192,14 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_x2f(a);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
   backward_d_l1_hebb_grad_l1_alpha(a);
-  backward_x2c_13(a);
-  backward_h2o_14(a);
-  backward_x2o_15(a);
-  backward_h2i_16(a);
-  backward_x2i_17(a);
-  backward_h2f_18(a);
-  backward_x2f_19(a);
+  backward_x2c_12(a);
+  backward_h2o_13(a);
+  backward_x2o_14(a);
+  backward_h2i_15(a);
+  backward_x2i_16(a);
+  backward_h2f_17(a);
+  backward_x2f_18(a);
   backward_d_l1_h_grad_enc_weight(a);
-  backward_grad_dec_bias(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -1387,7 +1320,15 @@ static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamL2H2oWeight, .rows = 200, .cols = 200, .offsetA = 2080, .offsetB = 1664},
     {.paramOffset = kParamL2X2cWeight, .rows = 200, .cols = 200, .offsetA = 2288, .offsetB = 1456},
     {.paramOffset = kParamL2W, .rows = 200, .cols = 200, .offsetA = 2288, .offsetB = 1664},
-    {.paramOffset = kParamDecWeight, .rows = 10000, .cols = 200, .offsetA = 2496, .offsetB = 12496},
+};
+
+static const dopa::BatchedReadout readouts[] = {
+    // logits = dec.weight @ x + dec.bias
+    {.output = 0,
+     .weightOffset = kParamDecWeight,
+     .biasOffset = kParamDecBias,
+     .rows = 10000,
+     .cols = 200},
 };
 
 const dopa::GeneratedSpec &spec() {
@@ -1397,8 +1338,8 @@ const dopa::GeneratedSpec &spec() {
       .info = info,
       .stateNumel = 80832,
       .stateOffsets = stateOffsets,
-      .savedNumel = 3536,
-      .scratchNumel = 10832,
+      .savedNumel = 3328,
+      .scratchNumel = 4160,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
       .backwardFloat = backward_step<float>,
@@ -1406,13 +1347,15 @@ const dopa::GeneratedSpec &spec() {
       .backwardDouble = backward_step<double>,
       .checkpointEvery = 0,
       .memoryBudget = 0,
-      .numDeferred = 17,
+      .numDeferred = 16,
       .deferred = deferred,
-      .recordNumel = 12704,
+      .recordNumel = 2496,
       .forwardFlops = 5858000,
       .forwardSharedFlops = 0,
-      .backwardFlops = 8892400,
+      .backwardFlops = 10902400,
       .backwardSharedFlops = 0,
+      .numReadouts = 1,
+      .readouts = readouts,
   };
   return s;
 }

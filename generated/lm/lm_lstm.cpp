@@ -544,10 +544,10 @@ template <class T> static void forward_saved_h2c_26(const dopa::StepArgs<T> &a) 
 // hn = o * tanh(cn)
 //
 // forward stage 27: fused loop nest over [400]
-//   %143 mul l3.hn
+//   %143 mul l3.hn -> next_state l3.h
 //   %141 add l3.cn -> next_state l3.c
-//   %143 mul l3.hn -> saved
-template <class T> static void forward_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+//   %143 mul l3.hn -> output logits
+template <class T> static void forward_l3_h_l3_c_logits(const dopa::StepArgs<T> &a) {
   T *__restrict t119 = a.saved + 22736;                         // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
   T *__restrict t123 = a.saved + 23136;                         // [400]
@@ -565,9 +565,9 @@ template <class T> static void forward_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
   T *__restrict t133 = a.saved + 23936;                         // [400]
   const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400]
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
-  T *__restrict saved_t143 = a.saved + 24336;                   // [400]
+  T *__restrict readout_in_logits = a.outputs[0];               // [400]
   for (int j = 0; j < 400; ++j) {
 #line 22 "examples/lm/lstm.dopa"
     const T v121 = t119[j] + l3_x2o_bias[j];
@@ -599,40 +599,9 @@ template <class T> static void forward_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
     const T v143 = v127 * v142;
     l3_h_next[j] = v143;
     l3_c_next[j] = v141;
-    saved_t143[j] = v143;
+    readout_in_logits[j] = v143;
   }
 #line 605 "lm_lstm.cpp"
-}
-
-// output logits = enc.weight @ y3 + dec_bias
-//
-// forward stage 28: dense product (Eigen), [10000]
-//   %144 matmul
-template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
-  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
-  T *__restrict t144 = a.scratch + 0;                          // [10000]
-#line 18 "examples/lm/lstm.dopa"
-  Vec<T>(t144, 10000).noalias() =
-      ConstRowMat<T>(enc_weight, 10000, 400) * ConstVec<T>(l3_h_next, 400);
-#line 619 "lm_lstm.cpp"
-}
-
-// output logits = enc.weight @ y3 + dec_bias
-//
-// forward stage 29: fused loop nest over [10000]
-//   %146 add logits -> output logits
-template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t144 = a.scratch + 0;                      // [10000]
-  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
-  T *__restrict out_logits = a.outputs[0];                 // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-#line 18 "examples/lm/lstm.dopa"
-    const T v146 = t144[j] + dec_bias[j];
-    out_logits[j] = v146;
-  }
-#line 636 "lm_lstm.cpp"
 }
 
 /// One forward step of LSTMLM for one batch element.
@@ -664,23 +633,7 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_h2o_24(a);
   forward_saved_x2c_25(a);
   forward_saved_h2c_26(a);
-  forward_l3_hn_l3_c(a);
-  forward_matmul(a);
-  forward_logits(a);
-}
-
-// output logits = enc.weight @ y3 + dec_bias
-//
-// backward stage 0: dense product (Eigen), [400]
-//   %156 matmul
-template <class T> static void backward_matmul(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
-  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t156 = a.scratch + 0;                          // [400]
-#line 18 "examples/lm/lstm.dopa"
-  RowVec<T>(t156, 400).noalias() =
-      ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(enc_weight, 10000, 400);
-#line 684 "lm_lstm.cpp"
+  forward_l3_h_l3_c_logits(a);
 }
 
 // y1 = l1(enc(tok))
@@ -689,30 +642,28 @@ template <class T> static void backward_matmul(const dopa::StepArgs<T> &a) {
 // o = sigmoid(x2o(x) + h2o(h))
 // g = tanh(x2c(x) + h2c(h))
 // cn = f * c + i * g
-// hn = o * tanh(cn)
 //
-// backward stage 1: fused loop nest over [400]
-//   %171 mul
-//   %181 mul
-//   %192 mul
-//   %203 mul
-//   %168 mul -> grad_prev l3.c
-//   %143 mul l3.hn -> record (a factor of deferred outer-product gradients)
+// backward stage 0: fused loop nest over [400]
+//   %165 mul
+//   %175 mul
+//   %186 mul
+//   %197 mul
+//   %162 mul -> grad_prev l3.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
-//   %203 mul += grad l3.x2f.bias
+//   %197 mul += grad l3.x2f.bias
 //   %101 state -> record (a factor of deferred outer-product gradients)
-//   %203 mul += grad l3.h2f.bias
-//   %192 mul += grad l3.x2i.bias
-//   %192 mul += grad l3.h2i.bias
-//   %181 mul += grad l3.x2o.bias
-//   %181 mul += grad l3.h2o.bias
-//   %171 mul += grad l3.x2c.bias
-//   %171 mul += grad l3.h2c.bias
+//   %197 mul += grad l3.h2f.bias
+//   %186 mul += grad l3.x2i.bias
+//   %186 mul += grad l3.h2i.bias
+//   %175 mul += grad l3.x2o.bias
+//   %175 mul += grad l3.h2o.bias
+//   %165 mul += grad l3.x2c.bias
+//   %165 mul += grad l3.h2c.bias
 template <class T>
 static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [400] d logits
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
-  T *__restrict t156 = a.scratch + 0;                           // [400]
   const T *__restrict t119 = a.saved + 22736;                   // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
   const T *__restrict t123 = a.saved + 23136;                   // [400]
@@ -730,18 +681,16 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
   const T *__restrict t133 = a.saved + 23936;                   // [400]
   const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
-  T *__restrict t171 = a.record + 26224;                        // [400]
-  T *__restrict t181 = a.record + 25824;                        // [400]
-  T *__restrict t192 = a.record + 25424;                        // [400]
-  T *__restrict t203 = a.record + 23472;                        // [400]
+  T *__restrict t165 = a.record + 15824;                        // [400]
+  T *__restrict t175 = a.record + 15424;                        // [400]
+  T *__restrict t186 = a.record + 15024;                        // [400]
+  T *__restrict t197 = a.record + 13072;                        // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
-  const T *__restrict t143_l3_hn = a.saved + 24336;             // [400] l3.hn
-  T *__restrict record1 = a.record + 10000;                     // [400]
   const T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict record3 = a.record + 11552;                     // [400]
+  T *__restrict record1 = a.record + 1152;                      // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;      // [400]
   const T *__restrict l3_h = a.state + kStateL3H;               // [400]
-  T *__restrict record16 = a.record + 25024;                    // [400]
+  T *__restrict record14 = a.record + 14624;                    // [400]
   T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;      // [400]
   T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;      // [400]
   T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;      // [400]
@@ -751,14 +700,14 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   T *__restrict d_l3_h2c_bias = a.grads + kParamL3H2cBias;      // [400]
   for (int j = 0; j < 400; ++j) {
 #line 25 "examples/lm/lstm.dopa"
-    const T v157 = d_l3_h_next[j] + t156[j];
+    const T v150 = d_readout_in_logits[j] + d_l3_h_next[j];
 #line 22 "examples/lm/lstm.dopa"
     const T v121 = t119[j] + l3_x2o_bias[j];
     const T v125 = t123[j] + l3_h2o_bias[j];
     const T v126 = v121 + v125;
     const T v127 = T(1) / (T(1) + std::exp(-v126));
 #line 25 "examples/lm/lstm.dopa"
-    const T v159 = v157 * v127;
+    const T v153 = v150 * v127;
 #line 20 "examples/lm/lstm.dopa"
     const T v100 = t98[j] + l3_x2f_bias[j];
     const T v105 = t103[j] + l3_h2f_bias[j];
@@ -781,170 +730,169 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v141 = v139 + v140;
 #line 25 "examples/lm/lstm.dopa"
     const T v142 = std::tanh(v141);
-    const T v161 = v142 * v142;
-    const T v162 = T(1.0) - v161;
-    const T v163 = v159 * v162;
+    const T v155 = v142 * v142;
+    const T v156 = T(1.0) - v155;
+    const T v157 = v153 * v156;
 #line 24 "examples/lm/lstm.dopa"
-    const T v164 = d_l3_c_next[j] + v163;
-    const T v166 = v164 * v117;
+    const T v158 = d_l3_c_next[j] + v157;
+    const T v160 = v158 * v117;
 #line 23 "examples/lm/lstm.dopa"
-    const T v169 = v137 * v137;
-    const T v170 = T(1.0) - v169;
-    const T v171 = v166 * v170;
-    t171[j] = v171;
+    const T v163 = v137 * v137;
+    const T v164 = T(1.0) - v163;
+    const T v165 = v160 * v164;
+    t165[j] = v165;
 #line 25 "examples/lm/lstm.dopa"
-    const T v158 = v157 * v142;
+    const T v152 = v150 * v142;
 #line 22 "examples/lm/lstm.dopa"
-    const T v179 = T(1.0) - v127;
-    const T v180 = v127 * v179;
-    const T v181 = v158 * v180;
-    t181[j] = v181;
+    const T v173 = T(1.0) - v127;
+    const T v174 = v127 * v173;
+    const T v175 = v152 * v174;
+    t175[j] = v175;
 #line 24 "examples/lm/lstm.dopa"
-    const T v165 = v164 * v137;
+    const T v159 = v158 * v137;
 #line 21 "examples/lm/lstm.dopa"
-    const T v190 = T(1.0) - v117;
-    const T v191 = v117 * v190;
-    const T v192 = v165 * v191;
-    t192[j] = v192;
+    const T v184 = T(1.0) - v117;
+    const T v185 = v117 * v184;
+    const T v186 = v159 * v185;
+    t186[j] = v186;
 #line 24 "examples/lm/lstm.dopa"
-    const T v167 = v164 * l3_c[j];
+    const T v161 = v158 * l3_c[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v201 = T(1.0) - v107;
-    const T v202 = v107 * v201;
-    const T v203 = v167 * v202;
-    t203[j] = v203;
+    const T v195 = T(1.0) - v107;
+    const T v196 = v107 * v195;
+    const T v197 = v161 * v196;
+    t197[j] = v197;
 #line 24 "examples/lm/lstm.dopa"
-    const T v168 = v164 * v107;
-    d_l3_c[j] = v168;
-    record1[j] = t143_l3_hn[j];
-    record3[j] = t2[j];
+    const T v162 = v158 * v107;
+    d_l3_c[j] = v162;
+    record1[j] = t2[j];
 #line 20 "examples/lm/lstm.dopa"
-    d_l3_x2f_bias[j] += v203;
-    record16[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v203;
+    d_l3_x2f_bias[j] += v197;
+    record14[j] = l3_h[j];
+    d_l3_h2f_bias[j] += v197;
 #line 21 "examples/lm/lstm.dopa"
-    d_l3_x2i_bias[j] += v192;
-    d_l3_h2i_bias[j] += v192;
+    d_l3_x2i_bias[j] += v186;
+    d_l3_h2i_bias[j] += v186;
 #line 22 "examples/lm/lstm.dopa"
-    d_l3_x2o_bias[j] += v181;
-    d_l3_h2o_bias[j] += v181;
+    d_l3_x2o_bias[j] += v175;
+    d_l3_h2o_bias[j] += v175;
 #line 23 "examples/lm/lstm.dopa"
-    d_l3_x2c_bias[j] += v171;
-    d_l3_h2c_bias[j] += v171;
+    d_l3_x2c_bias[j] += v165;
+    d_l3_h2c_bias[j] += v165;
   }
-#line 836 "lm_lstm.cpp"
+#line 784 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
-// backward stage 2: dense product (Eigen), [400]
-//   %174 matmul
+// backward stage 1: dense product (Eigen), [400]
+//   %168 matmul
 template <class T> static void backward_h2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.record + 26224;                            // [400]
+  T *__restrict t165 = a.record + 15824;                            // [400]
   const T *__restrict l3_h2c_weight = a.params + kParamL3H2cWeight; // [400, 400]
-  T *__restrict t174 = a.scratch + 400;                             // [400]
+  T *__restrict t168 = a.scratch + 0;                               // [400]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t174, 400).noalias() =
-      ConstRowVec<T>(t171, 400) * ConstRowMat<T>(l3_h2c_weight, 400, 400);
-#line 850 "lm_lstm.cpp"
+  RowVec<T>(t168, 400).noalias() =
+      ConstRowVec<T>(t165, 400) * ConstRowMat<T>(l3_h2c_weight, 400, 400);
+#line 798 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
-// backward stage 3: dense product (Eigen), [1150]
-//   %177 matmul
+// backward stage 2: dense product (Eigen), [1150]
+//   %171 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.record + 26224;                            // [400]
+  T *__restrict t165 = a.record + 15824;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1150]
-  T *__restrict t177 = a.scratch + 800;                             // [1150]
+  T *__restrict t171 = a.scratch + 400;                             // [1150]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t177, 1150).noalias() =
-      ConstRowVec<T>(t171, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1150);
-#line 864 "lm_lstm.cpp"
+  RowVec<T>(t171, 1150).noalias() =
+      ConstRowVec<T>(t165, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1150);
+#line 812 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 4: dense product (Eigen), [400]
-//   %184 matmul
+// backward stage 3: dense product (Eigen), [400]
+//   %178 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.record + 25824;                            // [400]
+  T *__restrict t175 = a.record + 15424;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t184 = a.scratch + 1952;                            // [400]
+  T *__restrict t178 = a.scratch + 1552;                            // [400]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t184, 400).noalias() =
-      ConstRowVec<T>(t181, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 878 "lm_lstm.cpp"
+  RowVec<T>(t178, 400).noalias() =
+      ConstRowVec<T>(t175, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 826 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 5: dense product (Eigen), [1150]
-//   %188 matmul
+// backward stage 4: dense product (Eigen), [1150]
+//   %182 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.record + 25824;                            // [400]
+  T *__restrict t175 = a.record + 15424;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1150]
-  T *__restrict t188 = a.scratch + 2352;                            // [1150]
+  T *__restrict t182 = a.scratch + 1952;                            // [1150]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t188, 1150).noalias() =
-      ConstRowVec<T>(t181, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1150);
-#line 892 "lm_lstm.cpp"
+  RowVec<T>(t182, 1150).noalias() =
+      ConstRowVec<T>(t175, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1150);
+#line 840 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 6: dense product (Eigen), [400]
-//   %195 matmul
+// backward stage 5: dense product (Eigen), [400]
+//   %189 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t192 = a.record + 25424;                            // [400]
+  T *__restrict t186 = a.record + 15024;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t195 = a.scratch + 3504;                            // [400]
+  T *__restrict t189 = a.scratch + 3104;                            // [400]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t195, 400).noalias() =
-      ConstRowVec<T>(t192, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 906 "lm_lstm.cpp"
+  RowVec<T>(t189, 400).noalias() =
+      ConstRowVec<T>(t186, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 854 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 7: dense product (Eigen), [1150]
-//   %199 matmul
+// backward stage 6: dense product (Eigen), [1150]
+//   %193 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t192 = a.record + 25424;                            // [400]
+  T *__restrict t186 = a.record + 15024;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1150]
-  T *__restrict t199 = a.scratch + 3904;                            // [1150]
+  T *__restrict t193 = a.scratch + 3504;                            // [1150]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t199, 1150).noalias() =
-      ConstRowVec<T>(t192, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1150);
-#line 920 "lm_lstm.cpp"
+  RowVec<T>(t193, 1150).noalias() =
+      ConstRowVec<T>(t186, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1150);
+#line 868 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 8: dense product (Eigen), [400]
-//   %206 matmul
+// backward stage 7: dense product (Eigen), [400]
+//   %200 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t203 = a.record + 23472;                            // [400]
+  T *__restrict t197 = a.record + 13072;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t206 = a.scratch + 5056;                            // [400]
+  T *__restrict t200 = a.scratch + 4656;                            // [400]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t206, 400).noalias() =
-      ConstRowVec<T>(t203, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 934 "lm_lstm.cpp"
+  RowVec<T>(t200, 400).noalias() =
+      ConstRowVec<T>(t197, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 882 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 9: dense product (Eigen), [1150]
-//   %210 matmul
+// backward stage 8: dense product (Eigen), [1150]
+//   %204 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t203 = a.record + 23472;                            // [400]
+  T *__restrict t197 = a.record + 13072;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1150]
-  T *__restrict t210 = a.scratch + 5456;                            // [1150]
+  T *__restrict t204 = a.scratch + 5056;                            // [1150]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t210, 1150).noalias() =
-      ConstRowVec<T>(t203, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1150);
-#line 948 "lm_lstm.cpp"
+  RowVec<T>(t204, 1150).noalias() =
+      ConstRowVec<T>(t197, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1150);
+#line 896 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -954,32 +902,32 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// backward stage 10: fused loop nest over [1150]
-//   %224 mul
-//   %234 mul
-//   %245 mul
-//   %256 mul
-//   %221 mul -> grad_prev l2.c
+// backward stage 9: fused loop nest over [1150]
+//   %218 mul
+//   %228 mul
+//   %239 mul
+//   %250 mul
+//   %215 mul -> grad_prev l2.c
 //   %7 state -> record (a factor of deferred outer-product gradients)
 //   %49 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %256 mul += grad l2.x2f.bias
+//   %250 mul += grad l2.x2f.bias
 //   %54 state -> record (a factor of deferred outer-product gradients)
-//   %256 mul += grad l2.h2f.bias
-//   %245 mul += grad l2.x2i.bias
-//   %245 mul += grad l2.h2i.bias
-//   %234 mul += grad l2.x2o.bias
-//   %234 mul += grad l2.h2o.bias
-//   %224 mul += grad l2.x2c.bias
-//   %224 mul += grad l2.h2c.bias
+//   %250 mul += grad l2.h2f.bias
+//   %239 mul += grad l2.x2i.bias
+//   %239 mul += grad l2.h2i.bias
+//   %228 mul += grad l2.x2o.bias
+//   %228 mul += grad l2.h2o.bias
+//   %218 mul += grad l2.x2c.bias
+//   %218 mul += grad l2.h2c.bias
 //   %96 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1150] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1150] d l2.h'
-  T *__restrict t177 = a.scratch + 800;                         // [1150]
-  T *__restrict t188 = a.scratch + 2352;                        // [1150]
-  T *__restrict t199 = a.scratch + 3904;                        // [1150]
-  T *__restrict t210 = a.scratch + 5456;                        // [1150]
+  T *__restrict t171 = a.scratch + 400;                         // [1150]
+  T *__restrict t182 = a.scratch + 1952;                        // [1150]
+  T *__restrict t193 = a.scratch + 3504;                        // [1150]
+  T *__restrict t204 = a.scratch + 5056;                        // [1150]
   const T *__restrict t72 = a.saved + 15376;                    // [1150]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1150]
   const T *__restrict t76 = a.saved + 16528;                    // [1150]
@@ -997,18 +945,18 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1150]
   const T *__restrict t86 = a.saved + 18832;                    // [1150]
   const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [1150]
-  T *__restrict t224 = a.record + 22320;                        // [1150]
-  T *__restrict t234 = a.record + 21168;                        // [1150]
-  T *__restrict t245 = a.record + 20016;                        // [1150]
-  T *__restrict t256 = a.record + 16560;                        // [1150]
+  T *__restrict t218 = a.record + 11920;                        // [1150]
+  T *__restrict t228 = a.record + 10768;                        // [1150]
+  T *__restrict t239 = a.record + 9616;                         // [1150]
+  T *__restrict t250 = a.record + 6160;                         // [1150]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1150]
   const T *__restrict l1_h = a.state + kStateL1H;               // [1150]
-  T *__restrict record4 = a.record + 11952;                     // [1150]
+  T *__restrict record2 = a.record + 1552;                      // [1150]
   const T *__restrict t49_l1_hn = a.saved + 9616;               // [1150] l1.hn
-  T *__restrict record9 = a.record + 17712;                     // [1150]
+  T *__restrict record7 = a.record + 7312;                      // [1150]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [1150]
   const T *__restrict l2_h = a.state + kStateL2H;               // [1150]
-  T *__restrict record10 = a.record + 18864;                    // [1150]
+  T *__restrict record8 = a.record + 8464;                      // [1150]
   T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;      // [1150]
   T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;      // [1150]
   T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;      // [1150]
@@ -1017,20 +965,20 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [1150]
   T *__restrict d_l2_h2c_bias = a.grads + kParamL2H2cBias;      // [1150]
   const T *__restrict t96_l2_hn = a.saved + 19984;              // [1150] l2.hn
-  T *__restrict record15 = a.record + 23872;                    // [1150]
+  T *__restrict record13 = a.record + 13472;                    // [1150]
   for (int j = 0; j < 1150; ++j) {
 #line 25 "examples/lm/lstm.dopa"
-    const T v178 = d_l2_h_next[j] + t177[j];
-    const T v189 = v178 + t188[j];
-    const T v200 = v189 + t199[j];
-    const T v211 = v200 + t210[j];
+    const T v172 = d_l2_h_next[j] + t171[j];
+    const T v183 = v172 + t182[j];
+    const T v194 = v183 + t193[j];
+    const T v205 = v194 + t204[j];
 #line 22 "examples/lm/lstm.dopa"
     const T v74 = t72[j] + l2_x2o_bias[j];
     const T v78 = t76[j] + l2_h2o_bias[j];
     const T v79 = v74 + v78;
     const T v80 = T(1) / (T(1) + std::exp(-v79));
 #line 25 "examples/lm/lstm.dopa"
-    const T v213 = v211 * v80;
+    const T v207 = v205 * v80;
 #line 20 "examples/lm/lstm.dopa"
     const T v53 = t51[j] + l2_x2f_bias[j];
     const T v58 = t56[j] + l2_h2f_bias[j];
@@ -1053,171 +1001,171 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v94 = v92 + v93;
 #line 25 "examples/lm/lstm.dopa"
     const T v95 = std::tanh(v94);
-    const T v214 = v95 * v95;
-    const T v215 = T(1.0) - v214;
-    const T v216 = v213 * v215;
+    const T v208 = v95 * v95;
+    const T v209 = T(1.0) - v208;
+    const T v210 = v207 * v209;
 #line 24 "examples/lm/lstm.dopa"
-    const T v217 = d_l2_c_next[j] + v216;
-    const T v219 = v217 * v70;
+    const T v211 = d_l2_c_next[j] + v210;
+    const T v213 = v211 * v70;
 #line 23 "examples/lm/lstm.dopa"
-    const T v222 = v90 * v90;
-    const T v223 = T(1.0) - v222;
-    const T v224 = v219 * v223;
-    t224[j] = v224;
+    const T v216 = v90 * v90;
+    const T v217 = T(1.0) - v216;
+    const T v218 = v213 * v217;
+    t218[j] = v218;
 #line 25 "examples/lm/lstm.dopa"
-    const T v212 = v211 * v95;
+    const T v206 = v205 * v95;
 #line 22 "examples/lm/lstm.dopa"
-    const T v232 = T(1.0) - v80;
-    const T v233 = v80 * v232;
-    const T v234 = v212 * v233;
-    t234[j] = v234;
+    const T v226 = T(1.0) - v80;
+    const T v227 = v80 * v226;
+    const T v228 = v206 * v227;
+    t228[j] = v228;
 #line 24 "examples/lm/lstm.dopa"
-    const T v218 = v217 * v90;
+    const T v212 = v211 * v90;
 #line 21 "examples/lm/lstm.dopa"
-    const T v243 = T(1.0) - v70;
-    const T v244 = v70 * v243;
-    const T v245 = v218 * v244;
-    t245[j] = v245;
+    const T v237 = T(1.0) - v70;
+    const T v238 = v70 * v237;
+    const T v239 = v212 * v238;
+    t239[j] = v239;
 #line 24 "examples/lm/lstm.dopa"
-    const T v220 = v217 * l2_c[j];
+    const T v214 = v211 * l2_c[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v254 = T(1.0) - v60;
-    const T v255 = v60 * v254;
-    const T v256 = v220 * v255;
-    t256[j] = v256;
+    const T v248 = T(1.0) - v60;
+    const T v249 = v60 * v248;
+    const T v250 = v214 * v249;
+    t250[j] = v250;
 #line 24 "examples/lm/lstm.dopa"
-    const T v221 = v217 * v60;
-    d_l2_c[j] = v221;
-    record4[j] = l1_h[j];
-    record9[j] = t49_l1_hn[j];
+    const T v215 = v211 * v60;
+    d_l2_c[j] = v215;
+    record2[j] = l1_h[j];
+    record7[j] = t49_l1_hn[j];
 #line 20 "examples/lm/lstm.dopa"
-    d_l2_x2f_bias[j] += v256;
-    record10[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v256;
+    d_l2_x2f_bias[j] += v250;
+    record8[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v250;
 #line 21 "examples/lm/lstm.dopa"
-    d_l2_x2i_bias[j] += v245;
-    d_l2_h2i_bias[j] += v245;
+    d_l2_x2i_bias[j] += v239;
+    d_l2_h2i_bias[j] += v239;
 #line 22 "examples/lm/lstm.dopa"
-    d_l2_x2o_bias[j] += v234;
-    d_l2_h2o_bias[j] += v234;
+    d_l2_x2o_bias[j] += v228;
+    d_l2_h2o_bias[j] += v228;
 #line 23 "examples/lm/lstm.dopa"
-    d_l2_x2c_bias[j] += v224;
-    d_l2_h2c_bias[j] += v224;
-    record15[j] = t96_l2_hn[j];
+    d_l2_x2c_bias[j] += v218;
+    d_l2_h2c_bias[j] += v218;
+    record13[j] = t96_l2_hn[j];
   }
-#line 1109 "lm_lstm.cpp"
+#line 1057 "lm_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + h2c(h))
+//
+// backward stage 10: dense product (Eigen), [1150]
+//   %221 matmul
+template <class T> static void backward_h2c_10(const dopa::StepArgs<T> &a) {
+  T *__restrict t218 = a.record + 11920;                            // [1150]
+  const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [1150, 1150]
+  T *__restrict t221 = a.scratch + 6208;                            // [1150]
+#line 23 "examples/lm/lstm.dopa"
+  RowVec<T>(t221, 1150).noalias() =
+      ConstRowVec<T>(t218, 1150) * ConstRowMat<T>(l2_h2c_weight, 1150, 1150);
+#line 1071 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 11: dense product (Eigen), [1150]
-//   %227 matmul
-template <class T> static void backward_h2c_11(const dopa::StepArgs<T> &a) {
-  T *__restrict t224 = a.record + 22320;                            // [1150]
-  const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [1150, 1150]
-  T *__restrict t227 = a.scratch + 6608;                            // [1150]
+//   %224 matmul
+template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
+  T *__restrict t218 = a.record + 11920;                            // [1150]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1150, 1150]
+  T *__restrict t224 = a.scratch + 7360;                            // [1150]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t227, 1150).noalias() =
-      ConstRowVec<T>(t224, 1150) * ConstRowMat<T>(l2_h2c_weight, 1150, 1150);
-#line 1123 "lm_lstm.cpp"
+  RowVec<T>(t224, 1150).noalias() =
+      ConstRowVec<T>(t218, 1150) * ConstRowMat<T>(l2_x2c_weight, 1150, 1150);
+#line 1085 "lm_lstm.cpp"
 }
 
-// g = tanh(x2c(x) + h2c(h))
+// o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 12: dense product (Eigen), [1150]
-//   %230 matmul
-template <class T> static void backward_x2c_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t224 = a.record + 22320;                            // [1150]
-  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1150, 1150]
-  T *__restrict t230 = a.scratch + 7760;                            // [1150]
-#line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t230, 1150).noalias() =
-      ConstRowVec<T>(t224, 1150) * ConstRowMat<T>(l2_x2c_weight, 1150, 1150);
-#line 1137 "lm_lstm.cpp"
+//   %231 matmul
+template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
+  T *__restrict t228 = a.record + 10768;                            // [1150]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1150, 1150]
+  T *__restrict t231 = a.scratch + 8512;                            // [1150]
+#line 22 "examples/lm/lstm.dopa"
+  RowVec<T>(t231, 1150).noalias() =
+      ConstRowVec<T>(t228, 1150) * ConstRowMat<T>(l2_h2o_weight, 1150, 1150);
+#line 1099 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 13: dense product (Eigen), [1150]
-//   %237 matmul
-template <class T> static void backward_h2o_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 21168;                            // [1150]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1150, 1150]
-  T *__restrict t237 = a.scratch + 8912;                            // [1150]
+//   %235 matmul
+template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
+  T *__restrict t228 = a.record + 10768;                            // [1150]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1150, 1150]
+  T *__restrict t235 = a.scratch + 9664;                            // [1150]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t237, 1150).noalias() =
-      ConstRowVec<T>(t234, 1150) * ConstRowMat<T>(l2_h2o_weight, 1150, 1150);
-#line 1151 "lm_lstm.cpp"
+  RowVec<T>(t235, 1150).noalias() =
+      ConstRowVec<T>(t228, 1150) * ConstRowMat<T>(l2_x2o_weight, 1150, 1150);
+#line 1113 "lm_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 14: dense product (Eigen), [1150]
-//   %241 matmul
-template <class T> static void backward_x2o_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 21168;                            // [1150]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1150, 1150]
-  T *__restrict t241 = a.scratch + 10064;                           // [1150]
-#line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t241, 1150).noalias() =
-      ConstRowVec<T>(t234, 1150) * ConstRowMat<T>(l2_x2o_weight, 1150, 1150);
-#line 1165 "lm_lstm.cpp"
+//   %242 matmul
+template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
+  T *__restrict t239 = a.record + 9616;                             // [1150]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1150, 1150]
+  T *__restrict t242 = a.scratch + 10816;                           // [1150]
+#line 21 "examples/lm/lstm.dopa"
+  RowVec<T>(t242, 1150).noalias() =
+      ConstRowVec<T>(t239, 1150) * ConstRowMat<T>(l2_h2i_weight, 1150, 1150);
+#line 1127 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 15: dense product (Eigen), [1150]
-//   %248 matmul
-template <class T> static void backward_h2i_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 20016;                            // [1150]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1150, 1150]
-  T *__restrict t248 = a.scratch + 11216;                           // [1150]
+//   %246 matmul
+template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t239 = a.record + 9616;                             // [1150]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1150, 1150]
+  T *__restrict t246 = a.scratch + 11968;                           // [1150]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t248, 1150).noalias() =
-      ConstRowVec<T>(t245, 1150) * ConstRowMat<T>(l2_h2i_weight, 1150, 1150);
-#line 1179 "lm_lstm.cpp"
+  RowVec<T>(t246, 1150).noalias() =
+      ConstRowVec<T>(t239, 1150) * ConstRowMat<T>(l2_x2i_weight, 1150, 1150);
+#line 1141 "lm_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 16: dense product (Eigen), [1150]
-//   %252 matmul
-template <class T> static void backward_x2i_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 20016;                            // [1150]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1150, 1150]
-  T *__restrict t252 = a.scratch + 12368;                           // [1150]
-#line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t252, 1150).noalias() =
-      ConstRowVec<T>(t245, 1150) * ConstRowMat<T>(l2_x2i_weight, 1150, 1150);
-#line 1193 "lm_lstm.cpp"
+//   %253 matmul
+template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t250 = a.record + 6160;                             // [1150]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1150, 1150]
+  T *__restrict t253 = a.scratch + 13120;                           // [1150]
+#line 20 "examples/lm/lstm.dopa"
+  RowVec<T>(t253, 1150).noalias() =
+      ConstRowVec<T>(t250, 1150) * ConstRowMat<T>(l2_h2f_weight, 1150, 1150);
+#line 1155 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 17: dense product (Eigen), [1150]
-//   %259 matmul
-template <class T> static void backward_h2f_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t256 = a.record + 16560;                            // [1150]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1150, 1150]
-  T *__restrict t259 = a.scratch + 13520;                           // [1150]
-#line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t259, 1150).noalias() =
-      ConstRowVec<T>(t256, 1150) * ConstRowMat<T>(l2_h2f_weight, 1150, 1150);
-#line 1207 "lm_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 18: dense product (Eigen), [1150]
-//   %263 matmul
-template <class T> static void backward_x2f_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t256 = a.record + 16560;                            // [1150]
+//   %257 matmul
+template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t250 = a.record + 6160;                             // [1150]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1150, 1150]
-  T *__restrict t263 = a.scratch + 14672;                           // [1150]
+  T *__restrict t257 = a.scratch + 14272;                           // [1150]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t263, 1150).noalias() =
-      ConstRowVec<T>(t256, 1150) * ConstRowMat<T>(l2_x2f_weight, 1150, 1150);
-#line 1221 "lm_lstm.cpp"
+  RowVec<T>(t257, 1150).noalias() =
+      ConstRowVec<T>(t250, 1150) * ConstRowMat<T>(l2_x2f_weight, 1150, 1150);
+#line 1169 "lm_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1227,29 +1175,29 @@ template <class T> static void backward_x2f_18(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + h2c(h))
 // cn = f * c + i * g
 //
-// backward stage 19: fused loop nest over [1150]
-//   %277 mul
-//   %286 mul
-//   %297 mul
-//   %308 mul
-//   %274 mul -> grad_prev l1.c
-//   %260 add -> grad_prev l2.h
-//   %308 mul += grad l1.x2f.bias
-//   %308 mul += grad l1.h2f.bias
-//   %297 mul += grad l1.x2i.bias
-//   %297 mul += grad l1.h2i.bias
-//   %286 mul += grad l1.x2o.bias
-//   %286 mul += grad l1.h2o.bias
-//   %277 mul += grad l1.x2c.bias
-//   %277 mul += grad l1.h2c.bias
+// backward stage 18: fused loop nest over [1150]
+//   %271 mul
+//   %280 mul
+//   %291 mul
+//   %302 mul
+//   %268 mul -> grad_prev l1.c
+//   %254 add -> grad_prev l2.h
+//   %302 mul += grad l1.x2f.bias
+//   %302 mul += grad l1.h2f.bias
+//   %291 mul += grad l1.x2i.bias
+//   %291 mul += grad l1.h2i.bias
+//   %280 mul += grad l1.x2o.bias
+//   %280 mul += grad l1.h2o.bias
+//   %271 mul += grad l1.x2c.bias
+//   %271 mul += grad l1.h2c.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1150] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1150] d l1.h'
-  T *__restrict t230 = a.scratch + 7760;                        // [1150]
-  T *__restrict t241 = a.scratch + 10064;                       // [1150]
-  T *__restrict t252 = a.scratch + 12368;                       // [1150]
-  T *__restrict t263 = a.scratch + 14672;                       // [1150]
+  T *__restrict t224 = a.scratch + 7360;                        // [1150]
+  T *__restrict t235 = a.scratch + 9664;                        // [1150]
+  T *__restrict t246 = a.scratch + 11968;                       // [1150]
+  T *__restrict t257 = a.scratch + 14272;                       // [1150]
   const T *__restrict t25 = a.saved + 5008;                     // [1150]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1150]
   const T *__restrict t29 = a.saved + 6160;                     // [1150]
@@ -1267,15 +1215,15 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1150]
   const T *__restrict t39 = a.saved + 8464;                     // [1150]
   const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [1150]
-  T *__restrict t277 = a.record + 15408;                        // [1150]
-  T *__restrict t286 = a.record + 14256;                        // [1150]
-  T *__restrict t297 = a.record + 13104;                        // [1150]
-  T *__restrict t308 = a.record + 10400;                        // [1150]
+  T *__restrict t271 = a.record + 5008;                         // [1150]
+  T *__restrict t280 = a.record + 3856;                         // [1150]
+  T *__restrict t291 = a.record + 2704;                         // [1150]
+  T *__restrict t302 = a.record + 0;                            // [1150]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1150]
-  T *__restrict t227 = a.scratch + 6608;                        // [1150]
-  T *__restrict t237 = a.scratch + 8912;                        // [1150]
-  T *__restrict t248 = a.scratch + 11216;                       // [1150]
-  T *__restrict t259 = a.scratch + 13520;                       // [1150]
+  T *__restrict t221 = a.scratch + 6208;                        // [1150]
+  T *__restrict t231 = a.scratch + 8512;                        // [1150]
+  T *__restrict t242 = a.scratch + 10816;                       // [1150]
+  T *__restrict t253 = a.scratch + 13120;                       // [1150]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1150]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1150]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1150]
@@ -1287,17 +1235,17 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2c_bias = a.grads + kParamL1H2cBias;      // [1150]
   for (int j = 0; j < 1150; ++j) {
 #line 25 "examples/lm/lstm.dopa"
-    const T v231 = d_l1_h_next[j] + t230[j];
-    const T v242 = v231 + t241[j];
-    const T v253 = v242 + t252[j];
-    const T v264 = v253 + t263[j];
+    const T v225 = d_l1_h_next[j] + t224[j];
+    const T v236 = v225 + t235[j];
+    const T v247 = v236 + t246[j];
+    const T v258 = v247 + t257[j];
 #line 22 "examples/lm/lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + std::exp(-v32));
 #line 25 "examples/lm/lstm.dopa"
-    const T v266 = v264 * v33;
+    const T v260 = v258 * v33;
 #line 20 "examples/lm/lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
@@ -1320,246 +1268,231 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v47 = v45 + v46;
 #line 25 "examples/lm/lstm.dopa"
     const T v48 = std::tanh(v47);
-    const T v267 = v48 * v48;
-    const T v268 = T(1.0) - v267;
-    const T v269 = v266 * v268;
+    const T v261 = v48 * v48;
+    const T v262 = T(1.0) - v261;
+    const T v263 = v260 * v262;
 #line 24 "examples/lm/lstm.dopa"
-    const T v270 = d_l1_c_next[j] + v269;
-    const T v272 = v270 * v23;
+    const T v264 = d_l1_c_next[j] + v263;
+    const T v266 = v264 * v23;
 #line 23 "examples/lm/lstm.dopa"
-    const T v275 = v43 * v43;
-    const T v276 = T(1.0) - v275;
-    const T v277 = v272 * v276;
-    t277[j] = v277;
+    const T v269 = v43 * v43;
+    const T v270 = T(1.0) - v269;
+    const T v271 = v266 * v270;
+    t271[j] = v271;
 #line 25 "examples/lm/lstm.dopa"
-    const T v265 = v264 * v48;
+    const T v259 = v258 * v48;
 #line 22 "examples/lm/lstm.dopa"
-    const T v284 = T(1.0) - v33;
-    const T v285 = v33 * v284;
-    const T v286 = v265 * v285;
-    t286[j] = v286;
+    const T v278 = T(1.0) - v33;
+    const T v279 = v33 * v278;
+    const T v280 = v259 * v279;
+    t280[j] = v280;
 #line 24 "examples/lm/lstm.dopa"
-    const T v271 = v270 * v43;
+    const T v265 = v264 * v43;
 #line 21 "examples/lm/lstm.dopa"
-    const T v295 = T(1.0) - v23;
-    const T v296 = v23 * v295;
-    const T v297 = v271 * v296;
-    t297[j] = v297;
+    const T v289 = T(1.0) - v23;
+    const T v290 = v23 * v289;
+    const T v291 = v265 * v290;
+    t291[j] = v291;
 #line 24 "examples/lm/lstm.dopa"
-    const T v273 = v270 * l1_c[j];
+    const T v267 = v264 * l1_c[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v306 = T(1.0) - v13;
-    const T v307 = v13 * v306;
-    const T v308 = v273 * v307;
-    t308[j] = v308;
+    const T v300 = T(1.0) - v13;
+    const T v301 = v13 * v300;
+    const T v302 = v267 * v301;
+    t302[j] = v302;
 #line 24 "examples/lm/lstm.dopa"
-    const T v274 = v270 * v13;
-    d_l1_c[j] = v274;
+    const T v268 = v264 * v13;
+    d_l1_c[j] = v268;
 #line 9 "examples/lm/lstm.dopa"
-    const T v238 = t227[j] + t237[j];
-    const T v249 = v238 + t248[j];
-    const T v260 = v249 + t259[j];
-    d_l2_h[j] = v260;
+    const T v232 = t221[j] + t231[j];
+    const T v243 = v232 + t242[j];
+    const T v254 = v243 + t253[j];
+    d_l2_h[j] = v254;
 #line 20 "examples/lm/lstm.dopa"
-    d_l1_x2f_bias[j] += v308;
-    d_l1_h2f_bias[j] += v308;
+    d_l1_x2f_bias[j] += v302;
+    d_l1_h2f_bias[j] += v302;
 #line 21 "examples/lm/lstm.dopa"
-    d_l1_x2i_bias[j] += v297;
-    d_l1_h2i_bias[j] += v297;
+    d_l1_x2i_bias[j] += v291;
+    d_l1_h2i_bias[j] += v291;
 #line 22 "examples/lm/lstm.dopa"
-    d_l1_x2o_bias[j] += v286;
-    d_l1_h2o_bias[j] += v286;
+    d_l1_x2o_bias[j] += v280;
+    d_l1_h2o_bias[j] += v280;
 #line 23 "examples/lm/lstm.dopa"
-    d_l1_x2c_bias[j] += v277;
-    d_l1_h2c_bias[j] += v277;
+    d_l1_x2c_bias[j] += v271;
+    d_l1_h2c_bias[j] += v271;
   }
-#line 1377 "lm_lstm.cpp"
+#line 1325 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
-// backward stage 20: dense product (Eigen), [1150]
-//   %280 matmul
-template <class T> static void backward_h2c_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 15408;                            // [1150]
+// backward stage 19: dense product (Eigen), [1150]
+//   %274 matmul
+template <class T> static void backward_h2c_19(const dopa::StepArgs<T> &a) {
+  T *__restrict t271 = a.record + 5008;                             // [1150]
   const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [1150, 1150]
-  T *__restrict t280 = a.scratch + 15824;                           // [1150]
+  T *__restrict t274 = a.scratch + 15424;                           // [1150]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t280, 1150).noalias() =
-      ConstRowVec<T>(t277, 1150) * ConstRowMat<T>(l1_h2c_weight, 1150, 1150);
-#line 1391 "lm_lstm.cpp"
+  RowVec<T>(t274, 1150).noalias() =
+      ConstRowVec<T>(t271, 1150) * ConstRowMat<T>(l1_h2c_weight, 1150, 1150);
+#line 1339 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
-// backward stage 21: dense product (Eigen), [400]
-//   %283 matmul
-template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 15408;                            // [1150]
+// backward stage 20: dense product (Eigen), [400]
+//   %277 matmul
+template <class T> static void backward_x2c_20(const dopa::StepArgs<T> &a) {
+  T *__restrict t271 = a.record + 5008;                             // [1150]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1150, 400]
-  T *__restrict t283 = a.scratch + 16976;                           // [400]
+  T *__restrict t277 = a.scratch + 16576;                           // [400]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t283, 400).noalias() =
-      ConstRowVec<T>(t277, 1150) * ConstRowMat<T>(l1_x2c_weight, 1150, 400);
-#line 1405 "lm_lstm.cpp"
+  RowVec<T>(t277, 400).noalias() =
+      ConstRowVec<T>(t271, 1150) * ConstRowMat<T>(l1_x2c_weight, 1150, 400);
+#line 1353 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 22: dense product (Eigen), [1150]
-//   %289 matmul
-template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t286 = a.record + 14256;                            // [1150]
+// backward stage 21: dense product (Eigen), [1150]
+//   %283 matmul
+template <class T> static void backward_h2o_21(const dopa::StepArgs<T> &a) {
+  T *__restrict t280 = a.record + 3856;                             // [1150]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1150, 1150]
-  T *__restrict t289 = a.scratch + 17376;                           // [1150]
+  T *__restrict t283 = a.scratch + 16976;                           // [1150]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t289, 1150).noalias() =
-      ConstRowVec<T>(t286, 1150) * ConstRowMat<T>(l1_h2o_weight, 1150, 1150);
-#line 1419 "lm_lstm.cpp"
+  RowVec<T>(t283, 1150).noalias() =
+      ConstRowVec<T>(t280, 1150) * ConstRowMat<T>(l1_h2o_weight, 1150, 1150);
+#line 1367 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 23: dense product (Eigen), [400]
-//   %293 matmul
-template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t286 = a.record + 14256;                            // [1150]
+// backward stage 22: dense product (Eigen), [400]
+//   %287 matmul
+template <class T> static void backward_x2o_22(const dopa::StepArgs<T> &a) {
+  T *__restrict t280 = a.record + 3856;                             // [1150]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1150, 400]
-  T *__restrict t293 = a.scratch + 18528;                           // [400]
+  T *__restrict t287 = a.scratch + 18128;                           // [400]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t293, 400).noalias() =
-      ConstRowVec<T>(t286, 1150) * ConstRowMat<T>(l1_x2o_weight, 1150, 400);
-#line 1433 "lm_lstm.cpp"
+  RowVec<T>(t287, 400).noalias() =
+      ConstRowVec<T>(t280, 1150) * ConstRowMat<T>(l1_x2o_weight, 1150, 400);
+#line 1381 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 24: dense product (Eigen), [1150]
-//   %300 matmul
-template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t297 = a.record + 13104;                            // [1150]
+// backward stage 23: dense product (Eigen), [1150]
+//   %294 matmul
+template <class T> static void backward_h2i_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t291 = a.record + 2704;                             // [1150]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1150, 1150]
-  T *__restrict t300 = a.scratch + 18928;                           // [1150]
+  T *__restrict t294 = a.scratch + 18528;                           // [1150]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t300, 1150).noalias() =
-      ConstRowVec<T>(t297, 1150) * ConstRowMat<T>(l1_h2i_weight, 1150, 1150);
-#line 1447 "lm_lstm.cpp"
+  RowVec<T>(t294, 1150).noalias() =
+      ConstRowVec<T>(t291, 1150) * ConstRowMat<T>(l1_h2i_weight, 1150, 1150);
+#line 1395 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 25: dense product (Eigen), [400]
-//   %304 matmul
-template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t297 = a.record + 13104;                            // [1150]
+// backward stage 24: dense product (Eigen), [400]
+//   %298 matmul
+template <class T> static void backward_x2i_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t291 = a.record + 2704;                             // [1150]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1150, 400]
-  T *__restrict t304 = a.scratch + 20080;                           // [400]
+  T *__restrict t298 = a.scratch + 19680;                           // [400]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t304, 400).noalias() =
-      ConstRowVec<T>(t297, 1150) * ConstRowMat<T>(l1_x2i_weight, 1150, 400);
-#line 1461 "lm_lstm.cpp"
+  RowVec<T>(t298, 400).noalias() =
+      ConstRowVec<T>(t291, 1150) * ConstRowMat<T>(l1_x2i_weight, 1150, 400);
+#line 1409 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 26: dense product (Eigen), [1150]
-//   %311 matmul
-template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 10400;                            // [1150]
+// backward stage 25: dense product (Eigen), [1150]
+//   %305 matmul
+template <class T> static void backward_h2f_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t302 = a.record + 0;                                // [1150]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1150, 1150]
-  T *__restrict t311 = a.scratch + 20480;                           // [1150]
+  T *__restrict t305 = a.scratch + 20080;                           // [1150]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t311, 1150).noalias() =
-      ConstRowVec<T>(t308, 1150) * ConstRowMat<T>(l1_h2f_weight, 1150, 1150);
-#line 1475 "lm_lstm.cpp"
+  RowVec<T>(t305, 1150).noalias() =
+      ConstRowVec<T>(t302, 1150) * ConstRowMat<T>(l1_h2f_weight, 1150, 1150);
+#line 1423 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 27: dense product (Eigen), [400]
-//   %315 matmul
-template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 10400;                            // [1150]
+// backward stage 26: dense product (Eigen), [400]
+//   %309 matmul
+template <class T> static void backward_x2f_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t302 = a.record + 0;                                // [1150]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1150, 400]
-  T *__restrict t315 = a.scratch + 21632;                           // [400]
+  T *__restrict t309 = a.scratch + 21232;                           // [400]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t315, 400).noalias() =
-      ConstRowVec<T>(t308, 1150) * ConstRowMat<T>(l1_x2f_weight, 1150, 400);
-#line 1489 "lm_lstm.cpp"
+  RowVec<T>(t309, 400).noalias() =
+      ConstRowVec<T>(t302, 1150) * ConstRowMat<T>(l1_x2f_weight, 1150, 400);
+#line 1437 "lm_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
-// backward stage 28: fused loop nest over [1150]
-//   %312 add -> grad_prev l1.h
+// backward stage 27: fused loop nest over [1150]
+//   %306 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t280 = a.scratch + 15824;        // [1150]
-  T *__restrict t289 = a.scratch + 17376;        // [1150]
-  T *__restrict t300 = a.scratch + 18928;        // [1150]
-  T *__restrict t311 = a.scratch + 20480;        // [1150]
+  T *__restrict t274 = a.scratch + 15424;        // [1150]
+  T *__restrict t283 = a.scratch + 16976;        // [1150]
+  T *__restrict t294 = a.scratch + 18528;        // [1150]
+  T *__restrict t305 = a.scratch + 20080;        // [1150]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1150]
 #pragma omp simd
   for (int j = 0; j < 1150; ++j) {
 #line 9 "examples/lm/lstm.dopa"
-    const T v290 = t280[j] + t289[j];
-    const T v301 = v290 + t300[j];
-    const T v312 = v301 + t311[j];
-    d_l1_h[j] = v312;
+    const T v284 = t274[j] + t283[j];
+    const T v295 = v284 + t294[j];
+    const T v306 = v295 + t305[j];
+    d_l1_h[j] = v306;
   }
-#line 1510 "lm_lstm.cpp"
+#line 1458 "lm_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
-// backward stage 29: fused loop nest over [400]
-//   %207 add -> grad_prev l3.h
-//   %316 add += grad enc.weight
+// backward stage 28: fused loop nest over [400]
+//   %201 add -> grad_prev l3.h
+//   %310 add += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t174 = a.scratch + 400;                   // [400]
-  T *__restrict t184 = a.scratch + 1952;                  // [400]
-  T *__restrict t195 = a.scratch + 3504;                  // [400]
-  T *__restrict t206 = a.scratch + 5056;                  // [400]
+  T *__restrict t168 = a.scratch + 0;                     // [400]
+  T *__restrict t178 = a.scratch + 1552;                  // [400]
+  T *__restrict t189 = a.scratch + 3104;                  // [400]
+  T *__restrict t200 = a.scratch + 4656;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t283 = a.scratch + 16976;                 // [400]
-  T *__restrict t293 = a.scratch + 18528;                 // [400]
-  T *__restrict t304 = a.scratch + 20080;                 // [400]
-  T *__restrict t315 = a.scratch + 21632;                 // [400]
+  T *__restrict t277 = a.scratch + 16576;                 // [400]
+  T *__restrict t287 = a.scratch + 18128;                 // [400]
+  T *__restrict t298 = a.scratch + 19680;                 // [400]
+  T *__restrict t309 = a.scratch + 21232;                 // [400]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 9 "examples/lm/lstm.dopa"
-    const T v185 = t174[j] + t184[j];
-    const T v196 = v185 + t195[j];
-    const T v207 = v196 + t206[j];
-    d_l3_h[j] = v207;
+    const T v179 = t168[j] + t178[j];
+    const T v190 = v179 + t189[j];
+    const T v201 = v190 + t200[j];
+    d_l3_h[j] = v201;
 #line 15 "examples/lm/lstm.dopa"
-    const T v294 = t283[j] + t293[j];
-    const T v305 = v294 + t304[j];
-    const T v316 = v305 + t315[j];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v316;
+    const T v288 = t277[j] + t287[j];
+    const T v299 = v288 + t298[j];
+    const T v310 = v299 + t309[j];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v310;
   }
-#line 1544 "lm_lstm.cpp"
-}
-
-// backward stage 30: fused loop nest over [10000]
-//   %147 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %147 grad_output d logits += grad dec_bias
-template <class T> static void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  T *__restrict record0 = a.record + 0;                // [10000]
-  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-    record0[j] = d_out_logits[j];
-    d_dec_bias[j] += d_out_logits[j];
-  }
+#line 1492 "lm_lstm.cpp"
 }
 
 /// One backward step of LSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_matmul(a);
   backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
   backward_h2c(a);
   backward_x2c(a);
@@ -1570,26 +1503,25 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_h2f(a);
   backward_x2f(a);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  backward_h2c_11(a);
-  backward_x2c_12(a);
-  backward_h2o_13(a);
-  backward_x2o_14(a);
-  backward_h2i_15(a);
-  backward_x2i_16(a);
-  backward_h2f_17(a);
-  backward_x2f_18(a);
+  backward_h2c_10(a);
+  backward_x2c_11(a);
+  backward_h2o_12(a);
+  backward_x2o_13(a);
+  backward_h2i_14(a);
+  backward_x2i_15(a);
+  backward_h2f_16(a);
+  backward_x2f_17(a);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  backward_h2c_20(a);
-  backward_x2c_21(a);
-  backward_h2o_22(a);
-  backward_x2o_23(a);
-  backward_h2i_24(a);
-  backward_x2i_25(a);
-  backward_h2f_26(a);
-  backward_x2f_27(a);
+  backward_h2c_19(a);
+  backward_x2c_20(a);
+  backward_h2o_21(a);
+  backward_x2o_22(a);
+  backward_h2i_23(a);
+  backward_x2i_24(a);
+  backward_h2f_25(a);
+  backward_x2f_26(a);
   backward_d_l1_h(a);
   backward_d_l3_h_grad_enc_weight(a);
-  backward_grad_dec_bias(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -1758,127 +1690,115 @@ static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL2H,
 static const int64_t inputRows[] = {10000};
 
 static const dopa::DeferredOuter deferred[] = {
-    {.paramOffset = kParamEncWeight, .rows = 10000, .cols = 400, .offsetA = 0, .offsetB = 10000},
-    {.paramOffset = kParamL1X2fWeight,
-     .rows = 1150,
-     .cols = 400,
-     .offsetA = 10400,
-     .offsetB = 11552},
-    {.paramOffset = kParamL1H2fWeight,
-     .rows = 1150,
-     .cols = 1150,
-     .offsetA = 10400,
-     .offsetB = 11952},
-    {.paramOffset = kParamL1X2iWeight,
-     .rows = 1150,
-     .cols = 400,
-     .offsetA = 13104,
-     .offsetB = 11552},
+    {.paramOffset = kParamL1X2fWeight, .rows = 1150, .cols = 400, .offsetA = 0, .offsetB = 1152},
+    {.paramOffset = kParamL1H2fWeight, .rows = 1150, .cols = 1150, .offsetA = 0, .offsetB = 1552},
+    {.paramOffset = kParamL1X2iWeight, .rows = 1150, .cols = 400, .offsetA = 2704, .offsetB = 1152},
     {.paramOffset = kParamL1H2iWeight,
      .rows = 1150,
      .cols = 1150,
-     .offsetA = 13104,
-     .offsetB = 11952},
-    {.paramOffset = kParamL1X2oWeight,
-     .rows = 1150,
-     .cols = 400,
-     .offsetA = 14256,
-     .offsetB = 11552},
+     .offsetA = 2704,
+     .offsetB = 1552},
+    {.paramOffset = kParamL1X2oWeight, .rows = 1150, .cols = 400, .offsetA = 3856, .offsetB = 1152},
     {.paramOffset = kParamL1H2oWeight,
      .rows = 1150,
      .cols = 1150,
-     .offsetA = 14256,
-     .offsetB = 11952},
-    {.paramOffset = kParamL1X2cWeight,
-     .rows = 1150,
-     .cols = 400,
-     .offsetA = 15408,
-     .offsetB = 11552},
+     .offsetA = 3856,
+     .offsetB = 1552},
+    {.paramOffset = kParamL1X2cWeight, .rows = 1150, .cols = 400, .offsetA = 5008, .offsetB = 1152},
     {.paramOffset = kParamL1H2cWeight,
      .rows = 1150,
      .cols = 1150,
-     .offsetA = 15408,
-     .offsetB = 11952},
+     .offsetA = 5008,
+     .offsetB = 1552},
     {.paramOffset = kParamL2X2fWeight,
      .rows = 1150,
      .cols = 1150,
-     .offsetA = 16560,
-     .offsetB = 17712},
+     .offsetA = 6160,
+     .offsetB = 7312},
     {.paramOffset = kParamL2H2fWeight,
      .rows = 1150,
      .cols = 1150,
-     .offsetA = 16560,
-     .offsetB = 18864},
+     .offsetA = 6160,
+     .offsetB = 8464},
     {.paramOffset = kParamL2X2iWeight,
      .rows = 1150,
      .cols = 1150,
-     .offsetA = 20016,
-     .offsetB = 17712},
+     .offsetA = 9616,
+     .offsetB = 7312},
     {.paramOffset = kParamL2H2iWeight,
      .rows = 1150,
      .cols = 1150,
-     .offsetA = 20016,
-     .offsetB = 18864},
+     .offsetA = 9616,
+     .offsetB = 8464},
     {.paramOffset = kParamL2X2oWeight,
      .rows = 1150,
      .cols = 1150,
-     .offsetA = 21168,
-     .offsetB = 17712},
+     .offsetA = 10768,
+     .offsetB = 7312},
     {.paramOffset = kParamL2H2oWeight,
      .rows = 1150,
      .cols = 1150,
-     .offsetA = 21168,
-     .offsetB = 18864},
+     .offsetA = 10768,
+     .offsetB = 8464},
     {.paramOffset = kParamL2X2cWeight,
      .rows = 1150,
      .cols = 1150,
-     .offsetA = 22320,
-     .offsetB = 17712},
+     .offsetA = 11920,
+     .offsetB = 7312},
     {.paramOffset = kParamL2H2cWeight,
      .rows = 1150,
      .cols = 1150,
-     .offsetA = 22320,
-     .offsetB = 18864},
+     .offsetA = 11920,
+     .offsetB = 8464},
     {.paramOffset = kParamL3X2fWeight,
      .rows = 400,
      .cols = 1150,
-     .offsetA = 23472,
-     .offsetB = 23872},
+     .offsetA = 13072,
+     .offsetB = 13472},
     {.paramOffset = kParamL3H2fWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 23472,
-     .offsetB = 25024},
+     .offsetA = 13072,
+     .offsetB = 14624},
     {.paramOffset = kParamL3X2iWeight,
      .rows = 400,
      .cols = 1150,
-     .offsetA = 25424,
-     .offsetB = 23872},
+     .offsetA = 15024,
+     .offsetB = 13472},
     {.paramOffset = kParamL3H2iWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 25424,
-     .offsetB = 25024},
+     .offsetA = 15024,
+     .offsetB = 14624},
     {.paramOffset = kParamL3X2oWeight,
      .rows = 400,
      .cols = 1150,
-     .offsetA = 25824,
-     .offsetB = 23872},
+     .offsetA = 15424,
+     .offsetB = 13472},
     {.paramOffset = kParamL3H2oWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 25824,
-     .offsetB = 25024},
+     .offsetA = 15424,
+     .offsetB = 14624},
     {.paramOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1150,
-     .offsetA = 26224,
-     .offsetB = 23872},
+     .offsetA = 15824,
+     .offsetB = 13472},
     {.paramOffset = kParamL3H2cWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 26224,
-     .offsetB = 25024},
+     .offsetA = 15824,
+     .offsetB = 14624},
+};
+
+static const dopa::BatchedReadout readouts[] = {
+    // logits = enc.weight @ x + dec_bias
+    {.output = 0,
+     .weightOffset = kParamEncWeight,
+     .biasOffset = kParamDecBias,
+     .rows = 10000,
+     .cols = 400},
 };
 
 const dopa::GeneratedSpec &spec() {
@@ -1888,8 +1808,8 @@ const dopa::GeneratedSpec &spec() {
       .info = info,
       .stateNumel = 5408,
       .stateOffsets = stateOffsets,
-      .savedNumel = 24736,
-      .scratchNumel = 22032,
+      .savedNumel = 24336,
+      .scratchNumel = 21632,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
       .backwardFloat = backward_step<float>,
@@ -1897,13 +1817,15 @@ const dopa::GeneratedSpec &spec() {
       .backwardDouble = backward_step<double>,
       .checkpointEvery = 0,
       .memoryBudget = 0,
-      .numDeferred = 25,
+      .numDeferred = 24,
       .deferred = deferred,
-      .recordNumel = 26624,
+      .recordNumel = 16224,
       .forwardFlops = 48446700,
       .forwardSharedFlops = 0,
-      .backwardFlops = 72648300,
+      .backwardFlops = 76658300,
       .backwardSharedFlops = 0,
+      .numReadouts = 1,
+      .readouts = readouts,
   };
   return s;
 }

@@ -733,8 +733,9 @@ template <class T> static void forward_matmul_35(const dopa::StepArgs<T> &a) {
 //   %173 tanh l3.g
 //   %179 mul l3.hn
 //   %177 add l3.cn -> next_state l3.c
+//   %179 mul l3.hn -> output logits
 //   %179 mul l3.hn -> saved
-template <class T> static void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepArgs<T> &a) {
   T *__restrict t163 = a.scratch + 9248;                        // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
   T *__restrict t171 = a.scratch + 9648;                        // [400]
@@ -754,6 +755,7 @@ template <class T> static void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict readout_in_logits = a.outputs[0];               // [400]
   T *__restrict saved_t179 = a.saved + 23968;                   // [400]
   for (int j = 0; j < 400; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
@@ -786,9 +788,10 @@ template <class T> static void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &
     const T v179 = v161 * v178;
     l3_h_next[j] = v179;
     l3_c_next[j] = v177;
+    readout_in_logits[j] = v179;
     saved_t179[j] = v179;
   }
-#line 792 "lm_modplast_lstm.cpp"
+#line 795 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -801,7 +804,7 @@ template <class T> static void forward_h2mod_37(const dopa::StepArgs<T> &a) {
   T *__restrict t181 = a.scratch + 10048;                               // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t181, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 805 "lm_modplast_lstm.cpp"
+#line 808 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -816,7 +819,7 @@ template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
   const T v183 = t181[0] + l3_h2mod_bias[0];
   const T v184 = std::tanh(v183);
   t184_l3_M[0] = v184;
-#line 820 "lm_modplast_lstm.cpp"
+#line 823 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -830,7 +833,7 @@ template <class T> static void forward_modfanout_39(const dopa::StepArgs<T> &a) 
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t186, 400).noalias() =
       ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t184_l3_M, 1);
-#line 834 "lm_modplast_lstm.cpp"
+#line 837 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -847,7 +850,7 @@ template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
     const T v188 = t186[j] + l3_modfanout_bias[j];
     t188_l3_eta[j] = v188;
   }
-#line 851 "lm_modplast_lstm.cpp"
+#line 854 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -860,26 +863,12 @@ template <class T> static void forward_saved_col_41(const dopa::StepArgs<T> &a) 
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t189[e] = t188_l3_eta[e];
-#line 864 "lm_modplast_lstm.cpp"
-}
-
-// output logits = enc.weight @ y3 + dec_bias
-//
-// forward stage 42: dense product (Eigen), [10000]
-//   %194 matmul
-template <class T> static void forward_matmul_42(const dopa::StepArgs<T> &a) {
-  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
-  T *__restrict t194 = a.scratch + 10864;                      // [10000]
-#line 18 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t194, 10000).noalias() =
-      ConstRowMat<T>(enc_weight, 10000, 400) * ConstVec<T>(l3_h_next, 400);
-#line 878 "lm_modplast_lstm.cpp"
+#line 867 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 43: fused loop nest over [1149, 1149]
+// forward stage 42: fused loop nest over [1149, 1149]
 //   %67 clip -> next_state l1.hebb
 //   %130 clip -> next_state l2.hebb
 template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
@@ -909,12 +898,12 @@ template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &
       l2_hebb_next[i * 1149 + j] = v130;
     }
   }
-#line 913 "lm_modplast_lstm.cpp"
+#line 902 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 44: fused loop nest over [400, 400]
+// forward stage 43: fused loop nest over [400, 400]
 //   %193 clip -> next_state l3.hebb
 template <class T> static void forward_l3_hebb(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
@@ -933,24 +922,7 @@ template <class T> static void forward_l3_hebb(const dopa::StepArgs<T> &a) {
       l3_hebb_next[i * 400 + j] = v193;
     }
   }
-#line 937 "lm_modplast_lstm.cpp"
-}
-
-// output logits = enc.weight @ y3 + dec_bias
-//
-// forward stage 45: fused loop nest over [10000]
-//   %196 add logits -> output logits
-template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t194 = a.scratch + 10864;                  // [10000]
-  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
-  T *__restrict out_logits = a.outputs[0];                 // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-#line 18 "examples/lm/modplast_lstm.dopa"
-    const T v196 = t194[j] + dec_bias[j];
-    out_logits[j] = v196;
-  }
-#line 954 "lm_modplast_lstm.cpp"
+#line 926 "lm_modplast_lstm.cpp"
 }
 
 /// One forward step of ModPlastLSTMLM for one batch element.
@@ -991,143 +963,127 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_h2o_33(a);
   forward_x2c_34(a);
   forward_matmul_35(a);
-  forward_l3_g_l3_hn_l3_c(a);
+  forward_l3_g_l3_hn_l3_c_logits(a);
   forward_h2mod_37(a);
   forward_l3_m(a);
   forward_modfanout_39(a);
   forward_l3_eta(a);
   forward_saved_col_41(a);
-  forward_matmul_42(a);
   forward_l1_hebb_l2_hebb(a);
   forward_l3_hebb(a);
-  forward_logits(a);
-}
-
-// output logits = enc.weight @ y3 + dec_bias
-//
-// backward stage 0: dense product (Eigen), [400]
-//   %209 matmul
-template <class T> static void backward_matmul(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
-  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t209 = a.scratch + 0;                          // [400]
-#line 18 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t209, 400).noalias() =
-      ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(enc_weight, 10000, 400);
-#line 1018 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// backward stage 1: fused loop nest over [400, 400]
-//   %216 reduce_to
-//   %218 matmul
-//   %219 matmul
+// backward stage 0: fused loop nest over [400, 400]
+//   %210 reduce_to
+//   %212 matmul
+//   %213 matmul
 template <class T> static void backward_col_outer(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict t189 = a.saved + 24384;                     // [400, 1]
   const T *__restrict t173_l3_g = a.saved + 23568;                // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t216 = a.scratch + 400;                           // [400, 1]
-  T *__restrict t218 = a.scratch + 800;                           // [400]
-  T *__restrict t219 = a.scratch + 1200;                          // [400]
+  T *__restrict t210 = a.scratch + 0;                             // [400, 1]
+  T *__restrict t212 = a.scratch + 400;                           // [400]
+  T *__restrict t213 = a.scratch + 800;                           // [400]
   for (int e = 0; e < 400; ++e)
-    t216[e] = T(0);
+    t210[e] = T(0);
   for (int e = 0; e < 400; ++e)
-    t219[e] = T(0);
+    t213[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc216 = T(0);
-    T acc218 = T(0);
-#pragma omp simd reduction(+ : acc216, acc218)
+    T acc210 = T(0);
+    T acc212 = T(0);
+#pragma omp simd reduction(+ : acc210, acc212)
     for (int j = 0; j < 400; ++j) {
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v190 = t173_l3_g[i] * l3_h[j];
       const T v191 = t189[i] * v190;
       const T v192 = l3_hebb[i * 400 + j] + v191;
-      const T v213 = T(-2.0) <= v192 && v192 <= T(2.0) ? T(1) : T(0);
-      const T v214 = d_l3_hebb_next[i * 400 + j] * v213;
-      const T v215 = v214 * v190;
-      acc216 += v215;
-      const T v217 = v214 * t189[i];
-      acc218 += v217 * l3_h[j];
-      t219[j] += t173_l3_g[i] * v217;
+      const T v207 = T(-2.0) <= v192 && v192 <= T(2.0) ? T(1) : T(0);
+      const T v208 = d_l3_hebb_next[i * 400 + j] * v207;
+      const T v209 = v208 * v190;
+      acc210 += v209;
+      const T v211 = v208 * t189[i];
+      acc212 += v211 * l3_h[j];
+      t213[j] += t173_l3_g[i] * v211;
     }
-    t216[i] += acc216;
-    t218[i] = acc218;
+    t210[i] += acc210;
+    t212[i] = acc212;
   }
-#line 1060 "lm_modplast_lstm.cpp"
+#line 1016 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// backward stage 2:
-//   %220 reshape
+// backward stage 1:
+//   %214 reshape
 template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t220 = a.record + 29008; // [400]
-  T *__restrict t216 = a.scratch + 400;  // [400, 1]
+  T *__restrict t214 = a.record + 19008; // [400]
+  T *__restrict t210 = a.scratch + 0;    // [400, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
-    t220[e] = t216[e];
-#line 1073 "lm_modplast_lstm.cpp"
+    t214[e] = t210[e];
+#line 1029 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 3: dense product (Eigen), [1]
-//   %223 matmul
+// backward stage 2: dense product (Eigen), [1]
+//   %217 matmul
 template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t220 = a.record + 29008;                                        // [400]
+  T *__restrict t214 = a.record + 19008;                                        // [400]
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t223 = a.scratch + 1600;                                        // [1]
+  T *__restrict t217 = a.scratch + 1200;                                        // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t223, 1).noalias() =
-      ConstRowVec<T>(t220, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1087 "lm_modplast_lstm.cpp"
+  RowVec<T>(t217, 1).noalias() =
+      ConstRowVec<T>(t214, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
+#line 1043 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 4: fused loop nest over [1]
-//   %227 mul
+// backward stage 3: fused loop nest over [1]
+//   %221 mul
 //   %56 tanh l1.M -> record (a factor of deferred outer-product gradients)
 //   %121 tanh l2.M -> record (a factor of deferred outer-product gradients)
-//   %227 mul += grad l3.h2mod.bias
+//   %221 mul += grad l3.h2mod.bias
 //   %184 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.scratch + 1600;                       // [1]
+  T *__restrict t217 = a.scratch + 1200;                       // [1]
   const T *__restrict t184_l3_M = a.saved + 24368;             // [1] l3.M
-  T *__restrict t227 = a.record + 28992;                       // [1]
+  T *__restrict t221 = a.record + 18592;                       // [1]
   const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
-  T *__restrict record11 = a.record + 18880;                   // [1]
+  T *__restrict record9 = a.record + 8480;                     // [1]
   const T *__restrict t121_l2_M = a.saved + 20000;             // [1] l2.M
-  T *__restrict record20 = a.record + 26976;                   // [1]
+  T *__restrict record18 = a.record + 16576;                   // [1]
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
-  T *__restrict record28 = a.record + 29408;                   // [1]
+  T *__restrict record27 = a.record + 19408;                   // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v225 = t184_l3_M[0] * t184_l3_M[0];
-  const T v226 = T(1.0) - v225;
-  const T v227 = t223[0] * v226;
-  t227[0] = v227;
-  record11[0] = t56_l1_M[0];
-  record20[0] = t121_l2_M[0];
-  d_l3_h2mod_bias[0] += v227;
-  record28[0] = t184_l3_M[0];
-#line 1117 "lm_modplast_lstm.cpp"
+  const T v219 = t184_l3_M[0] * t184_l3_M[0];
+  const T v220 = T(1.0) - v219;
+  const T v221 = t217[0] * v220;
+  t221[0] = v221;
+  record9[0] = t56_l1_M[0];
+  record18[0] = t121_l2_M[0];
+  d_l3_h2mod_bias[0] += v221;
+  record27[0] = t184_l3_M[0];
+#line 1073 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 5: dense product (Eigen), [400]
-//   %230 matmul
+// backward stage 4: dense product (Eigen), [400]
+//   %224 matmul
 template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t227 = a.record + 28992;                                // [1]
+  T *__restrict t221 = a.record + 18592;                                // [1]
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
-  T *__restrict t230 = a.scratch + 1616;                                // [400]
+  T *__restrict t224 = a.scratch + 1216;                                // [400]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t230, 400).noalias() =
-      ConstRowVec<T>(t227, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1131 "lm_modplast_lstm.cpp"
+  RowVec<T>(t224, 400).noalias() =
+      ConstRowVec<T>(t221, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
+#line 1087 "lm_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1139,30 +1095,30 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 // hn = o * tanh(cn)
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// backward stage 6: fused loop nest over [400]
-//   %245 mul
-//   %260 mul
-//   %271 mul
-//   %282 mul
-//   %242 mul -> grad_prev l3.c
-//   %179 mul l3.hn -> record (a factor of deferred outer-product gradients)
+// backward stage 5: fused loop nest over [400]
+//   %239 mul
+//   %254 mul
+//   %265 mul
+//   %276 mul
+//   %236 mul -> grad_prev l3.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
-//   %282 mul += grad l3.x2f.bias
+//   %276 mul += grad l3.x2f.bias
 //   %135 state -> record (a factor of deferred outer-product gradients)
-//   %282 mul += grad l3.h2f.bias
-//   %271 mul += grad l3.x2i.bias
-//   %271 mul += grad l3.h2i.bias
-//   %260 mul += grad l3.x2o.bias
-//   %260 mul += grad l3.h2o.bias
-//   %245 mul += grad l3.x2c.bias
-//   %220 reshape += grad l3.modfanout.bias
+//   %276 mul += grad l3.h2f.bias
+//   %265 mul += grad l3.x2i.bias
+//   %265 mul += grad l3.h2i.bias
+//   %254 mul += grad l3.x2o.bias
+//   %254 mul += grad l3.h2o.bias
+//   %239 mul += grad l3.x2c.bias
+//   %179 mul l3.hn -> record (a factor of deferred outer-product gradients)
+//   %214 reshape += grad l3.modfanout.bias
 template <class T>
 static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t218 = a.scratch + 800;                                // [400]
+  T *__restrict t212 = a.scratch + 400;                                // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];          // [400] d logits
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
-  T *__restrict t209 = a.scratch + 0;                                  // [400]
-  T *__restrict t230 = a.scratch + 1616;                               // [400]
+  T *__restrict t224 = a.scratch + 1216;                               // [400]
   const T *__restrict t153 = a.saved + 22768;                          // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
   const T *__restrict t157 = a.saved + 23168;                          // [400]
@@ -1177,37 +1133,37 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   const T *__restrict t147 = a.saved + 22368;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
   const T *__restrict t173_l3_g = a.saved + 23568;                     // [400] l3.g
-  T *__restrict t245 = a.record + 28592;                               // [400]
-  T *__restrict t260 = a.record + 28192;                               // [400]
-  T *__restrict t271 = a.record + 27792;                               // [400]
-  T *__restrict t282 = a.record + 26992;                               // [400]
+  T *__restrict t239 = a.record + 18192;                               // [400]
+  T *__restrict t254 = a.record + 17792;                               // [400]
+  T *__restrict t265 = a.record + 17392;                               // [400]
+  T *__restrict t276 = a.record + 16592;                               // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
-  const T *__restrict t179_l3_hn = a.saved + 23968;                    // [400] l3.hn
-  T *__restrict record1 = a.record + 10000;                            // [400]
   const T *__restrict t2 = a.saved + 0;                                // [400]
-  T *__restrict record3 = a.record + 11552;                            // [400]
+  T *__restrict record1 = a.record + 1152;                             // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;             // [400]
   const T *__restrict l3_h = a.state + kStateL3H;                      // [400]
-  T *__restrict record22 = a.record + 27392;                           // [400]
+  T *__restrict record20 = a.record + 16992;                           // [400]
   T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;             // [400]
   T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;             // [400]
   T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;             // [400]
   T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;             // [400]
   T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;             // [400]
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
-  T *__restrict t220 = a.record + 29008;                               // [400]
+  const T *__restrict t179_l3_hn = a.saved + 23968;                    // [400] l3.hn
+  T *__restrict record25 = a.record + 18608;                           // [400]
+  T *__restrict t214 = a.record + 19008;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   for (int j = 0; j < 400; ++j) {
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v210 = d_l3_h_next[j] + t209[j];
-    const T v231 = v210 + t230[j];
+    const T v202 = d_readout_in_logits[j] + d_l3_h_next[j];
+    const T v225 = v202 + t224[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v155 = t153[j] + l3_x2o_bias[j];
     const T v159 = t157[j] + l3_h2o_bias[j];
     const T v160 = v155 + v159;
     const T v161 = T(1) / (T(1) + std::exp(-v160));
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v233 = v231 * v161;
+    const T v227 = v225 * v161;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v134 = t132[j] + l3_x2f_bias[j];
     const T v139 = t137[j] + l3_h2f_bias[j];
@@ -1225,342 +1181,342 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v177 = v175 + v176;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v178 = std::tanh(v177);
-    const T v234 = v178 * v178;
-    const T v235 = T(1.0) - v234;
-    const T v236 = v233 * v235;
+    const T v228 = v178 * v178;
+    const T v229 = T(1.0) - v228;
+    const T v230 = v227 * v229;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v237 = d_l3_c_next[j] + v236;
-    const T v239 = v237 * v151;
+    const T v231 = d_l3_c_next[j] + v230;
+    const T v233 = v231 * v151;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v240 = t218[j] + v239;
-    const T v243 = t173_l3_g[j] * t173_l3_g[j];
-    const T v244 = T(1.0) - v243;
-    const T v245 = v240 * v244;
-    t245[j] = v245;
+    const T v234 = t212[j] + v233;
+    const T v237 = t173_l3_g[j] * t173_l3_g[j];
+    const T v238 = T(1.0) - v237;
+    const T v239 = v234 * v238;
+    t239[j] = v239;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v232 = v231 * v178;
+    const T v226 = v225 * v178;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v258 = T(1.0) - v161;
-    const T v259 = v161 * v258;
-    const T v260 = v232 * v259;
-    t260[j] = v260;
+    const T v252 = T(1.0) - v161;
+    const T v253 = v161 * v252;
+    const T v254 = v226 * v253;
+    t254[j] = v254;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v238 = v237 * t173_l3_g[j];
+    const T v232 = v231 * t173_l3_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v269 = T(1.0) - v151;
-    const T v270 = v151 * v269;
-    const T v271 = v238 * v270;
-    t271[j] = v271;
+    const T v263 = T(1.0) - v151;
+    const T v264 = v151 * v263;
+    const T v265 = v232 * v264;
+    t265[j] = v265;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v241 = v237 * l3_c[j];
+    const T v235 = v231 * l3_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v280 = T(1.0) - v141;
-    const T v281 = v141 * v280;
-    const T v282 = v241 * v281;
-    t282[j] = v282;
+    const T v274 = T(1.0) - v141;
+    const T v275 = v141 * v274;
+    const T v276 = v235 * v275;
+    t276[j] = v276;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v242 = v237 * v141;
-    d_l3_c[j] = v242;
-    record1[j] = t179_l3_hn[j];
-    record3[j] = t2[j];
+    const T v236 = v231 * v141;
+    d_l3_c[j] = v236;
+    record1[j] = t2[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2f_bias[j] += v282;
-    record22[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v282;
+    d_l3_x2f_bias[j] += v276;
+    record20[j] = l3_h[j];
+    d_l3_h2f_bias[j] += v276;
 #line 82 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2i_bias[j] += v271;
-    d_l3_h2i_bias[j] += v271;
+    d_l3_x2i_bias[j] += v265;
+    d_l3_h2i_bias[j] += v265;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2o_bias[j] += v260;
-    d_l3_h2o_bias[j] += v260;
+    d_l3_x2o_bias[j] += v254;
+    d_l3_h2o_bias[j] += v254;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2c_bias[j] += v245;
+    d_l3_x2c_bias[j] += v239;
+    record25[j] = t179_l3_hn[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l3_modfanout_bias[j] += t220[j];
+    d_l3_modfanout_bias[j] += t214[j];
   }
-#line 1282 "lm_modplast_lstm.cpp"
+#line 1238 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 7: fused loop nest over [400, 400]
-//   %247 matmul
-//   %250 reduce_to
-//   %253 add -> grad_prev l3.hebb
+// backward stage 6: fused loop nest over [400, 400]
+//   %241 matmul
+//   %244 reduce_to
+//   %247 add -> grad_prev l3.hebb
 template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t247 = a.scratch + 2016;                          // [400]
-  T *__restrict t245 = a.record + 28592;                          // [400]
+  T *__restrict t241 = a.scratch + 1616;                          // [400]
+  T *__restrict t239 = a.record + 18192;                          // [400]
   const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t250 = a.scratch + 2416;                          // [400, 1]
+  T *__restrict t244 = a.scratch + 2016;                          // [400, 1]
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict t189 = a.saved + 24384;                     // [400, 1]
   const T *__restrict t173_l3_g = a.saved + 23568;                // [400] l3.g
   T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
   for (int e = 0; e < 400; ++e)
-    t247[e] = T(0);
+    t241[e] = T(0);
   for (int e = 0; e < 400; ++e)
-    t250[e] = T(0);
+    t244[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc250 = T(0);
-#pragma omp simd reduction(+ : acc250)
+    T acc244 = T(0);
+#pragma omp simd reduction(+ : acc244)
     for (int j = 0; j < 400; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v169 = l3_alpha[i] * l3_hebb[i * 400 + j];
       const T v170 = l3_w[i * 400 + j] + v169;
-      t247[j] += t245[i] * v170;
-      const T v246 = t245[i] * l3_h[j];
-      const T v249 = v246 * l3_hebb[i * 400 + j];
+      t241[j] += t239[i] * v170;
+      const T v240 = t239[i] * l3_h[j];
+      const T v243 = v240 * l3_hebb[i * 400 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc250 += v249;
+      acc244 += v243;
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v190 = t173_l3_g[i] * l3_h[j];
       const T v191 = t189[i] * v190;
       const T v192 = l3_hebb[i * 400 + j] + v191;
-      const T v213 = T(-2.0) <= v192 && v192 <= T(2.0) ? T(1) : T(0);
-      const T v214 = d_l3_hebb_next[i * 400 + j] * v213;
+      const T v207 = T(-2.0) <= v192 && v192 <= T(2.0) ? T(1) : T(0);
+      const T v208 = d_l3_hebb_next[i * 400 + j] * v207;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v252 = v246 * l3_alpha[i];
+      const T v246 = v240 * l3_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v253 = v214 + v252;
-      d_l3_hebb[i * 400 + j] = v253;
+      const T v247 = v208 + v246;
+      d_l3_hebb[i * 400 + j] = v247;
     }
-    t250[i] += acc250;
+    t244[i] += acc244;
   }
-#line 1335 "lm_modplast_lstm.cpp"
+#line 1291 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 8: dense product (Eigen), [1149]
-//   %256 matmul
+// backward stage 7: dense product (Eigen), [1149]
+//   %250 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 28592;                            // [400]
+  T *__restrict t239 = a.record + 18192;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t256 = a.scratch + 2816;                            // [1149]
+  T *__restrict t250 = a.scratch + 2416;                            // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t256, 1149).noalias() =
-      ConstRowVec<T>(t245, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1349 "lm_modplast_lstm.cpp"
+  RowVec<T>(t250, 1149).noalias() =
+      ConstRowVec<T>(t239, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
+#line 1305 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 9: dense product (Eigen), [400]
-//   %263 matmul
+// backward stage 8: dense product (Eigen), [400]
+//   %257 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t260 = a.record + 28192;                            // [400]
+  T *__restrict t254 = a.record + 17792;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t263 = a.scratch + 3968;                            // [400]
+  T *__restrict t257 = a.scratch + 3568;                            // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t263, 400).noalias() =
-      ConstRowVec<T>(t260, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1363 "lm_modplast_lstm.cpp"
+  RowVec<T>(t257, 400).noalias() =
+      ConstRowVec<T>(t254, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 1319 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 10: dense product (Eigen), [1149]
-//   %267 matmul
+// backward stage 9: dense product (Eigen), [1149]
+//   %261 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t260 = a.record + 28192;                            // [400]
+  T *__restrict t254 = a.record + 17792;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t267 = a.scratch + 4368;                            // [1149]
+  T *__restrict t261 = a.scratch + 3968;                            // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t267, 1149).noalias() =
-      ConstRowVec<T>(t260, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1377 "lm_modplast_lstm.cpp"
+  RowVec<T>(t261, 1149).noalias() =
+      ConstRowVec<T>(t254, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
+#line 1333 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 11: dense product (Eigen), [400]
-//   %274 matmul
+// backward stage 10: dense product (Eigen), [400]
+//   %268 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t271 = a.record + 27792;                            // [400]
+  T *__restrict t265 = a.record + 17392;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t274 = a.scratch + 5520;                            // [400]
+  T *__restrict t268 = a.scratch + 5120;                            // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t274, 400).noalias() =
-      ConstRowVec<T>(t271, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1391 "lm_modplast_lstm.cpp"
+  RowVec<T>(t268, 400).noalias() =
+      ConstRowVec<T>(t265, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 1347 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 12: dense product (Eigen), [1149]
-//   %278 matmul
+// backward stage 11: dense product (Eigen), [1149]
+//   %272 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t271 = a.record + 27792;                            // [400]
+  T *__restrict t265 = a.record + 17392;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t278 = a.scratch + 5920;                            // [1149]
+  T *__restrict t272 = a.scratch + 5520;                            // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t278, 1149).noalias() =
-      ConstRowVec<T>(t271, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1405 "lm_modplast_lstm.cpp"
+  RowVec<T>(t272, 1149).noalias() =
+      ConstRowVec<T>(t265, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
+#line 1361 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 13: dense product (Eigen), [400]
-//   %285 matmul
+// backward stage 12: dense product (Eigen), [400]
+//   %279 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t282 = a.record + 26992;                            // [400]
+  T *__restrict t276 = a.record + 16592;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t285 = a.scratch + 7072;                            // [400]
+  T *__restrict t279 = a.scratch + 6672;                            // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t285, 400).noalias() =
-      ConstRowVec<T>(t282, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1419 "lm_modplast_lstm.cpp"
+  RowVec<T>(t279, 400).noalias() =
+      ConstRowVec<T>(t276, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 1375 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 14: dense product (Eigen), [1149]
-//   %289 matmul
+// backward stage 13: dense product (Eigen), [1149]
+//   %283 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t282 = a.record + 26992;                            // [400]
+  T *__restrict t276 = a.record + 16592;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t289 = a.scratch + 7472;                            // [1149]
+  T *__restrict t283 = a.scratch + 7072;                            // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t289, 1149).noalias() =
-      ConstRowVec<T>(t282, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1433 "lm_modplast_lstm.cpp"
+  RowVec<T>(t283, 1149).noalias() =
+      ConstRowVec<T>(t276, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
+#line 1389 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// backward stage 15: fused loop nest over [1149, 1149]
-//   %294 reduce_to
-//   %296 matmul
-//   %297 matmul
-//   %371 reduce_to
-//   %373 matmul
-//   %374 matmul
-template <class T> static void backward_col_outer_15(const dopa::StepArgs<T> &a) {
+// backward stage 14: fused loop nest over [1149, 1149]
+//   %288 reduce_to
+//   %290 matmul
+//   %291 matmul
+//   %365 reduce_to
+//   %367 matmul
+//   %368 matmul
+template <class T> static void backward_col_outer_14(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict t126 = a.saved + 20016;                     // [1149, 1]
   const T *__restrict t110_l2_g = a.saved + 17696;                // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t294 = a.scratch + 8624;                          // [1149, 1]
-  T *__restrict t296 = a.scratch + 9776;                          // [1149]
-  T *__restrict t297 = a.scratch + 10928;                         // [1149]
+  T *__restrict t288 = a.scratch + 8224;                          // [1149, 1]
+  T *__restrict t290 = a.scratch + 9376;                          // [1149]
+  T *__restrict t291 = a.scratch + 10528;                         // [1149]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict t61 = a.saved + 9632;                       // [1149, 1]
   const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t371 = a.scratch + 23616;                         // [1149, 1]
-  T *__restrict t373 = a.scratch + 24768;                         // [1149]
-  T *__restrict t374 = a.scratch + 25920;                         // [1149]
+  T *__restrict t365 = a.scratch + 23216;                         // [1149, 1]
+  T *__restrict t367 = a.scratch + 24368;                         // [1149]
+  T *__restrict t368 = a.scratch + 25520;                         // [1149]
   for (int e = 0; e < 1149; ++e)
-    t294[e] = T(0);
+    t288[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t297[e] = T(0);
+    t291[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t371[e] = T(0);
+    t365[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t374[e] = T(0);
+    t368[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc294 = T(0);
-    T acc296 = T(0);
-    T acc371 = T(0);
-    T acc373 = T(0);
-#pragma omp simd reduction(+ : acc294, acc296, acc371, acc373)
+    T acc288 = T(0);
+    T acc290 = T(0);
+    T acc365 = T(0);
+    T acc367 = T(0);
+#pragma omp simd reduction(+ : acc288, acc290, acc365, acc367)
     for (int j = 0; j < 1149; ++j) {
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v127 = t110_l2_g[i] * l2_h[j];
       const T v128 = t126[i] * v127;
       const T v129 = l2_hebb[i * 1149 + j] + v128;
-      const T v291 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
-      const T v292 = d_l2_hebb_next[i * 1149 + j] * v291;
-      const T v293 = v292 * v127;
-      acc294 += v293;
-      const T v295 = v292 * t126[i];
-      acc296 += v295 * l2_h[j];
-      t297[j] += t110_l2_g[i] * v295;
+      const T v285 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
+      const T v286 = d_l2_hebb_next[i * 1149 + j] * v285;
+      const T v287 = v286 * v127;
+      acc288 += v287;
+      const T v289 = v286 * t126[i];
+      acc290 += v289 * l2_h[j];
+      t291[j] += t110_l2_g[i] * v289;
       const T v62 = t45_l1_g[i] * l1_h[j];
       const T v63 = t61[i] * v62;
       const T v64 = l1_hebb[i * 1149 + j] + v63;
-      const T v368 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
-      const T v369 = d_l1_hebb_next[i * 1149 + j] * v368;
-      const T v370 = v369 * v62;
-      acc371 += v370;
-      const T v372 = v369 * t61[i];
-      acc373 += v372 * l1_h[j];
-      t374[j] += t45_l1_g[i] * v372;
+      const T v362 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
+      const T v363 = d_l1_hebb_next[i * 1149 + j] * v362;
+      const T v364 = v363 * v62;
+      acc365 += v364;
+      const T v366 = v363 * t61[i];
+      acc367 += v366 * l1_h[j];
+      t368[j] += t45_l1_g[i] * v366;
     }
-    t294[i] += acc294;
-    t296[i] = acc296;
-    t371[i] += acc371;
-    t373[i] = acc373;
+    t288[i] += acc288;
+    t290[i] = acc290;
+    t365[i] += acc365;
+    t367[i] = acc367;
   }
-#line 1504 "lm_modplast_lstm.cpp"
+#line 1460 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// backward stage 16:
-//   %298 reshape
-template <class T> static void backward_record_col_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t298 = a.record + 25824; // [1149]
-  T *__restrict t294 = a.scratch + 8624; // [1149, 1]
+// backward stage 15:
+//   %292 reshape
+template <class T> static void backward_record_col_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t292 = a.record + 15424; // [1149]
+  T *__restrict t288 = a.scratch + 8224; // [1149, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t298[e] = t294[e];
-#line 1517 "lm_modplast_lstm.cpp"
+    t292[e] = t288[e];
+#line 1473 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 17: dense product (Eigen), [1]
-//   %301 matmul
-template <class T> static void backward_modfanout_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t298 = a.record + 25824;                                        // [1149]
+// backward stage 16: dense product (Eigen), [1]
+//   %295 matmul
+template <class T> static void backward_modfanout_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t292 = a.record + 15424;                                        // [1149]
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t301 = a.scratch + 12080;                                       // [1]
+  T *__restrict t295 = a.scratch + 11680;                                       // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t301, 1).noalias() =
-      ConstRowVec<T>(t298, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1531 "lm_modplast_lstm.cpp"
+  RowVec<T>(t295, 1).noalias() =
+      ConstRowVec<T>(t292, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
+#line 1487 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 18: fused loop nest over [1]
-//   %304 mul
-//   %304 mul += grad l2.h2mod.bias
+// backward stage 17: fused loop nest over [1]
+//   %298 mul
+//   %298 mul += grad l2.h2mod.bias
 template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t301 = a.scratch + 12080;                      // [1]
+  T *__restrict t295 = a.scratch + 11680;                      // [1]
   const T *__restrict t121_l2_M = a.saved + 20000;             // [1] l2.M
-  T *__restrict t304 = a.record + 24656;                       // [1]
+  T *__restrict t298 = a.record + 14256;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v302 = t121_l2_M[0] * t121_l2_M[0];
-  const T v303 = T(1.0) - v302;
-  const T v304 = t301[0] * v303;
-  t304[0] = v304;
-  d_l2_h2mod_bias[0] += v304;
-#line 1550 "lm_modplast_lstm.cpp"
+  const T v296 = t121_l2_M[0] * t121_l2_M[0];
+  const T v297 = T(1.0) - v296;
+  const T v298 = t295[0] * v297;
+  t298[0] = v298;
+  d_l2_h2mod_bias[0] += v298;
+#line 1506 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 19: dense product (Eigen), [1149]
-//   %307 matmul
-template <class T> static void backward_h2mod_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t304 = a.record + 24656;                                // [1]
+// backward stage 18: dense product (Eigen), [1149]
+//   %301 matmul
+template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
+  T *__restrict t298 = a.record + 14256;                                // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
-  T *__restrict t307 = a.scratch + 12096;                               // [1149]
+  T *__restrict t301 = a.scratch + 11696;                               // [1149]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t307, 1149).noalias() =
-      ConstRowVec<T>(t304, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1564 "lm_modplast_lstm.cpp"
+  RowVec<T>(t301, 1149).noalias() =
+      ConstRowVec<T>(t298, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
+#line 1520 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1571,34 +1527,34 @@ template <class T> static void backward_h2mod_19(const dopa::StepArgs<T> &a) {
 // hn = o * tanh(cn)
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// backward stage 20: fused loop nest over [1149]
-//   %322 mul
-//   %337 mul
-//   %348 mul
-//   %359 mul
-//   %319 mul -> grad_prev l2.c
+// backward stage 19: fused loop nest over [1149]
+//   %316 mul
+//   %331 mul
+//   %342 mul
+//   %353 mul
+//   %313 mul -> grad_prev l2.c
 //   %7 state -> record (a factor of deferred outer-product gradients)
 //   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %359 mul += grad l2.x2f.bias
+//   %353 mul += grad l2.x2f.bias
 //   %72 state -> record (a factor of deferred outer-product gradients)
-//   %359 mul += grad l2.h2f.bias
-//   %348 mul += grad l2.x2i.bias
-//   %348 mul += grad l2.h2i.bias
-//   %337 mul += grad l2.x2o.bias
-//   %337 mul += grad l2.h2o.bias
-//   %322 mul += grad l2.x2c.bias
+//   %353 mul += grad l2.h2f.bias
+//   %342 mul += grad l2.x2i.bias
+//   %342 mul += grad l2.h2i.bias
+//   %331 mul += grad l2.x2o.bias
+//   %331 mul += grad l2.h2o.bias
+//   %316 mul += grad l2.x2c.bias
 //   %116 mul l2.hn -> record (a factor of deferred outer-product gradients)
-//   %298 reshape += grad l2.modfanout.bias
+//   %292 reshape += grad l2.modfanout.bias
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t296 = a.scratch + 9776;                               // [1149]
+  T *__restrict t290 = a.scratch + 9376;                               // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
-  T *__restrict t256 = a.scratch + 2816;                               // [1149]
-  T *__restrict t267 = a.scratch + 4368;                               // [1149]
-  T *__restrict t278 = a.scratch + 5920;                               // [1149]
-  T *__restrict t289 = a.scratch + 7472;                               // [1149]
-  T *__restrict t307 = a.scratch + 12096;                              // [1149]
+  T *__restrict t250 = a.scratch + 2416;                               // [1149]
+  T *__restrict t261 = a.scratch + 3968;                               // [1149]
+  T *__restrict t272 = a.scratch + 5520;                               // [1149]
+  T *__restrict t283 = a.scratch + 7072;                               // [1149]
+  T *__restrict t301 = a.scratch + 11696;                              // [1149]
   const T *__restrict t90 = a.saved + 15392;                           // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
   const T *__restrict t94 = a.saved + 16544;                           // [1149]
@@ -1613,18 +1569,18 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict t84 = a.saved + 14240;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
   const T *__restrict t110_l2_g = a.saved + 17696;                     // [1149] l2.g
-  T *__restrict t322 = a.record + 23504;                               // [1149]
-  T *__restrict t337 = a.record + 22352;                               // [1149]
-  T *__restrict t348 = a.record + 21200;                               // [1149]
-  T *__restrict t359 = a.record + 18896;                               // [1149]
+  T *__restrict t316 = a.record + 13104;                               // [1149]
+  T *__restrict t331 = a.record + 11952;                               // [1149]
+  T *__restrict t342 = a.record + 10800;                               // [1149]
+  T *__restrict t353 = a.record + 8496;                                // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
-  T *__restrict record4 = a.record + 11952;                            // [1149]
+  T *__restrict record2 = a.record + 1552;                             // [1149]
   const T *__restrict t51_l1_hn = a.saved + 8464;                      // [1149] l1.hn
-  T *__restrict record9 = a.record + 16576;                            // [1149]
+  T *__restrict record7 = a.record + 6176;                             // [1149]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;             // [1149]
   const T *__restrict l2_h = a.state + kStateL2H;                      // [1149]
-  T *__restrict record13 = a.record + 20048;                           // [1149]
+  T *__restrict record11 = a.record + 9648;                            // [1149]
   T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;             // [1149]
   T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;             // [1149]
   T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;             // [1149]
@@ -1632,23 +1588,23 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;             // [1149]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
   const T *__restrict t116_l2_hn = a.saved + 18848;                    // [1149] l2.hn
-  T *__restrict record18 = a.record + 24672;                           // [1149]
-  T *__restrict t298 = a.record + 25824;                               // [1149]
+  T *__restrict record16 = a.record + 14272;                           // [1149]
+  T *__restrict t292 = a.record + 15424;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v257 = d_l2_h_next[j] + t256[j];
-    const T v268 = v257 + t267[j];
-    const T v279 = v268 + t278[j];
-    const T v290 = v279 + t289[j];
-    const T v308 = v290 + t307[j];
+    const T v251 = d_l2_h_next[j] + t250[j];
+    const T v262 = v251 + t261[j];
+    const T v273 = v262 + t272[j];
+    const T v284 = v273 + t283[j];
+    const T v302 = v284 + t301[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v92 = t90[j] + l2_x2o_bias[j];
     const T v96 = t94[j] + l2_h2o_bias[j];
     const T v97 = v92 + v96;
     const T v98 = T(1) / (T(1) + std::exp(-v97));
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v310 = v308 * v98;
+    const T v304 = v302 * v98;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v71 = t69[j] + l2_x2f_bias[j];
     const T v76 = t74[j] + l2_h2f_bias[j];
@@ -1666,272 +1622,272 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v114 = v112 + v113;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v115 = std::tanh(v114);
-    const T v311 = v115 * v115;
-    const T v312 = T(1.0) - v311;
-    const T v313 = v310 * v312;
+    const T v305 = v115 * v115;
+    const T v306 = T(1.0) - v305;
+    const T v307 = v304 * v306;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v314 = d_l2_c_next[j] + v313;
-    const T v316 = v314 * v88;
+    const T v308 = d_l2_c_next[j] + v307;
+    const T v310 = v308 * v88;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v317 = t296[j] + v316;
-    const T v320 = t110_l2_g[j] * t110_l2_g[j];
-    const T v321 = T(1.0) - v320;
-    const T v322 = v317 * v321;
-    t322[j] = v322;
+    const T v311 = t290[j] + v310;
+    const T v314 = t110_l2_g[j] * t110_l2_g[j];
+    const T v315 = T(1.0) - v314;
+    const T v316 = v311 * v315;
+    t316[j] = v316;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v309 = v308 * v115;
+    const T v303 = v302 * v115;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v335 = T(1.0) - v98;
-    const T v336 = v98 * v335;
-    const T v337 = v309 * v336;
-    t337[j] = v337;
+    const T v329 = T(1.0) - v98;
+    const T v330 = v98 * v329;
+    const T v331 = v303 * v330;
+    t331[j] = v331;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v315 = v314 * t110_l2_g[j];
+    const T v309 = v308 * t110_l2_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v346 = T(1.0) - v88;
-    const T v347 = v88 * v346;
-    const T v348 = v315 * v347;
-    t348[j] = v348;
+    const T v340 = T(1.0) - v88;
+    const T v341 = v88 * v340;
+    const T v342 = v309 * v341;
+    t342[j] = v342;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v318 = v314 * l2_c[j];
+    const T v312 = v308 * l2_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v357 = T(1.0) - v78;
-    const T v358 = v78 * v357;
-    const T v359 = v318 * v358;
-    t359[j] = v359;
+    const T v351 = T(1.0) - v78;
+    const T v352 = v78 * v351;
+    const T v353 = v312 * v352;
+    t353[j] = v353;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v319 = v314 * v78;
-    d_l2_c[j] = v319;
-    record4[j] = l1_h[j];
-    record9[j] = t51_l1_hn[j];
+    const T v313 = v308 * v78;
+    d_l2_c[j] = v313;
+    record2[j] = l1_h[j];
+    record7[j] = t51_l1_hn[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2f_bias[j] += v359;
-    record13[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v359;
+    d_l2_x2f_bias[j] += v353;
+    record11[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v353;
 #line 82 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2i_bias[j] += v348;
-    d_l2_h2i_bias[j] += v348;
+    d_l2_x2i_bias[j] += v342;
+    d_l2_h2i_bias[j] += v342;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2o_bias[j] += v337;
-    d_l2_h2o_bias[j] += v337;
+    d_l2_x2o_bias[j] += v331;
+    d_l2_h2o_bias[j] += v331;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2c_bias[j] += v322;
-    record18[j] = t116_l2_hn[j];
+    d_l2_x2c_bias[j] += v316;
+    record16[j] = t116_l2_hn[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l2_modfanout_bias[j] += t298[j];
+    d_l2_modfanout_bias[j] += t292[j];
   }
-#line 1724 "lm_modplast_lstm.cpp"
+#line 1680 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 21: fused loop nest over [1149, 1149]
-//   %324 matmul
-//   %327 reduce_to
-//   %330 add -> grad_prev l2.hebb
+// backward stage 20: fused loop nest over [1149, 1149]
+//   %318 matmul
+//   %321 reduce_to
+//   %324 add -> grad_prev l2.hebb
 template <class T> static void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t324 = a.scratch + 13248;                         // [1149]
-  T *__restrict t322 = a.record + 23504;                          // [1149]
+  T *__restrict t318 = a.scratch + 12848;                         // [1149]
+  T *__restrict t316 = a.record + 13104;                          // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t327 = a.scratch + 14400;                         // [1149, 1]
+  T *__restrict t321 = a.scratch + 14000;                         // [1149, 1]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict t126 = a.saved + 20016;                     // [1149, 1]
   const T *__restrict t110_l2_g = a.saved + 17696;                // [1149] l2.g
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t324[e] = T(0);
+    t318[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t327[e] = T(0);
+    t321[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc327 = T(0);
-#pragma omp simd reduction(+ : acc327)
+    T acc321 = T(0);
+#pragma omp simd reduction(+ : acc321)
     for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v106 = l2_alpha[i] * l2_hebb[i * 1149 + j];
       const T v107 = l2_w[i * 1149 + j] + v106;
-      t324[j] += t322[i] * v107;
-      const T v323 = t322[i] * l2_h[j];
-      const T v326 = v323 * l2_hebb[i * 1149 + j];
+      t318[j] += t316[i] * v107;
+      const T v317 = t316[i] * l2_h[j];
+      const T v320 = v317 * l2_hebb[i * 1149 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc327 += v326;
+      acc321 += v320;
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v127 = t110_l2_g[i] * l2_h[j];
       const T v128 = t126[i] * v127;
       const T v129 = l2_hebb[i * 1149 + j] + v128;
-      const T v291 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
-      const T v292 = d_l2_hebb_next[i * 1149 + j] * v291;
+      const T v285 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
+      const T v286 = d_l2_hebb_next[i * 1149 + j] * v285;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v329 = v323 * l2_alpha[i];
+      const T v323 = v317 * l2_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v330 = v292 + v329;
-      d_l2_hebb[i * 1149 + j] = v330;
+      const T v324 = v286 + v323;
+      d_l2_hebb[i * 1149 + j] = v324;
     }
-    t327[i] += acc327;
+    t321[i] += acc321;
   }
-#line 1777 "lm_modplast_lstm.cpp"
+#line 1733 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 22: dense product (Eigen), [1149]
-//   %333 matmul
-template <class T> static void backward_x2c_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t322 = a.record + 23504;                            // [1149]
+// backward stage 21: dense product (Eigen), [1149]
+//   %327 matmul
+template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
+  T *__restrict t316 = a.record + 13104;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t333 = a.scratch + 15552;                           // [1149]
+  T *__restrict t327 = a.scratch + 15152;                           // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t333, 1149).noalias() =
-      ConstRowVec<T>(t322, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1791 "lm_modplast_lstm.cpp"
+  RowVec<T>(t327, 1149).noalias() =
+      ConstRowVec<T>(t316, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
+#line 1747 "lm_modplast_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 22: dense product (Eigen), [1149]
+//   %334 matmul
+template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
+  T *__restrict t331 = a.record + 11952;                            // [1149]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  T *__restrict t334 = a.scratch + 16304;                           // [1149]
+#line 83 "examples/lm/modplast_lstm.dopa"
+  RowVec<T>(t334, 1149).noalias() =
+      ConstRowVec<T>(t331, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
+#line 1761 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 23: dense product (Eigen), [1149]
-//   %340 matmul
-template <class T> static void backward_h2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t337 = a.record + 22352;                            // [1149]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t340 = a.scratch + 16704;                           // [1149]
+//   %338 matmul
+template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t331 = a.record + 11952;                            // [1149]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t338 = a.scratch + 17456;                           // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t340, 1149).noalias() =
-      ConstRowVec<T>(t337, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1805 "lm_modplast_lstm.cpp"
+  RowVec<T>(t338, 1149).noalias() =
+      ConstRowVec<T>(t331, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
+#line 1775 "lm_modplast_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 24: dense product (Eigen), [1149]
-//   %344 matmul
-template <class T> static void backward_x2o_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t337 = a.record + 22352;                            // [1149]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t344 = a.scratch + 17856;                           // [1149]
-#line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t344, 1149).noalias() =
-      ConstRowVec<T>(t337, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1819 "lm_modplast_lstm.cpp"
+//   %345 matmul
+template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t342 = a.record + 10800;                            // [1149]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  T *__restrict t345 = a.scratch + 18608;                           // [1149]
+#line 82 "examples/lm/modplast_lstm.dopa"
+  RowVec<T>(t345, 1149).noalias() =
+      ConstRowVec<T>(t342, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
+#line 1789 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (Eigen), [1149]
-//   %351 matmul
-template <class T> static void backward_h2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t348 = a.record + 21200;                            // [1149]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t351 = a.scratch + 19008;                           // [1149]
+//   %349 matmul
+template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t342 = a.record + 10800;                            // [1149]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t349 = a.scratch + 19760;                           // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t351, 1149).noalias() =
-      ConstRowVec<T>(t348, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1833 "lm_modplast_lstm.cpp"
+  RowVec<T>(t349, 1149).noalias() =
+      ConstRowVec<T>(t342, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
+#line 1803 "lm_modplast_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 26: dense product (Eigen), [1149]
-//   %355 matmul
-template <class T> static void backward_x2i_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t348 = a.record + 21200;                            // [1149]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t355 = a.scratch + 20160;                           // [1149]
-#line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t355, 1149).noalias() =
-      ConstRowVec<T>(t348, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1847 "lm_modplast_lstm.cpp"
+//   %356 matmul
+template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t353 = a.record + 8496;                             // [1149]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  T *__restrict t356 = a.scratch + 20912;                           // [1149]
+#line 81 "examples/lm/modplast_lstm.dopa"
+  RowVec<T>(t356, 1149).noalias() =
+      ConstRowVec<T>(t353, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
+#line 1817 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 27: dense product (Eigen), [1149]
-//   %362 matmul
-template <class T> static void backward_h2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t359 = a.record + 18896;                            // [1149]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t362 = a.scratch + 21312;                           // [1149]
-#line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t362, 1149).noalias() =
-      ConstRowVec<T>(t359, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1861 "lm_modplast_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 28: dense product (Eigen), [1149]
-//   %366 matmul
-template <class T> static void backward_x2f_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t359 = a.record + 18896;                            // [1149]
+//   %360 matmul
+template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t353 = a.record + 8496;                             // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t366 = a.scratch + 22464;                           // [1149]
+  T *__restrict t360 = a.scratch + 22064;                           // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t366, 1149).noalias() =
-      ConstRowVec<T>(t359, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1875 "lm_modplast_lstm.cpp"
+  RowVec<T>(t360, 1149).noalias() =
+      ConstRowVec<T>(t353, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+#line 1831 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// backward stage 29:
-//   %375 reshape
-template <class T> static void backward_record_col_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t375 = a.record + 17728;  // [1149]
-  T *__restrict t371 = a.scratch + 23616; // [1149, 1]
+// backward stage 28:
+//   %369 reshape
+template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a) {
+  T *__restrict t369 = a.record + 7328;   // [1149]
+  T *__restrict t365 = a.scratch + 23216; // [1149, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t375[e] = t371[e];
-#line 1888 "lm_modplast_lstm.cpp"
+    t369[e] = t365[e];
+#line 1844 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 30: dense product (Eigen), [1]
-//   %378 matmul
-template <class T> static void backward_modfanout_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t375 = a.record + 17728;                                        // [1149]
+// backward stage 29: dense product (Eigen), [1]
+//   %372 matmul
+template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a) {
+  T *__restrict t369 = a.record + 7328;                                         // [1149]
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t378 = a.scratch + 27072;                                       // [1]
+  T *__restrict t372 = a.scratch + 26672;                                       // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t378, 1).noalias() =
-      ConstRowVec<T>(t375, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 1902 "lm_modplast_lstm.cpp"
+  RowVec<T>(t372, 1).noalias() =
+      ConstRowVec<T>(t369, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
+#line 1858 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 31: fused loop nest over [1]
-//   %381 mul
-//   %381 mul += grad l1.h2mod.bias
+// backward stage 30: fused loop nest over [1]
+//   %375 mul
+//   %375 mul += grad l1.h2mod.bias
 template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.scratch + 27072;                      // [1]
+  T *__restrict t372 = a.scratch + 26672;                      // [1]
   const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
-  T *__restrict t381 = a.record + 16560;                       // [1]
+  T *__restrict t375 = a.record + 6160;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v379 = t56_l1_M[0] * t56_l1_M[0];
-  const T v380 = T(1.0) - v379;
-  const T v381 = t378[0] * v380;
-  t381[0] = v381;
-  d_l1_h2mod_bias[0] += v381;
-#line 1921 "lm_modplast_lstm.cpp"
+  const T v373 = t56_l1_M[0] * t56_l1_M[0];
+  const T v374 = T(1.0) - v373;
+  const T v375 = t372[0] * v374;
+  t375[0] = v375;
+  d_l1_h2mod_bias[0] += v375;
+#line 1877 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 32: dense product (Eigen), [1149]
-//   %384 matmul
-template <class T> static void backward_h2mod_32(const dopa::StepArgs<T> &a) {
-  T *__restrict t381 = a.record + 16560;                                // [1]
+// backward stage 31: dense product (Eigen), [1149]
+//   %378 matmul
+template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
+  T *__restrict t375 = a.record + 6160;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict t384 = a.scratch + 27088;                               // [1149]
+  T *__restrict t378 = a.scratch + 26688;                               // [1149]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t384, 1149).noalias() =
-      ConstRowVec<T>(t381, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 1935 "lm_modplast_lstm.cpp"
+  RowVec<T>(t378, 1149).noalias() =
+      ConstRowVec<T>(t375, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
+#line 1891 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1942,31 +1898,31 @@ template <class T> static void backward_h2mod_32(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// backward stage 33: fused loop nest over [1149]
-//   %399 mul
-//   %413 mul
-//   %424 mul
-//   %435 mul
-//   %396 mul -> grad_prev l1.c
-//   %363 add -> grad_prev l2.h
-//   %435 mul += grad l1.x2f.bias
-//   %435 mul += grad l1.h2f.bias
-//   %424 mul += grad l1.x2i.bias
-//   %424 mul += grad l1.h2i.bias
-//   %413 mul += grad l1.x2o.bias
-//   %413 mul += grad l1.h2o.bias
-//   %399 mul += grad l1.x2c.bias
-//   %375 reshape += grad l1.modfanout.bias
+// backward stage 32: fused loop nest over [1149]
+//   %393 mul
+//   %407 mul
+//   %418 mul
+//   %429 mul
+//   %390 mul -> grad_prev l1.c
+//   %357 add -> grad_prev l2.h
+//   %429 mul += grad l1.x2f.bias
+//   %429 mul += grad l1.h2f.bias
+//   %418 mul += grad l1.x2i.bias
+//   %418 mul += grad l1.h2i.bias
+//   %407 mul += grad l1.x2o.bias
+//   %407 mul += grad l1.h2o.bias
+//   %393 mul += grad l1.x2c.bias
+//   %369 reshape += grad l1.modfanout.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t373 = a.scratch + 24768;                              // [1149]
+  T *__restrict t367 = a.scratch + 24368;                              // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
-  T *__restrict t333 = a.scratch + 15552;                              // [1149]
-  T *__restrict t344 = a.scratch + 17856;                              // [1149]
-  T *__restrict t355 = a.scratch + 20160;                              // [1149]
-  T *__restrict t366 = a.scratch + 22464;                              // [1149]
-  T *__restrict t384 = a.scratch + 27088;                              // [1149]
+  T *__restrict t327 = a.scratch + 15152;                              // [1149]
+  T *__restrict t338 = a.scratch + 17456;                              // [1149]
+  T *__restrict t349 = a.scratch + 19760;                              // [1149]
+  T *__restrict t360 = a.scratch + 22064;                              // [1149]
+  T *__restrict t378 = a.scratch + 26688;                              // [1149]
   const T *__restrict t25 = a.saved + 5008;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
   const T *__restrict t29 = a.saved + 6160;                            // [1149]
@@ -1981,16 +1937,16 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict t19 = a.saved + 3856;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
   const T *__restrict t45_l1_g = a.saved + 7312;                       // [1149] l1.g
-  T *__restrict t399 = a.record + 15408;                               // [1149]
-  T *__restrict t413 = a.record + 14256;                               // [1149]
-  T *__restrict t424 = a.record + 13104;                               // [1149]
-  T *__restrict t435 = a.record + 10400;                               // [1149]
+  T *__restrict t393 = a.record + 5008;                                // [1149]
+  T *__restrict t407 = a.record + 3856;                                // [1149]
+  T *__restrict t418 = a.record + 2704;                                // [1149]
+  T *__restrict t429 = a.record + 0;                                   // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
-  T *__restrict t297 = a.scratch + 10928;                              // [1149]
-  T *__restrict t324 = a.scratch + 13248;                              // [1149]
-  T *__restrict t340 = a.scratch + 16704;                              // [1149]
-  T *__restrict t351 = a.scratch + 19008;                              // [1149]
-  T *__restrict t362 = a.scratch + 21312;                              // [1149]
+  T *__restrict t291 = a.scratch + 10528;                              // [1149]
+  T *__restrict t318 = a.scratch + 12848;                              // [1149]
+  T *__restrict t334 = a.scratch + 16304;                              // [1149]
+  T *__restrict t345 = a.scratch + 18608;                              // [1149]
+  T *__restrict t356 = a.scratch + 20912;                              // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
@@ -1999,22 +1955,22 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
-  T *__restrict t375 = a.record + 17728;                               // [1149]
+  T *__restrict t369 = a.record + 7328;                                // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v334 = d_l1_h_next[j] + t333[j];
-    const T v345 = v334 + t344[j];
-    const T v356 = v345 + t355[j];
-    const T v367 = v356 + t366[j];
-    const T v385 = v367 + t384[j];
+    const T v328 = d_l1_h_next[j] + t327[j];
+    const T v339 = v328 + t338[j];
+    const T v350 = v339 + t349[j];
+    const T v361 = v350 + t360[j];
+    const T v379 = v361 + t378[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + std::exp(-v32));
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v387 = v385 * v33;
+    const T v381 = v379 * v33;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
@@ -2032,324 +1988,309 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v49 = v47 + v48;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v50 = std::tanh(v49);
-    const T v388 = v50 * v50;
-    const T v389 = T(1.0) - v388;
-    const T v390 = v387 * v389;
+    const T v382 = v50 * v50;
+    const T v383 = T(1.0) - v382;
+    const T v384 = v381 * v383;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v391 = d_l1_c_next[j] + v390;
-    const T v393 = v391 * v23;
+    const T v385 = d_l1_c_next[j] + v384;
+    const T v387 = v385 * v23;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v394 = t373[j] + v393;
-    const T v397 = t45_l1_g[j] * t45_l1_g[j];
-    const T v398 = T(1.0) - v397;
-    const T v399 = v394 * v398;
-    t399[j] = v399;
+    const T v388 = t367[j] + v387;
+    const T v391 = t45_l1_g[j] * t45_l1_g[j];
+    const T v392 = T(1.0) - v391;
+    const T v393 = v388 * v392;
+    t393[j] = v393;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v386 = v385 * v50;
+    const T v380 = v379 * v50;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v411 = T(1.0) - v33;
-    const T v412 = v33 * v411;
-    const T v413 = v386 * v412;
-    t413[j] = v413;
+    const T v405 = T(1.0) - v33;
+    const T v406 = v33 * v405;
+    const T v407 = v380 * v406;
+    t407[j] = v407;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v392 = v391 * t45_l1_g[j];
+    const T v386 = v385 * t45_l1_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v422 = T(1.0) - v23;
-    const T v423 = v23 * v422;
-    const T v424 = v392 * v423;
-    t424[j] = v424;
+    const T v416 = T(1.0) - v23;
+    const T v417 = v23 * v416;
+    const T v418 = v386 * v417;
+    t418[j] = v418;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v395 = v391 * l1_c[j];
+    const T v389 = v385 * l1_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v433 = T(1.0) - v13;
-    const T v434 = v13 * v433;
-    const T v435 = v395 * v434;
-    t435[j] = v435;
+    const T v427 = T(1.0) - v13;
+    const T v428 = v13 * v427;
+    const T v429 = v389 * v428;
+    t429[j] = v429;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v396 = v391 * v13;
-    d_l1_c[j] = v396;
+    const T v390 = v385 * v13;
+    d_l1_c[j] = v390;
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v325 = t297[j] + t324[j];
-    const T v341 = v325 + t340[j];
-    const T v352 = v341 + t351[j];
-    const T v363 = v352 + t362[j];
-    d_l2_h[j] = v363;
+    const T v319 = t291[j] + t318[j];
+    const T v335 = v319 + t334[j];
+    const T v346 = v335 + t345[j];
+    const T v357 = v346 + t356[j];
+    d_l2_h[j] = v357;
 #line 81 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2f_bias[j] += v435;
-    d_l1_h2f_bias[j] += v435;
+    d_l1_x2f_bias[j] += v429;
+    d_l1_h2f_bias[j] += v429;
 #line 82 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2i_bias[j] += v424;
-    d_l1_h2i_bias[j] += v424;
+    d_l1_x2i_bias[j] += v418;
+    d_l1_h2i_bias[j] += v418;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2o_bias[j] += v413;
-    d_l1_h2o_bias[j] += v413;
+    d_l1_x2o_bias[j] += v407;
+    d_l1_h2o_bias[j] += v407;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2c_bias[j] += v399;
+    d_l1_x2c_bias[j] += v393;
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l1_modfanout_bias[j] += t375[j];
+    d_l1_modfanout_bias[j] += t369[j];
   }
-#line 2092 "lm_modplast_lstm.cpp"
+#line 2048 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 34: fused loop nest over [1149, 1149]
-//   %401 matmul
-//   %404 reduce_to
-//   %407 add -> grad_prev l1.hebb
+// backward stage 33: fused loop nest over [1149, 1149]
+//   %395 matmul
+//   %398 reduce_to
+//   %401 add -> grad_prev l1.hebb
 template <class T> static void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t401 = a.scratch + 28240;                         // [1149]
-  T *__restrict t399 = a.record + 15408;                          // [1149]
+  T *__restrict t395 = a.scratch + 27840;                         // [1149]
+  T *__restrict t393 = a.record + 5008;                           // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t404 = a.scratch + 29392;                         // [1149, 1]
+  T *__restrict t398 = a.scratch + 28992;                         // [1149, 1]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict t61 = a.saved + 9632;                       // [1149, 1]
   const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t401[e] = T(0);
+    t395[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t404[e] = T(0);
+    t398[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc404 = T(0);
-#pragma omp simd reduction(+ : acc404)
+    T acc398 = T(0);
+#pragma omp simd reduction(+ : acc398)
     for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v41 = l1_alpha[i] * l1_hebb[i * 1149 + j];
       const T v42 = l1_w[i * 1149 + j] + v41;
-      t401[j] += t399[i] * v42;
-      const T v400 = t399[i] * l1_h[j];
-      const T v403 = v400 * l1_hebb[i * 1149 + j];
+      t395[j] += t393[i] * v42;
+      const T v394 = t393[i] * l1_h[j];
+      const T v397 = v394 * l1_hebb[i * 1149 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc404 += v403;
+      acc398 += v397;
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v62 = t45_l1_g[i] * l1_h[j];
       const T v63 = t61[i] * v62;
       const T v64 = l1_hebb[i * 1149 + j] + v63;
-      const T v368 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
-      const T v369 = d_l1_hebb_next[i * 1149 + j] * v368;
+      const T v362 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
+      const T v363 = d_l1_hebb_next[i * 1149 + j] * v362;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v406 = v400 * l1_alpha[i];
+      const T v400 = v394 * l1_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v407 = v369 + v406;
-      d_l1_hebb[i * 1149 + j] = v407;
+      const T v401 = v363 + v400;
+      d_l1_hebb[i * 1149 + j] = v401;
     }
-    t404[i] += acc404;
+    t398[i] += acc398;
   }
-#line 2145 "lm_modplast_lstm.cpp"
+#line 2101 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 35: dense product (Eigen), [400]
-//   %410 matmul
-template <class T> static void backward_x2c_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t399 = a.record + 15408;                            // [1149]
+// backward stage 34: dense product (Eigen), [400]
+//   %404 matmul
+template <class T> static void backward_x2c_34(const dopa::StepArgs<T> &a) {
+  T *__restrict t393 = a.record + 5008;                             // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t410 = a.scratch + 30544;                           // [400]
+  T *__restrict t404 = a.scratch + 30144;                           // [400]
 #line 84 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t410, 400).noalias() =
-      ConstRowVec<T>(t399, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2159 "lm_modplast_lstm.cpp"
+  RowVec<T>(t404, 400).noalias() =
+      ConstRowVec<T>(t393, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
+#line 2115 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 36: dense product (Eigen), [1149]
-//   %416 matmul
-template <class T> static void backward_h2o_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t413 = a.record + 14256;                            // [1149]
+// backward stage 35: dense product (Eigen), [1149]
+//   %410 matmul
+template <class T> static void backward_h2o_35(const dopa::StepArgs<T> &a) {
+  T *__restrict t407 = a.record + 3856;                             // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t416 = a.scratch + 30944;                           // [1149]
+  T *__restrict t410 = a.scratch + 30544;                           // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t416, 1149).noalias() =
-      ConstRowVec<T>(t413, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2173 "lm_modplast_lstm.cpp"
+  RowVec<T>(t410, 1149).noalias() =
+      ConstRowVec<T>(t407, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
+#line 2129 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 37: dense product (Eigen), [400]
-//   %420 matmul
-template <class T> static void backward_x2o_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t413 = a.record + 14256;                            // [1149]
+// backward stage 36: dense product (Eigen), [400]
+//   %414 matmul
+template <class T> static void backward_x2o_36(const dopa::StepArgs<T> &a) {
+  T *__restrict t407 = a.record + 3856;                             // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t420 = a.scratch + 32096;                           // [400]
+  T *__restrict t414 = a.scratch + 31696;                           // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t420, 400).noalias() =
-      ConstRowVec<T>(t413, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2187 "lm_modplast_lstm.cpp"
+  RowVec<T>(t414, 400).noalias() =
+      ConstRowVec<T>(t407, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
+#line 2143 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 38: dense product (Eigen), [1149]
-//   %427 matmul
-template <class T> static void backward_h2i_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t424 = a.record + 13104;                            // [1149]
+// backward stage 37: dense product (Eigen), [1149]
+//   %421 matmul
+template <class T> static void backward_h2i_37(const dopa::StepArgs<T> &a) {
+  T *__restrict t418 = a.record + 2704;                             // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t427 = a.scratch + 32496;                           // [1149]
+  T *__restrict t421 = a.scratch + 32096;                           // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t427, 1149).noalias() =
-      ConstRowVec<T>(t424, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2201 "lm_modplast_lstm.cpp"
+  RowVec<T>(t421, 1149).noalias() =
+      ConstRowVec<T>(t418, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
+#line 2157 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 39: dense product (Eigen), [400]
-//   %431 matmul
-template <class T> static void backward_x2i_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t424 = a.record + 13104;                            // [1149]
+// backward stage 38: dense product (Eigen), [400]
+//   %425 matmul
+template <class T> static void backward_x2i_38(const dopa::StepArgs<T> &a) {
+  T *__restrict t418 = a.record + 2704;                             // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t431 = a.scratch + 33648;                           // [400]
+  T *__restrict t425 = a.scratch + 33248;                           // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t431, 400).noalias() =
-      ConstRowVec<T>(t424, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2215 "lm_modplast_lstm.cpp"
+  RowVec<T>(t425, 400).noalias() =
+      ConstRowVec<T>(t418, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
+#line 2171 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 40: dense product (Eigen), [1149]
-//   %438 matmul
-template <class T> static void backward_h2f_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t435 = a.record + 10400;                            // [1149]
+// backward stage 39: dense product (Eigen), [1149]
+//   %432 matmul
+template <class T> static void backward_h2f_39(const dopa::StepArgs<T> &a) {
+  T *__restrict t429 = a.record + 0;                                // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t438 = a.scratch + 34048;                           // [1149]
+  T *__restrict t432 = a.scratch + 33648;                           // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t438, 1149).noalias() =
-      ConstRowVec<T>(t435, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2229 "lm_modplast_lstm.cpp"
+  RowVec<T>(t432, 1149).noalias() =
+      ConstRowVec<T>(t429, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
+#line 2185 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 41: dense product (Eigen), [400]
-//   %442 matmul
-template <class T> static void backward_x2f_41(const dopa::StepArgs<T> &a) {
-  T *__restrict t435 = a.record + 10400;                            // [1149]
+// backward stage 40: dense product (Eigen), [400]
+//   %436 matmul
+template <class T> static void backward_x2f_40(const dopa::StepArgs<T> &a) {
+  T *__restrict t429 = a.record + 0;                                // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t442 = a.scratch + 35200;                           // [400]
+  T *__restrict t436 = a.scratch + 34800;                           // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t442, 400).noalias() =
-      ConstRowVec<T>(t435, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2243 "lm_modplast_lstm.cpp"
+  RowVec<T>(t436, 400).noalias() =
+      ConstRowVec<T>(t429, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
+#line 2199 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
-// backward stage 42: fused loop nest over [1149]
-//   %439 add -> grad_prev l1.h
+// backward stage 41: fused loop nest over [1149]
+//   %433 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t374 = a.scratch + 25920;        // [1149]
-  T *__restrict t401 = a.scratch + 28240;        // [1149]
-  T *__restrict t416 = a.scratch + 30944;        // [1149]
-  T *__restrict t427 = a.scratch + 32496;        // [1149]
-  T *__restrict t438 = a.scratch + 34048;        // [1149]
+  T *__restrict t368 = a.scratch + 25520;        // [1149]
+  T *__restrict t395 = a.scratch + 27840;        // [1149]
+  T *__restrict t410 = a.scratch + 30544;        // [1149]
+  T *__restrict t421 = a.scratch + 32096;        // [1149]
+  T *__restrict t432 = a.scratch + 33648;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v402 = t374[j] + t401[j];
-    const T v417 = v402 + t416[j];
-    const T v428 = v417 + t427[j];
-    const T v439 = v428 + t438[j];
-    d_l1_h[j] = v439;
+    const T v396 = t368[j] + t395[j];
+    const T v411 = v396 + t410[j];
+    const T v422 = v411 + t421[j];
+    const T v433 = v422 + t432[j];
+    d_l1_h[j] = v433;
   }
-#line 2266 "lm_modplast_lstm.cpp"
+#line 2222 "lm_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
-// backward stage 43: fused loop nest over [400]
-//   %286 add -> grad_prev l3.h
-//   %443 add += grad enc.weight
+// backward stage 42: fused loop nest over [400]
+//   %280 add -> grad_prev l3.h
+//   %437 add += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t219 = a.scratch + 1200;                  // [400]
-  T *__restrict t247 = a.scratch + 2016;                  // [400]
-  T *__restrict t263 = a.scratch + 3968;                  // [400]
-  T *__restrict t274 = a.scratch + 5520;                  // [400]
-  T *__restrict t285 = a.scratch + 7072;                  // [400]
+  T *__restrict t213 = a.scratch + 800;                   // [400]
+  T *__restrict t241 = a.scratch + 1616;                  // [400]
+  T *__restrict t257 = a.scratch + 3568;                  // [400]
+  T *__restrict t268 = a.scratch + 5120;                  // [400]
+  T *__restrict t279 = a.scratch + 6672;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t410 = a.scratch + 30544;                 // [400]
-  T *__restrict t420 = a.scratch + 32096;                 // [400]
-  T *__restrict t431 = a.scratch + 33648;                 // [400]
-  T *__restrict t442 = a.scratch + 35200;                 // [400]
+  T *__restrict t404 = a.scratch + 30144;                 // [400]
+  T *__restrict t414 = a.scratch + 31696;                 // [400]
+  T *__restrict t425 = a.scratch + 33248;                 // [400]
+  T *__restrict t436 = a.scratch + 34800;                 // [400]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v248 = t219[j] + t247[j];
-    const T v264 = v248 + t263[j];
-    const T v275 = v264 + t274[j];
-    const T v286 = v275 + t285[j];
-    d_l3_h[j] = v286;
+    const T v242 = t213[j] + t241[j];
+    const T v258 = v242 + t257[j];
+    const T v269 = v258 + t268[j];
+    const T v280 = v269 + t279[j];
+    d_l3_h[j] = v280;
 #line 15 "examples/lm/modplast_lstm.dopa"
-    const T v421 = t410[j] + t420[j];
-    const T v432 = v421 + t431[j];
-    const T v443 = v432 + t442[j];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v443;
+    const T v415 = t404[j] + t414[j];
+    const T v426 = v415 + t425[j];
+    const T v437 = v426 + t436[j];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v437;
   }
-#line 2302 "lm_modplast_lstm.cpp"
-}
-
-// backward stage 44: fused loop nest over [10000]
-//   %197 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %197 grad_output d logits += grad dec_bias
-template <class T> static void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  T *__restrict record0 = a.record + 0;                // [10000]
-  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-    record0[j] = d_out_logits[j];
-    d_dec_bias[j] += d_out_logits[j];
-  }
+#line 2258 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 45: fused loop nest over [1149, 1]
-//   %404 reduce_to += grad l1.alpha
-//   %327 reduce_to += grad l2.alpha
+// backward stage 43: fused loop nest over [1149, 1]
+//   %398 reduce_to += grad l1.alpha
+//   %321 reduce_to += grad l2.alpha
 template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t404 = a.scratch + 29392;             // [1149, 1]
+  T *__restrict t398 = a.scratch + 28992;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t327 = a.scratch + 14400;             // [1149, 1]
+  T *__restrict t321 = a.scratch + 14000;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
 #line 77 "examples/lm/modplast_lstm.dopa"
-    d_l1_alpha[i] += t404[i];
-    d_l2_alpha[i] += t327[i];
+    d_l1_alpha[i] += t398[i];
+    d_l2_alpha[i] += t321[i];
   }
-#line 2334 "lm_modplast_lstm.cpp"
+#line 2276 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 46: fused loop nest over [400, 1]
-//   %250 reduce_to += grad l3.alpha
+// backward stage 44: fused loop nest over [400, 1]
+//   %244 reduce_to += grad l3.alpha
 template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t250 = a.scratch + 2416;              // [400, 1]
+  T *__restrict t244 = a.scratch + 2016;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
 #line 77 "examples/lm/modplast_lstm.dopa"
-    d_l3_alpha[i] += t250[i];
+    d_l3_alpha[i] += t244[i];
   }
-#line 2348 "lm_modplast_lstm.cpp"
+#line 2290 "lm_modplast_lstm.cpp"
 }
 
 /// One backward step of ModPlastLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_matmul(a);
   backward_col_outer(a);
   backward_record_col(a);
   backward_modfanout(a);
@@ -2364,36 +2305,35 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_x2i(a);
   backward_h2f(a);
   backward_x2f(a);
-  backward_col_outer_15(a);
-  backward_record_col_16(a);
-  backward_modfanout_17(a);
+  backward_col_outer_14(a);
+  backward_record_col_15(a);
+  backward_modfanout_16(a);
   backward_grad_l2_h2mod_bias(a);
-  backward_h2mod_19(a);
+  backward_h2mod_18(a);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
   backward_d_l2_hebb(a);
-  backward_x2c_22(a);
-  backward_h2o_23(a);
-  backward_x2o_24(a);
-  backward_h2i_25(a);
-  backward_x2i_26(a);
-  backward_h2f_27(a);
-  backward_x2f_28(a);
-  backward_record_col_29(a);
-  backward_modfanout_30(a);
+  backward_x2c_21(a);
+  backward_h2o_22(a);
+  backward_x2o_23(a);
+  backward_h2i_24(a);
+  backward_x2i_25(a);
+  backward_h2f_26(a);
+  backward_x2f_27(a);
+  backward_record_col_28(a);
+  backward_modfanout_29(a);
   backward_grad_l1_h2mod_bias(a);
-  backward_h2mod_32(a);
+  backward_h2mod_31(a);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
   backward_d_l1_hebb(a);
-  backward_x2c_35(a);
-  backward_h2o_36(a);
-  backward_x2o_37(a);
-  backward_h2i_38(a);
-  backward_x2i_39(a);
-  backward_h2f_40(a);
-  backward_x2f_41(a);
+  backward_x2c_34(a);
+  backward_h2o_35(a);
+  backward_x2o_36(a);
+  backward_h2i_37(a);
+  backward_x2i_38(a);
+  backward_h2f_39(a);
+  backward_x2f_40(a);
   backward_d_l1_h(a);
   backward_d_l3_h_grad_enc_weight(a);
-  backward_grad_dec_bias(a);
   backward_grad_l1_alpha_l2_alpha(a);
   backward_grad_l3_alpha(a);
 }
@@ -2583,145 +2523,129 @@ static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Hebb,
 static const int64_t inputRows[] = {10000};
 
 static const dopa::DeferredOuter deferred[] = {
-    {.paramOffset = kParamEncWeight, .rows = 10000, .cols = 400, .offsetA = 0, .offsetB = 10000},
-    {.paramOffset = kParamL1X2fWeight,
-     .rows = 1149,
-     .cols = 400,
-     .offsetA = 10400,
-     .offsetB = 11552},
-    {.paramOffset = kParamL1H2fWeight,
-     .rows = 1149,
-     .cols = 1149,
-     .offsetA = 10400,
-     .offsetB = 11952},
-    {.paramOffset = kParamL1X2iWeight,
-     .rows = 1149,
-     .cols = 400,
-     .offsetA = 13104,
-     .offsetB = 11552},
+    {.paramOffset = kParamL1X2fWeight, .rows = 1149, .cols = 400, .offsetA = 0, .offsetB = 1152},
+    {.paramOffset = kParamL1H2fWeight, .rows = 1149, .cols = 1149, .offsetA = 0, .offsetB = 1552},
+    {.paramOffset = kParamL1X2iWeight, .rows = 1149, .cols = 400, .offsetA = 2704, .offsetB = 1152},
     {.paramOffset = kParamL1H2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 13104,
-     .offsetB = 11952},
-    {.paramOffset = kParamL1X2oWeight,
-     .rows = 1149,
-     .cols = 400,
-     .offsetA = 14256,
-     .offsetB = 11552},
+     .offsetA = 2704,
+     .offsetB = 1552},
+    {.paramOffset = kParamL1X2oWeight, .rows = 1149, .cols = 400, .offsetA = 3856, .offsetB = 1152},
     {.paramOffset = kParamL1H2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 14256,
-     .offsetB = 11952},
-    {.paramOffset = kParamL1X2cWeight,
-     .rows = 1149,
-     .cols = 400,
-     .offsetA = 15408,
-     .offsetB = 11552},
-    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 15408, .offsetB = 11952},
-    {.paramOffset = kParamL1H2modWeight,
-     .rows = 1,
-     .cols = 1149,
-     .offsetA = 16560,
-     .offsetB = 16576},
+     .offsetA = 3856,
+     .offsetB = 1552},
+    {.paramOffset = kParamL1X2cWeight, .rows = 1149, .cols = 400, .offsetA = 5008, .offsetB = 1152},
+    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 5008, .offsetB = 1552},
+    {.paramOffset = kParamL1H2modWeight, .rows = 1, .cols = 1149, .offsetA = 6160, .offsetB = 6176},
     {.paramOffset = kParamL1ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
-     .offsetA = 17728,
-     .offsetB = 18880},
+     .offsetA = 7328,
+     .offsetB = 8480},
     {.paramOffset = kParamL2X2fWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 18896,
-     .offsetB = 16576},
+     .offsetA = 8496,
+     .offsetB = 6176},
     {.paramOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 18896,
-     .offsetB = 20048},
+     .offsetA = 8496,
+     .offsetB = 9648},
     {.paramOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 21200,
-     .offsetB = 16576},
+     .offsetA = 10800,
+     .offsetB = 6176},
     {.paramOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 21200,
-     .offsetB = 20048},
+     .offsetA = 10800,
+     .offsetB = 9648},
     {.paramOffset = kParamL2X2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 22352,
-     .offsetB = 16576},
+     .offsetA = 11952,
+     .offsetB = 6176},
     {.paramOffset = kParamL2H2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 22352,
-     .offsetB = 20048},
+     .offsetA = 11952,
+     .offsetB = 9648},
     {.paramOffset = kParamL2X2cWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 23504,
-     .offsetB = 16576},
-    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 23504, .offsetB = 20048},
+     .offsetA = 13104,
+     .offsetB = 6176},
+    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 13104, .offsetB = 9648},
     {.paramOffset = kParamL2H2modWeight,
      .rows = 1,
      .cols = 1149,
-     .offsetA = 24656,
-     .offsetB = 24672},
+     .offsetA = 14256,
+     .offsetB = 14272},
     {.paramOffset = kParamL2ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
-     .offsetA = 25824,
-     .offsetB = 26976},
+     .offsetA = 15424,
+     .offsetB = 16576},
     {.paramOffset = kParamL3X2fWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 26992,
-     .offsetB = 24672},
+     .offsetA = 16592,
+     .offsetB = 14272},
     {.paramOffset = kParamL3H2fWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 26992,
-     .offsetB = 27392},
+     .offsetA = 16592,
+     .offsetB = 16992},
     {.paramOffset = kParamL3X2iWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 27792,
-     .offsetB = 24672},
+     .offsetA = 17392,
+     .offsetB = 14272},
     {.paramOffset = kParamL3H2iWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 27792,
-     .offsetB = 27392},
+     .offsetA = 17392,
+     .offsetB = 16992},
     {.paramOffset = kParamL3X2oWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 28192,
-     .offsetB = 24672},
+     .offsetA = 17792,
+     .offsetB = 14272},
     {.paramOffset = kParamL3H2oWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 28192,
-     .offsetB = 27392},
+     .offsetA = 17792,
+     .offsetB = 16992},
     {.paramOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 28592,
-     .offsetB = 24672},
-    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 28592, .offsetB = 27392},
+     .offsetA = 18192,
+     .offsetB = 14272},
+    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 18192, .offsetB = 16992},
     {.paramOffset = kParamL3H2modWeight,
      .rows = 1,
      .cols = 400,
-     .offsetA = 28992,
-     .offsetB = 10000},
+     .offsetA = 18592,
+     .offsetB = 18608},
     {.paramOffset = kParamL3ModfanoutWeight,
      .rows = 400,
      .cols = 1,
-     .offsetA = 29008,
-     .offsetB = 29408},
+     .offsetA = 19008,
+     .offsetB = 19408},
+};
+
+static const dopa::BatchedReadout readouts[] = {
+    // logits = enc.weight @ x + dec_bias
+    {.output = 0,
+     .weightOffset = kParamEncWeight,
+     .biasOffset = kParamDecBias,
+     .rows = 10000,
+     .cols = 400},
 };
 
 const dopa::GeneratedSpec &spec() {
@@ -2732,7 +2656,7 @@ const dopa::GeneratedSpec &spec() {
       .stateNumel = 2805824,
       .stateOffsets = stateOffsets,
       .savedNumel = 24784,
-      .scratchNumel = 35600,
+      .scratchNumel = 35200,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
       .backwardFloat = backward_step<float>,
@@ -2740,13 +2664,15 @@ const dopa::GeneratedSpec &spec() {
       .backwardDouble = backward_step<double>,
       .checkpointEvery = 0,
       .memoryBudget = 0,
-      .numDeferred = 31,
+      .numDeferred = 30,
       .deferred = deferred,
-      .recordNumel = 29424,
+      .recordNumel = 19424,
       .forwardFlops = 67998694,
       .forwardSharedFlops = 0,
-      .backwardFlops = 111785797,
+      .backwardFlops = 115795797,
       .backwardSharedFlops = 0,
+      .numReadouts = 1,
+      .readouts = readouts,
   };
   return s;
 }

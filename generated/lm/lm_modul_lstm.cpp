@@ -763,8 +763,9 @@ template <class T> static void forward_matmul_36(const dopa::StepArgs<T> &a) {
 //   %186 tanh l3.g
 //   %192 mul l3.hn
 //   %190 add l3.cn -> next_state l3.c
+//   %192 mul l3.hn -> output logits
 //   %192 mul l3.hn -> saved
-template <class T> static void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepArgs<T> &a) {
   T *__restrict t176 = a.scratch + 9248;                        // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
   T *__restrict t184 = a.scratch + 9648;                        // [400]
@@ -784,6 +785,7 @@ template <class T> static void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict readout_in_logits = a.outputs[0];               // [400]
   T *__restrict saved_t192 = a.saved + 24000;                   // [400]
   for (int j = 0; j < 400; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
@@ -816,9 +818,10 @@ template <class T> static void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &
     const T v192 = v174 * v191;
     l3_h_next[j] = v192;
     l3_c_next[j] = v190;
+    readout_in_logits[j] = v192;
     saved_t192[j] = v192;
   }
-#line 822 "lm_modul_lstm.cpp"
+#line 825 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -831,7 +834,7 @@ template <class T> static void forward_h2mod_38(const dopa::StepArgs<T> &a) {
   T *__restrict t194 = a.scratch + 10048;                               // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t194, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 835 "lm_modul_lstm.cpp"
+#line 838 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -846,7 +849,7 @@ template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
   const T v196 = t194[0] + l3_h2mod_bias[0];
   const T v197 = std::tanh(v196);
   t197_l3_M[0] = v197;
-#line 850 "lm_modul_lstm.cpp"
+#line 853 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -860,7 +863,7 @@ template <class T> static void forward_modfanout_40(const dopa::StepArgs<T> &a) 
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t199, 400).noalias() =
       ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t197_l3_M, 1);
-#line 864 "lm_modul_lstm.cpp"
+#line 867 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -877,7 +880,7 @@ template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
     const T v201 = t199[j] + l3_modfanout_bias[j];
     t201_l3_eta[j] = v201;
   }
-#line 881 "lm_modul_lstm.cpp"
+#line 884 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -890,27 +893,13 @@ template <class T> static void forward_saved_col_42(const dopa::StepArgs<T> &a) 
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t202[e] = t201_l3_eta[e];
-#line 894 "lm_modul_lstm.cpp"
-}
-
-// output logits = enc.weight @ y3 + dec_bias
-//
-// forward stage 43: dense product (Eigen), [10000]
-//   %213 matmul
-template <class T> static void forward_matmul_43(const dopa::StepArgs<T> &a) {
-  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
-  T *__restrict t213 = a.scratch + 10864;                      // [10000]
-#line 18 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t213, 10000).noalias() =
-      ConstRowMat<T>(enc_weight, 10000, 400) * ConstVec<T>(l3_h_next, 400);
-#line 908 "lm_modul_lstm.cpp"
+#line 897 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 44: fused loop nest over [1149, 1149]
+// forward stage 43: fused loop nest over [1149, 1149]
 //   %67 clip -> next_state l1.pw
 //   %74 add -> next_state l1.et
 //   %137 clip -> next_state l2.pw
@@ -961,13 +950,13 @@ template <class T> static void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepA
       l2_et_next[i * 1149 + j] = v143;
     }
   }
-#line 965 "lm_modul_lstm.cpp"
+#line 954 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 45: fused loop nest over [400, 400]
+// forward stage 44: fused loop nest over [400, 400]
 //   %206 clip -> next_state l3.pw
 //   %212 add -> next_state l3.et
 template <class T> static void forward_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
@@ -996,24 +985,7 @@ template <class T> static void forward_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
       l3_et_next[i * 400 + j] = v212;
     }
   }
-#line 1000 "lm_modul_lstm.cpp"
-}
-
-// output logits = enc.weight @ y3 + dec_bias
-//
-// forward stage 46: fused loop nest over [10000]
-//   %215 add logits -> output logits
-template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t213 = a.scratch + 10864;                  // [10000]
-  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
-  T *__restrict out_logits = a.outputs[0];                 // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-#line 18 "examples/lm/modul_lstm.dopa"
-    const T v215 = t213[j] + dec_bias[j];
-    out_logits[j] = v215;
-  }
-#line 1017 "lm_modul_lstm.cpp"
+#line 989 "lm_modul_lstm.cpp"
 }
 
 /// One forward step of ModulLSTMLM for one batch element.
@@ -1055,30 +1027,14 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_h2o_34(a);
   forward_x2c_35(a);
   forward_matmul_36(a);
-  forward_l3_g_l3_hn_l3_c(a);
+  forward_l3_g_l3_hn_l3_c_logits(a);
   forward_h2mod_38(a);
   forward_l3_m(a);
   forward_modfanout_40(a);
   forward_l3_eta(a);
   forward_saved_col_42(a);
-  forward_matmul_43(a);
   forward_l1_pw_l1_et_l2_pw_l2_et(a);
   forward_l3_pw_l3_et(a);
-  forward_logits(a);
-}
-
-// output logits = enc.weight @ y3 + dec_bias
-//
-// backward stage 0: dense product (Eigen), [400]
-//   %231 matmul
-template <class T> static void backward_matmul(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
-  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t231 = a.scratch + 0;                          // [400]
-#line 18 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t231, 400).noalias() =
-      ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(enc_weight, 10000, 400);
-#line 1082 "lm_modul_lstm.cpp"
 }
 
 // state  et : [H, H] = 0
@@ -1086,145 +1042,145 @@ template <class T> static void backward_matmul(const dopa::StepArgs<T> &a) {
 // pw' = clip(pw + col(eta) * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// backward stage 1: fused loop nest over [400, 400]
+// backward stage 0: fused loop nest over [400, 400]
+//   %228 reduce_to
+//   %231 matmul
+//   %232 matmul
 //   %234 reduce_to
-//   %237 matmul
-//   %238 matmul
-//   %240 reduce_to
-//   %249 reduce_to
-//   %251 add -> grad_prev l3.et
+//   %243 reduce_to
+//   %245 add -> grad_prev l3.et
 template <class T> static void backward_d_l3_et(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_et_next = a.gradNext + kStateL3Et; // [400, 400] d l3.et'
   const T *__restrict t186_l3_g = a.saved + 23600;            // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;             // [400]
-  T *__restrict t234 = a.scratch + 400;                       // []
-  T *__restrict t237 = a.scratch + 416;                       // [400]
+  T *__restrict t228 = a.scratch + 0;                         // []
+  T *__restrict t231 = a.scratch + 16;                        // [400]
   const T *__restrict l3_etaet = a.params + kParamL3Etaet;    // []
-  T *__restrict t238 = a.scratch + 816;                       // [400]
+  T *__restrict t232 = a.scratch + 416;                       // [400]
   const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
-  T *__restrict t240 = a.scratch + 1216;                      // []
+  T *__restrict t234 = a.scratch + 816;                       // []
   const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
   const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
   const T *__restrict t202 = a.saved + 24416;                 // [400, 1]
-  T *__restrict t249 = a.scratch + 1232;                      // [400, 1]
+  T *__restrict t243 = a.scratch + 832;                       // [400, 1]
   const T *__restrict t208 = a.saved + 24816;                 // []
   T *__restrict d_l3_et = a.gradPrev + kStateL3Et;            // [400, 400]
+  t228[0] = T(0);
+  for (int e = 0; e < 400; ++e)
+    t232[e] = T(0);
   t234[0] = T(0);
   for (int e = 0; e < 400; ++e)
-    t238[e] = T(0);
-  t240[0] = T(0);
-  for (int e = 0; e < 400; ++e)
-    t249[e] = T(0);
+    t243[e] = T(0);
   for (int i = 0; i < 400; ++i) {
+    T acc228 = T(0);
+    T acc231 = T(0);
     T acc234 = T(0);
-    T acc237 = T(0);
-    T acc240 = T(0);
-    T acc249 = T(0);
-#pragma omp simd reduction(+ : acc234, acc237, acc240, acc249)
+    T acc243 = T(0);
+#pragma omp simd reduction(+ : acc228, acc231, acc234, acc243)
     for (int j = 0; j < 400; ++j) {
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v210 = t186_l3_g[i] * l3_h[j];
-      const T v233 = d_l3_et_next[i * 400 + j] * v210;
+      const T v227 = d_l3_et_next[i * 400 + j] * v210;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc234 += v233;
+      acc228 += v227;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v236 = d_l3_et_next[i * 400 + j] * l3_etaet[0];
-      acc237 += v236 * l3_h[j];
-      t238[j] += t186_l3_g[i] * v236;
-      const T v239 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
-      acc240 += v239;
+      const T v230 = d_l3_et_next[i * 400 + j] * l3_etaet[0];
+      acc231 += v230 * l3_h[j];
+      t232[j] += t186_l3_g[i] * v230;
+      const T v233 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
+      acc234 += v233;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v204 = t202[i] * l3_et[i * 400 + j];
       const T v205 = l3_pw[i * 400 + j] + v204;
-      const T v246 = T(-2.0) <= v205 && v205 <= T(2.0) ? T(1) : T(0);
-      const T v247 = d_l3_pw_next[i * 400 + j] * v246;
-      const T v248 = v247 * l3_et[i * 400 + j];
-      acc249 += v248;
+      const T v240 = T(-2.0) <= v205 && v205 <= T(2.0) ? T(1) : T(0);
+      const T v241 = d_l3_pw_next[i * 400 + j] * v240;
+      const T v242 = v241 * l3_et[i * 400 + j];
+      acc243 += v242;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v241 = d_l3_et_next[i * 400 + j] * t208[0];
+      const T v235 = d_l3_et_next[i * 400 + j] * t208[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v250 = v247 * t202[i];
+      const T v244 = v241 * t202[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v251 = v241 + v250;
-      d_l3_et[i * 400 + j] = v251;
+      const T v245 = v235 + v244;
+      d_l3_et[i * 400 + j] = v245;
     }
+    t228[0] += acc228;
+    t231[i] = acc231;
     t234[0] += acc234;
-    t237[i] = acc237;
-    t240[0] += acc240;
-    t249[i] += acc249;
+    t243[i] += acc243;
   }
-#line 1157 "lm_modul_lstm.cpp"
+#line 1113 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 2:
-//   %252 reshape
+// backward stage 1:
+//   %246 reshape
 template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t252 = a.record + 29008; // [400]
-  T *__restrict t249 = a.scratch + 1232; // [400, 1]
+  T *__restrict t246 = a.record + 19008; // [400]
+  T *__restrict t243 = a.scratch + 832;  // [400, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
-    t252[e] = t249[e];
-#line 1170 "lm_modul_lstm.cpp"
+    t246[e] = t243[e];
+#line 1126 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 3: dense product (Eigen), [1]
-//   %255 matmul
+// backward stage 2: dense product (Eigen), [1]
+//   %249 matmul
 template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t252 = a.record + 29008;                                        // [400]
+  T *__restrict t246 = a.record + 19008;                                        // [400]
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t255 = a.scratch + 1632;                                        // [1]
+  T *__restrict t249 = a.scratch + 1232;                                        // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t255, 1).noalias() =
-      ConstRowVec<T>(t252, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1184 "lm_modul_lstm.cpp"
+  RowVec<T>(t249, 1).noalias() =
+      ConstRowVec<T>(t246, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
+#line 1140 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 4: fused loop nest over [1]
-//   %259 mul
+// backward stage 3: fused loop nest over [1]
+//   %253 mul
 //   %56 tanh l1.M -> record (a factor of deferred outer-product gradients)
 //   %128 tanh l2.M -> record (a factor of deferred outer-product gradients)
-//   %259 mul += grad l3.h2mod.bias
+//   %253 mul += grad l3.h2mod.bias
 //   %197 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t255 = a.scratch + 1632;                       // [1]
+  T *__restrict t249 = a.scratch + 1232;                       // [1]
   const T *__restrict t197_l3_M = a.saved + 24400;             // [1] l3.M
-  T *__restrict t259 = a.record + 28992;                       // [1]
+  T *__restrict t253 = a.record + 18592;                       // [1]
   const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
-  T *__restrict record11 = a.record + 18880;                   // [1]
+  T *__restrict record9 = a.record + 8480;                     // [1]
   const T *__restrict t128_l2_M = a.saved + 20016;             // [1] l2.M
-  T *__restrict record20 = a.record + 26976;                   // [1]
+  T *__restrict record18 = a.record + 16576;                   // [1]
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
-  T *__restrict record28 = a.record + 29408;                   // [1]
+  T *__restrict record27 = a.record + 19408;                   // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v257 = t197_l3_M[0] * t197_l3_M[0];
-  const T v258 = T(1.0) - v257;
-  const T v259 = t255[0] * v258;
-  t259[0] = v259;
-  record11[0] = t56_l1_M[0];
-  record20[0] = t128_l2_M[0];
-  d_l3_h2mod_bias[0] += v259;
-  record28[0] = t197_l3_M[0];
-#line 1214 "lm_modul_lstm.cpp"
+  const T v251 = t197_l3_M[0] * t197_l3_M[0];
+  const T v252 = T(1.0) - v251;
+  const T v253 = t249[0] * v252;
+  t253[0] = v253;
+  record9[0] = t56_l1_M[0];
+  record18[0] = t128_l2_M[0];
+  d_l3_h2mod_bias[0] += v253;
+  record27[0] = t197_l3_M[0];
+#line 1170 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 5: dense product (Eigen), [400]
-//   %262 matmul
+// backward stage 4: dense product (Eigen), [400]
+//   %256 matmul
 template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t259 = a.record + 28992;                                // [1]
+  T *__restrict t253 = a.record + 18592;                                // [1]
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
-  T *__restrict t262 = a.scratch + 1648;                                // [400]
+  T *__restrict t256 = a.scratch + 1248;                                // [400]
 #line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t262, 400).noalias() =
-      ConstRowVec<T>(t259, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1228 "lm_modul_lstm.cpp"
+  RowVec<T>(t256, 400).noalias() =
+      ConstRowVec<T>(t253, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
+#line 1184 "lm_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1236,30 +1192,30 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 // hn = o * tanh(cn)
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 6: fused loop nest over [400]
-//   %277 mul
-//   %292 mul
-//   %303 mul
-//   %314 mul
-//   %274 mul -> grad_prev l3.c
-//   %192 mul l3.hn -> record (a factor of deferred outer-product gradients)
+// backward stage 5: fused loop nest over [400]
+//   %271 mul
+//   %286 mul
+//   %297 mul
+//   %308 mul
+//   %268 mul -> grad_prev l3.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
-//   %314 mul += grad l3.x2f.bias
+//   %308 mul += grad l3.x2f.bias
 //   %148 state -> record (a factor of deferred outer-product gradients)
-//   %314 mul += grad l3.h2f.bias
-//   %303 mul += grad l3.x2i.bias
-//   %303 mul += grad l3.h2i.bias
-//   %292 mul += grad l3.x2o.bias
-//   %292 mul += grad l3.h2o.bias
-//   %277 mul += grad l3.x2c.bias
-//   %252 reshape += grad l3.modfanout.bias
+//   %308 mul += grad l3.h2f.bias
+//   %297 mul += grad l3.x2i.bias
+//   %297 mul += grad l3.h2i.bias
+//   %286 mul += grad l3.x2o.bias
+//   %286 mul += grad l3.h2o.bias
+//   %271 mul += grad l3.x2c.bias
+//   %192 mul l3.hn -> record (a factor of deferred outer-product gradients)
+//   %246 reshape += grad l3.modfanout.bias
 template <class T>
 static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t237 = a.scratch + 416;                                // [400]
+  T *__restrict t231 = a.scratch + 16;                                 // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];          // [400] d logits
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
-  T *__restrict t231 = a.scratch + 0;                                  // [400]
-  T *__restrict t262 = a.scratch + 1648;                               // [400]
+  T *__restrict t256 = a.scratch + 1248;                               // [400]
   const T *__restrict t166 = a.saved + 22800;                          // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
   const T *__restrict t170 = a.saved + 23200;                          // [400]
@@ -1274,37 +1230,37 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   const T *__restrict t160 = a.saved + 22400;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
   const T *__restrict t186_l3_g = a.saved + 23600;                     // [400] l3.g
-  T *__restrict t277 = a.record + 28592;                               // [400]
-  T *__restrict t292 = a.record + 28192;                               // [400]
-  T *__restrict t303 = a.record + 27792;                               // [400]
-  T *__restrict t314 = a.record + 26992;                               // [400]
+  T *__restrict t271 = a.record + 18192;                               // [400]
+  T *__restrict t286 = a.record + 17792;                               // [400]
+  T *__restrict t297 = a.record + 17392;                               // [400]
+  T *__restrict t308 = a.record + 16592;                               // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
-  const T *__restrict t192_l3_hn = a.saved + 24000;                    // [400] l3.hn
-  T *__restrict record1 = a.record + 10000;                            // [400]
   const T *__restrict t2 = a.saved + 0;                                // [400]
-  T *__restrict record3 = a.record + 11552;                            // [400]
+  T *__restrict record1 = a.record + 1152;                             // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;             // [400]
   const T *__restrict l3_h = a.state + kStateL3H;                      // [400]
-  T *__restrict record22 = a.record + 27392;                           // [400]
+  T *__restrict record20 = a.record + 16992;                           // [400]
   T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;             // [400]
   T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;             // [400]
   T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;             // [400]
   T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;             // [400]
   T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;             // [400]
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
-  T *__restrict t252 = a.record + 29008;                               // [400]
+  const T *__restrict t192_l3_hn = a.saved + 24000;                    // [400] l3.hn
+  T *__restrict record25 = a.record + 18608;                           // [400]
+  T *__restrict t246 = a.record + 19008;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   for (int j = 0; j < 400; ++j) {
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v232 = d_l3_h_next[j] + t231[j];
-    const T v263 = v232 + t262[j];
+    const T v223 = d_readout_in_logits[j] + d_l3_h_next[j];
+    const T v257 = v223 + t256[j];
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v168 = t166[j] + l3_x2o_bias[j];
     const T v172 = t170[j] + l3_h2o_bias[j];
     const T v173 = v168 + v172;
     const T v174 = T(1) / (T(1) + std::exp(-v173));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v265 = v263 * v174;
+    const T v259 = v257 * v174;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v147 = t145[j] + l3_x2f_bias[j];
     const T v152 = t150[j] + l3_h2f_bias[j];
@@ -1322,210 +1278,210 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v190 = v188 + v189;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v191 = std::tanh(v190);
-    const T v266 = v191 * v191;
-    const T v267 = T(1.0) - v266;
-    const T v268 = v265 * v267;
+    const T v260 = v191 * v191;
+    const T v261 = T(1.0) - v260;
+    const T v262 = v259 * v261;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v269 = d_l3_c_next[j] + v268;
-    const T v271 = v269 * v164;
+    const T v263 = d_l3_c_next[j] + v262;
+    const T v265 = v263 * v164;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v272 = t237[j] + v271;
-    const T v275 = t186_l3_g[j] * t186_l3_g[j];
-    const T v276 = T(1.0) - v275;
-    const T v277 = v272 * v276;
-    t277[j] = v277;
+    const T v266 = t231[j] + v265;
+    const T v269 = t186_l3_g[j] * t186_l3_g[j];
+    const T v270 = T(1.0) - v269;
+    const T v271 = v266 * v270;
+    t271[j] = v271;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v264 = v263 * v191;
+    const T v258 = v257 * v191;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v290 = T(1.0) - v174;
-    const T v291 = v174 * v290;
-    const T v292 = v264 * v291;
-    t292[j] = v292;
+    const T v284 = T(1.0) - v174;
+    const T v285 = v174 * v284;
+    const T v286 = v258 * v285;
+    t286[j] = v286;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v270 = v269 * t186_l3_g[j];
+    const T v264 = v263 * t186_l3_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v301 = T(1.0) - v164;
-    const T v302 = v164 * v301;
-    const T v303 = v270 * v302;
-    t303[j] = v303;
+    const T v295 = T(1.0) - v164;
+    const T v296 = v164 * v295;
+    const T v297 = v264 * v296;
+    t297[j] = v297;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v273 = v269 * l3_c[j];
+    const T v267 = v263 * l3_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v312 = T(1.0) - v154;
-    const T v313 = v154 * v312;
-    const T v314 = v273 * v313;
-    t314[j] = v314;
+    const T v306 = T(1.0) - v154;
+    const T v307 = v154 * v306;
+    const T v308 = v267 * v307;
+    t308[j] = v308;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v274 = v269 * v154;
-    d_l3_c[j] = v274;
-    record1[j] = t192_l3_hn[j];
-    record3[j] = t2[j];
+    const T v268 = v263 * v154;
+    d_l3_c[j] = v268;
+    record1[j] = t2[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l3_x2f_bias[j] += v314;
-    record22[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v314;
+    d_l3_x2f_bias[j] += v308;
+    record20[j] = l3_h[j];
+    d_l3_h2f_bias[j] += v308;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l3_x2i_bias[j] += v303;
-    d_l3_h2i_bias[j] += v303;
+    d_l3_x2i_bias[j] += v297;
+    d_l3_h2i_bias[j] += v297;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l3_x2o_bias[j] += v292;
-    d_l3_h2o_bias[j] += v292;
+    d_l3_x2o_bias[j] += v286;
+    d_l3_h2o_bias[j] += v286;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l3_x2c_bias[j] += v277;
+    d_l3_x2c_bias[j] += v271;
+    record25[j] = t192_l3_hn[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l3_modfanout_bias[j] += t252[j];
+    d_l3_modfanout_bias[j] += t246[j];
   }
-#line 1379 "lm_modul_lstm.cpp"
+#line 1335 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 7: fused loop nest over [400, 400]
-//   %279 matmul
-//   %282 reduce_to
-//   %285 add -> grad_prev l3.pw
+// backward stage 6: fused loop nest over [400, 400]
+//   %273 matmul
+//   %276 reduce_to
+//   %279 add -> grad_prev l3.pw
 template <class T> static void backward_d_l3_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t279 = a.scratch + 2048;                      // [400]
-  T *__restrict t277 = a.record + 28592;                      // [400]
+  T *__restrict t273 = a.scratch + 1648;                      // [400]
+  T *__restrict t271 = a.record + 18192;                      // [400]
   const T *__restrict l3_w = a.params + kParamL3W;            // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;    // [400, 1]
   const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;             // [400]
-  T *__restrict t282 = a.scratch + 2448;                      // [400, 1]
+  T *__restrict t276 = a.scratch + 2048;                      // [400, 1]
   const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
   const T *__restrict t202 = a.saved + 24416;                 // [400, 1]
   const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
   T *__restrict d_l3_pw = a.gradPrev + kStateL3Pw;            // [400, 400]
   for (int e = 0; e < 400; ++e)
-    t279[e] = T(0);
+    t273[e] = T(0);
   for (int e = 0; e < 400; ++e)
-    t282[e] = T(0);
+    t276[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc282 = T(0);
-#pragma omp simd reduction(+ : acc282)
+    T acc276 = T(0);
+#pragma omp simd reduction(+ : acc276)
     for (int j = 0; j < 400; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v182 = l3_alpha[i] * l3_pw[i * 400 + j];
       const T v183 = l3_w[i * 400 + j] + v182;
-      t279[j] += t277[i] * v183;
-      const T v278 = t277[i] * l3_h[j];
-      const T v281 = v278 * l3_pw[i * 400 + j];
+      t273[j] += t271[i] * v183;
+      const T v272 = t271[i] * l3_h[j];
+      const T v275 = v272 * l3_pw[i * 400 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc282 += v281;
+      acc276 += v275;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v204 = t202[i] * l3_et[i * 400 + j];
       const T v205 = l3_pw[i * 400 + j] + v204;
-      const T v246 = T(-2.0) <= v205 && v205 <= T(2.0) ? T(1) : T(0);
-      const T v247 = d_l3_pw_next[i * 400 + j] * v246;
+      const T v240 = T(-2.0) <= v205 && v205 <= T(2.0) ? T(1) : T(0);
+      const T v241 = d_l3_pw_next[i * 400 + j] * v240;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v284 = v278 * l3_alpha[i];
+      const T v278 = v272 * l3_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v285 = v247 + v284;
-      d_l3_pw[i * 400 + j] = v285;
+      const T v279 = v241 + v278;
+      d_l3_pw[i * 400 + j] = v279;
     }
-    t282[i] += acc282;
+    t276[i] += acc276;
   }
-#line 1431 "lm_modul_lstm.cpp"
+#line 1387 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 8: dense product (Eigen), [1149]
-//   %288 matmul
+// backward stage 7: dense product (Eigen), [1149]
+//   %282 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 28592;                            // [400]
+  T *__restrict t271 = a.record + 18192;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t288 = a.scratch + 2848;                            // [1149]
+  T *__restrict t282 = a.scratch + 2448;                            // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t288, 1149).noalias() =
-      ConstRowVec<T>(t277, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1445 "lm_modul_lstm.cpp"
+  RowVec<T>(t282, 1149).noalias() =
+      ConstRowVec<T>(t271, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
+#line 1401 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 9: dense product (Eigen), [400]
-//   %295 matmul
+// backward stage 8: dense product (Eigen), [400]
+//   %289 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.record + 28192;                            // [400]
+  T *__restrict t286 = a.record + 17792;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t295 = a.scratch + 4000;                            // [400]
+  T *__restrict t289 = a.scratch + 3600;                            // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t295, 400).noalias() =
-      ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1459 "lm_modul_lstm.cpp"
+  RowVec<T>(t289, 400).noalias() =
+      ConstRowVec<T>(t286, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 1415 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 10: dense product (Eigen), [1149]
-//   %299 matmul
+// backward stage 9: dense product (Eigen), [1149]
+//   %293 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.record + 28192;                            // [400]
+  T *__restrict t286 = a.record + 17792;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t299 = a.scratch + 4400;                            // [1149]
+  T *__restrict t293 = a.scratch + 4000;                            // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t299, 1149).noalias() =
-      ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1473 "lm_modul_lstm.cpp"
+  RowVec<T>(t293, 1149).noalias() =
+      ConstRowVec<T>(t286, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
+#line 1429 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 11: dense product (Eigen), [400]
-//   %306 matmul
+// backward stage 10: dense product (Eigen), [400]
+//   %300 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t303 = a.record + 27792;                            // [400]
+  T *__restrict t297 = a.record + 17392;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t306 = a.scratch + 5552;                            // [400]
+  T *__restrict t300 = a.scratch + 5152;                            // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t306, 400).noalias() =
-      ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1487 "lm_modul_lstm.cpp"
+  RowVec<T>(t300, 400).noalias() =
+      ConstRowVec<T>(t297, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 1443 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 12: dense product (Eigen), [1149]
-//   %310 matmul
+// backward stage 11: dense product (Eigen), [1149]
+//   %304 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t303 = a.record + 27792;                            // [400]
+  T *__restrict t297 = a.record + 17392;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t310 = a.scratch + 5952;                            // [1149]
+  T *__restrict t304 = a.scratch + 5552;                            // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t310, 1149).noalias() =
-      ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1501 "lm_modul_lstm.cpp"
+  RowVec<T>(t304, 1149).noalias() =
+      ConstRowVec<T>(t297, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
+#line 1457 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 13: dense product (Eigen), [400]
-//   %317 matmul
+// backward stage 12: dense product (Eigen), [400]
+//   %311 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t314 = a.record + 26992;                            // [400]
+  T *__restrict t308 = a.record + 16592;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t317 = a.scratch + 7104;                            // [400]
+  T *__restrict t311 = a.scratch + 6704;                            // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t317, 400).noalias() =
-      ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1515 "lm_modul_lstm.cpp"
+  RowVec<T>(t311, 400).noalias() =
+      ConstRowVec<T>(t308, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 1471 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 14: dense product (Eigen), [1149]
-//   %321 matmul
+// backward stage 13: dense product (Eigen), [1149]
+//   %315 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t314 = a.record + 26992;                            // [400]
+  T *__restrict t308 = a.record + 16592;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t321 = a.scratch + 7504;                            // [1149]
+  T *__restrict t315 = a.scratch + 7104;                            // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t321, 1149).noalias() =
-      ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1529 "lm_modul_lstm.cpp"
+  RowVec<T>(t315, 1149).noalias() =
+      ConstRowVec<T>(t308, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
+#line 1485 "lm_modul_lstm.cpp"
 }
 
 // state  et : [H, H] = 0
@@ -1533,194 +1489,194 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 // pw' = clip(pw + col(eta) * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// backward stage 15: fused loop nest over [1149, 1149]
+// backward stage 14: fused loop nest over [1149, 1149]
+//   %318 reduce_to
+//   %321 matmul
+//   %322 matmul
 //   %324 reduce_to
-//   %327 matmul
-//   %328 matmul
-//   %330 reduce_to
-//   %337 reduce_to
+//   %331 reduce_to
+//   %405 reduce_to
+//   %408 matmul
+//   %409 matmul
 //   %411 reduce_to
-//   %414 matmul
-//   %415 matmul
-//   %417 reduce_to
-//   %424 reduce_to
-//   %426 add -> grad_prev l1.et
-//   %339 add -> grad_prev l2.et
+//   %418 reduce_to
+//   %420 add -> grad_prev l1.et
+//   %333 add -> grad_prev l2.et
 template <class T> static void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et; // [1149, 1149] d l2.et'
   const T *__restrict t117_l2_g = a.saved + 17712;            // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
-  T *__restrict t324 = a.scratch + 8656;                      // []
-  T *__restrict t327 = a.scratch + 8672;                      // [1149]
+  T *__restrict t318 = a.scratch + 8256;                      // []
+  T *__restrict t321 = a.scratch + 8272;                      // [1149]
   const T *__restrict l2_etaet = a.params + kParamL2Etaet;    // []
-  T *__restrict t328 = a.scratch + 9824;                      // [1149]
+  T *__restrict t322 = a.scratch + 9424;                      // [1149]
   const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
-  T *__restrict t330 = a.scratch + 10976;                     // []
+  T *__restrict t324 = a.scratch + 10576;                     // []
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
   const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
   const T *__restrict t133 = a.saved + 20032;                 // [1149, 1]
-  T *__restrict t337 = a.scratch + 10992;                     // [1149, 1]
+  T *__restrict t331 = a.scratch + 10592;                     // [1149, 1]
   const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et; // [1149, 1149] d l1.et'
   const T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
-  T *__restrict t411 = a.scratch + 23680;                     // []
-  T *__restrict t414 = a.scratch + 23696;                     // [1149]
+  T *__restrict t405 = a.scratch + 23280;                     // []
+  T *__restrict t408 = a.scratch + 23296;                     // [1149]
   const T *__restrict l1_etaet = a.params + kParamL1Etaet;    // []
-  T *__restrict t415 = a.scratch + 24848;                     // [1149]
+  T *__restrict t409 = a.scratch + 24448;                     // [1149]
   const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
-  T *__restrict t417 = a.scratch + 26000;                     // []
+  T *__restrict t411 = a.scratch + 25600;                     // []
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
   const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
   const T *__restrict t61 = a.saved + 9632;                   // [1149, 1]
-  T *__restrict t424 = a.scratch + 26016;                     // [1149, 1]
+  T *__restrict t418 = a.scratch + 25616;                     // [1149, 1]
   const T *__restrict t70 = a.saved + 10784;                  // []
   T *__restrict d_l1_et = a.gradPrev + kStateL1Et;            // [1149, 1149]
   const T *__restrict t139 = a.saved + 21184;                 // []
   T *__restrict d_l2_et = a.gradPrev + kStateL2Et;            // [1149, 1149]
+  t318[0] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t322[e] = T(0);
   t324[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t328[e] = T(0);
-  t330[0] = T(0);
+    t331[e] = T(0);
+  t405[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t337[e] = T(0);
+    t409[e] = T(0);
   t411[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t415[e] = T(0);
-  t417[0] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t424[e] = T(0);
+    t418[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
+    T acc318 = T(0);
+    T acc321 = T(0);
     T acc324 = T(0);
-    T acc327 = T(0);
-    T acc330 = T(0);
-    T acc337 = T(0);
+    T acc331 = T(0);
+    T acc405 = T(0);
+    T acc408 = T(0);
     T acc411 = T(0);
-    T acc414 = T(0);
-    T acc417 = T(0);
-    T acc424 = T(0);
-#pragma omp simd reduction(+ : acc324, acc327, acc330, acc337, acc411, acc414, acc417, acc424)
+    T acc418 = T(0);
+#pragma omp simd reduction(+ : acc318, acc321, acc324, acc331, acc405, acc408, acc411, acc418)
     for (int j = 0; j < 1149; ++j) {
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v141 = t117_l2_g[i] * l2_h[j];
-      const T v323 = d_l2_et_next[i * 1149 + j] * v141;
+      const T v317 = d_l2_et_next[i * 1149 + j] * v141;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc324 += v323;
+      acc318 += v317;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v326 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
-      acc327 += v326 * l2_h[j];
-      t328[j] += t117_l2_g[i] * v326;
-      const T v329 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
-      acc330 += v329;
+      const T v320 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
+      acc321 += v320 * l2_h[j];
+      t322[j] += t117_l2_g[i] * v320;
+      const T v323 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
+      acc324 += v323;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v135 = t133[i] * l2_et[i * 1149 + j];
       const T v136 = l2_pw[i * 1149 + j] + v135;
-      const T v334 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
-      const T v335 = d_l2_pw_next[i * 1149 + j] * v334;
-      const T v336 = v335 * l2_et[i * 1149 + j];
-      acc337 += v336;
+      const T v328 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
+      const T v329 = d_l2_pw_next[i * 1149 + j] * v328;
+      const T v330 = v329 * l2_et[i * 1149 + j];
+      acc331 += v330;
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v72 = t45_l1_g[i] * l1_h[j];
-      const T v410 = d_l1_et_next[i * 1149 + j] * v72;
+      const T v404 = d_l1_et_next[i * 1149 + j] * v72;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc411 += v410;
+      acc405 += v404;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v413 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
-      acc414 += v413 * l1_h[j];
-      t415[j] += t45_l1_g[i] * v413;
-      const T v416 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
-      acc417 += v416;
+      const T v407 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
+      acc408 += v407 * l1_h[j];
+      t409[j] += t45_l1_g[i] * v407;
+      const T v410 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
+      acc411 += v410;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v63 = t61[i] * l1_et[i * 1149 + j];
       const T v64 = l1_pw[i * 1149 + j] + v63;
-      const T v421 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
-      const T v422 = d_l1_pw_next[i * 1149 + j] * v421;
-      const T v423 = v422 * l1_et[i * 1149 + j];
-      acc424 += v423;
+      const T v415 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
+      const T v416 = d_l1_pw_next[i * 1149 + j] * v415;
+      const T v417 = v416 * l1_et[i * 1149 + j];
+      acc418 += v417;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v418 = d_l1_et_next[i * 1149 + j] * t70[0];
+      const T v412 = d_l1_et_next[i * 1149 + j] * t70[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v425 = v422 * t61[i];
+      const T v419 = v416 * t61[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v426 = v418 + v425;
-      d_l1_et[i * 1149 + j] = v426;
+      const T v420 = v412 + v419;
+      d_l1_et[i * 1149 + j] = v420;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v331 = d_l2_et_next[i * 1149 + j] * t139[0];
+      const T v325 = d_l2_et_next[i * 1149 + j] * t139[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v338 = v335 * t133[i];
+      const T v332 = v329 * t133[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v339 = v331 + v338;
-      d_l2_et[i * 1149 + j] = v339;
+      const T v333 = v325 + v332;
+      d_l2_et[i * 1149 + j] = v333;
     }
+    t318[0] += acc318;
+    t321[i] = acc321;
     t324[0] += acc324;
-    t327[i] = acc327;
-    t330[0] += acc330;
-    t337[i] += acc337;
+    t331[i] += acc331;
+    t405[0] += acc405;
+    t408[i] = acc408;
     t411[0] += acc411;
-    t414[i] = acc414;
-    t417[0] += acc417;
-    t424[i] += acc424;
+    t418[i] += acc418;
   }
-#line 1664 "lm_modul_lstm.cpp"
+#line 1620 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 16:
-//   %340 reshape
-template <class T> static void backward_record_col_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t340 = a.record + 25824;  // [1149]
-  T *__restrict t337 = a.scratch + 10992; // [1149, 1]
+// backward stage 15:
+//   %334 reshape
+template <class T> static void backward_record_col_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t334 = a.record + 15424;  // [1149]
+  T *__restrict t331 = a.scratch + 10592; // [1149, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t340[e] = t337[e];
-#line 1677 "lm_modul_lstm.cpp"
+    t334[e] = t331[e];
+#line 1633 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 17: dense product (Eigen), [1]
-//   %343 matmul
-template <class T> static void backward_modfanout_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t340 = a.record + 25824;                                        // [1149]
+// backward stage 16: dense product (Eigen), [1]
+//   %337 matmul
+template <class T> static void backward_modfanout_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t334 = a.record + 15424;                                        // [1149]
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t343 = a.scratch + 12144;                                       // [1]
+  T *__restrict t337 = a.scratch + 11744;                                       // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t343, 1).noalias() =
-      ConstRowVec<T>(t340, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1691 "lm_modul_lstm.cpp"
+  RowVec<T>(t337, 1).noalias() =
+      ConstRowVec<T>(t334, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
+#line 1647 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 18: fused loop nest over [1]
-//   %346 mul
-//   %346 mul += grad l2.h2mod.bias
+// backward stage 17: fused loop nest over [1]
+//   %340 mul
+//   %340 mul += grad l2.h2mod.bias
 template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t343 = a.scratch + 12144;                      // [1]
+  T *__restrict t337 = a.scratch + 11744;                      // [1]
   const T *__restrict t128_l2_M = a.saved + 20016;             // [1] l2.M
-  T *__restrict t346 = a.record + 24656;                       // [1]
+  T *__restrict t340 = a.record + 14256;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v344 = t128_l2_M[0] * t128_l2_M[0];
-  const T v345 = T(1.0) - v344;
-  const T v346 = t343[0] * v345;
-  t346[0] = v346;
-  d_l2_h2mod_bias[0] += v346;
-#line 1710 "lm_modul_lstm.cpp"
+  const T v338 = t128_l2_M[0] * t128_l2_M[0];
+  const T v339 = T(1.0) - v338;
+  const T v340 = t337[0] * v339;
+  t340[0] = v340;
+  d_l2_h2mod_bias[0] += v340;
+#line 1666 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 19: dense product (Eigen), [1149]
-//   %349 matmul
-template <class T> static void backward_h2mod_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t346 = a.record + 24656;                                // [1]
+// backward stage 18: dense product (Eigen), [1149]
+//   %343 matmul
+template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
+  T *__restrict t340 = a.record + 14256;                                // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
-  T *__restrict t349 = a.scratch + 12160;                               // [1149]
+  T *__restrict t343 = a.scratch + 11760;                               // [1149]
 #line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t349, 1149).noalias() =
-      ConstRowVec<T>(t346, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1724 "lm_modul_lstm.cpp"
+  RowVec<T>(t343, 1149).noalias() =
+      ConstRowVec<T>(t340, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
+#line 1680 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1731,34 +1687,34 @@ template <class T> static void backward_h2mod_19(const dopa::StepArgs<T> &a) {
 // hn = o * tanh(cn)
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 20: fused loop nest over [1149]
-//   %364 mul
-//   %379 mul
-//   %390 mul
-//   %401 mul
-//   %361 mul -> grad_prev l2.c
+// backward stage 19: fused loop nest over [1149]
+//   %358 mul
+//   %373 mul
+//   %384 mul
+//   %395 mul
+//   %355 mul -> grad_prev l2.c
 //   %7 state -> record (a factor of deferred outer-product gradients)
 //   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %401 mul += grad l2.x2f.bias
+//   %395 mul += grad l2.x2f.bias
 //   %79 state -> record (a factor of deferred outer-product gradients)
-//   %401 mul += grad l2.h2f.bias
-//   %390 mul += grad l2.x2i.bias
-//   %390 mul += grad l2.h2i.bias
-//   %379 mul += grad l2.x2o.bias
-//   %379 mul += grad l2.h2o.bias
-//   %364 mul += grad l2.x2c.bias
+//   %395 mul += grad l2.h2f.bias
+//   %384 mul += grad l2.x2i.bias
+//   %384 mul += grad l2.h2i.bias
+//   %373 mul += grad l2.x2o.bias
+//   %373 mul += grad l2.h2o.bias
+//   %358 mul += grad l2.x2c.bias
 //   %123 mul l2.hn -> record (a factor of deferred outer-product gradients)
-//   %340 reshape += grad l2.modfanout.bias
+//   %334 reshape += grad l2.modfanout.bias
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t327 = a.scratch + 8672;                               // [1149]
+  T *__restrict t321 = a.scratch + 8272;                               // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
-  T *__restrict t288 = a.scratch + 2848;                               // [1149]
-  T *__restrict t299 = a.scratch + 4400;                               // [1149]
-  T *__restrict t310 = a.scratch + 5952;                               // [1149]
-  T *__restrict t321 = a.scratch + 7504;                               // [1149]
-  T *__restrict t349 = a.scratch + 12160;                              // [1149]
+  T *__restrict t282 = a.scratch + 2448;                               // [1149]
+  T *__restrict t293 = a.scratch + 4000;                               // [1149]
+  T *__restrict t304 = a.scratch + 5552;                               // [1149]
+  T *__restrict t315 = a.scratch + 7104;                               // [1149]
+  T *__restrict t343 = a.scratch + 11760;                              // [1149]
   const T *__restrict t97 = a.saved + 15408;                           // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
   const T *__restrict t101 = a.saved + 16560;                          // [1149]
@@ -1773,18 +1729,18 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict t91 = a.saved + 14256;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
   const T *__restrict t117_l2_g = a.saved + 17712;                     // [1149] l2.g
-  T *__restrict t364 = a.record + 23504;                               // [1149]
-  T *__restrict t379 = a.record + 22352;                               // [1149]
-  T *__restrict t390 = a.record + 21200;                               // [1149]
-  T *__restrict t401 = a.record + 18896;                               // [1149]
+  T *__restrict t358 = a.record + 13104;                               // [1149]
+  T *__restrict t373 = a.record + 11952;                               // [1149]
+  T *__restrict t384 = a.record + 10800;                               // [1149]
+  T *__restrict t395 = a.record + 8496;                                // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
-  T *__restrict record4 = a.record + 11952;                            // [1149]
+  T *__restrict record2 = a.record + 1552;                             // [1149]
   const T *__restrict t51_l1_hn = a.saved + 8464;                      // [1149] l1.hn
-  T *__restrict record9 = a.record + 16576;                            // [1149]
+  T *__restrict record7 = a.record + 6176;                             // [1149]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;             // [1149]
   const T *__restrict l2_h = a.state + kStateL2H;                      // [1149]
-  T *__restrict record13 = a.record + 20048;                           // [1149]
+  T *__restrict record11 = a.record + 9648;                            // [1149]
   T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;             // [1149]
   T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;             // [1149]
   T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;             // [1149]
@@ -1792,23 +1748,23 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;             // [1149]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
   const T *__restrict t123_l2_hn = a.saved + 18864;                    // [1149] l2.hn
-  T *__restrict record18 = a.record + 24672;                           // [1149]
-  T *__restrict t340 = a.record + 25824;                               // [1149]
+  T *__restrict record16 = a.record + 14272;                           // [1149]
+  T *__restrict t334 = a.record + 15424;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v289 = d_l2_h_next[j] + t288[j];
-    const T v300 = v289 + t299[j];
-    const T v311 = v300 + t310[j];
-    const T v322 = v311 + t321[j];
-    const T v350 = v322 + t349[j];
+    const T v283 = d_l2_h_next[j] + t282[j];
+    const T v294 = v283 + t293[j];
+    const T v305 = v294 + t304[j];
+    const T v316 = v305 + t315[j];
+    const T v344 = v316 + t343[j];
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v99 = t97[j] + l2_x2o_bias[j];
     const T v103 = t101[j] + l2_h2o_bias[j];
     const T v104 = v99 + v103;
     const T v105 = T(1) / (T(1) + std::exp(-v104));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v352 = v350 * v105;
+    const T v346 = v344 * v105;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v78 = t76[j] + l2_x2f_bias[j];
     const T v83 = t81[j] + l2_h2f_bias[j];
@@ -1826,271 +1782,271 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v121 = v119 + v120;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v122 = std::tanh(v121);
-    const T v353 = v122 * v122;
-    const T v354 = T(1.0) - v353;
-    const T v355 = v352 * v354;
+    const T v347 = v122 * v122;
+    const T v348 = T(1.0) - v347;
+    const T v349 = v346 * v348;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v356 = d_l2_c_next[j] + v355;
-    const T v358 = v356 * v95;
+    const T v350 = d_l2_c_next[j] + v349;
+    const T v352 = v350 * v95;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v359 = t327[j] + v358;
-    const T v362 = t117_l2_g[j] * t117_l2_g[j];
-    const T v363 = T(1.0) - v362;
-    const T v364 = v359 * v363;
-    t364[j] = v364;
+    const T v353 = t321[j] + v352;
+    const T v356 = t117_l2_g[j] * t117_l2_g[j];
+    const T v357 = T(1.0) - v356;
+    const T v358 = v353 * v357;
+    t358[j] = v358;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v351 = v350 * v122;
+    const T v345 = v344 * v122;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v377 = T(1.0) - v105;
-    const T v378 = v105 * v377;
-    const T v379 = v351 * v378;
-    t379[j] = v379;
+    const T v371 = T(1.0) - v105;
+    const T v372 = v105 * v371;
+    const T v373 = v345 * v372;
+    t373[j] = v373;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v357 = v356 * t117_l2_g[j];
+    const T v351 = v350 * t117_l2_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v388 = T(1.0) - v95;
-    const T v389 = v95 * v388;
-    const T v390 = v357 * v389;
-    t390[j] = v390;
+    const T v382 = T(1.0) - v95;
+    const T v383 = v95 * v382;
+    const T v384 = v351 * v383;
+    t384[j] = v384;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v360 = v356 * l2_c[j];
+    const T v354 = v350 * l2_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v399 = T(1.0) - v85;
-    const T v400 = v85 * v399;
-    const T v401 = v360 * v400;
-    t401[j] = v401;
+    const T v393 = T(1.0) - v85;
+    const T v394 = v85 * v393;
+    const T v395 = v354 * v394;
+    t395[j] = v395;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v361 = v356 * v85;
-    d_l2_c[j] = v361;
-    record4[j] = l1_h[j];
-    record9[j] = t51_l1_hn[j];
+    const T v355 = v350 * v85;
+    d_l2_c[j] = v355;
+    record2[j] = l1_h[j];
+    record7[j] = t51_l1_hn[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l2_x2f_bias[j] += v401;
-    record13[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v401;
+    d_l2_x2f_bias[j] += v395;
+    record11[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v395;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l2_x2i_bias[j] += v390;
-    d_l2_h2i_bias[j] += v390;
+    d_l2_x2i_bias[j] += v384;
+    d_l2_h2i_bias[j] += v384;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l2_x2o_bias[j] += v379;
-    d_l2_h2o_bias[j] += v379;
+    d_l2_x2o_bias[j] += v373;
+    d_l2_h2o_bias[j] += v373;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l2_x2c_bias[j] += v364;
-    record18[j] = t123_l2_hn[j];
+    d_l2_x2c_bias[j] += v358;
+    record16[j] = t123_l2_hn[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l2_modfanout_bias[j] += t340[j];
+    d_l2_modfanout_bias[j] += t334[j];
   }
-#line 1884 "lm_modul_lstm.cpp"
+#line 1840 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 21: fused loop nest over [1149, 1149]
-//   %366 matmul
-//   %369 reduce_to
-//   %372 add -> grad_prev l2.pw
+// backward stage 20: fused loop nest over [1149, 1149]
+//   %360 matmul
+//   %363 reduce_to
+//   %366 add -> grad_prev l2.pw
 template <class T> static void backward_d_l2_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t366 = a.scratch + 13312;                     // [1149]
-  T *__restrict t364 = a.record + 23504;                      // [1149]
+  T *__restrict t360 = a.scratch + 12912;                     // [1149]
+  T *__restrict t358 = a.record + 13104;                      // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;            // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;    // [1149, 1]
   const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
-  T *__restrict t369 = a.scratch + 14464;                     // [1149, 1]
+  T *__restrict t363 = a.scratch + 14064;                     // [1149, 1]
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
   const T *__restrict t133 = a.saved + 20032;                 // [1149, 1]
   const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
   T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t366[e] = T(0);
+    t360[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t369[e] = T(0);
+    t363[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc369 = T(0);
-#pragma omp simd reduction(+ : acc369)
+    T acc363 = T(0);
+#pragma omp simd reduction(+ : acc363)
     for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v113 = l2_alpha[i] * l2_pw[i * 1149 + j];
       const T v114 = l2_w[i * 1149 + j] + v113;
-      t366[j] += t364[i] * v114;
-      const T v365 = t364[i] * l2_h[j];
-      const T v368 = v365 * l2_pw[i * 1149 + j];
+      t360[j] += t358[i] * v114;
+      const T v359 = t358[i] * l2_h[j];
+      const T v362 = v359 * l2_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc369 += v368;
+      acc363 += v362;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v135 = t133[i] * l2_et[i * 1149 + j];
       const T v136 = l2_pw[i * 1149 + j] + v135;
-      const T v334 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
-      const T v335 = d_l2_pw_next[i * 1149 + j] * v334;
+      const T v328 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
+      const T v329 = d_l2_pw_next[i * 1149 + j] * v328;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v371 = v365 * l2_alpha[i];
+      const T v365 = v359 * l2_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v372 = v335 + v371;
-      d_l2_pw[i * 1149 + j] = v372;
+      const T v366 = v329 + v365;
+      d_l2_pw[i * 1149 + j] = v366;
     }
-    t369[i] += acc369;
+    t363[i] += acc363;
   }
-#line 1936 "lm_modul_lstm.cpp"
+#line 1892 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 22: dense product (Eigen), [1149]
-//   %375 matmul
-template <class T> static void backward_x2c_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t364 = a.record + 23504;                            // [1149]
+// backward stage 21: dense product (Eigen), [1149]
+//   %369 matmul
+template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
+  T *__restrict t358 = a.record + 13104;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t375 = a.scratch + 15616;                           // [1149]
+  T *__restrict t369 = a.scratch + 15216;                           // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t375, 1149).noalias() =
-      ConstRowVec<T>(t364, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1950 "lm_modul_lstm.cpp"
+  RowVec<T>(t369, 1149).noalias() =
+      ConstRowVec<T>(t358, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
+#line 1906 "lm_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 22: dense product (Eigen), [1149]
+//   %376 matmul
+template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
+  T *__restrict t373 = a.record + 11952;                            // [1149]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  T *__restrict t376 = a.scratch + 16368;                           // [1149]
+#line 119 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t376, 1149).noalias() =
+      ConstRowVec<T>(t373, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
+#line 1920 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 23: dense product (Eigen), [1149]
-//   %382 matmul
-template <class T> static void backward_h2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t379 = a.record + 22352;                            // [1149]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t382 = a.scratch + 16768;                           // [1149]
+//   %380 matmul
+template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t373 = a.record + 11952;                            // [1149]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t380 = a.scratch + 17520;                           // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t382, 1149).noalias() =
-      ConstRowVec<T>(t379, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1964 "lm_modul_lstm.cpp"
+  RowVec<T>(t380, 1149).noalias() =
+      ConstRowVec<T>(t373, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
+#line 1934 "lm_modul_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 24: dense product (Eigen), [1149]
-//   %386 matmul
-template <class T> static void backward_x2o_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t379 = a.record + 22352;                            // [1149]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t386 = a.scratch + 17920;                           // [1149]
-#line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t386, 1149).noalias() =
-      ConstRowVec<T>(t379, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1978 "lm_modul_lstm.cpp"
+//   %387 matmul
+template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t384 = a.record + 10800;                            // [1149]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  T *__restrict t387 = a.scratch + 18672;                           // [1149]
+#line 118 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t387, 1149).noalias() =
+      ConstRowVec<T>(t384, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
+#line 1948 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (Eigen), [1149]
-//   %393 matmul
-template <class T> static void backward_h2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t390 = a.record + 21200;                            // [1149]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t393 = a.scratch + 19072;                           // [1149]
+//   %391 matmul
+template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t384 = a.record + 10800;                            // [1149]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t391 = a.scratch + 19824;                           // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t393, 1149).noalias() =
-      ConstRowVec<T>(t390, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1992 "lm_modul_lstm.cpp"
+  RowVec<T>(t391, 1149).noalias() =
+      ConstRowVec<T>(t384, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
+#line 1962 "lm_modul_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 26: dense product (Eigen), [1149]
-//   %397 matmul
-template <class T> static void backward_x2i_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t390 = a.record + 21200;                            // [1149]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t397 = a.scratch + 20224;                           // [1149]
-#line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t397, 1149).noalias() =
-      ConstRowVec<T>(t390, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2006 "lm_modul_lstm.cpp"
+//   %398 matmul
+template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t395 = a.record + 8496;                             // [1149]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  T *__restrict t398 = a.scratch + 20976;                           // [1149]
+#line 117 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t398, 1149).noalias() =
+      ConstRowVec<T>(t395, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
+#line 1976 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 27: dense product (Eigen), [1149]
-//   %404 matmul
-template <class T> static void backward_h2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t401 = a.record + 18896;                            // [1149]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t404 = a.scratch + 21376;                           // [1149]
-#line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t404, 1149).noalias() =
-      ConstRowVec<T>(t401, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2020 "lm_modul_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 28: dense product (Eigen), [1149]
-//   %408 matmul
-template <class T> static void backward_x2f_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t401 = a.record + 18896;                            // [1149]
+//   %402 matmul
+template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t395 = a.record + 8496;                             // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t408 = a.scratch + 22528;                           // [1149]
+  T *__restrict t402 = a.scratch + 22128;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t408, 1149).noalias() =
-      ConstRowVec<T>(t401, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2034 "lm_modul_lstm.cpp"
+  RowVec<T>(t402, 1149).noalias() =
+      ConstRowVec<T>(t395, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+#line 1990 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 29:
-//   %427 reshape
-template <class T> static void backward_record_col_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t427 = a.record + 17728;  // [1149]
-  T *__restrict t424 = a.scratch + 26016; // [1149, 1]
+// backward stage 28:
+//   %421 reshape
+template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a) {
+  T *__restrict t421 = a.record + 7328;   // [1149]
+  T *__restrict t418 = a.scratch + 25616; // [1149, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t427[e] = t424[e];
-#line 2047 "lm_modul_lstm.cpp"
+    t421[e] = t418[e];
+#line 2003 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 30: dense product (Eigen), [1]
-//   %430 matmul
-template <class T> static void backward_modfanout_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t427 = a.record + 17728;                                        // [1149]
+// backward stage 29: dense product (Eigen), [1]
+//   %424 matmul
+template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a) {
+  T *__restrict t421 = a.record + 7328;                                         // [1149]
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t430 = a.scratch + 27168;                                       // [1]
+  T *__restrict t424 = a.scratch + 26768;                                       // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t430, 1).noalias() =
-      ConstRowVec<T>(t427, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2061 "lm_modul_lstm.cpp"
+  RowVec<T>(t424, 1).noalias() =
+      ConstRowVec<T>(t421, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
+#line 2017 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 31: fused loop nest over [1]
-//   %433 mul
-//   %433 mul += grad l1.h2mod.bias
+// backward stage 30: fused loop nest over [1]
+//   %427 mul
+//   %427 mul += grad l1.h2mod.bias
 template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t430 = a.scratch + 27168;                      // [1]
+  T *__restrict t424 = a.scratch + 26768;                      // [1]
   const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
-  T *__restrict t433 = a.record + 16560;                       // [1]
+  T *__restrict t427 = a.record + 6160;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v431 = t56_l1_M[0] * t56_l1_M[0];
-  const T v432 = T(1.0) - v431;
-  const T v433 = t430[0] * v432;
-  t433[0] = v433;
-  d_l1_h2mod_bias[0] += v433;
-#line 2080 "lm_modul_lstm.cpp"
+  const T v425 = t56_l1_M[0] * t56_l1_M[0];
+  const T v426 = T(1.0) - v425;
+  const T v427 = t424[0] * v426;
+  t427[0] = v427;
+  d_l1_h2mod_bias[0] += v427;
+#line 2036 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 32: dense product (Eigen), [1149]
-//   %436 matmul
-template <class T> static void backward_h2mod_32(const dopa::StepArgs<T> &a) {
-  T *__restrict t433 = a.record + 16560;                                // [1]
+// backward stage 31: dense product (Eigen), [1149]
+//   %430 matmul
+template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
+  T *__restrict t427 = a.record + 6160;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict t436 = a.scratch + 27184;                               // [1149]
+  T *__restrict t430 = a.scratch + 26784;                               // [1149]
 #line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t436, 1149).noalias() =
-      ConstRowVec<T>(t433, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 2094 "lm_modul_lstm.cpp"
+  RowVec<T>(t430, 1149).noalias() =
+      ConstRowVec<T>(t427, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
+#line 2050 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2101,31 +2057,31 @@ template <class T> static void backward_h2mod_32(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 33: fused loop nest over [1149]
-//   %451 mul
-//   %465 mul
-//   %476 mul
-//   %487 mul
-//   %448 mul -> grad_prev l1.c
-//   %405 add -> grad_prev l2.h
-//   %487 mul += grad l1.x2f.bias
-//   %487 mul += grad l1.h2f.bias
-//   %476 mul += grad l1.x2i.bias
-//   %476 mul += grad l1.h2i.bias
-//   %465 mul += grad l1.x2o.bias
-//   %465 mul += grad l1.h2o.bias
-//   %451 mul += grad l1.x2c.bias
-//   %427 reshape += grad l1.modfanout.bias
+// backward stage 32: fused loop nest over [1149]
+//   %445 mul
+//   %459 mul
+//   %470 mul
+//   %481 mul
+//   %442 mul -> grad_prev l1.c
+//   %399 add -> grad_prev l2.h
+//   %481 mul += grad l1.x2f.bias
+//   %481 mul += grad l1.h2f.bias
+//   %470 mul += grad l1.x2i.bias
+//   %470 mul += grad l1.h2i.bias
+//   %459 mul += grad l1.x2o.bias
+//   %459 mul += grad l1.h2o.bias
+//   %445 mul += grad l1.x2c.bias
+//   %421 reshape += grad l1.modfanout.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t414 = a.scratch + 23696;                              // [1149]
+  T *__restrict t408 = a.scratch + 23296;                              // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
-  T *__restrict t375 = a.scratch + 15616;                              // [1149]
-  T *__restrict t386 = a.scratch + 17920;                              // [1149]
-  T *__restrict t397 = a.scratch + 20224;                              // [1149]
-  T *__restrict t408 = a.scratch + 22528;                              // [1149]
-  T *__restrict t436 = a.scratch + 27184;                              // [1149]
+  T *__restrict t369 = a.scratch + 15216;                              // [1149]
+  T *__restrict t380 = a.scratch + 17520;                              // [1149]
+  T *__restrict t391 = a.scratch + 19824;                              // [1149]
+  T *__restrict t402 = a.scratch + 22128;                              // [1149]
+  T *__restrict t430 = a.scratch + 26784;                              // [1149]
   const T *__restrict t25 = a.saved + 5008;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
   const T *__restrict t29 = a.saved + 6160;                            // [1149]
@@ -2140,16 +2096,16 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict t19 = a.saved + 3856;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
   const T *__restrict t45_l1_g = a.saved + 7312;                       // [1149] l1.g
-  T *__restrict t451 = a.record + 15408;                               // [1149]
-  T *__restrict t465 = a.record + 14256;                               // [1149]
-  T *__restrict t476 = a.record + 13104;                               // [1149]
-  T *__restrict t487 = a.record + 10400;                               // [1149]
+  T *__restrict t445 = a.record + 5008;                                // [1149]
+  T *__restrict t459 = a.record + 3856;                                // [1149]
+  T *__restrict t470 = a.record + 2704;                                // [1149]
+  T *__restrict t481 = a.record + 0;                                   // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
-  T *__restrict t328 = a.scratch + 9824;                               // [1149]
-  T *__restrict t366 = a.scratch + 13312;                              // [1149]
-  T *__restrict t382 = a.scratch + 16768;                              // [1149]
-  T *__restrict t393 = a.scratch + 19072;                              // [1149]
-  T *__restrict t404 = a.scratch + 21376;                              // [1149]
+  T *__restrict t322 = a.scratch + 9424;                               // [1149]
+  T *__restrict t360 = a.scratch + 12912;                              // [1149]
+  T *__restrict t376 = a.scratch + 16368;                              // [1149]
+  T *__restrict t387 = a.scratch + 18672;                              // [1149]
+  T *__restrict t398 = a.scratch + 20976;                              // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
@@ -2158,22 +2114,22 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
-  T *__restrict t427 = a.record + 17728;                               // [1149]
+  T *__restrict t421 = a.record + 7328;                                // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v376 = d_l1_h_next[j] + t375[j];
-    const T v387 = v376 + t386[j];
-    const T v398 = v387 + t397[j];
-    const T v409 = v398 + t408[j];
-    const T v437 = v409 + t436[j];
+    const T v370 = d_l1_h_next[j] + t369[j];
+    const T v381 = v370 + t380[j];
+    const T v392 = v381 + t391[j];
+    const T v403 = v392 + t402[j];
+    const T v431 = v403 + t430[j];
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + std::exp(-v32));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v439 = v437 * v33;
+    const T v433 = v431 * v33;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
@@ -2191,358 +2147,343 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v49 = v47 + v48;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v50 = std::tanh(v49);
-    const T v440 = v50 * v50;
-    const T v441 = T(1.0) - v440;
-    const T v442 = v439 * v441;
+    const T v434 = v50 * v50;
+    const T v435 = T(1.0) - v434;
+    const T v436 = v433 * v435;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v443 = d_l1_c_next[j] + v442;
-    const T v445 = v443 * v23;
+    const T v437 = d_l1_c_next[j] + v436;
+    const T v439 = v437 * v23;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v446 = t414[j] + v445;
-    const T v449 = t45_l1_g[j] * t45_l1_g[j];
-    const T v450 = T(1.0) - v449;
-    const T v451 = v446 * v450;
-    t451[j] = v451;
+    const T v440 = t408[j] + v439;
+    const T v443 = t45_l1_g[j] * t45_l1_g[j];
+    const T v444 = T(1.0) - v443;
+    const T v445 = v440 * v444;
+    t445[j] = v445;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v438 = v437 * v50;
+    const T v432 = v431 * v50;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v463 = T(1.0) - v33;
-    const T v464 = v33 * v463;
-    const T v465 = v438 * v464;
-    t465[j] = v465;
+    const T v457 = T(1.0) - v33;
+    const T v458 = v33 * v457;
+    const T v459 = v432 * v458;
+    t459[j] = v459;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v444 = v443 * t45_l1_g[j];
+    const T v438 = v437 * t45_l1_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v474 = T(1.0) - v23;
-    const T v475 = v23 * v474;
-    const T v476 = v444 * v475;
-    t476[j] = v476;
+    const T v468 = T(1.0) - v23;
+    const T v469 = v23 * v468;
+    const T v470 = v438 * v469;
+    t470[j] = v470;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v447 = v443 * l1_c[j];
+    const T v441 = v437 * l1_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v485 = T(1.0) - v13;
-    const T v486 = v13 * v485;
-    const T v487 = v447 * v486;
-    t487[j] = v487;
+    const T v479 = T(1.0) - v13;
+    const T v480 = v13 * v479;
+    const T v481 = v441 * v480;
+    t481[j] = v481;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v448 = v443 * v13;
-    d_l1_c[j] = v448;
+    const T v442 = v437 * v13;
+    d_l1_c[j] = v442;
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v367 = t328[j] + t366[j];
-    const T v383 = v367 + t382[j];
-    const T v394 = v383 + t393[j];
-    const T v405 = v394 + t404[j];
-    d_l2_h[j] = v405;
+    const T v361 = t322[j] + t360[j];
+    const T v377 = v361 + t376[j];
+    const T v388 = v377 + t387[j];
+    const T v399 = v388 + t398[j];
+    d_l2_h[j] = v399;
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l1_x2f_bias[j] += v487;
-    d_l1_h2f_bias[j] += v487;
+    d_l1_x2f_bias[j] += v481;
+    d_l1_h2f_bias[j] += v481;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l1_x2i_bias[j] += v476;
-    d_l1_h2i_bias[j] += v476;
+    d_l1_x2i_bias[j] += v470;
+    d_l1_h2i_bias[j] += v470;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l1_x2o_bias[j] += v465;
-    d_l1_h2o_bias[j] += v465;
+    d_l1_x2o_bias[j] += v459;
+    d_l1_h2o_bias[j] += v459;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l1_x2c_bias[j] += v451;
+    d_l1_x2c_bias[j] += v445;
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l1_modfanout_bias[j] += t427[j];
+    d_l1_modfanout_bias[j] += t421[j];
   }
-#line 2251 "lm_modul_lstm.cpp"
+#line 2207 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 34: fused loop nest over [1149, 1149]
-//   %453 matmul
-//   %456 reduce_to
-//   %459 add -> grad_prev l1.pw
+// backward stage 33: fused loop nest over [1149, 1149]
+//   %447 matmul
+//   %450 reduce_to
+//   %453 add -> grad_prev l1.pw
 template <class T> static void backward_d_l1_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t453 = a.scratch + 28336;                     // [1149]
-  T *__restrict t451 = a.record + 15408;                      // [1149]
+  T *__restrict t447 = a.scratch + 27936;                     // [1149]
+  T *__restrict t445 = a.record + 5008;                       // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;            // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;    // [1149, 1]
   const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
-  T *__restrict t456 = a.scratch + 29488;                     // [1149, 1]
+  T *__restrict t450 = a.scratch + 29088;                     // [1149, 1]
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
   const T *__restrict t61 = a.saved + 9632;                   // [1149, 1]
   const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
   T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t453[e] = T(0);
+    t447[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t456[e] = T(0);
+    t450[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc456 = T(0);
-#pragma omp simd reduction(+ : acc456)
+    T acc450 = T(0);
+#pragma omp simd reduction(+ : acc450)
     for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v41 = l1_alpha[i] * l1_pw[i * 1149 + j];
       const T v42 = l1_w[i * 1149 + j] + v41;
-      t453[j] += t451[i] * v42;
-      const T v452 = t451[i] * l1_h[j];
-      const T v455 = v452 * l1_pw[i * 1149 + j];
+      t447[j] += t445[i] * v42;
+      const T v446 = t445[i] * l1_h[j];
+      const T v449 = v446 * l1_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc456 += v455;
+      acc450 += v449;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v63 = t61[i] * l1_et[i * 1149 + j];
       const T v64 = l1_pw[i * 1149 + j] + v63;
-      const T v421 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
-      const T v422 = d_l1_pw_next[i * 1149 + j] * v421;
+      const T v415 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
+      const T v416 = d_l1_pw_next[i * 1149 + j] * v415;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v458 = v452 * l1_alpha[i];
+      const T v452 = v446 * l1_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v459 = v422 + v458;
-      d_l1_pw[i * 1149 + j] = v459;
+      const T v453 = v416 + v452;
+      d_l1_pw[i * 1149 + j] = v453;
     }
-    t456[i] += acc456;
+    t450[i] += acc450;
   }
-#line 2303 "lm_modul_lstm.cpp"
+#line 2259 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 35: dense product (Eigen), [400]
-//   %462 matmul
-template <class T> static void backward_x2c_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t451 = a.record + 15408;                            // [1149]
+// backward stage 34: dense product (Eigen), [400]
+//   %456 matmul
+template <class T> static void backward_x2c_34(const dopa::StepArgs<T> &a) {
+  T *__restrict t445 = a.record + 5008;                             // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t462 = a.scratch + 30640;                           // [400]
+  T *__restrict t456 = a.scratch + 30240;                           // [400]
 #line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t462, 400).noalias() =
-      ConstRowVec<T>(t451, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2317 "lm_modul_lstm.cpp"
+  RowVec<T>(t456, 400).noalias() =
+      ConstRowVec<T>(t445, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
+#line 2273 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 36: dense product (Eigen), [1149]
-//   %468 matmul
-template <class T> static void backward_h2o_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t465 = a.record + 14256;                            // [1149]
+// backward stage 35: dense product (Eigen), [1149]
+//   %462 matmul
+template <class T> static void backward_h2o_35(const dopa::StepArgs<T> &a) {
+  T *__restrict t459 = a.record + 3856;                             // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t468 = a.scratch + 31040;                           // [1149]
+  T *__restrict t462 = a.scratch + 30640;                           // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t468, 1149).noalias() =
-      ConstRowVec<T>(t465, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2331 "lm_modul_lstm.cpp"
+  RowVec<T>(t462, 1149).noalias() =
+      ConstRowVec<T>(t459, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
+#line 2287 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 37: dense product (Eigen), [400]
-//   %472 matmul
-template <class T> static void backward_x2o_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t465 = a.record + 14256;                            // [1149]
+// backward stage 36: dense product (Eigen), [400]
+//   %466 matmul
+template <class T> static void backward_x2o_36(const dopa::StepArgs<T> &a) {
+  T *__restrict t459 = a.record + 3856;                             // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t472 = a.scratch + 32192;                           // [400]
+  T *__restrict t466 = a.scratch + 31792;                           // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t472, 400).noalias() =
-      ConstRowVec<T>(t465, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2345 "lm_modul_lstm.cpp"
+  RowVec<T>(t466, 400).noalias() =
+      ConstRowVec<T>(t459, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
+#line 2301 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 38: dense product (Eigen), [1149]
-//   %479 matmul
-template <class T> static void backward_h2i_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t476 = a.record + 13104;                            // [1149]
+// backward stage 37: dense product (Eigen), [1149]
+//   %473 matmul
+template <class T> static void backward_h2i_37(const dopa::StepArgs<T> &a) {
+  T *__restrict t470 = a.record + 2704;                             // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t479 = a.scratch + 32592;                           // [1149]
+  T *__restrict t473 = a.scratch + 32192;                           // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t479, 1149).noalias() =
-      ConstRowVec<T>(t476, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2359 "lm_modul_lstm.cpp"
+  RowVec<T>(t473, 1149).noalias() =
+      ConstRowVec<T>(t470, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
+#line 2315 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 39: dense product (Eigen), [400]
-//   %483 matmul
-template <class T> static void backward_x2i_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t476 = a.record + 13104;                            // [1149]
+// backward stage 38: dense product (Eigen), [400]
+//   %477 matmul
+template <class T> static void backward_x2i_38(const dopa::StepArgs<T> &a) {
+  T *__restrict t470 = a.record + 2704;                             // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t483 = a.scratch + 33744;                           // [400]
+  T *__restrict t477 = a.scratch + 33344;                           // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t483, 400).noalias() =
-      ConstRowVec<T>(t476, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2373 "lm_modul_lstm.cpp"
+  RowVec<T>(t477, 400).noalias() =
+      ConstRowVec<T>(t470, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
+#line 2329 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 40: dense product (Eigen), [1149]
-//   %490 matmul
-template <class T> static void backward_h2f_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t487 = a.record + 10400;                            // [1149]
+// backward stage 39: dense product (Eigen), [1149]
+//   %484 matmul
+template <class T> static void backward_h2f_39(const dopa::StepArgs<T> &a) {
+  T *__restrict t481 = a.record + 0;                                // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t490 = a.scratch + 34144;                           // [1149]
+  T *__restrict t484 = a.scratch + 33744;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t490, 1149).noalias() =
-      ConstRowVec<T>(t487, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2387 "lm_modul_lstm.cpp"
+  RowVec<T>(t484, 1149).noalias() =
+      ConstRowVec<T>(t481, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
+#line 2343 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 41: dense product (Eigen), [400]
-//   %494 matmul
-template <class T> static void backward_x2f_41(const dopa::StepArgs<T> &a) {
-  T *__restrict t487 = a.record + 10400;                            // [1149]
+// backward stage 40: dense product (Eigen), [400]
+//   %488 matmul
+template <class T> static void backward_x2f_40(const dopa::StepArgs<T> &a) {
+  T *__restrict t481 = a.record + 0;                                // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t494 = a.scratch + 35296;                           // [400]
+  T *__restrict t488 = a.scratch + 34896;                           // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t494, 400).noalias() =
-      ConstRowVec<T>(t487, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2401 "lm_modul_lstm.cpp"
+  RowVec<T>(t488, 400).noalias() =
+      ConstRowVec<T>(t481, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
+#line 2357 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
-// backward stage 42: fused loop nest over [1149]
-//   %491 add -> grad_prev l1.h
+// backward stage 41: fused loop nest over [1149]
+//   %485 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t415 = a.scratch + 24848;        // [1149]
-  T *__restrict t453 = a.scratch + 28336;        // [1149]
-  T *__restrict t468 = a.scratch + 31040;        // [1149]
-  T *__restrict t479 = a.scratch + 32592;        // [1149]
-  T *__restrict t490 = a.scratch + 34144;        // [1149]
+  T *__restrict t409 = a.scratch + 24448;        // [1149]
+  T *__restrict t447 = a.scratch + 27936;        // [1149]
+  T *__restrict t462 = a.scratch + 30640;        // [1149]
+  T *__restrict t473 = a.scratch + 32192;        // [1149]
+  T *__restrict t484 = a.scratch + 33744;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v454 = t415[j] + t453[j];
-    const T v469 = v454 + t468[j];
-    const T v480 = v469 + t479[j];
-    const T v491 = v480 + t490[j];
-    d_l1_h[j] = v491;
+    const T v448 = t409[j] + t447[j];
+    const T v463 = v448 + t462[j];
+    const T v474 = v463 + t473[j];
+    const T v485 = v474 + t484[j];
+    d_l1_h[j] = v485;
   }
-#line 2424 "lm_modul_lstm.cpp"
+#line 2380 "lm_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
-// backward stage 43: fused loop nest over [400]
-//   %318 add -> grad_prev l3.h
-//   %495 add += grad enc.weight
+// backward stage 42: fused loop nest over [400]
+//   %312 add -> grad_prev l3.h
+//   %489 add += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t238 = a.scratch + 816;                   // [400]
-  T *__restrict t279 = a.scratch + 2048;                  // [400]
-  T *__restrict t295 = a.scratch + 4000;                  // [400]
-  T *__restrict t306 = a.scratch + 5552;                  // [400]
-  T *__restrict t317 = a.scratch + 7104;                  // [400]
+  T *__restrict t232 = a.scratch + 416;                   // [400]
+  T *__restrict t273 = a.scratch + 1648;                  // [400]
+  T *__restrict t289 = a.scratch + 3600;                  // [400]
+  T *__restrict t300 = a.scratch + 5152;                  // [400]
+  T *__restrict t311 = a.scratch + 6704;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t462 = a.scratch + 30640;                 // [400]
-  T *__restrict t472 = a.scratch + 32192;                 // [400]
-  T *__restrict t483 = a.scratch + 33744;                 // [400]
-  T *__restrict t494 = a.scratch + 35296;                 // [400]
+  T *__restrict t456 = a.scratch + 30240;                 // [400]
+  T *__restrict t466 = a.scratch + 31792;                 // [400]
+  T *__restrict t477 = a.scratch + 33344;                 // [400]
+  T *__restrict t488 = a.scratch + 34896;                 // [400]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v280 = t238[j] + t279[j];
-    const T v296 = v280 + t295[j];
-    const T v307 = v296 + t306[j];
-    const T v318 = v307 + t317[j];
-    d_l3_h[j] = v318;
+    const T v274 = t232[j] + t273[j];
+    const T v290 = v274 + t289[j];
+    const T v301 = v290 + t300[j];
+    const T v312 = v301 + t311[j];
+    d_l3_h[j] = v312;
 #line 15 "examples/lm/modul_lstm.dopa"
-    const T v473 = t462[j] + t472[j];
-    const T v484 = v473 + t483[j];
-    const T v495 = v484 + t494[j];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v495;
+    const T v467 = t456[j] + t466[j];
+    const T v478 = v467 + t477[j];
+    const T v489 = v478 + t488[j];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v489;
   }
-#line 2460 "lm_modul_lstm.cpp"
-}
-
-// backward stage 44: fused loop nest over [10000]
-//   %216 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %216 grad_output d logits += grad dec_bias
-template <class T> static void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  T *__restrict record0 = a.record + 0;                // [10000]
-  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-    record0[j] = d_out_logits[j];
-    d_dec_bias[j] += d_out_logits[j];
-  }
+#line 2416 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 45: fused loop nest over [1149, 1]
-//   %456 reduce_to += grad l1.alpha
-//   %369 reduce_to += grad l2.alpha
+// backward stage 43: fused loop nest over [1149, 1]
+//   %450 reduce_to += grad l1.alpha
+//   %363 reduce_to += grad l2.alpha
 template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t456 = a.scratch + 29488;             // [1149, 1]
+  T *__restrict t450 = a.scratch + 29088;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t369 = a.scratch + 14464;             // [1149, 1]
+  T *__restrict t363 = a.scratch + 14064;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
 #line 112 "examples/lm/modul_lstm.dopa"
-    d_l1_alpha[i] += t456[i];
-    d_l2_alpha[i] += t369[i];
+    d_l1_alpha[i] += t450[i];
+    d_l2_alpha[i] += t363[i];
   }
-#line 2492 "lm_modul_lstm.cpp"
+#line 2434 "lm_modul_lstm.cpp"
 }
 
 // param  etaet : [] = 0.01
 //
-// backward stage 46: fused loop nest over []
-//   %420 add += grad l1.etaet
-//   %333 add += grad l2.etaet
-//   %243 add += grad l3.etaet
+// backward stage 44: fused loop nest over []
+//   %414 add += grad l1.etaet
+//   %327 add += grad l2.etaet
+//   %237 add += grad l3.etaet
 template <class T>
 static void backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t411 = a.scratch + 23680;             // []
-  T *__restrict t417 = a.scratch + 26000;             // []
+  T *__restrict t405 = a.scratch + 23280;             // []
+  T *__restrict t411 = a.scratch + 25600;             // []
   T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
-  T *__restrict t324 = a.scratch + 8656;              // []
-  T *__restrict t330 = a.scratch + 10976;             // []
+  T *__restrict t318 = a.scratch + 8256;              // []
+  T *__restrict t324 = a.scratch + 10576;             // []
   T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
-  T *__restrict t234 = a.scratch + 400;               // []
-  T *__restrict t240 = a.scratch + 1216;              // []
+  T *__restrict t228 = a.scratch + 0;                 // []
+  T *__restrict t234 = a.scratch + 816;               // []
   T *__restrict d_l3_etaet = a.grads + kParamL3Etaet; // []
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v419 = -t417[0];
+  const T v413 = -t411[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v420 = t411[0] + v419;
-  d_l1_etaet[0] += v420;
+  const T v414 = t405[0] + v413;
+  d_l1_etaet[0] += v414;
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v332 = -t330[0];
+  const T v326 = -t324[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v333 = t324[0] + v332;
-  d_l2_etaet[0] += v333;
+  const T v327 = t318[0] + v326;
+  d_l2_etaet[0] += v327;
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v242 = -t240[0];
+  const T v236 = -t234[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v243 = t234[0] + v242;
-  d_l3_etaet[0] += v243;
-#line 2527 "lm_modul_lstm.cpp"
+  const T v237 = t228[0] + v236;
+  d_l3_etaet[0] += v237;
+#line 2469 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 47: fused loop nest over [400, 1]
-//   %282 reduce_to += grad l3.alpha
+// backward stage 45: fused loop nest over [400, 1]
+//   %276 reduce_to += grad l3.alpha
 template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t282 = a.scratch + 2448;              // [400, 1]
+  T *__restrict t276 = a.scratch + 2048;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
 #line 112 "examples/lm/modul_lstm.dopa"
-    d_l3_alpha[i] += t282[i];
+    d_l3_alpha[i] += t276[i];
   }
-#line 2541 "lm_modul_lstm.cpp"
+#line 2483 "lm_modul_lstm.cpp"
 }
 
 /// One backward step of ModulLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_matmul(a);
   backward_d_l3_et(a);
   backward_record_col(a);
   backward_modfanout(a);
@@ -2558,35 +2499,34 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_h2f(a);
   backward_x2f(a);
   backward_d_l1_et_l2_et(a);
-  backward_record_col_16(a);
-  backward_modfanout_17(a);
+  backward_record_col_15(a);
+  backward_modfanout_16(a);
   backward_grad_l2_h2mod_bias(a);
-  backward_h2mod_19(a);
+  backward_h2mod_18(a);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
   backward_d_l2_pw(a);
-  backward_x2c_22(a);
-  backward_h2o_23(a);
-  backward_x2o_24(a);
-  backward_h2i_25(a);
-  backward_x2i_26(a);
-  backward_h2f_27(a);
-  backward_x2f_28(a);
-  backward_record_col_29(a);
-  backward_modfanout_30(a);
+  backward_x2c_21(a);
+  backward_h2o_22(a);
+  backward_x2o_23(a);
+  backward_h2i_24(a);
+  backward_x2i_25(a);
+  backward_h2f_26(a);
+  backward_x2f_27(a);
+  backward_record_col_28(a);
+  backward_modfanout_29(a);
   backward_grad_l1_h2mod_bias(a);
-  backward_h2mod_32(a);
+  backward_h2mod_31(a);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
   backward_d_l1_pw(a);
-  backward_x2c_35(a);
-  backward_h2o_36(a);
-  backward_x2o_37(a);
-  backward_h2i_38(a);
-  backward_x2i_39(a);
-  backward_h2f_40(a);
-  backward_x2f_41(a);
+  backward_x2c_34(a);
+  backward_h2o_35(a);
+  backward_x2o_36(a);
+  backward_h2i_37(a);
+  backward_x2i_38(a);
+  backward_h2f_39(a);
+  backward_x2f_40(a);
   backward_d_l1_h(a);
   backward_d_l3_h_grad_enc_weight(a);
-  backward_grad_dec_bias(a);
   backward_grad_l1_alpha_l2_alpha(a);
   backward_grad_l1_etaet_l2_etaet_l3_etaet(a);
   backward_grad_l3_alpha(a);
@@ -2783,145 +2723,129 @@ static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Pw, kStateL
 static const int64_t inputRows[] = {10000};
 
 static const dopa::DeferredOuter deferred[] = {
-    {.paramOffset = kParamEncWeight, .rows = 10000, .cols = 400, .offsetA = 0, .offsetB = 10000},
-    {.paramOffset = kParamL1X2fWeight,
-     .rows = 1149,
-     .cols = 400,
-     .offsetA = 10400,
-     .offsetB = 11552},
-    {.paramOffset = kParamL1H2fWeight,
-     .rows = 1149,
-     .cols = 1149,
-     .offsetA = 10400,
-     .offsetB = 11952},
-    {.paramOffset = kParamL1X2iWeight,
-     .rows = 1149,
-     .cols = 400,
-     .offsetA = 13104,
-     .offsetB = 11552},
+    {.paramOffset = kParamL1X2fWeight, .rows = 1149, .cols = 400, .offsetA = 0, .offsetB = 1152},
+    {.paramOffset = kParamL1H2fWeight, .rows = 1149, .cols = 1149, .offsetA = 0, .offsetB = 1552},
+    {.paramOffset = kParamL1X2iWeight, .rows = 1149, .cols = 400, .offsetA = 2704, .offsetB = 1152},
     {.paramOffset = kParamL1H2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 13104,
-     .offsetB = 11952},
-    {.paramOffset = kParamL1X2oWeight,
-     .rows = 1149,
-     .cols = 400,
-     .offsetA = 14256,
-     .offsetB = 11552},
+     .offsetA = 2704,
+     .offsetB = 1552},
+    {.paramOffset = kParamL1X2oWeight, .rows = 1149, .cols = 400, .offsetA = 3856, .offsetB = 1152},
     {.paramOffset = kParamL1H2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 14256,
-     .offsetB = 11952},
-    {.paramOffset = kParamL1X2cWeight,
-     .rows = 1149,
-     .cols = 400,
-     .offsetA = 15408,
-     .offsetB = 11552},
-    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 15408, .offsetB = 11952},
-    {.paramOffset = kParamL1H2modWeight,
-     .rows = 1,
-     .cols = 1149,
-     .offsetA = 16560,
-     .offsetB = 16576},
+     .offsetA = 3856,
+     .offsetB = 1552},
+    {.paramOffset = kParamL1X2cWeight, .rows = 1149, .cols = 400, .offsetA = 5008, .offsetB = 1152},
+    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 5008, .offsetB = 1552},
+    {.paramOffset = kParamL1H2modWeight, .rows = 1, .cols = 1149, .offsetA = 6160, .offsetB = 6176},
     {.paramOffset = kParamL1ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
-     .offsetA = 17728,
-     .offsetB = 18880},
+     .offsetA = 7328,
+     .offsetB = 8480},
     {.paramOffset = kParamL2X2fWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 18896,
-     .offsetB = 16576},
+     .offsetA = 8496,
+     .offsetB = 6176},
     {.paramOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 18896,
-     .offsetB = 20048},
+     .offsetA = 8496,
+     .offsetB = 9648},
     {.paramOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 21200,
-     .offsetB = 16576},
+     .offsetA = 10800,
+     .offsetB = 6176},
     {.paramOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 21200,
-     .offsetB = 20048},
+     .offsetA = 10800,
+     .offsetB = 9648},
     {.paramOffset = kParamL2X2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 22352,
-     .offsetB = 16576},
+     .offsetA = 11952,
+     .offsetB = 6176},
     {.paramOffset = kParamL2H2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 22352,
-     .offsetB = 20048},
+     .offsetA = 11952,
+     .offsetB = 9648},
     {.paramOffset = kParamL2X2cWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 23504,
-     .offsetB = 16576},
-    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 23504, .offsetB = 20048},
+     .offsetA = 13104,
+     .offsetB = 6176},
+    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 13104, .offsetB = 9648},
     {.paramOffset = kParamL2H2modWeight,
      .rows = 1,
      .cols = 1149,
-     .offsetA = 24656,
-     .offsetB = 24672},
+     .offsetA = 14256,
+     .offsetB = 14272},
     {.paramOffset = kParamL2ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
-     .offsetA = 25824,
-     .offsetB = 26976},
+     .offsetA = 15424,
+     .offsetB = 16576},
     {.paramOffset = kParamL3X2fWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 26992,
-     .offsetB = 24672},
+     .offsetA = 16592,
+     .offsetB = 14272},
     {.paramOffset = kParamL3H2fWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 26992,
-     .offsetB = 27392},
+     .offsetA = 16592,
+     .offsetB = 16992},
     {.paramOffset = kParamL3X2iWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 27792,
-     .offsetB = 24672},
+     .offsetA = 17392,
+     .offsetB = 14272},
     {.paramOffset = kParamL3H2iWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 27792,
-     .offsetB = 27392},
+     .offsetA = 17392,
+     .offsetB = 16992},
     {.paramOffset = kParamL3X2oWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 28192,
-     .offsetB = 24672},
+     .offsetA = 17792,
+     .offsetB = 14272},
     {.paramOffset = kParamL3H2oWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 28192,
-     .offsetB = 27392},
+     .offsetA = 17792,
+     .offsetB = 16992},
     {.paramOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 28592,
-     .offsetB = 24672},
-    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 28592, .offsetB = 27392},
+     .offsetA = 18192,
+     .offsetB = 14272},
+    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 18192, .offsetB = 16992},
     {.paramOffset = kParamL3H2modWeight,
      .rows = 1,
      .cols = 400,
-     .offsetA = 28992,
-     .offsetB = 10000},
+     .offsetA = 18592,
+     .offsetB = 18608},
     {.paramOffset = kParamL3ModfanoutWeight,
      .rows = 400,
      .cols = 1,
-     .offsetA = 29008,
-     .offsetB = 29408},
+     .offsetA = 19008,
+     .offsetB = 19408},
+};
+
+static const dopa::BatchedReadout readouts[] = {
+    // logits = enc.weight @ x + dec_bias
+    {.output = 0,
+     .weightOffset = kParamEncWeight,
+     .biasOffset = kParamDecBias,
+     .rows = 10000,
+     .cols = 400},
 };
 
 const dopa::GeneratedSpec &spec() {
@@ -2932,7 +2856,7 @@ const dopa::GeneratedSpec &spec() {
       .stateNumel = 5606240,
       .stateOffsets = stateOffsets,
       .savedNumel = 24832,
-      .scratchNumel = 35696,
+      .scratchNumel = 35296,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
       .backwardFloat = backward_step<float>,
@@ -2940,13 +2864,15 @@ const dopa::GeneratedSpec &spec() {
       .backwardDouble = backward_step<double>,
       .checkpointEvery = 0,
       .memoryBudget = 0,
-      .numDeferred = 31,
+      .numDeferred = 30,
       .deferred = deferred,
-      .recordNumel = 29424,
+      .recordNumel = 19424,
       .forwardFlops = 76399900,
       .forwardSharedFlops = 3,
-      .backwardFlops = 131388617,
+      .backwardFlops = 135398617,
       .backwardSharedFlops = 0,
+      .numReadouts = 1,
+      .readouts = readouts,
   };
   return s;
 }

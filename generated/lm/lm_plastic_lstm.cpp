@@ -576,10 +576,10 @@ template <class T> static void forward_matmul_25(const dopa::StepArgs<T> &a) {
 //
 // forward stage 26: fused loop nest over [400]
 //   %155 tanh l3.g
-//   %161 mul l3.hn
+//   %161 mul l3.hn -> next_state l3.h
 //   %159 add l3.cn -> next_state l3.c
-//   %161 mul l3.hn -> saved
-template <class T> static void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
+//   %161 mul l3.hn -> output logits
+template <class T> static void forward_l3_g_l3_h_l3_c_logits(const dopa::StepArgs<T> &a) {
   T *__restrict t145 = a.scratch + 4608;                        // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
   T *__restrict t153 = a.scratch + 5008;                        // [400]
@@ -597,9 +597,9 @@ template <class T> static void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
   T *__restrict t129 = a.saved + 20032;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400]
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
-  T *__restrict saved_t161 = a.saved + 21632;                   // [400]
+  T *__restrict readout_in_logits = a.outputs[0];               // [400]
   for (int j = 0; j < 400; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v147 = t145[j] + l3_x2c_bias[j];
@@ -631,28 +631,14 @@ template <class T> static void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &
     const T v161 = v143 * v160;
     l3_h_next[j] = v161;
     l3_c_next[j] = v159;
-    saved_t161[j] = v161;
+    readout_in_logits[j] = v161;
   }
 #line 637 "lm_plastic_lstm.cpp"
 }
 
-// output logits = enc.weight @ y3 + dec_bias
-//
-// forward stage 27: dense product (Eigen), [10000]
-//   %167 matmul
-template <class T> static void forward_matmul_27(const dopa::StepArgs<T> &a) {
-  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
-  T *__restrict t167 = a.scratch + 5408;                       // [10000]
-#line 18 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t167, 10000).noalias() =
-      ConstRowMat<T>(enc_weight, 10000, 400) * ConstVec<T>(l3_h_next, 400);
-#line 651 "lm_plastic_lstm.cpp"
-}
-
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
-// forward stage 28: fused loop nest over [1149, 1149]
+// forward stage 27: fused loop nest over [1149, 1149]
 //   %58 clip -> next_state l1.hebb
 //   %112 clip -> next_state l2.hebb
 template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
@@ -682,12 +668,12 @@ template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &
       l2_hebb_next[i * 1149 + j] = v112;
     }
   }
-#line 686 "lm_plastic_lstm.cpp"
+#line 672 "lm_plastic_lstm.cpp"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
-// forward stage 29: fused loop nest over [400, 400]
+// forward stage 28: fused loop nest over [400, 400]
 //   %166 clip -> next_state l3.hebb
 template <class T> static void forward_l3_hebb(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
@@ -706,24 +692,7 @@ template <class T> static void forward_l3_hebb(const dopa::StepArgs<T> &a) {
       l3_hebb_next[i * 400 + j] = v166;
     }
   }
-#line 710 "lm_plastic_lstm.cpp"
-}
-
-// output logits = enc.weight @ y3 + dec_bias
-//
-// forward stage 30: fused loop nest over [10000]
-//   %169 add logits -> output logits
-template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t167 = a.scratch + 5408;                   // [10000]
-  const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
-  T *__restrict out_logits = a.outputs[0];                 // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-#line 18 "examples/lm/plastic_lstm.dopa"
-    const T v169 = t167[j] + dec_bias[j];
-    out_logits[j] = v169;
-  }
-#line 727 "lm_plastic_lstm.cpp"
+#line 696 "lm_plastic_lstm.cpp"
 }
 
 /// One forward step of PlasticLSTMLM for one batch element.
@@ -754,69 +723,53 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_h2o_23(a);
   forward_x2c_24(a);
   forward_matmul_25(a);
-  forward_l3_g_l3_hn_l3_c(a);
-  forward_matmul_27(a);
+  forward_l3_g_l3_h_l3_c_logits(a);
   forward_l1_hebb_l2_hebb(a);
   forward_l3_hebb(a);
-  forward_logits(a);
-}
-
-// output logits = enc.weight @ y3 + dec_bias
-//
-// backward stage 0: dense product (Eigen), [400]
-//   %182 matmul
-template <class T> static void backward_matmul(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
-  const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t182 = a.scratch + 0;                          // [400]
-#line 18 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t182, 400).noalias() =
-      ConstRowVec<T>(d_out_logits, 10000) * ConstRowMat<T>(enc_weight, 10000, 400);
-#line 776 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
-// backward stage 1: fused loop nest over [400, 400]
-//   %189 reduce_to
-//   %192 matmul
-//   %193 matmul
+// backward stage 0: fused loop nest over [400, 400]
+//   %183 reduce_to
+//   %186 matmul
+//   %187 matmul
 template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
   const T *__restrict t155_l3_g = a.saved + 21232;                // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t189 = a.scratch + 400;                           // []
-  T *__restrict t192 = a.scratch + 416;                           // [400]
-  T *__restrict t193 = a.scratch + 816;                           // [400]
-  t189[0] = T(0);
+  T *__restrict t183 = a.scratch + 0;                             // []
+  T *__restrict t186 = a.scratch + 16;                            // [400]
+  T *__restrict t187 = a.scratch + 416;                           // [400]
+  t183[0] = T(0);
   for (int e = 0; e < 400; ++e)
-    t193[e] = T(0);
+    t187[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc189 = T(0);
-    T acc192 = T(0);
-#pragma omp simd reduction(+ : acc189, acc192)
+    T acc183 = T(0);
+    T acc186 = T(0);
+#pragma omp simd reduction(+ : acc183, acc186)
     for (int j = 0; j < 400; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v163 = t155_l3_g[i] * l3_h[j];
       const T v164 = l3_eta[0] * v163;
       const T v165 = l3_hebb[i * 400 + j] + v164;
-      const T v186 = T(-2.0) <= v165 && v165 <= T(2.0) ? T(1) : T(0);
-      const T v187 = d_l3_hebb_next[i * 400 + j] * v186;
-      const T v188 = v187 * v163;
+      const T v180 = T(-2.0) <= v165 && v165 <= T(2.0) ? T(1) : T(0);
+      const T v181 = d_l3_hebb_next[i * 400 + j] * v180;
+      const T v182 = v181 * v163;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc189 += v188;
+      acc183 += v182;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v191 = v187 * l3_eta[0];
-      acc192 += v191 * l3_h[j];
-      t193[j] += t155_l3_g[i] * v191;
+      const T v185 = v181 * l3_eta[0];
+      acc186 += v185 * l3_h[j];
+      t187[j] += t155_l3_g[i] * v185;
     }
-    t189[0] += acc189;
-    t192[i] = acc192;
+    t183[0] += acc183;
+    t186[i] = acc186;
   }
-#line 820 "lm_plastic_lstm.cpp"
+#line 773 "lm_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -825,30 +778,28 @@ template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
 // o = sigmoid(x2o(x) + h2o(h))
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
-// hn = o * tanh(cn)
 //
-// backward stage 2: fused loop nest over [400]
-//   %208 mul
-//   %223 mul
-//   %234 mul
-//   %245 mul
-//   %205 mul -> grad_prev l3.c
-//   %161 mul l3.hn -> record (a factor of deferred outer-product gradients)
+// backward stage 1: fused loop nest over [400]
+//   %202 mul
+//   %217 mul
+//   %228 mul
+//   %239 mul
+//   %199 mul -> grad_prev l3.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
-//   %245 mul += grad l3.x2f.bias
+//   %239 mul += grad l3.x2f.bias
 //   %117 state -> record (a factor of deferred outer-product gradients)
-//   %245 mul += grad l3.h2f.bias
-//   %234 mul += grad l3.x2i.bias
-//   %234 mul += grad l3.h2i.bias
-//   %223 mul += grad l3.x2o.bias
-//   %223 mul += grad l3.h2o.bias
-//   %208 mul += grad l3.x2c.bias
+//   %239 mul += grad l3.h2f.bias
+//   %228 mul += grad l3.x2i.bias
+//   %228 mul += grad l3.h2i.bias
+//   %217 mul += grad l3.x2o.bias
+//   %217 mul += grad l3.h2o.bias
+//   %202 mul += grad l3.x2c.bias
 template <class T>
 static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t192 = a.scratch + 416;                         // [400]
+  T *__restrict t186 = a.scratch + 16;                          // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [400] d logits
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
-  T *__restrict t182 = a.scratch + 0;                           // [400]
   const T *__restrict t135 = a.saved + 20432;                   // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
   const T *__restrict t139 = a.saved + 20832;                   // [400]
@@ -863,18 +814,16 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   const T *__restrict t129 = a.saved + 20032;                   // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   const T *__restrict t155_l3_g = a.saved + 21232;              // [400] l3.g
-  T *__restrict t208 = a.record + 26224;                        // [400]
-  T *__restrict t223 = a.record + 25824;                        // [400]
-  T *__restrict t234 = a.record + 25424;                        // [400]
-  T *__restrict t245 = a.record + 23472;                        // [400]
+  T *__restrict t202 = a.record + 15824;                        // [400]
+  T *__restrict t217 = a.record + 15424;                        // [400]
+  T *__restrict t228 = a.record + 15024;                        // [400]
+  T *__restrict t239 = a.record + 13072;                        // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
-  const T *__restrict t161_l3_hn = a.saved + 21632;             // [400] l3.hn
-  T *__restrict record1 = a.record + 10000;                     // [400]
   const T *__restrict t2 = a.saved + 0;                         // [400]
-  T *__restrict record3 = a.record + 11552;                     // [400]
+  T *__restrict record1 = a.record + 1152;                      // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;      // [400]
   const T *__restrict l3_h = a.state + kStateL3H;               // [400]
-  T *__restrict record16 = a.record + 25024;                    // [400]
+  T *__restrict record14 = a.record + 14624;                    // [400]
   T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;      // [400]
   T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;      // [400]
   T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;      // [400]
@@ -883,14 +832,14 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;      // [400]
   for (int j = 0; j < 400; ++j) {
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v183 = d_l3_h_next[j] + t182[j];
+    const T v175 = d_readout_in_logits[j] + d_l3_h_next[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v137 = t135[j] + l3_x2o_bias[j];
     const T v141 = t139[j] + l3_h2o_bias[j];
     const T v142 = v137 + v141;
     const T v143 = T(1) / (T(1) + std::exp(-v142));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v195 = v183 * v143;
+    const T v189 = v175 * v143;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v116 = t114[j] + l3_x2f_bias[j];
     const T v121 = t119[j] + l3_h2f_bias[j];
@@ -908,283 +857,282 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v159 = v157 + v158;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v160 = std::tanh(v159);
-    const T v197 = v160 * v160;
-    const T v198 = T(1.0) - v197;
-    const T v199 = v195 * v198;
+    const T v191 = v160 * v160;
+    const T v192 = T(1.0) - v191;
+    const T v193 = v189 * v192;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v200 = d_l3_c_next[j] + v199;
-    const T v202 = v200 * v133;
+    const T v194 = d_l3_c_next[j] + v193;
+    const T v196 = v194 * v133;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v203 = t192[j] + v202;
-    const T v206 = t155_l3_g[j] * t155_l3_g[j];
-    const T v207 = T(1.0) - v206;
-    const T v208 = v203 * v207;
-    t208[j] = v208;
+    const T v197 = t186[j] + v196;
+    const T v200 = t155_l3_g[j] * t155_l3_g[j];
+    const T v201 = T(1.0) - v200;
+    const T v202 = v197 * v201;
+    t202[j] = v202;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v194 = v183 * v160;
+    const T v188 = v175 * v160;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v221 = T(1.0) - v143;
-    const T v222 = v143 * v221;
-    const T v223 = v194 * v222;
-    t223[j] = v223;
+    const T v215 = T(1.0) - v143;
+    const T v216 = v143 * v215;
+    const T v217 = v188 * v216;
+    t217[j] = v217;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v201 = v200 * t155_l3_g[j];
+    const T v195 = v194 * t155_l3_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v232 = T(1.0) - v133;
-    const T v233 = v133 * v232;
-    const T v234 = v201 * v233;
-    t234[j] = v234;
+    const T v226 = T(1.0) - v133;
+    const T v227 = v133 * v226;
+    const T v228 = v195 * v227;
+    t228[j] = v228;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v204 = v200 * l3_c[j];
+    const T v198 = v194 * l3_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v243 = T(1.0) - v123;
-    const T v244 = v123 * v243;
-    const T v245 = v204 * v244;
-    t245[j] = v245;
+    const T v237 = T(1.0) - v123;
+    const T v238 = v123 * v237;
+    const T v239 = v198 * v238;
+    t239[j] = v239;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v205 = v200 * v123;
-    d_l3_c[j] = v205;
-    record1[j] = t161_l3_hn[j];
-    record3[j] = t2[j];
+    const T v199 = v194 * v123;
+    d_l3_c[j] = v199;
+    record1[j] = t2[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2f_bias[j] += v245;
-    record16[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v245;
+    d_l3_x2f_bias[j] += v239;
+    record14[j] = l3_h[j];
+    d_l3_h2f_bias[j] += v239;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2i_bias[j] += v234;
-    d_l3_h2i_bias[j] += v234;
+    d_l3_x2i_bias[j] += v228;
+    d_l3_h2i_bias[j] += v228;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2o_bias[j] += v223;
-    d_l3_h2o_bias[j] += v223;
+    d_l3_x2o_bias[j] += v217;
+    d_l3_h2o_bias[j] += v217;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2c_bias[j] += v208;
+    d_l3_x2c_bias[j] += v202;
   }
-#line 963 "lm_plastic_lstm.cpp"
+#line 911 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 3: fused loop nest over [400, 400]
-//   %210 matmul
-//   %213 reduce_to
-//   %216 add -> grad_prev l3.hebb
+// backward stage 2: fused loop nest over [400, 400]
+//   %204 matmul
+//   %207 reduce_to
+//   %210 add -> grad_prev l3.hebb
 template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t210 = a.scratch + 1216;                          // [400]
-  T *__restrict t208 = a.record + 26224;                          // [400]
+  T *__restrict t204 = a.scratch + 816;                           // [400]
+  T *__restrict t202 = a.record + 15824;                          // [400]
   const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t213 = a.scratch + 1616;                          // [400, 1]
+  T *__restrict t207 = a.scratch + 1216;                          // [400, 1]
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
   const T *__restrict t155_l3_g = a.saved + 21232;                // [400] l3.g
   T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
   for (int e = 0; e < 400; ++e)
-    t210[e] = T(0);
+    t204[e] = T(0);
   for (int e = 0; e < 400; ++e)
-    t213[e] = T(0);
+    t207[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc213 = T(0);
-#pragma omp simd reduction(+ : acc213)
+    T acc207 = T(0);
+#pragma omp simd reduction(+ : acc207)
     for (int j = 0; j < 400; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v151 = l3_alpha[i] * l3_hebb[i * 400 + j];
       const T v152 = l3_w[i * 400 + j] + v151;
-      t210[j] += t208[i] * v152;
-      const T v209 = t208[i] * l3_h[j];
-      const T v212 = v209 * l3_hebb[i * 400 + j];
+      t204[j] += t202[i] * v152;
+      const T v203 = t202[i] * l3_h[j];
+      const T v206 = v203 * l3_hebb[i * 400 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc213 += v212;
+      acc207 += v206;
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v163 = t155_l3_g[i] * l3_h[j];
       const T v164 = l3_eta[0] * v163;
       const T v165 = l3_hebb[i * 400 + j] + v164;
-      const T v186 = T(-2.0) <= v165 && v165 <= T(2.0) ? T(1) : T(0);
-      const T v187 = d_l3_hebb_next[i * 400 + j] * v186;
+      const T v180 = T(-2.0) <= v165 && v165 <= T(2.0) ? T(1) : T(0);
+      const T v181 = d_l3_hebb_next[i * 400 + j] * v180;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v215 = v209 * l3_alpha[i];
+      const T v209 = v203 * l3_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v216 = v187 + v215;
-      d_l3_hebb[i * 400 + j] = v216;
+      const T v210 = v181 + v209;
+      d_l3_hebb[i * 400 + j] = v210;
     }
-    t213[i] += acc213;
+    t207[i] += acc207;
   }
-#line 1016 "lm_plastic_lstm.cpp"
+#line 964 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 4: dense product (Eigen), [1149]
-//   %219 matmul
+// backward stage 3: dense product (Eigen), [1149]
+//   %213 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t208 = a.record + 26224;                            // [400]
+  T *__restrict t202 = a.record + 15824;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t219 = a.scratch + 2016;                            // [1149]
+  T *__restrict t213 = a.scratch + 1616;                            // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t219, 1149).noalias() =
-      ConstRowVec<T>(t208, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1030 "lm_plastic_lstm.cpp"
+  RowVec<T>(t213, 1149).noalias() =
+      ConstRowVec<T>(t202, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
+#line 978 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 5: dense product (Eigen), [400]
-//   %226 matmul
+// backward stage 4: dense product (Eigen), [400]
+//   %220 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.record + 25824;                            // [400]
+  T *__restrict t217 = a.record + 15424;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t226 = a.scratch + 3168;                            // [400]
+  T *__restrict t220 = a.scratch + 2768;                            // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t226, 400).noalias() =
-      ConstRowVec<T>(t223, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1044 "lm_plastic_lstm.cpp"
+  RowVec<T>(t220, 400).noalias() =
+      ConstRowVec<T>(t217, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 992 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 6: dense product (Eigen), [1149]
-//   %230 matmul
+// backward stage 5: dense product (Eigen), [1149]
+//   %224 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.record + 25824;                            // [400]
+  T *__restrict t217 = a.record + 15424;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t230 = a.scratch + 3568;                            // [1149]
+  T *__restrict t224 = a.scratch + 3168;                            // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t230, 1149).noalias() =
-      ConstRowVec<T>(t223, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1058 "lm_plastic_lstm.cpp"
+  RowVec<T>(t224, 1149).noalias() =
+      ConstRowVec<T>(t217, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
+#line 1006 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 7: dense product (Eigen), [400]
-//   %237 matmul
+// backward stage 6: dense product (Eigen), [400]
+//   %231 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 25424;                            // [400]
+  T *__restrict t228 = a.record + 15024;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t237 = a.scratch + 4720;                            // [400]
+  T *__restrict t231 = a.scratch + 4320;                            // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t237, 400).noalias() =
-      ConstRowVec<T>(t234, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1072 "lm_plastic_lstm.cpp"
+  RowVec<T>(t231, 400).noalias() =
+      ConstRowVec<T>(t228, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 1020 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 8: dense product (Eigen), [1149]
-//   %241 matmul
+// backward stage 7: dense product (Eigen), [1149]
+//   %235 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 25424;                            // [400]
+  T *__restrict t228 = a.record + 15024;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t241 = a.scratch + 5120;                            // [1149]
+  T *__restrict t235 = a.scratch + 4720;                            // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t241, 1149).noalias() =
-      ConstRowVec<T>(t234, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1086 "lm_plastic_lstm.cpp"
+  RowVec<T>(t235, 1149).noalias() =
+      ConstRowVec<T>(t228, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
+#line 1034 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 9: dense product (Eigen), [400]
-//   %248 matmul
+// backward stage 8: dense product (Eigen), [400]
+//   %242 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 23472;                            // [400]
+  T *__restrict t239 = a.record + 13072;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t248 = a.scratch + 6272;                            // [400]
+  T *__restrict t242 = a.scratch + 5872;                            // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t248, 400).noalias() =
-      ConstRowVec<T>(t245, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1100 "lm_plastic_lstm.cpp"
+  RowVec<T>(t242, 400).noalias() =
+      ConstRowVec<T>(t239, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 1048 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 10: dense product (Eigen), [1149]
-//   %252 matmul
+// backward stage 9: dense product (Eigen), [1149]
+//   %246 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 23472;                            // [400]
+  T *__restrict t239 = a.record + 13072;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t252 = a.scratch + 6672;                            // [1149]
+  T *__restrict t246 = a.scratch + 6272;                            // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t252, 1149).noalias() =
-      ConstRowVec<T>(t245, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1114 "lm_plastic_lstm.cpp"
+  RowVec<T>(t246, 1149).noalias() =
+      ConstRowVec<T>(t239, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
+#line 1062 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
-// backward stage 11: fused loop nest over [1149, 1149]
-//   %257 reduce_to
-//   %260 matmul
-//   %261 matmul
-//   %324 reduce_to
-//   %327 matmul
-//   %328 matmul
-template <class T> static void backward_eta_outer_11(const dopa::StepArgs<T> &a) {
+// backward stage 10: fused loop nest over [1149, 1149]
+//   %251 reduce_to
+//   %254 matmul
+//   %255 matmul
+//   %318 reduce_to
+//   %321 matmul
+//   %322 matmul
+template <class T> static void backward_eta_outer_10(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
   const T *__restrict t101_l2_g = a.saved + 16528;                // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t257 = a.scratch + 7824;                          // []
-  T *__restrict t260 = a.scratch + 7840;                          // [1149]
-  T *__restrict t261 = a.scratch + 8992;                          // [1149]
+  T *__restrict t251 = a.scratch + 7424;                          // []
+  T *__restrict t254 = a.scratch + 7440;                          // [1149]
+  T *__restrict t255 = a.scratch + 8592;                          // [1149]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
   const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t324 = a.scratch + 20512;                         // []
-  T *__restrict t327 = a.scratch + 20528;                         // [1149]
-  T *__restrict t328 = a.scratch + 21680;                         // [1149]
-  t257[0] = T(0);
+  T *__restrict t318 = a.scratch + 20112;                         // []
+  T *__restrict t321 = a.scratch + 20128;                         // [1149]
+  T *__restrict t322 = a.scratch + 21280;                         // [1149]
+  t251[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t261[e] = T(0);
-  t324[0] = T(0);
+    t255[e] = T(0);
+  t318[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t328[e] = T(0);
+    t322[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc257 = T(0);
-    T acc260 = T(0);
-    T acc324 = T(0);
-    T acc327 = T(0);
-#pragma omp simd reduction(+ : acc257, acc260, acc324, acc327)
+    T acc251 = T(0);
+    T acc254 = T(0);
+    T acc318 = T(0);
+    T acc321 = T(0);
+#pragma omp simd reduction(+ : acc251, acc254, acc318, acc321)
     for (int j = 0; j < 1149; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v109 = t101_l2_g[i] * l2_h[j];
       const T v110 = l2_eta[0] * v109;
       const T v111 = l2_hebb[i * 1149 + j] + v110;
-      const T v254 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
-      const T v255 = d_l2_hebb_next[i * 1149 + j] * v254;
-      const T v256 = v255 * v109;
+      const T v248 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
+      const T v249 = d_l2_hebb_next[i * 1149 + j] * v248;
+      const T v250 = v249 * v109;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc257 += v256;
+      acc251 += v250;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v259 = v255 * l2_eta[0];
-      acc260 += v259 * l2_h[j];
-      t261[j] += t101_l2_g[i] * v259;
+      const T v253 = v249 * l2_eta[0];
+      acc254 += v253 * l2_h[j];
+      t255[j] += t101_l2_g[i] * v253;
       const T v53 = t45_l1_g[i] * l1_h[j];
       const T v54 = l1_eta[0] * v53;
       const T v55 = l1_hebb[i * 1149 + j] + v54;
-      const T v321 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
-      const T v322 = d_l1_hebb_next[i * 1149 + j] * v321;
-      const T v323 = v322 * v53;
+      const T v315 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
+      const T v316 = d_l1_hebb_next[i * 1149 + j] * v315;
+      const T v317 = v316 * v53;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc324 += v323;
+      acc318 += v317;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v326 = v322 * l1_eta[0];
-      acc327 += v326 * l1_h[j];
-      t328[j] += t45_l1_g[i] * v326;
+      const T v320 = v316 * l1_eta[0];
+      acc321 += v320 * l1_h[j];
+      t322[j] += t45_l1_g[i] * v320;
     }
-    t257[0] += acc257;
-    t260[i] = acc260;
-    t324[0] += acc324;
-    t327[i] = acc327;
+    t251[0] += acc251;
+    t254[i] = acc254;
+    t318[0] += acc318;
+    t321[i] = acc321;
   }
-#line 1188 "lm_plastic_lstm.cpp"
+#line 1136 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1194,32 +1142,32 @@ template <class T> static void backward_eta_outer_11(const dopa::StepArgs<T> &a)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// backward stage 12: fused loop nest over [1149]
-//   %275 mul
-//   %290 mul
-//   %301 mul
-//   %312 mul
-//   %272 mul -> grad_prev l2.c
+// backward stage 11: fused loop nest over [1149]
+//   %269 mul
+//   %284 mul
+//   %295 mul
+//   %306 mul
+//   %266 mul -> grad_prev l2.c
 //   %7 state -> record (a factor of deferred outer-product gradients)
 //   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %312 mul += grad l2.x2f.bias
+//   %306 mul += grad l2.x2f.bias
 //   %63 state -> record (a factor of deferred outer-product gradients)
-//   %312 mul += grad l2.h2f.bias
-//   %301 mul += grad l2.x2i.bias
-//   %301 mul += grad l2.h2i.bias
-//   %290 mul += grad l2.x2o.bias
-//   %290 mul += grad l2.h2o.bias
-//   %275 mul += grad l2.x2c.bias
+//   %306 mul += grad l2.h2f.bias
+//   %295 mul += grad l2.x2i.bias
+//   %295 mul += grad l2.h2i.bias
+//   %284 mul += grad l2.x2o.bias
+//   %284 mul += grad l2.h2o.bias
+//   %269 mul += grad l2.x2c.bias
 //   %107 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t260 = a.scratch + 7840;                        // [1149]
+  T *__restrict t254 = a.scratch + 7440;                        // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1149] d l2.h'
-  T *__restrict t219 = a.scratch + 2016;                        // [1149]
-  T *__restrict t230 = a.scratch + 3568;                        // [1149]
-  T *__restrict t241 = a.scratch + 5120;                        // [1149]
-  T *__restrict t252 = a.scratch + 6672;                        // [1149]
+  T *__restrict t213 = a.scratch + 1616;                        // [1149]
+  T *__restrict t224 = a.scratch + 3168;                        // [1149]
+  T *__restrict t235 = a.scratch + 4720;                        // [1149]
+  T *__restrict t246 = a.scratch + 6272;                        // [1149]
   const T *__restrict t81 = a.saved + 14224;                    // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
   const T *__restrict t85 = a.saved + 15376;                    // [1149]
@@ -1234,18 +1182,18 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict t75 = a.saved + 13072;                    // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
   const T *__restrict t101_l2_g = a.saved + 16528;              // [1149] l2.g
-  T *__restrict t275 = a.record + 22320;                        // [1149]
-  T *__restrict t290 = a.record + 21168;                        // [1149]
-  T *__restrict t301 = a.record + 20016;                        // [1149]
-  T *__restrict t312 = a.record + 16560;                        // [1149]
+  T *__restrict t269 = a.record + 11920;                        // [1149]
+  T *__restrict t284 = a.record + 10768;                        // [1149]
+  T *__restrict t295 = a.record + 9616;                         // [1149]
+  T *__restrict t306 = a.record + 6160;                         // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;               // [1149]
-  T *__restrict record4 = a.record + 11952;                     // [1149]
+  T *__restrict record2 = a.record + 1552;                      // [1149]
   const T *__restrict t51_l1_hn = a.saved + 8464;               // [1149] l1.hn
-  T *__restrict record9 = a.record + 17712;                     // [1149]
+  T *__restrict record7 = a.record + 7312;                      // [1149]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [1149]
   const T *__restrict l2_h = a.state + kStateL2H;               // [1149]
-  T *__restrict record10 = a.record + 18864;                    // [1149]
+  T *__restrict record8 = a.record + 8464;                      // [1149]
   T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;      // [1149]
   T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;      // [1149]
   T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;      // [1149]
@@ -1253,20 +1201,20 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [1149]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [1149]
   const T *__restrict t107_l2_hn = a.saved + 17680;             // [1149] l2.hn
-  T *__restrict record15 = a.record + 23872;                    // [1149]
+  T *__restrict record13 = a.record + 13472;                    // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v220 = d_l2_h_next[j] + t219[j];
-    const T v231 = v220 + t230[j];
-    const T v242 = v231 + t241[j];
-    const T v253 = v242 + t252[j];
+    const T v214 = d_l2_h_next[j] + t213[j];
+    const T v225 = v214 + t224[j];
+    const T v236 = v225 + t235[j];
+    const T v247 = v236 + t246[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v83 = t81[j] + l2_x2o_bias[j];
     const T v87 = t85[j] + l2_h2o_bias[j];
     const T v88 = v83 + v87;
     const T v89 = T(1) / (T(1) + std::exp(-v88));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v263 = v253 * v89;
+    const T v257 = v247 * v89;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v62 = t60[j] + l2_x2f_bias[j];
     const T v67 = t65[j] + l2_h2f_bias[j];
@@ -1284,210 +1232,210 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v105 = v103 + v104;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v106 = std::tanh(v105);
-    const T v264 = v106 * v106;
-    const T v265 = T(1.0) - v264;
-    const T v266 = v263 * v265;
+    const T v258 = v106 * v106;
+    const T v259 = T(1.0) - v258;
+    const T v260 = v257 * v259;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v267 = d_l2_c_next[j] + v266;
-    const T v269 = v267 * v79;
+    const T v261 = d_l2_c_next[j] + v260;
+    const T v263 = v261 * v79;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v270 = t260[j] + v269;
-    const T v273 = t101_l2_g[j] * t101_l2_g[j];
-    const T v274 = T(1.0) - v273;
-    const T v275 = v270 * v274;
-    t275[j] = v275;
+    const T v264 = t254[j] + v263;
+    const T v267 = t101_l2_g[j] * t101_l2_g[j];
+    const T v268 = T(1.0) - v267;
+    const T v269 = v264 * v268;
+    t269[j] = v269;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v262 = v253 * v106;
+    const T v256 = v247 * v106;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v288 = T(1.0) - v89;
-    const T v289 = v89 * v288;
-    const T v290 = v262 * v289;
-    t290[j] = v290;
+    const T v282 = T(1.0) - v89;
+    const T v283 = v89 * v282;
+    const T v284 = v256 * v283;
+    t284[j] = v284;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v268 = v267 * t101_l2_g[j];
+    const T v262 = v261 * t101_l2_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v299 = T(1.0) - v79;
-    const T v300 = v79 * v299;
-    const T v301 = v268 * v300;
-    t301[j] = v301;
+    const T v293 = T(1.0) - v79;
+    const T v294 = v79 * v293;
+    const T v295 = v262 * v294;
+    t295[j] = v295;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v271 = v267 * l2_c[j];
+    const T v265 = v261 * l2_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v310 = T(1.0) - v69;
-    const T v311 = v69 * v310;
-    const T v312 = v271 * v311;
-    t312[j] = v312;
+    const T v304 = T(1.0) - v69;
+    const T v305 = v69 * v304;
+    const T v306 = v265 * v305;
+    t306[j] = v306;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v272 = v267 * v69;
-    d_l2_c[j] = v272;
-    record4[j] = l1_h[j];
-    record9[j] = t51_l1_hn[j];
+    const T v266 = v261 * v69;
+    d_l2_c[j] = v266;
+    record2[j] = l1_h[j];
+    record7[j] = t51_l1_hn[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2f_bias[j] += v312;
-    record10[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v312;
+    d_l2_x2f_bias[j] += v306;
+    record8[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v306;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2i_bias[j] += v301;
-    d_l2_h2i_bias[j] += v301;
+    d_l2_x2i_bias[j] += v295;
+    d_l2_h2i_bias[j] += v295;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2o_bias[j] += v290;
-    d_l2_h2o_bias[j] += v290;
+    d_l2_x2o_bias[j] += v284;
+    d_l2_h2o_bias[j] += v284;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2c_bias[j] += v275;
-    record15[j] = t107_l2_hn[j];
+    d_l2_x2c_bias[j] += v269;
+    record13[j] = t107_l2_hn[j];
   }
-#line 1340 "lm_plastic_lstm.cpp"
+#line 1288 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 13: fused loop nest over [1149, 1149]
-//   %277 matmul
-//   %280 reduce_to
-//   %283 add -> grad_prev l2.hebb
+// backward stage 12: fused loop nest over [1149, 1149]
+//   %271 matmul
+//   %274 reduce_to
+//   %277 add -> grad_prev l2.hebb
 template <class T> static void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.scratch + 10144;                         // [1149]
-  T *__restrict t275 = a.record + 22320;                          // [1149]
+  T *__restrict t271 = a.scratch + 9744;                          // [1149]
+  T *__restrict t269 = a.record + 11920;                          // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t280 = a.scratch + 11296;                         // [1149, 1]
+  T *__restrict t274 = a.scratch + 10896;                         // [1149, 1]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
   const T *__restrict t101_l2_g = a.saved + 16528;                // [1149] l2.g
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t277[e] = T(0);
+    t271[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t280[e] = T(0);
+    t274[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc280 = T(0);
-#pragma omp simd reduction(+ : acc280)
+    T acc274 = T(0);
+#pragma omp simd reduction(+ : acc274)
     for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v97 = l2_alpha[i] * l2_hebb[i * 1149 + j];
       const T v98 = l2_w[i * 1149 + j] + v97;
-      t277[j] += t275[i] * v98;
-      const T v276 = t275[i] * l2_h[j];
-      const T v279 = v276 * l2_hebb[i * 1149 + j];
+      t271[j] += t269[i] * v98;
+      const T v270 = t269[i] * l2_h[j];
+      const T v273 = v270 * l2_hebb[i * 1149 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc280 += v279;
+      acc274 += v273;
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v109 = t101_l2_g[i] * l2_h[j];
       const T v110 = l2_eta[0] * v109;
       const T v111 = l2_hebb[i * 1149 + j] + v110;
-      const T v254 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
-      const T v255 = d_l2_hebb_next[i * 1149 + j] * v254;
+      const T v248 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
+      const T v249 = d_l2_hebb_next[i * 1149 + j] * v248;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v282 = v276 * l2_alpha[i];
+      const T v276 = v270 * l2_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v283 = v255 + v282;
-      d_l2_hebb[i * 1149 + j] = v283;
+      const T v277 = v249 + v276;
+      d_l2_hebb[i * 1149 + j] = v277;
     }
-    t280[i] += acc280;
+    t274[i] += acc274;
   }
-#line 1393 "lm_plastic_lstm.cpp"
+#line 1341 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 14: dense product (Eigen), [1149]
-//   %286 matmul
-template <class T> static void backward_x2c_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t275 = a.record + 22320;                            // [1149]
+// backward stage 13: dense product (Eigen), [1149]
+//   %280 matmul
+template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
+  T *__restrict t269 = a.record + 11920;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t286 = a.scratch + 12448;                           // [1149]
+  T *__restrict t280 = a.scratch + 12048;                           // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t286, 1149).noalias() =
-      ConstRowVec<T>(t275, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1407 "lm_plastic_lstm.cpp"
+  RowVec<T>(t280, 1149).noalias() =
+      ConstRowVec<T>(t269, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
+#line 1355 "lm_plastic_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 14: dense product (Eigen), [1149]
+//   %287 matmul
+template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
+  T *__restrict t284 = a.record + 10768;                            // [1149]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  T *__restrict t287 = a.scratch + 13200;                           // [1149]
+#line 51 "examples/lm/plastic_lstm.dopa"
+  RowVec<T>(t287, 1149).noalias() =
+      ConstRowVec<T>(t284, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
+#line 1369 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 15: dense product (Eigen), [1149]
-//   %293 matmul
-template <class T> static void backward_h2o_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t290 = a.record + 21168;                            // [1149]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t293 = a.scratch + 13600;                           // [1149]
+//   %291 matmul
+template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t284 = a.record + 10768;                            // [1149]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t291 = a.scratch + 14352;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t293, 1149).noalias() =
-      ConstRowVec<T>(t290, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1421 "lm_plastic_lstm.cpp"
+  RowVec<T>(t291, 1149).noalias() =
+      ConstRowVec<T>(t284, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
+#line 1383 "lm_plastic_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 16: dense product (Eigen), [1149]
-//   %297 matmul
-template <class T> static void backward_x2o_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t290 = a.record + 21168;                            // [1149]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t297 = a.scratch + 14752;                           // [1149]
-#line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t297, 1149).noalias() =
-      ConstRowVec<T>(t290, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1435 "lm_plastic_lstm.cpp"
+//   %298 matmul
+template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t295 = a.record + 9616;                             // [1149]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  T *__restrict t298 = a.scratch + 15504;                           // [1149]
+#line 50 "examples/lm/plastic_lstm.dopa"
+  RowVec<T>(t298, 1149).noalias() =
+      ConstRowVec<T>(t295, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
+#line 1397 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 17: dense product (Eigen), [1149]
-//   %304 matmul
-template <class T> static void backward_h2i_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t301 = a.record + 20016;                            // [1149]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t304 = a.scratch + 15904;                           // [1149]
+//   %302 matmul
+template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t295 = a.record + 9616;                             // [1149]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t302 = a.scratch + 16656;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t304, 1149).noalias() =
-      ConstRowVec<T>(t301, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1449 "lm_plastic_lstm.cpp"
+  RowVec<T>(t302, 1149).noalias() =
+      ConstRowVec<T>(t295, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
+#line 1411 "lm_plastic_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 18: dense product (Eigen), [1149]
-//   %308 matmul
-template <class T> static void backward_x2i_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t301 = a.record + 20016;                            // [1149]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t308 = a.scratch + 17056;                           // [1149]
-#line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t308, 1149).noalias() =
-      ConstRowVec<T>(t301, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1463 "lm_plastic_lstm.cpp"
+//   %309 matmul
+template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
+  T *__restrict t306 = a.record + 6160;                             // [1149]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  T *__restrict t309 = a.scratch + 17808;                           // [1149]
+#line 49 "examples/lm/plastic_lstm.dopa"
+  RowVec<T>(t309, 1149).noalias() =
+      ConstRowVec<T>(t306, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
+#line 1425 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 19: dense product (Eigen), [1149]
-//   %315 matmul
-template <class T> static void backward_h2f_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t312 = a.record + 16560;                            // [1149]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t315 = a.scratch + 18208;                           // [1149]
-#line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t315, 1149).noalias() =
-      ConstRowVec<T>(t312, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1477 "lm_plastic_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 20: dense product (Eigen), [1149]
-//   %319 matmul
-template <class T> static void backward_x2f_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t312 = a.record + 16560;                            // [1149]
+//   %313 matmul
+template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
+  T *__restrict t306 = a.record + 6160;                             // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t319 = a.scratch + 19360;                           // [1149]
+  T *__restrict t313 = a.scratch + 18960;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t319, 1149).noalias() =
-      ConstRowVec<T>(t312, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1491 "lm_plastic_lstm.cpp"
+  RowVec<T>(t313, 1149).noalias() =
+      ConstRowVec<T>(t306, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+#line 1439 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1497,29 +1445,29 @@ template <class T> static void backward_x2f_20(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 //
-// backward stage 21: fused loop nest over [1149]
-//   %342 mul
-//   %356 mul
-//   %367 mul
-//   %378 mul
-//   %339 mul -> grad_prev l1.c
-//   %316 add -> grad_prev l2.h
-//   %378 mul += grad l1.x2f.bias
-//   %378 mul += grad l1.h2f.bias
-//   %367 mul += grad l1.x2i.bias
-//   %367 mul += grad l1.h2i.bias
-//   %356 mul += grad l1.x2o.bias
-//   %356 mul += grad l1.h2o.bias
-//   %342 mul += grad l1.x2c.bias
+// backward stage 20: fused loop nest over [1149]
+//   %336 mul
+//   %350 mul
+//   %361 mul
+//   %372 mul
+//   %333 mul -> grad_prev l1.c
+//   %310 add -> grad_prev l2.h
+//   %372 mul += grad l1.x2f.bias
+//   %372 mul += grad l1.h2f.bias
+//   %361 mul += grad l1.x2i.bias
+//   %361 mul += grad l1.h2i.bias
+//   %350 mul += grad l1.x2o.bias
+//   %350 mul += grad l1.h2o.bias
+//   %336 mul += grad l1.x2c.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t327 = a.scratch + 20528;                       // [1149]
+  T *__restrict t321 = a.scratch + 20128;                       // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1149] d l1.h'
-  T *__restrict t286 = a.scratch + 12448;                       // [1149]
-  T *__restrict t297 = a.scratch + 14752;                       // [1149]
-  T *__restrict t308 = a.scratch + 17056;                       // [1149]
-  T *__restrict t319 = a.scratch + 19360;                       // [1149]
+  T *__restrict t280 = a.scratch + 12048;                       // [1149]
+  T *__restrict t291 = a.scratch + 14352;                       // [1149]
+  T *__restrict t302 = a.scratch + 16656;                       // [1149]
+  T *__restrict t313 = a.scratch + 18960;                       // [1149]
   const T *__restrict t25 = a.saved + 5008;                     // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
   const T *__restrict t29 = a.saved + 6160;                     // [1149]
@@ -1534,16 +1482,16 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict t19 = a.saved + 3856;                     // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
   const T *__restrict t45_l1_g = a.saved + 7312;                // [1149] l1.g
-  T *__restrict t342 = a.record + 15408;                        // [1149]
-  T *__restrict t356 = a.record + 14256;                        // [1149]
-  T *__restrict t367 = a.record + 13104;                        // [1149]
-  T *__restrict t378 = a.record + 10400;                        // [1149]
+  T *__restrict t336 = a.record + 5008;                         // [1149]
+  T *__restrict t350 = a.record + 3856;                         // [1149]
+  T *__restrict t361 = a.record + 2704;                         // [1149]
+  T *__restrict t372 = a.record + 0;                            // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1149]
-  T *__restrict t261 = a.scratch + 8992;                        // [1149]
-  T *__restrict t277 = a.scratch + 10144;                       // [1149]
-  T *__restrict t293 = a.scratch + 13600;                       // [1149]
-  T *__restrict t304 = a.scratch + 15904;                       // [1149]
-  T *__restrict t315 = a.scratch + 18208;                       // [1149]
+  T *__restrict t255 = a.scratch + 8592;                        // [1149]
+  T *__restrict t271 = a.scratch + 9744;                        // [1149]
+  T *__restrict t287 = a.scratch + 13200;                       // [1149]
+  T *__restrict t298 = a.scratch + 15504;                       // [1149]
+  T *__restrict t309 = a.scratch + 17808;                       // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1149]
@@ -1554,17 +1502,17 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v287 = d_l1_h_next[j] + t286[j];
-    const T v298 = v287 + t297[j];
-    const T v309 = v298 + t308[j];
-    const T v320 = v309 + t319[j];
+    const T v281 = d_l1_h_next[j] + t280[j];
+    const T v292 = v281 + t291[j];
+    const T v303 = v292 + t302[j];
+    const T v314 = v303 + t313[j];
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + std::exp(-v32));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v330 = v320 * v33;
+    const T v324 = v314 * v33;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
@@ -1582,342 +1530,327 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v49 = v47 + v48;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v50 = std::tanh(v49);
-    const T v331 = v50 * v50;
-    const T v332 = T(1.0) - v331;
-    const T v333 = v330 * v332;
+    const T v325 = v50 * v50;
+    const T v326 = T(1.0) - v325;
+    const T v327 = v324 * v326;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v334 = d_l1_c_next[j] + v333;
-    const T v336 = v334 * v23;
+    const T v328 = d_l1_c_next[j] + v327;
+    const T v330 = v328 * v23;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v337 = t327[j] + v336;
-    const T v340 = t45_l1_g[j] * t45_l1_g[j];
-    const T v341 = T(1.0) - v340;
-    const T v342 = v337 * v341;
-    t342[j] = v342;
+    const T v331 = t321[j] + v330;
+    const T v334 = t45_l1_g[j] * t45_l1_g[j];
+    const T v335 = T(1.0) - v334;
+    const T v336 = v331 * v335;
+    t336[j] = v336;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v329 = v320 * v50;
+    const T v323 = v314 * v50;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v354 = T(1.0) - v33;
-    const T v355 = v33 * v354;
-    const T v356 = v329 * v355;
-    t356[j] = v356;
+    const T v348 = T(1.0) - v33;
+    const T v349 = v33 * v348;
+    const T v350 = v323 * v349;
+    t350[j] = v350;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v335 = v334 * t45_l1_g[j];
+    const T v329 = v328 * t45_l1_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v365 = T(1.0) - v23;
-    const T v366 = v23 * v365;
-    const T v367 = v335 * v366;
-    t367[j] = v367;
+    const T v359 = T(1.0) - v23;
+    const T v360 = v23 * v359;
+    const T v361 = v329 * v360;
+    t361[j] = v361;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v338 = v334 * l1_c[j];
+    const T v332 = v328 * l1_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v376 = T(1.0) - v13;
-    const T v377 = v13 * v376;
-    const T v378 = v338 * v377;
-    t378[j] = v378;
+    const T v370 = T(1.0) - v13;
+    const T v371 = v13 * v370;
+    const T v372 = v332 * v371;
+    t372[j] = v372;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v339 = v334 * v13;
-    d_l1_c[j] = v339;
+    const T v333 = v328 * v13;
+    d_l1_c[j] = v333;
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v278 = t261[j] + t277[j];
-    const T v294 = v278 + t293[j];
-    const T v305 = v294 + t304[j];
-    const T v316 = v305 + t315[j];
-    d_l2_h[j] = v316;
+    const T v272 = t255[j] + t271[j];
+    const T v288 = v272 + t287[j];
+    const T v299 = v288 + t298[j];
+    const T v310 = v299 + t309[j];
+    d_l2_h[j] = v310;
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2f_bias[j] += v378;
-    d_l1_h2f_bias[j] += v378;
+    d_l1_x2f_bias[j] += v372;
+    d_l1_h2f_bias[j] += v372;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2i_bias[j] += v367;
-    d_l1_h2i_bias[j] += v367;
+    d_l1_x2i_bias[j] += v361;
+    d_l1_h2i_bias[j] += v361;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2o_bias[j] += v356;
-    d_l1_h2o_bias[j] += v356;
+    d_l1_x2o_bias[j] += v350;
+    d_l1_h2o_bias[j] += v350;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2c_bias[j] += v342;
+    d_l1_x2c_bias[j] += v336;
   }
-#line 1640 "lm_plastic_lstm.cpp"
+#line 1588 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 22: fused loop nest over [1149, 1149]
-//   %344 matmul
-//   %347 reduce_to
-//   %350 add -> grad_prev l1.hebb
+// backward stage 21: fused loop nest over [1149, 1149]
+//   %338 matmul
+//   %341 reduce_to
+//   %344 add -> grad_prev l1.hebb
 template <class T> static void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t344 = a.scratch + 22832;                         // [1149]
-  T *__restrict t342 = a.record + 15408;                          // [1149]
+  T *__restrict t338 = a.scratch + 22432;                         // [1149]
+  T *__restrict t336 = a.record + 5008;                           // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t347 = a.scratch + 23984;                         // [1149, 1]
+  T *__restrict t341 = a.scratch + 23584;                         // [1149, 1]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
   const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t344[e] = T(0);
+    t338[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t347[e] = T(0);
+    t341[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc347 = T(0);
-#pragma omp simd reduction(+ : acc347)
+    T acc341 = T(0);
+#pragma omp simd reduction(+ : acc341)
     for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v41 = l1_alpha[i] * l1_hebb[i * 1149 + j];
       const T v42 = l1_w[i * 1149 + j] + v41;
-      t344[j] += t342[i] * v42;
-      const T v343 = t342[i] * l1_h[j];
-      const T v346 = v343 * l1_hebb[i * 1149 + j];
+      t338[j] += t336[i] * v42;
+      const T v337 = t336[i] * l1_h[j];
+      const T v340 = v337 * l1_hebb[i * 1149 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc347 += v346;
+      acc341 += v340;
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v53 = t45_l1_g[i] * l1_h[j];
       const T v54 = l1_eta[0] * v53;
       const T v55 = l1_hebb[i * 1149 + j] + v54;
-      const T v321 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
-      const T v322 = d_l1_hebb_next[i * 1149 + j] * v321;
+      const T v315 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
+      const T v316 = d_l1_hebb_next[i * 1149 + j] * v315;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v349 = v343 * l1_alpha[i];
+      const T v343 = v337 * l1_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v350 = v322 + v349;
-      d_l1_hebb[i * 1149 + j] = v350;
+      const T v344 = v316 + v343;
+      d_l1_hebb[i * 1149 + j] = v344;
     }
-    t347[i] += acc347;
+    t341[i] += acc341;
   }
-#line 1693 "lm_plastic_lstm.cpp"
+#line 1641 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 23: dense product (Eigen), [400]
-//   %353 matmul
-template <class T> static void backward_x2c_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t342 = a.record + 15408;                            // [1149]
+// backward stage 22: dense product (Eigen), [400]
+//   %347 matmul
+template <class T> static void backward_x2c_22(const dopa::StepArgs<T> &a) {
+  T *__restrict t336 = a.record + 5008;                             // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t353 = a.scratch + 25136;                           // [400]
+  T *__restrict t347 = a.scratch + 24736;                           // [400]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t353, 400).noalias() =
-      ConstRowVec<T>(t342, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 1707 "lm_plastic_lstm.cpp"
+  RowVec<T>(t347, 400).noalias() =
+      ConstRowVec<T>(t336, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
+#line 1655 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 24: dense product (Eigen), [1149]
-//   %359 matmul
-template <class T> static void backward_h2o_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t356 = a.record + 14256;                            // [1149]
+// backward stage 23: dense product (Eigen), [1149]
+//   %353 matmul
+template <class T> static void backward_h2o_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t350 = a.record + 3856;                             // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t359 = a.scratch + 25536;                           // [1149]
+  T *__restrict t353 = a.scratch + 25136;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t359, 1149).noalias() =
-      ConstRowVec<T>(t356, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 1721 "lm_plastic_lstm.cpp"
+  RowVec<T>(t353, 1149).noalias() =
+      ConstRowVec<T>(t350, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
+#line 1669 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 25: dense product (Eigen), [400]
-//   %363 matmul
-template <class T> static void backward_x2o_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t356 = a.record + 14256;                            // [1149]
+// backward stage 24: dense product (Eigen), [400]
+//   %357 matmul
+template <class T> static void backward_x2o_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t350 = a.record + 3856;                             // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t363 = a.scratch + 26688;                           // [400]
+  T *__restrict t357 = a.scratch + 26288;                           // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t363, 400).noalias() =
-      ConstRowVec<T>(t356, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 1735 "lm_plastic_lstm.cpp"
+  RowVec<T>(t357, 400).noalias() =
+      ConstRowVec<T>(t350, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
+#line 1683 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 26: dense product (Eigen), [1149]
-//   %370 matmul
-template <class T> static void backward_h2i_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t367 = a.record + 13104;                            // [1149]
+// backward stage 25: dense product (Eigen), [1149]
+//   %364 matmul
+template <class T> static void backward_h2i_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t361 = a.record + 2704;                             // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t370 = a.scratch + 27088;                           // [1149]
+  T *__restrict t364 = a.scratch + 26688;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t370, 1149).noalias() =
-      ConstRowVec<T>(t367, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 1749 "lm_plastic_lstm.cpp"
+  RowVec<T>(t364, 1149).noalias() =
+      ConstRowVec<T>(t361, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
+#line 1697 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 27: dense product (Eigen), [400]
-//   %374 matmul
-template <class T> static void backward_x2i_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t367 = a.record + 13104;                            // [1149]
+// backward stage 26: dense product (Eigen), [400]
+//   %368 matmul
+template <class T> static void backward_x2i_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t361 = a.record + 2704;                             // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t374 = a.scratch + 28240;                           // [400]
+  T *__restrict t368 = a.scratch + 27840;                           // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t374, 400).noalias() =
-      ConstRowVec<T>(t367, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 1763 "lm_plastic_lstm.cpp"
+  RowVec<T>(t368, 400).noalias() =
+      ConstRowVec<T>(t361, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
+#line 1711 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 28: dense product (Eigen), [1149]
-//   %381 matmul
-template <class T> static void backward_h2f_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.record + 10400;                            // [1149]
+// backward stage 27: dense product (Eigen), [1149]
+//   %375 matmul
+template <class T> static void backward_h2f_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t372 = a.record + 0;                                // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t381 = a.scratch + 28640;                           // [1149]
+  T *__restrict t375 = a.scratch + 28240;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t381, 1149).noalias() =
-      ConstRowVec<T>(t378, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 1777 "lm_plastic_lstm.cpp"
+  RowVec<T>(t375, 1149).noalias() =
+      ConstRowVec<T>(t372, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
+#line 1725 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 29: dense product (Eigen), [400]
-//   %385 matmul
-template <class T> static void backward_x2f_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.record + 10400;                            // [1149]
+// backward stage 28: dense product (Eigen), [400]
+//   %379 matmul
+template <class T> static void backward_x2f_28(const dopa::StepArgs<T> &a) {
+  T *__restrict t372 = a.record + 0;                                // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t385 = a.scratch + 29792;                           // [400]
+  T *__restrict t379 = a.scratch + 29392;                           // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t385, 400).noalias() =
-      ConstRowVec<T>(t378, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 1791 "lm_plastic_lstm.cpp"
+  RowVec<T>(t379, 400).noalias() =
+      ConstRowVec<T>(t372, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
+#line 1739 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
-// backward stage 30: fused loop nest over [1149]
-//   %382 add -> grad_prev l1.h
+// backward stage 29: fused loop nest over [1149]
+//   %376 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t328 = a.scratch + 21680;        // [1149]
-  T *__restrict t344 = a.scratch + 22832;        // [1149]
-  T *__restrict t359 = a.scratch + 25536;        // [1149]
-  T *__restrict t370 = a.scratch + 27088;        // [1149]
-  T *__restrict t381 = a.scratch + 28640;        // [1149]
+  T *__restrict t322 = a.scratch + 21280;        // [1149]
+  T *__restrict t338 = a.scratch + 22432;        // [1149]
+  T *__restrict t353 = a.scratch + 25136;        // [1149]
+  T *__restrict t364 = a.scratch + 26688;        // [1149]
+  T *__restrict t375 = a.scratch + 28240;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v345 = t328[j] + t344[j];
-    const T v360 = v345 + t359[j];
-    const T v371 = v360 + t370[j];
-    const T v382 = v371 + t381[j];
-    d_l1_h[j] = v382;
+    const T v339 = t322[j] + t338[j];
+    const T v354 = v339 + t353[j];
+    const T v365 = v354 + t364[j];
+    const T v376 = v365 + t375[j];
+    d_l1_h[j] = v376;
   }
-#line 1814 "lm_plastic_lstm.cpp"
+#line 1762 "lm_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
-// backward stage 31: fused loop nest over [400]
-//   %249 add -> grad_prev l3.h
-//   %386 add += grad enc.weight
+// backward stage 30: fused loop nest over [400]
+//   %243 add -> grad_prev l3.h
+//   %380 add += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t193 = a.scratch + 816;                   // [400]
-  T *__restrict t210 = a.scratch + 1216;                  // [400]
-  T *__restrict t226 = a.scratch + 3168;                  // [400]
-  T *__restrict t237 = a.scratch + 4720;                  // [400]
-  T *__restrict t248 = a.scratch + 6272;                  // [400]
+  T *__restrict t187 = a.scratch + 416;                   // [400]
+  T *__restrict t204 = a.scratch + 816;                   // [400]
+  T *__restrict t220 = a.scratch + 2768;                  // [400]
+  T *__restrict t231 = a.scratch + 4320;                  // [400]
+  T *__restrict t242 = a.scratch + 5872;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t353 = a.scratch + 25136;                 // [400]
-  T *__restrict t363 = a.scratch + 26688;                 // [400]
-  T *__restrict t374 = a.scratch + 28240;                 // [400]
-  T *__restrict t385 = a.scratch + 29792;                 // [400]
+  T *__restrict t347 = a.scratch + 24736;                 // [400]
+  T *__restrict t357 = a.scratch + 26288;                 // [400]
+  T *__restrict t368 = a.scratch + 27840;                 // [400]
+  T *__restrict t379 = a.scratch + 29392;                 // [400]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v211 = t193[j] + t210[j];
-    const T v227 = v211 + t226[j];
-    const T v238 = v227 + t237[j];
-    const T v249 = v238 + t248[j];
-    d_l3_h[j] = v249;
+    const T v205 = t187[j] + t204[j];
+    const T v221 = v205 + t220[j];
+    const T v232 = v221 + t231[j];
+    const T v243 = v232 + t242[j];
+    d_l3_h[j] = v243;
 #line 15 "examples/lm/plastic_lstm.dopa"
-    const T v364 = t353[j] + t363[j];
-    const T v375 = v364 + t374[j];
-    const T v386 = v375 + t385[j];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v386;
+    const T v358 = t347[j] + t357[j];
+    const T v369 = v358 + t368[j];
+    const T v380 = v369 + t379[j];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v380;
   }
-#line 1850 "lm_plastic_lstm.cpp"
-}
-
-// backward stage 32: fused loop nest over [10000]
-//   %170 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %170 grad_output d logits += grad dec_bias
-template <class T> static void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
-  T *__restrict record0 = a.record + 0;                // [10000]
-  T *__restrict d_dec_bias = a.grads + kParamDecBias;  // [10000]
-#pragma omp simd
-  for (int j = 0; j < 10000; ++j) {
-    record0[j] = d_out_logits[j];
-    d_dec_bias[j] += d_out_logits[j];
-  }
+#line 1798 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 33: fused loop nest over [1149, 1]
-//   %347 reduce_to += grad l1.alpha
-//   %280 reduce_to += grad l2.alpha
+// backward stage 31: fused loop nest over [1149, 1]
+//   %341 reduce_to += grad l1.alpha
+//   %274 reduce_to += grad l2.alpha
 template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t347 = a.scratch + 23984;             // [1149, 1]
+  T *__restrict t341 = a.scratch + 23584;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t280 = a.scratch + 11296;             // [1149, 1]
+  T *__restrict t274 = a.scratch + 10896;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-    d_l1_alpha[i] += t347[i];
-    d_l2_alpha[i] += t280[i];
+    d_l1_alpha[i] += t341[i];
+    d_l2_alpha[i] += t274[i];
   }
-#line 1882 "lm_plastic_lstm.cpp"
+#line 1816 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
 //
-// backward stage 34: fused loop nest over []
-//   %324 reduce_to += grad l1.eta
-//   %257 reduce_to += grad l2.eta
-//   %189 reduce_to += grad l3.eta
+// backward stage 32: fused loop nest over []
+//   %318 reduce_to += grad l1.eta
+//   %251 reduce_to += grad l2.eta
+//   %183 reduce_to += grad l3.eta
 template <class T> static void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t324 = a.scratch + 20512;         // []
+  T *__restrict t318 = a.scratch + 20112;         // []
   T *__restrict d_l1_eta = a.grads + kParamL1Eta; // []
-  T *__restrict t257 = a.scratch + 7824;          // []
+  T *__restrict t251 = a.scratch + 7424;          // []
   T *__restrict d_l2_eta = a.grads + kParamL2Eta; // []
-  T *__restrict t189 = a.scratch + 400;           // []
+  T *__restrict t183 = a.scratch + 0;             // []
   T *__restrict d_l3_eta = a.grads + kParamL3Eta; // []
 #line 47 "examples/lm/plastic_lstm.dopa"
-  d_l1_eta[0] += t324[0];
-  d_l2_eta[0] += t257[0];
-  d_l3_eta[0] += t189[0];
-#line 1902 "lm_plastic_lstm.cpp"
+  d_l1_eta[0] += t318[0];
+  d_l2_eta[0] += t251[0];
+  d_l3_eta[0] += t183[0];
+#line 1836 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 35: fused loop nest over [400, 1]
-//   %213 reduce_to += grad l3.alpha
+// backward stage 33: fused loop nest over [400, 1]
+//   %207 reduce_to += grad l3.alpha
 template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t213 = a.scratch + 1616;              // [400, 1]
+  T *__restrict t207 = a.scratch + 1216;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-    d_l3_alpha[i] += t213[i];
+    d_l3_alpha[i] += t207[i];
   }
-#line 1916 "lm_plastic_lstm.cpp"
+#line 1850 "lm_plastic_lstm.cpp"
 }
 
 /// One backward step of PlasticLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_matmul(a);
   backward_eta_outer(a);
   backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
   backward_d_l3_hebb(a);
@@ -1928,28 +1861,27 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_x2i(a);
   backward_h2f(a);
   backward_x2f(a);
-  backward_eta_outer_11(a);
+  backward_eta_outer_10(a);
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
   backward_d_l2_hebb(a);
-  backward_x2c_14(a);
-  backward_h2o_15(a);
-  backward_x2o_16(a);
-  backward_h2i_17(a);
-  backward_x2i_18(a);
-  backward_h2f_19(a);
-  backward_x2f_20(a);
+  backward_x2c_13(a);
+  backward_h2o_14(a);
+  backward_x2o_15(a);
+  backward_h2i_16(a);
+  backward_x2i_17(a);
+  backward_h2f_18(a);
+  backward_x2f_19(a);
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
   backward_d_l1_hebb(a);
-  backward_x2c_23(a);
-  backward_h2o_24(a);
-  backward_x2o_25(a);
-  backward_h2i_26(a);
-  backward_x2i_27(a);
-  backward_h2f_28(a);
-  backward_x2f_29(a);
+  backward_x2c_22(a);
+  backward_h2o_23(a);
+  backward_x2o_24(a);
+  backward_h2i_25(a);
+  backward_x2i_26(a);
+  backward_h2f_27(a);
+  backward_x2f_28(a);
   backward_d_l1_h(a);
   backward_d_l3_h_grad_enc_weight(a);
-  backward_grad_dec_bias(a);
   backward_grad_l1_alpha_l2_alpha(a);
   backward_grad_l1_eta_l2_eta_l3_eta(a);
   backward_grad_l3_alpha(a);
@@ -2116,115 +2048,103 @@ static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Hebb,
 static const int64_t inputRows[] = {10000};
 
 static const dopa::DeferredOuter deferred[] = {
-    {.paramOffset = kParamEncWeight, .rows = 10000, .cols = 400, .offsetA = 0, .offsetB = 10000},
-    {.paramOffset = kParamL1X2fWeight,
-     .rows = 1149,
-     .cols = 400,
-     .offsetA = 10400,
-     .offsetB = 11552},
-    {.paramOffset = kParamL1H2fWeight,
-     .rows = 1149,
-     .cols = 1149,
-     .offsetA = 10400,
-     .offsetB = 11952},
-    {.paramOffset = kParamL1X2iWeight,
-     .rows = 1149,
-     .cols = 400,
-     .offsetA = 13104,
-     .offsetB = 11552},
+    {.paramOffset = kParamL1X2fWeight, .rows = 1149, .cols = 400, .offsetA = 0, .offsetB = 1152},
+    {.paramOffset = kParamL1H2fWeight, .rows = 1149, .cols = 1149, .offsetA = 0, .offsetB = 1552},
+    {.paramOffset = kParamL1X2iWeight, .rows = 1149, .cols = 400, .offsetA = 2704, .offsetB = 1152},
     {.paramOffset = kParamL1H2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 13104,
-     .offsetB = 11952},
-    {.paramOffset = kParamL1X2oWeight,
-     .rows = 1149,
-     .cols = 400,
-     .offsetA = 14256,
-     .offsetB = 11552},
+     .offsetA = 2704,
+     .offsetB = 1552},
+    {.paramOffset = kParamL1X2oWeight, .rows = 1149, .cols = 400, .offsetA = 3856, .offsetB = 1152},
     {.paramOffset = kParamL1H2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 14256,
-     .offsetB = 11952},
-    {.paramOffset = kParamL1X2cWeight,
-     .rows = 1149,
-     .cols = 400,
-     .offsetA = 15408,
-     .offsetB = 11552},
-    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 15408, .offsetB = 11952},
+     .offsetA = 3856,
+     .offsetB = 1552},
+    {.paramOffset = kParamL1X2cWeight, .rows = 1149, .cols = 400, .offsetA = 5008, .offsetB = 1152},
+    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 5008, .offsetB = 1552},
     {.paramOffset = kParamL2X2fWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 16560,
-     .offsetB = 17712},
+     .offsetA = 6160,
+     .offsetB = 7312},
     {.paramOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 16560,
-     .offsetB = 18864},
+     .offsetA = 6160,
+     .offsetB = 8464},
     {.paramOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 20016,
-     .offsetB = 17712},
+     .offsetA = 9616,
+     .offsetB = 7312},
     {.paramOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 20016,
-     .offsetB = 18864},
+     .offsetA = 9616,
+     .offsetB = 8464},
     {.paramOffset = kParamL2X2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 21168,
-     .offsetB = 17712},
+     .offsetA = 10768,
+     .offsetB = 7312},
     {.paramOffset = kParamL2H2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 21168,
-     .offsetB = 18864},
+     .offsetA = 10768,
+     .offsetB = 8464},
     {.paramOffset = kParamL2X2cWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 22320,
-     .offsetB = 17712},
-    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 22320, .offsetB = 18864},
+     .offsetA = 11920,
+     .offsetB = 7312},
+    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 11920, .offsetB = 8464},
     {.paramOffset = kParamL3X2fWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 23472,
-     .offsetB = 23872},
+     .offsetA = 13072,
+     .offsetB = 13472},
     {.paramOffset = kParamL3H2fWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 23472,
-     .offsetB = 25024},
+     .offsetA = 13072,
+     .offsetB = 14624},
     {.paramOffset = kParamL3X2iWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 25424,
-     .offsetB = 23872},
+     .offsetA = 15024,
+     .offsetB = 13472},
     {.paramOffset = kParamL3H2iWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 25424,
-     .offsetB = 25024},
+     .offsetA = 15024,
+     .offsetB = 14624},
     {.paramOffset = kParamL3X2oWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 25824,
-     .offsetB = 23872},
+     .offsetA = 15424,
+     .offsetB = 13472},
     {.paramOffset = kParamL3H2oWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 25824,
-     .offsetB = 25024},
+     .offsetA = 15424,
+     .offsetB = 14624},
     {.paramOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 26224,
-     .offsetB = 23872},
-    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 26224, .offsetB = 25024},
+     .offsetA = 15824,
+     .offsetB = 13472},
+    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 15824, .offsetB = 14624},
+};
+
+static const dopa::BatchedReadout readouts[] = {
+    // logits = enc.weight @ x + dec_bias
+    {.output = 0,
+     .weightOffset = kParamEncWeight,
+     .biasOffset = kParamDecBias,
+     .rows = 10000,
+     .cols = 400},
 };
 
 const dopa::GeneratedSpec &spec() {
@@ -2234,8 +2154,8 @@ const dopa::GeneratedSpec &spec() {
       .info = info,
       .stateNumel = 2805824,
       .stateOffsets = stateOffsets,
-      .savedNumel = 22032,
-      .scratchNumel = 30192,
+      .savedNumel = 21632,
+      .scratchNumel = 29792,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
       .backwardFloat = backward_step<float>,
@@ -2243,13 +2163,15 @@ const dopa::GeneratedSpec &spec() {
       .backwardDouble = backward_step<double>,
       .checkpointEvery = 0,
       .memoryBudget = 0,
-      .numDeferred = 25,
+      .numDeferred = 24,
       .deferred = deferred,
-      .recordNumel = 26624,
+      .recordNumel = 16224,
       .forwardFlops = 67985198,
       .forwardSharedFlops = 0,
-      .backwardFlops = 111766902,
+      .backwardFlops = 115776902,
       .backwardSharedFlops = 0,
+      .numReadouts = 1,
+      .readouts = readouts,
   };
   return s;
 }

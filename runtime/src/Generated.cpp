@@ -84,8 +84,11 @@ static CheckpointPlan evaluate(const PlanInputs &in, int outer, int inner) {
                      (p.replays == 2 ? ceilDiv(L, inner) * in.stateBytes : 0) + 3 * in.stateBytes +
                      round64(in.scratchBytes) + round64(in.savedBytes) + round64(in.outputBytes) +
                      round64(in.paramBytes) + round64(T * in.recordBytes);
+  // Batched readouts: their inputs for every step (the forward), their gradients (the backward).
+  // (One block per readout in fact; the plan counts one for all.)
   p.totalBytes = 2 * in.batch * in.stateBytes + p.checkpointBytes +
-                 T * round64(in.batch * in.inputBytes) + in.threads * p.perThreadBytes;
+                 T * round64(in.batch * in.inputBytes) + in.threads * p.perThreadBytes +
+                 (in.readoutBytes ? 2 * round64(T * in.batch * in.readoutBytes) : 0);
   return p;
 }
 
@@ -99,6 +102,7 @@ PlanInputs dopa::planInputs(const BlockLayout &layout, int64_t elementBytes, int
   in.outputBytes = layout.outputNumel * elementBytes;
   in.recordBytes = layout.recordNumel * elementBytes;
   in.paramBytes = layout.paramNumel * elementBytes;
+  in.readoutBytes = layout.readoutNumel * elementBytes;
   in.batch = batch;
   in.steps = steps;
   in.threads = threads;
@@ -117,6 +121,11 @@ BlockLayout dopa::layoutOf(const GeneratedSpec &spec, const NetworkInfo &info) {
     layout.inputNumel += in.numel();
   for (const TensorInfo &o : info.outputs)
     layout.outputNumel += o.numel();
+  // The kernels write a batched readout's input (cols) where its output (rows) would go.
+  for (int r = 0; r < spec.numReadouts; ++r) {
+    layout.outputNumel += spec.readouts[r].cols - spec.readouts[r].rows;
+    layout.readoutNumel += spec.readouts[r].cols;
+  }
   return layout;
 }
 
@@ -133,8 +142,9 @@ CheckpointPlan dopa::planCheckpoints(const PlanInputs &in) {
     if (best.totalBytes < 0 || p.totalBytes < best.totalBytes)
       best = p;
   }
-  int64_t fixed =
-      2 * int64_t(in.batch) * in.stateBytes + int64_t(T) * round64(in.batch * in.inputBytes);
+  int64_t fixed = 2 * int64_t(in.batch) * in.stateBytes +
+                  int64_t(T) * round64(in.batch * in.inputBytes) +
+                  (in.readoutBytes ? 2 * round64(int64_t(T) * in.batch * in.readoutBytes) : 0);
   if (best.totalBytes - fixed <= budget)
     return best;
   int inner = int(std::ceil(std::sqrt(double(T))));
@@ -205,7 +215,30 @@ template <class T> struct GeneratedExecutor<T>::Impl {
   StepFn<T> fwd, bwd;
   int64_t S, saved, scratch;
   std::vector<int64_t> inputNumel, outputNumel;
-  int64_t inputTotal = 0, outputTotal = 0, maxOutput = 1;
+  // What the step kernels write per output: the output, or a batched readout's input (cols).
+  std::vector<int64_t> kernelNumel;
+  int64_t inputTotal = 0, outputTotal = 0, maxOutput = 1; // outputTotal: of kernelNumel
+  // Batched readouts, per readout: its inputs X of every recorded step, [steps][B][cols] (the
+  // capacity is kept from episode to episode), and in the backward dLoss/dX likewise; dY gathered
+  // into one block when the caller's output gradients are not one. readoutTotal: all their cols.
+  std::vector<AlignedBuf<T>> readoutX, readoutGrads;
+  AlignedBuf<T> readoutDy;
+  int64_t readoutTotal = 0;
+
+  /// Room in every readout's X for `steps` steps of `batch` elements, keeping the recorded ones
+  /// (`kept` steps); grows to at least twice the old size, so that steps are added in O(1).
+  void reserveReadouts(int64_t steps, int64_t kept, int batch) {
+    for (int r = 0; r < spec.numReadouts; ++r) {
+      int64_t per = batch * spec.readouts[r].cols;
+      AlignedBuf<T> &x = readoutX[size_t(r)];
+      if (int64_t(x.size()) >= steps * per)
+        continue;
+      AlignedBuf<T> grown(
+          size_t(std::max<int64_t>(steps * per, kept > 0 ? 2 * int64_t(x.size()) : 0)));
+      std::copy(x.data(), x.data() + kept * per, grown.data());
+      x = std::move(grown);
+    }
+  }
   AlignedBuf<T> cur, next;
   std::vector<AlignedBuf<T>> checkpoints; // outer checkpoints: B * S each (kept for reuse)
   size_t numCheckpoints = 0;              // in use this episode
@@ -251,6 +284,7 @@ template <class T> struct GeneratedExecutor<T>::Impl {
                        .recordNumel = spec.recordNumel,
                        .inputNumel = inputTotal,
                        .outputNumel = outputTotal,
+                       .readoutNumel = readoutTotal,
                        .paramNumel = numParams};
     return dopa::planInputs(layout, int64_t(sizeof(T)), batch, steps, maxThreads(), budget);
   }
@@ -265,10 +299,23 @@ GeneratedExecutor<T>::GeneratedExecutor(const GeneratedSpec &spec)
     impl->inputNumel.push_back(in.numel());
     impl->inputTotal += in.numel();
   }
-  for (const TensorInfo &o : netInfo.outputs) {
+  for (const TensorInfo &o : netInfo.outputs)
     impl->outputNumel.push_back(o.numel());
-    impl->outputTotal += o.numel();
-    impl->maxOutput = std::max(impl->maxOutput, o.numel());
+  impl->kernelNumel = impl->outputNumel;
+  for (int r = 0; r < spec.numReadouts; ++r) {
+    const BatchedReadout &ro = spec.readouts[r];
+    if (ro.output < 0 || size_t(ro.output) >= impl->outputNumel.size() ||
+        ro.rows != impl->outputNumel[size_t(ro.output)])
+      throw std::logic_error(std::string("network '") + spec.name +
+                             "': a batched readout does not match its output");
+    impl->kernelNumel[size_t(ro.output)] = ro.cols;
+    impl->readoutTotal += ro.cols;
+  }
+  impl->readoutX.resize(size_t(spec.numReadouts));
+  impl->readoutGrads.resize(size_t(spec.numReadouts));
+  for (int64_t n : impl->kernelNumel) {
+    impl->outputTotal += n;
+    impl->maxOutput = std::max(impl->maxOutput, n);
   }
   impl->zeros.assign(size_t(impl->maxOutput), T(0));
 }
@@ -276,7 +323,11 @@ GeneratedExecutor<T>::GeneratedExecutor(const GeneratedSpec &spec)
 template <class T> GeneratedExecutor<T>::~GeneratedExecutor() = default;
 
 template <class T> int64_t GeneratedExecutor<T>::heldBytes() const {
-  int64_t b = int64_t(impl->cur.bytes() + impl->next.bytes());
+  int64_t b = int64_t(impl->cur.bytes() + impl->next.bytes() + impl->readoutDy.bytes());
+  for (const auto &r : impl->readoutX)
+    b += int64_t(r.bytes());
+  for (const auto &r : impl->readoutGrads)
+    b += int64_t(r.bytes());
   for (const auto &c : impl->checkpoints)
     b += int64_t(c.bytes());
   for (const auto &t : impl->tape)
@@ -336,8 +387,72 @@ template <class T> void GeneratedExecutor<T>::truncate() {
     m.checkpoints.emplace_back();
   m.numCheckpoints = 1;
   m.checkpoints[0].resize(size_t(B * m.S));
+  if (int steps = expectedSteps > 0 ? expectedSteps : lastSteps; steps > 0)
+    m.reserveReadouts(steps, 0, B);
   std::copy(m.cur.data(), m.cur.data() + B * m.S, m.checkpoints[0].data());
 }
+
+namespace {
+
+/// Rows of a batched readout's weight one thread takes at a time: the chunks are fixed, so the
+/// results do not depend on the number of threads.
+constexpr int64_t kReadoutChunk = 256;
+
+template <class T>
+using RowMajorMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T> using ConstMatMap = Eigen::Map<const RowMajorMat<T>>;
+template <class T> using StridedMatMap = Eigen::Map<RowMajorMat<T>, 0, Eigen::OuterStride<>>;
+template <class T>
+using ConstStridedMatMap = Eigen::Map<const RowMajorMat<T>, 0, Eigen::OuterStride<>>;
+
+/// A batched readout's forward for one step: Y[batch, rows] = X[batch, cols] W^T (+ bias), the
+/// rows of W in chunks over the threads (W is read once per step for the whole batch).
+template <class T>
+void readoutForward(const BatchedReadout &r, const T *params, const T *x, T *y, int batch) {
+  int64_t chunks = ceilDiv(r.rows, kReadoutChunk);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    int64_t r0 = c * kReadoutChunk, n = std::min(kReadoutChunk, r.rows - r0);
+    ConstMatMap<T> W(params + r.weightOffset + r0 * r.cols, n, r.cols);
+    ConstMatMap<T> X(x, batch, r.cols);
+    StridedMatMap<T> Y(y + r0, batch, n, Eigen::OuterStride<>(r.rows));
+    Y.noalias() = X * W.transpose();
+    if (r.biasOffset >= 0)
+      Y.rowwise() +=
+          Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(params + r.biasOffset + r0, n);
+  }
+}
+
+/// A batched readout's backward over all recorded steps at once (n = steps * batch rows):
+/// dX = dY W, dW += dY^T X and db += the column sums of dY, as GEMMs with the steps stacked (the
+/// inner dimension of dW's product is n, not the batch). Rows of dX and rows of W are split in
+/// fixed chunks over the threads (results independent of their number).
+template <class T>
+void readoutBackward(const BatchedReadout &r, const T *params, T *grads, const T *x, const T *dy,
+                     T *dx, int64_t n) {
+  ConstMatMap<T> W(params + r.weightOffset, r.rows, r.cols);
+  int64_t rowChunks = ceilDiv(n, 64);
+#pragma omp parallel for schedule(static) if (rowChunks > 1)
+  for (int64_t c = 0; c < rowChunks; ++c) {
+    int64_t i0 = c * 64, m = std::min<int64_t>(64, n - i0);
+    Eigen::Map<RowMajorMat<T>>(dx + i0 * r.cols, m, r.cols).noalias() =
+        ConstMatMap<T>(dy + i0 * r.rows, m, r.rows) * W;
+  }
+  ConstMatMap<T> X(x, n, r.cols);
+  int64_t chunks = ceilDiv(r.rows, kReadoutChunk);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    int64_t r0 = c * kReadoutChunk, m = std::min(kReadoutChunk, r.rows - r0);
+    ConstStridedMatMap<T> dY(dy + r0, n, m, Eigen::OuterStride<>(r.rows));
+    Eigen::Map<RowMajorMat<T>>(grads + r.weightOffset + r0 * r.cols, m, r.cols).noalias() +=
+        dY.transpose() * X;
+    if (r.biasOffset >= 0)
+      Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(grads + r.biasOffset + r0, m) +=
+          dY.colwise().sum();
+  }
+}
+
+} // namespace
 
 template <class T> void GeneratedExecutor<T>::step(const T *const *inputs, T *const *outputs) {
   if (B == 0)
@@ -362,6 +477,7 @@ template <class T> void GeneratedExecutor<T>::step(const T *const *inputs, T *co
   }
   m.tape.push_back(std::move(rec));
   const T *tapeIn = m.tape.back().data();
+  m.reserveReadouts(numSteps + 1, numSteps, B);
   m.prepareThreads();
   size_t nIn = m.inputNumel.size(), nOut = m.outputNumel.size();
   int batch = B;
@@ -377,9 +493,17 @@ template <class T> void GeneratedExecutor<T>::step(const T *const *inputs, T *co
     }
     for (size_t k = 0; k < nOut; ++k)
       out[k] = outputs[k] + b * m.outputNumel[k];
+    for (int r = 0; r < genSpec.numReadouts; ++r) // the readout's input X, kept for the backward
+      out[size_t(genSpec.readouts[r].output)] =
+          m.readoutX[size_t(r)].data() + (int64_t(numSteps) * batch + b) * genSpec.readouts[r].cols;
     m.fwd(forwardArgs<T>(paramBuf.data(), in.data(), m.cur.data() + b * m.S,
                          m.next.data() + b * m.S, out.data(), t.saved.data(), t.scratch.data()));
   }
+  for (int r = 0; r < genSpec.numReadouts; ++r)
+    readoutForward(genSpec.readouts[r], paramBuf.data(),
+                   m.readoutX[size_t(r)].data() +
+                       int64_t(numSteps) * batch * genSpec.readouts[r].cols,
+                   outputs[size_t(genSpec.readouts[r].output)], batch);
   std::swap(m.cur, m.next);
   ++numSteps;
 }
@@ -400,8 +524,11 @@ public:
     int64_t at = 0;
     for (size_t k = 0; k < outPtr.size(); ++k) {
       outPtr[k] = t.outputs.data() + at;
-      at += m.outputNumel[k];
+      at += m.kernelNumel[k];
     }
+    readoutOut.assign(outPtr.size(), -1);
+    for (int r = 0; r < spec.numReadouts; ++r)
+      readoutOut[size_t(spec.readouts[r].output)] = r;
     // Input gradients the caller does not want are written here and dropped.
     if (spec.inputGradients && !m.inputNumel.empty())
       discard.resize(size_t(*std::max_element(m.inputNumel.begin(), m.inputNumel.end()) + 1));
@@ -501,6 +628,11 @@ private:
       int r = step - from;
       stepInputs(step);
       for (size_t k = 0; k < gOut.size(); ++k) {
+        if (int r = readoutOut[k]; r >= 0) { // dLoss/d the readout's input (readoutBackward)
+          gOut[k] = m.readoutGrads[size_t(r)].data() +
+                    (int64_t(step) * batch + b) * spec.readouts[r].cols;
+          continue;
+        }
         const T *g = outputGrads && outputGrads[step] ? outputGrads[step][k] : nullptr;
         gOut[k] = g ? g + b * m.outputNumel[k] : m.zeros.data();
       }
@@ -535,6 +667,7 @@ private:
   int64_t S;
   std::vector<const T *> inPtr, gOut;
   std::vector<T *> outPtr, gIn;
+  std::vector<int> readoutOut; // per output: its batched readout, or -1
   T *const *const *inputGrads;
   std::vector<T> discard;
   T *gNext, *gPrev;
@@ -573,6 +706,8 @@ template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
       t.inner.resize(size_t(ceilDiv(outer, innerCap) * m.S));
     t.record.resize(size_t(int64_t(steps) * genSpec.recordNumel));
   }
+  for (int r = 0; r < genSpec.numReadouts; ++r)
+    m.readoutGrads[size_t(r)].resize(size_t(int64_t(steps) * B * genSpec.readouts[r].cols));
   return innerCap;
 }
 
@@ -592,6 +727,30 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
   int batch = B;
   std::vector<char> used(m.threads.size(), 0);
   peakBytes = heldBytes();
+  for (int r = 0; r < genSpec.numReadouts; ++r) {
+    const BatchedReadout &ro = genSpec.readouts[r];
+    // dY of all steps as one [steps * B, rows] block: the caller's when it is one (the LM
+    // trainer's), else gathered (zero where a step has none).
+    int64_t per = int64_t(batch) * ro.rows;
+    const T *dy0 = outputGrads && outputGrads[0] ? outputGrads[0][ro.output] : nullptr;
+    bool oneBlock = dy0 != nullptr;
+    for (int t = 1; t < steps && oneBlock; ++t)
+      oneBlock = outputGrads[t] && outputGrads[t][ro.output] == dy0 + t * per;
+    if (!oneBlock) {
+      m.readoutDy.resize(size_t(steps * per));
+      for (int t = 0; t < steps; ++t) {
+        const T *g = outputGrads && outputGrads[t] ? outputGrads[t][ro.output] : nullptr;
+        T *to = m.readoutDy.data() + t * per;
+        if (g)
+          std::copy(g, g + per, to);
+        else
+          std::fill(to, to + per, T(0));
+      }
+      dy0 = m.readoutDy.data();
+    }
+    readoutBackward(ro, paramBuf.data(), gradBuf.data(), m.readoutX[size_t(r)].data(), dy0,
+                    m.readoutGrads[size_t(r)].data(), int64_t(steps) * batch);
+  }
 
 #pragma omp parallel for schedule(static, 1) if (batch > 1)
   for (int b = 0; b < batch; ++b) {

@@ -12,6 +12,7 @@
 #include "dopa/train/Task.h"
 #include "dopa/train/Trainer.h"
 
+#include <Eigen/Core>
 #include <omp.h>
 
 #include <algorithm>
@@ -39,24 +40,25 @@ double secondsSince(Clock::time_point start) {
 }
 
 /// Cross-entropy of each batch element's logits row against its target, summed over the batch,
-/// and (when `grad` is not null) d(mean over the batch)/d logits = (softmax - onehot) / B.
+/// and (when `grad` is not null) d(mean over the batch)/d logits = (softmax - onehot) / B. The
+/// exponentials in float with Eigen's vectorized exp, their sum in double.
 double crossEntropy(const float *logits, const int32_t *targets, int B, int V, float *grad) {
   double total = 0;
 #pragma omp parallel for reduction(+ : total) schedule(static) if (int64_t(B) * V > 65536)
   for (int b = 0; b < B; ++b) {
-    const float *row = logits + int64_t(b) * V;
-    float top = *std::max_element(row, row + V);
+    Eigen::Map<const Eigen::ArrayXf> row(logits + int64_t(b) * V, V);
+    float top = row.maxCoeff();
     double sum = 0;
-    for (int v = 0; v < V; ++v)
-      sum += std::exp(double(row[v] - top));
-    double logSum = std::log(sum) + double(top);
-    total += logSum - double(row[targets[b]]);
     if (grad) {
-      float *g = grad + int64_t(b) * V;
-      for (int v = 0; v < V; ++v)
-        g[v] = float(std::exp(double(row[v]) - logSum) / B);
+      Eigen::Map<Eigen::ArrayXf> g(grad + int64_t(b) * V, V);
+      g = (row - top).exp();
+      sum = g.cast<double>().sum();
+      g *= float(1.0 / (sum * B));
       g[targets[b]] -= 1.f / float(B);
+    } else {
+      sum = (row - top).exp().cast<double>().sum();
     }
+    total += std::log(sum) + double(top) - double(row[targets[b]]);
   }
   return total;
 }
@@ -192,18 +194,26 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   auto start = Clock::now();
   const int B = cfg.batch, V = vocab, T = w.length;
   const NetworkInfo &info = net.info();
-  OutputBuffers out(info, B);
+  if (stepOutputs.size() != info.outputs.size()) {
+    stepOutputs.assign(info.outputs.size(), {});
+    stepOutputPtrs.assign(info.outputs.size(), nullptr);
+  }
+  for (size_t k = 0; k < info.outputs.size(); ++k) {
+    stepOutputs[k].resize(size_t(B) * size_t(info.outputs[k].numel()));
+    stepOutputPtrs[k] = stepOutputs[k].data();
+  }
   std::vector<float> tok(static_cast<size_t>(B));
-  std::vector<float> dLogits(size_t(T) * size_t(B) * size_t(V));
+  logitGrads.resize(size_t(T) * size_t(B) * size_t(V));
+  float *dLogits = logitGrads.data();
   double lossSum = 0;
   for (int t = 0; t < T; ++t) {
     const int32_t *row = data.data() + (w.start + t) * B;
     for (int b = 0; b < B; ++b)
       tok[size_t(b)] = float(row[b]);
     const float *in[] = {tok.data()};
-    net.step(in, out.pointers.data());
-    lossSum += crossEntropy(out.buffers[size_t(logitsOut)].data(), row + B, B, V,
-                            dLogits.data() + size_t(t) * B * V) /
+    net.step(in, stepOutputPtrs.data());
+    lossSum += crossEntropy(stepOutputs[size_t(logitsOut)].data(), row + B, B, V,
+                            dLogits + size_t(t) * B * V) /
                B;
   }
   double loss = lossSum / T;
@@ -215,7 +225,7 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   std::vector<const float *const *> gradPtr;
   gradPtr.reserve(size_t(T));
   for (int t = 0; t < T; ++t) {
-    grads[size_t(t)][size_t(logitsOut)] = dLogits.data() + size_t(t) * B * V;
+    grads[size_t(t)][size_t(logitsOut)] = dLogits + size_t(t) * B * V;
     gradPtr.push_back(grads[size_t(t)].data());
   }
   net.zeroGrads();

@@ -245,6 +245,9 @@ TEST_CASE("generated code equals the generic executor at tiny dims (float64)") {
       continue;
     Executor<double> ref(net->forward, net->backward);
     GeneratedExecutor<double> gen(c.generated());
+    // The *_readout cases exist to test batched readouts: they must have them.
+    if (std::string(c.name).ends_with("_readout"))
+      CHECK(c.generated().numReadouts >= 1);
     std::string worstName;
     double worst = differential(gen, ref, worstName);
     INFO("worst: " << worstName << " " << worst);
@@ -426,7 +429,8 @@ TEST_CASE("input gradients: generated (compiled on demand) = generic = finite di
   std::string cache = test::scratchDir("codegen-input-gradients");
   for (const test::CodegenCase &c : test::codegenCases()) {
     std::string name = c.name;
-    if (name != "ops" && name != "cue_reward_modul_tiny" && name != "lm_modul_lstm_tiny")
+    if (name != "ops" && name != "cue_reward_modul_tiny" && name != "lm_modul_lstm_tiny" &&
+        name != "cue_reward_modul_readout")
       continue;
     INFO("case " << c.name);
     DimParse dims = parseCanonicalDims(c.dims);
@@ -434,6 +438,8 @@ TEST_CASE("input gradients: generated (compiled on demand) = generic = finite di
     std::string spec = DOPA_SOURCE_DIR "/" + std::string(c.spec);
     jit::CompileRequest request{spec, {DOPA_SOURCE_DIR "/examples/lm"}, dims.dims, ""};
     request.inputGradients = true;
+    if (name == "cue_reward_modul_readout")
+      request.batchedReadoutMin = 0; // input gradients through batched readouts
     jit::CacheOptions options;
     options.cacheDir = cache;
     jit::LoadedNetwork loaded = jit::compileNetwork(request, options);

@@ -33,6 +33,7 @@ namespace cl = llvm::cl;
 namespace {
 enum class Emit { Tokens, AST, Summary, IR, IRGrad, Dot, Kernels, Plan, Cpp, Header, Cuda };
 enum class Precision { Float, Double };
+enum class Readouts { Auto, All, None };
 
 cl::OptionCategory category("dopac options");
 
@@ -108,6 +109,15 @@ cl::opt<bool> inputGradients(
     cl::desc("Differentiate with respect to the real inputs too: --emit=ir-grad shows them, the "
              "generated C++ backward writes them (StepArgs::gradInputs); not for --emit=cuda"),
     cl::cat(category));
+cl::opt<Readouts> batchedReadouts(
+    "batched-readouts",
+    cl::desc("Outputs W @ x (+ b) the runtime computes for the whole batch (a GEMM per step) "
+             "instead of the per-element step kernels; the C++ target only"),
+    cl::init(Readouts::Auto),
+    cl::values(clEnumValN(Readouts::Auto, "auto", "weights of at least 65536 elements (default)"),
+               clEnumValN(Readouts::All, "all", "every such output"),
+               clEnumValN(Readouts::None, "none", "none: the kernels compute every output")),
+    cl::cat(category));
 cl::opt<bool> verifyEach("verify-each", cl::desc("Run the IR verifier after every pass"),
                          cl::init(true), cl::cat(category));
 cl::opt<bool> printAfterEach("print-after-each",
@@ -181,6 +191,8 @@ void printPlan(const CompiledNetwork &net, const kern::FusedNetwork &f, llvm::ra
     layout.inputNumel += ir::numElements(v.shape);
   for (const ir::Output &o : net.forward.outputs)
     layout.outputNumel += ir::numElements(net.forward.node(o.node).shape);
+  for (const ir::Readout &r : net.forward.readouts)
+    layout.readoutNumel += net.forward.params[size_t(r.weight)].shape[1];
   for (const ir::Variable &v : net.forward.params)
     layout.paramNumel += ir::numElements(v.shape);
   bool isDouble = Precision(precision) == Precision::Double;
@@ -214,7 +226,7 @@ void printAfterPass(const Session &s, const sema::Network &net, llvm::StringRef 
                     const PipelineResult &built) {
   llvm::raw_ostream &os = llvm::errs();
   os << "*** " << net.name << " after " << pass << " ***\n";
-  if (pass == "lower")
+  if (pass == "lower" || pass == "batch-readouts")
     ir::print(built.graphs.forward, &s.frontend.getSourceMgr(), os);
   else if (pass == "autodiff")
     ir::print(built.graphs.backward, &s.frontend.getSourceMgr(), os);
@@ -228,6 +240,11 @@ std::optional<PipelineResult> compileOne(const Session &s, const sema::Network &
   options.verifyEach = verifyEach;
   options.fuse = fuse;
   options.inputGradients = inputGradients;
+  // The CUDA backend and its executor run whole graphs.
+  if (emit != Emit::Cuda)
+    options.batchedReadoutMin = batchedReadouts == Readouts::All    ? 0
+                                : batchedReadouts == Readouts::Auto ? kAutoReadoutMinNumel
+                                                                    : -1;
   if (printAfterEach)
     options.afterPass = [&s, &net](llvm::StringRef pass, const PipelineResult &built) {
       printAfterPass(s, net, pass, built);

@@ -243,6 +243,7 @@ Source generate(const CompileRequest &request) {
   frontend.getDiagnostics().setOutput(diagOut);
   PipelineOptions pipeline;
   pipeline.inputGradients = request.inputGradients;
+  pipeline.batchedReadoutMin = request.batchedReadoutMin.value_or(kAutoReadoutMinNumel);
   std::optional<PipelineResult> result =
       compileSpec(frontend, request.specPath, request.dims, request.network, pipeline);
   if (!result || frontend.getDiagnostics().hasErrors()) {

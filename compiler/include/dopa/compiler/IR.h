@@ -115,6 +115,16 @@ struct Output {
   int node;
 };
 
+/// An output computed for the whole batch by the runtime instead of per element (batchReadouts):
+/// output `output` is W @ x (+ b), where x is the graph's output node (per element, shape
+/// [cols]), W the parameter `weight` ([rows, cols]) and b the parameter `bias` ([rows]; -1 for
+/// none). The output the network's users see has shape [rows]; the step kernels write x.
+struct Readout {
+  int output;
+  int weight;
+  int bias = -1;
+};
+
 /// A contribution to a parameter's gradient: dense, or one row of an embedding table.
 struct ParamGrad {
   int param;
@@ -130,6 +140,7 @@ struct Graph {
   // Forward graphs:
   std::vector<int> stateUpdates; // per state: the node holding its next value
   std::vector<Output> outputs;
+  std::vector<Readout> readouts; // outputs the runtime computes for the batch (batchReadouts)
   // Backward graphs:
   std::vector<int> stateGrads; // per state: the node holding dLoss/d state, or -1 for zero
   std::vector<ParamGrad> paramGrads;
@@ -162,6 +173,12 @@ struct FlopCount {
   int64_t forBatch(int64_t batch) const { return perElement * batch + shared; }
 };
 FlopCount countFlops(const Graph &graph);
+
+/// The shape of output `k` as the network's users see it: its node's shape, or [rows] of its
+/// readout's weight.
+Shape outputShape(const Graph &graph, size_t k);
+/// The readout of output `k`, or null when the step kernels compute it.
+const Readout *readoutOf(const Graph &graph, size_t k);
 
 /// For each input of a forward graph: the rows of the table it indexes when it feeds a gather
 /// (token ids into an embedding), else 0. Index inputs are checked against it before a run.

@@ -3,7 +3,7 @@
 // Each pass is a pure function from its input to a new value; runPipeline (Pipeline.h) runs them in
 // a straight line, then kern::fuse, with the IR verifier between them when asked (always in tests):
 //
-//   sema::Network --lower--> forward ir::Graph --differentiate--> backward ir::Graph
+//   sema::Network --lower--> forward ir::Graph --batchReadouts--> --differentiate--> backward
 //                           \--checkLearnable (diagnostics at the spec's locations)
 //
 //===----------------------------------------------------------------------===//
@@ -13,6 +13,7 @@
 #include "dopa/dsl/Diagnostics.h"
 #include "dopa/dsl/Sema.h"
 
+#include <cstdint>
 #include <optional>
 
 namespace dopa {
@@ -24,6 +25,19 @@ ir::Graph lower(const sema::Network &network);
 /// `inputGradients`, it also gives dLoss/d each real input (Graph::inputGrads), for clients that
 /// backpropagate into what feeds the network (the Python module); training does not need them.
 ir::Graph differentiate(const ir::Graph &forward, bool inputGradients = false);
+
+/// Take the outputs of the form W @ x (+ b) whose weight W has at least `minWeightNumel` elements
+/// out of the step kernels (Readouts.cpp; ir::Readout): the kernels write x, the runtime computes
+/// the output for the whole batch with a GEMM and its gradients in the backward. A negative
+/// `minWeightNumel` leaves the graph as it is. Pure; for the C++ target only (the generic executor
+/// and the CUDA backend run whole graphs).
+ir::Graph batchReadouts(const ir::Graph &forward, int64_t minWeightNumel);
+
+/// The readout threshold `dopac --batched-readouts=auto` uses: weights of at least this many
+/// elements (256 KB in float) are read once per step for the batch instead of once per element.
+/// Smaller ones (the RL tasks' policy and value heads) stay in the fused step kernel, where they
+/// cost nothing extra.
+constexpr int64_t kAutoReadoutMinNumel = 65536;
 
 /// Report parameters that can never receive a gradient (no output depends on them at any step, or
 /// only through `detach`). Returns false when there were errors.

@@ -2,7 +2,7 @@
 //
 // One function runs the passes in a straight line for every client (dopac, dopa, the tests):
 //
-//   sema::Network --lower--> forward ir::Graph --differentiate--> backward ir::Graph
+//   sema::Network --lower--> forward ir::Graph --batchReadouts--> --differentiate--> backward
 //                           \--checkLearnable        both graphs --kern::fuse--> kern::FusedNetwork
 //
 // with the IR verifier after each pass that builds a graph and an optional hook after every pass
@@ -42,7 +42,12 @@ struct PipelineOptions {
   /// Differentiate with respect to the real inputs too (ir::Graph::inputGrads; dopac
   /// --input-gradients, the Python module).
   bool inputGradients = false;
-  /// Called after each pass that ran ("lower", "check-learnable", "autodiff", "fuse") with what
+  /// Outputs W @ x (+ b) with at least this many weight elements become batched readouts
+  /// (batchReadouts; the C++ target: dopac --batched-readouts, the on-demand compiler); negative:
+  /// none (the generic executor and the CUDA backend, which run whole graphs).
+  int64_t batchedReadoutMin = -1;
+  /// Called after each pass that ran ("lower", "check-learnable", "batch-readouts", "autodiff",
+  /// "fuse") with what
   /// the pipeline has built so far.
   std::function<void(llvm::StringRef pass, const PipelineResult &built)> afterPass;
 };

@@ -26,7 +26,17 @@ namespace dopa {
 /// The version of GeneratedSpec's layout and of the step functions' calling convention (StepArgs):
 /// a library compiled on demand (jit::NetworkCache) is refused when it was built for another.
 /// Bump it whenever either changes.
-constexpr int kGeneratedAbi = 2;
+constexpr int kGeneratedAbi = 3;
+
+/// An output the executor computes for the whole batch instead of the step kernels (dopac's
+/// batched readouts, compiler/lib/Readouts.cpp): Y[b] = W X[b] (+ bias) with W [rows, cols] in
+/// the parameters; the step kernels write X (cols values per element) where the output would go.
+struct BatchedReadout {
+  int output;           // which output
+  int64_t weightOffset; // W, row-major [rows, cols]
+  int64_t biasOffset;   // bias [rows], or -1
+  int64_t rows, cols;
+};
 
 /// What a generated network exports.
 struct GeneratedSpec {
@@ -52,6 +62,9 @@ struct GeneratedSpec {
   // The backward step also writes dLoss/d each input (StepArgs::gradInputs; dopac
   // --input-gradients). GeneratedExecutor::backward returns them when asked.
   bool inputGradients = false;
+  // Outputs computed for the batch by the executor (GEMMs), not by the step functions.
+  int numReadouts = 0;
+  const BatchedReadout *readouts = nullptr;
 };
 
 /// The checkpointing plan for one episode and its predicted memory.
@@ -66,7 +79,7 @@ struct CheckpointPlan {
 
 struct PlanInputs {
   int64_t stateBytes = 0, savedBytes = 0, scratchBytes = 0, inputBytes = 0, outputBytes = 0,
-          paramBytes = 0, recordBytes = 0;
+          paramBytes = 0, recordBytes = 0, readoutBytes = 0;
   int batch = 1, steps = 1, threads = 1;
   long long memoryBudget = 0; // 0: kDefaultMemoryBudget
   int checkpointEvery = 0;    // > 0 forces outer = inner = it
@@ -82,7 +95,8 @@ struct BlockLayout {
   int64_t scratchNumel = 0; // per thread
   int64_t recordNumel = 0;  // per element and step: factors of deferred outer products
   int64_t inputNumel = 0;   // per element and step: all inputs
-  int64_t outputNumel = 0;  // per element and step: all outputs
+  int64_t outputNumel = 0;  // per element and step: all outputs the step kernels write
+  int64_t readoutNumel = 0; // per element and step: the inputs of batched readouts (kept)
   int64_t paramNumel = 0;
 };
 
@@ -169,7 +183,8 @@ inline uint64_t layoutSignature() {
   uint64_t h = 1469598103934665603ull; // FNV-1a over the numbers
   for (uint64_t v :
        {uint64_t(sizeof(GeneratedSpec)), uint64_t(offsetof(GeneratedSpec, inputGradients)),
-        uint64_t(offsetof(GeneratedSpec, deferred)), uint64_t(sizeof(NetworkInfo)),
+        uint64_t(offsetof(GeneratedSpec, deferred)), uint64_t(offsetof(GeneratedSpec, readouts)),
+        uint64_t(sizeof(BatchedReadout)), uint64_t(sizeof(NetworkInfo)),
         uint64_t(sizeof(TensorInfo)), uint64_t(sizeof(InitSpec)), uint64_t(sizeof(StepArgs<float>)),
         uint64_t(offsetof(StepArgs<float>, gradInputs)), uint64_t(sizeof(DeferredOuter)),
         uint64_t(sizeof(std::string)), uint64_t(sizeof(std::vector<int64_t>))}) {

@@ -131,6 +131,11 @@ private:
   std::vector<WindowLog> windows;
   std::vector<EpochLog> epochs;
   double testPerplexity = 0;
+  // A window's buffers, kept from window to window (fresh pages would fault in every window):
+  // one step's outputs (per output, batch * numel) and dLoss/d logits of every step.
+  std::vector<std::vector<float>> stepOutputs;
+  std::vector<float *> stepOutputPtrs;
+  std::vector<float> logitGrads;
 };
 
 /// Validation perplexity per epoch as a PNG with gnuplot; false (with a message) without gnuplot.

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -36,6 +37,9 @@ struct CompileRequest {
   std::string network;                 // empty: the spec's only network
   bool inputGradients = false;         // the backward also gives dLoss/d inputs (dopac
                                        // --input-gradients; the Python module asks for them)
+  /// Outputs W @ x (+ b) with at least this many weight elements become batched readouts (0: all,
+  /// negative: none); unset: dopac's default (--batched-readouts=auto).
+  std::optional<int64_t> batchedReadoutMin = std::nullopt;
 };
 
 /// How to compile and where to cache.
