@@ -191,6 +191,14 @@ void CudaEmitter::emitStepFunction(const std::string &kind,
 /// The CudaSpec, its fields named in comments (CUDA is compiled as C++17, which has no designated
 /// initializers; nvcc and CMake 3.25 do not agree on a C++20 dialect flag).
 void CudaEmitter::emitSpec() {
+  // The deferred gradients of these kernels (the C++ ones may differ: batched readouts).
+  os << "static const dopa::DeferredOuter cudaDeferred[] = {\n";
+  for (const kern::DeferredOuter &d : f.deferred)
+    os << "{/*paramOffset=*/" << paramOffset(d.param) << ", /*rows=*/" << d.rows << ", /*cols=*/"
+       << d.cols << ", /*offsetA=*/" << d.offsetA << ", /*offsetB=*/" << d.offsetB << "},\n";
+  if (f.deferred.empty())
+    os << "{0, 0, 0, 0, 0},\n";
+  os << "};\n\n";
   os << "const dopa::CudaSpec &cuda_spec() {\n"
      << "static const dopa::CudaSpec s = {\n"
      << "/*name=*/" << quoted(net.forward.name) << ",\n"
@@ -200,6 +208,12 @@ void CudaEmitter::emitSpec() {
      << "/*forwardDouble=*/forward_launch<double>,\n"
      << "/*backwardDouble=*/backward_launch<double>,\n"
      << "/*threadsPerBlock=*/kThreads,\n"
+     << "/*stateNumel=*/" << f.stateNumel << ",\n"
+     << "/*savedNumel=*/" << f.savedNumel << ",\n"
+     << "/*scratchNumel=*/" << std::max(f.forward.scratchNumel, f.backward.scratchNumel) << ",\n"
+     << "/*recordNumel=*/" << f.recordNumel << ",\n"
+     << "/*numDeferred=*/" << f.deferred.size() << ",\n"
+     << "/*deferred=*/cudaDeferred,\n"
      << "};\nreturn s;\n}\n\n";
 }
 

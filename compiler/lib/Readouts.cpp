@@ -61,7 +61,7 @@ matchReadout(const Graph &g, size_t k, const std::vector<int> &uses, int64_t min
 } // namespace
 
 Graph dopa::batchReadouts(const Graph &fwd, int64_t minWeightNumel) {
-  if (minWeightNumel < 0 || fwd.isBackward)
+  if (minWeightNumel < 0 || fwd.isBackward || !fwd.readouts.empty()) // none asked, or done
     return fwd;
   // Readers of every node: operands, outputs and state updates.
   std::vector<int> uses(fwd.nodes.size(), 0);

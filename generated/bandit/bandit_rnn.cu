@@ -441,6 +441,13 @@ template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stre
   dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
+static const dopa::DeferredOuter cudaDeferred[] = {
+    {/*paramOffset=*/kParamI2hWeight, /*rows=*/32, /*cols=*/5, /*offsetA=*/0, /*offsetB=*/32},
+    {/*paramOffset=*/kParamW, /*rows=*/32, /*cols=*/32, /*offsetA=*/0, /*offsetB=*/48},
+    {/*paramOffset=*/kParamH2oWeight, /*rows=*/2, /*cols=*/32, /*offsetA=*/80, /*offsetB=*/96},
+    {/*paramOffset=*/kParamH2vWeight, /*rows=*/1, /*cols=*/32, /*offsetA=*/128, /*offsetB=*/96},
+};
+
 const dopa::CudaSpec &cuda_spec() {
   static const dopa::CudaSpec s = {
       /*name=*/"BanditRNN",
@@ -450,6 +457,12 @@ const dopa::CudaSpec &cuda_spec() {
       /*forwardDouble=*/forward_launch<double>,
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
+      /*stateNumel=*/32,
+      /*savedNumel=*/32,
+      /*scratchNumel=*/96,
+      /*recordNumel=*/144,
+      /*numDeferred=*/4,
+      /*deferred=*/cudaDeferred,
   };
   return s;
 }

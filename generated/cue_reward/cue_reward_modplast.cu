@@ -683,6 +683,14 @@ template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stre
   dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
+static const dopa::DeferredOuter cudaDeferred[] = {
+    {/*paramOffset=*/kParamI2hWeight, /*rows=*/200, /*cols=*/27, /*offsetA=*/0, /*offsetB=*/208},
+    {/*paramOffset=*/kParamW, /*rows=*/200, /*cols=*/200, /*offsetA=*/0, /*offsetB=*/240},
+    {/*paramOffset=*/kParamH2DAWeight, /*rows=*/1, /*cols=*/200, /*offsetA=*/448, /*offsetB=*/464},
+    {/*paramOffset=*/kParamH2oWeight, /*rows=*/2, /*cols=*/200, /*offsetA=*/672, /*offsetB=*/464},
+    {/*paramOffset=*/kParamH2vWeight, /*rows=*/1, /*cols=*/200, /*offsetA=*/688, /*offsetB=*/464},
+};
+
 const dopa::CudaSpec &cuda_spec() {
   static const dopa::CudaSpec s = {
       /*name=*/"CueRewardModplast",
@@ -692,6 +700,12 @@ const dopa::CudaSpec &cuda_spec() {
       /*forwardDouble=*/forward_launch<double>,
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
+      /*stateNumel=*/40208,
+      /*savedNumel=*/224,
+      /*scratchNumel=*/1264,
+      /*recordNumel=*/704,
+      /*numDeferred=*/5,
+      /*deferred=*/cudaDeferred,
   };
   return s;
 }

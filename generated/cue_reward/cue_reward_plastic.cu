@@ -608,6 +608,13 @@ template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stre
   dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
+static const dopa::DeferredOuter cudaDeferred[] = {
+    {/*paramOffset=*/kParamI2hWeight, /*rows=*/200, /*cols=*/27, /*offsetA=*/0, /*offsetB=*/208},
+    {/*paramOffset=*/kParamW, /*rows=*/200, /*cols=*/200, /*offsetA=*/0, /*offsetB=*/240},
+    {/*paramOffset=*/kParamH2oWeight, /*rows=*/2, /*cols=*/200, /*offsetA=*/448, /*offsetB=*/464},
+    {/*paramOffset=*/kParamH2vWeight, /*rows=*/1, /*cols=*/200, /*offsetA=*/672, /*offsetB=*/464},
+};
+
 const dopa::CudaSpec &cuda_spec() {
   static const dopa::CudaSpec s = {
       /*name=*/"CueRewardPlastic",
@@ -617,6 +624,12 @@ const dopa::CudaSpec &cuda_spec() {
       /*forwardDouble=*/forward_launch<double>,
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
+      /*stateNumel=*/40208,
+      /*savedNumel=*/208,
+      /*scratchNumel=*/1056,
+      /*recordNumel=*/688,
+      /*numDeferred=*/4,
+      /*deferred=*/cudaDeferred,
   };
   return s;
 }

@@ -441,6 +441,13 @@ template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stre
   dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
+static const dopa::DeferredOuter cudaDeferred[] = {
+    {/*paramOffset=*/kParamI2hWeight, /*rows=*/200, /*cols=*/27, /*offsetA=*/0, /*offsetB=*/208},
+    {/*paramOffset=*/kParamW, /*rows=*/200, /*cols=*/200, /*offsetA=*/0, /*offsetB=*/240},
+    {/*paramOffset=*/kParamH2oWeight, /*rows=*/2, /*cols=*/200, /*offsetA=*/448, /*offsetB=*/464},
+    {/*paramOffset=*/kParamH2vWeight, /*rows=*/1, /*cols=*/200, /*offsetA=*/672, /*offsetB=*/464},
+};
+
 const dopa::CudaSpec &cuda_spec() {
   static const dopa::CudaSpec s = {
       /*name=*/"CueRewardRNN",
@@ -450,6 +457,12 @@ const dopa::CudaSpec &cuda_spec() {
       /*forwardDouble=*/forward_launch<double>,
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
+      /*stateNumel=*/208,
+      /*savedNumel=*/208,
+      /*scratchNumel=*/448,
+      /*recordNumel=*/688,
+      /*numDeferred=*/4,
+      /*deferred=*/cudaDeferred,
   };
   return s;
 }

@@ -1535,6 +1535,41 @@ template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stre
   dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
+static const dopa::DeferredOuter cudaDeferred[] = {
+    {/*paramOffset=*/kParamL1X2fWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/0, /*offsetB=*/208},
+    {/*paramOffset=*/kParamL1H2fWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/0, /*offsetB=*/416},
+    {/*paramOffset=*/kParamL1X2iWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/624,
+     /*offsetB=*/208},
+    {/*paramOffset=*/kParamL1H2iWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/624,
+     /*offsetB=*/416},
+    {/*paramOffset=*/kParamL1X2oWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/832,
+     /*offsetB=*/208},
+    {/*paramOffset=*/kParamL1H2oWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/832,
+     /*offsetB=*/416},
+    {/*paramOffset=*/kParamL1X2cWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/1040,
+     /*offsetB=*/208},
+    {/*paramOffset=*/kParamL1H2cWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/1040,
+     /*offsetB=*/416},
+    {/*paramOffset=*/kParamL2X2fWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/1248,
+     /*offsetB=*/1456},
+    {/*paramOffset=*/kParamL2H2fWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/1248,
+     /*offsetB=*/1664},
+    {/*paramOffset=*/kParamL2X2iWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/1872,
+     /*offsetB=*/1456},
+    {/*paramOffset=*/kParamL2H2iWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/1872,
+     /*offsetB=*/1664},
+    {/*paramOffset=*/kParamL2X2oWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/2080,
+     /*offsetB=*/1456},
+    {/*paramOffset=*/kParamL2H2oWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/2080,
+     /*offsetB=*/1664},
+    {/*paramOffset=*/kParamL2X2cWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/2288,
+     /*offsetB=*/1456},
+    {/*paramOffset=*/kParamL2H2cWeight, /*rows=*/206, /*cols=*/206, /*offsetA=*/2288,
+     /*offsetB=*/1664},
+    {/*paramOffset=*/kParamDecWeight, /*rows=*/10000, /*cols=*/206, /*offsetA=*/2496,
+     /*offsetB=*/12496},
+};
+
 const dopa::CudaSpec &cuda_spec() {
   static const dopa::CudaSpec s = {
       /*name=*/"BasicLSTMLM",
@@ -1544,6 +1579,12 @@ const dopa::CudaSpec &cuda_spec() {
       /*forwardDouble=*/forward_launch<double>,
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
+      /*stateNumel=*/832,
+      /*savedNumel=*/3952,
+      /*scratchNumel=*/10000,
+      /*recordNumel=*/12704,
+      /*numDeferred=*/17,
+      /*deferred=*/cudaDeferred,
   };
   return s;
 }

@@ -1927,6 +1927,43 @@ template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stre
   dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
+static const dopa::DeferredOuter cudaDeferred[] = {
+    {/*paramOffset=*/kParamL1X2fWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/0, /*offsetB=*/208},
+    {/*paramOffset=*/kParamL1H2fWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/0, /*offsetB=*/416},
+    {/*paramOffset=*/kParamL1X2iWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/624,
+     /*offsetB=*/208},
+    {/*paramOffset=*/kParamL1H2iWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/624,
+     /*offsetB=*/416},
+    {/*paramOffset=*/kParamL1X2oWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/832,
+     /*offsetB=*/208},
+    {/*paramOffset=*/kParamL1H2oWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/832,
+     /*offsetB=*/416},
+    {/*paramOffset=*/kParamL1X2cWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/1040,
+     /*offsetB=*/208},
+    {/*paramOffset=*/kParamL1W, /*rows=*/200, /*cols=*/200, /*offsetA=*/1040, /*offsetB=*/416},
+    {/*paramOffset=*/kParamL1H2modWeight, /*rows=*/1, /*cols=*/200, /*offsetA=*/1248,
+     /*offsetB=*/416},
+    {/*paramOffset=*/kParamL2X2fWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/1264,
+     /*offsetB=*/1472},
+    {/*paramOffset=*/kParamL2H2fWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/1264,
+     /*offsetB=*/1680},
+    {/*paramOffset=*/kParamL2X2iWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/1888,
+     /*offsetB=*/1472},
+    {/*paramOffset=*/kParamL2H2iWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/1888,
+     /*offsetB=*/1680},
+    {/*paramOffset=*/kParamL2X2oWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/2096,
+     /*offsetB=*/1472},
+    {/*paramOffset=*/kParamL2H2oWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/2096,
+     /*offsetB=*/1680},
+    {/*paramOffset=*/kParamL2X2cWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/2304,
+     /*offsetB=*/1472},
+    {/*paramOffset=*/kParamL2W, /*rows=*/200, /*cols=*/200, /*offsetA=*/2304, /*offsetB=*/1680},
+    {/*paramOffset=*/kParamL2H2modWeight, /*rows=*/1, /*cols=*/200, /*offsetA=*/2512,
+     /*offsetB=*/1680},
+    {/*paramOffset=*/kParamDecWeight, /*rows=*/10000, /*cols=*/200, /*offsetA=*/2528,
+     /*offsetB=*/12528},
+};
+
 const dopa::CudaSpec &cuda_spec() {
   static const dopa::CudaSpec s = {
       /*name=*/"BasicModplastLSTMLM",
@@ -1936,6 +1973,12 @@ const dopa::CudaSpec &cuda_spec() {
       /*forwardDouble=*/forward_launch<double>,
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
+      /*stateNumel=*/80832,
+      /*savedNumel=*/3568,
+      /*scratchNumel=*/10864,
+      /*recordNumel=*/12736,
+      /*numDeferred=*/19,
+      /*deferred=*/cudaDeferred,
   };
   return s;
 }

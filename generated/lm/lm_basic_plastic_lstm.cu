@@ -1698,6 +1698,39 @@ template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stre
   dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
+static const dopa::DeferredOuter cudaDeferred[] = {
+    {/*paramOffset=*/kParamL1X2fWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/0, /*offsetB=*/208},
+    {/*paramOffset=*/kParamL1H2fWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/0, /*offsetB=*/416},
+    {/*paramOffset=*/kParamL1X2iWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/624,
+     /*offsetB=*/208},
+    {/*paramOffset=*/kParamL1H2iWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/624,
+     /*offsetB=*/416},
+    {/*paramOffset=*/kParamL1X2oWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/832,
+     /*offsetB=*/208},
+    {/*paramOffset=*/kParamL1H2oWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/832,
+     /*offsetB=*/416},
+    {/*paramOffset=*/kParamL1X2cWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/1040,
+     /*offsetB=*/208},
+    {/*paramOffset=*/kParamL1W, /*rows=*/200, /*cols=*/200, /*offsetA=*/1040, /*offsetB=*/416},
+    {/*paramOffset=*/kParamL2X2fWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/1248,
+     /*offsetB=*/1456},
+    {/*paramOffset=*/kParamL2H2fWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/1248,
+     /*offsetB=*/1664},
+    {/*paramOffset=*/kParamL2X2iWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/1872,
+     /*offsetB=*/1456},
+    {/*paramOffset=*/kParamL2H2iWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/1872,
+     /*offsetB=*/1664},
+    {/*paramOffset=*/kParamL2X2oWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/2080,
+     /*offsetB=*/1456},
+    {/*paramOffset=*/kParamL2H2oWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/2080,
+     /*offsetB=*/1664},
+    {/*paramOffset=*/kParamL2X2cWeight, /*rows=*/200, /*cols=*/200, /*offsetA=*/2288,
+     /*offsetB=*/1456},
+    {/*paramOffset=*/kParamL2W, /*rows=*/200, /*cols=*/200, /*offsetA=*/2288, /*offsetB=*/1664},
+    {/*paramOffset=*/kParamDecWeight, /*rows=*/10000, /*cols=*/200, /*offsetA=*/2496,
+     /*offsetB=*/12496},
+};
+
 const dopa::CudaSpec &cuda_spec() {
   static const dopa::CudaSpec s = {
       /*name=*/"BasicPlasticLSTMLM",
@@ -1707,6 +1740,12 @@ const dopa::CudaSpec &cuda_spec() {
       /*forwardDouble=*/forward_launch<double>,
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
+      /*stateNumel=*/80832,
+      /*savedNumel=*/3536,
+      /*scratchNumel=*/10832,
+      /*recordNumel=*/12704,
+      /*numDeferred=*/17,
+      /*deferred=*/cudaDeferred,
   };
   return s;
 }

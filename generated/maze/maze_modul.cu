@@ -772,6 +772,14 @@ template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stre
   dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
+static const dopa::DeferredOuter cudaDeferred[] = {
+    {/*paramOffset=*/kParamI2hWeight, /*rows=*/100, /*cols=*/17, /*offsetA=*/0, /*offsetB=*/112},
+    {/*paramOffset=*/kParamW, /*rows=*/100, /*cols=*/100, /*offsetA=*/0, /*offsetB=*/144},
+    {/*paramOffset=*/kParamH2DAWeight, /*rows=*/1, /*cols=*/100, /*offsetA=*/256, /*offsetB=*/272},
+    {/*paramOffset=*/kParamH2oWeight, /*rows=*/4, /*cols=*/100, /*offsetA=*/384, /*offsetB=*/272},
+    {/*paramOffset=*/kParamH2vWeight, /*rows=*/1, /*cols=*/100, /*offsetA=*/400, /*offsetB=*/272},
+};
+
 const dopa::CudaSpec &cuda_spec() {
   static const dopa::CudaSpec s = {
       /*name=*/"MazeModul",
@@ -781,6 +789,12 @@ const dopa::CudaSpec &cuda_spec() {
       /*forwardDouble=*/forward_launch<double>,
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
+      /*stateNumel=*/20112,
+      /*savedNumel=*/144,
+      /*scratchNumel=*/720,
+      /*recordNumel=*/416,
+      /*numDeferred=*/5,
+      /*deferred=*/cudaDeferred,
   };
   return s;
 }

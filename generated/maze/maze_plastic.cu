@@ -607,6 +607,13 @@ template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stre
   dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
+static const dopa::DeferredOuter cudaDeferred[] = {
+    {/*paramOffset=*/kParamI2hWeight, /*rows=*/101, /*cols=*/17, /*offsetA=*/0, /*offsetB=*/112},
+    {/*paramOffset=*/kParamW, /*rows=*/101, /*cols=*/101, /*offsetA=*/0, /*offsetB=*/144},
+    {/*paramOffset=*/kParamH2oWeight, /*rows=*/4, /*cols=*/101, /*offsetA=*/256, /*offsetB=*/272},
+    {/*paramOffset=*/kParamH2vWeight, /*rows=*/1, /*cols=*/101, /*offsetA=*/384, /*offsetB=*/272},
+};
+
 const dopa::CudaSpec &cuda_spec() {
   static const dopa::CudaSpec s = {
       /*name=*/"MazePlastic",
@@ -616,6 +623,12 @@ const dopa::CudaSpec &cuda_spec() {
       /*forwardDouble=*/forward_launch<double>,
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
+      /*stateNumel=*/10320,
+      /*savedNumel=*/112,
+      /*scratchNumel=*/576,
+      /*recordNumel=*/400,
+      /*numDeferred=*/4,
+      /*deferred=*/cudaDeferred,
   };
   return s;
 }

@@ -441,6 +441,13 @@ template <class T> void backward_launch(const dopa::BatchArgs<T> &ba, void *stre
   dopa::launchCooperative(backward_kernel<T>, ba, kThreads, stream);
 }
 
+static const dopa::DeferredOuter cudaDeferred[] = {
+    {/*paramOffset=*/kParamI2hWeight, /*rows=*/139, /*cols=*/17, /*offsetA=*/0, /*offsetB=*/144},
+    {/*paramOffset=*/kParamW, /*rows=*/139, /*cols=*/139, /*offsetA=*/0, /*offsetB=*/176},
+    {/*paramOffset=*/kParamH2oWeight, /*rows=*/4, /*cols=*/139, /*offsetA=*/320, /*offsetB=*/336},
+    {/*paramOffset=*/kParamH2vWeight, /*rows=*/1, /*cols=*/139, /*offsetA=*/480, /*offsetB=*/336},
+};
+
 const dopa::CudaSpec &cuda_spec() {
   static const dopa::CudaSpec s = {
       /*name=*/"MazeRNN",
@@ -450,6 +457,12 @@ const dopa::CudaSpec &cuda_spec() {
       /*forwardDouble=*/forward_launch<double>,
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
+      /*stateNumel=*/144,
+      /*savedNumel=*/144,
+      /*scratchNumel=*/320,
+      /*recordNumel=*/496,
+      /*numDeferred=*/4,
+      /*deferred=*/cudaDeferred,
   };
   return s;
 }

@@ -387,8 +387,11 @@ template <class T> void GeneratedExecutor<T>::truncate() {
     m.checkpoints.emplace_back();
   m.numCheckpoints = 1;
   m.checkpoints[0].resize(size_t(B * m.S));
+  // The readouts' inputs: room for the planned steps (no more: a longer episode's growth is
+  // released here, as the outer checkpoints are).
   if (int steps = expectedSteps > 0 ? expectedSteps : lastSteps; steps > 0)
-    m.reserveReadouts(steps, 0, B);
+    for (int r = 0; r < genSpec.numReadouts; ++r)
+      m.readoutX[size_t(r)].resize(size_t(int64_t(steps) * B * genSpec.readouts[r].cols));
   std::copy(m.cur.data(), m.cur.data() + B * m.S, m.checkpoints[0].data());
 }
 
@@ -726,13 +729,20 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
   int numSegments = int(ceilDiv(steps, outer));
   int batch = B;
   std::vector<char> used(m.threads.size(), 0);
-  peakBytes = heldBytes();
   for (int r = 0; r < genSpec.numReadouts; ++r) {
     const BatchedReadout &ro = genSpec.readouts[r];
     // dY of all steps as one [steps * B, rows] block: the caller's when it is one (the LM
     // trainer's), else gathered (zero where a step has none).
     int64_t per = int64_t(batch) * ro.rows;
-    const T *dy0 = outputGrads && outputGrads[0] ? outputGrads[0][ro.output] : nullptr;
+    T *dx = m.readoutGrads[size_t(r)].data();
+    bool any = false;
+    for (int t = 0; t < steps && !any; ++t)
+      any = outputGrads && outputGrads[t] && outputGrads[t][ro.output];
+    if (!any) { // no gradient reaches this output: dX = 0, nothing to add to W and b
+      std::fill(dx, dx + int64_t(steps) * batch * ro.cols, T(0));
+      continue;
+    }
+    const T *dy0 = outputGrads[0] ? outputGrads[0][ro.output] : nullptr;
     bool oneBlock = dy0 != nullptr;
     for (int t = 1; t < steps && oneBlock; ++t)
       oneBlock = outputGrads[t] && outputGrads[t][ro.output] == dy0 + t * per;
@@ -748,9 +758,10 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
       }
       dy0 = m.readoutDy.data();
     }
-    readoutBackward(ro, paramBuf.data(), gradBuf.data(), m.readoutX[size_t(r)].data(), dy0,
-                    m.readoutGrads[size_t(r)].data(), int64_t(steps) * batch);
+    readoutBackward(ro, paramBuf.data(), gradBuf.data(), m.readoutX[size_t(r)].data(), dy0, dx,
+                    int64_t(steps) * batch);
   }
+  peakBytes = heldBytes(); // every buffer of this backward exists now
 
 #pragma omp parallel for schedule(static, 1) if (batch > 1)
   for (int b = 0; b < batch; ++b) {

@@ -346,13 +346,18 @@ TEST_CASE("generated code equals the generic executor at the paper's dims (float
 }
 
 TEST_CASE("the memory plan predicts the executor's allocations") {
-  const test::CodegenCase *modul = nullptr;
+  // The plastic cue-reward network, and the same with its two outputs as batched readouts (their
+  // inputs kept for every step and their gradients, in blocks of whole 64-byte lines here).
+  std::vector<const test::CodegenCase *> cases;
   for (const test::CodegenCase &c : test::codegenCases())
-    if (std::string(c.name) == "cue_reward_modul_tiny")
-      modul = &c;
-  REQUIRE(modul);
-  for (int every : {0, 3, 20}) {
-    INFO("checkpoint every " << every);
+    if (std::string(c.name) == "cue_reward_modul_tiny" ||
+        std::string(c.name) == "cue_reward_modul_readout")
+      cases.push_back(&c);
+  REQUIRE(cases.size() == 2);
+  for (auto [modul, every] :
+       {std::pair{cases[0], 0}, std::pair{cases[0], 3}, std::pair{cases[0], 20},
+        std::pair{cases[1], 0}, std::pair{cases[1], 3}}) {
+    INFO("case " << modul->name << ", checkpoint every " << every);
     GeneratedExecutor<float> gen(modul->generated());
     const NetworkInfo &info = gen.info();
     gen.params() = makeParams<float>(info, 7, 1.0, false);
@@ -371,6 +376,10 @@ TEST_CASE("the memory plan predicts the executor's allocations") {
       inputs += t.numel();
     for (const TensorInfo &t : info.outputs)
       outputs += t.numel();
+    for (int r = 0; r < s.numReadouts; ++r) { // the kernels write a readout's input instead
+      outputs += s.readouts[r].cols - s.readouts[r].rows;
+      in.readoutBytes += s.readouts[r].cols * 4;
+    }
     in.inputBytes = inputs * 4;
     in.outputBytes = outputs * 4;
     in.paramBytes = int64_t(info.numParams) * 4;

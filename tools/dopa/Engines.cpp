@@ -114,7 +114,7 @@ MemoryEstimate generatedEstimate(const GeneratedSpec &spec, const EngineRequest 
   int threads = omp_get_max_threads();
   long double perElementStep = (long double)layout.stateNumel + (long double)layout.inputNumel +
                                (long double)layout.savedNumel + (long double)layout.recordNumel +
-                               16.0L;
+                               2.0L * (long double)layout.readoutNumel + 16.0L;
   long double perThread = (long double)layout.scratchNumel + (long double)layout.paramNumel +
                           (long double)layout.outputNumel + 16.0L;
   long double largest = 4.0L * (long double)floatBytes * (long double)std::max(threads, 1) *

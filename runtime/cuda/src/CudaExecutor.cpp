@@ -207,10 +207,15 @@ CudaExecutor<T>::CudaExecutor(const CudaSpec &spec)
   if (netInfo.inputs.size() > size_t(kMaxIO) || netInfo.outputs.size() > size_t(kMaxIO))
     throw std::runtime_error(netInfo.name + ": more than " + std::to_string(kMaxIO) +
                              " inputs or outputs for the CUDA backend");
+  // The state layout is shared with the C++ network; the other blocks are the CUDA kernels' own.
+  if (spec.stateNumel != genSpec.stateNumel)
+    throw std::logic_error(netInfo.name + ": the CUDA kernels' state block (" +
+                           std::to_string(spec.stateNumel) + ") is not the C++ network's (" +
+                           std::to_string(genSpec.stateNumel) + "): regenerate both");
   m.S = genSpec.stateNumel;
-  m.saved = std::max<int64_t>(genSpec.savedNumel, 1);
-  m.scratch = std::max<int64_t>(genSpec.scratchNumel, 1);
-  m.record = genSpec.recordNumel;
+  m.saved = std::max<int64_t>(spec.savedNumel, 1);
+  m.scratch = std::max<int64_t>(spec.scratchNumel, 1);
+  m.record = spec.recordNumel;
   for (const TensorInfo &in : netInfo.inputs) {
     m.inputNumel.push_back(in.numel());
     m.inputTotal += in.numel();
@@ -396,8 +401,8 @@ void CudaExecutor<T>::backward(const T *const *const *outputGrads,
   }
   // Deferred outer products: dW (row-major rows x cols) += A^T B over all steps and elements,
   // i.e. column-major dW^T (cols x rows) += B_cm * A_cm^T with leading dimension recordNumel.
-  for (int d = 0; d < genSpec.numDeferred; ++d) {
-    const DeferredOuter &o = genSpec.deferred[d];
+  for (int d = 0; d < cudaSpec.numDeferred; ++d) {
+    const DeferredOuter &o = cudaSpec.deferred[d];
     const T one = T(1);
     int k = steps * B;
     const T *A = m.records.data() + o.offsetA, *Bm = m.records.data() + o.offsetB;

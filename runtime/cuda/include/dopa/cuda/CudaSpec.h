@@ -3,8 +3,10 @@
 // The CUDA emitter prints, per network, a forward and a backward kernel (one thread block per batch
 // element, the fused stages of the C++ kernels mapped onto the block's threads) and host launchers
 // taking a BatchArgs: the same buffers as StepArgs for the whole batch, with per-element strides.
-// The layout (state, saved, scratch and record blocks) is the C++ network's, which CudaSpec points
-// to. No dependencies beyond StepArgs.h: device code includes this header.
+// The description and the state layout are the C++ network's, which CudaSpec points to; the saved,
+// scratch and record blocks and the deferred gradients are the CUDA kernels' own (the C++ kernels
+// may differ: batched readouts are C++ only). No dependencies beyond StepArgs.h: device code
+// includes this header.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -53,6 +55,11 @@ struct CudaSpec {
   BatchFn<float> forwardFloat, backwardFloat;
   BatchFn<double> forwardDouble, backwardDouble;
   int threadsPerBlock;
+  // The CUDA kernels' layout: per element and step, saved and record values; scratch per element;
+  // the deferred outer-product gradients over the record block. stateNumel must equal the C++'s.
+  int64_t stateNumel, savedNumel, scratchNumel, recordNumel;
+  int numDeferred;
+  const DeferredOuter *deferred;
 };
 
 } // namespace dopa
