@@ -8,6 +8,7 @@
 #include "dopa/train/LanguageModel.h"
 
 #include "dopa/runtime/FileIO.h"
+#include "dopa/train/Fnv1a.h"
 #include "dopa/train/Optim.h"
 #include "dopa/train/Task.h"
 #include "dopa/train/Trainer.h"
@@ -39,10 +40,12 @@ double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-/// Cross-entropy of each batch element's logits row against its target, summed over the batch,
-/// and (when `grad` is not null) d(mean over the batch)/d logits = (softmax - onehot) / B. The
-/// exponentials in float with Eigen's vectorized exp, their sum in double.
-double crossEntropy(const float *logits, const int32_t *targets, int B, int V, float *grad) {
+/// Cross-entropy of each of the B logits rows against its target, summed over the rows, and (when
+/// `grad` is not null) (softmax - onehot) / divisor: d(the sum / divisor)/d logits (divisor: the
+/// whole batch, of which these rows may be a rank's slice). The exponentials in float with Eigen's
+/// vectorized exp, their sum in double.
+double crossEntropy(const float *logits, const int32_t *targets, int B, int V, float *grad,
+                    int divisor) {
   double total = 0;
 #pragma omp parallel for reduction(+ : total) schedule(static) if (int64_t(B) * V > 65536)
   for (int b = 0; b < B; ++b) {
@@ -53,8 +56,8 @@ double crossEntropy(const float *logits, const int32_t *targets, int B, int V, f
       Eigen::Map<Eigen::ArrayXf> g(grad + int64_t(b) * V, V);
       g = (row - top).exp();
       sum = g.cast<double>().sum();
-      g *= float(1.0 / (sum * B));
-      g[targets[b]] -= 1.f / float(B);
+      g *= float(1.0 / (sum * divisor));
+      g[targets[b]] -= 1.f / float(divisor);
     } else {
       sum = (row - top).exp().cast<double>().sum();
     }
@@ -127,8 +130,10 @@ std::map<std::string, std::string> fingerprint(const LMConfig &c, const NetworkI
 
 } // namespace
 
-LanguageModelTrainer::LanguageModelTrainer(Network &net, const Corpus &corpus, LMConfig config)
-    : net(net), corpus(corpus), cfg(std::move(config)) {
+LanguageModelTrainer::LanguageModelTrainer(Network &net, const Corpus &corpus, LMConfig config,
+                                           Communicator *comm)
+    : net(net), corpus(corpus), cfg(std::move(config)),
+      comm(comm && comm->size() > 1 ? comm : nullptr) {
   if (cfg.threads == 0)
     cfg.threads = omp_get_max_threads();
   const NetworkInfo &info = net.info();
@@ -147,6 +152,13 @@ LanguageModelTrainer::LanguageModelTrainer(Network &net, const Corpus &corpus, L
   if (cfg.batch < 1 || cfg.bptt < 1 || cfg.epochs < 1 || cfg.evalBatch < 1 || cfg.testBatch < 1)
     throw std::invalid_argument("language model: batch, bptt, epochs and evaluation batches must "
                                 "be positive");
+  std::tie(first, last) = this->comm ? batchSlice(cfg.batch, this->comm->rank(), this->comm->size())
+                                     : std::pair{0, cfg.batch};
+  if (first == last)
+    throw std::invalid_argument("language model: batch " + std::to_string(cfg.batch) + " across " +
+                                std::to_string(this->comm->size()) +
+                                " ranks leaves a rank without a stream; use at most " +
+                                std::to_string(cfg.batch) + " ranks");
   trainData = batchify(corpus.train, cfg.batch);
   trainRows = int64_t(trainData.size()) / cfg.batch;
   // The evaluations' batches too, now rather than after a whole epoch of training.
@@ -192,30 +204,33 @@ void LanguageModelTrainer::initFresh() {
 WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, const Window &w,
                                             int e, int64_t index, double lr) {
   auto start = Clock::now();
-  const int B = cfg.batch, V = vocab, T = w.length;
+  // B streams in all, `mine` of them on this rank, from `first`.
+  const int B = cfg.batch, mine = last - first, V = vocab, T = w.length;
   const NetworkInfo &info = net.info();
   if (stepOutputs.size() != info.outputs.size()) {
     stepOutputs.assign(info.outputs.size(), {});
     stepOutputPtrs.assign(info.outputs.size(), nullptr);
   }
   for (size_t k = 0; k < info.outputs.size(); ++k) {
-    stepOutputs[k].resize(size_t(B) * size_t(info.outputs[k].numel()));
+    stepOutputs[k].resize(size_t(mine) * size_t(info.outputs[k].numel()));
     stepOutputPtrs[k] = stepOutputs[k].data();
   }
-  std::vector<float> tok(static_cast<size_t>(B));
-  logitGrads.resize(size_t(T) * size_t(B) * size_t(V));
+  std::vector<float> tok(static_cast<size_t>(mine));
+  logitGrads.resize(size_t(T) * size_t(mine) * size_t(V));
   float *dLogits = logitGrads.data();
   double lossSum = 0;
   for (int t = 0; t < T; ++t) {
     const int32_t *row = data.data() + (w.start + t) * B;
-    for (int b = 0; b < B; ++b)
-      tok[size_t(b)] = float(row[b]);
+    for (int b = 0; b < mine; ++b)
+      tok[size_t(b)] = float(row[first + b]);
     const float *in[] = {tok.data()};
     net.step(in, stepOutputPtrs.data());
-    lossSum += crossEntropy(stepOutputs[size_t(logitsOut)].data(), row + B, B, V,
-                            dLogits + size_t(t) * B * V) /
+    lossSum += crossEntropy(stepOutputs[size_t(logitsOut)].data(), row + B + first, mine, V,
+                            dLogits + size_t(t) * mine * V, B) /
                B;
   }
+  if (comm)
+    comm->sum(&lossSum, 1);
   double loss = lossSum / T;
   if (!std::isfinite(loss))
     throw std::runtime_error("epoch " + std::to_string(e) + ", window " + std::to_string(index) +
@@ -225,12 +240,14 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   std::vector<const float *const *> gradPtr;
   gradPtr.reserve(size_t(T));
   for (int t = 0; t < T; ++t) {
-    grads[size_t(t)][size_t(logitsOut)] = dLogits + size_t(t) * B * V;
+    grads[size_t(t)][size_t(logitsOut)] = dLogits + size_t(t) * mine * V;
     gradPtr.push_back(grads[size_t(t)].data());
   }
   net.zeroGrads();
   net.backward(gradPtr.data());
   size_t n = info.numParams;
+  if (comm) // the whole batch's gradient, the same on every rank
+    comm->sum(net.grads(), int64_t(n));
   double norm = clipGradNorm(net.grads(), n, cfg.clipNorm);
   if (!std::isfinite(norm))
     throw std::runtime_error("epoch " + std::to_string(e) + ", window " + std::to_string(index) +
@@ -252,25 +269,31 @@ double LanguageModelTrainer::perplexity(const std::vector<int32_t> &tokens, int 
   std::vector<Window> all = bpttWindows(rows, cfg.bptt);
   if (cfg.limitBatches > 0 && int64_t(all.size()) > cfg.limitBatches)
     all.resize(size_t(cfg.limitBatches));
-  OutputBuffers out(net.info(), batch);
-  std::vector<float> tok(static_cast<size_t>(batch));
-  net.beginEpisode(batch);
-  double total = 0;
-  int64_t count = 0;
-  for (const Window &w : all) {
-    for (int t = 0; t < w.length; ++t) {
-      const int32_t *row = data.data() + (w.start + t) * batch;
-      for (int b = 0; b < batch; ++b)
-        tok[size_t(b)] = float(row[b]);
-      const float *in[] = {tok.data()};
-      net.step(in, out.pointers.data());
-      total +=
-          crossEntropy(out.buffers[size_t(logitsOut)].data(), row + batch, batch, vocab, nullptr);
-      count += batch;
+  // With ranks, each evaluates its slice of the streams (possibly none) and the sums are added.
+  auto [from, to] = comm ? batchSlice(batch, comm->rank(), comm->size()) : std::pair{0, batch};
+  int n = to - from;
+  double sums[2] = {0, 0}; // the summed cross-entropy, the tokens
+  if (n > 0) {
+    OutputBuffers out(net.info(), n);
+    std::vector<float> tok(static_cast<size_t>(n));
+    net.beginEpisode(n);
+    for (const Window &w : all) {
+      for (int t = 0; t < w.length; ++t) {
+        const int32_t *row = data.data() + (w.start + t) * batch;
+        for (int b = 0; b < n; ++b)
+          tok[size_t(b)] = float(row[from + b]);
+        const float *in[] = {tok.data()};
+        net.step(in, out.pointers.data());
+        sums[0] += crossEntropy(out.buffers[size_t(logitsOut)].data(), row + batch + from, n, vocab,
+                                nullptr, n);
+        sums[1] += n;
+      }
+      net.truncate(); // no gradient: forget the record, keep the state
     }
-    net.truncate(); // no gradient: forget the record, keep the state
   }
-  return std::exp(total / double(std::max<int64_t>(count, 1)));
+  if (comm)
+    comm->sum(sums, 2);
+  return std::exp(sums[0] / std::max(sums[1], 1.0));
 }
 
 std::map<std::string, std::string> LanguageModelTrainer::settings() const {
@@ -278,23 +301,33 @@ std::map<std::string, std::string> LanguageModelTrainer::settings() const {
 }
 
 double LanguageModelTrainer::run(const LMProgressFn &progress, const LMEpochFn &epochDone) {
+  // Every rank takes the checkpoints (they gather the state); rank 0 writes them.
   std::string ckpt = cfg.outDir.empty() ? "" : (fs::path(cfg.outDir) / "checkpoint.st").string();
-  if (!cfg.outDir.empty()) {
+  if (writes()) {
     fs::create_directories(cfg.outDir);
     writeLogs(); // the checkpoint's rows: what a killed run appended after it is dropped
   }
   std::vector<Window> all = bpttWindows(trainRows, cfg.bptt);
   int64_t perEpoch = windowsPerEpoch();
   bool stateReady = nextWindow > 0; // resume() restored the carried state
+  int64_t trained = 0;
+  stopped = false;
   while (epoch <= cfg.epochs) {
     double lr = learningRate(epoch);
     if (!stateReady)
-      net.beginEpisode(cfg.batch);
+      net.beginEpisode(last - first);
     stateReady = false;
     for (; nextWindow < perEpoch; ++nextWindow) {
+      if (cfg.stopAfter > 0 && trained == cfg.stopAfter) { // --stop-after: checkpoint and stop
+        if (!ckpt.empty())
+          saveCheckpoint(ckpt);
+        stopped = true;
+        return std::nan("");
+      }
+      ++trained;
       WindowLog log = trainWindow(trainData, all[size_t(nextWindow)], epoch, nextWindow, lr);
       windows.push_back(log);
-      if (!cfg.outDir.empty())
+      if (writes())
         appendLog(log);
       epochLossSum += log.loss * all[size_t(nextWindow)].length;
       epochTokens += all[size_t(nextWindow)].length;
@@ -323,7 +356,8 @@ double LanguageModelTrainer::run(const LMProgressFn &progress, const LMEpochFn &
     epochSeconds = 0;
     if (!ckpt.empty()) {
       saveCheckpoint(ckpt);
-      writeEpochLog(); // log.csv is complete already: it keeps growing, for tail -f
+      if (writes())
+        writeEpochLog(); // log.csv is complete already: it keeps growing, for tail -f
     }
   }
   testPerplexity = perplexity(corpus.test, cfg.testBatch);
@@ -369,10 +403,14 @@ void LanguageModelTrainer::saveCheckpoint(const std::string &path) const {
   const NetworkInfo &info = net.info();
   TensorFile f;
   f.tensors.push_back(StoredTensor::fromFloat("params", {int64_t(info.numParams)}, net.params()));
-  if (nextWindow > 0) // mid-epoch: the state carried into the next window
-    for (size_t s = 0; s < info.states.size(); ++s)
-      f.tensors.push_back(StoredTensor::fromFloat(
-          "state." + info.states[s].name, {cfg.batch, info.states[s].numel()}, net.state(int(s))));
+  if (nextWindow > 0) // mid-epoch: the state carried into the next window, of every stream
+    for (size_t s = 0; s < info.states.size(); ++s) {
+      std::vector<float> all = allStreams(int(s));
+      f.tensors.push_back(StoredTensor::fromFloat("state." + info.states[s].name,
+                                                  {cfg.batch, info.states[s].numel()}, all.data()));
+    }
+  if (!writes())
+    return;
   std::vector<double> w;
   for (const WindowLog &l : windows)
     w.insert(w.end(), {double(l.epoch), double(l.window), l.loss, l.lr, l.gradNorm, l.seconds});
@@ -486,11 +524,36 @@ void LanguageModelTrainer::resume(const std::string &path) {
   rows = el->toDouble();
   for (size_t i = 0; i + 5 <= rows.size(); i += 5)
     epochs.push_back({int(rows[i]), rows[i + 1], rows[i + 2], rows[i + 3], rows[i + 4]});
-  if (next > 0) {
-    net.beginEpisode(cfg.batch);
+  if (next > 0) { // this rank's streams of the carried state (the checkpoint has all of them)
+    net.beginEpisode(last - first);
     for (size_t s = 0; s < states.size(); ++s)
-      net.setState(int(s), states[s].data());
+      net.setState(int(s), states[s].data() + int64_t(first) * info.states[s].numel());
   }
+}
+
+std::vector<float> LanguageModelTrainer::allStreams(int s) const {
+  int64_t numel = net.info().states[size_t(s)].numel();
+  const float *mine = net.state(s);
+  if (!comm)
+    return {mine, mine + int64_t(cfg.batch) * numel};
+  std::vector<int> counts;
+  for (int r = 0; r < comm->size(); ++r) {
+    auto [b0, b1] = batchSlice(cfg.batch, r, comm->size());
+    counts.push_back(int((b1 - b0) * numel));
+  }
+  std::vector<float> all(size_t(cfg.batch) * size_t(numel));
+  comm->allgather(mine, all.data(), counts);
+  return all;
+}
+
+std::string LanguageModelTrainer::stateDigest() const {
+  Fnv1a h;
+  h.values(net.params(), net.info().numParams);
+  std::string text;
+  for (const auto &[key, value] : settings())
+    text.append(key).append("=").append(value).append("\n");
+  return text + "epoch=" + std::to_string(epoch) + "\nnext_window=" + std::to_string(nextWindow) +
+         "\nparameters=" + std::to_string(h.h) + "\n";
 }
 
 bool dopa::plotPerplexity(const std::vector<EpochLog> &epochs, const std::string &pngPath,

@@ -9,6 +9,7 @@
 
 #include "dopa/runtime/SafeTensors.h"
 #include "dopa/train/CueReward.h"
+#include "dopa/train/Fnv1a.h"
 
 #include <omp.h>
 
@@ -55,25 +56,6 @@ int64_t parseCount(const std::string &s, const std::string &path, const std::str
     throw DataError(path + ": __metadata__." + field + ": '" + s + "' is not a count");
   return v;
 }
-
-/// FNV-1a, 64 bits.
-struct Fnv1a {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  void byte(uint8_t b) { h = (h ^ b) * 0x100000001b3ULL; }
-  void bytes(const uint8_t *data, size_t n) {
-    for (size_t i = 0; i < n; ++i)
-      byte(data[i]);
-  }
-  template <class T> void values(const T *data, size_t n) {
-    bytes(reinterpret_cast<const uint8_t *>(data), n * sizeof(T));
-  }
-  /// A field with its length first (8 bytes, little-endian), so no two splits hash alike.
-  void field(const std::string &s) {
-    for (int i = 0; i < 8; ++i)
-      byte(uint8_t(uint64_t(s.size()) >> (8 * i)));
-    bytes(reinterpret_cast<const uint8_t *>(s.data()), s.size());
-  }
-};
 
 /// The tensors in name order (files list them in any order).
 std::vector<const StoredTensor *> byName(const std::vector<StoredTensor> &tensors) {

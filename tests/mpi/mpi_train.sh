@@ -13,7 +13,12 @@
 #                 the checkpoint left behind is whole.
 #      onefails   only rank 0 fails (another process holds the run folder) while rank 1 waits in a
 #                 collective: the job ends with an error at once (MPI_Abort), no hang.
-#      refused    a command other than an RL `dopa train` started as ranks is refused on each.
+#      refused    a command other than `dopa train` started as ranks is refused on each.
+#      lm         `dopa train lm`: 2 ranks (the streams split) against 1 process: the same window
+#                 losses and gradient norms and parameters up to float rounding, validation and
+#                 test perplexities too; a mid-epoch checkpoint (the carried state of every
+#                 stream) of 2 ranks resumed by 1 process and the reverse end where a straight run
+#                 ends.
 #      sweep      scripts/reproduce-maze.sh under mpirun: 4 runs shared by 2 ranks (each run once,
 #                 no figure); a plain rerun then finds them done and draws the figure.
 set -euo pipefail
@@ -109,7 +114,69 @@ onefails)
   exec 9>&-
   ;;
 refused)
-  fails_with r.log "only \`dopa train\` of an RL task runs data-parallel" $mpirun "$dopa" cache dir
+  fails_with r.log "only \`dopa train\` runs data-parallel" $mpirun "$dopa" cache dir
+  ;;
+lm)
+  # A PTB-like corpus of 12 words (every word of valid and test occurs in train).
+  mkdir -p ptb
+  words=(ba ko ri te mu sa lo ne di pa vu zo)
+  RANDOM=7
+  for f in train:300 valid:40 test:40; do
+    for _ in $(seq 1 "${f#*:}"); do
+      line=""
+      for _ in $(seq 1 $((3 + RANDOM % 8))); do line+=" ${words[RANDOM % 12]}"; done
+      echo "$line "
+    done > "ptb/ptb.${f%%:*}.txt"
+  done
+  lm=(train lm --model basic_modplast_lstm --engine generic -D V=13 -D E=6 -D H=5 --data ptb
+      --no-verify --batch 4 --bptt 5 --limit-batches 6 --threads 1 --seed 2 --checkpoint-every 1)
+  "$dopa" "${lm[@]}" --epochs 2 --out one > one.log 2>&1 || { cat one.log; exit 1; }
+  $mpirun "$dopa" "${lm[@]}" --epochs 2 --out two > two.log 2>&1 || { cat two.log; exit 1; }
+  grep -q "engine generic, 2 ranks" two.log || { cat two.log; exit 1; }
+  # Stopped mid-epoch 1 after 3 windows (the checkpoint holds the carried state of every
+  # stream), then resumed to the end of epoch 2 by the other kind of run.
+  $mpirun "$dopa" "${lm[@]}" --epochs 2 --stop-after 3 --out a > a.log 2>&1 || { cat a.log; exit 1; }
+  "$dopa" "${lm[@]}" --epochs 2 --stop-after 3 --out b > b.log 2>&1 || { cat b.log; exit 1; }
+  grep -q "stopped after 3 windows" a.log && grep -q "stopped after 3 windows" b.log
+  /usr/bin/python3 - "$root" a/checkpoint.st b/checkpoint.st <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1] + "/bench/reference")
+import numpy as np
+from safetensors_np import load
+(ta, ma), (tb, mb) = load(sys.argv[2]), load(sys.argv[3])
+assert ma["next_window"] == mb["next_window"] == "3", (ma["next_window"], mb["next_window"])
+worst = float(np.max(np.abs(ta["state.l1.hebb"] - tb["state.l1.hebb"])))
+print(f"mid-epoch checkpoints: state [{'x'.join(map(str, ta['state.l1.hebb'].shape))}], 2 ranks vs 1: {worst:.1e}")
+assert ta["state.l1.hebb"].shape[0] == 4 and worst <= 1e-5, worst
+PY
+  mv a a-at && mv b b-at
+  "$dopa" "${lm[@]}" --epochs 2 --out a-at --resume > a.log 2>&1 || { cat a.log; exit 1; }
+  $mpirun "$dopa" "${lm[@]}" --epochs 2 --out b-at --resume > b.log 2>&1 || { cat b.log; exit 1; }
+  for run in two a-at b-at; do
+    "$dopa" export one --out one.safetensors > /dev/null
+    "$dopa" export "$run" --out run.safetensors > /dev/null
+    /usr/bin/python3 - "$root" one "$run" <<'PY'
+import csv, sys
+sys.path.insert(0, sys.argv[1] + "/bench/reference")
+import numpy as np
+from safetensors_np import load
+one, run = sys.argv[2], sys.argv[3]
+rows = lambda d, f: list(csv.DictReader(open(f"{d}/{f}")))
+a, b = rows(one, "log.csv"), rows(run, "log.csv")
+assert len(a) == len(b) == 12, (len(a), len(b))
+for x, y in zip(a, b):
+    for k in ("loss", "grad_norm"):
+        assert abs(float(x[k]) - float(y[k])) <= 1e-4 * abs(float(x[k])), (run, x, y)
+for x, y in zip(rows(one, "epochs.csv"), rows(run, "epochs.csv")):
+    for k in x:
+        if "perplexity" in k:
+            assert abs(float(x[k]) - float(y[k])) <= 1e-4 * abs(float(x[k])), (run, k, x, y)
+p, q = load("one.safetensors")[0], load("run.safetensors")[0]
+worst = max(float(np.max(np.abs(p[k] - q[k])) / max(float(np.max(np.abs(p[k]))), 1e-6)) for k in p)
+print(f"{run}: 12 windows, losses and norms to 1e-4, parameters to {worst:.1e}")
+assert worst <= 1e-4, worst
+PY
+  done
   ;;
 sweep)
   sweep=(env ENGINE=generic ITERS=3 SEEDS='0 1' VARIANTS='modplast plastic' JOBS=1 THREADS=1

@@ -43,6 +43,10 @@ void addLanguageModelOptions(CLI::App *cmd, LMArgs &lm, std::vector<CLI::Option 
   cmd->add_option("--limit-batches", lm.limitBatches,
                   "lm: windows per epoch and per evaluation (default 0: all; smoke runs)")
       ->group(group);
+  cmd->add_option("--stop-after", lm.stopAfter,
+                  "lm: train this many windows, write a checkpoint and exit (--resume continues; "
+                  "for jobs with a time limit)")
+      ->group(group);
   cmd->add_option("--lr-decay", lm.lrDecay, "lm: learning-rate factor per epoch (default 0.35)")
       ->group(group);
   cmd->add_option("--decay-start", lm.decayStart,

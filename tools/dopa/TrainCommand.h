@@ -20,7 +20,7 @@ namespace dopa::tool {
 struct LMArgs {
   std::string model = "basic_lstm", data;
   int epochs = 13, bptt = 20, decayStart = 5, evalBatch = 10, testBatch = 1;
-  long long limitBatches = 0;
+  long long limitBatches = 0, stopAfter = 0;
   double lrDecay = 0.35, l2 = 1e-6, initScale = 0.1;
   bool noVerify = false;
   std::string saveInit, saveParams;

@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <unistd.h>
 
@@ -91,8 +92,8 @@ std::string lmNumbersProblem(const TrainArgs &a) {
   if (lm.epochs < 1 || lm.bptt < 1 || lm.evalBatch < 1 || lm.testBatch < 1 ||
       a.opt.config.batch < 1)
     return "--epochs, --bptt, --batch, --eval-batch and --test-batch must be positive";
-  if (lm.decayStart < 0 || lm.limitBatches < 0)
-    return "--decay-start and --limit-batches must not be negative";
+  if (lm.decayStart < 0 || lm.limitBatches < 0 || lm.stopAfter < 0)
+    return "--decay-start, --limit-batches and --stop-after must not be negative";
   for (auto [flag, v] : {std::pair{"--lr-decay", lm.lrDecay}, std::pair{"--l2", lm.l2}})
     if (!std::isfinite(v) || v < 0)
       return std::string(flag) + " must be a finite number >= 0 (got " + format("%g", v) + ")";
@@ -124,6 +125,7 @@ LMConfig lmConfigOf(const TrainArgs &a, const std::string &givenSpec) {
   cfg.l2 = lm.l2;
   cfg.initScale = lm.initScale;
   cfg.limitBatches = lm.limitBatches;
+  cfg.stopAfter = lm.stopAfter;
   cfg.evalBatch = lm.evalBatch;
   cfg.testBatch = lm.testBatch;
   cfg.seed = o.config.seed;
@@ -151,34 +153,53 @@ EngineNetwork lmEngine(const TrainOptions &o, const LMArgs &lm) {
   request.memoryBudget = o.memoryBudget;
   request.bpttSegment = o.bpttSegment;
   request.expectedSteps = lm.bptt;
-  request.batch = o.config.batch;
+  request.batch = o.config.batch; // this process's streams: its slice with ranks
+  if (o.comm) {
+    auto [first, last] = batchSlice(o.config.batch, o.comm->rank(), o.comm->size());
+    request.batch = std::max(1, last - first);
+  }
   request.maxMemory = o.maxMemory;
   return makeEngineNetwork(request, "dopa train");
 }
 
-/// Start or resume, train, write the outputs; the exit code.
+/// Start or resume, train, write the outputs; the exit code. With ranks (mpirun), every rank
+/// trains its streams and reads the checkpoint it resumes; rank 0 holds the run folder and writes
+/// and prints everything.
 int trainOn(Network &net, const Corpus &corpus, const LMConfig &cfg, const TrainArgs &a) {
-  LanguageModelTrainer trainer(net, corpus, cfg);
-  RunLock lock(cfg.outDir);
+  Communicator *comm = a.opt.comm && a.opt.comm->size() > 1 ? a.opt.comm : nullptr;
+  bool root = !comm || comm->rank() == 0;
+  LanguageModelTrainer trainer(net, corpus, cfg, comm);
+  std::unique_ptr<RunLock> lock; // held until the run ends: a second run on --out stops here
+  if (root)
+    lock = std::make_unique<RunLock>(cfg.outDir);
   std::string ckpt = (fs::path(cfg.outDir) / "checkpoint.st").string();
   if (a.opt.resume) {
     trainer.resume(ckpt);
   } else {
-    if (fs::exists(ckpt))
+    if (root && fs::exists(ckpt))
       throw DataError(
           ckpt + ": a checkpoint exists; pass --resume to continue it, or choose another --out");
     trainer.initFresh();
-    if (!a.lm.saveInit.empty())
+    if (root && !a.lm.saveInit.empty())
       writeNamedParams(a.lm.saveInit, net);
+  }
+  if (comm) {
+    if (std::string differs = comm->firstDifference(trainer.stateDigest()); !differs.empty()) {
+      printError("dopa train", "the ranks were not started alike: " + differs);
+      return 2;
+    }
+    if (!root)
+      return trainer.run(), 0;
   }
   int64_t perEpoch = trainer.windowsPerEpoch();
   int64_t done = int64_t(trainer.windowLog().size());
   writeRunConfig(cfg.outDir, a.opt.commandLine, trainer.settings(), done);
   printStderr(format("dopa train: lm, %s (%zu parameters), vocabulary %d, %zu training tokens, "
-                     "batch %d, bptt %d, %lld windows per epoch, %d epochs, engine %s\n",
+                     "batch %d, bptt %d, %lld windows per epoch, %d epochs, engine %s%s\n",
                      net.info().name.c_str(), net.info().numParams, corpus.vocab.size(),
                      corpus.train.size(), cfg.batch, cfg.bptt, static_cast<long long>(perEpoch),
-                     cfg.epochs, cfg.engine.c_str()));
+                     cfg.epochs, cfg.engine.c_str(),
+                     comm ? (", " + std::to_string(comm->size()) + " ranks").c_str() : ""));
   LMProgress progress(cfg, perEpoch, perEpoch * cfg.epochs - done);
   double test = 0;
   try {
@@ -189,6 +210,12 @@ int trainOn(Network &net, const Corpus &corpus, const LMConfig &cfg, const Train
                                  (fs::exists(ckpt) ? "the last good checkpoint is kept at " + ckpt
                                                    : std::string("no checkpoint was written")));
     return 1;
+  }
+  if (trainer.stoppedEarly()) {
+    printStderr(format("dopa train: stopped after %lld windows (--stop-after) at epoch %d; the "
+                       "checkpoint %s continues with --resume\n",
+                       static_cast<long long>(cfg.stopAfter), trainer.epochNow(), ckpt.c_str()));
+    return 0;
   }
   if (!a.lm.saveParams.empty())
     writeNamedParams(a.lm.saveParams, net);
@@ -226,6 +253,9 @@ int tool::trainLanguageModel(TrainArgs &a) {
     return usage("--spec runs on --engine generated (compiled on demand into the cache) or "
                  "generic; the cuda engine runs the examples compiled at build time");
   o.specGiven = !o.spec.path.empty();
+  if (o.comm && o.comm->size() > 1 && o.engine == "cuda")
+    return usage("--engine cuda does not run data-parallel yet (every rank would use GPU 0): "
+                 "run it as one process");
   Corpus corpus;
   try {
     corpus = loadPtb(lm.data, !lm.noVerify);

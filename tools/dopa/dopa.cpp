@@ -230,24 +230,23 @@ int run(int argc, char **argv) {
   return 2;
 }
 
-/// Whether the command line trains on an RL task (the command that runs data-parallel).
-bool isRlTrain(int argc, char **argv) {
-  return argc > 2 && std::string(argv[1]) == "train" && std::string(argv[2]) != "lm" &&
-         argv[2][0] != '-';
+/// Whether the command line trains (on an RL task or a language model: what runs data-parallel).
+bool isTrain(int argc, char **argv) {
+  return argc > 2 && std::string(argv[1]) == "train" && argv[2][0] != '-';
 }
 
 /// Run the command line as one process, or as a rank when launcherRanks() says it is one: MPI for
 /// the whole process, and a rank that fails ends the job (abortAll), so the others never wait in a
-/// collective for it. Anything but an RL `dopa train` started as a rank is refused, and so is a
+/// collective for it. Anything but `dopa train` started as a rank is refused, and so is a
 /// launcher whose ranks MPI does not see (srun without --mpi=pmix, another MPI's mpirun).
 int runAsRank(int argc, char **argv) {
   int ranks = launcherRanks();
   std::string started = "this process was started as one of " +
                         (ranks > 0 ? std::to_string(ranks) : std::string("several")) +
                         " ranks (mpirun, srun)";
-  if (!isRlTrain(argc, argv)) {
-    tool::printError("dopa", started + ", but only `dopa train` of an RL task runs data-parallel; "
-                                       "run this command as one process (or set DOPA_MPI=0)");
+  if (!isTrain(argc, argv)) {
+    tool::printError("dopa", started + ", but only `dopa train` runs data-parallel; run this "
+                                       "command as one process (or set DOPA_MPI=0)");
     return 2;
   }
 #ifdef DOPA_HAVE_MPI

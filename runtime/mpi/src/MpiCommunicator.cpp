@@ -49,20 +49,8 @@ public:
           "MPI_Allgatherv");
   }
 
-  void sum(float *data, int64_t n) override {
-    // In chunks below INT_MAX elements (MPI counts are int).
-    const int64_t chunk = int64_t(1) << 30;
-    for (int64_t at = 0; at < n; at += chunk) {
-      int count = int(std::min(chunk, n - at));
-      if (myRank == 0)
-        check(MPI_Reduce(MPI_IN_PLACE, data + at, count, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD),
-              "MPI_Reduce");
-      else
-        check(MPI_Reduce(data + at, nullptr, count, MPI_FLOAT, MPI_SUM, 0, MPI_COMM_WORLD),
-              "MPI_Reduce");
-      check(MPI_Bcast(data + at, count, MPI_FLOAT, 0, MPI_COMM_WORLD), "MPI_Bcast");
-    }
-  }
+  void sum(float *data, int64_t n) override { sumAs(data, n, MPI_FLOAT); }
+  void sum(double *data, int64_t n) override { sumAs(data, n, MPI_DOUBLE); }
 
   std::string firstDifference(const std::string &text) override {
     int length = int(text.size());
@@ -98,6 +86,22 @@ public:
   }
 
 private:
+  /// The sum over the ranks in place: MPI_Reduce to rank 0 (a fixed order there) and MPI_Bcast,
+  /// in chunks below INT_MAX elements (MPI counts are int).
+  template <class T> void sumAs(T *data, int64_t n, MPI_Datatype type) {
+    const int64_t chunk = int64_t(1) << 30;
+    for (int64_t at = 0; at < n; at += chunk) {
+      int count = int(std::min(chunk, n - at));
+      if (myRank == 0)
+        check(MPI_Reduce(MPI_IN_PLACE, data + at, count, type, MPI_SUM, 0, MPI_COMM_WORLD),
+              "MPI_Reduce");
+      else
+        check(MPI_Reduce(data + at, nullptr, count, type, MPI_SUM, 0, MPI_COMM_WORLD),
+              "MPI_Reduce");
+      check(MPI_Bcast(data + at, count, type, 0, MPI_COMM_WORLD), "MPI_Bcast");
+    }
+  }
+
   int myRank = 0, mySize = 1;
 };
 

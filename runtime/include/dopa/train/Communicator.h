@@ -30,6 +30,7 @@ public:
   virtual void allgather(const float *mine, float *all, const std::vector<int> &counts) = 0;
   /// The sum over the ranks of `n` floats, in place, the same values on every rank.
   virtual void sum(float *data, int64_t n) = 0;
+  virtual void sum(double *data, int64_t n) = 0;
   /// "" when every rank passed the same `text`; otherwise which rank differs from rank 0 and the
   /// first line where (on every rank).
   virtual std::string firstDifference(const std::string &text) = 0;

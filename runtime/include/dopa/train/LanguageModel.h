@@ -21,6 +21,7 @@
 
 #include "dopa/runtime/Network.h"
 #include "dopa/runtime/SafeTensors.h"
+#include "dopa/train/Communicator.h"
 #include "dopa/train/Corpus.h"
 
 #include <cstdint>
@@ -42,6 +43,7 @@ struct LMConfig {
   double l2 = 1e-6;         // the smallest of the paper's range (1e-2 ... 1e-6)
   double initScale = 0.1;   // parameters initialized uniform(-0.1, 0.1) become uniform(-s, s)
   int64_t limitBatches = 0; // windows per epoch and per evaluation (0: all): smoke runs
+  int64_t stopAfter = 0;    // windows to train in this run, then checkpoint and stop (0: all)
   int evalBatch = 10;       // streams for the validation perplexity (awd-lstm-lm's eval batch)
   int testBatch = 1;        // streams for the test perplexity (one stream through the whole text)
   uint64_t seed = 0;        // parameter initialization
@@ -79,7 +81,12 @@ class LanguageModelTrainer {
 public:
   /// `net` must take one int input and have an output `logits` of the vocabulary's size; throws
   /// std::invalid_argument otherwise. The corpus and the network outlive the trainer.
-  LanguageModelTrainer(Network &net, const Corpus &corpus, LMConfig config);
+  /// With `comm` (several ranks), the run is data-parallel: this rank trains its slice of the
+  /// streams (batchSlice), the loss and the gradients are summed over the ranks before every
+  /// update, the evaluations split their streams likewise, and rank 0 alone writes files; every
+  /// rank calls every method in the same order (checkpoints gather the carried state).
+  LanguageModelTrainer(Network &net, const Corpus &corpus, LMConfig config,
+                       Communicator *comm = nullptr);
 
   /// Parameters from their initializers (seed), then --init-scale.
   void initFresh();
@@ -106,6 +113,9 @@ public:
   /// The learning rate of epoch e (from 1).
   double learningRate(int epoch) const;
   int64_t windowsPerEpoch() const;
+  /// Whether the last run() stopped at LMConfig::stopAfter windows (and wrote its checkpoint).
+  bool stoppedEarly() const { return stopped; }
+  int epochNow() const { return epoch; }
 
   static constexpr int checkpointVersion = 1;
 
@@ -114,7 +124,17 @@ private:
   void writeEpochLog() const;
   void appendLog(const WindowLog &log) const;
   void checkFingerprint(const TensorFile &f, const std::string &path) const;
+  /// Whether this process writes the run's files (one process, or rank 0).
+  bool writes() const { return !cfg.outDir.empty() && (!comm || comm->rank() == 0); }
+  /// Every stream's state `s` (batch * numel values), gathered from the ranks.
+  std::vector<float> allStreams(int s) const;
 
+public:
+  /// The parameters, the position and the settings as text: equal on every rank of a run (the
+  /// tool compares them at the start).
+  std::string stateDigest() const;
+
+private:
   Network &net;
   const Corpus &corpus;
   LMConfig cfg;
@@ -131,6 +151,9 @@ private:
   std::vector<WindowLog> windows;
   std::vector<EpochLog> epochs;
   double testPerplexity = 0;
+  bool stopped = false;
+  Communicator *comm = nullptr; // several ranks, else null
+  int first = 0, last = 0;      // this rank's streams [first, last)
   // A window's buffers, kept from window to window (fresh pages would fault in every window):
   // one step's outputs (per output, batch * numel) and dLoss/d logits of every step.
   std::vector<std::vector<float>> stepOutputs;
