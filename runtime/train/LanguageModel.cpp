@@ -552,6 +552,10 @@ std::string LanguageModelTrainer::stateDigest() const {
   std::string text;
   for (const auto &[key, value] : settings())
     text.append(key).append("=").append(value).append("\n");
+  // Also what decides the collectives' order (the number of windows, epochs and checkpoints).
+  text += "epochs=" + std::to_string(cfg.epochs) +
+          "\ncheckpoint_every=" + std::to_string(cfg.checkpointEvery) +
+          "\nstop_after=" + std::to_string(cfg.stopAfter) + "\n";
   return text + "epoch=" + std::to_string(epoch) + "\nnext_window=" + std::to_string(nextWindow) +
          "\nparameters=" + std::to_string(h.h) + "\n";
 }

@@ -137,7 +137,8 @@ lm)
   # stream), then resumed to the end of epoch 2 by the other kind of run.
   $mpirun "$dopa" "${lm[@]}" --epochs 2 --stop-after 3 --out a > a.log 2>&1 || { cat a.log; exit 1; }
   "$dopa" "${lm[@]}" --epochs 2 --stop-after 3 --out b > b.log 2>&1 || { cat b.log; exit 1; }
-  grep -q "stopped after 3 windows" a.log && grep -q "stopped after 3 windows" b.log
+  grep -q "stopped after 3 windows" a.log || { cat a.log; exit 1; }
+  grep -q "stopped after 3 windows" b.log || { cat b.log; exit 1; }
   /usr/bin/python3 - "$root" a/checkpoint.st b/checkpoint.st <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1] + "/bench/reference")
@@ -152,6 +153,13 @@ PY
   mv a a-at && mv b b-at
   "$dopa" "${lm[@]}" --epochs 2 --out a-at --resume > a.log 2>&1 || { cat a.log; exit 1; }
   $mpirun "$dopa" "${lm[@]}" --epochs 2 --out b-at --resume > b.log 2>&1 || { cat b.log; exit 1; }
+  # The test perplexity (one stream: on rank 0, the other rank evaluates nothing) agrees too.
+  test_ppl() { sed -n 's/.*test perplexity \([0-9.]*\).*/\1/p' "$1"; }
+  for log in two.log a.log b.log; do
+    awk -v a="$(test_ppl one.log)" -v b="$(test_ppl $log)" \
+      'BEGIN { d = a - b; if (a == "" || b == "" || d * d > 1e-4 * a * a) exit 1 }' ||
+      { echo "test perplexity: one.log $(test_ppl one.log), $log $(test_ppl $log)"; exit 1; }
+  done
   for run in two a-at b-at; do
     "$dopa" export one --out one.safetensors > /dev/null
     "$dopa" export "$run" --out run.safetensors > /dev/null
