@@ -8,7 +8,7 @@ one SGD window = forward over 20 steps, the loss summed over them, backward, cli
     generated engine; the seconds of each window from its log.csv;
   - PyTorch: bench/reference/lm_basic.py's model of the same equations, float32, the same window
     (train_windows' loop), at the same thread count (torch.set_num_threads). Its decoder is applied
-    once to the window's stacked outputs (the fast way to write it in PyTorch), not per step.
+    once to the window's stacked outputs (BasicLM.forward: the fast way to write it in PyTorch).
 
 Tokens/s = B * BPTT / (median window seconds), the first --warmup windows left out. Prints a table
 and optionally writes JSON (--json). Both sides run one after the other on the same machine.
@@ -67,17 +67,8 @@ def torch_window_seconds(args, model):
         t0 = time.perf_counter()
         x, y = data[k * BPTT:(k + 1) * BPTT], data[k * BPTT + 1:(k + 1) * BPTT + 1]
         state = {n: v.detach() for n, v in state.items()}
-        per_layer = {n: {s.split(".", 1)[1]: v for s, v in state.items() if s.startswith(n + ".")}
-                     for n in net.layers()}
-        outs = []
-        for t in range(BPTT):
-            h = net.enc(x[t])
-            for n, layer in net.layers().items():
-                h, per_layer[n] = layer(h, per_layer[n])
-            outs.append(h)
-        state = {f"{n}.{s}": v for n, st in per_layer.items() for s, v in st.items()}
-        logits = net.dec(torch.stack(outs).reshape(BPTT * B, -1))
-        loss = F.cross_entropy(logits, y.reshape(-1), reduction="sum") / B
+        logits, state = net(x, state)  # the decoder on the window's stacked outputs
+        loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1), reduction="sum") / B
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)

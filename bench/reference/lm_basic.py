@@ -154,20 +154,27 @@ class BasicLM(nn.Module):
         return {f"{n}.{k}": torch.zeros((B,) + shape, dtype=self.dtype)
                 for n, layer in self.layers().items() for k, shape in layer.state_shapes().items()}
 
-    def forward(self, tokens, state=None):
-        """tokens: (T, B) int64; state: as zero_state() (None: zeros). Returns logits (T, B, V), new state."""
+    def hidden(self, tokens, state=None):
+        """tokens: (T, B) int64; state: as zero_state() (None: zeros). Returns the top layer's
+        outputs (T, B, H) and the new state."""
         T, B = tokens.shape
         state = self.zero_state(B) if state is None else state
         per_layer = {n: {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(n + ".")}
                      for n in self.layers()}
-        logits = []
+        outs = []
         for t in range(T):
             y = self.enc(tokens[t])
             for n, layer in self.layers().items():
                 y, per_layer[n] = layer(y, per_layer[n])
-            logits.append(self.dec(y))
+            outs.append(y)
         new = {f"{n}.{k}": v for n, s in per_layer.items() for k, v in s.items()}
-        return torch.stack(logits), new
+        return torch.stack(outs), new
+
+    def forward(self, tokens, state=None):
+        """tokens: (T, B) int64; state: as zero_state() (None: zeros). Returns logits (T, B, V), new state.
+        The decoder runs once on the window's stacked outputs (one GEMM), as PyTorch users write it."""
+        h, new = self.hidden(tokens, state)
+        return self.dec(h), new
 
 
 def make_model(kind, V, E, H, dtype=torch.float64):
