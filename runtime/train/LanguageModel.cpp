@@ -80,27 +80,6 @@ struct OutputBuffers {
   }
 };
 
-int64_t parseCount(const std::string &s, const std::string &path, const std::string &field) {
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < 0)
-    throw DataError(path + ": __metadata__." + field + ": '" + s + "' is not a count");
-  return v;
-}
-
-double parseReal(const std::string &s, const std::string &path, const std::string &field) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &used);
-  } catch (const std::exception &) {
-    used = 0;
-  }
-  if (s.empty() || used != s.size() || !std::isfinite(v))
-    throw DataError(path + ": __metadata__." + field + ": '" + s + "' is not a number");
-  return v;
-}
-
 /// What must agree between a checkpoint and the run that resumes it.
 std::map<std::string, std::string> fingerprint(const LMConfig &c, const NetworkInfo &info,
                                                const Corpus &corpus) {
@@ -478,8 +457,8 @@ void LanguageModelTrainer::resume(const std::string &path) {
     throw DataError(path + ": __metadata__.checksum: the checkpoint's data or metadata does not "
                            "match its checksum (corrupt file)");
   checkFingerprint(f, path);
-  int e = int(parseCount(meta("epoch"), path, "epoch"));
-  int64_t next = parseCount(meta("next_window"), path, "next_window");
+  int e = int(metadataCount(meta("epoch"), path, "epoch"));
+  int64_t next = metadataCount(meta("next_window"), path, "next_window");
   if (e > cfg.epochs)
     throw DataError(path + ": the checkpoint has trained " + std::to_string(next > 0 ? e : e - 1) +
                     " epoch(s)" + (next > 0 ? " and part of the next" : "") + "; --epochs " +
@@ -512,9 +491,9 @@ void LanguageModelTrainer::resume(const std::string &path) {
   std::copy(p.begin(), p.end(), net.params());
   epoch = e;
   nextWindow = next;
-  epochLossSum = parseReal(meta("epoch_loss_sum"), path, "epoch_loss_sum");
-  epochTokens = parseCount(meta("epoch_tokens"), path, "epoch_tokens");
-  epochSeconds = parseReal(meta("epoch_seconds"), path, "epoch_seconds");
+  epochLossSum = metadataReal(meta("epoch_loss_sum"), path, "epoch_loss_sum");
+  epochTokens = metadataCount(meta("epoch_tokens"), path, "epoch_tokens");
+  epochSeconds = metadataReal(meta("epoch_seconds"), path, "epoch_seconds");
   windows.clear();
   std::vector<double> rows = wl->toDouble();
   for (size_t i = 0; i + 6 <= rows.size(); i += 6)

@@ -47,16 +47,6 @@ uint64_t parseHex(const std::string &s, const std::string &path, const std::stri
   return std::stoull(s, nullptr, 16);
 }
 
-/// Parse a non-negative decimal count; anything else is a DataError naming the field.
-int64_t parseCount(const std::string &s, const std::string &path, const std::string &field) {
-  int64_t v = 0;
-  const char *end = s.data() + s.size();
-  auto [stop, ec] = std::from_chars(s.data(), end, v);
-  if (s.empty() || ec != std::errc() || stop != end || v < 0)
-    throw DataError(path + ": __metadata__." + field + ": '" + s + "' is not a count");
-  return v;
-}
-
 /// The tensors in name order (files list them in any order).
 std::vector<const StoredTensor *> byName(const std::vector<StoredTensor> &tensors) {
   std::vector<const StoredTensor *> sorted;
@@ -515,8 +505,8 @@ CheckpointState Trainer::readCheckpointState(const TensorFile &f, const std::str
   if (s.version >= 2 && hex(checksumV2(f)) != meta("checksum"))
     throw DataError(path + ": __metadata__.checksum: the checkpoint's data or metadata does not "
                            "match its checksum (corrupt file)");
-  s.iteration = parseCount(meta("iteration"), path, "iteration");
-  s.adamSteps = parseCount(meta("adam_steps"), path, "adam_steps");
+  s.iteration = metadataCount(meta("iteration"), path, "iteration");
+  s.adamSteps = metadataCount(meta("adam_steps"), path, "adam_steps");
   s.envRng = parseRng(meta("env_rng"), path, "env_rng");
   s.policyRng = parseRng(meta("policy_rng"), path, "policy_rng");
   const StoredTensor *log = f.find("log");
@@ -680,4 +670,27 @@ bool dopa::plotLearningCurve(
   for (size_t i = 0; i < runs.size(); ++i)
     fs::remove(dir / (".curve-" + std::to_string(i) + ".csv"));
   return ok;
+}
+
+int64_t dopa::metadataCount(const std::string &s, const std::string &path,
+                            const std::string &field) {
+  int64_t v = 0;
+  const char *end = s.data() + s.size();
+  auto [stop, ec] = std::from_chars(s.data(), end, v);
+  if (s.empty() || ec != std::errc() || stop != end || v < 0)
+    throw DataError(path + ": __metadata__." + field + ": '" + s + "' is not a count");
+  return v;
+}
+
+double dopa::metadataReal(const std::string &s, const std::string &path, const std::string &field) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception &) {
+    used = 0;
+  }
+  if (s.empty() || used != s.size() || !std::isfinite(v))
+    throw DataError(path + ": __metadata__." + field + ": '" + s + "' is not a number");
+  return v;
 }

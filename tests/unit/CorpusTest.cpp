@@ -10,6 +10,8 @@
 //===----------------------------------------------------------------------===//
 #include "dopa/train/Corpus.h"
 
+#include "TestUtil.h"
+
 #include <doctest/doctest.h>
 
 #include <cctype>
@@ -28,13 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 /// An empty folder of its own for one test case (the cases may run in parallel).
-fs::path freshDir(const std::string &name) {
-  fs::path dir = fs::temp_directory_path() / "dopa-unit-tests" /
-                 ("corpus-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path freshDir(const std::string &name) { return test::scratchDir("corpus-" + name); }
 
 void writeRaw(const fs::path &path, const std::string &bytes) {
   std::ofstream out(path, std::ios::binary);

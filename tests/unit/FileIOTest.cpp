@@ -8,6 +8,8 @@
 //===----------------------------------------------------------------------===//
 #include "dopa/runtime/FileIO.h"
 
+#include "TestUtil.h"
+
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -25,13 +27,7 @@ namespace fs = std::filesystem;
 
 namespace {
 /// An empty folder of its own for one test case (the cases may run in parallel).
-fs::path freshDir(const std::string &name) {
-  fs::path dir = fs::temp_directory_path() / "dopa-unit-tests" /
-                 ("fileio-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path freshDir(const std::string &name) { return test::scratchDir("fileio-" + name); }
 
 std::string readAll(const fs::path &path) {
   std::ifstream in(path, std::ios::binary);

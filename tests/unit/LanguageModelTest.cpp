@@ -15,6 +15,8 @@
 #include "dopa/generic/Executor.h"
 #include "dopa/train/Corpus.h"
 
+#include "TestUtil.h"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -28,13 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path freshDir(const std::string &name) {
-  fs::path dir = fs::temp_directory_path() / "dopa-unit-tests" /
-                 ("lm-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path freshDir(const std::string &name) { return test::scratchDir("lm-" + name); }
 
 /// A tiny corpus: a repeating pattern over 12 words (so there is something to learn).
 Corpus tinyCorpus() {

@@ -13,11 +13,15 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 using namespace dopa;
 
 namespace {
 std::string tempPath(const std::string &name) {
-  auto dir = std::filesystem::temp_directory_path() / "dopa-unit-tests";
+  // This process's own folder: test runs on one machine at once do not share files.
+  auto dir = std::filesystem::temp_directory_path() / "dopa-unit-tests" /
+             ("safetensors-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   return (dir / name).string();
 }

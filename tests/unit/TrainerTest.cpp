@@ -64,12 +64,7 @@ TrainConfig smallConfig(const std::string &dir, int64_t iterations) {
   return c;
 }
 
-std::string freshDir(const std::string &name) {
-  fs::path dir = fs::temp_directory_path() / "dopa-trainer-tests" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
+std::string freshDir(const std::string &name) { return test::scratchDir("trainer-" + name); }
 
 std::string resumeError(const std::string &dir, const TrainConfig &cfg,
                         const CueRewardConfig &taskConfig = smallTask()) {

@@ -132,6 +132,11 @@ private:
 /// export` splits the flat parameters without the network): "name:d0xd1,name:d0,scalar:".
 std::string paramLayoutText(const NetworkInfo &info);
 
+/// A checkpoint's metadata field `field` of the file at `path` as a non-negative decimal count, or
+/// as a finite number; anything else is a DataError naming the file and the field.
+int64_t metadataCount(const std::string &text, const std::string &path, const std::string &field);
+double metadataReal(const std::string &text, const std::string &path, const std::string &field);
+
 /// Another run holds the lock on a run folder.
 struct RunLockError : std::runtime_error {
   using std::runtime_error::runtime_error;
