@@ -222,6 +222,7 @@ template <class T> struct GeneratedExecutor<T>::Impl {
   // capacity is kept from episode to episode), and in the backward dLoss/dX likewise; dY gathered
   // into one block when the caller's output gradients are not one. readoutTotal: all their cols.
   std::vector<AlignedBuf<T>> readoutX, readoutGrads;
+  std::vector<int> readoutOf; // per output: its batched readout, or -1
   AlignedBuf<T> readoutDy;
   int64_t readoutTotal = 0;
 
@@ -302,6 +303,7 @@ GeneratedExecutor<T>::GeneratedExecutor(const GeneratedSpec &spec)
   for (const TensorInfo &o : netInfo.outputs)
     impl->outputNumel.push_back(o.numel());
   impl->kernelNumel = impl->outputNumel;
+  impl->readoutOf.assign(impl->outputNumel.size(), -1);
   for (int r = 0; r < spec.numReadouts; ++r) {
     const BatchedReadout &ro = spec.readouts[r];
     if (ro.output < 0 || size_t(ro.output) >= impl->outputNumel.size() ||
@@ -309,6 +311,7 @@ GeneratedExecutor<T>::GeneratedExecutor(const GeneratedSpec &spec)
       throw std::logic_error(std::string("network '") + spec.name +
                              "': a batched readout does not match its output");
     impl->kernelNumel[size_t(ro.output)] = ro.cols;
+    impl->readoutOf[size_t(ro.output)] = r;
     impl->readoutTotal += ro.cols;
   }
   impl->readoutX.resize(size_t(spec.numReadouts));
@@ -434,10 +437,11 @@ template <class T>
 void readoutBackward(const BatchedReadout &r, const T *params, T *grads, const T *x, const T *dy,
                      T *dx, int64_t n) {
   ConstMatMap<T> W(params + r.weightOffset, r.rows, r.cols);
-  int64_t rowChunks = ceilDiv(n, 64);
+  constexpr int64_t kRows = 64; // rows of dX per chunk
+  int64_t rowChunks = ceilDiv(n, kRows);
 #pragma omp parallel for schedule(static) if (rowChunks > 1)
   for (int64_t c = 0; c < rowChunks; ++c) {
-    int64_t i0 = c * 64, m = std::min<int64_t>(64, n - i0);
+    int64_t i0 = c * kRows, m = std::min(kRows, n - i0);
     Eigen::Map<RowMajorMat<T>>(dx + i0 * r.cols, m, r.cols).noalias() =
         ConstMatMap<T>(dy + i0 * r.rows, m, r.rows) * W;
   }
@@ -529,9 +533,6 @@ public:
       outPtr[k] = t.outputs.data() + at;
       at += m.kernelNumel[k];
     }
-    readoutOut.assign(outPtr.size(), -1);
-    for (int r = 0; r < spec.numReadouts; ++r)
-      readoutOut[size_t(spec.readouts[r].output)] = r;
     // Input gradients the caller does not want are written here and dropped.
     if (spec.inputGradients && !m.inputNumel.empty())
       discard.resize(size_t(*std::max_element(m.inputNumel.begin(), m.inputNumel.end()) + 1));
@@ -570,14 +571,13 @@ public:
 
   /// Deferred outer-product gradients: dW += A^T B over this element's steps.
   void deferredGradients(int steps) {
-    using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    using Strided = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
     for (int d = 0; d < spec.numDeferred; ++d) {
       const DeferredOuter &o = spec.deferred[d];
-      Strided A(t.record.data() + o.offsetA, steps, o.rows, Eigen::OuterStride<>(spec.recordNumel));
-      Strided Bm(t.record.data() + o.offsetB, steps, o.cols,
-                 Eigen::OuterStride<>(spec.recordNumel));
-      Eigen::Map<Mat> G(t.grads.data() + o.paramOffset, o.rows, o.cols);
+      ConstStridedMatMap<T> A(t.record.data() + o.offsetA, steps, o.rows,
+                              Eigen::OuterStride<>(spec.recordNumel));
+      ConstStridedMatMap<T> Bm(t.record.data() + o.offsetB, steps, o.cols,
+                               Eigen::OuterStride<>(spec.recordNumel));
+      Eigen::Map<RowMajorMat<T>> G(t.grads.data() + o.paramOffset, o.rows, o.cols);
       G.noalias() += A.transpose() * Bm;
     }
   }
@@ -631,7 +631,7 @@ private:
       int r = step - from;
       stepInputs(step);
       for (size_t k = 0; k < gOut.size(); ++k) {
-        if (int r = readoutOut[k]; r >= 0) { // dLoss/d the readout's input (readoutBackward)
+        if (int r = m.readoutOf[k]; r >= 0) { // dLoss/d the readout's input (readoutBackward)
           gOut[k] = m.readoutGrads[size_t(r)].data() +
                     (int64_t(step) * batch + b) * spec.readouts[r].cols;
           continue;
@@ -670,7 +670,6 @@ private:
   int64_t S;
   std::vector<const T *> inPtr, gOut;
   std::vector<T *> outPtr, gIn;
-  std::vector<int> readoutOut; // per output: its batched readout, or -1
   T *const *const *inputGrads;
   std::vector<T> discard;
   T *gNext, *gPrev;
