@@ -140,16 +140,28 @@ class PlasticLSTMLM(nn.Module):
         self.dec_bias = nn.Parameter(torch.zeros(V))
         self.l1, self.l2, self.l3 = LSTMCellRef(kind, E, H), LSTMCellRef(kind, H, H), LSTMCellRef(kind, H, E)
 
-    def forward(self, tok):
-        """tok: (T, B) int64. Returns {'logits': (T, B, V)} with the decoder tied to enc."""
+    # awd-lstm-lm's dropouts (mask names as in examples/lm/*.dopa): locked dropout after the
+    # embedding (drop_i), between the layers (drop_h1, drop_h2) and on the last output (drop_o),
+    # each (B, n) held over the window; embedding dropout drop_e (V, 1), rows of the lookup only.
+    LOCKED = ("drop_i", "drop_h1", "drop_h2", "drop_o")
+
+    def forward(self, tok, masks=None):
+        """tok: (T, B) int64; masks: name -> tensor (None: dropout off). Returns
+        {'logits': (T, B, V)} with the decoder tied to enc (the unmasked weight)."""
         T, B = tok.shape
         dtype = self.enc.weight.dtype
         states = [l.init_state(B, dtype) for l in (self.l1, self.l2, self.l3)]
+        weight = self.enc.weight if masks is None else self.enc.weight * masks["drop_e"]
+        after = [None] * 4 if masks is None else [masks[n] for n in self.LOCKED]
         logits = []
         for t in range(T):
-            y = self.enc(tok[t])
+            y = torch.nn.functional.embedding(tok[t], weight)
+            if after[0] is not None:
+                y = y * after[0]
             for k, layer in enumerate((self.l1, self.l2, self.l3)):
                 y, states[k] = layer(y, states[k])
+                if after[k + 1] is not None:
+                    y = y * after[k + 1]
             logits.append(y @ self.enc.weight.t() + self.dec_bias)
         return {"logits": torch.stack(logits)}
 

@@ -145,8 +145,11 @@ Graph Differentiator::run() {
   needsGrad.assign(n, false);
   for (size_t i = 0; i < n; ++i) {
     const Node &node = fwd.nodes[i];
-    if (node.op == Op::Param || node.op == Op::State ||
-        (inputGradients && node.op == Op::Input && !fwd.inputs[size_t(node.index)].isInt))
+    // Masks are random constants of the sequence: no gradient to them (nor through them).
+    if ((node.op == Op::Param && !fwd.params[size_t(node.index)].isMask()) ||
+        node.op == Op::State ||
+        (inputGradients && node.op == Op::Input && !fwd.inputs[size_t(node.index)].isInt &&
+         !fwd.inputs[size_t(node.index)].isMask()))
       needsGrad[i] = true;
     else if (node.op != Op::Detach)
       for (int o : node.operands)
@@ -458,7 +461,8 @@ bool dopa::checkLearnable(const Graph &fwd, DiagnosticEngine &diags) {
   std::vector<bool> reported(fwd.params.size(), false);
   for (size_t i = 0; i < n; ++i) {
     const Node &node = fwd.nodes[i];
-    if (node.op != Op::Param || live[i] || reported[size_t(node.index)])
+    if (node.op != Op::Param || live[i] || reported[size_t(node.index)] ||
+        fwd.params[size_t(node.index)].isMask())
       continue;
     reported[size_t(node.index)] = true;
     const Variable &p = fwd.params[size_t(node.index)];

@@ -49,7 +49,7 @@ private:
   void emitSpec() override;
   void emitInfo();
   std::string infoTensor(const std::string &name, const ir::Shape &shape, bool isInt,
-                         const sema::Init *init) const;
+                         double dropout, const sema::Init *init) const;
 };
 
 /// Serial loops: i over rows, j over the inner axis (a loop of extent 1 is left out, its index is
@@ -109,7 +109,7 @@ void CppEmitter::emitStepFunction(const std::string &kind, const std::vector<std
 }
 
 std::string CppEmitter::infoTensor(const std::string &name, const ir::Shape &shape, bool isInt,
-                                   const sema::Init *init) const {
+                                   double dropout, const sema::Init *init) const {
   std::ostringstream s;
   s << "{" << quoted(name) << ", {";
   for (size_t i = 0; i < shape.size(); ++i)
@@ -123,6 +123,8 @@ std::string CppEmitter::infoTensor(const std::string &name, const ir::Shape &sha
                                                            : "Normal";
     s << "{dopa::InitSpec::" << kind << ", " << num(init->a) << ", " << num(init->b) << "}";
   }
+  if (dropout >= 0)
+    s << ", " << num(dropout);
   s << "}";
   return s.str();
 }
@@ -133,14 +135,16 @@ void CppEmitter::emitInfo() {
   os << "static dopa::NetworkInfo info() {\n  dopa::NetworkInfo n;\n  n.name = " << quoted(fwd.name)
      << ";\n";
   for (const ir::Variable &p : fwd.params)
-    os << "n.params.push_back(" << infoTensor(p.name, p.shape, false, &p.init) << ");\n";
+    os << "n.params.push_back(" << infoTensor(p.name, p.shape, false, p.dropout, &p.init) << ");\n";
   for (const ir::Variable &in : fwd.inputs)
-    os << "n.inputs.push_back(" << infoTensor(in.name, in.shape, in.isInt, nullptr) << ");\n";
+    os << "n.inputs.push_back("
+       << infoTensor(in.name, in.shape, in.isInt, in.dropout, in.isMask() ? &in.init : nullptr)
+       << ");\n";
   for (size_t k = 0; k < fwd.outputs.size(); ++k)
     os << "n.outputs.push_back("
-       << infoTensor(fwd.outputs[k].name, ir::outputShape(fwd, k), false, nullptr) << ");\n";
+       << infoTensor(fwd.outputs[k].name, ir::outputShape(fwd, k), false, -1, nullptr) << ");\n";
   for (const ir::Variable &s : fwd.states)
-    os << "n.states.push_back(" << infoTensor(s.name, s.shape, false, &s.init) << ");\n";
+    os << "n.states.push_back(" << infoTensor(s.name, s.shape, false, -1, &s.init) << ");\n";
   os << "dopa::finalizeInfo(n);\nreturn n;\n}\n\n";
 }
 

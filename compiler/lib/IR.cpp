@@ -402,14 +402,22 @@ FlopCount ir::countFlops(const Graph &g) {
 
 static std::string initStr(const sema::Init &init) { return init.str(); }
 
+static std::string maskStr(const Variable &v) {
+  if (!v.isMask())
+    return "";
+  std::string s;
+  llvm::raw_string_ostream(s) << " mask dropout(" << llvm::format("%g", v.dropout) << ")";
+  return s;
+}
+
 void ir::print(const Graph &g, const llvm::SourceMgr *sm, llvm::raw_ostream &os) {
   os << (g.isBackward ? "backward step " : "forward step ") << g.name << "\n";
   for (size_t i = 0; i < g.params.size(); ++i)
     os << "  param  $" << i << " " << g.params[i].name << " : " << shapeStr(g.params[i].shape)
-       << " " << initStr(g.params[i].init) << "\n";
+       << " " << initStr(g.params[i].init) << maskStr(g.params[i]) << "\n";
   for (size_t i = 0; i < g.inputs.size(); ++i)
     os << "  input  $" << i << " " << g.inputs[i].name << " : "
-       << (g.inputs[i].isInt ? "int" : shapeStr(g.inputs[i].shape)) << "\n";
+       << (g.inputs[i].isInt ? "int" : shapeStr(g.inputs[i].shape)) << maskStr(g.inputs[i]) << "\n";
   for (size_t i = 0; i < g.states.size(); ++i)
     os << "  state  $" << i << " " << g.states[i].name << " : " << shapeStr(g.states[i].shape)
        << " " << initStr(g.states[i].init) << "\n";

@@ -42,7 +42,9 @@ private:
   const Network &net;
   ir::Graph g;
   llvm::StringMap<int> paramIndex, stateIndex;
-  std::map<std::pair<int, int>, int> leaves; // (op, index) -> node
+  llvm::StringMap<std::pair<Op, int>> maskLeaves; // qualified name -> its input or parameter
+  llvm::StringMap<int> maskNodes;                 // qualified name -> its leaf, once read
+  std::map<std::pair<int, int>, int> leaves;      // (op, index) -> node
   std::map<double, int> constants;
 
   // The instance being lowered: its locals and its bound inputs.
@@ -124,6 +126,13 @@ ir::Graph Lowerer::run() {
                         v.init, v.range.Start});
     inputs.push_back(leaf(Op::Input, int(g.inputs.size()) - 1, v.range.Start));
   }
+  // Masks after the spec's inputs and parameters: per element as inputs, shared as parameters.
+  for (const Variable *v : net.masks) {
+    std::vector<ir::Variable> &list = v->shared ? g.params : g.inputs;
+    maskLeaves[v->name] = {v->shared ? Op::Param : Op::Input, int(list.size())};
+    list.push_back({v->name, ir::Shape(v->shape.dims.begin(), v->shape.dims.end()), false, v->init,
+                    v->range.Start, v->dropout});
+  }
   auto outputs = lowerInstance(root, inputs);
   for (auto &[name, node] : outputs)
     g.outputs.push_back({name, node});
@@ -168,6 +177,15 @@ int Lowerer::lowerExpr(const Instance &inst, const Expr *expr) {
     case SymbolKind::Param:
       return leaf(Op::Param, paramIndex.lookup(inst.prefix + name->getName().str()),
                   sym.range.Start);
+    case SymbolKind::Mask: {
+      std::string qualified = inst.prefix + name->getName().str();
+      auto [it, fresh] = maskNodes.try_emplace(qualified, -1);
+      if (fresh) {
+        auto [op, index] = maskLeaves.lookup(qualified);
+        it->second = leaf(op, index, sym.range.Start);
+      }
+      return it->second;
+    }
     case SymbolKind::Local:
     case SymbolKind::Output: return scopes.back().values.lookup(name->getName());
     default: break;
@@ -203,6 +221,13 @@ int Lowerer::lowerExpr(const Instance &inst, const Expr *expr) {
   }
   const auto *idx = llvm::cast<IndexExpr>(expr);
   int base = lowerExpr(inst, idx->getBase());
+  if (!idx->getSlices().empty() && !idx->getSlices().front().isRange) {
+    // table[tok, :] (Sema checked the table and the int input): a gather.
+    const auto *index = llvm::dyn_cast<NameExpr>(idx->getSlices().front().lo.get());
+    auto it = index ? inst.symbols.find(index->getName()) : inst.symbols.end();
+    if (it != inst.symbols.end() && it->second.kind == SymbolKind::Input && it->second.shape.isInt)
+      return make(Op::Gather, {base, lowerExpr(inst, index)}, expr);
+  }
   const ir::Shape &shape = g.nodes[size_t(base)].shape;
   size_t r = shape.size();
   Node n{Op::Slice};

@@ -121,10 +121,13 @@ void Dumper::dumpMember(const Member &member) {
   } else if (const auto *var = llvm::dyn_cast<VarDecl>(&member)) {
     const char *kind = member.getKind() == Member::Member_Input   ? "Input"
                        : member.getKind() == Member::Member_State ? "State"
+                       : member.getKind() == Member::Member_Mask  ? "Mask"
                                                                   : "Param";
     line() << kind;
     for (const Ident &name : var->names)
       os << " " << name.name;
+    if (var->shared)
+      os << " shared";
     loc(var->names.front().getLoc());
     Indent in(indent);
     dumpType(var->type);

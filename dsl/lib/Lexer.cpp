@@ -33,6 +33,7 @@ const char *dopa::tokenKindName(TokenKind kind) {
   case kw_input: return "'input'";
   case kw_state: return "'state'";
   case kw_param: return "'param'";
+  case kw_mask: return "'mask'";
   case kw_linear: return "'linear'";
   case kw_embedding: return "'embedding'";
   case kw_layer: return "'layer'";
@@ -238,6 +239,7 @@ Token Lexer::lexIdentifier(const char *start) {
                        .Case("input", kw_input)
                        .Case("state", kw_state)
                        .Case("param", kw_param)
+                       .Case("mask", kw_mask)
                        .Case("linear", kw_linear)
                        .Case("embedding", kw_embedding)
                        .Case("layer", kw_layer)

@@ -91,6 +91,7 @@ static bool startsMember(TokenKind kind) {
   case kw_input:
   case kw_state:
   case kw_param:
+  case kw_mask:
   case kw_linear:
   case kw_embedding:
   case kw_layer:
@@ -227,7 +228,8 @@ MemberPtr Parser::parseMember(Unit &unit) {
   case kw_const: return parseConst();
   case kw_input:
   case kw_state:
-  case kw_param: return parseVarDecl();
+  case kw_param:
+  case kw_mask: return parseVarDecl();
   case kw_linear: return parseLinear();
   case kw_embedding: return parseEmbedding();
   case kw_layer: return parseLayer();
@@ -239,7 +241,7 @@ MemberPtr Parser::parseMember(Unit &unit) {
       return nullptr;
     }
     errorExpected(
-        "a declaration (dims, const, input, state, param, linear, embedding, layer, step)");
+        "a declaration (dims, const, input, state, param, mask, linear, embedding, layer, step)");
     return nullptr;
   }
 }
@@ -277,11 +279,14 @@ MemberPtr Parser::parseConst() {
   return decl;
 }
 
-/// varDecl ::= ('input' | 'state' | 'param') ident (',' ident)* ':' type init?
+/// varDecl ::= ('input' | 'state' | 'param' | 'mask') ident (',' ident)* ':' type init? 'shared'?
+///
+/// `shared` is not a keyword: an identifier spelled so, on the declaration's line.
 MemberPtr Parser::parseVarDecl() {
   llvm::SMLoc start = tok.getLoc();
   Member::Kind kind = tok.is(kw_input)   ? Member::Member_Input
                       : tok.is(kw_state) ? Member::Member_State
+                      : tok.is(kw_mask)  ? Member::Member_Mask
                                          : Member::Member_Param;
   consume();
   auto decl = std::make_unique<VarDecl>(kind, rangeFrom(start, start));
@@ -298,6 +303,10 @@ MemberPtr Parser::parseVarDecl() {
   if (tok.is(tok_equal) || tok.is(tok_tilde)) {
     if (!parseInit(decl->init))
       return nullptr;
+  }
+  if (tok.is(tok_identifier) && tok.text == "shared" && !tok.atStartOfLine) {
+    decl->shared = tok.getRange();
+    consume();
   }
   return decl;
 }

@@ -68,6 +68,7 @@ const char *dopa::sema::symbolKindName(SymbolKind kind) {
   case SymbolKind::Input: return "input";
   case SymbolKind::State: return "state";
   case SymbolKind::Param: return "param";
+  case SymbolKind::Mask: return "mask";
   case SymbolKind::Linear: return "linear layer";
   case SymbolKind::Embedding: return "embedding";
   case SymbolKind::Layer: return "layer";
@@ -194,6 +195,8 @@ std::unique_ptr<Program> Checker::run(llvm::ArrayRef<const File *> files) {
           net->params.push_back(&v);
         for (const Variable &v : inst->states)
           net->states.push_back(&v);
+        for (const Variable &v : inst->masks)
+          net->masks.push_back(&v);
         for (auto it = inst->layers.rbegin(); it != inst->layers.rend(); ++it)
           work.push_back(it->get());
       }
@@ -335,6 +338,9 @@ void dopa::sema::printSummary(const Network &net, llvm::raw_ostream &os) {
   }
   for (const Variable *p : net.params)
     os << "  param  " << p->name << " : " << p->shape.str() << " " << p->init.str() << "\n";
+  for (const Variable *m : net.masks)
+    os << "  mask   " << m->name << " : " << m->shape.str() << " dropout("
+       << llvm::format("%g", m->dropout) << ")" << (m->shared ? " shared" : "") << "\n";
   os << "  parameters: " << net.numParams() << " in " << net.params.size() << " tensors\n";
   os << "  state per batch element: " << stateFloats << " floats\n";
 }

@@ -71,6 +71,7 @@ void Checker::declareMembers(Instance &inst, llvm::ArrayRef<int64_t> dimArgs) {
     } else if (const auto *var = llvm::dyn_cast<VarDecl>(m)) {
       SymbolKind kind = m->getKind() == Member::Member_Input   ? SymbolKind::Input
                         : m->getKind() == Member::Member_State ? SymbolKind::State
+                        : m->getKind() == Member::Member_Mask  ? SymbolKind::Mask
                                                                : SymbolKind::Param;
       for (const Ident &name : var->names) {
         Symbol sym = makeSymbol(kind);
@@ -427,10 +428,17 @@ void Checker::checkVarDecl(Instance &inst, const VarDecl &var) {
   auto shape = evalShape(inst, var.type);
   VarKind kind = var.getKind() == Member::Member_Input   ? VarKind::Input
                  : var.getKind() == Member::Member_State ? VarKind::State
+                 : var.getKind() == Member::Member_Mask  ? VarKind::Mask
                                                          : VarKind::Param;
   const char *kindName = kind == VarKind::Input   ? "an input"
                          : kind == VarKind::State ? "a state"
+                         : kind == VarKind::Mask  ? "a mask"
                                                   : "a param";
+  if (var.shared && kind != VarKind::Mask)
+    error(var.shared->Start,
+          llvm::Twine("'shared' applies to masks only; ") + kindName +
+              " is per batch element or shared by its kind",
+          {*var.shared});
   if (shape && shape->isInt && kind != VarKind::Input) {
     error(var.type.range.Start,
           llvm::Twine("only inputs can be integers ('int'); ") + kindName + " is real-valued",
@@ -438,7 +446,15 @@ void Checker::checkVarDecl(Instance &inst, const VarDecl &var) {
     shape = std::nullopt;
   }
   std::optional<Init> init = Init{};
-  if (kind == VarKind::Input && var.init) {
+  double dropout = 0;
+  if (kind == VarKind::Mask) {
+    auto rate = evalDropout(inst, var);
+    init = Init{Init::Constant, 1, 0};
+    if (rate)
+      dropout = *rate;
+    else
+      init = std::nullopt;
+  } else if (kind == VarKind::Input && var.init) {
     error(var.init->range.Start, "an input has no initializer; its values come from the data",
           {var.init->range});
     init = std::nullopt;
@@ -460,12 +476,43 @@ void Checker::checkVarDecl(Instance &inst, const VarDecl &var) {
       continue;
     sym.shape = *shape;
     Variable v{kind, inst.prefix + name.name.str(), *shape, *init, name.range};
+    v.dropout = dropout;
+    v.shared = var.shared.has_value();
     auto &list = kind == VarKind::Input   ? inst.inputs
                  : kind == VarKind::State ? inst.states
+                 : kind == VarKind::Mask  ? inst.masks
                                           : inst.params;
     sym.varIndex = int(list.size());
     list.push_back(v);
   }
+}
+
+/// A mask's initializer: `~ dropout(p)` with a constant 0 <= p < 1. Its values are drawn by the
+/// runtime; the Init of the variable stays the constant 1 (dropout off: evaluation).
+std::optional<double> Checker::evalDropout(Instance &inst, const VarDecl &var) {
+  llvm::SMLoc at = var.init ? var.init->range.Start : var.names.front().getLoc();
+  const auto *call = var.init && var.init->isDistribution
+                         ? llvm::dyn_cast<CallExpr>(var.init->value.get())
+                         : nullptr;
+  const auto *callee = call ? llvm::dyn_cast<NameExpr>(call->getCallee()) : nullptr;
+  if (!callee || callee->getName() != "dropout" || call->getArgs().size() != 1) {
+    llvm::SMRange range = var.init ? var.init->range : var.names.front().range;
+    error(at,
+          "mask '" + var.names.front().name +
+              "' needs its distribution: '~ dropout(p)', p the probability of a zero",
+          {range});
+    return std::nullopt;
+  }
+  auto p = evalConst(inst, call->getArgs().front().get());
+  if (!p)
+    return std::nullopt;
+  if (!(*p >= 0 && *p < 1)) {
+    error(call->getArgs().front()->getLoc(),
+          "dropout(" + fmtNum(*p) + ") is out of range: the probability of a zero is in [0, 1)",
+          {call->getArgs().front()->getRange()});
+    return std::nullopt;
+  }
+  return *p;
 }
 
 void Checker::checkLinearDecl(Instance &inst, const LinearDecl &lin) {

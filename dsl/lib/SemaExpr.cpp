@@ -87,10 +87,11 @@ std::optional<Shape> Checker::inferName(Instance &inst, const NameExpr *name) {
   case SymbolKind::Input:
   case SymbolKind::State:
   case SymbolKind::Param:
+  case SymbolKind::Mask:
   case SymbolKind::Local:
   case SymbolKind::Output:
     if (sym.varIndex < 0 && (sym.kind == SymbolKind::Input || sym.kind == SymbolKind::State ||
-                             sym.kind == SymbolKind::Param))
+                             sym.kind == SymbolKind::Param || sym.kind == SymbolKind::Mask))
       return std::nullopt; // its declaration had an error
     if ((sym.kind == SymbolKind::Local || sym.kind == SymbolKind::Output) &&
         !inst.exprShapes.count(sym.equation->value.get()))
@@ -500,11 +501,45 @@ std::optional<Shape> Checker::inferBuiltin(Instance &inst, const CallExpr *call,
   return std::nullopt;
 }
 
+/// The int input named by an index expression (`tok` in `table[tok, :]`), or null.
+Symbol *Checker::intInputIndex(Instance &inst, const Slice &s) {
+  const auto *name = s.isRange ? nullptr : llvm::dyn_cast<NameExpr>(s.lo.get());
+  if (!name)
+    return nullptr;
+  auto it = inst.symbols.find(name->getName());
+  if (it == inst.symbols.end() || it->second.kind != SymbolKind::Input || !it->second.shape.isInt)
+    return nullptr;
+  return &it->second;
+}
+
 std::optional<Shape> Checker::inferIndex(Instance &inst, const IndexExpr *index) {
   auto base = requireReal(inst, index->getBase(), "with an index");
   if (!base)
     return std::nullopt;
   const auto &slices = index->getSlices();
+  // table[tok, :]: the row of a table picked by an int input (a gather, like an embedding's call).
+  if (!slices.empty() && intInputIndex(inst, slices.front())) {
+    intInputIndex(inst, slices.front())->used = true;
+    const auto *tableName = llvm::dyn_cast<NameExpr>(index->getBase());
+    auto it = tableName ? inst.symbols.find(tableName->getName()) : inst.symbols.end();
+    bool isTable = it != inst.symbols.end() &&
+                   (it->second.kind == SymbolKind::Param ||
+                    (it->second.kind == SymbolKind::Mask && it->second.varIndex >= 0 &&
+                     inst.masks[size_t(it->second.varIndex)].shared));
+    if (!isTable || base->rank() != 2) {
+      error(index->getLoc(),
+            "a row picked by an int input needs a table: a [rows, width] param or shared mask, "
+            "got " +
+                base->str(),
+            {index->getBase()->getRange()});
+      return std::nullopt;
+    }
+    if (slices.size() != 2 || !slices[1].isRange || slices[1].lo || slices[1].hi) {
+      error(index->getLoc(), "write the row as 'table[index, :]'", {index->getRange()});
+      return std::nullopt;
+    }
+    return Shape{false, {base->dims[1]}};
+  }
   if (slices.size() != base->rank()) {
     error(index->getLoc(),
           "a value of shape " + base->str() + " needs " + llvm::Twine(base->rank()) + " index" +

@@ -165,6 +165,8 @@ private:
 
   // Phase 3, variables and layers (SemaDecls.cpp).
   std::optional<Shape> evalShape(Instance &inst, const ast::TypeSpec &type);
+  Symbol *intInputIndex(Instance &inst, const ast::Slice &s);
+  std::optional<double> evalDropout(Instance &inst, const ast::VarDecl &var);
   std::optional<Init> evalInit(Instance &inst, const ast::InitSpec &init, bool allowDistribution,
                                llvm::StringRef what);
   void checkVariables(Instance &inst);

@@ -248,7 +248,8 @@ void Checker::warnUnused(Instance &inst) {
     if (sym.kind == SymbolKind::Local && !sym.used)
       warning(sym.range.Start, "local '" + entry.getKey() + "' is never used", {sym.range});
     if ((sym.kind == SymbolKind::Param || sym.kind == SymbolKind::Input ||
-         sym.kind == SymbolKind::Linear || sym.kind == SymbolKind::Embedding) &&
+         sym.kind == SymbolKind::Mask || sym.kind == SymbolKind::Linear ||
+         sym.kind == SymbolKind::Embedding) &&
         !sym.used)
       warning(sym.range.Start,
               llvm::Twine(symbolKindName(sym.kind)) + " '" + entry.getKey() +

@@ -66,6 +66,7 @@ constexpr int64_t kParamL3H2oWeight = 23900800; // l3.h2o.weight [400, 400]
 constexpr int64_t kParamL3H2oBias = 24060800;   // l3.h2o.bias [400]
 constexpr int64_t kParamL3H2cWeight = 24061200; // l3.h2c.weight [400, 400]
 constexpr int64_t kParamL3H2cBias = 24221200;   // l3.h2c.bias [400]
+constexpr int64_t kParamDropE = 24221600;       // drop_e [10000, 1]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
 constexpr int64_t kStateL1H = 0;    // l1.h [1150]
@@ -75,538 +76,587 @@ constexpr int64_t kStateL2C = 3456; // l2.c [1150]
 constexpr int64_t kStateL3H = 4608; // l3.h [400]
 constexpr int64_t kStateL3C = 5008; // l3.c [400]
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 //
 // forward stage 0:
 //   %2 gather
-template <class T> static void forward_saved_enc(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                              // [400]
+template <class T> static void forward_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                            // [400]
   const T *__restrict tok = a.inputs[0];                       // []
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-#line 15 "examples/lm/lstm.dopa"
+#line 25 "examples/lm/lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = 0; e < 400; ++e)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 93 "lm_lstm.cpp"
+#line 94 "lm_lstm.cpp"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 1:
+//   %4 gather
+template <class T> static void forward_saved_drop_e(const dopa::StepArgs<T> &a) {
+  T *__restrict t4 = a.saved + 0;                      // [1]
+  const T *__restrict tok = a.inputs[0];               // []
+  const T *__restrict drop_e = a.params + kParamDropE; // [10000, 1]
+#line 25 "examples/lm/lstm.dopa"
+  {
+    const int64_t row = int64_t(tok[0]); // checked by the runtime
+    t4[0] = drop_e[row * 1];
+  }
+#line 110 "lm_lstm.cpp"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 2: fused loop nest over [400]
+//   %7 mul x
+template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;         // [400]
+  T *__restrict t4 = a.saved + 0;           // [1]
+  const T *__restrict drop_i = a.inputs[1]; // [400]
+  T *__restrict t7_x = a.saved + 16;        // [400] x
+#pragma omp simd
+  for (int j = 0; j < 400; ++j) {
+#line 25 "examples/lm/lstm.dopa"
+    const T v5 = t2[j] * t4[0];
+    const T v7 = v5 * drop_i[j];
+    t7_x[j] = v7;
+  }
+#line 129 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 1: dense product (Eigen), [1150]
-//   %4 matmul
+// forward stage 3: dense product (Eigen), [1150]
+//   %9 matmul
 template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t4 = a.saved + 400;                                 // [1150]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t9 = a.saved + 416;                                 // [1150]
 #line 20 "examples/lm/lstm.dopa"
-  Vec<T>(t4, 1150).noalias() = ConstRowMat<T>(l1_x2f_weight, 1150, 400) * ConstVec<T>(t2, 400);
-#line 106 "lm_lstm.cpp"
+  Vec<T>(t9, 1150).noalias() = ConstRowMat<T>(l1_x2f_weight, 1150, 400) * ConstVec<T>(t7_x, 400);
+#line 142 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 2: dense product (Eigen), [1150]
-//   %9 matmul
+// forward stage 4: dense product (Eigen), [1150]
+//   %14 matmul
 template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1150, 1150]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
-  T *__restrict t9 = a.saved + 1552;                                // [1150]
+  T *__restrict t14 = a.saved + 1568;                               // [1150]
 #line 20 "examples/lm/lstm.dopa"
-  Vec<T>(t9, 1150).noalias() = ConstRowMat<T>(l1_h2f_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
-#line 119 "lm_lstm.cpp"
+  Vec<T>(t14, 1150).noalias() = ConstRowMat<T>(l1_h2f_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
+#line 155 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 3: dense product (Eigen), [1150]
-//   %15 matmul
+// forward stage 5: dense product (Eigen), [1150]
+//   %20 matmul
 template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t15 = a.saved + 2704;                               // [1150]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t20 = a.saved + 2720;                               // [1150]
 #line 21 "examples/lm/lstm.dopa"
-  Vec<T>(t15, 1150).noalias() = ConstRowMat<T>(l1_x2i_weight, 1150, 400) * ConstVec<T>(t2, 400);
-#line 132 "lm_lstm.cpp"
+  Vec<T>(t20, 1150).noalias() = ConstRowMat<T>(l1_x2i_weight, 1150, 400) * ConstVec<T>(t7_x, 400);
+#line 168 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 4: dense product (Eigen), [1150]
-//   %19 matmul
+// forward stage 6: dense product (Eigen), [1150]
+//   %24 matmul
 template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1150, 1150]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
-  T *__restrict t19 = a.saved + 3856;                               // [1150]
+  T *__restrict t24 = a.saved + 3872;                               // [1150]
 #line 21 "examples/lm/lstm.dopa"
-  Vec<T>(t19, 1150).noalias() = ConstRowMat<T>(l1_h2i_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
-#line 145 "lm_lstm.cpp"
+  Vec<T>(t24, 1150).noalias() = ConstRowMat<T>(l1_h2i_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
+#line 181 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 5: dense product (Eigen), [1150]
-//   %25 matmul
+// forward stage 7: dense product (Eigen), [1150]
+//   %30 matmul
 template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t25 = a.saved + 5008;                               // [1150]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t30 = a.saved + 5024;                               // [1150]
 #line 22 "examples/lm/lstm.dopa"
-  Vec<T>(t25, 1150).noalias() = ConstRowMat<T>(l1_x2o_weight, 1150, 400) * ConstVec<T>(t2, 400);
-#line 158 "lm_lstm.cpp"
+  Vec<T>(t30, 1150).noalias() = ConstRowMat<T>(l1_x2o_weight, 1150, 400) * ConstVec<T>(t7_x, 400);
+#line 194 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 6: dense product (Eigen), [1150]
-//   %29 matmul
+// forward stage 8: dense product (Eigen), [1150]
+//   %34 matmul
 template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1150, 1150]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
-  T *__restrict t29 = a.saved + 6160;                               // [1150]
+  T *__restrict t34 = a.saved + 6176;                               // [1150]
 #line 22 "examples/lm/lstm.dopa"
-  Vec<T>(t29, 1150).noalias() = ConstRowMat<T>(l1_h2o_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
-#line 171 "lm_lstm.cpp"
+  Vec<T>(t34, 1150).noalias() = ConstRowMat<T>(l1_h2o_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
+#line 207 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
-// forward stage 7: dense product (Eigen), [1150]
-//   %35 matmul
+// forward stage 9: dense product (Eigen), [1150]
+//   %40 matmul
 template <class T> static void forward_saved_x2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t35 = a.saved + 7312;                               // [1150]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t40 = a.saved + 7328;                               // [1150]
 #line 23 "examples/lm/lstm.dopa"
-  Vec<T>(t35, 1150).noalias() = ConstRowMat<T>(l1_x2c_weight, 1150, 400) * ConstVec<T>(t2, 400);
-#line 184 "lm_lstm.cpp"
+  Vec<T>(t40, 1150).noalias() = ConstRowMat<T>(l1_x2c_weight, 1150, 400) * ConstVec<T>(t7_x, 400);
+#line 220 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
-// forward stage 8: dense product (Eigen), [1150]
-//   %39 matmul
+// forward stage 10: dense product (Eigen), [1150]
+//   %44 matmul
 template <class T> static void forward_saved_h2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [1150, 1150]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
-  T *__restrict t39 = a.saved + 8464;                               // [1150]
+  T *__restrict t44 = a.saved + 8480;                               // [1150]
 #line 23 "examples/lm/lstm.dopa"
-  Vec<T>(t39, 1150).noalias() = ConstRowMat<T>(l1_h2c_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
-#line 197 "lm_lstm.cpp"
+  Vec<T>(t44, 1150).noalias() = ConstRowMat<T>(l1_h2c_weight, 1150, 1150) * ConstVec<T>(l1_h, 1150);
+#line 233 "lm_lstm.cpp"
 }
 
+// y1 = l1(x) * drop_h1
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 9: fused loop nest over [1150]
-//   %49 mul l1.hn
-//   %47 add l1.cn -> next_state l1.c
-//   %49 mul l1.hn -> saved
-template <class T> static void forward_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t25 = a.saved + 5008;                           // [1150]
+// forward stage 11: fused loop nest over [1150]
+//   %56 mul y1
+//   %54 mul l1.hn -> next_state l1.h
+//   %52 add l1.cn -> next_state l1.c
+template <class T> static void forward_y1_l1_h_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t30 = a.saved + 5024;                           // [1150]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1150]
-  T *__restrict t29 = a.saved + 6160;                           // [1150]
+  T *__restrict t34 = a.saved + 6176;                           // [1150]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1150]
-  T *__restrict t4 = a.saved + 400;                             // [1150]
+  T *__restrict t9 = a.saved + 416;                             // [1150]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1150]
-  T *__restrict t9 = a.saved + 1552;                            // [1150]
+  T *__restrict t14 = a.saved + 1568;                           // [1150]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1150]
   const T *__restrict l1_c = a.state + kStateL1C;               // [1150]
-  T *__restrict t15 = a.saved + 2704;                           // [1150]
+  T *__restrict t20 = a.saved + 2720;                           // [1150]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1150]
-  T *__restrict t19 = a.saved + 3856;                           // [1150]
+  T *__restrict t24 = a.saved + 3872;                           // [1150]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1150]
-  T *__restrict t35 = a.saved + 7312;                           // [1150]
+  T *__restrict t40 = a.saved + 7328;                           // [1150]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1150]
-  T *__restrict t39 = a.saved + 8464;                           // [1150]
+  T *__restrict t44 = a.saved + 8480;                           // [1150]
   const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [1150]
-  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1150] l1.hn
+  const T *__restrict drop_h1 = a.inputs[2];                    // [1150]
+  T *__restrict t56_y1 = a.saved + 9632;                        // [1150] y1
+  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1150]
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1150]
-  T *__restrict saved_t49 = a.saved + 9616;                     // [1150]
   for (int j = 0; j < 1150; ++j) {
 #line 22 "examples/lm/lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + std::exp(-v37));
 #line 20 "examples/lm/lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
-    const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + std::exp(-v17));
 #line 24 "examples/lm/lstm.dopa"
-    const T v45 = v13 * l1_c[j];
+    const T v50 = v18 * l1_c[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + std::exp(-v27));
 #line 23 "examples/lm/lstm.dopa"
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v41 = t39[j] + l1_h2c_bias[j];
-    const T v42 = v37 + v41;
-    const T v43 = std::tanh(v42);
-#line 24 "examples/lm/lstm.dopa"
-    const T v46 = v23 * v43;
-    const T v47 = v45 + v46;
-#line 25 "examples/lm/lstm.dopa"
+    const T v42 = t40[j] + l1_x2c_bias[j];
+    const T v46 = t44[j] + l1_h2c_bias[j];
+    const T v47 = v42 + v46;
     const T v48 = std::tanh(v47);
-    const T v49 = v33 * v48;
-    l1_h_next[j] = v49;
-    l1_c_next[j] = v47;
-    saved_t49[j] = v49;
+#line 24 "examples/lm/lstm.dopa"
+    const T v51 = v28 * v48;
+    const T v52 = v50 + v51;
+#line 25 "examples/lm/lstm.dopa"
+    const T v53 = std::tanh(v52);
+    const T v54 = v38 * v53;
+#line 26 "examples/lm/lstm.dopa"
+    const T v56 = v54 * drop_h1[j];
+    t56_y1[j] = v56;
+    l1_h_next[j] = v54;
+    l1_c_next[j] = v52;
   }
-#line 261 "lm_lstm.cpp"
+#line 301 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 10: dense product (Eigen), [1150]
-//   %51 matmul
-template <class T> static void forward_saved_x2f_10(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
-  T *__restrict t51 = a.saved + 10768;                              // [1150]
-#line 20 "examples/lm/lstm.dopa"
-  Vec<T>(t51, 1150).noalias() =
-      ConstRowMat<T>(l2_x2f_weight, 1150, 1150) * ConstVec<T>(l1_h_next, 1150);
-#line 275 "lm_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 11: dense product (Eigen), [1150]
-//   %56 matmul
-template <class T> static void forward_saved_h2f_11(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1150, 1150]
-  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
-  T *__restrict t56 = a.saved + 11920;                              // [1150]
-#line 20 "examples/lm/lstm.dopa"
-  Vec<T>(t56, 1150).noalias() = ConstRowMat<T>(l2_h2f_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 288 "lm_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 12: dense product (Eigen), [1150]
-//   %62 matmul
-template <class T> static void forward_saved_x2i_12(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
-  T *__restrict t62 = a.saved + 13072;                              // [1150]
-#line 21 "examples/lm/lstm.dopa"
-  Vec<T>(t62, 1150).noalias() =
-      ConstRowMat<T>(l2_x2i_weight, 1150, 1150) * ConstVec<T>(l1_h_next, 1150);
-#line 302 "lm_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// forward stage 13: dense product (Eigen), [1150]
-//   %66 matmul
-template <class T> static void forward_saved_h2i_13(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1150, 1150]
-  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
-  T *__restrict t66 = a.saved + 14224;                              // [1150]
-#line 21 "examples/lm/lstm.dopa"
-  Vec<T>(t66, 1150).noalias() = ConstRowMat<T>(l2_h2i_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
+//   %58 matmul
+template <class T> static void forward_saved_x2f_12(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1150, 1150]
+  T *__restrict t56_y1 = a.saved + 9632;                            // [1150] y1
+  T *__restrict t58 = a.saved + 10784;                              // [1150]
+#line 20 "examples/lm/lstm.dopa"
+  Vec<T>(t58, 1150).noalias() =
+      ConstRowMat<T>(l2_x2f_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
 #line 315 "lm_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 14: dense product (Eigen), [1150]
-//   %72 matmul
-template <class T> static void forward_saved_x2o_14(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
-  T *__restrict t72 = a.saved + 15376;                              // [1150]
-#line 22 "examples/lm/lstm.dopa"
-  Vec<T>(t72, 1150).noalias() =
-      ConstRowMat<T>(l2_x2o_weight, 1150, 1150) * ConstVec<T>(l1_h_next, 1150);
-#line 329 "lm_lstm.cpp"
+// forward stage 13: dense product (Eigen), [1150]
+//   %63 matmul
+template <class T> static void forward_saved_h2f_13(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1150, 1150]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
+  T *__restrict t63 = a.saved + 11936;                              // [1150]
+#line 20 "examples/lm/lstm.dopa"
+  Vec<T>(t63, 1150).noalias() = ConstRowMat<T>(l2_h2f_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
+#line 328 "lm_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 15: dense product (Eigen), [1150]
-//   %76 matmul
-template <class T> static void forward_saved_h2o_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1150, 1150]
-  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
-  T *__restrict t76 = a.saved + 16528;                              // [1150]
-#line 22 "examples/lm/lstm.dopa"
-  Vec<T>(t76, 1150).noalias() = ConstRowMat<T>(l2_h2o_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
+// forward stage 14: dense product (Eigen), [1150]
+//   %69 matmul
+template <class T> static void forward_saved_x2i_14(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1150, 1150]
+  T *__restrict t56_y1 = a.saved + 9632;                            // [1150] y1
+  T *__restrict t69 = a.saved + 13088;                              // [1150]
+#line 21 "examples/lm/lstm.dopa"
+  Vec<T>(t69, 1150).noalias() =
+      ConstRowMat<T>(l2_x2i_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
 #line 342 "lm_lstm.cpp"
 }
 
-// g = tanh(x2c(x) + h2c(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 16: dense product (Eigen), [1150]
-//   %82 matmul
-template <class T> static void forward_saved_x2c_16(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
-  T *__restrict t82 = a.saved + 17680;                              // [1150]
-#line 23 "examples/lm/lstm.dopa"
-  Vec<T>(t82, 1150).noalias() =
-      ConstRowMat<T>(l2_x2c_weight, 1150, 1150) * ConstVec<T>(l1_h_next, 1150);
-#line 356 "lm_lstm.cpp"
+// forward stage 15: dense product (Eigen), [1150]
+//   %73 matmul
+template <class T> static void forward_saved_h2i_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1150, 1150]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
+  T *__restrict t73 = a.saved + 14240;                              // [1150]
+#line 21 "examples/lm/lstm.dopa"
+  Vec<T>(t73, 1150).noalias() = ConstRowMat<T>(l2_h2i_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
+#line 355 "lm_lstm.cpp"
 }
 
-// g = tanh(x2c(x) + h2c(h))
+// o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 17: dense product (Eigen), [1150]
-//   %86 matmul
-template <class T> static void forward_saved_h2c_17(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [1150, 1150]
-  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
-  T *__restrict t86 = a.saved + 18832;                              // [1150]
-#line 23 "examples/lm/lstm.dopa"
-  Vec<T>(t86, 1150).noalias() = ConstRowMat<T>(l2_h2c_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
+// forward stage 16: dense product (Eigen), [1150]
+//   %79 matmul
+template <class T> static void forward_saved_x2o_16(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1150, 1150]
+  T *__restrict t56_y1 = a.saved + 9632;                            // [1150] y1
+  T *__restrict t79 = a.saved + 15392;                              // [1150]
+#line 22 "examples/lm/lstm.dopa"
+  Vec<T>(t79, 1150).noalias() =
+      ConstRowMat<T>(l2_x2o_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
 #line 369 "lm_lstm.cpp"
 }
 
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 17: dense product (Eigen), [1150]
+//   %83 matmul
+template <class T> static void forward_saved_h2o_17(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1150, 1150]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
+  T *__restrict t83 = a.saved + 16544;                              // [1150]
+#line 22 "examples/lm/lstm.dopa"
+  Vec<T>(t83, 1150).noalias() = ConstRowMat<T>(l2_h2o_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
+#line 382 "lm_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + h2c(h))
+//
+// forward stage 18: dense product (Eigen), [1150]
+//   %89 matmul
+template <class T> static void forward_saved_x2c_18(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1150, 1150]
+  T *__restrict t56_y1 = a.saved + 9632;                            // [1150] y1
+  T *__restrict t89 = a.saved + 17696;                              // [1150]
+#line 23 "examples/lm/lstm.dopa"
+  Vec<T>(t89, 1150).noalias() =
+      ConstRowMat<T>(l2_x2c_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
+#line 396 "lm_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + h2c(h))
+//
+// forward stage 19: dense product (Eigen), [1150]
+//   %93 matmul
+template <class T> static void forward_saved_h2c_19(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [1150, 1150]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
+  T *__restrict t93 = a.saved + 18848;                              // [1150]
+#line 23 "examples/lm/lstm.dopa"
+  Vec<T>(t93, 1150).noalias() = ConstRowMat<T>(l2_h2c_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
+#line 409 "lm_lstm.cpp"
+}
+
+// y2 = l2(y1) * drop_h2
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 18: fused loop nest over [1150]
-//   %96 mul l2.hn
-//   %94 add l2.cn -> next_state l2.c
-//   %96 mul l2.hn -> saved
-template <class T> static void forward_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t72 = a.saved + 15376;                          // [1150]
+// forward stage 20: fused loop nest over [1150]
+//   %105 mul y2
+//   %103 mul l2.hn -> next_state l2.h
+//   %101 add l2.cn -> next_state l2.c
+template <class T> static void forward_y2_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t79 = a.saved + 15392;                          // [1150]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1150]
-  T *__restrict t76 = a.saved + 16528;                          // [1150]
+  T *__restrict t83 = a.saved + 16544;                          // [1150]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1150]
-  T *__restrict t51 = a.saved + 10768;                          // [1150]
+  T *__restrict t58 = a.saved + 10784;                          // [1150]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1150]
-  T *__restrict t56 = a.saved + 11920;                          // [1150]
+  T *__restrict t63 = a.saved + 11936;                          // [1150]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1150]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1150]
-  T *__restrict t62 = a.saved + 13072;                          // [1150]
+  T *__restrict t69 = a.saved + 13088;                          // [1150]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1150]
-  T *__restrict t66 = a.saved + 14224;                          // [1150]
+  T *__restrict t73 = a.saved + 14240;                          // [1150]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1150]
-  T *__restrict t82 = a.saved + 17680;                          // [1150]
+  T *__restrict t89 = a.saved + 17696;                          // [1150]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1150]
-  T *__restrict t86 = a.saved + 18832;                          // [1150]
+  T *__restrict t93 = a.saved + 18848;                          // [1150]
   const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [1150]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1150] l2.hn
+  const T *__restrict drop_h2 = a.inputs[3];                    // [1150]
+  T *__restrict t105_y2 = a.saved + 20000;                      // [1150] y2
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1150]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1150]
-  T *__restrict saved_t96 = a.saved + 19984;                    // [1150]
   for (int j = 0; j < 1150; ++j) {
 #line 22 "examples/lm/lstm.dopa"
-    const T v74 = t72[j] + l2_x2o_bias[j];
-    const T v78 = t76[j] + l2_h2o_bias[j];
-    const T v79 = v74 + v78;
-    const T v80 = T(1) / (T(1) + std::exp(-v79));
+    const T v81 = t79[j] + l2_x2o_bias[j];
+    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v86 = v81 + v85;
+    const T v87 = T(1) / (T(1) + std::exp(-v86));
 #line 20 "examples/lm/lstm.dopa"
-    const T v53 = t51[j] + l2_x2f_bias[j];
-    const T v58 = t56[j] + l2_h2f_bias[j];
-    const T v59 = v53 + v58;
-    const T v60 = T(1) / (T(1) + std::exp(-v59));
+    const T v60 = t58[j] + l2_x2f_bias[j];
+    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v66 = v60 + v65;
+    const T v67 = T(1) / (T(1) + std::exp(-v66));
 #line 24 "examples/lm/lstm.dopa"
-    const T v92 = v60 * l2_c[j];
+    const T v99 = v67 * l2_c[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v64 = t62[j] + l2_x2i_bias[j];
-    const T v68 = t66[j] + l2_h2i_bias[j];
-    const T v69 = v64 + v68;
-    const T v70 = T(1) / (T(1) + std::exp(-v69));
+    const T v71 = t69[j] + l2_x2i_bias[j];
+    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v76 = v71 + v75;
+    const T v77 = T(1) / (T(1) + std::exp(-v76));
 #line 23 "examples/lm/lstm.dopa"
-    const T v84 = t82[j] + l2_x2c_bias[j];
-    const T v88 = t86[j] + l2_h2c_bias[j];
-    const T v89 = v84 + v88;
-    const T v90 = std::tanh(v89);
+    const T v91 = t89[j] + l2_x2c_bias[j];
+    const T v95 = t93[j] + l2_h2c_bias[j];
+    const T v96 = v91 + v95;
+    const T v97 = std::tanh(v96);
 #line 24 "examples/lm/lstm.dopa"
-    const T v93 = v70 * v90;
-    const T v94 = v92 + v93;
+    const T v100 = v77 * v97;
+    const T v101 = v99 + v100;
 #line 25 "examples/lm/lstm.dopa"
-    const T v95 = std::tanh(v94);
-    const T v96 = v80 * v95;
-    l2_h_next[j] = v96;
-    l2_c_next[j] = v94;
-    saved_t96[j] = v96;
+    const T v102 = std::tanh(v101);
+    const T v103 = v87 * v102;
+#line 27 "examples/lm/lstm.dopa"
+    const T v105 = v103 * drop_h2[j];
+    t105_y2[j] = v105;
+    l2_h_next[j] = v103;
+    l2_c_next[j] = v101;
   }
-#line 433 "lm_lstm.cpp"
+#line 477 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 19: dense product (Eigen), [400]
-//   %98 matmul
-template <class T> static void forward_saved_x2f_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1150]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
-  T *__restrict t98 = a.saved + 21136;                              // [400]
-#line 20 "examples/lm/lstm.dopa"
-  Vec<T>(t98, 400).noalias() =
-      ConstRowMat<T>(l3_x2f_weight, 400, 1150) * ConstVec<T>(l2_h_next, 1150);
-#line 447 "lm_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 20: dense product (Eigen), [400]
-//   %103 matmul
-template <class T> static void forward_saved_h2f_20(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t103 = a.saved + 21536;                             // [400]
-#line 20 "examples/lm/lstm.dopa"
-  Vec<T>(t103, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 460 "lm_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 21: dense product (Eigen), [400]
-//   %109 matmul
-template <class T> static void forward_saved_x2i_21(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1150]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
-  T *__restrict t109 = a.saved + 21936;                             // [400]
-#line 21 "examples/lm/lstm.dopa"
-  Vec<T>(t109, 400).noalias() =
-      ConstRowMat<T>(l3_x2i_weight, 400, 1150) * ConstVec<T>(l2_h_next, 1150);
-#line 474 "lm_lstm.cpp"
+//   %107 matmul
+template <class T> static void forward_saved_x2f_21(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1150]
+  T *__restrict t105_y2 = a.saved + 20000;                          // [1150] y2
+  T *__restrict t107 = a.saved + 21152;                             // [400]
+#line 20 "examples/lm/lstm.dopa"
+  Vec<T>(t107, 400).noalias() =
+      ConstRowMat<T>(l3_x2f_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
+#line 491 "lm_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 22: dense product (Eigen), [400]
+//   %112 matmul
+template <class T> static void forward_saved_h2f_22(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t112 = a.saved + 21552;                             // [400]
+#line 20 "examples/lm/lstm.dopa"
+  Vec<T>(t112, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 504 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 22: dense product (Eigen), [400]
-//   %113 matmul
-template <class T> static void forward_saved_h2i_22(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t113 = a.saved + 22336;                             // [400]
-#line 21 "examples/lm/lstm.dopa"
-  Vec<T>(t113, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 487 "lm_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
 // forward stage 23: dense product (Eigen), [400]
-//   %119 matmul
-template <class T> static void forward_saved_x2o_23(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1150]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
-  T *__restrict t119 = a.saved + 22736;                             // [400]
-#line 22 "examples/lm/lstm.dopa"
-  Vec<T>(t119, 400).noalias() =
-      ConstRowMat<T>(l3_x2o_weight, 400, 1150) * ConstVec<T>(l2_h_next, 1150);
-#line 501 "lm_lstm.cpp"
+//   %118 matmul
+template <class T> static void forward_saved_x2i_23(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1150]
+  T *__restrict t105_y2 = a.saved + 20000;                          // [1150] y2
+  T *__restrict t118 = a.saved + 21952;                             // [400]
+#line 21 "examples/lm/lstm.dopa"
+  Vec<T>(t118, 400).noalias() =
+      ConstRowMat<T>(l3_x2i_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
+#line 518 "lm_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 24: dense product (Eigen), [400]
-//   %123 matmul
-template <class T> static void forward_saved_h2o_24(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+//   %122 matmul
+template <class T> static void forward_saved_h2i_24(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t123 = a.saved + 23136;                             // [400]
-#line 22 "examples/lm/lstm.dopa"
-  Vec<T>(t123, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 514 "lm_lstm.cpp"
+  T *__restrict t122 = a.saved + 22352;                             // [400]
+#line 21 "examples/lm/lstm.dopa"
+  Vec<T>(t122, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 531 "lm_lstm.cpp"
 }
 
-// g = tanh(x2c(x) + h2c(h))
+// o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 25: dense product (Eigen), [400]
-//   %129 matmul
-template <class T> static void forward_saved_x2c_25(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1150]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
-  T *__restrict t129 = a.saved + 23536;                             // [400]
-#line 23 "examples/lm/lstm.dopa"
-  Vec<T>(t129, 400).noalias() =
-      ConstRowMat<T>(l3_x2c_weight, 400, 1150) * ConstVec<T>(l2_h_next, 1150);
-#line 528 "lm_lstm.cpp"
+//   %128 matmul
+template <class T> static void forward_saved_x2o_25(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1150]
+  T *__restrict t105_y2 = a.saved + 20000;                          // [1150] y2
+  T *__restrict t128 = a.saved + 22752;                             // [400]
+#line 22 "examples/lm/lstm.dopa"
+  Vec<T>(t128, 400).noalias() =
+      ConstRowMat<T>(l3_x2o_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
+#line 545 "lm_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 26: dense product (Eigen), [400]
+//   %132 matmul
+template <class T> static void forward_saved_h2o_26(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t132 = a.saved + 23152;                             // [400]
+#line 22 "examples/lm/lstm.dopa"
+  Vec<T>(t132, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 558 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
-// forward stage 26: dense product (Eigen), [400]
-//   %133 matmul
-template <class T> static void forward_saved_h2c_26(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2c_weight = a.params + kParamL3H2cWeight; // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t133 = a.saved + 23936;                             // [400]
+// forward stage 27: dense product (Eigen), [400]
+//   %138 matmul
+template <class T> static void forward_saved_x2c_27(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1150]
+  T *__restrict t105_y2 = a.saved + 20000;                          // [1150] y2
+  T *__restrict t138 = a.saved + 23552;                             // [400]
 #line 23 "examples/lm/lstm.dopa"
-  Vec<T>(t133, 400).noalias() = ConstRowMat<T>(l3_h2c_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 541 "lm_lstm.cpp"
+  Vec<T>(t138, 400).noalias() =
+      ConstRowMat<T>(l3_x2c_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
+#line 572 "lm_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + h2c(h))
+//
+// forward stage 28: dense product (Eigen), [400]
+//   %142 matmul
+template <class T> static void forward_saved_h2c_28(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2c_weight = a.params + kParamL3H2cWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t142 = a.saved + 23952;                             // [400]
+#line 23 "examples/lm/lstm.dopa"
+  Vec<T>(t142, 400).noalias() = ConstRowMat<T>(l3_h2c_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 585 "lm_lstm.cpp"
+}
+
+// y3 = l3(y2) * drop_o
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 27: fused loop nest over [400]
-//   %143 mul l3.hn -> next_state l3.h
-//   %141 add l3.cn -> next_state l3.c
-//   %143 mul l3.hn -> output logits
+// forward stage 29: fused loop nest over [400]
+//   %152 mul l3.hn -> next_state l3.h
+//   %150 add l3.cn -> next_state l3.c
+//   %154 mul y3 -> output logits
 template <class T> static void forward_l3_h_l3_c_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t119 = a.saved + 22736;                         // [400]
+  T *__restrict t128 = a.saved + 22752;                         // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t123 = a.saved + 23136;                         // [400]
+  T *__restrict t132 = a.saved + 23152;                         // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t98 = a.saved + 21136;                          // [400]
+  T *__restrict t107 = a.saved + 21152;                         // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t103 = a.saved + 21536;                         // [400]
+  T *__restrict t112 = a.saved + 21552;                         // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t109 = a.saved + 21936;                         // [400]
+  T *__restrict t118 = a.saved + 21952;                         // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t113 = a.saved + 22336;                         // [400]
+  T *__restrict t122 = a.saved + 22352;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  T *__restrict t129 = a.saved + 23536;                         // [400]
+  T *__restrict t138 = a.saved + 23552;                         // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  T *__restrict t133 = a.saved + 23936;                         // [400]
+  T *__restrict t142 = a.saved + 23952;                         // [400]
   const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
   T *__restrict l3_h_next = a.next + kStateL3H;                 // [400]
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  const T *__restrict drop_o = a.inputs[4];                     // [400]
   T *__restrict readout_in_logits = a.outputs[0];               // [400]
   for (int j = 0; j < 400; ++j) {
 #line 22 "examples/lm/lstm.dopa"
-    const T v121 = t119[j] + l3_x2o_bias[j];
-    const T v125 = t123[j] + l3_h2o_bias[j];
-    const T v126 = v121 + v125;
-    const T v127 = T(1) / (T(1) + std::exp(-v126));
+    const T v130 = t128[j] + l3_x2o_bias[j];
+    const T v134 = t132[j] + l3_h2o_bias[j];
+    const T v135 = v130 + v134;
+    const T v136 = T(1) / (T(1) + std::exp(-v135));
 #line 20 "examples/lm/lstm.dopa"
-    const T v100 = t98[j] + l3_x2f_bias[j];
-    const T v105 = t103[j] + l3_h2f_bias[j];
-    const T v106 = v100 + v105;
-    const T v107 = T(1) / (T(1) + std::exp(-v106));
+    const T v109 = t107[j] + l3_x2f_bias[j];
+    const T v114 = t112[j] + l3_h2f_bias[j];
+    const T v115 = v109 + v114;
+    const T v116 = T(1) / (T(1) + std::exp(-v115));
 #line 24 "examples/lm/lstm.dopa"
-    const T v139 = v107 * l3_c[j];
+    const T v148 = v116 * l3_c[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v111 = t109[j] + l3_x2i_bias[j];
-    const T v115 = t113[j] + l3_h2i_bias[j];
-    const T v116 = v111 + v115;
-    const T v117 = T(1) / (T(1) + std::exp(-v116));
+    const T v120 = t118[j] + l3_x2i_bias[j];
+    const T v124 = t122[j] + l3_h2i_bias[j];
+    const T v125 = v120 + v124;
+    const T v126 = T(1) / (T(1) + std::exp(-v125));
 #line 23 "examples/lm/lstm.dopa"
-    const T v131 = t129[j] + l3_x2c_bias[j];
-    const T v135 = t133[j] + l3_h2c_bias[j];
-    const T v136 = v131 + v135;
-    const T v137 = std::tanh(v136);
+    const T v140 = t138[j] + l3_x2c_bias[j];
+    const T v144 = t142[j] + l3_h2c_bias[j];
+    const T v145 = v140 + v144;
+    const T v146 = std::tanh(v145);
 #line 24 "examples/lm/lstm.dopa"
-    const T v140 = v117 * v137;
-    const T v141 = v139 + v140;
+    const T v149 = v126 * v146;
+    const T v150 = v148 + v149;
 #line 25 "examples/lm/lstm.dopa"
-    const T v142 = std::tanh(v141);
-    const T v143 = v127 * v142;
-    l3_h_next[j] = v143;
-    l3_c_next[j] = v141;
-    readout_in_logits[j] = v143;
+    const T v151 = std::tanh(v150);
+    const T v152 = v136 * v151;
+    l3_h_next[j] = v152;
+    l3_c_next[j] = v150;
+#line 28 "examples/lm/lstm.dopa"
+    const T v154 = v152 * drop_o[j];
+    readout_in_logits[j] = v154;
   }
-#line 605 "lm_lstm.cpp"
+#line 653 "lm_lstm.cpp"
 }
 
 /// One forward step of LSTMLM for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  forward_saved_enc(a);
+  forward_enc(a);
+  forward_saved_drop_e(a);
+  forward_x(a);
   forward_saved_x2f(a);
   forward_saved_h2f(a);
   forward_saved_x2i(a);
@@ -615,28 +665,28 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_h2o(a);
   forward_saved_x2c(a);
   forward_saved_h2c(a);
-  forward_l1_hn_l1_c(a);
-  forward_saved_x2f_10(a);
-  forward_saved_h2f_11(a);
-  forward_saved_x2i_12(a);
-  forward_saved_h2i_13(a);
-  forward_saved_x2o_14(a);
-  forward_saved_h2o_15(a);
-  forward_saved_x2c_16(a);
-  forward_saved_h2c_17(a);
-  forward_l2_hn_l2_c(a);
-  forward_saved_x2f_19(a);
-  forward_saved_h2f_20(a);
-  forward_saved_x2i_21(a);
-  forward_saved_h2i_22(a);
-  forward_saved_x2o_23(a);
-  forward_saved_h2o_24(a);
-  forward_saved_x2c_25(a);
-  forward_saved_h2c_26(a);
+  forward_y1_l1_h_l1_c(a);
+  forward_saved_x2f_12(a);
+  forward_saved_h2f_13(a);
+  forward_saved_x2i_14(a);
+  forward_saved_h2i_15(a);
+  forward_saved_x2o_16(a);
+  forward_saved_h2o_17(a);
+  forward_saved_x2c_18(a);
+  forward_saved_h2c_19(a);
+  forward_y2_l2_h_l2_c(a);
+  forward_saved_x2f_21(a);
+  forward_saved_h2f_22(a);
+  forward_saved_x2i_23(a);
+  forward_saved_h2i_24(a);
+  forward_saved_x2o_25(a);
+  forward_saved_h2o_26(a);
+  forward_saved_x2c_27(a);
+  forward_saved_h2c_28(a);
   forward_l3_h_l3_c_logits(a);
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -644,49 +694,50 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 //
 // backward stage 0: fused loop nest over [400]
-//   %165 mul
-//   %175 mul
-//   %186 mul
-//   %197 mul
-//   %162 mul -> grad_prev l3.c
-//   %2 gather -> record (a factor of deferred outer-product gradients)
-//   %197 mul += grad l3.x2f.bias
-//   %101 state -> record (a factor of deferred outer-product gradients)
-//   %197 mul += grad l3.h2f.bias
-//   %186 mul += grad l3.x2i.bias
-//   %186 mul += grad l3.h2i.bias
-//   %175 mul += grad l3.x2o.bias
-//   %175 mul += grad l3.h2o.bias
-//   %165 mul += grad l3.x2c.bias
-//   %165 mul += grad l3.h2c.bias
+//   %178 mul
+//   %187 mul
+//   %198 mul
+//   %209 mul
+//   %175 mul -> grad_prev l3.c
+//   %7 mul x -> record (a factor of deferred outer-product gradients)
+//   %209 mul += grad l3.x2f.bias
+//   %110 state -> record (a factor of deferred outer-product gradients)
+//   %209 mul += grad l3.h2f.bias
+//   %198 mul += grad l3.x2i.bias
+//   %198 mul += grad l3.h2i.bias
+//   %187 mul += grad l3.x2o.bias
+//   %187 mul += grad l3.h2o.bias
+//   %178 mul += grad l3.x2c.bias
+//   %178 mul += grad l3.h2c.bias
 template <class T>
 static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
-  const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [400] d logits
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
-  const T *__restrict t119 = a.saved + 22736;                   // [400]
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [400] d logits
+  const T *__restrict drop_o = a.inputs[4];                     // [400]
+  const T *__restrict t128 = a.saved + 22752;                   // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  const T *__restrict t123 = a.saved + 23136;                   // [400]
+  const T *__restrict t132 = a.saved + 23152;                   // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  const T *__restrict t98 = a.saved + 21136;                    // [400]
+  const T *__restrict t107 = a.saved + 21152;                   // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  const T *__restrict t103 = a.saved + 21536;                   // [400]
+  const T *__restrict t112 = a.saved + 21552;                   // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  const T *__restrict t109 = a.saved + 21936;                   // [400]
+  const T *__restrict t118 = a.saved + 21952;                   // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  const T *__restrict t113 = a.saved + 22336;                   // [400]
+  const T *__restrict t122 = a.saved + 22352;                   // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  const T *__restrict t129 = a.saved + 23536;                   // [400]
+  const T *__restrict t138 = a.saved + 23552;                   // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  const T *__restrict t133 = a.saved + 23936;                   // [400]
+  const T *__restrict t142 = a.saved + 23952;                   // [400]
   const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
-  T *__restrict t165 = a.record + 15824;                        // [400]
-  T *__restrict t175 = a.record + 15424;                        // [400]
-  T *__restrict t186 = a.record + 15024;                        // [400]
-  T *__restrict t197 = a.record + 13072;                        // [400]
+  T *__restrict t178 = a.record + 15824;                        // [400]
+  T *__restrict t187 = a.record + 15424;                        // [400]
+  T *__restrict t198 = a.record + 15024;                        // [400]
+  T *__restrict t209 = a.record + 13072;                        // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
-  const T *__restrict t2 = a.saved + 0;                         // [400]
+  const T *__restrict t7_x = a.saved + 16;                      // [400] x
   T *__restrict record1 = a.record + 1152;                      // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;      // [400]
   const T *__restrict l3_h = a.state + kStateL3H;               // [400]
@@ -699,260 +750,264 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;      // [400]
   T *__restrict d_l3_h2c_bias = a.grads + kParamL3H2cBias;      // [400]
   for (int j = 0; j < 400; ++j) {
+#line 28 "examples/lm/lstm.dopa"
+    const T v163 = d_readout_in_logits[j] * drop_o[j];
 #line 25 "examples/lm/lstm.dopa"
-    const T v150 = d_readout_in_logits[j] + d_l3_h_next[j];
+    const T v164 = d_l3_h_next[j] + v163;
 #line 22 "examples/lm/lstm.dopa"
-    const T v121 = t119[j] + l3_x2o_bias[j];
-    const T v125 = t123[j] + l3_h2o_bias[j];
-    const T v126 = v121 + v125;
-    const T v127 = T(1) / (T(1) + std::exp(-v126));
+    const T v130 = t128[j] + l3_x2o_bias[j];
+    const T v134 = t132[j] + l3_h2o_bias[j];
+    const T v135 = v130 + v134;
+    const T v136 = T(1) / (T(1) + std::exp(-v135));
 #line 25 "examples/lm/lstm.dopa"
-    const T v153 = v150 * v127;
+    const T v166 = v164 * v136;
 #line 20 "examples/lm/lstm.dopa"
-    const T v100 = t98[j] + l3_x2f_bias[j];
-    const T v105 = t103[j] + l3_h2f_bias[j];
-    const T v106 = v100 + v105;
-    const T v107 = T(1) / (T(1) + std::exp(-v106));
+    const T v109 = t107[j] + l3_x2f_bias[j];
+    const T v114 = t112[j] + l3_h2f_bias[j];
+    const T v115 = v109 + v114;
+    const T v116 = T(1) / (T(1) + std::exp(-v115));
 #line 24 "examples/lm/lstm.dopa"
-    const T v139 = v107 * l3_c[j];
+    const T v148 = v116 * l3_c[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v111 = t109[j] + l3_x2i_bias[j];
-    const T v115 = t113[j] + l3_h2i_bias[j];
-    const T v116 = v111 + v115;
-    const T v117 = T(1) / (T(1) + std::exp(-v116));
+    const T v120 = t118[j] + l3_x2i_bias[j];
+    const T v124 = t122[j] + l3_h2i_bias[j];
+    const T v125 = v120 + v124;
+    const T v126 = T(1) / (T(1) + std::exp(-v125));
 #line 23 "examples/lm/lstm.dopa"
-    const T v131 = t129[j] + l3_x2c_bias[j];
-    const T v135 = t133[j] + l3_h2c_bias[j];
-    const T v136 = v131 + v135;
-    const T v137 = std::tanh(v136);
+    const T v140 = t138[j] + l3_x2c_bias[j];
+    const T v144 = t142[j] + l3_h2c_bias[j];
+    const T v145 = v140 + v144;
+    const T v146 = std::tanh(v145);
 #line 24 "examples/lm/lstm.dopa"
-    const T v140 = v117 * v137;
-    const T v141 = v139 + v140;
+    const T v149 = v126 * v146;
+    const T v150 = v148 + v149;
 #line 25 "examples/lm/lstm.dopa"
-    const T v142 = std::tanh(v141);
-    const T v155 = v142 * v142;
-    const T v156 = T(1.0) - v155;
-    const T v157 = v153 * v156;
+    const T v151 = std::tanh(v150);
+    const T v168 = v151 * v151;
+    const T v169 = T(1.0) - v168;
+    const T v170 = v166 * v169;
 #line 24 "examples/lm/lstm.dopa"
-    const T v158 = d_l3_c_next[j] + v157;
-    const T v160 = v158 * v117;
+    const T v171 = d_l3_c_next[j] + v170;
+    const T v173 = v171 * v126;
 #line 23 "examples/lm/lstm.dopa"
-    const T v163 = v137 * v137;
-    const T v164 = T(1.0) - v163;
-    const T v165 = v160 * v164;
-    t165[j] = v165;
+    const T v176 = v146 * v146;
+    const T v177 = T(1.0) - v176;
+    const T v178 = v173 * v177;
+    t178[j] = v178;
 #line 25 "examples/lm/lstm.dopa"
-    const T v152 = v150 * v142;
+    const T v165 = v164 * v151;
 #line 22 "examples/lm/lstm.dopa"
-    const T v173 = T(1.0) - v127;
-    const T v174 = v127 * v173;
-    const T v175 = v152 * v174;
-    t175[j] = v175;
+    const T v185 = T(1.0) - v136;
+    const T v186 = v136 * v185;
+    const T v187 = v165 * v186;
+    t187[j] = v187;
 #line 24 "examples/lm/lstm.dopa"
-    const T v159 = v158 * v137;
+    const T v172 = v171 * v146;
 #line 21 "examples/lm/lstm.dopa"
-    const T v184 = T(1.0) - v117;
-    const T v185 = v117 * v184;
-    const T v186 = v159 * v185;
-    t186[j] = v186;
+    const T v196 = T(1.0) - v126;
+    const T v197 = v126 * v196;
+    const T v198 = v172 * v197;
+    t198[j] = v198;
 #line 24 "examples/lm/lstm.dopa"
-    const T v161 = v158 * l3_c[j];
+    const T v174 = v171 * l3_c[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v195 = T(1.0) - v107;
-    const T v196 = v107 * v195;
-    const T v197 = v161 * v196;
-    t197[j] = v197;
+    const T v207 = T(1.0) - v116;
+    const T v208 = v116 * v207;
+    const T v209 = v174 * v208;
+    t209[j] = v209;
 #line 24 "examples/lm/lstm.dopa"
-    const T v162 = v158 * v107;
-    d_l3_c[j] = v162;
-    record1[j] = t2[j];
+    const T v175 = v171 * v116;
+    d_l3_c[j] = v175;
+    record1[j] = t7_x[j];
 #line 20 "examples/lm/lstm.dopa"
-    d_l3_x2f_bias[j] += v197;
+    d_l3_x2f_bias[j] += v209;
     record14[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v197;
+    d_l3_h2f_bias[j] += v209;
 #line 21 "examples/lm/lstm.dopa"
-    d_l3_x2i_bias[j] += v186;
-    d_l3_h2i_bias[j] += v186;
+    d_l3_x2i_bias[j] += v198;
+    d_l3_h2i_bias[j] += v198;
 #line 22 "examples/lm/lstm.dopa"
-    d_l3_x2o_bias[j] += v175;
-    d_l3_h2o_bias[j] += v175;
+    d_l3_x2o_bias[j] += v187;
+    d_l3_h2o_bias[j] += v187;
 #line 23 "examples/lm/lstm.dopa"
-    d_l3_x2c_bias[j] += v165;
-    d_l3_h2c_bias[j] += v165;
+    d_l3_x2c_bias[j] += v178;
+    d_l3_h2c_bias[j] += v178;
   }
-#line 784 "lm_lstm.cpp"
+#line 837 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 1: dense product (Eigen), [400]
-//   %168 matmul
+//   %181 matmul
 template <class T> static void backward_h2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t165 = a.record + 15824;                            // [400]
+  T *__restrict t178 = a.record + 15824;                            // [400]
   const T *__restrict l3_h2c_weight = a.params + kParamL3H2cWeight; // [400, 400]
-  T *__restrict t168 = a.scratch + 0;                               // [400]
+  T *__restrict t181 = a.scratch + 0;                               // [400]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t168, 400).noalias() =
-      ConstRowVec<T>(t165, 400) * ConstRowMat<T>(l3_h2c_weight, 400, 400);
-#line 798 "lm_lstm.cpp"
+  RowVec<T>(t181, 400).noalias() =
+      ConstRowVec<T>(t178, 400) * ConstRowMat<T>(l3_h2c_weight, 400, 400);
+#line 851 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 2: dense product (Eigen), [1150]
-//   %171 matmul
+//   %184 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t165 = a.record + 15824;                            // [400]
+  T *__restrict t178 = a.record + 15824;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1150]
-  T *__restrict t171 = a.scratch + 400;                             // [1150]
+  T *__restrict t184 = a.scratch + 400;                             // [1150]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t171, 1150).noalias() =
-      ConstRowVec<T>(t165, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1150);
-#line 812 "lm_lstm.cpp"
+  RowVec<T>(t184, 1150).noalias() =
+      ConstRowVec<T>(t178, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1150);
+#line 865 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 3: dense product (Eigen), [400]
-//   %178 matmul
+//   %190 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t175 = a.record + 15424;                            // [400]
+  T *__restrict t187 = a.record + 15424;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t178 = a.scratch + 1552;                            // [400]
+  T *__restrict t190 = a.scratch + 1552;                            // [400]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t178, 400).noalias() =
-      ConstRowVec<T>(t175, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 826 "lm_lstm.cpp"
+  RowVec<T>(t190, 400).noalias() =
+      ConstRowVec<T>(t187, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 879 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 4: dense product (Eigen), [1150]
-//   %182 matmul
+//   %194 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t175 = a.record + 15424;                            // [400]
+  T *__restrict t187 = a.record + 15424;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1150]
-  T *__restrict t182 = a.scratch + 1952;                            // [1150]
+  T *__restrict t194 = a.scratch + 1952;                            // [1150]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t182, 1150).noalias() =
-      ConstRowVec<T>(t175, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1150);
-#line 840 "lm_lstm.cpp"
+  RowVec<T>(t194, 1150).noalias() =
+      ConstRowVec<T>(t187, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1150);
+#line 893 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 5: dense product (Eigen), [400]
-//   %189 matmul
+//   %201 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t186 = a.record + 15024;                            // [400]
+  T *__restrict t198 = a.record + 15024;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t189 = a.scratch + 3104;                            // [400]
+  T *__restrict t201 = a.scratch + 3104;                            // [400]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t189, 400).noalias() =
-      ConstRowVec<T>(t186, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 854 "lm_lstm.cpp"
+  RowVec<T>(t201, 400).noalias() =
+      ConstRowVec<T>(t198, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 907 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 6: dense product (Eigen), [1150]
-//   %193 matmul
+//   %205 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t186 = a.record + 15024;                            // [400]
+  T *__restrict t198 = a.record + 15024;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1150]
-  T *__restrict t193 = a.scratch + 3504;                            // [1150]
+  T *__restrict t205 = a.scratch + 3504;                            // [1150]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t193, 1150).noalias() =
-      ConstRowVec<T>(t186, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1150);
-#line 868 "lm_lstm.cpp"
+  RowVec<T>(t205, 1150).noalias() =
+      ConstRowVec<T>(t198, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1150);
+#line 921 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 7: dense product (Eigen), [400]
-//   %200 matmul
+//   %212 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t197 = a.record + 13072;                            // [400]
+  T *__restrict t209 = a.record + 13072;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t200 = a.scratch + 4656;                            // [400]
+  T *__restrict t212 = a.scratch + 4656;                            // [400]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t200, 400).noalias() =
-      ConstRowVec<T>(t197, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 882 "lm_lstm.cpp"
+  RowVec<T>(t212, 400).noalias() =
+      ConstRowVec<T>(t209, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 935 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 8: dense product (Eigen), [1150]
-//   %204 matmul
+//   %216 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t197 = a.record + 13072;                            // [400]
+  T *__restrict t209 = a.record + 13072;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1150]
-  T *__restrict t204 = a.scratch + 5056;                            // [1150]
+  T *__restrict t216 = a.scratch + 5056;                            // [1150]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t204, 1150).noalias() =
-      ConstRowVec<T>(t197, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1150);
-#line 896 "lm_lstm.cpp"
+  RowVec<T>(t216, 1150).noalias() =
+      ConstRowVec<T>(t209, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1150);
+#line 949 "lm_lstm.cpp"
 }
 
+// y1 = l1(x) * drop_h1
+// y2 = l2(y1) * drop_h2
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
 // g = tanh(x2c(x) + h2c(h))
 // cn = f * c + i * g
-// hn = o * tanh(cn)
 //
 // backward stage 9: fused loop nest over [1150]
-//   %218 mul
-//   %228 mul
-//   %239 mul
-//   %250 mul
-//   %215 mul -> grad_prev l2.c
-//   %7 state -> record (a factor of deferred outer-product gradients)
-//   %49 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %250 mul += grad l2.x2f.bias
-//   %54 state -> record (a factor of deferred outer-product gradients)
-//   %250 mul += grad l2.h2f.bias
-//   %239 mul += grad l2.x2i.bias
-//   %239 mul += grad l2.h2i.bias
-//   %228 mul += grad l2.x2o.bias
-//   %228 mul += grad l2.h2o.bias
-//   %218 mul += grad l2.x2c.bias
-//   %218 mul += grad l2.h2c.bias
-//   %96 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %233 mul
+//   %242 mul
+//   %253 mul
+//   %264 mul
+//   %230 mul -> grad_prev l2.c
+//   %12 state -> record (a factor of deferred outer-product gradients)
+//   %56 mul y1 -> record (a factor of deferred outer-product gradients)
+//   %264 mul += grad l2.x2f.bias
+//   %61 state -> record (a factor of deferred outer-product gradients)
+//   %264 mul += grad l2.h2f.bias
+//   %253 mul += grad l2.x2i.bias
+//   %253 mul += grad l2.h2i.bias
+//   %242 mul += grad l2.x2o.bias
+//   %242 mul += grad l2.h2o.bias
+//   %233 mul += grad l2.x2c.bias
+//   %233 mul += grad l2.h2c.bias
+//   %105 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1150] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1150] d l2.h'
-  T *__restrict t171 = a.scratch + 400;                         // [1150]
-  T *__restrict t182 = a.scratch + 1952;                        // [1150]
-  T *__restrict t193 = a.scratch + 3504;                        // [1150]
-  T *__restrict t204 = a.scratch + 5056;                        // [1150]
-  const T *__restrict t72 = a.saved + 15376;                    // [1150]
+  T *__restrict t184 = a.scratch + 400;                         // [1150]
+  T *__restrict t194 = a.scratch + 1952;                        // [1150]
+  T *__restrict t205 = a.scratch + 3504;                        // [1150]
+  T *__restrict t216 = a.scratch + 5056;                        // [1150]
+  const T *__restrict drop_h2 = a.inputs[3];                    // [1150]
+  const T *__restrict t79 = a.saved + 15392;                    // [1150]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1150]
-  const T *__restrict t76 = a.saved + 16528;                    // [1150]
+  const T *__restrict t83 = a.saved + 16544;                    // [1150]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1150]
-  const T *__restrict t51 = a.saved + 10768;                    // [1150]
+  const T *__restrict t58 = a.saved + 10784;                    // [1150]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1150]
-  const T *__restrict t56 = a.saved + 11920;                    // [1150]
+  const T *__restrict t63 = a.saved + 11936;                    // [1150]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1150]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1150]
-  const T *__restrict t62 = a.saved + 13072;                    // [1150]
+  const T *__restrict t69 = a.saved + 13088;                    // [1150]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1150]
-  const T *__restrict t66 = a.saved + 14224;                    // [1150]
+  const T *__restrict t73 = a.saved + 14240;                    // [1150]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1150]
-  const T *__restrict t82 = a.saved + 17680;                    // [1150]
+  const T *__restrict t89 = a.saved + 17696;                    // [1150]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1150]
-  const T *__restrict t86 = a.saved + 18832;                    // [1150]
+  const T *__restrict t93 = a.saved + 18848;                    // [1150]
   const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [1150]
-  T *__restrict t218 = a.record + 11920;                        // [1150]
-  T *__restrict t228 = a.record + 10768;                        // [1150]
-  T *__restrict t239 = a.record + 9616;                         // [1150]
-  T *__restrict t250 = a.record + 6160;                         // [1150]
+  T *__restrict t233 = a.record + 11920;                        // [1150]
+  T *__restrict t242 = a.record + 10768;                        // [1150]
+  T *__restrict t253 = a.record + 9616;                         // [1150]
+  T *__restrict t264 = a.record + 6160;                         // [1150]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1150]
   const T *__restrict l1_h = a.state + kStateL1H;               // [1150]
   T *__restrict record2 = a.record + 1552;                      // [1150]
-  const T *__restrict t49_l1_hn = a.saved + 9616;               // [1150] l1.hn
+  const T *__restrict t56_y1 = a.saved + 9632;                  // [1150] y1
   T *__restrict record7 = a.record + 7312;                      // [1150]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [1150]
   const T *__restrict l2_h = a.state + kStateL2H;               // [1150]
@@ -964,208 +1019,210 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [1150]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [1150]
   T *__restrict d_l2_h2c_bias = a.grads + kParamL2H2cBias;      // [1150]
-  const T *__restrict t96_l2_hn = a.saved + 19984;              // [1150] l2.hn
+  const T *__restrict t105_y2 = a.saved + 20000;                // [1150] y2
   T *__restrict record13 = a.record + 13472;                    // [1150]
   for (int j = 0; j < 1150; ++j) {
+#line 27 "examples/lm/lstm.dopa"
+    const T v195 = t184[j] + t194[j];
+    const T v206 = v195 + t205[j];
+    const T v217 = v206 + t216[j];
+    const T v219 = v217 * drop_h2[j];
 #line 25 "examples/lm/lstm.dopa"
-    const T v172 = d_l2_h_next[j] + t171[j];
-    const T v183 = v172 + t182[j];
-    const T v194 = v183 + t193[j];
-    const T v205 = v194 + t204[j];
+    const T v220 = d_l2_h_next[j] + v219;
 #line 22 "examples/lm/lstm.dopa"
-    const T v74 = t72[j] + l2_x2o_bias[j];
-    const T v78 = t76[j] + l2_h2o_bias[j];
-    const T v79 = v74 + v78;
-    const T v80 = T(1) / (T(1) + std::exp(-v79));
+    const T v81 = t79[j] + l2_x2o_bias[j];
+    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v86 = v81 + v85;
+    const T v87 = T(1) / (T(1) + std::exp(-v86));
 #line 25 "examples/lm/lstm.dopa"
-    const T v207 = v205 * v80;
+    const T v222 = v220 * v87;
 #line 20 "examples/lm/lstm.dopa"
-    const T v53 = t51[j] + l2_x2f_bias[j];
-    const T v58 = t56[j] + l2_h2f_bias[j];
-    const T v59 = v53 + v58;
-    const T v60 = T(1) / (T(1) + std::exp(-v59));
+    const T v60 = t58[j] + l2_x2f_bias[j];
+    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v66 = v60 + v65;
+    const T v67 = T(1) / (T(1) + std::exp(-v66));
 #line 24 "examples/lm/lstm.dopa"
-    const T v92 = v60 * l2_c[j];
+    const T v99 = v67 * l2_c[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v64 = t62[j] + l2_x2i_bias[j];
-    const T v68 = t66[j] + l2_h2i_bias[j];
-    const T v69 = v64 + v68;
-    const T v70 = T(1) / (T(1) + std::exp(-v69));
+    const T v71 = t69[j] + l2_x2i_bias[j];
+    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v76 = v71 + v75;
+    const T v77 = T(1) / (T(1) + std::exp(-v76));
 #line 23 "examples/lm/lstm.dopa"
-    const T v84 = t82[j] + l2_x2c_bias[j];
-    const T v88 = t86[j] + l2_h2c_bias[j];
-    const T v89 = v84 + v88;
-    const T v90 = std::tanh(v89);
+    const T v91 = t89[j] + l2_x2c_bias[j];
+    const T v95 = t93[j] + l2_h2c_bias[j];
+    const T v96 = v91 + v95;
+    const T v97 = std::tanh(v96);
 #line 24 "examples/lm/lstm.dopa"
-    const T v93 = v70 * v90;
-    const T v94 = v92 + v93;
+    const T v100 = v77 * v97;
+    const T v101 = v99 + v100;
 #line 25 "examples/lm/lstm.dopa"
-    const T v95 = std::tanh(v94);
-    const T v208 = v95 * v95;
-    const T v209 = T(1.0) - v208;
-    const T v210 = v207 * v209;
+    const T v102 = std::tanh(v101);
+    const T v223 = v102 * v102;
+    const T v224 = T(1.0) - v223;
+    const T v225 = v222 * v224;
 #line 24 "examples/lm/lstm.dopa"
-    const T v211 = d_l2_c_next[j] + v210;
-    const T v213 = v211 * v70;
+    const T v226 = d_l2_c_next[j] + v225;
+    const T v228 = v226 * v77;
 #line 23 "examples/lm/lstm.dopa"
-    const T v216 = v90 * v90;
-    const T v217 = T(1.0) - v216;
-    const T v218 = v213 * v217;
-    t218[j] = v218;
+    const T v231 = v97 * v97;
+    const T v232 = T(1.0) - v231;
+    const T v233 = v228 * v232;
+    t233[j] = v233;
 #line 25 "examples/lm/lstm.dopa"
-    const T v206 = v205 * v95;
+    const T v221 = v220 * v102;
 #line 22 "examples/lm/lstm.dopa"
-    const T v226 = T(1.0) - v80;
-    const T v227 = v80 * v226;
-    const T v228 = v206 * v227;
-    t228[j] = v228;
+    const T v240 = T(1.0) - v87;
+    const T v241 = v87 * v240;
+    const T v242 = v221 * v241;
+    t242[j] = v242;
 #line 24 "examples/lm/lstm.dopa"
-    const T v212 = v211 * v90;
+    const T v227 = v226 * v97;
 #line 21 "examples/lm/lstm.dopa"
-    const T v237 = T(1.0) - v70;
-    const T v238 = v70 * v237;
-    const T v239 = v212 * v238;
-    t239[j] = v239;
+    const T v251 = T(1.0) - v77;
+    const T v252 = v77 * v251;
+    const T v253 = v227 * v252;
+    t253[j] = v253;
 #line 24 "examples/lm/lstm.dopa"
-    const T v214 = v211 * l2_c[j];
+    const T v229 = v226 * l2_c[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v248 = T(1.0) - v60;
-    const T v249 = v60 * v248;
-    const T v250 = v214 * v249;
-    t250[j] = v250;
+    const T v262 = T(1.0) - v67;
+    const T v263 = v67 * v262;
+    const T v264 = v229 * v263;
+    t264[j] = v264;
 #line 24 "examples/lm/lstm.dopa"
-    const T v215 = v211 * v60;
-    d_l2_c[j] = v215;
+    const T v230 = v226 * v67;
+    d_l2_c[j] = v230;
     record2[j] = l1_h[j];
-    record7[j] = t49_l1_hn[j];
+    record7[j] = t56_y1[j];
 #line 20 "examples/lm/lstm.dopa"
-    d_l2_x2f_bias[j] += v250;
+    d_l2_x2f_bias[j] += v264;
     record8[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v250;
+    d_l2_h2f_bias[j] += v264;
 #line 21 "examples/lm/lstm.dopa"
-    d_l2_x2i_bias[j] += v239;
-    d_l2_h2i_bias[j] += v239;
+    d_l2_x2i_bias[j] += v253;
+    d_l2_h2i_bias[j] += v253;
 #line 22 "examples/lm/lstm.dopa"
-    d_l2_x2o_bias[j] += v228;
-    d_l2_h2o_bias[j] += v228;
+    d_l2_x2o_bias[j] += v242;
+    d_l2_h2o_bias[j] += v242;
 #line 23 "examples/lm/lstm.dopa"
-    d_l2_x2c_bias[j] += v218;
-    d_l2_h2c_bias[j] += v218;
-    record13[j] = t96_l2_hn[j];
+    d_l2_x2c_bias[j] += v233;
+    d_l2_h2c_bias[j] += v233;
+    record13[j] = t105_y2[j];
   }
-#line 1057 "lm_lstm.cpp"
+#line 1114 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 10: dense product (Eigen), [1150]
-//   %221 matmul
+//   %236 matmul
 template <class T> static void backward_h2c_10(const dopa::StepArgs<T> &a) {
-  T *__restrict t218 = a.record + 11920;                            // [1150]
+  T *__restrict t233 = a.record + 11920;                            // [1150]
   const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [1150, 1150]
-  T *__restrict t221 = a.scratch + 6208;                            // [1150]
+  T *__restrict t236 = a.scratch + 6208;                            // [1150]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t221, 1150).noalias() =
-      ConstRowVec<T>(t218, 1150) * ConstRowMat<T>(l2_h2c_weight, 1150, 1150);
-#line 1071 "lm_lstm.cpp"
+  RowVec<T>(t236, 1150).noalias() =
+      ConstRowVec<T>(t233, 1150) * ConstRowMat<T>(l2_h2c_weight, 1150, 1150);
+#line 1128 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 11: dense product (Eigen), [1150]
-//   %224 matmul
+//   %239 matmul
 template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
-  T *__restrict t218 = a.record + 11920;                            // [1150]
+  T *__restrict t233 = a.record + 11920;                            // [1150]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1150, 1150]
-  T *__restrict t224 = a.scratch + 7360;                            // [1150]
+  T *__restrict t239 = a.scratch + 7360;                            // [1150]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t224, 1150).noalias() =
-      ConstRowVec<T>(t218, 1150) * ConstRowMat<T>(l2_x2c_weight, 1150, 1150);
-#line 1085 "lm_lstm.cpp"
+  RowVec<T>(t239, 1150).noalias() =
+      ConstRowVec<T>(t233, 1150) * ConstRowMat<T>(l2_x2c_weight, 1150, 1150);
+#line 1142 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 12: dense product (Eigen), [1150]
-//   %231 matmul
+//   %245 matmul
 template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t228 = a.record + 10768;                            // [1150]
+  T *__restrict t242 = a.record + 10768;                            // [1150]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1150, 1150]
-  T *__restrict t231 = a.scratch + 8512;                            // [1150]
+  T *__restrict t245 = a.scratch + 8512;                            // [1150]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t231, 1150).noalias() =
-      ConstRowVec<T>(t228, 1150) * ConstRowMat<T>(l2_h2o_weight, 1150, 1150);
-#line 1099 "lm_lstm.cpp"
+  RowVec<T>(t245, 1150).noalias() =
+      ConstRowVec<T>(t242, 1150) * ConstRowMat<T>(l2_h2o_weight, 1150, 1150);
+#line 1156 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 13: dense product (Eigen), [1150]
-//   %235 matmul
+//   %249 matmul
 template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t228 = a.record + 10768;                            // [1150]
+  T *__restrict t242 = a.record + 10768;                            // [1150]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1150, 1150]
-  T *__restrict t235 = a.scratch + 9664;                            // [1150]
+  T *__restrict t249 = a.scratch + 9664;                            // [1150]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t235, 1150).noalias() =
-      ConstRowVec<T>(t228, 1150) * ConstRowMat<T>(l2_x2o_weight, 1150, 1150);
-#line 1113 "lm_lstm.cpp"
+  RowVec<T>(t249, 1150).noalias() =
+      ConstRowVec<T>(t242, 1150) * ConstRowMat<T>(l2_x2o_weight, 1150, 1150);
+#line 1170 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 14: dense product (Eigen), [1150]
-//   %242 matmul
+//   %256 matmul
 template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t239 = a.record + 9616;                             // [1150]
+  T *__restrict t253 = a.record + 9616;                             // [1150]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1150, 1150]
-  T *__restrict t242 = a.scratch + 10816;                           // [1150]
+  T *__restrict t256 = a.scratch + 10816;                           // [1150]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t242, 1150).noalias() =
-      ConstRowVec<T>(t239, 1150) * ConstRowMat<T>(l2_h2i_weight, 1150, 1150);
-#line 1127 "lm_lstm.cpp"
+  RowVec<T>(t256, 1150).noalias() =
+      ConstRowVec<T>(t253, 1150) * ConstRowMat<T>(l2_h2i_weight, 1150, 1150);
+#line 1184 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 15: dense product (Eigen), [1150]
-//   %246 matmul
+//   %260 matmul
 template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t239 = a.record + 9616;                             // [1150]
+  T *__restrict t253 = a.record + 9616;                             // [1150]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1150, 1150]
-  T *__restrict t246 = a.scratch + 11968;                           // [1150]
+  T *__restrict t260 = a.scratch + 11968;                           // [1150]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t246, 1150).noalias() =
-      ConstRowVec<T>(t239, 1150) * ConstRowMat<T>(l2_x2i_weight, 1150, 1150);
-#line 1141 "lm_lstm.cpp"
+  RowVec<T>(t260, 1150).noalias() =
+      ConstRowVec<T>(t253, 1150) * ConstRowMat<T>(l2_x2i_weight, 1150, 1150);
+#line 1198 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 16: dense product (Eigen), [1150]
-//   %253 matmul
+//   %267 matmul
 template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t250 = a.record + 6160;                             // [1150]
+  T *__restrict t264 = a.record + 6160;                             // [1150]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1150, 1150]
-  T *__restrict t253 = a.scratch + 13120;                           // [1150]
+  T *__restrict t267 = a.scratch + 13120;                           // [1150]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t253, 1150).noalias() =
-      ConstRowVec<T>(t250, 1150) * ConstRowMat<T>(l2_h2f_weight, 1150, 1150);
-#line 1155 "lm_lstm.cpp"
+  RowVec<T>(t267, 1150).noalias() =
+      ConstRowVec<T>(t264, 1150) * ConstRowMat<T>(l2_h2f_weight, 1150, 1150);
+#line 1212 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 17: dense product (Eigen), [1150]
-//   %257 matmul
+//   %271 matmul
 template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t250 = a.record + 6160;                             // [1150]
+  T *__restrict t264 = a.record + 6160;                             // [1150]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1150, 1150]
-  T *__restrict t257 = a.scratch + 14272;                           // [1150]
+  T *__restrict t271 = a.scratch + 14272;                           // [1150]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t257, 1150).noalias() =
-      ConstRowVec<T>(t250, 1150) * ConstRowMat<T>(l2_x2f_weight, 1150, 1150);
-#line 1169 "lm_lstm.cpp"
+  RowVec<T>(t271, 1150).noalias() =
+      ConstRowVec<T>(t264, 1150) * ConstRowMat<T>(l2_x2f_weight, 1150, 1150);
+#line 1226 "lm_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1176,54 +1233,55 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 //
 // backward stage 18: fused loop nest over [1150]
-//   %271 mul
-//   %280 mul
-//   %291 mul
-//   %302 mul
-//   %268 mul -> grad_prev l1.c
-//   %254 add -> grad_prev l2.h
-//   %302 mul += grad l1.x2f.bias
-//   %302 mul += grad l1.h2f.bias
-//   %291 mul += grad l1.x2i.bias
-//   %291 mul += grad l1.h2i.bias
-//   %280 mul += grad l1.x2o.bias
-//   %280 mul += grad l1.h2o.bias
-//   %271 mul += grad l1.x2c.bias
-//   %271 mul += grad l1.h2c.bias
+//   %288 mul
+//   %297 mul
+//   %308 mul
+//   %319 mul
+//   %285 mul -> grad_prev l1.c
+//   %268 add -> grad_prev l2.h
+//   %319 mul += grad l1.x2f.bias
+//   %319 mul += grad l1.h2f.bias
+//   %308 mul += grad l1.x2i.bias
+//   %308 mul += grad l1.h2i.bias
+//   %297 mul += grad l1.x2o.bias
+//   %297 mul += grad l1.h2o.bias
+//   %288 mul += grad l1.x2c.bias
+//   %288 mul += grad l1.h2c.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1150] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1150] d l1.h'
-  T *__restrict t224 = a.scratch + 7360;                        // [1150]
-  T *__restrict t235 = a.scratch + 9664;                        // [1150]
-  T *__restrict t246 = a.scratch + 11968;                       // [1150]
-  T *__restrict t257 = a.scratch + 14272;                       // [1150]
-  const T *__restrict t25 = a.saved + 5008;                     // [1150]
+  T *__restrict t239 = a.scratch + 7360;                        // [1150]
+  T *__restrict t249 = a.scratch + 9664;                        // [1150]
+  T *__restrict t260 = a.scratch + 11968;                       // [1150]
+  T *__restrict t271 = a.scratch + 14272;                       // [1150]
+  const T *__restrict drop_h1 = a.inputs[2];                    // [1150]
+  const T *__restrict t30 = a.saved + 5024;                     // [1150]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1150]
-  const T *__restrict t29 = a.saved + 6160;                     // [1150]
+  const T *__restrict t34 = a.saved + 6176;                     // [1150]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1150]
-  const T *__restrict t4 = a.saved + 400;                       // [1150]
+  const T *__restrict t9 = a.saved + 416;                       // [1150]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1150]
-  const T *__restrict t9 = a.saved + 1552;                      // [1150]
+  const T *__restrict t14 = a.saved + 1568;                     // [1150]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1150]
   const T *__restrict l1_c = a.state + kStateL1C;               // [1150]
-  const T *__restrict t15 = a.saved + 2704;                     // [1150]
+  const T *__restrict t20 = a.saved + 2720;                     // [1150]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1150]
-  const T *__restrict t19 = a.saved + 3856;                     // [1150]
+  const T *__restrict t24 = a.saved + 3872;                     // [1150]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1150]
-  const T *__restrict t35 = a.saved + 7312;                     // [1150]
+  const T *__restrict t40 = a.saved + 7328;                     // [1150]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1150]
-  const T *__restrict t39 = a.saved + 8464;                     // [1150]
+  const T *__restrict t44 = a.saved + 8480;                     // [1150]
   const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [1150]
-  T *__restrict t271 = a.record + 5008;                         // [1150]
-  T *__restrict t280 = a.record + 3856;                         // [1150]
-  T *__restrict t291 = a.record + 2704;                         // [1150]
-  T *__restrict t302 = a.record + 0;                            // [1150]
+  T *__restrict t288 = a.record + 5008;                         // [1150]
+  T *__restrict t297 = a.record + 3856;                         // [1150]
+  T *__restrict t308 = a.record + 2704;                         // [1150]
+  T *__restrict t319 = a.record + 0;                            // [1150]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1150]
-  T *__restrict t221 = a.scratch + 6208;                        // [1150]
-  T *__restrict t231 = a.scratch + 8512;                        // [1150]
-  T *__restrict t242 = a.scratch + 10816;                       // [1150]
-  T *__restrict t253 = a.scratch + 13120;                       // [1150]
+  T *__restrict t236 = a.scratch + 6208;                        // [1150]
+  T *__restrict t245 = a.scratch + 8512;                        // [1150]
+  T *__restrict t256 = a.scratch + 10816;                       // [1150]
+  T *__restrict t267 = a.scratch + 13120;                       // [1150]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1150]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1150]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1150]
@@ -1234,261 +1292,267 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1150]
   T *__restrict d_l1_h2c_bias = a.grads + kParamL1H2cBias;      // [1150]
   for (int j = 0; j < 1150; ++j) {
+#line 26 "examples/lm/lstm.dopa"
+    const T v250 = t239[j] + t249[j];
+    const T v261 = v250 + t260[j];
+    const T v272 = v261 + t271[j];
+    const T v274 = v272 * drop_h1[j];
 #line 25 "examples/lm/lstm.dopa"
-    const T v225 = d_l1_h_next[j] + t224[j];
-    const T v236 = v225 + t235[j];
-    const T v247 = v236 + t246[j];
-    const T v258 = v247 + t257[j];
+    const T v275 = d_l1_h_next[j] + v274;
 #line 22 "examples/lm/lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + std::exp(-v37));
 #line 25 "examples/lm/lstm.dopa"
-    const T v260 = v258 * v33;
+    const T v277 = v275 * v38;
 #line 20 "examples/lm/lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
-    const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + std::exp(-v17));
 #line 24 "examples/lm/lstm.dopa"
-    const T v45 = v13 * l1_c[j];
+    const T v50 = v18 * l1_c[j];
 #line 21 "examples/lm/lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + std::exp(-v27));
 #line 23 "examples/lm/lstm.dopa"
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v41 = t39[j] + l1_h2c_bias[j];
-    const T v42 = v37 + v41;
-    const T v43 = std::tanh(v42);
-#line 24 "examples/lm/lstm.dopa"
-    const T v46 = v23 * v43;
-    const T v47 = v45 + v46;
-#line 25 "examples/lm/lstm.dopa"
+    const T v42 = t40[j] + l1_x2c_bias[j];
+    const T v46 = t44[j] + l1_h2c_bias[j];
+    const T v47 = v42 + v46;
     const T v48 = std::tanh(v47);
-    const T v261 = v48 * v48;
-    const T v262 = T(1.0) - v261;
-    const T v263 = v260 * v262;
 #line 24 "examples/lm/lstm.dopa"
-    const T v264 = d_l1_c_next[j] + v263;
-    const T v266 = v264 * v23;
-#line 23 "examples/lm/lstm.dopa"
-    const T v269 = v43 * v43;
-    const T v270 = T(1.0) - v269;
-    const T v271 = v266 * v270;
-    t271[j] = v271;
+    const T v51 = v28 * v48;
+    const T v52 = v50 + v51;
 #line 25 "examples/lm/lstm.dopa"
-    const T v259 = v258 * v48;
-#line 22 "examples/lm/lstm.dopa"
-    const T v278 = T(1.0) - v33;
-    const T v279 = v33 * v278;
-    const T v280 = v259 * v279;
-    t280[j] = v280;
+    const T v53 = std::tanh(v52);
+    const T v278 = v53 * v53;
+    const T v279 = T(1.0) - v278;
+    const T v280 = v277 * v279;
 #line 24 "examples/lm/lstm.dopa"
-    const T v265 = v264 * v43;
-#line 21 "examples/lm/lstm.dopa"
-    const T v289 = T(1.0) - v23;
-    const T v290 = v23 * v289;
-    const T v291 = v265 * v290;
-    t291[j] = v291;
-#line 24 "examples/lm/lstm.dopa"
-    const T v267 = v264 * l1_c[j];
-#line 20 "examples/lm/lstm.dopa"
-    const T v300 = T(1.0) - v13;
-    const T v301 = v13 * v300;
-    const T v302 = v267 * v301;
-    t302[j] = v302;
-#line 24 "examples/lm/lstm.dopa"
-    const T v268 = v264 * v13;
-    d_l1_c[j] = v268;
-#line 9 "examples/lm/lstm.dopa"
-    const T v232 = t221[j] + t231[j];
-    const T v243 = v232 + t242[j];
-    const T v254 = v243 + t253[j];
-    d_l2_h[j] = v254;
-#line 20 "examples/lm/lstm.dopa"
-    d_l1_x2f_bias[j] += v302;
-    d_l1_h2f_bias[j] += v302;
-#line 21 "examples/lm/lstm.dopa"
-    d_l1_x2i_bias[j] += v291;
-    d_l1_h2i_bias[j] += v291;
-#line 22 "examples/lm/lstm.dopa"
-    d_l1_x2o_bias[j] += v280;
-    d_l1_h2o_bias[j] += v280;
+    const T v281 = d_l1_c_next[j] + v280;
+    const T v283 = v281 * v28;
 #line 23 "examples/lm/lstm.dopa"
-    d_l1_x2c_bias[j] += v271;
-    d_l1_h2c_bias[j] += v271;
+    const T v286 = v48 * v48;
+    const T v287 = T(1.0) - v286;
+    const T v288 = v283 * v287;
+    t288[j] = v288;
+#line 25 "examples/lm/lstm.dopa"
+    const T v276 = v275 * v53;
+#line 22 "examples/lm/lstm.dopa"
+    const T v295 = T(1.0) - v38;
+    const T v296 = v38 * v295;
+    const T v297 = v276 * v296;
+    t297[j] = v297;
+#line 24 "examples/lm/lstm.dopa"
+    const T v282 = v281 * v48;
+#line 21 "examples/lm/lstm.dopa"
+    const T v306 = T(1.0) - v28;
+    const T v307 = v28 * v306;
+    const T v308 = v282 * v307;
+    t308[j] = v308;
+#line 24 "examples/lm/lstm.dopa"
+    const T v284 = v281 * l1_c[j];
+#line 20 "examples/lm/lstm.dopa"
+    const T v317 = T(1.0) - v18;
+    const T v318 = v18 * v317;
+    const T v319 = v284 * v318;
+    t319[j] = v319;
+#line 24 "examples/lm/lstm.dopa"
+    const T v285 = v281 * v18;
+    d_l1_c[j] = v285;
+#line 9 "examples/lm/lstm.dopa"
+    const T v246 = t236[j] + t245[j];
+    const T v257 = v246 + t256[j];
+    const T v268 = v257 + t267[j];
+    d_l2_h[j] = v268;
+#line 20 "examples/lm/lstm.dopa"
+    d_l1_x2f_bias[j] += v319;
+    d_l1_h2f_bias[j] += v319;
+#line 21 "examples/lm/lstm.dopa"
+    d_l1_x2i_bias[j] += v308;
+    d_l1_h2i_bias[j] += v308;
+#line 22 "examples/lm/lstm.dopa"
+    d_l1_x2o_bias[j] += v297;
+    d_l1_h2o_bias[j] += v297;
+#line 23 "examples/lm/lstm.dopa"
+    d_l1_x2c_bias[j] += v288;
+    d_l1_h2c_bias[j] += v288;
   }
-#line 1325 "lm_lstm.cpp"
+#line 1385 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 19: dense product (Eigen), [1150]
-//   %274 matmul
+//   %291 matmul
 template <class T> static void backward_h2c_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t271 = a.record + 5008;                             // [1150]
+  T *__restrict t288 = a.record + 5008;                             // [1150]
   const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [1150, 1150]
-  T *__restrict t274 = a.scratch + 15424;                           // [1150]
+  T *__restrict t291 = a.scratch + 15424;                           // [1150]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t274, 1150).noalias() =
-      ConstRowVec<T>(t271, 1150) * ConstRowMat<T>(l1_h2c_weight, 1150, 1150);
-#line 1339 "lm_lstm.cpp"
+  RowVec<T>(t291, 1150).noalias() =
+      ConstRowVec<T>(t288, 1150) * ConstRowMat<T>(l1_h2c_weight, 1150, 1150);
+#line 1399 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 20: dense product (Eigen), [400]
-//   %277 matmul
+//   %294 matmul
 template <class T> static void backward_x2c_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t271 = a.record + 5008;                             // [1150]
+  T *__restrict t288 = a.record + 5008;                             // [1150]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1150, 400]
-  T *__restrict t277 = a.scratch + 16576;                           // [400]
+  T *__restrict t294 = a.scratch + 16576;                           // [400]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t277, 400).noalias() =
-      ConstRowVec<T>(t271, 1150) * ConstRowMat<T>(l1_x2c_weight, 1150, 400);
-#line 1353 "lm_lstm.cpp"
+  RowVec<T>(t294, 400).noalias() =
+      ConstRowVec<T>(t288, 1150) * ConstRowMat<T>(l1_x2c_weight, 1150, 400);
+#line 1413 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 21: dense product (Eigen), [1150]
-//   %283 matmul
+//   %300 matmul
 template <class T> static void backward_h2o_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t280 = a.record + 3856;                             // [1150]
+  T *__restrict t297 = a.record + 3856;                             // [1150]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1150, 1150]
-  T *__restrict t283 = a.scratch + 16976;                           // [1150]
+  T *__restrict t300 = a.scratch + 16976;                           // [1150]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t283, 1150).noalias() =
-      ConstRowVec<T>(t280, 1150) * ConstRowMat<T>(l1_h2o_weight, 1150, 1150);
-#line 1367 "lm_lstm.cpp"
+  RowVec<T>(t300, 1150).noalias() =
+      ConstRowVec<T>(t297, 1150) * ConstRowMat<T>(l1_h2o_weight, 1150, 1150);
+#line 1427 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 22: dense product (Eigen), [400]
-//   %287 matmul
+//   %304 matmul
 template <class T> static void backward_x2o_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t280 = a.record + 3856;                             // [1150]
+  T *__restrict t297 = a.record + 3856;                             // [1150]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1150, 400]
-  T *__restrict t287 = a.scratch + 18128;                           // [400]
+  T *__restrict t304 = a.scratch + 18128;                           // [400]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t287, 400).noalias() =
-      ConstRowVec<T>(t280, 1150) * ConstRowMat<T>(l1_x2o_weight, 1150, 400);
-#line 1381 "lm_lstm.cpp"
+  RowVec<T>(t304, 400).noalias() =
+      ConstRowVec<T>(t297, 1150) * ConstRowMat<T>(l1_x2o_weight, 1150, 400);
+#line 1441 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 23: dense product (Eigen), [1150]
-//   %294 matmul
+//   %311 matmul
 template <class T> static void backward_h2i_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t291 = a.record + 2704;                             // [1150]
+  T *__restrict t308 = a.record + 2704;                             // [1150]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1150, 1150]
-  T *__restrict t294 = a.scratch + 18528;                           // [1150]
+  T *__restrict t311 = a.scratch + 18528;                           // [1150]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t294, 1150).noalias() =
-      ConstRowVec<T>(t291, 1150) * ConstRowMat<T>(l1_h2i_weight, 1150, 1150);
-#line 1395 "lm_lstm.cpp"
+  RowVec<T>(t311, 1150).noalias() =
+      ConstRowVec<T>(t308, 1150) * ConstRowMat<T>(l1_h2i_weight, 1150, 1150);
+#line 1455 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 24: dense product (Eigen), [400]
-//   %298 matmul
+//   %315 matmul
 template <class T> static void backward_x2i_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t291 = a.record + 2704;                             // [1150]
+  T *__restrict t308 = a.record + 2704;                             // [1150]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1150, 400]
-  T *__restrict t298 = a.scratch + 19680;                           // [400]
+  T *__restrict t315 = a.scratch + 19680;                           // [400]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t298, 400).noalias() =
-      ConstRowVec<T>(t291, 1150) * ConstRowMat<T>(l1_x2i_weight, 1150, 400);
-#line 1409 "lm_lstm.cpp"
+  RowVec<T>(t315, 400).noalias() =
+      ConstRowVec<T>(t308, 1150) * ConstRowMat<T>(l1_x2i_weight, 1150, 400);
+#line 1469 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 25: dense product (Eigen), [1150]
-//   %305 matmul
+//   %322 matmul
 template <class T> static void backward_h2f_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t302 = a.record + 0;                                // [1150]
+  T *__restrict t319 = a.record + 0;                                // [1150]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1150, 1150]
-  T *__restrict t305 = a.scratch + 20080;                           // [1150]
+  T *__restrict t322 = a.scratch + 20080;                           // [1150]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t305, 1150).noalias() =
-      ConstRowVec<T>(t302, 1150) * ConstRowMat<T>(l1_h2f_weight, 1150, 1150);
-#line 1423 "lm_lstm.cpp"
+  RowVec<T>(t322, 1150).noalias() =
+      ConstRowVec<T>(t319, 1150) * ConstRowMat<T>(l1_h2f_weight, 1150, 1150);
+#line 1483 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 26: dense product (Eigen), [400]
-//   %309 matmul
+//   %326 matmul
 template <class T> static void backward_x2f_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t302 = a.record + 0;                                // [1150]
+  T *__restrict t319 = a.record + 0;                                // [1150]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1150, 400]
-  T *__restrict t309 = a.scratch + 21232;                           // [400]
+  T *__restrict t326 = a.scratch + 21232;                           // [400]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t309, 400).noalias() =
-      ConstRowVec<T>(t302, 1150) * ConstRowMat<T>(l1_x2f_weight, 1150, 400);
-#line 1437 "lm_lstm.cpp"
+  RowVec<T>(t326, 400).noalias() =
+      ConstRowVec<T>(t319, 1150) * ConstRowMat<T>(l1_x2f_weight, 1150, 400);
+#line 1497 "lm_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 27: fused loop nest over [1150]
-//   %306 add -> grad_prev l1.h
+//   %323 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t274 = a.scratch + 15424;        // [1150]
-  T *__restrict t283 = a.scratch + 16976;        // [1150]
-  T *__restrict t294 = a.scratch + 18528;        // [1150]
-  T *__restrict t305 = a.scratch + 20080;        // [1150]
+  T *__restrict t291 = a.scratch + 15424;        // [1150]
+  T *__restrict t300 = a.scratch + 16976;        // [1150]
+  T *__restrict t311 = a.scratch + 18528;        // [1150]
+  T *__restrict t322 = a.scratch + 20080;        // [1150]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1150]
 #pragma omp simd
   for (int j = 0; j < 1150; ++j) {
 #line 9 "examples/lm/lstm.dopa"
-    const T v284 = t274[j] + t283[j];
-    const T v295 = v284 + t294[j];
-    const T v306 = v295 + t305[j];
-    d_l1_h[j] = v306;
+    const T v301 = t291[j] + t300[j];
+    const T v312 = v301 + t311[j];
+    const T v323 = v312 + t322[j];
+    d_l1_h[j] = v323;
   }
-#line 1458 "lm_lstm.cpp"
+#line 1518 "lm_lstm.cpp"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 28: fused loop nest over [400]
-//   %201 add -> grad_prev l3.h
-//   %310 add += grad enc.weight
+//   %213 add -> grad_prev l3.h
+//   %330 mul += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t168 = a.scratch + 0;                     // [400]
-  T *__restrict t178 = a.scratch + 1552;                  // [400]
-  T *__restrict t189 = a.scratch + 3104;                  // [400]
-  T *__restrict t200 = a.scratch + 4656;                  // [400]
+  T *__restrict t181 = a.scratch + 0;                     // [400]
+  T *__restrict t190 = a.scratch + 1552;                  // [400]
+  T *__restrict t201 = a.scratch + 3104;                  // [400]
+  T *__restrict t212 = a.scratch + 4656;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t277 = a.scratch + 16576;                 // [400]
-  T *__restrict t287 = a.scratch + 18128;                 // [400]
-  T *__restrict t298 = a.scratch + 19680;                 // [400]
-  T *__restrict t309 = a.scratch + 21232;                 // [400]
+  T *__restrict t294 = a.scratch + 16576;                 // [400]
+  T *__restrict t304 = a.scratch + 18128;                 // [400]
+  T *__restrict t315 = a.scratch + 19680;                 // [400]
+  T *__restrict t326 = a.scratch + 21232;                 // [400]
+  const T *__restrict drop_i = a.inputs[1];               // [400]
+  const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 9 "examples/lm/lstm.dopa"
-    const T v179 = t168[j] + t178[j];
-    const T v190 = v179 + t189[j];
-    const T v201 = v190 + t200[j];
-    d_l3_h[j] = v201;
-#line 15 "examples/lm/lstm.dopa"
-    const T v288 = t277[j] + t287[j];
-    const T v299 = v288 + t298[j];
-    const T v310 = v299 + t309[j];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v310;
+    const T v191 = t181[j] + t190[j];
+    const T v202 = v191 + t201[j];
+    const T v213 = v202 + t212[j];
+    d_l3_h[j] = v213;
+#line 25 "examples/lm/lstm.dopa"
+    const T v305 = t294[j] + t304[j];
+    const T v316 = v305 + t315[j];
+    const T v327 = v316 + t326[j];
+    const T v329 = v327 * drop_i[j];
+    const T v330 = v329 * t4[0];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v330;
   }
-#line 1492 "lm_lstm.cpp"
+#line 1556 "lm_lstm.cpp"
 }
 
 /// One backward step of LSTMLM for one batch element.
@@ -1673,7 +1737,12 @@ static dopa::NetworkInfo info() {
   n.params.push_back({"l3.h2o.bias", {400}, false, {dopa::InitSpec::Uniform, -0.05, 0.05}});
   n.params.push_back({"l3.h2c.weight", {400, 400}, false, {dopa::InitSpec::Uniform, -0.05, 0.05}});
   n.params.push_back({"l3.h2c.bias", {400}, false, {dopa::InitSpec::Uniform, -0.05, 0.05}});
+  n.params.push_back({"drop_e", {10000, 1}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.1});
   n.inputs.push_back({"tok", {}, true, {}});
+  n.inputs.push_back({"drop_i", {400}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.4});
+  n.inputs.push_back({"drop_h1", {1150}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.25});
+  n.inputs.push_back({"drop_h2", {1150}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.25});
+  n.inputs.push_back({"drop_o", {400}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.4});
   n.outputs.push_back({"logits", {10000}, false, {}});
   n.states.push_back({"l1.h", {1150}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
   n.states.push_back({"l1.c", {1150}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
@@ -1687,7 +1756,7 @@ static dopa::NetworkInfo info() {
 
 static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL2H,
                                        kStateL2C, kStateL3H, kStateL3C};
-static const int64_t inputRows[] = {10000};
+static const int64_t inputRows[] = {10000, 0, 0, 0, 0};
 
 static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamL1X2fWeight, .rows = 1150, .cols = 400, .offsetA = 0, .offsetB = 1152},
@@ -1808,7 +1877,7 @@ const dopa::GeneratedSpec &spec() {
       .info = info,
       .stateNumel = 5408,
       .stateOffsets = stateOffsets,
-      .savedNumel = 24336,
+      .savedNumel = 24352,
       .scratchNumel = 21632,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
@@ -1820,9 +1889,9 @@ const dopa::GeneratedSpec &spec() {
       .numDeferred = 24,
       .deferred = deferred,
       .recordNumel = 16224,
-      .forwardFlops = 48446700,
+      .forwardFlops = 48450200,
       .forwardSharedFlops = 0,
-      .backwardFlops = 76658300,
+      .backwardFlops = 76661800,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,

@@ -72,6 +72,7 @@ constexpr int64_t kParamL3H2oWeight = 23900800; // l3.h2o.weight [400, 400]
 constexpr int64_t kParamL3H2oBias = 24060800;   // l3.h2o.bias [400]
 constexpr int64_t kParamL3H2cWeight = 24061200; // l3.h2c.weight [400, 400]
 constexpr int64_t kParamL3H2cBias = 24221200;   // l3.h2c.bias [400]
+constexpr int64_t kParamDropE = 24221600;       // drop_e [10000, 1]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
 constexpr int64_t kStateL1H = 0;    // l1.h [1150]
@@ -81,34 +82,78 @@ constexpr int64_t kStateL2C = 3456; // l2.c [1150]
 constexpr int64_t kStateL3H = 4608; // l3.h [400]
 constexpr int64_t kStateL3C = 5008; // l3.c [400]
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 //
 // forward stage 0:
 //   %2 gather
-template <class T> __device__ __forceinline__ void forward_saved_enc(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                              // [400]
+template <class T> __device__ __forceinline__ void forward_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                            // [400]
   const T *__restrict tok = a.inputs[0];                       // []
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 15 "examples/lm/lstm.dopa"
+#line 25 "examples/lm/lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = tid; e < 400; e += nthreads)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 102 "lm_lstm.cu"
+#line 103 "lm_lstm.cu"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 1:
+//   %4 gather
+template <class T>
+__device__ __forceinline__ void forward_saved_drop_e(const dopa::StepArgs<T> &a) {
+  T *__restrict t4 = a.saved + 0;                      // [1]
+  const T *__restrict tok = a.inputs[0];               // []
+  const T *__restrict drop_e = a.params + kParamDropE; // [10000, 1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 25 "examples/lm/lstm.dopa"
+  {
+    const int64_t row = int64_t(tok[0]); // checked by the runtime
+    for (int e = tid; e < 1; e += nthreads)
+      t4[e] = drop_e[row * 1 + e];
+  }
+#line 124 "lm_lstm.cu"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 2: fused loop nest over [400]
+//   %7 mul x
+template <class T> __device__ __forceinline__ void forward_x(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;         // [400]
+  T *__restrict t4 = a.saved + 0;           // [1]
+  const T *__restrict drop_i = a.inputs[1]; // [400]
+  T *__restrict t7_x = a.saved + 16;        // [400] x
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  {
+    for (int j = tid; j < 400; j += nthreads) {
+#line 25 "examples/lm/lstm.dopa"
+      const T v5 = t2[j] * t4[0];
+      const T v7 = v5 * drop_i[j];
+      t7_x[j] = v7;
+    }
+  }
+#line 147 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 1: dense product (a warp or thread per output), [1150]
-//   %4 matmul
+// forward stage 3: dense product (a warp or thread per output), [1150]
+//   %9 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t4 = a.saved + 400;                                 // [1150]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t9 = a.saved + 416;                                 // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -116,22 +161,22 @@ template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa:
   for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2f_weight[r * 400 + k] * t2[k];
+      acc += l1_x2f_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t4[r] = acc;
+      t9[r] = acc;
   }
-#line 125 "lm_lstm.cu"
+#line 170 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 2: dense product (a warp or thread per output), [1150]
-//   %9 matmul
+// forward stage 4: dense product (a warp or thread per output), [1150]
+//   %14 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1150, 1150]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
-  T *__restrict t9 = a.saved + 1552;                                // [1150]
+  T *__restrict t14 = a.saved + 1568;                               // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -142,19 +187,19 @@ template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa:
       acc += l1_h2f_weight[r * 1150 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t9[r] = acc;
+      t14[r] = acc;
   }
-#line 148 "lm_lstm.cu"
+#line 193 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 3: dense product (a warp or thread per output), [1150]
-//   %15 matmul
+// forward stage 5: dense product (a warp or thread per output), [1150]
+//   %20 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t15 = a.saved + 2704;                               // [1150]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t20 = a.saved + 2720;                               // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -162,22 +207,22 @@ template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa:
   for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2i_weight[r * 400 + k] * t2[k];
+      acc += l1_x2i_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t15[r] = acc;
+      t20[r] = acc;
   }
-#line 171 "lm_lstm.cu"
+#line 216 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 4: dense product (a warp or thread per output), [1150]
-//   %19 matmul
+// forward stage 6: dense product (a warp or thread per output), [1150]
+//   %24 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1150, 1150]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
-  T *__restrict t19 = a.saved + 3856;                               // [1150]
+  T *__restrict t24 = a.saved + 3872;                               // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -188,19 +233,19 @@ template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa:
       acc += l1_h2i_weight[r * 1150 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t19[r] = acc;
+      t24[r] = acc;
   }
-#line 194 "lm_lstm.cu"
+#line 239 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 5: dense product (a warp or thread per output), [1150]
-//   %25 matmul
+// forward stage 7: dense product (a warp or thread per output), [1150]
+//   %30 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t25 = a.saved + 5008;                               // [1150]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t30 = a.saved + 5024;                               // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -208,22 +253,22 @@ template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa:
   for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2o_weight[r * 400 + k] * t2[k];
+      acc += l1_x2o_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t25[r] = acc;
+      t30[r] = acc;
   }
-#line 217 "lm_lstm.cu"
+#line 262 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 6: dense product (a warp or thread per output), [1150]
-//   %29 matmul
+// forward stage 8: dense product (a warp or thread per output), [1150]
+//   %34 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1150, 1150]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
-  T *__restrict t29 = a.saved + 6160;                               // [1150]
+  T *__restrict t34 = a.saved + 6176;                               // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -234,19 +279,19 @@ template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa:
       acc += l1_h2o_weight[r * 1150 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t29[r] = acc;
+      t34[r] = acc;
   }
-#line 240 "lm_lstm.cu"
+#line 285 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
-// forward stage 7: dense product (a warp or thread per output), [1150]
-//   %35 matmul
+// forward stage 9: dense product (a warp or thread per output), [1150]
+//   %40 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1150, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t35 = a.saved + 7312;                               // [1150]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t40 = a.saved + 7328;                               // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -254,22 +299,22 @@ template <class T> __device__ __forceinline__ void forward_saved_x2c(const dopa:
   for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2c_weight[r * 400 + k] * t2[k];
+      acc += l1_x2c_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t35[r] = acc;
+      t40[r] = acc;
   }
-#line 263 "lm_lstm.cu"
+#line 308 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
-// forward stage 8: dense product (a warp or thread per output), [1150]
-//   %39 matmul
+// forward stage 10: dense product (a warp or thread per output), [1150]
+//   %44 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [1150, 1150]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1150]
-  T *__restrict t39 = a.saved + 8464;                               // [1150]
+  T *__restrict t44 = a.saved + 8480;                               // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -280,89 +325,94 @@ template <class T> __device__ __forceinline__ void forward_saved_h2c(const dopa:
       acc += l1_h2c_weight[r * 1150 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t39[r] = acc;
+      t44[r] = acc;
   }
-#line 286 "lm_lstm.cu"
+#line 331 "lm_lstm.cu"
 }
 
+// y1 = l1(x) * drop_h1
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 9: fused loop nest over [1150]
-//   %49 mul l1.hn
-//   %47 add l1.cn -> next_state l1.c
-//   %49 mul l1.hn -> saved
-template <class T> __device__ __forceinline__ void forward_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t25 = a.saved + 5008;                           // [1150]
+// forward stage 11: fused loop nest over [1150]
+//   %56 mul y1
+//   %54 mul l1.hn -> next_state l1.h
+//   %52 add l1.cn -> next_state l1.c
+template <class T>
+__device__ __forceinline__ void forward_y1_l1_h_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t30 = a.saved + 5024;                           // [1150]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1150]
-  T *__restrict t29 = a.saved + 6160;                           // [1150]
+  T *__restrict t34 = a.saved + 6176;                           // [1150]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1150]
-  T *__restrict t4 = a.saved + 400;                             // [1150]
+  T *__restrict t9 = a.saved + 416;                             // [1150]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1150]
-  T *__restrict t9 = a.saved + 1552;                            // [1150]
+  T *__restrict t14 = a.saved + 1568;                           // [1150]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1150]
   const T *__restrict l1_c = a.state + kStateL1C;               // [1150]
-  T *__restrict t15 = a.saved + 2704;                           // [1150]
+  T *__restrict t20 = a.saved + 2720;                           // [1150]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1150]
-  T *__restrict t19 = a.saved + 3856;                           // [1150]
+  T *__restrict t24 = a.saved + 3872;                           // [1150]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1150]
-  T *__restrict t35 = a.saved + 7312;                           // [1150]
+  T *__restrict t40 = a.saved + 7328;                           // [1150]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1150]
-  T *__restrict t39 = a.saved + 8464;                           // [1150]
+  T *__restrict t44 = a.saved + 8480;                           // [1150]
   const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [1150]
-  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1150] l1.hn
+  const T *__restrict drop_h1 = a.inputs[2];                    // [1150]
+  T *__restrict t56_y1 = a.saved + 9632;                        // [1150] y1
+  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1150]
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1150]
-  T *__restrict saved_t49 = a.saved + 9616;                     // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
 #line 22 "examples/lm/lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
+      const T v32 = t30[j] + l1_x2o_bias[j];
+      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v37 = v32 + v36;
+      const T v38 = T(1) / (T(1) + exp(-v37));
 #line 20 "examples/lm/lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
-      const T v12 = v6 + v11;
-      const T v13 = T(1) / (T(1) + exp(-v12));
+      const T v11 = t9[j] + l1_x2f_bias[j];
+      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v17 = v11 + v16;
+      const T v18 = T(1) / (T(1) + exp(-v17));
 #line 24 "examples/lm/lstm.dopa"
-      const T v45 = v13 * l1_c[j];
+      const T v50 = v18 * l1_c[j];
 #line 21 "examples/lm/lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
+      const T v22 = t20[j] + l1_x2i_bias[j];
+      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v27 = v22 + v26;
+      const T v28 = T(1) / (T(1) + exp(-v27));
 #line 23 "examples/lm/lstm.dopa"
-      const T v37 = t35[j] + l1_x2c_bias[j];
-      const T v41 = t39[j] + l1_h2c_bias[j];
-      const T v42 = v37 + v41;
-      const T v43 = tanh(v42);
-#line 24 "examples/lm/lstm.dopa"
-      const T v46 = v23 * v43;
-      const T v47 = v45 + v46;
-#line 25 "examples/lm/lstm.dopa"
+      const T v42 = t40[j] + l1_x2c_bias[j];
+      const T v46 = t44[j] + l1_h2c_bias[j];
+      const T v47 = v42 + v46;
       const T v48 = tanh(v47);
-      const T v49 = v33 * v48;
-      l1_h_next[j] = v49;
-      l1_c_next[j] = v47;
-      saved_t49[j] = v49;
+#line 24 "examples/lm/lstm.dopa"
+      const T v51 = v28 * v48;
+      const T v52 = v50 + v51;
+#line 25 "examples/lm/lstm.dopa"
+      const T v53 = tanh(v52);
+      const T v54 = v38 * v53;
+#line 26 "examples/lm/lstm.dopa"
+      const T v56 = v54 * drop_h1[j];
+      t56_y1[j] = v56;
+      l1_h_next[j] = v54;
+      l1_c_next[j] = v52;
     }
   }
-#line 355 "lm_lstm.cu"
+#line 405 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 10: dense product (a warp or thread per output), [1150]
-//   %51 matmul
+// forward stage 12: dense product (a warp or thread per output), [1150]
+//   %58 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2f_10(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2f_12(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
-  T *__restrict t51 = a.saved + 10768;                              // [1150]
+  T *__restrict t56_y1 = a.saved + 9632;                            // [1150] y1
+  T *__restrict t58 = a.saved + 10784;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -370,23 +420,23 @@ __device__ __forceinline__ void forward_saved_x2f_10(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
-      acc += l2_x2f_weight[r * 1150 + k] * l1_h_next[k];
+      acc += l2_x2f_weight[r * 1150 + k] * t56_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t51[r] = acc;
+      t58[r] = acc;
   }
-#line 379 "lm_lstm.cu"
+#line 429 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 11: dense product (a warp or thread per output), [1150]
-//   %56 matmul
+// forward stage 13: dense product (a warp or thread per output), [1150]
+//   %63 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2f_11(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2f_13(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1150, 1150]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
-  T *__restrict t56 = a.saved + 11920;                              // [1150]
+  T *__restrict t63 = a.saved + 11936;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -397,20 +447,20 @@ __device__ __forceinline__ void forward_saved_h2f_11(const dopa::StepArgs<T> &a)
       acc += l2_h2f_weight[r * 1150 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t56[r] = acc;
+      t63[r] = acc;
   }
-#line 403 "lm_lstm.cu"
+#line 453 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 12: dense product (a warp or thread per output), [1150]
-//   %62 matmul
+// forward stage 14: dense product (a warp or thread per output), [1150]
+//   %69 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2i_12(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2i_14(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
-  T *__restrict t62 = a.saved + 13072;                              // [1150]
+  T *__restrict t56_y1 = a.saved + 9632;                            // [1150] y1
+  T *__restrict t69 = a.saved + 13088;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -418,23 +468,23 @@ __device__ __forceinline__ void forward_saved_x2i_12(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
-      acc += l2_x2i_weight[r * 1150 + k] * l1_h_next[k];
+      acc += l2_x2i_weight[r * 1150 + k] * t56_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t62[r] = acc;
+      t69[r] = acc;
   }
-#line 427 "lm_lstm.cu"
+#line 477 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 13: dense product (a warp or thread per output), [1150]
-//   %66 matmul
+// forward stage 15: dense product (a warp or thread per output), [1150]
+//   %73 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2i_13(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2i_15(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1150, 1150]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
-  T *__restrict t66 = a.saved + 14224;                              // [1150]
+  T *__restrict t73 = a.saved + 14240;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -445,20 +495,20 @@ __device__ __forceinline__ void forward_saved_h2i_13(const dopa::StepArgs<T> &a)
       acc += l2_h2i_weight[r * 1150 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t66[r] = acc;
+      t73[r] = acc;
   }
-#line 451 "lm_lstm.cu"
+#line 501 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 14: dense product (a warp or thread per output), [1150]
-//   %72 matmul
+// forward stage 16: dense product (a warp or thread per output), [1150]
+//   %79 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2o_14(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2o_16(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
-  T *__restrict t72 = a.saved + 15376;                              // [1150]
+  T *__restrict t56_y1 = a.saved + 9632;                            // [1150] y1
+  T *__restrict t79 = a.saved + 15392;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -466,23 +516,23 @@ __device__ __forceinline__ void forward_saved_x2o_14(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
-      acc += l2_x2o_weight[r * 1150 + k] * l1_h_next[k];
+      acc += l2_x2o_weight[r * 1150 + k] * t56_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t72[r] = acc;
+      t79[r] = acc;
   }
-#line 475 "lm_lstm.cu"
+#line 525 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 15: dense product (a warp or thread per output), [1150]
-//   %76 matmul
+// forward stage 17: dense product (a warp or thread per output), [1150]
+//   %83 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2o_15(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2o_17(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1150, 1150]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
-  T *__restrict t76 = a.saved + 16528;                              // [1150]
+  T *__restrict t83 = a.saved + 16544;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -493,20 +543,20 @@ __device__ __forceinline__ void forward_saved_h2o_15(const dopa::StepArgs<T> &a)
       acc += l2_h2o_weight[r * 1150 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t76[r] = acc;
+      t83[r] = acc;
   }
-#line 499 "lm_lstm.cu"
+#line 549 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
-// forward stage 16: dense product (a warp or thread per output), [1150]
-//   %82 matmul
+// forward stage 18: dense product (a warp or thread per output), [1150]
+//   %89 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2c_16(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2c_18(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1150, 1150]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1150] l1.hn
-  T *__restrict t82 = a.saved + 17680;                              // [1150]
+  T *__restrict t56_y1 = a.saved + 9632;                            // [1150] y1
+  T *__restrict t89 = a.saved + 17696;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -514,23 +564,23 @@ __device__ __forceinline__ void forward_saved_x2c_16(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1150; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
-      acc += l2_x2c_weight[r * 1150 + k] * l1_h_next[k];
+      acc += l2_x2c_weight[r * 1150 + k] * t56_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t82[r] = acc;
+      t89[r] = acc;
   }
-#line 523 "lm_lstm.cu"
+#line 573 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
-// forward stage 17: dense product (a warp or thread per output), [1150]
-//   %86 matmul
+// forward stage 19: dense product (a warp or thread per output), [1150]
+//   %93 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2c_17(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2c_19(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [1150, 1150]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1150]
-  T *__restrict t86 = a.saved + 18832;                              // [1150]
+  T *__restrict t93 = a.saved + 18848;                              // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -541,89 +591,94 @@ __device__ __forceinline__ void forward_saved_h2c_17(const dopa::StepArgs<T> &a)
       acc += l2_h2c_weight[r * 1150 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t86[r] = acc;
+      t93[r] = acc;
   }
-#line 547 "lm_lstm.cu"
+#line 597 "lm_lstm.cu"
 }
 
+// y2 = l2(y1) * drop_h2
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 18: fused loop nest over [1150]
-//   %96 mul l2.hn
-//   %94 add l2.cn -> next_state l2.c
-//   %96 mul l2.hn -> saved
-template <class T> __device__ __forceinline__ void forward_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t72 = a.saved + 15376;                          // [1150]
+// forward stage 20: fused loop nest over [1150]
+//   %105 mul y2
+//   %103 mul l2.hn -> next_state l2.h
+//   %101 add l2.cn -> next_state l2.c
+template <class T>
+__device__ __forceinline__ void forward_y2_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t79 = a.saved + 15392;                          // [1150]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1150]
-  T *__restrict t76 = a.saved + 16528;                          // [1150]
+  T *__restrict t83 = a.saved + 16544;                          // [1150]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1150]
-  T *__restrict t51 = a.saved + 10768;                          // [1150]
+  T *__restrict t58 = a.saved + 10784;                          // [1150]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1150]
-  T *__restrict t56 = a.saved + 11920;                          // [1150]
+  T *__restrict t63 = a.saved + 11936;                          // [1150]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1150]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1150]
-  T *__restrict t62 = a.saved + 13072;                          // [1150]
+  T *__restrict t69 = a.saved + 13088;                          // [1150]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1150]
-  T *__restrict t66 = a.saved + 14224;                          // [1150]
+  T *__restrict t73 = a.saved + 14240;                          // [1150]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1150]
-  T *__restrict t82 = a.saved + 17680;                          // [1150]
+  T *__restrict t89 = a.saved + 17696;                          // [1150]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1150]
-  T *__restrict t86 = a.saved + 18832;                          // [1150]
+  T *__restrict t93 = a.saved + 18848;                          // [1150]
   const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [1150]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1150] l2.hn
+  const T *__restrict drop_h2 = a.inputs[3];                    // [1150]
+  T *__restrict t105_y2 = a.saved + 20000;                      // [1150] y2
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1150]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1150]
-  T *__restrict saved_t96 = a.saved + 19984;                    // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
 #line 22 "examples/lm/lstm.dopa"
-      const T v74 = t72[j] + l2_x2o_bias[j];
-      const T v78 = t76[j] + l2_h2o_bias[j];
-      const T v79 = v74 + v78;
-      const T v80 = T(1) / (T(1) + exp(-v79));
+      const T v81 = t79[j] + l2_x2o_bias[j];
+      const T v85 = t83[j] + l2_h2o_bias[j];
+      const T v86 = v81 + v85;
+      const T v87 = T(1) / (T(1) + exp(-v86));
 #line 20 "examples/lm/lstm.dopa"
-      const T v53 = t51[j] + l2_x2f_bias[j];
-      const T v58 = t56[j] + l2_h2f_bias[j];
-      const T v59 = v53 + v58;
-      const T v60 = T(1) / (T(1) + exp(-v59));
+      const T v60 = t58[j] + l2_x2f_bias[j];
+      const T v65 = t63[j] + l2_h2f_bias[j];
+      const T v66 = v60 + v65;
+      const T v67 = T(1) / (T(1) + exp(-v66));
 #line 24 "examples/lm/lstm.dopa"
-      const T v92 = v60 * l2_c[j];
+      const T v99 = v67 * l2_c[j];
 #line 21 "examples/lm/lstm.dopa"
-      const T v64 = t62[j] + l2_x2i_bias[j];
-      const T v68 = t66[j] + l2_h2i_bias[j];
-      const T v69 = v64 + v68;
-      const T v70 = T(1) / (T(1) + exp(-v69));
+      const T v71 = t69[j] + l2_x2i_bias[j];
+      const T v75 = t73[j] + l2_h2i_bias[j];
+      const T v76 = v71 + v75;
+      const T v77 = T(1) / (T(1) + exp(-v76));
 #line 23 "examples/lm/lstm.dopa"
-      const T v84 = t82[j] + l2_x2c_bias[j];
-      const T v88 = t86[j] + l2_h2c_bias[j];
-      const T v89 = v84 + v88;
-      const T v90 = tanh(v89);
+      const T v91 = t89[j] + l2_x2c_bias[j];
+      const T v95 = t93[j] + l2_h2c_bias[j];
+      const T v96 = v91 + v95;
+      const T v97 = tanh(v96);
 #line 24 "examples/lm/lstm.dopa"
-      const T v93 = v70 * v90;
-      const T v94 = v92 + v93;
+      const T v100 = v77 * v97;
+      const T v101 = v99 + v100;
 #line 25 "examples/lm/lstm.dopa"
-      const T v95 = tanh(v94);
-      const T v96 = v80 * v95;
-      l2_h_next[j] = v96;
-      l2_c_next[j] = v94;
-      saved_t96[j] = v96;
+      const T v102 = tanh(v101);
+      const T v103 = v87 * v102;
+#line 27 "examples/lm/lstm.dopa"
+      const T v105 = v103 * drop_h2[j];
+      t105_y2[j] = v105;
+      l2_h_next[j] = v103;
+      l2_c_next[j] = v101;
     }
   }
-#line 616 "lm_lstm.cu"
+#line 671 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 19: dense product (a warp or thread per output), [400]
-//   %98 matmul
+// forward stage 21: dense product (a warp or thread per output), [400]
+//   %107 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2f_19(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2f_21(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1150]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
-  T *__restrict t98 = a.saved + 21136;                              // [400]
+  T *__restrict t105_y2 = a.saved + 20000;                          // [1150] y2
+  T *__restrict t107 = a.saved + 21152;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -631,23 +686,23 @@ __device__ __forceinline__ void forward_saved_x2f_19(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
-      acc += l3_x2f_weight[r * 1150 + k] * l2_h_next[k];
+      acc += l3_x2f_weight[r * 1150 + k] * t105_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t98[r] = acc;
+      t107[r] = acc;
   }
-#line 640 "lm_lstm.cu"
+#line 695 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 20: dense product (a warp or thread per output), [400]
-//   %103 matmul
+// forward stage 22: dense product (a warp or thread per output), [400]
+//   %112 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2f_20(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2f_22(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t103 = a.saved + 21536;                             // [400]
+  T *__restrict t112 = a.saved + 21552;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -658,20 +713,20 @@ __device__ __forceinline__ void forward_saved_h2f_20(const dopa::StepArgs<T> &a)
       acc += l3_h2f_weight[r * 400 + k] * l3_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t103[r] = acc;
+      t112[r] = acc;
   }
-#line 664 "lm_lstm.cu"
+#line 719 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 21: dense product (a warp or thread per output), [400]
-//   %109 matmul
+// forward stage 23: dense product (a warp or thread per output), [400]
+//   %118 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2i_21(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2i_23(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1150]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
-  T *__restrict t109 = a.saved + 21936;                             // [400]
+  T *__restrict t105_y2 = a.saved + 20000;                          // [1150] y2
+  T *__restrict t118 = a.saved + 21952;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -679,23 +734,23 @@ __device__ __forceinline__ void forward_saved_x2i_21(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
-      acc += l3_x2i_weight[r * 1150 + k] * l2_h_next[k];
+      acc += l3_x2i_weight[r * 1150 + k] * t105_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t109[r] = acc;
+      t118[r] = acc;
   }
-#line 688 "lm_lstm.cu"
+#line 743 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 22: dense product (a warp or thread per output), [400]
-//   %113 matmul
+// forward stage 24: dense product (a warp or thread per output), [400]
+//   %122 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2i_22(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2i_24(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t113 = a.saved + 22336;                             // [400]
+  T *__restrict t122 = a.saved + 22352;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -706,20 +761,20 @@ __device__ __forceinline__ void forward_saved_h2i_22(const dopa::StepArgs<T> &a)
       acc += l3_h2i_weight[r * 400 + k] * l3_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t113[r] = acc;
+      t122[r] = acc;
   }
-#line 712 "lm_lstm.cu"
+#line 767 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 23: dense product (a warp or thread per output), [400]
-//   %119 matmul
+// forward stage 25: dense product (a warp or thread per output), [400]
+//   %128 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2o_23(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2o_25(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1150]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
-  T *__restrict t119 = a.saved + 22736;                             // [400]
+  T *__restrict t105_y2 = a.saved + 20000;                          // [1150] y2
+  T *__restrict t128 = a.saved + 22752;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -727,23 +782,23 @@ __device__ __forceinline__ void forward_saved_x2o_23(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
-      acc += l3_x2o_weight[r * 1150 + k] * l2_h_next[k];
+      acc += l3_x2o_weight[r * 1150 + k] * t105_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t119[r] = acc;
+      t128[r] = acc;
   }
-#line 736 "lm_lstm.cu"
+#line 791 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 24: dense product (a warp or thread per output), [400]
-//   %123 matmul
+// forward stage 26: dense product (a warp or thread per output), [400]
+//   %132 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2o_24(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2o_26(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t123 = a.saved + 23136;                             // [400]
+  T *__restrict t132 = a.saved + 23152;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -754,20 +809,20 @@ __device__ __forceinline__ void forward_saved_h2o_24(const dopa::StepArgs<T> &a)
       acc += l3_h2o_weight[r * 400 + k] * l3_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t123[r] = acc;
+      t132[r] = acc;
   }
-#line 760 "lm_lstm.cu"
+#line 815 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
-// forward stage 25: dense product (a warp or thread per output), [400]
-//   %129 matmul
+// forward stage 27: dense product (a warp or thread per output), [400]
+//   %138 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2c_25(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2c_27(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1150]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1150] l2.hn
-  T *__restrict t129 = a.saved + 23536;                             // [400]
+  T *__restrict t105_y2 = a.saved + 20000;                          // [1150] y2
+  T *__restrict t138 = a.saved + 23552;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -775,23 +830,23 @@ __device__ __forceinline__ void forward_saved_x2c_25(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1150; k += 32)
-      acc += l3_x2c_weight[r * 1150 + k] * l2_h_next[k];
+      acc += l3_x2c_weight[r * 1150 + k] * t105_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t129[r] = acc;
+      t138[r] = acc;
   }
-#line 784 "lm_lstm.cu"
+#line 839 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
-// forward stage 26: dense product (a warp or thread per output), [400]
-//   %133 matmul
+// forward stage 28: dense product (a warp or thread per output), [400]
+//   %142 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2c_26(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2c_28(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2c_weight = a.params + kParamL3H2cWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t133 = a.saved + 23936;                             // [400]
+  T *__restrict t142 = a.saved + 23952;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -802,109 +857,114 @@ __device__ __forceinline__ void forward_saved_h2c_26(const dopa::StepArgs<T> &a)
       acc += l3_h2c_weight[r * 400 + k] * l3_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t133[r] = acc;
+      t142[r] = acc;
   }
-#line 808 "lm_lstm.cu"
+#line 863 "lm_lstm.cu"
 }
 
+// y3 = l3(y2) * drop_o
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 27: fused loop nest over [400]
-//   %143 mul l3.hn
-//   %141 add l3.cn -> next_state l3.c
-//   %143 mul l3.hn -> saved
-template <class T> __device__ __forceinline__ void forward_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t119 = a.saved + 22736;                         // [400]
+// forward stage 29: fused loop nest over [400]
+//   %154 mul y3
+//   %152 mul l3.hn -> next_state l3.h
+//   %150 add l3.cn -> next_state l3.c
+template <class T>
+__device__ __forceinline__ void forward_y3_l3_h_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t128 = a.saved + 22752;                         // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t123 = a.saved + 23136;                         // [400]
+  T *__restrict t132 = a.saved + 23152;                         // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t98 = a.saved + 21136;                          // [400]
+  T *__restrict t107 = a.saved + 21152;                         // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t103 = a.saved + 21536;                         // [400]
+  T *__restrict t112 = a.saved + 21552;                         // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t109 = a.saved + 21936;                         // [400]
+  T *__restrict t118 = a.saved + 21952;                         // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t113 = a.saved + 22336;                         // [400]
+  T *__restrict t122 = a.saved + 22352;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  T *__restrict t129 = a.saved + 23536;                         // [400]
+  T *__restrict t138 = a.saved + 23552;                         // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  T *__restrict t133 = a.saved + 23936;                         // [400]
+  T *__restrict t142 = a.saved + 23952;                         // [400]
   const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  const T *__restrict drop_o = a.inputs[4];                     // [400]
+  T *__restrict t154_y3 = a.saved + 24352;                      // [400] y3
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400]
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
-  T *__restrict saved_t143 = a.saved + 24336;                   // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
 #line 22 "examples/lm/lstm.dopa"
-      const T v121 = t119[j] + l3_x2o_bias[j];
-      const T v125 = t123[j] + l3_h2o_bias[j];
-      const T v126 = v121 + v125;
-      const T v127 = T(1) / (T(1) + exp(-v126));
+      const T v130 = t128[j] + l3_x2o_bias[j];
+      const T v134 = t132[j] + l3_h2o_bias[j];
+      const T v135 = v130 + v134;
+      const T v136 = T(1) / (T(1) + exp(-v135));
 #line 20 "examples/lm/lstm.dopa"
-      const T v100 = t98[j] + l3_x2f_bias[j];
-      const T v105 = t103[j] + l3_h2f_bias[j];
-      const T v106 = v100 + v105;
-      const T v107 = T(1) / (T(1) + exp(-v106));
+      const T v109 = t107[j] + l3_x2f_bias[j];
+      const T v114 = t112[j] + l3_h2f_bias[j];
+      const T v115 = v109 + v114;
+      const T v116 = T(1) / (T(1) + exp(-v115));
 #line 24 "examples/lm/lstm.dopa"
-      const T v139 = v107 * l3_c[j];
+      const T v148 = v116 * l3_c[j];
 #line 21 "examples/lm/lstm.dopa"
-      const T v111 = t109[j] + l3_x2i_bias[j];
-      const T v115 = t113[j] + l3_h2i_bias[j];
-      const T v116 = v111 + v115;
-      const T v117 = T(1) / (T(1) + exp(-v116));
+      const T v120 = t118[j] + l3_x2i_bias[j];
+      const T v124 = t122[j] + l3_h2i_bias[j];
+      const T v125 = v120 + v124;
+      const T v126 = T(1) / (T(1) + exp(-v125));
 #line 23 "examples/lm/lstm.dopa"
-      const T v131 = t129[j] + l3_x2c_bias[j];
-      const T v135 = t133[j] + l3_h2c_bias[j];
-      const T v136 = v131 + v135;
-      const T v137 = tanh(v136);
+      const T v140 = t138[j] + l3_x2c_bias[j];
+      const T v144 = t142[j] + l3_h2c_bias[j];
+      const T v145 = v140 + v144;
+      const T v146 = tanh(v145);
 #line 24 "examples/lm/lstm.dopa"
-      const T v140 = v117 * v137;
-      const T v141 = v139 + v140;
+      const T v149 = v126 * v146;
+      const T v150 = v148 + v149;
 #line 25 "examples/lm/lstm.dopa"
-      const T v142 = tanh(v141);
-      const T v143 = v127 * v142;
-      l3_h_next[j] = v143;
-      l3_c_next[j] = v141;
-      saved_t143[j] = v143;
+      const T v151 = tanh(v150);
+      const T v152 = v136 * v151;
+#line 28 "examples/lm/lstm.dopa"
+      const T v154 = v152 * drop_o[j];
+      t154_y3[j] = v154;
+      l3_h_next[j] = v152;
+      l3_c_next[j] = v150;
     }
   }
-#line 877 "lm_lstm.cu"
+#line 937 "lm_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
 //
-// forward stage 28: dense product (a warp or thread per output), [10000]
-//   %144 matmul
+// forward stage 30: dense product (a warp or thread per output), [10000]
+//   %155 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
-  T *__restrict t144 = a.scratch + 0;                          // [10000]
+  T *__restrict t154_y3 = a.saved + 24352;                     // [400] y3
+  T *__restrict t155 = a.scratch + 400;                        // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 18 "examples/lm/lstm.dopa"
+#line 29 "examples/lm/lstm.dopa"
   for (int r = tid >> 5; r < 10000; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += enc_weight[r * 400 + k] * l3_h_next[k];
+      acc += enc_weight[r * 400 + k] * t154_y3[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t144[r] = acc;
+      t155[r] = acc;
   }
-#line 900 "lm_lstm.cu"
+#line 960 "lm_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
 //
-// forward stage 29: fused loop nest over [10000]
-//   %146 add logits -> output logits
+// forward stage 31: fused loop nest over [10000]
+//   %157 add logits -> output logits
 template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t144 = a.scratch + 0;                      // [10000]
+  T *__restrict t155 = a.scratch + 400;                    // [10000]
   const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
   T *__restrict out_logits = a.outputs[0];                 // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -912,12 +972,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-#line 18 "examples/lm/lstm.dopa"
-      const T v146 = t144[j] + dec_bias[j];
-      out_logits[j] = v146;
+#line 29 "examples/lm/lstm.dopa"
+      const T v157 = t155[j] + dec_bias[j];
+      out_logits[j] = v157;
     }
   }
-#line 921 "lm_lstm.cu"
+#line 981 "lm_lstm.cu"
 }
 
 /// One forward step of LSTMLM for the whole batch: block b runs batch element b.
@@ -948,7 +1008,11 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  forward_saved_enc(a);
+  forward_enc(a);
+  dopa::gridSync();
+  forward_saved_drop_e(a);
+  dopa::gridSync();
+  forward_x(a);
   dopa::gridSync();
   forward_saved_x2f(a);
   dopa::gridSync();
@@ -966,43 +1030,43 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   dopa::gridSync();
   forward_saved_h2c(a);
   dopa::gridSync();
-  forward_l1_hn_l1_c(a);
+  forward_y1_l1_h_l1_c(a);
   dopa::gridSync();
-  forward_saved_x2f_10(a);
+  forward_saved_x2f_12(a);
   dopa::gridSync();
-  forward_saved_h2f_11(a);
+  forward_saved_h2f_13(a);
   dopa::gridSync();
-  forward_saved_x2i_12(a);
+  forward_saved_x2i_14(a);
   dopa::gridSync();
-  forward_saved_h2i_13(a);
+  forward_saved_h2i_15(a);
   dopa::gridSync();
-  forward_saved_x2o_14(a);
+  forward_saved_x2o_16(a);
   dopa::gridSync();
-  forward_saved_h2o_15(a);
+  forward_saved_h2o_17(a);
   dopa::gridSync();
-  forward_saved_x2c_16(a);
+  forward_saved_x2c_18(a);
   dopa::gridSync();
-  forward_saved_h2c_17(a);
+  forward_saved_h2c_19(a);
   dopa::gridSync();
-  forward_l2_hn_l2_c(a);
+  forward_y2_l2_h_l2_c(a);
   dopa::gridSync();
-  forward_saved_x2f_19(a);
+  forward_saved_x2f_21(a);
   dopa::gridSync();
-  forward_saved_h2f_20(a);
+  forward_saved_h2f_22(a);
   dopa::gridSync();
-  forward_saved_x2i_21(a);
+  forward_saved_x2i_23(a);
   dopa::gridSync();
-  forward_saved_h2i_22(a);
+  forward_saved_h2i_24(a);
   dopa::gridSync();
-  forward_saved_x2o_23(a);
+  forward_saved_x2o_25(a);
   dopa::gridSync();
-  forward_saved_h2o_24(a);
+  forward_saved_h2o_26(a);
   dopa::gridSync();
-  forward_saved_x2c_25(a);
+  forward_saved_x2c_27(a);
   dopa::gridSync();
-  forward_saved_h2c_26(a);
+  forward_saved_h2c_28(a);
   dopa::gridSync();
-  forward_l3_hn_l3_c(a);
+  forward_y3_l3_h_l3_c(a);
   dopa::gridSync();
   forward_matmul(a);
   dopa::gridSync();
@@ -1016,80 +1080,81 @@ template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *strea
 // output logits = enc.weight @ y3 + dec_bias
 //
 // backward stage 0: dense product (a warp or thread per output), [400]
-//   %156 matmul
+//   %167 matmul
 template <class T> __device__ __forceinline__ void backward_matmul(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t156 = a.scratch + 0;                          // [400]
+  T *__restrict t167 = a.scratch + 0;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 18 "examples/lm/lstm.dopa"
+#line 29 "examples/lm/lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 10000; ++k)
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
-    t156[c] = acc;
+    t167[c] = acc;
   }
-#line 1035 "lm_lstm.cu"
+#line 1099 "lm_lstm.cu"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
+// y3 = l3(y2) * drop_o
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
 // g = tanh(x2c(x) + h2c(h))
 // cn = f * c + i * g
-// hn = o * tanh(cn)
 //
 // backward stage 1: fused loop nest over [400]
-//   %171 mul
-//   %181 mul
-//   %192 mul
-//   %203 mul
-//   %168 mul -> grad_prev l3.c
-//   %143 mul l3.hn -> record (a factor of deferred outer-product gradients)
-//   %2 gather -> record (a factor of deferred outer-product gradients)
-//   %203 mul += grad l3.x2f.bias
-//   %101 state -> record (a factor of deferred outer-product gradients)
-//   %203 mul += grad l3.h2f.bias
-//   %192 mul += grad l3.x2i.bias
-//   %192 mul += grad l3.h2i.bias
-//   %181 mul += grad l3.x2o.bias
-//   %181 mul += grad l3.h2o.bias
-//   %171 mul += grad l3.x2c.bias
-//   %171 mul += grad l3.h2c.bias
+//   %184 mul
+//   %193 mul
+//   %204 mul
+//   %215 mul
+//   %181 mul -> grad_prev l3.c
+//   %154 mul y3 -> record (a factor of deferred outer-product gradients)
+//   %7 mul x -> record (a factor of deferred outer-product gradients)
+//   %215 mul += grad l3.x2f.bias
+//   %110 state -> record (a factor of deferred outer-product gradients)
+//   %215 mul += grad l3.h2f.bias
+//   %204 mul += grad l3.x2i.bias
+//   %204 mul += grad l3.h2i.bias
+//   %193 mul += grad l3.x2o.bias
+//   %193 mul += grad l3.h2o.bias
+//   %184 mul += grad l3.x2c.bias
+//   %184 mul += grad l3.h2c.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
-  T *__restrict t156 = a.scratch + 0;                           // [400]
-  const T *__restrict t119 = a.saved + 22736;                   // [400]
+  T *__restrict t167 = a.scratch + 0;                           // [400]
+  const T *__restrict drop_o = a.inputs[4];                     // [400]
+  const T *__restrict t128 = a.saved + 22752;                   // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  const T *__restrict t123 = a.saved + 23136;                   // [400]
+  const T *__restrict t132 = a.saved + 23152;                   // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  const T *__restrict t98 = a.saved + 21136;                    // [400]
+  const T *__restrict t107 = a.saved + 21152;                   // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  const T *__restrict t103 = a.saved + 21536;                   // [400]
+  const T *__restrict t112 = a.saved + 21552;                   // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  const T *__restrict t109 = a.saved + 21936;                   // [400]
+  const T *__restrict t118 = a.saved + 21952;                   // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  const T *__restrict t113 = a.saved + 22336;                   // [400]
+  const T *__restrict t122 = a.saved + 22352;                   // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  const T *__restrict t129 = a.saved + 23536;                   // [400]
+  const T *__restrict t138 = a.saved + 23552;                   // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  const T *__restrict t133 = a.saved + 23936;                   // [400]
+  const T *__restrict t142 = a.saved + 23952;                   // [400]
   const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
-  T *__restrict t171 = a.record + 26224;                        // [400]
-  T *__restrict t181 = a.record + 25824;                        // [400]
-  T *__restrict t192 = a.record + 25424;                        // [400]
-  T *__restrict t203 = a.record + 23472;                        // [400]
+  T *__restrict t184 = a.record + 26224;                        // [400]
+  T *__restrict t193 = a.record + 25824;                        // [400]
+  T *__restrict t204 = a.record + 25424;                        // [400]
+  T *__restrict t215 = a.record + 23472;                        // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
-  const T *__restrict t143_l3_hn = a.saved + 24336;             // [400] l3.hn
+  const T *__restrict t154_y3 = a.saved + 24352;                // [400] y3
   T *__restrict record1 = a.record + 10000;                     // [400]
-  const T *__restrict t2 = a.saved + 0;                         // [400]
+  const T *__restrict t7_x = a.saved + 16;                      // [400] x
   T *__restrict record3 = a.record + 11552;                     // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;      // [400]
   const T *__restrict l3_h = a.state + kStateL3H;               // [400]
@@ -1106,100 +1171,102 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+#line 28 "examples/lm/lstm.dopa"
+      const T v169 = t167[j] * drop_o[j];
 #line 25 "examples/lm/lstm.dopa"
-      const T v157 = d_l3_h_next[j] + t156[j];
+      const T v170 = d_l3_h_next[j] + v169;
 #line 22 "examples/lm/lstm.dopa"
-      const T v121 = t119[j] + l3_x2o_bias[j];
-      const T v125 = t123[j] + l3_h2o_bias[j];
-      const T v126 = v121 + v125;
-      const T v127 = T(1) / (T(1) + exp(-v126));
+      const T v130 = t128[j] + l3_x2o_bias[j];
+      const T v134 = t132[j] + l3_h2o_bias[j];
+      const T v135 = v130 + v134;
+      const T v136 = T(1) / (T(1) + exp(-v135));
 #line 25 "examples/lm/lstm.dopa"
-      const T v159 = v157 * v127;
+      const T v172 = v170 * v136;
 #line 20 "examples/lm/lstm.dopa"
-      const T v100 = t98[j] + l3_x2f_bias[j];
-      const T v105 = t103[j] + l3_h2f_bias[j];
-      const T v106 = v100 + v105;
-      const T v107 = T(1) / (T(1) + exp(-v106));
+      const T v109 = t107[j] + l3_x2f_bias[j];
+      const T v114 = t112[j] + l3_h2f_bias[j];
+      const T v115 = v109 + v114;
+      const T v116 = T(1) / (T(1) + exp(-v115));
 #line 24 "examples/lm/lstm.dopa"
-      const T v139 = v107 * l3_c[j];
+      const T v148 = v116 * l3_c[j];
 #line 21 "examples/lm/lstm.dopa"
-      const T v111 = t109[j] + l3_x2i_bias[j];
-      const T v115 = t113[j] + l3_h2i_bias[j];
-      const T v116 = v111 + v115;
-      const T v117 = T(1) / (T(1) + exp(-v116));
+      const T v120 = t118[j] + l3_x2i_bias[j];
+      const T v124 = t122[j] + l3_h2i_bias[j];
+      const T v125 = v120 + v124;
+      const T v126 = T(1) / (T(1) + exp(-v125));
 #line 23 "examples/lm/lstm.dopa"
-      const T v131 = t129[j] + l3_x2c_bias[j];
-      const T v135 = t133[j] + l3_h2c_bias[j];
-      const T v136 = v131 + v135;
-      const T v137 = tanh(v136);
+      const T v140 = t138[j] + l3_x2c_bias[j];
+      const T v144 = t142[j] + l3_h2c_bias[j];
+      const T v145 = v140 + v144;
+      const T v146 = tanh(v145);
 #line 24 "examples/lm/lstm.dopa"
-      const T v140 = v117 * v137;
-      const T v141 = v139 + v140;
+      const T v149 = v126 * v146;
+      const T v150 = v148 + v149;
 #line 25 "examples/lm/lstm.dopa"
-      const T v142 = tanh(v141);
-      const T v161 = v142 * v142;
-      const T v162 = T(1.0) - v161;
-      const T v163 = v159 * v162;
+      const T v151 = tanh(v150);
+      const T v174 = v151 * v151;
+      const T v175 = T(1.0) - v174;
+      const T v176 = v172 * v175;
 #line 24 "examples/lm/lstm.dopa"
-      const T v164 = d_l3_c_next[j] + v163;
-      const T v166 = v164 * v117;
+      const T v177 = d_l3_c_next[j] + v176;
+      const T v179 = v177 * v126;
 #line 23 "examples/lm/lstm.dopa"
-      const T v169 = v137 * v137;
-      const T v170 = T(1.0) - v169;
-      const T v171 = v166 * v170;
-      t171[j] = v171;
+      const T v182 = v146 * v146;
+      const T v183 = T(1.0) - v182;
+      const T v184 = v179 * v183;
+      t184[j] = v184;
 #line 25 "examples/lm/lstm.dopa"
-      const T v158 = v157 * v142;
+      const T v171 = v170 * v151;
 #line 22 "examples/lm/lstm.dopa"
-      const T v179 = T(1.0) - v127;
-      const T v180 = v127 * v179;
-      const T v181 = v158 * v180;
-      t181[j] = v181;
+      const T v191 = T(1.0) - v136;
+      const T v192 = v136 * v191;
+      const T v193 = v171 * v192;
+      t193[j] = v193;
 #line 24 "examples/lm/lstm.dopa"
-      const T v165 = v164 * v137;
+      const T v178 = v177 * v146;
 #line 21 "examples/lm/lstm.dopa"
-      const T v190 = T(1.0) - v117;
-      const T v191 = v117 * v190;
-      const T v192 = v165 * v191;
-      t192[j] = v192;
+      const T v202 = T(1.0) - v126;
+      const T v203 = v126 * v202;
+      const T v204 = v178 * v203;
+      t204[j] = v204;
 #line 24 "examples/lm/lstm.dopa"
-      const T v167 = v164 * l3_c[j];
+      const T v180 = v177 * l3_c[j];
 #line 20 "examples/lm/lstm.dopa"
-      const T v201 = T(1.0) - v107;
-      const T v202 = v107 * v201;
-      const T v203 = v167 * v202;
-      t203[j] = v203;
+      const T v213 = T(1.0) - v116;
+      const T v214 = v116 * v213;
+      const T v215 = v180 * v214;
+      t215[j] = v215;
 #line 24 "examples/lm/lstm.dopa"
-      const T v168 = v164 * v107;
-      d_l3_c[j] = v168;
-      record1[j] = t143_l3_hn[j];
-      record3[j] = t2[j];
+      const T v181 = v177 * v116;
+      d_l3_c[j] = v181;
+      record1[j] = t154_y3[j];
+      record3[j] = t7_x[j];
 #line 20 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l3_x2f_bias[j], v203);
+      atomicAdd(&d_l3_x2f_bias[j], v215);
       record16[j] = l3_h[j];
-      atomicAdd(&d_l3_h2f_bias[j], v203);
+      atomicAdd(&d_l3_h2f_bias[j], v215);
 #line 21 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l3_x2i_bias[j], v192);
-      atomicAdd(&d_l3_h2i_bias[j], v192);
+      atomicAdd(&d_l3_x2i_bias[j], v204);
+      atomicAdd(&d_l3_h2i_bias[j], v204);
 #line 22 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l3_x2o_bias[j], v181);
-      atomicAdd(&d_l3_h2o_bias[j], v181);
+      atomicAdd(&d_l3_x2o_bias[j], v193);
+      atomicAdd(&d_l3_h2o_bias[j], v193);
 #line 23 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l3_x2c_bias[j], v171);
-      atomicAdd(&d_l3_h2c_bias[j], v171);
+      atomicAdd(&d_l3_x2c_bias[j], v184);
+      atomicAdd(&d_l3_h2c_bias[j], v184);
     }
   }
-#line 1193 "lm_lstm.cu"
+#line 1260 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 2: dense product (a warp or thread per output), [400]
-//   %174 matmul
+//   %187 matmul
 template <class T> __device__ __forceinline__ void backward_h2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.record + 26224;                            // [400]
+  T *__restrict t184 = a.record + 26224;                            // [400]
   const T *__restrict l3_h2c_weight = a.params + kParamL3H2cWeight; // [400, 400]
-  T *__restrict t174 = a.scratch + 400;                             // [400]
+  T *__restrict t187 = a.scratch + 400;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1207,20 +1274,20 @@ template <class T> __device__ __forceinline__ void backward_h2c(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t171[k] * l3_h2c_weight[k * 400 + c];
-    t174[c] = acc;
+      acc += t184[k] * l3_h2c_weight[k * 400 + c];
+    t187[c] = acc;
   }
-#line 1214 "lm_lstm.cu"
+#line 1281 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 3: dense product (a warp or thread per output), [1150]
-//   %177 matmul
+//   %190 matmul
 template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.record + 26224;                            // [400]
+  T *__restrict t184 = a.record + 26224;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1150]
-  T *__restrict t177 = a.scratch + 800;                             // [1150]
+  T *__restrict t190 = a.scratch + 800;                             // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1228,20 +1295,20 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t171[k] * l3_x2c_weight[k * 1150 + c];
-    t177[c] = acc;
+      acc += t184[k] * l3_x2c_weight[k * 1150 + c];
+    t190[c] = acc;
   }
-#line 1235 "lm_lstm.cu"
+#line 1302 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 4: dense product (a warp or thread per output), [400]
-//   %184 matmul
+//   %196 matmul
 template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.record + 25824;                            // [400]
+  T *__restrict t193 = a.record + 25824;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t184 = a.scratch + 1952;                            // [400]
+  T *__restrict t196 = a.scratch + 1952;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1249,20 +1316,20 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t181[k] * l3_h2o_weight[k * 400 + c];
-    t184[c] = acc;
+      acc += t193[k] * l3_h2o_weight[k * 400 + c];
+    t196[c] = acc;
   }
-#line 1256 "lm_lstm.cu"
+#line 1323 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 5: dense product (a warp or thread per output), [1150]
-//   %188 matmul
+//   %200 matmul
 template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.record + 25824;                            // [400]
+  T *__restrict t193 = a.record + 25824;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1150]
-  T *__restrict t188 = a.scratch + 2352;                            // [1150]
+  T *__restrict t200 = a.scratch + 2352;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1270,20 +1337,20 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t181[k] * l3_x2o_weight[k * 1150 + c];
-    t188[c] = acc;
+      acc += t193[k] * l3_x2o_weight[k * 1150 + c];
+    t200[c] = acc;
   }
-#line 1277 "lm_lstm.cu"
+#line 1344 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 6: dense product (a warp or thread per output), [400]
-//   %195 matmul
+//   %207 matmul
 template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t192 = a.record + 25424;                            // [400]
+  T *__restrict t204 = a.record + 25424;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t195 = a.scratch + 3504;                            // [400]
+  T *__restrict t207 = a.scratch + 3504;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1291,20 +1358,20 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t192[k] * l3_h2i_weight[k * 400 + c];
-    t195[c] = acc;
+      acc += t204[k] * l3_h2i_weight[k * 400 + c];
+    t207[c] = acc;
   }
-#line 1298 "lm_lstm.cu"
+#line 1365 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 7: dense product (a warp or thread per output), [1150]
-//   %199 matmul
+//   %211 matmul
 template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t192 = a.record + 25424;                            // [400]
+  T *__restrict t204 = a.record + 25424;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1150]
-  T *__restrict t199 = a.scratch + 3904;                            // [1150]
+  T *__restrict t211 = a.scratch + 3904;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1312,20 +1379,20 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t192[k] * l3_x2i_weight[k * 1150 + c];
-    t199[c] = acc;
+      acc += t204[k] * l3_x2i_weight[k * 1150 + c];
+    t211[c] = acc;
   }
-#line 1319 "lm_lstm.cu"
+#line 1386 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 8: dense product (a warp or thread per output), [400]
-//   %206 matmul
+//   %218 matmul
 template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t203 = a.record + 23472;                            // [400]
+  T *__restrict t215 = a.record + 23472;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t206 = a.scratch + 5056;                            // [400]
+  T *__restrict t218 = a.scratch + 5056;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1333,20 +1400,20 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t203[k] * l3_h2f_weight[k * 400 + c];
-    t206[c] = acc;
+      acc += t215[k] * l3_h2f_weight[k * 400 + c];
+    t218[c] = acc;
   }
-#line 1340 "lm_lstm.cu"
+#line 1407 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 9: dense product (a warp or thread per output), [1150]
-//   %210 matmul
+//   %222 matmul
 template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t203 = a.record + 23472;                            // [400]
+  T *__restrict t215 = a.record + 23472;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1150]
-  T *__restrict t210 = a.scratch + 5456;                            // [1150]
+  T *__restrict t222 = a.scratch + 5456;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1354,71 +1421,73 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t203[k] * l3_x2f_weight[k * 1150 + c];
-    t210[c] = acc;
+      acc += t215[k] * l3_x2f_weight[k * 1150 + c];
+    t222[c] = acc;
   }
-#line 1361 "lm_lstm.cu"
+#line 1428 "lm_lstm.cu"
 }
 
+// y1 = l1(x) * drop_h1
+// y2 = l2(y1) * drop_h2
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
 // g = tanh(x2c(x) + h2c(h))
 // cn = f * c + i * g
-// hn = o * tanh(cn)
 //
 // backward stage 10: fused loop nest over [1150]
-//   %224 mul
-//   %234 mul
-//   %245 mul
-//   %256 mul
-//   %221 mul -> grad_prev l2.c
-//   %7 state -> record (a factor of deferred outer-product gradients)
-//   %49 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %256 mul += grad l2.x2f.bias
-//   %54 state -> record (a factor of deferred outer-product gradients)
-//   %256 mul += grad l2.h2f.bias
-//   %245 mul += grad l2.x2i.bias
-//   %245 mul += grad l2.h2i.bias
-//   %234 mul += grad l2.x2o.bias
-//   %234 mul += grad l2.h2o.bias
-//   %224 mul += grad l2.x2c.bias
-//   %224 mul += grad l2.h2c.bias
-//   %96 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %239 mul
+//   %248 mul
+//   %259 mul
+//   %270 mul
+//   %236 mul -> grad_prev l2.c
+//   %12 state -> record (a factor of deferred outer-product gradients)
+//   %56 mul y1 -> record (a factor of deferred outer-product gradients)
+//   %270 mul += grad l2.x2f.bias
+//   %61 state -> record (a factor of deferred outer-product gradients)
+//   %270 mul += grad l2.h2f.bias
+//   %259 mul += grad l2.x2i.bias
+//   %259 mul += grad l2.h2i.bias
+//   %248 mul += grad l2.x2o.bias
+//   %248 mul += grad l2.h2o.bias
+//   %239 mul += grad l2.x2c.bias
+//   %239 mul += grad l2.h2c.bias
+//   %105 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1150] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1150] d l2.h'
-  T *__restrict t177 = a.scratch + 800;                         // [1150]
-  T *__restrict t188 = a.scratch + 2352;                        // [1150]
-  T *__restrict t199 = a.scratch + 3904;                        // [1150]
-  T *__restrict t210 = a.scratch + 5456;                        // [1150]
-  const T *__restrict t72 = a.saved + 15376;                    // [1150]
+  T *__restrict t190 = a.scratch + 800;                         // [1150]
+  T *__restrict t200 = a.scratch + 2352;                        // [1150]
+  T *__restrict t211 = a.scratch + 3904;                        // [1150]
+  T *__restrict t222 = a.scratch + 5456;                        // [1150]
+  const T *__restrict drop_h2 = a.inputs[3];                    // [1150]
+  const T *__restrict t79 = a.saved + 15392;                    // [1150]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1150]
-  const T *__restrict t76 = a.saved + 16528;                    // [1150]
+  const T *__restrict t83 = a.saved + 16544;                    // [1150]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1150]
-  const T *__restrict t51 = a.saved + 10768;                    // [1150]
+  const T *__restrict t58 = a.saved + 10784;                    // [1150]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1150]
-  const T *__restrict t56 = a.saved + 11920;                    // [1150]
+  const T *__restrict t63 = a.saved + 11936;                    // [1150]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1150]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1150]
-  const T *__restrict t62 = a.saved + 13072;                    // [1150]
+  const T *__restrict t69 = a.saved + 13088;                    // [1150]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1150]
-  const T *__restrict t66 = a.saved + 14224;                    // [1150]
+  const T *__restrict t73 = a.saved + 14240;                    // [1150]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1150]
-  const T *__restrict t82 = a.saved + 17680;                    // [1150]
+  const T *__restrict t89 = a.saved + 17696;                    // [1150]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1150]
-  const T *__restrict t86 = a.saved + 18832;                    // [1150]
+  const T *__restrict t93 = a.saved + 18848;                    // [1150]
   const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [1150]
-  T *__restrict t224 = a.record + 22320;                        // [1150]
-  T *__restrict t234 = a.record + 21168;                        // [1150]
-  T *__restrict t245 = a.record + 20016;                        // [1150]
-  T *__restrict t256 = a.record + 16560;                        // [1150]
+  T *__restrict t239 = a.record + 22320;                        // [1150]
+  T *__restrict t248 = a.record + 21168;                        // [1150]
+  T *__restrict t259 = a.record + 20016;                        // [1150]
+  T *__restrict t270 = a.record + 16560;                        // [1150]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1150]
   const T *__restrict l1_h = a.state + kStateL1H;               // [1150]
   T *__restrict record4 = a.record + 11952;                     // [1150]
-  const T *__restrict t49_l1_hn = a.saved + 9616;               // [1150] l1.hn
+  const T *__restrict t56_y1 = a.saved + 9632;                  // [1150] y1
   T *__restrict record9 = a.record + 17712;                     // [1150]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [1150]
   const T *__restrict l2_h = a.state + kStateL2H;               // [1150]
@@ -1430,111 +1499,113 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [1150]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [1150]
   T *__restrict d_l2_h2c_bias = a.grads + kParamL2H2cBias;      // [1150]
-  const T *__restrict t96_l2_hn = a.saved + 19984;              // [1150] l2.hn
+  const T *__restrict t105_y2 = a.saved + 20000;                // [1150] y2
   T *__restrict record15 = a.record + 23872;                    // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
+#line 27 "examples/lm/lstm.dopa"
+      const T v201 = t190[j] + t200[j];
+      const T v212 = v201 + t211[j];
+      const T v223 = v212 + t222[j];
+      const T v225 = v223 * drop_h2[j];
 #line 25 "examples/lm/lstm.dopa"
-      const T v178 = d_l2_h_next[j] + t177[j];
-      const T v189 = v178 + t188[j];
-      const T v200 = v189 + t199[j];
-      const T v211 = v200 + t210[j];
+      const T v226 = d_l2_h_next[j] + v225;
 #line 22 "examples/lm/lstm.dopa"
-      const T v74 = t72[j] + l2_x2o_bias[j];
-      const T v78 = t76[j] + l2_h2o_bias[j];
-      const T v79 = v74 + v78;
-      const T v80 = T(1) / (T(1) + exp(-v79));
+      const T v81 = t79[j] + l2_x2o_bias[j];
+      const T v85 = t83[j] + l2_h2o_bias[j];
+      const T v86 = v81 + v85;
+      const T v87 = T(1) / (T(1) + exp(-v86));
 #line 25 "examples/lm/lstm.dopa"
-      const T v213 = v211 * v80;
+      const T v228 = v226 * v87;
 #line 20 "examples/lm/lstm.dopa"
-      const T v53 = t51[j] + l2_x2f_bias[j];
-      const T v58 = t56[j] + l2_h2f_bias[j];
-      const T v59 = v53 + v58;
-      const T v60 = T(1) / (T(1) + exp(-v59));
+      const T v60 = t58[j] + l2_x2f_bias[j];
+      const T v65 = t63[j] + l2_h2f_bias[j];
+      const T v66 = v60 + v65;
+      const T v67 = T(1) / (T(1) + exp(-v66));
 #line 24 "examples/lm/lstm.dopa"
-      const T v92 = v60 * l2_c[j];
+      const T v99 = v67 * l2_c[j];
 #line 21 "examples/lm/lstm.dopa"
-      const T v64 = t62[j] + l2_x2i_bias[j];
-      const T v68 = t66[j] + l2_h2i_bias[j];
-      const T v69 = v64 + v68;
-      const T v70 = T(1) / (T(1) + exp(-v69));
+      const T v71 = t69[j] + l2_x2i_bias[j];
+      const T v75 = t73[j] + l2_h2i_bias[j];
+      const T v76 = v71 + v75;
+      const T v77 = T(1) / (T(1) + exp(-v76));
 #line 23 "examples/lm/lstm.dopa"
-      const T v84 = t82[j] + l2_x2c_bias[j];
-      const T v88 = t86[j] + l2_h2c_bias[j];
-      const T v89 = v84 + v88;
-      const T v90 = tanh(v89);
+      const T v91 = t89[j] + l2_x2c_bias[j];
+      const T v95 = t93[j] + l2_h2c_bias[j];
+      const T v96 = v91 + v95;
+      const T v97 = tanh(v96);
 #line 24 "examples/lm/lstm.dopa"
-      const T v93 = v70 * v90;
-      const T v94 = v92 + v93;
+      const T v100 = v77 * v97;
+      const T v101 = v99 + v100;
 #line 25 "examples/lm/lstm.dopa"
-      const T v95 = tanh(v94);
-      const T v214 = v95 * v95;
-      const T v215 = T(1.0) - v214;
-      const T v216 = v213 * v215;
+      const T v102 = tanh(v101);
+      const T v229 = v102 * v102;
+      const T v230 = T(1.0) - v229;
+      const T v231 = v228 * v230;
 #line 24 "examples/lm/lstm.dopa"
-      const T v217 = d_l2_c_next[j] + v216;
-      const T v219 = v217 * v70;
+      const T v232 = d_l2_c_next[j] + v231;
+      const T v234 = v232 * v77;
 #line 23 "examples/lm/lstm.dopa"
-      const T v222 = v90 * v90;
-      const T v223 = T(1.0) - v222;
-      const T v224 = v219 * v223;
-      t224[j] = v224;
+      const T v237 = v97 * v97;
+      const T v238 = T(1.0) - v237;
+      const T v239 = v234 * v238;
+      t239[j] = v239;
 #line 25 "examples/lm/lstm.dopa"
-      const T v212 = v211 * v95;
+      const T v227 = v226 * v102;
 #line 22 "examples/lm/lstm.dopa"
-      const T v232 = T(1.0) - v80;
-      const T v233 = v80 * v232;
-      const T v234 = v212 * v233;
-      t234[j] = v234;
+      const T v246 = T(1.0) - v87;
+      const T v247 = v87 * v246;
+      const T v248 = v227 * v247;
+      t248[j] = v248;
 #line 24 "examples/lm/lstm.dopa"
-      const T v218 = v217 * v90;
+      const T v233 = v232 * v97;
 #line 21 "examples/lm/lstm.dopa"
-      const T v243 = T(1.0) - v70;
-      const T v244 = v70 * v243;
-      const T v245 = v218 * v244;
-      t245[j] = v245;
+      const T v257 = T(1.0) - v77;
+      const T v258 = v77 * v257;
+      const T v259 = v233 * v258;
+      t259[j] = v259;
 #line 24 "examples/lm/lstm.dopa"
-      const T v220 = v217 * l2_c[j];
+      const T v235 = v232 * l2_c[j];
 #line 20 "examples/lm/lstm.dopa"
-      const T v254 = T(1.0) - v60;
-      const T v255 = v60 * v254;
-      const T v256 = v220 * v255;
-      t256[j] = v256;
+      const T v268 = T(1.0) - v67;
+      const T v269 = v67 * v268;
+      const T v270 = v235 * v269;
+      t270[j] = v270;
 #line 24 "examples/lm/lstm.dopa"
-      const T v221 = v217 * v60;
-      d_l2_c[j] = v221;
+      const T v236 = v232 * v67;
+      d_l2_c[j] = v236;
       record4[j] = l1_h[j];
-      record9[j] = t49_l1_hn[j];
+      record9[j] = t56_y1[j];
 #line 20 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l2_x2f_bias[j], v256);
+      atomicAdd(&d_l2_x2f_bias[j], v270);
       record10[j] = l2_h[j];
-      atomicAdd(&d_l2_h2f_bias[j], v256);
+      atomicAdd(&d_l2_h2f_bias[j], v270);
 #line 21 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l2_x2i_bias[j], v245);
-      atomicAdd(&d_l2_h2i_bias[j], v245);
+      atomicAdd(&d_l2_x2i_bias[j], v259);
+      atomicAdd(&d_l2_h2i_bias[j], v259);
 #line 22 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l2_x2o_bias[j], v234);
-      atomicAdd(&d_l2_h2o_bias[j], v234);
+      atomicAdd(&d_l2_x2o_bias[j], v248);
+      atomicAdd(&d_l2_h2o_bias[j], v248);
 #line 23 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l2_x2c_bias[j], v224);
-      atomicAdd(&d_l2_h2c_bias[j], v224);
-      record15[j] = t96_l2_hn[j];
+      atomicAdd(&d_l2_x2c_bias[j], v239);
+      atomicAdd(&d_l2_h2c_bias[j], v239);
+      record15[j] = t105_y2[j];
     }
   }
-#line 1528 "lm_lstm.cu"
+#line 1599 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 11: dense product (a warp or thread per output), [1150]
-//   %227 matmul
+//   %242 matmul
 template <class T> __device__ __forceinline__ void backward_h2c_11(const dopa::StepArgs<T> &a) {
-  T *__restrict t224 = a.record + 22320;                            // [1150]
+  T *__restrict t239 = a.record + 22320;                            // [1150]
   const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [1150, 1150]
-  T *__restrict t227 = a.scratch + 6608;                            // [1150]
+  T *__restrict t242 = a.scratch + 6608;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1542,20 +1613,20 @@ template <class T> __device__ __forceinline__ void backward_h2c_11(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t224[k] * l2_h2c_weight[k * 1150 + c];
-    t227[c] = acc;
+      acc += t239[k] * l2_h2c_weight[k * 1150 + c];
+    t242[c] = acc;
   }
-#line 1549 "lm_lstm.cu"
+#line 1620 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 12: dense product (a warp or thread per output), [1150]
-//   %230 matmul
+//   %245 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t224 = a.record + 22320;                            // [1150]
+  T *__restrict t239 = a.record + 22320;                            // [1150]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1150, 1150]
-  T *__restrict t230 = a.scratch + 7760;                            // [1150]
+  T *__restrict t245 = a.scratch + 7760;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1563,20 +1634,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_12(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t224[k] * l2_x2c_weight[k * 1150 + c];
-    t230[c] = acc;
+      acc += t239[k] * l2_x2c_weight[k * 1150 + c];
+    t245[c] = acc;
   }
-#line 1570 "lm_lstm.cu"
+#line 1641 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 13: dense product (a warp or thread per output), [1150]
-//   %237 matmul
+//   %251 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 21168;                            // [1150]
+  T *__restrict t248 = a.record + 21168;                            // [1150]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1150, 1150]
-  T *__restrict t237 = a.scratch + 8912;                            // [1150]
+  T *__restrict t251 = a.scratch + 8912;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1584,20 +1655,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_13(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t234[k] * l2_h2o_weight[k * 1150 + c];
-    t237[c] = acc;
+      acc += t248[k] * l2_h2o_weight[k * 1150 + c];
+    t251[c] = acc;
   }
-#line 1591 "lm_lstm.cu"
+#line 1662 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 14: dense product (a warp or thread per output), [1150]
-//   %241 matmul
+//   %255 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 21168;                            // [1150]
+  T *__restrict t248 = a.record + 21168;                            // [1150]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1150, 1150]
-  T *__restrict t241 = a.scratch + 10064;                           // [1150]
+  T *__restrict t255 = a.scratch + 10064;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1605,20 +1676,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_14(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t234[k] * l2_x2o_weight[k * 1150 + c];
-    t241[c] = acc;
+      acc += t248[k] * l2_x2o_weight[k * 1150 + c];
+    t255[c] = acc;
   }
-#line 1612 "lm_lstm.cu"
+#line 1683 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 15: dense product (a warp or thread per output), [1150]
-//   %248 matmul
+//   %262 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 20016;                            // [1150]
+  T *__restrict t259 = a.record + 20016;                            // [1150]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1150, 1150]
-  T *__restrict t248 = a.scratch + 11216;                           // [1150]
+  T *__restrict t262 = a.scratch + 11216;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1626,20 +1697,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_15(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t245[k] * l2_h2i_weight[k * 1150 + c];
-    t248[c] = acc;
+      acc += t259[k] * l2_h2i_weight[k * 1150 + c];
+    t262[c] = acc;
   }
-#line 1633 "lm_lstm.cu"
+#line 1704 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 16: dense product (a warp or thread per output), [1150]
-//   %252 matmul
+//   %266 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 20016;                            // [1150]
+  T *__restrict t259 = a.record + 20016;                            // [1150]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1150, 1150]
-  T *__restrict t252 = a.scratch + 12368;                           // [1150]
+  T *__restrict t266 = a.scratch + 12368;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1647,20 +1718,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_16(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t245[k] * l2_x2i_weight[k * 1150 + c];
-    t252[c] = acc;
+      acc += t259[k] * l2_x2i_weight[k * 1150 + c];
+    t266[c] = acc;
   }
-#line 1654 "lm_lstm.cu"
+#line 1725 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 17: dense product (a warp or thread per output), [1150]
-//   %259 matmul
+//   %273 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t256 = a.record + 16560;                            // [1150]
+  T *__restrict t270 = a.record + 16560;                            // [1150]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1150, 1150]
-  T *__restrict t259 = a.scratch + 13520;                           // [1150]
+  T *__restrict t273 = a.scratch + 13520;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1668,20 +1739,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_17(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t256[k] * l2_h2f_weight[k * 1150 + c];
-    t259[c] = acc;
+      acc += t270[k] * l2_h2f_weight[k * 1150 + c];
+    t273[c] = acc;
   }
-#line 1675 "lm_lstm.cu"
+#line 1746 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 18: dense product (a warp or thread per output), [1150]
-//   %263 matmul
+//   %277 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t256 = a.record + 16560;                            // [1150]
+  T *__restrict t270 = a.record + 16560;                            // [1150]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1150, 1150]
-  T *__restrict t263 = a.scratch + 14672;                           // [1150]
+  T *__restrict t277 = a.scratch + 14672;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1689,10 +1760,10 @@ template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t256[k] * l2_x2f_weight[k * 1150 + c];
-    t263[c] = acc;
+      acc += t270[k] * l2_x2f_weight[k * 1150 + c];
+    t277[c] = acc;
   }
-#line 1696 "lm_lstm.cu"
+#line 1767 "lm_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1703,55 +1774,56 @@ template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::S
 // cn = f * c + i * g
 //
 // backward stage 19: fused loop nest over [1150]
-//   %277 mul
-//   %286 mul
-//   %297 mul
-//   %308 mul
-//   %274 mul -> grad_prev l1.c
-//   %260 add -> grad_prev l2.h
-//   %308 mul += grad l1.x2f.bias
-//   %308 mul += grad l1.h2f.bias
-//   %297 mul += grad l1.x2i.bias
-//   %297 mul += grad l1.h2i.bias
-//   %286 mul += grad l1.x2o.bias
-//   %286 mul += grad l1.h2o.bias
-//   %277 mul += grad l1.x2c.bias
-//   %277 mul += grad l1.h2c.bias
+//   %294 mul
+//   %303 mul
+//   %314 mul
+//   %325 mul
+//   %291 mul -> grad_prev l1.c
+//   %274 add -> grad_prev l2.h
+//   %325 mul += grad l1.x2f.bias
+//   %325 mul += grad l1.h2f.bias
+//   %314 mul += grad l1.x2i.bias
+//   %314 mul += grad l1.h2i.bias
+//   %303 mul += grad l1.x2o.bias
+//   %303 mul += grad l1.h2o.bias
+//   %294 mul += grad l1.x2c.bias
+//   %294 mul += grad l1.h2c.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1150] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1150] d l1.h'
-  T *__restrict t230 = a.scratch + 7760;                        // [1150]
-  T *__restrict t241 = a.scratch + 10064;                       // [1150]
-  T *__restrict t252 = a.scratch + 12368;                       // [1150]
-  T *__restrict t263 = a.scratch + 14672;                       // [1150]
-  const T *__restrict t25 = a.saved + 5008;                     // [1150]
+  T *__restrict t245 = a.scratch + 7760;                        // [1150]
+  T *__restrict t255 = a.scratch + 10064;                       // [1150]
+  T *__restrict t266 = a.scratch + 12368;                       // [1150]
+  T *__restrict t277 = a.scratch + 14672;                       // [1150]
+  const T *__restrict drop_h1 = a.inputs[2];                    // [1150]
+  const T *__restrict t30 = a.saved + 5024;                     // [1150]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1150]
-  const T *__restrict t29 = a.saved + 6160;                     // [1150]
+  const T *__restrict t34 = a.saved + 6176;                     // [1150]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1150]
-  const T *__restrict t4 = a.saved + 400;                       // [1150]
+  const T *__restrict t9 = a.saved + 416;                       // [1150]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1150]
-  const T *__restrict t9 = a.saved + 1552;                      // [1150]
+  const T *__restrict t14 = a.saved + 1568;                     // [1150]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1150]
   const T *__restrict l1_c = a.state + kStateL1C;               // [1150]
-  const T *__restrict t15 = a.saved + 2704;                     // [1150]
+  const T *__restrict t20 = a.saved + 2720;                     // [1150]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1150]
-  const T *__restrict t19 = a.saved + 3856;                     // [1150]
+  const T *__restrict t24 = a.saved + 3872;                     // [1150]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1150]
-  const T *__restrict t35 = a.saved + 7312;                     // [1150]
+  const T *__restrict t40 = a.saved + 7328;                     // [1150]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1150]
-  const T *__restrict t39 = a.saved + 8464;                     // [1150]
+  const T *__restrict t44 = a.saved + 8480;                     // [1150]
   const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [1150]
-  T *__restrict t277 = a.record + 15408;                        // [1150]
-  T *__restrict t286 = a.record + 14256;                        // [1150]
-  T *__restrict t297 = a.record + 13104;                        // [1150]
-  T *__restrict t308 = a.record + 10400;                        // [1150]
+  T *__restrict t294 = a.record + 15408;                        // [1150]
+  T *__restrict t303 = a.record + 14256;                        // [1150]
+  T *__restrict t314 = a.record + 13104;                        // [1150]
+  T *__restrict t325 = a.record + 10400;                        // [1150]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1150]
-  T *__restrict t227 = a.scratch + 6608;                        // [1150]
-  T *__restrict t237 = a.scratch + 8912;                        // [1150]
-  T *__restrict t248 = a.scratch + 11216;                       // [1150]
-  T *__restrict t259 = a.scratch + 13520;                       // [1150]
+  T *__restrict t242 = a.scratch + 6608;                        // [1150]
+  T *__restrict t251 = a.scratch + 8912;                        // [1150]
+  T *__restrict t262 = a.scratch + 11216;                       // [1150]
+  T *__restrict t273 = a.scratch + 13520;                       // [1150]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1150]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1150]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1150]
@@ -1766,105 +1838,107 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
+#line 26 "examples/lm/lstm.dopa"
+      const T v256 = t245[j] + t255[j];
+      const T v267 = v256 + t266[j];
+      const T v278 = v267 + t277[j];
+      const T v280 = v278 * drop_h1[j];
 #line 25 "examples/lm/lstm.dopa"
-      const T v231 = d_l1_h_next[j] + t230[j];
-      const T v242 = v231 + t241[j];
-      const T v253 = v242 + t252[j];
-      const T v264 = v253 + t263[j];
+      const T v281 = d_l1_h_next[j] + v280;
 #line 22 "examples/lm/lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
+      const T v32 = t30[j] + l1_x2o_bias[j];
+      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v37 = v32 + v36;
+      const T v38 = T(1) / (T(1) + exp(-v37));
 #line 25 "examples/lm/lstm.dopa"
-      const T v266 = v264 * v33;
+      const T v283 = v281 * v38;
 #line 20 "examples/lm/lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
-      const T v12 = v6 + v11;
-      const T v13 = T(1) / (T(1) + exp(-v12));
+      const T v11 = t9[j] + l1_x2f_bias[j];
+      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v17 = v11 + v16;
+      const T v18 = T(1) / (T(1) + exp(-v17));
 #line 24 "examples/lm/lstm.dopa"
-      const T v45 = v13 * l1_c[j];
+      const T v50 = v18 * l1_c[j];
 #line 21 "examples/lm/lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
+      const T v22 = t20[j] + l1_x2i_bias[j];
+      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v27 = v22 + v26;
+      const T v28 = T(1) / (T(1) + exp(-v27));
 #line 23 "examples/lm/lstm.dopa"
-      const T v37 = t35[j] + l1_x2c_bias[j];
-      const T v41 = t39[j] + l1_h2c_bias[j];
-      const T v42 = v37 + v41;
-      const T v43 = tanh(v42);
-#line 24 "examples/lm/lstm.dopa"
-      const T v46 = v23 * v43;
-      const T v47 = v45 + v46;
-#line 25 "examples/lm/lstm.dopa"
+      const T v42 = t40[j] + l1_x2c_bias[j];
+      const T v46 = t44[j] + l1_h2c_bias[j];
+      const T v47 = v42 + v46;
       const T v48 = tanh(v47);
-      const T v267 = v48 * v48;
-      const T v268 = T(1.0) - v267;
-      const T v269 = v266 * v268;
 #line 24 "examples/lm/lstm.dopa"
-      const T v270 = d_l1_c_next[j] + v269;
-      const T v272 = v270 * v23;
-#line 23 "examples/lm/lstm.dopa"
-      const T v275 = v43 * v43;
-      const T v276 = T(1.0) - v275;
-      const T v277 = v272 * v276;
-      t277[j] = v277;
+      const T v51 = v28 * v48;
+      const T v52 = v50 + v51;
 #line 25 "examples/lm/lstm.dopa"
-      const T v265 = v264 * v48;
-#line 22 "examples/lm/lstm.dopa"
-      const T v284 = T(1.0) - v33;
-      const T v285 = v33 * v284;
-      const T v286 = v265 * v285;
-      t286[j] = v286;
+      const T v53 = tanh(v52);
+      const T v284 = v53 * v53;
+      const T v285 = T(1.0) - v284;
+      const T v286 = v283 * v285;
 #line 24 "examples/lm/lstm.dopa"
-      const T v271 = v270 * v43;
-#line 21 "examples/lm/lstm.dopa"
-      const T v295 = T(1.0) - v23;
-      const T v296 = v23 * v295;
-      const T v297 = v271 * v296;
-      t297[j] = v297;
-#line 24 "examples/lm/lstm.dopa"
-      const T v273 = v270 * l1_c[j];
-#line 20 "examples/lm/lstm.dopa"
-      const T v306 = T(1.0) - v13;
-      const T v307 = v13 * v306;
-      const T v308 = v273 * v307;
-      t308[j] = v308;
-#line 24 "examples/lm/lstm.dopa"
-      const T v274 = v270 * v13;
-      d_l1_c[j] = v274;
-#line 9 "examples/lm/lstm.dopa"
-      const T v238 = t227[j] + t237[j];
-      const T v249 = v238 + t248[j];
-      const T v260 = v249 + t259[j];
-      d_l2_h[j] = v260;
-#line 20 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l1_x2f_bias[j], v308);
-      atomicAdd(&d_l1_h2f_bias[j], v308);
-#line 21 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l1_x2i_bias[j], v297);
-      atomicAdd(&d_l1_h2i_bias[j], v297);
-#line 22 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l1_x2o_bias[j], v286);
-      atomicAdd(&d_l1_h2o_bias[j], v286);
+      const T v287 = d_l1_c_next[j] + v286;
+      const T v289 = v287 * v28;
 #line 23 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l1_x2c_bias[j], v277);
-      atomicAdd(&d_l1_h2c_bias[j], v277);
+      const T v292 = v48 * v48;
+      const T v293 = T(1.0) - v292;
+      const T v294 = v289 * v293;
+      t294[j] = v294;
+#line 25 "examples/lm/lstm.dopa"
+      const T v282 = v281 * v53;
+#line 22 "examples/lm/lstm.dopa"
+      const T v301 = T(1.0) - v38;
+      const T v302 = v38 * v301;
+      const T v303 = v282 * v302;
+      t303[j] = v303;
+#line 24 "examples/lm/lstm.dopa"
+      const T v288 = v287 * v48;
+#line 21 "examples/lm/lstm.dopa"
+      const T v312 = T(1.0) - v28;
+      const T v313 = v28 * v312;
+      const T v314 = v288 * v313;
+      t314[j] = v314;
+#line 24 "examples/lm/lstm.dopa"
+      const T v290 = v287 * l1_c[j];
+#line 20 "examples/lm/lstm.dopa"
+      const T v323 = T(1.0) - v18;
+      const T v324 = v18 * v323;
+      const T v325 = v290 * v324;
+      t325[j] = v325;
+#line 24 "examples/lm/lstm.dopa"
+      const T v291 = v287 * v18;
+      d_l1_c[j] = v291;
+#line 9 "examples/lm/lstm.dopa"
+      const T v252 = t242[j] + t251[j];
+      const T v263 = v252 + t262[j];
+      const T v274 = v263 + t273[j];
+      d_l2_h[j] = v274;
+#line 20 "examples/lm/lstm.dopa"
+      atomicAdd(&d_l1_x2f_bias[j], v325);
+      atomicAdd(&d_l1_h2f_bias[j], v325);
+#line 21 "examples/lm/lstm.dopa"
+      atomicAdd(&d_l1_x2i_bias[j], v314);
+      atomicAdd(&d_l1_h2i_bias[j], v314);
+#line 22 "examples/lm/lstm.dopa"
+      atomicAdd(&d_l1_x2o_bias[j], v303);
+      atomicAdd(&d_l1_h2o_bias[j], v303);
+#line 23 "examples/lm/lstm.dopa"
+      atomicAdd(&d_l1_x2c_bias[j], v294);
+      atomicAdd(&d_l1_h2c_bias[j], v294);
     }
   }
-#line 1858 "lm_lstm.cu"
+#line 1932 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 20: dense product (a warp or thread per output), [1150]
-//   %280 matmul
+//   %297 matmul
 template <class T> __device__ __forceinline__ void backward_h2c_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 15408;                            // [1150]
+  T *__restrict t294 = a.record + 15408;                            // [1150]
   const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [1150, 1150]
-  T *__restrict t280 = a.scratch + 15824;                           // [1150]
+  T *__restrict t297 = a.scratch + 15824;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1872,20 +1946,20 @@ template <class T> __device__ __forceinline__ void backward_h2c_20(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t277[k] * l1_h2c_weight[k * 1150 + c];
-    t280[c] = acc;
+      acc += t294[k] * l1_h2c_weight[k * 1150 + c];
+    t297[c] = acc;
   }
-#line 1879 "lm_lstm.cu"
+#line 1953 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 21: dense product (a warp or thread per output), [400]
-//   %283 matmul
+//   %300 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 15408;                            // [1150]
+  T *__restrict t294 = a.record + 15408;                            // [1150]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1150, 400]
-  T *__restrict t283 = a.scratch + 16976;                           // [400]
+  T *__restrict t300 = a.scratch + 16976;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1893,20 +1967,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_21(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t277[k] * l1_x2c_weight[k * 400 + c];
-    t283[c] = acc;
+      acc += t294[k] * l1_x2c_weight[k * 400 + c];
+    t300[c] = acc;
   }
-#line 1900 "lm_lstm.cu"
+#line 1974 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 22: dense product (a warp or thread per output), [1150]
-//   %289 matmul
+//   %306 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t286 = a.record + 14256;                            // [1150]
+  T *__restrict t303 = a.record + 14256;                            // [1150]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1150, 1150]
-  T *__restrict t289 = a.scratch + 17376;                           // [1150]
+  T *__restrict t306 = a.scratch + 17376;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1914,20 +1988,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_22(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t286[k] * l1_h2o_weight[k * 1150 + c];
-    t289[c] = acc;
+      acc += t303[k] * l1_h2o_weight[k * 1150 + c];
+    t306[c] = acc;
   }
-#line 1921 "lm_lstm.cu"
+#line 1995 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 23: dense product (a warp or thread per output), [400]
-//   %293 matmul
+//   %310 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t286 = a.record + 14256;                            // [1150]
+  T *__restrict t303 = a.record + 14256;                            // [1150]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1150, 400]
-  T *__restrict t293 = a.scratch + 18528;                           // [400]
+  T *__restrict t310 = a.scratch + 18528;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1935,20 +2009,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_23(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t286[k] * l1_x2o_weight[k * 400 + c];
-    t293[c] = acc;
+      acc += t303[k] * l1_x2o_weight[k * 400 + c];
+    t310[c] = acc;
   }
-#line 1942 "lm_lstm.cu"
+#line 2016 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 24: dense product (a warp or thread per output), [1150]
-//   %300 matmul
+//   %317 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t297 = a.record + 13104;                            // [1150]
+  T *__restrict t314 = a.record + 13104;                            // [1150]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1150, 1150]
-  T *__restrict t300 = a.scratch + 18928;                           // [1150]
+  T *__restrict t317 = a.scratch + 18928;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1956,20 +2030,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_24(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t297[k] * l1_h2i_weight[k * 1150 + c];
-    t300[c] = acc;
+      acc += t314[k] * l1_h2i_weight[k * 1150 + c];
+    t317[c] = acc;
   }
-#line 1963 "lm_lstm.cu"
+#line 2037 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (a warp or thread per output), [400]
-//   %304 matmul
+//   %321 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t297 = a.record + 13104;                            // [1150]
+  T *__restrict t314 = a.record + 13104;                            // [1150]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1150, 400]
-  T *__restrict t304 = a.scratch + 20080;                           // [400]
+  T *__restrict t321 = a.scratch + 20080;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1977,20 +2051,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_25(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t297[k] * l1_x2i_weight[k * 400 + c];
-    t304[c] = acc;
+      acc += t314[k] * l1_x2i_weight[k * 400 + c];
+    t321[c] = acc;
   }
-#line 1984 "lm_lstm.cu"
+#line 2058 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 26: dense product (a warp or thread per output), [1150]
-//   %311 matmul
+//   %328 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 10400;                            // [1150]
+  T *__restrict t325 = a.record + 10400;                            // [1150]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1150, 1150]
-  T *__restrict t311 = a.scratch + 20480;                           // [1150]
+  T *__restrict t328 = a.scratch + 20480;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1998,20 +2072,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_26(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t308[k] * l1_h2f_weight[k * 1150 + c];
-    t311[c] = acc;
+      acc += t325[k] * l1_h2f_weight[k * 1150 + c];
+    t328[c] = acc;
   }
-#line 2005 "lm_lstm.cu"
+#line 2079 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 27: dense product (a warp or thread per output), [400]
-//   %315 matmul
+//   %332 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 10400;                            // [1150]
+  T *__restrict t325 = a.record + 10400;                            // [1150]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1150, 400]
-  T *__restrict t315 = a.scratch + 21632;                           // [400]
+  T *__restrict t332 = a.scratch + 21632;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2019,21 +2093,21 @@ template <class T> __device__ __forceinline__ void backward_x2f_27(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t308[k] * l1_x2f_weight[k * 400 + c];
-    t315[c] = acc;
+      acc += t325[k] * l1_x2f_weight[k * 400 + c];
+    t332[c] = acc;
   }
-#line 2026 "lm_lstm.cu"
+#line 2100 "lm_lstm.cu"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 28: fused loop nest over [1150]
-//   %312 add -> grad_prev l1.h
+//   %329 add -> grad_prev l1.h
 template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t280 = a.scratch + 15824;        // [1150]
-  T *__restrict t289 = a.scratch + 17376;        // [1150]
-  T *__restrict t300 = a.scratch + 18928;        // [1150]
-  T *__restrict t311 = a.scratch + 20480;        // [1150]
+  T *__restrict t297 = a.scratch + 15824;        // [1150]
+  T *__restrict t306 = a.scratch + 17376;        // [1150]
+  T *__restrict t317 = a.scratch + 18928;        // [1150]
+  T *__restrict t328 = a.scratch + 20480;        // [1150]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2041,32 +2115,34 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
   {
     for (int j = tid; j < 1150; j += nthreads) {
 #line 9 "examples/lm/lstm.dopa"
-      const T v290 = t280[j] + t289[j];
-      const T v301 = v290 + t300[j];
-      const T v312 = v301 + t311[j];
-      d_l1_h[j] = v312;
+      const T v307 = t297[j] + t306[j];
+      const T v318 = v307 + t317[j];
+      const T v329 = v318 + t328[j];
+      d_l1_h[j] = v329;
     }
   }
-#line 2051 "lm_lstm.cu"
+#line 2125 "lm_lstm.cu"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 29: fused loop nest over [400]
-//   %207 add -> grad_prev l3.h
-//   %316 add += grad enc.weight
+//   %219 add -> grad_prev l3.h
+//   %336 mul += grad enc.weight
 template <class T>
 __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t174 = a.scratch + 400;                   // [400]
-  T *__restrict t184 = a.scratch + 1952;                  // [400]
-  T *__restrict t195 = a.scratch + 3504;                  // [400]
-  T *__restrict t206 = a.scratch + 5056;                  // [400]
+  T *__restrict t187 = a.scratch + 400;                   // [400]
+  T *__restrict t196 = a.scratch + 1952;                  // [400]
+  T *__restrict t207 = a.scratch + 3504;                  // [400]
+  T *__restrict t218 = a.scratch + 5056;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t283 = a.scratch + 16976;                 // [400]
-  T *__restrict t293 = a.scratch + 18528;                 // [400]
-  T *__restrict t304 = a.scratch + 20080;                 // [400]
-  T *__restrict t315 = a.scratch + 21632;                 // [400]
+  T *__restrict t300 = a.scratch + 16976;                 // [400]
+  T *__restrict t310 = a.scratch + 18528;                 // [400]
+  T *__restrict t321 = a.scratch + 20080;                 // [400]
+  T *__restrict t332 = a.scratch + 21632;                 // [400]
+  const T *__restrict drop_i = a.inputs[1];               // [400]
+  const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -2075,23 +2151,25 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
   {
     for (int j = tid; j < 400; j += nthreads) {
 #line 9 "examples/lm/lstm.dopa"
-      const T v185 = t174[j] + t184[j];
-      const T v196 = v185 + t195[j];
-      const T v207 = v196 + t206[j];
-      d_l3_h[j] = v207;
-#line 15 "examples/lm/lstm.dopa"
-      const T v294 = t283[j] + t293[j];
-      const T v305 = v294 + t304[j];
-      const T v316 = v305 + t315[j];
-      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v316);
+      const T v197 = t187[j] + t196[j];
+      const T v208 = v197 + t207[j];
+      const T v219 = v208 + t218[j];
+      d_l3_h[j] = v219;
+#line 25 "examples/lm/lstm.dopa"
+      const T v311 = t300[j] + t310[j];
+      const T v322 = v311 + t321[j];
+      const T v333 = v322 + t332[j];
+      const T v335 = v333 * drop_i[j];
+      const T v336 = v335 * t4[0];
+      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v336);
     }
   }
-#line 2090 "lm_lstm.cu"
+#line 2168 "lm_lstm.cu"
 }
 
 // backward stage 30: fused loop nest over [10000]
-//   %147 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %147 grad_output d logits += grad dec_bias
+//   %158 grad_output d logits -> record (a factor of deferred outer-product gradients)
+//   %158 grad_output d logits += grad dec_bias
 template <class T>
 __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
@@ -2266,7 +2344,7 @@ const dopa::CudaSpec &cuda_spec() {
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
       /*stateNumel=*/5408,
-      /*savedNumel=*/24736,
+      /*savedNumel=*/24752,
       /*scratchNumel=*/22032,
       /*recordNumel=*/26624,
       /*numDeferred=*/25,

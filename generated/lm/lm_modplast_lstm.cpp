@@ -78,6 +78,7 @@ constexpr int64_t kParamL3H2modWeight = 24197692;     // l3.h2mod.weight [1, 400
 constexpr int64_t kParamL3H2modBias = 24198092;       // l3.h2mod.bias [1]
 constexpr int64_t kParamL3ModfanoutWeight = 24198093; // l3.modfanout.weight [400, 1]
 constexpr int64_t kParamL3ModfanoutBias = 24198493;   // l3.modfanout.bias [400]
+constexpr int64_t kParamDropE = 24198893;             // drop_e [10000, 1]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
 constexpr int64_t kStateL1H = 0;          // l1.h [1149]
@@ -90,844 +91,900 @@ constexpr int64_t kStateL3H = 2645024;    // l3.h [400]
 constexpr int64_t kStateL3C = 2645424;    // l3.c [400]
 constexpr int64_t kStateL3Hebb = 2645824; // l3.hebb [400, 400]
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 //
 // forward stage 0:
 //   %2 gather
-template <class T> static void forward_saved_enc(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                              // [400]
+template <class T> static void forward_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                            // [400]
   const T *__restrict tok = a.inputs[0];                       // []
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-#line 15 "examples/lm/modplast_lstm.dopa"
+#line 25 "examples/lm/modplast_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = 0; e < 400; ++e)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 108 "lm_modplast_lstm.cpp"
+#line 109 "lm_modplast_lstm.cpp"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 1:
+//   %4 gather
+template <class T> static void forward_saved_drop_e(const dopa::StepArgs<T> &a) {
+  T *__restrict t4 = a.saved + 0;                      // [1]
+  const T *__restrict tok = a.inputs[0];               // []
+  const T *__restrict drop_e = a.params + kParamDropE; // [10000, 1]
+#line 25 "examples/lm/modplast_lstm.dopa"
+  {
+    const int64_t row = int64_t(tok[0]); // checked by the runtime
+    t4[0] = drop_e[row * 1];
+  }
+#line 125 "lm_modplast_lstm.cpp"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 2: fused loop nest over [400]
+//   %7 mul x
+template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;         // [400]
+  T *__restrict t4 = a.saved + 0;           // [1]
+  const T *__restrict drop_i = a.inputs[1]; // [400]
+  T *__restrict t7_x = a.saved + 16;        // [400] x
+#pragma omp simd
+  for (int j = 0; j < 400; ++j) {
+#line 25 "examples/lm/modplast_lstm.dopa"
+    const T v5 = t2[j] * t4[0];
+    const T v7 = v5 * drop_i[j];
+    t7_x[j] = v7;
+  }
+#line 144 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 1: dense product (Eigen), [1149]
-//   %4 matmul
+// forward stage 3: dense product (Eigen), [1149]
+//   %9 matmul
 template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t4 = a.saved + 400;                                 // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t9 = a.saved + 416;                                 // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t4, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 121 "lm_modplast_lstm.cpp"
+  Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
+#line 157 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 2: dense product (Eigen), [1149]
-//   %9 matmul
+// forward stage 4: dense product (Eigen), [1149]
+//   %14 matmul
 template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t9 = a.saved + 1552;                                // [1149]
+  T *__restrict t14 = a.saved + 1568;                               // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 134 "lm_modplast_lstm.cpp"
+  Vec<T>(t14, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
+#line 170 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 3: dense product (Eigen), [1149]
-//   %15 matmul
+// forward stage 5: dense product (Eigen), [1149]
+//   %20 matmul
 template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t15 = a.saved + 2704;                               // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t20 = a.saved + 2720;                               // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t15, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 147 "lm_modplast_lstm.cpp"
+  Vec<T>(t20, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
+#line 183 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 4: dense product (Eigen), [1149]
-//   %19 matmul
+// forward stage 6: dense product (Eigen), [1149]
+//   %24 matmul
 template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t19 = a.saved + 3856;                               // [1149]
+  T *__restrict t24 = a.saved + 3872;                               // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t19, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 160 "lm_modplast_lstm.cpp"
+  Vec<T>(t24, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
+#line 196 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 5: dense product (Eigen), [1149]
-//   %25 matmul
+// forward stage 7: dense product (Eigen), [1149]
+//   %30 matmul
 template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t25 = a.saved + 5008;                               // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t30 = a.saved + 5024;                               // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t25, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 173 "lm_modplast_lstm.cpp"
+  Vec<T>(t30, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
+#line 209 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 6: dense product (Eigen), [1149]
-//   %29 matmul
+// forward stage 8: dense product (Eigen), [1149]
+//   %34 matmul
 template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t29 = a.saved + 6160;                               // [1149]
+  T *__restrict t34 = a.saved + 6176;                               // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t29, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 186 "lm_modplast_lstm.cpp"
+  Vec<T>(t34, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
+#line 222 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 7: dense product (Eigen), [1149]
-//   %35 matmul
+// forward stage 9: dense product (Eigen), [1149]
+//   %40 matmul
 template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t35 = a.scratch + 0;                                // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t40 = a.scratch + 400;                              // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t35, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 199 "lm_modplast_lstm.cpp"
+  Vec<T>(t40, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
+#line 235 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 8: fused loop nest over [1149, 1149]
-//   %43 matmul
-//   %108 matmul
+// forward stage 10: fused loop nest over [1149, 1149]
+//   %48 matmul
+//   %115 matmul
 template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;                    // [1149]
+  T *__restrict t48 = a.scratch + 1552;                    // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
-  T *__restrict t108 = a.scratch + 5776;                   // [1149]
+  T *__restrict t115 = a.scratch + 6176;                   // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   for (int i = 0; i < 1149; ++i) {
-    T acc43 = T(0);
-    T acc108 = T(0);
-#pragma omp simd reduction(+ : acc43, acc108)
+    T acc48 = T(0);
+    T acc115 = T(0);
+#pragma omp simd reduction(+ : acc48, acc115)
     for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v41 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v42 = l1_w[i * 1149 + j] + v41;
-      acc43 += v42 * l1_h[j];
-      const T v106 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v107 = l2_w[i * 1149 + j] + v106;
-      acc108 += v107 * l2_h[j];
+      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v47 = l1_w[i * 1149 + j] + v46;
+      acc48 += v47 * l1_h[j];
+      const T v113 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v114 = l2_w[i * 1149 + j] + v113;
+      acc115 += v114 * l2_h[j];
     }
-    t43[i] = acc43;
-    t108[i] = acc108;
+    t48[i] = acc48;
+    t115[i] = acc115;
   }
-#line 234 "lm_modplast_lstm.cpp"
+#line 270 "lm_modplast_lstm.cpp"
 }
 
+// y1 = l1(x) * drop_h1
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 9: fused loop nest over [1149]
-//   %45 tanh l1.g
-//   %51 mul l1.hn
-//   %49 add l1.cn -> next_state l1.c
-//   %51 mul l1.hn -> saved
-template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t35 = a.scratch + 0;                            // [1149]
+// forward stage 11: fused loop nest over [1149]
+//   %50 tanh l1.g
+//   %56 mul l1.hn
+//   %74 mul y1
+//   %54 add l1.cn -> next_state l1.c
+//   %56 mul l1.hn -> saved
+template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t40 = a.scratch + 400;                          // [1149]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
-  T *__restrict t43 = a.scratch + 1152;                         // [1149]
-  T *__restrict t45_l1_g = a.saved + 7312;                      // [1149] l1.g
-  T *__restrict t25 = a.saved + 5008;                           // [1149]
+  T *__restrict t48 = a.scratch + 1552;                         // [1149]
+  T *__restrict t50_l1_g = a.saved + 7328;                      // [1149] l1.g
+  T *__restrict t30 = a.saved + 5024;                           // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
-  T *__restrict t29 = a.saved + 6160;                           // [1149]
+  T *__restrict t34 = a.saved + 6176;                           // [1149]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
-  T *__restrict t4 = a.saved + 400;                             // [1149]
+  T *__restrict t9 = a.saved + 416;                             // [1149]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
-  T *__restrict t9 = a.saved + 1552;                            // [1149]
+  T *__restrict t14 = a.saved + 1568;                           // [1149]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
   const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
-  T *__restrict t15 = a.saved + 2704;                           // [1149]
+  T *__restrict t20 = a.saved + 2720;                           // [1149]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
-  T *__restrict t19 = a.saved + 3856;                           // [1149]
+  T *__restrict t24 = a.saved + 3872;                           // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
+  const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
+  T *__restrict t74_y1 = a.saved + 10800;                       // [1149] y1
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
-  T *__restrict saved_t51 = a.saved + 8464;                     // [1149]
+  T *__restrict saved_t56 = a.saved + 8480;                     // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v44 = v37 + t43[j];
-    const T v45 = std::tanh(v44);
-    t45_l1_g[j] = v45;
-#line 83 "examples/lm/modplast_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
-#line 81 "examples/lm/modplast_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
-    const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v47 = v13 * l1_c[j];
-#line 82 "examples/lm/modplast_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v48 = v23 * v45;
-    const T v49 = v47 + v48;
-#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v42 = t40[j] + l1_x2c_bias[j];
+    const T v49 = v42 + t48[j];
     const T v50 = std::tanh(v49);
-    const T v51 = v33 * v50;
-    l1_h_next[j] = v51;
-    l1_c_next[j] = v49;
-    saved_t51[j] = v51;
+    t50_l1_g[j] = v50;
+#line 83 "examples/lm/modplast_lstm.dopa"
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + std::exp(-v37));
+#line 81 "examples/lm/modplast_lstm.dopa"
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + std::exp(-v17));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v52 = v18 * l1_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + std::exp(-v27));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v53 = v28 * v50;
+    const T v54 = v52 + v53;
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v55 = std::tanh(v54);
+    const T v56 = v38 * v55;
+    l1_h_next[j] = v56;
+#line 26 "examples/lm/modplast_lstm.dopa"
+    const T v74 = v56 * drop_h1[j];
+    t74_y1[j] = v74;
+    l1_c_next[j] = v54;
+    saved_t56[j] = v56;
   }
-#line 300 "lm_modplast_lstm.cpp"
-}
-
-// M = tanh(h2mod(hn))
-//
-// forward stage 10: dense product (Eigen), [1]
-//   %53 matmul
-template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                         // [1149] l1.hn
-  T *__restrict t53 = a.scratch + 2304;                                 // [1]
-#line 87 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t53, 1).noalias() =
-      ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 314 "lm_modplast_lstm.cpp"
-}
-
-// M = tanh(h2mod(hn))
-//
-// forward stage 11: fused loop nest over [1]
-//   %56 tanh l1.M
-template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t53 = a.scratch + 2304;                             // [1]
-  const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
-  T *__restrict t56_l1_M = a.saved + 9616;                          // [1] l1.M
-#line 87 "examples/lm/modplast_lstm.dopa"
-  const T v55 = t53[0] + l1_h2mod_bias[0];
-  const T v56 = std::tanh(v55);
-  t56_l1_M[0] = v56;
-#line 329 "lm_modplast_lstm.cpp"
-}
-
-// eta = modfanout(M)
-//
-// forward stage 12: dense product (Eigen), [1149]
-//   %58 matmul
-template <class T> static void forward_modfanout(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t56_l1_M = a.saved + 9616;                                      // [1] l1.M
-  T *__restrict t58 = a.scratch + 2320;                                         // [1149]
-#line 88 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t58, 1149).noalias() =
-      ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t56_l1_M, 1);
 #line 343 "lm_modplast_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
+// forward stage 12: dense product (Eigen), [1]
+//   %58 matmul
+template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                         // [1149] l1.hn
+  T *__restrict t58 = a.scratch + 2704;                                 // [1]
+#line 87 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t58, 1).noalias() =
+      ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
+#line 357 "lm_modplast_lstm.cpp"
+}
+
+// M = tanh(h2mod(hn))
+//
+// forward stage 13: fused loop nest over [1]
+//   %61 tanh l1.M
+template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
+  T *__restrict t58 = a.scratch + 2704;                             // [1]
+  const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
+  T *__restrict t61_l1_M = a.saved + 9632;                          // [1] l1.M
+#line 87 "examples/lm/modplast_lstm.dopa"
+  const T v60 = t58[0] + l1_h2mod_bias[0];
+  const T v61 = std::tanh(v60);
+  t61_l1_M[0] = v61;
+#line 372 "lm_modplast_lstm.cpp"
+}
+
 // eta = modfanout(M)
 //
-// forward stage 13: fused loop nest over [1149]
-//   %60 add l1.eta
+// forward stage 14: dense product (Eigen), [1149]
+//   %63 matmul
+template <class T> static void forward_modfanout(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
+  T *__restrict t61_l1_M = a.saved + 9632;                                      // [1] l1.M
+  T *__restrict t63 = a.scratch + 2720;                                         // [1149]
+#line 88 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t63, 1149).noalias() =
+      ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t61_l1_M, 1);
+#line 386 "lm_modplast_lstm.cpp"
+}
+
+// eta = modfanout(M)
+//
+// forward stage 15: fused loop nest over [1149]
+//   %65 add l1.eta
 template <class T> static void forward_l1_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t58 = a.scratch + 2320;                                     // [1149]
+  T *__restrict t63 = a.scratch + 2720;                                     // [1149]
   const T *__restrict l1_modfanout_bias = a.params + kParamL1ModfanoutBias; // [1149]
-  T *__restrict t60_l1_eta = a.scratch + 3472;                              // [1149] l1.eta
+  T *__restrict t65_l1_eta = a.scratch + 3872;                              // [1149] l1.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 88 "examples/lm/modplast_lstm.dopa"
-    const T v60 = t58[j] + l1_modfanout_bias[j];
-    t60_l1_eta[j] = v60;
+    const T v65 = t63[j] + l1_modfanout_bias[j];
+    t65_l1_eta[j] = v65;
   }
-#line 360 "lm_modplast_lstm.cpp"
+#line 403 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 14:
-//   %61 reshape
+// forward stage 16:
+//   %66 reshape
 template <class T> static void forward_saved_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t61 = a.saved + 9632;          // [1149, 1]
-  T *__restrict t60_l1_eta = a.scratch + 3472; // [1149] l1.eta
+  T *__restrict t66 = a.saved + 9648;          // [1149, 1]
+  T *__restrict t65_l1_eta = a.scratch + 3872; // [1149] l1.eta
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t61[e] = t60_l1_eta[e];
-#line 373 "lm_modplast_lstm.cpp"
+    t66[e] = t65_l1_eta[e];
+#line 416 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 15: dense product (Eigen), [1149]
-//   %69 matmul
-template <class T> static void forward_saved_x2f_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t69 = a.saved + 10784;                              // [1149]
-#line 81 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t69, 1149).noalias() =
-      ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 387 "lm_modplast_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 16: dense product (Eigen), [1149]
-//   %74 matmul
-template <class T> static void forward_saved_h2f_16(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t74 = a.saved + 11936;                              // [1149]
-#line 81 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t74, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 400 "lm_modplast_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 17: dense product (Eigen), [1149]
-//   %80 matmul
-template <class T> static void forward_saved_x2i_17(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t80 = a.saved + 13088;                              // [1149]
-#line 82 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t80, 1149).noalias() =
-      ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 414 "lm_modplast_lstm.cpp"
+//   %76 matmul
+template <class T> static void forward_saved_x2f_17(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t74_y1 = a.saved + 10800;                           // [1149] y1
+  T *__restrict t76 = a.saved + 11952;                              // [1149]
+#line 81 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t76, 1149).noalias() =
+      ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t74_y1, 1149);
+#line 430 "lm_modplast_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 18: dense product (Eigen), [1149]
+//   %81 matmul
+template <class T> static void forward_saved_h2f_18(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t81 = a.saved + 13104;                              // [1149]
+#line 81 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t81, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 443 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 18: dense product (Eigen), [1149]
-//   %84 matmul
-template <class T> static void forward_saved_h2i_18(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t84 = a.saved + 14240;                              // [1149]
-#line 82 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t84, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 427 "lm_modplast_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
 // forward stage 19: dense product (Eigen), [1149]
-//   %90 matmul
-template <class T> static void forward_saved_x2o_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t90 = a.saved + 15392;                              // [1149]
-#line 83 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t90, 1149).noalias() =
-      ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 441 "lm_modplast_lstm.cpp"
+//   %87 matmul
+template <class T> static void forward_saved_x2i_19(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t74_y1 = a.saved + 10800;                           // [1149] y1
+  T *__restrict t87 = a.saved + 14256;                              // [1149]
+#line 82 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t87, 1149).noalias() =
+      ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t74_y1, 1149);
+#line 457 "lm_modplast_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 20: dense product (Eigen), [1149]
-//   %94 matmul
-template <class T> static void forward_saved_h2o_20(const dopa::StepArgs<T> &a) {
+//   %91 matmul
+template <class T> static void forward_saved_h2i_20(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t91 = a.saved + 15408;                              // [1149]
+#line 82 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t91, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 470 "lm_modplast_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 21: dense product (Eigen), [1149]
+//   %97 matmul
+template <class T> static void forward_saved_x2o_21(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t74_y1 = a.saved + 10800;                           // [1149] y1
+  T *__restrict t97 = a.saved + 16560;                              // [1149]
+#line 83 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t97, 1149).noalias() =
+      ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t74_y1, 1149);
+#line 484 "lm_modplast_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 22: dense product (Eigen), [1149]
+//   %101 matmul
+template <class T> static void forward_saved_h2o_22(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t94 = a.saved + 16544;                              // [1149]
+  T *__restrict t101 = a.saved + 17712;                             // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t94, 1149).noalias() = ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 454 "lm_modplast_lstm.cpp"
+  Vec<T>(t101, 1149).noalias() =
+      ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 498 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 21: dense product (Eigen), [1149]
-//   %100 matmul
-template <class T> static void forward_x2c_21(const dopa::StepArgs<T> &a) {
+// forward stage 23: dense product (Eigen), [1149]
+//   %107 matmul
+template <class T> static void forward_x2c_23(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t100 = a.scratch + 4624;                            // [1149]
+  T *__restrict t74_y1 = a.saved + 10800;                           // [1149] y1
+  T *__restrict t107 = a.scratch + 5024;                            // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t100, 1149).noalias() =
-      ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 468 "lm_modplast_lstm.cpp"
+  Vec<T>(t107, 1149).noalias() =
+      ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t74_y1, 1149);
+#line 512 "lm_modplast_lstm.cpp"
 }
 
+// y2 = l2(y1) * drop_h2
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 22: fused loop nest over [1149]
-//   %110 tanh l2.g
-//   %116 mul l2.hn
-//   %114 add l2.cn -> next_state l2.c
-//   %116 mul l2.hn -> saved
-template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t100 = a.scratch + 4624;                        // [1149]
+// forward stage 24: fused loop nest over [1149]
+//   %117 tanh l2.g
+//   %123 mul l2.hn
+//   %139 mul y2
+//   %121 add l2.cn -> next_state l2.c
+//   %123 mul l2.hn -> saved
+template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t107 = a.scratch + 5024;                        // [1149]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
-  T *__restrict t108 = a.scratch + 5776;                        // [1149]
-  T *__restrict t110_l2_g = a.saved + 17696;                    // [1149] l2.g
-  T *__restrict t90 = a.saved + 15392;                          // [1149]
+  T *__restrict t115 = a.scratch + 6176;                        // [1149]
+  T *__restrict t117_l2_g = a.saved + 18864;                    // [1149] l2.g
+  T *__restrict t97 = a.saved + 16560;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
-  T *__restrict t94 = a.saved + 16544;                          // [1149]
+  T *__restrict t101 = a.saved + 17712;                         // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
-  T *__restrict t69 = a.saved + 10784;                          // [1149]
+  T *__restrict t76 = a.saved + 11952;                          // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
-  T *__restrict t74 = a.saved + 11936;                          // [1149]
+  T *__restrict t81 = a.saved + 13104;                          // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
-  T *__restrict t80 = a.saved + 13088;                          // [1149]
+  T *__restrict t87 = a.saved + 14256;                          // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
-  T *__restrict t84 = a.saved + 14240;                          // [1149]
+  T *__restrict t91 = a.saved + 15408;                          // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
+  const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
+  T *__restrict t139_y2 = a.saved + 22336;                      // [1149] y2
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
-  T *__restrict saved_t116 = a.saved + 18848;                   // [1149]
+  T *__restrict saved_t123 = a.saved + 20016;                   // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v102 = t100[j] + l2_x2c_bias[j];
-    const T v109 = v102 + t108[j];
-    const T v110 = std::tanh(v109);
-    t110_l2_g[j] = v110;
+    const T v109 = t107[j] + l2_x2c_bias[j];
+    const T v116 = v109 + t115[j];
+    const T v117 = std::tanh(v116);
+    t117_l2_g[j] = v117;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v92 = t90[j] + l2_x2o_bias[j];
-    const T v96 = t94[j] + l2_h2o_bias[j];
-    const T v97 = v92 + v96;
-    const T v98 = T(1) / (T(1) + std::exp(-v97));
+    const T v99 = t97[j] + l2_x2o_bias[j];
+    const T v103 = t101[j] + l2_h2o_bias[j];
+    const T v104 = v99 + v103;
+    const T v105 = T(1) / (T(1) + std::exp(-v104));
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v71 = t69[j] + l2_x2f_bias[j];
-    const T v76 = t74[j] + l2_h2f_bias[j];
-    const T v77 = v71 + v76;
-    const T v78 = T(1) / (T(1) + std::exp(-v77));
+    const T v78 = t76[j] + l2_x2f_bias[j];
+    const T v83 = t81[j] + l2_h2f_bias[j];
+    const T v84 = v78 + v83;
+    const T v85 = T(1) / (T(1) + std::exp(-v84));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v112 = v78 * l2_c[j];
+    const T v119 = v85 * l2_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v82 = t80[j] + l2_x2i_bias[j];
-    const T v86 = t84[j] + l2_h2i_bias[j];
-    const T v87 = v82 + v86;
-    const T v88 = T(1) / (T(1) + std::exp(-v87));
+    const T v89 = t87[j] + l2_x2i_bias[j];
+    const T v93 = t91[j] + l2_h2i_bias[j];
+    const T v94 = v89 + v93;
+    const T v95 = T(1) / (T(1) + std::exp(-v94));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v113 = v88 * v110;
-    const T v114 = v112 + v113;
+    const T v120 = v95 * v117;
+    const T v121 = v119 + v120;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v115 = std::tanh(v114);
-    const T v116 = v98 * v115;
-    l2_h_next[j] = v116;
-    l2_c_next[j] = v114;
-    saved_t116[j] = v116;
+    const T v122 = std::tanh(v121);
+    const T v123 = v105 * v122;
+    l2_h_next[j] = v123;
+#line 27 "examples/lm/modplast_lstm.dopa"
+    const T v139 = v123 * drop_h2[j];
+    t139_y2[j] = v139;
+    l2_c_next[j] = v121;
+    saved_t123[j] = v123;
   }
-#line 534 "lm_modplast_lstm.cpp"
+#line 585 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 23: dense product (Eigen), [1]
-//   %118 matmul
-template <class T> static void forward_h2mod_23(const dopa::StepArgs<T> &a) {
+// forward stage 25: dense product (Eigen), [1]
+//   %125 matmul
+template <class T> static void forward_h2mod_25(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                         // [1149] l2.hn
-  T *__restrict t118 = a.scratch + 6928;                                // [1]
+  T *__restrict t125 = a.scratch + 7328;                                // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t118, 1).noalias() =
+  Vec<T>(t125, 1).noalias() =
       ConstRowMat<T>(l2_h2mod_weight, 1, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 548 "lm_modplast_lstm.cpp"
+#line 599 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 24: fused loop nest over [1]
-//   %121 tanh l2.M
+// forward stage 26: fused loop nest over [1]
+//   %128 tanh l2.M
 template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t118 = a.scratch + 6928;                            // [1]
+  T *__restrict t125 = a.scratch + 7328;                            // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
-  T *__restrict t121_l2_M = a.saved + 20000;                        // [1] l2.M
+  T *__restrict t128_l2_M = a.saved + 21168;                        // [1] l2.M
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v120 = t118[0] + l2_h2mod_bias[0];
-  const T v121 = std::tanh(v120);
-  t121_l2_M[0] = v121;
-#line 563 "lm_modplast_lstm.cpp"
+  const T v127 = t125[0] + l2_h2mod_bias[0];
+  const T v128 = std::tanh(v127);
+  t128_l2_M[0] = v128;
+#line 614 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 25: dense product (Eigen), [1149]
-//   %123 matmul
-template <class T> static void forward_modfanout_25(const dopa::StepArgs<T> &a) {
+// forward stage 27: dense product (Eigen), [1149]
+//   %130 matmul
+template <class T> static void forward_modfanout_27(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t121_l2_M = a.saved + 20000;                                    // [1] l2.M
-  T *__restrict t123 = a.scratch + 6944;                                        // [1149]
+  T *__restrict t128_l2_M = a.saved + 21168;                                    // [1] l2.M
+  T *__restrict t130 = a.scratch + 7344;                                        // [1149]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t123, 1149).noalias() =
-      ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t121_l2_M, 1);
-#line 577 "lm_modplast_lstm.cpp"
+  Vec<T>(t130, 1149).noalias() =
+      ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t128_l2_M, 1);
+#line 628 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 26: fused loop nest over [1149]
-//   %125 add l2.eta
+// forward stage 28: fused loop nest over [1149]
+//   %132 add l2.eta
 template <class T> static void forward_l2_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t123 = a.scratch + 6944;                                    // [1149]
+  T *__restrict t130 = a.scratch + 7344;                                    // [1149]
   const T *__restrict l2_modfanout_bias = a.params + kParamL2ModfanoutBias; // [1149]
-  T *__restrict t125_l2_eta = a.scratch + 8096;                             // [1149] l2.eta
+  T *__restrict t132_l2_eta = a.scratch + 8496;                             // [1149] l2.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 88 "examples/lm/modplast_lstm.dopa"
-    const T v125 = t123[j] + l2_modfanout_bias[j];
-    t125_l2_eta[j] = v125;
+    const T v132 = t130[j] + l2_modfanout_bias[j];
+    t132_l2_eta[j] = v132;
   }
-#line 594 "lm_modplast_lstm.cpp"
+#line 645 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 27:
-//   %126 reshape
-template <class T> static void forward_saved_col_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t126 = a.saved + 20016;         // [1149, 1]
-  T *__restrict t125_l2_eta = a.scratch + 8096; // [1149] l2.eta
+// forward stage 29:
+//   %133 reshape
+template <class T> static void forward_saved_col_29(const dopa::StepArgs<T> &a) {
+  T *__restrict t133 = a.saved + 21184;         // [1149, 1]
+  T *__restrict t132_l2_eta = a.scratch + 8496; // [1149] l2.eta
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t126[e] = t125_l2_eta[e];
-#line 607 "lm_modplast_lstm.cpp"
+    t133[e] = t132_l2_eta[e];
+#line 658 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 28: dense product (Eigen), [400]
-//   %132 matmul
-template <class T> static void forward_saved_x2f_28(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t132 = a.saved + 21168;                             // [400]
-#line 81 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t132, 400).noalias() =
-      ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 621 "lm_modplast_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 29: dense product (Eigen), [400]
-//   %137 matmul
-template <class T> static void forward_saved_h2f_29(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t137 = a.saved + 21568;                             // [400]
-#line 81 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t137, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 634 "lm_modplast_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 30: dense product (Eigen), [400]
-//   %143 matmul
-template <class T> static void forward_saved_x2i_30(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t143 = a.saved + 21968;                             // [400]
-#line 82 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t143, 400).noalias() =
-      ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 648 "lm_modplast_lstm.cpp"
+//   %141 matmul
+template <class T> static void forward_saved_x2f_30(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict t139_y2 = a.saved + 22336;                          // [1149] y2
+  T *__restrict t141 = a.saved + 23488;                             // [400]
+#line 81 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t141, 400).noalias() =
+      ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t139_y2, 1149);
+#line 672 "lm_modplast_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 31: dense product (Eigen), [400]
+//   %146 matmul
+template <class T> static void forward_saved_h2f_31(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t146 = a.saved + 23888;                             // [400]
+#line 81 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t146, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 685 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 31: dense product (Eigen), [400]
-//   %147 matmul
-template <class T> static void forward_saved_h2i_31(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t147 = a.saved + 22368;                             // [400]
-#line 82 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t147, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 661 "lm_modplast_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
 // forward stage 32: dense product (Eigen), [400]
-//   %153 matmul
-template <class T> static void forward_saved_x2o_32(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t153 = a.saved + 22768;                             // [400]
-#line 83 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t153, 400).noalias() =
-      ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 675 "lm_modplast_lstm.cpp"
+//   %152 matmul
+template <class T> static void forward_saved_x2i_32(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict t139_y2 = a.saved + 22336;                          // [1149] y2
+  T *__restrict t152 = a.saved + 24288;                             // [400]
+#line 82 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t152, 400).noalias() =
+      ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t139_y2, 1149);
+#line 699 "lm_modplast_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 33: dense product (Eigen), [400]
-//   %157 matmul
-template <class T> static void forward_saved_h2o_33(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+//   %156 matmul
+template <class T> static void forward_saved_h2i_33(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t157 = a.saved + 23168;                             // [400]
-#line 83 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t157, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 688 "lm_modplast_lstm.cpp"
+  T *__restrict t156 = a.saved + 24688;                             // [400]
+#line 82 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t156, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 712 "lm_modplast_lstm.cpp"
 }
 
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 34: dense product (Eigen), [400]
-//   %163 matmul
-template <class T> static void forward_x2c_34(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t163 = a.scratch + 9248;                            // [400]
-#line 84 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t163, 400).noalias() =
-      ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 702 "lm_modplast_lstm.cpp"
+//   %162 matmul
+template <class T> static void forward_saved_x2o_34(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict t139_y2 = a.saved + 22336;                          // [1149] y2
+  T *__restrict t162 = a.saved + 25088;                             // [400]
+#line 83 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t162, 400).noalias() =
+      ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t139_y2, 1149);
+#line 726 "lm_modplast_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 35: dense product (Eigen), [400]
+//   %166 matmul
+template <class T> static void forward_saved_h2o_35(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t166 = a.saved + 25488;                             // [400]
+#line 83 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t166, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 739 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 35: fused loop nest over [400, 400]
-//   %171 matmul
-template <class T> static void forward_matmul_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.scratch + 9648;                   // [400]
+// forward stage 36: dense product (Eigen), [400]
+//   %172 matmul
+template <class T> static void forward_x2c_36(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict t139_y2 = a.saved + 22336;                          // [1149] y2
+  T *__restrict t172 = a.scratch + 9648;                            // [400]
+#line 84 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t172, 400).noalias() =
+      ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t139_y2, 1149);
+#line 753 "lm_modplast_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// forward stage 37: fused loop nest over [400, 400]
+//   %180 matmul
+template <class T> static void forward_matmul_37(const dopa::StepArgs<T> &a) {
+  T *__restrict t180 = a.scratch + 10048;                  // [400]
   const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   for (int i = 0; i < 400; ++i) {
-    T acc171 = T(0);
-#pragma omp simd reduction(+ : acc171)
+    T acc180 = T(0);
+#pragma omp simd reduction(+ : acc180)
     for (int j = 0; j < 400; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v169 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v170 = l3_w[i * 400 + j] + v169;
-      acc171 += v170 * l3_h[j];
+      const T v178 = l3_alpha[i] * l3_hebb[i * 400 + j];
+      const T v179 = l3_w[i * 400 + j] + v178;
+      acc180 += v179 * l3_h[j];
     }
-    t171[i] = acc171;
+    t180[i] = acc180;
   }
-#line 726 "lm_modplast_lstm.cpp"
+#line 777 "lm_modplast_lstm.cpp"
 }
 
+// y3 = l3(y2) * drop_o
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 36: fused loop nest over [400]
-//   %173 tanh l3.g
-//   %179 mul l3.hn
-//   %177 add l3.cn -> next_state l3.c
-//   %179 mul l3.hn -> output logits
-//   %179 mul l3.hn -> saved
+// forward stage 38: fused loop nest over [400]
+//   %182 tanh l3.g
+//   %188 mul l3.hn
+//   %186 add l3.cn -> next_state l3.c
+//   %204 mul y3 -> output logits
+//   %188 mul l3.hn -> saved
 template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t163 = a.scratch + 9248;                        // [400]
+  T *__restrict t172 = a.scratch + 9648;                        // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  T *__restrict t171 = a.scratch + 9648;                        // [400]
-  T *__restrict t173_l3_g = a.saved + 23568;                    // [400] l3.g
-  T *__restrict t153 = a.saved + 22768;                         // [400]
+  T *__restrict t180 = a.scratch + 10048;                       // [400]
+  T *__restrict t182_l3_g = a.saved + 25888;                    // [400] l3.g
+  T *__restrict t162 = a.saved + 25088;                         // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t157 = a.saved + 23168;                         // [400]
+  T *__restrict t166 = a.saved + 25488;                         // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t132 = a.saved + 21168;                         // [400]
+  T *__restrict t141 = a.saved + 23488;                         // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t137 = a.saved + 21568;                         // [400]
+  T *__restrict t146 = a.saved + 23888;                         // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t143 = a.saved + 21968;                         // [400]
+  T *__restrict t152 = a.saved + 24288;                         // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t147 = a.saved + 22368;                         // [400]
+  T *__restrict t156 = a.saved + 24688;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  const T *__restrict drop_o = a.inputs[4];                     // [400]
   T *__restrict readout_in_logits = a.outputs[0];               // [400]
-  T *__restrict saved_t179 = a.saved + 23968;                   // [400]
+  T *__restrict saved_t188 = a.saved + 26288;                   // [400]
   for (int j = 0; j < 400; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v165 = t163[j] + l3_x2c_bias[j];
-    const T v172 = v165 + t171[j];
-    const T v173 = std::tanh(v172);
-    t173_l3_g[j] = v173;
+    const T v174 = t172[j] + l3_x2c_bias[j];
+    const T v181 = v174 + t180[j];
+    const T v182 = std::tanh(v181);
+    t182_l3_g[j] = v182;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v155 = t153[j] + l3_x2o_bias[j];
-    const T v159 = t157[j] + l3_h2o_bias[j];
-    const T v160 = v155 + v159;
-    const T v161 = T(1) / (T(1) + std::exp(-v160));
+    const T v164 = t162[j] + l3_x2o_bias[j];
+    const T v168 = t166[j] + l3_h2o_bias[j];
+    const T v169 = v164 + v168;
+    const T v170 = T(1) / (T(1) + std::exp(-v169));
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v134 = t132[j] + l3_x2f_bias[j];
-    const T v139 = t137[j] + l3_h2f_bias[j];
-    const T v140 = v134 + v139;
-    const T v141 = T(1) / (T(1) + std::exp(-v140));
+    const T v143 = t141[j] + l3_x2f_bias[j];
+    const T v148 = t146[j] + l3_h2f_bias[j];
+    const T v149 = v143 + v148;
+    const T v150 = T(1) / (T(1) + std::exp(-v149));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v175 = v141 * l3_c[j];
+    const T v184 = v150 * l3_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v145 = t143[j] + l3_x2i_bias[j];
-    const T v149 = t147[j] + l3_h2i_bias[j];
-    const T v150 = v145 + v149;
-    const T v151 = T(1) / (T(1) + std::exp(-v150));
+    const T v154 = t152[j] + l3_x2i_bias[j];
+    const T v158 = t156[j] + l3_h2i_bias[j];
+    const T v159 = v154 + v158;
+    const T v160 = T(1) / (T(1) + std::exp(-v159));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v176 = v151 * v173;
-    const T v177 = v175 + v176;
+    const T v185 = v160 * v182;
+    const T v186 = v184 + v185;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v178 = std::tanh(v177);
-    const T v179 = v161 * v178;
-    l3_h_next[j] = v179;
-    l3_c_next[j] = v177;
-    readout_in_logits[j] = v179;
-    saved_t179[j] = v179;
+    const T v187 = std::tanh(v186);
+    const T v188 = v170 * v187;
+    l3_h_next[j] = v188;
+    l3_c_next[j] = v186;
+#line 28 "examples/lm/modplast_lstm.dopa"
+    const T v204 = v188 * drop_o[j];
+    readout_in_logits[j] = v204;
+    saved_t188[j] = v188;
   }
-#line 795 "lm_modplast_lstm.cpp"
+#line 850 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 37: dense product (Eigen), [1]
-//   %181 matmul
-template <class T> static void forward_h2mod_37(const dopa::StepArgs<T> &a) {
+// forward stage 39: dense product (Eigen), [1]
+//   %190 matmul
+template <class T> static void forward_h2mod_39(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
   T *__restrict l3_h_next = a.next + kStateL3H;                         // [400] l3.hn
-  T *__restrict t181 = a.scratch + 10048;                               // [1]
+  T *__restrict t190 = a.scratch + 10448;                               // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t181, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 808 "lm_modplast_lstm.cpp"
+  Vec<T>(t190, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
+#line 863 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 38: fused loop nest over [1]
-//   %184 tanh l3.M
+// forward stage 40: fused loop nest over [1]
+//   %193 tanh l3.M
 template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.scratch + 10048;                           // [1]
+  T *__restrict t190 = a.scratch + 10448;                           // [1]
   const T *__restrict l3_h2mod_bias = a.params + kParamL3H2modBias; // [1]
-  T *__restrict t184_l3_M = a.saved + 24368;                        // [1] l3.M
+  T *__restrict t193_l3_M = a.saved + 26688;                        // [1] l3.M
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v183 = t181[0] + l3_h2mod_bias[0];
-  const T v184 = std::tanh(v183);
-  t184_l3_M[0] = v184;
-#line 823 "lm_modplast_lstm.cpp"
+  const T v192 = t190[0] + l3_h2mod_bias[0];
+  const T v193 = std::tanh(v192);
+  t193_l3_M[0] = v193;
+#line 878 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 39: dense product (Eigen), [400]
-//   %186 matmul
-template <class T> static void forward_modfanout_39(const dopa::StepArgs<T> &a) {
+// forward stage 41: dense product (Eigen), [400]
+//   %195 matmul
+template <class T> static void forward_modfanout_41(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t184_l3_M = a.saved + 24368;                                    // [1] l3.M
-  T *__restrict t186 = a.scratch + 10064;                                       // [400]
+  T *__restrict t193_l3_M = a.saved + 26688;                                    // [1] l3.M
+  T *__restrict t195 = a.scratch + 10464;                                       // [400]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t186, 400).noalias() =
-      ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t184_l3_M, 1);
-#line 837 "lm_modplast_lstm.cpp"
+  Vec<T>(t195, 400).noalias() =
+      ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t193_l3_M, 1);
+#line 892 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 40: fused loop nest over [400]
-//   %188 add l3.eta
+// forward stage 42: fused loop nest over [400]
+//   %197 add l3.eta
 template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t186 = a.scratch + 10064;                                   // [400]
+  T *__restrict t195 = a.scratch + 10464;                                   // [400]
   const T *__restrict l3_modfanout_bias = a.params + kParamL3ModfanoutBias; // [400]
-  T *__restrict t188_l3_eta = a.scratch + 10464;                            // [400] l3.eta
+  T *__restrict t197_l3_eta = a.scratch + 10864;                            // [400] l3.eta
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 88 "examples/lm/modplast_lstm.dopa"
-    const T v188 = t186[j] + l3_modfanout_bias[j];
-    t188_l3_eta[j] = v188;
+    const T v197 = t195[j] + l3_modfanout_bias[j];
+    t197_l3_eta[j] = v197;
   }
-#line 854 "lm_modplast_lstm.cpp"
+#line 909 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 41:
-//   %189 reshape
-template <class T> static void forward_saved_col_41(const dopa::StepArgs<T> &a) {
-  T *__restrict t189 = a.saved + 24384;          // [400, 1]
-  T *__restrict t188_l3_eta = a.scratch + 10464; // [400] l3.eta
+// forward stage 43:
+//   %198 reshape
+template <class T> static void forward_saved_col_43(const dopa::StepArgs<T> &a) {
+  T *__restrict t198 = a.saved + 26704;          // [400, 1]
+  T *__restrict t197_l3_eta = a.scratch + 10864; // [400] l3.eta
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
-    t189[e] = t188_l3_eta[e];
-#line 867 "lm_modplast_lstm.cpp"
+    t198[e] = t197_l3_eta[e];
+#line 922 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 42: fused loop nest over [1149, 1149]
-//   %67 clip -> next_state l1.hebb
-//   %130 clip -> next_state l2.hebb
+// forward stage 44: fused loop nest over [1149, 1149]
+//   %72 clip -> next_state l1.hebb
+//   %137 clip -> next_state l2.hebb
 template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [1149, 1149]
-  T *__restrict t61 = a.saved + 9632;                   // [1149, 1]
-  T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
+  T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
+  T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;       // [1149]
   T *__restrict l1_hebb_next = a.next + kStateL1Hebb;   // [1149, 1149]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [1149, 1149]
-  T *__restrict t126 = a.saved + 20016;                 // [1149, 1]
-  T *__restrict t110_l2_g = a.saved + 17696;            // [1149] l2.g
+  T *__restrict t133 = a.saved + 21184;                 // [1149, 1]
+  T *__restrict t117_l2_g = a.saved + 18864;            // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;       // [1149]
   T *__restrict l2_hebb_next = a.next + kStateL2Hebb;   // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
 #pragma omp simd
     for (int j = 0; j < 1149; ++j) {
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v62 = t45_l1_g[i] * l1_h[j];
-      const T v63 = t61[i] * v62;
-      const T v64 = l1_hebb[i * 1149 + j] + v63;
-      const T v67 = v64 < T(-2.0) ? T(-2.0) : (v64 > T(2.0) ? T(2.0) : v64);
-      l1_hebb_next[i * 1149 + j] = v67;
-      const T v127 = t110_l2_g[i] * l2_h[j];
-      const T v128 = t126[i] * v127;
-      const T v129 = l2_hebb[i * 1149 + j] + v128;
-      const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
-      l2_hebb_next[i * 1149 + j] = v130;
+      const T v67 = t50_l1_g[i] * l1_h[j];
+      const T v68 = t66[i] * v67;
+      const T v69 = l1_hebb[i * 1149 + j] + v68;
+      const T v72 = v69 < T(-2.0) ? T(-2.0) : (v69 > T(2.0) ? T(2.0) : v69);
+      l1_hebb_next[i * 1149 + j] = v72;
+      const T v134 = t117_l2_g[i] * l2_h[j];
+      const T v135 = t133[i] * v134;
+      const T v136 = l2_hebb[i * 1149 + j] + v135;
+      const T v137 = v136 < T(-2.0) ? T(-2.0) : (v136 > T(2.0) ? T(2.0) : v136);
+      l2_hebb_next[i * 1149 + j] = v137;
     }
   }
-#line 902 "lm_modplast_lstm.cpp"
+#line 957 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 43: fused loop nest over [400, 400]
-//   %193 clip -> next_state l3.hebb
+// forward stage 45: fused loop nest over [400, 400]
+//   %202 clip -> next_state l3.hebb
 template <class T> static void forward_l3_hebb(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
-  T *__restrict t189 = a.saved + 24384;                 // [400, 1]
-  T *__restrict t173_l3_g = a.saved + 23568;            // [400] l3.g
+  T *__restrict t198 = a.saved + 26704;                 // [400, 1]
+  T *__restrict t182_l3_g = a.saved + 25888;            // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;       // [400]
   T *__restrict l3_hebb_next = a.next + kStateL3Hebb;   // [400, 400]
   for (int i = 0; i < 400; ++i) {
 #pragma omp simd
     for (int j = 0; j < 400; ++j) {
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v190 = t173_l3_g[i] * l3_h[j];
-      const T v191 = t189[i] * v190;
-      const T v192 = l3_hebb[i * 400 + j] + v191;
-      const T v193 = v192 < T(-2.0) ? T(-2.0) : (v192 > T(2.0) ? T(2.0) : v192);
-      l3_hebb_next[i * 400 + j] = v193;
+      const T v199 = t182_l3_g[i] * l3_h[j];
+      const T v200 = t198[i] * v199;
+      const T v201 = l3_hebb[i * 400 + j] + v200;
+      const T v202 = v201 < T(-2.0) ? T(-2.0) : (v201 > T(2.0) ? T(2.0) : v201);
+      l3_hebb_next[i * 400 + j] = v202;
     }
   }
-#line 926 "lm_modplast_lstm.cpp"
+#line 981 "lm_modplast_lstm.cpp"
 }
 
 /// One forward step of ModPlastLSTMLM for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  forward_saved_enc(a);
+  forward_enc(a);
+  forward_saved_drop_e(a);
+  forward_x(a);
   forward_saved_x2f(a);
   forward_saved_h2f(a);
   forward_saved_x2i(a);
@@ -936,39 +993,39 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_h2o(a);
   forward_x2c(a);
   forward_matmul(a);
-  forward_l1_g_l1_hn_l1_c(a);
+  forward_l1_g_l1_hn_y1_l1_c(a);
   forward_h2mod(a);
   forward_l1_m(a);
   forward_modfanout(a);
   forward_l1_eta(a);
   forward_saved_col(a);
-  forward_saved_x2f_15(a);
-  forward_saved_h2f_16(a);
-  forward_saved_x2i_17(a);
-  forward_saved_h2i_18(a);
-  forward_saved_x2o_19(a);
-  forward_saved_h2o_20(a);
-  forward_x2c_21(a);
-  forward_l2_g_l2_hn_l2_c(a);
-  forward_h2mod_23(a);
+  forward_saved_x2f_17(a);
+  forward_saved_h2f_18(a);
+  forward_saved_x2i_19(a);
+  forward_saved_h2i_20(a);
+  forward_saved_x2o_21(a);
+  forward_saved_h2o_22(a);
+  forward_x2c_23(a);
+  forward_l2_g_l2_hn_y2_l2_c(a);
+  forward_h2mod_25(a);
   forward_l2_m(a);
-  forward_modfanout_25(a);
+  forward_modfanout_27(a);
   forward_l2_eta(a);
-  forward_saved_col_27(a);
-  forward_saved_x2f_28(a);
-  forward_saved_h2f_29(a);
-  forward_saved_x2i_30(a);
-  forward_saved_h2i_31(a);
-  forward_saved_x2o_32(a);
-  forward_saved_h2o_33(a);
-  forward_x2c_34(a);
-  forward_matmul_35(a);
+  forward_saved_col_29(a);
+  forward_saved_x2f_30(a);
+  forward_saved_h2f_31(a);
+  forward_saved_x2i_32(a);
+  forward_saved_h2i_33(a);
+  forward_saved_x2o_34(a);
+  forward_saved_h2o_35(a);
+  forward_x2c_36(a);
+  forward_matmul_37(a);
   forward_l3_g_l3_hn_l3_c_logits(a);
-  forward_h2mod_37(a);
+  forward_h2mod_39(a);
   forward_l3_m(a);
-  forward_modfanout_39(a);
+  forward_modfanout_41(a);
   forward_l3_eta(a);
-  forward_saved_col_41(a);
+  forward_saved_col_43(a);
   forward_l1_hebb_l2_hebb(a);
   forward_l3_hebb(a);
 }
@@ -976,117 +1033,117 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 0: fused loop nest over [400, 400]
-//   %210 reduce_to
-//   %212 matmul
-//   %213 matmul
+//   %223 reduce_to
+//   %225 matmul
+//   %226 matmul
 template <class T> static void backward_col_outer(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
-  const T *__restrict t189 = a.saved + 24384;                     // [400, 1]
-  const T *__restrict t173_l3_g = a.saved + 23568;                // [400] l3.g
+  const T *__restrict t198 = a.saved + 26704;                     // [400, 1]
+  const T *__restrict t182_l3_g = a.saved + 25888;                // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t210 = a.scratch + 0;                             // [400, 1]
-  T *__restrict t212 = a.scratch + 400;                           // [400]
-  T *__restrict t213 = a.scratch + 800;                           // [400]
+  T *__restrict t223 = a.scratch + 0;                             // [400, 1]
+  T *__restrict t225 = a.scratch + 400;                           // [400]
+  T *__restrict t226 = a.scratch + 800;                           // [400]
   for (int e = 0; e < 400; ++e)
-    t210[e] = T(0);
+    t223[e] = T(0);
   for (int e = 0; e < 400; ++e)
-    t213[e] = T(0);
+    t226[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc210 = T(0);
-    T acc212 = T(0);
-#pragma omp simd reduction(+ : acc210, acc212)
+    T acc223 = T(0);
+    T acc225 = T(0);
+#pragma omp simd reduction(+ : acc223, acc225)
     for (int j = 0; j < 400; ++j) {
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v190 = t173_l3_g[i] * l3_h[j];
-      const T v191 = t189[i] * v190;
-      const T v192 = l3_hebb[i * 400 + j] + v191;
-      const T v207 = T(-2.0) <= v192 && v192 <= T(2.0) ? T(1) : T(0);
-      const T v208 = d_l3_hebb_next[i * 400 + j] * v207;
-      const T v209 = v208 * v190;
-      acc210 += v209;
-      const T v211 = v208 * t189[i];
-      acc212 += v211 * l3_h[j];
-      t213[j] += t173_l3_g[i] * v211;
+      const T v199 = t182_l3_g[i] * l3_h[j];
+      const T v200 = t198[i] * v199;
+      const T v201 = l3_hebb[i * 400 + j] + v200;
+      const T v220 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
+      const T v221 = d_l3_hebb_next[i * 400 + j] * v220;
+      const T v222 = v221 * v199;
+      acc223 += v222;
+      const T v224 = v221 * t198[i];
+      acc225 += v224 * l3_h[j];
+      t226[j] += t182_l3_g[i] * v224;
     }
-    t210[i] += acc210;
-    t212[i] = acc212;
+    t223[i] += acc223;
+    t225[i] = acc225;
   }
-#line 1016 "lm_modplast_lstm.cpp"
+#line 1073 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 1:
-//   %214 reshape
+//   %227 reshape
 template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t214 = a.record + 19008; // [400]
-  T *__restrict t210 = a.scratch + 0;    // [400, 1]
+  T *__restrict t227 = a.record + 21312; // [400]
+  T *__restrict t223 = a.scratch + 0;    // [400, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
-    t214[e] = t210[e];
-#line 1029 "lm_modplast_lstm.cpp"
+    t227[e] = t223[e];
+#line 1086 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 2: dense product (Eigen), [1]
-//   %217 matmul
+//   %230 matmul
 template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t214 = a.record + 19008;                                        // [400]
+  T *__restrict t227 = a.record + 21312;                                        // [400]
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t217 = a.scratch + 1200;                                        // [1]
+  T *__restrict t230 = a.scratch + 1200;                                        // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t217, 1).noalias() =
-      ConstRowVec<T>(t214, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1043 "lm_modplast_lstm.cpp"
+  RowVec<T>(t230, 1).noalias() =
+      ConstRowVec<T>(t227, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
+#line 1100 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 3: fused loop nest over [1]
-//   %221 mul
-//   %56 tanh l1.M -> record (a factor of deferred outer-product gradients)
-//   %121 tanh l2.M -> record (a factor of deferred outer-product gradients)
-//   %221 mul += grad l3.h2mod.bias
-//   %184 tanh l3.M -> record (a factor of deferred outer-product gradients)
+//   %234 mul
+//   %61 tanh l1.M -> record (a factor of deferred outer-product gradients)
+//   %128 tanh l2.M -> record (a factor of deferred outer-product gradients)
+//   %234 mul += grad l3.h2mod.bias
+//   %193 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t217 = a.scratch + 1200;                       // [1]
-  const T *__restrict t184_l3_M = a.saved + 24368;             // [1] l3.M
-  T *__restrict t221 = a.record + 18592;                       // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
+  T *__restrict t230 = a.scratch + 1200;                       // [1]
+  const T *__restrict t193_l3_M = a.saved + 26688;             // [1] l3.M
+  T *__restrict t234 = a.record + 20896;                       // [1]
+  const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict record9 = a.record + 8480;                     // [1]
-  const T *__restrict t121_l2_M = a.saved + 20000;             // [1] l2.M
-  T *__restrict record18 = a.record + 16576;                   // [1]
+  const T *__restrict t128_l2_M = a.saved + 21168;             // [1] l2.M
+  T *__restrict record19 = a.record + 17728;                   // [1]
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
-  T *__restrict record27 = a.record + 19408;                   // [1]
+  T *__restrict record29 = a.record + 21712;                   // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v219 = t184_l3_M[0] * t184_l3_M[0];
-  const T v220 = T(1.0) - v219;
-  const T v221 = t217[0] * v220;
-  t221[0] = v221;
-  record9[0] = t56_l1_M[0];
-  record18[0] = t121_l2_M[0];
-  d_l3_h2mod_bias[0] += v221;
-  record27[0] = t184_l3_M[0];
-#line 1073 "lm_modplast_lstm.cpp"
+  const T v232 = t193_l3_M[0] * t193_l3_M[0];
+  const T v233 = T(1.0) - v232;
+  const T v234 = t230[0] * v233;
+  t234[0] = v234;
+  record9[0] = t61_l1_M[0];
+  record19[0] = t128_l2_M[0];
+  d_l3_h2mod_bias[0] += v234;
+  record29[0] = t193_l3_M[0];
+#line 1130 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 4: dense product (Eigen), [400]
-//   %224 matmul
+//   %237 matmul
 template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t221 = a.record + 18592;                                // [1]
+  T *__restrict t234 = a.record + 20896;                                // [1]
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
-  T *__restrict t224 = a.scratch + 1216;                                // [400]
+  T *__restrict t237 = a.scratch + 1216;                                // [400]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t224, 400).noalias() =
-      ConstRowVec<T>(t221, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1087 "lm_modplast_lstm.cpp"
+  RowVec<T>(t237, 400).noalias() =
+      ConstRowVec<T>(t234, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
+#line 1144 "lm_modplast_lstm.cpp"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1096,145 +1153,148 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 5: fused loop nest over [400]
-//   %239 mul
-//   %254 mul
-//   %265 mul
-//   %276 mul
-//   %236 mul -> grad_prev l3.c
-//   %2 gather -> record (a factor of deferred outer-product gradients)
-//   %276 mul += grad l3.x2f.bias
-//   %135 state -> record (a factor of deferred outer-product gradients)
-//   %276 mul += grad l3.h2f.bias
-//   %265 mul += grad l3.x2i.bias
-//   %265 mul += grad l3.h2i.bias
-//   %254 mul += grad l3.x2o.bias
-//   %254 mul += grad l3.h2o.bias
-//   %239 mul += grad l3.x2c.bias
-//   %179 mul l3.hn -> record (a factor of deferred outer-product gradients)
-//   %214 reshape += grad l3.modfanout.bias
+//   %252 mul
+//   %266 mul
+//   %277 mul
+//   %288 mul
+//   %249 mul -> grad_prev l3.c
+//   %7 mul x -> record (a factor of deferred outer-product gradients)
+//   %288 mul += grad l3.x2f.bias
+//   %144 state -> record (a factor of deferred outer-product gradients)
+//   %288 mul += grad l3.h2f.bias
+//   %277 mul += grad l3.x2i.bias
+//   %277 mul += grad l3.h2i.bias
+//   %266 mul += grad l3.x2o.bias
+//   %266 mul += grad l3.h2o.bias
+//   %252 mul += grad l3.x2c.bias
+//   %188 mul l3.hn -> record (a factor of deferred outer-product gradients)
+//   %227 reshape += grad l3.modfanout.bias
 template <class T>
 static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t212 = a.scratch + 400;                                // [400]
+  T *__restrict t225 = a.scratch + 400;                                // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
-  const T *__restrict d_readout_in_logits = a.gradOutputs[0];          // [400] d logits
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
-  T *__restrict t224 = a.scratch + 1216;                               // [400]
-  const T *__restrict t153 = a.saved + 22768;                          // [400]
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];          // [400] d logits
+  const T *__restrict drop_o = a.inputs[4];                            // [400]
+  T *__restrict t237 = a.scratch + 1216;                               // [400]
+  const T *__restrict t162 = a.saved + 25088;                          // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
-  const T *__restrict t157 = a.saved + 23168;                          // [400]
+  const T *__restrict t166 = a.saved + 25488;                          // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias;        // [400]
-  const T *__restrict t132 = a.saved + 21168;                          // [400]
+  const T *__restrict t141 = a.saved + 23488;                          // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias;        // [400]
-  const T *__restrict t137 = a.saved + 21568;                          // [400]
+  const T *__restrict t146 = a.saved + 23888;                          // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias;        // [400]
   const T *__restrict l3_c = a.state + kStateL3C;                      // [400]
-  const T *__restrict t143 = a.saved + 21968;                          // [400]
+  const T *__restrict t152 = a.saved + 24288;                          // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias;        // [400]
-  const T *__restrict t147 = a.saved + 22368;                          // [400]
+  const T *__restrict t156 = a.saved + 24688;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
-  const T *__restrict t173_l3_g = a.saved + 23568;                     // [400] l3.g
-  T *__restrict t239 = a.record + 18192;                               // [400]
-  T *__restrict t254 = a.record + 17792;                               // [400]
-  T *__restrict t265 = a.record + 17392;                               // [400]
-  T *__restrict t276 = a.record + 16592;                               // [400]
+  const T *__restrict t182_l3_g = a.saved + 25888;                     // [400] l3.g
+  T *__restrict t252 = a.record + 20496;                               // [400]
+  T *__restrict t266 = a.record + 20096;                               // [400]
+  T *__restrict t277 = a.record + 19696;                               // [400]
+  T *__restrict t288 = a.record + 17744;                               // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
-  const T *__restrict t2 = a.saved + 0;                                // [400]
+  const T *__restrict t7_x = a.saved + 16;                             // [400] x
   T *__restrict record1 = a.record + 1152;                             // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;             // [400]
   const T *__restrict l3_h = a.state + kStateL3H;                      // [400]
-  T *__restrict record20 = a.record + 16992;                           // [400]
+  T *__restrict record22 = a.record + 19296;                           // [400]
   T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;             // [400]
   T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;             // [400]
   T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;             // [400]
   T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;             // [400]
   T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;             // [400]
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
-  const T *__restrict t179_l3_hn = a.saved + 23968;                    // [400] l3.hn
-  T *__restrict record25 = a.record + 18608;                           // [400]
-  T *__restrict t214 = a.record + 19008;                               // [400]
+  const T *__restrict t188_l3_hn = a.saved + 26288;                    // [400] l3.hn
+  T *__restrict record27 = a.record + 20912;                           // [400]
+  T *__restrict t227 = a.record + 21312;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   for (int j = 0; j < 400; ++j) {
+#line 28 "examples/lm/modplast_lstm.dopa"
+    const T v216 = d_readout_in_logits[j] * drop_o[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v202 = d_readout_in_logits[j] + d_l3_h_next[j];
-    const T v225 = v202 + t224[j];
+    const T v217 = d_l3_h_next[j] + v216;
+    const T v238 = v217 + t237[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v155 = t153[j] + l3_x2o_bias[j];
-    const T v159 = t157[j] + l3_h2o_bias[j];
-    const T v160 = v155 + v159;
-    const T v161 = T(1) / (T(1) + std::exp(-v160));
+    const T v164 = t162[j] + l3_x2o_bias[j];
+    const T v168 = t166[j] + l3_h2o_bias[j];
+    const T v169 = v164 + v168;
+    const T v170 = T(1) / (T(1) + std::exp(-v169));
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v227 = v225 * v161;
+    const T v240 = v238 * v170;
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v134 = t132[j] + l3_x2f_bias[j];
-    const T v139 = t137[j] + l3_h2f_bias[j];
-    const T v140 = v134 + v139;
-    const T v141 = T(1) / (T(1) + std::exp(-v140));
+    const T v143 = t141[j] + l3_x2f_bias[j];
+    const T v148 = t146[j] + l3_h2f_bias[j];
+    const T v149 = v143 + v148;
+    const T v150 = T(1) / (T(1) + std::exp(-v149));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v175 = v141 * l3_c[j];
+    const T v184 = v150 * l3_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v145 = t143[j] + l3_x2i_bias[j];
-    const T v149 = t147[j] + l3_h2i_bias[j];
-    const T v150 = v145 + v149;
-    const T v151 = T(1) / (T(1) + std::exp(-v150));
+    const T v154 = t152[j] + l3_x2i_bias[j];
+    const T v158 = t156[j] + l3_h2i_bias[j];
+    const T v159 = v154 + v158;
+    const T v160 = T(1) / (T(1) + std::exp(-v159));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v176 = v151 * t173_l3_g[j];
-    const T v177 = v175 + v176;
+    const T v185 = v160 * t182_l3_g[j];
+    const T v186 = v184 + v185;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v178 = std::tanh(v177);
-    const T v228 = v178 * v178;
-    const T v229 = T(1.0) - v228;
-    const T v230 = v227 * v229;
+    const T v187 = std::tanh(v186);
+    const T v241 = v187 * v187;
+    const T v242 = T(1.0) - v241;
+    const T v243 = v240 * v242;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v231 = d_l3_c_next[j] + v230;
-    const T v233 = v231 * v151;
+    const T v244 = d_l3_c_next[j] + v243;
+    const T v246 = v244 * v160;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v234 = t212[j] + v233;
-    const T v237 = t173_l3_g[j] * t173_l3_g[j];
-    const T v238 = T(1.0) - v237;
-    const T v239 = v234 * v238;
-    t239[j] = v239;
+    const T v247 = t225[j] + v246;
+    const T v250 = t182_l3_g[j] * t182_l3_g[j];
+    const T v251 = T(1.0) - v250;
+    const T v252 = v247 * v251;
+    t252[j] = v252;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v226 = v225 * v178;
+    const T v239 = v238 * v187;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v252 = T(1.0) - v161;
-    const T v253 = v161 * v252;
-    const T v254 = v226 * v253;
-    t254[j] = v254;
+    const T v264 = T(1.0) - v170;
+    const T v265 = v170 * v264;
+    const T v266 = v239 * v265;
+    t266[j] = v266;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v232 = v231 * t173_l3_g[j];
+    const T v245 = v244 * t182_l3_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v263 = T(1.0) - v151;
-    const T v264 = v151 * v263;
-    const T v265 = v232 * v264;
-    t265[j] = v265;
+    const T v275 = T(1.0) - v160;
+    const T v276 = v160 * v275;
+    const T v277 = v245 * v276;
+    t277[j] = v277;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v235 = v231 * l3_c[j];
+    const T v248 = v244 * l3_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v274 = T(1.0) - v141;
-    const T v275 = v141 * v274;
-    const T v276 = v235 * v275;
-    t276[j] = v276;
+    const T v286 = T(1.0) - v150;
+    const T v287 = v150 * v286;
+    const T v288 = v248 * v287;
+    t288[j] = v288;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v236 = v231 * v141;
-    d_l3_c[j] = v236;
-    record1[j] = t2[j];
+    const T v249 = v244 * v150;
+    d_l3_c[j] = v249;
+    record1[j] = t7_x[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2f_bias[j] += v276;
-    record20[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v276;
+    d_l3_x2f_bias[j] += v288;
+    record22[j] = l3_h[j];
+    d_l3_h2f_bias[j] += v288;
 #line 82 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2i_bias[j] += v265;
-    d_l3_h2i_bias[j] += v265;
+    d_l3_x2i_bias[j] += v277;
+    d_l3_h2i_bias[j] += v277;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2o_bias[j] += v254;
-    d_l3_h2o_bias[j] += v254;
+    d_l3_x2o_bias[j] += v266;
+    d_l3_h2o_bias[j] += v266;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2c_bias[j] += v239;
-    record25[j] = t179_l3_hn[j];
+    d_l3_x2c_bias[j] += v252;
+    record27[j] = t188_l3_hn[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l3_modfanout_bias[j] += t214[j];
+    d_l3_modfanout_bias[j] += t227[j];
   }
-#line 1238 "lm_modplast_lstm.cpp"
+#line 1298 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1242,283 +1302,285 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 6: fused loop nest over [400, 400]
-//   %241 matmul
-//   %244 reduce_to
-//   %247 add -> grad_prev l3.hebb
+//   %254 matmul
+//   %257 reduce_to
+//   %260 add -> grad_prev l3.hebb
 template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t241 = a.scratch + 1616;                          // [400]
-  T *__restrict t239 = a.record + 18192;                          // [400]
+  T *__restrict t254 = a.scratch + 1616;                          // [400]
+  T *__restrict t252 = a.record + 20496;                          // [400]
   const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t244 = a.scratch + 2016;                          // [400, 1]
+  T *__restrict t257 = a.scratch + 2016;                          // [400, 1]
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
-  const T *__restrict t189 = a.saved + 24384;                     // [400, 1]
-  const T *__restrict t173_l3_g = a.saved + 23568;                // [400] l3.g
+  const T *__restrict t198 = a.saved + 26704;                     // [400, 1]
+  const T *__restrict t182_l3_g = a.saved + 25888;                // [400] l3.g
   T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
   for (int e = 0; e < 400; ++e)
-    t241[e] = T(0);
+    t254[e] = T(0);
   for (int e = 0; e < 400; ++e)
-    t244[e] = T(0);
+    t257[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc244 = T(0);
-#pragma omp simd reduction(+ : acc244)
+    T acc257 = T(0);
+#pragma omp simd reduction(+ : acc257)
     for (int j = 0; j < 400; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v169 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v170 = l3_w[i * 400 + j] + v169;
-      t241[j] += t239[i] * v170;
-      const T v240 = t239[i] * l3_h[j];
-      const T v243 = v240 * l3_hebb[i * 400 + j];
+      const T v178 = l3_alpha[i] * l3_hebb[i * 400 + j];
+      const T v179 = l3_w[i * 400 + j] + v178;
+      t254[j] += t252[i] * v179;
+      const T v253 = t252[i] * l3_h[j];
+      const T v256 = v253 * l3_hebb[i * 400 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc244 += v243;
+      acc257 += v256;
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v190 = t173_l3_g[i] * l3_h[j];
-      const T v191 = t189[i] * v190;
-      const T v192 = l3_hebb[i * 400 + j] + v191;
-      const T v207 = T(-2.0) <= v192 && v192 <= T(2.0) ? T(1) : T(0);
-      const T v208 = d_l3_hebb_next[i * 400 + j] * v207;
+      const T v199 = t182_l3_g[i] * l3_h[j];
+      const T v200 = t198[i] * v199;
+      const T v201 = l3_hebb[i * 400 + j] + v200;
+      const T v220 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
+      const T v221 = d_l3_hebb_next[i * 400 + j] * v220;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v246 = v240 * l3_alpha[i];
+      const T v259 = v253 * l3_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v247 = v208 + v246;
-      d_l3_hebb[i * 400 + j] = v247;
+      const T v260 = v221 + v259;
+      d_l3_hebb[i * 400 + j] = v260;
     }
-    t244[i] += acc244;
+    t257[i] += acc257;
   }
-#line 1291 "lm_modplast_lstm.cpp"
+#line 1351 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 7: dense product (Eigen), [1149]
-//   %250 matmul
+//   %263 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t239 = a.record + 18192;                            // [400]
+  T *__restrict t252 = a.record + 20496;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t250 = a.scratch + 2416;                            // [1149]
+  T *__restrict t263 = a.scratch + 2416;                            // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t250, 1149).noalias() =
-      ConstRowVec<T>(t239, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1305 "lm_modplast_lstm.cpp"
+  RowVec<T>(t263, 1149).noalias() =
+      ConstRowVec<T>(t252, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
+#line 1365 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 8: dense product (Eigen), [400]
-//   %257 matmul
+//   %269 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t254 = a.record + 17792;                            // [400]
+  T *__restrict t266 = a.record + 20096;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t257 = a.scratch + 3568;                            // [400]
+  T *__restrict t269 = a.scratch + 3568;                            // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t257, 400).noalias() =
-      ConstRowVec<T>(t254, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1319 "lm_modplast_lstm.cpp"
+  RowVec<T>(t269, 400).noalias() =
+      ConstRowVec<T>(t266, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 1379 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 9: dense product (Eigen), [1149]
-//   %261 matmul
+//   %273 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t254 = a.record + 17792;                            // [400]
+  T *__restrict t266 = a.record + 20096;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t261 = a.scratch + 3968;                            // [1149]
+  T *__restrict t273 = a.scratch + 3968;                            // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t261, 1149).noalias() =
-      ConstRowVec<T>(t254, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1333 "lm_modplast_lstm.cpp"
+  RowVec<T>(t273, 1149).noalias() =
+      ConstRowVec<T>(t266, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
+#line 1393 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 10: dense product (Eigen), [400]
-//   %268 matmul
+//   %280 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t265 = a.record + 17392;                            // [400]
+  T *__restrict t277 = a.record + 19696;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t268 = a.scratch + 5120;                            // [400]
+  T *__restrict t280 = a.scratch + 5120;                            // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t268, 400).noalias() =
-      ConstRowVec<T>(t265, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1347 "lm_modplast_lstm.cpp"
+  RowVec<T>(t280, 400).noalias() =
+      ConstRowVec<T>(t277, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 1407 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 11: dense product (Eigen), [1149]
-//   %272 matmul
+//   %284 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t265 = a.record + 17392;                            // [400]
+  T *__restrict t277 = a.record + 19696;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t272 = a.scratch + 5520;                            // [1149]
+  T *__restrict t284 = a.scratch + 5520;                            // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t272, 1149).noalias() =
-      ConstRowVec<T>(t265, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1361 "lm_modplast_lstm.cpp"
+  RowVec<T>(t284, 1149).noalias() =
+      ConstRowVec<T>(t277, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
+#line 1421 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 12: dense product (Eigen), [400]
-//   %279 matmul
+//   %291 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t276 = a.record + 16592;                            // [400]
+  T *__restrict t288 = a.record + 17744;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t279 = a.scratch + 6672;                            // [400]
+  T *__restrict t291 = a.scratch + 6672;                            // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t279, 400).noalias() =
-      ConstRowVec<T>(t276, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1375 "lm_modplast_lstm.cpp"
+  RowVec<T>(t291, 400).noalias() =
+      ConstRowVec<T>(t288, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 1435 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 13: dense product (Eigen), [1149]
-//   %283 matmul
+//   %295 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t276 = a.record + 16592;                            // [400]
+  T *__restrict t288 = a.record + 17744;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t283 = a.scratch + 7072;                            // [1149]
+  T *__restrict t295 = a.scratch + 7072;                            // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t283, 1149).noalias() =
-      ConstRowVec<T>(t276, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1389 "lm_modplast_lstm.cpp"
+  RowVec<T>(t295, 1149).noalias() =
+      ConstRowVec<T>(t288, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
+#line 1449 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 14: fused loop nest over [1149, 1149]
-//   %288 reduce_to
-//   %290 matmul
-//   %291 matmul
-//   %365 reduce_to
-//   %367 matmul
-//   %368 matmul
+//   %303 reduce_to
+//   %305 matmul
+//   %306 matmul
+//   %382 reduce_to
+//   %384 matmul
+//   %385 matmul
 template <class T> static void backward_col_outer_14(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
-  const T *__restrict t126 = a.saved + 20016;                     // [1149, 1]
-  const T *__restrict t110_l2_g = a.saved + 17696;                // [1149] l2.g
+  const T *__restrict t133 = a.saved + 21184;                     // [1149, 1]
+  const T *__restrict t117_l2_g = a.saved + 18864;                // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t288 = a.scratch + 8224;                          // [1149, 1]
-  T *__restrict t290 = a.scratch + 9376;                          // [1149]
-  T *__restrict t291 = a.scratch + 10528;                         // [1149]
+  T *__restrict t303 = a.scratch + 8224;                          // [1149, 1]
+  T *__restrict t305 = a.scratch + 9376;                          // [1149]
+  T *__restrict t306 = a.scratch + 10528;                         // [1149]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
-  const T *__restrict t61 = a.saved + 9632;                       // [1149, 1]
-  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  const T *__restrict t66 = a.saved + 9648;                       // [1149, 1]
+  const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t365 = a.scratch + 23216;                         // [1149, 1]
-  T *__restrict t367 = a.scratch + 24368;                         // [1149]
-  T *__restrict t368 = a.scratch + 25520;                         // [1149]
+  T *__restrict t382 = a.scratch + 23216;                         // [1149, 1]
+  T *__restrict t384 = a.scratch + 24368;                         // [1149]
+  T *__restrict t385 = a.scratch + 25520;                         // [1149]
   for (int e = 0; e < 1149; ++e)
-    t288[e] = T(0);
+    t303[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t291[e] = T(0);
+    t306[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t365[e] = T(0);
+    t382[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t368[e] = T(0);
+    t385[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc288 = T(0);
-    T acc290 = T(0);
-    T acc365 = T(0);
-    T acc367 = T(0);
-#pragma omp simd reduction(+ : acc288, acc290, acc365, acc367)
+    T acc303 = T(0);
+    T acc305 = T(0);
+    T acc382 = T(0);
+    T acc384 = T(0);
+#pragma omp simd reduction(+ : acc303, acc305, acc382, acc384)
     for (int j = 0; j < 1149; ++j) {
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v127 = t110_l2_g[i] * l2_h[j];
-      const T v128 = t126[i] * v127;
-      const T v129 = l2_hebb[i * 1149 + j] + v128;
-      const T v285 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
-      const T v286 = d_l2_hebb_next[i * 1149 + j] * v285;
-      const T v287 = v286 * v127;
-      acc288 += v287;
-      const T v289 = v286 * t126[i];
-      acc290 += v289 * l2_h[j];
-      t291[j] += t110_l2_g[i] * v289;
-      const T v62 = t45_l1_g[i] * l1_h[j];
-      const T v63 = t61[i] * v62;
-      const T v64 = l1_hebb[i * 1149 + j] + v63;
-      const T v362 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
-      const T v363 = d_l1_hebb_next[i * 1149 + j] * v362;
-      const T v364 = v363 * v62;
-      acc365 += v364;
-      const T v366 = v363 * t61[i];
-      acc367 += v366 * l1_h[j];
-      t368[j] += t45_l1_g[i] * v366;
+      const T v134 = t117_l2_g[i] * l2_h[j];
+      const T v135 = t133[i] * v134;
+      const T v136 = l2_hebb[i * 1149 + j] + v135;
+      const T v300 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
+      const T v301 = d_l2_hebb_next[i * 1149 + j] * v300;
+      const T v302 = v301 * v134;
+      acc303 += v302;
+      const T v304 = v301 * t133[i];
+      acc305 += v304 * l2_h[j];
+      t306[j] += t117_l2_g[i] * v304;
+      const T v67 = t50_l1_g[i] * l1_h[j];
+      const T v68 = t66[i] * v67;
+      const T v69 = l1_hebb[i * 1149 + j] + v68;
+      const T v379 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v380 = d_l1_hebb_next[i * 1149 + j] * v379;
+      const T v381 = v380 * v67;
+      acc382 += v381;
+      const T v383 = v380 * t66[i];
+      acc384 += v383 * l1_h[j];
+      t385[j] += t50_l1_g[i] * v383;
     }
-    t288[i] += acc288;
-    t290[i] = acc290;
-    t365[i] += acc365;
-    t367[i] = acc367;
+    t303[i] += acc303;
+    t305[i] = acc305;
+    t382[i] += acc382;
+    t384[i] = acc384;
   }
-#line 1460 "lm_modplast_lstm.cpp"
+#line 1520 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 15:
-//   %292 reshape
+//   %307 reshape
 template <class T> static void backward_record_col_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.record + 15424; // [1149]
-  T *__restrict t288 = a.scratch + 8224; // [1149, 1]
+  T *__restrict t307 = a.record + 16576; // [1149]
+  T *__restrict t303 = a.scratch + 8224; // [1149, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t292[e] = t288[e];
-#line 1473 "lm_modplast_lstm.cpp"
+    t307[e] = t303[e];
+#line 1533 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 16: dense product (Eigen), [1]
-//   %295 matmul
+//   %310 matmul
 template <class T> static void backward_modfanout_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.record + 15424;                                        // [1149]
+  T *__restrict t307 = a.record + 16576;                                        // [1149]
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t295 = a.scratch + 11680;                                       // [1]
+  T *__restrict t310 = a.scratch + 11680;                                       // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t295, 1).noalias() =
-      ConstRowVec<T>(t292, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1487 "lm_modplast_lstm.cpp"
+  RowVec<T>(t310, 1).noalias() =
+      ConstRowVec<T>(t307, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
+#line 1547 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 17: fused loop nest over [1]
-//   %298 mul
-//   %298 mul += grad l2.h2mod.bias
+//   %313 mul
+//   %313 mul += grad l2.h2mod.bias
 template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t295 = a.scratch + 11680;                      // [1]
-  const T *__restrict t121_l2_M = a.saved + 20000;             // [1] l2.M
-  T *__restrict t298 = a.record + 14256;                       // [1]
+  T *__restrict t310 = a.scratch + 11680;                      // [1]
+  const T *__restrict t128_l2_M = a.saved + 21168;             // [1] l2.M
+  T *__restrict t313 = a.record + 15408;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v296 = t121_l2_M[0] * t121_l2_M[0];
-  const T v297 = T(1.0) - v296;
-  const T v298 = t295[0] * v297;
-  t298[0] = v298;
-  d_l2_h2mod_bias[0] += v298;
-#line 1506 "lm_modplast_lstm.cpp"
+  const T v311 = t128_l2_M[0] * t128_l2_M[0];
+  const T v312 = T(1.0) - v311;
+  const T v313 = t310[0] * v312;
+  t313[0] = v313;
+  d_l2_h2mod_bias[0] += v313;
+#line 1566 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 18: dense product (Eigen), [1149]
-//   %301 matmul
+//   %316 matmul
 template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t298 = a.record + 14256;                                // [1]
+  T *__restrict t313 = a.record + 15408;                                // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
-  T *__restrict t301 = a.scratch + 11696;                               // [1149]
+  T *__restrict t316 = a.scratch + 11696;                               // [1149]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t301, 1149).noalias() =
-      ConstRowVec<T>(t298, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1520 "lm_modplast_lstm.cpp"
+  RowVec<T>(t316, 1149).noalias() =
+      ConstRowVec<T>(t313, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
+#line 1580 "lm_modplast_lstm.cpp"
 }
 
+// y1 = l1(x) * drop_h1
+// y2 = l2(y1) * drop_h2
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1528,155 +1590,166 @@ template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 19: fused loop nest over [1149]
-//   %316 mul
 //   %331 mul
-//   %342 mul
-//   %353 mul
-//   %313 mul -> grad_prev l2.c
-//   %7 state -> record (a factor of deferred outer-product gradients)
-//   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %353 mul += grad l2.x2f.bias
-//   %72 state -> record (a factor of deferred outer-product gradients)
-//   %353 mul += grad l2.h2f.bias
-//   %342 mul += grad l2.x2i.bias
-//   %342 mul += grad l2.h2i.bias
-//   %331 mul += grad l2.x2o.bias
-//   %331 mul += grad l2.h2o.bias
-//   %316 mul += grad l2.x2c.bias
-//   %116 mul l2.hn -> record (a factor of deferred outer-product gradients)
-//   %292 reshape += grad l2.modfanout.bias
+//   %345 mul
+//   %356 mul
+//   %367 mul
+//   %328 mul -> grad_prev l2.c
+//   %12 state -> record (a factor of deferred outer-product gradients)
+//   %56 mul l1.hn -> record (a factor of deferred outer-product gradients)
+//   %74 mul y1 -> record (a factor of deferred outer-product gradients)
+//   %367 mul += grad l2.x2f.bias
+//   %79 state -> record (a factor of deferred outer-product gradients)
+//   %367 mul += grad l2.h2f.bias
+//   %356 mul += grad l2.x2i.bias
+//   %356 mul += grad l2.h2i.bias
+//   %345 mul += grad l2.x2o.bias
+//   %345 mul += grad l2.h2o.bias
+//   %331 mul += grad l2.x2c.bias
+//   %123 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %307 reshape += grad l2.modfanout.bias
+//   %139 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t290 = a.scratch + 9376;                               // [1149]
+  T *__restrict t305 = a.scratch + 9376;                               // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
-  T *__restrict t250 = a.scratch + 2416;                               // [1149]
-  T *__restrict t261 = a.scratch + 3968;                               // [1149]
-  T *__restrict t272 = a.scratch + 5520;                               // [1149]
-  T *__restrict t283 = a.scratch + 7072;                               // [1149]
-  T *__restrict t301 = a.scratch + 11696;                              // [1149]
-  const T *__restrict t90 = a.saved + 15392;                           // [1149]
+  T *__restrict t263 = a.scratch + 2416;                               // [1149]
+  T *__restrict t273 = a.scratch + 3968;                               // [1149]
+  T *__restrict t284 = a.scratch + 5520;                               // [1149]
+  T *__restrict t295 = a.scratch + 7072;                               // [1149]
+  const T *__restrict drop_h2 = a.inputs[3];                           // [1149]
+  T *__restrict t316 = a.scratch + 11696;                              // [1149]
+  const T *__restrict t97 = a.saved + 16560;                           // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
-  const T *__restrict t94 = a.saved + 16544;                           // [1149]
+  const T *__restrict t101 = a.saved + 17712;                          // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias;        // [1149]
-  const T *__restrict t69 = a.saved + 10784;                           // [1149]
+  const T *__restrict t76 = a.saved + 11952;                           // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias;        // [1149]
-  const T *__restrict t74 = a.saved + 11936;                           // [1149]
+  const T *__restrict t81 = a.saved + 13104;                           // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias;        // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;                      // [1149]
-  const T *__restrict t80 = a.saved + 13088;                           // [1149]
+  const T *__restrict t87 = a.saved + 14256;                           // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;        // [1149]
-  const T *__restrict t84 = a.saved + 14240;                           // [1149]
+  const T *__restrict t91 = a.saved + 15408;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
-  const T *__restrict t110_l2_g = a.saved + 17696;                     // [1149] l2.g
-  T *__restrict t316 = a.record + 13104;                               // [1149]
-  T *__restrict t331 = a.record + 11952;                               // [1149]
-  T *__restrict t342 = a.record + 10800;                               // [1149]
-  T *__restrict t353 = a.record + 8496;                                // [1149]
+  const T *__restrict t117_l2_g = a.saved + 18864;                     // [1149] l2.g
+  T *__restrict t331 = a.record + 14256;                               // [1149]
+  T *__restrict t345 = a.record + 13104;                               // [1149]
+  T *__restrict t356 = a.record + 11952;                               // [1149]
+  T *__restrict t367 = a.record + 8496;                                // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
   T *__restrict record2 = a.record + 1552;                             // [1149]
-  const T *__restrict t51_l1_hn = a.saved + 8464;                      // [1149] l1.hn
+  const T *__restrict t56_l1_hn = a.saved + 8480;                      // [1149] l1.hn
   T *__restrict record7 = a.record + 6176;                             // [1149]
+  const T *__restrict t74_y1 = a.saved + 10800;                        // [1149] y1
+  T *__restrict record11 = a.record + 9648;                            // [1149]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;             // [1149]
   const T *__restrict l2_h = a.state + kStateL2H;                      // [1149]
-  T *__restrict record11 = a.record + 9648;                            // [1149]
+  T *__restrict record12 = a.record + 10800;                           // [1149]
   T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;             // [1149]
   T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;             // [1149]
   T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;             // [1149]
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;             // [1149]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;             // [1149]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
-  const T *__restrict t116_l2_hn = a.saved + 18848;                    // [1149] l2.hn
-  T *__restrict record16 = a.record + 14272;                           // [1149]
-  T *__restrict t292 = a.record + 15424;                               // [1149]
+  const T *__restrict t123_l2_hn = a.saved + 20016;                    // [1149] l2.hn
+  T *__restrict record17 = a.record + 15424;                           // [1149]
+  T *__restrict t307 = a.record + 16576;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
+  const T *__restrict t139_y2 = a.saved + 22336;                       // [1149] y2
+  T *__restrict record21 = a.record + 18144;                           // [1149]
   for (int j = 0; j < 1149; ++j) {
+#line 27 "examples/lm/modplast_lstm.dopa"
+    const T v274 = t263[j] + t273[j];
+    const T v285 = v274 + t284[j];
+    const T v296 = v285 + t295[j];
+    const T v298 = v296 * drop_h2[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v251 = d_l2_h_next[j] + t250[j];
-    const T v262 = v251 + t261[j];
-    const T v273 = v262 + t272[j];
-    const T v284 = v273 + t283[j];
-    const T v302 = v284 + t301[j];
+    const T v299 = d_l2_h_next[j] + v298;
+    const T v317 = v299 + t316[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v92 = t90[j] + l2_x2o_bias[j];
-    const T v96 = t94[j] + l2_h2o_bias[j];
-    const T v97 = v92 + v96;
-    const T v98 = T(1) / (T(1) + std::exp(-v97));
+    const T v99 = t97[j] + l2_x2o_bias[j];
+    const T v103 = t101[j] + l2_h2o_bias[j];
+    const T v104 = v99 + v103;
+    const T v105 = T(1) / (T(1) + std::exp(-v104));
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v304 = v302 * v98;
+    const T v319 = v317 * v105;
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v71 = t69[j] + l2_x2f_bias[j];
-    const T v76 = t74[j] + l2_h2f_bias[j];
-    const T v77 = v71 + v76;
-    const T v78 = T(1) / (T(1) + std::exp(-v77));
+    const T v78 = t76[j] + l2_x2f_bias[j];
+    const T v83 = t81[j] + l2_h2f_bias[j];
+    const T v84 = v78 + v83;
+    const T v85 = T(1) / (T(1) + std::exp(-v84));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v112 = v78 * l2_c[j];
+    const T v119 = v85 * l2_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v82 = t80[j] + l2_x2i_bias[j];
-    const T v86 = t84[j] + l2_h2i_bias[j];
-    const T v87 = v82 + v86;
-    const T v88 = T(1) / (T(1) + std::exp(-v87));
+    const T v89 = t87[j] + l2_x2i_bias[j];
+    const T v93 = t91[j] + l2_h2i_bias[j];
+    const T v94 = v89 + v93;
+    const T v95 = T(1) / (T(1) + std::exp(-v94));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v113 = v88 * t110_l2_g[j];
-    const T v114 = v112 + v113;
+    const T v120 = v95 * t117_l2_g[j];
+    const T v121 = v119 + v120;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v115 = std::tanh(v114);
-    const T v305 = v115 * v115;
-    const T v306 = T(1.0) - v305;
-    const T v307 = v304 * v306;
+    const T v122 = std::tanh(v121);
+    const T v320 = v122 * v122;
+    const T v321 = T(1.0) - v320;
+    const T v322 = v319 * v321;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v308 = d_l2_c_next[j] + v307;
-    const T v310 = v308 * v88;
+    const T v323 = d_l2_c_next[j] + v322;
+    const T v325 = v323 * v95;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v311 = t290[j] + v310;
-    const T v314 = t110_l2_g[j] * t110_l2_g[j];
-    const T v315 = T(1.0) - v314;
-    const T v316 = v311 * v315;
-    t316[j] = v316;
-#line 86 "examples/lm/modplast_lstm.dopa"
-    const T v303 = v302 * v115;
-#line 83 "examples/lm/modplast_lstm.dopa"
-    const T v329 = T(1.0) - v98;
-    const T v330 = v98 * v329;
-    const T v331 = v303 * v330;
+    const T v326 = t305[j] + v325;
+    const T v329 = t117_l2_g[j] * t117_l2_g[j];
+    const T v330 = T(1.0) - v329;
+    const T v331 = v326 * v330;
     t331[j] = v331;
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v309 = v308 * t110_l2_g[j];
-#line 82 "examples/lm/modplast_lstm.dopa"
-    const T v340 = T(1.0) - v88;
-    const T v341 = v88 * v340;
-    const T v342 = v309 * v341;
-    t342[j] = v342;
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v312 = v308 * l2_c[j];
-#line 81 "examples/lm/modplast_lstm.dopa"
-    const T v351 = T(1.0) - v78;
-    const T v352 = v78 * v351;
-    const T v353 = v312 * v352;
-    t353[j] = v353;
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v313 = v308 * v78;
-    d_l2_c[j] = v313;
-    record2[j] = l1_h[j];
-    record7[j] = t51_l1_hn[j];
-#line 81 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2f_bias[j] += v353;
-    record11[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v353;
-#line 82 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2i_bias[j] += v342;
-    d_l2_h2i_bias[j] += v342;
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v318 = v317 * v122;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2o_bias[j] += v331;
-    d_l2_h2o_bias[j] += v331;
+    const T v343 = T(1.0) - v105;
+    const T v344 = v105 * v343;
+    const T v345 = v318 * v344;
+    t345[j] = v345;
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v324 = v323 * t117_l2_g[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v354 = T(1.0) - v95;
+    const T v355 = v95 * v354;
+    const T v356 = v324 * v355;
+    t356[j] = v356;
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v327 = v323 * l2_c[j];
+#line 81 "examples/lm/modplast_lstm.dopa"
+    const T v365 = T(1.0) - v85;
+    const T v366 = v85 * v365;
+    const T v367 = v327 * v366;
+    t367[j] = v367;
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v328 = v323 * v85;
+    d_l2_c[j] = v328;
+    record2[j] = l1_h[j];
+    record7[j] = t56_l1_hn[j];
+    record11[j] = t74_y1[j];
+#line 81 "examples/lm/modplast_lstm.dopa"
+    d_l2_x2f_bias[j] += v367;
+    record12[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v367;
+#line 82 "examples/lm/modplast_lstm.dopa"
+    d_l2_x2i_bias[j] += v356;
+    d_l2_h2i_bias[j] += v356;
+#line 83 "examples/lm/modplast_lstm.dopa"
+    d_l2_x2o_bias[j] += v345;
+    d_l2_h2o_bias[j] += v345;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2c_bias[j] += v316;
-    record16[j] = t116_l2_hn[j];
+    d_l2_x2c_bias[j] += v331;
+    record17[j] = t123_l2_hn[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l2_modfanout_bias[j] += t292[j];
+    d_l2_modfanout_bias[j] += t307[j];
+    record21[j] = t139_y2[j];
   }
-#line 1680 "lm_modplast_lstm.cpp"
+#line 1753 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1684,210 +1757,210 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 20: fused loop nest over [1149, 1149]
-//   %318 matmul
-//   %321 reduce_to
-//   %324 add -> grad_prev l2.hebb
+//   %333 matmul
+//   %336 reduce_to
+//   %339 add -> grad_prev l2.hebb
 template <class T> static void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t318 = a.scratch + 12848;                         // [1149]
-  T *__restrict t316 = a.record + 13104;                          // [1149]
+  T *__restrict t333 = a.scratch + 12848;                         // [1149]
+  T *__restrict t331 = a.record + 14256;                          // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t321 = a.scratch + 14000;                         // [1149, 1]
+  T *__restrict t336 = a.scratch + 14000;                         // [1149, 1]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
-  const T *__restrict t126 = a.saved + 20016;                     // [1149, 1]
-  const T *__restrict t110_l2_g = a.saved + 17696;                // [1149] l2.g
+  const T *__restrict t133 = a.saved + 21184;                     // [1149, 1]
+  const T *__restrict t117_l2_g = a.saved + 18864;                // [1149] l2.g
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t318[e] = T(0);
+    t333[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t321[e] = T(0);
+    t336[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc321 = T(0);
-#pragma omp simd reduction(+ : acc321)
+    T acc336 = T(0);
+#pragma omp simd reduction(+ : acc336)
     for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v106 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v107 = l2_w[i * 1149 + j] + v106;
-      t318[j] += t316[i] * v107;
-      const T v317 = t316[i] * l2_h[j];
-      const T v320 = v317 * l2_hebb[i * 1149 + j];
+      const T v113 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v114 = l2_w[i * 1149 + j] + v113;
+      t333[j] += t331[i] * v114;
+      const T v332 = t331[i] * l2_h[j];
+      const T v335 = v332 * l2_hebb[i * 1149 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc321 += v320;
+      acc336 += v335;
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v127 = t110_l2_g[i] * l2_h[j];
-      const T v128 = t126[i] * v127;
-      const T v129 = l2_hebb[i * 1149 + j] + v128;
-      const T v285 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
-      const T v286 = d_l2_hebb_next[i * 1149 + j] * v285;
+      const T v134 = t117_l2_g[i] * l2_h[j];
+      const T v135 = t133[i] * v134;
+      const T v136 = l2_hebb[i * 1149 + j] + v135;
+      const T v300 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
+      const T v301 = d_l2_hebb_next[i * 1149 + j] * v300;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v323 = v317 * l2_alpha[i];
+      const T v338 = v332 * l2_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v324 = v286 + v323;
-      d_l2_hebb[i * 1149 + j] = v324;
+      const T v339 = v301 + v338;
+      d_l2_hebb[i * 1149 + j] = v339;
     }
-    t321[i] += acc321;
+    t336[i] += acc336;
   }
-#line 1733 "lm_modplast_lstm.cpp"
+#line 1806 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 21: dense product (Eigen), [1149]
-//   %327 matmul
+//   %342 matmul
 template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t316 = a.record + 13104;                            // [1149]
+  T *__restrict t331 = a.record + 14256;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t327 = a.scratch + 15152;                           // [1149]
+  T *__restrict t342 = a.scratch + 15152;                           // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t327, 1149).noalias() =
-      ConstRowVec<T>(t316, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1747 "lm_modplast_lstm.cpp"
+  RowVec<T>(t342, 1149).noalias() =
+      ConstRowVec<T>(t331, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
+#line 1820 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 22: dense product (Eigen), [1149]
-//   %334 matmul
+//   %348 matmul
 template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t331 = a.record + 11952;                            // [1149]
+  T *__restrict t345 = a.record + 13104;                            // [1149]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t334 = a.scratch + 16304;                           // [1149]
+  T *__restrict t348 = a.scratch + 16304;                           // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t334, 1149).noalias() =
-      ConstRowVec<T>(t331, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1761 "lm_modplast_lstm.cpp"
+  RowVec<T>(t348, 1149).noalias() =
+      ConstRowVec<T>(t345, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
+#line 1834 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 23: dense product (Eigen), [1149]
-//   %338 matmul
+//   %352 matmul
 template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t331 = a.record + 11952;                            // [1149]
+  T *__restrict t345 = a.record + 13104;                            // [1149]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t338 = a.scratch + 17456;                           // [1149]
+  T *__restrict t352 = a.scratch + 17456;                           // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t338, 1149).noalias() =
-      ConstRowVec<T>(t331, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1775 "lm_modplast_lstm.cpp"
+  RowVec<T>(t352, 1149).noalias() =
+      ConstRowVec<T>(t345, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
+#line 1848 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 24: dense product (Eigen), [1149]
-//   %345 matmul
+//   %359 matmul
 template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t342 = a.record + 10800;                            // [1149]
+  T *__restrict t356 = a.record + 11952;                            // [1149]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t345 = a.scratch + 18608;                           // [1149]
+  T *__restrict t359 = a.scratch + 18608;                           // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t345, 1149).noalias() =
-      ConstRowVec<T>(t342, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1789 "lm_modplast_lstm.cpp"
+  RowVec<T>(t359, 1149).noalias() =
+      ConstRowVec<T>(t356, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
+#line 1862 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (Eigen), [1149]
-//   %349 matmul
+//   %363 matmul
 template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t342 = a.record + 10800;                            // [1149]
+  T *__restrict t356 = a.record + 11952;                            // [1149]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t349 = a.scratch + 19760;                           // [1149]
+  T *__restrict t363 = a.scratch + 19760;                           // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t349, 1149).noalias() =
-      ConstRowVec<T>(t342, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1803 "lm_modplast_lstm.cpp"
+  RowVec<T>(t363, 1149).noalias() =
+      ConstRowVec<T>(t356, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
+#line 1876 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 26: dense product (Eigen), [1149]
-//   %356 matmul
+//   %370 matmul
 template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t353 = a.record + 8496;                             // [1149]
+  T *__restrict t367 = a.record + 8496;                             // [1149]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t356 = a.scratch + 20912;                           // [1149]
+  T *__restrict t370 = a.scratch + 20912;                           // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t356, 1149).noalias() =
-      ConstRowVec<T>(t353, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1817 "lm_modplast_lstm.cpp"
+  RowVec<T>(t370, 1149).noalias() =
+      ConstRowVec<T>(t367, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
+#line 1890 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 27: dense product (Eigen), [1149]
-//   %360 matmul
+//   %374 matmul
 template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t353 = a.record + 8496;                             // [1149]
+  T *__restrict t367 = a.record + 8496;                             // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t360 = a.scratch + 22064;                           // [1149]
+  T *__restrict t374 = a.scratch + 22064;                           // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t360, 1149).noalias() =
-      ConstRowVec<T>(t353, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1831 "lm_modplast_lstm.cpp"
+  RowVec<T>(t374, 1149).noalias() =
+      ConstRowVec<T>(t367, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+#line 1904 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 28:
-//   %369 reshape
+//   %386 reshape
 template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t369 = a.record + 7328;   // [1149]
-  T *__restrict t365 = a.scratch + 23216; // [1149, 1]
+  T *__restrict t386 = a.record + 7328;   // [1149]
+  T *__restrict t382 = a.scratch + 23216; // [1149, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t369[e] = t365[e];
-#line 1844 "lm_modplast_lstm.cpp"
+    t386[e] = t382[e];
+#line 1917 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 29: dense product (Eigen), [1]
-//   %372 matmul
+//   %389 matmul
 template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t369 = a.record + 7328;                                         // [1149]
+  T *__restrict t386 = a.record + 7328;                                         // [1149]
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t372 = a.scratch + 26672;                                       // [1]
+  T *__restrict t389 = a.scratch + 26672;                                       // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t372, 1).noalias() =
-      ConstRowVec<T>(t369, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 1858 "lm_modplast_lstm.cpp"
+  RowVec<T>(t389, 1).noalias() =
+      ConstRowVec<T>(t386, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
+#line 1931 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 30: fused loop nest over [1]
-//   %375 mul
-//   %375 mul += grad l1.h2mod.bias
+//   %392 mul
+//   %392 mul += grad l1.h2mod.bias
 template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t372 = a.scratch + 26672;                      // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
-  T *__restrict t375 = a.record + 6160;                        // [1]
+  T *__restrict t389 = a.scratch + 26672;                      // [1]
+  const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
+  T *__restrict t392 = a.record + 6160;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v373 = t56_l1_M[0] * t56_l1_M[0];
-  const T v374 = T(1.0) - v373;
-  const T v375 = t372[0] * v374;
-  t375[0] = v375;
-  d_l1_h2mod_bias[0] += v375;
-#line 1877 "lm_modplast_lstm.cpp"
+  const T v390 = t61_l1_M[0] * t61_l1_M[0];
+  const T v391 = T(1.0) - v390;
+  const T v392 = t389[0] * v391;
+  t392[0] = v392;
+  d_l1_h2mod_bias[0] += v392;
+#line 1950 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 31: dense product (Eigen), [1149]
-//   %378 matmul
+//   %395 matmul
 template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
-  T *__restrict t375 = a.record + 6160;                                 // [1]
+  T *__restrict t392 = a.record + 6160;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict t378 = a.scratch + 26688;                               // [1149]
+  T *__restrict t395 = a.scratch + 26688;                               // [1149]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t378, 1149).noalias() =
-      ConstRowVec<T>(t375, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 1891 "lm_modplast_lstm.cpp"
+  RowVec<T>(t395, 1149).noalias() =
+      ConstRowVec<T>(t392, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
+#line 1964 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1899,54 +1972,55 @@ template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 32: fused loop nest over [1149]
-//   %393 mul
-//   %407 mul
-//   %418 mul
-//   %429 mul
-//   %390 mul -> grad_prev l1.c
-//   %357 add -> grad_prev l2.h
-//   %429 mul += grad l1.x2f.bias
-//   %429 mul += grad l1.h2f.bias
-//   %418 mul += grad l1.x2i.bias
-//   %418 mul += grad l1.h2i.bias
-//   %407 mul += grad l1.x2o.bias
-//   %407 mul += grad l1.h2o.bias
-//   %393 mul += grad l1.x2c.bias
-//   %369 reshape += grad l1.modfanout.bias
+//   %410 mul
+//   %424 mul
+//   %435 mul
+//   %446 mul
+//   %407 mul -> grad_prev l1.c
+//   %371 add -> grad_prev l2.h
+//   %446 mul += grad l1.x2f.bias
+//   %446 mul += grad l1.h2f.bias
+//   %435 mul += grad l1.x2i.bias
+//   %435 mul += grad l1.h2i.bias
+//   %424 mul += grad l1.x2o.bias
+//   %424 mul += grad l1.h2o.bias
+//   %410 mul += grad l1.x2c.bias
+//   %386 reshape += grad l1.modfanout.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t367 = a.scratch + 24368;                              // [1149]
+  T *__restrict t384 = a.scratch + 24368;                              // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
-  T *__restrict t327 = a.scratch + 15152;                              // [1149]
-  T *__restrict t338 = a.scratch + 17456;                              // [1149]
-  T *__restrict t349 = a.scratch + 19760;                              // [1149]
-  T *__restrict t360 = a.scratch + 22064;                              // [1149]
-  T *__restrict t378 = a.scratch + 26688;                              // [1149]
-  const T *__restrict t25 = a.saved + 5008;                            // [1149]
+  T *__restrict t342 = a.scratch + 15152;                              // [1149]
+  T *__restrict t352 = a.scratch + 17456;                              // [1149]
+  T *__restrict t363 = a.scratch + 19760;                              // [1149]
+  T *__restrict t374 = a.scratch + 22064;                              // [1149]
+  const T *__restrict drop_h1 = a.inputs[2];                           // [1149]
+  T *__restrict t395 = a.scratch + 26688;                              // [1149]
+  const T *__restrict t30 = a.saved + 5024;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
-  const T *__restrict t29 = a.saved + 6160;                            // [1149]
+  const T *__restrict t34 = a.saved + 6176;                            // [1149]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias;        // [1149]
-  const T *__restrict t4 = a.saved + 400;                              // [1149]
+  const T *__restrict t9 = a.saved + 416;                              // [1149]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias;        // [1149]
-  const T *__restrict t9 = a.saved + 1552;                             // [1149]
+  const T *__restrict t14 = a.saved + 1568;                            // [1149]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias;        // [1149]
   const T *__restrict l1_c = a.state + kStateL1C;                      // [1149]
-  const T *__restrict t15 = a.saved + 2704;                            // [1149]
+  const T *__restrict t20 = a.saved + 2720;                            // [1149]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias;        // [1149]
-  const T *__restrict t19 = a.saved + 3856;                            // [1149]
+  const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
-  const T *__restrict t45_l1_g = a.saved + 7312;                       // [1149] l1.g
-  T *__restrict t393 = a.record + 5008;                                // [1149]
-  T *__restrict t407 = a.record + 3856;                                // [1149]
-  T *__restrict t418 = a.record + 2704;                                // [1149]
-  T *__restrict t429 = a.record + 0;                                   // [1149]
+  const T *__restrict t50_l1_g = a.saved + 7328;                       // [1149] l1.g
+  T *__restrict t410 = a.record + 5008;                                // [1149]
+  T *__restrict t424 = a.record + 3856;                                // [1149]
+  T *__restrict t435 = a.record + 2704;                                // [1149]
+  T *__restrict t446 = a.record + 0;                                   // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
-  T *__restrict t291 = a.scratch + 10528;                              // [1149]
-  T *__restrict t318 = a.scratch + 12848;                              // [1149]
-  T *__restrict t334 = a.scratch + 16304;                              // [1149]
-  T *__restrict t345 = a.scratch + 18608;                              // [1149]
-  T *__restrict t356 = a.scratch + 20912;                              // [1149]
+  T *__restrict t306 = a.scratch + 10528;                              // [1149]
+  T *__restrict t333 = a.scratch + 12848;                              // [1149]
+  T *__restrict t348 = a.scratch + 16304;                              // [1149]
+  T *__restrict t359 = a.scratch + 18608;                              // [1149]
+  T *__restrict t370 = a.scratch + 20912;                              // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
@@ -1955,96 +2029,98 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
-  T *__restrict t369 = a.record + 7328;                                // [1149]
+  T *__restrict t386 = a.record + 7328;                                // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   for (int j = 0; j < 1149; ++j) {
+#line 26 "examples/lm/modplast_lstm.dopa"
+    const T v353 = t342[j] + t352[j];
+    const T v364 = v353 + t363[j];
+    const T v375 = v364 + t374[j];
+    const T v377 = v375 * drop_h1[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v328 = d_l1_h_next[j] + t327[j];
-    const T v339 = v328 + t338[j];
-    const T v350 = v339 + t349[j];
-    const T v361 = v350 + t360[j];
-    const T v379 = v361 + t378[j];
+    const T v378 = d_l1_h_next[j] + v377;
+    const T v396 = v378 + t395[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + std::exp(-v37));
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v381 = v379 * v33;
+    const T v398 = v396 * v38;
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
-    const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + std::exp(-v17));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v47 = v13 * l1_c[j];
+    const T v52 = v18 * l1_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + std::exp(-v27));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v48 = v23 * t45_l1_g[j];
-    const T v49 = v47 + v48;
+    const T v53 = v28 * t50_l1_g[j];
+    const T v54 = v52 + v53;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v50 = std::tanh(v49);
-    const T v382 = v50 * v50;
-    const T v383 = T(1.0) - v382;
-    const T v384 = v381 * v383;
+    const T v55 = std::tanh(v54);
+    const T v399 = v55 * v55;
+    const T v400 = T(1.0) - v399;
+    const T v401 = v398 * v400;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v385 = d_l1_c_next[j] + v384;
-    const T v387 = v385 * v23;
+    const T v402 = d_l1_c_next[j] + v401;
+    const T v404 = v402 * v28;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v388 = t367[j] + v387;
-    const T v391 = t45_l1_g[j] * t45_l1_g[j];
-    const T v392 = T(1.0) - v391;
-    const T v393 = v388 * v392;
-    t393[j] = v393;
+    const T v405 = t384[j] + v404;
+    const T v408 = t50_l1_g[j] * t50_l1_g[j];
+    const T v409 = T(1.0) - v408;
+    const T v410 = v405 * v409;
+    t410[j] = v410;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v380 = v379 * v50;
+    const T v397 = v396 * v55;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v405 = T(1.0) - v33;
-    const T v406 = v33 * v405;
-    const T v407 = v380 * v406;
-    t407[j] = v407;
+    const T v422 = T(1.0) - v38;
+    const T v423 = v38 * v422;
+    const T v424 = v397 * v423;
+    t424[j] = v424;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v386 = v385 * t45_l1_g[j];
+    const T v403 = v402 * t50_l1_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v416 = T(1.0) - v23;
-    const T v417 = v23 * v416;
-    const T v418 = v386 * v417;
-    t418[j] = v418;
+    const T v433 = T(1.0) - v28;
+    const T v434 = v28 * v433;
+    const T v435 = v403 * v434;
+    t435[j] = v435;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v389 = v385 * l1_c[j];
+    const T v406 = v402 * l1_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v427 = T(1.0) - v13;
-    const T v428 = v13 * v427;
-    const T v429 = v389 * v428;
-    t429[j] = v429;
+    const T v444 = T(1.0) - v18;
+    const T v445 = v18 * v444;
+    const T v446 = v406 * v445;
+    t446[j] = v446;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v390 = v385 * v13;
-    d_l1_c[j] = v390;
+    const T v407 = v402 * v18;
+    d_l1_c[j] = v407;
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v319 = t291[j] + t318[j];
-    const T v335 = v319 + t334[j];
-    const T v346 = v335 + t345[j];
-    const T v357 = v346 + t356[j];
-    d_l2_h[j] = v357;
+    const T v334 = t306[j] + t333[j];
+    const T v349 = v334 + t348[j];
+    const T v360 = v349 + t359[j];
+    const T v371 = v360 + t370[j];
+    d_l2_h[j] = v371;
 #line 81 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2f_bias[j] += v429;
-    d_l1_h2f_bias[j] += v429;
+    d_l1_x2f_bias[j] += v446;
+    d_l1_h2f_bias[j] += v446;
 #line 82 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2i_bias[j] += v418;
-    d_l1_h2i_bias[j] += v418;
+    d_l1_x2i_bias[j] += v435;
+    d_l1_h2i_bias[j] += v435;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2o_bias[j] += v407;
-    d_l1_h2o_bias[j] += v407;
+    d_l1_x2o_bias[j] += v424;
+    d_l1_h2o_bias[j] += v424;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2c_bias[j] += v393;
+    d_l1_x2c_bias[j] += v410;
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l1_modfanout_bias[j] += t369[j];
+    d_l1_modfanout_bias[j] += t386[j];
   }
-#line 2048 "lm_modplast_lstm.cpp"
+#line 2124 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -2052,241 +2128,245 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 33: fused loop nest over [1149, 1149]
-//   %395 matmul
-//   %398 reduce_to
-//   %401 add -> grad_prev l1.hebb
+//   %412 matmul
+//   %415 reduce_to
+//   %418 add -> grad_prev l1.hebb
 template <class T> static void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t395 = a.scratch + 27840;                         // [1149]
-  T *__restrict t393 = a.record + 5008;                           // [1149]
+  T *__restrict t412 = a.scratch + 27840;                         // [1149]
+  T *__restrict t410 = a.record + 5008;                           // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t398 = a.scratch + 28992;                         // [1149, 1]
+  T *__restrict t415 = a.scratch + 28992;                         // [1149, 1]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
-  const T *__restrict t61 = a.saved + 9632;                       // [1149, 1]
-  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  const T *__restrict t66 = a.saved + 9648;                       // [1149, 1]
+  const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t395[e] = T(0);
+    t412[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t398[e] = T(0);
+    t415[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc398 = T(0);
-#pragma omp simd reduction(+ : acc398)
+    T acc415 = T(0);
+#pragma omp simd reduction(+ : acc415)
     for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v41 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v42 = l1_w[i * 1149 + j] + v41;
-      t395[j] += t393[i] * v42;
-      const T v394 = t393[i] * l1_h[j];
-      const T v397 = v394 * l1_hebb[i * 1149 + j];
+      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v47 = l1_w[i * 1149 + j] + v46;
+      t412[j] += t410[i] * v47;
+      const T v411 = t410[i] * l1_h[j];
+      const T v414 = v411 * l1_hebb[i * 1149 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc398 += v397;
+      acc415 += v414;
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v62 = t45_l1_g[i] * l1_h[j];
-      const T v63 = t61[i] * v62;
-      const T v64 = l1_hebb[i * 1149 + j] + v63;
-      const T v362 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
-      const T v363 = d_l1_hebb_next[i * 1149 + j] * v362;
+      const T v67 = t50_l1_g[i] * l1_h[j];
+      const T v68 = t66[i] * v67;
+      const T v69 = l1_hebb[i * 1149 + j] + v68;
+      const T v379 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v380 = d_l1_hebb_next[i * 1149 + j] * v379;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v400 = v394 * l1_alpha[i];
+      const T v417 = v411 * l1_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v401 = v363 + v400;
-      d_l1_hebb[i * 1149 + j] = v401;
+      const T v418 = v380 + v417;
+      d_l1_hebb[i * 1149 + j] = v418;
     }
-    t398[i] += acc398;
+    t415[i] += acc415;
   }
-#line 2101 "lm_modplast_lstm.cpp"
+#line 2177 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 34: dense product (Eigen), [400]
-//   %404 matmul
+//   %421 matmul
 template <class T> static void backward_x2c_34(const dopa::StepArgs<T> &a) {
-  T *__restrict t393 = a.record + 5008;                             // [1149]
+  T *__restrict t410 = a.record + 5008;                             // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t404 = a.scratch + 30144;                           // [400]
+  T *__restrict t421 = a.scratch + 30144;                           // [400]
 #line 84 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t404, 400).noalias() =
-      ConstRowVec<T>(t393, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2115 "lm_modplast_lstm.cpp"
+  RowVec<T>(t421, 400).noalias() =
+      ConstRowVec<T>(t410, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
+#line 2191 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 35: dense product (Eigen), [1149]
-//   %410 matmul
+//   %427 matmul
 template <class T> static void backward_h2o_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t407 = a.record + 3856;                             // [1149]
+  T *__restrict t424 = a.record + 3856;                             // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t410 = a.scratch + 30544;                           // [1149]
+  T *__restrict t427 = a.scratch + 30544;                           // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t410, 1149).noalias() =
-      ConstRowVec<T>(t407, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2129 "lm_modplast_lstm.cpp"
+  RowVec<T>(t427, 1149).noalias() =
+      ConstRowVec<T>(t424, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
+#line 2205 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 36: dense product (Eigen), [400]
-//   %414 matmul
+//   %431 matmul
 template <class T> static void backward_x2o_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t407 = a.record + 3856;                             // [1149]
+  T *__restrict t424 = a.record + 3856;                             // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t414 = a.scratch + 31696;                           // [400]
+  T *__restrict t431 = a.scratch + 31696;                           // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t414, 400).noalias() =
-      ConstRowVec<T>(t407, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2143 "lm_modplast_lstm.cpp"
+  RowVec<T>(t431, 400).noalias() =
+      ConstRowVec<T>(t424, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
+#line 2219 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 37: dense product (Eigen), [1149]
-//   %421 matmul
+//   %438 matmul
 template <class T> static void backward_h2i_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t418 = a.record + 2704;                             // [1149]
+  T *__restrict t435 = a.record + 2704;                             // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t421 = a.scratch + 32096;                           // [1149]
+  T *__restrict t438 = a.scratch + 32096;                           // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t421, 1149).noalias() =
-      ConstRowVec<T>(t418, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2157 "lm_modplast_lstm.cpp"
+  RowVec<T>(t438, 1149).noalias() =
+      ConstRowVec<T>(t435, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
+#line 2233 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 38: dense product (Eigen), [400]
-//   %425 matmul
+//   %442 matmul
 template <class T> static void backward_x2i_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t418 = a.record + 2704;                             // [1149]
+  T *__restrict t435 = a.record + 2704;                             // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t425 = a.scratch + 33248;                           // [400]
+  T *__restrict t442 = a.scratch + 33248;                           // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t425, 400).noalias() =
-      ConstRowVec<T>(t418, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2171 "lm_modplast_lstm.cpp"
+  RowVec<T>(t442, 400).noalias() =
+      ConstRowVec<T>(t435, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
+#line 2247 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 39: dense product (Eigen), [1149]
-//   %432 matmul
+//   %449 matmul
 template <class T> static void backward_h2f_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t429 = a.record + 0;                                // [1149]
+  T *__restrict t446 = a.record + 0;                                // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t432 = a.scratch + 33648;                           // [1149]
+  T *__restrict t449 = a.scratch + 33648;                           // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t432, 1149).noalias() =
-      ConstRowVec<T>(t429, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2185 "lm_modplast_lstm.cpp"
+  RowVec<T>(t449, 1149).noalias() =
+      ConstRowVec<T>(t446, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
+#line 2261 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 40: dense product (Eigen), [400]
-//   %436 matmul
+//   %453 matmul
 template <class T> static void backward_x2f_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t429 = a.record + 0;                                // [1149]
+  T *__restrict t446 = a.record + 0;                                // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t436 = a.scratch + 34800;                           // [400]
+  T *__restrict t453 = a.scratch + 34800;                           // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t436, 400).noalias() =
-      ConstRowVec<T>(t429, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2199 "lm_modplast_lstm.cpp"
+  RowVec<T>(t453, 400).noalias() =
+      ConstRowVec<T>(t446, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
+#line 2275 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 41: fused loop nest over [1149]
-//   %433 add -> grad_prev l1.h
+//   %450 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t368 = a.scratch + 25520;        // [1149]
-  T *__restrict t395 = a.scratch + 27840;        // [1149]
-  T *__restrict t410 = a.scratch + 30544;        // [1149]
-  T *__restrict t421 = a.scratch + 32096;        // [1149]
-  T *__restrict t432 = a.scratch + 33648;        // [1149]
+  T *__restrict t385 = a.scratch + 25520;        // [1149]
+  T *__restrict t412 = a.scratch + 27840;        // [1149]
+  T *__restrict t427 = a.scratch + 30544;        // [1149]
+  T *__restrict t438 = a.scratch + 32096;        // [1149]
+  T *__restrict t449 = a.scratch + 33648;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v396 = t368[j] + t395[j];
-    const T v411 = v396 + t410[j];
-    const T v422 = v411 + t421[j];
-    const T v433 = v422 + t432[j];
-    d_l1_h[j] = v433;
+    const T v413 = t385[j] + t412[j];
+    const T v428 = v413 + t427[j];
+    const T v439 = v428 + t438[j];
+    const T v450 = v439 + t449[j];
+    d_l1_h[j] = v450;
   }
-#line 2222 "lm_modplast_lstm.cpp"
+#line 2298 "lm_modplast_lstm.cpp"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 42: fused loop nest over [400]
-//   %280 add -> grad_prev l3.h
-//   %437 add += grad enc.weight
+//   %292 add -> grad_prev l3.h
+//   %457 mul += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t213 = a.scratch + 800;                   // [400]
-  T *__restrict t241 = a.scratch + 1616;                  // [400]
-  T *__restrict t257 = a.scratch + 3568;                  // [400]
-  T *__restrict t268 = a.scratch + 5120;                  // [400]
-  T *__restrict t279 = a.scratch + 6672;                  // [400]
+  T *__restrict t226 = a.scratch + 800;                   // [400]
+  T *__restrict t254 = a.scratch + 1616;                  // [400]
+  T *__restrict t269 = a.scratch + 3568;                  // [400]
+  T *__restrict t280 = a.scratch + 5120;                  // [400]
+  T *__restrict t291 = a.scratch + 6672;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t404 = a.scratch + 30144;                 // [400]
-  T *__restrict t414 = a.scratch + 31696;                 // [400]
-  T *__restrict t425 = a.scratch + 33248;                 // [400]
-  T *__restrict t436 = a.scratch + 34800;                 // [400]
+  T *__restrict t421 = a.scratch + 30144;                 // [400]
+  T *__restrict t431 = a.scratch + 31696;                 // [400]
+  T *__restrict t442 = a.scratch + 33248;                 // [400]
+  T *__restrict t453 = a.scratch + 34800;                 // [400]
+  const T *__restrict drop_i = a.inputs[1];               // [400]
+  const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v242 = t213[j] + t241[j];
-    const T v258 = v242 + t257[j];
-    const T v269 = v258 + t268[j];
-    const T v280 = v269 + t279[j];
-    d_l3_h[j] = v280;
-#line 15 "examples/lm/modplast_lstm.dopa"
-    const T v415 = t404[j] + t414[j];
-    const T v426 = v415 + t425[j];
-    const T v437 = v426 + t436[j];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v437;
+    const T v255 = t226[j] + t254[j];
+    const T v270 = v255 + t269[j];
+    const T v281 = v270 + t280[j];
+    const T v292 = v281 + t291[j];
+    d_l3_h[j] = v292;
+#line 25 "examples/lm/modplast_lstm.dopa"
+    const T v432 = t421[j] + t431[j];
+    const T v443 = v432 + t442[j];
+    const T v454 = v443 + t453[j];
+    const T v456 = v454 * drop_i[j];
+    const T v457 = v456 * t4[0];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v457;
   }
-#line 2258 "lm_modplast_lstm.cpp"
+#line 2338 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 43: fused loop nest over [1149, 1]
-//   %398 reduce_to += grad l1.alpha
-//   %321 reduce_to += grad l2.alpha
+//   %415 reduce_to += grad l1.alpha
+//   %336 reduce_to += grad l2.alpha
 template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t398 = a.scratch + 28992;             // [1149, 1]
+  T *__restrict t415 = a.scratch + 28992;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t321 = a.scratch + 14000;             // [1149, 1]
+  T *__restrict t336 = a.scratch + 14000;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
 #line 77 "examples/lm/modplast_lstm.dopa"
-    d_l1_alpha[i] += t398[i];
-    d_l2_alpha[i] += t321[i];
+    d_l1_alpha[i] += t415[i];
+    d_l2_alpha[i] += t336[i];
   }
-#line 2276 "lm_modplast_lstm.cpp"
+#line 2356 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 44: fused loop nest over [400, 1]
-//   %244 reduce_to += grad l3.alpha
+//   %257 reduce_to += grad l3.alpha
 template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t244 = a.scratch + 2016;              // [400, 1]
+  T *__restrict t257 = a.scratch + 2016;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
 #line 77 "examples/lm/modplast_lstm.dopa"
-    d_l3_alpha[i] += t244[i];
+    d_l3_alpha[i] += t257[i];
   }
-#line 2290 "lm_modplast_lstm.cpp"
+#line 2370 "lm_modplast_lstm.cpp"
 }
 
 /// One backward step of ModPlastLSTMLM for one batch element.
@@ -2502,7 +2582,12 @@ static dopa::NetworkInfo info() {
   n.params.push_back(
       {"l3.modfanout.weight", {400, 1}, false, {dopa::InitSpec::Uniform, -1.0, 1.0}});
   n.params.push_back({"l3.modfanout.bias", {400}, false, {dopa::InitSpec::Uniform, -1.0, 1.0}});
+  n.params.push_back({"drop_e", {10000, 1}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.1});
   n.inputs.push_back({"tok", {}, true, {}});
+  n.inputs.push_back({"drop_i", {400}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.4});
+  n.inputs.push_back({"drop_h1", {1149}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.25});
+  n.inputs.push_back({"drop_h2", {1149}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.25});
+  n.inputs.push_back({"drop_o", {400}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.4});
   n.outputs.push_back({"logits", {10000}, false, {}});
   n.states.push_back({"l1.h", {1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
   n.states.push_back({"l1.c", {1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
@@ -2520,7 +2605,7 @@ static dopa::NetworkInfo info() {
 static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Hebb,
                                        kStateL2H, kStateL2C, kStateL2Hebb,
                                        kStateL3H, kStateL3C, kStateL3Hebb};
-static const int64_t inputRows[] = {10000};
+static const int64_t inputRows[] = {10000, 0, 0, 0, 0};
 
 static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamL1X2fWeight, .rows = 1149, .cols = 400, .offsetA = 0, .offsetB = 1152},
@@ -2549,94 +2634,94 @@ static const dopa::DeferredOuter deferred[] = {
      .rows = 1149,
      .cols = 1149,
      .offsetA = 8496,
-     .offsetB = 6176},
+     .offsetB = 9648},
     {.paramOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
      .offsetA = 8496,
-     .offsetB = 9648},
+     .offsetB = 10800},
     {.paramOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 10800,
-     .offsetB = 6176},
+     .offsetA = 11952,
+     .offsetB = 9648},
     {.paramOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 10800,
-     .offsetB = 9648},
+     .offsetA = 11952,
+     .offsetB = 10800},
     {.paramOffset = kParamL2X2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 11952,
-     .offsetB = 6176},
+     .offsetA = 13104,
+     .offsetB = 9648},
     {.paramOffset = kParamL2H2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 11952,
-     .offsetB = 9648},
+     .offsetA = 13104,
+     .offsetB = 10800},
     {.paramOffset = kParamL2X2cWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 13104,
-     .offsetB = 6176},
-    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 13104, .offsetB = 9648},
+     .offsetA = 14256,
+     .offsetB = 9648},
+    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 14256, .offsetB = 10800},
     {.paramOffset = kParamL2H2modWeight,
      .rows = 1,
      .cols = 1149,
-     .offsetA = 14256,
-     .offsetB = 14272},
+     .offsetA = 15408,
+     .offsetB = 15424},
     {.paramOffset = kParamL2ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
-     .offsetA = 15424,
-     .offsetB = 16576},
+     .offsetA = 16576,
+     .offsetB = 17728},
     {.paramOffset = kParamL3X2fWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 16592,
-     .offsetB = 14272},
+     .offsetA = 17744,
+     .offsetB = 18144},
     {.paramOffset = kParamL3H2fWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 16592,
-     .offsetB = 16992},
+     .offsetA = 17744,
+     .offsetB = 19296},
     {.paramOffset = kParamL3X2iWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 17392,
-     .offsetB = 14272},
+     .offsetA = 19696,
+     .offsetB = 18144},
     {.paramOffset = kParamL3H2iWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 17392,
-     .offsetB = 16992},
+     .offsetA = 19696,
+     .offsetB = 19296},
     {.paramOffset = kParamL3X2oWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 17792,
-     .offsetB = 14272},
+     .offsetA = 20096,
+     .offsetB = 18144},
     {.paramOffset = kParamL3H2oWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 17792,
-     .offsetB = 16992},
+     .offsetA = 20096,
+     .offsetB = 19296},
     {.paramOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 18192,
-     .offsetB = 14272},
-    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 18192, .offsetB = 16992},
+     .offsetA = 20496,
+     .offsetB = 18144},
+    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 20496, .offsetB = 19296},
     {.paramOffset = kParamL3H2modWeight,
      .rows = 1,
      .cols = 400,
-     .offsetA = 18592,
-     .offsetB = 18608},
+     .offsetA = 20896,
+     .offsetB = 20912},
     {.paramOffset = kParamL3ModfanoutWeight,
      .rows = 400,
      .cols = 1,
-     .offsetA = 19008,
-     .offsetB = 19408},
+     .offsetA = 21312,
+     .offsetB = 21712},
 };
 
 static const dopa::BatchedReadout readouts[] = {
@@ -2655,7 +2740,7 @@ const dopa::GeneratedSpec &spec() {
       .info = info,
       .stateNumel = 2805824,
       .stateOffsets = stateOffsets,
-      .savedNumel = 24784,
+      .savedNumel = 27104,
       .scratchNumel = 35200,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
@@ -2666,10 +2751,10 @@ const dopa::GeneratedSpec &spec() {
       .memoryBudget = 0,
       .numDeferred = 30,
       .deferred = deferred,
-      .recordNumel = 19424,
-      .forwardFlops = 67998694,
+      .recordNumel = 21728,
+      .forwardFlops = 68002192,
       .forwardSharedFlops = 0,
-      .backwardFlops = 115795797,
+      .backwardFlops = 115799295,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,

@@ -84,6 +84,7 @@ constexpr int64_t kParamL3H2modWeight = 24197692;     // l3.h2mod.weight [1, 400
 constexpr int64_t kParamL3H2modBias = 24198092;       // l3.h2mod.bias [1]
 constexpr int64_t kParamL3ModfanoutWeight = 24198093; // l3.modfanout.weight [400, 1]
 constexpr int64_t kParamL3ModfanoutBias = 24198493;   // l3.modfanout.bias [400]
+constexpr int64_t kParamDropE = 24198893;             // drop_e [10000, 1]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
 constexpr int64_t kStateL1H = 0;          // l1.h [1149]
@@ -96,34 +97,78 @@ constexpr int64_t kStateL3H = 2645024;    // l3.h [400]
 constexpr int64_t kStateL3C = 2645424;    // l3.c [400]
 constexpr int64_t kStateL3Hebb = 2645824; // l3.hebb [400, 400]
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 //
 // forward stage 0:
 //   %2 gather
-template <class T> __device__ __forceinline__ void forward_saved_enc(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                              // [400]
+template <class T> __device__ __forceinline__ void forward_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                            // [400]
   const T *__restrict tok = a.inputs[0];                       // []
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 15 "examples/lm/modplast_lstm.dopa"
+#line 25 "examples/lm/modplast_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = tid; e < 400; e += nthreads)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 117 "lm_modplast_lstm.cu"
+#line 118 "lm_modplast_lstm.cu"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 1:
+//   %4 gather
+template <class T>
+__device__ __forceinline__ void forward_saved_drop_e(const dopa::StepArgs<T> &a) {
+  T *__restrict t4 = a.saved + 0;                      // [1]
+  const T *__restrict tok = a.inputs[0];               // []
+  const T *__restrict drop_e = a.params + kParamDropE; // [10000, 1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 25 "examples/lm/modplast_lstm.dopa"
+  {
+    const int64_t row = int64_t(tok[0]); // checked by the runtime
+    for (int e = tid; e < 1; e += nthreads)
+      t4[e] = drop_e[row * 1 + e];
+  }
+#line 139 "lm_modplast_lstm.cu"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 2: fused loop nest over [400]
+//   %7 mul x
+template <class T> __device__ __forceinline__ void forward_x(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;         // [400]
+  T *__restrict t4 = a.saved + 0;           // [1]
+  const T *__restrict drop_i = a.inputs[1]; // [400]
+  T *__restrict t7_x = a.saved + 16;        // [400] x
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  {
+    for (int j = tid; j < 400; j += nthreads) {
+#line 25 "examples/lm/modplast_lstm.dopa"
+      const T v5 = t2[j] * t4[0];
+      const T v7 = v5 * drop_i[j];
+      t7_x[j] = v7;
+    }
+  }
+#line 162 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 1: dense product (a warp or thread per output), [1149]
-//   %4 matmul
+// forward stage 3: dense product (a warp or thread per output), [1149]
+//   %9 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t4 = a.saved + 400;                                 // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t9 = a.saved + 416;                                 // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -131,22 +176,22 @@ template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa:
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2f_weight[r * 400 + k] * t2[k];
+      acc += l1_x2f_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t4[r] = acc;
+      t9[r] = acc;
   }
-#line 140 "lm_modplast_lstm.cu"
+#line 185 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 2: dense product (a warp or thread per output), [1149]
-//   %9 matmul
+// forward stage 4: dense product (a warp or thread per output), [1149]
+//   %14 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t9 = a.saved + 1552;                                // [1149]
+  T *__restrict t14 = a.saved + 1568;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -157,19 +202,19 @@ template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa:
       acc += l1_h2f_weight[r * 1149 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t9[r] = acc;
+      t14[r] = acc;
   }
-#line 163 "lm_modplast_lstm.cu"
+#line 208 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 3: dense product (a warp or thread per output), [1149]
-//   %15 matmul
+// forward stage 5: dense product (a warp or thread per output), [1149]
+//   %20 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t15 = a.saved + 2704;                               // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t20 = a.saved + 2720;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -177,22 +222,22 @@ template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa:
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2i_weight[r * 400 + k] * t2[k];
+      acc += l1_x2i_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t15[r] = acc;
+      t20[r] = acc;
   }
-#line 186 "lm_modplast_lstm.cu"
+#line 231 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 4: dense product (a warp or thread per output), [1149]
-//   %19 matmul
+// forward stage 6: dense product (a warp or thread per output), [1149]
+//   %24 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t19 = a.saved + 3856;                               // [1149]
+  T *__restrict t24 = a.saved + 3872;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -203,19 +248,19 @@ template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa:
       acc += l1_h2i_weight[r * 1149 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t19[r] = acc;
+      t24[r] = acc;
   }
-#line 209 "lm_modplast_lstm.cu"
+#line 254 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 5: dense product (a warp or thread per output), [1149]
-//   %25 matmul
+// forward stage 7: dense product (a warp or thread per output), [1149]
+//   %30 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t25 = a.saved + 5008;                               // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t30 = a.saved + 5024;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -223,22 +268,22 @@ template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa:
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2o_weight[r * 400 + k] * t2[k];
+      acc += l1_x2o_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t25[r] = acc;
+      t30[r] = acc;
   }
-#line 232 "lm_modplast_lstm.cu"
+#line 277 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 6: dense product (a warp or thread per output), [1149]
-//   %29 matmul
+// forward stage 8: dense product (a warp or thread per output), [1149]
+//   %34 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t29 = a.saved + 6160;                               // [1149]
+  T *__restrict t34 = a.saved + 6176;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -249,19 +294,19 @@ template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa:
       acc += l1_h2o_weight[r * 1149 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t29[r] = acc;
+      t34[r] = acc;
   }
-#line 255 "lm_modplast_lstm.cu"
+#line 300 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 7: dense product (a warp or thread per output), [1149]
-//   %35 matmul
+// forward stage 9: dense product (a warp or thread per output), [1149]
+//   %40 matmul
 template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t35 = a.scratch + 0;                                // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t40 = a.scratch + 400;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -269,26 +314,26 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2c_weight[r * 400 + k] * t2[k];
+      acc += l1_x2c_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t35[r] = acc;
+      t40[r] = acc;
   }
-#line 278 "lm_modplast_lstm.cu"
+#line 323 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 8: fused loop nest over [1149, 1149]
-//   %43 matmul
-//   %108 matmul
+// forward stage 10: fused loop nest over [1149, 1149]
+//   %48 matmul
+//   %115 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;                    // [1149]
+  T *__restrict t48 = a.scratch + 1552;                    // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
-  T *__restrict t108 = a.scratch + 5776;                   // [1149]
+  T *__restrict t115 = a.scratch + 6176;                   // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
@@ -297,107 +342,114 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc43 = T(0);
-    T acc108 = T(0);
+    T acc48 = T(0);
+    T acc115 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v41 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v42 = l1_w[i * 1149 + j] + v41;
-      acc43 += v42 * l1_h[j];
-      const T v106 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v107 = l2_w[i * 1149 + j] + v106;
-      acc108 += v107 * l2_h[j];
+      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v47 = l1_w[i * 1149 + j] + v46;
+      acc48 += v47 * l1_h[j];
+      const T v113 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v114 = l2_w[i * 1149 + j] + v113;
+      acc115 += v114 * l2_h[j];
     }
-    acc43 = dopa::warpSum(acc43);
-    acc108 = dopa::warpSum(acc108);
+    acc48 = dopa::warpSum(acc48);
+    acc115 = dopa::warpSum(acc115);
     if ((threadIdx.x & 31) == 0) {
-      t43[i] = acc43;
-      t108[i] = acc108;
+      t48[i] = acc48;
+      t115[i] = acc115;
     }
   }
-#line 319 "lm_modplast_lstm.cu"
+#line 364 "lm_modplast_lstm.cu"
 }
 
+// y1 = l1(x) * drop_h1
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 9: fused loop nest over [1149]
-//   %45 tanh l1.g
-//   %51 mul l1.hn
-//   %49 add l1.cn -> next_state l1.c
-//   %51 mul l1.hn -> saved
+// forward stage 11: fused loop nest over [1149]
+//   %50 tanh l1.g
+//   %56 mul l1.hn
+//   %74 mul y1
+//   %54 add l1.cn -> next_state l1.c
+//   %56 mul l1.hn -> saved
 template <class T>
-__device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t35 = a.scratch + 0;                            // [1149]
+__device__ __forceinline__ void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t40 = a.scratch + 400;                          // [1149]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
-  T *__restrict t43 = a.scratch + 1152;                         // [1149]
-  T *__restrict t45_l1_g = a.saved + 7312;                      // [1149] l1.g
-  T *__restrict t25 = a.saved + 5008;                           // [1149]
+  T *__restrict t48 = a.scratch + 1552;                         // [1149]
+  T *__restrict t50_l1_g = a.saved + 7328;                      // [1149] l1.g
+  T *__restrict t30 = a.saved + 5024;                           // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
-  T *__restrict t29 = a.saved + 6160;                           // [1149]
+  T *__restrict t34 = a.saved + 6176;                           // [1149]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
-  T *__restrict t4 = a.saved + 400;                             // [1149]
+  T *__restrict t9 = a.saved + 416;                             // [1149]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
-  T *__restrict t9 = a.saved + 1552;                            // [1149]
+  T *__restrict t14 = a.saved + 1568;                           // [1149]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
   const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
-  T *__restrict t15 = a.saved + 2704;                           // [1149]
+  T *__restrict t20 = a.saved + 2720;                           // [1149]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
-  T *__restrict t19 = a.saved + 3856;                           // [1149]
+  T *__restrict t24 = a.saved + 3872;                           // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
+  const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
+  T *__restrict t74_y1 = a.saved + 10800;                       // [1149] y1
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
-  T *__restrict saved_t51 = a.saved + 8464;                     // [1149]
+  T *__restrict saved_t56 = a.saved + 8480;                     // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v37 = t35[j] + l1_x2c_bias[j];
-      const T v44 = v37 + t43[j];
-      const T v45 = tanh(v44);
-      t45_l1_g[j] = v45;
-#line 83 "examples/lm/modplast_lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
-#line 81 "examples/lm/modplast_lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
-      const T v12 = v6 + v11;
-      const T v13 = T(1) / (T(1) + exp(-v12));
-#line 85 "examples/lm/modplast_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
-#line 82 "examples/lm/modplast_lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
-#line 85 "examples/lm/modplast_lstm.dopa"
-      const T v48 = v23 * v45;
-      const T v49 = v47 + v48;
-#line 86 "examples/lm/modplast_lstm.dopa"
+      const T v42 = t40[j] + l1_x2c_bias[j];
+      const T v49 = v42 + t48[j];
       const T v50 = tanh(v49);
-      const T v51 = v33 * v50;
-      l1_h_next[j] = v51;
-      l1_c_next[j] = v49;
-      saved_t51[j] = v51;
+      t50_l1_g[j] = v50;
+#line 83 "examples/lm/modplast_lstm.dopa"
+      const T v32 = t30[j] + l1_x2o_bias[j];
+      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v37 = v32 + v36;
+      const T v38 = T(1) / (T(1) + exp(-v37));
+#line 81 "examples/lm/modplast_lstm.dopa"
+      const T v11 = t9[j] + l1_x2f_bias[j];
+      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v17 = v11 + v16;
+      const T v18 = T(1) / (T(1) + exp(-v17));
+#line 85 "examples/lm/modplast_lstm.dopa"
+      const T v52 = v18 * l1_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+      const T v22 = t20[j] + l1_x2i_bias[j];
+      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v27 = v22 + v26;
+      const T v28 = T(1) / (T(1) + exp(-v27));
+#line 85 "examples/lm/modplast_lstm.dopa"
+      const T v53 = v28 * v50;
+      const T v54 = v52 + v53;
+#line 86 "examples/lm/modplast_lstm.dopa"
+      const T v55 = tanh(v54);
+      const T v56 = v38 * v55;
+      l1_h_next[j] = v56;
+#line 26 "examples/lm/modplast_lstm.dopa"
+      const T v74 = v56 * drop_h1[j];
+      t74_y1[j] = v74;
+      l1_c_next[j] = v54;
+      saved_t56[j] = v56;
     }
   }
-#line 391 "lm_modplast_lstm.cu"
+#line 443 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 10: dense product (a warp or thread per output), [1]
-//   %53 matmul
+// forward stage 12: dense product (a warp or thread per output), [1]
+//   %58 matmul
 template <class T> __device__ __forceinline__ void forward_h2mod(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
   T *__restrict l1_h_next = a.next + kStateL1H;                         // [1149] l1.hn
-  T *__restrict t53 = a.scratch + 2304;                                 // [1]
+  T *__restrict t58 = a.scratch + 2704;                                 // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -408,41 +460,41 @@ template <class T> __device__ __forceinline__ void forward_h2mod(const dopa::Ste
       acc += l1_h2mod_weight[r * 1149 + k] * l1_h_next[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t53[r] = acc;
+      t58[r] = acc;
   }
-#line 414 "lm_modplast_lstm.cu"
+#line 466 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 11: fused loop nest over [1]
-//   %56 tanh l1.M
+// forward stage 13: fused loop nest over [1]
+//   %61 tanh l1.M
 template <class T> __device__ __forceinline__ void forward_l1_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t53 = a.scratch + 2304;                             // [1]
+  T *__restrict t58 = a.scratch + 2704;                             // [1]
   const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
-  T *__restrict t56_l1_M = a.saved + 9616;                          // [1] l1.M
+  T *__restrict t61_l1_M = a.saved + 9632;                          // [1] l1.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v55 = t53[0] + l1_h2mod_bias[0];
-      const T v56 = tanh(v55);
-      t56_l1_M[0] = v56;
+      const T v60 = t58[0] + l1_h2mod_bias[0];
+      const T v61 = tanh(v60);
+      t61_l1_M[0] = v61;
     }
   }
-#line 436 "lm_modplast_lstm.cu"
+#line 488 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 12: dense product (a warp or thread per output), [1149]
-//   %58 matmul
+// forward stage 14: dense product (a warp or thread per output), [1149]
+//   %63 matmul
 template <class T> __device__ __forceinline__ void forward_modfanout(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t56_l1_M = a.saved + 9616;                                      // [1] l1.M
-  T *__restrict t58 = a.scratch + 2320;                                         // [1149]
+  T *__restrict t61_l1_M = a.saved + 9632;                                      // [1] l1.M
+  T *__restrict t63 = a.scratch + 2720;                                         // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -450,60 +502,60 @@ template <class T> __device__ __forceinline__ void forward_modfanout(const dopa:
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
-      acc += l1_modfanout_weight[r * 1 + k] * t56_l1_M[k];
+      acc += l1_modfanout_weight[r * 1 + k] * t61_l1_M[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t58[r] = acc;
+      t63[r] = acc;
   }
-#line 459 "lm_modplast_lstm.cu"
+#line 511 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 13: fused loop nest over [1149]
-//   %60 add l1.eta
+// forward stage 15: fused loop nest over [1149]
+//   %65 add l1.eta
 template <class T> __device__ __forceinline__ void forward_l1_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t58 = a.scratch + 2320;                                     // [1149]
+  T *__restrict t63 = a.scratch + 2720;                                     // [1149]
   const T *__restrict l1_modfanout_bias = a.params + kParamL1ModfanoutBias; // [1149]
-  T *__restrict t60_l1_eta = a.scratch + 3472;                              // [1149] l1.eta
+  T *__restrict t65_l1_eta = a.scratch + 3872;                              // [1149] l1.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 88 "examples/lm/modplast_lstm.dopa"
-      const T v60 = t58[j] + l1_modfanout_bias[j];
-      t60_l1_eta[j] = v60;
+      const T v65 = t63[j] + l1_modfanout_bias[j];
+      t65_l1_eta[j] = v65;
     }
   }
-#line 480 "lm_modplast_lstm.cu"
+#line 532 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 14:
-//   %61 reshape
+// forward stage 16:
+//   %66 reshape
 template <class T> __device__ __forceinline__ void forward_saved_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t61 = a.saved + 9632;          // [1149, 1]
-  T *__restrict t60_l1_eta = a.scratch + 3472; // [1149] l1.eta
+  T *__restrict t66 = a.saved + 9648;          // [1149, 1]
+  T *__restrict t65_l1_eta = a.scratch + 3872; // [1149] l1.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
-    t61[e] = t60_l1_eta[e];
-#line 496 "lm_modplast_lstm.cu"
+    t66[e] = t65_l1_eta[e];
+#line 548 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 15: dense product (a warp or thread per output), [1149]
-//   %69 matmul
+// forward stage 17: dense product (a warp or thread per output), [1149]
+//   %76 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2f_15(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2f_17(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t69 = a.saved + 10784;                              // [1149]
+  T *__restrict t74_y1 = a.saved + 10800;                           // [1149] y1
+  T *__restrict t76 = a.saved + 11952;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -511,23 +563,23 @@ __device__ __forceinline__ void forward_saved_x2f_15(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l2_x2f_weight[r * 1149 + k] * l1_h_next[k];
+      acc += l2_x2f_weight[r * 1149 + k] * t74_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t69[r] = acc;
+      t76[r] = acc;
   }
-#line 520 "lm_modplast_lstm.cu"
+#line 572 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 16: dense product (a warp or thread per output), [1149]
-//   %74 matmul
+// forward stage 18: dense product (a warp or thread per output), [1149]
+//   %81 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2f_16(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2f_18(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t74 = a.saved + 11936;                              // [1149]
+  T *__restrict t81 = a.saved + 13104;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -538,20 +590,20 @@ __device__ __forceinline__ void forward_saved_h2f_16(const dopa::StepArgs<T> &a)
       acc += l2_h2f_weight[r * 1149 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t74[r] = acc;
+      t81[r] = acc;
   }
-#line 544 "lm_modplast_lstm.cu"
+#line 596 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 17: dense product (a warp or thread per output), [1149]
-//   %80 matmul
+// forward stage 19: dense product (a warp or thread per output), [1149]
+//   %87 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2i_17(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2i_19(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t80 = a.saved + 13088;                              // [1149]
+  T *__restrict t74_y1 = a.saved + 10800;                           // [1149] y1
+  T *__restrict t87 = a.saved + 14256;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -559,23 +611,23 @@ __device__ __forceinline__ void forward_saved_x2i_17(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l2_x2i_weight[r * 1149 + k] * l1_h_next[k];
+      acc += l2_x2i_weight[r * 1149 + k] * t74_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t80[r] = acc;
+      t87[r] = acc;
   }
-#line 568 "lm_modplast_lstm.cu"
+#line 620 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 18: dense product (a warp or thread per output), [1149]
-//   %84 matmul
+// forward stage 20: dense product (a warp or thread per output), [1149]
+//   %91 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2i_18(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2i_20(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t84 = a.saved + 14240;                              // [1149]
+  T *__restrict t91 = a.saved + 15408;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -586,20 +638,20 @@ __device__ __forceinline__ void forward_saved_h2i_18(const dopa::StepArgs<T> &a)
       acc += l2_h2i_weight[r * 1149 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t84[r] = acc;
+      t91[r] = acc;
   }
-#line 592 "lm_modplast_lstm.cu"
+#line 644 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 19: dense product (a warp or thread per output), [1149]
-//   %90 matmul
+// forward stage 21: dense product (a warp or thread per output), [1149]
+//   %97 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2o_19(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2o_21(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t90 = a.saved + 15392;                              // [1149]
+  T *__restrict t74_y1 = a.saved + 10800;                           // [1149] y1
+  T *__restrict t97 = a.saved + 16560;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -607,23 +659,23 @@ __device__ __forceinline__ void forward_saved_x2o_19(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l2_x2o_weight[r * 1149 + k] * l1_h_next[k];
+      acc += l2_x2o_weight[r * 1149 + k] * t74_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t90[r] = acc;
+      t97[r] = acc;
   }
-#line 616 "lm_modplast_lstm.cu"
+#line 668 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 20: dense product (a warp or thread per output), [1149]
-//   %94 matmul
+// forward stage 22: dense product (a warp or thread per output), [1149]
+//   %101 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2o_20(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2o_22(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t94 = a.saved + 16544;                              // [1149]
+  T *__restrict t101 = a.saved + 17712;                             // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -634,19 +686,19 @@ __device__ __forceinline__ void forward_saved_h2o_20(const dopa::StepArgs<T> &a)
       acc += l2_h2o_weight[r * 1149 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t94[r] = acc;
+      t101[r] = acc;
   }
-#line 640 "lm_modplast_lstm.cu"
+#line 692 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 21: dense product (a warp or thread per output), [1149]
-//   %100 matmul
-template <class T> __device__ __forceinline__ void forward_x2c_21(const dopa::StepArgs<T> &a) {
+// forward stage 23: dense product (a warp or thread per output), [1149]
+//   %107 matmul
+template <class T> __device__ __forceinline__ void forward_x2c_23(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t100 = a.scratch + 4624;                            // [1149]
+  T *__restrict t74_y1 = a.saved + 10800;                           // [1149] y1
+  T *__restrict t107 = a.scratch + 5024;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -654,94 +706,101 @@ template <class T> __device__ __forceinline__ void forward_x2c_21(const dopa::St
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l2_x2c_weight[r * 1149 + k] * l1_h_next[k];
+      acc += l2_x2c_weight[r * 1149 + k] * t74_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t100[r] = acc;
+      t107[r] = acc;
   }
-#line 663 "lm_modplast_lstm.cu"
+#line 715 "lm_modplast_lstm.cu"
 }
 
+// y2 = l2(y1) * drop_h2
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 22: fused loop nest over [1149]
-//   %110 tanh l2.g
-//   %116 mul l2.hn
-//   %114 add l2.cn -> next_state l2.c
-//   %116 mul l2.hn -> saved
+// forward stage 24: fused loop nest over [1149]
+//   %117 tanh l2.g
+//   %123 mul l2.hn
+//   %139 mul y2
+//   %121 add l2.cn -> next_state l2.c
+//   %123 mul l2.hn -> saved
 template <class T>
-__device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t100 = a.scratch + 4624;                        // [1149]
+__device__ __forceinline__ void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t107 = a.scratch + 5024;                        // [1149]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
-  T *__restrict t108 = a.scratch + 5776;                        // [1149]
-  T *__restrict t110_l2_g = a.saved + 17696;                    // [1149] l2.g
-  T *__restrict t90 = a.saved + 15392;                          // [1149]
+  T *__restrict t115 = a.scratch + 6176;                        // [1149]
+  T *__restrict t117_l2_g = a.saved + 18864;                    // [1149] l2.g
+  T *__restrict t97 = a.saved + 16560;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
-  T *__restrict t94 = a.saved + 16544;                          // [1149]
+  T *__restrict t101 = a.saved + 17712;                         // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
-  T *__restrict t69 = a.saved + 10784;                          // [1149]
+  T *__restrict t76 = a.saved + 11952;                          // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
-  T *__restrict t74 = a.saved + 11936;                          // [1149]
+  T *__restrict t81 = a.saved + 13104;                          // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
-  T *__restrict t80 = a.saved + 13088;                          // [1149]
+  T *__restrict t87 = a.saved + 14256;                          // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
-  T *__restrict t84 = a.saved + 14240;                          // [1149]
+  T *__restrict t91 = a.saved + 15408;                          // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
+  const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
+  T *__restrict t139_y2 = a.saved + 22336;                      // [1149] y2
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
-  T *__restrict saved_t116 = a.saved + 18848;                   // [1149]
+  T *__restrict saved_t123 = a.saved + 20016;                   // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v102 = t100[j] + l2_x2c_bias[j];
-      const T v109 = v102 + t108[j];
-      const T v110 = tanh(v109);
-      t110_l2_g[j] = v110;
+      const T v109 = t107[j] + l2_x2c_bias[j];
+      const T v116 = v109 + t115[j];
+      const T v117 = tanh(v116);
+      t117_l2_g[j] = v117;
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v92 = t90[j] + l2_x2o_bias[j];
-      const T v96 = t94[j] + l2_h2o_bias[j];
-      const T v97 = v92 + v96;
-      const T v98 = T(1) / (T(1) + exp(-v97));
+      const T v99 = t97[j] + l2_x2o_bias[j];
+      const T v103 = t101[j] + l2_h2o_bias[j];
+      const T v104 = v99 + v103;
+      const T v105 = T(1) / (T(1) + exp(-v104));
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v71 = t69[j] + l2_x2f_bias[j];
-      const T v76 = t74[j] + l2_h2f_bias[j];
-      const T v77 = v71 + v76;
-      const T v78 = T(1) / (T(1) + exp(-v77));
+      const T v78 = t76[j] + l2_x2f_bias[j];
+      const T v83 = t81[j] + l2_h2f_bias[j];
+      const T v84 = v78 + v83;
+      const T v85 = T(1) / (T(1) + exp(-v84));
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v112 = v78 * l2_c[j];
+      const T v119 = v85 * l2_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v82 = t80[j] + l2_x2i_bias[j];
-      const T v86 = t84[j] + l2_h2i_bias[j];
-      const T v87 = v82 + v86;
-      const T v88 = T(1) / (T(1) + exp(-v87));
+      const T v89 = t87[j] + l2_x2i_bias[j];
+      const T v93 = t91[j] + l2_h2i_bias[j];
+      const T v94 = v89 + v93;
+      const T v95 = T(1) / (T(1) + exp(-v94));
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v113 = v88 * v110;
-      const T v114 = v112 + v113;
+      const T v120 = v95 * v117;
+      const T v121 = v119 + v120;
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v115 = tanh(v114);
-      const T v116 = v98 * v115;
-      l2_h_next[j] = v116;
-      l2_c_next[j] = v114;
-      saved_t116[j] = v116;
+      const T v122 = tanh(v121);
+      const T v123 = v105 * v122;
+      l2_h_next[j] = v123;
+#line 27 "examples/lm/modplast_lstm.dopa"
+      const T v139 = v123 * drop_h2[j];
+      t139_y2[j] = v139;
+      l2_c_next[j] = v121;
+      saved_t123[j] = v123;
     }
   }
-#line 735 "lm_modplast_lstm.cu"
+#line 794 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 23: dense product (a warp or thread per output), [1]
-//   %118 matmul
-template <class T> __device__ __forceinline__ void forward_h2mod_23(const dopa::StepArgs<T> &a) {
+// forward stage 25: dense product (a warp or thread per output), [1]
+//   %125 matmul
+template <class T> __device__ __forceinline__ void forward_h2mod_25(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                         // [1149] l2.hn
-  T *__restrict t118 = a.scratch + 6928;                                // [1]
+  T *__restrict t125 = a.scratch + 7328;                                // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -752,42 +811,42 @@ template <class T> __device__ __forceinline__ void forward_h2mod_23(const dopa::
       acc += l2_h2mod_weight[r * 1149 + k] * l2_h_next[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t118[r] = acc;
+      t125[r] = acc;
   }
-#line 758 "lm_modplast_lstm.cu"
+#line 817 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 24: fused loop nest over [1]
-//   %121 tanh l2.M
+// forward stage 26: fused loop nest over [1]
+//   %128 tanh l2.M
 template <class T> __device__ __forceinline__ void forward_l2_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t118 = a.scratch + 6928;                            // [1]
+  T *__restrict t125 = a.scratch + 7328;                            // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
-  T *__restrict t121_l2_M = a.saved + 20000;                        // [1] l2.M
+  T *__restrict t128_l2_M = a.saved + 21168;                        // [1] l2.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v120 = t118[0] + l2_h2mod_bias[0];
-      const T v121 = tanh(v120);
-      t121_l2_M[0] = v121;
+      const T v127 = t125[0] + l2_h2mod_bias[0];
+      const T v128 = tanh(v127);
+      t128_l2_M[0] = v128;
     }
   }
-#line 780 "lm_modplast_lstm.cu"
+#line 839 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 25: dense product (a warp or thread per output), [1149]
-//   %123 matmul
+// forward stage 27: dense product (a warp or thread per output), [1149]
+//   %130 matmul
 template <class T>
-__device__ __forceinline__ void forward_modfanout_25(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_modfanout_27(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t121_l2_M = a.saved + 20000;                                    // [1] l2.M
-  T *__restrict t123 = a.scratch + 6944;                                        // [1149]
+  T *__restrict t128_l2_M = a.saved + 21168;                                    // [1] l2.M
+  T *__restrict t130 = a.scratch + 7344;                                        // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -795,61 +854,61 @@ __device__ __forceinline__ void forward_modfanout_25(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
-      acc += l2_modfanout_weight[r * 1 + k] * t121_l2_M[k];
+      acc += l2_modfanout_weight[r * 1 + k] * t128_l2_M[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t123[r] = acc;
+      t130[r] = acc;
   }
-#line 804 "lm_modplast_lstm.cu"
+#line 863 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 26: fused loop nest over [1149]
-//   %125 add l2.eta
+// forward stage 28: fused loop nest over [1149]
+//   %132 add l2.eta
 template <class T> __device__ __forceinline__ void forward_l2_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t123 = a.scratch + 6944;                                    // [1149]
+  T *__restrict t130 = a.scratch + 7344;                                    // [1149]
   const T *__restrict l2_modfanout_bias = a.params + kParamL2ModfanoutBias; // [1149]
-  T *__restrict t125_l2_eta = a.scratch + 8096;                             // [1149] l2.eta
+  T *__restrict t132_l2_eta = a.scratch + 8496;                             // [1149] l2.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 88 "examples/lm/modplast_lstm.dopa"
-      const T v125 = t123[j] + l2_modfanout_bias[j];
-      t125_l2_eta[j] = v125;
+      const T v132 = t130[j] + l2_modfanout_bias[j];
+      t132_l2_eta[j] = v132;
     }
   }
-#line 825 "lm_modplast_lstm.cu"
+#line 884 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 27:
-//   %126 reshape
+// forward stage 29:
+//   %133 reshape
 template <class T>
-__device__ __forceinline__ void forward_saved_col_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t126 = a.saved + 20016;         // [1149, 1]
-  T *__restrict t125_l2_eta = a.scratch + 8096; // [1149] l2.eta
+__device__ __forceinline__ void forward_saved_col_29(const dopa::StepArgs<T> &a) {
+  T *__restrict t133 = a.saved + 21184;         // [1149, 1]
+  T *__restrict t132_l2_eta = a.scratch + 8496; // [1149] l2.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
-    t126[e] = t125_l2_eta[e];
-#line 842 "lm_modplast_lstm.cu"
+    t133[e] = t132_l2_eta[e];
+#line 901 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 28: dense product (a warp or thread per output), [400]
-//   %132 matmul
+// forward stage 30: dense product (a warp or thread per output), [400]
+//   %141 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2f_28(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2f_30(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t132 = a.saved + 21168;                             // [400]
+  T *__restrict t139_y2 = a.saved + 22336;                          // [1149] y2
+  T *__restrict t141 = a.saved + 23488;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -857,23 +916,23 @@ __device__ __forceinline__ void forward_saved_x2f_28(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l3_x2f_weight[r * 1149 + k] * l2_h_next[k];
+      acc += l3_x2f_weight[r * 1149 + k] * t139_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t132[r] = acc;
+      t141[r] = acc;
   }
-#line 866 "lm_modplast_lstm.cu"
+#line 925 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 29: dense product (a warp or thread per output), [400]
-//   %137 matmul
+// forward stage 31: dense product (a warp or thread per output), [400]
+//   %146 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2f_29(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2f_31(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t137 = a.saved + 21568;                             // [400]
+  T *__restrict t146 = a.saved + 23888;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -884,20 +943,20 @@ __device__ __forceinline__ void forward_saved_h2f_29(const dopa::StepArgs<T> &a)
       acc += l3_h2f_weight[r * 400 + k] * l3_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t137[r] = acc;
+      t146[r] = acc;
   }
-#line 890 "lm_modplast_lstm.cu"
+#line 949 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 30: dense product (a warp or thread per output), [400]
-//   %143 matmul
+// forward stage 32: dense product (a warp or thread per output), [400]
+//   %152 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2i_30(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2i_32(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t143 = a.saved + 21968;                             // [400]
+  T *__restrict t139_y2 = a.saved + 22336;                          // [1149] y2
+  T *__restrict t152 = a.saved + 24288;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -905,23 +964,23 @@ __device__ __forceinline__ void forward_saved_x2i_30(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l3_x2i_weight[r * 1149 + k] * l2_h_next[k];
+      acc += l3_x2i_weight[r * 1149 + k] * t139_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t143[r] = acc;
+      t152[r] = acc;
   }
-#line 914 "lm_modplast_lstm.cu"
+#line 973 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 31: dense product (a warp or thread per output), [400]
-//   %147 matmul
+// forward stage 33: dense product (a warp or thread per output), [400]
+//   %156 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2i_31(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2i_33(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t147 = a.saved + 22368;                             // [400]
+  T *__restrict t156 = a.saved + 24688;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -932,20 +991,20 @@ __device__ __forceinline__ void forward_saved_h2i_31(const dopa::StepArgs<T> &a)
       acc += l3_h2i_weight[r * 400 + k] * l3_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t147[r] = acc;
+      t156[r] = acc;
   }
-#line 938 "lm_modplast_lstm.cu"
+#line 997 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 32: dense product (a warp or thread per output), [400]
-//   %153 matmul
+// forward stage 34: dense product (a warp or thread per output), [400]
+//   %162 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2o_32(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2o_34(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t153 = a.saved + 22768;                             // [400]
+  T *__restrict t139_y2 = a.saved + 22336;                          // [1149] y2
+  T *__restrict t162 = a.saved + 25088;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -953,23 +1012,23 @@ __device__ __forceinline__ void forward_saved_x2o_32(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l3_x2o_weight[r * 1149 + k] * l2_h_next[k];
+      acc += l3_x2o_weight[r * 1149 + k] * t139_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t153[r] = acc;
+      t162[r] = acc;
   }
-#line 962 "lm_modplast_lstm.cu"
+#line 1021 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 33: dense product (a warp or thread per output), [400]
-//   %157 matmul
+// forward stage 35: dense product (a warp or thread per output), [400]
+//   %166 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2o_33(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2o_35(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t157 = a.saved + 23168;                             // [400]
+  T *__restrict t166 = a.saved + 25488;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -980,19 +1039,19 @@ __device__ __forceinline__ void forward_saved_h2o_33(const dopa::StepArgs<T> &a)
       acc += l3_h2o_weight[r * 400 + k] * l3_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t157[r] = acc;
+      t166[r] = acc;
   }
-#line 986 "lm_modplast_lstm.cu"
+#line 1045 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 34: dense product (a warp or thread per output), [400]
-//   %163 matmul
-template <class T> __device__ __forceinline__ void forward_x2c_34(const dopa::StepArgs<T> &a) {
+// forward stage 36: dense product (a warp or thread per output), [400]
+//   %172 matmul
+template <class T> __device__ __forceinline__ void forward_x2c_36(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t163 = a.scratch + 9248;                            // [400]
+  T *__restrict t139_y2 = a.saved + 22336;                          // [1149] y2
+  T *__restrict t172 = a.scratch + 9648;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1000,20 +1059,20 @@ template <class T> __device__ __forceinline__ void forward_x2c_34(const dopa::St
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l3_x2c_weight[r * 1149 + k] * l2_h_next[k];
+      acc += l3_x2c_weight[r * 1149 + k] * t139_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t163[r] = acc;
+      t172[r] = acc;
   }
-#line 1009 "lm_modplast_lstm.cu"
+#line 1068 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 35: fused loop nest over [400, 400]
-//   %171 matmul
-template <class T> __device__ __forceinline__ void forward_matmul_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.scratch + 9648;                   // [400]
+// forward stage 37: fused loop nest over [400, 400]
+//   %180 matmul
+template <class T> __device__ __forceinline__ void forward_matmul_37(const dopa::StepArgs<T> &a) {
+  T *__restrict t180 = a.scratch + 10048;                  // [400]
   const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
@@ -1022,101 +1081,108 @@ template <class T> __device__ __forceinline__ void forward_matmul_35(const dopa:
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc171 = T(0);
+    T acc180 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v169 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v170 = l3_w[i * 400 + j] + v169;
-      acc171 += v170 * l3_h[j];
+      const T v178 = l3_alpha[i] * l3_hebb[i * 400 + j];
+      const T v179 = l3_w[i * 400 + j] + v178;
+      acc180 += v179 * l3_h[j];
     }
-    acc171 = dopa::warpSum(acc171);
+    acc180 = dopa::warpSum(acc180);
     if ((threadIdx.x & 31) == 0) {
-      t171[i] = acc171;
+      t180[i] = acc180;
     }
   }
-#line 1038 "lm_modplast_lstm.cu"
+#line 1097 "lm_modplast_lstm.cu"
 }
 
+// y3 = l3(y2) * drop_o
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 36: fused loop nest over [400]
-//   %173 tanh l3.g
-//   %179 mul l3.hn
-//   %177 add l3.cn -> next_state l3.c
-//   %179 mul l3.hn -> saved
+// forward stage 38: fused loop nest over [400]
+//   %182 tanh l3.g
+//   %188 mul l3.hn
+//   %204 mul y3
+//   %186 add l3.cn -> next_state l3.c
+//   %188 mul l3.hn -> saved
 template <class T>
-__device__ __forceinline__ void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t163 = a.scratch + 9248;                        // [400]
+__device__ __forceinline__ void forward_l3_g_l3_hn_y3_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t172 = a.scratch + 9648;                        // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  T *__restrict t171 = a.scratch + 9648;                        // [400]
-  T *__restrict t173_l3_g = a.saved + 23568;                    // [400] l3.g
-  T *__restrict t153 = a.saved + 22768;                         // [400]
+  T *__restrict t180 = a.scratch + 10048;                       // [400]
+  T *__restrict t182_l3_g = a.saved + 25888;                    // [400] l3.g
+  T *__restrict t162 = a.saved + 25088;                         // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t157 = a.saved + 23168;                         // [400]
+  T *__restrict t166 = a.saved + 25488;                         // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t132 = a.saved + 21168;                         // [400]
+  T *__restrict t141 = a.saved + 23488;                         // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t137 = a.saved + 21568;                         // [400]
+  T *__restrict t146 = a.saved + 23888;                         // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t143 = a.saved + 21968;                         // [400]
+  T *__restrict t152 = a.saved + 24288;                         // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t147 = a.saved + 22368;                         // [400]
+  T *__restrict t156 = a.saved + 24688;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  const T *__restrict drop_o = a.inputs[4];                     // [400]
+  T *__restrict t204_y3 = a.saved + 27104;                      // [400] y3
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
-  T *__restrict saved_t179 = a.saved + 23968;                   // [400]
+  T *__restrict saved_t188 = a.saved + 26288;                   // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v165 = t163[j] + l3_x2c_bias[j];
-      const T v172 = v165 + t171[j];
-      const T v173 = tanh(v172);
-      t173_l3_g[j] = v173;
+      const T v174 = t172[j] + l3_x2c_bias[j];
+      const T v181 = v174 + t180[j];
+      const T v182 = tanh(v181);
+      t182_l3_g[j] = v182;
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v155 = t153[j] + l3_x2o_bias[j];
-      const T v159 = t157[j] + l3_h2o_bias[j];
-      const T v160 = v155 + v159;
-      const T v161 = T(1) / (T(1) + exp(-v160));
+      const T v164 = t162[j] + l3_x2o_bias[j];
+      const T v168 = t166[j] + l3_h2o_bias[j];
+      const T v169 = v164 + v168;
+      const T v170 = T(1) / (T(1) + exp(-v169));
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v134 = t132[j] + l3_x2f_bias[j];
-      const T v139 = t137[j] + l3_h2f_bias[j];
-      const T v140 = v134 + v139;
-      const T v141 = T(1) / (T(1) + exp(-v140));
+      const T v143 = t141[j] + l3_x2f_bias[j];
+      const T v148 = t146[j] + l3_h2f_bias[j];
+      const T v149 = v143 + v148;
+      const T v150 = T(1) / (T(1) + exp(-v149));
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v175 = v141 * l3_c[j];
+      const T v184 = v150 * l3_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v145 = t143[j] + l3_x2i_bias[j];
-      const T v149 = t147[j] + l3_h2i_bias[j];
-      const T v150 = v145 + v149;
-      const T v151 = T(1) / (T(1) + exp(-v150));
+      const T v154 = t152[j] + l3_x2i_bias[j];
+      const T v158 = t156[j] + l3_h2i_bias[j];
+      const T v159 = v154 + v158;
+      const T v160 = T(1) / (T(1) + exp(-v159));
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v176 = v151 * v173;
-      const T v177 = v175 + v176;
+      const T v185 = v160 * v182;
+      const T v186 = v184 + v185;
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v178 = tanh(v177);
-      const T v179 = v161 * v178;
-      l3_h_next[j] = v179;
-      l3_c_next[j] = v177;
-      saved_t179[j] = v179;
+      const T v187 = tanh(v186);
+      const T v188 = v170 * v187;
+      l3_h_next[j] = v188;
+#line 28 "examples/lm/modplast_lstm.dopa"
+      const T v204 = v188 * drop_o[j];
+      t204_y3[j] = v204;
+      l3_c_next[j] = v186;
+      saved_t188[j] = v188;
     }
   }
-#line 1110 "lm_modplast_lstm.cu"
+#line 1176 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 37: dense product (a warp or thread per output), [1]
-//   %181 matmul
-template <class T> __device__ __forceinline__ void forward_h2mod_37(const dopa::StepArgs<T> &a) {
+// forward stage 39: dense product (a warp or thread per output), [1]
+//   %190 matmul
+template <class T> __device__ __forceinline__ void forward_h2mod_39(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
   T *__restrict l3_h_next = a.next + kStateL3H;                         // [400] l3.hn
-  T *__restrict t181 = a.scratch + 10048;                               // [1]
+  T *__restrict t190 = a.scratch + 10448;                               // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1127,42 +1193,42 @@ template <class T> __device__ __forceinline__ void forward_h2mod_37(const dopa::
       acc += l3_h2mod_weight[r * 400 + k] * l3_h_next[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t181[r] = acc;
+      t190[r] = acc;
   }
-#line 1133 "lm_modplast_lstm.cu"
+#line 1199 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 38: fused loop nest over [1]
-//   %184 tanh l3.M
+// forward stage 40: fused loop nest over [1]
+//   %193 tanh l3.M
 template <class T> __device__ __forceinline__ void forward_l3_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.scratch + 10048;                           // [1]
+  T *__restrict t190 = a.scratch + 10448;                           // [1]
   const T *__restrict l3_h2mod_bias = a.params + kParamL3H2modBias; // [1]
-  T *__restrict t184_l3_M = a.saved + 24368;                        // [1] l3.M
+  T *__restrict t193_l3_M = a.saved + 26688;                        // [1] l3.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v183 = t181[0] + l3_h2mod_bias[0];
-      const T v184 = tanh(v183);
-      t184_l3_M[0] = v184;
+      const T v192 = t190[0] + l3_h2mod_bias[0];
+      const T v193 = tanh(v192);
+      t193_l3_M[0] = v193;
     }
   }
-#line 1155 "lm_modplast_lstm.cu"
+#line 1221 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 39: dense product (a warp or thread per output), [400]
-//   %186 matmul
+// forward stage 41: dense product (a warp or thread per output), [400]
+//   %195 matmul
 template <class T>
-__device__ __forceinline__ void forward_modfanout_39(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_modfanout_41(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t184_l3_M = a.saved + 24368;                                    // [1] l3.M
-  T *__restrict t186 = a.scratch + 10064;                                       // [400]
+  T *__restrict t193_l3_M = a.saved + 26688;                                    // [1] l3.M
+  T *__restrict t195 = a.scratch + 10464;                                       // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1170,90 +1236,90 @@ __device__ __forceinline__ void forward_modfanout_39(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
-      acc += l3_modfanout_weight[r * 1 + k] * t184_l3_M[k];
+      acc += l3_modfanout_weight[r * 1 + k] * t193_l3_M[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t186[r] = acc;
+      t195[r] = acc;
   }
-#line 1179 "lm_modplast_lstm.cu"
+#line 1245 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 40: fused loop nest over [400]
-//   %188 add l3.eta
+// forward stage 42: fused loop nest over [400]
+//   %197 add l3.eta
 template <class T> __device__ __forceinline__ void forward_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t186 = a.scratch + 10064;                                   // [400]
+  T *__restrict t195 = a.scratch + 10464;                                   // [400]
   const T *__restrict l3_modfanout_bias = a.params + kParamL3ModfanoutBias; // [400]
-  T *__restrict t188_l3_eta = a.scratch + 10464;                            // [400] l3.eta
+  T *__restrict t197_l3_eta = a.scratch + 10864;                            // [400] l3.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
 #line 88 "examples/lm/modplast_lstm.dopa"
-      const T v188 = t186[j] + l3_modfanout_bias[j];
-      t188_l3_eta[j] = v188;
+      const T v197 = t195[j] + l3_modfanout_bias[j];
+      t197_l3_eta[j] = v197;
     }
   }
-#line 1200 "lm_modplast_lstm.cu"
+#line 1266 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 41:
-//   %189 reshape
+// forward stage 43:
+//   %198 reshape
 template <class T>
-__device__ __forceinline__ void forward_saved_col_41(const dopa::StepArgs<T> &a) {
-  T *__restrict t189 = a.saved + 24384;          // [400, 1]
-  T *__restrict t188_l3_eta = a.scratch + 10464; // [400] l3.eta
+__device__ __forceinline__ void forward_saved_col_43(const dopa::StepArgs<T> &a) {
+  T *__restrict t198 = a.saved + 26704;          // [400, 1]
+  T *__restrict t197_l3_eta = a.scratch + 10864; // [400] l3.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
-    t189[e] = t188_l3_eta[e];
-#line 1217 "lm_modplast_lstm.cu"
+    t198[e] = t197_l3_eta[e];
+#line 1283 "lm_modplast_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
 //
-// forward stage 42: dense product (a warp or thread per output), [10000]
-//   %194 matmul
-template <class T> __device__ __forceinline__ void forward_matmul_42(const dopa::StepArgs<T> &a) {
+// forward stage 44: dense product (a warp or thread per output), [10000]
+//   %205 matmul
+template <class T> __device__ __forceinline__ void forward_matmul_44(const dopa::StepArgs<T> &a) {
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
-  T *__restrict t194 = a.scratch + 10864;                      // [10000]
+  T *__restrict t204_y3 = a.saved + 27104;                     // [400] y3
+  T *__restrict t205 = a.scratch + 11264;                      // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 18 "examples/lm/modplast_lstm.dopa"
+#line 29 "examples/lm/modplast_lstm.dopa"
   for (int r = tid >> 5; r < 10000; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += enc_weight[r * 400 + k] * l3_h_next[k];
+      acc += enc_weight[r * 400 + k] * t204_y3[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t194[r] = acc;
+      t205[r] = acc;
   }
-#line 1240 "lm_modplast_lstm.cu"
+#line 1306 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 43: fused loop nest over [1149, 1149]
-//   %67 clip -> next_state l1.hebb
-//   %130 clip -> next_state l2.hebb
+// forward stage 45: fused loop nest over [1149, 1149]
+//   %72 clip -> next_state l1.hebb
+//   %137 clip -> next_state l2.hebb
 template <class T>
 __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [1149, 1149]
-  T *__restrict t61 = a.saved + 9632;                   // [1149, 1]
-  T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
+  T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
+  T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;       // [1149]
   T *__restrict l1_hebb_next = a.next + kStateL1Hebb;   // [1149, 1149]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [1149, 1149]
-  T *__restrict t126 = a.saved + 20016;                 // [1149, 1]
-  T *__restrict t110_l2_g = a.saved + 17696;            // [1149] l2.g
+  T *__restrict t133 = a.saved + 21184;                 // [1149, 1]
+  T *__restrict t117_l2_g = a.saved + 18864;            // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;       // [1149]
   T *__restrict l2_hebb_next = a.next + kStateL2Hebb;   // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1262,29 +1328,29 @@ __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v62 = t45_l1_g[i] * l1_h[j];
-      const T v63 = t61[i] * v62;
-      const T v64 = l1_hebb[i * 1149 + j] + v63;
-      const T v67 = v64 < T(-2.0) ? T(-2.0) : (v64 > T(2.0) ? T(2.0) : v64);
-      l1_hebb_next[i * 1149 + j] = v67;
-      const T v127 = t110_l2_g[i] * l2_h[j];
-      const T v128 = t126[i] * v127;
-      const T v129 = l2_hebb[i * 1149 + j] + v128;
-      const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
-      l2_hebb_next[i * 1149 + j] = v130;
+      const T v67 = t50_l1_g[i] * l1_h[j];
+      const T v68 = t66[i] * v67;
+      const T v69 = l1_hebb[i * 1149 + j] + v68;
+      const T v72 = v69 < T(-2.0) ? T(-2.0) : (v69 > T(2.0) ? T(2.0) : v69);
+      l1_hebb_next[i * 1149 + j] = v72;
+      const T v134 = t117_l2_g[i] * l2_h[j];
+      const T v135 = t133[i] * v134;
+      const T v136 = l2_hebb[i * 1149 + j] + v135;
+      const T v137 = v136 < T(-2.0) ? T(-2.0) : (v136 > T(2.0) ? T(2.0) : v136);
+      l2_hebb_next[i * 1149 + j] = v137;
     }
   }
-#line 1278 "lm_modplast_lstm.cu"
+#line 1344 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 44: fused loop nest over [400, 400]
-//   %193 clip -> next_state l3.hebb
+// forward stage 46: fused loop nest over [400, 400]
+//   %202 clip -> next_state l3.hebb
 template <class T> __device__ __forceinline__ void forward_l3_hebb(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
-  T *__restrict t189 = a.saved + 24384;                 // [400, 1]
-  T *__restrict t173_l3_g = a.saved + 23568;            // [400] l3.g
+  T *__restrict t198 = a.saved + 26704;                 // [400, 1]
+  T *__restrict t182_l3_g = a.saved + 25888;            // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;       // [400]
   T *__restrict l3_hebb_next = a.next + kStateL3Hebb;   // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1293,22 +1359,22 @@ template <class T> __device__ __forceinline__ void forward_l3_hebb(const dopa::S
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v190 = t173_l3_g[i] * l3_h[j];
-      const T v191 = t189[i] * v190;
-      const T v192 = l3_hebb[i * 400 + j] + v191;
-      const T v193 = v192 < T(-2.0) ? T(-2.0) : (v192 > T(2.0) ? T(2.0) : v192);
-      l3_hebb_next[i * 400 + j] = v193;
+      const T v199 = t182_l3_g[i] * l3_h[j];
+      const T v200 = t198[i] * v199;
+      const T v201 = l3_hebb[i * 400 + j] + v200;
+      const T v202 = v201 < T(-2.0) ? T(-2.0) : (v201 > T(2.0) ? T(2.0) : v201);
+      l3_hebb_next[i * 400 + j] = v202;
     }
   }
-#line 1304 "lm_modplast_lstm.cu"
+#line 1370 "lm_modplast_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
 //
-// forward stage 45: fused loop nest over [10000]
-//   %196 add logits -> output logits
+// forward stage 47: fused loop nest over [10000]
+//   %207 add logits -> output logits
 template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t194 = a.scratch + 10864;                  // [10000]
+  T *__restrict t205 = a.scratch + 11264;                  // [10000]
   const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
   T *__restrict out_logits = a.outputs[0];                 // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1316,12 +1382,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-#line 18 "examples/lm/modplast_lstm.dopa"
-      const T v196 = t194[j] + dec_bias[j];
-      out_logits[j] = v196;
+#line 29 "examples/lm/modplast_lstm.dopa"
+      const T v207 = t205[j] + dec_bias[j];
+      out_logits[j] = v207;
     }
   }
-#line 1325 "lm_modplast_lstm.cu"
+#line 1391 "lm_modplast_lstm.cu"
 }
 
 /// One forward step of ModPlastLSTMLM for the whole batch: block b runs batch element b.
@@ -1352,7 +1418,11 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  forward_saved_enc(a);
+  forward_enc(a);
+  dopa::gridSync();
+  forward_saved_drop_e(a);
+  dopa::gridSync();
+  forward_x(a);
   dopa::gridSync();
   forward_saved_x2f(a);
   dopa::gridSync();
@@ -1370,7 +1440,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   dopa::gridSync();
   forward_matmul(a);
   dopa::gridSync();
-  forward_l1_g_l1_hn_l1_c(a);
+  forward_l1_g_l1_hn_y1_l1_c(a);
   dopa::gridSync();
   forward_h2mod(a);
   dopa::gridSync();
@@ -1382,61 +1452,61 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   dopa::gridSync();
   forward_saved_col(a);
   dopa::gridSync();
-  forward_saved_x2f_15(a);
+  forward_saved_x2f_17(a);
   dopa::gridSync();
-  forward_saved_h2f_16(a);
+  forward_saved_h2f_18(a);
   dopa::gridSync();
-  forward_saved_x2i_17(a);
+  forward_saved_x2i_19(a);
   dopa::gridSync();
-  forward_saved_h2i_18(a);
+  forward_saved_h2i_20(a);
   dopa::gridSync();
-  forward_saved_x2o_19(a);
+  forward_saved_x2o_21(a);
   dopa::gridSync();
-  forward_saved_h2o_20(a);
+  forward_saved_h2o_22(a);
   dopa::gridSync();
-  forward_x2c_21(a);
+  forward_x2c_23(a);
   dopa::gridSync();
-  forward_l2_g_l2_hn_l2_c(a);
+  forward_l2_g_l2_hn_y2_l2_c(a);
   dopa::gridSync();
-  forward_h2mod_23(a);
+  forward_h2mod_25(a);
   dopa::gridSync();
   forward_l2_m(a);
   dopa::gridSync();
-  forward_modfanout_25(a);
+  forward_modfanout_27(a);
   dopa::gridSync();
   forward_l2_eta(a);
   dopa::gridSync();
-  forward_saved_col_27(a);
+  forward_saved_col_29(a);
   dopa::gridSync();
-  forward_saved_x2f_28(a);
+  forward_saved_x2f_30(a);
   dopa::gridSync();
-  forward_saved_h2f_29(a);
+  forward_saved_h2f_31(a);
   dopa::gridSync();
-  forward_saved_x2i_30(a);
+  forward_saved_x2i_32(a);
   dopa::gridSync();
-  forward_saved_h2i_31(a);
+  forward_saved_h2i_33(a);
   dopa::gridSync();
-  forward_saved_x2o_32(a);
+  forward_saved_x2o_34(a);
   dopa::gridSync();
-  forward_saved_h2o_33(a);
+  forward_saved_h2o_35(a);
   dopa::gridSync();
-  forward_x2c_34(a);
+  forward_x2c_36(a);
   dopa::gridSync();
-  forward_matmul_35(a);
+  forward_matmul_37(a);
   dopa::gridSync();
-  forward_l3_g_l3_hn_l3_c(a);
+  forward_l3_g_l3_hn_y3_l3_c(a);
   dopa::gridSync();
-  forward_h2mod_37(a);
+  forward_h2mod_39(a);
   dopa::gridSync();
   forward_l3_m(a);
   dopa::gridSync();
-  forward_modfanout_39(a);
+  forward_modfanout_41(a);
   dopa::gridSync();
   forward_l3_eta(a);
   dopa::gridSync();
-  forward_saved_col_41(a);
+  forward_saved_col_43(a);
   dopa::gridSync();
-  forward_matmul_42(a);
+  forward_matmul_44(a);
   dopa::gridSync();
   forward_l1_hebb_l2_hebb(a);
   dopa::gridSync();
@@ -1452,97 +1522,97 @@ template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *strea
 // output logits = enc.weight @ y3 + dec_bias
 //
 // backward stage 0: dense product (a warp or thread per output), [400]
-//   %209 matmul
+//   %220 matmul
 template <class T> __device__ __forceinline__ void backward_matmul(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t209 = a.scratch + 0;                          // [400]
+  T *__restrict t220 = a.scratch + 0;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 18 "examples/lm/modplast_lstm.dopa"
+#line 29 "examples/lm/modplast_lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 10000; ++k)
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
-    t209[c] = acc;
+    t220[c] = acc;
   }
-#line 1471 "lm_modplast_lstm.cu"
+#line 1541 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 1: fused loop nest over [400, 400]
-//   %216 reduce_to
-//   %218 matmul
-//   %219 matmul
+//   %229 reduce_to
+//   %231 matmul
+//   %232 matmul
 template <class T> __device__ __forceinline__ void backward_col_outer(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
-  const T *__restrict t189 = a.saved + 24384;                     // [400, 1]
-  const T *__restrict t173_l3_g = a.saved + 23568;                // [400] l3.g
+  const T *__restrict t198 = a.saved + 26704;                     // [400, 1]
+  const T *__restrict t182_l3_g = a.saved + 25888;                // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t216 = a.scratch + 400;                           // [400, 1]
-  T *__restrict t218 = a.scratch + 800;                           // [400]
-  T *__restrict t219 = a.scratch + 1200;                          // [400]
+  T *__restrict t229 = a.scratch + 400;                           // [400, 1]
+  T *__restrict t231 = a.scratch + 800;                           // [400]
+  T *__restrict t232 = a.scratch + 1200;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 400; e += nthreads)
-    t216[e] = T(0);
+    t229[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t219[e] = T(0);
+    t232[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc216 = T(0);
-    T acc218 = T(0);
+    T acc229 = T(0);
+    T acc231 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v190 = t173_l3_g[i] * l3_h[j];
-      const T v191 = t189[i] * v190;
-      const T v192 = l3_hebb[i * 400 + j] + v191;
-      const T v213 = T(-2.0) <= v192 && v192 <= T(2.0) ? T(1) : T(0);
-      const T v214 = d_l3_hebb_next[i * 400 + j] * v213;
-      const T v215 = v214 * v190;
-      acc216 += v215;
-      const T v217 = v214 * t189[i];
-      acc218 += v217 * l3_h[j];
-      atomicAdd(&t219[j], t173_l3_g[i] * v217);
+      const T v199 = t182_l3_g[i] * l3_h[j];
+      const T v200 = t198[i] * v199;
+      const T v201 = l3_hebb[i * 400 + j] + v200;
+      const T v226 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
+      const T v227 = d_l3_hebb_next[i * 400 + j] * v226;
+      const T v228 = v227 * v199;
+      acc229 += v228;
+      const T v230 = v227 * t198[i];
+      acc231 += v230 * l3_h[j];
+      atomicAdd(&t232[j], t182_l3_g[i] * v230);
     }
-    acc216 = dopa::warpSum(acc216);
-    acc218 = dopa::warpSum(acc218);
+    acc229 = dopa::warpSum(acc229);
+    acc231 = dopa::warpSum(acc231);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t216[i], acc216);
-      t218[i] = acc218;
+      atomicAdd(&t229[i], acc229);
+      t231[i] = acc231;
     }
   }
-#line 1520 "lm_modplast_lstm.cu"
+#line 1590 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 2:
-//   %220 reshape
+//   %233 reshape
 template <class T> __device__ __forceinline__ void backward_record_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t220 = a.record + 29008; // [400]
-  T *__restrict t216 = a.scratch + 400;  // [400, 1]
+  T *__restrict t233 = a.record + 31712; // [400]
+  T *__restrict t229 = a.scratch + 400;  // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
-    t220[e] = t216[e];
-#line 1536 "lm_modplast_lstm.cu"
+    t233[e] = t229[e];
+#line 1606 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 3: dense product (a warp or thread per output), [1]
-//   %223 matmul
+//   %236 matmul
 template <class T> __device__ __forceinline__ void backward_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t220 = a.record + 29008;                                        // [400]
+  T *__restrict t233 = a.record + 31712;                                        // [400]
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t223 = a.scratch + 1600;                                        // [1]
+  T *__restrict t236 = a.scratch + 1600;                                        // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1550,71 +1620,72 @@ template <class T> __device__ __forceinline__ void backward_modfanout(const dopa
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t220[k] * l3_modfanout_weight[k + c];
-    t223[c] = acc;
+      acc += t233[k] * l3_modfanout_weight[k + c];
+    t236[c] = acc;
   }
-#line 1557 "lm_modplast_lstm.cu"
+#line 1627 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 4: fused loop nest over [1]
-//   %227 mul
-//   %56 tanh l1.M -> record (a factor of deferred outer-product gradients)
-//   %121 tanh l2.M -> record (a factor of deferred outer-product gradients)
-//   %227 mul += grad l3.h2mod.bias
-//   %184 tanh l3.M -> record (a factor of deferred outer-product gradients)
+//   %240 mul
+//   %61 tanh l1.M -> record (a factor of deferred outer-product gradients)
+//   %128 tanh l2.M -> record (a factor of deferred outer-product gradients)
+//   %240 mul += grad l3.h2mod.bias
+//   %193 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.scratch + 1600;                       // [1]
-  const T *__restrict t184_l3_M = a.saved + 24368;             // [1] l3.M
-  T *__restrict t227 = a.record + 28992;                       // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
+  T *__restrict t236 = a.scratch + 1600;                       // [1]
+  const T *__restrict t193_l3_M = a.saved + 26688;             // [1] l3.M
+  T *__restrict t240 = a.record + 31296;                       // [1]
+  const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict record11 = a.record + 18880;                   // [1]
-  const T *__restrict t121_l2_M = a.saved + 20000;             // [1] l2.M
-  T *__restrict record20 = a.record + 26976;                   // [1]
+  const T *__restrict t128_l2_M = a.saved + 21168;             // [1] l2.M
+  T *__restrict record21 = a.record + 28128;                   // [1]
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
-  T *__restrict record28 = a.record + 29408;                   // [1]
+  T *__restrict record31 = a.record + 32112;                   // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v225 = t184_l3_M[0] * t184_l3_M[0];
-      const T v226 = T(1.0) - v225;
-      const T v227 = t223[0] * v226;
-      t227[0] = v227;
-      record11[0] = t56_l1_M[0];
-      record20[0] = t121_l2_M[0];
-      atomicAdd(&d_l3_h2mod_bias[0], v227);
-      record28[0] = t184_l3_M[0];
+      const T v238 = t193_l3_M[0] * t193_l3_M[0];
+      const T v239 = T(1.0) - v238;
+      const T v240 = t236[0] * v239;
+      t240[0] = v240;
+      record11[0] = t61_l1_M[0];
+      record21[0] = t128_l2_M[0];
+      atomicAdd(&d_l3_h2mod_bias[0], v240);
+      record31[0] = t193_l3_M[0];
     }
   }
-#line 1595 "lm_modplast_lstm.cu"
+#line 1665 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 5: dense product (a warp or thread per output), [400]
-//   %230 matmul
+//   %243 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t227 = a.record + 28992;                                // [1]
+  T *__restrict t240 = a.record + 31296;                                // [1]
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
-  T *__restrict t230 = a.scratch + 1616;                                // [400]
+  T *__restrict t243 = a.scratch + 1616;                                // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
-    acc += t227[0] * l3_h2mod_weight[c];
-    t230[c] = acc;
+    acc += t240[0] * l3_h2mod_weight[c];
+    t243[c] = acc;
   }
-#line 1615 "lm_modplast_lstm.cu"
+#line 1685 "lm_modplast_lstm.cu"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
+// y3 = l3(y2) * drop_o
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1624,151 +1695,158 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 6: fused loop nest over [400]
-//   %245 mul
-//   %260 mul
-//   %271 mul
-//   %282 mul
-//   %242 mul -> grad_prev l3.c
-//   %179 mul l3.hn -> record (a factor of deferred outer-product gradients)
-//   %2 gather -> record (a factor of deferred outer-product gradients)
-//   %282 mul += grad l3.x2f.bias
-//   %135 state -> record (a factor of deferred outer-product gradients)
-//   %282 mul += grad l3.h2f.bias
-//   %271 mul += grad l3.x2i.bias
-//   %271 mul += grad l3.h2i.bias
-//   %260 mul += grad l3.x2o.bias
-//   %260 mul += grad l3.h2o.bias
-//   %245 mul += grad l3.x2c.bias
-//   %220 reshape += grad l3.modfanout.bias
+//   %258 mul
+//   %272 mul
+//   %283 mul
+//   %294 mul
+//   %255 mul -> grad_prev l3.c
+//   %204 mul y3 -> record (a factor of deferred outer-product gradients)
+//   %7 mul x -> record (a factor of deferred outer-product gradients)
+//   %294 mul += grad l3.x2f.bias
+//   %144 state -> record (a factor of deferred outer-product gradients)
+//   %294 mul += grad l3.h2f.bias
+//   %283 mul += grad l3.x2i.bias
+//   %283 mul += grad l3.h2i.bias
+//   %272 mul += grad l3.x2o.bias
+//   %272 mul += grad l3.h2o.bias
+//   %258 mul += grad l3.x2c.bias
+//   %188 mul l3.hn -> record (a factor of deferred outer-product gradients)
+//   %233 reshape += grad l3.modfanout.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t218 = a.scratch + 800;                                // [400]
+  T *__restrict t231 = a.scratch + 800;                                // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
-  T *__restrict t209 = a.scratch + 0;                                  // [400]
-  T *__restrict t230 = a.scratch + 1616;                               // [400]
-  const T *__restrict t153 = a.saved + 22768;                          // [400]
+  T *__restrict t220 = a.scratch + 0;                                  // [400]
+  const T *__restrict drop_o = a.inputs[4];                            // [400]
+  T *__restrict t243 = a.scratch + 1616;                               // [400]
+  const T *__restrict t162 = a.saved + 25088;                          // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
-  const T *__restrict t157 = a.saved + 23168;                          // [400]
+  const T *__restrict t166 = a.saved + 25488;                          // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias;        // [400]
-  const T *__restrict t132 = a.saved + 21168;                          // [400]
+  const T *__restrict t141 = a.saved + 23488;                          // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias;        // [400]
-  const T *__restrict t137 = a.saved + 21568;                          // [400]
+  const T *__restrict t146 = a.saved + 23888;                          // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias;        // [400]
   const T *__restrict l3_c = a.state + kStateL3C;                      // [400]
-  const T *__restrict t143 = a.saved + 21968;                          // [400]
+  const T *__restrict t152 = a.saved + 24288;                          // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias;        // [400]
-  const T *__restrict t147 = a.saved + 22368;                          // [400]
+  const T *__restrict t156 = a.saved + 24688;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
-  const T *__restrict t173_l3_g = a.saved + 23568;                     // [400] l3.g
-  T *__restrict t245 = a.record + 28592;                               // [400]
-  T *__restrict t260 = a.record + 28192;                               // [400]
-  T *__restrict t271 = a.record + 27792;                               // [400]
-  T *__restrict t282 = a.record + 26992;                               // [400]
+  const T *__restrict t182_l3_g = a.saved + 25888;                     // [400] l3.g
+  T *__restrict t258 = a.record + 30896;                               // [400]
+  T *__restrict t272 = a.record + 30496;                               // [400]
+  T *__restrict t283 = a.record + 30096;                               // [400]
+  T *__restrict t294 = a.record + 28144;                               // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
-  const T *__restrict t179_l3_hn = a.saved + 23968;                    // [400] l3.hn
+  const T *__restrict t204_y3 = a.saved + 27104;                       // [400] y3
   T *__restrict record1 = a.record + 10000;                            // [400]
-  const T *__restrict t2 = a.saved + 0;                                // [400]
+  const T *__restrict t7_x = a.saved + 16;                             // [400] x
   T *__restrict record3 = a.record + 11552;                            // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;             // [400]
   const T *__restrict l3_h = a.state + kStateL3H;                      // [400]
-  T *__restrict record22 = a.record + 27392;                           // [400]
+  T *__restrict record24 = a.record + 29696;                           // [400]
   T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;             // [400]
   T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;             // [400]
   T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;             // [400]
   T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;             // [400]
   T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;             // [400]
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
-  T *__restrict t220 = a.record + 29008;                               // [400]
+  const T *__restrict t188_l3_hn = a.saved + 26288;                    // [400] l3.hn
+  T *__restrict record29 = a.record + 31312;                           // [400]
+  T *__restrict t233 = a.record + 31712;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+#line 28 "examples/lm/modplast_lstm.dopa"
+      const T v222 = t220[j] * drop_o[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v210 = d_l3_h_next[j] + t209[j];
-      const T v231 = v210 + t230[j];
+      const T v223 = d_l3_h_next[j] + v222;
+      const T v244 = v223 + t243[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v155 = t153[j] + l3_x2o_bias[j];
-      const T v159 = t157[j] + l3_h2o_bias[j];
-      const T v160 = v155 + v159;
-      const T v161 = T(1) / (T(1) + exp(-v160));
+      const T v164 = t162[j] + l3_x2o_bias[j];
+      const T v168 = t166[j] + l3_h2o_bias[j];
+      const T v169 = v164 + v168;
+      const T v170 = T(1) / (T(1) + exp(-v169));
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v233 = v231 * v161;
+      const T v246 = v244 * v170;
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v134 = t132[j] + l3_x2f_bias[j];
-      const T v139 = t137[j] + l3_h2f_bias[j];
-      const T v140 = v134 + v139;
-      const T v141 = T(1) / (T(1) + exp(-v140));
+      const T v143 = t141[j] + l3_x2f_bias[j];
+      const T v148 = t146[j] + l3_h2f_bias[j];
+      const T v149 = v143 + v148;
+      const T v150 = T(1) / (T(1) + exp(-v149));
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v175 = v141 * l3_c[j];
+      const T v184 = v150 * l3_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v145 = t143[j] + l3_x2i_bias[j];
-      const T v149 = t147[j] + l3_h2i_bias[j];
-      const T v150 = v145 + v149;
-      const T v151 = T(1) / (T(1) + exp(-v150));
+      const T v154 = t152[j] + l3_x2i_bias[j];
+      const T v158 = t156[j] + l3_h2i_bias[j];
+      const T v159 = v154 + v158;
+      const T v160 = T(1) / (T(1) + exp(-v159));
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v176 = v151 * t173_l3_g[j];
-      const T v177 = v175 + v176;
+      const T v185 = v160 * t182_l3_g[j];
+      const T v186 = v184 + v185;
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v178 = tanh(v177);
-      const T v234 = v178 * v178;
-      const T v235 = T(1.0) - v234;
-      const T v236 = v233 * v235;
+      const T v187 = tanh(v186);
+      const T v247 = v187 * v187;
+      const T v248 = T(1.0) - v247;
+      const T v249 = v246 * v248;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v237 = d_l3_c_next[j] + v236;
-      const T v239 = v237 * v151;
+      const T v250 = d_l3_c_next[j] + v249;
+      const T v252 = v250 * v160;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v240 = t218[j] + v239;
-      const T v243 = t173_l3_g[j] * t173_l3_g[j];
-      const T v244 = T(1.0) - v243;
-      const T v245 = v240 * v244;
-      t245[j] = v245;
+      const T v253 = t231[j] + v252;
+      const T v256 = t182_l3_g[j] * t182_l3_g[j];
+      const T v257 = T(1.0) - v256;
+      const T v258 = v253 * v257;
+      t258[j] = v258;
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v232 = v231 * v178;
+      const T v245 = v244 * v187;
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v258 = T(1.0) - v161;
-      const T v259 = v161 * v258;
-      const T v260 = v232 * v259;
-      t260[j] = v260;
+      const T v270 = T(1.0) - v170;
+      const T v271 = v170 * v270;
+      const T v272 = v245 * v271;
+      t272[j] = v272;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v238 = v237 * t173_l3_g[j];
+      const T v251 = v250 * t182_l3_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v269 = T(1.0) - v151;
-      const T v270 = v151 * v269;
-      const T v271 = v238 * v270;
-      t271[j] = v271;
+      const T v281 = T(1.0) - v160;
+      const T v282 = v160 * v281;
+      const T v283 = v251 * v282;
+      t283[j] = v283;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v241 = v237 * l3_c[j];
+      const T v254 = v250 * l3_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v280 = T(1.0) - v141;
-      const T v281 = v141 * v280;
-      const T v282 = v241 * v281;
-      t282[j] = v282;
+      const T v292 = T(1.0) - v150;
+      const T v293 = v150 * v292;
+      const T v294 = v254 * v293;
+      t294[j] = v294;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v242 = v237 * v141;
-      d_l3_c[j] = v242;
-      record1[j] = t179_l3_hn[j];
-      record3[j] = t2[j];
+      const T v255 = v250 * v150;
+      d_l3_c[j] = v255;
+      record1[j] = t204_y3[j];
+      record3[j] = t7_x[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l3_x2f_bias[j], v282);
-      record22[j] = l3_h[j];
-      atomicAdd(&d_l3_h2f_bias[j], v282);
+      atomicAdd(&d_l3_x2f_bias[j], v294);
+      record24[j] = l3_h[j];
+      atomicAdd(&d_l3_h2f_bias[j], v294);
 #line 82 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l3_x2i_bias[j], v271);
-      atomicAdd(&d_l3_h2i_bias[j], v271);
+      atomicAdd(&d_l3_x2i_bias[j], v283);
+      atomicAdd(&d_l3_h2i_bias[j], v283);
 #line 83 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l3_x2o_bias[j], v260);
-      atomicAdd(&d_l3_h2o_bias[j], v260);
+      atomicAdd(&d_l3_x2o_bias[j], v272);
+      atomicAdd(&d_l3_h2o_bias[j], v272);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l3_x2c_bias[j], v245);
+      atomicAdd(&d_l3_x2c_bias[j], v258);
+      record29[j] = t188_l3_hn[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l3_modfanout_bias[j], t220[j]);
+      atomicAdd(&d_l3_modfanout_bias[j], t233[j]);
     }
   }
-#line 1772 "lm_modplast_lstm.cu"
+#line 1850 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1776,68 +1854,68 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 7: fused loop nest over [400, 400]
-//   %247 matmul
-//   %250 reduce_to
-//   %253 add -> grad_prev l3.hebb
+//   %260 matmul
+//   %263 reduce_to
+//   %266 add -> grad_prev l3.hebb
 template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t247 = a.scratch + 2016;                          // [400]
-  T *__restrict t245 = a.record + 28592;                          // [400]
+  T *__restrict t260 = a.scratch + 2016;                          // [400]
+  T *__restrict t258 = a.record + 30896;                          // [400]
   const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t250 = a.scratch + 2416;                          // [400, 1]
+  T *__restrict t263 = a.scratch + 2416;                          // [400, 1]
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
-  const T *__restrict t189 = a.saved + 24384;                     // [400, 1]
-  const T *__restrict t173_l3_g = a.saved + 23568;                // [400] l3.g
+  const T *__restrict t198 = a.saved + 26704;                     // [400, 1]
+  const T *__restrict t182_l3_g = a.saved + 25888;                // [400] l3.g
   T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 400; e += nthreads)
-    t247[e] = T(0);
+    t260[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t250[e] = T(0);
+    t263[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc250 = T(0);
+    T acc263 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v169 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v170 = l3_w[i * 400 + j] + v169;
-      atomicAdd(&t247[j], t245[i] * v170);
-      const T v246 = t245[i] * l3_h[j];
-      const T v249 = v246 * l3_hebb[i * 400 + j];
+      const T v178 = l3_alpha[i] * l3_hebb[i * 400 + j];
+      const T v179 = l3_w[i * 400 + j] + v178;
+      atomicAdd(&t260[j], t258[i] * v179);
+      const T v259 = t258[i] * l3_h[j];
+      const T v262 = v259 * l3_hebb[i * 400 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc250 += v249;
+      acc263 += v262;
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v190 = t173_l3_g[i] * l3_h[j];
-      const T v191 = t189[i] * v190;
-      const T v192 = l3_hebb[i * 400 + j] + v191;
-      const T v213 = T(-2.0) <= v192 && v192 <= T(2.0) ? T(1) : T(0);
-      const T v214 = d_l3_hebb_next[i * 400 + j] * v213;
+      const T v199 = t182_l3_g[i] * l3_h[j];
+      const T v200 = t198[i] * v199;
+      const T v201 = l3_hebb[i * 400 + j] + v200;
+      const T v226 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
+      const T v227 = d_l3_hebb_next[i * 400 + j] * v226;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v252 = v246 * l3_alpha[i];
+      const T v265 = v259 * l3_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v253 = v214 + v252;
-      d_l3_hebb[i * 400 + j] = v253;
+      const T v266 = v227 + v265;
+      d_l3_hebb[i * 400 + j] = v266;
     }
-    acc250 = dopa::warpSum(acc250);
+    acc263 = dopa::warpSum(acc263);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t250[i], acc250);
+      atomicAdd(&t263[i], acc263);
     }
   }
-#line 1831 "lm_modplast_lstm.cu"
+#line 1909 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 8: dense product (a warp or thread per output), [1149]
-//   %256 matmul
+//   %269 matmul
 template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 28592;                            // [400]
+  T *__restrict t258 = a.record + 30896;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t256 = a.scratch + 2816;                            // [1149]
+  T *__restrict t269 = a.scratch + 2816;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1845,20 +1923,20 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t245[k] * l3_x2c_weight[k * 1149 + c];
-    t256[c] = acc;
+      acc += t258[k] * l3_x2c_weight[k * 1149 + c];
+    t269[c] = acc;
   }
-#line 1852 "lm_modplast_lstm.cu"
+#line 1930 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 9: dense product (a warp or thread per output), [400]
-//   %263 matmul
+//   %275 matmul
 template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t260 = a.record + 28192;                            // [400]
+  T *__restrict t272 = a.record + 30496;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t263 = a.scratch + 3968;                            // [400]
+  T *__restrict t275 = a.scratch + 3968;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1866,20 +1944,20 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t260[k] * l3_h2o_weight[k * 400 + c];
-    t263[c] = acc;
+      acc += t272[k] * l3_h2o_weight[k * 400 + c];
+    t275[c] = acc;
   }
-#line 1873 "lm_modplast_lstm.cu"
+#line 1951 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 10: dense product (a warp or thread per output), [1149]
-//   %267 matmul
+//   %279 matmul
 template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t260 = a.record + 28192;                            // [400]
+  T *__restrict t272 = a.record + 30496;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t267 = a.scratch + 4368;                            // [1149]
+  T *__restrict t279 = a.scratch + 4368;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1887,20 +1965,20 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t260[k] * l3_x2o_weight[k * 1149 + c];
-    t267[c] = acc;
+      acc += t272[k] * l3_x2o_weight[k * 1149 + c];
+    t279[c] = acc;
   }
-#line 1894 "lm_modplast_lstm.cu"
+#line 1972 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 11: dense product (a warp or thread per output), [400]
-//   %274 matmul
+//   %286 matmul
 template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t271 = a.record + 27792;                            // [400]
+  T *__restrict t283 = a.record + 30096;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t274 = a.scratch + 5520;                            // [400]
+  T *__restrict t286 = a.scratch + 5520;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1908,20 +1986,20 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t271[k] * l3_h2i_weight[k * 400 + c];
-    t274[c] = acc;
+      acc += t283[k] * l3_h2i_weight[k * 400 + c];
+    t286[c] = acc;
   }
-#line 1915 "lm_modplast_lstm.cu"
+#line 1993 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 12: dense product (a warp or thread per output), [1149]
-//   %278 matmul
+//   %290 matmul
 template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t271 = a.record + 27792;                            // [400]
+  T *__restrict t283 = a.record + 30096;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t278 = a.scratch + 5920;                            // [1149]
+  T *__restrict t290 = a.scratch + 5920;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1929,20 +2007,20 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t271[k] * l3_x2i_weight[k * 1149 + c];
-    t278[c] = acc;
+      acc += t283[k] * l3_x2i_weight[k * 1149 + c];
+    t290[c] = acc;
   }
-#line 1936 "lm_modplast_lstm.cu"
+#line 2014 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 13: dense product (a warp or thread per output), [400]
-//   %285 matmul
+//   %297 matmul
 template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t282 = a.record + 26992;                            // [400]
+  T *__restrict t294 = a.record + 28144;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t285 = a.scratch + 7072;                            // [400]
+  T *__restrict t297 = a.scratch + 7072;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1950,20 +2028,20 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t282[k] * l3_h2f_weight[k * 400 + c];
-    t285[c] = acc;
+      acc += t294[k] * l3_h2f_weight[k * 400 + c];
+    t297[c] = acc;
   }
-#line 1957 "lm_modplast_lstm.cu"
+#line 2035 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 14: dense product (a warp or thread per output), [1149]
-//   %289 matmul
+//   %301 matmul
 template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t282 = a.record + 26992;                            // [400]
+  T *__restrict t294 = a.record + 28144;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t289 = a.scratch + 7472;                            // [1149]
+  T *__restrict t301 = a.scratch + 7472;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1971,119 +2049,119 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t282[k] * l3_x2f_weight[k * 1149 + c];
-    t289[c] = acc;
+      acc += t294[k] * l3_x2f_weight[k * 1149 + c];
+    t301[c] = acc;
   }
-#line 1978 "lm_modplast_lstm.cu"
+#line 2056 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 15: fused loop nest over [1149, 1149]
-//   %294 reduce_to
-//   %296 matmul
-//   %297 matmul
-//   %371 reduce_to
-//   %373 matmul
-//   %374 matmul
+//   %309 reduce_to
+//   %311 matmul
+//   %312 matmul
+//   %388 reduce_to
+//   %390 matmul
+//   %391 matmul
 template <class T>
 __device__ __forceinline__ void backward_col_outer_15(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
-  const T *__restrict t126 = a.saved + 20016;                     // [1149, 1]
-  const T *__restrict t110_l2_g = a.saved + 17696;                // [1149] l2.g
+  const T *__restrict t133 = a.saved + 21184;                     // [1149, 1]
+  const T *__restrict t117_l2_g = a.saved + 18864;                // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t294 = a.scratch + 8624;                          // [1149, 1]
-  T *__restrict t296 = a.scratch + 9776;                          // [1149]
-  T *__restrict t297 = a.scratch + 10928;                         // [1149]
+  T *__restrict t309 = a.scratch + 8624;                          // [1149, 1]
+  T *__restrict t311 = a.scratch + 9776;                          // [1149]
+  T *__restrict t312 = a.scratch + 10928;                         // [1149]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
-  const T *__restrict t61 = a.saved + 9632;                       // [1149, 1]
-  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  const T *__restrict t66 = a.saved + 9648;                       // [1149, 1]
+  const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t371 = a.scratch + 23616;                         // [1149, 1]
-  T *__restrict t373 = a.scratch + 24768;                         // [1149]
-  T *__restrict t374 = a.scratch + 25920;                         // [1149]
+  T *__restrict t388 = a.scratch + 23616;                         // [1149, 1]
+  T *__restrict t390 = a.scratch + 24768;                         // [1149]
+  T *__restrict t391 = a.scratch + 25920;                         // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t294[e] = T(0);
+    t309[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t297[e] = T(0);
+    t312[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t371[e] = T(0);
+    t388[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t374[e] = T(0);
+    t391[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc294 = T(0);
-    T acc296 = T(0);
-    T acc371 = T(0);
-    T acc373 = T(0);
+    T acc309 = T(0);
+    T acc311 = T(0);
+    T acc388 = T(0);
+    T acc390 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v127 = t110_l2_g[i] * l2_h[j];
-      const T v128 = t126[i] * v127;
-      const T v129 = l2_hebb[i * 1149 + j] + v128;
-      const T v291 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
-      const T v292 = d_l2_hebb_next[i * 1149 + j] * v291;
-      const T v293 = v292 * v127;
-      acc294 += v293;
-      const T v295 = v292 * t126[i];
-      acc296 += v295 * l2_h[j];
-      atomicAdd(&t297[j], t110_l2_g[i] * v295);
-      const T v62 = t45_l1_g[i] * l1_h[j];
-      const T v63 = t61[i] * v62;
-      const T v64 = l1_hebb[i * 1149 + j] + v63;
-      const T v368 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
-      const T v369 = d_l1_hebb_next[i * 1149 + j] * v368;
-      const T v370 = v369 * v62;
-      acc371 += v370;
-      const T v372 = v369 * t61[i];
-      acc373 += v372 * l1_h[j];
-      atomicAdd(&t374[j], t45_l1_g[i] * v372);
+      const T v134 = t117_l2_g[i] * l2_h[j];
+      const T v135 = t133[i] * v134;
+      const T v136 = l2_hebb[i * 1149 + j] + v135;
+      const T v306 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
+      const T v307 = d_l2_hebb_next[i * 1149 + j] * v306;
+      const T v308 = v307 * v134;
+      acc309 += v308;
+      const T v310 = v307 * t133[i];
+      acc311 += v310 * l2_h[j];
+      atomicAdd(&t312[j], t117_l2_g[i] * v310);
+      const T v67 = t50_l1_g[i] * l1_h[j];
+      const T v68 = t66[i] * v67;
+      const T v69 = l1_hebb[i * 1149 + j] + v68;
+      const T v385 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v386 = d_l1_hebb_next[i * 1149 + j] * v385;
+      const T v387 = v386 * v67;
+      acc388 += v387;
+      const T v389 = v386 * t66[i];
+      acc390 += v389 * l1_h[j];
+      atomicAdd(&t391[j], t50_l1_g[i] * v389);
     }
-    acc294 = dopa::warpSum(acc294);
-    acc296 = dopa::warpSum(acc296);
-    acc371 = dopa::warpSum(acc371);
-    acc373 = dopa::warpSum(acc373);
+    acc309 = dopa::warpSum(acc309);
+    acc311 = dopa::warpSum(acc311);
+    acc388 = dopa::warpSum(acc388);
+    acc390 = dopa::warpSum(acc390);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t294[i], acc294);
-      t296[i] = acc296;
-      atomicAdd(&t371[i], acc371);
-      t373[i] = acc373;
+      atomicAdd(&t309[i], acc309);
+      t311[i] = acc311;
+      atomicAdd(&t388[i], acc388);
+      t390[i] = acc390;
     }
   }
-#line 2059 "lm_modplast_lstm.cu"
+#line 2137 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 16:
-//   %298 reshape
+//   %313 reshape
 template <class T>
 __device__ __forceinline__ void backward_record_col_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t298 = a.record + 25824; // [1149]
-  T *__restrict t294 = a.scratch + 8624; // [1149, 1]
+  T *__restrict t313 = a.record + 26976; // [1149]
+  T *__restrict t309 = a.scratch + 8624; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
-    t298[e] = t294[e];
-#line 2076 "lm_modplast_lstm.cu"
+    t313[e] = t309[e];
+#line 2154 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 17: dense product (a warp or thread per output), [1]
-//   %301 matmul
+//   %316 matmul
 template <class T>
 __device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t298 = a.record + 25824;                                        // [1149]
+  T *__restrict t313 = a.record + 26976;                                        // [1149]
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t301 = a.scratch + 12080;                                       // [1]
+  T *__restrict t316 = a.scratch + 12080;                                       // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2091,22 +2169,22 @@ __device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t298[k] * l2_modfanout_weight[k + c];
-    t301[c] = acc;
+      acc += t313[k] * l2_modfanout_weight[k + c];
+    t316[c] = acc;
   }
-#line 2098 "lm_modplast_lstm.cu"
+#line 2176 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 18: fused loop nest over [1]
-//   %304 mul
-//   %304 mul += grad l2.h2mod.bias
+//   %319 mul
+//   %319 mul += grad l2.h2mod.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t301 = a.scratch + 12080;                      // [1]
-  const T *__restrict t121_l2_M = a.saved + 20000;             // [1] l2.M
-  T *__restrict t304 = a.record + 24656;                       // [1]
+  T *__restrict t316 = a.scratch + 12080;                      // [1]
+  const T *__restrict t128_l2_M = a.saved + 21168;             // [1] l2.M
+  T *__restrict t319 = a.record + 25808;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2114,36 +2192,38 @@ __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v302 = t121_l2_M[0] * t121_l2_M[0];
-      const T v303 = T(1.0) - v302;
-      const T v304 = t301[0] * v303;
-      t304[0] = v304;
-      atomicAdd(&d_l2_h2mod_bias[0], v304);
+      const T v317 = t128_l2_M[0] * t128_l2_M[0];
+      const T v318 = T(1.0) - v317;
+      const T v319 = t316[0] * v318;
+      t319[0] = v319;
+      atomicAdd(&d_l2_h2mod_bias[0], v319);
     }
   }
-#line 2125 "lm_modplast_lstm.cu"
+#line 2203 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 19: dense product (a warp or thread per output), [1149]
-//   %307 matmul
+//   %322 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t304 = a.record + 24656;                                // [1]
+  T *__restrict t319 = a.record + 25808;                                // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
-  T *__restrict t307 = a.scratch + 12096;                               // [1149]
+  T *__restrict t322 = a.scratch + 12096;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
-    acc += t304[0] * l2_h2mod_weight[c];
-    t307[c] = acc;
+    acc += t319[0] * l2_h2mod_weight[c];
+    t322[c] = acc;
   }
-#line 2145 "lm_modplast_lstm.cu"
+#line 2223 "lm_modplast_lstm.cu"
 }
 
+// y1 = l1(x) * drop_h1
+// y2 = l2(y1) * drop_h2
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2153,161 +2233,172 @@ template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa:
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 20: fused loop nest over [1149]
-//   %322 mul
 //   %337 mul
-//   %348 mul
-//   %359 mul
-//   %319 mul -> grad_prev l2.c
-//   %7 state -> record (a factor of deferred outer-product gradients)
-//   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %359 mul += grad l2.x2f.bias
-//   %72 state -> record (a factor of deferred outer-product gradients)
-//   %359 mul += grad l2.h2f.bias
-//   %348 mul += grad l2.x2i.bias
-//   %348 mul += grad l2.h2i.bias
-//   %337 mul += grad l2.x2o.bias
-//   %337 mul += grad l2.h2o.bias
-//   %322 mul += grad l2.x2c.bias
-//   %116 mul l2.hn -> record (a factor of deferred outer-product gradients)
-//   %298 reshape += grad l2.modfanout.bias
+//   %351 mul
+//   %362 mul
+//   %373 mul
+//   %334 mul -> grad_prev l2.c
+//   %12 state -> record (a factor of deferred outer-product gradients)
+//   %56 mul l1.hn -> record (a factor of deferred outer-product gradients)
+//   %74 mul y1 -> record (a factor of deferred outer-product gradients)
+//   %373 mul += grad l2.x2f.bias
+//   %79 state -> record (a factor of deferred outer-product gradients)
+//   %373 mul += grad l2.h2f.bias
+//   %362 mul += grad l2.x2i.bias
+//   %362 mul += grad l2.h2i.bias
+//   %351 mul += grad l2.x2o.bias
+//   %351 mul += grad l2.h2o.bias
+//   %337 mul += grad l2.x2c.bias
+//   %123 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %313 reshape += grad l2.modfanout.bias
+//   %139 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t296 = a.scratch + 9776;                               // [1149]
+  T *__restrict t311 = a.scratch + 9776;                               // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
-  T *__restrict t256 = a.scratch + 2816;                               // [1149]
-  T *__restrict t267 = a.scratch + 4368;                               // [1149]
-  T *__restrict t278 = a.scratch + 5920;                               // [1149]
-  T *__restrict t289 = a.scratch + 7472;                               // [1149]
-  T *__restrict t307 = a.scratch + 12096;                              // [1149]
-  const T *__restrict t90 = a.saved + 15392;                           // [1149]
+  T *__restrict t269 = a.scratch + 2816;                               // [1149]
+  T *__restrict t279 = a.scratch + 4368;                               // [1149]
+  T *__restrict t290 = a.scratch + 5920;                               // [1149]
+  T *__restrict t301 = a.scratch + 7472;                               // [1149]
+  const T *__restrict drop_h2 = a.inputs[3];                           // [1149]
+  T *__restrict t322 = a.scratch + 12096;                              // [1149]
+  const T *__restrict t97 = a.saved + 16560;                           // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
-  const T *__restrict t94 = a.saved + 16544;                           // [1149]
+  const T *__restrict t101 = a.saved + 17712;                          // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias;        // [1149]
-  const T *__restrict t69 = a.saved + 10784;                           // [1149]
+  const T *__restrict t76 = a.saved + 11952;                           // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias;        // [1149]
-  const T *__restrict t74 = a.saved + 11936;                           // [1149]
+  const T *__restrict t81 = a.saved + 13104;                           // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias;        // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;                      // [1149]
-  const T *__restrict t80 = a.saved + 13088;                           // [1149]
+  const T *__restrict t87 = a.saved + 14256;                           // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;        // [1149]
-  const T *__restrict t84 = a.saved + 14240;                           // [1149]
+  const T *__restrict t91 = a.saved + 15408;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
-  const T *__restrict t110_l2_g = a.saved + 17696;                     // [1149] l2.g
-  T *__restrict t322 = a.record + 23504;                               // [1149]
-  T *__restrict t337 = a.record + 22352;                               // [1149]
-  T *__restrict t348 = a.record + 21200;                               // [1149]
-  T *__restrict t359 = a.record + 18896;                               // [1149]
+  const T *__restrict t117_l2_g = a.saved + 18864;                     // [1149] l2.g
+  T *__restrict t337 = a.record + 24656;                               // [1149]
+  T *__restrict t351 = a.record + 23504;                               // [1149]
+  T *__restrict t362 = a.record + 22352;                               // [1149]
+  T *__restrict t373 = a.record + 18896;                               // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
   T *__restrict record4 = a.record + 11952;                            // [1149]
-  const T *__restrict t51_l1_hn = a.saved + 8464;                      // [1149] l1.hn
+  const T *__restrict t56_l1_hn = a.saved + 8480;                      // [1149] l1.hn
   T *__restrict record9 = a.record + 16576;                            // [1149]
+  const T *__restrict t74_y1 = a.saved + 10800;                        // [1149] y1
+  T *__restrict record13 = a.record + 20048;                           // [1149]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;             // [1149]
   const T *__restrict l2_h = a.state + kStateL2H;                      // [1149]
-  T *__restrict record13 = a.record + 20048;                           // [1149]
+  T *__restrict record14 = a.record + 21200;                           // [1149]
   T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;             // [1149]
   T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;             // [1149]
   T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;             // [1149]
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;             // [1149]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;             // [1149]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
-  const T *__restrict t116_l2_hn = a.saved + 18848;                    // [1149] l2.hn
-  T *__restrict record18 = a.record + 24672;                           // [1149]
-  T *__restrict t298 = a.record + 25824;                               // [1149]
+  const T *__restrict t123_l2_hn = a.saved + 20016;                    // [1149] l2.hn
+  T *__restrict record19 = a.record + 25824;                           // [1149]
+  T *__restrict t313 = a.record + 26976;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
+  const T *__restrict t139_y2 = a.saved + 22336;                       // [1149] y2
+  T *__restrict record23 = a.record + 28544;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+#line 27 "examples/lm/modplast_lstm.dopa"
+      const T v280 = t269[j] + t279[j];
+      const T v291 = v280 + t290[j];
+      const T v302 = v291 + t301[j];
+      const T v304 = v302 * drop_h2[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v257 = d_l2_h_next[j] + t256[j];
-      const T v268 = v257 + t267[j];
-      const T v279 = v268 + t278[j];
-      const T v290 = v279 + t289[j];
-      const T v308 = v290 + t307[j];
+      const T v305 = d_l2_h_next[j] + v304;
+      const T v323 = v305 + t322[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v92 = t90[j] + l2_x2o_bias[j];
-      const T v96 = t94[j] + l2_h2o_bias[j];
-      const T v97 = v92 + v96;
-      const T v98 = T(1) / (T(1) + exp(-v97));
+      const T v99 = t97[j] + l2_x2o_bias[j];
+      const T v103 = t101[j] + l2_h2o_bias[j];
+      const T v104 = v99 + v103;
+      const T v105 = T(1) / (T(1) + exp(-v104));
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v310 = v308 * v98;
+      const T v325 = v323 * v105;
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v71 = t69[j] + l2_x2f_bias[j];
-      const T v76 = t74[j] + l2_h2f_bias[j];
-      const T v77 = v71 + v76;
-      const T v78 = T(1) / (T(1) + exp(-v77));
+      const T v78 = t76[j] + l2_x2f_bias[j];
+      const T v83 = t81[j] + l2_h2f_bias[j];
+      const T v84 = v78 + v83;
+      const T v85 = T(1) / (T(1) + exp(-v84));
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v112 = v78 * l2_c[j];
+      const T v119 = v85 * l2_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v82 = t80[j] + l2_x2i_bias[j];
-      const T v86 = t84[j] + l2_h2i_bias[j];
-      const T v87 = v82 + v86;
-      const T v88 = T(1) / (T(1) + exp(-v87));
+      const T v89 = t87[j] + l2_x2i_bias[j];
+      const T v93 = t91[j] + l2_h2i_bias[j];
+      const T v94 = v89 + v93;
+      const T v95 = T(1) / (T(1) + exp(-v94));
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v113 = v88 * t110_l2_g[j];
-      const T v114 = v112 + v113;
+      const T v120 = v95 * t117_l2_g[j];
+      const T v121 = v119 + v120;
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v115 = tanh(v114);
-      const T v311 = v115 * v115;
-      const T v312 = T(1.0) - v311;
-      const T v313 = v310 * v312;
+      const T v122 = tanh(v121);
+      const T v326 = v122 * v122;
+      const T v327 = T(1.0) - v326;
+      const T v328 = v325 * v327;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v314 = d_l2_c_next[j] + v313;
-      const T v316 = v314 * v88;
+      const T v329 = d_l2_c_next[j] + v328;
+      const T v331 = v329 * v95;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v317 = t296[j] + v316;
-      const T v320 = t110_l2_g[j] * t110_l2_g[j];
-      const T v321 = T(1.0) - v320;
-      const T v322 = v317 * v321;
-      t322[j] = v322;
-#line 86 "examples/lm/modplast_lstm.dopa"
-      const T v309 = v308 * v115;
-#line 83 "examples/lm/modplast_lstm.dopa"
-      const T v335 = T(1.0) - v98;
-      const T v336 = v98 * v335;
-      const T v337 = v309 * v336;
+      const T v332 = t311[j] + v331;
+      const T v335 = t117_l2_g[j] * t117_l2_g[j];
+      const T v336 = T(1.0) - v335;
+      const T v337 = v332 * v336;
       t337[j] = v337;
-#line 85 "examples/lm/modplast_lstm.dopa"
-      const T v315 = v314 * t110_l2_g[j];
-#line 82 "examples/lm/modplast_lstm.dopa"
-      const T v346 = T(1.0) - v88;
-      const T v347 = v88 * v346;
-      const T v348 = v315 * v347;
-      t348[j] = v348;
-#line 85 "examples/lm/modplast_lstm.dopa"
-      const T v318 = v314 * l2_c[j];
-#line 81 "examples/lm/modplast_lstm.dopa"
-      const T v357 = T(1.0) - v78;
-      const T v358 = v78 * v357;
-      const T v359 = v318 * v358;
-      t359[j] = v359;
-#line 85 "examples/lm/modplast_lstm.dopa"
-      const T v319 = v314 * v78;
-      d_l2_c[j] = v319;
-      record4[j] = l1_h[j];
-      record9[j] = t51_l1_hn[j];
-#line 81 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l2_x2f_bias[j], v359);
-      record13[j] = l2_h[j];
-      atomicAdd(&d_l2_h2f_bias[j], v359);
-#line 82 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l2_x2i_bias[j], v348);
-      atomicAdd(&d_l2_h2i_bias[j], v348);
+#line 86 "examples/lm/modplast_lstm.dopa"
+      const T v324 = v323 * v122;
 #line 83 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l2_x2o_bias[j], v337);
-      atomicAdd(&d_l2_h2o_bias[j], v337);
+      const T v349 = T(1.0) - v105;
+      const T v350 = v105 * v349;
+      const T v351 = v324 * v350;
+      t351[j] = v351;
+#line 85 "examples/lm/modplast_lstm.dopa"
+      const T v330 = v329 * t117_l2_g[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+      const T v360 = T(1.0) - v95;
+      const T v361 = v95 * v360;
+      const T v362 = v330 * v361;
+      t362[j] = v362;
+#line 85 "examples/lm/modplast_lstm.dopa"
+      const T v333 = v329 * l2_c[j];
+#line 81 "examples/lm/modplast_lstm.dopa"
+      const T v371 = T(1.0) - v85;
+      const T v372 = v85 * v371;
+      const T v373 = v333 * v372;
+      t373[j] = v373;
+#line 85 "examples/lm/modplast_lstm.dopa"
+      const T v334 = v329 * v85;
+      d_l2_c[j] = v334;
+      record4[j] = l1_h[j];
+      record9[j] = t56_l1_hn[j];
+      record13[j] = t74_y1[j];
+#line 81 "examples/lm/modplast_lstm.dopa"
+      atomicAdd(&d_l2_x2f_bias[j], v373);
+      record14[j] = l2_h[j];
+      atomicAdd(&d_l2_h2f_bias[j], v373);
+#line 82 "examples/lm/modplast_lstm.dopa"
+      atomicAdd(&d_l2_x2i_bias[j], v362);
+      atomicAdd(&d_l2_h2i_bias[j], v362);
+#line 83 "examples/lm/modplast_lstm.dopa"
+      atomicAdd(&d_l2_x2o_bias[j], v351);
+      atomicAdd(&d_l2_h2o_bias[j], v351);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l2_x2c_bias[j], v322);
-      record18[j] = t116_l2_hn[j];
+      atomicAdd(&d_l2_x2c_bias[j], v337);
+      record19[j] = t123_l2_hn[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l2_modfanout_bias[j], t298[j]);
+      atomicAdd(&d_l2_modfanout_bias[j], t313[j]);
+      record23[j] = t139_y2[j];
     }
   }
-#line 2311 "lm_modplast_lstm.cu"
+#line 2402 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2315,68 +2406,68 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 21: fused loop nest over [1149, 1149]
-//   %324 matmul
-//   %327 reduce_to
-//   %330 add -> grad_prev l2.hebb
+//   %339 matmul
+//   %342 reduce_to
+//   %345 add -> grad_prev l2.hebb
 template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t324 = a.scratch + 13248;                         // [1149]
-  T *__restrict t322 = a.record + 23504;                          // [1149]
+  T *__restrict t339 = a.scratch + 13248;                         // [1149]
+  T *__restrict t337 = a.record + 24656;                          // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t327 = a.scratch + 14400;                         // [1149, 1]
+  T *__restrict t342 = a.scratch + 14400;                         // [1149, 1]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
-  const T *__restrict t126 = a.saved + 20016;                     // [1149, 1]
-  const T *__restrict t110_l2_g = a.saved + 17696;                // [1149] l2.g
+  const T *__restrict t133 = a.saved + 21184;                     // [1149, 1]
+  const T *__restrict t117_l2_g = a.saved + 18864;                // [1149] l2.g
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t324[e] = T(0);
+    t339[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t327[e] = T(0);
+    t342[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc327 = T(0);
+    T acc342 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v106 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v107 = l2_w[i * 1149 + j] + v106;
-      atomicAdd(&t324[j], t322[i] * v107);
-      const T v323 = t322[i] * l2_h[j];
-      const T v326 = v323 * l2_hebb[i * 1149 + j];
+      const T v113 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v114 = l2_w[i * 1149 + j] + v113;
+      atomicAdd(&t339[j], t337[i] * v114);
+      const T v338 = t337[i] * l2_h[j];
+      const T v341 = v338 * l2_hebb[i * 1149 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc327 += v326;
+      acc342 += v341;
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v127 = t110_l2_g[i] * l2_h[j];
-      const T v128 = t126[i] * v127;
-      const T v129 = l2_hebb[i * 1149 + j] + v128;
-      const T v291 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
-      const T v292 = d_l2_hebb_next[i * 1149 + j] * v291;
+      const T v134 = t117_l2_g[i] * l2_h[j];
+      const T v135 = t133[i] * v134;
+      const T v136 = l2_hebb[i * 1149 + j] + v135;
+      const T v306 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
+      const T v307 = d_l2_hebb_next[i * 1149 + j] * v306;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v329 = v323 * l2_alpha[i];
+      const T v344 = v338 * l2_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v330 = v292 + v329;
-      d_l2_hebb[i * 1149 + j] = v330;
+      const T v345 = v307 + v344;
+      d_l2_hebb[i * 1149 + j] = v345;
     }
-    acc327 = dopa::warpSum(acc327);
+    acc342 = dopa::warpSum(acc342);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t327[i], acc327);
+      atomicAdd(&t342[i], acc342);
     }
   }
-#line 2370 "lm_modplast_lstm.cu"
+#line 2461 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 22: dense product (a warp or thread per output), [1149]
-//   %333 matmul
+//   %348 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t322 = a.record + 23504;                            // [1149]
+  T *__restrict t337 = a.record + 24656;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t333 = a.scratch + 15552;                           // [1149]
+  T *__restrict t348 = a.scratch + 15552;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2384,20 +2475,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t322[k] * l2_x2c_weight[k * 1149 + c];
-    t333[c] = acc;
+      acc += t337[k] * l2_x2c_weight[k * 1149 + c];
+    t348[c] = acc;
   }
-#line 2391 "lm_modplast_lstm.cu"
+#line 2482 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 23: dense product (a warp or thread per output), [1149]
-//   %340 matmul
+//   %354 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t337 = a.record + 22352;                            // [1149]
+  T *__restrict t351 = a.record + 23504;                            // [1149]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t340 = a.scratch + 16704;                           // [1149]
+  T *__restrict t354 = a.scratch + 16704;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2405,20 +2496,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_23(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t337[k] * l2_h2o_weight[k * 1149 + c];
-    t340[c] = acc;
+      acc += t351[k] * l2_h2o_weight[k * 1149 + c];
+    t354[c] = acc;
   }
-#line 2412 "lm_modplast_lstm.cu"
+#line 2503 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 24: dense product (a warp or thread per output), [1149]
-//   %344 matmul
+//   %358 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t337 = a.record + 22352;                            // [1149]
+  T *__restrict t351 = a.record + 23504;                            // [1149]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t344 = a.scratch + 17856;                           // [1149]
+  T *__restrict t358 = a.scratch + 17856;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2426,20 +2517,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_24(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t337[k] * l2_x2o_weight[k * 1149 + c];
-    t344[c] = acc;
+      acc += t351[k] * l2_x2o_weight[k * 1149 + c];
+    t358[c] = acc;
   }
-#line 2433 "lm_modplast_lstm.cu"
+#line 2524 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (a warp or thread per output), [1149]
-//   %351 matmul
+//   %365 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t348 = a.record + 21200;                            // [1149]
+  T *__restrict t362 = a.record + 22352;                            // [1149]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t351 = a.scratch + 19008;                           // [1149]
+  T *__restrict t365 = a.scratch + 19008;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2447,20 +2538,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_25(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t348[k] * l2_h2i_weight[k * 1149 + c];
-    t351[c] = acc;
+      acc += t362[k] * l2_h2i_weight[k * 1149 + c];
+    t365[c] = acc;
   }
-#line 2454 "lm_modplast_lstm.cu"
+#line 2545 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 26: dense product (a warp or thread per output), [1149]
-//   %355 matmul
+//   %369 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t348 = a.record + 21200;                            // [1149]
+  T *__restrict t362 = a.record + 22352;                            // [1149]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t355 = a.scratch + 20160;                           // [1149]
+  T *__restrict t369 = a.scratch + 20160;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2468,20 +2559,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t348[k] * l2_x2i_weight[k * 1149 + c];
-    t355[c] = acc;
+      acc += t362[k] * l2_x2i_weight[k * 1149 + c];
+    t369[c] = acc;
   }
-#line 2475 "lm_modplast_lstm.cu"
+#line 2566 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 27: dense product (a warp or thread per output), [1149]
-//   %362 matmul
+//   %376 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t359 = a.record + 18896;                            // [1149]
+  T *__restrict t373 = a.record + 18896;                            // [1149]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t362 = a.scratch + 21312;                           // [1149]
+  T *__restrict t376 = a.scratch + 21312;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2489,20 +2580,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_27(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t359[k] * l2_h2f_weight[k * 1149 + c];
-    t362[c] = acc;
+      acc += t373[k] * l2_h2f_weight[k * 1149 + c];
+    t376[c] = acc;
   }
-#line 2496 "lm_modplast_lstm.cu"
+#line 2587 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 28: dense product (a warp or thread per output), [1149]
-//   %366 matmul
+//   %380 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t359 = a.record + 18896;                            // [1149]
+  T *__restrict t373 = a.record + 18896;                            // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t366 = a.scratch + 22464;                           // [1149]
+  T *__restrict t380 = a.scratch + 22464;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2510,38 +2601,38 @@ template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t359[k] * l2_x2f_weight[k * 1149 + c];
-    t366[c] = acc;
+      acc += t373[k] * l2_x2f_weight[k * 1149 + c];
+    t380[c] = acc;
   }
-#line 2517 "lm_modplast_lstm.cu"
+#line 2608 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 29:
-//   %375 reshape
+//   %392 reshape
 template <class T>
 __device__ __forceinline__ void backward_record_col_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t375 = a.record + 17728;  // [1149]
-  T *__restrict t371 = a.scratch + 23616; // [1149, 1]
+  T *__restrict t392 = a.record + 17728;  // [1149]
+  T *__restrict t388 = a.scratch + 23616; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
-    t375[e] = t371[e];
-#line 2534 "lm_modplast_lstm.cu"
+    t392[e] = t388[e];
+#line 2625 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 30: dense product (a warp or thread per output), [1]
-//   %378 matmul
+//   %395 matmul
 template <class T>
 __device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t375 = a.record + 17728;                                        // [1149]
+  T *__restrict t392 = a.record + 17728;                                        // [1149]
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t378 = a.scratch + 27072;                                       // [1]
+  T *__restrict t395 = a.scratch + 27072;                                       // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2549,22 +2640,22 @@ __device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t375[k] * l1_modfanout_weight[k + c];
-    t378[c] = acc;
+      acc += t392[k] * l1_modfanout_weight[k + c];
+    t395[c] = acc;
   }
-#line 2556 "lm_modplast_lstm.cu"
+#line 2647 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 31: fused loop nest over [1]
-//   %381 mul
-//   %381 mul += grad l1.h2mod.bias
+//   %398 mul
+//   %398 mul += grad l1.h2mod.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.scratch + 27072;                      // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
-  T *__restrict t381 = a.record + 16560;                       // [1]
+  T *__restrict t395 = a.scratch + 27072;                      // [1]
+  const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
+  T *__restrict t398 = a.record + 16560;                       // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2572,34 +2663,34 @@ __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v379 = t56_l1_M[0] * t56_l1_M[0];
-      const T v380 = T(1.0) - v379;
-      const T v381 = t378[0] * v380;
-      t381[0] = v381;
-      atomicAdd(&d_l1_h2mod_bias[0], v381);
+      const T v396 = t61_l1_M[0] * t61_l1_M[0];
+      const T v397 = T(1.0) - v396;
+      const T v398 = t395[0] * v397;
+      t398[0] = v398;
+      atomicAdd(&d_l1_h2mod_bias[0], v398);
     }
   }
-#line 2583 "lm_modplast_lstm.cu"
+#line 2674 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 32: dense product (a warp or thread per output), [1149]
-//   %384 matmul
+//   %401 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa::StepArgs<T> &a) {
-  T *__restrict t381 = a.record + 16560;                                // [1]
+  T *__restrict t398 = a.record + 16560;                                // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict t384 = a.scratch + 27088;                               // [1149]
+  T *__restrict t401 = a.scratch + 27088;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
-    acc += t381[0] * l1_h2mod_weight[c];
-    t384[c] = acc;
+    acc += t398[0] * l1_h2mod_weight[c];
+    t401[c] = acc;
   }
-#line 2603 "lm_modplast_lstm.cu"
+#line 2694 "lm_modplast_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2611,55 +2702,56 @@ template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa:
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 33: fused loop nest over [1149]
-//   %399 mul
-//   %413 mul
-//   %424 mul
-//   %435 mul
-//   %396 mul -> grad_prev l1.c
-//   %363 add -> grad_prev l2.h
-//   %435 mul += grad l1.x2f.bias
-//   %435 mul += grad l1.h2f.bias
-//   %424 mul += grad l1.x2i.bias
-//   %424 mul += grad l1.h2i.bias
-//   %413 mul += grad l1.x2o.bias
-//   %413 mul += grad l1.h2o.bias
-//   %399 mul += grad l1.x2c.bias
-//   %375 reshape += grad l1.modfanout.bias
+//   %416 mul
+//   %430 mul
+//   %441 mul
+//   %452 mul
+//   %413 mul -> grad_prev l1.c
+//   %377 add -> grad_prev l2.h
+//   %452 mul += grad l1.x2f.bias
+//   %452 mul += grad l1.h2f.bias
+//   %441 mul += grad l1.x2i.bias
+//   %441 mul += grad l1.h2i.bias
+//   %430 mul += grad l1.x2o.bias
+//   %430 mul += grad l1.h2o.bias
+//   %416 mul += grad l1.x2c.bias
+//   %392 reshape += grad l1.modfanout.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t373 = a.scratch + 24768;                              // [1149]
+  T *__restrict t390 = a.scratch + 24768;                              // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
-  T *__restrict t333 = a.scratch + 15552;                              // [1149]
-  T *__restrict t344 = a.scratch + 17856;                              // [1149]
-  T *__restrict t355 = a.scratch + 20160;                              // [1149]
-  T *__restrict t366 = a.scratch + 22464;                              // [1149]
-  T *__restrict t384 = a.scratch + 27088;                              // [1149]
-  const T *__restrict t25 = a.saved + 5008;                            // [1149]
+  T *__restrict t348 = a.scratch + 15552;                              // [1149]
+  T *__restrict t358 = a.scratch + 17856;                              // [1149]
+  T *__restrict t369 = a.scratch + 20160;                              // [1149]
+  T *__restrict t380 = a.scratch + 22464;                              // [1149]
+  const T *__restrict drop_h1 = a.inputs[2];                           // [1149]
+  T *__restrict t401 = a.scratch + 27088;                              // [1149]
+  const T *__restrict t30 = a.saved + 5024;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
-  const T *__restrict t29 = a.saved + 6160;                            // [1149]
+  const T *__restrict t34 = a.saved + 6176;                            // [1149]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias;        // [1149]
-  const T *__restrict t4 = a.saved + 400;                              // [1149]
+  const T *__restrict t9 = a.saved + 416;                              // [1149]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias;        // [1149]
-  const T *__restrict t9 = a.saved + 1552;                             // [1149]
+  const T *__restrict t14 = a.saved + 1568;                            // [1149]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias;        // [1149]
   const T *__restrict l1_c = a.state + kStateL1C;                      // [1149]
-  const T *__restrict t15 = a.saved + 2704;                            // [1149]
+  const T *__restrict t20 = a.saved + 2720;                            // [1149]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias;        // [1149]
-  const T *__restrict t19 = a.saved + 3856;                            // [1149]
+  const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
-  const T *__restrict t45_l1_g = a.saved + 7312;                       // [1149] l1.g
-  T *__restrict t399 = a.record + 15408;                               // [1149]
-  T *__restrict t413 = a.record + 14256;                               // [1149]
-  T *__restrict t424 = a.record + 13104;                               // [1149]
-  T *__restrict t435 = a.record + 10400;                               // [1149]
+  const T *__restrict t50_l1_g = a.saved + 7328;                       // [1149] l1.g
+  T *__restrict t416 = a.record + 15408;                               // [1149]
+  T *__restrict t430 = a.record + 14256;                               // [1149]
+  T *__restrict t441 = a.record + 13104;                               // [1149]
+  T *__restrict t452 = a.record + 10400;                               // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
-  T *__restrict t297 = a.scratch + 10928;                              // [1149]
-  T *__restrict t324 = a.scratch + 13248;                              // [1149]
-  T *__restrict t340 = a.scratch + 16704;                              // [1149]
-  T *__restrict t351 = a.scratch + 19008;                              // [1149]
-  T *__restrict t362 = a.scratch + 21312;                              // [1149]
+  T *__restrict t312 = a.scratch + 10928;                              // [1149]
+  T *__restrict t339 = a.scratch + 13248;                              // [1149]
+  T *__restrict t354 = a.scratch + 16704;                              // [1149]
+  T *__restrict t365 = a.scratch + 19008;                              // [1149]
+  T *__restrict t376 = a.scratch + 21312;                              // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
@@ -2668,101 +2760,103 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
-  T *__restrict t375 = a.record + 17728;                               // [1149]
+  T *__restrict t392 = a.record + 17728;                               // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+#line 26 "examples/lm/modplast_lstm.dopa"
+      const T v359 = t348[j] + t358[j];
+      const T v370 = v359 + t369[j];
+      const T v381 = v370 + t380[j];
+      const T v383 = v381 * drop_h1[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v334 = d_l1_h_next[j] + t333[j];
-      const T v345 = v334 + t344[j];
-      const T v356 = v345 + t355[j];
-      const T v367 = v356 + t366[j];
-      const T v385 = v367 + t384[j];
+      const T v384 = d_l1_h_next[j] + v383;
+      const T v402 = v384 + t401[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
+      const T v32 = t30[j] + l1_x2o_bias[j];
+      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v37 = v32 + v36;
+      const T v38 = T(1) / (T(1) + exp(-v37));
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v387 = v385 * v33;
+      const T v404 = v402 * v38;
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
-      const T v12 = v6 + v11;
-      const T v13 = T(1) / (T(1) + exp(-v12));
+      const T v11 = t9[j] + l1_x2f_bias[j];
+      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v17 = v11 + v16;
+      const T v18 = T(1) / (T(1) + exp(-v17));
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
+      const T v52 = v18 * l1_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
+      const T v22 = t20[j] + l1_x2i_bias[j];
+      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v27 = v22 + v26;
+      const T v28 = T(1) / (T(1) + exp(-v27));
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v48 = v23 * t45_l1_g[j];
-      const T v49 = v47 + v48;
+      const T v53 = v28 * t50_l1_g[j];
+      const T v54 = v52 + v53;
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v50 = tanh(v49);
-      const T v388 = v50 * v50;
-      const T v389 = T(1.0) - v388;
-      const T v390 = v387 * v389;
+      const T v55 = tanh(v54);
+      const T v405 = v55 * v55;
+      const T v406 = T(1.0) - v405;
+      const T v407 = v404 * v406;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v391 = d_l1_c_next[j] + v390;
-      const T v393 = v391 * v23;
+      const T v408 = d_l1_c_next[j] + v407;
+      const T v410 = v408 * v28;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v394 = t373[j] + v393;
-      const T v397 = t45_l1_g[j] * t45_l1_g[j];
-      const T v398 = T(1.0) - v397;
-      const T v399 = v394 * v398;
-      t399[j] = v399;
+      const T v411 = t390[j] + v410;
+      const T v414 = t50_l1_g[j] * t50_l1_g[j];
+      const T v415 = T(1.0) - v414;
+      const T v416 = v411 * v415;
+      t416[j] = v416;
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v386 = v385 * v50;
+      const T v403 = v402 * v55;
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v411 = T(1.0) - v33;
-      const T v412 = v33 * v411;
-      const T v413 = v386 * v412;
-      t413[j] = v413;
+      const T v428 = T(1.0) - v38;
+      const T v429 = v38 * v428;
+      const T v430 = v403 * v429;
+      t430[j] = v430;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v392 = v391 * t45_l1_g[j];
+      const T v409 = v408 * t50_l1_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v422 = T(1.0) - v23;
-      const T v423 = v23 * v422;
-      const T v424 = v392 * v423;
-      t424[j] = v424;
+      const T v439 = T(1.0) - v28;
+      const T v440 = v28 * v439;
+      const T v441 = v409 * v440;
+      t441[j] = v441;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v395 = v391 * l1_c[j];
+      const T v412 = v408 * l1_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v433 = T(1.0) - v13;
-      const T v434 = v13 * v433;
-      const T v435 = v395 * v434;
-      t435[j] = v435;
+      const T v450 = T(1.0) - v18;
+      const T v451 = v18 * v450;
+      const T v452 = v412 * v451;
+      t452[j] = v452;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v396 = v391 * v13;
-      d_l1_c[j] = v396;
+      const T v413 = v408 * v18;
+      d_l1_c[j] = v413;
 #line 66 "examples/lm/modplast_lstm.dopa"
-      const T v325 = t297[j] + t324[j];
-      const T v341 = v325 + t340[j];
-      const T v352 = v341 + t351[j];
-      const T v363 = v352 + t362[j];
-      d_l2_h[j] = v363;
+      const T v340 = t312[j] + t339[j];
+      const T v355 = v340 + t354[j];
+      const T v366 = v355 + t365[j];
+      const T v377 = v366 + t376[j];
+      d_l2_h[j] = v377;
 #line 81 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l1_x2f_bias[j], v435);
-      atomicAdd(&d_l1_h2f_bias[j], v435);
+      atomicAdd(&d_l1_x2f_bias[j], v452);
+      atomicAdd(&d_l1_h2f_bias[j], v452);
 #line 82 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l1_x2i_bias[j], v424);
-      atomicAdd(&d_l1_h2i_bias[j], v424);
+      atomicAdd(&d_l1_x2i_bias[j], v441);
+      atomicAdd(&d_l1_h2i_bias[j], v441);
 #line 83 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l1_x2o_bias[j], v413);
-      atomicAdd(&d_l1_h2o_bias[j], v413);
+      atomicAdd(&d_l1_x2o_bias[j], v430);
+      atomicAdd(&d_l1_h2o_bias[j], v430);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l1_x2c_bias[j], v399);
+      atomicAdd(&d_l1_x2c_bias[j], v416);
 #line 91 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l1_modfanout_bias[j], t375[j]);
+      atomicAdd(&d_l1_modfanout_bias[j], t392[j]);
     }
   }
-#line 2766 "lm_modplast_lstm.cu"
+#line 2860 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2770,68 +2864,68 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 34: fused loop nest over [1149, 1149]
-//   %401 matmul
-//   %404 reduce_to
-//   %407 add -> grad_prev l1.hebb
+//   %418 matmul
+//   %421 reduce_to
+//   %424 add -> grad_prev l1.hebb
 template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t401 = a.scratch + 28240;                         // [1149]
-  T *__restrict t399 = a.record + 15408;                          // [1149]
+  T *__restrict t418 = a.scratch + 28240;                         // [1149]
+  T *__restrict t416 = a.record + 15408;                          // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t404 = a.scratch + 29392;                         // [1149, 1]
+  T *__restrict t421 = a.scratch + 29392;                         // [1149, 1]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
-  const T *__restrict t61 = a.saved + 9632;                       // [1149, 1]
-  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  const T *__restrict t66 = a.saved + 9648;                       // [1149, 1]
+  const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t401[e] = T(0);
+    t418[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t404[e] = T(0);
+    t421[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc404 = T(0);
+    T acc421 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v41 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v42 = l1_w[i * 1149 + j] + v41;
-      atomicAdd(&t401[j], t399[i] * v42);
-      const T v400 = t399[i] * l1_h[j];
-      const T v403 = v400 * l1_hebb[i * 1149 + j];
+      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v47 = l1_w[i * 1149 + j] + v46;
+      atomicAdd(&t418[j], t416[i] * v47);
+      const T v417 = t416[i] * l1_h[j];
+      const T v420 = v417 * l1_hebb[i * 1149 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc404 += v403;
+      acc421 += v420;
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v62 = t45_l1_g[i] * l1_h[j];
-      const T v63 = t61[i] * v62;
-      const T v64 = l1_hebb[i * 1149 + j] + v63;
-      const T v368 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
-      const T v369 = d_l1_hebb_next[i * 1149 + j] * v368;
+      const T v67 = t50_l1_g[i] * l1_h[j];
+      const T v68 = t66[i] * v67;
+      const T v69 = l1_hebb[i * 1149 + j] + v68;
+      const T v385 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v386 = d_l1_hebb_next[i * 1149 + j] * v385;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v406 = v400 * l1_alpha[i];
+      const T v423 = v417 * l1_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v407 = v369 + v406;
-      d_l1_hebb[i * 1149 + j] = v407;
+      const T v424 = v386 + v423;
+      d_l1_hebb[i * 1149 + j] = v424;
     }
-    acc404 = dopa::warpSum(acc404);
+    acc421 = dopa::warpSum(acc421);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t404[i], acc404);
+      atomicAdd(&t421[i], acc421);
     }
   }
-#line 2825 "lm_modplast_lstm.cu"
+#line 2919 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 35: dense product (a warp or thread per output), [400]
-//   %410 matmul
+//   %427 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t399 = a.record + 15408;                            // [1149]
+  T *__restrict t416 = a.record + 15408;                            // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t410 = a.scratch + 30544;                           // [400]
+  T *__restrict t427 = a.scratch + 30544;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2839,20 +2933,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_35(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t399[k] * l1_x2c_weight[k * 400 + c];
-    t410[c] = acc;
+      acc += t416[k] * l1_x2c_weight[k * 400 + c];
+    t427[c] = acc;
   }
-#line 2846 "lm_modplast_lstm.cu"
+#line 2940 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 36: dense product (a warp or thread per output), [1149]
-//   %416 matmul
+//   %433 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t413 = a.record + 14256;                            // [1149]
+  T *__restrict t430 = a.record + 14256;                            // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t416 = a.scratch + 30944;                           // [1149]
+  T *__restrict t433 = a.scratch + 30944;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2860,20 +2954,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_36(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t413[k] * l1_h2o_weight[k * 1149 + c];
-    t416[c] = acc;
+      acc += t430[k] * l1_h2o_weight[k * 1149 + c];
+    t433[c] = acc;
   }
-#line 2867 "lm_modplast_lstm.cu"
+#line 2961 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 37: dense product (a warp or thread per output), [400]
-//   %420 matmul
+//   %437 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t413 = a.record + 14256;                            // [1149]
+  T *__restrict t430 = a.record + 14256;                            // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t420 = a.scratch + 32096;                           // [400]
+  T *__restrict t437 = a.scratch + 32096;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2881,20 +2975,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t413[k] * l1_x2o_weight[k * 400 + c];
-    t420[c] = acc;
+      acc += t430[k] * l1_x2o_weight[k * 400 + c];
+    t437[c] = acc;
   }
-#line 2888 "lm_modplast_lstm.cu"
+#line 2982 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 38: dense product (a warp or thread per output), [1149]
-//   %427 matmul
+//   %444 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t424 = a.record + 13104;                            // [1149]
+  T *__restrict t441 = a.record + 13104;                            // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t427 = a.scratch + 32496;                           // [1149]
+  T *__restrict t444 = a.scratch + 32496;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2902,20 +2996,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_38(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t424[k] * l1_h2i_weight[k * 1149 + c];
-    t427[c] = acc;
+      acc += t441[k] * l1_h2i_weight[k * 1149 + c];
+    t444[c] = acc;
   }
-#line 2909 "lm_modplast_lstm.cu"
+#line 3003 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 39: dense product (a warp or thread per output), [400]
-//   %431 matmul
+//   %448 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t424 = a.record + 13104;                            // [1149]
+  T *__restrict t441 = a.record + 13104;                            // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t431 = a.scratch + 33648;                           // [400]
+  T *__restrict t448 = a.scratch + 33648;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2923,20 +3017,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_39(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t424[k] * l1_x2i_weight[k * 400 + c];
-    t431[c] = acc;
+      acc += t441[k] * l1_x2i_weight[k * 400 + c];
+    t448[c] = acc;
   }
-#line 2930 "lm_modplast_lstm.cu"
+#line 3024 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 40: dense product (a warp or thread per output), [1149]
-//   %438 matmul
+//   %455 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t435 = a.record + 10400;                            // [1149]
+  T *__restrict t452 = a.record + 10400;                            // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t438 = a.scratch + 34048;                           // [1149]
+  T *__restrict t455 = a.scratch + 34048;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2944,20 +3038,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t435[k] * l1_h2f_weight[k * 1149 + c];
-    t438[c] = acc;
+      acc += t452[k] * l1_h2f_weight[k * 1149 + c];
+    t455[c] = acc;
   }
-#line 2951 "lm_modplast_lstm.cu"
+#line 3045 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 41: dense product (a warp or thread per output), [400]
-//   %442 matmul
+//   %459 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::StepArgs<T> &a) {
-  T *__restrict t435 = a.record + 10400;                            // [1149]
+  T *__restrict t452 = a.record + 10400;                            // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t442 = a.scratch + 35200;                           // [400]
+  T *__restrict t459 = a.scratch + 35200;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2965,22 +3059,22 @@ template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t435[k] * l1_x2f_weight[k * 400 + c];
-    t442[c] = acc;
+      acc += t452[k] * l1_x2f_weight[k * 400 + c];
+    t459[c] = acc;
   }
-#line 2972 "lm_modplast_lstm.cu"
+#line 3066 "lm_modplast_lstm.cu"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 42: fused loop nest over [1149]
-//   %439 add -> grad_prev l1.h
+//   %456 add -> grad_prev l1.h
 template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t374 = a.scratch + 25920;        // [1149]
-  T *__restrict t401 = a.scratch + 28240;        // [1149]
-  T *__restrict t416 = a.scratch + 30944;        // [1149]
-  T *__restrict t427 = a.scratch + 32496;        // [1149]
-  T *__restrict t438 = a.scratch + 34048;        // [1149]
+  T *__restrict t391 = a.scratch + 25920;        // [1149]
+  T *__restrict t418 = a.scratch + 28240;        // [1149]
+  T *__restrict t433 = a.scratch + 30944;        // [1149]
+  T *__restrict t444 = a.scratch + 32496;        // [1149]
+  T *__restrict t455 = a.scratch + 34048;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2988,34 +3082,36 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 66 "examples/lm/modplast_lstm.dopa"
-      const T v402 = t374[j] + t401[j];
-      const T v417 = v402 + t416[j];
-      const T v428 = v417 + t427[j];
-      const T v439 = v428 + t438[j];
-      d_l1_h[j] = v439;
+      const T v419 = t391[j] + t418[j];
+      const T v434 = v419 + t433[j];
+      const T v445 = v434 + t444[j];
+      const T v456 = v445 + t455[j];
+      d_l1_h[j] = v456;
     }
   }
-#line 2999 "lm_modplast_lstm.cu"
+#line 3093 "lm_modplast_lstm.cu"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 43: fused loop nest over [400]
-//   %286 add -> grad_prev l3.h
-//   %443 add += grad enc.weight
+//   %298 add -> grad_prev l3.h
+//   %463 mul += grad enc.weight
 template <class T>
 __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t219 = a.scratch + 1200;                  // [400]
-  T *__restrict t247 = a.scratch + 2016;                  // [400]
-  T *__restrict t263 = a.scratch + 3968;                  // [400]
-  T *__restrict t274 = a.scratch + 5520;                  // [400]
-  T *__restrict t285 = a.scratch + 7072;                  // [400]
+  T *__restrict t232 = a.scratch + 1200;                  // [400]
+  T *__restrict t260 = a.scratch + 2016;                  // [400]
+  T *__restrict t275 = a.scratch + 3968;                  // [400]
+  T *__restrict t286 = a.scratch + 5520;                  // [400]
+  T *__restrict t297 = a.scratch + 7072;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t410 = a.scratch + 30544;                 // [400]
-  T *__restrict t420 = a.scratch + 32096;                 // [400]
-  T *__restrict t431 = a.scratch + 33648;                 // [400]
-  T *__restrict t442 = a.scratch + 35200;                 // [400]
+  T *__restrict t427 = a.scratch + 30544;                 // [400]
+  T *__restrict t437 = a.scratch + 32096;                 // [400]
+  T *__restrict t448 = a.scratch + 33648;                 // [400]
+  T *__restrict t459 = a.scratch + 35200;                 // [400]
+  const T *__restrict drop_i = a.inputs[1];               // [400]
+  const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -3024,24 +3120,26 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
   {
     for (int j = tid; j < 400; j += nthreads) {
 #line 66 "examples/lm/modplast_lstm.dopa"
-      const T v248 = t219[j] + t247[j];
-      const T v264 = v248 + t263[j];
-      const T v275 = v264 + t274[j];
-      const T v286 = v275 + t285[j];
-      d_l3_h[j] = v286;
-#line 15 "examples/lm/modplast_lstm.dopa"
-      const T v421 = t410[j] + t420[j];
-      const T v432 = v421 + t431[j];
-      const T v443 = v432 + t442[j];
-      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v443);
+      const T v261 = t232[j] + t260[j];
+      const T v276 = v261 + t275[j];
+      const T v287 = v276 + t286[j];
+      const T v298 = v287 + t297[j];
+      d_l3_h[j] = v298;
+#line 25 "examples/lm/modplast_lstm.dopa"
+      const T v438 = t427[j] + t437[j];
+      const T v449 = v438 + t448[j];
+      const T v460 = v449 + t459[j];
+      const T v462 = v460 * drop_i[j];
+      const T v463 = v462 * t4[0];
+      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v463);
     }
   }
-#line 3040 "lm_modplast_lstm.cu"
+#line 3138 "lm_modplast_lstm.cu"
 }
 
 // backward stage 44: fused loop nest over [10000]
-//   %197 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %197 grad_output d logits += grad dec_bias
+//   %208 grad_output d logits -> record (a factor of deferred outer-product gradients)
+//   %208 grad_output d logits += grad dec_bias
 template <class T>
 __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
@@ -3061,13 +3159,13 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 45: fused loop nest over [1149, 1]
-//   %404 reduce_to += grad l1.alpha
-//   %327 reduce_to += grad l2.alpha
+//   %421 reduce_to += grad l1.alpha
+//   %342 reduce_to += grad l2.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t404 = a.scratch + 29392;             // [1149, 1]
+  T *__restrict t421 = a.scratch + 29392;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t327 = a.scratch + 14400;             // [1149, 1]
+  T *__restrict t342 = a.scratch + 14400;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3075,20 +3173,20 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 77 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l1_alpha[i], t404[i]);
-      atomicAdd(&d_l2_alpha[i], t327[i]);
+      atomicAdd(&d_l1_alpha[i], t421[i]);
+      atomicAdd(&d_l2_alpha[i], t342[i]);
     }
   }
-#line 3083 "lm_modplast_lstm.cu"
+#line 3181 "lm_modplast_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 46: fused loop nest over [400, 1]
-//   %250 reduce_to += grad l3.alpha
+//   %263 reduce_to += grad l3.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t250 = a.scratch + 2416;              // [400, 1]
+  T *__restrict t263 = a.scratch + 2416;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3096,10 +3194,10 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 77 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l3_alpha[i], t250[i]);
+      atomicAdd(&d_l3_alpha[i], t263[i]);
     }
   }
-#line 3103 "lm_modplast_lstm.cu"
+#line 3201 "lm_modplast_lstm.cu"
 }
 
 /// One backward step of ModPlastLSTMLM for the whole batch: block b runs batch element b.
@@ -3252,43 +3350,43 @@ static const dopa::DeferredOuter cudaDeferred[] = {
     {/*paramOffset=*/kParamL1ModfanoutWeight, /*rows=*/1149, /*cols=*/1, /*offsetA=*/17728,
      /*offsetB=*/18880},
     {/*paramOffset=*/kParamL2X2fWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/18896,
-     /*offsetB=*/16576},
+     /*offsetB=*/20048},
     {/*paramOffset=*/kParamL2H2fWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/18896,
+     /*offsetB=*/21200},
+    {/*paramOffset=*/kParamL2X2iWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/22352,
      /*offsetB=*/20048},
-    {/*paramOffset=*/kParamL2X2iWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/21200,
-     /*offsetB=*/16576},
-    {/*paramOffset=*/kParamL2H2iWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/21200,
+    {/*paramOffset=*/kParamL2H2iWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/22352,
+     /*offsetB=*/21200},
+    {/*paramOffset=*/kParamL2X2oWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/23504,
      /*offsetB=*/20048},
-    {/*paramOffset=*/kParamL2X2oWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/22352,
-     /*offsetB=*/16576},
-    {/*paramOffset=*/kParamL2H2oWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/22352,
+    {/*paramOffset=*/kParamL2H2oWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/23504,
+     /*offsetB=*/21200},
+    {/*paramOffset=*/kParamL2X2cWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/24656,
      /*offsetB=*/20048},
-    {/*paramOffset=*/kParamL2X2cWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/23504,
-     /*offsetB=*/16576},
-    {/*paramOffset=*/kParamL2W, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/23504, /*offsetB=*/20048},
-    {/*paramOffset=*/kParamL2H2modWeight, /*rows=*/1, /*cols=*/1149, /*offsetA=*/24656,
-     /*offsetB=*/24672},
-    {/*paramOffset=*/kParamL2ModfanoutWeight, /*rows=*/1149, /*cols=*/1, /*offsetA=*/25824,
-     /*offsetB=*/26976},
-    {/*paramOffset=*/kParamL3X2fWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/26992,
-     /*offsetB=*/24672},
-    {/*paramOffset=*/kParamL3H2fWeight, /*rows=*/400, /*cols=*/400, /*offsetA=*/26992,
-     /*offsetB=*/27392},
-    {/*paramOffset=*/kParamL3X2iWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/27792,
-     /*offsetB=*/24672},
-    {/*paramOffset=*/kParamL3H2iWeight, /*rows=*/400, /*cols=*/400, /*offsetA=*/27792,
-     /*offsetB=*/27392},
-    {/*paramOffset=*/kParamL3X2oWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/28192,
-     /*offsetB=*/24672},
-    {/*paramOffset=*/kParamL3H2oWeight, /*rows=*/400, /*cols=*/400, /*offsetA=*/28192,
-     /*offsetB=*/27392},
-    {/*paramOffset=*/kParamL3X2cWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/28592,
-     /*offsetB=*/24672},
-    {/*paramOffset=*/kParamL3W, /*rows=*/400, /*cols=*/400, /*offsetA=*/28592, /*offsetB=*/27392},
-    {/*paramOffset=*/kParamL3H2modWeight, /*rows=*/1, /*cols=*/400, /*offsetA=*/28992,
-     /*offsetB=*/10000},
-    {/*paramOffset=*/kParamL3ModfanoutWeight, /*rows=*/400, /*cols=*/1, /*offsetA=*/29008,
-     /*offsetB=*/29408},
+    {/*paramOffset=*/kParamL2W, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/24656, /*offsetB=*/21200},
+    {/*paramOffset=*/kParamL2H2modWeight, /*rows=*/1, /*cols=*/1149, /*offsetA=*/25808,
+     /*offsetB=*/25824},
+    {/*paramOffset=*/kParamL2ModfanoutWeight, /*rows=*/1149, /*cols=*/1, /*offsetA=*/26976,
+     /*offsetB=*/28128},
+    {/*paramOffset=*/kParamL3X2fWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/28144,
+     /*offsetB=*/28544},
+    {/*paramOffset=*/kParamL3H2fWeight, /*rows=*/400, /*cols=*/400, /*offsetA=*/28144,
+     /*offsetB=*/29696},
+    {/*paramOffset=*/kParamL3X2iWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/30096,
+     /*offsetB=*/28544},
+    {/*paramOffset=*/kParamL3H2iWeight, /*rows=*/400, /*cols=*/400, /*offsetA=*/30096,
+     /*offsetB=*/29696},
+    {/*paramOffset=*/kParamL3X2oWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/30496,
+     /*offsetB=*/28544},
+    {/*paramOffset=*/kParamL3H2oWeight, /*rows=*/400, /*cols=*/400, /*offsetA=*/30496,
+     /*offsetB=*/29696},
+    {/*paramOffset=*/kParamL3X2cWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/30896,
+     /*offsetB=*/28544},
+    {/*paramOffset=*/kParamL3W, /*rows=*/400, /*cols=*/400, /*offsetA=*/30896, /*offsetB=*/29696},
+    {/*paramOffset=*/kParamL3H2modWeight, /*rows=*/1, /*cols=*/400, /*offsetA=*/31296,
+     /*offsetB=*/31312},
+    {/*paramOffset=*/kParamL3ModfanoutWeight, /*rows=*/400, /*cols=*/1, /*offsetA=*/31712,
+     /*offsetB=*/32112},
 };
 
 const dopa::CudaSpec &cuda_spec() {
@@ -3301,9 +3399,9 @@ const dopa::CudaSpec &cuda_spec() {
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
       /*stateNumel=*/2805824,
-      /*savedNumel=*/24784,
+      /*savedNumel=*/27504,
       /*scratchNumel=*/35600,
-      /*recordNumel=*/29424,
+      /*recordNumel=*/32128,
       /*numDeferred=*/31,
       /*deferred=*/cudaDeferred,
   };

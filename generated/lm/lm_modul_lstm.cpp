@@ -81,6 +81,7 @@ constexpr int64_t kParamL3H2modWeight = 24197695;     // l3.h2mod.weight [1, 400
 constexpr int64_t kParamL3H2modBias = 24198095;       // l3.h2mod.bias [1]
 constexpr int64_t kParamL3ModfanoutWeight = 24198096; // l3.modfanout.weight [400, 1]
 constexpr int64_t kParamL3ModfanoutBias = 24198496;   // l3.modfanout.bias [400]
+constexpr int64_t kParamDropE = 24198896;             // drop_e [10000, 1]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
 constexpr int64_t kStateL1H = 0;        // l1.h [1149]
@@ -96,901 +97,956 @@ constexpr int64_t kStateL3C = 5285840;  // l3.c [400]
 constexpr int64_t kStateL3Pw = 5286240; // l3.pw [400, 400]
 constexpr int64_t kStateL3Et = 5446240; // l3.et [400, 400]
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 //
 // forward stage 0:
 //   %2 gather
-template <class T> static void forward_saved_enc(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                              // [400]
+template <class T> static void forward_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                            // [400]
   const T *__restrict tok = a.inputs[0];                       // []
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-#line 15 "examples/lm/modul_lstm.dopa"
+#line 25 "examples/lm/modul_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = 0; e < 400; ++e)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 114 "lm_modul_lstm.cpp"
+#line 115 "lm_modul_lstm.cpp"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 1:
+//   %4 gather
+template <class T> static void forward_saved_drop_e(const dopa::StepArgs<T> &a) {
+  T *__restrict t4 = a.saved + 0;                      // [1]
+  const T *__restrict tok = a.inputs[0];               // []
+  const T *__restrict drop_e = a.params + kParamDropE; // [10000, 1]
+#line 25 "examples/lm/modul_lstm.dopa"
+  {
+    const int64_t row = int64_t(tok[0]); // checked by the runtime
+    t4[0] = drop_e[row * 1];
+  }
+#line 131 "lm_modul_lstm.cpp"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 2: fused loop nest over [400]
+//   %7 mul x
+template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;         // [400]
+  T *__restrict t4 = a.saved + 0;           // [1]
+  const T *__restrict drop_i = a.inputs[1]; // [400]
+  T *__restrict t7_x = a.saved + 16;        // [400] x
+#pragma omp simd
+  for (int j = 0; j < 400; ++j) {
+#line 25 "examples/lm/modul_lstm.dopa"
+    const T v5 = t2[j] * t4[0];
+    const T v7 = v5 * drop_i[j];
+    t7_x[j] = v7;
+  }
+#line 150 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 1: dense product (Eigen), [1149]
-//   %4 matmul
+// forward stage 3: dense product (Eigen), [1149]
+//   %9 matmul
 template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t4 = a.saved + 400;                                 // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t9 = a.saved + 416;                                 // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t4, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 127 "lm_modul_lstm.cpp"
+  Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
+#line 163 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 2: dense product (Eigen), [1149]
-//   %9 matmul
+// forward stage 4: dense product (Eigen), [1149]
+//   %14 matmul
 template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t9 = a.saved + 1552;                                // [1149]
+  T *__restrict t14 = a.saved + 1568;                               // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 140 "lm_modul_lstm.cpp"
+  Vec<T>(t14, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
+#line 176 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 3: dense product (Eigen), [1149]
-//   %15 matmul
+// forward stage 5: dense product (Eigen), [1149]
+//   %20 matmul
 template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t15 = a.saved + 2704;                               // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t20 = a.saved + 2720;                               // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t15, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 153 "lm_modul_lstm.cpp"
+  Vec<T>(t20, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
+#line 189 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 4: dense product (Eigen), [1149]
-//   %19 matmul
+// forward stage 6: dense product (Eigen), [1149]
+//   %24 matmul
 template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t19 = a.saved + 3856;                               // [1149]
+  T *__restrict t24 = a.saved + 3872;                               // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t19, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 166 "lm_modul_lstm.cpp"
+  Vec<T>(t24, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
+#line 202 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 5: dense product (Eigen), [1149]
-//   %25 matmul
+// forward stage 7: dense product (Eigen), [1149]
+//   %30 matmul
 template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t25 = a.saved + 5008;                               // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t30 = a.saved + 5024;                               // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t25, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 179 "lm_modul_lstm.cpp"
+  Vec<T>(t30, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
+#line 215 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 6: dense product (Eigen), [1149]
-//   %29 matmul
+// forward stage 8: dense product (Eigen), [1149]
+//   %34 matmul
 template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t29 = a.saved + 6160;                               // [1149]
+  T *__restrict t34 = a.saved + 6176;                               // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t29, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 192 "lm_modul_lstm.cpp"
+  Vec<T>(t34, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
+#line 228 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 7: dense product (Eigen), [1149]
-//   %35 matmul
+// forward stage 9: dense product (Eigen), [1149]
+//   %40 matmul
 template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t35 = a.scratch + 0;                                // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t40 = a.scratch + 400;                              // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t35, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 205 "lm_modul_lstm.cpp"
+  Vec<T>(t40, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
+#line 241 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 8: fused loop nest over [1149, 1149]
-//   %43 matmul
-//   %115 matmul
+// forward stage 10: fused loop nest over [1149, 1149]
+//   %48 matmul
+//   %122 matmul
 template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;                    // [1149]
+  T *__restrict t48 = a.scratch + 1552;                    // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
   const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
-  T *__restrict t115 = a.scratch + 5776;                   // [1149]
+  T *__restrict t122 = a.scratch + 6176;                   // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
   const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   for (int i = 0; i < 1149; ++i) {
-    T acc43 = T(0);
-    T acc115 = T(0);
-#pragma omp simd reduction(+ : acc43, acc115)
+    T acc48 = T(0);
+    T acc122 = T(0);
+#pragma omp simd reduction(+ : acc48, acc122)
     for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v41 = l1_alpha[i] * l1_pw[i * 1149 + j];
-      const T v42 = l1_w[i * 1149 + j] + v41;
-      acc43 += v42 * l1_h[j];
-      const T v113 = l2_alpha[i] * l2_pw[i * 1149 + j];
-      const T v114 = l2_w[i * 1149 + j] + v113;
-      acc115 += v114 * l2_h[j];
+      const T v46 = l1_alpha[i] * l1_pw[i * 1149 + j];
+      const T v47 = l1_w[i * 1149 + j] + v46;
+      acc48 += v47 * l1_h[j];
+      const T v120 = l2_alpha[i] * l2_pw[i * 1149 + j];
+      const T v121 = l2_w[i * 1149 + j] + v120;
+      acc122 += v121 * l2_h[j];
     }
-    t43[i] = acc43;
-    t115[i] = acc115;
+    t48[i] = acc48;
+    t122[i] = acc122;
   }
-#line 240 "lm_modul_lstm.cpp"
+#line 276 "lm_modul_lstm.cpp"
 }
 
+// y1 = l1(x) * drop_h1
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 9: fused loop nest over [1149]
-//   %45 tanh l1.g
-//   %51 mul l1.hn
-//   %49 add l1.cn -> next_state l1.c
-//   %51 mul l1.hn -> saved
-template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t35 = a.scratch + 0;                            // [1149]
+// forward stage 11: fused loop nest over [1149]
+//   %50 tanh l1.g
+//   %56 mul l1.hn
+//   %81 mul y1
+//   %54 add l1.cn -> next_state l1.c
+//   %56 mul l1.hn -> saved
+template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t40 = a.scratch + 400;                          // [1149]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
-  T *__restrict t43 = a.scratch + 1152;                         // [1149]
-  T *__restrict t45_l1_g = a.saved + 7312;                      // [1149] l1.g
-  T *__restrict t25 = a.saved + 5008;                           // [1149]
+  T *__restrict t48 = a.scratch + 1552;                         // [1149]
+  T *__restrict t50_l1_g = a.saved + 7328;                      // [1149] l1.g
+  T *__restrict t30 = a.saved + 5024;                           // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
-  T *__restrict t29 = a.saved + 6160;                           // [1149]
+  T *__restrict t34 = a.saved + 6176;                           // [1149]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
-  T *__restrict t4 = a.saved + 400;                             // [1149]
+  T *__restrict t9 = a.saved + 416;                             // [1149]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
-  T *__restrict t9 = a.saved + 1552;                            // [1149]
+  T *__restrict t14 = a.saved + 1568;                           // [1149]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
   const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
-  T *__restrict t15 = a.saved + 2704;                           // [1149]
+  T *__restrict t20 = a.saved + 2720;                           // [1149]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
-  T *__restrict t19 = a.saved + 3856;                           // [1149]
+  T *__restrict t24 = a.saved + 3872;                           // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
+  const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
+  T *__restrict t81_y1 = a.saved + 10816;                       // [1149] y1
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
-  T *__restrict saved_t51 = a.saved + 8464;                     // [1149]
+  T *__restrict saved_t56 = a.saved + 8480;                     // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v44 = v37 + t43[j];
-    const T v45 = std::tanh(v44);
-    t45_l1_g[j] = v45;
-#line 119 "examples/lm/modul_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
-#line 117 "examples/lm/modul_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
-    const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v47 = v13 * l1_c[j];
-#line 118 "examples/lm/modul_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v48 = v23 * v45;
-    const T v49 = v47 + v48;
-#line 122 "examples/lm/modul_lstm.dopa"
+    const T v42 = t40[j] + l1_x2c_bias[j];
+    const T v49 = v42 + t48[j];
     const T v50 = std::tanh(v49);
-    const T v51 = v33 * v50;
-    l1_h_next[j] = v51;
-    l1_c_next[j] = v49;
-    saved_t51[j] = v51;
+    t50_l1_g[j] = v50;
+#line 119 "examples/lm/modul_lstm.dopa"
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + std::exp(-v37));
+#line 117 "examples/lm/modul_lstm.dopa"
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + std::exp(-v17));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v52 = v18 * l1_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + std::exp(-v27));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v53 = v28 * v50;
+    const T v54 = v52 + v53;
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v55 = std::tanh(v54);
+    const T v56 = v38 * v55;
+    l1_h_next[j] = v56;
+#line 26 "examples/lm/modul_lstm.dopa"
+    const T v81 = v56 * drop_h1[j];
+    t81_y1[j] = v81;
+    l1_c_next[j] = v54;
+    saved_t56[j] = v56;
   }
-#line 306 "lm_modul_lstm.cpp"
-}
-
-// M = tanh(h2mod(hn))
-//
-// forward stage 10: dense product (Eigen), [1]
-//   %53 matmul
-template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                         // [1149] l1.hn
-  T *__restrict t53 = a.scratch + 2304;                                 // [1]
-#line 123 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t53, 1).noalias() =
-      ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 320 "lm_modul_lstm.cpp"
-}
-
-// M = tanh(h2mod(hn))
-//
-// forward stage 11: fused loop nest over [1]
-//   %56 tanh l1.M
-template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t53 = a.scratch + 2304;                             // [1]
-  const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
-  T *__restrict t56_l1_M = a.saved + 9616;                          // [1] l1.M
-#line 123 "examples/lm/modul_lstm.dopa"
-  const T v55 = t53[0] + l1_h2mod_bias[0];
-  const T v56 = std::tanh(v55);
-  t56_l1_M[0] = v56;
-#line 335 "lm_modul_lstm.cpp"
-}
-
-// eta = modfanout(M)
-//
-// forward stage 12: dense product (Eigen), [1149]
-//   %58 matmul
-template <class T> static void forward_modfanout(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t56_l1_M = a.saved + 9616;                                      // [1] l1.M
-  T *__restrict t58 = a.scratch + 2320;                                         // [1149]
-#line 124 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t58, 1149).noalias() =
-      ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t56_l1_M, 1);
 #line 349 "lm_modul_lstm.cpp"
 }
 
+// M = tanh(h2mod(hn))
+//
+// forward stage 12: dense product (Eigen), [1]
+//   %58 matmul
+template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                         // [1149] l1.hn
+  T *__restrict t58 = a.scratch + 2704;                                 // [1]
+#line 123 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t58, 1).noalias() =
+      ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
+#line 363 "lm_modul_lstm.cpp"
+}
+
+// M = tanh(h2mod(hn))
+//
+// forward stage 13: fused loop nest over [1]
+//   %61 tanh l1.M
+template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
+  T *__restrict t58 = a.scratch + 2704;                             // [1]
+  const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
+  T *__restrict t61_l1_M = a.saved + 9632;                          // [1] l1.M
+#line 123 "examples/lm/modul_lstm.dopa"
+  const T v60 = t58[0] + l1_h2mod_bias[0];
+  const T v61 = std::tanh(v60);
+  t61_l1_M[0] = v61;
+#line 378 "lm_modul_lstm.cpp"
+}
+
 // eta = modfanout(M)
 //
-// forward stage 13: fused loop nest over [1149]
-//   %60 add l1.eta
+// forward stage 14: dense product (Eigen), [1149]
+//   %63 matmul
+template <class T> static void forward_modfanout(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
+  T *__restrict t61_l1_M = a.saved + 9632;                                      // [1] l1.M
+  T *__restrict t63 = a.scratch + 2720;                                         // [1149]
+#line 124 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t63, 1149).noalias() =
+      ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t61_l1_M, 1);
+#line 392 "lm_modul_lstm.cpp"
+}
+
+// eta = modfanout(M)
+//
+// forward stage 15: fused loop nest over [1149]
+//   %65 add l1.eta
 template <class T> static void forward_l1_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t58 = a.scratch + 2320;                                     // [1149]
+  T *__restrict t63 = a.scratch + 2720;                                     // [1149]
   const T *__restrict l1_modfanout_bias = a.params + kParamL1ModfanoutBias; // [1149]
-  T *__restrict t60_l1_eta = a.scratch + 3472;                              // [1149] l1.eta
+  T *__restrict t65_l1_eta = a.scratch + 3872;                              // [1149] l1.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 124 "examples/lm/modul_lstm.dopa"
-    const T v60 = t58[j] + l1_modfanout_bias[j];
-    t60_l1_eta[j] = v60;
+    const T v65 = t63[j] + l1_modfanout_bias[j];
+    t65_l1_eta[j] = v65;
   }
-#line 366 "lm_modul_lstm.cpp"
+#line 409 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// forward stage 14:
-//   %61 reshape
+// forward stage 16:
+//   %66 reshape
 template <class T> static void forward_saved_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t61 = a.saved + 9632;          // [1149, 1]
-  T *__restrict t60_l1_eta = a.scratch + 3472; // [1149] l1.eta
+  T *__restrict t66 = a.saved + 9648;          // [1149, 1]
+  T *__restrict t65_l1_eta = a.scratch + 3872; // [1149] l1.eta
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t61[e] = t60_l1_eta[e];
-#line 379 "lm_modul_lstm.cpp"
+    t66[e] = t65_l1_eta[e];
+#line 422 "lm_modul_lstm.cpp"
 }
 
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 15: fused loop nest over []
-//   %70 sub
-//   %139 sub
-//   %208 sub
+// forward stage 17: fused loop nest over []
+//   %75 sub
+//   %146 sub
+//   %217 sub
 template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
-  T *__restrict t70 = a.saved + 10784;                     // []
+  T *__restrict t75 = a.saved + 10800;                     // []
   const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
-  T *__restrict t139 = a.saved + 21184;                    // []
+  T *__restrict t146 = a.saved + 22352;                    // []
   const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
-  T *__restrict t208 = a.saved + 24816;                    // []
+  T *__restrict t217 = a.saved + 27136;                    // []
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v70 = T(1.0) - l1_etaet[0];
-  t70[0] = v70;
-  const T v139 = T(1.0) - l2_etaet[0];
-  t139[0] = v139;
-  const T v208 = T(1.0) - l3_etaet[0];
-  t208[0] = v208;
-#line 402 "lm_modul_lstm.cpp"
+  const T v75 = T(1.0) - l1_etaet[0];
+  t75[0] = v75;
+  const T v146 = T(1.0) - l2_etaet[0];
+  t146[0] = v146;
+  const T v217 = T(1.0) - l3_etaet[0];
+  t217[0] = v217;
+#line 445 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 16: dense product (Eigen), [1149]
-//   %76 matmul
-template <class T> static void forward_saved_x2f_16(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t76 = a.saved + 10800;                              // [1149]
-#line 117 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t76, 1149).noalias() =
-      ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 416 "lm_modul_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 17: dense product (Eigen), [1149]
-//   %81 matmul
-template <class T> static void forward_saved_h2f_17(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t81 = a.saved + 11952;                              // [1149]
-#line 117 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t81, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 429 "lm_modul_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 18: dense product (Eigen), [1149]
-//   %87 matmul
-template <class T> static void forward_saved_x2i_18(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t87 = a.saved + 13104;                              // [1149]
-#line 118 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t87, 1149).noalias() =
-      ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 443 "lm_modul_lstm.cpp"
+//   %83 matmul
+template <class T> static void forward_saved_x2f_18(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t81_y1 = a.saved + 10816;                           // [1149] y1
+  T *__restrict t83 = a.saved + 11968;                              // [1149]
+#line 117 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t83, 1149).noalias() =
+      ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t81_y1, 1149);
+#line 459 "lm_modul_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 19: dense product (Eigen), [1149]
+//   %88 matmul
+template <class T> static void forward_saved_h2f_19(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t88 = a.saved + 13120;                              // [1149]
+#line 117 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t88, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 472 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 19: dense product (Eigen), [1149]
-//   %91 matmul
-template <class T> static void forward_saved_h2i_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t91 = a.saved + 14256;                              // [1149]
-#line 118 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t91, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 456 "lm_modul_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
 // forward stage 20: dense product (Eigen), [1149]
-//   %97 matmul
-template <class T> static void forward_saved_x2o_20(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t97 = a.saved + 15408;                              // [1149]
-#line 119 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t97, 1149).noalias() =
-      ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 470 "lm_modul_lstm.cpp"
+//   %94 matmul
+template <class T> static void forward_saved_x2i_20(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t81_y1 = a.saved + 10816;                           // [1149] y1
+  T *__restrict t94 = a.saved + 14272;                              // [1149]
+#line 118 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t94, 1149).noalias() =
+      ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t81_y1, 1149);
+#line 486 "lm_modul_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 21: dense product (Eigen), [1149]
-//   %101 matmul
-template <class T> static void forward_saved_h2o_21(const dopa::StepArgs<T> &a) {
+//   %98 matmul
+template <class T> static void forward_saved_h2i_21(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t98 = a.saved + 15424;                              // [1149]
+#line 118 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t98, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 499 "lm_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 22: dense product (Eigen), [1149]
+//   %104 matmul
+template <class T> static void forward_saved_x2o_22(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t81_y1 = a.saved + 10816;                           // [1149] y1
+  T *__restrict t104 = a.saved + 16576;                             // [1149]
+#line 119 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t104, 1149).noalias() =
+      ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t81_y1, 1149);
+#line 513 "lm_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 23: dense product (Eigen), [1149]
+//   %108 matmul
+template <class T> static void forward_saved_h2o_23(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t101 = a.saved + 16560;                             // [1149]
+  T *__restrict t108 = a.saved + 17728;                             // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t101, 1149).noalias() =
+  Vec<T>(t108, 1149).noalias() =
       ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 484 "lm_modul_lstm.cpp"
+#line 527 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 22: dense product (Eigen), [1149]
-//   %107 matmul
-template <class T> static void forward_x2c_22(const dopa::StepArgs<T> &a) {
+// forward stage 24: dense product (Eigen), [1149]
+//   %114 matmul
+template <class T> static void forward_x2c_24(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t107 = a.scratch + 4624;                            // [1149]
+  T *__restrict t81_y1 = a.saved + 10816;                           // [1149] y1
+  T *__restrict t114 = a.scratch + 5024;                            // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t107, 1149).noalias() =
-      ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 498 "lm_modul_lstm.cpp"
+  Vec<T>(t114, 1149).noalias() =
+      ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t81_y1, 1149);
+#line 541 "lm_modul_lstm.cpp"
 }
 
+// y2 = l2(y1) * drop_h2
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 23: fused loop nest over [1149]
-//   %117 tanh l2.g
-//   %123 mul l2.hn
-//   %121 add l2.cn -> next_state l2.c
-//   %123 mul l2.hn -> saved
-template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t107 = a.scratch + 4624;                        // [1149]
+// forward stage 25: fused loop nest over [1149]
+//   %124 tanh l2.g
+//   %130 mul l2.hn
+//   %152 mul y2
+//   %128 add l2.cn -> next_state l2.c
+//   %130 mul l2.hn -> saved
+template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t114 = a.scratch + 5024;                        // [1149]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
-  T *__restrict t115 = a.scratch + 5776;                        // [1149]
-  T *__restrict t117_l2_g = a.saved + 17712;                    // [1149] l2.g
-  T *__restrict t97 = a.saved + 15408;                          // [1149]
+  T *__restrict t122 = a.scratch + 6176;                        // [1149]
+  T *__restrict t124_l2_g = a.saved + 18880;                    // [1149] l2.g
+  T *__restrict t104 = a.saved + 16576;                         // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
-  T *__restrict t101 = a.saved + 16560;                         // [1149]
+  T *__restrict t108 = a.saved + 17728;                         // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
-  T *__restrict t76 = a.saved + 10800;                          // [1149]
+  T *__restrict t83 = a.saved + 11968;                          // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
-  T *__restrict t81 = a.saved + 11952;                          // [1149]
+  T *__restrict t88 = a.saved + 13120;                          // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
-  T *__restrict t87 = a.saved + 13104;                          // [1149]
+  T *__restrict t94 = a.saved + 14272;                          // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
-  T *__restrict t91 = a.saved + 14256;                          // [1149]
+  T *__restrict t98 = a.saved + 15424;                          // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
+  const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
+  T *__restrict t152_y2 = a.saved + 22368;                      // [1149] y2
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
-  T *__restrict saved_t123 = a.saved + 18864;                   // [1149]
+  T *__restrict saved_t130 = a.saved + 20032;                   // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v109 = t107[j] + l2_x2c_bias[j];
-    const T v116 = v109 + t115[j];
-    const T v117 = std::tanh(v116);
-    t117_l2_g[j] = v117;
+    const T v116 = t114[j] + l2_x2c_bias[j];
+    const T v123 = v116 + t122[j];
+    const T v124 = std::tanh(v123);
+    t124_l2_g[j] = v124;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v99 = t97[j] + l2_x2o_bias[j];
-    const T v103 = t101[j] + l2_h2o_bias[j];
-    const T v104 = v99 + v103;
-    const T v105 = T(1) / (T(1) + std::exp(-v104));
+    const T v106 = t104[j] + l2_x2o_bias[j];
+    const T v110 = t108[j] + l2_h2o_bias[j];
+    const T v111 = v106 + v110;
+    const T v112 = T(1) / (T(1) + std::exp(-v111));
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v78 = t76[j] + l2_x2f_bias[j];
-    const T v83 = t81[j] + l2_h2f_bias[j];
-    const T v84 = v78 + v83;
-    const T v85 = T(1) / (T(1) + std::exp(-v84));
+    const T v85 = t83[j] + l2_x2f_bias[j];
+    const T v90 = t88[j] + l2_h2f_bias[j];
+    const T v91 = v85 + v90;
+    const T v92 = T(1) / (T(1) + std::exp(-v91));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v119 = v85 * l2_c[j];
+    const T v126 = v92 * l2_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v89 = t87[j] + l2_x2i_bias[j];
-    const T v93 = t91[j] + l2_h2i_bias[j];
-    const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + std::exp(-v94));
+    const T v96 = t94[j] + l2_x2i_bias[j];
+    const T v100 = t98[j] + l2_h2i_bias[j];
+    const T v101 = v96 + v100;
+    const T v102 = T(1) / (T(1) + std::exp(-v101));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v120 = v95 * v117;
-    const T v121 = v119 + v120;
+    const T v127 = v102 * v124;
+    const T v128 = v126 + v127;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v122 = std::tanh(v121);
-    const T v123 = v105 * v122;
-    l2_h_next[j] = v123;
-    l2_c_next[j] = v121;
-    saved_t123[j] = v123;
+    const T v129 = std::tanh(v128);
+    const T v130 = v112 * v129;
+    l2_h_next[j] = v130;
+#line 27 "examples/lm/modul_lstm.dopa"
+    const T v152 = v130 * drop_h2[j];
+    t152_y2[j] = v152;
+    l2_c_next[j] = v128;
+    saved_t130[j] = v130;
   }
-#line 564 "lm_modul_lstm.cpp"
+#line 614 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 24: dense product (Eigen), [1]
-//   %125 matmul
-template <class T> static void forward_h2mod_24(const dopa::StepArgs<T> &a) {
+// forward stage 26: dense product (Eigen), [1]
+//   %132 matmul
+template <class T> static void forward_h2mod_26(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                         // [1149] l2.hn
-  T *__restrict t125 = a.scratch + 6928;                                // [1]
+  T *__restrict t132 = a.scratch + 7328;                                // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t125, 1).noalias() =
+  Vec<T>(t132, 1).noalias() =
       ConstRowMat<T>(l2_h2mod_weight, 1, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 578 "lm_modul_lstm.cpp"
+#line 628 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 25: fused loop nest over [1]
-//   %128 tanh l2.M
+// forward stage 27: fused loop nest over [1]
+//   %135 tanh l2.M
 template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t125 = a.scratch + 6928;                            // [1]
+  T *__restrict t132 = a.scratch + 7328;                            // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
-  T *__restrict t128_l2_M = a.saved + 20016;                        // [1] l2.M
+  T *__restrict t135_l2_M = a.saved + 21184;                        // [1] l2.M
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v127 = t125[0] + l2_h2mod_bias[0];
-  const T v128 = std::tanh(v127);
-  t128_l2_M[0] = v128;
-#line 593 "lm_modul_lstm.cpp"
+  const T v134 = t132[0] + l2_h2mod_bias[0];
+  const T v135 = std::tanh(v134);
+  t135_l2_M[0] = v135;
+#line 643 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 26: dense product (Eigen), [1149]
-//   %130 matmul
-template <class T> static void forward_modfanout_26(const dopa::StepArgs<T> &a) {
+// forward stage 28: dense product (Eigen), [1149]
+//   %137 matmul
+template <class T> static void forward_modfanout_28(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t128_l2_M = a.saved + 20016;                                    // [1] l2.M
-  T *__restrict t130 = a.scratch + 6944;                                        // [1149]
+  T *__restrict t135_l2_M = a.saved + 21184;                                    // [1] l2.M
+  T *__restrict t137 = a.scratch + 7344;                                        // [1149]
 #line 124 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t130, 1149).noalias() =
-      ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t128_l2_M, 1);
-#line 607 "lm_modul_lstm.cpp"
+  Vec<T>(t137, 1149).noalias() =
+      ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t135_l2_M, 1);
+#line 657 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 27: fused loop nest over [1149]
-//   %132 add l2.eta
+// forward stage 29: fused loop nest over [1149]
+//   %139 add l2.eta
 template <class T> static void forward_l2_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t130 = a.scratch + 6944;                                    // [1149]
+  T *__restrict t137 = a.scratch + 7344;                                    // [1149]
   const T *__restrict l2_modfanout_bias = a.params + kParamL2ModfanoutBias; // [1149]
-  T *__restrict t132_l2_eta = a.scratch + 8096;                             // [1149] l2.eta
+  T *__restrict t139_l2_eta = a.scratch + 8496;                             // [1149] l2.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 124 "examples/lm/modul_lstm.dopa"
-    const T v132 = t130[j] + l2_modfanout_bias[j];
-    t132_l2_eta[j] = v132;
+    const T v139 = t137[j] + l2_modfanout_bias[j];
+    t139_l2_eta[j] = v139;
   }
-#line 624 "lm_modul_lstm.cpp"
+#line 674 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// forward stage 28:
-//   %133 reshape
-template <class T> static void forward_saved_col_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t133 = a.saved + 20032;         // [1149, 1]
-  T *__restrict t132_l2_eta = a.scratch + 8096; // [1149] l2.eta
+// forward stage 30:
+//   %140 reshape
+template <class T> static void forward_saved_col_30(const dopa::StepArgs<T> &a) {
+  T *__restrict t140 = a.saved + 21200;         // [1149, 1]
+  T *__restrict t139_l2_eta = a.scratch + 8496; // [1149] l2.eta
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t133[e] = t132_l2_eta[e];
-#line 637 "lm_modul_lstm.cpp"
+    t140[e] = t139_l2_eta[e];
+#line 687 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 29: dense product (Eigen), [400]
-//   %145 matmul
-template <class T> static void forward_saved_x2f_29(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t145 = a.saved + 21200;                             // [400]
-#line 117 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t145, 400).noalias() =
-      ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 651 "lm_modul_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 30: dense product (Eigen), [400]
-//   %150 matmul
-template <class T> static void forward_saved_h2f_30(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t150 = a.saved + 21600;                             // [400]
-#line 117 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t150, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 664 "lm_modul_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 31: dense product (Eigen), [400]
-//   %156 matmul
-template <class T> static void forward_saved_x2i_31(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t156 = a.saved + 22000;                             // [400]
-#line 118 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t156, 400).noalias() =
-      ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 678 "lm_modul_lstm.cpp"
+//   %154 matmul
+template <class T> static void forward_saved_x2f_31(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict t152_y2 = a.saved + 22368;                          // [1149] y2
+  T *__restrict t154 = a.saved + 23520;                             // [400]
+#line 117 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t154, 400).noalias() =
+      ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t152_y2, 1149);
+#line 701 "lm_modul_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 32: dense product (Eigen), [400]
+//   %159 matmul
+template <class T> static void forward_saved_h2f_32(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t159 = a.saved + 23920;                             // [400]
+#line 117 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t159, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 714 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 32: dense product (Eigen), [400]
-//   %160 matmul
-template <class T> static void forward_saved_h2i_32(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t160 = a.saved + 22400;                             // [400]
-#line 118 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t160, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 691 "lm_modul_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
 // forward stage 33: dense product (Eigen), [400]
-//   %166 matmul
-template <class T> static void forward_saved_x2o_33(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t166 = a.saved + 22800;                             // [400]
-#line 119 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t166, 400).noalias() =
-      ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 705 "lm_modul_lstm.cpp"
+//   %165 matmul
+template <class T> static void forward_saved_x2i_33(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict t152_y2 = a.saved + 22368;                          // [1149] y2
+  T *__restrict t165 = a.saved + 24320;                             // [400]
+#line 118 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t165, 400).noalias() =
+      ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t152_y2, 1149);
+#line 728 "lm_modul_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 34: dense product (Eigen), [400]
-//   %170 matmul
-template <class T> static void forward_saved_h2o_34(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+//   %169 matmul
+template <class T> static void forward_saved_h2i_34(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t170 = a.saved + 23200;                             // [400]
-#line 119 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t170, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 718 "lm_modul_lstm.cpp"
+  T *__restrict t169 = a.saved + 24720;                             // [400]
+#line 118 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t169, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 741 "lm_modul_lstm.cpp"
 }
 
-// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 35: dense product (Eigen), [400]
-//   %176 matmul
-template <class T> static void forward_x2c_35(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t176 = a.scratch + 9248;                            // [400]
-#line 120 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t176, 400).noalias() =
-      ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 732 "lm_modul_lstm.cpp"
+//   %175 matmul
+template <class T> static void forward_saved_x2o_35(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict t152_y2 = a.saved + 22368;                          // [1149] y2
+  T *__restrict t175 = a.saved + 25120;                             // [400]
+#line 119 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t175, 400).noalias() =
+      ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t152_y2, 1149);
+#line 755 "lm_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 36: dense product (Eigen), [400]
+//   %179 matmul
+template <class T> static void forward_saved_h2o_36(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t179 = a.saved + 25520;                             // [400]
+#line 119 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t179, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 768 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 36: fused loop nest over [400, 400]
-//   %184 matmul
-template <class T> static void forward_matmul_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t184 = a.scratch + 9648;                   // [400]
+// forward stage 37: dense product (Eigen), [400]
+//   %185 matmul
+template <class T> static void forward_x2c_37(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict t152_y2 = a.saved + 22368;                          // [1149] y2
+  T *__restrict t185 = a.scratch + 9648;                            // [400]
+#line 120 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t185, 400).noalias() =
+      ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t152_y2, 1149);
+#line 782 "lm_modul_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
+// forward stage 38: fused loop nest over [400, 400]
+//   %193 matmul
+template <class T> static void forward_matmul_38(const dopa::StepArgs<T> &a) {
+  T *__restrict t193 = a.scratch + 10048;                  // [400]
   const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
   const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   for (int i = 0; i < 400; ++i) {
-    T acc184 = T(0);
-#pragma omp simd reduction(+ : acc184)
+    T acc193 = T(0);
+#pragma omp simd reduction(+ : acc193)
     for (int j = 0; j < 400; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v182 = l3_alpha[i] * l3_pw[i * 400 + j];
-      const T v183 = l3_w[i * 400 + j] + v182;
-      acc184 += v183 * l3_h[j];
+      const T v191 = l3_alpha[i] * l3_pw[i * 400 + j];
+      const T v192 = l3_w[i * 400 + j] + v191;
+      acc193 += v192 * l3_h[j];
     }
-    t184[i] = acc184;
+    t193[i] = acc193;
   }
-#line 756 "lm_modul_lstm.cpp"
+#line 806 "lm_modul_lstm.cpp"
 }
 
+// y3 = l3(y2) * drop_o
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 37: fused loop nest over [400]
-//   %186 tanh l3.g
-//   %192 mul l3.hn
-//   %190 add l3.cn -> next_state l3.c
-//   %192 mul l3.hn -> output logits
-//   %192 mul l3.hn -> saved
+// forward stage 39: fused loop nest over [400]
+//   %195 tanh l3.g
+//   %201 mul l3.hn
+//   %199 add l3.cn -> next_state l3.c
+//   %223 mul y3 -> output logits
+//   %201 mul l3.hn -> saved
 template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t176 = a.scratch + 9248;                        // [400]
+  T *__restrict t185 = a.scratch + 9648;                        // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  T *__restrict t184 = a.scratch + 9648;                        // [400]
-  T *__restrict t186_l3_g = a.saved + 23600;                    // [400] l3.g
-  T *__restrict t166 = a.saved + 22800;                         // [400]
+  T *__restrict t193 = a.scratch + 10048;                       // [400]
+  T *__restrict t195_l3_g = a.saved + 25920;                    // [400] l3.g
+  T *__restrict t175 = a.saved + 25120;                         // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t170 = a.saved + 23200;                         // [400]
+  T *__restrict t179 = a.saved + 25520;                         // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t145 = a.saved + 21200;                         // [400]
+  T *__restrict t154 = a.saved + 23520;                         // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t150 = a.saved + 21600;                         // [400]
+  T *__restrict t159 = a.saved + 23920;                         // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t156 = a.saved + 22000;                         // [400]
+  T *__restrict t165 = a.saved + 24320;                         // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t160 = a.saved + 22400;                         // [400]
+  T *__restrict t169 = a.saved + 24720;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  const T *__restrict drop_o = a.inputs[4];                     // [400]
   T *__restrict readout_in_logits = a.outputs[0];               // [400]
-  T *__restrict saved_t192 = a.saved + 24000;                   // [400]
+  T *__restrict saved_t201 = a.saved + 26320;                   // [400]
   for (int j = 0; j < 400; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v178 = t176[j] + l3_x2c_bias[j];
-    const T v185 = v178 + t184[j];
-    const T v186 = std::tanh(v185);
-    t186_l3_g[j] = v186;
+    const T v187 = t185[j] + l3_x2c_bias[j];
+    const T v194 = v187 + t193[j];
+    const T v195 = std::tanh(v194);
+    t195_l3_g[j] = v195;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v168 = t166[j] + l3_x2o_bias[j];
-    const T v172 = t170[j] + l3_h2o_bias[j];
-    const T v173 = v168 + v172;
-    const T v174 = T(1) / (T(1) + std::exp(-v173));
+    const T v177 = t175[j] + l3_x2o_bias[j];
+    const T v181 = t179[j] + l3_h2o_bias[j];
+    const T v182 = v177 + v181;
+    const T v183 = T(1) / (T(1) + std::exp(-v182));
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v147 = t145[j] + l3_x2f_bias[j];
-    const T v152 = t150[j] + l3_h2f_bias[j];
-    const T v153 = v147 + v152;
-    const T v154 = T(1) / (T(1) + std::exp(-v153));
+    const T v156 = t154[j] + l3_x2f_bias[j];
+    const T v161 = t159[j] + l3_h2f_bias[j];
+    const T v162 = v156 + v161;
+    const T v163 = T(1) / (T(1) + std::exp(-v162));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v188 = v154 * l3_c[j];
+    const T v197 = v163 * l3_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v158 = t156[j] + l3_x2i_bias[j];
-    const T v162 = t160[j] + l3_h2i_bias[j];
-    const T v163 = v158 + v162;
-    const T v164 = T(1) / (T(1) + std::exp(-v163));
+    const T v167 = t165[j] + l3_x2i_bias[j];
+    const T v171 = t169[j] + l3_h2i_bias[j];
+    const T v172 = v167 + v171;
+    const T v173 = T(1) / (T(1) + std::exp(-v172));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v189 = v164 * v186;
-    const T v190 = v188 + v189;
+    const T v198 = v173 * v195;
+    const T v199 = v197 + v198;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v191 = std::tanh(v190);
-    const T v192 = v174 * v191;
-    l3_h_next[j] = v192;
-    l3_c_next[j] = v190;
-    readout_in_logits[j] = v192;
-    saved_t192[j] = v192;
+    const T v200 = std::tanh(v199);
+    const T v201 = v183 * v200;
+    l3_h_next[j] = v201;
+    l3_c_next[j] = v199;
+#line 28 "examples/lm/modul_lstm.dopa"
+    const T v223 = v201 * drop_o[j];
+    readout_in_logits[j] = v223;
+    saved_t201[j] = v201;
   }
-#line 825 "lm_modul_lstm.cpp"
+#line 879 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 38: dense product (Eigen), [1]
-//   %194 matmul
-template <class T> static void forward_h2mod_38(const dopa::StepArgs<T> &a) {
+// forward stage 40: dense product (Eigen), [1]
+//   %203 matmul
+template <class T> static void forward_h2mod_40(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
   T *__restrict l3_h_next = a.next + kStateL3H;                         // [400] l3.hn
-  T *__restrict t194 = a.scratch + 10048;                               // [1]
+  T *__restrict t203 = a.scratch + 10448;                               // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t194, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 838 "lm_modul_lstm.cpp"
+  Vec<T>(t203, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
+#line 892 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 39: fused loop nest over [1]
-//   %197 tanh l3.M
+// forward stage 41: fused loop nest over [1]
+//   %206 tanh l3.M
 template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t194 = a.scratch + 10048;                           // [1]
+  T *__restrict t203 = a.scratch + 10448;                           // [1]
   const T *__restrict l3_h2mod_bias = a.params + kParamL3H2modBias; // [1]
-  T *__restrict t197_l3_M = a.saved + 24400;                        // [1] l3.M
+  T *__restrict t206_l3_M = a.saved + 26720;                        // [1] l3.M
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v196 = t194[0] + l3_h2mod_bias[0];
-  const T v197 = std::tanh(v196);
-  t197_l3_M[0] = v197;
-#line 853 "lm_modul_lstm.cpp"
+  const T v205 = t203[0] + l3_h2mod_bias[0];
+  const T v206 = std::tanh(v205);
+  t206_l3_M[0] = v206;
+#line 907 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 40: dense product (Eigen), [400]
-//   %199 matmul
-template <class T> static void forward_modfanout_40(const dopa::StepArgs<T> &a) {
+// forward stage 42: dense product (Eigen), [400]
+//   %208 matmul
+template <class T> static void forward_modfanout_42(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t197_l3_M = a.saved + 24400;                                    // [1] l3.M
-  T *__restrict t199 = a.scratch + 10064;                                       // [400]
+  T *__restrict t206_l3_M = a.saved + 26720;                                    // [1] l3.M
+  T *__restrict t208 = a.scratch + 10464;                                       // [400]
 #line 124 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t199, 400).noalias() =
-      ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t197_l3_M, 1);
-#line 867 "lm_modul_lstm.cpp"
+  Vec<T>(t208, 400).noalias() =
+      ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t206_l3_M, 1);
+#line 921 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 41: fused loop nest over [400]
-//   %201 add l3.eta
+// forward stage 43: fused loop nest over [400]
+//   %210 add l3.eta
 template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t199 = a.scratch + 10064;                                   // [400]
+  T *__restrict t208 = a.scratch + 10464;                                   // [400]
   const T *__restrict l3_modfanout_bias = a.params + kParamL3ModfanoutBias; // [400]
-  T *__restrict t201_l3_eta = a.scratch + 10464;                            // [400] l3.eta
+  T *__restrict t210_l3_eta = a.scratch + 10864;                            // [400] l3.eta
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 124 "examples/lm/modul_lstm.dopa"
-    const T v201 = t199[j] + l3_modfanout_bias[j];
-    t201_l3_eta[j] = v201;
+    const T v210 = t208[j] + l3_modfanout_bias[j];
+    t210_l3_eta[j] = v210;
   }
-#line 884 "lm_modul_lstm.cpp"
+#line 938 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// forward stage 42:
-//   %202 reshape
-template <class T> static void forward_saved_col_42(const dopa::StepArgs<T> &a) {
-  T *__restrict t202 = a.saved + 24416;          // [400, 1]
-  T *__restrict t201_l3_eta = a.scratch + 10464; // [400] l3.eta
+// forward stage 44:
+//   %211 reshape
+template <class T> static void forward_saved_col_44(const dopa::StepArgs<T> &a) {
+  T *__restrict t211 = a.saved + 26736;          // [400, 1]
+  T *__restrict t210_l3_eta = a.scratch + 10864; // [400] l3.eta
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
-    t202[e] = t201_l3_eta[e];
-#line 897 "lm_modul_lstm.cpp"
+    t211[e] = t210_l3_eta[e];
+#line 951 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 43: fused loop nest over [1149, 1149]
-//   %67 clip -> next_state l1.pw
-//   %74 add -> next_state l1.et
-//   %137 clip -> next_state l2.pw
-//   %143 add -> next_state l2.et
+// forward stage 45: fused loop nest over [1149, 1149]
+//   %72 clip -> next_state l1.pw
+//   %79 add -> next_state l1.et
+//   %144 clip -> next_state l2.pw
+//   %150 add -> next_state l2.et
 template <class T> static void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
-  T *__restrict t61 = a.saved + 9632;                      // [1149, 1]
+  T *__restrict t66 = a.saved + 9648;                      // [1149, 1]
   const T *__restrict l1_et = a.state + kStateL1Et;        // [1149, 1149]
   T *__restrict l1_pw_next = a.next + kStateL1Pw;          // [1149, 1149]
-  T *__restrict t70 = a.saved + 10784;                     // []
+  T *__restrict t75 = a.saved + 10800;                     // []
   const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
-  T *__restrict t45_l1_g = a.saved + 7312;                 // [1149] l1.g
+  T *__restrict t50_l1_g = a.saved + 7328;                 // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
   T *__restrict l1_et_next = a.next + kStateL1Et;          // [1149, 1149]
   const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
-  T *__restrict t133 = a.saved + 20032;                    // [1149, 1]
+  T *__restrict t140 = a.saved + 21200;                    // [1149, 1]
   const T *__restrict l2_et = a.state + kStateL2Et;        // [1149, 1149]
   T *__restrict l2_pw_next = a.next + kStateL2Pw;          // [1149, 1149]
-  T *__restrict t139 = a.saved + 21184;                    // []
+  T *__restrict t146 = a.saved + 22352;                    // []
   const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
-  T *__restrict t117_l2_g = a.saved + 17712;               // [1149] l2.g
+  T *__restrict t124_l2_g = a.saved + 18880;               // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   T *__restrict l2_et_next = a.next + kStateL2Et;          // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
 #pragma omp simd
     for (int j = 0; j < 1149; ++j) {
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v63 = t61[i] * l1_et[i * 1149 + j];
-      const T v64 = l1_pw[i * 1149 + j] + v63;
-      const T v67 = v64 < T(-2.0) ? T(-2.0) : (v64 > T(2.0) ? T(2.0) : v64);
-      l1_pw_next[i * 1149 + j] = v67;
+      const T v68 = t66[i] * l1_et[i * 1149 + j];
+      const T v69 = l1_pw[i * 1149 + j] + v68;
+      const T v72 = v69 < T(-2.0) ? T(-2.0) : (v69 > T(2.0) ? T(2.0) : v69);
+      l1_pw_next[i * 1149 + j] = v72;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v71 = t70[0] * l1_et[i * 1149 + j];
-      const T v72 = t45_l1_g[i] * l1_h[j];
-      const T v73 = l1_etaet[0] * v72;
-      const T v74 = v71 + v73;
-      l1_et_next[i * 1149 + j] = v74;
+      const T v76 = t75[0] * l1_et[i * 1149 + j];
+      const T v77 = t50_l1_g[i] * l1_h[j];
+      const T v78 = l1_etaet[0] * v77;
+      const T v79 = v76 + v78;
+      l1_et_next[i * 1149 + j] = v79;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v135 = t133[i] * l2_et[i * 1149 + j];
-      const T v136 = l2_pw[i * 1149 + j] + v135;
-      const T v137 = v136 < T(-2.0) ? T(-2.0) : (v136 > T(2.0) ? T(2.0) : v136);
-      l2_pw_next[i * 1149 + j] = v137;
+      const T v142 = t140[i] * l2_et[i * 1149 + j];
+      const T v143 = l2_pw[i * 1149 + j] + v142;
+      const T v144 = v143 < T(-2.0) ? T(-2.0) : (v143 > T(2.0) ? T(2.0) : v143);
+      l2_pw_next[i * 1149 + j] = v144;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v140 = t139[0] * l2_et[i * 1149 + j];
-      const T v141 = t117_l2_g[i] * l2_h[j];
-      const T v142 = l2_etaet[0] * v141;
-      const T v143 = v140 + v142;
-      l2_et_next[i * 1149 + j] = v143;
+      const T v147 = t146[0] * l2_et[i * 1149 + j];
+      const T v148 = t124_l2_g[i] * l2_h[j];
+      const T v149 = l2_etaet[0] * v148;
+      const T v150 = v147 + v149;
+      l2_et_next[i * 1149 + j] = v150;
     }
   }
-#line 954 "lm_modul_lstm.cpp"
+#line 1008 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 44: fused loop nest over [400, 400]
-//   %206 clip -> next_state l3.pw
-//   %212 add -> next_state l3.et
+// forward stage 46: fused loop nest over [400, 400]
+//   %215 clip -> next_state l3.pw
+//   %221 add -> next_state l3.et
 template <class T> static void forward_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
-  T *__restrict t202 = a.saved + 24416;                    // [400, 1]
+  T *__restrict t211 = a.saved + 26736;                    // [400, 1]
   const T *__restrict l3_et = a.state + kStateL3Et;        // [400, 400]
   T *__restrict l3_pw_next = a.next + kStateL3Pw;          // [400, 400]
-  T *__restrict t208 = a.saved + 24816;                    // []
+  T *__restrict t217 = a.saved + 27136;                    // []
   const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
-  T *__restrict t186_l3_g = a.saved + 23600;               // [400] l3.g
+  T *__restrict t195_l3_g = a.saved + 25920;               // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   T *__restrict l3_et_next = a.next + kStateL3Et;          // [400, 400]
   for (int i = 0; i < 400; ++i) {
 #pragma omp simd
     for (int j = 0; j < 400; ++j) {
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v204 = t202[i] * l3_et[i * 400 + j];
-      const T v205 = l3_pw[i * 400 + j] + v204;
-      const T v206 = v205 < T(-2.0) ? T(-2.0) : (v205 > T(2.0) ? T(2.0) : v205);
-      l3_pw_next[i * 400 + j] = v206;
+      const T v213 = t211[i] * l3_et[i * 400 + j];
+      const T v214 = l3_pw[i * 400 + j] + v213;
+      const T v215 = v214 < T(-2.0) ? T(-2.0) : (v214 > T(2.0) ? T(2.0) : v214);
+      l3_pw_next[i * 400 + j] = v215;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v209 = t208[0] * l3_et[i * 400 + j];
-      const T v210 = t186_l3_g[i] * l3_h[j];
-      const T v211 = l3_etaet[0] * v210;
-      const T v212 = v209 + v211;
-      l3_et_next[i * 400 + j] = v212;
+      const T v218 = t217[0] * l3_et[i * 400 + j];
+      const T v219 = t195_l3_g[i] * l3_h[j];
+      const T v220 = l3_etaet[0] * v219;
+      const T v221 = v218 + v220;
+      l3_et_next[i * 400 + j] = v221;
     }
   }
-#line 989 "lm_modul_lstm.cpp"
+#line 1043 "lm_modul_lstm.cpp"
 }
 
 /// One forward step of ModulLSTMLM for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  forward_saved_enc(a);
+  forward_enc(a);
+  forward_saved_drop_e(a);
+  forward_x(a);
   forward_saved_x2f(a);
   forward_saved_h2f(a);
   forward_saved_x2i(a);
@@ -999,40 +1055,40 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_h2o(a);
   forward_x2c(a);
   forward_matmul(a);
-  forward_l1_g_l1_hn_l1_c(a);
+  forward_l1_g_l1_hn_y1_l1_c(a);
   forward_h2mod(a);
   forward_l1_m(a);
   forward_modfanout(a);
   forward_l1_eta(a);
   forward_saved_col(a);
   forward_saved_sub(a);
-  forward_saved_x2f_16(a);
-  forward_saved_h2f_17(a);
-  forward_saved_x2i_18(a);
-  forward_saved_h2i_19(a);
-  forward_saved_x2o_20(a);
-  forward_saved_h2o_21(a);
-  forward_x2c_22(a);
-  forward_l2_g_l2_hn_l2_c(a);
-  forward_h2mod_24(a);
+  forward_saved_x2f_18(a);
+  forward_saved_h2f_19(a);
+  forward_saved_x2i_20(a);
+  forward_saved_h2i_21(a);
+  forward_saved_x2o_22(a);
+  forward_saved_h2o_23(a);
+  forward_x2c_24(a);
+  forward_l2_g_l2_hn_y2_l2_c(a);
+  forward_h2mod_26(a);
   forward_l2_m(a);
-  forward_modfanout_26(a);
+  forward_modfanout_28(a);
   forward_l2_eta(a);
-  forward_saved_col_28(a);
-  forward_saved_x2f_29(a);
-  forward_saved_h2f_30(a);
-  forward_saved_x2i_31(a);
-  forward_saved_h2i_32(a);
-  forward_saved_x2o_33(a);
-  forward_saved_h2o_34(a);
-  forward_x2c_35(a);
-  forward_matmul_36(a);
+  forward_saved_col_30(a);
+  forward_saved_x2f_31(a);
+  forward_saved_h2f_32(a);
+  forward_saved_x2i_33(a);
+  forward_saved_h2i_34(a);
+  forward_saved_x2o_35(a);
+  forward_saved_h2o_36(a);
+  forward_x2c_37(a);
+  forward_matmul_38(a);
   forward_l3_g_l3_hn_l3_c_logits(a);
-  forward_h2mod_38(a);
+  forward_h2mod_40(a);
   forward_l3_m(a);
-  forward_modfanout_40(a);
+  forward_modfanout_42(a);
   forward_l3_eta(a);
-  forward_saved_col_42(a);
+  forward_saved_col_44(a);
   forward_l1_pw_l1_et_l2_pw_l2_et(a);
   forward_l3_pw_l3_et(a);
 }
@@ -1043,147 +1099,147 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // backward stage 0: fused loop nest over [400, 400]
-//   %228 reduce_to
-//   %231 matmul
-//   %232 matmul
-//   %234 reduce_to
-//   %243 reduce_to
-//   %245 add -> grad_prev l3.et
+//   %241 reduce_to
+//   %244 matmul
+//   %245 matmul
+//   %247 reduce_to
+//   %256 reduce_to
+//   %258 add -> grad_prev l3.et
 template <class T> static void backward_d_l3_et(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_et_next = a.gradNext + kStateL3Et; // [400, 400] d l3.et'
-  const T *__restrict t186_l3_g = a.saved + 23600;            // [400] l3.g
+  const T *__restrict t195_l3_g = a.saved + 25920;            // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;             // [400]
-  T *__restrict t228 = a.scratch + 0;                         // []
-  T *__restrict t231 = a.scratch + 16;                        // [400]
+  T *__restrict t241 = a.scratch + 0;                         // []
+  T *__restrict t244 = a.scratch + 16;                        // [400]
   const T *__restrict l3_etaet = a.params + kParamL3Etaet;    // []
-  T *__restrict t232 = a.scratch + 416;                       // [400]
+  T *__restrict t245 = a.scratch + 416;                       // [400]
   const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
-  T *__restrict t234 = a.scratch + 816;                       // []
+  T *__restrict t247 = a.scratch + 816;                       // []
   const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
   const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
-  const T *__restrict t202 = a.saved + 24416;                 // [400, 1]
-  T *__restrict t243 = a.scratch + 832;                       // [400, 1]
-  const T *__restrict t208 = a.saved + 24816;                 // []
+  const T *__restrict t211 = a.saved + 26736;                 // [400, 1]
+  T *__restrict t256 = a.scratch + 832;                       // [400, 1]
+  const T *__restrict t217 = a.saved + 27136;                 // []
   T *__restrict d_l3_et = a.gradPrev + kStateL3Et;            // [400, 400]
-  t228[0] = T(0);
+  t241[0] = T(0);
   for (int e = 0; e < 400; ++e)
-    t232[e] = T(0);
-  t234[0] = T(0);
+    t245[e] = T(0);
+  t247[0] = T(0);
   for (int e = 0; e < 400; ++e)
-    t243[e] = T(0);
+    t256[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc228 = T(0);
-    T acc231 = T(0);
-    T acc234 = T(0);
-    T acc243 = T(0);
-#pragma omp simd reduction(+ : acc228, acc231, acc234, acc243)
+    T acc241 = T(0);
+    T acc244 = T(0);
+    T acc247 = T(0);
+    T acc256 = T(0);
+#pragma omp simd reduction(+ : acc241, acc244, acc247, acc256)
     for (int j = 0; j < 400; ++j) {
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v210 = t186_l3_g[i] * l3_h[j];
-      const T v227 = d_l3_et_next[i * 400 + j] * v210;
+      const T v219 = t195_l3_g[i] * l3_h[j];
+      const T v240 = d_l3_et_next[i * 400 + j] * v219;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc228 += v227;
+      acc241 += v240;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v230 = d_l3_et_next[i * 400 + j] * l3_etaet[0];
-      acc231 += v230 * l3_h[j];
-      t232[j] += t186_l3_g[i] * v230;
-      const T v233 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
-      acc234 += v233;
+      const T v243 = d_l3_et_next[i * 400 + j] * l3_etaet[0];
+      acc244 += v243 * l3_h[j];
+      t245[j] += t195_l3_g[i] * v243;
+      const T v246 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
+      acc247 += v246;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v204 = t202[i] * l3_et[i * 400 + j];
-      const T v205 = l3_pw[i * 400 + j] + v204;
-      const T v240 = T(-2.0) <= v205 && v205 <= T(2.0) ? T(1) : T(0);
-      const T v241 = d_l3_pw_next[i * 400 + j] * v240;
-      const T v242 = v241 * l3_et[i * 400 + j];
-      acc243 += v242;
+      const T v213 = t211[i] * l3_et[i * 400 + j];
+      const T v214 = l3_pw[i * 400 + j] + v213;
+      const T v253 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
+      const T v254 = d_l3_pw_next[i * 400 + j] * v253;
+      const T v255 = v254 * l3_et[i * 400 + j];
+      acc256 += v255;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v235 = d_l3_et_next[i * 400 + j] * t208[0];
+      const T v248 = d_l3_et_next[i * 400 + j] * t217[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v244 = v241 * t202[i];
+      const T v257 = v254 * t211[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v245 = v235 + v244;
-      d_l3_et[i * 400 + j] = v245;
+      const T v258 = v248 + v257;
+      d_l3_et[i * 400 + j] = v258;
     }
-    t228[0] += acc228;
-    t231[i] = acc231;
-    t234[0] += acc234;
-    t243[i] += acc243;
+    t241[0] += acc241;
+    t244[i] = acc244;
+    t247[0] += acc247;
+    t256[i] += acc256;
   }
-#line 1113 "lm_modul_lstm.cpp"
+#line 1169 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 1:
-//   %246 reshape
+//   %259 reshape
 template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t246 = a.record + 19008; // [400]
-  T *__restrict t243 = a.scratch + 832;  // [400, 1]
+  T *__restrict t259 = a.record + 21312; // [400]
+  T *__restrict t256 = a.scratch + 832;  // [400, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
-    t246[e] = t243[e];
-#line 1126 "lm_modul_lstm.cpp"
+    t259[e] = t256[e];
+#line 1182 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 2: dense product (Eigen), [1]
-//   %249 matmul
+//   %262 matmul
 template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t246 = a.record + 19008;                                        // [400]
+  T *__restrict t259 = a.record + 21312;                                        // [400]
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t249 = a.scratch + 1232;                                        // [1]
+  T *__restrict t262 = a.scratch + 1232;                                        // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t249, 1).noalias() =
-      ConstRowVec<T>(t246, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1140 "lm_modul_lstm.cpp"
+  RowVec<T>(t262, 1).noalias() =
+      ConstRowVec<T>(t259, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
+#line 1196 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 3: fused loop nest over [1]
-//   %253 mul
-//   %56 tanh l1.M -> record (a factor of deferred outer-product gradients)
-//   %128 tanh l2.M -> record (a factor of deferred outer-product gradients)
-//   %253 mul += grad l3.h2mod.bias
-//   %197 tanh l3.M -> record (a factor of deferred outer-product gradients)
+//   %266 mul
+//   %61 tanh l1.M -> record (a factor of deferred outer-product gradients)
+//   %135 tanh l2.M -> record (a factor of deferred outer-product gradients)
+//   %266 mul += grad l3.h2mod.bias
+//   %206 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t249 = a.scratch + 1232;                       // [1]
-  const T *__restrict t197_l3_M = a.saved + 24400;             // [1] l3.M
-  T *__restrict t253 = a.record + 18592;                       // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
+  T *__restrict t262 = a.scratch + 1232;                       // [1]
+  const T *__restrict t206_l3_M = a.saved + 26720;             // [1] l3.M
+  T *__restrict t266 = a.record + 20896;                       // [1]
+  const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict record9 = a.record + 8480;                     // [1]
-  const T *__restrict t128_l2_M = a.saved + 20016;             // [1] l2.M
-  T *__restrict record18 = a.record + 16576;                   // [1]
+  const T *__restrict t135_l2_M = a.saved + 21184;             // [1] l2.M
+  T *__restrict record19 = a.record + 17728;                   // [1]
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
-  T *__restrict record27 = a.record + 19408;                   // [1]
+  T *__restrict record29 = a.record + 21712;                   // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v251 = t197_l3_M[0] * t197_l3_M[0];
-  const T v252 = T(1.0) - v251;
-  const T v253 = t249[0] * v252;
-  t253[0] = v253;
-  record9[0] = t56_l1_M[0];
-  record18[0] = t128_l2_M[0];
-  d_l3_h2mod_bias[0] += v253;
-  record27[0] = t197_l3_M[0];
-#line 1170 "lm_modul_lstm.cpp"
+  const T v264 = t206_l3_M[0] * t206_l3_M[0];
+  const T v265 = T(1.0) - v264;
+  const T v266 = t262[0] * v265;
+  t266[0] = v266;
+  record9[0] = t61_l1_M[0];
+  record19[0] = t135_l2_M[0];
+  d_l3_h2mod_bias[0] += v266;
+  record29[0] = t206_l3_M[0];
+#line 1226 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 4: dense product (Eigen), [400]
-//   %256 matmul
+//   %269 matmul
 template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t253 = a.record + 18592;                                // [1]
+  T *__restrict t266 = a.record + 20896;                                // [1]
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
-  T *__restrict t256 = a.scratch + 1248;                                // [400]
+  T *__restrict t269 = a.scratch + 1248;                                // [400]
 #line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t256, 400).noalias() =
-      ConstRowVec<T>(t253, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1184 "lm_modul_lstm.cpp"
+  RowVec<T>(t269, 400).noalias() =
+      ConstRowVec<T>(t266, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
+#line 1240 "lm_modul_lstm.cpp"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1193,145 +1249,148 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 5: fused loop nest over [400]
-//   %271 mul
-//   %286 mul
-//   %297 mul
-//   %308 mul
-//   %268 mul -> grad_prev l3.c
-//   %2 gather -> record (a factor of deferred outer-product gradients)
-//   %308 mul += grad l3.x2f.bias
-//   %148 state -> record (a factor of deferred outer-product gradients)
-//   %308 mul += grad l3.h2f.bias
-//   %297 mul += grad l3.x2i.bias
-//   %297 mul += grad l3.h2i.bias
-//   %286 mul += grad l3.x2o.bias
-//   %286 mul += grad l3.h2o.bias
-//   %271 mul += grad l3.x2c.bias
-//   %192 mul l3.hn -> record (a factor of deferred outer-product gradients)
-//   %246 reshape += grad l3.modfanout.bias
+//   %284 mul
+//   %298 mul
+//   %309 mul
+//   %320 mul
+//   %281 mul -> grad_prev l3.c
+//   %7 mul x -> record (a factor of deferred outer-product gradients)
+//   %320 mul += grad l3.x2f.bias
+//   %157 state -> record (a factor of deferred outer-product gradients)
+//   %320 mul += grad l3.h2f.bias
+//   %309 mul += grad l3.x2i.bias
+//   %309 mul += grad l3.h2i.bias
+//   %298 mul += grad l3.x2o.bias
+//   %298 mul += grad l3.h2o.bias
+//   %284 mul += grad l3.x2c.bias
+//   %201 mul l3.hn -> record (a factor of deferred outer-product gradients)
+//   %259 reshape += grad l3.modfanout.bias
 template <class T>
 static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t231 = a.scratch + 16;                                 // [400]
+  T *__restrict t244 = a.scratch + 16;                                 // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
-  const T *__restrict d_readout_in_logits = a.gradOutputs[0];          // [400] d logits
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
-  T *__restrict t256 = a.scratch + 1248;                               // [400]
-  const T *__restrict t166 = a.saved + 22800;                          // [400]
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];          // [400] d logits
+  const T *__restrict drop_o = a.inputs[4];                            // [400]
+  T *__restrict t269 = a.scratch + 1248;                               // [400]
+  const T *__restrict t175 = a.saved + 25120;                          // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
-  const T *__restrict t170 = a.saved + 23200;                          // [400]
+  const T *__restrict t179 = a.saved + 25520;                          // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias;        // [400]
-  const T *__restrict t145 = a.saved + 21200;                          // [400]
+  const T *__restrict t154 = a.saved + 23520;                          // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias;        // [400]
-  const T *__restrict t150 = a.saved + 21600;                          // [400]
+  const T *__restrict t159 = a.saved + 23920;                          // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias;        // [400]
   const T *__restrict l3_c = a.state + kStateL3C;                      // [400]
-  const T *__restrict t156 = a.saved + 22000;                          // [400]
+  const T *__restrict t165 = a.saved + 24320;                          // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias;        // [400]
-  const T *__restrict t160 = a.saved + 22400;                          // [400]
+  const T *__restrict t169 = a.saved + 24720;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
-  const T *__restrict t186_l3_g = a.saved + 23600;                     // [400] l3.g
-  T *__restrict t271 = a.record + 18192;                               // [400]
-  T *__restrict t286 = a.record + 17792;                               // [400]
-  T *__restrict t297 = a.record + 17392;                               // [400]
-  T *__restrict t308 = a.record + 16592;                               // [400]
+  const T *__restrict t195_l3_g = a.saved + 25920;                     // [400] l3.g
+  T *__restrict t284 = a.record + 20496;                               // [400]
+  T *__restrict t298 = a.record + 20096;                               // [400]
+  T *__restrict t309 = a.record + 19696;                               // [400]
+  T *__restrict t320 = a.record + 17744;                               // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
-  const T *__restrict t2 = a.saved + 0;                                // [400]
+  const T *__restrict t7_x = a.saved + 16;                             // [400] x
   T *__restrict record1 = a.record + 1152;                             // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;             // [400]
   const T *__restrict l3_h = a.state + kStateL3H;                      // [400]
-  T *__restrict record20 = a.record + 16992;                           // [400]
+  T *__restrict record22 = a.record + 19296;                           // [400]
   T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;             // [400]
   T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;             // [400]
   T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;             // [400]
   T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;             // [400]
   T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;             // [400]
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
-  const T *__restrict t192_l3_hn = a.saved + 24000;                    // [400] l3.hn
-  T *__restrict record25 = a.record + 18608;                           // [400]
-  T *__restrict t246 = a.record + 19008;                               // [400]
+  const T *__restrict t201_l3_hn = a.saved + 26320;                    // [400] l3.hn
+  T *__restrict record27 = a.record + 20912;                           // [400]
+  T *__restrict t259 = a.record + 21312;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   for (int j = 0; j < 400; ++j) {
+#line 28 "examples/lm/modul_lstm.dopa"
+    const T v238 = d_readout_in_logits[j] * drop_o[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v223 = d_readout_in_logits[j] + d_l3_h_next[j];
-    const T v257 = v223 + t256[j];
+    const T v239 = d_l3_h_next[j] + v238;
+    const T v270 = v239 + t269[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v168 = t166[j] + l3_x2o_bias[j];
-    const T v172 = t170[j] + l3_h2o_bias[j];
-    const T v173 = v168 + v172;
-    const T v174 = T(1) / (T(1) + std::exp(-v173));
+    const T v177 = t175[j] + l3_x2o_bias[j];
+    const T v181 = t179[j] + l3_h2o_bias[j];
+    const T v182 = v177 + v181;
+    const T v183 = T(1) / (T(1) + std::exp(-v182));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v259 = v257 * v174;
+    const T v272 = v270 * v183;
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v147 = t145[j] + l3_x2f_bias[j];
-    const T v152 = t150[j] + l3_h2f_bias[j];
-    const T v153 = v147 + v152;
-    const T v154 = T(1) / (T(1) + std::exp(-v153));
+    const T v156 = t154[j] + l3_x2f_bias[j];
+    const T v161 = t159[j] + l3_h2f_bias[j];
+    const T v162 = v156 + v161;
+    const T v163 = T(1) / (T(1) + std::exp(-v162));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v188 = v154 * l3_c[j];
+    const T v197 = v163 * l3_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v158 = t156[j] + l3_x2i_bias[j];
-    const T v162 = t160[j] + l3_h2i_bias[j];
-    const T v163 = v158 + v162;
-    const T v164 = T(1) / (T(1) + std::exp(-v163));
+    const T v167 = t165[j] + l3_x2i_bias[j];
+    const T v171 = t169[j] + l3_h2i_bias[j];
+    const T v172 = v167 + v171;
+    const T v173 = T(1) / (T(1) + std::exp(-v172));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v189 = v164 * t186_l3_g[j];
-    const T v190 = v188 + v189;
+    const T v198 = v173 * t195_l3_g[j];
+    const T v199 = v197 + v198;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v191 = std::tanh(v190);
-    const T v260 = v191 * v191;
-    const T v261 = T(1.0) - v260;
-    const T v262 = v259 * v261;
+    const T v200 = std::tanh(v199);
+    const T v273 = v200 * v200;
+    const T v274 = T(1.0) - v273;
+    const T v275 = v272 * v274;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v263 = d_l3_c_next[j] + v262;
-    const T v265 = v263 * v164;
+    const T v276 = d_l3_c_next[j] + v275;
+    const T v278 = v276 * v173;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v266 = t231[j] + v265;
-    const T v269 = t186_l3_g[j] * t186_l3_g[j];
-    const T v270 = T(1.0) - v269;
-    const T v271 = v266 * v270;
-    t271[j] = v271;
+    const T v279 = t244[j] + v278;
+    const T v282 = t195_l3_g[j] * t195_l3_g[j];
+    const T v283 = T(1.0) - v282;
+    const T v284 = v279 * v283;
+    t284[j] = v284;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v258 = v257 * v191;
+    const T v271 = v270 * v200;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v284 = T(1.0) - v174;
-    const T v285 = v174 * v284;
-    const T v286 = v258 * v285;
-    t286[j] = v286;
+    const T v296 = T(1.0) - v183;
+    const T v297 = v183 * v296;
+    const T v298 = v271 * v297;
+    t298[j] = v298;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v264 = v263 * t186_l3_g[j];
+    const T v277 = v276 * t195_l3_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v295 = T(1.0) - v164;
-    const T v296 = v164 * v295;
-    const T v297 = v264 * v296;
-    t297[j] = v297;
+    const T v307 = T(1.0) - v173;
+    const T v308 = v173 * v307;
+    const T v309 = v277 * v308;
+    t309[j] = v309;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v267 = v263 * l3_c[j];
+    const T v280 = v276 * l3_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v306 = T(1.0) - v154;
-    const T v307 = v154 * v306;
-    const T v308 = v267 * v307;
-    t308[j] = v308;
+    const T v318 = T(1.0) - v163;
+    const T v319 = v163 * v318;
+    const T v320 = v280 * v319;
+    t320[j] = v320;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v268 = v263 * v154;
-    d_l3_c[j] = v268;
-    record1[j] = t2[j];
+    const T v281 = v276 * v163;
+    d_l3_c[j] = v281;
+    record1[j] = t7_x[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l3_x2f_bias[j] += v308;
-    record20[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v308;
+    d_l3_x2f_bias[j] += v320;
+    record22[j] = l3_h[j];
+    d_l3_h2f_bias[j] += v320;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l3_x2i_bias[j] += v297;
-    d_l3_h2i_bias[j] += v297;
+    d_l3_x2i_bias[j] += v309;
+    d_l3_h2i_bias[j] += v309;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l3_x2o_bias[j] += v286;
-    d_l3_h2o_bias[j] += v286;
+    d_l3_x2o_bias[j] += v298;
+    d_l3_h2o_bias[j] += v298;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l3_x2c_bias[j] += v271;
-    record25[j] = t192_l3_hn[j];
+    d_l3_x2c_bias[j] += v284;
+    record27[j] = t201_l3_hn[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l3_modfanout_bias[j] += t246[j];
+    d_l3_modfanout_bias[j] += t259[j];
   }
-#line 1335 "lm_modul_lstm.cpp"
+#line 1394 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -1339,149 +1398,149 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 6: fused loop nest over [400, 400]
-//   %273 matmul
-//   %276 reduce_to
-//   %279 add -> grad_prev l3.pw
+//   %286 matmul
+//   %289 reduce_to
+//   %292 add -> grad_prev l3.pw
 template <class T> static void backward_d_l3_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t273 = a.scratch + 1648;                      // [400]
-  T *__restrict t271 = a.record + 18192;                      // [400]
+  T *__restrict t286 = a.scratch + 1648;                      // [400]
+  T *__restrict t284 = a.record + 20496;                      // [400]
   const T *__restrict l3_w = a.params + kParamL3W;            // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;    // [400, 1]
   const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;             // [400]
-  T *__restrict t276 = a.scratch + 2048;                      // [400, 1]
+  T *__restrict t289 = a.scratch + 2048;                      // [400, 1]
   const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
-  const T *__restrict t202 = a.saved + 24416;                 // [400, 1]
+  const T *__restrict t211 = a.saved + 26736;                 // [400, 1]
   const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
   T *__restrict d_l3_pw = a.gradPrev + kStateL3Pw;            // [400, 400]
   for (int e = 0; e < 400; ++e)
-    t273[e] = T(0);
+    t286[e] = T(0);
   for (int e = 0; e < 400; ++e)
-    t276[e] = T(0);
+    t289[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc276 = T(0);
-#pragma omp simd reduction(+ : acc276)
+    T acc289 = T(0);
+#pragma omp simd reduction(+ : acc289)
     for (int j = 0; j < 400; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v182 = l3_alpha[i] * l3_pw[i * 400 + j];
-      const T v183 = l3_w[i * 400 + j] + v182;
-      t273[j] += t271[i] * v183;
-      const T v272 = t271[i] * l3_h[j];
-      const T v275 = v272 * l3_pw[i * 400 + j];
+      const T v191 = l3_alpha[i] * l3_pw[i * 400 + j];
+      const T v192 = l3_w[i * 400 + j] + v191;
+      t286[j] += t284[i] * v192;
+      const T v285 = t284[i] * l3_h[j];
+      const T v288 = v285 * l3_pw[i * 400 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc276 += v275;
+      acc289 += v288;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v204 = t202[i] * l3_et[i * 400 + j];
-      const T v205 = l3_pw[i * 400 + j] + v204;
-      const T v240 = T(-2.0) <= v205 && v205 <= T(2.0) ? T(1) : T(0);
-      const T v241 = d_l3_pw_next[i * 400 + j] * v240;
+      const T v213 = t211[i] * l3_et[i * 400 + j];
+      const T v214 = l3_pw[i * 400 + j] + v213;
+      const T v253 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
+      const T v254 = d_l3_pw_next[i * 400 + j] * v253;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v278 = v272 * l3_alpha[i];
+      const T v291 = v285 * l3_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v279 = v241 + v278;
-      d_l3_pw[i * 400 + j] = v279;
+      const T v292 = v254 + v291;
+      d_l3_pw[i * 400 + j] = v292;
     }
-    t276[i] += acc276;
+    t289[i] += acc289;
   }
-#line 1387 "lm_modul_lstm.cpp"
+#line 1446 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 7: dense product (Eigen), [1149]
-//   %282 matmul
+//   %295 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t271 = a.record + 18192;                            // [400]
+  T *__restrict t284 = a.record + 20496;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t282 = a.scratch + 2448;                            // [1149]
+  T *__restrict t295 = a.scratch + 2448;                            // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t282, 1149).noalias() =
-      ConstRowVec<T>(t271, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1401 "lm_modul_lstm.cpp"
+  RowVec<T>(t295, 1149).noalias() =
+      ConstRowVec<T>(t284, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
+#line 1460 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 8: dense product (Eigen), [400]
-//   %289 matmul
+//   %301 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t286 = a.record + 17792;                            // [400]
+  T *__restrict t298 = a.record + 20096;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t289 = a.scratch + 3600;                            // [400]
+  T *__restrict t301 = a.scratch + 3600;                            // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t289, 400).noalias() =
-      ConstRowVec<T>(t286, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1415 "lm_modul_lstm.cpp"
+  RowVec<T>(t301, 400).noalias() =
+      ConstRowVec<T>(t298, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 1474 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 9: dense product (Eigen), [1149]
-//   %293 matmul
+//   %305 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t286 = a.record + 17792;                            // [400]
+  T *__restrict t298 = a.record + 20096;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t293 = a.scratch + 4000;                            // [1149]
+  T *__restrict t305 = a.scratch + 4000;                            // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t293, 1149).noalias() =
-      ConstRowVec<T>(t286, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1429 "lm_modul_lstm.cpp"
+  RowVec<T>(t305, 1149).noalias() =
+      ConstRowVec<T>(t298, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
+#line 1488 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 10: dense product (Eigen), [400]
-//   %300 matmul
+//   %312 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t297 = a.record + 17392;                            // [400]
+  T *__restrict t309 = a.record + 19696;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t300 = a.scratch + 5152;                            // [400]
+  T *__restrict t312 = a.scratch + 5152;                            // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t300, 400).noalias() =
-      ConstRowVec<T>(t297, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1443 "lm_modul_lstm.cpp"
+  RowVec<T>(t312, 400).noalias() =
+      ConstRowVec<T>(t309, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 1502 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 11: dense product (Eigen), [1149]
-//   %304 matmul
+//   %316 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t297 = a.record + 17392;                            // [400]
+  T *__restrict t309 = a.record + 19696;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t304 = a.scratch + 5552;                            // [1149]
+  T *__restrict t316 = a.scratch + 5552;                            // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t304, 1149).noalias() =
-      ConstRowVec<T>(t297, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1457 "lm_modul_lstm.cpp"
+  RowVec<T>(t316, 1149).noalias() =
+      ConstRowVec<T>(t309, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
+#line 1516 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 12: dense product (Eigen), [400]
-//   %311 matmul
+//   %323 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 16592;                            // [400]
+  T *__restrict t320 = a.record + 17744;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t311 = a.scratch + 6704;                            // [400]
+  T *__restrict t323 = a.scratch + 6704;                            // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t311, 400).noalias() =
-      ConstRowVec<T>(t308, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1471 "lm_modul_lstm.cpp"
+  RowVec<T>(t323, 400).noalias() =
+      ConstRowVec<T>(t320, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 1530 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 13: dense product (Eigen), [1149]
-//   %315 matmul
+//   %327 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 16592;                            // [400]
+  T *__restrict t320 = a.record + 17744;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t315 = a.scratch + 7104;                            // [1149]
+  T *__restrict t327 = a.scratch + 7104;                            // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t315, 1149).noalias() =
-      ConstRowVec<T>(t308, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1485 "lm_modul_lstm.cpp"
+  RowVec<T>(t327, 1149).noalias() =
+      ConstRowVec<T>(t320, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
+#line 1544 "lm_modul_lstm.cpp"
 }
 
 // state  et : [H, H] = 0
@@ -1490,195 +1549,197 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // backward stage 14: fused loop nest over [1149, 1149]
-//   %318 reduce_to
-//   %321 matmul
-//   %322 matmul
-//   %324 reduce_to
-//   %331 reduce_to
-//   %405 reduce_to
-//   %408 matmul
-//   %409 matmul
-//   %411 reduce_to
-//   %418 reduce_to
-//   %420 add -> grad_prev l1.et
-//   %333 add -> grad_prev l2.et
+//   %333 reduce_to
+//   %336 matmul
+//   %337 matmul
+//   %339 reduce_to
+//   %346 reduce_to
+//   %422 reduce_to
+//   %425 matmul
+//   %426 matmul
+//   %428 reduce_to
+//   %435 reduce_to
+//   %437 add -> grad_prev l1.et
+//   %348 add -> grad_prev l2.et
 template <class T> static void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et; // [1149, 1149] d l2.et'
-  const T *__restrict t117_l2_g = a.saved + 17712;            // [1149] l2.g
+  const T *__restrict t124_l2_g = a.saved + 18880;            // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
-  T *__restrict t318 = a.scratch + 8256;                      // []
-  T *__restrict t321 = a.scratch + 8272;                      // [1149]
+  T *__restrict t333 = a.scratch + 8256;                      // []
+  T *__restrict t336 = a.scratch + 8272;                      // [1149]
   const T *__restrict l2_etaet = a.params + kParamL2Etaet;    // []
-  T *__restrict t322 = a.scratch + 9424;                      // [1149]
+  T *__restrict t337 = a.scratch + 9424;                      // [1149]
   const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
-  T *__restrict t324 = a.scratch + 10576;                     // []
+  T *__restrict t339 = a.scratch + 10576;                     // []
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
   const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
-  const T *__restrict t133 = a.saved + 20032;                 // [1149, 1]
-  T *__restrict t331 = a.scratch + 10592;                     // [1149, 1]
+  const T *__restrict t140 = a.saved + 21200;                 // [1149, 1]
+  T *__restrict t346 = a.scratch + 10592;                     // [1149, 1]
   const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et; // [1149, 1149] d l1.et'
-  const T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
+  const T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
-  T *__restrict t405 = a.scratch + 23280;                     // []
-  T *__restrict t408 = a.scratch + 23296;                     // [1149]
+  T *__restrict t422 = a.scratch + 23280;                     // []
+  T *__restrict t425 = a.scratch + 23296;                     // [1149]
   const T *__restrict l1_etaet = a.params + kParamL1Etaet;    // []
-  T *__restrict t409 = a.scratch + 24448;                     // [1149]
+  T *__restrict t426 = a.scratch + 24448;                     // [1149]
   const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
-  T *__restrict t411 = a.scratch + 25600;                     // []
+  T *__restrict t428 = a.scratch + 25600;                     // []
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
   const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
-  const T *__restrict t61 = a.saved + 9632;                   // [1149, 1]
-  T *__restrict t418 = a.scratch + 25616;                     // [1149, 1]
-  const T *__restrict t70 = a.saved + 10784;                  // []
+  const T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
+  T *__restrict t435 = a.scratch + 25616;                     // [1149, 1]
+  const T *__restrict t75 = a.saved + 10800;                  // []
   T *__restrict d_l1_et = a.gradPrev + kStateL1Et;            // [1149, 1149]
-  const T *__restrict t139 = a.saved + 21184;                 // []
+  const T *__restrict t146 = a.saved + 22352;                 // []
   T *__restrict d_l2_et = a.gradPrev + kStateL2Et;            // [1149, 1149]
-  t318[0] = T(0);
+  t333[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t322[e] = T(0);
-  t324[0] = T(0);
+    t337[e] = T(0);
+  t339[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t331[e] = T(0);
-  t405[0] = T(0);
+    t346[e] = T(0);
+  t422[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t409[e] = T(0);
-  t411[0] = T(0);
+    t426[e] = T(0);
+  t428[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t418[e] = T(0);
+    t435[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc318 = T(0);
-    T acc321 = T(0);
-    T acc324 = T(0);
-    T acc331 = T(0);
-    T acc405 = T(0);
-    T acc408 = T(0);
-    T acc411 = T(0);
-    T acc418 = T(0);
-#pragma omp simd reduction(+ : acc318, acc321, acc324, acc331, acc405, acc408, acc411, acc418)
+    T acc333 = T(0);
+    T acc336 = T(0);
+    T acc339 = T(0);
+    T acc346 = T(0);
+    T acc422 = T(0);
+    T acc425 = T(0);
+    T acc428 = T(0);
+    T acc435 = T(0);
+#pragma omp simd reduction(+ : acc333, acc336, acc339, acc346, acc422, acc425, acc428, acc435)
     for (int j = 0; j < 1149; ++j) {
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v141 = t117_l2_g[i] * l2_h[j];
-      const T v317 = d_l2_et_next[i * 1149 + j] * v141;
+      const T v148 = t124_l2_g[i] * l2_h[j];
+      const T v332 = d_l2_et_next[i * 1149 + j] * v148;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc318 += v317;
+      acc333 += v332;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v320 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
-      acc321 += v320 * l2_h[j];
-      t322[j] += t117_l2_g[i] * v320;
-      const T v323 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
-      acc324 += v323;
+      const T v335 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
+      acc336 += v335 * l2_h[j];
+      t337[j] += t124_l2_g[i] * v335;
+      const T v338 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
+      acc339 += v338;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v135 = t133[i] * l2_et[i * 1149 + j];
-      const T v136 = l2_pw[i * 1149 + j] + v135;
-      const T v328 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
-      const T v329 = d_l2_pw_next[i * 1149 + j] * v328;
-      const T v330 = v329 * l2_et[i * 1149 + j];
-      acc331 += v330;
+      const T v142 = t140[i] * l2_et[i * 1149 + j];
+      const T v143 = l2_pw[i * 1149 + j] + v142;
+      const T v343 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
+      const T v344 = d_l2_pw_next[i * 1149 + j] * v343;
+      const T v345 = v344 * l2_et[i * 1149 + j];
+      acc346 += v345;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v72 = t45_l1_g[i] * l1_h[j];
-      const T v404 = d_l1_et_next[i * 1149 + j] * v72;
+      const T v77 = t50_l1_g[i] * l1_h[j];
+      const T v421 = d_l1_et_next[i * 1149 + j] * v77;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc405 += v404;
+      acc422 += v421;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v407 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
-      acc408 += v407 * l1_h[j];
-      t409[j] += t45_l1_g[i] * v407;
-      const T v410 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
-      acc411 += v410;
+      const T v424 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
+      acc425 += v424 * l1_h[j];
+      t426[j] += t50_l1_g[i] * v424;
+      const T v427 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
+      acc428 += v427;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v63 = t61[i] * l1_et[i * 1149 + j];
-      const T v64 = l1_pw[i * 1149 + j] + v63;
-      const T v415 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
-      const T v416 = d_l1_pw_next[i * 1149 + j] * v415;
-      const T v417 = v416 * l1_et[i * 1149 + j];
-      acc418 += v417;
+      const T v68 = t66[i] * l1_et[i * 1149 + j];
+      const T v69 = l1_pw[i * 1149 + j] + v68;
+      const T v432 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v433 = d_l1_pw_next[i * 1149 + j] * v432;
+      const T v434 = v433 * l1_et[i * 1149 + j];
+      acc435 += v434;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v412 = d_l1_et_next[i * 1149 + j] * t70[0];
+      const T v429 = d_l1_et_next[i * 1149 + j] * t75[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v419 = v416 * t61[i];
+      const T v436 = v433 * t66[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v420 = v412 + v419;
-      d_l1_et[i * 1149 + j] = v420;
+      const T v437 = v429 + v436;
+      d_l1_et[i * 1149 + j] = v437;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v325 = d_l2_et_next[i * 1149 + j] * t139[0];
+      const T v340 = d_l2_et_next[i * 1149 + j] * t146[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v332 = v329 * t133[i];
+      const T v347 = v344 * t140[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v333 = v325 + v332;
-      d_l2_et[i * 1149 + j] = v333;
+      const T v348 = v340 + v347;
+      d_l2_et[i * 1149 + j] = v348;
     }
-    t318[0] += acc318;
-    t321[i] = acc321;
-    t324[0] += acc324;
-    t331[i] += acc331;
-    t405[0] += acc405;
-    t408[i] = acc408;
-    t411[0] += acc411;
-    t418[i] += acc418;
+    t333[0] += acc333;
+    t336[i] = acc336;
+    t339[0] += acc339;
+    t346[i] += acc346;
+    t422[0] += acc422;
+    t425[i] = acc425;
+    t428[0] += acc428;
+    t435[i] += acc435;
   }
-#line 1620 "lm_modul_lstm.cpp"
+#line 1679 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 15:
-//   %334 reshape
+//   %349 reshape
 template <class T> static void backward_record_col_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t334 = a.record + 15424;  // [1149]
-  T *__restrict t331 = a.scratch + 10592; // [1149, 1]
+  T *__restrict t349 = a.record + 16576;  // [1149]
+  T *__restrict t346 = a.scratch + 10592; // [1149, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t334[e] = t331[e];
-#line 1633 "lm_modul_lstm.cpp"
+    t349[e] = t346[e];
+#line 1692 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 16: dense product (Eigen), [1]
-//   %337 matmul
+//   %352 matmul
 template <class T> static void backward_modfanout_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t334 = a.record + 15424;                                        // [1149]
+  T *__restrict t349 = a.record + 16576;                                        // [1149]
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t337 = a.scratch + 11744;                                       // [1]
+  T *__restrict t352 = a.scratch + 11744;                                       // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t337, 1).noalias() =
-      ConstRowVec<T>(t334, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1647 "lm_modul_lstm.cpp"
+  RowVec<T>(t352, 1).noalias() =
+      ConstRowVec<T>(t349, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
+#line 1706 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 17: fused loop nest over [1]
-//   %340 mul
-//   %340 mul += grad l2.h2mod.bias
+//   %355 mul
+//   %355 mul += grad l2.h2mod.bias
 template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t337 = a.scratch + 11744;                      // [1]
-  const T *__restrict t128_l2_M = a.saved + 20016;             // [1] l2.M
-  T *__restrict t340 = a.record + 14256;                       // [1]
+  T *__restrict t352 = a.scratch + 11744;                      // [1]
+  const T *__restrict t135_l2_M = a.saved + 21184;             // [1] l2.M
+  T *__restrict t355 = a.record + 15408;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v338 = t128_l2_M[0] * t128_l2_M[0];
-  const T v339 = T(1.0) - v338;
-  const T v340 = t337[0] * v339;
-  t340[0] = v340;
-  d_l2_h2mod_bias[0] += v340;
-#line 1666 "lm_modul_lstm.cpp"
+  const T v353 = t135_l2_M[0] * t135_l2_M[0];
+  const T v354 = T(1.0) - v353;
+  const T v355 = t352[0] * v354;
+  t355[0] = v355;
+  d_l2_h2mod_bias[0] += v355;
+#line 1725 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 18: dense product (Eigen), [1149]
-//   %343 matmul
+//   %358 matmul
 template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t340 = a.record + 14256;                                // [1]
+  T *__restrict t355 = a.record + 15408;                                // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
-  T *__restrict t343 = a.scratch + 11760;                               // [1149]
+  T *__restrict t358 = a.scratch + 11760;                               // [1149]
 #line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t343, 1149).noalias() =
-      ConstRowVec<T>(t340, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1680 "lm_modul_lstm.cpp"
+  RowVec<T>(t358, 1149).noalias() =
+      ConstRowVec<T>(t355, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
+#line 1739 "lm_modul_lstm.cpp"
 }
 
+// y1 = l1(x) * drop_h1
+// y2 = l2(y1) * drop_h2
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1688,155 +1749,166 @@ template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 19: fused loop nest over [1149]
-//   %358 mul
 //   %373 mul
-//   %384 mul
-//   %395 mul
-//   %355 mul -> grad_prev l2.c
-//   %7 state -> record (a factor of deferred outer-product gradients)
-//   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %395 mul += grad l2.x2f.bias
-//   %79 state -> record (a factor of deferred outer-product gradients)
-//   %395 mul += grad l2.h2f.bias
-//   %384 mul += grad l2.x2i.bias
-//   %384 mul += grad l2.h2i.bias
-//   %373 mul += grad l2.x2o.bias
-//   %373 mul += grad l2.h2o.bias
-//   %358 mul += grad l2.x2c.bias
-//   %123 mul l2.hn -> record (a factor of deferred outer-product gradients)
-//   %334 reshape += grad l2.modfanout.bias
+//   %387 mul
+//   %398 mul
+//   %409 mul
+//   %370 mul -> grad_prev l2.c
+//   %12 state -> record (a factor of deferred outer-product gradients)
+//   %56 mul l1.hn -> record (a factor of deferred outer-product gradients)
+//   %81 mul y1 -> record (a factor of deferred outer-product gradients)
+//   %409 mul += grad l2.x2f.bias
+//   %86 state -> record (a factor of deferred outer-product gradients)
+//   %409 mul += grad l2.h2f.bias
+//   %398 mul += grad l2.x2i.bias
+//   %398 mul += grad l2.h2i.bias
+//   %387 mul += grad l2.x2o.bias
+//   %387 mul += grad l2.h2o.bias
+//   %373 mul += grad l2.x2c.bias
+//   %130 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %349 reshape += grad l2.modfanout.bias
+//   %152 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t321 = a.scratch + 8272;                               // [1149]
+  T *__restrict t336 = a.scratch + 8272;                               // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
-  T *__restrict t282 = a.scratch + 2448;                               // [1149]
-  T *__restrict t293 = a.scratch + 4000;                               // [1149]
-  T *__restrict t304 = a.scratch + 5552;                               // [1149]
-  T *__restrict t315 = a.scratch + 7104;                               // [1149]
-  T *__restrict t343 = a.scratch + 11760;                              // [1149]
-  const T *__restrict t97 = a.saved + 15408;                           // [1149]
+  T *__restrict t295 = a.scratch + 2448;                               // [1149]
+  T *__restrict t305 = a.scratch + 4000;                               // [1149]
+  T *__restrict t316 = a.scratch + 5552;                               // [1149]
+  T *__restrict t327 = a.scratch + 7104;                               // [1149]
+  const T *__restrict drop_h2 = a.inputs[3];                           // [1149]
+  T *__restrict t358 = a.scratch + 11760;                              // [1149]
+  const T *__restrict t104 = a.saved + 16576;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
-  const T *__restrict t101 = a.saved + 16560;                          // [1149]
+  const T *__restrict t108 = a.saved + 17728;                          // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias;        // [1149]
-  const T *__restrict t76 = a.saved + 10800;                           // [1149]
+  const T *__restrict t83 = a.saved + 11968;                           // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias;        // [1149]
-  const T *__restrict t81 = a.saved + 11952;                           // [1149]
+  const T *__restrict t88 = a.saved + 13120;                           // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias;        // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;                      // [1149]
-  const T *__restrict t87 = a.saved + 13104;                           // [1149]
+  const T *__restrict t94 = a.saved + 14272;                           // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;        // [1149]
-  const T *__restrict t91 = a.saved + 14256;                           // [1149]
+  const T *__restrict t98 = a.saved + 15424;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
-  const T *__restrict t117_l2_g = a.saved + 17712;                     // [1149] l2.g
-  T *__restrict t358 = a.record + 13104;                               // [1149]
-  T *__restrict t373 = a.record + 11952;                               // [1149]
-  T *__restrict t384 = a.record + 10800;                               // [1149]
-  T *__restrict t395 = a.record + 8496;                                // [1149]
+  const T *__restrict t124_l2_g = a.saved + 18880;                     // [1149] l2.g
+  T *__restrict t373 = a.record + 14256;                               // [1149]
+  T *__restrict t387 = a.record + 13104;                               // [1149]
+  T *__restrict t398 = a.record + 11952;                               // [1149]
+  T *__restrict t409 = a.record + 8496;                                // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
   T *__restrict record2 = a.record + 1552;                             // [1149]
-  const T *__restrict t51_l1_hn = a.saved + 8464;                      // [1149] l1.hn
+  const T *__restrict t56_l1_hn = a.saved + 8480;                      // [1149] l1.hn
   T *__restrict record7 = a.record + 6176;                             // [1149]
+  const T *__restrict t81_y1 = a.saved + 10816;                        // [1149] y1
+  T *__restrict record11 = a.record + 9648;                            // [1149]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;             // [1149]
   const T *__restrict l2_h = a.state + kStateL2H;                      // [1149]
-  T *__restrict record11 = a.record + 9648;                            // [1149]
+  T *__restrict record12 = a.record + 10800;                           // [1149]
   T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;             // [1149]
   T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;             // [1149]
   T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;             // [1149]
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;             // [1149]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;             // [1149]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
-  const T *__restrict t123_l2_hn = a.saved + 18864;                    // [1149] l2.hn
-  T *__restrict record16 = a.record + 14272;                           // [1149]
-  T *__restrict t334 = a.record + 15424;                               // [1149]
+  const T *__restrict t130_l2_hn = a.saved + 20032;                    // [1149] l2.hn
+  T *__restrict record17 = a.record + 15424;                           // [1149]
+  T *__restrict t349 = a.record + 16576;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
+  const T *__restrict t152_y2 = a.saved + 22368;                       // [1149] y2
+  T *__restrict record21 = a.record + 18144;                           // [1149]
   for (int j = 0; j < 1149; ++j) {
+#line 27 "examples/lm/modul_lstm.dopa"
+    const T v306 = t295[j] + t305[j];
+    const T v317 = v306 + t316[j];
+    const T v328 = v317 + t327[j];
+    const T v330 = v328 * drop_h2[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v283 = d_l2_h_next[j] + t282[j];
-    const T v294 = v283 + t293[j];
-    const T v305 = v294 + t304[j];
-    const T v316 = v305 + t315[j];
-    const T v344 = v316 + t343[j];
+    const T v331 = d_l2_h_next[j] + v330;
+    const T v359 = v331 + t358[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v99 = t97[j] + l2_x2o_bias[j];
-    const T v103 = t101[j] + l2_h2o_bias[j];
-    const T v104 = v99 + v103;
-    const T v105 = T(1) / (T(1) + std::exp(-v104));
+    const T v106 = t104[j] + l2_x2o_bias[j];
+    const T v110 = t108[j] + l2_h2o_bias[j];
+    const T v111 = v106 + v110;
+    const T v112 = T(1) / (T(1) + std::exp(-v111));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v346 = v344 * v105;
+    const T v361 = v359 * v112;
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v78 = t76[j] + l2_x2f_bias[j];
-    const T v83 = t81[j] + l2_h2f_bias[j];
-    const T v84 = v78 + v83;
-    const T v85 = T(1) / (T(1) + std::exp(-v84));
+    const T v85 = t83[j] + l2_x2f_bias[j];
+    const T v90 = t88[j] + l2_h2f_bias[j];
+    const T v91 = v85 + v90;
+    const T v92 = T(1) / (T(1) + std::exp(-v91));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v119 = v85 * l2_c[j];
+    const T v126 = v92 * l2_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v89 = t87[j] + l2_x2i_bias[j];
-    const T v93 = t91[j] + l2_h2i_bias[j];
-    const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + std::exp(-v94));
+    const T v96 = t94[j] + l2_x2i_bias[j];
+    const T v100 = t98[j] + l2_h2i_bias[j];
+    const T v101 = v96 + v100;
+    const T v102 = T(1) / (T(1) + std::exp(-v101));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v120 = v95 * t117_l2_g[j];
-    const T v121 = v119 + v120;
+    const T v127 = v102 * t124_l2_g[j];
+    const T v128 = v126 + v127;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v122 = std::tanh(v121);
-    const T v347 = v122 * v122;
-    const T v348 = T(1.0) - v347;
-    const T v349 = v346 * v348;
+    const T v129 = std::tanh(v128);
+    const T v362 = v129 * v129;
+    const T v363 = T(1.0) - v362;
+    const T v364 = v361 * v363;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v350 = d_l2_c_next[j] + v349;
-    const T v352 = v350 * v95;
+    const T v365 = d_l2_c_next[j] + v364;
+    const T v367 = v365 * v102;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v353 = t321[j] + v352;
-    const T v356 = t117_l2_g[j] * t117_l2_g[j];
-    const T v357 = T(1.0) - v356;
-    const T v358 = v353 * v357;
-    t358[j] = v358;
-#line 122 "examples/lm/modul_lstm.dopa"
-    const T v345 = v344 * v122;
-#line 119 "examples/lm/modul_lstm.dopa"
-    const T v371 = T(1.0) - v105;
-    const T v372 = v105 * v371;
-    const T v373 = v345 * v372;
+    const T v368 = t336[j] + v367;
+    const T v371 = t124_l2_g[j] * t124_l2_g[j];
+    const T v372 = T(1.0) - v371;
+    const T v373 = v368 * v372;
     t373[j] = v373;
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v351 = v350 * t117_l2_g[j];
-#line 118 "examples/lm/modul_lstm.dopa"
-    const T v382 = T(1.0) - v95;
-    const T v383 = v95 * v382;
-    const T v384 = v351 * v383;
-    t384[j] = v384;
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v354 = v350 * l2_c[j];
-#line 117 "examples/lm/modul_lstm.dopa"
-    const T v393 = T(1.0) - v85;
-    const T v394 = v85 * v393;
-    const T v395 = v354 * v394;
-    t395[j] = v395;
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v355 = v350 * v85;
-    d_l2_c[j] = v355;
-    record2[j] = l1_h[j];
-    record7[j] = t51_l1_hn[j];
-#line 117 "examples/lm/modul_lstm.dopa"
-    d_l2_x2f_bias[j] += v395;
-    record11[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v395;
-#line 118 "examples/lm/modul_lstm.dopa"
-    d_l2_x2i_bias[j] += v384;
-    d_l2_h2i_bias[j] += v384;
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v360 = v359 * v129;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l2_x2o_bias[j] += v373;
-    d_l2_h2o_bias[j] += v373;
+    const T v385 = T(1.0) - v112;
+    const T v386 = v112 * v385;
+    const T v387 = v360 * v386;
+    t387[j] = v387;
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v366 = v365 * t124_l2_g[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v396 = T(1.0) - v102;
+    const T v397 = v102 * v396;
+    const T v398 = v366 * v397;
+    t398[j] = v398;
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v369 = v365 * l2_c[j];
+#line 117 "examples/lm/modul_lstm.dopa"
+    const T v407 = T(1.0) - v92;
+    const T v408 = v92 * v407;
+    const T v409 = v369 * v408;
+    t409[j] = v409;
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v370 = v365 * v92;
+    d_l2_c[j] = v370;
+    record2[j] = l1_h[j];
+    record7[j] = t56_l1_hn[j];
+    record11[j] = t81_y1[j];
+#line 117 "examples/lm/modul_lstm.dopa"
+    d_l2_x2f_bias[j] += v409;
+    record12[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v409;
+#line 118 "examples/lm/modul_lstm.dopa"
+    d_l2_x2i_bias[j] += v398;
+    d_l2_h2i_bias[j] += v398;
+#line 119 "examples/lm/modul_lstm.dopa"
+    d_l2_x2o_bias[j] += v387;
+    d_l2_h2o_bias[j] += v387;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l2_x2c_bias[j] += v358;
-    record16[j] = t123_l2_hn[j];
+    d_l2_x2c_bias[j] += v373;
+    record17[j] = t130_l2_hn[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l2_modfanout_bias[j] += t334[j];
+    d_l2_modfanout_bias[j] += t349[j];
+    record21[j] = t152_y2[j];
   }
-#line 1840 "lm_modul_lstm.cpp"
+#line 1912 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -1844,209 +1916,209 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 20: fused loop nest over [1149, 1149]
-//   %360 matmul
-//   %363 reduce_to
-//   %366 add -> grad_prev l2.pw
+//   %375 matmul
+//   %378 reduce_to
+//   %381 add -> grad_prev l2.pw
 template <class T> static void backward_d_l2_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t360 = a.scratch + 12912;                     // [1149]
-  T *__restrict t358 = a.record + 13104;                      // [1149]
+  T *__restrict t375 = a.scratch + 12912;                     // [1149]
+  T *__restrict t373 = a.record + 14256;                      // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;            // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;    // [1149, 1]
   const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
-  T *__restrict t363 = a.scratch + 14064;                     // [1149, 1]
+  T *__restrict t378 = a.scratch + 14064;                     // [1149, 1]
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
-  const T *__restrict t133 = a.saved + 20032;                 // [1149, 1]
+  const T *__restrict t140 = a.saved + 21200;                 // [1149, 1]
   const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
   T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t360[e] = T(0);
+    t375[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t363[e] = T(0);
+    t378[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc363 = T(0);
-#pragma omp simd reduction(+ : acc363)
+    T acc378 = T(0);
+#pragma omp simd reduction(+ : acc378)
     for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v113 = l2_alpha[i] * l2_pw[i * 1149 + j];
-      const T v114 = l2_w[i * 1149 + j] + v113;
-      t360[j] += t358[i] * v114;
-      const T v359 = t358[i] * l2_h[j];
-      const T v362 = v359 * l2_pw[i * 1149 + j];
+      const T v120 = l2_alpha[i] * l2_pw[i * 1149 + j];
+      const T v121 = l2_w[i * 1149 + j] + v120;
+      t375[j] += t373[i] * v121;
+      const T v374 = t373[i] * l2_h[j];
+      const T v377 = v374 * l2_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc363 += v362;
+      acc378 += v377;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v135 = t133[i] * l2_et[i * 1149 + j];
-      const T v136 = l2_pw[i * 1149 + j] + v135;
-      const T v328 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
-      const T v329 = d_l2_pw_next[i * 1149 + j] * v328;
+      const T v142 = t140[i] * l2_et[i * 1149 + j];
+      const T v143 = l2_pw[i * 1149 + j] + v142;
+      const T v343 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
+      const T v344 = d_l2_pw_next[i * 1149 + j] * v343;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v365 = v359 * l2_alpha[i];
+      const T v380 = v374 * l2_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v366 = v329 + v365;
-      d_l2_pw[i * 1149 + j] = v366;
+      const T v381 = v344 + v380;
+      d_l2_pw[i * 1149 + j] = v381;
     }
-    t363[i] += acc363;
+    t378[i] += acc378;
   }
-#line 1892 "lm_modul_lstm.cpp"
+#line 1964 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 21: dense product (Eigen), [1149]
-//   %369 matmul
+//   %384 matmul
 template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t358 = a.record + 13104;                            // [1149]
+  T *__restrict t373 = a.record + 14256;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t369 = a.scratch + 15216;                           // [1149]
+  T *__restrict t384 = a.scratch + 15216;                           // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t369, 1149).noalias() =
-      ConstRowVec<T>(t358, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1906 "lm_modul_lstm.cpp"
+  RowVec<T>(t384, 1149).noalias() =
+      ConstRowVec<T>(t373, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
+#line 1978 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 22: dense product (Eigen), [1149]
-//   %376 matmul
+//   %390 matmul
 template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t373 = a.record + 11952;                            // [1149]
+  T *__restrict t387 = a.record + 13104;                            // [1149]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t376 = a.scratch + 16368;                           // [1149]
+  T *__restrict t390 = a.scratch + 16368;                           // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t376, 1149).noalias() =
-      ConstRowVec<T>(t373, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1920 "lm_modul_lstm.cpp"
+  RowVec<T>(t390, 1149).noalias() =
+      ConstRowVec<T>(t387, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
+#line 1992 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 23: dense product (Eigen), [1149]
-//   %380 matmul
+//   %394 matmul
 template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t373 = a.record + 11952;                            // [1149]
+  T *__restrict t387 = a.record + 13104;                            // [1149]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t380 = a.scratch + 17520;                           // [1149]
+  T *__restrict t394 = a.scratch + 17520;                           // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t380, 1149).noalias() =
-      ConstRowVec<T>(t373, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1934 "lm_modul_lstm.cpp"
+  RowVec<T>(t394, 1149).noalias() =
+      ConstRowVec<T>(t387, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
+#line 2006 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 24: dense product (Eigen), [1149]
-//   %387 matmul
+//   %401 matmul
 template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t384 = a.record + 10800;                            // [1149]
+  T *__restrict t398 = a.record + 11952;                            // [1149]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t387 = a.scratch + 18672;                           // [1149]
+  T *__restrict t401 = a.scratch + 18672;                           // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t387, 1149).noalias() =
-      ConstRowVec<T>(t384, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1948 "lm_modul_lstm.cpp"
+  RowVec<T>(t401, 1149).noalias() =
+      ConstRowVec<T>(t398, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
+#line 2020 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (Eigen), [1149]
-//   %391 matmul
+//   %405 matmul
 template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t384 = a.record + 10800;                            // [1149]
+  T *__restrict t398 = a.record + 11952;                            // [1149]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t391 = a.scratch + 19824;                           // [1149]
+  T *__restrict t405 = a.scratch + 19824;                           // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t391, 1149).noalias() =
-      ConstRowVec<T>(t384, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1962 "lm_modul_lstm.cpp"
+  RowVec<T>(t405, 1149).noalias() =
+      ConstRowVec<T>(t398, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
+#line 2034 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 26: dense product (Eigen), [1149]
-//   %398 matmul
+//   %412 matmul
 template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t395 = a.record + 8496;                             // [1149]
+  T *__restrict t409 = a.record + 8496;                             // [1149]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t398 = a.scratch + 20976;                           // [1149]
+  T *__restrict t412 = a.scratch + 20976;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t398, 1149).noalias() =
-      ConstRowVec<T>(t395, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1976 "lm_modul_lstm.cpp"
+  RowVec<T>(t412, 1149).noalias() =
+      ConstRowVec<T>(t409, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
+#line 2048 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 27: dense product (Eigen), [1149]
-//   %402 matmul
+//   %416 matmul
 template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t395 = a.record + 8496;                             // [1149]
+  T *__restrict t409 = a.record + 8496;                             // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t402 = a.scratch + 22128;                           // [1149]
+  T *__restrict t416 = a.scratch + 22128;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t402, 1149).noalias() =
-      ConstRowVec<T>(t395, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1990 "lm_modul_lstm.cpp"
+  RowVec<T>(t416, 1149).noalias() =
+      ConstRowVec<T>(t409, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+#line 2062 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 28:
-//   %421 reshape
+//   %438 reshape
 template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t421 = a.record + 7328;   // [1149]
-  T *__restrict t418 = a.scratch + 25616; // [1149, 1]
+  T *__restrict t438 = a.record + 7328;   // [1149]
+  T *__restrict t435 = a.scratch + 25616; // [1149, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t421[e] = t418[e];
-#line 2003 "lm_modul_lstm.cpp"
+    t438[e] = t435[e];
+#line 2075 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 29: dense product (Eigen), [1]
-//   %424 matmul
+//   %441 matmul
 template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t421 = a.record + 7328;                                         // [1149]
+  T *__restrict t438 = a.record + 7328;                                         // [1149]
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t424 = a.scratch + 26768;                                       // [1]
+  T *__restrict t441 = a.scratch + 26768;                                       // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t424, 1).noalias() =
-      ConstRowVec<T>(t421, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2017 "lm_modul_lstm.cpp"
+  RowVec<T>(t441, 1).noalias() =
+      ConstRowVec<T>(t438, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
+#line 2089 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 30: fused loop nest over [1]
-//   %427 mul
-//   %427 mul += grad l1.h2mod.bias
+//   %444 mul
+//   %444 mul += grad l1.h2mod.bias
 template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t424 = a.scratch + 26768;                      // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
-  T *__restrict t427 = a.record + 6160;                        // [1]
+  T *__restrict t441 = a.scratch + 26768;                      // [1]
+  const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
+  T *__restrict t444 = a.record + 6160;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v425 = t56_l1_M[0] * t56_l1_M[0];
-  const T v426 = T(1.0) - v425;
-  const T v427 = t424[0] * v426;
-  t427[0] = v427;
-  d_l1_h2mod_bias[0] += v427;
-#line 2036 "lm_modul_lstm.cpp"
+  const T v442 = t61_l1_M[0] * t61_l1_M[0];
+  const T v443 = T(1.0) - v442;
+  const T v444 = t441[0] * v443;
+  t444[0] = v444;
+  d_l1_h2mod_bias[0] += v444;
+#line 2108 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 31: dense product (Eigen), [1149]
-//   %430 matmul
+//   %447 matmul
 template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
-  T *__restrict t427 = a.record + 6160;                                 // [1]
+  T *__restrict t444 = a.record + 6160;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict t430 = a.scratch + 26784;                               // [1149]
+  T *__restrict t447 = a.scratch + 26784;                               // [1149]
 #line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t430, 1149).noalias() =
-      ConstRowVec<T>(t427, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 2050 "lm_modul_lstm.cpp"
+  RowVec<T>(t447, 1149).noalias() =
+      ConstRowVec<T>(t444, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
+#line 2122 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2058,54 +2130,55 @@ template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 32: fused loop nest over [1149]
-//   %445 mul
-//   %459 mul
-//   %470 mul
-//   %481 mul
-//   %442 mul -> grad_prev l1.c
-//   %399 add -> grad_prev l2.h
-//   %481 mul += grad l1.x2f.bias
-//   %481 mul += grad l1.h2f.bias
-//   %470 mul += grad l1.x2i.bias
-//   %470 mul += grad l1.h2i.bias
-//   %459 mul += grad l1.x2o.bias
-//   %459 mul += grad l1.h2o.bias
-//   %445 mul += grad l1.x2c.bias
-//   %421 reshape += grad l1.modfanout.bias
+//   %462 mul
+//   %476 mul
+//   %487 mul
+//   %498 mul
+//   %459 mul -> grad_prev l1.c
+//   %413 add -> grad_prev l2.h
+//   %498 mul += grad l1.x2f.bias
+//   %498 mul += grad l1.h2f.bias
+//   %487 mul += grad l1.x2i.bias
+//   %487 mul += grad l1.h2i.bias
+//   %476 mul += grad l1.x2o.bias
+//   %476 mul += grad l1.h2o.bias
+//   %462 mul += grad l1.x2c.bias
+//   %438 reshape += grad l1.modfanout.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t408 = a.scratch + 23296;                              // [1149]
+  T *__restrict t425 = a.scratch + 23296;                              // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
-  T *__restrict t369 = a.scratch + 15216;                              // [1149]
-  T *__restrict t380 = a.scratch + 17520;                              // [1149]
-  T *__restrict t391 = a.scratch + 19824;                              // [1149]
-  T *__restrict t402 = a.scratch + 22128;                              // [1149]
-  T *__restrict t430 = a.scratch + 26784;                              // [1149]
-  const T *__restrict t25 = a.saved + 5008;                            // [1149]
+  T *__restrict t384 = a.scratch + 15216;                              // [1149]
+  T *__restrict t394 = a.scratch + 17520;                              // [1149]
+  T *__restrict t405 = a.scratch + 19824;                              // [1149]
+  T *__restrict t416 = a.scratch + 22128;                              // [1149]
+  const T *__restrict drop_h1 = a.inputs[2];                           // [1149]
+  T *__restrict t447 = a.scratch + 26784;                              // [1149]
+  const T *__restrict t30 = a.saved + 5024;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
-  const T *__restrict t29 = a.saved + 6160;                            // [1149]
+  const T *__restrict t34 = a.saved + 6176;                            // [1149]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias;        // [1149]
-  const T *__restrict t4 = a.saved + 400;                              // [1149]
+  const T *__restrict t9 = a.saved + 416;                              // [1149]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias;        // [1149]
-  const T *__restrict t9 = a.saved + 1552;                             // [1149]
+  const T *__restrict t14 = a.saved + 1568;                            // [1149]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias;        // [1149]
   const T *__restrict l1_c = a.state + kStateL1C;                      // [1149]
-  const T *__restrict t15 = a.saved + 2704;                            // [1149]
+  const T *__restrict t20 = a.saved + 2720;                            // [1149]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias;        // [1149]
-  const T *__restrict t19 = a.saved + 3856;                            // [1149]
+  const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
-  const T *__restrict t45_l1_g = a.saved + 7312;                       // [1149] l1.g
-  T *__restrict t445 = a.record + 5008;                                // [1149]
-  T *__restrict t459 = a.record + 3856;                                // [1149]
-  T *__restrict t470 = a.record + 2704;                                // [1149]
-  T *__restrict t481 = a.record + 0;                                   // [1149]
+  const T *__restrict t50_l1_g = a.saved + 7328;                       // [1149] l1.g
+  T *__restrict t462 = a.record + 5008;                                // [1149]
+  T *__restrict t476 = a.record + 3856;                                // [1149]
+  T *__restrict t487 = a.record + 2704;                                // [1149]
+  T *__restrict t498 = a.record + 0;                                   // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
-  T *__restrict t322 = a.scratch + 9424;                               // [1149]
-  T *__restrict t360 = a.scratch + 12912;                              // [1149]
-  T *__restrict t376 = a.scratch + 16368;                              // [1149]
-  T *__restrict t387 = a.scratch + 18672;                              // [1149]
-  T *__restrict t398 = a.scratch + 20976;                              // [1149]
+  T *__restrict t337 = a.scratch + 9424;                               // [1149]
+  T *__restrict t375 = a.scratch + 12912;                              // [1149]
+  T *__restrict t390 = a.scratch + 16368;                              // [1149]
+  T *__restrict t401 = a.scratch + 18672;                              // [1149]
+  T *__restrict t412 = a.scratch + 20976;                              // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
@@ -2114,96 +2187,98 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
-  T *__restrict t421 = a.record + 7328;                                // [1149]
+  T *__restrict t438 = a.record + 7328;                                // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   for (int j = 0; j < 1149; ++j) {
+#line 26 "examples/lm/modul_lstm.dopa"
+    const T v395 = t384[j] + t394[j];
+    const T v406 = v395 + t405[j];
+    const T v417 = v406 + t416[j];
+    const T v419 = v417 * drop_h1[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v370 = d_l1_h_next[j] + t369[j];
-    const T v381 = v370 + t380[j];
-    const T v392 = v381 + t391[j];
-    const T v403 = v392 + t402[j];
-    const T v431 = v403 + t430[j];
+    const T v420 = d_l1_h_next[j] + v419;
+    const T v448 = v420 + t447[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + std::exp(-v37));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v433 = v431 * v33;
+    const T v450 = v448 * v38;
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
-    const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + std::exp(-v17));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v47 = v13 * l1_c[j];
+    const T v52 = v18 * l1_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + std::exp(-v27));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v48 = v23 * t45_l1_g[j];
-    const T v49 = v47 + v48;
+    const T v53 = v28 * t50_l1_g[j];
+    const T v54 = v52 + v53;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v50 = std::tanh(v49);
-    const T v434 = v50 * v50;
-    const T v435 = T(1.0) - v434;
-    const T v436 = v433 * v435;
+    const T v55 = std::tanh(v54);
+    const T v451 = v55 * v55;
+    const T v452 = T(1.0) - v451;
+    const T v453 = v450 * v452;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v437 = d_l1_c_next[j] + v436;
-    const T v439 = v437 * v23;
+    const T v454 = d_l1_c_next[j] + v453;
+    const T v456 = v454 * v28;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v440 = t408[j] + v439;
-    const T v443 = t45_l1_g[j] * t45_l1_g[j];
-    const T v444 = T(1.0) - v443;
-    const T v445 = v440 * v444;
-    t445[j] = v445;
+    const T v457 = t425[j] + v456;
+    const T v460 = t50_l1_g[j] * t50_l1_g[j];
+    const T v461 = T(1.0) - v460;
+    const T v462 = v457 * v461;
+    t462[j] = v462;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v432 = v431 * v50;
+    const T v449 = v448 * v55;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v457 = T(1.0) - v33;
-    const T v458 = v33 * v457;
-    const T v459 = v432 * v458;
-    t459[j] = v459;
+    const T v474 = T(1.0) - v38;
+    const T v475 = v38 * v474;
+    const T v476 = v449 * v475;
+    t476[j] = v476;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v438 = v437 * t45_l1_g[j];
+    const T v455 = v454 * t50_l1_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v468 = T(1.0) - v23;
-    const T v469 = v23 * v468;
-    const T v470 = v438 * v469;
-    t470[j] = v470;
+    const T v485 = T(1.0) - v28;
+    const T v486 = v28 * v485;
+    const T v487 = v455 * v486;
+    t487[j] = v487;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v441 = v437 * l1_c[j];
+    const T v458 = v454 * l1_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v479 = T(1.0) - v13;
-    const T v480 = v13 * v479;
-    const T v481 = v441 * v480;
-    t481[j] = v481;
+    const T v496 = T(1.0) - v18;
+    const T v497 = v18 * v496;
+    const T v498 = v458 * v497;
+    t498[j] = v498;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v442 = v437 * v13;
-    d_l1_c[j] = v442;
+    const T v459 = v454 * v18;
+    d_l1_c[j] = v459;
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v361 = t322[j] + t360[j];
-    const T v377 = v361 + t376[j];
-    const T v388 = v377 + t387[j];
-    const T v399 = v388 + t398[j];
-    d_l2_h[j] = v399;
+    const T v376 = t337[j] + t375[j];
+    const T v391 = v376 + t390[j];
+    const T v402 = v391 + t401[j];
+    const T v413 = v402 + t412[j];
+    d_l2_h[j] = v413;
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l1_x2f_bias[j] += v481;
-    d_l1_h2f_bias[j] += v481;
+    d_l1_x2f_bias[j] += v498;
+    d_l1_h2f_bias[j] += v498;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l1_x2i_bias[j] += v470;
-    d_l1_h2i_bias[j] += v470;
+    d_l1_x2i_bias[j] += v487;
+    d_l1_h2i_bias[j] += v487;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l1_x2o_bias[j] += v459;
-    d_l1_h2o_bias[j] += v459;
+    d_l1_x2o_bias[j] += v476;
+    d_l1_h2o_bias[j] += v476;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l1_x2c_bias[j] += v445;
+    d_l1_x2c_bias[j] += v462;
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l1_modfanout_bias[j] += t421[j];
+    d_l1_modfanout_bias[j] += t438[j];
   }
-#line 2207 "lm_modul_lstm.cpp"
+#line 2282 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -2211,275 +2286,279 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 33: fused loop nest over [1149, 1149]
-//   %447 matmul
-//   %450 reduce_to
-//   %453 add -> grad_prev l1.pw
+//   %464 matmul
+//   %467 reduce_to
+//   %470 add -> grad_prev l1.pw
 template <class T> static void backward_d_l1_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t447 = a.scratch + 27936;                     // [1149]
-  T *__restrict t445 = a.record + 5008;                       // [1149]
+  T *__restrict t464 = a.scratch + 27936;                     // [1149]
+  T *__restrict t462 = a.record + 5008;                       // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;            // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;    // [1149, 1]
   const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
-  T *__restrict t450 = a.scratch + 29088;                     // [1149, 1]
+  T *__restrict t467 = a.scratch + 29088;                     // [1149, 1]
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
-  const T *__restrict t61 = a.saved + 9632;                   // [1149, 1]
+  const T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
   const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
   T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t447[e] = T(0);
+    t464[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t450[e] = T(0);
+    t467[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc450 = T(0);
-#pragma omp simd reduction(+ : acc450)
+    T acc467 = T(0);
+#pragma omp simd reduction(+ : acc467)
     for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v41 = l1_alpha[i] * l1_pw[i * 1149 + j];
-      const T v42 = l1_w[i * 1149 + j] + v41;
-      t447[j] += t445[i] * v42;
-      const T v446 = t445[i] * l1_h[j];
-      const T v449 = v446 * l1_pw[i * 1149 + j];
+      const T v46 = l1_alpha[i] * l1_pw[i * 1149 + j];
+      const T v47 = l1_w[i * 1149 + j] + v46;
+      t464[j] += t462[i] * v47;
+      const T v463 = t462[i] * l1_h[j];
+      const T v466 = v463 * l1_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc450 += v449;
+      acc467 += v466;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v63 = t61[i] * l1_et[i * 1149 + j];
-      const T v64 = l1_pw[i * 1149 + j] + v63;
-      const T v415 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
-      const T v416 = d_l1_pw_next[i * 1149 + j] * v415;
+      const T v68 = t66[i] * l1_et[i * 1149 + j];
+      const T v69 = l1_pw[i * 1149 + j] + v68;
+      const T v432 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v433 = d_l1_pw_next[i * 1149 + j] * v432;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v452 = v446 * l1_alpha[i];
+      const T v469 = v463 * l1_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v453 = v416 + v452;
-      d_l1_pw[i * 1149 + j] = v453;
+      const T v470 = v433 + v469;
+      d_l1_pw[i * 1149 + j] = v470;
     }
-    t450[i] += acc450;
+    t467[i] += acc467;
   }
-#line 2259 "lm_modul_lstm.cpp"
+#line 2334 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 34: dense product (Eigen), [400]
-//   %456 matmul
+//   %473 matmul
 template <class T> static void backward_x2c_34(const dopa::StepArgs<T> &a) {
-  T *__restrict t445 = a.record + 5008;                             // [1149]
+  T *__restrict t462 = a.record + 5008;                             // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t456 = a.scratch + 30240;                           // [400]
+  T *__restrict t473 = a.scratch + 30240;                           // [400]
 #line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t456, 400).noalias() =
-      ConstRowVec<T>(t445, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2273 "lm_modul_lstm.cpp"
+  RowVec<T>(t473, 400).noalias() =
+      ConstRowVec<T>(t462, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
+#line 2348 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 35: dense product (Eigen), [1149]
-//   %462 matmul
+//   %479 matmul
 template <class T> static void backward_h2o_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t459 = a.record + 3856;                             // [1149]
+  T *__restrict t476 = a.record + 3856;                             // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t462 = a.scratch + 30640;                           // [1149]
+  T *__restrict t479 = a.scratch + 30640;                           // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t462, 1149).noalias() =
-      ConstRowVec<T>(t459, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2287 "lm_modul_lstm.cpp"
+  RowVec<T>(t479, 1149).noalias() =
+      ConstRowVec<T>(t476, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
+#line 2362 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 36: dense product (Eigen), [400]
-//   %466 matmul
+//   %483 matmul
 template <class T> static void backward_x2o_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t459 = a.record + 3856;                             // [1149]
+  T *__restrict t476 = a.record + 3856;                             // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t466 = a.scratch + 31792;                           // [400]
+  T *__restrict t483 = a.scratch + 31792;                           // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t466, 400).noalias() =
-      ConstRowVec<T>(t459, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2301 "lm_modul_lstm.cpp"
+  RowVec<T>(t483, 400).noalias() =
+      ConstRowVec<T>(t476, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
+#line 2376 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 37: dense product (Eigen), [1149]
-//   %473 matmul
+//   %490 matmul
 template <class T> static void backward_h2i_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t470 = a.record + 2704;                             // [1149]
+  T *__restrict t487 = a.record + 2704;                             // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t473 = a.scratch + 32192;                           // [1149]
+  T *__restrict t490 = a.scratch + 32192;                           // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t473, 1149).noalias() =
-      ConstRowVec<T>(t470, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2315 "lm_modul_lstm.cpp"
+  RowVec<T>(t490, 1149).noalias() =
+      ConstRowVec<T>(t487, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
+#line 2390 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 38: dense product (Eigen), [400]
-//   %477 matmul
+//   %494 matmul
 template <class T> static void backward_x2i_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t470 = a.record + 2704;                             // [1149]
+  T *__restrict t487 = a.record + 2704;                             // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t477 = a.scratch + 33344;                           // [400]
+  T *__restrict t494 = a.scratch + 33344;                           // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t477, 400).noalias() =
-      ConstRowVec<T>(t470, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2329 "lm_modul_lstm.cpp"
+  RowVec<T>(t494, 400).noalias() =
+      ConstRowVec<T>(t487, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
+#line 2404 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 39: dense product (Eigen), [1149]
-//   %484 matmul
+//   %501 matmul
 template <class T> static void backward_h2f_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t481 = a.record + 0;                                // [1149]
+  T *__restrict t498 = a.record + 0;                                // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t484 = a.scratch + 33744;                           // [1149]
+  T *__restrict t501 = a.scratch + 33744;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t484, 1149).noalias() =
-      ConstRowVec<T>(t481, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2343 "lm_modul_lstm.cpp"
+  RowVec<T>(t501, 1149).noalias() =
+      ConstRowVec<T>(t498, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
+#line 2418 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 40: dense product (Eigen), [400]
-//   %488 matmul
+//   %505 matmul
 template <class T> static void backward_x2f_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t481 = a.record + 0;                                // [1149]
+  T *__restrict t498 = a.record + 0;                                // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t488 = a.scratch + 34896;                           // [400]
+  T *__restrict t505 = a.scratch + 34896;                           // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t488, 400).noalias() =
-      ConstRowVec<T>(t481, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2357 "lm_modul_lstm.cpp"
+  RowVec<T>(t505, 400).noalias() =
+      ConstRowVec<T>(t498, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
+#line 2432 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 41: fused loop nest over [1149]
-//   %485 add -> grad_prev l1.h
+//   %502 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t409 = a.scratch + 24448;        // [1149]
-  T *__restrict t447 = a.scratch + 27936;        // [1149]
-  T *__restrict t462 = a.scratch + 30640;        // [1149]
-  T *__restrict t473 = a.scratch + 32192;        // [1149]
-  T *__restrict t484 = a.scratch + 33744;        // [1149]
+  T *__restrict t426 = a.scratch + 24448;        // [1149]
+  T *__restrict t464 = a.scratch + 27936;        // [1149]
+  T *__restrict t479 = a.scratch + 30640;        // [1149]
+  T *__restrict t490 = a.scratch + 32192;        // [1149]
+  T *__restrict t501 = a.scratch + 33744;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v448 = t409[j] + t447[j];
-    const T v463 = v448 + t462[j];
-    const T v474 = v463 + t473[j];
-    const T v485 = v474 + t484[j];
-    d_l1_h[j] = v485;
+    const T v465 = t426[j] + t464[j];
+    const T v480 = v465 + t479[j];
+    const T v491 = v480 + t490[j];
+    const T v502 = v491 + t501[j];
+    d_l1_h[j] = v502;
   }
-#line 2380 "lm_modul_lstm.cpp"
+#line 2455 "lm_modul_lstm.cpp"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 42: fused loop nest over [400]
-//   %312 add -> grad_prev l3.h
-//   %489 add += grad enc.weight
+//   %324 add -> grad_prev l3.h
+//   %509 mul += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t232 = a.scratch + 416;                   // [400]
-  T *__restrict t273 = a.scratch + 1648;                  // [400]
-  T *__restrict t289 = a.scratch + 3600;                  // [400]
-  T *__restrict t300 = a.scratch + 5152;                  // [400]
-  T *__restrict t311 = a.scratch + 6704;                  // [400]
+  T *__restrict t245 = a.scratch + 416;                   // [400]
+  T *__restrict t286 = a.scratch + 1648;                  // [400]
+  T *__restrict t301 = a.scratch + 3600;                  // [400]
+  T *__restrict t312 = a.scratch + 5152;                  // [400]
+  T *__restrict t323 = a.scratch + 6704;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t456 = a.scratch + 30240;                 // [400]
-  T *__restrict t466 = a.scratch + 31792;                 // [400]
-  T *__restrict t477 = a.scratch + 33344;                 // [400]
-  T *__restrict t488 = a.scratch + 34896;                 // [400]
+  T *__restrict t473 = a.scratch + 30240;                 // [400]
+  T *__restrict t483 = a.scratch + 31792;                 // [400]
+  T *__restrict t494 = a.scratch + 33344;                 // [400]
+  T *__restrict t505 = a.scratch + 34896;                 // [400]
+  const T *__restrict drop_i = a.inputs[1];               // [400]
+  const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v274 = t232[j] + t273[j];
-    const T v290 = v274 + t289[j];
-    const T v301 = v290 + t300[j];
-    const T v312 = v301 + t311[j];
-    d_l3_h[j] = v312;
-#line 15 "examples/lm/modul_lstm.dopa"
-    const T v467 = t456[j] + t466[j];
-    const T v478 = v467 + t477[j];
-    const T v489 = v478 + t488[j];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v489;
+    const T v287 = t245[j] + t286[j];
+    const T v302 = v287 + t301[j];
+    const T v313 = v302 + t312[j];
+    const T v324 = v313 + t323[j];
+    d_l3_h[j] = v324;
+#line 25 "examples/lm/modul_lstm.dopa"
+    const T v484 = t473[j] + t483[j];
+    const T v495 = v484 + t494[j];
+    const T v506 = v495 + t505[j];
+    const T v508 = v506 * drop_i[j];
+    const T v509 = v508 * t4[0];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v509;
   }
-#line 2416 "lm_modul_lstm.cpp"
+#line 2495 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 43: fused loop nest over [1149, 1]
-//   %450 reduce_to += grad l1.alpha
-//   %363 reduce_to += grad l2.alpha
+//   %467 reduce_to += grad l1.alpha
+//   %378 reduce_to += grad l2.alpha
 template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t450 = a.scratch + 29088;             // [1149, 1]
+  T *__restrict t467 = a.scratch + 29088;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t363 = a.scratch + 14064;             // [1149, 1]
+  T *__restrict t378 = a.scratch + 14064;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
 #line 112 "examples/lm/modul_lstm.dopa"
-    d_l1_alpha[i] += t450[i];
-    d_l2_alpha[i] += t363[i];
+    d_l1_alpha[i] += t467[i];
+    d_l2_alpha[i] += t378[i];
   }
-#line 2434 "lm_modul_lstm.cpp"
+#line 2513 "lm_modul_lstm.cpp"
 }
 
 // param  etaet : [] = 0.01
 //
 // backward stage 44: fused loop nest over []
-//   %414 add += grad l1.etaet
-//   %327 add += grad l2.etaet
-//   %237 add += grad l3.etaet
+//   %431 add += grad l1.etaet
+//   %342 add += grad l2.etaet
+//   %250 add += grad l3.etaet
 template <class T>
 static void backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t405 = a.scratch + 23280;             // []
-  T *__restrict t411 = a.scratch + 25600;             // []
+  T *__restrict t422 = a.scratch + 23280;             // []
+  T *__restrict t428 = a.scratch + 25600;             // []
   T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
-  T *__restrict t318 = a.scratch + 8256;              // []
-  T *__restrict t324 = a.scratch + 10576;             // []
+  T *__restrict t333 = a.scratch + 8256;              // []
+  T *__restrict t339 = a.scratch + 10576;             // []
   T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
-  T *__restrict t228 = a.scratch + 0;                 // []
-  T *__restrict t234 = a.scratch + 816;               // []
+  T *__restrict t241 = a.scratch + 0;                 // []
+  T *__restrict t247 = a.scratch + 816;               // []
   T *__restrict d_l3_etaet = a.grads + kParamL3Etaet; // []
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v413 = -t411[0];
+  const T v430 = -t428[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v414 = t405[0] + v413;
-  d_l1_etaet[0] += v414;
+  const T v431 = t422[0] + v430;
+  d_l1_etaet[0] += v431;
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v326 = -t324[0];
+  const T v341 = -t339[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v327 = t318[0] + v326;
-  d_l2_etaet[0] += v327;
+  const T v342 = t333[0] + v341;
+  d_l2_etaet[0] += v342;
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v236 = -t234[0];
+  const T v249 = -t247[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v237 = t228[0] + v236;
-  d_l3_etaet[0] += v237;
-#line 2469 "lm_modul_lstm.cpp"
+  const T v250 = t241[0] + v249;
+  d_l3_etaet[0] += v250;
+#line 2548 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 45: fused loop nest over [400, 1]
-//   %276 reduce_to += grad l3.alpha
+//   %289 reduce_to += grad l3.alpha
 template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t276 = a.scratch + 2048;              // [400, 1]
+  T *__restrict t289 = a.scratch + 2048;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
 #line 112 "examples/lm/modul_lstm.dopa"
-    d_l3_alpha[i] += t276[i];
+    d_l3_alpha[i] += t289[i];
   }
-#line 2483 "lm_modul_lstm.cpp"
+#line 2562 "lm_modul_lstm.cpp"
 }
 
 /// One backward step of ModulLSTMLM for one batch element.
@@ -2699,7 +2778,12 @@ static dopa::NetworkInfo info() {
   n.params.push_back(
       {"l3.modfanout.weight", {400, 1}, false, {dopa::InitSpec::Uniform, -1.0, 1.0}});
   n.params.push_back({"l3.modfanout.bias", {400}, false, {dopa::InitSpec::Uniform, -1.0, 1.0}});
+  n.params.push_back({"drop_e", {10000, 1}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.1});
   n.inputs.push_back({"tok", {}, true, {}});
+  n.inputs.push_back({"drop_i", {400}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.4});
+  n.inputs.push_back({"drop_h1", {1149}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.25});
+  n.inputs.push_back({"drop_h2", {1149}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.25});
+  n.inputs.push_back({"drop_o", {400}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.4});
   n.outputs.push_back({"logits", {10000}, false, {}});
   n.states.push_back({"l1.h", {1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
   n.states.push_back({"l1.c", {1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
@@ -2720,7 +2804,7 @@ static dopa::NetworkInfo info() {
 static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Pw, kStateL1Et,
                                        kStateL2H, kStateL2C, kStateL2Pw, kStateL2Et,
                                        kStateL3H, kStateL3C, kStateL3Pw, kStateL3Et};
-static const int64_t inputRows[] = {10000};
+static const int64_t inputRows[] = {10000, 0, 0, 0, 0};
 
 static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamL1X2fWeight, .rows = 1149, .cols = 400, .offsetA = 0, .offsetB = 1152},
@@ -2749,94 +2833,94 @@ static const dopa::DeferredOuter deferred[] = {
      .rows = 1149,
      .cols = 1149,
      .offsetA = 8496,
-     .offsetB = 6176},
+     .offsetB = 9648},
     {.paramOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
      .offsetA = 8496,
-     .offsetB = 9648},
+     .offsetB = 10800},
     {.paramOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 10800,
-     .offsetB = 6176},
+     .offsetA = 11952,
+     .offsetB = 9648},
     {.paramOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 10800,
-     .offsetB = 9648},
+     .offsetA = 11952,
+     .offsetB = 10800},
     {.paramOffset = kParamL2X2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 11952,
-     .offsetB = 6176},
+     .offsetA = 13104,
+     .offsetB = 9648},
     {.paramOffset = kParamL2H2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 11952,
-     .offsetB = 9648},
+     .offsetA = 13104,
+     .offsetB = 10800},
     {.paramOffset = kParamL2X2cWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 13104,
-     .offsetB = 6176},
-    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 13104, .offsetB = 9648},
+     .offsetA = 14256,
+     .offsetB = 9648},
+    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 14256, .offsetB = 10800},
     {.paramOffset = kParamL2H2modWeight,
      .rows = 1,
      .cols = 1149,
-     .offsetA = 14256,
-     .offsetB = 14272},
+     .offsetA = 15408,
+     .offsetB = 15424},
     {.paramOffset = kParamL2ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
-     .offsetA = 15424,
-     .offsetB = 16576},
+     .offsetA = 16576,
+     .offsetB = 17728},
     {.paramOffset = kParamL3X2fWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 16592,
-     .offsetB = 14272},
+     .offsetA = 17744,
+     .offsetB = 18144},
     {.paramOffset = kParamL3H2fWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 16592,
-     .offsetB = 16992},
+     .offsetA = 17744,
+     .offsetB = 19296},
     {.paramOffset = kParamL3X2iWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 17392,
-     .offsetB = 14272},
+     .offsetA = 19696,
+     .offsetB = 18144},
     {.paramOffset = kParamL3H2iWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 17392,
-     .offsetB = 16992},
+     .offsetA = 19696,
+     .offsetB = 19296},
     {.paramOffset = kParamL3X2oWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 17792,
-     .offsetB = 14272},
+     .offsetA = 20096,
+     .offsetB = 18144},
     {.paramOffset = kParamL3H2oWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 17792,
-     .offsetB = 16992},
+     .offsetA = 20096,
+     .offsetB = 19296},
     {.paramOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 18192,
-     .offsetB = 14272},
-    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 18192, .offsetB = 16992},
+     .offsetA = 20496,
+     .offsetB = 18144},
+    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 20496, .offsetB = 19296},
     {.paramOffset = kParamL3H2modWeight,
      .rows = 1,
      .cols = 400,
-     .offsetA = 18592,
-     .offsetB = 18608},
+     .offsetA = 20896,
+     .offsetB = 20912},
     {.paramOffset = kParamL3ModfanoutWeight,
      .rows = 400,
      .cols = 1,
-     .offsetA = 19008,
-     .offsetB = 19408},
+     .offsetA = 21312,
+     .offsetB = 21712},
 };
 
 static const dopa::BatchedReadout readouts[] = {
@@ -2855,7 +2939,7 @@ const dopa::GeneratedSpec &spec() {
       .info = info,
       .stateNumel = 5606240,
       .stateOffsets = stateOffsets,
-      .savedNumel = 24832,
+      .savedNumel = 27152,
       .scratchNumel = 35296,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
@@ -2866,10 +2950,10 @@ const dopa::GeneratedSpec &spec() {
       .memoryBudget = 0,
       .numDeferred = 30,
       .deferred = deferred,
-      .recordNumel = 19424,
-      .forwardFlops = 76399900,
+      .recordNumel = 21728,
+      .forwardFlops = 76403398,
       .forwardSharedFlops = 3,
-      .backwardFlops = 135398617,
+      .backwardFlops = 135402115,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,

@@ -87,6 +87,7 @@ constexpr int64_t kParamL3H2modWeight = 24197695;     // l3.h2mod.weight [1, 400
 constexpr int64_t kParamL3H2modBias = 24198095;       // l3.h2mod.bias [1]
 constexpr int64_t kParamL3ModfanoutWeight = 24198096; // l3.modfanout.weight [400, 1]
 constexpr int64_t kParamL3ModfanoutBias = 24198496;   // l3.modfanout.bias [400]
+constexpr int64_t kParamDropE = 24198896;             // drop_e [10000, 1]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
 constexpr int64_t kStateL1H = 0;        // l1.h [1149]
@@ -102,34 +103,78 @@ constexpr int64_t kStateL3C = 5285840;  // l3.c [400]
 constexpr int64_t kStateL3Pw = 5286240; // l3.pw [400, 400]
 constexpr int64_t kStateL3Et = 5446240; // l3.et [400, 400]
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 //
 // forward stage 0:
 //   %2 gather
-template <class T> __device__ __forceinline__ void forward_saved_enc(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                              // [400]
+template <class T> __device__ __forceinline__ void forward_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                            // [400]
   const T *__restrict tok = a.inputs[0];                       // []
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 15 "examples/lm/modul_lstm.dopa"
+#line 25 "examples/lm/modul_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = tid; e < 400; e += nthreads)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 123 "lm_modul_lstm.cu"
+#line 124 "lm_modul_lstm.cu"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 1:
+//   %4 gather
+template <class T>
+__device__ __forceinline__ void forward_saved_drop_e(const dopa::StepArgs<T> &a) {
+  T *__restrict t4 = a.saved + 0;                      // [1]
+  const T *__restrict tok = a.inputs[0];               // []
+  const T *__restrict drop_e = a.params + kParamDropE; // [10000, 1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 25 "examples/lm/modul_lstm.dopa"
+  {
+    const int64_t row = int64_t(tok[0]); // checked by the runtime
+    for (int e = tid; e < 1; e += nthreads)
+      t4[e] = drop_e[row * 1 + e];
+  }
+#line 145 "lm_modul_lstm.cu"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 2: fused loop nest over [400]
+//   %7 mul x
+template <class T> __device__ __forceinline__ void forward_x(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;         // [400]
+  T *__restrict t4 = a.saved + 0;           // [1]
+  const T *__restrict drop_i = a.inputs[1]; // [400]
+  T *__restrict t7_x = a.saved + 16;        // [400] x
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  {
+    for (int j = tid; j < 400; j += nthreads) {
+#line 25 "examples/lm/modul_lstm.dopa"
+      const T v5 = t2[j] * t4[0];
+      const T v7 = v5 * drop_i[j];
+      t7_x[j] = v7;
+    }
+  }
+#line 168 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 1: dense product (a warp or thread per output), [1149]
-//   %4 matmul
+// forward stage 3: dense product (a warp or thread per output), [1149]
+//   %9 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t4 = a.saved + 400;                                 // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t9 = a.saved + 416;                                 // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -137,22 +182,22 @@ template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa:
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2f_weight[r * 400 + k] * t2[k];
+      acc += l1_x2f_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t4[r] = acc;
+      t9[r] = acc;
   }
-#line 146 "lm_modul_lstm.cu"
+#line 191 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 2: dense product (a warp or thread per output), [1149]
-//   %9 matmul
+// forward stage 4: dense product (a warp or thread per output), [1149]
+//   %14 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t9 = a.saved + 1552;                                // [1149]
+  T *__restrict t14 = a.saved + 1568;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -163,19 +208,19 @@ template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa:
       acc += l1_h2f_weight[r * 1149 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t9[r] = acc;
+      t14[r] = acc;
   }
-#line 169 "lm_modul_lstm.cu"
+#line 214 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 3: dense product (a warp or thread per output), [1149]
-//   %15 matmul
+// forward stage 5: dense product (a warp or thread per output), [1149]
+//   %20 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t15 = a.saved + 2704;                               // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t20 = a.saved + 2720;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -183,22 +228,22 @@ template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa:
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2i_weight[r * 400 + k] * t2[k];
+      acc += l1_x2i_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t15[r] = acc;
+      t20[r] = acc;
   }
-#line 192 "lm_modul_lstm.cu"
+#line 237 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 4: dense product (a warp or thread per output), [1149]
-//   %19 matmul
+// forward stage 6: dense product (a warp or thread per output), [1149]
+//   %24 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t19 = a.saved + 3856;                               // [1149]
+  T *__restrict t24 = a.saved + 3872;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -209,19 +254,19 @@ template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa:
       acc += l1_h2i_weight[r * 1149 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t19[r] = acc;
+      t24[r] = acc;
   }
-#line 215 "lm_modul_lstm.cu"
+#line 260 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 5: dense product (a warp or thread per output), [1149]
-//   %25 matmul
+// forward stage 7: dense product (a warp or thread per output), [1149]
+//   %30 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t25 = a.saved + 5008;                               // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t30 = a.saved + 5024;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -229,22 +274,22 @@ template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa:
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2o_weight[r * 400 + k] * t2[k];
+      acc += l1_x2o_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t25[r] = acc;
+      t30[r] = acc;
   }
-#line 238 "lm_modul_lstm.cu"
+#line 283 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 6: dense product (a warp or thread per output), [1149]
-//   %29 matmul
+// forward stage 8: dense product (a warp or thread per output), [1149]
+//   %34 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t29 = a.saved + 6160;                               // [1149]
+  T *__restrict t34 = a.saved + 6176;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -255,19 +300,19 @@ template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa:
       acc += l1_h2o_weight[r * 1149 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t29[r] = acc;
+      t34[r] = acc;
   }
-#line 261 "lm_modul_lstm.cu"
+#line 306 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 7: dense product (a warp or thread per output), [1149]
-//   %35 matmul
+// forward stage 9: dense product (a warp or thread per output), [1149]
+//   %40 matmul
 template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t35 = a.scratch + 0;                                // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t40 = a.scratch + 400;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -275,26 +320,26 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2c_weight[r * 400 + k] * t2[k];
+      acc += l1_x2c_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t35[r] = acc;
+      t40[r] = acc;
   }
-#line 284 "lm_modul_lstm.cu"
+#line 329 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 8: fused loop nest over [1149, 1149]
-//   %43 matmul
-//   %115 matmul
+// forward stage 10: fused loop nest over [1149, 1149]
+//   %48 matmul
+//   %122 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;                    // [1149]
+  T *__restrict t48 = a.scratch + 1552;                    // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
   const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
-  T *__restrict t115 = a.scratch + 5776;                   // [1149]
+  T *__restrict t122 = a.scratch + 6176;                   // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
   const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
@@ -303,107 +348,114 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc43 = T(0);
-    T acc115 = T(0);
+    T acc48 = T(0);
+    T acc122 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v41 = l1_alpha[i] * l1_pw[i * 1149 + j];
-      const T v42 = l1_w[i * 1149 + j] + v41;
-      acc43 += v42 * l1_h[j];
-      const T v113 = l2_alpha[i] * l2_pw[i * 1149 + j];
-      const T v114 = l2_w[i * 1149 + j] + v113;
-      acc115 += v114 * l2_h[j];
+      const T v46 = l1_alpha[i] * l1_pw[i * 1149 + j];
+      const T v47 = l1_w[i * 1149 + j] + v46;
+      acc48 += v47 * l1_h[j];
+      const T v120 = l2_alpha[i] * l2_pw[i * 1149 + j];
+      const T v121 = l2_w[i * 1149 + j] + v120;
+      acc122 += v121 * l2_h[j];
     }
-    acc43 = dopa::warpSum(acc43);
-    acc115 = dopa::warpSum(acc115);
+    acc48 = dopa::warpSum(acc48);
+    acc122 = dopa::warpSum(acc122);
     if ((threadIdx.x & 31) == 0) {
-      t43[i] = acc43;
-      t115[i] = acc115;
+      t48[i] = acc48;
+      t122[i] = acc122;
     }
   }
-#line 325 "lm_modul_lstm.cu"
+#line 370 "lm_modul_lstm.cu"
 }
 
+// y1 = l1(x) * drop_h1
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 9: fused loop nest over [1149]
-//   %45 tanh l1.g
-//   %51 mul l1.hn
-//   %49 add l1.cn -> next_state l1.c
-//   %51 mul l1.hn -> saved
+// forward stage 11: fused loop nest over [1149]
+//   %50 tanh l1.g
+//   %56 mul l1.hn
+//   %81 mul y1
+//   %54 add l1.cn -> next_state l1.c
+//   %56 mul l1.hn -> saved
 template <class T>
-__device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t35 = a.scratch + 0;                            // [1149]
+__device__ __forceinline__ void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t40 = a.scratch + 400;                          // [1149]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
-  T *__restrict t43 = a.scratch + 1152;                         // [1149]
-  T *__restrict t45_l1_g = a.saved + 7312;                      // [1149] l1.g
-  T *__restrict t25 = a.saved + 5008;                           // [1149]
+  T *__restrict t48 = a.scratch + 1552;                         // [1149]
+  T *__restrict t50_l1_g = a.saved + 7328;                      // [1149] l1.g
+  T *__restrict t30 = a.saved + 5024;                           // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
-  T *__restrict t29 = a.saved + 6160;                           // [1149]
+  T *__restrict t34 = a.saved + 6176;                           // [1149]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
-  T *__restrict t4 = a.saved + 400;                             // [1149]
+  T *__restrict t9 = a.saved + 416;                             // [1149]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
-  T *__restrict t9 = a.saved + 1552;                            // [1149]
+  T *__restrict t14 = a.saved + 1568;                           // [1149]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
   const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
-  T *__restrict t15 = a.saved + 2704;                           // [1149]
+  T *__restrict t20 = a.saved + 2720;                           // [1149]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
-  T *__restrict t19 = a.saved + 3856;                           // [1149]
+  T *__restrict t24 = a.saved + 3872;                           // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
+  const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
+  T *__restrict t81_y1 = a.saved + 10816;                       // [1149] y1
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
-  T *__restrict saved_t51 = a.saved + 8464;                     // [1149]
+  T *__restrict saved_t56 = a.saved + 8480;                     // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v37 = t35[j] + l1_x2c_bias[j];
-      const T v44 = v37 + t43[j];
-      const T v45 = tanh(v44);
-      t45_l1_g[j] = v45;
-#line 119 "examples/lm/modul_lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
-#line 117 "examples/lm/modul_lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
-      const T v12 = v6 + v11;
-      const T v13 = T(1) / (T(1) + exp(-v12));
-#line 121 "examples/lm/modul_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
-#line 118 "examples/lm/modul_lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
-#line 121 "examples/lm/modul_lstm.dopa"
-      const T v48 = v23 * v45;
-      const T v49 = v47 + v48;
-#line 122 "examples/lm/modul_lstm.dopa"
+      const T v42 = t40[j] + l1_x2c_bias[j];
+      const T v49 = v42 + t48[j];
       const T v50 = tanh(v49);
-      const T v51 = v33 * v50;
-      l1_h_next[j] = v51;
-      l1_c_next[j] = v49;
-      saved_t51[j] = v51;
+      t50_l1_g[j] = v50;
+#line 119 "examples/lm/modul_lstm.dopa"
+      const T v32 = t30[j] + l1_x2o_bias[j];
+      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v37 = v32 + v36;
+      const T v38 = T(1) / (T(1) + exp(-v37));
+#line 117 "examples/lm/modul_lstm.dopa"
+      const T v11 = t9[j] + l1_x2f_bias[j];
+      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v17 = v11 + v16;
+      const T v18 = T(1) / (T(1) + exp(-v17));
+#line 121 "examples/lm/modul_lstm.dopa"
+      const T v52 = v18 * l1_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+      const T v22 = t20[j] + l1_x2i_bias[j];
+      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v27 = v22 + v26;
+      const T v28 = T(1) / (T(1) + exp(-v27));
+#line 121 "examples/lm/modul_lstm.dopa"
+      const T v53 = v28 * v50;
+      const T v54 = v52 + v53;
+#line 122 "examples/lm/modul_lstm.dopa"
+      const T v55 = tanh(v54);
+      const T v56 = v38 * v55;
+      l1_h_next[j] = v56;
+#line 26 "examples/lm/modul_lstm.dopa"
+      const T v81 = v56 * drop_h1[j];
+      t81_y1[j] = v81;
+      l1_c_next[j] = v54;
+      saved_t56[j] = v56;
     }
   }
-#line 397 "lm_modul_lstm.cu"
+#line 449 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 10: dense product (a warp or thread per output), [1]
-//   %53 matmul
+// forward stage 12: dense product (a warp or thread per output), [1]
+//   %58 matmul
 template <class T> __device__ __forceinline__ void forward_h2mod(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
   T *__restrict l1_h_next = a.next + kStateL1H;                         // [1149] l1.hn
-  T *__restrict t53 = a.scratch + 2304;                                 // [1]
+  T *__restrict t58 = a.scratch + 2704;                                 // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -414,41 +466,41 @@ template <class T> __device__ __forceinline__ void forward_h2mod(const dopa::Ste
       acc += l1_h2mod_weight[r * 1149 + k] * l1_h_next[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t53[r] = acc;
+      t58[r] = acc;
   }
-#line 420 "lm_modul_lstm.cu"
+#line 472 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 11: fused loop nest over [1]
-//   %56 tanh l1.M
+// forward stage 13: fused loop nest over [1]
+//   %61 tanh l1.M
 template <class T> __device__ __forceinline__ void forward_l1_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t53 = a.scratch + 2304;                             // [1]
+  T *__restrict t58 = a.scratch + 2704;                             // [1]
   const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
-  T *__restrict t56_l1_M = a.saved + 9616;                          // [1] l1.M
+  T *__restrict t61_l1_M = a.saved + 9632;                          // [1] l1.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v55 = t53[0] + l1_h2mod_bias[0];
-      const T v56 = tanh(v55);
-      t56_l1_M[0] = v56;
+      const T v60 = t58[0] + l1_h2mod_bias[0];
+      const T v61 = tanh(v60);
+      t61_l1_M[0] = v61;
     }
   }
-#line 442 "lm_modul_lstm.cu"
+#line 494 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 12: dense product (a warp or thread per output), [1149]
-//   %58 matmul
+// forward stage 14: dense product (a warp or thread per output), [1149]
+//   %63 matmul
 template <class T> __device__ __forceinline__ void forward_modfanout(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t56_l1_M = a.saved + 9616;                                      // [1] l1.M
-  T *__restrict t58 = a.scratch + 2320;                                         // [1149]
+  T *__restrict t61_l1_M = a.saved + 9632;                                      // [1] l1.M
+  T *__restrict t63 = a.scratch + 2720;                                         // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -456,88 +508,88 @@ template <class T> __device__ __forceinline__ void forward_modfanout(const dopa:
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
-      acc += l1_modfanout_weight[r * 1 + k] * t56_l1_M[k];
+      acc += l1_modfanout_weight[r * 1 + k] * t61_l1_M[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t58[r] = acc;
+      t63[r] = acc;
   }
-#line 465 "lm_modul_lstm.cu"
+#line 517 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 13: fused loop nest over [1149]
-//   %60 add l1.eta
+// forward stage 15: fused loop nest over [1149]
+//   %65 add l1.eta
 template <class T> __device__ __forceinline__ void forward_l1_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t58 = a.scratch + 2320;                                     // [1149]
+  T *__restrict t63 = a.scratch + 2720;                                     // [1149]
   const T *__restrict l1_modfanout_bias = a.params + kParamL1ModfanoutBias; // [1149]
-  T *__restrict t60_l1_eta = a.scratch + 3472;                              // [1149] l1.eta
+  T *__restrict t65_l1_eta = a.scratch + 3872;                              // [1149] l1.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 124 "examples/lm/modul_lstm.dopa"
-      const T v60 = t58[j] + l1_modfanout_bias[j];
-      t60_l1_eta[j] = v60;
+      const T v65 = t63[j] + l1_modfanout_bias[j];
+      t65_l1_eta[j] = v65;
     }
   }
-#line 486 "lm_modul_lstm.cu"
+#line 538 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// forward stage 14:
-//   %61 reshape
+// forward stage 16:
+//   %66 reshape
 template <class T> __device__ __forceinline__ void forward_saved_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t61 = a.saved + 9632;          // [1149, 1]
-  T *__restrict t60_l1_eta = a.scratch + 3472; // [1149] l1.eta
+  T *__restrict t66 = a.saved + 9648;          // [1149, 1]
+  T *__restrict t65_l1_eta = a.scratch + 3872; // [1149] l1.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
-    t61[e] = t60_l1_eta[e];
-#line 502 "lm_modul_lstm.cu"
+    t66[e] = t65_l1_eta[e];
+#line 554 "lm_modul_lstm.cu"
 }
 
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 15: fused loop nest over []
-//   %70 sub
-//   %139 sub
-//   %208 sub
+// forward stage 17: fused loop nest over []
+//   %75 sub
+//   %146 sub
+//   %217 sub
 template <class T> __device__ __forceinline__ void forward_saved_sub(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
-  T *__restrict t70 = a.saved + 10784;                     // []
+  T *__restrict t75 = a.saved + 10800;                     // []
   const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
-  T *__restrict t139 = a.saved + 21184;                    // []
+  T *__restrict t146 = a.saved + 22352;                    // []
   const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
-  T *__restrict t208 = a.saved + 24816;                    // []
+  T *__restrict t217 = a.saved + 27136;                    // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v70 = T(1.0) - l1_etaet[0];
-    t70[0] = v70;
-    const T v139 = T(1.0) - l2_etaet[0];
-    t139[0] = v139;
-    const T v208 = T(1.0) - l3_etaet[0];
-    t208[0] = v208;
+    const T v75 = T(1.0) - l1_etaet[0];
+    t75[0] = v75;
+    const T v146 = T(1.0) - l2_etaet[0];
+    t146[0] = v146;
+    const T v217 = T(1.0) - l3_etaet[0];
+    t217[0] = v217;
   }
-#line 530 "lm_modul_lstm.cu"
+#line 582 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 16: dense product (a warp or thread per output), [1149]
-//   %76 matmul
+// forward stage 18: dense product (a warp or thread per output), [1149]
+//   %83 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2f_16(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2f_18(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t76 = a.saved + 10800;                              // [1149]
+  T *__restrict t81_y1 = a.saved + 10816;                           // [1149] y1
+  T *__restrict t83 = a.saved + 11968;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -545,23 +597,23 @@ __device__ __forceinline__ void forward_saved_x2f_16(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l2_x2f_weight[r * 1149 + k] * l1_h_next[k];
+      acc += l2_x2f_weight[r * 1149 + k] * t81_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t76[r] = acc;
+      t83[r] = acc;
   }
-#line 554 "lm_modul_lstm.cu"
+#line 606 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 17: dense product (a warp or thread per output), [1149]
-//   %81 matmul
+// forward stage 19: dense product (a warp or thread per output), [1149]
+//   %88 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2f_17(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2f_19(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t81 = a.saved + 11952;                              // [1149]
+  T *__restrict t88 = a.saved + 13120;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -572,20 +624,20 @@ __device__ __forceinline__ void forward_saved_h2f_17(const dopa::StepArgs<T> &a)
       acc += l2_h2f_weight[r * 1149 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t81[r] = acc;
+      t88[r] = acc;
   }
-#line 578 "lm_modul_lstm.cu"
+#line 630 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 18: dense product (a warp or thread per output), [1149]
-//   %87 matmul
+// forward stage 20: dense product (a warp or thread per output), [1149]
+//   %94 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2i_18(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2i_20(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t87 = a.saved + 13104;                              // [1149]
+  T *__restrict t81_y1 = a.saved + 10816;                           // [1149] y1
+  T *__restrict t94 = a.saved + 14272;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -593,23 +645,23 @@ __device__ __forceinline__ void forward_saved_x2i_18(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l2_x2i_weight[r * 1149 + k] * l1_h_next[k];
+      acc += l2_x2i_weight[r * 1149 + k] * t81_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t87[r] = acc;
+      t94[r] = acc;
   }
-#line 602 "lm_modul_lstm.cu"
+#line 654 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 19: dense product (a warp or thread per output), [1149]
-//   %91 matmul
+// forward stage 21: dense product (a warp or thread per output), [1149]
+//   %98 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2i_19(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2i_21(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t91 = a.saved + 14256;                              // [1149]
+  T *__restrict t98 = a.saved + 15424;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -620,20 +672,20 @@ __device__ __forceinline__ void forward_saved_h2i_19(const dopa::StepArgs<T> &a)
       acc += l2_h2i_weight[r * 1149 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t91[r] = acc;
+      t98[r] = acc;
   }
-#line 626 "lm_modul_lstm.cu"
+#line 678 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 20: dense product (a warp or thread per output), [1149]
-//   %97 matmul
+// forward stage 22: dense product (a warp or thread per output), [1149]
+//   %104 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2o_20(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2o_22(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t97 = a.saved + 15408;                              // [1149]
+  T *__restrict t81_y1 = a.saved + 10816;                           // [1149] y1
+  T *__restrict t104 = a.saved + 16576;                             // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -641,23 +693,23 @@ __device__ __forceinline__ void forward_saved_x2o_20(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l2_x2o_weight[r * 1149 + k] * l1_h_next[k];
+      acc += l2_x2o_weight[r * 1149 + k] * t81_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t97[r] = acc;
+      t104[r] = acc;
   }
-#line 650 "lm_modul_lstm.cu"
+#line 702 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 21: dense product (a warp or thread per output), [1149]
-//   %101 matmul
+// forward stage 23: dense product (a warp or thread per output), [1149]
+//   %108 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2o_21(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2o_23(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t101 = a.saved + 16560;                             // [1149]
+  T *__restrict t108 = a.saved + 17728;                             // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -668,19 +720,19 @@ __device__ __forceinline__ void forward_saved_h2o_21(const dopa::StepArgs<T> &a)
       acc += l2_h2o_weight[r * 1149 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t101[r] = acc;
+      t108[r] = acc;
   }
-#line 674 "lm_modul_lstm.cu"
+#line 726 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 22: dense product (a warp or thread per output), [1149]
-//   %107 matmul
-template <class T> __device__ __forceinline__ void forward_x2c_22(const dopa::StepArgs<T> &a) {
+// forward stage 24: dense product (a warp or thread per output), [1149]
+//   %114 matmul
+template <class T> __device__ __forceinline__ void forward_x2c_24(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t107 = a.scratch + 4624;                            // [1149]
+  T *__restrict t81_y1 = a.saved + 10816;                           // [1149] y1
+  T *__restrict t114 = a.scratch + 5024;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -688,94 +740,101 @@ template <class T> __device__ __forceinline__ void forward_x2c_22(const dopa::St
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l2_x2c_weight[r * 1149 + k] * l1_h_next[k];
+      acc += l2_x2c_weight[r * 1149 + k] * t81_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t107[r] = acc;
+      t114[r] = acc;
   }
-#line 697 "lm_modul_lstm.cu"
+#line 749 "lm_modul_lstm.cu"
 }
 
+// y2 = l2(y1) * drop_h2
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 23: fused loop nest over [1149]
-//   %117 tanh l2.g
-//   %123 mul l2.hn
-//   %121 add l2.cn -> next_state l2.c
-//   %123 mul l2.hn -> saved
+// forward stage 25: fused loop nest over [1149]
+//   %124 tanh l2.g
+//   %130 mul l2.hn
+//   %152 mul y2
+//   %128 add l2.cn -> next_state l2.c
+//   %130 mul l2.hn -> saved
 template <class T>
-__device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t107 = a.scratch + 4624;                        // [1149]
+__device__ __forceinline__ void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t114 = a.scratch + 5024;                        // [1149]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
-  T *__restrict t115 = a.scratch + 5776;                        // [1149]
-  T *__restrict t117_l2_g = a.saved + 17712;                    // [1149] l2.g
-  T *__restrict t97 = a.saved + 15408;                          // [1149]
+  T *__restrict t122 = a.scratch + 6176;                        // [1149]
+  T *__restrict t124_l2_g = a.saved + 18880;                    // [1149] l2.g
+  T *__restrict t104 = a.saved + 16576;                         // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
-  T *__restrict t101 = a.saved + 16560;                         // [1149]
+  T *__restrict t108 = a.saved + 17728;                         // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
-  T *__restrict t76 = a.saved + 10800;                          // [1149]
+  T *__restrict t83 = a.saved + 11968;                          // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
-  T *__restrict t81 = a.saved + 11952;                          // [1149]
+  T *__restrict t88 = a.saved + 13120;                          // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
-  T *__restrict t87 = a.saved + 13104;                          // [1149]
+  T *__restrict t94 = a.saved + 14272;                          // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
-  T *__restrict t91 = a.saved + 14256;                          // [1149]
+  T *__restrict t98 = a.saved + 15424;                          // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
+  const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
+  T *__restrict t152_y2 = a.saved + 22368;                      // [1149] y2
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
-  T *__restrict saved_t123 = a.saved + 18864;                   // [1149]
+  T *__restrict saved_t130 = a.saved + 20032;                   // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v109 = t107[j] + l2_x2c_bias[j];
-      const T v116 = v109 + t115[j];
-      const T v117 = tanh(v116);
-      t117_l2_g[j] = v117;
+      const T v116 = t114[j] + l2_x2c_bias[j];
+      const T v123 = v116 + t122[j];
+      const T v124 = tanh(v123);
+      t124_l2_g[j] = v124;
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v99 = t97[j] + l2_x2o_bias[j];
-      const T v103 = t101[j] + l2_h2o_bias[j];
-      const T v104 = v99 + v103;
-      const T v105 = T(1) / (T(1) + exp(-v104));
+      const T v106 = t104[j] + l2_x2o_bias[j];
+      const T v110 = t108[j] + l2_h2o_bias[j];
+      const T v111 = v106 + v110;
+      const T v112 = T(1) / (T(1) + exp(-v111));
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v78 = t76[j] + l2_x2f_bias[j];
-      const T v83 = t81[j] + l2_h2f_bias[j];
-      const T v84 = v78 + v83;
-      const T v85 = T(1) / (T(1) + exp(-v84));
+      const T v85 = t83[j] + l2_x2f_bias[j];
+      const T v90 = t88[j] + l2_h2f_bias[j];
+      const T v91 = v85 + v90;
+      const T v92 = T(1) / (T(1) + exp(-v91));
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v119 = v85 * l2_c[j];
+      const T v126 = v92 * l2_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v89 = t87[j] + l2_x2i_bias[j];
-      const T v93 = t91[j] + l2_h2i_bias[j];
-      const T v94 = v89 + v93;
-      const T v95 = T(1) / (T(1) + exp(-v94));
+      const T v96 = t94[j] + l2_x2i_bias[j];
+      const T v100 = t98[j] + l2_h2i_bias[j];
+      const T v101 = v96 + v100;
+      const T v102 = T(1) / (T(1) + exp(-v101));
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v120 = v95 * v117;
-      const T v121 = v119 + v120;
+      const T v127 = v102 * v124;
+      const T v128 = v126 + v127;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v122 = tanh(v121);
-      const T v123 = v105 * v122;
-      l2_h_next[j] = v123;
-      l2_c_next[j] = v121;
-      saved_t123[j] = v123;
+      const T v129 = tanh(v128);
+      const T v130 = v112 * v129;
+      l2_h_next[j] = v130;
+#line 27 "examples/lm/modul_lstm.dopa"
+      const T v152 = v130 * drop_h2[j];
+      t152_y2[j] = v152;
+      l2_c_next[j] = v128;
+      saved_t130[j] = v130;
     }
   }
-#line 769 "lm_modul_lstm.cu"
+#line 828 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 24: dense product (a warp or thread per output), [1]
-//   %125 matmul
-template <class T> __device__ __forceinline__ void forward_h2mod_24(const dopa::StepArgs<T> &a) {
+// forward stage 26: dense product (a warp or thread per output), [1]
+//   %132 matmul
+template <class T> __device__ __forceinline__ void forward_h2mod_26(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                         // [1149] l2.hn
-  T *__restrict t125 = a.scratch + 6928;                                // [1]
+  T *__restrict t132 = a.scratch + 7328;                                // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -786,42 +845,42 @@ template <class T> __device__ __forceinline__ void forward_h2mod_24(const dopa::
       acc += l2_h2mod_weight[r * 1149 + k] * l2_h_next[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t125[r] = acc;
+      t132[r] = acc;
   }
-#line 792 "lm_modul_lstm.cu"
+#line 851 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 25: fused loop nest over [1]
-//   %128 tanh l2.M
+// forward stage 27: fused loop nest over [1]
+//   %135 tanh l2.M
 template <class T> __device__ __forceinline__ void forward_l2_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t125 = a.scratch + 6928;                            // [1]
+  T *__restrict t132 = a.scratch + 7328;                            // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
-  T *__restrict t128_l2_M = a.saved + 20016;                        // [1] l2.M
+  T *__restrict t135_l2_M = a.saved + 21184;                        // [1] l2.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v127 = t125[0] + l2_h2mod_bias[0];
-      const T v128 = tanh(v127);
-      t128_l2_M[0] = v128;
+      const T v134 = t132[0] + l2_h2mod_bias[0];
+      const T v135 = tanh(v134);
+      t135_l2_M[0] = v135;
     }
   }
-#line 814 "lm_modul_lstm.cu"
+#line 873 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 26: dense product (a warp or thread per output), [1149]
-//   %130 matmul
+// forward stage 28: dense product (a warp or thread per output), [1149]
+//   %137 matmul
 template <class T>
-__device__ __forceinline__ void forward_modfanout_26(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_modfanout_28(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t128_l2_M = a.saved + 20016;                                    // [1] l2.M
-  T *__restrict t130 = a.scratch + 6944;                                        // [1149]
+  T *__restrict t135_l2_M = a.saved + 21184;                                    // [1] l2.M
+  T *__restrict t137 = a.scratch + 7344;                                        // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -829,61 +888,61 @@ __device__ __forceinline__ void forward_modfanout_26(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
-      acc += l2_modfanout_weight[r * 1 + k] * t128_l2_M[k];
+      acc += l2_modfanout_weight[r * 1 + k] * t135_l2_M[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t130[r] = acc;
+      t137[r] = acc;
   }
-#line 838 "lm_modul_lstm.cu"
+#line 897 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 27: fused loop nest over [1149]
-//   %132 add l2.eta
+// forward stage 29: fused loop nest over [1149]
+//   %139 add l2.eta
 template <class T> __device__ __forceinline__ void forward_l2_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t130 = a.scratch + 6944;                                    // [1149]
+  T *__restrict t137 = a.scratch + 7344;                                    // [1149]
   const T *__restrict l2_modfanout_bias = a.params + kParamL2ModfanoutBias; // [1149]
-  T *__restrict t132_l2_eta = a.scratch + 8096;                             // [1149] l2.eta
+  T *__restrict t139_l2_eta = a.scratch + 8496;                             // [1149] l2.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 124 "examples/lm/modul_lstm.dopa"
-      const T v132 = t130[j] + l2_modfanout_bias[j];
-      t132_l2_eta[j] = v132;
+      const T v139 = t137[j] + l2_modfanout_bias[j];
+      t139_l2_eta[j] = v139;
     }
   }
-#line 859 "lm_modul_lstm.cu"
+#line 918 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// forward stage 28:
-//   %133 reshape
+// forward stage 30:
+//   %140 reshape
 template <class T>
-__device__ __forceinline__ void forward_saved_col_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t133 = a.saved + 20032;         // [1149, 1]
-  T *__restrict t132_l2_eta = a.scratch + 8096; // [1149] l2.eta
+__device__ __forceinline__ void forward_saved_col_30(const dopa::StepArgs<T> &a) {
+  T *__restrict t140 = a.saved + 21200;         // [1149, 1]
+  T *__restrict t139_l2_eta = a.scratch + 8496; // [1149] l2.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
-    t133[e] = t132_l2_eta[e];
-#line 876 "lm_modul_lstm.cu"
+    t140[e] = t139_l2_eta[e];
+#line 935 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 29: dense product (a warp or thread per output), [400]
-//   %145 matmul
+// forward stage 31: dense product (a warp or thread per output), [400]
+//   %154 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2f_29(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2f_31(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t145 = a.saved + 21200;                             // [400]
+  T *__restrict t152_y2 = a.saved + 22368;                          // [1149] y2
+  T *__restrict t154 = a.saved + 23520;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -891,23 +950,23 @@ __device__ __forceinline__ void forward_saved_x2f_29(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l3_x2f_weight[r * 1149 + k] * l2_h_next[k];
+      acc += l3_x2f_weight[r * 1149 + k] * t152_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t145[r] = acc;
+      t154[r] = acc;
   }
-#line 900 "lm_modul_lstm.cu"
+#line 959 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 30: dense product (a warp or thread per output), [400]
-//   %150 matmul
+// forward stage 32: dense product (a warp or thread per output), [400]
+//   %159 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2f_30(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2f_32(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t150 = a.saved + 21600;                             // [400]
+  T *__restrict t159 = a.saved + 23920;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -918,20 +977,20 @@ __device__ __forceinline__ void forward_saved_h2f_30(const dopa::StepArgs<T> &a)
       acc += l3_h2f_weight[r * 400 + k] * l3_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t150[r] = acc;
+      t159[r] = acc;
   }
-#line 924 "lm_modul_lstm.cu"
+#line 983 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 31: dense product (a warp or thread per output), [400]
-//   %156 matmul
+// forward stage 33: dense product (a warp or thread per output), [400]
+//   %165 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2i_31(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2i_33(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t156 = a.saved + 22000;                             // [400]
+  T *__restrict t152_y2 = a.saved + 22368;                          // [1149] y2
+  T *__restrict t165 = a.saved + 24320;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -939,23 +998,23 @@ __device__ __forceinline__ void forward_saved_x2i_31(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l3_x2i_weight[r * 1149 + k] * l2_h_next[k];
+      acc += l3_x2i_weight[r * 1149 + k] * t152_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t156[r] = acc;
+      t165[r] = acc;
   }
-#line 948 "lm_modul_lstm.cu"
+#line 1007 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 32: dense product (a warp or thread per output), [400]
-//   %160 matmul
+// forward stage 34: dense product (a warp or thread per output), [400]
+//   %169 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2i_32(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2i_34(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t160 = a.saved + 22400;                             // [400]
+  T *__restrict t169 = a.saved + 24720;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -966,20 +1025,20 @@ __device__ __forceinline__ void forward_saved_h2i_32(const dopa::StepArgs<T> &a)
       acc += l3_h2i_weight[r * 400 + k] * l3_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t160[r] = acc;
+      t169[r] = acc;
   }
-#line 972 "lm_modul_lstm.cu"
+#line 1031 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 33: dense product (a warp or thread per output), [400]
-//   %166 matmul
+// forward stage 35: dense product (a warp or thread per output), [400]
+//   %175 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2o_33(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2o_35(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t166 = a.saved + 22800;                             // [400]
+  T *__restrict t152_y2 = a.saved + 22368;                          // [1149] y2
+  T *__restrict t175 = a.saved + 25120;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -987,23 +1046,23 @@ __device__ __forceinline__ void forward_saved_x2o_33(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l3_x2o_weight[r * 1149 + k] * l2_h_next[k];
+      acc += l3_x2o_weight[r * 1149 + k] * t152_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t166[r] = acc;
+      t175[r] = acc;
   }
-#line 996 "lm_modul_lstm.cu"
+#line 1055 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 34: dense product (a warp or thread per output), [400]
-//   %170 matmul
+// forward stage 36: dense product (a warp or thread per output), [400]
+//   %179 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2o_34(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2o_36(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t170 = a.saved + 23200;                             // [400]
+  T *__restrict t179 = a.saved + 25520;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1014,19 +1073,19 @@ __device__ __forceinline__ void forward_saved_h2o_34(const dopa::StepArgs<T> &a)
       acc += l3_h2o_weight[r * 400 + k] * l3_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t170[r] = acc;
+      t179[r] = acc;
   }
-#line 1020 "lm_modul_lstm.cu"
+#line 1079 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 35: dense product (a warp or thread per output), [400]
-//   %176 matmul
-template <class T> __device__ __forceinline__ void forward_x2c_35(const dopa::StepArgs<T> &a) {
+// forward stage 37: dense product (a warp or thread per output), [400]
+//   %185 matmul
+template <class T> __device__ __forceinline__ void forward_x2c_37(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t176 = a.scratch + 9248;                            // [400]
+  T *__restrict t152_y2 = a.saved + 22368;                          // [1149] y2
+  T *__restrict t185 = a.scratch + 9648;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1034,20 +1093,20 @@ template <class T> __device__ __forceinline__ void forward_x2c_35(const dopa::St
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l3_x2c_weight[r * 1149 + k] * l2_h_next[k];
+      acc += l3_x2c_weight[r * 1149 + k] * t152_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t176[r] = acc;
+      t185[r] = acc;
   }
-#line 1043 "lm_modul_lstm.cu"
+#line 1102 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 36: fused loop nest over [400, 400]
-//   %184 matmul
-template <class T> __device__ __forceinline__ void forward_matmul_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t184 = a.scratch + 9648;                   // [400]
+// forward stage 38: fused loop nest over [400, 400]
+//   %193 matmul
+template <class T> __device__ __forceinline__ void forward_matmul_38(const dopa::StepArgs<T> &a) {
+  T *__restrict t193 = a.scratch + 10048;                  // [400]
   const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
   const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
@@ -1056,101 +1115,108 @@ template <class T> __device__ __forceinline__ void forward_matmul_36(const dopa:
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc184 = T(0);
+    T acc193 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v182 = l3_alpha[i] * l3_pw[i * 400 + j];
-      const T v183 = l3_w[i * 400 + j] + v182;
-      acc184 += v183 * l3_h[j];
+      const T v191 = l3_alpha[i] * l3_pw[i * 400 + j];
+      const T v192 = l3_w[i * 400 + j] + v191;
+      acc193 += v192 * l3_h[j];
     }
-    acc184 = dopa::warpSum(acc184);
+    acc193 = dopa::warpSum(acc193);
     if ((threadIdx.x & 31) == 0) {
-      t184[i] = acc184;
+      t193[i] = acc193;
     }
   }
-#line 1072 "lm_modul_lstm.cu"
+#line 1131 "lm_modul_lstm.cu"
 }
 
+// y3 = l3(y2) * drop_o
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 37: fused loop nest over [400]
-//   %186 tanh l3.g
-//   %192 mul l3.hn
-//   %190 add l3.cn -> next_state l3.c
-//   %192 mul l3.hn -> saved
+// forward stage 39: fused loop nest over [400]
+//   %195 tanh l3.g
+//   %201 mul l3.hn
+//   %223 mul y3
+//   %199 add l3.cn -> next_state l3.c
+//   %201 mul l3.hn -> saved
 template <class T>
-__device__ __forceinline__ void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t176 = a.scratch + 9248;                        // [400]
+__device__ __forceinline__ void forward_l3_g_l3_hn_y3_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t185 = a.scratch + 9648;                        // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  T *__restrict t184 = a.scratch + 9648;                        // [400]
-  T *__restrict t186_l3_g = a.saved + 23600;                    // [400] l3.g
-  T *__restrict t166 = a.saved + 22800;                         // [400]
+  T *__restrict t193 = a.scratch + 10048;                       // [400]
+  T *__restrict t195_l3_g = a.saved + 25920;                    // [400] l3.g
+  T *__restrict t175 = a.saved + 25120;                         // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t170 = a.saved + 23200;                         // [400]
+  T *__restrict t179 = a.saved + 25520;                         // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t145 = a.saved + 21200;                         // [400]
+  T *__restrict t154 = a.saved + 23520;                         // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t150 = a.saved + 21600;                         // [400]
+  T *__restrict t159 = a.saved + 23920;                         // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t156 = a.saved + 22000;                         // [400]
+  T *__restrict t165 = a.saved + 24320;                         // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t160 = a.saved + 22400;                         // [400]
+  T *__restrict t169 = a.saved + 24720;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  const T *__restrict drop_o = a.inputs[4];                     // [400]
+  T *__restrict t223_y3 = a.saved + 27152;                      // [400] y3
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
-  T *__restrict saved_t192 = a.saved + 24000;                   // [400]
+  T *__restrict saved_t201 = a.saved + 26320;                   // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v178 = t176[j] + l3_x2c_bias[j];
-      const T v185 = v178 + t184[j];
-      const T v186 = tanh(v185);
-      t186_l3_g[j] = v186;
+      const T v187 = t185[j] + l3_x2c_bias[j];
+      const T v194 = v187 + t193[j];
+      const T v195 = tanh(v194);
+      t195_l3_g[j] = v195;
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v168 = t166[j] + l3_x2o_bias[j];
-      const T v172 = t170[j] + l3_h2o_bias[j];
-      const T v173 = v168 + v172;
-      const T v174 = T(1) / (T(1) + exp(-v173));
+      const T v177 = t175[j] + l3_x2o_bias[j];
+      const T v181 = t179[j] + l3_h2o_bias[j];
+      const T v182 = v177 + v181;
+      const T v183 = T(1) / (T(1) + exp(-v182));
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v147 = t145[j] + l3_x2f_bias[j];
-      const T v152 = t150[j] + l3_h2f_bias[j];
-      const T v153 = v147 + v152;
-      const T v154 = T(1) / (T(1) + exp(-v153));
+      const T v156 = t154[j] + l3_x2f_bias[j];
+      const T v161 = t159[j] + l3_h2f_bias[j];
+      const T v162 = v156 + v161;
+      const T v163 = T(1) / (T(1) + exp(-v162));
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v188 = v154 * l3_c[j];
+      const T v197 = v163 * l3_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v158 = t156[j] + l3_x2i_bias[j];
-      const T v162 = t160[j] + l3_h2i_bias[j];
-      const T v163 = v158 + v162;
-      const T v164 = T(1) / (T(1) + exp(-v163));
+      const T v167 = t165[j] + l3_x2i_bias[j];
+      const T v171 = t169[j] + l3_h2i_bias[j];
+      const T v172 = v167 + v171;
+      const T v173 = T(1) / (T(1) + exp(-v172));
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v189 = v164 * v186;
-      const T v190 = v188 + v189;
+      const T v198 = v173 * v195;
+      const T v199 = v197 + v198;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v191 = tanh(v190);
-      const T v192 = v174 * v191;
-      l3_h_next[j] = v192;
-      l3_c_next[j] = v190;
-      saved_t192[j] = v192;
+      const T v200 = tanh(v199);
+      const T v201 = v183 * v200;
+      l3_h_next[j] = v201;
+#line 28 "examples/lm/modul_lstm.dopa"
+      const T v223 = v201 * drop_o[j];
+      t223_y3[j] = v223;
+      l3_c_next[j] = v199;
+      saved_t201[j] = v201;
     }
   }
-#line 1144 "lm_modul_lstm.cu"
+#line 1210 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 38: dense product (a warp or thread per output), [1]
-//   %194 matmul
-template <class T> __device__ __forceinline__ void forward_h2mod_38(const dopa::StepArgs<T> &a) {
+// forward stage 40: dense product (a warp or thread per output), [1]
+//   %203 matmul
+template <class T> __device__ __forceinline__ void forward_h2mod_40(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
   T *__restrict l3_h_next = a.next + kStateL3H;                         // [400] l3.hn
-  T *__restrict t194 = a.scratch + 10048;                               // [1]
+  T *__restrict t203 = a.scratch + 10448;                               // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1161,42 +1227,42 @@ template <class T> __device__ __forceinline__ void forward_h2mod_38(const dopa::
       acc += l3_h2mod_weight[r * 400 + k] * l3_h_next[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t194[r] = acc;
+      t203[r] = acc;
   }
-#line 1167 "lm_modul_lstm.cu"
+#line 1233 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 39: fused loop nest over [1]
-//   %197 tanh l3.M
+// forward stage 41: fused loop nest over [1]
+//   %206 tanh l3.M
 template <class T> __device__ __forceinline__ void forward_l3_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t194 = a.scratch + 10048;                           // [1]
+  T *__restrict t203 = a.scratch + 10448;                           // [1]
   const T *__restrict l3_h2mod_bias = a.params + kParamL3H2modBias; // [1]
-  T *__restrict t197_l3_M = a.saved + 24400;                        // [1] l3.M
+  T *__restrict t206_l3_M = a.saved + 26720;                        // [1] l3.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v196 = t194[0] + l3_h2mod_bias[0];
-      const T v197 = tanh(v196);
-      t197_l3_M[0] = v197;
+      const T v205 = t203[0] + l3_h2mod_bias[0];
+      const T v206 = tanh(v205);
+      t206_l3_M[0] = v206;
     }
   }
-#line 1189 "lm_modul_lstm.cu"
+#line 1255 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 40: dense product (a warp or thread per output), [400]
-//   %199 matmul
+// forward stage 42: dense product (a warp or thread per output), [400]
+//   %208 matmul
 template <class T>
-__device__ __forceinline__ void forward_modfanout_40(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_modfanout_42(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t197_l3_M = a.saved + 24400;                                    // [1] l3.M
-  T *__restrict t199 = a.scratch + 10064;                                       // [400]
+  T *__restrict t206_l3_M = a.saved + 26720;                                    // [1] l3.M
+  T *__restrict t208 = a.scratch + 10464;                                       // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1204,101 +1270,101 @@ __device__ __forceinline__ void forward_modfanout_40(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1; k += 32)
-      acc += l3_modfanout_weight[r * 1 + k] * t197_l3_M[k];
+      acc += l3_modfanout_weight[r * 1 + k] * t206_l3_M[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t199[r] = acc;
+      t208[r] = acc;
   }
-#line 1213 "lm_modul_lstm.cu"
+#line 1279 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 41: fused loop nest over [400]
-//   %201 add l3.eta
+// forward stage 43: fused loop nest over [400]
+//   %210 add l3.eta
 template <class T> __device__ __forceinline__ void forward_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t199 = a.scratch + 10064;                                   // [400]
+  T *__restrict t208 = a.scratch + 10464;                                   // [400]
   const T *__restrict l3_modfanout_bias = a.params + kParamL3ModfanoutBias; // [400]
-  T *__restrict t201_l3_eta = a.scratch + 10464;                            // [400] l3.eta
+  T *__restrict t210_l3_eta = a.scratch + 10864;                            // [400] l3.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
 #line 124 "examples/lm/modul_lstm.dopa"
-      const T v201 = t199[j] + l3_modfanout_bias[j];
-      t201_l3_eta[j] = v201;
+      const T v210 = t208[j] + l3_modfanout_bias[j];
+      t210_l3_eta[j] = v210;
     }
   }
-#line 1234 "lm_modul_lstm.cu"
+#line 1300 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// forward stage 42:
-//   %202 reshape
+// forward stage 44:
+//   %211 reshape
 template <class T>
-__device__ __forceinline__ void forward_saved_col_42(const dopa::StepArgs<T> &a) {
-  T *__restrict t202 = a.saved + 24416;          // [400, 1]
-  T *__restrict t201_l3_eta = a.scratch + 10464; // [400] l3.eta
+__device__ __forceinline__ void forward_saved_col_44(const dopa::StepArgs<T> &a) {
+  T *__restrict t211 = a.saved + 26736;          // [400, 1]
+  T *__restrict t210_l3_eta = a.scratch + 10864; // [400] l3.eta
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
-    t202[e] = t201_l3_eta[e];
-#line 1251 "lm_modul_lstm.cu"
+    t211[e] = t210_l3_eta[e];
+#line 1317 "lm_modul_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
 //
-// forward stage 43: dense product (a warp or thread per output), [10000]
-//   %213 matmul
-template <class T> __device__ __forceinline__ void forward_matmul_43(const dopa::StepArgs<T> &a) {
+// forward stage 45: dense product (a warp or thread per output), [10000]
+//   %224 matmul
+template <class T> __device__ __forceinline__ void forward_matmul_45(const dopa::StepArgs<T> &a) {
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
-  T *__restrict t213 = a.scratch + 10864;                      // [10000]
+  T *__restrict t223_y3 = a.saved + 27152;                     // [400] y3
+  T *__restrict t224 = a.scratch + 11264;                      // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 18 "examples/lm/modul_lstm.dopa"
+#line 29 "examples/lm/modul_lstm.dopa"
   for (int r = tid >> 5; r < 10000; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += enc_weight[r * 400 + k] * l3_h_next[k];
+      acc += enc_weight[r * 400 + k] * t223_y3[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t213[r] = acc;
+      t224[r] = acc;
   }
-#line 1274 "lm_modul_lstm.cu"
+#line 1340 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 44: fused loop nest over [1149, 1149]
-//   %67 clip -> next_state l1.pw
-//   %74 add -> next_state l1.et
-//   %137 clip -> next_state l2.pw
-//   %143 add -> next_state l2.et
+// forward stage 46: fused loop nest over [1149, 1149]
+//   %72 clip -> next_state l1.pw
+//   %79 add -> next_state l1.et
+//   %144 clip -> next_state l2.pw
+//   %150 add -> next_state l2.et
 template <class T>
 __device__ __forceinline__ void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
-  T *__restrict t61 = a.saved + 9632;                      // [1149, 1]
+  T *__restrict t66 = a.saved + 9648;                      // [1149, 1]
   const T *__restrict l1_et = a.state + kStateL1Et;        // [1149, 1149]
   T *__restrict l1_pw_next = a.next + kStateL1Pw;          // [1149, 1149]
-  T *__restrict t70 = a.saved + 10784;                     // []
+  T *__restrict t75 = a.saved + 10800;                     // []
   const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
-  T *__restrict t45_l1_g = a.saved + 7312;                 // [1149] l1.g
+  T *__restrict t50_l1_g = a.saved + 7328;                 // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
   T *__restrict l1_et_next = a.next + kStateL1Et;          // [1149, 1149]
   const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
-  T *__restrict t133 = a.saved + 20032;                    // [1149, 1]
+  T *__restrict t140 = a.saved + 21200;                    // [1149, 1]
   const T *__restrict l2_et = a.state + kStateL2Et;        // [1149, 1149]
   T *__restrict l2_pw_next = a.next + kStateL2Pw;          // [1149, 1149]
-  T *__restrict t139 = a.saved + 21184;                    // []
+  T *__restrict t146 = a.saved + 22352;                    // []
   const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
-  T *__restrict t117_l2_g = a.saved + 17712;               // [1149] l2.g
+  T *__restrict t124_l2_g = a.saved + 18880;               // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   T *__restrict l2_et_next = a.next + kStateL2Et;          // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1307,46 +1373,46 @@ __device__ __forceinline__ void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::Step
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v63 = t61[i] * l1_et[i * 1149 + j];
-      const T v64 = l1_pw[i * 1149 + j] + v63;
-      const T v67 = v64 < T(-2.0) ? T(-2.0) : (v64 > T(2.0) ? T(2.0) : v64);
-      l1_pw_next[i * 1149 + j] = v67;
+      const T v68 = t66[i] * l1_et[i * 1149 + j];
+      const T v69 = l1_pw[i * 1149 + j] + v68;
+      const T v72 = v69 < T(-2.0) ? T(-2.0) : (v69 > T(2.0) ? T(2.0) : v69);
+      l1_pw_next[i * 1149 + j] = v72;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v71 = t70[0] * l1_et[i * 1149 + j];
-      const T v72 = t45_l1_g[i] * l1_h[j];
-      const T v73 = l1_etaet[0] * v72;
-      const T v74 = v71 + v73;
-      l1_et_next[i * 1149 + j] = v74;
+      const T v76 = t75[0] * l1_et[i * 1149 + j];
+      const T v77 = t50_l1_g[i] * l1_h[j];
+      const T v78 = l1_etaet[0] * v77;
+      const T v79 = v76 + v78;
+      l1_et_next[i * 1149 + j] = v79;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v135 = t133[i] * l2_et[i * 1149 + j];
-      const T v136 = l2_pw[i * 1149 + j] + v135;
-      const T v137 = v136 < T(-2.0) ? T(-2.0) : (v136 > T(2.0) ? T(2.0) : v136);
-      l2_pw_next[i * 1149 + j] = v137;
+      const T v142 = t140[i] * l2_et[i * 1149 + j];
+      const T v143 = l2_pw[i * 1149 + j] + v142;
+      const T v144 = v143 < T(-2.0) ? T(-2.0) : (v143 > T(2.0) ? T(2.0) : v143);
+      l2_pw_next[i * 1149 + j] = v144;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v140 = t139[0] * l2_et[i * 1149 + j];
-      const T v141 = t117_l2_g[i] * l2_h[j];
-      const T v142 = l2_etaet[0] * v141;
-      const T v143 = v140 + v142;
-      l2_et_next[i * 1149 + j] = v143;
+      const T v147 = t146[0] * l2_et[i * 1149 + j];
+      const T v148 = t124_l2_g[i] * l2_h[j];
+      const T v149 = l2_etaet[0] * v148;
+      const T v150 = v147 + v149;
+      l2_et_next[i * 1149 + j] = v150;
     }
   }
-#line 1334 "lm_modul_lstm.cu"
+#line 1400 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 45: fused loop nest over [400, 400]
-//   %206 clip -> next_state l3.pw
-//   %212 add -> next_state l3.et
+// forward stage 47: fused loop nest over [400, 400]
+//   %215 clip -> next_state l3.pw
+//   %221 add -> next_state l3.et
 template <class T> __device__ __forceinline__ void forward_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
-  T *__restrict t202 = a.saved + 24416;                    // [400, 1]
+  T *__restrict t211 = a.saved + 26736;                    // [400, 1]
   const T *__restrict l3_et = a.state + kStateL3Et;        // [400, 400]
   T *__restrict l3_pw_next = a.next + kStateL3Pw;          // [400, 400]
-  T *__restrict t208 = a.saved + 24816;                    // []
+  T *__restrict t217 = a.saved + 27136;                    // []
   const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
-  T *__restrict t186_l3_g = a.saved + 23600;               // [400] l3.g
+  T *__restrict t195_l3_g = a.saved + 25920;               // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   T *__restrict l3_et_next = a.next + kStateL3Et;          // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1355,27 +1421,27 @@ template <class T> __device__ __forceinline__ void forward_l3_pw_l3_et(const dop
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v204 = t202[i] * l3_et[i * 400 + j];
-      const T v205 = l3_pw[i * 400 + j] + v204;
-      const T v206 = v205 < T(-2.0) ? T(-2.0) : (v205 > T(2.0) ? T(2.0) : v205);
-      l3_pw_next[i * 400 + j] = v206;
+      const T v213 = t211[i] * l3_et[i * 400 + j];
+      const T v214 = l3_pw[i * 400 + j] + v213;
+      const T v215 = v214 < T(-2.0) ? T(-2.0) : (v214 > T(2.0) ? T(2.0) : v214);
+      l3_pw_next[i * 400 + j] = v215;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v209 = t208[0] * l3_et[i * 400 + j];
-      const T v210 = t186_l3_g[i] * l3_h[j];
-      const T v211 = l3_etaet[0] * v210;
-      const T v212 = v209 + v211;
-      l3_et_next[i * 400 + j] = v212;
+      const T v218 = t217[0] * l3_et[i * 400 + j];
+      const T v219 = t195_l3_g[i] * l3_h[j];
+      const T v220 = l3_etaet[0] * v219;
+      const T v221 = v218 + v220;
+      l3_et_next[i * 400 + j] = v221;
     }
   }
-#line 1371 "lm_modul_lstm.cu"
+#line 1437 "lm_modul_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
 //
-// forward stage 46: fused loop nest over [10000]
-//   %215 add logits -> output logits
+// forward stage 48: fused loop nest over [10000]
+//   %226 add logits -> output logits
 template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t213 = a.scratch + 10864;                  // [10000]
+  T *__restrict t224 = a.scratch + 11264;                  // [10000]
   const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
   T *__restrict out_logits = a.outputs[0];                 // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1383,12 +1449,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-#line 18 "examples/lm/modul_lstm.dopa"
-      const T v215 = t213[j] + dec_bias[j];
-      out_logits[j] = v215;
+#line 29 "examples/lm/modul_lstm.dopa"
+      const T v226 = t224[j] + dec_bias[j];
+      out_logits[j] = v226;
     }
   }
-#line 1392 "lm_modul_lstm.cu"
+#line 1458 "lm_modul_lstm.cu"
 }
 
 /// One forward step of ModulLSTMLM for the whole batch: block b runs batch element b.
@@ -1419,7 +1485,11 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  forward_saved_enc(a);
+  forward_enc(a);
+  dopa::gridSync();
+  forward_saved_drop_e(a);
+  dopa::gridSync();
+  forward_x(a);
   dopa::gridSync();
   forward_saved_x2f(a);
   dopa::gridSync();
@@ -1437,7 +1507,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   dopa::gridSync();
   forward_matmul(a);
   dopa::gridSync();
-  forward_l1_g_l1_hn_l1_c(a);
+  forward_l1_g_l1_hn_y1_l1_c(a);
   dopa::gridSync();
   forward_h2mod(a);
   dopa::gridSync();
@@ -1451,61 +1521,61 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   dopa::gridSync();
   forward_saved_sub(a);
   dopa::gridSync();
-  forward_saved_x2f_16(a);
+  forward_saved_x2f_18(a);
   dopa::gridSync();
-  forward_saved_h2f_17(a);
+  forward_saved_h2f_19(a);
   dopa::gridSync();
-  forward_saved_x2i_18(a);
+  forward_saved_x2i_20(a);
   dopa::gridSync();
-  forward_saved_h2i_19(a);
+  forward_saved_h2i_21(a);
   dopa::gridSync();
-  forward_saved_x2o_20(a);
+  forward_saved_x2o_22(a);
   dopa::gridSync();
-  forward_saved_h2o_21(a);
+  forward_saved_h2o_23(a);
   dopa::gridSync();
-  forward_x2c_22(a);
+  forward_x2c_24(a);
   dopa::gridSync();
-  forward_l2_g_l2_hn_l2_c(a);
+  forward_l2_g_l2_hn_y2_l2_c(a);
   dopa::gridSync();
-  forward_h2mod_24(a);
+  forward_h2mod_26(a);
   dopa::gridSync();
   forward_l2_m(a);
   dopa::gridSync();
-  forward_modfanout_26(a);
+  forward_modfanout_28(a);
   dopa::gridSync();
   forward_l2_eta(a);
   dopa::gridSync();
-  forward_saved_col_28(a);
+  forward_saved_col_30(a);
   dopa::gridSync();
-  forward_saved_x2f_29(a);
+  forward_saved_x2f_31(a);
   dopa::gridSync();
-  forward_saved_h2f_30(a);
+  forward_saved_h2f_32(a);
   dopa::gridSync();
-  forward_saved_x2i_31(a);
+  forward_saved_x2i_33(a);
   dopa::gridSync();
-  forward_saved_h2i_32(a);
+  forward_saved_h2i_34(a);
   dopa::gridSync();
-  forward_saved_x2o_33(a);
+  forward_saved_x2o_35(a);
   dopa::gridSync();
-  forward_saved_h2o_34(a);
+  forward_saved_h2o_36(a);
   dopa::gridSync();
-  forward_x2c_35(a);
+  forward_x2c_37(a);
   dopa::gridSync();
-  forward_matmul_36(a);
+  forward_matmul_38(a);
   dopa::gridSync();
-  forward_l3_g_l3_hn_l3_c(a);
+  forward_l3_g_l3_hn_y3_l3_c(a);
   dopa::gridSync();
-  forward_h2mod_38(a);
+  forward_h2mod_40(a);
   dopa::gridSync();
   forward_l3_m(a);
   dopa::gridSync();
-  forward_modfanout_40(a);
+  forward_modfanout_42(a);
   dopa::gridSync();
   forward_l3_eta(a);
   dopa::gridSync();
-  forward_saved_col_42(a);
+  forward_saved_col_44(a);
   dopa::gridSync();
-  forward_matmul_43(a);
+  forward_matmul_45(a);
   dopa::gridSync();
   forward_l1_pw_l1_et_l2_pw_l2_et(a);
   dopa::gridSync();
@@ -1521,22 +1591,22 @@ template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *strea
 // output logits = enc.weight @ y3 + dec_bias
 //
 // backward stage 0: dense product (a warp or thread per output), [400]
-//   %231 matmul
+//   %242 matmul
 template <class T> __device__ __forceinline__ void backward_matmul(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t231 = a.scratch + 0;                          // [400]
+  T *__restrict t242 = a.scratch + 0;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 18 "examples/lm/modul_lstm.dopa"
+#line 29 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 10000; ++k)
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
-    t231[c] = acc;
+    t242[c] = acc;
   }
-#line 1540 "lm_modul_lstm.cu"
+#line 1610 "lm_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
@@ -1545,110 +1615,110 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // backward stage 1: fused loop nest over [400, 400]
-//   %234 reduce_to
-//   %237 matmul
-//   %238 matmul
-//   %240 reduce_to
-//   %249 reduce_to
-//   %251 add -> grad_prev l3.et
+//   %247 reduce_to
+//   %250 matmul
+//   %251 matmul
+//   %253 reduce_to
+//   %262 reduce_to
+//   %264 add -> grad_prev l3.et
 template <class T> __device__ __forceinline__ void backward_d_l3_et(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_et_next = a.gradNext + kStateL3Et; // [400, 400] d l3.et'
-  const T *__restrict t186_l3_g = a.saved + 23600;            // [400] l3.g
+  const T *__restrict t195_l3_g = a.saved + 25920;            // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;             // [400]
-  T *__restrict t234 = a.scratch + 400;                       // []
-  T *__restrict t237 = a.scratch + 416;                       // [400]
+  T *__restrict t247 = a.scratch + 400;                       // []
+  T *__restrict t250 = a.scratch + 416;                       // [400]
   const T *__restrict l3_etaet = a.params + kParamL3Etaet;    // []
-  T *__restrict t238 = a.scratch + 816;                       // [400]
+  T *__restrict t251 = a.scratch + 816;                       // [400]
   const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
-  T *__restrict t240 = a.scratch + 1216;                      // []
+  T *__restrict t253 = a.scratch + 1216;                      // []
   const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
   const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
-  const T *__restrict t202 = a.saved + 24416;                 // [400, 1]
-  T *__restrict t249 = a.scratch + 1232;                      // [400, 1]
-  const T *__restrict t208 = a.saved + 24816;                 // []
+  const T *__restrict t211 = a.saved + 26736;                 // [400, 1]
+  T *__restrict t262 = a.scratch + 1232;                      // [400, 1]
+  const T *__restrict t217 = a.saved + 27136;                 // []
   T *__restrict d_l3_et = a.gradPrev + kStateL3Et;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1; e += nthreads)
-    t234[e] = T(0);
+    t247[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t238[e] = T(0);
+    t251[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t240[e] = T(0);
+    t253[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t249[e] = T(0);
+    t262[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc234 = T(0);
-    T acc237 = T(0);
-    T acc240 = T(0);
-    T acc249 = T(0);
+    T acc247 = T(0);
+    T acc250 = T(0);
+    T acc253 = T(0);
+    T acc262 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v210 = t186_l3_g[i] * l3_h[j];
-      const T v233 = d_l3_et_next[i * 400 + j] * v210;
+      const T v219 = t195_l3_g[i] * l3_h[j];
+      const T v246 = d_l3_et_next[i * 400 + j] * v219;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc234 += v233;
+      acc247 += v246;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v236 = d_l3_et_next[i * 400 + j] * l3_etaet[0];
-      acc237 += v236 * l3_h[j];
-      atomicAdd(&t238[j], t186_l3_g[i] * v236);
-      const T v239 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
-      acc240 += v239;
+      const T v249 = d_l3_et_next[i * 400 + j] * l3_etaet[0];
+      acc250 += v249 * l3_h[j];
+      atomicAdd(&t251[j], t195_l3_g[i] * v249);
+      const T v252 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
+      acc253 += v252;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v204 = t202[i] * l3_et[i * 400 + j];
-      const T v205 = l3_pw[i * 400 + j] + v204;
-      const T v246 = T(-2.0) <= v205 && v205 <= T(2.0) ? T(1) : T(0);
-      const T v247 = d_l3_pw_next[i * 400 + j] * v246;
-      const T v248 = v247 * l3_et[i * 400 + j];
-      acc249 += v248;
+      const T v213 = t211[i] * l3_et[i * 400 + j];
+      const T v214 = l3_pw[i * 400 + j] + v213;
+      const T v259 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
+      const T v260 = d_l3_pw_next[i * 400 + j] * v259;
+      const T v261 = v260 * l3_et[i * 400 + j];
+      acc262 += v261;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v241 = d_l3_et_next[i * 400 + j] * t208[0];
+      const T v254 = d_l3_et_next[i * 400 + j] * t217[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v250 = v247 * t202[i];
+      const T v263 = v260 * t211[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v251 = v241 + v250;
-      d_l3_et[i * 400 + j] = v251;
+      const T v264 = v254 + v263;
+      d_l3_et[i * 400 + j] = v264;
     }
-    acc234 = dopa::warpSum(acc234);
-    acc237 = dopa::warpSum(acc237);
-    acc240 = dopa::warpSum(acc240);
-    acc249 = dopa::warpSum(acc249);
+    acc247 = dopa::warpSum(acc247);
+    acc250 = dopa::warpSum(acc250);
+    acc253 = dopa::warpSum(acc253);
+    acc262 = dopa::warpSum(acc262);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t234[0], acc234);
-      t237[i] = acc237;
-      atomicAdd(&t240[0], acc240);
-      atomicAdd(&t249[i], acc249);
+      atomicAdd(&t247[0], acc247);
+      t250[i] = acc250;
+      atomicAdd(&t253[0], acc253);
+      atomicAdd(&t262[i], acc262);
     }
   }
-#line 1626 "lm_modul_lstm.cu"
+#line 1696 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 2:
-//   %252 reshape
+//   %265 reshape
 template <class T> __device__ __forceinline__ void backward_record_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t252 = a.record + 29008; // [400]
-  T *__restrict t249 = a.scratch + 1232; // [400, 1]
+  T *__restrict t265 = a.record + 31712; // [400]
+  T *__restrict t262 = a.scratch + 1232; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
-    t252[e] = t249[e];
-#line 1642 "lm_modul_lstm.cu"
+    t265[e] = t262[e];
+#line 1712 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 3: dense product (a warp or thread per output), [1]
-//   %255 matmul
+//   %268 matmul
 template <class T> __device__ __forceinline__ void backward_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t252 = a.record + 29008;                                        // [400]
+  T *__restrict t265 = a.record + 31712;                                        // [400]
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t255 = a.scratch + 1632;                                        // [1]
+  T *__restrict t268 = a.scratch + 1632;                                        // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1656,71 +1726,72 @@ template <class T> __device__ __forceinline__ void backward_modfanout(const dopa
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t252[k] * l3_modfanout_weight[k + c];
-    t255[c] = acc;
+      acc += t265[k] * l3_modfanout_weight[k + c];
+    t268[c] = acc;
   }
-#line 1663 "lm_modul_lstm.cu"
+#line 1733 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 4: fused loop nest over [1]
-//   %259 mul
-//   %56 tanh l1.M -> record (a factor of deferred outer-product gradients)
-//   %128 tanh l2.M -> record (a factor of deferred outer-product gradients)
-//   %259 mul += grad l3.h2mod.bias
-//   %197 tanh l3.M -> record (a factor of deferred outer-product gradients)
+//   %272 mul
+//   %61 tanh l1.M -> record (a factor of deferred outer-product gradients)
+//   %135 tanh l2.M -> record (a factor of deferred outer-product gradients)
+//   %272 mul += grad l3.h2mod.bias
+//   %206 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t255 = a.scratch + 1632;                       // [1]
-  const T *__restrict t197_l3_M = a.saved + 24400;             // [1] l3.M
-  T *__restrict t259 = a.record + 28992;                       // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
+  T *__restrict t268 = a.scratch + 1632;                       // [1]
+  const T *__restrict t206_l3_M = a.saved + 26720;             // [1] l3.M
+  T *__restrict t272 = a.record + 31296;                       // [1]
+  const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict record11 = a.record + 18880;                   // [1]
-  const T *__restrict t128_l2_M = a.saved + 20016;             // [1] l2.M
-  T *__restrict record20 = a.record + 26976;                   // [1]
+  const T *__restrict t135_l2_M = a.saved + 21184;             // [1] l2.M
+  T *__restrict record21 = a.record + 28128;                   // [1]
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
-  T *__restrict record28 = a.record + 29408;                   // [1]
+  T *__restrict record31 = a.record + 32112;                   // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v257 = t197_l3_M[0] * t197_l3_M[0];
-      const T v258 = T(1.0) - v257;
-      const T v259 = t255[0] * v258;
-      t259[0] = v259;
-      record11[0] = t56_l1_M[0];
-      record20[0] = t128_l2_M[0];
-      atomicAdd(&d_l3_h2mod_bias[0], v259);
-      record28[0] = t197_l3_M[0];
+      const T v270 = t206_l3_M[0] * t206_l3_M[0];
+      const T v271 = T(1.0) - v270;
+      const T v272 = t268[0] * v271;
+      t272[0] = v272;
+      record11[0] = t61_l1_M[0];
+      record21[0] = t135_l2_M[0];
+      atomicAdd(&d_l3_h2mod_bias[0], v272);
+      record31[0] = t206_l3_M[0];
     }
   }
-#line 1701 "lm_modul_lstm.cu"
+#line 1771 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 5: dense product (a warp or thread per output), [400]
-//   %262 matmul
+//   %275 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t259 = a.record + 28992;                                // [1]
+  T *__restrict t272 = a.record + 31296;                                // [1]
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
-  T *__restrict t262 = a.scratch + 1648;                                // [400]
+  T *__restrict t275 = a.scratch + 1648;                                // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
-    acc += t259[0] * l3_h2mod_weight[c];
-    t262[c] = acc;
+    acc += t272[0] * l3_h2mod_weight[c];
+    t275[c] = acc;
   }
-#line 1721 "lm_modul_lstm.cu"
+#line 1791 "lm_modul_lstm.cu"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
+// y3 = l3(y2) * drop_o
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1730,151 +1801,158 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 6: fused loop nest over [400]
-//   %277 mul
-//   %292 mul
-//   %303 mul
-//   %314 mul
-//   %274 mul -> grad_prev l3.c
-//   %192 mul l3.hn -> record (a factor of deferred outer-product gradients)
-//   %2 gather -> record (a factor of deferred outer-product gradients)
-//   %314 mul += grad l3.x2f.bias
-//   %148 state -> record (a factor of deferred outer-product gradients)
-//   %314 mul += grad l3.h2f.bias
-//   %303 mul += grad l3.x2i.bias
-//   %303 mul += grad l3.h2i.bias
-//   %292 mul += grad l3.x2o.bias
-//   %292 mul += grad l3.h2o.bias
-//   %277 mul += grad l3.x2c.bias
-//   %252 reshape += grad l3.modfanout.bias
+//   %290 mul
+//   %304 mul
+//   %315 mul
+//   %326 mul
+//   %287 mul -> grad_prev l3.c
+//   %223 mul y3 -> record (a factor of deferred outer-product gradients)
+//   %7 mul x -> record (a factor of deferred outer-product gradients)
+//   %326 mul += grad l3.x2f.bias
+//   %157 state -> record (a factor of deferred outer-product gradients)
+//   %326 mul += grad l3.h2f.bias
+//   %315 mul += grad l3.x2i.bias
+//   %315 mul += grad l3.h2i.bias
+//   %304 mul += grad l3.x2o.bias
+//   %304 mul += grad l3.h2o.bias
+//   %290 mul += grad l3.x2c.bias
+//   %201 mul l3.hn -> record (a factor of deferred outer-product gradients)
+//   %265 reshape += grad l3.modfanout.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t237 = a.scratch + 416;                                // [400]
+  T *__restrict t250 = a.scratch + 416;                                // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
-  T *__restrict t231 = a.scratch + 0;                                  // [400]
-  T *__restrict t262 = a.scratch + 1648;                               // [400]
-  const T *__restrict t166 = a.saved + 22800;                          // [400]
+  T *__restrict t242 = a.scratch + 0;                                  // [400]
+  const T *__restrict drop_o = a.inputs[4];                            // [400]
+  T *__restrict t275 = a.scratch + 1648;                               // [400]
+  const T *__restrict t175 = a.saved + 25120;                          // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
-  const T *__restrict t170 = a.saved + 23200;                          // [400]
+  const T *__restrict t179 = a.saved + 25520;                          // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias;        // [400]
-  const T *__restrict t145 = a.saved + 21200;                          // [400]
+  const T *__restrict t154 = a.saved + 23520;                          // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias;        // [400]
-  const T *__restrict t150 = a.saved + 21600;                          // [400]
+  const T *__restrict t159 = a.saved + 23920;                          // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias;        // [400]
   const T *__restrict l3_c = a.state + kStateL3C;                      // [400]
-  const T *__restrict t156 = a.saved + 22000;                          // [400]
+  const T *__restrict t165 = a.saved + 24320;                          // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias;        // [400]
-  const T *__restrict t160 = a.saved + 22400;                          // [400]
+  const T *__restrict t169 = a.saved + 24720;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
-  const T *__restrict t186_l3_g = a.saved + 23600;                     // [400] l3.g
-  T *__restrict t277 = a.record + 28592;                               // [400]
-  T *__restrict t292 = a.record + 28192;                               // [400]
-  T *__restrict t303 = a.record + 27792;                               // [400]
-  T *__restrict t314 = a.record + 26992;                               // [400]
+  const T *__restrict t195_l3_g = a.saved + 25920;                     // [400] l3.g
+  T *__restrict t290 = a.record + 30896;                               // [400]
+  T *__restrict t304 = a.record + 30496;                               // [400]
+  T *__restrict t315 = a.record + 30096;                               // [400]
+  T *__restrict t326 = a.record + 28144;                               // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
-  const T *__restrict t192_l3_hn = a.saved + 24000;                    // [400] l3.hn
+  const T *__restrict t223_y3 = a.saved + 27152;                       // [400] y3
   T *__restrict record1 = a.record + 10000;                            // [400]
-  const T *__restrict t2 = a.saved + 0;                                // [400]
+  const T *__restrict t7_x = a.saved + 16;                             // [400] x
   T *__restrict record3 = a.record + 11552;                            // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;             // [400]
   const T *__restrict l3_h = a.state + kStateL3H;                      // [400]
-  T *__restrict record22 = a.record + 27392;                           // [400]
+  T *__restrict record24 = a.record + 29696;                           // [400]
   T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;             // [400]
   T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;             // [400]
   T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;             // [400]
   T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;             // [400]
   T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;             // [400]
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
-  T *__restrict t252 = a.record + 29008;                               // [400]
+  const T *__restrict t201_l3_hn = a.saved + 26320;                    // [400] l3.hn
+  T *__restrict record29 = a.record + 31312;                           // [400]
+  T *__restrict t265 = a.record + 31712;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+#line 28 "examples/lm/modul_lstm.dopa"
+      const T v244 = t242[j] * drop_o[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v232 = d_l3_h_next[j] + t231[j];
-      const T v263 = v232 + t262[j];
+      const T v245 = d_l3_h_next[j] + v244;
+      const T v276 = v245 + t275[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v168 = t166[j] + l3_x2o_bias[j];
-      const T v172 = t170[j] + l3_h2o_bias[j];
-      const T v173 = v168 + v172;
-      const T v174 = T(1) / (T(1) + exp(-v173));
+      const T v177 = t175[j] + l3_x2o_bias[j];
+      const T v181 = t179[j] + l3_h2o_bias[j];
+      const T v182 = v177 + v181;
+      const T v183 = T(1) / (T(1) + exp(-v182));
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v265 = v263 * v174;
+      const T v278 = v276 * v183;
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v147 = t145[j] + l3_x2f_bias[j];
-      const T v152 = t150[j] + l3_h2f_bias[j];
-      const T v153 = v147 + v152;
-      const T v154 = T(1) / (T(1) + exp(-v153));
+      const T v156 = t154[j] + l3_x2f_bias[j];
+      const T v161 = t159[j] + l3_h2f_bias[j];
+      const T v162 = v156 + v161;
+      const T v163 = T(1) / (T(1) + exp(-v162));
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v188 = v154 * l3_c[j];
+      const T v197 = v163 * l3_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v158 = t156[j] + l3_x2i_bias[j];
-      const T v162 = t160[j] + l3_h2i_bias[j];
-      const T v163 = v158 + v162;
-      const T v164 = T(1) / (T(1) + exp(-v163));
+      const T v167 = t165[j] + l3_x2i_bias[j];
+      const T v171 = t169[j] + l3_h2i_bias[j];
+      const T v172 = v167 + v171;
+      const T v173 = T(1) / (T(1) + exp(-v172));
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v189 = v164 * t186_l3_g[j];
-      const T v190 = v188 + v189;
+      const T v198 = v173 * t195_l3_g[j];
+      const T v199 = v197 + v198;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v191 = tanh(v190);
-      const T v266 = v191 * v191;
-      const T v267 = T(1.0) - v266;
-      const T v268 = v265 * v267;
+      const T v200 = tanh(v199);
+      const T v279 = v200 * v200;
+      const T v280 = T(1.0) - v279;
+      const T v281 = v278 * v280;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v269 = d_l3_c_next[j] + v268;
-      const T v271 = v269 * v164;
+      const T v282 = d_l3_c_next[j] + v281;
+      const T v284 = v282 * v173;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v272 = t237[j] + v271;
-      const T v275 = t186_l3_g[j] * t186_l3_g[j];
-      const T v276 = T(1.0) - v275;
-      const T v277 = v272 * v276;
-      t277[j] = v277;
+      const T v285 = t250[j] + v284;
+      const T v288 = t195_l3_g[j] * t195_l3_g[j];
+      const T v289 = T(1.0) - v288;
+      const T v290 = v285 * v289;
+      t290[j] = v290;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v264 = v263 * v191;
+      const T v277 = v276 * v200;
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v290 = T(1.0) - v174;
-      const T v291 = v174 * v290;
-      const T v292 = v264 * v291;
-      t292[j] = v292;
+      const T v302 = T(1.0) - v183;
+      const T v303 = v183 * v302;
+      const T v304 = v277 * v303;
+      t304[j] = v304;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v270 = v269 * t186_l3_g[j];
+      const T v283 = v282 * t195_l3_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v301 = T(1.0) - v164;
-      const T v302 = v164 * v301;
-      const T v303 = v270 * v302;
-      t303[j] = v303;
+      const T v313 = T(1.0) - v173;
+      const T v314 = v173 * v313;
+      const T v315 = v283 * v314;
+      t315[j] = v315;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v273 = v269 * l3_c[j];
+      const T v286 = v282 * l3_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v312 = T(1.0) - v154;
-      const T v313 = v154 * v312;
-      const T v314 = v273 * v313;
-      t314[j] = v314;
+      const T v324 = T(1.0) - v163;
+      const T v325 = v163 * v324;
+      const T v326 = v286 * v325;
+      t326[j] = v326;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v274 = v269 * v154;
-      d_l3_c[j] = v274;
-      record1[j] = t192_l3_hn[j];
-      record3[j] = t2[j];
+      const T v287 = v282 * v163;
+      d_l3_c[j] = v287;
+      record1[j] = t223_y3[j];
+      record3[j] = t7_x[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_x2f_bias[j], v314);
-      record22[j] = l3_h[j];
-      atomicAdd(&d_l3_h2f_bias[j], v314);
+      atomicAdd(&d_l3_x2f_bias[j], v326);
+      record24[j] = l3_h[j];
+      atomicAdd(&d_l3_h2f_bias[j], v326);
 #line 118 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_x2i_bias[j], v303);
-      atomicAdd(&d_l3_h2i_bias[j], v303);
+      atomicAdd(&d_l3_x2i_bias[j], v315);
+      atomicAdd(&d_l3_h2i_bias[j], v315);
 #line 119 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_x2o_bias[j], v292);
-      atomicAdd(&d_l3_h2o_bias[j], v292);
+      atomicAdd(&d_l3_x2o_bias[j], v304);
+      atomicAdd(&d_l3_h2o_bias[j], v304);
 #line 120 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_x2c_bias[j], v277);
+      atomicAdd(&d_l3_x2c_bias[j], v290);
+      record29[j] = t201_l3_hn[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_modfanout_bias[j], t252[j]);
+      atomicAdd(&d_l3_modfanout_bias[j], t265[j]);
     }
   }
-#line 1878 "lm_modul_lstm.cu"
+#line 1956 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -1882,67 +1960,67 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 7: fused loop nest over [400, 400]
-//   %279 matmul
-//   %282 reduce_to
-//   %285 add -> grad_prev l3.pw
+//   %292 matmul
+//   %295 reduce_to
+//   %298 add -> grad_prev l3.pw
 template <class T> __device__ __forceinline__ void backward_d_l3_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t279 = a.scratch + 2048;                      // [400]
-  T *__restrict t277 = a.record + 28592;                      // [400]
+  T *__restrict t292 = a.scratch + 2048;                      // [400]
+  T *__restrict t290 = a.record + 30896;                      // [400]
   const T *__restrict l3_w = a.params + kParamL3W;            // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;    // [400, 1]
   const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;             // [400]
-  T *__restrict t282 = a.scratch + 2448;                      // [400, 1]
+  T *__restrict t295 = a.scratch + 2448;                      // [400, 1]
   const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
-  const T *__restrict t202 = a.saved + 24416;                 // [400, 1]
+  const T *__restrict t211 = a.saved + 26736;                 // [400, 1]
   const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
   T *__restrict d_l3_pw = a.gradPrev + kStateL3Pw;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 400; e += nthreads)
-    t279[e] = T(0);
+    t292[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t282[e] = T(0);
+    t295[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc282 = T(0);
+    T acc295 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v182 = l3_alpha[i] * l3_pw[i * 400 + j];
-      const T v183 = l3_w[i * 400 + j] + v182;
-      atomicAdd(&t279[j], t277[i] * v183);
-      const T v278 = t277[i] * l3_h[j];
-      const T v281 = v278 * l3_pw[i * 400 + j];
+      const T v191 = l3_alpha[i] * l3_pw[i * 400 + j];
+      const T v192 = l3_w[i * 400 + j] + v191;
+      atomicAdd(&t292[j], t290[i] * v192);
+      const T v291 = t290[i] * l3_h[j];
+      const T v294 = v291 * l3_pw[i * 400 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc282 += v281;
+      acc295 += v294;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v204 = t202[i] * l3_et[i * 400 + j];
-      const T v205 = l3_pw[i * 400 + j] + v204;
-      const T v246 = T(-2.0) <= v205 && v205 <= T(2.0) ? T(1) : T(0);
-      const T v247 = d_l3_pw_next[i * 400 + j] * v246;
+      const T v213 = t211[i] * l3_et[i * 400 + j];
+      const T v214 = l3_pw[i * 400 + j] + v213;
+      const T v259 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
+      const T v260 = d_l3_pw_next[i * 400 + j] * v259;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v284 = v278 * l3_alpha[i];
+      const T v297 = v291 * l3_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v285 = v247 + v284;
-      d_l3_pw[i * 400 + j] = v285;
+      const T v298 = v260 + v297;
+      d_l3_pw[i * 400 + j] = v298;
     }
-    acc282 = dopa::warpSum(acc282);
+    acc295 = dopa::warpSum(acc295);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t282[i], acc282);
+      atomicAdd(&t295[i], acc295);
     }
   }
-#line 1936 "lm_modul_lstm.cu"
+#line 2014 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 8: dense product (a warp or thread per output), [1149]
-//   %288 matmul
+//   %301 matmul
 template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 28592;                            // [400]
+  T *__restrict t290 = a.record + 30896;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t288 = a.scratch + 2848;                            // [1149]
+  T *__restrict t301 = a.scratch + 2848;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1950,20 +2028,20 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t277[k] * l3_x2c_weight[k * 1149 + c];
-    t288[c] = acc;
+      acc += t290[k] * l3_x2c_weight[k * 1149 + c];
+    t301[c] = acc;
   }
-#line 1957 "lm_modul_lstm.cu"
+#line 2035 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 9: dense product (a warp or thread per output), [400]
-//   %295 matmul
+//   %307 matmul
 template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.record + 28192;                            // [400]
+  T *__restrict t304 = a.record + 30496;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t295 = a.scratch + 4000;                            // [400]
+  T *__restrict t307 = a.scratch + 4000;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1971,20 +2049,20 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t292[k] * l3_h2o_weight[k * 400 + c];
-    t295[c] = acc;
+      acc += t304[k] * l3_h2o_weight[k * 400 + c];
+    t307[c] = acc;
   }
-#line 1978 "lm_modul_lstm.cu"
+#line 2056 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 10: dense product (a warp or thread per output), [1149]
-//   %299 matmul
+//   %311 matmul
 template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.record + 28192;                            // [400]
+  T *__restrict t304 = a.record + 30496;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t299 = a.scratch + 4400;                            // [1149]
+  T *__restrict t311 = a.scratch + 4400;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1992,20 +2070,20 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t292[k] * l3_x2o_weight[k * 1149 + c];
-    t299[c] = acc;
+      acc += t304[k] * l3_x2o_weight[k * 1149 + c];
+    t311[c] = acc;
   }
-#line 1999 "lm_modul_lstm.cu"
+#line 2077 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 11: dense product (a warp or thread per output), [400]
-//   %306 matmul
+//   %318 matmul
 template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t303 = a.record + 27792;                            // [400]
+  T *__restrict t315 = a.record + 30096;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t306 = a.scratch + 5552;                            // [400]
+  T *__restrict t318 = a.scratch + 5552;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2013,20 +2091,20 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t303[k] * l3_h2i_weight[k * 400 + c];
-    t306[c] = acc;
+      acc += t315[k] * l3_h2i_weight[k * 400 + c];
+    t318[c] = acc;
   }
-#line 2020 "lm_modul_lstm.cu"
+#line 2098 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 12: dense product (a warp or thread per output), [1149]
-//   %310 matmul
+//   %322 matmul
 template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t303 = a.record + 27792;                            // [400]
+  T *__restrict t315 = a.record + 30096;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t310 = a.scratch + 5952;                            // [1149]
+  T *__restrict t322 = a.scratch + 5952;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2034,20 +2112,20 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t303[k] * l3_x2i_weight[k * 1149 + c];
-    t310[c] = acc;
+      acc += t315[k] * l3_x2i_weight[k * 1149 + c];
+    t322[c] = acc;
   }
-#line 2041 "lm_modul_lstm.cu"
+#line 2119 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 13: dense product (a warp or thread per output), [400]
-//   %317 matmul
+//   %329 matmul
 template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t314 = a.record + 26992;                            // [400]
+  T *__restrict t326 = a.record + 28144;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t317 = a.scratch + 7104;                            // [400]
+  T *__restrict t329 = a.scratch + 7104;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2055,20 +2133,20 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t314[k] * l3_h2f_weight[k * 400 + c];
-    t317[c] = acc;
+      acc += t326[k] * l3_h2f_weight[k * 400 + c];
+    t329[c] = acc;
   }
-#line 2062 "lm_modul_lstm.cu"
+#line 2140 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 14: dense product (a warp or thread per output), [1149]
-//   %321 matmul
+//   %333 matmul
 template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t314 = a.record + 26992;                            // [400]
+  T *__restrict t326 = a.record + 28144;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t321 = a.scratch + 7504;                            // [1149]
+  T *__restrict t333 = a.scratch + 7504;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2076,10 +2154,10 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t314[k] * l3_x2f_weight[k * 1149 + c];
-    t321[c] = acc;
+      acc += t326[k] * l3_x2f_weight[k * 1149 + c];
+    t333[c] = acc;
   }
-#line 2083 "lm_modul_lstm.cu"
+#line 2161 "lm_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
@@ -2088,179 +2166,179 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // backward stage 15: fused loop nest over [1149, 1149]
-//   %324 reduce_to
-//   %327 matmul
-//   %328 matmul
-//   %330 reduce_to
-//   %337 reduce_to
-//   %411 reduce_to
-//   %414 matmul
-//   %415 matmul
-//   %417 reduce_to
-//   %424 reduce_to
-//   %426 add -> grad_prev l1.et
-//   %339 add -> grad_prev l2.et
+//   %339 reduce_to
+//   %342 matmul
+//   %343 matmul
+//   %345 reduce_to
+//   %352 reduce_to
+//   %428 reduce_to
+//   %431 matmul
+//   %432 matmul
+//   %434 reduce_to
+//   %441 reduce_to
+//   %443 add -> grad_prev l1.et
+//   %354 add -> grad_prev l2.et
 template <class T>
 __device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et; // [1149, 1149] d l2.et'
-  const T *__restrict t117_l2_g = a.saved + 17712;            // [1149] l2.g
+  const T *__restrict t124_l2_g = a.saved + 18880;            // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
-  T *__restrict t324 = a.scratch + 8656;                      // []
-  T *__restrict t327 = a.scratch + 8672;                      // [1149]
+  T *__restrict t339 = a.scratch + 8656;                      // []
+  T *__restrict t342 = a.scratch + 8672;                      // [1149]
   const T *__restrict l2_etaet = a.params + kParamL2Etaet;    // []
-  T *__restrict t328 = a.scratch + 9824;                      // [1149]
+  T *__restrict t343 = a.scratch + 9824;                      // [1149]
   const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
-  T *__restrict t330 = a.scratch + 10976;                     // []
+  T *__restrict t345 = a.scratch + 10976;                     // []
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
   const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
-  const T *__restrict t133 = a.saved + 20032;                 // [1149, 1]
-  T *__restrict t337 = a.scratch + 10992;                     // [1149, 1]
+  const T *__restrict t140 = a.saved + 21200;                 // [1149, 1]
+  T *__restrict t352 = a.scratch + 10992;                     // [1149, 1]
   const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et; // [1149, 1149] d l1.et'
-  const T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
+  const T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
-  T *__restrict t411 = a.scratch + 23680;                     // []
-  T *__restrict t414 = a.scratch + 23696;                     // [1149]
+  T *__restrict t428 = a.scratch + 23680;                     // []
+  T *__restrict t431 = a.scratch + 23696;                     // [1149]
   const T *__restrict l1_etaet = a.params + kParamL1Etaet;    // []
-  T *__restrict t415 = a.scratch + 24848;                     // [1149]
+  T *__restrict t432 = a.scratch + 24848;                     // [1149]
   const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
-  T *__restrict t417 = a.scratch + 26000;                     // []
+  T *__restrict t434 = a.scratch + 26000;                     // []
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
   const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
-  const T *__restrict t61 = a.saved + 9632;                   // [1149, 1]
-  T *__restrict t424 = a.scratch + 26016;                     // [1149, 1]
-  const T *__restrict t70 = a.saved + 10784;                  // []
+  const T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
+  T *__restrict t441 = a.scratch + 26016;                     // [1149, 1]
+  const T *__restrict t75 = a.saved + 10800;                  // []
   T *__restrict d_l1_et = a.gradPrev + kStateL1Et;            // [1149, 1149]
-  const T *__restrict t139 = a.saved + 21184;                 // []
+  const T *__restrict t146 = a.saved + 22352;                 // []
   T *__restrict d_l2_et = a.gradPrev + kStateL2Et;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1; e += nthreads)
-    t324[e] = T(0);
+    t339[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t328[e] = T(0);
+    t343[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t330[e] = T(0);
+    t345[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t337[e] = T(0);
+    t352[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t411[e] = T(0);
+    t428[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t415[e] = T(0);
+    t432[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t417[e] = T(0);
+    t434[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t424[e] = T(0);
+    t441[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc324 = T(0);
-    T acc327 = T(0);
-    T acc330 = T(0);
-    T acc337 = T(0);
-    T acc411 = T(0);
-    T acc414 = T(0);
-    T acc417 = T(0);
-    T acc424 = T(0);
+    T acc339 = T(0);
+    T acc342 = T(0);
+    T acc345 = T(0);
+    T acc352 = T(0);
+    T acc428 = T(0);
+    T acc431 = T(0);
+    T acc434 = T(0);
+    T acc441 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v141 = t117_l2_g[i] * l2_h[j];
-      const T v323 = d_l2_et_next[i * 1149 + j] * v141;
+      const T v148 = t124_l2_g[i] * l2_h[j];
+      const T v338 = d_l2_et_next[i * 1149 + j] * v148;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc324 += v323;
+      acc339 += v338;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v326 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
-      acc327 += v326 * l2_h[j];
-      atomicAdd(&t328[j], t117_l2_g[i] * v326);
-      const T v329 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
-      acc330 += v329;
+      const T v341 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
+      acc342 += v341 * l2_h[j];
+      atomicAdd(&t343[j], t124_l2_g[i] * v341);
+      const T v344 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
+      acc345 += v344;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v135 = t133[i] * l2_et[i * 1149 + j];
-      const T v136 = l2_pw[i * 1149 + j] + v135;
-      const T v334 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
-      const T v335 = d_l2_pw_next[i * 1149 + j] * v334;
-      const T v336 = v335 * l2_et[i * 1149 + j];
-      acc337 += v336;
+      const T v142 = t140[i] * l2_et[i * 1149 + j];
+      const T v143 = l2_pw[i * 1149 + j] + v142;
+      const T v349 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
+      const T v350 = d_l2_pw_next[i * 1149 + j] * v349;
+      const T v351 = v350 * l2_et[i * 1149 + j];
+      acc352 += v351;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v72 = t45_l1_g[i] * l1_h[j];
-      const T v410 = d_l1_et_next[i * 1149 + j] * v72;
+      const T v77 = t50_l1_g[i] * l1_h[j];
+      const T v427 = d_l1_et_next[i * 1149 + j] * v77;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc411 += v410;
+      acc428 += v427;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v413 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
-      acc414 += v413 * l1_h[j];
-      atomicAdd(&t415[j], t45_l1_g[i] * v413);
-      const T v416 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
-      acc417 += v416;
+      const T v430 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
+      acc431 += v430 * l1_h[j];
+      atomicAdd(&t432[j], t50_l1_g[i] * v430);
+      const T v433 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
+      acc434 += v433;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v63 = t61[i] * l1_et[i * 1149 + j];
-      const T v64 = l1_pw[i * 1149 + j] + v63;
-      const T v421 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
-      const T v422 = d_l1_pw_next[i * 1149 + j] * v421;
-      const T v423 = v422 * l1_et[i * 1149 + j];
-      acc424 += v423;
+      const T v68 = t66[i] * l1_et[i * 1149 + j];
+      const T v69 = l1_pw[i * 1149 + j] + v68;
+      const T v438 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v439 = d_l1_pw_next[i * 1149 + j] * v438;
+      const T v440 = v439 * l1_et[i * 1149 + j];
+      acc441 += v440;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v418 = d_l1_et_next[i * 1149 + j] * t70[0];
+      const T v435 = d_l1_et_next[i * 1149 + j] * t75[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v425 = v422 * t61[i];
+      const T v442 = v439 * t66[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v426 = v418 + v425;
-      d_l1_et[i * 1149 + j] = v426;
+      const T v443 = v435 + v442;
+      d_l1_et[i * 1149 + j] = v443;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v331 = d_l2_et_next[i * 1149 + j] * t139[0];
+      const T v346 = d_l2_et_next[i * 1149 + j] * t146[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v338 = v335 * t133[i];
+      const T v353 = v350 * t140[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v339 = v331 + v338;
-      d_l2_et[i * 1149 + j] = v339;
+      const T v354 = v346 + v353;
+      d_l2_et[i * 1149 + j] = v354;
     }
-    acc324 = dopa::warpSum(acc324);
-    acc327 = dopa::warpSum(acc327);
-    acc330 = dopa::warpSum(acc330);
-    acc337 = dopa::warpSum(acc337);
-    acc411 = dopa::warpSum(acc411);
-    acc414 = dopa::warpSum(acc414);
-    acc417 = dopa::warpSum(acc417);
-    acc424 = dopa::warpSum(acc424);
+    acc339 = dopa::warpSum(acc339);
+    acc342 = dopa::warpSum(acc342);
+    acc345 = dopa::warpSum(acc345);
+    acc352 = dopa::warpSum(acc352);
+    acc428 = dopa::warpSum(acc428);
+    acc431 = dopa::warpSum(acc431);
+    acc434 = dopa::warpSum(acc434);
+    acc441 = dopa::warpSum(acc441);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t324[0], acc324);
-      t327[i] = acc327;
-      atomicAdd(&t330[0], acc330);
-      atomicAdd(&t337[i], acc337);
-      atomicAdd(&t411[0], acc411);
-      t414[i] = acc414;
-      atomicAdd(&t417[0], acc417);
-      atomicAdd(&t424[i], acc424);
+      atomicAdd(&t339[0], acc339);
+      t342[i] = acc342;
+      atomicAdd(&t345[0], acc345);
+      atomicAdd(&t352[i], acc352);
+      atomicAdd(&t428[0], acc428);
+      t431[i] = acc431;
+      atomicAdd(&t434[0], acc434);
+      atomicAdd(&t441[i], acc441);
     }
   }
-#line 2236 "lm_modul_lstm.cu"
+#line 2314 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 16:
-//   %340 reshape
+//   %355 reshape
 template <class T>
 __device__ __forceinline__ void backward_record_col_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t340 = a.record + 25824;  // [1149]
-  T *__restrict t337 = a.scratch + 10992; // [1149, 1]
+  T *__restrict t355 = a.record + 26976;  // [1149]
+  T *__restrict t352 = a.scratch + 10992; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
-    t340[e] = t337[e];
-#line 2253 "lm_modul_lstm.cu"
+    t355[e] = t352[e];
+#line 2331 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 17: dense product (a warp or thread per output), [1]
-//   %343 matmul
+//   %358 matmul
 template <class T>
 __device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t340 = a.record + 25824;                                        // [1149]
+  T *__restrict t355 = a.record + 26976;                                        // [1149]
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t343 = a.scratch + 12144;                                       // [1]
+  T *__restrict t358 = a.scratch + 12144;                                       // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2268,22 +2346,22 @@ __device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t340[k] * l2_modfanout_weight[k + c];
-    t343[c] = acc;
+      acc += t355[k] * l2_modfanout_weight[k + c];
+    t358[c] = acc;
   }
-#line 2275 "lm_modul_lstm.cu"
+#line 2353 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 18: fused loop nest over [1]
-//   %346 mul
-//   %346 mul += grad l2.h2mod.bias
+//   %361 mul
+//   %361 mul += grad l2.h2mod.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t343 = a.scratch + 12144;                      // [1]
-  const T *__restrict t128_l2_M = a.saved + 20016;             // [1] l2.M
-  T *__restrict t346 = a.record + 24656;                       // [1]
+  T *__restrict t358 = a.scratch + 12144;                      // [1]
+  const T *__restrict t135_l2_M = a.saved + 21184;             // [1] l2.M
+  T *__restrict t361 = a.record + 25808;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2291,36 +2369,38 @@ __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v344 = t128_l2_M[0] * t128_l2_M[0];
-      const T v345 = T(1.0) - v344;
-      const T v346 = t343[0] * v345;
-      t346[0] = v346;
-      atomicAdd(&d_l2_h2mod_bias[0], v346);
+      const T v359 = t135_l2_M[0] * t135_l2_M[0];
+      const T v360 = T(1.0) - v359;
+      const T v361 = t358[0] * v360;
+      t361[0] = v361;
+      atomicAdd(&d_l2_h2mod_bias[0], v361);
     }
   }
-#line 2302 "lm_modul_lstm.cu"
+#line 2380 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 19: dense product (a warp or thread per output), [1149]
-//   %349 matmul
+//   %364 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t346 = a.record + 24656;                                // [1]
+  T *__restrict t361 = a.record + 25808;                                // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
-  T *__restrict t349 = a.scratch + 12160;                               // [1149]
+  T *__restrict t364 = a.scratch + 12160;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
-    acc += t346[0] * l2_h2mod_weight[c];
-    t349[c] = acc;
+    acc += t361[0] * l2_h2mod_weight[c];
+    t364[c] = acc;
   }
-#line 2322 "lm_modul_lstm.cu"
+#line 2400 "lm_modul_lstm.cu"
 }
 
+// y1 = l1(x) * drop_h1
+// y2 = l2(y1) * drop_h2
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2330,161 +2410,172 @@ template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa:
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 20: fused loop nest over [1149]
-//   %364 mul
 //   %379 mul
-//   %390 mul
-//   %401 mul
-//   %361 mul -> grad_prev l2.c
-//   %7 state -> record (a factor of deferred outer-product gradients)
-//   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %401 mul += grad l2.x2f.bias
-//   %79 state -> record (a factor of deferred outer-product gradients)
-//   %401 mul += grad l2.h2f.bias
-//   %390 mul += grad l2.x2i.bias
-//   %390 mul += grad l2.h2i.bias
-//   %379 mul += grad l2.x2o.bias
-//   %379 mul += grad l2.h2o.bias
-//   %364 mul += grad l2.x2c.bias
-//   %123 mul l2.hn -> record (a factor of deferred outer-product gradients)
-//   %340 reshape += grad l2.modfanout.bias
+//   %393 mul
+//   %404 mul
+//   %415 mul
+//   %376 mul -> grad_prev l2.c
+//   %12 state -> record (a factor of deferred outer-product gradients)
+//   %56 mul l1.hn -> record (a factor of deferred outer-product gradients)
+//   %81 mul y1 -> record (a factor of deferred outer-product gradients)
+//   %415 mul += grad l2.x2f.bias
+//   %86 state -> record (a factor of deferred outer-product gradients)
+//   %415 mul += grad l2.h2f.bias
+//   %404 mul += grad l2.x2i.bias
+//   %404 mul += grad l2.h2i.bias
+//   %393 mul += grad l2.x2o.bias
+//   %393 mul += grad l2.h2o.bias
+//   %379 mul += grad l2.x2c.bias
+//   %130 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %355 reshape += grad l2.modfanout.bias
+//   %152 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t327 = a.scratch + 8672;                               // [1149]
+  T *__restrict t342 = a.scratch + 8672;                               // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
-  T *__restrict t288 = a.scratch + 2848;                               // [1149]
-  T *__restrict t299 = a.scratch + 4400;                               // [1149]
-  T *__restrict t310 = a.scratch + 5952;                               // [1149]
-  T *__restrict t321 = a.scratch + 7504;                               // [1149]
-  T *__restrict t349 = a.scratch + 12160;                              // [1149]
-  const T *__restrict t97 = a.saved + 15408;                           // [1149]
+  T *__restrict t301 = a.scratch + 2848;                               // [1149]
+  T *__restrict t311 = a.scratch + 4400;                               // [1149]
+  T *__restrict t322 = a.scratch + 5952;                               // [1149]
+  T *__restrict t333 = a.scratch + 7504;                               // [1149]
+  const T *__restrict drop_h2 = a.inputs[3];                           // [1149]
+  T *__restrict t364 = a.scratch + 12160;                              // [1149]
+  const T *__restrict t104 = a.saved + 16576;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
-  const T *__restrict t101 = a.saved + 16560;                          // [1149]
+  const T *__restrict t108 = a.saved + 17728;                          // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias;        // [1149]
-  const T *__restrict t76 = a.saved + 10800;                           // [1149]
+  const T *__restrict t83 = a.saved + 11968;                           // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias;        // [1149]
-  const T *__restrict t81 = a.saved + 11952;                           // [1149]
+  const T *__restrict t88 = a.saved + 13120;                           // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias;        // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;                      // [1149]
-  const T *__restrict t87 = a.saved + 13104;                           // [1149]
+  const T *__restrict t94 = a.saved + 14272;                           // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;        // [1149]
-  const T *__restrict t91 = a.saved + 14256;                           // [1149]
+  const T *__restrict t98 = a.saved + 15424;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
-  const T *__restrict t117_l2_g = a.saved + 17712;                     // [1149] l2.g
-  T *__restrict t364 = a.record + 23504;                               // [1149]
-  T *__restrict t379 = a.record + 22352;                               // [1149]
-  T *__restrict t390 = a.record + 21200;                               // [1149]
-  T *__restrict t401 = a.record + 18896;                               // [1149]
+  const T *__restrict t124_l2_g = a.saved + 18880;                     // [1149] l2.g
+  T *__restrict t379 = a.record + 24656;                               // [1149]
+  T *__restrict t393 = a.record + 23504;                               // [1149]
+  T *__restrict t404 = a.record + 22352;                               // [1149]
+  T *__restrict t415 = a.record + 18896;                               // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
   T *__restrict record4 = a.record + 11952;                            // [1149]
-  const T *__restrict t51_l1_hn = a.saved + 8464;                      // [1149] l1.hn
+  const T *__restrict t56_l1_hn = a.saved + 8480;                      // [1149] l1.hn
   T *__restrict record9 = a.record + 16576;                            // [1149]
+  const T *__restrict t81_y1 = a.saved + 10816;                        // [1149] y1
+  T *__restrict record13 = a.record + 20048;                           // [1149]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;             // [1149]
   const T *__restrict l2_h = a.state + kStateL2H;                      // [1149]
-  T *__restrict record13 = a.record + 20048;                           // [1149]
+  T *__restrict record14 = a.record + 21200;                           // [1149]
   T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;             // [1149]
   T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;             // [1149]
   T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;             // [1149]
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;             // [1149]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;             // [1149]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
-  const T *__restrict t123_l2_hn = a.saved + 18864;                    // [1149] l2.hn
-  T *__restrict record18 = a.record + 24672;                           // [1149]
-  T *__restrict t340 = a.record + 25824;                               // [1149]
+  const T *__restrict t130_l2_hn = a.saved + 20032;                    // [1149] l2.hn
+  T *__restrict record19 = a.record + 25824;                           // [1149]
+  T *__restrict t355 = a.record + 26976;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
+  const T *__restrict t152_y2 = a.saved + 22368;                       // [1149] y2
+  T *__restrict record23 = a.record + 28544;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+#line 27 "examples/lm/modul_lstm.dopa"
+      const T v312 = t301[j] + t311[j];
+      const T v323 = v312 + t322[j];
+      const T v334 = v323 + t333[j];
+      const T v336 = v334 * drop_h2[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v289 = d_l2_h_next[j] + t288[j];
-      const T v300 = v289 + t299[j];
-      const T v311 = v300 + t310[j];
-      const T v322 = v311 + t321[j];
-      const T v350 = v322 + t349[j];
+      const T v337 = d_l2_h_next[j] + v336;
+      const T v365 = v337 + t364[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v99 = t97[j] + l2_x2o_bias[j];
-      const T v103 = t101[j] + l2_h2o_bias[j];
-      const T v104 = v99 + v103;
-      const T v105 = T(1) / (T(1) + exp(-v104));
+      const T v106 = t104[j] + l2_x2o_bias[j];
+      const T v110 = t108[j] + l2_h2o_bias[j];
+      const T v111 = v106 + v110;
+      const T v112 = T(1) / (T(1) + exp(-v111));
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v352 = v350 * v105;
+      const T v367 = v365 * v112;
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v78 = t76[j] + l2_x2f_bias[j];
-      const T v83 = t81[j] + l2_h2f_bias[j];
-      const T v84 = v78 + v83;
-      const T v85 = T(1) / (T(1) + exp(-v84));
+      const T v85 = t83[j] + l2_x2f_bias[j];
+      const T v90 = t88[j] + l2_h2f_bias[j];
+      const T v91 = v85 + v90;
+      const T v92 = T(1) / (T(1) + exp(-v91));
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v119 = v85 * l2_c[j];
+      const T v126 = v92 * l2_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v89 = t87[j] + l2_x2i_bias[j];
-      const T v93 = t91[j] + l2_h2i_bias[j];
-      const T v94 = v89 + v93;
-      const T v95 = T(1) / (T(1) + exp(-v94));
+      const T v96 = t94[j] + l2_x2i_bias[j];
+      const T v100 = t98[j] + l2_h2i_bias[j];
+      const T v101 = v96 + v100;
+      const T v102 = T(1) / (T(1) + exp(-v101));
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v120 = v95 * t117_l2_g[j];
-      const T v121 = v119 + v120;
+      const T v127 = v102 * t124_l2_g[j];
+      const T v128 = v126 + v127;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v122 = tanh(v121);
-      const T v353 = v122 * v122;
-      const T v354 = T(1.0) - v353;
-      const T v355 = v352 * v354;
+      const T v129 = tanh(v128);
+      const T v368 = v129 * v129;
+      const T v369 = T(1.0) - v368;
+      const T v370 = v367 * v369;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v356 = d_l2_c_next[j] + v355;
-      const T v358 = v356 * v95;
+      const T v371 = d_l2_c_next[j] + v370;
+      const T v373 = v371 * v102;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v359 = t327[j] + v358;
-      const T v362 = t117_l2_g[j] * t117_l2_g[j];
-      const T v363 = T(1.0) - v362;
-      const T v364 = v359 * v363;
-      t364[j] = v364;
-#line 122 "examples/lm/modul_lstm.dopa"
-      const T v351 = v350 * v122;
-#line 119 "examples/lm/modul_lstm.dopa"
-      const T v377 = T(1.0) - v105;
-      const T v378 = v105 * v377;
-      const T v379 = v351 * v378;
+      const T v374 = t342[j] + v373;
+      const T v377 = t124_l2_g[j] * t124_l2_g[j];
+      const T v378 = T(1.0) - v377;
+      const T v379 = v374 * v378;
       t379[j] = v379;
-#line 121 "examples/lm/modul_lstm.dopa"
-      const T v357 = v356 * t117_l2_g[j];
-#line 118 "examples/lm/modul_lstm.dopa"
-      const T v388 = T(1.0) - v95;
-      const T v389 = v95 * v388;
-      const T v390 = v357 * v389;
-      t390[j] = v390;
-#line 121 "examples/lm/modul_lstm.dopa"
-      const T v360 = v356 * l2_c[j];
-#line 117 "examples/lm/modul_lstm.dopa"
-      const T v399 = T(1.0) - v85;
-      const T v400 = v85 * v399;
-      const T v401 = v360 * v400;
-      t401[j] = v401;
-#line 121 "examples/lm/modul_lstm.dopa"
-      const T v361 = v356 * v85;
-      d_l2_c[j] = v361;
-      record4[j] = l1_h[j];
-      record9[j] = t51_l1_hn[j];
-#line 117 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_x2f_bias[j], v401);
-      record13[j] = l2_h[j];
-      atomicAdd(&d_l2_h2f_bias[j], v401);
-#line 118 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_x2i_bias[j], v390);
-      atomicAdd(&d_l2_h2i_bias[j], v390);
+#line 122 "examples/lm/modul_lstm.dopa"
+      const T v366 = v365 * v129;
 #line 119 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_x2o_bias[j], v379);
-      atomicAdd(&d_l2_h2o_bias[j], v379);
+      const T v391 = T(1.0) - v112;
+      const T v392 = v112 * v391;
+      const T v393 = v366 * v392;
+      t393[j] = v393;
+#line 121 "examples/lm/modul_lstm.dopa"
+      const T v372 = v371 * t124_l2_g[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+      const T v402 = T(1.0) - v102;
+      const T v403 = v102 * v402;
+      const T v404 = v372 * v403;
+      t404[j] = v404;
+#line 121 "examples/lm/modul_lstm.dopa"
+      const T v375 = v371 * l2_c[j];
+#line 117 "examples/lm/modul_lstm.dopa"
+      const T v413 = T(1.0) - v92;
+      const T v414 = v92 * v413;
+      const T v415 = v375 * v414;
+      t415[j] = v415;
+#line 121 "examples/lm/modul_lstm.dopa"
+      const T v376 = v371 * v92;
+      d_l2_c[j] = v376;
+      record4[j] = l1_h[j];
+      record9[j] = t56_l1_hn[j];
+      record13[j] = t81_y1[j];
+#line 117 "examples/lm/modul_lstm.dopa"
+      atomicAdd(&d_l2_x2f_bias[j], v415);
+      record14[j] = l2_h[j];
+      atomicAdd(&d_l2_h2f_bias[j], v415);
+#line 118 "examples/lm/modul_lstm.dopa"
+      atomicAdd(&d_l2_x2i_bias[j], v404);
+      atomicAdd(&d_l2_h2i_bias[j], v404);
+#line 119 "examples/lm/modul_lstm.dopa"
+      atomicAdd(&d_l2_x2o_bias[j], v393);
+      atomicAdd(&d_l2_h2o_bias[j], v393);
 #line 120 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_x2c_bias[j], v364);
-      record18[j] = t123_l2_hn[j];
+      atomicAdd(&d_l2_x2c_bias[j], v379);
+      record19[j] = t130_l2_hn[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_modfanout_bias[j], t340[j]);
+      atomicAdd(&d_l2_modfanout_bias[j], t355[j]);
+      record23[j] = t152_y2[j];
     }
   }
-#line 2488 "lm_modul_lstm.cu"
+#line 2579 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -2492,67 +2583,67 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 21: fused loop nest over [1149, 1149]
-//   %366 matmul
-//   %369 reduce_to
-//   %372 add -> grad_prev l2.pw
+//   %381 matmul
+//   %384 reduce_to
+//   %387 add -> grad_prev l2.pw
 template <class T> __device__ __forceinline__ void backward_d_l2_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t366 = a.scratch + 13312;                     // [1149]
-  T *__restrict t364 = a.record + 23504;                      // [1149]
+  T *__restrict t381 = a.scratch + 13312;                     // [1149]
+  T *__restrict t379 = a.record + 24656;                      // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;            // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;    // [1149, 1]
   const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
-  T *__restrict t369 = a.scratch + 14464;                     // [1149, 1]
+  T *__restrict t384 = a.scratch + 14464;                     // [1149, 1]
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
-  const T *__restrict t133 = a.saved + 20032;                 // [1149, 1]
+  const T *__restrict t140 = a.saved + 21200;                 // [1149, 1]
   const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
   T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t366[e] = T(0);
+    t381[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t369[e] = T(0);
+    t384[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc369 = T(0);
+    T acc384 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v113 = l2_alpha[i] * l2_pw[i * 1149 + j];
-      const T v114 = l2_w[i * 1149 + j] + v113;
-      atomicAdd(&t366[j], t364[i] * v114);
-      const T v365 = t364[i] * l2_h[j];
-      const T v368 = v365 * l2_pw[i * 1149 + j];
+      const T v120 = l2_alpha[i] * l2_pw[i * 1149 + j];
+      const T v121 = l2_w[i * 1149 + j] + v120;
+      atomicAdd(&t381[j], t379[i] * v121);
+      const T v380 = t379[i] * l2_h[j];
+      const T v383 = v380 * l2_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc369 += v368;
+      acc384 += v383;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v135 = t133[i] * l2_et[i * 1149 + j];
-      const T v136 = l2_pw[i * 1149 + j] + v135;
-      const T v334 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
-      const T v335 = d_l2_pw_next[i * 1149 + j] * v334;
+      const T v142 = t140[i] * l2_et[i * 1149 + j];
+      const T v143 = l2_pw[i * 1149 + j] + v142;
+      const T v349 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
+      const T v350 = d_l2_pw_next[i * 1149 + j] * v349;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v371 = v365 * l2_alpha[i];
+      const T v386 = v380 * l2_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v372 = v335 + v371;
-      d_l2_pw[i * 1149 + j] = v372;
+      const T v387 = v350 + v386;
+      d_l2_pw[i * 1149 + j] = v387;
     }
-    acc369 = dopa::warpSum(acc369);
+    acc384 = dopa::warpSum(acc384);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t369[i], acc369);
+      atomicAdd(&t384[i], acc384);
     }
   }
-#line 2546 "lm_modul_lstm.cu"
+#line 2637 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 22: dense product (a warp or thread per output), [1149]
-//   %375 matmul
+//   %390 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t364 = a.record + 23504;                            // [1149]
+  T *__restrict t379 = a.record + 24656;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t375 = a.scratch + 15616;                           // [1149]
+  T *__restrict t390 = a.scratch + 15616;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2560,20 +2651,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t364[k] * l2_x2c_weight[k * 1149 + c];
-    t375[c] = acc;
+      acc += t379[k] * l2_x2c_weight[k * 1149 + c];
+    t390[c] = acc;
   }
-#line 2567 "lm_modul_lstm.cu"
+#line 2658 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 23: dense product (a warp or thread per output), [1149]
-//   %382 matmul
+//   %396 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t379 = a.record + 22352;                            // [1149]
+  T *__restrict t393 = a.record + 23504;                            // [1149]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t382 = a.scratch + 16768;                           // [1149]
+  T *__restrict t396 = a.scratch + 16768;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2581,20 +2672,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_23(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t379[k] * l2_h2o_weight[k * 1149 + c];
-    t382[c] = acc;
+      acc += t393[k] * l2_h2o_weight[k * 1149 + c];
+    t396[c] = acc;
   }
-#line 2588 "lm_modul_lstm.cu"
+#line 2679 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 24: dense product (a warp or thread per output), [1149]
-//   %386 matmul
+//   %400 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t379 = a.record + 22352;                            // [1149]
+  T *__restrict t393 = a.record + 23504;                            // [1149]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t386 = a.scratch + 17920;                           // [1149]
+  T *__restrict t400 = a.scratch + 17920;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2602,20 +2693,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_24(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t379[k] * l2_x2o_weight[k * 1149 + c];
-    t386[c] = acc;
+      acc += t393[k] * l2_x2o_weight[k * 1149 + c];
+    t400[c] = acc;
   }
-#line 2609 "lm_modul_lstm.cu"
+#line 2700 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (a warp or thread per output), [1149]
-//   %393 matmul
+//   %407 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t390 = a.record + 21200;                            // [1149]
+  T *__restrict t404 = a.record + 22352;                            // [1149]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t393 = a.scratch + 19072;                           // [1149]
+  T *__restrict t407 = a.scratch + 19072;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2623,20 +2714,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_25(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t390[k] * l2_h2i_weight[k * 1149 + c];
-    t393[c] = acc;
+      acc += t404[k] * l2_h2i_weight[k * 1149 + c];
+    t407[c] = acc;
   }
-#line 2630 "lm_modul_lstm.cu"
+#line 2721 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 26: dense product (a warp or thread per output), [1149]
-//   %397 matmul
+//   %411 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t390 = a.record + 21200;                            // [1149]
+  T *__restrict t404 = a.record + 22352;                            // [1149]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t397 = a.scratch + 20224;                           // [1149]
+  T *__restrict t411 = a.scratch + 20224;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2644,20 +2735,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t390[k] * l2_x2i_weight[k * 1149 + c];
-    t397[c] = acc;
+      acc += t404[k] * l2_x2i_weight[k * 1149 + c];
+    t411[c] = acc;
   }
-#line 2651 "lm_modul_lstm.cu"
+#line 2742 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 27: dense product (a warp or thread per output), [1149]
-//   %404 matmul
+//   %418 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t401 = a.record + 18896;                            // [1149]
+  T *__restrict t415 = a.record + 18896;                            // [1149]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t404 = a.scratch + 21376;                           // [1149]
+  T *__restrict t418 = a.scratch + 21376;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2665,20 +2756,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_27(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t401[k] * l2_h2f_weight[k * 1149 + c];
-    t404[c] = acc;
+      acc += t415[k] * l2_h2f_weight[k * 1149 + c];
+    t418[c] = acc;
   }
-#line 2672 "lm_modul_lstm.cu"
+#line 2763 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 28: dense product (a warp or thread per output), [1149]
-//   %408 matmul
+//   %422 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t401 = a.record + 18896;                            // [1149]
+  T *__restrict t415 = a.record + 18896;                            // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t408 = a.scratch + 22528;                           // [1149]
+  T *__restrict t422 = a.scratch + 22528;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2686,38 +2777,38 @@ template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t401[k] * l2_x2f_weight[k * 1149 + c];
-    t408[c] = acc;
+      acc += t415[k] * l2_x2f_weight[k * 1149 + c];
+    t422[c] = acc;
   }
-#line 2693 "lm_modul_lstm.cu"
+#line 2784 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 29:
-//   %427 reshape
+//   %444 reshape
 template <class T>
 __device__ __forceinline__ void backward_record_col_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t427 = a.record + 17728;  // [1149]
-  T *__restrict t424 = a.scratch + 26016; // [1149, 1]
+  T *__restrict t444 = a.record + 17728;  // [1149]
+  T *__restrict t441 = a.scratch + 26016; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
-    t427[e] = t424[e];
-#line 2710 "lm_modul_lstm.cu"
+    t444[e] = t441[e];
+#line 2801 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 30: dense product (a warp or thread per output), [1]
-//   %430 matmul
+//   %447 matmul
 template <class T>
 __device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t427 = a.record + 17728;                                        // [1149]
+  T *__restrict t444 = a.record + 17728;                                        // [1149]
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t430 = a.scratch + 27168;                                       // [1]
+  T *__restrict t447 = a.scratch + 27168;                                       // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2725,22 +2816,22 @@ __device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t427[k] * l1_modfanout_weight[k + c];
-    t430[c] = acc;
+      acc += t444[k] * l1_modfanout_weight[k + c];
+    t447[c] = acc;
   }
-#line 2732 "lm_modul_lstm.cu"
+#line 2823 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 31: fused loop nest over [1]
-//   %433 mul
-//   %433 mul += grad l1.h2mod.bias
+//   %450 mul
+//   %450 mul += grad l1.h2mod.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t430 = a.scratch + 27168;                      // [1]
-  const T *__restrict t56_l1_M = a.saved + 9616;               // [1] l1.M
-  T *__restrict t433 = a.record + 16560;                       // [1]
+  T *__restrict t447 = a.scratch + 27168;                      // [1]
+  const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
+  T *__restrict t450 = a.record + 16560;                       // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2748,34 +2839,34 @@ __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v431 = t56_l1_M[0] * t56_l1_M[0];
-      const T v432 = T(1.0) - v431;
-      const T v433 = t430[0] * v432;
-      t433[0] = v433;
-      atomicAdd(&d_l1_h2mod_bias[0], v433);
+      const T v448 = t61_l1_M[0] * t61_l1_M[0];
+      const T v449 = T(1.0) - v448;
+      const T v450 = t447[0] * v449;
+      t450[0] = v450;
+      atomicAdd(&d_l1_h2mod_bias[0], v450);
     }
   }
-#line 2759 "lm_modul_lstm.cu"
+#line 2850 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 32: dense product (a warp or thread per output), [1149]
-//   %436 matmul
+//   %453 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa::StepArgs<T> &a) {
-  T *__restrict t433 = a.record + 16560;                                // [1]
+  T *__restrict t450 = a.record + 16560;                                // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict t436 = a.scratch + 27184;                               // [1149]
+  T *__restrict t453 = a.scratch + 27184;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
-    acc += t433[0] * l1_h2mod_weight[c];
-    t436[c] = acc;
+    acc += t450[0] * l1_h2mod_weight[c];
+    t453[c] = acc;
   }
-#line 2779 "lm_modul_lstm.cu"
+#line 2870 "lm_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2787,55 +2878,56 @@ template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa:
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 33: fused loop nest over [1149]
-//   %451 mul
-//   %465 mul
-//   %476 mul
-//   %487 mul
-//   %448 mul -> grad_prev l1.c
-//   %405 add -> grad_prev l2.h
-//   %487 mul += grad l1.x2f.bias
-//   %487 mul += grad l1.h2f.bias
-//   %476 mul += grad l1.x2i.bias
-//   %476 mul += grad l1.h2i.bias
-//   %465 mul += grad l1.x2o.bias
-//   %465 mul += grad l1.h2o.bias
-//   %451 mul += grad l1.x2c.bias
-//   %427 reshape += grad l1.modfanout.bias
+//   %468 mul
+//   %482 mul
+//   %493 mul
+//   %504 mul
+//   %465 mul -> grad_prev l1.c
+//   %419 add -> grad_prev l2.h
+//   %504 mul += grad l1.x2f.bias
+//   %504 mul += grad l1.h2f.bias
+//   %493 mul += grad l1.x2i.bias
+//   %493 mul += grad l1.h2i.bias
+//   %482 mul += grad l1.x2o.bias
+//   %482 mul += grad l1.h2o.bias
+//   %468 mul += grad l1.x2c.bias
+//   %444 reshape += grad l1.modfanout.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t414 = a.scratch + 23696;                              // [1149]
+  T *__restrict t431 = a.scratch + 23696;                              // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
-  T *__restrict t375 = a.scratch + 15616;                              // [1149]
-  T *__restrict t386 = a.scratch + 17920;                              // [1149]
-  T *__restrict t397 = a.scratch + 20224;                              // [1149]
-  T *__restrict t408 = a.scratch + 22528;                              // [1149]
-  T *__restrict t436 = a.scratch + 27184;                              // [1149]
-  const T *__restrict t25 = a.saved + 5008;                            // [1149]
+  T *__restrict t390 = a.scratch + 15616;                              // [1149]
+  T *__restrict t400 = a.scratch + 17920;                              // [1149]
+  T *__restrict t411 = a.scratch + 20224;                              // [1149]
+  T *__restrict t422 = a.scratch + 22528;                              // [1149]
+  const T *__restrict drop_h1 = a.inputs[2];                           // [1149]
+  T *__restrict t453 = a.scratch + 27184;                              // [1149]
+  const T *__restrict t30 = a.saved + 5024;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
-  const T *__restrict t29 = a.saved + 6160;                            // [1149]
+  const T *__restrict t34 = a.saved + 6176;                            // [1149]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias;        // [1149]
-  const T *__restrict t4 = a.saved + 400;                              // [1149]
+  const T *__restrict t9 = a.saved + 416;                              // [1149]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias;        // [1149]
-  const T *__restrict t9 = a.saved + 1552;                             // [1149]
+  const T *__restrict t14 = a.saved + 1568;                            // [1149]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias;        // [1149]
   const T *__restrict l1_c = a.state + kStateL1C;                      // [1149]
-  const T *__restrict t15 = a.saved + 2704;                            // [1149]
+  const T *__restrict t20 = a.saved + 2720;                            // [1149]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias;        // [1149]
-  const T *__restrict t19 = a.saved + 3856;                            // [1149]
+  const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
-  const T *__restrict t45_l1_g = a.saved + 7312;                       // [1149] l1.g
-  T *__restrict t451 = a.record + 15408;                               // [1149]
-  T *__restrict t465 = a.record + 14256;                               // [1149]
-  T *__restrict t476 = a.record + 13104;                               // [1149]
-  T *__restrict t487 = a.record + 10400;                               // [1149]
+  const T *__restrict t50_l1_g = a.saved + 7328;                       // [1149] l1.g
+  T *__restrict t468 = a.record + 15408;                               // [1149]
+  T *__restrict t482 = a.record + 14256;                               // [1149]
+  T *__restrict t493 = a.record + 13104;                               // [1149]
+  T *__restrict t504 = a.record + 10400;                               // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
-  T *__restrict t328 = a.scratch + 9824;                               // [1149]
-  T *__restrict t366 = a.scratch + 13312;                              // [1149]
-  T *__restrict t382 = a.scratch + 16768;                              // [1149]
-  T *__restrict t393 = a.scratch + 19072;                              // [1149]
-  T *__restrict t404 = a.scratch + 21376;                              // [1149]
+  T *__restrict t343 = a.scratch + 9824;                               // [1149]
+  T *__restrict t381 = a.scratch + 13312;                              // [1149]
+  T *__restrict t396 = a.scratch + 16768;                              // [1149]
+  T *__restrict t407 = a.scratch + 19072;                              // [1149]
+  T *__restrict t418 = a.scratch + 21376;                              // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
@@ -2844,101 +2936,103 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
-  T *__restrict t427 = a.record + 17728;                               // [1149]
+  T *__restrict t444 = a.record + 17728;                               // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+#line 26 "examples/lm/modul_lstm.dopa"
+      const T v401 = t390[j] + t400[j];
+      const T v412 = v401 + t411[j];
+      const T v423 = v412 + t422[j];
+      const T v425 = v423 * drop_h1[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v376 = d_l1_h_next[j] + t375[j];
-      const T v387 = v376 + t386[j];
-      const T v398 = v387 + t397[j];
-      const T v409 = v398 + t408[j];
-      const T v437 = v409 + t436[j];
+      const T v426 = d_l1_h_next[j] + v425;
+      const T v454 = v426 + t453[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
+      const T v32 = t30[j] + l1_x2o_bias[j];
+      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v37 = v32 + v36;
+      const T v38 = T(1) / (T(1) + exp(-v37));
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v439 = v437 * v33;
+      const T v456 = v454 * v38;
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
-      const T v12 = v6 + v11;
-      const T v13 = T(1) / (T(1) + exp(-v12));
+      const T v11 = t9[j] + l1_x2f_bias[j];
+      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v17 = v11 + v16;
+      const T v18 = T(1) / (T(1) + exp(-v17));
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
+      const T v52 = v18 * l1_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
+      const T v22 = t20[j] + l1_x2i_bias[j];
+      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v27 = v22 + v26;
+      const T v28 = T(1) / (T(1) + exp(-v27));
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v48 = v23 * t45_l1_g[j];
-      const T v49 = v47 + v48;
+      const T v53 = v28 * t50_l1_g[j];
+      const T v54 = v52 + v53;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v50 = tanh(v49);
-      const T v440 = v50 * v50;
-      const T v441 = T(1.0) - v440;
-      const T v442 = v439 * v441;
+      const T v55 = tanh(v54);
+      const T v457 = v55 * v55;
+      const T v458 = T(1.0) - v457;
+      const T v459 = v456 * v458;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v443 = d_l1_c_next[j] + v442;
-      const T v445 = v443 * v23;
+      const T v460 = d_l1_c_next[j] + v459;
+      const T v462 = v460 * v28;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v446 = t414[j] + v445;
-      const T v449 = t45_l1_g[j] * t45_l1_g[j];
-      const T v450 = T(1.0) - v449;
-      const T v451 = v446 * v450;
-      t451[j] = v451;
+      const T v463 = t431[j] + v462;
+      const T v466 = t50_l1_g[j] * t50_l1_g[j];
+      const T v467 = T(1.0) - v466;
+      const T v468 = v463 * v467;
+      t468[j] = v468;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v438 = v437 * v50;
+      const T v455 = v454 * v55;
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v463 = T(1.0) - v33;
-      const T v464 = v33 * v463;
-      const T v465 = v438 * v464;
-      t465[j] = v465;
+      const T v480 = T(1.0) - v38;
+      const T v481 = v38 * v480;
+      const T v482 = v455 * v481;
+      t482[j] = v482;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v444 = v443 * t45_l1_g[j];
+      const T v461 = v460 * t50_l1_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v474 = T(1.0) - v23;
-      const T v475 = v23 * v474;
-      const T v476 = v444 * v475;
-      t476[j] = v476;
+      const T v491 = T(1.0) - v28;
+      const T v492 = v28 * v491;
+      const T v493 = v461 * v492;
+      t493[j] = v493;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v447 = v443 * l1_c[j];
+      const T v464 = v460 * l1_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v485 = T(1.0) - v13;
-      const T v486 = v13 * v485;
-      const T v487 = v447 * v486;
-      t487[j] = v487;
+      const T v502 = T(1.0) - v18;
+      const T v503 = v18 * v502;
+      const T v504 = v464 * v503;
+      t504[j] = v504;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v448 = v443 * v13;
-      d_l1_c[j] = v448;
+      const T v465 = v460 * v18;
+      d_l1_c[j] = v465;
 #line 100 "examples/lm/modul_lstm.dopa"
-      const T v367 = t328[j] + t366[j];
-      const T v383 = v367 + t382[j];
-      const T v394 = v383 + t393[j];
-      const T v405 = v394 + t404[j];
-      d_l2_h[j] = v405;
+      const T v382 = t343[j] + t381[j];
+      const T v397 = v382 + t396[j];
+      const T v408 = v397 + t407[j];
+      const T v419 = v408 + t418[j];
+      d_l2_h[j] = v419;
 #line 117 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_x2f_bias[j], v487);
-      atomicAdd(&d_l1_h2f_bias[j], v487);
+      atomicAdd(&d_l1_x2f_bias[j], v504);
+      atomicAdd(&d_l1_h2f_bias[j], v504);
 #line 118 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_x2i_bias[j], v476);
-      atomicAdd(&d_l1_h2i_bias[j], v476);
+      atomicAdd(&d_l1_x2i_bias[j], v493);
+      atomicAdd(&d_l1_h2i_bias[j], v493);
 #line 119 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_x2o_bias[j], v465);
-      atomicAdd(&d_l1_h2o_bias[j], v465);
+      atomicAdd(&d_l1_x2o_bias[j], v482);
+      atomicAdd(&d_l1_h2o_bias[j], v482);
 #line 120 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_x2c_bias[j], v451);
+      atomicAdd(&d_l1_x2c_bias[j], v468);
 #line 127 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_modfanout_bias[j], t427[j]);
+      atomicAdd(&d_l1_modfanout_bias[j], t444[j]);
     }
   }
-#line 2942 "lm_modul_lstm.cu"
+#line 3036 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -2946,67 +3040,67 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 34: fused loop nest over [1149, 1149]
-//   %453 matmul
-//   %456 reduce_to
-//   %459 add -> grad_prev l1.pw
+//   %470 matmul
+//   %473 reduce_to
+//   %476 add -> grad_prev l1.pw
 template <class T> __device__ __forceinline__ void backward_d_l1_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t453 = a.scratch + 28336;                     // [1149]
-  T *__restrict t451 = a.record + 15408;                      // [1149]
+  T *__restrict t470 = a.scratch + 28336;                     // [1149]
+  T *__restrict t468 = a.record + 15408;                      // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;            // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;    // [1149, 1]
   const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
-  T *__restrict t456 = a.scratch + 29488;                     // [1149, 1]
+  T *__restrict t473 = a.scratch + 29488;                     // [1149, 1]
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
-  const T *__restrict t61 = a.saved + 9632;                   // [1149, 1]
+  const T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
   const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
   T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t453[e] = T(0);
+    t470[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t456[e] = T(0);
+    t473[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc456 = T(0);
+    T acc473 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v41 = l1_alpha[i] * l1_pw[i * 1149 + j];
-      const T v42 = l1_w[i * 1149 + j] + v41;
-      atomicAdd(&t453[j], t451[i] * v42);
-      const T v452 = t451[i] * l1_h[j];
-      const T v455 = v452 * l1_pw[i * 1149 + j];
+      const T v46 = l1_alpha[i] * l1_pw[i * 1149 + j];
+      const T v47 = l1_w[i * 1149 + j] + v46;
+      atomicAdd(&t470[j], t468[i] * v47);
+      const T v469 = t468[i] * l1_h[j];
+      const T v472 = v469 * l1_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc456 += v455;
+      acc473 += v472;
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v63 = t61[i] * l1_et[i * 1149 + j];
-      const T v64 = l1_pw[i * 1149 + j] + v63;
-      const T v421 = T(-2.0) <= v64 && v64 <= T(2.0) ? T(1) : T(0);
-      const T v422 = d_l1_pw_next[i * 1149 + j] * v421;
+      const T v68 = t66[i] * l1_et[i * 1149 + j];
+      const T v69 = l1_pw[i * 1149 + j] + v68;
+      const T v438 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v439 = d_l1_pw_next[i * 1149 + j] * v438;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v458 = v452 * l1_alpha[i];
+      const T v475 = v469 * l1_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v459 = v422 + v458;
-      d_l1_pw[i * 1149 + j] = v459;
+      const T v476 = v439 + v475;
+      d_l1_pw[i * 1149 + j] = v476;
     }
-    acc456 = dopa::warpSum(acc456);
+    acc473 = dopa::warpSum(acc473);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t456[i], acc456);
+      atomicAdd(&t473[i], acc473);
     }
   }
-#line 3000 "lm_modul_lstm.cu"
+#line 3094 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 35: dense product (a warp or thread per output), [400]
-//   %462 matmul
+//   %479 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t451 = a.record + 15408;                            // [1149]
+  T *__restrict t468 = a.record + 15408;                            // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t462 = a.scratch + 30640;                           // [400]
+  T *__restrict t479 = a.scratch + 30640;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3014,20 +3108,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_35(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t451[k] * l1_x2c_weight[k * 400 + c];
-    t462[c] = acc;
+      acc += t468[k] * l1_x2c_weight[k * 400 + c];
+    t479[c] = acc;
   }
-#line 3021 "lm_modul_lstm.cu"
+#line 3115 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 36: dense product (a warp or thread per output), [1149]
-//   %468 matmul
+//   %485 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t465 = a.record + 14256;                            // [1149]
+  T *__restrict t482 = a.record + 14256;                            // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t468 = a.scratch + 31040;                           // [1149]
+  T *__restrict t485 = a.scratch + 31040;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3035,20 +3129,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_36(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t465[k] * l1_h2o_weight[k * 1149 + c];
-    t468[c] = acc;
+      acc += t482[k] * l1_h2o_weight[k * 1149 + c];
+    t485[c] = acc;
   }
-#line 3042 "lm_modul_lstm.cu"
+#line 3136 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 37: dense product (a warp or thread per output), [400]
-//   %472 matmul
+//   %489 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t465 = a.record + 14256;                            // [1149]
+  T *__restrict t482 = a.record + 14256;                            // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t472 = a.scratch + 32192;                           // [400]
+  T *__restrict t489 = a.scratch + 32192;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3056,20 +3150,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t465[k] * l1_x2o_weight[k * 400 + c];
-    t472[c] = acc;
+      acc += t482[k] * l1_x2o_weight[k * 400 + c];
+    t489[c] = acc;
   }
-#line 3063 "lm_modul_lstm.cu"
+#line 3157 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 38: dense product (a warp or thread per output), [1149]
-//   %479 matmul
+//   %496 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t476 = a.record + 13104;                            // [1149]
+  T *__restrict t493 = a.record + 13104;                            // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t479 = a.scratch + 32592;                           // [1149]
+  T *__restrict t496 = a.scratch + 32592;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3077,20 +3171,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_38(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t476[k] * l1_h2i_weight[k * 1149 + c];
-    t479[c] = acc;
+      acc += t493[k] * l1_h2i_weight[k * 1149 + c];
+    t496[c] = acc;
   }
-#line 3084 "lm_modul_lstm.cu"
+#line 3178 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 39: dense product (a warp or thread per output), [400]
-//   %483 matmul
+//   %500 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t476 = a.record + 13104;                            // [1149]
+  T *__restrict t493 = a.record + 13104;                            // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t483 = a.scratch + 33744;                           // [400]
+  T *__restrict t500 = a.scratch + 33744;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3098,20 +3192,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_39(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t476[k] * l1_x2i_weight[k * 400 + c];
-    t483[c] = acc;
+      acc += t493[k] * l1_x2i_weight[k * 400 + c];
+    t500[c] = acc;
   }
-#line 3105 "lm_modul_lstm.cu"
+#line 3199 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 40: dense product (a warp or thread per output), [1149]
-//   %490 matmul
+//   %507 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t487 = a.record + 10400;                            // [1149]
+  T *__restrict t504 = a.record + 10400;                            // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t490 = a.scratch + 34144;                           // [1149]
+  T *__restrict t507 = a.scratch + 34144;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3119,20 +3213,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t487[k] * l1_h2f_weight[k * 1149 + c];
-    t490[c] = acc;
+      acc += t504[k] * l1_h2f_weight[k * 1149 + c];
+    t507[c] = acc;
   }
-#line 3126 "lm_modul_lstm.cu"
+#line 3220 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 41: dense product (a warp or thread per output), [400]
-//   %494 matmul
+//   %511 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::StepArgs<T> &a) {
-  T *__restrict t487 = a.record + 10400;                            // [1149]
+  T *__restrict t504 = a.record + 10400;                            // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t494 = a.scratch + 35296;                           // [400]
+  T *__restrict t511 = a.scratch + 35296;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3140,22 +3234,22 @@ template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t487[k] * l1_x2f_weight[k * 400 + c];
-    t494[c] = acc;
+      acc += t504[k] * l1_x2f_weight[k * 400 + c];
+    t511[c] = acc;
   }
-#line 3147 "lm_modul_lstm.cu"
+#line 3241 "lm_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 42: fused loop nest over [1149]
-//   %491 add -> grad_prev l1.h
+//   %508 add -> grad_prev l1.h
 template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t415 = a.scratch + 24848;        // [1149]
-  T *__restrict t453 = a.scratch + 28336;        // [1149]
-  T *__restrict t468 = a.scratch + 31040;        // [1149]
-  T *__restrict t479 = a.scratch + 32592;        // [1149]
-  T *__restrict t490 = a.scratch + 34144;        // [1149]
+  T *__restrict t432 = a.scratch + 24848;        // [1149]
+  T *__restrict t470 = a.scratch + 28336;        // [1149]
+  T *__restrict t485 = a.scratch + 31040;        // [1149]
+  T *__restrict t496 = a.scratch + 32592;        // [1149]
+  T *__restrict t507 = a.scratch + 34144;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3163,34 +3257,36 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 100 "examples/lm/modul_lstm.dopa"
-      const T v454 = t415[j] + t453[j];
-      const T v469 = v454 + t468[j];
-      const T v480 = v469 + t479[j];
-      const T v491 = v480 + t490[j];
-      d_l1_h[j] = v491;
+      const T v471 = t432[j] + t470[j];
+      const T v486 = v471 + t485[j];
+      const T v497 = v486 + t496[j];
+      const T v508 = v497 + t507[j];
+      d_l1_h[j] = v508;
     }
   }
-#line 3174 "lm_modul_lstm.cu"
+#line 3268 "lm_modul_lstm.cu"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 43: fused loop nest over [400]
-//   %318 add -> grad_prev l3.h
-//   %495 add += grad enc.weight
+//   %330 add -> grad_prev l3.h
+//   %515 mul += grad enc.weight
 template <class T>
 __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t238 = a.scratch + 816;                   // [400]
-  T *__restrict t279 = a.scratch + 2048;                  // [400]
-  T *__restrict t295 = a.scratch + 4000;                  // [400]
-  T *__restrict t306 = a.scratch + 5552;                  // [400]
-  T *__restrict t317 = a.scratch + 7104;                  // [400]
+  T *__restrict t251 = a.scratch + 816;                   // [400]
+  T *__restrict t292 = a.scratch + 2048;                  // [400]
+  T *__restrict t307 = a.scratch + 4000;                  // [400]
+  T *__restrict t318 = a.scratch + 5552;                  // [400]
+  T *__restrict t329 = a.scratch + 7104;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t462 = a.scratch + 30640;                 // [400]
-  T *__restrict t472 = a.scratch + 32192;                 // [400]
-  T *__restrict t483 = a.scratch + 33744;                 // [400]
-  T *__restrict t494 = a.scratch + 35296;                 // [400]
+  T *__restrict t479 = a.scratch + 30640;                 // [400]
+  T *__restrict t489 = a.scratch + 32192;                 // [400]
+  T *__restrict t500 = a.scratch + 33744;                 // [400]
+  T *__restrict t511 = a.scratch + 35296;                 // [400]
+  const T *__restrict drop_i = a.inputs[1];               // [400]
+  const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -3199,24 +3295,26 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
   {
     for (int j = tid; j < 400; j += nthreads) {
 #line 100 "examples/lm/modul_lstm.dopa"
-      const T v280 = t238[j] + t279[j];
-      const T v296 = v280 + t295[j];
-      const T v307 = v296 + t306[j];
-      const T v318 = v307 + t317[j];
-      d_l3_h[j] = v318;
-#line 15 "examples/lm/modul_lstm.dopa"
-      const T v473 = t462[j] + t472[j];
-      const T v484 = v473 + t483[j];
-      const T v495 = v484 + t494[j];
-      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v495);
+      const T v293 = t251[j] + t292[j];
+      const T v308 = v293 + t307[j];
+      const T v319 = v308 + t318[j];
+      const T v330 = v319 + t329[j];
+      d_l3_h[j] = v330;
+#line 25 "examples/lm/modul_lstm.dopa"
+      const T v490 = t479[j] + t489[j];
+      const T v501 = v490 + t500[j];
+      const T v512 = v501 + t511[j];
+      const T v514 = v512 * drop_i[j];
+      const T v515 = v514 * t4[0];
+      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v515);
     }
   }
-#line 3215 "lm_modul_lstm.cu"
+#line 3313 "lm_modul_lstm.cu"
 }
 
 // backward stage 44: fused loop nest over [10000]
-//   %216 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %216 grad_output d logits += grad dec_bias
+//   %227 grad_output d logits -> record (a factor of deferred outer-product gradients)
+//   %227 grad_output d logits += grad dec_bias
 template <class T>
 __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
@@ -3236,13 +3334,13 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 45: fused loop nest over [1149, 1]
-//   %456 reduce_to += grad l1.alpha
-//   %369 reduce_to += grad l2.alpha
+//   %473 reduce_to += grad l1.alpha
+//   %384 reduce_to += grad l2.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t456 = a.scratch + 29488;             // [1149, 1]
+  T *__restrict t473 = a.scratch + 29488;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t369 = a.scratch + 14464;             // [1149, 1]
+  T *__restrict t384 = a.scratch + 14464;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3250,61 +3348,61 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 112 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_alpha[i], t456[i]);
-      atomicAdd(&d_l2_alpha[i], t369[i]);
+      atomicAdd(&d_l1_alpha[i], t473[i]);
+      atomicAdd(&d_l2_alpha[i], t384[i]);
     }
   }
-#line 3258 "lm_modul_lstm.cu"
+#line 3356 "lm_modul_lstm.cu"
 }
 
 // param  etaet : [] = 0.01
 //
 // backward stage 46: fused loop nest over []
-//   %420 add += grad l1.etaet
-//   %333 add += grad l2.etaet
-//   %243 add += grad l3.etaet
+//   %437 add += grad l1.etaet
+//   %348 add += grad l2.etaet
+//   %256 add += grad l3.etaet
 template <class T>
 __device__ __forceinline__ void
 backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t411 = a.scratch + 23680;             // []
-  T *__restrict t417 = a.scratch + 26000;             // []
+  T *__restrict t428 = a.scratch + 23680;             // []
+  T *__restrict t434 = a.scratch + 26000;             // []
   T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
-  T *__restrict t324 = a.scratch + 8656;              // []
-  T *__restrict t330 = a.scratch + 10976;             // []
+  T *__restrict t339 = a.scratch + 8656;              // []
+  T *__restrict t345 = a.scratch + 10976;             // []
   T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
-  T *__restrict t234 = a.scratch + 400;               // []
-  T *__restrict t240 = a.scratch + 1216;              // []
+  T *__restrict t247 = a.scratch + 400;               // []
+  T *__restrict t253 = a.scratch + 1216;              // []
   T *__restrict d_l3_etaet = a.grads + kParamL3Etaet; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v419 = -t417[0];
+    const T v436 = -t434[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v420 = t411[0] + v419;
-    atomicAdd(&d_l1_etaet[0], v420);
+    const T v437 = t428[0] + v436;
+    atomicAdd(&d_l1_etaet[0], v437);
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v332 = -t330[0];
+    const T v347 = -t345[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v333 = t324[0] + v332;
-    atomicAdd(&d_l2_etaet[0], v333);
+    const T v348 = t339[0] + v347;
+    atomicAdd(&d_l2_etaet[0], v348);
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v242 = -t240[0];
+    const T v255 = -t253[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v243 = t234[0] + v242;
-    atomicAdd(&d_l3_etaet[0], v243);
+    const T v256 = t247[0] + v255;
+    atomicAdd(&d_l3_etaet[0], v256);
   }
-#line 3299 "lm_modul_lstm.cu"
+#line 3397 "lm_modul_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 47: fused loop nest over [400, 1]
-//   %282 reduce_to += grad l3.alpha
+//   %295 reduce_to += grad l3.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t282 = a.scratch + 2448;              // [400, 1]
+  T *__restrict t295 = a.scratch + 2448;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3312,10 +3410,10 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 112 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_alpha[i], t282[i]);
+      atomicAdd(&d_l3_alpha[i], t295[i]);
     }
   }
-#line 3319 "lm_modul_lstm.cu"
+#line 3417 "lm_modul_lstm.cu"
 }
 
 /// One backward step of ModulLSTMLM for the whole batch: block b runs batch element b.
@@ -3470,43 +3568,43 @@ static const dopa::DeferredOuter cudaDeferred[] = {
     {/*paramOffset=*/kParamL1ModfanoutWeight, /*rows=*/1149, /*cols=*/1, /*offsetA=*/17728,
      /*offsetB=*/18880},
     {/*paramOffset=*/kParamL2X2fWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/18896,
-     /*offsetB=*/16576},
+     /*offsetB=*/20048},
     {/*paramOffset=*/kParamL2H2fWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/18896,
+     /*offsetB=*/21200},
+    {/*paramOffset=*/kParamL2X2iWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/22352,
      /*offsetB=*/20048},
-    {/*paramOffset=*/kParamL2X2iWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/21200,
-     /*offsetB=*/16576},
-    {/*paramOffset=*/kParamL2H2iWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/21200,
+    {/*paramOffset=*/kParamL2H2iWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/22352,
+     /*offsetB=*/21200},
+    {/*paramOffset=*/kParamL2X2oWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/23504,
      /*offsetB=*/20048},
-    {/*paramOffset=*/kParamL2X2oWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/22352,
-     /*offsetB=*/16576},
-    {/*paramOffset=*/kParamL2H2oWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/22352,
+    {/*paramOffset=*/kParamL2H2oWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/23504,
+     /*offsetB=*/21200},
+    {/*paramOffset=*/kParamL2X2cWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/24656,
      /*offsetB=*/20048},
-    {/*paramOffset=*/kParamL2X2cWeight, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/23504,
-     /*offsetB=*/16576},
-    {/*paramOffset=*/kParamL2W, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/23504, /*offsetB=*/20048},
-    {/*paramOffset=*/kParamL2H2modWeight, /*rows=*/1, /*cols=*/1149, /*offsetA=*/24656,
-     /*offsetB=*/24672},
-    {/*paramOffset=*/kParamL2ModfanoutWeight, /*rows=*/1149, /*cols=*/1, /*offsetA=*/25824,
-     /*offsetB=*/26976},
-    {/*paramOffset=*/kParamL3X2fWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/26992,
-     /*offsetB=*/24672},
-    {/*paramOffset=*/kParamL3H2fWeight, /*rows=*/400, /*cols=*/400, /*offsetA=*/26992,
-     /*offsetB=*/27392},
-    {/*paramOffset=*/kParamL3X2iWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/27792,
-     /*offsetB=*/24672},
-    {/*paramOffset=*/kParamL3H2iWeight, /*rows=*/400, /*cols=*/400, /*offsetA=*/27792,
-     /*offsetB=*/27392},
-    {/*paramOffset=*/kParamL3X2oWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/28192,
-     /*offsetB=*/24672},
-    {/*paramOffset=*/kParamL3H2oWeight, /*rows=*/400, /*cols=*/400, /*offsetA=*/28192,
-     /*offsetB=*/27392},
-    {/*paramOffset=*/kParamL3X2cWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/28592,
-     /*offsetB=*/24672},
-    {/*paramOffset=*/kParamL3W, /*rows=*/400, /*cols=*/400, /*offsetA=*/28592, /*offsetB=*/27392},
-    {/*paramOffset=*/kParamL3H2modWeight, /*rows=*/1, /*cols=*/400, /*offsetA=*/28992,
-     /*offsetB=*/10000},
-    {/*paramOffset=*/kParamL3ModfanoutWeight, /*rows=*/400, /*cols=*/1, /*offsetA=*/29008,
-     /*offsetB=*/29408},
+    {/*paramOffset=*/kParamL2W, /*rows=*/1149, /*cols=*/1149, /*offsetA=*/24656, /*offsetB=*/21200},
+    {/*paramOffset=*/kParamL2H2modWeight, /*rows=*/1, /*cols=*/1149, /*offsetA=*/25808,
+     /*offsetB=*/25824},
+    {/*paramOffset=*/kParamL2ModfanoutWeight, /*rows=*/1149, /*cols=*/1, /*offsetA=*/26976,
+     /*offsetB=*/28128},
+    {/*paramOffset=*/kParamL3X2fWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/28144,
+     /*offsetB=*/28544},
+    {/*paramOffset=*/kParamL3H2fWeight, /*rows=*/400, /*cols=*/400, /*offsetA=*/28144,
+     /*offsetB=*/29696},
+    {/*paramOffset=*/kParamL3X2iWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/30096,
+     /*offsetB=*/28544},
+    {/*paramOffset=*/kParamL3H2iWeight, /*rows=*/400, /*cols=*/400, /*offsetA=*/30096,
+     /*offsetB=*/29696},
+    {/*paramOffset=*/kParamL3X2oWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/30496,
+     /*offsetB=*/28544},
+    {/*paramOffset=*/kParamL3H2oWeight, /*rows=*/400, /*cols=*/400, /*offsetA=*/30496,
+     /*offsetB=*/29696},
+    {/*paramOffset=*/kParamL3X2cWeight, /*rows=*/400, /*cols=*/1149, /*offsetA=*/30896,
+     /*offsetB=*/28544},
+    {/*paramOffset=*/kParamL3W, /*rows=*/400, /*cols=*/400, /*offsetA=*/30896, /*offsetB=*/29696},
+    {/*paramOffset=*/kParamL3H2modWeight, /*rows=*/1, /*cols=*/400, /*offsetA=*/31296,
+     /*offsetB=*/31312},
+    {/*paramOffset=*/kParamL3ModfanoutWeight, /*rows=*/400, /*cols=*/1, /*offsetA=*/31712,
+     /*offsetB=*/32112},
 };
 
 const dopa::CudaSpec &cuda_spec() {
@@ -3519,9 +3617,9 @@ const dopa::CudaSpec &cuda_spec() {
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
       /*stateNumel=*/5606240,
-      /*savedNumel=*/24832,
+      /*savedNumel=*/27552,
       /*scratchNumel=*/35696,
-      /*recordNumel=*/29424,
+      /*recordNumel=*/32128,
       /*numDeferred=*/31,
       /*deferred=*/cudaDeferred,
   };

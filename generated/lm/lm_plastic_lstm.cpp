@@ -69,6 +69,7 @@ constexpr int64_t kParamL3H2oBias = 24029998;   // l3.h2o.bias [400]
 constexpr int64_t kParamL3W = 24030398;         // l3.w [400, 400]
 constexpr int64_t kParamL3Alpha = 24190398;     // l3.alpha [400, 1]
 constexpr int64_t kParamL3Eta = 24190798;       // l3.eta []
+constexpr int64_t kParamDropE = 24190799;       // drop_e [10000, 1]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
 constexpr int64_t kStateL1H = 0;          // l1.h [1149]
@@ -81,623 +82,672 @@ constexpr int64_t kStateL3H = 2645024;    // l3.h [400]
 constexpr int64_t kStateL3C = 2645424;    // l3.c [400]
 constexpr int64_t kStateL3Hebb = 2645824; // l3.hebb [400, 400]
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 //
 // forward stage 0:
 //   %2 gather
-template <class T> static void forward_saved_enc(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                              // [400]
+template <class T> static void forward_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                            // [400]
   const T *__restrict tok = a.inputs[0];                       // []
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-#line 15 "examples/lm/plastic_lstm.dopa"
+#line 25 "examples/lm/plastic_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = 0; e < 400; ++e)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 99 "lm_plastic_lstm.cpp"
+#line 100 "lm_plastic_lstm.cpp"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 1:
+//   %4 gather
+template <class T> static void forward_saved_drop_e(const dopa::StepArgs<T> &a) {
+  T *__restrict t4 = a.saved + 0;                      // [1]
+  const T *__restrict tok = a.inputs[0];               // []
+  const T *__restrict drop_e = a.params + kParamDropE; // [10000, 1]
+#line 25 "examples/lm/plastic_lstm.dopa"
+  {
+    const int64_t row = int64_t(tok[0]); // checked by the runtime
+    t4[0] = drop_e[row * 1];
+  }
+#line 116 "lm_plastic_lstm.cpp"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 2: fused loop nest over [400]
+//   %7 mul x
+template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;         // [400]
+  T *__restrict t4 = a.saved + 0;           // [1]
+  const T *__restrict drop_i = a.inputs[1]; // [400]
+  T *__restrict t7_x = a.saved + 16;        // [400] x
+#pragma omp simd
+  for (int j = 0; j < 400; ++j) {
+#line 25 "examples/lm/plastic_lstm.dopa"
+    const T v5 = t2[j] * t4[0];
+    const T v7 = v5 * drop_i[j];
+    t7_x[j] = v7;
+  }
+#line 135 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 1: dense product (Eigen), [1149]
-//   %4 matmul
+// forward stage 3: dense product (Eigen), [1149]
+//   %9 matmul
 template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t4 = a.saved + 400;                                 // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t9 = a.saved + 416;                                 // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t4, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 112 "lm_plastic_lstm.cpp"
+  Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
+#line 148 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 2: dense product (Eigen), [1149]
-//   %9 matmul
+// forward stage 4: dense product (Eigen), [1149]
+//   %14 matmul
 template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t9 = a.saved + 1552;                                // [1149]
+  T *__restrict t14 = a.saved + 1568;                               // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 125 "lm_plastic_lstm.cpp"
+  Vec<T>(t14, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
+#line 161 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 3: dense product (Eigen), [1149]
-//   %15 matmul
+// forward stage 5: dense product (Eigen), [1149]
+//   %20 matmul
 template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t15 = a.saved + 2704;                               // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t20 = a.saved + 2720;                               // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t15, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 138 "lm_plastic_lstm.cpp"
+  Vec<T>(t20, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
+#line 174 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 4: dense product (Eigen), [1149]
-//   %19 matmul
+// forward stage 6: dense product (Eigen), [1149]
+//   %24 matmul
 template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t19 = a.saved + 3856;                               // [1149]
+  T *__restrict t24 = a.saved + 3872;                               // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t19, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 151 "lm_plastic_lstm.cpp"
+  Vec<T>(t24, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
+#line 187 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 5: dense product (Eigen), [1149]
-//   %25 matmul
+// forward stage 7: dense product (Eigen), [1149]
+//   %30 matmul
 template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t25 = a.saved + 5008;                               // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t30 = a.saved + 5024;                               // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t25, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 164 "lm_plastic_lstm.cpp"
+  Vec<T>(t30, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
+#line 200 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 6: dense product (Eigen), [1149]
-//   %29 matmul
+// forward stage 8: dense product (Eigen), [1149]
+//   %34 matmul
 template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t29 = a.saved + 6160;                               // [1149]
+  T *__restrict t34 = a.saved + 6176;                               // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t29, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 177 "lm_plastic_lstm.cpp"
+  Vec<T>(t34, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
+#line 213 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 7: dense product (Eigen), [1149]
-//   %35 matmul
+// forward stage 9: dense product (Eigen), [1149]
+//   %40 matmul
 template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t35 = a.scratch + 0;                                // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t40 = a.scratch + 400;                              // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t35, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t2, 400);
-#line 190 "lm_plastic_lstm.cpp"
+  Vec<T>(t40, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
+#line 226 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 8: fused loop nest over [1149, 1149]
-//   %43 matmul
-//   %99 matmul
+// forward stage 10: fused loop nest over [1149, 1149]
+//   %48 matmul
+//   %106 matmul
 template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;                    // [1149]
+  T *__restrict t48 = a.scratch + 1552;                    // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
-  T *__restrict t99 = a.scratch + 3456;                    // [1149]
+  T *__restrict t106 = a.scratch + 3856;                   // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   for (int i = 0; i < 1149; ++i) {
-    T acc43 = T(0);
-    T acc99 = T(0);
-#pragma omp simd reduction(+ : acc43, acc99)
+    T acc48 = T(0);
+    T acc106 = T(0);
+#pragma omp simd reduction(+ : acc48, acc106)
     for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v41 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v42 = l1_w[i * 1149 + j] + v41;
-      acc43 += v42 * l1_h[j];
-      const T v97 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v98 = l2_w[i * 1149 + j] + v97;
-      acc99 += v98 * l2_h[j];
+      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v47 = l1_w[i * 1149 + j] + v46;
+      acc48 += v47 * l1_h[j];
+      const T v104 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v105 = l2_w[i * 1149 + j] + v104;
+      acc106 += v105 * l2_h[j];
     }
-    t43[i] = acc43;
-    t99[i] = acc99;
+    t48[i] = acc48;
+    t106[i] = acc106;
   }
-#line 225 "lm_plastic_lstm.cpp"
+#line 261 "lm_plastic_lstm.cpp"
 }
 
+// y1 = l1(x) * drop_h1
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 9: fused loop nest over [1149]
-//   %45 tanh l1.g
-//   %51 mul l1.hn
-//   %49 add l1.cn -> next_state l1.c
-//   %51 mul l1.hn -> saved
-template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t35 = a.scratch + 0;                            // [1149]
+// forward stage 11: fused loop nest over [1149]
+//   %50 tanh l1.g
+//   %65 mul y1
+//   %56 mul l1.hn -> next_state l1.h
+//   %54 add l1.cn -> next_state l1.c
+template <class T> static void forward_l1_g_y1_l1_h_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t40 = a.scratch + 400;                          // [1149]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
-  T *__restrict t43 = a.scratch + 1152;                         // [1149]
-  T *__restrict t45_l1_g = a.saved + 7312;                      // [1149] l1.g
-  T *__restrict t25 = a.saved + 5008;                           // [1149]
+  T *__restrict t48 = a.scratch + 1552;                         // [1149]
+  T *__restrict t50_l1_g = a.saved + 7328;                      // [1149] l1.g
+  T *__restrict t30 = a.saved + 5024;                           // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
-  T *__restrict t29 = a.saved + 6160;                           // [1149]
+  T *__restrict t34 = a.saved + 6176;                           // [1149]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
-  T *__restrict t4 = a.saved + 400;                             // [1149]
+  T *__restrict t9 = a.saved + 416;                             // [1149]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
-  T *__restrict t9 = a.saved + 1552;                            // [1149]
+  T *__restrict t14 = a.saved + 1568;                           // [1149]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
   const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
-  T *__restrict t15 = a.saved + 2704;                           // [1149]
+  T *__restrict t20 = a.saved + 2720;                           // [1149]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
-  T *__restrict t19 = a.saved + 3856;                           // [1149]
+  T *__restrict t24 = a.saved + 3872;                           // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
+  const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
+  T *__restrict t65_y1 = a.saved + 8480;                        // [1149] y1
+  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149]
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
-  T *__restrict saved_t51 = a.saved + 8464;                     // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v44 = v37 + t43[j];
-    const T v45 = std::tanh(v44);
-    t45_l1_g[j] = v45;
-#line 51 "examples/lm/plastic_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
-#line 49 "examples/lm/plastic_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
-    const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
-#line 53 "examples/lm/plastic_lstm.dopa"
-    const T v47 = v13 * l1_c[j];
-#line 50 "examples/lm/plastic_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
-#line 53 "examples/lm/plastic_lstm.dopa"
-    const T v48 = v23 * v45;
-    const T v49 = v47 + v48;
-#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v42 = t40[j] + l1_x2c_bias[j];
+    const T v49 = v42 + t48[j];
     const T v50 = std::tanh(v49);
-    const T v51 = v33 * v50;
-    l1_h_next[j] = v51;
-    l1_c_next[j] = v49;
-    saved_t51[j] = v51;
+    t50_l1_g[j] = v50;
+#line 51 "examples/lm/plastic_lstm.dopa"
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + std::exp(-v37));
+#line 49 "examples/lm/plastic_lstm.dopa"
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + std::exp(-v17));
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v52 = v18 * l1_c[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + std::exp(-v27));
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v53 = v28 * v50;
+    const T v54 = v52 + v53;
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v55 = std::tanh(v54);
+    const T v56 = v38 * v55;
+#line 26 "examples/lm/plastic_lstm.dopa"
+    const T v65 = v56 * drop_h1[j];
+    t65_y1[j] = v65;
+    l1_h_next[j] = v56;
+    l1_c_next[j] = v54;
   }
-#line 291 "lm_plastic_lstm.cpp"
+#line 331 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 10: dense product (Eigen), [1149]
-//   %60 matmul
-template <class T> static void forward_saved_x2f_10(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t60 = a.saved + 9616;                               // [1149]
-#line 49 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t60, 1149).noalias() =
-      ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 305 "lm_plastic_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 11: dense product (Eigen), [1149]
-//   %65 matmul
-template <class T> static void forward_saved_h2f_11(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t65 = a.saved + 10768;                              // [1149]
-#line 49 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t65, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 318 "lm_plastic_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 12: dense product (Eigen), [1149]
-//   %71 matmul
-template <class T> static void forward_saved_x2i_12(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t71 = a.saved + 11920;                              // [1149]
-#line 50 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t71, 1149).noalias() =
-      ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 332 "lm_plastic_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// forward stage 13: dense product (Eigen), [1149]
-//   %75 matmul
-template <class T> static void forward_saved_h2i_13(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t75 = a.saved + 13072;                              // [1149]
-#line 50 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t75, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+//   %67 matmul
+template <class T> static void forward_saved_x2f_12(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t65_y1 = a.saved + 8480;                            // [1149] y1
+  T *__restrict t67 = a.saved + 9632;                               // [1149]
+#line 49 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t67, 1149).noalias() =
+      ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t65_y1, 1149);
 #line 345 "lm_plastic_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 13: dense product (Eigen), [1149]
+//   %72 matmul
+template <class T> static void forward_saved_h2f_13(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t72 = a.saved + 10784;                              // [1149]
+#line 49 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t72, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 358 "lm_plastic_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 14: dense product (Eigen), [1149]
-//   %81 matmul
-template <class T> static void forward_saved_x2o_14(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t81 = a.saved + 14224;                              // [1149]
-#line 51 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t81, 1149).noalias() =
-      ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 359 "lm_plastic_lstm.cpp"
+//   %78 matmul
+template <class T> static void forward_saved_x2i_14(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t65_y1 = a.saved + 8480;                            // [1149] y1
+  T *__restrict t78 = a.saved + 11936;                              // [1149]
+#line 50 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t78, 1149).noalias() =
+      ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t65_y1, 1149);
+#line 372 "lm_plastic_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 15: dense product (Eigen), [1149]
+//   %82 matmul
+template <class T> static void forward_saved_h2i_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
+  T *__restrict t82 = a.saved + 13088;                              // [1149]
+#line 50 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t82, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 385 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 15: dense product (Eigen), [1149]
-//   %85 matmul
-template <class T> static void forward_saved_h2o_15(const dopa::StepArgs<T> &a) {
+// forward stage 16: dense product (Eigen), [1149]
+//   %88 matmul
+template <class T> static void forward_saved_x2o_16(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t65_y1 = a.saved + 8480;                            // [1149] y1
+  T *__restrict t88 = a.saved + 14240;                              // [1149]
+#line 51 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t88, 1149).noalias() =
+      ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t65_y1, 1149);
+#line 399 "lm_plastic_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 17: dense product (Eigen), [1149]
+//   %92 matmul
+template <class T> static void forward_saved_h2o_17(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t85 = a.saved + 15376;                              // [1149]
+  T *__restrict t92 = a.saved + 15392;                              // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t85, 1149).noalias() = ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 372 "lm_plastic_lstm.cpp"
+  Vec<T>(t92, 1149).noalias() = ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 412 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 16: dense product (Eigen), [1149]
-//   %91 matmul
-template <class T> static void forward_x2c_16(const dopa::StepArgs<T> &a) {
+// forward stage 18: dense product (Eigen), [1149]
+//   %98 matmul
+template <class T> static void forward_x2c_18(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t91 = a.scratch + 2304;                             // [1149]
+  T *__restrict t65_y1 = a.saved + 8480;                            // [1149] y1
+  T *__restrict t98 = a.scratch + 2704;                             // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t91, 1149).noalias() =
-      ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 386 "lm_plastic_lstm.cpp"
+  Vec<T>(t98, 1149).noalias() =
+      ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t65_y1, 1149);
+#line 426 "lm_plastic_lstm.cpp"
 }
 
+// y2 = l2(y1) * drop_h2
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 17: fused loop nest over [1149]
-//   %101 tanh l2.g
-//   %107 mul l2.hn
-//   %105 add l2.cn -> next_state l2.c
-//   %107 mul l2.hn -> saved
-template <class T> static void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t91 = a.scratch + 2304;                         // [1149]
+// forward stage 19: fused loop nest over [1149]
+//   %108 tanh l2.g
+//   %121 mul y2
+//   %114 mul l2.hn -> next_state l2.h
+//   %112 add l2.cn -> next_state l2.c
+template <class T> static void forward_l2_g_y2_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t98 = a.scratch + 2704;                         // [1149]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
-  T *__restrict t99 = a.scratch + 3456;                         // [1149]
-  T *__restrict t101_l2_g = a.saved + 16528;                    // [1149] l2.g
-  T *__restrict t81 = a.saved + 14224;                          // [1149]
+  T *__restrict t106 = a.scratch + 3856;                        // [1149]
+  T *__restrict t108_l2_g = a.saved + 16544;                    // [1149] l2.g
+  T *__restrict t88 = a.saved + 14240;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
-  T *__restrict t85 = a.saved + 15376;                          // [1149]
+  T *__restrict t92 = a.saved + 15392;                          // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
-  T *__restrict t60 = a.saved + 9616;                           // [1149]
+  T *__restrict t67 = a.saved + 9632;                           // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
-  T *__restrict t65 = a.saved + 10768;                          // [1149]
+  T *__restrict t72 = a.saved + 10784;                          // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
-  T *__restrict t71 = a.saved + 11920;                          // [1149]
+  T *__restrict t78 = a.saved + 11936;                          // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
-  T *__restrict t75 = a.saved + 13072;                          // [1149]
+  T *__restrict t82 = a.saved + 13088;                          // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
+  const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
+  T *__restrict t121_y2 = a.saved + 17696;                      // [1149] y2
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
-  T *__restrict saved_t107 = a.saved + 17680;                   // [1149]
   for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v93 = t91[j] + l2_x2c_bias[j];
-    const T v100 = v93 + t99[j];
-    const T v101 = std::tanh(v100);
-    t101_l2_g[j] = v101;
+    const T v100 = t98[j] + l2_x2c_bias[j];
+    const T v107 = v100 + t106[j];
+    const T v108 = std::tanh(v107);
+    t108_l2_g[j] = v108;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v83 = t81[j] + l2_x2o_bias[j];
-    const T v87 = t85[j] + l2_h2o_bias[j];
-    const T v88 = v83 + v87;
-    const T v89 = T(1) / (T(1) + std::exp(-v88));
+    const T v90 = t88[j] + l2_x2o_bias[j];
+    const T v94 = t92[j] + l2_h2o_bias[j];
+    const T v95 = v90 + v94;
+    const T v96 = T(1) / (T(1) + std::exp(-v95));
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v62 = t60[j] + l2_x2f_bias[j];
-    const T v67 = t65[j] + l2_h2f_bias[j];
-    const T v68 = v62 + v67;
-    const T v69 = T(1) / (T(1) + std::exp(-v68));
+    const T v69 = t67[j] + l2_x2f_bias[j];
+    const T v74 = t72[j] + l2_h2f_bias[j];
+    const T v75 = v69 + v74;
+    const T v76 = T(1) / (T(1) + std::exp(-v75));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v103 = v69 * l2_c[j];
+    const T v110 = v76 * l2_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v73 = t71[j] + l2_x2i_bias[j];
-    const T v77 = t75[j] + l2_h2i_bias[j];
-    const T v78 = v73 + v77;
-    const T v79 = T(1) / (T(1) + std::exp(-v78));
+    const T v80 = t78[j] + l2_x2i_bias[j];
+    const T v84 = t82[j] + l2_h2i_bias[j];
+    const T v85 = v80 + v84;
+    const T v86 = T(1) / (T(1) + std::exp(-v85));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v104 = v79 * v101;
-    const T v105 = v103 + v104;
+    const T v111 = v86 * v108;
+    const T v112 = v110 + v111;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v106 = std::tanh(v105);
-    const T v107 = v89 * v106;
-    l2_h_next[j] = v107;
-    l2_c_next[j] = v105;
-    saved_t107[j] = v107;
+    const T v113 = std::tanh(v112);
+    const T v114 = v96 * v113;
+#line 27 "examples/lm/plastic_lstm.dopa"
+    const T v121 = v114 * drop_h2[j];
+    t121_y2[j] = v121;
+    l2_h_next[j] = v114;
+    l2_c_next[j] = v112;
   }
-#line 452 "lm_plastic_lstm.cpp"
+#line 496 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 18: dense product (Eigen), [400]
-//   %114 matmul
-template <class T> static void forward_saved_x2f_18(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t114 = a.saved + 18832;                             // [400]
-#line 49 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t114, 400).noalias() =
-      ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 466 "lm_plastic_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 19: dense product (Eigen), [400]
-//   %119 matmul
-template <class T> static void forward_saved_h2f_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t119 = a.saved + 19232;                             // [400]
-#line 49 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t119, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 479 "lm_plastic_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 20: dense product (Eigen), [400]
-//   %125 matmul
-template <class T> static void forward_saved_x2i_20(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t125 = a.saved + 19632;                             // [400]
-#line 50 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t125, 400).noalias() =
-      ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 493 "lm_plastic_lstm.cpp"
+//   %123 matmul
+template <class T> static void forward_saved_x2f_20(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict t121_y2 = a.saved + 17696;                          // [1149] y2
+  T *__restrict t123 = a.saved + 18848;                             // [400]
+#line 49 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t123, 400).noalias() =
+      ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t121_y2, 1149);
+#line 510 "lm_plastic_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 21: dense product (Eigen), [400]
+//   %128 matmul
+template <class T> static void forward_saved_h2f_21(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t128 = a.saved + 19248;                             // [400]
+#line 49 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t128, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 523 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 21: dense product (Eigen), [400]
-//   %129 matmul
-template <class T> static void forward_saved_h2i_21(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t129 = a.saved + 20032;                             // [400]
-#line 50 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t129, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 506 "lm_plastic_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
 // forward stage 22: dense product (Eigen), [400]
-//   %135 matmul
-template <class T> static void forward_saved_x2o_22(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t135 = a.saved + 20432;                             // [400]
-#line 51 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t135, 400).noalias() =
-      ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 520 "lm_plastic_lstm.cpp"
+//   %134 matmul
+template <class T> static void forward_saved_x2i_22(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict t121_y2 = a.saved + 17696;                          // [1149] y2
+  T *__restrict t134 = a.saved + 19648;                             // [400]
+#line 50 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t134, 400).noalias() =
+      ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t121_y2, 1149);
+#line 537 "lm_plastic_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 23: dense product (Eigen), [400]
-//   %139 matmul
-template <class T> static void forward_saved_h2o_23(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+//   %138 matmul
+template <class T> static void forward_saved_h2i_23(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t139 = a.saved + 20832;                             // [400]
-#line 51 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t139, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 533 "lm_plastic_lstm.cpp"
+  T *__restrict t138 = a.saved + 20048;                             // [400]
+#line 50 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t138, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 550 "lm_plastic_lstm.cpp"
 }
 
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 24: dense product (Eigen), [400]
-//   %145 matmul
-template <class T> static void forward_x2c_24(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t145 = a.scratch + 4608;                            // [400]
-#line 52 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t145, 400).noalias() =
-      ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 547 "lm_plastic_lstm.cpp"
+//   %144 matmul
+template <class T> static void forward_saved_x2o_24(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict t121_y2 = a.saved + 17696;                          // [1149] y2
+  T *__restrict t144 = a.saved + 20448;                             // [400]
+#line 51 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t144, 400).noalias() =
+      ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t121_y2, 1149);
+#line 564 "lm_plastic_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 25: dense product (Eigen), [400]
+//   %148 matmul
+template <class T> static void forward_saved_h2o_25(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
+  T *__restrict t148 = a.saved + 20848;                             // [400]
+#line 51 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t148, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 577 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 25: fused loop nest over [400, 400]
-//   %153 matmul
-template <class T> static void forward_matmul_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t153 = a.scratch + 5008;                   // [400]
+// forward stage 26: dense product (Eigen), [400]
+//   %154 matmul
+template <class T> static void forward_x2c_26(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
+  T *__restrict t121_y2 = a.saved + 17696;                          // [1149] y2
+  T *__restrict t154 = a.scratch + 5008;                            // [400]
+#line 52 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t154, 400).noalias() =
+      ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t121_y2, 1149);
+#line 591 "lm_plastic_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// forward stage 27: fused loop nest over [400, 400]
+//   %162 matmul
+template <class T> static void forward_matmul_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t162 = a.scratch + 5408;                   // [400]
   const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   for (int i = 0; i < 400; ++i) {
-    T acc153 = T(0);
-#pragma omp simd reduction(+ : acc153)
+    T acc162 = T(0);
+#pragma omp simd reduction(+ : acc162)
     for (int j = 0; j < 400; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v151 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v152 = l3_w[i * 400 + j] + v151;
-      acc153 += v152 * l3_h[j];
+      const T v160 = l3_alpha[i] * l3_hebb[i * 400 + j];
+      const T v161 = l3_w[i * 400 + j] + v160;
+      acc162 += v161 * l3_h[j];
     }
-    t153[i] = acc153;
+    t162[i] = acc162;
   }
-#line 571 "lm_plastic_lstm.cpp"
+#line 615 "lm_plastic_lstm.cpp"
 }
 
+// y3 = l3(y2) * drop_o
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 26: fused loop nest over [400]
-//   %155 tanh l3.g
-//   %161 mul l3.hn -> next_state l3.h
-//   %159 add l3.cn -> next_state l3.c
-//   %161 mul l3.hn -> output logits
+// forward stage 28: fused loop nest over [400]
+//   %164 tanh l3.g
+//   %170 mul l3.hn -> next_state l3.h
+//   %168 add l3.cn -> next_state l3.c
+//   %177 mul y3 -> output logits
 template <class T> static void forward_l3_g_l3_h_l3_c_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t145 = a.scratch + 4608;                        // [400]
+  T *__restrict t154 = a.scratch + 5008;                        // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  T *__restrict t153 = a.scratch + 5008;                        // [400]
-  T *__restrict t155_l3_g = a.saved + 21232;                    // [400] l3.g
-  T *__restrict t135 = a.saved + 20432;                         // [400]
+  T *__restrict t162 = a.scratch + 5408;                        // [400]
+  T *__restrict t164_l3_g = a.saved + 21248;                    // [400] l3.g
+  T *__restrict t144 = a.saved + 20448;                         // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t139 = a.saved + 20832;                         // [400]
+  T *__restrict t148 = a.saved + 20848;                         // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t114 = a.saved + 18832;                         // [400]
+  T *__restrict t123 = a.saved + 18848;                         // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t119 = a.saved + 19232;                         // [400]
+  T *__restrict t128 = a.saved + 19248;                         // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t125 = a.saved + 19632;                         // [400]
+  T *__restrict t134 = a.saved + 19648;                         // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t129 = a.saved + 20032;                         // [400]
+  T *__restrict t138 = a.saved + 20048;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   T *__restrict l3_h_next = a.next + kStateL3H;                 // [400]
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  const T *__restrict drop_o = a.inputs[4];                     // [400]
   T *__restrict readout_in_logits = a.outputs[0];               // [400]
   for (int j = 0; j < 400; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v147 = t145[j] + l3_x2c_bias[j];
-    const T v154 = v147 + t153[j];
-    const T v155 = std::tanh(v154);
-    t155_l3_g[j] = v155;
+    const T v156 = t154[j] + l3_x2c_bias[j];
+    const T v163 = v156 + t162[j];
+    const T v164 = std::tanh(v163);
+    t164_l3_g[j] = v164;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v137 = t135[j] + l3_x2o_bias[j];
-    const T v141 = t139[j] + l3_h2o_bias[j];
-    const T v142 = v137 + v141;
-    const T v143 = T(1) / (T(1) + std::exp(-v142));
+    const T v146 = t144[j] + l3_x2o_bias[j];
+    const T v150 = t148[j] + l3_h2o_bias[j];
+    const T v151 = v146 + v150;
+    const T v152 = T(1) / (T(1) + std::exp(-v151));
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v116 = t114[j] + l3_x2f_bias[j];
-    const T v121 = t119[j] + l3_h2f_bias[j];
-    const T v122 = v116 + v121;
-    const T v123 = T(1) / (T(1) + std::exp(-v122));
+    const T v125 = t123[j] + l3_x2f_bias[j];
+    const T v130 = t128[j] + l3_h2f_bias[j];
+    const T v131 = v125 + v130;
+    const T v132 = T(1) / (T(1) + std::exp(-v131));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v157 = v123 * l3_c[j];
+    const T v166 = v132 * l3_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v127 = t125[j] + l3_x2i_bias[j];
-    const T v131 = t129[j] + l3_h2i_bias[j];
-    const T v132 = v127 + v131;
-    const T v133 = T(1) / (T(1) + std::exp(-v132));
+    const T v136 = t134[j] + l3_x2i_bias[j];
+    const T v140 = t138[j] + l3_h2i_bias[j];
+    const T v141 = v136 + v140;
+    const T v142 = T(1) / (T(1) + std::exp(-v141));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v158 = v133 * v155;
-    const T v159 = v157 + v158;
+    const T v167 = v142 * v164;
+    const T v168 = v166 + v167;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v160 = std::tanh(v159);
-    const T v161 = v143 * v160;
-    l3_h_next[j] = v161;
-    l3_c_next[j] = v159;
-    readout_in_logits[j] = v161;
+    const T v169 = std::tanh(v168);
+    const T v170 = v152 * v169;
+    l3_h_next[j] = v170;
+    l3_c_next[j] = v168;
+#line 28 "examples/lm/plastic_lstm.dopa"
+    const T v177 = v170 * drop_o[j];
+    readout_in_logits[j] = v177;
   }
-#line 637 "lm_plastic_lstm.cpp"
+#line 685 "lm_plastic_lstm.cpp"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
-// forward stage 27: fused loop nest over [1149, 1149]
-//   %58 clip -> next_state l1.hebb
-//   %112 clip -> next_state l2.hebb
+// forward stage 29: fused loop nest over [1149, 1149]
+//   %63 clip -> next_state l1.hebb
+//   %119 clip -> next_state l2.hebb
 template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [1149, 1149]
   const T *__restrict l1_eta = a.params + kParamL1Eta;  // []
-  T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
+  T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;       // [1149]
   T *__restrict l1_hebb_next = a.next + kStateL1Hebb;   // [1149, 1149]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [1149, 1149]
   const T *__restrict l2_eta = a.params + kParamL2Eta;  // []
-  T *__restrict t101_l2_g = a.saved + 16528;            // [1149] l2.g
+  T *__restrict t108_l2_g = a.saved + 16544;            // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;       // [1149]
   T *__restrict l2_hebb_next = a.next + kStateL2Hebb;   // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
 #pragma omp simd
     for (int j = 0; j < 1149; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v53 = t45_l1_g[i] * l1_h[j];
-      const T v54 = l1_eta[0] * v53;
-      const T v55 = l1_hebb[i * 1149 + j] + v54;
-      const T v58 = v55 < T(-2.0) ? T(-2.0) : (v55 > T(2.0) ? T(2.0) : v55);
-      l1_hebb_next[i * 1149 + j] = v58;
-      const T v109 = t101_l2_g[i] * l2_h[j];
-      const T v110 = l2_eta[0] * v109;
-      const T v111 = l2_hebb[i * 1149 + j] + v110;
-      const T v112 = v111 < T(-2.0) ? T(-2.0) : (v111 > T(2.0) ? T(2.0) : v111);
-      l2_hebb_next[i * 1149 + j] = v112;
+      const T v58 = t50_l1_g[i] * l1_h[j];
+      const T v59 = l1_eta[0] * v58;
+      const T v60 = l1_hebb[i * 1149 + j] + v59;
+      const T v63 = v60 < T(-2.0) ? T(-2.0) : (v60 > T(2.0) ? T(2.0) : v60);
+      l1_hebb_next[i * 1149 + j] = v63;
+      const T v116 = t108_l2_g[i] * l2_h[j];
+      const T v117 = l2_eta[0] * v116;
+      const T v118 = l2_hebb[i * 1149 + j] + v117;
+      const T v119 = v118 < T(-2.0) ? T(-2.0) : (v118 > T(2.0) ? T(2.0) : v118);
+      l2_hebb_next[i * 1149 + j] = v119;
     }
   }
-#line 672 "lm_plastic_lstm.cpp"
+#line 720 "lm_plastic_lstm.cpp"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
-// forward stage 28: fused loop nest over [400, 400]
-//   %166 clip -> next_state l3.hebb
+// forward stage 30: fused loop nest over [400, 400]
+//   %175 clip -> next_state l3.hebb
 template <class T> static void forward_l3_hebb(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
   const T *__restrict l3_eta = a.params + kParamL3Eta;  // []
-  T *__restrict t155_l3_g = a.saved + 21232;            // [400] l3.g
+  T *__restrict t164_l3_g = a.saved + 21248;            // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;       // [400]
   T *__restrict l3_hebb_next = a.next + kStateL3Hebb;   // [400, 400]
   for (int i = 0; i < 400; ++i) {
 #pragma omp simd
     for (int j = 0; j < 400; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v163 = t155_l3_g[i] * l3_h[j];
-      const T v164 = l3_eta[0] * v163;
-      const T v165 = l3_hebb[i * 400 + j] + v164;
-      const T v166 = v165 < T(-2.0) ? T(-2.0) : (v165 > T(2.0) ? T(2.0) : v165);
-      l3_hebb_next[i * 400 + j] = v166;
+      const T v172 = t164_l3_g[i] * l3_h[j];
+      const T v173 = l3_eta[0] * v172;
+      const T v174 = l3_hebb[i * 400 + j] + v173;
+      const T v175 = v174 < T(-2.0) ? T(-2.0) : (v174 > T(2.0) ? T(2.0) : v174);
+      l3_hebb_next[i * 400 + j] = v175;
     }
   }
-#line 696 "lm_plastic_lstm.cpp"
+#line 744 "lm_plastic_lstm.cpp"
 }
 
 /// One forward step of PlasticLSTMLM for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
-  forward_saved_enc(a);
+  forward_enc(a);
+  forward_saved_drop_e(a);
+  forward_x(a);
   forward_saved_x2f(a);
   forward_saved_h2f(a);
   forward_saved_x2i(a);
@@ -706,23 +756,23 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_h2o(a);
   forward_x2c(a);
   forward_matmul(a);
-  forward_l1_g_l1_hn_l1_c(a);
-  forward_saved_x2f_10(a);
-  forward_saved_h2f_11(a);
-  forward_saved_x2i_12(a);
-  forward_saved_h2i_13(a);
-  forward_saved_x2o_14(a);
-  forward_saved_h2o_15(a);
-  forward_x2c_16(a);
-  forward_l2_g_l2_hn_l2_c(a);
-  forward_saved_x2f_18(a);
-  forward_saved_h2f_19(a);
-  forward_saved_x2i_20(a);
-  forward_saved_h2i_21(a);
-  forward_saved_x2o_22(a);
-  forward_saved_h2o_23(a);
-  forward_x2c_24(a);
-  forward_matmul_25(a);
+  forward_l1_g_y1_l1_h_l1_c(a);
+  forward_saved_x2f_12(a);
+  forward_saved_h2f_13(a);
+  forward_saved_x2i_14(a);
+  forward_saved_h2i_15(a);
+  forward_saved_x2o_16(a);
+  forward_saved_h2o_17(a);
+  forward_x2c_18(a);
+  forward_l2_g_y2_l2_h_l2_c(a);
+  forward_saved_x2f_20(a);
+  forward_saved_h2f_21(a);
+  forward_saved_x2i_22(a);
+  forward_saved_h2i_23(a);
+  forward_saved_x2o_24(a);
+  forward_saved_h2o_25(a);
+  forward_x2c_26(a);
+  forward_matmul_27(a);
   forward_l3_g_l3_h_l3_c_logits(a);
   forward_l1_hebb_l2_hebb(a);
   forward_l3_hebb(a);
@@ -732,47 +782,47 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
 // backward stage 0: fused loop nest over [400, 400]
-//   %183 reduce_to
-//   %186 matmul
-//   %187 matmul
+//   %196 reduce_to
+//   %199 matmul
+//   %200 matmul
 template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
-  const T *__restrict t155_l3_g = a.saved + 21232;                // [400] l3.g
+  const T *__restrict t164_l3_g = a.saved + 21248;                // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t183 = a.scratch + 0;                             // []
-  T *__restrict t186 = a.scratch + 16;                            // [400]
-  T *__restrict t187 = a.scratch + 416;                           // [400]
-  t183[0] = T(0);
+  T *__restrict t196 = a.scratch + 0;                             // []
+  T *__restrict t199 = a.scratch + 16;                            // [400]
+  T *__restrict t200 = a.scratch + 416;                           // [400]
+  t196[0] = T(0);
   for (int e = 0; e < 400; ++e)
-    t187[e] = T(0);
+    t200[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc183 = T(0);
-    T acc186 = T(0);
-#pragma omp simd reduction(+ : acc183, acc186)
+    T acc196 = T(0);
+    T acc199 = T(0);
+#pragma omp simd reduction(+ : acc196, acc199)
     for (int j = 0; j < 400; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v163 = t155_l3_g[i] * l3_h[j];
-      const T v164 = l3_eta[0] * v163;
-      const T v165 = l3_hebb[i * 400 + j] + v164;
-      const T v180 = T(-2.0) <= v165 && v165 <= T(2.0) ? T(1) : T(0);
-      const T v181 = d_l3_hebb_next[i * 400 + j] * v180;
-      const T v182 = v181 * v163;
+      const T v172 = t164_l3_g[i] * l3_h[j];
+      const T v173 = l3_eta[0] * v172;
+      const T v174 = l3_hebb[i * 400 + j] + v173;
+      const T v193 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
+      const T v194 = d_l3_hebb_next[i * 400 + j] * v193;
+      const T v195 = v194 * v172;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc183 += v182;
+      acc196 += v195;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v185 = v181 * l3_eta[0];
-      acc186 += v185 * l3_h[j];
-      t187[j] += t155_l3_g[i] * v185;
+      const T v198 = v194 * l3_eta[0];
+      acc199 += v198 * l3_h[j];
+      t200[j] += t164_l3_g[i] * v198;
     }
-    t183[0] += acc183;
-    t186[i] = acc186;
+    t196[0] += acc196;
+    t199[i] = acc199;
   }
-#line 773 "lm_plastic_lstm.cpp"
+#line 823 "lm_plastic_lstm.cpp"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -780,46 +830,47 @@ template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 //
 // backward stage 1: fused loop nest over [400]
-//   %202 mul
-//   %217 mul
-//   %228 mul
-//   %239 mul
-//   %199 mul -> grad_prev l3.c
-//   %2 gather -> record (a factor of deferred outer-product gradients)
-//   %239 mul += grad l3.x2f.bias
-//   %117 state -> record (a factor of deferred outer-product gradients)
-//   %239 mul += grad l3.h2f.bias
-//   %228 mul += grad l3.x2i.bias
-//   %228 mul += grad l3.h2i.bias
-//   %217 mul += grad l3.x2o.bias
-//   %217 mul += grad l3.h2o.bias
-//   %202 mul += grad l3.x2c.bias
+//   %215 mul
+//   %229 mul
+//   %240 mul
+//   %251 mul
+//   %212 mul -> grad_prev l3.c
+//   %7 mul x -> record (a factor of deferred outer-product gradients)
+//   %251 mul += grad l3.x2f.bias
+//   %126 state -> record (a factor of deferred outer-product gradients)
+//   %251 mul += grad l3.h2f.bias
+//   %240 mul += grad l3.x2i.bias
+//   %240 mul += grad l3.h2i.bias
+//   %229 mul += grad l3.x2o.bias
+//   %229 mul += grad l3.h2o.bias
+//   %215 mul += grad l3.x2c.bias
 template <class T>
 static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t186 = a.scratch + 16;                          // [400]
+  T *__restrict t199 = a.scratch + 16;                          // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
-  const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [400] d logits
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
-  const T *__restrict t135 = a.saved + 20432;                   // [400]
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [400] d logits
+  const T *__restrict drop_o = a.inputs[4];                     // [400]
+  const T *__restrict t144 = a.saved + 20448;                   // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  const T *__restrict t139 = a.saved + 20832;                   // [400]
+  const T *__restrict t148 = a.saved + 20848;                   // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  const T *__restrict t114 = a.saved + 18832;                   // [400]
+  const T *__restrict t123 = a.saved + 18848;                   // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  const T *__restrict t119 = a.saved + 19232;                   // [400]
+  const T *__restrict t128 = a.saved + 19248;                   // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  const T *__restrict t125 = a.saved + 19632;                   // [400]
+  const T *__restrict t134 = a.saved + 19648;                   // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  const T *__restrict t129 = a.saved + 20032;                   // [400]
+  const T *__restrict t138 = a.saved + 20048;                   // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  const T *__restrict t155_l3_g = a.saved + 21232;              // [400] l3.g
-  T *__restrict t202 = a.record + 15824;                        // [400]
-  T *__restrict t217 = a.record + 15424;                        // [400]
-  T *__restrict t228 = a.record + 15024;                        // [400]
-  T *__restrict t239 = a.record + 13072;                        // [400]
+  const T *__restrict t164_l3_g = a.saved + 21248;              // [400] l3.g
+  T *__restrict t215 = a.record + 15824;                        // [400]
+  T *__restrict t229 = a.record + 15424;                        // [400]
+  T *__restrict t240 = a.record + 15024;                        // [400]
+  T *__restrict t251 = a.record + 13072;                        // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
-  const T *__restrict t2 = a.saved + 0;                         // [400]
+  const T *__restrict t7_x = a.saved + 16;                      // [400] x
   T *__restrict record1 = a.record + 1152;                      // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;      // [400]
   const T *__restrict l3_h = a.state + kStateL3H;               // [400]
@@ -831,83 +882,85 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;      // [400]
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;      // [400]
   for (int j = 0; j < 400; ++j) {
+#line 28 "examples/lm/plastic_lstm.dopa"
+    const T v189 = d_readout_in_logits[j] * drop_o[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v175 = d_readout_in_logits[j] + d_l3_h_next[j];
+    const T v190 = d_l3_h_next[j] + v189;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v137 = t135[j] + l3_x2o_bias[j];
-    const T v141 = t139[j] + l3_h2o_bias[j];
-    const T v142 = v137 + v141;
-    const T v143 = T(1) / (T(1) + std::exp(-v142));
+    const T v146 = t144[j] + l3_x2o_bias[j];
+    const T v150 = t148[j] + l3_h2o_bias[j];
+    const T v151 = v146 + v150;
+    const T v152 = T(1) / (T(1) + std::exp(-v151));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v189 = v175 * v143;
+    const T v202 = v190 * v152;
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v116 = t114[j] + l3_x2f_bias[j];
-    const T v121 = t119[j] + l3_h2f_bias[j];
-    const T v122 = v116 + v121;
-    const T v123 = T(1) / (T(1) + std::exp(-v122));
+    const T v125 = t123[j] + l3_x2f_bias[j];
+    const T v130 = t128[j] + l3_h2f_bias[j];
+    const T v131 = v125 + v130;
+    const T v132 = T(1) / (T(1) + std::exp(-v131));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v157 = v123 * l3_c[j];
+    const T v166 = v132 * l3_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v127 = t125[j] + l3_x2i_bias[j];
-    const T v131 = t129[j] + l3_h2i_bias[j];
-    const T v132 = v127 + v131;
-    const T v133 = T(1) / (T(1) + std::exp(-v132));
+    const T v136 = t134[j] + l3_x2i_bias[j];
+    const T v140 = t138[j] + l3_h2i_bias[j];
+    const T v141 = v136 + v140;
+    const T v142 = T(1) / (T(1) + std::exp(-v141));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v158 = v133 * t155_l3_g[j];
-    const T v159 = v157 + v158;
+    const T v167 = v142 * t164_l3_g[j];
+    const T v168 = v166 + v167;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v160 = std::tanh(v159);
-    const T v191 = v160 * v160;
-    const T v192 = T(1.0) - v191;
-    const T v193 = v189 * v192;
+    const T v169 = std::tanh(v168);
+    const T v204 = v169 * v169;
+    const T v205 = T(1.0) - v204;
+    const T v206 = v202 * v205;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v194 = d_l3_c_next[j] + v193;
-    const T v196 = v194 * v133;
+    const T v207 = d_l3_c_next[j] + v206;
+    const T v209 = v207 * v142;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v197 = t186[j] + v196;
-    const T v200 = t155_l3_g[j] * t155_l3_g[j];
-    const T v201 = T(1.0) - v200;
-    const T v202 = v197 * v201;
-    t202[j] = v202;
+    const T v210 = t199[j] + v209;
+    const T v213 = t164_l3_g[j] * t164_l3_g[j];
+    const T v214 = T(1.0) - v213;
+    const T v215 = v210 * v214;
+    t215[j] = v215;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v188 = v175 * v160;
+    const T v201 = v190 * v169;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v215 = T(1.0) - v143;
-    const T v216 = v143 * v215;
-    const T v217 = v188 * v216;
-    t217[j] = v217;
+    const T v227 = T(1.0) - v152;
+    const T v228 = v152 * v227;
+    const T v229 = v201 * v228;
+    t229[j] = v229;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v195 = v194 * t155_l3_g[j];
+    const T v208 = v207 * t164_l3_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v226 = T(1.0) - v133;
-    const T v227 = v133 * v226;
-    const T v228 = v195 * v227;
-    t228[j] = v228;
+    const T v238 = T(1.0) - v142;
+    const T v239 = v142 * v238;
+    const T v240 = v208 * v239;
+    t240[j] = v240;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v198 = v194 * l3_c[j];
+    const T v211 = v207 * l3_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v237 = T(1.0) - v123;
-    const T v238 = v123 * v237;
-    const T v239 = v198 * v238;
-    t239[j] = v239;
+    const T v249 = T(1.0) - v132;
+    const T v250 = v132 * v249;
+    const T v251 = v211 * v250;
+    t251[j] = v251;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v199 = v194 * v123;
-    d_l3_c[j] = v199;
-    record1[j] = t2[j];
+    const T v212 = v207 * v132;
+    d_l3_c[j] = v212;
+    record1[j] = t7_x[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2f_bias[j] += v239;
+    d_l3_x2f_bias[j] += v251;
     record14[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v239;
+    d_l3_h2f_bias[j] += v251;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2i_bias[j] += v228;
-    d_l3_h2i_bias[j] += v228;
+    d_l3_x2i_bias[j] += v240;
+    d_l3_h2i_bias[j] += v240;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2o_bias[j] += v217;
-    d_l3_h2o_bias[j] += v217;
+    d_l3_x2o_bias[j] += v229;
+    d_l3_h2o_bias[j] += v229;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2c_bias[j] += v202;
+    d_l3_x2c_bias[j] += v215;
   }
-#line 911 "lm_plastic_lstm.cpp"
+#line 964 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -915,281 +968,283 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 2: fused loop nest over [400, 400]
-//   %204 matmul
-//   %207 reduce_to
-//   %210 add -> grad_prev l3.hebb
+//   %217 matmul
+//   %220 reduce_to
+//   %223 add -> grad_prev l3.hebb
 template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t204 = a.scratch + 816;                           // [400]
-  T *__restrict t202 = a.record + 15824;                          // [400]
+  T *__restrict t217 = a.scratch + 816;                           // [400]
+  T *__restrict t215 = a.record + 15824;                          // [400]
   const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t207 = a.scratch + 1216;                          // [400, 1]
+  T *__restrict t220 = a.scratch + 1216;                          // [400, 1]
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
-  const T *__restrict t155_l3_g = a.saved + 21232;                // [400] l3.g
+  const T *__restrict t164_l3_g = a.saved + 21248;                // [400] l3.g
   T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
   for (int e = 0; e < 400; ++e)
-    t204[e] = T(0);
+    t217[e] = T(0);
   for (int e = 0; e < 400; ++e)
-    t207[e] = T(0);
+    t220[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc207 = T(0);
-#pragma omp simd reduction(+ : acc207)
+    T acc220 = T(0);
+#pragma omp simd reduction(+ : acc220)
     for (int j = 0; j < 400; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v151 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v152 = l3_w[i * 400 + j] + v151;
-      t204[j] += t202[i] * v152;
-      const T v203 = t202[i] * l3_h[j];
-      const T v206 = v203 * l3_hebb[i * 400 + j];
+      const T v160 = l3_alpha[i] * l3_hebb[i * 400 + j];
+      const T v161 = l3_w[i * 400 + j] + v160;
+      t217[j] += t215[i] * v161;
+      const T v216 = t215[i] * l3_h[j];
+      const T v219 = v216 * l3_hebb[i * 400 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc207 += v206;
+      acc220 += v219;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v163 = t155_l3_g[i] * l3_h[j];
-      const T v164 = l3_eta[0] * v163;
-      const T v165 = l3_hebb[i * 400 + j] + v164;
-      const T v180 = T(-2.0) <= v165 && v165 <= T(2.0) ? T(1) : T(0);
-      const T v181 = d_l3_hebb_next[i * 400 + j] * v180;
+      const T v172 = t164_l3_g[i] * l3_h[j];
+      const T v173 = l3_eta[0] * v172;
+      const T v174 = l3_hebb[i * 400 + j] + v173;
+      const T v193 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
+      const T v194 = d_l3_hebb_next[i * 400 + j] * v193;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v209 = v203 * l3_alpha[i];
+      const T v222 = v216 * l3_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v210 = v181 + v209;
-      d_l3_hebb[i * 400 + j] = v210;
+      const T v223 = v194 + v222;
+      d_l3_hebb[i * 400 + j] = v223;
     }
-    t207[i] += acc207;
+    t220[i] += acc220;
   }
-#line 964 "lm_plastic_lstm.cpp"
+#line 1017 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 3: dense product (Eigen), [1149]
-//   %213 matmul
+//   %226 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t202 = a.record + 15824;                            // [400]
+  T *__restrict t215 = a.record + 15824;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t213 = a.scratch + 1616;                            // [1149]
+  T *__restrict t226 = a.scratch + 1616;                            // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t213, 1149).noalias() =
-      ConstRowVec<T>(t202, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 978 "lm_plastic_lstm.cpp"
+  RowVec<T>(t226, 1149).noalias() =
+      ConstRowVec<T>(t215, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
+#line 1031 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 4: dense product (Eigen), [400]
-//   %220 matmul
+//   %232 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t217 = a.record + 15424;                            // [400]
+  T *__restrict t229 = a.record + 15424;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t220 = a.scratch + 2768;                            // [400]
+  T *__restrict t232 = a.scratch + 2768;                            // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t220, 400).noalias() =
-      ConstRowVec<T>(t217, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 992 "lm_plastic_lstm.cpp"
+  RowVec<T>(t232, 400).noalias() =
+      ConstRowVec<T>(t229, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 1045 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 5: dense product (Eigen), [1149]
-//   %224 matmul
+//   %236 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t217 = a.record + 15424;                            // [400]
+  T *__restrict t229 = a.record + 15424;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t224 = a.scratch + 3168;                            // [1149]
+  T *__restrict t236 = a.scratch + 3168;                            // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t224, 1149).noalias() =
-      ConstRowVec<T>(t217, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1006 "lm_plastic_lstm.cpp"
+  RowVec<T>(t236, 1149).noalias() =
+      ConstRowVec<T>(t229, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
+#line 1059 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 6: dense product (Eigen), [400]
-//   %231 matmul
+//   %243 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t228 = a.record + 15024;                            // [400]
+  T *__restrict t240 = a.record + 15024;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t231 = a.scratch + 4320;                            // [400]
+  T *__restrict t243 = a.scratch + 4320;                            // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t231, 400).noalias() =
-      ConstRowVec<T>(t228, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1020 "lm_plastic_lstm.cpp"
+  RowVec<T>(t243, 400).noalias() =
+      ConstRowVec<T>(t240, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 1073 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 7: dense product (Eigen), [1149]
-//   %235 matmul
+//   %247 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t228 = a.record + 15024;                            // [400]
+  T *__restrict t240 = a.record + 15024;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t235 = a.scratch + 4720;                            // [1149]
+  T *__restrict t247 = a.scratch + 4720;                            // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t235, 1149).noalias() =
-      ConstRowVec<T>(t228, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1034 "lm_plastic_lstm.cpp"
+  RowVec<T>(t247, 1149).noalias() =
+      ConstRowVec<T>(t240, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
+#line 1087 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 8: dense product (Eigen), [400]
-//   %242 matmul
+//   %254 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t239 = a.record + 13072;                            // [400]
+  T *__restrict t251 = a.record + 13072;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t242 = a.scratch + 5872;                            // [400]
+  T *__restrict t254 = a.scratch + 5872;                            // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t242, 400).noalias() =
-      ConstRowVec<T>(t239, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1048 "lm_plastic_lstm.cpp"
+  RowVec<T>(t254, 400).noalias() =
+      ConstRowVec<T>(t251, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 1101 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 9: dense product (Eigen), [1149]
-//   %246 matmul
+//   %258 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t239 = a.record + 13072;                            // [400]
+  T *__restrict t251 = a.record + 13072;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t246 = a.scratch + 6272;                            // [1149]
+  T *__restrict t258 = a.scratch + 6272;                            // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t246, 1149).noalias() =
-      ConstRowVec<T>(t239, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1062 "lm_plastic_lstm.cpp"
+  RowVec<T>(t258, 1149).noalias() =
+      ConstRowVec<T>(t251, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
+#line 1115 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
 // backward stage 10: fused loop nest over [1149, 1149]
-//   %251 reduce_to
-//   %254 matmul
-//   %255 matmul
-//   %318 reduce_to
-//   %321 matmul
-//   %322 matmul
+//   %266 reduce_to
+//   %269 matmul
+//   %270 matmul
+//   %335 reduce_to
+//   %338 matmul
+//   %339 matmul
 template <class T> static void backward_eta_outer_10(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
-  const T *__restrict t101_l2_g = a.saved + 16528;                // [1149] l2.g
+  const T *__restrict t108_l2_g = a.saved + 16544;                // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t251 = a.scratch + 7424;                          // []
-  T *__restrict t254 = a.scratch + 7440;                          // [1149]
-  T *__restrict t255 = a.scratch + 8592;                          // [1149]
+  T *__restrict t266 = a.scratch + 7424;                          // []
+  T *__restrict t269 = a.scratch + 7440;                          // [1149]
+  T *__restrict t270 = a.scratch + 8592;                          // [1149]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
-  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t318 = a.scratch + 20112;                         // []
-  T *__restrict t321 = a.scratch + 20128;                         // [1149]
-  T *__restrict t322 = a.scratch + 21280;                         // [1149]
-  t251[0] = T(0);
+  T *__restrict t335 = a.scratch + 20112;                         // []
+  T *__restrict t338 = a.scratch + 20128;                         // [1149]
+  T *__restrict t339 = a.scratch + 21280;                         // [1149]
+  t266[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t255[e] = T(0);
-  t318[0] = T(0);
+    t270[e] = T(0);
+  t335[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t322[e] = T(0);
+    t339[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc251 = T(0);
-    T acc254 = T(0);
-    T acc318 = T(0);
-    T acc321 = T(0);
-#pragma omp simd reduction(+ : acc251, acc254, acc318, acc321)
+    T acc266 = T(0);
+    T acc269 = T(0);
+    T acc335 = T(0);
+    T acc338 = T(0);
+#pragma omp simd reduction(+ : acc266, acc269, acc335, acc338)
     for (int j = 0; j < 1149; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v109 = t101_l2_g[i] * l2_h[j];
-      const T v110 = l2_eta[0] * v109;
-      const T v111 = l2_hebb[i * 1149 + j] + v110;
-      const T v248 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
-      const T v249 = d_l2_hebb_next[i * 1149 + j] * v248;
-      const T v250 = v249 * v109;
+      const T v116 = t108_l2_g[i] * l2_h[j];
+      const T v117 = l2_eta[0] * v116;
+      const T v118 = l2_hebb[i * 1149 + j] + v117;
+      const T v263 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
+      const T v264 = d_l2_hebb_next[i * 1149 + j] * v263;
+      const T v265 = v264 * v116;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc251 += v250;
+      acc266 += v265;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v253 = v249 * l2_eta[0];
-      acc254 += v253 * l2_h[j];
-      t255[j] += t101_l2_g[i] * v253;
-      const T v53 = t45_l1_g[i] * l1_h[j];
-      const T v54 = l1_eta[0] * v53;
-      const T v55 = l1_hebb[i * 1149 + j] + v54;
-      const T v315 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
-      const T v316 = d_l1_hebb_next[i * 1149 + j] * v315;
-      const T v317 = v316 * v53;
+      const T v268 = v264 * l2_eta[0];
+      acc269 += v268 * l2_h[j];
+      t270[j] += t108_l2_g[i] * v268;
+      const T v58 = t50_l1_g[i] * l1_h[j];
+      const T v59 = l1_eta[0] * v58;
+      const T v60 = l1_hebb[i * 1149 + j] + v59;
+      const T v332 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
+      const T v333 = d_l1_hebb_next[i * 1149 + j] * v332;
+      const T v334 = v333 * v58;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc318 += v317;
+      acc335 += v334;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v320 = v316 * l1_eta[0];
-      acc321 += v320 * l1_h[j];
-      t322[j] += t45_l1_g[i] * v320;
+      const T v337 = v333 * l1_eta[0];
+      acc338 += v337 * l1_h[j];
+      t339[j] += t50_l1_g[i] * v337;
     }
-    t251[0] += acc251;
-    t254[i] = acc254;
-    t318[0] += acc318;
-    t321[i] = acc321;
+    t266[0] += acc266;
+    t269[i] = acc269;
+    t335[0] += acc335;
+    t338[i] = acc338;
   }
-#line 1136 "lm_plastic_lstm.cpp"
+#line 1189 "lm_plastic_lstm.cpp"
 }
 
+// y1 = l1(x) * drop_h1
+// y2 = l2(y1) * drop_h2
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
-// hn = o * tanh(cn)
 //
 // backward stage 11: fused loop nest over [1149]
-//   %269 mul
 //   %284 mul
-//   %295 mul
-//   %306 mul
-//   %266 mul -> grad_prev l2.c
-//   %7 state -> record (a factor of deferred outer-product gradients)
-//   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %306 mul += grad l2.x2f.bias
-//   %63 state -> record (a factor of deferred outer-product gradients)
-//   %306 mul += grad l2.h2f.bias
-//   %295 mul += grad l2.x2i.bias
-//   %295 mul += grad l2.h2i.bias
-//   %284 mul += grad l2.x2o.bias
-//   %284 mul += grad l2.h2o.bias
-//   %269 mul += grad l2.x2c.bias
-//   %107 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %298 mul
+//   %309 mul
+//   %320 mul
+//   %281 mul -> grad_prev l2.c
+//   %12 state -> record (a factor of deferred outer-product gradients)
+//   %65 mul y1 -> record (a factor of deferred outer-product gradients)
+//   %320 mul += grad l2.x2f.bias
+//   %70 state -> record (a factor of deferred outer-product gradients)
+//   %320 mul += grad l2.h2f.bias
+//   %309 mul += grad l2.x2i.bias
+//   %309 mul += grad l2.h2i.bias
+//   %298 mul += grad l2.x2o.bias
+//   %298 mul += grad l2.h2o.bias
+//   %284 mul += grad l2.x2c.bias
+//   %121 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t254 = a.scratch + 7440;                        // [1149]
+  T *__restrict t269 = a.scratch + 7440;                        // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1149] d l2.h'
-  T *__restrict t213 = a.scratch + 1616;                        // [1149]
-  T *__restrict t224 = a.scratch + 3168;                        // [1149]
-  T *__restrict t235 = a.scratch + 4720;                        // [1149]
-  T *__restrict t246 = a.scratch + 6272;                        // [1149]
-  const T *__restrict t81 = a.saved + 14224;                    // [1149]
+  T *__restrict t226 = a.scratch + 1616;                        // [1149]
+  T *__restrict t236 = a.scratch + 3168;                        // [1149]
+  T *__restrict t247 = a.scratch + 4720;                        // [1149]
+  T *__restrict t258 = a.scratch + 6272;                        // [1149]
+  const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
+  const T *__restrict t88 = a.saved + 14240;                    // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
-  const T *__restrict t85 = a.saved + 15376;                    // [1149]
+  const T *__restrict t92 = a.saved + 15392;                    // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
-  const T *__restrict t60 = a.saved + 9616;                     // [1149]
+  const T *__restrict t67 = a.saved + 9632;                     // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
-  const T *__restrict t65 = a.saved + 10768;                    // [1149]
+  const T *__restrict t72 = a.saved + 10784;                    // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
-  const T *__restrict t71 = a.saved + 11920;                    // [1149]
+  const T *__restrict t78 = a.saved + 11936;                    // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
-  const T *__restrict t75 = a.saved + 13072;                    // [1149]
+  const T *__restrict t82 = a.saved + 13088;                    // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
-  const T *__restrict t101_l2_g = a.saved + 16528;              // [1149] l2.g
-  T *__restrict t269 = a.record + 11920;                        // [1149]
-  T *__restrict t284 = a.record + 10768;                        // [1149]
-  T *__restrict t295 = a.record + 9616;                         // [1149]
-  T *__restrict t306 = a.record + 6160;                         // [1149]
+  const T *__restrict t108_l2_g = a.saved + 16544;              // [1149] l2.g
+  T *__restrict t284 = a.record + 11920;                        // [1149]
+  T *__restrict t298 = a.record + 10768;                        // [1149]
+  T *__restrict t309 = a.record + 9616;                         // [1149]
+  T *__restrict t320 = a.record + 6160;                         // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;               // [1149]
   T *__restrict record2 = a.record + 1552;                      // [1149]
-  const T *__restrict t51_l1_hn = a.saved + 8464;               // [1149] l1.hn
+  const T *__restrict t65_y1 = a.saved + 8480;                  // [1149] y1
   T *__restrict record7 = a.record + 7312;                      // [1149]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [1149]
   const T *__restrict l2_h = a.state + kStateL2H;               // [1149]
@@ -1200,91 +1255,93 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [1149]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [1149]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [1149]
-  const T *__restrict t107_l2_hn = a.saved + 17680;             // [1149] l2.hn
+  const T *__restrict t121_y2 = a.saved + 17696;                // [1149] y2
   T *__restrict record13 = a.record + 13472;                    // [1149]
   for (int j = 0; j < 1149; ++j) {
+#line 27 "examples/lm/plastic_lstm.dopa"
+    const T v237 = t226[j] + t236[j];
+    const T v248 = v237 + t247[j];
+    const T v259 = v248 + t258[j];
+    const T v261 = v259 * drop_h2[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v214 = d_l2_h_next[j] + t213[j];
-    const T v225 = v214 + t224[j];
-    const T v236 = v225 + t235[j];
-    const T v247 = v236 + t246[j];
+    const T v262 = d_l2_h_next[j] + v261;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v83 = t81[j] + l2_x2o_bias[j];
-    const T v87 = t85[j] + l2_h2o_bias[j];
-    const T v88 = v83 + v87;
-    const T v89 = T(1) / (T(1) + std::exp(-v88));
+    const T v90 = t88[j] + l2_x2o_bias[j];
+    const T v94 = t92[j] + l2_h2o_bias[j];
+    const T v95 = v90 + v94;
+    const T v96 = T(1) / (T(1) + std::exp(-v95));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v257 = v247 * v89;
+    const T v272 = v262 * v96;
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v62 = t60[j] + l2_x2f_bias[j];
-    const T v67 = t65[j] + l2_h2f_bias[j];
-    const T v68 = v62 + v67;
-    const T v69 = T(1) / (T(1) + std::exp(-v68));
+    const T v69 = t67[j] + l2_x2f_bias[j];
+    const T v74 = t72[j] + l2_h2f_bias[j];
+    const T v75 = v69 + v74;
+    const T v76 = T(1) / (T(1) + std::exp(-v75));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v103 = v69 * l2_c[j];
+    const T v110 = v76 * l2_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v73 = t71[j] + l2_x2i_bias[j];
-    const T v77 = t75[j] + l2_h2i_bias[j];
-    const T v78 = v73 + v77;
-    const T v79 = T(1) / (T(1) + std::exp(-v78));
+    const T v80 = t78[j] + l2_x2i_bias[j];
+    const T v84 = t82[j] + l2_h2i_bias[j];
+    const T v85 = v80 + v84;
+    const T v86 = T(1) / (T(1) + std::exp(-v85));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v104 = v79 * t101_l2_g[j];
-    const T v105 = v103 + v104;
+    const T v111 = v86 * t108_l2_g[j];
+    const T v112 = v110 + v111;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v106 = std::tanh(v105);
-    const T v258 = v106 * v106;
-    const T v259 = T(1.0) - v258;
-    const T v260 = v257 * v259;
+    const T v113 = std::tanh(v112);
+    const T v273 = v113 * v113;
+    const T v274 = T(1.0) - v273;
+    const T v275 = v272 * v274;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v261 = d_l2_c_next[j] + v260;
-    const T v263 = v261 * v79;
+    const T v276 = d_l2_c_next[j] + v275;
+    const T v278 = v276 * v86;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v264 = t254[j] + v263;
-    const T v267 = t101_l2_g[j] * t101_l2_g[j];
-    const T v268 = T(1.0) - v267;
-    const T v269 = v264 * v268;
-    t269[j] = v269;
-#line 54 "examples/lm/plastic_lstm.dopa"
-    const T v256 = v247 * v106;
-#line 51 "examples/lm/plastic_lstm.dopa"
-    const T v282 = T(1.0) - v89;
-    const T v283 = v89 * v282;
-    const T v284 = v256 * v283;
+    const T v279 = t269[j] + v278;
+    const T v282 = t108_l2_g[j] * t108_l2_g[j];
+    const T v283 = T(1.0) - v282;
+    const T v284 = v279 * v283;
     t284[j] = v284;
-#line 53 "examples/lm/plastic_lstm.dopa"
-    const T v262 = v261 * t101_l2_g[j];
-#line 50 "examples/lm/plastic_lstm.dopa"
-    const T v293 = T(1.0) - v79;
-    const T v294 = v79 * v293;
-    const T v295 = v262 * v294;
-    t295[j] = v295;
-#line 53 "examples/lm/plastic_lstm.dopa"
-    const T v265 = v261 * l2_c[j];
-#line 49 "examples/lm/plastic_lstm.dopa"
-    const T v304 = T(1.0) - v69;
-    const T v305 = v69 * v304;
-    const T v306 = v265 * v305;
-    t306[j] = v306;
-#line 53 "examples/lm/plastic_lstm.dopa"
-    const T v266 = v261 * v69;
-    d_l2_c[j] = v266;
-    record2[j] = l1_h[j];
-    record7[j] = t51_l1_hn[j];
-#line 49 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2f_bias[j] += v306;
-    record8[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v306;
-#line 50 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2i_bias[j] += v295;
-    d_l2_h2i_bias[j] += v295;
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v271 = v262 * v113;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2o_bias[j] += v284;
-    d_l2_h2o_bias[j] += v284;
+    const T v296 = T(1.0) - v96;
+    const T v297 = v96 * v296;
+    const T v298 = v271 * v297;
+    t298[j] = v298;
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v277 = v276 * t108_l2_g[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+    const T v307 = T(1.0) - v86;
+    const T v308 = v86 * v307;
+    const T v309 = v277 * v308;
+    t309[j] = v309;
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v280 = v276 * l2_c[j];
+#line 49 "examples/lm/plastic_lstm.dopa"
+    const T v318 = T(1.0) - v76;
+    const T v319 = v76 * v318;
+    const T v320 = v280 * v319;
+    t320[j] = v320;
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v281 = v276 * v76;
+    d_l2_c[j] = v281;
+    record2[j] = l1_h[j];
+    record7[j] = t65_y1[j];
+#line 49 "examples/lm/plastic_lstm.dopa"
+    d_l2_x2f_bias[j] += v320;
+    record8[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v320;
+#line 50 "examples/lm/plastic_lstm.dopa"
+    d_l2_x2i_bias[j] += v309;
+    d_l2_h2i_bias[j] += v309;
+#line 51 "examples/lm/plastic_lstm.dopa"
+    d_l2_x2o_bias[j] += v298;
+    d_l2_h2o_bias[j] += v298;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2c_bias[j] += v269;
-    record13[j] = t107_l2_hn[j];
+    d_l2_x2c_bias[j] += v284;
+    record13[j] = t121_y2[j];
   }
-#line 1288 "lm_plastic_lstm.cpp"
+#line 1345 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1292,150 +1349,150 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 12: fused loop nest over [1149, 1149]
-//   %271 matmul
-//   %274 reduce_to
-//   %277 add -> grad_prev l2.hebb
+//   %286 matmul
+//   %289 reduce_to
+//   %292 add -> grad_prev l2.hebb
 template <class T> static void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t271 = a.scratch + 9744;                          // [1149]
-  T *__restrict t269 = a.record + 11920;                          // [1149]
+  T *__restrict t286 = a.scratch + 9744;                          // [1149]
+  T *__restrict t284 = a.record + 11920;                          // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t274 = a.scratch + 10896;                         // [1149, 1]
+  T *__restrict t289 = a.scratch + 10896;                         // [1149, 1]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
-  const T *__restrict t101_l2_g = a.saved + 16528;                // [1149] l2.g
+  const T *__restrict t108_l2_g = a.saved + 16544;                // [1149] l2.g
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t271[e] = T(0);
+    t286[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t274[e] = T(0);
+    t289[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc274 = T(0);
-#pragma omp simd reduction(+ : acc274)
+    T acc289 = T(0);
+#pragma omp simd reduction(+ : acc289)
     for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v97 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v98 = l2_w[i * 1149 + j] + v97;
-      t271[j] += t269[i] * v98;
-      const T v270 = t269[i] * l2_h[j];
-      const T v273 = v270 * l2_hebb[i * 1149 + j];
+      const T v104 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v105 = l2_w[i * 1149 + j] + v104;
+      t286[j] += t284[i] * v105;
+      const T v285 = t284[i] * l2_h[j];
+      const T v288 = v285 * l2_hebb[i * 1149 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc274 += v273;
+      acc289 += v288;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v109 = t101_l2_g[i] * l2_h[j];
-      const T v110 = l2_eta[0] * v109;
-      const T v111 = l2_hebb[i * 1149 + j] + v110;
-      const T v248 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
-      const T v249 = d_l2_hebb_next[i * 1149 + j] * v248;
+      const T v116 = t108_l2_g[i] * l2_h[j];
+      const T v117 = l2_eta[0] * v116;
+      const T v118 = l2_hebb[i * 1149 + j] + v117;
+      const T v263 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
+      const T v264 = d_l2_hebb_next[i * 1149 + j] * v263;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v276 = v270 * l2_alpha[i];
+      const T v291 = v285 * l2_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v277 = v249 + v276;
-      d_l2_hebb[i * 1149 + j] = v277;
+      const T v292 = v264 + v291;
+      d_l2_hebb[i * 1149 + j] = v292;
     }
-    t274[i] += acc274;
+    t289[i] += acc289;
   }
-#line 1341 "lm_plastic_lstm.cpp"
+#line 1398 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 13: dense product (Eigen), [1149]
-//   %280 matmul
+//   %295 matmul
 template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t269 = a.record + 11920;                            // [1149]
+  T *__restrict t284 = a.record + 11920;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t280 = a.scratch + 12048;                           // [1149]
+  T *__restrict t295 = a.scratch + 12048;                           // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t280, 1149).noalias() =
-      ConstRowVec<T>(t269, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1355 "lm_plastic_lstm.cpp"
+  RowVec<T>(t295, 1149).noalias() =
+      ConstRowVec<T>(t284, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
+#line 1412 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 14: dense product (Eigen), [1149]
-//   %287 matmul
+//   %301 matmul
 template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t284 = a.record + 10768;                            // [1149]
+  T *__restrict t298 = a.record + 10768;                            // [1149]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t287 = a.scratch + 13200;                           // [1149]
+  T *__restrict t301 = a.scratch + 13200;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t287, 1149).noalias() =
-      ConstRowVec<T>(t284, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1369 "lm_plastic_lstm.cpp"
+  RowVec<T>(t301, 1149).noalias() =
+      ConstRowVec<T>(t298, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
+#line 1426 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 15: dense product (Eigen), [1149]
-//   %291 matmul
+//   %305 matmul
 template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t284 = a.record + 10768;                            // [1149]
+  T *__restrict t298 = a.record + 10768;                            // [1149]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t291 = a.scratch + 14352;                           // [1149]
+  T *__restrict t305 = a.scratch + 14352;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t291, 1149).noalias() =
-      ConstRowVec<T>(t284, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1383 "lm_plastic_lstm.cpp"
+  RowVec<T>(t305, 1149).noalias() =
+      ConstRowVec<T>(t298, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
+#line 1440 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 16: dense product (Eigen), [1149]
-//   %298 matmul
+//   %312 matmul
 template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t295 = a.record + 9616;                             // [1149]
+  T *__restrict t309 = a.record + 9616;                             // [1149]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t298 = a.scratch + 15504;                           // [1149]
+  T *__restrict t312 = a.scratch + 15504;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t298, 1149).noalias() =
-      ConstRowVec<T>(t295, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1397 "lm_plastic_lstm.cpp"
+  RowVec<T>(t312, 1149).noalias() =
+      ConstRowVec<T>(t309, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
+#line 1454 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 17: dense product (Eigen), [1149]
-//   %302 matmul
+//   %316 matmul
 template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t295 = a.record + 9616;                             // [1149]
+  T *__restrict t309 = a.record + 9616;                             // [1149]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t302 = a.scratch + 16656;                           // [1149]
+  T *__restrict t316 = a.scratch + 16656;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t302, 1149).noalias() =
-      ConstRowVec<T>(t295, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1411 "lm_plastic_lstm.cpp"
+  RowVec<T>(t316, 1149).noalias() =
+      ConstRowVec<T>(t309, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
+#line 1468 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 18: dense product (Eigen), [1149]
-//   %309 matmul
+//   %323 matmul
 template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t306 = a.record + 6160;                             // [1149]
+  T *__restrict t320 = a.record + 6160;                             // [1149]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t309 = a.scratch + 17808;                           // [1149]
+  T *__restrict t323 = a.scratch + 17808;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t309, 1149).noalias() =
-      ConstRowVec<T>(t306, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1425 "lm_plastic_lstm.cpp"
+  RowVec<T>(t323, 1149).noalias() =
+      ConstRowVec<T>(t320, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
+#line 1482 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 19: dense product (Eigen), [1149]
-//   %313 matmul
+//   %327 matmul
 template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t306 = a.record + 6160;                             // [1149]
+  T *__restrict t320 = a.record + 6160;                             // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t313 = a.scratch + 18960;                           // [1149]
+  T *__restrict t327 = a.scratch + 18960;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t313, 1149).noalias() =
-      ConstRowVec<T>(t306, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1439 "lm_plastic_lstm.cpp"
+  RowVec<T>(t327, 1149).noalias() =
+      ConstRowVec<T>(t320, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+#line 1496 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1446,52 +1503,53 @@ template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 //
 // backward stage 20: fused loop nest over [1149]
-//   %336 mul
-//   %350 mul
-//   %361 mul
-//   %372 mul
-//   %333 mul -> grad_prev l1.c
-//   %310 add -> grad_prev l2.h
-//   %372 mul += grad l1.x2f.bias
-//   %372 mul += grad l1.h2f.bias
-//   %361 mul += grad l1.x2i.bias
-//   %361 mul += grad l1.h2i.bias
-//   %350 mul += grad l1.x2o.bias
-//   %350 mul += grad l1.h2o.bias
-//   %336 mul += grad l1.x2c.bias
+//   %353 mul
+//   %367 mul
+//   %378 mul
+//   %389 mul
+//   %350 mul -> grad_prev l1.c
+//   %324 add -> grad_prev l2.h
+//   %389 mul += grad l1.x2f.bias
+//   %389 mul += grad l1.h2f.bias
+//   %378 mul += grad l1.x2i.bias
+//   %378 mul += grad l1.h2i.bias
+//   %367 mul += grad l1.x2o.bias
+//   %367 mul += grad l1.h2o.bias
+//   %353 mul += grad l1.x2c.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t321 = a.scratch + 20128;                       // [1149]
+  T *__restrict t338 = a.scratch + 20128;                       // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1149] d l1.h'
-  T *__restrict t280 = a.scratch + 12048;                       // [1149]
-  T *__restrict t291 = a.scratch + 14352;                       // [1149]
-  T *__restrict t302 = a.scratch + 16656;                       // [1149]
-  T *__restrict t313 = a.scratch + 18960;                       // [1149]
-  const T *__restrict t25 = a.saved + 5008;                     // [1149]
+  T *__restrict t295 = a.scratch + 12048;                       // [1149]
+  T *__restrict t305 = a.scratch + 14352;                       // [1149]
+  T *__restrict t316 = a.scratch + 16656;                       // [1149]
+  T *__restrict t327 = a.scratch + 18960;                       // [1149]
+  const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
+  const T *__restrict t30 = a.saved + 5024;                     // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
-  const T *__restrict t29 = a.saved + 6160;                     // [1149]
+  const T *__restrict t34 = a.saved + 6176;                     // [1149]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
-  const T *__restrict t4 = a.saved + 400;                       // [1149]
+  const T *__restrict t9 = a.saved + 416;                       // [1149]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
-  const T *__restrict t9 = a.saved + 1552;                      // [1149]
+  const T *__restrict t14 = a.saved + 1568;                     // [1149]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
   const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
-  const T *__restrict t15 = a.saved + 2704;                     // [1149]
+  const T *__restrict t20 = a.saved + 2720;                     // [1149]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
-  const T *__restrict t19 = a.saved + 3856;                     // [1149]
+  const T *__restrict t24 = a.saved + 3872;                     // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
-  const T *__restrict t45_l1_g = a.saved + 7312;                // [1149] l1.g
-  T *__restrict t336 = a.record + 5008;                         // [1149]
-  T *__restrict t350 = a.record + 3856;                         // [1149]
-  T *__restrict t361 = a.record + 2704;                         // [1149]
-  T *__restrict t372 = a.record + 0;                            // [1149]
+  const T *__restrict t50_l1_g = a.saved + 7328;                // [1149] l1.g
+  T *__restrict t353 = a.record + 5008;                         // [1149]
+  T *__restrict t367 = a.record + 3856;                         // [1149]
+  T *__restrict t378 = a.record + 2704;                         // [1149]
+  T *__restrict t389 = a.record + 0;                            // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1149]
-  T *__restrict t255 = a.scratch + 8592;                        // [1149]
-  T *__restrict t271 = a.scratch + 9744;                        // [1149]
-  T *__restrict t287 = a.scratch + 13200;                       // [1149]
-  T *__restrict t298 = a.scratch + 15504;                       // [1149]
-  T *__restrict t309 = a.scratch + 17808;                       // [1149]
+  T *__restrict t270 = a.scratch + 8592;                        // [1149]
+  T *__restrict t286 = a.scratch + 9744;                        // [1149]
+  T *__restrict t301 = a.scratch + 13200;                       // [1149]
+  T *__restrict t312 = a.scratch + 15504;                       // [1149]
+  T *__restrict t323 = a.scratch + 17808;                       // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1149]
@@ -1501,90 +1559,92 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1149]
   for (int j = 0; j < 1149; ++j) {
+#line 26 "examples/lm/plastic_lstm.dopa"
+    const T v306 = t295[j] + t305[j];
+    const T v317 = v306 + t316[j];
+    const T v328 = v317 + t327[j];
+    const T v330 = v328 * drop_h1[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v281 = d_l1_h_next[j] + t280[j];
-    const T v292 = v281 + t291[j];
-    const T v303 = v292 + t302[j];
-    const T v314 = v303 + t313[j];
+    const T v331 = d_l1_h_next[j] + v330;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + std::exp(-v37));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v324 = v314 * v33;
+    const T v341 = v331 * v38;
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
-    const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + std::exp(-v17));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v47 = v13 * l1_c[j];
+    const T v52 = v18 * l1_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + std::exp(-v27));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v48 = v23 * t45_l1_g[j];
-    const T v49 = v47 + v48;
+    const T v53 = v28 * t50_l1_g[j];
+    const T v54 = v52 + v53;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v50 = std::tanh(v49);
-    const T v325 = v50 * v50;
-    const T v326 = T(1.0) - v325;
-    const T v327 = v324 * v326;
+    const T v55 = std::tanh(v54);
+    const T v342 = v55 * v55;
+    const T v343 = T(1.0) - v342;
+    const T v344 = v341 * v343;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v328 = d_l1_c_next[j] + v327;
-    const T v330 = v328 * v23;
+    const T v345 = d_l1_c_next[j] + v344;
+    const T v347 = v345 * v28;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v331 = t321[j] + v330;
-    const T v334 = t45_l1_g[j] * t45_l1_g[j];
-    const T v335 = T(1.0) - v334;
-    const T v336 = v331 * v335;
-    t336[j] = v336;
+    const T v348 = t338[j] + v347;
+    const T v351 = t50_l1_g[j] * t50_l1_g[j];
+    const T v352 = T(1.0) - v351;
+    const T v353 = v348 * v352;
+    t353[j] = v353;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v323 = v314 * v50;
+    const T v340 = v331 * v55;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v348 = T(1.0) - v33;
-    const T v349 = v33 * v348;
-    const T v350 = v323 * v349;
-    t350[j] = v350;
+    const T v365 = T(1.0) - v38;
+    const T v366 = v38 * v365;
+    const T v367 = v340 * v366;
+    t367[j] = v367;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v329 = v328 * t45_l1_g[j];
+    const T v346 = v345 * t50_l1_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v359 = T(1.0) - v23;
-    const T v360 = v23 * v359;
-    const T v361 = v329 * v360;
-    t361[j] = v361;
+    const T v376 = T(1.0) - v28;
+    const T v377 = v28 * v376;
+    const T v378 = v346 * v377;
+    t378[j] = v378;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v332 = v328 * l1_c[j];
+    const T v349 = v345 * l1_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v370 = T(1.0) - v13;
-    const T v371 = v13 * v370;
-    const T v372 = v332 * v371;
-    t372[j] = v372;
+    const T v387 = T(1.0) - v18;
+    const T v388 = v18 * v387;
+    const T v389 = v349 * v388;
+    t389[j] = v389;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v333 = v328 * v13;
-    d_l1_c[j] = v333;
+    const T v350 = v345 * v18;
+    d_l1_c[j] = v350;
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v272 = t255[j] + t271[j];
-    const T v288 = v272 + t287[j];
-    const T v299 = v288 + t298[j];
-    const T v310 = v299 + t309[j];
-    d_l2_h[j] = v310;
+    const T v287 = t270[j] + t286[j];
+    const T v302 = v287 + t301[j];
+    const T v313 = v302 + t312[j];
+    const T v324 = v313 + t323[j];
+    d_l2_h[j] = v324;
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2f_bias[j] += v372;
-    d_l1_h2f_bias[j] += v372;
+    d_l1_x2f_bias[j] += v389;
+    d_l1_h2f_bias[j] += v389;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2i_bias[j] += v361;
-    d_l1_h2i_bias[j] += v361;
+    d_l1_x2i_bias[j] += v378;
+    d_l1_h2i_bias[j] += v378;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2o_bias[j] += v350;
-    d_l1_h2o_bias[j] += v350;
+    d_l1_x2o_bias[j] += v367;
+    d_l1_h2o_bias[j] += v367;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2c_bias[j] += v336;
+    d_l1_x2c_bias[j] += v353;
   }
-#line 1588 "lm_plastic_lstm.cpp"
+#line 1648 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1592,261 +1652,265 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 21: fused loop nest over [1149, 1149]
-//   %338 matmul
-//   %341 reduce_to
-//   %344 add -> grad_prev l1.hebb
+//   %355 matmul
+//   %358 reduce_to
+//   %361 add -> grad_prev l1.hebb
 template <class T> static void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t338 = a.scratch + 22432;                         // [1149]
-  T *__restrict t336 = a.record + 5008;                           // [1149]
+  T *__restrict t355 = a.scratch + 22432;                         // [1149]
+  T *__restrict t353 = a.record + 5008;                           // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t341 = a.scratch + 23584;                         // [1149, 1]
+  T *__restrict t358 = a.scratch + 23584;                         // [1149, 1]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
-  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t338[e] = T(0);
+    t355[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t341[e] = T(0);
+    t358[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc341 = T(0);
-#pragma omp simd reduction(+ : acc341)
+    T acc358 = T(0);
+#pragma omp simd reduction(+ : acc358)
     for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v41 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v42 = l1_w[i * 1149 + j] + v41;
-      t338[j] += t336[i] * v42;
-      const T v337 = t336[i] * l1_h[j];
-      const T v340 = v337 * l1_hebb[i * 1149 + j];
+      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v47 = l1_w[i * 1149 + j] + v46;
+      t355[j] += t353[i] * v47;
+      const T v354 = t353[i] * l1_h[j];
+      const T v357 = v354 * l1_hebb[i * 1149 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc341 += v340;
+      acc358 += v357;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v53 = t45_l1_g[i] * l1_h[j];
-      const T v54 = l1_eta[0] * v53;
-      const T v55 = l1_hebb[i * 1149 + j] + v54;
-      const T v315 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
-      const T v316 = d_l1_hebb_next[i * 1149 + j] * v315;
+      const T v58 = t50_l1_g[i] * l1_h[j];
+      const T v59 = l1_eta[0] * v58;
+      const T v60 = l1_hebb[i * 1149 + j] + v59;
+      const T v332 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
+      const T v333 = d_l1_hebb_next[i * 1149 + j] * v332;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v343 = v337 * l1_alpha[i];
+      const T v360 = v354 * l1_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v344 = v316 + v343;
-      d_l1_hebb[i * 1149 + j] = v344;
+      const T v361 = v333 + v360;
+      d_l1_hebb[i * 1149 + j] = v361;
     }
-    t341[i] += acc341;
+    t358[i] += acc358;
   }
-#line 1641 "lm_plastic_lstm.cpp"
+#line 1701 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 22: dense product (Eigen), [400]
-//   %347 matmul
+//   %364 matmul
 template <class T> static void backward_x2c_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t336 = a.record + 5008;                             // [1149]
+  T *__restrict t353 = a.record + 5008;                             // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t347 = a.scratch + 24736;                           // [400]
+  T *__restrict t364 = a.scratch + 24736;                           // [400]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t347, 400).noalias() =
-      ConstRowVec<T>(t336, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 1655 "lm_plastic_lstm.cpp"
+  RowVec<T>(t364, 400).noalias() =
+      ConstRowVec<T>(t353, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
+#line 1715 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 23: dense product (Eigen), [1149]
-//   %353 matmul
+//   %370 matmul
 template <class T> static void backward_h2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t350 = a.record + 3856;                             // [1149]
+  T *__restrict t367 = a.record + 3856;                             // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t353 = a.scratch + 25136;                           // [1149]
+  T *__restrict t370 = a.scratch + 25136;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t353, 1149).noalias() =
-      ConstRowVec<T>(t350, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 1669 "lm_plastic_lstm.cpp"
+  RowVec<T>(t370, 1149).noalias() =
+      ConstRowVec<T>(t367, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
+#line 1729 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 24: dense product (Eigen), [400]
-//   %357 matmul
+//   %374 matmul
 template <class T> static void backward_x2o_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t350 = a.record + 3856;                             // [1149]
+  T *__restrict t367 = a.record + 3856;                             // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t357 = a.scratch + 26288;                           // [400]
+  T *__restrict t374 = a.scratch + 26288;                           // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t357, 400).noalias() =
-      ConstRowVec<T>(t350, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 1683 "lm_plastic_lstm.cpp"
+  RowVec<T>(t374, 400).noalias() =
+      ConstRowVec<T>(t367, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
+#line 1743 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (Eigen), [1149]
-//   %364 matmul
+//   %381 matmul
 template <class T> static void backward_h2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t361 = a.record + 2704;                             // [1149]
+  T *__restrict t378 = a.record + 2704;                             // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t364 = a.scratch + 26688;                           // [1149]
+  T *__restrict t381 = a.scratch + 26688;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t364, 1149).noalias() =
-      ConstRowVec<T>(t361, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 1697 "lm_plastic_lstm.cpp"
+  RowVec<T>(t381, 1149).noalias() =
+      ConstRowVec<T>(t378, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
+#line 1757 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 26: dense product (Eigen), [400]
-//   %368 matmul
+//   %385 matmul
 template <class T> static void backward_x2i_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t361 = a.record + 2704;                             // [1149]
+  T *__restrict t378 = a.record + 2704;                             // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t368 = a.scratch + 27840;                           // [400]
+  T *__restrict t385 = a.scratch + 27840;                           // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t368, 400).noalias() =
-      ConstRowVec<T>(t361, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 1711 "lm_plastic_lstm.cpp"
+  RowVec<T>(t385, 400).noalias() =
+      ConstRowVec<T>(t378, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
+#line 1771 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 27: dense product (Eigen), [1149]
-//   %375 matmul
+//   %392 matmul
 template <class T> static void backward_h2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t372 = a.record + 0;                                // [1149]
+  T *__restrict t389 = a.record + 0;                                // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t375 = a.scratch + 28240;                           // [1149]
+  T *__restrict t392 = a.scratch + 28240;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t375, 1149).noalias() =
-      ConstRowVec<T>(t372, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 1725 "lm_plastic_lstm.cpp"
+  RowVec<T>(t392, 1149).noalias() =
+      ConstRowVec<T>(t389, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
+#line 1785 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 28: dense product (Eigen), [400]
-//   %379 matmul
+//   %396 matmul
 template <class T> static void backward_x2f_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t372 = a.record + 0;                                // [1149]
+  T *__restrict t389 = a.record + 0;                                // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t379 = a.scratch + 29392;                           // [400]
+  T *__restrict t396 = a.scratch + 29392;                           // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t379, 400).noalias() =
-      ConstRowVec<T>(t372, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 1739 "lm_plastic_lstm.cpp"
+  RowVec<T>(t396, 400).noalias() =
+      ConstRowVec<T>(t389, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
+#line 1799 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 29: fused loop nest over [1149]
-//   %376 add -> grad_prev l1.h
+//   %393 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t322 = a.scratch + 21280;        // [1149]
-  T *__restrict t338 = a.scratch + 22432;        // [1149]
-  T *__restrict t353 = a.scratch + 25136;        // [1149]
-  T *__restrict t364 = a.scratch + 26688;        // [1149]
-  T *__restrict t375 = a.scratch + 28240;        // [1149]
+  T *__restrict t339 = a.scratch + 21280;        // [1149]
+  T *__restrict t355 = a.scratch + 22432;        // [1149]
+  T *__restrict t370 = a.scratch + 25136;        // [1149]
+  T *__restrict t381 = a.scratch + 26688;        // [1149]
+  T *__restrict t392 = a.scratch + 28240;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v339 = t322[j] + t338[j];
-    const T v354 = v339 + t353[j];
-    const T v365 = v354 + t364[j];
-    const T v376 = v365 + t375[j];
-    d_l1_h[j] = v376;
+    const T v356 = t339[j] + t355[j];
+    const T v371 = v356 + t370[j];
+    const T v382 = v371 + t381[j];
+    const T v393 = v382 + t392[j];
+    d_l1_h[j] = v393;
   }
-#line 1762 "lm_plastic_lstm.cpp"
+#line 1822 "lm_plastic_lstm.cpp"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 30: fused loop nest over [400]
-//   %243 add -> grad_prev l3.h
-//   %380 add += grad enc.weight
+//   %255 add -> grad_prev l3.h
+//   %400 mul += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t187 = a.scratch + 416;                   // [400]
-  T *__restrict t204 = a.scratch + 816;                   // [400]
-  T *__restrict t220 = a.scratch + 2768;                  // [400]
-  T *__restrict t231 = a.scratch + 4320;                  // [400]
-  T *__restrict t242 = a.scratch + 5872;                  // [400]
+  T *__restrict t200 = a.scratch + 416;                   // [400]
+  T *__restrict t217 = a.scratch + 816;                   // [400]
+  T *__restrict t232 = a.scratch + 2768;                  // [400]
+  T *__restrict t243 = a.scratch + 4320;                  // [400]
+  T *__restrict t254 = a.scratch + 5872;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t347 = a.scratch + 24736;                 // [400]
-  T *__restrict t357 = a.scratch + 26288;                 // [400]
-  T *__restrict t368 = a.scratch + 27840;                 // [400]
-  T *__restrict t379 = a.scratch + 29392;                 // [400]
+  T *__restrict t364 = a.scratch + 24736;                 // [400]
+  T *__restrict t374 = a.scratch + 26288;                 // [400]
+  T *__restrict t385 = a.scratch + 27840;                 // [400]
+  T *__restrict t396 = a.scratch + 29392;                 // [400]
+  const T *__restrict drop_i = a.inputs[1];               // [400]
+  const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v205 = t187[j] + t204[j];
-    const T v221 = v205 + t220[j];
-    const T v232 = v221 + t231[j];
-    const T v243 = v232 + t242[j];
-    d_l3_h[j] = v243;
-#line 15 "examples/lm/plastic_lstm.dopa"
-    const T v358 = t347[j] + t357[j];
-    const T v369 = v358 + t368[j];
-    const T v380 = v369 + t379[j];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v380;
+    const T v218 = t200[j] + t217[j];
+    const T v233 = v218 + t232[j];
+    const T v244 = v233 + t243[j];
+    const T v255 = v244 + t254[j];
+    d_l3_h[j] = v255;
+#line 25 "examples/lm/plastic_lstm.dopa"
+    const T v375 = t364[j] + t374[j];
+    const T v386 = v375 + t385[j];
+    const T v397 = v386 + t396[j];
+    const T v399 = v397 * drop_i[j];
+    const T v400 = v399 * t4[0];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v400;
   }
-#line 1798 "lm_plastic_lstm.cpp"
+#line 1862 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 31: fused loop nest over [1149, 1]
-//   %341 reduce_to += grad l1.alpha
-//   %274 reduce_to += grad l2.alpha
+//   %358 reduce_to += grad l1.alpha
+//   %289 reduce_to += grad l2.alpha
 template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t341 = a.scratch + 23584;             // [1149, 1]
+  T *__restrict t358 = a.scratch + 23584;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t274 = a.scratch + 10896;             // [1149, 1]
+  T *__restrict t289 = a.scratch + 10896;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-    d_l1_alpha[i] += t341[i];
-    d_l2_alpha[i] += t274[i];
+    d_l1_alpha[i] += t358[i];
+    d_l2_alpha[i] += t289[i];
   }
-#line 1816 "lm_plastic_lstm.cpp"
+#line 1880 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
 //
 // backward stage 32: fused loop nest over []
-//   %318 reduce_to += grad l1.eta
-//   %251 reduce_to += grad l2.eta
-//   %183 reduce_to += grad l3.eta
+//   %335 reduce_to += grad l1.eta
+//   %266 reduce_to += grad l2.eta
+//   %196 reduce_to += grad l3.eta
 template <class T> static void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t318 = a.scratch + 20112;         // []
+  T *__restrict t335 = a.scratch + 20112;         // []
   T *__restrict d_l1_eta = a.grads + kParamL1Eta; // []
-  T *__restrict t251 = a.scratch + 7424;          // []
+  T *__restrict t266 = a.scratch + 7424;          // []
   T *__restrict d_l2_eta = a.grads + kParamL2Eta; // []
-  T *__restrict t183 = a.scratch + 0;             // []
+  T *__restrict t196 = a.scratch + 0;             // []
   T *__restrict d_l3_eta = a.grads + kParamL3Eta; // []
 #line 47 "examples/lm/plastic_lstm.dopa"
-  d_l1_eta[0] += t318[0];
-  d_l2_eta[0] += t251[0];
-  d_l3_eta[0] += t183[0];
-#line 1836 "lm_plastic_lstm.cpp"
+  d_l1_eta[0] += t335[0];
+  d_l2_eta[0] += t266[0];
+  d_l3_eta[0] += t196[0];
+#line 1900 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 33: fused loop nest over [400, 1]
-//   %207 reduce_to += grad l3.alpha
+//   %220 reduce_to += grad l3.alpha
 template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t207 = a.scratch + 1216;              // [400, 1]
+  T *__restrict t220 = a.scratch + 1216;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-    d_l3_alpha[i] += t207[i];
+    d_l3_alpha[i] += t220[i];
   }
-#line 1850 "lm_plastic_lstm.cpp"
+#line 1914 "lm_plastic_lstm.cpp"
 }
 
 /// One backward step of PlasticLSTMLM for one batch element.
@@ -2027,7 +2091,12 @@ static dopa::NetworkInfo info() {
   n.params.push_back({"l3.w", {400, 400}, false, {dopa::InitSpec::Uniform, -0.01, 0.01}});
   n.params.push_back({"l3.alpha", {400, 1}, false, {dopa::InitSpec::Uniform, 0.0, 1e-04}});
   n.params.push_back({"l3.eta", {}, false, {dopa::InitSpec::Constant, 0.01, 0.0}});
+  n.params.push_back({"drop_e", {10000, 1}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.1});
   n.inputs.push_back({"tok", {}, true, {}});
+  n.inputs.push_back({"drop_i", {400}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.4});
+  n.inputs.push_back({"drop_h1", {1149}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.25});
+  n.inputs.push_back({"drop_h2", {1149}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.25});
+  n.inputs.push_back({"drop_o", {400}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.4});
   n.outputs.push_back({"logits", {10000}, false, {}});
   n.states.push_back({"l1.h", {1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
   n.states.push_back({"l1.c", {1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
@@ -2045,7 +2114,7 @@ static dopa::NetworkInfo info() {
 static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Hebb,
                                        kStateL2H, kStateL2C, kStateL2Hebb,
                                        kStateL3H, kStateL3C, kStateL3Hebb};
-static const int64_t inputRows[] = {10000};
+static const int64_t inputRows[] = {10000, 0, 0, 0, 0};
 
 static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamL1X2fWeight, .rows = 1149, .cols = 400, .offsetA = 0, .offsetB = 1152},
@@ -2154,7 +2223,7 @@ const dopa::GeneratedSpec &spec() {
       .info = info,
       .stateNumel = 2805824,
       .stateOffsets = stateOffsets,
-      .savedNumel = 21632,
+      .savedNumel = 21648,
       .scratchNumel = 29792,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
@@ -2166,9 +2235,9 @@ const dopa::GeneratedSpec &spec() {
       .numDeferred = 24,
       .deferred = deferred,
       .recordNumel = 16224,
-      .forwardFlops = 67985198,
+      .forwardFlops = 67988696,
       .forwardSharedFlops = 0,
-      .backwardFlops = 115776902,
+      .backwardFlops = 115780400,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,

@@ -75,6 +75,7 @@ constexpr int64_t kParamL3H2oBias = 24029998;   // l3.h2o.bias [400]
 constexpr int64_t kParamL3W = 24030398;         // l3.w [400, 400]
 constexpr int64_t kParamL3Alpha = 24190398;     // l3.alpha [400, 1]
 constexpr int64_t kParamL3Eta = 24190798;       // l3.eta []
+constexpr int64_t kParamDropE = 24190799;       // drop_e [10000, 1]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
 constexpr int64_t kStateL1H = 0;          // l1.h [1149]
@@ -87,34 +88,78 @@ constexpr int64_t kStateL3H = 2645024;    // l3.h [400]
 constexpr int64_t kStateL3C = 2645424;    // l3.c [400]
 constexpr int64_t kStateL3Hebb = 2645824; // l3.hebb [400, 400]
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 //
 // forward stage 0:
 //   %2 gather
-template <class T> __device__ __forceinline__ void forward_saved_enc(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.saved + 0;                              // [400]
+template <class T> __device__ __forceinline__ void forward_enc(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;                            // [400]
   const T *__restrict tok = a.inputs[0];                       // []
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 15 "examples/lm/plastic_lstm.dopa"
+#line 25 "examples/lm/plastic_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = tid; e < 400; e += nthreads)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 108 "lm_plastic_lstm.cu"
+#line 109 "lm_plastic_lstm.cu"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 1:
+//   %4 gather
+template <class T>
+__device__ __forceinline__ void forward_saved_drop_e(const dopa::StepArgs<T> &a) {
+  T *__restrict t4 = a.saved + 0;                      // [1]
+  const T *__restrict tok = a.inputs[0];               // []
+  const T *__restrict drop_e = a.params + kParamDropE; // [10000, 1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 25 "examples/lm/plastic_lstm.dopa"
+  {
+    const int64_t row = int64_t(tok[0]); // checked by the runtime
+    for (int e = tid; e < 1; e += nthreads)
+      t4[e] = drop_e[row * 1 + e];
+  }
+#line 130 "lm_plastic_lstm.cu"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+//
+// forward stage 2: fused loop nest over [400]
+//   %7 mul x
+template <class T> __device__ __forceinline__ void forward_x(const dopa::StepArgs<T> &a) {
+  T *__restrict t2 = a.scratch + 0;         // [400]
+  T *__restrict t4 = a.saved + 0;           // [1]
+  const T *__restrict drop_i = a.inputs[1]; // [400]
+  T *__restrict t7_x = a.saved + 16;        // [400] x
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  {
+    for (int j = tid; j < 400; j += nthreads) {
+#line 25 "examples/lm/plastic_lstm.dopa"
+      const T v5 = t2[j] * t4[0];
+      const T v7 = v5 * drop_i[j];
+      t7_x[j] = v7;
+    }
+  }
+#line 153 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 1: dense product (a warp or thread per output), [1149]
-//   %4 matmul
+// forward stage 3: dense product (a warp or thread per output), [1149]
+//   %9 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t4 = a.saved + 400;                                 // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t9 = a.saved + 416;                                 // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -122,22 +167,22 @@ template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa:
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2f_weight[r * 400 + k] * t2[k];
+      acc += l1_x2f_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t4[r] = acc;
+      t9[r] = acc;
   }
-#line 131 "lm_plastic_lstm.cu"
+#line 176 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 2: dense product (a warp or thread per output), [1149]
-//   %9 matmul
+// forward stage 4: dense product (a warp or thread per output), [1149]
+//   %14 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t9 = a.saved + 1552;                                // [1149]
+  T *__restrict t14 = a.saved + 1568;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -148,19 +193,19 @@ template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa:
       acc += l1_h2f_weight[r * 1149 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t9[r] = acc;
+      t14[r] = acc;
   }
-#line 154 "lm_plastic_lstm.cu"
+#line 199 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 3: dense product (a warp or thread per output), [1149]
-//   %15 matmul
+// forward stage 5: dense product (a warp or thread per output), [1149]
+//   %20 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t15 = a.saved + 2704;                               // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t20 = a.saved + 2720;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -168,22 +213,22 @@ template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa:
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2i_weight[r * 400 + k] * t2[k];
+      acc += l1_x2i_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t15[r] = acc;
+      t20[r] = acc;
   }
-#line 177 "lm_plastic_lstm.cu"
+#line 222 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 4: dense product (a warp or thread per output), [1149]
-//   %19 matmul
+// forward stage 6: dense product (a warp or thread per output), [1149]
+//   %24 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t19 = a.saved + 3856;                               // [1149]
+  T *__restrict t24 = a.saved + 3872;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -194,19 +239,19 @@ template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa:
       acc += l1_h2i_weight[r * 1149 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t19[r] = acc;
+      t24[r] = acc;
   }
-#line 200 "lm_plastic_lstm.cu"
+#line 245 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 5: dense product (a warp or thread per output), [1149]
-//   %25 matmul
+// forward stage 7: dense product (a warp or thread per output), [1149]
+//   %30 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t25 = a.saved + 5008;                               // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t30 = a.saved + 5024;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -214,22 +259,22 @@ template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa:
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2o_weight[r * 400 + k] * t2[k];
+      acc += l1_x2o_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t25[r] = acc;
+      t30[r] = acc;
   }
-#line 223 "lm_plastic_lstm.cu"
+#line 268 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 6: dense product (a warp or thread per output), [1149]
-//   %29 matmul
+// forward stage 8: dense product (a warp or thread per output), [1149]
+//   %34 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [1149]
-  T *__restrict t29 = a.saved + 6160;                               // [1149]
+  T *__restrict t34 = a.saved + 6176;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -240,19 +285,19 @@ template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa:
       acc += l1_h2o_weight[r * 1149 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t29[r] = acc;
+      t34[r] = acc;
   }
-#line 246 "lm_plastic_lstm.cu"
+#line 291 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 7: dense product (a warp or thread per output), [1149]
-//   %35 matmul
+// forward stage 9: dense product (a warp or thread per output), [1149]
+//   %40 matmul
 template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t2 = a.saved + 0;                                   // [400]
-  T *__restrict t35 = a.scratch + 0;                                // [1149]
+  T *__restrict t7_x = a.saved + 16;                                // [400] x
+  T *__restrict t40 = a.scratch + 400;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -260,26 +305,26 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += l1_x2c_weight[r * 400 + k] * t2[k];
+      acc += l1_x2c_weight[r * 400 + k] * t7_x[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t35[r] = acc;
+      t40[r] = acc;
   }
-#line 269 "lm_plastic_lstm.cu"
+#line 314 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 8: fused loop nest over [1149, 1149]
-//   %43 matmul
-//   %99 matmul
+// forward stage 10: fused loop nest over [1149, 1149]
+//   %48 matmul
+//   %106 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 1152;                    // [1149]
+  T *__restrict t48 = a.scratch + 1552;                    // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
-  T *__restrict t99 = a.scratch + 3456;                    // [1149]
+  T *__restrict t106 = a.scratch + 3856;                   // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
@@ -288,108 +333,112 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc43 = T(0);
-    T acc99 = T(0);
+    T acc48 = T(0);
+    T acc106 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v41 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v42 = l1_w[i * 1149 + j] + v41;
-      acc43 += v42 * l1_h[j];
-      const T v97 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v98 = l2_w[i * 1149 + j] + v97;
-      acc99 += v98 * l2_h[j];
+      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v47 = l1_w[i * 1149 + j] + v46;
+      acc48 += v47 * l1_h[j];
+      const T v104 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v105 = l2_w[i * 1149 + j] + v104;
+      acc106 += v105 * l2_h[j];
     }
-    acc43 = dopa::warpSum(acc43);
-    acc99 = dopa::warpSum(acc99);
+    acc48 = dopa::warpSum(acc48);
+    acc106 = dopa::warpSum(acc106);
     if ((threadIdx.x & 31) == 0) {
-      t43[i] = acc43;
-      t99[i] = acc99;
+      t48[i] = acc48;
+      t106[i] = acc106;
     }
   }
-#line 310 "lm_plastic_lstm.cu"
+#line 355 "lm_plastic_lstm.cu"
 }
 
+// y1 = l1(x) * drop_h1
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 9: fused loop nest over [1149]
-//   %45 tanh l1.g
-//   %51 mul l1.hn
-//   %49 add l1.cn -> next_state l1.c
-//   %51 mul l1.hn -> saved
+// forward stage 11: fused loop nest over [1149]
+//   %50 tanh l1.g
+//   %65 mul y1
+//   %56 mul l1.hn -> next_state l1.h
+//   %54 add l1.cn -> next_state l1.c
 template <class T>
-__device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t35 = a.scratch + 0;                            // [1149]
+__device__ __forceinline__ void forward_l1_g_y1_l1_h_l1_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t40 = a.scratch + 400;                          // [1149]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
-  T *__restrict t43 = a.scratch + 1152;                         // [1149]
-  T *__restrict t45_l1_g = a.saved + 7312;                      // [1149] l1.g
-  T *__restrict t25 = a.saved + 5008;                           // [1149]
+  T *__restrict t48 = a.scratch + 1552;                         // [1149]
+  T *__restrict t50_l1_g = a.saved + 7328;                      // [1149] l1.g
+  T *__restrict t30 = a.saved + 5024;                           // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
-  T *__restrict t29 = a.saved + 6160;                           // [1149]
+  T *__restrict t34 = a.saved + 6176;                           // [1149]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
-  T *__restrict t4 = a.saved + 400;                             // [1149]
+  T *__restrict t9 = a.saved + 416;                             // [1149]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
-  T *__restrict t9 = a.saved + 1552;                            // [1149]
+  T *__restrict t14 = a.saved + 1568;                           // [1149]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
   const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
-  T *__restrict t15 = a.saved + 2704;                           // [1149]
+  T *__restrict t20 = a.saved + 2720;                           // [1149]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
-  T *__restrict t19 = a.saved + 3856;                           // [1149]
+  T *__restrict t24 = a.saved + 3872;                           // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
+  const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
+  T *__restrict t65_y1 = a.saved + 8480;                        // [1149] y1
+  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149]
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
-  T *__restrict saved_t51 = a.saved + 8464;                     // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v37 = t35[j] + l1_x2c_bias[j];
-      const T v44 = v37 + t43[j];
-      const T v45 = tanh(v44);
-      t45_l1_g[j] = v45;
-#line 51 "examples/lm/plastic_lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
-#line 49 "examples/lm/plastic_lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
-      const T v12 = v6 + v11;
-      const T v13 = T(1) / (T(1) + exp(-v12));
-#line 53 "examples/lm/plastic_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
-#line 50 "examples/lm/plastic_lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
-#line 53 "examples/lm/plastic_lstm.dopa"
-      const T v48 = v23 * v45;
-      const T v49 = v47 + v48;
-#line 54 "examples/lm/plastic_lstm.dopa"
+      const T v42 = t40[j] + l1_x2c_bias[j];
+      const T v49 = v42 + t48[j];
       const T v50 = tanh(v49);
-      const T v51 = v33 * v50;
-      l1_h_next[j] = v51;
-      l1_c_next[j] = v49;
-      saved_t51[j] = v51;
+      t50_l1_g[j] = v50;
+#line 51 "examples/lm/plastic_lstm.dopa"
+      const T v32 = t30[j] + l1_x2o_bias[j];
+      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v37 = v32 + v36;
+      const T v38 = T(1) / (T(1) + exp(-v37));
+#line 49 "examples/lm/plastic_lstm.dopa"
+      const T v11 = t9[j] + l1_x2f_bias[j];
+      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v17 = v11 + v16;
+      const T v18 = T(1) / (T(1) + exp(-v17));
+#line 53 "examples/lm/plastic_lstm.dopa"
+      const T v52 = v18 * l1_c[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+      const T v22 = t20[j] + l1_x2i_bias[j];
+      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v27 = v22 + v26;
+      const T v28 = T(1) / (T(1) + exp(-v27));
+#line 53 "examples/lm/plastic_lstm.dopa"
+      const T v53 = v28 * v50;
+      const T v54 = v52 + v53;
+#line 54 "examples/lm/plastic_lstm.dopa"
+      const T v55 = tanh(v54);
+      const T v56 = v38 * v55;
+#line 26 "examples/lm/plastic_lstm.dopa"
+      const T v65 = v56 * drop_h1[j];
+      t65_y1[j] = v65;
+      l1_h_next[j] = v56;
+      l1_c_next[j] = v54;
     }
   }
-#line 382 "lm_plastic_lstm.cu"
+#line 431 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 10: dense product (a warp or thread per output), [1149]
-//   %60 matmul
+// forward stage 12: dense product (a warp or thread per output), [1149]
+//   %67 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2f_10(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2f_12(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t60 = a.saved + 9616;                               // [1149]
+  T *__restrict t65_y1 = a.saved + 8480;                            // [1149] y1
+  T *__restrict t67 = a.saved + 9632;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -397,23 +446,23 @@ __device__ __forceinline__ void forward_saved_x2f_10(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l2_x2f_weight[r * 1149 + k] * l1_h_next[k];
+      acc += l2_x2f_weight[r * 1149 + k] * t65_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t60[r] = acc;
+      t67[r] = acc;
   }
-#line 406 "lm_plastic_lstm.cu"
+#line 455 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 11: dense product (a warp or thread per output), [1149]
-//   %65 matmul
+// forward stage 13: dense product (a warp or thread per output), [1149]
+//   %72 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2f_11(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2f_13(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t65 = a.saved + 10768;                              // [1149]
+  T *__restrict t72 = a.saved + 10784;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -424,20 +473,20 @@ __device__ __forceinline__ void forward_saved_h2f_11(const dopa::StepArgs<T> &a)
       acc += l2_h2f_weight[r * 1149 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t65[r] = acc;
+      t72[r] = acc;
   }
-#line 430 "lm_plastic_lstm.cu"
+#line 479 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 12: dense product (a warp or thread per output), [1149]
-//   %71 matmul
+// forward stage 14: dense product (a warp or thread per output), [1149]
+//   %78 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2i_12(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2i_14(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t71 = a.saved + 11920;                              // [1149]
+  T *__restrict t65_y1 = a.saved + 8480;                            // [1149] y1
+  T *__restrict t78 = a.saved + 11936;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -445,23 +494,23 @@ __device__ __forceinline__ void forward_saved_x2i_12(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l2_x2i_weight[r * 1149 + k] * l1_h_next[k];
+      acc += l2_x2i_weight[r * 1149 + k] * t65_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t71[r] = acc;
+      t78[r] = acc;
   }
-#line 454 "lm_plastic_lstm.cu"
+#line 503 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 13: dense product (a warp or thread per output), [1149]
-//   %75 matmul
+// forward stage 15: dense product (a warp or thread per output), [1149]
+//   %82 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2i_13(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2i_15(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t75 = a.saved + 13072;                              // [1149]
+  T *__restrict t82 = a.saved + 13088;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -472,20 +521,20 @@ __device__ __forceinline__ void forward_saved_h2i_13(const dopa::StepArgs<T> &a)
       acc += l2_h2i_weight[r * 1149 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t75[r] = acc;
+      t82[r] = acc;
   }
-#line 478 "lm_plastic_lstm.cu"
+#line 527 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 14: dense product (a warp or thread per output), [1149]
-//   %81 matmul
+// forward stage 16: dense product (a warp or thread per output), [1149]
+//   %88 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2o_14(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2o_16(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t81 = a.saved + 14224;                              // [1149]
+  T *__restrict t65_y1 = a.saved + 8480;                            // [1149] y1
+  T *__restrict t88 = a.saved + 14240;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -493,23 +542,23 @@ __device__ __forceinline__ void forward_saved_x2o_14(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l2_x2o_weight[r * 1149 + k] * l1_h_next[k];
+      acc += l2_x2o_weight[r * 1149 + k] * t65_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t81[r] = acc;
+      t88[r] = acc;
   }
-#line 502 "lm_plastic_lstm.cu"
+#line 551 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 15: dense product (a warp or thread per output), [1149]
-//   %85 matmul
+// forward stage 17: dense product (a warp or thread per output), [1149]
+//   %92 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2o_15(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2o_17(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t85 = a.saved + 15376;                              // [1149]
+  T *__restrict t92 = a.saved + 15392;                              // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -520,19 +569,19 @@ __device__ __forceinline__ void forward_saved_h2o_15(const dopa::StepArgs<T> &a)
       acc += l2_h2o_weight[r * 1149 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t85[r] = acc;
+      t92[r] = acc;
   }
-#line 526 "lm_plastic_lstm.cu"
+#line 575 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 16: dense product (a warp or thread per output), [1149]
-//   %91 matmul
-template <class T> __device__ __forceinline__ void forward_x2c_16(const dopa::StepArgs<T> &a) {
+// forward stage 18: dense product (a warp or thread per output), [1149]
+//   %98 matmul
+template <class T> __device__ __forceinline__ void forward_x2c_18(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [1149] l1.hn
-  T *__restrict t91 = a.scratch + 2304;                             // [1149]
+  T *__restrict t65_y1 = a.saved + 8480;                            // [1149] y1
+  T *__restrict t98 = a.scratch + 2704;                             // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -540,95 +589,99 @@ template <class T> __device__ __forceinline__ void forward_x2c_16(const dopa::St
   for (int r = tid >> 5; r < 1149; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l2_x2c_weight[r * 1149 + k] * l1_h_next[k];
+      acc += l2_x2c_weight[r * 1149 + k] * t65_y1[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t91[r] = acc;
+      t98[r] = acc;
   }
-#line 549 "lm_plastic_lstm.cu"
+#line 598 "lm_plastic_lstm.cu"
 }
 
+// y2 = l2(y1) * drop_h2
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 17: fused loop nest over [1149]
-//   %101 tanh l2.g
-//   %107 mul l2.hn
-//   %105 add l2.cn -> next_state l2.c
-//   %107 mul l2.hn -> saved
+// forward stage 19: fused loop nest over [1149]
+//   %108 tanh l2.g
+//   %121 mul y2
+//   %114 mul l2.hn -> next_state l2.h
+//   %112 add l2.cn -> next_state l2.c
 template <class T>
-__device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t91 = a.scratch + 2304;                         // [1149]
+__device__ __forceinline__ void forward_l2_g_y2_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t98 = a.scratch + 2704;                         // [1149]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
-  T *__restrict t99 = a.scratch + 3456;                         // [1149]
-  T *__restrict t101_l2_g = a.saved + 16528;                    // [1149] l2.g
-  T *__restrict t81 = a.saved + 14224;                          // [1149]
+  T *__restrict t106 = a.scratch + 3856;                        // [1149]
+  T *__restrict t108_l2_g = a.saved + 16544;                    // [1149] l2.g
+  T *__restrict t88 = a.saved + 14240;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
-  T *__restrict t85 = a.saved + 15376;                          // [1149]
+  T *__restrict t92 = a.saved + 15392;                          // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
-  T *__restrict t60 = a.saved + 9616;                           // [1149]
+  T *__restrict t67 = a.saved + 9632;                           // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
-  T *__restrict t65 = a.saved + 10768;                          // [1149]
+  T *__restrict t72 = a.saved + 10784;                          // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
-  T *__restrict t71 = a.saved + 11920;                          // [1149]
+  T *__restrict t78 = a.saved + 11936;                          // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
-  T *__restrict t75 = a.saved + 13072;                          // [1149]
+  T *__restrict t82 = a.saved + 13088;                          // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
+  const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
+  T *__restrict t121_y2 = a.saved + 17696;                      // [1149] y2
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
-  T *__restrict saved_t107 = a.saved + 17680;                   // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v93 = t91[j] + l2_x2c_bias[j];
-      const T v100 = v93 + t99[j];
-      const T v101 = tanh(v100);
-      t101_l2_g[j] = v101;
+      const T v100 = t98[j] + l2_x2c_bias[j];
+      const T v107 = v100 + t106[j];
+      const T v108 = tanh(v107);
+      t108_l2_g[j] = v108;
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v83 = t81[j] + l2_x2o_bias[j];
-      const T v87 = t85[j] + l2_h2o_bias[j];
-      const T v88 = v83 + v87;
-      const T v89 = T(1) / (T(1) + exp(-v88));
+      const T v90 = t88[j] + l2_x2o_bias[j];
+      const T v94 = t92[j] + l2_h2o_bias[j];
+      const T v95 = v90 + v94;
+      const T v96 = T(1) / (T(1) + exp(-v95));
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v62 = t60[j] + l2_x2f_bias[j];
-      const T v67 = t65[j] + l2_h2f_bias[j];
-      const T v68 = v62 + v67;
-      const T v69 = T(1) / (T(1) + exp(-v68));
+      const T v69 = t67[j] + l2_x2f_bias[j];
+      const T v74 = t72[j] + l2_h2f_bias[j];
+      const T v75 = v69 + v74;
+      const T v76 = T(1) / (T(1) + exp(-v75));
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v103 = v69 * l2_c[j];
+      const T v110 = v76 * l2_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v73 = t71[j] + l2_x2i_bias[j];
-      const T v77 = t75[j] + l2_h2i_bias[j];
-      const T v78 = v73 + v77;
-      const T v79 = T(1) / (T(1) + exp(-v78));
+      const T v80 = t78[j] + l2_x2i_bias[j];
+      const T v84 = t82[j] + l2_h2i_bias[j];
+      const T v85 = v80 + v84;
+      const T v86 = T(1) / (T(1) + exp(-v85));
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v104 = v79 * v101;
-      const T v105 = v103 + v104;
+      const T v111 = v86 * v108;
+      const T v112 = v110 + v111;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v106 = tanh(v105);
-      const T v107 = v89 * v106;
-      l2_h_next[j] = v107;
-      l2_c_next[j] = v105;
-      saved_t107[j] = v107;
+      const T v113 = tanh(v112);
+      const T v114 = v96 * v113;
+#line 27 "examples/lm/plastic_lstm.dopa"
+      const T v121 = v114 * drop_h2[j];
+      t121_y2[j] = v121;
+      l2_h_next[j] = v114;
+      l2_c_next[j] = v112;
     }
   }
-#line 621 "lm_plastic_lstm.cu"
+#line 674 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 18: dense product (a warp or thread per output), [400]
-//   %114 matmul
+// forward stage 20: dense product (a warp or thread per output), [400]
+//   %123 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2f_18(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2f_20(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t114 = a.saved + 18832;                             // [400]
+  T *__restrict t121_y2 = a.saved + 17696;                          // [1149] y2
+  T *__restrict t123 = a.saved + 18848;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -636,23 +689,23 @@ __device__ __forceinline__ void forward_saved_x2f_18(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l3_x2f_weight[r * 1149 + k] * l2_h_next[k];
+      acc += l3_x2f_weight[r * 1149 + k] * t121_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t114[r] = acc;
+      t123[r] = acc;
   }
-#line 645 "lm_plastic_lstm.cu"
+#line 698 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 19: dense product (a warp or thread per output), [400]
-//   %119 matmul
+// forward stage 21: dense product (a warp or thread per output), [400]
+//   %128 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2f_19(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2f_21(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t119 = a.saved + 19232;                             // [400]
+  T *__restrict t128 = a.saved + 19248;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -663,20 +716,20 @@ __device__ __forceinline__ void forward_saved_h2f_19(const dopa::StepArgs<T> &a)
       acc += l3_h2f_weight[r * 400 + k] * l3_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t119[r] = acc;
+      t128[r] = acc;
   }
-#line 669 "lm_plastic_lstm.cu"
+#line 722 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 20: dense product (a warp or thread per output), [400]
-//   %125 matmul
+// forward stage 22: dense product (a warp or thread per output), [400]
+//   %134 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2i_20(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2i_22(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t125 = a.saved + 19632;                             // [400]
+  T *__restrict t121_y2 = a.saved + 17696;                          // [1149] y2
+  T *__restrict t134 = a.saved + 19648;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -684,23 +737,23 @@ __device__ __forceinline__ void forward_saved_x2i_20(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l3_x2i_weight[r * 1149 + k] * l2_h_next[k];
+      acc += l3_x2i_weight[r * 1149 + k] * t121_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t125[r] = acc;
+      t134[r] = acc;
   }
-#line 693 "lm_plastic_lstm.cu"
+#line 746 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 21: dense product (a warp or thread per output), [400]
-//   %129 matmul
+// forward stage 23: dense product (a warp or thread per output), [400]
+//   %138 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2i_21(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2i_23(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t129 = a.saved + 20032;                             // [400]
+  T *__restrict t138 = a.saved + 20048;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -711,20 +764,20 @@ __device__ __forceinline__ void forward_saved_h2i_21(const dopa::StepArgs<T> &a)
       acc += l3_h2i_weight[r * 400 + k] * l3_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t129[r] = acc;
+      t138[r] = acc;
   }
-#line 717 "lm_plastic_lstm.cu"
+#line 770 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 22: dense product (a warp or thread per output), [400]
-//   %135 matmul
+// forward stage 24: dense product (a warp or thread per output), [400]
+//   %144 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_x2o_22(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_x2o_24(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t135 = a.saved + 20432;                             // [400]
+  T *__restrict t121_y2 = a.saved + 17696;                          // [1149] y2
+  T *__restrict t144 = a.saved + 20448;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -732,23 +785,23 @@ __device__ __forceinline__ void forward_saved_x2o_22(const dopa::StepArgs<T> &a)
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l3_x2o_weight[r * 1149 + k] * l2_h_next[k];
+      acc += l3_x2o_weight[r * 1149 + k] * t121_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t135[r] = acc;
+      t144[r] = acc;
   }
-#line 741 "lm_plastic_lstm.cu"
+#line 794 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 23: dense product (a warp or thread per output), [400]
-//   %139 matmul
+// forward stage 25: dense product (a warp or thread per output), [400]
+//   %148 matmul
 template <class T>
-__device__ __forceinline__ void forward_saved_h2o_23(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_saved_h2o_25(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t139 = a.saved + 20832;                             // [400]
+  T *__restrict t148 = a.saved + 20848;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -759,19 +812,19 @@ __device__ __forceinline__ void forward_saved_h2o_23(const dopa::StepArgs<T> &a)
       acc += l3_h2o_weight[r * 400 + k] * l3_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t139[r] = acc;
+      t148[r] = acc;
   }
-#line 765 "lm_plastic_lstm.cu"
+#line 818 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 24: dense product (a warp or thread per output), [400]
-//   %145 matmul
-template <class T> __device__ __forceinline__ void forward_x2c_24(const dopa::StepArgs<T> &a) {
+// forward stage 26: dense product (a warp or thread per output), [400]
+//   %154 matmul
+template <class T> __device__ __forceinline__ void forward_x2c_26(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict l2_h_next = a.next + kStateL2H;                     // [1149] l2.hn
-  T *__restrict t145 = a.scratch + 4608;                            // [400]
+  T *__restrict t121_y2 = a.saved + 17696;                          // [1149] y2
+  T *__restrict t154 = a.scratch + 5008;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -779,20 +832,20 @@ template <class T> __device__ __forceinline__ void forward_x2c_24(const dopa::St
   for (int r = tid >> 5; r < 400; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 1149; k += 32)
-      acc += l3_x2c_weight[r * 1149 + k] * l2_h_next[k];
+      acc += l3_x2c_weight[r * 1149 + k] * t121_y2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t145[r] = acc;
+      t154[r] = acc;
   }
-#line 788 "lm_plastic_lstm.cu"
+#line 841 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 25: fused loop nest over [400, 400]
-//   %153 matmul
-template <class T> __device__ __forceinline__ void forward_matmul_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t153 = a.scratch + 5008;                   // [400]
+// forward stage 27: fused loop nest over [400, 400]
+//   %162 matmul
+template <class T> __device__ __forceinline__ void forward_matmul_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t162 = a.scratch + 5408;                   // [400]
   const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
@@ -801,131 +854,135 @@ template <class T> __device__ __forceinline__ void forward_matmul_25(const dopa:
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc153 = T(0);
+    T acc162 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v151 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v152 = l3_w[i * 400 + j] + v151;
-      acc153 += v152 * l3_h[j];
+      const T v160 = l3_alpha[i] * l3_hebb[i * 400 + j];
+      const T v161 = l3_w[i * 400 + j] + v160;
+      acc162 += v161 * l3_h[j];
     }
-    acc153 = dopa::warpSum(acc153);
+    acc162 = dopa::warpSum(acc162);
     if ((threadIdx.x & 31) == 0) {
-      t153[i] = acc153;
+      t162[i] = acc162;
     }
   }
-#line 817 "lm_plastic_lstm.cu"
+#line 870 "lm_plastic_lstm.cu"
 }
 
+// y3 = l3(y2) * drop_o
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 26: fused loop nest over [400]
-//   %155 tanh l3.g
-//   %161 mul l3.hn
-//   %159 add l3.cn -> next_state l3.c
-//   %161 mul l3.hn -> saved
+// forward stage 28: fused loop nest over [400]
+//   %164 tanh l3.g
+//   %177 mul y3
+//   %170 mul l3.hn -> next_state l3.h
+//   %168 add l3.cn -> next_state l3.c
 template <class T>
-__device__ __forceinline__ void forward_l3_g_l3_hn_l3_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t145 = a.scratch + 4608;                        // [400]
+__device__ __forceinline__ void forward_l3_g_y3_l3_h_l3_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t154 = a.scratch + 5008;                        // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  T *__restrict t153 = a.scratch + 5008;                        // [400]
-  T *__restrict t155_l3_g = a.saved + 21232;                    // [400] l3.g
-  T *__restrict t135 = a.saved + 20432;                         // [400]
+  T *__restrict t162 = a.scratch + 5408;                        // [400]
+  T *__restrict t164_l3_g = a.saved + 21248;                    // [400] l3.g
+  T *__restrict t144 = a.saved + 20448;                         // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t139 = a.saved + 20832;                         // [400]
+  T *__restrict t148 = a.saved + 20848;                         // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t114 = a.saved + 18832;                         // [400]
+  T *__restrict t123 = a.saved + 18848;                         // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t119 = a.saved + 19232;                         // [400]
+  T *__restrict t128 = a.saved + 19248;                         // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t125 = a.saved + 19632;                         // [400]
+  T *__restrict t134 = a.saved + 19648;                         // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t129 = a.saved + 20032;                         // [400]
+  T *__restrict t138 = a.saved + 20048;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
+  const T *__restrict drop_o = a.inputs[4];                     // [400]
+  T *__restrict t177_y3 = a.saved + 21648;                      // [400] y3
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400]
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
-  T *__restrict saved_t161 = a.saved + 21632;                   // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v147 = t145[j] + l3_x2c_bias[j];
-      const T v154 = v147 + t153[j];
-      const T v155 = tanh(v154);
-      t155_l3_g[j] = v155;
+      const T v156 = t154[j] + l3_x2c_bias[j];
+      const T v163 = v156 + t162[j];
+      const T v164 = tanh(v163);
+      t164_l3_g[j] = v164;
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v137 = t135[j] + l3_x2o_bias[j];
-      const T v141 = t139[j] + l3_h2o_bias[j];
-      const T v142 = v137 + v141;
-      const T v143 = T(1) / (T(1) + exp(-v142));
+      const T v146 = t144[j] + l3_x2o_bias[j];
+      const T v150 = t148[j] + l3_h2o_bias[j];
+      const T v151 = v146 + v150;
+      const T v152 = T(1) / (T(1) + exp(-v151));
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v116 = t114[j] + l3_x2f_bias[j];
-      const T v121 = t119[j] + l3_h2f_bias[j];
-      const T v122 = v116 + v121;
-      const T v123 = T(1) / (T(1) + exp(-v122));
+      const T v125 = t123[j] + l3_x2f_bias[j];
+      const T v130 = t128[j] + l3_h2f_bias[j];
+      const T v131 = v125 + v130;
+      const T v132 = T(1) / (T(1) + exp(-v131));
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v157 = v123 * l3_c[j];
+      const T v166 = v132 * l3_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v127 = t125[j] + l3_x2i_bias[j];
-      const T v131 = t129[j] + l3_h2i_bias[j];
-      const T v132 = v127 + v131;
-      const T v133 = T(1) / (T(1) + exp(-v132));
+      const T v136 = t134[j] + l3_x2i_bias[j];
+      const T v140 = t138[j] + l3_h2i_bias[j];
+      const T v141 = v136 + v140;
+      const T v142 = T(1) / (T(1) + exp(-v141));
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v158 = v133 * v155;
-      const T v159 = v157 + v158;
+      const T v167 = v142 * v164;
+      const T v168 = v166 + v167;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v160 = tanh(v159);
-      const T v161 = v143 * v160;
-      l3_h_next[j] = v161;
-      l3_c_next[j] = v159;
-      saved_t161[j] = v161;
+      const T v169 = tanh(v168);
+      const T v170 = v152 * v169;
+#line 28 "examples/lm/plastic_lstm.dopa"
+      const T v177 = v170 * drop_o[j];
+      t177_y3[j] = v177;
+      l3_h_next[j] = v170;
+      l3_c_next[j] = v168;
     }
   }
-#line 889 "lm_plastic_lstm.cu"
+#line 946 "lm_plastic_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
 //
-// forward stage 27: dense product (a warp or thread per output), [10000]
-//   %167 matmul
-template <class T> __device__ __forceinline__ void forward_matmul_27(const dopa::StepArgs<T> &a) {
+// forward stage 29: dense product (a warp or thread per output), [10000]
+//   %178 matmul
+template <class T> __device__ __forceinline__ void forward_matmul_29(const dopa::StepArgs<T> &a) {
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                // [400] l3.hn
-  T *__restrict t167 = a.scratch + 5408;                       // [10000]
+  T *__restrict t177_y3 = a.saved + 21648;                     // [400] y3
+  T *__restrict t178 = a.scratch + 5808;                       // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 18 "examples/lm/plastic_lstm.dopa"
+#line 29 "examples/lm/plastic_lstm.dopa"
   for (int r = tid >> 5; r < 10000; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += enc_weight[r * 400 + k] * l3_h_next[k];
+      acc += enc_weight[r * 400 + k] * t177_y3[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t167[r] = acc;
+      t178[r] = acc;
   }
-#line 912 "lm_plastic_lstm.cu"
+#line 969 "lm_plastic_lstm.cu"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
-// forward stage 28: fused loop nest over [1149, 1149]
-//   %58 clip -> next_state l1.hebb
-//   %112 clip -> next_state l2.hebb
+// forward stage 30: fused loop nest over [1149, 1149]
+//   %63 clip -> next_state l1.hebb
+//   %119 clip -> next_state l2.hebb
 template <class T>
 __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [1149, 1149]
   const T *__restrict l1_eta = a.params + kParamL1Eta;  // []
-  T *__restrict t45_l1_g = a.saved + 7312;              // [1149] l1.g
+  T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;       // [1149]
   T *__restrict l1_hebb_next = a.next + kStateL1Hebb;   // [1149, 1149]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [1149, 1149]
   const T *__restrict l2_eta = a.params + kParamL2Eta;  // []
-  T *__restrict t101_l2_g = a.saved + 16528;            // [1149] l2.g
+  T *__restrict t108_l2_g = a.saved + 16544;            // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;       // [1149]
   T *__restrict l2_hebb_next = a.next + kStateL2Hebb;   // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -934,29 +991,29 @@ __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v53 = t45_l1_g[i] * l1_h[j];
-      const T v54 = l1_eta[0] * v53;
-      const T v55 = l1_hebb[i * 1149 + j] + v54;
-      const T v58 = v55 < T(-2.0) ? T(-2.0) : (v55 > T(2.0) ? T(2.0) : v55);
-      l1_hebb_next[i * 1149 + j] = v58;
-      const T v109 = t101_l2_g[i] * l2_h[j];
-      const T v110 = l2_eta[0] * v109;
-      const T v111 = l2_hebb[i * 1149 + j] + v110;
-      const T v112 = v111 < T(-2.0) ? T(-2.0) : (v111 > T(2.0) ? T(2.0) : v111);
-      l2_hebb_next[i * 1149 + j] = v112;
+      const T v58 = t50_l1_g[i] * l1_h[j];
+      const T v59 = l1_eta[0] * v58;
+      const T v60 = l1_hebb[i * 1149 + j] + v59;
+      const T v63 = v60 < T(-2.0) ? T(-2.0) : (v60 > T(2.0) ? T(2.0) : v60);
+      l1_hebb_next[i * 1149 + j] = v63;
+      const T v116 = t108_l2_g[i] * l2_h[j];
+      const T v117 = l2_eta[0] * v116;
+      const T v118 = l2_hebb[i * 1149 + j] + v117;
+      const T v119 = v118 < T(-2.0) ? T(-2.0) : (v118 > T(2.0) ? T(2.0) : v118);
+      l2_hebb_next[i * 1149 + j] = v119;
     }
   }
-#line 950 "lm_plastic_lstm.cu"
+#line 1007 "lm_plastic_lstm.cu"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
-// forward stage 29: fused loop nest over [400, 400]
-//   %166 clip -> next_state l3.hebb
+// forward stage 31: fused loop nest over [400, 400]
+//   %175 clip -> next_state l3.hebb
 template <class T> __device__ __forceinline__ void forward_l3_hebb(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
   const T *__restrict l3_eta = a.params + kParamL3Eta;  // []
-  T *__restrict t155_l3_g = a.saved + 21232;            // [400] l3.g
+  T *__restrict t164_l3_g = a.saved + 21248;            // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;       // [400]
   T *__restrict l3_hebb_next = a.next + kStateL3Hebb;   // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -965,22 +1022,22 @@ template <class T> __device__ __forceinline__ void forward_l3_hebb(const dopa::S
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v163 = t155_l3_g[i] * l3_h[j];
-      const T v164 = l3_eta[0] * v163;
-      const T v165 = l3_hebb[i * 400 + j] + v164;
-      const T v166 = v165 < T(-2.0) ? T(-2.0) : (v165 > T(2.0) ? T(2.0) : v165);
-      l3_hebb_next[i * 400 + j] = v166;
+      const T v172 = t164_l3_g[i] * l3_h[j];
+      const T v173 = l3_eta[0] * v172;
+      const T v174 = l3_hebb[i * 400 + j] + v173;
+      const T v175 = v174 < T(-2.0) ? T(-2.0) : (v174 > T(2.0) ? T(2.0) : v174);
+      l3_hebb_next[i * 400 + j] = v175;
     }
   }
-#line 976 "lm_plastic_lstm.cu"
+#line 1033 "lm_plastic_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
 //
-// forward stage 30: fused loop nest over [10000]
-//   %169 add logits -> output logits
+// forward stage 32: fused loop nest over [10000]
+//   %180 add logits -> output logits
 template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t167 = a.scratch + 5408;                   // [10000]
+  T *__restrict t178 = a.scratch + 5808;                   // [10000]
   const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
   T *__restrict out_logits = a.outputs[0];                 // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -988,12 +1045,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-#line 18 "examples/lm/plastic_lstm.dopa"
-      const T v169 = t167[j] + dec_bias[j];
-      out_logits[j] = v169;
+#line 29 "examples/lm/plastic_lstm.dopa"
+      const T v180 = t178[j] + dec_bias[j];
+      out_logits[j] = v180;
     }
   }
-#line 997 "lm_plastic_lstm.cu"
+#line 1054 "lm_plastic_lstm.cu"
 }
 
 /// One forward step of PlasticLSTMLM for the whole batch: block b runs batch element b.
@@ -1024,7 +1081,11 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.gradPrev = ba.gradPrev ? ba.gradPrev + b * ba.stateStride : nullptr;
   a.grads = ba.grads;
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
-  forward_saved_enc(a);
+  forward_enc(a);
+  dopa::gridSync();
+  forward_saved_drop_e(a);
+  dopa::gridSync();
+  forward_x(a);
   dopa::gridSync();
   forward_saved_x2f(a);
   dopa::gridSync();
@@ -1042,43 +1103,43 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   dopa::gridSync();
   forward_matmul(a);
   dopa::gridSync();
-  forward_l1_g_l1_hn_l1_c(a);
+  forward_l1_g_y1_l1_h_l1_c(a);
   dopa::gridSync();
-  forward_saved_x2f_10(a);
+  forward_saved_x2f_12(a);
   dopa::gridSync();
-  forward_saved_h2f_11(a);
+  forward_saved_h2f_13(a);
   dopa::gridSync();
-  forward_saved_x2i_12(a);
+  forward_saved_x2i_14(a);
   dopa::gridSync();
-  forward_saved_h2i_13(a);
+  forward_saved_h2i_15(a);
   dopa::gridSync();
-  forward_saved_x2o_14(a);
+  forward_saved_x2o_16(a);
   dopa::gridSync();
-  forward_saved_h2o_15(a);
+  forward_saved_h2o_17(a);
   dopa::gridSync();
-  forward_x2c_16(a);
+  forward_x2c_18(a);
   dopa::gridSync();
-  forward_l2_g_l2_hn_l2_c(a);
+  forward_l2_g_y2_l2_h_l2_c(a);
   dopa::gridSync();
-  forward_saved_x2f_18(a);
+  forward_saved_x2f_20(a);
   dopa::gridSync();
-  forward_saved_h2f_19(a);
+  forward_saved_h2f_21(a);
   dopa::gridSync();
-  forward_saved_x2i_20(a);
+  forward_saved_x2i_22(a);
   dopa::gridSync();
-  forward_saved_h2i_21(a);
+  forward_saved_h2i_23(a);
   dopa::gridSync();
-  forward_saved_x2o_22(a);
+  forward_saved_x2o_24(a);
   dopa::gridSync();
-  forward_saved_h2o_23(a);
+  forward_saved_h2o_25(a);
   dopa::gridSync();
-  forward_x2c_24(a);
-  dopa::gridSync();
-  forward_matmul_25(a);
-  dopa::gridSync();
-  forward_l3_g_l3_hn_l3_c(a);
+  forward_x2c_26(a);
   dopa::gridSync();
   forward_matmul_27(a);
+  dopa::gridSync();
+  forward_l3_g_y3_l3_h_l3_c(a);
+  dopa::gridSync();
+  forward_matmul_29(a);
   dopa::gridSync();
   forward_l1_hebb_l2_hebb(a);
   dopa::gridSync();
@@ -1094,129 +1155,130 @@ template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *strea
 // output logits = enc.weight @ y3 + dec_bias
 //
 // backward stage 0: dense product (a warp or thread per output), [400]
-//   %182 matmul
+//   %193 matmul
 template <class T> __device__ __forceinline__ void backward_matmul(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t182 = a.scratch + 0;                          // [400]
+  T *__restrict t193 = a.scratch + 0;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 18 "examples/lm/plastic_lstm.dopa"
+#line 29 "examples/lm/plastic_lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 10000; ++k)
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
-    t182[c] = acc;
+    t193[c] = acc;
   }
-#line 1113 "lm_plastic_lstm.cu"
+#line 1174 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
 // backward stage 1: fused loop nest over [400, 400]
-//   %189 reduce_to
-//   %192 matmul
-//   %193 matmul
+//   %202 reduce_to
+//   %205 matmul
+//   %206 matmul
 template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
-  const T *__restrict t155_l3_g = a.saved + 21232;                // [400] l3.g
+  const T *__restrict t164_l3_g = a.saved + 21248;                // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t189 = a.scratch + 400;                           // []
-  T *__restrict t192 = a.scratch + 416;                           // [400]
-  T *__restrict t193 = a.scratch + 816;                           // [400]
+  T *__restrict t202 = a.scratch + 400;                           // []
+  T *__restrict t205 = a.scratch + 416;                           // [400]
+  T *__restrict t206 = a.scratch + 816;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1; e += nthreads)
-    t189[e] = T(0);
+    t202[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t193[e] = T(0);
+    t206[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc189 = T(0);
-    T acc192 = T(0);
+    T acc202 = T(0);
+    T acc205 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v163 = t155_l3_g[i] * l3_h[j];
-      const T v164 = l3_eta[0] * v163;
-      const T v165 = l3_hebb[i * 400 + j] + v164;
-      const T v186 = T(-2.0) <= v165 && v165 <= T(2.0) ? T(1) : T(0);
-      const T v187 = d_l3_hebb_next[i * 400 + j] * v186;
-      const T v188 = v187 * v163;
+      const T v172 = t164_l3_g[i] * l3_h[j];
+      const T v173 = l3_eta[0] * v172;
+      const T v174 = l3_hebb[i * 400 + j] + v173;
+      const T v199 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
+      const T v200 = d_l3_hebb_next[i * 400 + j] * v199;
+      const T v201 = v200 * v172;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc189 += v188;
+      acc202 += v201;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v191 = v187 * l3_eta[0];
-      acc192 += v191 * l3_h[j];
-      atomicAdd(&t193[j], t155_l3_g[i] * v191);
+      const T v204 = v200 * l3_eta[0];
+      acc205 += v204 * l3_h[j];
+      atomicAdd(&t206[j], t164_l3_g[i] * v204);
     }
-    acc189 = dopa::warpSum(acc189);
-    acc192 = dopa::warpSum(acc192);
+    acc202 = dopa::warpSum(acc202);
+    acc205 = dopa::warpSum(acc205);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t189[0], acc189);
-      t192[i] = acc192;
+      atomicAdd(&t202[0], acc202);
+      t205[i] = acc205;
     }
   }
-#line 1165 "lm_plastic_lstm.cu"
+#line 1226 "lm_plastic_lstm.cu"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
+// y3 = l3(y2) * drop_o
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
-// hn = o * tanh(cn)
 //
 // backward stage 2: fused loop nest over [400]
-//   %208 mul
-//   %223 mul
-//   %234 mul
-//   %245 mul
-//   %205 mul -> grad_prev l3.c
-//   %161 mul l3.hn -> record (a factor of deferred outer-product gradients)
-//   %2 gather -> record (a factor of deferred outer-product gradients)
-//   %245 mul += grad l3.x2f.bias
-//   %117 state -> record (a factor of deferred outer-product gradients)
-//   %245 mul += grad l3.h2f.bias
-//   %234 mul += grad l3.x2i.bias
-//   %234 mul += grad l3.h2i.bias
-//   %223 mul += grad l3.x2o.bias
-//   %223 mul += grad l3.h2o.bias
-//   %208 mul += grad l3.x2c.bias
+//   %221 mul
+//   %235 mul
+//   %246 mul
+//   %257 mul
+//   %218 mul -> grad_prev l3.c
+//   %177 mul y3 -> record (a factor of deferred outer-product gradients)
+//   %7 mul x -> record (a factor of deferred outer-product gradients)
+//   %257 mul += grad l3.x2f.bias
+//   %126 state -> record (a factor of deferred outer-product gradients)
+//   %257 mul += grad l3.h2f.bias
+//   %246 mul += grad l3.x2i.bias
+//   %246 mul += grad l3.h2i.bias
+//   %235 mul += grad l3.x2o.bias
+//   %235 mul += grad l3.h2o.bias
+//   %221 mul += grad l3.x2c.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t192 = a.scratch + 416;                         // [400]
+  T *__restrict t205 = a.scratch + 416;                         // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
-  T *__restrict t182 = a.scratch + 0;                           // [400]
-  const T *__restrict t135 = a.saved + 20432;                   // [400]
+  T *__restrict t193 = a.scratch + 0;                           // [400]
+  const T *__restrict drop_o = a.inputs[4];                     // [400]
+  const T *__restrict t144 = a.saved + 20448;                   // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  const T *__restrict t139 = a.saved + 20832;                   // [400]
+  const T *__restrict t148 = a.saved + 20848;                   // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  const T *__restrict t114 = a.saved + 18832;                   // [400]
+  const T *__restrict t123 = a.saved + 18848;                   // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  const T *__restrict t119 = a.saved + 19232;                   // [400]
+  const T *__restrict t128 = a.saved + 19248;                   // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  const T *__restrict t125 = a.saved + 19632;                   // [400]
+  const T *__restrict t134 = a.saved + 19648;                   // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  const T *__restrict t129 = a.saved + 20032;                   // [400]
+  const T *__restrict t138 = a.saved + 20048;                   // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  const T *__restrict t155_l3_g = a.saved + 21232;              // [400] l3.g
-  T *__restrict t208 = a.record + 26224;                        // [400]
-  T *__restrict t223 = a.record + 25824;                        // [400]
-  T *__restrict t234 = a.record + 25424;                        // [400]
-  T *__restrict t245 = a.record + 23472;                        // [400]
+  const T *__restrict t164_l3_g = a.saved + 21248;              // [400] l3.g
+  T *__restrict t221 = a.record + 26224;                        // [400]
+  T *__restrict t235 = a.record + 25824;                        // [400]
+  T *__restrict t246 = a.record + 25424;                        // [400]
+  T *__restrict t257 = a.record + 23472;                        // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
-  const T *__restrict t161_l3_hn = a.saved + 21632;             // [400] l3.hn
+  const T *__restrict t177_y3 = a.saved + 21648;                // [400] y3
   T *__restrict record1 = a.record + 10000;                     // [400]
-  const T *__restrict t2 = a.saved + 0;                         // [400]
+  const T *__restrict t7_x = a.saved + 16;                      // [400] x
   T *__restrict record3 = a.record + 11552;                     // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;      // [400]
   const T *__restrict l3_h = a.state + kStateL3H;               // [400]
@@ -1232,85 +1294,87 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+#line 28 "examples/lm/plastic_lstm.dopa"
+      const T v195 = t193[j] * drop_o[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v183 = d_l3_h_next[j] + t182[j];
+      const T v196 = d_l3_h_next[j] + v195;
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v137 = t135[j] + l3_x2o_bias[j];
-      const T v141 = t139[j] + l3_h2o_bias[j];
-      const T v142 = v137 + v141;
-      const T v143 = T(1) / (T(1) + exp(-v142));
+      const T v146 = t144[j] + l3_x2o_bias[j];
+      const T v150 = t148[j] + l3_h2o_bias[j];
+      const T v151 = v146 + v150;
+      const T v152 = T(1) / (T(1) + exp(-v151));
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v195 = v183 * v143;
+      const T v208 = v196 * v152;
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v116 = t114[j] + l3_x2f_bias[j];
-      const T v121 = t119[j] + l3_h2f_bias[j];
-      const T v122 = v116 + v121;
-      const T v123 = T(1) / (T(1) + exp(-v122));
+      const T v125 = t123[j] + l3_x2f_bias[j];
+      const T v130 = t128[j] + l3_h2f_bias[j];
+      const T v131 = v125 + v130;
+      const T v132 = T(1) / (T(1) + exp(-v131));
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v157 = v123 * l3_c[j];
+      const T v166 = v132 * l3_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v127 = t125[j] + l3_x2i_bias[j];
-      const T v131 = t129[j] + l3_h2i_bias[j];
-      const T v132 = v127 + v131;
-      const T v133 = T(1) / (T(1) + exp(-v132));
+      const T v136 = t134[j] + l3_x2i_bias[j];
+      const T v140 = t138[j] + l3_h2i_bias[j];
+      const T v141 = v136 + v140;
+      const T v142 = T(1) / (T(1) + exp(-v141));
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v158 = v133 * t155_l3_g[j];
-      const T v159 = v157 + v158;
+      const T v167 = v142 * t164_l3_g[j];
+      const T v168 = v166 + v167;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v160 = tanh(v159);
-      const T v197 = v160 * v160;
-      const T v198 = T(1.0) - v197;
-      const T v199 = v195 * v198;
+      const T v169 = tanh(v168);
+      const T v210 = v169 * v169;
+      const T v211 = T(1.0) - v210;
+      const T v212 = v208 * v211;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v200 = d_l3_c_next[j] + v199;
-      const T v202 = v200 * v133;
+      const T v213 = d_l3_c_next[j] + v212;
+      const T v215 = v213 * v142;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v203 = t192[j] + v202;
-      const T v206 = t155_l3_g[j] * t155_l3_g[j];
-      const T v207 = T(1.0) - v206;
-      const T v208 = v203 * v207;
-      t208[j] = v208;
+      const T v216 = t205[j] + v215;
+      const T v219 = t164_l3_g[j] * t164_l3_g[j];
+      const T v220 = T(1.0) - v219;
+      const T v221 = v216 * v220;
+      t221[j] = v221;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v194 = v183 * v160;
+      const T v207 = v196 * v169;
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v221 = T(1.0) - v143;
-      const T v222 = v143 * v221;
-      const T v223 = v194 * v222;
-      t223[j] = v223;
+      const T v233 = T(1.0) - v152;
+      const T v234 = v152 * v233;
+      const T v235 = v207 * v234;
+      t235[j] = v235;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v201 = v200 * t155_l3_g[j];
+      const T v214 = v213 * t164_l3_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v232 = T(1.0) - v133;
-      const T v233 = v133 * v232;
-      const T v234 = v201 * v233;
-      t234[j] = v234;
+      const T v244 = T(1.0) - v142;
+      const T v245 = v142 * v244;
+      const T v246 = v214 * v245;
+      t246[j] = v246;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v204 = v200 * l3_c[j];
+      const T v217 = v213 * l3_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v243 = T(1.0) - v123;
-      const T v244 = v123 * v243;
-      const T v245 = v204 * v244;
-      t245[j] = v245;
+      const T v255 = T(1.0) - v132;
+      const T v256 = v132 * v255;
+      const T v257 = v217 * v256;
+      t257[j] = v257;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v205 = v200 * v123;
-      d_l3_c[j] = v205;
-      record1[j] = t161_l3_hn[j];
-      record3[j] = t2[j];
+      const T v218 = v213 * v132;
+      d_l3_c[j] = v218;
+      record1[j] = t177_y3[j];
+      record3[j] = t7_x[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_x2f_bias[j], v245);
+      atomicAdd(&d_l3_x2f_bias[j], v257);
       record16[j] = l3_h[j];
-      atomicAdd(&d_l3_h2f_bias[j], v245);
+      atomicAdd(&d_l3_h2f_bias[j], v257);
 #line 50 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_x2i_bias[j], v234);
-      atomicAdd(&d_l3_h2i_bias[j], v234);
+      atomicAdd(&d_l3_x2i_bias[j], v246);
+      atomicAdd(&d_l3_h2i_bias[j], v246);
 #line 51 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_x2o_bias[j], v223);
-      atomicAdd(&d_l3_h2o_bias[j], v223);
+      atomicAdd(&d_l3_x2o_bias[j], v235);
+      atomicAdd(&d_l3_h2o_bias[j], v235);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_x2c_bias[j], v208);
+      atomicAdd(&d_l3_x2c_bias[j], v221);
     }
   }
-#line 1314 "lm_plastic_lstm.cu"
+#line 1378 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1318,68 +1382,68 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 3: fused loop nest over [400, 400]
-//   %210 matmul
-//   %213 reduce_to
-//   %216 add -> grad_prev l3.hebb
+//   %223 matmul
+//   %226 reduce_to
+//   %229 add -> grad_prev l3.hebb
 template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t210 = a.scratch + 1216;                          // [400]
-  T *__restrict t208 = a.record + 26224;                          // [400]
+  T *__restrict t223 = a.scratch + 1216;                          // [400]
+  T *__restrict t221 = a.record + 26224;                          // [400]
   const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t213 = a.scratch + 1616;                          // [400, 1]
+  T *__restrict t226 = a.scratch + 1616;                          // [400, 1]
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
-  const T *__restrict t155_l3_g = a.saved + 21232;                // [400] l3.g
+  const T *__restrict t164_l3_g = a.saved + 21248;                // [400] l3.g
   T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 400; e += nthreads)
-    t210[e] = T(0);
+    t223[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t213[e] = T(0);
+    t226[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc213 = T(0);
+    T acc226 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v151 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v152 = l3_w[i * 400 + j] + v151;
-      atomicAdd(&t210[j], t208[i] * v152);
-      const T v209 = t208[i] * l3_h[j];
-      const T v212 = v209 * l3_hebb[i * 400 + j];
+      const T v160 = l3_alpha[i] * l3_hebb[i * 400 + j];
+      const T v161 = l3_w[i * 400 + j] + v160;
+      atomicAdd(&t223[j], t221[i] * v161);
+      const T v222 = t221[i] * l3_h[j];
+      const T v225 = v222 * l3_hebb[i * 400 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc213 += v212;
+      acc226 += v225;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v163 = t155_l3_g[i] * l3_h[j];
-      const T v164 = l3_eta[0] * v163;
-      const T v165 = l3_hebb[i * 400 + j] + v164;
-      const T v186 = T(-2.0) <= v165 && v165 <= T(2.0) ? T(1) : T(0);
-      const T v187 = d_l3_hebb_next[i * 400 + j] * v186;
+      const T v172 = t164_l3_g[i] * l3_h[j];
+      const T v173 = l3_eta[0] * v172;
+      const T v174 = l3_hebb[i * 400 + j] + v173;
+      const T v199 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
+      const T v200 = d_l3_hebb_next[i * 400 + j] * v199;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v215 = v209 * l3_alpha[i];
+      const T v228 = v222 * l3_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v216 = v187 + v215;
-      d_l3_hebb[i * 400 + j] = v216;
+      const T v229 = v200 + v228;
+      d_l3_hebb[i * 400 + j] = v229;
     }
-    acc213 = dopa::warpSum(acc213);
+    acc226 = dopa::warpSum(acc226);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t213[i], acc213);
+      atomicAdd(&t226[i], acc226);
     }
   }
-#line 1373 "lm_plastic_lstm.cu"
+#line 1437 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 4: dense product (a warp or thread per output), [1149]
-//   %219 matmul
+//   %232 matmul
 template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t208 = a.record + 26224;                            // [400]
+  T *__restrict t221 = a.record + 26224;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t219 = a.scratch + 2016;                            // [1149]
+  T *__restrict t232 = a.scratch + 2016;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1387,20 +1451,20 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t208[k] * l3_x2c_weight[k * 1149 + c];
-    t219[c] = acc;
+      acc += t221[k] * l3_x2c_weight[k * 1149 + c];
+    t232[c] = acc;
   }
-#line 1394 "lm_plastic_lstm.cu"
+#line 1458 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 5: dense product (a warp or thread per output), [400]
-//   %226 matmul
+//   %238 matmul
 template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.record + 25824;                            // [400]
+  T *__restrict t235 = a.record + 25824;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t226 = a.scratch + 3168;                            // [400]
+  T *__restrict t238 = a.scratch + 3168;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1408,20 +1472,20 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t223[k] * l3_h2o_weight[k * 400 + c];
-    t226[c] = acc;
+      acc += t235[k] * l3_h2o_weight[k * 400 + c];
+    t238[c] = acc;
   }
-#line 1415 "lm_plastic_lstm.cu"
+#line 1479 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 6: dense product (a warp or thread per output), [1149]
-//   %230 matmul
+//   %242 matmul
 template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.record + 25824;                            // [400]
+  T *__restrict t235 = a.record + 25824;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t230 = a.scratch + 3568;                            // [1149]
+  T *__restrict t242 = a.scratch + 3568;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1429,20 +1493,20 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t223[k] * l3_x2o_weight[k * 1149 + c];
-    t230[c] = acc;
+      acc += t235[k] * l3_x2o_weight[k * 1149 + c];
+    t242[c] = acc;
   }
-#line 1436 "lm_plastic_lstm.cu"
+#line 1500 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 7: dense product (a warp or thread per output), [400]
-//   %237 matmul
+//   %249 matmul
 template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 25424;                            // [400]
+  T *__restrict t246 = a.record + 25424;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t237 = a.scratch + 4720;                            // [400]
+  T *__restrict t249 = a.scratch + 4720;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1450,20 +1514,20 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t234[k] * l3_h2i_weight[k * 400 + c];
-    t237[c] = acc;
+      acc += t246[k] * l3_h2i_weight[k * 400 + c];
+    t249[c] = acc;
   }
-#line 1457 "lm_plastic_lstm.cu"
+#line 1521 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 8: dense product (a warp or thread per output), [1149]
-//   %241 matmul
+//   %253 matmul
 template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 25424;                            // [400]
+  T *__restrict t246 = a.record + 25424;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t241 = a.scratch + 5120;                            // [1149]
+  T *__restrict t253 = a.scratch + 5120;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1471,20 +1535,20 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t234[k] * l3_x2i_weight[k * 1149 + c];
-    t241[c] = acc;
+      acc += t246[k] * l3_x2i_weight[k * 1149 + c];
+    t253[c] = acc;
   }
-#line 1478 "lm_plastic_lstm.cu"
+#line 1542 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 9: dense product (a warp or thread per output), [400]
-//   %248 matmul
+//   %260 matmul
 template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 23472;                            // [400]
+  T *__restrict t257 = a.record + 23472;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t248 = a.scratch + 6272;                            // [400]
+  T *__restrict t260 = a.scratch + 6272;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1492,20 +1556,20 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t245[k] * l3_h2f_weight[k * 400 + c];
-    t248[c] = acc;
+      acc += t257[k] * l3_h2f_weight[k * 400 + c];
+    t260[c] = acc;
   }
-#line 1499 "lm_plastic_lstm.cu"
+#line 1563 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 10: dense product (a warp or thread per output), [1149]
-//   %252 matmul
+//   %264 matmul
 template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.record + 23472;                            // [400]
+  T *__restrict t257 = a.record + 23472;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t252 = a.scratch + 6672;                            // [1149]
+  T *__restrict t264 = a.scratch + 6672;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1513,154 +1577,156 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t245[k] * l3_x2f_weight[k * 1149 + c];
-    t252[c] = acc;
+      acc += t257[k] * l3_x2f_weight[k * 1149 + c];
+    t264[c] = acc;
   }
-#line 1520 "lm_plastic_lstm.cu"
+#line 1584 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
 // backward stage 11: fused loop nest over [1149, 1149]
-//   %257 reduce_to
-//   %260 matmul
-//   %261 matmul
-//   %324 reduce_to
-//   %327 matmul
-//   %328 matmul
+//   %272 reduce_to
+//   %275 matmul
+//   %276 matmul
+//   %341 reduce_to
+//   %344 matmul
+//   %345 matmul
 template <class T>
 __device__ __forceinline__ void backward_eta_outer_11(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
-  const T *__restrict t101_l2_g = a.saved + 16528;                // [1149] l2.g
+  const T *__restrict t108_l2_g = a.saved + 16544;                // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t257 = a.scratch + 7824;                          // []
-  T *__restrict t260 = a.scratch + 7840;                          // [1149]
-  T *__restrict t261 = a.scratch + 8992;                          // [1149]
+  T *__restrict t272 = a.scratch + 7824;                          // []
+  T *__restrict t275 = a.scratch + 7840;                          // [1149]
+  T *__restrict t276 = a.scratch + 8992;                          // [1149]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
-  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t324 = a.scratch + 20512;                         // []
-  T *__restrict t327 = a.scratch + 20528;                         // [1149]
-  T *__restrict t328 = a.scratch + 21680;                         // [1149]
+  T *__restrict t341 = a.scratch + 20512;                         // []
+  T *__restrict t344 = a.scratch + 20528;                         // [1149]
+  T *__restrict t345 = a.scratch + 21680;                         // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1; e += nthreads)
-    t257[e] = T(0);
+    t272[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t261[e] = T(0);
+    t276[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t324[e] = T(0);
+    t341[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t328[e] = T(0);
+    t345[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc257 = T(0);
-    T acc260 = T(0);
-    T acc324 = T(0);
-    T acc327 = T(0);
+    T acc272 = T(0);
+    T acc275 = T(0);
+    T acc341 = T(0);
+    T acc344 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v109 = t101_l2_g[i] * l2_h[j];
-      const T v110 = l2_eta[0] * v109;
-      const T v111 = l2_hebb[i * 1149 + j] + v110;
-      const T v254 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
-      const T v255 = d_l2_hebb_next[i * 1149 + j] * v254;
-      const T v256 = v255 * v109;
+      const T v116 = t108_l2_g[i] * l2_h[j];
+      const T v117 = l2_eta[0] * v116;
+      const T v118 = l2_hebb[i * 1149 + j] + v117;
+      const T v269 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
+      const T v270 = d_l2_hebb_next[i * 1149 + j] * v269;
+      const T v271 = v270 * v116;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc257 += v256;
+      acc272 += v271;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v259 = v255 * l2_eta[0];
-      acc260 += v259 * l2_h[j];
-      atomicAdd(&t261[j], t101_l2_g[i] * v259);
-      const T v53 = t45_l1_g[i] * l1_h[j];
-      const T v54 = l1_eta[0] * v53;
-      const T v55 = l1_hebb[i * 1149 + j] + v54;
-      const T v321 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
-      const T v322 = d_l1_hebb_next[i * 1149 + j] * v321;
-      const T v323 = v322 * v53;
+      const T v274 = v270 * l2_eta[0];
+      acc275 += v274 * l2_h[j];
+      atomicAdd(&t276[j], t108_l2_g[i] * v274);
+      const T v58 = t50_l1_g[i] * l1_h[j];
+      const T v59 = l1_eta[0] * v58;
+      const T v60 = l1_hebb[i * 1149 + j] + v59;
+      const T v338 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
+      const T v339 = d_l1_hebb_next[i * 1149 + j] * v338;
+      const T v340 = v339 * v58;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc324 += v323;
+      acc341 += v340;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v326 = v322 * l1_eta[0];
-      acc327 += v326 * l1_h[j];
-      atomicAdd(&t328[j], t45_l1_g[i] * v326);
+      const T v343 = v339 * l1_eta[0];
+      acc344 += v343 * l1_h[j];
+      atomicAdd(&t345[j], t50_l1_g[i] * v343);
     }
-    acc257 = dopa::warpSum(acc257);
-    acc260 = dopa::warpSum(acc260);
-    acc324 = dopa::warpSum(acc324);
-    acc327 = dopa::warpSum(acc327);
+    acc272 = dopa::warpSum(acc272);
+    acc275 = dopa::warpSum(acc275);
+    acc341 = dopa::warpSum(acc341);
+    acc344 = dopa::warpSum(acc344);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t257[0], acc257);
-      t260[i] = acc260;
-      atomicAdd(&t324[0], acc324);
-      t327[i] = acc327;
+      atomicAdd(&t272[0], acc272);
+      t275[i] = acc275;
+      atomicAdd(&t341[0], acc341);
+      t344[i] = acc344;
     }
   }
-#line 1606 "lm_plastic_lstm.cu"
+#line 1670 "lm_plastic_lstm.cu"
 }
 
+// y1 = l1(x) * drop_h1
+// y2 = l2(y1) * drop_h2
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
-// hn = o * tanh(cn)
 //
 // backward stage 12: fused loop nest over [1149]
-//   %275 mul
 //   %290 mul
-//   %301 mul
-//   %312 mul
-//   %272 mul -> grad_prev l2.c
-//   %7 state -> record (a factor of deferred outer-product gradients)
-//   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %312 mul += grad l2.x2f.bias
-//   %63 state -> record (a factor of deferred outer-product gradients)
-//   %312 mul += grad l2.h2f.bias
-//   %301 mul += grad l2.x2i.bias
-//   %301 mul += grad l2.h2i.bias
-//   %290 mul += grad l2.x2o.bias
-//   %290 mul += grad l2.h2o.bias
-//   %275 mul += grad l2.x2c.bias
-//   %107 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %304 mul
+//   %315 mul
+//   %326 mul
+//   %287 mul -> grad_prev l2.c
+//   %12 state -> record (a factor of deferred outer-product gradients)
+//   %65 mul y1 -> record (a factor of deferred outer-product gradients)
+//   %326 mul += grad l2.x2f.bias
+//   %70 state -> record (a factor of deferred outer-product gradients)
+//   %326 mul += grad l2.h2f.bias
+//   %315 mul += grad l2.x2i.bias
+//   %315 mul += grad l2.h2i.bias
+//   %304 mul += grad l2.x2o.bias
+//   %304 mul += grad l2.h2o.bias
+//   %290 mul += grad l2.x2c.bias
+//   %121 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t260 = a.scratch + 7840;                        // [1149]
+  T *__restrict t275 = a.scratch + 7840;                        // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1149] d l2.h'
-  T *__restrict t219 = a.scratch + 2016;                        // [1149]
-  T *__restrict t230 = a.scratch + 3568;                        // [1149]
-  T *__restrict t241 = a.scratch + 5120;                        // [1149]
-  T *__restrict t252 = a.scratch + 6672;                        // [1149]
-  const T *__restrict t81 = a.saved + 14224;                    // [1149]
+  T *__restrict t232 = a.scratch + 2016;                        // [1149]
+  T *__restrict t242 = a.scratch + 3568;                        // [1149]
+  T *__restrict t253 = a.scratch + 5120;                        // [1149]
+  T *__restrict t264 = a.scratch + 6672;                        // [1149]
+  const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
+  const T *__restrict t88 = a.saved + 14240;                    // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
-  const T *__restrict t85 = a.saved + 15376;                    // [1149]
+  const T *__restrict t92 = a.saved + 15392;                    // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
-  const T *__restrict t60 = a.saved + 9616;                     // [1149]
+  const T *__restrict t67 = a.saved + 9632;                     // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
-  const T *__restrict t65 = a.saved + 10768;                    // [1149]
+  const T *__restrict t72 = a.saved + 10784;                    // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
-  const T *__restrict t71 = a.saved + 11920;                    // [1149]
+  const T *__restrict t78 = a.saved + 11936;                    // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
-  const T *__restrict t75 = a.saved + 13072;                    // [1149]
+  const T *__restrict t82 = a.saved + 13088;                    // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
-  const T *__restrict t101_l2_g = a.saved + 16528;              // [1149] l2.g
-  T *__restrict t275 = a.record + 22320;                        // [1149]
-  T *__restrict t290 = a.record + 21168;                        // [1149]
-  T *__restrict t301 = a.record + 20016;                        // [1149]
-  T *__restrict t312 = a.record + 16560;                        // [1149]
+  const T *__restrict t108_l2_g = a.saved + 16544;              // [1149] l2.g
+  T *__restrict t290 = a.record + 22320;                        // [1149]
+  T *__restrict t304 = a.record + 21168;                        // [1149]
+  T *__restrict t315 = a.record + 20016;                        // [1149]
+  T *__restrict t326 = a.record + 16560;                        // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;               // [1149]
   T *__restrict record4 = a.record + 11952;                     // [1149]
-  const T *__restrict t51_l1_hn = a.saved + 8464;               // [1149] l1.hn
+  const T *__restrict t65_y1 = a.saved + 8480;                  // [1149] y1
   T *__restrict record9 = a.record + 17712;                     // [1149]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [1149]
   const T *__restrict l2_h = a.state + kStateL2H;               // [1149]
@@ -1671,96 +1737,98 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [1149]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [1149]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [1149]
-  const T *__restrict t107_l2_hn = a.saved + 17680;             // [1149] l2.hn
+  const T *__restrict t121_y2 = a.saved + 17696;                // [1149] y2
   T *__restrict record15 = a.record + 23872;                    // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+#line 27 "examples/lm/plastic_lstm.dopa"
+      const T v243 = t232[j] + t242[j];
+      const T v254 = v243 + t253[j];
+      const T v265 = v254 + t264[j];
+      const T v267 = v265 * drop_h2[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v220 = d_l2_h_next[j] + t219[j];
-      const T v231 = v220 + t230[j];
-      const T v242 = v231 + t241[j];
-      const T v253 = v242 + t252[j];
+      const T v268 = d_l2_h_next[j] + v267;
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v83 = t81[j] + l2_x2o_bias[j];
-      const T v87 = t85[j] + l2_h2o_bias[j];
-      const T v88 = v83 + v87;
-      const T v89 = T(1) / (T(1) + exp(-v88));
+      const T v90 = t88[j] + l2_x2o_bias[j];
+      const T v94 = t92[j] + l2_h2o_bias[j];
+      const T v95 = v90 + v94;
+      const T v96 = T(1) / (T(1) + exp(-v95));
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v263 = v253 * v89;
+      const T v278 = v268 * v96;
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v62 = t60[j] + l2_x2f_bias[j];
-      const T v67 = t65[j] + l2_h2f_bias[j];
-      const T v68 = v62 + v67;
-      const T v69 = T(1) / (T(1) + exp(-v68));
+      const T v69 = t67[j] + l2_x2f_bias[j];
+      const T v74 = t72[j] + l2_h2f_bias[j];
+      const T v75 = v69 + v74;
+      const T v76 = T(1) / (T(1) + exp(-v75));
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v103 = v69 * l2_c[j];
+      const T v110 = v76 * l2_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v73 = t71[j] + l2_x2i_bias[j];
-      const T v77 = t75[j] + l2_h2i_bias[j];
-      const T v78 = v73 + v77;
-      const T v79 = T(1) / (T(1) + exp(-v78));
+      const T v80 = t78[j] + l2_x2i_bias[j];
+      const T v84 = t82[j] + l2_h2i_bias[j];
+      const T v85 = v80 + v84;
+      const T v86 = T(1) / (T(1) + exp(-v85));
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v104 = v79 * t101_l2_g[j];
-      const T v105 = v103 + v104;
+      const T v111 = v86 * t108_l2_g[j];
+      const T v112 = v110 + v111;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v106 = tanh(v105);
-      const T v264 = v106 * v106;
-      const T v265 = T(1.0) - v264;
-      const T v266 = v263 * v265;
+      const T v113 = tanh(v112);
+      const T v279 = v113 * v113;
+      const T v280 = T(1.0) - v279;
+      const T v281 = v278 * v280;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v267 = d_l2_c_next[j] + v266;
-      const T v269 = v267 * v79;
+      const T v282 = d_l2_c_next[j] + v281;
+      const T v284 = v282 * v86;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v270 = t260[j] + v269;
-      const T v273 = t101_l2_g[j] * t101_l2_g[j];
-      const T v274 = T(1.0) - v273;
-      const T v275 = v270 * v274;
-      t275[j] = v275;
-#line 54 "examples/lm/plastic_lstm.dopa"
-      const T v262 = v253 * v106;
-#line 51 "examples/lm/plastic_lstm.dopa"
-      const T v288 = T(1.0) - v89;
-      const T v289 = v89 * v288;
-      const T v290 = v262 * v289;
+      const T v285 = t275[j] + v284;
+      const T v288 = t108_l2_g[j] * t108_l2_g[j];
+      const T v289 = T(1.0) - v288;
+      const T v290 = v285 * v289;
       t290[j] = v290;
-#line 53 "examples/lm/plastic_lstm.dopa"
-      const T v268 = v267 * t101_l2_g[j];
-#line 50 "examples/lm/plastic_lstm.dopa"
-      const T v299 = T(1.0) - v79;
-      const T v300 = v79 * v299;
-      const T v301 = v268 * v300;
-      t301[j] = v301;
-#line 53 "examples/lm/plastic_lstm.dopa"
-      const T v271 = v267 * l2_c[j];
-#line 49 "examples/lm/plastic_lstm.dopa"
-      const T v310 = T(1.0) - v69;
-      const T v311 = v69 * v310;
-      const T v312 = v271 * v311;
-      t312[j] = v312;
-#line 53 "examples/lm/plastic_lstm.dopa"
-      const T v272 = v267 * v69;
-      d_l2_c[j] = v272;
-      record4[j] = l1_h[j];
-      record9[j] = t51_l1_hn[j];
-#line 49 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l2_x2f_bias[j], v312);
-      record10[j] = l2_h[j];
-      atomicAdd(&d_l2_h2f_bias[j], v312);
-#line 50 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l2_x2i_bias[j], v301);
-      atomicAdd(&d_l2_h2i_bias[j], v301);
+#line 54 "examples/lm/plastic_lstm.dopa"
+      const T v277 = v268 * v113;
 #line 51 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l2_x2o_bias[j], v290);
-      atomicAdd(&d_l2_h2o_bias[j], v290);
+      const T v302 = T(1.0) - v96;
+      const T v303 = v96 * v302;
+      const T v304 = v277 * v303;
+      t304[j] = v304;
+#line 53 "examples/lm/plastic_lstm.dopa"
+      const T v283 = v282 * t108_l2_g[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+      const T v313 = T(1.0) - v86;
+      const T v314 = v86 * v313;
+      const T v315 = v283 * v314;
+      t315[j] = v315;
+#line 53 "examples/lm/plastic_lstm.dopa"
+      const T v286 = v282 * l2_c[j];
+#line 49 "examples/lm/plastic_lstm.dopa"
+      const T v324 = T(1.0) - v76;
+      const T v325 = v76 * v324;
+      const T v326 = v286 * v325;
+      t326[j] = v326;
+#line 53 "examples/lm/plastic_lstm.dopa"
+      const T v287 = v282 * v76;
+      d_l2_c[j] = v287;
+      record4[j] = l1_h[j];
+      record9[j] = t65_y1[j];
+#line 49 "examples/lm/plastic_lstm.dopa"
+      atomicAdd(&d_l2_x2f_bias[j], v326);
+      record10[j] = l2_h[j];
+      atomicAdd(&d_l2_h2f_bias[j], v326);
+#line 50 "examples/lm/plastic_lstm.dopa"
+      atomicAdd(&d_l2_x2i_bias[j], v315);
+      atomicAdd(&d_l2_h2i_bias[j], v315);
+#line 51 "examples/lm/plastic_lstm.dopa"
+      atomicAdd(&d_l2_x2o_bias[j], v304);
+      atomicAdd(&d_l2_h2o_bias[j], v304);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l2_x2c_bias[j], v275);
-      record15[j] = t107_l2_hn[j];
+      atomicAdd(&d_l2_x2c_bias[j], v290);
+      record15[j] = t121_y2[j];
     }
   }
-#line 1764 "lm_plastic_lstm.cu"
+#line 1832 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1768,68 +1836,68 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 13: fused loop nest over [1149, 1149]
-//   %277 matmul
-//   %280 reduce_to
-//   %283 add -> grad_prev l2.hebb
+//   %292 matmul
+//   %295 reduce_to
+//   %298 add -> grad_prev l2.hebb
 template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.scratch + 10144;                         // [1149]
-  T *__restrict t275 = a.record + 22320;                          // [1149]
+  T *__restrict t292 = a.scratch + 10144;                         // [1149]
+  T *__restrict t290 = a.record + 22320;                          // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t280 = a.scratch + 11296;                         // [1149, 1]
+  T *__restrict t295 = a.scratch + 11296;                         // [1149, 1]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
-  const T *__restrict t101_l2_g = a.saved + 16528;                // [1149] l2.g
+  const T *__restrict t108_l2_g = a.saved + 16544;                // [1149] l2.g
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t277[e] = T(0);
+    t292[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t280[e] = T(0);
+    t295[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc280 = T(0);
+    T acc295 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v97 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v98 = l2_w[i * 1149 + j] + v97;
-      atomicAdd(&t277[j], t275[i] * v98);
-      const T v276 = t275[i] * l2_h[j];
-      const T v279 = v276 * l2_hebb[i * 1149 + j];
+      const T v104 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v105 = l2_w[i * 1149 + j] + v104;
+      atomicAdd(&t292[j], t290[i] * v105);
+      const T v291 = t290[i] * l2_h[j];
+      const T v294 = v291 * l2_hebb[i * 1149 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc280 += v279;
+      acc295 += v294;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v109 = t101_l2_g[i] * l2_h[j];
-      const T v110 = l2_eta[0] * v109;
-      const T v111 = l2_hebb[i * 1149 + j] + v110;
-      const T v254 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
-      const T v255 = d_l2_hebb_next[i * 1149 + j] * v254;
+      const T v116 = t108_l2_g[i] * l2_h[j];
+      const T v117 = l2_eta[0] * v116;
+      const T v118 = l2_hebb[i * 1149 + j] + v117;
+      const T v269 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
+      const T v270 = d_l2_hebb_next[i * 1149 + j] * v269;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v282 = v276 * l2_alpha[i];
+      const T v297 = v291 * l2_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v283 = v255 + v282;
-      d_l2_hebb[i * 1149 + j] = v283;
+      const T v298 = v270 + v297;
+      d_l2_hebb[i * 1149 + j] = v298;
     }
-    acc280 = dopa::warpSum(acc280);
+    acc295 = dopa::warpSum(acc295);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t280[i], acc280);
+      atomicAdd(&t295[i], acc295);
     }
   }
-#line 1823 "lm_plastic_lstm.cu"
+#line 1891 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 14: dense product (a warp or thread per output), [1149]
-//   %286 matmul
+//   %301 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t275 = a.record + 22320;                            // [1149]
+  T *__restrict t290 = a.record + 22320;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t286 = a.scratch + 12448;                           // [1149]
+  T *__restrict t301 = a.scratch + 12448;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1837,20 +1905,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_14(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t275[k] * l2_x2c_weight[k * 1149 + c];
-    t286[c] = acc;
+      acc += t290[k] * l2_x2c_weight[k * 1149 + c];
+    t301[c] = acc;
   }
-#line 1844 "lm_plastic_lstm.cu"
+#line 1912 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 15: dense product (a warp or thread per output), [1149]
-//   %293 matmul
+//   %307 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t290 = a.record + 21168;                            // [1149]
+  T *__restrict t304 = a.record + 21168;                            // [1149]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t293 = a.scratch + 13600;                           // [1149]
+  T *__restrict t307 = a.scratch + 13600;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1858,20 +1926,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_15(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t290[k] * l2_h2o_weight[k * 1149 + c];
-    t293[c] = acc;
+      acc += t304[k] * l2_h2o_weight[k * 1149 + c];
+    t307[c] = acc;
   }
-#line 1865 "lm_plastic_lstm.cu"
+#line 1933 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 16: dense product (a warp or thread per output), [1149]
-//   %297 matmul
+//   %311 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t290 = a.record + 21168;                            // [1149]
+  T *__restrict t304 = a.record + 21168;                            // [1149]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t297 = a.scratch + 14752;                           // [1149]
+  T *__restrict t311 = a.scratch + 14752;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1879,20 +1947,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_16(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t290[k] * l2_x2o_weight[k * 1149 + c];
-    t297[c] = acc;
+      acc += t304[k] * l2_x2o_weight[k * 1149 + c];
+    t311[c] = acc;
   }
-#line 1886 "lm_plastic_lstm.cu"
+#line 1954 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 17: dense product (a warp or thread per output), [1149]
-//   %304 matmul
+//   %318 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t301 = a.record + 20016;                            // [1149]
+  T *__restrict t315 = a.record + 20016;                            // [1149]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t304 = a.scratch + 15904;                           // [1149]
+  T *__restrict t318 = a.scratch + 15904;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1900,20 +1968,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_17(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t301[k] * l2_h2i_weight[k * 1149 + c];
-    t304[c] = acc;
+      acc += t315[k] * l2_h2i_weight[k * 1149 + c];
+    t318[c] = acc;
   }
-#line 1907 "lm_plastic_lstm.cu"
+#line 1975 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 18: dense product (a warp or thread per output), [1149]
-//   %308 matmul
+//   %322 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t301 = a.record + 20016;                            // [1149]
+  T *__restrict t315 = a.record + 20016;                            // [1149]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t308 = a.scratch + 17056;                           // [1149]
+  T *__restrict t322 = a.scratch + 17056;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1921,20 +1989,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_18(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t301[k] * l2_x2i_weight[k * 1149 + c];
-    t308[c] = acc;
+      acc += t315[k] * l2_x2i_weight[k * 1149 + c];
+    t322[c] = acc;
   }
-#line 1928 "lm_plastic_lstm.cu"
+#line 1996 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 19: dense product (a warp or thread per output), [1149]
-//   %315 matmul
+//   %329 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t312 = a.record + 16560;                            // [1149]
+  T *__restrict t326 = a.record + 16560;                            // [1149]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t315 = a.scratch + 18208;                           // [1149]
+  T *__restrict t329 = a.scratch + 18208;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1942,20 +2010,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_19(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t312[k] * l2_h2f_weight[k * 1149 + c];
-    t315[c] = acc;
+      acc += t326[k] * l2_h2f_weight[k * 1149 + c];
+    t329[c] = acc;
   }
-#line 1949 "lm_plastic_lstm.cu"
+#line 2017 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 20: dense product (a warp or thread per output), [1149]
-//   %319 matmul
+//   %333 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t312 = a.record + 16560;                            // [1149]
+  T *__restrict t326 = a.record + 16560;                            // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t319 = a.scratch + 19360;                           // [1149]
+  T *__restrict t333 = a.scratch + 19360;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1963,10 +2031,10 @@ template <class T> __device__ __forceinline__ void backward_x2f_20(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t312[k] * l2_x2f_weight[k * 1149 + c];
-    t319[c] = acc;
+      acc += t326[k] * l2_x2f_weight[k * 1149 + c];
+    t333[c] = acc;
   }
-#line 1970 "lm_plastic_lstm.cu"
+#line 2038 "lm_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1977,53 +2045,54 @@ template <class T> __device__ __forceinline__ void backward_x2f_20(const dopa::S
 // cn = f * c + i * g
 //
 // backward stage 21: fused loop nest over [1149]
-//   %342 mul
-//   %356 mul
-//   %367 mul
-//   %378 mul
-//   %339 mul -> grad_prev l1.c
-//   %316 add -> grad_prev l2.h
-//   %378 mul += grad l1.x2f.bias
-//   %378 mul += grad l1.h2f.bias
-//   %367 mul += grad l1.x2i.bias
-//   %367 mul += grad l1.h2i.bias
-//   %356 mul += grad l1.x2o.bias
-//   %356 mul += grad l1.h2o.bias
-//   %342 mul += grad l1.x2c.bias
+//   %359 mul
+//   %373 mul
+//   %384 mul
+//   %395 mul
+//   %356 mul -> grad_prev l1.c
+//   %330 add -> grad_prev l2.h
+//   %395 mul += grad l1.x2f.bias
+//   %395 mul += grad l1.h2f.bias
+//   %384 mul += grad l1.x2i.bias
+//   %384 mul += grad l1.h2i.bias
+//   %373 mul += grad l1.x2o.bias
+//   %373 mul += grad l1.h2o.bias
+//   %359 mul += grad l1.x2c.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t327 = a.scratch + 20528;                       // [1149]
+  T *__restrict t344 = a.scratch + 20528;                       // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1149] d l1.h'
-  T *__restrict t286 = a.scratch + 12448;                       // [1149]
-  T *__restrict t297 = a.scratch + 14752;                       // [1149]
-  T *__restrict t308 = a.scratch + 17056;                       // [1149]
-  T *__restrict t319 = a.scratch + 19360;                       // [1149]
-  const T *__restrict t25 = a.saved + 5008;                     // [1149]
+  T *__restrict t301 = a.scratch + 12448;                       // [1149]
+  T *__restrict t311 = a.scratch + 14752;                       // [1149]
+  T *__restrict t322 = a.scratch + 17056;                       // [1149]
+  T *__restrict t333 = a.scratch + 19360;                       // [1149]
+  const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
+  const T *__restrict t30 = a.saved + 5024;                     // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
-  const T *__restrict t29 = a.saved + 6160;                     // [1149]
+  const T *__restrict t34 = a.saved + 6176;                     // [1149]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [1149]
-  const T *__restrict t4 = a.saved + 400;                       // [1149]
+  const T *__restrict t9 = a.saved + 416;                       // [1149]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [1149]
-  const T *__restrict t9 = a.saved + 1552;                      // [1149]
+  const T *__restrict t14 = a.saved + 1568;                     // [1149]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [1149]
   const T *__restrict l1_c = a.state + kStateL1C;               // [1149]
-  const T *__restrict t15 = a.saved + 2704;                     // [1149]
+  const T *__restrict t20 = a.saved + 2720;                     // [1149]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
-  const T *__restrict t19 = a.saved + 3856;                     // [1149]
+  const T *__restrict t24 = a.saved + 3872;                     // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
-  const T *__restrict t45_l1_g = a.saved + 7312;                // [1149] l1.g
-  T *__restrict t342 = a.record + 15408;                        // [1149]
-  T *__restrict t356 = a.record + 14256;                        // [1149]
-  T *__restrict t367 = a.record + 13104;                        // [1149]
-  T *__restrict t378 = a.record + 10400;                        // [1149]
+  const T *__restrict t50_l1_g = a.saved + 7328;                // [1149] l1.g
+  T *__restrict t359 = a.record + 15408;                        // [1149]
+  T *__restrict t373 = a.record + 14256;                        // [1149]
+  T *__restrict t384 = a.record + 13104;                        // [1149]
+  T *__restrict t395 = a.record + 10400;                        // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1149]
-  T *__restrict t261 = a.scratch + 8992;                        // [1149]
-  T *__restrict t277 = a.scratch + 10144;                       // [1149]
-  T *__restrict t293 = a.scratch + 13600;                       // [1149]
-  T *__restrict t304 = a.scratch + 15904;                       // [1149]
-  T *__restrict t315 = a.scratch + 18208;                       // [1149]
+  T *__restrict t276 = a.scratch + 8992;                        // [1149]
+  T *__restrict t292 = a.scratch + 10144;                       // [1149]
+  T *__restrict t307 = a.scratch + 13600;                       // [1149]
+  T *__restrict t318 = a.scratch + 15904;                       // [1149]
+  T *__restrict t329 = a.scratch + 18208;                       // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1149]
@@ -2037,91 +2106,93 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+#line 26 "examples/lm/plastic_lstm.dopa"
+      const T v312 = t301[j] + t311[j];
+      const T v323 = v312 + t322[j];
+      const T v334 = v323 + t333[j];
+      const T v336 = v334 * drop_h1[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v287 = d_l1_h_next[j] + t286[j];
-      const T v298 = v287 + t297[j];
-      const T v309 = v298 + t308[j];
-      const T v320 = v309 + t319[j];
+      const T v337 = d_l1_h_next[j] + v336;
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
+      const T v32 = t30[j] + l1_x2o_bias[j];
+      const T v36 = t34[j] + l1_h2o_bias[j];
+      const T v37 = v32 + v36;
+      const T v38 = T(1) / (T(1) + exp(-v37));
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v330 = v320 * v33;
+      const T v347 = v337 * v38;
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
-      const T v12 = v6 + v11;
-      const T v13 = T(1) / (T(1) + exp(-v12));
+      const T v11 = t9[j] + l1_x2f_bias[j];
+      const T v16 = t14[j] + l1_h2f_bias[j];
+      const T v17 = v11 + v16;
+      const T v18 = T(1) / (T(1) + exp(-v17));
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
+      const T v52 = v18 * l1_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
+      const T v22 = t20[j] + l1_x2i_bias[j];
+      const T v26 = t24[j] + l1_h2i_bias[j];
+      const T v27 = v22 + v26;
+      const T v28 = T(1) / (T(1) + exp(-v27));
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v48 = v23 * t45_l1_g[j];
-      const T v49 = v47 + v48;
+      const T v53 = v28 * t50_l1_g[j];
+      const T v54 = v52 + v53;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v50 = tanh(v49);
-      const T v331 = v50 * v50;
-      const T v332 = T(1.0) - v331;
-      const T v333 = v330 * v332;
+      const T v55 = tanh(v54);
+      const T v348 = v55 * v55;
+      const T v349 = T(1.0) - v348;
+      const T v350 = v347 * v349;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v334 = d_l1_c_next[j] + v333;
-      const T v336 = v334 * v23;
+      const T v351 = d_l1_c_next[j] + v350;
+      const T v353 = v351 * v28;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v337 = t327[j] + v336;
-      const T v340 = t45_l1_g[j] * t45_l1_g[j];
-      const T v341 = T(1.0) - v340;
-      const T v342 = v337 * v341;
-      t342[j] = v342;
+      const T v354 = t344[j] + v353;
+      const T v357 = t50_l1_g[j] * t50_l1_g[j];
+      const T v358 = T(1.0) - v357;
+      const T v359 = v354 * v358;
+      t359[j] = v359;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v329 = v320 * v50;
+      const T v346 = v337 * v55;
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v354 = T(1.0) - v33;
-      const T v355 = v33 * v354;
-      const T v356 = v329 * v355;
-      t356[j] = v356;
+      const T v371 = T(1.0) - v38;
+      const T v372 = v38 * v371;
+      const T v373 = v346 * v372;
+      t373[j] = v373;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v335 = v334 * t45_l1_g[j];
+      const T v352 = v351 * t50_l1_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v365 = T(1.0) - v23;
-      const T v366 = v23 * v365;
-      const T v367 = v335 * v366;
-      t367[j] = v367;
+      const T v382 = T(1.0) - v28;
+      const T v383 = v28 * v382;
+      const T v384 = v352 * v383;
+      t384[j] = v384;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v338 = v334 * l1_c[j];
+      const T v355 = v351 * l1_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v376 = T(1.0) - v13;
-      const T v377 = v13 * v376;
-      const T v378 = v338 * v377;
-      t378[j] = v378;
+      const T v393 = T(1.0) - v18;
+      const T v394 = v18 * v393;
+      const T v395 = v355 * v394;
+      t395[j] = v395;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v339 = v334 * v13;
-      d_l1_c[j] = v339;
+      const T v356 = v351 * v18;
+      d_l1_c[j] = v356;
 #line 35 "examples/lm/plastic_lstm.dopa"
-      const T v278 = t261[j] + t277[j];
-      const T v294 = v278 + t293[j];
-      const T v305 = v294 + t304[j];
-      const T v316 = v305 + t315[j];
-      d_l2_h[j] = v316;
+      const T v293 = t276[j] + t292[j];
+      const T v308 = v293 + t307[j];
+      const T v319 = v308 + t318[j];
+      const T v330 = v319 + t329[j];
+      d_l2_h[j] = v330;
 #line 49 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_x2f_bias[j], v378);
-      atomicAdd(&d_l1_h2f_bias[j], v378);
+      atomicAdd(&d_l1_x2f_bias[j], v395);
+      atomicAdd(&d_l1_h2f_bias[j], v395);
 #line 50 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_x2i_bias[j], v367);
-      atomicAdd(&d_l1_h2i_bias[j], v367);
+      atomicAdd(&d_l1_x2i_bias[j], v384);
+      atomicAdd(&d_l1_h2i_bias[j], v384);
 #line 51 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_x2o_bias[j], v356);
-      atomicAdd(&d_l1_h2o_bias[j], v356);
+      atomicAdd(&d_l1_x2o_bias[j], v373);
+      atomicAdd(&d_l1_h2o_bias[j], v373);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_x2c_bias[j], v342);
+      atomicAdd(&d_l1_x2c_bias[j], v359);
     }
   }
-#line 2125 "lm_plastic_lstm.cu"
+#line 2196 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2129,68 +2200,68 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 22: fused loop nest over [1149, 1149]
-//   %344 matmul
-//   %347 reduce_to
-//   %350 add -> grad_prev l1.hebb
+//   %361 matmul
+//   %364 reduce_to
+//   %367 add -> grad_prev l1.hebb
 template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t344 = a.scratch + 22832;                         // [1149]
-  T *__restrict t342 = a.record + 15408;                          // [1149]
+  T *__restrict t361 = a.scratch + 22832;                         // [1149]
+  T *__restrict t359 = a.record + 15408;                          // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t347 = a.scratch + 23984;                         // [1149, 1]
+  T *__restrict t364 = a.scratch + 23984;                         // [1149, 1]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
-  const T *__restrict t45_l1_g = a.saved + 7312;                  // [1149] l1.g
+  const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t344[e] = T(0);
+    t361[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t347[e] = T(0);
+    t364[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc347 = T(0);
+    T acc364 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v41 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v42 = l1_w[i * 1149 + j] + v41;
-      atomicAdd(&t344[j], t342[i] * v42);
-      const T v343 = t342[i] * l1_h[j];
-      const T v346 = v343 * l1_hebb[i * 1149 + j];
+      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v47 = l1_w[i * 1149 + j] + v46;
+      atomicAdd(&t361[j], t359[i] * v47);
+      const T v360 = t359[i] * l1_h[j];
+      const T v363 = v360 * l1_hebb[i * 1149 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc347 += v346;
+      acc364 += v363;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v53 = t45_l1_g[i] * l1_h[j];
-      const T v54 = l1_eta[0] * v53;
-      const T v55 = l1_hebb[i * 1149 + j] + v54;
-      const T v321 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
-      const T v322 = d_l1_hebb_next[i * 1149 + j] * v321;
+      const T v58 = t50_l1_g[i] * l1_h[j];
+      const T v59 = l1_eta[0] * v58;
+      const T v60 = l1_hebb[i * 1149 + j] + v59;
+      const T v338 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
+      const T v339 = d_l1_hebb_next[i * 1149 + j] * v338;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v349 = v343 * l1_alpha[i];
+      const T v366 = v360 * l1_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v350 = v322 + v349;
-      d_l1_hebb[i * 1149 + j] = v350;
+      const T v367 = v339 + v366;
+      d_l1_hebb[i * 1149 + j] = v367;
     }
-    acc347 = dopa::warpSum(acc347);
+    acc364 = dopa::warpSum(acc364);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t347[i], acc347);
+      atomicAdd(&t364[i], acc364);
     }
   }
-#line 2184 "lm_plastic_lstm.cu"
+#line 2255 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 23: dense product (a warp or thread per output), [400]
-//   %353 matmul
+//   %370 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t342 = a.record + 15408;                            // [1149]
+  T *__restrict t359 = a.record + 15408;                            // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t353 = a.scratch + 25136;                           // [400]
+  T *__restrict t370 = a.scratch + 25136;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2198,20 +2269,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_23(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t342[k] * l1_x2c_weight[k * 400 + c];
-    t353[c] = acc;
+      acc += t359[k] * l1_x2c_weight[k * 400 + c];
+    t370[c] = acc;
   }
-#line 2205 "lm_plastic_lstm.cu"
+#line 2276 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 24: dense product (a warp or thread per output), [1149]
-//   %359 matmul
+//   %376 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t356 = a.record + 14256;                            // [1149]
+  T *__restrict t373 = a.record + 14256;                            // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t359 = a.scratch + 25536;                           // [1149]
+  T *__restrict t376 = a.scratch + 25536;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2219,20 +2290,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_24(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t356[k] * l1_h2o_weight[k * 1149 + c];
-    t359[c] = acc;
+      acc += t373[k] * l1_h2o_weight[k * 1149 + c];
+    t376[c] = acc;
   }
-#line 2226 "lm_plastic_lstm.cu"
+#line 2297 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 25: dense product (a warp or thread per output), [400]
-//   %363 matmul
+//   %380 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t356 = a.record + 14256;                            // [1149]
+  T *__restrict t373 = a.record + 14256;                            // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t363 = a.scratch + 26688;                           // [400]
+  T *__restrict t380 = a.scratch + 26688;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2240,20 +2311,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_25(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t356[k] * l1_x2o_weight[k * 400 + c];
-    t363[c] = acc;
+      acc += t373[k] * l1_x2o_weight[k * 400 + c];
+    t380[c] = acc;
   }
-#line 2247 "lm_plastic_lstm.cu"
+#line 2318 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 26: dense product (a warp or thread per output), [1149]
-//   %370 matmul
+//   %387 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t367 = a.record + 13104;                            // [1149]
+  T *__restrict t384 = a.record + 13104;                            // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t370 = a.scratch + 27088;                           // [1149]
+  T *__restrict t387 = a.scratch + 27088;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2261,20 +2332,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_26(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t367[k] * l1_h2i_weight[k * 1149 + c];
-    t370[c] = acc;
+      acc += t384[k] * l1_h2i_weight[k * 1149 + c];
+    t387[c] = acc;
   }
-#line 2268 "lm_plastic_lstm.cu"
+#line 2339 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 27: dense product (a warp or thread per output), [400]
-//   %374 matmul
+//   %391 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t367 = a.record + 13104;                            // [1149]
+  T *__restrict t384 = a.record + 13104;                            // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t374 = a.scratch + 28240;                           // [400]
+  T *__restrict t391 = a.scratch + 28240;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2282,20 +2353,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_27(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t367[k] * l1_x2i_weight[k * 400 + c];
-    t374[c] = acc;
+      acc += t384[k] * l1_x2i_weight[k * 400 + c];
+    t391[c] = acc;
   }
-#line 2289 "lm_plastic_lstm.cu"
+#line 2360 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 28: dense product (a warp or thread per output), [1149]
-//   %381 matmul
+//   %398 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.record + 10400;                            // [1149]
+  T *__restrict t395 = a.record + 10400;                            // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t381 = a.scratch + 28640;                           // [1149]
+  T *__restrict t398 = a.scratch + 28640;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2303,20 +2374,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_28(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t378[k] * l1_h2f_weight[k * 1149 + c];
-    t381[c] = acc;
+      acc += t395[k] * l1_h2f_weight[k * 1149 + c];
+    t398[c] = acc;
   }
-#line 2310 "lm_plastic_lstm.cu"
+#line 2381 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 29: dense product (a warp or thread per output), [400]
-//   %385 matmul
+//   %402 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.record + 10400;                            // [1149]
+  T *__restrict t395 = a.record + 10400;                            // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t385 = a.scratch + 29792;                           // [400]
+  T *__restrict t402 = a.scratch + 29792;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2324,22 +2395,22 @@ template <class T> __device__ __forceinline__ void backward_x2f_29(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t378[k] * l1_x2f_weight[k * 400 + c];
-    t385[c] = acc;
+      acc += t395[k] * l1_x2f_weight[k * 400 + c];
+    t402[c] = acc;
   }
-#line 2331 "lm_plastic_lstm.cu"
+#line 2402 "lm_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 30: fused loop nest over [1149]
-//   %382 add -> grad_prev l1.h
+//   %399 add -> grad_prev l1.h
 template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t328 = a.scratch + 21680;        // [1149]
-  T *__restrict t344 = a.scratch + 22832;        // [1149]
-  T *__restrict t359 = a.scratch + 25536;        // [1149]
-  T *__restrict t370 = a.scratch + 27088;        // [1149]
-  T *__restrict t381 = a.scratch + 28640;        // [1149]
+  T *__restrict t345 = a.scratch + 21680;        // [1149]
+  T *__restrict t361 = a.scratch + 22832;        // [1149]
+  T *__restrict t376 = a.scratch + 25536;        // [1149]
+  T *__restrict t387 = a.scratch + 27088;        // [1149]
+  T *__restrict t398 = a.scratch + 28640;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2347,34 +2418,36 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 35 "examples/lm/plastic_lstm.dopa"
-      const T v345 = t328[j] + t344[j];
-      const T v360 = v345 + t359[j];
-      const T v371 = v360 + t370[j];
-      const T v382 = v371 + t381[j];
-      d_l1_h[j] = v382;
+      const T v362 = t345[j] + t361[j];
+      const T v377 = v362 + t376[j];
+      const T v388 = v377 + t387[j];
+      const T v399 = v388 + t398[j];
+      d_l1_h[j] = v399;
     }
   }
-#line 2358 "lm_plastic_lstm.cu"
+#line 2429 "lm_plastic_lstm.cu"
 }
 
-// y1 = l1(enc(tok))
+// x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 31: fused loop nest over [400]
-//   %249 add -> grad_prev l3.h
-//   %386 add += grad enc.weight
+//   %261 add -> grad_prev l3.h
+//   %406 mul += grad enc.weight
 template <class T>
 __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t193 = a.scratch + 816;                   // [400]
-  T *__restrict t210 = a.scratch + 1216;                  // [400]
-  T *__restrict t226 = a.scratch + 3168;                  // [400]
-  T *__restrict t237 = a.scratch + 4720;                  // [400]
-  T *__restrict t248 = a.scratch + 6272;                  // [400]
+  T *__restrict t206 = a.scratch + 816;                   // [400]
+  T *__restrict t223 = a.scratch + 1216;                  // [400]
+  T *__restrict t238 = a.scratch + 3168;                  // [400]
+  T *__restrict t249 = a.scratch + 4720;                  // [400]
+  T *__restrict t260 = a.scratch + 6272;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t353 = a.scratch + 25136;                 // [400]
-  T *__restrict t363 = a.scratch + 26688;                 // [400]
-  T *__restrict t374 = a.scratch + 28240;                 // [400]
-  T *__restrict t385 = a.scratch + 29792;                 // [400]
+  T *__restrict t370 = a.scratch + 25136;                 // [400]
+  T *__restrict t380 = a.scratch + 26688;                 // [400]
+  T *__restrict t391 = a.scratch + 28240;                 // [400]
+  T *__restrict t402 = a.scratch + 29792;                 // [400]
+  const T *__restrict drop_i = a.inputs[1];               // [400]
+  const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -2383,24 +2456,26 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
   {
     for (int j = tid; j < 400; j += nthreads) {
 #line 35 "examples/lm/plastic_lstm.dopa"
-      const T v211 = t193[j] + t210[j];
-      const T v227 = v211 + t226[j];
-      const T v238 = v227 + t237[j];
-      const T v249 = v238 + t248[j];
-      d_l3_h[j] = v249;
-#line 15 "examples/lm/plastic_lstm.dopa"
-      const T v364 = t353[j] + t363[j];
-      const T v375 = v364 + t374[j];
-      const T v386 = v375 + t385[j];
-      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v386);
+      const T v224 = t206[j] + t223[j];
+      const T v239 = v224 + t238[j];
+      const T v250 = v239 + t249[j];
+      const T v261 = v250 + t260[j];
+      d_l3_h[j] = v261;
+#line 25 "examples/lm/plastic_lstm.dopa"
+      const T v381 = t370[j] + t380[j];
+      const T v392 = v381 + t391[j];
+      const T v403 = v392 + t402[j];
+      const T v405 = v403 * drop_i[j];
+      const T v406 = v405 * t4[0];
+      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v406);
     }
   }
-#line 2399 "lm_plastic_lstm.cu"
+#line 2474 "lm_plastic_lstm.cu"
 }
 
 // backward stage 32: fused loop nest over [10000]
-//   %170 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %170 grad_output d logits += grad dec_bias
+//   %181 grad_output d logits -> record (a factor of deferred outer-product gradients)
+//   %181 grad_output d logits += grad dec_bias
 template <class T>
 __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
@@ -2420,13 +2495,13 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 33: fused loop nest over [1149, 1]
-//   %347 reduce_to += grad l1.alpha
-//   %280 reduce_to += grad l2.alpha
+//   %364 reduce_to += grad l1.alpha
+//   %295 reduce_to += grad l2.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t347 = a.scratch + 23984;             // [1149, 1]
+  T *__restrict t364 = a.scratch + 23984;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t280 = a.scratch + 11296;             // [1149, 1]
+  T *__restrict t295 = a.scratch + 11296;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2434,46 +2509,46 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_alpha[i], t347[i]);
-      atomicAdd(&d_l2_alpha[i], t280[i]);
+      atomicAdd(&d_l1_alpha[i], t364[i]);
+      atomicAdd(&d_l2_alpha[i], t295[i]);
     }
   }
-#line 2442 "lm_plastic_lstm.cu"
+#line 2517 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
 //
 // backward stage 34: fused loop nest over []
-//   %324 reduce_to += grad l1.eta
-//   %257 reduce_to += grad l2.eta
-//   %189 reduce_to += grad l3.eta
+//   %341 reduce_to += grad l1.eta
+//   %272 reduce_to += grad l2.eta
+//   %202 reduce_to += grad l3.eta
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t324 = a.scratch + 20512;         // []
+  T *__restrict t341 = a.scratch + 20512;         // []
   T *__restrict d_l1_eta = a.grads + kParamL1Eta; // []
-  T *__restrict t257 = a.scratch + 7824;          // []
+  T *__restrict t272 = a.scratch + 7824;          // []
   T *__restrict d_l2_eta = a.grads + kParamL2Eta; // []
-  T *__restrict t189 = a.scratch + 400;           // []
+  T *__restrict t202 = a.scratch + 400;           // []
   T *__restrict d_l3_eta = a.grads + kParamL3Eta; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
 #line 47 "examples/lm/plastic_lstm.dopa"
-    atomicAdd(&d_l1_eta[0], t324[0]);
-    atomicAdd(&d_l2_eta[0], t257[0]);
-    atomicAdd(&d_l3_eta[0], t189[0]);
+    atomicAdd(&d_l1_eta[0], t341[0]);
+    atomicAdd(&d_l2_eta[0], t272[0]);
+    atomicAdd(&d_l3_eta[0], t202[0]);
   }
-#line 2468 "lm_plastic_lstm.cu"
+#line 2543 "lm_plastic_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 35: fused loop nest over [400, 1]
-//   %213 reduce_to += grad l3.alpha
+//   %226 reduce_to += grad l3.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t213 = a.scratch + 1616;              // [400, 1]
+  T *__restrict t226 = a.scratch + 1616;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2481,10 +2556,10 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_alpha[i], t213[i]);
+      atomicAdd(&d_l3_alpha[i], t226[i]);
     }
   }
-#line 2488 "lm_plastic_lstm.cu"
+#line 2563 "lm_plastic_lstm.cu"
 }
 
 /// One backward step of PlasticLSTMLM for the whole batch: block b runs batch element b.
@@ -2652,7 +2727,7 @@ const dopa::CudaSpec &cuda_spec() {
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
       /*stateNumel=*/2805824,
-      /*savedNumel=*/22032,
+      /*savedNumel=*/22048,
       /*scratchNumel=*/30192,
       /*recordNumel=*/26624,
       /*numDeferred=*/25,

@@ -28,6 +28,14 @@ void dopa::initParams(const NetworkInfo &info, float *params, uint64_t seed) {
   }
 }
 
+size_t NetworkInfo::numLearned() const {
+  size_t n = 0;
+  for (const TensorInfo &p : params)
+    if (!p.isMask())
+      n += size_t(p.numel());
+  return n;
+}
+
 int NetworkInfo::findParam(const std::string &n) const {
   for (size_t i = 0; i < params.size(); ++i)
     if (params[i].name == n)

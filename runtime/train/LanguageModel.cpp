@@ -112,13 +112,31 @@ std::map<std::string, std::string> fingerprint(const LMConfig &c, const NetworkI
 LanguageModelTrainer::LanguageModelTrainer(Network &net, const Corpus &corpus, LMConfig config,
                                            Communicator *comm)
     : net(net), corpus(corpus), cfg(std::move(config)),
-      comm(comm && comm->size() > 1 ? comm : nullptr) {
+      comm(comm && comm->size() > 1 ? comm : nullptr), masks(net.info()) {
   if (cfg.threads == 0)
     cfg.threads = omp_get_max_threads();
   const NetworkInfo &info = net.info();
-  if (info.inputs.size() != 1 || !info.inputs[0].isInt || info.inputs[0].numel() != 1)
+  // One int input (the token); any other input must be a dropout mask (drawn here).
+  input = -1;
+  for (size_t k = 0; k < info.inputs.size(); ++k) {
+    if (info.inputs[k].isMask())
+      continue;
+    if (input >= 0 || !info.inputs[k].isInt || info.inputs[k].numel() != 1)
+      throw std::invalid_argument("network '" + info.name +
+                                  "' must take one int input (a token) for language modelling" +
+                                  (info.inputs[k].isInt ? ""
+                                                        : "; '" + info.inputs[k].name +
+                                                              "' is neither a token nor a "
+                                                              "mask"));
+    input = int(k);
+  }
+  if (input < 0)
     throw std::invalid_argument("network '" + info.name +
                                 "' must take one int input (a token) for language modelling");
+  stepInputs.assign(info.inputs.size(), nullptr);
+  for (size_t p = 0; p < info.params.size(); ++p)
+    if (!info.params[p].isMask())
+      learned.emplace_back(info.paramOffsets[p], size_t(info.params[p].numel()));
   logitsOut = info.findOutput("logits");
   vocab = corpus.vocab.size();
   if (logitsOut < 0 || info.outputs[size_t(logitsOut)].numel() != vocab)
@@ -196,13 +214,22 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   }
   std::vector<float> tok(static_cast<size_t>(mine));
   logitGrads.resize(size_t(T) * size_t(mine) * size_t(V));
+  if (!masks.empty()) {
+    // This window's masks, the same whoever draws them (a resumed run, each rank its slice).
+    Rng rng(cfg.seed * 0x9E3779B97F4A7C15ULL + uint64_t(e) * 0xD1B54A32D192ED03ULL +
+            uint64_t(index) + 0x6D61736B00000000ULL);
+    masks.draw(rng, B, first, mine, net.params());
+    net.truncate(); // nothing is recorded yet: an engine with its own copy takes the new masks
+  }
+  const float **in = stepInputs.data();
+  for (size_t k = 0; k < stepInputs.size(); ++k)
+    in[k] = int(k) == input ? tok.data() : masks.input(int(k));
   float *dLogits = logitGrads.data();
   double lossSum = 0;
   for (int t = 0; t < T; ++t) {
     const int32_t *row = data.data() + (w.start + t) * B;
     for (int b = 0; b < mine; ++b)
       tok[size_t(b)] = float(row[first + b]);
-    const float *in[] = {tok.data()};
     net.step(in, stepOutputPtrs.data());
     lossSum += crossEntropy(stepOutputs[size_t(logitsOut)].data(), row + B + first, mine, V,
                             dLogits + size_t(t) * mine * V, B) /
@@ -231,11 +258,15 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   if (!std::isfinite(norm))
     throw std::runtime_error("epoch " + std::to_string(e) + ", window " + std::to_string(index) +
                              ": the gradient is not finite");
-  float *p = net.params();
-  const float *g = net.grads();
+  float *params = net.params();
+  const float *gradBuf = net.grads();
   const float rate = float(lr), decay = float(cfg.l2);
-  for (size_t i = 0; i < n; ++i)
-    p[i] -= rate * (g[i] + decay * p[i]);
+  for (auto [offset, count] : learned) { // masks are not learned (nor decayed)
+    float *p = params + offset;
+    const float *g = gradBuf + offset;
+    for (size_t i = 0; i < count; ++i)
+      p[i] -= rate * (g[i] + decay * p[i]);
+  }
   // Carry the state into the next window without its history; after the update, since an engine
   // may take its copy of the parameters here (the CUDA one uploads them).
   net.truncate();
@@ -255,14 +286,17 @@ double LanguageModelTrainer::perplexity(const std::vector<int32_t> &tokens, int 
   if (n > 0) {
     OutputBuffers out(net.info(), n);
     std::vector<float> tok(static_cast<size_t>(n));
+    masks.setOff(n, net.params()); // dropout off; before beginEpisode, which an engine may upload
+    std::vector<const float *> in(stepInputs.size());
+    for (size_t k = 0; k < in.size(); ++k)
+      in[k] = int(k) == input ? tok.data() : masks.input(int(k));
     net.beginEpisode(n);
     for (const Window &w : all) {
       for (int t = 0; t < w.length; ++t) {
         const int32_t *row = data.data() + (w.start + t) * batch;
         for (int b = 0; b < n; ++b)
           tok[size_t(b)] = float(row[from + b]);
-        const float *in[] = {tok.data()};
-        net.step(in, out.pointers.data());
+        net.step(in.data(), out.pointers.data());
         sums[0] += crossEntropy(out.buffers[size_t(logitsOut)].data(), row + batch + from, n, vocab,
                                 nullptr, n);
         sums[1] += n;

@@ -243,6 +243,12 @@ Trainer::Trainer(Network &net, EpisodicTask &task, TrainConfig config, Communica
   if (task.batch() != cfg.batch)
     throw std::invalid_argument("the task runs batches of " + std::to_string(task.batch()) +
                                 " episodes, the trainer " + std::to_string(cfg.batch));
+  for (const auto *list : {&info.inputs, &info.params})
+    for (const TensorInfo &t : *list)
+      if (t.isMask())
+        throw std::invalid_argument("network '" + info.name + "' declares the dropout mask '" +
+                                    t.name +
+                                    "': the A2C trainer does not draw masks (dopa train lm does)");
   if (info.inputs.size() != 1 || info.inputs[0].numel() != task.observationSize() ||
       info.inputs[0].isInt)
     throw std::invalid_argument("network '" + info.name + "' must take one real input of " +

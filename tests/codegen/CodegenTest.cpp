@@ -68,6 +68,11 @@ Episode<T> makeEpisode(const NetworkInfo &info, int steps, int batch, uint64_t s
     std::vector<T> v(size_t(steps) * size_t(batch) * size_t(in.numel()));
     for (T &x : v)
       x = in.isInt ? T(rng.below(7)) : T(rng.uniform(-1, 1));
+    if (in.isMask()) // a dropout mask: 0 or 1 / (1 - p), the same at every step
+      for (size_t i = 0; i < v.size(); ++i)
+        v[i] = i < size_t(batch) * size_t(in.numel())
+                   ? T(rng.uniform() < in.dropout ? 0.0 : 1.0 / (1.0 - in.dropout))
+                   : v[i % (size_t(batch) * size_t(in.numel()))];
     ep.inputs.push_back(std::move(v));
   }
   for (const TensorInfo &out : info.outputs) {
@@ -89,6 +94,11 @@ std::vector<T> makeParams(const NetworkInfo &info, uint64_t seed, double scale, 
   Rng rng(seed + 1);
   for (size_t i = 0; i < init.size(); ++i)
     p[i] = T(double(init[i]) * scale);
+  for (size_t k = 0; k < info.params.size(); ++k) // shared dropout masks: 0 or 1 / (1 - p)
+    if (info.params[k].isMask())
+      for (int64_t e = 0; e < info.params[k].numel(); ++e)
+        p[info.paramOffsets[k] + size_t(e)] =
+            T(rng.uniform() < info.params[k].dropout ? 0.0 : 1.0 / (1.0 - info.params[k].dropout));
   if (perturb)
     for (size_t k = 0; k < info.params.size(); ++k) {
       std::string leaf = info.params[k].name.substr(info.params[k].name.rfind('.') + 1);
@@ -297,6 +307,12 @@ TEST_CASE("generated float64 gradients match central finite differences") {
     std::string worstName;
     for (size_t p = 0; p < info.params.size(); ++p) {
       int64_t n = info.params[p].numel();
+      if (info.params[p].isMask()) {
+        // A shared dropout mask is not learned: its gradient is not computed (stays zero).
+        for (int64_t e = 0; e < n; ++e)
+          REQUIRE(r.grads[info.paramOffsets[p] + size_t(e)] == 0.0);
+        continue;
+      }
       double maxDiff = 0, maxRef = 1e-8;
       for (int64_t e : {int64_t(0), n / 3, (2 * n) / 3, n - 1}) {
         size_t i = info.paramOffsets[p] + size_t(e);
@@ -470,8 +486,10 @@ TEST_CASE("input gradients: generated (compiled on demand) = generic = finite di
       INFO("input " << info.inputs[k].name);
       CHECK(relErr(a.inputGrads[k].data(), b.inputGrads[k].data(), a.inputGrads[k].size()) <=
             1e-11);
-      if (info.inputs[k].isInt) {
-        CHECK(*std::max_element(a.inputGrads[k].begin(), a.inputGrads[k].end()) == 0.0);
+      if (info.inputs[k].isInt || info.inputs[k].isMask()) {
+        // No gradient to token ids, nor to dropout masks (random constants of the sequence).
+        for (double g : a.inputGrads[k])
+          REQUIRE(g == 0.0);
         continue;
       }
       // Central differences at the first, a middle and the last coordinate of the episode.

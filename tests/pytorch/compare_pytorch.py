@@ -69,7 +69,17 @@ def main():
             kind_ref = variant.replace("_lstm", "")
             model = ref.PlasticLSTMLM(kind_ref, dims["V"], dims["E"], dims["H"])
             tok = rng.integers(0, dims["V"], size=(T, B))
-            st.save(path("x.st"), {"tok": tok.astype(np.int64)})
+            # The spec's dropout masks (awd-lstm-lm's rates): locked ones drawn per stream and held
+            # over the window (inputs), embedding dropout's [V, 1] (a parameter, set below).
+            V, E, H = dims["V"], dims["E"], dims["H"]
+            draw = lambda p, shape: (rng.uniform(size=shape) >= p) / (1 - p)  # noqa: E731
+            masks = {"drop_i": draw(0.4, (B, E)), "drop_h1": draw(0.25, (B, H)),
+                     "drop_h2": draw(0.25, (B, H)), "drop_o": draw(0.4, (B, E)),
+                     "drop_e": draw(0.1, (V, 1))}
+            x_in = {"tok": tok.astype(np.int64)}
+            x_in.update({n: np.broadcast_to(masks[n], (T, *masks[n].shape)).copy()
+                         for n in ref.PlasticLSTMLM.LOCKED})
+            st.save(path("x.st"), x_in)
             outputs = {"logits": dims["V"]}
         dy = {k: rng.normal(size=(T, B, n)) for k, n in outputs.items()}
         st.save(path("dy.st"), dy)
@@ -84,7 +94,9 @@ def main():
         params = {}
         for name, v in p0.items():
             leaf = name.split(".")[-1]
-            if leaf == "w":
+            if kind == "lm" and name in masks:  # a shared mask: the draw, not a learned value
+                params[name] = masks[name]
+            elif leaf == "w":
                 params[name] = rng.uniform(-0.5, 0.5, size=v.shape)
             elif leaf == "alpha":
                 params[name] = rng.uniform(-1.0, 1.0, size=v.shape)
@@ -96,19 +108,25 @@ def main():
         subprocess.run(base + ["--params", path("p.st"), "--out", path("g.st")], check=True)
         got, _ = st.load(path("g.st"))
 
-    model.load_dopa(params)
-    xs = torch.as_tensor(x) if kind == "rl" else torch.as_tensor(tok)
-    outs = model(xs)
+    if kind == "lm":
+        learned = {k: v for k, v in params.items() if k not in masks}
+        model.load_dopa(learned)
+        outs = model(torch.as_tensor(tok), {k: torch.as_tensor(v) for k, v in masks.items()})
+    else:
+        model.load_dopa(params)
+        outs = model(torch.as_tensor(x))
     loss = sum((outs[k] * torch.as_tensor(dy[k])).sum() for k in outputs)
     loss.backward()
-    want = model.grads_as_dopa() if kind == "rl" else model.grads_as_dopa({k: v.shape for k, v in params.items()})
+    want = model.grads_as_dopa() if kind == "rl" else model.grads_as_dopa({k: v.shape for k, v in learned.items()})
 
     worst, ok = 0.0, True
     rows = []
     for k in outputs:
         rows.append(("output." + k, got["output." + k], outs[k].detach().numpy()))
-    for name in sorted(params):
+    for name in sorted(want):
         rows.append((name, got[name], want[name]))
+    if kind == "lm":  # the shared mask gets no gradient
+        rows.append(("drop_e (no gradient)", got["drop_e"], np.zeros_like(got["drop_e"])))
     for name, a, b in rows:
         err = float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
         worst = max(worst, err)

@@ -72,7 +72,9 @@ GradcheckReport gradcheck(const CompiledNetwork &net, int steps, int batch, uint
     std::string leaf = info.params[p].name.substr(info.params[p].name.rfind('.') + 1);
     for (int64_t e = 0; e < info.params[p].numel(); ++e) {
       double &v = exec.params()[info.paramOffsets[p] + size_t(e)];
-      if (leaf == "alpha")
+      if (info.params[p].isMask()) // a shared dropout mask: 0 or 1 / (1 - p)
+        v = rng.uniform() < info.params[p].dropout ? 0.0 : 1.0 / (1.0 - info.params[p].dropout);
+      else if (leaf == "alpha")
         v = rng.uniform(-1, 1);
       else if (leaf == "eta" || leaf == "etaet")
         v = rng.uniform(0.3, 0.6);
@@ -83,7 +85,9 @@ GradcheckReport gradcheck(const CompiledNetwork &net, int steps, int batch, uint
   for (const TensorInfo &in : info.inputs) {
     std::vector<double> v(size_t(steps) * size_t(batch) * size_t(in.numel()));
     for (double &x : v)
-      x = in.isInt ? double(rng.below(7)) : rng.uniform(-1, 1);
+      x = in.isInt      ? double(rng.below(7))
+          : in.isMask() ? (rng.uniform() < in.dropout ? 0.0 : 1.0 / (1.0 - in.dropout))
+                        : rng.uniform(-1, 1);
     inputs.push_back(std::move(v));
   }
   for (const TensorInfo &out : info.outputs) {
@@ -134,6 +138,14 @@ GradcheckReport gradcheck(const CompiledNetwork &net, int steps, int batch, uint
   const double eps = 1e-5;
   for (size_t p = 0; p < info.params.size(); ++p) {
     double maxDiff = 0, maxRef = 0;
+    if (info.params[p].isMask()) { // not learned: no gradient is computed for it
+      for (int64_t e = 0; e < info.params[p].numel(); ++e)
+        if (analytic[info.paramOffsets[p] + size_t(e)] != 0.0) {
+          report.worst = std::max(report.worst, 1.0); // fails the check
+          report.worstTensor = info.params[p].name;
+        }
+      continue;
+    }
     for (int64_t e = 0; e < info.params[p].numel(); ++e) {
       size_t i = info.paramOffsets[p] + size_t(e);
       double saved = exec.params()[i];

@@ -19,6 +19,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -84,7 +85,8 @@ std::vector<float> paramsOf(Network &net) {
 
 TEST_CASE("a language model resumed mid-epoch continues bit-exactly, traces included") {
   Corpus corpus = tinyCorpus();
-  for (const char *model : {"basic_lstm", "basic_modul_lstm"}) {
+  // modplast_lstm: the large model's spec (at tiny dims), with dropout masks drawn per window.
+  for (const char *model : {"basic_lstm", "basic_modul_lstm", "modplast_lstm"}) {
     CAPTURE(model);
     fs::path straight = freshDir(std::string("straight-") + model);
     fs::path split = freshDir(std::string("split-") + model);
@@ -170,6 +172,74 @@ TEST_CASE("learning rate schedule, perplexity of uniform logits, and learning") 
   learner.run();
   REQUIRE(learner.windowLog().size() == 30);
   CHECK(learner.windowLog().back().loss < 0.9 * learner.windowLog().front().loss);
+}
+
+TEST_CASE("dropout masks: 0 or 1/(1-p) at rate p, a slice of the batch's draw, ones when off") {
+  NetworkInfo info;
+  info.name = "masks";
+  info.inputs = {{"tok", {}, true, {}}, {"m", {500}, false, {}, 0.3}};
+  info.params = {{"w", {4}, false, {}}, {"s", {10, 1}, false, {InitSpec::Constant, 1, 0}, 0.5}};
+  info.paramOffsets = {0, 4};
+  info.numParams = 14;
+  CHECK(info.numLearned() == 4);
+  DropoutMasks masks(info);
+  REQUIRE(!masks.empty());
+  CHECK(!masks.isMaskInput(0));
+  CHECK(masks.isMaskInput(1));
+  CHECK_THROWS_AS(masks.input(0), std::invalid_argument);
+  std::vector<float> params(14, 7.f);
+  Rng rng(11);
+  masks.draw(rng, 4, 0, 4, params.data());
+  const float *all = masks.input(1);
+  std::vector<float> whole(all, all + 4 * 500);
+  int zeros = 0;
+  for (float v : whole) {
+    REQUIRE((v == 0.f || v == float(1 / 0.7)));
+    zeros += v == 0.f;
+  }
+  CHECK(zeros > 2000 * 0.25); // 600 expected; a binomial sd of 20
+  CHECK(zeros < 2000 * 0.35);
+  for (int i = 0; i < 4; ++i)
+    CHECK(params[size_t(i)] == 7.f); // learned parameters untouched
+  for (int i = 4; i < 14; ++i)
+    CHECK((params[size_t(i)] == 0.f || params[size_t(i)] == 2.f));
+  // Elements 1 and 2 of the same draw (a rank's slice), and the same shared mask.
+  std::vector<float> sliced(14, 7.f);
+  Rng again(11);
+  masks.draw(again, 4, 1, 2, sliced.data());
+  CHECK(std::equal(whole.begin() + 500, whole.begin() + 1500, masks.input(1)));
+  CHECK(sliced == params);
+  CHECK_THROWS_AS(masks.draw(again, 4, 3, 2, sliced.data()), std::invalid_argument);
+  masks.setOff(3, params.data());
+  CHECK(std::all_of(masks.input(1), masks.input(1) + 1500, [](float v) { return v == 1.f; }));
+  CHECK(std::all_of(params.begin() + 4, params.end(), [](float v) { return v == 1.f; }));
+}
+
+TEST_CASE("the LM trainer draws the masks for training windows only") {
+  // With lr 0, one window: the training loss is the first window's loss with this window's masks;
+  // perplexity() on the training text at the same batch and bptt runs that window without them.
+  Corpus corpus = tinyCorpus();
+  for (const char *model : {"basic_lstm", "modplast_lstm"}) {
+    CAPTURE(model);
+    auto net = makeNet(model, corpus.vocab.size());
+    LMConfig cfg = smallConfig(freshDir(std::string("masks-") + model));
+    cfg.lr = 0;
+    cfg.epochs = 1;
+    cfg.limitBatches = 1;
+    cfg.outDir.clear();
+    LanguageModelTrainer t(*net, corpus, cfg);
+    t.initFresh();
+    t.run();
+    REQUIRE(t.windowLog().size() == 1);
+    double trained = t.windowLog().front().loss;
+    double unmasked = std::log(t.perplexity(corpus.train, cfg.batch));
+    double again = std::log(t.perplexity(corpus.train, cfg.batch));
+    CHECK(again == unmasked); // evaluation is deterministic
+    if (std::string(model) == "basic_lstm")
+      CHECK(trained == doctest::Approx(unmasked).epsilon(1e-6));
+    else
+      CHECK(std::abs(trained - unmasked) > 1e-3); // dropout changed the training window
+  }
 }
 
 TEST_CASE("an LM checkpoint of another configuration or a damaged one is rejected") {

@@ -150,7 +150,7 @@ int trainOn(Network &net, const TrainOptions &opt, const TaskInfo &info,
   writeRunConfig(opt.config.outDir, opt.commandLine, trainer.settings(), trainer.state().iteration);
   std::string ranks = comm ? ", " + std::to_string(comm->size()) + " ranks" : "";
   printStderr("dopa train: " + opt.config.task + " task, " + net.info().name + " (" +
-              std::to_string(net.info().numParams) + " parameters), batch " +
+              std::to_string(net.info().numLearned()) + " parameters), batch " +
               std::to_string(opt.config.batch) + ", " + std::to_string(task.episodeLength()) +
               "-step episodes, " + std::to_string(opt.config.iterations) + " iterations, engine " +
               opt.engine + ranks + "\n");

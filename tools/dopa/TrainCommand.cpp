@@ -31,7 +31,8 @@ void addLanguageModelOptions(CLI::App *cmd, LMArgs &lm, std::vector<CLI::Option 
   size_t before = cmd->get_options().size();
   cmd->add_option("--model", lm.model,
                   "lm: basic_lstm | basic_plastic_lstm | basic_modplast_lstm | basic_modul_lstm "
-                  "(examples/lm/<model>.dopa)")
+                  "(Table 1's basic models), or lstm | plastic_lstm | modplast_lstm | modul_lstm "
+                  "(the large ones, with their dropout masks) (examples/lm/<model>.dopa)")
       ->group(group);
   cmd->add_option("--data", lm.data, "lm: the PTB folder (ptb.{train,valid,test}.txt, MD5SUMS)")
       ->type_name("DIR")

@@ -196,7 +196,7 @@ int trainOn(Network &net, const Corpus &corpus, const LMConfig &cfg, const Train
   writeRunConfig(cfg.outDir, a.opt.commandLine, trainer.settings(), done);
   printStderr(format("dopa train: lm, %s (%zu parameters), vocabulary %d, %zu training tokens, "
                      "batch %d, bptt %d, %lld windows per epoch, %d epochs, engine %s%s\n",
-                     net.info().name.c_str(), net.info().numParams, corpus.vocab.size(),
+                     net.info().name.c_str(), net.info().numLearned(), corpus.vocab.size(),
                      corpus.train.size(), cfg.batch, cfg.bptt, static_cast<long long>(perEpoch),
                      cfg.epochs, cfg.engine.c_str(),
                      comm ? (", " + std::to_string(comm->size()) + " ranks").c_str() : ""));

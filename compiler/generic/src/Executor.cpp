@@ -36,11 +36,11 @@ NetworkInfo dopa::makeNetworkInfo(const Graph &fwd) {
   info.name = fwd.name;
   for (const ir::Variable &p : fwd.params) {
     info.paramOffsets.push_back(info.numParams);
-    info.params.push_back({p.name, p.shape, false, init(p.init)});
+    info.params.push_back({p.name, p.shape, false, init(p.init), p.dropout});
     info.numParams += size_t(ir::numElements(p.shape));
   }
   for (const ir::Variable &in : fwd.inputs)
-    info.inputs.push_back({in.name, in.shape, in.isInt, {}});
+    info.inputs.push_back({in.name, in.shape, in.isInt, {}, in.dropout});
   for (const ir::Output &o : fwd.outputs)
     info.outputs.push_back({o.name, fwd.node(o.node).shape, false, {}});
   for (const ir::Variable &s : fwd.states)

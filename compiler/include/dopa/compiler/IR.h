@@ -108,6 +108,11 @@ struct Variable {
   bool isInt = false;
   sema::Init init;
   llvm::SMLoc loc;
+  /// A dropout mask (the spec's `mask`) when >= 0: the probability of a zero. A mask drawn per
+  /// batch element is an input, one shared by the batch a parameter (initialized to 1, dropout
+  /// off); neither gets a gradient. The runtime draws them for every training sequence.
+  double dropout = -1;
+  bool isMask() const { return dropout >= 0; }
 };
 
 struct Output {

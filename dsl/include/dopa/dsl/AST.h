@@ -192,6 +192,7 @@ public:
     Member_Input,
     Member_State,
     Member_Param,
+    Member_Mask,
     Member_Linear,
     Member_Embedding,
     Member_Layer
@@ -220,15 +221,17 @@ struct ConstDecl : Member {
   static bool classof(const Member *m) { return m->getKind() == Member_Const; }
 };
 
-/// input / state / param share one shape: names, a type and an optional initializer.
+/// input / state / param / mask share one shape: names, a type, an optional initializer and an
+/// optional trailing `shared` (meaningful for masks only; Sema says so for the others).
 struct VarDecl : Member {
   VarDecl(Kind kind, llvm::SMRange range) : Member(kind, range) {}
   std::vector<Ident> names;
   TypeSpec type;
   std::optional<InitSpec> init;
+  std::optional<llvm::SMRange> shared; // where `shared` was written
   static bool classof(const Member *m) {
     return m->getKind() == Member_Input || m->getKind() == Member_State ||
-           m->getKind() == Member_Param;
+           m->getKind() == Member_Param || m->getKind() == Member_Mask;
   }
 };
 

@@ -33,6 +33,7 @@ enum TokenKind : int {
   kw_input,
   kw_state,
   kw_param,
+  kw_mask,
   kw_linear,
   kw_embedding,
   kw_layer,

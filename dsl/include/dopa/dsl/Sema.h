@@ -57,18 +57,34 @@ struct Init {
   std::string str() const;
 };
 
-enum class VarKind { Input, State, Param };
+enum class VarKind { Input, State, Param, Mask };
 
-/// An input, state or parameter with its qualified name ("w", "i2h.weight", "l1.hebb").
+/// An input, state, parameter or mask with its qualified name ("w", "i2h.weight", "l1.hebb").
 struct Variable {
   VarKind kind;
   std::string name;
   Shape shape;
   Init init;
   llvm::SMRange range; // where it is declared
+  // Masks: each value is 0 with probability `dropout`, else 1 / (1 - dropout), drawn for every
+  // training sequence; `shared`: one draw for the whole batch, else one per batch element.
+  double dropout = 0;
+  bool shared = false;
 };
 
-enum class SymbolKind { Dim, Const, Input, State, Param, Linear, Embedding, Layer, Local, Output };
+enum class SymbolKind {
+  Dim,
+  Const,
+  Input,
+  State,
+  Param,
+  Mask,
+  Linear,
+  Embedding,
+  Layer,
+  Local,
+  Output
+};
 const char *symbolKindName(SymbolKind kind);
 
 struct Instance;
@@ -79,8 +95,8 @@ struct Symbol {
   llvm::SMRange range;
   int64_t dimValue = 0;      // Dim
   double constValue = 0;     // Const
-  Shape shape;               // Input, State, Param, Local, Output
-  int varIndex = -1;         // Input/State/Param: index into the unit's variable list of that kind
+  Shape shape;               // Input, State, Param, Mask, Local, Output
+  int varIndex = -1;         // Input/State/Param/Mask: index into the unit's list of that kind
   int64_t inDim = 0;         // Linear: in size; Embedding: count
   int64_t outDim = 0;        // Linear: out size; Embedding: width
   bool hasBias = false;      // Linear
@@ -97,7 +113,7 @@ struct Instance {
   std::string prefix; // "" for a network, "l1." for its layer l1, "l1.inner." below it
   llvm::SmallVector<std::pair<std::string, int64_t>, 4> dimValues; // in declaration order
   llvm::StringMap<Symbol> symbols;
-  std::vector<Variable> inputs, states, params; // this unit's own (qualified names)
+  std::vector<Variable> inputs, states, params, masks; // this unit's own (qualified names)
   std::vector<std::pair<std::string, Shape>> outputs;
   std::vector<const ast::Equation *> order; // equations in dependency order
   llvm::DenseMap<const ast::Expr *, Shape> exprShapes;
@@ -108,7 +124,7 @@ struct Instance {
 struct Network {
   std::string name;
   std::unique_ptr<Instance> root;
-  std::vector<const Variable *> params, states; // all, including layers' (qualified names)
+  std::vector<const Variable *> params, states, masks; // all, including layers' (qualified names)
   int64_t numParams() const;
 };
 

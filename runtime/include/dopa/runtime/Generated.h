@@ -26,7 +26,7 @@ namespace dopa {
 /// The version of GeneratedSpec's layout and of the step functions' calling convention (StepArgs):
 /// a library compiled on demand (jit::NetworkCache) is refused when it was built for another.
 /// Bump it whenever either changes.
-constexpr int kGeneratedAbi = 3;
+constexpr int kGeneratedAbi = 4;
 
 /// An output the executor computes for the whole batch instead of the step kernels (dopac's
 /// batched readouts, compiler/lib/Readouts.cpp): Y[b] = W X[b] (+ bias) with W [rows, cols] in

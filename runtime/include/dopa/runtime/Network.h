@@ -36,6 +36,11 @@ struct TensorInfo {
   std::vector<int64_t> shape; // per batch element
   bool isInt = false;         // inputs only
   InitSpec init;              // params and states
+  /// A dropout mask (the spec's `mask`) when >= 0: the probability of a zero. Masks drawn per
+  /// batch element are inputs, masks shared by the batch parameters (initialized to 1); neither
+  /// is learned. DropoutMasks (dopa/runtime/Masks.h) draws them.
+  double dropout = -1;
+  bool isMask() const { return dropout >= 0; }
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : shape)
@@ -50,6 +55,8 @@ struct NetworkInfo {
   /// Offset of each parameter in the flat buffer.
   std::vector<size_t> paramOffsets;
   size_t numParams = 0;
+  /// The learned parameters' elements: numParams without the shared dropout masks.
+  size_t numLearned() const;
 
   int findParam(const std::string &name) const;
   int findInput(const std::string &name) const;

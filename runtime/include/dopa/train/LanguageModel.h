@@ -19,6 +19,7 @@
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "dopa/runtime/Masks.h"
 #include "dopa/runtime/Network.h"
 #include "dopa/runtime/SafeTensors.h"
 #include "dopa/train/Communicator.h"
@@ -159,6 +160,12 @@ private:
   std::vector<std::vector<float>> stepOutputs;
   std::vector<float *> stepOutputPtrs;
   std::vector<float> logitGrads;
+  // The spec's dropout masks: drawn for every training window (from a generator seeded by the
+  // run's seed and the window's place, so a resumed run and every rank draw the same), off for
+  // the evaluations. The step's input pointers: the token, and each mask input's values.
+  DropoutMasks masks;
+  std::vector<const float *> stepInputs;
+  std::vector<std::pair<size_t, size_t>> learned; // (offset, count) of each learned parameter
 };
 
 /// Validation perplexity per epoch as a PNG with gnuplot; false (with a message) without gnuplot.
