@@ -512,7 +512,7 @@ std::optional<double> Checker::evalDropout(Instance &inst, const VarDecl &var) {
           {call->getArgs().front()->getRange()});
     return std::nullopt;
   }
-  return *p;
+  return p;
 }
 
 void Checker::checkLinearDecl(Instance &inst, const LinearDecl &lin) {
