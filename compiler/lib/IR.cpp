@@ -368,10 +368,15 @@ bool ir::verify(const Graph &g, llvm::raw_ostream &os) {
 }
 
 std::vector<int64_t> ir::gatherTableRows(const Graph &g) {
+  // An input that indexes several tables (an embedding and a mask over the vocabulary) is
+  // checked against the smallest.
   std::vector<int64_t> rows(g.inputs.size(), 0);
   for (const Node &n : g.nodes)
-    if (n.op == Op::Gather && g.node(n.operands[1]).op == Op::Input)
-      rows[size_t(g.node(n.operands[1]).index)] = g.node(n.operands[0]).shape[0];
+    if (n.op == Op::Gather && g.node(n.operands[1]).op == Op::Input) {
+      int64_t &r = rows[size_t(g.node(n.operands[1]).index)];
+      int64_t table = g.node(n.operands[0]).shape[0];
+      r = r == 0 ? table : std::min(r, table);
+    }
   return rows;
 }
 

@@ -33,7 +33,7 @@ matchReadout(const Graph &g, size_t k, const std::vector<int> &uses, int64_t min
     for (int side = 0; side < 2; ++side) {
       const Node &p = g.node(n.operands[size_t(side)]);
       const Node &b = g.node(n.operands[size_t(1 - side)]);
-      if (p.op == Op::MatMul && b.op == Op::Param) {
+      if (p.op == Op::MatMul && b.op == Op::Param && !g.params[size_t(b.index)].isMask()) {
         product = n.operands[size_t(side)];
         bias = n.operands[size_t(1 - side)];
         break;
@@ -48,8 +48,8 @@ matchReadout(const Graph &g, size_t k, const std::vector<int> &uses, int64_t min
     return std::nullopt;
   const Node &w = g.node(mm.operands[0]);
   const Node &x = g.node(mm.operands[1]);
-  if (w.op != Op::Param || w.shape.size() != 2 || x.shape.size() != 1 || !x.batched || w.batched ||
-      numElements(w.shape) < minWeightNumel)
+  if (w.op != Op::Param || g.params[size_t(w.index)].isMask() || w.shape.size() != 2 ||
+      x.shape.size() != 1 || !x.batched || w.batched || numElements(w.shape) < minWeightNumel)
     return std::nullopt;
   if (bias >= 0 && g.node(bias).shape != Shape{w.shape[0]})
     return std::nullopt;

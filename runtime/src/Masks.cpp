@@ -58,7 +58,11 @@ void DropoutMasks::draw(Rng &rng, int totalBatch, int first, int count, float *p
 void DropoutMasks::setOff(int batch, float *params) {
   for (Entry &e : inputMasks)
     e.values.assign(size_t(batch) * size_t(e.numel), 1.0f);
-  for (Entry &e : paramMasks)
+  setSharedOff(params);
+}
+
+void DropoutMasks::setSharedOff(float *params) const {
+  for (const Entry &e : paramMasks)
     std::fill_n(params + e.offset, e.numel, 1.0f);
 }
 

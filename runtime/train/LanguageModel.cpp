@@ -282,11 +282,11 @@ double LanguageModelTrainer::perplexity(const std::vector<int32_t> &tokens, int 
   // With ranks, each evaluates its slice of the streams (possibly none) and the sums are added.
   auto [from, to] = comm ? batchSlice(batch, comm->rank(), comm->size()) : std::pair{0, batch};
   int n = to - from;
-  double sums[2] = {0, 0}; // the summed cross-entropy, the tokens
+  double sums[2] = {0, 0};                    // the summed cross-entropy, the tokens
+  masks.setOff(std::max(n, 0), net.params()); // dropout off (every rank: the same parameters)
   if (n > 0) {
     OutputBuffers out(net.info(), n);
     std::vector<float> tok(static_cast<size_t>(n));
-    masks.setOff(n, net.params()); // dropout off; before beginEpisode, which an engine may upload
     std::vector<const float *> in(stepInputs.size());
     for (size_t k = 0; k < in.size(); ++k)
       in[k] = int(k) == input ? tok.data() : masks.input(int(k));
@@ -415,7 +415,11 @@ void LanguageModelTrainer::writeEpochLog() const {
 void LanguageModelTrainer::saveCheckpoint(const std::string &path) const {
   const NetworkInfo &info = net.info();
   TensorFile f;
-  f.tensors.push_back(StoredTensor::fromFloat("params", {int64_t(info.numParams)}, net.params()));
+  // Shared masks as evaluated (ones), not the last window's draw: the checkpoint's parameters are
+  // the model (dopa export, Python); training redraws them.
+  std::vector<float> params(net.params(), net.params() + info.numParams);
+  masks.setSharedOff(params.data());
+  f.tensors.push_back(StoredTensor::fromFloat("params", {int64_t(info.numParams)}, params.data()));
   if (nextWindow > 0) // mid-epoch: the state carried into the next window, of every stream
     for (size_t s = 0; s < info.states.size(); ++s) {
       std::vector<float> all = allStreams(int(s));

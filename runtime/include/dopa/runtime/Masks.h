@@ -35,6 +35,8 @@ public:
   void draw(Rng &rng, int totalBatch, int first, int count, float *params);
   /// Dropout off (evaluation): every mask 1, for `batch` elements.
   void setOff(int batch, float *params);
+  /// Only the shared masks of `params` to 1 (a copy of the parameters to save as the model).
+  void setSharedOff(float *params) const;
 
   /// The values of mask input k for the elements of the last draw() or setOff() (batch * numel
   /// floats, the same at every step of the sequence).
