@@ -147,23 +147,28 @@ class PlasticLSTMLM(nn.Module):
 
     def forward(self, tok, masks=None):
         """tok: (T, B) int64; masks: name -> tensor (None: dropout off). Returns
-        {'logits': (T, B, V)} with the decoder tied to enc (the unmasked weight)."""
+        {'logits': (T, B, V), 'ar_h': (T, B, E), 'tar_h': (T, B, E)}: the decoder tied to enc (the
+        unmasked weight), the last layer's output after and before its dropout (for AR / TAR)."""
         T, B = tok.shape
         dtype = self.enc.weight.dtype
         states = [l.init_state(B, dtype) for l in (self.l1, self.l2, self.l3)]
         weight = self.enc.weight if masks is None else self.enc.weight * masks["drop_e"]
         after = [None] * 4 if masks is None else [masks[n] for n in self.LOCKED]
-        logits = []
+        logits, dropped, undropped = [], [], []
         for t in range(T):
             y = torch.nn.functional.embedding(tok[t], weight)
             if after[0] is not None:
                 y = y * after[0]
             for k, layer in enumerate((self.l1, self.l2, self.l3)):
                 y, states[k] = layer(y, states[k])
+                if k == 2:
+                    undropped.append(y)
                 if after[k + 1] is not None:
                     y = y * after[k + 1]
+            dropped.append(y)
             logits.append(y @ self.enc.weight.t() + self.dec_bias)
-        return {"logits": torch.stack(logits)}
+        return {"logits": torch.stack(logits), "ar_h": torch.stack(dropped),
+                "tar_h": torch.stack(undropped)}
 
     # dopa stores w as W[post, pre] and alpha as [H, 1]; the reference stores w[pre, post], (1, 1, H).
     @staticmethod

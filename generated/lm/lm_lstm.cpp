@@ -84,7 +84,7 @@ template <class T> static void forward_enc(const dopa::StepArgs<T> &a) {
   T *__restrict t2 = a.scratch + 0;                            // [400]
   const T *__restrict tok = a.inputs[0];                       // []
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-#line 25 "examples/lm/lstm.dopa"
+#line 26 "examples/lm/lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = 0; e < 400; ++e)
@@ -101,7 +101,7 @@ template <class T> static void forward_saved_drop_e(const dopa::StepArgs<T> &a) 
   T *__restrict t4 = a.saved + 0;                      // [1]
   const T *__restrict tok = a.inputs[0];               // []
   const T *__restrict drop_e = a.params + kParamDropE; // [10000, 1]
-#line 25 "examples/lm/lstm.dopa"
+#line 26 "examples/lm/lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     t4[0] = drop_e[row * 1];
@@ -120,7 +120,7 @@ template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
   T *__restrict t7_x = a.saved + 16;        // [400] x
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
-#line 25 "examples/lm/lstm.dopa"
+#line 26 "examples/lm/lstm.dopa"
     const T v5 = t2[j] * t4[0];
     const T v7 = v5 * drop_i[j];
     t7_x[j] = v7;
@@ -291,7 +291,7 @@ template <class T> static void forward_y1_l1_h_l1_c(const dopa::StepArgs<T> &a) 
 #line 25 "examples/lm/lstm.dopa"
     const T v53 = std::tanh(v52);
     const T v54 = v38 * v53;
-#line 26 "examples/lm/lstm.dopa"
+#line 27 "examples/lm/lstm.dopa"
     const T v56 = v54 * drop_h1[j];
     t56_y1[j] = v56;
     l1_h_next[j] = v54;
@@ -467,7 +467,7 @@ template <class T> static void forward_y2_l2_h_l2_c(const dopa::StepArgs<T> &a) 
 #line 25 "examples/lm/lstm.dopa"
     const T v102 = std::tanh(v101);
     const T v103 = v87 * v102;
-#line 27 "examples/lm/lstm.dopa"
+#line 28 "examples/lm/lstm.dopa"
     const T v105 = v103 * drop_h2[j];
     t105_y2[j] = v105;
     l2_h_next[j] = v103;
@@ -584,7 +584,7 @@ template <class T> static void forward_saved_h2c_28(const dopa::StepArgs<T> &a) 
 #line 585 "lm_lstm.cpp"
 }
 
-// y3 = l3(y2) * drop_o
+// y3 = z3 * drop_o
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
@@ -592,7 +592,9 @@ template <class T> static void forward_saved_h2c_28(const dopa::StepArgs<T> &a) 
 //   %152 mul l3.hn -> next_state l3.h
 //   %150 add l3.cn -> next_state l3.c
 //   %154 mul y3 -> output logits
-template <class T> static void forward_l3_h_l3_c_logits(const dopa::StepArgs<T> &a) {
+//   %154 mul y3 -> output ar_h
+//   %152 mul l3.hn -> output tar_h
+template <class T> static void forward_l3_h_l3_c_logits_ar_h(const dopa::StepArgs<T> &a) {
   T *__restrict t128 = a.saved + 22752;                         // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
   T *__restrict t132 = a.saved + 23152;                         // [400]
@@ -614,6 +616,8 @@ template <class T> static void forward_l3_h_l3_c_logits(const dopa::StepArgs<T> 
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
   const T *__restrict drop_o = a.inputs[4];                     // [400]
   T *__restrict readout_in_logits = a.outputs[0];               // [400]
+  T *__restrict out_ar_h = a.outputs[1];                        // [400]
+  T *__restrict out_tar_h = a.outputs[2];                       // [400]
   for (int j = 0; j < 400; ++j) {
 #line 22 "examples/lm/lstm.dopa"
     const T v130 = t128[j] + l3_x2o_bias[j];
@@ -645,11 +649,13 @@ template <class T> static void forward_l3_h_l3_c_logits(const dopa::StepArgs<T> 
     const T v152 = v136 * v151;
     l3_h_next[j] = v152;
     l3_c_next[j] = v150;
-#line 28 "examples/lm/lstm.dopa"
+#line 30 "examples/lm/lstm.dopa"
     const T v154 = v152 * drop_o[j];
     readout_in_logits[j] = v154;
+    out_ar_h[j] = v154;
+    out_tar_h[j] = v152;
   }
-#line 653 "lm_lstm.cpp"
+#line 659 "lm_lstm.cpp"
 }
 
 /// One forward step of LSTMLM for one batch element.
@@ -683,7 +689,7 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_h2o_26(a);
   forward_saved_x2c_27(a);
   forward_saved_h2c_28(a);
-  forward_l3_h_l3_c_logits(a);
+  forward_l3_h_l3_c_logits_ar_h(a);
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -694,26 +700,28 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 //
 // backward stage 0: fused loop nest over [400]
-//   %178 mul
-//   %187 mul
-//   %198 mul
-//   %209 mul
-//   %175 mul -> grad_prev l3.c
+//   %182 mul
+//   %191 mul
+//   %202 mul
+//   %213 mul
+//   %179 mul -> grad_prev l3.c
 //   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %209 mul += grad l3.x2f.bias
+//   %213 mul += grad l3.x2f.bias
 //   %110 state -> record (a factor of deferred outer-product gradients)
-//   %209 mul += grad l3.h2f.bias
-//   %198 mul += grad l3.x2i.bias
-//   %198 mul += grad l3.h2i.bias
-//   %187 mul += grad l3.x2o.bias
-//   %187 mul += grad l3.h2o.bias
-//   %178 mul += grad l3.x2c.bias
-//   %178 mul += grad l3.h2c.bias
+//   %213 mul += grad l3.h2f.bias
+//   %202 mul += grad l3.x2i.bias
+//   %202 mul += grad l3.h2i.bias
+//   %191 mul += grad l3.x2o.bias
+//   %191 mul += grad l3.h2o.bias
+//   %182 mul += grad l3.x2c.bias
+//   %182 mul += grad l3.h2c.bias
 template <class T>
 static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
+  const T *__restrict d_out_tar_h = a.gradOutputs[2];           // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
   const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [400] d logits
+  const T *__restrict d_out_ar_h = a.gradOutputs[1];            // [400] d ar_h
   const T *__restrict drop_o = a.inputs[4];                     // [400]
   const T *__restrict t128 = a.saved + 22752;                   // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
@@ -732,10 +740,10 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
   const T *__restrict t142 = a.saved + 23952;                   // [400]
   const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
-  T *__restrict t178 = a.record + 15824;                        // [400]
-  T *__restrict t187 = a.record + 15424;                        // [400]
-  T *__restrict t198 = a.record + 15024;                        // [400]
-  T *__restrict t209 = a.record + 13072;                        // [400]
+  T *__restrict t182 = a.record + 15824;                        // [400]
+  T *__restrict t191 = a.record + 15424;                        // [400]
+  T *__restrict t202 = a.record + 15024;                        // [400]
+  T *__restrict t213 = a.record + 13072;                        // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
   const T *__restrict t7_x = a.saved + 16;                      // [400] x
   T *__restrict record1 = a.record + 1152;                      // [400]
@@ -750,17 +758,20 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;      // [400]
   T *__restrict d_l3_h2c_bias = a.grads + kParamL3H2cBias;      // [400]
   for (int j = 0; j < 400; ++j) {
-#line 28 "examples/lm/lstm.dopa"
-    const T v163 = d_readout_in_logits[j] * drop_o[j];
 #line 25 "examples/lm/lstm.dopa"
-    const T v164 = d_l3_h_next[j] + v163;
+    const T v164 = d_out_tar_h[j] + d_l3_h_next[j];
+#line 30 "examples/lm/lstm.dopa"
+    const T v157 = d_readout_in_logits[j] + d_out_ar_h[j];
+    const T v167 = v157 * drop_o[j];
+#line 25 "examples/lm/lstm.dopa"
+    const T v168 = v164 + v167;
 #line 22 "examples/lm/lstm.dopa"
     const T v130 = t128[j] + l3_x2o_bias[j];
     const T v134 = t132[j] + l3_h2o_bias[j];
     const T v135 = v130 + v134;
     const T v136 = T(1) / (T(1) + std::exp(-v135));
 #line 25 "examples/lm/lstm.dopa"
-    const T v166 = v164 * v136;
+    const T v170 = v168 * v136;
 #line 20 "examples/lm/lstm.dopa"
     const T v109 = t107[j] + l3_x2f_bias[j];
     const T v114 = t112[j] + l3_h2f_bias[j];
@@ -783,169 +794,169 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v150 = v148 + v149;
 #line 25 "examples/lm/lstm.dopa"
     const T v151 = std::tanh(v150);
-    const T v168 = v151 * v151;
-    const T v169 = T(1.0) - v168;
-    const T v170 = v166 * v169;
+    const T v172 = v151 * v151;
+    const T v173 = T(1.0) - v172;
+    const T v174 = v170 * v173;
 #line 24 "examples/lm/lstm.dopa"
-    const T v171 = d_l3_c_next[j] + v170;
-    const T v173 = v171 * v126;
+    const T v175 = d_l3_c_next[j] + v174;
+    const T v177 = v175 * v126;
 #line 23 "examples/lm/lstm.dopa"
-    const T v176 = v146 * v146;
-    const T v177 = T(1.0) - v176;
-    const T v178 = v173 * v177;
-    t178[j] = v178;
+    const T v180 = v146 * v146;
+    const T v181 = T(1.0) - v180;
+    const T v182 = v177 * v181;
+    t182[j] = v182;
 #line 25 "examples/lm/lstm.dopa"
-    const T v165 = v164 * v151;
+    const T v169 = v168 * v151;
 #line 22 "examples/lm/lstm.dopa"
-    const T v185 = T(1.0) - v136;
-    const T v186 = v136 * v185;
-    const T v187 = v165 * v186;
-    t187[j] = v187;
+    const T v189 = T(1.0) - v136;
+    const T v190 = v136 * v189;
+    const T v191 = v169 * v190;
+    t191[j] = v191;
 #line 24 "examples/lm/lstm.dopa"
-    const T v172 = v171 * v146;
+    const T v176 = v175 * v146;
 #line 21 "examples/lm/lstm.dopa"
-    const T v196 = T(1.0) - v126;
-    const T v197 = v126 * v196;
-    const T v198 = v172 * v197;
-    t198[j] = v198;
+    const T v200 = T(1.0) - v126;
+    const T v201 = v126 * v200;
+    const T v202 = v176 * v201;
+    t202[j] = v202;
 #line 24 "examples/lm/lstm.dopa"
-    const T v174 = v171 * l3_c[j];
+    const T v178 = v175 * l3_c[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v207 = T(1.0) - v116;
-    const T v208 = v116 * v207;
-    const T v209 = v174 * v208;
-    t209[j] = v209;
+    const T v211 = T(1.0) - v116;
+    const T v212 = v116 * v211;
+    const T v213 = v178 * v212;
+    t213[j] = v213;
 #line 24 "examples/lm/lstm.dopa"
-    const T v175 = v171 * v116;
-    d_l3_c[j] = v175;
+    const T v179 = v175 * v116;
+    d_l3_c[j] = v179;
     record1[j] = t7_x[j];
 #line 20 "examples/lm/lstm.dopa"
-    d_l3_x2f_bias[j] += v209;
+    d_l3_x2f_bias[j] += v213;
     record14[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v209;
+    d_l3_h2f_bias[j] += v213;
 #line 21 "examples/lm/lstm.dopa"
-    d_l3_x2i_bias[j] += v198;
-    d_l3_h2i_bias[j] += v198;
+    d_l3_x2i_bias[j] += v202;
+    d_l3_h2i_bias[j] += v202;
 #line 22 "examples/lm/lstm.dopa"
-    d_l3_x2o_bias[j] += v187;
-    d_l3_h2o_bias[j] += v187;
+    d_l3_x2o_bias[j] += v191;
+    d_l3_h2o_bias[j] += v191;
 #line 23 "examples/lm/lstm.dopa"
-    d_l3_x2c_bias[j] += v178;
-    d_l3_h2c_bias[j] += v178;
+    d_l3_x2c_bias[j] += v182;
+    d_l3_h2c_bias[j] += v182;
   }
-#line 837 "lm_lstm.cpp"
+#line 848 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 1: dense product (Eigen), [400]
-//   %181 matmul
+//   %185 matmul
 template <class T> static void backward_h2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t178 = a.record + 15824;                            // [400]
+  T *__restrict t182 = a.record + 15824;                            // [400]
   const T *__restrict l3_h2c_weight = a.params + kParamL3H2cWeight; // [400, 400]
-  T *__restrict t181 = a.scratch + 0;                               // [400]
+  T *__restrict t185 = a.scratch + 0;                               // [400]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t181, 400).noalias() =
-      ConstRowVec<T>(t178, 400) * ConstRowMat<T>(l3_h2c_weight, 400, 400);
-#line 851 "lm_lstm.cpp"
+  RowVec<T>(t185, 400).noalias() =
+      ConstRowVec<T>(t182, 400) * ConstRowMat<T>(l3_h2c_weight, 400, 400);
+#line 862 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 2: dense product (Eigen), [1150]
-//   %184 matmul
+//   %188 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t178 = a.record + 15824;                            // [400]
+  T *__restrict t182 = a.record + 15824;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1150]
-  T *__restrict t184 = a.scratch + 400;                             // [1150]
+  T *__restrict t188 = a.scratch + 400;                             // [1150]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t184, 1150).noalias() =
-      ConstRowVec<T>(t178, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1150);
-#line 865 "lm_lstm.cpp"
+  RowVec<T>(t188, 1150).noalias() =
+      ConstRowVec<T>(t182, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1150);
+#line 876 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 3: dense product (Eigen), [400]
-//   %190 matmul
+//   %194 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t187 = a.record + 15424;                            // [400]
+  T *__restrict t191 = a.record + 15424;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t190 = a.scratch + 1552;                            // [400]
+  T *__restrict t194 = a.scratch + 1552;                            // [400]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t190, 400).noalias() =
-      ConstRowVec<T>(t187, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 879 "lm_lstm.cpp"
+  RowVec<T>(t194, 400).noalias() =
+      ConstRowVec<T>(t191, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 890 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 4: dense product (Eigen), [1150]
-//   %194 matmul
+//   %198 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t187 = a.record + 15424;                            // [400]
+  T *__restrict t191 = a.record + 15424;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1150]
-  T *__restrict t194 = a.scratch + 1952;                            // [1150]
+  T *__restrict t198 = a.scratch + 1952;                            // [1150]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t194, 1150).noalias() =
-      ConstRowVec<T>(t187, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1150);
-#line 893 "lm_lstm.cpp"
+  RowVec<T>(t198, 1150).noalias() =
+      ConstRowVec<T>(t191, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1150);
+#line 904 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 5: dense product (Eigen), [400]
-//   %201 matmul
+//   %205 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t198 = a.record + 15024;                            // [400]
+  T *__restrict t202 = a.record + 15024;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t201 = a.scratch + 3104;                            // [400]
+  T *__restrict t205 = a.scratch + 3104;                            // [400]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t201, 400).noalias() =
-      ConstRowVec<T>(t198, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 907 "lm_lstm.cpp"
+  RowVec<T>(t205, 400).noalias() =
+      ConstRowVec<T>(t202, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 918 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 6: dense product (Eigen), [1150]
-//   %205 matmul
+//   %209 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t198 = a.record + 15024;                            // [400]
+  T *__restrict t202 = a.record + 15024;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1150]
-  T *__restrict t205 = a.scratch + 3504;                            // [1150]
+  T *__restrict t209 = a.scratch + 3504;                            // [1150]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t205, 1150).noalias() =
-      ConstRowVec<T>(t198, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1150);
-#line 921 "lm_lstm.cpp"
+  RowVec<T>(t209, 1150).noalias() =
+      ConstRowVec<T>(t202, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1150);
+#line 932 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 7: dense product (Eigen), [400]
-//   %212 matmul
+//   %216 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t209 = a.record + 13072;                            // [400]
+  T *__restrict t213 = a.record + 13072;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t212 = a.scratch + 4656;                            // [400]
+  T *__restrict t216 = a.scratch + 4656;                            // [400]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t212, 400).noalias() =
-      ConstRowVec<T>(t209, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 935 "lm_lstm.cpp"
+  RowVec<T>(t216, 400).noalias() =
+      ConstRowVec<T>(t213, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 946 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 8: dense product (Eigen), [1150]
-//   %216 matmul
+//   %220 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t209 = a.record + 13072;                            // [400]
+  T *__restrict t213 = a.record + 13072;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1150]
-  T *__restrict t216 = a.scratch + 5056;                            // [1150]
+  T *__restrict t220 = a.scratch + 5056;                            // [1150]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t216, 1150).noalias() =
-      ConstRowVec<T>(t209, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1150);
-#line 949 "lm_lstm.cpp"
+  RowVec<T>(t220, 1150).noalias() =
+      ConstRowVec<T>(t213, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1150);
+#line 960 "lm_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -957,31 +968,31 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 //
 // backward stage 9: fused loop nest over [1150]
-//   %233 mul
-//   %242 mul
-//   %253 mul
-//   %264 mul
-//   %230 mul -> grad_prev l2.c
+//   %237 mul
+//   %246 mul
+//   %257 mul
+//   %268 mul
+//   %234 mul -> grad_prev l2.c
 //   %12 state -> record (a factor of deferred outer-product gradients)
 //   %56 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %264 mul += grad l2.x2f.bias
+//   %268 mul += grad l2.x2f.bias
 //   %61 state -> record (a factor of deferred outer-product gradients)
-//   %264 mul += grad l2.h2f.bias
-//   %253 mul += grad l2.x2i.bias
-//   %253 mul += grad l2.h2i.bias
-//   %242 mul += grad l2.x2o.bias
-//   %242 mul += grad l2.h2o.bias
-//   %233 mul += grad l2.x2c.bias
-//   %233 mul += grad l2.h2c.bias
+//   %268 mul += grad l2.h2f.bias
+//   %257 mul += grad l2.x2i.bias
+//   %257 mul += grad l2.h2i.bias
+//   %246 mul += grad l2.x2o.bias
+//   %246 mul += grad l2.h2o.bias
+//   %237 mul += grad l2.x2c.bias
+//   %237 mul += grad l2.h2c.bias
 //   %105 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1150] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1150] d l2.h'
-  T *__restrict t184 = a.scratch + 400;                         // [1150]
-  T *__restrict t194 = a.scratch + 1952;                        // [1150]
-  T *__restrict t205 = a.scratch + 3504;                        // [1150]
-  T *__restrict t216 = a.scratch + 5056;                        // [1150]
+  T *__restrict t188 = a.scratch + 400;                         // [1150]
+  T *__restrict t198 = a.scratch + 1952;                        // [1150]
+  T *__restrict t209 = a.scratch + 3504;                        // [1150]
+  T *__restrict t220 = a.scratch + 5056;                        // [1150]
   const T *__restrict drop_h2 = a.inputs[3];                    // [1150]
   const T *__restrict t79 = a.saved + 15392;                    // [1150]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1150]
@@ -1000,10 +1011,10 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1150]
   const T *__restrict t93 = a.saved + 18848;                    // [1150]
   const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [1150]
-  T *__restrict t233 = a.record + 11920;                        // [1150]
-  T *__restrict t242 = a.record + 10768;                        // [1150]
-  T *__restrict t253 = a.record + 9616;                         // [1150]
-  T *__restrict t264 = a.record + 6160;                         // [1150]
+  T *__restrict t237 = a.record + 11920;                        // [1150]
+  T *__restrict t246 = a.record + 10768;                        // [1150]
+  T *__restrict t257 = a.record + 9616;                         // [1150]
+  T *__restrict t268 = a.record + 6160;                         // [1150]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1150]
   const T *__restrict l1_h = a.state + kStateL1H;               // [1150]
   T *__restrict record2 = a.record + 1552;                      // [1150]
@@ -1022,20 +1033,20 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict t105_y2 = a.saved + 20000;                // [1150] y2
   T *__restrict record13 = a.record + 13472;                    // [1150]
   for (int j = 0; j < 1150; ++j) {
-#line 27 "examples/lm/lstm.dopa"
-    const T v195 = t184[j] + t194[j];
-    const T v206 = v195 + t205[j];
-    const T v217 = v206 + t216[j];
-    const T v219 = v217 * drop_h2[j];
+#line 28 "examples/lm/lstm.dopa"
+    const T v199 = t188[j] + t198[j];
+    const T v210 = v199 + t209[j];
+    const T v221 = v210 + t220[j];
+    const T v223 = v221 * drop_h2[j];
 #line 25 "examples/lm/lstm.dopa"
-    const T v220 = d_l2_h_next[j] + v219;
+    const T v224 = d_l2_h_next[j] + v223;
 #line 22 "examples/lm/lstm.dopa"
     const T v81 = t79[j] + l2_x2o_bias[j];
     const T v85 = t83[j] + l2_h2o_bias[j];
     const T v86 = v81 + v85;
     const T v87 = T(1) / (T(1) + std::exp(-v86));
 #line 25 "examples/lm/lstm.dopa"
-    const T v222 = v220 * v87;
+    const T v226 = v224 * v87;
 #line 20 "examples/lm/lstm.dopa"
     const T v60 = t58[j] + l2_x2f_bias[j];
     const T v65 = t63[j] + l2_h2f_bias[j];
@@ -1058,171 +1069,171 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v101 = v99 + v100;
 #line 25 "examples/lm/lstm.dopa"
     const T v102 = std::tanh(v101);
-    const T v223 = v102 * v102;
-    const T v224 = T(1.0) - v223;
-    const T v225 = v222 * v224;
+    const T v227 = v102 * v102;
+    const T v228 = T(1.0) - v227;
+    const T v229 = v226 * v228;
 #line 24 "examples/lm/lstm.dopa"
-    const T v226 = d_l2_c_next[j] + v225;
-    const T v228 = v226 * v77;
+    const T v230 = d_l2_c_next[j] + v229;
+    const T v232 = v230 * v77;
 #line 23 "examples/lm/lstm.dopa"
-    const T v231 = v97 * v97;
-    const T v232 = T(1.0) - v231;
-    const T v233 = v228 * v232;
-    t233[j] = v233;
+    const T v235 = v97 * v97;
+    const T v236 = T(1.0) - v235;
+    const T v237 = v232 * v236;
+    t237[j] = v237;
 #line 25 "examples/lm/lstm.dopa"
-    const T v221 = v220 * v102;
+    const T v225 = v224 * v102;
 #line 22 "examples/lm/lstm.dopa"
-    const T v240 = T(1.0) - v87;
-    const T v241 = v87 * v240;
-    const T v242 = v221 * v241;
-    t242[j] = v242;
+    const T v244 = T(1.0) - v87;
+    const T v245 = v87 * v244;
+    const T v246 = v225 * v245;
+    t246[j] = v246;
 #line 24 "examples/lm/lstm.dopa"
-    const T v227 = v226 * v97;
+    const T v231 = v230 * v97;
 #line 21 "examples/lm/lstm.dopa"
-    const T v251 = T(1.0) - v77;
-    const T v252 = v77 * v251;
-    const T v253 = v227 * v252;
-    t253[j] = v253;
+    const T v255 = T(1.0) - v77;
+    const T v256 = v77 * v255;
+    const T v257 = v231 * v256;
+    t257[j] = v257;
 #line 24 "examples/lm/lstm.dopa"
-    const T v229 = v226 * l2_c[j];
+    const T v233 = v230 * l2_c[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v262 = T(1.0) - v67;
-    const T v263 = v67 * v262;
-    const T v264 = v229 * v263;
-    t264[j] = v264;
+    const T v266 = T(1.0) - v67;
+    const T v267 = v67 * v266;
+    const T v268 = v233 * v267;
+    t268[j] = v268;
 #line 24 "examples/lm/lstm.dopa"
-    const T v230 = v226 * v67;
-    d_l2_c[j] = v230;
+    const T v234 = v230 * v67;
+    d_l2_c[j] = v234;
     record2[j] = l1_h[j];
     record7[j] = t56_y1[j];
 #line 20 "examples/lm/lstm.dopa"
-    d_l2_x2f_bias[j] += v264;
+    d_l2_x2f_bias[j] += v268;
     record8[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v264;
+    d_l2_h2f_bias[j] += v268;
 #line 21 "examples/lm/lstm.dopa"
-    d_l2_x2i_bias[j] += v253;
-    d_l2_h2i_bias[j] += v253;
+    d_l2_x2i_bias[j] += v257;
+    d_l2_h2i_bias[j] += v257;
 #line 22 "examples/lm/lstm.dopa"
-    d_l2_x2o_bias[j] += v242;
-    d_l2_h2o_bias[j] += v242;
+    d_l2_x2o_bias[j] += v246;
+    d_l2_h2o_bias[j] += v246;
 #line 23 "examples/lm/lstm.dopa"
-    d_l2_x2c_bias[j] += v233;
-    d_l2_h2c_bias[j] += v233;
+    d_l2_x2c_bias[j] += v237;
+    d_l2_h2c_bias[j] += v237;
     record13[j] = t105_y2[j];
   }
-#line 1114 "lm_lstm.cpp"
+#line 1125 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 10: dense product (Eigen), [1150]
-//   %236 matmul
+//   %240 matmul
 template <class T> static void backward_h2c_10(const dopa::StepArgs<T> &a) {
-  T *__restrict t233 = a.record + 11920;                            // [1150]
+  T *__restrict t237 = a.record + 11920;                            // [1150]
   const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [1150, 1150]
-  T *__restrict t236 = a.scratch + 6208;                            // [1150]
+  T *__restrict t240 = a.scratch + 6208;                            // [1150]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t236, 1150).noalias() =
-      ConstRowVec<T>(t233, 1150) * ConstRowMat<T>(l2_h2c_weight, 1150, 1150);
-#line 1128 "lm_lstm.cpp"
+  RowVec<T>(t240, 1150).noalias() =
+      ConstRowVec<T>(t237, 1150) * ConstRowMat<T>(l2_h2c_weight, 1150, 1150);
+#line 1139 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 11: dense product (Eigen), [1150]
-//   %239 matmul
+//   %243 matmul
 template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
-  T *__restrict t233 = a.record + 11920;                            // [1150]
+  T *__restrict t237 = a.record + 11920;                            // [1150]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1150, 1150]
-  T *__restrict t239 = a.scratch + 7360;                            // [1150]
+  T *__restrict t243 = a.scratch + 7360;                            // [1150]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t239, 1150).noalias() =
-      ConstRowVec<T>(t233, 1150) * ConstRowMat<T>(l2_x2c_weight, 1150, 1150);
-#line 1142 "lm_lstm.cpp"
+  RowVec<T>(t243, 1150).noalias() =
+      ConstRowVec<T>(t237, 1150) * ConstRowMat<T>(l2_x2c_weight, 1150, 1150);
+#line 1153 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 12: dense product (Eigen), [1150]
-//   %245 matmul
+//   %249 matmul
 template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t242 = a.record + 10768;                            // [1150]
+  T *__restrict t246 = a.record + 10768;                            // [1150]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1150, 1150]
-  T *__restrict t245 = a.scratch + 8512;                            // [1150]
+  T *__restrict t249 = a.scratch + 8512;                            // [1150]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t245, 1150).noalias() =
-      ConstRowVec<T>(t242, 1150) * ConstRowMat<T>(l2_h2o_weight, 1150, 1150);
-#line 1156 "lm_lstm.cpp"
+  RowVec<T>(t249, 1150).noalias() =
+      ConstRowVec<T>(t246, 1150) * ConstRowMat<T>(l2_h2o_weight, 1150, 1150);
+#line 1167 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 13: dense product (Eigen), [1150]
-//   %249 matmul
+//   %253 matmul
 template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t242 = a.record + 10768;                            // [1150]
+  T *__restrict t246 = a.record + 10768;                            // [1150]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1150, 1150]
-  T *__restrict t249 = a.scratch + 9664;                            // [1150]
+  T *__restrict t253 = a.scratch + 9664;                            // [1150]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t249, 1150).noalias() =
-      ConstRowVec<T>(t242, 1150) * ConstRowMat<T>(l2_x2o_weight, 1150, 1150);
-#line 1170 "lm_lstm.cpp"
+  RowVec<T>(t253, 1150).noalias() =
+      ConstRowVec<T>(t246, 1150) * ConstRowMat<T>(l2_x2o_weight, 1150, 1150);
+#line 1181 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 14: dense product (Eigen), [1150]
-//   %256 matmul
+//   %260 matmul
 template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t253 = a.record + 9616;                             // [1150]
+  T *__restrict t257 = a.record + 9616;                             // [1150]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1150, 1150]
-  T *__restrict t256 = a.scratch + 10816;                           // [1150]
+  T *__restrict t260 = a.scratch + 10816;                           // [1150]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t256, 1150).noalias() =
-      ConstRowVec<T>(t253, 1150) * ConstRowMat<T>(l2_h2i_weight, 1150, 1150);
-#line 1184 "lm_lstm.cpp"
+  RowVec<T>(t260, 1150).noalias() =
+      ConstRowVec<T>(t257, 1150) * ConstRowMat<T>(l2_h2i_weight, 1150, 1150);
+#line 1195 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 15: dense product (Eigen), [1150]
-//   %260 matmul
+//   %264 matmul
 template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t253 = a.record + 9616;                             // [1150]
+  T *__restrict t257 = a.record + 9616;                             // [1150]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1150, 1150]
-  T *__restrict t260 = a.scratch + 11968;                           // [1150]
+  T *__restrict t264 = a.scratch + 11968;                           // [1150]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t260, 1150).noalias() =
-      ConstRowVec<T>(t253, 1150) * ConstRowMat<T>(l2_x2i_weight, 1150, 1150);
-#line 1198 "lm_lstm.cpp"
+  RowVec<T>(t264, 1150).noalias() =
+      ConstRowVec<T>(t257, 1150) * ConstRowMat<T>(l2_x2i_weight, 1150, 1150);
+#line 1209 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 16: dense product (Eigen), [1150]
-//   %267 matmul
+//   %271 matmul
 template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t264 = a.record + 6160;                             // [1150]
+  T *__restrict t268 = a.record + 6160;                             // [1150]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1150, 1150]
-  T *__restrict t267 = a.scratch + 13120;                           // [1150]
+  T *__restrict t271 = a.scratch + 13120;                           // [1150]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t267, 1150).noalias() =
-      ConstRowVec<T>(t264, 1150) * ConstRowMat<T>(l2_h2f_weight, 1150, 1150);
-#line 1212 "lm_lstm.cpp"
+  RowVec<T>(t271, 1150).noalias() =
+      ConstRowVec<T>(t268, 1150) * ConstRowMat<T>(l2_h2f_weight, 1150, 1150);
+#line 1223 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 17: dense product (Eigen), [1150]
-//   %271 matmul
+//   %275 matmul
 template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t264 = a.record + 6160;                             // [1150]
+  T *__restrict t268 = a.record + 6160;                             // [1150]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1150, 1150]
-  T *__restrict t271 = a.scratch + 14272;                           // [1150]
+  T *__restrict t275 = a.scratch + 14272;                           // [1150]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t271, 1150).noalias() =
-      ConstRowVec<T>(t264, 1150) * ConstRowMat<T>(l2_x2f_weight, 1150, 1150);
-#line 1226 "lm_lstm.cpp"
+  RowVec<T>(t275, 1150).noalias() =
+      ConstRowVec<T>(t268, 1150) * ConstRowMat<T>(l2_x2f_weight, 1150, 1150);
+#line 1237 "lm_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1233,28 +1244,28 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 //
 // backward stage 18: fused loop nest over [1150]
-//   %288 mul
-//   %297 mul
-//   %308 mul
-//   %319 mul
-//   %285 mul -> grad_prev l1.c
-//   %268 add -> grad_prev l2.h
-//   %319 mul += grad l1.x2f.bias
-//   %319 mul += grad l1.h2f.bias
-//   %308 mul += grad l1.x2i.bias
-//   %308 mul += grad l1.h2i.bias
-//   %297 mul += grad l1.x2o.bias
-//   %297 mul += grad l1.h2o.bias
-//   %288 mul += grad l1.x2c.bias
-//   %288 mul += grad l1.h2c.bias
+//   %292 mul
+//   %301 mul
+//   %312 mul
+//   %323 mul
+//   %289 mul -> grad_prev l1.c
+//   %272 add -> grad_prev l2.h
+//   %323 mul += grad l1.x2f.bias
+//   %323 mul += grad l1.h2f.bias
+//   %312 mul += grad l1.x2i.bias
+//   %312 mul += grad l1.h2i.bias
+//   %301 mul += grad l1.x2o.bias
+//   %301 mul += grad l1.h2o.bias
+//   %292 mul += grad l1.x2c.bias
+//   %292 mul += grad l1.h2c.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1150] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1150] d l1.h'
-  T *__restrict t239 = a.scratch + 7360;                        // [1150]
-  T *__restrict t249 = a.scratch + 9664;                        // [1150]
-  T *__restrict t260 = a.scratch + 11968;                       // [1150]
-  T *__restrict t271 = a.scratch + 14272;                       // [1150]
+  T *__restrict t243 = a.scratch + 7360;                        // [1150]
+  T *__restrict t253 = a.scratch + 9664;                        // [1150]
+  T *__restrict t264 = a.scratch + 11968;                       // [1150]
+  T *__restrict t275 = a.scratch + 14272;                       // [1150]
   const T *__restrict drop_h1 = a.inputs[2];                    // [1150]
   const T *__restrict t30 = a.saved + 5024;                     // [1150]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1150]
@@ -1273,15 +1284,15 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1150]
   const T *__restrict t44 = a.saved + 8480;                     // [1150]
   const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [1150]
-  T *__restrict t288 = a.record + 5008;                         // [1150]
-  T *__restrict t297 = a.record + 3856;                         // [1150]
-  T *__restrict t308 = a.record + 2704;                         // [1150]
-  T *__restrict t319 = a.record + 0;                            // [1150]
+  T *__restrict t292 = a.record + 5008;                         // [1150]
+  T *__restrict t301 = a.record + 3856;                         // [1150]
+  T *__restrict t312 = a.record + 2704;                         // [1150]
+  T *__restrict t323 = a.record + 0;                            // [1150]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1150]
-  T *__restrict t236 = a.scratch + 6208;                        // [1150]
-  T *__restrict t245 = a.scratch + 8512;                        // [1150]
-  T *__restrict t256 = a.scratch + 10816;                       // [1150]
-  T *__restrict t267 = a.scratch + 13120;                       // [1150]
+  T *__restrict t240 = a.scratch + 6208;                        // [1150]
+  T *__restrict t249 = a.scratch + 8512;                        // [1150]
+  T *__restrict t260 = a.scratch + 10816;                       // [1150]
+  T *__restrict t271 = a.scratch + 13120;                       // [1150]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1150]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1150]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1150]
@@ -1292,20 +1303,20 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1150]
   T *__restrict d_l1_h2c_bias = a.grads + kParamL1H2cBias;      // [1150]
   for (int j = 0; j < 1150; ++j) {
-#line 26 "examples/lm/lstm.dopa"
-    const T v250 = t239[j] + t249[j];
-    const T v261 = v250 + t260[j];
-    const T v272 = v261 + t271[j];
-    const T v274 = v272 * drop_h1[j];
+#line 27 "examples/lm/lstm.dopa"
+    const T v254 = t243[j] + t253[j];
+    const T v265 = v254 + t264[j];
+    const T v276 = v265 + t275[j];
+    const T v278 = v276 * drop_h1[j];
 #line 25 "examples/lm/lstm.dopa"
-    const T v275 = d_l1_h_next[j] + v274;
+    const T v279 = d_l1_h_next[j] + v278;
 #line 22 "examples/lm/lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + std::exp(-v37));
 #line 25 "examples/lm/lstm.dopa"
-    const T v277 = v275 * v38;
+    const T v281 = v279 * v38;
 #line 20 "examples/lm/lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
@@ -1328,211 +1339,211 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v52 = v50 + v51;
 #line 25 "examples/lm/lstm.dopa"
     const T v53 = std::tanh(v52);
-    const T v278 = v53 * v53;
-    const T v279 = T(1.0) - v278;
-    const T v280 = v277 * v279;
+    const T v282 = v53 * v53;
+    const T v283 = T(1.0) - v282;
+    const T v284 = v281 * v283;
 #line 24 "examples/lm/lstm.dopa"
-    const T v281 = d_l1_c_next[j] + v280;
-    const T v283 = v281 * v28;
+    const T v285 = d_l1_c_next[j] + v284;
+    const T v287 = v285 * v28;
 #line 23 "examples/lm/lstm.dopa"
-    const T v286 = v48 * v48;
-    const T v287 = T(1.0) - v286;
-    const T v288 = v283 * v287;
-    t288[j] = v288;
+    const T v290 = v48 * v48;
+    const T v291 = T(1.0) - v290;
+    const T v292 = v287 * v291;
+    t292[j] = v292;
 #line 25 "examples/lm/lstm.dopa"
-    const T v276 = v275 * v53;
+    const T v280 = v279 * v53;
 #line 22 "examples/lm/lstm.dopa"
-    const T v295 = T(1.0) - v38;
-    const T v296 = v38 * v295;
-    const T v297 = v276 * v296;
-    t297[j] = v297;
+    const T v299 = T(1.0) - v38;
+    const T v300 = v38 * v299;
+    const T v301 = v280 * v300;
+    t301[j] = v301;
 #line 24 "examples/lm/lstm.dopa"
-    const T v282 = v281 * v48;
+    const T v286 = v285 * v48;
 #line 21 "examples/lm/lstm.dopa"
-    const T v306 = T(1.0) - v28;
-    const T v307 = v28 * v306;
-    const T v308 = v282 * v307;
-    t308[j] = v308;
+    const T v310 = T(1.0) - v28;
+    const T v311 = v28 * v310;
+    const T v312 = v286 * v311;
+    t312[j] = v312;
 #line 24 "examples/lm/lstm.dopa"
-    const T v284 = v281 * l1_c[j];
+    const T v288 = v285 * l1_c[j];
 #line 20 "examples/lm/lstm.dopa"
-    const T v317 = T(1.0) - v18;
-    const T v318 = v18 * v317;
-    const T v319 = v284 * v318;
-    t319[j] = v319;
+    const T v321 = T(1.0) - v18;
+    const T v322 = v18 * v321;
+    const T v323 = v288 * v322;
+    t323[j] = v323;
 #line 24 "examples/lm/lstm.dopa"
-    const T v285 = v281 * v18;
-    d_l1_c[j] = v285;
+    const T v289 = v285 * v18;
+    d_l1_c[j] = v289;
 #line 9 "examples/lm/lstm.dopa"
-    const T v246 = t236[j] + t245[j];
-    const T v257 = v246 + t256[j];
-    const T v268 = v257 + t267[j];
-    d_l2_h[j] = v268;
+    const T v250 = t240[j] + t249[j];
+    const T v261 = v250 + t260[j];
+    const T v272 = v261 + t271[j];
+    d_l2_h[j] = v272;
 #line 20 "examples/lm/lstm.dopa"
-    d_l1_x2f_bias[j] += v319;
-    d_l1_h2f_bias[j] += v319;
+    d_l1_x2f_bias[j] += v323;
+    d_l1_h2f_bias[j] += v323;
 #line 21 "examples/lm/lstm.dopa"
-    d_l1_x2i_bias[j] += v308;
-    d_l1_h2i_bias[j] += v308;
+    d_l1_x2i_bias[j] += v312;
+    d_l1_h2i_bias[j] += v312;
 #line 22 "examples/lm/lstm.dopa"
-    d_l1_x2o_bias[j] += v297;
-    d_l1_h2o_bias[j] += v297;
+    d_l1_x2o_bias[j] += v301;
+    d_l1_h2o_bias[j] += v301;
 #line 23 "examples/lm/lstm.dopa"
-    d_l1_x2c_bias[j] += v288;
-    d_l1_h2c_bias[j] += v288;
+    d_l1_x2c_bias[j] += v292;
+    d_l1_h2c_bias[j] += v292;
   }
-#line 1385 "lm_lstm.cpp"
+#line 1396 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 19: dense product (Eigen), [1150]
-//   %291 matmul
+//   %295 matmul
 template <class T> static void backward_h2c_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t288 = a.record + 5008;                             // [1150]
+  T *__restrict t292 = a.record + 5008;                             // [1150]
   const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [1150, 1150]
-  T *__restrict t291 = a.scratch + 15424;                           // [1150]
+  T *__restrict t295 = a.scratch + 15424;                           // [1150]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t291, 1150).noalias() =
-      ConstRowVec<T>(t288, 1150) * ConstRowMat<T>(l1_h2c_weight, 1150, 1150);
-#line 1399 "lm_lstm.cpp"
+  RowVec<T>(t295, 1150).noalias() =
+      ConstRowVec<T>(t292, 1150) * ConstRowMat<T>(l1_h2c_weight, 1150, 1150);
+#line 1410 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 20: dense product (Eigen), [400]
-//   %294 matmul
+//   %298 matmul
 template <class T> static void backward_x2c_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t288 = a.record + 5008;                             // [1150]
+  T *__restrict t292 = a.record + 5008;                             // [1150]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1150, 400]
-  T *__restrict t294 = a.scratch + 16576;                           // [400]
+  T *__restrict t298 = a.scratch + 16576;                           // [400]
 #line 23 "examples/lm/lstm.dopa"
-  RowVec<T>(t294, 400).noalias() =
-      ConstRowVec<T>(t288, 1150) * ConstRowMat<T>(l1_x2c_weight, 1150, 400);
-#line 1413 "lm_lstm.cpp"
+  RowVec<T>(t298, 400).noalias() =
+      ConstRowVec<T>(t292, 1150) * ConstRowMat<T>(l1_x2c_weight, 1150, 400);
+#line 1424 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 21: dense product (Eigen), [1150]
-//   %300 matmul
+//   %304 matmul
 template <class T> static void backward_h2o_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t297 = a.record + 3856;                             // [1150]
+  T *__restrict t301 = a.record + 3856;                             // [1150]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1150, 1150]
-  T *__restrict t300 = a.scratch + 16976;                           // [1150]
+  T *__restrict t304 = a.scratch + 16976;                           // [1150]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t300, 1150).noalias() =
-      ConstRowVec<T>(t297, 1150) * ConstRowMat<T>(l1_h2o_weight, 1150, 1150);
-#line 1427 "lm_lstm.cpp"
+  RowVec<T>(t304, 1150).noalias() =
+      ConstRowVec<T>(t301, 1150) * ConstRowMat<T>(l1_h2o_weight, 1150, 1150);
+#line 1438 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 22: dense product (Eigen), [400]
-//   %304 matmul
+//   %308 matmul
 template <class T> static void backward_x2o_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t297 = a.record + 3856;                             // [1150]
+  T *__restrict t301 = a.record + 3856;                             // [1150]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1150, 400]
-  T *__restrict t304 = a.scratch + 18128;                           // [400]
+  T *__restrict t308 = a.scratch + 18128;                           // [400]
 #line 22 "examples/lm/lstm.dopa"
-  RowVec<T>(t304, 400).noalias() =
-      ConstRowVec<T>(t297, 1150) * ConstRowMat<T>(l1_x2o_weight, 1150, 400);
-#line 1441 "lm_lstm.cpp"
+  RowVec<T>(t308, 400).noalias() =
+      ConstRowVec<T>(t301, 1150) * ConstRowMat<T>(l1_x2o_weight, 1150, 400);
+#line 1452 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 23: dense product (Eigen), [1150]
-//   %311 matmul
+//   %315 matmul
 template <class T> static void backward_h2i_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 2704;                             // [1150]
+  T *__restrict t312 = a.record + 2704;                             // [1150]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1150, 1150]
-  T *__restrict t311 = a.scratch + 18528;                           // [1150]
+  T *__restrict t315 = a.scratch + 18528;                           // [1150]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t311, 1150).noalias() =
-      ConstRowVec<T>(t308, 1150) * ConstRowMat<T>(l1_h2i_weight, 1150, 1150);
-#line 1455 "lm_lstm.cpp"
+  RowVec<T>(t315, 1150).noalias() =
+      ConstRowVec<T>(t312, 1150) * ConstRowMat<T>(l1_h2i_weight, 1150, 1150);
+#line 1466 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 24: dense product (Eigen), [400]
-//   %315 matmul
+//   %319 matmul
 template <class T> static void backward_x2i_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 2704;                             // [1150]
+  T *__restrict t312 = a.record + 2704;                             // [1150]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1150, 400]
-  T *__restrict t315 = a.scratch + 19680;                           // [400]
+  T *__restrict t319 = a.scratch + 19680;                           // [400]
 #line 21 "examples/lm/lstm.dopa"
-  RowVec<T>(t315, 400).noalias() =
-      ConstRowVec<T>(t308, 1150) * ConstRowMat<T>(l1_x2i_weight, 1150, 400);
-#line 1469 "lm_lstm.cpp"
+  RowVec<T>(t319, 400).noalias() =
+      ConstRowVec<T>(t312, 1150) * ConstRowMat<T>(l1_x2i_weight, 1150, 400);
+#line 1480 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 25: dense product (Eigen), [1150]
-//   %322 matmul
+//   %326 matmul
 template <class T> static void backward_h2f_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t319 = a.record + 0;                                // [1150]
+  T *__restrict t323 = a.record + 0;                                // [1150]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1150, 1150]
-  T *__restrict t322 = a.scratch + 20080;                           // [1150]
+  T *__restrict t326 = a.scratch + 20080;                           // [1150]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t322, 1150).noalias() =
-      ConstRowVec<T>(t319, 1150) * ConstRowMat<T>(l1_h2f_weight, 1150, 1150);
-#line 1483 "lm_lstm.cpp"
+  RowVec<T>(t326, 1150).noalias() =
+      ConstRowVec<T>(t323, 1150) * ConstRowMat<T>(l1_h2f_weight, 1150, 1150);
+#line 1494 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 26: dense product (Eigen), [400]
-//   %326 matmul
+//   %330 matmul
 template <class T> static void backward_x2f_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t319 = a.record + 0;                                // [1150]
+  T *__restrict t323 = a.record + 0;                                // [1150]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1150, 400]
-  T *__restrict t326 = a.scratch + 21232;                           // [400]
+  T *__restrict t330 = a.scratch + 21232;                           // [400]
 #line 20 "examples/lm/lstm.dopa"
-  RowVec<T>(t326, 400).noalias() =
-      ConstRowVec<T>(t319, 1150) * ConstRowMat<T>(l1_x2f_weight, 1150, 400);
-#line 1497 "lm_lstm.cpp"
+  RowVec<T>(t330, 400).noalias() =
+      ConstRowVec<T>(t323, 1150) * ConstRowMat<T>(l1_x2f_weight, 1150, 400);
+#line 1508 "lm_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 27: fused loop nest over [1150]
-//   %323 add -> grad_prev l1.h
+//   %327 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t291 = a.scratch + 15424;        // [1150]
-  T *__restrict t300 = a.scratch + 16976;        // [1150]
-  T *__restrict t311 = a.scratch + 18528;        // [1150]
-  T *__restrict t322 = a.scratch + 20080;        // [1150]
+  T *__restrict t295 = a.scratch + 15424;        // [1150]
+  T *__restrict t304 = a.scratch + 16976;        // [1150]
+  T *__restrict t315 = a.scratch + 18528;        // [1150]
+  T *__restrict t326 = a.scratch + 20080;        // [1150]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1150]
 #pragma omp simd
   for (int j = 0; j < 1150; ++j) {
 #line 9 "examples/lm/lstm.dopa"
-    const T v301 = t291[j] + t300[j];
-    const T v312 = v301 + t311[j];
-    const T v323 = v312 + t322[j];
-    d_l1_h[j] = v323;
+    const T v305 = t295[j] + t304[j];
+    const T v316 = v305 + t315[j];
+    const T v327 = v316 + t326[j];
+    d_l1_h[j] = v327;
   }
-#line 1518 "lm_lstm.cpp"
+#line 1529 "lm_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 28: fused loop nest over [400]
-//   %213 add -> grad_prev l3.h
-//   %330 mul += grad enc.weight
+//   %217 add -> grad_prev l3.h
+//   %334 mul += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.scratch + 0;                     // [400]
-  T *__restrict t190 = a.scratch + 1552;                  // [400]
-  T *__restrict t201 = a.scratch + 3104;                  // [400]
-  T *__restrict t212 = a.scratch + 4656;                  // [400]
+  T *__restrict t185 = a.scratch + 0;                     // [400]
+  T *__restrict t194 = a.scratch + 1552;                  // [400]
+  T *__restrict t205 = a.scratch + 3104;                  // [400]
+  T *__restrict t216 = a.scratch + 4656;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t294 = a.scratch + 16576;                 // [400]
-  T *__restrict t304 = a.scratch + 18128;                 // [400]
-  T *__restrict t315 = a.scratch + 19680;                 // [400]
-  T *__restrict t326 = a.scratch + 21232;                 // [400]
+  T *__restrict t298 = a.scratch + 16576;                 // [400]
+  T *__restrict t308 = a.scratch + 18128;                 // [400]
+  T *__restrict t319 = a.scratch + 19680;                 // [400]
+  T *__restrict t330 = a.scratch + 21232;                 // [400]
   const T *__restrict drop_i = a.inputs[1];               // [400]
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
@@ -1540,19 +1551,19 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 9 "examples/lm/lstm.dopa"
-    const T v191 = t181[j] + t190[j];
-    const T v202 = v191 + t201[j];
-    const T v213 = v202 + t212[j];
-    d_l3_h[j] = v213;
-#line 25 "examples/lm/lstm.dopa"
-    const T v305 = t294[j] + t304[j];
-    const T v316 = v305 + t315[j];
-    const T v327 = v316 + t326[j];
-    const T v329 = v327 * drop_i[j];
-    const T v330 = v329 * t4[0];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v330;
+    const T v195 = t185[j] + t194[j];
+    const T v206 = v195 + t205[j];
+    const T v217 = v206 + t216[j];
+    d_l3_h[j] = v217;
+#line 26 "examples/lm/lstm.dopa"
+    const T v309 = t298[j] + t308[j];
+    const T v320 = v309 + t319[j];
+    const T v331 = v320 + t330[j];
+    const T v333 = v331 * drop_i[j];
+    const T v334 = v333 * t4[0];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v334;
   }
-#line 1556 "lm_lstm.cpp"
+#line 1567 "lm_lstm.cpp"
 }
 
 /// One backward step of LSTMLM for one batch element.
@@ -1744,6 +1755,8 @@ static dopa::NetworkInfo info() {
   n.inputs.push_back({"drop_h2", {1150}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.25});
   n.inputs.push_back({"drop_o", {400}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.4});
   n.outputs.push_back({"logits", {10000}, false, {}});
+  n.outputs.push_back({"ar_h", {400}, false, {}});
+  n.outputs.push_back({"tar_h", {400}, false, {}});
   n.states.push_back({"l1.h", {1150}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
   n.states.push_back({"l1.c", {1150}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
   n.states.push_back({"l2.h", {1150}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
@@ -1891,7 +1904,7 @@ const dopa::GeneratedSpec &spec() {
       .recordNumel = 16224,
       .forwardFlops = 48450200,
       .forwardSharedFlops = 0,
-      .backwardFlops = 76661800,
+      .backwardFlops = 76662600,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,

@@ -93,7 +93,7 @@ template <class T> __device__ __forceinline__ void forward_enc(const dopa::StepA
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 25 "examples/lm/lstm.dopa"
+#line 26 "examples/lm/lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = tid; e < 400; e += nthreads)
@@ -114,7 +114,7 @@ __device__ __forceinline__ void forward_saved_drop_e(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 25 "examples/lm/lstm.dopa"
+#line 26 "examples/lm/lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = tid; e < 1; e += nthreads)
@@ -137,7 +137,7 @@ template <class T> __device__ __forceinline__ void forward_x(const dopa::StepArg
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-#line 25 "examples/lm/lstm.dopa"
+#line 26 "examples/lm/lstm.dopa"
       const T v5 = t2[j] * t4[0];
       const T v7 = v5 * drop_i[j];
       t7_x[j] = v7;
@@ -394,7 +394,7 @@ __device__ __forceinline__ void forward_y1_l1_h_l1_c(const dopa::StepArgs<T> &a)
 #line 25 "examples/lm/lstm.dopa"
       const T v53 = tanh(v52);
       const T v54 = v38 * v53;
-#line 26 "examples/lm/lstm.dopa"
+#line 27 "examples/lm/lstm.dopa"
       const T v56 = v54 * drop_h1[j];
       t56_y1[j] = v56;
       l1_h_next[j] = v54;
@@ -660,7 +660,7 @@ __device__ __forceinline__ void forward_y2_l2_h_l2_c(const dopa::StepArgs<T> &a)
 #line 25 "examples/lm/lstm.dopa"
       const T v102 = tanh(v101);
       const T v103 = v87 * v102;
-#line 27 "examples/lm/lstm.dopa"
+#line 28 "examples/lm/lstm.dopa"
       const T v105 = v103 * drop_h2[j];
       t105_y2[j] = v105;
       l2_h_next[j] = v103;
@@ -862,7 +862,7 @@ __device__ __forceinline__ void forward_saved_h2c_28(const dopa::StepArgs<T> &a)
 #line 863 "lm_lstm.cu"
 }
 
-// y3 = l3(y2) * drop_o
+// y3 = z3 * drop_o
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
@@ -870,8 +870,10 @@ __device__ __forceinline__ void forward_saved_h2c_28(const dopa::StepArgs<T> &a)
 //   %154 mul y3
 //   %152 mul l3.hn -> next_state l3.h
 //   %150 add l3.cn -> next_state l3.c
+//   %152 mul l3.hn -> output tar_h
+//   %154 mul y3 -> saved
 template <class T>
-__device__ __forceinline__ void forward_y3_l3_h_l3_c(const dopa::StepArgs<T> &a) {
+__device__ __forceinline__ void forward_y3_l3_h_l3_c_tar_h(const dopa::StepArgs<T> &a) {
   T *__restrict t128 = a.saved + 22752;                         // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
   T *__restrict t132 = a.saved + 23152;                         // [400]
@@ -890,9 +892,11 @@ __device__ __forceinline__ void forward_y3_l3_h_l3_c(const dopa::StepArgs<T> &a)
   T *__restrict t142 = a.saved + 23952;                         // [400]
   const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
   const T *__restrict drop_o = a.inputs[4];                     // [400]
-  T *__restrict t154_y3 = a.saved + 24352;                      // [400] y3
+  T *__restrict out_ar_h = a.outputs[1];                        // [400] y3
   T *__restrict l3_h_next = a.next + kStateL3H;                 // [400]
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict out_tar_h = a.outputs[2];                       // [400]
+  T *__restrict saved_t154 = a.saved + 24352;                   // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -926,14 +930,16 @@ __device__ __forceinline__ void forward_y3_l3_h_l3_c(const dopa::StepArgs<T> &a)
 #line 25 "examples/lm/lstm.dopa"
       const T v151 = tanh(v150);
       const T v152 = v136 * v151;
-#line 28 "examples/lm/lstm.dopa"
+#line 30 "examples/lm/lstm.dopa"
       const T v154 = v152 * drop_o[j];
-      t154_y3[j] = v154;
+      out_ar_h[j] = v154;
       l3_h_next[j] = v152;
       l3_c_next[j] = v150;
+      out_tar_h[j] = v152;
+      saved_t154[j] = v154;
     }
   }
-#line 937 "lm_lstm.cu"
+#line 943 "lm_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -942,21 +948,21 @@ __device__ __forceinline__ void forward_y3_l3_h_l3_c(const dopa::StepArgs<T> &a)
 //   %155 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t154_y3 = a.saved + 24352;                     // [400] y3
+  T *__restrict out_ar_h = a.outputs[1];                       // [400] y3
   T *__restrict t155 = a.scratch + 400;                        // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 29 "examples/lm/lstm.dopa"
+#line 31 "examples/lm/lstm.dopa"
   for (int r = tid >> 5; r < 10000; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += enc_weight[r * 400 + k] * t154_y3[k];
+      acc += enc_weight[r * 400 + k] * out_ar_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t155[r] = acc;
   }
-#line 960 "lm_lstm.cu"
+#line 966 "lm_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -972,12 +978,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-#line 29 "examples/lm/lstm.dopa"
+#line 31 "examples/lm/lstm.dopa"
       const T v157 = t155[j] + dec_bias[j];
       out_logits[j] = v157;
     }
   }
-#line 981 "lm_lstm.cu"
+#line 987 "lm_lstm.cu"
 }
 
 /// One forward step of LSTMLM for the whole batch: block b runs batch element b.
@@ -1066,7 +1072,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   dopa::gridSync();
   forward_saved_h2c_28(a);
   dopa::gridSync();
-  forward_y3_l3_h_l3_c(a);
+  forward_y3_l3_h_l3_c_tar_h(a);
   dopa::gridSync();
   forward_matmul(a);
   dopa::gridSync();
@@ -1080,26 +1086,26 @@ template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *strea
 // output logits = enc.weight @ y3 + dec_bias
 //
 // backward stage 0: dense product (a warp or thread per output), [400]
-//   %167 matmul
+//   %170 matmul
 template <class T> __device__ __forceinline__ void backward_matmul(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t167 = a.scratch + 0;                          // [400]
+  T *__restrict t170 = a.scratch + 0;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 29 "examples/lm/lstm.dopa"
+#line 31 "examples/lm/lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 10000; ++k)
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
-    t167[c] = acc;
+    t170[c] = acc;
   }
-#line 1099 "lm_lstm.cu"
+#line 1105 "lm_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
-// y3 = l3(y2) * drop_o
+// y3 = z3 * drop_o
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1107,28 +1113,30 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
 // cn = f * c + i * g
 //
 // backward stage 1: fused loop nest over [400]
-//   %184 mul
-//   %193 mul
-//   %204 mul
-//   %215 mul
-//   %181 mul -> grad_prev l3.c
+//   %188 mul
+//   %197 mul
+//   %208 mul
+//   %219 mul
+//   %185 mul -> grad_prev l3.c
 //   %154 mul y3 -> record (a factor of deferred outer-product gradients)
 //   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %215 mul += grad l3.x2f.bias
+//   %219 mul += grad l3.x2f.bias
 //   %110 state -> record (a factor of deferred outer-product gradients)
-//   %215 mul += grad l3.h2f.bias
-//   %204 mul += grad l3.x2i.bias
-//   %204 mul += grad l3.h2i.bias
-//   %193 mul += grad l3.x2o.bias
-//   %193 mul += grad l3.h2o.bias
-//   %184 mul += grad l3.x2c.bias
-//   %184 mul += grad l3.h2c.bias
+//   %219 mul += grad l3.h2f.bias
+//   %208 mul += grad l3.x2i.bias
+//   %208 mul += grad l3.h2i.bias
+//   %197 mul += grad l3.x2o.bias
+//   %197 mul += grad l3.h2o.bias
+//   %188 mul += grad l3.x2c.bias
+//   %188 mul += grad l3.h2c.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
+  const T *__restrict d_out_tar_h = a.gradOutputs[2];           // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
-  T *__restrict t167 = a.scratch + 0;                           // [400]
+  const T *__restrict d_out_ar_h = a.gradOutputs[1];            // [400] d ar_h
+  T *__restrict t170 = a.scratch + 0;                           // [400]
   const T *__restrict drop_o = a.inputs[4];                     // [400]
   const T *__restrict t128 = a.saved + 22752;                   // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
@@ -1147,10 +1155,10 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
   const T *__restrict t142 = a.saved + 23952;                   // [400]
   const T *__restrict l3_h2c_bias = a.params + kParamL3H2cBias; // [400]
-  T *__restrict t184 = a.record + 26224;                        // [400]
-  T *__restrict t193 = a.record + 25824;                        // [400]
-  T *__restrict t204 = a.record + 25424;                        // [400]
-  T *__restrict t215 = a.record + 23472;                        // [400]
+  T *__restrict t188 = a.record + 26224;                        // [400]
+  T *__restrict t197 = a.record + 25824;                        // [400]
+  T *__restrict t208 = a.record + 25424;                        // [400]
+  T *__restrict t219 = a.record + 23472;                        // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
   const T *__restrict t154_y3 = a.saved + 24352;                // [400] y3
   T *__restrict record1 = a.record + 10000;                     // [400]
@@ -1171,17 +1179,20 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-#line 28 "examples/lm/lstm.dopa"
-      const T v169 = t167[j] * drop_o[j];
 #line 25 "examples/lm/lstm.dopa"
-      const T v170 = d_l3_h_next[j] + v169;
+      const T v166 = d_out_tar_h[j] + d_l3_h_next[j];
+#line 30 "examples/lm/lstm.dopa"
+      const T v171 = d_out_ar_h[j] + t170[j];
+      const T v173 = v171 * drop_o[j];
+#line 25 "examples/lm/lstm.dopa"
+      const T v174 = v166 + v173;
 #line 22 "examples/lm/lstm.dopa"
       const T v130 = t128[j] + l3_x2o_bias[j];
       const T v134 = t132[j] + l3_h2o_bias[j];
       const T v135 = v130 + v134;
       const T v136 = T(1) / (T(1) + exp(-v135));
 #line 25 "examples/lm/lstm.dopa"
-      const T v172 = v170 * v136;
+      const T v176 = v174 * v136;
 #line 20 "examples/lm/lstm.dopa"
       const T v109 = t107[j] + l3_x2f_bias[j];
       const T v114 = t112[j] + l3_h2f_bias[j];
@@ -1204,69 +1215,69 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v150 = v148 + v149;
 #line 25 "examples/lm/lstm.dopa"
       const T v151 = tanh(v150);
-      const T v174 = v151 * v151;
-      const T v175 = T(1.0) - v174;
-      const T v176 = v172 * v175;
+      const T v178 = v151 * v151;
+      const T v179 = T(1.0) - v178;
+      const T v180 = v176 * v179;
 #line 24 "examples/lm/lstm.dopa"
-      const T v177 = d_l3_c_next[j] + v176;
-      const T v179 = v177 * v126;
+      const T v181 = d_l3_c_next[j] + v180;
+      const T v183 = v181 * v126;
 #line 23 "examples/lm/lstm.dopa"
-      const T v182 = v146 * v146;
-      const T v183 = T(1.0) - v182;
-      const T v184 = v179 * v183;
-      t184[j] = v184;
+      const T v186 = v146 * v146;
+      const T v187 = T(1.0) - v186;
+      const T v188 = v183 * v187;
+      t188[j] = v188;
 #line 25 "examples/lm/lstm.dopa"
-      const T v171 = v170 * v151;
+      const T v175 = v174 * v151;
 #line 22 "examples/lm/lstm.dopa"
-      const T v191 = T(1.0) - v136;
-      const T v192 = v136 * v191;
-      const T v193 = v171 * v192;
-      t193[j] = v193;
+      const T v195 = T(1.0) - v136;
+      const T v196 = v136 * v195;
+      const T v197 = v175 * v196;
+      t197[j] = v197;
 #line 24 "examples/lm/lstm.dopa"
-      const T v178 = v177 * v146;
+      const T v182 = v181 * v146;
 #line 21 "examples/lm/lstm.dopa"
-      const T v202 = T(1.0) - v126;
-      const T v203 = v126 * v202;
-      const T v204 = v178 * v203;
-      t204[j] = v204;
+      const T v206 = T(1.0) - v126;
+      const T v207 = v126 * v206;
+      const T v208 = v182 * v207;
+      t208[j] = v208;
 #line 24 "examples/lm/lstm.dopa"
-      const T v180 = v177 * l3_c[j];
+      const T v184 = v181 * l3_c[j];
 #line 20 "examples/lm/lstm.dopa"
-      const T v213 = T(1.0) - v116;
-      const T v214 = v116 * v213;
-      const T v215 = v180 * v214;
-      t215[j] = v215;
+      const T v217 = T(1.0) - v116;
+      const T v218 = v116 * v217;
+      const T v219 = v184 * v218;
+      t219[j] = v219;
 #line 24 "examples/lm/lstm.dopa"
-      const T v181 = v177 * v116;
-      d_l3_c[j] = v181;
+      const T v185 = v181 * v116;
+      d_l3_c[j] = v185;
       record1[j] = t154_y3[j];
       record3[j] = t7_x[j];
 #line 20 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l3_x2f_bias[j], v215);
+      atomicAdd(&d_l3_x2f_bias[j], v219);
       record16[j] = l3_h[j];
-      atomicAdd(&d_l3_h2f_bias[j], v215);
+      atomicAdd(&d_l3_h2f_bias[j], v219);
 #line 21 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l3_x2i_bias[j], v204);
-      atomicAdd(&d_l3_h2i_bias[j], v204);
+      atomicAdd(&d_l3_x2i_bias[j], v208);
+      atomicAdd(&d_l3_h2i_bias[j], v208);
 #line 22 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l3_x2o_bias[j], v193);
-      atomicAdd(&d_l3_h2o_bias[j], v193);
+      atomicAdd(&d_l3_x2o_bias[j], v197);
+      atomicAdd(&d_l3_h2o_bias[j], v197);
 #line 23 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l3_x2c_bias[j], v184);
-      atomicAdd(&d_l3_h2c_bias[j], v184);
+      atomicAdd(&d_l3_x2c_bias[j], v188);
+      atomicAdd(&d_l3_h2c_bias[j], v188);
     }
   }
-#line 1260 "lm_lstm.cu"
+#line 1271 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 2: dense product (a warp or thread per output), [400]
-//   %187 matmul
+//   %191 matmul
 template <class T> __device__ __forceinline__ void backward_h2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t184 = a.record + 26224;                            // [400]
+  T *__restrict t188 = a.record + 26224;                            // [400]
   const T *__restrict l3_h2c_weight = a.params + kParamL3H2cWeight; // [400, 400]
-  T *__restrict t187 = a.scratch + 400;                             // [400]
+  T *__restrict t191 = a.scratch + 400;                             // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1274,20 +1285,20 @@ template <class T> __device__ __forceinline__ void backward_h2c(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t184[k] * l3_h2c_weight[k * 400 + c];
-    t187[c] = acc;
+      acc += t188[k] * l3_h2c_weight[k * 400 + c];
+    t191[c] = acc;
   }
-#line 1281 "lm_lstm.cu"
+#line 1292 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 3: dense product (a warp or thread per output), [1150]
-//   %190 matmul
+//   %194 matmul
 template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t184 = a.record + 26224;                            // [400]
+  T *__restrict t188 = a.record + 26224;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1150]
-  T *__restrict t190 = a.scratch + 800;                             // [1150]
+  T *__restrict t194 = a.scratch + 800;                             // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1295,20 +1306,20 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t184[k] * l3_x2c_weight[k * 1150 + c];
-    t190[c] = acc;
+      acc += t188[k] * l3_x2c_weight[k * 1150 + c];
+    t194[c] = acc;
   }
-#line 1302 "lm_lstm.cu"
+#line 1313 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 4: dense product (a warp or thread per output), [400]
-//   %196 matmul
+//   %200 matmul
 template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t193 = a.record + 25824;                            // [400]
+  T *__restrict t197 = a.record + 25824;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t196 = a.scratch + 1952;                            // [400]
+  T *__restrict t200 = a.scratch + 1952;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1316,20 +1327,20 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t193[k] * l3_h2o_weight[k * 400 + c];
-    t196[c] = acc;
+      acc += t197[k] * l3_h2o_weight[k * 400 + c];
+    t200[c] = acc;
   }
-#line 1323 "lm_lstm.cu"
+#line 1334 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 5: dense product (a warp or thread per output), [1150]
-//   %200 matmul
+//   %204 matmul
 template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t193 = a.record + 25824;                            // [400]
+  T *__restrict t197 = a.record + 25824;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1150]
-  T *__restrict t200 = a.scratch + 2352;                            // [1150]
+  T *__restrict t204 = a.scratch + 2352;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1337,20 +1348,20 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t193[k] * l3_x2o_weight[k * 1150 + c];
-    t200[c] = acc;
+      acc += t197[k] * l3_x2o_weight[k * 1150 + c];
+    t204[c] = acc;
   }
-#line 1344 "lm_lstm.cu"
+#line 1355 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 6: dense product (a warp or thread per output), [400]
-//   %207 matmul
+//   %211 matmul
 template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t204 = a.record + 25424;                            // [400]
+  T *__restrict t208 = a.record + 25424;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t207 = a.scratch + 3504;                            // [400]
+  T *__restrict t211 = a.scratch + 3504;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1358,20 +1369,20 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t204[k] * l3_h2i_weight[k * 400 + c];
-    t207[c] = acc;
+      acc += t208[k] * l3_h2i_weight[k * 400 + c];
+    t211[c] = acc;
   }
-#line 1365 "lm_lstm.cu"
+#line 1376 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 7: dense product (a warp or thread per output), [1150]
-//   %211 matmul
+//   %215 matmul
 template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t204 = a.record + 25424;                            // [400]
+  T *__restrict t208 = a.record + 25424;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1150]
-  T *__restrict t211 = a.scratch + 3904;                            // [1150]
+  T *__restrict t215 = a.scratch + 3904;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1379,20 +1390,20 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t204[k] * l3_x2i_weight[k * 1150 + c];
-    t211[c] = acc;
+      acc += t208[k] * l3_x2i_weight[k * 1150 + c];
+    t215[c] = acc;
   }
-#line 1386 "lm_lstm.cu"
+#line 1397 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 8: dense product (a warp or thread per output), [400]
-//   %218 matmul
+//   %222 matmul
 template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t215 = a.record + 23472;                            // [400]
+  T *__restrict t219 = a.record + 23472;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t218 = a.scratch + 5056;                            // [400]
+  T *__restrict t222 = a.scratch + 5056;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1400,20 +1411,20 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t215[k] * l3_h2f_weight[k * 400 + c];
-    t218[c] = acc;
+      acc += t219[k] * l3_h2f_weight[k * 400 + c];
+    t222[c] = acc;
   }
-#line 1407 "lm_lstm.cu"
+#line 1418 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 9: dense product (a warp or thread per output), [1150]
-//   %222 matmul
+//   %226 matmul
 template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t215 = a.record + 23472;                            // [400]
+  T *__restrict t219 = a.record + 23472;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1150]
-  T *__restrict t222 = a.scratch + 5456;                            // [1150]
+  T *__restrict t226 = a.scratch + 5456;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1421,10 +1432,10 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t215[k] * l3_x2f_weight[k * 1150 + c];
-    t222[c] = acc;
+      acc += t219[k] * l3_x2f_weight[k * 1150 + c];
+    t226[c] = acc;
   }
-#line 1428 "lm_lstm.cu"
+#line 1439 "lm_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1436,32 +1447,32 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
 // cn = f * c + i * g
 //
 // backward stage 10: fused loop nest over [1150]
-//   %239 mul
-//   %248 mul
-//   %259 mul
-//   %270 mul
-//   %236 mul -> grad_prev l2.c
+//   %243 mul
+//   %252 mul
+//   %263 mul
+//   %274 mul
+//   %240 mul -> grad_prev l2.c
 //   %12 state -> record (a factor of deferred outer-product gradients)
 //   %56 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %270 mul += grad l2.x2f.bias
+//   %274 mul += grad l2.x2f.bias
 //   %61 state -> record (a factor of deferred outer-product gradients)
-//   %270 mul += grad l2.h2f.bias
-//   %259 mul += grad l2.x2i.bias
-//   %259 mul += grad l2.h2i.bias
-//   %248 mul += grad l2.x2o.bias
-//   %248 mul += grad l2.h2o.bias
-//   %239 mul += grad l2.x2c.bias
-//   %239 mul += grad l2.h2c.bias
+//   %274 mul += grad l2.h2f.bias
+//   %263 mul += grad l2.x2i.bias
+//   %263 mul += grad l2.h2i.bias
+//   %252 mul += grad l2.x2o.bias
+//   %252 mul += grad l2.h2o.bias
+//   %243 mul += grad l2.x2c.bias
+//   %243 mul += grad l2.h2c.bias
 //   %105 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1150] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1150] d l2.h'
-  T *__restrict t190 = a.scratch + 800;                         // [1150]
-  T *__restrict t200 = a.scratch + 2352;                        // [1150]
-  T *__restrict t211 = a.scratch + 3904;                        // [1150]
-  T *__restrict t222 = a.scratch + 5456;                        // [1150]
+  T *__restrict t194 = a.scratch + 800;                         // [1150]
+  T *__restrict t204 = a.scratch + 2352;                        // [1150]
+  T *__restrict t215 = a.scratch + 3904;                        // [1150]
+  T *__restrict t226 = a.scratch + 5456;                        // [1150]
   const T *__restrict drop_h2 = a.inputs[3];                    // [1150]
   const T *__restrict t79 = a.saved + 15392;                    // [1150]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1150]
@@ -1480,10 +1491,10 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1150]
   const T *__restrict t93 = a.saved + 18848;                    // [1150]
   const T *__restrict l2_h2c_bias = a.params + kParamL2H2cBias; // [1150]
-  T *__restrict t239 = a.record + 22320;                        // [1150]
-  T *__restrict t248 = a.record + 21168;                        // [1150]
-  T *__restrict t259 = a.record + 20016;                        // [1150]
-  T *__restrict t270 = a.record + 16560;                        // [1150]
+  T *__restrict t243 = a.record + 22320;                        // [1150]
+  T *__restrict t252 = a.record + 21168;                        // [1150]
+  T *__restrict t263 = a.record + 20016;                        // [1150]
+  T *__restrict t274 = a.record + 16560;                        // [1150]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1150]
   const T *__restrict l1_h = a.state + kStateL1H;               // [1150]
   T *__restrict record4 = a.record + 11952;                     // [1150]
@@ -1506,20 +1517,20 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
-#line 27 "examples/lm/lstm.dopa"
-      const T v201 = t190[j] + t200[j];
-      const T v212 = v201 + t211[j];
-      const T v223 = v212 + t222[j];
-      const T v225 = v223 * drop_h2[j];
+#line 28 "examples/lm/lstm.dopa"
+      const T v205 = t194[j] + t204[j];
+      const T v216 = v205 + t215[j];
+      const T v227 = v216 + t226[j];
+      const T v229 = v227 * drop_h2[j];
 #line 25 "examples/lm/lstm.dopa"
-      const T v226 = d_l2_h_next[j] + v225;
+      const T v230 = d_l2_h_next[j] + v229;
 #line 22 "examples/lm/lstm.dopa"
       const T v81 = t79[j] + l2_x2o_bias[j];
       const T v85 = t83[j] + l2_h2o_bias[j];
       const T v86 = v81 + v85;
       const T v87 = T(1) / (T(1) + exp(-v86));
 #line 25 "examples/lm/lstm.dopa"
-      const T v228 = v226 * v87;
+      const T v232 = v230 * v87;
 #line 20 "examples/lm/lstm.dopa"
       const T v60 = t58[j] + l2_x2f_bias[j];
       const T v65 = t63[j] + l2_h2f_bias[j];
@@ -1542,70 +1553,70 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v101 = v99 + v100;
 #line 25 "examples/lm/lstm.dopa"
       const T v102 = tanh(v101);
-      const T v229 = v102 * v102;
-      const T v230 = T(1.0) - v229;
-      const T v231 = v228 * v230;
+      const T v233 = v102 * v102;
+      const T v234 = T(1.0) - v233;
+      const T v235 = v232 * v234;
 #line 24 "examples/lm/lstm.dopa"
-      const T v232 = d_l2_c_next[j] + v231;
-      const T v234 = v232 * v77;
+      const T v236 = d_l2_c_next[j] + v235;
+      const T v238 = v236 * v77;
 #line 23 "examples/lm/lstm.dopa"
-      const T v237 = v97 * v97;
-      const T v238 = T(1.0) - v237;
-      const T v239 = v234 * v238;
-      t239[j] = v239;
+      const T v241 = v97 * v97;
+      const T v242 = T(1.0) - v241;
+      const T v243 = v238 * v242;
+      t243[j] = v243;
 #line 25 "examples/lm/lstm.dopa"
-      const T v227 = v226 * v102;
+      const T v231 = v230 * v102;
 #line 22 "examples/lm/lstm.dopa"
-      const T v246 = T(1.0) - v87;
-      const T v247 = v87 * v246;
-      const T v248 = v227 * v247;
-      t248[j] = v248;
+      const T v250 = T(1.0) - v87;
+      const T v251 = v87 * v250;
+      const T v252 = v231 * v251;
+      t252[j] = v252;
 #line 24 "examples/lm/lstm.dopa"
-      const T v233 = v232 * v97;
+      const T v237 = v236 * v97;
 #line 21 "examples/lm/lstm.dopa"
-      const T v257 = T(1.0) - v77;
-      const T v258 = v77 * v257;
-      const T v259 = v233 * v258;
-      t259[j] = v259;
+      const T v261 = T(1.0) - v77;
+      const T v262 = v77 * v261;
+      const T v263 = v237 * v262;
+      t263[j] = v263;
 #line 24 "examples/lm/lstm.dopa"
-      const T v235 = v232 * l2_c[j];
+      const T v239 = v236 * l2_c[j];
 #line 20 "examples/lm/lstm.dopa"
-      const T v268 = T(1.0) - v67;
-      const T v269 = v67 * v268;
-      const T v270 = v235 * v269;
-      t270[j] = v270;
+      const T v272 = T(1.0) - v67;
+      const T v273 = v67 * v272;
+      const T v274 = v239 * v273;
+      t274[j] = v274;
 #line 24 "examples/lm/lstm.dopa"
-      const T v236 = v232 * v67;
-      d_l2_c[j] = v236;
+      const T v240 = v236 * v67;
+      d_l2_c[j] = v240;
       record4[j] = l1_h[j];
       record9[j] = t56_y1[j];
 #line 20 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l2_x2f_bias[j], v270);
+      atomicAdd(&d_l2_x2f_bias[j], v274);
       record10[j] = l2_h[j];
-      atomicAdd(&d_l2_h2f_bias[j], v270);
+      atomicAdd(&d_l2_h2f_bias[j], v274);
 #line 21 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l2_x2i_bias[j], v259);
-      atomicAdd(&d_l2_h2i_bias[j], v259);
+      atomicAdd(&d_l2_x2i_bias[j], v263);
+      atomicAdd(&d_l2_h2i_bias[j], v263);
 #line 22 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l2_x2o_bias[j], v248);
-      atomicAdd(&d_l2_h2o_bias[j], v248);
+      atomicAdd(&d_l2_x2o_bias[j], v252);
+      atomicAdd(&d_l2_h2o_bias[j], v252);
 #line 23 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l2_x2c_bias[j], v239);
-      atomicAdd(&d_l2_h2c_bias[j], v239);
+      atomicAdd(&d_l2_x2c_bias[j], v243);
+      atomicAdd(&d_l2_h2c_bias[j], v243);
       record15[j] = t105_y2[j];
     }
   }
-#line 1599 "lm_lstm.cu"
+#line 1610 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 11: dense product (a warp or thread per output), [1150]
-//   %242 matmul
+//   %246 matmul
 template <class T> __device__ __forceinline__ void backward_h2c_11(const dopa::StepArgs<T> &a) {
-  T *__restrict t239 = a.record + 22320;                            // [1150]
+  T *__restrict t243 = a.record + 22320;                            // [1150]
   const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [1150, 1150]
-  T *__restrict t242 = a.scratch + 6608;                            // [1150]
+  T *__restrict t246 = a.scratch + 6608;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1613,20 +1624,20 @@ template <class T> __device__ __forceinline__ void backward_h2c_11(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t239[k] * l2_h2c_weight[k * 1150 + c];
-    t242[c] = acc;
+      acc += t243[k] * l2_h2c_weight[k * 1150 + c];
+    t246[c] = acc;
   }
-#line 1620 "lm_lstm.cu"
+#line 1631 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 12: dense product (a warp or thread per output), [1150]
-//   %245 matmul
+//   %249 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t239 = a.record + 22320;                            // [1150]
+  T *__restrict t243 = a.record + 22320;                            // [1150]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1150, 1150]
-  T *__restrict t245 = a.scratch + 7760;                            // [1150]
+  T *__restrict t249 = a.scratch + 7760;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1634,20 +1645,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_12(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t239[k] * l2_x2c_weight[k * 1150 + c];
-    t245[c] = acc;
+      acc += t243[k] * l2_x2c_weight[k * 1150 + c];
+    t249[c] = acc;
   }
-#line 1641 "lm_lstm.cu"
+#line 1652 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 13: dense product (a warp or thread per output), [1150]
-//   %251 matmul
+//   %255 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t248 = a.record + 21168;                            // [1150]
+  T *__restrict t252 = a.record + 21168;                            // [1150]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1150, 1150]
-  T *__restrict t251 = a.scratch + 8912;                            // [1150]
+  T *__restrict t255 = a.scratch + 8912;                            // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1655,20 +1666,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_13(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t248[k] * l2_h2o_weight[k * 1150 + c];
-    t251[c] = acc;
+      acc += t252[k] * l2_h2o_weight[k * 1150 + c];
+    t255[c] = acc;
   }
-#line 1662 "lm_lstm.cu"
+#line 1673 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 14: dense product (a warp or thread per output), [1150]
-//   %255 matmul
+//   %259 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t248 = a.record + 21168;                            // [1150]
+  T *__restrict t252 = a.record + 21168;                            // [1150]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1150, 1150]
-  T *__restrict t255 = a.scratch + 10064;                           // [1150]
+  T *__restrict t259 = a.scratch + 10064;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1676,20 +1687,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_14(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t248[k] * l2_x2o_weight[k * 1150 + c];
-    t255[c] = acc;
+      acc += t252[k] * l2_x2o_weight[k * 1150 + c];
+    t259[c] = acc;
   }
-#line 1683 "lm_lstm.cu"
+#line 1694 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 15: dense product (a warp or thread per output), [1150]
-//   %262 matmul
+//   %266 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t259 = a.record + 20016;                            // [1150]
+  T *__restrict t263 = a.record + 20016;                            // [1150]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1150, 1150]
-  T *__restrict t262 = a.scratch + 11216;                           // [1150]
+  T *__restrict t266 = a.scratch + 11216;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1697,20 +1708,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_15(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t259[k] * l2_h2i_weight[k * 1150 + c];
-    t262[c] = acc;
+      acc += t263[k] * l2_h2i_weight[k * 1150 + c];
+    t266[c] = acc;
   }
-#line 1704 "lm_lstm.cu"
+#line 1715 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 16: dense product (a warp or thread per output), [1150]
-//   %266 matmul
+//   %270 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t259 = a.record + 20016;                            // [1150]
+  T *__restrict t263 = a.record + 20016;                            // [1150]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1150, 1150]
-  T *__restrict t266 = a.scratch + 12368;                           // [1150]
+  T *__restrict t270 = a.scratch + 12368;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1718,20 +1729,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_16(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t259[k] * l2_x2i_weight[k * 1150 + c];
-    t266[c] = acc;
+      acc += t263[k] * l2_x2i_weight[k * 1150 + c];
+    t270[c] = acc;
   }
-#line 1725 "lm_lstm.cu"
+#line 1736 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 17: dense product (a warp or thread per output), [1150]
-//   %273 matmul
+//   %277 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t270 = a.record + 16560;                            // [1150]
+  T *__restrict t274 = a.record + 16560;                            // [1150]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1150, 1150]
-  T *__restrict t273 = a.scratch + 13520;                           // [1150]
+  T *__restrict t277 = a.scratch + 13520;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1739,20 +1750,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_17(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t270[k] * l2_h2f_weight[k * 1150 + c];
-    t273[c] = acc;
+      acc += t274[k] * l2_h2f_weight[k * 1150 + c];
+    t277[c] = acc;
   }
-#line 1746 "lm_lstm.cu"
+#line 1757 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 18: dense product (a warp or thread per output), [1150]
-//   %277 matmul
+//   %281 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t270 = a.record + 16560;                            // [1150]
+  T *__restrict t274 = a.record + 16560;                            // [1150]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1150, 1150]
-  T *__restrict t277 = a.scratch + 14672;                           // [1150]
+  T *__restrict t281 = a.scratch + 14672;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1760,10 +1771,10 @@ template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t270[k] * l2_x2f_weight[k * 1150 + c];
-    t277[c] = acc;
+      acc += t274[k] * l2_x2f_weight[k * 1150 + c];
+    t281[c] = acc;
   }
-#line 1767 "lm_lstm.cu"
+#line 1778 "lm_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1774,29 +1785,29 @@ template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::S
 // cn = f * c + i * g
 //
 // backward stage 19: fused loop nest over [1150]
-//   %294 mul
-//   %303 mul
-//   %314 mul
-//   %325 mul
-//   %291 mul -> grad_prev l1.c
-//   %274 add -> grad_prev l2.h
-//   %325 mul += grad l1.x2f.bias
-//   %325 mul += grad l1.h2f.bias
-//   %314 mul += grad l1.x2i.bias
-//   %314 mul += grad l1.h2i.bias
-//   %303 mul += grad l1.x2o.bias
-//   %303 mul += grad l1.h2o.bias
-//   %294 mul += grad l1.x2c.bias
-//   %294 mul += grad l1.h2c.bias
+//   %298 mul
+//   %307 mul
+//   %318 mul
+//   %329 mul
+//   %295 mul -> grad_prev l1.c
+//   %278 add -> grad_prev l2.h
+//   %329 mul += grad l1.x2f.bias
+//   %329 mul += grad l1.h2f.bias
+//   %318 mul += grad l1.x2i.bias
+//   %318 mul += grad l1.h2i.bias
+//   %307 mul += grad l1.x2o.bias
+//   %307 mul += grad l1.h2o.bias
+//   %298 mul += grad l1.x2c.bias
+//   %298 mul += grad l1.h2c.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1150] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1150] d l1.h'
-  T *__restrict t245 = a.scratch + 7760;                        // [1150]
-  T *__restrict t255 = a.scratch + 10064;                       // [1150]
-  T *__restrict t266 = a.scratch + 12368;                       // [1150]
-  T *__restrict t277 = a.scratch + 14672;                       // [1150]
+  T *__restrict t249 = a.scratch + 7760;                        // [1150]
+  T *__restrict t259 = a.scratch + 10064;                       // [1150]
+  T *__restrict t270 = a.scratch + 12368;                       // [1150]
+  T *__restrict t281 = a.scratch + 14672;                       // [1150]
   const T *__restrict drop_h1 = a.inputs[2];                    // [1150]
   const T *__restrict t30 = a.saved + 5024;                     // [1150]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1150]
@@ -1815,15 +1826,15 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1150]
   const T *__restrict t44 = a.saved + 8480;                     // [1150]
   const T *__restrict l1_h2c_bias = a.params + kParamL1H2cBias; // [1150]
-  T *__restrict t294 = a.record + 15408;                        // [1150]
-  T *__restrict t303 = a.record + 14256;                        // [1150]
-  T *__restrict t314 = a.record + 13104;                        // [1150]
-  T *__restrict t325 = a.record + 10400;                        // [1150]
+  T *__restrict t298 = a.record + 15408;                        // [1150]
+  T *__restrict t307 = a.record + 14256;                        // [1150]
+  T *__restrict t318 = a.record + 13104;                        // [1150]
+  T *__restrict t329 = a.record + 10400;                        // [1150]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1150]
-  T *__restrict t242 = a.scratch + 6608;                        // [1150]
-  T *__restrict t251 = a.scratch + 8912;                        // [1150]
-  T *__restrict t262 = a.scratch + 11216;                       // [1150]
-  T *__restrict t273 = a.scratch + 13520;                       // [1150]
+  T *__restrict t246 = a.scratch + 6608;                        // [1150]
+  T *__restrict t255 = a.scratch + 8912;                        // [1150]
+  T *__restrict t266 = a.scratch + 11216;                       // [1150]
+  T *__restrict t277 = a.scratch + 13520;                       // [1150]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1150]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1150]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1150]
@@ -1838,20 +1849,20 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1150; j += nthreads) {
-#line 26 "examples/lm/lstm.dopa"
-      const T v256 = t245[j] + t255[j];
-      const T v267 = v256 + t266[j];
-      const T v278 = v267 + t277[j];
-      const T v280 = v278 * drop_h1[j];
+#line 27 "examples/lm/lstm.dopa"
+      const T v260 = t249[j] + t259[j];
+      const T v271 = v260 + t270[j];
+      const T v282 = v271 + t281[j];
+      const T v284 = v282 * drop_h1[j];
 #line 25 "examples/lm/lstm.dopa"
-      const T v281 = d_l1_h_next[j] + v280;
+      const T v285 = d_l1_h_next[j] + v284;
 #line 22 "examples/lm/lstm.dopa"
       const T v32 = t30[j] + l1_x2o_bias[j];
       const T v36 = t34[j] + l1_h2o_bias[j];
       const T v37 = v32 + v36;
       const T v38 = T(1) / (T(1) + exp(-v37));
 #line 25 "examples/lm/lstm.dopa"
-      const T v283 = v281 * v38;
+      const T v287 = v285 * v38;
 #line 20 "examples/lm/lstm.dopa"
       const T v11 = t9[j] + l1_x2f_bias[j];
       const T v16 = t14[j] + l1_h2f_bias[j];
@@ -1874,71 +1885,71 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v52 = v50 + v51;
 #line 25 "examples/lm/lstm.dopa"
       const T v53 = tanh(v52);
-      const T v284 = v53 * v53;
-      const T v285 = T(1.0) - v284;
-      const T v286 = v283 * v285;
+      const T v288 = v53 * v53;
+      const T v289 = T(1.0) - v288;
+      const T v290 = v287 * v289;
 #line 24 "examples/lm/lstm.dopa"
-      const T v287 = d_l1_c_next[j] + v286;
-      const T v289 = v287 * v28;
+      const T v291 = d_l1_c_next[j] + v290;
+      const T v293 = v291 * v28;
 #line 23 "examples/lm/lstm.dopa"
-      const T v292 = v48 * v48;
-      const T v293 = T(1.0) - v292;
-      const T v294 = v289 * v293;
-      t294[j] = v294;
+      const T v296 = v48 * v48;
+      const T v297 = T(1.0) - v296;
+      const T v298 = v293 * v297;
+      t298[j] = v298;
 #line 25 "examples/lm/lstm.dopa"
-      const T v282 = v281 * v53;
+      const T v286 = v285 * v53;
 #line 22 "examples/lm/lstm.dopa"
-      const T v301 = T(1.0) - v38;
-      const T v302 = v38 * v301;
-      const T v303 = v282 * v302;
-      t303[j] = v303;
+      const T v305 = T(1.0) - v38;
+      const T v306 = v38 * v305;
+      const T v307 = v286 * v306;
+      t307[j] = v307;
 #line 24 "examples/lm/lstm.dopa"
-      const T v288 = v287 * v48;
+      const T v292 = v291 * v48;
 #line 21 "examples/lm/lstm.dopa"
-      const T v312 = T(1.0) - v28;
-      const T v313 = v28 * v312;
-      const T v314 = v288 * v313;
-      t314[j] = v314;
+      const T v316 = T(1.0) - v28;
+      const T v317 = v28 * v316;
+      const T v318 = v292 * v317;
+      t318[j] = v318;
 #line 24 "examples/lm/lstm.dopa"
-      const T v290 = v287 * l1_c[j];
+      const T v294 = v291 * l1_c[j];
 #line 20 "examples/lm/lstm.dopa"
-      const T v323 = T(1.0) - v18;
-      const T v324 = v18 * v323;
-      const T v325 = v290 * v324;
-      t325[j] = v325;
+      const T v327 = T(1.0) - v18;
+      const T v328 = v18 * v327;
+      const T v329 = v294 * v328;
+      t329[j] = v329;
 #line 24 "examples/lm/lstm.dopa"
-      const T v291 = v287 * v18;
-      d_l1_c[j] = v291;
+      const T v295 = v291 * v18;
+      d_l1_c[j] = v295;
 #line 9 "examples/lm/lstm.dopa"
-      const T v252 = t242[j] + t251[j];
-      const T v263 = v252 + t262[j];
-      const T v274 = v263 + t273[j];
-      d_l2_h[j] = v274;
+      const T v256 = t246[j] + t255[j];
+      const T v267 = v256 + t266[j];
+      const T v278 = v267 + t277[j];
+      d_l2_h[j] = v278;
 #line 20 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l1_x2f_bias[j], v325);
-      atomicAdd(&d_l1_h2f_bias[j], v325);
+      atomicAdd(&d_l1_x2f_bias[j], v329);
+      atomicAdd(&d_l1_h2f_bias[j], v329);
 #line 21 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l1_x2i_bias[j], v314);
-      atomicAdd(&d_l1_h2i_bias[j], v314);
+      atomicAdd(&d_l1_x2i_bias[j], v318);
+      atomicAdd(&d_l1_h2i_bias[j], v318);
 #line 22 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l1_x2o_bias[j], v303);
-      atomicAdd(&d_l1_h2o_bias[j], v303);
+      atomicAdd(&d_l1_x2o_bias[j], v307);
+      atomicAdd(&d_l1_h2o_bias[j], v307);
 #line 23 "examples/lm/lstm.dopa"
-      atomicAdd(&d_l1_x2c_bias[j], v294);
-      atomicAdd(&d_l1_h2c_bias[j], v294);
+      atomicAdd(&d_l1_x2c_bias[j], v298);
+      atomicAdd(&d_l1_h2c_bias[j], v298);
     }
   }
-#line 1932 "lm_lstm.cu"
+#line 1943 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 20: dense product (a warp or thread per output), [1150]
-//   %297 matmul
+//   %301 matmul
 template <class T> __device__ __forceinline__ void backward_h2c_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t294 = a.record + 15408;                            // [1150]
+  T *__restrict t298 = a.record + 15408;                            // [1150]
   const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [1150, 1150]
-  T *__restrict t297 = a.scratch + 15824;                           // [1150]
+  T *__restrict t301 = a.scratch + 15824;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1946,20 +1957,20 @@ template <class T> __device__ __forceinline__ void backward_h2c_20(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t294[k] * l1_h2c_weight[k * 1150 + c];
-    t297[c] = acc;
+      acc += t298[k] * l1_h2c_weight[k * 1150 + c];
+    t301[c] = acc;
   }
-#line 1953 "lm_lstm.cu"
+#line 1964 "lm_lstm.cu"
 }
 
 // g = tanh(x2c(x) + h2c(h))
 //
 // backward stage 21: dense product (a warp or thread per output), [400]
-//   %300 matmul
+//   %304 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t294 = a.record + 15408;                            // [1150]
+  T *__restrict t298 = a.record + 15408;                            // [1150]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1150, 400]
-  T *__restrict t300 = a.scratch + 16976;                           // [400]
+  T *__restrict t304 = a.scratch + 16976;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1967,20 +1978,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_21(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t294[k] * l1_x2c_weight[k * 400 + c];
-    t300[c] = acc;
+      acc += t298[k] * l1_x2c_weight[k * 400 + c];
+    t304[c] = acc;
   }
-#line 1974 "lm_lstm.cu"
+#line 1985 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 22: dense product (a warp or thread per output), [1150]
-//   %306 matmul
+//   %310 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t303 = a.record + 14256;                            // [1150]
+  T *__restrict t307 = a.record + 14256;                            // [1150]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1150, 1150]
-  T *__restrict t306 = a.scratch + 17376;                           // [1150]
+  T *__restrict t310 = a.scratch + 17376;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1988,20 +1999,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_22(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t303[k] * l1_h2o_weight[k * 1150 + c];
-    t306[c] = acc;
+      acc += t307[k] * l1_h2o_weight[k * 1150 + c];
+    t310[c] = acc;
   }
-#line 1995 "lm_lstm.cu"
+#line 2006 "lm_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 23: dense product (a warp or thread per output), [400]
-//   %310 matmul
+//   %314 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t303 = a.record + 14256;                            // [1150]
+  T *__restrict t307 = a.record + 14256;                            // [1150]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1150, 400]
-  T *__restrict t310 = a.scratch + 18528;                           // [400]
+  T *__restrict t314 = a.scratch + 18528;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2009,20 +2020,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_23(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t303[k] * l1_x2o_weight[k * 400 + c];
-    t310[c] = acc;
+      acc += t307[k] * l1_x2o_weight[k * 400 + c];
+    t314[c] = acc;
   }
-#line 2016 "lm_lstm.cu"
+#line 2027 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 24: dense product (a warp or thread per output), [1150]
-//   %317 matmul
+//   %321 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t314 = a.record + 13104;                            // [1150]
+  T *__restrict t318 = a.record + 13104;                            // [1150]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1150, 1150]
-  T *__restrict t317 = a.scratch + 18928;                           // [1150]
+  T *__restrict t321 = a.scratch + 18928;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2030,20 +2041,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_24(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t314[k] * l1_h2i_weight[k * 1150 + c];
-    t317[c] = acc;
+      acc += t318[k] * l1_h2i_weight[k * 1150 + c];
+    t321[c] = acc;
   }
-#line 2037 "lm_lstm.cu"
+#line 2048 "lm_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (a warp or thread per output), [400]
-//   %321 matmul
+//   %325 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t314 = a.record + 13104;                            // [1150]
+  T *__restrict t318 = a.record + 13104;                            // [1150]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1150, 400]
-  T *__restrict t321 = a.scratch + 20080;                           // [400]
+  T *__restrict t325 = a.scratch + 20080;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2051,20 +2062,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_25(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t314[k] * l1_x2i_weight[k * 400 + c];
-    t321[c] = acc;
+      acc += t318[k] * l1_x2i_weight[k * 400 + c];
+    t325[c] = acc;
   }
-#line 2058 "lm_lstm.cu"
+#line 2069 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 26: dense product (a warp or thread per output), [1150]
-//   %328 matmul
+//   %332 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t325 = a.record + 10400;                            // [1150]
+  T *__restrict t329 = a.record + 10400;                            // [1150]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1150, 1150]
-  T *__restrict t328 = a.scratch + 20480;                           // [1150]
+  T *__restrict t332 = a.scratch + 20480;                           // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2072,20 +2083,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_26(const dopa::S
   for (int c = tid; c < 1150; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t325[k] * l1_h2f_weight[k * 1150 + c];
-    t328[c] = acc;
+      acc += t329[k] * l1_h2f_weight[k * 1150 + c];
+    t332[c] = acc;
   }
-#line 2079 "lm_lstm.cu"
+#line 2090 "lm_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 27: dense product (a warp or thread per output), [400]
-//   %332 matmul
+//   %336 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t325 = a.record + 10400;                            // [1150]
+  T *__restrict t329 = a.record + 10400;                            // [1150]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1150, 400]
-  T *__restrict t332 = a.scratch + 21632;                           // [400]
+  T *__restrict t336 = a.scratch + 21632;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2093,21 +2104,21 @@ template <class T> __device__ __forceinline__ void backward_x2f_27(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1150; ++k)
-      acc += t325[k] * l1_x2f_weight[k * 400 + c];
-    t332[c] = acc;
+      acc += t329[k] * l1_x2f_weight[k * 400 + c];
+    t336[c] = acc;
   }
-#line 2100 "lm_lstm.cu"
+#line 2111 "lm_lstm.cu"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 28: fused loop nest over [1150]
-//   %329 add -> grad_prev l1.h
+//   %333 add -> grad_prev l1.h
 template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t297 = a.scratch + 15824;        // [1150]
-  T *__restrict t306 = a.scratch + 17376;        // [1150]
-  T *__restrict t317 = a.scratch + 18928;        // [1150]
-  T *__restrict t328 = a.scratch + 20480;        // [1150]
+  T *__restrict t301 = a.scratch + 15824;        // [1150]
+  T *__restrict t310 = a.scratch + 17376;        // [1150]
+  T *__restrict t321 = a.scratch + 18928;        // [1150]
+  T *__restrict t332 = a.scratch + 20480;        // [1150]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1150]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2115,32 +2126,32 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
   {
     for (int j = tid; j < 1150; j += nthreads) {
 #line 9 "examples/lm/lstm.dopa"
-      const T v307 = t297[j] + t306[j];
-      const T v318 = v307 + t317[j];
-      const T v329 = v318 + t328[j];
-      d_l1_h[j] = v329;
+      const T v311 = t301[j] + t310[j];
+      const T v322 = v311 + t321[j];
+      const T v333 = v322 + t332[j];
+      d_l1_h[j] = v333;
     }
   }
-#line 2125 "lm_lstm.cu"
+#line 2136 "lm_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 29: fused loop nest over [400]
-//   %219 add -> grad_prev l3.h
-//   %336 mul += grad enc.weight
+//   %223 add -> grad_prev l3.h
+//   %340 mul += grad enc.weight
 template <class T>
 __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t187 = a.scratch + 400;                   // [400]
-  T *__restrict t196 = a.scratch + 1952;                  // [400]
-  T *__restrict t207 = a.scratch + 3504;                  // [400]
-  T *__restrict t218 = a.scratch + 5056;                  // [400]
+  T *__restrict t191 = a.scratch + 400;                   // [400]
+  T *__restrict t200 = a.scratch + 1952;                  // [400]
+  T *__restrict t211 = a.scratch + 3504;                  // [400]
+  T *__restrict t222 = a.scratch + 5056;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t300 = a.scratch + 16976;                 // [400]
-  T *__restrict t310 = a.scratch + 18528;                 // [400]
-  T *__restrict t321 = a.scratch + 20080;                 // [400]
-  T *__restrict t332 = a.scratch + 21632;                 // [400]
+  T *__restrict t304 = a.scratch + 16976;                 // [400]
+  T *__restrict t314 = a.scratch + 18528;                 // [400]
+  T *__restrict t325 = a.scratch + 20080;                 // [400]
+  T *__restrict t336 = a.scratch + 21632;                 // [400]
   const T *__restrict drop_i = a.inputs[1];               // [400]
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
@@ -2151,20 +2162,20 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
   {
     for (int j = tid; j < 400; j += nthreads) {
 #line 9 "examples/lm/lstm.dopa"
-      const T v197 = t187[j] + t196[j];
-      const T v208 = v197 + t207[j];
-      const T v219 = v208 + t218[j];
-      d_l3_h[j] = v219;
-#line 25 "examples/lm/lstm.dopa"
-      const T v311 = t300[j] + t310[j];
-      const T v322 = v311 + t321[j];
-      const T v333 = v322 + t332[j];
-      const T v335 = v333 * drop_i[j];
-      const T v336 = v335 * t4[0];
-      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v336);
+      const T v201 = t191[j] + t200[j];
+      const T v212 = v201 + t211[j];
+      const T v223 = v212 + t222[j];
+      d_l3_h[j] = v223;
+#line 26 "examples/lm/lstm.dopa"
+      const T v315 = t304[j] + t314[j];
+      const T v326 = v315 + t325[j];
+      const T v337 = v326 + t336[j];
+      const T v339 = v337 * drop_i[j];
+      const T v340 = v339 * t4[0];
+      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v340);
     }
   }
-#line 2168 "lm_lstm.cu"
+#line 2179 "lm_lstm.cu"
 }
 
 // backward stage 30: fused loop nest over [10000]

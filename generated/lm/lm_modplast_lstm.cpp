@@ -99,7 +99,7 @@ template <class T> static void forward_enc(const dopa::StepArgs<T> &a) {
   T *__restrict t2 = a.scratch + 0;                            // [400]
   const T *__restrict tok = a.inputs[0];                       // []
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-#line 25 "examples/lm/modplast_lstm.dopa"
+#line 26 "examples/lm/modplast_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = 0; e < 400; ++e)
@@ -116,7 +116,7 @@ template <class T> static void forward_saved_drop_e(const dopa::StepArgs<T> &a) 
   T *__restrict t4 = a.saved + 0;                      // [1]
   const T *__restrict tok = a.inputs[0];               // []
   const T *__restrict drop_e = a.params + kParamDropE; // [10000, 1]
-#line 25 "examples/lm/modplast_lstm.dopa"
+#line 26 "examples/lm/modplast_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     t4[0] = drop_e[row * 1];
@@ -135,7 +135,7 @@ template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
   T *__restrict t7_x = a.saved + 16;        // [400] x
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
-#line 25 "examples/lm/modplast_lstm.dopa"
+#line 26 "examples/lm/modplast_lstm.dopa"
     const T v5 = t2[j] * t4[0];
     const T v7 = v5 * drop_i[j];
     t7_x[j] = v7;
@@ -333,7 +333,7 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     const T v55 = std::tanh(v54);
     const T v56 = v38 * v55;
     l1_h_next[j] = v56;
-#line 26 "examples/lm/modplast_lstm.dopa"
+#line 27 "examples/lm/modplast_lstm.dopa"
     const T v74 = v56 * drop_h1[j];
     t74_y1[j] = v74;
     l1_c_next[j] = v54;
@@ -575,7 +575,7 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
     const T v122 = std::tanh(v121);
     const T v123 = v105 * v122;
     l2_h_next[j] = v123;
-#line 27 "examples/lm/modplast_lstm.dopa"
+#line 28 "examples/lm/modplast_lstm.dopa"
     const T v139 = v123 * drop_h2[j];
     t139_y2[j] = v139;
     l2_c_next[j] = v121;
@@ -776,7 +776,7 @@ template <class T> static void forward_matmul_37(const dopa::StepArgs<T> &a) {
 #line 777 "lm_modplast_lstm.cpp"
 }
 
-// y3 = l3(y2) * drop_o
+// y3 = z3 * drop_o
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
@@ -786,6 +786,8 @@ template <class T> static void forward_matmul_37(const dopa::StepArgs<T> &a) {
 //   %188 mul l3.hn
 //   %186 add l3.cn -> next_state l3.c
 //   %204 mul y3 -> output logits
+//   %204 mul y3 -> output ar_h
+//   %188 mul l3.hn -> output tar_h
 //   %188 mul l3.hn -> saved
 template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepArgs<T> &a) {
   T *__restrict t172 = a.scratch + 9648;                        // [400]
@@ -809,6 +811,8 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
   const T *__restrict drop_o = a.inputs[4];                     // [400]
   T *__restrict readout_in_logits = a.outputs[0];               // [400]
+  T *__restrict out_ar_h = a.outputs[1];                        // [400]
+  T *__restrict out_tar_h = a.outputs[2];                       // [400]
   T *__restrict saved_t188 = a.saved + 26288;                   // [400]
   for (int j = 0; j < 400; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
@@ -841,12 +845,14 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
     const T v188 = v170 * v187;
     l3_h_next[j] = v188;
     l3_c_next[j] = v186;
-#line 28 "examples/lm/modplast_lstm.dopa"
+#line 30 "examples/lm/modplast_lstm.dopa"
     const T v204 = v188 * drop_o[j];
     readout_in_logits[j] = v204;
+    out_ar_h[j] = v204;
+    out_tar_h[j] = v188;
     saved_t188[j] = v188;
   }
-#line 850 "lm_modplast_lstm.cpp"
+#line 856 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -859,7 +865,7 @@ template <class T> static void forward_h2mod_39(const dopa::StepArgs<T> &a) {
   T *__restrict t190 = a.scratch + 10448;                               // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t190, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 863 "lm_modplast_lstm.cpp"
+#line 869 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -874,7 +880,7 @@ template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
   const T v192 = t190[0] + l3_h2mod_bias[0];
   const T v193 = std::tanh(v192);
   t193_l3_M[0] = v193;
-#line 878 "lm_modplast_lstm.cpp"
+#line 884 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -888,7 +894,7 @@ template <class T> static void forward_modfanout_41(const dopa::StepArgs<T> &a) 
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t195, 400).noalias() =
       ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t193_l3_M, 1);
-#line 892 "lm_modplast_lstm.cpp"
+#line 898 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -905,7 +911,7 @@ template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
     const T v197 = t195[j] + l3_modfanout_bias[j];
     t197_l3_eta[j] = v197;
   }
-#line 909 "lm_modplast_lstm.cpp"
+#line 915 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -918,7 +924,7 @@ template <class T> static void forward_saved_col_43(const dopa::StepArgs<T> &a) 
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t198[e] = t197_l3_eta[e];
-#line 922 "lm_modplast_lstm.cpp"
+#line 928 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -953,7 +959,7 @@ template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &
       l2_hebb_next[i * 1149 + j] = v137;
     }
   }
-#line 957 "lm_modplast_lstm.cpp"
+#line 963 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -977,7 +983,7 @@ template <class T> static void forward_l3_hebb(const dopa::StepArgs<T> &a) {
       l3_hebb_next[i * 400 + j] = v202;
     }
   }
-#line 981 "lm_modplast_lstm.cpp"
+#line 987 "lm_modplast_lstm.cpp"
 }
 
 /// One forward step of ModPlastLSTMLM for one batch element.
@@ -1033,84 +1039,84 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 0: fused loop nest over [400, 400]
-//   %223 reduce_to
-//   %225 matmul
-//   %226 matmul
+//   %227 reduce_to
+//   %229 matmul
+//   %230 matmul
 template <class T> static void backward_col_outer(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict t198 = a.saved + 26704;                     // [400, 1]
   const T *__restrict t182_l3_g = a.saved + 25888;                // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t223 = a.scratch + 0;                             // [400, 1]
-  T *__restrict t225 = a.scratch + 400;                           // [400]
-  T *__restrict t226 = a.scratch + 800;                           // [400]
+  T *__restrict t227 = a.scratch + 0;                             // [400, 1]
+  T *__restrict t229 = a.scratch + 400;                           // [400]
+  T *__restrict t230 = a.scratch + 800;                           // [400]
   for (int e = 0; e < 400; ++e)
-    t223[e] = T(0);
+    t227[e] = T(0);
   for (int e = 0; e < 400; ++e)
-    t226[e] = T(0);
+    t230[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc223 = T(0);
-    T acc225 = T(0);
-#pragma omp simd reduction(+ : acc223, acc225)
+    T acc227 = T(0);
+    T acc229 = T(0);
+#pragma omp simd reduction(+ : acc227, acc229)
     for (int j = 0; j < 400; ++j) {
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v199 = t182_l3_g[i] * l3_h[j];
       const T v200 = t198[i] * v199;
       const T v201 = l3_hebb[i * 400 + j] + v200;
-      const T v220 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
-      const T v221 = d_l3_hebb_next[i * 400 + j] * v220;
-      const T v222 = v221 * v199;
-      acc223 += v222;
-      const T v224 = v221 * t198[i];
-      acc225 += v224 * l3_h[j];
-      t226[j] += t182_l3_g[i] * v224;
+      const T v224 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
+      const T v225 = d_l3_hebb_next[i * 400 + j] * v224;
+      const T v226 = v225 * v199;
+      acc227 += v226;
+      const T v228 = v225 * t198[i];
+      acc229 += v228 * l3_h[j];
+      t230[j] += t182_l3_g[i] * v228;
     }
-    t223[i] += acc223;
-    t225[i] = acc225;
+    t227[i] += acc227;
+    t229[i] = acc229;
   }
-#line 1073 "lm_modplast_lstm.cpp"
+#line 1079 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 1:
-//   %227 reshape
+//   %231 reshape
 template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t227 = a.record + 21312; // [400]
-  T *__restrict t223 = a.scratch + 0;    // [400, 1]
+  T *__restrict t231 = a.record + 21312; // [400]
+  T *__restrict t227 = a.scratch + 0;    // [400, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
-    t227[e] = t223[e];
-#line 1086 "lm_modplast_lstm.cpp"
+    t231[e] = t227[e];
+#line 1092 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 2: dense product (Eigen), [1]
-//   %230 matmul
+//   %234 matmul
 template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t227 = a.record + 21312;                                        // [400]
+  T *__restrict t231 = a.record + 21312;                                        // [400]
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t230 = a.scratch + 1200;                                        // [1]
+  T *__restrict t234 = a.scratch + 1200;                                        // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t230, 1).noalias() =
-      ConstRowVec<T>(t227, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1100 "lm_modplast_lstm.cpp"
+  RowVec<T>(t234, 1).noalias() =
+      ConstRowVec<T>(t231, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
+#line 1106 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 3: fused loop nest over [1]
-//   %234 mul
+//   %238 mul
 //   %61 tanh l1.M -> record (a factor of deferred outer-product gradients)
 //   %128 tanh l2.M -> record (a factor of deferred outer-product gradients)
-//   %234 mul += grad l3.h2mod.bias
+//   %238 mul += grad l3.h2mod.bias
 //   %193 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t230 = a.scratch + 1200;                       // [1]
+  T *__restrict t234 = a.scratch + 1200;                       // [1]
   const T *__restrict t193_l3_M = a.saved + 26688;             // [1] l3.M
-  T *__restrict t234 = a.record + 20896;                       // [1]
+  T *__restrict t238 = a.record + 20896;                       // [1]
   const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict record9 = a.record + 8480;                     // [1]
   const T *__restrict t128_l2_M = a.saved + 21168;             // [1] l2.M
@@ -1118,29 +1124,29 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
   T *__restrict record29 = a.record + 21712;                   // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v232 = t193_l3_M[0] * t193_l3_M[0];
-  const T v233 = T(1.0) - v232;
-  const T v234 = t230[0] * v233;
-  t234[0] = v234;
+  const T v236 = t193_l3_M[0] * t193_l3_M[0];
+  const T v237 = T(1.0) - v236;
+  const T v238 = t234[0] * v237;
+  t238[0] = v238;
   record9[0] = t61_l1_M[0];
   record19[0] = t128_l2_M[0];
-  d_l3_h2mod_bias[0] += v234;
+  d_l3_h2mod_bias[0] += v238;
   record29[0] = t193_l3_M[0];
-#line 1130 "lm_modplast_lstm.cpp"
+#line 1136 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 4: dense product (Eigen), [400]
-//   %237 matmul
+//   %241 matmul
 template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 20896;                                // [1]
+  T *__restrict t238 = a.record + 20896;                                // [1]
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
-  T *__restrict t237 = a.scratch + 1216;                                // [400]
+  T *__restrict t241 = a.scratch + 1216;                                // [400]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t237, 400).noalias() =
-      ConstRowVec<T>(t234, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1144 "lm_modplast_lstm.cpp"
+  RowVec<T>(t241, 400).noalias() =
+      ConstRowVec<T>(t238, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
+#line 1150 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1153,30 +1159,32 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 5: fused loop nest over [400]
-//   %252 mul
-//   %266 mul
-//   %277 mul
-//   %288 mul
-//   %249 mul -> grad_prev l3.c
+//   %256 mul
+//   %270 mul
+//   %281 mul
+//   %292 mul
+//   %253 mul -> grad_prev l3.c
 //   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %288 mul += grad l3.x2f.bias
+//   %292 mul += grad l3.x2f.bias
 //   %144 state -> record (a factor of deferred outer-product gradients)
-//   %288 mul += grad l3.h2f.bias
-//   %277 mul += grad l3.x2i.bias
-//   %277 mul += grad l3.h2i.bias
-//   %266 mul += grad l3.x2o.bias
-//   %266 mul += grad l3.h2o.bias
-//   %252 mul += grad l3.x2c.bias
+//   %292 mul += grad l3.h2f.bias
+//   %281 mul += grad l3.x2i.bias
+//   %281 mul += grad l3.h2i.bias
+//   %270 mul += grad l3.x2o.bias
+//   %270 mul += grad l3.h2o.bias
+//   %256 mul += grad l3.x2c.bias
 //   %188 mul l3.hn -> record (a factor of deferred outer-product gradients)
-//   %227 reshape += grad l3.modfanout.bias
+//   %231 reshape += grad l3.modfanout.bias
 template <class T>
 static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t225 = a.scratch + 400;                                // [400]
+  T *__restrict t229 = a.scratch + 400;                                // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
+  const T *__restrict d_out_tar_h = a.gradOutputs[2];                  // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
   const T *__restrict d_readout_in_logits = a.gradOutputs[0];          // [400] d logits
+  const T *__restrict d_out_ar_h = a.gradOutputs[1];                   // [400] d ar_h
   const T *__restrict drop_o = a.inputs[4];                            // [400]
-  T *__restrict t237 = a.scratch + 1216;                               // [400]
+  T *__restrict t241 = a.scratch + 1216;                               // [400]
   const T *__restrict t162 = a.saved + 25088;                          // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
   const T *__restrict t166 = a.saved + 25488;                          // [400]
@@ -1191,10 +1199,10 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   const T *__restrict t156 = a.saved + 24688;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
   const T *__restrict t182_l3_g = a.saved + 25888;                     // [400] l3.g
-  T *__restrict t252 = a.record + 20496;                               // [400]
-  T *__restrict t266 = a.record + 20096;                               // [400]
-  T *__restrict t277 = a.record + 19696;                               // [400]
-  T *__restrict t288 = a.record + 17744;                               // [400]
+  T *__restrict t256 = a.record + 20496;                               // [400]
+  T *__restrict t270 = a.record + 20096;                               // [400]
+  T *__restrict t281 = a.record + 19696;                               // [400]
+  T *__restrict t292 = a.record + 17744;                               // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
   const T *__restrict t7_x = a.saved + 16;                             // [400] x
   T *__restrict record1 = a.record + 1152;                             // [400]
@@ -1209,21 +1217,24 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
   const T *__restrict t188_l3_hn = a.saved + 26288;                    // [400] l3.hn
   T *__restrict record27 = a.record + 20912;                           // [400]
-  T *__restrict t227 = a.record + 21312;                               // [400]
+  T *__restrict t231 = a.record + 21312;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   for (int j = 0; j < 400; ++j) {
-#line 28 "examples/lm/modplast_lstm.dopa"
-    const T v216 = d_readout_in_logits[j] * drop_o[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v217 = d_l3_h_next[j] + v216;
-    const T v238 = v217 + t237[j];
+    const T v216 = d_out_tar_h[j] + d_l3_h_next[j];
+#line 30 "examples/lm/modplast_lstm.dopa"
+    const T v207 = d_readout_in_logits[j] + d_out_ar_h[j];
+    const T v220 = v207 * drop_o[j];
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v221 = v216 + v220;
+    const T v242 = v221 + t241[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v164 = t162[j] + l3_x2o_bias[j];
     const T v168 = t166[j] + l3_h2o_bias[j];
     const T v169 = v164 + v168;
     const T v170 = T(1) / (T(1) + std::exp(-v169));
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v240 = v238 * v170;
+    const T v244 = v242 * v170;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v143 = t141[j] + l3_x2f_bias[j];
     const T v148 = t146[j] + l3_h2f_bias[j];
@@ -1241,60 +1252,60 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v186 = v184 + v185;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v187 = std::tanh(v186);
-    const T v241 = v187 * v187;
-    const T v242 = T(1.0) - v241;
-    const T v243 = v240 * v242;
+    const T v245 = v187 * v187;
+    const T v246 = T(1.0) - v245;
+    const T v247 = v244 * v246;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v244 = d_l3_c_next[j] + v243;
-    const T v246 = v244 * v160;
+    const T v248 = d_l3_c_next[j] + v247;
+    const T v250 = v248 * v160;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v247 = t225[j] + v246;
-    const T v250 = t182_l3_g[j] * t182_l3_g[j];
-    const T v251 = T(1.0) - v250;
-    const T v252 = v247 * v251;
-    t252[j] = v252;
+    const T v251 = t229[j] + v250;
+    const T v254 = t182_l3_g[j] * t182_l3_g[j];
+    const T v255 = T(1.0) - v254;
+    const T v256 = v251 * v255;
+    t256[j] = v256;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v239 = v238 * v187;
+    const T v243 = v242 * v187;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v264 = T(1.0) - v170;
-    const T v265 = v170 * v264;
-    const T v266 = v239 * v265;
-    t266[j] = v266;
+    const T v268 = T(1.0) - v170;
+    const T v269 = v170 * v268;
+    const T v270 = v243 * v269;
+    t270[j] = v270;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v245 = v244 * t182_l3_g[j];
+    const T v249 = v248 * t182_l3_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v275 = T(1.0) - v160;
-    const T v276 = v160 * v275;
-    const T v277 = v245 * v276;
-    t277[j] = v277;
+    const T v279 = T(1.0) - v160;
+    const T v280 = v160 * v279;
+    const T v281 = v249 * v280;
+    t281[j] = v281;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v248 = v244 * l3_c[j];
+    const T v252 = v248 * l3_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v286 = T(1.0) - v150;
-    const T v287 = v150 * v286;
-    const T v288 = v248 * v287;
-    t288[j] = v288;
+    const T v290 = T(1.0) - v150;
+    const T v291 = v150 * v290;
+    const T v292 = v252 * v291;
+    t292[j] = v292;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v249 = v244 * v150;
-    d_l3_c[j] = v249;
+    const T v253 = v248 * v150;
+    d_l3_c[j] = v253;
     record1[j] = t7_x[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2f_bias[j] += v288;
+    d_l3_x2f_bias[j] += v292;
     record22[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v288;
+    d_l3_h2f_bias[j] += v292;
 #line 82 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2i_bias[j] += v277;
-    d_l3_h2i_bias[j] += v277;
+    d_l3_x2i_bias[j] += v281;
+    d_l3_h2i_bias[j] += v281;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2o_bias[j] += v266;
-    d_l3_h2o_bias[j] += v266;
+    d_l3_x2o_bias[j] += v270;
+    d_l3_h2o_bias[j] += v270;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2c_bias[j] += v252;
+    d_l3_x2c_bias[j] += v256;
     record27[j] = t188_l3_hn[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l3_modfanout_bias[j] += t227[j];
+    d_l3_modfanout_bias[j] += t231[j];
   }
-#line 1298 "lm_modplast_lstm.cpp"
+#line 1309 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1302,281 +1313,281 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 6: fused loop nest over [400, 400]
-//   %254 matmul
-//   %257 reduce_to
-//   %260 add -> grad_prev l3.hebb
+//   %258 matmul
+//   %261 reduce_to
+//   %264 add -> grad_prev l3.hebb
 template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t254 = a.scratch + 1616;                          // [400]
-  T *__restrict t252 = a.record + 20496;                          // [400]
+  T *__restrict t258 = a.scratch + 1616;                          // [400]
+  T *__restrict t256 = a.record + 20496;                          // [400]
   const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t257 = a.scratch + 2016;                          // [400, 1]
+  T *__restrict t261 = a.scratch + 2016;                          // [400, 1]
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict t198 = a.saved + 26704;                     // [400, 1]
   const T *__restrict t182_l3_g = a.saved + 25888;                // [400] l3.g
   T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
   for (int e = 0; e < 400; ++e)
-    t254[e] = T(0);
+    t258[e] = T(0);
   for (int e = 0; e < 400; ++e)
-    t257[e] = T(0);
+    t261[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc257 = T(0);
-#pragma omp simd reduction(+ : acc257)
+    T acc261 = T(0);
+#pragma omp simd reduction(+ : acc261)
     for (int j = 0; j < 400; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v178 = l3_alpha[i] * l3_hebb[i * 400 + j];
       const T v179 = l3_w[i * 400 + j] + v178;
-      t254[j] += t252[i] * v179;
-      const T v253 = t252[i] * l3_h[j];
-      const T v256 = v253 * l3_hebb[i * 400 + j];
+      t258[j] += t256[i] * v179;
+      const T v257 = t256[i] * l3_h[j];
+      const T v260 = v257 * l3_hebb[i * 400 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc257 += v256;
+      acc261 += v260;
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v199 = t182_l3_g[i] * l3_h[j];
       const T v200 = t198[i] * v199;
       const T v201 = l3_hebb[i * 400 + j] + v200;
-      const T v220 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
-      const T v221 = d_l3_hebb_next[i * 400 + j] * v220;
+      const T v224 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
+      const T v225 = d_l3_hebb_next[i * 400 + j] * v224;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v259 = v253 * l3_alpha[i];
+      const T v263 = v257 * l3_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v260 = v221 + v259;
-      d_l3_hebb[i * 400 + j] = v260;
+      const T v264 = v225 + v263;
+      d_l3_hebb[i * 400 + j] = v264;
     }
-    t257[i] += acc257;
+    t261[i] += acc261;
   }
-#line 1351 "lm_modplast_lstm.cpp"
+#line 1362 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 7: dense product (Eigen), [1149]
-//   %263 matmul
+//   %267 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t252 = a.record + 20496;                            // [400]
+  T *__restrict t256 = a.record + 20496;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t263 = a.scratch + 2416;                            // [1149]
+  T *__restrict t267 = a.scratch + 2416;                            // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t263, 1149).noalias() =
-      ConstRowVec<T>(t252, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1365 "lm_modplast_lstm.cpp"
+  RowVec<T>(t267, 1149).noalias() =
+      ConstRowVec<T>(t256, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
+#line 1376 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 8: dense product (Eigen), [400]
-//   %269 matmul
+//   %273 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t266 = a.record + 20096;                            // [400]
+  T *__restrict t270 = a.record + 20096;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t269 = a.scratch + 3568;                            // [400]
+  T *__restrict t273 = a.scratch + 3568;                            // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t269, 400).noalias() =
-      ConstRowVec<T>(t266, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1379 "lm_modplast_lstm.cpp"
+  RowVec<T>(t273, 400).noalias() =
+      ConstRowVec<T>(t270, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 1390 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 9: dense product (Eigen), [1149]
-//   %273 matmul
+//   %277 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t266 = a.record + 20096;                            // [400]
+  T *__restrict t270 = a.record + 20096;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t273 = a.scratch + 3968;                            // [1149]
+  T *__restrict t277 = a.scratch + 3968;                            // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t273, 1149).noalias() =
-      ConstRowVec<T>(t266, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1393 "lm_modplast_lstm.cpp"
+  RowVec<T>(t277, 1149).noalias() =
+      ConstRowVec<T>(t270, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
+#line 1404 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 10: dense product (Eigen), [400]
-//   %280 matmul
+//   %284 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 19696;                            // [400]
+  T *__restrict t281 = a.record + 19696;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t280 = a.scratch + 5120;                            // [400]
+  T *__restrict t284 = a.scratch + 5120;                            // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t280, 400).noalias() =
-      ConstRowVec<T>(t277, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1407 "lm_modplast_lstm.cpp"
+  RowVec<T>(t284, 400).noalias() =
+      ConstRowVec<T>(t281, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 1418 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 11: dense product (Eigen), [1149]
-//   %284 matmul
+//   %288 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 19696;                            // [400]
+  T *__restrict t281 = a.record + 19696;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t284 = a.scratch + 5520;                            // [1149]
+  T *__restrict t288 = a.scratch + 5520;                            // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t284, 1149).noalias() =
-      ConstRowVec<T>(t277, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1421 "lm_modplast_lstm.cpp"
+  RowVec<T>(t288, 1149).noalias() =
+      ConstRowVec<T>(t281, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
+#line 1432 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 12: dense product (Eigen), [400]
-//   %291 matmul
+//   %295 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t288 = a.record + 17744;                            // [400]
+  T *__restrict t292 = a.record + 17744;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t291 = a.scratch + 6672;                            // [400]
+  T *__restrict t295 = a.scratch + 6672;                            // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t291, 400).noalias() =
-      ConstRowVec<T>(t288, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1435 "lm_modplast_lstm.cpp"
+  RowVec<T>(t295, 400).noalias() =
+      ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 1446 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 13: dense product (Eigen), [1149]
-//   %295 matmul
+//   %299 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t288 = a.record + 17744;                            // [400]
+  T *__restrict t292 = a.record + 17744;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t295 = a.scratch + 7072;                            // [1149]
+  T *__restrict t299 = a.scratch + 7072;                            // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t295, 1149).noalias() =
-      ConstRowVec<T>(t288, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1449 "lm_modplast_lstm.cpp"
+  RowVec<T>(t299, 1149).noalias() =
+      ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
+#line 1460 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 14: fused loop nest over [1149, 1149]
-//   %303 reduce_to
-//   %305 matmul
-//   %306 matmul
-//   %382 reduce_to
-//   %384 matmul
-//   %385 matmul
+//   %307 reduce_to
+//   %309 matmul
+//   %310 matmul
+//   %386 reduce_to
+//   %388 matmul
+//   %389 matmul
 template <class T> static void backward_col_outer_14(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict t133 = a.saved + 21184;                     // [1149, 1]
   const T *__restrict t117_l2_g = a.saved + 18864;                // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t303 = a.scratch + 8224;                          // [1149, 1]
-  T *__restrict t305 = a.scratch + 9376;                          // [1149]
-  T *__restrict t306 = a.scratch + 10528;                         // [1149]
+  T *__restrict t307 = a.scratch + 8224;                          // [1149, 1]
+  T *__restrict t309 = a.scratch + 9376;                          // [1149]
+  T *__restrict t310 = a.scratch + 10528;                         // [1149]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict t66 = a.saved + 9648;                       // [1149, 1]
   const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t382 = a.scratch + 23216;                         // [1149, 1]
-  T *__restrict t384 = a.scratch + 24368;                         // [1149]
-  T *__restrict t385 = a.scratch + 25520;                         // [1149]
+  T *__restrict t386 = a.scratch + 23216;                         // [1149, 1]
+  T *__restrict t388 = a.scratch + 24368;                         // [1149]
+  T *__restrict t389 = a.scratch + 25520;                         // [1149]
   for (int e = 0; e < 1149; ++e)
-    t303[e] = T(0);
+    t307[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t306[e] = T(0);
+    t310[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t382[e] = T(0);
+    t386[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t385[e] = T(0);
+    t389[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc303 = T(0);
-    T acc305 = T(0);
-    T acc382 = T(0);
-    T acc384 = T(0);
-#pragma omp simd reduction(+ : acc303, acc305, acc382, acc384)
+    T acc307 = T(0);
+    T acc309 = T(0);
+    T acc386 = T(0);
+    T acc388 = T(0);
+#pragma omp simd reduction(+ : acc307, acc309, acc386, acc388)
     for (int j = 0; j < 1149; ++j) {
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v134 = t117_l2_g[i] * l2_h[j];
       const T v135 = t133[i] * v134;
       const T v136 = l2_hebb[i * 1149 + j] + v135;
-      const T v300 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
-      const T v301 = d_l2_hebb_next[i * 1149 + j] * v300;
-      const T v302 = v301 * v134;
-      acc303 += v302;
-      const T v304 = v301 * t133[i];
-      acc305 += v304 * l2_h[j];
-      t306[j] += t117_l2_g[i] * v304;
+      const T v304 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
+      const T v305 = d_l2_hebb_next[i * 1149 + j] * v304;
+      const T v306 = v305 * v134;
+      acc307 += v306;
+      const T v308 = v305 * t133[i];
+      acc309 += v308 * l2_h[j];
+      t310[j] += t117_l2_g[i] * v308;
       const T v67 = t50_l1_g[i] * l1_h[j];
       const T v68 = t66[i] * v67;
       const T v69 = l1_hebb[i * 1149 + j] + v68;
-      const T v379 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v380 = d_l1_hebb_next[i * 1149 + j] * v379;
-      const T v381 = v380 * v67;
-      acc382 += v381;
-      const T v383 = v380 * t66[i];
-      acc384 += v383 * l1_h[j];
-      t385[j] += t50_l1_g[i] * v383;
+      const T v383 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v384 = d_l1_hebb_next[i * 1149 + j] * v383;
+      const T v385 = v384 * v67;
+      acc386 += v385;
+      const T v387 = v384 * t66[i];
+      acc388 += v387 * l1_h[j];
+      t389[j] += t50_l1_g[i] * v387;
     }
-    t303[i] += acc303;
-    t305[i] = acc305;
-    t382[i] += acc382;
-    t384[i] = acc384;
+    t307[i] += acc307;
+    t309[i] = acc309;
+    t386[i] += acc386;
+    t388[i] = acc388;
   }
-#line 1520 "lm_modplast_lstm.cpp"
+#line 1531 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 15:
-//   %307 reshape
+//   %311 reshape
 template <class T> static void backward_record_col_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t307 = a.record + 16576; // [1149]
-  T *__restrict t303 = a.scratch + 8224; // [1149, 1]
+  T *__restrict t311 = a.record + 16576; // [1149]
+  T *__restrict t307 = a.scratch + 8224; // [1149, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t307[e] = t303[e];
-#line 1533 "lm_modplast_lstm.cpp"
+    t311[e] = t307[e];
+#line 1544 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 16: dense product (Eigen), [1]
-//   %310 matmul
+//   %314 matmul
 template <class T> static void backward_modfanout_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t307 = a.record + 16576;                                        // [1149]
+  T *__restrict t311 = a.record + 16576;                                        // [1149]
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t310 = a.scratch + 11680;                                       // [1]
+  T *__restrict t314 = a.scratch + 11680;                                       // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t310, 1).noalias() =
-      ConstRowVec<T>(t307, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1547 "lm_modplast_lstm.cpp"
+  RowVec<T>(t314, 1).noalias() =
+      ConstRowVec<T>(t311, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
+#line 1558 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 17: fused loop nest over [1]
-//   %313 mul
-//   %313 mul += grad l2.h2mod.bias
+//   %317 mul
+//   %317 mul += grad l2.h2mod.bias
 template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t310 = a.scratch + 11680;                      // [1]
+  T *__restrict t314 = a.scratch + 11680;                      // [1]
   const T *__restrict t128_l2_M = a.saved + 21168;             // [1] l2.M
-  T *__restrict t313 = a.record + 15408;                       // [1]
+  T *__restrict t317 = a.record + 15408;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v311 = t128_l2_M[0] * t128_l2_M[0];
-  const T v312 = T(1.0) - v311;
-  const T v313 = t310[0] * v312;
-  t313[0] = v313;
-  d_l2_h2mod_bias[0] += v313;
-#line 1566 "lm_modplast_lstm.cpp"
+  const T v315 = t128_l2_M[0] * t128_l2_M[0];
+  const T v316 = T(1.0) - v315;
+  const T v317 = t314[0] * v316;
+  t317[0] = v317;
+  d_l2_h2mod_bias[0] += v317;
+#line 1577 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 18: dense product (Eigen), [1149]
-//   %316 matmul
+//   %320 matmul
 template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t313 = a.record + 15408;                                // [1]
+  T *__restrict t317 = a.record + 15408;                                // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
-  T *__restrict t316 = a.scratch + 11696;                               // [1149]
+  T *__restrict t320 = a.scratch + 11696;                               // [1149]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t316, 1149).noalias() =
-      ConstRowVec<T>(t313, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1580 "lm_modplast_lstm.cpp"
+  RowVec<T>(t320, 1149).noalias() =
+      ConstRowVec<T>(t317, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
+#line 1591 "lm_modplast_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1590,36 +1601,36 @@ template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 19: fused loop nest over [1149]
-//   %331 mul
-//   %345 mul
-//   %356 mul
-//   %367 mul
-//   %328 mul -> grad_prev l2.c
+//   %335 mul
+//   %349 mul
+//   %360 mul
+//   %371 mul
+//   %332 mul -> grad_prev l2.c
 //   %12 state -> record (a factor of deferred outer-product gradients)
 //   %56 mul l1.hn -> record (a factor of deferred outer-product gradients)
 //   %74 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %367 mul += grad l2.x2f.bias
+//   %371 mul += grad l2.x2f.bias
 //   %79 state -> record (a factor of deferred outer-product gradients)
-//   %367 mul += grad l2.h2f.bias
-//   %356 mul += grad l2.x2i.bias
-//   %356 mul += grad l2.h2i.bias
-//   %345 mul += grad l2.x2o.bias
-//   %345 mul += grad l2.h2o.bias
-//   %331 mul += grad l2.x2c.bias
+//   %371 mul += grad l2.h2f.bias
+//   %360 mul += grad l2.x2i.bias
+//   %360 mul += grad l2.h2i.bias
+//   %349 mul += grad l2.x2o.bias
+//   %349 mul += grad l2.h2o.bias
+//   %335 mul += grad l2.x2c.bias
 //   %123 mul l2.hn -> record (a factor of deferred outer-product gradients)
-//   %307 reshape += grad l2.modfanout.bias
+//   %311 reshape += grad l2.modfanout.bias
 //   %139 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t305 = a.scratch + 9376;                               // [1149]
+  T *__restrict t309 = a.scratch + 9376;                               // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
-  T *__restrict t263 = a.scratch + 2416;                               // [1149]
-  T *__restrict t273 = a.scratch + 3968;                               // [1149]
-  T *__restrict t284 = a.scratch + 5520;                               // [1149]
-  T *__restrict t295 = a.scratch + 7072;                               // [1149]
+  T *__restrict t267 = a.scratch + 2416;                               // [1149]
+  T *__restrict t277 = a.scratch + 3968;                               // [1149]
+  T *__restrict t288 = a.scratch + 5520;                               // [1149]
+  T *__restrict t299 = a.scratch + 7072;                               // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                           // [1149]
-  T *__restrict t316 = a.scratch + 11696;                              // [1149]
+  T *__restrict t320 = a.scratch + 11696;                              // [1149]
   const T *__restrict t97 = a.saved + 16560;                           // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
   const T *__restrict t101 = a.saved + 17712;                          // [1149]
@@ -1634,10 +1645,10 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict t91 = a.saved + 15408;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
   const T *__restrict t117_l2_g = a.saved + 18864;                     // [1149] l2.g
-  T *__restrict t331 = a.record + 14256;                               // [1149]
-  T *__restrict t345 = a.record + 13104;                               // [1149]
-  T *__restrict t356 = a.record + 11952;                               // [1149]
-  T *__restrict t367 = a.record + 8496;                                // [1149]
+  T *__restrict t335 = a.record + 14256;                               // [1149]
+  T *__restrict t349 = a.record + 13104;                               // [1149]
+  T *__restrict t360 = a.record + 11952;                               // [1149]
+  T *__restrict t371 = a.record + 8496;                                // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
   T *__restrict record2 = a.record + 1552;                             // [1149]
@@ -1656,26 +1667,26 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
   const T *__restrict t123_l2_hn = a.saved + 20016;                    // [1149] l2.hn
   T *__restrict record17 = a.record + 15424;                           // [1149]
-  T *__restrict t307 = a.record + 16576;                               // [1149]
+  T *__restrict t311 = a.record + 16576;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
   const T *__restrict t139_y2 = a.saved + 22336;                       // [1149] y2
   T *__restrict record21 = a.record + 18144;                           // [1149]
   for (int j = 0; j < 1149; ++j) {
-#line 27 "examples/lm/modplast_lstm.dopa"
-    const T v274 = t263[j] + t273[j];
-    const T v285 = v274 + t284[j];
-    const T v296 = v285 + t295[j];
-    const T v298 = v296 * drop_h2[j];
+#line 28 "examples/lm/modplast_lstm.dopa"
+    const T v278 = t267[j] + t277[j];
+    const T v289 = v278 + t288[j];
+    const T v300 = v289 + t299[j];
+    const T v302 = v300 * drop_h2[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v299 = d_l2_h_next[j] + v298;
-    const T v317 = v299 + t316[j];
+    const T v303 = d_l2_h_next[j] + v302;
+    const T v321 = v303 + t320[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v99 = t97[j] + l2_x2o_bias[j];
     const T v103 = t101[j] + l2_h2o_bias[j];
     const T v104 = v99 + v103;
     const T v105 = T(1) / (T(1) + std::exp(-v104));
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v319 = v317 * v105;
+    const T v323 = v321 * v105;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v78 = t76[j] + l2_x2f_bias[j];
     const T v83 = t81[j] + l2_h2f_bias[j];
@@ -1693,63 +1704,63 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v121 = v119 + v120;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v122 = std::tanh(v121);
-    const T v320 = v122 * v122;
-    const T v321 = T(1.0) - v320;
-    const T v322 = v319 * v321;
+    const T v324 = v122 * v122;
+    const T v325 = T(1.0) - v324;
+    const T v326 = v323 * v325;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v323 = d_l2_c_next[j] + v322;
-    const T v325 = v323 * v95;
+    const T v327 = d_l2_c_next[j] + v326;
+    const T v329 = v327 * v95;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v326 = t305[j] + v325;
-    const T v329 = t117_l2_g[j] * t117_l2_g[j];
-    const T v330 = T(1.0) - v329;
-    const T v331 = v326 * v330;
-    t331[j] = v331;
+    const T v330 = t309[j] + v329;
+    const T v333 = t117_l2_g[j] * t117_l2_g[j];
+    const T v334 = T(1.0) - v333;
+    const T v335 = v330 * v334;
+    t335[j] = v335;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v318 = v317 * v122;
+    const T v322 = v321 * v122;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v343 = T(1.0) - v105;
-    const T v344 = v105 * v343;
-    const T v345 = v318 * v344;
-    t345[j] = v345;
+    const T v347 = T(1.0) - v105;
+    const T v348 = v105 * v347;
+    const T v349 = v322 * v348;
+    t349[j] = v349;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v324 = v323 * t117_l2_g[j];
+    const T v328 = v327 * t117_l2_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v354 = T(1.0) - v95;
-    const T v355 = v95 * v354;
-    const T v356 = v324 * v355;
-    t356[j] = v356;
+    const T v358 = T(1.0) - v95;
+    const T v359 = v95 * v358;
+    const T v360 = v328 * v359;
+    t360[j] = v360;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v327 = v323 * l2_c[j];
+    const T v331 = v327 * l2_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v365 = T(1.0) - v85;
-    const T v366 = v85 * v365;
-    const T v367 = v327 * v366;
-    t367[j] = v367;
+    const T v369 = T(1.0) - v85;
+    const T v370 = v85 * v369;
+    const T v371 = v331 * v370;
+    t371[j] = v371;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v328 = v323 * v85;
-    d_l2_c[j] = v328;
+    const T v332 = v327 * v85;
+    d_l2_c[j] = v332;
     record2[j] = l1_h[j];
     record7[j] = t56_l1_hn[j];
     record11[j] = t74_y1[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2f_bias[j] += v367;
+    d_l2_x2f_bias[j] += v371;
     record12[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v367;
+    d_l2_h2f_bias[j] += v371;
 #line 82 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2i_bias[j] += v356;
-    d_l2_h2i_bias[j] += v356;
+    d_l2_x2i_bias[j] += v360;
+    d_l2_h2i_bias[j] += v360;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2o_bias[j] += v345;
-    d_l2_h2o_bias[j] += v345;
+    d_l2_x2o_bias[j] += v349;
+    d_l2_h2o_bias[j] += v349;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2c_bias[j] += v331;
+    d_l2_x2c_bias[j] += v335;
     record17[j] = t123_l2_hn[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l2_modfanout_bias[j] += t307[j];
+    d_l2_modfanout_bias[j] += t311[j];
     record21[j] = t139_y2[j];
   }
-#line 1753 "lm_modplast_lstm.cpp"
+#line 1764 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1757,210 +1768,210 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 20: fused loop nest over [1149, 1149]
-//   %333 matmul
-//   %336 reduce_to
-//   %339 add -> grad_prev l2.hebb
+//   %337 matmul
+//   %340 reduce_to
+//   %343 add -> grad_prev l2.hebb
 template <class T> static void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t333 = a.scratch + 12848;                         // [1149]
-  T *__restrict t331 = a.record + 14256;                          // [1149]
+  T *__restrict t337 = a.scratch + 12848;                         // [1149]
+  T *__restrict t335 = a.record + 14256;                          // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t336 = a.scratch + 14000;                         // [1149, 1]
+  T *__restrict t340 = a.scratch + 14000;                         // [1149, 1]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict t133 = a.saved + 21184;                     // [1149, 1]
   const T *__restrict t117_l2_g = a.saved + 18864;                // [1149] l2.g
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t333[e] = T(0);
+    t337[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t336[e] = T(0);
+    t340[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc336 = T(0);
-#pragma omp simd reduction(+ : acc336)
+    T acc340 = T(0);
+#pragma omp simd reduction(+ : acc340)
     for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v113 = l2_alpha[i] * l2_hebb[i * 1149 + j];
       const T v114 = l2_w[i * 1149 + j] + v113;
-      t333[j] += t331[i] * v114;
-      const T v332 = t331[i] * l2_h[j];
-      const T v335 = v332 * l2_hebb[i * 1149 + j];
+      t337[j] += t335[i] * v114;
+      const T v336 = t335[i] * l2_h[j];
+      const T v339 = v336 * l2_hebb[i * 1149 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc336 += v335;
+      acc340 += v339;
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v134 = t117_l2_g[i] * l2_h[j];
       const T v135 = t133[i] * v134;
       const T v136 = l2_hebb[i * 1149 + j] + v135;
-      const T v300 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
-      const T v301 = d_l2_hebb_next[i * 1149 + j] * v300;
+      const T v304 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
+      const T v305 = d_l2_hebb_next[i * 1149 + j] * v304;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v338 = v332 * l2_alpha[i];
+      const T v342 = v336 * l2_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v339 = v301 + v338;
-      d_l2_hebb[i * 1149 + j] = v339;
+      const T v343 = v305 + v342;
+      d_l2_hebb[i * 1149 + j] = v343;
     }
-    t336[i] += acc336;
+    t340[i] += acc340;
   }
-#line 1806 "lm_modplast_lstm.cpp"
+#line 1817 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 21: dense product (Eigen), [1149]
-//   %342 matmul
+//   %346 matmul
 template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t331 = a.record + 14256;                            // [1149]
+  T *__restrict t335 = a.record + 14256;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t342 = a.scratch + 15152;                           // [1149]
+  T *__restrict t346 = a.scratch + 15152;                           // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t342, 1149).noalias() =
-      ConstRowVec<T>(t331, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1820 "lm_modplast_lstm.cpp"
+  RowVec<T>(t346, 1149).noalias() =
+      ConstRowVec<T>(t335, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
+#line 1831 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 22: dense product (Eigen), [1149]
-//   %348 matmul
+//   %352 matmul
 template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t345 = a.record + 13104;                            // [1149]
+  T *__restrict t349 = a.record + 13104;                            // [1149]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t348 = a.scratch + 16304;                           // [1149]
+  T *__restrict t352 = a.scratch + 16304;                           // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t348, 1149).noalias() =
-      ConstRowVec<T>(t345, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1834 "lm_modplast_lstm.cpp"
+  RowVec<T>(t352, 1149).noalias() =
+      ConstRowVec<T>(t349, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
+#line 1845 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 23: dense product (Eigen), [1149]
-//   %352 matmul
+//   %356 matmul
 template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t345 = a.record + 13104;                            // [1149]
+  T *__restrict t349 = a.record + 13104;                            // [1149]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t352 = a.scratch + 17456;                           // [1149]
+  T *__restrict t356 = a.scratch + 17456;                           // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t352, 1149).noalias() =
-      ConstRowVec<T>(t345, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1848 "lm_modplast_lstm.cpp"
+  RowVec<T>(t356, 1149).noalias() =
+      ConstRowVec<T>(t349, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
+#line 1859 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 24: dense product (Eigen), [1149]
-//   %359 matmul
+//   %363 matmul
 template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t356 = a.record + 11952;                            // [1149]
+  T *__restrict t360 = a.record + 11952;                            // [1149]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t359 = a.scratch + 18608;                           // [1149]
+  T *__restrict t363 = a.scratch + 18608;                           // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t359, 1149).noalias() =
-      ConstRowVec<T>(t356, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1862 "lm_modplast_lstm.cpp"
+  RowVec<T>(t363, 1149).noalias() =
+      ConstRowVec<T>(t360, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
+#line 1873 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (Eigen), [1149]
-//   %363 matmul
+//   %367 matmul
 template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t356 = a.record + 11952;                            // [1149]
+  T *__restrict t360 = a.record + 11952;                            // [1149]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t363 = a.scratch + 19760;                           // [1149]
+  T *__restrict t367 = a.scratch + 19760;                           // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t363, 1149).noalias() =
-      ConstRowVec<T>(t356, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1876 "lm_modplast_lstm.cpp"
+  RowVec<T>(t367, 1149).noalias() =
+      ConstRowVec<T>(t360, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
+#line 1887 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 26: dense product (Eigen), [1149]
-//   %370 matmul
+//   %374 matmul
 template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t367 = a.record + 8496;                             // [1149]
+  T *__restrict t371 = a.record + 8496;                             // [1149]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t370 = a.scratch + 20912;                           // [1149]
+  T *__restrict t374 = a.scratch + 20912;                           // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t370, 1149).noalias() =
-      ConstRowVec<T>(t367, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1890 "lm_modplast_lstm.cpp"
+  RowVec<T>(t374, 1149).noalias() =
+      ConstRowVec<T>(t371, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
+#line 1901 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 27: dense product (Eigen), [1149]
-//   %374 matmul
+//   %378 matmul
 template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t367 = a.record + 8496;                             // [1149]
+  T *__restrict t371 = a.record + 8496;                             // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t374 = a.scratch + 22064;                           // [1149]
+  T *__restrict t378 = a.scratch + 22064;                           // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t374, 1149).noalias() =
-      ConstRowVec<T>(t367, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1904 "lm_modplast_lstm.cpp"
+  RowVec<T>(t378, 1149).noalias() =
+      ConstRowVec<T>(t371, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+#line 1915 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 28:
-//   %386 reshape
+//   %390 reshape
 template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t386 = a.record + 7328;   // [1149]
-  T *__restrict t382 = a.scratch + 23216; // [1149, 1]
+  T *__restrict t390 = a.record + 7328;   // [1149]
+  T *__restrict t386 = a.scratch + 23216; // [1149, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t386[e] = t382[e];
-#line 1917 "lm_modplast_lstm.cpp"
+    t390[e] = t386[e];
+#line 1928 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 29: dense product (Eigen), [1]
-//   %389 matmul
+//   %393 matmul
 template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t386 = a.record + 7328;                                         // [1149]
+  T *__restrict t390 = a.record + 7328;                                         // [1149]
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t389 = a.scratch + 26672;                                       // [1]
+  T *__restrict t393 = a.scratch + 26672;                                       // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t389, 1).noalias() =
-      ConstRowVec<T>(t386, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 1931 "lm_modplast_lstm.cpp"
+  RowVec<T>(t393, 1).noalias() =
+      ConstRowVec<T>(t390, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
+#line 1942 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 30: fused loop nest over [1]
-//   %392 mul
-//   %392 mul += grad l1.h2mod.bias
+//   %396 mul
+//   %396 mul += grad l1.h2mod.bias
 template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t389 = a.scratch + 26672;                      // [1]
+  T *__restrict t393 = a.scratch + 26672;                      // [1]
   const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
-  T *__restrict t392 = a.record + 6160;                        // [1]
+  T *__restrict t396 = a.record + 6160;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v390 = t61_l1_M[0] * t61_l1_M[0];
-  const T v391 = T(1.0) - v390;
-  const T v392 = t389[0] * v391;
-  t392[0] = v392;
-  d_l1_h2mod_bias[0] += v392;
-#line 1950 "lm_modplast_lstm.cpp"
+  const T v394 = t61_l1_M[0] * t61_l1_M[0];
+  const T v395 = T(1.0) - v394;
+  const T v396 = t393[0] * v395;
+  t396[0] = v396;
+  d_l1_h2mod_bias[0] += v396;
+#line 1961 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 31: dense product (Eigen), [1149]
-//   %395 matmul
+//   %399 matmul
 template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
-  T *__restrict t392 = a.record + 6160;                                 // [1]
+  T *__restrict t396 = a.record + 6160;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict t395 = a.scratch + 26688;                               // [1149]
+  T *__restrict t399 = a.scratch + 26688;                               // [1149]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t395, 1149).noalias() =
-      ConstRowVec<T>(t392, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 1964 "lm_modplast_lstm.cpp"
+  RowVec<T>(t399, 1149).noalias() =
+      ConstRowVec<T>(t396, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
+#line 1975 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1972,31 +1983,31 @@ template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 32: fused loop nest over [1149]
-//   %410 mul
-//   %424 mul
-//   %435 mul
-//   %446 mul
-//   %407 mul -> grad_prev l1.c
-//   %371 add -> grad_prev l2.h
-//   %446 mul += grad l1.x2f.bias
-//   %446 mul += grad l1.h2f.bias
-//   %435 mul += grad l1.x2i.bias
-//   %435 mul += grad l1.h2i.bias
-//   %424 mul += grad l1.x2o.bias
-//   %424 mul += grad l1.h2o.bias
-//   %410 mul += grad l1.x2c.bias
-//   %386 reshape += grad l1.modfanout.bias
+//   %414 mul
+//   %428 mul
+//   %439 mul
+//   %450 mul
+//   %411 mul -> grad_prev l1.c
+//   %375 add -> grad_prev l2.h
+//   %450 mul += grad l1.x2f.bias
+//   %450 mul += grad l1.h2f.bias
+//   %439 mul += grad l1.x2i.bias
+//   %439 mul += grad l1.h2i.bias
+//   %428 mul += grad l1.x2o.bias
+//   %428 mul += grad l1.h2o.bias
+//   %414 mul += grad l1.x2c.bias
+//   %390 reshape += grad l1.modfanout.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t384 = a.scratch + 24368;                              // [1149]
+  T *__restrict t388 = a.scratch + 24368;                              // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
-  T *__restrict t342 = a.scratch + 15152;                              // [1149]
-  T *__restrict t352 = a.scratch + 17456;                              // [1149]
-  T *__restrict t363 = a.scratch + 19760;                              // [1149]
-  T *__restrict t374 = a.scratch + 22064;                              // [1149]
+  T *__restrict t346 = a.scratch + 15152;                              // [1149]
+  T *__restrict t356 = a.scratch + 17456;                              // [1149]
+  T *__restrict t367 = a.scratch + 19760;                              // [1149]
+  T *__restrict t378 = a.scratch + 22064;                              // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                           // [1149]
-  T *__restrict t395 = a.scratch + 26688;                              // [1149]
+  T *__restrict t399 = a.scratch + 26688;                              // [1149]
   const T *__restrict t30 = a.saved + 5024;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
   const T *__restrict t34 = a.saved + 6176;                            // [1149]
@@ -2011,16 +2022,16 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
   const T *__restrict t50_l1_g = a.saved + 7328;                       // [1149] l1.g
-  T *__restrict t410 = a.record + 5008;                                // [1149]
-  T *__restrict t424 = a.record + 3856;                                // [1149]
-  T *__restrict t435 = a.record + 2704;                                // [1149]
-  T *__restrict t446 = a.record + 0;                                   // [1149]
+  T *__restrict t414 = a.record + 5008;                                // [1149]
+  T *__restrict t428 = a.record + 3856;                                // [1149]
+  T *__restrict t439 = a.record + 2704;                                // [1149]
+  T *__restrict t450 = a.record + 0;                                   // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
-  T *__restrict t306 = a.scratch + 10528;                              // [1149]
-  T *__restrict t333 = a.scratch + 12848;                              // [1149]
-  T *__restrict t348 = a.scratch + 16304;                              // [1149]
-  T *__restrict t359 = a.scratch + 18608;                              // [1149]
-  T *__restrict t370 = a.scratch + 20912;                              // [1149]
+  T *__restrict t310 = a.scratch + 10528;                              // [1149]
+  T *__restrict t337 = a.scratch + 12848;                              // [1149]
+  T *__restrict t352 = a.scratch + 16304;                              // [1149]
+  T *__restrict t363 = a.scratch + 18608;                              // [1149]
+  T *__restrict t374 = a.scratch + 20912;                              // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
@@ -2029,24 +2040,24 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
-  T *__restrict t386 = a.record + 7328;                                // [1149]
+  T *__restrict t390 = a.record + 7328;                                // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   for (int j = 0; j < 1149; ++j) {
-#line 26 "examples/lm/modplast_lstm.dopa"
-    const T v353 = t342[j] + t352[j];
-    const T v364 = v353 + t363[j];
-    const T v375 = v364 + t374[j];
-    const T v377 = v375 * drop_h1[j];
+#line 27 "examples/lm/modplast_lstm.dopa"
+    const T v357 = t346[j] + t356[j];
+    const T v368 = v357 + t367[j];
+    const T v379 = v368 + t378[j];
+    const T v381 = v379 * drop_h1[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v378 = d_l1_h_next[j] + v377;
-    const T v396 = v378 + t395[j];
+    const T v382 = d_l1_h_next[j] + v381;
+    const T v400 = v382 + t399[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + std::exp(-v37));
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v398 = v396 * v38;
+    const T v402 = v400 * v38;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
@@ -2064,63 +2075,63 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v54 = v52 + v53;
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v55 = std::tanh(v54);
-    const T v399 = v55 * v55;
-    const T v400 = T(1.0) - v399;
-    const T v401 = v398 * v400;
+    const T v403 = v55 * v55;
+    const T v404 = T(1.0) - v403;
+    const T v405 = v402 * v404;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v402 = d_l1_c_next[j] + v401;
-    const T v404 = v402 * v28;
+    const T v406 = d_l1_c_next[j] + v405;
+    const T v408 = v406 * v28;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v405 = t384[j] + v404;
-    const T v408 = t50_l1_g[j] * t50_l1_g[j];
-    const T v409 = T(1.0) - v408;
-    const T v410 = v405 * v409;
-    t410[j] = v410;
+    const T v409 = t388[j] + v408;
+    const T v412 = t50_l1_g[j] * t50_l1_g[j];
+    const T v413 = T(1.0) - v412;
+    const T v414 = v409 * v413;
+    t414[j] = v414;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v397 = v396 * v55;
+    const T v401 = v400 * v55;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v422 = T(1.0) - v38;
-    const T v423 = v38 * v422;
-    const T v424 = v397 * v423;
-    t424[j] = v424;
+    const T v426 = T(1.0) - v38;
+    const T v427 = v38 * v426;
+    const T v428 = v401 * v427;
+    t428[j] = v428;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v403 = v402 * t50_l1_g[j];
+    const T v407 = v406 * t50_l1_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v433 = T(1.0) - v28;
-    const T v434 = v28 * v433;
-    const T v435 = v403 * v434;
-    t435[j] = v435;
+    const T v437 = T(1.0) - v28;
+    const T v438 = v28 * v437;
+    const T v439 = v407 * v438;
+    t439[j] = v439;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v406 = v402 * l1_c[j];
+    const T v410 = v406 * l1_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v444 = T(1.0) - v18;
-    const T v445 = v18 * v444;
-    const T v446 = v406 * v445;
-    t446[j] = v446;
+    const T v448 = T(1.0) - v18;
+    const T v449 = v18 * v448;
+    const T v450 = v410 * v449;
+    t450[j] = v450;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v407 = v402 * v18;
-    d_l1_c[j] = v407;
+    const T v411 = v406 * v18;
+    d_l1_c[j] = v411;
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v334 = t306[j] + t333[j];
-    const T v349 = v334 + t348[j];
-    const T v360 = v349 + t359[j];
-    const T v371 = v360 + t370[j];
-    d_l2_h[j] = v371;
+    const T v338 = t310[j] + t337[j];
+    const T v353 = v338 + t352[j];
+    const T v364 = v353 + t363[j];
+    const T v375 = v364 + t374[j];
+    d_l2_h[j] = v375;
 #line 81 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2f_bias[j] += v446;
-    d_l1_h2f_bias[j] += v446;
+    d_l1_x2f_bias[j] += v450;
+    d_l1_h2f_bias[j] += v450;
 #line 82 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2i_bias[j] += v435;
-    d_l1_h2i_bias[j] += v435;
+    d_l1_x2i_bias[j] += v439;
+    d_l1_h2i_bias[j] += v439;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2o_bias[j] += v424;
-    d_l1_h2o_bias[j] += v424;
+    d_l1_x2o_bias[j] += v428;
+    d_l1_h2o_bias[j] += v428;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2c_bias[j] += v410;
+    d_l1_x2c_bias[j] += v414;
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l1_modfanout_bias[j] += t386[j];
+    d_l1_modfanout_bias[j] += t390[j];
   }
-#line 2124 "lm_modplast_lstm.cpp"
+#line 2135 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -2128,192 +2139,192 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 33: fused loop nest over [1149, 1149]
-//   %412 matmul
-//   %415 reduce_to
-//   %418 add -> grad_prev l1.hebb
+//   %416 matmul
+//   %419 reduce_to
+//   %422 add -> grad_prev l1.hebb
 template <class T> static void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t412 = a.scratch + 27840;                         // [1149]
-  T *__restrict t410 = a.record + 5008;                           // [1149]
+  T *__restrict t416 = a.scratch + 27840;                         // [1149]
+  T *__restrict t414 = a.record + 5008;                           // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t415 = a.scratch + 28992;                         // [1149, 1]
+  T *__restrict t419 = a.scratch + 28992;                         // [1149, 1]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict t66 = a.saved + 9648;                       // [1149, 1]
   const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t412[e] = T(0);
+    t416[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t415[e] = T(0);
+    t419[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc415 = T(0);
-#pragma omp simd reduction(+ : acc415)
+    T acc419 = T(0);
+#pragma omp simd reduction(+ : acc419)
     for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
       const T v47 = l1_w[i * 1149 + j] + v46;
-      t412[j] += t410[i] * v47;
-      const T v411 = t410[i] * l1_h[j];
-      const T v414 = v411 * l1_hebb[i * 1149 + j];
+      t416[j] += t414[i] * v47;
+      const T v415 = t414[i] * l1_h[j];
+      const T v418 = v415 * l1_hebb[i * 1149 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc415 += v414;
+      acc419 += v418;
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v67 = t50_l1_g[i] * l1_h[j];
       const T v68 = t66[i] * v67;
       const T v69 = l1_hebb[i * 1149 + j] + v68;
-      const T v379 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v380 = d_l1_hebb_next[i * 1149 + j] * v379;
+      const T v383 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v384 = d_l1_hebb_next[i * 1149 + j] * v383;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v417 = v411 * l1_alpha[i];
+      const T v421 = v415 * l1_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v418 = v380 + v417;
-      d_l1_hebb[i * 1149 + j] = v418;
+      const T v422 = v384 + v421;
+      d_l1_hebb[i * 1149 + j] = v422;
     }
-    t415[i] += acc415;
+    t419[i] += acc419;
   }
-#line 2177 "lm_modplast_lstm.cpp"
+#line 2188 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 34: dense product (Eigen), [400]
-//   %421 matmul
+//   %425 matmul
 template <class T> static void backward_x2c_34(const dopa::StepArgs<T> &a) {
-  T *__restrict t410 = a.record + 5008;                             // [1149]
+  T *__restrict t414 = a.record + 5008;                             // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t421 = a.scratch + 30144;                           // [400]
+  T *__restrict t425 = a.scratch + 30144;                           // [400]
 #line 84 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t421, 400).noalias() =
-      ConstRowVec<T>(t410, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2191 "lm_modplast_lstm.cpp"
+  RowVec<T>(t425, 400).noalias() =
+      ConstRowVec<T>(t414, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
+#line 2202 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 35: dense product (Eigen), [1149]
-//   %427 matmul
+//   %431 matmul
 template <class T> static void backward_h2o_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t424 = a.record + 3856;                             // [1149]
+  T *__restrict t428 = a.record + 3856;                             // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t427 = a.scratch + 30544;                           // [1149]
+  T *__restrict t431 = a.scratch + 30544;                           // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t427, 1149).noalias() =
-      ConstRowVec<T>(t424, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2205 "lm_modplast_lstm.cpp"
+  RowVec<T>(t431, 1149).noalias() =
+      ConstRowVec<T>(t428, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
+#line 2216 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 36: dense product (Eigen), [400]
-//   %431 matmul
+//   %435 matmul
 template <class T> static void backward_x2o_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t424 = a.record + 3856;                             // [1149]
+  T *__restrict t428 = a.record + 3856;                             // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t431 = a.scratch + 31696;                           // [400]
+  T *__restrict t435 = a.scratch + 31696;                           // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t431, 400).noalias() =
-      ConstRowVec<T>(t424, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2219 "lm_modplast_lstm.cpp"
+  RowVec<T>(t435, 400).noalias() =
+      ConstRowVec<T>(t428, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
+#line 2230 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 37: dense product (Eigen), [1149]
-//   %438 matmul
+//   %442 matmul
 template <class T> static void backward_h2i_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t435 = a.record + 2704;                             // [1149]
+  T *__restrict t439 = a.record + 2704;                             // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t438 = a.scratch + 32096;                           // [1149]
+  T *__restrict t442 = a.scratch + 32096;                           // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t438, 1149).noalias() =
-      ConstRowVec<T>(t435, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2233 "lm_modplast_lstm.cpp"
+  RowVec<T>(t442, 1149).noalias() =
+      ConstRowVec<T>(t439, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
+#line 2244 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 38: dense product (Eigen), [400]
-//   %442 matmul
+//   %446 matmul
 template <class T> static void backward_x2i_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t435 = a.record + 2704;                             // [1149]
+  T *__restrict t439 = a.record + 2704;                             // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t442 = a.scratch + 33248;                           // [400]
+  T *__restrict t446 = a.scratch + 33248;                           // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t442, 400).noalias() =
-      ConstRowVec<T>(t435, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2247 "lm_modplast_lstm.cpp"
+  RowVec<T>(t446, 400).noalias() =
+      ConstRowVec<T>(t439, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
+#line 2258 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 39: dense product (Eigen), [1149]
-//   %449 matmul
+//   %453 matmul
 template <class T> static void backward_h2f_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t446 = a.record + 0;                                // [1149]
+  T *__restrict t450 = a.record + 0;                                // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t449 = a.scratch + 33648;                           // [1149]
+  T *__restrict t453 = a.scratch + 33648;                           // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t449, 1149).noalias() =
-      ConstRowVec<T>(t446, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2261 "lm_modplast_lstm.cpp"
+  RowVec<T>(t453, 1149).noalias() =
+      ConstRowVec<T>(t450, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
+#line 2272 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 40: dense product (Eigen), [400]
-//   %453 matmul
+//   %457 matmul
 template <class T> static void backward_x2f_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t446 = a.record + 0;                                // [1149]
+  T *__restrict t450 = a.record + 0;                                // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t453 = a.scratch + 34800;                           // [400]
+  T *__restrict t457 = a.scratch + 34800;                           // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t453, 400).noalias() =
-      ConstRowVec<T>(t446, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2275 "lm_modplast_lstm.cpp"
+  RowVec<T>(t457, 400).noalias() =
+      ConstRowVec<T>(t450, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
+#line 2286 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 41: fused loop nest over [1149]
-//   %450 add -> grad_prev l1.h
+//   %454 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t385 = a.scratch + 25520;        // [1149]
-  T *__restrict t412 = a.scratch + 27840;        // [1149]
-  T *__restrict t427 = a.scratch + 30544;        // [1149]
-  T *__restrict t438 = a.scratch + 32096;        // [1149]
-  T *__restrict t449 = a.scratch + 33648;        // [1149]
+  T *__restrict t389 = a.scratch + 25520;        // [1149]
+  T *__restrict t416 = a.scratch + 27840;        // [1149]
+  T *__restrict t431 = a.scratch + 30544;        // [1149]
+  T *__restrict t442 = a.scratch + 32096;        // [1149]
+  T *__restrict t453 = a.scratch + 33648;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v413 = t385[j] + t412[j];
-    const T v428 = v413 + t427[j];
-    const T v439 = v428 + t438[j];
-    const T v450 = v439 + t449[j];
-    d_l1_h[j] = v450;
+    const T v417 = t389[j] + t416[j];
+    const T v432 = v417 + t431[j];
+    const T v443 = v432 + t442[j];
+    const T v454 = v443 + t453[j];
+    d_l1_h[j] = v454;
   }
-#line 2298 "lm_modplast_lstm.cpp"
+#line 2309 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 42: fused loop nest over [400]
-//   %292 add -> grad_prev l3.h
-//   %457 mul += grad enc.weight
+//   %296 add -> grad_prev l3.h
+//   %461 mul += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t226 = a.scratch + 800;                   // [400]
-  T *__restrict t254 = a.scratch + 1616;                  // [400]
-  T *__restrict t269 = a.scratch + 3568;                  // [400]
-  T *__restrict t280 = a.scratch + 5120;                  // [400]
-  T *__restrict t291 = a.scratch + 6672;                  // [400]
+  T *__restrict t230 = a.scratch + 800;                   // [400]
+  T *__restrict t258 = a.scratch + 1616;                  // [400]
+  T *__restrict t273 = a.scratch + 3568;                  // [400]
+  T *__restrict t284 = a.scratch + 5120;                  // [400]
+  T *__restrict t295 = a.scratch + 6672;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t421 = a.scratch + 30144;                 // [400]
-  T *__restrict t431 = a.scratch + 31696;                 // [400]
-  T *__restrict t442 = a.scratch + 33248;                 // [400]
-  T *__restrict t453 = a.scratch + 34800;                 // [400]
+  T *__restrict t425 = a.scratch + 30144;                 // [400]
+  T *__restrict t435 = a.scratch + 31696;                 // [400]
+  T *__restrict t446 = a.scratch + 33248;                 // [400]
+  T *__restrict t457 = a.scratch + 34800;                 // [400]
   const T *__restrict drop_i = a.inputs[1];               // [400]
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
@@ -2321,52 +2332,52 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v255 = t226[j] + t254[j];
-    const T v270 = v255 + t269[j];
-    const T v281 = v270 + t280[j];
-    const T v292 = v281 + t291[j];
-    d_l3_h[j] = v292;
-#line 25 "examples/lm/modplast_lstm.dopa"
-    const T v432 = t421[j] + t431[j];
-    const T v443 = v432 + t442[j];
-    const T v454 = v443 + t453[j];
-    const T v456 = v454 * drop_i[j];
-    const T v457 = v456 * t4[0];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v457;
+    const T v259 = t230[j] + t258[j];
+    const T v274 = v259 + t273[j];
+    const T v285 = v274 + t284[j];
+    const T v296 = v285 + t295[j];
+    d_l3_h[j] = v296;
+#line 26 "examples/lm/modplast_lstm.dopa"
+    const T v436 = t425[j] + t435[j];
+    const T v447 = v436 + t446[j];
+    const T v458 = v447 + t457[j];
+    const T v460 = v458 * drop_i[j];
+    const T v461 = v460 * t4[0];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v461;
   }
-#line 2338 "lm_modplast_lstm.cpp"
+#line 2349 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 43: fused loop nest over [1149, 1]
-//   %415 reduce_to += grad l1.alpha
-//   %336 reduce_to += grad l2.alpha
+//   %419 reduce_to += grad l1.alpha
+//   %340 reduce_to += grad l2.alpha
 template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t415 = a.scratch + 28992;             // [1149, 1]
+  T *__restrict t419 = a.scratch + 28992;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t336 = a.scratch + 14000;             // [1149, 1]
+  T *__restrict t340 = a.scratch + 14000;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
 #line 77 "examples/lm/modplast_lstm.dopa"
-    d_l1_alpha[i] += t415[i];
-    d_l2_alpha[i] += t336[i];
+    d_l1_alpha[i] += t419[i];
+    d_l2_alpha[i] += t340[i];
   }
-#line 2356 "lm_modplast_lstm.cpp"
+#line 2367 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 44: fused loop nest over [400, 1]
-//   %257 reduce_to += grad l3.alpha
+//   %261 reduce_to += grad l3.alpha
 template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t257 = a.scratch + 2016;              // [400, 1]
+  T *__restrict t261 = a.scratch + 2016;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
 #line 77 "examples/lm/modplast_lstm.dopa"
-    d_l3_alpha[i] += t257[i];
+    d_l3_alpha[i] += t261[i];
   }
-#line 2370 "lm_modplast_lstm.cpp"
+#line 2381 "lm_modplast_lstm.cpp"
 }
 
 /// One backward step of ModPlastLSTMLM for one batch element.
@@ -2589,6 +2600,8 @@ static dopa::NetworkInfo info() {
   n.inputs.push_back({"drop_h2", {1149}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.25});
   n.inputs.push_back({"drop_o", {400}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.4});
   n.outputs.push_back({"logits", {10000}, false, {}});
+  n.outputs.push_back({"ar_h", {400}, false, {}});
+  n.outputs.push_back({"tar_h", {400}, false, {}});
   n.states.push_back({"l1.h", {1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
   n.states.push_back({"l1.c", {1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
   n.states.push_back({"l1.hebb", {1149, 1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
@@ -2754,7 +2767,7 @@ const dopa::GeneratedSpec &spec() {
       .recordNumel = 21728,
       .forwardFlops = 68002192,
       .forwardSharedFlops = 0,
-      .backwardFlops = 115799295,
+      .backwardFlops = 115800095,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,

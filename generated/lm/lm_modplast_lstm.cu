@@ -108,7 +108,7 @@ template <class T> __device__ __forceinline__ void forward_enc(const dopa::StepA
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 25 "examples/lm/modplast_lstm.dopa"
+#line 26 "examples/lm/modplast_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = tid; e < 400; e += nthreads)
@@ -129,7 +129,7 @@ __device__ __forceinline__ void forward_saved_drop_e(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 25 "examples/lm/modplast_lstm.dopa"
+#line 26 "examples/lm/modplast_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = tid; e < 1; e += nthreads)
@@ -152,7 +152,7 @@ template <class T> __device__ __forceinline__ void forward_x(const dopa::StepArg
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-#line 25 "examples/lm/modplast_lstm.dopa"
+#line 26 "examples/lm/modplast_lstm.dopa"
       const T v5 = t2[j] * t4[0];
       const T v7 = v5 * drop_i[j];
       t7_x[j] = v7;
@@ -432,7 +432,7 @@ __device__ __forceinline__ void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<
       const T v55 = tanh(v54);
       const T v56 = v38 * v55;
       l1_h_next[j] = v56;
-#line 26 "examples/lm/modplast_lstm.dopa"
+#line 27 "examples/lm/modplast_lstm.dopa"
       const T v74 = v56 * drop_h1[j];
       t74_y1[j] = v74;
       l1_c_next[j] = v54;
@@ -783,7 +783,7 @@ __device__ __forceinline__ void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<
       const T v122 = tanh(v121);
       const T v123 = v105 * v122;
       l2_h_next[j] = v123;
-#line 27 "examples/lm/modplast_lstm.dopa"
+#line 28 "examples/lm/modplast_lstm.dopa"
       const T v139 = v123 * drop_h2[j];
       t139_y2[j] = v139;
       l2_c_next[j] = v121;
@@ -1096,7 +1096,7 @@ template <class T> __device__ __forceinline__ void forward_matmul_37(const dopa:
 #line 1097 "lm_modplast_lstm.cu"
 }
 
-// y3 = l3(y2) * drop_o
+// y3 = z3 * drop_o
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
@@ -1106,7 +1106,9 @@ template <class T> __device__ __forceinline__ void forward_matmul_37(const dopa:
 //   %188 mul l3.hn
 //   %204 mul y3
 //   %186 add l3.cn -> next_state l3.c
+//   %188 mul l3.hn -> output tar_h
 //   %188 mul l3.hn -> saved
+//   %204 mul y3 -> saved
 template <class T>
 __device__ __forceinline__ void forward_l3_g_l3_hn_y3_l3_c(const dopa::StepArgs<T> &a) {
   T *__restrict t172 = a.scratch + 9648;                        // [400]
@@ -1128,9 +1130,11 @@ __device__ __forceinline__ void forward_l3_g_l3_hn_y3_l3_c(const dopa::StepArgs<
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
   const T *__restrict drop_o = a.inputs[4];                     // [400]
-  T *__restrict t204_y3 = a.saved + 27104;                      // [400] y3
+  T *__restrict out_ar_h = a.outputs[1];                        // [400] y3
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict out_tar_h = a.outputs[2];                       // [400]
   T *__restrict saved_t188 = a.saved + 26288;                   // [400]
+  T *__restrict saved_t204 = a.saved + 27104;                   // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1165,14 +1169,16 @@ __device__ __forceinline__ void forward_l3_g_l3_hn_y3_l3_c(const dopa::StepArgs<
       const T v187 = tanh(v186);
       const T v188 = v170 * v187;
       l3_h_next[j] = v188;
-#line 28 "examples/lm/modplast_lstm.dopa"
+#line 30 "examples/lm/modplast_lstm.dopa"
       const T v204 = v188 * drop_o[j];
-      t204_y3[j] = v204;
+      out_ar_h[j] = v204;
       l3_c_next[j] = v186;
+      out_tar_h[j] = v188;
       saved_t188[j] = v188;
+      saved_t204[j] = v204;
     }
   }
-#line 1176 "lm_modplast_lstm.cu"
+#line 1182 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1195,7 +1201,7 @@ template <class T> __device__ __forceinline__ void forward_h2mod_39(const dopa::
     if ((threadIdx.x & 31) == 0)
       t190[r] = acc;
   }
-#line 1199 "lm_modplast_lstm.cu"
+#line 1205 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1217,7 +1223,7 @@ template <class T> __device__ __forceinline__ void forward_l3_m(const dopa::Step
       t193_l3_M[0] = v193;
     }
   }
-#line 1221 "lm_modplast_lstm.cu"
+#line 1227 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -1241,7 +1247,7 @@ __device__ __forceinline__ void forward_modfanout_41(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t195[r] = acc;
   }
-#line 1245 "lm_modplast_lstm.cu"
+#line 1251 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -1262,7 +1268,7 @@ template <class T> __device__ __forceinline__ void forward_l3_eta(const dopa::St
       t197_l3_eta[j] = v197;
     }
   }
-#line 1266 "lm_modplast_lstm.cu"
+#line 1272 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1279,7 +1285,7 @@ __device__ __forceinline__ void forward_saved_col_43(const dopa::StepArgs<T> &a)
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t198[e] = t197_l3_eta[e];
-#line 1283 "lm_modplast_lstm.cu"
+#line 1289 "lm_modplast_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -1288,21 +1294,21 @@ __device__ __forceinline__ void forward_saved_col_43(const dopa::StepArgs<T> &a)
 //   %205 matmul
 template <class T> __device__ __forceinline__ void forward_matmul_44(const dopa::StepArgs<T> &a) {
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t204_y3 = a.saved + 27104;                     // [400] y3
+  T *__restrict out_ar_h = a.outputs[1];                       // [400] y3
   T *__restrict t205 = a.scratch + 11264;                      // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 29 "examples/lm/modplast_lstm.dopa"
+#line 31 "examples/lm/modplast_lstm.dopa"
   for (int r = tid >> 5; r < 10000; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += enc_weight[r * 400 + k] * t204_y3[k];
+      acc += enc_weight[r * 400 + k] * out_ar_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t205[r] = acc;
   }
-#line 1306 "lm_modplast_lstm.cu"
+#line 1312 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1340,7 +1346,7 @@ __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
       l2_hebb_next[i * 1149 + j] = v137;
     }
   }
-#line 1344 "lm_modplast_lstm.cu"
+#line 1350 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1366,7 +1372,7 @@ template <class T> __device__ __forceinline__ void forward_l3_hebb(const dopa::S
       l3_hebb_next[i * 400 + j] = v202;
     }
   }
-#line 1370 "lm_modplast_lstm.cu"
+#line 1376 "lm_modplast_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -1382,12 +1388,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-#line 29 "examples/lm/modplast_lstm.dopa"
+#line 31 "examples/lm/modplast_lstm.dopa"
       const T v207 = t205[j] + dec_bias[j];
       out_logits[j] = v207;
     }
   }
-#line 1391 "lm_modplast_lstm.cu"
+#line 1397 "lm_modplast_lstm.cu"
 }
 
 /// One forward step of ModPlastLSTMLM for the whole batch: block b runs batch element b.
@@ -1522,97 +1528,97 @@ template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *strea
 // output logits = enc.weight @ y3 + dec_bias
 //
 // backward stage 0: dense product (a warp or thread per output), [400]
-//   %220 matmul
+//   %223 matmul
 template <class T> __device__ __forceinline__ void backward_matmul(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t220 = a.scratch + 0;                          // [400]
+  T *__restrict t223 = a.scratch + 0;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 29 "examples/lm/modplast_lstm.dopa"
+#line 31 "examples/lm/modplast_lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 10000; ++k)
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
-    t220[c] = acc;
+    t223[c] = acc;
   }
-#line 1541 "lm_modplast_lstm.cu"
+#line 1547 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 1: fused loop nest over [400, 400]
-//   %229 reduce_to
-//   %231 matmul
-//   %232 matmul
+//   %233 reduce_to
+//   %235 matmul
+//   %236 matmul
 template <class T> __device__ __forceinline__ void backward_col_outer(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict t198 = a.saved + 26704;                     // [400, 1]
   const T *__restrict t182_l3_g = a.saved + 25888;                // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t229 = a.scratch + 400;                           // [400, 1]
-  T *__restrict t231 = a.scratch + 800;                           // [400]
-  T *__restrict t232 = a.scratch + 1200;                          // [400]
+  T *__restrict t233 = a.scratch + 400;                           // [400, 1]
+  T *__restrict t235 = a.scratch + 800;                           // [400]
+  T *__restrict t236 = a.scratch + 1200;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 400; e += nthreads)
-    t229[e] = T(0);
+    t233[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t232[e] = T(0);
+    t236[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc229 = T(0);
-    T acc231 = T(0);
+    T acc233 = T(0);
+    T acc235 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v199 = t182_l3_g[i] * l3_h[j];
       const T v200 = t198[i] * v199;
       const T v201 = l3_hebb[i * 400 + j] + v200;
-      const T v226 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
-      const T v227 = d_l3_hebb_next[i * 400 + j] * v226;
-      const T v228 = v227 * v199;
-      acc229 += v228;
-      const T v230 = v227 * t198[i];
-      acc231 += v230 * l3_h[j];
-      atomicAdd(&t232[j], t182_l3_g[i] * v230);
+      const T v230 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
+      const T v231 = d_l3_hebb_next[i * 400 + j] * v230;
+      const T v232 = v231 * v199;
+      acc233 += v232;
+      const T v234 = v231 * t198[i];
+      acc235 += v234 * l3_h[j];
+      atomicAdd(&t236[j], t182_l3_g[i] * v234);
     }
-    acc229 = dopa::warpSum(acc229);
-    acc231 = dopa::warpSum(acc231);
+    acc233 = dopa::warpSum(acc233);
+    acc235 = dopa::warpSum(acc235);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t229[i], acc229);
-      t231[i] = acc231;
+      atomicAdd(&t233[i], acc233);
+      t235[i] = acc235;
     }
   }
-#line 1590 "lm_modplast_lstm.cu"
+#line 1596 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 2:
-//   %233 reshape
+//   %237 reshape
 template <class T> __device__ __forceinline__ void backward_record_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t233 = a.record + 31712; // [400]
-  T *__restrict t229 = a.scratch + 400;  // [400, 1]
+  T *__restrict t237 = a.record + 31712; // [400]
+  T *__restrict t233 = a.scratch + 400;  // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
-    t233[e] = t229[e];
-#line 1606 "lm_modplast_lstm.cu"
+    t237[e] = t233[e];
+#line 1612 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 3: dense product (a warp or thread per output), [1]
-//   %236 matmul
+//   %240 matmul
 template <class T> __device__ __forceinline__ void backward_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t233 = a.record + 31712;                                        // [400]
+  T *__restrict t237 = a.record + 31712;                                        // [400]
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t236 = a.scratch + 1600;                                        // [1]
+  T *__restrict t240 = a.scratch + 1600;                                        // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1620,25 +1626,25 @@ template <class T> __device__ __forceinline__ void backward_modfanout(const dopa
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t233[k] * l3_modfanout_weight[k + c];
-    t236[c] = acc;
+      acc += t237[k] * l3_modfanout_weight[k + c];
+    t240[c] = acc;
   }
-#line 1627 "lm_modplast_lstm.cu"
+#line 1633 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 4: fused loop nest over [1]
-//   %240 mul
+//   %244 mul
 //   %61 tanh l1.M -> record (a factor of deferred outer-product gradients)
 //   %128 tanh l2.M -> record (a factor of deferred outer-product gradients)
-//   %240 mul += grad l3.h2mod.bias
+//   %244 mul += grad l3.h2mod.bias
 //   %193 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t236 = a.scratch + 1600;                       // [1]
+  T *__restrict t240 = a.scratch + 1600;                       // [1]
   const T *__restrict t193_l3_M = a.saved + 26688;             // [1] l3.M
-  T *__restrict t240 = a.record + 31296;                       // [1]
+  T *__restrict t244 = a.record + 31296;                       // [1]
   const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict record11 = a.record + 18880;                   // [1]
   const T *__restrict t128_l2_M = a.saved + 21168;             // [1] l2.M
@@ -1651,41 +1657,41 @@ __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v238 = t193_l3_M[0] * t193_l3_M[0];
-      const T v239 = T(1.0) - v238;
-      const T v240 = t236[0] * v239;
-      t240[0] = v240;
+      const T v242 = t193_l3_M[0] * t193_l3_M[0];
+      const T v243 = T(1.0) - v242;
+      const T v244 = t240[0] * v243;
+      t244[0] = v244;
       record11[0] = t61_l1_M[0];
       record21[0] = t128_l2_M[0];
-      atomicAdd(&d_l3_h2mod_bias[0], v240);
+      atomicAdd(&d_l3_h2mod_bias[0], v244);
       record31[0] = t193_l3_M[0];
     }
   }
-#line 1665 "lm_modplast_lstm.cu"
+#line 1671 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 5: dense product (a warp or thread per output), [400]
-//   %243 matmul
+//   %247 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t240 = a.record + 31296;                                // [1]
+  T *__restrict t244 = a.record + 31296;                                // [1]
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
-  T *__restrict t243 = a.scratch + 1616;                                // [400]
+  T *__restrict t247 = a.scratch + 1616;                                // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
-    acc += t240[0] * l3_h2mod_weight[c];
-    t243[c] = acc;
+    acc += t244[0] * l3_h2mod_weight[c];
+    t247[c] = acc;
   }
-#line 1685 "lm_modplast_lstm.cu"
+#line 1691 "lm_modplast_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
-// y3 = l3(y2) * drop_o
+// y3 = z3 * drop_o
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1695,32 +1701,34 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 6: fused loop nest over [400]
-//   %258 mul
-//   %272 mul
-//   %283 mul
-//   %294 mul
-//   %255 mul -> grad_prev l3.c
+//   %262 mul
+//   %276 mul
+//   %287 mul
+//   %298 mul
+//   %259 mul -> grad_prev l3.c
 //   %204 mul y3 -> record (a factor of deferred outer-product gradients)
 //   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %294 mul += grad l3.x2f.bias
+//   %298 mul += grad l3.x2f.bias
 //   %144 state -> record (a factor of deferred outer-product gradients)
-//   %294 mul += grad l3.h2f.bias
-//   %283 mul += grad l3.x2i.bias
-//   %283 mul += grad l3.h2i.bias
-//   %272 mul += grad l3.x2o.bias
-//   %272 mul += grad l3.h2o.bias
-//   %258 mul += grad l3.x2c.bias
+//   %298 mul += grad l3.h2f.bias
+//   %287 mul += grad l3.x2i.bias
+//   %287 mul += grad l3.h2i.bias
+//   %276 mul += grad l3.x2o.bias
+//   %276 mul += grad l3.h2o.bias
+//   %262 mul += grad l3.x2c.bias
 //   %188 mul l3.hn -> record (a factor of deferred outer-product gradients)
-//   %233 reshape += grad l3.modfanout.bias
+//   %237 reshape += grad l3.modfanout.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t231 = a.scratch + 800;                                // [400]
+  T *__restrict t235 = a.scratch + 800;                                // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
+  const T *__restrict d_out_tar_h = a.gradOutputs[2];                  // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
-  T *__restrict t220 = a.scratch + 0;                                  // [400]
+  const T *__restrict d_out_ar_h = a.gradOutputs[1];                   // [400] d ar_h
+  T *__restrict t223 = a.scratch + 0;                                  // [400]
   const T *__restrict drop_o = a.inputs[4];                            // [400]
-  T *__restrict t243 = a.scratch + 1616;                               // [400]
+  T *__restrict t247 = a.scratch + 1616;                               // [400]
   const T *__restrict t162 = a.saved + 25088;                          // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
   const T *__restrict t166 = a.saved + 25488;                          // [400]
@@ -1735,10 +1743,10 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict t156 = a.saved + 24688;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
   const T *__restrict t182_l3_g = a.saved + 25888;                     // [400] l3.g
-  T *__restrict t258 = a.record + 30896;                               // [400]
-  T *__restrict t272 = a.record + 30496;                               // [400]
-  T *__restrict t283 = a.record + 30096;                               // [400]
-  T *__restrict t294 = a.record + 28144;                               // [400]
+  T *__restrict t262 = a.record + 30896;                               // [400]
+  T *__restrict t276 = a.record + 30496;                               // [400]
+  T *__restrict t287 = a.record + 30096;                               // [400]
+  T *__restrict t298 = a.record + 28144;                               // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
   const T *__restrict t204_y3 = a.saved + 27104;                       // [400] y3
   T *__restrict record1 = a.record + 10000;                            // [400]
@@ -1755,25 +1763,28 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
   const T *__restrict t188_l3_hn = a.saved + 26288;                    // [400] l3.hn
   T *__restrict record29 = a.record + 31312;                           // [400]
-  T *__restrict t233 = a.record + 31712;                               // [400]
+  T *__restrict t237 = a.record + 31712;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-#line 28 "examples/lm/modplast_lstm.dopa"
-      const T v222 = t220[j] * drop_o[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v223 = d_l3_h_next[j] + v222;
-      const T v244 = v223 + t243[j];
+      const T v218 = d_out_tar_h[j] + d_l3_h_next[j];
+#line 30 "examples/lm/modplast_lstm.dopa"
+      const T v224 = d_out_ar_h[j] + t223[j];
+      const T v226 = v224 * drop_o[j];
+#line 86 "examples/lm/modplast_lstm.dopa"
+      const T v227 = v218 + v226;
+      const T v248 = v227 + t247[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
       const T v164 = t162[j] + l3_x2o_bias[j];
       const T v168 = t166[j] + l3_h2o_bias[j];
       const T v169 = v164 + v168;
       const T v170 = T(1) / (T(1) + exp(-v169));
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v246 = v244 * v170;
+      const T v250 = v248 * v170;
 #line 81 "examples/lm/modplast_lstm.dopa"
       const T v143 = t141[j] + l3_x2f_bias[j];
       const T v148 = t146[j] + l3_h2f_bias[j];
@@ -1791,62 +1802,62 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v186 = v184 + v185;
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v187 = tanh(v186);
-      const T v247 = v187 * v187;
-      const T v248 = T(1.0) - v247;
-      const T v249 = v246 * v248;
+      const T v251 = v187 * v187;
+      const T v252 = T(1.0) - v251;
+      const T v253 = v250 * v252;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v250 = d_l3_c_next[j] + v249;
-      const T v252 = v250 * v160;
+      const T v254 = d_l3_c_next[j] + v253;
+      const T v256 = v254 * v160;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v253 = t231[j] + v252;
-      const T v256 = t182_l3_g[j] * t182_l3_g[j];
-      const T v257 = T(1.0) - v256;
-      const T v258 = v253 * v257;
-      t258[j] = v258;
+      const T v257 = t235[j] + v256;
+      const T v260 = t182_l3_g[j] * t182_l3_g[j];
+      const T v261 = T(1.0) - v260;
+      const T v262 = v257 * v261;
+      t262[j] = v262;
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v245 = v244 * v187;
+      const T v249 = v248 * v187;
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v270 = T(1.0) - v170;
-      const T v271 = v170 * v270;
-      const T v272 = v245 * v271;
-      t272[j] = v272;
+      const T v274 = T(1.0) - v170;
+      const T v275 = v170 * v274;
+      const T v276 = v249 * v275;
+      t276[j] = v276;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v251 = v250 * t182_l3_g[j];
+      const T v255 = v254 * t182_l3_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v281 = T(1.0) - v160;
-      const T v282 = v160 * v281;
-      const T v283 = v251 * v282;
-      t283[j] = v283;
+      const T v285 = T(1.0) - v160;
+      const T v286 = v160 * v285;
+      const T v287 = v255 * v286;
+      t287[j] = v287;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v254 = v250 * l3_c[j];
+      const T v258 = v254 * l3_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v292 = T(1.0) - v150;
-      const T v293 = v150 * v292;
-      const T v294 = v254 * v293;
-      t294[j] = v294;
+      const T v296 = T(1.0) - v150;
+      const T v297 = v150 * v296;
+      const T v298 = v258 * v297;
+      t298[j] = v298;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v255 = v250 * v150;
-      d_l3_c[j] = v255;
+      const T v259 = v254 * v150;
+      d_l3_c[j] = v259;
       record1[j] = t204_y3[j];
       record3[j] = t7_x[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l3_x2f_bias[j], v294);
+      atomicAdd(&d_l3_x2f_bias[j], v298);
       record24[j] = l3_h[j];
-      atomicAdd(&d_l3_h2f_bias[j], v294);
+      atomicAdd(&d_l3_h2f_bias[j], v298);
 #line 82 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l3_x2i_bias[j], v283);
-      atomicAdd(&d_l3_h2i_bias[j], v283);
+      atomicAdd(&d_l3_x2i_bias[j], v287);
+      atomicAdd(&d_l3_h2i_bias[j], v287);
 #line 83 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l3_x2o_bias[j], v272);
-      atomicAdd(&d_l3_h2o_bias[j], v272);
+      atomicAdd(&d_l3_x2o_bias[j], v276);
+      atomicAdd(&d_l3_h2o_bias[j], v276);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l3_x2c_bias[j], v258);
+      atomicAdd(&d_l3_x2c_bias[j], v262);
       record29[j] = t188_l3_hn[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l3_modfanout_bias[j], t233[j]);
+      atomicAdd(&d_l3_modfanout_bias[j], t237[j]);
     }
   }
-#line 1850 "lm_modplast_lstm.cu"
+#line 1861 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1854,17 +1865,17 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 7: fused loop nest over [400, 400]
-//   %260 matmul
-//   %263 reduce_to
-//   %266 add -> grad_prev l3.hebb
+//   %264 matmul
+//   %267 reduce_to
+//   %270 add -> grad_prev l3.hebb
 template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t260 = a.scratch + 2016;                          // [400]
-  T *__restrict t258 = a.record + 30896;                          // [400]
+  T *__restrict t264 = a.scratch + 2016;                          // [400]
+  T *__restrict t262 = a.record + 30896;                          // [400]
   const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t263 = a.scratch + 2416;                          // [400, 1]
+  T *__restrict t267 = a.scratch + 2416;                          // [400, 1]
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict t198 = a.saved + 26704;                     // [400, 1]
   const T *__restrict t182_l3_g = a.saved + 25888;                // [400] l3.g
@@ -1873,49 +1884,49 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 400; e += nthreads)
-    t260[e] = T(0);
+    t264[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t263[e] = T(0);
+    t267[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc263 = T(0);
+    T acc267 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v178 = l3_alpha[i] * l3_hebb[i * 400 + j];
       const T v179 = l3_w[i * 400 + j] + v178;
-      atomicAdd(&t260[j], t258[i] * v179);
-      const T v259 = t258[i] * l3_h[j];
-      const T v262 = v259 * l3_hebb[i * 400 + j];
+      atomicAdd(&t264[j], t262[i] * v179);
+      const T v263 = t262[i] * l3_h[j];
+      const T v266 = v263 * l3_hebb[i * 400 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc263 += v262;
+      acc267 += v266;
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v199 = t182_l3_g[i] * l3_h[j];
       const T v200 = t198[i] * v199;
       const T v201 = l3_hebb[i * 400 + j] + v200;
-      const T v226 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
-      const T v227 = d_l3_hebb_next[i * 400 + j] * v226;
+      const T v230 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
+      const T v231 = d_l3_hebb_next[i * 400 + j] * v230;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v265 = v259 * l3_alpha[i];
+      const T v269 = v263 * l3_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v266 = v227 + v265;
-      d_l3_hebb[i * 400 + j] = v266;
+      const T v270 = v231 + v269;
+      d_l3_hebb[i * 400 + j] = v270;
     }
-    acc263 = dopa::warpSum(acc263);
+    acc267 = dopa::warpSum(acc267);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t263[i], acc263);
+      atomicAdd(&t267[i], acc267);
     }
   }
-#line 1909 "lm_modplast_lstm.cu"
+#line 1920 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 8: dense product (a warp or thread per output), [1149]
-//   %269 matmul
+//   %273 matmul
 template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t258 = a.record + 30896;                            // [400]
+  T *__restrict t262 = a.record + 30896;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t269 = a.scratch + 2816;                            // [1149]
+  T *__restrict t273 = a.scratch + 2816;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1923,20 +1934,20 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t258[k] * l3_x2c_weight[k * 1149 + c];
-    t269[c] = acc;
+      acc += t262[k] * l3_x2c_weight[k * 1149 + c];
+    t273[c] = acc;
   }
-#line 1930 "lm_modplast_lstm.cu"
+#line 1941 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 9: dense product (a warp or thread per output), [400]
-//   %275 matmul
+//   %279 matmul
 template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t272 = a.record + 30496;                            // [400]
+  T *__restrict t276 = a.record + 30496;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t275 = a.scratch + 3968;                            // [400]
+  T *__restrict t279 = a.scratch + 3968;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1944,20 +1955,20 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t272[k] * l3_h2o_weight[k * 400 + c];
-    t275[c] = acc;
+      acc += t276[k] * l3_h2o_weight[k * 400 + c];
+    t279[c] = acc;
   }
-#line 1951 "lm_modplast_lstm.cu"
+#line 1962 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 10: dense product (a warp or thread per output), [1149]
-//   %279 matmul
+//   %283 matmul
 template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t272 = a.record + 30496;                            // [400]
+  T *__restrict t276 = a.record + 30496;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t279 = a.scratch + 4368;                            // [1149]
+  T *__restrict t283 = a.scratch + 4368;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1965,20 +1976,20 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t272[k] * l3_x2o_weight[k * 1149 + c];
-    t279[c] = acc;
+      acc += t276[k] * l3_x2o_weight[k * 1149 + c];
+    t283[c] = acc;
   }
-#line 1972 "lm_modplast_lstm.cu"
+#line 1983 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 11: dense product (a warp or thread per output), [400]
-//   %286 matmul
+//   %290 matmul
 template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t283 = a.record + 30096;                            // [400]
+  T *__restrict t287 = a.record + 30096;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t286 = a.scratch + 5520;                            // [400]
+  T *__restrict t290 = a.scratch + 5520;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1986,20 +1997,20 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t283[k] * l3_h2i_weight[k * 400 + c];
-    t286[c] = acc;
+      acc += t287[k] * l3_h2i_weight[k * 400 + c];
+    t290[c] = acc;
   }
-#line 1993 "lm_modplast_lstm.cu"
+#line 2004 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 12: dense product (a warp or thread per output), [1149]
-//   %290 matmul
+//   %294 matmul
 template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t283 = a.record + 30096;                            // [400]
+  T *__restrict t287 = a.record + 30096;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t290 = a.scratch + 5920;                            // [1149]
+  T *__restrict t294 = a.scratch + 5920;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2007,20 +2018,20 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t283[k] * l3_x2i_weight[k * 1149 + c];
-    t290[c] = acc;
+      acc += t287[k] * l3_x2i_weight[k * 1149 + c];
+    t294[c] = acc;
   }
-#line 2014 "lm_modplast_lstm.cu"
+#line 2025 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 13: dense product (a warp or thread per output), [400]
-//   %297 matmul
+//   %301 matmul
 template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t294 = a.record + 28144;                            // [400]
+  T *__restrict t298 = a.record + 28144;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t297 = a.scratch + 7072;                            // [400]
+  T *__restrict t301 = a.scratch + 7072;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2028,20 +2039,20 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t294[k] * l3_h2f_weight[k * 400 + c];
-    t297[c] = acc;
+      acc += t298[k] * l3_h2f_weight[k * 400 + c];
+    t301[c] = acc;
   }
-#line 2035 "lm_modplast_lstm.cu"
+#line 2046 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 14: dense product (a warp or thread per output), [1149]
-//   %301 matmul
+//   %305 matmul
 template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t294 = a.record + 28144;                            // [400]
+  T *__restrict t298 = a.record + 28144;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t301 = a.scratch + 7472;                            // [1149]
+  T *__restrict t305 = a.scratch + 7472;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2049,21 +2060,21 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t294[k] * l3_x2f_weight[k * 1149 + c];
-    t301[c] = acc;
+      acc += t298[k] * l3_x2f_weight[k * 1149 + c];
+    t305[c] = acc;
   }
-#line 2056 "lm_modplast_lstm.cu"
+#line 2067 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 15: fused loop nest over [1149, 1149]
-//   %309 reduce_to
-//   %311 matmul
-//   %312 matmul
-//   %388 reduce_to
-//   %390 matmul
-//   %391 matmul
+//   %313 reduce_to
+//   %315 matmul
+//   %316 matmul
+//   %392 reduce_to
+//   %394 matmul
+//   %395 matmul
 template <class T>
 __device__ __forceinline__ void backward_col_outer_15(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
@@ -2071,97 +2082,97 @@ __device__ __forceinline__ void backward_col_outer_15(const dopa::StepArgs<T> &a
   const T *__restrict t133 = a.saved + 21184;                     // [1149, 1]
   const T *__restrict t117_l2_g = a.saved + 18864;                // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t309 = a.scratch + 8624;                          // [1149, 1]
-  T *__restrict t311 = a.scratch + 9776;                          // [1149]
-  T *__restrict t312 = a.scratch + 10928;                         // [1149]
+  T *__restrict t313 = a.scratch + 8624;                          // [1149, 1]
+  T *__restrict t315 = a.scratch + 9776;                          // [1149]
+  T *__restrict t316 = a.scratch + 10928;                         // [1149]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict t66 = a.saved + 9648;                       // [1149, 1]
   const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t388 = a.scratch + 23616;                         // [1149, 1]
-  T *__restrict t390 = a.scratch + 24768;                         // [1149]
-  T *__restrict t391 = a.scratch + 25920;                         // [1149]
+  T *__restrict t392 = a.scratch + 23616;                         // [1149, 1]
+  T *__restrict t394 = a.scratch + 24768;                         // [1149]
+  T *__restrict t395 = a.scratch + 25920;                         // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t309[e] = T(0);
+    t313[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t312[e] = T(0);
+    t316[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t388[e] = T(0);
+    t392[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t391[e] = T(0);
+    t395[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc309 = T(0);
-    T acc311 = T(0);
-    T acc388 = T(0);
-    T acc390 = T(0);
+    T acc313 = T(0);
+    T acc315 = T(0);
+    T acc392 = T(0);
+    T acc394 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v134 = t117_l2_g[i] * l2_h[j];
       const T v135 = t133[i] * v134;
       const T v136 = l2_hebb[i * 1149 + j] + v135;
-      const T v306 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
-      const T v307 = d_l2_hebb_next[i * 1149 + j] * v306;
-      const T v308 = v307 * v134;
-      acc309 += v308;
-      const T v310 = v307 * t133[i];
-      acc311 += v310 * l2_h[j];
-      atomicAdd(&t312[j], t117_l2_g[i] * v310);
+      const T v310 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
+      const T v311 = d_l2_hebb_next[i * 1149 + j] * v310;
+      const T v312 = v311 * v134;
+      acc313 += v312;
+      const T v314 = v311 * t133[i];
+      acc315 += v314 * l2_h[j];
+      atomicAdd(&t316[j], t117_l2_g[i] * v314);
       const T v67 = t50_l1_g[i] * l1_h[j];
       const T v68 = t66[i] * v67;
       const T v69 = l1_hebb[i * 1149 + j] + v68;
-      const T v385 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v386 = d_l1_hebb_next[i * 1149 + j] * v385;
-      const T v387 = v386 * v67;
-      acc388 += v387;
-      const T v389 = v386 * t66[i];
-      acc390 += v389 * l1_h[j];
-      atomicAdd(&t391[j], t50_l1_g[i] * v389);
+      const T v389 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v390 = d_l1_hebb_next[i * 1149 + j] * v389;
+      const T v391 = v390 * v67;
+      acc392 += v391;
+      const T v393 = v390 * t66[i];
+      acc394 += v393 * l1_h[j];
+      atomicAdd(&t395[j], t50_l1_g[i] * v393);
     }
-    acc309 = dopa::warpSum(acc309);
-    acc311 = dopa::warpSum(acc311);
-    acc388 = dopa::warpSum(acc388);
-    acc390 = dopa::warpSum(acc390);
+    acc313 = dopa::warpSum(acc313);
+    acc315 = dopa::warpSum(acc315);
+    acc392 = dopa::warpSum(acc392);
+    acc394 = dopa::warpSum(acc394);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t309[i], acc309);
-      t311[i] = acc311;
-      atomicAdd(&t388[i], acc388);
-      t390[i] = acc390;
+      atomicAdd(&t313[i], acc313);
+      t315[i] = acc315;
+      atomicAdd(&t392[i], acc392);
+      t394[i] = acc394;
     }
   }
-#line 2137 "lm_modplast_lstm.cu"
+#line 2148 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 16:
-//   %313 reshape
+//   %317 reshape
 template <class T>
 __device__ __forceinline__ void backward_record_col_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t313 = a.record + 26976; // [1149]
-  T *__restrict t309 = a.scratch + 8624; // [1149, 1]
+  T *__restrict t317 = a.record + 26976; // [1149]
+  T *__restrict t313 = a.scratch + 8624; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
-    t313[e] = t309[e];
-#line 2154 "lm_modplast_lstm.cu"
+    t317[e] = t313[e];
+#line 2165 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 17: dense product (a warp or thread per output), [1]
-//   %316 matmul
+//   %320 matmul
 template <class T>
 __device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t313 = a.record + 26976;                                        // [1149]
+  T *__restrict t317 = a.record + 26976;                                        // [1149]
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t316 = a.scratch + 12080;                                       // [1]
+  T *__restrict t320 = a.scratch + 12080;                                       // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2169,22 +2180,22 @@ __device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t313[k] * l2_modfanout_weight[k + c];
-    t316[c] = acc;
+      acc += t317[k] * l2_modfanout_weight[k + c];
+    t320[c] = acc;
   }
-#line 2176 "lm_modplast_lstm.cu"
+#line 2187 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 18: fused loop nest over [1]
-//   %319 mul
-//   %319 mul += grad l2.h2mod.bias
+//   %323 mul
+//   %323 mul += grad l2.h2mod.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t316 = a.scratch + 12080;                      // [1]
+  T *__restrict t320 = a.scratch + 12080;                      // [1]
   const T *__restrict t128_l2_M = a.saved + 21168;             // [1] l2.M
-  T *__restrict t319 = a.record + 25808;                       // [1]
+  T *__restrict t323 = a.record + 25808;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2192,34 +2203,34 @@ __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v317 = t128_l2_M[0] * t128_l2_M[0];
-      const T v318 = T(1.0) - v317;
-      const T v319 = t316[0] * v318;
-      t319[0] = v319;
-      atomicAdd(&d_l2_h2mod_bias[0], v319);
+      const T v321 = t128_l2_M[0] * t128_l2_M[0];
+      const T v322 = T(1.0) - v321;
+      const T v323 = t320[0] * v322;
+      t323[0] = v323;
+      atomicAdd(&d_l2_h2mod_bias[0], v323);
     }
   }
-#line 2203 "lm_modplast_lstm.cu"
+#line 2214 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 19: dense product (a warp or thread per output), [1149]
-//   %322 matmul
+//   %326 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t319 = a.record + 25808;                                // [1]
+  T *__restrict t323 = a.record + 25808;                                // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
-  T *__restrict t322 = a.scratch + 12096;                               // [1149]
+  T *__restrict t326 = a.scratch + 12096;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
-    acc += t319[0] * l2_h2mod_weight[c];
-    t322[c] = acc;
+    acc += t323[0] * l2_h2mod_weight[c];
+    t326[c] = acc;
   }
-#line 2223 "lm_modplast_lstm.cu"
+#line 2234 "lm_modplast_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2233,37 +2244,37 @@ template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa:
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 20: fused loop nest over [1149]
-//   %337 mul
-//   %351 mul
-//   %362 mul
-//   %373 mul
-//   %334 mul -> grad_prev l2.c
+//   %341 mul
+//   %355 mul
+//   %366 mul
+//   %377 mul
+//   %338 mul -> grad_prev l2.c
 //   %12 state -> record (a factor of deferred outer-product gradients)
 //   %56 mul l1.hn -> record (a factor of deferred outer-product gradients)
 //   %74 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %373 mul += grad l2.x2f.bias
+//   %377 mul += grad l2.x2f.bias
 //   %79 state -> record (a factor of deferred outer-product gradients)
-//   %373 mul += grad l2.h2f.bias
-//   %362 mul += grad l2.x2i.bias
-//   %362 mul += grad l2.h2i.bias
-//   %351 mul += grad l2.x2o.bias
-//   %351 mul += grad l2.h2o.bias
-//   %337 mul += grad l2.x2c.bias
+//   %377 mul += grad l2.h2f.bias
+//   %366 mul += grad l2.x2i.bias
+//   %366 mul += grad l2.h2i.bias
+//   %355 mul += grad l2.x2o.bias
+//   %355 mul += grad l2.h2o.bias
+//   %341 mul += grad l2.x2c.bias
 //   %123 mul l2.hn -> record (a factor of deferred outer-product gradients)
-//   %313 reshape += grad l2.modfanout.bias
+//   %317 reshape += grad l2.modfanout.bias
 //   %139 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t311 = a.scratch + 9776;                               // [1149]
+  T *__restrict t315 = a.scratch + 9776;                               // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
-  T *__restrict t269 = a.scratch + 2816;                               // [1149]
-  T *__restrict t279 = a.scratch + 4368;                               // [1149]
-  T *__restrict t290 = a.scratch + 5920;                               // [1149]
-  T *__restrict t301 = a.scratch + 7472;                               // [1149]
+  T *__restrict t273 = a.scratch + 2816;                               // [1149]
+  T *__restrict t283 = a.scratch + 4368;                               // [1149]
+  T *__restrict t294 = a.scratch + 5920;                               // [1149]
+  T *__restrict t305 = a.scratch + 7472;                               // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                           // [1149]
-  T *__restrict t322 = a.scratch + 12096;                              // [1149]
+  T *__restrict t326 = a.scratch + 12096;                              // [1149]
   const T *__restrict t97 = a.saved + 16560;                           // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
   const T *__restrict t101 = a.saved + 17712;                          // [1149]
@@ -2278,10 +2289,10 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict t91 = a.saved + 15408;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
   const T *__restrict t117_l2_g = a.saved + 18864;                     // [1149] l2.g
-  T *__restrict t337 = a.record + 24656;                               // [1149]
-  T *__restrict t351 = a.record + 23504;                               // [1149]
-  T *__restrict t362 = a.record + 22352;                               // [1149]
-  T *__restrict t373 = a.record + 18896;                               // [1149]
+  T *__restrict t341 = a.record + 24656;                               // [1149]
+  T *__restrict t355 = a.record + 23504;                               // [1149]
+  T *__restrict t366 = a.record + 22352;                               // [1149]
+  T *__restrict t377 = a.record + 18896;                               // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
   T *__restrict record4 = a.record + 11952;                            // [1149]
@@ -2300,7 +2311,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
   const T *__restrict t123_l2_hn = a.saved + 20016;                    // [1149] l2.hn
   T *__restrict record19 = a.record + 25824;                           // [1149]
-  T *__restrict t313 = a.record + 26976;                               // [1149]
+  T *__restrict t317 = a.record + 26976;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
   const T *__restrict t139_y2 = a.saved + 22336;                       // [1149] y2
   T *__restrict record23 = a.record + 28544;                           // [1149]
@@ -2309,21 +2320,21 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
-#line 27 "examples/lm/modplast_lstm.dopa"
-      const T v280 = t269[j] + t279[j];
-      const T v291 = v280 + t290[j];
-      const T v302 = v291 + t301[j];
-      const T v304 = v302 * drop_h2[j];
+#line 28 "examples/lm/modplast_lstm.dopa"
+      const T v284 = t273[j] + t283[j];
+      const T v295 = v284 + t294[j];
+      const T v306 = v295 + t305[j];
+      const T v308 = v306 * drop_h2[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v305 = d_l2_h_next[j] + v304;
-      const T v323 = v305 + t322[j];
+      const T v309 = d_l2_h_next[j] + v308;
+      const T v327 = v309 + t326[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
       const T v99 = t97[j] + l2_x2o_bias[j];
       const T v103 = t101[j] + l2_h2o_bias[j];
       const T v104 = v99 + v103;
       const T v105 = T(1) / (T(1) + exp(-v104));
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v325 = v323 * v105;
+      const T v329 = v327 * v105;
 #line 81 "examples/lm/modplast_lstm.dopa"
       const T v78 = t76[j] + l2_x2f_bias[j];
       const T v83 = t81[j] + l2_h2f_bias[j];
@@ -2341,64 +2352,64 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v121 = v119 + v120;
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v122 = tanh(v121);
-      const T v326 = v122 * v122;
-      const T v327 = T(1.0) - v326;
-      const T v328 = v325 * v327;
+      const T v330 = v122 * v122;
+      const T v331 = T(1.0) - v330;
+      const T v332 = v329 * v331;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v329 = d_l2_c_next[j] + v328;
-      const T v331 = v329 * v95;
+      const T v333 = d_l2_c_next[j] + v332;
+      const T v335 = v333 * v95;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v332 = t311[j] + v331;
-      const T v335 = t117_l2_g[j] * t117_l2_g[j];
-      const T v336 = T(1.0) - v335;
-      const T v337 = v332 * v336;
-      t337[j] = v337;
+      const T v336 = t315[j] + v335;
+      const T v339 = t117_l2_g[j] * t117_l2_g[j];
+      const T v340 = T(1.0) - v339;
+      const T v341 = v336 * v340;
+      t341[j] = v341;
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v324 = v323 * v122;
+      const T v328 = v327 * v122;
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v349 = T(1.0) - v105;
-      const T v350 = v105 * v349;
-      const T v351 = v324 * v350;
-      t351[j] = v351;
+      const T v353 = T(1.0) - v105;
+      const T v354 = v105 * v353;
+      const T v355 = v328 * v354;
+      t355[j] = v355;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v330 = v329 * t117_l2_g[j];
+      const T v334 = v333 * t117_l2_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v360 = T(1.0) - v95;
-      const T v361 = v95 * v360;
-      const T v362 = v330 * v361;
-      t362[j] = v362;
+      const T v364 = T(1.0) - v95;
+      const T v365 = v95 * v364;
+      const T v366 = v334 * v365;
+      t366[j] = v366;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v333 = v329 * l2_c[j];
+      const T v337 = v333 * l2_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v371 = T(1.0) - v85;
-      const T v372 = v85 * v371;
-      const T v373 = v333 * v372;
-      t373[j] = v373;
+      const T v375 = T(1.0) - v85;
+      const T v376 = v85 * v375;
+      const T v377 = v337 * v376;
+      t377[j] = v377;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v334 = v329 * v85;
-      d_l2_c[j] = v334;
+      const T v338 = v333 * v85;
+      d_l2_c[j] = v338;
       record4[j] = l1_h[j];
       record9[j] = t56_l1_hn[j];
       record13[j] = t74_y1[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l2_x2f_bias[j], v373);
+      atomicAdd(&d_l2_x2f_bias[j], v377);
       record14[j] = l2_h[j];
-      atomicAdd(&d_l2_h2f_bias[j], v373);
+      atomicAdd(&d_l2_h2f_bias[j], v377);
 #line 82 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l2_x2i_bias[j], v362);
-      atomicAdd(&d_l2_h2i_bias[j], v362);
+      atomicAdd(&d_l2_x2i_bias[j], v366);
+      atomicAdd(&d_l2_h2i_bias[j], v366);
 #line 83 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l2_x2o_bias[j], v351);
-      atomicAdd(&d_l2_h2o_bias[j], v351);
+      atomicAdd(&d_l2_x2o_bias[j], v355);
+      atomicAdd(&d_l2_h2o_bias[j], v355);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l2_x2c_bias[j], v337);
+      atomicAdd(&d_l2_x2c_bias[j], v341);
       record19[j] = t123_l2_hn[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l2_modfanout_bias[j], t313[j]);
+      atomicAdd(&d_l2_modfanout_bias[j], t317[j]);
       record23[j] = t139_y2[j];
     }
   }
-#line 2402 "lm_modplast_lstm.cu"
+#line 2413 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2406,17 +2417,17 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 21: fused loop nest over [1149, 1149]
-//   %339 matmul
-//   %342 reduce_to
-//   %345 add -> grad_prev l2.hebb
+//   %343 matmul
+//   %346 reduce_to
+//   %349 add -> grad_prev l2.hebb
 template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t339 = a.scratch + 13248;                         // [1149]
-  T *__restrict t337 = a.record + 24656;                          // [1149]
+  T *__restrict t343 = a.scratch + 13248;                         // [1149]
+  T *__restrict t341 = a.record + 24656;                          // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t342 = a.scratch + 14400;                         // [1149, 1]
+  T *__restrict t346 = a.scratch + 14400;                         // [1149, 1]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict t133 = a.saved + 21184;                     // [1149, 1]
   const T *__restrict t117_l2_g = a.saved + 18864;                // [1149] l2.g
@@ -2425,49 +2436,49 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t339[e] = T(0);
+    t343[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t342[e] = T(0);
+    t346[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc342 = T(0);
+    T acc346 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v113 = l2_alpha[i] * l2_hebb[i * 1149 + j];
       const T v114 = l2_w[i * 1149 + j] + v113;
-      atomicAdd(&t339[j], t337[i] * v114);
-      const T v338 = t337[i] * l2_h[j];
-      const T v341 = v338 * l2_hebb[i * 1149 + j];
+      atomicAdd(&t343[j], t341[i] * v114);
+      const T v342 = t341[i] * l2_h[j];
+      const T v345 = v342 * l2_hebb[i * 1149 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc342 += v341;
+      acc346 += v345;
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v134 = t117_l2_g[i] * l2_h[j];
       const T v135 = t133[i] * v134;
       const T v136 = l2_hebb[i * 1149 + j] + v135;
-      const T v306 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
-      const T v307 = d_l2_hebb_next[i * 1149 + j] * v306;
+      const T v310 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
+      const T v311 = d_l2_hebb_next[i * 1149 + j] * v310;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v344 = v338 * l2_alpha[i];
+      const T v348 = v342 * l2_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v345 = v307 + v344;
-      d_l2_hebb[i * 1149 + j] = v345;
+      const T v349 = v311 + v348;
+      d_l2_hebb[i * 1149 + j] = v349;
     }
-    acc342 = dopa::warpSum(acc342);
+    acc346 = dopa::warpSum(acc346);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t342[i], acc342);
+      atomicAdd(&t346[i], acc346);
     }
   }
-#line 2461 "lm_modplast_lstm.cu"
+#line 2472 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 22: dense product (a warp or thread per output), [1149]
-//   %348 matmul
+//   %352 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t337 = a.record + 24656;                            // [1149]
+  T *__restrict t341 = a.record + 24656;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t348 = a.scratch + 15552;                           // [1149]
+  T *__restrict t352 = a.scratch + 15552;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2475,20 +2486,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t337[k] * l2_x2c_weight[k * 1149 + c];
-    t348[c] = acc;
+      acc += t341[k] * l2_x2c_weight[k * 1149 + c];
+    t352[c] = acc;
   }
-#line 2482 "lm_modplast_lstm.cu"
+#line 2493 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 23: dense product (a warp or thread per output), [1149]
-//   %354 matmul
+//   %358 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t351 = a.record + 23504;                            // [1149]
+  T *__restrict t355 = a.record + 23504;                            // [1149]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t354 = a.scratch + 16704;                           // [1149]
+  T *__restrict t358 = a.scratch + 16704;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2496,20 +2507,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_23(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t351[k] * l2_h2o_weight[k * 1149 + c];
-    t354[c] = acc;
+      acc += t355[k] * l2_h2o_weight[k * 1149 + c];
+    t358[c] = acc;
   }
-#line 2503 "lm_modplast_lstm.cu"
+#line 2514 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 24: dense product (a warp or thread per output), [1149]
-//   %358 matmul
+//   %362 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t351 = a.record + 23504;                            // [1149]
+  T *__restrict t355 = a.record + 23504;                            // [1149]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t358 = a.scratch + 17856;                           // [1149]
+  T *__restrict t362 = a.scratch + 17856;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2517,20 +2528,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_24(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t351[k] * l2_x2o_weight[k * 1149 + c];
-    t358[c] = acc;
+      acc += t355[k] * l2_x2o_weight[k * 1149 + c];
+    t362[c] = acc;
   }
-#line 2524 "lm_modplast_lstm.cu"
+#line 2535 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (a warp or thread per output), [1149]
-//   %365 matmul
+//   %369 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t362 = a.record + 22352;                            // [1149]
+  T *__restrict t366 = a.record + 22352;                            // [1149]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t365 = a.scratch + 19008;                           // [1149]
+  T *__restrict t369 = a.scratch + 19008;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2538,20 +2549,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_25(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t362[k] * l2_h2i_weight[k * 1149 + c];
-    t365[c] = acc;
+      acc += t366[k] * l2_h2i_weight[k * 1149 + c];
+    t369[c] = acc;
   }
-#line 2545 "lm_modplast_lstm.cu"
+#line 2556 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 26: dense product (a warp or thread per output), [1149]
-//   %369 matmul
+//   %373 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t362 = a.record + 22352;                            // [1149]
+  T *__restrict t366 = a.record + 22352;                            // [1149]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t369 = a.scratch + 20160;                           // [1149]
+  T *__restrict t373 = a.scratch + 20160;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2559,20 +2570,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t362[k] * l2_x2i_weight[k * 1149 + c];
-    t369[c] = acc;
+      acc += t366[k] * l2_x2i_weight[k * 1149 + c];
+    t373[c] = acc;
   }
-#line 2566 "lm_modplast_lstm.cu"
+#line 2577 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 27: dense product (a warp or thread per output), [1149]
-//   %376 matmul
+//   %380 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t373 = a.record + 18896;                            // [1149]
+  T *__restrict t377 = a.record + 18896;                            // [1149]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t376 = a.scratch + 21312;                           // [1149]
+  T *__restrict t380 = a.scratch + 21312;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2580,20 +2591,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_27(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t373[k] * l2_h2f_weight[k * 1149 + c];
-    t376[c] = acc;
+      acc += t377[k] * l2_h2f_weight[k * 1149 + c];
+    t380[c] = acc;
   }
-#line 2587 "lm_modplast_lstm.cu"
+#line 2598 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 28: dense product (a warp or thread per output), [1149]
-//   %380 matmul
+//   %384 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t373 = a.record + 18896;                            // [1149]
+  T *__restrict t377 = a.record + 18896;                            // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t380 = a.scratch + 22464;                           // [1149]
+  T *__restrict t384 = a.scratch + 22464;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2601,38 +2612,38 @@ template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t373[k] * l2_x2f_weight[k * 1149 + c];
-    t380[c] = acc;
+      acc += t377[k] * l2_x2f_weight[k * 1149 + c];
+    t384[c] = acc;
   }
-#line 2608 "lm_modplast_lstm.cu"
+#line 2619 "lm_modplast_lstm.cu"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 29:
-//   %392 reshape
+//   %396 reshape
 template <class T>
 __device__ __forceinline__ void backward_record_col_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t392 = a.record + 17728;  // [1149]
-  T *__restrict t388 = a.scratch + 23616; // [1149, 1]
+  T *__restrict t396 = a.record + 17728;  // [1149]
+  T *__restrict t392 = a.scratch + 23616; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
-    t392[e] = t388[e];
-#line 2625 "lm_modplast_lstm.cu"
+    t396[e] = t392[e];
+#line 2636 "lm_modplast_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 30: dense product (a warp or thread per output), [1]
-//   %395 matmul
+//   %399 matmul
 template <class T>
 __device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t392 = a.record + 17728;                                        // [1149]
+  T *__restrict t396 = a.record + 17728;                                        // [1149]
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t395 = a.scratch + 27072;                                       // [1]
+  T *__restrict t399 = a.scratch + 27072;                                       // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2640,22 +2651,22 @@ __device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t392[k] * l1_modfanout_weight[k + c];
-    t395[c] = acc;
+      acc += t396[k] * l1_modfanout_weight[k + c];
+    t399[c] = acc;
   }
-#line 2647 "lm_modplast_lstm.cu"
+#line 2658 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 31: fused loop nest over [1]
-//   %398 mul
-//   %398 mul += grad l1.h2mod.bias
+//   %402 mul
+//   %402 mul += grad l1.h2mod.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t395 = a.scratch + 27072;                      // [1]
+  T *__restrict t399 = a.scratch + 27072;                      // [1]
   const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
-  T *__restrict t398 = a.record + 16560;                       // [1]
+  T *__restrict t402 = a.record + 16560;                       // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2663,34 +2674,34 @@ __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 87 "examples/lm/modplast_lstm.dopa"
-      const T v396 = t61_l1_M[0] * t61_l1_M[0];
-      const T v397 = T(1.0) - v396;
-      const T v398 = t395[0] * v397;
-      t398[0] = v398;
-      atomicAdd(&d_l1_h2mod_bias[0], v398);
+      const T v400 = t61_l1_M[0] * t61_l1_M[0];
+      const T v401 = T(1.0) - v400;
+      const T v402 = t399[0] * v401;
+      t402[0] = v402;
+      atomicAdd(&d_l1_h2mod_bias[0], v402);
     }
   }
-#line 2674 "lm_modplast_lstm.cu"
+#line 2685 "lm_modplast_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 32: dense product (a warp or thread per output), [1149]
-//   %401 matmul
+//   %405 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa::StepArgs<T> &a) {
-  T *__restrict t398 = a.record + 16560;                                // [1]
+  T *__restrict t402 = a.record + 16560;                                // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict t401 = a.scratch + 27088;                               // [1149]
+  T *__restrict t405 = a.scratch + 27088;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 87 "examples/lm/modplast_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
-    acc += t398[0] * l1_h2mod_weight[c];
-    t401[c] = acc;
+    acc += t402[0] * l1_h2mod_weight[c];
+    t405[c] = acc;
   }
-#line 2694 "lm_modplast_lstm.cu"
+#line 2705 "lm_modplast_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2702,32 +2713,32 @@ template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa:
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 33: fused loop nest over [1149]
-//   %416 mul
-//   %430 mul
-//   %441 mul
-//   %452 mul
-//   %413 mul -> grad_prev l1.c
-//   %377 add -> grad_prev l2.h
-//   %452 mul += grad l1.x2f.bias
-//   %452 mul += grad l1.h2f.bias
-//   %441 mul += grad l1.x2i.bias
-//   %441 mul += grad l1.h2i.bias
-//   %430 mul += grad l1.x2o.bias
-//   %430 mul += grad l1.h2o.bias
-//   %416 mul += grad l1.x2c.bias
-//   %392 reshape += grad l1.modfanout.bias
+//   %420 mul
+//   %434 mul
+//   %445 mul
+//   %456 mul
+//   %417 mul -> grad_prev l1.c
+//   %381 add -> grad_prev l2.h
+//   %456 mul += grad l1.x2f.bias
+//   %456 mul += grad l1.h2f.bias
+//   %445 mul += grad l1.x2i.bias
+//   %445 mul += grad l1.h2i.bias
+//   %434 mul += grad l1.x2o.bias
+//   %434 mul += grad l1.h2o.bias
+//   %420 mul += grad l1.x2c.bias
+//   %396 reshape += grad l1.modfanout.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t390 = a.scratch + 24768;                              // [1149]
+  T *__restrict t394 = a.scratch + 24768;                              // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
-  T *__restrict t348 = a.scratch + 15552;                              // [1149]
-  T *__restrict t358 = a.scratch + 17856;                              // [1149]
-  T *__restrict t369 = a.scratch + 20160;                              // [1149]
-  T *__restrict t380 = a.scratch + 22464;                              // [1149]
+  T *__restrict t352 = a.scratch + 15552;                              // [1149]
+  T *__restrict t362 = a.scratch + 17856;                              // [1149]
+  T *__restrict t373 = a.scratch + 20160;                              // [1149]
+  T *__restrict t384 = a.scratch + 22464;                              // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                           // [1149]
-  T *__restrict t401 = a.scratch + 27088;                              // [1149]
+  T *__restrict t405 = a.scratch + 27088;                              // [1149]
   const T *__restrict t30 = a.saved + 5024;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
   const T *__restrict t34 = a.saved + 6176;                            // [1149]
@@ -2742,16 +2753,16 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
   const T *__restrict t50_l1_g = a.saved + 7328;                       // [1149] l1.g
-  T *__restrict t416 = a.record + 15408;                               // [1149]
-  T *__restrict t430 = a.record + 14256;                               // [1149]
-  T *__restrict t441 = a.record + 13104;                               // [1149]
-  T *__restrict t452 = a.record + 10400;                               // [1149]
+  T *__restrict t420 = a.record + 15408;                               // [1149]
+  T *__restrict t434 = a.record + 14256;                               // [1149]
+  T *__restrict t445 = a.record + 13104;                               // [1149]
+  T *__restrict t456 = a.record + 10400;                               // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
-  T *__restrict t312 = a.scratch + 10928;                              // [1149]
-  T *__restrict t339 = a.scratch + 13248;                              // [1149]
-  T *__restrict t354 = a.scratch + 16704;                              // [1149]
-  T *__restrict t365 = a.scratch + 19008;                              // [1149]
-  T *__restrict t376 = a.scratch + 21312;                              // [1149]
+  T *__restrict t316 = a.scratch + 10928;                              // [1149]
+  T *__restrict t343 = a.scratch + 13248;                              // [1149]
+  T *__restrict t358 = a.scratch + 16704;                              // [1149]
+  T *__restrict t369 = a.scratch + 19008;                              // [1149]
+  T *__restrict t380 = a.scratch + 21312;                              // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
@@ -2760,28 +2771,28 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
-  T *__restrict t392 = a.record + 17728;                               // [1149]
+  T *__restrict t396 = a.record + 17728;                               // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
-#line 26 "examples/lm/modplast_lstm.dopa"
-      const T v359 = t348[j] + t358[j];
-      const T v370 = v359 + t369[j];
-      const T v381 = v370 + t380[j];
-      const T v383 = v381 * drop_h1[j];
+#line 27 "examples/lm/modplast_lstm.dopa"
+      const T v363 = t352[j] + t362[j];
+      const T v374 = v363 + t373[j];
+      const T v385 = v374 + t384[j];
+      const T v387 = v385 * drop_h1[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v384 = d_l1_h_next[j] + v383;
-      const T v402 = v384 + t401[j];
+      const T v388 = d_l1_h_next[j] + v387;
+      const T v406 = v388 + t405[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
       const T v32 = t30[j] + l1_x2o_bias[j];
       const T v36 = t34[j] + l1_h2o_bias[j];
       const T v37 = v32 + v36;
       const T v38 = T(1) / (T(1) + exp(-v37));
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v404 = v402 * v38;
+      const T v408 = v406 * v38;
 #line 81 "examples/lm/modplast_lstm.dopa"
       const T v11 = t9[j] + l1_x2f_bias[j];
       const T v16 = t14[j] + l1_h2f_bias[j];
@@ -2799,64 +2810,64 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v54 = v52 + v53;
 #line 86 "examples/lm/modplast_lstm.dopa"
       const T v55 = tanh(v54);
-      const T v405 = v55 * v55;
-      const T v406 = T(1.0) - v405;
-      const T v407 = v404 * v406;
+      const T v409 = v55 * v55;
+      const T v410 = T(1.0) - v409;
+      const T v411 = v408 * v410;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v408 = d_l1_c_next[j] + v407;
-      const T v410 = v408 * v28;
+      const T v412 = d_l1_c_next[j] + v411;
+      const T v414 = v412 * v28;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v411 = t390[j] + v410;
-      const T v414 = t50_l1_g[j] * t50_l1_g[j];
-      const T v415 = T(1.0) - v414;
-      const T v416 = v411 * v415;
-      t416[j] = v416;
+      const T v415 = t394[j] + v414;
+      const T v418 = t50_l1_g[j] * t50_l1_g[j];
+      const T v419 = T(1.0) - v418;
+      const T v420 = v415 * v419;
+      t420[j] = v420;
 #line 86 "examples/lm/modplast_lstm.dopa"
-      const T v403 = v402 * v55;
+      const T v407 = v406 * v55;
 #line 83 "examples/lm/modplast_lstm.dopa"
-      const T v428 = T(1.0) - v38;
-      const T v429 = v38 * v428;
-      const T v430 = v403 * v429;
-      t430[j] = v430;
+      const T v432 = T(1.0) - v38;
+      const T v433 = v38 * v432;
+      const T v434 = v407 * v433;
+      t434[j] = v434;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v409 = v408 * t50_l1_g[j];
+      const T v413 = v412 * t50_l1_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-      const T v439 = T(1.0) - v28;
-      const T v440 = v28 * v439;
-      const T v441 = v409 * v440;
-      t441[j] = v441;
+      const T v443 = T(1.0) - v28;
+      const T v444 = v28 * v443;
+      const T v445 = v413 * v444;
+      t445[j] = v445;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v412 = v408 * l1_c[j];
+      const T v416 = v412 * l1_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-      const T v450 = T(1.0) - v18;
-      const T v451 = v18 * v450;
-      const T v452 = v412 * v451;
-      t452[j] = v452;
+      const T v454 = T(1.0) - v18;
+      const T v455 = v18 * v454;
+      const T v456 = v416 * v455;
+      t456[j] = v456;
 #line 85 "examples/lm/modplast_lstm.dopa"
-      const T v413 = v408 * v18;
-      d_l1_c[j] = v413;
+      const T v417 = v412 * v18;
+      d_l1_c[j] = v417;
 #line 66 "examples/lm/modplast_lstm.dopa"
-      const T v340 = t312[j] + t339[j];
-      const T v355 = v340 + t354[j];
-      const T v366 = v355 + t365[j];
-      const T v377 = v366 + t376[j];
-      d_l2_h[j] = v377;
+      const T v344 = t316[j] + t343[j];
+      const T v359 = v344 + t358[j];
+      const T v370 = v359 + t369[j];
+      const T v381 = v370 + t380[j];
+      d_l2_h[j] = v381;
 #line 81 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l1_x2f_bias[j], v452);
-      atomicAdd(&d_l1_h2f_bias[j], v452);
+      atomicAdd(&d_l1_x2f_bias[j], v456);
+      atomicAdd(&d_l1_h2f_bias[j], v456);
 #line 82 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l1_x2i_bias[j], v441);
-      atomicAdd(&d_l1_h2i_bias[j], v441);
+      atomicAdd(&d_l1_x2i_bias[j], v445);
+      atomicAdd(&d_l1_h2i_bias[j], v445);
 #line 83 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l1_x2o_bias[j], v430);
-      atomicAdd(&d_l1_h2o_bias[j], v430);
+      atomicAdd(&d_l1_x2o_bias[j], v434);
+      atomicAdd(&d_l1_h2o_bias[j], v434);
 #line 84 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l1_x2c_bias[j], v416);
+      atomicAdd(&d_l1_x2c_bias[j], v420);
 #line 91 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l1_modfanout_bias[j], t392[j]);
+      atomicAdd(&d_l1_modfanout_bias[j], t396[j]);
     }
   }
-#line 2860 "lm_modplast_lstm.cu"
+#line 2871 "lm_modplast_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2864,17 +2875,17 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 34: fused loop nest over [1149, 1149]
-//   %418 matmul
-//   %421 reduce_to
-//   %424 add -> grad_prev l1.hebb
+//   %422 matmul
+//   %425 reduce_to
+//   %428 add -> grad_prev l1.hebb
 template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t418 = a.scratch + 28240;                         // [1149]
-  T *__restrict t416 = a.record + 15408;                          // [1149]
+  T *__restrict t422 = a.scratch + 28240;                         // [1149]
+  T *__restrict t420 = a.record + 15408;                          // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t421 = a.scratch + 29392;                         // [1149, 1]
+  T *__restrict t425 = a.scratch + 29392;                         // [1149, 1]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict t66 = a.saved + 9648;                       // [1149, 1]
   const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
@@ -2883,49 +2894,49 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t418[e] = T(0);
+    t422[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t421[e] = T(0);
+    t425[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc421 = T(0);
+    T acc425 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
       const T v47 = l1_w[i * 1149 + j] + v46;
-      atomicAdd(&t418[j], t416[i] * v47);
-      const T v417 = t416[i] * l1_h[j];
-      const T v420 = v417 * l1_hebb[i * 1149 + j];
+      atomicAdd(&t422[j], t420[i] * v47);
+      const T v421 = t420[i] * l1_h[j];
+      const T v424 = v421 * l1_hebb[i * 1149 + j];
 #line 77 "examples/lm/modplast_lstm.dopa"
-      acc421 += v420;
+      acc425 += v424;
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v67 = t50_l1_g[i] * l1_h[j];
       const T v68 = t66[i] * v67;
       const T v69 = l1_hebb[i * 1149 + j] + v68;
-      const T v385 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v386 = d_l1_hebb_next[i * 1149 + j] * v385;
+      const T v389 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v390 = d_l1_hebb_next[i * 1149 + j] * v389;
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v423 = v417 * l1_alpha[i];
+      const T v427 = v421 * l1_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v424 = v386 + v423;
-      d_l1_hebb[i * 1149 + j] = v424;
+      const T v428 = v390 + v427;
+      d_l1_hebb[i * 1149 + j] = v428;
     }
-    acc421 = dopa::warpSum(acc421);
+    acc425 = dopa::warpSum(acc425);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t421[i], acc421);
+      atomicAdd(&t425[i], acc425);
     }
   }
-#line 2919 "lm_modplast_lstm.cu"
+#line 2930 "lm_modplast_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 35: dense product (a warp or thread per output), [400]
-//   %427 matmul
+//   %431 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t416 = a.record + 15408;                            // [1149]
+  T *__restrict t420 = a.record + 15408;                            // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t427 = a.scratch + 30544;                           // [400]
+  T *__restrict t431 = a.scratch + 30544;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2933,20 +2944,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_35(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t416[k] * l1_x2c_weight[k * 400 + c];
-    t427[c] = acc;
+      acc += t420[k] * l1_x2c_weight[k * 400 + c];
+    t431[c] = acc;
   }
-#line 2940 "lm_modplast_lstm.cu"
+#line 2951 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 36: dense product (a warp or thread per output), [1149]
-//   %433 matmul
+//   %437 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t430 = a.record + 14256;                            // [1149]
+  T *__restrict t434 = a.record + 14256;                            // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t433 = a.scratch + 30944;                           // [1149]
+  T *__restrict t437 = a.scratch + 30944;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2954,20 +2965,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_36(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t430[k] * l1_h2o_weight[k * 1149 + c];
-    t433[c] = acc;
+      acc += t434[k] * l1_h2o_weight[k * 1149 + c];
+    t437[c] = acc;
   }
-#line 2961 "lm_modplast_lstm.cu"
+#line 2972 "lm_modplast_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 37: dense product (a warp or thread per output), [400]
-//   %437 matmul
+//   %441 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t430 = a.record + 14256;                            // [1149]
+  T *__restrict t434 = a.record + 14256;                            // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t437 = a.scratch + 32096;                           // [400]
+  T *__restrict t441 = a.scratch + 32096;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2975,20 +2986,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t430[k] * l1_x2o_weight[k * 400 + c];
-    t437[c] = acc;
+      acc += t434[k] * l1_x2o_weight[k * 400 + c];
+    t441[c] = acc;
   }
-#line 2982 "lm_modplast_lstm.cu"
+#line 2993 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 38: dense product (a warp or thread per output), [1149]
-//   %444 matmul
+//   %448 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t441 = a.record + 13104;                            // [1149]
+  T *__restrict t445 = a.record + 13104;                            // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t444 = a.scratch + 32496;                           // [1149]
+  T *__restrict t448 = a.scratch + 32496;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2996,20 +3007,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_38(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t441[k] * l1_h2i_weight[k * 1149 + c];
-    t444[c] = acc;
+      acc += t445[k] * l1_h2i_weight[k * 1149 + c];
+    t448[c] = acc;
   }
-#line 3003 "lm_modplast_lstm.cu"
+#line 3014 "lm_modplast_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 39: dense product (a warp or thread per output), [400]
-//   %448 matmul
+//   %452 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t441 = a.record + 13104;                            // [1149]
+  T *__restrict t445 = a.record + 13104;                            // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t448 = a.scratch + 33648;                           // [400]
+  T *__restrict t452 = a.scratch + 33648;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3017,20 +3028,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_39(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t441[k] * l1_x2i_weight[k * 400 + c];
-    t448[c] = acc;
+      acc += t445[k] * l1_x2i_weight[k * 400 + c];
+    t452[c] = acc;
   }
-#line 3024 "lm_modplast_lstm.cu"
+#line 3035 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 40: dense product (a warp or thread per output), [1149]
-//   %455 matmul
+//   %459 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t452 = a.record + 10400;                            // [1149]
+  T *__restrict t456 = a.record + 10400;                            // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t455 = a.scratch + 34048;                           // [1149]
+  T *__restrict t459 = a.scratch + 34048;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3038,20 +3049,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t452[k] * l1_h2f_weight[k * 1149 + c];
-    t455[c] = acc;
+      acc += t456[k] * l1_h2f_weight[k * 1149 + c];
+    t459[c] = acc;
   }
-#line 3045 "lm_modplast_lstm.cu"
+#line 3056 "lm_modplast_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 41: dense product (a warp or thread per output), [400]
-//   %459 matmul
+//   %463 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::StepArgs<T> &a) {
-  T *__restrict t452 = a.record + 10400;                            // [1149]
+  T *__restrict t456 = a.record + 10400;                            // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t459 = a.scratch + 35200;                           // [400]
+  T *__restrict t463 = a.scratch + 35200;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3059,22 +3070,22 @@ template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t452[k] * l1_x2f_weight[k * 400 + c];
-    t459[c] = acc;
+      acc += t456[k] * l1_x2f_weight[k * 400 + c];
+    t463[c] = acc;
   }
-#line 3066 "lm_modplast_lstm.cu"
+#line 3077 "lm_modplast_lstm.cu"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 42: fused loop nest over [1149]
-//   %456 add -> grad_prev l1.h
+//   %460 add -> grad_prev l1.h
 template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t391 = a.scratch + 25920;        // [1149]
-  T *__restrict t418 = a.scratch + 28240;        // [1149]
-  T *__restrict t433 = a.scratch + 30944;        // [1149]
-  T *__restrict t444 = a.scratch + 32496;        // [1149]
-  T *__restrict t455 = a.scratch + 34048;        // [1149]
+  T *__restrict t395 = a.scratch + 25920;        // [1149]
+  T *__restrict t422 = a.scratch + 28240;        // [1149]
+  T *__restrict t437 = a.scratch + 30944;        // [1149]
+  T *__restrict t448 = a.scratch + 32496;        // [1149]
+  T *__restrict t459 = a.scratch + 34048;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3082,34 +3093,34 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 66 "examples/lm/modplast_lstm.dopa"
-      const T v419 = t391[j] + t418[j];
-      const T v434 = v419 + t433[j];
-      const T v445 = v434 + t444[j];
-      const T v456 = v445 + t455[j];
-      d_l1_h[j] = v456;
+      const T v423 = t395[j] + t422[j];
+      const T v438 = v423 + t437[j];
+      const T v449 = v438 + t448[j];
+      const T v460 = v449 + t459[j];
+      d_l1_h[j] = v460;
     }
   }
-#line 3093 "lm_modplast_lstm.cu"
+#line 3104 "lm_modplast_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 43: fused loop nest over [400]
-//   %298 add -> grad_prev l3.h
-//   %463 mul += grad enc.weight
+//   %302 add -> grad_prev l3.h
+//   %467 mul += grad enc.weight
 template <class T>
 __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t232 = a.scratch + 1200;                  // [400]
-  T *__restrict t260 = a.scratch + 2016;                  // [400]
-  T *__restrict t275 = a.scratch + 3968;                  // [400]
-  T *__restrict t286 = a.scratch + 5520;                  // [400]
-  T *__restrict t297 = a.scratch + 7072;                  // [400]
+  T *__restrict t236 = a.scratch + 1200;                  // [400]
+  T *__restrict t264 = a.scratch + 2016;                  // [400]
+  T *__restrict t279 = a.scratch + 3968;                  // [400]
+  T *__restrict t290 = a.scratch + 5520;                  // [400]
+  T *__restrict t301 = a.scratch + 7072;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t427 = a.scratch + 30544;                 // [400]
-  T *__restrict t437 = a.scratch + 32096;                 // [400]
-  T *__restrict t448 = a.scratch + 33648;                 // [400]
-  T *__restrict t459 = a.scratch + 35200;                 // [400]
+  T *__restrict t431 = a.scratch + 30544;                 // [400]
+  T *__restrict t441 = a.scratch + 32096;                 // [400]
+  T *__restrict t452 = a.scratch + 33648;                 // [400]
+  T *__restrict t463 = a.scratch + 35200;                 // [400]
   const T *__restrict drop_i = a.inputs[1];               // [400]
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
@@ -3120,21 +3131,21 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
   {
     for (int j = tid; j < 400; j += nthreads) {
 #line 66 "examples/lm/modplast_lstm.dopa"
-      const T v261 = t232[j] + t260[j];
-      const T v276 = v261 + t275[j];
-      const T v287 = v276 + t286[j];
-      const T v298 = v287 + t297[j];
-      d_l3_h[j] = v298;
-#line 25 "examples/lm/modplast_lstm.dopa"
-      const T v438 = t427[j] + t437[j];
-      const T v449 = v438 + t448[j];
-      const T v460 = v449 + t459[j];
-      const T v462 = v460 * drop_i[j];
-      const T v463 = v462 * t4[0];
-      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v463);
+      const T v265 = t236[j] + t264[j];
+      const T v280 = v265 + t279[j];
+      const T v291 = v280 + t290[j];
+      const T v302 = v291 + t301[j];
+      d_l3_h[j] = v302;
+#line 26 "examples/lm/modplast_lstm.dopa"
+      const T v442 = t431[j] + t441[j];
+      const T v453 = v442 + t452[j];
+      const T v464 = v453 + t463[j];
+      const T v466 = v464 * drop_i[j];
+      const T v467 = v466 * t4[0];
+      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v467);
     }
   }
-#line 3138 "lm_modplast_lstm.cu"
+#line 3149 "lm_modplast_lstm.cu"
 }
 
 // backward stage 44: fused loop nest over [10000]
@@ -3159,13 +3170,13 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 45: fused loop nest over [1149, 1]
-//   %421 reduce_to += grad l1.alpha
-//   %342 reduce_to += grad l2.alpha
+//   %425 reduce_to += grad l1.alpha
+//   %346 reduce_to += grad l2.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t421 = a.scratch + 29392;             // [1149, 1]
+  T *__restrict t425 = a.scratch + 29392;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t342 = a.scratch + 14400;             // [1149, 1]
+  T *__restrict t346 = a.scratch + 14400;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3173,20 +3184,20 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 77 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l1_alpha[i], t421[i]);
-      atomicAdd(&d_l2_alpha[i], t342[i]);
+      atomicAdd(&d_l1_alpha[i], t425[i]);
+      atomicAdd(&d_l2_alpha[i], t346[i]);
     }
   }
-#line 3181 "lm_modplast_lstm.cu"
+#line 3192 "lm_modplast_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 46: fused loop nest over [400, 1]
-//   %263 reduce_to += grad l3.alpha
+//   %267 reduce_to += grad l3.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t263 = a.scratch + 2416;              // [400, 1]
+  T *__restrict t267 = a.scratch + 2416;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3194,10 +3205,10 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 77 "examples/lm/modplast_lstm.dopa"
-      atomicAdd(&d_l3_alpha[i], t263[i]);
+      atomicAdd(&d_l3_alpha[i], t267[i]);
     }
   }
-#line 3201 "lm_modplast_lstm.cu"
+#line 3212 "lm_modplast_lstm.cu"
 }
 
 /// One backward step of ModPlastLSTMLM for the whole batch: block b runs batch element b.

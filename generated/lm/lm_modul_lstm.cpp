@@ -105,7 +105,7 @@ template <class T> static void forward_enc(const dopa::StepArgs<T> &a) {
   T *__restrict t2 = a.scratch + 0;                            // [400]
   const T *__restrict tok = a.inputs[0];                       // []
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-#line 25 "examples/lm/modul_lstm.dopa"
+#line 26 "examples/lm/modul_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = 0; e < 400; ++e)
@@ -122,7 +122,7 @@ template <class T> static void forward_saved_drop_e(const dopa::StepArgs<T> &a) 
   T *__restrict t4 = a.saved + 0;                      // [1]
   const T *__restrict tok = a.inputs[0];               // []
   const T *__restrict drop_e = a.params + kParamDropE; // [10000, 1]
-#line 25 "examples/lm/modul_lstm.dopa"
+#line 26 "examples/lm/modul_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     t4[0] = drop_e[row * 1];
@@ -141,7 +141,7 @@ template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
   T *__restrict t7_x = a.saved + 16;        // [400] x
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
-#line 25 "examples/lm/modul_lstm.dopa"
+#line 26 "examples/lm/modul_lstm.dopa"
     const T v5 = t2[j] * t4[0];
     const T v7 = v5 * drop_i[j];
     t7_x[j] = v7;
@@ -339,7 +339,7 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     const T v55 = std::tanh(v54);
     const T v56 = v38 * v55;
     l1_h_next[j] = v56;
-#line 26 "examples/lm/modul_lstm.dopa"
+#line 27 "examples/lm/modul_lstm.dopa"
     const T v81 = v56 * drop_h1[j];
     t81_y1[j] = v81;
     l1_c_next[j] = v54;
@@ -604,7 +604,7 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
     const T v129 = std::tanh(v128);
     const T v130 = v112 * v129;
     l2_h_next[j] = v130;
-#line 27 "examples/lm/modul_lstm.dopa"
+#line 28 "examples/lm/modul_lstm.dopa"
     const T v152 = v130 * drop_h2[j];
     t152_y2[j] = v152;
     l2_c_next[j] = v128;
@@ -805,7 +805,7 @@ template <class T> static void forward_matmul_38(const dopa::StepArgs<T> &a) {
 #line 806 "lm_modul_lstm.cpp"
 }
 
-// y3 = l3(y2) * drop_o
+// y3 = z3 * drop_o
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
@@ -815,6 +815,8 @@ template <class T> static void forward_matmul_38(const dopa::StepArgs<T> &a) {
 //   %201 mul l3.hn
 //   %199 add l3.cn -> next_state l3.c
 //   %223 mul y3 -> output logits
+//   %223 mul y3 -> output ar_h
+//   %201 mul l3.hn -> output tar_h
 //   %201 mul l3.hn -> saved
 template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepArgs<T> &a) {
   T *__restrict t185 = a.scratch + 9648;                        // [400]
@@ -838,6 +840,8 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
   const T *__restrict drop_o = a.inputs[4];                     // [400]
   T *__restrict readout_in_logits = a.outputs[0];               // [400]
+  T *__restrict out_ar_h = a.outputs[1];                        // [400]
+  T *__restrict out_tar_h = a.outputs[2];                       // [400]
   T *__restrict saved_t201 = a.saved + 26320;                   // [400]
   for (int j = 0; j < 400; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
@@ -870,12 +874,14 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
     const T v201 = v183 * v200;
     l3_h_next[j] = v201;
     l3_c_next[j] = v199;
-#line 28 "examples/lm/modul_lstm.dopa"
+#line 30 "examples/lm/modul_lstm.dopa"
     const T v223 = v201 * drop_o[j];
     readout_in_logits[j] = v223;
+    out_ar_h[j] = v223;
+    out_tar_h[j] = v201;
     saved_t201[j] = v201;
   }
-#line 879 "lm_modul_lstm.cpp"
+#line 885 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -888,7 +894,7 @@ template <class T> static void forward_h2mod_40(const dopa::StepArgs<T> &a) {
   T *__restrict t203 = a.scratch + 10448;                               // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t203, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 892 "lm_modul_lstm.cpp"
+#line 898 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -903,7 +909,7 @@ template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
   const T v205 = t203[0] + l3_h2mod_bias[0];
   const T v206 = std::tanh(v205);
   t206_l3_M[0] = v206;
-#line 907 "lm_modul_lstm.cpp"
+#line 913 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -917,7 +923,7 @@ template <class T> static void forward_modfanout_42(const dopa::StepArgs<T> &a) 
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t208, 400).noalias() =
       ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t206_l3_M, 1);
-#line 921 "lm_modul_lstm.cpp"
+#line 927 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -934,7 +940,7 @@ template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
     const T v210 = t208[j] + l3_modfanout_bias[j];
     t210_l3_eta[j] = v210;
   }
-#line 938 "lm_modul_lstm.cpp"
+#line 944 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -947,7 +953,7 @@ template <class T> static void forward_saved_col_44(const dopa::StepArgs<T> &a) 
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t211[e] = t210_l3_eta[e];
-#line 951 "lm_modul_lstm.cpp"
+#line 957 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1004,7 +1010,7 @@ template <class T> static void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepA
       l2_et_next[i * 1149 + j] = v150;
     }
   }
-#line 1008 "lm_modul_lstm.cpp"
+#line 1014 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1039,7 +1045,7 @@ template <class T> static void forward_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
       l3_et_next[i * 400 + j] = v221;
     }
   }
-#line 1043 "lm_modul_lstm.cpp"
+#line 1049 "lm_modul_lstm.cpp"
 }
 
 /// One forward step of ModulLSTMLM for one batch element.
@@ -1099,114 +1105,114 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // backward stage 0: fused loop nest over [400, 400]
-//   %241 reduce_to
-//   %244 matmul
-//   %245 matmul
-//   %247 reduce_to
-//   %256 reduce_to
-//   %258 add -> grad_prev l3.et
+//   %245 reduce_to
+//   %248 matmul
+//   %249 matmul
+//   %251 reduce_to
+//   %260 reduce_to
+//   %262 add -> grad_prev l3.et
 template <class T> static void backward_d_l3_et(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_et_next = a.gradNext + kStateL3Et; // [400, 400] d l3.et'
   const T *__restrict t195_l3_g = a.saved + 25920;            // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;             // [400]
-  T *__restrict t241 = a.scratch + 0;                         // []
-  T *__restrict t244 = a.scratch + 16;                        // [400]
+  T *__restrict t245 = a.scratch + 0;                         // []
+  T *__restrict t248 = a.scratch + 16;                        // [400]
   const T *__restrict l3_etaet = a.params + kParamL3Etaet;    // []
-  T *__restrict t245 = a.scratch + 416;                       // [400]
+  T *__restrict t249 = a.scratch + 416;                       // [400]
   const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
-  T *__restrict t247 = a.scratch + 816;                       // []
+  T *__restrict t251 = a.scratch + 816;                       // []
   const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
   const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
   const T *__restrict t211 = a.saved + 26736;                 // [400, 1]
-  T *__restrict t256 = a.scratch + 832;                       // [400, 1]
+  T *__restrict t260 = a.scratch + 832;                       // [400, 1]
   const T *__restrict t217 = a.saved + 27136;                 // []
   T *__restrict d_l3_et = a.gradPrev + kStateL3Et;            // [400, 400]
-  t241[0] = T(0);
+  t245[0] = T(0);
   for (int e = 0; e < 400; ++e)
-    t245[e] = T(0);
-  t247[0] = T(0);
+    t249[e] = T(0);
+  t251[0] = T(0);
   for (int e = 0; e < 400; ++e)
-    t256[e] = T(0);
+    t260[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc241 = T(0);
-    T acc244 = T(0);
-    T acc247 = T(0);
-    T acc256 = T(0);
-#pragma omp simd reduction(+ : acc241, acc244, acc247, acc256)
+    T acc245 = T(0);
+    T acc248 = T(0);
+    T acc251 = T(0);
+    T acc260 = T(0);
+#pragma omp simd reduction(+ : acc245, acc248, acc251, acc260)
     for (int j = 0; j < 400; ++j) {
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v219 = t195_l3_g[i] * l3_h[j];
-      const T v240 = d_l3_et_next[i * 400 + j] * v219;
+      const T v244 = d_l3_et_next[i * 400 + j] * v219;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc241 += v240;
+      acc245 += v244;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v243 = d_l3_et_next[i * 400 + j] * l3_etaet[0];
-      acc244 += v243 * l3_h[j];
-      t245[j] += t195_l3_g[i] * v243;
-      const T v246 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
-      acc247 += v246;
+      const T v247 = d_l3_et_next[i * 400 + j] * l3_etaet[0];
+      acc248 += v247 * l3_h[j];
+      t249[j] += t195_l3_g[i] * v247;
+      const T v250 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
+      acc251 += v250;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v213 = t211[i] * l3_et[i * 400 + j];
       const T v214 = l3_pw[i * 400 + j] + v213;
-      const T v253 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
-      const T v254 = d_l3_pw_next[i * 400 + j] * v253;
-      const T v255 = v254 * l3_et[i * 400 + j];
-      acc256 += v255;
+      const T v257 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
+      const T v258 = d_l3_pw_next[i * 400 + j] * v257;
+      const T v259 = v258 * l3_et[i * 400 + j];
+      acc260 += v259;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v248 = d_l3_et_next[i * 400 + j] * t217[0];
+      const T v252 = d_l3_et_next[i * 400 + j] * t217[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v257 = v254 * t211[i];
+      const T v261 = v258 * t211[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v258 = v248 + v257;
-      d_l3_et[i * 400 + j] = v258;
+      const T v262 = v252 + v261;
+      d_l3_et[i * 400 + j] = v262;
     }
-    t241[0] += acc241;
-    t244[i] = acc244;
-    t247[0] += acc247;
-    t256[i] += acc256;
+    t245[0] += acc245;
+    t248[i] = acc248;
+    t251[0] += acc251;
+    t260[i] += acc260;
   }
-#line 1169 "lm_modul_lstm.cpp"
+#line 1175 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 1:
-//   %259 reshape
+//   %263 reshape
 template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t259 = a.record + 21312; // [400]
-  T *__restrict t256 = a.scratch + 832;  // [400, 1]
+  T *__restrict t263 = a.record + 21312; // [400]
+  T *__restrict t260 = a.scratch + 832;  // [400, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
-    t259[e] = t256[e];
-#line 1182 "lm_modul_lstm.cpp"
+    t263[e] = t260[e];
+#line 1188 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 2: dense product (Eigen), [1]
-//   %262 matmul
+//   %266 matmul
 template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t259 = a.record + 21312;                                        // [400]
+  T *__restrict t263 = a.record + 21312;                                        // [400]
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t262 = a.scratch + 1232;                                        // [1]
+  T *__restrict t266 = a.scratch + 1232;                                        // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t262, 1).noalias() =
-      ConstRowVec<T>(t259, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1196 "lm_modul_lstm.cpp"
+  RowVec<T>(t266, 1).noalias() =
+      ConstRowVec<T>(t263, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
+#line 1202 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 3: fused loop nest over [1]
-//   %266 mul
+//   %270 mul
 //   %61 tanh l1.M -> record (a factor of deferred outer-product gradients)
 //   %135 tanh l2.M -> record (a factor of deferred outer-product gradients)
-//   %266 mul += grad l3.h2mod.bias
+//   %270 mul += grad l3.h2mod.bias
 //   %206 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t262 = a.scratch + 1232;                       // [1]
+  T *__restrict t266 = a.scratch + 1232;                       // [1]
   const T *__restrict t206_l3_M = a.saved + 26720;             // [1] l3.M
-  T *__restrict t266 = a.record + 20896;                       // [1]
+  T *__restrict t270 = a.record + 20896;                       // [1]
   const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict record9 = a.record + 8480;                     // [1]
   const T *__restrict t135_l2_M = a.saved + 21184;             // [1] l2.M
@@ -1214,29 +1220,29 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
   T *__restrict record29 = a.record + 21712;                   // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v264 = t206_l3_M[0] * t206_l3_M[0];
-  const T v265 = T(1.0) - v264;
-  const T v266 = t262[0] * v265;
-  t266[0] = v266;
+  const T v268 = t206_l3_M[0] * t206_l3_M[0];
+  const T v269 = T(1.0) - v268;
+  const T v270 = t266[0] * v269;
+  t270[0] = v270;
   record9[0] = t61_l1_M[0];
   record19[0] = t135_l2_M[0];
-  d_l3_h2mod_bias[0] += v266;
+  d_l3_h2mod_bias[0] += v270;
   record29[0] = t206_l3_M[0];
-#line 1226 "lm_modul_lstm.cpp"
+#line 1232 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 4: dense product (Eigen), [400]
-//   %269 matmul
+//   %273 matmul
 template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t266 = a.record + 20896;                                // [1]
+  T *__restrict t270 = a.record + 20896;                                // [1]
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
-  T *__restrict t269 = a.scratch + 1248;                                // [400]
+  T *__restrict t273 = a.scratch + 1248;                                // [400]
 #line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t269, 400).noalias() =
-      ConstRowVec<T>(t266, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1240 "lm_modul_lstm.cpp"
+  RowVec<T>(t273, 400).noalias() =
+      ConstRowVec<T>(t270, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
+#line 1246 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1249,30 +1255,32 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 5: fused loop nest over [400]
-//   %284 mul
-//   %298 mul
-//   %309 mul
-//   %320 mul
-//   %281 mul -> grad_prev l3.c
+//   %288 mul
+//   %302 mul
+//   %313 mul
+//   %324 mul
+//   %285 mul -> grad_prev l3.c
 //   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %320 mul += grad l3.x2f.bias
+//   %324 mul += grad l3.x2f.bias
 //   %157 state -> record (a factor of deferred outer-product gradients)
-//   %320 mul += grad l3.h2f.bias
-//   %309 mul += grad l3.x2i.bias
-//   %309 mul += grad l3.h2i.bias
-//   %298 mul += grad l3.x2o.bias
-//   %298 mul += grad l3.h2o.bias
-//   %284 mul += grad l3.x2c.bias
+//   %324 mul += grad l3.h2f.bias
+//   %313 mul += grad l3.x2i.bias
+//   %313 mul += grad l3.h2i.bias
+//   %302 mul += grad l3.x2o.bias
+//   %302 mul += grad l3.h2o.bias
+//   %288 mul += grad l3.x2c.bias
 //   %201 mul l3.hn -> record (a factor of deferred outer-product gradients)
-//   %259 reshape += grad l3.modfanout.bias
+//   %263 reshape += grad l3.modfanout.bias
 template <class T>
 static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t244 = a.scratch + 16;                                 // [400]
+  T *__restrict t248 = a.scratch + 16;                                 // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
+  const T *__restrict d_out_tar_h = a.gradOutputs[2];                  // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
   const T *__restrict d_readout_in_logits = a.gradOutputs[0];          // [400] d logits
+  const T *__restrict d_out_ar_h = a.gradOutputs[1];                   // [400] d ar_h
   const T *__restrict drop_o = a.inputs[4];                            // [400]
-  T *__restrict t269 = a.scratch + 1248;                               // [400]
+  T *__restrict t273 = a.scratch + 1248;                               // [400]
   const T *__restrict t175 = a.saved + 25120;                          // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
   const T *__restrict t179 = a.saved + 25520;                          // [400]
@@ -1287,10 +1295,10 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   const T *__restrict t169 = a.saved + 24720;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
   const T *__restrict t195_l3_g = a.saved + 25920;                     // [400] l3.g
-  T *__restrict t284 = a.record + 20496;                               // [400]
-  T *__restrict t298 = a.record + 20096;                               // [400]
-  T *__restrict t309 = a.record + 19696;                               // [400]
-  T *__restrict t320 = a.record + 17744;                               // [400]
+  T *__restrict t288 = a.record + 20496;                               // [400]
+  T *__restrict t302 = a.record + 20096;                               // [400]
+  T *__restrict t313 = a.record + 19696;                               // [400]
+  T *__restrict t324 = a.record + 17744;                               // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
   const T *__restrict t7_x = a.saved + 16;                             // [400] x
   T *__restrict record1 = a.record + 1152;                             // [400]
@@ -1305,21 +1313,24 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
   const T *__restrict t201_l3_hn = a.saved + 26320;                    // [400] l3.hn
   T *__restrict record27 = a.record + 20912;                           // [400]
-  T *__restrict t259 = a.record + 21312;                               // [400]
+  T *__restrict t263 = a.record + 21312;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   for (int j = 0; j < 400; ++j) {
-#line 28 "examples/lm/modul_lstm.dopa"
-    const T v238 = d_readout_in_logits[j] * drop_o[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v239 = d_l3_h_next[j] + v238;
-    const T v270 = v239 + t269[j];
+    const T v237 = d_out_tar_h[j] + d_l3_h_next[j];
+#line 30 "examples/lm/modul_lstm.dopa"
+    const T v226 = d_readout_in_logits[j] + d_out_ar_h[j];
+    const T v242 = v226 * drop_o[j];
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v243 = v237 + v242;
+    const T v274 = v243 + t273[j];
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v177 = t175[j] + l3_x2o_bias[j];
     const T v181 = t179[j] + l3_h2o_bias[j];
     const T v182 = v177 + v181;
     const T v183 = T(1) / (T(1) + std::exp(-v182));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v272 = v270 * v183;
+    const T v276 = v274 * v183;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v156 = t154[j] + l3_x2f_bias[j];
     const T v161 = t159[j] + l3_h2f_bias[j];
@@ -1337,60 +1348,60 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v199 = v197 + v198;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v200 = std::tanh(v199);
-    const T v273 = v200 * v200;
-    const T v274 = T(1.0) - v273;
-    const T v275 = v272 * v274;
+    const T v277 = v200 * v200;
+    const T v278 = T(1.0) - v277;
+    const T v279 = v276 * v278;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v276 = d_l3_c_next[j] + v275;
-    const T v278 = v276 * v173;
+    const T v280 = d_l3_c_next[j] + v279;
+    const T v282 = v280 * v173;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v279 = t244[j] + v278;
-    const T v282 = t195_l3_g[j] * t195_l3_g[j];
-    const T v283 = T(1.0) - v282;
-    const T v284 = v279 * v283;
-    t284[j] = v284;
+    const T v283 = t248[j] + v282;
+    const T v286 = t195_l3_g[j] * t195_l3_g[j];
+    const T v287 = T(1.0) - v286;
+    const T v288 = v283 * v287;
+    t288[j] = v288;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v271 = v270 * v200;
+    const T v275 = v274 * v200;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v296 = T(1.0) - v183;
-    const T v297 = v183 * v296;
-    const T v298 = v271 * v297;
-    t298[j] = v298;
+    const T v300 = T(1.0) - v183;
+    const T v301 = v183 * v300;
+    const T v302 = v275 * v301;
+    t302[j] = v302;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v277 = v276 * t195_l3_g[j];
+    const T v281 = v280 * t195_l3_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v307 = T(1.0) - v173;
-    const T v308 = v173 * v307;
-    const T v309 = v277 * v308;
-    t309[j] = v309;
+    const T v311 = T(1.0) - v173;
+    const T v312 = v173 * v311;
+    const T v313 = v281 * v312;
+    t313[j] = v313;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v280 = v276 * l3_c[j];
+    const T v284 = v280 * l3_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v318 = T(1.0) - v163;
-    const T v319 = v163 * v318;
-    const T v320 = v280 * v319;
-    t320[j] = v320;
+    const T v322 = T(1.0) - v163;
+    const T v323 = v163 * v322;
+    const T v324 = v284 * v323;
+    t324[j] = v324;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v281 = v276 * v163;
-    d_l3_c[j] = v281;
+    const T v285 = v280 * v163;
+    d_l3_c[j] = v285;
     record1[j] = t7_x[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l3_x2f_bias[j] += v320;
+    d_l3_x2f_bias[j] += v324;
     record22[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v320;
+    d_l3_h2f_bias[j] += v324;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l3_x2i_bias[j] += v309;
-    d_l3_h2i_bias[j] += v309;
+    d_l3_x2i_bias[j] += v313;
+    d_l3_h2i_bias[j] += v313;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l3_x2o_bias[j] += v298;
-    d_l3_h2o_bias[j] += v298;
+    d_l3_x2o_bias[j] += v302;
+    d_l3_h2o_bias[j] += v302;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l3_x2c_bias[j] += v284;
+    d_l3_x2c_bias[j] += v288;
     record27[j] = t201_l3_hn[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l3_modfanout_bias[j] += t259[j];
+    d_l3_modfanout_bias[j] += t263[j];
   }
-#line 1394 "lm_modul_lstm.cpp"
+#line 1405 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -1398,149 +1409,149 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 6: fused loop nest over [400, 400]
-//   %286 matmul
-//   %289 reduce_to
-//   %292 add -> grad_prev l3.pw
+//   %290 matmul
+//   %293 reduce_to
+//   %296 add -> grad_prev l3.pw
 template <class T> static void backward_d_l3_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t286 = a.scratch + 1648;                      // [400]
-  T *__restrict t284 = a.record + 20496;                      // [400]
+  T *__restrict t290 = a.scratch + 1648;                      // [400]
+  T *__restrict t288 = a.record + 20496;                      // [400]
   const T *__restrict l3_w = a.params + kParamL3W;            // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;    // [400, 1]
   const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;             // [400]
-  T *__restrict t289 = a.scratch + 2048;                      // [400, 1]
+  T *__restrict t293 = a.scratch + 2048;                      // [400, 1]
   const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
   const T *__restrict t211 = a.saved + 26736;                 // [400, 1]
   const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
   T *__restrict d_l3_pw = a.gradPrev + kStateL3Pw;            // [400, 400]
   for (int e = 0; e < 400; ++e)
-    t286[e] = T(0);
+    t290[e] = T(0);
   for (int e = 0; e < 400; ++e)
-    t289[e] = T(0);
+    t293[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc289 = T(0);
-#pragma omp simd reduction(+ : acc289)
+    T acc293 = T(0);
+#pragma omp simd reduction(+ : acc293)
     for (int j = 0; j < 400; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v191 = l3_alpha[i] * l3_pw[i * 400 + j];
       const T v192 = l3_w[i * 400 + j] + v191;
-      t286[j] += t284[i] * v192;
-      const T v285 = t284[i] * l3_h[j];
-      const T v288 = v285 * l3_pw[i * 400 + j];
+      t290[j] += t288[i] * v192;
+      const T v289 = t288[i] * l3_h[j];
+      const T v292 = v289 * l3_pw[i * 400 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc289 += v288;
+      acc293 += v292;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v213 = t211[i] * l3_et[i * 400 + j];
       const T v214 = l3_pw[i * 400 + j] + v213;
-      const T v253 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
-      const T v254 = d_l3_pw_next[i * 400 + j] * v253;
+      const T v257 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
+      const T v258 = d_l3_pw_next[i * 400 + j] * v257;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v291 = v285 * l3_alpha[i];
+      const T v295 = v289 * l3_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v292 = v254 + v291;
-      d_l3_pw[i * 400 + j] = v292;
+      const T v296 = v258 + v295;
+      d_l3_pw[i * 400 + j] = v296;
     }
-    t289[i] += acc289;
+    t293[i] += acc293;
   }
-#line 1446 "lm_modul_lstm.cpp"
+#line 1457 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 7: dense product (Eigen), [1149]
-//   %295 matmul
+//   %299 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t284 = a.record + 20496;                            // [400]
+  T *__restrict t288 = a.record + 20496;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t295 = a.scratch + 2448;                            // [1149]
+  T *__restrict t299 = a.scratch + 2448;                            // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t295, 1149).noalias() =
-      ConstRowVec<T>(t284, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1460 "lm_modul_lstm.cpp"
+  RowVec<T>(t299, 1149).noalias() =
+      ConstRowVec<T>(t288, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
+#line 1471 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 8: dense product (Eigen), [400]
-//   %301 matmul
+//   %305 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t298 = a.record + 20096;                            // [400]
+  T *__restrict t302 = a.record + 20096;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t301 = a.scratch + 3600;                            // [400]
+  T *__restrict t305 = a.scratch + 3600;                            // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t301, 400).noalias() =
-      ConstRowVec<T>(t298, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1474 "lm_modul_lstm.cpp"
+  RowVec<T>(t305, 400).noalias() =
+      ConstRowVec<T>(t302, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 1485 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 9: dense product (Eigen), [1149]
-//   %305 matmul
+//   %309 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t298 = a.record + 20096;                            // [400]
+  T *__restrict t302 = a.record + 20096;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t305 = a.scratch + 4000;                            // [1149]
+  T *__restrict t309 = a.scratch + 4000;                            // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t305, 1149).noalias() =
-      ConstRowVec<T>(t298, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1488 "lm_modul_lstm.cpp"
+  RowVec<T>(t309, 1149).noalias() =
+      ConstRowVec<T>(t302, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
+#line 1499 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 10: dense product (Eigen), [400]
-//   %312 matmul
+//   %316 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t309 = a.record + 19696;                            // [400]
+  T *__restrict t313 = a.record + 19696;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t312 = a.scratch + 5152;                            // [400]
+  T *__restrict t316 = a.scratch + 5152;                            // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t312, 400).noalias() =
-      ConstRowVec<T>(t309, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1502 "lm_modul_lstm.cpp"
+  RowVec<T>(t316, 400).noalias() =
+      ConstRowVec<T>(t313, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 1513 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 11: dense product (Eigen), [1149]
-//   %316 matmul
+//   %320 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t309 = a.record + 19696;                            // [400]
+  T *__restrict t313 = a.record + 19696;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t316 = a.scratch + 5552;                            // [1149]
+  T *__restrict t320 = a.scratch + 5552;                            // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t316, 1149).noalias() =
-      ConstRowVec<T>(t309, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1516 "lm_modul_lstm.cpp"
+  RowVec<T>(t320, 1149).noalias() =
+      ConstRowVec<T>(t313, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
+#line 1527 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 12: dense product (Eigen), [400]
-//   %323 matmul
+//   %327 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t320 = a.record + 17744;                            // [400]
+  T *__restrict t324 = a.record + 17744;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t323 = a.scratch + 6704;                            // [400]
+  T *__restrict t327 = a.scratch + 6704;                            // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t323, 400).noalias() =
-      ConstRowVec<T>(t320, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1530 "lm_modul_lstm.cpp"
+  RowVec<T>(t327, 400).noalias() =
+      ConstRowVec<T>(t324, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 1541 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 13: dense product (Eigen), [1149]
-//   %327 matmul
+//   %331 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t320 = a.record + 17744;                            // [400]
+  T *__restrict t324 = a.record + 17744;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t327 = a.scratch + 7104;                            // [1149]
+  T *__restrict t331 = a.scratch + 7104;                            // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t327, 1149).noalias() =
-      ConstRowVec<T>(t320, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1544 "lm_modul_lstm.cpp"
+  RowVec<T>(t331, 1149).noalias() =
+      ConstRowVec<T>(t324, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
+#line 1555 "lm_modul_lstm.cpp"
 }
 
 // state  et : [H, H] = 0
@@ -1549,193 +1560,193 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // backward stage 14: fused loop nest over [1149, 1149]
-//   %333 reduce_to
-//   %336 matmul
-//   %337 matmul
-//   %339 reduce_to
-//   %346 reduce_to
-//   %422 reduce_to
-//   %425 matmul
-//   %426 matmul
-//   %428 reduce_to
-//   %435 reduce_to
-//   %437 add -> grad_prev l1.et
-//   %348 add -> grad_prev l2.et
+//   %337 reduce_to
+//   %340 matmul
+//   %341 matmul
+//   %343 reduce_to
+//   %350 reduce_to
+//   %426 reduce_to
+//   %429 matmul
+//   %430 matmul
+//   %432 reduce_to
+//   %439 reduce_to
+//   %441 add -> grad_prev l1.et
+//   %352 add -> grad_prev l2.et
 template <class T> static void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et; // [1149, 1149] d l2.et'
   const T *__restrict t124_l2_g = a.saved + 18880;            // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
-  T *__restrict t333 = a.scratch + 8256;                      // []
-  T *__restrict t336 = a.scratch + 8272;                      // [1149]
+  T *__restrict t337 = a.scratch + 8256;                      // []
+  T *__restrict t340 = a.scratch + 8272;                      // [1149]
   const T *__restrict l2_etaet = a.params + kParamL2Etaet;    // []
-  T *__restrict t337 = a.scratch + 9424;                      // [1149]
+  T *__restrict t341 = a.scratch + 9424;                      // [1149]
   const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
-  T *__restrict t339 = a.scratch + 10576;                     // []
+  T *__restrict t343 = a.scratch + 10576;                     // []
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
   const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
   const T *__restrict t140 = a.saved + 21200;                 // [1149, 1]
-  T *__restrict t346 = a.scratch + 10592;                     // [1149, 1]
+  T *__restrict t350 = a.scratch + 10592;                     // [1149, 1]
   const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et; // [1149, 1149] d l1.et'
   const T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
-  T *__restrict t422 = a.scratch + 23280;                     // []
-  T *__restrict t425 = a.scratch + 23296;                     // [1149]
+  T *__restrict t426 = a.scratch + 23280;                     // []
+  T *__restrict t429 = a.scratch + 23296;                     // [1149]
   const T *__restrict l1_etaet = a.params + kParamL1Etaet;    // []
-  T *__restrict t426 = a.scratch + 24448;                     // [1149]
+  T *__restrict t430 = a.scratch + 24448;                     // [1149]
   const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
-  T *__restrict t428 = a.scratch + 25600;                     // []
+  T *__restrict t432 = a.scratch + 25600;                     // []
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
   const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
   const T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
-  T *__restrict t435 = a.scratch + 25616;                     // [1149, 1]
+  T *__restrict t439 = a.scratch + 25616;                     // [1149, 1]
   const T *__restrict t75 = a.saved + 10800;                  // []
   T *__restrict d_l1_et = a.gradPrev + kStateL1Et;            // [1149, 1149]
   const T *__restrict t146 = a.saved + 22352;                 // []
   T *__restrict d_l2_et = a.gradPrev + kStateL2Et;            // [1149, 1149]
-  t333[0] = T(0);
+  t337[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t337[e] = T(0);
-  t339[0] = T(0);
+    t341[e] = T(0);
+  t343[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t346[e] = T(0);
-  t422[0] = T(0);
+    t350[e] = T(0);
+  t426[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t426[e] = T(0);
-  t428[0] = T(0);
+    t430[e] = T(0);
+  t432[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t435[e] = T(0);
+    t439[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc333 = T(0);
-    T acc336 = T(0);
-    T acc339 = T(0);
-    T acc346 = T(0);
-    T acc422 = T(0);
-    T acc425 = T(0);
-    T acc428 = T(0);
-    T acc435 = T(0);
-#pragma omp simd reduction(+ : acc333, acc336, acc339, acc346, acc422, acc425, acc428, acc435)
+    T acc337 = T(0);
+    T acc340 = T(0);
+    T acc343 = T(0);
+    T acc350 = T(0);
+    T acc426 = T(0);
+    T acc429 = T(0);
+    T acc432 = T(0);
+    T acc439 = T(0);
+#pragma omp simd reduction(+ : acc337, acc340, acc343, acc350, acc426, acc429, acc432, acc439)
     for (int j = 0; j < 1149; ++j) {
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v148 = t124_l2_g[i] * l2_h[j];
-      const T v332 = d_l2_et_next[i * 1149 + j] * v148;
+      const T v336 = d_l2_et_next[i * 1149 + j] * v148;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc333 += v332;
+      acc337 += v336;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v335 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
-      acc336 += v335 * l2_h[j];
-      t337[j] += t124_l2_g[i] * v335;
-      const T v338 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
-      acc339 += v338;
+      const T v339 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
+      acc340 += v339 * l2_h[j];
+      t341[j] += t124_l2_g[i] * v339;
+      const T v342 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
+      acc343 += v342;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v142 = t140[i] * l2_et[i * 1149 + j];
       const T v143 = l2_pw[i * 1149 + j] + v142;
-      const T v343 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
-      const T v344 = d_l2_pw_next[i * 1149 + j] * v343;
-      const T v345 = v344 * l2_et[i * 1149 + j];
-      acc346 += v345;
+      const T v347 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
+      const T v348 = d_l2_pw_next[i * 1149 + j] * v347;
+      const T v349 = v348 * l2_et[i * 1149 + j];
+      acc350 += v349;
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v77 = t50_l1_g[i] * l1_h[j];
-      const T v421 = d_l1_et_next[i * 1149 + j] * v77;
+      const T v425 = d_l1_et_next[i * 1149 + j] * v77;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc422 += v421;
+      acc426 += v425;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v424 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
-      acc425 += v424 * l1_h[j];
-      t426[j] += t50_l1_g[i] * v424;
-      const T v427 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
-      acc428 += v427;
+      const T v428 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
+      acc429 += v428 * l1_h[j];
+      t430[j] += t50_l1_g[i] * v428;
+      const T v431 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
+      acc432 += v431;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v68 = t66[i] * l1_et[i * 1149 + j];
       const T v69 = l1_pw[i * 1149 + j] + v68;
-      const T v432 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v433 = d_l1_pw_next[i * 1149 + j] * v432;
-      const T v434 = v433 * l1_et[i * 1149 + j];
-      acc435 += v434;
+      const T v436 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v437 = d_l1_pw_next[i * 1149 + j] * v436;
+      const T v438 = v437 * l1_et[i * 1149 + j];
+      acc439 += v438;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v429 = d_l1_et_next[i * 1149 + j] * t75[0];
+      const T v433 = d_l1_et_next[i * 1149 + j] * t75[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v436 = v433 * t66[i];
+      const T v440 = v437 * t66[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v437 = v429 + v436;
-      d_l1_et[i * 1149 + j] = v437;
+      const T v441 = v433 + v440;
+      d_l1_et[i * 1149 + j] = v441;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v340 = d_l2_et_next[i * 1149 + j] * t146[0];
+      const T v344 = d_l2_et_next[i * 1149 + j] * t146[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v347 = v344 * t140[i];
+      const T v351 = v348 * t140[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v348 = v340 + v347;
-      d_l2_et[i * 1149 + j] = v348;
+      const T v352 = v344 + v351;
+      d_l2_et[i * 1149 + j] = v352;
     }
-    t333[0] += acc333;
-    t336[i] = acc336;
-    t339[0] += acc339;
-    t346[i] += acc346;
-    t422[0] += acc422;
-    t425[i] = acc425;
-    t428[0] += acc428;
-    t435[i] += acc435;
+    t337[0] += acc337;
+    t340[i] = acc340;
+    t343[0] += acc343;
+    t350[i] += acc350;
+    t426[0] += acc426;
+    t429[i] = acc429;
+    t432[0] += acc432;
+    t439[i] += acc439;
   }
-#line 1679 "lm_modul_lstm.cpp"
+#line 1690 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 15:
-//   %349 reshape
+//   %353 reshape
 template <class T> static void backward_record_col_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t349 = a.record + 16576;  // [1149]
-  T *__restrict t346 = a.scratch + 10592; // [1149, 1]
+  T *__restrict t353 = a.record + 16576;  // [1149]
+  T *__restrict t350 = a.scratch + 10592; // [1149, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t349[e] = t346[e];
-#line 1692 "lm_modul_lstm.cpp"
+    t353[e] = t350[e];
+#line 1703 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 16: dense product (Eigen), [1]
-//   %352 matmul
+//   %356 matmul
 template <class T> static void backward_modfanout_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t349 = a.record + 16576;                                        // [1149]
+  T *__restrict t353 = a.record + 16576;                                        // [1149]
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t352 = a.scratch + 11744;                                       // [1]
+  T *__restrict t356 = a.scratch + 11744;                                       // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t352, 1).noalias() =
-      ConstRowVec<T>(t349, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1706 "lm_modul_lstm.cpp"
+  RowVec<T>(t356, 1).noalias() =
+      ConstRowVec<T>(t353, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
+#line 1717 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 17: fused loop nest over [1]
-//   %355 mul
-//   %355 mul += grad l2.h2mod.bias
+//   %359 mul
+//   %359 mul += grad l2.h2mod.bias
 template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t352 = a.scratch + 11744;                      // [1]
+  T *__restrict t356 = a.scratch + 11744;                      // [1]
   const T *__restrict t135_l2_M = a.saved + 21184;             // [1] l2.M
-  T *__restrict t355 = a.record + 15408;                       // [1]
+  T *__restrict t359 = a.record + 15408;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v353 = t135_l2_M[0] * t135_l2_M[0];
-  const T v354 = T(1.0) - v353;
-  const T v355 = t352[0] * v354;
-  t355[0] = v355;
-  d_l2_h2mod_bias[0] += v355;
-#line 1725 "lm_modul_lstm.cpp"
+  const T v357 = t135_l2_M[0] * t135_l2_M[0];
+  const T v358 = T(1.0) - v357;
+  const T v359 = t356[0] * v358;
+  t359[0] = v359;
+  d_l2_h2mod_bias[0] += v359;
+#line 1736 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 18: dense product (Eigen), [1149]
-//   %358 matmul
+//   %362 matmul
 template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t355 = a.record + 15408;                                // [1]
+  T *__restrict t359 = a.record + 15408;                                // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
-  T *__restrict t358 = a.scratch + 11760;                               // [1149]
+  T *__restrict t362 = a.scratch + 11760;                               // [1149]
 #line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t358, 1149).noalias() =
-      ConstRowVec<T>(t355, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1739 "lm_modul_lstm.cpp"
+  RowVec<T>(t362, 1149).noalias() =
+      ConstRowVec<T>(t359, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
+#line 1750 "lm_modul_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1749,36 +1760,36 @@ template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 19: fused loop nest over [1149]
-//   %373 mul
-//   %387 mul
-//   %398 mul
-//   %409 mul
-//   %370 mul -> grad_prev l2.c
+//   %377 mul
+//   %391 mul
+//   %402 mul
+//   %413 mul
+//   %374 mul -> grad_prev l2.c
 //   %12 state -> record (a factor of deferred outer-product gradients)
 //   %56 mul l1.hn -> record (a factor of deferred outer-product gradients)
 //   %81 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %409 mul += grad l2.x2f.bias
+//   %413 mul += grad l2.x2f.bias
 //   %86 state -> record (a factor of deferred outer-product gradients)
-//   %409 mul += grad l2.h2f.bias
-//   %398 mul += grad l2.x2i.bias
-//   %398 mul += grad l2.h2i.bias
-//   %387 mul += grad l2.x2o.bias
-//   %387 mul += grad l2.h2o.bias
-//   %373 mul += grad l2.x2c.bias
+//   %413 mul += grad l2.h2f.bias
+//   %402 mul += grad l2.x2i.bias
+//   %402 mul += grad l2.h2i.bias
+//   %391 mul += grad l2.x2o.bias
+//   %391 mul += grad l2.h2o.bias
+//   %377 mul += grad l2.x2c.bias
 //   %130 mul l2.hn -> record (a factor of deferred outer-product gradients)
-//   %349 reshape += grad l2.modfanout.bias
+//   %353 reshape += grad l2.modfanout.bias
 //   %152 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t336 = a.scratch + 8272;                               // [1149]
+  T *__restrict t340 = a.scratch + 8272;                               // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
-  T *__restrict t295 = a.scratch + 2448;                               // [1149]
-  T *__restrict t305 = a.scratch + 4000;                               // [1149]
-  T *__restrict t316 = a.scratch + 5552;                               // [1149]
-  T *__restrict t327 = a.scratch + 7104;                               // [1149]
+  T *__restrict t299 = a.scratch + 2448;                               // [1149]
+  T *__restrict t309 = a.scratch + 4000;                               // [1149]
+  T *__restrict t320 = a.scratch + 5552;                               // [1149]
+  T *__restrict t331 = a.scratch + 7104;                               // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                           // [1149]
-  T *__restrict t358 = a.scratch + 11760;                              // [1149]
+  T *__restrict t362 = a.scratch + 11760;                              // [1149]
   const T *__restrict t104 = a.saved + 16576;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
   const T *__restrict t108 = a.saved + 17728;                          // [1149]
@@ -1793,10 +1804,10 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict t98 = a.saved + 15424;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
   const T *__restrict t124_l2_g = a.saved + 18880;                     // [1149] l2.g
-  T *__restrict t373 = a.record + 14256;                               // [1149]
-  T *__restrict t387 = a.record + 13104;                               // [1149]
-  T *__restrict t398 = a.record + 11952;                               // [1149]
-  T *__restrict t409 = a.record + 8496;                                // [1149]
+  T *__restrict t377 = a.record + 14256;                               // [1149]
+  T *__restrict t391 = a.record + 13104;                               // [1149]
+  T *__restrict t402 = a.record + 11952;                               // [1149]
+  T *__restrict t413 = a.record + 8496;                                // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
   T *__restrict record2 = a.record + 1552;                             // [1149]
@@ -1815,26 +1826,26 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
   const T *__restrict t130_l2_hn = a.saved + 20032;                    // [1149] l2.hn
   T *__restrict record17 = a.record + 15424;                           // [1149]
-  T *__restrict t349 = a.record + 16576;                               // [1149]
+  T *__restrict t353 = a.record + 16576;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
   const T *__restrict t152_y2 = a.saved + 22368;                       // [1149] y2
   T *__restrict record21 = a.record + 18144;                           // [1149]
   for (int j = 0; j < 1149; ++j) {
-#line 27 "examples/lm/modul_lstm.dopa"
-    const T v306 = t295[j] + t305[j];
-    const T v317 = v306 + t316[j];
-    const T v328 = v317 + t327[j];
-    const T v330 = v328 * drop_h2[j];
+#line 28 "examples/lm/modul_lstm.dopa"
+    const T v310 = t299[j] + t309[j];
+    const T v321 = v310 + t320[j];
+    const T v332 = v321 + t331[j];
+    const T v334 = v332 * drop_h2[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v331 = d_l2_h_next[j] + v330;
-    const T v359 = v331 + t358[j];
+    const T v335 = d_l2_h_next[j] + v334;
+    const T v363 = v335 + t362[j];
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v106 = t104[j] + l2_x2o_bias[j];
     const T v110 = t108[j] + l2_h2o_bias[j];
     const T v111 = v106 + v110;
     const T v112 = T(1) / (T(1) + std::exp(-v111));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v361 = v359 * v112;
+    const T v365 = v363 * v112;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v85 = t83[j] + l2_x2f_bias[j];
     const T v90 = t88[j] + l2_h2f_bias[j];
@@ -1852,63 +1863,63 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v128 = v126 + v127;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v129 = std::tanh(v128);
-    const T v362 = v129 * v129;
-    const T v363 = T(1.0) - v362;
-    const T v364 = v361 * v363;
+    const T v366 = v129 * v129;
+    const T v367 = T(1.0) - v366;
+    const T v368 = v365 * v367;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v365 = d_l2_c_next[j] + v364;
-    const T v367 = v365 * v102;
+    const T v369 = d_l2_c_next[j] + v368;
+    const T v371 = v369 * v102;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v368 = t336[j] + v367;
-    const T v371 = t124_l2_g[j] * t124_l2_g[j];
-    const T v372 = T(1.0) - v371;
-    const T v373 = v368 * v372;
-    t373[j] = v373;
+    const T v372 = t340[j] + v371;
+    const T v375 = t124_l2_g[j] * t124_l2_g[j];
+    const T v376 = T(1.0) - v375;
+    const T v377 = v372 * v376;
+    t377[j] = v377;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v360 = v359 * v129;
+    const T v364 = v363 * v129;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v385 = T(1.0) - v112;
-    const T v386 = v112 * v385;
-    const T v387 = v360 * v386;
-    t387[j] = v387;
+    const T v389 = T(1.0) - v112;
+    const T v390 = v112 * v389;
+    const T v391 = v364 * v390;
+    t391[j] = v391;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v366 = v365 * t124_l2_g[j];
+    const T v370 = v369 * t124_l2_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v396 = T(1.0) - v102;
-    const T v397 = v102 * v396;
-    const T v398 = v366 * v397;
-    t398[j] = v398;
+    const T v400 = T(1.0) - v102;
+    const T v401 = v102 * v400;
+    const T v402 = v370 * v401;
+    t402[j] = v402;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v369 = v365 * l2_c[j];
+    const T v373 = v369 * l2_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v407 = T(1.0) - v92;
-    const T v408 = v92 * v407;
-    const T v409 = v369 * v408;
-    t409[j] = v409;
+    const T v411 = T(1.0) - v92;
+    const T v412 = v92 * v411;
+    const T v413 = v373 * v412;
+    t413[j] = v413;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v370 = v365 * v92;
-    d_l2_c[j] = v370;
+    const T v374 = v369 * v92;
+    d_l2_c[j] = v374;
     record2[j] = l1_h[j];
     record7[j] = t56_l1_hn[j];
     record11[j] = t81_y1[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l2_x2f_bias[j] += v409;
+    d_l2_x2f_bias[j] += v413;
     record12[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v409;
+    d_l2_h2f_bias[j] += v413;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l2_x2i_bias[j] += v398;
-    d_l2_h2i_bias[j] += v398;
+    d_l2_x2i_bias[j] += v402;
+    d_l2_h2i_bias[j] += v402;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l2_x2o_bias[j] += v387;
-    d_l2_h2o_bias[j] += v387;
+    d_l2_x2o_bias[j] += v391;
+    d_l2_h2o_bias[j] += v391;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l2_x2c_bias[j] += v373;
+    d_l2_x2c_bias[j] += v377;
     record17[j] = t130_l2_hn[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l2_modfanout_bias[j] += t349[j];
+    d_l2_modfanout_bias[j] += t353[j];
     record21[j] = t152_y2[j];
   }
-#line 1912 "lm_modul_lstm.cpp"
+#line 1923 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -1916,209 +1927,209 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 20: fused loop nest over [1149, 1149]
-//   %375 matmul
-//   %378 reduce_to
-//   %381 add -> grad_prev l2.pw
+//   %379 matmul
+//   %382 reduce_to
+//   %385 add -> grad_prev l2.pw
 template <class T> static void backward_d_l2_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t375 = a.scratch + 12912;                     // [1149]
-  T *__restrict t373 = a.record + 14256;                      // [1149]
+  T *__restrict t379 = a.scratch + 12912;                     // [1149]
+  T *__restrict t377 = a.record + 14256;                      // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;            // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;    // [1149, 1]
   const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
-  T *__restrict t378 = a.scratch + 14064;                     // [1149, 1]
+  T *__restrict t382 = a.scratch + 14064;                     // [1149, 1]
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
   const T *__restrict t140 = a.saved + 21200;                 // [1149, 1]
   const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
   T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t375[e] = T(0);
+    t379[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t378[e] = T(0);
+    t382[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc378 = T(0);
-#pragma omp simd reduction(+ : acc378)
+    T acc382 = T(0);
+#pragma omp simd reduction(+ : acc382)
     for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v120 = l2_alpha[i] * l2_pw[i * 1149 + j];
       const T v121 = l2_w[i * 1149 + j] + v120;
-      t375[j] += t373[i] * v121;
-      const T v374 = t373[i] * l2_h[j];
-      const T v377 = v374 * l2_pw[i * 1149 + j];
+      t379[j] += t377[i] * v121;
+      const T v378 = t377[i] * l2_h[j];
+      const T v381 = v378 * l2_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc378 += v377;
+      acc382 += v381;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v142 = t140[i] * l2_et[i * 1149 + j];
       const T v143 = l2_pw[i * 1149 + j] + v142;
-      const T v343 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
-      const T v344 = d_l2_pw_next[i * 1149 + j] * v343;
+      const T v347 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
+      const T v348 = d_l2_pw_next[i * 1149 + j] * v347;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v380 = v374 * l2_alpha[i];
+      const T v384 = v378 * l2_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v381 = v344 + v380;
-      d_l2_pw[i * 1149 + j] = v381;
+      const T v385 = v348 + v384;
+      d_l2_pw[i * 1149 + j] = v385;
     }
-    t378[i] += acc378;
+    t382[i] += acc382;
   }
-#line 1964 "lm_modul_lstm.cpp"
+#line 1975 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 21: dense product (Eigen), [1149]
-//   %384 matmul
+//   %388 matmul
 template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t373 = a.record + 14256;                            // [1149]
+  T *__restrict t377 = a.record + 14256;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t384 = a.scratch + 15216;                           // [1149]
+  T *__restrict t388 = a.scratch + 15216;                           // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t384, 1149).noalias() =
-      ConstRowVec<T>(t373, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1978 "lm_modul_lstm.cpp"
+  RowVec<T>(t388, 1149).noalias() =
+      ConstRowVec<T>(t377, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
+#line 1989 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 22: dense product (Eigen), [1149]
-//   %390 matmul
+//   %394 matmul
 template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t387 = a.record + 13104;                            // [1149]
+  T *__restrict t391 = a.record + 13104;                            // [1149]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t390 = a.scratch + 16368;                           // [1149]
+  T *__restrict t394 = a.scratch + 16368;                           // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t390, 1149).noalias() =
-      ConstRowVec<T>(t387, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1992 "lm_modul_lstm.cpp"
+  RowVec<T>(t394, 1149).noalias() =
+      ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
+#line 2003 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 23: dense product (Eigen), [1149]
-//   %394 matmul
+//   %398 matmul
 template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t387 = a.record + 13104;                            // [1149]
+  T *__restrict t391 = a.record + 13104;                            // [1149]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t394 = a.scratch + 17520;                           // [1149]
+  T *__restrict t398 = a.scratch + 17520;                           // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t394, 1149).noalias() =
-      ConstRowVec<T>(t387, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 2006 "lm_modul_lstm.cpp"
+  RowVec<T>(t398, 1149).noalias() =
+      ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
+#line 2017 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 24: dense product (Eigen), [1149]
-//   %401 matmul
+//   %405 matmul
 template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t398 = a.record + 11952;                            // [1149]
+  T *__restrict t402 = a.record + 11952;                            // [1149]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t401 = a.scratch + 18672;                           // [1149]
+  T *__restrict t405 = a.scratch + 18672;                           // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t401, 1149).noalias() =
-      ConstRowVec<T>(t398, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 2020 "lm_modul_lstm.cpp"
+  RowVec<T>(t405, 1149).noalias() =
+      ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
+#line 2031 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (Eigen), [1149]
-//   %405 matmul
+//   %409 matmul
 template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t398 = a.record + 11952;                            // [1149]
+  T *__restrict t402 = a.record + 11952;                            // [1149]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t405 = a.scratch + 19824;                           // [1149]
+  T *__restrict t409 = a.scratch + 19824;                           // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t405, 1149).noalias() =
-      ConstRowVec<T>(t398, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2034 "lm_modul_lstm.cpp"
+  RowVec<T>(t409, 1149).noalias() =
+      ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
+#line 2045 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 26: dense product (Eigen), [1149]
-//   %412 matmul
+//   %416 matmul
 template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t409 = a.record + 8496;                             // [1149]
+  T *__restrict t413 = a.record + 8496;                             // [1149]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t412 = a.scratch + 20976;                           // [1149]
+  T *__restrict t416 = a.scratch + 20976;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t412, 1149).noalias() =
-      ConstRowVec<T>(t409, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2048 "lm_modul_lstm.cpp"
+  RowVec<T>(t416, 1149).noalias() =
+      ConstRowVec<T>(t413, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
+#line 2059 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 27: dense product (Eigen), [1149]
-//   %416 matmul
+//   %420 matmul
 template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t409 = a.record + 8496;                             // [1149]
+  T *__restrict t413 = a.record + 8496;                             // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t416 = a.scratch + 22128;                           // [1149]
+  T *__restrict t420 = a.scratch + 22128;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t416, 1149).noalias() =
-      ConstRowVec<T>(t409, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2062 "lm_modul_lstm.cpp"
+  RowVec<T>(t420, 1149).noalias() =
+      ConstRowVec<T>(t413, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+#line 2073 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 28:
-//   %438 reshape
+//   %442 reshape
 template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t438 = a.record + 7328;   // [1149]
-  T *__restrict t435 = a.scratch + 25616; // [1149, 1]
+  T *__restrict t442 = a.record + 7328;   // [1149]
+  T *__restrict t439 = a.scratch + 25616; // [1149, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t438[e] = t435[e];
-#line 2075 "lm_modul_lstm.cpp"
+    t442[e] = t439[e];
+#line 2086 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 29: dense product (Eigen), [1]
-//   %441 matmul
+//   %445 matmul
 template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t438 = a.record + 7328;                                         // [1149]
+  T *__restrict t442 = a.record + 7328;                                         // [1149]
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t441 = a.scratch + 26768;                                       // [1]
+  T *__restrict t445 = a.scratch + 26768;                                       // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t441, 1).noalias() =
-      ConstRowVec<T>(t438, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2089 "lm_modul_lstm.cpp"
+  RowVec<T>(t445, 1).noalias() =
+      ConstRowVec<T>(t442, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
+#line 2100 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 30: fused loop nest over [1]
-//   %444 mul
-//   %444 mul += grad l1.h2mod.bias
+//   %448 mul
+//   %448 mul += grad l1.h2mod.bias
 template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t441 = a.scratch + 26768;                      // [1]
+  T *__restrict t445 = a.scratch + 26768;                      // [1]
   const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
-  T *__restrict t444 = a.record + 6160;                        // [1]
+  T *__restrict t448 = a.record + 6160;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v442 = t61_l1_M[0] * t61_l1_M[0];
-  const T v443 = T(1.0) - v442;
-  const T v444 = t441[0] * v443;
-  t444[0] = v444;
-  d_l1_h2mod_bias[0] += v444;
-#line 2108 "lm_modul_lstm.cpp"
+  const T v446 = t61_l1_M[0] * t61_l1_M[0];
+  const T v447 = T(1.0) - v446;
+  const T v448 = t445[0] * v447;
+  t448[0] = v448;
+  d_l1_h2mod_bias[0] += v448;
+#line 2119 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 31: dense product (Eigen), [1149]
-//   %447 matmul
+//   %451 matmul
 template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
-  T *__restrict t444 = a.record + 6160;                                 // [1]
+  T *__restrict t448 = a.record + 6160;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict t447 = a.scratch + 26784;                               // [1149]
+  T *__restrict t451 = a.scratch + 26784;                               // [1149]
 #line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t447, 1149).noalias() =
-      ConstRowVec<T>(t444, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 2122 "lm_modul_lstm.cpp"
+  RowVec<T>(t451, 1149).noalias() =
+      ConstRowVec<T>(t448, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
+#line 2133 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2130,31 +2141,31 @@ template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 32: fused loop nest over [1149]
-//   %462 mul
-//   %476 mul
-//   %487 mul
-//   %498 mul
-//   %459 mul -> grad_prev l1.c
-//   %413 add -> grad_prev l2.h
-//   %498 mul += grad l1.x2f.bias
-//   %498 mul += grad l1.h2f.bias
-//   %487 mul += grad l1.x2i.bias
-//   %487 mul += grad l1.h2i.bias
-//   %476 mul += grad l1.x2o.bias
-//   %476 mul += grad l1.h2o.bias
-//   %462 mul += grad l1.x2c.bias
-//   %438 reshape += grad l1.modfanout.bias
+//   %466 mul
+//   %480 mul
+//   %491 mul
+//   %502 mul
+//   %463 mul -> grad_prev l1.c
+//   %417 add -> grad_prev l2.h
+//   %502 mul += grad l1.x2f.bias
+//   %502 mul += grad l1.h2f.bias
+//   %491 mul += grad l1.x2i.bias
+//   %491 mul += grad l1.h2i.bias
+//   %480 mul += grad l1.x2o.bias
+//   %480 mul += grad l1.h2o.bias
+//   %466 mul += grad l1.x2c.bias
+//   %442 reshape += grad l1.modfanout.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t425 = a.scratch + 23296;                              // [1149]
+  T *__restrict t429 = a.scratch + 23296;                              // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
-  T *__restrict t384 = a.scratch + 15216;                              // [1149]
-  T *__restrict t394 = a.scratch + 17520;                              // [1149]
-  T *__restrict t405 = a.scratch + 19824;                              // [1149]
-  T *__restrict t416 = a.scratch + 22128;                              // [1149]
+  T *__restrict t388 = a.scratch + 15216;                              // [1149]
+  T *__restrict t398 = a.scratch + 17520;                              // [1149]
+  T *__restrict t409 = a.scratch + 19824;                              // [1149]
+  T *__restrict t420 = a.scratch + 22128;                              // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                           // [1149]
-  T *__restrict t447 = a.scratch + 26784;                              // [1149]
+  T *__restrict t451 = a.scratch + 26784;                              // [1149]
   const T *__restrict t30 = a.saved + 5024;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
   const T *__restrict t34 = a.saved + 6176;                            // [1149]
@@ -2169,16 +2180,16 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
   const T *__restrict t50_l1_g = a.saved + 7328;                       // [1149] l1.g
-  T *__restrict t462 = a.record + 5008;                                // [1149]
-  T *__restrict t476 = a.record + 3856;                                // [1149]
-  T *__restrict t487 = a.record + 2704;                                // [1149]
-  T *__restrict t498 = a.record + 0;                                   // [1149]
+  T *__restrict t466 = a.record + 5008;                                // [1149]
+  T *__restrict t480 = a.record + 3856;                                // [1149]
+  T *__restrict t491 = a.record + 2704;                                // [1149]
+  T *__restrict t502 = a.record + 0;                                   // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
-  T *__restrict t337 = a.scratch + 9424;                               // [1149]
-  T *__restrict t375 = a.scratch + 12912;                              // [1149]
-  T *__restrict t390 = a.scratch + 16368;                              // [1149]
-  T *__restrict t401 = a.scratch + 18672;                              // [1149]
-  T *__restrict t412 = a.scratch + 20976;                              // [1149]
+  T *__restrict t341 = a.scratch + 9424;                               // [1149]
+  T *__restrict t379 = a.scratch + 12912;                              // [1149]
+  T *__restrict t394 = a.scratch + 16368;                              // [1149]
+  T *__restrict t405 = a.scratch + 18672;                              // [1149]
+  T *__restrict t416 = a.scratch + 20976;                              // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
@@ -2187,24 +2198,24 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
-  T *__restrict t438 = a.record + 7328;                                // [1149]
+  T *__restrict t442 = a.record + 7328;                                // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   for (int j = 0; j < 1149; ++j) {
-#line 26 "examples/lm/modul_lstm.dopa"
-    const T v395 = t384[j] + t394[j];
-    const T v406 = v395 + t405[j];
-    const T v417 = v406 + t416[j];
-    const T v419 = v417 * drop_h1[j];
+#line 27 "examples/lm/modul_lstm.dopa"
+    const T v399 = t388[j] + t398[j];
+    const T v410 = v399 + t409[j];
+    const T v421 = v410 + t420[j];
+    const T v423 = v421 * drop_h1[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v420 = d_l1_h_next[j] + v419;
-    const T v448 = v420 + t447[j];
+    const T v424 = d_l1_h_next[j] + v423;
+    const T v452 = v424 + t451[j];
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + std::exp(-v37));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v450 = v448 * v38;
+    const T v454 = v452 * v38;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
@@ -2222,63 +2233,63 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v54 = v52 + v53;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v55 = std::tanh(v54);
-    const T v451 = v55 * v55;
-    const T v452 = T(1.0) - v451;
-    const T v453 = v450 * v452;
+    const T v455 = v55 * v55;
+    const T v456 = T(1.0) - v455;
+    const T v457 = v454 * v456;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v454 = d_l1_c_next[j] + v453;
-    const T v456 = v454 * v28;
+    const T v458 = d_l1_c_next[j] + v457;
+    const T v460 = v458 * v28;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v457 = t425[j] + v456;
-    const T v460 = t50_l1_g[j] * t50_l1_g[j];
-    const T v461 = T(1.0) - v460;
-    const T v462 = v457 * v461;
-    t462[j] = v462;
+    const T v461 = t429[j] + v460;
+    const T v464 = t50_l1_g[j] * t50_l1_g[j];
+    const T v465 = T(1.0) - v464;
+    const T v466 = v461 * v465;
+    t466[j] = v466;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v449 = v448 * v55;
+    const T v453 = v452 * v55;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v474 = T(1.0) - v38;
-    const T v475 = v38 * v474;
-    const T v476 = v449 * v475;
-    t476[j] = v476;
+    const T v478 = T(1.0) - v38;
+    const T v479 = v38 * v478;
+    const T v480 = v453 * v479;
+    t480[j] = v480;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v455 = v454 * t50_l1_g[j];
+    const T v459 = v458 * t50_l1_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v485 = T(1.0) - v28;
-    const T v486 = v28 * v485;
-    const T v487 = v455 * v486;
-    t487[j] = v487;
+    const T v489 = T(1.0) - v28;
+    const T v490 = v28 * v489;
+    const T v491 = v459 * v490;
+    t491[j] = v491;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v458 = v454 * l1_c[j];
+    const T v462 = v458 * l1_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v496 = T(1.0) - v18;
-    const T v497 = v18 * v496;
-    const T v498 = v458 * v497;
-    t498[j] = v498;
+    const T v500 = T(1.0) - v18;
+    const T v501 = v18 * v500;
+    const T v502 = v462 * v501;
+    t502[j] = v502;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v459 = v454 * v18;
-    d_l1_c[j] = v459;
+    const T v463 = v458 * v18;
+    d_l1_c[j] = v463;
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v376 = t337[j] + t375[j];
-    const T v391 = v376 + t390[j];
-    const T v402 = v391 + t401[j];
-    const T v413 = v402 + t412[j];
-    d_l2_h[j] = v413;
+    const T v380 = t341[j] + t379[j];
+    const T v395 = v380 + t394[j];
+    const T v406 = v395 + t405[j];
+    const T v417 = v406 + t416[j];
+    d_l2_h[j] = v417;
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l1_x2f_bias[j] += v498;
-    d_l1_h2f_bias[j] += v498;
+    d_l1_x2f_bias[j] += v502;
+    d_l1_h2f_bias[j] += v502;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l1_x2i_bias[j] += v487;
-    d_l1_h2i_bias[j] += v487;
+    d_l1_x2i_bias[j] += v491;
+    d_l1_h2i_bias[j] += v491;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l1_x2o_bias[j] += v476;
-    d_l1_h2o_bias[j] += v476;
+    d_l1_x2o_bias[j] += v480;
+    d_l1_h2o_bias[j] += v480;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l1_x2c_bias[j] += v462;
+    d_l1_x2c_bias[j] += v466;
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l1_modfanout_bias[j] += t438[j];
+    d_l1_modfanout_bias[j] += t442[j];
   }
-#line 2282 "lm_modul_lstm.cpp"
+#line 2293 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -2286,191 +2297,191 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 33: fused loop nest over [1149, 1149]
-//   %464 matmul
-//   %467 reduce_to
-//   %470 add -> grad_prev l1.pw
+//   %468 matmul
+//   %471 reduce_to
+//   %474 add -> grad_prev l1.pw
 template <class T> static void backward_d_l1_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t464 = a.scratch + 27936;                     // [1149]
-  T *__restrict t462 = a.record + 5008;                       // [1149]
+  T *__restrict t468 = a.scratch + 27936;                     // [1149]
+  T *__restrict t466 = a.record + 5008;                       // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;            // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;    // [1149, 1]
   const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
-  T *__restrict t467 = a.scratch + 29088;                     // [1149, 1]
+  T *__restrict t471 = a.scratch + 29088;                     // [1149, 1]
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
   const T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
   const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
   T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t464[e] = T(0);
+    t468[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t467[e] = T(0);
+    t471[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc467 = T(0);
-#pragma omp simd reduction(+ : acc467)
+    T acc471 = T(0);
+#pragma omp simd reduction(+ : acc471)
     for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v46 = l1_alpha[i] * l1_pw[i * 1149 + j];
       const T v47 = l1_w[i * 1149 + j] + v46;
-      t464[j] += t462[i] * v47;
-      const T v463 = t462[i] * l1_h[j];
-      const T v466 = v463 * l1_pw[i * 1149 + j];
+      t468[j] += t466[i] * v47;
+      const T v467 = t466[i] * l1_h[j];
+      const T v470 = v467 * l1_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc467 += v466;
+      acc471 += v470;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v68 = t66[i] * l1_et[i * 1149 + j];
       const T v69 = l1_pw[i * 1149 + j] + v68;
-      const T v432 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v433 = d_l1_pw_next[i * 1149 + j] * v432;
+      const T v436 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v437 = d_l1_pw_next[i * 1149 + j] * v436;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v469 = v463 * l1_alpha[i];
+      const T v473 = v467 * l1_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v470 = v433 + v469;
-      d_l1_pw[i * 1149 + j] = v470;
+      const T v474 = v437 + v473;
+      d_l1_pw[i * 1149 + j] = v474;
     }
-    t467[i] += acc467;
+    t471[i] += acc471;
   }
-#line 2334 "lm_modul_lstm.cpp"
+#line 2345 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 34: dense product (Eigen), [400]
-//   %473 matmul
+//   %477 matmul
 template <class T> static void backward_x2c_34(const dopa::StepArgs<T> &a) {
-  T *__restrict t462 = a.record + 5008;                             // [1149]
+  T *__restrict t466 = a.record + 5008;                             // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t473 = a.scratch + 30240;                           // [400]
+  T *__restrict t477 = a.scratch + 30240;                           // [400]
 #line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t473, 400).noalias() =
-      ConstRowVec<T>(t462, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2348 "lm_modul_lstm.cpp"
+  RowVec<T>(t477, 400).noalias() =
+      ConstRowVec<T>(t466, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
+#line 2359 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 35: dense product (Eigen), [1149]
-//   %479 matmul
+//   %483 matmul
 template <class T> static void backward_h2o_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t476 = a.record + 3856;                             // [1149]
+  T *__restrict t480 = a.record + 3856;                             // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t479 = a.scratch + 30640;                           // [1149]
+  T *__restrict t483 = a.scratch + 30640;                           // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t479, 1149).noalias() =
-      ConstRowVec<T>(t476, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2362 "lm_modul_lstm.cpp"
+  RowVec<T>(t483, 1149).noalias() =
+      ConstRowVec<T>(t480, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
+#line 2373 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 36: dense product (Eigen), [400]
-//   %483 matmul
+//   %487 matmul
 template <class T> static void backward_x2o_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t476 = a.record + 3856;                             // [1149]
+  T *__restrict t480 = a.record + 3856;                             // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t483 = a.scratch + 31792;                           // [400]
+  T *__restrict t487 = a.scratch + 31792;                           // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t483, 400).noalias() =
-      ConstRowVec<T>(t476, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2376 "lm_modul_lstm.cpp"
+  RowVec<T>(t487, 400).noalias() =
+      ConstRowVec<T>(t480, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
+#line 2387 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 37: dense product (Eigen), [1149]
-//   %490 matmul
+//   %494 matmul
 template <class T> static void backward_h2i_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t487 = a.record + 2704;                             // [1149]
+  T *__restrict t491 = a.record + 2704;                             // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t490 = a.scratch + 32192;                           // [1149]
+  T *__restrict t494 = a.scratch + 32192;                           // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t490, 1149).noalias() =
-      ConstRowVec<T>(t487, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2390 "lm_modul_lstm.cpp"
+  RowVec<T>(t494, 1149).noalias() =
+      ConstRowVec<T>(t491, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
+#line 2401 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 38: dense product (Eigen), [400]
-//   %494 matmul
+//   %498 matmul
 template <class T> static void backward_x2i_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t487 = a.record + 2704;                             // [1149]
+  T *__restrict t491 = a.record + 2704;                             // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t494 = a.scratch + 33344;                           // [400]
+  T *__restrict t498 = a.scratch + 33344;                           // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t494, 400).noalias() =
-      ConstRowVec<T>(t487, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2404 "lm_modul_lstm.cpp"
+  RowVec<T>(t498, 400).noalias() =
+      ConstRowVec<T>(t491, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
+#line 2415 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 39: dense product (Eigen), [1149]
-//   %501 matmul
+//   %505 matmul
 template <class T> static void backward_h2f_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t498 = a.record + 0;                                // [1149]
+  T *__restrict t502 = a.record + 0;                                // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t501 = a.scratch + 33744;                           // [1149]
+  T *__restrict t505 = a.scratch + 33744;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t501, 1149).noalias() =
-      ConstRowVec<T>(t498, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2418 "lm_modul_lstm.cpp"
+  RowVec<T>(t505, 1149).noalias() =
+      ConstRowVec<T>(t502, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
+#line 2429 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 40: dense product (Eigen), [400]
-//   %505 matmul
+//   %509 matmul
 template <class T> static void backward_x2f_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t498 = a.record + 0;                                // [1149]
+  T *__restrict t502 = a.record + 0;                                // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t505 = a.scratch + 34896;                           // [400]
+  T *__restrict t509 = a.scratch + 34896;                           // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t505, 400).noalias() =
-      ConstRowVec<T>(t498, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2432 "lm_modul_lstm.cpp"
+  RowVec<T>(t509, 400).noalias() =
+      ConstRowVec<T>(t502, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
+#line 2443 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 41: fused loop nest over [1149]
-//   %502 add -> grad_prev l1.h
+//   %506 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t426 = a.scratch + 24448;        // [1149]
-  T *__restrict t464 = a.scratch + 27936;        // [1149]
-  T *__restrict t479 = a.scratch + 30640;        // [1149]
-  T *__restrict t490 = a.scratch + 32192;        // [1149]
-  T *__restrict t501 = a.scratch + 33744;        // [1149]
+  T *__restrict t430 = a.scratch + 24448;        // [1149]
+  T *__restrict t468 = a.scratch + 27936;        // [1149]
+  T *__restrict t483 = a.scratch + 30640;        // [1149]
+  T *__restrict t494 = a.scratch + 32192;        // [1149]
+  T *__restrict t505 = a.scratch + 33744;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v465 = t426[j] + t464[j];
-    const T v480 = v465 + t479[j];
-    const T v491 = v480 + t490[j];
-    const T v502 = v491 + t501[j];
-    d_l1_h[j] = v502;
+    const T v469 = t430[j] + t468[j];
+    const T v484 = v469 + t483[j];
+    const T v495 = v484 + t494[j];
+    const T v506 = v495 + t505[j];
+    d_l1_h[j] = v506;
   }
-#line 2455 "lm_modul_lstm.cpp"
+#line 2466 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 42: fused loop nest over [400]
-//   %324 add -> grad_prev l3.h
-//   %509 mul += grad enc.weight
+//   %328 add -> grad_prev l3.h
+//   %513 mul += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t245 = a.scratch + 416;                   // [400]
-  T *__restrict t286 = a.scratch + 1648;                  // [400]
-  T *__restrict t301 = a.scratch + 3600;                  // [400]
-  T *__restrict t312 = a.scratch + 5152;                  // [400]
-  T *__restrict t323 = a.scratch + 6704;                  // [400]
+  T *__restrict t249 = a.scratch + 416;                   // [400]
+  T *__restrict t290 = a.scratch + 1648;                  // [400]
+  T *__restrict t305 = a.scratch + 3600;                  // [400]
+  T *__restrict t316 = a.scratch + 5152;                  // [400]
+  T *__restrict t327 = a.scratch + 6704;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t473 = a.scratch + 30240;                 // [400]
-  T *__restrict t483 = a.scratch + 31792;                 // [400]
-  T *__restrict t494 = a.scratch + 33344;                 // [400]
-  T *__restrict t505 = a.scratch + 34896;                 // [400]
+  T *__restrict t477 = a.scratch + 30240;                 // [400]
+  T *__restrict t487 = a.scratch + 31792;                 // [400]
+  T *__restrict t498 = a.scratch + 33344;                 // [400]
+  T *__restrict t509 = a.scratch + 34896;                 // [400]
   const T *__restrict drop_i = a.inputs[1];               // [400]
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
@@ -2478,87 +2489,87 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v287 = t245[j] + t286[j];
-    const T v302 = v287 + t301[j];
-    const T v313 = v302 + t312[j];
-    const T v324 = v313 + t323[j];
-    d_l3_h[j] = v324;
-#line 25 "examples/lm/modul_lstm.dopa"
-    const T v484 = t473[j] + t483[j];
-    const T v495 = v484 + t494[j];
-    const T v506 = v495 + t505[j];
-    const T v508 = v506 * drop_i[j];
-    const T v509 = v508 * t4[0];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v509;
+    const T v291 = t249[j] + t290[j];
+    const T v306 = v291 + t305[j];
+    const T v317 = v306 + t316[j];
+    const T v328 = v317 + t327[j];
+    d_l3_h[j] = v328;
+#line 26 "examples/lm/modul_lstm.dopa"
+    const T v488 = t477[j] + t487[j];
+    const T v499 = v488 + t498[j];
+    const T v510 = v499 + t509[j];
+    const T v512 = v510 * drop_i[j];
+    const T v513 = v512 * t4[0];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v513;
   }
-#line 2495 "lm_modul_lstm.cpp"
+#line 2506 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 43: fused loop nest over [1149, 1]
-//   %467 reduce_to += grad l1.alpha
-//   %378 reduce_to += grad l2.alpha
+//   %471 reduce_to += grad l1.alpha
+//   %382 reduce_to += grad l2.alpha
 template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t467 = a.scratch + 29088;             // [1149, 1]
+  T *__restrict t471 = a.scratch + 29088;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t378 = a.scratch + 14064;             // [1149, 1]
+  T *__restrict t382 = a.scratch + 14064;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
 #line 112 "examples/lm/modul_lstm.dopa"
-    d_l1_alpha[i] += t467[i];
-    d_l2_alpha[i] += t378[i];
+    d_l1_alpha[i] += t471[i];
+    d_l2_alpha[i] += t382[i];
   }
-#line 2513 "lm_modul_lstm.cpp"
+#line 2524 "lm_modul_lstm.cpp"
 }
 
 // param  etaet : [] = 0.01
 //
 // backward stage 44: fused loop nest over []
-//   %431 add += grad l1.etaet
-//   %342 add += grad l2.etaet
-//   %250 add += grad l3.etaet
+//   %435 add += grad l1.etaet
+//   %346 add += grad l2.etaet
+//   %254 add += grad l3.etaet
 template <class T>
 static void backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t422 = a.scratch + 23280;             // []
-  T *__restrict t428 = a.scratch + 25600;             // []
+  T *__restrict t426 = a.scratch + 23280;             // []
+  T *__restrict t432 = a.scratch + 25600;             // []
   T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
-  T *__restrict t333 = a.scratch + 8256;              // []
-  T *__restrict t339 = a.scratch + 10576;             // []
+  T *__restrict t337 = a.scratch + 8256;              // []
+  T *__restrict t343 = a.scratch + 10576;             // []
   T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
-  T *__restrict t241 = a.scratch + 0;                 // []
-  T *__restrict t247 = a.scratch + 816;               // []
+  T *__restrict t245 = a.scratch + 0;                 // []
+  T *__restrict t251 = a.scratch + 816;               // []
   T *__restrict d_l3_etaet = a.grads + kParamL3Etaet; // []
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v430 = -t428[0];
+  const T v434 = -t432[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v431 = t422[0] + v430;
-  d_l1_etaet[0] += v431;
+  const T v435 = t426[0] + v434;
+  d_l1_etaet[0] += v435;
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v341 = -t339[0];
+  const T v345 = -t343[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v342 = t333[0] + v341;
-  d_l2_etaet[0] += v342;
+  const T v346 = t337[0] + v345;
+  d_l2_etaet[0] += v346;
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v249 = -t247[0];
+  const T v253 = -t251[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v250 = t241[0] + v249;
-  d_l3_etaet[0] += v250;
-#line 2548 "lm_modul_lstm.cpp"
+  const T v254 = t245[0] + v253;
+  d_l3_etaet[0] += v254;
+#line 2559 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 45: fused loop nest over [400, 1]
-//   %289 reduce_to += grad l3.alpha
+//   %293 reduce_to += grad l3.alpha
 template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t289 = a.scratch + 2048;              // [400, 1]
+  T *__restrict t293 = a.scratch + 2048;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
 #line 112 "examples/lm/modul_lstm.dopa"
-    d_l3_alpha[i] += t289[i];
+    d_l3_alpha[i] += t293[i];
   }
-#line 2562 "lm_modul_lstm.cpp"
+#line 2573 "lm_modul_lstm.cpp"
 }
 
 /// One backward step of ModulLSTMLM for one batch element.
@@ -2785,6 +2796,8 @@ static dopa::NetworkInfo info() {
   n.inputs.push_back({"drop_h2", {1149}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.25});
   n.inputs.push_back({"drop_o", {400}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.4});
   n.outputs.push_back({"logits", {10000}, false, {}});
+  n.outputs.push_back({"ar_h", {400}, false, {}});
+  n.outputs.push_back({"tar_h", {400}, false, {}});
   n.states.push_back({"l1.h", {1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
   n.states.push_back({"l1.c", {1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
   n.states.push_back({"l1.pw", {1149, 1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
@@ -2953,7 +2966,7 @@ const dopa::GeneratedSpec &spec() {
       .recordNumel = 21728,
       .forwardFlops = 76403398,
       .forwardSharedFlops = 3,
-      .backwardFlops = 135402115,
+      .backwardFlops = 135402915,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,

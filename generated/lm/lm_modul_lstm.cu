@@ -114,7 +114,7 @@ template <class T> __device__ __forceinline__ void forward_enc(const dopa::StepA
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 25 "examples/lm/modul_lstm.dopa"
+#line 26 "examples/lm/modul_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = tid; e < 400; e += nthreads)
@@ -135,7 +135,7 @@ __device__ __forceinline__ void forward_saved_drop_e(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 25 "examples/lm/modul_lstm.dopa"
+#line 26 "examples/lm/modul_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = tid; e < 1; e += nthreads)
@@ -158,7 +158,7 @@ template <class T> __device__ __forceinline__ void forward_x(const dopa::StepArg
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-#line 25 "examples/lm/modul_lstm.dopa"
+#line 26 "examples/lm/modul_lstm.dopa"
       const T v5 = t2[j] * t4[0];
       const T v7 = v5 * drop_i[j];
       t7_x[j] = v7;
@@ -438,7 +438,7 @@ __device__ __forceinline__ void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<
       const T v55 = tanh(v54);
       const T v56 = v38 * v55;
       l1_h_next[j] = v56;
-#line 26 "examples/lm/modul_lstm.dopa"
+#line 27 "examples/lm/modul_lstm.dopa"
       const T v81 = v56 * drop_h1[j];
       t81_y1[j] = v81;
       l1_c_next[j] = v54;
@@ -817,7 +817,7 @@ __device__ __forceinline__ void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<
       const T v129 = tanh(v128);
       const T v130 = v112 * v129;
       l2_h_next[j] = v130;
-#line 27 "examples/lm/modul_lstm.dopa"
+#line 28 "examples/lm/modul_lstm.dopa"
       const T v152 = v130 * drop_h2[j];
       t152_y2[j] = v152;
       l2_c_next[j] = v128;
@@ -1130,7 +1130,7 @@ template <class T> __device__ __forceinline__ void forward_matmul_38(const dopa:
 #line 1131 "lm_modul_lstm.cu"
 }
 
-// y3 = l3(y2) * drop_o
+// y3 = z3 * drop_o
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
@@ -1140,7 +1140,9 @@ template <class T> __device__ __forceinline__ void forward_matmul_38(const dopa:
 //   %201 mul l3.hn
 //   %223 mul y3
 //   %199 add l3.cn -> next_state l3.c
+//   %201 mul l3.hn -> output tar_h
 //   %201 mul l3.hn -> saved
+//   %223 mul y3 -> saved
 template <class T>
 __device__ __forceinline__ void forward_l3_g_l3_hn_y3_l3_c(const dopa::StepArgs<T> &a) {
   T *__restrict t185 = a.scratch + 9648;                        // [400]
@@ -1162,9 +1164,11 @@ __device__ __forceinline__ void forward_l3_g_l3_hn_y3_l3_c(const dopa::StepArgs<
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
   const T *__restrict drop_o = a.inputs[4];                     // [400]
-  T *__restrict t223_y3 = a.saved + 27152;                      // [400] y3
+  T *__restrict out_ar_h = a.outputs[1];                        // [400] y3
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict out_tar_h = a.outputs[2];                       // [400]
   T *__restrict saved_t201 = a.saved + 26320;                   // [400]
+  T *__restrict saved_t223 = a.saved + 27152;                   // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1199,14 +1203,16 @@ __device__ __forceinline__ void forward_l3_g_l3_hn_y3_l3_c(const dopa::StepArgs<
       const T v200 = tanh(v199);
       const T v201 = v183 * v200;
       l3_h_next[j] = v201;
-#line 28 "examples/lm/modul_lstm.dopa"
+#line 30 "examples/lm/modul_lstm.dopa"
       const T v223 = v201 * drop_o[j];
-      t223_y3[j] = v223;
+      out_ar_h[j] = v223;
       l3_c_next[j] = v199;
+      out_tar_h[j] = v201;
       saved_t201[j] = v201;
+      saved_t223[j] = v223;
     }
   }
-#line 1210 "lm_modul_lstm.cu"
+#line 1216 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1229,7 +1235,7 @@ template <class T> __device__ __forceinline__ void forward_h2mod_40(const dopa::
     if ((threadIdx.x & 31) == 0)
       t203[r] = acc;
   }
-#line 1233 "lm_modul_lstm.cu"
+#line 1239 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
@@ -1251,7 +1257,7 @@ template <class T> __device__ __forceinline__ void forward_l3_m(const dopa::Step
       t206_l3_M[0] = v206;
     }
   }
-#line 1255 "lm_modul_lstm.cu"
+#line 1261 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -1275,7 +1281,7 @@ __device__ __forceinline__ void forward_modfanout_42(const dopa::StepArgs<T> &a)
     if ((threadIdx.x & 31) == 0)
       t208[r] = acc;
   }
-#line 1279 "lm_modul_lstm.cu"
+#line 1285 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
@@ -1296,7 +1302,7 @@ template <class T> __device__ __forceinline__ void forward_l3_eta(const dopa::St
       t210_l3_eta[j] = v210;
     }
   }
-#line 1300 "lm_modul_lstm.cu"
+#line 1306 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1313,7 +1319,7 @@ __device__ __forceinline__ void forward_saved_col_44(const dopa::StepArgs<T> &a)
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
     t211[e] = t210_l3_eta[e];
-#line 1317 "lm_modul_lstm.cu"
+#line 1323 "lm_modul_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -1322,21 +1328,21 @@ __device__ __forceinline__ void forward_saved_col_44(const dopa::StepArgs<T> &a)
 //   %224 matmul
 template <class T> __device__ __forceinline__ void forward_matmul_45(const dopa::StepArgs<T> &a) {
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t223_y3 = a.saved + 27152;                     // [400] y3
+  T *__restrict out_ar_h = a.outputs[1];                       // [400] y3
   T *__restrict t224 = a.scratch + 11264;                      // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 29 "examples/lm/modul_lstm.dopa"
+#line 31 "examples/lm/modul_lstm.dopa"
   for (int r = tid >> 5; r < 10000; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += enc_weight[r * 400 + k] * t223_y3[k];
+      acc += enc_weight[r * 400 + k] * out_ar_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t224[r] = acc;
   }
-#line 1340 "lm_modul_lstm.cu"
+#line 1346 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1396,7 +1402,7 @@ __device__ __forceinline__ void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::Step
       l2_et_next[i * 1149 + j] = v150;
     }
   }
-#line 1400 "lm_modul_lstm.cu"
+#line 1406 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1433,7 +1439,7 @@ template <class T> __device__ __forceinline__ void forward_l3_pw_l3_et(const dop
       l3_et_next[i * 400 + j] = v221;
     }
   }
-#line 1437 "lm_modul_lstm.cu"
+#line 1443 "lm_modul_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -1449,12 +1455,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-#line 29 "examples/lm/modul_lstm.dopa"
+#line 31 "examples/lm/modul_lstm.dopa"
       const T v226 = t224[j] + dec_bias[j];
       out_logits[j] = v226;
     }
   }
-#line 1458 "lm_modul_lstm.cu"
+#line 1464 "lm_modul_lstm.cu"
 }
 
 /// One forward step of ModulLSTMLM for the whole batch: block b runs batch element b.
@@ -1591,22 +1597,22 @@ template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *strea
 // output logits = enc.weight @ y3 + dec_bias
 //
 // backward stage 0: dense product (a warp or thread per output), [400]
-//   %242 matmul
+//   %245 matmul
 template <class T> __device__ __forceinline__ void backward_matmul(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t242 = a.scratch + 0;                          // [400]
+  T *__restrict t245 = a.scratch + 0;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 29 "examples/lm/modul_lstm.dopa"
+#line 31 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 10000; ++k)
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
-    t242[c] = acc;
+    t245[c] = acc;
   }
-#line 1610 "lm_modul_lstm.cu"
+#line 1616 "lm_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
@@ -1615,110 +1621,110 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // backward stage 1: fused loop nest over [400, 400]
-//   %247 reduce_to
-//   %250 matmul
-//   %251 matmul
-//   %253 reduce_to
-//   %262 reduce_to
-//   %264 add -> grad_prev l3.et
+//   %251 reduce_to
+//   %254 matmul
+//   %255 matmul
+//   %257 reduce_to
+//   %266 reduce_to
+//   %268 add -> grad_prev l3.et
 template <class T> __device__ __forceinline__ void backward_d_l3_et(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_et_next = a.gradNext + kStateL3Et; // [400, 400] d l3.et'
   const T *__restrict t195_l3_g = a.saved + 25920;            // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;             // [400]
-  T *__restrict t247 = a.scratch + 400;                       // []
-  T *__restrict t250 = a.scratch + 416;                       // [400]
+  T *__restrict t251 = a.scratch + 400;                       // []
+  T *__restrict t254 = a.scratch + 416;                       // [400]
   const T *__restrict l3_etaet = a.params + kParamL3Etaet;    // []
-  T *__restrict t251 = a.scratch + 816;                       // [400]
+  T *__restrict t255 = a.scratch + 816;                       // [400]
   const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
-  T *__restrict t253 = a.scratch + 1216;                      // []
+  T *__restrict t257 = a.scratch + 1216;                      // []
   const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
   const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
   const T *__restrict t211 = a.saved + 26736;                 // [400, 1]
-  T *__restrict t262 = a.scratch + 1232;                      // [400, 1]
+  T *__restrict t266 = a.scratch + 1232;                      // [400, 1]
   const T *__restrict t217 = a.saved + 27136;                 // []
   T *__restrict d_l3_et = a.gradPrev + kStateL3Et;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1; e += nthreads)
-    t247[e] = T(0);
-  for (int e = tid; e < 400; e += nthreads)
     t251[e] = T(0);
-  for (int e = tid; e < 1; e += nthreads)
-    t253[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t262[e] = T(0);
+    t255[e] = T(0);
+  for (int e = tid; e < 1; e += nthreads)
+    t257[e] = T(0);
+  for (int e = tid; e < 400; e += nthreads)
+    t266[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc247 = T(0);
-    T acc250 = T(0);
-    T acc253 = T(0);
-    T acc262 = T(0);
+    T acc251 = T(0);
+    T acc254 = T(0);
+    T acc257 = T(0);
+    T acc266 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v219 = t195_l3_g[i] * l3_h[j];
-      const T v246 = d_l3_et_next[i * 400 + j] * v219;
+      const T v250 = d_l3_et_next[i * 400 + j] * v219;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc247 += v246;
+      acc251 += v250;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v249 = d_l3_et_next[i * 400 + j] * l3_etaet[0];
-      acc250 += v249 * l3_h[j];
-      atomicAdd(&t251[j], t195_l3_g[i] * v249);
-      const T v252 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
-      acc253 += v252;
+      const T v253 = d_l3_et_next[i * 400 + j] * l3_etaet[0];
+      acc254 += v253 * l3_h[j];
+      atomicAdd(&t255[j], t195_l3_g[i] * v253);
+      const T v256 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
+      acc257 += v256;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v213 = t211[i] * l3_et[i * 400 + j];
       const T v214 = l3_pw[i * 400 + j] + v213;
-      const T v259 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
-      const T v260 = d_l3_pw_next[i * 400 + j] * v259;
-      const T v261 = v260 * l3_et[i * 400 + j];
-      acc262 += v261;
+      const T v263 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
+      const T v264 = d_l3_pw_next[i * 400 + j] * v263;
+      const T v265 = v264 * l3_et[i * 400 + j];
+      acc266 += v265;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v254 = d_l3_et_next[i * 400 + j] * t217[0];
+      const T v258 = d_l3_et_next[i * 400 + j] * t217[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v263 = v260 * t211[i];
+      const T v267 = v264 * t211[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v264 = v254 + v263;
-      d_l3_et[i * 400 + j] = v264;
+      const T v268 = v258 + v267;
+      d_l3_et[i * 400 + j] = v268;
     }
-    acc247 = dopa::warpSum(acc247);
-    acc250 = dopa::warpSum(acc250);
-    acc253 = dopa::warpSum(acc253);
-    acc262 = dopa::warpSum(acc262);
+    acc251 = dopa::warpSum(acc251);
+    acc254 = dopa::warpSum(acc254);
+    acc257 = dopa::warpSum(acc257);
+    acc266 = dopa::warpSum(acc266);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t247[0], acc247);
-      t250[i] = acc250;
-      atomicAdd(&t253[0], acc253);
-      atomicAdd(&t262[i], acc262);
+      atomicAdd(&t251[0], acc251);
+      t254[i] = acc254;
+      atomicAdd(&t257[0], acc257);
+      atomicAdd(&t266[i], acc266);
     }
   }
-#line 1696 "lm_modul_lstm.cu"
+#line 1702 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 2:
-//   %265 reshape
+//   %269 reshape
 template <class T> __device__ __forceinline__ void backward_record_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t265 = a.record + 31712; // [400]
-  T *__restrict t262 = a.scratch + 1232; // [400, 1]
+  T *__restrict t269 = a.record + 31712; // [400]
+  T *__restrict t266 = a.scratch + 1232; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
-    t265[e] = t262[e];
-#line 1712 "lm_modul_lstm.cu"
+    t269[e] = t266[e];
+#line 1718 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 3: dense product (a warp or thread per output), [1]
-//   %268 matmul
+//   %272 matmul
 template <class T> __device__ __forceinline__ void backward_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t265 = a.record + 31712;                                        // [400]
+  T *__restrict t269 = a.record + 31712;                                        // [400]
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t268 = a.scratch + 1632;                                        // [1]
+  T *__restrict t272 = a.scratch + 1632;                                        // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1726,25 +1732,25 @@ template <class T> __device__ __forceinline__ void backward_modfanout(const dopa
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t265[k] * l3_modfanout_weight[k + c];
-    t268[c] = acc;
+      acc += t269[k] * l3_modfanout_weight[k + c];
+    t272[c] = acc;
   }
-#line 1733 "lm_modul_lstm.cu"
+#line 1739 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 4: fused loop nest over [1]
-//   %272 mul
+//   %276 mul
 //   %61 tanh l1.M -> record (a factor of deferred outer-product gradients)
 //   %135 tanh l2.M -> record (a factor of deferred outer-product gradients)
-//   %272 mul += grad l3.h2mod.bias
+//   %276 mul += grad l3.h2mod.bias
 //   %206 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t268 = a.scratch + 1632;                       // [1]
+  T *__restrict t272 = a.scratch + 1632;                       // [1]
   const T *__restrict t206_l3_M = a.saved + 26720;             // [1] l3.M
-  T *__restrict t272 = a.record + 31296;                       // [1]
+  T *__restrict t276 = a.record + 31296;                       // [1]
   const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict record11 = a.record + 18880;                   // [1]
   const T *__restrict t135_l2_M = a.saved + 21184;             // [1] l2.M
@@ -1757,41 +1763,41 @@ __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v270 = t206_l3_M[0] * t206_l3_M[0];
-      const T v271 = T(1.0) - v270;
-      const T v272 = t268[0] * v271;
-      t272[0] = v272;
+      const T v274 = t206_l3_M[0] * t206_l3_M[0];
+      const T v275 = T(1.0) - v274;
+      const T v276 = t272[0] * v275;
+      t276[0] = v276;
       record11[0] = t61_l1_M[0];
       record21[0] = t135_l2_M[0];
-      atomicAdd(&d_l3_h2mod_bias[0], v272);
+      atomicAdd(&d_l3_h2mod_bias[0], v276);
       record31[0] = t206_l3_M[0];
     }
   }
-#line 1771 "lm_modul_lstm.cu"
+#line 1777 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 5: dense product (a warp or thread per output), [400]
-//   %275 matmul
+//   %279 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t272 = a.record + 31296;                                // [1]
+  T *__restrict t276 = a.record + 31296;                                // [1]
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
-  T *__restrict t275 = a.scratch + 1648;                                // [400]
+  T *__restrict t279 = a.scratch + 1648;                                // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
-    acc += t272[0] * l3_h2mod_weight[c];
-    t275[c] = acc;
+    acc += t276[0] * l3_h2mod_weight[c];
+    t279[c] = acc;
   }
-#line 1791 "lm_modul_lstm.cu"
+#line 1797 "lm_modul_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
-// y3 = l3(y2) * drop_o
+// y3 = z3 * drop_o
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1801,32 +1807,34 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 6: fused loop nest over [400]
-//   %290 mul
-//   %304 mul
-//   %315 mul
-//   %326 mul
-//   %287 mul -> grad_prev l3.c
+//   %294 mul
+//   %308 mul
+//   %319 mul
+//   %330 mul
+//   %291 mul -> grad_prev l3.c
 //   %223 mul y3 -> record (a factor of deferred outer-product gradients)
 //   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %326 mul += grad l3.x2f.bias
+//   %330 mul += grad l3.x2f.bias
 //   %157 state -> record (a factor of deferred outer-product gradients)
-//   %326 mul += grad l3.h2f.bias
-//   %315 mul += grad l3.x2i.bias
-//   %315 mul += grad l3.h2i.bias
-//   %304 mul += grad l3.x2o.bias
-//   %304 mul += grad l3.h2o.bias
-//   %290 mul += grad l3.x2c.bias
+//   %330 mul += grad l3.h2f.bias
+//   %319 mul += grad l3.x2i.bias
+//   %319 mul += grad l3.h2i.bias
+//   %308 mul += grad l3.x2o.bias
+//   %308 mul += grad l3.h2o.bias
+//   %294 mul += grad l3.x2c.bias
 //   %201 mul l3.hn -> record (a factor of deferred outer-product gradients)
-//   %265 reshape += grad l3.modfanout.bias
+//   %269 reshape += grad l3.modfanout.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t250 = a.scratch + 416;                                // [400]
+  T *__restrict t254 = a.scratch + 416;                                // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
+  const T *__restrict d_out_tar_h = a.gradOutputs[2];                  // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
-  T *__restrict t242 = a.scratch + 0;                                  // [400]
+  const T *__restrict d_out_ar_h = a.gradOutputs[1];                   // [400] d ar_h
+  T *__restrict t245 = a.scratch + 0;                                  // [400]
   const T *__restrict drop_o = a.inputs[4];                            // [400]
-  T *__restrict t275 = a.scratch + 1648;                               // [400]
+  T *__restrict t279 = a.scratch + 1648;                               // [400]
   const T *__restrict t175 = a.saved + 25120;                          // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
   const T *__restrict t179 = a.saved + 25520;                          // [400]
@@ -1841,10 +1849,10 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict t169 = a.saved + 24720;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
   const T *__restrict t195_l3_g = a.saved + 25920;                     // [400] l3.g
-  T *__restrict t290 = a.record + 30896;                               // [400]
-  T *__restrict t304 = a.record + 30496;                               // [400]
-  T *__restrict t315 = a.record + 30096;                               // [400]
-  T *__restrict t326 = a.record + 28144;                               // [400]
+  T *__restrict t294 = a.record + 30896;                               // [400]
+  T *__restrict t308 = a.record + 30496;                               // [400]
+  T *__restrict t319 = a.record + 30096;                               // [400]
+  T *__restrict t330 = a.record + 28144;                               // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
   const T *__restrict t223_y3 = a.saved + 27152;                       // [400] y3
   T *__restrict record1 = a.record + 10000;                            // [400]
@@ -1861,25 +1869,28 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
   const T *__restrict t201_l3_hn = a.saved + 26320;                    // [400] l3.hn
   T *__restrict record29 = a.record + 31312;                           // [400]
-  T *__restrict t265 = a.record + 31712;                               // [400]
+  T *__restrict t269 = a.record + 31712;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-#line 28 "examples/lm/modul_lstm.dopa"
-      const T v244 = t242[j] * drop_o[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v245 = d_l3_h_next[j] + v244;
-      const T v276 = v245 + t275[j];
+      const T v239 = d_out_tar_h[j] + d_l3_h_next[j];
+#line 30 "examples/lm/modul_lstm.dopa"
+      const T v246 = d_out_ar_h[j] + t245[j];
+      const T v248 = v246 * drop_o[j];
+#line 122 "examples/lm/modul_lstm.dopa"
+      const T v249 = v239 + v248;
+      const T v280 = v249 + t279[j];
 #line 119 "examples/lm/modul_lstm.dopa"
       const T v177 = t175[j] + l3_x2o_bias[j];
       const T v181 = t179[j] + l3_h2o_bias[j];
       const T v182 = v177 + v181;
       const T v183 = T(1) / (T(1) + exp(-v182));
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v278 = v276 * v183;
+      const T v282 = v280 * v183;
 #line 117 "examples/lm/modul_lstm.dopa"
       const T v156 = t154[j] + l3_x2f_bias[j];
       const T v161 = t159[j] + l3_h2f_bias[j];
@@ -1897,62 +1908,62 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v199 = v197 + v198;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v200 = tanh(v199);
-      const T v279 = v200 * v200;
-      const T v280 = T(1.0) - v279;
-      const T v281 = v278 * v280;
+      const T v283 = v200 * v200;
+      const T v284 = T(1.0) - v283;
+      const T v285 = v282 * v284;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v282 = d_l3_c_next[j] + v281;
-      const T v284 = v282 * v173;
+      const T v286 = d_l3_c_next[j] + v285;
+      const T v288 = v286 * v173;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v285 = t250[j] + v284;
-      const T v288 = t195_l3_g[j] * t195_l3_g[j];
-      const T v289 = T(1.0) - v288;
-      const T v290 = v285 * v289;
-      t290[j] = v290;
+      const T v289 = t254[j] + v288;
+      const T v292 = t195_l3_g[j] * t195_l3_g[j];
+      const T v293 = T(1.0) - v292;
+      const T v294 = v289 * v293;
+      t294[j] = v294;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v277 = v276 * v200;
+      const T v281 = v280 * v200;
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v302 = T(1.0) - v183;
-      const T v303 = v183 * v302;
-      const T v304 = v277 * v303;
-      t304[j] = v304;
+      const T v306 = T(1.0) - v183;
+      const T v307 = v183 * v306;
+      const T v308 = v281 * v307;
+      t308[j] = v308;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v283 = v282 * t195_l3_g[j];
+      const T v287 = v286 * t195_l3_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v313 = T(1.0) - v173;
-      const T v314 = v173 * v313;
-      const T v315 = v283 * v314;
-      t315[j] = v315;
+      const T v317 = T(1.0) - v173;
+      const T v318 = v173 * v317;
+      const T v319 = v287 * v318;
+      t319[j] = v319;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v286 = v282 * l3_c[j];
+      const T v290 = v286 * l3_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v324 = T(1.0) - v163;
-      const T v325 = v163 * v324;
-      const T v326 = v286 * v325;
-      t326[j] = v326;
+      const T v328 = T(1.0) - v163;
+      const T v329 = v163 * v328;
+      const T v330 = v290 * v329;
+      t330[j] = v330;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v287 = v282 * v163;
-      d_l3_c[j] = v287;
+      const T v291 = v286 * v163;
+      d_l3_c[j] = v291;
       record1[j] = t223_y3[j];
       record3[j] = t7_x[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_x2f_bias[j], v326);
+      atomicAdd(&d_l3_x2f_bias[j], v330);
       record24[j] = l3_h[j];
-      atomicAdd(&d_l3_h2f_bias[j], v326);
+      atomicAdd(&d_l3_h2f_bias[j], v330);
 #line 118 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_x2i_bias[j], v315);
-      atomicAdd(&d_l3_h2i_bias[j], v315);
+      atomicAdd(&d_l3_x2i_bias[j], v319);
+      atomicAdd(&d_l3_h2i_bias[j], v319);
 #line 119 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_x2o_bias[j], v304);
-      atomicAdd(&d_l3_h2o_bias[j], v304);
+      atomicAdd(&d_l3_x2o_bias[j], v308);
+      atomicAdd(&d_l3_h2o_bias[j], v308);
 #line 120 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_x2c_bias[j], v290);
+      atomicAdd(&d_l3_x2c_bias[j], v294);
       record29[j] = t201_l3_hn[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_modfanout_bias[j], t265[j]);
+      atomicAdd(&d_l3_modfanout_bias[j], t269[j]);
     }
   }
-#line 1956 "lm_modul_lstm.cu"
+#line 1967 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -1960,17 +1971,17 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 7: fused loop nest over [400, 400]
-//   %292 matmul
-//   %295 reduce_to
-//   %298 add -> grad_prev l3.pw
+//   %296 matmul
+//   %299 reduce_to
+//   %302 add -> grad_prev l3.pw
 template <class T> __device__ __forceinline__ void backward_d_l3_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.scratch + 2048;                      // [400]
-  T *__restrict t290 = a.record + 30896;                      // [400]
+  T *__restrict t296 = a.scratch + 2048;                      // [400]
+  T *__restrict t294 = a.record + 30896;                      // [400]
   const T *__restrict l3_w = a.params + kParamL3W;            // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;    // [400, 1]
   const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;             // [400]
-  T *__restrict t295 = a.scratch + 2448;                      // [400, 1]
+  T *__restrict t299 = a.scratch + 2448;                      // [400, 1]
   const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
   const T *__restrict t211 = a.saved + 26736;                 // [400, 1]
   const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
@@ -1979,48 +1990,48 @@ template <class T> __device__ __forceinline__ void backward_d_l3_pw(const dopa::
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 400; e += nthreads)
-    t292[e] = T(0);
+    t296[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t295[e] = T(0);
+    t299[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc295 = T(0);
+    T acc299 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v191 = l3_alpha[i] * l3_pw[i * 400 + j];
       const T v192 = l3_w[i * 400 + j] + v191;
-      atomicAdd(&t292[j], t290[i] * v192);
-      const T v291 = t290[i] * l3_h[j];
-      const T v294 = v291 * l3_pw[i * 400 + j];
+      atomicAdd(&t296[j], t294[i] * v192);
+      const T v295 = t294[i] * l3_h[j];
+      const T v298 = v295 * l3_pw[i * 400 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc295 += v294;
+      acc299 += v298;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v213 = t211[i] * l3_et[i * 400 + j];
       const T v214 = l3_pw[i * 400 + j] + v213;
-      const T v259 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
-      const T v260 = d_l3_pw_next[i * 400 + j] * v259;
+      const T v263 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
+      const T v264 = d_l3_pw_next[i * 400 + j] * v263;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v297 = v291 * l3_alpha[i];
+      const T v301 = v295 * l3_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v298 = v260 + v297;
-      d_l3_pw[i * 400 + j] = v298;
+      const T v302 = v264 + v301;
+      d_l3_pw[i * 400 + j] = v302;
     }
-    acc295 = dopa::warpSum(acc295);
+    acc299 = dopa::warpSum(acc299);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t295[i], acc295);
+      atomicAdd(&t299[i], acc299);
     }
   }
-#line 2014 "lm_modul_lstm.cu"
+#line 2025 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 8: dense product (a warp or thread per output), [1149]
-//   %301 matmul
+//   %305 matmul
 template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t290 = a.record + 30896;                            // [400]
+  T *__restrict t294 = a.record + 30896;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t301 = a.scratch + 2848;                            // [1149]
+  T *__restrict t305 = a.scratch + 2848;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2028,20 +2039,20 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t290[k] * l3_x2c_weight[k * 1149 + c];
-    t301[c] = acc;
+      acc += t294[k] * l3_x2c_weight[k * 1149 + c];
+    t305[c] = acc;
   }
-#line 2035 "lm_modul_lstm.cu"
+#line 2046 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 9: dense product (a warp or thread per output), [400]
-//   %307 matmul
+//   %311 matmul
 template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t304 = a.record + 30496;                            // [400]
+  T *__restrict t308 = a.record + 30496;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t307 = a.scratch + 4000;                            // [400]
+  T *__restrict t311 = a.scratch + 4000;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2049,20 +2060,20 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t304[k] * l3_h2o_weight[k * 400 + c];
-    t307[c] = acc;
+      acc += t308[k] * l3_h2o_weight[k * 400 + c];
+    t311[c] = acc;
   }
-#line 2056 "lm_modul_lstm.cu"
+#line 2067 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 10: dense product (a warp or thread per output), [1149]
-//   %311 matmul
+//   %315 matmul
 template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t304 = a.record + 30496;                            // [400]
+  T *__restrict t308 = a.record + 30496;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t311 = a.scratch + 4400;                            // [1149]
+  T *__restrict t315 = a.scratch + 4400;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2070,20 +2081,20 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t304[k] * l3_x2o_weight[k * 1149 + c];
-    t311[c] = acc;
+      acc += t308[k] * l3_x2o_weight[k * 1149 + c];
+    t315[c] = acc;
   }
-#line 2077 "lm_modul_lstm.cu"
+#line 2088 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 11: dense product (a warp or thread per output), [400]
-//   %318 matmul
+//   %322 matmul
 template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t315 = a.record + 30096;                            // [400]
+  T *__restrict t319 = a.record + 30096;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t318 = a.scratch + 5552;                            // [400]
+  T *__restrict t322 = a.scratch + 5552;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2091,20 +2102,20 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t315[k] * l3_h2i_weight[k * 400 + c];
-    t318[c] = acc;
+      acc += t319[k] * l3_h2i_weight[k * 400 + c];
+    t322[c] = acc;
   }
-#line 2098 "lm_modul_lstm.cu"
+#line 2109 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 12: dense product (a warp or thread per output), [1149]
-//   %322 matmul
+//   %326 matmul
 template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t315 = a.record + 30096;                            // [400]
+  T *__restrict t319 = a.record + 30096;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t322 = a.scratch + 5952;                            // [1149]
+  T *__restrict t326 = a.scratch + 5952;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2112,20 +2123,20 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t315[k] * l3_x2i_weight[k * 1149 + c];
-    t322[c] = acc;
+      acc += t319[k] * l3_x2i_weight[k * 1149 + c];
+    t326[c] = acc;
   }
-#line 2119 "lm_modul_lstm.cu"
+#line 2130 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 13: dense product (a warp or thread per output), [400]
-//   %329 matmul
+//   %333 matmul
 template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t326 = a.record + 28144;                            // [400]
+  T *__restrict t330 = a.record + 28144;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t329 = a.scratch + 7104;                            // [400]
+  T *__restrict t333 = a.scratch + 7104;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2133,20 +2144,20 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t326[k] * l3_h2f_weight[k * 400 + c];
-    t329[c] = acc;
+      acc += t330[k] * l3_h2f_weight[k * 400 + c];
+    t333[c] = acc;
   }
-#line 2140 "lm_modul_lstm.cu"
+#line 2151 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 14: dense product (a warp or thread per output), [1149]
-//   %333 matmul
+//   %337 matmul
 template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t326 = a.record + 28144;                            // [400]
+  T *__restrict t330 = a.record + 28144;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t333 = a.scratch + 7504;                            // [1149]
+  T *__restrict t337 = a.scratch + 7504;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2154,10 +2165,10 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t326[k] * l3_x2f_weight[k * 1149 + c];
-    t333[c] = acc;
+      acc += t330[k] * l3_x2f_weight[k * 1149 + c];
+    t337[c] = acc;
   }
-#line 2161 "lm_modul_lstm.cu"
+#line 2172 "lm_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
@@ -2166,46 +2177,46 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // backward stage 15: fused loop nest over [1149, 1149]
-//   %339 reduce_to
-//   %342 matmul
-//   %343 matmul
-//   %345 reduce_to
-//   %352 reduce_to
-//   %428 reduce_to
-//   %431 matmul
-//   %432 matmul
-//   %434 reduce_to
-//   %441 reduce_to
-//   %443 add -> grad_prev l1.et
-//   %354 add -> grad_prev l2.et
+//   %343 reduce_to
+//   %346 matmul
+//   %347 matmul
+//   %349 reduce_to
+//   %356 reduce_to
+//   %432 reduce_to
+//   %435 matmul
+//   %436 matmul
+//   %438 reduce_to
+//   %445 reduce_to
+//   %447 add -> grad_prev l1.et
+//   %358 add -> grad_prev l2.et
 template <class T>
 __device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et; // [1149, 1149] d l2.et'
   const T *__restrict t124_l2_g = a.saved + 18880;            // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
-  T *__restrict t339 = a.scratch + 8656;                      // []
-  T *__restrict t342 = a.scratch + 8672;                      // [1149]
+  T *__restrict t343 = a.scratch + 8656;                      // []
+  T *__restrict t346 = a.scratch + 8672;                      // [1149]
   const T *__restrict l2_etaet = a.params + kParamL2Etaet;    // []
-  T *__restrict t343 = a.scratch + 9824;                      // [1149]
+  T *__restrict t347 = a.scratch + 9824;                      // [1149]
   const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
-  T *__restrict t345 = a.scratch + 10976;                     // []
+  T *__restrict t349 = a.scratch + 10976;                     // []
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
   const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
   const T *__restrict t140 = a.saved + 21200;                 // [1149, 1]
-  T *__restrict t352 = a.scratch + 10992;                     // [1149, 1]
+  T *__restrict t356 = a.scratch + 10992;                     // [1149, 1]
   const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et; // [1149, 1149] d l1.et'
   const T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
-  T *__restrict t428 = a.scratch + 23680;                     // []
-  T *__restrict t431 = a.scratch + 23696;                     // [1149]
+  T *__restrict t432 = a.scratch + 23680;                     // []
+  T *__restrict t435 = a.scratch + 23696;                     // [1149]
   const T *__restrict l1_etaet = a.params + kParamL1Etaet;    // []
-  T *__restrict t432 = a.scratch + 24848;                     // [1149]
+  T *__restrict t436 = a.scratch + 24848;                     // [1149]
   const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
-  T *__restrict t434 = a.scratch + 26000;                     // []
+  T *__restrict t438 = a.scratch + 26000;                     // []
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
   const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
   const T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
-  T *__restrict t441 = a.scratch + 26016;                     // [1149, 1]
+  T *__restrict t445 = a.scratch + 26016;                     // [1149, 1]
   const T *__restrict t75 = a.saved + 10800;                  // []
   T *__restrict d_l1_et = a.gradPrev + kStateL1Et;            // [1149, 1149]
   const T *__restrict t146 = a.saved + 22352;                 // []
@@ -2214,131 +2225,131 @@ __device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1; e += nthreads)
-    t339[e] = T(0);
-  for (int e = tid; e < 1149; e += nthreads)
     t343[e] = T(0);
-  for (int e = tid; e < 1; e += nthreads)
-    t345[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t352[e] = T(0);
+    t347[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t428[e] = T(0);
+    t349[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
+    t356[e] = T(0);
+  for (int e = tid; e < 1; e += nthreads)
     t432[e] = T(0);
-  for (int e = tid; e < 1; e += nthreads)
-    t434[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t441[e] = T(0);
+    t436[e] = T(0);
+  for (int e = tid; e < 1; e += nthreads)
+    t438[e] = T(0);
+  for (int e = tid; e < 1149; e += nthreads)
+    t445[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc339 = T(0);
-    T acc342 = T(0);
-    T acc345 = T(0);
-    T acc352 = T(0);
-    T acc428 = T(0);
-    T acc431 = T(0);
-    T acc434 = T(0);
-    T acc441 = T(0);
+    T acc343 = T(0);
+    T acc346 = T(0);
+    T acc349 = T(0);
+    T acc356 = T(0);
+    T acc432 = T(0);
+    T acc435 = T(0);
+    T acc438 = T(0);
+    T acc445 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v148 = t124_l2_g[i] * l2_h[j];
-      const T v338 = d_l2_et_next[i * 1149 + j] * v148;
+      const T v342 = d_l2_et_next[i * 1149 + j] * v148;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc339 += v338;
+      acc343 += v342;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v341 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
-      acc342 += v341 * l2_h[j];
-      atomicAdd(&t343[j], t124_l2_g[i] * v341);
-      const T v344 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
-      acc345 += v344;
+      const T v345 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
+      acc346 += v345 * l2_h[j];
+      atomicAdd(&t347[j], t124_l2_g[i] * v345);
+      const T v348 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
+      acc349 += v348;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v142 = t140[i] * l2_et[i * 1149 + j];
       const T v143 = l2_pw[i * 1149 + j] + v142;
-      const T v349 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
-      const T v350 = d_l2_pw_next[i * 1149 + j] * v349;
-      const T v351 = v350 * l2_et[i * 1149 + j];
-      acc352 += v351;
+      const T v353 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
+      const T v354 = d_l2_pw_next[i * 1149 + j] * v353;
+      const T v355 = v354 * l2_et[i * 1149 + j];
+      acc356 += v355;
 #line 128 "examples/lm/modul_lstm.dopa"
       const T v77 = t50_l1_g[i] * l1_h[j];
-      const T v427 = d_l1_et_next[i * 1149 + j] * v77;
+      const T v431 = d_l1_et_next[i * 1149 + j] * v77;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc428 += v427;
+      acc432 += v431;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v430 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
-      acc431 += v430 * l1_h[j];
-      atomicAdd(&t432[j], t50_l1_g[i] * v430);
-      const T v433 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
-      acc434 += v433;
+      const T v434 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
+      acc435 += v434 * l1_h[j];
+      atomicAdd(&t436[j], t50_l1_g[i] * v434);
+      const T v437 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
+      acc438 += v437;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v68 = t66[i] * l1_et[i * 1149 + j];
       const T v69 = l1_pw[i * 1149 + j] + v68;
-      const T v438 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v439 = d_l1_pw_next[i * 1149 + j] * v438;
-      const T v440 = v439 * l1_et[i * 1149 + j];
-      acc441 += v440;
+      const T v442 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v443 = d_l1_pw_next[i * 1149 + j] * v442;
+      const T v444 = v443 * l1_et[i * 1149 + j];
+      acc445 += v444;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v435 = d_l1_et_next[i * 1149 + j] * t75[0];
+      const T v439 = d_l1_et_next[i * 1149 + j] * t75[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v442 = v439 * t66[i];
+      const T v446 = v443 * t66[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v443 = v435 + v442;
-      d_l1_et[i * 1149 + j] = v443;
+      const T v447 = v439 + v446;
+      d_l1_et[i * 1149 + j] = v447;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v346 = d_l2_et_next[i * 1149 + j] * t146[0];
+      const T v350 = d_l2_et_next[i * 1149 + j] * t146[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v353 = v350 * t140[i];
+      const T v357 = v354 * t140[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v354 = v346 + v353;
-      d_l2_et[i * 1149 + j] = v354;
+      const T v358 = v350 + v357;
+      d_l2_et[i * 1149 + j] = v358;
     }
-    acc339 = dopa::warpSum(acc339);
-    acc342 = dopa::warpSum(acc342);
-    acc345 = dopa::warpSum(acc345);
-    acc352 = dopa::warpSum(acc352);
-    acc428 = dopa::warpSum(acc428);
-    acc431 = dopa::warpSum(acc431);
-    acc434 = dopa::warpSum(acc434);
-    acc441 = dopa::warpSum(acc441);
+    acc343 = dopa::warpSum(acc343);
+    acc346 = dopa::warpSum(acc346);
+    acc349 = dopa::warpSum(acc349);
+    acc356 = dopa::warpSum(acc356);
+    acc432 = dopa::warpSum(acc432);
+    acc435 = dopa::warpSum(acc435);
+    acc438 = dopa::warpSum(acc438);
+    acc445 = dopa::warpSum(acc445);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t339[0], acc339);
-      t342[i] = acc342;
-      atomicAdd(&t345[0], acc345);
-      atomicAdd(&t352[i], acc352);
-      atomicAdd(&t428[0], acc428);
-      t431[i] = acc431;
-      atomicAdd(&t434[0], acc434);
-      atomicAdd(&t441[i], acc441);
+      atomicAdd(&t343[0], acc343);
+      t346[i] = acc346;
+      atomicAdd(&t349[0], acc349);
+      atomicAdd(&t356[i], acc356);
+      atomicAdd(&t432[0], acc432);
+      t435[i] = acc435;
+      atomicAdd(&t438[0], acc438);
+      atomicAdd(&t445[i], acc445);
     }
   }
-#line 2314 "lm_modul_lstm.cu"
+#line 2325 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 16:
-//   %355 reshape
+//   %359 reshape
 template <class T>
 __device__ __forceinline__ void backward_record_col_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t355 = a.record + 26976;  // [1149]
-  T *__restrict t352 = a.scratch + 10992; // [1149, 1]
+  T *__restrict t359 = a.record + 26976;  // [1149]
+  T *__restrict t356 = a.scratch + 10992; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
-    t355[e] = t352[e];
-#line 2331 "lm_modul_lstm.cu"
+    t359[e] = t356[e];
+#line 2342 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 17: dense product (a warp or thread per output), [1]
-//   %358 matmul
+//   %362 matmul
 template <class T>
 __device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t355 = a.record + 26976;                                        // [1149]
+  T *__restrict t359 = a.record + 26976;                                        // [1149]
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t358 = a.scratch + 12144;                                       // [1]
+  T *__restrict t362 = a.scratch + 12144;                                       // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2346,22 +2357,22 @@ __device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t355[k] * l2_modfanout_weight[k + c];
-    t358[c] = acc;
+      acc += t359[k] * l2_modfanout_weight[k + c];
+    t362[c] = acc;
   }
-#line 2353 "lm_modul_lstm.cu"
+#line 2364 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 18: fused loop nest over [1]
-//   %361 mul
-//   %361 mul += grad l2.h2mod.bias
+//   %365 mul
+//   %365 mul += grad l2.h2mod.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t358 = a.scratch + 12144;                      // [1]
+  T *__restrict t362 = a.scratch + 12144;                      // [1]
   const T *__restrict t135_l2_M = a.saved + 21184;             // [1] l2.M
-  T *__restrict t361 = a.record + 25808;                       // [1]
+  T *__restrict t365 = a.record + 25808;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2369,34 +2380,34 @@ __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v359 = t135_l2_M[0] * t135_l2_M[0];
-      const T v360 = T(1.0) - v359;
-      const T v361 = t358[0] * v360;
-      t361[0] = v361;
-      atomicAdd(&d_l2_h2mod_bias[0], v361);
+      const T v363 = t135_l2_M[0] * t135_l2_M[0];
+      const T v364 = T(1.0) - v363;
+      const T v365 = t362[0] * v364;
+      t365[0] = v365;
+      atomicAdd(&d_l2_h2mod_bias[0], v365);
     }
   }
-#line 2380 "lm_modul_lstm.cu"
+#line 2391 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 19: dense product (a warp or thread per output), [1149]
-//   %364 matmul
+//   %368 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t361 = a.record + 25808;                                // [1]
+  T *__restrict t365 = a.record + 25808;                                // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
-  T *__restrict t364 = a.scratch + 12160;                               // [1149]
+  T *__restrict t368 = a.scratch + 12160;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
-    acc += t361[0] * l2_h2mod_weight[c];
-    t364[c] = acc;
+    acc += t365[0] * l2_h2mod_weight[c];
+    t368[c] = acc;
   }
-#line 2400 "lm_modul_lstm.cu"
+#line 2411 "lm_modul_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2410,37 +2421,37 @@ template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa:
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 20: fused loop nest over [1149]
-//   %379 mul
-//   %393 mul
-//   %404 mul
-//   %415 mul
-//   %376 mul -> grad_prev l2.c
+//   %383 mul
+//   %397 mul
+//   %408 mul
+//   %419 mul
+//   %380 mul -> grad_prev l2.c
 //   %12 state -> record (a factor of deferred outer-product gradients)
 //   %56 mul l1.hn -> record (a factor of deferred outer-product gradients)
 //   %81 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %415 mul += grad l2.x2f.bias
+//   %419 mul += grad l2.x2f.bias
 //   %86 state -> record (a factor of deferred outer-product gradients)
-//   %415 mul += grad l2.h2f.bias
-//   %404 mul += grad l2.x2i.bias
-//   %404 mul += grad l2.h2i.bias
-//   %393 mul += grad l2.x2o.bias
-//   %393 mul += grad l2.h2o.bias
-//   %379 mul += grad l2.x2c.bias
+//   %419 mul += grad l2.h2f.bias
+//   %408 mul += grad l2.x2i.bias
+//   %408 mul += grad l2.h2i.bias
+//   %397 mul += grad l2.x2o.bias
+//   %397 mul += grad l2.h2o.bias
+//   %383 mul += grad l2.x2c.bias
 //   %130 mul l2.hn -> record (a factor of deferred outer-product gradients)
-//   %355 reshape += grad l2.modfanout.bias
+//   %359 reshape += grad l2.modfanout.bias
 //   %152 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t342 = a.scratch + 8672;                               // [1149]
+  T *__restrict t346 = a.scratch + 8672;                               // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
-  T *__restrict t301 = a.scratch + 2848;                               // [1149]
-  T *__restrict t311 = a.scratch + 4400;                               // [1149]
-  T *__restrict t322 = a.scratch + 5952;                               // [1149]
-  T *__restrict t333 = a.scratch + 7504;                               // [1149]
+  T *__restrict t305 = a.scratch + 2848;                               // [1149]
+  T *__restrict t315 = a.scratch + 4400;                               // [1149]
+  T *__restrict t326 = a.scratch + 5952;                               // [1149]
+  T *__restrict t337 = a.scratch + 7504;                               // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                           // [1149]
-  T *__restrict t364 = a.scratch + 12160;                              // [1149]
+  T *__restrict t368 = a.scratch + 12160;                              // [1149]
   const T *__restrict t104 = a.saved + 16576;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
   const T *__restrict t108 = a.saved + 17728;                          // [1149]
@@ -2455,10 +2466,10 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict t98 = a.saved + 15424;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
   const T *__restrict t124_l2_g = a.saved + 18880;                     // [1149] l2.g
-  T *__restrict t379 = a.record + 24656;                               // [1149]
-  T *__restrict t393 = a.record + 23504;                               // [1149]
-  T *__restrict t404 = a.record + 22352;                               // [1149]
-  T *__restrict t415 = a.record + 18896;                               // [1149]
+  T *__restrict t383 = a.record + 24656;                               // [1149]
+  T *__restrict t397 = a.record + 23504;                               // [1149]
+  T *__restrict t408 = a.record + 22352;                               // [1149]
+  T *__restrict t419 = a.record + 18896;                               // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
   T *__restrict record4 = a.record + 11952;                            // [1149]
@@ -2477,7 +2488,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
   const T *__restrict t130_l2_hn = a.saved + 20032;                    // [1149] l2.hn
   T *__restrict record19 = a.record + 25824;                           // [1149]
-  T *__restrict t355 = a.record + 26976;                               // [1149]
+  T *__restrict t359 = a.record + 26976;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
   const T *__restrict t152_y2 = a.saved + 22368;                       // [1149] y2
   T *__restrict record23 = a.record + 28544;                           // [1149]
@@ -2486,21 +2497,21 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
-#line 27 "examples/lm/modul_lstm.dopa"
-      const T v312 = t301[j] + t311[j];
-      const T v323 = v312 + t322[j];
-      const T v334 = v323 + t333[j];
-      const T v336 = v334 * drop_h2[j];
+#line 28 "examples/lm/modul_lstm.dopa"
+      const T v316 = t305[j] + t315[j];
+      const T v327 = v316 + t326[j];
+      const T v338 = v327 + t337[j];
+      const T v340 = v338 * drop_h2[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v337 = d_l2_h_next[j] + v336;
-      const T v365 = v337 + t364[j];
+      const T v341 = d_l2_h_next[j] + v340;
+      const T v369 = v341 + t368[j];
 #line 119 "examples/lm/modul_lstm.dopa"
       const T v106 = t104[j] + l2_x2o_bias[j];
       const T v110 = t108[j] + l2_h2o_bias[j];
       const T v111 = v106 + v110;
       const T v112 = T(1) / (T(1) + exp(-v111));
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v367 = v365 * v112;
+      const T v371 = v369 * v112;
 #line 117 "examples/lm/modul_lstm.dopa"
       const T v85 = t83[j] + l2_x2f_bias[j];
       const T v90 = t88[j] + l2_h2f_bias[j];
@@ -2518,64 +2529,64 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v128 = v126 + v127;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v129 = tanh(v128);
-      const T v368 = v129 * v129;
-      const T v369 = T(1.0) - v368;
-      const T v370 = v367 * v369;
+      const T v372 = v129 * v129;
+      const T v373 = T(1.0) - v372;
+      const T v374 = v371 * v373;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v371 = d_l2_c_next[j] + v370;
-      const T v373 = v371 * v102;
+      const T v375 = d_l2_c_next[j] + v374;
+      const T v377 = v375 * v102;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v374 = t342[j] + v373;
-      const T v377 = t124_l2_g[j] * t124_l2_g[j];
-      const T v378 = T(1.0) - v377;
-      const T v379 = v374 * v378;
-      t379[j] = v379;
+      const T v378 = t346[j] + v377;
+      const T v381 = t124_l2_g[j] * t124_l2_g[j];
+      const T v382 = T(1.0) - v381;
+      const T v383 = v378 * v382;
+      t383[j] = v383;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v366 = v365 * v129;
+      const T v370 = v369 * v129;
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v391 = T(1.0) - v112;
-      const T v392 = v112 * v391;
-      const T v393 = v366 * v392;
-      t393[j] = v393;
+      const T v395 = T(1.0) - v112;
+      const T v396 = v112 * v395;
+      const T v397 = v370 * v396;
+      t397[j] = v397;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v372 = v371 * t124_l2_g[j];
+      const T v376 = v375 * t124_l2_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v402 = T(1.0) - v102;
-      const T v403 = v102 * v402;
-      const T v404 = v372 * v403;
-      t404[j] = v404;
+      const T v406 = T(1.0) - v102;
+      const T v407 = v102 * v406;
+      const T v408 = v376 * v407;
+      t408[j] = v408;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v375 = v371 * l2_c[j];
+      const T v379 = v375 * l2_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v413 = T(1.0) - v92;
-      const T v414 = v92 * v413;
-      const T v415 = v375 * v414;
-      t415[j] = v415;
+      const T v417 = T(1.0) - v92;
+      const T v418 = v92 * v417;
+      const T v419 = v379 * v418;
+      t419[j] = v419;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v376 = v371 * v92;
-      d_l2_c[j] = v376;
+      const T v380 = v375 * v92;
+      d_l2_c[j] = v380;
       record4[j] = l1_h[j];
       record9[j] = t56_l1_hn[j];
       record13[j] = t81_y1[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_x2f_bias[j], v415);
+      atomicAdd(&d_l2_x2f_bias[j], v419);
       record14[j] = l2_h[j];
-      atomicAdd(&d_l2_h2f_bias[j], v415);
+      atomicAdd(&d_l2_h2f_bias[j], v419);
 #line 118 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_x2i_bias[j], v404);
-      atomicAdd(&d_l2_h2i_bias[j], v404);
+      atomicAdd(&d_l2_x2i_bias[j], v408);
+      atomicAdd(&d_l2_h2i_bias[j], v408);
 #line 119 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_x2o_bias[j], v393);
-      atomicAdd(&d_l2_h2o_bias[j], v393);
+      atomicAdd(&d_l2_x2o_bias[j], v397);
+      atomicAdd(&d_l2_h2o_bias[j], v397);
 #line 120 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_x2c_bias[j], v379);
+      atomicAdd(&d_l2_x2c_bias[j], v383);
       record19[j] = t130_l2_hn[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_modfanout_bias[j], t355[j]);
+      atomicAdd(&d_l2_modfanout_bias[j], t359[j]);
       record23[j] = t152_y2[j];
     }
   }
-#line 2579 "lm_modul_lstm.cu"
+#line 2590 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -2583,17 +2594,17 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 21: fused loop nest over [1149, 1149]
-//   %381 matmul
-//   %384 reduce_to
-//   %387 add -> grad_prev l2.pw
+//   %385 matmul
+//   %388 reduce_to
+//   %391 add -> grad_prev l2.pw
 template <class T> __device__ __forceinline__ void backward_d_l2_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t381 = a.scratch + 13312;                     // [1149]
-  T *__restrict t379 = a.record + 24656;                      // [1149]
+  T *__restrict t385 = a.scratch + 13312;                     // [1149]
+  T *__restrict t383 = a.record + 24656;                      // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;            // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;    // [1149, 1]
   const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
-  T *__restrict t384 = a.scratch + 14464;                     // [1149, 1]
+  T *__restrict t388 = a.scratch + 14464;                     // [1149, 1]
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
   const T *__restrict t140 = a.saved + 21200;                 // [1149, 1]
   const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
@@ -2602,48 +2613,48 @@ template <class T> __device__ __forceinline__ void backward_d_l2_pw(const dopa::
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t381[e] = T(0);
+    t385[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t384[e] = T(0);
+    t388[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc384 = T(0);
+    T acc388 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v120 = l2_alpha[i] * l2_pw[i * 1149 + j];
       const T v121 = l2_w[i * 1149 + j] + v120;
-      atomicAdd(&t381[j], t379[i] * v121);
-      const T v380 = t379[i] * l2_h[j];
-      const T v383 = v380 * l2_pw[i * 1149 + j];
+      atomicAdd(&t385[j], t383[i] * v121);
+      const T v384 = t383[i] * l2_h[j];
+      const T v387 = v384 * l2_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc384 += v383;
+      acc388 += v387;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v142 = t140[i] * l2_et[i * 1149 + j];
       const T v143 = l2_pw[i * 1149 + j] + v142;
-      const T v349 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
-      const T v350 = d_l2_pw_next[i * 1149 + j] * v349;
+      const T v353 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
+      const T v354 = d_l2_pw_next[i * 1149 + j] * v353;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v386 = v380 * l2_alpha[i];
+      const T v390 = v384 * l2_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v387 = v350 + v386;
-      d_l2_pw[i * 1149 + j] = v387;
+      const T v391 = v354 + v390;
+      d_l2_pw[i * 1149 + j] = v391;
     }
-    acc384 = dopa::warpSum(acc384);
+    acc388 = dopa::warpSum(acc388);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t384[i], acc384);
+      atomicAdd(&t388[i], acc388);
     }
   }
-#line 2637 "lm_modul_lstm.cu"
+#line 2648 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 22: dense product (a warp or thread per output), [1149]
-//   %390 matmul
+//   %394 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t379 = a.record + 24656;                            // [1149]
+  T *__restrict t383 = a.record + 24656;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t390 = a.scratch + 15616;                           // [1149]
+  T *__restrict t394 = a.scratch + 15616;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2651,20 +2662,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t379[k] * l2_x2c_weight[k * 1149 + c];
-    t390[c] = acc;
+      acc += t383[k] * l2_x2c_weight[k * 1149 + c];
+    t394[c] = acc;
   }
-#line 2658 "lm_modul_lstm.cu"
+#line 2669 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 23: dense product (a warp or thread per output), [1149]
-//   %396 matmul
+//   %400 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t393 = a.record + 23504;                            // [1149]
+  T *__restrict t397 = a.record + 23504;                            // [1149]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t396 = a.scratch + 16768;                           // [1149]
+  T *__restrict t400 = a.scratch + 16768;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2672,20 +2683,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_23(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t393[k] * l2_h2o_weight[k * 1149 + c];
-    t396[c] = acc;
+      acc += t397[k] * l2_h2o_weight[k * 1149 + c];
+    t400[c] = acc;
   }
-#line 2679 "lm_modul_lstm.cu"
+#line 2690 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 24: dense product (a warp or thread per output), [1149]
-//   %400 matmul
+//   %404 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t393 = a.record + 23504;                            // [1149]
+  T *__restrict t397 = a.record + 23504;                            // [1149]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t400 = a.scratch + 17920;                           // [1149]
+  T *__restrict t404 = a.scratch + 17920;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2693,20 +2704,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_24(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t393[k] * l2_x2o_weight[k * 1149 + c];
-    t400[c] = acc;
+      acc += t397[k] * l2_x2o_weight[k * 1149 + c];
+    t404[c] = acc;
   }
-#line 2700 "lm_modul_lstm.cu"
+#line 2711 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (a warp or thread per output), [1149]
-//   %407 matmul
+//   %411 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t404 = a.record + 22352;                            // [1149]
+  T *__restrict t408 = a.record + 22352;                            // [1149]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t407 = a.scratch + 19072;                           // [1149]
+  T *__restrict t411 = a.scratch + 19072;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2714,20 +2725,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_25(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t404[k] * l2_h2i_weight[k * 1149 + c];
-    t407[c] = acc;
+      acc += t408[k] * l2_h2i_weight[k * 1149 + c];
+    t411[c] = acc;
   }
-#line 2721 "lm_modul_lstm.cu"
+#line 2732 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 26: dense product (a warp or thread per output), [1149]
-//   %411 matmul
+//   %415 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t404 = a.record + 22352;                            // [1149]
+  T *__restrict t408 = a.record + 22352;                            // [1149]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t411 = a.scratch + 20224;                           // [1149]
+  T *__restrict t415 = a.scratch + 20224;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2735,20 +2746,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t404[k] * l2_x2i_weight[k * 1149 + c];
-    t411[c] = acc;
+      acc += t408[k] * l2_x2i_weight[k * 1149 + c];
+    t415[c] = acc;
   }
-#line 2742 "lm_modul_lstm.cu"
+#line 2753 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 27: dense product (a warp or thread per output), [1149]
-//   %418 matmul
+//   %422 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t415 = a.record + 18896;                            // [1149]
+  T *__restrict t419 = a.record + 18896;                            // [1149]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t418 = a.scratch + 21376;                           // [1149]
+  T *__restrict t422 = a.scratch + 21376;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2756,20 +2767,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_27(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t415[k] * l2_h2f_weight[k * 1149 + c];
-    t418[c] = acc;
+      acc += t419[k] * l2_h2f_weight[k * 1149 + c];
+    t422[c] = acc;
   }
-#line 2763 "lm_modul_lstm.cu"
+#line 2774 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 28: dense product (a warp or thread per output), [1149]
-//   %422 matmul
+//   %426 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t415 = a.record + 18896;                            // [1149]
+  T *__restrict t419 = a.record + 18896;                            // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t422 = a.scratch + 22528;                           // [1149]
+  T *__restrict t426 = a.scratch + 22528;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2777,38 +2788,38 @@ template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t415[k] * l2_x2f_weight[k * 1149 + c];
-    t422[c] = acc;
+      acc += t419[k] * l2_x2f_weight[k * 1149 + c];
+    t426[c] = acc;
   }
-#line 2784 "lm_modul_lstm.cu"
+#line 2795 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 29:
-//   %444 reshape
+//   %448 reshape
 template <class T>
 __device__ __forceinline__ void backward_record_col_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t444 = a.record + 17728;  // [1149]
-  T *__restrict t441 = a.scratch + 26016; // [1149, 1]
+  T *__restrict t448 = a.record + 17728;  // [1149]
+  T *__restrict t445 = a.scratch + 26016; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
-    t444[e] = t441[e];
-#line 2801 "lm_modul_lstm.cu"
+    t448[e] = t445[e];
+#line 2812 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
 // backward stage 30: dense product (a warp or thread per output), [1]
-//   %447 matmul
+//   %451 matmul
 template <class T>
 __device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t444 = a.record + 17728;                                        // [1149]
+  T *__restrict t448 = a.record + 17728;                                        // [1149]
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t447 = a.scratch + 27168;                                       // [1]
+  T *__restrict t451 = a.scratch + 27168;                                       // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2816,22 +2827,22 @@ __device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t444[k] * l1_modfanout_weight[k + c];
-    t447[c] = acc;
+      acc += t448[k] * l1_modfanout_weight[k + c];
+    t451[c] = acc;
   }
-#line 2823 "lm_modul_lstm.cu"
+#line 2834 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 31: fused loop nest over [1]
-//   %450 mul
-//   %450 mul += grad l1.h2mod.bias
+//   %454 mul
+//   %454 mul += grad l1.h2mod.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t447 = a.scratch + 27168;                      // [1]
+  T *__restrict t451 = a.scratch + 27168;                      // [1]
   const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
-  T *__restrict t450 = a.record + 16560;                       // [1]
+  T *__restrict t454 = a.record + 16560;                       // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2839,34 +2850,34 @@ __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v448 = t61_l1_M[0] * t61_l1_M[0];
-      const T v449 = T(1.0) - v448;
-      const T v450 = t447[0] * v449;
-      t450[0] = v450;
-      atomicAdd(&d_l1_h2mod_bias[0], v450);
+      const T v452 = t61_l1_M[0] * t61_l1_M[0];
+      const T v453 = T(1.0) - v452;
+      const T v454 = t451[0] * v453;
+      t454[0] = v454;
+      atomicAdd(&d_l1_h2mod_bias[0], v454);
     }
   }
-#line 2850 "lm_modul_lstm.cu"
+#line 2861 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
 // backward stage 32: dense product (a warp or thread per output), [1149]
-//   %453 matmul
+//   %457 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa::StepArgs<T> &a) {
-  T *__restrict t450 = a.record + 16560;                                // [1]
+  T *__restrict t454 = a.record + 16560;                                // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict t453 = a.scratch + 27184;                               // [1149]
+  T *__restrict t457 = a.scratch + 27184;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
-    acc += t450[0] * l1_h2mod_weight[c];
-    t453[c] = acc;
+    acc += t454[0] * l1_h2mod_weight[c];
+    t457[c] = acc;
   }
-#line 2870 "lm_modul_lstm.cu"
+#line 2881 "lm_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2878,32 +2889,32 @@ template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa:
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
 // backward stage 33: fused loop nest over [1149]
-//   %468 mul
-//   %482 mul
-//   %493 mul
-//   %504 mul
-//   %465 mul -> grad_prev l1.c
-//   %419 add -> grad_prev l2.h
-//   %504 mul += grad l1.x2f.bias
-//   %504 mul += grad l1.h2f.bias
-//   %493 mul += grad l1.x2i.bias
-//   %493 mul += grad l1.h2i.bias
-//   %482 mul += grad l1.x2o.bias
-//   %482 mul += grad l1.h2o.bias
-//   %468 mul += grad l1.x2c.bias
-//   %444 reshape += grad l1.modfanout.bias
+//   %472 mul
+//   %486 mul
+//   %497 mul
+//   %508 mul
+//   %469 mul -> grad_prev l1.c
+//   %423 add -> grad_prev l2.h
+//   %508 mul += grad l1.x2f.bias
+//   %508 mul += grad l1.h2f.bias
+//   %497 mul += grad l1.x2i.bias
+//   %497 mul += grad l1.h2i.bias
+//   %486 mul += grad l1.x2o.bias
+//   %486 mul += grad l1.h2o.bias
+//   %472 mul += grad l1.x2c.bias
+//   %448 reshape += grad l1.modfanout.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t431 = a.scratch + 23696;                              // [1149]
+  T *__restrict t435 = a.scratch + 23696;                              // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
-  T *__restrict t390 = a.scratch + 15616;                              // [1149]
-  T *__restrict t400 = a.scratch + 17920;                              // [1149]
-  T *__restrict t411 = a.scratch + 20224;                              // [1149]
-  T *__restrict t422 = a.scratch + 22528;                              // [1149]
+  T *__restrict t394 = a.scratch + 15616;                              // [1149]
+  T *__restrict t404 = a.scratch + 17920;                              // [1149]
+  T *__restrict t415 = a.scratch + 20224;                              // [1149]
+  T *__restrict t426 = a.scratch + 22528;                              // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                           // [1149]
-  T *__restrict t453 = a.scratch + 27184;                              // [1149]
+  T *__restrict t457 = a.scratch + 27184;                              // [1149]
   const T *__restrict t30 = a.saved + 5024;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
   const T *__restrict t34 = a.saved + 6176;                            // [1149]
@@ -2918,16 +2929,16 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
   const T *__restrict t50_l1_g = a.saved + 7328;                       // [1149] l1.g
-  T *__restrict t468 = a.record + 15408;                               // [1149]
-  T *__restrict t482 = a.record + 14256;                               // [1149]
-  T *__restrict t493 = a.record + 13104;                               // [1149]
-  T *__restrict t504 = a.record + 10400;                               // [1149]
+  T *__restrict t472 = a.record + 15408;                               // [1149]
+  T *__restrict t486 = a.record + 14256;                               // [1149]
+  T *__restrict t497 = a.record + 13104;                               // [1149]
+  T *__restrict t508 = a.record + 10400;                               // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
-  T *__restrict t343 = a.scratch + 9824;                               // [1149]
-  T *__restrict t381 = a.scratch + 13312;                              // [1149]
-  T *__restrict t396 = a.scratch + 16768;                              // [1149]
-  T *__restrict t407 = a.scratch + 19072;                              // [1149]
-  T *__restrict t418 = a.scratch + 21376;                              // [1149]
+  T *__restrict t347 = a.scratch + 9824;                               // [1149]
+  T *__restrict t385 = a.scratch + 13312;                              // [1149]
+  T *__restrict t400 = a.scratch + 16768;                              // [1149]
+  T *__restrict t411 = a.scratch + 19072;                              // [1149]
+  T *__restrict t422 = a.scratch + 21376;                              // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
@@ -2936,28 +2947,28 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
-  T *__restrict t444 = a.record + 17728;                               // [1149]
+  T *__restrict t448 = a.record + 17728;                               // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
-#line 26 "examples/lm/modul_lstm.dopa"
-      const T v401 = t390[j] + t400[j];
-      const T v412 = v401 + t411[j];
-      const T v423 = v412 + t422[j];
-      const T v425 = v423 * drop_h1[j];
+#line 27 "examples/lm/modul_lstm.dopa"
+      const T v405 = t394[j] + t404[j];
+      const T v416 = v405 + t415[j];
+      const T v427 = v416 + t426[j];
+      const T v429 = v427 * drop_h1[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v426 = d_l1_h_next[j] + v425;
-      const T v454 = v426 + t453[j];
+      const T v430 = d_l1_h_next[j] + v429;
+      const T v458 = v430 + t457[j];
 #line 119 "examples/lm/modul_lstm.dopa"
       const T v32 = t30[j] + l1_x2o_bias[j];
       const T v36 = t34[j] + l1_h2o_bias[j];
       const T v37 = v32 + v36;
       const T v38 = T(1) / (T(1) + exp(-v37));
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v456 = v454 * v38;
+      const T v460 = v458 * v38;
 #line 117 "examples/lm/modul_lstm.dopa"
       const T v11 = t9[j] + l1_x2f_bias[j];
       const T v16 = t14[j] + l1_h2f_bias[j];
@@ -2975,64 +2986,64 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v54 = v52 + v53;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v55 = tanh(v54);
-      const T v457 = v55 * v55;
-      const T v458 = T(1.0) - v457;
-      const T v459 = v456 * v458;
+      const T v461 = v55 * v55;
+      const T v462 = T(1.0) - v461;
+      const T v463 = v460 * v462;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v460 = d_l1_c_next[j] + v459;
-      const T v462 = v460 * v28;
+      const T v464 = d_l1_c_next[j] + v463;
+      const T v466 = v464 * v28;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v463 = t431[j] + v462;
-      const T v466 = t50_l1_g[j] * t50_l1_g[j];
-      const T v467 = T(1.0) - v466;
-      const T v468 = v463 * v467;
-      t468[j] = v468;
+      const T v467 = t435[j] + v466;
+      const T v470 = t50_l1_g[j] * t50_l1_g[j];
+      const T v471 = T(1.0) - v470;
+      const T v472 = v467 * v471;
+      t472[j] = v472;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v455 = v454 * v55;
+      const T v459 = v458 * v55;
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v480 = T(1.0) - v38;
-      const T v481 = v38 * v480;
-      const T v482 = v455 * v481;
-      t482[j] = v482;
+      const T v484 = T(1.0) - v38;
+      const T v485 = v38 * v484;
+      const T v486 = v459 * v485;
+      t486[j] = v486;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v461 = v460 * t50_l1_g[j];
+      const T v465 = v464 * t50_l1_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v491 = T(1.0) - v28;
-      const T v492 = v28 * v491;
-      const T v493 = v461 * v492;
-      t493[j] = v493;
+      const T v495 = T(1.0) - v28;
+      const T v496 = v28 * v495;
+      const T v497 = v465 * v496;
+      t497[j] = v497;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v464 = v460 * l1_c[j];
+      const T v468 = v464 * l1_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v502 = T(1.0) - v18;
-      const T v503 = v18 * v502;
-      const T v504 = v464 * v503;
-      t504[j] = v504;
+      const T v506 = T(1.0) - v18;
+      const T v507 = v18 * v506;
+      const T v508 = v468 * v507;
+      t508[j] = v508;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v465 = v460 * v18;
-      d_l1_c[j] = v465;
+      const T v469 = v464 * v18;
+      d_l1_c[j] = v469;
 #line 100 "examples/lm/modul_lstm.dopa"
-      const T v382 = t343[j] + t381[j];
-      const T v397 = v382 + t396[j];
-      const T v408 = v397 + t407[j];
-      const T v419 = v408 + t418[j];
-      d_l2_h[j] = v419;
+      const T v386 = t347[j] + t385[j];
+      const T v401 = v386 + t400[j];
+      const T v412 = v401 + t411[j];
+      const T v423 = v412 + t422[j];
+      d_l2_h[j] = v423;
 #line 117 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_x2f_bias[j], v504);
-      atomicAdd(&d_l1_h2f_bias[j], v504);
+      atomicAdd(&d_l1_x2f_bias[j], v508);
+      atomicAdd(&d_l1_h2f_bias[j], v508);
 #line 118 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_x2i_bias[j], v493);
-      atomicAdd(&d_l1_h2i_bias[j], v493);
+      atomicAdd(&d_l1_x2i_bias[j], v497);
+      atomicAdd(&d_l1_h2i_bias[j], v497);
 #line 119 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_x2o_bias[j], v482);
-      atomicAdd(&d_l1_h2o_bias[j], v482);
+      atomicAdd(&d_l1_x2o_bias[j], v486);
+      atomicAdd(&d_l1_h2o_bias[j], v486);
 #line 120 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_x2c_bias[j], v468);
+      atomicAdd(&d_l1_x2c_bias[j], v472);
 #line 127 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_modfanout_bias[j], t444[j]);
+      atomicAdd(&d_l1_modfanout_bias[j], t448[j]);
     }
   }
-#line 3036 "lm_modul_lstm.cu"
+#line 3047 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
@@ -3040,17 +3051,17 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 34: fused loop nest over [1149, 1149]
-//   %470 matmul
-//   %473 reduce_to
-//   %476 add -> grad_prev l1.pw
+//   %474 matmul
+//   %477 reduce_to
+//   %480 add -> grad_prev l1.pw
 template <class T> __device__ __forceinline__ void backward_d_l1_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t470 = a.scratch + 28336;                     // [1149]
-  T *__restrict t468 = a.record + 15408;                      // [1149]
+  T *__restrict t474 = a.scratch + 28336;                     // [1149]
+  T *__restrict t472 = a.record + 15408;                      // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;            // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;    // [1149, 1]
   const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
-  T *__restrict t473 = a.scratch + 29488;                     // [1149, 1]
+  T *__restrict t477 = a.scratch + 29488;                     // [1149, 1]
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
   const T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
   const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
@@ -3059,48 +3070,48 @@ template <class T> __device__ __forceinline__ void backward_d_l1_pw(const dopa::
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t470[e] = T(0);
+    t474[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t473[e] = T(0);
+    t477[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc473 = T(0);
+    T acc477 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v46 = l1_alpha[i] * l1_pw[i * 1149 + j];
       const T v47 = l1_w[i * 1149 + j] + v46;
-      atomicAdd(&t470[j], t468[i] * v47);
-      const T v469 = t468[i] * l1_h[j];
-      const T v472 = v469 * l1_pw[i * 1149 + j];
+      atomicAdd(&t474[j], t472[i] * v47);
+      const T v473 = t472[i] * l1_h[j];
+      const T v476 = v473 * l1_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc473 += v472;
+      acc477 += v476;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v68 = t66[i] * l1_et[i * 1149 + j];
       const T v69 = l1_pw[i * 1149 + j] + v68;
-      const T v438 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v439 = d_l1_pw_next[i * 1149 + j] * v438;
+      const T v442 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v443 = d_l1_pw_next[i * 1149 + j] * v442;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v475 = v469 * l1_alpha[i];
+      const T v479 = v473 * l1_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v476 = v439 + v475;
-      d_l1_pw[i * 1149 + j] = v476;
+      const T v480 = v443 + v479;
+      d_l1_pw[i * 1149 + j] = v480;
     }
-    acc473 = dopa::warpSum(acc473);
+    acc477 = dopa::warpSum(acc477);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t473[i], acc473);
+      atomicAdd(&t477[i], acc477);
     }
   }
-#line 3094 "lm_modul_lstm.cu"
+#line 3105 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 35: dense product (a warp or thread per output), [400]
-//   %479 matmul
+//   %483 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t468 = a.record + 15408;                            // [1149]
+  T *__restrict t472 = a.record + 15408;                            // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t479 = a.scratch + 30640;                           // [400]
+  T *__restrict t483 = a.scratch + 30640;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3108,20 +3119,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_35(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t468[k] * l1_x2c_weight[k * 400 + c];
-    t479[c] = acc;
+      acc += t472[k] * l1_x2c_weight[k * 400 + c];
+    t483[c] = acc;
   }
-#line 3115 "lm_modul_lstm.cu"
+#line 3126 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 36: dense product (a warp or thread per output), [1149]
-//   %485 matmul
+//   %489 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t482 = a.record + 14256;                            // [1149]
+  T *__restrict t486 = a.record + 14256;                            // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t485 = a.scratch + 31040;                           // [1149]
+  T *__restrict t489 = a.scratch + 31040;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3129,20 +3140,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_36(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t482[k] * l1_h2o_weight[k * 1149 + c];
-    t485[c] = acc;
+      acc += t486[k] * l1_h2o_weight[k * 1149 + c];
+    t489[c] = acc;
   }
-#line 3136 "lm_modul_lstm.cu"
+#line 3147 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 37: dense product (a warp or thread per output), [400]
-//   %489 matmul
+//   %493 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t482 = a.record + 14256;                            // [1149]
+  T *__restrict t486 = a.record + 14256;                            // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t489 = a.scratch + 32192;                           // [400]
+  T *__restrict t493 = a.scratch + 32192;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3150,20 +3161,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t482[k] * l1_x2o_weight[k * 400 + c];
-    t489[c] = acc;
+      acc += t486[k] * l1_x2o_weight[k * 400 + c];
+    t493[c] = acc;
   }
-#line 3157 "lm_modul_lstm.cu"
+#line 3168 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 38: dense product (a warp or thread per output), [1149]
-//   %496 matmul
+//   %500 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t493 = a.record + 13104;                            // [1149]
+  T *__restrict t497 = a.record + 13104;                            // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t496 = a.scratch + 32592;                           // [1149]
+  T *__restrict t500 = a.scratch + 32592;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3171,20 +3182,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_38(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t493[k] * l1_h2i_weight[k * 1149 + c];
-    t496[c] = acc;
+      acc += t497[k] * l1_h2i_weight[k * 1149 + c];
+    t500[c] = acc;
   }
-#line 3178 "lm_modul_lstm.cu"
+#line 3189 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 39: dense product (a warp or thread per output), [400]
-//   %500 matmul
+//   %504 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t493 = a.record + 13104;                            // [1149]
+  T *__restrict t497 = a.record + 13104;                            // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t500 = a.scratch + 33744;                           // [400]
+  T *__restrict t504 = a.scratch + 33744;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3192,20 +3203,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_39(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t493[k] * l1_x2i_weight[k * 400 + c];
-    t500[c] = acc;
+      acc += t497[k] * l1_x2i_weight[k * 400 + c];
+    t504[c] = acc;
   }
-#line 3199 "lm_modul_lstm.cu"
+#line 3210 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 40: dense product (a warp or thread per output), [1149]
-//   %507 matmul
+//   %511 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t504 = a.record + 10400;                            // [1149]
+  T *__restrict t508 = a.record + 10400;                            // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t507 = a.scratch + 34144;                           // [1149]
+  T *__restrict t511 = a.scratch + 34144;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3213,20 +3224,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t504[k] * l1_h2f_weight[k * 1149 + c];
-    t507[c] = acc;
+      acc += t508[k] * l1_h2f_weight[k * 1149 + c];
+    t511[c] = acc;
   }
-#line 3220 "lm_modul_lstm.cu"
+#line 3231 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 41: dense product (a warp or thread per output), [400]
-//   %511 matmul
+//   %515 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::StepArgs<T> &a) {
-  T *__restrict t504 = a.record + 10400;                            // [1149]
+  T *__restrict t508 = a.record + 10400;                            // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t511 = a.scratch + 35296;                           // [400]
+  T *__restrict t515 = a.scratch + 35296;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3234,22 +3245,22 @@ template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t504[k] * l1_x2f_weight[k * 400 + c];
-    t511[c] = acc;
+      acc += t508[k] * l1_x2f_weight[k * 400 + c];
+    t515[c] = acc;
   }
-#line 3241 "lm_modul_lstm.cu"
+#line 3252 "lm_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 42: fused loop nest over [1149]
-//   %508 add -> grad_prev l1.h
+//   %512 add -> grad_prev l1.h
 template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t432 = a.scratch + 24848;        // [1149]
-  T *__restrict t470 = a.scratch + 28336;        // [1149]
-  T *__restrict t485 = a.scratch + 31040;        // [1149]
-  T *__restrict t496 = a.scratch + 32592;        // [1149]
-  T *__restrict t507 = a.scratch + 34144;        // [1149]
+  T *__restrict t436 = a.scratch + 24848;        // [1149]
+  T *__restrict t474 = a.scratch + 28336;        // [1149]
+  T *__restrict t489 = a.scratch + 31040;        // [1149]
+  T *__restrict t500 = a.scratch + 32592;        // [1149]
+  T *__restrict t511 = a.scratch + 34144;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3257,34 +3268,34 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 100 "examples/lm/modul_lstm.dopa"
-      const T v471 = t432[j] + t470[j];
-      const T v486 = v471 + t485[j];
-      const T v497 = v486 + t496[j];
-      const T v508 = v497 + t507[j];
-      d_l1_h[j] = v508;
+      const T v475 = t436[j] + t474[j];
+      const T v490 = v475 + t489[j];
+      const T v501 = v490 + t500[j];
+      const T v512 = v501 + t511[j];
+      d_l1_h[j] = v512;
     }
   }
-#line 3268 "lm_modul_lstm.cu"
+#line 3279 "lm_modul_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 43: fused loop nest over [400]
-//   %330 add -> grad_prev l3.h
-//   %515 mul += grad enc.weight
+//   %334 add -> grad_prev l3.h
+//   %519 mul += grad enc.weight
 template <class T>
 __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t251 = a.scratch + 816;                   // [400]
-  T *__restrict t292 = a.scratch + 2048;                  // [400]
-  T *__restrict t307 = a.scratch + 4000;                  // [400]
-  T *__restrict t318 = a.scratch + 5552;                  // [400]
-  T *__restrict t329 = a.scratch + 7104;                  // [400]
+  T *__restrict t255 = a.scratch + 816;                   // [400]
+  T *__restrict t296 = a.scratch + 2048;                  // [400]
+  T *__restrict t311 = a.scratch + 4000;                  // [400]
+  T *__restrict t322 = a.scratch + 5552;                  // [400]
+  T *__restrict t333 = a.scratch + 7104;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t479 = a.scratch + 30640;                 // [400]
-  T *__restrict t489 = a.scratch + 32192;                 // [400]
-  T *__restrict t500 = a.scratch + 33744;                 // [400]
-  T *__restrict t511 = a.scratch + 35296;                 // [400]
+  T *__restrict t483 = a.scratch + 30640;                 // [400]
+  T *__restrict t493 = a.scratch + 32192;                 // [400]
+  T *__restrict t504 = a.scratch + 33744;                 // [400]
+  T *__restrict t515 = a.scratch + 35296;                 // [400]
   const T *__restrict drop_i = a.inputs[1];               // [400]
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
@@ -3295,21 +3306,21 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
   {
     for (int j = tid; j < 400; j += nthreads) {
 #line 100 "examples/lm/modul_lstm.dopa"
-      const T v293 = t251[j] + t292[j];
-      const T v308 = v293 + t307[j];
-      const T v319 = v308 + t318[j];
-      const T v330 = v319 + t329[j];
-      d_l3_h[j] = v330;
-#line 25 "examples/lm/modul_lstm.dopa"
-      const T v490 = t479[j] + t489[j];
-      const T v501 = v490 + t500[j];
-      const T v512 = v501 + t511[j];
-      const T v514 = v512 * drop_i[j];
-      const T v515 = v514 * t4[0];
-      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v515);
+      const T v297 = t255[j] + t296[j];
+      const T v312 = v297 + t311[j];
+      const T v323 = v312 + t322[j];
+      const T v334 = v323 + t333[j];
+      d_l3_h[j] = v334;
+#line 26 "examples/lm/modul_lstm.dopa"
+      const T v494 = t483[j] + t493[j];
+      const T v505 = v494 + t504[j];
+      const T v516 = v505 + t515[j];
+      const T v518 = v516 * drop_i[j];
+      const T v519 = v518 * t4[0];
+      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v519);
     }
   }
-#line 3313 "lm_modul_lstm.cu"
+#line 3324 "lm_modul_lstm.cu"
 }
 
 // backward stage 44: fused loop nest over [10000]
@@ -3334,13 +3345,13 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 45: fused loop nest over [1149, 1]
-//   %473 reduce_to += grad l1.alpha
-//   %384 reduce_to += grad l2.alpha
+//   %477 reduce_to += grad l1.alpha
+//   %388 reduce_to += grad l2.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t473 = a.scratch + 29488;             // [1149, 1]
+  T *__restrict t477 = a.scratch + 29488;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t384 = a.scratch + 14464;             // [1149, 1]
+  T *__restrict t388 = a.scratch + 14464;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3348,61 +3359,61 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 112 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_alpha[i], t473[i]);
-      atomicAdd(&d_l2_alpha[i], t384[i]);
+      atomicAdd(&d_l1_alpha[i], t477[i]);
+      atomicAdd(&d_l2_alpha[i], t388[i]);
     }
   }
-#line 3356 "lm_modul_lstm.cu"
+#line 3367 "lm_modul_lstm.cu"
 }
 
 // param  etaet : [] = 0.01
 //
 // backward stage 46: fused loop nest over []
-//   %437 add += grad l1.etaet
-//   %348 add += grad l2.etaet
-//   %256 add += grad l3.etaet
+//   %441 add += grad l1.etaet
+//   %352 add += grad l2.etaet
+//   %260 add += grad l3.etaet
 template <class T>
 __device__ __forceinline__ void
 backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t428 = a.scratch + 23680;             // []
-  T *__restrict t434 = a.scratch + 26000;             // []
+  T *__restrict t432 = a.scratch + 23680;             // []
+  T *__restrict t438 = a.scratch + 26000;             // []
   T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
-  T *__restrict t339 = a.scratch + 8656;              // []
-  T *__restrict t345 = a.scratch + 10976;             // []
+  T *__restrict t343 = a.scratch + 8656;              // []
+  T *__restrict t349 = a.scratch + 10976;             // []
   T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
-  T *__restrict t247 = a.scratch + 400;               // []
-  T *__restrict t253 = a.scratch + 1216;              // []
+  T *__restrict t251 = a.scratch + 400;               // []
+  T *__restrict t257 = a.scratch + 1216;              // []
   T *__restrict d_l3_etaet = a.grads + kParamL3Etaet; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v436 = -t434[0];
+    const T v440 = -t438[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v437 = t428[0] + v436;
-    atomicAdd(&d_l1_etaet[0], v437);
+    const T v441 = t432[0] + v440;
+    atomicAdd(&d_l1_etaet[0], v441);
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v347 = -t345[0];
+    const T v351 = -t349[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v348 = t339[0] + v347;
-    atomicAdd(&d_l2_etaet[0], v348);
+    const T v352 = t343[0] + v351;
+    atomicAdd(&d_l2_etaet[0], v352);
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v255 = -t253[0];
+    const T v259 = -t257[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v256 = t247[0] + v255;
-    atomicAdd(&d_l3_etaet[0], v256);
+    const T v260 = t251[0] + v259;
+    atomicAdd(&d_l3_etaet[0], v260);
   }
-#line 3397 "lm_modul_lstm.cu"
+#line 3408 "lm_modul_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 47: fused loop nest over [400, 1]
-//   %295 reduce_to += grad l3.alpha
+//   %299 reduce_to += grad l3.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t295 = a.scratch + 2448;              // [400, 1]
+  T *__restrict t299 = a.scratch + 2448;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3410,10 +3421,10 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 112 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_alpha[i], t295[i]);
+      atomicAdd(&d_l3_alpha[i], t299[i]);
     }
   }
-#line 3417 "lm_modul_lstm.cu"
+#line 3428 "lm_modul_lstm.cu"
 }
 
 /// One backward step of ModulLSTMLM for the whole batch: block b runs batch element b.

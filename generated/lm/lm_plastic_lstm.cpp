@@ -90,7 +90,7 @@ template <class T> static void forward_enc(const dopa::StepArgs<T> &a) {
   T *__restrict t2 = a.scratch + 0;                            // [400]
   const T *__restrict tok = a.inputs[0];                       // []
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-#line 25 "examples/lm/plastic_lstm.dopa"
+#line 26 "examples/lm/plastic_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = 0; e < 400; ++e)
@@ -107,7 +107,7 @@ template <class T> static void forward_saved_drop_e(const dopa::StepArgs<T> &a) 
   T *__restrict t4 = a.saved + 0;                      // [1]
   const T *__restrict tok = a.inputs[0];               // []
   const T *__restrict drop_e = a.params + kParamDropE; // [10000, 1]
-#line 25 "examples/lm/plastic_lstm.dopa"
+#line 26 "examples/lm/plastic_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     t4[0] = drop_e[row * 1];
@@ -126,7 +126,7 @@ template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
   T *__restrict t7_x = a.saved + 16;        // [400] x
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
-#line 25 "examples/lm/plastic_lstm.dopa"
+#line 26 "examples/lm/plastic_lstm.dopa"
     const T v5 = t2[j] * t4[0];
     const T v7 = v5 * drop_i[j];
     t7_x[j] = v7;
@@ -321,7 +321,7 @@ template <class T> static void forward_l1_g_y1_l1_h_l1_c(const dopa::StepArgs<T>
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v55 = std::tanh(v54);
     const T v56 = v38 * v55;
-#line 26 "examples/lm/plastic_lstm.dopa"
+#line 27 "examples/lm/plastic_lstm.dopa"
     const T v65 = v56 * drop_h1[j];
     t65_y1[j] = v65;
     l1_h_next[j] = v56;
@@ -486,7 +486,7 @@ template <class T> static void forward_l2_g_y2_l2_h_l2_c(const dopa::StepArgs<T>
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v113 = std::tanh(v112);
     const T v114 = v96 * v113;
-#line 27 "examples/lm/plastic_lstm.dopa"
+#line 28 "examples/lm/plastic_lstm.dopa"
     const T v121 = v114 * drop_h2[j];
     t121_y2[j] = v121;
     l2_h_next[j] = v114;
@@ -614,7 +614,7 @@ template <class T> static void forward_matmul_27(const dopa::StepArgs<T> &a) {
 #line 615 "lm_plastic_lstm.cpp"
 }
 
-// y3 = l3(y2) * drop_o
+// y3 = z3 * drop_o
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
@@ -624,6 +624,8 @@ template <class T> static void forward_matmul_27(const dopa::StepArgs<T> &a) {
 //   %170 mul l3.hn -> next_state l3.h
 //   %168 add l3.cn -> next_state l3.c
 //   %177 mul y3 -> output logits
+//   %177 mul y3 -> output ar_h
+//   %170 mul l3.hn -> output tar_h
 template <class T> static void forward_l3_g_l3_h_l3_c_logits(const dopa::StepArgs<T> &a) {
   T *__restrict t154 = a.scratch + 5008;                        // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
@@ -646,6 +648,8 @@ template <class T> static void forward_l3_g_l3_h_l3_c_logits(const dopa::StepArg
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
   const T *__restrict drop_o = a.inputs[4];                     // [400]
   T *__restrict readout_in_logits = a.outputs[0];               // [400]
+  T *__restrict out_ar_h = a.outputs[1];                        // [400]
+  T *__restrict out_tar_h = a.outputs[2];                       // [400]
   for (int j = 0; j < 400; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v156 = t154[j] + l3_x2c_bias[j];
@@ -677,11 +681,13 @@ template <class T> static void forward_l3_g_l3_h_l3_c_logits(const dopa::StepArg
     const T v170 = v152 * v169;
     l3_h_next[j] = v170;
     l3_c_next[j] = v168;
-#line 28 "examples/lm/plastic_lstm.dopa"
+#line 30 "examples/lm/plastic_lstm.dopa"
     const T v177 = v170 * drop_o[j];
     readout_in_logits[j] = v177;
+    out_ar_h[j] = v177;
+    out_tar_h[j] = v170;
   }
-#line 685 "lm_plastic_lstm.cpp"
+#line 691 "lm_plastic_lstm.cpp"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
@@ -716,7 +722,7 @@ template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &
       l2_hebb_next[i * 1149 + j] = v119;
     }
   }
-#line 720 "lm_plastic_lstm.cpp"
+#line 726 "lm_plastic_lstm.cpp"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
@@ -740,7 +746,7 @@ template <class T> static void forward_l3_hebb(const dopa::StepArgs<T> &a) {
       l3_hebb_next[i * 400 + j] = v175;
     }
   }
-#line 744 "lm_plastic_lstm.cpp"
+#line 750 "lm_plastic_lstm.cpp"
 }
 
 /// One forward step of PlasticLSTMLM for one batch element.
@@ -782,44 +788,44 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
 // backward stage 0: fused loop nest over [400, 400]
-//   %196 reduce_to
-//   %199 matmul
-//   %200 matmul
+//   %200 reduce_to
+//   %203 matmul
+//   %204 matmul
 template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
   const T *__restrict t164_l3_g = a.saved + 21248;                // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t196 = a.scratch + 0;                             // []
-  T *__restrict t199 = a.scratch + 16;                            // [400]
-  T *__restrict t200 = a.scratch + 416;                           // [400]
-  t196[0] = T(0);
+  T *__restrict t200 = a.scratch + 0;                             // []
+  T *__restrict t203 = a.scratch + 16;                            // [400]
+  T *__restrict t204 = a.scratch + 416;                           // [400]
+  t200[0] = T(0);
   for (int e = 0; e < 400; ++e)
-    t200[e] = T(0);
+    t204[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc196 = T(0);
-    T acc199 = T(0);
-#pragma omp simd reduction(+ : acc196, acc199)
+    T acc200 = T(0);
+    T acc203 = T(0);
+#pragma omp simd reduction(+ : acc200, acc203)
     for (int j = 0; j < 400; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v172 = t164_l3_g[i] * l3_h[j];
       const T v173 = l3_eta[0] * v172;
       const T v174 = l3_hebb[i * 400 + j] + v173;
-      const T v193 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
-      const T v194 = d_l3_hebb_next[i * 400 + j] * v193;
-      const T v195 = v194 * v172;
+      const T v197 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
+      const T v198 = d_l3_hebb_next[i * 400 + j] * v197;
+      const T v199 = v198 * v172;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc196 += v195;
+      acc200 += v199;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v198 = v194 * l3_eta[0];
-      acc199 += v198 * l3_h[j];
-      t200[j] += t164_l3_g[i] * v198;
+      const T v202 = v198 * l3_eta[0];
+      acc203 += v202 * l3_h[j];
+      t204[j] += t164_l3_g[i] * v202;
     }
-    t196[0] += acc196;
-    t199[i] = acc199;
+    t200[0] += acc200;
+    t203[i] = acc203;
   }
-#line 823 "lm_plastic_lstm.cpp"
+#line 829 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -830,26 +836,28 @@ template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 //
 // backward stage 1: fused loop nest over [400]
-//   %215 mul
-//   %229 mul
-//   %240 mul
-//   %251 mul
-//   %212 mul -> grad_prev l3.c
+//   %219 mul
+//   %233 mul
+//   %244 mul
+//   %255 mul
+//   %216 mul -> grad_prev l3.c
 //   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %251 mul += grad l3.x2f.bias
+//   %255 mul += grad l3.x2f.bias
 //   %126 state -> record (a factor of deferred outer-product gradients)
-//   %251 mul += grad l3.h2f.bias
-//   %240 mul += grad l3.x2i.bias
-//   %240 mul += grad l3.h2i.bias
-//   %229 mul += grad l3.x2o.bias
-//   %229 mul += grad l3.h2o.bias
-//   %215 mul += grad l3.x2c.bias
+//   %255 mul += grad l3.h2f.bias
+//   %244 mul += grad l3.x2i.bias
+//   %244 mul += grad l3.h2i.bias
+//   %233 mul += grad l3.x2o.bias
+//   %233 mul += grad l3.h2o.bias
+//   %219 mul += grad l3.x2c.bias
 template <class T>
 static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t199 = a.scratch + 16;                          // [400]
+  T *__restrict t203 = a.scratch + 16;                          // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
+  const T *__restrict d_out_tar_h = a.gradOutputs[2];           // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
   const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [400] d logits
+  const T *__restrict d_out_ar_h = a.gradOutputs[1];            // [400] d ar_h
   const T *__restrict drop_o = a.inputs[4];                     // [400]
   const T *__restrict t144 = a.saved + 20448;                   // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
@@ -865,10 +873,10 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   const T *__restrict t138 = a.saved + 20048;                   // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   const T *__restrict t164_l3_g = a.saved + 21248;              // [400] l3.g
-  T *__restrict t215 = a.record + 15824;                        // [400]
-  T *__restrict t229 = a.record + 15424;                        // [400]
-  T *__restrict t240 = a.record + 15024;                        // [400]
-  T *__restrict t251 = a.record + 13072;                        // [400]
+  T *__restrict t219 = a.record + 15824;                        // [400]
+  T *__restrict t233 = a.record + 15424;                        // [400]
+  T *__restrict t244 = a.record + 15024;                        // [400]
+  T *__restrict t255 = a.record + 13072;                        // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
   const T *__restrict t7_x = a.saved + 16;                      // [400] x
   T *__restrict record1 = a.record + 1152;                      // [400]
@@ -882,17 +890,20 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;      // [400]
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;      // [400]
   for (int j = 0; j < 400; ++j) {
-#line 28 "examples/lm/plastic_lstm.dopa"
-    const T v189 = d_readout_in_logits[j] * drop_o[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v190 = d_l3_h_next[j] + v189;
+    const T v189 = d_out_tar_h[j] + d_l3_h_next[j];
+#line 30 "examples/lm/plastic_lstm.dopa"
+    const T v180 = d_readout_in_logits[j] + d_out_ar_h[j];
+    const T v193 = v180 * drop_o[j];
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v194 = v189 + v193;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v146 = t144[j] + l3_x2o_bias[j];
     const T v150 = t148[j] + l3_h2o_bias[j];
     const T v151 = v146 + v150;
     const T v152 = T(1) / (T(1) + std::exp(-v151));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v202 = v190 * v152;
+    const T v206 = v194 * v152;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v125 = t123[j] + l3_x2f_bias[j];
     const T v130 = t128[j] + l3_h2f_bias[j];
@@ -910,57 +921,57 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v168 = v166 + v167;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v169 = std::tanh(v168);
-    const T v204 = v169 * v169;
-    const T v205 = T(1.0) - v204;
-    const T v206 = v202 * v205;
+    const T v208 = v169 * v169;
+    const T v209 = T(1.0) - v208;
+    const T v210 = v206 * v209;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v207 = d_l3_c_next[j] + v206;
-    const T v209 = v207 * v142;
+    const T v211 = d_l3_c_next[j] + v210;
+    const T v213 = v211 * v142;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v210 = t199[j] + v209;
-    const T v213 = t164_l3_g[j] * t164_l3_g[j];
-    const T v214 = T(1.0) - v213;
-    const T v215 = v210 * v214;
-    t215[j] = v215;
+    const T v214 = t203[j] + v213;
+    const T v217 = t164_l3_g[j] * t164_l3_g[j];
+    const T v218 = T(1.0) - v217;
+    const T v219 = v214 * v218;
+    t219[j] = v219;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v201 = v190 * v169;
+    const T v205 = v194 * v169;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v227 = T(1.0) - v152;
-    const T v228 = v152 * v227;
-    const T v229 = v201 * v228;
-    t229[j] = v229;
+    const T v231 = T(1.0) - v152;
+    const T v232 = v152 * v231;
+    const T v233 = v205 * v232;
+    t233[j] = v233;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v208 = v207 * t164_l3_g[j];
+    const T v212 = v211 * t164_l3_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v238 = T(1.0) - v142;
-    const T v239 = v142 * v238;
-    const T v240 = v208 * v239;
-    t240[j] = v240;
+    const T v242 = T(1.0) - v142;
+    const T v243 = v142 * v242;
+    const T v244 = v212 * v243;
+    t244[j] = v244;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v211 = v207 * l3_c[j];
+    const T v215 = v211 * l3_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v249 = T(1.0) - v132;
-    const T v250 = v132 * v249;
-    const T v251 = v211 * v250;
-    t251[j] = v251;
+    const T v253 = T(1.0) - v132;
+    const T v254 = v132 * v253;
+    const T v255 = v215 * v254;
+    t255[j] = v255;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v212 = v207 * v132;
-    d_l3_c[j] = v212;
+    const T v216 = v211 * v132;
+    d_l3_c[j] = v216;
     record1[j] = t7_x[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2f_bias[j] += v251;
+    d_l3_x2f_bias[j] += v255;
     record14[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v251;
+    d_l3_h2f_bias[j] += v255;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2i_bias[j] += v240;
-    d_l3_h2i_bias[j] += v240;
+    d_l3_x2i_bias[j] += v244;
+    d_l3_h2i_bias[j] += v244;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2o_bias[j] += v229;
-    d_l3_h2o_bias[j] += v229;
+    d_l3_x2o_bias[j] += v233;
+    d_l3_h2o_bias[j] += v233;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2c_bias[j] += v215;
+    d_l3_x2c_bias[j] += v219;
   }
-#line 964 "lm_plastic_lstm.cpp"
+#line 975 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -968,224 +979,224 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 2: fused loop nest over [400, 400]
-//   %217 matmul
-//   %220 reduce_to
-//   %223 add -> grad_prev l3.hebb
+//   %221 matmul
+//   %224 reduce_to
+//   %227 add -> grad_prev l3.hebb
 template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t217 = a.scratch + 816;                           // [400]
-  T *__restrict t215 = a.record + 15824;                          // [400]
+  T *__restrict t221 = a.scratch + 816;                           // [400]
+  T *__restrict t219 = a.record + 15824;                          // [400]
   const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t220 = a.scratch + 1216;                          // [400, 1]
+  T *__restrict t224 = a.scratch + 1216;                          // [400, 1]
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
   const T *__restrict t164_l3_g = a.saved + 21248;                // [400] l3.g
   T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
   for (int e = 0; e < 400; ++e)
-    t217[e] = T(0);
+    t221[e] = T(0);
   for (int e = 0; e < 400; ++e)
-    t220[e] = T(0);
+    t224[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc220 = T(0);
-#pragma omp simd reduction(+ : acc220)
+    T acc224 = T(0);
+#pragma omp simd reduction(+ : acc224)
     for (int j = 0; j < 400; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v160 = l3_alpha[i] * l3_hebb[i * 400 + j];
       const T v161 = l3_w[i * 400 + j] + v160;
-      t217[j] += t215[i] * v161;
-      const T v216 = t215[i] * l3_h[j];
-      const T v219 = v216 * l3_hebb[i * 400 + j];
+      t221[j] += t219[i] * v161;
+      const T v220 = t219[i] * l3_h[j];
+      const T v223 = v220 * l3_hebb[i * 400 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc220 += v219;
+      acc224 += v223;
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v172 = t164_l3_g[i] * l3_h[j];
       const T v173 = l3_eta[0] * v172;
       const T v174 = l3_hebb[i * 400 + j] + v173;
-      const T v193 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
-      const T v194 = d_l3_hebb_next[i * 400 + j] * v193;
+      const T v197 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
+      const T v198 = d_l3_hebb_next[i * 400 + j] * v197;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v222 = v216 * l3_alpha[i];
+      const T v226 = v220 * l3_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v223 = v194 + v222;
-      d_l3_hebb[i * 400 + j] = v223;
+      const T v227 = v198 + v226;
+      d_l3_hebb[i * 400 + j] = v227;
     }
-    t220[i] += acc220;
+    t224[i] += acc224;
   }
-#line 1017 "lm_plastic_lstm.cpp"
+#line 1028 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 3: dense product (Eigen), [1149]
-//   %226 matmul
+//   %230 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t215 = a.record + 15824;                            // [400]
+  T *__restrict t219 = a.record + 15824;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t226 = a.scratch + 1616;                            // [1149]
+  T *__restrict t230 = a.scratch + 1616;                            // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t226, 1149).noalias() =
-      ConstRowVec<T>(t215, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1031 "lm_plastic_lstm.cpp"
+  RowVec<T>(t230, 1149).noalias() =
+      ConstRowVec<T>(t219, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
+#line 1042 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 4: dense product (Eigen), [400]
-//   %232 matmul
+//   %236 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t229 = a.record + 15424;                            // [400]
+  T *__restrict t233 = a.record + 15424;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t232 = a.scratch + 2768;                            // [400]
+  T *__restrict t236 = a.scratch + 2768;                            // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t232, 400).noalias() =
-      ConstRowVec<T>(t229, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1045 "lm_plastic_lstm.cpp"
+  RowVec<T>(t236, 400).noalias() =
+      ConstRowVec<T>(t233, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 1056 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 5: dense product (Eigen), [1149]
-//   %236 matmul
+//   %240 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t229 = a.record + 15424;                            // [400]
+  T *__restrict t233 = a.record + 15424;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t236 = a.scratch + 3168;                            // [1149]
+  T *__restrict t240 = a.scratch + 3168;                            // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t236, 1149).noalias() =
-      ConstRowVec<T>(t229, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1059 "lm_plastic_lstm.cpp"
+  RowVec<T>(t240, 1149).noalias() =
+      ConstRowVec<T>(t233, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
+#line 1070 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 6: dense product (Eigen), [400]
-//   %243 matmul
+//   %247 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t240 = a.record + 15024;                            // [400]
+  T *__restrict t244 = a.record + 15024;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t243 = a.scratch + 4320;                            // [400]
+  T *__restrict t247 = a.scratch + 4320;                            // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t243, 400).noalias() =
-      ConstRowVec<T>(t240, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1073 "lm_plastic_lstm.cpp"
+  RowVec<T>(t247, 400).noalias() =
+      ConstRowVec<T>(t244, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 1084 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 7: dense product (Eigen), [1149]
-//   %247 matmul
+//   %251 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t240 = a.record + 15024;                            // [400]
+  T *__restrict t244 = a.record + 15024;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t247 = a.scratch + 4720;                            // [1149]
+  T *__restrict t251 = a.scratch + 4720;                            // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t247, 1149).noalias() =
-      ConstRowVec<T>(t240, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1087 "lm_plastic_lstm.cpp"
+  RowVec<T>(t251, 1149).noalias() =
+      ConstRowVec<T>(t244, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
+#line 1098 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 8: dense product (Eigen), [400]
-//   %254 matmul
+//   %258 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t251 = a.record + 13072;                            // [400]
+  T *__restrict t255 = a.record + 13072;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t254 = a.scratch + 5872;                            // [400]
+  T *__restrict t258 = a.scratch + 5872;                            // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t254, 400).noalias() =
-      ConstRowVec<T>(t251, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1101 "lm_plastic_lstm.cpp"
+  RowVec<T>(t258, 400).noalias() =
+      ConstRowVec<T>(t255, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 1112 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 9: dense product (Eigen), [1149]
-//   %258 matmul
+//   %262 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t251 = a.record + 13072;                            // [400]
+  T *__restrict t255 = a.record + 13072;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t258 = a.scratch + 6272;                            // [1149]
+  T *__restrict t262 = a.scratch + 6272;                            // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t258, 1149).noalias() =
-      ConstRowVec<T>(t251, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1115 "lm_plastic_lstm.cpp"
+  RowVec<T>(t262, 1149).noalias() =
+      ConstRowVec<T>(t255, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
+#line 1126 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
 // backward stage 10: fused loop nest over [1149, 1149]
-//   %266 reduce_to
-//   %269 matmul
-//   %270 matmul
-//   %335 reduce_to
-//   %338 matmul
-//   %339 matmul
+//   %270 reduce_to
+//   %273 matmul
+//   %274 matmul
+//   %339 reduce_to
+//   %342 matmul
+//   %343 matmul
 template <class T> static void backward_eta_outer_10(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
   const T *__restrict t108_l2_g = a.saved + 16544;                // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t266 = a.scratch + 7424;                          // []
-  T *__restrict t269 = a.scratch + 7440;                          // [1149]
-  T *__restrict t270 = a.scratch + 8592;                          // [1149]
+  T *__restrict t270 = a.scratch + 7424;                          // []
+  T *__restrict t273 = a.scratch + 7440;                          // [1149]
+  T *__restrict t274 = a.scratch + 8592;                          // [1149]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
   const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t335 = a.scratch + 20112;                         // []
-  T *__restrict t338 = a.scratch + 20128;                         // [1149]
-  T *__restrict t339 = a.scratch + 21280;                         // [1149]
-  t266[0] = T(0);
+  T *__restrict t339 = a.scratch + 20112;                         // []
+  T *__restrict t342 = a.scratch + 20128;                         // [1149]
+  T *__restrict t343 = a.scratch + 21280;                         // [1149]
+  t270[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t270[e] = T(0);
-  t335[0] = T(0);
+    t274[e] = T(0);
+  t339[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t339[e] = T(0);
+    t343[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc266 = T(0);
-    T acc269 = T(0);
-    T acc335 = T(0);
-    T acc338 = T(0);
-#pragma omp simd reduction(+ : acc266, acc269, acc335, acc338)
+    T acc270 = T(0);
+    T acc273 = T(0);
+    T acc339 = T(0);
+    T acc342 = T(0);
+#pragma omp simd reduction(+ : acc270, acc273, acc339, acc342)
     for (int j = 0; j < 1149; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v116 = t108_l2_g[i] * l2_h[j];
       const T v117 = l2_eta[0] * v116;
       const T v118 = l2_hebb[i * 1149 + j] + v117;
-      const T v263 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
-      const T v264 = d_l2_hebb_next[i * 1149 + j] * v263;
-      const T v265 = v264 * v116;
+      const T v267 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
+      const T v268 = d_l2_hebb_next[i * 1149 + j] * v267;
+      const T v269 = v268 * v116;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc266 += v265;
+      acc270 += v269;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v268 = v264 * l2_eta[0];
-      acc269 += v268 * l2_h[j];
-      t270[j] += t108_l2_g[i] * v268;
+      const T v272 = v268 * l2_eta[0];
+      acc273 += v272 * l2_h[j];
+      t274[j] += t108_l2_g[i] * v272;
       const T v58 = t50_l1_g[i] * l1_h[j];
       const T v59 = l1_eta[0] * v58;
       const T v60 = l1_hebb[i * 1149 + j] + v59;
-      const T v332 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
-      const T v333 = d_l1_hebb_next[i * 1149 + j] * v332;
-      const T v334 = v333 * v58;
+      const T v336 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
+      const T v337 = d_l1_hebb_next[i * 1149 + j] * v336;
+      const T v338 = v337 * v58;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc335 += v334;
+      acc339 += v338;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v337 = v333 * l1_eta[0];
-      acc338 += v337 * l1_h[j];
-      t339[j] += t50_l1_g[i] * v337;
+      const T v341 = v337 * l1_eta[0];
+      acc342 += v341 * l1_h[j];
+      t343[j] += t50_l1_g[i] * v341;
     }
-    t266[0] += acc266;
-    t269[i] = acc269;
-    t335[0] += acc335;
-    t338[i] = acc338;
+    t270[0] += acc270;
+    t273[i] = acc273;
+    t339[0] += acc339;
+    t342[i] = acc342;
   }
-#line 1189 "lm_plastic_lstm.cpp"
+#line 1200 "lm_plastic_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1197,31 +1208,31 @@ template <class T> static void backward_eta_outer_10(const dopa::StepArgs<T> &a)
 // cn = f * c + i * g
 //
 // backward stage 11: fused loop nest over [1149]
-//   %284 mul
-//   %298 mul
-//   %309 mul
-//   %320 mul
-//   %281 mul -> grad_prev l2.c
+//   %288 mul
+//   %302 mul
+//   %313 mul
+//   %324 mul
+//   %285 mul -> grad_prev l2.c
 //   %12 state -> record (a factor of deferred outer-product gradients)
 //   %65 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %320 mul += grad l2.x2f.bias
+//   %324 mul += grad l2.x2f.bias
 //   %70 state -> record (a factor of deferred outer-product gradients)
-//   %320 mul += grad l2.h2f.bias
-//   %309 mul += grad l2.x2i.bias
-//   %309 mul += grad l2.h2i.bias
-//   %298 mul += grad l2.x2o.bias
-//   %298 mul += grad l2.h2o.bias
-//   %284 mul += grad l2.x2c.bias
+//   %324 mul += grad l2.h2f.bias
+//   %313 mul += grad l2.x2i.bias
+//   %313 mul += grad l2.h2i.bias
+//   %302 mul += grad l2.x2o.bias
+//   %302 mul += grad l2.h2o.bias
+//   %288 mul += grad l2.x2c.bias
 //   %121 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t269 = a.scratch + 7440;                        // [1149]
+  T *__restrict t273 = a.scratch + 7440;                        // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1149] d l2.h'
-  T *__restrict t226 = a.scratch + 1616;                        // [1149]
-  T *__restrict t236 = a.scratch + 3168;                        // [1149]
-  T *__restrict t247 = a.scratch + 4720;                        // [1149]
-  T *__restrict t258 = a.scratch + 6272;                        // [1149]
+  T *__restrict t230 = a.scratch + 1616;                        // [1149]
+  T *__restrict t240 = a.scratch + 3168;                        // [1149]
+  T *__restrict t251 = a.scratch + 4720;                        // [1149]
+  T *__restrict t262 = a.scratch + 6272;                        // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
   const T *__restrict t88 = a.saved + 14240;                    // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
@@ -1237,10 +1248,10 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict t82 = a.saved + 13088;                    // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
   const T *__restrict t108_l2_g = a.saved + 16544;              // [1149] l2.g
-  T *__restrict t284 = a.record + 11920;                        // [1149]
-  T *__restrict t298 = a.record + 10768;                        // [1149]
-  T *__restrict t309 = a.record + 9616;                         // [1149]
-  T *__restrict t320 = a.record + 6160;                         // [1149]
+  T *__restrict t288 = a.record + 11920;                        // [1149]
+  T *__restrict t302 = a.record + 10768;                        // [1149]
+  T *__restrict t313 = a.record + 9616;                         // [1149]
+  T *__restrict t324 = a.record + 6160;                         // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;               // [1149]
   T *__restrict record2 = a.record + 1552;                      // [1149]
@@ -1258,20 +1269,20 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict t121_y2 = a.saved + 17696;                // [1149] y2
   T *__restrict record13 = a.record + 13472;                    // [1149]
   for (int j = 0; j < 1149; ++j) {
-#line 27 "examples/lm/plastic_lstm.dopa"
-    const T v237 = t226[j] + t236[j];
-    const T v248 = v237 + t247[j];
-    const T v259 = v248 + t258[j];
-    const T v261 = v259 * drop_h2[j];
+#line 28 "examples/lm/plastic_lstm.dopa"
+    const T v241 = t230[j] + t240[j];
+    const T v252 = v241 + t251[j];
+    const T v263 = v252 + t262[j];
+    const T v265 = v263 * drop_h2[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v262 = d_l2_h_next[j] + v261;
+    const T v266 = d_l2_h_next[j] + v265;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v90 = t88[j] + l2_x2o_bias[j];
     const T v94 = t92[j] + l2_h2o_bias[j];
     const T v95 = v90 + v94;
     const T v96 = T(1) / (T(1) + std::exp(-v95));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v272 = v262 * v96;
+    const T v276 = v266 * v96;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v69 = t67[j] + l2_x2f_bias[j];
     const T v74 = t72[j] + l2_h2f_bias[j];
@@ -1289,59 +1300,59 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v112 = v110 + v111;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v113 = std::tanh(v112);
-    const T v273 = v113 * v113;
-    const T v274 = T(1.0) - v273;
-    const T v275 = v272 * v274;
+    const T v277 = v113 * v113;
+    const T v278 = T(1.0) - v277;
+    const T v279 = v276 * v278;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v276 = d_l2_c_next[j] + v275;
-    const T v278 = v276 * v86;
+    const T v280 = d_l2_c_next[j] + v279;
+    const T v282 = v280 * v86;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v279 = t269[j] + v278;
-    const T v282 = t108_l2_g[j] * t108_l2_g[j];
-    const T v283 = T(1.0) - v282;
-    const T v284 = v279 * v283;
-    t284[j] = v284;
+    const T v283 = t273[j] + v282;
+    const T v286 = t108_l2_g[j] * t108_l2_g[j];
+    const T v287 = T(1.0) - v286;
+    const T v288 = v283 * v287;
+    t288[j] = v288;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v271 = v262 * v113;
+    const T v275 = v266 * v113;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v296 = T(1.0) - v96;
-    const T v297 = v96 * v296;
-    const T v298 = v271 * v297;
-    t298[j] = v298;
+    const T v300 = T(1.0) - v96;
+    const T v301 = v96 * v300;
+    const T v302 = v275 * v301;
+    t302[j] = v302;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v277 = v276 * t108_l2_g[j];
+    const T v281 = v280 * t108_l2_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v307 = T(1.0) - v86;
-    const T v308 = v86 * v307;
-    const T v309 = v277 * v308;
-    t309[j] = v309;
+    const T v311 = T(1.0) - v86;
+    const T v312 = v86 * v311;
+    const T v313 = v281 * v312;
+    t313[j] = v313;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v280 = v276 * l2_c[j];
+    const T v284 = v280 * l2_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v318 = T(1.0) - v76;
-    const T v319 = v76 * v318;
-    const T v320 = v280 * v319;
-    t320[j] = v320;
+    const T v322 = T(1.0) - v76;
+    const T v323 = v76 * v322;
+    const T v324 = v284 * v323;
+    t324[j] = v324;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v281 = v276 * v76;
-    d_l2_c[j] = v281;
+    const T v285 = v280 * v76;
+    d_l2_c[j] = v285;
     record2[j] = l1_h[j];
     record7[j] = t65_y1[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2f_bias[j] += v320;
+    d_l2_x2f_bias[j] += v324;
     record8[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v320;
+    d_l2_h2f_bias[j] += v324;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2i_bias[j] += v309;
-    d_l2_h2i_bias[j] += v309;
+    d_l2_x2i_bias[j] += v313;
+    d_l2_h2i_bias[j] += v313;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2o_bias[j] += v298;
-    d_l2_h2o_bias[j] += v298;
+    d_l2_x2o_bias[j] += v302;
+    d_l2_h2o_bias[j] += v302;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2c_bias[j] += v284;
+    d_l2_x2c_bias[j] += v288;
     record13[j] = t121_y2[j];
   }
-#line 1345 "lm_plastic_lstm.cpp"
+#line 1356 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1349,150 +1360,150 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 12: fused loop nest over [1149, 1149]
-//   %286 matmul
-//   %289 reduce_to
-//   %292 add -> grad_prev l2.hebb
+//   %290 matmul
+//   %293 reduce_to
+//   %296 add -> grad_prev l2.hebb
 template <class T> static void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t286 = a.scratch + 9744;                          // [1149]
-  T *__restrict t284 = a.record + 11920;                          // [1149]
+  T *__restrict t290 = a.scratch + 9744;                          // [1149]
+  T *__restrict t288 = a.record + 11920;                          // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t289 = a.scratch + 10896;                         // [1149, 1]
+  T *__restrict t293 = a.scratch + 10896;                         // [1149, 1]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
   const T *__restrict t108_l2_g = a.saved + 16544;                // [1149] l2.g
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t286[e] = T(0);
+    t290[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t289[e] = T(0);
+    t293[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc289 = T(0);
-#pragma omp simd reduction(+ : acc289)
+    T acc293 = T(0);
+#pragma omp simd reduction(+ : acc293)
     for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v104 = l2_alpha[i] * l2_hebb[i * 1149 + j];
       const T v105 = l2_w[i * 1149 + j] + v104;
-      t286[j] += t284[i] * v105;
-      const T v285 = t284[i] * l2_h[j];
-      const T v288 = v285 * l2_hebb[i * 1149 + j];
+      t290[j] += t288[i] * v105;
+      const T v289 = t288[i] * l2_h[j];
+      const T v292 = v289 * l2_hebb[i * 1149 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc289 += v288;
+      acc293 += v292;
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v116 = t108_l2_g[i] * l2_h[j];
       const T v117 = l2_eta[0] * v116;
       const T v118 = l2_hebb[i * 1149 + j] + v117;
-      const T v263 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
-      const T v264 = d_l2_hebb_next[i * 1149 + j] * v263;
+      const T v267 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
+      const T v268 = d_l2_hebb_next[i * 1149 + j] * v267;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v291 = v285 * l2_alpha[i];
+      const T v295 = v289 * l2_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v292 = v264 + v291;
-      d_l2_hebb[i * 1149 + j] = v292;
+      const T v296 = v268 + v295;
+      d_l2_hebb[i * 1149 + j] = v296;
     }
-    t289[i] += acc289;
+    t293[i] += acc293;
   }
-#line 1398 "lm_plastic_lstm.cpp"
+#line 1409 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 13: dense product (Eigen), [1149]
-//   %295 matmul
+//   %299 matmul
 template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t284 = a.record + 11920;                            // [1149]
+  T *__restrict t288 = a.record + 11920;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t295 = a.scratch + 12048;                           // [1149]
+  T *__restrict t299 = a.scratch + 12048;                           // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t295, 1149).noalias() =
-      ConstRowVec<T>(t284, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1412 "lm_plastic_lstm.cpp"
+  RowVec<T>(t299, 1149).noalias() =
+      ConstRowVec<T>(t288, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
+#line 1423 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 14: dense product (Eigen), [1149]
-//   %301 matmul
+//   %305 matmul
 template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t298 = a.record + 10768;                            // [1149]
+  T *__restrict t302 = a.record + 10768;                            // [1149]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t301 = a.scratch + 13200;                           // [1149]
+  T *__restrict t305 = a.scratch + 13200;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t301, 1149).noalias() =
-      ConstRowVec<T>(t298, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1426 "lm_plastic_lstm.cpp"
+  RowVec<T>(t305, 1149).noalias() =
+      ConstRowVec<T>(t302, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
+#line 1437 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 15: dense product (Eigen), [1149]
-//   %305 matmul
+//   %309 matmul
 template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t298 = a.record + 10768;                            // [1149]
+  T *__restrict t302 = a.record + 10768;                            // [1149]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t305 = a.scratch + 14352;                           // [1149]
+  T *__restrict t309 = a.scratch + 14352;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t305, 1149).noalias() =
-      ConstRowVec<T>(t298, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1440 "lm_plastic_lstm.cpp"
+  RowVec<T>(t309, 1149).noalias() =
+      ConstRowVec<T>(t302, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
+#line 1451 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 16: dense product (Eigen), [1149]
-//   %312 matmul
+//   %316 matmul
 template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t309 = a.record + 9616;                             // [1149]
+  T *__restrict t313 = a.record + 9616;                             // [1149]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t312 = a.scratch + 15504;                           // [1149]
+  T *__restrict t316 = a.scratch + 15504;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t312, 1149).noalias() =
-      ConstRowVec<T>(t309, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1454 "lm_plastic_lstm.cpp"
+  RowVec<T>(t316, 1149).noalias() =
+      ConstRowVec<T>(t313, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
+#line 1465 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 17: dense product (Eigen), [1149]
-//   %316 matmul
+//   %320 matmul
 template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t309 = a.record + 9616;                             // [1149]
+  T *__restrict t313 = a.record + 9616;                             // [1149]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t316 = a.scratch + 16656;                           // [1149]
+  T *__restrict t320 = a.scratch + 16656;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t316, 1149).noalias() =
-      ConstRowVec<T>(t309, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1468 "lm_plastic_lstm.cpp"
+  RowVec<T>(t320, 1149).noalias() =
+      ConstRowVec<T>(t313, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
+#line 1479 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 18: dense product (Eigen), [1149]
-//   %323 matmul
+//   %327 matmul
 template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t320 = a.record + 6160;                             // [1149]
+  T *__restrict t324 = a.record + 6160;                             // [1149]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t323 = a.scratch + 17808;                           // [1149]
+  T *__restrict t327 = a.scratch + 17808;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t323, 1149).noalias() =
-      ConstRowVec<T>(t320, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1482 "lm_plastic_lstm.cpp"
+  RowVec<T>(t327, 1149).noalias() =
+      ConstRowVec<T>(t324, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
+#line 1493 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 19: dense product (Eigen), [1149]
-//   %327 matmul
+//   %331 matmul
 template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t320 = a.record + 6160;                             // [1149]
+  T *__restrict t324 = a.record + 6160;                             // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t327 = a.scratch + 18960;                           // [1149]
+  T *__restrict t331 = a.scratch + 18960;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t327, 1149).noalias() =
-      ConstRowVec<T>(t320, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1496 "lm_plastic_lstm.cpp"
+  RowVec<T>(t331, 1149).noalias() =
+      ConstRowVec<T>(t324, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+#line 1507 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1503,28 +1514,28 @@ template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 //
 // backward stage 20: fused loop nest over [1149]
-//   %353 mul
-//   %367 mul
-//   %378 mul
-//   %389 mul
-//   %350 mul -> grad_prev l1.c
-//   %324 add -> grad_prev l2.h
-//   %389 mul += grad l1.x2f.bias
-//   %389 mul += grad l1.h2f.bias
-//   %378 mul += grad l1.x2i.bias
-//   %378 mul += grad l1.h2i.bias
-//   %367 mul += grad l1.x2o.bias
-//   %367 mul += grad l1.h2o.bias
-//   %353 mul += grad l1.x2c.bias
+//   %357 mul
+//   %371 mul
+//   %382 mul
+//   %393 mul
+//   %354 mul -> grad_prev l1.c
+//   %328 add -> grad_prev l2.h
+//   %393 mul += grad l1.x2f.bias
+//   %393 mul += grad l1.h2f.bias
+//   %382 mul += grad l1.x2i.bias
+//   %382 mul += grad l1.h2i.bias
+//   %371 mul += grad l1.x2o.bias
+//   %371 mul += grad l1.h2o.bias
+//   %357 mul += grad l1.x2c.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t338 = a.scratch + 20128;                       // [1149]
+  T *__restrict t342 = a.scratch + 20128;                       // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1149] d l1.h'
-  T *__restrict t295 = a.scratch + 12048;                       // [1149]
-  T *__restrict t305 = a.scratch + 14352;                       // [1149]
-  T *__restrict t316 = a.scratch + 16656;                       // [1149]
-  T *__restrict t327 = a.scratch + 18960;                       // [1149]
+  T *__restrict t299 = a.scratch + 12048;                       // [1149]
+  T *__restrict t309 = a.scratch + 14352;                       // [1149]
+  T *__restrict t320 = a.scratch + 16656;                       // [1149]
+  T *__restrict t331 = a.scratch + 18960;                       // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
   const T *__restrict t30 = a.saved + 5024;                     // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
@@ -1540,16 +1551,16 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict t24 = a.saved + 3872;                     // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
   const T *__restrict t50_l1_g = a.saved + 7328;                // [1149] l1.g
-  T *__restrict t353 = a.record + 5008;                         // [1149]
-  T *__restrict t367 = a.record + 3856;                         // [1149]
-  T *__restrict t378 = a.record + 2704;                         // [1149]
-  T *__restrict t389 = a.record + 0;                            // [1149]
+  T *__restrict t357 = a.record + 5008;                         // [1149]
+  T *__restrict t371 = a.record + 3856;                         // [1149]
+  T *__restrict t382 = a.record + 2704;                         // [1149]
+  T *__restrict t393 = a.record + 0;                            // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1149]
-  T *__restrict t270 = a.scratch + 8592;                        // [1149]
-  T *__restrict t286 = a.scratch + 9744;                        // [1149]
-  T *__restrict t301 = a.scratch + 13200;                       // [1149]
-  T *__restrict t312 = a.scratch + 15504;                       // [1149]
-  T *__restrict t323 = a.scratch + 17808;                       // [1149]
+  T *__restrict t274 = a.scratch + 8592;                        // [1149]
+  T *__restrict t290 = a.scratch + 9744;                        // [1149]
+  T *__restrict t305 = a.scratch + 13200;                       // [1149]
+  T *__restrict t316 = a.scratch + 15504;                       // [1149]
+  T *__restrict t327 = a.scratch + 17808;                       // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1149]
@@ -1559,20 +1570,20 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1149]
   for (int j = 0; j < 1149; ++j) {
-#line 26 "examples/lm/plastic_lstm.dopa"
-    const T v306 = t295[j] + t305[j];
-    const T v317 = v306 + t316[j];
-    const T v328 = v317 + t327[j];
-    const T v330 = v328 * drop_h1[j];
+#line 27 "examples/lm/plastic_lstm.dopa"
+    const T v310 = t299[j] + t309[j];
+    const T v321 = v310 + t320[j];
+    const T v332 = v321 + t331[j];
+    const T v334 = v332 * drop_h1[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v331 = d_l1_h_next[j] + v330;
+    const T v335 = d_l1_h_next[j] + v334;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + std::exp(-v37));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v341 = v331 * v38;
+    const T v345 = v335 * v38;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
@@ -1590,61 +1601,61 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v54 = v52 + v53;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v55 = std::tanh(v54);
-    const T v342 = v55 * v55;
-    const T v343 = T(1.0) - v342;
-    const T v344 = v341 * v343;
+    const T v346 = v55 * v55;
+    const T v347 = T(1.0) - v346;
+    const T v348 = v345 * v347;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v345 = d_l1_c_next[j] + v344;
-    const T v347 = v345 * v28;
+    const T v349 = d_l1_c_next[j] + v348;
+    const T v351 = v349 * v28;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v348 = t338[j] + v347;
-    const T v351 = t50_l1_g[j] * t50_l1_g[j];
-    const T v352 = T(1.0) - v351;
-    const T v353 = v348 * v352;
-    t353[j] = v353;
+    const T v352 = t342[j] + v351;
+    const T v355 = t50_l1_g[j] * t50_l1_g[j];
+    const T v356 = T(1.0) - v355;
+    const T v357 = v352 * v356;
+    t357[j] = v357;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v340 = v331 * v55;
+    const T v344 = v335 * v55;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v365 = T(1.0) - v38;
-    const T v366 = v38 * v365;
-    const T v367 = v340 * v366;
-    t367[j] = v367;
+    const T v369 = T(1.0) - v38;
+    const T v370 = v38 * v369;
+    const T v371 = v344 * v370;
+    t371[j] = v371;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v346 = v345 * t50_l1_g[j];
+    const T v350 = v349 * t50_l1_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v376 = T(1.0) - v28;
-    const T v377 = v28 * v376;
-    const T v378 = v346 * v377;
-    t378[j] = v378;
+    const T v380 = T(1.0) - v28;
+    const T v381 = v28 * v380;
+    const T v382 = v350 * v381;
+    t382[j] = v382;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v349 = v345 * l1_c[j];
+    const T v353 = v349 * l1_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v387 = T(1.0) - v18;
-    const T v388 = v18 * v387;
-    const T v389 = v349 * v388;
-    t389[j] = v389;
+    const T v391 = T(1.0) - v18;
+    const T v392 = v18 * v391;
+    const T v393 = v353 * v392;
+    t393[j] = v393;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v350 = v345 * v18;
-    d_l1_c[j] = v350;
+    const T v354 = v349 * v18;
+    d_l1_c[j] = v354;
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v287 = t270[j] + t286[j];
-    const T v302 = v287 + t301[j];
-    const T v313 = v302 + t312[j];
-    const T v324 = v313 + t323[j];
-    d_l2_h[j] = v324;
+    const T v291 = t274[j] + t290[j];
+    const T v306 = v291 + t305[j];
+    const T v317 = v306 + t316[j];
+    const T v328 = v317 + t327[j];
+    d_l2_h[j] = v328;
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2f_bias[j] += v389;
-    d_l1_h2f_bias[j] += v389;
+    d_l1_x2f_bias[j] += v393;
+    d_l1_h2f_bias[j] += v393;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2i_bias[j] += v378;
-    d_l1_h2i_bias[j] += v378;
+    d_l1_x2i_bias[j] += v382;
+    d_l1_h2i_bias[j] += v382;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2o_bias[j] += v367;
-    d_l1_h2o_bias[j] += v367;
+    d_l1_x2o_bias[j] += v371;
+    d_l1_h2o_bias[j] += v371;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2c_bias[j] += v353;
+    d_l1_x2c_bias[j] += v357;
   }
-#line 1648 "lm_plastic_lstm.cpp"
+#line 1659 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1652,192 +1663,192 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 21: fused loop nest over [1149, 1149]
-//   %355 matmul
-//   %358 reduce_to
-//   %361 add -> grad_prev l1.hebb
+//   %359 matmul
+//   %362 reduce_to
+//   %365 add -> grad_prev l1.hebb
 template <class T> static void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t355 = a.scratch + 22432;                         // [1149]
-  T *__restrict t353 = a.record + 5008;                           // [1149]
+  T *__restrict t359 = a.scratch + 22432;                         // [1149]
+  T *__restrict t357 = a.record + 5008;                           // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t358 = a.scratch + 23584;                         // [1149, 1]
+  T *__restrict t362 = a.scratch + 23584;                         // [1149, 1]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
   const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
-    t355[e] = T(0);
+    t359[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t358[e] = T(0);
+    t362[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
-    T acc358 = T(0);
-#pragma omp simd reduction(+ : acc358)
+    T acc362 = T(0);
+#pragma omp simd reduction(+ : acc362)
     for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
       const T v47 = l1_w[i * 1149 + j] + v46;
-      t355[j] += t353[i] * v47;
-      const T v354 = t353[i] * l1_h[j];
-      const T v357 = v354 * l1_hebb[i * 1149 + j];
+      t359[j] += t357[i] * v47;
+      const T v358 = t357[i] * l1_h[j];
+      const T v361 = v358 * l1_hebb[i * 1149 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc358 += v357;
+      acc362 += v361;
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v58 = t50_l1_g[i] * l1_h[j];
       const T v59 = l1_eta[0] * v58;
       const T v60 = l1_hebb[i * 1149 + j] + v59;
-      const T v332 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
-      const T v333 = d_l1_hebb_next[i * 1149 + j] * v332;
+      const T v336 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
+      const T v337 = d_l1_hebb_next[i * 1149 + j] * v336;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v360 = v354 * l1_alpha[i];
+      const T v364 = v358 * l1_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v361 = v333 + v360;
-      d_l1_hebb[i * 1149 + j] = v361;
+      const T v365 = v337 + v364;
+      d_l1_hebb[i * 1149 + j] = v365;
     }
-    t358[i] += acc358;
+    t362[i] += acc362;
   }
-#line 1701 "lm_plastic_lstm.cpp"
+#line 1712 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 22: dense product (Eigen), [400]
-//   %364 matmul
+//   %368 matmul
 template <class T> static void backward_x2c_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t353 = a.record + 5008;                             // [1149]
+  T *__restrict t357 = a.record + 5008;                             // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t364 = a.scratch + 24736;                           // [400]
+  T *__restrict t368 = a.scratch + 24736;                           // [400]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t364, 400).noalias() =
-      ConstRowVec<T>(t353, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 1715 "lm_plastic_lstm.cpp"
+  RowVec<T>(t368, 400).noalias() =
+      ConstRowVec<T>(t357, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
+#line 1726 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 23: dense product (Eigen), [1149]
-//   %370 matmul
+//   %374 matmul
 template <class T> static void backward_h2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t367 = a.record + 3856;                             // [1149]
+  T *__restrict t371 = a.record + 3856;                             // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t370 = a.scratch + 25136;                           // [1149]
+  T *__restrict t374 = a.scratch + 25136;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t370, 1149).noalias() =
-      ConstRowVec<T>(t367, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 1729 "lm_plastic_lstm.cpp"
+  RowVec<T>(t374, 1149).noalias() =
+      ConstRowVec<T>(t371, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
+#line 1740 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 24: dense product (Eigen), [400]
-//   %374 matmul
+//   %378 matmul
 template <class T> static void backward_x2o_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t367 = a.record + 3856;                             // [1149]
+  T *__restrict t371 = a.record + 3856;                             // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t374 = a.scratch + 26288;                           // [400]
+  T *__restrict t378 = a.scratch + 26288;                           // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t374, 400).noalias() =
-      ConstRowVec<T>(t367, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 1743 "lm_plastic_lstm.cpp"
+  RowVec<T>(t378, 400).noalias() =
+      ConstRowVec<T>(t371, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
+#line 1754 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (Eigen), [1149]
-//   %381 matmul
+//   %385 matmul
 template <class T> static void backward_h2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.record + 2704;                             // [1149]
+  T *__restrict t382 = a.record + 2704;                             // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t381 = a.scratch + 26688;                           // [1149]
+  T *__restrict t385 = a.scratch + 26688;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t381, 1149).noalias() =
-      ConstRowVec<T>(t378, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 1757 "lm_plastic_lstm.cpp"
+  RowVec<T>(t385, 1149).noalias() =
+      ConstRowVec<T>(t382, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
+#line 1768 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 26: dense product (Eigen), [400]
-//   %385 matmul
+//   %389 matmul
 template <class T> static void backward_x2i_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.record + 2704;                             // [1149]
+  T *__restrict t382 = a.record + 2704;                             // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t385 = a.scratch + 27840;                           // [400]
+  T *__restrict t389 = a.scratch + 27840;                           // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t385, 400).noalias() =
-      ConstRowVec<T>(t378, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 1771 "lm_plastic_lstm.cpp"
+  RowVec<T>(t389, 400).noalias() =
+      ConstRowVec<T>(t382, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
+#line 1782 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 27: dense product (Eigen), [1149]
-//   %392 matmul
+//   %396 matmul
 template <class T> static void backward_h2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t389 = a.record + 0;                                // [1149]
+  T *__restrict t393 = a.record + 0;                                // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t392 = a.scratch + 28240;                           // [1149]
+  T *__restrict t396 = a.scratch + 28240;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t392, 1149).noalias() =
-      ConstRowVec<T>(t389, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 1785 "lm_plastic_lstm.cpp"
+  RowVec<T>(t396, 1149).noalias() =
+      ConstRowVec<T>(t393, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
+#line 1796 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 28: dense product (Eigen), [400]
-//   %396 matmul
+//   %400 matmul
 template <class T> static void backward_x2f_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t389 = a.record + 0;                                // [1149]
+  T *__restrict t393 = a.record + 0;                                // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t396 = a.scratch + 29392;                           // [400]
+  T *__restrict t400 = a.scratch + 29392;                           // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t396, 400).noalias() =
-      ConstRowVec<T>(t389, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 1799 "lm_plastic_lstm.cpp"
+  RowVec<T>(t400, 400).noalias() =
+      ConstRowVec<T>(t393, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
+#line 1810 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 29: fused loop nest over [1149]
-//   %393 add -> grad_prev l1.h
+//   %397 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t339 = a.scratch + 21280;        // [1149]
-  T *__restrict t355 = a.scratch + 22432;        // [1149]
-  T *__restrict t370 = a.scratch + 25136;        // [1149]
-  T *__restrict t381 = a.scratch + 26688;        // [1149]
-  T *__restrict t392 = a.scratch + 28240;        // [1149]
+  T *__restrict t343 = a.scratch + 21280;        // [1149]
+  T *__restrict t359 = a.scratch + 22432;        // [1149]
+  T *__restrict t374 = a.scratch + 25136;        // [1149]
+  T *__restrict t385 = a.scratch + 26688;        // [1149]
+  T *__restrict t396 = a.scratch + 28240;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v356 = t339[j] + t355[j];
-    const T v371 = v356 + t370[j];
-    const T v382 = v371 + t381[j];
-    const T v393 = v382 + t392[j];
-    d_l1_h[j] = v393;
+    const T v360 = t343[j] + t359[j];
+    const T v375 = v360 + t374[j];
+    const T v386 = v375 + t385[j];
+    const T v397 = v386 + t396[j];
+    d_l1_h[j] = v397;
   }
-#line 1822 "lm_plastic_lstm.cpp"
+#line 1833 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 30: fused loop nest over [400]
-//   %255 add -> grad_prev l3.h
-//   %400 mul += grad enc.weight
+//   %259 add -> grad_prev l3.h
+//   %404 mul += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t200 = a.scratch + 416;                   // [400]
-  T *__restrict t217 = a.scratch + 816;                   // [400]
-  T *__restrict t232 = a.scratch + 2768;                  // [400]
-  T *__restrict t243 = a.scratch + 4320;                  // [400]
-  T *__restrict t254 = a.scratch + 5872;                  // [400]
+  T *__restrict t204 = a.scratch + 416;                   // [400]
+  T *__restrict t221 = a.scratch + 816;                   // [400]
+  T *__restrict t236 = a.scratch + 2768;                  // [400]
+  T *__restrict t247 = a.scratch + 4320;                  // [400]
+  T *__restrict t258 = a.scratch + 5872;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t364 = a.scratch + 24736;                 // [400]
-  T *__restrict t374 = a.scratch + 26288;                 // [400]
-  T *__restrict t385 = a.scratch + 27840;                 // [400]
-  T *__restrict t396 = a.scratch + 29392;                 // [400]
+  T *__restrict t368 = a.scratch + 24736;                 // [400]
+  T *__restrict t378 = a.scratch + 26288;                 // [400]
+  T *__restrict t389 = a.scratch + 27840;                 // [400]
+  T *__restrict t400 = a.scratch + 29392;                 // [400]
   const T *__restrict drop_i = a.inputs[1];               // [400]
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
@@ -1845,72 +1856,72 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v218 = t200[j] + t217[j];
-    const T v233 = v218 + t232[j];
-    const T v244 = v233 + t243[j];
-    const T v255 = v244 + t254[j];
-    d_l3_h[j] = v255;
-#line 25 "examples/lm/plastic_lstm.dopa"
-    const T v375 = t364[j] + t374[j];
-    const T v386 = v375 + t385[j];
-    const T v397 = v386 + t396[j];
-    const T v399 = v397 * drop_i[j];
-    const T v400 = v399 * t4[0];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v400;
+    const T v222 = t204[j] + t221[j];
+    const T v237 = v222 + t236[j];
+    const T v248 = v237 + t247[j];
+    const T v259 = v248 + t258[j];
+    d_l3_h[j] = v259;
+#line 26 "examples/lm/plastic_lstm.dopa"
+    const T v379 = t368[j] + t378[j];
+    const T v390 = v379 + t389[j];
+    const T v401 = v390 + t400[j];
+    const T v403 = v401 * drop_i[j];
+    const T v404 = v403 * t4[0];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v404;
   }
-#line 1862 "lm_plastic_lstm.cpp"
+#line 1873 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 31: fused loop nest over [1149, 1]
-//   %358 reduce_to += grad l1.alpha
-//   %289 reduce_to += grad l2.alpha
+//   %362 reduce_to += grad l1.alpha
+//   %293 reduce_to += grad l2.alpha
 template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t358 = a.scratch + 23584;             // [1149, 1]
+  T *__restrict t362 = a.scratch + 23584;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t289 = a.scratch + 10896;             // [1149, 1]
+  T *__restrict t293 = a.scratch + 10896;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-    d_l1_alpha[i] += t358[i];
-    d_l2_alpha[i] += t289[i];
+    d_l1_alpha[i] += t362[i];
+    d_l2_alpha[i] += t293[i];
   }
-#line 1880 "lm_plastic_lstm.cpp"
+#line 1891 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
 //
 // backward stage 32: fused loop nest over []
-//   %335 reduce_to += grad l1.eta
-//   %266 reduce_to += grad l2.eta
-//   %196 reduce_to += grad l3.eta
+//   %339 reduce_to += grad l1.eta
+//   %270 reduce_to += grad l2.eta
+//   %200 reduce_to += grad l3.eta
 template <class T> static void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t335 = a.scratch + 20112;         // []
+  T *__restrict t339 = a.scratch + 20112;         // []
   T *__restrict d_l1_eta = a.grads + kParamL1Eta; // []
-  T *__restrict t266 = a.scratch + 7424;          // []
+  T *__restrict t270 = a.scratch + 7424;          // []
   T *__restrict d_l2_eta = a.grads + kParamL2Eta; // []
-  T *__restrict t196 = a.scratch + 0;             // []
+  T *__restrict t200 = a.scratch + 0;             // []
   T *__restrict d_l3_eta = a.grads + kParamL3Eta; // []
 #line 47 "examples/lm/plastic_lstm.dopa"
-  d_l1_eta[0] += t335[0];
-  d_l2_eta[0] += t266[0];
-  d_l3_eta[0] += t196[0];
-#line 1900 "lm_plastic_lstm.cpp"
+  d_l1_eta[0] += t339[0];
+  d_l2_eta[0] += t270[0];
+  d_l3_eta[0] += t200[0];
+#line 1911 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 33: fused loop nest over [400, 1]
-//   %220 reduce_to += grad l3.alpha
+//   %224 reduce_to += grad l3.alpha
 template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t220 = a.scratch + 1216;              // [400, 1]
+  T *__restrict t224 = a.scratch + 1216;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-    d_l3_alpha[i] += t220[i];
+    d_l3_alpha[i] += t224[i];
   }
-#line 1914 "lm_plastic_lstm.cpp"
+#line 1925 "lm_plastic_lstm.cpp"
 }
 
 /// One backward step of PlasticLSTMLM for one batch element.
@@ -2098,6 +2109,8 @@ static dopa::NetworkInfo info() {
   n.inputs.push_back({"drop_h2", {1149}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.25});
   n.inputs.push_back({"drop_o", {400}, false, {dopa::InitSpec::Constant, 1.0, 0.0}, 0.4});
   n.outputs.push_back({"logits", {10000}, false, {}});
+  n.outputs.push_back({"ar_h", {400}, false, {}});
+  n.outputs.push_back({"tar_h", {400}, false, {}});
   n.states.push_back({"l1.h", {1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
   n.states.push_back({"l1.c", {1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
   n.states.push_back({"l1.hebb", {1149, 1149}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
@@ -2237,7 +2250,7 @@ const dopa::GeneratedSpec &spec() {
       .recordNumel = 16224,
       .forwardFlops = 67988696,
       .forwardSharedFlops = 0,
-      .backwardFlops = 115780400,
+      .backwardFlops = 115781200,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,

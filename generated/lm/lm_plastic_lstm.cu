@@ -99,7 +99,7 @@ template <class T> __device__ __forceinline__ void forward_enc(const dopa::StepA
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 25 "examples/lm/plastic_lstm.dopa"
+#line 26 "examples/lm/plastic_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = tid; e < 400; e += nthreads)
@@ -120,7 +120,7 @@ __device__ __forceinline__ void forward_saved_drop_e(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 25 "examples/lm/plastic_lstm.dopa"
+#line 26 "examples/lm/plastic_lstm.dopa"
   {
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     for (int e = tid; e < 1; e += nthreads)
@@ -143,7 +143,7 @@ template <class T> __device__ __forceinline__ void forward_x(const dopa::StepArg
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-#line 25 "examples/lm/plastic_lstm.dopa"
+#line 26 "examples/lm/plastic_lstm.dopa"
       const T v5 = t2[j] * t4[0];
       const T v7 = v5 * drop_i[j];
       t7_x[j] = v7;
@@ -420,7 +420,7 @@ __device__ __forceinline__ void forward_l1_g_y1_l1_h_l1_c(const dopa::StepArgs<T
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v55 = tanh(v54);
       const T v56 = v38 * v55;
-#line 26 "examples/lm/plastic_lstm.dopa"
+#line 27 "examples/lm/plastic_lstm.dopa"
       const T v65 = v56 * drop_h1[j];
       t65_y1[j] = v65;
       l1_h_next[j] = v56;
@@ -663,7 +663,7 @@ __device__ __forceinline__ void forward_l2_g_y2_l2_h_l2_c(const dopa::StepArgs<T
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v113 = tanh(v112);
       const T v114 = v96 * v113;
-#line 27 "examples/lm/plastic_lstm.dopa"
+#line 28 "examples/lm/plastic_lstm.dopa"
       const T v121 = v114 * drop_h2[j];
       t121_y2[j] = v121;
       l2_h_next[j] = v114;
@@ -869,7 +869,7 @@ template <class T> __device__ __forceinline__ void forward_matmul_27(const dopa:
 #line 870 "lm_plastic_lstm.cu"
 }
 
-// y3 = l3(y2) * drop_o
+// y3 = z3 * drop_o
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
@@ -879,6 +879,8 @@ template <class T> __device__ __forceinline__ void forward_matmul_27(const dopa:
 //   %177 mul y3
 //   %170 mul l3.hn -> next_state l3.h
 //   %168 add l3.cn -> next_state l3.c
+//   %170 mul l3.hn -> output tar_h
+//   %177 mul y3 -> saved
 template <class T>
 __device__ __forceinline__ void forward_l3_g_y3_l3_h_l3_c(const dopa::StepArgs<T> &a) {
   T *__restrict t154 = a.scratch + 5008;                        // [400]
@@ -899,9 +901,11 @@ __device__ __forceinline__ void forward_l3_g_y3_l3_h_l3_c(const dopa::StepArgs<T
   T *__restrict t138 = a.saved + 20048;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   const T *__restrict drop_o = a.inputs[4];                     // [400]
-  T *__restrict t177_y3 = a.saved + 21648;                      // [400] y3
+  T *__restrict out_ar_h = a.outputs[1];                        // [400] y3
   T *__restrict l3_h_next = a.next + kStateL3H;                 // [400]
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
+  T *__restrict out_tar_h = a.outputs[2];                       // [400]
+  T *__restrict saved_t177 = a.saved + 21648;                   // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -935,14 +939,16 @@ __device__ __forceinline__ void forward_l3_g_y3_l3_h_l3_c(const dopa::StepArgs<T
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v169 = tanh(v168);
       const T v170 = v152 * v169;
-#line 28 "examples/lm/plastic_lstm.dopa"
+#line 30 "examples/lm/plastic_lstm.dopa"
       const T v177 = v170 * drop_o[j];
-      t177_y3[j] = v177;
+      out_ar_h[j] = v177;
       l3_h_next[j] = v170;
       l3_c_next[j] = v168;
+      out_tar_h[j] = v170;
+      saved_t177[j] = v177;
     }
   }
-#line 946 "lm_plastic_lstm.cu"
+#line 952 "lm_plastic_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -951,21 +957,21 @@ __device__ __forceinline__ void forward_l3_g_y3_l3_h_l3_c(const dopa::StepArgs<T
 //   %178 matmul
 template <class T> __device__ __forceinline__ void forward_matmul_29(const dopa::StepArgs<T> &a) {
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t177_y3 = a.saved + 21648;                     // [400] y3
+  T *__restrict out_ar_h = a.outputs[1];                       // [400] y3
   T *__restrict t178 = a.scratch + 5808;                       // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 29 "examples/lm/plastic_lstm.dopa"
+#line 31 "examples/lm/plastic_lstm.dopa"
   for (int r = tid >> 5; r < 10000; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 400; k += 32)
-      acc += enc_weight[r * 400 + k] * t177_y3[k];
+      acc += enc_weight[r * 400 + k] * out_ar_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
       t178[r] = acc;
   }
-#line 969 "lm_plastic_lstm.cu"
+#line 975 "lm_plastic_lstm.cu"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
@@ -1003,7 +1009,7 @@ __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
       l2_hebb_next[i * 1149 + j] = v119;
     }
   }
-#line 1007 "lm_plastic_lstm.cu"
+#line 1013 "lm_plastic_lstm.cu"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
@@ -1029,7 +1035,7 @@ template <class T> __device__ __forceinline__ void forward_l3_hebb(const dopa::S
       l3_hebb_next[i * 400 + j] = v175;
     }
   }
-#line 1033 "lm_plastic_lstm.cu"
+#line 1039 "lm_plastic_lstm.cu"
 }
 
 // output logits = enc.weight @ y3 + dec_bias
@@ -1045,12 +1051,12 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   (void)nthreads;
   {
     for (int j = tid; j < 10000; j += nthreads) {
-#line 29 "examples/lm/plastic_lstm.dopa"
+#line 31 "examples/lm/plastic_lstm.dopa"
       const T v180 = t178[j] + dec_bias[j];
       out_logits[j] = v180;
     }
   }
-#line 1054 "lm_plastic_lstm.cu"
+#line 1060 "lm_plastic_lstm.cu"
 }
 
 /// One forward step of PlasticLSTMLM for the whole batch: block b runs batch element b.
@@ -1155,78 +1161,78 @@ template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *strea
 // output logits = enc.weight @ y3 + dec_bias
 //
 // backward stage 0: dense product (a warp or thread per output), [400]
-//   %193 matmul
+//   %196 matmul
 template <class T> __device__ __forceinline__ void backward_matmul(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
   const T *__restrict enc_weight = a.params + kParamEncWeight; // [10000, 400]
-  T *__restrict t193 = a.scratch + 0;                          // [400]
+  T *__restrict t196 = a.scratch + 0;                          // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 29 "examples/lm/plastic_lstm.dopa"
+#line 31 "examples/lm/plastic_lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 10000; ++k)
       acc += d_out_logits[k] * enc_weight[k * 400 + c];
-    t193[c] = acc;
+    t196[c] = acc;
   }
-#line 1174 "lm_plastic_lstm.cu"
+#line 1180 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
 // backward stage 1: fused loop nest over [400, 400]
-//   %202 reduce_to
-//   %205 matmul
-//   %206 matmul
+//   %206 reduce_to
+//   %209 matmul
+//   %210 matmul
 template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
   const T *__restrict t164_l3_g = a.saved + 21248;                // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t202 = a.scratch + 400;                           // []
-  T *__restrict t205 = a.scratch + 416;                           // [400]
-  T *__restrict t206 = a.scratch + 816;                           // [400]
+  T *__restrict t206 = a.scratch + 400;                           // []
+  T *__restrict t209 = a.scratch + 416;                           // [400]
+  T *__restrict t210 = a.scratch + 816;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1; e += nthreads)
-    t202[e] = T(0);
-  for (int e = tid; e < 400; e += nthreads)
     t206[e] = T(0);
+  for (int e = tid; e < 400; e += nthreads)
+    t210[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc202 = T(0);
-    T acc205 = T(0);
+    T acc206 = T(0);
+    T acc209 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v172 = t164_l3_g[i] * l3_h[j];
       const T v173 = l3_eta[0] * v172;
       const T v174 = l3_hebb[i * 400 + j] + v173;
-      const T v199 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
-      const T v200 = d_l3_hebb_next[i * 400 + j] * v199;
-      const T v201 = v200 * v172;
+      const T v203 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
+      const T v204 = d_l3_hebb_next[i * 400 + j] * v203;
+      const T v205 = v204 * v172;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc202 += v201;
+      acc206 += v205;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v204 = v200 * l3_eta[0];
-      acc205 += v204 * l3_h[j];
-      atomicAdd(&t206[j], t164_l3_g[i] * v204);
+      const T v208 = v204 * l3_eta[0];
+      acc209 += v208 * l3_h[j];
+      atomicAdd(&t210[j], t164_l3_g[i] * v208);
     }
-    acc202 = dopa::warpSum(acc202);
-    acc205 = dopa::warpSum(acc205);
+    acc206 = dopa::warpSum(acc206);
+    acc209 = dopa::warpSum(acc209);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t202[0], acc202);
-      t205[i] = acc205;
+      atomicAdd(&t206[0], acc206);
+      t209[i] = acc209;
     }
   }
-#line 1226 "lm_plastic_lstm.cu"
+#line 1232 "lm_plastic_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
-// y3 = l3(y2) * drop_o
+// y3 = z3 * drop_o
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1234,28 +1240,30 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
 // cn = f * c + i * g
 //
 // backward stage 2: fused loop nest over [400]
-//   %221 mul
-//   %235 mul
-//   %246 mul
-//   %257 mul
-//   %218 mul -> grad_prev l3.c
+//   %225 mul
+//   %239 mul
+//   %250 mul
+//   %261 mul
+//   %222 mul -> grad_prev l3.c
 //   %177 mul y3 -> record (a factor of deferred outer-product gradients)
 //   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %257 mul += grad l3.x2f.bias
+//   %261 mul += grad l3.x2f.bias
 //   %126 state -> record (a factor of deferred outer-product gradients)
-//   %257 mul += grad l3.h2f.bias
-//   %246 mul += grad l3.x2i.bias
-//   %246 mul += grad l3.h2i.bias
-//   %235 mul += grad l3.x2o.bias
-//   %235 mul += grad l3.h2o.bias
-//   %221 mul += grad l3.x2c.bias
+//   %261 mul += grad l3.h2f.bias
+//   %250 mul += grad l3.x2i.bias
+//   %250 mul += grad l3.h2i.bias
+//   %239 mul += grad l3.x2o.bias
+//   %239 mul += grad l3.h2o.bias
+//   %225 mul += grad l3.x2c.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t205 = a.scratch + 416;                         // [400]
+  T *__restrict t209 = a.scratch + 416;                         // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
+  const T *__restrict d_out_tar_h = a.gradOutputs[2];           // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
-  T *__restrict t193 = a.scratch + 0;                           // [400]
+  const T *__restrict d_out_ar_h = a.gradOutputs[1];            // [400] d ar_h
+  T *__restrict t196 = a.scratch + 0;                           // [400]
   const T *__restrict drop_o = a.inputs[4];                     // [400]
   const T *__restrict t144 = a.saved + 20448;                   // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
@@ -1271,10 +1279,10 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict t138 = a.saved + 20048;                   // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   const T *__restrict t164_l3_g = a.saved + 21248;              // [400] l3.g
-  T *__restrict t221 = a.record + 26224;                        // [400]
-  T *__restrict t235 = a.record + 25824;                        // [400]
-  T *__restrict t246 = a.record + 25424;                        // [400]
-  T *__restrict t257 = a.record + 23472;                        // [400]
+  T *__restrict t225 = a.record + 26224;                        // [400]
+  T *__restrict t239 = a.record + 25824;                        // [400]
+  T *__restrict t250 = a.record + 25424;                        // [400]
+  T *__restrict t261 = a.record + 23472;                        // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
   const T *__restrict t177_y3 = a.saved + 21648;                // [400] y3
   T *__restrict record1 = a.record + 10000;                     // [400]
@@ -1294,17 +1302,20 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
-#line 28 "examples/lm/plastic_lstm.dopa"
-      const T v195 = t193[j] * drop_o[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v196 = d_l3_h_next[j] + v195;
+      const T v191 = d_out_tar_h[j] + d_l3_h_next[j];
+#line 30 "examples/lm/plastic_lstm.dopa"
+      const T v197 = d_out_ar_h[j] + t196[j];
+      const T v199 = v197 * drop_o[j];
+#line 54 "examples/lm/plastic_lstm.dopa"
+      const T v200 = v191 + v199;
 #line 51 "examples/lm/plastic_lstm.dopa"
       const T v146 = t144[j] + l3_x2o_bias[j];
       const T v150 = t148[j] + l3_h2o_bias[j];
       const T v151 = v146 + v150;
       const T v152 = T(1) / (T(1) + exp(-v151));
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v208 = v196 * v152;
+      const T v212 = v200 * v152;
 #line 49 "examples/lm/plastic_lstm.dopa"
       const T v125 = t123[j] + l3_x2f_bias[j];
       const T v130 = t128[j] + l3_h2f_bias[j];
@@ -1322,59 +1333,59 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v168 = v166 + v167;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v169 = tanh(v168);
-      const T v210 = v169 * v169;
-      const T v211 = T(1.0) - v210;
-      const T v212 = v208 * v211;
+      const T v214 = v169 * v169;
+      const T v215 = T(1.0) - v214;
+      const T v216 = v212 * v215;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v213 = d_l3_c_next[j] + v212;
-      const T v215 = v213 * v142;
+      const T v217 = d_l3_c_next[j] + v216;
+      const T v219 = v217 * v142;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v216 = t205[j] + v215;
-      const T v219 = t164_l3_g[j] * t164_l3_g[j];
-      const T v220 = T(1.0) - v219;
-      const T v221 = v216 * v220;
-      t221[j] = v221;
+      const T v220 = t209[j] + v219;
+      const T v223 = t164_l3_g[j] * t164_l3_g[j];
+      const T v224 = T(1.0) - v223;
+      const T v225 = v220 * v224;
+      t225[j] = v225;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v207 = v196 * v169;
+      const T v211 = v200 * v169;
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v233 = T(1.0) - v152;
-      const T v234 = v152 * v233;
-      const T v235 = v207 * v234;
-      t235[j] = v235;
+      const T v237 = T(1.0) - v152;
+      const T v238 = v152 * v237;
+      const T v239 = v211 * v238;
+      t239[j] = v239;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v214 = v213 * t164_l3_g[j];
+      const T v218 = v217 * t164_l3_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v244 = T(1.0) - v142;
-      const T v245 = v142 * v244;
-      const T v246 = v214 * v245;
-      t246[j] = v246;
+      const T v248 = T(1.0) - v142;
+      const T v249 = v142 * v248;
+      const T v250 = v218 * v249;
+      t250[j] = v250;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v217 = v213 * l3_c[j];
+      const T v221 = v217 * l3_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v255 = T(1.0) - v132;
-      const T v256 = v132 * v255;
-      const T v257 = v217 * v256;
-      t257[j] = v257;
+      const T v259 = T(1.0) - v132;
+      const T v260 = v132 * v259;
+      const T v261 = v221 * v260;
+      t261[j] = v261;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v218 = v213 * v132;
-      d_l3_c[j] = v218;
+      const T v222 = v217 * v132;
+      d_l3_c[j] = v222;
       record1[j] = t177_y3[j];
       record3[j] = t7_x[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_x2f_bias[j], v257);
+      atomicAdd(&d_l3_x2f_bias[j], v261);
       record16[j] = l3_h[j];
-      atomicAdd(&d_l3_h2f_bias[j], v257);
+      atomicAdd(&d_l3_h2f_bias[j], v261);
 #line 50 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_x2i_bias[j], v246);
-      atomicAdd(&d_l3_h2i_bias[j], v246);
+      atomicAdd(&d_l3_x2i_bias[j], v250);
+      atomicAdd(&d_l3_h2i_bias[j], v250);
 #line 51 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_x2o_bias[j], v235);
-      atomicAdd(&d_l3_h2o_bias[j], v235);
+      atomicAdd(&d_l3_x2o_bias[j], v239);
+      atomicAdd(&d_l3_h2o_bias[j], v239);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_x2c_bias[j], v221);
+      atomicAdd(&d_l3_x2c_bias[j], v225);
     }
   }
-#line 1378 "lm_plastic_lstm.cu"
+#line 1389 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1382,17 +1393,17 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 3: fused loop nest over [400, 400]
-//   %223 matmul
-//   %226 reduce_to
-//   %229 add -> grad_prev l3.hebb
+//   %227 matmul
+//   %230 reduce_to
+//   %233 add -> grad_prev l3.hebb
 template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.scratch + 1216;                          // [400]
-  T *__restrict t221 = a.record + 26224;                          // [400]
+  T *__restrict t227 = a.scratch + 1216;                          // [400]
+  T *__restrict t225 = a.record + 26224;                          // [400]
   const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t226 = a.scratch + 1616;                          // [400, 1]
+  T *__restrict t230 = a.scratch + 1616;                          // [400, 1]
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
   const T *__restrict t164_l3_g = a.saved + 21248;                // [400] l3.g
@@ -1401,49 +1412,49 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 400; e += nthreads)
-    t223[e] = T(0);
+    t227[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t226[e] = T(0);
+    t230[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc226 = T(0);
+    T acc230 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v160 = l3_alpha[i] * l3_hebb[i * 400 + j];
       const T v161 = l3_w[i * 400 + j] + v160;
-      atomicAdd(&t223[j], t221[i] * v161);
-      const T v222 = t221[i] * l3_h[j];
-      const T v225 = v222 * l3_hebb[i * 400 + j];
+      atomicAdd(&t227[j], t225[i] * v161);
+      const T v226 = t225[i] * l3_h[j];
+      const T v229 = v226 * l3_hebb[i * 400 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc226 += v225;
+      acc230 += v229;
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v172 = t164_l3_g[i] * l3_h[j];
       const T v173 = l3_eta[0] * v172;
       const T v174 = l3_hebb[i * 400 + j] + v173;
-      const T v199 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
-      const T v200 = d_l3_hebb_next[i * 400 + j] * v199;
+      const T v203 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
+      const T v204 = d_l3_hebb_next[i * 400 + j] * v203;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v228 = v222 * l3_alpha[i];
+      const T v232 = v226 * l3_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v229 = v200 + v228;
-      d_l3_hebb[i * 400 + j] = v229;
+      const T v233 = v204 + v232;
+      d_l3_hebb[i * 400 + j] = v233;
     }
-    acc226 = dopa::warpSum(acc226);
+    acc230 = dopa::warpSum(acc230);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t226[i], acc226);
+      atomicAdd(&t230[i], acc230);
     }
   }
-#line 1437 "lm_plastic_lstm.cu"
+#line 1448 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 4: dense product (a warp or thread per output), [1149]
-//   %232 matmul
+//   %236 matmul
 template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t221 = a.record + 26224;                            // [400]
+  T *__restrict t225 = a.record + 26224;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t232 = a.scratch + 2016;                            // [1149]
+  T *__restrict t236 = a.scratch + 2016;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1451,20 +1462,20 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t221[k] * l3_x2c_weight[k * 1149 + c];
-    t232[c] = acc;
+      acc += t225[k] * l3_x2c_weight[k * 1149 + c];
+    t236[c] = acc;
   }
-#line 1458 "lm_plastic_lstm.cu"
+#line 1469 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 5: dense product (a warp or thread per output), [400]
-//   %238 matmul
+//   %242 matmul
 template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t235 = a.record + 25824;                            // [400]
+  T *__restrict t239 = a.record + 25824;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t238 = a.scratch + 3168;                            // [400]
+  T *__restrict t242 = a.scratch + 3168;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1472,20 +1483,20 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t235[k] * l3_h2o_weight[k * 400 + c];
-    t238[c] = acc;
+      acc += t239[k] * l3_h2o_weight[k * 400 + c];
+    t242[c] = acc;
   }
-#line 1479 "lm_plastic_lstm.cu"
+#line 1490 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 6: dense product (a warp or thread per output), [1149]
-//   %242 matmul
+//   %246 matmul
 template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t235 = a.record + 25824;                            // [400]
+  T *__restrict t239 = a.record + 25824;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t242 = a.scratch + 3568;                            // [1149]
+  T *__restrict t246 = a.scratch + 3568;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1493,20 +1504,20 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t235[k] * l3_x2o_weight[k * 1149 + c];
-    t242[c] = acc;
+      acc += t239[k] * l3_x2o_weight[k * 1149 + c];
+    t246[c] = acc;
   }
-#line 1500 "lm_plastic_lstm.cu"
+#line 1511 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 7: dense product (a warp or thread per output), [400]
-//   %249 matmul
+//   %253 matmul
 template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t246 = a.record + 25424;                            // [400]
+  T *__restrict t250 = a.record + 25424;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t249 = a.scratch + 4720;                            // [400]
+  T *__restrict t253 = a.scratch + 4720;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1514,20 +1525,20 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t246[k] * l3_h2i_weight[k * 400 + c];
-    t249[c] = acc;
+      acc += t250[k] * l3_h2i_weight[k * 400 + c];
+    t253[c] = acc;
   }
-#line 1521 "lm_plastic_lstm.cu"
+#line 1532 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 8: dense product (a warp or thread per output), [1149]
-//   %253 matmul
+//   %257 matmul
 template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t246 = a.record + 25424;                            // [400]
+  T *__restrict t250 = a.record + 25424;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t253 = a.scratch + 5120;                            // [1149]
+  T *__restrict t257 = a.scratch + 5120;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1535,20 +1546,20 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t246[k] * l3_x2i_weight[k * 1149 + c];
-    t253[c] = acc;
+      acc += t250[k] * l3_x2i_weight[k * 1149 + c];
+    t257[c] = acc;
   }
-#line 1542 "lm_plastic_lstm.cu"
+#line 1553 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 9: dense product (a warp or thread per output), [400]
-//   %260 matmul
+//   %264 matmul
 template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t257 = a.record + 23472;                            // [400]
+  T *__restrict t261 = a.record + 23472;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t260 = a.scratch + 6272;                            // [400]
+  T *__restrict t264 = a.scratch + 6272;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1556,20 +1567,20 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t257[k] * l3_h2f_weight[k * 400 + c];
-    t260[c] = acc;
+      acc += t261[k] * l3_h2f_weight[k * 400 + c];
+    t264[c] = acc;
   }
-#line 1563 "lm_plastic_lstm.cu"
+#line 1574 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 10: dense product (a warp or thread per output), [1149]
-//   %264 matmul
+//   %268 matmul
 template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t257 = a.record + 23472;                            // [400]
+  T *__restrict t261 = a.record + 23472;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t264 = a.scratch + 6672;                            // [1149]
+  T *__restrict t268 = a.scratch + 6672;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1577,22 +1588,22 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t257[k] * l3_x2f_weight[k * 1149 + c];
-    t264[c] = acc;
+      acc += t261[k] * l3_x2f_weight[k * 1149 + c];
+    t268[c] = acc;
   }
-#line 1584 "lm_plastic_lstm.cu"
+#line 1595 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
 // backward stage 11: fused loop nest over [1149, 1149]
-//   %272 reduce_to
-//   %275 matmul
-//   %276 matmul
-//   %341 reduce_to
-//   %344 matmul
-//   %345 matmul
+//   %276 reduce_to
+//   %279 matmul
+//   %280 matmul
+//   %345 reduce_to
+//   %348 matmul
+//   %349 matmul
 template <class T>
 __device__ __forceinline__ void backward_eta_outer_11(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
@@ -1600,73 +1611,73 @@ __device__ __forceinline__ void backward_eta_outer_11(const dopa::StepArgs<T> &a
   const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
   const T *__restrict t108_l2_g = a.saved + 16544;                // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t272 = a.scratch + 7824;                          // []
-  T *__restrict t275 = a.scratch + 7840;                          // [1149]
-  T *__restrict t276 = a.scratch + 8992;                          // [1149]
+  T *__restrict t276 = a.scratch + 7824;                          // []
+  T *__restrict t279 = a.scratch + 7840;                          // [1149]
+  T *__restrict t280 = a.scratch + 8992;                          // [1149]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
   const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t341 = a.scratch + 20512;                         // []
-  T *__restrict t344 = a.scratch + 20528;                         // [1149]
-  T *__restrict t345 = a.scratch + 21680;                         // [1149]
+  T *__restrict t345 = a.scratch + 20512;                         // []
+  T *__restrict t348 = a.scratch + 20528;                         // [1149]
+  T *__restrict t349 = a.scratch + 21680;                         // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1; e += nthreads)
-    t272[e] = T(0);
-  for (int e = tid; e < 1149; e += nthreads)
     t276[e] = T(0);
-  for (int e = tid; e < 1; e += nthreads)
-    t341[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
+    t280[e] = T(0);
+  for (int e = tid; e < 1; e += nthreads)
     t345[e] = T(0);
+  for (int e = tid; e < 1149; e += nthreads)
+    t349[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc272 = T(0);
-    T acc275 = T(0);
-    T acc341 = T(0);
-    T acc344 = T(0);
+    T acc276 = T(0);
+    T acc279 = T(0);
+    T acc345 = T(0);
+    T acc348 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v116 = t108_l2_g[i] * l2_h[j];
       const T v117 = l2_eta[0] * v116;
       const T v118 = l2_hebb[i * 1149 + j] + v117;
-      const T v269 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
-      const T v270 = d_l2_hebb_next[i * 1149 + j] * v269;
-      const T v271 = v270 * v116;
+      const T v273 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
+      const T v274 = d_l2_hebb_next[i * 1149 + j] * v273;
+      const T v275 = v274 * v116;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc272 += v271;
+      acc276 += v275;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v274 = v270 * l2_eta[0];
-      acc275 += v274 * l2_h[j];
-      atomicAdd(&t276[j], t108_l2_g[i] * v274);
+      const T v278 = v274 * l2_eta[0];
+      acc279 += v278 * l2_h[j];
+      atomicAdd(&t280[j], t108_l2_g[i] * v278);
       const T v58 = t50_l1_g[i] * l1_h[j];
       const T v59 = l1_eta[0] * v58;
       const T v60 = l1_hebb[i * 1149 + j] + v59;
-      const T v338 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
-      const T v339 = d_l1_hebb_next[i * 1149 + j] * v338;
-      const T v340 = v339 * v58;
+      const T v342 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
+      const T v343 = d_l1_hebb_next[i * 1149 + j] * v342;
+      const T v344 = v343 * v58;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc341 += v340;
+      acc345 += v344;
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v343 = v339 * l1_eta[0];
-      acc344 += v343 * l1_h[j];
-      atomicAdd(&t345[j], t50_l1_g[i] * v343);
+      const T v347 = v343 * l1_eta[0];
+      acc348 += v347 * l1_h[j];
+      atomicAdd(&t349[j], t50_l1_g[i] * v347);
     }
-    acc272 = dopa::warpSum(acc272);
-    acc275 = dopa::warpSum(acc275);
-    acc341 = dopa::warpSum(acc341);
-    acc344 = dopa::warpSum(acc344);
+    acc276 = dopa::warpSum(acc276);
+    acc279 = dopa::warpSum(acc279);
+    acc345 = dopa::warpSum(acc345);
+    acc348 = dopa::warpSum(acc348);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t272[0], acc272);
-      t275[i] = acc275;
-      atomicAdd(&t341[0], acc341);
-      t344[i] = acc344;
+      atomicAdd(&t276[0], acc276);
+      t279[i] = acc279;
+      atomicAdd(&t345[0], acc345);
+      t348[i] = acc348;
     }
   }
-#line 1670 "lm_plastic_lstm.cu"
+#line 1681 "lm_plastic_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1678,32 +1689,32 @@ __device__ __forceinline__ void backward_eta_outer_11(const dopa::StepArgs<T> &a
 // cn = f * c + i * g
 //
 // backward stage 12: fused loop nest over [1149]
-//   %290 mul
-//   %304 mul
-//   %315 mul
-//   %326 mul
-//   %287 mul -> grad_prev l2.c
+//   %294 mul
+//   %308 mul
+//   %319 mul
+//   %330 mul
+//   %291 mul -> grad_prev l2.c
 //   %12 state -> record (a factor of deferred outer-product gradients)
 //   %65 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %326 mul += grad l2.x2f.bias
+//   %330 mul += grad l2.x2f.bias
 //   %70 state -> record (a factor of deferred outer-product gradients)
-//   %326 mul += grad l2.h2f.bias
-//   %315 mul += grad l2.x2i.bias
-//   %315 mul += grad l2.h2i.bias
-//   %304 mul += grad l2.x2o.bias
-//   %304 mul += grad l2.h2o.bias
-//   %290 mul += grad l2.x2c.bias
+//   %330 mul += grad l2.h2f.bias
+//   %319 mul += grad l2.x2i.bias
+//   %319 mul += grad l2.h2i.bias
+//   %308 mul += grad l2.x2o.bias
+//   %308 mul += grad l2.h2o.bias
+//   %294 mul += grad l2.x2c.bias
 //   %121 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t275 = a.scratch + 7840;                        // [1149]
+  T *__restrict t279 = a.scratch + 7840;                        // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1149] d l2.h'
-  T *__restrict t232 = a.scratch + 2016;                        // [1149]
-  T *__restrict t242 = a.scratch + 3568;                        // [1149]
-  T *__restrict t253 = a.scratch + 5120;                        // [1149]
-  T *__restrict t264 = a.scratch + 6672;                        // [1149]
+  T *__restrict t236 = a.scratch + 2016;                        // [1149]
+  T *__restrict t246 = a.scratch + 3568;                        // [1149]
+  T *__restrict t257 = a.scratch + 5120;                        // [1149]
+  T *__restrict t268 = a.scratch + 6672;                        // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
   const T *__restrict t88 = a.saved + 14240;                    // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
@@ -1719,10 +1730,10 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict t82 = a.saved + 13088;                    // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
   const T *__restrict t108_l2_g = a.saved + 16544;              // [1149] l2.g
-  T *__restrict t290 = a.record + 22320;                        // [1149]
-  T *__restrict t304 = a.record + 21168;                        // [1149]
-  T *__restrict t315 = a.record + 20016;                        // [1149]
-  T *__restrict t326 = a.record + 16560;                        // [1149]
+  T *__restrict t294 = a.record + 22320;                        // [1149]
+  T *__restrict t308 = a.record + 21168;                        // [1149]
+  T *__restrict t319 = a.record + 20016;                        // [1149]
+  T *__restrict t330 = a.record + 16560;                        // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;               // [1149]
   T *__restrict record4 = a.record + 11952;                     // [1149]
@@ -1744,20 +1755,20 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
-#line 27 "examples/lm/plastic_lstm.dopa"
-      const T v243 = t232[j] + t242[j];
-      const T v254 = v243 + t253[j];
-      const T v265 = v254 + t264[j];
-      const T v267 = v265 * drop_h2[j];
+#line 28 "examples/lm/plastic_lstm.dopa"
+      const T v247 = t236[j] + t246[j];
+      const T v258 = v247 + t257[j];
+      const T v269 = v258 + t268[j];
+      const T v271 = v269 * drop_h2[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v268 = d_l2_h_next[j] + v267;
+      const T v272 = d_l2_h_next[j] + v271;
 #line 51 "examples/lm/plastic_lstm.dopa"
       const T v90 = t88[j] + l2_x2o_bias[j];
       const T v94 = t92[j] + l2_h2o_bias[j];
       const T v95 = v90 + v94;
       const T v96 = T(1) / (T(1) + exp(-v95));
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v278 = v268 * v96;
+      const T v282 = v272 * v96;
 #line 49 "examples/lm/plastic_lstm.dopa"
       const T v69 = t67[j] + l2_x2f_bias[j];
       const T v74 = t72[j] + l2_h2f_bias[j];
@@ -1775,60 +1786,60 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v112 = v110 + v111;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v113 = tanh(v112);
-      const T v279 = v113 * v113;
-      const T v280 = T(1.0) - v279;
-      const T v281 = v278 * v280;
+      const T v283 = v113 * v113;
+      const T v284 = T(1.0) - v283;
+      const T v285 = v282 * v284;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v282 = d_l2_c_next[j] + v281;
-      const T v284 = v282 * v86;
+      const T v286 = d_l2_c_next[j] + v285;
+      const T v288 = v286 * v86;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v285 = t275[j] + v284;
-      const T v288 = t108_l2_g[j] * t108_l2_g[j];
-      const T v289 = T(1.0) - v288;
-      const T v290 = v285 * v289;
-      t290[j] = v290;
+      const T v289 = t279[j] + v288;
+      const T v292 = t108_l2_g[j] * t108_l2_g[j];
+      const T v293 = T(1.0) - v292;
+      const T v294 = v289 * v293;
+      t294[j] = v294;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v277 = v268 * v113;
+      const T v281 = v272 * v113;
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v302 = T(1.0) - v96;
-      const T v303 = v96 * v302;
-      const T v304 = v277 * v303;
-      t304[j] = v304;
+      const T v306 = T(1.0) - v96;
+      const T v307 = v96 * v306;
+      const T v308 = v281 * v307;
+      t308[j] = v308;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v283 = v282 * t108_l2_g[j];
+      const T v287 = v286 * t108_l2_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v313 = T(1.0) - v86;
-      const T v314 = v86 * v313;
-      const T v315 = v283 * v314;
-      t315[j] = v315;
+      const T v317 = T(1.0) - v86;
+      const T v318 = v86 * v317;
+      const T v319 = v287 * v318;
+      t319[j] = v319;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v286 = v282 * l2_c[j];
+      const T v290 = v286 * l2_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v324 = T(1.0) - v76;
-      const T v325 = v76 * v324;
-      const T v326 = v286 * v325;
-      t326[j] = v326;
+      const T v328 = T(1.0) - v76;
+      const T v329 = v76 * v328;
+      const T v330 = v290 * v329;
+      t330[j] = v330;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v287 = v282 * v76;
-      d_l2_c[j] = v287;
+      const T v291 = v286 * v76;
+      d_l2_c[j] = v291;
       record4[j] = l1_h[j];
       record9[j] = t65_y1[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l2_x2f_bias[j], v326);
+      atomicAdd(&d_l2_x2f_bias[j], v330);
       record10[j] = l2_h[j];
-      atomicAdd(&d_l2_h2f_bias[j], v326);
+      atomicAdd(&d_l2_h2f_bias[j], v330);
 #line 50 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l2_x2i_bias[j], v315);
-      atomicAdd(&d_l2_h2i_bias[j], v315);
+      atomicAdd(&d_l2_x2i_bias[j], v319);
+      atomicAdd(&d_l2_h2i_bias[j], v319);
 #line 51 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l2_x2o_bias[j], v304);
-      atomicAdd(&d_l2_h2o_bias[j], v304);
+      atomicAdd(&d_l2_x2o_bias[j], v308);
+      atomicAdd(&d_l2_h2o_bias[j], v308);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l2_x2c_bias[j], v290);
+      atomicAdd(&d_l2_x2c_bias[j], v294);
       record15[j] = t121_y2[j];
     }
   }
-#line 1832 "lm_plastic_lstm.cu"
+#line 1843 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1836,17 +1847,17 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 13: fused loop nest over [1149, 1149]
-//   %292 matmul
-//   %295 reduce_to
-//   %298 add -> grad_prev l2.hebb
+//   %296 matmul
+//   %299 reduce_to
+//   %302 add -> grad_prev l2.hebb
 template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.scratch + 10144;                         // [1149]
-  T *__restrict t290 = a.record + 22320;                          // [1149]
+  T *__restrict t296 = a.scratch + 10144;                         // [1149]
+  T *__restrict t294 = a.record + 22320;                          // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t295 = a.scratch + 11296;                         // [1149, 1]
+  T *__restrict t299 = a.scratch + 11296;                         // [1149, 1]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
   const T *__restrict t108_l2_g = a.saved + 16544;                // [1149] l2.g
@@ -1855,49 +1866,49 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t292[e] = T(0);
+    t296[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t295[e] = T(0);
+    t299[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc295 = T(0);
+    T acc299 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v104 = l2_alpha[i] * l2_hebb[i * 1149 + j];
       const T v105 = l2_w[i * 1149 + j] + v104;
-      atomicAdd(&t292[j], t290[i] * v105);
-      const T v291 = t290[i] * l2_h[j];
-      const T v294 = v291 * l2_hebb[i * 1149 + j];
+      atomicAdd(&t296[j], t294[i] * v105);
+      const T v295 = t294[i] * l2_h[j];
+      const T v298 = v295 * l2_hebb[i * 1149 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc295 += v294;
+      acc299 += v298;
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v116 = t108_l2_g[i] * l2_h[j];
       const T v117 = l2_eta[0] * v116;
       const T v118 = l2_hebb[i * 1149 + j] + v117;
-      const T v269 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
-      const T v270 = d_l2_hebb_next[i * 1149 + j] * v269;
+      const T v273 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
+      const T v274 = d_l2_hebb_next[i * 1149 + j] * v273;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v297 = v291 * l2_alpha[i];
+      const T v301 = v295 * l2_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v298 = v270 + v297;
-      d_l2_hebb[i * 1149 + j] = v298;
+      const T v302 = v274 + v301;
+      d_l2_hebb[i * 1149 + j] = v302;
     }
-    acc295 = dopa::warpSum(acc295);
+    acc299 = dopa::warpSum(acc299);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t295[i], acc295);
+      atomicAdd(&t299[i], acc299);
     }
   }
-#line 1891 "lm_plastic_lstm.cu"
+#line 1902 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 14: dense product (a warp or thread per output), [1149]
-//   %301 matmul
+//   %305 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t290 = a.record + 22320;                            // [1149]
+  T *__restrict t294 = a.record + 22320;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t301 = a.scratch + 12448;                           // [1149]
+  T *__restrict t305 = a.scratch + 12448;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1905,20 +1916,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_14(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t290[k] * l2_x2c_weight[k * 1149 + c];
-    t301[c] = acc;
+      acc += t294[k] * l2_x2c_weight[k * 1149 + c];
+    t305[c] = acc;
   }
-#line 1912 "lm_plastic_lstm.cu"
+#line 1923 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 15: dense product (a warp or thread per output), [1149]
-//   %307 matmul
+//   %311 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t304 = a.record + 21168;                            // [1149]
+  T *__restrict t308 = a.record + 21168;                            // [1149]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t307 = a.scratch + 13600;                           // [1149]
+  T *__restrict t311 = a.scratch + 13600;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1926,20 +1937,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_15(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t304[k] * l2_h2o_weight[k * 1149 + c];
-    t307[c] = acc;
+      acc += t308[k] * l2_h2o_weight[k * 1149 + c];
+    t311[c] = acc;
   }
-#line 1933 "lm_plastic_lstm.cu"
+#line 1944 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 16: dense product (a warp or thread per output), [1149]
-//   %311 matmul
+//   %315 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t304 = a.record + 21168;                            // [1149]
+  T *__restrict t308 = a.record + 21168;                            // [1149]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t311 = a.scratch + 14752;                           // [1149]
+  T *__restrict t315 = a.scratch + 14752;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1947,20 +1958,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_16(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t304[k] * l2_x2o_weight[k * 1149 + c];
-    t311[c] = acc;
+      acc += t308[k] * l2_x2o_weight[k * 1149 + c];
+    t315[c] = acc;
   }
-#line 1954 "lm_plastic_lstm.cu"
+#line 1965 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 17: dense product (a warp or thread per output), [1149]
-//   %318 matmul
+//   %322 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t315 = a.record + 20016;                            // [1149]
+  T *__restrict t319 = a.record + 20016;                            // [1149]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t318 = a.scratch + 15904;                           // [1149]
+  T *__restrict t322 = a.scratch + 15904;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1968,20 +1979,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_17(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t315[k] * l2_h2i_weight[k * 1149 + c];
-    t318[c] = acc;
+      acc += t319[k] * l2_h2i_weight[k * 1149 + c];
+    t322[c] = acc;
   }
-#line 1975 "lm_plastic_lstm.cu"
+#line 1986 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 18: dense product (a warp or thread per output), [1149]
-//   %322 matmul
+//   %326 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t315 = a.record + 20016;                            // [1149]
+  T *__restrict t319 = a.record + 20016;                            // [1149]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t322 = a.scratch + 17056;                           // [1149]
+  T *__restrict t326 = a.scratch + 17056;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1989,20 +2000,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_18(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t315[k] * l2_x2i_weight[k * 1149 + c];
-    t322[c] = acc;
+      acc += t319[k] * l2_x2i_weight[k * 1149 + c];
+    t326[c] = acc;
   }
-#line 1996 "lm_plastic_lstm.cu"
+#line 2007 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 19: dense product (a warp or thread per output), [1149]
-//   %329 matmul
+//   %333 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t326 = a.record + 16560;                            // [1149]
+  T *__restrict t330 = a.record + 16560;                            // [1149]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t329 = a.scratch + 18208;                           // [1149]
+  T *__restrict t333 = a.scratch + 18208;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2010,20 +2021,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_19(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t326[k] * l2_h2f_weight[k * 1149 + c];
-    t329[c] = acc;
+      acc += t330[k] * l2_h2f_weight[k * 1149 + c];
+    t333[c] = acc;
   }
-#line 2017 "lm_plastic_lstm.cu"
+#line 2028 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 20: dense product (a warp or thread per output), [1149]
-//   %333 matmul
+//   %337 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t326 = a.record + 16560;                            // [1149]
+  T *__restrict t330 = a.record + 16560;                            // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t333 = a.scratch + 19360;                           // [1149]
+  T *__restrict t337 = a.scratch + 19360;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2031,10 +2042,10 @@ template <class T> __device__ __forceinline__ void backward_x2f_20(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t326[k] * l2_x2f_weight[k * 1149 + c];
-    t333[c] = acc;
+      acc += t330[k] * l2_x2f_weight[k * 1149 + c];
+    t337[c] = acc;
   }
-#line 2038 "lm_plastic_lstm.cu"
+#line 2049 "lm_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2045,29 +2056,29 @@ template <class T> __device__ __forceinline__ void backward_x2f_20(const dopa::S
 // cn = f * c + i * g
 //
 // backward stage 21: fused loop nest over [1149]
-//   %359 mul
-//   %373 mul
-//   %384 mul
-//   %395 mul
-//   %356 mul -> grad_prev l1.c
-//   %330 add -> grad_prev l2.h
-//   %395 mul += grad l1.x2f.bias
-//   %395 mul += grad l1.h2f.bias
-//   %384 mul += grad l1.x2i.bias
-//   %384 mul += grad l1.h2i.bias
-//   %373 mul += grad l1.x2o.bias
-//   %373 mul += grad l1.h2o.bias
-//   %359 mul += grad l1.x2c.bias
+//   %363 mul
+//   %377 mul
+//   %388 mul
+//   %399 mul
+//   %360 mul -> grad_prev l1.c
+//   %334 add -> grad_prev l2.h
+//   %399 mul += grad l1.x2f.bias
+//   %399 mul += grad l1.h2f.bias
+//   %388 mul += grad l1.x2i.bias
+//   %388 mul += grad l1.h2i.bias
+//   %377 mul += grad l1.x2o.bias
+//   %377 mul += grad l1.h2o.bias
+//   %363 mul += grad l1.x2c.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t344 = a.scratch + 20528;                       // [1149]
+  T *__restrict t348 = a.scratch + 20528;                       // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1149] d l1.h'
-  T *__restrict t301 = a.scratch + 12448;                       // [1149]
-  T *__restrict t311 = a.scratch + 14752;                       // [1149]
-  T *__restrict t322 = a.scratch + 17056;                       // [1149]
-  T *__restrict t333 = a.scratch + 19360;                       // [1149]
+  T *__restrict t305 = a.scratch + 12448;                       // [1149]
+  T *__restrict t315 = a.scratch + 14752;                       // [1149]
+  T *__restrict t326 = a.scratch + 17056;                       // [1149]
+  T *__restrict t337 = a.scratch + 19360;                       // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
   const T *__restrict t30 = a.saved + 5024;                     // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
@@ -2083,16 +2094,16 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict t24 = a.saved + 3872;                     // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
   const T *__restrict t50_l1_g = a.saved + 7328;                // [1149] l1.g
-  T *__restrict t359 = a.record + 15408;                        // [1149]
-  T *__restrict t373 = a.record + 14256;                        // [1149]
-  T *__restrict t384 = a.record + 13104;                        // [1149]
-  T *__restrict t395 = a.record + 10400;                        // [1149]
+  T *__restrict t363 = a.record + 15408;                        // [1149]
+  T *__restrict t377 = a.record + 14256;                        // [1149]
+  T *__restrict t388 = a.record + 13104;                        // [1149]
+  T *__restrict t399 = a.record + 10400;                        // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1149]
-  T *__restrict t276 = a.scratch + 8992;                        // [1149]
-  T *__restrict t292 = a.scratch + 10144;                       // [1149]
-  T *__restrict t307 = a.scratch + 13600;                       // [1149]
-  T *__restrict t318 = a.scratch + 15904;                       // [1149]
-  T *__restrict t329 = a.scratch + 18208;                       // [1149]
+  T *__restrict t280 = a.scratch + 8992;                        // [1149]
+  T *__restrict t296 = a.scratch + 10144;                       // [1149]
+  T *__restrict t311 = a.scratch + 13600;                       // [1149]
+  T *__restrict t322 = a.scratch + 15904;                       // [1149]
+  T *__restrict t333 = a.scratch + 18208;                       // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1149]
@@ -2106,20 +2117,20 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
-#line 26 "examples/lm/plastic_lstm.dopa"
-      const T v312 = t301[j] + t311[j];
-      const T v323 = v312 + t322[j];
-      const T v334 = v323 + t333[j];
-      const T v336 = v334 * drop_h1[j];
+#line 27 "examples/lm/plastic_lstm.dopa"
+      const T v316 = t305[j] + t315[j];
+      const T v327 = v316 + t326[j];
+      const T v338 = v327 + t337[j];
+      const T v340 = v338 * drop_h1[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v337 = d_l1_h_next[j] + v336;
+      const T v341 = d_l1_h_next[j] + v340;
 #line 51 "examples/lm/plastic_lstm.dopa"
       const T v32 = t30[j] + l1_x2o_bias[j];
       const T v36 = t34[j] + l1_h2o_bias[j];
       const T v37 = v32 + v36;
       const T v38 = T(1) / (T(1) + exp(-v37));
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v347 = v337 * v38;
+      const T v351 = v341 * v38;
 #line 49 "examples/lm/plastic_lstm.dopa"
       const T v11 = t9[j] + l1_x2f_bias[j];
       const T v16 = t14[j] + l1_h2f_bias[j];
@@ -2137,62 +2148,62 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v54 = v52 + v53;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v55 = tanh(v54);
-      const T v348 = v55 * v55;
-      const T v349 = T(1.0) - v348;
-      const T v350 = v347 * v349;
+      const T v352 = v55 * v55;
+      const T v353 = T(1.0) - v352;
+      const T v354 = v351 * v353;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v351 = d_l1_c_next[j] + v350;
-      const T v353 = v351 * v28;
+      const T v355 = d_l1_c_next[j] + v354;
+      const T v357 = v355 * v28;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v354 = t344[j] + v353;
-      const T v357 = t50_l1_g[j] * t50_l1_g[j];
-      const T v358 = T(1.0) - v357;
-      const T v359 = v354 * v358;
-      t359[j] = v359;
+      const T v358 = t348[j] + v357;
+      const T v361 = t50_l1_g[j] * t50_l1_g[j];
+      const T v362 = T(1.0) - v361;
+      const T v363 = v358 * v362;
+      t363[j] = v363;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v346 = v337 * v55;
+      const T v350 = v341 * v55;
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v371 = T(1.0) - v38;
-      const T v372 = v38 * v371;
-      const T v373 = v346 * v372;
-      t373[j] = v373;
+      const T v375 = T(1.0) - v38;
+      const T v376 = v38 * v375;
+      const T v377 = v350 * v376;
+      t377[j] = v377;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v352 = v351 * t50_l1_g[j];
+      const T v356 = v355 * t50_l1_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v382 = T(1.0) - v28;
-      const T v383 = v28 * v382;
-      const T v384 = v352 * v383;
-      t384[j] = v384;
+      const T v386 = T(1.0) - v28;
+      const T v387 = v28 * v386;
+      const T v388 = v356 * v387;
+      t388[j] = v388;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v355 = v351 * l1_c[j];
+      const T v359 = v355 * l1_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v393 = T(1.0) - v18;
-      const T v394 = v18 * v393;
-      const T v395 = v355 * v394;
-      t395[j] = v395;
+      const T v397 = T(1.0) - v18;
+      const T v398 = v18 * v397;
+      const T v399 = v359 * v398;
+      t399[j] = v399;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v356 = v351 * v18;
-      d_l1_c[j] = v356;
+      const T v360 = v355 * v18;
+      d_l1_c[j] = v360;
 #line 35 "examples/lm/plastic_lstm.dopa"
-      const T v293 = t276[j] + t292[j];
-      const T v308 = v293 + t307[j];
-      const T v319 = v308 + t318[j];
-      const T v330 = v319 + t329[j];
-      d_l2_h[j] = v330;
+      const T v297 = t280[j] + t296[j];
+      const T v312 = v297 + t311[j];
+      const T v323 = v312 + t322[j];
+      const T v334 = v323 + t333[j];
+      d_l2_h[j] = v334;
 #line 49 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_x2f_bias[j], v395);
-      atomicAdd(&d_l1_h2f_bias[j], v395);
+      atomicAdd(&d_l1_x2f_bias[j], v399);
+      atomicAdd(&d_l1_h2f_bias[j], v399);
 #line 50 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_x2i_bias[j], v384);
-      atomicAdd(&d_l1_h2i_bias[j], v384);
+      atomicAdd(&d_l1_x2i_bias[j], v388);
+      atomicAdd(&d_l1_h2i_bias[j], v388);
 #line 51 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_x2o_bias[j], v373);
-      atomicAdd(&d_l1_h2o_bias[j], v373);
+      atomicAdd(&d_l1_x2o_bias[j], v377);
+      atomicAdd(&d_l1_h2o_bias[j], v377);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_x2c_bias[j], v359);
+      atomicAdd(&d_l1_x2c_bias[j], v363);
     }
   }
-#line 2196 "lm_plastic_lstm.cu"
+#line 2207 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2200,17 +2211,17 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 22: fused loop nest over [1149, 1149]
-//   %361 matmul
-//   %364 reduce_to
-//   %367 add -> grad_prev l1.hebb
+//   %365 matmul
+//   %368 reduce_to
+//   %371 add -> grad_prev l1.hebb
 template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t361 = a.scratch + 22832;                         // [1149]
-  T *__restrict t359 = a.record + 15408;                          // [1149]
+  T *__restrict t365 = a.scratch + 22832;                         // [1149]
+  T *__restrict t363 = a.record + 15408;                          // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t364 = a.scratch + 23984;                         // [1149, 1]
+  T *__restrict t368 = a.scratch + 23984;                         // [1149, 1]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
   const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
@@ -2219,49 +2230,49 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t361[e] = T(0);
+    t365[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t364[e] = T(0);
+    t368[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc364 = T(0);
+    T acc368 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
       const T v47 = l1_w[i * 1149 + j] + v46;
-      atomicAdd(&t361[j], t359[i] * v47);
-      const T v360 = t359[i] * l1_h[j];
-      const T v363 = v360 * l1_hebb[i * 1149 + j];
+      atomicAdd(&t365[j], t363[i] * v47);
+      const T v364 = t363[i] * l1_h[j];
+      const T v367 = v364 * l1_hebb[i * 1149 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc364 += v363;
+      acc368 += v367;
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v58 = t50_l1_g[i] * l1_h[j];
       const T v59 = l1_eta[0] * v58;
       const T v60 = l1_hebb[i * 1149 + j] + v59;
-      const T v338 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
-      const T v339 = d_l1_hebb_next[i * 1149 + j] * v338;
+      const T v342 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
+      const T v343 = d_l1_hebb_next[i * 1149 + j] * v342;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v366 = v360 * l1_alpha[i];
+      const T v370 = v364 * l1_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v367 = v339 + v366;
-      d_l1_hebb[i * 1149 + j] = v367;
+      const T v371 = v343 + v370;
+      d_l1_hebb[i * 1149 + j] = v371;
     }
-    acc364 = dopa::warpSum(acc364);
+    acc368 = dopa::warpSum(acc368);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t364[i], acc364);
+      atomicAdd(&t368[i], acc368);
     }
   }
-#line 2255 "lm_plastic_lstm.cu"
+#line 2266 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 23: dense product (a warp or thread per output), [400]
-//   %370 matmul
+//   %374 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t359 = a.record + 15408;                            // [1149]
+  T *__restrict t363 = a.record + 15408;                            // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t370 = a.scratch + 25136;                           // [400]
+  T *__restrict t374 = a.scratch + 25136;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2269,20 +2280,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_23(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t359[k] * l1_x2c_weight[k * 400 + c];
-    t370[c] = acc;
+      acc += t363[k] * l1_x2c_weight[k * 400 + c];
+    t374[c] = acc;
   }
-#line 2276 "lm_plastic_lstm.cu"
+#line 2287 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 24: dense product (a warp or thread per output), [1149]
-//   %376 matmul
+//   %380 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t373 = a.record + 14256;                            // [1149]
+  T *__restrict t377 = a.record + 14256;                            // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t376 = a.scratch + 25536;                           // [1149]
+  T *__restrict t380 = a.scratch + 25536;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2290,20 +2301,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_24(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t373[k] * l1_h2o_weight[k * 1149 + c];
-    t376[c] = acc;
+      acc += t377[k] * l1_h2o_weight[k * 1149 + c];
+    t380[c] = acc;
   }
-#line 2297 "lm_plastic_lstm.cu"
+#line 2308 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 25: dense product (a warp or thread per output), [400]
-//   %380 matmul
+//   %384 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t373 = a.record + 14256;                            // [1149]
+  T *__restrict t377 = a.record + 14256;                            // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t380 = a.scratch + 26688;                           // [400]
+  T *__restrict t384 = a.scratch + 26688;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2311,20 +2322,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_25(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t373[k] * l1_x2o_weight[k * 400 + c];
-    t380[c] = acc;
+      acc += t377[k] * l1_x2o_weight[k * 400 + c];
+    t384[c] = acc;
   }
-#line 2318 "lm_plastic_lstm.cu"
+#line 2329 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 26: dense product (a warp or thread per output), [1149]
-//   %387 matmul
+//   %391 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t384 = a.record + 13104;                            // [1149]
+  T *__restrict t388 = a.record + 13104;                            // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t387 = a.scratch + 27088;                           // [1149]
+  T *__restrict t391 = a.scratch + 27088;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2332,20 +2343,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_26(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t384[k] * l1_h2i_weight[k * 1149 + c];
-    t387[c] = acc;
+      acc += t388[k] * l1_h2i_weight[k * 1149 + c];
+    t391[c] = acc;
   }
-#line 2339 "lm_plastic_lstm.cu"
+#line 2350 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 27: dense product (a warp or thread per output), [400]
-//   %391 matmul
+//   %395 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t384 = a.record + 13104;                            // [1149]
+  T *__restrict t388 = a.record + 13104;                            // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t391 = a.scratch + 28240;                           // [400]
+  T *__restrict t395 = a.scratch + 28240;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2353,20 +2364,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_27(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t384[k] * l1_x2i_weight[k * 400 + c];
-    t391[c] = acc;
+      acc += t388[k] * l1_x2i_weight[k * 400 + c];
+    t395[c] = acc;
   }
-#line 2360 "lm_plastic_lstm.cu"
+#line 2371 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 28: dense product (a warp or thread per output), [1149]
-//   %398 matmul
+//   %402 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t395 = a.record + 10400;                            // [1149]
+  T *__restrict t399 = a.record + 10400;                            // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t398 = a.scratch + 28640;                           // [1149]
+  T *__restrict t402 = a.scratch + 28640;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2374,20 +2385,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_28(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t395[k] * l1_h2f_weight[k * 1149 + c];
-    t398[c] = acc;
+      acc += t399[k] * l1_h2f_weight[k * 1149 + c];
+    t402[c] = acc;
   }
-#line 2381 "lm_plastic_lstm.cu"
+#line 2392 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 29: dense product (a warp or thread per output), [400]
-//   %402 matmul
+//   %406 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t395 = a.record + 10400;                            // [1149]
+  T *__restrict t399 = a.record + 10400;                            // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t402 = a.scratch + 29792;                           // [400]
+  T *__restrict t406 = a.scratch + 29792;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2395,22 +2406,22 @@ template <class T> __device__ __forceinline__ void backward_x2f_29(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t395[k] * l1_x2f_weight[k * 400 + c];
-    t402[c] = acc;
+      acc += t399[k] * l1_x2f_weight[k * 400 + c];
+    t406[c] = acc;
   }
-#line 2402 "lm_plastic_lstm.cu"
+#line 2413 "lm_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 30: fused loop nest over [1149]
-//   %399 add -> grad_prev l1.h
+//   %403 add -> grad_prev l1.h
 template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t345 = a.scratch + 21680;        // [1149]
-  T *__restrict t361 = a.scratch + 22832;        // [1149]
-  T *__restrict t376 = a.scratch + 25536;        // [1149]
-  T *__restrict t387 = a.scratch + 27088;        // [1149]
-  T *__restrict t398 = a.scratch + 28640;        // [1149]
+  T *__restrict t349 = a.scratch + 21680;        // [1149]
+  T *__restrict t365 = a.scratch + 22832;        // [1149]
+  T *__restrict t380 = a.scratch + 25536;        // [1149]
+  T *__restrict t391 = a.scratch + 27088;        // [1149]
+  T *__restrict t402 = a.scratch + 28640;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2418,34 +2429,34 @@ template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::S
   {
     for (int j = tid; j < 1149; j += nthreads) {
 #line 35 "examples/lm/plastic_lstm.dopa"
-      const T v362 = t345[j] + t361[j];
-      const T v377 = v362 + t376[j];
-      const T v388 = v377 + t387[j];
-      const T v399 = v388 + t398[j];
-      d_l1_h[j] = v399;
+      const T v366 = t349[j] + t365[j];
+      const T v381 = v366 + t380[j];
+      const T v392 = v381 + t391[j];
+      const T v403 = v392 + t402[j];
+      d_l1_h[j] = v403;
     }
   }
-#line 2429 "lm_plastic_lstm.cu"
+#line 2440 "lm_plastic_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 31: fused loop nest over [400]
-//   %261 add -> grad_prev l3.h
-//   %406 mul += grad enc.weight
+//   %265 add -> grad_prev l3.h
+//   %410 mul += grad enc.weight
 template <class T>
 __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t206 = a.scratch + 816;                   // [400]
-  T *__restrict t223 = a.scratch + 1216;                  // [400]
-  T *__restrict t238 = a.scratch + 3168;                  // [400]
-  T *__restrict t249 = a.scratch + 4720;                  // [400]
-  T *__restrict t260 = a.scratch + 6272;                  // [400]
+  T *__restrict t210 = a.scratch + 816;                   // [400]
+  T *__restrict t227 = a.scratch + 1216;                  // [400]
+  T *__restrict t242 = a.scratch + 3168;                  // [400]
+  T *__restrict t253 = a.scratch + 4720;                  // [400]
+  T *__restrict t264 = a.scratch + 6272;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t370 = a.scratch + 25136;                 // [400]
-  T *__restrict t380 = a.scratch + 26688;                 // [400]
-  T *__restrict t391 = a.scratch + 28240;                 // [400]
-  T *__restrict t402 = a.scratch + 29792;                 // [400]
+  T *__restrict t374 = a.scratch + 25136;                 // [400]
+  T *__restrict t384 = a.scratch + 26688;                 // [400]
+  T *__restrict t395 = a.scratch + 28240;                 // [400]
+  T *__restrict t406 = a.scratch + 29792;                 // [400]
   const T *__restrict drop_i = a.inputs[1];               // [400]
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
@@ -2456,21 +2467,21 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
   {
     for (int j = tid; j < 400; j += nthreads) {
 #line 35 "examples/lm/plastic_lstm.dopa"
-      const T v224 = t206[j] + t223[j];
-      const T v239 = v224 + t238[j];
-      const T v250 = v239 + t249[j];
-      const T v261 = v250 + t260[j];
-      d_l3_h[j] = v261;
-#line 25 "examples/lm/plastic_lstm.dopa"
-      const T v381 = t370[j] + t380[j];
-      const T v392 = v381 + t391[j];
-      const T v403 = v392 + t402[j];
-      const T v405 = v403 * drop_i[j];
-      const T v406 = v405 * t4[0];
-      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v406);
+      const T v228 = t210[j] + t227[j];
+      const T v243 = v228 + t242[j];
+      const T v254 = v243 + t253[j];
+      const T v265 = v254 + t264[j];
+      d_l3_h[j] = v265;
+#line 26 "examples/lm/plastic_lstm.dopa"
+      const T v385 = t374[j] + t384[j];
+      const T v396 = v385 + t395[j];
+      const T v407 = v396 + t406[j];
+      const T v409 = v407 * drop_i[j];
+      const T v410 = v409 * t4[0];
+      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v410);
     }
   }
-#line 2474 "lm_plastic_lstm.cu"
+#line 2485 "lm_plastic_lstm.cu"
 }
 
 // backward stage 32: fused loop nest over [10000]
@@ -2495,13 +2506,13 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 33: fused loop nest over [1149, 1]
-//   %364 reduce_to += grad l1.alpha
-//   %295 reduce_to += grad l2.alpha
+//   %368 reduce_to += grad l1.alpha
+//   %299 reduce_to += grad l2.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t364 = a.scratch + 23984;             // [1149, 1]
+  T *__restrict t368 = a.scratch + 23984;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t295 = a.scratch + 11296;             // [1149, 1]
+  T *__restrict t299 = a.scratch + 11296;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2509,46 +2520,46 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_alpha[i], t364[i]);
-      atomicAdd(&d_l2_alpha[i], t295[i]);
+      atomicAdd(&d_l1_alpha[i], t368[i]);
+      atomicAdd(&d_l2_alpha[i], t299[i]);
     }
   }
-#line 2517 "lm_plastic_lstm.cu"
+#line 2528 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
 //
 // backward stage 34: fused loop nest over []
-//   %341 reduce_to += grad l1.eta
-//   %272 reduce_to += grad l2.eta
-//   %202 reduce_to += grad l3.eta
+//   %345 reduce_to += grad l1.eta
+//   %276 reduce_to += grad l2.eta
+//   %206 reduce_to += grad l3.eta
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t341 = a.scratch + 20512;         // []
+  T *__restrict t345 = a.scratch + 20512;         // []
   T *__restrict d_l1_eta = a.grads + kParamL1Eta; // []
-  T *__restrict t272 = a.scratch + 7824;          // []
+  T *__restrict t276 = a.scratch + 7824;          // []
   T *__restrict d_l2_eta = a.grads + kParamL2Eta; // []
-  T *__restrict t202 = a.scratch + 400;           // []
+  T *__restrict t206 = a.scratch + 400;           // []
   T *__restrict d_l3_eta = a.grads + kParamL3Eta; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
 #line 47 "examples/lm/plastic_lstm.dopa"
-    atomicAdd(&d_l1_eta[0], t341[0]);
-    atomicAdd(&d_l2_eta[0], t272[0]);
-    atomicAdd(&d_l3_eta[0], t202[0]);
+    atomicAdd(&d_l1_eta[0], t345[0]);
+    atomicAdd(&d_l2_eta[0], t276[0]);
+    atomicAdd(&d_l3_eta[0], t206[0]);
   }
-#line 2543 "lm_plastic_lstm.cu"
+#line 2554 "lm_plastic_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 35: fused loop nest over [400, 1]
-//   %226 reduce_to += grad l3.alpha
+//   %230 reduce_to += grad l3.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t226 = a.scratch + 1616;              // [400, 1]
+  T *__restrict t230 = a.scratch + 1616;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2556,10 +2567,10 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_alpha[i], t226[i]);
+      atomicAdd(&d_l3_alpha[i], t230[i]);
     }
   }
-#line 2563 "lm_plastic_lstm.cu"
+#line 2574 "lm_plastic_lstm.cu"
 }
 
 /// One backward step of PlasticLSTMLM for the whole batch: block b runs batch element b.

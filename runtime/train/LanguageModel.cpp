@@ -104,7 +104,20 @@ std::map<std::string, std::string> fingerprint(const LMConfig &c, const NetworkI
           {"test_batch", std::to_string(c.testBatch)},
           {"seed", std::to_string(c.seed)},
           {"threads", std::to_string(c.threads)},
-          {"engine", c.engine}};
+          {"engine", c.engine},
+          {"loss", c.lossMean ? "mean" : "sum"},
+          {"bptt_mode", c.variableBptt ? "variable" : "fixed"},
+          {"ar", settingText(c.ar)},
+          {"tar", settingText(c.tar)},
+          {"alpha_grad_div", settingText(c.alphaGradDiv)},
+          {"asgd_after", std::to_string(c.asgdAfter)},
+          {"asgd_nonmono", std::to_string(c.asgdNonmono)}};
+}
+
+/// Settings added after the first LM checkpoints: one written before them ran with the default.
+bool isRecipeSetting(const std::string &key) {
+  return key == "loss" || key == "bptt_mode" || key == "ar" || key == "tar" ||
+         key == "alpha_grad_div" || key == "asgd_after" || key == "asgd_nonmono";
 }
 
 } // namespace
@@ -134,9 +147,30 @@ LanguageModelTrainer::LanguageModelTrainer(Network &net, const Corpus &corpus, L
     throw std::invalid_argument("network '" + info.name +
                                 "' must take one int input (a token) for language modelling");
   stepInputs.assign(info.inputs.size(), nullptr);
-  for (size_t p = 0; p < info.params.size(); ++p)
+  for (size_t p = 0; p < info.params.size(); ++p) {
+    const std::string &name = info.params[p].name;
     if (!info.params[p].isMask())
       learned.emplace_back(info.paramOffsets[p], size_t(info.params[p].numel()));
+    if (name == "alpha" || (name.size() > 6 && name.compare(name.size() - 6, 6, ".alpha") == 0))
+      alphas.emplace_back(info.paramOffsets[p], size_t(info.params[p].numel()));
+  }
+  for (auto [coef, out, flag, which] : {std::tuple{cfg.ar, &arOut, "--ar", "ar_h"},
+                                        std::tuple{cfg.tar, &tarOut, "--tar", "tar_h"}}) {
+    if (!(coef >= 0) || !std::isfinite(coef))
+      throw std::invalid_argument(std::string(flag) + " must be a finite number >= 0");
+    if (coef == 0)
+      continue;
+    *out = info.findOutput(which);
+    if (*out < 0)
+      throw std::invalid_argument(std::string(flag) + " regularizes the output '" + which +
+                                  "', which network '" + info.name + "' does not have");
+  }
+  if (arOut >= 0 && tarOut >= 0 &&
+      info.outputs[size_t(arOut)].numel() != info.outputs[size_t(tarOut)].numel())
+    throw std::invalid_argument("outputs ar_h and tar_h of network '" + info.name +
+                                "' must have the same size");
+  if (!(cfg.alphaGradDiv > 0) || !std::isfinite(cfg.alphaGradDiv))
+    throw std::invalid_argument("--alpha-grad-div must be a finite number > 0");
   logitsOut = info.findOutput("logits");
   vocab = corpus.vocab.size();
   if (logitsOut < 0 || info.outputs[size_t(logitsOut)].numel() != vocab)
@@ -171,9 +205,22 @@ double LanguageModelTrainer::learningRate(int e) const {
   return cfg.lr * std::pow(cfg.lrDecay, double(std::max(0, e - cfg.decayStart)));
 }
 
+std::vector<Window> LanguageModelTrainer::epochWindows(int e) const {
+  std::vector<Window> all;
+  if (cfg.variableBptt) { // the lengths of epoch e, whoever draws them (resumes, ranks)
+    Rng rng(cfg.seed * 0x9E3779B97F4A7C15ULL + uint64_t(e) * 0xD1B54A32D192ED03ULL +
+            0x6270747400000000ULL);
+    all = variableBpttWindows(trainRows, cfg.bptt, rng);
+  } else {
+    all = bpttWindows(trainRows, cfg.bptt);
+  }
+  if (cfg.limitBatches > 0 && int64_t(all.size()) > cfg.limitBatches)
+    all.resize(size_t(cfg.limitBatches));
+  return all;
+}
+
 int64_t LanguageModelTrainer::windowsPerEpoch() const {
-  int64_t n = int64_t(bpttWindows(trainRows, cfg.bptt).size());
-  return cfg.limitBatches > 0 ? std::min(n, cfg.limitBatches) : n;
+  return int64_t(epochWindows(epoch).size());
 }
 
 void LanguageModelTrainer::initFresh() {
@@ -225,6 +272,8 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   for (size_t k = 0; k < stepInputs.size(); ++k)
     in[k] = int(k) == input ? tok.data() : masks.input(int(k));
   float *dLogits = logitGrads.data();
+  // Summed over the steps (Zaremba) or their mean (awd-lstm-lm); the batch's mean either way.
+  const int divisor = cfg.lossMean ? B * T : B;
   double lossSum = 0;
   for (int t = 0; t < T; ++t) {
     const int32_t *row = data.data() + (w.start + t) * B;
@@ -232,12 +281,13 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
       tok[size_t(b)] = float(row[first + b]);
     net.step(in, stepOutputPtrs.data());
     lossSum += crossEntropy(stepOutputs[size_t(logitsOut)].data(), row + B + first, mine, V,
-                            dLogits + size_t(t) * mine * V, B) /
+                            dLogits + size_t(t) * mine * V, divisor) /
                B;
+    keepPenaltyOutputs(t, T);
   }
   if (comm)
     comm->sum(&lossSum, 1);
-  double loss = lossSum / T;
+  double loss = lossSum / T; // the cross-entropy per token (AR/TAR are not in it)
   if (!std::isfinite(loss))
     throw std::runtime_error("epoch " + std::to_string(e) + ", window " + std::to_string(index) +
                              ": the loss is not finite");
@@ -245,6 +295,7 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
                                                 std::vector<const float *>(info.outputs.size()));
   std::vector<const float *const *> gradPtr;
   gradPtr.reserve(size_t(T));
+  penaltyGradients(T, grads);
   for (int t = 0; t < T; ++t) {
     grads[size_t(t)][size_t(logitsOut)] = dLogits + size_t(t) * mine * V;
     gradPtr.push_back(grads[size_t(t)].data());
@@ -254,6 +305,9 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   size_t n = info.numParams;
   if (comm) // the whole batch's gradient, the same on every rank
     comm->sum(net.grads(), int64_t(n));
+  for (auto [offset, count] : alphas) // awd-lstm-lm's agdiv, before the clip
+    for (size_t i = 0; i < count; ++i)
+      net.grads()[offset + i] /= float(cfg.alphaGradDiv);
   double norm = clipGradNorm(net.grads(), n, cfg.clipNorm);
   if (!std::isfinite(norm))
     throw std::runtime_error("epoch " + std::to_string(e) + ", window " + std::to_string(index) +
@@ -267,10 +321,85 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
     for (size_t i = 0; i < count; ++i)
       p[i] -= rate * (g[i] + decay * p[i]);
   }
+  if (average.active())
+    average.add(params);
   // Carry the state into the next window without its history; after the update, since an engine
   // may take its copy of the parameters here (the CUDA one uploads them).
   net.truncate();
   return {e, index, loss, lr, norm, secondsSince(start)};
+}
+
+void LanguageModelTrainer::keepPenaltyOutputs(int t, int steps) {
+  if (arOut < 0 && tarOut < 0)
+    return;
+  int out = arOut >= 0 ? arOut : tarOut;
+  size_t n = stepOutputs[size_t(out)].size(); // this rank's streams x width
+  if (penaltyValues.size() < size_t(steps)) {
+    penaltyValues.resize(size_t(steps));
+    penaltyGrads.resize(size_t(steps));
+  }
+  std::vector<float> &kept = penaltyValues[size_t(t)];
+  kept.resize(2 * n);
+  if (arOut >= 0)
+    std::copy_n(stepOutputs[size_t(arOut)].data(), n, kept.data());
+  if (tarOut >= 0)
+    std::copy_n(stepOutputs[size_t(tarOut)].data(), n, kept.data() + n);
+}
+
+void LanguageModelTrainer::penaltyGradients(int steps,
+                                            std::vector<std::vector<const float *>> &grads) {
+  if (arOut < 0 && tarOut < 0)
+    return;
+  const NetworkInfo &info = net.info();
+  int64_t width = info.outputs[size_t(arOut >= 0 ? arOut : tarOut)].numel();
+  size_t n = size_t(last - first) * size_t(width);
+  std::vector<const float *> a, h;
+  std::vector<float *> dA, dH;
+  for (int t = 0; t < steps; ++t) {
+    std::vector<float> &g = penaltyGrads[size_t(t)];
+    g.assign(2 * n, 0.f);
+    if (arOut >= 0) {
+      a.push_back(penaltyValues[size_t(t)].data());
+      dA.push_back(g.data());
+      grads[size_t(t)][size_t(arOut)] = g.data();
+    }
+    if (tarOut >= 0) {
+      h.push_back(penaltyValues[size_t(t)].data() + n);
+      dH.push_back(g.data() + n);
+      grads[size_t(t)][size_t(tarOut)] = g.data() + n;
+    }
+  }
+  // The penalties' weight against the cross-entropy: awd-lstm-lm adds them to the mean loss.
+  double scale = cfg.lossMean ? 1.0 : double(steps);
+  activationPenalties(a, h, last - first, cfg.batch, width, cfg.ar, cfg.tar, scale, dA, dH);
+}
+
+double LanguageModelTrainer::evaluate(const std::vector<int32_t> &tokens, int batch) {
+  if (!average.active())
+    return perplexity(tokens, batch);
+  // ASGD: the average of the iterates, then the iterate back (awd-lstm-lm swaps them likewise).
+  size_t n = net.info().numParams;
+  std::vector<float> iterate(net.params(), net.params() + n);
+  std::copy(average.values().begin(), average.values().end(), net.params());
+  double result = perplexity(tokens, batch);
+  std::copy(iterate.begin(), iterate.end(), net.params());
+  return result;
+}
+
+void LanguageModelTrainer::maybeStartAveraging() {
+  if (average.active() || epochs.empty())
+    return;
+  bool due = cfg.asgdAfter > 0 && epochs.back().epoch >= cfg.asgdAfter;
+  // awd-lstm-lm's non-monotone trigger: worse than the best of the epochs before the last n.
+  size_t before = epochs.size() - 1;
+  if (cfg.asgdNonmono > 0 && before > size_t(cfg.asgdNonmono)) {
+    double best = epochs.front().validPerplexity;
+    for (size_t i = 0; i < before - size_t(cfg.asgdNonmono); ++i)
+      best = std::min(best, epochs[i].validPerplexity);
+    due = due || epochs.back().validPerplexity > best;
+  }
+  if (due)
+    average.start(net.info().numParams);
 }
 
 double LanguageModelTrainer::perplexity(const std::vector<int32_t> &tokens, int batch) {
@@ -320,13 +449,13 @@ double LanguageModelTrainer::run(const LMProgressFn &progress, const LMEpochFn &
     fs::create_directories(cfg.outDir);
     writeLogs(); // the checkpoint's rows: what a killed run appended after it is dropped
   }
-  std::vector<Window> all = bpttWindows(trainRows, cfg.bptt);
-  int64_t perEpoch = windowsPerEpoch();
   bool stateReady = nextWindow > 0; // resume() restored the carried state
   int64_t trained = 0;
   stopped = false;
   while (epoch <= cfg.epochs) {
-    double lr = learningRate(epoch);
+    std::vector<Window> all = epochWindows(epoch);
+    int64_t perEpoch = int64_t(all.size());
+    double epochLr = learningRate(epoch);
     if (!stateReady)
       net.beginEpisode(last - first);
     stateReady = false;
@@ -338,7 +467,10 @@ double LanguageModelTrainer::run(const LMProgressFn &progress, const LMEpochFn &
         return std::nan("");
       }
       ++trained;
-      WindowLog log = trainWindow(trainData, all[size_t(nextWindow)], epoch, nextWindow, lr);
+      const Window &w = all[size_t(nextWindow)];
+      // Variable BPTT: the rate scaled by the window's length (awd-lstm-lm's seq_len / bptt).
+      double lr = cfg.variableBptt ? epochLr * w.length / cfg.bptt : epochLr;
+      WindowLog log = trainWindow(trainData, w, epoch, nextWindow, lr);
       windows.push_back(log);
       if (writes())
         appendLog(log);
@@ -356,10 +488,11 @@ double LanguageModelTrainer::run(const LMProgressFn &progress, const LMEpochFn &
       }
     }
     auto evalStart = Clock::now();
-    double valid = perplexity(corpus.valid, cfg.evalBatch);
+    double valid = evaluate(corpus.valid, cfg.evalBatch);
     EpochLog done{epoch, std::exp(epochLossSum / double(std::max<int64_t>(epochTokens, 1))), valid,
-                  lr, epochSeconds + secondsSince(evalStart)};
+                  epochLr, epochSeconds + secondsSince(evalStart)};
     epochs.push_back(done);
+    maybeStartAveraging(); // from the next window on
     if (epochDone)
       epochDone(done);
     ++epoch;
@@ -373,7 +506,7 @@ double LanguageModelTrainer::run(const LMProgressFn &progress, const LMEpochFn &
         writeEpochLog(); // log.csv is complete already: it keeps growing, for tail -f
     }
   }
-  testPerplexity = perplexity(corpus.test, cfg.testBatch);
+  testPerplexity = evaluate(corpus.test, cfg.testBatch);
   return testPerplexity;
 }
 
@@ -447,21 +580,27 @@ void LanguageModelTrainer::saveCheckpoint(const std::string &path) const {
   f.metadata["epoch_loss_sum"] = settingText(epochLossSum);
   f.metadata["epoch_tokens"] = std::to_string(epochTokens);
   f.metadata["epoch_seconds"] = settingText(epochSeconds);
+  f.metadata["asgd_steps"] = std::to_string(average.active() ? average.count() : -1);
+  if (average.active())
+    f.tensors.push_back(StoredTensor::fromDouble("asgd.sum", {int64_t(average.sums().size())},
+                                                 average.sums().data()));
   f.metadata["checksum"] = Trainer::checkpointChecksum(f);
   writeSafeTensors(path, f);
 }
 
 void LanguageModelTrainer::checkFingerprint(const TensorFile &f, const std::string &path) const {
+  std::map<std::string, std::string> defaults = fingerprint(LMConfig{}, net.info(), corpus);
   for (const auto &[key, value] : fingerprint(cfg, net.info(), corpus)) {
     auto it = f.metadata.find(key);
     std::string msg = path;
     msg += ": __metadata__.";
     msg += key;
-    if (it == f.metadata.end())
+    if (it == f.metadata.end() && !isRecipeSetting(key))
       throw DataError(msg + ": missing (not a dopa LM checkpoint?)");
-    if (it->second != value) {
+    const std::string &saved = it == f.metadata.end() ? defaults[key] : it->second;
+    if (saved != value) {
       msg += ": the checkpoint has '";
-      msg += it->second;
+      msg += saved;
       msg += "' but this run has '";
       msg += value;
       msg += "'";
@@ -501,9 +640,10 @@ void LanguageModelTrainer::resume(const std::string &path) {
     throw DataError(path + ": the checkpoint has trained " + std::to_string(next > 0 ? e : e - 1) +
                     " epoch(s)" + (next > 0 ? " and part of the next" : "") + "; --epochs " +
                     std::to_string(cfg.epochs) + " asks for no more: pass a larger --epochs");
-  if (e < 1 || next >= windowsPerEpoch())
+  int64_t inEpoch = e >= 1 ? int64_t(epochWindows(e).size()) : 0;
+  if (e < 1 || next >= inEpoch)
     throw DataError(path + ": __metadata__.next_window: " + std::to_string(next) +
-                    " is past the epoch's " + std::to_string(windowsPerEpoch()) + " windows");
+                    " is past the epoch's " + std::to_string(inEpoch) + " windows");
   const NetworkInfo &info = net.info();
   int64_t n = int64_t(info.numParams);
   const StoredTensor *params = f.find("params");
@@ -532,6 +672,15 @@ void LanguageModelTrainer::resume(const std::string &path) {
   epochLossSum = metadataReal(meta("epoch_loss_sum"), path, "epoch_loss_sum");
   epochTokens = metadataCount(meta("epoch_tokens"), path, "epoch_tokens");
   epochSeconds = metadataReal(meta("epoch_seconds"), path, "epoch_seconds");
+  average = IterateAverage();
+  auto asgd = f.metadata.find("asgd_steps"); // absent before averaged SGD existed: not averaging
+  if (asgd != f.metadata.end() && asgd->second != "-1") {
+    int64_t steps = metadataCount(asgd->second, path, "asgd_steps");
+    const StoredTensor *sum = f.find("asgd.sum");
+    if (!sum || sum->dtype != DType::F64 || sum->shape != std::vector<int64_t>{n})
+      throw DataError(path + ": asgd.sum: missing or not F64 [" + std::to_string(n) + "]");
+    average.restore(sum->toDouble(), steps);
+  }
   windows.clear();
   std::vector<double> rows = wl->toDouble();
   for (size_t i = 0; i + 6 <= rows.size(); i += 6)

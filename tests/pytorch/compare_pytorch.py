@@ -80,7 +80,7 @@ def main():
             x_in.update({n: np.broadcast_to(masks[n], (T, *masks[n].shape)).copy()
                          for n in ref.PlasticLSTMLM.LOCKED})
             st.save(path("x.st"), x_in)
-            outputs = {"logits": dims["V"]}
+            outputs = {"logits": dims["V"], "ar_h": dims["E"], "tar_h": dims["E"]}
         dy = {k: rng.normal(size=(T, B, n)) for k, n in outputs.items()}
         st.save(path("dy.st"), dy)
 

@@ -281,3 +281,252 @@ TEST_CASE("an LM checkpoint of another configuration or a damaged one is rejecte
   writeSafeTensors(path, f);
   CHECK(errorOf(more).find("does not match its checksum") != std::string::npos);
 }
+
+//===----------------------------------------------------------------------===//
+// The large model's recipe (LMRecipe.h): variable BPTT, AR/TAR, agdiv, averaged SGD.
+//===----------------------------------------------------------------------===//
+
+TEST_CASE("variable BPTT windows: awd-lstm-lm's lengths, contiguous, reproducible") {
+  Rng rng(3), same(3);
+  const int64_t rows = 100000;
+  std::vector<Window> w = variableBpttWindows(rows, 70, rng);
+  REQUIRE(w.size() > 1000);
+  int shortOnes = 0;
+  double total = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    CHECK(w[i].length >= (i + 1 < w.size() ? 5 : 1));
+    CHECK(w[i].length <= 80);
+    if (i + 1 < w.size())
+      CHECK(w[i + 1].start == w[i].start + w[i].length);
+    shortOnes += w[i].length < 50;
+    total += w[i].length;
+  }
+  CHECK(w.front().start == 0);
+  CHECK(w.back().start < rows - 2);
+  CHECK(w.back().start + w.back().length <= rows - 1);
+  // One window in 20 is drawn around bptt / 2; the mean is about 0.95 * 69.5 + 0.05 * 34.5.
+  CHECK(shortOnes > 0.03 * double(w.size()));
+  CHECK(shortOnes < 0.07 * double(w.size()));
+  CHECK(total / double(w.size()) == doctest::Approx(67.75).epsilon(0.01));
+  std::vector<Window> again = variableBpttWindows(rows, 70, same);
+  REQUIRE(again.size() == w.size());
+  CHECK(std::equal(w.begin(), w.end(), again.begin(), [](const Window &a, const Window &b) {
+    return a.start == b.start && a.length == b.length;
+  }));
+  CHECK_THROWS_AS(variableBpttWindows(rows, 0, rng), std::invalid_argument);
+}
+
+TEST_CASE("AR and TAR: the penalty and its gradient against central differences") {
+  const int steps = 4, count = 2, total = 3;
+  const int64_t width = 5, n = count * width;
+  const double ar = 2, tar = 1, scale = 1.5;
+  Rng rng(5);
+  std::vector<std::vector<float>> a(steps, std::vector<float>(size_t(n)));
+  std::vector<std::vector<float>> h = a;
+  for (int t = 0; t < steps; ++t)
+    for (int64_t i = 0; i < n; ++i) {
+      a[size_t(t)][size_t(i)] = float(rng.uniform(-1, 1));
+      h[size_t(t)][size_t(i)] = float(rng.uniform(-1, 1));
+    }
+  auto penalty = [&](std::vector<std::vector<float>> *dA, std::vector<std::vector<float>> *dH) {
+    std::vector<const float *> ap, hp;
+    std::vector<float *> dap, dhp;
+    std::vector<std::vector<float>> scratchA(steps, std::vector<float>(size_t(n), 0.f));
+    std::vector<std::vector<float>> scratchH = scratchA;
+    for (int t = 0; t < steps; ++t) {
+      ap.push_back(a[size_t(t)].data());
+      hp.push_back(h[size_t(t)].data());
+      dap.push_back(dA ? (*dA)[size_t(t)].data() : scratchA[size_t(t)].data());
+      dhp.push_back(dH ? (*dH)[size_t(t)].data() : scratchH[size_t(t)].data());
+    }
+    return activationPenalties(ap, hp, count, total, width, ar, tar, scale, dap, dhp);
+  };
+  // The value, written out.
+  double want = 0;
+  for (int t = 0; t < steps; ++t)
+    for (int64_t i = 0; i < n; ++i) {
+      want += ar * scale * std::pow(a[size_t(t)][size_t(i)], 2) / double(steps * total * width);
+      if (t > 0)
+        want += tar * scale *
+                std::pow(double(h[size_t(t)][size_t(i)]) - h[size_t(t - 1)][size_t(i)], 2) /
+                double((steps - 1) * total * width);
+    }
+  std::vector<std::vector<float>> dA(steps, std::vector<float>(size_t(n), 0.f)), dH = dA;
+  CHECK(penalty(&dA, &dH) == doctest::Approx(want).epsilon(1e-12));
+  // Central differences (the penalty is quadratic: exact up to rounding).
+  const float eps = 1.0f / 64;
+  for (auto [values, grad] : {std::pair{&a, &dA}, std::pair{&h, &dH}})
+    for (int t = 0; t < steps; ++t)
+      for (int64_t i : {int64_t(0), n / 2, n - 1}) {
+        float &v = (*values)[size_t(t)][size_t(i)];
+        float saved = v;
+        v = saved + eps;
+        double up = penalty(nullptr, nullptr);
+        v = saved - eps;
+        double down = penalty(nullptr, nullptr);
+        v = saved;
+        CHECK((up - down) / (2 * eps) ==
+              doctest::Approx((*grad)[size_t(t)][size_t(i)]).epsilon(1e-5));
+      }
+}
+
+TEST_CASE("the iterate average: the mean of the iterates, restored bit-exactly") {
+  IterateAverage avg;
+  CHECK(!avg.active());
+  avg.start(2);
+  CHECK(avg.active());
+  const float p1[] = {1, 2}, p2[] = {3, 6}, p3[] = {0.1f, 0.7f};
+  avg.add(p1);
+  avg.add(p2);
+  CHECK(avg.values() == std::vector<float>{2, 4});
+  IterateAverage resumed;
+  resumed.restore(avg.sums(), avg.count());
+  avg.add(p3);
+  resumed.add(p3);
+  CHECK(avg.count() == 3);
+  CHECK(resumed.values() == avg.values());
+  CHECK(avg.values()[0] == float((1.0 + 3.0 + double(0.1f)) / 3));
+}
+
+namespace {
+/// The awd-lstm-lm recipe at the test's size (modplast_lstm: masks, ar_h and tar_h).
+LMConfig awdConfig(const fs::path &out) {
+  LMConfig c = smallConfig(out);
+  c.lossMean = true;
+  c.variableBptt = true;
+  c.bptt = 6; // lengths of max(5, N(6, 5)) and bptt/2 one time in 20, at most 16
+  c.ar = 2;
+  c.tar = 1;
+  c.alphaGradDiv = 4;
+  c.asgdAfter = 1;
+  c.lrDecay = 1;
+  c.lr = 1;
+  c.clipNorm = 0.25;
+  c.epochs = 3;
+  return c;
+}
+} // namespace
+
+TEST_CASE("the awd recipe trains and resumes mid-epoch bit-exactly, averaging included") {
+  Corpus corpus = tinyCorpus();
+  fs::path straight = freshDir("awd-straight"), split = freshDir("awd-split");
+  auto a = makeNet("modplast_lstm", corpus.vocab.size());
+  LanguageModelTrainer ta(*a, corpus, awdConfig(straight));
+  ta.initFresh();
+  double testA = ta.run();
+  CHECK(ta.averaging()); // from the end of epoch 1
+  CHECK(std::isfinite(testA));
+  // The learning rate of each window is the epoch's, times its length / bptt.
+  std::vector<Window> first = ta.epochWindows(1);
+  REQUIRE(first.size() >= 2);
+  bool varied = false;
+  for (size_t i = 0; i < first.size(); ++i) {
+    CHECK(ta.windowLog()[i].lr == doctest::Approx(1.0 * first[i].length / 6));
+    varied = varied || first[i].length != first[0].length;
+  }
+  CHECK(varied);
+  fs::path kept = split / "kept.st";
+  {
+    auto b = makeNet("modplast_lstm", corpus.vocab.size());
+    LanguageModelTrainer tb(*b, corpus, awdConfig(split));
+    tb.initFresh();
+    tb.run([&](const WindowLog &w, int64_t) {
+      if (w.epoch == 3 && w.window == 3) // averaging; the checkpoint after window 2 is on disk
+        fs::copy_file(split / "checkpoint.st", kept, fs::copy_options::overwrite_existing);
+    });
+  }
+  REQUIRE(fs::exists(kept));
+  auto c = makeNet("modplast_lstm", corpus.vocab.size());
+  LanguageModelTrainer tc(*c, corpus, awdConfig(split));
+  tc.resume(kept.string());
+  CHECK(tc.averaging());
+  double testC = tc.run();
+  CHECK(paramsOf(*c) == paramsOf(*a));
+  CHECK(testC == testA);
+  REQUIRE(tc.epochLog().size() == 3);
+  CHECK(tc.epochLog()[2].validPerplexity == ta.epochLog()[2].validPerplexity);
+}
+
+TEST_CASE("recipe terms: the mean loss scales the gradient by 1/T, AR shrinks its output, agdiv "
+          "slows alpha") {
+  Corpus corpus = tinyCorpus();
+  // One window, no update: the gradient norm of the summed loss is T times the mean loss's.
+  auto norm = [&](bool mean) {
+    auto net = makeNet("basic_lstm", corpus.vocab.size());
+    LMConfig cfg = smallConfig(freshDir(mean ? "loss-mean" : "loss-sum"));
+    cfg.lossMean = mean;
+    cfg.lr = 0;
+    cfg.clipNorm = 1e9;
+    cfg.epochs = 1;
+    cfg.limitBatches = 1;
+    cfg.outDir.clear();
+    LanguageModelTrainer t(*net, corpus, cfg);
+    t.initFresh();
+    t.run();
+    return t.windowLog().front().gradNorm;
+  };
+  CHECK(norm(false) == doctest::Approx(4 * norm(true)).epsilon(1e-5)); // bptt 4
+  // Train modplast_lstm with and without a strong AR, then read ar_h with dropout off.
+  auto trained = [&](double ar, double agdiv, std::vector<float> *alphaBefore) {
+    auto net = makeNet("modplast_lstm", corpus.vocab.size());
+    LMConfig cfg = smallConfig(freshDir("ar"));
+    cfg.ar = ar;
+    cfg.alphaGradDiv = agdiv;
+    cfg.clipNorm = 1e9;
+    cfg.epochs = 1;
+    cfg.outDir.clear();
+    LanguageModelTrainer t(*net, corpus, cfg);
+    t.initFresh();
+    if (alphaBefore)
+      *alphaBefore = std::vector<float>(net->params(), net->params() + net->info().numParams);
+    t.run();
+    return net;
+  };
+  auto meanSquare = [&](Network &net) {
+    const NetworkInfo &info = net.info();
+    DropoutMasks masks(info);
+    masks.setOff(1, net.params());
+    std::vector<float> tok(1);
+    std::vector<const float *> in(info.inputs.size());
+    for (size_t k = 0; k < in.size(); ++k)
+      in[k] = masks.isMaskInput(int(k)) ? masks.input(int(k)) : tok.data();
+    std::vector<std::vector<float>> outs;
+    std::vector<float *> outPtr;
+    for (const TensorInfo &o : info.outputs)
+      outs.emplace_back(size_t(o.numel()));
+    for (auto &o : outs)
+      outPtr.push_back(o.data());
+    int ar = info.findOutput("ar_h");
+    double sum = 0;
+    net.beginEpisode(1);
+    for (int t = 0; t < 20; ++t) {
+      tok[0] = float(corpus.valid[size_t(t)]);
+      net.step(in.data(), outPtr.data());
+      for (float v : outs[size_t(ar)])
+        sum += double(v) * v;
+    }
+    net.truncate();
+    return sum;
+  };
+  auto plain = trained(0, 1, nullptr);
+  auto regularized = trained(50, 1, nullptr);
+  CHECK(meanSquare(*regularized) < 0.5 * meanSquare(*plain));
+  // agdiv: the alphas move (far) less when their gradient is divided.
+  auto moved = [&](double agdiv) {
+    std::vector<float> before;
+    auto net = trained(0, agdiv, &before);
+    const NetworkInfo &info = net->info();
+    double change = 0;
+    for (size_t p = 0; p < info.params.size(); ++p)
+      if (info.params[p].name.size() > 6 &&
+          info.params[p].name.substr(info.params[p].name.size() - 6) == ".alpha")
+        for (int64_t i = 0; i < info.params[p].numel(); ++i) {
+          size_t at = info.paramOffsets[p] + size_t(i);
+          change += std::abs(double(net->params()[at]) - before[at]);
+        }
+    return change;
+  };
+  double free = moved(1), divided = moved(1000);
+  CHECK(free > 0);
+  CHECK(divided < 0.01 * free);
+}

@@ -63,6 +63,43 @@ void addLanguageModelOptions(CLI::App *cmd, LMArgs &lm, std::vector<CLI::Option 
       ->group(group);
   cmd->add_option("--test-batch", lm.testBatch, "lm: streams for the test (default 1)")
       ->group(group);
+  lm.cmd = cmd;
+  cmd->add_option(
+         "--recipe", lm.recipe,
+         "lm: zaremba (Table 1's basic models: summed loss, fixed BPTT 20, lr 1, clip 5, "
+         "13 epochs) or awd (the large ones, awd-lstm-lm as the reference ran it: batch 6, "
+         "BPTT 70 variable, mean loss, lr 30, clip 0.25, AR 2, TAR 1, alpha gradient / "
+         "1149, ASGD after 125 of 500 epochs, L2 1.2e-6); default: awd for lstm, "
+         "plastic_lstm, modplast_lstm, modul_lstm, else zaremba. Options given override it")
+      ->check(CLI::IsMember({"zaremba", "awd"}))
+      ->group(group);
+  cmd->add_option("--loss", lm.loss,
+                  "lm: sum (over the window's steps, Zaremba) or mean (per token, awd-lstm-lm)")
+      ->check(CLI::IsMember({"sum", "mean"}))
+      ->group(group);
+  cmd->add_option("--bptt-mode", lm.bpttMode,
+                  "lm: fixed, or variable (awd-lstm-lm: lengths ~ N(bptt, 5), bptt/2 one time in "
+                  "20, the learning rate scaled by length / bptt)")
+      ->check(CLI::IsMember({"fixed", "variable"}))
+      ->group(group);
+  cmd->add_option("--ar", lm.ar,
+                  "lm: activation regularization: ar * mean(ar_h^2), ar_h an output of the spec")
+      ->group(group);
+  cmd->add_option("--tar", lm.tar,
+                  "lm: temporal activation regularization: tar * mean((tar_h_t - tar_h_t-1)^2)")
+      ->group(group);
+  cmd->add_option("--alpha-grad-div", lm.alphaGradDiv,
+                  "lm: divide the gradients of parameters named alpha by this before clipping "
+                  "(awd-lstm-lm's --agdiv)")
+      ->group(group);
+  cmd->add_option("--asgd-after", lm.asgdAfter,
+                  "lm: averaged SGD after this many epochs (0: never); validation and test use the "
+                  "average")
+      ->group(group);
+  cmd->add_option("--asgd-nonmono", lm.asgdNonmono,
+                  "lm: averaged SGD once validation is worse than the best before the last N "
+                  "epochs (0: off)")
+      ->group(group);
   cmd->add_option("--save-init", lm.saveInit, "lm: write the initial parameters (spec names)")
       ->type_name("FILE")
       ->group(group);

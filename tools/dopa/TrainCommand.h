@@ -25,6 +25,14 @@ struct LMArgs {
   bool noVerify = false;
   std::string saveInit, saveParams;
   CLI::Option *batchOpt = nullptr, *checkpointOpt = nullptr;
+  // The large model's recipe (LMRecipe.h); the recipe sets the defaults of the options not given.
+  std::string recipe;       // zaremba | awd; empty: awd for the large models, else zaremba
+  std::string loss = "sum"; // sum | mean (over the window's steps)
+  std::string bpttMode = "fixed";
+  double ar = 0, tar = 0, alphaGradDiv = 1;
+  int asgdAfter = 0, asgdNonmono = 0;
+  CLI::App *cmd = nullptr; // to ask which options were given
+  bool given(const char *name) const { return cmd && cmd->get_option(name)->count() > 0; }
 };
 
 /// `dopa train` as parsed, before the checks.

@@ -26,6 +26,7 @@
 #include <memory>
 #include <string>
 #include <unistd.h>
+#include <utility>
 
 using namespace dopa;
 using namespace dopa::tool;
@@ -92,13 +93,17 @@ std::string lmNumbersProblem(const TrainArgs &a) {
   if (lm.epochs < 1 || lm.bptt < 1 || lm.evalBatch < 1 || lm.testBatch < 1 ||
       a.opt.config.batch < 1)
     return "--epochs, --bptt, --batch, --eval-batch and --test-batch must be positive";
-  if (lm.decayStart < 0 || lm.limitBatches < 0 || lm.stopAfter < 0)
-    return "--decay-start, --limit-batches and --stop-after must not be negative";
-  for (auto [flag, v] : {std::pair{"--lr-decay", lm.lrDecay}, std::pair{"--l2", lm.l2}})
+  if (lm.decayStart < 0 || lm.limitBatches < 0 || lm.stopAfter < 0 || lm.asgdAfter < 0 ||
+      lm.asgdNonmono < 0)
+    return "--decay-start, --limit-batches, --stop-after, --asgd-after and --asgd-nonmono must "
+           "not be negative";
+  for (auto [flag, v] : {std::pair{"--lr-decay", lm.lrDecay}, std::pair{"--l2", lm.l2},
+                         std::pair{"--ar", lm.ar}, std::pair{"--tar", lm.tar}})
     if (!std::isfinite(v) || v < 0)
       return std::string(flag) + " must be a finite number >= 0 (got " + format("%g", v) + ")";
   for (const std::string &p :
        {positiveFinite("--init-scale", lm.initScale), positiveFinite("--lr", a.opt.config.adam.lr),
+        positiveFinite("--alpha-grad-div", lm.alphaGradDiv),
         positiveFinite("--clip", a.opt.config.clipNorm),
         notNegative("--checkpoint-every", a.opt.config.checkpointEvery)})
     if (!p.empty())
@@ -138,7 +143,46 @@ LMConfig lmConfigOf(const TrainArgs &a, const std::string &givenSpec) {
   cfg.description = "lm " + (givenSpec.empty() ? lm.model : givenSpec) + dimsText;
   cfg.engine = o.engine;
   cfg.threads = omp_get_max_threads();
+  cfg.lossMean = lm.loss == "mean";
+  cfg.variableBptt = lm.bpttMode == "variable";
+  cfg.ar = lm.ar;
+  cfg.tar = lm.tar;
+  cfg.alphaGradDiv = lm.alphaGradDiv;
+  cfg.asgdAfter = lm.asgdAfter;
+  cfg.asgdNonmono = lm.asgdNonmono;
   return cfg;
+}
+
+/// awd-lstm-lm's recipe as the reference's README runs it (shared/reference/backpropamine.md):
+/// the defaults of the options not given.
+void applyAwdRecipe(TrainArgs &a) {
+  LMArgs &lm = a.lm;
+  TrainOptions &o = a.opt;
+  if (!lm.batchOpt->count())
+    o.config.batch = 6;
+  if (!a.lrOpt->count())
+    a.lr = 30;
+  if (!a.clipOpt->count())
+    a.clip = 0.25;
+  auto fill = [&](const char *name, auto &field, auto value) {
+    if (!lm.given(name))
+      field = std::move(value);
+  };
+  fill("--bptt", lm.bptt, 70);
+  fill("--epochs", lm.epochs, 500);
+  fill("--lr-decay", lm.lrDecay, 1.0);
+  fill("--l2", lm.l2, 1.2e-6);
+  fill("--loss", lm.loss, std::string("mean"));
+  fill("--bptt-mode", lm.bpttMode, std::string("variable"));
+  fill("--ar", lm.ar, 2.0);
+  fill("--tar", lm.tar, 1.0);
+  fill("--alpha-grad-div", lm.alphaGradDiv, 1149.0);
+  fill("--asgd-after", lm.asgdAfter, 125);
+}
+
+bool isLargeModel(const std::string &model) {
+  return model == "lstm" || model == "plastic_lstm" || model == "modplast_lstm" ||
+         model == "modul_lstm";
 }
 
 /// The engine for the model: its compiled example, or the generic executor on the spec.
@@ -237,12 +281,16 @@ int tool::trainLanguageModel(TrainArgs &a) {
     return usage("--out DIR is required");
   if (lm.data.empty())
     return usage("dopa train lm needs --data DIR (the PTB split, e.g. ../shared/data/ptb)");
+  bool awd =
+      lm.recipe == "awd" || (lm.recipe.empty() && o.spec.path.empty() && isLargeModel(lm.model));
+  if (awd)
+    applyAwdRecipe(a);
   if (!a.lm.batchOpt->count())
-    o.config.batch = 20;
+    o.config.batch = awd ? 6 : 20;
   if (!a.lm.checkpointOpt->count())
     o.config.checkpointEvery = 500;
-  o.config.adam.lr = a.lrOpt->count() ? a.lr : 1.0;
-  o.config.clipNorm = a.clipOpt->count() ? a.clip : 5.0;
+  o.config.adam.lr = a.lrOpt->count() || awd ? a.lr : 1.0;
+  o.config.clipNorm = a.clipOpt->count() || awd ? a.clip : 5.0;
   if (!setThreads(a.threads))
     return usage(threadsMessage);
   if (std::string problem = lmNumbersProblem(a); !problem.empty())

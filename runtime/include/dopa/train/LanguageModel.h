@@ -24,6 +24,7 @@
 #include "dopa/runtime/SafeTensors.h"
 #include "dopa/train/Communicator.h"
 #include "dopa/train/Corpus.h"
+#include "dopa/train/LMRecipe.h"
 
 #include <cstdint>
 #include <functional>
@@ -54,6 +55,13 @@ struct LMConfig {
   std::string description;       // likewise (spec, -D)
   std::string engine;            // likewise
   int threads = 0;               // likewise (0: omp_get_max_threads())
+  // The large model's recipe (awd-lstm-lm, LMRecipe.h); the defaults are Zaremba's.
+  bool lossMean = false;     // the loss is the mean over the window's steps, not their sum
+  bool variableBptt = false; // variableBpttWindows, the learning rate scaled by length / bptt
+  double ar = 0, tar = 0;    // AR on the spec's output `ar_h`, TAR on its output `tar_h`
+  double alphaGradDiv = 1;   // gradients of parameters named alpha divided by it before clipping
+  int asgdAfter = 0;   // averaged SGD from the end of this epoch (0: never); evaluations use it
+  int asgdNonmono = 0; // ... or once validation is worse than the best before the last n epochs
 };
 
 struct WindowLog {
@@ -113,7 +121,12 @@ public:
   const std::vector<EpochLog> &epochLog() const { return epochs; }
   /// The learning rate of epoch e (from 1).
   double learningRate(int epoch) const;
+  /// The training windows of epoch e: fixed or variable lengths, at most limitBatches.
+  std::vector<Window> epochWindows(int epoch) const;
+  /// Windows in the current epoch.
   int64_t windowsPerEpoch() const;
+  /// Whether evaluations use the average of the iterates (averaged SGD has started).
+  bool averaging() const { return average.active(); }
   /// Whether the last run() stopped at LMConfig::stopAfter windows (and wrote its checkpoint).
   bool stoppedEarly() const { return stopped; }
   int epochNow() const { return epoch; }
@@ -166,6 +179,17 @@ private:
   DropoutMasks masks;
   std::vector<const float *> stepInputs;
   std::vector<std::pair<size_t, size_t>> learned; // (offset, count) of each learned parameter
+  std::vector<std::pair<size_t, size_t>> alphas;  // likewise, the parameters named alpha
+  int arOut = -1, tarOut = -1;                    // outputs ar_h and tar_h when AR / TAR are on
+  std::vector<std::vector<float>> penaltyValues, penaltyGrads; // per step: [ar_h | tar_h] values
+  IterateAverage average;
+  /// Evaluate with the averaged parameters when averaging (then restore the iterate).
+  double evaluate(const std::vector<int32_t> &tokens, int batch);
+  /// After an epoch's validation: start averaging when the settings say so.
+  void maybeStartAveraging();
+  /// AR/TAR: keep step t's ar_h and tar_h (of `steps`); then add their gradients to the window's.
+  void keepPenaltyOutputs(int t, int steps);
+  void penaltyGradients(int steps, std::vector<std::vector<const float *>> &grads);
 };
 
 /// Validation perplexity per epoch as a PNG with gnuplot; false (with a message) without gnuplot.
