@@ -238,6 +238,7 @@ void LanguageModelTrainer::initFresh() {
   }
   epoch = 1;
   nextWindow = 0;
+  average = IterateAverage();
   epochLossSum = 0;
   epochTokens = 0;
   epochSeconds = 0;
@@ -375,7 +376,7 @@ void LanguageModelTrainer::penaltyGradients(int steps,
 }
 
 double LanguageModelTrainer::evaluate(const std::vector<int32_t> &tokens, int batch) {
-  if (!average.active())
+  if (average.count() == 0) // not averaging, or no update since it started (the last epoch's)
     return perplexity(tokens, batch);
   // ASGD: the average of the iterates, then the iterate back (awd-lstm-lm swaps them likewise).
   size_t n = net.info().numParams;
@@ -384,6 +385,13 @@ double LanguageModelTrainer::evaluate(const std::vector<int32_t> &tokens, int ba
   double result = perplexity(tokens, batch);
   std::copy(iterate.begin(), iterate.end(), net.params());
   return result;
+}
+
+bool LanguageModelTrainer::loadAverage() {
+  if (average.count() == 0)
+    return false;
+  std::copy(average.values().begin(), average.values().end(), net.params());
+  return true;
 }
 
 void LanguageModelTrainer::maybeStartAveraging() {
@@ -604,6 +612,17 @@ void LanguageModelTrainer::checkFingerprint(const TensorFile &f, const std::stri
       msg += "' but this run has '";
       msg += value;
       msg += "'";
+      if (isRecipeSetting(key)) {
+        msg += "; the large models take --recipe awd by default: pass --recipe zaremba or --";
+        msg += key == "alpha_grad_div" ? "alpha-grad-div"
+               : key == "bptt_mode"    ? "bptt-mode"
+               : key == "asgd_after"   ? "asgd-after"
+               : key == "asgd_nonmono" ? "asgd-nonmono"
+                                       : key;
+        msg += " ";
+        msg += saved;
+        msg += " to continue it";
+      }
       if (key == "threads" || key == "engine") {
         msg += "; pass --";
         msg += key;

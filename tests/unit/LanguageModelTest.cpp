@@ -530,3 +530,20 @@ TEST_CASE("recipe terms: the mean loss scales the gradient by 1/T, AR shrinks it
   CHECK(free > 0);
   CHECK(divided < 0.01 * free);
 }
+
+TEST_CASE("averaging that starts after the last epoch leaves the test to the iterate") {
+  Corpus corpus = tinyCorpus();
+  auto net = makeNet("basic_lstm", corpus.vocab.size());
+  LMConfig cfg = smallConfig(freshDir("asgd-last"));
+  cfg.epochs = 2;
+  cfg.asgdAfter = 2; // starts after epoch 2's validation: no update is averaged
+  cfg.outDir.clear();
+  LanguageModelTrainer t(*net, corpus, cfg);
+  t.initFresh();
+  double test = t.run();
+  CHECK(t.averaging());
+  CHECK(!t.loadAverage()); // nothing to load
+  CHECK(test == t.perplexity(corpus.test, cfg.testBatch));
+  // Not the uniform logits of an all-zero average (perplexity = the vocabulary's size).
+  CHECK(std::abs(test - double(corpus.vocab.size())) > 1e-3);
+}

@@ -39,8 +39,9 @@ void addLanguageModelOptions(CLI::App *cmd, LMArgs &lm, std::vector<CLI::Option 
       ->group(group);
   cmd->add_flag("--no-verify", lm.noVerify, "lm: do not check the data against MD5SUMS")
       ->group(group);
-  cmd->add_option("--epochs", lm.epochs, "lm: epochs (default 13)")->group(group);
-  cmd->add_option("--bptt", lm.bptt, "lm: steps per window (default 20)")->group(group);
+  cmd->add_option("--epochs", lm.epochs, "lm: epochs (default 13; --recipe awd 500)")->group(group);
+  cmd->add_option("--bptt", lm.bptt, "lm: steps per window (default 20; --recipe awd 70)")
+      ->group(group);
   cmd->add_option("--limit-batches", lm.limitBatches,
                   "lm: windows per epoch and per evaluation (default 0: all; smoke runs)")
       ->group(group);
@@ -48,12 +49,14 @@ void addLanguageModelOptions(CLI::App *cmd, LMArgs &lm, std::vector<CLI::Option 
                   "lm: train this many windows, write a checkpoint and exit (--resume continues; "
                   "for jobs with a time limit)")
       ->group(group);
-  cmd->add_option("--lr-decay", lm.lrDecay, "lm: learning-rate factor per epoch (default 0.35)")
+  cmd->add_option("--lr-decay", lm.lrDecay,
+                  "lm: learning-rate factor per epoch (default 0.35; --recipe awd 1)")
       ->group(group);
   cmd->add_option("--decay-start", lm.decayStart,
                   "lm: the last epoch at the full learning rate (default 5)")
       ->group(group);
-  cmd->add_option("--l2", lm.l2, "lm: L2 penalty, as SGD weight decay (default 1e-6)")
+  cmd->add_option("--l2", lm.l2,
+                  "lm: L2 penalty, as SGD weight decay (default 1e-6; --recipe awd 1.2e-6)")
       ->group(group);
   cmd->add_option("--init-scale", lm.initScale,
                   "lm: uniform(-s, s) for the parameters the spec initializes uniform(-0.1, 0.1) "
@@ -69,7 +72,7 @@ void addLanguageModelOptions(CLI::App *cmd, LMArgs &lm, std::vector<CLI::Option 
          "lm: zaremba (Table 1's basic models: summed loss, fixed BPTT 20, lr 1, clip 5, "
          "13 epochs) or awd (the large ones, awd-lstm-lm as the reference ran it: batch 6, "
          "BPTT 70 variable, mean loss, lr 30, clip 0.25, AR 2, TAR 1, alpha gradient / "
-         "1149, ASGD after 125 of 500 epochs, L2 1.2e-6); default: awd for lstm, "
+         "1149, ASGD after 126 of 500 epochs, L2 1.2e-6); default: awd for lstm, "
          "plastic_lstm, modplast_lstm, modul_lstm, else zaremba. Options given override it")
       ->check(CLI::IsMember({"zaremba", "awd"}))
       ->group(group);

@@ -20,6 +20,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -45,15 +46,18 @@ class LMProgress {
 public:
   LMProgress(const LMConfig &cfg, int64_t perEpoch, int64_t windowsLeft)
       : tty(isatty(2)), cfg(cfg), perEpoch(perEpoch), left(windowsLeft) {}
-  void window(const WindowLog &w) {
+  /// `windows`: the windows of w's epoch (they vary with variable BPTT).
+  void window(const WindowLog &w, int64_t windows) {
+    perEpoch = std::max<int64_t>(windows, 1);
     seconds += w.seconds;
-    tokens += double(cfg.batch) * cfg.bptt;
+    tokens += double(cfg.batch) * cfg.bptt; // about: variable windows average near bptt
     lossSum += w.loss;
     ++count;
     --left;
     double rate = tokens / std::max(seconds, 1e-9);
     double eta = seconds / double(count) * double(std::max<int64_t>(left, 0));
-    int width = 20, filled = int(double(width) * double(w.window + 1) / double(perEpoch));
+    int width = 20;
+    int filled = std::clamp(int(double(width) * double(w.window + 1) / double(perEpoch)), 0, width);
     std::string line = format(
         "[%s%s] epoch %d/%d window %lld/%lld | ppl %.1f (this run: %.1f) | %.0f tok/s | ETA %s",
         std::string(size_t(filled), '#').c_str(), std::string(size_t(width - filled), '.').c_str(),
@@ -177,7 +181,7 @@ void applyAwdRecipe(TrainArgs &a) {
   fill("--ar", lm.ar, 2.0);
   fill("--tar", lm.tar, 1.0);
   fill("--alpha-grad-div", lm.alphaGradDiv, 1149.0);
-  fill("--asgd-after", lm.asgdAfter, 125);
+  fill("--asgd-after", lm.asgdAfter, 126); // --asgdtime 125 switches after the 126th epoch
 }
 
 bool isLargeModel(const std::string &model) {
@@ -196,7 +200,7 @@ EngineNetwork lmEngine(const TrainOptions &o, const LMArgs &lm) {
   request.onDemand = o.specGiven;
   request.memoryBudget = o.memoryBudget;
   request.bpttSegment = o.bpttSegment;
-  request.expectedSteps = lm.bptt;
+  request.expectedSteps = lm.bpttMode == "variable" ? lm.bptt + 10 : lm.bptt; // the longest
   request.batch = o.config.batch; // this process's streams: its slice with ranks
   if (o.comm) {
     auto [first, last] = batchSlice(o.config.batch, o.comm->rank(), o.comm->size());
@@ -247,7 +251,7 @@ int trainOn(Network &net, const Corpus &corpus, const LMConfig &cfg, const Train
   LMProgress progress(cfg, perEpoch, perEpoch * cfg.epochs - done);
   double test = 0;
   try {
-    test = trainer.run([&](const WindowLog &w, int64_t) { progress.window(w); },
+    test = trainer.run([&](const WindowLog &w, int64_t windows) { progress.window(w, windows); },
                        [&](const EpochLog &e) { progress.epoch(e); });
   } catch (const std::runtime_error &e) {
     printError("dopa train", std::string(e.what()) + "; " +
@@ -261,6 +265,9 @@ int trainOn(Network &net, const Corpus &corpus, const LMConfig &cfg, const Train
                        static_cast<long long>(cfg.stopAfter), trainer.epochNow(), ckpt.c_str()));
     return 0;
   }
+  // The model the test scored: the average of the iterates once averaged SGD has started.
+  if (trainer.loadAverage())
+    printStderr("dopa train: the parameters are now the average of the iterates (averaged SGD)\n");
   if (!a.lm.saveParams.empty())
     writeNamedParams(a.lm.saveParams, net);
   std::string png = (fs::path(cfg.outDir) / "perplexity.png").string();

@@ -125,8 +125,11 @@ public:
   std::vector<Window> epochWindows(int epoch) const;
   /// Windows in the current epoch.
   int64_t windowsPerEpoch() const;
-  /// Whether evaluations use the average of the iterates (averaged SGD has started).
+  /// Whether averaged SGD has started (evaluations use the average once it has an update).
   bool averaging() const { return average.active(); }
+  /// Replace the parameters by the average of the iterates (the model the evaluations scored);
+  /// false, changing nothing, when there is no average. For the end of a run: --save-params.
+  bool loadAverage();
   /// Whether the last run() stopped at LMConfig::stopAfter windows (and wrote its checkpoint).
   bool stoppedEarly() const { return stopped; }
   int epochNow() const { return epoch; }
