@@ -128,10 +128,12 @@ lm)
       echo "$line "
     done > "ptb/ptb.${f%%:*}.txt"
   done
-  # modplast_lstm: the large model's spec with its dropout masks (each rank keeps its slice of the
-  # window's draw), at tiny dims.
+  # modplast_lstm: the large model's spec at tiny dims, with awd-lstm-lm's recipe (its default): the
+  # dropout masks (each rank keeps its slice of the window's draw), variable BPTT, AR/TAR, agdiv,
+  # and averaged SGD from epoch 2 (the average's sum in the checkpoints).
   lm=(train lm --model modplast_lstm --engine generic -D V=13 -D E=6 -D H=5 --data ptb
-      --no-verify --batch 4 --bptt 5 --limit-batches 6 --threads 1 --seed 2 --checkpoint-every 1)
+      --no-verify --batch 4 --bptt 5 --limit-batches 6 --threads 1 --seed 2 --checkpoint-every 1
+      --lr 1 --asgd-after 1)
   "$dopa" "${lm[@]}" --epochs 2 --out one > one.log 2>&1 || { cat one.log; exit 1; }
   $mpirun "$dopa" "${lm[@]}" --epochs 2 --out two > two.log 2>&1 || { cat two.log; exit 1; }
   grep -q "engine generic, 2 ranks" two.log || { cat two.log; exit 1; }
