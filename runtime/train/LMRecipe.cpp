@@ -61,23 +61,30 @@ double dopa::activationPenalties(const std::vector<const float *> &a,
 void IterateAverage::start(size_t numParams) {
   started = true;
   steps = 0;
+  meanOf = -1;
   mean.assign(numParams, 0.f);
   sum.assign(numParams, 0.0);
 }
 
 void IterateAverage::add(const float *params) {
   ++steps;
-  for (size_t i = 0; i < sum.size(); ++i) {
+  for (size_t i = 0; i < sum.size(); ++i)
     sum[i] += params[i];
-    mean[i] = float(sum[i] / double(steps));
+}
+
+const std::vector<float> &IterateAverage::values() {
+  if (meanOf != steps) {
+    for (size_t i = 0; i < sum.size(); ++i)
+      mean[i] = float(sum[i] / double(std::max<int64_t>(steps, 1)));
+    meanOf = steps;
   }
+  return mean;
 }
 
 void IterateAverage::restore(std::vector<double> sums, int64_t count) {
   started = true;
   steps = count;
   sum = std::move(sums);
-  mean.resize(sum.size());
-  for (size_t i = 0; i < sum.size(); ++i)
-    mean[i] = float(sum[i] / double(std::max<int64_t>(count, 1)));
+  mean.assign(sum.size(), 0.f);
+  meanOf = -1;
 }

@@ -114,6 +114,13 @@ std::map<std::string, std::string> fingerprint(const LMConfig &c, const NetworkI
           {"asgd_nonmono", std::to_string(c.asgdNonmono)}};
 }
 
+/// A generator for one draw of a run (salt: which; epoch and index: where), the same in a resumed
+/// run and on every rank, with nothing to checkpoint.
+Rng drawGenerator(uint64_t seed, uint64_t salt, int epoch, int64_t index) {
+  return Rng(seed * 0x9E3779B97F4A7C15ULL + uint64_t(epoch) * 0xD1B54A32D192ED03ULL +
+             uint64_t(index) + salt);
+}
+
 /// Settings added after the first LM checkpoints: one written before them ran with the default.
 bool isRecipeSetting(const std::string &key) {
   return key == "loss" || key == "bptt_mode" || key == "ar" || key == "tar" ||
@@ -208,8 +215,7 @@ double LanguageModelTrainer::learningRate(int e) const {
 std::vector<Window> LanguageModelTrainer::epochWindows(int e) const {
   std::vector<Window> all;
   if (cfg.variableBptt) { // the lengths of epoch e, whoever draws them (resumes, ranks)
-    Rng rng(cfg.seed * 0x9E3779B97F4A7C15ULL + uint64_t(e) * 0xD1B54A32D192ED03ULL +
-            0x6270747400000000ULL);
+    Rng rng = drawGenerator(cfg.seed, 0x6270747400000000ULL, e, 0);
     all = variableBpttWindows(trainRows, cfg.bptt, rng);
   } else {
     all = bpttWindows(trainRows, cfg.bptt);
@@ -264,14 +270,12 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   logitGrads.resize(size_t(T) * size_t(mine) * size_t(V));
   if (!masks.empty()) {
     // This window's masks, the same whoever draws them (a resumed run, each rank its slice).
-    Rng rng(cfg.seed * 0x9E3779B97F4A7C15ULL + uint64_t(e) * 0xD1B54A32D192ED03ULL +
-            uint64_t(index) + 0x6D61736B00000000ULL);
+    Rng rng = drawGenerator(cfg.seed, 0x6D61736B00000000ULL, e, index);
     masks.draw(rng, B, first, mine, net.params());
-    net.truncate(); // nothing is recorded yet: an engine with its own copy takes the new masks
+    if (masks.hasShared()) // shared masks are parameters: an engine with its own copy takes them
+      net.truncate();      // (nothing is recorded yet)
   }
-  const float **in = stepInputs.data();
-  for (size_t k = 0; k < stepInputs.size(); ++k)
-    in[k] = int(k) == input ? tok.data() : masks.input(int(k));
+  const float *const *in = inputsWith(tok.data());
   float *dLogits = logitGrads.data();
   // Summed over the steps (Zaremba) or their mean (awd-lstm-lm); the batch's mean either way.
   const int divisor = cfg.lossMean ? B * T : B;
@@ -375,6 +379,12 @@ void LanguageModelTrainer::penaltyGradients(int steps,
   activationPenalties(a, h, last - first, cfg.batch, width, cfg.ar, cfg.tar, scale, dA, dH);
 }
 
+const float *const *LanguageModelTrainer::inputsWith(const float *tokens) {
+  for (size_t k = 0; k < stepInputs.size(); ++k)
+    stepInputs[k] = int(k) == input ? tokens : masks.input(int(k));
+  return stepInputs.data();
+}
+
 double LanguageModelTrainer::evaluate(const std::vector<int32_t> &tokens, int batch) {
   if (average.count() == 0) // not averaging, or no update since it started (the last epoch's)
     return perplexity(tokens, batch);
@@ -424,16 +434,14 @@ double LanguageModelTrainer::perplexity(const std::vector<int32_t> &tokens, int 
   if (n > 0) {
     OutputBuffers out(net.info(), n);
     std::vector<float> tok(static_cast<size_t>(n));
-    std::vector<const float *> in(stepInputs.size());
-    for (size_t k = 0; k < in.size(); ++k)
-      in[k] = int(k) == input ? tok.data() : masks.input(int(k));
+    const float *const *in = inputsWith(tok.data());
     net.beginEpisode(n);
     for (const Window &w : all) {
       for (int t = 0; t < w.length; ++t) {
         const int32_t *row = data.data() + (w.start + t) * batch;
         for (int b = 0; b < n; ++b)
           tok[size_t(b)] = float(row[from + b]);
-        net.step(in.data(), out.pointers.data());
+        net.step(in, out.pointers.data());
         sums[0] += crossEntropy(out.buffers[size_t(logitsOut)].data(), row + batch + from, n, vocab,
                                 nullptr, n);
         sums[1] += n;

@@ -24,6 +24,8 @@ public:
 
   /// True when the network declares no mask.
   bool empty() const { return inputMasks.empty() && paramMasks.empty(); }
+  /// Whether a mask is shared by the batch (a parameter, written by draw() and setOff()).
+  bool hasShared() const { return !paramMasks.empty(); }
   /// Whether input k is a mask (its values come from input(k), not from data).
   bool isMaskInput(int k) const;
 

@@ -47,7 +47,8 @@ public:
   void start(size_t numParams);
   /// Fold in the parameters after an update.
   void add(const float *params);
-  const std::vector<float> &values() const { return mean; }
+  /// The mean (computed here, not at every add()).
+  const std::vector<float> &values();
   /// The iterates' sum (what a checkpoint keeps: resuming from it is bit-exact).
   const std::vector<double> &sums() const { return sum; }
   int64_t count() const { return steps; }
@@ -59,6 +60,7 @@ private:
   int64_t steps = 0;
   std::vector<float> mean;
   std::vector<double> sum; // the iterates' sum in double, so the mean does not drift
+  int64_t meanOf = -1;     // the count `mean` was computed for
 };
 
 } // namespace dopa

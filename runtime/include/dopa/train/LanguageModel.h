@@ -186,6 +186,8 @@ private:
   int arOut = -1, tarOut = -1;                    // outputs ar_h and tar_h when AR / TAR are on
   std::vector<std::vector<float>> penaltyValues, penaltyGrads; // per step: [ar_h | tar_h] values
   IterateAverage average;
+  /// The step's input pointers: `tokens`, and each mask input's current values.
+  const float *const *inputsWith(const float *tokens);
   /// Evaluate with the averaged parameters when averaging (then restore the iterate).
   double evaluate(const std::vector<int32_t> &tokens, int batch);
   /// After an epoch's validation: start averaging when the settings say so.
