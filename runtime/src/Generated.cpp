@@ -462,6 +462,42 @@ void readoutBackward(const BatchedReadout &r, const T *params, T *grads, const T
 } // namespace
 
 template <class T> void GeneratedExecutor<T>::step(const T *const *inputs, T *const *outputs) {
+  stepKernels(inputs, outputs);
+  for (int r = 0; r < genSpec.numReadouts; ++r)
+    readoutForward(genSpec.readouts[r], paramBuf.data(),
+                   impl->readoutX[size_t(r)].data() +
+                       int64_t(numSteps - 1) * B * genSpec.readouts[r].cols,
+                   outputs[size_t(genSpec.readouts[r].output)], B);
+}
+
+template <class T>
+void GeneratedExecutor<T>::forward(int steps, const T *const *const *inputs,
+                                   T *const *const *outputs) {
+  int first = numSteps;
+  for (int t = 0; t < steps; ++t)
+    stepKernels(inputs[t], outputs[t]);
+  // The batched readouts of all the steps at once: W is read once, not once per step.
+  for (int r = 0; r < genSpec.numReadouts && steps > 0; ++r) {
+    const BatchedReadout &ro = genSpec.readouts[r];
+    const size_t k = size_t(ro.output);
+    const int64_t per = int64_t(B) * ro.rows; // one step's output
+    bool contiguous = true;
+    for (int t = 1; t < steps && contiguous; ++t)
+      contiguous = outputs[t][k] == outputs[0][k] + t * per;
+    const T *x = impl->readoutX[size_t(r)].data() + int64_t(first) * B * ro.cols;
+    if (contiguous) {
+      readoutForward(ro, paramBuf.data(), x, outputs[0][k], steps * B);
+      continue;
+    }
+    AlignedBuf<T> y(size_t(steps * per));
+    readoutForward(ro, paramBuf.data(), x, y.data(), steps * B);
+    for (int t = 0; t < steps; ++t)
+      std::copy(y.data() + t * per, y.data() + (t + 1) * per, outputs[t][k]);
+  }
+}
+
+template <class T>
+void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs) {
   if (B == 0)
     throw std::logic_error("step() before beginEpisode()");
   Impl &m = *impl;
@@ -506,11 +542,6 @@ template <class T> void GeneratedExecutor<T>::step(const T *const *inputs, T *co
     m.fwd(forwardArgs<T>(paramBuf.data(), in.data(), m.cur.data() + b * m.S,
                          m.next.data() + b * m.S, out.data(), t.saved.data(), t.scratch.data()));
   }
-  for (int r = 0; r < genSpec.numReadouts; ++r)
-    readoutForward(genSpec.readouts[r], paramBuf.data(),
-                   m.readoutX[size_t(r)].data() +
-                       int64_t(numSteps) * batch * genSpec.readouts[r].cols,
-                   outputs[size_t(genSpec.readouts[r].output)], batch);
   std::swap(m.cur, m.next);
   ++numSteps;
 }

@@ -42,15 +42,15 @@ double secondsSince(Clock::time_point start) {
 
 /// Cross-entropy of each of the B logits rows against its target, summed over the rows, and (when
 /// `grad` is not null) (softmax - onehot) / divisor: d(the sum / divisor)/d logits (divisor: the
-/// whole batch, of which these rows may be a rank's slice). The exponentials in float with Eigen's
-/// vectorized exp, their sum in double.
+/// whole batch, of which these rows may be a rank's slice). `grad` may be `logits` (in place).
+/// The exponentials in float with Eigen's vectorized exp, their sum in double.
 double crossEntropy(const float *logits, const int32_t *targets, int B, int V, float *grad,
                     int divisor) {
   double total = 0;
 #pragma omp parallel for reduction(+ : total) schedule(static) if (int64_t(B) * V > 65536)
   for (int b = 0; b < B; ++b) {
     Eigen::Map<const Eigen::ArrayXf> row(logits + int64_t(b) * V, V);
-    float top = row.maxCoeff();
+    const float top = row.maxCoeff(), target = row[targets[b]];
     double sum = 0;
     if (grad) {
       Eigen::Map<Eigen::ArrayXf> g(grad + int64_t(b) * V, V);
@@ -61,26 +61,11 @@ double crossEntropy(const float *logits, const int32_t *targets, int B, int V, f
     } else {
       sum = (row - top).exp().cast<double>().sum();
     }
-    total += std::log(sum) + double(top) - double(row[targets[b]]);
+    total += std::log(sum) + double(top) - double(target);
   }
   return total;
 }
 
-/// One step's output buffers of a network, and the pointers step() takes.
-struct OutputBuffers {
-  std::vector<std::vector<float>> buffers;
-  std::vector<float *> pointers;
-  OutputBuffers(const NetworkInfo &info, int batch) {
-    buffers.reserve(info.outputs.size());
-    pointers.reserve(info.outputs.size());
-    for (const TensorInfo &o : info.outputs) {
-      buffers.emplace_back(size_t(batch) * size_t(o.numel()));
-      pointers.push_back(buffers.back().data());
-    }
-  }
-};
-
-/// What must agree between a checkpoint and the run that resumes it.
 std::map<std::string, std::string> fingerprint(const LMConfig &c, const NetworkInfo &info,
                                                const Corpus &corpus) {
   return {{"model", c.model},
@@ -256,18 +241,8 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
                                             int e, int64_t index, double lr) {
   auto start = Clock::now();
   // B streams in all, `mine` of them on this rank, from `first`.
-  const int B = cfg.batch, mine = last - first, V = vocab, T = w.length;
+  const int B = cfg.batch, mine = last - first, T = w.length;
   const NetworkInfo &info = net.info();
-  if (stepOutputs.size() != info.outputs.size()) {
-    stepOutputs.assign(info.outputs.size(), {});
-    stepOutputPtrs.assign(info.outputs.size(), nullptr);
-  }
-  for (size_t k = 0; k < info.outputs.size(); ++k) {
-    stepOutputs[k].resize(size_t(mine) * size_t(info.outputs[k].numel()));
-    stepOutputPtrs[k] = stepOutputs[k].data();
-  }
-  std::vector<float> tok(static_cast<size_t>(mine));
-  logitGrads.resize(size_t(T) * size_t(mine) * size_t(V));
   if (!masks.empty()) {
     // This window's masks, the same whoever draws them (a resumed run, each rank its slice).
     Rng rng = drawGenerator(cfg.seed, 0x6D61736B00000000ULL, e, index);
@@ -275,21 +250,10 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
     if (masks.hasShared()) // shared masks are parameters: an engine with its own copy takes them
       net.truncate();      // (nothing is recorded yet)
   }
-  const float *const *in = inputsWith(tok.data());
-  float *dLogits = logitGrads.data();
   // Summed over the steps (Zaremba) or their mean (awd-lstm-lm); the batch's mean either way.
   const int divisor = cfg.lossMean ? B * T : B;
-  double lossSum = 0;
-  for (int t = 0; t < T; ++t) {
-    const int32_t *row = data.data() + (w.start + t) * B;
-    for (int b = 0; b < mine; ++b)
-      tok[size_t(b)] = float(row[first + b]);
-    net.step(in, stepOutputPtrs.data());
-    lossSum += crossEntropy(stepOutputs[size_t(logitsOut)].data(), row + B + first, mine, V,
-                            dLogits + size_t(t) * mine * V, divisor) /
-               B;
-    keepPenaltyOutputs(t, T);
-  }
+  double lossSum = forwardWindow(data, B, first, mine, w.start, T, true, divisor) / B;
+  keepPenaltyOutputs(T);
   if (comm)
     comm->sum(&lossSum, 1);
   double loss = lossSum / T; // the cross-entropy per token (AR/TAR are not in it)
@@ -302,7 +266,7 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   gradPtr.reserve(size_t(T));
   penaltyGradients(T, grads);
   for (int t = 0; t < T; ++t) {
-    grads[size_t(t)][size_t(logitsOut)] = dLogits + size_t(t) * mine * V;
+    grads[size_t(t)][size_t(logitsOut)] = windowOutputPtrs[size_t(t)][size_t(logitsOut)];
     gradPtr.push_back(grads[size_t(t)].data());
   }
   net.zeroGrads();
@@ -334,21 +298,24 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   return {e, index, loss, lr, norm, secondsSince(start)};
 }
 
-void LanguageModelTrainer::keepPenaltyOutputs(int t, int steps) {
+void LanguageModelTrainer::keepPenaltyOutputs(int steps) {
   if (arOut < 0 && tarOut < 0)
     return;
-  int out = arOut >= 0 ? arOut : tarOut;
-  size_t n = stepOutputs[size_t(out)].size(); // this rank's streams x width
+  const NetworkInfo &info = net.info();
+  size_t n =
+      size_t(last - first) * size_t(info.outputs[size_t(arOut >= 0 ? arOut : tarOut)].numel());
   if (penaltyValues.size() < size_t(steps)) {
     penaltyValues.resize(size_t(steps));
     penaltyGrads.resize(size_t(steps));
   }
-  std::vector<float> &kept = penaltyValues[size_t(t)];
-  kept.resize(2 * n);
-  if (arOut >= 0)
-    std::copy_n(stepOutputs[size_t(arOut)].data(), n, kept.data());
-  if (tarOut >= 0)
-    std::copy_n(stepOutputs[size_t(tarOut)].data(), n, kept.data() + n);
+  for (int t = 0; t < steps; ++t) {
+    std::vector<float> &kept = penaltyValues[size_t(t)];
+    kept.resize(2 * n);
+    if (arOut >= 0)
+      std::copy_n(windowOutputPtrs[size_t(t)][size_t(arOut)], n, kept.data());
+    if (tarOut >= 0)
+      std::copy_n(windowOutputPtrs[size_t(t)][size_t(tarOut)], n, kept.data() + n);
+  }
 }
 
 void LanguageModelTrainer::penaltyGradients(int steps,
@@ -383,6 +350,43 @@ const float *const *LanguageModelTrainer::inputsWith(const float *tokens) {
   for (size_t k = 0; k < stepInputs.size(); ++k)
     stepInputs[k] = int(k) == input ? tokens : masks.input(int(k));
   return stepInputs.data();
+}
+
+double LanguageModelTrainer::forwardWindow(const std::vector<int32_t> &data, int batch, int from,
+                                           int n, int64_t start, int steps, bool withGrad,
+                                           int divisor) {
+  const NetworkInfo &info = net.info();
+  const size_t numOutputs = info.outputs.size(), numInputs = info.inputs.size();
+  windowTokens.resize(size_t(steps) * size_t(n));
+  windowOutputs.resize(numOutputs);
+  for (size_t k = 0; k < numOutputs; ++k)
+    windowOutputs[k].resize(size_t(steps) * size_t(n) * size_t(info.outputs[k].numel()));
+  windowInputPtrs.resize(size_t(steps));
+  windowOutputPtrs.resize(size_t(steps));
+  windowInputs.resize(size_t(steps));
+  windowOutputsAt.resize(size_t(steps));
+  for (int t = 0; t < steps; ++t) {
+    const int32_t *row = data.data() + (start + t) * batch;
+    float *tok = windowTokens.data() + size_t(t) * size_t(n);
+    for (int b = 0; b < n; ++b)
+      tok[b] = float(row[from + b]);
+    const float *const *in = inputsWith(tok);
+    windowInputPtrs[size_t(t)].assign(in, in + numInputs);
+    windowOutputPtrs[size_t(t)].resize(numOutputs);
+    for (size_t k = 0; k < numOutputs; ++k)
+      windowOutputPtrs[size_t(t)][k] =
+          windowOutputs[k].data() + size_t(t) * size_t(n) * size_t(info.outputs[k].numel());
+    windowInputs[size_t(t)] = windowInputPtrs[size_t(t)].data();
+    windowOutputsAt[size_t(t)] = windowOutputPtrs[size_t(t)].data();
+  }
+  net.forward(steps, windowInputs.data(), windowOutputsAt.data());
+  double sum = 0;
+  for (int t = 0; t < steps; ++t) {
+    float *logits = windowOutputPtrs[size_t(t)][size_t(logitsOut)];
+    sum += crossEntropy(logits, data.data() + (start + t + 1) * batch + from, n, vocab,
+                        withGrad ? logits : nullptr, divisor);
+  }
+  return sum;
 }
 
 double LanguageModelTrainer::evaluate(const std::vector<int32_t> &tokens, int batch) {
@@ -432,20 +436,10 @@ double LanguageModelTrainer::perplexity(const std::vector<int32_t> &tokens, int 
   double sums[2] = {0, 0};                    // the summed cross-entropy, the tokens
   masks.setOff(std::max(n, 0), net.params()); // dropout off (every rank: the same parameters)
   if (n > 0) {
-    OutputBuffers out(net.info(), n);
-    std::vector<float> tok(static_cast<size_t>(n));
-    const float *const *in = inputsWith(tok.data());
     net.beginEpisode(n);
     for (const Window &w : all) {
-      for (int t = 0; t < w.length; ++t) {
-        const int32_t *row = data.data() + (w.start + t) * batch;
-        for (int b = 0; b < n; ++b)
-          tok[size_t(b)] = float(row[from + b]);
-        net.step(in, out.pointers.data());
-        sums[0] += crossEntropy(out.buffers[size_t(logitsOut)].data(), row + batch + from, n, vocab,
-                                nullptr, n);
-        sums[1] += n;
-      }
+      sums[0] += forwardWindow(data, batch, from, n, w.start, w.length, false, n);
+      sums[1] += double(n) * w.length;
       net.truncate(); // no gradient: forget the record, keep the state
     }
   }

@@ -182,6 +182,68 @@ RunResult<T> run(Exec &exec, const NetworkInfo &info, const Episode<T> &ep, bool
   return r;
 }
 
+/// The same episode through forward(): the steps in two calls (4, then the rest), every step's
+/// outputs in one block per output (consecutive steps consecutive: the batched readouts' one-GEMM
+/// path) or in a buffer of their own per step (their copy path); then the backward as run() does.
+template <class T, class Exec>
+RunResult<T> runForward(Exec &exec, const NetworkInfo &info, const Episode<T> &ep,
+                        bool contiguous) {
+  RunResult<T> r;
+  const int B = ep.batch, S = ep.steps;
+  exec.beginEpisode(B);
+  std::vector<std::vector<T>> blocks; // contiguous: per output, all steps
+  auto perStep = std::vector<std::vector<std::vector<T>>>(size_t(S)); // else: per step, per output
+  auto out = std::vector<std::vector<T *>>(size_t(S));
+  auto in = std::vector<std::vector<const T *>>(size_t(S));
+  for (const TensorInfo &o : info.outputs)
+    blocks.emplace_back(contiguous ? size_t(S) * size_t(B) * size_t(o.numel()) : 0);
+  for (int t = 0; t < S; ++t) {
+    for (size_t k = 0; k < info.outputs.size(); ++k) {
+      size_t n = size_t(B) * size_t(info.outputs[k].numel());
+      if (contiguous) {
+        out[size_t(t)].push_back(blocks[k].data() + size_t(t) * n);
+      } else {
+        perStep[size_t(t)].emplace_back(n);
+        out[size_t(t)].push_back(perStep[size_t(t)].back().data());
+      }
+    }
+    for (size_t k = 0; k < info.inputs.size(); ++k)
+      in[size_t(t)].push_back(ep.inputs[k].data() +
+                              size_t(t) * size_t(B) * size_t(info.inputs[k].numel()));
+  }
+  std::vector<const T *const *> inPtr;
+  std::vector<T *const *> outPtr;
+  for (int t = 0; t < S; ++t) {
+    inPtr.push_back(in[size_t(t)].data());
+    outPtr.push_back(out[size_t(t)].data());
+  }
+  const int firstCall = std::min(4, S);
+  exec.forward(firstCall, inPtr.data(), outPtr.data());
+  exec.forward(S - firstCall, inPtr.data() + firstCall, outPtr.data() + firstCall);
+  for (size_t k = 0; k < info.outputs.size(); ++k) {
+    size_t n = size_t(B) * size_t(info.outputs[k].numel());
+    r.outputs.emplace_back();
+    for (int t = 0; t < S; ++t)
+      r.outputs[k].insert(r.outputs[k].end(), out[size_t(t)][k], out[size_t(t)][k] + n);
+  }
+  for (size_t s = 0; s < info.states.size(); ++s) {
+    const T *p = exec.state(int(s));
+    r.states.emplace_back(p, p + size_t(B) * size_t(info.states[s].numel()));
+  }
+  std::vector<std::vector<const T *>> gSteps(size_t(S), std::vector<const T *>(ep.dY.size()));
+  std::vector<const T *const *> gPtr;
+  for (int t = 0; t < S; ++t) {
+    for (size_t k = 0; k < ep.dY.size(); ++k)
+      gSteps[size_t(t)][k] =
+          ep.dY[k].data() + size_t(t) * size_t(B) * size_t(info.outputs[k].numel());
+    gPtr.push_back(gSteps[size_t(t)].data());
+  }
+  std::fill(exec.grads().begin(), exec.grads().end(), T(0));
+  exec.backward(gPtr.data(), nullptr);
+  r.grads = exec.grads();
+  return r;
+}
+
 /// max |a - b| / max(max |b|, floor) over a range.
 template <class T> double relErr(const T *a, const T *b, size_t n, double floor = 1e-6) {
   double diff = 0, ref = floor;
@@ -291,6 +353,30 @@ TEST_CASE("every checkpointing plan gives bit-identical gradients") {
     }
     CHECK(gen.lastPlan().replays == 2); // the 1-byte budget forces two levels
   }
+}
+
+TEST_CASE("forward() over several steps equals step() step by step") {
+  // The batched readouts run as one GEMM for all the steps of a forward() call (or per step, then
+  // copied, when the caller's outputs are not consecutive); the same values as step() either way.
+  int withReadouts = 0;
+  for (const test::CodegenCase &c : test::codegenCases()) {
+    INFO("case " << c.name);
+    GeneratedExecutor<double> gen(c.generated());
+    withReadouts += c.generated().numReadouts > 0;
+    const NetworkInfo &info = gen.info();
+    gen.params() = makeParams<double>(info, 5, 3.0, true);
+    Episode<double> ep = makeEpisode<double>(info, 9, 3, 31);
+    RunResult<double> stepwise = run(gen, info, ep);
+    for (bool contiguous : {true, false}) {
+      INFO("consecutive outputs: " << contiguous);
+      RunResult<double> r = runForward(gen, info, ep, contiguous);
+      std::string worstName;
+      double worst = compareRuns(info, r, stepwise, worstName);
+      INFO("worst: " << worstName << " " << worst);
+      CHECK(worst <= 1e-13);
+    }
+  }
+  CHECK(withReadouts >= 2); // the *_readout cases
 }
 
 TEST_CASE("generated float64 gradients match central finite differences") {

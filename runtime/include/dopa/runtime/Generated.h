@@ -121,6 +121,10 @@ public:
   void beginEpisode(int batch);
   int batch() const { return B; }
   void step(const T *const *inputs, T *const *outputs);
+  /// `steps` steps (Network::forward): the batched readouts of all of them as one GEMM each, with
+  /// the steps stacked (one read of the weight instead of one per step). The same values as as many
+  /// step() calls, up to the GEMM's rounding.
+  void forward(int steps, const T *const *const *inputs, T *const *const *outputs);
   /// BPTT over the recorded steps. `inputGrads[t][k]` (optional; networks compiled with input
   /// gradients only, std::logic_error otherwise) receives dLoss/d input k at step t, B * numel
   /// values, overwritten; a null step or input is skipped.
@@ -145,6 +149,9 @@ public:
   int64_t lastPeakBytes() const { return peakBytes; }
 
 private:
+  /// One step's kernels for every element: all outputs but the batched readouts' (whose inputs
+  /// are kept in readoutX); records the step.
+  void stepKernels(const T *const *inputs, T *const *outputs);
   /// Choose the replay capacity for `steps` (the plan) and size every thread's buffers; returns
   /// the capacity (steps per replay).
   int planBackward(int steps);

@@ -87,7 +87,10 @@ public:
   virtual void step(const float *const *inputs, float *const *outputs) = 0;
 
   /// A whole sequence: `inputs[t][k]` and `outputs[t][k]` for t < steps, recorded for backward().
-  void forward(int steps, const float *const *const *inputs, float *const *const *outputs);
+  /// The same as `steps` step() calls (by default it is them); an executor may batch work across
+  /// the steps (generated code: the batched readouts as one GEMM over all steps, faster when the
+  /// outputs of consecutive steps are consecutive in memory).
+  virtual void forward(int steps, const float *const *const *inputs, float *const *const *outputs);
 
   /// Backpropagation through every step recorded since beginEpisode() or truncate().
   /// `outputGrads[t][k]` is dLoss/d output k at recorded step t (B * numel floats, or null for
@@ -126,6 +129,13 @@ public:
   int batch() const override { return exec.batch(); }
   void step(const float *const *inputs, float *const *outputs) override {
     exec.step(inputs, outputs);
+  }
+  void forward(int steps, const float *const *const *inputs,
+               float *const *const *outputs) override {
+    if constexpr (requires { exec.forward(steps, inputs, outputs); })
+      exec.forward(steps, inputs, outputs);
+    else
+      Network::forward(steps, inputs, outputs);
   }
   void backward(const float *const *const *outputGrads,
                 const float *const *finalStateGrads = nullptr) override {

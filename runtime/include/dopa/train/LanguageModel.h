@@ -172,10 +172,15 @@ private:
   Communicator *comm = nullptr; // several ranks, else null
   int first = 0, last = 0;      // this rank's streams [first, last)
   // A window's buffers, kept from window to window (fresh pages would fault in every window):
-  // one step's outputs (per output, batch * numel) and dLoss/d logits of every step.
-  std::vector<std::vector<float>> stepOutputs;
-  std::vector<float *> stepOutputPtrs;
-  std::vector<float> logitGrads;
+  // its tokens, every step's outputs (per output, steps x streams x numel, consecutive steps
+  // consecutive, so that the generated code's readouts are one GEMM for the window; the logits
+  // are overwritten by dLoss/d logits) and the pointer arrays Network::forward takes.
+  std::vector<float> windowTokens;
+  std::vector<std::vector<float>> windowOutputs;
+  std::vector<std::vector<const float *>> windowInputPtrs;
+  std::vector<std::vector<float *>> windowOutputPtrs;
+  std::vector<const float *const *> windowInputs;
+  std::vector<float *const *> windowOutputsAt;
   // The spec's dropout masks: drawn for every training window (from a generator seeded by the
   // run's seed and the window's place, so a resumed run and every rank draw the same), off for
   // the evaluations. The step's input pointers: the token, and each mask input's values.
@@ -188,12 +193,19 @@ private:
   IterateAverage average;
   /// The step's input pointers: `tokens`, and each mask input's current values.
   const float *const *inputsWith(const float *tokens);
+  /// The forward of a window's `steps` steps as one Network::forward, for `n` streams from
+  /// `from` of `data` (batchified, `batch` streams) from row `start`: the outputs land in
+  /// windowOutputs; returns the summed cross-entropy of the logits against the next tokens, the
+  /// logits overwritten by its gradient (divided by `divisor`) when `withGrad`.
+  double forwardWindow(const std::vector<int32_t> &data, int batch, int from, int n, int64_t start,
+                       int steps, bool withGrad, int divisor);
   /// Evaluate with the averaged parameters when averaging (then restore the iterate).
   double evaluate(const std::vector<int32_t> &tokens, int batch);
   /// After an epoch's validation: start averaging when the settings say so.
   void maybeStartAveraging();
-  /// AR/TAR: keep step t's ar_h and tar_h (of `steps`); then add their gradients to the window's.
-  void keepPenaltyOutputs(int t, int steps);
+  /// AR/TAR: keep the window's ar_h and tar_h (of `steps`); then add their gradients to the
+  /// window's.
+  void keepPenaltyOutputs(int steps);
   void penaltyGradients(int steps, std::vector<std::vector<const float *>> &grads);
 };
 
