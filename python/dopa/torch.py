@@ -1,8 +1,9 @@
 """dopa.torch - a dopa network as a torch.nn.Module, trained with PyTorch's autograd and optimizers.
 
 DopaModule(spec, H=64) compiles a spec (or wraps an existing dopa.Network) and registers one
-nn.Parameter per spec parameter ('.' in a spec name becomes '_': "i2h.weight" is `i2h_weight`;
-`spec_names` maps back). The parameters share memory with the network's own buffer
+nn.Parameter per learned spec parameter ('.' in a spec name becomes '_': "i2h.weight" is
+`i2h_weight`; `spec_names` maps back) and a buffer per shared dropout mask (a spec parameter that is
+not learned: no optimizer or weight decay touches it; write each draw into it). The parameters share memory with the network's own buffer
 (torch.from_numpy of its views), so an optimizer's in-place update is the network's update, with
 no copies. Calling the module runs the network over CPU tensors [T, B, ...] and records the steps;
 autograd's backward runs dopa's backpropagation through time and hands PyTorch the parameter
@@ -41,16 +42,17 @@ def _as_numpy(x):
 
 class _DopaFunction(torch.autograd.Function):
     """net.forward in forward, net.backward in backward. Called as
-    apply(net, reset, num_inputs, *inputs, *params) with the parameters in net.param_names order:
-    they are inputs of the node so that autograd routes their gradients (the network reads its own
-    buffer, which they share)."""
+    apply(net, reset, num_inputs, learned, *inputs, *params) with the learned parameters (names
+    `learned`, in net.param_names order, shared dropout masks left out): they are inputs of the
+    node so that autograd routes their gradients (the network reads its own buffer, which they
+    share)."""
 
     @staticmethod
-    def forward(ctx, net, reset, num_inputs, *tensors):
+    def forward(ctx, net, reset, num_inputs, learned, *tensors):
         inputs = tensors[:num_inputs]
         start = net.get_state() if not reset and net.batch > 0 else None
         outputs = net.forward(*[_as_numpy(x) for x in inputs], reset=reset)
-        ctx.net, ctx.num_inputs, ctx.start = net, num_inputs, start
+        ctx.net, ctx.num_inputs, ctx.start, ctx.learned = net, num_inputs, start, learned
         ctx.record_id = net.record_id  # which record of steps holds this forward's
         ctx.set_materialize_grads(False)  # None for an unused output: dopa takes it as zero
         ctx.save_for_backward(*tensors)
@@ -67,14 +69,14 @@ class _DopaFunction(torch.autograd.Function):
         else:
             net.zero_grad()
             dx = net.backward(*grads)
-        input_grads = tuple(torch.from_numpy(dx[k]) if ctx.needs_input_grad[3 + k] and
+        input_grads = tuple(torch.from_numpy(dx[k]) if ctx.needs_input_grad[4 + k] and
                             dx[k] is not None else None for k in range(n))
         views = net.grads
         param_grads = []
-        for i, name in enumerate(net.param_names):
-            needed = ctx.needs_input_grad[3 + n + i]
+        for i, name in enumerate(ctx.learned):
+            needed = ctx.needs_input_grad[4 + n + i]
             param_grads.append(torch.from_numpy(views[name].copy()) if needed else None)
-        return (None, None, None) + input_grads + tuple(param_grads)
+        return (None, None, None, None) + input_grads + tuple(param_grads)
 
 
 def _replay(ctx, inputs, grads):
@@ -134,16 +136,22 @@ class DopaModule(torch.nn.Module):
         self.spec_names = {}  # torch name -> spec name
         self.torch_names = {}  # spec name -> torch name
         self._addresses = {}
+        masks = net.mask_rates
+        self._learned = tuple(name for name in net.param_names if name not in masks)
         for name, view in net.params.items():
             torch_name = name.replace(".", "_")
             if torch_name in self.spec_names or hasattr(self, torch_name):
                 raise ValueError(f"DopaModule: parameter '{name}' of {net.name} would be registered "
                                  f"as '{torch_name}', which is already taken")
-            param = torch.nn.Parameter(torch.from_numpy(view))
-            self.register_parameter(torch_name, param)
+            if name in masks:  # a shared dropout mask: the caller's draw, never learned
+                tensor = torch.from_numpy(view)
+                self.register_buffer(torch_name, tensor)
+            else:
+                tensor = torch.nn.Parameter(torch.from_numpy(view))
+                self.register_parameter(torch_name, tensor)
             self.spec_names[torch_name] = name
             self.torch_names[name] = torch_name
-            self._addresses[torch_name] = param.data_ptr()
+            self._addresses[torch_name] = tensor.data_ptr()
 
     def extra_repr(self):
         return (f"{self.net.name}, {self.dtype}, {self.net.num_params} parameters, "
@@ -154,8 +162,14 @@ class DopaModule(torch.nn.Module):
         self._fresh = True
 
     def named_spec_parameters(self):
-        """(spec name, parameter) pairs, in the network's buffer order."""
-        return [(name, p) for name, p in zip(self.net.param_names, self._shared_params())]
+        """(spec name, parameter) pairs of the learned parameters, in the network's buffer order."""
+        return [(name, p) for name, p in zip(self._learned, self._shared_params())]
+
+    def named_spec_masks(self):
+        """(spec name, buffer) pairs of the shared dropout masks (write each draw into them)."""
+        self._shared_params()  # the same check: still the network's memory
+        return [(name, self._buffers[self.torch_names[name]]) for name in self.net.param_names
+                if name not in self._learned]
 
     def forward(self, *inputs, **named):
         net = self.net
@@ -191,16 +205,18 @@ class DopaModule(torch.nn.Module):
                                 (" or an integer dtype" if name in index_inputs else ""))
         params = self._shared_params()
         reset = self._fresh or not self.carry_state
-        outputs = _DopaFunction.apply(net, reset, len(inputs), *inputs, *params)
+        outputs = _DopaFunction.apply(net, reset, len(inputs), self._learned, *inputs, *params)
         self._fresh = False
         return outputs[0] if len(outputs) == 1 else outputs
 
     def _shared_params(self):
-        """The parameters in net.param_names order, checked to still share the network's buffer."""
+        """The learned parameters in net.param_names order, checked (with the mask buffers) to
+        still share the network's buffer."""
         out = []
         for spec_name in self.net.param_names:
             torch_name = self.torch_names[spec_name]
-            p = self._parameters.get(torch_name)
+            learned = spec_name in self._learned
+            p = (self._parameters if learned else self._buffers).get(torch_name)
             if p is None or p.device.type != "cpu" or p.dtype != self.dtype or \
                     p.data_ptr() != self._addresses[torch_name]:
                 raise RuntimeError(
@@ -208,7 +224,8 @@ class DopaModule(torch.nn.Module):
                     f"network, which computes with its own buffer (was the module converted with "
                     f".to(), .double(), .float() or .cuda(), or the parameter replaced?). Create "
                     f"the module with the dtype you need (dtype=torch.float64) instead.")
-            out.append(p)
+            if learned:
+                out.append(p)
         return out
 
 
@@ -220,7 +237,7 @@ def load_checkpoint_params(module_or_net, path, strict=True):
         return _load_into_network(module_or_net, path, strict)
     module = module_or_net
     values = _checkpoint_values(module.net, path, strict)
-    params = dict(module.named_spec_parameters())
+    params = dict(module.named_spec_parameters() + module.named_spec_masks())
     with torch.no_grad():
         for name, value in values.items():
             params[name].copy_(torch.as_tensor(np.array(value, dtype=module.net.dtype)))

@@ -751,6 +751,18 @@ and adds the parameter gradients into `grads`.)doc")
           "The inputs declared `int` (indices, e.g. word ids): float arrays of exact integers or "
           "integer arrays.")
       .def_property_readonly(
+          "mask_rates",
+          [](PyNetwork &n) {
+            py::dict out;
+            for (const auto *tensors : {&n.info().params, &n.info().inputs})
+              for (const TensorInfo &t : *tensors)
+                if (t.isMask())
+                  out[py::str(t.name)] = t.dropout;
+            return out;
+          },
+          "{name: rate} of the spec's dropout masks (`mask m : [H] ~ dropout(p)`): a shared one "
+          "is among the parameters (starts at 1, no gradient), one per element among the inputs.")
+      .def_property_readonly(
           "param_shapes", [](PyNetwork &n) { return shapesOf(n.info().params); },
           "{name: shape} of the parameters.")
       .def_property_readonly(

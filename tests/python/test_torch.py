@@ -4,7 +4,8 @@
 Checks that the module's parameters share memory with the network, torch.autograd.gradcheck in
 float64 (parameters and inputs), SGD steps that train the network in place, a layer before the
 module trained through the network's input gradients, second backwards and interleaved forwards (replayed), carried state,
-checkpoint loading, argument errors, and the cue-reward network with retroactive neuromodulation
+checkpoint loading, argument errors, dropout masks (shared ones are buffers, not parameters), and
+the cue-reward network with retroactive neuromodulation
 (examples/cue_reward/modul.dopa at H=8) against the PyTorch reference of
 bench/reference/backpropamine.py: outputs and every parameter's gradient. Run by CTest
 (python.torch); prints [SKIP] and exits 0 without PyTorch. Shares its specs and helpers with
@@ -25,7 +26,7 @@ except ImportError:
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree for test_module
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_module import (EMB_PATH, SOURCE_DIR, TINY_PATH, close, expect_raises,  # noqa: E402
-                         run_tests, save_safetensors, tiny_reference)
+                         run_tests, save_safetensors, tiny_reference, write_spec)
 
 import dopa  # noqa: E402
 import dopa.torch  # noqa: E402
@@ -296,6 +297,56 @@ def test_load_checkpoint_params():
         close(net.flat_params, m.net.flat_params, 0, "into a Network")
 
 
+MASKED = """\
+network Masked {
+  dims V = 5, E = 3, H = 4
+  input  tok : int
+  mask   drop_e : [V, 1] ~ dropout(0.5) shared
+  mask   drop_h : [H] ~ dropout(0.25)
+  state  h : [H] = 0
+  embedding enc : V -> E
+  linear e2h : E -> H
+  param  w : [H, H] ~ uniform(-0.5, 0.5)
+  step {
+    hn = tanh(e2h(enc(tok) * drop_e[tok, :]) + w @ h)
+    h' = hn
+    output y = hn * drop_h
+  }
+}
+"""
+
+
+def test_dropout_masks():
+    """A shared mask is a buffer (the caller's draw, shared with the network), not a parameter: no
+    optimizer or weight decay changes it; a per-element mask is an input."""
+    m = DopaModule(write_spec("masked.dopa", MASKED), dtype=torch.float64)
+    assert m.net.mask_rates == {"drop_e": 0.5, "drop_h": 0.25}
+    names = [n for n, _ in m.named_parameters()]
+    assert "drop_e" not in names and sorted(names) == sorted(
+        ["enc_weight", "e2h_weight", "e2h_bias", "w"]), names
+    assert [n for n, _ in m.named_buffers()] == ["drop_e"]
+    assert [n for n, _ in m.named_spec_masks()] == ["drop_e"]
+    close(m.drop_e.numpy(), np.ones((5, 1)), 0, "a shared mask starts at 1")
+    tok = torch.tensor([[0, 1, 2], [3, 4, 0]])
+    drop_h = torch.ones(2, 3, 4, dtype=torch.float64)
+    y_all = m(tok, drop_h).detach().clone()
+    m.drop_e[1] = 0.0  # word 1's embedding dropped: the network sees it (shared memory)
+    assert m.net.params["drop_e"][1, 0] == 0.0
+    y = m(tok, drop_h)
+    assert not torch.equal(y.detach()[0, 1], y_all[0, 1]) and torch.equal(y.detach()[0, 0], y_all[0, 0])
+    opt = torch.optim.SGD(m.parameters(), lr=0.1, weight_decay=0.5)
+    opt.zero_grad()
+    y.sum().backward()
+    opt.step()
+    close(m.drop_e.numpy(), np.array([[1.0], [0.0], [1.0], [1.0], [1.0]]), 0,
+          "weight decay leaves the mask alone")
+    assert m.w.grad is not None and bool((m.w.grad != 0).any())
+    # Gradients through the masks: float64 gradcheck of the learned parameters and the input mask.
+    drop_h = torch.tensor(np.random.default_rng(3).choice([0.0, 4 / 3], size=(2, 3, 4)))
+    assert torch.autograd.gradcheck(lambda *p: m(tok, drop_h), tuple(m.parameters()), eps=1e-6,
+                                    atol=1e-7)
+
+
 def test_matches_pytorch_reference():
     """examples/cue_reward/modul.dopa against bench/reference/backpropamine.py's RLNet('modul'):
     parameters large enough that the plastic weights saturate their clip, as
@@ -356,6 +407,7 @@ TESTS = [
     test_index_inputs_and_one_output,
     test_argument_errors,
     test_load_checkpoint_params,
+    test_dropout_masks,
     test_matches_pytorch_reference,
 ]
 
