@@ -5,7 +5,7 @@
 // cache) and wraps the network's GeneratedExecutor<float> or <double> in a `Network`:
 //   - parameters and gradients are NumPy views of the executor's flat buffers (zero-copy and
 //     writable; every view holds a reference to the Network, so the buffer outlives it);
-//   - forward() takes one [T, B, *shape] array per input, steps the executor T times with the GIL
+//   - forward() takes one [T, B, *shape] array per input, runs the executor's T steps with the GIL
 //     released and returns new [T, B, *shape] output arrays; backward() runs BPTT over those
 //     steps and accumulates (+=) the parameter gradients;
 //   - every argument is checked before anything runs (count, names, dtype, shape, batch, index
@@ -432,14 +432,22 @@ py::tuple TypedNetwork<T>::forward(const py::args &args, const py::kwargs &kwarg
       exec.truncate(); // the steps recorded before are dropped; the state is kept
     }
     ++recordCounter;
-    std::vector<T *> outPtr(nOut);
+    // All the steps in one call: the batched readouts run as one GEMM over them.
+    const auto numSteps = static_cast<size_t>(steps);
+    std::vector<std::vector<const T *>> stepIn(numSteps, std::vector<const T *>(nIn));
+    std::vector<std::vector<T *>> stepOut(numSteps, std::vector<T *>(nOut));
+    std::vector<const T *const *> inAt(numSteps);
+    std::vector<T *const *> outAt(numSteps);
+    for (int64_t t = 0; t < steps; ++t) {
+      pointInputs(t);
+      stepIn[size_t(t)] = inPtr;
+      for (size_t k = 0; k < nOut; ++k)
+        stepOut[size_t(t)][k] = outData[k] + t * batch * outNumel[k];
+      inAt[size_t(t)] = stepIn[size_t(t)].data();
+      outAt[size_t(t)] = stepOut[size_t(t)].data();
+    }
     try {
-      for (int64_t t = 0; t < steps; ++t) {
-        pointInputs(t);
-        for (size_t k = 0; k < nOut; ++k)
-          outPtr[k] = outData[k] + t * batch * outNumel[k];
-        exec.step(inPtr.data(), outPtr.data());
-      }
+      exec.forward(int(steps), inAt.data(), outAt.data());
     } catch (...) {
       exec.truncate();
       ++recordCounter;
