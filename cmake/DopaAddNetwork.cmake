@@ -20,7 +20,8 @@
 # machine that runs them). PREGENERATED builds committed sources on a machine without the compiler.
 include_guard(GLOBAL)
 
-set(DOPA_ARCH_FLAGS "-march=native" CACHE STRING "Architecture flags for generated networks")
+set(DOPA_ARCH_FLAGS "-march=native" CACHE STRING
+    "Architecture flags for generated networks and every C++ object of the build (the runtime's GEMMs)")
 option(DOPA_GENERATED_WERROR "Compile generated networks with -Werror (CI)" OFF)
 
 function(dopa_add_network target)

@@ -3,7 +3,8 @@
 DopaModule(spec, H=64) compiles a spec (or wraps an existing dopa.Network) and registers one
 nn.Parameter per learned spec parameter ('.' in a spec name becomes '_': "i2h.weight" is
 `i2h_weight`; `spec_names` maps back) and a buffer per shared dropout mask (a spec parameter that is
-not learned: no optimizer or weight decay touches it; write each draw into it). The parameters share memory with the network's own buffer
+not learned: no optimizer or weight decay touches it; write each draw into it). The parameters share
+memory with the network's own buffer
 (torch.from_numpy of its views), so an optimizer's in-place update is the network's update, with
 no copies. Calling the module runs the network over CPU tensors [T, B, ...] and records the steps;
 autograd's backward runs dopa's backpropagation through time and hands PyTorch the parameter
@@ -42,10 +43,11 @@ def _as_numpy(x):
 
 class _DopaFunction(torch.autograd.Function):
     """net.forward in forward, net.backward in backward. Called as
-    apply(net, reset, num_inputs, learned, *inputs, *params) with the learned parameters (names
-    `learned`, in net.param_names order, shared dropout masks left out): they are inputs of the
-    node so that autograd routes their gradients (the network reads its own buffer, which they
-    share)."""
+    apply(net, reset, num_inputs, learned, *inputs, *params, *masks) with the learned parameters
+    (names `learned`, in net.param_names order) and then the shared dropout masks' buffers: they are
+    inputs of the node so that autograd routes the parameters' gradients and PyTorch's version check
+    sees a mask or parameter changed in place before the backward (the network reads its own
+    buffer, which they share, when it replays steps in the backward)."""
 
     @staticmethod
     def forward(ctx, net, reset, num_inputs, learned, *tensors):
@@ -76,7 +78,8 @@ class _DopaFunction(torch.autograd.Function):
         for i, name in enumerate(ctx.learned):
             needed = ctx.needs_input_grad[4 + n + i]
             param_grads.append(torch.from_numpy(views[name].copy()) if needed else None)
-        return (None, None, None, None) + input_grads + tuple(param_grads)
+        masks = (None,) * (len(saved) - n - len(ctx.learned))  # no gradient
+        return (None, None, None, None) + input_grads + tuple(param_grads) + masks
 
 
 def _replay(ctx, inputs, grads):
@@ -205,7 +208,10 @@ class DopaModule(torch.nn.Module):
                                 (" or an integer dtype" if name in index_inputs else ""))
         params = self._shared_params()
         reset = self._fresh or not self.carry_state
-        outputs = _DopaFunction.apply(net, reset, len(inputs), self._learned, *inputs, *params)
+        masks = [self._buffers[self.torch_names[name]] for name in self.net.param_names
+                 if name not in self._learned]
+        outputs = _DopaFunction.apply(net, reset, len(inputs), self._learned, *inputs, *params,
+                                      *masks)
         self._fresh = False
         return outputs[0] if len(outputs) == 1 else outputs
 

@@ -473,6 +473,12 @@ template <class T> void GeneratedExecutor<T>::step(const T *const *inputs, T *co
 template <class T>
 void GeneratedExecutor<T>::forward(int steps, const T *const *const *inputs,
                                    T *const *const *outputs) {
+  if (B == 0)
+    throw std::logic_error("forward() before beginEpisode()");
+  // Every step's index inputs first: a bad one records nothing (as the step() calls would leave
+  // complete steps, a throw after some kernels would leave their readouts unwritten).
+  for (int t = 0; t < steps; ++t)
+    checkIndexInputs(netInfo, genSpec.inputRows, inputs[t], B);
   int first = numSteps;
   for (int t = 0; t < steps; ++t)
     stepKernels(inputs[t], outputs[t]);

@@ -66,6 +66,7 @@ double crossEntropy(const float *logits, const int32_t *targets, int B, int V, f
   return total;
 }
 
+/// What must agree between a checkpoint and the run that resumes it.
 std::map<std::string, std::string> fingerprint(const LMConfig &c, const NetworkInfo &info,
                                                const Corpus &corpus) {
   return {{"model", c.model},

@@ -342,10 +342,18 @@ def test_dropout_masks():
     close(m.drop_e.numpy(), np.array([[1.0], [0.0], [1.0], [1.0], [1.0]]), 0,
           "weight decay leaves the mask alone")
     assert m.w.grad is not None and bool((m.w.grad != 0).any())
-    # Gradients through the masks: float64 gradcheck of the learned parameters and the input mask.
+    # Gradients through the masks: float64 gradcheck of the learned parameters; a mask is a
+    # random constant to dopa (dsl/LangRef.md 3.8), so an input mask's gradient is zero.
     drop_h = torch.tensor(np.random.default_rng(3).choice([0.0, 4 / 3], size=(2, 3, 4)))
     assert torch.autograd.gradcheck(lambda *p: m(tok, drop_h), tuple(m.parameters()), eps=1e-6,
                                     atol=1e-7)
+    d = drop_h.clone().requires_grad_()
+    m(tok, d).sum().backward()
+    assert d.grad is not None and not bool((d.grad != 0).any())
+    # A mask redrawn in place before the backward: PyTorch's version check, not a wrong gradient.
+    y = m(tok, drop_h.detach())
+    m.drop_e.fill_(1.0)
+    expect_raises(RuntimeError, lambda: y.sum().backward(), "inplace")
 
 
 def test_matches_pytorch_reference():

@@ -116,7 +116,8 @@ private:
 };
 
 /// The float Network over an executor: GeneratedExecutor<float>, CudaExecutor<float> and the
-/// generic Executor<float> have the same member functions, and this one adapter forwards to them.
+/// generic Executor<float> have the same member functions, and this one adapter forwards to them
+/// (forward() to the executor's when it has one: GeneratedExecutor; else to step() per step).
 template <class Exec> class ExecutorNetwork : public Network {
 public:
   template <class... Args>
