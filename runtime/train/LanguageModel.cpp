@@ -254,7 +254,6 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   // Summed over the steps (Zaremba) or their mean (awd-lstm-lm); the batch's mean either way.
   const int divisor = cfg.lossMean ? B * T : B;
   double lossSum = forwardWindow(data, B, first, mine, w.start, T, true, divisor) / B;
-  keepPenaltyOutputs(T);
   if (comm)
     comm->sum(&lossSum, 1);
   double loss = lossSum / T; // the cross-entropy per token (AR/TAR are not in it)
@@ -267,7 +266,7 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   gradPtr.reserve(size_t(T));
   penaltyGradients(T, grads);
   for (int t = 0; t < T; ++t) {
-    grads[size_t(t)][size_t(logitsOut)] = windowOutputPtrs[size_t(t)][size_t(logitsOut)];
+    grads[size_t(t)][size_t(logitsOut)] = windowOutput(t, logitsOut);
     gradPtr.push_back(grads[size_t(t)].data());
   }
   net.zeroGrads();
@@ -299,26 +298,6 @@ WindowLog LanguageModelTrainer::trainWindow(const std::vector<int32_t> &data, co
   return {e, index, loss, lr, norm, secondsSince(start)};
 }
 
-void LanguageModelTrainer::keepPenaltyOutputs(int steps) {
-  if (arOut < 0 && tarOut < 0)
-    return;
-  const NetworkInfo &info = net.info();
-  size_t n =
-      size_t(last - first) * size_t(info.outputs[size_t(arOut >= 0 ? arOut : tarOut)].numel());
-  if (penaltyValues.size() < size_t(steps)) {
-    penaltyValues.resize(size_t(steps));
-    penaltyGrads.resize(size_t(steps));
-  }
-  for (int t = 0; t < steps; ++t) {
-    std::vector<float> &kept = penaltyValues[size_t(t)];
-    kept.resize(2 * n);
-    if (arOut >= 0)
-      std::copy_n(windowOutputPtrs[size_t(t)][size_t(arOut)], n, kept.data());
-    if (tarOut >= 0)
-      std::copy_n(windowOutputPtrs[size_t(t)][size_t(tarOut)], n, kept.data() + n);
-  }
-}
-
 void LanguageModelTrainer::penaltyGradients(int steps,
                                             std::vector<std::vector<const float *>> &grads) {
   if (arOut < 0 && tarOut < 0)
@@ -328,16 +307,18 @@ void LanguageModelTrainer::penaltyGradients(int steps,
   size_t n = size_t(last - first) * size_t(width);
   std::vector<const float *> a, h;
   std::vector<float *> dA, dH;
+  if (penaltyGrads.size() < size_t(steps))
+    penaltyGrads.resize(size_t(steps));
   for (int t = 0; t < steps; ++t) {
     std::vector<float> &g = penaltyGrads[size_t(t)];
     g.assign(2 * n, 0.f);
     if (arOut >= 0) {
-      a.push_back(penaltyValues[size_t(t)].data());
+      a.push_back(windowOutput(t, arOut));
       dA.push_back(g.data());
       grads[size_t(t)][size_t(arOut)] = g.data();
     }
     if (tarOut >= 0) {
-      h.push_back(penaltyValues[size_t(t)].data() + n);
+      h.push_back(windowOutput(t, tarOut));
       dH.push_back(g.data() + n);
       grads[size_t(t)][size_t(tarOut)] = g.data() + n;
     }
@@ -362,8 +343,8 @@ double LanguageModelTrainer::forwardWindow(const std::vector<int32_t> &data, int
   windowOutputs.resize(numOutputs);
   for (size_t k = 0; k < numOutputs; ++k)
     windowOutputs[k].resize(size_t(steps) * size_t(n) * size_t(info.outputs[k].numel()));
-  windowInputPtrs.resize(size_t(steps));
-  windowOutputPtrs.resize(size_t(steps));
+  windowInputPtrs.resize(size_t(steps) * numInputs);
+  windowOutputPtrs.resize(size_t(steps) * numOutputs);
   windowInputs.resize(size_t(steps));
   windowOutputsAt.resize(size_t(steps));
   for (int t = 0; t < steps; ++t) {
@@ -372,18 +353,19 @@ double LanguageModelTrainer::forwardWindow(const std::vector<int32_t> &data, int
     for (int b = 0; b < n; ++b)
       tok[b] = float(row[from + b]);
     const float *const *in = inputsWith(tok);
-    windowInputPtrs[size_t(t)].assign(in, in + numInputs);
-    windowOutputPtrs[size_t(t)].resize(numOutputs);
+    const float **stepIn = windowInputPtrs.data() + size_t(t) * numInputs;
+    float **stepOut = windowOutputPtrs.data() + size_t(t) * numOutputs;
+    std::copy_n(in, numInputs, stepIn);
     for (size_t k = 0; k < numOutputs; ++k)
-      windowOutputPtrs[size_t(t)][k] =
+      stepOut[k] =
           windowOutputs[k].data() + size_t(t) * size_t(n) * size_t(info.outputs[k].numel());
-    windowInputs[size_t(t)] = windowInputPtrs[size_t(t)].data();
-    windowOutputsAt[size_t(t)] = windowOutputPtrs[size_t(t)].data();
+    windowInputs[size_t(t)] = stepIn;
+    windowOutputsAt[size_t(t)] = stepOut;
   }
   net.forward(steps, windowInputs.data(), windowOutputsAt.data());
   double sum = 0;
   for (int t = 0; t < steps; ++t) {
-    float *logits = windowOutputPtrs[size_t(t)][size_t(logitsOut)];
+    float *logits = windowOutput(t, logitsOut);
     sum += crossEntropy(logits, data.data() + (start + t + 1) * batch + from, n, vocab,
                         withGrad ? logits : nullptr, divisor);
   }

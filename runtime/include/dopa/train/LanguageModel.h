@@ -174,11 +174,12 @@ private:
   // A window's buffers, kept from window to window (fresh pages would fault in every window):
   // its tokens, every step's outputs (per output, steps x streams x numel, consecutive steps
   // consecutive, so that the generated code's readouts are one GEMM for the window; the logits
-  // are overwritten by dLoss/d logits) and the pointer arrays Network::forward takes.
+  // are overwritten by dLoss/d logits) and the pointer arrays Network::forward takes: step t's
+  // input and output pointers from t * (inputs or outputs), and each step's first.
   std::vector<float> windowTokens;
   std::vector<std::vector<float>> windowOutputs;
-  std::vector<std::vector<const float *>> windowInputPtrs;
-  std::vector<std::vector<float *>> windowOutputPtrs;
+  std::vector<const float *> windowInputPtrs;
+  std::vector<float *> windowOutputPtrs;
   std::vector<const float *const *> windowInputs;
   std::vector<float *const *> windowOutputsAt;
   // The spec's dropout masks: drawn for every training window (from a generator seeded by the
@@ -189,7 +190,7 @@ private:
   std::vector<std::pair<size_t, size_t>> learned; // (offset, count) of each learned parameter
   std::vector<std::pair<size_t, size_t>> alphas;  // likewise, the parameters named alpha
   int arOut = -1, tarOut = -1;                    // outputs ar_h and tar_h when AR / TAR are on
-  std::vector<std::vector<float>> penaltyValues, penaltyGrads; // per step: [ar_h | tar_h] values
+  std::vector<std::vector<float>> penaltyGrads;   // per step: d/d [ar_h | tar_h]
   IterateAverage average;
   /// The step's input pointers: `tokens`, and each mask input's current values.
   const float *const *inputsWith(const float *tokens);
@@ -203,9 +204,11 @@ private:
   double evaluate(const std::vector<int32_t> &tokens, int batch);
   /// After an epoch's validation: start averaging when the settings say so.
   void maybeStartAveraging();
-  /// AR/TAR: keep the window's ar_h and tar_h (of `steps`); then add their gradients to the
-  /// window's.
-  void keepPenaltyOutputs(int steps);
+  /// Output k of step t of the last forwardWindow() (this rank's streams x numel values).
+  float *windowOutput(int t, int k) {
+    return windowOutputPtrs[size_t(t) * windowOutputs.size() + size_t(k)];
+  }
+  /// AR/TAR: the gradients of the penalties on the window's ar_h and tar_h, into `grads`.
   void penaltyGradients(int steps, std::vector<std::vector<const float *>> &grads);
 };
 
