@@ -643,9 +643,49 @@ void NetworkEmitter::emitKernel(const kern::Kernel &kernel, const std::string &k
   k = &kernel;
   std::vector<std::string> names;
   names.reserve(kernel.stages.size());
-  for (size_t s = 0; s < kernel.stages.size(); ++s)
+  StageTable &table = kernel.isBackward ? backwardTable : forwardTable;
+  for (size_t s = 0; s < kernel.stages.size(); ++s) {
     names.push_back(emitStage(kernel, s, kind));
+    if (kern::BatchedProductShape p = kern::batchedProduct(kernel, s); p.weight >= 0)
+      table.products.push_back(productInitializer(s, p));
+  }
+  table.names = names;
   emitStepFunction(kind, names);
+}
+
+/// Stage s as a dopa::BatchedProduct initializer: the weight's offset, the blocks of x and y.
+std::string NetworkEmitter::productInitializer(size_t s, const kern::BatchedProductShape &p) {
+  auto block = [&](int id, const char *field) {
+    int hi = k->homeIndex[size_t(id)];
+    int64_t off = k->offset[size_t(id)];
+    const char *buf = "";
+    switch (homeOf(id)) {
+    case Buf::Input: buf = "Input", off = 0; break;
+    case Buf::State: buf = "State"; break;
+    case Buf::NextState: buf = "Next"; break;
+    case Buf::Output: buf = "Output", off = 0; break;
+    case Buf::Saved: buf = "Saved"; break;
+    case Buf::Scratch: buf = "Scratch"; break;
+    case Buf::GradOutput: buf = "GradOutput", off = 0; break;
+    case Buf::GradNext: buf = "GradNext"; break;
+    case Buf::GradPrev: buf = "GradPrev"; break;
+    case Buf::Record: buf = "Record"; break;
+    default: throw std::logic_error("emit: a batched product's operand has no per-element block");
+    }
+    bool indexed =
+        homeOf(id) == Buf::Input || homeOf(id) == Buf::Output || homeOf(id) == Buf::GradOutput;
+    return cat({".", field, "Buf = dopa::StepBuffer::", buf, ", .", field, "Index = ",
+                std::to_string(indexed ? hi : 0), ", .", field, "Offset = ", std::to_string(off)});
+  };
+  const ir::Shape &w = g().node(p.weight).shape;
+  int hi = k->homeIndex[size_t(p.weight)];
+  int64_t off = k->offset[size_t(p.weight)];
+  std::string weight = off == paramOffsets[size_t(hi)] ? paramOffset(hi) : std::to_string(off);
+  int y = k->stages[s].items[0].node;
+  return cat({"{.stage = ", std::to_string(s), ", .weightOffset = ", weight,
+              ", .rows = ", std::to_string(w[0]), ", .cols = ", std::to_string(w[1]),
+              ", .transposed = ", p.transposed ? "true" : "false", ", ", block(p.x, "x"), ", ",
+              block(y, "y"), "}"});
 }
 
 /// One stage function; returns its name.

@@ -127,6 +127,13 @@ protected:
 
   // --- shared state and helpers ----------------------------------------------
 
+  /// A kernel's stage functions' names and its batched products (kern::batchedProduct) as
+  /// dopa::BatchedProduct initializers, for the runtime's stage-major order (filled by run()).
+  struct StageTable {
+    std::vector<std::string> names, products;
+  };
+  StageTable forwardTable, backwardTable;
+
   const CompiledNetwork &net;
   const kern::FusedNetwork &f;
   const llvm::SourceMgr &sm;
@@ -198,6 +205,7 @@ private:
   std::string leafName(kern::Buf home, int homeIndex) const;
   std::string homeBase(int id);
   std::string bufferOf(int id);
+  std::string productInitializer(size_t s, const kern::BatchedProductShape &p);
   std::string targetBuffer(kern::Buf target, int index);
   void declare(const std::string &name, const std::string &decl);
   std::string readBuffer(int id, const ir::Shape &view);

@@ -47,6 +47,7 @@ private:
   void emitDenseProduct(std::ostringstream &out, const DenseProduct &p) override;
   void emitStepFunction(const std::string &kind, const std::vector<std::string> &stages) override;
   void emitSpec() override;
+  std::string emitStageTables();
   void emitInfo();
   std::string infoTensor(const std::string &name, const ir::Shape &shape, bool isInt,
                          double dropout, const sema::Init *init) const;
@@ -106,6 +107,50 @@ void CppEmitter::emitStepFunction(const std::string &kind, const std::vector<std
   for (const std::string &s : stages)
     os << s << "(a);\n";
   os << "}\n\n";
+}
+
+/// The stage tables and batched products of both steps (GeneratedExecutor's stage-major order),
+/// for networks with batched products; returns the GeneratedSpec fields naming them.
+std::string CppEmitter::emitStageTables() {
+  if (forwardTable.products.empty() && backwardTable.products.empty())
+    return "";
+  std::ostringstream fields;
+  for (const auto &[kind, table] :
+       {std::pair<std::string, const StageTable *>{"forward", &forwardTable},
+        {"backward", &backwardTable}}) {
+    if (table->names.empty())
+      continue;
+    os << "/// The " << kind << " step's stages in order (the executor's stage-major order).\n"
+       << "template <class T> constexpr dopa::StepFn<T> " << kind << "_stages[] = {";
+    for (const std::string &s : table->names)
+      os << s << "<T>, ";
+    os << "};\n\n";
+    if (table->products.empty())
+      continue;
+    os << "/// Stages of the " << kind
+       << " step the executor runs as one GEMM for the batch (stage-major order).\n"
+       << "static const dopa::BatchedProduct " << kind << "_products[] = {\n";
+    for (const std::string &p : table->products)
+      os << p << ",\n";
+    os << "};\n\n";
+  }
+  auto stages = [&](const std::string &kind, const StageTable &t, const char *type) {
+    return t.names.empty() ? std::string("nullptr") : kind + "_stages<" + type + ">";
+  };
+  auto products = [&](const std::string &kind, const StageTable &t) {
+    return t.products.empty() ? std::string("nullptr") : kind + "_products";
+  };
+  fields << ".numForwardStages = " << forwardTable.names.size() << ",\n"
+         << ".numBackwardStages = " << backwardTable.names.size() << ",\n"
+         << ".forwardStagesFloat = " << stages("forward", forwardTable, "float") << ",\n"
+         << ".backwardStagesFloat = " << stages("backward", backwardTable, "float") << ",\n"
+         << ".forwardStagesDouble = " << stages("forward", forwardTable, "double") << ",\n"
+         << ".backwardStagesDouble = " << stages("backward", backwardTable, "double") << ",\n"
+         << ".numForwardProducts = " << forwardTable.products.size() << ",\n"
+         << ".numBackwardProducts = " << backwardTable.products.size() << ",\n"
+         << ".forwardProducts = " << products("forward", forwardTable) << ",\n"
+         << ".backwardProducts = " << products("backward", backwardTable) << ",\n";
+  return fields.str();
 }
 
 std::string CppEmitter::infoTensor(const std::string &name, const ir::Shape &shape, bool isInt,
@@ -189,6 +234,7 @@ void CppEmitter::emitSpec() {
     }
     os << "};\n\n";
   }
+  std::string stageFields = emitStageTables();
   ir::FlopCount forwardFlops = ir::countFlops(net.forward);
   ir::FlopCount backwardFlops = ir::countFlops(net.backward);
   for (const ir::Readout &r : fwd.readouts) { // dX = dY W and dW += dY^T X; db += dY
@@ -221,7 +267,7 @@ void CppEmitter::emitSpec() {
      << (f.inputGradients ? ".inputGradients = true,\n" : "");
   if (!fwd.readouts.empty())
     os << ".numReadouts = " << fwd.readouts.size() << ",\n.readouts = readouts,\n";
-  os << "};\nreturn s;\n}\n\n";
+  os << stageFields << "};\nreturn s;\n}\n\n";
 }
 
 } // namespace

@@ -500,6 +500,39 @@ FusedNetwork kern::fuse(const CompiledNetwork &net) {
 }
 
 //===----------------------------------------------------------------------===//
+// Batched products
+//===----------------------------------------------------------------------===//
+
+kern::BatchedProductShape kern::batchedProduct(const Kernel &k, size_t s) {
+  const Stage &st = k.stages[s];
+  if (st.kind != Stage::Dense || st.items.empty() || st.items[0].kind != Item::Dense)
+    return {};
+  int id = st.items[0].node;
+  const Node &n = k.graph.node(id);
+  const Node &a = k.graph.node(n.operands[0]), &b = k.graph.node(n.operands[1]);
+  BatchedProductShape p;
+  if (a.shape.size() == 2 && b.shape.size() == 1)
+    p = {n.operands[0], n.operands[1], false};
+  else if (a.shape.size() == 1 && b.shape.size() == 2)
+    p = {n.operands[1], n.operands[0], true};
+  else
+    return {};
+  auto home = [&](int node) { return k.home[size_t(node)]; };
+  auto perElement = [](Buf h) {
+    return h == Buf::Input || h == Buf::State || h == Buf::NextState || h == Buf::Saved ||
+           h == Buf::Scratch || h == Buf::Output || h == Buf::GradOutput || h == Buf::GradNext ||
+           h == Buf::GradPrev || h == Buf::Record;
+  };
+  auto writable = [](Buf h) {
+    return h == Buf::NextState || h == Buf::Saved || h == Buf::Scratch || h == Buf::Output ||
+           h == Buf::GradPrev || h == Buf::Record;
+  };
+  if (home(p.weight) != Buf::Param || !perElement(home(p.x)) || !writable(home(id)))
+    return {};
+  return p;
+}
+
+//===----------------------------------------------------------------------===//
 // Printer
 //===----------------------------------------------------------------------===//
 
@@ -529,7 +562,10 @@ static void printKernel(const Kernel &k, llvm::raw_ostream &os) {
        << (st.kind == Stage::Nest    ? "nest"
            : st.kind == Stage::Dense ? "dense"
                                      : "opaque")
-       << " " << ir::shapeStr(st.space) << "\n";
+       << " " << ir::shapeStr(st.space);
+    if (BatchedProductShape p = batchedProduct(k, s); p.weight >= 0)
+      os << " batched over elements (GEMM: Y = X " << (p.transposed ? "W" : "W^T") << ")";
+    os << "\n";
     for (const Item &it : st.items) {
       os << "    " << itemKindName(it.kind);
       if (it.node >= 0) {

@@ -464,6 +464,91 @@ static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 200, .offsetA = 672, .offsetB = 464},
 };
 
+/// The forward step's stages in order (the executor's stage-major order).
+template <class T>
+constexpr dopa::StepFn<T> forward_stages[] = {
+    forward_i2h<T>, forward_matmul<T>, forward_hn<T>,     forward_h2o<T>,
+    forward_h2v<T>, forward_hebb<T>,   forward_logits<T>, forward_value<T>,
+};
+
+/// Stages of the forward step the executor runs as one GEMM for the batch (stage-major order).
+static const dopa::BatchedProduct forward_products[] = {
+    {.stage = 0,
+     .weightOffset = kParamI2hWeight,
+     .rows = 200,
+     .cols = 27,
+     .transposed = false,
+     .xBuf = dopa::StepBuffer::Input,
+     .xIndex = 0,
+     .xOffset = 0,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 0},
+    {.stage = 3,
+     .weightOffset = kParamH2oWeight,
+     .rows = 2,
+     .cols = 200,
+     .transposed = false,
+     .xBuf = dopa::StepBuffer::Next,
+     .xIndex = 0,
+     .xOffset = 0,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 416},
+    {.stage = 4,
+     .weightOffset = kParamH2vWeight,
+     .rows = 1,
+     .cols = 200,
+     .transposed = false,
+     .xBuf = dopa::StepBuffer::Next,
+     .xIndex = 0,
+     .xOffset = 0,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 432},
+};
+
+/// The backward step's stages in order (the executor's stage-major order).
+template <class T>
+constexpr dopa::StepFn<T> backward_stages[] = {
+    backward_h2v<T>,
+    backward_h2o<T>,
+    backward_eta_outer<T>,
+    backward_grad_i2h_bias<T>,
+    backward_d_hebb_grad_alpha<T>,
+    backward_d_h<T>,
+    backward_record_x<T>,
+    backward_grad_eta<T>,
+    backward_grad_h2o_bias<T>,
+    backward_grad_h2v_bias<T>,
+};
+
+/// Stages of the backward step the executor runs as one GEMM for the batch (stage-major order).
+static const dopa::BatchedProduct backward_products[] = {
+    {.stage = 0,
+     .weightOffset = kParamH2vWeight,
+     .rows = 1,
+     .cols = 200,
+     .transposed = true,
+     .xBuf = dopa::StepBuffer::GradOutput,
+     .xIndex = 1,
+     .xOffset = 0,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 0},
+    {.stage = 1,
+     .weightOffset = kParamH2oWeight,
+     .rows = 2,
+     .cols = 200,
+     .transposed = true,
+     .xBuf = dopa::StepBuffer::GradOutput,
+     .xIndex = 0,
+     .xOffset = 0,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 208},
+};
+
 const dopa::GeneratedSpec &spec() {
   static const dopa::GeneratedSpec s = {
       .name = "CueRewardPlastic",
@@ -487,6 +572,16 @@ const dopa::GeneratedSpec &spec() {
       .forwardSharedFlops = 0,
       .backwardFlops = 648600,
       .backwardSharedFlops = 0,
+      .numForwardStages = 8,
+      .numBackwardStages = 10,
+      .forwardStagesFloat = forward_stages<float>,
+      .backwardStagesFloat = backward_stages<float>,
+      .forwardStagesDouble = forward_stages<double>,
+      .backwardStagesDouble = backward_stages<double>,
+      .numForwardProducts = 3,
+      .numBackwardProducts = 2,
+      .forwardProducts = forward_products,
+      .backwardProducts = backward_products,
   };
   return s;
 }

@@ -584,6 +584,115 @@ static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 100, .offsetA = 400, .offsetB = 272},
 };
 
+/// The forward step's stages in order (the executor's stage-major order).
+template <class T>
+constexpr dopa::StepFn<T> forward_stages[] = {
+    forward_i2h<T>,   forward_matmul<T>,    forward_hn<T>,    forward_h2_da<T>,
+    forward_da<T>,    forward_saved_sub<T>, forward_h2o<T>,   forward_h2v<T>,
+    forward_pw_et<T>, forward_logits<T>,    forward_value<T>,
+};
+
+/// Stages of the forward step the executor runs as one GEMM for the batch (stage-major order).
+static const dopa::BatchedProduct forward_products[] = {
+    {.stage = 0,
+     .weightOffset = kParamI2hWeight,
+     .rows = 100,
+     .cols = 17,
+     .transposed = false,
+     .xBuf = dopa::StepBuffer::Input,
+     .xIndex = 0,
+     .xOffset = 0,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 0},
+    {.stage = 3,
+     .weightOffset = kParamH2DAWeight,
+     .rows = 1,
+     .cols = 100,
+     .transposed = false,
+     .xBuf = dopa::StepBuffer::Next,
+     .xIndex = 0,
+     .xOffset = 0,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 224},
+    {.stage = 6,
+     .weightOffset = kParamH2oWeight,
+     .rows = 4,
+     .cols = 100,
+     .transposed = false,
+     .xBuf = dopa::StepBuffer::Next,
+     .xIndex = 0,
+     .xOffset = 0,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 240},
+    {.stage = 7,
+     .weightOffset = kParamH2vWeight,
+     .rows = 1,
+     .cols = 100,
+     .transposed = false,
+     .xBuf = dopa::StepBuffer::Next,
+     .xIndex = 0,
+     .xOffset = 0,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 256},
+};
+
+/// The backward step's stages in order (the executor's stage-major order).
+template <class T>
+constexpr dopa::StepFn<T> backward_stages[] = {
+    backward_h2v<T>,
+    backward_h2o<T>,
+    backward_d_et<T>,
+    backward_grad_h2_da_bias_h2v_bias<T>,
+    backward_h2_da<T>,
+    backward_grad_i2h_bias<T>,
+    backward_d_pw_grad_alpha<T>,
+    backward_d_h<T>,
+    backward_record_x<T>,
+    backward_grad_etaet<T>,
+    backward_grad_h2o_bias<T>,
+};
+
+/// Stages of the backward step the executor runs as one GEMM for the batch (stage-major order).
+static const dopa::BatchedProduct backward_products[] = {
+    {.stage = 0,
+     .weightOffset = kParamH2vWeight,
+     .rows = 1,
+     .cols = 100,
+     .transposed = true,
+     .xBuf = dopa::StepBuffer::GradOutput,
+     .xIndex = 1,
+     .xOffset = 0,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 0},
+    {.stage = 1,
+     .weightOffset = kParamH2oWeight,
+     .rows = 4,
+     .cols = 100,
+     .transposed = true,
+     .xBuf = dopa::StepBuffer::GradOutput,
+     .xIndex = 0,
+     .xOffset = 0,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 112},
+    {.stage = 4,
+     .weightOffset = kParamH2DAWeight,
+     .rows = 1,
+     .cols = 100,
+     .transposed = true,
+     .xBuf = dopa::StepBuffer::Record,
+     .xIndex = 0,
+     .xOffset = 256,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 496},
+};
+
 const dopa::GeneratedSpec &spec() {
   static const dopa::GeneratedSpec s = {
       .name = "MazeModul",
@@ -607,6 +716,16 @@ const dopa::GeneratedSpec &spec() {
       .forwardSharedFlops = 1,
       .backwardFlops = 234306,
       .backwardSharedFlops = 0,
+      .numForwardStages = 11,
+      .numBackwardStages = 11,
+      .forwardStagesFloat = forward_stages<float>,
+      .backwardStagesFloat = backward_stages<float>,
+      .forwardStagesDouble = forward_stages<double>,
+      .backwardStagesDouble = backward_stages<double>,
+      .numForwardProducts = 4,
+      .numBackwardProducts = 3,
+      .forwardProducts = forward_products,
+      .backwardProducts = backward_products,
   };
   return s;
 }

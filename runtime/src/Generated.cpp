@@ -1,16 +1,15 @@
 //===- Generated.cpp - Running generated step functions over a batch ------===//
 //
-// GeneratedExecutor: the batch loop (OpenMP over batch elements), the input tape, the outer
-// checkpoints taken during the forward, and the backward's per-element segment replays (see
-// Generated.h). Per-thread buffers are allocated once and reused; every block is 64-byte aligned
-// so that generated loops see the same alignment in the forward and in its replays.
+// GeneratedExecutor: the batch loop (OpenMP over batch elements, or stage by stage for the whole
+// batch with the batched products as GEMMs), the input tape, the outer checkpoints taken during
+// the forward, the batched readouts, and the backward (its driver: LaneBackward.h; its memory
+// plan: Plan.cpp; see Generated.h). Buffers are allocated once and reused; every block is 64-byte
+// aligned so that generated loops see the same alignment in the forward and in its replays.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/runtime/Generated.h"
-
-// Deferred gradients are summed with Eigen's GEMM inside an OpenMP region: one thread each.
-#define EIGEN_DONT_PARALLELIZE
-#include <Eigen/Core>
+#include "GeneratedDetail.h"
+#include "LaneBackward.h"
 
 #include <algorithm>
 #include <climits>
@@ -25,6 +24,7 @@
 #endif
 
 using namespace dopa;
+using namespace dopa::detail;
 
 template <class T>
 void dopa::checkIndexInputs(const NetworkInfo &info, const int64_t *inputRows,
@@ -46,169 +46,6 @@ template void dopa::checkIndexInputs<float>(const NetworkInfo &, const int64_t *
                                             const float *const *, int);
 template void dopa::checkIndexInputs<double>(const NetworkInfo &, const int64_t *,
                                              const double *const *, int);
-
-static int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-/// Allocations are whole 64-byte lines (at least one).
-static int64_t round64(int64_t bytes) { return std::max<int64_t>(ceilDiv(bytes, 64) * 64, 64); }
-
-static int maxThreads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-static int threadId() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-/// Bytes of one plan (the model the executor's allocations follow).
-static CheckpointPlan evaluate(const PlanInputs &in, int outer, int inner) {
-  CheckpointPlan p;
-  p.outer = outer;
-  p.inner = inner;
-  int64_t T = std::max(in.steps, 1);
-  int64_t L = std::min<int64_t>(outer, T); // longest segment
-  p.replays = L > inner ? 2 : 1;
-  p.checkpointBytes = ceilDiv(T, outer) * in.batch * in.stateBytes;
-  int64_t replay = std::min<int64_t>(inner, L);
-  // Per thread: the replayed states and saved values, the inner checkpoints, the state gradients
-  // (next, previous) and a spare state, scratch, one step's saved values and outputs, and the
-  // parameter-gradient accumulator.
-  p.perThreadBytes = replay * in.stateBytes + round64(replay * in.savedBytes) +
-                     (p.replays == 2 ? ceilDiv(L, inner) * in.stateBytes : 0) + 3 * in.stateBytes +
-                     round64(in.scratchBytes) + round64(in.savedBytes) + round64(in.outputBytes) +
-                     round64(in.paramBytes) + round64(T * in.recordBytes);
-  // Batched readouts: their inputs for every step (the forward), their gradients (the backward).
-  // (One block per readout in fact; the plan counts one for all.)
-  p.totalBytes = 2 * in.batch * in.stateBytes + p.checkpointBytes +
-                 T * round64(in.batch * in.inputBytes) + in.threads * p.perThreadBytes +
-                 (in.readoutBytes ? 2 * round64(T * in.batch * in.readoutBytes) : 0);
-  return p;
-}
-
-PlanInputs dopa::planInputs(const BlockLayout &layout, int64_t elementBytes, int batch, int steps,
-                            int threads, long long memoryBudget, int checkpointEvery) {
-  PlanInputs in;
-  in.stateBytes = layout.stateNumel * elementBytes;
-  in.savedBytes = layout.savedNumel * elementBytes;
-  in.scratchBytes = layout.scratchNumel * elementBytes;
-  in.inputBytes = layout.inputNumel * elementBytes;
-  in.outputBytes = layout.outputNumel * elementBytes;
-  in.recordBytes = layout.recordNumel * elementBytes;
-  in.paramBytes = layout.paramNumel * elementBytes;
-  in.readoutBytes = layout.readoutNumel * elementBytes;
-  in.batch = batch;
-  in.steps = steps;
-  in.threads = threads;
-  in.memoryBudget = memoryBudget;
-  in.checkpointEvery = checkpointEvery;
-  return in;
-}
-
-BlockLayout dopa::layoutOf(const GeneratedSpec &spec, const NetworkInfo &info) {
-  BlockLayout layout{.stateNumel = spec.stateNumel,
-                     .savedNumel = spec.savedNumel,
-                     .scratchNumel = spec.scratchNumel,
-                     .recordNumel = spec.recordNumel,
-                     .paramNumel = int64_t(info.numParams)};
-  for (const TensorInfo &in : info.inputs)
-    layout.inputNumel += in.numel();
-  for (const TensorInfo &o : info.outputs)
-    layout.outputNumel += o.numel();
-  // The kernels write a batched readout's input (cols) where its output (rows) would go.
-  for (int r = 0; r < spec.numReadouts; ++r) {
-    layout.outputNumel += spec.readouts[r].cols - spec.readouts[r].rows;
-    layout.readoutNumel += spec.readouts[r].cols;
-  }
-  return layout;
-}
-
-CheckpointPlan dopa::planCheckpoints(const PlanInputs &in) {
-  int T = std::max(in.steps, 1);
-  if (in.checkpointEvery > 0)
-    return evaluate(in, in.checkpointEvery, in.checkpointEvery);
-  long long budget = in.memoryBudget > 0 ? in.memoryBudget : kDefaultMemoryBudget;
-  // Single replay: outer = inner = k; the checkpoints and the replay buffers trade off.
-  CheckpointPlan best;
-  best.totalBytes = -1;
-  for (int k = 1; k <= T; ++k) {
-    CheckpointPlan p = evaluate(in, k, k);
-    if (best.totalBytes < 0 || p.totalBytes < best.totalBytes)
-      best = p;
-  }
-  int64_t fixed = 2 * int64_t(in.batch) * in.stateBytes +
-                  int64_t(T) * round64(in.batch * in.inputBytes) +
-                  (in.readoutBytes ? 2 * round64(int64_t(T) * in.batch * in.readoutBytes) : 0);
-  if (best.totalBytes - fixed <= budget)
-    return best;
-  int inner = int(std::ceil(std::sqrt(double(T))));
-  return evaluate(in, T, inner);
-}
-
-namespace {
-
-/// A 64-byte aligned buffer of T.
-/// The arguments of one forward step of one element (the backward's fields stay null).
-template <class T>
-StepArgs<T> forwardArgs(const T *params, const T *const *inputs, const T *state, T *next,
-                        T *const *outputs, T *saved, T *scratch) {
-  StepArgs<T> a;
-  a.params = params;
-  a.inputs = inputs;
-  a.state = state;
-  a.next = next;
-  a.outputs = outputs;
-  a.saved = saved;
-  a.scratch = scratch;
-  return a;
-}
-
-template <class T> class AlignedBuf {
-public:
-  AlignedBuf() = default;
-  explicit AlignedBuf(size_t n) { resize(n); }
-  void resize(size_t n) {
-    if (n == count)
-      return;
-    std::free(ptr);
-    ptr = nullptr;
-    count = 0; // until the new block exists: a failed allocation leaves an empty buffer
-    if (n) {
-      ptr = static_cast<T *>(std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64));
-      if (!ptr)
-        throw std::bad_alloc();
-    }
-    count = n;
-  }
-  ~AlignedBuf() { std::free(ptr); }
-  AlignedBuf(const AlignedBuf &) = delete;
-  AlignedBuf &operator=(const AlignedBuf &) = delete;
-  AlignedBuf(AlignedBuf &&o) noexcept : ptr(o.ptr), count(o.count) {
-    o.ptr = nullptr;
-    o.count = 0;
-  }
-  AlignedBuf &operator=(AlignedBuf &&o) noexcept {
-    std::swap(ptr, o.ptr);
-    std::swap(count, o.count);
-    return *this;
-  }
-  T *data() { return ptr; }
-  const T *data() const { return ptr; }
-  size_t size() const { return count; }
-  size_t bytes() const { return count ? (count * sizeof(T) + 63) / 64 * 64 : 0; }
-
-private:
-  T *ptr = nullptr;
-  size_t count = 0;
-};
-
-} // namespace
 
 template <class T> struct GeneratedExecutor<T>::Impl {
   const GeneratedSpec &spec;
@@ -251,6 +88,15 @@ template <class T> struct GeneratedExecutor<T>::Impl {
         record;
   };
   std::vector<Thread> threads;
+  // Stage-major order (StageOrder): the step functions' stages, per stage its batched product
+  // or -1, this episode's order, every element's buffers (the gradient accumulators stay per
+  // thread), and a batched product's gathered operand and result.
+  const StepFn<T> *fwdStages = nullptr, *bwdStages = nullptr;
+  std::vector<int> fwdProduct, bwdProduct;
+  int64_t productXNumel = 0, productYNumel = 0; // the largest operand and result (per element)
+  bool stageMajor = false;
+  std::vector<Thread> elements;
+  AlignedBuf<T> productX, productY;
   std::vector<T> zeros;
   mutable std::vector<std::vector<T>> stateViews;
 
@@ -259,11 +105,45 @@ template <class T> struct GeneratedExecutor<T>::Impl {
     if constexpr (std::is_same_v<T, float>) {
       fwd = s.forwardFloat;
       bwd = s.backwardFloat;
+      fwdStages = s.forwardStagesFloat;
+      bwdStages = s.backwardStagesFloat;
     } else {
       fwd = s.forwardDouble;
       bwd = s.backwardDouble;
+      fwdStages = s.forwardStagesDouble;
+      bwdStages = s.backwardStagesDouble;
+    }
+    auto index = [&s](std::vector<int> &of, int stages, const BatchedProduct *products, int n) {
+      of.assign(size_t(stages), -1);
+      for (int p = 0; p < n; ++p) {
+        if (products[p].stage < 0 || products[p].stage >= stages)
+          throw std::logic_error(std::string("network '") + s.name +
+                                 "': a batched product's stage is not in its step's stage table");
+        of[size_t(products[p].stage)] = p;
+      }
+    };
+    index(fwdProduct, s.numForwardStages, s.forwardProducts, s.numForwardProducts);
+    index(bwdProduct, s.numBackwardStages, s.backwardProducts, s.numBackwardProducts);
+    BlockLayout layout = layoutOf(s, NetworkInfo{});
+    productXNumel = layout.productXNumel;
+    productYNumel = layout.productYNumel;
+  }
+
+  /// Every element's forward buffers (stage-major).
+  void prepareElements(int batch) {
+    elements.resize(size_t(batch)); // (a larger batch's extra elements are released)
+    for (Thread &t : elements) {
+      t.scratch.resize(size_t(std::max<int64_t>(scratch, 1)));
+      t.saved.resize(size_t(std::max<int64_t>(saved, 1)));
+      t.outputs.resize(size_t(std::max<int64_t>(outputTotal, 1)));
     }
   }
+
+  /// One forward or backward step for `n` elements with args[b], stage by stage: a batched
+  /// product as one GEMM, any other stage for every element over the threads (a backward stage
+  /// accumulates into the running thread's gradients).
+  void runStages(bool backward, const StepArgs<T> *args, int n);
+  void batchedProduct(const BatchedProduct &p, const StepArgs<T> *args, int n);
 
   /// Allocate every thread's forward buffers (before a parallel region: allocation is serial).
   void prepareThreads() {
@@ -286,8 +166,11 @@ template <class T> struct GeneratedExecutor<T>::Impl {
                        .inputNumel = inputTotal,
                        .outputNumel = outputTotal,
                        .readoutNumel = readoutTotal,
+                       .productXNumel = productXNumel,
+                       .productYNumel = productYNumel,
                        .paramNumel = numParams};
-    return dopa::planInputs(layout, int64_t(sizeof(T)), batch, steps, maxThreads(), budget);
+    return dopa::planInputs(layout, int64_t(sizeof(T)), batch, steps, maxThreads(), budget, 0,
+                            stageMajor);
   }
 };
 
@@ -321,6 +204,7 @@ GeneratedExecutor<T>::GeneratedExecutor(const GeneratedSpec &spec)
     impl->maxOutput = std::max(impl->maxOutput, n);
   }
   impl->zeros.assign(size_t(impl->maxOutput), T(0));
+  stageOrder = defaultStageOrder();
 }
 
 template <class T> GeneratedExecutor<T>::~GeneratedExecutor() = default;
@@ -335,10 +219,12 @@ template <class T> int64_t GeneratedExecutor<T>::heldBytes() const {
     b += int64_t(c.bytes());
   for (const auto &t : impl->tape)
     b += int64_t(t.bytes());
-  for (const auto &t : impl->threads)
-    b += int64_t(t.scratch.bytes() + t.saved.bytes() + t.outputs.bytes() + t.grads.bytes() +
-                 t.gradA.bytes() + t.gradB.bytes() + t.replay.bytes() + t.replaySaved.bytes() +
-                 t.inner.bytes() + t.tmp.bytes() + t.record.bytes());
+  b += int64_t(impl->productX.bytes() + impl->productY.bytes());
+  for (const auto *group : {&impl->threads, &impl->elements})
+    for (const auto &t : *group)
+      b += int64_t(t.scratch.bytes() + t.saved.bytes() + t.outputs.bytes() + t.grads.bytes() +
+                   t.gradA.bytes() + t.gradB.bytes() + t.replay.bytes() + t.replaySaved.bytes() +
+                   t.inner.bytes() + t.tmp.bytes() + t.record.bytes());
   return b;
 }
 
@@ -358,8 +244,19 @@ template <class T> void GeneratedExecutor<T>::beginEpisode(int batch) {
     }
   if (int(m.threads.size()) < maxThreads())
     m.threads.resize(size_t(maxThreads()));
+  m.stageMajor = runsStageMajor(genSpec, stageOrder);
+  if (!m.stageMajor)
+    m.elements.clear();
+  else // the threads keep only their gradient accumulators
+    for (auto &t : m.threads) {
+      typename Impl::Thread kept;
+      kept.grads = std::move(t.grads);
+      t = std::move(kept);
+    }
   truncate();
 }
+
+template <class T> bool GeneratedExecutor<T>::stageMajor() const { return impl->stageMajor; }
 
 template <class T> void GeneratedExecutor<T>::truncate() {
   Impl &m = *impl;
@@ -403,13 +300,6 @@ namespace {
 /// Rows of a batched readout's weight one thread takes at a time: the chunks are fixed, so the
 /// results do not depend on the number of threads.
 constexpr int64_t kReadoutChunk = 256;
-
-template <class T>
-using RowMajorMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class T> using ConstMatMap = Eigen::Map<const RowMajorMat<T>>;
-template <class T> using StridedMatMap = Eigen::Map<RowMajorMat<T>, 0, Eigen::OuterStride<>>;
-template <class T>
-using ConstStridedMatMap = Eigen::Map<const RowMajorMat<T>, 0, Eigen::OuterStride<>>;
 
 /// A batched readout's forward for one step: Y[batch, rows] = X[batch, cols] W^T (+ bias), the
 /// rows of W in chunks over the threads (W is read once per step for the whole batch).
@@ -460,6 +350,91 @@ void readoutBackward(const BatchedReadout &r, const T *params, T *grads, const T
 }
 
 } // namespace
+
+/// Where operand block `buf` of a batched product starts in one element's step arguments.
+template <class T> static const T *readBlock(const StepArgs<T> &a, StepBuffer buf, int k) {
+  switch (buf) {
+  case StepBuffer::Input: return a.inputs[k];
+  case StepBuffer::State: return a.state;
+  case StepBuffer::Next: return a.next;
+  case StepBuffer::Output: return a.outputs[k];
+  case StepBuffer::Saved: return a.saved;
+  case StepBuffer::Scratch: return a.scratch;
+  case StepBuffer::GradOutput: return a.gradOutputs[k];
+  case StepBuffer::GradNext: return a.gradNext;
+  case StepBuffer::GradPrev: return a.gradPrev;
+  case StepBuffer::Record: return a.record;
+  }
+  throw std::logic_error("a batched product names an unknown block");
+}
+template <class T> static T *writeBlock(const StepArgs<T> &a, StepBuffer buf, int k) {
+  switch (buf) {
+  case StepBuffer::Next: return a.next;
+  case StepBuffer::Output: return a.outputs[k];
+  case StepBuffer::Saved: return a.saved;
+  case StepBuffer::Scratch: return a.scratch;
+  case StepBuffer::GradPrev: return a.gradPrev;
+  case StepBuffer::Record: return a.record;
+  default: throw std::logic_error("a batched product writes into a read-only block");
+  }
+}
+
+/// Columns of a batched product's result one thread takes at a time: fixed chunks, so the
+/// results do not depend on the number of threads.
+constexpr int64_t kProductChunk = 128;
+
+template <class T>
+void GeneratedExecutor<T>::Impl::runStages(bool backward, const StepArgs<T> *args, int n) {
+  const StepFn<T> *stages = backward ? bwdStages : fwdStages;
+  const std::vector<int> &product = backward ? bwdProduct : fwdProduct;
+  const BatchedProduct *products = backward ? spec.backwardProducts : spec.forwardProducts;
+  for (size_t s = 0; s < product.size(); ++s) {
+    if (product[s] >= 0) {
+      batchedProduct(products[product[s]], args, n);
+      continue;
+    }
+    StepFn<T> fn = stages[s];
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int b = 0; b < n; ++b) {
+      StepArgs<T> a = args[b];
+      if (backward)
+        a.grads = thread().grads.data();
+      fn(a);
+    }
+  }
+}
+
+/// y_b = W x_b (or x_b W) for every element b: the x_b gathered into the rows of X, Y = X W^T
+/// (or X W) in column chunks over the threads, the rows of Y scattered into the y_b.
+template <class T>
+void GeneratedExecutor<T>::Impl::batchedProduct(const BatchedProduct &p, const StepArgs<T> *args,
+                                                int n) {
+  int64_t xn = p.transposed ? p.rows : p.cols, yn = p.transposed ? p.cols : p.rows;
+  if (int64_t(productX.size()) < n * xn)
+    productX.resize(size_t(n * xn));
+  if (int64_t(productY.size()) < n * yn)
+    productY.resize(size_t(n * yn));
+  for (int b = 0; b < n; ++b) {
+    const T *x = readBlock(args[b], p.xBuf, p.xIndex) + p.xOffset;
+    std::copy(x, x + xn, productX.data() + b * xn);
+  }
+  ConstMatMap<T> X(productX.data(), n, xn);
+  ConstMatMap<T> W(args[0].params + p.weightOffset, p.rows, p.cols);
+  Eigen::Map<RowMajorMat<T>> Y(productY.data(), n, yn);
+  int64_t chunks = ceilDiv(yn, kProductChunk);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    int64_t j0 = c * kProductChunk, m = std::min(kProductChunk, yn - j0);
+    if (p.transposed)
+      Y.middleCols(j0, m).noalias() = X * W.middleCols(j0, m);
+    else
+      Y.middleCols(j0, m).noalias() = X * W.middleRows(j0, m).transpose();
+  }
+  for (int b = 0; b < n; ++b) {
+    T *y = writeBlock(args[b], p.yBuf, p.yIndex) + p.yOffset;
+    std::copy(productY.data() + b * yn, productY.data() + (b + 1) * yn, y);
+  }
+}
 
 template <class T> void GeneratedExecutor<T>::step(const T *const *inputs, T *const *outputs) {
   stepKernels(inputs, outputs);
@@ -527,14 +502,12 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
   m.tape.push_back(std::move(rec));
   const T *tapeIn = m.tape.back().data();
   m.reserveReadouts(numSteps + 1, numSteps, B);
-  m.prepareThreads();
+  if (!m.stageMajor)
+    m.prepareThreads();
   size_t nIn = m.inputNumel.size(), nOut = m.outputNumel.size();
   int batch = B;
-#pragma omp parallel for schedule(static) if (batch > 1)
-  for (int b = 0; b < batch; ++b) {
-    typename Impl::Thread &t = m.thread();
-    std::vector<const T *> in(nIn);
-    std::vector<T *> out(nOut);
+  // Element b's input and output pointers (the readouts' inputs X go where their outputs would).
+  auto pointers = [&](int b, const T **in, T **out) {
     int64_t at = 0;
     for (size_t k = 0; k < nIn; ++k) {
       in[k] = tapeIn + at + b * m.inputNumel[k];
@@ -545,174 +518,35 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
     for (int r = 0; r < genSpec.numReadouts; ++r) // the readout's input X, kept for the backward
       out[size_t(genSpec.readouts[r].output)] =
           m.readoutX[size_t(r)].data() + (int64_t(numSteps) * batch + b) * genSpec.readouts[r].cols;
-    m.fwd(forwardArgs<T>(paramBuf.data(), in.data(), m.cur.data() + b * m.S,
-                         m.next.data() + b * m.S, out.data(), t.saved.data(), t.scratch.data()));
+  };
+  if (m.stageMajor) {
+    m.prepareElements(batch);
+    std::vector<const T *> in(std::max<size_t>(size_t(batch) * nIn, 1));
+    std::vector<T *> out(std::max<size_t>(size_t(batch) * nOut, 1));
+    const size_t numArgs = size_t(batch);
+    std::vector<StepArgs<T>> args(numArgs);
+    for (int b = 0; b < batch; ++b) {
+      pointers(b, in.data() + b * nIn, out.data() + b * nOut);
+      typename Impl::Thread &e = m.elements[size_t(b)];
+      args[size_t(b)] = forwardArgs<T>(paramBuf.data(), in.data() + b * nIn, m.cur.data() + b * m.S,
+                                       m.next.data() + b * m.S, out.data() + b * nOut,
+                                       e.saved.data(), e.scratch.data());
+    }
+    m.runStages(false, args.data(), batch);
+  } else {
+#pragma omp parallel for schedule(static) if (batch > 1)
+    for (int b = 0; b < batch; ++b) {
+      typename Impl::Thread &t = m.thread();
+      std::vector<const T *> in(nIn);
+      std::vector<T *> out(nOut);
+      pointers(b, in.data(), out.data());
+      m.fwd(forwardArgs<T>(paramBuf.data(), in.data(), m.cur.data() + b * m.S,
+                           m.next.data() + b * m.S, out.data(), t.saved.data(), t.scratch.data()));
+    }
   }
   std::swap(m.cur, m.next);
   ++numSteps;
 }
-
-namespace {
-
-/// The backward pass of one batch element: replays its segments from the outer checkpoints (with
-/// inner checkpoints when a segment is longer than the replay buffer), runs the backward steps in
-/// reverse, then adds the deferred outer-product gradients. Works in the calling thread's buffers.
-template <class T, class Impl, class Thread> class ElementBackward {
-public:
-  ElementBackward(Impl &m, Thread &t, const GeneratedSpec &spec, const T *params, int b, int batch,
-                  int innerCap, T *const *const *inputGrads)
-      : m(m), t(t), spec(spec), params(params), b(b), batch(batch), innerCap(innerCap), S(m.S),
-        inPtr(m.inputNumel.size()), gOut(m.outputNumel.size()), outPtr(m.outputNumel.size()),
-        gIn(m.inputNumel.size()), inputGrads(inputGrads), gNext(t.gradA.data()),
-        gPrev(t.gradB.data()) {
-    int64_t at = 0;
-    for (size_t k = 0; k < outPtr.size(); ++k) {
-      outPtr[k] = t.outputs.data() + at;
-      at += m.kernelNumel[k];
-    }
-    // Input gradients the caller does not want are written here and dropped.
-    if (spec.inputGradients && !m.inputNumel.empty())
-      discard.resize(size_t(*std::max_element(m.inputNumel.begin(), m.inputNumel.end()) + 1));
-  }
-
-  /// dLoss/d final state: zero, or this element's part of `finalStateGrads` (per state).
-  void seedFinalStateGrads(const NetworkInfo &info, const T *const *finalStateGrads) {
-    std::fill(gNext, gNext + S, T(0));
-    if (!finalStateGrads)
-      return;
-    for (size_t s = 0; s < info.states.size(); ++s)
-      if (finalStateGrads[s]) {
-        int64_t n = info.states[s].numel();
-        std::copy(finalStateGrads[s] + b * n, finalStateGrads[s] + (b + 1) * n,
-                  gNext + spec.stateOffsets[s]);
-      }
-  }
-
-  /// Backward through one outer segment [from, to) that starts at state `start`.
-  void segment(const T *start, int from, int to, const T *const *const *outputGrads) {
-    int L = to - from;
-    if (L <= innerCap) {
-      forwardFrom(start, from, to);
-      backwardSteps(from, to, outputGrads);
-      return;
-    }
-    // Two levels: keep the state every innerCap steps of this segment, then replay each
-    // sub-segment storing everything.
-    keepInnerCheckpoints(start, from, to);
-    for (int sub = int(ceilDiv(L, innerCap)) - 1; sub >= 0; --sub) {
-      int f2 = from + sub * innerCap, t2 = std::min(to, f2 + innerCap);
-      forwardFrom(t.inner.data() + sub * S, f2, t2);
-      backwardSteps(f2, t2, outputGrads);
-    }
-  }
-
-  /// Deferred outer-product gradients: dW += A^T B over this element's steps.
-  void deferredGradients(int steps) {
-    for (int d = 0; d < spec.numDeferred; ++d) {
-      const DeferredOuter &o = spec.deferred[d];
-      ConstStridedMatMap<T> A(t.record.data() + o.offsetA, steps, o.rows,
-                              Eigen::OuterStride<>(spec.recordNumel));
-      ConstStridedMatMap<T> Bm(t.record.data() + o.offsetB, steps, o.cols,
-                               Eigen::OuterStride<>(spec.recordNumel));
-      Eigen::Map<RowMajorMat<T>> G(t.grads.data() + o.paramOffset, o.rows, o.cols);
-      G.noalias() += A.transpose() * Bm;
-    }
-  }
-
-private:
-  /// Point inPtr at this element's inputs of `step` (on the tape).
-  void stepInputs(int step) {
-    const T *tapeIn = m.tape[size_t(step)].data();
-    int64_t at = 0;
-    for (size_t k = 0; k < inPtr.size(); ++k) {
-      inPtr[k] = tapeIn + at + b * m.inputNumel[k];
-      at += batch * m.inputNumel[k];
-    }
-  }
-
-  /// Forward from `state` over [from, to), writing the state before each step into
-  /// replay[step - from] and its saved values into replaySaved; the state after the last step
-  /// goes to `tmp`.
-  void forwardFrom(const T *state, int from, int to) {
-    T *states = t.replay.data(), *savedOut = t.replaySaved.data();
-    std::copy(state, state + S, states);
-    for (int step = from; step < to; ++step) {
-      int r = step - from;
-      stepInputs(step);
-      T *next = step + 1 < to ? states + (r + 1) * S : t.tmp.data();
-      m.fwd(forwardArgs<T>(params, inPtr.data(), states + r * S, next, outPtr.data(),
-                           savedOut + r * m.saved, t.scratch.data()));
-    }
-  }
-
-  /// Step once through [from, to - 1), one state buffer pair at a time, keeping the state every
-  /// innerCap steps in t.inner.
-  void keepInnerCheckpoints(const T *start, int from, int to) {
-    std::copy(start, start + S, t.inner.data());
-    T *a0 = t.replay.data(), *a1 = t.tmp.data();
-    std::copy(start, start + S, a0);
-    for (int step = from; step < to - 1; ++step) {
-      stepInputs(step);
-      m.fwd(forwardArgs<T>(params, inPtr.data(), a0, a1, outPtr.data(), t.saved.data(),
-                           t.scratch.data()));
-      std::swap(a0, a1);
-      int r = step + 1 - from;
-      if (r % innerCap == 0)
-        std::copy(a0, a0 + S, t.inner.data() + (r / innerCap) * S);
-    }
-  }
-
-  /// The backward steps of [from, to), in reverse, from the replayed states and saved values.
-  void backwardSteps(int from, int to, const T *const *const *outputGrads) {
-    for (int step = to - 1; step >= from; --step) {
-      int r = step - from;
-      stepInputs(step);
-      for (size_t k = 0; k < gOut.size(); ++k) {
-        if (int r = m.readoutOf[k]; r >= 0) { // dLoss/d the readout's input (readoutBackward)
-          gOut[k] = m.readoutGrads[size_t(r)].data() +
-                    (int64_t(step) * batch + b) * spec.readouts[r].cols;
-          continue;
-        }
-        const T *g = outputGrads && outputGrads[step] ? outputGrads[step][k] : nullptr;
-        gOut[k] = g ? g + b * m.outputNumel[k] : m.zeros.data();
-      }
-      StepArgs<T> a;
-      a.params = params;
-      a.inputs = inPtr.data();
-      a.state = t.replay.data() + r * S;
-      a.saved = t.replaySaved.data() + r * m.saved;
-      a.scratch = t.scratch.data();
-      a.gradOutputs = gOut.data();
-      a.gradNext = gNext;
-      a.gradPrev = gPrev;
-      a.grads = t.grads.data();
-      a.record = t.record.data() + int64_t(step) * spec.recordNumel;
-      if (spec.inputGradients) {
-        for (size_t k = 0; k < gIn.size(); ++k) {
-          T *g = inputGrads && inputGrads[step] ? inputGrads[step][k] : nullptr;
-          gIn[k] = g ? g + b * m.inputNumel[k] : discard.data();
-        }
-        a.gradInputs = gIn.data();
-      }
-      m.bwd(a);
-      std::swap(gNext, gPrev);
-    }
-  }
-
-  Impl &m;
-  Thread &t;
-  const GeneratedSpec &spec;
-  const T *params;
-  int b, batch, innerCap;
-  int64_t S;
-  std::vector<const T *> inPtr, gOut;
-  std::vector<T *> outPtr, gIn;
-  T *const *const *inputGrads;
-  std::vector<T> discard;
-  T *gNext, *gPrev;
-};
-
-} // namespace
 
 template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
   Impl &m = *impl;
@@ -731,11 +565,18 @@ template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
     innerCap = outer;
   else
     innerCap = std::max(innerCap, int(std::ceil(std::sqrt(double(outer)))));
-  plan = evaluate(in, outer, innerCap);
-  m.prepareThreads();
+  plan = evaluatePlan(in, outer, innerCap);
+  if (!m.stageMajor)
+    m.prepareThreads();
+  // Gradient accumulators per thread; the replay buffers per thread (element-major) or per
+  // element (stage-major: every element is in flight at once).
   for (auto &t : m.threads) {
     t.grads.resize(size_t(std::max<size_t>(netInfo.numParams, 1)));
     std::fill(t.grads.data(), t.grads.data() + t.grads.size(), T(0));
+  }
+  if (m.stageMajor)
+    m.prepareElements(B);
+  for (auto &t : m.stageMajor ? m.elements : m.threads) {
     t.gradA.resize(size_t(m.S));
     t.gradB.resize(size_t(m.S));
     t.tmp.resize(size_t(m.S));
@@ -799,18 +640,29 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
   }
   peakBytes = heldBytes(); // every buffer of this backward exists now
 
-#pragma omp parallel for schedule(static, 1) if (batch > 1)
-  for (int b = 0; b < batch; ++b) {
-    typename Impl::Thread &t = m.thread();
-    used[size_t(threadId())] = 1;
-    ElementBackward<T, Impl, typename Impl::Thread> element(m, t, genSpec, paramBuf.data(), b,
-                                                            batch, innerCap, inputGrads);
-    element.seedFinalStateGrads(netInfo, finalStateGrads);
+  using Backward = LaneBackward<T, Impl, typename Impl::Thread>;
+  auto run = [&](Backward &lanes) {
+    lanes.seedFinalStateGrads(netInfo, finalStateGrads);
     for (int seg = numSegments - 1; seg >= 0; --seg) {
       int from = seg * outer, to = std::min(steps, from + outer);
-      element.segment(m.checkpoints[size_t(seg)].data() + b * m.S, from, to, outputGrads);
+      lanes.segment(m.checkpoints[size_t(seg)].data(), from, to, outputGrads);
     }
-    element.deferredGradients(steps);
+    lanes.deferredGradients(steps);
+  };
+  if (m.stageMajor) { // every element at once, each step's stages over the batch
+    Backward lanes(m, genSpec, paramBuf.data(), batch, innerCap, inputGrads);
+    for (int b = 0; b < batch; ++b)
+      lanes.addLane(b, m.elements[size_t(b)]);
+    run(lanes);
+    std::fill(used.begin(), used.end(), 1);
+  } else {
+#pragma omp parallel for schedule(static, 1) if (batch > 1)
+    for (int b = 0; b < batch; ++b) {
+      used[size_t(threadId())] = 1;
+      Backward lanes(m, genSpec, paramBuf.data(), batch, innerCap, inputGrads);
+      lanes.addLane(b, m.thread());
+      run(lanes);
+    }
   }
   lastSteps = steps;
   // Reduce the per-thread gradients in thread order (deterministic for a fixed thread count).

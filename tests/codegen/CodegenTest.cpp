@@ -461,47 +461,101 @@ TEST_CASE("the memory plan predicts the executor's allocations") {
   for (auto [modul, every] :
        {std::pair{cases[0], 0}, std::pair{cases[0], 3}, std::pair{cases[0], 20},
         std::pair{cases[1], 0}, std::pair{cases[1], 3}}) {
-    INFO("case " << modul->name << ", checkpoint every " << every);
-    GeneratedExecutor<float> gen(modul->generated());
-    const NetworkInfo &info = gen.info();
-    gen.params() = makeParams<float>(info, 7, 1.0, false);
-    Episode<float> ep = makeEpisode<float>(info, 20, 3, 5);
-    gen.setCheckpointEvery(every);
-    gen.setExpectedSteps(20);
-    run(gen, info, ep); // plans the next episode from this one's length
-    run(gen, info, ep);
-    PlanInputs in;
-    const GeneratedSpec &s = gen.spec();
-    in.stateBytes = s.stateNumel * 4;
-    in.savedBytes = s.savedNumel * 4;
-    in.scratchBytes = s.scratchNumel * 4;
-    int64_t inputs = 0, outputs = 0;
-    for (const TensorInfo &t : info.inputs)
-      inputs += t.numel();
-    for (const TensorInfo &t : info.outputs)
-      outputs += t.numel();
-    for (int r = 0; r < s.numReadouts; ++r) { // the kernels write a readout's input instead
-      outputs += s.readouts[r].cols - s.readouts[r].rows;
-      in.readoutBytes += s.readouts[r].cols * 4;
-    }
-    in.inputBytes = inputs * 4;
-    in.outputBytes = outputs * 4;
-    in.paramBytes = int64_t(info.numParams) * 4;
-    in.recordBytes = s.recordNumel * 4;
-    in.batch = 3;
-    in.steps = 20;
+    for (StageOrder order : {StageOrder::ElementMajor, StageOrder::StageMajor}) {
+      INFO("case " << modul->name << ", checkpoint every " << every << ", stage-major "
+                   << (order == StageOrder::StageMajor));
+      GeneratedExecutor<float> gen(modul->generated());
+      gen.setStageOrder(order);
+      const NetworkInfo &info = gen.info();
+      gen.params() = makeParams<float>(info, 7, 1.0, false);
+      Episode<float> ep = makeEpisode<float>(info, 20, 3, 5);
+      gen.setCheckpointEvery(every);
+      gen.setExpectedSteps(20);
+      run(gen, info, ep); // plans the next episode from this one's length
+      run(gen, info, ep);
+      PlanInputs in;
+      const GeneratedSpec &s = gen.spec();
+      in.stateBytes = s.stateNumel * 4;
+      in.savedBytes = s.savedNumel * 4;
+      in.scratchBytes = s.scratchNumel * 4;
+      int64_t inputs = 0, outputs = 0;
+      for (const TensorInfo &t : info.inputs)
+        inputs += t.numel();
+      for (const TensorInfo &t : info.outputs)
+        outputs += t.numel();
+      for (int r = 0; r < s.numReadouts; ++r) { // the kernels write a readout's input instead
+        outputs += s.readouts[r].cols - s.readouts[r].rows;
+        in.readoutBytes += s.readouts[r].cols * 4;
+      }
+      in.inputBytes = inputs * 4;
+      in.outputBytes = outputs * 4;
+      in.paramBytes = int64_t(info.numParams) * 4;
+      in.recordBytes = s.recordNumel * 4;
+      in.stageMajor = gen.stageMajor(); // then the replay buffers are per element
+      in.productXBytes = layoutOf(s, info).productXNumel * 4;
+      in.productYBytes = layoutOf(s, info).productYNumel * 4;
+      in.batch = 3;
+      in.steps = 20;
 #ifdef _OPENMP
-    in.threads = omp_get_max_threads();
+      in.threads = omp_get_max_threads();
 #endif
-    in.checkpointEvery = every;
-    CheckpointPlan p = planCheckpoints(in);
-    CHECK(gen.lastPlan().outer == p.outer);
-    CHECK(gen.lastPlan().inner == p.inner);
-    // What the executor held during the backward: the plan's prediction.
-    INFO("held " << gen.lastPeakBytes() << " predicted " << p.totalBytes << " (checkpoints "
-                 << p.checkpointBytes << ", per thread " << p.perThreadBytes << ")");
-    CHECK(gen.lastPeakBytes() == p.totalBytes);
+      in.checkpointEvery = every;
+      CheckpointPlan p = planCheckpoints(in);
+      CHECK(gen.lastPlan().outer == p.outer);
+      CHECK(gen.lastPlan().inner == p.inner);
+      // What the executor held during the backward: the plan's prediction.
+      INFO("held " << gen.lastPeakBytes() << " predicted " << p.totalBytes << " (checkpoints "
+                   << p.checkpointBytes << ", per thread " << p.perThreadBytes << ")");
+      CHECK(gen.lastPeakBytes() == p.totalBytes);
+      CHECK(gen.stageMajor() == (order == StageOrder::StageMajor)); // the modul net has products
+    }
   }
+}
+
+TEST_CASE("stage-major order equals element-major order") {
+  // The batched products (a shared matrix times a vector per element) run as GEMMs over the batch
+  // and the backward runs every element's step t before step t-1, each element in its own
+  // buffers: the same outputs, states and gradients as the step functions element by element, with
+  // single and two-level replays.
+  int withProducts = 0;
+  for (const test::CodegenCase &c : test::codegenCases()) {
+    const GeneratedSpec &spec = c.generated();
+    if (spec.numForwardProducts + spec.numBackwardProducts == 0)
+      continue;
+    ++withProducts;
+    struct Plan {
+      int every;
+      long long budget;
+    };
+    for (Plan p : {Plan{0, 0}, Plan{2, 0}, Plan{0, 1}}) {
+      INFO("case " << c.name << ", checkpoint every " << p.every << ", budget " << p.budget);
+      GeneratedExecutor<double> element(spec), stage(spec);
+      element.setStageOrder(StageOrder::ElementMajor);
+      stage.setStageOrder(StageOrder::StageMajor);
+      const NetworkInfo &info = element.info();
+      element.params() = makeParams<double>(info, 11, 3.0, true);
+      stage.params() = element.params();
+      for (GeneratedExecutor<double> *e : {&element, &stage}) {
+        e->setCheckpointEvery(p.every);
+        e->setMemoryBudget(p.budget);
+      }
+      Episode<double> ep = makeEpisode<double>(info, 7, 3, 43);
+      RunResult<double> a = run(element, info, ep, true, spec.inputGradients);
+      RunResult<double> b = run(stage, info, ep, true, spec.inputGradients);
+      REQUIRE_FALSE(element.stageMajor());
+      REQUIRE(stage.stageMajor());
+      std::string worstName;
+      double worst = compareRuns(info, b, a, worstName);
+      INFO("worst: " << worstName << " " << worst);
+      CHECK(worst <= 1e-12);
+      for (size_t k = 0; k < a.inputGrads.size(); ++k)
+        for (size_t i = 0; i < a.inputGrads[k].size(); ++i)
+          CHECK(b.inputGrads[k][i] == doctest::Approx(a.inputGrads[k][i]).epsilon(1e-12));
+      if (p.budget == 1)
+        CHECK(stage.lastPlan().replays == 2); // two levels: inner checkpoints per element
+    }
+  }
+  CHECK(withProducts >= 3); // the ops case, the tiny plastic RL networks, the LM cases
 }
 
 TEST_CASE("a network compiled on demand equals the one dopa_add_network compiled (float64)") {

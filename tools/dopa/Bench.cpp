@@ -141,6 +141,7 @@ static bool benchRequest(const BenchOptions &opt, EngineRequest &request) {
   request.dims = opt.dims;
   request.memoryBudget = opt.memoryBudget;
   request.bpttSegment = opt.bpttSegment;
+  request.stageOrder = opt.stageOrder;
   request.expectedSteps = opt.steps;
   request.batch = opt.batch;
   request.maxMemory = opt.maxMemory;

@@ -53,6 +53,7 @@ struct TrainOptions {
   long long memoryBudget = 0;    // generated engine: BPTT checkpoint budget (0: default)
   long long maxMemory = 0;       // --max-memory: bytes the run may use (0: what is available)
   int bpttSegment = 0;           // generated engine: forced checkpoint interval (0: planned)
+  std::string stageOrder;        // generated engine: auto | element | stage (empty: the default)
   bool resume = false;
   bool specGiven = false; // --spec: the user's spec (the generated engine compiles it on demand)
   Communicator *comm = nullptr; // the ranks of a data-parallel run (mpirun); null: one process
@@ -72,6 +73,7 @@ struct BenchOptions {
   long long memoryBudget = 0;
   long long maxMemory = 0; // --max-memory: bytes the run may use (0: what is available)
   int bpttSegment = 0;
+  std::string stageOrder; // generated engine: auto | element | stage (empty: the default)
   std::string jsonPath;
 };
 

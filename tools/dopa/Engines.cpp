@@ -93,6 +93,12 @@ namespace {
 /// their gradients and Adam's two moments; the executor's checkpoint plan (planCheckpoints: the
 /// states, every step's inputs, the BPTT checkpoints and every thread's replay buffers); and the
 /// caller's per-step buffers.
+/// The generated executor's order: --stage-order, else DOPA_STAGE_ORDER's, else auto.
+static StageOrder stageOrderOf(const EngineRequest &req) {
+  return req.stageOrder.empty() ? defaultStageOrder()
+                                : parseStageOrder(req.stageOrder, "--stage-order");
+}
+
 MemoryEstimate generatedEstimate(const GeneratedSpec &spec, const EngineRequest &req) {
   NetworkInfo info = spec.info();
   BlockLayout layout = layoutOf(spec, info);
@@ -120,8 +126,9 @@ MemoryEstimate generatedEstimate(const GeneratedSpec &spec, const EngineRequest 
   long double largest = 4.0L * (long double)floatBytes * (long double)std::max(threads, 1) *
                         ((long double)steps * (long double)batch * perElementStep + perThread);
   if (largest < 4.0e18L) {
-    PlanInputs in = planInputs(layout, floatBytes, int(batch), int(steps), threads,
-                               req.memoryBudget, req.bpttSegment);
+    PlanInputs in =
+        planInputs(layout, floatBytes, int(batch), int(steps), threads, req.memoryBudget,
+                   req.bpttSegment, runsStageMajor(spec, stageOrderOf(req)));
     m.engine = std::max(m.engine, planCheckpoints(in).totalBytes);
   }
   return m;
@@ -171,6 +178,7 @@ EngineNetwork makeGenerated(const EngineRequest &req, const std::string &tool) {
   g->executor().setMemoryBudget(req.memoryBudget);
   g->executor().setCheckpointEvery(req.bpttSegment);
   g->executor().setExpectedSteps(req.expectedSteps);
+  g->executor().setStageOrder(stageOrderOf(req));
   out.inputRows = rowsOf(spec, g->info());
   out.flops = flopsOf(spec);
   out.generated = g.get();

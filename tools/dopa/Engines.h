@@ -48,6 +48,7 @@ struct EngineRequest {
   bool onDemand = false;            // generated: compile `spec` (a spec of the user's own)
   long long memoryBudget = 0;       // generated: BPTT checkpoint budget (0: default)
   int bpttSegment = 0;              // generated, cuda: forced checkpoint interval (0: planned)
+  std::string stageOrder;           // generated: auto | element | stage (empty: DOPA_STAGE_ORDER)
   int expectedSteps = 0;            // generated: episode length to plan for; all: memory check
   int batch = 1;                    // episodes per iteration (memory check)
   long long maxMemory = 0;          // --max-memory: the memory check's limit (0: available)

@@ -191,6 +191,7 @@ int tool::runTrain(const TrainOptions &opt, const TaskInfo &info, const TaskOpti
   request.onDemand = opt.specGiven;
   request.memoryBudget = opt.memoryBudget;
   request.bpttSegment = opt.bpttSegment;
+  request.stageOrder = opt.stageOrder;
   request.expectedSteps = episodeLength;
   request.batch = opt.config.batch; // this process's episodes: its slice with ranks
   if (opt.comm) {

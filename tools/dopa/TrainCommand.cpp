@@ -268,6 +268,8 @@ CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
   cmd->add_option("--bptt-segment", o.bpttSegment,
                   "Generated engine: keep states every <k> steps and recompute in between "
                   "(default: planned from --memory-budget)");
+  cmd->add_option("--stage-order", o.stageOrder, kStageOrderHelp)
+      ->check(CLI::IsMember({"auto", "element", "stage"}));
   cmd->add_option("--out", o.config.outDir,
                   "Output folder: checkpoint.st, log.csv, learning_curve.png")
       ->type_name("DIR");

@@ -200,6 +200,7 @@ EngineNetwork lmEngine(const TrainOptions &o, const LMArgs &lm) {
   request.onDemand = o.specGiven;
   request.memoryBudget = o.memoryBudget;
   request.bpttSegment = o.bpttSegment;
+  request.stageOrder = o.stageOrder;
   request.expectedSteps = lm.bpttMode == "variable" ? lm.bptt + 10 : lm.bptt; // the longest
   request.batch = o.config.batch; // this process's streams: its slice with ranks
   if (o.comm) {

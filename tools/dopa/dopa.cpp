@@ -55,6 +55,7 @@ struct BenchArgs {
   long long memoryBudget = 0;
   long long maxMemory = 0;
   int bpttSegment = 0;
+  std::string stageOrder;
   std::string json;
   bool probe = false;
   int threads = 0;
@@ -115,6 +116,8 @@ CLI::App *addBenchOptions(CLI::App &app, BenchArgs &a) {
                   "need more is refused before it allocates")
       ->type_name("BYTES");
   cmd->add_option("--bptt-segment", a.bpttSegment, "Generated engine: forced checkpoint interval");
+  cmd->add_option("--stage-order", a.stageOrder, kStageOrderHelp)
+      ->check(CLI::IsMember({"auto", "element", "stage"}));
   cmd->add_option("--json", a.json, "Write the result as JSON to <file>")->type_name("FILE");
   cmd->add_flag("--probe", a.probe,
                 "Measure the machine's triad bandwidth and FMA throughput instead");
@@ -177,6 +180,7 @@ int benchCommand(const BenchArgs &a) {
   opt.memoryBudget = a.memoryBudget;
   opt.maxMemory = a.maxMemory;
   opt.bpttSegment = a.bpttSegment;
+  opt.stageOrder = a.stageOrder;
   opt.jsonPath = a.json;
   return tool::runBench(opt);
 }

@@ -195,12 +195,24 @@ void printPlan(const CompiledNetwork &net, const kern::FusedNetwork &f, llvm::ra
     layout.readoutNumel += net.forward.params[size_t(r.weight)].shape[1];
   for (const ir::Variable &v : net.forward.params)
     layout.paramNumel += ir::numElements(v.shape);
+  // The batched products' largest operands, and the order the executor picks by default.
+  bool products = false;
+  for (const kern::Kernel *k : {&f.forward, &f.backward})
+    for (size_t st = 0; st < k->stages.size(); ++st)
+      if (kern::BatchedProductShape bp = kern::batchedProduct(*k, st); bp.weight >= 0) {
+        const ir::Shape &w = k->graph.node(bp.weight).shape;
+        products = true;
+        layout.productXNumel = std::max(layout.productXNumel, bp.transposed ? w[0] : w[1]);
+        layout.productYNumel = std::max(layout.productYNumel, bp.transposed ? w[1] : w[0]);
+      }
+  bool stageMajor = products && f.stateNumel <= kStageMajorMaxState;
   bool isDouble = Precision(precision) == Precision::Double;
   PlanInputs in = planInputs(layout, isDouble ? 8 : 4, planBatch, planSteps, planThreads,
-                             memoryBudget, checkpointEvery);
+                             memoryBudget, checkpointEvery, stageMajor);
   CheckpointPlan p = planCheckpoints(in);
   os << "memory plan " << net.forward.name << " (" << (isDouble ? "double" : "float") << ", batch "
-     << in.batch << ", " << in.steps << " steps, " << in.threads << " threads)\n";
+     << in.batch << ", " << in.steps << " steps, " << in.threads << " threads, "
+     << (stageMajor ? "stage-major" : "element-major") << " order)\n";
   os << "  per element: state block " << humanBytes(in.stateBytes) << ", saved per step "
      << humanBytes(in.savedBytes) << ", inputs per step " << humanBytes(in.inputBytes) << "\n";
   os << "  store everything: "
@@ -211,6 +223,8 @@ void printPlan(const CompiledNetwork &net, const kern::FusedNetwork &f, llvm::ra
      << " forward replay" << (p.replays == 1 ? "" : "s") << " per step in the backward\n";
   os << "  outer checkpoints: " << humanBytes(p.checkpointBytes) << "\n";
   os << "  per thread: " << humanBytes(p.perThreadBytes) << "\n";
+  if (stageMajor)
+    os << "  per element (replay buffers, stage-major): " << humanBytes(p.perElementBytes) << "\n";
   os << "  predicted total: " << humanBytes(p.totalBytes) << " (" << p.totalBytes
      << " bytes, with the current and next states and the input tape)\n";
 }

@@ -116,6 +116,16 @@ struct FusedNetwork {
 /// every call sees the same alignment and vectorized loops sum in the same order.
 constexpr int64_t kAlign = 16;
 
+/// A dense stage the runtime may run for the whole batch as one GEMM (stage-major order): a
+/// parameter matrix W times one vector per element, y = W x, or y = x W (`transposed`, as the
+/// backward's dx = dy W), with x and y in per-element blocks.
+struct BatchedProductShape {
+  int weight = -1, x = -1; // nodes
+  bool transposed = false;
+};
+/// Stage s of kernel k as a batched product, or weight -1 when it is not one.
+BatchedProductShape batchedProduct(const Kernel &k, size_t s);
+
 /// Fuse a compiled network into its forward and backward kernels. Throws std::runtime_error for
 /// an op the kernels cannot express (none of the language's ops today).
 FusedNetwork fuse(const CompiledNetwork &net);

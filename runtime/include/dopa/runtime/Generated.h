@@ -1,13 +1,16 @@
 //===- Generated.h - What generated networks export, and how they run ------===//
 //
 // dopac's C++ emitter produces, per network, a forward and a backward step function for one batch
-// element and a GeneratedSpec describing the network. GeneratedExecutor runs them for a batch:
-// batch elements in parallel (OpenMP, one element per thread at a time), and backpropagation
-// through time with checkpoints: the forward keeps only the inputs and the states every `outer`
-// steps; the backward replays each element's segments from those checkpoints (with a second level
-// of checkpoints every `inner` steps when a segment is long), storing what the backward step
-// reads for at most `inner` steps per thread. Replays run the same code on the same values, so
-// gradients are bit-identical whatever the plan. GeneratedNetwork is the float Network over it.
+// element (and, for networks with batched products, the tables of their stages) and a
+// GeneratedSpec describing the network. GeneratedExecutor runs them for a batch, in one of two
+// orders (StageOrder): element-major (batch elements in parallel, one element per thread at a time,
+// each step function whole) or stage-major (each stage for the whole batch, the shared-matrix
+// products as GEMMs); and backpropagation through time with checkpoints: the forward keeps only
+// the inputs and the states every `outer` steps; the backward replays the segments from those
+// checkpoints (with a second level of checkpoints every `inner` steps when a segment is long),
+// storing what the backward step reads for at most `inner` steps per thread (element-major) or
+// per element (stage-major). Replays run the same code on the same values, so gradients are
+// bit-identical whatever the plan. GeneratedNetwork is the float Network over it.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -26,7 +29,7 @@ namespace dopa {
 /// The version of GeneratedSpec's layout and of the step functions' calling convention (StepArgs):
 /// a library compiled on demand (jit::NetworkCache) is refused when it was built for another.
 /// Bump it whenever either changes.
-constexpr int kGeneratedAbi = 4;
+constexpr int kGeneratedAbi = 5;
 
 /// An output the executor computes for the whole batch instead of the step kernels (dopac's
 /// batched readouts, compiler/lib/Readouts.cpp): Y[b] = W X[b] (+ bias) with W [rows, cols] in
@@ -65,7 +68,38 @@ struct GeneratedSpec {
   // Outputs computed for the batch by the executor (GEMMs), not by the step functions.
   int numReadouts = 0;
   const BatchedReadout *readouts = nullptr;
+  // The step functions' stages, in the order the step functions call them, and the stages among
+  // them that are batched products (stage-major order: GeneratedExecutor::setStageOrder).
+  int numForwardStages = 0, numBackwardStages = 0;
+  const StepFn<float> *forwardStagesFloat = nullptr, *backwardStagesFloat = nullptr;
+  const StepFn<double> *forwardStagesDouble = nullptr, *backwardStagesDouble = nullptr;
+  int numForwardProducts = 0, numBackwardProducts = 0;
+  const BatchedProduct *forwardProducts = nullptr, *backwardProducts = nullptr;
 };
+
+/// How GeneratedExecutor orders a step's work over the batch.
+///  - ElementMajor: each element's step function whole, the elements in parallel; the backward
+///    takes one element at a time through all its steps (its buffers stay in one core's cache).
+///  - StageMajor: one stage at a time for every element, the batched products (a shared matrix
+///    times a vector per element: an LSTM's gate products) as one GEMM for the batch, forward,
+///    in the replays and in the backward (which then runs every element's step t before step t-1;
+///    its buffers are per element instead of per thread).
+///  - Auto: StageMajor for networks with batched products and a state block of at most
+///    kStageMajorMaxState elements (no matrix-sized traces, whose per-element replay buffers
+///    would be B times larger), ElementMajor otherwise.
+/// Both orders compute the same values up to the GEMM's rounding; within an episode the forward
+/// and its replays use one order, so replays stay bit-identical to the forward.
+enum class StageOrder { Auto, ElementMajor, StageMajor };
+constexpr int64_t kStageMajorMaxState = 16384;
+
+/// Whether an executor of `spec` runs stage-major under `order` (StageMajor: when the spec has
+/// batched products; Auto: also a state block of at most kStageMajorMaxState elements).
+bool runsStageMajor(const GeneratedSpec &spec, StageOrder order);
+/// "auto" | "element" | "stage" (the CLI's --stage-order, DOPA_STAGE_ORDER); throws
+/// std::invalid_argument naming `what` otherwise.
+StageOrder parseStageOrder(const std::string &name, const std::string &what);
+/// DOPA_STAGE_ORDER's order, or Auto when it is unset: every executor's initial order.
+StageOrder defaultStageOrder();
 
 /// The checkpointing plan for one episode and its predicted memory.
 struct CheckpointPlan {
@@ -74,12 +108,18 @@ struct CheckpointPlan {
   int replays = 1; // forward replays per step in the backward (1 or 2)
   int64_t checkpointBytes = 0; // outer checkpoints, all elements
   int64_t perThreadBytes = 0;  // replay buffers, inner checkpoints, gradient accumulators
-  int64_t totalBytes = 0;      // everything the executor holds (states, inputs, the above)
+  // Stage-major (StageOrder): the replay buffers and inner checkpoints are per element (the
+  // threads keep only their gradient accumulators), and the batched products' operands.
+  int64_t perElementBytes = 0;
+  int64_t totalBytes = 0; // everything the executor holds (states, inputs, the above)
 };
 
 struct PlanInputs {
   int64_t stateBytes = 0, savedBytes = 0, scratchBytes = 0, inputBytes = 0, outputBytes = 0,
           paramBytes = 0, recordBytes = 0, readoutBytes = 0;
+  // Per element: the largest operand and result of a batched product (stage-major order).
+  int64_t productXBytes = 0, productYBytes = 0;
+  bool stageMajor = false;
   int batch = 1, steps = 1, threads = 1;
   long long memoryBudget = 0; // 0: kDefaultMemoryBudget
   int checkpointEvery = 0;    // > 0 forces outer = inner = it
@@ -97,12 +137,14 @@ struct BlockLayout {
   int64_t inputNumel = 0;   // per element and step: all inputs
   int64_t outputNumel = 0;  // per element and step: all outputs the step kernels write
   int64_t readoutNumel = 0; // per element and step: the inputs of batched readouts (kept)
+  int64_t productXNumel = 0, productYNumel = 0; // per element: largest batched-product operands
   int64_t paramNumel = 0;
 };
 
 /// The planner's inputs for a layout whose elements take `elementBytes` bytes (4 float, 8 double).
 PlanInputs planInputs(const BlockLayout &layout, int64_t elementBytes, int batch, int steps,
-                      int threads, long long memoryBudget = 0, int checkpointEvery = 0);
+                      int threads, long long memoryBudget = 0, int checkpointEvery = 0,
+                      bool stageMajor = false);
 
 /// The plan the executor uses: forced by checkpointEvery; else the single-replay plan with the
 /// least memory when it fits the budget; else two levels (outer = steps, inner = ceil(sqrt)).
@@ -139,6 +181,11 @@ public:
   /// Force the checkpoint interval (0: plan from the memory budget).
   void setCheckpointEvery(int k) { checkpointEvery = k; }
   void setMemoryBudget(long long bytes) { memoryBudget = bytes; }
+  /// The order of the next episodes' work (from the next beginEpisode()). The default is Auto, or
+  /// what the environment variable DOPA_STAGE_ORDER says.
+  void setStageOrder(StageOrder order) { stageOrder = order; }
+  /// Whether the current episode runs stage-major.
+  bool stageMajor() const;
   /// Steps per episode to plan the outer checkpoints for (default: the previous backward's
   /// length; unknown before the first backward, when only the episode's start is kept).
   void setExpectedSteps(int steps) { expectedSteps = steps; }
@@ -164,6 +211,7 @@ private:
   int B = 0, numSteps = 0;
   int checkpointEvery = 0, expectedSteps = 0, lastSteps = 0;
   long long memoryBudget = 0;
+  StageOrder stageOrder = StageOrder::Auto;
   int64_t peakBytes = 0;
   CheckpointPlan plan;
 };
@@ -191,6 +239,7 @@ inline uint64_t layoutSignature() {
   for (uint64_t v :
        {uint64_t(sizeof(GeneratedSpec)), uint64_t(offsetof(GeneratedSpec, inputGradients)),
         uint64_t(offsetof(GeneratedSpec, deferred)), uint64_t(offsetof(GeneratedSpec, readouts)),
+        uint64_t(offsetof(GeneratedSpec, backwardProducts)), uint64_t(sizeof(BatchedProduct)),
         uint64_t(sizeof(BatchedReadout)), uint64_t(sizeof(NetworkInfo)),
         uint64_t(sizeof(TensorInfo)), uint64_t(sizeof(InitSpec)), uint64_t(sizeof(StepArgs<float>)),
         uint64_t(offsetof(StepArgs<float>, gradInputs)), uint64_t(sizeof(DeferredOuter)),

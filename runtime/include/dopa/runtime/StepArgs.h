@@ -37,4 +37,35 @@ struct DeferredOuter {
 };
 template <class T> using StepFn = void (*)(const StepArgs<T> &);
 
+/// Which of a StepArgs' blocks holds an operand of a batched product (index: the input, output
+/// or output gradient; unused for the others).
+enum class StepBuffer : int {
+  Input,
+  State,
+  Next,
+  Output,
+  Saved,
+  Scratch,
+  GradOutput,
+  GradNext,
+  GradPrev,
+  Record
+};
+
+/// A stage of a step function that multiplies a shared parameter matrix W [rows, cols] by one
+/// per-element vector: y = W x (x has cols values, y rows) or, transposed, y = x W (x rows, y
+/// cols). In stage-major order the executor runs it for the whole batch as one GEMM instead of
+/// calling the stage function once per element (dopac --emit=kernels marks these stages).
+struct BatchedProduct {
+  int stage; // index in the step's stage table
+  int64_t weightOffset, rows, cols;
+  bool transposed;
+  StepBuffer xBuf;
+  int xIndex;
+  int64_t xOffset;
+  StepBuffer yBuf;
+  int yIndex;
+  int64_t yOffset;
+};
+
 } // namespace dopa

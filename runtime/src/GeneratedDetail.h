@@ -1,0 +1,114 @@
+//===- GeneratedDetail.h - Helpers of the generated-code executor ---------===//
+//
+// Private to runtime/src: the aligned buffers, the Eigen views and the small helpers that
+// Generated.cpp (the executor), LaneBackward.h (its backward driver) and Plan.cpp (the memory
+// plan) share. Not installed.
+//
+//===----------------------------------------------------------------------===//
+#pragma once
+
+#include "dopa/runtime/Generated.h"
+
+// Deferred gradients and batched products are summed with Eigen's GEMM inside OpenMP regions or
+// in fixed chunks over the threads: Eigen itself runs one thread each.
+#define EIGEN_DONT_PARALLELIZE
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <utility>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace dopa::detail {
+
+inline int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+/// Allocations are whole 64-byte lines (at least one).
+inline int64_t round64(int64_t bytes) { return std::max<int64_t>(ceilDiv(bytes, 64) * 64, 64); }
+
+inline int maxThreads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+inline int threadId() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+/// Bytes of one plan (the model the executor's allocations follow): Plan.cpp.
+CheckpointPlan evaluatePlan(const PlanInputs &in, int outer, int inner);
+
+/// The arguments of one forward step of one element (the backward's fields stay null).
+template <class T>
+StepArgs<T> forwardArgs(const T *params, const T *const *inputs, const T *state, T *next,
+                        T *const *outputs, T *saved, T *scratch) {
+  StepArgs<T> a;
+  a.params = params;
+  a.inputs = inputs;
+  a.state = state;
+  a.next = next;
+  a.outputs = outputs;
+  a.saved = saved;
+  a.scratch = scratch;
+  return a;
+}
+
+/// A 64-byte aligned buffer of T.
+template <class T> class AlignedBuf {
+public:
+  AlignedBuf() = default;
+  explicit AlignedBuf(size_t n) { resize(n); }
+  void resize(size_t n) {
+    if (n == count)
+      return;
+    std::free(ptr);
+    ptr = nullptr;
+    count = 0; // until the new block exists: a failed allocation leaves an empty buffer
+    if (n) {
+      ptr = static_cast<T *>(std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64));
+      if (!ptr)
+        throw std::bad_alloc();
+    }
+    count = n;
+  }
+  ~AlignedBuf() { std::free(ptr); }
+  AlignedBuf(const AlignedBuf &) = delete;
+  AlignedBuf &operator=(const AlignedBuf &) = delete;
+  AlignedBuf(AlignedBuf &&o) noexcept : ptr(o.ptr), count(o.count) {
+    o.ptr = nullptr;
+    o.count = 0;
+  }
+  AlignedBuf &operator=(AlignedBuf &&o) noexcept {
+    std::swap(ptr, o.ptr);
+    std::swap(count, o.count);
+    return *this;
+  }
+  T *data() { return ptr; }
+  const T *data() const { return ptr; }
+  size_t size() const { return count; }
+  size_t bytes() const { return count ? (count * sizeof(T) + 63) / 64 * 64 : 0; }
+
+private:
+  T *ptr = nullptr;
+  size_t count = 0;
+};
+
+template <class T>
+using RowMajorMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T> using ConstMatMap = Eigen::Map<const RowMajorMat<T>>;
+template <class T> using StridedMatMap = Eigen::Map<RowMajorMat<T>, 0, Eigen::OuterStride<>>;
+template <class T>
+using ConstStridedMatMap = Eigen::Map<const RowMajorMat<T>, 0, Eigen::OuterStride<>>;
+
+} // namespace dopa::detail

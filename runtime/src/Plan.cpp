@@ -1,0 +1,145 @@
+//===- Plan.cpp - The generated executor's memory plan and order ----------===//
+//
+// The checkpointing plan of GeneratedExecutor (how many states the forward keeps, how long the
+// backward's replays are, and the bytes that takes: the model the executor's allocations follow
+// exactly, tested in tests/codegen), the layout it reads from a GeneratedSpec, and the choice of
+// element-major or stage-major order (Generated.h: StageOrder).
+//
+//===----------------------------------------------------------------------===//
+#include "GeneratedDetail.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+using namespace dopa;
+using namespace dopa::detail;
+
+/// Bytes of one plan (the model the executor's allocations follow).
+CheckpointPlan dopa::detail::evaluatePlan(const PlanInputs &in, int outer, int inner) {
+  CheckpointPlan p;
+  p.outer = outer;
+  p.inner = inner;
+  int64_t T = std::max(in.steps, 1);
+  int64_t L = std::min<int64_t>(outer, T); // longest segment
+  p.replays = L > inner ? 2 : 1;
+  p.checkpointBytes = ceilDiv(T, outer) * in.batch * in.stateBytes;
+  int64_t replay = std::min<int64_t>(inner, L);
+  // Per thread (element-major) or per element (stage-major): the replayed states and saved
+  // values, the inner checkpoints, the state gradients (next, previous) and a spare state,
+  // scratch, one step's saved values and outputs, the record; per thread also the
+  // parameter-gradient accumulator.
+  int64_t lane = replay * in.stateBytes + round64(replay * in.savedBytes) +
+                 (p.replays == 2 ? ceilDiv(L, inner) * in.stateBytes : 0) + 3 * in.stateBytes +
+                 round64(in.scratchBytes) + round64(in.savedBytes) + round64(in.outputBytes) +
+                 round64(T * in.recordBytes);
+  int64_t elements = 0;
+  if (in.stageMajor) {
+    p.perThreadBytes = round64(in.paramBytes);
+    p.perElementBytes = lane;
+    elements = in.batch * lane + round64(in.batch * in.productXBytes) +
+               round64(in.batch * in.productYBytes);
+  } else
+    p.perThreadBytes = lane + round64(in.paramBytes);
+  // Batched readouts: their inputs for every step (the forward), their gradients (the backward).
+  // (One block per readout in fact; the plan counts one for all.)
+  p.totalBytes = 2 * in.batch * in.stateBytes + p.checkpointBytes +
+                 T * round64(in.batch * in.inputBytes) + in.threads * p.perThreadBytes + elements +
+                 (in.readoutBytes ? 2 * round64(T * in.batch * in.readoutBytes) : 0);
+  return p;
+}
+
+PlanInputs dopa::planInputs(const BlockLayout &layout, int64_t elementBytes, int batch, int steps,
+                            int threads, long long memoryBudget, int checkpointEvery,
+                            bool stageMajor) {
+  PlanInputs in;
+  in.stateBytes = layout.stateNumel * elementBytes;
+  in.savedBytes = layout.savedNumel * elementBytes;
+  in.scratchBytes = layout.scratchNumel * elementBytes;
+  in.inputBytes = layout.inputNumel * elementBytes;
+  in.outputBytes = layout.outputNumel * elementBytes;
+  in.recordBytes = layout.recordNumel * elementBytes;
+  in.paramBytes = layout.paramNumel * elementBytes;
+  in.readoutBytes = layout.readoutNumel * elementBytes;
+  in.productXBytes = layout.productXNumel * elementBytes;
+  in.productYBytes = layout.productYNumel * elementBytes;
+  in.stageMajor = stageMajor;
+  in.batch = batch;
+  in.steps = steps;
+  in.threads = threads;
+  in.memoryBudget = memoryBudget;
+  in.checkpointEvery = checkpointEvery;
+  return in;
+}
+
+BlockLayout dopa::layoutOf(const GeneratedSpec &spec, const NetworkInfo &info) {
+  BlockLayout layout{.stateNumel = spec.stateNumel,
+                     .savedNumel = spec.savedNumel,
+                     .scratchNumel = spec.scratchNumel,
+                     .recordNumel = spec.recordNumel,
+                     .paramNumel = int64_t(info.numParams)};
+  for (const TensorInfo &in : info.inputs)
+    layout.inputNumel += in.numel();
+  for (const TensorInfo &o : info.outputs)
+    layout.outputNumel += o.numel();
+  // The kernels write a batched readout's input (cols) where its output (rows) would go.
+  for (int r = 0; r < spec.numReadouts; ++r) {
+    layout.outputNumel += spec.readouts[r].cols - spec.readouts[r].rows;
+    layout.readoutNumel += spec.readouts[r].cols;
+  }
+  for (const auto &[n, products] : {std::pair{spec.numForwardProducts, spec.forwardProducts},
+                                    std::pair{spec.numBackwardProducts, spec.backwardProducts}})
+    for (int p = 0; p < n; ++p) {
+      const BatchedProduct &bp = products[p];
+      layout.productXNumel = std::max(layout.productXNumel, bp.transposed ? bp.rows : bp.cols);
+      layout.productYNumel = std::max(layout.productYNumel, bp.transposed ? bp.cols : bp.rows);
+    }
+  return layout;
+}
+
+CheckpointPlan dopa::planCheckpoints(const PlanInputs &in) {
+  int T = std::max(in.steps, 1);
+  if (in.checkpointEvery > 0)
+    return evaluatePlan(in, in.checkpointEvery, in.checkpointEvery);
+  long long budget = in.memoryBudget > 0 ? in.memoryBudget : kDefaultMemoryBudget;
+  // Single replay: outer = inner = k; the checkpoints and the replay buffers trade off.
+  CheckpointPlan best;
+  best.totalBytes = -1;
+  for (int k = 1; k <= T; ++k) {
+    CheckpointPlan p = evaluatePlan(in, k, k);
+    if (best.totalBytes < 0 || p.totalBytes < best.totalBytes)
+      best = p;
+  }
+  int64_t fixed = 2 * int64_t(in.batch) * in.stateBytes +
+                  int64_t(T) * round64(in.batch * in.inputBytes) +
+                  (in.readoutBytes ? 2 * round64(int64_t(T) * in.batch * in.readoutBytes) : 0);
+  if (best.totalBytes - fixed <= budget)
+    return best;
+  int inner = int(std::ceil(std::sqrt(double(T))));
+  return evaluatePlan(in, T, inner);
+}
+
+StageOrder dopa::defaultStageOrder() {
+  const char *order = std::getenv("DOPA_STAGE_ORDER");
+  return order && *order ? parseStageOrder(order, "DOPA_STAGE_ORDER") : StageOrder::Auto;
+}
+
+bool dopa::runsStageMajor(const GeneratedSpec &spec, StageOrder order) {
+  bool products = (spec.forwardStagesFloat || spec.numForwardStages == 0) &&
+                  (spec.backwardStagesFloat || spec.numBackwardStages == 0) &&
+                  spec.numForwardProducts + spec.numBackwardProducts > 0;
+  return order == StageOrder::StageMajor
+             ? products
+             : order == StageOrder::Auto && products && spec.stateNumel <= kStageMajorMaxState;
+}
+
+StageOrder dopa::parseStageOrder(const std::string &name, const std::string &what) {
+  if (name == "auto")
+    return StageOrder::Auto;
+  if (name == "element")
+    return StageOrder::ElementMajor;
+  if (name == "stage")
+    return StageOrder::StageMajor;
+  throw std::invalid_argument(what + " is '" + name + "'; expected auto, element or stage");
+}
