@@ -244,10 +244,14 @@ template <class T> void GeneratedExecutor<T>::beginEpisode(int batch) {
     }
   if (int(m.threads.size()) < maxThreads())
     m.threads.resize(size_t(maxThreads()));
-  m.stageMajor = runsStageMajor(genSpec, stageOrder);
+  m.stageMajor = runsStageMajor(genSpec, netInfo, stageOrder);
+  // Stage-major: every element's buffers, the batched products' operands for this batch (the
+  // plan counts exactly these), the threads keep only their gradient accumulators.
+  m.productX.resize(m.stageMajor ? size_t(batch * m.productXNumel) : 0);
+  m.productY.resize(m.stageMajor ? size_t(batch * m.productYNumel) : 0);
   if (!m.stageMajor)
     m.elements.clear();
-  else // the threads keep only their gradient accumulators
+  else
     for (auto &t : m.threads) {
       typename Impl::Thread kept;
       kept.grads = std::move(t.grads);
@@ -570,6 +574,8 @@ template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
     m.prepareThreads();
   // Gradient accumulators per thread; the replay buffers per thread (element-major) or per
   // element (stage-major: every element is in flight at once).
+  if (int(m.threads.size()) < maxThreads()) // the thread count may have grown since beginEpisode
+    m.threads.resize(size_t(maxThreads()));
   for (auto &t : m.threads) {
     t.grads.resize(size_t(std::max<size_t>(netInfo.numParams, 1)));
     std::fill(t.grads.data(), t.grads.data() + t.grads.size(), T(0));

@@ -122,13 +122,16 @@ MemoryEstimate generatedEstimate(const GeneratedSpec &spec, const EngineRequest 
                                (long double)layout.savedNumel + (long double)layout.recordNumel +
                                2.0L * (long double)layout.readoutNumel + 16.0L;
   long double perThread = (long double)layout.scratchNumel + (long double)layout.paramNumel +
-                          (long double)layout.outputNumel + 16.0L;
-  long double largest = 4.0L * (long double)floatBytes * (long double)std::max(threads, 1) *
+                          (long double)layout.outputNumel + (long double)layout.productXNumel +
+                          (long double)layout.productYNumel + 16.0L;
+  // (Stage-major, the replay buffers are per element: the batch counts as the threads.)
+  long double largest = 4.0L * (long double)floatBytes *
+                        (long double)std::max<int64_t>({threads, batch, 1}) *
                         ((long double)steps * (long double)batch * perElementStep + perThread);
   if (largest < 4.0e18L) {
     PlanInputs in =
         planInputs(layout, floatBytes, int(batch), int(steps), threads, req.memoryBudget,
-                   req.bpttSegment, runsStageMajor(spec, stageOrderOf(req)));
+                   req.bpttSegment, runsStageMajor(spec, spec.info(), stageOrderOf(req)));
     m.engine = std::max(m.engine, planCheckpoints(in).totalBytes);
   }
   return m;

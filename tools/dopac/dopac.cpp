@@ -27,6 +27,8 @@
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
+
 using namespace dopa;
 namespace cl = llvm::cl;
 
@@ -205,7 +207,12 @@ void printPlan(const CompiledNetwork &net, const kern::FusedNetwork &f, llvm::ra
         layout.productXNumel = std::max(layout.productXNumel, bp.transposed ? w[0] : w[1]);
         layout.productYNumel = std::max(layout.productYNumel, bp.transposed ? w[1] : w[0]);
       }
-  bool stageMajor = products && f.stateNumel <= kStageMajorMaxState;
+  // The executor's choice (Generated.h, StageOrder): DOPA_STAGE_ORDER, else auto.
+  StageOrder order = defaultStageOrder();
+  bool matrixState = std::any_of(net.forward.states.begin(), net.forward.states.end(),
+                                 [](const ir::Variable &s) { return s.shape.size() >= 2; });
+  bool stageMajor =
+      products && (order == StageOrder::StageMajor || (order == StageOrder::Auto && !matrixState));
   bool isDouble = Precision(precision) == Precision::Double;
   PlanInputs in = planInputs(layout, isDouble ? 8 : 4, planBatch, planSteps, planThreads,
                              memoryBudget, checkpointEvery, stageMajor);

@@ -84,17 +84,16 @@ struct GeneratedSpec {
 ///    times a vector per element: an LSTM's gate products) as one GEMM for the batch, forward,
 ///    in the replays and in the backward (which then runs every element's step t before step t-1;
 ///    its buffers are per element instead of per thread).
-///  - Auto: StageMajor for networks with batched products and a state block of at most
-///    kStageMajorMaxState elements (no matrix-sized traces, whose per-element replay buffers
-///    would be B times larger), ElementMajor otherwise.
+///  - Auto: StageMajor for networks with batched products and no matrix-shaped state (a plastic
+///    network's traces: its per-element H x H work dominates, and stage-major would stream every
+///    element's traces through the cache once per stage), ElementMajor otherwise.
 /// Both orders compute the same values up to the GEMM's rounding; within an episode the forward
 /// and its replays use one order, so replays stay bit-identical to the forward.
 enum class StageOrder { Auto, ElementMajor, StageMajor };
-constexpr int64_t kStageMajorMaxState = 16384;
 
-/// Whether an executor of `spec` runs stage-major under `order` (StageMajor: when the spec has
-/// batched products; Auto: also a state block of at most kStageMajorMaxState elements).
-bool runsStageMajor(const GeneratedSpec &spec, StageOrder order);
+/// Whether an executor of `spec` (whose description is `info`) runs stage-major under `order`
+/// (StageMajor: when the spec has batched products; Auto: also no state of rank 2 or more).
+bool runsStageMajor(const GeneratedSpec &spec, const NetworkInfo &info, StageOrder order);
 /// "auto" | "element" | "stage" (the CLI's --stage-order, DOPA_STAGE_ORDER); throws
 /// std::invalid_argument naming `what` otherwise.
 StageOrder parseStageOrder(const std::string &name, const std::string &what);
