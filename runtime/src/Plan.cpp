@@ -129,11 +129,9 @@ bool dopa::runsStageMajor(const GeneratedSpec &spec, const NetworkInfo &info, St
   bool products = (spec.forwardStagesFloat || spec.numForwardStages == 0) &&
                   (spec.backwardStagesFloat || spec.numBackwardStages == 0) &&
                   spec.numForwardProducts + spec.numBackwardProducts > 0;
-  return order == StageOrder::StageMajor
-             ? products
-             : order == StageOrder::Auto && products &&
-                   std::none_of(info.states.begin(), info.states.end(),
-                                [](const TensorInfo &s) { return s.shape.size() >= 2; });
+  return choosesStageMajor(order, products,
+                           std::any_of(info.states.begin(), info.states.end(),
+                                       [](const TensorInfo &s) { return s.shape.size() >= 2; }));
 }
 
 StageOrder dopa::parseStageOrder(const std::string &name, const std::string &what) {

@@ -91,6 +91,13 @@ struct GeneratedSpec {
 /// and its replays use one order, so replays stay bit-identical to the forward.
 enum class StageOrder { Auto, ElementMajor, StageMajor };
 
+/// The rule of StageOrder: whether `order` runs a network stage-major, given whether it has batched
+/// products and whether any of its states has rank 2 or more (runsStageMajor; dopac --emit=plan).
+inline bool choosesStageMajor(StageOrder order, bool hasProducts, bool hasMatrixState) {
+  return hasProducts &&
+         (order == StageOrder::StageMajor || (order == StageOrder::Auto && !hasMatrixState));
+}
+
 /// Whether an executor of `spec` (whose description is `info`) runs stage-major under `order`
 /// (StageMajor: when the spec has batched products; Auto: also no state of rank 2 or more).
 bool runsStageMajor(const GeneratedSpec &spec, const NetworkInfo &info, StageOrder order);
