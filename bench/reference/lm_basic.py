@@ -9,7 +9,8 @@ dopa's code, to check examples/lm/basic_*.dopa against. Four kinds:
   'modplast'  simple neuromodulation (Eq. 3): one modulator neuron per layer, M(t) = tanh(h2mod(h_{t-1})),
               fanned out to every plastic connection: eta_ij(t) = modfanout_ij * M(t);
   'modul'     retroactive neuromodulation (Eq. 4-5): PW <- clip(PW + modfanout * M(t) * E, -2, 2) with the
-              old E, then E <- (1 - etaet) * E + etaet * g_t (x) h_{t-1} (etaet a learned scalar).
+              old E, then E <- (1 - etaet) * E + etaet * g_t (x) h_{t-1} (etaet = sigmoid(etaet_logit),
+              a learned scalar kept in (0, 1); basic_cells.dopa says why).
 
 Layout: "row = postsynaptic", as dopa writes it: every matrix is W[post, pre] (so nn.Linear weights,
 w, alpha, eta and modfanout all map one to one to the spec's parameters), a trace is (B, post, pre).
@@ -63,12 +64,13 @@ class BasicCell(nn.Module):
             self.h2mod = nn.Linear(H, 1)
             self.modfanout = nn.Parameter(torch.empty(H, H))
         if kind == "modul":
-            self.etaet = nn.Parameter(torch.empty(()))
+            self.etaet_logit = nn.Parameter(torch.empty(()))
         self.reset_parameters()
 
     def reset_parameters(self, scale=INIT_SCALE):
         """The spec's initializers: weights U(-scale, scale); linear biases keep nn.Linear's default
-        U(-1/sqrt(fan_in), 1/sqrt(fan_in)); alpha U(0, 1e-4); eta 0.01; modfanout U(-1, 1); etaet 0.01."""
+        U(-1/sqrt(fan_in), 1/sqrt(fan_in)); alpha U(0, 1e-4); eta 0.01; modfanout U(-1, 1); etaet_logit
+        logit(0.01) = -4.59512."""
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if name.endswith(".weight") or name == "w":
@@ -83,7 +85,7 @@ class BasicCell(nn.Module):
             if self.kind in ("modplast", "modul"):
                 self.modfanout.uniform_(-1.0, 1.0)
             if self.kind == "modul":
-                self.etaet.fill_(0.01)
+                self.etaet_logit.fill_(-4.59512)
 
     def state_shapes(self):
         H = self.H
@@ -123,7 +125,8 @@ class BasicCell(nn.Module):
             new["hebb"] = torch.clamp(s["hebb"] + eta * hebbian, -CLIPVAL, CLIPVAL)
         else:                                                             # Eq. 4-5 (old E first)
             new["pw"] = torch.clamp(s["pw"] + eta * s["et"], -CLIPVAL, CLIPVAL)
-            new["et"] = (1 - self.etaet) * s["et"] + self.etaet * hebbian
+            etaet = torch.sigmoid(self.etaet_logit)
+            new["et"] = (1 - etaet) * s["et"] + etaet * hebbian
         return hn, new
 
 

@@ -590,7 +590,7 @@ std::string NetworkEmitter::compute(int id) {
       args.push_back(val(o));
   }
   std::string e = expression(n, args);
-  if (n.op == Op::Tanh || n.op == Op::Sigmoid || n.op == Op::Exp || n.op == Op::Log)
+  if (n.op == Op::Log) // the one activation without a vectorizing form (SimdMath.h)
     bodyCallsLibm = true;
   std::string name = "v" + std::to_string(id);
   body << lineDirective(n.loc) << "const T " << name << " = " << e << ";\n";

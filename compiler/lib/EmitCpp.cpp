@@ -26,7 +26,15 @@ public:
 private:
   bool elideUnitLoops() const override { return true; }
 
-  std::string mathFn(const char *name) const override { return std::string("std::") + name; }
+  /// exp and tanh (sigmoid is written with exp) from SimdMath.h, which vectorize; the rest std::.
+  std::string mathFn(const char *name) const override {
+    std::string n = name;
+    if (n == "exp")
+      return "simdExp";
+    if (n == "tanh")
+      return "simdTanh";
+    return "std::" + n;
+  }
 
   std::string accumulate(const std::string &outBuf, const std::string &index,
                          const std::string &v) const override {
@@ -70,9 +78,9 @@ void CppEmitter::emitNestLoops(std::ostringstream &out, const std::vector<Accumu
     out << decls << body.str() << finish;
     return;
   }
-  // Vectorize loops long enough to gain from it whose bodies have no scalar libm calls (those
-  // would only vectorize with a vector math library, and compilers warn when a requested
-  // vectorization fails).
+  // Vectorize loops long enough to gain from it whose bodies have no scalar libm calls (log:
+  // those would only vectorize with a vector math library, and compilers warn when a requested
+  // vectorization fails; exp, tanh and sigmoid are SimdMath.h's, which vectorize).
   std::string pragma;
   if (space.back() >= 16 && !bodyCallsLibm)
     pragma =

@@ -79,15 +79,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 32;                      // [32]
   T *__restrict h_next = a.next + kStateH;                 // [32] hn
   T *__restrict saved_t13 = a.saved + 0;                   // [32]
+#pragma omp simd
   for (int j = 0; j < 32; ++j) {
 #line 15 "examples/bandit/modplast.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v12 = v4 + t11[j];
-    const T v13 = std::tanh(v12);
+    const T v13 = simdTanh(v12);
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
-#line 91 "bandit_modplast.cpp"
+#line 92 "bandit_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -100,7 +101,7 @@ template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t15 = a.scratch + 64;                            // [1]
 #line 16 "examples/bandit/modplast.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 32) * ConstVec<T>(h_next, 32);
-#line 104 "bandit_modplast.cpp"
+#line 105 "bandit_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -115,10 +116,10 @@ template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
   T *__restrict saved_t18 = a.saved + 32;                    // [1]
 #line 16 "examples/bandit/modplast.dopa"
   const T v17 = t15[0] + h2DA_bias[0];
-  const T v18 = std::tanh(v17);
+  const T v18 = simdTanh(v17);
   out_DAout[0] = v18;
   saved_t18[0] = v18;
-#line 122 "bandit_modplast.cpp"
+#line 123 "bandit_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -131,7 +132,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t26 = a.scratch + 80;                          // [2]
 #line 19 "examples/bandit/modplast.dopa"
   Vec<T>(t26, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 32) * ConstVec<T>(h_next, 32);
-#line 135 "bandit_modplast.cpp"
+#line 136 "bandit_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -144,7 +145,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t30 = a.scratch + 96;                          // [1]
 #line 20 "examples/bandit/modplast.dopa"
   Vec<T>(t30, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 32) * ConstVec<T>(h_next, 32);
-#line 148 "bandit_modplast.cpp"
+#line 149 "bandit_modplast.cpp"
 }
 
 // hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
@@ -168,7 +169,7 @@ template <class T> static void forward_hebb(const dopa::StepArgs<T> &a) {
       hebb_next[i * 32 + j] = v24;
     }
   }
-#line 172 "bandit_modplast.cpp"
+#line 173 "bandit_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -184,7 +185,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v28 = t26[j] + h2o_bias[j];
     out_logits[j] = v28;
   }
-#line 188 "bandit_modplast.cpp"
+#line 189 "bandit_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -198,7 +199,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 20 "examples/bandit/modplast.dopa"
   const T v32 = t30[0] + h2v_bias[0];
   out_value[0] = v32;
-#line 202 "bandit_modplast.cpp"
+#line 203 "bandit_modplast.cpp"
 }
 
 /// One forward step of BanditModplast for one batch element.
@@ -225,7 +226,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t40 = a.scratch + 0;                           // [32]
 #line 20 "examples/bandit/modplast.dopa"
   RowVec<T>(t40, 32).noalias() = ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 32);
-#line 229 "bandit_modplast.cpp"
+#line 230 "bandit_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -239,7 +240,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 19 "examples/bandit/modplast.dopa"
   RowVec<T>(t44, 32).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 32);
-#line 243 "bandit_modplast.cpp"
+#line 244 "bandit_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -283,7 +284,7 @@ template <class T> static void backward_tanh_outer(const dopa::StepArgs<T> &a) {
     t51[0] += acc51;
     t54[i] = acc54;
   }
-#line 287 "bandit_modplast.cpp"
+#line 288 "bandit_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -311,7 +312,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v60;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 315 "bandit_modplast.cpp"
+#line 316 "bandit_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -324,7 +325,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t63 = a.scratch + 144;                           // [32]
 #line 16 "examples/bandit/modplast.dopa"
   RowVec<T>(t63, 32).noalias() = ConstRowVec<T>(t60, 1) * ConstRowMat<T>(h2DA_weight, 1, 32);
-#line 328 "bandit_modplast.cpp"
+#line 329 "bandit_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -361,7 +362,7 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
     record2[j] = h[j];
     record4[j] = t13_hn[j];
   }
-#line 365 "bandit_modplast.cpp"
+#line 366 "bandit_modplast.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -409,7 +410,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       d_alpha[i * 32 + j] += v71;
     }
   }
-#line 413 "bandit_modplast.cpp"
+#line 414 "bandit_modplast.cpp"
 }
 
 // state  h    : [H] = 0
@@ -426,7 +427,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     const T v70 = t56[j] + t69[j];
     d_h[j] = v70;
   }
-#line 430 "bandit_modplast.cpp"
+#line 431 "bandit_modplast.cpp"
 }
 
 // backward stage 8: fused loop nest over [5]

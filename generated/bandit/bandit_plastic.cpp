@@ -78,15 +78,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 32;                      // [32]
   T *__restrict h_next = a.next + kStateH;                 // [32] hn
   T *__restrict saved_t13 = a.saved + 0;                   // [32]
+#pragma omp simd
   for (int j = 0; j < 32; ++j) {
 #line 15 "examples/bandit/plastic.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v12 = v4 + t11[j];
-    const T v13 = std::tanh(v12);
+    const T v13 = simdTanh(v12);
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
-#line 90 "bandit_plastic.cpp"
+#line 91 "bandit_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -99,7 +100,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t22 = a.scratch + 64;                          // [2]
 #line 18 "examples/bandit/plastic.dopa"
   Vec<T>(t22, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 32) * ConstVec<T>(h_next, 32);
-#line 103 "bandit_plastic.cpp"
+#line 104 "bandit_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -112,7 +113,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t26 = a.scratch + 80;                          // [1]
 #line 19 "examples/bandit/plastic.dopa"
   Vec<T>(t26, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 32) * ConstVec<T>(h_next, 32);
-#line 116 "bandit_plastic.cpp"
+#line 117 "bandit_plastic.cpp"
 }
 
 // hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
@@ -136,7 +137,7 @@ template <class T> static void forward_hebb(const dopa::StepArgs<T> &a) {
       hebb_next[i * 32 + j] = v20;
     }
   }
-#line 140 "bandit_plastic.cpp"
+#line 141 "bandit_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -152,7 +153,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v24 = t22[j] + h2o_bias[j];
     out_logits[j] = v24;
   }
-#line 156 "bandit_plastic.cpp"
+#line 157 "bandit_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -166,7 +167,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 19 "examples/bandit/plastic.dopa"
   const T v28 = t26[0] + h2v_bias[0];
   out_value[0] = v28;
-#line 170 "bandit_plastic.cpp"
+#line 171 "bandit_plastic.cpp"
 }
 
 /// One forward step of BanditPlastic for one batch element.
@@ -191,7 +192,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t35 = a.scratch + 0;                           // [32]
 #line 19 "examples/bandit/plastic.dopa"
   RowVec<T>(t35, 32).noalias() = ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 32);
-#line 195 "bandit_plastic.cpp"
+#line 196 "bandit_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -205,7 +206,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/bandit/plastic.dopa"
   RowVec<T>(t39, 32).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 32);
-#line 209 "bandit_plastic.cpp"
+#line 210 "bandit_plastic.cpp"
 }
 
 // param  eta : [] = 0.1
@@ -249,7 +250,7 @@ template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
     t46[0] += acc46;
     t49[i] = acc49;
   }
-#line 253 "bandit_plastic.cpp"
+#line 254 "bandit_plastic.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -284,7 +285,7 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
     record2[j] = h[j];
     record4[j] = t13_hn[j];
   }
-#line 288 "bandit_plastic.cpp"
+#line 289 "bandit_plastic.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -332,7 +333,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       d_alpha[i * 32 + j] += v59;
     }
   }
-#line 336 "bandit_plastic.cpp"
+#line 337 "bandit_plastic.cpp"
 }
 
 // state  h    : [H] = 0
@@ -349,7 +350,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     const T v58 = t51[j] + t57[j];
     d_h[j] = v58;
   }
-#line 353 "bandit_plastic.cpp"
+#line 354 "bandit_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [5]
@@ -371,7 +372,7 @@ template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
   T *__restrict d_eta = a.grads + kParamEta; // []
 #line 10 "examples/bandit/plastic.dopa"
   d_eta[0] += t46[0];
-#line 375 "bandit_plastic.cpp"
+#line 376 "bandit_plastic.cpp"
 }
 
 // backward stage 8: fused loop nest over [2]

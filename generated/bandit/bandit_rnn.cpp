@@ -64,15 +64,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict t7 = a.scratch + 32;                       // [32]
   T *__restrict h_next = a.next + kStateH;                 // [32] hn
   T *__restrict saved_t9 = a.saved + 0;                    // [32]
+#pragma omp simd
   for (int j = 0; j < 32; ++j) {
 #line 13 "examples/bandit/rnn.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v8 = v4 + t7[j];
-    const T v9 = std::tanh(v8);
+    const T v9 = simdTanh(v8);
     h_next[j] = v9;
     saved_t9[j] = v9;
   }
-#line 76 "bandit_rnn.cpp"
+#line 77 "bandit_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -85,7 +86,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 64;                          // [2]
 #line 15 "examples/bandit/rnn.dopa"
   Vec<T>(t11, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 32) * ConstVec<T>(h_next, 32);
-#line 89 "bandit_rnn.cpp"
+#line 90 "bandit_rnn.cpp"
 }
 
 // output value  = h2v(hn)
@@ -98,7 +99,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t15 = a.scratch + 80;                          // [1]
 #line 16 "examples/bandit/rnn.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 32) * ConstVec<T>(h_next, 32);
-#line 102 "bandit_rnn.cpp"
+#line 103 "bandit_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -114,7 +115,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v13 = t11[j] + h2o_bias[j];
     out_logits[j] = v13;
   }
-#line 118 "bandit_rnn.cpp"
+#line 119 "bandit_rnn.cpp"
 }
 
 // output value  = h2v(hn)
@@ -128,7 +129,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 16 "examples/bandit/rnn.dopa"
   const T v17 = t15[0] + h2v_bias[0];
   out_value[0] = v17;
-#line 132 "bandit_rnn.cpp"
+#line 133 "bandit_rnn.cpp"
 }
 
 /// One forward step of BanditRNN for one batch element.
@@ -152,7 +153,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t23 = a.scratch + 0;                           // [32]
 #line 16 "examples/bandit/rnn.dopa"
   RowVec<T>(t23, 32).noalias() = ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 32);
-#line 156 "bandit_rnn.cpp"
+#line 157 "bandit_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -166,7 +167,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 15 "examples/bandit/rnn.dopa"
   RowVec<T>(t27, 32).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 32);
-#line 170 "bandit_rnn.cpp"
+#line 171 "bandit_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -199,7 +200,7 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
     record2[j] = h[j];
     record4[j] = t9_hn[j];
   }
-#line 203 "bandit_rnn.cpp"
+#line 204 "bandit_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -212,7 +213,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
   T *__restrict d_h = a.gradPrev + kStateH;   // [32]
 #line 13 "examples/bandit/rnn.dopa"
   RowVec<T>(d_h, 32).noalias() = ConstRowVec<T>(t32, 32) * ConstRowMat<T>(w, 32, 32);
-#line 216 "bandit_rnn.cpp"
+#line 217 "bandit_rnn.cpp"
 }
 
 // backward stage 4: fused loop nest over [5]

@@ -80,15 +80,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 208;                     // [200]
   T *__restrict h_next = a.next + kStateH;                 // [200] hn
   T *__restrict saved_t13 = a.saved + 0;                   // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 14 "examples/cue_reward/modplast.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v12 = v4 + t11[j];
-    const T v13 = std::tanh(v12);
+    const T v13 = simdTanh(v12);
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
-#line 92 "cue_reward_modplast.cpp"
+#line 93 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -101,7 +102,7 @@ template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t15 = a.scratch + 416;                           // [1]
 #line 15 "examples/cue_reward/modplast.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 105 "cue_reward_modplast.cpp"
+#line 106 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -116,10 +117,10 @@ template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
   T *__restrict saved_t18 = a.saved + 208;                   // [1]
 #line 15 "examples/cue_reward/modplast.dopa"
   const T v17 = t15[0] + h2DA_bias[0];
-  const T v18 = std::tanh(v17);
+  const T v18 = simdTanh(v17);
   out_DAout[0] = v18;
   saved_t18[0] = v18;
-#line 123 "cue_reward_modplast.cpp"
+#line 124 "cue_reward_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -132,7 +133,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t26 = a.scratch + 432;                         // [2]
 #line 18 "examples/cue_reward/modplast.dopa"
   Vec<T>(t26, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
-#line 136 "cue_reward_modplast.cpp"
+#line 137 "cue_reward_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -145,7 +146,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t30 = a.scratch + 448;                         // [1]
 #line 19 "examples/cue_reward/modplast.dopa"
   Vec<T>(t30, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 149 "cue_reward_modplast.cpp"
+#line 150 "cue_reward_modplast.cpp"
 }
 
 // hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
@@ -169,7 +170,7 @@ template <class T> static void forward_hebb(const dopa::StepArgs<T> &a) {
       hebb_next[i * 200 + j] = v24;
     }
   }
-#line 173 "cue_reward_modplast.cpp"
+#line 174 "cue_reward_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -185,7 +186,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v28 = t26[j] + h2o_bias[j];
     out_logits[j] = v28;
   }
-#line 189 "cue_reward_modplast.cpp"
+#line 190 "cue_reward_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -199,7 +200,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 19 "examples/cue_reward/modplast.dopa"
   const T v32 = t30[0] + h2v_bias[0];
   out_value[0] = v32;
-#line 203 "cue_reward_modplast.cpp"
+#line 204 "cue_reward_modplast.cpp"
 }
 
 /// One forward step of CueRewardModplast for one batch element.
@@ -227,7 +228,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t40, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 231 "cue_reward_modplast.cpp"
+#line 232 "cue_reward_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -241,7 +242,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t44, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 245 "cue_reward_modplast.cpp"
+#line 246 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -285,7 +286,7 @@ template <class T> static void backward_tanh_outer(const dopa::StepArgs<T> &a) {
     t51[0] += acc51;
     t54[i] = acc54;
   }
-#line 289 "cue_reward_modplast.cpp"
+#line 290 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -313,7 +314,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v60;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 317 "cue_reward_modplast.cpp"
+#line 318 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -326,7 +327,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t63 = a.scratch + 848;                           // [200]
 #line 15 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t63, 200).noalias() = ConstRowVec<T>(t60, 1) * ConstRowMat<T>(h2DA_weight, 1, 200);
-#line 330 "cue_reward_modplast.cpp"
+#line 331 "cue_reward_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -363,7 +364,7 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
     record2[j] = h[j];
     record4[j] = t13_hn[j];
   }
-#line 367 "cue_reward_modplast.cpp"
+#line 368 "cue_reward_modplast.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -411,7 +412,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       d_alpha[i * 200 + j] += v71;
     }
   }
-#line 415 "cue_reward_modplast.cpp"
+#line 416 "cue_reward_modplast.cpp"
 }
 
 // state  h    : [H] = 0
@@ -428,7 +429,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     const T v70 = t56[j] + t69[j];
     d_h[j] = v70;
   }
-#line 432 "cue_reward_modplast.cpp"
+#line 433 "cue_reward_modplast.cpp"
 }
 
 // backward stage 8: fused loop nest over [27]

@@ -81,15 +81,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 208;                     // [200]
   T *__restrict h_next = a.next + kStateH;                 // [200] hn
   T *__restrict saved_t13 = a.saved + 0;                   // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 17 "examples/cue_reward/modul.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v12 = v4 + t11[j];
-    const T v13 = std::tanh(v12);
+    const T v13 = simdTanh(v12);
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
-#line 93 "cue_reward_modul.cpp"
+#line 94 "cue_reward_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -102,7 +103,7 @@ template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t15 = a.scratch + 416;                           // [1]
 #line 18 "examples/cue_reward/modul.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 106 "cue_reward_modul.cpp"
+#line 107 "cue_reward_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -117,10 +118,10 @@ template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
   T *__restrict saved_t18 = a.saved + 208;                   // [1]
 #line 18 "examples/cue_reward/modul.dopa"
   const T v17 = t15[0] + h2DA_bias[0];
-  const T v18 = std::tanh(v17);
+  const T v18 = simdTanh(v17);
   out_DAout[0] = v18;
   saved_t18[0] = v18;
-#line 124 "cue_reward_modul.cpp"
+#line 125 "cue_reward_modul.cpp"
 }
 
 // et' = (1 - etaet) * et + etaet * outer(hn, h)
@@ -133,7 +134,7 @@ template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
 #line 20 "examples/cue_reward/modul.dopa"
   const T v26 = T(1.0) - etaet[0];
   t26[0] = v26;
-#line 137 "cue_reward_modul.cpp"
+#line 138 "cue_reward_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -146,7 +147,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t32 = a.scratch + 432;                         // [2]
 #line 22 "examples/cue_reward/modul.dopa"
   Vec<T>(t32, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
-#line 150 "cue_reward_modul.cpp"
+#line 151 "cue_reward_modul.cpp"
 }
 
 // output value  = h2v(hn)
@@ -159,7 +160,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t36 = a.scratch + 448;                         // [1]
 #line 23 "examples/cue_reward/modul.dopa"
   Vec<T>(t36, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 163 "cue_reward_modul.cpp"
+#line 164 "cue_reward_modul.cpp"
 }
 
 // pw' = clip(pw + DA * et, -1, 1)
@@ -194,7 +195,7 @@ template <class T> static void forward_pw_et(const dopa::StepArgs<T> &a) {
       et_next[i * 200 + j] = v30;
     }
   }
-#line 198 "cue_reward_modul.cpp"
+#line 199 "cue_reward_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -210,7 +211,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v34 = t32[j] + h2o_bias[j];
     out_logits[j] = v34;
   }
-#line 214 "cue_reward_modul.cpp"
+#line 215 "cue_reward_modul.cpp"
 }
 
 // output value  = h2v(hn)
@@ -224,7 +225,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 23 "examples/cue_reward/modul.dopa"
   const T v38 = t36[0] + h2v_bias[0];
   out_value[0] = v38;
-#line 228 "cue_reward_modul.cpp"
+#line 229 "cue_reward_modul.cpp"
 }
 
 /// One forward step of CueRewardModul for one batch element.
@@ -253,7 +254,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 23 "examples/cue_reward/modul.dopa"
   RowVec<T>(t47, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 257 "cue_reward_modul.cpp"
+#line 258 "cue_reward_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -267,7 +268,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/cue_reward/modul.dopa"
   RowVec<T>(t51, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 271 "cue_reward_modul.cpp"
+#line 272 "cue_reward_modul.cpp"
 }
 
 // state  et : [H, H] = 0
@@ -342,7 +343,7 @@ template <class T> static void backward_d_et(const dopa::StepArgs<T> &a) {
     t61[0] += acc61;
     t70[0] += acc70;
   }
-#line 346 "cue_reward_modul.cpp"
+#line 347 "cue_reward_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -370,7 +371,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v77;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 374 "cue_reward_modul.cpp"
+#line 375 "cue_reward_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -383,7 +384,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t80 = a.scratch + 880;                           // [200]
 #line 18 "examples/cue_reward/modul.dopa"
   RowVec<T>(t80, 200).noalias() = ConstRowVec<T>(t77, 1) * ConstRowMat<T>(h2DA_weight, 1, 200);
-#line 387 "cue_reward_modul.cpp"
+#line 388 "cue_reward_modul.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
@@ -420,7 +421,7 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
     record2[j] = h[j];
     record4[j] = t13_hn[j];
   }
-#line 424 "cue_reward_modul.cpp"
+#line 425 "cue_reward_modul.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -467,7 +468,7 @@ template <class T> static void backward_d_pw_grad_alpha(const dopa::StepArgs<T> 
       d_alpha[i * 200 + j] += v88;
     }
   }
-#line 471 "cue_reward_modul.cpp"
+#line 472 "cue_reward_modul.cpp"
 }
 
 // state  h  : [H] = 0
@@ -484,7 +485,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     const T v87 = t59[j] + t86[j];
     d_h[j] = v87;
   }
-#line 488 "cue_reward_modul.cpp"
+#line 489 "cue_reward_modul.cpp"
 }
 
 // backward stage 8: fused loop nest over [27]
@@ -511,7 +512,7 @@ template <class T> static void backward_grad_etaet(const dopa::StepArgs<T> &a) {
 #line 11 "examples/cue_reward/modul.dopa"
   const T v64 = t54[0] + v63;
   d_etaet[0] += v64;
-#line 515 "cue_reward_modul.cpp"
+#line 516 "cue_reward_modul.cpp"
 }
 
 // backward stage 10: fused loop nest over [2]

@@ -79,15 +79,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 208;                     // [200]
   T *__restrict h_next = a.next + kStateH;                 // [200] hn
   T *__restrict saved_t13 = a.saved + 0;                   // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 14 "examples/cue_reward/plastic.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v12 = v4 + t11[j];
-    const T v13 = std::tanh(v12);
+    const T v13 = simdTanh(v12);
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
-#line 91 "cue_reward_plastic.cpp"
+#line 92 "cue_reward_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -100,7 +101,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t22 = a.scratch + 416;                         // [2]
 #line 17 "examples/cue_reward/plastic.dopa"
   Vec<T>(t22, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
-#line 104 "cue_reward_plastic.cpp"
+#line 105 "cue_reward_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -113,7 +114,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t26 = a.scratch + 432;                         // [1]
 #line 18 "examples/cue_reward/plastic.dopa"
   Vec<T>(t26, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 117 "cue_reward_plastic.cpp"
+#line 118 "cue_reward_plastic.cpp"
 }
 
 // hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
@@ -137,7 +138,7 @@ template <class T> static void forward_hebb(const dopa::StepArgs<T> &a) {
       hebb_next[i * 200 + j] = v20;
     }
   }
-#line 141 "cue_reward_plastic.cpp"
+#line 142 "cue_reward_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -153,7 +154,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v24 = t22[j] + h2o_bias[j];
     out_logits[j] = v24;
   }
-#line 157 "cue_reward_plastic.cpp"
+#line 158 "cue_reward_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -167,7 +168,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 18 "examples/cue_reward/plastic.dopa"
   const T v28 = t26[0] + h2v_bias[0];
   out_value[0] = v28;
-#line 171 "cue_reward_plastic.cpp"
+#line 172 "cue_reward_plastic.cpp"
 }
 
 /// One forward step of CueRewardPlastic for one batch element.
@@ -193,7 +194,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 18 "examples/cue_reward/plastic.dopa"
   RowVec<T>(t35, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 197 "cue_reward_plastic.cpp"
+#line 198 "cue_reward_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -207,7 +208,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 17 "examples/cue_reward/plastic.dopa"
   RowVec<T>(t39, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 211 "cue_reward_plastic.cpp"
+#line 212 "cue_reward_plastic.cpp"
 }
 
 // param  eta : [] = 0.1
@@ -251,7 +252,7 @@ template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
     t46[0] += acc46;
     t49[i] = acc49;
   }
-#line 255 "cue_reward_plastic.cpp"
+#line 256 "cue_reward_plastic.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -286,7 +287,7 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
     record2[j] = h[j];
     record4[j] = t13_hn[j];
   }
-#line 290 "cue_reward_plastic.cpp"
+#line 291 "cue_reward_plastic.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -334,7 +335,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       d_alpha[i * 200 + j] += v59;
     }
   }
-#line 338 "cue_reward_plastic.cpp"
+#line 339 "cue_reward_plastic.cpp"
 }
 
 // state  h    : [H] = 0
@@ -351,7 +352,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     const T v58 = t51[j] + t57[j];
     d_h[j] = v58;
   }
-#line 355 "cue_reward_plastic.cpp"
+#line 356 "cue_reward_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [27]
@@ -374,7 +375,7 @@ template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
   T *__restrict d_eta = a.grads + kParamEta; // []
 #line 9 "examples/cue_reward/plastic.dopa"
   d_eta[0] += t46[0];
-#line 378 "cue_reward_plastic.cpp"
+#line 379 "cue_reward_plastic.cpp"
 }
 
 // backward stage 8: fused loop nest over [2]

@@ -83,7 +83,7 @@ template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [206, 206]
   T *__restrict t2 = a.saved + 0;                                   // [206]
   T *__restrict t4 = a.saved + 208;                                 // [206]
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   Vec<T>(t4, 206).noalias() = ConstRowMat<T>(l1_x2f_weight, 206, 206) * ConstVec<T>(t2, 206);
 #line 89 "lm_basic_lstm.cpp"
 }
@@ -96,7 +96,7 @@ template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [206, 206]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [206]
   T *__restrict t9 = a.saved + 416;                                 // [206]
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   Vec<T>(t9, 206).noalias() = ConstRowMat<T>(l1_h2f_weight, 206, 206) * ConstVec<T>(l1_h, 206);
 #line 102 "lm_basic_lstm.cpp"
 }
@@ -109,7 +109,7 @@ template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [206, 206]
   T *__restrict t2 = a.saved + 0;                                   // [206]
   T *__restrict t15 = a.saved + 624;                                // [206]
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   Vec<T>(t15, 206).noalias() = ConstRowMat<T>(l1_x2i_weight, 206, 206) * ConstVec<T>(t2, 206);
 #line 115 "lm_basic_lstm.cpp"
 }
@@ -122,7 +122,7 @@ template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [206, 206]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [206]
   T *__restrict t19 = a.saved + 832;                                // [206]
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   Vec<T>(t19, 206).noalias() = ConstRowMat<T>(l1_h2i_weight, 206, 206) * ConstVec<T>(l1_h, 206);
 #line 128 "lm_basic_lstm.cpp"
 }
@@ -135,7 +135,7 @@ template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [206, 206]
   T *__restrict t2 = a.saved + 0;                                   // [206]
   T *__restrict t25 = a.saved + 1040;                               // [206]
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   Vec<T>(t25, 206).noalias() = ConstRowMat<T>(l1_x2o_weight, 206, 206) * ConstVec<T>(t2, 206);
 #line 141 "lm_basic_lstm.cpp"
 }
@@ -148,7 +148,7 @@ template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [206, 206]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [206]
   T *__restrict t29 = a.saved + 1248;                               // [206]
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   Vec<T>(t29, 206).noalias() = ConstRowMat<T>(l1_h2o_weight, 206, 206) * ConstVec<T>(l1_h, 206);
 #line 154 "lm_basic_lstm.cpp"
 }
@@ -161,7 +161,7 @@ template <class T> static void forward_saved_x2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [206, 206]
   T *__restrict t2 = a.saved + 0;                                   // [206]
   T *__restrict t35 = a.saved + 1456;                               // [206]
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   Vec<T>(t35, 206).noalias() = ConstRowMat<T>(l1_x2c_weight, 206, 206) * ConstVec<T>(t2, 206);
 #line 167 "lm_basic_lstm.cpp"
 }
@@ -174,7 +174,7 @@ template <class T> static void forward_saved_h2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [206, 206]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [206]
   T *__restrict t39 = a.saved + 1664;                               // [206]
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   Vec<T>(t39, 206).noalias() = ConstRowMat<T>(l1_h2c_weight, 206, 206) * ConstVec<T>(l1_h, 206);
 #line 180 "lm_basic_lstm.cpp"
 }
@@ -207,40 +207,41 @@ template <class T> static void forward_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [206] l1.hn
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [206]
   T *__restrict saved_t49 = a.saved + 1872;                     // [206]
+#pragma omp simd
   for (int j = 0; j < 206; ++j) {
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
-#line 39 "examples/lm/basic_lstm.dopa"
+    const T v33 = T(1) / (T(1) + simdExp(-v32));
+#line 44 "examples/lm/basic_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
-#line 43 "examples/lm/basic_lstm.dopa"
+    const T v13 = T(1) / (T(1) + simdExp(-v12));
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v45 = v13 * l1_c[j];
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
-#line 42 "examples/lm/basic_lstm.dopa"
+    const T v23 = T(1) / (T(1) + simdExp(-v22));
+#line 47 "examples/lm/basic_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
     const T v41 = t39[j] + l1_h2c_bias[j];
     const T v42 = v37 + v41;
-    const T v43 = std::tanh(v42);
-#line 43 "examples/lm/basic_lstm.dopa"
+    const T v43 = simdTanh(v42);
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v46 = v23 * v43;
     const T v47 = v45 + v46;
-#line 44 "examples/lm/basic_lstm.dopa"
-    const T v48 = std::tanh(v47);
+#line 49 "examples/lm/basic_lstm.dopa"
+    const T v48 = simdTanh(v47);
     const T v49 = v33 * v48;
     l1_h_next[j] = v49;
     l1_c_next[j] = v47;
     saved_t49[j] = v49;
   }
-#line 244 "lm_basic_lstm.cpp"
+#line 245 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -251,10 +252,10 @@ template <class T> static void forward_saved_x2f_10(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [206, 206]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [206] l1.hn
   T *__restrict t51 = a.saved + 2080;                               // [206]
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   Vec<T>(t51, 206).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 206, 206) * ConstVec<T>(l1_h_next, 206);
-#line 258 "lm_basic_lstm.cpp"
+#line 259 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -265,9 +266,9 @@ template <class T> static void forward_saved_h2f_11(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [206, 206]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [206]
   T *__restrict t56 = a.saved + 2288;                               // [206]
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   Vec<T>(t56, 206).noalias() = ConstRowMat<T>(l2_h2f_weight, 206, 206) * ConstVec<T>(l2_h, 206);
-#line 271 "lm_basic_lstm.cpp"
+#line 272 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -278,10 +279,10 @@ template <class T> static void forward_saved_x2i_12(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [206, 206]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [206] l1.hn
   T *__restrict t62 = a.saved + 2496;                               // [206]
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   Vec<T>(t62, 206).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 206, 206) * ConstVec<T>(l1_h_next, 206);
-#line 285 "lm_basic_lstm.cpp"
+#line 286 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -292,9 +293,9 @@ template <class T> static void forward_saved_h2i_13(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [206, 206]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [206]
   T *__restrict t66 = a.saved + 2704;                               // [206]
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   Vec<T>(t66, 206).noalias() = ConstRowMat<T>(l2_h2i_weight, 206, 206) * ConstVec<T>(l2_h, 206);
-#line 298 "lm_basic_lstm.cpp"
+#line 299 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -305,10 +306,10 @@ template <class T> static void forward_saved_x2o_14(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [206, 206]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [206] l1.hn
   T *__restrict t72 = a.saved + 2912;                               // [206]
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   Vec<T>(t72, 206).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 206, 206) * ConstVec<T>(l1_h_next, 206);
-#line 312 "lm_basic_lstm.cpp"
+#line 313 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -319,9 +320,9 @@ template <class T> static void forward_saved_h2o_15(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [206, 206]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [206]
   T *__restrict t76 = a.saved + 3120;                               // [206]
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   Vec<T>(t76, 206).noalias() = ConstRowMat<T>(l2_h2o_weight, 206, 206) * ConstVec<T>(l2_h, 206);
-#line 325 "lm_basic_lstm.cpp"
+#line 326 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -332,10 +333,10 @@ template <class T> static void forward_saved_x2c_16(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [206, 206]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [206] l1.hn
   T *__restrict t82 = a.saved + 3328;                               // [206]
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   Vec<T>(t82, 206).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 206, 206) * ConstVec<T>(l1_h_next, 206);
-#line 339 "lm_basic_lstm.cpp"
+#line 340 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -346,9 +347,9 @@ template <class T> static void forward_saved_h2c_17(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [206, 206]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [206]
   T *__restrict t86 = a.saved + 3536;                               // [206]
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   Vec<T>(t86, 206).noalias() = ConstRowMat<T>(l2_h2c_weight, 206, 206) * ConstVec<T>(l2_h, 206);
-#line 352 "lm_basic_lstm.cpp"
+#line 353 "lm_basic_lstm.cpp"
 }
 
 // cn = f * c + i * g
@@ -379,40 +380,41 @@ template <class T> static void forward_l2_h_l2_c_logits(const dopa::StepArgs<T> 
   T *__restrict l2_h_next = a.next + kStateL2H;                 // [206]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [206]
   T *__restrict readout_in_logits = a.outputs[0];               // [206]
+#pragma omp simd
   for (int j = 0; j < 206; ++j) {
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
     const T v74 = t72[j] + l2_x2o_bias[j];
     const T v78 = t76[j] + l2_h2o_bias[j];
     const T v79 = v74 + v78;
-    const T v80 = T(1) / (T(1) + std::exp(-v79));
-#line 39 "examples/lm/basic_lstm.dopa"
+    const T v80 = T(1) / (T(1) + simdExp(-v79));
+#line 44 "examples/lm/basic_lstm.dopa"
     const T v53 = t51[j] + l2_x2f_bias[j];
     const T v58 = t56[j] + l2_h2f_bias[j];
     const T v59 = v53 + v58;
-    const T v60 = T(1) / (T(1) + std::exp(-v59));
-#line 43 "examples/lm/basic_lstm.dopa"
+    const T v60 = T(1) / (T(1) + simdExp(-v59));
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v92 = v60 * l2_c[j];
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
     const T v64 = t62[j] + l2_x2i_bias[j];
     const T v68 = t66[j] + l2_h2i_bias[j];
     const T v69 = v64 + v68;
-    const T v70 = T(1) / (T(1) + std::exp(-v69));
-#line 42 "examples/lm/basic_lstm.dopa"
+    const T v70 = T(1) / (T(1) + simdExp(-v69));
+#line 47 "examples/lm/basic_lstm.dopa"
     const T v84 = t82[j] + l2_x2c_bias[j];
     const T v88 = t86[j] + l2_h2c_bias[j];
     const T v89 = v84 + v88;
-    const T v90 = std::tanh(v89);
-#line 43 "examples/lm/basic_lstm.dopa"
+    const T v90 = simdTanh(v89);
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v93 = v70 * v90;
     const T v94 = v92 + v93;
-#line 44 "examples/lm/basic_lstm.dopa"
-    const T v95 = std::tanh(v94);
+#line 49 "examples/lm/basic_lstm.dopa"
+    const T v95 = simdTanh(v94);
     const T v96 = v80 * v95;
     l2_h_next[j] = v96;
     l2_c_next[j] = v94;
     readout_in_logits[j] = v96;
   }
-#line 416 "lm_basic_lstm.cpp"
+#line 418 "lm_basic_lstm.cpp"
 }
 
 /// One forward step of BasicLSTMLM for one batch element.
@@ -507,91 +509,92 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [206]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [206]
   T *__restrict d_l2_h2c_bias = a.grads + kParamL2H2cBias;      // [206]
+#pragma omp simd
   for (int j = 0; j < 206; ++j) {
-#line 44 "examples/lm/basic_lstm.dopa"
+#line 49 "examples/lm/basic_lstm.dopa"
     const T v101 = d_readout_in_logits[j] + d_l2_h_next[j];
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
     const T v74 = t72[j] + l2_x2o_bias[j];
     const T v78 = t76[j] + l2_h2o_bias[j];
     const T v79 = v74 + v78;
-    const T v80 = T(1) / (T(1) + std::exp(-v79));
-#line 44 "examples/lm/basic_lstm.dopa"
+    const T v80 = T(1) / (T(1) + simdExp(-v79));
+#line 49 "examples/lm/basic_lstm.dopa"
     const T v104 = v101 * v80;
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
     const T v53 = t51[j] + l2_x2f_bias[j];
     const T v58 = t56[j] + l2_h2f_bias[j];
     const T v59 = v53 + v58;
-    const T v60 = T(1) / (T(1) + std::exp(-v59));
-#line 43 "examples/lm/basic_lstm.dopa"
+    const T v60 = T(1) / (T(1) + simdExp(-v59));
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v92 = v60 * l2_c[j];
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
     const T v64 = t62[j] + l2_x2i_bias[j];
     const T v68 = t66[j] + l2_h2i_bias[j];
     const T v69 = v64 + v68;
-    const T v70 = T(1) / (T(1) + std::exp(-v69));
-#line 42 "examples/lm/basic_lstm.dopa"
+    const T v70 = T(1) / (T(1) + simdExp(-v69));
+#line 47 "examples/lm/basic_lstm.dopa"
     const T v84 = t82[j] + l2_x2c_bias[j];
     const T v88 = t86[j] + l2_h2c_bias[j];
     const T v89 = v84 + v88;
-    const T v90 = std::tanh(v89);
-#line 43 "examples/lm/basic_lstm.dopa"
+    const T v90 = simdTanh(v89);
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v93 = v70 * v90;
     const T v94 = v92 + v93;
-#line 44 "examples/lm/basic_lstm.dopa"
-    const T v95 = std::tanh(v94);
+#line 49 "examples/lm/basic_lstm.dopa"
+    const T v95 = simdTanh(v94);
     const T v106 = v95 * v95;
     const T v107 = T(1.0) - v106;
     const T v108 = v104 * v107;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v109 = d_l2_c_next[j] + v108;
     const T v111 = v109 * v70;
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
     const T v114 = v90 * v90;
     const T v115 = T(1.0) - v114;
     const T v116 = v111 * v115;
     t116[j] = v116;
-#line 44 "examples/lm/basic_lstm.dopa"
+#line 49 "examples/lm/basic_lstm.dopa"
     const T v103 = v101 * v95;
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
     const T v124 = T(1.0) - v80;
     const T v125 = v80 * v124;
     const T v126 = v103 * v125;
     t126[j] = v126;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v110 = v109 * v90;
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
     const T v135 = T(1.0) - v70;
     const T v136 = v70 * v135;
     const T v137 = v110 * v136;
     t137[j] = v137;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v112 = v109 * l2_c[j];
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
     const T v146 = T(1.0) - v60;
     const T v147 = v60 * v146;
     const T v148 = v112 * v147;
     t148[j] = v148;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v113 = v109 * v60;
     d_l2_c[j] = v113;
     record1[j] = t2[j];
     record2[j] = l1_h[j];
     record7[j] = t49_l1_hn[j];
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
     d_l2_x2f_bias[j] += v148;
     record8[j] = l2_h[j];
     d_l2_h2f_bias[j] += v148;
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
     d_l2_x2i_bias[j] += v137;
     d_l2_h2i_bias[j] += v137;
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
     d_l2_x2o_bias[j] += v126;
     d_l2_h2o_bias[j] += v126;
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
     d_l2_x2c_bias[j] += v116;
     d_l2_h2c_bias[j] += v116;
   }
-#line 595 "lm_basic_lstm.cpp"
+#line 598 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -602,10 +605,10 @@ template <class T> static void backward_h2c(const dopa::StepArgs<T> &a) {
   T *__restrict t116 = a.record + 2288;                             // [206]
   const T *__restrict l2_h2c_weight = a.params + kParamL2H2cWeight; // [206, 206]
   T *__restrict t119 = a.scratch + 0;                               // [206]
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t119, 206).noalias() =
       ConstRowVec<T>(t116, 206) * ConstRowMat<T>(l2_h2c_weight, 206, 206);
-#line 609 "lm_basic_lstm.cpp"
+#line 612 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -616,10 +619,10 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict t116 = a.record + 2288;                             // [206]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [206, 206]
   T *__restrict t122 = a.scratch + 208;                             // [206]
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t122, 206).noalias() =
       ConstRowVec<T>(t116, 206) * ConstRowMat<T>(l2_x2c_weight, 206, 206);
-#line 623 "lm_basic_lstm.cpp"
+#line 626 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -630,10 +633,10 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t126 = a.record + 2080;                             // [206]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [206, 206]
   T *__restrict t129 = a.scratch + 416;                             // [206]
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t129, 206).noalias() =
       ConstRowVec<T>(t126, 206) * ConstRowMat<T>(l2_h2o_weight, 206, 206);
-#line 637 "lm_basic_lstm.cpp"
+#line 640 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -644,10 +647,10 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
   T *__restrict t126 = a.record + 2080;                             // [206]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [206, 206]
   T *__restrict t133 = a.scratch + 624;                             // [206]
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t133, 206).noalias() =
       ConstRowVec<T>(t126, 206) * ConstRowMat<T>(l2_x2o_weight, 206, 206);
-#line 651 "lm_basic_lstm.cpp"
+#line 654 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -658,10 +661,10 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
   T *__restrict t137 = a.record + 1872;                             // [206]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [206, 206]
   T *__restrict t140 = a.scratch + 832;                             // [206]
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t140, 206).noalias() =
       ConstRowVec<T>(t137, 206) * ConstRowMat<T>(l2_h2i_weight, 206, 206);
-#line 665 "lm_basic_lstm.cpp"
+#line 668 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -672,10 +675,10 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
   T *__restrict t137 = a.record + 1872;                             // [206]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [206, 206]
   T *__restrict t144 = a.scratch + 1040;                            // [206]
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t144, 206).noalias() =
       ConstRowVec<T>(t137, 206) * ConstRowMat<T>(l2_x2i_weight, 206, 206);
-#line 679 "lm_basic_lstm.cpp"
+#line 682 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -686,10 +689,10 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
   T *__restrict t148 = a.record + 1248;                             // [206]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [206, 206]
   T *__restrict t151 = a.scratch + 1248;                            // [206]
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t151, 206).noalias() =
       ConstRowVec<T>(t148, 206) * ConstRowMat<T>(l2_h2f_weight, 206, 206);
-#line 693 "lm_basic_lstm.cpp"
+#line 696 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -700,10 +703,10 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
   T *__restrict t148 = a.record + 1248;                             // [206]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [206, 206]
   T *__restrict t155 = a.scratch + 1456;                            // [206]
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t155, 206).noalias() =
       ConstRowVec<T>(t148, 206) * ConstRowMat<T>(l2_x2f_weight, 206, 206);
-#line 707 "lm_basic_lstm.cpp"
+#line 710 "lm_basic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -771,95 +774,96 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [206]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [206]
   T *__restrict d_l1_h2c_bias = a.grads + kParamL1H2cBias;      // [206]
+#pragma omp simd
   for (int j = 0; j < 206; ++j) {
-#line 44 "examples/lm/basic_lstm.dopa"
+#line 49 "examples/lm/basic_lstm.dopa"
     const T v123 = d_l1_h_next[j] + t122[j];
     const T v134 = v123 + t133[j];
     const T v145 = v134 + t144[j];
     const T v156 = v145 + t155[j];
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
-#line 44 "examples/lm/basic_lstm.dopa"
+    const T v33 = T(1) / (T(1) + simdExp(-v32));
+#line 49 "examples/lm/basic_lstm.dopa"
     const T v158 = v156 * v33;
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
-#line 43 "examples/lm/basic_lstm.dopa"
+    const T v13 = T(1) / (T(1) + simdExp(-v12));
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v45 = v13 * l1_c[j];
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
-#line 42 "examples/lm/basic_lstm.dopa"
+    const T v23 = T(1) / (T(1) + simdExp(-v22));
+#line 47 "examples/lm/basic_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
     const T v41 = t39[j] + l1_h2c_bias[j];
     const T v42 = v37 + v41;
-    const T v43 = std::tanh(v42);
-#line 43 "examples/lm/basic_lstm.dopa"
+    const T v43 = simdTanh(v42);
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v46 = v23 * v43;
     const T v47 = v45 + v46;
-#line 44 "examples/lm/basic_lstm.dopa"
-    const T v48 = std::tanh(v47);
+#line 49 "examples/lm/basic_lstm.dopa"
+    const T v48 = simdTanh(v47);
     const T v159 = v48 * v48;
     const T v160 = T(1.0) - v159;
     const T v161 = v158 * v160;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v162 = d_l1_c_next[j] + v161;
     const T v164 = v162 * v23;
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
     const T v167 = v43 * v43;
     const T v168 = T(1.0) - v167;
     const T v169 = v164 * v168;
     t169[j] = v169;
-#line 44 "examples/lm/basic_lstm.dopa"
+#line 49 "examples/lm/basic_lstm.dopa"
     const T v157 = v156 * v48;
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
     const T v176 = T(1.0) - v33;
     const T v177 = v33 * v176;
     const T v178 = v157 * v177;
     t178[j] = v178;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v163 = v162 * v43;
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
     const T v187 = T(1.0) - v23;
     const T v188 = v23 * v187;
     const T v189 = v163 * v188;
     t189[j] = v189;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v165 = v162 * l1_c[j];
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
     const T v198 = T(1.0) - v13;
     const T v199 = v13 * v198;
     const T v200 = v165 * v199;
     t200[j] = v200;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
     const T v166 = v162 * v13;
     d_l1_c[j] = v166;
-#line 28 "examples/lm/basic_lstm.dopa"
+#line 33 "examples/lm/basic_lstm.dopa"
     const T v130 = t119[j] + t129[j];
     const T v141 = v130 + t140[j];
     const T v152 = v141 + t151[j];
     d_l2_h[j] = v152;
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
     d_l1_x2f_bias[j] += v200;
     d_l1_h2f_bias[j] += v200;
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
     d_l1_x2i_bias[j] += v189;
     d_l1_h2i_bias[j] += v189;
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
     d_l1_x2o_bias[j] += v178;
     d_l1_h2o_bias[j] += v178;
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
     d_l1_x2c_bias[j] += v169;
     d_l1_h2c_bias[j] += v169;
   }
-#line 863 "lm_basic_lstm.cpp"
+#line 867 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -870,10 +874,10 @@ template <class T> static void backward_h2c_10(const dopa::StepArgs<T> &a) {
   T *__restrict t169 = a.record + 1040;                             // [206]
   const T *__restrict l1_h2c_weight = a.params + kParamL1H2cWeight; // [206, 206]
   T *__restrict t172 = a.scratch + 1664;                            // [206]
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t172, 206).noalias() =
       ConstRowVec<T>(t169, 206) * ConstRowMat<T>(l1_h2c_weight, 206, 206);
-#line 877 "lm_basic_lstm.cpp"
+#line 881 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -884,10 +888,10 @@ template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
   T *__restrict t169 = a.record + 1040;                             // [206]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [206, 206]
   T *__restrict t175 = a.scratch + 1872;                            // [206]
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t175, 206).noalias() =
       ConstRowVec<T>(t169, 206) * ConstRowMat<T>(l1_x2c_weight, 206, 206);
-#line 891 "lm_basic_lstm.cpp"
+#line 895 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -898,10 +902,10 @@ template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
   T *__restrict t178 = a.record + 832;                              // [206]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [206, 206]
   T *__restrict t181 = a.scratch + 2080;                            // [206]
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t181, 206).noalias() =
       ConstRowVec<T>(t178, 206) * ConstRowMat<T>(l1_h2o_weight, 206, 206);
-#line 905 "lm_basic_lstm.cpp"
+#line 909 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -912,10 +916,10 @@ template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
   T *__restrict t178 = a.record + 832;                              // [206]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [206, 206]
   T *__restrict t185 = a.scratch + 2288;                            // [206]
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t185, 206).noalias() =
       ConstRowVec<T>(t178, 206) * ConstRowMat<T>(l1_x2o_weight, 206, 206);
-#line 919 "lm_basic_lstm.cpp"
+#line 923 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -926,10 +930,10 @@ template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
   T *__restrict t189 = a.record + 624;                              // [206]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [206, 206]
   T *__restrict t192 = a.scratch + 2496;                            // [206]
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t192, 206).noalias() =
       ConstRowVec<T>(t189, 206) * ConstRowMat<T>(l1_h2i_weight, 206, 206);
-#line 933 "lm_basic_lstm.cpp"
+#line 937 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -940,10 +944,10 @@ template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
   T *__restrict t189 = a.record + 624;                              // [206]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [206, 206]
   T *__restrict t196 = a.scratch + 2704;                            // [206]
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t196, 206).noalias() =
       ConstRowVec<T>(t189, 206) * ConstRowMat<T>(l1_x2i_weight, 206, 206);
-#line 947 "lm_basic_lstm.cpp"
+#line 951 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -954,10 +958,10 @@ template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
   T *__restrict t200 = a.record + 0;                                // [206]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [206, 206]
   T *__restrict t203 = a.scratch + 2912;                            // [206]
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t203, 206).noalias() =
       ConstRowVec<T>(t200, 206) * ConstRowMat<T>(l1_h2f_weight, 206, 206);
-#line 961 "lm_basic_lstm.cpp"
+#line 965 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -968,10 +972,10 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
   T *__restrict t200 = a.record + 0;                                // [206]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [206, 206]
   T *__restrict t207 = a.scratch + 3120;                            // [206]
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t207, 206).noalias() =
       ConstRowVec<T>(t200, 206) * ConstRowMat<T>(l1_x2f_weight, 206, 206);
-#line 975 "lm_basic_lstm.cpp"
+#line 979 "lm_basic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -994,7 +998,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 206; ++j) {
-#line 28 "examples/lm/basic_lstm.dopa"
+#line 33 "examples/lm/basic_lstm.dopa"
     const T v182 = t172[j] + t181[j];
     const T v193 = v182 + t192[j];
     const T v204 = v193 + t203[j];
@@ -1005,7 +1009,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v208 = v197 + t207[j];
     d_enc_weight[int64_t(tok[0]) * 206 + j] += v208;
   }
-#line 1009 "lm_basic_lstm.cpp"
+#line 1013 "lm_basic_lstm.cpp"
 }
 
 /// One backward step of BasicLSTMLM for one batch element.

@@ -95,7 +95,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -118,7 +118,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -141,7 +141,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -164,7 +164,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -187,7 +187,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -210,7 +210,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -233,7 +233,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2c(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -256,7 +256,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2c(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -301,32 +301,32 @@ template <class T> __device__ __forceinline__ void forward_l1_hn_l1_c(const dopa
   (void)nthreads;
   {
     for (int j = tid; j < 206; j += nthreads) {
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
       const T v27 = t25[j] + l1_x2o_bias[j];
       const T v31 = t29[j] + l1_h2o_bias[j];
       const T v32 = v27 + v31;
       const T v33 = T(1) / (T(1) + exp(-v32));
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
       const T v6 = t4[j] + l1_x2f_bias[j];
       const T v11 = t9[j] + l1_h2f_bias[j];
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v45 = v13 * l1_c[j];
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
       const T v17 = t15[j] + l1_x2i_bias[j];
       const T v21 = t19[j] + l1_h2i_bias[j];
       const T v22 = v17 + v21;
       const T v23 = T(1) / (T(1) + exp(-v22));
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
       const T v37 = t35[j] + l1_x2c_bias[j];
       const T v41 = t39[j] + l1_h2c_bias[j];
       const T v42 = v37 + v41;
       const T v43 = tanh(v42);
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v46 = v23 * v43;
       const T v47 = v45 + v46;
-#line 44 "examples/lm/basic_lstm.dopa"
+#line 49 "examples/lm/basic_lstm.dopa"
       const T v48 = tanh(v47);
       const T v49 = v33 * v48;
       l1_h_next[j] = v49;
@@ -349,7 +349,7 @@ __device__ __forceinline__ void forward_saved_x2f_10(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -373,7 +373,7 @@ __device__ __forceinline__ void forward_saved_h2f_11(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -397,7 +397,7 @@ __device__ __forceinline__ void forward_saved_x2i_12(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -421,7 +421,7 @@ __device__ __forceinline__ void forward_saved_h2i_13(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -445,7 +445,7 @@ __device__ __forceinline__ void forward_saved_x2o_14(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -469,7 +469,7 @@ __device__ __forceinline__ void forward_saved_h2o_15(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -493,7 +493,7 @@ __device__ __forceinline__ void forward_saved_x2c_16(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -517,7 +517,7 @@ __device__ __forceinline__ void forward_saved_h2c_17(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   for (int r = tid >> 5; r < 206; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 206; k += 32)
@@ -562,32 +562,32 @@ template <class T> __device__ __forceinline__ void forward_l2_hn_l2_c(const dopa
   (void)nthreads;
   {
     for (int j = tid; j < 206; j += nthreads) {
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
       const T v74 = t72[j] + l2_x2o_bias[j];
       const T v78 = t76[j] + l2_h2o_bias[j];
       const T v79 = v74 + v78;
       const T v80 = T(1) / (T(1) + exp(-v79));
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
       const T v53 = t51[j] + l2_x2f_bias[j];
       const T v58 = t56[j] + l2_h2f_bias[j];
       const T v59 = v53 + v58;
       const T v60 = T(1) / (T(1) + exp(-v59));
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v92 = v60 * l2_c[j];
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
       const T v64 = t62[j] + l2_x2i_bias[j];
       const T v68 = t66[j] + l2_h2i_bias[j];
       const T v69 = v64 + v68;
       const T v70 = T(1) / (T(1) + exp(-v69));
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
       const T v84 = t82[j] + l2_x2c_bias[j];
       const T v88 = t86[j] + l2_h2c_bias[j];
       const T v89 = v84 + v88;
       const T v90 = tanh(v89);
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v93 = v70 * v90;
       const T v94 = v92 + v93;
-#line 44 "examples/lm/basic_lstm.dopa"
+#line 49 "examples/lm/basic_lstm.dopa"
       const T v95 = tanh(v94);
       const T v96 = v80 * v95;
       l2_h_next[j] = v96;
@@ -816,86 +816,86 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 206; j += nthreads) {
-#line 44 "examples/lm/basic_lstm.dopa"
+#line 49 "examples/lm/basic_lstm.dopa"
       const T v109 = d_l2_h_next[j] + t108[j];
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
       const T v74 = t72[j] + l2_x2o_bias[j];
       const T v78 = t76[j] + l2_h2o_bias[j];
       const T v79 = v74 + v78;
       const T v80 = T(1) / (T(1) + exp(-v79));
-#line 44 "examples/lm/basic_lstm.dopa"
+#line 49 "examples/lm/basic_lstm.dopa"
       const T v111 = v109 * v80;
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
       const T v53 = t51[j] + l2_x2f_bias[j];
       const T v58 = t56[j] + l2_h2f_bias[j];
       const T v59 = v53 + v58;
       const T v60 = T(1) / (T(1) + exp(-v59));
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v92 = v60 * l2_c[j];
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
       const T v64 = t62[j] + l2_x2i_bias[j];
       const T v68 = t66[j] + l2_h2i_bias[j];
       const T v69 = v64 + v68;
       const T v70 = T(1) / (T(1) + exp(-v69));
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
       const T v84 = t82[j] + l2_x2c_bias[j];
       const T v88 = t86[j] + l2_h2c_bias[j];
       const T v89 = v84 + v88;
       const T v90 = tanh(v89);
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v93 = v70 * v90;
       const T v94 = v92 + v93;
-#line 44 "examples/lm/basic_lstm.dopa"
+#line 49 "examples/lm/basic_lstm.dopa"
       const T v95 = tanh(v94);
       const T v113 = v95 * v95;
       const T v114 = T(1.0) - v113;
       const T v115 = v111 * v114;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v116 = d_l2_c_next[j] + v115;
       const T v118 = v116 * v70;
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
       const T v121 = v90 * v90;
       const T v122 = T(1.0) - v121;
       const T v123 = v118 * v122;
       t123[j] = v123;
-#line 44 "examples/lm/basic_lstm.dopa"
+#line 49 "examples/lm/basic_lstm.dopa"
       const T v110 = v109 * v95;
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
       const T v131 = T(1.0) - v80;
       const T v132 = v80 * v131;
       const T v133 = v110 * v132;
       t133[j] = v133;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v117 = v116 * v90;
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
       const T v142 = T(1.0) - v70;
       const T v143 = v70 * v142;
       const T v144 = v117 * v143;
       t144[j] = v144;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v119 = v116 * l2_c[j];
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
       const T v153 = T(1.0) - v60;
       const T v154 = v60 * v153;
       const T v155 = v119 * v154;
       t155[j] = v155;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v120 = v116 * v60;
       d_l2_c[j] = v120;
       record1[j] = t2[j];
       record2[j] = l1_h[j];
       record7[j] = t49_l1_hn[j];
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
       atomicAdd(&d_l2_x2f_bias[j], v155);
       record8[j] = l2_h[j];
       atomicAdd(&d_l2_h2f_bias[j], v155);
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
       atomicAdd(&d_l2_x2i_bias[j], v144);
       atomicAdd(&d_l2_h2i_bias[j], v144);
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
       atomicAdd(&d_l2_x2o_bias[j], v133);
       atomicAdd(&d_l2_h2o_bias[j], v133);
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
       atomicAdd(&d_l2_x2c_bias[j], v123);
       atomicAdd(&d_l2_h2c_bias[j], v123);
       record13[j] = t96_l2_hn[j];
@@ -915,7 +915,7 @@ template <class T> __device__ __forceinline__ void backward_h2c(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -936,7 +936,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -957,7 +957,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -978,7 +978,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -999,7 +999,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -1020,7 +1020,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -1041,7 +1041,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -1062,7 +1062,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -1143,90 +1143,90 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 206; j += nthreads) {
-#line 44 "examples/lm/basic_lstm.dopa"
+#line 49 "examples/lm/basic_lstm.dopa"
       const T v130 = d_l1_h_next[j] + t129[j];
       const T v141 = v130 + t140[j];
       const T v152 = v141 + t151[j];
       const T v163 = v152 + t162[j];
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
       const T v27 = t25[j] + l1_x2o_bias[j];
       const T v31 = t29[j] + l1_h2o_bias[j];
       const T v32 = v27 + v31;
       const T v33 = T(1) / (T(1) + exp(-v32));
-#line 44 "examples/lm/basic_lstm.dopa"
+#line 49 "examples/lm/basic_lstm.dopa"
       const T v165 = v163 * v33;
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
       const T v6 = t4[j] + l1_x2f_bias[j];
       const T v11 = t9[j] + l1_h2f_bias[j];
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v45 = v13 * l1_c[j];
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
       const T v17 = t15[j] + l1_x2i_bias[j];
       const T v21 = t19[j] + l1_h2i_bias[j];
       const T v22 = v17 + v21;
       const T v23 = T(1) / (T(1) + exp(-v22));
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
       const T v37 = t35[j] + l1_x2c_bias[j];
       const T v41 = t39[j] + l1_h2c_bias[j];
       const T v42 = v37 + v41;
       const T v43 = tanh(v42);
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v46 = v23 * v43;
       const T v47 = v45 + v46;
-#line 44 "examples/lm/basic_lstm.dopa"
+#line 49 "examples/lm/basic_lstm.dopa"
       const T v48 = tanh(v47);
       const T v166 = v48 * v48;
       const T v167 = T(1.0) - v166;
       const T v168 = v165 * v167;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v169 = d_l1_c_next[j] + v168;
       const T v171 = v169 * v23;
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
       const T v174 = v43 * v43;
       const T v175 = T(1.0) - v174;
       const T v176 = v171 * v175;
       t176[j] = v176;
-#line 44 "examples/lm/basic_lstm.dopa"
+#line 49 "examples/lm/basic_lstm.dopa"
       const T v164 = v163 * v48;
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
       const T v183 = T(1.0) - v33;
       const T v184 = v33 * v183;
       const T v185 = v164 * v184;
       t185[j] = v185;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v170 = v169 * v43;
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
       const T v194 = T(1.0) - v23;
       const T v195 = v23 * v194;
       const T v196 = v170 * v195;
       t196[j] = v196;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v172 = v169 * l1_c[j];
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
       const T v205 = T(1.0) - v13;
       const T v206 = v13 * v205;
       const T v207 = v172 * v206;
       t207[j] = v207;
-#line 43 "examples/lm/basic_lstm.dopa"
+#line 48 "examples/lm/basic_lstm.dopa"
       const T v173 = v169 * v13;
       d_l1_c[j] = v173;
-#line 28 "examples/lm/basic_lstm.dopa"
+#line 33 "examples/lm/basic_lstm.dopa"
       const T v137 = t126[j] + t136[j];
       const T v148 = v137 + t147[j];
       const T v159 = v148 + t158[j];
       d_l2_h[j] = v159;
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
       atomicAdd(&d_l1_x2f_bias[j], v207);
       atomicAdd(&d_l1_h2f_bias[j], v207);
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
       atomicAdd(&d_l1_x2i_bias[j], v196);
       atomicAdd(&d_l1_h2i_bias[j], v196);
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
       atomicAdd(&d_l1_x2o_bias[j], v185);
       atomicAdd(&d_l1_h2o_bias[j], v185);
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
       atomicAdd(&d_l1_x2c_bias[j], v176);
       atomicAdd(&d_l1_h2c_bias[j], v176);
     }
@@ -1245,7 +1245,7 @@ template <class T> __device__ __forceinline__ void backward_h2c_11(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -1266,7 +1266,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_12(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 42 "examples/lm/basic_lstm.dopa"
+#line 47 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -1287,7 +1287,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_13(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -1308,7 +1308,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_14(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 41 "examples/lm/basic_lstm.dopa"
+#line 46 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -1329,7 +1329,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_15(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -1350,7 +1350,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_16(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 40 "examples/lm/basic_lstm.dopa"
+#line 45 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -1371,7 +1371,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_17(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -1392,7 +1392,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_18(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 39 "examples/lm/basic_lstm.dopa"
+#line 44 "examples/lm/basic_lstm.dopa"
   for (int c = tid; c < 206; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 206; ++k)
@@ -1426,7 +1426,7 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 206; j += nthreads) {
-#line 28 "examples/lm/basic_lstm.dopa"
+#line 33 "examples/lm/basic_lstm.dopa"
       const T v189 = t179[j] + t188[j];
       const T v200 = v189 + t199[j];
       const T v211 = v200 + t210[j];

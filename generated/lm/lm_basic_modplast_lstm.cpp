@@ -92,7 +92,7 @@ template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
   T *__restrict t2 = a.saved + 0;                                   // [200]
   T *__restrict t4 = a.saved + 208;                                 // [200]
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t4, 200).noalias() = ConstRowMat<T>(l1_x2f_weight, 200, 200) * ConstVec<T>(t2, 200);
 #line 98 "lm_basic_modplast_lstm.cpp"
 }
@@ -105,7 +105,7 @@ template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [200]
   T *__restrict t9 = a.saved + 416;                                 // [200]
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t9, 200).noalias() = ConstRowMat<T>(l1_h2f_weight, 200, 200) * ConstVec<T>(l1_h, 200);
 #line 111 "lm_basic_modplast_lstm.cpp"
 }
@@ -118,7 +118,7 @@ template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
   T *__restrict t2 = a.saved + 0;                                   // [200]
   T *__restrict t15 = a.saved + 624;                                // [200]
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t15, 200).noalias() = ConstRowMat<T>(l1_x2i_weight, 200, 200) * ConstVec<T>(t2, 200);
 #line 124 "lm_basic_modplast_lstm.cpp"
 }
@@ -131,7 +131,7 @@ template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [200]
   T *__restrict t19 = a.saved + 832;                                // [200]
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t19, 200).noalias() = ConstRowMat<T>(l1_h2i_weight, 200, 200) * ConstVec<T>(l1_h, 200);
 #line 137 "lm_basic_modplast_lstm.cpp"
 }
@@ -144,7 +144,7 @@ template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
   T *__restrict t2 = a.saved + 0;                                   // [200]
   T *__restrict t25 = a.saved + 1040;                               // [200]
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t25, 200).noalias() = ConstRowMat<T>(l1_x2o_weight, 200, 200) * ConstVec<T>(t2, 200);
 #line 150 "lm_basic_modplast_lstm.cpp"
 }
@@ -157,7 +157,7 @@ template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [200]
   T *__restrict t29 = a.saved + 1248;                               // [200]
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t29, 200).noalias() = ConstRowMat<T>(l1_h2o_weight, 200, 200) * ConstVec<T>(l1_h, 200);
 #line 163 "lm_basic_modplast_lstm.cpp"
 }
@@ -170,7 +170,7 @@ template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
   T *__restrict t2 = a.saved + 0;                                   // [200]
   T *__restrict t35 = a.scratch + 0;                                // [200]
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t35, 200).noalias() = ConstRowMat<T>(l1_x2c_weight, 200, 200) * ConstVec<T>(t2, 200);
 #line 176 "lm_basic_modplast_lstm.cpp"
 }
@@ -196,7 +196,7 @@ template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
     T acc105 = T(0);
 #pragma omp simd reduction(+ : acc43, acc105)
     for (int j = 0; j < 200; ++j) {
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
       const T v42 = l1_w[i * 200 + j] + v41;
       acc43 += v42 * l1_h[j];
@@ -240,40 +240,41 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [200] l1.hn
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [200]
   T *__restrict saved_t51 = a.saved + 1664;                     // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
     const T v44 = v37 + t43[j];
-    const T v45 = std::tanh(v44);
+    const T v45 = simdTanh(v44);
     t45_l1_g[j] = v45;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+    const T v33 = T(1) / (T(1) + simdExp(-v32));
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+    const T v13 = T(1) / (T(1) + simdExp(-v12));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v47 = v13 * l1_c[j];
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+    const T v23 = T(1) / (T(1) + simdExp(-v22));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v48 = v23 * v45;
     const T v49 = v47 + v48;
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v50 = std::tanh(v49);
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
+    const T v50 = simdTanh(v49);
     const T v51 = v33 * v50;
     l1_h_next[j] = v51;
     l1_c_next[j] = v49;
     saved_t51[j] = v51;
   }
-#line 277 "lm_basic_modplast_lstm.cpp"
+#line 278 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -284,9 +285,9 @@ template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                       // [200]
   T *__restrict t53 = a.scratch + 416;                                  // [1]
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t53, 1).noalias() = ConstRowMat<T>(l1_h2mod_weight, 1, 200) * ConstVec<T>(l1_h, 200);
-#line 290 "lm_basic_modplast_lstm.cpp"
+#line 291 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -297,11 +298,11 @@ template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
   T *__restrict t53 = a.scratch + 416;                              // [1]
   const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
   T *__restrict t56_l1_M = a.saved + 1872;                          // [1] l1.M
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
   const T v55 = t53[0] + l1_h2mod_bias[0];
-  const T v56 = std::tanh(v55);
+  const T v56 = simdTanh(v55);
   t56_l1_M[0] = v56;
-#line 305 "lm_basic_modplast_lstm.cpp"
+#line 306 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -312,10 +313,10 @@ template <class T> static void forward_saved_x2f_12(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
   T *__restrict t66 = a.saved + 1888;                               // [200]
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t66, 200).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 319 "lm_basic_modplast_lstm.cpp"
+#line 320 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -326,9 +327,9 @@ template <class T> static void forward_saved_h2f_13(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
   T *__restrict t71 = a.saved + 2096;                               // [200]
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t71, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 332 "lm_basic_modplast_lstm.cpp"
+#line 333 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -339,10 +340,10 @@ template <class T> static void forward_saved_x2i_14(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
   T *__restrict t77 = a.saved + 2304;                               // [200]
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t77, 200).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 346 "lm_basic_modplast_lstm.cpp"
+#line 347 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -353,9 +354,9 @@ template <class T> static void forward_saved_h2i_15(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
   T *__restrict t81 = a.saved + 2512;                               // [200]
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t81, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 359 "lm_basic_modplast_lstm.cpp"
+#line 360 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -366,10 +367,10 @@ template <class T> static void forward_saved_x2o_16(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
   T *__restrict t87 = a.saved + 2720;                               // [200]
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t87, 200).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 373 "lm_basic_modplast_lstm.cpp"
+#line 374 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -380,9 +381,9 @@ template <class T> static void forward_saved_h2o_17(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
   T *__restrict t91 = a.saved + 2928;                               // [200]
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t91, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 386 "lm_basic_modplast_lstm.cpp"
+#line 387 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -393,10 +394,10 @@ template <class T> static void forward_x2c_18(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
   T *__restrict t97 = a.scratch + 432;                              // [200]
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t97, 200).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 400 "lm_basic_modplast_lstm.cpp"
+#line 401 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -429,40 +430,41 @@ template <class T> static void forward_l2_g_l2_h_l2_c_logits(const dopa::StepArg
   T *__restrict l2_h_next = a.next + kStateL2H;                 // [200]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [200]
   T *__restrict readout_in_logits = a.outputs[0];               // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
     const T v99 = t97[j] + l2_x2c_bias[j];
     const T v106 = v99 + t105[j];
-    const T v107 = std::tanh(v106);
+    const T v107 = simdTanh(v106);
     t107_l2_g[j] = v107;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
     const T v89 = t87[j] + l2_x2o_bias[j];
     const T v93 = t91[j] + l2_h2o_bias[j];
     const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + std::exp(-v94));
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+    const T v95 = T(1) / (T(1) + simdExp(-v94));
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
     const T v68 = t66[j] + l2_x2f_bias[j];
     const T v73 = t71[j] + l2_h2f_bias[j];
     const T v74 = v68 + v73;
-    const T v75 = T(1) / (T(1) + std::exp(-v74));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+    const T v75 = T(1) / (T(1) + simdExp(-v74));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v109 = v75 * l2_c[j];
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
     const T v79 = t77[j] + l2_x2i_bias[j];
     const T v83 = t81[j] + l2_h2i_bias[j];
     const T v84 = v79 + v83;
-    const T v85 = T(1) / (T(1) + std::exp(-v84));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+    const T v85 = T(1) / (T(1) + simdExp(-v84));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v110 = v85 * v107;
     const T v111 = v109 + v110;
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v112 = std::tanh(v111);
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
+    const T v112 = simdTanh(v111);
     const T v113 = v95 * v112;
     l2_h_next[j] = v113;
     l2_c_next[j] = v111;
     readout_in_logits[j] = v113;
   }
-#line 466 "lm_basic_modplast_lstm.cpp"
+#line 468 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -473,9 +475,9 @@ template <class T> static void forward_h2mod_20(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                       // [200]
   T *__restrict t115 = a.scratch + 848;                                 // [1]
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t115, 1).noalias() = ConstRowMat<T>(l2_h2mod_weight, 1, 200) * ConstVec<T>(l2_h, 200);
-#line 479 "lm_basic_modplast_lstm.cpp"
+#line 481 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -486,11 +488,11 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
   T *__restrict t115 = a.scratch + 848;                             // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
   T *__restrict t118_l2_M = a.saved + 3344;                         // [1] l2.M
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
   const T v117 = t115[0] + l2_h2mod_bias[0];
-  const T v118 = std::tanh(v117);
+  const T v118 = simdTanh(v117);
   t118_l2_M[0] = v118;
-#line 494 "lm_basic_modplast_lstm.cpp"
+#line 496 "lm_basic_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + modfanout * M * outer(g, h), -2, 2)
@@ -514,7 +516,7 @@ template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
       const T v59 = t45_l1_g[i] * l1_h[j];
       const T v60 = v58 * v59;
@@ -529,7 +531,7 @@ template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &
       l2_hebb_next[i * 200 + j] = v124;
     }
   }
-#line 533 "lm_basic_modplast_lstm.cpp"
+#line 535 "lm_basic_modplast_lstm.cpp"
 }
 
 /// One forward step of BasicModplastLSTMLM for one batch element.
@@ -605,7 +607,7 @@ template <class T> static void backward_grad_l1_modfanout_l2_modfanout(const dop
     T acc220 = T(0);
 #pragma omp simd reduction(+ : acc139, acc144, acc215, acc220)
     for (int j = 0; j < 200; ++j) {
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v120 = l2_modfanout[i * 200 + j] * t118_l2_M[0];
       const T v121 = t107_l2_g[i] * l2_h[j];
       const T v122 = v120 * v121;
@@ -617,9 +619,9 @@ template <class T> static void backward_grad_l1_modfanout_l2_modfanout(const dop
       t140[j] += t107_l2_g[i] * v138;
       const T v137 = v136 * v121;
       const T v143 = v137 * l2_modfanout[i * 200 + j];
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
       acc144 += v143;
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
       const T v59 = t45_l1_g[i] * l1_h[j];
       const T v60 = v58 * v59;
@@ -631,9 +633,9 @@ template <class T> static void backward_grad_l1_modfanout_l2_modfanout(const dop
       t216[j] += t45_l1_g[i] * v214;
       const T v213 = v212 * v59;
       const T v219 = v213 * l1_modfanout[i * 200 + j];
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
       acc220 += v219;
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v217 = v213 * t56_l1_M[0];
       d_l1_modfanout[i * 200 + j] += v217;
       const T v141 = v137 * t118_l2_M[0];
@@ -644,7 +646,7 @@ template <class T> static void backward_grad_l1_modfanout_l2_modfanout(const dop
     t215[i] = acc215;
     t220[0] += acc220;
   }
-#line 648 "lm_basic_modplast_lstm.cpp"
+#line 650 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -664,7 +666,7 @@ static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a
   T *__restrict t223 = a.record + 1248;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
   const T v146 = t118_l2_M[0] * t118_l2_M[0];
   const T v147 = T(1.0) - v146;
   const T v148 = t144[0] * v147;
@@ -675,7 +677,7 @@ static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a
   t223[0] = v223;
   d_l1_h2mod_bias[0] += v223;
   d_l2_h2mod_bias[0] += v148;
-#line 679 "lm_basic_modplast_lstm.cpp"
+#line 681 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -686,10 +688,10 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
   T *__restrict t148 = a.record + 2512;                                 // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
   T *__restrict t151 = a.scratch + 432;                                 // [200]
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t151, 200).noalias() =
       ConstRowVec<T>(t148, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 693 "lm_basic_modplast_lstm.cpp"
+#line 695 "lm_basic_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -757,86 +759,87 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [200]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [200]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v130 = d_readout_in_logits[j] + d_l2_h_next[j];
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
     const T v89 = t87[j] + l2_x2o_bias[j];
     const T v93 = t91[j] + l2_h2o_bias[j];
     const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + std::exp(-v94));
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+    const T v95 = T(1) / (T(1) + simdExp(-v94));
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v154 = v130 * v95;
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
     const T v68 = t66[j] + l2_x2f_bias[j];
     const T v73 = t71[j] + l2_h2f_bias[j];
     const T v74 = v68 + v73;
-    const T v75 = T(1) / (T(1) + std::exp(-v74));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+    const T v75 = T(1) / (T(1) + simdExp(-v74));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v109 = v75 * l2_c[j];
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
     const T v79 = t77[j] + l2_x2i_bias[j];
     const T v83 = t81[j] + l2_h2i_bias[j];
     const T v84 = v79 + v83;
-    const T v85 = T(1) / (T(1) + std::exp(-v84));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+    const T v85 = T(1) / (T(1) + simdExp(-v84));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v110 = v85 * t107_l2_g[j];
     const T v111 = v109 + v110;
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v112 = std::tanh(v111);
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
+    const T v112 = simdTanh(v111);
     const T v155 = v112 * v112;
     const T v156 = T(1.0) - v155;
     const T v157 = v154 * v156;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v158 = d_l2_c_next[j] + v157;
     const T v160 = v158 * v85;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
     const T v161 = t139[j] + v160;
     const T v164 = t107_l2_g[j] * t107_l2_g[j];
     const T v165 = T(1.0) - v164;
     const T v166 = v161 * v165;
     t166[j] = v166;
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v153 = v130 * v112;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
     const T v178 = T(1.0) - v95;
     const T v179 = v95 * v178;
     const T v180 = v153 * v179;
     t180[j] = v180;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v159 = v158 * t107_l2_g[j];
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
     const T v189 = T(1.0) - v85;
     const T v190 = v85 * v189;
     const T v191 = v159 * v190;
     t191[j] = v191;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v162 = v158 * l2_c[j];
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
     const T v200 = T(1.0) - v75;
     const T v201 = v75 * v200;
     const T v202 = v162 * v201;
     t202[j] = v202;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v163 = v158 * v75;
     d_l2_c[j] = v163;
     record1[j] = t2[j];
     record2[j] = l1_h[j];
     record8[j] = t51_l1_hn[j];
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
     d_l2_x2f_bias[j] += v202;
     record9[j] = l2_h[j];
     d_l2_h2f_bias[j] += v202;
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
     d_l2_x2i_bias[j] += v191;
     d_l2_h2i_bias[j] += v191;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
     d_l2_x2o_bias[j] += v180;
     d_l2_h2o_bias[j] += v180;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
     d_l2_x2c_bias[j] += v166;
   }
-#line 840 "lm_basic_modplast_lstm.cpp"
+#line 843 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -864,29 +867,29 @@ template <class T> static void backward_d_l2_hebb_grad_l2_alpha(const dopa::Step
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v103 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
       const T v104 = l2_w[i * 200 + j] + v103;
       t168[j] += t166[i] * v104;
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v120 = l2_modfanout[i * 200 + j] * t118_l2_M[0];
       const T v121 = t107_l2_g[i] * l2_h[j];
       const T v122 = v120 * v121;
       const T v123 = l2_hebb[i * 200 + j] + v122;
       const T v135 = T(-2.0) <= v123 && v123 <= T(2.0) ? T(1) : T(0);
       const T v136 = d_l2_hebb_next[i * 200 + j] * v135;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v167 = t166[i] * l2_h[j];
       const T v172 = v167 * l2_alpha[i * 200 + j];
-#line 88 "examples/lm/basic_modplast_lstm.dopa"
+#line 93 "examples/lm/basic_modplast_lstm.dopa"
       const T v173 = v136 + v172;
       d_l2_hebb[i * 200 + j] = v173;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v170 = v167 * l2_hebb[i * 200 + j];
       d_l2_alpha[i * 200 + j] += v170;
     }
   }
-#line 890 "lm_basic_modplast_lstm.cpp"
+#line 893 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -897,10 +900,10 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict t166 = a.record + 2304;                             // [200]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
   T *__restrict t176 = a.scratch + 848;                             // [200]
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t176, 200).noalias() =
       ConstRowVec<T>(t166, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 904 "lm_basic_modplast_lstm.cpp"
+#line 907 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -911,10 +914,10 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t180 = a.record + 2096;                             // [200]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
   T *__restrict t183 = a.scratch + 1056;                            // [200]
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t183, 200).noalias() =
       ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 918 "lm_basic_modplast_lstm.cpp"
+#line 921 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -925,10 +928,10 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
   T *__restrict t180 = a.record + 2096;                             // [200]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
   T *__restrict t187 = a.scratch + 1264;                            // [200]
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t187, 200).noalias() =
       ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 932 "lm_basic_modplast_lstm.cpp"
+#line 935 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -939,10 +942,10 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
   T *__restrict t191 = a.record + 1888;                             // [200]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
   T *__restrict t194 = a.scratch + 1472;                            // [200]
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t194, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 946 "lm_basic_modplast_lstm.cpp"
+#line 949 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -953,10 +956,10 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
   T *__restrict t191 = a.record + 1888;                             // [200]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
   T *__restrict t198 = a.scratch + 1680;                            // [200]
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t198, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 960 "lm_basic_modplast_lstm.cpp"
+#line 963 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -967,10 +970,10 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
   T *__restrict t202 = a.record + 1264;                             // [200]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
   T *__restrict t205 = a.scratch + 1888;                            // [200]
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t205, 200).noalias() =
       ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 974 "lm_basic_modplast_lstm.cpp"
+#line 977 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -981,10 +984,10 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
   T *__restrict t202 = a.record + 1264;                             // [200]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
   T *__restrict t209 = a.scratch + 2096;                            // [200]
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t209, 200).noalias() =
       ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 988 "lm_basic_modplast_lstm.cpp"
+#line 991 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -995,10 +998,10 @@ template <class T> static void backward_h2mod_12(const dopa::StepArgs<T> &a) {
   T *__restrict t223 = a.record + 1248;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
   T *__restrict t226 = a.scratch + 2736;                                // [200]
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t226, 200).noalias() =
       ConstRowVec<T>(t223, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1002 "lm_basic_modplast_lstm.cpp"
+#line 1005 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1064,92 +1067,93 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;      // [200]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [200]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v177 = d_l1_h_next[j] + t176[j];
     const T v188 = v177 + t187[j];
     const T v199 = v188 + t198[j];
     const T v210 = v199 + t209[j];
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+    const T v33 = T(1) / (T(1) + simdExp(-v32));
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v229 = v210 * v33;
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+    const T v13 = T(1) / (T(1) + simdExp(-v12));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v47 = v13 * l1_c[j];
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+    const T v23 = T(1) / (T(1) + simdExp(-v22));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v48 = v23 * t45_l1_g[j];
     const T v49 = v47 + v48;
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v50 = std::tanh(v49);
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
+    const T v50 = simdTanh(v49);
     const T v230 = v50 * v50;
     const T v231 = T(1.0) - v230;
     const T v232 = v229 * v231;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v233 = d_l1_c_next[j] + v232;
     const T v235 = v233 * v23;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
     const T v236 = t215[j] + v235;
     const T v239 = t45_l1_g[j] * t45_l1_g[j];
     const T v240 = T(1.0) - v239;
     const T v241 = v236 * v240;
     t241[j] = v241;
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v228 = v210 * v50;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
     const T v252 = T(1.0) - v33;
     const T v253 = v33 * v252;
     const T v254 = v228 * v253;
     t254[j] = v254;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v234 = v233 * t45_l1_g[j];
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
     const T v263 = T(1.0) - v23;
     const T v264 = v23 * v263;
     const T v265 = v234 * v264;
     t265[j] = v265;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v237 = v233 * l1_c[j];
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
     const T v274 = T(1.0) - v13;
     const T v275 = v13 * v274;
     const T v276 = v237 * v275;
     t276[j] = v276;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
     const T v238 = v233 * v13;
     d_l1_c[j] = v238;
-#line 86 "examples/lm/basic_modplast_lstm.dopa"
+#line 91 "examples/lm/basic_modplast_lstm.dopa"
     const T v152 = t140[j] + t151[j];
     const T v169 = v152 + t168[j];
     const T v184 = v169 + t183[j];
     const T v195 = v184 + t194[j];
     const T v206 = v195 + t205[j];
     d_l2_h[j] = v206;
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
     d_l1_x2f_bias[j] += v276;
     d_l1_h2f_bias[j] += v276;
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
     d_l1_x2i_bias[j] += v265;
     d_l1_h2i_bias[j] += v265;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
     d_l1_x2o_bias[j] += v254;
     d_l1_h2o_bias[j] += v254;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
     d_l1_x2c_bias[j] += v241;
   }
-#line 1153 "lm_basic_modplast_lstm.cpp"
+#line 1157 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1177,29 +1181,29 @@ template <class T> static void backward_d_l1_hebb_grad_l1_alpha(const dopa::Step
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
       const T v42 = l1_w[i * 200 + j] + v41;
       t243[j] += t241[i] * v42;
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
       const T v59 = t45_l1_g[i] * l1_h[j];
       const T v60 = v58 * v59;
       const T v61 = l1_hebb[i * 200 + j] + v60;
       const T v211 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
       const T v212 = d_l1_hebb_next[i * 200 + j] * v211;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v242 = t241[i] * l1_h[j];
       const T v247 = v242 * l1_alpha[i * 200 + j];
-#line 88 "examples/lm/basic_modplast_lstm.dopa"
+#line 93 "examples/lm/basic_modplast_lstm.dopa"
       const T v248 = v212 + v247;
       d_l1_hebb[i * 200 + j] = v248;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v245 = v242 * l1_hebb[i * 200 + j];
       d_l1_alpha[i * 200 + j] += v245;
     }
   }
-#line 1203 "lm_basic_modplast_lstm.cpp"
+#line 1207 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1210,10 +1214,10 @@ template <class T> static void backward_x2c_15(const dopa::StepArgs<T> &a) {
   T *__restrict t241 = a.record + 1040;                             // [200]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
   T *__restrict t251 = a.scratch + 3152;                            // [200]
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t251, 200).noalias() =
       ConstRowVec<T>(t241, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1217 "lm_basic_modplast_lstm.cpp"
+#line 1221 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1224,10 +1228,10 @@ template <class T> static void backward_h2o_16(const dopa::StepArgs<T> &a) {
   T *__restrict t254 = a.record + 832;                              // [200]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
   T *__restrict t257 = a.scratch + 3360;                            // [200]
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t257, 200).noalias() =
       ConstRowVec<T>(t254, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1231 "lm_basic_modplast_lstm.cpp"
+#line 1235 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1238,10 +1242,10 @@ template <class T> static void backward_x2o_17(const dopa::StepArgs<T> &a) {
   T *__restrict t254 = a.record + 832;                              // [200]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
   T *__restrict t261 = a.scratch + 3568;                            // [200]
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t261, 200).noalias() =
       ConstRowVec<T>(t254, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1245 "lm_basic_modplast_lstm.cpp"
+#line 1249 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1252,10 +1256,10 @@ template <class T> static void backward_h2i_18(const dopa::StepArgs<T> &a) {
   T *__restrict t265 = a.record + 624;                              // [200]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
   T *__restrict t268 = a.scratch + 3776;                            // [200]
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t268, 200).noalias() =
       ConstRowVec<T>(t265, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1259 "lm_basic_modplast_lstm.cpp"
+#line 1263 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1266,10 +1270,10 @@ template <class T> static void backward_x2i_19(const dopa::StepArgs<T> &a) {
   T *__restrict t265 = a.record + 624;                              // [200]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
   T *__restrict t272 = a.scratch + 3984;                            // [200]
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t272, 200).noalias() =
       ConstRowVec<T>(t265, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1273 "lm_basic_modplast_lstm.cpp"
+#line 1277 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1280,10 +1284,10 @@ template <class T> static void backward_h2f_20(const dopa::StepArgs<T> &a) {
   T *__restrict t276 = a.record + 0;                                // [200]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
   T *__restrict t279 = a.scratch + 4192;                            // [200]
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t279, 200).noalias() =
       ConstRowVec<T>(t276, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1287 "lm_basic_modplast_lstm.cpp"
+#line 1291 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1294,10 +1298,10 @@ template <class T> static void backward_x2f_21(const dopa::StepArgs<T> &a) {
   T *__restrict t276 = a.record + 0;                                // [200]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
   T *__restrict t283 = a.scratch + 4400;                            // [200]
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t283, 200).noalias() =
       ConstRowVec<T>(t276, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1301 "lm_basic_modplast_lstm.cpp"
+#line 1305 "lm_basic_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1322,7 +1326,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 86 "examples/lm/basic_modplast_lstm.dopa"
+#line 91 "examples/lm/basic_modplast_lstm.dopa"
     const T v227 = t216[j] + t226[j];
     const T v244 = v227 + t243[j];
     const T v258 = v244 + t257[j];
@@ -1335,7 +1339,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v284 = v273 + t283[j];
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v284;
   }
-#line 1339 "lm_basic_modplast_lstm.cpp"
+#line 1343 "lm_basic_modplast_lstm.cpp"
 }
 
 /// One backward step of BasicModplastLSTMLM for one batch element.

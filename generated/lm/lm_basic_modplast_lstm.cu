@@ -104,7 +104,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -127,7 +127,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -150,7 +150,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -173,7 +173,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -196,7 +196,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -219,7 +219,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -242,7 +242,7 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -277,7 +277,7 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     T acc43 = T(0);
     T acc105 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
       const T v42 = l1_w[i * 200 + j] + v41;
       acc43 += v42 * l1_h[j];
@@ -331,32 +331,32 @@ __device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> 
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v37 = t35[j] + l1_x2c_bias[j];
       const T v44 = v37 + t43[j];
       const T v45 = tanh(v44);
       t45_l1_g[j] = v45;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
       const T v27 = t25[j] + l1_x2o_bias[j];
       const T v31 = t29[j] + l1_h2o_bias[j];
       const T v32 = v27 + v31;
       const T v33 = T(1) / (T(1) + exp(-v32));
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
       const T v6 = t4[j] + l1_x2f_bias[j];
       const T v11 = t9[j] + l1_h2f_bias[j];
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v47 = v13 * l1_c[j];
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
       const T v17 = t15[j] + l1_x2i_bias[j];
       const T v21 = t19[j] + l1_h2i_bias[j];
       const T v22 = v17 + v21;
       const T v23 = T(1) / (T(1) + exp(-v22));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v48 = v23 * v45;
       const T v49 = v47 + v48;
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
       const T v50 = tanh(v49);
       const T v51 = v33 * v50;
       l1_h_next[j] = v51;
@@ -378,7 +378,7 @@ template <class T> __device__ __forceinline__ void forward_h2mod(const dopa::Ste
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -403,7 +403,7 @@ template <class T> __device__ __forceinline__ void forward_l1_m(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
       const T v55 = t53[0] + l1_h2mod_bias[0];
       const T v56 = tanh(v55);
       t56_l1_M[0] = v56;
@@ -424,7 +424,7 @@ __device__ __forceinline__ void forward_saved_x2f_12(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -448,7 +448,7 @@ __device__ __forceinline__ void forward_saved_h2f_13(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -472,7 +472,7 @@ __device__ __forceinline__ void forward_saved_x2i_14(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -496,7 +496,7 @@ __device__ __forceinline__ void forward_saved_h2i_15(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -520,7 +520,7 @@ __device__ __forceinline__ void forward_saved_x2o_16(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -544,7 +544,7 @@ __device__ __forceinline__ void forward_saved_h2o_17(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -567,7 +567,7 @@ template <class T> __device__ __forceinline__ void forward_x2c_18(const dopa::St
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -615,32 +615,32 @@ __device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> 
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v99 = t97[j] + l2_x2c_bias[j];
       const T v106 = v99 + t105[j];
       const T v107 = tanh(v106);
       t107_l2_g[j] = v107;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
       const T v89 = t87[j] + l2_x2o_bias[j];
       const T v93 = t91[j] + l2_h2o_bias[j];
       const T v94 = v89 + v93;
       const T v95 = T(1) / (T(1) + exp(-v94));
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
       const T v68 = t66[j] + l2_x2f_bias[j];
       const T v73 = t71[j] + l2_h2f_bias[j];
       const T v74 = v68 + v73;
       const T v75 = T(1) / (T(1) + exp(-v74));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v109 = v75 * l2_c[j];
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
       const T v79 = t77[j] + l2_x2i_bias[j];
       const T v83 = t81[j] + l2_h2i_bias[j];
       const T v84 = v79 + v83;
       const T v85 = T(1) / (T(1) + exp(-v84));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v110 = v85 * v107;
       const T v111 = v109 + v110;
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
       const T v112 = tanh(v111);
       const T v113 = v95 * v112;
       l2_h_next[j] = v113;
@@ -662,7 +662,7 @@ template <class T> __device__ __forceinline__ void forward_h2mod_20(const dopa::
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
   for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -687,7 +687,7 @@ template <class T> __device__ __forceinline__ void forward_l2_m(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
       const T v117 = t115[0] + l2_h2mod_bias[0];
       const T v118 = tanh(v117);
       t118_l2_M[0] = v118;
@@ -743,7 +743,7 @@ __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
   (void)nthreads;
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
       const T v59 = t45_l1_g[i] * l1_h[j];
       const T v60 = v58 * v59;
@@ -939,7 +939,7 @@ backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
     T acc222 = T(0);
     T acc227 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v120 = l2_modfanout[i * 200 + j] * t118_l2_M[0];
       const T v121 = t107_l2_g[i] * l2_h[j];
       const T v122 = v120 * v121;
@@ -951,9 +951,9 @@ backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
       atomicAdd(&t147[j], t107_l2_g[i] * v145);
       const T v144 = v143 * v121;
       const T v150 = v144 * l2_modfanout[i * 200 + j];
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
       acc151 += v150;
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
       const T v59 = t45_l1_g[i] * l1_h[j];
       const T v60 = v58 * v59;
@@ -965,9 +965,9 @@ backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
       atomicAdd(&t223[j], t45_l1_g[i] * v221);
       const T v220 = v219 * v59;
       const T v226 = v220 * l1_modfanout[i * 200 + j];
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
       acc227 += v226;
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v224 = v220 * t56_l1_M[0];
       atomicAdd(&d_l1_modfanout[i * 200 + j], v224);
       const T v148 = v144 * t118_l2_M[0];
@@ -1010,7 +1010,7 @@ backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
       const T v153 = t118_l2_M[0] * t118_l2_M[0];
       const T v154 = T(1.0) - v153;
       const T v155 = t151[0] * v154;
@@ -1037,7 +1037,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     acc += t155[0] * l2_h2mod_weight[c];
@@ -1120,82 +1120,82 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
       const T v139 = d_l2_h_next[j] + t138[j];
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
       const T v89 = t87[j] + l2_x2o_bias[j];
       const T v93 = t91[j] + l2_h2o_bias[j];
       const T v94 = v89 + v93;
       const T v95 = T(1) / (T(1) + exp(-v94));
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
       const T v161 = v139 * v95;
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
       const T v68 = t66[j] + l2_x2f_bias[j];
       const T v73 = t71[j] + l2_h2f_bias[j];
       const T v74 = v68 + v73;
       const T v75 = T(1) / (T(1) + exp(-v74));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v109 = v75 * l2_c[j];
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
       const T v79 = t77[j] + l2_x2i_bias[j];
       const T v83 = t81[j] + l2_h2i_bias[j];
       const T v84 = v79 + v83;
       const T v85 = T(1) / (T(1) + exp(-v84));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v110 = v85 * t107_l2_g[j];
       const T v111 = v109 + v110;
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
       const T v112 = tanh(v111);
       const T v162 = v112 * v112;
       const T v163 = T(1.0) - v162;
       const T v164 = v161 * v163;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v165 = d_l2_c_next[j] + v164;
       const T v167 = v165 * v85;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v168 = t146[j] + v167;
       const T v171 = t107_l2_g[j] * t107_l2_g[j];
       const T v172 = T(1.0) - v171;
       const T v173 = v168 * v172;
       t173[j] = v173;
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
       const T v160 = v139 * v112;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
       const T v185 = T(1.0) - v95;
       const T v186 = v95 * v185;
       const T v187 = v160 * v186;
       t187[j] = v187;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v166 = v165 * t107_l2_g[j];
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
       const T v196 = T(1.0) - v85;
       const T v197 = v85 * v196;
       const T v198 = v166 * v197;
       t198[j] = v198;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v169 = v165 * l2_c[j];
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
       const T v207 = T(1.0) - v75;
       const T v208 = v75 * v207;
       const T v209 = v169 * v208;
       t209[j] = v209;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v170 = v165 * v75;
       d_l2_c[j] = v170;
       record1[j] = t2[j];
       record2[j] = l1_h[j];
       record8[j] = t51_l1_hn[j];
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
       atomicAdd(&d_l2_x2f_bias[j], v209);
       record9[j] = l2_h[j];
       atomicAdd(&d_l2_h2f_bias[j], v209);
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
       atomicAdd(&d_l2_x2i_bias[j], v198);
       atomicAdd(&d_l2_h2i_bias[j], v198);
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
       atomicAdd(&d_l2_x2o_bias[j], v187);
       atomicAdd(&d_l2_h2o_bias[j], v187);
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       atomicAdd(&d_l2_x2c_bias[j], v173);
       record15[j] = t113_l2_hn[j];
     }
@@ -1232,24 +1232,24 @@ __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::Ste
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v103 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
       const T v104 = l2_w[i * 200 + j] + v103;
       atomicAdd(&t175[j], t173[i] * v104);
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v120 = l2_modfanout[i * 200 + j] * t118_l2_M[0];
       const T v121 = t107_l2_g[i] * l2_h[j];
       const T v122 = v120 * v121;
       const T v123 = l2_hebb[i * 200 + j] + v122;
       const T v142 = T(-2.0) <= v123 && v123 <= T(2.0) ? T(1) : T(0);
       const T v143 = d_l2_hebb_next[i * 200 + j] * v142;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v174 = t173[i] * l2_h[j];
       const T v179 = v174 * l2_alpha[i * 200 + j];
-#line 88 "examples/lm/basic_modplast_lstm.dopa"
+#line 93 "examples/lm/basic_modplast_lstm.dopa"
       const T v180 = v143 + v179;
       d_l2_hebb[i * 200 + j] = v180;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v177 = v174 * l2_hebb[i * 200 + j];
       atomicAdd(&d_l2_alpha[i * 200 + j], v177);
     }
@@ -1268,7 +1268,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1289,7 +1289,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1310,7 +1310,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1331,7 +1331,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1352,7 +1352,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1373,7 +1373,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1394,7 +1394,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1415,7 +1415,7 @@ template <class T> __device__ __forceinline__ void backward_h2mod_13(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     acc += t230[0] * l1_h2mod_weight[c];
@@ -1493,88 +1493,88 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
       const T v184 = d_l1_h_next[j] + t183[j];
       const T v195 = v184 + t194[j];
       const T v206 = v195 + t205[j];
       const T v217 = v206 + t216[j];
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
       const T v27 = t25[j] + l1_x2o_bias[j];
       const T v31 = t29[j] + l1_h2o_bias[j];
       const T v32 = v27 + v31;
       const T v33 = T(1) / (T(1) + exp(-v32));
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
       const T v236 = v217 * v33;
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
       const T v6 = t4[j] + l1_x2f_bias[j];
       const T v11 = t9[j] + l1_h2f_bias[j];
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v47 = v13 * l1_c[j];
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
       const T v17 = t15[j] + l1_x2i_bias[j];
       const T v21 = t19[j] + l1_h2i_bias[j];
       const T v22 = v17 + v21;
       const T v23 = T(1) / (T(1) + exp(-v22));
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v48 = v23 * t45_l1_g[j];
       const T v49 = v47 + v48;
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
       const T v50 = tanh(v49);
       const T v237 = v50 * v50;
       const T v238 = T(1.0) - v237;
       const T v239 = v236 * v238;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v240 = d_l1_c_next[j] + v239;
       const T v242 = v240 * v23;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v243 = t222[j] + v242;
       const T v246 = t45_l1_g[j] * t45_l1_g[j];
       const T v247 = T(1.0) - v246;
       const T v248 = v243 * v247;
       t248[j] = v248;
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
       const T v235 = v217 * v50;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
       const T v259 = T(1.0) - v33;
       const T v260 = v33 * v259;
       const T v261 = v235 * v260;
       t261[j] = v261;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v241 = v240 * t45_l1_g[j];
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
       const T v270 = T(1.0) - v23;
       const T v271 = v23 * v270;
       const T v272 = v241 * v271;
       t272[j] = v272;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v244 = v240 * l1_c[j];
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
       const T v281 = T(1.0) - v13;
       const T v282 = v13 * v281;
       const T v283 = v244 * v282;
       t283[j] = v283;
-#line 105 "examples/lm/basic_modplast_lstm.dopa"
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
       const T v245 = v240 * v13;
       d_l1_c[j] = v245;
-#line 86 "examples/lm/basic_modplast_lstm.dopa"
+#line 91 "examples/lm/basic_modplast_lstm.dopa"
       const T v159 = t147[j] + t158[j];
       const T v176 = v159 + t175[j];
       const T v191 = v176 + t190[j];
       const T v202 = v191 + t201[j];
       const T v213 = v202 + t212[j];
       d_l2_h[j] = v213;
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
       atomicAdd(&d_l1_x2f_bias[j], v283);
       atomicAdd(&d_l1_h2f_bias[j], v283);
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
       atomicAdd(&d_l1_x2i_bias[j], v272);
       atomicAdd(&d_l1_h2i_bias[j], v272);
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
       atomicAdd(&d_l1_x2o_bias[j], v261);
       atomicAdd(&d_l1_h2o_bias[j], v261);
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       atomicAdd(&d_l1_x2c_bias[j], v248);
     }
   }
@@ -1610,24 +1610,24 @@ __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::Ste
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
       const T v42 = l1_w[i * 200 + j] + v41;
       atomicAdd(&t250[j], t248[i] * v42);
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
       const T v59 = t45_l1_g[i] * l1_h[j];
       const T v60 = v58 * v59;
       const T v61 = l1_hebb[i * 200 + j] + v60;
       const T v218 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
       const T v219 = d_l1_hebb_next[i * 200 + j] * v218;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v249 = t248[i] * l1_h[j];
       const T v254 = v249 * l1_alpha[i * 200 + j];
-#line 88 "examples/lm/basic_modplast_lstm.dopa"
+#line 93 "examples/lm/basic_modplast_lstm.dopa"
       const T v255 = v219 + v254;
       d_l1_hebb[i * 200 + j] = v255;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v252 = v249 * l1_hebb[i * 200 + j];
       atomicAdd(&d_l1_alpha[i * 200 + j], v252);
     }
@@ -1646,7 +1646,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_16(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 104 "examples/lm/basic_modplast_lstm.dopa"
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1667,7 +1667,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_17(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1688,7 +1688,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_18(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 103 "examples/lm/basic_modplast_lstm.dopa"
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1709,7 +1709,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_19(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1730,7 +1730,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_20(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 102 "examples/lm/basic_modplast_lstm.dopa"
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1751,7 +1751,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_21(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1772,7 +1772,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_22(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 101 "examples/lm/basic_modplast_lstm.dopa"
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1808,7 +1808,7 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 86 "examples/lm/basic_modplast_lstm.dopa"
+#line 91 "examples/lm/basic_modplast_lstm.dopa"
       const T v234 = t223[j] + t233[j];
       const T v251 = v234 + t250[j];
       const T v265 = v251 + t264[j];

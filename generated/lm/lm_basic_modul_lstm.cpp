@@ -39,7 +39,7 @@ constexpr int64_t kParamL1Alpha = 4331400;       // l1.alpha [200, 200]
 constexpr int64_t kParamL1H2modWeight = 4371400; // l1.h2mod.weight [1, 200]
 constexpr int64_t kParamL1H2modBias = 4371600;   // l1.h2mod.bias [1]
 constexpr int64_t kParamL1Modfanout = 4371601;   // l1.modfanout [200, 200]
-constexpr int64_t kParamL1Etaet = 4411601;       // l1.etaet []
+constexpr int64_t kParamL1EtaetLogit = 4411601;  // l1.etaet_logit []
 constexpr int64_t kParamL2X2fWeight = 4411602;   // l2.x2f.weight [200, 200]
 constexpr int64_t kParamL2X2fBias = 4451602;     // l2.x2f.bias [200]
 constexpr int64_t kParamL2X2iWeight = 4451802;   // l2.x2i.weight [200, 200]
@@ -59,7 +59,7 @@ constexpr int64_t kParamL2Alpha = 4733002;       // l2.alpha [200, 200]
 constexpr int64_t kParamL2H2modWeight = 4773002; // l2.h2mod.weight [1, 200]
 constexpr int64_t kParamL2H2modBias = 4773202;   // l2.h2mod.bias [1]
 constexpr int64_t kParamL2Modfanout = 4773203;   // l2.modfanout [200, 200]
-constexpr int64_t kParamL2Etaet = 4813203;       // l2.etaet []
+constexpr int64_t kParamL2EtaetLogit = 4813203;  // l2.etaet_logit []
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
 constexpr int64_t kStateL1H = 0;       // l1.h [200]
@@ -88,337 +88,350 @@ template <class T> static void forward_saved_enc(const dopa::StepArgs<T> &a) {
 #line 89 "lm_basic_modul_lstm.cpp"
 }
 
-// f = sigmoid(x2f(x) + h2f(h))
+// etaet = sigmoid(etaet_logit)
+// et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 1: dense product (Eigen), [200]
-//   %4 matmul
-template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
-  T *__restrict t2 = a.saved + 0;                                   // [200]
-  T *__restrict t4 = a.saved + 208;                                 // [200]
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t4, 200).noalias() = ConstRowMat<T>(l1_x2f_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 102 "lm_basic_modul_lstm.cpp"
+// forward stage 1: fused loop nest over []
+//   %4 sigmoid l1.etaet
+//   %68 sub
+//   %74 sigmoid l2.etaet
+//   %135 sub
+template <class T> static void forward_l1_etaet_l2_etaet(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_etaet_logit = a.params + kParamL1EtaetLogit; // []
+  T *__restrict t4_l1_etaet = a.saved + 208;                          // [] l1.etaet
+  T *__restrict t68 = a.saved + 1904;                                 // []
+  const T *__restrict l2_etaet_logit = a.params + kParamL2EtaetLogit; // []
+  T *__restrict t74_l2_etaet = a.saved + 1920;                        // [] l2.etaet
+  T *__restrict t135 = a.saved + 3408;                                // []
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+  const T v4 = T(1) / (T(1) + simdExp(-l1_etaet_logit[0]));
+  t4_l1_etaet[0] = v4;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+  const T v68 = T(1.0) - v4;
+  t68[0] = v68;
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+  const T v74 = T(1) / (T(1) + simdExp(-l2_etaet_logit[0]));
+  t74_l2_etaet[0] = v74;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+  const T v135 = T(1.0) - v74;
+  t135[0] = v135;
+#line 119 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // forward stage 2: dense product (Eigen), [200]
-//   %9 matmul
+//   %6 matmul
+template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
+  T *__restrict t2 = a.saved + 0;                                   // [200]
+  T *__restrict t6 = a.saved + 224;                                 // [200]
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t6, 200).noalias() = ConstRowMat<T>(l1_x2f_weight, 200, 200) * ConstVec<T>(t2, 200);
+#line 132 "lm_basic_modul_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 3: dense product (Eigen), [200]
+//   %11 matmul
 template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [200]
-  T *__restrict t9 = a.saved + 416;                                 // [200]
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t9, 200).noalias() = ConstRowMat<T>(l1_h2f_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 115 "lm_basic_modul_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// forward stage 3: dense product (Eigen), [200]
-//   %15 matmul
-template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
-  T *__restrict t2 = a.saved + 0;                                   // [200]
-  T *__restrict t15 = a.saved + 624;                                // [200]
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t15, 200).noalias() = ConstRowMat<T>(l1_x2i_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 128 "lm_basic_modul_lstm.cpp"
+  T *__restrict t11 = a.saved + 432;                                // [200]
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t11, 200).noalias() = ConstRowMat<T>(l1_h2f_weight, 200, 200) * ConstVec<T>(l1_h, 200);
+#line 145 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 4: dense product (Eigen), [200]
-//   %19 matmul
+//   %17 matmul
+template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
+  T *__restrict t2 = a.saved + 0;                                   // [200]
+  T *__restrict t17 = a.saved + 640;                                // [200]
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t17, 200).noalias() = ConstRowMat<T>(l1_x2i_weight, 200, 200) * ConstVec<T>(t2, 200);
+#line 158 "lm_basic_modul_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 5: dense product (Eigen), [200]
+//   %21 matmul
 template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [200]
-  T *__restrict t19 = a.saved + 832;                                // [200]
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t19, 200).noalias() = ConstRowMat<T>(l1_h2i_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 141 "lm_basic_modul_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// forward stage 5: dense product (Eigen), [200]
-//   %25 matmul
-template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
-  T *__restrict t2 = a.saved + 0;                                   // [200]
-  T *__restrict t25 = a.saved + 1040;                               // [200]
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t25, 200).noalias() = ConstRowMat<T>(l1_x2o_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 154 "lm_basic_modul_lstm.cpp"
+  T *__restrict t21 = a.saved + 848;                                // [200]
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t21, 200).noalias() = ConstRowMat<T>(l1_h2i_weight, 200, 200) * ConstVec<T>(l1_h, 200);
+#line 171 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 6: dense product (Eigen), [200]
-//   %29 matmul
+//   %27 matmul
+template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
+  T *__restrict t2 = a.saved + 0;                                   // [200]
+  T *__restrict t27 = a.saved + 1056;                               // [200]
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t27, 200).noalias() = ConstRowMat<T>(l1_x2o_weight, 200, 200) * ConstVec<T>(t2, 200);
+#line 184 "lm_basic_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 7: dense product (Eigen), [200]
+//   %31 matmul
 template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [200]
-  T *__restrict t29 = a.saved + 1248;                               // [200]
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t29, 200).noalias() = ConstRowMat<T>(l1_h2o_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 167 "lm_basic_modul_lstm.cpp"
+  T *__restrict t31 = a.saved + 1264;                               // [200]
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t31, 200).noalias() = ConstRowMat<T>(l1_h2o_weight, 200, 200) * ConstVec<T>(l1_h, 200);
+#line 197 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 7: dense product (Eigen), [200]
-//   %35 matmul
+// forward stage 8: dense product (Eigen), [200]
+//   %37 matmul
 template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
   T *__restrict t2 = a.saved + 0;                                   // [200]
-  T *__restrict t35 = a.scratch + 0;                                // [200]
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t35, 200).noalias() = ConstRowMat<T>(l1_x2c_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 180 "lm_basic_modul_lstm.cpp"
+  T *__restrict t37 = a.scratch + 0;                                // [200]
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t37, 200).noalias() = ConstRowMat<T>(l1_x2c_weight, 200, 200) * ConstVec<T>(t2, 200);
+#line 210 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 8: fused loop nest over [200, 200]
-//   %43 matmul
-//   %112 matmul
+// forward stage 9: fused loop nest over [200, 200]
+//   %45 matmul
+//   %115 matmul
 template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 208;                     // [200]
+  T *__restrict t45 = a.scratch + 208;                     // [200]
   const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
   const T *__restrict l1_pw = a.state + kStateL1Pw;        // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;          // [200]
-  T *__restrict t112 = a.scratch + 640;                    // [200]
+  T *__restrict t115 = a.scratch + 640;                    // [200]
   const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
   const T *__restrict l2_pw = a.state + kStateL2Pw;        // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;          // [200]
   for (int i = 0; i < 200; ++i) {
-    T acc43 = T(0);
-    T acc112 = T(0);
-#pragma omp simd reduction(+ : acc43, acc112)
+    T acc45 = T(0);
+    T acc115 = T(0);
+#pragma omp simd reduction(+ : acc45, acc115)
     for (int j = 0; j < 200; ++j) {
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v41 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
-      const T v42 = l1_w[i * 200 + j] + v41;
-      acc43 += v42 * l1_h[j];
-      const T v110 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
-      const T v111 = l2_w[i * 200 + j] + v110;
-      acc112 += v111 * l2_h[j];
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v43 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
+      const T v44 = l1_w[i * 200 + j] + v43;
+      acc45 += v44 * l1_h[j];
+      const T v113 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
+      const T v114 = l2_w[i * 200 + j] + v113;
+      acc115 += v114 * l2_h[j];
     }
-    t43[i] = acc43;
-    t112[i] = acc112;
+    t45[i] = acc45;
+    t115[i] = acc115;
   }
-#line 215 "lm_basic_modul_lstm.cpp"
+#line 245 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 9: fused loop nest over [200]
-//   %45 tanh l1.g
-//   %51 mul l1.hn
-//   %49 add l1.cn -> next_state l1.c
-//   %51 mul l1.hn -> saved
+// forward stage 10: fused loop nest over [200]
+//   %47 tanh l1.g
+//   %53 mul l1.hn
+//   %51 add l1.cn -> next_state l1.c
+//   %53 mul l1.hn -> saved
 template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t35 = a.scratch + 0;                            // [200]
+  T *__restrict t37 = a.scratch + 0;                            // [200]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [200]
-  T *__restrict t43 = a.scratch + 208;                          // [200]
-  T *__restrict t45_l1_g = a.saved + 1456;                      // [200] l1.g
-  T *__restrict t25 = a.saved + 1040;                           // [200]
+  T *__restrict t45 = a.scratch + 208;                          // [200]
+  T *__restrict t47_l1_g = a.saved + 1472;                      // [200] l1.g
+  T *__restrict t27 = a.saved + 1056;                           // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
-  T *__restrict t29 = a.saved + 1248;                           // [200]
+  T *__restrict t31 = a.saved + 1264;                           // [200]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [200]
-  T *__restrict t4 = a.saved + 208;                             // [200]
+  T *__restrict t6 = a.saved + 224;                             // [200]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [200]
-  T *__restrict t9 = a.saved + 416;                             // [200]
+  T *__restrict t11 = a.saved + 432;                            // [200]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [200]
   const T *__restrict l1_c = a.state + kStateL1C;               // [200]
-  T *__restrict t15 = a.saved + 624;                            // [200]
+  T *__restrict t17 = a.saved + 640;                            // [200]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [200]
-  T *__restrict t19 = a.saved + 832;                            // [200]
+  T *__restrict t21 = a.saved + 848;                            // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [200] l1.hn
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [200]
-  T *__restrict saved_t51 = a.saved + 1664;                     // [200]
+  T *__restrict saved_t53 = a.saved + 1680;                     // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-    const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v44 = v37 + t43[j];
-    const T v45 = std::tanh(v44);
-    t45_l1_g[j] = v45;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
-    const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v47 = v13 * l1_c[j];
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v48 = v23 * v45;
-    const T v49 = v47 + v48;
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v50 = std::tanh(v49);
-    const T v51 = v33 * v50;
-    l1_h_next[j] = v51;
-    l1_c_next[j] = v49;
-    saved_t51[j] = v51;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+    const T v39 = t37[j] + l1_x2c_bias[j];
+    const T v46 = v39 + t45[j];
+    const T v47 = simdTanh(v46);
+    t47_l1_g[j] = v47;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    const T v29 = t27[j] + l1_x2o_bias[j];
+    const T v33 = t31[j] + l1_h2o_bias[j];
+    const T v34 = v29 + v33;
+    const T v35 = T(1) / (T(1) + simdExp(-v34));
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v8 = t6[j] + l1_x2f_bias[j];
+    const T v13 = t11[j] + l1_h2f_bias[j];
+    const T v14 = v8 + v13;
+    const T v15 = T(1) / (T(1) + simdExp(-v14));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v49 = v15 * l1_c[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v19 = t17[j] + l1_x2i_bias[j];
+    const T v23 = t21[j] + l1_h2i_bias[j];
+    const T v24 = v19 + v23;
+    const T v25 = T(1) / (T(1) + simdExp(-v24));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v50 = v25 * v47;
+    const T v51 = v49 + v50;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v52 = simdTanh(v51);
+    const T v53 = v35 * v52;
+    l1_h_next[j] = v53;
+    l1_c_next[j] = v51;
+    saved_t53[j] = v53;
   }
-#line 281 "lm_basic_modul_lstm.cpp"
+#line 312 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// forward stage 10: dense product (Eigen), [1]
-//   %53 matmul
+// forward stage 11: dense product (Eigen), [1]
+//   %55 matmul
 template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                       // [200]
-  T *__restrict t53 = a.scratch + 416;                                  // [1]
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t53, 1).noalias() = ConstRowMat<T>(l1_h2mod_weight, 1, 200) * ConstVec<T>(l1_h, 200);
-#line 294 "lm_basic_modul_lstm.cpp"
+  T *__restrict t55 = a.scratch + 416;                                  // [1]
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t55, 1).noalias() = ConstRowMat<T>(l1_h2mod_weight, 1, 200) * ConstVec<T>(l1_h, 200);
+#line 325 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// forward stage 11: fused loop nest over [1]
-//   %56 tanh l1.M
+// forward stage 12: fused loop nest over [1]
+//   %58 tanh l1.M
 template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t53 = a.scratch + 416;                              // [1]
+  T *__restrict t55 = a.scratch + 416;                              // [1]
   const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
-  T *__restrict t56_l1_M = a.saved + 1872;                          // [1] l1.M
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-  const T v55 = t53[0] + l1_h2mod_bias[0];
-  const T v56 = std::tanh(v55);
-  t56_l1_M[0] = v56;
-#line 309 "lm_basic_modul_lstm.cpp"
-}
-
-// et' = (1 - etaet) * et + etaet * outer(g, h)
-//
-// forward stage 12: fused loop nest over []
-//   %67 sub
-//   %133 sub
-template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
-  T *__restrict t67 = a.saved + 1888;                      // []
-  const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
-  T *__restrict t133 = a.saved + 3376;                     // []
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-  const T v67 = T(1.0) - l1_etaet[0];
-  t67[0] = v67;
-  const T v133 = T(1.0) - l2_etaet[0];
-  t133[0] = v133;
-#line 327 "lm_basic_modul_lstm.cpp"
+  T *__restrict t58_l1_M = a.saved + 1888;                          // [1] l1.M
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+  const T v57 = t55[0] + l1_h2mod_bias[0];
+  const T v58 = simdTanh(v57);
+  t58_l1_M[0] = v58;
+#line 340 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // forward stage 13: dense product (Eigen), [200]
-//   %73 matmul
+//   %76 matmul
 template <class T> static void forward_saved_x2f_13(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t73 = a.saved + 1904;                               // [200]
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t73, 200).noalias() =
+  T *__restrict t76 = a.saved + 1936;                               // [200]
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t76, 200).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 341 "lm_basic_modul_lstm.cpp"
+#line 354 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // forward stage 14: dense product (Eigen), [200]
-//   %78 matmul
+//   %81 matmul
 template <class T> static void forward_saved_h2f_14(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t78 = a.saved + 2112;                               // [200]
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t78, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 354 "lm_basic_modul_lstm.cpp"
+  T *__restrict t81 = a.saved + 2144;                               // [200]
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t81, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
+#line 367 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 15: dense product (Eigen), [200]
-//   %84 matmul
+//   %87 matmul
 template <class T> static void forward_saved_x2i_15(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t84 = a.saved + 2320;                               // [200]
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t84, 200).noalias() =
+  T *__restrict t87 = a.saved + 2352;                               // [200]
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t87, 200).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 368 "lm_basic_modul_lstm.cpp"
+#line 381 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 16: dense product (Eigen), [200]
-//   %88 matmul
+//   %91 matmul
 template <class T> static void forward_saved_h2i_16(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t88 = a.saved + 2528;                               // [200]
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t88, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 381 "lm_basic_modul_lstm.cpp"
+  T *__restrict t91 = a.saved + 2560;                               // [200]
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t91, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
+#line 394 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 17: dense product (Eigen), [200]
-//   %94 matmul
+//   %97 matmul
 template <class T> static void forward_saved_x2o_17(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t94 = a.saved + 2736;                               // [200]
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t94, 200).noalias() =
+  T *__restrict t97 = a.saved + 2768;                               // [200]
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t97, 200).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 395 "lm_basic_modul_lstm.cpp"
+#line 408 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 18: dense product (Eigen), [200]
-//   %98 matmul
+//   %101 matmul
 template <class T> static void forward_saved_h2o_18(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t98 = a.saved + 2944;                               // [200]
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t98, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 408 "lm_basic_modul_lstm.cpp"
+  T *__restrict t101 = a.saved + 2976;                              // [200]
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t101, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
+#line 421 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // forward stage 19: dense product (Eigen), [200]
-//   %104 matmul
+//   %107 matmul
 template <class T> static void forward_x2c_19(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t104 = a.scratch + 432;                             // [200]
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t104, 200).noalias() =
+  T *__restrict t107 = a.scratch + 432;                             // [200]
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t107, 200).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 422 "lm_basic_modul_lstm.cpp"
+#line 435 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -426,159 +439,161 @@ template <class T> static void forward_x2c_19(const dopa::StepArgs<T> &a) {
 // hn = o * tanh(cn)
 //
 // forward stage 20: fused loop nest over [200]
-//   %114 tanh l2.g
-//   %120 mul l2.hn -> next_state l2.h
-//   %118 add l2.cn -> next_state l2.c
-//   %120 mul l2.hn -> output logits
+//   %117 tanh l2.g
+//   %123 mul l2.hn -> next_state l2.h
+//   %121 add l2.cn -> next_state l2.c
+//   %123 mul l2.hn -> output logits
 template <class T> static void forward_l2_g_l2_h_l2_c_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t104 = a.scratch + 432;                         // [200]
+  T *__restrict t107 = a.scratch + 432;                         // [200]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [200]
-  T *__restrict t112 = a.scratch + 640;                         // [200]
-  T *__restrict t114_l2_g = a.saved + 3152;                     // [200] l2.g
-  T *__restrict t94 = a.saved + 2736;                           // [200]
+  T *__restrict t115 = a.scratch + 640;                         // [200]
+  T *__restrict t117_l2_g = a.saved + 3184;                     // [200] l2.g
+  T *__restrict t97 = a.saved + 2768;                           // [200]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
-  T *__restrict t98 = a.saved + 2944;                           // [200]
+  T *__restrict t101 = a.saved + 2976;                          // [200]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [200]
-  T *__restrict t73 = a.saved + 1904;                           // [200]
+  T *__restrict t76 = a.saved + 1936;                           // [200]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [200]
-  T *__restrict t78 = a.saved + 2112;                           // [200]
+  T *__restrict t81 = a.saved + 2144;                           // [200]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [200]
   const T *__restrict l2_c = a.state + kStateL2C;               // [200]
-  T *__restrict t84 = a.saved + 2320;                           // [200]
+  T *__restrict t87 = a.saved + 2352;                           // [200]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
-  T *__restrict t88 = a.saved + 2528;                           // [200]
+  T *__restrict t91 = a.saved + 2560;                           // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
   T *__restrict l2_h_next = a.next + kStateL2H;                 // [200]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [200]
   T *__restrict readout_in_logits = a.outputs[0];               // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-    const T v106 = t104[j] + l2_x2c_bias[j];
-    const T v113 = v106 + t112[j];
-    const T v114 = std::tanh(v113);
-    t114_l2_g[j] = v114;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-    const T v96 = t94[j] + l2_x2o_bias[j];
-    const T v100 = t98[j] + l2_h2o_bias[j];
-    const T v101 = v96 + v100;
-    const T v102 = T(1) / (T(1) + std::exp(-v101));
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-    const T v75 = t73[j] + l2_x2f_bias[j];
-    const T v80 = t78[j] + l2_h2f_bias[j];
-    const T v81 = v75 + v80;
-    const T v82 = T(1) / (T(1) + std::exp(-v81));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v116 = v82 * l2_c[j];
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-    const T v86 = t84[j] + l2_x2i_bias[j];
-    const T v90 = t88[j] + l2_h2i_bias[j];
-    const T v91 = v86 + v90;
-    const T v92 = T(1) / (T(1) + std::exp(-v91));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v117 = v92 * v114;
-    const T v118 = v116 + v117;
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v119 = std::tanh(v118);
-    const T v120 = v102 * v119;
-    l2_h_next[j] = v120;
-    l2_c_next[j] = v118;
-    readout_in_logits[j] = v120;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+    const T v109 = t107[j] + l2_x2c_bias[j];
+    const T v116 = v109 + t115[j];
+    const T v117 = simdTanh(v116);
+    t117_l2_g[j] = v117;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    const T v99 = t97[j] + l2_x2o_bias[j];
+    const T v103 = t101[j] + l2_h2o_bias[j];
+    const T v104 = v99 + v103;
+    const T v105 = T(1) / (T(1) + simdExp(-v104));
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v78 = t76[j] + l2_x2f_bias[j];
+    const T v83 = t81[j] + l2_h2f_bias[j];
+    const T v84 = v78 + v83;
+    const T v85 = T(1) / (T(1) + simdExp(-v84));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v119 = v85 * l2_c[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v89 = t87[j] + l2_x2i_bias[j];
+    const T v93 = t91[j] + l2_h2i_bias[j];
+    const T v94 = v89 + v93;
+    const T v95 = T(1) / (T(1) + simdExp(-v94));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v120 = v95 * v117;
+    const T v121 = v119 + v120;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v122 = simdTanh(v121);
+    const T v123 = v105 * v122;
+    l2_h_next[j] = v123;
+    l2_c_next[j] = v121;
+    readout_in_logits[j] = v123;
   }
-#line 488 "lm_basic_modul_lstm.cpp"
+#line 502 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
 // forward stage 21: dense product (Eigen), [1]
-//   %122 matmul
+//   %125 matmul
 template <class T> static void forward_h2mod_21(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                       // [200]
-  T *__restrict t122 = a.scratch + 848;                                 // [1]
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t122, 1).noalias() = ConstRowMat<T>(l2_h2mod_weight, 1, 200) * ConstVec<T>(l2_h, 200);
-#line 501 "lm_basic_modul_lstm.cpp"
+  T *__restrict t125 = a.scratch + 848;                                 // [1]
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t125, 1).noalias() = ConstRowMat<T>(l2_h2mod_weight, 1, 200) * ConstVec<T>(l2_h, 200);
+#line 515 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
 // forward stage 22: fused loop nest over [1]
-//   %125 tanh l2.M
+//   %128 tanh l2.M
 template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t122 = a.scratch + 848;                             // [1]
+  T *__restrict t125 = a.scratch + 848;                             // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
-  T *__restrict t125_l2_M = a.saved + 3360;                         // [1] l2.M
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-  const T v124 = t122[0] + l2_h2mod_bias[0];
-  const T v125 = std::tanh(v124);
-  t125_l2_M[0] = v125;
-#line 516 "lm_basic_modul_lstm.cpp"
+  T *__restrict t128_l2_M = a.saved + 3392;                         // [1] l2.M
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+  const T v127 = t125[0] + l2_h2mod_bias[0];
+  const T v128 = simdTanh(v127);
+  t128_l2_M[0] = v128;
+#line 530 "lm_basic_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + modfanout * M * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // forward stage 23: fused loop nest over [200, 200]
-//   %64 clip -> next_state l1.pw
-//   %71 add -> next_state l1.et
-//   %131 clip -> next_state l2.pw
-//   %137 add -> next_state l2.et
+//   %66 clip -> next_state l1.pw
+//   %72 add -> next_state l1.et
+//   %134 clip -> next_state l2.pw
+//   %139 add -> next_state l2.et
 template <class T> static void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
-  T *__restrict t56_l1_M = a.saved + 1872;                         // [1] l1.M
+  T *__restrict t58_l1_M = a.saved + 1888;                         // [1] l1.M
   const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
   T *__restrict l1_pw_next = a.next + kStateL1Pw;                  // [200, 200]
-  T *__restrict t67 = a.saved + 1888;                              // []
-  const T *__restrict l1_etaet = a.params + kParamL1Etaet;         // []
-  T *__restrict t45_l1_g = a.saved + 1456;                         // [200] l1.g
+  T *__restrict t68 = a.saved + 1904;                              // []
+  T *__restrict t4_l1_etaet = a.saved + 208;                       // [] l1.etaet
+  T *__restrict t47_l1_g = a.saved + 1472;                         // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
   T *__restrict l1_et_next = a.next + kStateL1Et;                  // [200, 200]
   const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  T *__restrict t125_l2_M = a.saved + 3360;                        // [1] l2.M
+  T *__restrict t128_l2_M = a.saved + 3392;                        // [1] l2.M
   const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
   T *__restrict l2_pw_next = a.next + kStateL2Pw;                  // [200, 200]
-  T *__restrict t133 = a.saved + 3376;                             // []
-  const T *__restrict l2_etaet = a.params + kParamL2Etaet;         // []
-  T *__restrict t114_l2_g = a.saved + 3152;                        // [200] l2.g
+  T *__restrict t135 = a.saved + 3408;                             // []
+  T *__restrict t74_l2_etaet = a.saved + 1920;                     // [] l2.etaet
+  T *__restrict t117_l2_g = a.saved + 3184;                        // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
   T *__restrict l2_et_next = a.next + kStateL2Et;                  // [200, 200]
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v60 = v58 * l1_et[i * 200 + j];
-      const T v61 = l1_pw[i * 200 + j] + v60;
-      const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
-      l1_pw_next[i * 200 + j] = v64;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v68 = t67[0] * l1_et[i * 200 + j];
-      const T v69 = t45_l1_g[i] * l1_h[j];
-      const T v70 = l1_etaet[0] * v69;
-      const T v71 = v68 + v70;
-      l1_et_next[i * 200 + j] = v71;
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v127 = l2_modfanout[i * 200 + j] * t125_l2_M[0];
-      const T v129 = v127 * l2_et[i * 200 + j];
-      const T v130 = l2_pw[i * 200 + j] + v129;
-      const T v131 = v130 < T(-2.0) ? T(-2.0) : (v130 > T(2.0) ? T(2.0) : v130);
-      l2_pw_next[i * 200 + j] = v131;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v134 = t133[0] * l2_et[i * 200 + j];
-      const T v135 = t114_l2_g[i] * l2_h[j];
-      const T v136 = l2_etaet[0] * v135;
-      const T v137 = v134 + v136;
-      l2_et_next[i * 200 + j] = v137;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v60 = l1_modfanout[i * 200 + j] * t58_l1_M[0];
+      const T v62 = v60 * l1_et[i * 200 + j];
+      const T v63 = l1_pw[i * 200 + j] + v62;
+      const T v66 = v63 < T(-2.0) ? T(-2.0) : (v63 > T(2.0) ? T(2.0) : v63);
+      l1_pw_next[i * 200 + j] = v66;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v69 = t68[0] * l1_et[i * 200 + j];
+      const T v70 = t47_l1_g[i] * l1_h[j];
+      const T v71 = t4_l1_etaet[0] * v70;
+      const T v72 = v69 + v71;
+      l1_et_next[i * 200 + j] = v72;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v130 = l2_modfanout[i * 200 + j] * t128_l2_M[0];
+      const T v132 = v130 * l2_et[i * 200 + j];
+      const T v133 = l2_pw[i * 200 + j] + v132;
+      const T v134 = v133 < T(-2.0) ? T(-2.0) : (v133 > T(2.0) ? T(2.0) : v133);
+      l2_pw_next[i * 200 + j] = v134;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v136 = t135[0] * l2_et[i * 200 + j];
+      const T v137 = t117_l2_g[i] * l2_h[j];
+      const T v138 = t74_l2_etaet[0] * v137;
+      const T v139 = v136 + v138;
+      l2_et_next[i * 200 + j] = v139;
     }
   }
-#line 577 "lm_basic_modul_lstm.cpp"
+#line 591 "lm_basic_modul_lstm.cpp"
 }
 
 /// One forward step of BasicModulLSTMLM for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_enc(a);
+  forward_l1_etaet_l2_etaet(a);
   forward_saved_x2f(a);
   forward_saved_h2f(a);
   forward_saved_x2i(a);
@@ -590,7 +605,6 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_l1_g_l1_hn_l1_c(a);
   forward_h2mod(a);
   forward_l1_m(a);
-  forward_saved_sub(a);
   forward_saved_x2f_13(a);
   forward_saved_h2f_14(a);
   forward_saved_x2i_15(a);
@@ -605,200 +619,200 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 }
 
 // state  et : [H, H] = 0
-// param  etaet : [] = 0.01
+// etaet = sigmoid(etaet_logit)
 // M = tanh(h2mod(h))
 // pw' = clip(pw + modfanout * M * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // backward stage 0: fused loop nest over [200, 200]
-//   %149 reduce_to
-//   %152 matmul
+//   %151 reduce_to
 //   %153 matmul
-//   %155 reduce_to
-//   %169 reduce_to
-//   %237 reduce_to
-//   %240 matmul
-//   %241 matmul
-//   %243 reduce_to
-//   %255 reduce_to
-//   %251 add -> grad_prev l1.et
-//   %165 add -> grad_prev l2.et
-//   %252 mul += grad l1.modfanout
-//   %166 mul += grad l2.modfanout
+//   %154 matmul
+//   %156 reduce_to
+//   %170 reduce_to
+//   %241 reduce_to
+//   %243 matmul
+//   %244 matmul
+//   %246 reduce_to
+//   %258 reduce_to
+//   %254 add -> grad_prev l1.et
+//   %166 add -> grad_prev l2.et
+//   %255 mul += grad l1.modfanout
+//   %167 mul += grad l2.modfanout
 template <class T>
 static void backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;      // [200, 200] d l2.et'
-  const T *__restrict t114_l2_g = a.saved + 3152;                  // [200] l2.g
+  const T *__restrict t117_l2_g = a.saved + 3184;                  // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
-  T *__restrict t149 = a.scratch + 0;                              // []
-  T *__restrict t152 = a.scratch + 16;                             // [200]
-  const T *__restrict l2_etaet = a.params + kParamL2Etaet;         // []
-  T *__restrict t153 = a.scratch + 224;                            // [200]
+  T *__restrict t151 = a.scratch + 0;                              // []
+  T *__restrict t153 = a.scratch + 16;                             // [200]
+  const T *__restrict t74_l2_etaet = a.saved + 1920;               // [] l2.etaet
+  T *__restrict t154 = a.scratch + 224;                            // [200]
   const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
-  T *__restrict t155 = a.scratch + 432;                            // []
+  T *__restrict t156 = a.scratch + 432;                            // []
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;      // [200, 200] d l2.pw'
   const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  const T *__restrict t125_l2_M = a.saved + 3360;                  // [1] l2.M
-  T *__restrict t169 = a.scratch + 448;                            // [1]
+  const T *__restrict t128_l2_M = a.saved + 3392;                  // [1] l2.M
+  T *__restrict t170 = a.scratch + 448;                            // [1]
   const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;      // [200, 200] d l1.et'
-  const T *__restrict t45_l1_g = a.saved + 1456;                   // [200] l1.g
+  const T *__restrict t47_l1_g = a.saved + 1472;                   // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
-  T *__restrict t237 = a.scratch + 2336;                           // []
-  T *__restrict t240 = a.scratch + 2352;                           // [200]
-  const T *__restrict l1_etaet = a.params + kParamL1Etaet;         // []
-  T *__restrict t241 = a.scratch + 2560;                           // [200]
+  T *__restrict t241 = a.scratch + 2336;                           // []
+  T *__restrict t243 = a.scratch + 2352;                           // [200]
+  const T *__restrict t4_l1_etaet = a.saved + 208;                 // [] l1.etaet
+  T *__restrict t244 = a.scratch + 2560;                           // [200]
   const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
-  T *__restrict t243 = a.scratch + 2768;                           // []
+  T *__restrict t246 = a.scratch + 2768;                           // []
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;      // [200, 200] d l1.pw'
   const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
-  const T *__restrict t56_l1_M = a.saved + 1872;                   // [1] l1.M
-  T *__restrict t255 = a.scratch + 2784;                           // [1]
-  const T *__restrict t67 = a.saved + 1888;                        // []
+  const T *__restrict t58_l1_M = a.saved + 1888;                   // [1] l1.M
+  T *__restrict t258 = a.scratch + 2784;                           // [1]
+  const T *__restrict t68 = a.saved + 1904;                        // []
   T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                 // [200, 200]
-  const T *__restrict t133 = a.saved + 3376;                       // []
+  const T *__restrict t135 = a.saved + 3408;                       // []
   T *__restrict d_l2_et = a.gradPrev + kStateL2Et;                 // [200, 200]
   T *__restrict d_l1_modfanout = a.grads + kParamL1Modfanout;      // [200, 200]
   T *__restrict d_l2_modfanout = a.grads + kParamL2Modfanout;      // [200, 200]
-  t149[0] = T(0);
+  t151[0] = T(0);
   for (int e = 0; e < 200; ++e)
-    t153[e] = T(0);
-  t155[0] = T(0);
-  t169[0] = T(0);
-  t237[0] = T(0);
+    t154[e] = T(0);
+  t156[0] = T(0);
+  t170[0] = T(0);
+  t241[0] = T(0);
   for (int e = 0; e < 200; ++e)
-    t241[e] = T(0);
-  t243[0] = T(0);
-  t255[0] = T(0);
+    t244[e] = T(0);
+  t246[0] = T(0);
+  t258[0] = T(0);
   for (int i = 0; i < 200; ++i) {
-    T acc149 = T(0);
-    T acc152 = T(0);
-    T acc155 = T(0);
-    T acc169 = T(0);
-    T acc237 = T(0);
-    T acc240 = T(0);
+    T acc151 = T(0);
+    T acc153 = T(0);
+    T acc156 = T(0);
+    T acc170 = T(0);
+    T acc241 = T(0);
     T acc243 = T(0);
-    T acc255 = T(0);
-#pragma omp simd reduction(+ : acc149, acc152, acc155, acc169, acc237, acc240, acc243, acc255)
+    T acc246 = T(0);
+    T acc258 = T(0);
+#pragma omp simd reduction(+ : acc151, acc153, acc156, acc170, acc241, acc243, acc246, acc258)
     for (int j = 0; j < 200; ++j) {
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v135 = t114_l2_g[i] * l2_h[j];
-      const T v148 = d_l2_et_next[i * 200 + j] * v135;
-#line 134 "examples/lm/basic_modul_lstm.dopa"
-      acc149 += v148;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v151 = d_l2_et_next[i * 200 + j] * l2_etaet[0];
-      acc152 += v151 * l2_h[j];
-      t153[j] += t114_l2_g[i] * v151;
-      const T v154 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
-      acc155 += v154;
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v127 = l2_modfanout[i * 200 + j] * t125_l2_M[0];
-      const T v129 = v127 * l2_et[i * 200 + j];
-      const T v130 = l2_pw[i * 200 + j] + v129;
-      const T v161 = T(-2.0) <= v130 && v130 <= T(2.0) ? T(1) : T(0);
-      const T v162 = d_l2_pw_next[i * 200 + j] * v161;
-      const T v163 = v162 * l2_et[i * 200 + j];
-      const T v168 = v163 * l2_modfanout[i * 200 + j];
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-      acc169 += v168;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v69 = t45_l1_g[i] * l1_h[j];
-      const T v236 = d_l1_et_next[i * 200 + j] * v69;
-#line 134 "examples/lm/basic_modul_lstm.dopa"
-      acc237 += v236;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v239 = d_l1_et_next[i * 200 + j] * l1_etaet[0];
-      acc240 += v239 * l1_h[j];
-      t241[j] += t45_l1_g[i] * v239;
-      const T v242 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
-      acc243 += v242;
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v60 = v58 * l1_et[i * 200 + j];
-      const T v61 = l1_pw[i * 200 + j] + v60;
-      const T v247 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
-      const T v248 = d_l1_pw_next[i * 200 + j] * v247;
-      const T v249 = v248 * l1_et[i * 200 + j];
-      const T v254 = v249 * l1_modfanout[i * 200 + j];
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-      acc255 += v254;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v244 = d_l1_et_next[i * 200 + j] * t67[0];
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v250 = v248 * v58;
-#line 122 "examples/lm/basic_modul_lstm.dopa"
-      const T v251 = v244 + v250;
-      d_l1_et[i * 200 + j] = v251;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v156 = d_l2_et_next[i * 200 + j] * t133[0];
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v164 = v162 * v127;
-#line 122 "examples/lm/basic_modul_lstm.dopa"
-      const T v165 = v156 + v164;
-      d_l2_et[i * 200 + j] = v165;
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v252 = v249 * t56_l1_M[0];
-      d_l1_modfanout[i * 200 + j] += v252;
-      const T v166 = v163 * t125_l2_M[0];
-      d_l2_modfanout[i * 200 + j] += v166;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v137 = t117_l2_g[i] * l2_h[j];
+      const T v150 = d_l2_et_next[i * 200 + j] * v137;
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+      acc151 += v150;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v152 = d_l2_et_next[i * 200 + j] * t74_l2_etaet[0];
+      acc153 += v152 * l2_h[j];
+      t154[j] += t117_l2_g[i] * v152;
+      const T v155 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
+      acc156 += v155;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v130 = l2_modfanout[i * 200 + j] * t128_l2_M[0];
+      const T v132 = v130 * l2_et[i * 200 + j];
+      const T v133 = l2_pw[i * 200 + j] + v132;
+      const T v162 = T(-2.0) <= v133 && v133 <= T(2.0) ? T(1) : T(0);
+      const T v163 = d_l2_pw_next[i * 200 + j] * v162;
+      const T v164 = v163 * l2_et[i * 200 + j];
+      const T v169 = v164 * l2_modfanout[i * 200 + j];
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+      acc170 += v169;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v70 = t47_l1_g[i] * l1_h[j];
+      const T v240 = d_l1_et_next[i * 200 + j] * v70;
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+      acc241 += v240;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v242 = d_l1_et_next[i * 200 + j] * t4_l1_etaet[0];
+      acc243 += v242 * l1_h[j];
+      t244[j] += t47_l1_g[i] * v242;
+      const T v245 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
+      acc246 += v245;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v60 = l1_modfanout[i * 200 + j] * t58_l1_M[0];
+      const T v62 = v60 * l1_et[i * 200 + j];
+      const T v63 = l1_pw[i * 200 + j] + v62;
+      const T v250 = T(-2.0) <= v63 && v63 <= T(2.0) ? T(1) : T(0);
+      const T v251 = d_l1_pw_next[i * 200 + j] * v250;
+      const T v252 = v251 * l1_et[i * 200 + j];
+      const T v257 = v252 * l1_modfanout[i * 200 + j];
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+      acc258 += v257;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v247 = d_l1_et_next[i * 200 + j] * t68[0];
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v253 = v251 * v60;
+#line 127 "examples/lm/basic_modul_lstm.dopa"
+      const T v254 = v247 + v253;
+      d_l1_et[i * 200 + j] = v254;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v157 = d_l2_et_next[i * 200 + j] * t135[0];
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v165 = v163 * v130;
+#line 127 "examples/lm/basic_modul_lstm.dopa"
+      const T v166 = v157 + v165;
+      d_l2_et[i * 200 + j] = v166;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v255 = v252 * t58_l1_M[0];
+      d_l1_modfanout[i * 200 + j] += v255;
+      const T v167 = v164 * t128_l2_M[0];
+      d_l2_modfanout[i * 200 + j] += v167;
     }
-    t149[0] += acc149;
-    t152[i] = acc152;
-    t155[0] += acc155;
-    t169[0] += acc169;
-    t237[0] += acc237;
-    t240[i] = acc240;
-    t243[0] += acc243;
-    t255[0] += acc255;
+    t151[0] += acc151;
+    t153[i] = acc153;
+    t156[0] += acc156;
+    t170[0] += acc170;
+    t241[0] += acc241;
+    t243[i] = acc243;
+    t246[0] += acc246;
+    t258[0] += acc258;
   }
-#line 757 "lm_basic_modul_lstm.cpp"
+#line 771 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
 // backward stage 1: fused loop nest over [1]
-//   %173 mul
-//   %258 mul
-//   %258 mul += grad l1.h2mod.bias
-//   %173 mul += grad l2.h2mod.bias
+//   %174 mul
+//   %261 mul
+//   %261 mul += grad l1.h2mod.bias
+//   %174 mul += grad l2.h2mod.bias
 template <class T>
 static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t169 = a.scratch + 448;                        // [1]
-  const T *__restrict t125_l2_M = a.saved + 3360;              // [1] l2.M
-  T *__restrict t173 = a.record + 2512;                        // [1]
-  T *__restrict t255 = a.scratch + 2784;                       // [1]
-  const T *__restrict t56_l1_M = a.saved + 1872;               // [1] l1.M
-  T *__restrict t258 = a.record + 1248;                        // [1]
+  T *__restrict t170 = a.scratch + 448;                        // [1]
+  const T *__restrict t128_l2_M = a.saved + 3392;              // [1] l2.M
+  T *__restrict t174 = a.record + 2512;                        // [1]
+  T *__restrict t258 = a.scratch + 2784;                       // [1]
+  const T *__restrict t58_l1_M = a.saved + 1888;               // [1] l1.M
+  T *__restrict t261 = a.record + 1248;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-  const T v171 = t125_l2_M[0] * t125_l2_M[0];
-  const T v172 = T(1.0) - v171;
-  const T v173 = t169[0] * v172;
-  t173[0] = v173;
-  const T v256 = t56_l1_M[0] * t56_l1_M[0];
-  const T v257 = T(1.0) - v256;
-  const T v258 = t255[0] * v257;
-  t258[0] = v258;
-  d_l1_h2mod_bias[0] += v258;
-  d_l2_h2mod_bias[0] += v173;
-#line 788 "lm_basic_modul_lstm.cpp"
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+  const T v172 = t128_l2_M[0] * t128_l2_M[0];
+  const T v173 = T(1.0) - v172;
+  const T v174 = t170[0] * v173;
+  t174[0] = v174;
+  const T v259 = t58_l1_M[0] * t58_l1_M[0];
+  const T v260 = T(1.0) - v259;
+  const T v261 = t258[0] * v260;
+  t261[0] = v261;
+  d_l1_h2mod_bias[0] += v261;
+  d_l2_h2mod_bias[0] += v174;
+#line 802 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
 // backward stage 2: dense product (Eigen), [200]
-//   %176 matmul
+//   %177 matmul
 template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t173 = a.record + 2512;                                 // [1]
+  T *__restrict t174 = a.record + 2512;                                 // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
-  T *__restrict t176 = a.scratch + 464;                                 // [200]
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t176, 200).noalias() =
-      ConstRowVec<T>(t173, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 802 "lm_basic_modul_lstm.cpp"
+  T *__restrict t177 = a.scratch + 464;                                 // [200]
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t177, 200).noalias() =
+      ConstRowVec<T>(t174, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
+#line 816 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -810,52 +824,52 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 // hn = o * tanh(cn)
 //
 // backward stage 3: fused loop nest over [200]
-//   %191 mul
-//   %205 mul
-//   %216 mul
-//   %227 mul
-//   %188 mul -> grad_prev l2.c
+//   %192 mul
+//   %206 mul
+//   %217 mul
+//   %228 mul
+//   %189 mul -> grad_prev l2.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
-//   %7 state -> record (a factor of deferred outer-product gradients)
-//   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %227 mul += grad l2.x2f.bias
-//   %76 state -> record (a factor of deferred outer-product gradients)
-//   %227 mul += grad l2.h2f.bias
-//   %216 mul += grad l2.x2i.bias
-//   %216 mul += grad l2.h2i.bias
-//   %205 mul += grad l2.x2o.bias
-//   %205 mul += grad l2.h2o.bias
-//   %191 mul += grad l2.x2c.bias
+//   %9 state -> record (a factor of deferred outer-product gradients)
+//   %53 mul l1.hn -> record (a factor of deferred outer-product gradients)
+//   %228 mul += grad l2.x2f.bias
+//   %79 state -> record (a factor of deferred outer-product gradients)
+//   %228 mul += grad l2.h2f.bias
+//   %217 mul += grad l2.x2i.bias
+//   %217 mul += grad l2.h2i.bias
+//   %206 mul += grad l2.x2o.bias
+//   %206 mul += grad l2.h2o.bias
+//   %192 mul += grad l2.x2c.bias
 template <class T>
 static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t152 = a.scratch + 16;                          // [200]
+  T *__restrict t153 = a.scratch + 16;                          // [200]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
   const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [200] d logits
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [200] d l2.h'
-  const T *__restrict t94 = a.saved + 2736;                     // [200]
+  const T *__restrict t97 = a.saved + 2768;                     // [200]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
-  const T *__restrict t98 = a.saved + 2944;                     // [200]
+  const T *__restrict t101 = a.saved + 2976;                    // [200]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [200]
-  const T *__restrict t73 = a.saved + 1904;                     // [200]
+  const T *__restrict t76 = a.saved + 1936;                     // [200]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [200]
-  const T *__restrict t78 = a.saved + 2112;                     // [200]
+  const T *__restrict t81 = a.saved + 2144;                     // [200]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [200]
   const T *__restrict l2_c = a.state + kStateL2C;               // [200]
-  const T *__restrict t84 = a.saved + 2320;                     // [200]
+  const T *__restrict t87 = a.saved + 2352;                     // [200]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
-  const T *__restrict t88 = a.saved + 2528;                     // [200]
+  const T *__restrict t91 = a.saved + 2560;                     // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  const T *__restrict t114_l2_g = a.saved + 3152;               // [200] l2.g
-  T *__restrict t191 = a.record + 2304;                         // [200]
-  T *__restrict t205 = a.record + 2096;                         // [200]
-  T *__restrict t216 = a.record + 1888;                         // [200]
-  T *__restrict t227 = a.record + 1264;                         // [200]
+  const T *__restrict t117_l2_g = a.saved + 3184;               // [200] l2.g
+  T *__restrict t192 = a.record + 2304;                         // [200]
+  T *__restrict t206 = a.record + 2096;                         // [200]
+  T *__restrict t217 = a.record + 1888;                         // [200]
+  T *__restrict t228 = a.record + 1264;                         // [200]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [200]
   const T *__restrict t2 = a.saved + 0;                         // [200]
   T *__restrict record1 = a.record + 208;                       // [200]
   const T *__restrict l1_h = a.state + kStateL1H;               // [200]
   T *__restrict record2 = a.record + 416;                       // [200]
-  const T *__restrict t51_l1_hn = a.saved + 1664;               // [200] l1.hn
+  const T *__restrict t53_l1_hn = a.saved + 1680;               // [200] l1.hn
   T *__restrict record8 = a.record + 1472;                      // [200]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [200]
   const T *__restrict l2_h = a.state + kStateL2H;               // [200]
@@ -866,247 +880,248 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [200]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [200]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v144 = d_readout_in_logits[j] + d_l2_h_next[j];
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-    const T v96 = t94[j] + l2_x2o_bias[j];
-    const T v100 = t98[j] + l2_h2o_bias[j];
-    const T v101 = v96 + v100;
-    const T v102 = T(1) / (T(1) + std::exp(-v101));
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v179 = v144 * v102;
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-    const T v75 = t73[j] + l2_x2f_bias[j];
-    const T v80 = t78[j] + l2_h2f_bias[j];
-    const T v81 = v75 + v80;
-    const T v82 = T(1) / (T(1) + std::exp(-v81));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v116 = v82 * l2_c[j];
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-    const T v86 = t84[j] + l2_x2i_bias[j];
-    const T v90 = t88[j] + l2_h2i_bias[j];
-    const T v91 = v86 + v90;
-    const T v92 = T(1) / (T(1) + std::exp(-v91));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v117 = v92 * t114_l2_g[j];
-    const T v118 = v116 + v117;
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v119 = std::tanh(v118);
-    const T v180 = v119 * v119;
-    const T v181 = T(1.0) - v180;
-    const T v182 = v179 * v181;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v183 = d_l2_c_next[j] + v182;
-    const T v185 = v183 * v92;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-    const T v186 = t152[j] + v185;
-    const T v189 = t114_l2_g[j] * t114_l2_g[j];
-    const T v190 = T(1.0) - v189;
-    const T v191 = v186 * v190;
-    t191[j] = v191;
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v178 = v144 * v119;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-    const T v203 = T(1.0) - v102;
-    const T v204 = v102 * v203;
-    const T v205 = v178 * v204;
-    t205[j] = v205;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v184 = v183 * t114_l2_g[j];
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-    const T v214 = T(1.0) - v92;
-    const T v215 = v92 * v214;
-    const T v216 = v184 * v215;
-    t216[j] = v216;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v187 = v183 * l2_c[j];
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-    const T v225 = T(1.0) - v82;
-    const T v226 = v82 * v225;
-    const T v227 = v187 * v226;
-    t227[j] = v227;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v188 = v183 * v82;
-    d_l2_c[j] = v188;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v146 = d_readout_in_logits[j] + d_l2_h_next[j];
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    const T v99 = t97[j] + l2_x2o_bias[j];
+    const T v103 = t101[j] + l2_h2o_bias[j];
+    const T v104 = v99 + v103;
+    const T v105 = T(1) / (T(1) + simdExp(-v104));
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v180 = v146 * v105;
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v78 = t76[j] + l2_x2f_bias[j];
+    const T v83 = t81[j] + l2_h2f_bias[j];
+    const T v84 = v78 + v83;
+    const T v85 = T(1) / (T(1) + simdExp(-v84));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v119 = v85 * l2_c[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v89 = t87[j] + l2_x2i_bias[j];
+    const T v93 = t91[j] + l2_h2i_bias[j];
+    const T v94 = v89 + v93;
+    const T v95 = T(1) / (T(1) + simdExp(-v94));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v120 = v95 * t117_l2_g[j];
+    const T v121 = v119 + v120;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v122 = simdTanh(v121);
+    const T v181 = v122 * v122;
+    const T v182 = T(1.0) - v181;
+    const T v183 = v180 * v182;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v184 = d_l2_c_next[j] + v183;
+    const T v186 = v184 * v95;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+    const T v187 = t153[j] + v186;
+    const T v190 = t117_l2_g[j] * t117_l2_g[j];
+    const T v191 = T(1.0) - v190;
+    const T v192 = v187 * v191;
+    t192[j] = v192;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v179 = v146 * v122;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    const T v204 = T(1.0) - v105;
+    const T v205 = v105 * v204;
+    const T v206 = v179 * v205;
+    t206[j] = v206;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v185 = v184 * t117_l2_g[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v215 = T(1.0) - v95;
+    const T v216 = v95 * v215;
+    const T v217 = v185 * v216;
+    t217[j] = v217;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v188 = v184 * l2_c[j];
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v226 = T(1.0) - v85;
+    const T v227 = v85 * v226;
+    const T v228 = v188 * v227;
+    t228[j] = v228;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v189 = v184 * v85;
+    d_l2_c[j] = v189;
     record1[j] = t2[j];
     record2[j] = l1_h[j];
-    record8[j] = t51_l1_hn[j];
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2f_bias[j] += v227;
+    record8[j] = t53_l1_hn[j];
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    d_l2_x2f_bias[j] += v228;
     record9[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v227;
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2i_bias[j] += v216;
-    d_l2_h2i_bias[j] += v216;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2o_bias[j] += v205;
-    d_l2_h2o_bias[j] += v205;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2c_bias[j] += v191;
+    d_l2_h2f_bias[j] += v228;
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    d_l2_x2i_bias[j] += v217;
+    d_l2_h2i_bias[j] += v217;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    d_l2_x2o_bias[j] += v206;
+    d_l2_h2o_bias[j] += v206;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+    d_l2_x2c_bias[j] += v192;
   }
-#line 949 "lm_basic_modul_lstm.cpp"
+#line 964 "lm_basic_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 4: fused loop nest over [200, 200]
-//   %193 matmul
-//   %198 add -> grad_prev l2.pw
-//   %195 mul += grad l2.alpha
+//   %194 matmul
+//   %199 add -> grad_prev l2.pw
+//   %196 mul += grad l2.alpha
 template <class T> static void backward_d_l2_pw_grad_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t193 = a.scratch + 672;                            // [200]
-  T *__restrict t191 = a.record + 2304;                            // [200]
+  T *__restrict t194 = a.scratch + 672;                            // [200]
+  T *__restrict t192 = a.record + 2304;                            // [200]
   const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
   const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;      // [200, 200] d l2.pw'
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  const T *__restrict t125_l2_M = a.saved + 3360;                  // [1] l2.M
+  const T *__restrict t128_l2_M = a.saved + 3392;                  // [1] l2.M
   const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
   T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;                 // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;              // [200, 200]
   for (int e = 0; e < 200; ++e)
-    t193[e] = T(0);
+    t194[e] = T(0);
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v110 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
-      const T v111 = l2_w[i * 200 + j] + v110;
-      t193[j] += t191[i] * v111;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v127 = l2_modfanout[i * 200 + j] * t125_l2_M[0];
-      const T v129 = v127 * l2_et[i * 200 + j];
-      const T v130 = l2_pw[i * 200 + j] + v129;
-      const T v161 = T(-2.0) <= v130 && v130 <= T(2.0) ? T(1) : T(0);
-      const T v162 = d_l2_pw_next[i * 200 + j] * v161;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v192 = t191[i] * l2_h[j];
-      const T v197 = v192 * l2_alpha[i * 200 + j];
-#line 121 "examples/lm/basic_modul_lstm.dopa"
-      const T v198 = v162 + v197;
-      d_l2_pw[i * 200 + j] = v198;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v195 = v192 * l2_pw[i * 200 + j];
-      d_l2_alpha[i * 200 + j] += v195;
+      const T v113 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
+      const T v114 = l2_w[i * 200 + j] + v113;
+      t194[j] += t192[i] * v114;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v130 = l2_modfanout[i * 200 + j] * t128_l2_M[0];
+      const T v132 = v130 * l2_et[i * 200 + j];
+      const T v133 = l2_pw[i * 200 + j] + v132;
+      const T v162 = T(-2.0) <= v133 && v133 <= T(2.0) ? T(1) : T(0);
+      const T v163 = d_l2_pw_next[i * 200 + j] * v162;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v193 = t192[i] * l2_h[j];
+      const T v198 = v193 * l2_alpha[i * 200 + j];
+#line 126 "examples/lm/basic_modul_lstm.dopa"
+      const T v199 = v163 + v198;
+      d_l2_pw[i * 200 + j] = v199;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v196 = v193 * l2_pw[i * 200 + j];
+      d_l2_alpha[i * 200 + j] += v196;
     }
   }
-#line 998 "lm_basic_modul_lstm.cpp"
+#line 1013 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 5: dense product (Eigen), [200]
-//   %201 matmul
+//   %202 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t191 = a.record + 2304;                             // [200]
+  T *__restrict t192 = a.record + 2304;                             // [200]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
-  T *__restrict t201 = a.scratch + 880;                             // [200]
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t201, 200).noalias() =
-      ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1012 "lm_basic_modul_lstm.cpp"
+  T *__restrict t202 = a.scratch + 880;                             // [200]
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t202, 200).noalias() =
+      ConstRowVec<T>(t192, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
+#line 1027 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 6: dense product (Eigen), [200]
-//   %208 matmul
+//   %209 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t205 = a.record + 2096;                             // [200]
+  T *__restrict t206 = a.record + 2096;                             // [200]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
-  T *__restrict t208 = a.scratch + 1088;                            // [200]
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t208, 200).noalias() =
-      ConstRowVec<T>(t205, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1026 "lm_basic_modul_lstm.cpp"
+  T *__restrict t209 = a.scratch + 1088;                            // [200]
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t209, 200).noalias() =
+      ConstRowVec<T>(t206, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
+#line 1041 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 7: dense product (Eigen), [200]
-//   %212 matmul
+//   %213 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t205 = a.record + 2096;                             // [200]
+  T *__restrict t206 = a.record + 2096;                             // [200]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
-  T *__restrict t212 = a.scratch + 1296;                            // [200]
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t212, 200).noalias() =
-      ConstRowVec<T>(t205, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1040 "lm_basic_modul_lstm.cpp"
+  T *__restrict t213 = a.scratch + 1296;                            // [200]
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t213, 200).noalias() =
+      ConstRowVec<T>(t206, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
+#line 1055 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 8: dense product (Eigen), [200]
-//   %219 matmul
+//   %220 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t216 = a.record + 1888;                             // [200]
+  T *__restrict t217 = a.record + 1888;                             // [200]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
-  T *__restrict t219 = a.scratch + 1504;                            // [200]
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t219, 200).noalias() =
-      ConstRowVec<T>(t216, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1054 "lm_basic_modul_lstm.cpp"
+  T *__restrict t220 = a.scratch + 1504;                            // [200]
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t220, 200).noalias() =
+      ConstRowVec<T>(t217, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
+#line 1069 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 9: dense product (Eigen), [200]
-//   %223 matmul
+//   %224 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t216 = a.record + 1888;                             // [200]
+  T *__restrict t217 = a.record + 1888;                             // [200]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
-  T *__restrict t223 = a.scratch + 1712;                            // [200]
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t223, 200).noalias() =
-      ConstRowVec<T>(t216, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1068 "lm_basic_modul_lstm.cpp"
+  T *__restrict t224 = a.scratch + 1712;                            // [200]
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t224, 200).noalias() =
+      ConstRowVec<T>(t217, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
+#line 1083 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 10: dense product (Eigen), [200]
-//   %230 matmul
+//   %231 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t227 = a.record + 1264;                             // [200]
+  T *__restrict t228 = a.record + 1264;                             // [200]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
-  T *__restrict t230 = a.scratch + 1920;                            // [200]
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t230, 200).noalias() =
-      ConstRowVec<T>(t227, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1082 "lm_basic_modul_lstm.cpp"
+  T *__restrict t231 = a.scratch + 1920;                            // [200]
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t231, 200).noalias() =
+      ConstRowVec<T>(t228, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
+#line 1097 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 11: dense product (Eigen), [200]
-//   %234 matmul
+//   %235 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t227 = a.record + 1264;                             // [200]
+  T *__restrict t228 = a.record + 1264;                             // [200]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
-  T *__restrict t234 = a.scratch + 2128;                            // [200]
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t234, 200).noalias() =
-      ConstRowVec<T>(t227, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1096 "lm_basic_modul_lstm.cpp"
+  T *__restrict t235 = a.scratch + 2128;                            // [200]
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t235, 200).noalias() =
+      ConstRowVec<T>(t228, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
+#line 1111 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
 // backward stage 12: dense product (Eigen), [200]
-//   %261 matmul
+//   %264 matmul
 template <class T> static void backward_h2mod_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t258 = a.record + 1248;                                 // [1]
+  T *__restrict t261 = a.record + 1248;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
-  T *__restrict t261 = a.scratch + 2800;                                // [200]
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t261, 200).noalias() =
-      ConstRowVec<T>(t258, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1110 "lm_basic_modul_lstm.cpp"
+  T *__restrict t264 = a.scratch + 2800;                                // [200]
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t264, 200).noalias() =
+      ConstRowVec<T>(t261, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
+#line 1125 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1117,53 +1132,53 @@ template <class T> static void backward_h2mod_12(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 //
 // backward stage 13: fused loop nest over [200]
-//   %276 mul
-//   %289 mul
-//   %300 mul
-//   %311 mul
-//   %273 mul -> grad_prev l1.c
-//   %231 add -> grad_prev l2.h
-//   %311 mul += grad l1.x2f.bias
-//   %311 mul += grad l1.h2f.bias
-//   %300 mul += grad l1.x2i.bias
-//   %300 mul += grad l1.h2i.bias
-//   %289 mul += grad l1.x2o.bias
-//   %289 mul += grad l1.h2o.bias
-//   %276 mul += grad l1.x2c.bias
+//   %279 mul
+//   %292 mul
+//   %303 mul
+//   %314 mul
+//   %276 mul -> grad_prev l1.c
+//   %232 add -> grad_prev l2.h
+//   %314 mul += grad l1.x2f.bias
+//   %314 mul += grad l1.h2f.bias
+//   %303 mul += grad l1.x2i.bias
+//   %303 mul += grad l1.h2i.bias
+//   %292 mul += grad l1.x2o.bias
+//   %292 mul += grad l1.h2o.bias
+//   %279 mul += grad l1.x2c.bias
 template <class T>
 static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t240 = a.scratch + 2352;                        // [200]
+  T *__restrict t243 = a.scratch + 2352;                        // [200]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
-  T *__restrict t201 = a.scratch + 880;                         // [200]
-  T *__restrict t212 = a.scratch + 1296;                        // [200]
-  T *__restrict t223 = a.scratch + 1712;                        // [200]
-  T *__restrict t234 = a.scratch + 2128;                        // [200]
-  const T *__restrict t25 = a.saved + 1040;                     // [200]
+  T *__restrict t202 = a.scratch + 880;                         // [200]
+  T *__restrict t213 = a.scratch + 1296;                        // [200]
+  T *__restrict t224 = a.scratch + 1712;                        // [200]
+  T *__restrict t235 = a.scratch + 2128;                        // [200]
+  const T *__restrict t27 = a.saved + 1056;                     // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
-  const T *__restrict t29 = a.saved + 1248;                     // [200]
+  const T *__restrict t31 = a.saved + 1264;                     // [200]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [200]
-  const T *__restrict t4 = a.saved + 208;                       // [200]
+  const T *__restrict t6 = a.saved + 224;                       // [200]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [200]
-  const T *__restrict t9 = a.saved + 416;                       // [200]
+  const T *__restrict t11 = a.saved + 432;                      // [200]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [200]
   const T *__restrict l1_c = a.state + kStateL1C;               // [200]
-  const T *__restrict t15 = a.saved + 624;                      // [200]
+  const T *__restrict t17 = a.saved + 640;                      // [200]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [200]
-  const T *__restrict t19 = a.saved + 832;                      // [200]
+  const T *__restrict t21 = a.saved + 848;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
-  const T *__restrict t45_l1_g = a.saved + 1456;                // [200] l1.g
-  T *__restrict t276 = a.record + 1040;                         // [200]
-  T *__restrict t289 = a.record + 832;                          // [200]
-  T *__restrict t300 = a.record + 624;                          // [200]
-  T *__restrict t311 = a.record + 0;                            // [200]
+  const T *__restrict t47_l1_g = a.saved + 1472;                // [200] l1.g
+  T *__restrict t279 = a.record + 1040;                         // [200]
+  T *__restrict t292 = a.record + 832;                          // [200]
+  T *__restrict t303 = a.record + 624;                          // [200]
+  T *__restrict t314 = a.record + 0;                            // [200]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [200]
-  T *__restrict t153 = a.scratch + 224;                         // [200]
-  T *__restrict t176 = a.scratch + 464;                         // [200]
-  T *__restrict t193 = a.scratch + 672;                         // [200]
-  T *__restrict t208 = a.scratch + 1088;                        // [200]
-  T *__restrict t219 = a.scratch + 1504;                        // [200]
-  T *__restrict t230 = a.scratch + 1920;                        // [200]
+  T *__restrict t154 = a.scratch + 224;                         // [200]
+  T *__restrict t177 = a.scratch + 464;                         // [200]
+  T *__restrict t194 = a.scratch + 672;                         // [200]
+  T *__restrict t209 = a.scratch + 1088;                        // [200]
+  T *__restrict t220 = a.scratch + 1504;                        // [200]
+  T *__restrict t231 = a.scratch + 1920;                        // [200]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [200]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [200]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [200]
@@ -1172,302 +1187,312 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;      // [200]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [200]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v202 = d_l1_h_next[j] + t201[j];
-    const T v213 = v202 + t212[j];
-    const T v224 = v213 + t223[j];
-    const T v235 = v224 + t234[j];
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-    const T v27 = t25[j] + l1_x2o_bias[j];
-    const T v31 = t29[j] + l1_h2o_bias[j];
-    const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v264 = v235 * v33;
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-    const T v6 = t4[j] + l1_x2f_bias[j];
-    const T v11 = t9[j] + l1_h2f_bias[j];
-    const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v47 = v13 * l1_c[j];
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-    const T v17 = t15[j] + l1_x2i_bias[j];
-    const T v21 = t19[j] + l1_h2i_bias[j];
-    const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v48 = v23 * t45_l1_g[j];
-    const T v49 = v47 + v48;
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v50 = std::tanh(v49);
-    const T v265 = v50 * v50;
-    const T v266 = T(1.0) - v265;
-    const T v267 = v264 * v266;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v268 = d_l1_c_next[j] + v267;
-    const T v270 = v268 * v23;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-    const T v271 = t240[j] + v270;
-    const T v274 = t45_l1_g[j] * t45_l1_g[j];
-    const T v275 = T(1.0) - v274;
-    const T v276 = v271 * v275;
-    t276[j] = v276;
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v263 = v235 * v50;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-    const T v287 = T(1.0) - v33;
-    const T v288 = v33 * v287;
-    const T v289 = v263 * v288;
-    t289[j] = v289;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v269 = v268 * t45_l1_g[j];
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-    const T v298 = T(1.0) - v23;
-    const T v299 = v23 * v298;
-    const T v300 = v269 * v299;
-    t300[j] = v300;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v272 = v268 * l1_c[j];
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-    const T v309 = T(1.0) - v13;
-    const T v310 = v13 * v309;
-    const T v311 = v272 * v310;
-    t311[j] = v311;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-    const T v273 = v268 * v13;
-    d_l1_c[j] = v273;
-#line 119 "examples/lm/basic_modul_lstm.dopa"
-    const T v177 = t153[j] + t176[j];
-    const T v194 = v177 + t193[j];
-    const T v209 = v194 + t208[j];
-    const T v220 = v209 + t219[j];
-    const T v231 = v220 + t230[j];
-    d_l2_h[j] = v231;
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2f_bias[j] += v311;
-    d_l1_h2f_bias[j] += v311;
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2i_bias[j] += v300;
-    d_l1_h2i_bias[j] += v300;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2o_bias[j] += v289;
-    d_l1_h2o_bias[j] += v289;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2c_bias[j] += v276;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v203 = d_l1_h_next[j] + t202[j];
+    const T v214 = v203 + t213[j];
+    const T v225 = v214 + t224[j];
+    const T v236 = v225 + t235[j];
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    const T v29 = t27[j] + l1_x2o_bias[j];
+    const T v33 = t31[j] + l1_h2o_bias[j];
+    const T v34 = v29 + v33;
+    const T v35 = T(1) / (T(1) + simdExp(-v34));
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v267 = v236 * v35;
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v8 = t6[j] + l1_x2f_bias[j];
+    const T v13 = t11[j] + l1_h2f_bias[j];
+    const T v14 = v8 + v13;
+    const T v15 = T(1) / (T(1) + simdExp(-v14));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v49 = v15 * l1_c[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v19 = t17[j] + l1_x2i_bias[j];
+    const T v23 = t21[j] + l1_h2i_bias[j];
+    const T v24 = v19 + v23;
+    const T v25 = T(1) / (T(1) + simdExp(-v24));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v50 = v25 * t47_l1_g[j];
+    const T v51 = v49 + v50;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v52 = simdTanh(v51);
+    const T v268 = v52 * v52;
+    const T v269 = T(1.0) - v268;
+    const T v270 = v267 * v269;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v271 = d_l1_c_next[j] + v270;
+    const T v273 = v271 * v25;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+    const T v274 = t243[j] + v273;
+    const T v277 = t47_l1_g[j] * t47_l1_g[j];
+    const T v278 = T(1.0) - v277;
+    const T v279 = v274 * v278;
+    t279[j] = v279;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v266 = v236 * v52;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    const T v290 = T(1.0) - v35;
+    const T v291 = v35 * v290;
+    const T v292 = v266 * v291;
+    t292[j] = v292;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v272 = v271 * t47_l1_g[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v301 = T(1.0) - v25;
+    const T v302 = v25 * v301;
+    const T v303 = v272 * v302;
+    t303[j] = v303;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v275 = v271 * l1_c[j];
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v312 = T(1.0) - v15;
+    const T v313 = v15 * v312;
+    const T v314 = v275 * v313;
+    t314[j] = v314;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v276 = v271 * v15;
+    d_l1_c[j] = v276;
+#line 124 "examples/lm/basic_modul_lstm.dopa"
+    const T v178 = t154[j] + t177[j];
+    const T v195 = v178 + t194[j];
+    const T v210 = v195 + t209[j];
+    const T v221 = v210 + t220[j];
+    const T v232 = v221 + t231[j];
+    d_l2_h[j] = v232;
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    d_l1_x2f_bias[j] += v314;
+    d_l1_h2f_bias[j] += v314;
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    d_l1_x2i_bias[j] += v303;
+    d_l1_h2i_bias[j] += v303;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    d_l1_x2o_bias[j] += v292;
+    d_l1_h2o_bias[j] += v292;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+    d_l1_x2c_bias[j] += v279;
   }
-#line 1261 "lm_basic_modul_lstm.cpp"
+#line 1277 "lm_basic_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 14: fused loop nest over [200, 200]
-//   %278 matmul
-//   %283 add -> grad_prev l1.pw
-//   %280 mul += grad l1.alpha
+//   %281 matmul
+//   %286 add -> grad_prev l1.pw
+//   %283 mul += grad l1.alpha
 template <class T> static void backward_d_l1_pw_grad_l1_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t278 = a.scratch + 3008;                           // [200]
-  T *__restrict t276 = a.record + 1040;                            // [200]
+  T *__restrict t281 = a.scratch + 3008;                           // [200]
+  T *__restrict t279 = a.record + 1040;                            // [200]
   const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
   const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;      // [200, 200] d l1.pw'
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
-  const T *__restrict t56_l1_M = a.saved + 1872;                   // [1] l1.M
+  const T *__restrict t58_l1_M = a.saved + 1888;                   // [1] l1.M
   const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
   T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                 // [200, 200]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;              // [200, 200]
   for (int e = 0; e < 200; ++e)
-    t278[e] = T(0);
+    t281[e] = T(0);
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v41 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
-      const T v42 = l1_w[i * 200 + j] + v41;
-      t278[j] += t276[i] * v42;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v60 = v58 * l1_et[i * 200 + j];
-      const T v61 = l1_pw[i * 200 + j] + v60;
-      const T v247 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
-      const T v248 = d_l1_pw_next[i * 200 + j] * v247;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v277 = t276[i] * l1_h[j];
-      const T v282 = v277 * l1_alpha[i * 200 + j];
-#line 121 "examples/lm/basic_modul_lstm.dopa"
-      const T v283 = v248 + v282;
-      d_l1_pw[i * 200 + j] = v283;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v280 = v277 * l1_pw[i * 200 + j];
-      d_l1_alpha[i * 200 + j] += v280;
+      const T v43 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
+      const T v44 = l1_w[i * 200 + j] + v43;
+      t281[j] += t279[i] * v44;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v60 = l1_modfanout[i * 200 + j] * t58_l1_M[0];
+      const T v62 = v60 * l1_et[i * 200 + j];
+      const T v63 = l1_pw[i * 200 + j] + v62;
+      const T v250 = T(-2.0) <= v63 && v63 <= T(2.0) ? T(1) : T(0);
+      const T v251 = d_l1_pw_next[i * 200 + j] * v250;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v280 = t279[i] * l1_h[j];
+      const T v285 = v280 * l1_alpha[i * 200 + j];
+#line 126 "examples/lm/basic_modul_lstm.dopa"
+      const T v286 = v251 + v285;
+      d_l1_pw[i * 200 + j] = v286;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v283 = v280 * l1_pw[i * 200 + j];
+      d_l1_alpha[i * 200 + j] += v283;
     }
   }
-#line 1310 "lm_basic_modul_lstm.cpp"
+#line 1326 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 15: dense product (Eigen), [200]
-//   %286 matmul
+//   %289 matmul
 template <class T> static void backward_x2c_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t276 = a.record + 1040;                             // [200]
+  T *__restrict t279 = a.record + 1040;                             // [200]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
-  T *__restrict t286 = a.scratch + 3216;                            // [200]
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t286, 200).noalias() =
-      ConstRowVec<T>(t276, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1324 "lm_basic_modul_lstm.cpp"
+  T *__restrict t289 = a.scratch + 3216;                            // [200]
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t289, 200).noalias() =
+      ConstRowVec<T>(t279, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
+#line 1340 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 16: dense product (Eigen), [200]
-//   %292 matmul
+//   %295 matmul
 template <class T> static void backward_h2o_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t289 = a.record + 832;                              // [200]
+  T *__restrict t292 = a.record + 832;                              // [200]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
-  T *__restrict t292 = a.scratch + 3424;                            // [200]
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t292, 200).noalias() =
-      ConstRowVec<T>(t289, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1338 "lm_basic_modul_lstm.cpp"
+  T *__restrict t295 = a.scratch + 3424;                            // [200]
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t295, 200).noalias() =
+      ConstRowVec<T>(t292, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
+#line 1354 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 17: dense product (Eigen), [200]
-//   %296 matmul
+//   %299 matmul
 template <class T> static void backward_x2o_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t289 = a.record + 832;                              // [200]
+  T *__restrict t292 = a.record + 832;                              // [200]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
-  T *__restrict t296 = a.scratch + 3632;                            // [200]
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t296, 200).noalias() =
-      ConstRowVec<T>(t289, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1352 "lm_basic_modul_lstm.cpp"
+  T *__restrict t299 = a.scratch + 3632;                            // [200]
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t299, 200).noalias() =
+      ConstRowVec<T>(t292, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
+#line 1368 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 18: dense product (Eigen), [200]
-//   %303 matmul
+//   %306 matmul
 template <class T> static void backward_h2i_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t300 = a.record + 624;                              // [200]
+  T *__restrict t303 = a.record + 624;                              // [200]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
-  T *__restrict t303 = a.scratch + 3840;                            // [200]
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t303, 200).noalias() =
-      ConstRowVec<T>(t300, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1366 "lm_basic_modul_lstm.cpp"
+  T *__restrict t306 = a.scratch + 3840;                            // [200]
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t306, 200).noalias() =
+      ConstRowVec<T>(t303, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
+#line 1382 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 19: dense product (Eigen), [200]
-//   %307 matmul
+//   %310 matmul
 template <class T> static void backward_x2i_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t300 = a.record + 624;                              // [200]
+  T *__restrict t303 = a.record + 624;                              // [200]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
-  T *__restrict t307 = a.scratch + 4048;                            // [200]
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t307, 200).noalias() =
-      ConstRowVec<T>(t300, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1380 "lm_basic_modul_lstm.cpp"
+  T *__restrict t310 = a.scratch + 4048;                            // [200]
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t310, 200).noalias() =
+      ConstRowVec<T>(t303, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
+#line 1396 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 20: dense product (Eigen), [200]
-//   %314 matmul
+//   %317 matmul
 template <class T> static void backward_h2f_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t311 = a.record + 0;                                // [200]
+  T *__restrict t314 = a.record + 0;                                // [200]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
-  T *__restrict t314 = a.scratch + 4256;                            // [200]
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t314, 200).noalias() =
-      ConstRowVec<T>(t311, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1394 "lm_basic_modul_lstm.cpp"
+  T *__restrict t317 = a.scratch + 4256;                            // [200]
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t317, 200).noalias() =
+      ConstRowVec<T>(t314, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
+#line 1410 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 21: dense product (Eigen), [200]
-//   %318 matmul
+//   %321 matmul
 template <class T> static void backward_x2f_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t311 = a.record + 0;                                // [200]
+  T *__restrict t314 = a.record + 0;                                // [200]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
-  T *__restrict t318 = a.scratch + 4464;                            // [200]
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t318, 200).noalias() =
-      ConstRowVec<T>(t311, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1408 "lm_basic_modul_lstm.cpp"
+  T *__restrict t321 = a.scratch + 4464;                            // [200]
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t321, 200).noalias() =
+      ConstRowVec<T>(t314, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
+#line 1424 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
 // backward stage 22: fused loop nest over [200]
-//   %315 add -> grad_prev l1.h
-//   %319 add += grad enc.weight
+//   %318 add -> grad_prev l1.h
+//   %322 add += grad enc.weight
 template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t241 = a.scratch + 2560;                  // [200]
-  T *__restrict t261 = a.scratch + 2800;                  // [200]
-  T *__restrict t278 = a.scratch + 3008;                  // [200]
-  T *__restrict t292 = a.scratch + 3424;                  // [200]
-  T *__restrict t303 = a.scratch + 3840;                  // [200]
-  T *__restrict t314 = a.scratch + 4256;                  // [200]
+  T *__restrict t244 = a.scratch + 2560;                  // [200]
+  T *__restrict t264 = a.scratch + 2800;                  // [200]
+  T *__restrict t281 = a.scratch + 3008;                  // [200]
+  T *__restrict t295 = a.scratch + 3424;                  // [200]
+  T *__restrict t306 = a.scratch + 3840;                  // [200]
+  T *__restrict t317 = a.scratch + 4256;                  // [200]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [200]
-  T *__restrict t286 = a.scratch + 3216;                  // [200]
-  T *__restrict t296 = a.scratch + 3632;                  // [200]
-  T *__restrict t307 = a.scratch + 4048;                  // [200]
-  T *__restrict t318 = a.scratch + 4464;                  // [200]
+  T *__restrict t289 = a.scratch + 3216;                  // [200]
+  T *__restrict t299 = a.scratch + 3632;                  // [200]
+  T *__restrict t310 = a.scratch + 4048;                  // [200]
+  T *__restrict t321 = a.scratch + 4464;                  // [200]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 200]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 119 "examples/lm/basic_modul_lstm.dopa"
-    const T v262 = t241[j] + t261[j];
-    const T v279 = v262 + t278[j];
-    const T v293 = v279 + t292[j];
-    const T v304 = v293 + t303[j];
-    const T v315 = v304 + t314[j];
-    d_l1_h[j] = v315;
+#line 124 "examples/lm/basic_modul_lstm.dopa"
+    const T v265 = t244[j] + t264[j];
+    const T v282 = v265 + t281[j];
+    const T v296 = v282 + t295[j];
+    const T v307 = v296 + t306[j];
+    const T v318 = v307 + t317[j];
+    d_l1_h[j] = v318;
 #line 23 "examples/lm/basic_modul_lstm.dopa"
-    const T v297 = t286[j] + t296[j];
-    const T v308 = v297 + t307[j];
-    const T v319 = v308 + t318[j];
-    d_enc_weight[int64_t(tok[0]) * 200 + j] += v319;
+    const T v300 = t289[j] + t299[j];
+    const T v311 = v300 + t310[j];
+    const T v322 = v311 + t321[j];
+    d_enc_weight[int64_t(tok[0]) * 200 + j] += v322;
   }
-#line 1446 "lm_basic_modul_lstm.cpp"
+#line 1462 "lm_basic_modul_lstm.cpp"
 }
 
-// param  etaet : [] = 0.01
+// etaet = sigmoid(etaet_logit)
 //
 // backward stage 23: fused loop nest over []
-//   %246 add += grad l1.etaet
-//   %158 add += grad l2.etaet
-template <class T> static void backward_grad_l1_etaet_l2_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t237 = a.scratch + 2336;              // []
-  T *__restrict t243 = a.scratch + 2768;              // []
-  T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
-  T *__restrict t149 = a.scratch + 0;                 // []
-  T *__restrict t155 = a.scratch + 432;               // []
-  T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-  const T v245 = -t243[0];
-#line 134 "examples/lm/basic_modul_lstm.dopa"
-  const T v246 = t237[0] + v245;
-  d_l1_etaet[0] += v246;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-  const T v157 = -t155[0];
-#line 134 "examples/lm/basic_modul_lstm.dopa"
-  const T v158 = t149[0] + v157;
-  d_l2_etaet[0] += v158;
-#line 1471 "lm_basic_modul_lstm.cpp"
+//   %325 mul += grad l1.etaet_logit
+//   %239 mul += grad l2.etaet_logit
+template <class T>
+static void backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> &a) {
+  T *__restrict t241 = a.scratch + 2336;                         // []
+  T *__restrict t246 = a.scratch + 2768;                         // []
+  const T *__restrict t4_l1_etaet = a.saved + 208;               // [] l1.etaet
+  T *__restrict d_l1_etaet_logit = a.grads + kParamL1EtaetLogit; // []
+  T *__restrict t151 = a.scratch + 0;                            // []
+  T *__restrict t156 = a.scratch + 432;                          // []
+  const T *__restrict t74_l2_etaet = a.saved + 1920;             // [] l2.etaet
+  T *__restrict d_l2_etaet_logit = a.grads + kParamL2EtaetLogit; // []
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+  const T v248 = -t246[0];
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+  const T v249 = t241[0] + v248;
+  const T v323 = T(1.0) - t4_l1_etaet[0];
+  const T v324 = t4_l1_etaet[0] * v323;
+  const T v325 = v249 * v324;
+  d_l1_etaet_logit[0] += v325;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+  const T v158 = -t156[0];
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+  const T v159 = t151[0] + v158;
+  const T v237 = T(1.0) - t74_l2_etaet[0];
+  const T v238 = t74_l2_etaet[0] * v237;
+  const T v239 = v159 * v238;
+  d_l2_etaet_logit[0] += v239;
+#line 1496 "lm_basic_modul_lstm.cpp"
 }
 
 /// One backward step of BasicModulLSTMLM for one batch element.
@@ -1495,7 +1520,7 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_h2f_20(a);
   backward_x2f_21(a);
   backward_d_l1_h_grad_enc_weight(a);
-  backward_grad_l1_etaet_l2_etaet(a);
+  backward_grad_l1_etaet_logit_l2_etaet_logit(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -1550,7 +1575,7 @@ static dopa::NetworkInfo info() {
                       false,
                       {dopa::InitSpec::Uniform, -0.07071067811865475, 0.07071067811865475}});
   n.params.push_back({"l1.modfanout", {200, 200}, false, {dopa::InitSpec::Uniform, -1.0, 1.0}});
-  n.params.push_back({"l1.etaet", {}, false, {dopa::InitSpec::Constant, 0.01, 0.0}});
+  n.params.push_back({"l1.etaet_logit", {}, false, {dopa::InitSpec::Constant, -4.59512, 0.0}});
   n.params.push_back({"l2.x2f.weight", {200, 200}, false, {dopa::InitSpec::Uniform, -0.1, 0.1}});
   n.params.push_back({"l2.x2f.bias",
                       {200},
@@ -1594,7 +1619,7 @@ static dopa::NetworkInfo info() {
                       false,
                       {dopa::InitSpec::Uniform, -0.07071067811865475, 0.07071067811865475}});
   n.params.push_back({"l2.modfanout", {200, 200}, false, {dopa::InitSpec::Uniform, -1.0, 1.0}});
-  n.params.push_back({"l2.etaet", {}, false, {dopa::InitSpec::Constant, 0.01, 0.0}});
+  n.params.push_back({"l2.etaet_logit", {}, false, {dopa::InitSpec::Constant, -4.59512, 0.0}});
   n.inputs.push_back({"tok", {}, true, {}});
   n.outputs.push_back({"logits", {10000}, false, {}});
   n.states.push_back({"l1.h", {200}, false, {dopa::InitSpec::Constant, 0.0, 0.0}});
@@ -1646,19 +1671,35 @@ static const dopa::BatchedReadout readouts[] = {
 /// The forward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> forward_stages[] = {
-    forward_saved_enc<T>,       forward_saved_x2f<T>,    forward_saved_h2f<T>,
-    forward_saved_x2i<T>,       forward_saved_h2i<T>,    forward_saved_x2o<T>,
-    forward_saved_h2o<T>,       forward_x2c<T>,          forward_matmul<T>,
-    forward_l1_g_l1_hn_l1_c<T>, forward_h2mod<T>,        forward_l1_m<T>,
-    forward_saved_sub<T>,       forward_saved_x2f_13<T>, forward_saved_h2f_14<T>,
-    forward_saved_x2i_15<T>,    forward_saved_h2i_16<T>, forward_saved_x2o_17<T>,
-    forward_saved_h2o_18<T>,    forward_x2c_19<T>,       forward_l2_g_l2_h_l2_c_logits<T>,
-    forward_h2mod_21<T>,        forward_l2_m<T>,         forward_l1_pw_l1_et_l2_pw_l2_et<T>,
+    forward_saved_enc<T>,
+    forward_l1_etaet_l2_etaet<T>,
+    forward_saved_x2f<T>,
+    forward_saved_h2f<T>,
+    forward_saved_x2i<T>,
+    forward_saved_h2i<T>,
+    forward_saved_x2o<T>,
+    forward_saved_h2o<T>,
+    forward_x2c<T>,
+    forward_matmul<T>,
+    forward_l1_g_l1_hn_l1_c<T>,
+    forward_h2mod<T>,
+    forward_l1_m<T>,
+    forward_saved_x2f_13<T>,
+    forward_saved_h2f_14<T>,
+    forward_saved_x2i_15<T>,
+    forward_saved_h2i_16<T>,
+    forward_saved_x2o_17<T>,
+    forward_saved_h2o_18<T>,
+    forward_x2c_19<T>,
+    forward_l2_g_l2_h_l2_c_logits<T>,
+    forward_h2mod_21<T>,
+    forward_l2_m<T>,
+    forward_l1_pw_l1_et_l2_pw_l2_et<T>,
 };
 
 /// Stages of the forward step the executor runs as one GEMM for the batch (stage-major order).
 static const dopa::BatchedProduct forward_products[] = {
-    {.stage = 1,
+    {.stage = 2,
      .weightOffset = kParamL1X2fWeight,
      .rows = 200,
      .cols = 200,
@@ -1668,8 +1709,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 208},
-    {.stage = 2,
+     .yOffset = 224},
+    {.stage = 3,
      .weightOffset = kParamL1H2fWeight,
      .rows = 200,
      .cols = 200,
@@ -1679,8 +1720,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 416},
-    {.stage = 3,
+     .yOffset = 432},
+    {.stage = 4,
      .weightOffset = kParamL1X2iWeight,
      .rows = 200,
      .cols = 200,
@@ -1690,8 +1731,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 624},
-    {.stage = 4,
+     .yOffset = 640},
+    {.stage = 5,
      .weightOffset = kParamL1H2iWeight,
      .rows = 200,
      .cols = 200,
@@ -1701,8 +1742,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 832},
-    {.stage = 5,
+     .yOffset = 848},
+    {.stage = 6,
      .weightOffset = kParamL1X2oWeight,
      .rows = 200,
      .cols = 200,
@@ -1712,8 +1753,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 1040},
-    {.stage = 6,
+     .yOffset = 1056},
+    {.stage = 7,
      .weightOffset = kParamL1H2oWeight,
      .rows = 200,
      .cols = 200,
@@ -1723,8 +1764,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 1248},
-    {.stage = 7,
+     .yOffset = 1264},
+    {.stage = 8,
      .weightOffset = kParamL1X2cWeight,
      .rows = 200,
      .cols = 200,
@@ -1735,7 +1776,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 0},
-    {.stage = 10,
+    {.stage = 11,
      .weightOffset = kParamL1H2modWeight,
      .rows = 1,
      .cols = 200,
@@ -1756,7 +1797,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 1904},
+     .yOffset = 1936},
     {.stage = 14,
      .weightOffset = kParamL2H2fWeight,
      .rows = 200,
@@ -1767,7 +1808,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 80416,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 2112},
+     .yOffset = 2144},
     {.stage = 15,
      .weightOffset = kParamL2X2iWeight,
      .rows = 200,
@@ -1778,7 +1819,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 2320},
+     .yOffset = 2352},
     {.stage = 16,
      .weightOffset = kParamL2H2iWeight,
      .rows = 200,
@@ -1789,7 +1830,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 80416,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 2528},
+     .yOffset = 2560},
     {.stage = 17,
      .weightOffset = kParamL2X2oWeight,
      .rows = 200,
@@ -1800,7 +1841,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 2736},
+     .yOffset = 2768},
     {.stage = 18,
      .weightOffset = kParamL2H2oWeight,
      .rows = 200,
@@ -1811,7 +1852,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 80416,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 2944},
+     .yOffset = 2976},
     {.stage = 19,
      .weightOffset = kParamL2X2cWeight,
      .rows = 200,
@@ -1862,7 +1903,7 @@ constexpr dopa::StepFn<T> backward_stages[] = {
     backward_h2f_20<T>,
     backward_x2f_21<T>,
     backward_d_l1_h_grad_enc_weight<T>,
-    backward_grad_l1_etaet_l2_etaet<T>,
+    backward_grad_l1_etaet_logit_l2_etaet_logit<T>,
 };
 
 /// Stages of the backward step the executor runs as one GEMM for the batch (stage-major order).
@@ -2052,7 +2093,7 @@ const dopa::GeneratedSpec &spec() {
       .info = info,
       .stateNumel = 160832,
       .stateOffsets = stateOffsets,
-      .savedNumel = 3392,
+      .savedNumel = 3424,
       .scratchNumel = 4672,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
@@ -2065,9 +2106,9 @@ const dopa::GeneratedSpec &spec() {
       .deferred = deferred,
       .recordNumel = 2528,
       .forwardFlops = 6178804,
-      .forwardSharedFlops = 2,
-      .backwardFlops = 11704010,
-      .backwardSharedFlops = 0,
+      .forwardSharedFlops = 4,
+      .backwardFlops = 11704012,
+      .backwardSharedFlops = 4,
       .numReadouts = 1,
       .readouts = readouts,
       .numForwardStages = 24,

@@ -45,7 +45,7 @@ constexpr int64_t kParamL1Alpha = 4331400;       // l1.alpha [200, 200]
 constexpr int64_t kParamL1H2modWeight = 4371400; // l1.h2mod.weight [1, 200]
 constexpr int64_t kParamL1H2modBias = 4371600;   // l1.h2mod.bias [1]
 constexpr int64_t kParamL1Modfanout = 4371601;   // l1.modfanout [200, 200]
-constexpr int64_t kParamL1Etaet = 4411601;       // l1.etaet []
+constexpr int64_t kParamL1EtaetLogit = 4411601;  // l1.etaet_logit []
 constexpr int64_t kParamL2X2fWeight = 4411602;   // l2.x2f.weight [200, 200]
 constexpr int64_t kParamL2X2fBias = 4451602;     // l2.x2f.bias [200]
 constexpr int64_t kParamL2X2iWeight = 4451802;   // l2.x2i.weight [200, 200]
@@ -65,7 +65,7 @@ constexpr int64_t kParamL2Alpha = 4733002;       // l2.alpha [200, 200]
 constexpr int64_t kParamL2H2modWeight = 4773002; // l2.h2mod.weight [1, 200]
 constexpr int64_t kParamL2H2modBias = 4773202;   // l2.h2mod.bias [1]
 constexpr int64_t kParamL2Modfanout = 4773203;   // l2.modfanout [200, 200]
-constexpr int64_t kParamL2Etaet = 4813203;       // l2.etaet []
+constexpr int64_t kParamL2EtaetLogit = 4813203;  // l2.etaet_logit []
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
 constexpr int64_t kStateL1H = 0;       // l1.h [200]
@@ -97,179 +97,215 @@ template <class T> __device__ __forceinline__ void forward_saved_enc(const dopa:
 #line 98 "lm_basic_modul_lstm.cu"
 }
 
-// f = sigmoid(x2f(x) + h2f(h))
+// etaet = sigmoid(etaet_logit)
+// et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 1: dense product (a warp or thread per output), [200]
-//   %4 matmul
-template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
-  T *__restrict t2 = a.saved + 0;                                   // [200]
-  T *__restrict t4 = a.saved + 208;                                 // [200]
+// forward stage 1: fused loop nest over []
+//   %4 sigmoid l1.etaet
+//   %68 sub
+//   %74 sigmoid l2.etaet
+//   %135 sub
+template <class T>
+__device__ __forceinline__ void forward_l1_etaet_l2_etaet(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_etaet_logit = a.params + kParamL1EtaetLogit; // []
+  T *__restrict t4_l1_etaet = a.saved + 208;                          // [] l1.etaet
+  T *__restrict t68 = a.saved + 1904;                                 // []
+  const T *__restrict l2_etaet_logit = a.params + kParamL2EtaetLogit; // []
+  T *__restrict t74_l2_etaet = a.saved + 1920;                        // [] l2.etaet
+  T *__restrict t135 = a.saved + 3616;                                // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 136 "examples/lm/basic_modul_lstm.dopa"
+  if (tid == 0) {
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+    const T v4 = T(1) / (T(1) + exp(-l1_etaet_logit[0]));
+    t4_l1_etaet[0] = v4;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+    const T v68 = T(1.0) - v4;
+    t68[0] = v68;
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+    const T v74 = T(1) / (T(1) + exp(-l2_etaet_logit[0]));
+    t74_l2_etaet[0] = v74;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+    const T v135 = T(1.0) - v74;
+    t135[0] = v135;
+  }
+#line 134 "lm_basic_modul_lstm.cu"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 2: dense product (a warp or thread per output), [200]
+//   %6 matmul
+template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
+  T *__restrict t2 = a.saved + 0;                                   // [200]
+  T *__restrict t6 = a.saved + 224;                                 // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 142 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l1_x2f_weight[r * 200 + k] * t2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t4[r] = acc;
+      t6[r] = acc;
   }
-#line 121 "lm_basic_modul_lstm.cu"
+#line 157 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// forward stage 2: dense product (a warp or thread per output), [200]
-//   %9 matmul
+// forward stage 3: dense product (a warp or thread per output), [200]
+//   %11 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [200]
-  T *__restrict t9 = a.saved + 416;                                 // [200]
+  T *__restrict t11 = a.saved + 432;                                // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 136 "examples/lm/basic_modul_lstm.dopa"
+#line 142 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l1_h2f_weight[r * 200 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t9[r] = acc;
+      t11[r] = acc;
   }
-#line 144 "lm_basic_modul_lstm.cu"
+#line 180 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 3: dense product (a warp or thread per output), [200]
-//   %15 matmul
+// forward stage 4: dense product (a warp or thread per output), [200]
+//   %17 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
   T *__restrict t2 = a.saved + 0;                                   // [200]
-  T *__restrict t15 = a.saved + 624;                                // [200]
+  T *__restrict t17 = a.saved + 640;                                // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 137 "examples/lm/basic_modul_lstm.dopa"
+#line 143 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l1_x2i_weight[r * 200 + k] * t2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t15[r] = acc;
+      t17[r] = acc;
   }
-#line 167 "lm_basic_modul_lstm.cu"
+#line 203 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// forward stage 4: dense product (a warp or thread per output), [200]
-//   %19 matmul
+// forward stage 5: dense product (a warp or thread per output), [200]
+//   %21 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [200]
-  T *__restrict t19 = a.saved + 832;                                // [200]
+  T *__restrict t21 = a.saved + 848;                                // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 137 "examples/lm/basic_modul_lstm.dopa"
+#line 143 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l1_h2i_weight[r * 200 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t19[r] = acc;
+      t21[r] = acc;
   }
-#line 190 "lm_basic_modul_lstm.cu"
+#line 226 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 5: dense product (a warp or thread per output), [200]
-//   %25 matmul
+// forward stage 6: dense product (a warp or thread per output), [200]
+//   %27 matmul
 template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
   T *__restrict t2 = a.saved + 0;                                   // [200]
-  T *__restrict t25 = a.saved + 1040;                               // [200]
+  T *__restrict t27 = a.saved + 1056;                               // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
+#line 144 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l1_x2o_weight[r * 200 + k] * t2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t25[r] = acc;
+      t27[r] = acc;
   }
-#line 213 "lm_basic_modul_lstm.cu"
+#line 249 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// forward stage 6: dense product (a warp or thread per output), [200]
-//   %29 matmul
+// forward stage 7: dense product (a warp or thread per output), [200]
+//   %31 matmul
 template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [200]
-  T *__restrict t29 = a.saved + 1248;                               // [200]
+  T *__restrict t31 = a.saved + 1264;                               // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
+#line 144 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l1_h2o_weight[r * 200 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t29[r] = acc;
+      t31[r] = acc;
   }
-#line 236 "lm_basic_modul_lstm.cu"
+#line 272 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 7: dense product (a warp or thread per output), [200]
-//   %35 matmul
+// forward stage 8: dense product (a warp or thread per output), [200]
+//   %37 matmul
 template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
   T *__restrict t2 = a.saved + 0;                                   // [200]
-  T *__restrict t35 = a.scratch + 0;                                // [200]
+  T *__restrict t37 = a.scratch + 0;                                // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
+#line 145 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l1_x2c_weight[r * 200 + k] * t2[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t35[r] = acc;
+      t37[r] = acc;
   }
-#line 259 "lm_basic_modul_lstm.cu"
+#line 295 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 8: fused loop nest over [200, 200]
-//   %43 matmul
-//   %112 matmul
+// forward stage 9: fused loop nest over [200, 200]
+//   %45 matmul
+//   %115 matmul
 template <class T> __device__ __forceinline__ void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 208;                     // [200]
+  T *__restrict t45 = a.scratch + 208;                     // [200]
   const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
   const T *__restrict l1_pw = a.state + kStateL1Pw;        // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;          // [200]
-  T *__restrict t112 = a.scratch + 640;                    // [200]
+  T *__restrict t115 = a.scratch + 640;                    // [200]
   const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
   const T *__restrict l2_pw = a.state + kStateL2Pw;        // [200, 200]
@@ -278,332 +314,309 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
   (void)tid;
   (void)nthreads;
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
-    T acc43 = T(0);
-    T acc112 = T(0);
+    T acc45 = T(0);
+    T acc115 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v41 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
-      const T v42 = l1_w[i * 200 + j] + v41;
-      acc43 += v42 * l1_h[j];
-      const T v110 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
-      const T v111 = l2_w[i * 200 + j] + v110;
-      acc112 += v111 * l2_h[j];
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v43 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
+      const T v44 = l1_w[i * 200 + j] + v43;
+      acc45 += v44 * l1_h[j];
+      const T v113 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
+      const T v114 = l2_w[i * 200 + j] + v113;
+      acc115 += v114 * l2_h[j];
     }
-    acc43 = dopa::warpSum(acc43);
-    acc112 = dopa::warpSum(acc112);
+    acc45 = dopa::warpSum(acc45);
+    acc115 = dopa::warpSum(acc115);
     if ((threadIdx.x & 31) == 0) {
-      t43[i] = acc43;
-      t112[i] = acc112;
+      t45[i] = acc45;
+      t115[i] = acc115;
     }
   }
-#line 300 "lm_basic_modul_lstm.cu"
+#line 336 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 9: fused loop nest over [200]
-//   %45 tanh l1.g
-//   %51 mul l1.hn
-//   %49 add l1.cn -> next_state l1.c
-//   %51 mul l1.hn -> saved
+// forward stage 10: fused loop nest over [200]
+//   %47 tanh l1.g
+//   %53 mul l1.hn
+//   %51 add l1.cn -> next_state l1.c
+//   %53 mul l1.hn -> saved
 template <class T>
 __device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t35 = a.scratch + 0;                            // [200]
+  T *__restrict t37 = a.scratch + 0;                            // [200]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [200]
-  T *__restrict t43 = a.scratch + 208;                          // [200]
-  T *__restrict t45_l1_g = a.saved + 1456;                      // [200] l1.g
-  T *__restrict t25 = a.saved + 1040;                           // [200]
+  T *__restrict t45 = a.scratch + 208;                          // [200]
+  T *__restrict t47_l1_g = a.saved + 1472;                      // [200] l1.g
+  T *__restrict t27 = a.saved + 1056;                           // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
-  T *__restrict t29 = a.saved + 1248;                           // [200]
+  T *__restrict t31 = a.saved + 1264;                           // [200]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [200]
-  T *__restrict t4 = a.saved + 208;                             // [200]
+  T *__restrict t6 = a.saved + 224;                             // [200]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [200]
-  T *__restrict t9 = a.saved + 416;                             // [200]
+  T *__restrict t11 = a.saved + 432;                            // [200]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [200]
   const T *__restrict l1_c = a.state + kStateL1C;               // [200]
-  T *__restrict t15 = a.saved + 624;                            // [200]
+  T *__restrict t17 = a.saved + 640;                            // [200]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [200]
-  T *__restrict t19 = a.saved + 832;                            // [200]
+  T *__restrict t21 = a.saved + 848;                            // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [200] l1.hn
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [200]
-  T *__restrict saved_t51 = a.saved + 1664;                     // [200]
+  T *__restrict saved_t53 = a.saved + 1680;                     // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v37 = t35[j] + l1_x2c_bias[j];
-      const T v44 = v37 + t43[j];
-      const T v45 = tanh(v44);
-      t45_l1_g[j] = v45;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
-      const T v12 = v6 + v11;
-      const T v13 = T(1) / (T(1) + exp(-v12));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v48 = v23 * v45;
-      const T v49 = v47 + v48;
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-      const T v50 = tanh(v49);
-      const T v51 = v33 * v50;
-      l1_h_next[j] = v51;
-      l1_c_next[j] = v49;
-      saved_t51[j] = v51;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v39 = t37[j] + l1_x2c_bias[j];
+      const T v46 = v39 + t45[j];
+      const T v47 = tanh(v46);
+      t47_l1_g[j] = v47;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+      const T v29 = t27[j] + l1_x2o_bias[j];
+      const T v33 = t31[j] + l1_h2o_bias[j];
+      const T v34 = v29 + v33;
+      const T v35 = T(1) / (T(1) + exp(-v34));
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+      const T v8 = t6[j] + l1_x2f_bias[j];
+      const T v13 = t11[j] + l1_h2f_bias[j];
+      const T v14 = v8 + v13;
+      const T v15 = T(1) / (T(1) + exp(-v14));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v49 = v15 * l1_c[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+      const T v19 = t17[j] + l1_x2i_bias[j];
+      const T v23 = t21[j] + l1_h2i_bias[j];
+      const T v24 = v19 + v23;
+      const T v25 = T(1) / (T(1) + exp(-v24));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v50 = v25 * v47;
+      const T v51 = v49 + v50;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+      const T v52 = tanh(v51);
+      const T v53 = v35 * v52;
+      l1_h_next[j] = v53;
+      l1_c_next[j] = v51;
+      saved_t53[j] = v53;
     }
   }
-#line 372 "lm_basic_modul_lstm.cu"
+#line 408 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
 //
-// forward stage 10: dense product (a warp or thread per output), [1]
-//   %53 matmul
+// forward stage 11: dense product (a warp or thread per output), [1]
+//   %55 matmul
 template <class T> __device__ __forceinline__ void forward_h2mod(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                       // [200]
-  T *__restrict t53 = a.scratch + 416;                                  // [1]
+  T *__restrict t55 = a.scratch + 416;                                  // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 142 "examples/lm/basic_modul_lstm.dopa"
+#line 148 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l1_h2mod_weight[r * 200 + k] * l1_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t53[r] = acc;
+      t55[r] = acc;
   }
-#line 395 "lm_basic_modul_lstm.cu"
+#line 431 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
 //
-// forward stage 11: fused loop nest over [1]
-//   %56 tanh l1.M
+// forward stage 12: fused loop nest over [1]
+//   %58 tanh l1.M
 template <class T> __device__ __forceinline__ void forward_l1_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t53 = a.scratch + 416;                              // [1]
+  T *__restrict t55 = a.scratch + 416;                              // [1]
   const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
-  T *__restrict t56_l1_M = a.saved + 1872;                          // [1] l1.M
+  T *__restrict t58_l1_M = a.saved + 1888;                          // [1] l1.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-      const T v55 = t53[0] + l1_h2mod_bias[0];
-      const T v56 = tanh(v55);
-      t56_l1_M[0] = v56;
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+      const T v57 = t55[0] + l1_h2mod_bias[0];
+      const T v58 = tanh(v57);
+      t58_l1_M[0] = v58;
     }
   }
-#line 417 "lm_basic_modul_lstm.cu"
-}
-
-// et' = (1 - etaet) * et + etaet * outer(g, h)
-//
-// forward stage 12: fused loop nest over []
-//   %67 sub
-//   %133 sub
-template <class T> __device__ __forceinline__ void forward_saved_sub(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
-  T *__restrict t67 = a.saved + 1888;                      // []
-  const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
-  T *__restrict t133 = a.saved + 3584;                     // []
-  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
-  (void)tid;
-  (void)nthreads;
-  if (tid == 0) {
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v67 = T(1.0) - l1_etaet[0];
-    t67[0] = v67;
-    const T v133 = T(1.0) - l2_etaet[0];
-    t133[0] = v133;
-  }
-#line 440 "lm_basic_modul_lstm.cu"
+#line 453 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // forward stage 13: dense product (a warp or thread per output), [200]
-//   %73 matmul
+//   %76 matmul
 template <class T>
 __device__ __forceinline__ void forward_saved_x2f_13(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t73 = a.saved + 1904;                               // [200]
+  T *__restrict t76 = a.saved + 1936;                               // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 136 "examples/lm/basic_modul_lstm.dopa"
+#line 142 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l2_x2f_weight[r * 200 + k] * l1_h_next[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t73[r] = acc;
+      t76[r] = acc;
   }
-#line 464 "lm_basic_modul_lstm.cu"
+#line 477 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // forward stage 14: dense product (a warp or thread per output), [200]
-//   %78 matmul
+//   %81 matmul
 template <class T>
 __device__ __forceinline__ void forward_saved_h2f_14(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t78 = a.saved + 2112;                               // [200]
+  T *__restrict t81 = a.saved + 2144;                               // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 136 "examples/lm/basic_modul_lstm.dopa"
+#line 142 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l2_h2f_weight[r * 200 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t78[r] = acc;
+      t81[r] = acc;
   }
-#line 488 "lm_basic_modul_lstm.cu"
+#line 501 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 15: dense product (a warp or thread per output), [200]
-//   %84 matmul
+//   %87 matmul
 template <class T>
 __device__ __forceinline__ void forward_saved_x2i_15(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t84 = a.saved + 2320;                               // [200]
+  T *__restrict t87 = a.saved + 2352;                               // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 137 "examples/lm/basic_modul_lstm.dopa"
+#line 143 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l2_x2i_weight[r * 200 + k] * l1_h_next[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t84[r] = acc;
+      t87[r] = acc;
   }
-#line 512 "lm_basic_modul_lstm.cu"
+#line 525 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 16: dense product (a warp or thread per output), [200]
-//   %88 matmul
+//   %91 matmul
 template <class T>
 __device__ __forceinline__ void forward_saved_h2i_16(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t88 = a.saved + 2528;                               // [200]
+  T *__restrict t91 = a.saved + 2560;                               // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 137 "examples/lm/basic_modul_lstm.dopa"
+#line 143 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l2_h2i_weight[r * 200 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t88[r] = acc;
+      t91[r] = acc;
   }
-#line 536 "lm_basic_modul_lstm.cu"
+#line 549 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 17: dense product (a warp or thread per output), [200]
-//   %94 matmul
+//   %97 matmul
 template <class T>
 __device__ __forceinline__ void forward_saved_x2o_17(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t94 = a.saved + 2736;                               // [200]
+  T *__restrict t97 = a.saved + 2768;                               // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
+#line 144 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l2_x2o_weight[r * 200 + k] * l1_h_next[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t94[r] = acc;
+      t97[r] = acc;
   }
-#line 560 "lm_basic_modul_lstm.cu"
+#line 573 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 18: dense product (a warp or thread per output), [200]
-//   %98 matmul
+//   %101 matmul
 template <class T>
 __device__ __forceinline__ void forward_saved_h2o_18(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t98 = a.saved + 2944;                               // [200]
+  T *__restrict t101 = a.saved + 2976;                              // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
+#line 144 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l2_h2o_weight[r * 200 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t98[r] = acc;
+      t101[r] = acc;
   }
-#line 584 "lm_basic_modul_lstm.cu"
+#line 597 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // forward stage 19: dense product (a warp or thread per output), [200]
-//   %104 matmul
+//   %107 matmul
 template <class T> __device__ __forceinline__ void forward_x2c_19(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t104 = a.scratch + 432;                             // [200]
+  T *__restrict t107 = a.scratch + 432;                             // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
+#line 145 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l2_x2c_weight[r * 200 + k] * l1_h_next[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t104[r] = acc;
+      t107[r] = acc;
   }
-#line 607 "lm_basic_modul_lstm.cu"
+#line 620 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -611,126 +624,126 @@ template <class T> __device__ __forceinline__ void forward_x2c_19(const dopa::St
 // hn = o * tanh(cn)
 //
 // forward stage 20: fused loop nest over [200]
-//   %114 tanh l2.g
-//   %120 mul l2.hn
-//   %118 add l2.cn -> next_state l2.c
-//   %120 mul l2.hn -> saved
+//   %117 tanh l2.g
+//   %123 mul l2.hn
+//   %121 add l2.cn -> next_state l2.c
+//   %123 mul l2.hn -> saved
 template <class T>
 __device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t104 = a.scratch + 432;                         // [200]
+  T *__restrict t107 = a.scratch + 432;                         // [200]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [200]
-  T *__restrict t112 = a.scratch + 640;                         // [200]
-  T *__restrict t114_l2_g = a.saved + 3152;                     // [200] l2.g
-  T *__restrict t94 = a.saved + 2736;                           // [200]
+  T *__restrict t115 = a.scratch + 640;                         // [200]
+  T *__restrict t117_l2_g = a.saved + 3184;                     // [200] l2.g
+  T *__restrict t97 = a.saved + 2768;                           // [200]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
-  T *__restrict t98 = a.saved + 2944;                           // [200]
+  T *__restrict t101 = a.saved + 2976;                          // [200]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [200]
-  T *__restrict t73 = a.saved + 1904;                           // [200]
+  T *__restrict t76 = a.saved + 1936;                           // [200]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [200]
-  T *__restrict t78 = a.saved + 2112;                           // [200]
+  T *__restrict t81 = a.saved + 2144;                           // [200]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [200]
   const T *__restrict l2_c = a.state + kStateL2C;               // [200]
-  T *__restrict t84 = a.saved + 2320;                           // [200]
+  T *__restrict t87 = a.saved + 2352;                           // [200]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
-  T *__restrict t88 = a.saved + 2528;                           // [200]
+  T *__restrict t91 = a.saved + 2560;                           // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
   T *__restrict l2_h_next = a.next + kStateL2H;                 // [200] l2.hn
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [200]
-  T *__restrict saved_t120 = a.saved + 3360;                    // [200]
+  T *__restrict saved_t123 = a.saved + 3392;                    // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v106 = t104[j] + l2_x2c_bias[j];
-      const T v113 = v106 + t112[j];
-      const T v114 = tanh(v113);
-      t114_l2_g[j] = v114;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-      const T v96 = t94[j] + l2_x2o_bias[j];
-      const T v100 = t98[j] + l2_h2o_bias[j];
-      const T v101 = v96 + v100;
-      const T v102 = T(1) / (T(1) + exp(-v101));
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-      const T v75 = t73[j] + l2_x2f_bias[j];
-      const T v80 = t78[j] + l2_h2f_bias[j];
-      const T v81 = v75 + v80;
-      const T v82 = T(1) / (T(1) + exp(-v81));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v116 = v82 * l2_c[j];
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-      const T v86 = t84[j] + l2_x2i_bias[j];
-      const T v90 = t88[j] + l2_h2i_bias[j];
-      const T v91 = v86 + v90;
-      const T v92 = T(1) / (T(1) + exp(-v91));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v117 = v92 * v114;
-      const T v118 = v116 + v117;
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-      const T v119 = tanh(v118);
-      const T v120 = v102 * v119;
-      l2_h_next[j] = v120;
-      l2_c_next[j] = v118;
-      saved_t120[j] = v120;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v109 = t107[j] + l2_x2c_bias[j];
+      const T v116 = v109 + t115[j];
+      const T v117 = tanh(v116);
+      t117_l2_g[j] = v117;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+      const T v99 = t97[j] + l2_x2o_bias[j];
+      const T v103 = t101[j] + l2_h2o_bias[j];
+      const T v104 = v99 + v103;
+      const T v105 = T(1) / (T(1) + exp(-v104));
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+      const T v78 = t76[j] + l2_x2f_bias[j];
+      const T v83 = t81[j] + l2_h2f_bias[j];
+      const T v84 = v78 + v83;
+      const T v85 = T(1) / (T(1) + exp(-v84));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v119 = v85 * l2_c[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+      const T v89 = t87[j] + l2_x2i_bias[j];
+      const T v93 = t91[j] + l2_h2i_bias[j];
+      const T v94 = v89 + v93;
+      const T v95 = T(1) / (T(1) + exp(-v94));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v120 = v95 * v117;
+      const T v121 = v119 + v120;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+      const T v122 = tanh(v121);
+      const T v123 = v105 * v122;
+      l2_h_next[j] = v123;
+      l2_c_next[j] = v121;
+      saved_t123[j] = v123;
     }
   }
-#line 679 "lm_basic_modul_lstm.cu"
+#line 692 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
 //
 // forward stage 21: dense product (a warp or thread per output), [1]
-//   %122 matmul
+//   %125 matmul
 template <class T> __device__ __forceinline__ void forward_h2mod_21(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                       // [200]
-  T *__restrict t122 = a.scratch + 848;                                 // [1]
+  T *__restrict t125 = a.scratch + 848;                                 // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 142 "examples/lm/basic_modul_lstm.dopa"
+#line 148 "examples/lm/basic_modul_lstm.dopa"
   for (int r = tid >> 5; r < 1; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
       acc += l2_h2mod_weight[r * 200 + k] * l2_h[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t122[r] = acc;
+      t125[r] = acc;
   }
-#line 702 "lm_basic_modul_lstm.cu"
+#line 715 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
 //
 // forward stage 22: fused loop nest over [1]
-//   %125 tanh l2.M
+//   %128 tanh l2.M
 template <class T> __device__ __forceinline__ void forward_l2_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t122 = a.scratch + 848;                             // [1]
+  T *__restrict t125 = a.scratch + 848;                             // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
-  T *__restrict t125_l2_M = a.saved + 3568;                         // [1] l2.M
+  T *__restrict t128_l2_M = a.saved + 3600;                         // [1] l2.M
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-      const T v124 = t122[0] + l2_h2mod_bias[0];
-      const T v125 = tanh(v124);
-      t125_l2_M[0] = v125;
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+      const T v127 = t125[0] + l2_h2mod_bias[0];
+      const T v128 = tanh(v127);
+      t128_l2_M[0] = v128;
     }
   }
-#line 724 "lm_basic_modul_lstm.cu"
+#line 737 "lm_basic_modul_lstm.cu"
 }
 
 // output logits = dec(y2)
 //
 // forward stage 23: dense product (a warp or thread per output), [10000]
-//   %139 matmul
+//   %141 matmul
 template <class T> __device__ __forceinline__ void forward_dec(const dopa::StepArgs<T> &a) {
   const T *__restrict dec_weight = a.params + kParamDecWeight; // [10000, 200]
   T *__restrict l2_h_next = a.next + kStateL2H;                // [200] l2.hn
-  T *__restrict t139 = a.scratch + 864;                        // [10000]
+  T *__restrict t141 = a.scratch + 864;                        // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -741,39 +754,39 @@ template <class T> __device__ __forceinline__ void forward_dec(const dopa::StepA
       acc += dec_weight[r * 200 + k] * l2_h_next[k];
     acc = dopa::warpSum(acc);
     if ((threadIdx.x & 31) == 0)
-      t139[r] = acc;
+      t141[r] = acc;
   }
-#line 747 "lm_basic_modul_lstm.cu"
+#line 760 "lm_basic_modul_lstm.cu"
 }
 
 // pw' = clip(pw + modfanout * M * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // forward stage 24: fused loop nest over [200, 200]
-//   %64 clip -> next_state l1.pw
-//   %71 add -> next_state l1.et
-//   %131 clip -> next_state l2.pw
-//   %137 add -> next_state l2.et
+//   %66 clip -> next_state l1.pw
+//   %72 add -> next_state l1.et
+//   %134 clip -> next_state l2.pw
+//   %139 add -> next_state l2.et
 template <class T>
 __device__ __forceinline__ void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
-  T *__restrict t56_l1_M = a.saved + 1872;                         // [1] l1.M
+  T *__restrict t58_l1_M = a.saved + 1888;                         // [1] l1.M
   const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
   T *__restrict l1_pw_next = a.next + kStateL1Pw;                  // [200, 200]
-  T *__restrict t67 = a.saved + 1888;                              // []
-  const T *__restrict l1_etaet = a.params + kParamL1Etaet;         // []
-  T *__restrict t45_l1_g = a.saved + 1456;                         // [200] l1.g
+  T *__restrict t68 = a.saved + 1904;                              // []
+  T *__restrict t4_l1_etaet = a.saved + 208;                       // [] l1.etaet
+  T *__restrict t47_l1_g = a.saved + 1472;                         // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
   T *__restrict l1_et_next = a.next + kStateL1Et;                  // [200, 200]
   const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  T *__restrict t125_l2_M = a.saved + 3568;                        // [1] l2.M
+  T *__restrict t128_l2_M = a.saved + 3600;                        // [1] l2.M
   const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
   T *__restrict l2_pw_next = a.next + kStateL2Pw;                  // [200, 200]
-  T *__restrict t133 = a.saved + 3584;                             // []
-  const T *__restrict l2_etaet = a.params + kParamL2Etaet;         // []
-  T *__restrict t114_l2_g = a.saved + 3152;                        // [200] l2.g
+  T *__restrict t135 = a.saved + 3616;                             // []
+  T *__restrict t74_l2_etaet = a.saved + 1920;                     // [] l2.etaet
+  T *__restrict t117_l2_g = a.saved + 3184;                        // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
   T *__restrict l2_et_next = a.next + kStateL2Et;                  // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -781,41 +794,41 @@ __device__ __forceinline__ void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::Step
   (void)nthreads;
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v60 = v58 * l1_et[i * 200 + j];
-      const T v61 = l1_pw[i * 200 + j] + v60;
-      const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
-      l1_pw_next[i * 200 + j] = v64;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v68 = t67[0] * l1_et[i * 200 + j];
-      const T v69 = t45_l1_g[i] * l1_h[j];
-      const T v70 = l1_etaet[0] * v69;
-      const T v71 = v68 + v70;
-      l1_et_next[i * 200 + j] = v71;
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v127 = l2_modfanout[i * 200 + j] * t125_l2_M[0];
-      const T v129 = v127 * l2_et[i * 200 + j];
-      const T v130 = l2_pw[i * 200 + j] + v129;
-      const T v131 = v130 < T(-2.0) ? T(-2.0) : (v130 > T(2.0) ? T(2.0) : v130);
-      l2_pw_next[i * 200 + j] = v131;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v134 = t133[0] * l2_et[i * 200 + j];
-      const T v135 = t114_l2_g[i] * l2_h[j];
-      const T v136 = l2_etaet[0] * v135;
-      const T v137 = v134 + v136;
-      l2_et_next[i * 200 + j] = v137;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v60 = l1_modfanout[i * 200 + j] * t58_l1_M[0];
+      const T v62 = v60 * l1_et[i * 200 + j];
+      const T v63 = l1_pw[i * 200 + j] + v62;
+      const T v66 = v63 < T(-2.0) ? T(-2.0) : (v63 > T(2.0) ? T(2.0) : v63);
+      l1_pw_next[i * 200 + j] = v66;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v69 = t68[0] * l1_et[i * 200 + j];
+      const T v70 = t47_l1_g[i] * l1_h[j];
+      const T v71 = t4_l1_etaet[0] * v70;
+      const T v72 = v69 + v71;
+      l1_et_next[i * 200 + j] = v72;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v130 = l2_modfanout[i * 200 + j] * t128_l2_M[0];
+      const T v132 = v130 * l2_et[i * 200 + j];
+      const T v133 = l2_pw[i * 200 + j] + v132;
+      const T v134 = v133 < T(-2.0) ? T(-2.0) : (v133 > T(2.0) ? T(2.0) : v133);
+      l2_pw_next[i * 200 + j] = v134;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v136 = t135[0] * l2_et[i * 200 + j];
+      const T v137 = t117_l2_g[i] * l2_h[j];
+      const T v138 = t74_l2_etaet[0] * v137;
+      const T v139 = v136 + v138;
+      l2_et_next[i * 200 + j] = v139;
     }
   }
-#line 811 "lm_basic_modul_lstm.cu"
+#line 824 "lm_basic_modul_lstm.cu"
 }
 
 // output logits = dec(y2)
 //
 // forward stage 25: fused loop nest over [10000]
-//   %141 add logits -> output logits
+//   %143 add logits -> output logits
 template <class T> __device__ __forceinline__ void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t139 = a.scratch + 864;                    // [10000]
+  T *__restrict t141 = a.scratch + 864;                    // [10000]
   const T *__restrict dec_bias = a.params + kParamDecBias; // [10000]
   T *__restrict out_logits = a.outputs[0];                 // [10000]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -824,11 +837,11 @@ template <class T> __device__ __forceinline__ void forward_logits(const dopa::St
   {
     for (int j = tid; j < 10000; j += nthreads) {
 #line 25 "examples/lm/basic_modul_lstm.dopa"
-      const T v141 = t139[j] + dec_bias[j];
-      out_logits[j] = v141;
+      const T v143 = t141[j] + dec_bias[j];
+      out_logits[j] = v143;
     }
   }
-#line 832 "lm_basic_modul_lstm.cu"
+#line 845 "lm_basic_modul_lstm.cu"
 }
 
 /// One forward step of BasicModulLSTMLM for the whole batch: block b runs batch element b.
@@ -861,6 +874,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   a.record = ba.record ? ba.record + b * ba.recordStride : nullptr;
   forward_saved_enc(a);
   dopa::gridSync();
+  forward_l1_etaet_l2_etaet(a);
+  dopa::gridSync();
   forward_saved_x2f(a);
   dopa::gridSync();
   forward_saved_h2f(a);
@@ -882,8 +897,6 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const dopa::BatchArgs
   forward_h2mod(a);
   dopa::gridSync();
   forward_l1_m(a);
-  dopa::gridSync();
-  forward_saved_sub(a);
   dopa::gridSync();
   forward_saved_x2f_13(a);
   dopa::gridSync();
@@ -919,11 +932,11 @@ template <class T> void forward_launch(const dopa::BatchArgs<T> &ba, void *strea
 // output logits = dec(y2)
 //
 // backward stage 0: dense product (a warp or thread per output), [200]
-//   %153 matmul
+//   %155 matmul
 template <class T> __device__ __forceinline__ void backward_dec(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0];         // [10000] d logits
   const T *__restrict dec_weight = a.params + kParamDecWeight; // [10000, 200]
-  T *__restrict t153 = a.scratch + 0;                          // [200]
+  T *__restrict t155 = a.scratch + 0;                          // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -932,66 +945,66 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
     T acc = T(0);
     for (int k = 0; k < 10000; ++k)
       acc += d_out_logits[k] * dec_weight[k * 200 + c];
-    t153[c] = acc;
+    t155[c] = acc;
   }
-#line 938 "lm_basic_modul_lstm.cu"
+#line 951 "lm_basic_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
-// param  etaet : [] = 0.01
+// etaet = sigmoid(etaet_logit)
 // M = tanh(h2mod(h))
 // pw' = clip(pw + modfanout * M * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // backward stage 1: fused loop nest over [200, 200]
-//   %156 reduce_to
-//   %159 matmul
+//   %158 reduce_to
 //   %160 matmul
-//   %162 reduce_to
-//   %176 reduce_to
-//   %244 reduce_to
-//   %247 matmul
-//   %248 matmul
-//   %250 reduce_to
-//   %262 reduce_to
-//   %258 add -> grad_prev l1.et
-//   %172 add -> grad_prev l2.et
-//   %259 mul += grad l1.modfanout
-//   %173 mul += grad l2.modfanout
+//   %161 matmul
+//   %163 reduce_to
+//   %177 reduce_to
+//   %248 reduce_to
+//   %250 matmul
+//   %251 matmul
+//   %253 reduce_to
+//   %265 reduce_to
+//   %261 add -> grad_prev l1.et
+//   %173 add -> grad_prev l2.et
+//   %262 mul += grad l1.modfanout
+//   %174 mul += grad l2.modfanout
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
   const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;      // [200, 200] d l2.et'
-  const T *__restrict t114_l2_g = a.saved + 3152;                  // [200] l2.g
+  const T *__restrict t117_l2_g = a.saved + 3184;                  // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
-  T *__restrict t156 = a.scratch + 208;                            // []
-  T *__restrict t159 = a.scratch + 224;                            // [200]
-  const T *__restrict l2_etaet = a.params + kParamL2Etaet;         // []
-  T *__restrict t160 = a.scratch + 432;                            // [200]
+  T *__restrict t158 = a.scratch + 208;                            // []
+  T *__restrict t160 = a.scratch + 224;                            // [200]
+  const T *__restrict t74_l2_etaet = a.saved + 1920;               // [] l2.etaet
+  T *__restrict t161 = a.scratch + 432;                            // [200]
   const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
-  T *__restrict t162 = a.scratch + 640;                            // []
+  T *__restrict t163 = a.scratch + 640;                            // []
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;      // [200, 200] d l2.pw'
   const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  const T *__restrict t125_l2_M = a.saved + 3568;                  // [1] l2.M
-  T *__restrict t176 = a.scratch + 656;                            // [1]
+  const T *__restrict t128_l2_M = a.saved + 3600;                  // [1] l2.M
+  T *__restrict t177 = a.scratch + 656;                            // [1]
   const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;      // [200, 200] d l1.et'
-  const T *__restrict t45_l1_g = a.saved + 1456;                   // [200] l1.g
+  const T *__restrict t47_l1_g = a.saved + 1472;                   // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
-  T *__restrict t244 = a.scratch + 2544;                           // []
-  T *__restrict t247 = a.scratch + 2560;                           // [200]
-  const T *__restrict l1_etaet = a.params + kParamL1Etaet;         // []
-  T *__restrict t248 = a.scratch + 2768;                           // [200]
+  T *__restrict t248 = a.scratch + 2544;                           // []
+  T *__restrict t250 = a.scratch + 2560;                           // [200]
+  const T *__restrict t4_l1_etaet = a.saved + 208;                 // [] l1.etaet
+  T *__restrict t251 = a.scratch + 2768;                           // [200]
   const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
-  T *__restrict t250 = a.scratch + 2976;                           // []
+  T *__restrict t253 = a.scratch + 2976;                           // []
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;      // [200, 200] d l1.pw'
   const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
-  const T *__restrict t56_l1_M = a.saved + 1872;                   // [1] l1.M
-  T *__restrict t262 = a.scratch + 2992;                           // [1]
-  const T *__restrict t67 = a.saved + 1888;                        // []
+  const T *__restrict t58_l1_M = a.saved + 1888;                   // [1] l1.M
+  T *__restrict t265 = a.scratch + 2992;                           // [1]
+  const T *__restrict t68 = a.saved + 1904;                        // []
   T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                 // [200, 200]
-  const T *__restrict t133 = a.saved + 3584;                       // []
+  const T *__restrict t135 = a.saved + 3616;                       // []
   T *__restrict d_l2_et = a.gradPrev + kStateL2Et;                 // [200, 200]
   T *__restrict d_l1_modfanout = a.grads + kParamL1Modfanout;      // [200, 200]
   T *__restrict d_l2_modfanout = a.grads + kParamL2Modfanout;      // [200, 200]
@@ -999,132 +1012,132 @@ backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1; e += nthreads)
-    t156[e] = T(0);
+    t158[e] = T(0);
   for (int e = tid; e < 200; e += nthreads)
-    t160[e] = T(0);
+    t161[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t162[e] = T(0);
+    t163[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t176[e] = T(0);
+    t177[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t244[e] = T(0);
-  for (int e = tid; e < 200; e += nthreads)
     t248[e] = T(0);
+  for (int e = tid; e < 200; e += nthreads)
+    t251[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t250[e] = T(0);
+    t253[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t262[e] = T(0);
+    t265[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
-    T acc156 = T(0);
-    T acc159 = T(0);
-    T acc162 = T(0);
-    T acc176 = T(0);
-    T acc244 = T(0);
-    T acc247 = T(0);
+    T acc158 = T(0);
+    T acc160 = T(0);
+    T acc163 = T(0);
+    T acc177 = T(0);
+    T acc248 = T(0);
     T acc250 = T(0);
-    T acc262 = T(0);
+    T acc253 = T(0);
+    T acc265 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v135 = t114_l2_g[i] * l2_h[j];
-      const T v155 = d_l2_et_next[i * 200 + j] * v135;
-#line 134 "examples/lm/basic_modul_lstm.dopa"
-      acc156 += v155;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v158 = d_l2_et_next[i * 200 + j] * l2_etaet[0];
-      acc159 += v158 * l2_h[j];
-      atomicAdd(&t160[j], t114_l2_g[i] * v158);
-      const T v161 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
-      acc162 += v161;
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v127 = l2_modfanout[i * 200 + j] * t125_l2_M[0];
-      const T v129 = v127 * l2_et[i * 200 + j];
-      const T v130 = l2_pw[i * 200 + j] + v129;
-      const T v168 = T(-2.0) <= v130 && v130 <= T(2.0) ? T(1) : T(0);
-      const T v169 = d_l2_pw_next[i * 200 + j] * v168;
-      const T v170 = v169 * l2_et[i * 200 + j];
-      const T v175 = v170 * l2_modfanout[i * 200 + j];
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-      acc176 += v175;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v69 = t45_l1_g[i] * l1_h[j];
-      const T v243 = d_l1_et_next[i * 200 + j] * v69;
-#line 134 "examples/lm/basic_modul_lstm.dopa"
-      acc244 += v243;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v246 = d_l1_et_next[i * 200 + j] * l1_etaet[0];
-      acc247 += v246 * l1_h[j];
-      atomicAdd(&t248[j], t45_l1_g[i] * v246);
-      const T v249 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
-      acc250 += v249;
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v60 = v58 * l1_et[i * 200 + j];
-      const T v61 = l1_pw[i * 200 + j] + v60;
-      const T v254 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
-      const T v255 = d_l1_pw_next[i * 200 + j] * v254;
-      const T v256 = v255 * l1_et[i * 200 + j];
-      const T v261 = v256 * l1_modfanout[i * 200 + j];
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-      acc262 += v261;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v251 = d_l1_et_next[i * 200 + j] * t67[0];
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v257 = v255 * v58;
-#line 122 "examples/lm/basic_modul_lstm.dopa"
-      const T v258 = v251 + v257;
-      d_l1_et[i * 200 + j] = v258;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v163 = d_l2_et_next[i * 200 + j] * t133[0];
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v171 = v169 * v127;
-#line 122 "examples/lm/basic_modul_lstm.dopa"
-      const T v172 = v163 + v171;
-      d_l2_et[i * 200 + j] = v172;
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v259 = v256 * t56_l1_M[0];
-      atomicAdd(&d_l1_modfanout[i * 200 + j], v259);
-      const T v173 = v170 * t125_l2_M[0];
-      atomicAdd(&d_l2_modfanout[i * 200 + j], v173);
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v137 = t117_l2_g[i] * l2_h[j];
+      const T v157 = d_l2_et_next[i * 200 + j] * v137;
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+      acc158 += v157;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v159 = d_l2_et_next[i * 200 + j] * t74_l2_etaet[0];
+      acc160 += v159 * l2_h[j];
+      atomicAdd(&t161[j], t117_l2_g[i] * v159);
+      const T v162 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
+      acc163 += v162;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v130 = l2_modfanout[i * 200 + j] * t128_l2_M[0];
+      const T v132 = v130 * l2_et[i * 200 + j];
+      const T v133 = l2_pw[i * 200 + j] + v132;
+      const T v169 = T(-2.0) <= v133 && v133 <= T(2.0) ? T(1) : T(0);
+      const T v170 = d_l2_pw_next[i * 200 + j] * v169;
+      const T v171 = v170 * l2_et[i * 200 + j];
+      const T v176 = v171 * l2_modfanout[i * 200 + j];
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+      acc177 += v176;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v70 = t47_l1_g[i] * l1_h[j];
+      const T v247 = d_l1_et_next[i * 200 + j] * v70;
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+      acc248 += v247;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v249 = d_l1_et_next[i * 200 + j] * t4_l1_etaet[0];
+      acc250 += v249 * l1_h[j];
+      atomicAdd(&t251[j], t47_l1_g[i] * v249);
+      const T v252 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
+      acc253 += v252;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v60 = l1_modfanout[i * 200 + j] * t58_l1_M[0];
+      const T v62 = v60 * l1_et[i * 200 + j];
+      const T v63 = l1_pw[i * 200 + j] + v62;
+      const T v257 = T(-2.0) <= v63 && v63 <= T(2.0) ? T(1) : T(0);
+      const T v258 = d_l1_pw_next[i * 200 + j] * v257;
+      const T v259 = v258 * l1_et[i * 200 + j];
+      const T v264 = v259 * l1_modfanout[i * 200 + j];
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+      acc265 += v264;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v254 = d_l1_et_next[i * 200 + j] * t68[0];
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v260 = v258 * v60;
+#line 127 "examples/lm/basic_modul_lstm.dopa"
+      const T v261 = v254 + v260;
+      d_l1_et[i * 200 + j] = v261;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v164 = d_l2_et_next[i * 200 + j] * t135[0];
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v172 = v170 * v130;
+#line 127 "examples/lm/basic_modul_lstm.dopa"
+      const T v173 = v164 + v172;
+      d_l2_et[i * 200 + j] = v173;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v262 = v259 * t58_l1_M[0];
+      atomicAdd(&d_l1_modfanout[i * 200 + j], v262);
+      const T v174 = v171 * t128_l2_M[0];
+      atomicAdd(&d_l2_modfanout[i * 200 + j], v174);
     }
-    acc156 = dopa::warpSum(acc156);
-    acc159 = dopa::warpSum(acc159);
-    acc162 = dopa::warpSum(acc162);
-    acc176 = dopa::warpSum(acc176);
-    acc244 = dopa::warpSum(acc244);
-    acc247 = dopa::warpSum(acc247);
+    acc158 = dopa::warpSum(acc158);
+    acc160 = dopa::warpSum(acc160);
+    acc163 = dopa::warpSum(acc163);
+    acc177 = dopa::warpSum(acc177);
+    acc248 = dopa::warpSum(acc248);
     acc250 = dopa::warpSum(acc250);
-    acc262 = dopa::warpSum(acc262);
+    acc253 = dopa::warpSum(acc253);
+    acc265 = dopa::warpSum(acc265);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t156[0], acc156);
-      t159[i] = acc159;
-      atomicAdd(&t162[0], acc162);
-      atomicAdd(&t176[0], acc176);
-      atomicAdd(&t244[0], acc244);
-      t247[i] = acc247;
-      atomicAdd(&t250[0], acc250);
-      atomicAdd(&t262[0], acc262);
+      atomicAdd(&t158[0], acc158);
+      t160[i] = acc160;
+      atomicAdd(&t163[0], acc163);
+      atomicAdd(&t177[0], acc177);
+      atomicAdd(&t248[0], acc248);
+      t250[i] = acc250;
+      atomicAdd(&t253[0], acc253);
+      atomicAdd(&t265[0], acc265);
     }
   }
-#line 1110 "lm_basic_modul_lstm.cu"
+#line 1123 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
 //
 // backward stage 2: fused loop nest over [1]
-//   %180 mul
-//   %265 mul
-//   %265 mul += grad l1.h2mod.bias
-//   %180 mul += grad l2.h2mod.bias
+//   %181 mul
+//   %268 mul
+//   %268 mul += grad l1.h2mod.bias
+//   %181 mul += grad l2.h2mod.bias
 template <class T>
 __device__ __forceinline__ void
 backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t176 = a.scratch + 656;                        // [1]
-  const T *__restrict t125_l2_M = a.saved + 3568;              // [1] l2.M
-  T *__restrict t180 = a.record + 2512;                        // [1]
-  T *__restrict t262 = a.scratch + 2992;                       // [1]
-  const T *__restrict t56_l1_M = a.saved + 1872;               // [1] l1.M
-  T *__restrict t265 = a.record + 1248;                        // [1]
+  T *__restrict t177 = a.scratch + 656;                        // [1]
+  const T *__restrict t128_l2_M = a.saved + 3600;              // [1] l2.M
+  T *__restrict t181 = a.record + 2512;                        // [1]
+  T *__restrict t265 = a.scratch + 2992;                       // [1]
+  const T *__restrict t58_l1_M = a.saved + 1888;               // [1] l1.M
+  T *__restrict t268 = a.record + 1248;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1132,40 +1145,40 @@ backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1; j += nthreads) {
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-      const T v178 = t125_l2_M[0] * t125_l2_M[0];
-      const T v179 = T(1.0) - v178;
-      const T v180 = t176[0] * v179;
-      t180[0] = v180;
-      const T v263 = t56_l1_M[0] * t56_l1_M[0];
-      const T v264 = T(1.0) - v263;
-      const T v265 = t262[0] * v264;
-      t265[0] = v265;
-      atomicAdd(&d_l1_h2mod_bias[0], v265);
-      atomicAdd(&d_l2_h2mod_bias[0], v180);
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+      const T v179 = t128_l2_M[0] * t128_l2_M[0];
+      const T v180 = T(1.0) - v179;
+      const T v181 = t177[0] * v180;
+      t181[0] = v181;
+      const T v266 = t58_l1_M[0] * t58_l1_M[0];
+      const T v267 = T(1.0) - v266;
+      const T v268 = t265[0] * v267;
+      t268[0] = v268;
+      atomicAdd(&d_l1_h2mod_bias[0], v268);
+      atomicAdd(&d_l2_h2mod_bias[0], v181);
     }
   }
-#line 1149 "lm_basic_modul_lstm.cu"
+#line 1162 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
 //
 // backward stage 3: dense product (a warp or thread per output), [200]
-//   %183 matmul
+//   %184 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t180 = a.record + 2512;                                 // [1]
+  T *__restrict t181 = a.record + 2512;                                 // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
-  T *__restrict t183 = a.scratch + 672;                                 // [200]
+  T *__restrict t184 = a.scratch + 672;                                 // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 142 "examples/lm/basic_modul_lstm.dopa"
+#line 148 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
-    acc += t180[0] * l2_h2mod_weight[c];
-    t183[c] = acc;
+    acc += t181[0] * l2_h2mod_weight[c];
+    t184[c] = acc;
   }
-#line 1169 "lm_basic_modul_lstm.cu"
+#line 1182 "lm_basic_modul_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
@@ -1177,54 +1190,54 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
 // hn = o * tanh(cn)
 //
 // backward stage 4: fused loop nest over [200]
-//   %198 mul
-//   %212 mul
-//   %223 mul
-//   %234 mul
-//   %195 mul -> grad_prev l2.c
+//   %199 mul
+//   %213 mul
+//   %224 mul
+//   %235 mul
+//   %196 mul -> grad_prev l2.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
-//   %7 state -> record (a factor of deferred outer-product gradients)
-//   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %234 mul += grad l2.x2f.bias
-//   %76 state -> record (a factor of deferred outer-product gradients)
-//   %234 mul += grad l2.h2f.bias
-//   %223 mul += grad l2.x2i.bias
-//   %223 mul += grad l2.h2i.bias
-//   %212 mul += grad l2.x2o.bias
-//   %212 mul += grad l2.h2o.bias
-//   %198 mul += grad l2.x2c.bias
-//   %120 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %9 state -> record (a factor of deferred outer-product gradients)
+//   %53 mul l1.hn -> record (a factor of deferred outer-product gradients)
+//   %235 mul += grad l2.x2f.bias
+//   %79 state -> record (a factor of deferred outer-product gradients)
+//   %235 mul += grad l2.h2f.bias
+//   %224 mul += grad l2.x2i.bias
+//   %224 mul += grad l2.h2i.bias
+//   %213 mul += grad l2.x2o.bias
+//   %213 mul += grad l2.h2o.bias
+//   %199 mul += grad l2.x2c.bias
+//   %123 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t159 = a.scratch + 224;                         // [200]
+  T *__restrict t160 = a.scratch + 224;                         // [200]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [200] d l2.h'
-  T *__restrict t153 = a.scratch + 0;                           // [200]
-  const T *__restrict t94 = a.saved + 2736;                     // [200]
+  T *__restrict t155 = a.scratch + 0;                           // [200]
+  const T *__restrict t97 = a.saved + 2768;                     // [200]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
-  const T *__restrict t98 = a.saved + 2944;                     // [200]
+  const T *__restrict t101 = a.saved + 2976;                    // [200]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [200]
-  const T *__restrict t73 = a.saved + 1904;                     // [200]
+  const T *__restrict t76 = a.saved + 1936;                     // [200]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [200]
-  const T *__restrict t78 = a.saved + 2112;                     // [200]
+  const T *__restrict t81 = a.saved + 2144;                     // [200]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [200]
   const T *__restrict l2_c = a.state + kStateL2C;               // [200]
-  const T *__restrict t84 = a.saved + 2320;                     // [200]
+  const T *__restrict t87 = a.saved + 2352;                     // [200]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
-  const T *__restrict t88 = a.saved + 2528;                     // [200]
+  const T *__restrict t91 = a.saved + 2560;                     // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  const T *__restrict t114_l2_g = a.saved + 3152;               // [200] l2.g
-  T *__restrict t198 = a.record + 2304;                         // [200]
-  T *__restrict t212 = a.record + 2096;                         // [200]
-  T *__restrict t223 = a.record + 1888;                         // [200]
-  T *__restrict t234 = a.record + 1264;                         // [200]
+  const T *__restrict t117_l2_g = a.saved + 3184;               // [200] l2.g
+  T *__restrict t199 = a.record + 2304;                         // [200]
+  T *__restrict t213 = a.record + 2096;                         // [200]
+  T *__restrict t224 = a.record + 1888;                         // [200]
+  T *__restrict t235 = a.record + 1264;                         // [200]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [200]
   const T *__restrict t2 = a.saved + 0;                         // [200]
   T *__restrict record1 = a.record + 208;                       // [200]
   const T *__restrict l1_h = a.state + kStateL1H;               // [200]
   T *__restrict record2 = a.record + 416;                       // [200]
-  const T *__restrict t51_l1_hn = a.saved + 1664;               // [200] l1.hn
+  const T *__restrict t53_l1_hn = a.saved + 1680;               // [200] l1.hn
   T *__restrict record8 = a.record + 1472;                      // [200]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [200]
   const T *__restrict l2_h = a.state + kStateL2H;               // [200]
@@ -1235,113 +1248,113 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [200]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [200]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [200]
-  const T *__restrict t120_l2_hn = a.saved + 3360;              // [200] l2.hn
+  const T *__restrict t123_l2_hn = a.saved + 3392;              // [200] l2.hn
   T *__restrict record15 = a.record + 12528;                    // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-      const T v154 = d_l2_h_next[j] + t153[j];
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-      const T v96 = t94[j] + l2_x2o_bias[j];
-      const T v100 = t98[j] + l2_h2o_bias[j];
-      const T v101 = v96 + v100;
-      const T v102 = T(1) / (T(1) + exp(-v101));
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-      const T v186 = v154 * v102;
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-      const T v75 = t73[j] + l2_x2f_bias[j];
-      const T v80 = t78[j] + l2_h2f_bias[j];
-      const T v81 = v75 + v80;
-      const T v82 = T(1) / (T(1) + exp(-v81));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v116 = v82 * l2_c[j];
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-      const T v86 = t84[j] + l2_x2i_bias[j];
-      const T v90 = t88[j] + l2_h2i_bias[j];
-      const T v91 = v86 + v90;
-      const T v92 = T(1) / (T(1) + exp(-v91));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v117 = v92 * t114_l2_g[j];
-      const T v118 = v116 + v117;
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-      const T v119 = tanh(v118);
-      const T v187 = v119 * v119;
-      const T v188 = T(1.0) - v187;
-      const T v189 = v186 * v188;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v190 = d_l2_c_next[j] + v189;
-      const T v192 = v190 * v92;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v193 = t159[j] + v192;
-      const T v196 = t114_l2_g[j] * t114_l2_g[j];
-      const T v197 = T(1.0) - v196;
-      const T v198 = v193 * v197;
-      t198[j] = v198;
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-      const T v185 = v154 * v119;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-      const T v210 = T(1.0) - v102;
-      const T v211 = v102 * v210;
-      const T v212 = v185 * v211;
-      t212[j] = v212;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v191 = v190 * t114_l2_g[j];
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-      const T v221 = T(1.0) - v92;
-      const T v222 = v92 * v221;
-      const T v223 = v191 * v222;
-      t223[j] = v223;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v194 = v190 * l2_c[j];
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-      const T v232 = T(1.0) - v82;
-      const T v233 = v82 * v232;
-      const T v234 = v194 * v233;
-      t234[j] = v234;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v195 = v190 * v82;
-      d_l2_c[j] = v195;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+      const T v156 = d_l2_h_next[j] + t155[j];
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+      const T v99 = t97[j] + l2_x2o_bias[j];
+      const T v103 = t101[j] + l2_h2o_bias[j];
+      const T v104 = v99 + v103;
+      const T v105 = T(1) / (T(1) + exp(-v104));
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+      const T v187 = v156 * v105;
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+      const T v78 = t76[j] + l2_x2f_bias[j];
+      const T v83 = t81[j] + l2_h2f_bias[j];
+      const T v84 = v78 + v83;
+      const T v85 = T(1) / (T(1) + exp(-v84));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v119 = v85 * l2_c[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+      const T v89 = t87[j] + l2_x2i_bias[j];
+      const T v93 = t91[j] + l2_h2i_bias[j];
+      const T v94 = v89 + v93;
+      const T v95 = T(1) / (T(1) + exp(-v94));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v120 = v95 * t117_l2_g[j];
+      const T v121 = v119 + v120;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+      const T v122 = tanh(v121);
+      const T v188 = v122 * v122;
+      const T v189 = T(1.0) - v188;
+      const T v190 = v187 * v189;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v191 = d_l2_c_next[j] + v190;
+      const T v193 = v191 * v95;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v194 = t160[j] + v193;
+      const T v197 = t117_l2_g[j] * t117_l2_g[j];
+      const T v198 = T(1.0) - v197;
+      const T v199 = v194 * v198;
+      t199[j] = v199;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+      const T v186 = v156 * v122;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+      const T v211 = T(1.0) - v105;
+      const T v212 = v105 * v211;
+      const T v213 = v186 * v212;
+      t213[j] = v213;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v192 = v191 * t117_l2_g[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+      const T v222 = T(1.0) - v95;
+      const T v223 = v95 * v222;
+      const T v224 = v192 * v223;
+      t224[j] = v224;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v195 = v191 * l2_c[j];
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+      const T v233 = T(1.0) - v85;
+      const T v234 = v85 * v233;
+      const T v235 = v195 * v234;
+      t235[j] = v235;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v196 = v191 * v85;
+      d_l2_c[j] = v196;
       record1[j] = t2[j];
       record2[j] = l1_h[j];
-      record8[j] = t51_l1_hn[j];
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l2_x2f_bias[j], v234);
+      record8[j] = t53_l1_hn[j];
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+      atomicAdd(&d_l2_x2f_bias[j], v235);
       record9[j] = l2_h[j];
-      atomicAdd(&d_l2_h2f_bias[j], v234);
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l2_x2i_bias[j], v223);
-      atomicAdd(&d_l2_h2i_bias[j], v223);
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l2_x2o_bias[j], v212);
-      atomicAdd(&d_l2_h2o_bias[j], v212);
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l2_x2c_bias[j], v198);
-      record15[j] = t120_l2_hn[j];
+      atomicAdd(&d_l2_h2f_bias[j], v235);
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+      atomicAdd(&d_l2_x2i_bias[j], v224);
+      atomicAdd(&d_l2_h2i_bias[j], v224);
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+      atomicAdd(&d_l2_x2o_bias[j], v213);
+      atomicAdd(&d_l2_h2o_bias[j], v213);
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      atomicAdd(&d_l2_x2c_bias[j], v199);
+      record15[j] = t123_l2_hn[j];
     }
   }
-#line 1326 "lm_basic_modul_lstm.cu"
+#line 1339 "lm_basic_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 5: fused loop nest over [200, 200]
-//   %200 matmul
-//   %205 add -> grad_prev l2.pw
-//   %202 mul += grad l2.alpha
+//   %201 matmul
+//   %206 add -> grad_prev l2.pw
+//   %203 mul += grad l2.alpha
 template <class T>
 __device__ __forceinline__ void backward_d_l2_pw_grad_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t200 = a.scratch + 880;                            // [200]
-  T *__restrict t198 = a.record + 2304;                            // [200]
+  T *__restrict t201 = a.scratch + 880;                            // [200]
+  T *__restrict t199 = a.record + 2304;                            // [200]
   const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
   const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;      // [200, 200] d l2.pw'
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  const T *__restrict t125_l2_M = a.saved + 3568;                  // [1] l2.M
+  const T *__restrict t128_l2_M = a.saved + 3600;                  // [1] l2.M
   const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
   T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;                 // [200, 200]
@@ -1350,199 +1363,199 @@ __device__ __forceinline__ void backward_d_l2_pw_grad_l2_alpha(const dopa::StepA
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 200; e += nthreads)
-    t200[e] = T(0);
+    t201[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v110 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
-      const T v111 = l2_w[i * 200 + j] + v110;
-      atomicAdd(&t200[j], t198[i] * v111);
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v127 = l2_modfanout[i * 200 + j] * t125_l2_M[0];
-      const T v129 = v127 * l2_et[i * 200 + j];
-      const T v130 = l2_pw[i * 200 + j] + v129;
-      const T v168 = T(-2.0) <= v130 && v130 <= T(2.0) ? T(1) : T(0);
-      const T v169 = d_l2_pw_next[i * 200 + j] * v168;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v199 = t198[i] * l2_h[j];
-      const T v204 = v199 * l2_alpha[i * 200 + j];
-#line 121 "examples/lm/basic_modul_lstm.dopa"
-      const T v205 = v169 + v204;
-      d_l2_pw[i * 200 + j] = v205;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v202 = v199 * l2_pw[i * 200 + j];
-      atomicAdd(&d_l2_alpha[i * 200 + j], v202);
+      const T v113 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
+      const T v114 = l2_w[i * 200 + j] + v113;
+      atomicAdd(&t201[j], t199[i] * v114);
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v130 = l2_modfanout[i * 200 + j] * t128_l2_M[0];
+      const T v132 = v130 * l2_et[i * 200 + j];
+      const T v133 = l2_pw[i * 200 + j] + v132;
+      const T v169 = T(-2.0) <= v133 && v133 <= T(2.0) ? T(1) : T(0);
+      const T v170 = d_l2_pw_next[i * 200 + j] * v169;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v200 = t199[i] * l2_h[j];
+      const T v205 = v200 * l2_alpha[i * 200 + j];
+#line 126 "examples/lm/basic_modul_lstm.dopa"
+      const T v206 = v170 + v205;
+      d_l2_pw[i * 200 + j] = v206;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v203 = v200 * l2_pw[i * 200 + j];
+      atomicAdd(&d_l2_alpha[i * 200 + j], v203);
     }
   }
-#line 1379 "lm_basic_modul_lstm.cu"
+#line 1392 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 6: dense product (a warp or thread per output), [200]
-//   %208 matmul
+//   %209 matmul
 template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t198 = a.record + 2304;                             // [200]
+  T *__restrict t199 = a.record + 2304;                             // [200]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
-  T *__restrict t208 = a.scratch + 1088;                            // [200]
+  T *__restrict t209 = a.scratch + 1088;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
+#line 145 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t198[k] * l2_x2c_weight[k * 200 + c];
-    t208[c] = acc;
+      acc += t199[k] * l2_x2c_weight[k * 200 + c];
+    t209[c] = acc;
   }
-#line 1400 "lm_basic_modul_lstm.cu"
+#line 1413 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 7: dense product (a warp or thread per output), [200]
-//   %215 matmul
+//   %216 matmul
 template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t212 = a.record + 2096;                             // [200]
+  T *__restrict t213 = a.record + 2096;                             // [200]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
-  T *__restrict t215 = a.scratch + 1296;                            // [200]
+  T *__restrict t216 = a.scratch + 1296;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
+#line 144 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t212[k] * l2_h2o_weight[k * 200 + c];
-    t215[c] = acc;
+      acc += t213[k] * l2_h2o_weight[k * 200 + c];
+    t216[c] = acc;
   }
-#line 1421 "lm_basic_modul_lstm.cu"
+#line 1434 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 8: dense product (a warp or thread per output), [200]
-//   %219 matmul
+//   %220 matmul
 template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t212 = a.record + 2096;                             // [200]
+  T *__restrict t213 = a.record + 2096;                             // [200]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
-  T *__restrict t219 = a.scratch + 1504;                            // [200]
+  T *__restrict t220 = a.scratch + 1504;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
+#line 144 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t212[k] * l2_x2o_weight[k * 200 + c];
-    t219[c] = acc;
+      acc += t213[k] * l2_x2o_weight[k * 200 + c];
+    t220[c] = acc;
   }
-#line 1442 "lm_basic_modul_lstm.cu"
+#line 1455 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 9: dense product (a warp or thread per output), [200]
-//   %226 matmul
+//   %227 matmul
 template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.record + 1888;                             // [200]
+  T *__restrict t224 = a.record + 1888;                             // [200]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
-  T *__restrict t226 = a.scratch + 1712;                            // [200]
+  T *__restrict t227 = a.scratch + 1712;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 137 "examples/lm/basic_modul_lstm.dopa"
+#line 143 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t223[k] * l2_h2i_weight[k * 200 + c];
-    t226[c] = acc;
+      acc += t224[k] * l2_h2i_weight[k * 200 + c];
+    t227[c] = acc;
   }
-#line 1463 "lm_basic_modul_lstm.cu"
+#line 1476 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 10: dense product (a warp or thread per output), [200]
-//   %230 matmul
+//   %231 matmul
 template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.record + 1888;                             // [200]
+  T *__restrict t224 = a.record + 1888;                             // [200]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
-  T *__restrict t230 = a.scratch + 1920;                            // [200]
+  T *__restrict t231 = a.scratch + 1920;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 137 "examples/lm/basic_modul_lstm.dopa"
+#line 143 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t223[k] * l2_x2i_weight[k * 200 + c];
-    t230[c] = acc;
+      acc += t224[k] * l2_x2i_weight[k * 200 + c];
+    t231[c] = acc;
   }
-#line 1484 "lm_basic_modul_lstm.cu"
+#line 1497 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 11: dense product (a warp or thread per output), [200]
-//   %237 matmul
+//   %238 matmul
 template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 1264;                             // [200]
+  T *__restrict t235 = a.record + 1264;                             // [200]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
-  T *__restrict t237 = a.scratch + 2128;                            // [200]
-  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
-  (void)tid;
-  (void)nthreads;
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-  for (int c = tid; c < 200; c += nthreads) {
-    T acc = T(0);
-    for (int k = 0; k < 200; ++k)
-      acc += t234[k] * l2_h2f_weight[k * 200 + c];
-    t237[c] = acc;
-  }
-#line 1505 "lm_basic_modul_lstm.cu"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 12: dense product (a warp or thread per output), [200]
-//   %241 matmul
-template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.record + 1264;                             // [200]
-  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
-  T *__restrict t241 = a.scratch + 2336;                            // [200]
-  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
-  (void)tid;
-  (void)nthreads;
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-  for (int c = tid; c < 200; c += nthreads) {
-    T acc = T(0);
-    for (int k = 0; k < 200; ++k)
-      acc += t234[k] * l2_x2f_weight[k * 200 + c];
-    t241[c] = acc;
-  }
-#line 1526 "lm_basic_modul_lstm.cu"
-}
-
-// M = tanh(h2mod(h))
-//
-// backward stage 13: dense product (a warp or thread per output), [200]
-//   %268 matmul
-template <class T> __device__ __forceinline__ void backward_h2mod_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t265 = a.record + 1248;                                 // [1]
-  const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
-  T *__restrict t268 = a.scratch + 3008;                                // [200]
+  T *__restrict t238 = a.scratch + 2128;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
-    acc += t265[0] * l1_h2mod_weight[c];
-    t268[c] = acc;
+    for (int k = 0; k < 200; ++k)
+      acc += t235[k] * l2_h2f_weight[k * 200 + c];
+    t238[c] = acc;
   }
-#line 1546 "lm_basic_modul_lstm.cu"
+#line 1518 "lm_basic_modul_lstm.cu"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 12: dense product (a warp or thread per output), [200]
+//   %242 matmul
+template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t235 = a.record + 1264;                             // [200]
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
+  T *__restrict t242 = a.scratch + 2336;                            // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+  for (int c = tid; c < 200; c += nthreads) {
+    T acc = T(0);
+    for (int k = 0; k < 200; ++k)
+      acc += t235[k] * l2_x2f_weight[k * 200 + c];
+    t242[c] = acc;
+  }
+#line 1539 "lm_basic_modul_lstm.cu"
+}
+
+// M = tanh(h2mod(h))
+//
+// backward stage 13: dense product (a warp or thread per output), [200]
+//   %271 matmul
+template <class T> __device__ __forceinline__ void backward_h2mod_13(const dopa::StepArgs<T> &a) {
+  T *__restrict t268 = a.record + 1248;                                 // [1]
+  const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
+  T *__restrict t271 = a.scratch + 3008;                                // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+  for (int c = tid; c < 200; c += nthreads) {
+    T acc = T(0);
+    acc += t268[0] * l1_h2mod_weight[c];
+    t271[c] = acc;
+  }
+#line 1559 "lm_basic_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1553,54 +1566,54 @@ template <class T> __device__ __forceinline__ void backward_h2mod_13(const dopa:
 // cn = f * c + i * g
 //
 // backward stage 14: fused loop nest over [200]
-//   %283 mul
-//   %296 mul
-//   %307 mul
-//   %318 mul
-//   %280 mul -> grad_prev l1.c
-//   %238 add -> grad_prev l2.h
-//   %318 mul += grad l1.x2f.bias
-//   %318 mul += grad l1.h2f.bias
-//   %307 mul += grad l1.x2i.bias
-//   %307 mul += grad l1.h2i.bias
-//   %296 mul += grad l1.x2o.bias
-//   %296 mul += grad l1.h2o.bias
-//   %283 mul += grad l1.x2c.bias
+//   %286 mul
+//   %299 mul
+//   %310 mul
+//   %321 mul
+//   %283 mul -> grad_prev l1.c
+//   %239 add -> grad_prev l2.h
+//   %321 mul += grad l1.x2f.bias
+//   %321 mul += grad l1.h2f.bias
+//   %310 mul += grad l1.x2i.bias
+//   %310 mul += grad l1.h2i.bias
+//   %299 mul += grad l1.x2o.bias
+//   %299 mul += grad l1.h2o.bias
+//   %286 mul += grad l1.x2c.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t247 = a.scratch + 2560;                        // [200]
+  T *__restrict t250 = a.scratch + 2560;                        // [200]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
-  T *__restrict t208 = a.scratch + 1088;                        // [200]
-  T *__restrict t219 = a.scratch + 1504;                        // [200]
-  T *__restrict t230 = a.scratch + 1920;                        // [200]
-  T *__restrict t241 = a.scratch + 2336;                        // [200]
-  const T *__restrict t25 = a.saved + 1040;                     // [200]
+  T *__restrict t209 = a.scratch + 1088;                        // [200]
+  T *__restrict t220 = a.scratch + 1504;                        // [200]
+  T *__restrict t231 = a.scratch + 1920;                        // [200]
+  T *__restrict t242 = a.scratch + 2336;                        // [200]
+  const T *__restrict t27 = a.saved + 1056;                     // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
-  const T *__restrict t29 = a.saved + 1248;                     // [200]
+  const T *__restrict t31 = a.saved + 1264;                     // [200]
   const T *__restrict l1_h2o_bias = a.params + kParamL1H2oBias; // [200]
-  const T *__restrict t4 = a.saved + 208;                       // [200]
+  const T *__restrict t6 = a.saved + 224;                       // [200]
   const T *__restrict l1_x2f_bias = a.params + kParamL1X2fBias; // [200]
-  const T *__restrict t9 = a.saved + 416;                       // [200]
+  const T *__restrict t11 = a.saved + 432;                      // [200]
   const T *__restrict l1_h2f_bias = a.params + kParamL1H2fBias; // [200]
   const T *__restrict l1_c = a.state + kStateL1C;               // [200]
-  const T *__restrict t15 = a.saved + 624;                      // [200]
+  const T *__restrict t17 = a.saved + 640;                      // [200]
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [200]
-  const T *__restrict t19 = a.saved + 832;                      // [200]
+  const T *__restrict t21 = a.saved + 848;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
-  const T *__restrict t45_l1_g = a.saved + 1456;                // [200] l1.g
-  T *__restrict t283 = a.record + 1040;                         // [200]
-  T *__restrict t296 = a.record + 832;                          // [200]
-  T *__restrict t307 = a.record + 624;                          // [200]
-  T *__restrict t318 = a.record + 0;                            // [200]
+  const T *__restrict t47_l1_g = a.saved + 1472;                // [200] l1.g
+  T *__restrict t286 = a.record + 1040;                         // [200]
+  T *__restrict t299 = a.record + 832;                          // [200]
+  T *__restrict t310 = a.record + 624;                          // [200]
+  T *__restrict t321 = a.record + 0;                            // [200]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [200]
-  T *__restrict t160 = a.scratch + 432;                         // [200]
-  T *__restrict t183 = a.scratch + 672;                         // [200]
-  T *__restrict t200 = a.scratch + 880;                         // [200]
-  T *__restrict t215 = a.scratch + 1296;                        // [200]
-  T *__restrict t226 = a.scratch + 1712;                        // [200]
-  T *__restrict t237 = a.scratch + 2128;                        // [200]
+  T *__restrict t161 = a.scratch + 432;                         // [200]
+  T *__restrict t184 = a.scratch + 672;                         // [200]
+  T *__restrict t201 = a.scratch + 880;                         // [200]
+  T *__restrict t216 = a.scratch + 1296;                        // [200]
+  T *__restrict t227 = a.scratch + 1712;                        // [200]
+  T *__restrict t238 = a.scratch + 2128;                        // [200]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [200]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [200]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [200]
@@ -1614,111 +1627,111 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-      const T v209 = d_l1_h_next[j] + t208[j];
-      const T v220 = v209 + t219[j];
-      const T v231 = v220 + t230[j];
-      const T v242 = v231 + t241[j];
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-      const T v27 = t25[j] + l1_x2o_bias[j];
-      const T v31 = t29[j] + l1_h2o_bias[j];
-      const T v32 = v27 + v31;
-      const T v33 = T(1) / (T(1) + exp(-v32));
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-      const T v271 = v242 * v33;
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-      const T v6 = t4[j] + l1_x2f_bias[j];
-      const T v11 = t9[j] + l1_h2f_bias[j];
-      const T v12 = v6 + v11;
-      const T v13 = T(1) / (T(1) + exp(-v12));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v47 = v13 * l1_c[j];
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-      const T v17 = t15[j] + l1_x2i_bias[j];
-      const T v21 = t19[j] + l1_h2i_bias[j];
-      const T v22 = v17 + v21;
-      const T v23 = T(1) / (T(1) + exp(-v22));
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v48 = v23 * t45_l1_g[j];
-      const T v49 = v47 + v48;
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-      const T v50 = tanh(v49);
-      const T v272 = v50 * v50;
-      const T v273 = T(1.0) - v272;
-      const T v274 = v271 * v273;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v275 = d_l1_c_next[j] + v274;
-      const T v277 = v275 * v23;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v278 = t247[j] + v277;
-      const T v281 = t45_l1_g[j] * t45_l1_g[j];
-      const T v282 = T(1.0) - v281;
-      const T v283 = v278 * v282;
-      t283[j] = v283;
-#line 141 "examples/lm/basic_modul_lstm.dopa"
-      const T v270 = v242 * v50;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-      const T v294 = T(1.0) - v33;
-      const T v295 = v33 * v294;
-      const T v296 = v270 * v295;
-      t296[j] = v296;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v276 = v275 * t45_l1_g[j];
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-      const T v305 = T(1.0) - v23;
-      const T v306 = v23 * v305;
-      const T v307 = v276 * v306;
-      t307[j] = v307;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v279 = v275 * l1_c[j];
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-      const T v316 = T(1.0) - v13;
-      const T v317 = v13 * v316;
-      const T v318 = v279 * v317;
-      t318[j] = v318;
-#line 140 "examples/lm/basic_modul_lstm.dopa"
-      const T v280 = v275 * v13;
-      d_l1_c[j] = v280;
-#line 119 "examples/lm/basic_modul_lstm.dopa"
-      const T v184 = t160[j] + t183[j];
-      const T v201 = v184 + t200[j];
-      const T v216 = v201 + t215[j];
-      const T v227 = v216 + t226[j];
-      const T v238 = v227 + t237[j];
-      d_l2_h[j] = v238;
-#line 136 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l1_x2f_bias[j], v318);
-      atomicAdd(&d_l1_h2f_bias[j], v318);
-#line 137 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l1_x2i_bias[j], v307);
-      atomicAdd(&d_l1_h2i_bias[j], v307);
-#line 138 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l1_x2o_bias[j], v296);
-      atomicAdd(&d_l1_h2o_bias[j], v296);
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l1_x2c_bias[j], v283);
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+      const T v210 = d_l1_h_next[j] + t209[j];
+      const T v221 = v210 + t220[j];
+      const T v232 = v221 + t231[j];
+      const T v243 = v232 + t242[j];
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+      const T v29 = t27[j] + l1_x2o_bias[j];
+      const T v33 = t31[j] + l1_h2o_bias[j];
+      const T v34 = v29 + v33;
+      const T v35 = T(1) / (T(1) + exp(-v34));
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+      const T v274 = v243 * v35;
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+      const T v8 = t6[j] + l1_x2f_bias[j];
+      const T v13 = t11[j] + l1_h2f_bias[j];
+      const T v14 = v8 + v13;
+      const T v15 = T(1) / (T(1) + exp(-v14));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v49 = v15 * l1_c[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+      const T v19 = t17[j] + l1_x2i_bias[j];
+      const T v23 = t21[j] + l1_h2i_bias[j];
+      const T v24 = v19 + v23;
+      const T v25 = T(1) / (T(1) + exp(-v24));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v50 = v25 * t47_l1_g[j];
+      const T v51 = v49 + v50;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+      const T v52 = tanh(v51);
+      const T v275 = v52 * v52;
+      const T v276 = T(1.0) - v275;
+      const T v277 = v274 * v276;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v278 = d_l1_c_next[j] + v277;
+      const T v280 = v278 * v25;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v281 = t250[j] + v280;
+      const T v284 = t47_l1_g[j] * t47_l1_g[j];
+      const T v285 = T(1.0) - v284;
+      const T v286 = v281 * v285;
+      t286[j] = v286;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+      const T v273 = v243 * v52;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+      const T v297 = T(1.0) - v35;
+      const T v298 = v35 * v297;
+      const T v299 = v273 * v298;
+      t299[j] = v299;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v279 = v278 * t47_l1_g[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+      const T v308 = T(1.0) - v25;
+      const T v309 = v25 * v308;
+      const T v310 = v279 * v309;
+      t310[j] = v310;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v282 = v278 * l1_c[j];
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+      const T v319 = T(1.0) - v15;
+      const T v320 = v15 * v319;
+      const T v321 = v282 * v320;
+      t321[j] = v321;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+      const T v283 = v278 * v15;
+      d_l1_c[j] = v283;
+#line 124 "examples/lm/basic_modul_lstm.dopa"
+      const T v185 = t161[j] + t184[j];
+      const T v202 = v185 + t201[j];
+      const T v217 = v202 + t216[j];
+      const T v228 = v217 + t227[j];
+      const T v239 = v228 + t238[j];
+      d_l2_h[j] = v239;
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+      atomicAdd(&d_l1_x2f_bias[j], v321);
+      atomicAdd(&d_l1_h2f_bias[j], v321);
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+      atomicAdd(&d_l1_x2i_bias[j], v310);
+      atomicAdd(&d_l1_h2i_bias[j], v310);
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+      atomicAdd(&d_l1_x2o_bias[j], v299);
+      atomicAdd(&d_l1_h2o_bias[j], v299);
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      atomicAdd(&d_l1_x2c_bias[j], v286);
     }
   }
-#line 1703 "lm_basic_modul_lstm.cu"
+#line 1716 "lm_basic_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 15: fused loop nest over [200, 200]
-//   %285 matmul
-//   %290 add -> grad_prev l1.pw
-//   %287 mul += grad l1.alpha
+//   %288 matmul
+//   %293 add -> grad_prev l1.pw
+//   %290 mul += grad l1.alpha
 template <class T>
 __device__ __forceinline__ void backward_d_l1_pw_grad_l1_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t285 = a.scratch + 3216;                           // [200]
-  T *__restrict t283 = a.record + 1040;                            // [200]
+  T *__restrict t288 = a.scratch + 3216;                           // [200]
+  T *__restrict t286 = a.record + 1040;                            // [200]
   const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
   const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;      // [200, 200] d l1.pw'
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
-  const T *__restrict t56_l1_M = a.saved + 1872;                   // [1] l1.M
+  const T *__restrict t58_l1_M = a.saved + 1888;                   // [1] l1.M
   const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
   T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                 // [200, 200]
@@ -1727,200 +1740,200 @@ __device__ __forceinline__ void backward_d_l1_pw_grad_l1_alpha(const dopa::StepA
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 200; e += nthreads)
-    t285[e] = T(0);
+    t288[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v41 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
-      const T v42 = l1_w[i * 200 + j] + v41;
-      atomicAdd(&t285[j], t283[i] * v42);
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v60 = v58 * l1_et[i * 200 + j];
-      const T v61 = l1_pw[i * 200 + j] + v60;
-      const T v254 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
-      const T v255 = d_l1_pw_next[i * 200 + j] * v254;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v284 = t283[i] * l1_h[j];
-      const T v289 = v284 * l1_alpha[i * 200 + j];
-#line 121 "examples/lm/basic_modul_lstm.dopa"
-      const T v290 = v255 + v289;
-      d_l1_pw[i * 200 + j] = v290;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
-      const T v287 = v284 * l1_pw[i * 200 + j];
-      atomicAdd(&d_l1_alpha[i * 200 + j], v287);
+      const T v43 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
+      const T v44 = l1_w[i * 200 + j] + v43;
+      atomicAdd(&t288[j], t286[i] * v44);
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v60 = l1_modfanout[i * 200 + j] * t58_l1_M[0];
+      const T v62 = v60 * l1_et[i * 200 + j];
+      const T v63 = l1_pw[i * 200 + j] + v62;
+      const T v257 = T(-2.0) <= v63 && v63 <= T(2.0) ? T(1) : T(0);
+      const T v258 = d_l1_pw_next[i * 200 + j] * v257;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v287 = t286[i] * l1_h[j];
+      const T v292 = v287 * l1_alpha[i * 200 + j];
+#line 126 "examples/lm/basic_modul_lstm.dopa"
+      const T v293 = v258 + v292;
+      d_l1_pw[i * 200 + j] = v293;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v290 = v287 * l1_pw[i * 200 + j];
+      atomicAdd(&d_l1_alpha[i * 200 + j], v290);
     }
   }
-#line 1756 "lm_basic_modul_lstm.cu"
+#line 1769 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 16: dense product (a warp or thread per output), [200]
-//   %293 matmul
+//   %296 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t283 = a.record + 1040;                             // [200]
+  T *__restrict t286 = a.record + 1040;                             // [200]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
-  T *__restrict t293 = a.scratch + 3424;                            // [200]
+  T *__restrict t296 = a.scratch + 3424;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 139 "examples/lm/basic_modul_lstm.dopa"
+#line 145 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t283[k] * l1_x2c_weight[k * 200 + c];
-    t293[c] = acc;
+      acc += t286[k] * l1_x2c_weight[k * 200 + c];
+    t296[c] = acc;
   }
-#line 1777 "lm_basic_modul_lstm.cu"
+#line 1790 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 17: dense product (a warp or thread per output), [200]
-//   %299 matmul
+//   %302 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t296 = a.record + 832;                              // [200]
+  T *__restrict t299 = a.record + 832;                              // [200]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
-  T *__restrict t299 = a.scratch + 3632;                            // [200]
+  T *__restrict t302 = a.scratch + 3632;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
+#line 144 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t296[k] * l1_h2o_weight[k * 200 + c];
-    t299[c] = acc;
+      acc += t299[k] * l1_h2o_weight[k * 200 + c];
+    t302[c] = acc;
   }
-#line 1798 "lm_basic_modul_lstm.cu"
+#line 1811 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 18: dense product (a warp or thread per output), [200]
-//   %303 matmul
+//   %306 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t296 = a.record + 832;                              // [200]
+  T *__restrict t299 = a.record + 832;                              // [200]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
-  T *__restrict t303 = a.scratch + 3840;                            // [200]
+  T *__restrict t306 = a.scratch + 3840;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 138 "examples/lm/basic_modul_lstm.dopa"
+#line 144 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t296[k] * l1_x2o_weight[k * 200 + c];
-    t303[c] = acc;
+      acc += t299[k] * l1_x2o_weight[k * 200 + c];
+    t306[c] = acc;
   }
-#line 1819 "lm_basic_modul_lstm.cu"
+#line 1832 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 19: dense product (a warp or thread per output), [200]
-//   %310 matmul
+//   %313 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t307 = a.record + 624;                              // [200]
+  T *__restrict t310 = a.record + 624;                              // [200]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
-  T *__restrict t310 = a.scratch + 4048;                            // [200]
+  T *__restrict t313 = a.scratch + 4048;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 137 "examples/lm/basic_modul_lstm.dopa"
+#line 143 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t307[k] * l1_h2i_weight[k * 200 + c];
-    t310[c] = acc;
+      acc += t310[k] * l1_h2i_weight[k * 200 + c];
+    t313[c] = acc;
   }
-#line 1840 "lm_basic_modul_lstm.cu"
+#line 1853 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 20: dense product (a warp or thread per output), [200]
-//   %314 matmul
+//   %317 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t307 = a.record + 624;                              // [200]
+  T *__restrict t310 = a.record + 624;                              // [200]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
-  T *__restrict t314 = a.scratch + 4256;                            // [200]
+  T *__restrict t317 = a.scratch + 4256;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 137 "examples/lm/basic_modul_lstm.dopa"
+#line 143 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t307[k] * l1_x2i_weight[k * 200 + c];
-    t314[c] = acc;
+      acc += t310[k] * l1_x2i_weight[k * 200 + c];
+    t317[c] = acc;
   }
-#line 1861 "lm_basic_modul_lstm.cu"
+#line 1874 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 21: dense product (a warp or thread per output), [200]
-//   %321 matmul
+//   %324 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t318 = a.record + 0;                                // [200]
+  T *__restrict t321 = a.record + 0;                                // [200]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
-  T *__restrict t321 = a.scratch + 4464;                            // [200]
+  T *__restrict t324 = a.scratch + 4464;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 136 "examples/lm/basic_modul_lstm.dopa"
+#line 142 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t318[k] * l1_h2f_weight[k * 200 + c];
-    t321[c] = acc;
+      acc += t321[k] * l1_h2f_weight[k * 200 + c];
+    t324[c] = acc;
   }
-#line 1882 "lm_basic_modul_lstm.cu"
+#line 1895 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 22: dense product (a warp or thread per output), [200]
-//   %325 matmul
+//   %328 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t318 = a.record + 0;                                // [200]
+  T *__restrict t321 = a.record + 0;                                // [200]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
-  T *__restrict t325 = a.scratch + 4672;                            // [200]
+  T *__restrict t328 = a.scratch + 4672;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 136 "examples/lm/basic_modul_lstm.dopa"
+#line 142 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t318[k] * l1_x2f_weight[k * 200 + c];
-    t325[c] = acc;
+      acc += t321[k] * l1_x2f_weight[k * 200 + c];
+    t328[c] = acc;
   }
-#line 1903 "lm_basic_modul_lstm.cu"
+#line 1916 "lm_basic_modul_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
 // backward stage 23: fused loop nest over [200]
-//   %322 add -> grad_prev l1.h
-//   %326 add += grad enc.weight
+//   %325 add -> grad_prev l1.h
+//   %329 add += grad enc.weight
 template <class T>
 __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t248 = a.scratch + 2768;                  // [200]
-  T *__restrict t268 = a.scratch + 3008;                  // [200]
-  T *__restrict t285 = a.scratch + 3216;                  // [200]
-  T *__restrict t299 = a.scratch + 3632;                  // [200]
-  T *__restrict t310 = a.scratch + 4048;                  // [200]
-  T *__restrict t321 = a.scratch + 4464;                  // [200]
+  T *__restrict t251 = a.scratch + 2768;                  // [200]
+  T *__restrict t271 = a.scratch + 3008;                  // [200]
+  T *__restrict t288 = a.scratch + 3216;                  // [200]
+  T *__restrict t302 = a.scratch + 3632;                  // [200]
+  T *__restrict t313 = a.scratch + 4048;                  // [200]
+  T *__restrict t324 = a.scratch + 4464;                  // [200]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [200]
-  T *__restrict t293 = a.scratch + 3424;                  // [200]
-  T *__restrict t303 = a.scratch + 3840;                  // [200]
-  T *__restrict t314 = a.scratch + 4256;                  // [200]
-  T *__restrict t325 = a.scratch + 4672;                  // [200]
+  T *__restrict t296 = a.scratch + 3424;                  // [200]
+  T *__restrict t306 = a.scratch + 3840;                  // [200]
+  T *__restrict t317 = a.scratch + 4256;                  // [200]
+  T *__restrict t328 = a.scratch + 4672;                  // [200]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 200]
   const T *__restrict tok = a.inputs[0];                  // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1928,57 +1941,66 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 119 "examples/lm/basic_modul_lstm.dopa"
-      const T v269 = t248[j] + t268[j];
-      const T v286 = v269 + t285[j];
-      const T v300 = v286 + t299[j];
-      const T v311 = v300 + t310[j];
-      const T v322 = v311 + t321[j];
-      d_l1_h[j] = v322;
+#line 124 "examples/lm/basic_modul_lstm.dopa"
+      const T v272 = t251[j] + t271[j];
+      const T v289 = v272 + t288[j];
+      const T v303 = v289 + t302[j];
+      const T v314 = v303 + t313[j];
+      const T v325 = v314 + t324[j];
+      d_l1_h[j] = v325;
 #line 23 "examples/lm/basic_modul_lstm.dopa"
-      const T v304 = t293[j] + t303[j];
-      const T v315 = v304 + t314[j];
-      const T v326 = v315 + t325[j];
-      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 200 + j], v326);
+      const T v307 = t296[j] + t306[j];
+      const T v318 = v307 + t317[j];
+      const T v329 = v318 + t328[j];
+      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 200 + j], v329);
     }
   }
-#line 1946 "lm_basic_modul_lstm.cu"
+#line 1959 "lm_basic_modul_lstm.cu"
 }
 
-// param  etaet : [] = 0.01
+// etaet = sigmoid(etaet_logit)
 //
 // backward stage 24: fused loop nest over []
-//   %253 add += grad l1.etaet
-//   %165 add += grad l2.etaet
+//   %332 mul += grad l1.etaet_logit
+//   %246 mul += grad l2.etaet_logit
 template <class T>
-__device__ __forceinline__ void backward_grad_l1_etaet_l2_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t244 = a.scratch + 2544;              // []
-  T *__restrict t250 = a.scratch + 2976;              // []
-  T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
-  T *__restrict t156 = a.scratch + 208;               // []
-  T *__restrict t162 = a.scratch + 640;               // []
-  T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
+__device__ __forceinline__ void
+backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> &a) {
+  T *__restrict t248 = a.scratch + 2544;                         // []
+  T *__restrict t253 = a.scratch + 2976;                         // []
+  const T *__restrict t4_l1_etaet = a.saved + 208;               // [] l1.etaet
+  T *__restrict d_l1_etaet_logit = a.grads + kParamL1EtaetLogit; // []
+  T *__restrict t158 = a.scratch + 208;                          // []
+  T *__restrict t163 = a.scratch + 640;                          // []
+  const T *__restrict t74_l2_etaet = a.saved + 1920;             // [] l2.etaet
+  T *__restrict d_l2_etaet_logit = a.grads + kParamL2EtaetLogit; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v252 = -t250[0];
-#line 134 "examples/lm/basic_modul_lstm.dopa"
-    const T v253 = t244[0] + v252;
-    atomicAdd(&d_l1_etaet[0], v253);
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v164 = -t162[0];
-#line 134 "examples/lm/basic_modul_lstm.dopa"
-    const T v165 = t156[0] + v164;
-    atomicAdd(&d_l2_etaet[0], v165);
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+    const T v255 = -t253[0];
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+    const T v256 = t248[0] + v255;
+    const T v330 = T(1.0) - t4_l1_etaet[0];
+    const T v331 = t4_l1_etaet[0] * v330;
+    const T v332 = v256 * v331;
+    atomicAdd(&d_l1_etaet_logit[0], v332);
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+    const T v165 = -t163[0];
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+    const T v166 = t158[0] + v165;
+    const T v244 = T(1.0) - t74_l2_etaet[0];
+    const T v245 = t74_l2_etaet[0] * v244;
+    const T v246 = v166 * v245;
+    atomicAdd(&d_l2_etaet_logit[0], v246);
   }
-#line 1977 "lm_basic_modul_lstm.cu"
+#line 1999 "lm_basic_modul_lstm.cu"
 }
 
 // backward stage 25: fused loop nest over [10000]
-//   %142 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %142 grad_output d logits += grad dec.bias
+//   %144 grad_output d logits -> record (a factor of deferred outer-product gradients)
+//   %144 grad_output d logits += grad dec.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [10000] d logits
@@ -2071,7 +2093,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   dopa::gridSync();
   backward_d_l1_h_grad_enc_weight(a);
   dopa::gridSync();
-  backward_grad_l1_etaet_l2_etaet(a);
+  backward_grad_l1_etaet_logit_l2_etaet_logit(a);
   dopa::gridSync();
   backward_grad_dec_bias(a);
 }
@@ -2127,7 +2149,7 @@ const dopa::CudaSpec &cuda_spec() {
       /*backwardDouble=*/backward_launch<double>,
       /*threadsPerBlock=*/kThreads,
       /*stateNumel=*/160832,
-      /*savedNumel=*/3600,
+      /*savedNumel=*/3632,
       /*scratchNumel=*/10864,
       /*recordNumel=*/12736,
       /*numDeferred=*/19,

@@ -88,7 +88,7 @@ template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
   T *__restrict t2 = a.saved + 0;                                   // [200]
   T *__restrict t4 = a.saved + 208;                                 // [200]
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t4, 200).noalias() = ConstRowMat<T>(l1_x2f_weight, 200, 200) * ConstVec<T>(t2, 200);
 #line 94 "lm_basic_plastic_lstm.cpp"
 }
@@ -101,7 +101,7 @@ template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [200]
   T *__restrict t9 = a.saved + 416;                                 // [200]
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t9, 200).noalias() = ConstRowMat<T>(l1_h2f_weight, 200, 200) * ConstVec<T>(l1_h, 200);
 #line 107 "lm_basic_plastic_lstm.cpp"
 }
@@ -114,7 +114,7 @@ template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
   T *__restrict t2 = a.saved + 0;                                   // [200]
   T *__restrict t15 = a.saved + 624;                                // [200]
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t15, 200).noalias() = ConstRowMat<T>(l1_x2i_weight, 200, 200) * ConstVec<T>(t2, 200);
 #line 120 "lm_basic_plastic_lstm.cpp"
 }
@@ -127,7 +127,7 @@ template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [200]
   T *__restrict t19 = a.saved + 832;                                // [200]
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t19, 200).noalias() = ConstRowMat<T>(l1_h2i_weight, 200, 200) * ConstVec<T>(l1_h, 200);
 #line 133 "lm_basic_plastic_lstm.cpp"
 }
@@ -140,7 +140,7 @@ template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
   T *__restrict t2 = a.saved + 0;                                   // [200]
   T *__restrict t25 = a.saved + 1040;                               // [200]
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t25, 200).noalias() = ConstRowMat<T>(l1_x2o_weight, 200, 200) * ConstVec<T>(t2, 200);
 #line 146 "lm_basic_plastic_lstm.cpp"
 }
@@ -153,7 +153,7 @@ template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                   // [200]
   T *__restrict t29 = a.saved + 1248;                               // [200]
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t29, 200).noalias() = ConstRowMat<T>(l1_h2o_weight, 200, 200) * ConstVec<T>(l1_h, 200);
 #line 159 "lm_basic_plastic_lstm.cpp"
 }
@@ -166,7 +166,7 @@ template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
   T *__restrict t2 = a.saved + 0;                                   // [200]
   T *__restrict t35 = a.scratch + 0;                                // [200]
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t35, 200).noalias() = ConstRowMat<T>(l1_x2c_weight, 200, 200) * ConstVec<T>(t2, 200);
 #line 172 "lm_basic_plastic_lstm.cpp"
 }
@@ -192,7 +192,7 @@ template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
     T acc99 = T(0);
 #pragma omp simd reduction(+ : acc43, acc99)
     for (int j = 0; j < 200; ++j) {
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
       const T v42 = l1_w[i * 200 + j] + v41;
       acc43 += v42 * l1_h[j];
@@ -236,40 +236,41 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [200] l1.hn
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [200]
   T *__restrict saved_t51 = a.saved + 1664;                     // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
     const T v44 = v37 + t43[j];
-    const T v45 = std::tanh(v44);
+    const T v45 = simdTanh(v44);
     t45_l1_g[j] = v45;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+    const T v33 = T(1) / (T(1) + simdExp(-v32));
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+    const T v13 = T(1) / (T(1) + simdExp(-v12));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v47 = v13 * l1_c[j];
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+    const T v23 = T(1) / (T(1) + simdExp(-v22));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v48 = v23 * v45;
     const T v49 = v47 + v48;
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v50 = std::tanh(v49);
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
+    const T v50 = simdTanh(v49);
     const T v51 = v33 * v50;
     l1_h_next[j] = v51;
     l1_c_next[j] = v49;
     saved_t51[j] = v51;
   }
-#line 273 "lm_basic_plastic_lstm.cpp"
+#line 274 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -280,10 +281,10 @@ template <class T> static void forward_saved_x2f_10(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
   T *__restrict t60 = a.saved + 1872;                               // [200]
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t60, 200).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 287 "lm_basic_plastic_lstm.cpp"
+#line 288 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -294,9 +295,9 @@ template <class T> static void forward_saved_h2f_11(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
   T *__restrict t65 = a.saved + 2080;                               // [200]
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t65, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 300 "lm_basic_plastic_lstm.cpp"
+#line 301 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -307,10 +308,10 @@ template <class T> static void forward_saved_x2i_12(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
   T *__restrict t71 = a.saved + 2288;                               // [200]
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t71, 200).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 314 "lm_basic_plastic_lstm.cpp"
+#line 315 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -321,9 +322,9 @@ template <class T> static void forward_saved_h2i_13(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
   T *__restrict t75 = a.saved + 2496;                               // [200]
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t75, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 327 "lm_basic_plastic_lstm.cpp"
+#line 328 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -334,10 +335,10 @@ template <class T> static void forward_saved_x2o_14(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
   T *__restrict t81 = a.saved + 2704;                               // [200]
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t81, 200).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 341 "lm_basic_plastic_lstm.cpp"
+#line 342 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -348,9 +349,9 @@ template <class T> static void forward_saved_h2o_15(const dopa::StepArgs<T> &a) 
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
   T *__restrict t85 = a.saved + 2912;                               // [200]
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t85, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 354 "lm_basic_plastic_lstm.cpp"
+#line 355 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -361,10 +362,10 @@ template <class T> static void forward_x2c_16(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
   T *__restrict t91 = a.scratch + 416;                              // [200]
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t91, 200).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 368 "lm_basic_plastic_lstm.cpp"
+#line 369 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -397,40 +398,41 @@ template <class T> static void forward_l2_g_l2_h_l2_c_logits(const dopa::StepArg
   T *__restrict l2_h_next = a.next + kStateL2H;                 // [200]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [200]
   T *__restrict readout_in_logits = a.outputs[0];               // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
     const T v93 = t91[j] + l2_x2c_bias[j];
     const T v100 = v93 + t99[j];
-    const T v101 = std::tanh(v100);
+    const T v101 = simdTanh(v100);
     t101_l2_g[j] = v101;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
     const T v83 = t81[j] + l2_x2o_bias[j];
     const T v87 = t85[j] + l2_h2o_bias[j];
     const T v88 = v83 + v87;
-    const T v89 = T(1) / (T(1) + std::exp(-v88));
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+    const T v89 = T(1) / (T(1) + simdExp(-v88));
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
     const T v62 = t60[j] + l2_x2f_bias[j];
     const T v67 = t65[j] + l2_h2f_bias[j];
     const T v68 = v62 + v67;
-    const T v69 = T(1) / (T(1) + std::exp(-v68));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+    const T v69 = T(1) / (T(1) + simdExp(-v68));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v103 = v69 * l2_c[j];
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
     const T v73 = t71[j] + l2_x2i_bias[j];
     const T v77 = t75[j] + l2_h2i_bias[j];
     const T v78 = v73 + v77;
-    const T v79 = T(1) / (T(1) + std::exp(-v78));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+    const T v79 = T(1) / (T(1) + simdExp(-v78));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v104 = v79 * v101;
     const T v105 = v103 + v104;
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v106 = std::tanh(v105);
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
+    const T v106 = simdTanh(v105);
     const T v107 = v89 * v106;
     l2_h_next[j] = v107;
     l2_c_next[j] = v105;
     readout_in_logits[j] = v107;
   }
-#line 434 "lm_basic_plastic_lstm.cpp"
+#line 436 "lm_basic_plastic_lstm.cpp"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
@@ -452,7 +454,7 @@ template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v53 = t45_l1_g[i] * l1_h[j];
       const T v54 = l1_eta[i * 200 + j] * v53;
       const T v55 = l1_hebb[i * 200 + j] + v54;
@@ -465,7 +467,7 @@ template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &
       l2_hebb_next[i * 200 + j] = v112;
     }
   }
-#line 469 "lm_basic_plastic_lstm.cpp"
+#line 471 "lm_basic_plastic_lstm.cpp"
 }
 
 /// One forward step of BasicPlasticLSTMLM for one batch element.
@@ -526,7 +528,7 @@ template <class T> static void backward_grad_l1_eta_l2_eta(const dopa::StepArgs<
     T acc194 = T(0);
 #pragma omp simd reduction(+ : acc128, acc194)
     for (int j = 0; j < 200; ++j) {
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v109 = t101_l2_g[i] * l2_h[j];
       const T v110 = l2_eta[i * 200 + j] * v109;
       const T v111 = l2_hebb[i * 200 + j] + v110;
@@ -551,7 +553,7 @@ template <class T> static void backward_grad_l1_eta_l2_eta(const dopa::StepArgs<
     t128[i] = acc128;
     t194[i] = acc194;
   }
-#line 555 "lm_basic_plastic_lstm.cpp"
+#line 557 "lm_basic_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -619,86 +621,87 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [200]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [200]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v118 = d_readout_in_logits[j] + d_l2_h_next[j];
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
     const T v83 = t81[j] + l2_x2o_bias[j];
     const T v87 = t85[j] + l2_h2o_bias[j];
     const T v88 = v83 + v87;
-    const T v89 = T(1) / (T(1) + std::exp(-v88));
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+    const T v89 = T(1) / (T(1) + simdExp(-v88));
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v131 = v118 * v89;
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
     const T v62 = t60[j] + l2_x2f_bias[j];
     const T v67 = t65[j] + l2_h2f_bias[j];
     const T v68 = v62 + v67;
-    const T v69 = T(1) / (T(1) + std::exp(-v68));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+    const T v69 = T(1) / (T(1) + simdExp(-v68));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v103 = v69 * l2_c[j];
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
     const T v73 = t71[j] + l2_x2i_bias[j];
     const T v77 = t75[j] + l2_h2i_bias[j];
     const T v78 = v73 + v77;
-    const T v79 = T(1) / (T(1) + std::exp(-v78));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+    const T v79 = T(1) / (T(1) + simdExp(-v78));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v104 = v79 * t101_l2_g[j];
     const T v105 = v103 + v104;
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v106 = std::tanh(v105);
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
+    const T v106 = simdTanh(v105);
     const T v133 = v106 * v106;
     const T v134 = T(1.0) - v133;
     const T v135 = v131 * v134;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v136 = d_l2_c_next[j] + v135;
     const T v138 = v136 * v79;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
     const T v139 = t128[j] + v138;
     const T v142 = t101_l2_g[j] * t101_l2_g[j];
     const T v143 = T(1.0) - v142;
     const T v144 = v139 * v143;
     t144[j] = v144;
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v130 = v118 * v106;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
     const T v156 = T(1.0) - v89;
     const T v157 = v89 * v156;
     const T v158 = v130 * v157;
     t158[j] = v158;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v137 = v136 * t101_l2_g[j];
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
     const T v167 = T(1.0) - v79;
     const T v168 = v79 * v167;
     const T v169 = v137 * v168;
     t169[j] = v169;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v140 = v136 * l2_c[j];
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
     const T v178 = T(1.0) - v69;
     const T v179 = v69 * v178;
     const T v180 = v140 * v179;
     t180[j] = v180;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v141 = v136 * v69;
     d_l2_c[j] = v141;
     record1[j] = t2[j];
     record2[j] = l1_h[j];
     record7[j] = t51_l1_hn[j];
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
     d_l2_x2f_bias[j] += v180;
     record8[j] = l2_h[j];
     d_l2_h2f_bias[j] += v180;
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
     d_l2_x2i_bias[j] += v169;
     d_l2_h2i_bias[j] += v169;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
     d_l2_x2o_bias[j] += v158;
     d_l2_h2o_bias[j] += v158;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
     d_l2_x2c_bias[j] += v144;
   }
-#line 702 "lm_basic_plastic_lstm.cpp"
+#line 705 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -725,28 +728,28 @@ template <class T> static void backward_d_l2_hebb_grad_l2_alpha(const dopa::Step
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v97 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
       const T v98 = l2_w[i * 200 + j] + v97;
       t146[j] += t144[i] * v98;
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v109 = t101_l2_g[i] * l2_h[j];
       const T v110 = l2_eta[i * 200 + j] * v109;
       const T v111 = l2_hebb[i * 200 + j] + v110;
       const T v123 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
       const T v124 = d_l2_hebb_next[i * 200 + j] * v123;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v145 = t144[i] * l2_h[j];
       const T v150 = v145 * l2_alpha[i * 200 + j];
-#line 56 "examples/lm/basic_plastic_lstm.dopa"
+#line 61 "examples/lm/basic_plastic_lstm.dopa"
       const T v151 = v124 + v150;
       d_l2_hebb[i * 200 + j] = v151;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v148 = v145 * l2_hebb[i * 200 + j];
       d_l2_alpha[i * 200 + j] += v148;
     }
   }
-#line 750 "lm_basic_plastic_lstm.cpp"
+#line 753 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -757,10 +760,10 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict t144 = a.record + 2288;                             // [200]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
   T *__restrict t154 = a.scratch + 624;                             // [200]
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t154, 200).noalias() =
       ConstRowVec<T>(t144, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 764 "lm_basic_plastic_lstm.cpp"
+#line 767 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -771,10 +774,10 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t158 = a.record + 2080;                             // [200]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
   T *__restrict t161 = a.scratch + 832;                             // [200]
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t161, 200).noalias() =
       ConstRowVec<T>(t158, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 778 "lm_basic_plastic_lstm.cpp"
+#line 781 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -785,10 +788,10 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
   T *__restrict t158 = a.record + 2080;                             // [200]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
   T *__restrict t165 = a.scratch + 1040;                            // [200]
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t165, 200).noalias() =
       ConstRowVec<T>(t158, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 792 "lm_basic_plastic_lstm.cpp"
+#line 795 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -799,10 +802,10 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
   T *__restrict t169 = a.record + 1872;                             // [200]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
   T *__restrict t172 = a.scratch + 1248;                            // [200]
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t172, 200).noalias() =
       ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 806 "lm_basic_plastic_lstm.cpp"
+#line 809 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -813,10 +816,10 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
   T *__restrict t169 = a.record + 1872;                             // [200]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
   T *__restrict t176 = a.scratch + 1456;                            // [200]
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t176, 200).noalias() =
       ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 820 "lm_basic_plastic_lstm.cpp"
+#line 823 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -827,10 +830,10 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
   T *__restrict t180 = a.record + 1248;                             // [200]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
   T *__restrict t183 = a.scratch + 1664;                            // [200]
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t183, 200).noalias() =
       ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 834 "lm_basic_plastic_lstm.cpp"
+#line 837 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -841,10 +844,10 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
   T *__restrict t180 = a.record + 1248;                             // [200]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
   T *__restrict t187 = a.scratch + 1872;                            // [200]
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t187, 200).noalias() =
       ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 848 "lm_basic_plastic_lstm.cpp"
+#line 851 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -909,91 +912,92 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;      // [200]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [200]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
+#pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v155 = d_l1_h_next[j] + t154[j];
     const T v166 = v155 + t165[j];
     const T v177 = v166 + t176[j];
     const T v188 = v177 + t187[j];
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
-    const T v33 = T(1) / (T(1) + std::exp(-v32));
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+    const T v33 = T(1) / (T(1) + simdExp(-v32));
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v197 = v188 * v33;
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v12 = v6 + v11;
-    const T v13 = T(1) / (T(1) + std::exp(-v12));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+    const T v13 = T(1) / (T(1) + simdExp(-v12));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v47 = v13 * l1_c[j];
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v22 = v17 + v21;
-    const T v23 = T(1) / (T(1) + std::exp(-v22));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+    const T v23 = T(1) / (T(1) + simdExp(-v22));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v48 = v23 * t45_l1_g[j];
     const T v49 = v47 + v48;
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v50 = std::tanh(v49);
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
+    const T v50 = simdTanh(v49);
     const T v198 = v50 * v50;
     const T v199 = T(1.0) - v198;
     const T v200 = v197 * v199;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v201 = d_l1_c_next[j] + v200;
     const T v203 = v201 * v23;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
     const T v204 = t194[j] + v203;
     const T v207 = t45_l1_g[j] * t45_l1_g[j];
     const T v208 = T(1.0) - v207;
     const T v209 = v204 * v208;
     t209[j] = v209;
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v196 = v188 * v50;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
     const T v220 = T(1.0) - v33;
     const T v221 = v33 * v220;
     const T v222 = v196 * v221;
     t222[j] = v222;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v202 = v201 * t45_l1_g[j];
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
     const T v231 = T(1.0) - v23;
     const T v232 = v23 * v231;
     const T v233 = v202 * v232;
     t233[j] = v233;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v205 = v201 * l1_c[j];
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
     const T v242 = T(1.0) - v13;
     const T v243 = v13 * v242;
     const T v244 = v205 * v243;
     t244[j] = v244;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
     const T v206 = v201 * v13;
     d_l1_c[j] = v206;
-#line 54 "examples/lm/basic_plastic_lstm.dopa"
+#line 59 "examples/lm/basic_plastic_lstm.dopa"
     const T v147 = t129[j] + t146[j];
     const T v162 = v147 + t161[j];
     const T v173 = v162 + t172[j];
     const T v184 = v173 + t183[j];
     d_l2_h[j] = v184;
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
     d_l1_x2f_bias[j] += v244;
     d_l1_h2f_bias[j] += v244;
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
     d_l1_x2i_bias[j] += v233;
     d_l1_h2i_bias[j] += v233;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
     d_l1_x2o_bias[j] += v222;
     d_l1_h2o_bias[j] += v222;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
     d_l1_x2c_bias[j] += v209;
   }
-#line 997 "lm_basic_plastic_lstm.cpp"
+#line 1001 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1020,28 +1024,28 @@ template <class T> static void backward_d_l1_hebb_grad_l1_alpha(const dopa::Step
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
     for (int j = 0; j < 200; ++j) {
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
       const T v42 = l1_w[i * 200 + j] + v41;
       t211[j] += t209[i] * v42;
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v53 = t45_l1_g[i] * l1_h[j];
       const T v54 = l1_eta[i * 200 + j] * v53;
       const T v55 = l1_hebb[i * 200 + j] + v54;
       const T v189 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
       const T v190 = d_l1_hebb_next[i * 200 + j] * v189;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v210 = t209[i] * l1_h[j];
       const T v215 = v210 * l1_alpha[i * 200 + j];
-#line 56 "examples/lm/basic_plastic_lstm.dopa"
+#line 61 "examples/lm/basic_plastic_lstm.dopa"
       const T v216 = v190 + v215;
       d_l1_hebb[i * 200 + j] = v216;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v213 = v210 * l1_hebb[i * 200 + j];
       d_l1_alpha[i * 200 + j] += v213;
     }
   }
-#line 1045 "lm_basic_plastic_lstm.cpp"
+#line 1049 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1052,10 +1056,10 @@ template <class T> static void backward_x2c_12(const dopa::StepArgs<T> &a) {
   T *__restrict t209 = a.record + 1040;                             // [200]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
   T *__restrict t219 = a.scratch + 2704;                            // [200]
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t219, 200).noalias() =
       ConstRowVec<T>(t209, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1059 "lm_basic_plastic_lstm.cpp"
+#line 1063 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1066,10 +1070,10 @@ template <class T> static void backward_h2o_13(const dopa::StepArgs<T> &a) {
   T *__restrict t222 = a.record + 832;                              // [200]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
   T *__restrict t225 = a.scratch + 2912;                            // [200]
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t225, 200).noalias() =
       ConstRowVec<T>(t222, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1073 "lm_basic_plastic_lstm.cpp"
+#line 1077 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1080,10 +1084,10 @@ template <class T> static void backward_x2o_14(const dopa::StepArgs<T> &a) {
   T *__restrict t222 = a.record + 832;                              // [200]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
   T *__restrict t229 = a.scratch + 3120;                            // [200]
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t229, 200).noalias() =
       ConstRowVec<T>(t222, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1087 "lm_basic_plastic_lstm.cpp"
+#line 1091 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1094,10 +1098,10 @@ template <class T> static void backward_h2i_15(const dopa::StepArgs<T> &a) {
   T *__restrict t233 = a.record + 624;                              // [200]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
   T *__restrict t236 = a.scratch + 3328;                            // [200]
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t236, 200).noalias() =
       ConstRowVec<T>(t233, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1101 "lm_basic_plastic_lstm.cpp"
+#line 1105 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1108,10 +1112,10 @@ template <class T> static void backward_x2i_16(const dopa::StepArgs<T> &a) {
   T *__restrict t233 = a.record + 624;                              // [200]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
   T *__restrict t240 = a.scratch + 3536;                            // [200]
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t240, 200).noalias() =
       ConstRowVec<T>(t233, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1115 "lm_basic_plastic_lstm.cpp"
+#line 1119 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1122,10 +1126,10 @@ template <class T> static void backward_h2f_17(const dopa::StepArgs<T> &a) {
   T *__restrict t244 = a.record + 0;                                // [200]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
   T *__restrict t247 = a.scratch + 3744;                            // [200]
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t247, 200).noalias() =
       ConstRowVec<T>(t244, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1129 "lm_basic_plastic_lstm.cpp"
+#line 1133 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1136,10 +1140,10 @@ template <class T> static void backward_x2f_18(const dopa::StepArgs<T> &a) {
   T *__restrict t244 = a.record + 0;                                // [200]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
   T *__restrict t251 = a.scratch + 3952;                            // [200]
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t251, 200).noalias() =
       ConstRowVec<T>(t244, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1143 "lm_basic_plastic_lstm.cpp"
+#line 1147 "lm_basic_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1163,7 +1167,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
-#line 54 "examples/lm/basic_plastic_lstm.dopa"
+#line 59 "examples/lm/basic_plastic_lstm.dopa"
     const T v212 = t195[j] + t211[j];
     const T v226 = v212 + t225[j];
     const T v237 = v226 + t236[j];
@@ -1175,7 +1179,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v252 = v241 + t251[j];
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v252;
   }
-#line 1179 "lm_basic_plastic_lstm.cpp"
+#line 1183 "lm_basic_plastic_lstm.cpp"
 }
 
 /// One backward step of BasicPlasticLSTMLM for one batch element.

@@ -100,7 +100,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2f(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -123,7 +123,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2f(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -146,7 +146,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2i(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -169,7 +169,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2i(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -192,7 +192,7 @@ template <class T> __device__ __forceinline__ void forward_saved_x2o(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -215,7 +215,7 @@ template <class T> __device__ __forceinline__ void forward_saved_h2o(const dopa:
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -238,7 +238,7 @@ template <class T> __device__ __forceinline__ void forward_x2c(const dopa::StepA
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -273,7 +273,7 @@ template <class T> __device__ __forceinline__ void forward_matmul(const dopa::St
     T acc43 = T(0);
     T acc99 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
       const T v42 = l1_w[i * 200 + j] + v41;
       acc43 += v42 * l1_h[j];
@@ -327,32 +327,32 @@ __device__ __forceinline__ void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> 
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v37 = t35[j] + l1_x2c_bias[j];
       const T v44 = v37 + t43[j];
       const T v45 = tanh(v44);
       t45_l1_g[j] = v45;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
       const T v27 = t25[j] + l1_x2o_bias[j];
       const T v31 = t29[j] + l1_h2o_bias[j];
       const T v32 = v27 + v31;
       const T v33 = T(1) / (T(1) + exp(-v32));
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
       const T v6 = t4[j] + l1_x2f_bias[j];
       const T v11 = t9[j] + l1_h2f_bias[j];
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v47 = v13 * l1_c[j];
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
       const T v17 = t15[j] + l1_x2i_bias[j];
       const T v21 = t19[j] + l1_h2i_bias[j];
       const T v22 = v17 + v21;
       const T v23 = T(1) / (T(1) + exp(-v22));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v48 = v23 * v45;
       const T v49 = v47 + v48;
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
       const T v50 = tanh(v49);
       const T v51 = v33 * v50;
       l1_h_next[j] = v51;
@@ -375,7 +375,7 @@ __device__ __forceinline__ void forward_saved_x2f_10(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -399,7 +399,7 @@ __device__ __forceinline__ void forward_saved_h2f_11(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -423,7 +423,7 @@ __device__ __forceinline__ void forward_saved_x2i_12(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -447,7 +447,7 @@ __device__ __forceinline__ void forward_saved_h2i_13(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -471,7 +471,7 @@ __device__ __forceinline__ void forward_saved_x2o_14(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -495,7 +495,7 @@ __device__ __forceinline__ void forward_saved_h2o_15(const dopa::StepArgs<T> &a)
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -518,7 +518,7 @@ template <class T> __device__ __forceinline__ void forward_x2c_16(const dopa::St
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
   for (int r = tid >> 5; r < 200; r += nthreads >> 5) {
     T acc = T(0);
     for (int k = threadIdx.x & 31; k < 200; k += 32)
@@ -566,32 +566,32 @@ __device__ __forceinline__ void forward_l2_g_l2_hn_l2_c(const dopa::StepArgs<T> 
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v93 = t91[j] + l2_x2c_bias[j];
       const T v100 = v93 + t99[j];
       const T v101 = tanh(v100);
       t101_l2_g[j] = v101;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
       const T v83 = t81[j] + l2_x2o_bias[j];
       const T v87 = t85[j] + l2_h2o_bias[j];
       const T v88 = v83 + v87;
       const T v89 = T(1) / (T(1) + exp(-v88));
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
       const T v62 = t60[j] + l2_x2f_bias[j];
       const T v67 = t65[j] + l2_h2f_bias[j];
       const T v68 = v62 + v67;
       const T v69 = T(1) / (T(1) + exp(-v68));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v103 = v69 * l2_c[j];
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
       const T v73 = t71[j] + l2_x2i_bias[j];
       const T v77 = t75[j] + l2_h2i_bias[j];
       const T v78 = v73 + v77;
       const T v79 = T(1) / (T(1) + exp(-v78));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v104 = v79 * v101;
       const T v105 = v103 + v104;
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
       const T v106 = tanh(v105);
       const T v107 = v89 * v106;
       l2_h_next[j] = v107;
@@ -647,7 +647,7 @@ __device__ __forceinline__ void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
   (void)nthreads;
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v53 = t45_l1_g[i] * l1_h[j];
       const T v54 = l1_eta[i * 200 + j] * v53;
       const T v55 = l1_hebb[i * 200 + j] + v54;
@@ -819,7 +819,7 @@ __device__ __forceinline__ void backward_grad_l1_eta_l2_eta(const dopa::StepArgs
     T acc135 = T(0);
     T acc201 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v109 = t101_l2_g[i] * l2_h[j];
       const T v110 = l2_eta[i * 200 + j] * v109;
       const T v111 = l2_hebb[i * 200 + j] + v110;
@@ -925,82 +925,82 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
       const T v127 = d_l2_h_next[j] + t126[j];
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
       const T v83 = t81[j] + l2_x2o_bias[j];
       const T v87 = t85[j] + l2_h2o_bias[j];
       const T v88 = v83 + v87;
       const T v89 = T(1) / (T(1) + exp(-v88));
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
       const T v138 = v127 * v89;
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
       const T v62 = t60[j] + l2_x2f_bias[j];
       const T v67 = t65[j] + l2_h2f_bias[j];
       const T v68 = v62 + v67;
       const T v69 = T(1) / (T(1) + exp(-v68));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v103 = v69 * l2_c[j];
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
       const T v73 = t71[j] + l2_x2i_bias[j];
       const T v77 = t75[j] + l2_h2i_bias[j];
       const T v78 = v73 + v77;
       const T v79 = T(1) / (T(1) + exp(-v78));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v104 = v79 * t101_l2_g[j];
       const T v105 = v103 + v104;
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
       const T v106 = tanh(v105);
       const T v140 = v106 * v106;
       const T v141 = T(1.0) - v140;
       const T v142 = v138 * v141;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v143 = d_l2_c_next[j] + v142;
       const T v145 = v143 * v79;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v146 = t135[j] + v145;
       const T v149 = t101_l2_g[j] * t101_l2_g[j];
       const T v150 = T(1.0) - v149;
       const T v151 = v146 * v150;
       t151[j] = v151;
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
       const T v137 = v127 * v106;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
       const T v163 = T(1.0) - v89;
       const T v164 = v89 * v163;
       const T v165 = v137 * v164;
       t165[j] = v165;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v144 = v143 * t101_l2_g[j];
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
       const T v174 = T(1.0) - v79;
       const T v175 = v79 * v174;
       const T v176 = v144 * v175;
       t176[j] = v176;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v147 = v143 * l2_c[j];
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
       const T v185 = T(1.0) - v69;
       const T v186 = v69 * v185;
       const T v187 = v147 * v186;
       t187[j] = v187;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v148 = v143 * v69;
       d_l2_c[j] = v148;
       record1[j] = t2[j];
       record2[j] = l1_h[j];
       record7[j] = t51_l1_hn[j];
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
       atomicAdd(&d_l2_x2f_bias[j], v187);
       record8[j] = l2_h[j];
       atomicAdd(&d_l2_h2f_bias[j], v187);
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
       atomicAdd(&d_l2_x2i_bias[j], v176);
       atomicAdd(&d_l2_h2i_bias[j], v176);
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
       atomicAdd(&d_l2_x2o_bias[j], v165);
       atomicAdd(&d_l2_h2o_bias[j], v165);
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       atomicAdd(&d_l2_x2c_bias[j], v151);
       record13[j] = t107_l2_hn[j];
     }
@@ -1036,23 +1036,23 @@ __device__ __forceinline__ void backward_d_l2_hebb_grad_l2_alpha(const dopa::Ste
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v97 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
       const T v98 = l2_w[i * 200 + j] + v97;
       atomicAdd(&t153[j], t151[i] * v98);
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v109 = t101_l2_g[i] * l2_h[j];
       const T v110 = l2_eta[i * 200 + j] * v109;
       const T v111 = l2_hebb[i * 200 + j] + v110;
       const T v130 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
       const T v131 = d_l2_hebb_next[i * 200 + j] * v130;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v152 = t151[i] * l2_h[j];
       const T v157 = v152 * l2_alpha[i * 200 + j];
-#line 56 "examples/lm/basic_plastic_lstm.dopa"
+#line 61 "examples/lm/basic_plastic_lstm.dopa"
       const T v158 = v131 + v157;
       d_l2_hebb[i * 200 + j] = v158;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v155 = v152 * l2_hebb[i * 200 + j];
       atomicAdd(&d_l2_alpha[i * 200 + j], v155);
     }
@@ -1071,7 +1071,7 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1092,7 +1092,7 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1113,7 +1113,7 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1134,7 +1134,7 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1155,7 +1155,7 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1176,7 +1176,7 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1197,7 +1197,7 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1275,87 +1275,87 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
       const T v162 = d_l1_h_next[j] + t161[j];
       const T v173 = v162 + t172[j];
       const T v184 = v173 + t183[j];
       const T v195 = v184 + t194[j];
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
       const T v27 = t25[j] + l1_x2o_bias[j];
       const T v31 = t29[j] + l1_h2o_bias[j];
       const T v32 = v27 + v31;
       const T v33 = T(1) / (T(1) + exp(-v32));
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
       const T v204 = v195 * v33;
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
       const T v6 = t4[j] + l1_x2f_bias[j];
       const T v11 = t9[j] + l1_h2f_bias[j];
       const T v12 = v6 + v11;
       const T v13 = T(1) / (T(1) + exp(-v12));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v47 = v13 * l1_c[j];
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
       const T v17 = t15[j] + l1_x2i_bias[j];
       const T v21 = t19[j] + l1_h2i_bias[j];
       const T v22 = v17 + v21;
       const T v23 = T(1) / (T(1) + exp(-v22));
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v48 = v23 * t45_l1_g[j];
       const T v49 = v47 + v48;
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
       const T v50 = tanh(v49);
       const T v205 = v50 * v50;
       const T v206 = T(1.0) - v205;
       const T v207 = v204 * v206;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v208 = d_l1_c_next[j] + v207;
       const T v210 = v208 * v23;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v211 = t201[j] + v210;
       const T v214 = t45_l1_g[j] * t45_l1_g[j];
       const T v215 = T(1.0) - v214;
       const T v216 = v211 * v215;
       t216[j] = v216;
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
       const T v203 = v195 * v50;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
       const T v227 = T(1.0) - v33;
       const T v228 = v33 * v227;
       const T v229 = v203 * v228;
       t229[j] = v229;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v209 = v208 * t45_l1_g[j];
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
       const T v238 = T(1.0) - v23;
       const T v239 = v23 * v238;
       const T v240 = v209 * v239;
       t240[j] = v240;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v212 = v208 * l1_c[j];
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
       const T v249 = T(1.0) - v13;
       const T v250 = v13 * v249;
       const T v251 = v212 * v250;
       t251[j] = v251;
-#line 72 "examples/lm/basic_plastic_lstm.dopa"
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
       const T v213 = v208 * v13;
       d_l1_c[j] = v213;
-#line 54 "examples/lm/basic_plastic_lstm.dopa"
+#line 59 "examples/lm/basic_plastic_lstm.dopa"
       const T v154 = t136[j] + t153[j];
       const T v169 = v154 + t168[j];
       const T v180 = v169 + t179[j];
       const T v191 = v180 + t190[j];
       d_l2_h[j] = v191;
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
       atomicAdd(&d_l1_x2f_bias[j], v251);
       atomicAdd(&d_l1_h2f_bias[j], v251);
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
       atomicAdd(&d_l1_x2i_bias[j], v240);
       atomicAdd(&d_l1_h2i_bias[j], v240);
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
       atomicAdd(&d_l1_x2o_bias[j], v229);
       atomicAdd(&d_l1_h2o_bias[j], v229);
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       atomicAdd(&d_l1_x2c_bias[j], v216);
     }
   }
@@ -1390,23 +1390,23 @@ __device__ __forceinline__ void backward_d_l1_hebb_grad_l1_alpha(const dopa::Ste
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
       const T v42 = l1_w[i * 200 + j] + v41;
       atomicAdd(&t218[j], t216[i] * v42);
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v53 = t45_l1_g[i] * l1_h[j];
       const T v54 = l1_eta[i * 200 + j] * v53;
       const T v55 = l1_hebb[i * 200 + j] + v54;
       const T v196 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
       const T v197 = d_l1_hebb_next[i * 200 + j] * v196;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v217 = t216[i] * l1_h[j];
       const T v222 = v217 * l1_alpha[i * 200 + j];
-#line 56 "examples/lm/basic_plastic_lstm.dopa"
+#line 61 "examples/lm/basic_plastic_lstm.dopa"
       const T v223 = v197 + v222;
       d_l1_hebb[i * 200 + j] = v223;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v220 = v217 * l1_hebb[i * 200 + j];
       atomicAdd(&d_l1_alpha[i * 200 + j], v220);
     }
@@ -1425,7 +1425,7 @@ template <class T> __device__ __forceinline__ void backward_x2c_13(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 71 "examples/lm/basic_plastic_lstm.dopa"
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1446,7 +1446,7 @@ template <class T> __device__ __forceinline__ void backward_h2o_14(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1467,7 +1467,7 @@ template <class T> __device__ __forceinline__ void backward_x2o_15(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 70 "examples/lm/basic_plastic_lstm.dopa"
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1488,7 +1488,7 @@ template <class T> __device__ __forceinline__ void backward_h2i_16(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1509,7 +1509,7 @@ template <class T> __device__ __forceinline__ void backward_x2i_17(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 69 "examples/lm/basic_plastic_lstm.dopa"
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1530,7 +1530,7 @@ template <class T> __device__ __forceinline__ void backward_h2f_18(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1551,7 +1551,7 @@ template <class T> __device__ __forceinline__ void backward_x2f_19(const dopa::S
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 68 "examples/lm/basic_plastic_lstm.dopa"
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
@@ -1586,7 +1586,7 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
-#line 54 "examples/lm/basic_plastic_lstm.dopa"
+#line 59 "examples/lm/basic_plastic_lstm.dopa"
       const T v219 = t202[j] + t218[j];
       const T v233 = v219 + t232[j];
       const T v244 = v233 + t243[j];

@@ -262,34 +262,35 @@ template <class T> static void forward_y1_l1_h_l1_c(const dopa::StepArgs<T> &a) 
   T *__restrict t56_y1 = a.saved + 9632;                        // [1150] y1
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [1150]
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1150]
+#pragma omp simd
   for (int j = 0; j < 1150; ++j) {
 #line 22 "examples/lm/lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
-    const T v38 = T(1) / (T(1) + std::exp(-v37));
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 20 "examples/lm/lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
     const T v17 = v11 + v16;
-    const T v18 = T(1) / (T(1) + std::exp(-v17));
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
 #line 24 "examples/lm/lstm.dopa"
     const T v50 = v18 * l1_c[j];
 #line 21 "examples/lm/lstm.dopa"
     const T v22 = t20[j] + l1_x2i_bias[j];
     const T v26 = t24[j] + l1_h2i_bias[j];
     const T v27 = v22 + v26;
-    const T v28 = T(1) / (T(1) + std::exp(-v27));
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 23 "examples/lm/lstm.dopa"
     const T v42 = t40[j] + l1_x2c_bias[j];
     const T v46 = t44[j] + l1_h2c_bias[j];
     const T v47 = v42 + v46;
-    const T v48 = std::tanh(v47);
+    const T v48 = simdTanh(v47);
 #line 24 "examples/lm/lstm.dopa"
     const T v51 = v28 * v48;
     const T v52 = v50 + v51;
 #line 25 "examples/lm/lstm.dopa"
-    const T v53 = std::tanh(v52);
+    const T v53 = simdTanh(v52);
     const T v54 = v38 * v53;
 #line 27 "examples/lm/lstm.dopa"
     const T v56 = v54 * drop_h1[j];
@@ -297,7 +298,7 @@ template <class T> static void forward_y1_l1_h_l1_c(const dopa::StepArgs<T> &a) 
     l1_h_next[j] = v54;
     l1_c_next[j] = v52;
   }
-#line 301 "lm_lstm.cpp"
+#line 302 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -311,7 +312,7 @@ template <class T> static void forward_saved_x2f_12(const dopa::StepArgs<T> &a) 
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t58, 1150).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
-#line 315 "lm_lstm.cpp"
+#line 316 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -324,7 +325,7 @@ template <class T> static void forward_saved_h2f_13(const dopa::StepArgs<T> &a) 
   T *__restrict t63 = a.saved + 11936;                              // [1150]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t63, 1150).noalias() = ConstRowMat<T>(l2_h2f_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 328 "lm_lstm.cpp"
+#line 329 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -338,7 +339,7 @@ template <class T> static void forward_saved_x2i_14(const dopa::StepArgs<T> &a) 
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t69, 1150).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
-#line 342 "lm_lstm.cpp"
+#line 343 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -351,7 +352,7 @@ template <class T> static void forward_saved_h2i_15(const dopa::StepArgs<T> &a) 
   T *__restrict t73 = a.saved + 14240;                              // [1150]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t73, 1150).noalias() = ConstRowMat<T>(l2_h2i_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 355 "lm_lstm.cpp"
+#line 356 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -365,7 +366,7 @@ template <class T> static void forward_saved_x2o_16(const dopa::StepArgs<T> &a) 
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t79, 1150).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
-#line 369 "lm_lstm.cpp"
+#line 370 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -378,7 +379,7 @@ template <class T> static void forward_saved_h2o_17(const dopa::StepArgs<T> &a) 
   T *__restrict t83 = a.saved + 16544;                              // [1150]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t83, 1150).noalias() = ConstRowMat<T>(l2_h2o_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 382 "lm_lstm.cpp"
+#line 383 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -392,7 +393,7 @@ template <class T> static void forward_saved_x2c_18(const dopa::StepArgs<T> &a) 
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t89, 1150).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
-#line 396 "lm_lstm.cpp"
+#line 397 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -405,7 +406,7 @@ template <class T> static void forward_saved_h2c_19(const dopa::StepArgs<T> &a) 
   T *__restrict t93 = a.saved + 18848;                              // [1150]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t93, 1150).noalias() = ConstRowMat<T>(l2_h2c_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 409 "lm_lstm.cpp"
+#line 410 "lm_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -438,34 +439,35 @@ template <class T> static void forward_y2_l2_h_l2_c(const dopa::StepArgs<T> &a) 
   T *__restrict t105_y2 = a.saved + 20000;                      // [1150] y2
   T *__restrict l2_h_next = a.next + kStateL2H;                 // [1150]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1150]
+#pragma omp simd
   for (int j = 0; j < 1150; ++j) {
 #line 22 "examples/lm/lstm.dopa"
     const T v81 = t79[j] + l2_x2o_bias[j];
     const T v85 = t83[j] + l2_h2o_bias[j];
     const T v86 = v81 + v85;
-    const T v87 = T(1) / (T(1) + std::exp(-v86));
+    const T v87 = T(1) / (T(1) + simdExp(-v86));
 #line 20 "examples/lm/lstm.dopa"
     const T v60 = t58[j] + l2_x2f_bias[j];
     const T v65 = t63[j] + l2_h2f_bias[j];
     const T v66 = v60 + v65;
-    const T v67 = T(1) / (T(1) + std::exp(-v66));
+    const T v67 = T(1) / (T(1) + simdExp(-v66));
 #line 24 "examples/lm/lstm.dopa"
     const T v99 = v67 * l2_c[j];
 #line 21 "examples/lm/lstm.dopa"
     const T v71 = t69[j] + l2_x2i_bias[j];
     const T v75 = t73[j] + l2_h2i_bias[j];
     const T v76 = v71 + v75;
-    const T v77 = T(1) / (T(1) + std::exp(-v76));
+    const T v77 = T(1) / (T(1) + simdExp(-v76));
 #line 23 "examples/lm/lstm.dopa"
     const T v91 = t89[j] + l2_x2c_bias[j];
     const T v95 = t93[j] + l2_h2c_bias[j];
     const T v96 = v91 + v95;
-    const T v97 = std::tanh(v96);
+    const T v97 = simdTanh(v96);
 #line 24 "examples/lm/lstm.dopa"
     const T v100 = v77 * v97;
     const T v101 = v99 + v100;
 #line 25 "examples/lm/lstm.dopa"
-    const T v102 = std::tanh(v101);
+    const T v102 = simdTanh(v101);
     const T v103 = v87 * v102;
 #line 28 "examples/lm/lstm.dopa"
     const T v105 = v103 * drop_h2[j];
@@ -473,7 +475,7 @@ template <class T> static void forward_y2_l2_h_l2_c(const dopa::StepArgs<T> &a) 
     l2_h_next[j] = v103;
     l2_c_next[j] = v101;
   }
-#line 477 "lm_lstm.cpp"
+#line 479 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -487,7 +489,7 @@ template <class T> static void forward_saved_x2f_21(const dopa::StepArgs<T> &a) 
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t107, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
-#line 491 "lm_lstm.cpp"
+#line 493 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -500,7 +502,7 @@ template <class T> static void forward_saved_h2f_22(const dopa::StepArgs<T> &a) 
   T *__restrict t112 = a.saved + 21552;                             // [400]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t112, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 504 "lm_lstm.cpp"
+#line 506 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -514,7 +516,7 @@ template <class T> static void forward_saved_x2i_23(const dopa::StepArgs<T> &a) 
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t118, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
-#line 518 "lm_lstm.cpp"
+#line 520 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -527,7 +529,7 @@ template <class T> static void forward_saved_h2i_24(const dopa::StepArgs<T> &a) 
   T *__restrict t122 = a.saved + 22352;                             // [400]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t122, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 531 "lm_lstm.cpp"
+#line 533 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -541,7 +543,7 @@ template <class T> static void forward_saved_x2o_25(const dopa::StepArgs<T> &a) 
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t128, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
-#line 545 "lm_lstm.cpp"
+#line 547 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -554,7 +556,7 @@ template <class T> static void forward_saved_h2o_26(const dopa::StepArgs<T> &a) 
   T *__restrict t132 = a.saved + 23152;                             // [400]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t132, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 558 "lm_lstm.cpp"
+#line 560 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -568,7 +570,7 @@ template <class T> static void forward_saved_x2c_27(const dopa::StepArgs<T> &a) 
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t138, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
-#line 572 "lm_lstm.cpp"
+#line 574 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -581,7 +583,7 @@ template <class T> static void forward_saved_h2c_28(const dopa::StepArgs<T> &a) 
   T *__restrict t142 = a.saved + 23952;                             // [400]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t142, 400).noalias() = ConstRowMat<T>(l3_h2c_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 585 "lm_lstm.cpp"
+#line 587 "lm_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -618,34 +620,35 @@ template <class T> static void forward_l3_h_l3_c_logits_ar_h(const dopa::StepArg
   T *__restrict readout_in_logits = a.outputs[0];               // [400]
   T *__restrict out_ar_h = a.outputs[1];                        // [400]
   T *__restrict out_tar_h = a.outputs[2];                       // [400]
+#pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 22 "examples/lm/lstm.dopa"
     const T v130 = t128[j] + l3_x2o_bias[j];
     const T v134 = t132[j] + l3_h2o_bias[j];
     const T v135 = v130 + v134;
-    const T v136 = T(1) / (T(1) + std::exp(-v135));
+    const T v136 = T(1) / (T(1) + simdExp(-v135));
 #line 20 "examples/lm/lstm.dopa"
     const T v109 = t107[j] + l3_x2f_bias[j];
     const T v114 = t112[j] + l3_h2f_bias[j];
     const T v115 = v109 + v114;
-    const T v116 = T(1) / (T(1) + std::exp(-v115));
+    const T v116 = T(1) / (T(1) + simdExp(-v115));
 #line 24 "examples/lm/lstm.dopa"
     const T v148 = v116 * l3_c[j];
 #line 21 "examples/lm/lstm.dopa"
     const T v120 = t118[j] + l3_x2i_bias[j];
     const T v124 = t122[j] + l3_h2i_bias[j];
     const T v125 = v120 + v124;
-    const T v126 = T(1) / (T(1) + std::exp(-v125));
+    const T v126 = T(1) / (T(1) + simdExp(-v125));
 #line 23 "examples/lm/lstm.dopa"
     const T v140 = t138[j] + l3_x2c_bias[j];
     const T v144 = t142[j] + l3_h2c_bias[j];
     const T v145 = v140 + v144;
-    const T v146 = std::tanh(v145);
+    const T v146 = simdTanh(v145);
 #line 24 "examples/lm/lstm.dopa"
     const T v149 = v126 * v146;
     const T v150 = v148 + v149;
 #line 25 "examples/lm/lstm.dopa"
-    const T v151 = std::tanh(v150);
+    const T v151 = simdTanh(v150);
     const T v152 = v136 * v151;
     l3_h_next[j] = v152;
     l3_c_next[j] = v150;
@@ -655,7 +658,7 @@ template <class T> static void forward_l3_h_l3_c_logits_ar_h(const dopa::StepArg
     out_ar_h[j] = v154;
     out_tar_h[j] = v152;
   }
-#line 659 "lm_lstm.cpp"
+#line 662 "lm_lstm.cpp"
 }
 
 /// One forward step of LSTMLM for one batch element.
@@ -757,6 +760,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;      // [400]
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;      // [400]
   T *__restrict d_l3_h2c_bias = a.grads + kParamL3H2cBias;      // [400]
+#pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 25 "examples/lm/lstm.dopa"
     const T v164 = d_out_tar_h[j] + d_l3_h_next[j];
@@ -769,31 +773,31 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v130 = t128[j] + l3_x2o_bias[j];
     const T v134 = t132[j] + l3_h2o_bias[j];
     const T v135 = v130 + v134;
-    const T v136 = T(1) / (T(1) + std::exp(-v135));
+    const T v136 = T(1) / (T(1) + simdExp(-v135));
 #line 25 "examples/lm/lstm.dopa"
     const T v170 = v168 * v136;
 #line 20 "examples/lm/lstm.dopa"
     const T v109 = t107[j] + l3_x2f_bias[j];
     const T v114 = t112[j] + l3_h2f_bias[j];
     const T v115 = v109 + v114;
-    const T v116 = T(1) / (T(1) + std::exp(-v115));
+    const T v116 = T(1) / (T(1) + simdExp(-v115));
 #line 24 "examples/lm/lstm.dopa"
     const T v148 = v116 * l3_c[j];
 #line 21 "examples/lm/lstm.dopa"
     const T v120 = t118[j] + l3_x2i_bias[j];
     const T v124 = t122[j] + l3_h2i_bias[j];
     const T v125 = v120 + v124;
-    const T v126 = T(1) / (T(1) + std::exp(-v125));
+    const T v126 = T(1) / (T(1) + simdExp(-v125));
 #line 23 "examples/lm/lstm.dopa"
     const T v140 = t138[j] + l3_x2c_bias[j];
     const T v144 = t142[j] + l3_h2c_bias[j];
     const T v145 = v140 + v144;
-    const T v146 = std::tanh(v145);
+    const T v146 = simdTanh(v145);
 #line 24 "examples/lm/lstm.dopa"
     const T v149 = v126 * v146;
     const T v150 = v148 + v149;
 #line 25 "examples/lm/lstm.dopa"
-    const T v151 = std::tanh(v150);
+    const T v151 = simdTanh(v150);
     const T v172 = v151 * v151;
     const T v173 = T(1.0) - v172;
     const T v174 = v170 * v173;
@@ -844,7 +848,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     d_l3_x2c_bias[j] += v182;
     d_l3_h2c_bias[j] += v182;
   }
-#line 848 "lm_lstm.cpp"
+#line 852 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -858,7 +862,7 @@ template <class T> static void backward_h2c(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t185, 400).noalias() =
       ConstRowVec<T>(t182, 400) * ConstRowMat<T>(l3_h2c_weight, 400, 400);
-#line 862 "lm_lstm.cpp"
+#line 866 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -872,7 +876,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t188, 1150).noalias() =
       ConstRowVec<T>(t182, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1150);
-#line 876 "lm_lstm.cpp"
+#line 880 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -886,7 +890,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t194, 400).noalias() =
       ConstRowVec<T>(t191, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 890 "lm_lstm.cpp"
+#line 894 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -900,7 +904,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t198, 1150).noalias() =
       ConstRowVec<T>(t191, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1150);
-#line 904 "lm_lstm.cpp"
+#line 908 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -914,7 +918,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t205, 400).noalias() =
       ConstRowVec<T>(t202, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 918 "lm_lstm.cpp"
+#line 922 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -928,7 +932,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t209, 1150).noalias() =
       ConstRowVec<T>(t202, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1150);
-#line 932 "lm_lstm.cpp"
+#line 936 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -942,7 +946,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t216, 400).noalias() =
       ConstRowVec<T>(t213, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 946 "lm_lstm.cpp"
+#line 950 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -956,7 +960,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t220, 1150).noalias() =
       ConstRowVec<T>(t213, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1150);
-#line 960 "lm_lstm.cpp"
+#line 964 "lm_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1032,6 +1036,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_h2c_bias = a.grads + kParamL2H2cBias;      // [1150]
   const T *__restrict t105_y2 = a.saved + 20000;                // [1150] y2
   T *__restrict record13 = a.record + 13472;                    // [1150]
+#pragma omp simd
   for (int j = 0; j < 1150; ++j) {
 #line 28 "examples/lm/lstm.dopa"
     const T v199 = t188[j] + t198[j];
@@ -1044,31 +1049,31 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v81 = t79[j] + l2_x2o_bias[j];
     const T v85 = t83[j] + l2_h2o_bias[j];
     const T v86 = v81 + v85;
-    const T v87 = T(1) / (T(1) + std::exp(-v86));
+    const T v87 = T(1) / (T(1) + simdExp(-v86));
 #line 25 "examples/lm/lstm.dopa"
     const T v226 = v224 * v87;
 #line 20 "examples/lm/lstm.dopa"
     const T v60 = t58[j] + l2_x2f_bias[j];
     const T v65 = t63[j] + l2_h2f_bias[j];
     const T v66 = v60 + v65;
-    const T v67 = T(1) / (T(1) + std::exp(-v66));
+    const T v67 = T(1) / (T(1) + simdExp(-v66));
 #line 24 "examples/lm/lstm.dopa"
     const T v99 = v67 * l2_c[j];
 #line 21 "examples/lm/lstm.dopa"
     const T v71 = t69[j] + l2_x2i_bias[j];
     const T v75 = t73[j] + l2_h2i_bias[j];
     const T v76 = v71 + v75;
-    const T v77 = T(1) / (T(1) + std::exp(-v76));
+    const T v77 = T(1) / (T(1) + simdExp(-v76));
 #line 23 "examples/lm/lstm.dopa"
     const T v91 = t89[j] + l2_x2c_bias[j];
     const T v95 = t93[j] + l2_h2c_bias[j];
     const T v96 = v91 + v95;
-    const T v97 = std::tanh(v96);
+    const T v97 = simdTanh(v96);
 #line 24 "examples/lm/lstm.dopa"
     const T v100 = v77 * v97;
     const T v101 = v99 + v100;
 #line 25 "examples/lm/lstm.dopa"
-    const T v102 = std::tanh(v101);
+    const T v102 = simdTanh(v101);
     const T v227 = v102 * v102;
     const T v228 = T(1.0) - v227;
     const T v229 = v226 * v228;
@@ -1121,7 +1126,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     d_l2_h2c_bias[j] += v237;
     record13[j] = t105_y2[j];
   }
-#line 1125 "lm_lstm.cpp"
+#line 1130 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1135,7 +1140,7 @@ template <class T> static void backward_h2c_10(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t240, 1150).noalias() =
       ConstRowVec<T>(t237, 1150) * ConstRowMat<T>(l2_h2c_weight, 1150, 1150);
-#line 1139 "lm_lstm.cpp"
+#line 1144 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1149,7 +1154,7 @@ template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t243, 1150).noalias() =
       ConstRowVec<T>(t237, 1150) * ConstRowMat<T>(l2_x2c_weight, 1150, 1150);
-#line 1153 "lm_lstm.cpp"
+#line 1158 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1163,7 +1168,7 @@ template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t249, 1150).noalias() =
       ConstRowVec<T>(t246, 1150) * ConstRowMat<T>(l2_h2o_weight, 1150, 1150);
-#line 1167 "lm_lstm.cpp"
+#line 1172 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1177,7 +1182,7 @@ template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t253, 1150).noalias() =
       ConstRowVec<T>(t246, 1150) * ConstRowMat<T>(l2_x2o_weight, 1150, 1150);
-#line 1181 "lm_lstm.cpp"
+#line 1186 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1191,7 +1196,7 @@ template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t260, 1150).noalias() =
       ConstRowVec<T>(t257, 1150) * ConstRowMat<T>(l2_h2i_weight, 1150, 1150);
-#line 1195 "lm_lstm.cpp"
+#line 1200 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1205,7 +1210,7 @@ template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t264, 1150).noalias() =
       ConstRowVec<T>(t257, 1150) * ConstRowMat<T>(l2_x2i_weight, 1150, 1150);
-#line 1209 "lm_lstm.cpp"
+#line 1214 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1219,7 +1224,7 @@ template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t271, 1150).noalias() =
       ConstRowVec<T>(t268, 1150) * ConstRowMat<T>(l2_h2f_weight, 1150, 1150);
-#line 1223 "lm_lstm.cpp"
+#line 1228 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1233,7 +1238,7 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t275, 1150).noalias() =
       ConstRowVec<T>(t268, 1150) * ConstRowMat<T>(l2_x2f_weight, 1150, 1150);
-#line 1237 "lm_lstm.cpp"
+#line 1242 "lm_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1302,6 +1307,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [1150]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1150]
   T *__restrict d_l1_h2c_bias = a.grads + kParamL1H2cBias;      // [1150]
+#pragma omp simd
   for (int j = 0; j < 1150; ++j) {
 #line 27 "examples/lm/lstm.dopa"
     const T v254 = t243[j] + t253[j];
@@ -1314,31 +1320,31 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
-    const T v38 = T(1) / (T(1) + std::exp(-v37));
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 25 "examples/lm/lstm.dopa"
     const T v281 = v279 * v38;
 #line 20 "examples/lm/lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
     const T v17 = v11 + v16;
-    const T v18 = T(1) / (T(1) + std::exp(-v17));
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
 #line 24 "examples/lm/lstm.dopa"
     const T v50 = v18 * l1_c[j];
 #line 21 "examples/lm/lstm.dopa"
     const T v22 = t20[j] + l1_x2i_bias[j];
     const T v26 = t24[j] + l1_h2i_bias[j];
     const T v27 = v22 + v26;
-    const T v28 = T(1) / (T(1) + std::exp(-v27));
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 23 "examples/lm/lstm.dopa"
     const T v42 = t40[j] + l1_x2c_bias[j];
     const T v46 = t44[j] + l1_h2c_bias[j];
     const T v47 = v42 + v46;
-    const T v48 = std::tanh(v47);
+    const T v48 = simdTanh(v47);
 #line 24 "examples/lm/lstm.dopa"
     const T v51 = v28 * v48;
     const T v52 = v50 + v51;
 #line 25 "examples/lm/lstm.dopa"
-    const T v53 = std::tanh(v52);
+    const T v53 = simdTanh(v52);
     const T v282 = v53 * v53;
     const T v283 = T(1.0) - v282;
     const T v284 = v281 * v283;
@@ -1392,7 +1398,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     d_l1_x2c_bias[j] += v292;
     d_l1_h2c_bias[j] += v292;
   }
-#line 1396 "lm_lstm.cpp"
+#line 1402 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1406,7 +1412,7 @@ template <class T> static void backward_h2c_19(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t295, 1150).noalias() =
       ConstRowVec<T>(t292, 1150) * ConstRowMat<T>(l1_h2c_weight, 1150, 1150);
-#line 1410 "lm_lstm.cpp"
+#line 1416 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1420,7 +1426,7 @@ template <class T> static void backward_x2c_20(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t298, 400).noalias() =
       ConstRowVec<T>(t292, 1150) * ConstRowMat<T>(l1_x2c_weight, 1150, 400);
-#line 1424 "lm_lstm.cpp"
+#line 1430 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1434,7 +1440,7 @@ template <class T> static void backward_h2o_21(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t304, 1150).noalias() =
       ConstRowVec<T>(t301, 1150) * ConstRowMat<T>(l1_h2o_weight, 1150, 1150);
-#line 1438 "lm_lstm.cpp"
+#line 1444 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1448,7 +1454,7 @@ template <class T> static void backward_x2o_22(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t308, 400).noalias() =
       ConstRowVec<T>(t301, 1150) * ConstRowMat<T>(l1_x2o_weight, 1150, 400);
-#line 1452 "lm_lstm.cpp"
+#line 1458 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1462,7 +1468,7 @@ template <class T> static void backward_h2i_23(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t315, 1150).noalias() =
       ConstRowVec<T>(t312, 1150) * ConstRowMat<T>(l1_h2i_weight, 1150, 1150);
-#line 1466 "lm_lstm.cpp"
+#line 1472 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1476,7 +1482,7 @@ template <class T> static void backward_x2i_24(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t319, 400).noalias() =
       ConstRowVec<T>(t312, 1150) * ConstRowMat<T>(l1_x2i_weight, 1150, 400);
-#line 1480 "lm_lstm.cpp"
+#line 1486 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1490,7 +1496,7 @@ template <class T> static void backward_h2f_25(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t326, 1150).noalias() =
       ConstRowVec<T>(t323, 1150) * ConstRowMat<T>(l1_h2f_weight, 1150, 1150);
-#line 1494 "lm_lstm.cpp"
+#line 1500 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1504,7 +1510,7 @@ template <class T> static void backward_x2f_26(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t330, 400).noalias() =
       ConstRowVec<T>(t323, 1150) * ConstRowMat<T>(l1_x2f_weight, 1150, 400);
-#line 1508 "lm_lstm.cpp"
+#line 1514 "lm_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1525,7 +1531,7 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
     const T v327 = v316 + t326[j];
     d_l1_h[j] = v327;
   }
-#line 1529 "lm_lstm.cpp"
+#line 1535 "lm_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1563,7 +1569,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v334 = v333 * t4[0];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v334;
   }
-#line 1567 "lm_lstm.cpp"
+#line 1573 "lm_lstm.cpp"
 }
 
 /// One backward step of LSTMLM for one batch element.

@@ -303,34 +303,35 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
   T *__restrict t74_y1 = a.saved + 10800;                       // [1149] y1
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
   T *__restrict saved_t56 = a.saved + 8480;                     // [1149]
+#pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v42 = t40[j] + l1_x2c_bias[j];
     const T v49 = v42 + t48[j];
-    const T v50 = std::tanh(v49);
+    const T v50 = simdTanh(v49);
     t50_l1_g[j] = v50;
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
-    const T v38 = T(1) / (T(1) + std::exp(-v37));
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
     const T v17 = v11 + v16;
-    const T v18 = T(1) / (T(1) + std::exp(-v17));
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v52 = v18 * l1_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v22 = t20[j] + l1_x2i_bias[j];
     const T v26 = t24[j] + l1_h2i_bias[j];
     const T v27 = v22 + v26;
-    const T v28 = T(1) / (T(1) + std::exp(-v27));
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v53 = v28 * v50;
     const T v54 = v52 + v53;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v55 = std::tanh(v54);
+    const T v55 = simdTanh(v54);
     const T v56 = v38 * v55;
     l1_h_next[j] = v56;
 #line 27 "examples/lm/modplast_lstm.dopa"
@@ -339,7 +340,7 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     l1_c_next[j] = v54;
     saved_t56[j] = v56;
   }
-#line 343 "lm_modplast_lstm.cpp"
+#line 344 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -353,7 +354,7 @@ template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t58, 1).noalias() =
       ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 357 "lm_modplast_lstm.cpp"
+#line 358 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -366,9 +367,9 @@ template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
   T *__restrict t61_l1_M = a.saved + 9632;                          // [1] l1.M
 #line 87 "examples/lm/modplast_lstm.dopa"
   const T v60 = t58[0] + l1_h2mod_bias[0];
-  const T v61 = std::tanh(v60);
+  const T v61 = simdTanh(v60);
   t61_l1_M[0] = v61;
-#line 372 "lm_modplast_lstm.cpp"
+#line 373 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -382,7 +383,7 @@ template <class T> static void forward_modfanout(const dopa::StepArgs<T> &a) {
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t63, 1149).noalias() =
       ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t61_l1_M, 1);
-#line 386 "lm_modplast_lstm.cpp"
+#line 387 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -399,7 +400,7 @@ template <class T> static void forward_l1_eta(const dopa::StepArgs<T> &a) {
     const T v65 = t63[j] + l1_modfanout_bias[j];
     t65_l1_eta[j] = v65;
   }
-#line 403 "lm_modplast_lstm.cpp"
+#line 404 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -412,7 +413,7 @@ template <class T> static void forward_saved_col(const dopa::StepArgs<T> &a) {
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t66[e] = t65_l1_eta[e];
-#line 416 "lm_modplast_lstm.cpp"
+#line 417 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -426,7 +427,7 @@ template <class T> static void forward_saved_x2f_17(const dopa::StepArgs<T> &a) 
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t76, 1149).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t74_y1, 1149);
-#line 430 "lm_modplast_lstm.cpp"
+#line 431 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -439,7 +440,7 @@ template <class T> static void forward_saved_h2f_18(const dopa::StepArgs<T> &a) 
   T *__restrict t81 = a.saved + 13104;                              // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t81, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 443 "lm_modplast_lstm.cpp"
+#line 444 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -453,7 +454,7 @@ template <class T> static void forward_saved_x2i_19(const dopa::StepArgs<T> &a) 
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t87, 1149).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t74_y1, 1149);
-#line 457 "lm_modplast_lstm.cpp"
+#line 458 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -466,7 +467,7 @@ template <class T> static void forward_saved_h2i_20(const dopa::StepArgs<T> &a) 
   T *__restrict t91 = a.saved + 15408;                              // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t91, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 470 "lm_modplast_lstm.cpp"
+#line 471 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -480,7 +481,7 @@ template <class T> static void forward_saved_x2o_21(const dopa::StepArgs<T> &a) 
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t97, 1149).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t74_y1, 1149);
-#line 484 "lm_modplast_lstm.cpp"
+#line 485 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -494,7 +495,7 @@ template <class T> static void forward_saved_h2o_22(const dopa::StepArgs<T> &a) 
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t101, 1149).noalias() =
       ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 498 "lm_modplast_lstm.cpp"
+#line 499 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -508,7 +509,7 @@ template <class T> static void forward_x2c_23(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t107, 1149).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t74_y1, 1149);
-#line 512 "lm_modplast_lstm.cpp"
+#line 513 "lm_modplast_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -545,34 +546,35 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
   T *__restrict t139_y2 = a.saved + 22336;                      // [1149] y2
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
   T *__restrict saved_t123 = a.saved + 20016;                   // [1149]
+#pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v109 = t107[j] + l2_x2c_bias[j];
     const T v116 = v109 + t115[j];
-    const T v117 = std::tanh(v116);
+    const T v117 = simdTanh(v116);
     t117_l2_g[j] = v117;
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v99 = t97[j] + l2_x2o_bias[j];
     const T v103 = t101[j] + l2_h2o_bias[j];
     const T v104 = v99 + v103;
-    const T v105 = T(1) / (T(1) + std::exp(-v104));
+    const T v105 = T(1) / (T(1) + simdExp(-v104));
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v78 = t76[j] + l2_x2f_bias[j];
     const T v83 = t81[j] + l2_h2f_bias[j];
     const T v84 = v78 + v83;
-    const T v85 = T(1) / (T(1) + std::exp(-v84));
+    const T v85 = T(1) / (T(1) + simdExp(-v84));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v119 = v85 * l2_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v89 = t87[j] + l2_x2i_bias[j];
     const T v93 = t91[j] + l2_h2i_bias[j];
     const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + std::exp(-v94));
+    const T v95 = T(1) / (T(1) + simdExp(-v94));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v120 = v95 * v117;
     const T v121 = v119 + v120;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v122 = std::tanh(v121);
+    const T v122 = simdTanh(v121);
     const T v123 = v105 * v122;
     l2_h_next[j] = v123;
 #line 28 "examples/lm/modplast_lstm.dopa"
@@ -581,7 +583,7 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
     l2_c_next[j] = v121;
     saved_t123[j] = v123;
   }
-#line 585 "lm_modplast_lstm.cpp"
+#line 587 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -595,7 +597,7 @@ template <class T> static void forward_h2mod_25(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t125, 1).noalias() =
       ConstRowMat<T>(l2_h2mod_weight, 1, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 599 "lm_modplast_lstm.cpp"
+#line 601 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -608,9 +610,9 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
   T *__restrict t128_l2_M = a.saved + 21168;                        // [1] l2.M
 #line 87 "examples/lm/modplast_lstm.dopa"
   const T v127 = t125[0] + l2_h2mod_bias[0];
-  const T v128 = std::tanh(v127);
+  const T v128 = simdTanh(v127);
   t128_l2_M[0] = v128;
-#line 614 "lm_modplast_lstm.cpp"
+#line 616 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -624,7 +626,7 @@ template <class T> static void forward_modfanout_27(const dopa::StepArgs<T> &a) 
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t130, 1149).noalias() =
       ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t128_l2_M, 1);
-#line 628 "lm_modplast_lstm.cpp"
+#line 630 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -641,7 +643,7 @@ template <class T> static void forward_l2_eta(const dopa::StepArgs<T> &a) {
     const T v132 = t130[j] + l2_modfanout_bias[j];
     t132_l2_eta[j] = v132;
   }
-#line 645 "lm_modplast_lstm.cpp"
+#line 647 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -654,7 +656,7 @@ template <class T> static void forward_saved_col_29(const dopa::StepArgs<T> &a) 
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t133[e] = t132_l2_eta[e];
-#line 658 "lm_modplast_lstm.cpp"
+#line 660 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -668,7 +670,7 @@ template <class T> static void forward_saved_x2f_30(const dopa::StepArgs<T> &a) 
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t141, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t139_y2, 1149);
-#line 672 "lm_modplast_lstm.cpp"
+#line 674 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -681,7 +683,7 @@ template <class T> static void forward_saved_h2f_31(const dopa::StepArgs<T> &a) 
   T *__restrict t146 = a.saved + 23888;                             // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t146, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 685 "lm_modplast_lstm.cpp"
+#line 687 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -695,7 +697,7 @@ template <class T> static void forward_saved_x2i_32(const dopa::StepArgs<T> &a) 
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t152, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t139_y2, 1149);
-#line 699 "lm_modplast_lstm.cpp"
+#line 701 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -708,7 +710,7 @@ template <class T> static void forward_saved_h2i_33(const dopa::StepArgs<T> &a) 
   T *__restrict t156 = a.saved + 24688;                             // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t156, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 712 "lm_modplast_lstm.cpp"
+#line 714 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -722,7 +724,7 @@ template <class T> static void forward_saved_x2o_34(const dopa::StepArgs<T> &a) 
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t162, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t139_y2, 1149);
-#line 726 "lm_modplast_lstm.cpp"
+#line 728 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -735,7 +737,7 @@ template <class T> static void forward_saved_h2o_35(const dopa::StepArgs<T> &a) 
   T *__restrict t166 = a.saved + 25488;                             // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t166, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 739 "lm_modplast_lstm.cpp"
+#line 741 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -749,7 +751,7 @@ template <class T> static void forward_x2c_36(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t172, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t139_y2, 1149);
-#line 753 "lm_modplast_lstm.cpp"
+#line 755 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -773,7 +775,7 @@ template <class T> static void forward_matmul_37(const dopa::StepArgs<T> &a) {
     }
     t180[i] = acc180;
   }
-#line 777 "lm_modplast_lstm.cpp"
+#line 779 "lm_modplast_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -814,34 +816,35 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
   T *__restrict out_ar_h = a.outputs[1];                        // [400]
   T *__restrict out_tar_h = a.outputs[2];                       // [400]
   T *__restrict saved_t188 = a.saved + 26288;                   // [400]
+#pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v174 = t172[j] + l3_x2c_bias[j];
     const T v181 = v174 + t180[j];
-    const T v182 = std::tanh(v181);
+    const T v182 = simdTanh(v181);
     t182_l3_g[j] = v182;
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v164 = t162[j] + l3_x2o_bias[j];
     const T v168 = t166[j] + l3_h2o_bias[j];
     const T v169 = v164 + v168;
-    const T v170 = T(1) / (T(1) + std::exp(-v169));
+    const T v170 = T(1) / (T(1) + simdExp(-v169));
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v143 = t141[j] + l3_x2f_bias[j];
     const T v148 = t146[j] + l3_h2f_bias[j];
     const T v149 = v143 + v148;
-    const T v150 = T(1) / (T(1) + std::exp(-v149));
+    const T v150 = T(1) / (T(1) + simdExp(-v149));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v184 = v150 * l3_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v154 = t152[j] + l3_x2i_bias[j];
     const T v158 = t156[j] + l3_h2i_bias[j];
     const T v159 = v154 + v158;
-    const T v160 = T(1) / (T(1) + std::exp(-v159));
+    const T v160 = T(1) / (T(1) + simdExp(-v159));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v185 = v160 * v182;
     const T v186 = v184 + v185;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v187 = std::tanh(v186);
+    const T v187 = simdTanh(v186);
     const T v188 = v170 * v187;
     l3_h_next[j] = v188;
     l3_c_next[j] = v186;
@@ -852,7 +855,7 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
     out_tar_h[j] = v188;
     saved_t188[j] = v188;
   }
-#line 856 "lm_modplast_lstm.cpp"
+#line 859 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -865,7 +868,7 @@ template <class T> static void forward_h2mod_39(const dopa::StepArgs<T> &a) {
   T *__restrict t190 = a.scratch + 10448;                               // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t190, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 869 "lm_modplast_lstm.cpp"
+#line 872 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -878,9 +881,9 @@ template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
   T *__restrict t193_l3_M = a.saved + 26688;                        // [1] l3.M
 #line 87 "examples/lm/modplast_lstm.dopa"
   const T v192 = t190[0] + l3_h2mod_bias[0];
-  const T v193 = std::tanh(v192);
+  const T v193 = simdTanh(v192);
   t193_l3_M[0] = v193;
-#line 884 "lm_modplast_lstm.cpp"
+#line 887 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -894,7 +897,7 @@ template <class T> static void forward_modfanout_41(const dopa::StepArgs<T> &a) 
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t195, 400).noalias() =
       ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t193_l3_M, 1);
-#line 898 "lm_modplast_lstm.cpp"
+#line 901 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -911,7 +914,7 @@ template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
     const T v197 = t195[j] + l3_modfanout_bias[j];
     t197_l3_eta[j] = v197;
   }
-#line 915 "lm_modplast_lstm.cpp"
+#line 918 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -924,7 +927,7 @@ template <class T> static void forward_saved_col_43(const dopa::StepArgs<T> &a) 
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t198[e] = t197_l3_eta[e];
-#line 928 "lm_modplast_lstm.cpp"
+#line 931 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -959,7 +962,7 @@ template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &
       l2_hebb_next[i * 1149 + j] = v137;
     }
   }
-#line 963 "lm_modplast_lstm.cpp"
+#line 966 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -983,7 +986,7 @@ template <class T> static void forward_l3_hebb(const dopa::StepArgs<T> &a) {
       l3_hebb_next[i * 400 + j] = v202;
     }
   }
-#line 987 "lm_modplast_lstm.cpp"
+#line 990 "lm_modplast_lstm.cpp"
 }
 
 /// One forward step of ModPlastLSTMLM for one batch element.
@@ -1075,7 +1078,7 @@ template <class T> static void backward_col_outer(const dopa::StepArgs<T> &a) {
     t227[i] += acc227;
     t229[i] = acc229;
   }
-#line 1079 "lm_modplast_lstm.cpp"
+#line 1082 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1088,7 +1091,7 @@ template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t231[e] = t227[e];
-#line 1092 "lm_modplast_lstm.cpp"
+#line 1095 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1102,7 +1105,7 @@ template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t234, 1).noalias() =
       ConstRowVec<T>(t231, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1106 "lm_modplast_lstm.cpp"
+#line 1109 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1132,7 +1135,7 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   record19[0] = t128_l2_M[0];
   d_l3_h2mod_bias[0] += v238;
   record29[0] = t193_l3_M[0];
-#line 1136 "lm_modplast_lstm.cpp"
+#line 1139 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1146,7 +1149,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t241, 400).noalias() =
       ConstRowVec<T>(t238, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1150 "lm_modplast_lstm.cpp"
+#line 1153 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1219,6 +1222,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   T *__restrict record27 = a.record + 20912;                           // [400]
   T *__restrict t231 = a.record + 21312;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
+#pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v216 = d_out_tar_h[j] + d_l3_h_next[j];
@@ -1232,26 +1236,26 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v164 = t162[j] + l3_x2o_bias[j];
     const T v168 = t166[j] + l3_h2o_bias[j];
     const T v169 = v164 + v168;
-    const T v170 = T(1) / (T(1) + std::exp(-v169));
+    const T v170 = T(1) / (T(1) + simdExp(-v169));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v244 = v242 * v170;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v143 = t141[j] + l3_x2f_bias[j];
     const T v148 = t146[j] + l3_h2f_bias[j];
     const T v149 = v143 + v148;
-    const T v150 = T(1) / (T(1) + std::exp(-v149));
+    const T v150 = T(1) / (T(1) + simdExp(-v149));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v184 = v150 * l3_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v154 = t152[j] + l3_x2i_bias[j];
     const T v158 = t156[j] + l3_h2i_bias[j];
     const T v159 = v154 + v158;
-    const T v160 = T(1) / (T(1) + std::exp(-v159));
+    const T v160 = T(1) / (T(1) + simdExp(-v159));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v185 = v160 * t182_l3_g[j];
     const T v186 = v184 + v185;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v187 = std::tanh(v186);
+    const T v187 = simdTanh(v186);
     const T v245 = v187 * v187;
     const T v246 = T(1.0) - v245;
     const T v247 = v244 * v246;
@@ -1305,7 +1309,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l3_modfanout_bias[j] += t231[j];
   }
-#line 1309 "lm_modplast_lstm.cpp"
+#line 1313 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1358,7 +1362,7 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
     }
     t261[i] += acc261;
   }
-#line 1362 "lm_modplast_lstm.cpp"
+#line 1366 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1372,7 +1376,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t267, 1149).noalias() =
       ConstRowVec<T>(t256, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1376 "lm_modplast_lstm.cpp"
+#line 1380 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1386,7 +1390,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t273, 400).noalias() =
       ConstRowVec<T>(t270, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1390 "lm_modplast_lstm.cpp"
+#line 1394 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1400,7 +1404,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t277, 1149).noalias() =
       ConstRowVec<T>(t270, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1404 "lm_modplast_lstm.cpp"
+#line 1408 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1414,7 +1418,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t284, 400).noalias() =
       ConstRowVec<T>(t281, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1418 "lm_modplast_lstm.cpp"
+#line 1422 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1428,7 +1432,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t288, 1149).noalias() =
       ConstRowVec<T>(t281, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1432 "lm_modplast_lstm.cpp"
+#line 1436 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1442,7 +1446,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t295, 400).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1446 "lm_modplast_lstm.cpp"
+#line 1450 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1456,7 +1460,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t299, 1149).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1460 "lm_modplast_lstm.cpp"
+#line 1464 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1527,7 +1531,7 @@ template <class T> static void backward_col_outer_14(const dopa::StepArgs<T> &a)
     t386[i] += acc386;
     t388[i] = acc388;
   }
-#line 1531 "lm_modplast_lstm.cpp"
+#line 1535 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1540,7 +1544,7 @@ template <class T> static void backward_record_col_15(const dopa::StepArgs<T> &a
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t311[e] = t307[e];
-#line 1544 "lm_modplast_lstm.cpp"
+#line 1548 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1554,7 +1558,7 @@ template <class T> static void backward_modfanout_16(const dopa::StepArgs<T> &a)
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t314, 1).noalias() =
       ConstRowVec<T>(t311, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1558 "lm_modplast_lstm.cpp"
+#line 1562 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1573,7 +1577,7 @@ template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<
   const T v317 = t314[0] * v316;
   t317[0] = v317;
   d_l2_h2mod_bias[0] += v317;
-#line 1577 "lm_modplast_lstm.cpp"
+#line 1581 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1587,7 +1591,7 @@ template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t320, 1149).noalias() =
       ConstRowVec<T>(t317, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1591 "lm_modplast_lstm.cpp"
+#line 1595 "lm_modplast_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1671,6 +1675,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
   const T *__restrict t139_y2 = a.saved + 22336;                       // [1149] y2
   T *__restrict record21 = a.record + 18144;                           // [1149]
+#pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 28 "examples/lm/modplast_lstm.dopa"
     const T v278 = t267[j] + t277[j];
@@ -1684,26 +1689,26 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v99 = t97[j] + l2_x2o_bias[j];
     const T v103 = t101[j] + l2_h2o_bias[j];
     const T v104 = v99 + v103;
-    const T v105 = T(1) / (T(1) + std::exp(-v104));
+    const T v105 = T(1) / (T(1) + simdExp(-v104));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v323 = v321 * v105;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v78 = t76[j] + l2_x2f_bias[j];
     const T v83 = t81[j] + l2_h2f_bias[j];
     const T v84 = v78 + v83;
-    const T v85 = T(1) / (T(1) + std::exp(-v84));
+    const T v85 = T(1) / (T(1) + simdExp(-v84));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v119 = v85 * l2_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v89 = t87[j] + l2_x2i_bias[j];
     const T v93 = t91[j] + l2_h2i_bias[j];
     const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + std::exp(-v94));
+    const T v95 = T(1) / (T(1) + simdExp(-v94));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v120 = v95 * t117_l2_g[j];
     const T v121 = v119 + v120;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v122 = std::tanh(v121);
+    const T v122 = simdTanh(v121);
     const T v324 = v122 * v122;
     const T v325 = T(1.0) - v324;
     const T v326 = v323 * v325;
@@ -1760,7 +1765,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     d_l2_modfanout_bias[j] += t311[j];
     record21[j] = t139_y2[j];
   }
-#line 1764 "lm_modplast_lstm.cpp"
+#line 1769 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1813,7 +1818,7 @@ template <class T> static void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
     }
     t340[i] += acc340;
   }
-#line 1817 "lm_modplast_lstm.cpp"
+#line 1822 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1827,7 +1832,7 @@ template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t346, 1149).noalias() =
       ConstRowVec<T>(t335, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1831 "lm_modplast_lstm.cpp"
+#line 1836 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1841,7 +1846,7 @@ template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t352, 1149).noalias() =
       ConstRowVec<T>(t349, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1845 "lm_modplast_lstm.cpp"
+#line 1850 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1855,7 +1860,7 @@ template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t356, 1149).noalias() =
       ConstRowVec<T>(t349, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1859 "lm_modplast_lstm.cpp"
+#line 1864 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1869,7 +1874,7 @@ template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t363, 1149).noalias() =
       ConstRowVec<T>(t360, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1873 "lm_modplast_lstm.cpp"
+#line 1878 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1883,7 +1888,7 @@ template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t367, 1149).noalias() =
       ConstRowVec<T>(t360, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1887 "lm_modplast_lstm.cpp"
+#line 1892 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1897,7 +1902,7 @@ template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t374, 1149).noalias() =
       ConstRowVec<T>(t371, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1901 "lm_modplast_lstm.cpp"
+#line 1906 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1911,7 +1916,7 @@ template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t378, 1149).noalias() =
       ConstRowVec<T>(t371, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1915 "lm_modplast_lstm.cpp"
+#line 1920 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1924,7 +1929,7 @@ template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t390[e] = t386[e];
-#line 1928 "lm_modplast_lstm.cpp"
+#line 1933 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1938,7 +1943,7 @@ template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a)
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t393, 1).noalias() =
       ConstRowVec<T>(t390, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 1942 "lm_modplast_lstm.cpp"
+#line 1947 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1957,7 +1962,7 @@ template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<
   const T v396 = t393[0] * v395;
   t396[0] = v396;
   d_l1_h2mod_bias[0] += v396;
-#line 1961 "lm_modplast_lstm.cpp"
+#line 1966 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1971,7 +1976,7 @@ template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t399, 1149).noalias() =
       ConstRowVec<T>(t396, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 1975 "lm_modplast_lstm.cpp"
+#line 1980 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2042,6 +2047,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
   T *__restrict t390 = a.record + 7328;                                // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
+#pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 27 "examples/lm/modplast_lstm.dopa"
     const T v357 = t346[j] + t356[j];
@@ -2055,26 +2061,26 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
-    const T v38 = T(1) / (T(1) + std::exp(-v37));
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v402 = v400 * v38;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
     const T v17 = v11 + v16;
-    const T v18 = T(1) / (T(1) + std::exp(-v17));
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v52 = v18 * l1_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v22 = t20[j] + l1_x2i_bias[j];
     const T v26 = t24[j] + l1_h2i_bias[j];
     const T v27 = v22 + v26;
-    const T v28 = T(1) / (T(1) + std::exp(-v27));
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 85 "examples/lm/modplast_lstm.dopa"
     const T v53 = v28 * t50_l1_g[j];
     const T v54 = v52 + v53;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v55 = std::tanh(v54);
+    const T v55 = simdTanh(v54);
     const T v403 = v55 * v55;
     const T v404 = T(1.0) - v403;
     const T v405 = v402 * v404;
@@ -2131,7 +2137,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l1_modfanout_bias[j] += t390[j];
   }
-#line 2135 "lm_modplast_lstm.cpp"
+#line 2141 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -2184,7 +2190,7 @@ template <class T> static void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
     }
     t419[i] += acc419;
   }
-#line 2188 "lm_modplast_lstm.cpp"
+#line 2194 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2198,7 +2204,7 @@ template <class T> static void backward_x2c_34(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t425, 400).noalias() =
       ConstRowVec<T>(t414, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2202 "lm_modplast_lstm.cpp"
+#line 2208 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2212,7 +2218,7 @@ template <class T> static void backward_h2o_35(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t431, 1149).noalias() =
       ConstRowVec<T>(t428, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2216 "lm_modplast_lstm.cpp"
+#line 2222 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2226,7 +2232,7 @@ template <class T> static void backward_x2o_36(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t435, 400).noalias() =
       ConstRowVec<T>(t428, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2230 "lm_modplast_lstm.cpp"
+#line 2236 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2240,7 +2246,7 @@ template <class T> static void backward_h2i_37(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t442, 1149).noalias() =
       ConstRowVec<T>(t439, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2244 "lm_modplast_lstm.cpp"
+#line 2250 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2254,7 +2260,7 @@ template <class T> static void backward_x2i_38(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t446, 400).noalias() =
       ConstRowVec<T>(t439, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2258 "lm_modplast_lstm.cpp"
+#line 2264 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2268,7 +2274,7 @@ template <class T> static void backward_h2f_39(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t453, 1149).noalias() =
       ConstRowVec<T>(t450, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2272 "lm_modplast_lstm.cpp"
+#line 2278 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2282,7 +2288,7 @@ template <class T> static void backward_x2f_40(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t457, 400).noalias() =
       ConstRowVec<T>(t450, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2286 "lm_modplast_lstm.cpp"
+#line 2292 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2305,7 +2311,7 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
     const T v454 = v443 + t453[j];
     d_l1_h[j] = v454;
   }
-#line 2309 "lm_modplast_lstm.cpp"
+#line 2315 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2345,7 +2351,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v461 = v460 * t4[0];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v461;
   }
-#line 2349 "lm_modplast_lstm.cpp"
+#line 2355 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2363,7 +2369,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += t419[i];
     d_l2_alpha[i] += t340[i];
   }
-#line 2367 "lm_modplast_lstm.cpp"
+#line 2373 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2377,7 +2383,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 77 "examples/lm/modplast_lstm.dopa"
     d_l3_alpha[i] += t261[i];
   }
-#line 2381 "lm_modplast_lstm.cpp"
+#line 2387 "lm_modplast_lstm.cpp"
 }
 
 /// One backward step of ModPlastLSTMLM for one batch element.

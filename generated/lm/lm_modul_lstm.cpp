@@ -309,34 +309,35 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
   T *__restrict t81_y1 = a.saved + 10816;                       // [1149] y1
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
   T *__restrict saved_t56 = a.saved + 8480;                     // [1149]
+#pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v42 = t40[j] + l1_x2c_bias[j];
     const T v49 = v42 + t48[j];
-    const T v50 = std::tanh(v49);
+    const T v50 = simdTanh(v49);
     t50_l1_g[j] = v50;
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
-    const T v38 = T(1) / (T(1) + std::exp(-v37));
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
     const T v17 = v11 + v16;
-    const T v18 = T(1) / (T(1) + std::exp(-v17));
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v52 = v18 * l1_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v22 = t20[j] + l1_x2i_bias[j];
     const T v26 = t24[j] + l1_h2i_bias[j];
     const T v27 = v22 + v26;
-    const T v28 = T(1) / (T(1) + std::exp(-v27));
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v53 = v28 * v50;
     const T v54 = v52 + v53;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v55 = std::tanh(v54);
+    const T v55 = simdTanh(v54);
     const T v56 = v38 * v55;
     l1_h_next[j] = v56;
 #line 27 "examples/lm/modul_lstm.dopa"
@@ -345,7 +346,7 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     l1_c_next[j] = v54;
     saved_t56[j] = v56;
   }
-#line 349 "lm_modul_lstm.cpp"
+#line 350 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -359,7 +360,7 @@ template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t58, 1).noalias() =
       ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 363 "lm_modul_lstm.cpp"
+#line 364 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -372,9 +373,9 @@ template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
   T *__restrict t61_l1_M = a.saved + 9632;                          // [1] l1.M
 #line 123 "examples/lm/modul_lstm.dopa"
   const T v60 = t58[0] + l1_h2mod_bias[0];
-  const T v61 = std::tanh(v60);
+  const T v61 = simdTanh(v60);
   t61_l1_M[0] = v61;
-#line 378 "lm_modul_lstm.cpp"
+#line 379 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -388,7 +389,7 @@ template <class T> static void forward_modfanout(const dopa::StepArgs<T> &a) {
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t63, 1149).noalias() =
       ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t61_l1_M, 1);
-#line 392 "lm_modul_lstm.cpp"
+#line 393 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -405,7 +406,7 @@ template <class T> static void forward_l1_eta(const dopa::StepArgs<T> &a) {
     const T v65 = t63[j] + l1_modfanout_bias[j];
     t65_l1_eta[j] = v65;
   }
-#line 409 "lm_modul_lstm.cpp"
+#line 410 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -418,7 +419,7 @@ template <class T> static void forward_saved_col(const dopa::StepArgs<T> &a) {
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t66[e] = t65_l1_eta[e];
-#line 422 "lm_modul_lstm.cpp"
+#line 423 "lm_modul_lstm.cpp"
 }
 
 // et' = (1 - etaet) * et + etaet * outer(g, h)
@@ -441,7 +442,7 @@ template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
   t146[0] = v146;
   const T v217 = T(1.0) - l3_etaet[0];
   t217[0] = v217;
-#line 445 "lm_modul_lstm.cpp"
+#line 446 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -455,7 +456,7 @@ template <class T> static void forward_saved_x2f_18(const dopa::StepArgs<T> &a) 
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t83, 1149).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t81_y1, 1149);
-#line 459 "lm_modul_lstm.cpp"
+#line 460 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -468,7 +469,7 @@ template <class T> static void forward_saved_h2f_19(const dopa::StepArgs<T> &a) 
   T *__restrict t88 = a.saved + 13120;                              // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t88, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 472 "lm_modul_lstm.cpp"
+#line 473 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -482,7 +483,7 @@ template <class T> static void forward_saved_x2i_20(const dopa::StepArgs<T> &a) 
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t94, 1149).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t81_y1, 1149);
-#line 486 "lm_modul_lstm.cpp"
+#line 487 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -495,7 +496,7 @@ template <class T> static void forward_saved_h2i_21(const dopa::StepArgs<T> &a) 
   T *__restrict t98 = a.saved + 15424;                              // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t98, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 499 "lm_modul_lstm.cpp"
+#line 500 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -509,7 +510,7 @@ template <class T> static void forward_saved_x2o_22(const dopa::StepArgs<T> &a) 
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t104, 1149).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t81_y1, 1149);
-#line 513 "lm_modul_lstm.cpp"
+#line 514 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -523,7 +524,7 @@ template <class T> static void forward_saved_h2o_23(const dopa::StepArgs<T> &a) 
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t108, 1149).noalias() =
       ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 527 "lm_modul_lstm.cpp"
+#line 528 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -537,7 +538,7 @@ template <class T> static void forward_x2c_24(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   Vec<T>(t114, 1149).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t81_y1, 1149);
-#line 541 "lm_modul_lstm.cpp"
+#line 542 "lm_modul_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -574,34 +575,35 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
   T *__restrict t152_y2 = a.saved + 22368;                      // [1149] y2
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
   T *__restrict saved_t130 = a.saved + 20032;                   // [1149]
+#pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v116 = t114[j] + l2_x2c_bias[j];
     const T v123 = v116 + t122[j];
-    const T v124 = std::tanh(v123);
+    const T v124 = simdTanh(v123);
     t124_l2_g[j] = v124;
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v106 = t104[j] + l2_x2o_bias[j];
     const T v110 = t108[j] + l2_h2o_bias[j];
     const T v111 = v106 + v110;
-    const T v112 = T(1) / (T(1) + std::exp(-v111));
+    const T v112 = T(1) / (T(1) + simdExp(-v111));
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v85 = t83[j] + l2_x2f_bias[j];
     const T v90 = t88[j] + l2_h2f_bias[j];
     const T v91 = v85 + v90;
-    const T v92 = T(1) / (T(1) + std::exp(-v91));
+    const T v92 = T(1) / (T(1) + simdExp(-v91));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v126 = v92 * l2_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v96 = t94[j] + l2_x2i_bias[j];
     const T v100 = t98[j] + l2_h2i_bias[j];
     const T v101 = v96 + v100;
-    const T v102 = T(1) / (T(1) + std::exp(-v101));
+    const T v102 = T(1) / (T(1) + simdExp(-v101));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v127 = v102 * v124;
     const T v128 = v126 + v127;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v129 = std::tanh(v128);
+    const T v129 = simdTanh(v128);
     const T v130 = v112 * v129;
     l2_h_next[j] = v130;
 #line 28 "examples/lm/modul_lstm.dopa"
@@ -610,7 +612,7 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
     l2_c_next[j] = v128;
     saved_t130[j] = v130;
   }
-#line 614 "lm_modul_lstm.cpp"
+#line 616 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -624,7 +626,7 @@ template <class T> static void forward_h2mod_26(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t132, 1).noalias() =
       ConstRowMat<T>(l2_h2mod_weight, 1, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 628 "lm_modul_lstm.cpp"
+#line 630 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -637,9 +639,9 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
   T *__restrict t135_l2_M = a.saved + 21184;                        // [1] l2.M
 #line 123 "examples/lm/modul_lstm.dopa"
   const T v134 = t132[0] + l2_h2mod_bias[0];
-  const T v135 = std::tanh(v134);
+  const T v135 = simdTanh(v134);
   t135_l2_M[0] = v135;
-#line 643 "lm_modul_lstm.cpp"
+#line 645 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -653,7 +655,7 @@ template <class T> static void forward_modfanout_28(const dopa::StepArgs<T> &a) 
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t137, 1149).noalias() =
       ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t135_l2_M, 1);
-#line 657 "lm_modul_lstm.cpp"
+#line 659 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -670,7 +672,7 @@ template <class T> static void forward_l2_eta(const dopa::StepArgs<T> &a) {
     const T v139 = t137[j] + l2_modfanout_bias[j];
     t139_l2_eta[j] = v139;
   }
-#line 674 "lm_modul_lstm.cpp"
+#line 676 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -683,7 +685,7 @@ template <class T> static void forward_saved_col_30(const dopa::StepArgs<T> &a) 
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t140[e] = t139_l2_eta[e];
-#line 687 "lm_modul_lstm.cpp"
+#line 689 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -697,7 +699,7 @@ template <class T> static void forward_saved_x2f_31(const dopa::StepArgs<T> &a) 
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t154, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t152_y2, 1149);
-#line 701 "lm_modul_lstm.cpp"
+#line 703 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -710,7 +712,7 @@ template <class T> static void forward_saved_h2f_32(const dopa::StepArgs<T> &a) 
   T *__restrict t159 = a.saved + 23920;                             // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t159, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 714 "lm_modul_lstm.cpp"
+#line 716 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -724,7 +726,7 @@ template <class T> static void forward_saved_x2i_33(const dopa::StepArgs<T> &a) 
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t165, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t152_y2, 1149);
-#line 728 "lm_modul_lstm.cpp"
+#line 730 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -737,7 +739,7 @@ template <class T> static void forward_saved_h2i_34(const dopa::StepArgs<T> &a) 
   T *__restrict t169 = a.saved + 24720;                             // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t169, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 741 "lm_modul_lstm.cpp"
+#line 743 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -751,7 +753,7 @@ template <class T> static void forward_saved_x2o_35(const dopa::StepArgs<T> &a) 
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t175, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t152_y2, 1149);
-#line 755 "lm_modul_lstm.cpp"
+#line 757 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -764,7 +766,7 @@ template <class T> static void forward_saved_h2o_36(const dopa::StepArgs<T> &a) 
   T *__restrict t179 = a.saved + 25520;                             // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t179, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 768 "lm_modul_lstm.cpp"
+#line 770 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -778,7 +780,7 @@ template <class T> static void forward_x2c_37(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   Vec<T>(t185, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t152_y2, 1149);
-#line 782 "lm_modul_lstm.cpp"
+#line 784 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -802,7 +804,7 @@ template <class T> static void forward_matmul_38(const dopa::StepArgs<T> &a) {
     }
     t193[i] = acc193;
   }
-#line 806 "lm_modul_lstm.cpp"
+#line 808 "lm_modul_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -843,34 +845,35 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
   T *__restrict out_ar_h = a.outputs[1];                        // [400]
   T *__restrict out_tar_h = a.outputs[2];                       // [400]
   T *__restrict saved_t201 = a.saved + 26320;                   // [400]
+#pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v187 = t185[j] + l3_x2c_bias[j];
     const T v194 = v187 + t193[j];
-    const T v195 = std::tanh(v194);
+    const T v195 = simdTanh(v194);
     t195_l3_g[j] = v195;
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v177 = t175[j] + l3_x2o_bias[j];
     const T v181 = t179[j] + l3_h2o_bias[j];
     const T v182 = v177 + v181;
-    const T v183 = T(1) / (T(1) + std::exp(-v182));
+    const T v183 = T(1) / (T(1) + simdExp(-v182));
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v156 = t154[j] + l3_x2f_bias[j];
     const T v161 = t159[j] + l3_h2f_bias[j];
     const T v162 = v156 + v161;
-    const T v163 = T(1) / (T(1) + std::exp(-v162));
+    const T v163 = T(1) / (T(1) + simdExp(-v162));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v197 = v163 * l3_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v167 = t165[j] + l3_x2i_bias[j];
     const T v171 = t169[j] + l3_h2i_bias[j];
     const T v172 = v167 + v171;
-    const T v173 = T(1) / (T(1) + std::exp(-v172));
+    const T v173 = T(1) / (T(1) + simdExp(-v172));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v198 = v173 * v195;
     const T v199 = v197 + v198;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v200 = std::tanh(v199);
+    const T v200 = simdTanh(v199);
     const T v201 = v183 * v200;
     l3_h_next[j] = v201;
     l3_c_next[j] = v199;
@@ -881,7 +884,7 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
     out_tar_h[j] = v201;
     saved_t201[j] = v201;
   }
-#line 885 "lm_modul_lstm.cpp"
+#line 888 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -894,7 +897,7 @@ template <class T> static void forward_h2mod_40(const dopa::StepArgs<T> &a) {
   T *__restrict t203 = a.scratch + 10448;                               // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t203, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 898 "lm_modul_lstm.cpp"
+#line 901 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -907,9 +910,9 @@ template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
   T *__restrict t206_l3_M = a.saved + 26720;                        // [1] l3.M
 #line 123 "examples/lm/modul_lstm.dopa"
   const T v205 = t203[0] + l3_h2mod_bias[0];
-  const T v206 = std::tanh(v205);
+  const T v206 = simdTanh(v205);
   t206_l3_M[0] = v206;
-#line 913 "lm_modul_lstm.cpp"
+#line 916 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -923,7 +926,7 @@ template <class T> static void forward_modfanout_42(const dopa::StepArgs<T> &a) 
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t208, 400).noalias() =
       ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t206_l3_M, 1);
-#line 927 "lm_modul_lstm.cpp"
+#line 930 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -940,7 +943,7 @@ template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
     const T v210 = t208[j] + l3_modfanout_bias[j];
     t210_l3_eta[j] = v210;
   }
-#line 944 "lm_modul_lstm.cpp"
+#line 947 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -953,7 +956,7 @@ template <class T> static void forward_saved_col_44(const dopa::StepArgs<T> &a) 
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t211[e] = t210_l3_eta[e];
-#line 957 "lm_modul_lstm.cpp"
+#line 960 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1010,7 +1013,7 @@ template <class T> static void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepA
       l2_et_next[i * 1149 + j] = v150;
     }
   }
-#line 1014 "lm_modul_lstm.cpp"
+#line 1017 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1045,7 +1048,7 @@ template <class T> static void forward_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
       l3_et_next[i * 400 + j] = v221;
     }
   }
-#line 1049 "lm_modul_lstm.cpp"
+#line 1052 "lm_modul_lstm.cpp"
 }
 
 /// One forward step of ModulLSTMLM for one batch element.
@@ -1171,7 +1174,7 @@ template <class T> static void backward_d_l3_et(const dopa::StepArgs<T> &a) {
     t251[0] += acc251;
     t260[i] += acc260;
   }
-#line 1175 "lm_modul_lstm.cpp"
+#line 1178 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1184,7 +1187,7 @@ template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t263[e] = t260[e];
-#line 1188 "lm_modul_lstm.cpp"
+#line 1191 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1198,7 +1201,7 @@ template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t266, 1).noalias() =
       ConstRowVec<T>(t263, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1202 "lm_modul_lstm.cpp"
+#line 1205 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1228,7 +1231,7 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   record19[0] = t135_l2_M[0];
   d_l3_h2mod_bias[0] += v270;
   record29[0] = t206_l3_M[0];
-#line 1232 "lm_modul_lstm.cpp"
+#line 1235 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1242,7 +1245,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t273, 400).noalias() =
       ConstRowVec<T>(t270, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1246 "lm_modul_lstm.cpp"
+#line 1249 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1315,6 +1318,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   T *__restrict record27 = a.record + 20912;                           // [400]
   T *__restrict t263 = a.record + 21312;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
+#pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v237 = d_out_tar_h[j] + d_l3_h_next[j];
@@ -1328,26 +1332,26 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v177 = t175[j] + l3_x2o_bias[j];
     const T v181 = t179[j] + l3_h2o_bias[j];
     const T v182 = v177 + v181;
-    const T v183 = T(1) / (T(1) + std::exp(-v182));
+    const T v183 = T(1) / (T(1) + simdExp(-v182));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v276 = v274 * v183;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v156 = t154[j] + l3_x2f_bias[j];
     const T v161 = t159[j] + l3_h2f_bias[j];
     const T v162 = v156 + v161;
-    const T v163 = T(1) / (T(1) + std::exp(-v162));
+    const T v163 = T(1) / (T(1) + simdExp(-v162));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v197 = v163 * l3_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v167 = t165[j] + l3_x2i_bias[j];
     const T v171 = t169[j] + l3_h2i_bias[j];
     const T v172 = v167 + v171;
-    const T v173 = T(1) / (T(1) + std::exp(-v172));
+    const T v173 = T(1) / (T(1) + simdExp(-v172));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v198 = v173 * t195_l3_g[j];
     const T v199 = v197 + v198;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v200 = std::tanh(v199);
+    const T v200 = simdTanh(v199);
     const T v277 = v200 * v200;
     const T v278 = T(1.0) - v277;
     const T v279 = v276 * v278;
@@ -1401,7 +1405,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l3_modfanout_bias[j] += t263[j];
   }
-#line 1405 "lm_modul_lstm.cpp"
+#line 1409 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -1453,7 +1457,7 @@ template <class T> static void backward_d_l3_pw(const dopa::StepArgs<T> &a) {
     }
     t293[i] += acc293;
   }
-#line 1457 "lm_modul_lstm.cpp"
+#line 1461 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1467,7 +1471,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t299, 1149).noalias() =
       ConstRowVec<T>(t288, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1471 "lm_modul_lstm.cpp"
+#line 1475 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1481,7 +1485,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t305, 400).noalias() =
       ConstRowVec<T>(t302, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1485 "lm_modul_lstm.cpp"
+#line 1489 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1495,7 +1499,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t309, 1149).noalias() =
       ConstRowVec<T>(t302, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1499 "lm_modul_lstm.cpp"
+#line 1503 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1509,7 +1513,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t316, 400).noalias() =
       ConstRowVec<T>(t313, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1513 "lm_modul_lstm.cpp"
+#line 1517 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1523,7 +1527,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t320, 1149).noalias() =
       ConstRowVec<T>(t313, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1527 "lm_modul_lstm.cpp"
+#line 1531 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1537,7 +1541,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t327, 400).noalias() =
       ConstRowVec<T>(t324, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1541 "lm_modul_lstm.cpp"
+#line 1545 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1551,7 +1555,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t331, 1149).noalias() =
       ConstRowVec<T>(t324, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1555 "lm_modul_lstm.cpp"
+#line 1559 "lm_modul_lstm.cpp"
 }
 
 // state  et : [H, H] = 0
@@ -1686,7 +1690,7 @@ template <class T> static void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &a
     t432[0] += acc432;
     t439[i] += acc439;
   }
-#line 1690 "lm_modul_lstm.cpp"
+#line 1694 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1699,7 +1703,7 @@ template <class T> static void backward_record_col_15(const dopa::StepArgs<T> &a
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t353[e] = t350[e];
-#line 1703 "lm_modul_lstm.cpp"
+#line 1707 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1713,7 +1717,7 @@ template <class T> static void backward_modfanout_16(const dopa::StepArgs<T> &a)
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t356, 1).noalias() =
       ConstRowVec<T>(t353, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1717 "lm_modul_lstm.cpp"
+#line 1721 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1732,7 +1736,7 @@ template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<
   const T v359 = t356[0] * v358;
   t359[0] = v359;
   d_l2_h2mod_bias[0] += v359;
-#line 1736 "lm_modul_lstm.cpp"
+#line 1740 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1746,7 +1750,7 @@ template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t362, 1149).noalias() =
       ConstRowVec<T>(t359, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1750 "lm_modul_lstm.cpp"
+#line 1754 "lm_modul_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1830,6 +1834,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
   const T *__restrict t152_y2 = a.saved + 22368;                       // [1149] y2
   T *__restrict record21 = a.record + 18144;                           // [1149]
+#pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 28 "examples/lm/modul_lstm.dopa"
     const T v310 = t299[j] + t309[j];
@@ -1843,26 +1848,26 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v106 = t104[j] + l2_x2o_bias[j];
     const T v110 = t108[j] + l2_h2o_bias[j];
     const T v111 = v106 + v110;
-    const T v112 = T(1) / (T(1) + std::exp(-v111));
+    const T v112 = T(1) / (T(1) + simdExp(-v111));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v365 = v363 * v112;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v85 = t83[j] + l2_x2f_bias[j];
     const T v90 = t88[j] + l2_h2f_bias[j];
     const T v91 = v85 + v90;
-    const T v92 = T(1) / (T(1) + std::exp(-v91));
+    const T v92 = T(1) / (T(1) + simdExp(-v91));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v126 = v92 * l2_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v96 = t94[j] + l2_x2i_bias[j];
     const T v100 = t98[j] + l2_h2i_bias[j];
     const T v101 = v96 + v100;
-    const T v102 = T(1) / (T(1) + std::exp(-v101));
+    const T v102 = T(1) / (T(1) + simdExp(-v101));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v127 = v102 * t124_l2_g[j];
     const T v128 = v126 + v127;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v129 = std::tanh(v128);
+    const T v129 = simdTanh(v128);
     const T v366 = v129 * v129;
     const T v367 = T(1.0) - v366;
     const T v368 = v365 * v367;
@@ -1919,7 +1924,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     d_l2_modfanout_bias[j] += t353[j];
     record21[j] = t152_y2[j];
   }
-#line 1923 "lm_modul_lstm.cpp"
+#line 1928 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -1971,7 +1976,7 @@ template <class T> static void backward_d_l2_pw(const dopa::StepArgs<T> &a) {
     }
     t382[i] += acc382;
   }
-#line 1975 "lm_modul_lstm.cpp"
+#line 1980 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1985,7 +1990,7 @@ template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t388, 1149).noalias() =
       ConstRowVec<T>(t377, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1989 "lm_modul_lstm.cpp"
+#line 1994 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1999,7 +2004,7 @@ template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t394, 1149).noalias() =
       ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 2003 "lm_modul_lstm.cpp"
+#line 2008 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2013,7 +2018,7 @@ template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t398, 1149).noalias() =
       ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 2017 "lm_modul_lstm.cpp"
+#line 2022 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2027,7 +2032,7 @@ template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t405, 1149).noalias() =
       ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 2031 "lm_modul_lstm.cpp"
+#line 2036 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2041,7 +2046,7 @@ template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t409, 1149).noalias() =
       ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2045 "lm_modul_lstm.cpp"
+#line 2050 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2055,7 +2060,7 @@ template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t416, 1149).noalias() =
       ConstRowVec<T>(t413, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2059 "lm_modul_lstm.cpp"
+#line 2064 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2069,7 +2074,7 @@ template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t420, 1149).noalias() =
       ConstRowVec<T>(t413, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2073 "lm_modul_lstm.cpp"
+#line 2078 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -2082,7 +2087,7 @@ template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t442[e] = t439[e];
-#line 2086 "lm_modul_lstm.cpp"
+#line 2091 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2096,7 +2101,7 @@ template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a)
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t445, 1).noalias() =
       ConstRowVec<T>(t442, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2100 "lm_modul_lstm.cpp"
+#line 2105 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2115,7 +2120,7 @@ template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<
   const T v448 = t445[0] * v447;
   t448[0] = v448;
   d_l1_h2mod_bias[0] += v448;
-#line 2119 "lm_modul_lstm.cpp"
+#line 2124 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2129,7 +2134,7 @@ template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t451, 1149).noalias() =
       ConstRowVec<T>(t448, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 2133 "lm_modul_lstm.cpp"
+#line 2138 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2200,6 +2205,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
   T *__restrict t442 = a.record + 7328;                                // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
+#pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 27 "examples/lm/modul_lstm.dopa"
     const T v399 = t388[j] + t398[j];
@@ -2213,26 +2219,26 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
-    const T v38 = T(1) / (T(1) + std::exp(-v37));
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v454 = v452 * v38;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
     const T v17 = v11 + v16;
-    const T v18 = T(1) / (T(1) + std::exp(-v17));
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v52 = v18 * l1_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v22 = t20[j] + l1_x2i_bias[j];
     const T v26 = t24[j] + l1_h2i_bias[j];
     const T v27 = v22 + v26;
-    const T v28 = T(1) / (T(1) + std::exp(-v27));
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 121 "examples/lm/modul_lstm.dopa"
     const T v53 = v28 * t50_l1_g[j];
     const T v54 = v52 + v53;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v55 = std::tanh(v54);
+    const T v55 = simdTanh(v54);
     const T v455 = v55 * v55;
     const T v456 = T(1.0) - v455;
     const T v457 = v454 * v456;
@@ -2289,7 +2295,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l1_modfanout_bias[j] += t442[j];
   }
-#line 2293 "lm_modul_lstm.cpp"
+#line 2299 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -2341,7 +2347,7 @@ template <class T> static void backward_d_l1_pw(const dopa::StepArgs<T> &a) {
     }
     t471[i] += acc471;
   }
-#line 2345 "lm_modul_lstm.cpp"
+#line 2351 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2355,7 +2361,7 @@ template <class T> static void backward_x2c_34(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t477, 400).noalias() =
       ConstRowVec<T>(t466, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2359 "lm_modul_lstm.cpp"
+#line 2365 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2369,7 +2375,7 @@ template <class T> static void backward_h2o_35(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t483, 1149).noalias() =
       ConstRowVec<T>(t480, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2373 "lm_modul_lstm.cpp"
+#line 2379 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2383,7 +2389,7 @@ template <class T> static void backward_x2o_36(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t487, 400).noalias() =
       ConstRowVec<T>(t480, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2387 "lm_modul_lstm.cpp"
+#line 2393 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2397,7 +2403,7 @@ template <class T> static void backward_h2i_37(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t494, 1149).noalias() =
       ConstRowVec<T>(t491, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2401 "lm_modul_lstm.cpp"
+#line 2407 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2411,7 +2417,7 @@ template <class T> static void backward_x2i_38(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t498, 400).noalias() =
       ConstRowVec<T>(t491, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2415 "lm_modul_lstm.cpp"
+#line 2421 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2425,7 +2431,7 @@ template <class T> static void backward_h2f_39(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t505, 1149).noalias() =
       ConstRowVec<T>(t502, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2429 "lm_modul_lstm.cpp"
+#line 2435 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2439,7 +2445,7 @@ template <class T> static void backward_x2f_40(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t509, 400).noalias() =
       ConstRowVec<T>(t502, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2443 "lm_modul_lstm.cpp"
+#line 2449 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2462,7 +2468,7 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
     const T v506 = v495 + t505[j];
     d_l1_h[j] = v506;
   }
-#line 2466 "lm_modul_lstm.cpp"
+#line 2472 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2502,7 +2508,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v513 = v512 * t4[0];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v513;
   }
-#line 2506 "lm_modul_lstm.cpp"
+#line 2512 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2520,7 +2526,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += t471[i];
     d_l2_alpha[i] += t382[i];
   }
-#line 2524 "lm_modul_lstm.cpp"
+#line 2530 "lm_modul_lstm.cpp"
 }
 
 // param  etaet : [] = 0.01
@@ -2555,7 +2561,7 @@ static void backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a)
 #line 113 "examples/lm/modul_lstm.dopa"
   const T v254 = t245[0] + v253;
   d_l3_etaet[0] += v254;
-#line 2559 "lm_modul_lstm.cpp"
+#line 2565 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2569,7 +2575,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 112 "examples/lm/modul_lstm.dopa"
     d_l3_alpha[i] += t293[i];
   }
-#line 2573 "lm_modul_lstm.cpp"
+#line 2579 "lm_modul_lstm.cpp"
 }
 
 /// One backward step of ModulLSTMLM for one batch element.

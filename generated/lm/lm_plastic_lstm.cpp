@@ -292,34 +292,35 @@ template <class T> static void forward_l1_g_y1_l1_h_l1_c(const dopa::StepArgs<T>
   T *__restrict t65_y1 = a.saved + 8480;                        // [1149] y1
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149]
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
+#pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v42 = t40[j] + l1_x2c_bias[j];
     const T v49 = v42 + t48[j];
-    const T v50 = std::tanh(v49);
+    const T v50 = simdTanh(v49);
     t50_l1_g[j] = v50;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
-    const T v38 = T(1) / (T(1) + std::exp(-v37));
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
     const T v17 = v11 + v16;
-    const T v18 = T(1) / (T(1) + std::exp(-v17));
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v52 = v18 * l1_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v22 = t20[j] + l1_x2i_bias[j];
     const T v26 = t24[j] + l1_h2i_bias[j];
     const T v27 = v22 + v26;
-    const T v28 = T(1) / (T(1) + std::exp(-v27));
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v53 = v28 * v50;
     const T v54 = v52 + v53;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v55 = std::tanh(v54);
+    const T v55 = simdTanh(v54);
     const T v56 = v38 * v55;
 #line 27 "examples/lm/plastic_lstm.dopa"
     const T v65 = v56 * drop_h1[j];
@@ -327,7 +328,7 @@ template <class T> static void forward_l1_g_y1_l1_h_l1_c(const dopa::StepArgs<T>
     l1_h_next[j] = v56;
     l1_c_next[j] = v54;
   }
-#line 331 "lm_plastic_lstm.cpp"
+#line 332 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -341,7 +342,7 @@ template <class T> static void forward_saved_x2f_12(const dopa::StepArgs<T> &a) 
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t67, 1149).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t65_y1, 1149);
-#line 345 "lm_plastic_lstm.cpp"
+#line 346 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -354,7 +355,7 @@ template <class T> static void forward_saved_h2f_13(const dopa::StepArgs<T> &a) 
   T *__restrict t72 = a.saved + 10784;                              // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t72, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 358 "lm_plastic_lstm.cpp"
+#line 359 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -368,7 +369,7 @@ template <class T> static void forward_saved_x2i_14(const dopa::StepArgs<T> &a) 
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t78, 1149).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t65_y1, 1149);
-#line 372 "lm_plastic_lstm.cpp"
+#line 373 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -381,7 +382,7 @@ template <class T> static void forward_saved_h2i_15(const dopa::StepArgs<T> &a) 
   T *__restrict t82 = a.saved + 13088;                              // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t82, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 385 "lm_plastic_lstm.cpp"
+#line 386 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -395,7 +396,7 @@ template <class T> static void forward_saved_x2o_16(const dopa::StepArgs<T> &a) 
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t88, 1149).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t65_y1, 1149);
-#line 399 "lm_plastic_lstm.cpp"
+#line 400 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -408,7 +409,7 @@ template <class T> static void forward_saved_h2o_17(const dopa::StepArgs<T> &a) 
   T *__restrict t92 = a.saved + 15392;                              // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t92, 1149).noalias() = ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 412 "lm_plastic_lstm.cpp"
+#line 413 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -422,7 +423,7 @@ template <class T> static void forward_x2c_18(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t98, 1149).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t65_y1, 1149);
-#line 426 "lm_plastic_lstm.cpp"
+#line 427 "lm_plastic_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -457,34 +458,35 @@ template <class T> static void forward_l2_g_y2_l2_h_l2_c(const dopa::StepArgs<T>
   T *__restrict t121_y2 = a.saved + 17696;                      // [1149] y2
   T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
+#pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v100 = t98[j] + l2_x2c_bias[j];
     const T v107 = v100 + t106[j];
-    const T v108 = std::tanh(v107);
+    const T v108 = simdTanh(v107);
     t108_l2_g[j] = v108;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v90 = t88[j] + l2_x2o_bias[j];
     const T v94 = t92[j] + l2_h2o_bias[j];
     const T v95 = v90 + v94;
-    const T v96 = T(1) / (T(1) + std::exp(-v95));
+    const T v96 = T(1) / (T(1) + simdExp(-v95));
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v69 = t67[j] + l2_x2f_bias[j];
     const T v74 = t72[j] + l2_h2f_bias[j];
     const T v75 = v69 + v74;
-    const T v76 = T(1) / (T(1) + std::exp(-v75));
+    const T v76 = T(1) / (T(1) + simdExp(-v75));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v110 = v76 * l2_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v80 = t78[j] + l2_x2i_bias[j];
     const T v84 = t82[j] + l2_h2i_bias[j];
     const T v85 = v80 + v84;
-    const T v86 = T(1) / (T(1) + std::exp(-v85));
+    const T v86 = T(1) / (T(1) + simdExp(-v85));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v111 = v86 * v108;
     const T v112 = v110 + v111;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v113 = std::tanh(v112);
+    const T v113 = simdTanh(v112);
     const T v114 = v96 * v113;
 #line 28 "examples/lm/plastic_lstm.dopa"
     const T v121 = v114 * drop_h2[j];
@@ -492,7 +494,7 @@ template <class T> static void forward_l2_g_y2_l2_h_l2_c(const dopa::StepArgs<T>
     l2_h_next[j] = v114;
     l2_c_next[j] = v112;
   }
-#line 496 "lm_plastic_lstm.cpp"
+#line 498 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -506,7 +508,7 @@ template <class T> static void forward_saved_x2f_20(const dopa::StepArgs<T> &a) 
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t123, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t121_y2, 1149);
-#line 510 "lm_plastic_lstm.cpp"
+#line 512 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -519,7 +521,7 @@ template <class T> static void forward_saved_h2f_21(const dopa::StepArgs<T> &a) 
   T *__restrict t128 = a.saved + 19248;                             // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t128, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 523 "lm_plastic_lstm.cpp"
+#line 525 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -533,7 +535,7 @@ template <class T> static void forward_saved_x2i_22(const dopa::StepArgs<T> &a) 
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t134, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t121_y2, 1149);
-#line 537 "lm_plastic_lstm.cpp"
+#line 539 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -546,7 +548,7 @@ template <class T> static void forward_saved_h2i_23(const dopa::StepArgs<T> &a) 
   T *__restrict t138 = a.saved + 20048;                             // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t138, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 550 "lm_plastic_lstm.cpp"
+#line 552 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -560,7 +562,7 @@ template <class T> static void forward_saved_x2o_24(const dopa::StepArgs<T> &a) 
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t144, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t121_y2, 1149);
-#line 564 "lm_plastic_lstm.cpp"
+#line 566 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -573,7 +575,7 @@ template <class T> static void forward_saved_h2o_25(const dopa::StepArgs<T> &a) 
   T *__restrict t148 = a.saved + 20848;                             // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t148, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 577 "lm_plastic_lstm.cpp"
+#line 579 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -587,7 +589,7 @@ template <class T> static void forward_x2c_26(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t154, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t121_y2, 1149);
-#line 591 "lm_plastic_lstm.cpp"
+#line 593 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -611,7 +613,7 @@ template <class T> static void forward_matmul_27(const dopa::StepArgs<T> &a) {
     }
     t162[i] = acc162;
   }
-#line 615 "lm_plastic_lstm.cpp"
+#line 617 "lm_plastic_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -650,34 +652,35 @@ template <class T> static void forward_l3_g_l3_h_l3_c_logits(const dopa::StepArg
   T *__restrict readout_in_logits = a.outputs[0];               // [400]
   T *__restrict out_ar_h = a.outputs[1];                        // [400]
   T *__restrict out_tar_h = a.outputs[2];                       // [400]
+#pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v156 = t154[j] + l3_x2c_bias[j];
     const T v163 = v156 + t162[j];
-    const T v164 = std::tanh(v163);
+    const T v164 = simdTanh(v163);
     t164_l3_g[j] = v164;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v146 = t144[j] + l3_x2o_bias[j];
     const T v150 = t148[j] + l3_h2o_bias[j];
     const T v151 = v146 + v150;
-    const T v152 = T(1) / (T(1) + std::exp(-v151));
+    const T v152 = T(1) / (T(1) + simdExp(-v151));
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v125 = t123[j] + l3_x2f_bias[j];
     const T v130 = t128[j] + l3_h2f_bias[j];
     const T v131 = v125 + v130;
-    const T v132 = T(1) / (T(1) + std::exp(-v131));
+    const T v132 = T(1) / (T(1) + simdExp(-v131));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v166 = v132 * l3_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v136 = t134[j] + l3_x2i_bias[j];
     const T v140 = t138[j] + l3_h2i_bias[j];
     const T v141 = v136 + v140;
-    const T v142 = T(1) / (T(1) + std::exp(-v141));
+    const T v142 = T(1) / (T(1) + simdExp(-v141));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v167 = v142 * v164;
     const T v168 = v166 + v167;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v169 = std::tanh(v168);
+    const T v169 = simdTanh(v168);
     const T v170 = v152 * v169;
     l3_h_next[j] = v170;
     l3_c_next[j] = v168;
@@ -687,7 +690,7 @@ template <class T> static void forward_l3_g_l3_h_l3_c_logits(const dopa::StepArg
     out_ar_h[j] = v177;
     out_tar_h[j] = v170;
   }
-#line 691 "lm_plastic_lstm.cpp"
+#line 694 "lm_plastic_lstm.cpp"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
@@ -722,7 +725,7 @@ template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &
       l2_hebb_next[i * 1149 + j] = v119;
     }
   }
-#line 726 "lm_plastic_lstm.cpp"
+#line 729 "lm_plastic_lstm.cpp"
 }
 
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
@@ -746,7 +749,7 @@ template <class T> static void forward_l3_hebb(const dopa::StepArgs<T> &a) {
       l3_hebb_next[i * 400 + j] = v175;
     }
   }
-#line 750 "lm_plastic_lstm.cpp"
+#line 753 "lm_plastic_lstm.cpp"
 }
 
 /// One forward step of PlasticLSTMLM for one batch element.
@@ -825,7 +828,7 @@ template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
     t200[0] += acc200;
     t203[i] = acc203;
   }
-#line 829 "lm_plastic_lstm.cpp"
+#line 832 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -889,6 +892,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
   T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;      // [400]
   T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;      // [400]
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;      // [400]
+#pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v189 = d_out_tar_h[j] + d_l3_h_next[j];
@@ -901,26 +905,26 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     const T v146 = t144[j] + l3_x2o_bias[j];
     const T v150 = t148[j] + l3_h2o_bias[j];
     const T v151 = v146 + v150;
-    const T v152 = T(1) / (T(1) + std::exp(-v151));
+    const T v152 = T(1) / (T(1) + simdExp(-v151));
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v206 = v194 * v152;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v125 = t123[j] + l3_x2f_bias[j];
     const T v130 = t128[j] + l3_h2f_bias[j];
     const T v131 = v125 + v130;
-    const T v132 = T(1) / (T(1) + std::exp(-v131));
+    const T v132 = T(1) / (T(1) + simdExp(-v131));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v166 = v132 * l3_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v136 = t134[j] + l3_x2i_bias[j];
     const T v140 = t138[j] + l3_h2i_bias[j];
     const T v141 = v136 + v140;
-    const T v142 = T(1) / (T(1) + std::exp(-v141));
+    const T v142 = T(1) / (T(1) + simdExp(-v141));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v167 = v142 * t164_l3_g[j];
     const T v168 = v166 + v167;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v169 = std::tanh(v168);
+    const T v169 = simdTanh(v168);
     const T v208 = v169 * v169;
     const T v209 = T(1.0) - v208;
     const T v210 = v206 * v209;
@@ -971,7 +975,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
 #line 52 "examples/lm/plastic_lstm.dopa"
     d_l3_x2c_bias[j] += v219;
   }
-#line 975 "lm_plastic_lstm.cpp"
+#line 979 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1024,7 +1028,7 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
     }
     t224[i] += acc224;
   }
-#line 1028 "lm_plastic_lstm.cpp"
+#line 1032 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1038,7 +1042,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t230, 1149).noalias() =
       ConstRowVec<T>(t219, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1042 "lm_plastic_lstm.cpp"
+#line 1046 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1052,7 +1056,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t236, 400).noalias() =
       ConstRowVec<T>(t233, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1056 "lm_plastic_lstm.cpp"
+#line 1060 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1066,7 +1070,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t240, 1149).noalias() =
       ConstRowVec<T>(t233, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1070 "lm_plastic_lstm.cpp"
+#line 1074 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1080,7 +1084,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t247, 400).noalias() =
       ConstRowVec<T>(t244, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1084 "lm_plastic_lstm.cpp"
+#line 1088 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1094,7 +1098,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t251, 1149).noalias() =
       ConstRowVec<T>(t244, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1098 "lm_plastic_lstm.cpp"
+#line 1102 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1108,7 +1112,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t258, 400).noalias() =
       ConstRowVec<T>(t255, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1112 "lm_plastic_lstm.cpp"
+#line 1116 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1122,7 +1126,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t262, 1149).noalias() =
       ConstRowVec<T>(t255, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1126 "lm_plastic_lstm.cpp"
+#line 1130 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
@@ -1196,7 +1200,7 @@ template <class T> static void backward_eta_outer_10(const dopa::StepArgs<T> &a)
     t339[0] += acc339;
     t342[i] = acc342;
   }
-#line 1200 "lm_plastic_lstm.cpp"
+#line 1204 "lm_plastic_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1268,6 +1272,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [1149]
   const T *__restrict t121_y2 = a.saved + 17696;                // [1149] y2
   T *__restrict record13 = a.record + 13472;                    // [1149]
+#pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 28 "examples/lm/plastic_lstm.dopa"
     const T v241 = t230[j] + t240[j];
@@ -1280,26 +1285,26 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     const T v90 = t88[j] + l2_x2o_bias[j];
     const T v94 = t92[j] + l2_h2o_bias[j];
     const T v95 = v90 + v94;
-    const T v96 = T(1) / (T(1) + std::exp(-v95));
+    const T v96 = T(1) / (T(1) + simdExp(-v95));
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v276 = v266 * v96;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v69 = t67[j] + l2_x2f_bias[j];
     const T v74 = t72[j] + l2_h2f_bias[j];
     const T v75 = v69 + v74;
-    const T v76 = T(1) / (T(1) + std::exp(-v75));
+    const T v76 = T(1) / (T(1) + simdExp(-v75));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v110 = v76 * l2_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v80 = t78[j] + l2_x2i_bias[j];
     const T v84 = t82[j] + l2_h2i_bias[j];
     const T v85 = v80 + v84;
-    const T v86 = T(1) / (T(1) + std::exp(-v85));
+    const T v86 = T(1) / (T(1) + simdExp(-v85));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v111 = v86 * t108_l2_g[j];
     const T v112 = v110 + v111;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v113 = std::tanh(v112);
+    const T v113 = simdTanh(v112);
     const T v277 = v113 * v113;
     const T v278 = T(1.0) - v277;
     const T v279 = v276 * v278;
@@ -1352,7 +1357,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     d_l2_x2c_bias[j] += v288;
     record13[j] = t121_y2[j];
   }
-#line 1356 "lm_plastic_lstm.cpp"
+#line 1361 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1405,7 +1410,7 @@ template <class T> static void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
     }
     t293[i] += acc293;
   }
-#line 1409 "lm_plastic_lstm.cpp"
+#line 1414 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1419,7 +1424,7 @@ template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t299, 1149).noalias() =
       ConstRowVec<T>(t288, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1423 "lm_plastic_lstm.cpp"
+#line 1428 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1433,7 +1438,7 @@ template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t305, 1149).noalias() =
       ConstRowVec<T>(t302, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1437 "lm_plastic_lstm.cpp"
+#line 1442 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1447,7 +1452,7 @@ template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t309, 1149).noalias() =
       ConstRowVec<T>(t302, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1451 "lm_plastic_lstm.cpp"
+#line 1456 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1461,7 +1466,7 @@ template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t316, 1149).noalias() =
       ConstRowVec<T>(t313, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1465 "lm_plastic_lstm.cpp"
+#line 1470 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1475,7 +1480,7 @@ template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t320, 1149).noalias() =
       ConstRowVec<T>(t313, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1479 "lm_plastic_lstm.cpp"
+#line 1484 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1489,7 +1494,7 @@ template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t327, 1149).noalias() =
       ConstRowVec<T>(t324, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1493 "lm_plastic_lstm.cpp"
+#line 1498 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1503,7 +1508,7 @@ template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t331, 1149).noalias() =
       ConstRowVec<T>(t324, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1507 "lm_plastic_lstm.cpp"
+#line 1512 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1569,6 +1574,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;      // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1149]
+#pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 27 "examples/lm/plastic_lstm.dopa"
     const T v310 = t299[j] + t309[j];
@@ -1581,26 +1587,26 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
-    const T v38 = T(1) / (T(1) + std::exp(-v37));
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v345 = v335 * v38;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
     const T v17 = v11 + v16;
-    const T v18 = T(1) / (T(1) + std::exp(-v17));
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v52 = v18 * l1_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v22 = t20[j] + l1_x2i_bias[j];
     const T v26 = t24[j] + l1_h2i_bias[j];
     const T v27 = v22 + v26;
-    const T v28 = T(1) / (T(1) + std::exp(-v27));
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 53 "examples/lm/plastic_lstm.dopa"
     const T v53 = v28 * t50_l1_g[j];
     const T v54 = v52 + v53;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v55 = std::tanh(v54);
+    const T v55 = simdTanh(v54);
     const T v346 = v55 * v55;
     const T v347 = T(1.0) - v346;
     const T v348 = v345 * v347;
@@ -1655,7 +1661,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
 #line 52 "examples/lm/plastic_lstm.dopa"
     d_l1_x2c_bias[j] += v357;
   }
-#line 1659 "lm_plastic_lstm.cpp"
+#line 1665 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -1708,7 +1714,7 @@ template <class T> static void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
     }
     t362[i] += acc362;
   }
-#line 1712 "lm_plastic_lstm.cpp"
+#line 1718 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1722,7 +1728,7 @@ template <class T> static void backward_x2c_22(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t368, 400).noalias() =
       ConstRowVec<T>(t357, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 1726 "lm_plastic_lstm.cpp"
+#line 1732 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1736,7 +1742,7 @@ template <class T> static void backward_h2o_23(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t374, 1149).noalias() =
       ConstRowVec<T>(t371, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 1740 "lm_plastic_lstm.cpp"
+#line 1746 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1750,7 +1756,7 @@ template <class T> static void backward_x2o_24(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t378, 400).noalias() =
       ConstRowVec<T>(t371, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 1754 "lm_plastic_lstm.cpp"
+#line 1760 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1764,7 +1770,7 @@ template <class T> static void backward_h2i_25(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t385, 1149).noalias() =
       ConstRowVec<T>(t382, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 1768 "lm_plastic_lstm.cpp"
+#line 1774 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1778,7 +1784,7 @@ template <class T> static void backward_x2i_26(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t389, 400).noalias() =
       ConstRowVec<T>(t382, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 1782 "lm_plastic_lstm.cpp"
+#line 1788 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1792,7 +1798,7 @@ template <class T> static void backward_h2f_27(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t396, 1149).noalias() =
       ConstRowVec<T>(t393, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 1796 "lm_plastic_lstm.cpp"
+#line 1802 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1806,7 +1812,7 @@ template <class T> static void backward_x2f_28(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t400, 400).noalias() =
       ConstRowVec<T>(t393, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 1810 "lm_plastic_lstm.cpp"
+#line 1816 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1829,7 +1835,7 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
     const T v397 = v386 + t396[j];
     d_l1_h[j] = v397;
   }
-#line 1833 "lm_plastic_lstm.cpp"
+#line 1839 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1869,7 +1875,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v404 = v403 * t4[0];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v404;
   }
-#line 1873 "lm_plastic_lstm.cpp"
+#line 1879 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -1887,7 +1893,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += t362[i];
     d_l2_alpha[i] += t293[i];
   }
-#line 1891 "lm_plastic_lstm.cpp"
+#line 1897 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
@@ -1907,7 +1913,7 @@ template <class T> static void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::St
   d_l1_eta[0] += t339[0];
   d_l2_eta[0] += t270[0];
   d_l3_eta[0] += t200[0];
-#line 1911 "lm_plastic_lstm.cpp"
+#line 1917 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -1921,7 +1927,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 46 "examples/lm/plastic_lstm.dopa"
     d_l3_alpha[i] += t224[i];
   }
-#line 1925 "lm_plastic_lstm.cpp"
+#line 1931 "lm_plastic_lstm.cpp"
 }
 
 /// One backward step of PlasticLSTMLM for one batch element.

@@ -79,15 +79,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 112;                     // [100]
   T *__restrict h_next = a.next + kStateH;                 // [100] hn
   T *__restrict saved_t13 = a.saved + 0;                   // [100]
+#pragma omp simd
   for (int j = 0; j < 100; ++j) {
 #line 14 "examples/maze/modplast.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v12 = v4 + t11[j];
-    const T v13 = std::tanh(v12);
+    const T v13 = simdTanh(v12);
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
-#line 91 "maze_modplast.cpp"
+#line 92 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -100,7 +101,7 @@ template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t15 = a.scratch + 224;                           // [1]
 #line 15 "examples/maze/modplast.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 104 "maze_modplast.cpp"
+#line 105 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -115,10 +116,10 @@ template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
   T *__restrict saved_t18 = a.saved + 112;                   // [1]
 #line 15 "examples/maze/modplast.dopa"
   const T v17 = t15[0] + h2DA_bias[0];
-  const T v18 = std::tanh(v17);
+  const T v18 = simdTanh(v17);
   out_DAout[0] = v18;
   saved_t18[0] = v18;
-#line 122 "maze_modplast.cpp"
+#line 123 "maze_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -131,7 +132,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t26 = a.scratch + 240;                         // [4]
 #line 18 "examples/maze/modplast.dopa"
   Vec<T>(t26, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 100) * ConstVec<T>(h_next, 100);
-#line 135 "maze_modplast.cpp"
+#line 136 "maze_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -144,7 +145,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t30 = a.scratch + 256;                         // [1]
 #line 19 "examples/maze/modplast.dopa"
   Vec<T>(t30, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 148 "maze_modplast.cpp"
+#line 149 "maze_modplast.cpp"
 }
 
 // hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
@@ -168,7 +169,7 @@ template <class T> static void forward_hebb(const dopa::StepArgs<T> &a) {
       hebb_next[i * 100 + j] = v24;
     }
   }
-#line 172 "maze_modplast.cpp"
+#line 173 "maze_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -184,7 +185,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v28 = t26[j] + h2o_bias[j];
     out_logits[j] = v28;
   }
-#line 188 "maze_modplast.cpp"
+#line 189 "maze_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -198,7 +199,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/modplast.dopa"
   const T v32 = t30[0] + h2v_bias[0];
   out_value[0] = v32;
-#line 202 "maze_modplast.cpp"
+#line 203 "maze_modplast.cpp"
 }
 
 /// One forward step of MazeModplast for one batch element.
@@ -226,7 +227,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/modplast.dopa"
   RowVec<T>(t40, 100).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 100);
-#line 230 "maze_modplast.cpp"
+#line 231 "maze_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -240,7 +241,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/maze/modplast.dopa"
   RowVec<T>(t44, 100).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 100);
-#line 244 "maze_modplast.cpp"
+#line 245 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -284,7 +285,7 @@ template <class T> static void backward_tanh_outer(const dopa::StepArgs<T> &a) {
     t51[0] += acc51;
     t54[i] = acc54;
   }
-#line 288 "maze_modplast.cpp"
+#line 289 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -312,7 +313,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v60;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 316 "maze_modplast.cpp"
+#line 317 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -325,7 +326,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t63 = a.scratch + 464;                           // [100]
 #line 15 "examples/maze/modplast.dopa"
   RowVec<T>(t63, 100).noalias() = ConstRowVec<T>(t60, 1) * ConstRowMat<T>(h2DA_weight, 1, 100);
-#line 329 "maze_modplast.cpp"
+#line 330 "maze_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -362,7 +363,7 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
     record2[j] = h[j];
     record4[j] = t13_hn[j];
   }
-#line 366 "maze_modplast.cpp"
+#line 367 "maze_modplast.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -410,7 +411,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       d_alpha[i * 100 + j] += v71;
     }
   }
-#line 414 "maze_modplast.cpp"
+#line 415 "maze_modplast.cpp"
 }
 
 // state  h    : [H] = 0
@@ -427,7 +428,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     const T v70 = t56[j] + t69[j];
     d_h[j] = v70;
   }
-#line 431 "maze_modplast.cpp"
+#line 432 "maze_modplast.cpp"
 }
 
 // backward stage 8: fused loop nest over [17]

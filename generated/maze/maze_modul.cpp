@@ -81,15 +81,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 112;                     // [100]
   T *__restrict h_next = a.next + kStateH;                 // [100] hn
   T *__restrict saved_t13 = a.saved + 0;                   // [100]
+#pragma omp simd
   for (int j = 0; j < 100; ++j) {
 #line 17 "examples/maze/modul.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v12 = v4 + t11[j];
-    const T v13 = std::tanh(v12);
+    const T v13 = simdTanh(v12);
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
-#line 93 "maze_modul.cpp"
+#line 94 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -102,7 +103,7 @@ template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t15 = a.scratch + 224;                           // [1]
 #line 18 "examples/maze/modul.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 106 "maze_modul.cpp"
+#line 107 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -117,10 +118,10 @@ template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
   T *__restrict saved_t18 = a.saved + 112;                   // [1]
 #line 18 "examples/maze/modul.dopa"
   const T v17 = t15[0] + h2DA_bias[0];
-  const T v18 = std::tanh(v17);
+  const T v18 = simdTanh(v17);
   out_DAout[0] = v18;
   saved_t18[0] = v18;
-#line 124 "maze_modul.cpp"
+#line 125 "maze_modul.cpp"
 }
 
 // et' = (1 - etaet) * et + etaet * outer(hn, h)
@@ -133,7 +134,7 @@ template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
 #line 20 "examples/maze/modul.dopa"
   const T v26 = T(1.0) - etaet[0];
   t26[0] = v26;
-#line 137 "maze_modul.cpp"
+#line 138 "maze_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -146,7 +147,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t32 = a.scratch + 240;                         // [4]
 #line 22 "examples/maze/modul.dopa"
   Vec<T>(t32, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 100) * ConstVec<T>(h_next, 100);
-#line 150 "maze_modul.cpp"
+#line 151 "maze_modul.cpp"
 }
 
 // output value  = h2v(hn)
@@ -159,7 +160,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t36 = a.scratch + 256;                         // [1]
 #line 23 "examples/maze/modul.dopa"
   Vec<T>(t36, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 163 "maze_modul.cpp"
+#line 164 "maze_modul.cpp"
 }
 
 // pw' = clip(pw + DA * et, -1, 1)
@@ -194,7 +195,7 @@ template <class T> static void forward_pw_et(const dopa::StepArgs<T> &a) {
       et_next[i * 100 + j] = v30;
     }
   }
-#line 198 "maze_modul.cpp"
+#line 199 "maze_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -210,7 +211,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v34 = t32[j] + h2o_bias[j];
     out_logits[j] = v34;
   }
-#line 214 "maze_modul.cpp"
+#line 215 "maze_modul.cpp"
 }
 
 // output value  = h2v(hn)
@@ -224,7 +225,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 23 "examples/maze/modul.dopa"
   const T v38 = t36[0] + h2v_bias[0];
   out_value[0] = v38;
-#line 228 "maze_modul.cpp"
+#line 229 "maze_modul.cpp"
 }
 
 /// One forward step of MazeModul for one batch element.
@@ -253,7 +254,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 23 "examples/maze/modul.dopa"
   RowVec<T>(t47, 100).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 100);
-#line 257 "maze_modul.cpp"
+#line 258 "maze_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -267,7 +268,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/maze/modul.dopa"
   RowVec<T>(t51, 100).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 100);
-#line 271 "maze_modul.cpp"
+#line 272 "maze_modul.cpp"
 }
 
 // state  et : [H, H] = 0
@@ -342,7 +343,7 @@ template <class T> static void backward_d_et(const dopa::StepArgs<T> &a) {
     t61[0] += acc61;
     t70[0] += acc70;
   }
-#line 346 "maze_modul.cpp"
+#line 347 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -370,7 +371,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v77;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 374 "maze_modul.cpp"
+#line 375 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -383,7 +384,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t80 = a.scratch + 496;                           // [100]
 #line 18 "examples/maze/modul.dopa"
   RowVec<T>(t80, 100).noalias() = ConstRowVec<T>(t77, 1) * ConstRowMat<T>(h2DA_weight, 1, 100);
-#line 387 "maze_modul.cpp"
+#line 388 "maze_modul.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
@@ -420,7 +421,7 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
     record2[j] = h[j];
     record4[j] = t13_hn[j];
   }
-#line 424 "maze_modul.cpp"
+#line 425 "maze_modul.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -467,7 +468,7 @@ template <class T> static void backward_d_pw_grad_alpha(const dopa::StepArgs<T> 
       d_alpha[i * 100 + j] += v88;
     }
   }
-#line 471 "maze_modul.cpp"
+#line 472 "maze_modul.cpp"
 }
 
 // state  h  : [H] = 0
@@ -484,7 +485,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     const T v87 = t59[j] + t86[j];
     d_h[j] = v87;
   }
-#line 488 "maze_modul.cpp"
+#line 489 "maze_modul.cpp"
 }
 
 // backward stage 8: fused loop nest over [17]
@@ -511,7 +512,7 @@ template <class T> static void backward_grad_etaet(const dopa::StepArgs<T> &a) {
 #line 11 "examples/maze/modul.dopa"
   const T v64 = t54[0] + v63;
   d_etaet[0] += v64;
-#line 515 "maze_modul.cpp"
+#line 516 "maze_modul.cpp"
 }
 
 // backward stage 10: fused loop nest over [4]

@@ -78,15 +78,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 112;                     // [101]
   T *__restrict h_next = a.next + kStateH;                 // [101] hn
   T *__restrict saved_t13 = a.saved + 0;                   // [101]
+#pragma omp simd
   for (int j = 0; j < 101; ++j) {
 #line 15 "examples/maze/plastic.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v12 = v4 + t11[j];
-    const T v13 = std::tanh(v12);
+    const T v13 = simdTanh(v12);
     h_next[j] = v13;
     saved_t13[j] = v13;
   }
-#line 90 "maze_plastic.cpp"
+#line 91 "maze_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -99,7 +100,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t22 = a.scratch + 224;                         // [4]
 #line 18 "examples/maze/plastic.dopa"
   Vec<T>(t22, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 101) * ConstVec<T>(h_next, 101);
-#line 103 "maze_plastic.cpp"
+#line 104 "maze_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -112,7 +113,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t26 = a.scratch + 240;                         // [1]
 #line 19 "examples/maze/plastic.dopa"
   Vec<T>(t26, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 101) * ConstVec<T>(h_next, 101);
-#line 116 "maze_plastic.cpp"
+#line 117 "maze_plastic.cpp"
 }
 
 // hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
@@ -136,7 +137,7 @@ template <class T> static void forward_hebb(const dopa::StepArgs<T> &a) {
       hebb_next[i * 101 + j] = v20;
     }
   }
-#line 140 "maze_plastic.cpp"
+#line 141 "maze_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -152,7 +153,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v24 = t22[j] + h2o_bias[j];
     out_logits[j] = v24;
   }
-#line 156 "maze_plastic.cpp"
+#line 157 "maze_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -166,7 +167,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/plastic.dopa"
   const T v28 = t26[0] + h2v_bias[0];
   out_value[0] = v28;
-#line 170 "maze_plastic.cpp"
+#line 171 "maze_plastic.cpp"
 }
 
 /// One forward step of MazePlastic for one batch element.
@@ -192,7 +193,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/plastic.dopa"
   RowVec<T>(t35, 101).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 101);
-#line 196 "maze_plastic.cpp"
+#line 197 "maze_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -206,7 +207,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/maze/plastic.dopa"
   RowVec<T>(t39, 101).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 101);
-#line 210 "maze_plastic.cpp"
+#line 211 "maze_plastic.cpp"
 }
 
 // param  eta : [] = 0.01
@@ -250,7 +251,7 @@ template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
     t46[0] += acc46;
     t49[i] = acc49;
   }
-#line 254 "maze_plastic.cpp"
+#line 255 "maze_plastic.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -285,7 +286,7 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
     record2[j] = h[j];
     record4[j] = t13_hn[j];
   }
-#line 289 "maze_plastic.cpp"
+#line 290 "maze_plastic.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -333,7 +334,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       d_alpha[i * 101 + j] += v59;
     }
   }
-#line 337 "maze_plastic.cpp"
+#line 338 "maze_plastic.cpp"
 }
 
 // state  h    : [H] = 0
@@ -350,7 +351,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     const T v58 = t51[j] + t57[j];
     d_h[j] = v58;
   }
-#line 354 "maze_plastic.cpp"
+#line 355 "maze_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [17]
@@ -373,7 +374,7 @@ template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
   T *__restrict d_eta = a.grads + kParamEta; // []
 #line 10 "examples/maze/plastic.dopa"
   d_eta[0] += t46[0];
-#line 377 "maze_plastic.cpp"
+#line 378 "maze_plastic.cpp"
 }
 
 // backward stage 8: fused loop nest over [4]

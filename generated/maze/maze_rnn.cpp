@@ -64,15 +64,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict t7 = a.scratch + 144;                      // [139]
   T *__restrict h_next = a.next + kStateH;                 // [139] hn
   T *__restrict saved_t9 = a.saved + 0;                    // [139]
+#pragma omp simd
   for (int j = 0; j < 139; ++j) {
 #line 13 "examples/maze/rnn.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v8 = v4 + t7[j];
-    const T v9 = std::tanh(v8);
+    const T v9 = simdTanh(v8);
     h_next[j] = v9;
     saved_t9[j] = v9;
   }
-#line 76 "maze_rnn.cpp"
+#line 77 "maze_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -85,7 +86,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 288;                         // [4]
 #line 15 "examples/maze/rnn.dopa"
   Vec<T>(t11, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 139) * ConstVec<T>(h_next, 139);
-#line 89 "maze_rnn.cpp"
+#line 90 "maze_rnn.cpp"
 }
 
 // output value  = h2v(hn)
@@ -98,7 +99,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t15 = a.scratch + 304;                         // [1]
 #line 16 "examples/maze/rnn.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 139) * ConstVec<T>(h_next, 139);
-#line 102 "maze_rnn.cpp"
+#line 103 "maze_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -114,7 +115,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v13 = t11[j] + h2o_bias[j];
     out_logits[j] = v13;
   }
-#line 118 "maze_rnn.cpp"
+#line 119 "maze_rnn.cpp"
 }
 
 // output value  = h2v(hn)
@@ -128,7 +129,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 16 "examples/maze/rnn.dopa"
   const T v17 = t15[0] + h2v_bias[0];
   out_value[0] = v17;
-#line 132 "maze_rnn.cpp"
+#line 133 "maze_rnn.cpp"
 }
 
 /// One forward step of MazeRNN for one batch element.
@@ -153,7 +154,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 16 "examples/maze/rnn.dopa"
   RowVec<T>(t23, 139).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 139);
-#line 157 "maze_rnn.cpp"
+#line 158 "maze_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -167,7 +168,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 15 "examples/maze/rnn.dopa"
   RowVec<T>(t27, 139).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 139);
-#line 171 "maze_rnn.cpp"
+#line 172 "maze_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -200,7 +201,7 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
     record2[j] = h[j];
     record4[j] = t9_hn[j];
   }
-#line 204 "maze_rnn.cpp"
+#line 205 "maze_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -213,7 +214,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
   T *__restrict d_h = a.gradPrev + kStateH;   // [139]
 #line 13 "examples/maze/rnn.dopa"
   RowVec<T>(d_h, 139).noalias() = ConstRowVec<T>(t32, 139) * ConstRowMat<T>(w, 139, 139);
-#line 217 "maze_rnn.cpp"
+#line 218 "maze_rnn.cpp"
 }
 
 // backward stage 4: fused loop nest over [17]

@@ -267,6 +267,8 @@ def naive_forward(P, kind, tokens, V, E, H):
                 A, Et = s["A"].copy(), s["E"].copy()
                 clip = lambda v: min(max(v, -2.0), 2.0)  # noqa: E731
                 if kind != "lstm":
+                    if kind == "modul":
+                        etaet = sig(P[f"{l}.etaet_logit"])
                     if kind in ("modplast", "modul"):
                         M = np.tanh(sum(P[f"{l}.h2mod.weight"][0, k] * s["h"][k] for k in range(H))
                                     + P[f"{l}.h2mod.bias"][0])
@@ -279,7 +281,7 @@ def naive_forward(P, kind, tokens, V, E, H):
                                 a = s["A"][j, k] + P[f"{l}.modfanout"][j, k] * M * hebb
                             else:
                                 a = s["A"][j, k] + P[f"{l}.modfanout"][j, k] * M * s["E"][j, k]
-                                Et[j, k] = (1 - P[f"{l}.etaet"]) * s["E"][j, k] + P[f"{l}.etaet"] * hebb
+                                Et[j, k] = (1 - etaet) * s["E"][j, k] + etaet * hebb
                             A[j, k] = clip(a)
                             final["clipped"] += int(abs(a) > 2.0)
                 st_[l] = {"h": hn, "c": c, "A": A, "E": Et}
@@ -303,8 +305,8 @@ def strong_params(model, rng):
     for name, p in model.named_parameters():
         leaf = name.split(".")[-1]
         scale = {"eta": 3.0, "modfanout": 6.0, "alpha": 1.0, "w": 0.5}.get(leaf, 1.0)
-        if leaf == "etaet":
-            P[name] = np.array(rng.uniform(0.3, 0.6))
+        if leaf == "etaet_logit":  # etaet = sigmoid(etaet_logit) in 0.3 .. 0.6
+            P[name] = np.array(rng.uniform(-0.85, 0.4))
         elif leaf == "eta":
             P[name] = rng.uniform(0.5, scale, size=tuple(p.shape))
         else:
