@@ -244,7 +244,7 @@ template <class T> void GeneratedExecutor<T>::beginEpisode(int batch) {
     }
   if (int(m.threads.size()) < maxThreads())
     m.threads.resize(size_t(maxThreads()));
-  m.stageMajor = runsStageMajor(genSpec, netInfo, stageOrder);
+  m.stageMajor = runsStageMajor(genSpec, netInfo, stageOrder, maxThreads());
   // Stage-major: every element's buffers, the batched products' operands for this batch (the
   // plan counts exactly these), the threads keep only their gradient accumulators.
   m.productX.resize(m.stageMajor ? size_t(batch * m.productXNumel) : 0);

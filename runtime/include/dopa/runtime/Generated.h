@@ -84,23 +84,31 @@ struct GeneratedSpec {
 ///    times a vector per element: an LSTM's gate products) as one GEMM for the batch, forward,
 ///    in the replays and in the backward (which then runs every element's step t before step t-1;
 ///    its buffers are per element instead of per thread).
-///  - Auto: StageMajor for networks with batched products and no matrix-shaped state (a plastic
-///    network's traces: its per-element H x H work dominates, and stage-major would stream every
-///    element's traces through the cache once per stage), ElementMajor otherwise.
+///  - Auto: StageMajor on one thread for networks with batched products and no matrix-shaped
+///    state (a plastic network's traces: its per-element H x H work dominates, and stage-major
+///    would stream every element's traces through the cache once per stage), ElementMajor
+///    otherwise. With more threads, element-major's one parallel region per step scales better
+///    than stage-major's one per stage (2 threads: cue_reward/rnn 0.016 s element-major against
+///    0.027 s, maze/rnn 0.010 against 0.023, basic_lstm a tie; on one thread stage-major wins
+///    1.1-1.45x; docs/benchmarks.md).
 /// Both orders compute the same values up to the GEMM's rounding; within an episode the forward
 /// and its replays use one order, so replays stay bit-identical to the forward.
 enum class StageOrder { Auto, ElementMajor, StageMajor };
 
-/// The rule of StageOrder: whether `order` runs a network stage-major, given whether it has batched
-/// products and whether any of its states has rank 2 or more (runsStageMajor; dopac --emit=plan).
-inline bool choosesStageMajor(StageOrder order, bool hasProducts, bool hasMatrixState) {
-  return hasProducts &&
-         (order == StageOrder::StageMajor || (order == StageOrder::Auto && !hasMatrixState));
+/// The rule of StageOrder: whether `order` runs a network stage-major on `threads` threads, given
+/// whether it has batched products and whether any of its states has rank 2 or more
+/// (runsStageMajor; dopac --emit=plan).
+inline bool choosesStageMajor(StageOrder order, bool hasProducts, bool hasMatrixState,
+                              int threads) {
+  return hasProducts && (order == StageOrder::StageMajor ||
+                         (order == StageOrder::Auto && !hasMatrixState && threads <= 1));
 }
 
-/// Whether an executor of `spec` (whose description is `info`) runs stage-major under `order`
-/// (StageMajor: when the spec has batched products; Auto: also no state of rank 2 or more).
-bool runsStageMajor(const GeneratedSpec &spec, const NetworkInfo &info, StageOrder order);
+/// Whether an executor of `spec` (whose description is `info`) runs stage-major under `order` on
+/// `threads` threads (StageMajor: when the spec has batched products; Auto: also no state of rank
+/// 2 or more, and one thread).
+bool runsStageMajor(const GeneratedSpec &spec, const NetworkInfo &info, StageOrder order,
+                    int threads);
 /// "auto" | "element" | "stage" (the CLI's --stage-order, DOPA_STAGE_ORDER); throws
 /// std::invalid_argument naming `what` otherwise.
 StageOrder parseStageOrder(const std::string &name, const std::string &what);
