@@ -91,7 +91,7 @@ protected:
   virtual void emitPreamble(std::ostream &out) { (void)out; }
   /// Whether nest loops of extent 1 are dropped (their index is then the literal 0).
   virtual bool elideUnitLoops() const = 0;
-  /// A math function's name for the target ("std::tanh", "tanh").
+  /// A math function's name for the target ("simdTanh", "std::log" in C++; "tanh" in CUDA).
   virtual std::string mathFn(const char *name) const = 0;
   /// out[index] += v (atomic where threads share the accumulator).
   virtual std::string accumulate(const std::string &outBuf, const std::string &index,

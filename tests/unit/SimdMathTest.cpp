@@ -1,25 +1,28 @@
 //===- SimdMathTest.cpp - The generated code's vectorizing exp, tanh, sigmoid ---===//
 //
 // SimdMath.h against long-double references: the error in ulp over dense sweeps of each
-// function's whole range (and the small arguments where tanh's relative error matters), in float
-// and double; the special values (signed zeros, infinities, NaN, the overflow and underflow
-// thresholds).
+// function's whole range (and the small arguments where tanh's relative error matters), computed
+// in omp simd loops as the generated code calls them, in float and double; the special values
+// (signed zeros, infinities, NaN, the overflow and underflow thresholds).
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/runtime/SimdMath.h"
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <initializer_list>
 #include <limits>
+#include <vector>
 
 using namespace dopa::generated;
 
 namespace {
 
-/// |got - want| in units of the last place of `want` rounded to T (denormal spacing below the
-/// normal range); 0 when `got` is that rounding, and infinite for a wrong infinity or NaN.
+/// |got - want| in units of the last place of `want` rounded to T: the smaller of the gaps on
+/// either side of it (a power of two has a gap below half the one above), so never under-counted;
+/// 0 when `got` is that rounding, infinite for a wrong infinity or NaN.
 template <class T> double ulpError(T got, long double want) {
   T w = T(want);
   if (std::isnan(w) || std::isnan(got))
@@ -29,9 +32,33 @@ template <class T> double ulpError(T got, long double want) {
   if (std::isinf(w) || std::isinf(got))
     return std::numeric_limits<double>::infinity();
   T a = std::fabs(w);
-  long double ulp = std::nextafter(a, std::numeric_limits<T>::infinity()) - a;
+  long double up = std::nextafter(a, std::numeric_limits<T>::infinity()) - a;
+  long double down = a - std::nextafter(a, T(0));
+  long double ulp = a == T(0) ? up : std::min(up, down);
   return double(std::fabs((long double)got - want) / ulp);
 }
+
+/// The three functions over `x` in `omp simd` loops, as the generated code calls them (so the
+/// vectorized code is what is checked, where the compiler vectorizes).
+template <class T> struct Results {
+  std::vector<T> exp, tanh, sigmoid;
+  explicit Results(const std::vector<T> &x) : exp(x.size()), tanh(x.size()), sigmoid(x.size()) {
+    const T *__restrict in = x.data();
+    T *__restrict e = exp.data();
+    T *__restrict t = tanh.data();
+    T *__restrict s = sigmoid.data();
+    const int n = int(x.size());
+#pragma omp simd
+    for (int j = 0; j < n; ++j)
+      e[j] = simdExp(in[j]);
+#pragma omp simd
+    for (int j = 0; j < n; ++j)
+      t[j] = simdTanh(in[j]);
+#pragma omp simd
+    for (int j = 0; j < n; ++j)
+      s[j] = simdSigmoid(in[j]);
+  }
+};
 
 struct Worst {
   double ulps = 0, at = 0;
@@ -46,26 +73,25 @@ struct Worst {
 template <class T> void checkSweeps(double expBound, double tanhBound, double sigmoidBound) {
   // Where exp's result is normal (no denormal spacing to measure it in) and a bit past it.
   const long double lo = sizeof(T) == 4 ? -87.0L : -708.0L, hi = sizeof(T) == 4 ? 88.7L : 709.7L;
-  Worst e, t, s;
+  std::vector<T> xs;
   const int n = 400000;
-  for (int i = 0; i <= n; ++i) {
-    T x = T(lo + (hi - lo) * i / n);
-    long double X = x;
-    e.add(ulpError(simdExp(x), std::exp(X)), double(x));
-    t.add(ulpError(simdTanh(x), std::tanh(X)), double(x));
-    if (x > -hi + 1) // 1 / (1 + e^-x) is normal
-      s.add(ulpError(simdSigmoid(x), 1.0L / (1.0L + std::exp(-X))), double(x));
-  }
+  for (int i = 0; i <= n; ++i)
+    xs.push_back(T(lo + (hi - lo) * i / n));
   // Small arguments, both signs, mantissas 1.000 .. 1.999 at every scale 2^-40 .. 2^2.
   for (int p = -40; p <= 2; ++p)
     for (int m = 0; m < 1000; ++m)
-      for (T sign : {T(1), T(-1)}) {
-        T x = sign * T(std::ldexp(1.0L + m / 1000.0L, p));
-        long double X = x;
-        e.add(ulpError(simdExp(x), std::exp(X)), double(x));
-        t.add(ulpError(simdTanh(x), std::tanh(X)), double(x));
-        s.add(ulpError(simdSigmoid(x), 1.0L / (1.0L + std::exp(-X))), double(x));
-      }
+      for (T sign : {T(1), T(-1)})
+        xs.push_back(sign * T(std::ldexp(1.0L + m / 1000.0L, p)));
+  Results<T> r(xs);
+  Worst e, t, s;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    long double X = xs[i];
+    double x = double(xs[i]);
+    e.add(ulpError(r.exp[i], std::exp(X)), x);
+    t.add(ulpError(r.tanh[i], std::tanh(X)), x);
+    if (X > -hi + 1) // 1 / (1 + e^-x) is normal
+      s.add(ulpError(r.sigmoid[i], 1.0L / (1.0L + std::exp(-X))), x);
+  }
   INFO("exp ", e.ulps, " ulp at ", e.at, "; tanh ", t.ulps, " at ", t.at, "; sigmoid ", s.ulps,
        " at ", s.at);
   CHECK(e.ulps <= expBound);

@@ -7,18 +7,25 @@
 // them under `#pragma omp simd`, in float and in double, with AVX2 or AVX-512.
 //
 // Method: exp(x) = 2^k (1 + expm1(r)), k = round(x / ln 2), r = x - k ln 2 (Cody-Waite, two
-// constants), expm1(r) on |r| <= ln(2)/2 by its Taylor series cut where the rest is below half an
-// ulp (degree 8 in float, 13 in double); 2^k built from exponent bits, in two factors so that
-// results near the overflow and underflow thresholds round as IEEE arithmetic does. tanh(x) =
-// sign(x) e / (e + 2) with e = expm1(2|x|), accurate near 0. Errors: a few ulp against the
-// correctly rounded value (tested: unit test "simd math"); NaN in, NaN out; +-inf and the
-// saturated ranges give the IEEE limits. No errno, no floating-point exceptions relied on.
+// constants), expm1(r) on |r| <= ln(2)/2 by its Taylor series cut where the rest is a small
+// fraction of an ulp (degree 8 in float, 13 in double); 2^k built from exponent bits, in two
+// factors so that results near the overflow and underflow thresholds round as IEEE arithmetic does.
+// tanh(x) = sign(x) e / (e + 2) with e = expm1(2|x|), accurate near 0. Errors: a few ulp against
+// the correctly rounded value (tested: unit test "simd math"); NaN in, NaN out; +-inf and the
+// saturated ranges give the IEEE limits (sigmoid: 1 / (1 + exp(-x)), so 0 once exp(-x) overflows,
+// below x = -88.7 in float). No errno, no floating-point exceptions relied on. Needs IEEE
+// arithmetic: (x + shifter) - shifter must round x, which -ffast-math (-fassociative-math) folds
+// away, so a -ffast-math build stops here.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
 
 #include <bit>
 #include <cstdint>
+
+#if defined(__FAST_MATH__)
+#error "SimdMath.h needs IEEE arithmetic: do not compile generated networks with -ffast-math"
+#endif
 
 namespace dopa::generated {
 
