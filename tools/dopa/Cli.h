@@ -39,8 +39,8 @@ inline const char *const threadsMessage = "--threads must be positive (0: all co
 inline const char *const kStageOrderHelp =
     "Generated engine: auto (stage-major on one thread for networks with batched products and no "
     "matrix-sized state) | element (each element's step whole, elements in parallel) | stage (each "
-    "stage for "
-    "the whole batch, shared-matrix products as GEMMs); default: DOPA_STAGE_ORDER or auto";
+    "stage for the whole batch, shared-matrix products as GEMMs); default: DOPA_STAGE_ORDER or "
+    "auto";
 
 /// "--lr must be a positive finite number (got nan)" when `v` is not one; else "".
 inline std::string positiveFinite(const char *flag, double v) {
