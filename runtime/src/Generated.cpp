@@ -139,11 +139,20 @@ template <class T> struct GeneratedExecutor<T>::Impl {
     }
   }
 
-  /// One forward or backward step for `n` elements with args[b], stage by stage: a batched
-  /// product as one GEMM, any other stage for every element over the threads (a backward stage
-  /// accumulates into the running thread's gradients).
-  void runStages(bool backward, const StepArgs<T> *args, int n);
-  void batchedProduct(const BatchedProduct &p, const StepArgs<T> *args, int n);
+  /// One forward or backward step for the `n` consecutive elements first, first + 1, ... with
+  /// args[0..n), stage by stage on the calling thread: a batched product as one GEMM over the n
+  /// elements (its operands in the elements' rows of productX and productY), any other stage
+  /// element after element (a backward stage accumulates into the calling thread's gradients).
+  void runStages(bool backward, const StepArgs<T> *args, int n, int first);
+  void batchedProduct(const BatchedProduct &p, const StepArgs<T> *args, int n, int first);
+
+  /// Stage-major on several threads: the batch in min(threads, batch) contiguous groups, one per
+  /// thread, each running its group's stages on its own (no fork or join per stage; the groups
+  /// only meet at the end of the region). Element range of group g of `groups`.
+  static std::pair<int, int> groupRange(int batch, int groups, int g) {
+    return {int(int64_t(batch) * g / groups), int(int64_t(batch) * (g + 1) / groups)};
+  }
+  int groupsFor(int batch) const { return std::max(1, std::min(batch, maxThreads())); }
 
   /// Allocate every thread's forward buffers (before a parallel region: allocation is serial).
   void prepareThreads() {
@@ -244,7 +253,7 @@ template <class T> void GeneratedExecutor<T>::beginEpisode(int batch) {
     }
   if (int(m.threads.size()) < maxThreads())
     m.threads.resize(size_t(maxThreads()));
-  m.stageMajor = runsStageMajor(genSpec, netInfo, stageOrder, maxThreads());
+  m.stageMajor = runsStageMajor(genSpec, netInfo, stageOrder);
   // Stage-major: every element's buffers, the batched products' operands for this batch (the
   // plan counts exactly these), the threads keep only their gradient accumulators.
   m.productX.resize(m.stageMajor ? size_t(batch * m.productXNumel) : 0);
@@ -383,60 +392,51 @@ template <class T> static T *writeBlock(const StepArgs<T> &a, StepBuffer buf, in
   }
 }
 
-/// Columns of a batched product's result one thread takes at a time: fixed chunks, so the
-/// results do not depend on the number of threads.
-constexpr int64_t kProductChunk = 128;
-
 template <class T>
-void GeneratedExecutor<T>::Impl::runStages(bool backward, const StepArgs<T> *args, int n) {
+void GeneratedExecutor<T>::Impl::runStages(bool backward, const StepArgs<T> *args, int n,
+                                           int first) {
   const StepFn<T> *stages = backward ? bwdStages : fwdStages;
   const std::vector<int> &product = backward ? bwdProduct : fwdProduct;
   const BatchedProduct *products = backward ? spec.backwardProducts : spec.forwardProducts;
+  T *grads = backward ? thread().grads.data() : nullptr;
   for (size_t s = 0; s < product.size(); ++s) {
     if (product[s] >= 0) {
-      batchedProduct(products[product[s]], args, n);
+      batchedProduct(products[product[s]], args, n, first);
       continue;
     }
     StepFn<T> fn = stages[s];
-#pragma omp parallel for schedule(static) if (n > 1)
     for (int b = 0; b < n; ++b) {
       StepArgs<T> a = args[b];
       if (backward)
-        a.grads = thread().grads.data();
+        a.grads = grads;
       fn(a);
     }
   }
 }
 
-/// y_b = W x_b (or x_b W) for every element b: the x_b gathered into the rows of X, Y = X W^T
-/// (or X W) in column chunks over the threads, the rows of Y scattered into the y_b.
+/// y_b = W x_b (or x_b W) for the n elements b: the x_b gathered into the rows of X (the
+/// elements' own rows of productX), Y = X W^T (or X W) on the calling thread, the rows of Y
+/// scattered into the y_b.
 template <class T>
 void GeneratedExecutor<T>::Impl::batchedProduct(const BatchedProduct &p, const StepArgs<T> *args,
-                                                int n) {
+                                                int n, int first) {
   int64_t xn = p.transposed ? p.rows : p.cols, yn = p.transposed ? p.cols : p.rows;
-  if (int64_t(productX.size()) < n * xn)
-    productX.resize(size_t(n * xn));
-  if (int64_t(productY.size()) < n * yn)
-    productY.resize(size_t(n * yn));
+  // productX and productY hold every element's rows (beginEpisode sizes them before any region).
+  T *px = productX.data() + first * productXNumel, *py = productY.data() + first * productYNumel;
   for (int b = 0; b < n; ++b) {
     const T *x = readBlock(args[b], p.xBuf, p.xIndex) + p.xOffset;
-    std::copy(x, x + xn, productX.data() + b * xn);
+    std::copy(x, x + xn, px + b * xn);
   }
-  ConstMatMap<T> X(productX.data(), n, xn);
+  ConstMatMap<T> X(px, n, xn);
   ConstMatMap<T> W(args[0].params + p.weightOffset, p.rows, p.cols);
-  Eigen::Map<RowMajorMat<T>> Y(productY.data(), n, yn);
-  int64_t chunks = ceilDiv(yn, kProductChunk);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) {
-    int64_t j0 = c * kProductChunk, m = std::min(kProductChunk, yn - j0);
-    if (p.transposed)
-      Y.middleCols(j0, m).noalias() = X * W.middleCols(j0, m);
-    else
-      Y.middleCols(j0, m).noalias() = X * W.middleRows(j0, m).transpose();
-  }
+  Eigen::Map<RowMajorMat<T>> Y(py, n, yn);
+  if (p.transposed)
+    Y.noalias() = X * W;
+  else
+    Y.noalias() = X * W.transpose();
   for (int b = 0; b < n; ++b) {
     T *y = writeBlock(args[b], p.yBuf, p.yIndex) + p.yOffset;
-    std::copy(productY.data() + b * yn, productY.data() + (b + 1) * yn, y);
+    std::copy(py + b * yn, py + (b + 1) * yn, y);
   }
 }
 
@@ -536,7 +536,12 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
                                        m.next.data() + b * m.S, out.data() + b * nOut,
                                        e.saved.data(), e.scratch.data());
     }
-    m.runStages(false, args.data(), batch);
+    int groups = m.groupsFor(batch);
+#pragma omp parallel num_threads(groups) if (groups > 1)
+    {
+      auto [lo, hi] = Impl::groupRange(batch, groups, threadId());
+      m.runStages(false, args.data() + lo, hi - lo, lo);
+    }
   } else {
 #pragma omp parallel for schedule(static) if (batch > 1)
     for (int b = 0; b < batch; ++b) {
@@ -655,12 +660,17 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
     }
     lanes.deferredGradients(steps);
   };
-  if (m.stageMajor) { // every element at once, each step's stages over the batch
-    Backward lanes(m, genSpec, paramBuf.data(), batch, innerCap, inputGrads);
-    for (int b = 0; b < batch; ++b)
-      lanes.addLane(b, m.elements[size_t(b)]);
-    run(lanes);
-    std::fill(used.begin(), used.end(), 1);
+  if (m.stageMajor) { // per thread, a group of elements at once, each step stage by stage
+    int groups = m.groupsFor(batch);
+#pragma omp parallel num_threads(groups) if (groups > 1)
+    {
+      auto [lo, hi] = Impl::groupRange(batch, groups, threadId());
+      used[size_t(threadId())] = 1;
+      Backward lanes(m, genSpec, paramBuf.data(), batch, innerCap, inputGrads);
+      for (int b = lo; b < hi; ++b)
+        lanes.addLane(b, m.elements[size_t(b)]);
+      run(lanes);
+    }
   } else {
 #pragma omp parallel for schedule(static, 1) if (batch > 1)
     for (int b = 0; b < batch; ++b) {

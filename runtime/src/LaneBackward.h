@@ -17,9 +17,10 @@ namespace dopa::detail {
 /// The backward pass of a group of batch elements ("lanes"): replays their segments from the
 /// outer checkpoints (with inner checkpoints when a segment is longer than the replay buffer),
 /// runs the backward steps in reverse, then adds the deferred outer-product gradients. Element-
-/// major: one lane, the calling thread's buffers, the step functions whole. Stage-major: every
-/// element of the batch in lockstep, each in its own buffers, each step's stages run for all of
-/// them at once (Impl::runStages: batched products as GEMMs, the other stages over the threads).
+/// major: one lane, the calling thread's buffers, the step functions whole. Stage-major: a group
+/// of consecutive elements (one thread's share of the batch) in lockstep, each in its own
+/// buffers, each step's stages run for all of them at once on the calling thread
+/// (Impl::runStages: batched products as GEMMs, the other stages element after element).
 template <class T, class Impl, class Thread> class LaneBackward {
 public:
   LaneBackward(Impl &m, const GeneratedSpec &spec, const T *params, int batch, int innerCap,
@@ -93,7 +94,6 @@ public:
   void deferredGradients(int steps) {
     int n = int(lanes.size());
     bool stageMajor = m.stageMajor;
-#pragma omp parallel for schedule(static) if (stageMajor && n > 1)
     for (int i = 0; i < n; ++i) {
       const Thread &t = *lanes[size_t(i)].t;
       T *grads = stageMajor ? m.thread().grads.data() : lanes[size_t(i)].t->grads.data();
@@ -122,8 +122,8 @@ private:
 
   /// One step for every lane with args[i]: the forward or the backward step.
   void run(bool backward) {
-    if (m.stageMajor)
-      m.runStages(backward, args.data(), int(args.size()));
+    if (m.stageMajor) // the lanes are consecutive elements (Impl::groupRange)
+      m.runStages(backward, args.data(), int(args.size()), lanes.front().b);
     else
       for (const StepArgs<T> &a : args)
         (backward ? m.bwd : m.fwd)(a);

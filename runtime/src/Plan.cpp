@@ -125,15 +125,13 @@ StageOrder dopa::defaultStageOrder() {
   return order && *order ? parseStageOrder(order, "DOPA_STAGE_ORDER") : StageOrder::Auto;
 }
 
-bool dopa::runsStageMajor(const GeneratedSpec &spec, const NetworkInfo &info, StageOrder order,
-                          int threads) {
+bool dopa::runsStageMajor(const GeneratedSpec &spec, const NetworkInfo &info, StageOrder order) {
   bool products = (spec.forwardStagesFloat || spec.numForwardStages == 0) &&
                   (spec.backwardStagesFloat || spec.numBackwardStages == 0) &&
                   spec.numForwardProducts + spec.numBackwardProducts > 0;
   return choosesStageMajor(order, products,
                            std::any_of(info.states.begin(), info.states.end(),
-                                       [](const TensorInfo &s) { return s.shape.size() >= 2; }),
-                           threads);
+                                       [](const TensorInfo &s) { return s.shape.size() >= 2; }));
 }
 
 StageOrder dopa::parseStageOrder(const std::string &name, const std::string &what) {

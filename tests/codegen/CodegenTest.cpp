@@ -33,14 +33,12 @@ using namespace dopa;
 
 namespace {
 
-/// Run `gen` in the order Auto picks on one thread: stage-major where the network has batched
-/// products and no matrix-shaped state, element-major otherwise. Auto is element-major on more
-/// threads; this keeps every test below covering stage-major on any machine (the orders are
+/// Run `gen` in the order Auto picks: stage-major where the network has batched products and no
+/// matrix-shaped state, element-major otherwise, whatever DOPA_STAGE_ORDER says (the orders are
 /// compared with each other in "stage-major order equals element-major order").
-template <class T> void useOneThreadOrder(GeneratedExecutor<T> &gen, const GeneratedSpec &spec) {
-  gen.setStageOrder(runsStageMajor(spec, gen.info(), StageOrder::Auto, 1)
-                        ? StageOrder::StageMajor
-                        : StageOrder::ElementMajor);
+template <class T> void useAutoOrder(GeneratedExecutor<T> &gen, const GeneratedSpec &spec) {
+  gen.setStageOrder(runsStageMajor(spec, gen.info(), StageOrder::Auto) ? StageOrder::StageMajor
+                                                                       : StageOrder::ElementMajor);
 }
 
 /// Compile the only network of a spec of the source tree with "H=4,I=5"-style overrides.
@@ -327,7 +325,7 @@ TEST_CASE("generated code equals the generic executor at tiny dims (float64)") {
       continue;
     Executor<double> ref(net->forward, net->backward);
     GeneratedExecutor<double> gen(c.generated());
-    useOneThreadOrder(gen, c.generated());
+    useAutoOrder(gen, c.generated());
     // The *_readout cases exist to test batched readouts: they must have them.
     if (std::string(c.name).ends_with("_readout"))
       CHECK(c.generated().numReadouts >= 1);
@@ -342,7 +340,7 @@ TEST_CASE("every checkpointing plan gives bit-identical gradients") {
   for (const test::CodegenCase &c : test::codegenCases()) {
     INFO("case " << c.name);
     GeneratedExecutor<float> gen(c.generated());
-    useOneThreadOrder(gen, c.generated());
+    useAutoOrder(gen, c.generated());
     const NetworkInfo &info = gen.info();
     gen.params() = makeParams<float>(info, 7, 3.0, true);
     Episode<float> ep = makeEpisode<float>(info, 11, 3, 23);
@@ -374,7 +372,7 @@ TEST_CASE("forward() over several steps equals step() step by step") {
   for (const test::CodegenCase &c : test::codegenCases()) {
     INFO("case " << c.name);
     GeneratedExecutor<double> gen(c.generated());
-    useOneThreadOrder(gen, c.generated());
+    useAutoOrder(gen, c.generated());
     withReadouts += c.generated().numReadouts > 0;
     const NetworkInfo &info = gen.info();
     gen.params() = makeParams<double>(info, 5, 3.0, true);
@@ -383,7 +381,7 @@ TEST_CASE("forward() over several steps equals step() step by step") {
     for (bool contiguous : {true, false}) {
       INFO("consecutive outputs: " << contiguous);
       GeneratedExecutor<double> fresh(c.generated()); // its buffers grow inside forward()
-      useOneThreadOrder(fresh, c.generated());
+      useAutoOrder(fresh, c.generated());
       fresh.params() = gen.params();
       RunResult<double> r = runForward(fresh, info, ep, contiguous);
       std::string worstName;
@@ -399,7 +397,7 @@ TEST_CASE("generated float64 gradients match central finite differences") {
   for (const test::CodegenCase &c : test::codegenCases()) {
     INFO("case " << c.name);
     GeneratedExecutor<double> gen(c.generated());
-    useOneThreadOrder(gen, c.generated());
+    useAutoOrder(gen, c.generated());
     const NetworkInfo &info = gen.info();
     gen.params() = makeParams<double>(info, 3, 3.0, true);
     Episode<double> ep = makeEpisode<double>(info, 5, 2, 29);
@@ -449,7 +447,7 @@ TEST_CASE("generated code equals the generic executor at the paper's dims (float
       continue;
     Executor<float> ref(net->forward, net->backward);
     GeneratedExecutor<float> gen(e.spec());
-    useOneThreadOrder(gen, e.spec());
+    useAutoOrder(gen, e.spec());
     REQUIRE(sameInfo(gen.info(), ref.info()));
     const NetworkInfo &info = ref.info();
     ref.params() = makeParams<float>(info, 11, 1.0, false);
@@ -597,8 +595,8 @@ TEST_CASE("a network compiled on demand equals the one dopa_add_network compiled
     REQUIRE(loaded.spec != nullptr);
     CHECK(!loaded.fromCache);
     GeneratedExecutor<double> onDemand(*loaded.spec), built(c.generated());
-    useOneThreadOrder(onDemand, *loaded.spec);
-    useOneThreadOrder(built, c.generated());
+    useAutoOrder(onDemand, *loaded.spec);
+    useAutoOrder(built, c.generated());
     std::string worstName;
     double worst = differential(onDemand, built, worstName);
     INFO("worst: " << worstName << " " << worst);
@@ -641,7 +639,7 @@ TEST_CASE("input gradients: generated (compiled on demand) = generic = finite di
     REQUIRE(graphs);
     Executor<double> ref(graphs->graphs.forward, graphs->graphs.backward);
     GeneratedExecutor<double> gen(*loaded.spec);
-    useOneThreadOrder(gen, *loaded.spec);
+    useAutoOrder(gen, *loaded.spec);
     const NetworkInfo &info = ref.info();
     ref.params() = makeParams<double>(info, 5, 3.0, true);
     gen.params() = ref.params();

@@ -131,7 +131,7 @@ MemoryEstimate generatedEstimate(const GeneratedSpec &spec, const EngineRequest 
   if (largest < 4.0e18L) {
     PlanInputs in =
         planInputs(layout, floatBytes, int(batch), int(steps), threads, req.memoryBudget,
-                   req.bpttSegment, runsStageMajor(spec, spec.info(), stageOrderOf(req), threads));
+                   req.bpttSegment, runsStageMajor(spec, spec.info(), stageOrderOf(req)));
     m.engine = std::max(m.engine, planCheckpoints(in).totalBytes);
   }
   return m;

@@ -211,7 +211,7 @@ void printPlan(const CompiledNetwork &net, const kern::FusedNetwork &f, llvm::ra
   StageOrder order = defaultStageOrder();
   bool matrixState = std::any_of(net.forward.states.begin(), net.forward.states.end(),
                                  [](const ir::Variable &s) { return s.shape.size() >= 2; });
-  bool stageMajor = choosesStageMajor(order, products, matrixState, planThreads);
+  bool stageMajor = choosesStageMajor(order, products, matrixState);
   bool isDouble = Precision(precision) == Precision::Double;
   PlanInputs in = planInputs(layout, isDouble ? 8 : 4, planBatch, planSteps, planThreads,
                              memoryBudget, checkpointEvery, stageMajor);

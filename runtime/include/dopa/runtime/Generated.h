@@ -95,20 +95,18 @@ struct GeneratedSpec {
 /// and its replays use one order, so replays stay bit-identical to the forward.
 enum class StageOrder { Auto, ElementMajor, StageMajor };
 
-/// The rule of StageOrder: whether `order` runs a network stage-major on `threads` threads, given
-/// whether it has batched products and whether any of its states has rank 2 or more
-/// (runsStageMajor; dopac --emit=plan).
-inline bool choosesStageMajor(StageOrder order, bool hasProducts, bool hasMatrixState,
-                              int threads) {
-  return hasProducts && (order == StageOrder::StageMajor ||
-                         (order == StageOrder::Auto && !hasMatrixState && threads <= 1));
+/// The rule of StageOrder: whether `order` runs a network stage-major, given whether it has
+/// batched products and whether any of its states has rank 2 or more (runsStageMajor; dopac
+/// --emit=plan). The same on any number of threads: stage-major splits the batch into one group
+/// of elements per thread (docs/design-notes.md "Stage-major order").
+inline bool choosesStageMajor(StageOrder order, bool hasProducts, bool hasMatrixState) {
+  return hasProducts &&
+         (order == StageOrder::StageMajor || (order == StageOrder::Auto && !hasMatrixState));
 }
 
-/// Whether an executor of `spec` (whose description is `info`) runs stage-major under `order` on
-/// `threads` threads (StageMajor: when the spec has batched products; Auto: also no state of rank
-/// 2 or more, and one thread).
-bool runsStageMajor(const GeneratedSpec &spec, const NetworkInfo &info, StageOrder order,
-                    int threads);
+/// Whether an executor of `spec` (whose description is `info`) runs stage-major under `order`
+/// (StageMajor: when the spec has batched products; Auto: also no state of rank 2 or more).
+bool runsStageMajor(const GeneratedSpec &spec, const NetworkInfo &info, StageOrder order);
 /// "auto" | "element" | "stage" (the CLI's --stage-order, DOPA_STAGE_ORDER); throws
 /// std::invalid_argument naming `what` otherwise.
 StageOrder parseStageOrder(const std::string &name, const std::string &what);
