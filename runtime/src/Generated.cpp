@@ -1,10 +1,11 @@
 //===- Generated.cpp - Running generated step functions over a batch ------===//
 //
-// GeneratedExecutor: the batch loop (OpenMP over batch elements, or stage by stage for the whole
-// batch with the batched products as GEMMs), the input tape, the outer checkpoints taken during
-// the forward, the batched readouts, and the backward (its driver: LaneBackward.h; its memory
-// plan: Plan.cpp; see Generated.h). Buffers are allocated once and reused; every block is 64-byte
-// aligned so that generated loops see the same alignment in the forward and in its replays.
+// GeneratedExecutor: the batch loop (OpenMP over batch elements, or one group of elements per
+// thread, stage by stage, with the batched products as GEMMs over the group), the input tape, the
+// outer checkpoints taken during the forward, the batched readouts, and the backward (its driver:
+// LaneBackward.h; its memory plan: Plan.cpp; see Generated.h). Buffers are allocated once and
+// reused; every block is 64-byte aligned so that generated loops see the same alignment in the
+// forward and in its replays.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/runtime/Generated.h"
@@ -46,6 +47,29 @@ template void dopa::checkIndexInputs<float>(const NetworkInfo &, const int64_t *
                                             const float *const *, int);
 template void dopa::checkIndexInputs<double>(const NetworkInfo &, const int64_t *,
                                              const double *const *, int);
+
+namespace {
+bool isWritableBlock(StepBuffer buf) {
+  switch (buf) {
+  case StepBuffer::Next:
+  case StepBuffer::Output:
+  case StepBuffer::Saved:
+  case StepBuffer::Scratch:
+  case StepBuffer::GradPrev:
+  case StepBuffer::Record: return true;
+  default: return false;
+  }
+}
+bool isBlock(StepBuffer buf) {
+  switch (buf) {
+  case StepBuffer::Input:
+  case StepBuffer::State:
+  case StepBuffer::GradOutput:
+  case StepBuffer::GradNext: return true;
+  default: return isWritableBlock(buf);
+  }
+}
+} // namespace
 
 template <class T> struct GeneratedExecutor<T>::Impl {
   const GeneratedSpec &spec;
@@ -119,6 +143,11 @@ template <class T> struct GeneratedExecutor<T>::Impl {
         if (products[p].stage < 0 || products[p].stage >= stages)
           throw std::logic_error(std::string("network '") + s.name +
                                  "': a batched product's stage is not in its step's stage table");
+        // Checked here, not where the products run (inside parallel regions, where a throw
+        // would end the process).
+        if (!isBlock(products[p].xBuf) || !isWritableBlock(products[p].yBuf))
+          throw std::logic_error(std::string("network '") + s.name +
+                                 "': a batched product names an unknown or read-only block");
         of[size_t(products[p].stage)] = p;
       }
     };
@@ -146,13 +175,13 @@ template <class T> struct GeneratedExecutor<T>::Impl {
   void runStages(bool backward, const StepArgs<T> *args, int n, int first);
   void batchedProduct(const BatchedProduct &p, const StepArgs<T> *args, int n, int first);
 
-  /// Stage-major on several threads: the batch in min(threads, batch) contiguous groups, one per
-  /// thread, each running its group's stages on its own (no fork or join per stage; the groups
-  /// only meet at the end of the region). Element range of group g of `groups`.
-  static std::pair<int, int> groupRange(int batch, int groups, int g) {
+  /// Stage-major on several threads: the batch in `groups` = min(threads, batch) contiguous
+  /// groups, fixed at beginEpisode (the forward and its replays group alike), each run by one
+  /// thread on its own: no fork or join per stage. Element range of group g.
+  int groups = 1;
+  std::pair<int, int> groupRange(int batch, int g) const {
     return {int(int64_t(batch) * g / groups), int(int64_t(batch) * (g + 1) / groups)};
   }
-  int groupsFor(int batch) const { return std::max(1, std::min(batch, maxThreads())); }
 
   /// Allocate every thread's forward buffers (before a parallel region: allocation is serial).
   void prepareThreads() {
@@ -254,6 +283,7 @@ template <class T> void GeneratedExecutor<T>::beginEpisode(int batch) {
   if (int(m.threads.size()) < maxThreads())
     m.threads.resize(size_t(maxThreads()));
   m.stageMajor = runsStageMajor(genSpec, netInfo, stageOrder);
+  m.groups = std::max(1, std::min(batch, maxThreads()));
   // Stage-major: every element's buffers, the batched products' operands for this batch (the
   // plan counts exactly these), the threads keep only their gradient accumulators.
   m.productX.resize(m.stageMajor ? size_t(batch * m.productXNumel) : 0);
@@ -364,7 +394,8 @@ void readoutBackward(const BatchedReadout &r, const T *params, T *grads, const T
 
 } // namespace
 
-/// Where operand block `buf` of a batched product starts in one element's step arguments.
+/// Where operand block `buf` of a batched product starts in one element's step arguments (the
+/// blocks are checked when the executor is built: the throws below are never reached).
 template <class T> static const T *readBlock(const StepArgs<T> &a, StepBuffer buf, int k) {
   switch (buf) {
   case StepBuffer::Input: return a.inputs[k];
@@ -536,11 +567,14 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
                                        m.next.data() + b * m.S, out.data() + b * nOut,
                                        e.saved.data(), e.scratch.data());
     }
-    int groups = m.groupsFor(batch);
+    int groups = m.groups;
 #pragma omp parallel num_threads(groups) if (groups > 1)
     {
-      auto [lo, hi] = Impl::groupRange(batch, groups, threadId());
-      m.runStages(false, args.data() + lo, hi - lo, lo);
+      // The team may be smaller than asked (nested or limited OpenMP): every group runs anyway.
+      for (int g = threadId(); g < groups; g += teamSize()) {
+        auto [lo, hi] = m.groupRange(batch, g);
+        m.runStages(false, args.data() + lo, hi - lo, lo);
+      }
     }
   } else {
 #pragma omp parallel for schedule(static) if (batch > 1)
@@ -661,15 +695,21 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
     lanes.deferredGradients(steps);
   };
   if (m.stageMajor) { // per thread, a group of elements at once, each step stage by stage
-    int groups = m.groupsFor(batch);
-#pragma omp parallel num_threads(groups) if (groups > 1)
-    {
-      auto [lo, hi] = Impl::groupRange(batch, groups, threadId());
-      used[size_t(threadId())] = 1;
-      Backward lanes(m, genSpec, paramBuf.data(), batch, innerCap, inputGrads);
+    int groups = m.groups;
+    std::vector<Backward> perGroup; // built here: nothing allocates inside the region
+    perGroup.reserve(size_t(groups));
+    for (int g = 0; g < groups; ++g) {
+      Backward &lanes =
+          perGroup.emplace_back(m, genSpec, paramBuf.data(), batch, innerCap, inputGrads);
+      auto [lo, hi] = m.groupRange(batch, g);
       for (int b = lo; b < hi; ++b)
         lanes.addLane(b, m.elements[size_t(b)]);
-      run(lanes);
+    }
+#pragma omp parallel num_threads(groups) if (groups > 1)
+    {
+      used[size_t(threadId())] = 1;
+      for (int g = threadId(); g < groups; g += teamSize())
+        run(perGroup[size_t(g)]);
     }
   } else {
 #pragma omp parallel for schedule(static, 1) if (batch > 1)

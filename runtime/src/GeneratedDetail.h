@@ -46,6 +46,15 @@ inline int threadId() {
 #endif
 }
 
+/// Threads in the current team (1 outside a parallel region).
+inline int teamSize() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
 /// Bytes of one plan (the model the executor's allocations follow): Plan.cpp.
 CheckpointPlan evaluatePlan(const PlanInputs &in, int outer, int inner);
 

@@ -1,9 +1,9 @@
 //===- LaneBackward.h - The generated executor's backward driver ----------===//
 //
 // Private to runtime/src: BPTT over a group of batch elements ("lanes") for GeneratedExecutor,
-// written once for both orders: one lane per thread (element-major) or every element of the batch
-// in lockstep (stage-major). Templated on the executor's Impl, whose buffers and stage runner it
-// uses.
+// written once for both orders: one lane per thread (element-major) or one thread's group of
+// elements in lockstep (stage-major). Templated on the executor's Impl, whose buffers and stage
+// runner it uses.
 //
 //===----------------------------------------------------------------------===//
 #pragma once

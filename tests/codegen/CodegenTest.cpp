@@ -576,6 +576,60 @@ TEST_CASE("stage-major order equals element-major order") {
   CHECK(withProducts >= 3); // the ops case, the tiny plastic RL networks, the LM cases
 }
 
+TEST_CASE("stage-major groups: uneven groups, and a team smaller than the groups") {
+  // Stage-major order gives each thread a group of consecutive elements. With 3 threads and a
+  // batch of 5 the groups are uneven (1, 2, 2 elements); called from inside an active parallel
+  // region (nested regions off) OpenMP gives a team of one thread, smaller than the 3 groups the
+  // executor planned, and that thread must run them all. Both equal element-major order.
+#ifndef _OPENMP
+  MESSAGE("SKIP: built without OpenMP, stage-major runs one group");
+#else
+  const test::CodegenCase *c = nullptr;
+  for (const test::CodegenCase &k : test::codegenCases())
+    if (std::string(k.name) == "cue_reward_modul_tiny")
+      c = &k;
+  REQUIRE(c != nullptr);
+  const GeneratedSpec &spec = c->generated();
+  REQUIRE(spec.numForwardProducts + spec.numBackwardProducts > 0);
+  int saved = omp_get_max_threads();
+  int savedLevels = omp_get_max_active_levels();
+  omp_set_num_threads(3);
+  omp_set_max_active_levels(1);
+  for (bool nested : {false, true}) {
+    INFO("called from inside a parallel region: " << nested);
+    GeneratedExecutor<double> element(spec), stage(spec);
+    element.setStageOrder(StageOrder::ElementMajor);
+    stage.setStageOrder(StageOrder::StageMajor);
+    const NetworkInfo &info = element.info();
+    element.params() = makeParams<double>(info, 13, 3.0, true);
+    stage.params() = element.params();
+    stage.setCheckpointEvery(2); // replays from checkpoints, grouped as the forward
+    Episode<double> ep = makeEpisode<double>(info, 6, 5, 47);
+    RunResult<double> a = run(element, info, ep);
+    RunResult<double> b;
+    if (nested) {
+      int team = 0;
+#pragma omp parallel num_threads(2)
+#pragma omp single
+      {
+        team = omp_get_num_threads();
+        b = run(stage, info, ep);
+      }
+      CHECK(team == 2); // the outer region is active: the executor's regions get one thread
+    } else {
+      b = run(stage, info, ep);
+    }
+    REQUIRE(stage.stageMajor());
+    std::string worstName;
+    double worst = compareRuns(info, b, a, worstName);
+    INFO("worst: " << worstName << " " << worst);
+    CHECK(worst <= 1e-12);
+  }
+  omp_set_max_active_levels(savedLevels);
+  omp_set_num_threads(saved);
+#endif
+}
+
 TEST_CASE("a network compiled on demand equals the one dopa_add_network compiled (float64)") {
   // The network-using-every-op case and one plastic example: the library jit::compileNetwork builds
   // runs the same generated code as the build's, so outputs and gradients agree to rounding.

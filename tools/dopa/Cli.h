@@ -37,10 +37,10 @@ inline const char *const threadsMessage = "--threads must be positive (0: all co
 
 /// The help of --stage-order (dopa bench, dopa train).
 inline const char *const kStageOrderHelp =
-    "Generated engine: auto (stage-major on one thread for networks with batched products and no "
-    "matrix-sized state) | element (each element's step whole, elements in parallel) | stage (each "
-    "stage for the whole batch, shared-matrix products as GEMMs); default: DOPA_STAGE_ORDER or "
-    "auto";
+    "Generated engine: auto (stage-major for networks with batched products and no matrix-sized "
+    "state) | element (each element's step whole, elements in parallel) | stage (one group of "
+    "elements per thread, each stage for the whole group, shared-matrix products as GEMMs); "
+    "default: DOPA_STAGE_ORDER or auto";
 
 /// "--lr must be a positive finite number (got nan)" when `v` is not one; else "".
 inline std::string positiveFinite(const char *flag, double v) {

@@ -4,13 +4,14 @@
 // element (and, for networks with batched products, the tables of their stages) and a
 // GeneratedSpec describing the network. GeneratedExecutor runs them for a batch, in one of two
 // orders (StageOrder): element-major (batch elements in parallel, one element per thread at a time,
-// each step function whole) or stage-major (each stage for the whole batch, the shared-matrix
-// products as GEMMs); and backpropagation through time with checkpoints: the forward keeps only
-// the inputs and the states every `outer` steps; the backward replays the segments from those
-// checkpoints (with a second level of checkpoints every `inner` steps when a segment is long),
-// storing what the backward step reads for at most `inner` steps per thread (element-major) or
-// per element (stage-major). Replays run the same code on the same values, so gradients are
-// bit-identical whatever the plan. GeneratedNetwork is the float Network over it.
+// each step function whole) or stage-major (one group of elements per thread, each stage for the
+// whole group, the shared-matrix products as GEMMs over the group); and backpropagation through
+// time with checkpoints: the forward keeps only the inputs and the states every `outer` steps; the
+// backward replays the segments from those checkpoints (with a second level of checkpoints every
+// `inner` steps when a segment is long), storing what the backward step reads for at most `inner`
+// steps per thread (element-major) or per element (stage-major). Replays run the same code on the
+// same values, so gradients are bit-identical whatever the plan. GeneratedNetwork is the float
+// Network over it.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -80,25 +81,26 @@ struct GeneratedSpec {
 /// How GeneratedExecutor orders a step's work over the batch.
 ///  - ElementMajor: each element's step function whole, the elements in parallel; the backward
 ///    takes one element at a time through all its steps (its buffers stay in one core's cache).
-///  - StageMajor: one stage at a time for every element, the batched products (a shared matrix
-///    times a vector per element: an LSTM's gate products) as one GEMM for the batch, forward,
+///  - StageMajor: the batch in one group of consecutive elements per thread; each thread runs one
+///    stage at a time for every element of its group, the batched products (a shared matrix
+///    times a vector per element: an LSTM's gate products) as one GEMM for the group, forward,
 ///    in the replays and in the backward (which then runs every element's step t before step t-1;
 ///    its buffers are per element instead of per thread).
-///  - Auto: StageMajor on one thread for networks with batched products and no matrix-shaped
-///    state (a plastic network's traces: its per-element H x H work dominates, and stage-major
-///    would stream every element's traces through the cache once per stage), ElementMajor
-///    otherwise. With more threads, element-major's one parallel region per step scales better
-///    than stage-major's one per stage (2 threads: cue_reward/rnn 0.016 s element-major against
-///    0.027 s, maze/rnn 0.010 against 0.023, basic_lstm a tie; on one thread stage-major wins
-///    1.1-1.45x; docs/benchmarks.md).
-/// Both orders compute the same values up to the GEMM's rounding; within an episode the forward
-/// and its replays use one order, so replays stay bit-identical to the forward.
+///  - Auto: StageMajor for networks with batched products and no matrix-shaped state (a plastic
+///    network's traces: its per-element H x H work dominates, and stage-major would stream every
+///    element's traces through the cache once per stage), ElementMajor otherwise, on any number
+///    of threads (2 threads: cue_reward/rnn 0.0117 s stage-major against 0.0157 s; one thread
+///    0.0146 against 0.0285; docs/benchmarks.md "Stage-major in groups").
+/// Both orders compute the same values up to the GEMM's rounding. The groups are fixed at
+/// beginEpisode, so within an episode the forward and its replays compute alike and replays stay
+/// bit-identical to the forward; stage-major results depend on the thread count in the last bits
+/// (a group's GEMM has as many rows as the group).
 enum class StageOrder { Auto, ElementMajor, StageMajor };
 
 /// The rule of StageOrder: whether `order` runs a network stage-major, given whether it has
 /// batched products and whether any of its states has rank 2 or more (runsStageMajor; dopac
 /// --emit=plan). The same on any number of threads: stage-major splits the batch into one group
-/// of elements per thread (docs/design-notes.md "Stage-major order").
+/// of elements per thread (docs/design-notes.md "Stage-major in groups").
 inline bool choosesStageMajor(StageOrder order, bool hasProducts, bool hasMatrixState) {
   return hasProducts &&
          (order == StageOrder::StageMajor || (order == StageOrder::Auto && !hasMatrixState));
