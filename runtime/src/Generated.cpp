@@ -107,6 +107,10 @@ template <class T> struct GeneratedExecutor<T>::Impl {
   std::vector<AlignedBuf<T>> tape;        // per step: inputs of all elements, input-major
   int outer = INT_MAX;
   int plannedInner = 0; // the plan's replay length, when the outer interval was planned
+  // Stage-major plans without replay (CheckpointPlan::replays == 0): the forward writes the
+  // state before each of its first keepSteps steps and their saved values into the elements'
+  // replay buffers, and the backward reads them there (0: off).
+  int keepSteps = 0;
   struct Thread {
     AlignedBuf<T> scratch, saved, outputs, grads, gradA, gradB, replay, replaySaved, inner, tmp,
         record;
@@ -316,6 +320,16 @@ template <class T> void GeneratedExecutor<T>::truncate() {
     plan = planCheckpoints(in);
     m.outer = plan.outer;
     m.plannedInner = plan.inner;
+  }
+  m.keepSteps = checkpointEvery <= 0 && m.stageMajor && m.plannedInner > 0 && plan.replays == 0
+                    ? m.plannedInner
+                    : 0;
+  if (m.keepSteps > 0) { // the buffers the forward fills (planBackward keeps them as they are)
+    m.prepareElements(B);
+    for (auto &t : m.elements) {
+      t.replay.resize(size_t(m.keepSteps * m.S));
+      t.replaySaved.resize(size_t(std::max<int64_t>(m.keepSteps * m.saved, 1)));
+    }
   }
   // Buffers are reused from episode to episode (fresh pages would fault in every iteration);
   // those the planned episode will not need are released.
@@ -560,12 +574,20 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
     std::vector<T *> out(std::max<size_t>(size_t(batch) * nOut, 1));
     const size_t numArgs = size_t(batch);
     std::vector<StepArgs<T>> args(numArgs);
+    // A plan without replay keeps this step's state and saved values for the backward.
+    const bool keep = numSteps < m.keepSteps;
     for (int b = 0; b < batch; ++b) {
       pointers(b, in.data() + b * nIn, out.data() + b * nOut);
       typename Impl::Thread &e = m.elements[size_t(b)];
-      args[size_t(b)] = forwardArgs<T>(paramBuf.data(), in.data() + b * nIn, m.cur.data() + b * m.S,
-                                       m.next.data() + b * m.S, out.data() + b * nOut,
-                                       e.saved.data(), e.scratch.data());
+      const T *state = m.cur.data() + b * m.S;
+      T *saved = e.saved.data();
+      if (keep) {
+        std::copy(state, state + m.S, e.replay.data() + int64_t(numSteps) * m.S);
+        saved = e.replaySaved.data() + int64_t(numSteps) * m.saved;
+      }
+      args[size_t(b)] =
+          forwardArgs<T>(paramBuf.data(), in.data() + b * nIn, state, m.next.data() + b * m.S,
+                         out.data() + b * nOut, saved, e.scratch.data());
     }
     int groups = m.groups;
 #pragma omp parallel num_threads(groups) if (groups > 1)
@@ -604,11 +626,18 @@ template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
     innerCap = m.plannedInner;
   else
     innerCap = planCheckpoints(in).inner;
-  if (innerCap >= outer)
+  // Every step kept by the forward (a plan without replay, an episode no longer than planned):
+  // the buffers it filled stay as they are.
+  const bool kept = m.stageMajor && steps <= m.keepSteps;
+  if (kept)
+    innerCap = m.keepSteps;
+  else if (innerCap >= outer)
     innerCap = outer;
   else
     innerCap = std::max(innerCap, int(std::ceil(std::sqrt(double(outer)))));
   plan = evaluatePlan(in, outer, innerCap);
+  if (kept)
+    plan.replays = 0;
   if (!m.stageMajor)
     m.prepareThreads();
   // Gradient accumulators per thread; the replay buffers per thread (element-major) or per
@@ -701,6 +730,8 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
     for (int g = 0; g < groups; ++g) {
       Backward &lanes =
           perGroup.emplace_back(m, genSpec, paramBuf.data(), batch, innerCap, inputGrads);
+      if (steps <= m.keepSteps) // the forward kept every step: nothing to replay
+        lanes.useKeptForward();
       auto [lo, hi] = m.groupRange(batch, g);
       for (int b = lo; b < hi; ++b)
         lanes.addLane(b, m.elements[size_t(b)]);

@@ -28,6 +28,10 @@ public:
       : m(m), spec(spec), params(params), batch(batch), innerCap(innerCap), S(m.S),
         inputGrads(inputGrads) {}
 
+  /// The forward kept every step's state and saved values in the lanes' replay buffers (a plan
+  /// without replay): segment() runs the backward steps from them directly.
+  void useKeptForward() { kept = true; }
+
   /// Add element b, working in buffers t.
   void addLane(int b, Thread &t) {
     Lane &l = lanes.emplace_back();
@@ -69,6 +73,10 @@ public:
   /// element's, B * S values).
   void segment(const T *block, int from, int to, const T *const *const *outputGrads) {
     int L = to - from;
+    if (kept) { // one segment, [0, steps), whose states and saved values the forward kept
+      backwardSteps(from, to, outputGrads);
+      return;
+    }
     if (L <= innerCap) {
       for (Lane &l : lanes)
         std::copy(block + l.b * S, block + (l.b + 1) * S, l.t->replay.data());
@@ -230,6 +238,7 @@ private:
   const GeneratedSpec &spec;
   const T *params;
   int batch, innerCap;
+  bool kept = false;
   int64_t S;
   T *const *const *inputGrads;
   std::vector<Lane> lanes;

@@ -103,6 +103,19 @@ CheckpointPlan dopa::planCheckpoints(const PlanInputs &in) {
   if (in.checkpointEvery > 0)
     return evaluatePlan(in, in.checkpointEvery, in.checkpointEvery);
   long long budget = in.memoryBudget > 0 ? in.memoryBudget : kDefaultMemoryBudget;
+  int64_t fixed = 2 * int64_t(in.batch) * in.stateBytes +
+                  int64_t(T) * round64(in.batch * in.inputBytes) +
+                  (in.readoutBytes ? 2 * round64(int64_t(T) * in.batch * in.readoutBytes) : 0);
+  // Stage-major, the replay buffers are per element: when every step fits, the forward fills
+  // them and the backward replays nothing (the same bytes as outer = inner = T, a third less
+  // work).
+  if (in.stageMajor) {
+    CheckpointPlan all = evaluatePlan(in, T, T);
+    if (all.totalBytes - fixed <= budget) {
+      all.replays = 0;
+      return all;
+    }
+  }
   // Single replay: outer = inner = k; the checkpoints and the replay buffers trade off.
   CheckpointPlan best;
   best.totalBytes = -1;
@@ -111,9 +124,6 @@ CheckpointPlan dopa::planCheckpoints(const PlanInputs &in) {
     if (best.totalBytes < 0 || p.totalBytes < best.totalBytes)
       best = p;
   }
-  int64_t fixed = 2 * int64_t(in.batch) * in.stateBytes +
-                  int64_t(T) * round64(in.batch * in.inputBytes) +
-                  (in.readoutBytes ? 2 * round64(int64_t(T) * in.batch * in.readoutBytes) : 0);
   if (best.totalBytes - fixed <= budget)
     return best;
   int inner = int(std::ceil(std::sqrt(double(T))));

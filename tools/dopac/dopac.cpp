@@ -224,9 +224,14 @@ void printPlan(const CompiledNetwork &net, const kern::FusedNetwork &f, llvm::ra
   os << "  store everything: "
      << humanBytes(int64_t(in.batch) * in.steps * (in.stateBytes + in.savedBytes))
      << " (states and saved values of every step and element)\n";
-  os << "  choice: " << (checkpointEvery > 0 ? "forced" : "planned") << ", outer checkpoints every "
-     << p.outer << " steps, replay segments of at most " << p.inner << " steps, " << p.replays
-     << " forward replay" << (p.replays == 1 ? "" : "s") << " per step in the backward\n";
+  if (p.replays == 0)
+    os << "  choice: planned, no replay: the forward keeps the states and saved values of every "
+          "step (stage-major, within the budget)\n";
+  else
+    os << "  choice: " << (checkpointEvery > 0 ? "forced" : "planned")
+       << ", outer checkpoints every " << p.outer << " steps, replay segments of at most "
+       << p.inner << " steps, " << p.replays << " forward replay" << (p.replays == 1 ? "" : "s")
+       << " per step in the backward\n";
   os << "  outer checkpoints: " << humanBytes(p.checkpointBytes) << "\n";
   os << "  per thread: " << humanBytes(p.perThreadBytes) << "\n";
   if (stageMajor)

@@ -117,9 +117,12 @@ StageOrder defaultStageOrder();
 
 /// The checkpointing plan for one episode and its predicted memory.
 struct CheckpointPlan {
-  int outer = 0;   // states of every element kept every `outer` steps during the forward
-  int inner = 0;   // segment replays store at most `inner` steps per thread
-  int replays = 1; // forward replays per step in the backward (1 or 2)
+  int outer = 0; // states of every element kept every `outer` steps during the forward
+  int inner = 0; // segment replays store at most `inner` steps per thread
+  // Forward replays per step in the backward (1 or 2), or 0: none, the forward keeps every step's
+  // states and saved values in the elements' replay buffers (stage-major order, when they fit
+  // the budget: outer = inner = the steps).
+  int replays = 1;
   int64_t checkpointBytes = 0; // outer checkpoints, all elements
   int64_t perThreadBytes = 0;  // replay buffers, inner checkpoints, gradient accumulators
   // Stage-major (StageOrder): the replay buffers and inner checkpoints are per element (the
