@@ -321,15 +321,16 @@ template <class T> void GeneratedExecutor<T>::truncate() {
     m.outer = plan.outer;
     m.plannedInner = plan.inner;
   }
-  m.keepSteps = checkpointEvery <= 0 && m.stageMajor && m.plannedInner > 0 && plan.replays == 0
-                    ? m.plannedInner
-                    : 0;
-  if (m.keepSteps > 0) { // the buffers the forward fills (planBackward keeps them as they are)
+  // A plan without replay: the buffers the forward fills (planBackward keeps them as they are),
+  // allocated before keepSteps says they exist.
+  m.keepSteps = 0;
+  if (checkpointEvery <= 0 && m.stageMajor && m.plannedInner > 0 && plan.replays == 0) {
     m.prepareElements(B);
     for (auto &t : m.elements) {
-      t.replay.resize(size_t(m.keepSteps * m.S));
-      t.replaySaved.resize(size_t(std::max<int64_t>(m.keepSteps * m.saved, 1)));
+      t.replay.resize(size_t(int64_t(m.plannedInner) * m.S));
+      t.replaySaved.resize(size_t(std::max<int64_t>(int64_t(m.plannedInner) * m.saved, 1)));
     }
+    m.keepSteps = m.plannedInner;
   }
   // Buffers are reused from episode to episode (fresh pages would fault in every iteration);
   // those the planned episode will not need are released.
@@ -574,20 +575,17 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
     std::vector<T *> out(std::max<size_t>(size_t(batch) * nOut, 1));
     const size_t numArgs = size_t(batch);
     std::vector<StepArgs<T>> args(numArgs);
-    // A plan without replay keeps this step's state and saved values for the backward.
+    // A plan without replay keeps this step's state (copied by the group's thread) and saved
+    // values for the backward.
     const bool keep = numSteps < m.keepSteps;
+    const int64_t at = int64_t(numSteps);
     for (int b = 0; b < batch; ++b) {
       pointers(b, in.data() + b * nIn, out.data() + b * nOut);
       typename Impl::Thread &e = m.elements[size_t(b)];
-      const T *state = m.cur.data() + b * m.S;
-      T *saved = e.saved.data();
-      if (keep) {
-        std::copy(state, state + m.S, e.replay.data() + int64_t(numSteps) * m.S);
-        saved = e.replaySaved.data() + int64_t(numSteps) * m.saved;
-      }
+      T *saved = keep ? e.replaySaved.data() + at * m.saved : e.saved.data();
       args[size_t(b)] =
-          forwardArgs<T>(paramBuf.data(), in.data() + b * nIn, state, m.next.data() + b * m.S,
-                         out.data() + b * nOut, saved, e.scratch.data());
+          forwardArgs<T>(paramBuf.data(), in.data() + b * nIn, m.cur.data() + b * m.S,
+                         m.next.data() + b * m.S, out.data() + b * nOut, saved, e.scratch.data());
     }
     int groups = m.groups;
 #pragma omp parallel num_threads(groups) if (groups > 1)
@@ -595,6 +593,9 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
       // The team may be smaller than asked (nested or limited OpenMP): every group runs anyway.
       for (int g = threadId(); g < groups; g += teamSize()) {
         auto [lo, hi] = m.groupRange(batch, g);
+        for (int b = lo; b < hi && keep; ++b)
+          std::copy(m.cur.data() + b * m.S, m.cur.data() + (b + 1) * m.S,
+                    m.elements[size_t(b)].replay.data() + at * m.S);
         m.runStages(false, args.data() + lo, hi - lo, lo);
       }
     }
@@ -615,7 +616,10 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
 
 template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
   Impl &m = *impl;
-  int outer = std::min(m.outer, steps);
+  // Every step kept by the forward (a plan without replay, an episode no longer than planned):
+  // one segment, and the buffers the forward filled stay as they are.
+  const bool kept = m.stageMajor && steps <= m.keepSteps;
+  int outer = kept ? steps : std::min(m.outer, steps);
   // The replay capacity per thread: the plan's inner interval for these steps.
   PlanInputs in = m.planInputs(B, steps, int64_t(netInfo.numParams), memoryBudget);
   in.checkpointEvery = checkpointEvery;
@@ -626,9 +630,6 @@ template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
     innerCap = m.plannedInner;
   else
     innerCap = planCheckpoints(in).inner;
-  // Every step kept by the forward (a plan without replay, an episode no longer than planned):
-  // the buffers it filled stay as they are.
-  const bool kept = m.stageMajor && steps <= m.keepSteps;
   if (kept)
     innerCap = m.keepSteps;
   else if (innerCap >= outer)
@@ -637,7 +638,7 @@ template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
     innerCap = std::max(innerCap, int(std::ceil(std::sqrt(double(outer)))));
   plan = evaluatePlan(in, outer, innerCap);
   if (kept)
-    plan.replays = 0;
+    plan.replays = 0; // (truncate() replans for the next episode at the end of the backward)
   if (!m.stageMajor)
     m.prepareThreads();
   // Gradient accumulators per thread; the replay buffers per thread (element-major) or per
@@ -675,7 +676,8 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
   int steps = numSteps;
   if (steps == 0)
     return;
-  int outer = std::min(m.outer, steps);
+  const bool kept = m.stageMajor && steps <= m.keepSteps; // (as planBackward decides)
+  int outer = kept ? steps : std::min(m.outer, steps);
   int innerCap = planBackward(steps);
   int numSegments = int(ceilDiv(steps, outer));
   int batch = B;
@@ -730,7 +732,7 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
     for (int g = 0; g < groups; ++g) {
       Backward &lanes =
           perGroup.emplace_back(m, genSpec, paramBuf.data(), batch, innerCap, inputGrads);
-      if (steps <= m.keepSteps) // the forward kept every step: nothing to replay
+      if (kept) // the forward kept every step: nothing to replay
         lanes.useKeptForward();
       auto [lo, hi] = m.groupRange(batch, g);
       for (int b = lo; b < hi; ++b)

@@ -73,7 +73,9 @@ public:
   /// element's, B * S values).
   void segment(const T *block, int from, int to, const T *const *const *outputGrads) {
     int L = to - from;
-    if (kept) { // one segment, [0, steps), whose states and saved values the forward kept
+    // One segment, [0, steps), whose states and saved values the forward kept (the executor
+    // plans it so; any other segment is replayed as usual).
+    if (kept && from == 0 && L <= innerCap) {
       backwardSteps(from, to, outputGrads);
       return;
     }

@@ -557,6 +557,7 @@ TEST_CASE("stage-major order equals element-major order") {
       for (GeneratedExecutor<double> *e : {&element, &stage}) {
         e->setCheckpointEvery(p.every);
         e->setMemoryBudget(p.budget);
+        e->setExpectedSteps(7); // planned from the first episode on
       }
       Episode<double> ep = makeEpisode<double>(info, 7, 3, 43);
       RunResult<double> a = run(element, info, ep, true, spec.inputGradients);
@@ -577,6 +578,19 @@ TEST_CASE("stage-major order equals element-major order") {
       if (p.every == 0 && p.budget == 0) {
         CHECK(stage.lastPlan().replays == 0);
         keptRun = b;
+        // Episodes shorter than planned (every step kept) and longer (the first 7 kept, then
+        // the replaying fallback) equal element-major order too.
+        for (int steps : {5, 9}) {
+          INFO("episode of " << steps << " steps, 7 planned");
+          Episode<double> other = makeEpisode<double>(info, steps, 3, 44);
+          RunResult<double> a2 = run(element, info, other, true, spec.inputGradients);
+          RunResult<double> b2 = run(stage, info, other, true, spec.inputGradients);
+          std::string name;
+          CHECK(compareRuns(info, b2, a2, name) <= 1e-12);
+          for (size_t k = 0; k < a2.inputGrads.size(); ++k)
+            for (size_t i = 0; i < a2.inputGrads[k].size(); ++i)
+              CHECK(b2.inputGrads[k][i] == doctest::Approx(a2.inputGrads[k][i]).epsilon(1e-12));
+        }
       } else {
         REQUIRE(keptRun);
         std::string name;

@@ -9,9 +9,10 @@
 // time with checkpoints: the forward keeps only the inputs and the states every `outer` steps; the
 // backward replays the segments from those checkpoints (with a second level of checkpoints every
 // `inner` steps when a segment is long), storing what the backward step reads for at most `inner`
-// steps per thread (element-major) or per element (stage-major). Replays run the same code on the
-// same values, so gradients are bit-identical whatever the plan. GeneratedNetwork is the float
-// Network over it.
+// steps per thread (element-major) or per element (stage-major). In stage-major order, when every
+// step fits the budget, the forward stores that itself and nothing is replayed. Replays run the
+// same code on the same values, so gradients are bit-identical whatever the plan. GeneratedNetwork
+// is the float Network over it.
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -163,8 +164,9 @@ PlanInputs planInputs(const BlockLayout &layout, int64_t elementBytes, int batch
                       int threads, long long memoryBudget = 0, int checkpointEvery = 0,
                       bool stageMajor = false);
 
-/// The plan the executor uses: forced by checkpointEvery; else the single-replay plan with the
-/// least memory when it fits the budget; else two levels (outer = steps, inner = ceil(sqrt)).
+/// The plan the executor uses: forced by checkpointEvery; else, stage-major, no replay (every step
+/// kept by the forward) when that fits the budget; else the single-replay plan with the least
+/// memory when it fits; else two levels (outer = steps, inner = ceil(sqrt)).
 CheckpointPlan planCheckpoints(const PlanInputs &in);
 
 template <class T> class GeneratedExecutor {
@@ -206,7 +208,8 @@ public:
   /// Steps per episode to plan the outer checkpoints for (default: the previous backward's
   /// length; unknown before the first backward, when only the episode's start is kept).
   void setExpectedSteps(int steps) { expectedSteps = steps; }
-  /// The plan of the last backward, and the bytes the executor holds now.
+  /// The plan for the next episode (planned at the end of the last backward from its length, or
+  /// from setExpectedSteps), and the bytes the executor holds now.
   const CheckpointPlan &lastPlan() const { return plan; }
   int64_t heldBytes() const;
   /// The bytes held during the last backward, after its buffers were allocated (its peak).
