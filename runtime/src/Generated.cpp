@@ -111,6 +111,10 @@ template <class T> struct GeneratedExecutor<T>::Impl {
   // state before each of its first keepSteps steps and their saved values into the elements'
   // replay buffers, and the backward reads them there (0: off).
   int keepSteps = 0;
+  /// Whether the forward kept every step of an episode of `steps` steps (then the backward is one
+  /// segment and replays nothing), and the backward's outer segment length.
+  bool keptAll(int steps) const { return stageMajor && steps <= keepSteps; }
+  int segmentLength(int steps) const { return keptAll(steps) ? steps : std::min(outer, steps); }
   struct Thread {
     AlignedBuf<T> scratch, saved, outputs, grads, gradA, gradB, replay, replaySaved, inner, tmp,
         record;
@@ -618,8 +622,8 @@ template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
   Impl &m = *impl;
   // Every step kept by the forward (a plan without replay, an episode no longer than planned):
   // one segment, and the buffers the forward filled stay as they are.
-  const bool kept = m.stageMajor && steps <= m.keepSteps;
-  int outer = kept ? steps : std::min(m.outer, steps);
+  const bool kept = m.keptAll(steps);
+  int outer = m.segmentLength(steps);
   // The replay capacity per thread: the plan's inner interval for these steps.
   PlanInputs in = m.planInputs(B, steps, int64_t(netInfo.numParams), memoryBudget);
   in.checkpointEvery = checkpointEvery;
@@ -637,8 +641,6 @@ template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
   else
     innerCap = std::max(innerCap, int(std::ceil(std::sqrt(double(outer)))));
   plan = evaluatePlan(in, outer, innerCap);
-  if (kept)
-    plan.replays = 0; // (truncate() replans for the next episode at the end of the backward)
   if (!m.stageMajor)
     m.prepareThreads();
   // Gradient accumulators per thread; the replay buffers per thread (element-major) or per
@@ -676,8 +678,8 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
   int steps = numSteps;
   if (steps == 0)
     return;
-  const bool kept = m.stageMajor && steps <= m.keepSteps; // (as planBackward decides)
-  int outer = kept ? steps : std::min(m.outer, steps);
+  const bool kept = m.keptAll(steps);
+  int outer = m.segmentLength(steps);
   int innerCap = planBackward(steps);
   int numSegments = int(ceilDiv(steps, outer));
   int batch = B;
