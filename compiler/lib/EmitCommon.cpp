@@ -267,6 +267,8 @@ NetworkEmitter::NetworkEmitter(const CompiledNetwork &net, const kern::FusedNetw
 std::string NetworkEmitter::run() {
   emitKernel(f.forward, "forward");
   emitKernel(f.backward, "backward");
+  if (!f.prologue.empty())
+    emitPrologue();
   emitSpec();
   // The constants go first, but only those the code uses (known now) are printed.
   std::ostringstream out;
@@ -275,6 +277,21 @@ std::string NetworkEmitter::run() {
   emitOffsetConstants(out);
   out << os.str() << "} // namespace dopa::generated::" << snake << "\n";
   return out.str();
+}
+
+void NetworkEmitter::emitPrologue() {
+  throw std::runtime_error("carried products are not supported by this backend");
+}
+
+void NetworkEmitter::emitSiblingKernels(NetworkEmitter &sibling) {
+  sibling.usedStageNames = usedStageNames;
+  sibling.emitKernel(sibling.f.forward, "prologue_forward");
+  sibling.emitKernel(sibling.f.backward, "prologue_backward");
+  os << sibling.os.str();
+  for (size_t p = 0; p < paramConstUsed.size() && p < sibling.paramConstUsed.size(); ++p)
+    paramConstUsed[p] = paramConstUsed[p] || sibling.paramConstUsed[p];
+  for (size_t s = 0; s < stateConstUsed.size() && s < sibling.stateConstUsed.size(); ++s)
+    stateConstUsed[s] = stateConstUsed[s] || sibling.stateConstUsed[s];
 }
 
 void NetworkEmitter::nameOffsetConstants() {

@@ -124,6 +124,9 @@ protected:
                                 const std::vector<std::string> &stages) = 0;
   /// The object describing the network to the runtime.
   virtual void emitSpec() = 0;
+  /// The prologue's kernels (carried products; FusedNetwork::prologue), before the spec. Backends
+  /// without carried products throw.
+  virtual void emitPrologue();
 
   // --- shared state and helpers ----------------------------------------------
 
@@ -169,6 +172,12 @@ protected:
 
   /// The opaque stage's code (shared by both backends).
   void emitOpaqueOp(std::ostringstream &out);
+
+  /// Print the kernels of `sibling` (an emitter of this network's prologue, over the same
+  /// parameters and states) as step functions named `prologue_forward_step` and
+  /// `prologue_backward_step`, into this network's code; the offset constants they use are
+  /// printed with this network's.
+  void emitSiblingKernels(NetworkEmitter &sibling);
 
 private:
   struct SpecLine {

@@ -55,6 +55,7 @@ private:
   void emitDenseProduct(std::ostringstream &out, const DenseProduct &p) override;
   void emitStepFunction(const std::string &kind, const std::vector<std::string> &stages) override;
   void emitSpec() override;
+  void emitPrologue() override;
   std::string emitStageTables();
   void emitInfo();
   std::string infoTensor(const std::string &name, const ir::Shape &shape, bool isInt,
@@ -197,12 +198,22 @@ void CppEmitter::emitInfo() {
     os << "n.outputs.push_back("
        << infoTensor(fwd.outputs[k].name, ir::outputShape(fwd, k), false, -1, nullptr) << ");\n";
   for (const ir::Variable &s : fwd.states)
-    os << "n.states.push_back(" << infoTensor(s.name, s.shape, false, -1, &s.init) << ");\n";
+    if (!s.carried) // the runtime's, not the network's
+      os << "n.states.push_back(" << infoTensor(s.name, s.shape, false, -1, &s.init) << ");\n";
   os << "dopa::finalizeInfo(n);\nreturn n;\n}\n\n";
 }
 
 /// The description, the layout tables and the GeneratedSpec (designated initializers, in the
 /// struct's order).
+/// The prologue's step functions (carried products), printed by an emitter of its own kernels.
+void CppEmitter::emitPrologue() {
+  CompiledNetwork pro;
+  pro.forward = net.prologue;
+  pro.backward = net.prologueBackward;
+  CppEmitter sibling(pro, f.prologue.front(), sm, opts);
+  emitSiblingKernels(sibling);
+}
+
 void CppEmitter::emitSpec() {
   const Graph &fwd = net.forward;
   emitInfo();
@@ -220,14 +231,20 @@ void CppEmitter::emitSpec() {
   if (rows.empty())
     os << "0";
   os << "};\n\n";
-  os << "static const dopa::DeferredOuter deferred[] = {\n";
-  for (const kern::DeferredOuter &d : f.deferred)
-    os << "{.paramOffset = " << paramOffset(d.param) << ", .rows = " << d.rows
-       << ", .cols = " << d.cols << ", .offsetA = " << d.offsetA << ", .offsetB = " << d.offsetB
-       << "},\n";
-  if (f.deferred.empty())
-    os << "{0, 0, 0, 0, 0},\n";
-  os << "};\n\n";
+  auto deferredTable = [&](const char *name, const std::vector<kern::DeferredOuter> &list) {
+    os << "static const dopa::DeferredOuter " << name << "[] = {\n";
+    for (const kern::DeferredOuter &d : list)
+      os << "{.paramOffset = " << paramOffset(d.param) << ", .rows = " << d.rows
+         << ", .cols = " << d.cols << ", .offsetA = " << d.offsetA << ", .offsetB = " << d.offsetB
+         << "},\n";
+    if (list.empty())
+      os << "{0, 0, 0, 0, 0},\n";
+    os << "};\n\n";
+  };
+  deferredTable("deferred", f.deferred);
+  const kern::FusedNetwork *pro = f.prologue.empty() ? nullptr : &f.prologue.front();
+  if (pro)
+    deferredTable("prologueDeferred", pro->deferred);
   // Outputs the runtime computes for the whole batch (batchReadouts): one GEMM per step.
   if (!fwd.readouts.empty()) {
     os << "static const dopa::BatchedReadout readouts[] = {\n";
@@ -257,7 +274,10 @@ void CppEmitter::emitSpec() {
      << ".stateNumel = " << f.stateNumel << ",\n"
      << ".stateOffsets = stateOffsets,\n"
      << ".savedNumel = " << f.savedNumel << ",\n"
-     << ".scratchNumel = " << std::max(f.forward.scratchNumel, f.backward.scratchNumel) << ",\n"
+     << ".scratchNumel = "
+     << std::max({f.forward.scratchNumel, f.backward.scratchNumel,
+                  pro ? pro->forward.scratchNumel : 0, pro ? pro->backward.scratchNumel : 0})
+     << ",\n"
      << ".inputRows = inputRows,\n"
      << ".forwardFloat = forward_step<float>,\n"
      << ".backwardFloat = backward_step<float>,\n"
@@ -275,7 +295,17 @@ void CppEmitter::emitSpec() {
      << (f.inputGradients ? ".inputGradients = true,\n" : "");
   if (!fwd.readouts.empty())
     os << ".numReadouts = " << fwd.readouts.size() << ",\n.readouts = readouts,\n";
-  os << stageFields << "};\nreturn s;\n}\n\n";
+  os << stageFields;
+  if (pro)
+    os << ".prologueForwardFloat = prologue_forward_step<float>,\n"
+       << ".prologueBackwardFloat = prologue_backward_step<float>,\n"
+       << ".prologueForwardDouble = prologue_forward_step<double>,\n"
+       << ".prologueBackwardDouble = prologue_backward_step<double>,\n"
+       << ".prologueSavedNumel = " << pro->savedNumel << ",\n"
+       << ".prologueRecordNumel = " << pro->recordNumel << ",\n"
+       << ".numPrologueDeferred = " << pro->deferred.size() << ",\n"
+       << ".prologueDeferred = prologueDeferred,\n";
+  os << "};\nreturn s;\n}\n\n";
 }
 
 } // namespace

@@ -496,6 +496,12 @@ FusedNetwork kern::fuse(const CompiledNetwork &net) {
   fb.build();
   assignScratch(f.forward);
   assignScratch(f.backward);
+  if (net.hasPrologue()) { // the same state layout: the prologue's states are the step's
+    CompiledNetwork pro;
+    pro.forward = net.prologue;
+    pro.backward = net.prologueBackward;
+    f.prologue.push_back(fuse(pro));
+  }
   return f;
 }
 
@@ -605,4 +611,10 @@ void kern::print(const FusedNetwork &f, llvm::raw_ostream &os) {
        << (r.bias >= 0 ? ", db += sum dY" : "") << " over the batch and the steps\n";
   }
   printKernel(f.backward, os);
+  for (const FusedNetwork &p : f.prologue) {
+    os << "prologue (the carried states from the user states, before the first step):\n";
+    printKernel(p.forward, os);
+    os << "prologue backward (after the first step's backward):\n";
+    printKernel(p.backward, os);
+  }
 }

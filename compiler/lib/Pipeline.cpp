@@ -1,9 +1,9 @@
 //===- Pipeline.cpp - The compiler pipeline, from a network to its kernels ===//
 //
-// Runs lower, checkLearnable, batchReadouts (when asked), differentiate and kern::fuse in a
-// straight line with the IR verifier and the caller's hook between them, and the front end before
-// them for a spec file. A network the fusion pass cannot express is a diagnostic; IR that fails
-// the verifier is a compiler bug.
+// Runs lower, checkLearnable, batchReadouts and carryProducts (when asked), differentiate and
+// kern::fuse in a straight line with the IR verifier and the caller's hook between them, and the
+// front end before them for a spec file. A network the fusion pass cannot express is a diagnostic;
+// IR that fails the verifier is a compiler bug.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/compiler/Pipeline.h"
@@ -48,9 +48,25 @@ std::optional<PipelineResult> dopa::runPipeline(const sema::Network &network,
       verifyOrAbort(out.graphs.forward, "batch-readouts");
     passDone("batch-readouts");
   }
+  if (options.carryProducts) {
+    CarriedProducts carried = carryProducts(out.graphs.forward);
+    out.graphs.forward = std::move(carried.step);
+    out.graphs.prologue = std::move(carried.prologue);
+    if (options.verifyEach) {
+      verifyOrAbort(out.graphs.forward, "carry-products");
+      if (out.graphs.hasPrologue())
+        verifyOrAbort(out.graphs.prologue, "carry-products (prologue)");
+    }
+    passDone("carry-products");
+  }
   out.graphs.backward = differentiate(out.graphs.forward, options.inputGradients);
   if (options.verifyEach)
     verifyOrAbort(out.graphs.backward, "autodiff");
+  if (out.graphs.hasPrologue()) {
+    out.graphs.prologueBackward = differentiate(out.graphs.prologue);
+    if (options.verifyEach)
+      verifyOrAbort(out.graphs.prologueBackward, "autodiff (prologue)");
+  }
   passDone("autodiff");
   if (!options.fuse)
     return out;

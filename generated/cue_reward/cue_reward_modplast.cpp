@@ -29,8 +29,9 @@ constexpr int64_t kParamH2DAWeight = 86203; // h2DA.weight [1, 200]
 constexpr int64_t kParamH2DABias = 86403;   // h2DA.bias [1]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
-constexpr int64_t kStateH = 0;      // h [200]
-constexpr int64_t kStateHebb = 208; // hebb [200, 200]
+constexpr int64_t kStateH = 0;            // h [200]
+constexpr int64_t kStateHebb = 208;       // hebb [200, 200]
+constexpr int64_t kStateCarried0 = 40208; // carried.0 [200]
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 //
@@ -42,398 +43,349 @@ template <class T> static void forward_i2h(const dopa::StepArgs<T> &a) {
   T *__restrict t2 = a.scratch + 0;                            // [200]
 #line 14 "examples/cue_reward/modplast.dopa"
   Vec<T>(t2, 200).noalias() = ConstRowMat<T>(i2h_weight, 200, 27) * ConstVec<T>(x, 27);
-#line 46 "cue_reward_modplast.cpp"
+#line 47 "cue_reward_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 1: fused loop nest over [200, 200]
-//   %11 matmul
-template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 208;                // [200]
-  const T *__restrict w = a.params + kParamW;         // [200, 200]
-  const T *__restrict alpha = a.params + kParamAlpha; // [200, 200]
-  const T *__restrict hebb = a.state + kStateHebb;    // [200, 200]
-  const T *__restrict h = a.state + kStateH;          // [200]
-  for (int i = 0; i < 200; ++i) {
-    T acc11 = T(0);
-#pragma omp simd reduction(+ : acc11)
-    for (int j = 0; j < 200; ++j) {
-#line 14 "examples/cue_reward/modplast.dopa"
-      const T v8 = alpha[i * 200 + j] * hebb[i * 200 + j];
-      const T v9 = w[i * 200 + j] + v8;
-      acc11 += v9 * h[j];
-    }
-    t11[i] = acc11;
-  }
-#line 70 "cue_reward_modplast.cpp"
-}
-
-// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
-//
-// forward stage 2: fused loop nest over [200]
-//   %13 tanh hn
-//   %13 tanh hn -> saved
+// forward stage 1: fused loop nest over [200]
+//   %11 tanh hn
+//   %11 tanh hn -> saved
 template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                        // [200]
-  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [200]
-  T *__restrict t11 = a.scratch + 208;                     // [200]
-  T *__restrict h_next = a.next + kStateH;                 // [200] hn
-  T *__restrict saved_t13 = a.saved + 0;                   // [200]
+  T *__restrict t2 = a.scratch + 0;                         // [200]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias;  // [200]
+  const T *__restrict carried_0 = a.state + kStateCarried0; // [200]
+  T *__restrict h_next = a.next + kStateH;                  // [200] hn
+  T *__restrict saved_t11 = a.saved + 0;                    // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 14 "examples/cue_reward/modplast.dopa"
     const T v4 = t2[j] + i2h_bias[j];
-    const T v12 = v4 + t11[j];
-    const T v13 = simdTanh(v12);
-    h_next[j] = v13;
-    saved_t13[j] = v13;
+    const T v10 = v4 + carried_0[j];
+    const T v11 = simdTanh(v10);
+    h_next[j] = v11;
+    saved_t11[j] = v11;
   }
-#line 93 "cue_reward_modplast.cpp"
+#line 70 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
 //
-// forward stage 3: dense product (Eigen), [1]
-//   %15 matmul
+// forward stage 2: dense product (Eigen), [1]
+//   %13 matmul
 template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
   const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 200]
   T *__restrict h_next = a.next + kStateH;                       // [200] hn
-  T *__restrict t15 = a.scratch + 416;                           // [1]
+  T *__restrict t13 = a.scratch + 208;                           // [1]
 #line 15 "examples/cue_reward/modplast.dopa"
-  Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 106 "cue_reward_modplast.cpp"
+  Vec<T>(t13, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 200) * ConstVec<T>(h_next, 200);
+#line 83 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
 //
-// forward stage 4: fused loop nest over [1]
-//   %18 tanh DA
-//   %18 tanh DA -> saved
+// forward stage 3: fused loop nest over [1]
+//   %16 tanh DA
+//   %16 tanh DA -> saved
 template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
-  T *__restrict t15 = a.scratch + 416;                       // [1]
+  T *__restrict t13 = a.scratch + 208;                       // [1]
   const T *__restrict h2DA_bias = a.params + kParamH2DABias; // [1]
   T *__restrict out_DAout = a.outputs[2];                    // [1] DA
-  T *__restrict saved_t18 = a.saved + 208;                   // [1]
+  T *__restrict saved_t16 = a.saved + 208;                   // [1]
 #line 15 "examples/cue_reward/modplast.dopa"
-  const T v17 = t15[0] + h2DA_bias[0];
-  const T v18 = simdTanh(v17);
-  out_DAout[0] = v18;
-  saved_t18[0] = v18;
-#line 124 "cue_reward_modplast.cpp"
+  const T v15 = t13[0] + h2DA_bias[0];
+  const T v16 = simdTanh(v15);
+  out_DAout[0] = v16;
+  saved_t16[0] = v16;
+#line 101 "cue_reward_modplast.cpp"
 }
 
 // output logits = h2o(hn)
 //
-// forward stage 5: dense product (Eigen), [2]
-//   %26 matmul
+// forward stage 4: dense product (Eigen), [2]
+//   %24 matmul
 template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
   T *__restrict h_next = a.next + kStateH;                     // [200] hn
-  T *__restrict t26 = a.scratch + 432;                         // [2]
+  T *__restrict t24 = a.scratch + 224;                         // [2]
 #line 18 "examples/cue_reward/modplast.dopa"
-  Vec<T>(t26, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
-#line 137 "cue_reward_modplast.cpp"
+  Vec<T>(t24, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
+#line 114 "cue_reward_modplast.cpp"
 }
 
 // output value  = h2v(hn)
 //
-// forward stage 6: dense product (Eigen), [1]
-//   %30 matmul
+// forward stage 5: dense product (Eigen), [1]
+//   %28 matmul
 template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
   T *__restrict h_next = a.next + kStateH;                     // [200] hn
-  T *__restrict t30 = a.scratch + 448;                         // [1]
+  T *__restrict t28 = a.scratch + 240;                         // [1]
 #line 19 "examples/cue_reward/modplast.dopa"
-  Vec<T>(t30, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 150 "cue_reward_modplast.cpp"
+  Vec<T>(t28, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
+#line 127 "cue_reward_modplast.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
 //
-// forward stage 7: fused loop nest over [200, 200]
-//   %24 clip -> next_state hebb
-template <class T> static void forward_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict hebb = a.state + kStateHebb; // [200, 200]
-  T *__restrict out_DAout = a.outputs[2];          // [1] DA
-  T *__restrict h_next = a.next + kStateH;         // [200] hn
-  const T *__restrict h = a.state + kStateH;       // [200]
-  T *__restrict hebb_next = a.next + kStateHebb;   // [200, 200]
+// forward stage 6: fused loop nest over [200, 200]
+//   %33 matmul
+//   %22 clip -> next_state hebb
+template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0; // [200]
+  const T *__restrict w = a.params + kParamW;             // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;     // [200, 200]
+  const T *__restrict hebb = a.state + kStateHebb;        // [200, 200]
+  T *__restrict out_DAout = a.outputs[2];                 // [1] DA
+  T *__restrict h_next = a.next + kStateH;                // [200] hn
+  const T *__restrict h = a.state + kStateH;              // [200]
+  T *__restrict hebb_next = a.next + kStateHebb;          // [200, 200]
   for (int i = 0; i < 200; ++i) {
-#pragma omp simd
+    T acc33 = T(0);
+#pragma omp simd reduction(+ : acc33)
     for (int j = 0; j < 200; ++j) {
 #line 16 "examples/cue_reward/modplast.dopa"
-      const T v19 = h_next[i] * h[j];
-      const T v20 = out_DAout[0] * v19;
-      const T v21 = hebb[i * 200 + j] + v20;
-      const T v24 = v21 < T(-1.0) ? T(-1.0) : (v21 > T(1.0) ? T(1.0) : v21);
-      hebb_next[i * 200 + j] = v24;
+      const T v17 = h_next[i] * h[j];
+      const T v18 = out_DAout[0] * v17;
+      const T v19 = hebb[i * 200 + j] + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+#line 14 "examples/cue_reward/modplast.dopa"
+      const T v31 = alpha[i * 200 + j] * v22;
+      const T v32 = w[i * 200 + j] + v31;
+      acc33 += v32 * h_next[j];
+      hebb_next[i * 200 + j] = v22;
     }
+    carried_0_next[i] = acc33;
   }
-#line 174 "cue_reward_modplast.cpp"
+#line 162 "cue_reward_modplast.cpp"
 }
 
 // output logits = h2o(hn)
 //
-// forward stage 8: fused loop nest over [2]
-//   %28 add logits -> output logits
+// forward stage 7: fused loop nest over [2]
+//   %26 add logits -> output logits
 template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t26 = a.scratch + 432;                     // [2]
+  T *__restrict t24 = a.scratch + 224;                     // [2]
   const T *__restrict h2o_bias = a.params + kParamH2oBias; // [2]
   T *__restrict out_logits = a.outputs[0];                 // [2]
   for (int j = 0; j < 2; ++j) {
 #line 18 "examples/cue_reward/modplast.dopa"
-    const T v28 = t26[j] + h2o_bias[j];
-    out_logits[j] = v28;
+    const T v26 = t24[j] + h2o_bias[j];
+    out_logits[j] = v26;
   }
-#line 190 "cue_reward_modplast.cpp"
+#line 178 "cue_reward_modplast.cpp"
 }
 
 // output value  = h2v(hn)
 //
-// forward stage 9: fused loop nest over [1]
-//   %32 add value -> output value
+// forward stage 8: fused loop nest over [1]
+//   %30 add value -> output value
 template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t30 = a.scratch + 448;                     // [1]
+  T *__restrict t28 = a.scratch + 240;                     // [1]
   const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
   T *__restrict out_value = a.outputs[1];                  // [1]
 #line 19 "examples/cue_reward/modplast.dopa"
-  const T v32 = t30[0] + h2v_bias[0];
-  out_value[0] = v32;
-#line 204 "cue_reward_modplast.cpp"
+  const T v30 = t28[0] + h2v_bias[0];
+  out_value[0] = v30;
+#line 192 "cue_reward_modplast.cpp"
 }
 
 /// One forward step of CueRewardModplast for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_i2h(a);
-  forward_matmul(a);
   forward_hn(a);
   forward_h2_da(a);
   forward_da(a);
   forward_h2o(a);
   forward_h2v(a);
-  forward_hebb(a);
+  forward_carried_0_hebb(a);
   forward_logits(a);
   forward_value(a);
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+// DA = tanh(h2DA(hn))
+// hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
+//
+// backward stage 0: fused loop nest over [200, 200]
+//   %41 matmul
+//   %60 reduce_to
+//   %63 matmul
+//   %65 matmul
+//   %58 mul -> grad_prev hebb
+//   %43 mul += grad alpha
+template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t41 = a.scratch + 0;                                  // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  const T *__restrict w = a.params + kParamW;                         // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
+  const T *__restrict hebb = a.state + kStateHebb;                    // [200, 200]
+  const T *__restrict t16_DA = a.saved + 208;                         // [1] DA
+  const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
+  const T *__restrict h = a.state + kStateH;                          // [200]
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [200, 200] d hebb'
+  T *__restrict t60 = a.scratch + 624;                                // [1]
+  T *__restrict t63 = a.scratch + 640;                                // [200]
+  T *__restrict d_h = a.gradPrev + kStateH;                           // [200]
+  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [200, 200]
+  T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
+  for (int e = 0; e < 200; ++e)
+    t41[e] = T(0);
+  t60[0] = T(0);
+  for (int e = 0; e < 200; ++e)
+    d_h[e] = T(0);
+  for (int i = 0; i < 200; ++i) {
+    T acc60 = T(0);
+    T acc63 = T(0);
+#pragma omp simd reduction(+ : acc60, acc63)
+    for (int j = 0; j < 200; ++j) {
+#line 16 "examples/cue_reward/modplast.dopa"
+      const T v17 = t11_hn[i] * h[j];
+      const T v18 = t16_DA[0] * v17;
+      const T v19 = hebb[i * 200 + j] + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+#line 14 "examples/cue_reward/modplast.dopa"
+      const T v31 = alpha[i * 200 + j] * v22;
+      const T v32 = w[i * 200 + j] + v31;
+      t41[j] += d_carried_0_next[i] * v32;
+      const T v40 = d_carried_0_next[i] * t11_hn[j];
+      const T v45 = v40 * alpha[i * 200 + j];
+#line 16 "examples/cue_reward/modplast.dopa"
+      const T v46 = d_hebb_next[i * 200 + j] + v45;
+      const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
+      const T v58 = v46 * v57;
+      const T v59 = v58 * v17;
+#line 15 "examples/cue_reward/modplast.dopa"
+      acc60 += v59;
+#line 16 "examples/cue_reward/modplast.dopa"
+      const T v62 = v58 * t16_DA[0];
+      acc63 += v62 * h[j];
+      d_h[j] += t11_hn[i] * v62;
+      d_hebb[i * 200 + j] = v58;
+#line 14 "examples/cue_reward/modplast.dopa"
+      const T v43 = v40 * v22;
+      d_alpha[i * 200 + j] += v43;
+    }
+    t60[0] += acc60;
+    t63[i] = acc63;
+  }
+#line 274 "cue_reward_modplast.cpp"
+}
+
 // output value  = h2v(hn)
 //
-// backward stage 0: dense product (Eigen), [200]
-//   %40 matmul
+// backward stage 1: dense product (Eigen), [200]
+//   %49 matmul
 template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
   const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
-  T *__restrict t40 = a.scratch + 0;                           // [200]
+  T *__restrict t49 = a.scratch + 208;                         // [200]
 #line 19 "examples/cue_reward/modplast.dopa"
-  RowVec<T>(t40, 200).noalias() =
+  RowVec<T>(t49, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 232 "cue_reward_modplast.cpp"
+#line 288 "cue_reward_modplast.cpp"
 }
 
 // output logits = h2o(hn)
 //
-// backward stage 1: dense product (Eigen), [200]
-//   %44 matmul
+// backward stage 2: dense product (Eigen), [200]
+//   %53 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0];         // [2] d logits
   const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
-  T *__restrict t44 = a.scratch + 208;                         // [200]
+  T *__restrict t53 = a.scratch + 416;                         // [200]
 #line 18 "examples/cue_reward/modplast.dopa"
-  RowVec<T>(t44, 200).noalias() =
+  RowVec<T>(t53, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 246 "cue_reward_modplast.cpp"
-}
-
-// DA = tanh(h2DA(hn))
-// hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
-//
-// backward stage 2: fused loop nest over [200, 200]
-//   %51 reduce_to
-//   %54 matmul
-//   %56 matmul
-template <class T> static void backward_tanh_outer(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
-  const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
-  const T *__restrict t18_DA = a.saved + 208;                // [1] DA
-  const T *__restrict t13_hn = a.saved + 0;                  // [200] hn
-  const T *__restrict h = a.state + kStateH;                 // [200]
-  T *__restrict t51 = a.scratch + 416;                       // [1]
-  T *__restrict t54 = a.scratch + 432;                       // [200]
-  T *__restrict t56 = a.scratch + 640;                       // [200]
-  t51[0] = T(0);
-  for (int e = 0; e < 200; ++e)
-    t56[e] = T(0);
-  for (int i = 0; i < 200; ++i) {
-    T acc51 = T(0);
-    T acc54 = T(0);
-#pragma omp simd reduction(+ : acc51, acc54)
-    for (int j = 0; j < 200; ++j) {
-#line 16 "examples/cue_reward/modplast.dopa"
-      const T v19 = t13_hn[i] * h[j];
-      const T v20 = t18_DA[0] * v19;
-      const T v21 = hebb[i * 200 + j] + v20;
-      const T v48 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
-      const T v49 = d_hebb_next[i * 200 + j] * v48;
-      const T v50 = v49 * v19;
-#line 15 "examples/cue_reward/modplast.dopa"
-      acc51 += v50;
-#line 16 "examples/cue_reward/modplast.dopa"
-      const T v53 = v49 * t18_DA[0];
-      acc54 += v53 * h[j];
-      t56[j] += t13_hn[i] * v53;
-    }
-    t51[0] += acc51;
-    t54[i] = acc54;
-  }
-#line 290 "cue_reward_modplast.cpp"
+#line 302 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
 //
 // backward stage 3: fused loop nest over [1]
-//   %60 mul
-//   %60 mul += grad h2DA.bias
-//   %34 grad_output d value -> record (a factor of deferred outer-product gradients)
-//   %34 grad_output d value += grad h2v.bias
+//   %69 mul
+//   %69 mul += grad h2DA.bias
+//   %35 grad_output d value -> record (a factor of deferred outer-product gradients)
+//   %35 grad_output d value += grad h2v.bias
 template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_DAout = a.gradOutputs[2];   // [1] d DAout
-  T *__restrict t51 = a.scratch + 416;                  // [1]
-  const T *__restrict t18_DA = a.saved + 208;           // [1] DA
-  T *__restrict t60 = a.record + 448;                   // [1]
+  T *__restrict t60 = a.scratch + 624;                  // [1]
+  const T *__restrict t16_DA = a.saved + 208;           // [1] DA
+  T *__restrict t69 = a.record + 656;                   // [1]
   T *__restrict d_h2DA_bias = a.grads + kParamH2DABias; // [1]
   const T *__restrict d_out_value = a.gradOutputs[1];   // [1] d value
   T *__restrict record6 = a.record + 688;               // [1]
   T *__restrict d_h2v_bias = a.grads + kParamH2vBias;   // [1]
 #line 15 "examples/cue_reward/modplast.dopa"
-  const T v52 = d_out_DAout[0] + t51[0];
-  const T v58 = t18_DA[0] * t18_DA[0];
-  const T v59 = T(1.0) - v58;
-  const T v60 = v52 * v59;
-  t60[0] = v60;
-  d_h2DA_bias[0] += v60;
+  const T v61 = d_out_DAout[0] + t60[0];
+  const T v67 = t16_DA[0] * t16_DA[0];
+  const T v68 = T(1.0) - v67;
+  const T v69 = v61 * v68;
+  t69[0] = v69;
+  d_h2DA_bias[0] += v69;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 318 "cue_reward_modplast.cpp"
+#line 330 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
 //
 // backward stage 4: dense product (Eigen), [200]
-//   %63 matmul
+//   %72 matmul
 template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
-  T *__restrict t60 = a.record + 448;                            // [1]
+  T *__restrict t69 = a.record + 656;                            // [1]
   const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 200]
-  T *__restrict t63 = a.scratch + 848;                           // [200]
+  T *__restrict t72 = a.scratch + 848;                           // [200]
 #line 15 "examples/cue_reward/modplast.dopa"
-  RowVec<T>(t63, 200).noalias() = ConstRowVec<T>(t60, 1) * ConstRowMat<T>(h2DA_weight, 1, 200);
-#line 331 "cue_reward_modplast.cpp"
+  RowVec<T>(t72, 200).noalias() = ConstRowVec<T>(t69, 1) * ConstRowMat<T>(h2DA_weight, 1, 200);
+#line 343 "cue_reward_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 5: fused loop nest over [200]
-//   %67 mul
-//   %67 mul += grad i2h.bias
-//   %10 state -> record (a factor of deferred outer-product gradients)
-//   %13 tanh hn -> record (a factor of deferred outer-product gradients)
-template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + kStateH; // [200] d h'
-  T *__restrict t40 = a.scratch + 0;                   // [200]
-  T *__restrict t44 = a.scratch + 208;                 // [200]
-  T *__restrict t54 = a.scratch + 432;                 // [200]
-  T *__restrict t63 = a.scratch + 848;                 // [200]
-  const T *__restrict t13_hn = a.saved + 0;            // [200] hn
-  T *__restrict t67 = a.record + 0;                    // [200]
-  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [200]
-  const T *__restrict h = a.state + kStateH;           // [200]
-  T *__restrict record2 = a.record + 240;              // [200]
-  T *__restrict record4 = a.record + 464;              // [200]
+//   %76 mul -> grad_prev carried.0
+//   %76 mul -> record (a factor of deferred outer-product gradients)
+//   %76 mul += grad i2h.bias
+//   %39 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %11 tanh hn -> record (a factor of deferred outer-product gradients)
+template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH;                // [200] d h'
+  T *__restrict t41 = a.scratch + 0;                                  // [200]
+  T *__restrict t49 = a.scratch + 208;                                // [200]
+  T *__restrict t53 = a.scratch + 416;                                // [200]
+  T *__restrict t63 = a.scratch + 640;                                // [200]
+  T *__restrict t72 = a.scratch + 848;                                // [200]
+  const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;            // [200]
+  T *__restrict record0 = a.record + 0;                               // [200]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;                 // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  T *__restrict record2 = a.record + 240;                             // [200]
+  T *__restrict record3 = a.record + 448;                             // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 14 "examples/cue_reward/modplast.dopa"
-    const T v41 = d_h_next[j] + t40[j];
-    const T v45 = v41 + t44[j];
-    const T v55 = v45 + t54[j];
-    const T v64 = v55 + t63[j];
-    const T v65 = t13_hn[j] * t13_hn[j];
-    const T v66 = T(1.0) - v65;
-    const T v67 = v64 * v66;
-    t67[j] = v67;
-    d_i2h_bias[j] += v67;
-    record2[j] = h[j];
-    record4[j] = t13_hn[j];
+    const T v42 = d_h_next[j] + t41[j];
+    const T v50 = v42 + t49[j];
+    const T v54 = v50 + t53[j];
+    const T v64 = v54 + t63[j];
+    const T v73 = v64 + t72[j];
+    const T v74 = t11_hn[j] * t11_hn[j];
+    const T v75 = T(1.0) - v74;
+    const T v76 = v73 * v75;
+    d_carried_0[j] = v76;
+    record0[j] = v76;
+    d_i2h_bias[j] += v76;
+    record2[j] = d_carried_0_next[j];
+    record3[j] = t11_hn[j];
   }
-#line 368 "cue_reward_modplast.cpp"
+#line 385 "cue_reward_modplast.cpp"
 }
 
-// state  hebb : [H, H] = 0
-// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
-//
-// backward stage 6: fused loop nest over [200, 200]
-//   %69 matmul
-//   %74 add -> grad_prev hebb
-//   %71 mul += grad alpha
-template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t69 = a.scratch + 1056;                      // [200]
-  T *__restrict t67 = a.record + 0;                          // [200]
-  const T *__restrict w = a.params + kParamW;                // [200, 200]
-  const T *__restrict alpha = a.params + kParamAlpha;        // [200, 200]
-  const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
-  const T *__restrict t18_DA = a.saved + 208;                // [1] DA
-  const T *__restrict t13_hn = a.saved + 0;                  // [200] hn
-  const T *__restrict h = a.state + kStateH;                 // [200]
-  T *__restrict d_hebb = a.gradPrev + kStateHebb;            // [200, 200]
-  T *__restrict d_alpha = a.grads + kParamAlpha;             // [200, 200]
-  for (int e = 0; e < 200; ++e)
-    t69[e] = T(0);
-  for (int i = 0; i < 200; ++i) {
-#pragma omp simd
-    for (int j = 0; j < 200; ++j) {
-#line 14 "examples/cue_reward/modplast.dopa"
-      const T v8 = alpha[i * 200 + j] * hebb[i * 200 + j];
-      const T v9 = w[i * 200 + j] + v8;
-      t69[j] += t67[i] * v9;
-#line 16 "examples/cue_reward/modplast.dopa"
-      const T v19 = t13_hn[i] * h[j];
-      const T v20 = t18_DA[0] * v19;
-      const T v21 = hebb[i * 200 + j] + v20;
-      const T v48 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
-      const T v49 = d_hebb_next[i * 200 + j] * v48;
-#line 14 "examples/cue_reward/modplast.dopa"
-      const T v68 = t67[i] * h[j];
-      const T v73 = v68 * alpha[i * 200 + j];
-#line 7 "examples/cue_reward/modplast.dopa"
-      const T v74 = v49 + v73;
-      d_hebb[i * 200 + j] = v74;
-#line 14 "examples/cue_reward/modplast.dopa"
-      const T v71 = v68 * hebb[i * 200 + j];
-      d_alpha[i * 200 + j] += v71;
-    }
-  }
-#line 416 "cue_reward_modplast.cpp"
-}
-
-// state  h    : [H] = 0
-//
-// backward stage 7: fused loop nest over [200]
-//   %70 add -> grad_prev h
-template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t56 = a.scratch + 640;      // [200]
-  T *__restrict t69 = a.scratch + 1056;     // [200]
-  T *__restrict d_h = a.gradPrev + kStateH; // [200]
-#pragma omp simd
-  for (int j = 0; j < 200; ++j) {
-#line 6 "examples/cue_reward/modplast.dopa"
-    const T v70 = t56[j] + t69[j];
-    d_h[j] = v70;
-  }
-#line 433 "cue_reward_modplast.cpp"
-}
-
-// backward stage 8: fused loop nest over [27]
-//   %75 input -> record (a factor of deferred outer-product gradients)
+// backward stage 6: fused loop nest over [27]
+//   %77 input -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
   T *__restrict record1 = a.record + 208; // [27]
@@ -443,9 +395,9 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   }
 }
 
-// backward stage 9: fused loop nest over [2]
-//   %33 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %33 grad_output d logits += grad h2o.bias
+// backward stage 7: fused loop nest over [2]
+//   %34 grad_output d logits -> record (a factor of deferred outer-product gradients)
+//   %34 grad_output d logits += grad h2o.bias
 template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
   T *__restrict record5 = a.record + 672;              // [2]
@@ -458,16 +410,137 @@ template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a
 
 /// One backward step of CueRewardModplast for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
+  backward_d_h_hebb_grad_alpha(a);
   backward_h2v(a);
   backward_h2o(a);
-  backward_tanh_outer(a);
   backward_grad_h2_da_bias_h2v_bias(a);
   backward_h2_da(a);
-  backward_grad_i2h_bias(a);
-  backward_d_hebb_grad_alpha(a);
-  backward_d_h(a);
+  backward_d_carried_0_grad_i2h_bias(a);
   backward_record_x(a);
   backward_grad_h2o_bias(a);
+}
+
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
+// prologue_forward stage 0: fused loop nest over [200, 200]
+//   %6 matmul
+//   %1 state -> next_state hebb
+template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0; // [200]
+  const T *__restrict w = a.params + kParamW;             // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;     // [200, 200]
+  const T *__restrict hebb = a.state + kStateHebb;        // [200, 200]
+  const T *__restrict h = a.state + kStateH;              // [200]
+  T *__restrict hebb_next = a.next + kStateHebb;          // [200, 200]
+  for (int i = 0; i < 200; ++i) {
+    T acc6 = T(0);
+#pragma omp simd reduction(+ : acc6)
+    for (int j = 0; j < 200; ++j) {
+#line 14 "examples/cue_reward/modplast.dopa"
+      const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
+      const T v5 = w[i * 200 + j] + v4;
+      acc6 += v5 * h[j];
+      hebb_next[i * 200 + j] = hebb[i * 200 + j];
+    }
+    carried_0_next[i] = acc6;
+  }
+#line 448 "cue_reward_modplast.cpp"
+}
+
+// prologue_forward stage 1: fused loop nest over [200]
+//   %0 state -> next_state h
+template <class T> static void prologue_forward_h(const dopa::StepArgs<T> &a) {
+  const T *__restrict h = a.state + kStateH; // [200]
+  T *__restrict h_next = a.next + kStateH;   // [200]
+#pragma omp simd
+  for (int j = 0; j < 200; ++j) {
+    h_next[j] = h[j];
+  }
+}
+
+/// One prologue_forward step of CueRewardModplast for one batch element.
+template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
+  prologue_forward_carried_0_hebb(a);
+  prologue_forward_h(a);
+}
+
+// state  hebb : [H, H] = 0
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
+// prologue_backward stage 0: fused loop nest over [200, 200]
+//   %11 matmul
+//   %16 add -> grad_prev hebb
+//   %13 mul += grad alpha
+template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 0;                                  // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  const T *__restrict w = a.params + kParamW;                         // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
+  const T *__restrict hebb = a.state + kStateHebb;                    // [200, 200]
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [200, 200] d hebb'
+  const T *__restrict h = a.state + kStateH;                          // [200]
+  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [200, 200]
+  T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
+  for (int e = 0; e < 200; ++e)
+    t11[e] = T(0);
+  for (int i = 0; i < 200; ++i) {
+#pragma omp simd
+    for (int j = 0; j < 200; ++j) {
+#line 14 "examples/cue_reward/modplast.dopa"
+      const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
+      const T v5 = w[i * 200 + j] + v4;
+      t11[j] += d_carried_0_next[i] * v5;
+      const T v10 = d_carried_0_next[i] * h[j];
+      const T v15 = v10 * alpha[i * 200 + j];
+#line 7 "examples/cue_reward/modplast.dopa"
+      const T v16 = d_hebb_next[i * 200 + j] + v15;
+      d_hebb[i * 200 + j] = v16;
+#line 14 "examples/cue_reward/modplast.dopa"
+      const T v13 = v10 * hebb[i * 200 + j];
+      d_alpha[i * 200 + j] += v13;
+    }
+  }
+#line 504 "cue_reward_modplast.cpp"
+}
+
+// state  h    : [H] = 0
+//
+// prologue_backward stage 1: fused loop nest over [200]
+//   %12 add -> grad_prev h
+//   %9 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %0 state -> record (a factor of deferred outer-product gradients)
+template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH;                // [200] d h'
+  T *__restrict t11 = a.scratch + 0;                                  // [200]
+  T *__restrict d_h = a.gradPrev + kStateH;                           // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  T *__restrict record0 = a.record + 0;                               // [200]
+  const T *__restrict h = a.state + kStateH;                          // [200]
+  T *__restrict record1 = a.record + 208;                             // [200]
+#pragma omp simd
+  for (int j = 0; j < 200; ++j) {
+#line 6 "examples/cue_reward/modplast.dopa"
+    const T v12 = d_h_next[j] + t11[j];
+    d_h[j] = v12;
+    record0[j] = d_carried_0_next[j];
+    record1[j] = h[j];
+  }
+#line 529 "cue_reward_modplast.cpp"
+}
+
+// prologue_backward stage 2:
+//   zero dcarried.0
+template <class T> static void prologue_backward_d_carried_0(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0; // [200]
+  for (int e = 0; e < 200; ++e)
+    d_carried_0[e] = T(0);
+}
+
+/// One prologue_backward step of CueRewardModplast for one batch element.
+template <class T> void prologue_backward_step(const dopa::StepArgs<T> &a) {
+  prologue_backward_d_hebb_grad_alpha(a);
+  prologue_backward_d_h(a);
+  prologue_backward_d_carried_0(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -517,22 +590,27 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {kStateH, kStateHebb};
+static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamI2hWeight, .rows = 200, .cols = 27, .offsetA = 0, .offsetB = 208},
-    {.paramOffset = kParamW, .rows = 200, .cols = 200, .offsetA = 0, .offsetB = 240},
-    {.paramOffset = kParamH2DAWeight, .rows = 1, .cols = 200, .offsetA = 448, .offsetB = 464},
-    {.paramOffset = kParamH2oWeight, .rows = 2, .cols = 200, .offsetA = 672, .offsetB = 464},
-    {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 200, .offsetA = 688, .offsetB = 464},
+    {.paramOffset = kParamW, .rows = 200, .cols = 200, .offsetA = 240, .offsetB = 448},
+    {.paramOffset = kParamH2DAWeight, .rows = 1, .cols = 200, .offsetA = 656, .offsetB = 448},
+    {.paramOffset = kParamH2oWeight, .rows = 2, .cols = 200, .offsetA = 672, .offsetB = 448},
+    {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 200, .offsetA = 688, .offsetB = 448},
+};
+
+static const dopa::DeferredOuter prologueDeferred[] = {
+    {.paramOffset = kParamW, .rows = 200, .cols = 200, .offsetA = 0, .offsetB = 208},
 };
 
 /// The forward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> forward_stages[] = {
-    forward_i2h<T>, forward_matmul<T>, forward_hn<T>,   forward_h2_da<T>,  forward_da<T>,
-    forward_h2o<T>, forward_h2v<T>,    forward_hebb<T>, forward_logits<T>, forward_value<T>,
+    forward_i2h<T>,   forward_hn<T>,  forward_h2_da<T>,          forward_da<T>,
+    forward_h2o<T>,   forward_h2v<T>, forward_carried_0_hebb<T>, forward_logits<T>,
+    forward_value<T>,
 };
 
 /// Stages of the forward step the executor runs as one GEMM for the batch (stage-major order).
@@ -548,7 +626,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 0},
-    {.stage = 3,
+    {.stage = 2,
      .weightOffset = kParamH2DAWeight,
      .rows = 1,
      .cols = 200,
@@ -558,8 +636,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 416},
-    {.stage = 5,
+     .yOffset = 208},
+    {.stage = 4,
      .weightOffset = kParamH2oWeight,
      .rows = 2,
      .cols = 200,
@@ -569,8 +647,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 432},
-    {.stage = 6,
+     .yOffset = 224},
+    {.stage = 5,
      .weightOffset = kParamH2vWeight,
      .rows = 1,
      .cols = 200,
@@ -580,27 +658,25 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 448},
+     .yOffset = 240},
 };
 
 /// The backward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> backward_stages[] = {
+    backward_d_h_hebb_grad_alpha<T>,
     backward_h2v<T>,
     backward_h2o<T>,
-    backward_tanh_outer<T>,
     backward_grad_h2_da_bias_h2v_bias<T>,
     backward_h2_da<T>,
-    backward_grad_i2h_bias<T>,
-    backward_d_hebb_grad_alpha<T>,
-    backward_d_h<T>,
+    backward_d_carried_0_grad_i2h_bias<T>,
     backward_record_x<T>,
     backward_grad_h2o_bias<T>,
 };
 
 /// Stages of the backward step the executor runs as one GEMM for the batch (stage-major order).
 static const dopa::BatchedProduct backward_products[] = {
-    {.stage = 0,
+    {.stage = 1,
      .weightOffset = kParamH2vWeight,
      .rows = 1,
      .cols = 200,
@@ -610,8 +686,8 @@ static const dopa::BatchedProduct backward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 0},
-    {.stage = 1,
+     .yOffset = 208},
+    {.stage = 2,
      .weightOffset = kParamH2oWeight,
      .rows = 2,
      .cols = 200,
@@ -621,7 +697,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 208},
+     .yOffset = 416},
     {.stage = 4,
      .weightOffset = kParamH2DAWeight,
      .rows = 1,
@@ -629,7 +705,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 448,
+     .xOffset = 656,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 848},
@@ -640,10 +716,10 @@ const dopa::GeneratedSpec &spec() {
       .name = "CueRewardModplast",
       .specPath = "examples/cue_reward/modplast.dopa",
       .info = info,
-      .stateNumel = 40208,
+      .stateNumel = 40416,
       .stateOffsets = stateOffsets,
       .savedNumel = 224,
-      .scratchNumel = 1264,
+      .scratchNumel = 1056,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
       .backwardFloat = backward_step<float>,
@@ -658,8 +734,8 @@ const dopa::GeneratedSpec &spec() {
       .forwardSharedFlops = 0,
       .backwardFlops = 649404,
       .backwardSharedFlops = 0,
-      .numForwardStages = 10,
-      .numBackwardStages = 10,
+      .numForwardStages = 9,
+      .numBackwardStages = 8,
       .forwardStagesFloat = forward_stages<float>,
       .backwardStagesFloat = backward_stages<float>,
       .forwardStagesDouble = forward_stages<double>,
@@ -668,6 +744,14 @@ const dopa::GeneratedSpec &spec() {
       .numBackwardProducts = 3,
       .forwardProducts = forward_products,
       .backwardProducts = backward_products,
+      .prologueForwardFloat = prologue_forward_step<float>,
+      .prologueBackwardFloat = prologue_backward_step<float>,
+      .prologueForwardDouble = prologue_forward_step<double>,
+      .prologueBackwardDouble = prologue_backward_step<double>,
+      .prologueSavedNumel = 0,
+      .prologueRecordNumel = 416,
+      .numPrologueDeferred = 1,
+      .prologueDeferred = prologueDeferred,
   };
   return s;
 }

@@ -29,9 +29,10 @@ constexpr int64_t kParamH2DAWeight = 86204; // h2DA.weight [1, 200]
 constexpr int64_t kParamH2DABias = 86404;   // h2DA.bias [1]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
-constexpr int64_t kStateH = 0;      // h [200]
-constexpr int64_t kStatePw = 208;   // pw [200, 200]
-constexpr int64_t kStateEt = 40208; // et [200, 200]
+constexpr int64_t kStateH = 0;            // h [200]
+constexpr int64_t kStatePw = 208;         // pw [200, 200]
+constexpr int64_t kStateEt = 40208;       // et [200, 200]
+constexpr int64_t kStateCarried0 = 80208; // carried.0 [200]
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
 //
@@ -43,453 +44,407 @@ template <class T> static void forward_i2h(const dopa::StepArgs<T> &a) {
   T *__restrict t2 = a.scratch + 0;                            // [200]
 #line 17 "examples/cue_reward/modul.dopa"
   Vec<T>(t2, 200).noalias() = ConstRowMat<T>(i2h_weight, 200, 27) * ConstVec<T>(x, 27);
-#line 47 "cue_reward_modul.cpp"
+#line 48 "cue_reward_modul.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
 //
-// forward stage 1: fused loop nest over [200, 200]
-//   %11 matmul
-template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 208;                // [200]
-  const T *__restrict w = a.params + kParamW;         // [200, 200]
-  const T *__restrict alpha = a.params + kParamAlpha; // [200, 200]
-  const T *__restrict pw = a.state + kStatePw;        // [200, 200]
-  const T *__restrict h = a.state + kStateH;          // [200]
-  for (int i = 0; i < 200; ++i) {
-    T acc11 = T(0);
-#pragma omp simd reduction(+ : acc11)
-    for (int j = 0; j < 200; ++j) {
-#line 17 "examples/cue_reward/modul.dopa"
-      const T v8 = alpha[i * 200 + j] * pw[i * 200 + j];
-      const T v9 = w[i * 200 + j] + v8;
-      acc11 += v9 * h[j];
-    }
-    t11[i] = acc11;
-  }
-#line 71 "cue_reward_modul.cpp"
-}
-
-// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
-//
-// forward stage 2: fused loop nest over [200]
-//   %13 tanh hn
-//   %13 tanh hn -> saved
+// forward stage 1: fused loop nest over [200]
+//   %11 tanh hn
+//   %11 tanh hn -> saved
 template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                        // [200]
-  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [200]
-  T *__restrict t11 = a.scratch + 208;                     // [200]
-  T *__restrict h_next = a.next + kStateH;                 // [200] hn
-  T *__restrict saved_t13 = a.saved + 0;                   // [200]
+  T *__restrict t2 = a.scratch + 0;                         // [200]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias;  // [200]
+  const T *__restrict carried_0 = a.state + kStateCarried0; // [200]
+  T *__restrict h_next = a.next + kStateH;                  // [200] hn
+  T *__restrict saved_t11 = a.saved + 0;                    // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 17 "examples/cue_reward/modul.dopa"
     const T v4 = t2[j] + i2h_bias[j];
-    const T v12 = v4 + t11[j];
-    const T v13 = simdTanh(v12);
-    h_next[j] = v13;
-    saved_t13[j] = v13;
+    const T v10 = v4 + carried_0[j];
+    const T v11 = simdTanh(v10);
+    h_next[j] = v11;
+    saved_t11[j] = v11;
   }
-#line 94 "cue_reward_modul.cpp"
+#line 71 "cue_reward_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
 //
-// forward stage 3: dense product (Eigen), [1]
-//   %15 matmul
+// forward stage 2: dense product (Eigen), [1]
+//   %13 matmul
 template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
   const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 200]
   T *__restrict h_next = a.next + kStateH;                       // [200] hn
-  T *__restrict t15 = a.scratch + 416;                           // [1]
+  T *__restrict t13 = a.scratch + 208;                           // [1]
 #line 18 "examples/cue_reward/modul.dopa"
-  Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 107 "cue_reward_modul.cpp"
+  Vec<T>(t13, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 200) * ConstVec<T>(h_next, 200);
+#line 84 "cue_reward_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
 //
-// forward stage 4: fused loop nest over [1]
-//   %18 tanh DA
-//   %18 tanh DA -> saved
+// forward stage 3: fused loop nest over [1]
+//   %16 tanh DA
+//   %16 tanh DA -> saved
 template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
-  T *__restrict t15 = a.scratch + 416;                       // [1]
+  T *__restrict t13 = a.scratch + 208;                       // [1]
   const T *__restrict h2DA_bias = a.params + kParamH2DABias; // [1]
   T *__restrict out_DAout = a.outputs[2];                    // [1] DA
-  T *__restrict saved_t18 = a.saved + 208;                   // [1]
+  T *__restrict saved_t16 = a.saved + 208;                   // [1]
 #line 18 "examples/cue_reward/modul.dopa"
-  const T v17 = t15[0] + h2DA_bias[0];
-  const T v18 = simdTanh(v17);
-  out_DAout[0] = v18;
-  saved_t18[0] = v18;
-#line 125 "cue_reward_modul.cpp"
+  const T v15 = t13[0] + h2DA_bias[0];
+  const T v16 = simdTanh(v15);
+  out_DAout[0] = v16;
+  saved_t16[0] = v16;
+#line 102 "cue_reward_modul.cpp"
 }
 
 // et' = (1 - etaet) * et + etaet * outer(hn, h)
 //
-// forward stage 5: fused loop nest over []
-//   %26 sub
+// forward stage 4: fused loop nest over []
+//   %24 sub
 template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
   const T *__restrict etaet = a.params + kParamEtaet; // []
-  T *__restrict t26 = a.saved + 224;                  // []
+  T *__restrict t24 = a.saved + 224;                  // []
 #line 20 "examples/cue_reward/modul.dopa"
-  const T v26 = T(1.0) - etaet[0];
-  t26[0] = v26;
-#line 138 "cue_reward_modul.cpp"
+  const T v24 = T(1.0) - etaet[0];
+  t24[0] = v24;
+#line 115 "cue_reward_modul.cpp"
 }
 
 // output logits = h2o(hn)
 //
-// forward stage 6: dense product (Eigen), [2]
-//   %32 matmul
+// forward stage 5: dense product (Eigen), [2]
+//   %30 matmul
 template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
   T *__restrict h_next = a.next + kStateH;                     // [200] hn
-  T *__restrict t32 = a.scratch + 432;                         // [2]
+  T *__restrict t30 = a.scratch + 224;                         // [2]
 #line 22 "examples/cue_reward/modul.dopa"
-  Vec<T>(t32, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
-#line 151 "cue_reward_modul.cpp"
+  Vec<T>(t30, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
+#line 128 "cue_reward_modul.cpp"
 }
 
 // output value  = h2v(hn)
 //
-// forward stage 7: dense product (Eigen), [1]
-//   %36 matmul
+// forward stage 6: dense product (Eigen), [1]
+//   %34 matmul
 template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
   T *__restrict h_next = a.next + kStateH;                     // [200] hn
-  T *__restrict t36 = a.scratch + 448;                         // [1]
+  T *__restrict t34 = a.scratch + 240;                         // [1]
 #line 23 "examples/cue_reward/modul.dopa"
-  Vec<T>(t36, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 164 "cue_reward_modul.cpp"
+  Vec<T>(t34, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
+#line 141 "cue_reward_modul.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
 // pw' = clip(pw + DA * et, -1, 1)
 // et' = (1 - etaet) * et + etaet * outer(hn, h)
 //
-// forward stage 8: fused loop nest over [200, 200]
-//   %24 clip -> next_state pw
-//   %30 add -> next_state et
-template <class T> static void forward_pw_et(const dopa::StepArgs<T> &a) {
-  const T *__restrict pw = a.state + kStatePw;        // [200, 200]
-  T *__restrict out_DAout = a.outputs[2];             // [1] DA
-  const T *__restrict et = a.state + kStateEt;        // [200, 200]
-  T *__restrict pw_next = a.next + kStatePw;          // [200, 200]
-  T *__restrict t26 = a.saved + 224;                  // []
-  const T *__restrict etaet = a.params + kParamEtaet; // []
-  T *__restrict h_next = a.next + kStateH;            // [200] hn
-  const T *__restrict h = a.state + kStateH;          // [200]
-  T *__restrict et_next = a.next + kStateEt;          // [200, 200]
+// forward stage 7: fused loop nest over [200, 200]
+//   %39 matmul
+//   %22 clip -> next_state pw
+//   %28 add -> next_state et
+template <class T> static void forward_carried_0_pw_et(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0; // [200]
+  const T *__restrict w = a.params + kParamW;             // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;     // [200, 200]
+  const T *__restrict pw = a.state + kStatePw;            // [200, 200]
+  T *__restrict out_DAout = a.outputs[2];                 // [1] DA
+  const T *__restrict et = a.state + kStateEt;            // [200, 200]
+  T *__restrict h_next = a.next + kStateH;                // [200] hn
+  T *__restrict pw_next = a.next + kStatePw;              // [200, 200]
+  T *__restrict t24 = a.saved + 224;                      // []
+  const T *__restrict etaet = a.params + kParamEtaet;     // []
+  const T *__restrict h = a.state + kStateH;              // [200]
+  T *__restrict et_next = a.next + kStateEt;              // [200, 200]
   for (int i = 0; i < 200; ++i) {
-#pragma omp simd
+    T acc39 = T(0);
+#pragma omp simd reduction(+ : acc39)
     for (int j = 0; j < 200; ++j) {
 #line 19 "examples/cue_reward/modul.dopa"
-      const T v20 = out_DAout[0] * et[i * 200 + j];
-      const T v21 = pw[i * 200 + j] + v20;
-      const T v24 = v21 < T(-1.0) ? T(-1.0) : (v21 > T(1.0) ? T(1.0) : v21);
-      pw_next[i * 200 + j] = v24;
+      const T v18 = out_DAout[0] * et[i * 200 + j];
+      const T v19 = pw[i * 200 + j] + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+#line 17 "examples/cue_reward/modul.dopa"
+      const T v37 = alpha[i * 200 + j] * v22;
+      const T v38 = w[i * 200 + j] + v37;
+      acc39 += v38 * h_next[j];
+      pw_next[i * 200 + j] = v22;
 #line 20 "examples/cue_reward/modul.dopa"
-      const T v27 = t26[0] * et[i * 200 + j];
-      const T v28 = h_next[i] * h[j];
-      const T v29 = etaet[0] * v28;
-      const T v30 = v27 + v29;
-      et_next[i * 200 + j] = v30;
+      const T v25 = t24[0] * et[i * 200 + j];
+      const T v26 = h_next[i] * h[j];
+      const T v27 = etaet[0] * v26;
+      const T v28 = v25 + v27;
+      et_next[i * 200 + j] = v28;
     }
+    carried_0_next[i] = acc39;
   }
-#line 199 "cue_reward_modul.cpp"
+#line 187 "cue_reward_modul.cpp"
 }
 
 // output logits = h2o(hn)
 //
-// forward stage 9: fused loop nest over [2]
-//   %34 add logits -> output logits
+// forward stage 8: fused loop nest over [2]
+//   %32 add logits -> output logits
 template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t32 = a.scratch + 432;                     // [2]
+  T *__restrict t30 = a.scratch + 224;                     // [2]
   const T *__restrict h2o_bias = a.params + kParamH2oBias; // [2]
   T *__restrict out_logits = a.outputs[0];                 // [2]
   for (int j = 0; j < 2; ++j) {
 #line 22 "examples/cue_reward/modul.dopa"
-    const T v34 = t32[j] + h2o_bias[j];
-    out_logits[j] = v34;
+    const T v32 = t30[j] + h2o_bias[j];
+    out_logits[j] = v32;
   }
-#line 215 "cue_reward_modul.cpp"
+#line 203 "cue_reward_modul.cpp"
 }
 
 // output value  = h2v(hn)
 //
-// forward stage 10: fused loop nest over [1]
-//   %38 add value -> output value
+// forward stage 9: fused loop nest over [1]
+//   %36 add value -> output value
 template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t36 = a.scratch + 448;                     // [1]
+  T *__restrict t34 = a.scratch + 240;                     // [1]
   const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
   T *__restrict out_value = a.outputs[1];                  // [1]
 #line 23 "examples/cue_reward/modul.dopa"
-  const T v38 = t36[0] + h2v_bias[0];
-  out_value[0] = v38;
-#line 229 "cue_reward_modul.cpp"
+  const T v36 = t34[0] + h2v_bias[0];
+  out_value[0] = v36;
+#line 217 "cue_reward_modul.cpp"
 }
 
 /// One forward step of CueRewardModul for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_i2h(a);
-  forward_matmul(a);
   forward_hn(a);
   forward_h2_da(a);
   forward_da(a);
   forward_saved_sub(a);
   forward_h2o(a);
   forward_h2v(a);
-  forward_pw_et(a);
+  forward_carried_0_pw_et(a);
   forward_logits(a);
   forward_value(a);
 }
 
+// state  et : [H, H] = 0
+// param  etaet : [] = 0.1
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+// DA = tanh(h2DA(hn))
+// pw' = clip(pw + DA * et, -1, 1)
+// et' = (1 - etaet) * et + etaet * outer(hn, h)
+//
+// backward stage 0: fused loop nest over [200, 200]
+//   %48 matmul
+//   %63 reduce_to
+//   %66 matmul
+//   %68 matmul
+//   %70 reduce_to
+//   %79 reduce_to
+//   %77 mul -> grad_prev pw
+//   %82 add -> grad_prev et
+//   %50 mul += grad alpha
+template <class T> static void backward_d_h_pw_et_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t48 = a.scratch + 0;                                  // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  const T *__restrict w = a.params + kParamW;                         // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
+  const T *__restrict pw = a.state + kStatePw;                        // [200, 200]
+  const T *__restrict t16_DA = a.saved + 208;                         // [1] DA
+  const T *__restrict et = a.state + kStateEt;                        // [200, 200]
+  const T *__restrict d_et_next = a.gradNext + kStateEt;              // [200, 200] d et'
+  const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
+  const T *__restrict h = a.state + kStateH;                          // [200]
+  T *__restrict t63 = a.scratch + 624;                                // []
+  T *__restrict t66 = a.scratch + 640;                                // [200]
+  const T *__restrict etaet = a.params + kParamEtaet;                 // []
+  T *__restrict d_h = a.gradPrev + kStateH;                           // [200]
+  T *__restrict t70 = a.scratch + 848;                                // []
+  const T *__restrict d_pw_next = a.gradNext + kStatePw;              // [200, 200] d pw'
+  T *__restrict t79 = a.scratch + 864;                                // [1]
+  T *__restrict d_pw = a.gradPrev + kStatePw;                         // [200, 200]
+  const T *__restrict t24 = a.saved + 224;                            // []
+  T *__restrict d_et = a.gradPrev + kStateEt;                         // [200, 200]
+  T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
+  for (int e = 0; e < 200; ++e)
+    t48[e] = T(0);
+  t63[0] = T(0);
+  for (int e = 0; e < 200; ++e)
+    d_h[e] = T(0);
+  t70[0] = T(0);
+  t79[0] = T(0);
+  for (int i = 0; i < 200; ++i) {
+    T acc63 = T(0);
+    T acc66 = T(0);
+    T acc70 = T(0);
+    T acc79 = T(0);
+#pragma omp simd reduction(+ : acc63, acc66, acc70, acc79)
+    for (int j = 0; j < 200; ++j) {
+#line 19 "examples/cue_reward/modul.dopa"
+      const T v18 = t16_DA[0] * et[i * 200 + j];
+      const T v19 = pw[i * 200 + j] + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+#line 17 "examples/cue_reward/modul.dopa"
+      const T v37 = alpha[i * 200 + j] * v22;
+      const T v38 = w[i * 200 + j] + v37;
+      t48[j] += d_carried_0_next[i] * v38;
+#line 20 "examples/cue_reward/modul.dopa"
+      const T v26 = t11_hn[i] * h[j];
+      const T v62 = d_et_next[i * 200 + j] * v26;
+#line 11 "examples/cue_reward/modul.dopa"
+      acc63 += v62;
+#line 20 "examples/cue_reward/modul.dopa"
+      const T v65 = d_et_next[i * 200 + j] * etaet[0];
+      acc66 += v65 * h[j];
+      d_h[j] += t11_hn[i] * v65;
+      const T v69 = d_et_next[i * 200 + j] * et[i * 200 + j];
+      acc70 += v69;
+#line 17 "examples/cue_reward/modul.dopa"
+      const T v47 = d_carried_0_next[i] * t11_hn[j];
+      const T v52 = v47 * alpha[i * 200 + j];
+#line 19 "examples/cue_reward/modul.dopa"
+      const T v53 = d_pw_next[i * 200 + j] + v52;
+      const T v76 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
+      const T v77 = v53 * v76;
+      const T v78 = v77 * et[i * 200 + j];
+#line 18 "examples/cue_reward/modul.dopa"
+      acc79 += v78;
+      d_pw[i * 200 + j] = v77;
+#line 20 "examples/cue_reward/modul.dopa"
+      const T v71 = d_et_next[i * 200 + j] * t24[0];
+#line 19 "examples/cue_reward/modul.dopa"
+      const T v81 = v77 * t16_DA[0];
+#line 9 "examples/cue_reward/modul.dopa"
+      const T v82 = v71 + v81;
+      d_et[i * 200 + j] = v82;
+#line 17 "examples/cue_reward/modul.dopa"
+      const T v50 = v47 * v22;
+      d_alpha[i * 200 + j] += v50;
+    }
+    t63[0] += acc63;
+    t66[i] = acc66;
+    t70[0] += acc70;
+    t79[0] += acc79;
+  }
+#line 333 "cue_reward_modul.cpp"
+}
+
 // output value  = h2v(hn)
 //
-// backward stage 0: dense product (Eigen), [200]
-//   %47 matmul
+// backward stage 1: dense product (Eigen), [200]
+//   %56 matmul
 template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
   const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
-  T *__restrict t47 = a.scratch + 0;                           // [200]
+  T *__restrict t56 = a.scratch + 208;                         // [200]
 #line 23 "examples/cue_reward/modul.dopa"
-  RowVec<T>(t47, 200).noalias() =
+  RowVec<T>(t56, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 258 "cue_reward_modul.cpp"
+#line 347 "cue_reward_modul.cpp"
 }
 
 // output logits = h2o(hn)
 //
-// backward stage 1: dense product (Eigen), [200]
-//   %51 matmul
+// backward stage 2: dense product (Eigen), [200]
+//   %60 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0];         // [2] d logits
   const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
-  T *__restrict t51 = a.scratch + 208;                         // [200]
+  T *__restrict t60 = a.scratch + 416;                         // [200]
 #line 22 "examples/cue_reward/modul.dopa"
-  RowVec<T>(t51, 200).noalias() =
+  RowVec<T>(t60, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 272 "cue_reward_modul.cpp"
-}
-
-// state  et : [H, H] = 0
-// param  etaet : [] = 0.1
-// DA = tanh(h2DA(hn))
-// et' = (1 - etaet) * et + etaet * outer(hn, h)
-//
-// backward stage 2: fused loop nest over [200, 200]
-//   %54 reduce_to
-//   %57 matmul
-//   %59 matmul
-//   %61 reduce_to
-//   %70 reduce_to
-//   %73 add -> grad_prev et
-template <class T> static void backward_d_et(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_et_next = a.gradNext + kStateEt; // [200, 200] d et'
-  const T *__restrict t13_hn = a.saved + 0;              // [200] hn
-  const T *__restrict h = a.state + kStateH;             // [200]
-  T *__restrict t54 = a.scratch + 416;                   // []
-  T *__restrict t57 = a.scratch + 432;                   // [200]
-  const T *__restrict etaet = a.params + kParamEtaet;    // []
-  T *__restrict t59 = a.scratch + 640;                   // [200]
-  const T *__restrict et = a.state + kStateEt;           // [200, 200]
-  T *__restrict t61 = a.scratch + 848;                   // []
-  const T *__restrict d_pw_next = a.gradNext + kStatePw; // [200, 200] d pw'
-  const T *__restrict pw = a.state + kStatePw;           // [200, 200]
-  const T *__restrict t18_DA = a.saved + 208;            // [1] DA
-  T *__restrict t70 = a.scratch + 864;                   // [1]
-  const T *__restrict t26 = a.saved + 224;               // []
-  T *__restrict d_et = a.gradPrev + kStateEt;            // [200, 200]
-  t54[0] = T(0);
-  for (int e = 0; e < 200; ++e)
-    t59[e] = T(0);
-  t61[0] = T(0);
-  t70[0] = T(0);
-  for (int i = 0; i < 200; ++i) {
-    T acc54 = T(0);
-    T acc57 = T(0);
-    T acc61 = T(0);
-    T acc70 = T(0);
-#pragma omp simd reduction(+ : acc54, acc57, acc61, acc70)
-    for (int j = 0; j < 200; ++j) {
-#line 20 "examples/cue_reward/modul.dopa"
-      const T v28 = t13_hn[i] * h[j];
-      const T v53 = d_et_next[i * 200 + j] * v28;
-#line 11 "examples/cue_reward/modul.dopa"
-      acc54 += v53;
-#line 20 "examples/cue_reward/modul.dopa"
-      const T v56 = d_et_next[i * 200 + j] * etaet[0];
-      acc57 += v56 * h[j];
-      t59[j] += t13_hn[i] * v56;
-      const T v60 = d_et_next[i * 200 + j] * et[i * 200 + j];
-      acc61 += v60;
-#line 19 "examples/cue_reward/modul.dopa"
-      const T v20 = t18_DA[0] * et[i * 200 + j];
-      const T v21 = pw[i * 200 + j] + v20;
-      const T v67 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
-      const T v68 = d_pw_next[i * 200 + j] * v67;
-      const T v69 = v68 * et[i * 200 + j];
-#line 18 "examples/cue_reward/modul.dopa"
-      acc70 += v69;
-#line 20 "examples/cue_reward/modul.dopa"
-      const T v62 = d_et_next[i * 200 + j] * t26[0];
-#line 19 "examples/cue_reward/modul.dopa"
-      const T v72 = v68 * t18_DA[0];
-#line 9 "examples/cue_reward/modul.dopa"
-      const T v73 = v62 + v72;
-      d_et[i * 200 + j] = v73;
-    }
-    t54[0] += acc54;
-    t57[i] = acc57;
-    t61[0] += acc61;
-    t70[0] += acc70;
-  }
-#line 347 "cue_reward_modul.cpp"
+#line 361 "cue_reward_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
 //
 // backward stage 3: fused loop nest over [1]
-//   %77 mul
-//   %77 mul += grad h2DA.bias
-//   %40 grad_output d value -> record (a factor of deferred outer-product gradients)
-//   %40 grad_output d value += grad h2v.bias
+//   %86 mul
+//   %86 mul += grad h2DA.bias
+//   %41 grad_output d value -> record (a factor of deferred outer-product gradients)
+//   %41 grad_output d value += grad h2v.bias
 template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_DAout = a.gradOutputs[2];   // [1] d DAout
-  T *__restrict t70 = a.scratch + 864;                  // [1]
-  const T *__restrict t18_DA = a.saved + 208;           // [1] DA
-  T *__restrict t77 = a.record + 448;                   // [1]
+  T *__restrict t79 = a.scratch + 864;                  // [1]
+  const T *__restrict t16_DA = a.saved + 208;           // [1] DA
+  T *__restrict t86 = a.record + 656;                   // [1]
   T *__restrict d_h2DA_bias = a.grads + kParamH2DABias; // [1]
   const T *__restrict d_out_value = a.gradOutputs[1];   // [1] d value
   T *__restrict record6 = a.record + 688;               // [1]
   T *__restrict d_h2v_bias = a.grads + kParamH2vBias;   // [1]
 #line 18 "examples/cue_reward/modul.dopa"
-  const T v71 = d_out_DAout[0] + t70[0];
-  const T v75 = t18_DA[0] * t18_DA[0];
-  const T v76 = T(1.0) - v75;
-  const T v77 = v71 * v76;
-  t77[0] = v77;
-  d_h2DA_bias[0] += v77;
+  const T v80 = d_out_DAout[0] + t79[0];
+  const T v84 = t16_DA[0] * t16_DA[0];
+  const T v85 = T(1.0) - v84;
+  const T v86 = v80 * v85;
+  t86[0] = v86;
+  d_h2DA_bias[0] += v86;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 375 "cue_reward_modul.cpp"
+#line 389 "cue_reward_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
 //
 // backward stage 4: dense product (Eigen), [200]
-//   %80 matmul
+//   %89 matmul
 template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
-  T *__restrict t77 = a.record + 448;                            // [1]
+  T *__restrict t86 = a.record + 656;                            // [1]
   const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 200]
-  T *__restrict t80 = a.scratch + 880;                           // [200]
+  T *__restrict t89 = a.scratch + 880;                           // [200]
 #line 18 "examples/cue_reward/modul.dopa"
-  RowVec<T>(t80, 200).noalias() = ConstRowVec<T>(t77, 1) * ConstRowMat<T>(h2DA_weight, 1, 200);
-#line 388 "cue_reward_modul.cpp"
+  RowVec<T>(t89, 200).noalias() = ConstRowVec<T>(t86, 1) * ConstRowMat<T>(h2DA_weight, 1, 200);
+#line 402 "cue_reward_modul.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
 //
 // backward stage 5: fused loop nest over [200]
-//   %84 mul
-//   %84 mul += grad i2h.bias
-//   %10 state -> record (a factor of deferred outer-product gradients)
-//   %13 tanh hn -> record (a factor of deferred outer-product gradients)
-template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + kStateH; // [200] d h'
-  T *__restrict t47 = a.scratch + 0;                   // [200]
-  T *__restrict t51 = a.scratch + 208;                 // [200]
-  T *__restrict t57 = a.scratch + 432;                 // [200]
-  T *__restrict t80 = a.scratch + 880;                 // [200]
-  const T *__restrict t13_hn = a.saved + 0;            // [200] hn
-  T *__restrict t84 = a.record + 0;                    // [200]
-  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [200]
-  const T *__restrict h = a.state + kStateH;           // [200]
-  T *__restrict record2 = a.record + 240;              // [200]
-  T *__restrict record4 = a.record + 464;              // [200]
+//   %93 mul -> grad_prev carried.0
+//   %93 mul -> record (a factor of deferred outer-product gradients)
+//   %93 mul += grad i2h.bias
+//   %46 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %11 tanh hn -> record (a factor of deferred outer-product gradients)
+template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH;                // [200] d h'
+  T *__restrict t48 = a.scratch + 0;                                  // [200]
+  T *__restrict t56 = a.scratch + 208;                                // [200]
+  T *__restrict t60 = a.scratch + 416;                                // [200]
+  T *__restrict t66 = a.scratch + 640;                                // [200]
+  T *__restrict t89 = a.scratch + 880;                                // [200]
+  const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;            // [200]
+  T *__restrict record0 = a.record + 0;                               // [200]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;                 // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  T *__restrict record2 = a.record + 240;                             // [200]
+  T *__restrict record3 = a.record + 448;                             // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 17 "examples/cue_reward/modul.dopa"
-    const T v48 = d_h_next[j] + t47[j];
-    const T v52 = v48 + t51[j];
-    const T v58 = v52 + t57[j];
-    const T v81 = v58 + t80[j];
-    const T v82 = t13_hn[j] * t13_hn[j];
-    const T v83 = T(1.0) - v82;
-    const T v84 = v81 * v83;
-    t84[j] = v84;
-    d_i2h_bias[j] += v84;
-    record2[j] = h[j];
-    record4[j] = t13_hn[j];
+    const T v49 = d_h_next[j] + t48[j];
+    const T v57 = v49 + t56[j];
+    const T v61 = v57 + t60[j];
+    const T v67 = v61 + t66[j];
+    const T v90 = v67 + t89[j];
+    const T v91 = t11_hn[j] * t11_hn[j];
+    const T v92 = T(1.0) - v91;
+    const T v93 = v90 * v92;
+    d_carried_0[j] = v93;
+    record0[j] = v93;
+    d_i2h_bias[j] += v93;
+    record2[j] = d_carried_0_next[j];
+    record3[j] = t11_hn[j];
   }
-#line 425 "cue_reward_modul.cpp"
+#line 444 "cue_reward_modul.cpp"
 }
 
-// state  pw : [H, H] = 0
-// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
-//
-// backward stage 6: fused loop nest over [200, 200]
-//   %86 matmul
-//   %91 add -> grad_prev pw
-//   %88 mul += grad alpha
-template <class T> static void backward_d_pw_grad_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t86 = a.scratch + 1088;                  // [200]
-  T *__restrict t84 = a.record + 0;                      // [200]
-  const T *__restrict w = a.params + kParamW;            // [200, 200]
-  const T *__restrict alpha = a.params + kParamAlpha;    // [200, 200]
-  const T *__restrict pw = a.state + kStatePw;           // [200, 200]
-  const T *__restrict d_pw_next = a.gradNext + kStatePw; // [200, 200] d pw'
-  const T *__restrict t18_DA = a.saved + 208;            // [1] DA
-  const T *__restrict et = a.state + kStateEt;           // [200, 200]
-  const T *__restrict h = a.state + kStateH;             // [200]
-  T *__restrict d_pw = a.gradPrev + kStatePw;            // [200, 200]
-  T *__restrict d_alpha = a.grads + kParamAlpha;         // [200, 200]
-  for (int e = 0; e < 200; ++e)
-    t86[e] = T(0);
-  for (int i = 0; i < 200; ++i) {
-#pragma omp simd
-    for (int j = 0; j < 200; ++j) {
-#line 17 "examples/cue_reward/modul.dopa"
-      const T v8 = alpha[i * 200 + j] * pw[i * 200 + j];
-      const T v9 = w[i * 200 + j] + v8;
-      t86[j] += t84[i] * v9;
-#line 19 "examples/cue_reward/modul.dopa"
-      const T v20 = t18_DA[0] * et[i * 200 + j];
-      const T v21 = pw[i * 200 + j] + v20;
-      const T v67 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
-      const T v68 = d_pw_next[i * 200 + j] * v67;
-#line 17 "examples/cue_reward/modul.dopa"
-      const T v85 = t84[i] * h[j];
-      const T v90 = v85 * alpha[i * 200 + j];
-#line 8 "examples/cue_reward/modul.dopa"
-      const T v91 = v68 + v90;
-      d_pw[i * 200 + j] = v91;
-#line 17 "examples/cue_reward/modul.dopa"
-      const T v88 = v85 * pw[i * 200 + j];
-      d_alpha[i * 200 + j] += v88;
-    }
-  }
-#line 472 "cue_reward_modul.cpp"
-}
-
-// state  h  : [H] = 0
-//
-// backward stage 7: fused loop nest over [200]
-//   %87 add -> grad_prev h
-template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t59 = a.scratch + 640;      // [200]
-  T *__restrict t86 = a.scratch + 1088;     // [200]
-  T *__restrict d_h = a.gradPrev + kStateH; // [200]
-#pragma omp simd
-  for (int j = 0; j < 200; ++j) {
-#line 7 "examples/cue_reward/modul.dopa"
-    const T v87 = t59[j] + t86[j];
-    d_h[j] = v87;
-  }
-#line 489 "cue_reward_modul.cpp"
-}
-
-// backward stage 8: fused loop nest over [27]
-//   %92 input -> record (a factor of deferred outer-product gradients)
+// backward stage 6: fused loop nest over [27]
+//   %94 input -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
   T *__restrict record1 = a.record + 208; // [27]
@@ -501,23 +456,23 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
 
 // param  etaet : [] = 0.1
 //
-// backward stage 9: fused loop nest over []
-//   %64 add += grad etaet
+// backward stage 7: fused loop nest over []
+//   %73 add += grad etaet
 template <class T> static void backward_grad_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t54 = a.scratch + 416;           // []
-  T *__restrict t61 = a.scratch + 848;           // []
+  T *__restrict t63 = a.scratch + 624;           // []
+  T *__restrict t70 = a.scratch + 848;           // []
   T *__restrict d_etaet = a.grads + kParamEtaet; // []
 #line 20 "examples/cue_reward/modul.dopa"
-  const T v63 = -t61[0];
+  const T v72 = -t70[0];
 #line 11 "examples/cue_reward/modul.dopa"
-  const T v64 = t54[0] + v63;
-  d_etaet[0] += v64;
-#line 516 "cue_reward_modul.cpp"
+  const T v73 = t63[0] + v72;
+  d_etaet[0] += v73;
+#line 471 "cue_reward_modul.cpp"
 }
 
-// backward stage 10: fused loop nest over [2]
-//   %39 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %39 grad_output d logits += grad h2o.bias
+// backward stage 8: fused loop nest over [2]
+//   %40 grad_output d logits -> record (a factor of deferred outer-product gradients)
+//   %40 grad_output d logits += grad h2o.bias
 template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
   T *__restrict record5 = a.record + 672;              // [2]
@@ -530,17 +485,146 @@ template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a
 
 /// One backward step of CueRewardModul for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
+  backward_d_h_pw_et_grad_alpha(a);
   backward_h2v(a);
   backward_h2o(a);
-  backward_d_et(a);
   backward_grad_h2_da_bias_h2v_bias(a);
   backward_h2_da(a);
-  backward_grad_i2h_bias(a);
-  backward_d_pw_grad_alpha(a);
-  backward_d_h(a);
+  backward_d_carried_0_grad_i2h_bias(a);
   backward_record_x(a);
   backward_grad_etaet(a);
   backward_grad_h2o_bias(a);
+}
+
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
+// prologue_forward stage 0: fused loop nest over [200, 200]
+//   %7 matmul
+//   %1 state -> next_state pw
+//   %2 state -> next_state et
+template <class T> static void prologue_forward_carried_0_pw_et(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0; // [200]
+  const T *__restrict w = a.params + kParamW;             // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;     // [200, 200]
+  const T *__restrict pw = a.state + kStatePw;            // [200, 200]
+  const T *__restrict h = a.state + kStateH;              // [200]
+  T *__restrict pw_next = a.next + kStatePw;              // [200, 200]
+  const T *__restrict et = a.state + kStateEt;            // [200, 200]
+  T *__restrict et_next = a.next + kStateEt;              // [200, 200]
+  for (int i = 0; i < 200; ++i) {
+    T acc7 = T(0);
+#pragma omp simd reduction(+ : acc7)
+    for (int j = 0; j < 200; ++j) {
+#line 17 "examples/cue_reward/modul.dopa"
+      const T v5 = alpha[i * 200 + j] * pw[i * 200 + j];
+      const T v6 = w[i * 200 + j] + v5;
+      acc7 += v6 * h[j];
+      pw_next[i * 200 + j] = pw[i * 200 + j];
+      et_next[i * 200 + j] = et[i * 200 + j];
+    }
+    carried_0_next[i] = acc7;
+  }
+#line 528 "cue_reward_modul.cpp"
+}
+
+// prologue_forward stage 1: fused loop nest over [200]
+//   %0 state -> next_state h
+template <class T> static void prologue_forward_h(const dopa::StepArgs<T> &a) {
+  const T *__restrict h = a.state + kStateH; // [200]
+  T *__restrict h_next = a.next + kStateH;   // [200]
+#pragma omp simd
+  for (int j = 0; j < 200; ++j) {
+    h_next[j] = h[j];
+  }
+}
+
+/// One prologue_forward step of CueRewardModul for one batch element.
+template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
+  prologue_forward_carried_0_pw_et(a);
+  prologue_forward_h(a);
+}
+
+// state  pw : [H, H] = 0
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
+// prologue_backward stage 0: fused loop nest over [200, 200]
+//   %13 matmul
+//   %18 add -> grad_prev pw
+//   %10 grad_state d et' -> grad_prev et
+//   %15 mul += grad alpha
+template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t13 = a.scratch + 0;                                  // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  const T *__restrict w = a.params + kParamW;                         // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
+  const T *__restrict pw = a.state + kStatePw;                        // [200, 200]
+  const T *__restrict d_pw_next = a.gradNext + kStatePw;              // [200, 200] d pw'
+  const T *__restrict h = a.state + kStateH;                          // [200]
+  T *__restrict d_pw = a.gradPrev + kStatePw;                         // [200, 200]
+  const T *__restrict d_et_next = a.gradNext + kStateEt;              // [200, 200] d et'
+  T *__restrict d_et = a.gradPrev + kStateEt;                         // [200, 200]
+  T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
+  for (int e = 0; e < 200; ++e)
+    t13[e] = T(0);
+  for (int i = 0; i < 200; ++i) {
+#pragma omp simd
+    for (int j = 0; j < 200; ++j) {
+#line 17 "examples/cue_reward/modul.dopa"
+      const T v5 = alpha[i * 200 + j] * pw[i * 200 + j];
+      const T v6 = w[i * 200 + j] + v5;
+      t13[j] += d_carried_0_next[i] * v6;
+      const T v12 = d_carried_0_next[i] * h[j];
+      const T v17 = v12 * alpha[i * 200 + j];
+#line 8 "examples/cue_reward/modul.dopa"
+      const T v18 = d_pw_next[i * 200 + j] + v17;
+      d_pw[i * 200 + j] = v18;
+      d_et[i * 200 + j] = d_et_next[i * 200 + j];
+#line 17 "examples/cue_reward/modul.dopa"
+      const T v15 = v12 * pw[i * 200 + j];
+      d_alpha[i * 200 + j] += v15;
+    }
+  }
+#line 588 "cue_reward_modul.cpp"
+}
+
+// state  h  : [H] = 0
+//
+// prologue_backward stage 1: fused loop nest over [200]
+//   %14 add -> grad_prev h
+//   %11 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %0 state -> record (a factor of deferred outer-product gradients)
+template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH;                // [200] d h'
+  T *__restrict t13 = a.scratch + 0;                                  // [200]
+  T *__restrict d_h = a.gradPrev + kStateH;                           // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  T *__restrict record0 = a.record + 0;                               // [200]
+  const T *__restrict h = a.state + kStateH;                          // [200]
+  T *__restrict record1 = a.record + 208;                             // [200]
+#pragma omp simd
+  for (int j = 0; j < 200; ++j) {
+#line 7 "examples/cue_reward/modul.dopa"
+    const T v14 = d_h_next[j] + t13[j];
+    d_h[j] = v14;
+    record0[j] = d_carried_0_next[j];
+    record1[j] = h[j];
+  }
+#line 613 "cue_reward_modul.cpp"
+}
+
+// prologue_backward stage 2:
+//   zero dcarried.0
+template <class T> static void prologue_backward_d_carried_0(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0; // [200]
+  for (int e = 0; e < 200; ++e)
+    d_carried_0[e] = T(0);
+}
+
+/// One prologue_backward step of CueRewardModul for one batch element.
+template <class T> void prologue_backward_step(const dopa::StepArgs<T> &a) {
+  prologue_backward_d_pw_et_grad_alpha(a);
+  prologue_backward_d_h(a);
+  prologue_backward_d_carried_0(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -592,23 +676,27 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {kStateH, kStatePw, kStateEt};
+static const int64_t stateOffsets[] = {kStateH, kStatePw, kStateEt, kStateCarried0};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamI2hWeight, .rows = 200, .cols = 27, .offsetA = 0, .offsetB = 208},
-    {.paramOffset = kParamW, .rows = 200, .cols = 200, .offsetA = 0, .offsetB = 240},
-    {.paramOffset = kParamH2DAWeight, .rows = 1, .cols = 200, .offsetA = 448, .offsetB = 464},
-    {.paramOffset = kParamH2oWeight, .rows = 2, .cols = 200, .offsetA = 672, .offsetB = 464},
-    {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 200, .offsetA = 688, .offsetB = 464},
+    {.paramOffset = kParamW, .rows = 200, .cols = 200, .offsetA = 240, .offsetB = 448},
+    {.paramOffset = kParamH2DAWeight, .rows = 1, .cols = 200, .offsetA = 656, .offsetB = 448},
+    {.paramOffset = kParamH2oWeight, .rows = 2, .cols = 200, .offsetA = 672, .offsetB = 448},
+    {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 200, .offsetA = 688, .offsetB = 448},
+};
+
+static const dopa::DeferredOuter prologueDeferred[] = {
+    {.paramOffset = kParamW, .rows = 200, .cols = 200, .offsetA = 0, .offsetB = 208},
 };
 
 /// The forward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> forward_stages[] = {
-    forward_i2h<T>,   forward_matmul<T>,    forward_hn<T>,    forward_h2_da<T>,
-    forward_da<T>,    forward_saved_sub<T>, forward_h2o<T>,   forward_h2v<T>,
-    forward_pw_et<T>, forward_logits<T>,    forward_value<T>,
+    forward_i2h<T>,       forward_hn<T>,    forward_h2_da<T>, forward_da<T>,
+    forward_saved_sub<T>, forward_h2o<T>,   forward_h2v<T>,   forward_carried_0_pw_et<T>,
+    forward_logits<T>,    forward_value<T>,
 };
 
 /// Stages of the forward step the executor runs as one GEMM for the batch (stage-major order).
@@ -624,7 +712,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 0},
-    {.stage = 3,
+    {.stage = 2,
      .weightOffset = kParamH2DAWeight,
      .rows = 1,
      .cols = 200,
@@ -634,8 +722,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 416},
-    {.stage = 6,
+     .yOffset = 208},
+    {.stage = 5,
      .weightOffset = kParamH2oWeight,
      .rows = 2,
      .cols = 200,
@@ -645,8 +733,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 432},
-    {.stage = 7,
+     .yOffset = 224},
+    {.stage = 6,
      .weightOffset = kParamH2vWeight,
      .rows = 1,
      .cols = 200,
@@ -656,20 +744,18 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 448},
+     .yOffset = 240},
 };
 
 /// The backward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> backward_stages[] = {
+    backward_d_h_pw_et_grad_alpha<T>,
     backward_h2v<T>,
     backward_h2o<T>,
-    backward_d_et<T>,
     backward_grad_h2_da_bias_h2v_bias<T>,
     backward_h2_da<T>,
-    backward_grad_i2h_bias<T>,
-    backward_d_pw_grad_alpha<T>,
-    backward_d_h<T>,
+    backward_d_carried_0_grad_i2h_bias<T>,
     backward_record_x<T>,
     backward_grad_etaet<T>,
     backward_grad_h2o_bias<T>,
@@ -677,7 +763,7 @@ constexpr dopa::StepFn<T> backward_stages[] = {
 
 /// Stages of the backward step the executor runs as one GEMM for the batch (stage-major order).
 static const dopa::BatchedProduct backward_products[] = {
-    {.stage = 0,
+    {.stage = 1,
      .weightOffset = kParamH2vWeight,
      .rows = 1,
      .cols = 200,
@@ -687,8 +773,8 @@ static const dopa::BatchedProduct backward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 0},
-    {.stage = 1,
+     .yOffset = 208},
+    {.stage = 2,
      .weightOffset = kParamH2oWeight,
      .rows = 2,
      .cols = 200,
@@ -698,7 +784,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 208},
+     .yOffset = 416},
     {.stage = 4,
      .weightOffset = kParamH2DAWeight,
      .rows = 1,
@@ -706,7 +792,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 448,
+     .xOffset = 656,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 880},
@@ -717,10 +803,10 @@ const dopa::GeneratedSpec &spec() {
       .name = "CueRewardModul",
       .specPath = "examples/cue_reward/modul.dopa",
       .info = info,
-      .stateNumel = 80208,
+      .stateNumel = 80416,
       .stateOffsets = stateOffsets,
       .savedNumel = 240,
-      .scratchNumel = 1296,
+      .scratchNumel = 1088,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
       .backwardFloat = backward_step<float>,
@@ -735,8 +821,8 @@ const dopa::GeneratedSpec &spec() {
       .forwardSharedFlops = 1,
       .backwardFlops = 929406,
       .backwardSharedFlops = 0,
-      .numForwardStages = 11,
-      .numBackwardStages = 11,
+      .numForwardStages = 10,
+      .numBackwardStages = 9,
       .forwardStagesFloat = forward_stages<float>,
       .backwardStagesFloat = backward_stages<float>,
       .forwardStagesDouble = forward_stages<double>,
@@ -745,6 +831,14 @@ const dopa::GeneratedSpec &spec() {
       .numBackwardProducts = 3,
       .forwardProducts = forward_products,
       .backwardProducts = backward_products,
+      .prologueForwardFloat = prologue_forward_step<float>,
+      .prologueBackwardFloat = prologue_backward_step<float>,
+      .prologueForwardDouble = prologue_forward_step<double>,
+      .prologueBackwardDouble = prologue_backward_step<double>,
+      .prologueSavedNumel = 0,
+      .prologueRecordNumel = 416,
+      .numPrologueDeferred = 1,
+      .prologueDeferred = prologueDeferred,
   };
   return s;
 }

@@ -28,8 +28,9 @@ constexpr int64_t kParamH2vWeight = 86003; // h2v.weight [1, 200]
 constexpr int64_t kParamH2vBias = 86203;   // h2v.bias [1]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
-constexpr int64_t kStateH = 0;      // h [200]
-constexpr int64_t kStateHebb = 208; // hebb [200, 200]
+constexpr int64_t kStateH = 0;            // h [200]
+constexpr int64_t kStateHebb = 208;       // hebb [200, 200]
+constexpr int64_t kStateCarried0 = 40208; // carried.0 [200]
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 //
@@ -41,322 +42,273 @@ template <class T> static void forward_i2h(const dopa::StepArgs<T> &a) {
   T *__restrict t2 = a.scratch + 0;                            // [200]
 #line 14 "examples/cue_reward/plastic.dopa"
   Vec<T>(t2, 200).noalias() = ConstRowMat<T>(i2h_weight, 200, 27) * ConstVec<T>(x, 27);
-#line 45 "cue_reward_plastic.cpp"
+#line 46 "cue_reward_plastic.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 1: fused loop nest over [200, 200]
-//   %11 matmul
-template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t11 = a.scratch + 208;                // [200]
-  const T *__restrict w = a.params + kParamW;         // [200, 200]
-  const T *__restrict alpha = a.params + kParamAlpha; // [200, 200]
-  const T *__restrict hebb = a.state + kStateHebb;    // [200, 200]
-  const T *__restrict h = a.state + kStateH;          // [200]
-  for (int i = 0; i < 200; ++i) {
-    T acc11 = T(0);
-#pragma omp simd reduction(+ : acc11)
-    for (int j = 0; j < 200; ++j) {
-#line 14 "examples/cue_reward/plastic.dopa"
-      const T v8 = alpha[i * 200 + j] * hebb[i * 200 + j];
-      const T v9 = w[i * 200 + j] + v8;
-      acc11 += v9 * h[j];
-    }
-    t11[i] = acc11;
-  }
-#line 69 "cue_reward_plastic.cpp"
-}
-
-// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
-//
-// forward stage 2: fused loop nest over [200]
-//   %13 tanh hn
-//   %13 tanh hn -> saved
+// forward stage 1: fused loop nest over [200]
+//   %11 tanh hn
+//   %11 tanh hn -> saved
 template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
-  T *__restrict t2 = a.scratch + 0;                        // [200]
-  const T *__restrict i2h_bias = a.params + kParamI2hBias; // [200]
-  T *__restrict t11 = a.scratch + 208;                     // [200]
-  T *__restrict h_next = a.next + kStateH;                 // [200] hn
-  T *__restrict saved_t13 = a.saved + 0;                   // [200]
+  T *__restrict t2 = a.scratch + 0;                         // [200]
+  const T *__restrict i2h_bias = a.params + kParamI2hBias;  // [200]
+  const T *__restrict carried_0 = a.state + kStateCarried0; // [200]
+  T *__restrict h_next = a.next + kStateH;                  // [200] hn
+  T *__restrict saved_t11 = a.saved + 0;                    // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 14 "examples/cue_reward/plastic.dopa"
     const T v4 = t2[j] + i2h_bias[j];
-    const T v12 = v4 + t11[j];
-    const T v13 = simdTanh(v12);
-    h_next[j] = v13;
-    saved_t13[j] = v13;
+    const T v10 = v4 + carried_0[j];
+    const T v11 = simdTanh(v10);
+    h_next[j] = v11;
+    saved_t11[j] = v11;
   }
-#line 92 "cue_reward_plastic.cpp"
+#line 69 "cue_reward_plastic.cpp"
 }
 
 // output logits = h2o(hn)
 //
-// forward stage 3: dense product (Eigen), [2]
-//   %22 matmul
+// forward stage 2: dense product (Eigen), [2]
+//   %20 matmul
 template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
   T *__restrict h_next = a.next + kStateH;                     // [200] hn
-  T *__restrict t22 = a.scratch + 416;                         // [2]
+  T *__restrict t20 = a.scratch + 208;                         // [2]
 #line 17 "examples/cue_reward/plastic.dopa"
-  Vec<T>(t22, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
-#line 105 "cue_reward_plastic.cpp"
+  Vec<T>(t20, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
+#line 82 "cue_reward_plastic.cpp"
 }
 
 // output value  = h2v(hn)
 //
-// forward stage 4: dense product (Eigen), [1]
-//   %26 matmul
+// forward stage 3: dense product (Eigen), [1]
+//   %24 matmul
 template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
   T *__restrict h_next = a.next + kStateH;                     // [200] hn
-  T *__restrict t26 = a.scratch + 432;                         // [1]
+  T *__restrict t24 = a.scratch + 224;                         // [1]
 #line 18 "examples/cue_reward/plastic.dopa"
-  Vec<T>(t26, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 118 "cue_reward_plastic.cpp"
+  Vec<T>(t24, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
+#line 95 "cue_reward_plastic.cpp"
 }
 
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
 //
-// forward stage 5: fused loop nest over [200, 200]
-//   %20 clip -> next_state hebb
-template <class T> static void forward_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict hebb = a.state + kStateHebb; // [200, 200]
-  const T *__restrict eta = a.params + kParamEta;  // []
-  T *__restrict h_next = a.next + kStateH;         // [200] hn
-  const T *__restrict h = a.state + kStateH;       // [200]
-  T *__restrict hebb_next = a.next + kStateHebb;   // [200, 200]
+// forward stage 4: fused loop nest over [200, 200]
+//   %29 matmul
+//   %18 clip -> next_state hebb
+template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0; // [200]
+  const T *__restrict w = a.params + kParamW;             // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;     // [200, 200]
+  const T *__restrict hebb = a.state + kStateHebb;        // [200, 200]
+  const T *__restrict eta = a.params + kParamEta;         // []
+  T *__restrict h_next = a.next + kStateH;                // [200] hn
+  const T *__restrict h = a.state + kStateH;              // [200]
+  T *__restrict hebb_next = a.next + kStateHebb;          // [200, 200]
   for (int i = 0; i < 200; ++i) {
-#pragma omp simd
+    T acc29 = T(0);
+#pragma omp simd reduction(+ : acc29)
     for (int j = 0; j < 200; ++j) {
 #line 15 "examples/cue_reward/plastic.dopa"
-      const T v15 = h_next[i] * h[j];
-      const T v16 = eta[0] * v15;
-      const T v17 = hebb[i * 200 + j] + v16;
-      const T v20 = v17 < T(-1.0) ? T(-1.0) : (v17 > T(1.0) ? T(1.0) : v17);
-      hebb_next[i * 200 + j] = v20;
+      const T v13 = h_next[i] * h[j];
+      const T v14 = eta[0] * v13;
+      const T v15 = hebb[i * 200 + j] + v14;
+      const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+#line 14 "examples/cue_reward/plastic.dopa"
+      const T v27 = alpha[i * 200 + j] * v18;
+      const T v28 = w[i * 200 + j] + v27;
+      acc29 += v28 * h_next[j];
+      hebb_next[i * 200 + j] = v18;
     }
+    carried_0_next[i] = acc29;
   }
-#line 142 "cue_reward_plastic.cpp"
+#line 130 "cue_reward_plastic.cpp"
 }
 
 // output logits = h2o(hn)
 //
-// forward stage 6: fused loop nest over [2]
-//   %24 add logits -> output logits
+// forward stage 5: fused loop nest over [2]
+//   %22 add logits -> output logits
 template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t22 = a.scratch + 416;                     // [2]
+  T *__restrict t20 = a.scratch + 208;                     // [2]
   const T *__restrict h2o_bias = a.params + kParamH2oBias; // [2]
   T *__restrict out_logits = a.outputs[0];                 // [2]
   for (int j = 0; j < 2; ++j) {
 #line 17 "examples/cue_reward/plastic.dopa"
-    const T v24 = t22[j] + h2o_bias[j];
-    out_logits[j] = v24;
+    const T v22 = t20[j] + h2o_bias[j];
+    out_logits[j] = v22;
   }
-#line 158 "cue_reward_plastic.cpp"
+#line 146 "cue_reward_plastic.cpp"
 }
 
 // output value  = h2v(hn)
 //
-// forward stage 7: fused loop nest over [1]
-//   %28 add value -> output value
+// forward stage 6: fused loop nest over [1]
+//   %26 add value -> output value
 template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
-  T *__restrict t26 = a.scratch + 432;                     // [1]
+  T *__restrict t24 = a.scratch + 224;                     // [1]
   const T *__restrict h2v_bias = a.params + kParamH2vBias; // [1]
   T *__restrict out_value = a.outputs[1];                  // [1]
 #line 18 "examples/cue_reward/plastic.dopa"
-  const T v28 = t26[0] + h2v_bias[0];
-  out_value[0] = v28;
-#line 172 "cue_reward_plastic.cpp"
+  const T v26 = t24[0] + h2v_bias[0];
+  out_value[0] = v26;
+#line 160 "cue_reward_plastic.cpp"
 }
 
 /// One forward step of CueRewardPlastic for one batch element.
 template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_i2h(a);
-  forward_matmul(a);
   forward_hn(a);
   forward_h2o(a);
   forward_h2v(a);
-  forward_hebb(a);
+  forward_carried_0_hebb(a);
   forward_logits(a);
   forward_value(a);
 }
 
+// param  eta : [] = 0.1
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+// hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
+//
+// backward stage 0: fused loop nest over [200, 200]
+//   %36 matmul
+//   %55 reduce_to
+//   %58 matmul
+//   %60 matmul
+//   %53 mul -> grad_prev hebb
+//   %38 mul += grad alpha
+template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t36 = a.scratch + 0;                                  // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  const T *__restrict w = a.params + kParamW;                         // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
+  const T *__restrict hebb = a.state + kStateHebb;                    // [200, 200]
+  const T *__restrict eta = a.params + kParamEta;                     // []
+  const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
+  const T *__restrict h = a.state + kStateH;                          // [200]
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [200, 200] d hebb'
+  T *__restrict t55 = a.scratch + 624;                                // []
+  T *__restrict t58 = a.scratch + 640;                                // [200]
+  T *__restrict d_h = a.gradPrev + kStateH;                           // [200]
+  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [200, 200]
+  T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
+  for (int e = 0; e < 200; ++e)
+    t36[e] = T(0);
+  t55[0] = T(0);
+  for (int e = 0; e < 200; ++e)
+    d_h[e] = T(0);
+  for (int i = 0; i < 200; ++i) {
+    T acc55 = T(0);
+    T acc58 = T(0);
+#pragma omp simd reduction(+ : acc55, acc58)
+    for (int j = 0; j < 200; ++j) {
+#line 15 "examples/cue_reward/plastic.dopa"
+      const T v13 = t11_hn[i] * h[j];
+      const T v14 = eta[0] * v13;
+      const T v15 = hebb[i * 200 + j] + v14;
+      const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+#line 14 "examples/cue_reward/plastic.dopa"
+      const T v27 = alpha[i * 200 + j] * v18;
+      const T v28 = w[i * 200 + j] + v27;
+      t36[j] += d_carried_0_next[i] * v28;
+      const T v35 = d_carried_0_next[i] * t11_hn[j];
+      const T v40 = v35 * alpha[i * 200 + j];
+#line 15 "examples/cue_reward/plastic.dopa"
+      const T v41 = d_hebb_next[i * 200 + j] + v40;
+      const T v52 = T(-1.0) <= v15 && v15 <= T(1.0) ? T(1) : T(0);
+      const T v53 = v41 * v52;
+      const T v54 = v53 * v13;
+#line 9 "examples/cue_reward/plastic.dopa"
+      acc55 += v54;
+#line 15 "examples/cue_reward/plastic.dopa"
+      const T v57 = v53 * eta[0];
+      acc58 += v57 * h[j];
+      d_h[j] += t11_hn[i] * v57;
+      d_hebb[i * 200 + j] = v53;
+#line 14 "examples/cue_reward/plastic.dopa"
+      const T v38 = v35 * v18;
+      d_alpha[i * 200 + j] += v38;
+    }
+    t55[0] += acc55;
+    t58[i] = acc58;
+  }
+#line 240 "cue_reward_plastic.cpp"
+}
+
 // output value  = h2v(hn)
 //
-// backward stage 0: dense product (Eigen), [200]
-//   %35 matmul
+// backward stage 1: dense product (Eigen), [200]
+//   %44 matmul
 template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_value = a.gradOutputs[1];          // [1] d value
   const T *__restrict h2v_weight = a.params + kParamH2vWeight; // [1, 200]
-  T *__restrict t35 = a.scratch + 0;                           // [200]
+  T *__restrict t44 = a.scratch + 208;                         // [200]
 #line 18 "examples/cue_reward/plastic.dopa"
-  RowVec<T>(t35, 200).noalias() =
+  RowVec<T>(t44, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 198 "cue_reward_plastic.cpp"
+#line 254 "cue_reward_plastic.cpp"
 }
 
 // output logits = h2o(hn)
 //
-// backward stage 1: dense product (Eigen), [200]
-//   %39 matmul
+// backward stage 2: dense product (Eigen), [200]
+//   %48 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0];         // [2] d logits
   const T *__restrict h2o_weight = a.params + kParamH2oWeight; // [2, 200]
-  T *__restrict t39 = a.scratch + 208;                         // [200]
+  T *__restrict t48 = a.scratch + 416;                         // [200]
 #line 17 "examples/cue_reward/plastic.dopa"
-  RowVec<T>(t39, 200).noalias() =
+  RowVec<T>(t48, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 212 "cue_reward_plastic.cpp"
-}
-
-// param  eta : [] = 0.1
-// hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
-//
-// backward stage 2: fused loop nest over [200, 200]
-//   %46 reduce_to
-//   %49 matmul
-//   %51 matmul
-template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
-  const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
-  const T *__restrict eta = a.params + kParamEta;            // []
-  const T *__restrict t13_hn = a.saved + 0;                  // [200] hn
-  const T *__restrict h = a.state + kStateH;                 // [200]
-  T *__restrict t46 = a.scratch + 416;                       // []
-  T *__restrict t49 = a.scratch + 432;                       // [200]
-  T *__restrict t51 = a.scratch + 640;                       // [200]
-  t46[0] = T(0);
-  for (int e = 0; e < 200; ++e)
-    t51[e] = T(0);
-  for (int i = 0; i < 200; ++i) {
-    T acc46 = T(0);
-    T acc49 = T(0);
-#pragma omp simd reduction(+ : acc46, acc49)
-    for (int j = 0; j < 200; ++j) {
-#line 15 "examples/cue_reward/plastic.dopa"
-      const T v15 = t13_hn[i] * h[j];
-      const T v16 = eta[0] * v15;
-      const T v17 = hebb[i * 200 + j] + v16;
-      const T v43 = T(-1.0) <= v17 && v17 <= T(1.0) ? T(1) : T(0);
-      const T v44 = d_hebb_next[i * 200 + j] * v43;
-      const T v45 = v44 * v15;
-#line 9 "examples/cue_reward/plastic.dopa"
-      acc46 += v45;
-#line 15 "examples/cue_reward/plastic.dopa"
-      const T v48 = v44 * eta[0];
-      acc49 += v48 * h[j];
-      t51[j] += t13_hn[i] * v48;
-    }
-    t46[0] += acc46;
-    t49[i] = acc49;
-  }
-#line 256 "cue_reward_plastic.cpp"
+#line 268 "cue_reward_plastic.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 3: fused loop nest over [200]
-//   %55 mul
-//   %55 mul += grad i2h.bias
-//   %10 state -> record (a factor of deferred outer-product gradients)
-//   %13 tanh hn -> record (a factor of deferred outer-product gradients)
-template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + kStateH; // [200] d h'
-  T *__restrict t35 = a.scratch + 0;                   // [200]
-  T *__restrict t39 = a.scratch + 208;                 // [200]
-  T *__restrict t49 = a.scratch + 432;                 // [200]
-  const T *__restrict t13_hn = a.saved + 0;            // [200] hn
-  T *__restrict t55 = a.record + 0;                    // [200]
-  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [200]
-  const T *__restrict h = a.state + kStateH;           // [200]
-  T *__restrict record2 = a.record + 240;              // [200]
-  T *__restrict record4 = a.record + 464;              // [200]
+//   %64 mul -> grad_prev carried.0
+//   %64 mul -> record (a factor of deferred outer-product gradients)
+//   %64 mul += grad i2h.bias
+//   %34 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %11 tanh hn -> record (a factor of deferred outer-product gradients)
+template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH;                // [200] d h'
+  T *__restrict t36 = a.scratch + 0;                                  // [200]
+  T *__restrict t44 = a.scratch + 208;                                // [200]
+  T *__restrict t48 = a.scratch + 416;                                // [200]
+  T *__restrict t58 = a.scratch + 640;                                // [200]
+  const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;            // [200]
+  T *__restrict record0 = a.record + 0;                               // [200]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;                 // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  T *__restrict record2 = a.record + 240;                             // [200]
+  T *__restrict record3 = a.record + 448;                             // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 14 "examples/cue_reward/plastic.dopa"
-    const T v36 = d_h_next[j] + t35[j];
-    const T v40 = v36 + t39[j];
-    const T v50 = v40 + t49[j];
-    const T v53 = t13_hn[j] * t13_hn[j];
-    const T v54 = T(1.0) - v53;
-    const T v55 = v50 * v54;
-    t55[j] = v55;
-    d_i2h_bias[j] += v55;
-    record2[j] = h[j];
-    record4[j] = t13_hn[j];
+    const T v37 = d_h_next[j] + t36[j];
+    const T v45 = v37 + t44[j];
+    const T v49 = v45 + t48[j];
+    const T v59 = v49 + t58[j];
+    const T v62 = t11_hn[j] * t11_hn[j];
+    const T v63 = T(1.0) - v62;
+    const T v64 = v59 * v63;
+    d_carried_0[j] = v64;
+    record0[j] = v64;
+    d_i2h_bias[j] += v64;
+    record2[j] = d_carried_0_next[j];
+    record3[j] = t11_hn[j];
   }
-#line 291 "cue_reward_plastic.cpp"
+#line 308 "cue_reward_plastic.cpp"
 }
 
-// state  hebb : [H, H] = 0
-// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
-//
-// backward stage 4: fused loop nest over [200, 200]
-//   %57 matmul
-//   %62 add -> grad_prev hebb
-//   %59 mul += grad alpha
-template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t57 = a.scratch + 848;                       // [200]
-  T *__restrict t55 = a.record + 0;                          // [200]
-  const T *__restrict w = a.params + kParamW;                // [200, 200]
-  const T *__restrict alpha = a.params + kParamAlpha;        // [200, 200]
-  const T *__restrict hebb = a.state + kStateHebb;           // [200, 200]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [200, 200] d hebb'
-  const T *__restrict eta = a.params + kParamEta;            // []
-  const T *__restrict t13_hn = a.saved + 0;                  // [200] hn
-  const T *__restrict h = a.state + kStateH;                 // [200]
-  T *__restrict d_hebb = a.gradPrev + kStateHebb;            // [200, 200]
-  T *__restrict d_alpha = a.grads + kParamAlpha;             // [200, 200]
-  for (int e = 0; e < 200; ++e)
-    t57[e] = T(0);
-  for (int i = 0; i < 200; ++i) {
-#pragma omp simd
-    for (int j = 0; j < 200; ++j) {
-#line 14 "examples/cue_reward/plastic.dopa"
-      const T v8 = alpha[i * 200 + j] * hebb[i * 200 + j];
-      const T v9 = w[i * 200 + j] + v8;
-      t57[j] += t55[i] * v9;
-#line 15 "examples/cue_reward/plastic.dopa"
-      const T v15 = t13_hn[i] * h[j];
-      const T v16 = eta[0] * v15;
-      const T v17 = hebb[i * 200 + j] + v16;
-      const T v43 = T(-1.0) <= v17 && v17 <= T(1.0) ? T(1) : T(0);
-      const T v44 = d_hebb_next[i * 200 + j] * v43;
-#line 14 "examples/cue_reward/plastic.dopa"
-      const T v56 = t55[i] * h[j];
-      const T v61 = v56 * alpha[i * 200 + j];
-#line 7 "examples/cue_reward/plastic.dopa"
-      const T v62 = v44 + v61;
-      d_hebb[i * 200 + j] = v62;
-#line 14 "examples/cue_reward/plastic.dopa"
-      const T v59 = v56 * hebb[i * 200 + j];
-      d_alpha[i * 200 + j] += v59;
-    }
-  }
-#line 339 "cue_reward_plastic.cpp"
-}
-
-// state  h    : [H] = 0
-//
-// backward stage 5: fused loop nest over [200]
-//   %58 add -> grad_prev h
-template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t51 = a.scratch + 640;      // [200]
-  T *__restrict t57 = a.scratch + 848;      // [200]
-  T *__restrict d_h = a.gradPrev + kStateH; // [200]
-#pragma omp simd
-  for (int j = 0; j < 200; ++j) {
-#line 6 "examples/cue_reward/plastic.dopa"
-    const T v58 = t51[j] + t57[j];
-    d_h[j] = v58;
-  }
-#line 356 "cue_reward_plastic.cpp"
-}
-
-// backward stage 6: fused loop nest over [27]
-//   %63 input -> record (a factor of deferred outer-product gradients)
+// backward stage 4: fused loop nest over [27]
+//   %65 input -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
   T *__restrict record1 = a.record + 208; // [27]
@@ -368,32 +320,32 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
 
 // param  eta : [] = 0.1
 //
-// backward stage 7: fused loop nest over []
-//   %46 reduce_to += grad eta
+// backward stage 5: fused loop nest over []
+//   %55 reduce_to += grad eta
 template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t46 = a.scratch + 416;       // []
+  T *__restrict t55 = a.scratch + 624;       // []
   T *__restrict d_eta = a.grads + kParamEta; // []
 #line 9 "examples/cue_reward/plastic.dopa"
-  d_eta[0] += t46[0];
-#line 379 "cue_reward_plastic.cpp"
+  d_eta[0] += t55[0];
+#line 331 "cue_reward_plastic.cpp"
 }
 
-// backward stage 8: fused loop nest over [2]
-//   %29 grad_output d logits -> record (a factor of deferred outer-product gradients)
-//   %29 grad_output d logits += grad h2o.bias
+// backward stage 6: fused loop nest over [2]
+//   %30 grad_output d logits -> record (a factor of deferred outer-product gradients)
+//   %30 grad_output d logits += grad h2o.bias
 template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_logits = a.gradOutputs[0]; // [2] d logits
-  T *__restrict record3 = a.record + 448;              // [2]
+  T *__restrict record4 = a.record + 656;              // [2]
   T *__restrict d_h2o_bias = a.grads + kParamH2oBias;  // [2]
   for (int j = 0; j < 2; ++j) {
-    record3[j] = d_out_logits[j];
+    record4[j] = d_out_logits[j];
     d_h2o_bias[j] += d_out_logits[j];
   }
 }
 
-// backward stage 9: fused loop nest over [1]
-//   %30 grad_output d value -> record (a factor of deferred outer-product gradients)
-//   %30 grad_output d value += grad h2v.bias
+// backward stage 7: fused loop nest over [1]
+//   %31 grad_output d value -> record (a factor of deferred outer-product gradients)
+//   %31 grad_output d value += grad h2v.bias
 template <class T> static void backward_grad_h2v_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_value = a.gradOutputs[1]; // [1] d value
   T *__restrict record5 = a.record + 672;             // [1]
@@ -404,16 +356,137 @@ template <class T> static void backward_grad_h2v_bias(const dopa::StepArgs<T> &a
 
 /// One backward step of CueRewardPlastic for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
+  backward_d_h_hebb_grad_alpha(a);
   backward_h2v(a);
   backward_h2o(a);
-  backward_eta_outer(a);
-  backward_grad_i2h_bias(a);
-  backward_d_hebb_grad_alpha(a);
-  backward_d_h(a);
+  backward_d_carried_0_grad_i2h_bias(a);
   backward_record_x(a);
   backward_grad_eta(a);
   backward_grad_h2o_bias(a);
   backward_grad_h2v_bias(a);
+}
+
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
+// prologue_forward stage 0: fused loop nest over [200, 200]
+//   %6 matmul
+//   %1 state -> next_state hebb
+template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0; // [200]
+  const T *__restrict w = a.params + kParamW;             // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;     // [200, 200]
+  const T *__restrict hebb = a.state + kStateHebb;        // [200, 200]
+  const T *__restrict h = a.state + kStateH;              // [200]
+  T *__restrict hebb_next = a.next + kStateHebb;          // [200, 200]
+  for (int i = 0; i < 200; ++i) {
+    T acc6 = T(0);
+#pragma omp simd reduction(+ : acc6)
+    for (int j = 0; j < 200; ++j) {
+#line 14 "examples/cue_reward/plastic.dopa"
+      const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
+      const T v5 = w[i * 200 + j] + v4;
+      acc6 += v5 * h[j];
+      hebb_next[i * 200 + j] = hebb[i * 200 + j];
+    }
+    carried_0_next[i] = acc6;
+  }
+#line 394 "cue_reward_plastic.cpp"
+}
+
+// prologue_forward stage 1: fused loop nest over [200]
+//   %0 state -> next_state h
+template <class T> static void prologue_forward_h(const dopa::StepArgs<T> &a) {
+  const T *__restrict h = a.state + kStateH; // [200]
+  T *__restrict h_next = a.next + kStateH;   // [200]
+#pragma omp simd
+  for (int j = 0; j < 200; ++j) {
+    h_next[j] = h[j];
+  }
+}
+
+/// One prologue_forward step of CueRewardPlastic for one batch element.
+template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
+  prologue_forward_carried_0_hebb(a);
+  prologue_forward_h(a);
+}
+
+// state  hebb : [H, H] = 0
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+//
+// prologue_backward stage 0: fused loop nest over [200, 200]
+//   %11 matmul
+//   %16 add -> grad_prev hebb
+//   %13 mul += grad alpha
+template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t11 = a.scratch + 0;                                  // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  const T *__restrict w = a.params + kParamW;                         // [200, 200]
+  const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
+  const T *__restrict hebb = a.state + kStateHebb;                    // [200, 200]
+  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [200, 200] d hebb'
+  const T *__restrict h = a.state + kStateH;                          // [200]
+  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [200, 200]
+  T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
+  for (int e = 0; e < 200; ++e)
+    t11[e] = T(0);
+  for (int i = 0; i < 200; ++i) {
+#pragma omp simd
+    for (int j = 0; j < 200; ++j) {
+#line 14 "examples/cue_reward/plastic.dopa"
+      const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
+      const T v5 = w[i * 200 + j] + v4;
+      t11[j] += d_carried_0_next[i] * v5;
+      const T v10 = d_carried_0_next[i] * h[j];
+      const T v15 = v10 * alpha[i * 200 + j];
+#line 7 "examples/cue_reward/plastic.dopa"
+      const T v16 = d_hebb_next[i * 200 + j] + v15;
+      d_hebb[i * 200 + j] = v16;
+#line 14 "examples/cue_reward/plastic.dopa"
+      const T v13 = v10 * hebb[i * 200 + j];
+      d_alpha[i * 200 + j] += v13;
+    }
+  }
+#line 450 "cue_reward_plastic.cpp"
+}
+
+// state  h    : [H] = 0
+//
+// prologue_backward stage 1: fused loop nest over [200]
+//   %12 add -> grad_prev h
+//   %9 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %0 state -> record (a factor of deferred outer-product gradients)
+template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_h_next = a.gradNext + kStateH;                // [200] d h'
+  T *__restrict t11 = a.scratch + 0;                                  // [200]
+  T *__restrict d_h = a.gradPrev + kStateH;                           // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  T *__restrict record0 = a.record + 0;                               // [200]
+  const T *__restrict h = a.state + kStateH;                          // [200]
+  T *__restrict record1 = a.record + 208;                             // [200]
+#pragma omp simd
+  for (int j = 0; j < 200; ++j) {
+#line 6 "examples/cue_reward/plastic.dopa"
+    const T v12 = d_h_next[j] + t11[j];
+    d_h[j] = v12;
+    record0[j] = d_carried_0_next[j];
+    record1[j] = h[j];
+  }
+#line 475 "cue_reward_plastic.cpp"
+}
+
+// prologue_backward stage 2:
+//   zero dcarried.0
+template <class T> static void prologue_backward_d_carried_0(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0; // [200]
+  for (int e = 0; e < 200; ++e)
+    d_carried_0[e] = T(0);
+}
+
+/// One prologue_backward step of CueRewardPlastic for one batch element.
+template <class T> void prologue_backward_step(const dopa::StepArgs<T> &a) {
+  prologue_backward_d_hebb_grad_alpha(a);
+  prologue_backward_d_h(a);
+  prologue_backward_d_carried_0(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -455,21 +528,25 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {kStateH, kStateHebb};
+static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamI2hWeight, .rows = 200, .cols = 27, .offsetA = 0, .offsetB = 208},
-    {.paramOffset = kParamW, .rows = 200, .cols = 200, .offsetA = 0, .offsetB = 240},
-    {.paramOffset = kParamH2oWeight, .rows = 2, .cols = 200, .offsetA = 448, .offsetB = 464},
-    {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 200, .offsetA = 672, .offsetB = 464},
+    {.paramOffset = kParamW, .rows = 200, .cols = 200, .offsetA = 240, .offsetB = 448},
+    {.paramOffset = kParamH2oWeight, .rows = 2, .cols = 200, .offsetA = 656, .offsetB = 448},
+    {.paramOffset = kParamH2vWeight, .rows = 1, .cols = 200, .offsetA = 672, .offsetB = 448},
+};
+
+static const dopa::DeferredOuter prologueDeferred[] = {
+    {.paramOffset = kParamW, .rows = 200, .cols = 200, .offsetA = 0, .offsetB = 208},
 };
 
 /// The forward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> forward_stages[] = {
-    forward_i2h<T>, forward_matmul<T>, forward_hn<T>,     forward_h2o<T>,
-    forward_h2v<T>, forward_hebb<T>,   forward_logits<T>, forward_value<T>,
+    forward_i2h<T>,    forward_hn<T>,    forward_h2o<T>, forward_h2v<T>, forward_carried_0_hebb<T>,
+    forward_logits<T>, forward_value<T>,
 };
 
 /// Stages of the forward step the executor runs as one GEMM for the batch (stage-major order).
@@ -485,7 +562,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 0},
-    {.stage = 3,
+    {.stage = 2,
      .weightOffset = kParamH2oWeight,
      .rows = 2,
      .cols = 200,
@@ -495,8 +572,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 416},
-    {.stage = 4,
+     .yOffset = 208},
+    {.stage = 3,
      .weightOffset = kParamH2vWeight,
      .rows = 1,
      .cols = 200,
@@ -506,18 +583,16 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 432},
+     .yOffset = 224},
 };
 
 /// The backward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> backward_stages[] = {
+    backward_d_h_hebb_grad_alpha<T>,
     backward_h2v<T>,
     backward_h2o<T>,
-    backward_eta_outer<T>,
-    backward_grad_i2h_bias<T>,
-    backward_d_hebb_grad_alpha<T>,
-    backward_d_h<T>,
+    backward_d_carried_0_grad_i2h_bias<T>,
     backward_record_x<T>,
     backward_grad_eta<T>,
     backward_grad_h2o_bias<T>,
@@ -526,7 +601,7 @@ constexpr dopa::StepFn<T> backward_stages[] = {
 
 /// Stages of the backward step the executor runs as one GEMM for the batch (stage-major order).
 static const dopa::BatchedProduct backward_products[] = {
-    {.stage = 0,
+    {.stage = 1,
      .weightOffset = kParamH2vWeight,
      .rows = 1,
      .cols = 200,
@@ -536,8 +611,8 @@ static const dopa::BatchedProduct backward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 0},
-    {.stage = 1,
+     .yOffset = 208},
+    {.stage = 2,
      .weightOffset = kParamH2oWeight,
      .rows = 2,
      .cols = 200,
@@ -547,7 +622,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 208},
+     .yOffset = 416},
 };
 
 const dopa::GeneratedSpec &spec() {
@@ -555,10 +630,10 @@ const dopa::GeneratedSpec &spec() {
       .name = "CueRewardPlastic",
       .specPath = "examples/cue_reward/plastic.dopa",
       .info = info,
-      .stateNumel = 40208,
+      .stateNumel = 40416,
       .stateOffsets = stateOffsets,
       .savedNumel = 208,
-      .scratchNumel = 1056,
+      .scratchNumel = 848,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
       .backwardFloat = backward_step<float>,
@@ -573,8 +648,8 @@ const dopa::GeneratedSpec &spec() {
       .forwardSharedFlops = 0,
       .backwardFlops = 648600,
       .backwardSharedFlops = 0,
-      .numForwardStages = 8,
-      .numBackwardStages = 10,
+      .numForwardStages = 7,
+      .numBackwardStages = 8,
       .forwardStagesFloat = forward_stages<float>,
       .backwardStagesFloat = backward_stages<float>,
       .forwardStagesDouble = forward_stages<double>,
@@ -583,6 +658,14 @@ const dopa::GeneratedSpec &spec() {
       .numBackwardProducts = 2,
       .forwardProducts = forward_products,
       .backwardProducts = backward_products,
+      .prologueForwardFloat = prologue_forward_step<float>,
+      .prologueBackwardFloat = prologue_backward_step<float>,
+      .prologueForwardDouble = prologue_forward_step<double>,
+      .prologueBackwardDouble = prologue_backward_step<double>,
+      .prologueSavedNumel = 0,
+      .prologueRecordNumel = 416,
+      .numPrologueDeferred = 1,
+      .prologueDeferred = prologueDeferred,
   };
   return s;
 }

@@ -60,12 +60,14 @@ constexpr int64_t kParamL2H2modBias = 4773201;   // l2.h2mod.bias [1]
 constexpr int64_t kParamL2Modfanout = 4773202;   // l2.modfanout [200, 200]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
-constexpr int64_t kStateL1H = 0;        // l1.h [200]
-constexpr int64_t kStateL1C = 208;      // l1.c [200]
-constexpr int64_t kStateL1Hebb = 416;   // l1.hebb [200, 200]
-constexpr int64_t kStateL2H = 40416;    // l2.h [200]
-constexpr int64_t kStateL2C = 40624;    // l2.c [200]
-constexpr int64_t kStateL2Hebb = 40832; // l2.hebb [200, 200]
+constexpr int64_t kStateL1H = 0;          // l1.h [200]
+constexpr int64_t kStateL1C = 208;        // l1.c [200]
+constexpr int64_t kStateL1Hebb = 416;     // l1.hebb [200, 200]
+constexpr int64_t kStateL2H = 40416;      // l2.h [200]
+constexpr int64_t kStateL2C = 40624;      // l2.c [200]
+constexpr int64_t kStateL2Hebb = 40832;   // l2.hebb [200, 200]
+constexpr int64_t kStateCarried0 = 80832; // carried.0 [200]
+constexpr int64_t kStateCarried1 = 81040; // carried.1 [200]
 
 // y1 = l1(enc(tok))
 //
@@ -81,7 +83,7 @@ template <class T> static void forward_saved_enc(const dopa::StepArgs<T> &a) {
     for (int e = 0; e < 200; ++e)
       t2[e] = enc_weight[row * 200 + e];
   }
-#line 85 "lm_basic_modplast_lstm.cpp"
+#line 87 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -94,7 +96,7 @@ template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   T *__restrict t4 = a.saved + 208;                                 // [200]
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t4, 200).noalias() = ConstRowMat<T>(l1_x2f_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 98 "lm_basic_modplast_lstm.cpp"
+#line 100 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -107,7 +109,7 @@ template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   T *__restrict t9 = a.saved + 416;                                 // [200]
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t9, 200).noalias() = ConstRowMat<T>(l1_h2f_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 111 "lm_basic_modplast_lstm.cpp"
+#line 113 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -120,7 +122,7 @@ template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   T *__restrict t15 = a.saved + 624;                                // [200]
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t15, 200).noalias() = ConstRowMat<T>(l1_x2i_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 124 "lm_basic_modplast_lstm.cpp"
+#line 126 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -133,7 +135,7 @@ template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   T *__restrict t19 = a.saved + 832;                                // [200]
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t19, 200).noalias() = ConstRowMat<T>(l1_h2i_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 137 "lm_basic_modplast_lstm.cpp"
+#line 139 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -146,7 +148,7 @@ template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   T *__restrict t25 = a.saved + 1040;                               // [200]
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t25, 200).noalias() = ConstRowMat<T>(l1_x2o_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 150 "lm_basic_modplast_lstm.cpp"
+#line 152 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -159,7 +161,7 @@ template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t29 = a.saved + 1248;                               // [200]
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t29, 200).noalias() = ConstRowMat<T>(l1_h2o_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 163 "lm_basic_modplast_lstm.cpp"
+#line 165 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -172,58 +174,23 @@ template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict t35 = a.scratch + 0;                                // [200]
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t35, 200).noalias() = ConstRowMat<T>(l1_x2c_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 176 "lm_basic_modplast_lstm.cpp"
-}
-
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-//
-// forward stage 8: fused loop nest over [200, 200]
-//   %43 matmul
-//   %105 matmul
-template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 208;                     // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [200, 200]
-  const T *__restrict l1_h = a.state + kStateL1H;          // [200]
-  T *__restrict t105 = a.scratch + 640;                    // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [200, 200]
-  const T *__restrict l2_h = a.state + kStateL2H;          // [200]
-  for (int i = 0; i < 200; ++i) {
-    T acc43 = T(0);
-    T acc105 = T(0);
-#pragma omp simd reduction(+ : acc43, acc105)
-    for (int j = 0; j < 200; ++j) {
-#line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v42 = l1_w[i * 200 + j] + v41;
-      acc43 += v42 * l1_h[j];
-      const T v103 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v104 = l2_w[i * 200 + j] + v103;
-      acc105 += v104 * l2_h[j];
-    }
-    t43[i] = acc43;
-    t105[i] = acc105;
-  }
-#line 211 "lm_basic_modplast_lstm.cpp"
+#line 178 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 9: fused loop nest over [200]
-//   %45 tanh l1.g
-//   %51 mul l1.hn
-//   %49 add l1.cn -> next_state l1.c
-//   %51 mul l1.hn -> saved
+// forward stage 8: fused loop nest over [200]
+//   %43 tanh l1.g
+//   %49 mul l1.hn
+//   %47 add l1.cn -> next_state l1.c
+//   %49 mul l1.hn -> saved
 template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
   T *__restrict t35 = a.scratch + 0;                            // [200]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [200]
-  T *__restrict t43 = a.scratch + 208;                          // [200]
-  T *__restrict t45_l1_g = a.saved + 1456;                      // [200] l1.g
+  const T *__restrict carried_0 = a.state + kStateCarried0;     // [200]
+  T *__restrict t43_l1_g = a.saved + 1456;                      // [200] l1.g
   T *__restrict t25 = a.saved + 1040;                           // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
   T *__restrict t29 = a.saved + 1248;                           // [200]
@@ -239,14 +206,14 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [200] l1.hn
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [200]
-  T *__restrict saved_t51 = a.saved + 1664;                     // [200]
+  T *__restrict saved_t49 = a.saved + 1664;                     // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v44 = v37 + t43[j];
-    const T v45 = simdTanh(v44);
-    t45_l1_g[j] = v45;
+    const T v42 = v37 + carried_0[j];
+    const T v43 = simdTanh(v42);
+    t43_l1_g[j] = v43;
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
@@ -258,280 +225,308 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v47 = v13 * l1_c[j];
+    const T v45 = v13 * l1_c[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v48 = v23 * v45;
-    const T v49 = v47 + v48;
+    const T v46 = v23 * v43;
+    const T v47 = v45 + v46;
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v50 = simdTanh(v49);
-    const T v51 = v33 * v50;
-    l1_h_next[j] = v51;
-    l1_c_next[j] = v49;
-    saved_t51[j] = v51;
+    const T v48 = simdTanh(v47);
+    const T v49 = v33 * v48;
+    l1_h_next[j] = v49;
+    l1_c_next[j] = v47;
+    saved_t49[j] = v49;
   }
-#line 278 "lm_basic_modplast_lstm.cpp"
+#line 245 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// forward stage 10: dense product (Eigen), [1]
-//   %53 matmul
+// forward stage 9: dense product (Eigen), [1]
+//   %51 matmul
 template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                       // [200]
-  T *__restrict t53 = a.scratch + 416;                                  // [1]
+  T *__restrict t51 = a.scratch + 208;                                  // [1]
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
-  Vec<T>(t53, 1).noalias() = ConstRowMat<T>(l1_h2mod_weight, 1, 200) * ConstVec<T>(l1_h, 200);
-#line 291 "lm_basic_modplast_lstm.cpp"
+  Vec<T>(t51, 1).noalias() = ConstRowMat<T>(l1_h2mod_weight, 1, 200) * ConstVec<T>(l1_h, 200);
+#line 258 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// forward stage 11: fused loop nest over [1]
-//   %56 tanh l1.M
+// forward stage 10: fused loop nest over [1]
+//   %54 tanh l1.M
 template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t53 = a.scratch + 416;                              // [1]
+  T *__restrict t51 = a.scratch + 208;                              // [1]
   const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
-  T *__restrict t56_l1_M = a.saved + 1872;                          // [1] l1.M
+  T *__restrict t54_l1_M = a.saved + 1872;                          // [1] l1.M
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
-  const T v55 = t53[0] + l1_h2mod_bias[0];
-  const T v56 = simdTanh(v55);
-  t56_l1_M[0] = v56;
-#line 306 "lm_basic_modplast_lstm.cpp"
+  const T v53 = t51[0] + l1_h2mod_bias[0];
+  const T v54 = simdTanh(v53);
+  t54_l1_M[0] = v54;
+#line 273 "lm_basic_modplast_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 11: dense product (Eigen), [200]
+//   %64 matmul
+template <class T> static void forward_saved_x2f_11(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
+  T *__restrict t64 = a.saved + 1888;                               // [200]
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
+  Vec<T>(t64, 200).noalias() =
+      ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
+#line 287 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // forward stage 12: dense product (Eigen), [200]
-//   %66 matmul
-template <class T> static void forward_saved_x2f_12(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t66 = a.saved + 1888;                               // [200]
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
-  Vec<T>(t66, 200).noalias() =
-      ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 320 "lm_basic_modplast_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 13: dense product (Eigen), [200]
-//   %71 matmul
-template <class T> static void forward_saved_h2f_13(const dopa::StepArgs<T> &a) {
+//   %69 matmul
+template <class T> static void forward_saved_h2f_12(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t71 = a.saved + 2096;                               // [200]
+  T *__restrict t69 = a.saved + 2096;                               // [200]
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-  Vec<T>(t71, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 333 "lm_basic_modplast_lstm.cpp"
+  Vec<T>(t69, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
+#line 300 "lm_basic_modplast_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 13: dense product (Eigen), [200]
+//   %75 matmul
+template <class T> static void forward_saved_x2i_13(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
+  T *__restrict t75 = a.saved + 2304;                               // [200]
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
+  Vec<T>(t75, 200).noalias() =
+      ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
+#line 314 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 14: dense product (Eigen), [200]
-//   %77 matmul
-template <class T> static void forward_saved_x2i_14(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t77 = a.saved + 2304;                               // [200]
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
-  Vec<T>(t77, 200).noalias() =
-      ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 347 "lm_basic_modplast_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// forward stage 15: dense product (Eigen), [200]
-//   %81 matmul
-template <class T> static void forward_saved_h2i_15(const dopa::StepArgs<T> &a) {
+//   %79 matmul
+template <class T> static void forward_saved_h2i_14(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t81 = a.saved + 2512;                               // [200]
+  T *__restrict t79 = a.saved + 2512;                               // [200]
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-  Vec<T>(t81, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 360 "lm_basic_modplast_lstm.cpp"
+  Vec<T>(t79, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
+#line 327 "lm_basic_modplast_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 15: dense product (Eigen), [200]
+//   %85 matmul
+template <class T> static void forward_saved_x2o_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
+  T *__restrict t85 = a.saved + 2720;                               // [200]
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
+  Vec<T>(t85, 200).noalias() =
+      ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
+#line 341 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 16: dense product (Eigen), [200]
-//   %87 matmul
-template <class T> static void forward_saved_x2o_16(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t87 = a.saved + 2720;                               // [200]
-#line 108 "examples/lm/basic_modplast_lstm.dopa"
-  Vec<T>(t87, 200).noalias() =
-      ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 374 "lm_basic_modplast_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// forward stage 17: dense product (Eigen), [200]
-//   %91 matmul
-template <class T> static void forward_saved_h2o_17(const dopa::StepArgs<T> &a) {
+//   %89 matmul
+template <class T> static void forward_saved_h2o_16(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t91 = a.saved + 2928;                               // [200]
+  T *__restrict t89 = a.saved + 2928;                               // [200]
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-  Vec<T>(t91, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 387 "lm_basic_modplast_lstm.cpp"
+  Vec<T>(t89, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
+#line 354 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 18: dense product (Eigen), [200]
-//   %97 matmul
-template <class T> static void forward_x2c_18(const dopa::StepArgs<T> &a) {
+// forward stage 17: dense product (Eigen), [200]
+//   %95 matmul
+template <class T> static void forward_x2c_17(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t97 = a.scratch + 432;                              // [200]
+  T *__restrict t95 = a.scratch + 224;                              // [200]
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-  Vec<T>(t97, 200).noalias() =
+  Vec<T>(t95, 200).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 401 "lm_basic_modplast_lstm.cpp"
+#line 368 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 19: fused loop nest over [200]
-//   %107 tanh l2.g
-//   %113 mul l2.hn -> next_state l2.h
-//   %111 add l2.cn -> next_state l2.c
-//   %113 mul l2.hn -> output logits
-template <class T> static void forward_l2_g_l2_h_l2_c_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t97 = a.scratch + 432;                          // [200]
+// forward stage 18: fused loop nest over [200]
+//   %103 tanh l2.g
+//   %109 mul l2.hn
+//   %107 add l2.cn -> next_state l2.c
+//   %109 mul l2.hn -> output logits
+//   %109 mul l2.hn -> saved
+template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t95 = a.scratch + 224;                          // [200]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [200]
-  T *__restrict t105 = a.scratch + 640;                         // [200]
-  T *__restrict t107_l2_g = a.saved + 3136;                     // [200] l2.g
-  T *__restrict t87 = a.saved + 2720;                           // [200]
+  const T *__restrict carried_1 = a.state + kStateCarried1;     // [200]
+  T *__restrict t103_l2_g = a.saved + 3136;                     // [200] l2.g
+  T *__restrict t85 = a.saved + 2720;                           // [200]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
-  T *__restrict t91 = a.saved + 2928;                           // [200]
+  T *__restrict t89 = a.saved + 2928;                           // [200]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [200]
-  T *__restrict t66 = a.saved + 1888;                           // [200]
+  T *__restrict t64 = a.saved + 1888;                           // [200]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [200]
-  T *__restrict t71 = a.saved + 2096;                           // [200]
+  T *__restrict t69 = a.saved + 2096;                           // [200]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [200]
   const T *__restrict l2_c = a.state + kStateL2C;               // [200]
-  T *__restrict t77 = a.saved + 2304;                           // [200]
+  T *__restrict t75 = a.saved + 2304;                           // [200]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
-  T *__restrict t81 = a.saved + 2512;                           // [200]
+  T *__restrict t79 = a.saved + 2512;                           // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200]
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200] l2.hn
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [200]
   T *__restrict readout_in_logits = a.outputs[0];               // [200]
+  T *__restrict saved_t109 = a.saved + 3344;                    // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-    const T v99 = t97[j] + l2_x2c_bias[j];
-    const T v106 = v99 + t105[j];
-    const T v107 = simdTanh(v106);
-    t107_l2_g[j] = v107;
+    const T v97 = t95[j] + l2_x2c_bias[j];
+    const T v102 = v97 + carried_1[j];
+    const T v103 = simdTanh(v102);
+    t103_l2_g[j] = v103;
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-    const T v89 = t87[j] + l2_x2o_bias[j];
-    const T v93 = t91[j] + l2_h2o_bias[j];
-    const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + simdExp(-v94));
+    const T v87 = t85[j] + l2_x2o_bias[j];
+    const T v91 = t89[j] + l2_h2o_bias[j];
+    const T v92 = v87 + v91;
+    const T v93 = T(1) / (T(1) + simdExp(-v92));
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v68 = t66[j] + l2_x2f_bias[j];
-    const T v73 = t71[j] + l2_h2f_bias[j];
-    const T v74 = v68 + v73;
-    const T v75 = T(1) / (T(1) + simdExp(-v74));
+    const T v66 = t64[j] + l2_x2f_bias[j];
+    const T v71 = t69[j] + l2_h2f_bias[j];
+    const T v72 = v66 + v71;
+    const T v73 = T(1) / (T(1) + simdExp(-v72));
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v109 = v75 * l2_c[j];
+    const T v105 = v73 * l2_c[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-    const T v79 = t77[j] + l2_x2i_bias[j];
-    const T v83 = t81[j] + l2_h2i_bias[j];
-    const T v84 = v79 + v83;
-    const T v85 = T(1) / (T(1) + simdExp(-v84));
+    const T v77 = t75[j] + l2_x2i_bias[j];
+    const T v81 = t79[j] + l2_h2i_bias[j];
+    const T v82 = v77 + v81;
+    const T v83 = T(1) / (T(1) + simdExp(-v82));
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v110 = v85 * v107;
-    const T v111 = v109 + v110;
+    const T v106 = v83 * v103;
+    const T v107 = v105 + v106;
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v112 = simdTanh(v111);
-    const T v113 = v95 * v112;
-    l2_h_next[j] = v113;
-    l2_c_next[j] = v111;
-    readout_in_logits[j] = v113;
+    const T v108 = simdTanh(v107);
+    const T v109 = v93 * v108;
+    l2_h_next[j] = v109;
+    l2_c_next[j] = v107;
+    readout_in_logits[j] = v109;
+    saved_t109[j] = v109;
   }
-#line 468 "lm_basic_modplast_lstm.cpp"
+#line 438 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// forward stage 20: dense product (Eigen), [1]
-//   %115 matmul
-template <class T> static void forward_h2mod_20(const dopa::StepArgs<T> &a) {
+// forward stage 19: dense product (Eigen), [1]
+//   %111 matmul
+template <class T> static void forward_h2mod_19(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                       // [200]
-  T *__restrict t115 = a.scratch + 848;                                 // [1]
+  T *__restrict t111 = a.scratch + 432;                                 // [1]
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
-  Vec<T>(t115, 1).noalias() = ConstRowMat<T>(l2_h2mod_weight, 1, 200) * ConstVec<T>(l2_h, 200);
-#line 481 "lm_basic_modplast_lstm.cpp"
+  Vec<T>(t111, 1).noalias() = ConstRowMat<T>(l2_h2mod_weight, 1, 200) * ConstVec<T>(l2_h, 200);
+#line 451 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// forward stage 21: fused loop nest over [1]
-//   %118 tanh l2.M
+// forward stage 20: fused loop nest over [1]
+//   %114 tanh l2.M
 template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t115 = a.scratch + 848;                             // [1]
+  T *__restrict t111 = a.scratch + 432;                             // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
-  T *__restrict t118_l2_M = a.saved + 3344;                         // [1] l2.M
+  T *__restrict t114_l2_M = a.saved + 3552;                         // [1] l2.M
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
-  const T v117 = t115[0] + l2_h2mod_bias[0];
-  const T v118 = simdTanh(v117);
-  t118_l2_M[0] = v118;
-#line 496 "lm_basic_modplast_lstm.cpp"
+  const T v113 = t111[0] + l2_h2mod_bias[0];
+  const T v114 = simdTanh(v113);
+  t114_l2_M[0] = v114;
+#line 466 "lm_basic_modplast_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + modfanout * M * outer(g, h), -2, 2)
 //
-// forward stage 22: fused loop nest over [200, 200]
-//   %64 clip -> next_state l1.hebb
-//   %124 clip -> next_state l2.hebb
-template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+// forward stage 21: fused loop nest over [200, 200]
+//   %123 matmul
+//   %126 matmul
+//   %62 clip -> next_state l1.hebb
+//   %120 clip -> next_state l2.hebb
+template <class T>
+static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0;          // [200]
+  const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;            // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
-  T *__restrict t56_l1_M = a.saved + 1872;                         // [1] l1.M
-  T *__restrict t45_l1_g = a.saved + 1456;                         // [200] l1.g
+  T *__restrict t54_l1_M = a.saved + 1872;                         // [1] l1.M
+  T *__restrict t43_l1_g = a.saved + 1456;                         // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
-  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;              // [200, 200]
+  T *__restrict l1_h_next = a.next + kStateL1H;                    // [200] l1.hn
+  T *__restrict carried_1_next = a.next + kStateCarried1;          // [200]
+  const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;            // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  T *__restrict t118_l2_M = a.saved + 3344;                        // [1] l2.M
-  T *__restrict t107_l2_g = a.saved + 3136;                        // [200] l2.g
+  T *__restrict t114_l2_M = a.saved + 3552;                        // [1] l2.M
+  T *__restrict t103_l2_g = a.saved + 3136;                        // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
+  T *__restrict l2_h_next = a.next + kStateL2H;                    // [200] l2.hn
+  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;              // [200, 200]
   T *__restrict l2_hebb_next = a.next + kStateL2Hebb;              // [200, 200]
   for (int i = 0; i < 200; ++i) {
-#pragma omp simd
+    T acc123 = T(0);
+    T acc126 = T(0);
+#pragma omp simd reduction(+ : acc123, acc126)
     for (int j = 0; j < 200; ++j) {
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v59 = t45_l1_g[i] * l1_h[j];
-      const T v60 = v58 * v59;
-      const T v61 = l1_hebb[i * 200 + j] + v60;
-      const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
-      l1_hebb_next[i * 200 + j] = v64;
-      const T v120 = l2_modfanout[i * 200 + j] * t118_l2_M[0];
-      const T v121 = t107_l2_g[i] * l2_h[j];
-      const T v122 = v120 * v121;
-      const T v123 = l2_hebb[i * 200 + j] + v122;
-      const T v124 = v123 < T(-2.0) ? T(-2.0) : (v123 > T(2.0) ? T(2.0) : v123);
-      l2_hebb_next[i * 200 + j] = v124;
+      const T v56 = l1_modfanout[i * 200 + j] * t54_l1_M[0];
+      const T v57 = t43_l1_g[i] * l1_h[j];
+      const T v58 = v56 * v57;
+      const T v59 = l1_hebb[i * 200 + j] + v58;
+      const T v62 = v59 < T(-2.0) ? T(-2.0) : (v59 > T(2.0) ? T(2.0) : v59);
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v121 = l1_alpha[i * 200 + j] * v62;
+      const T v122 = l1_w[i * 200 + j] + v121;
+      acc123 += v122 * l1_h_next[j];
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
+      const T v116 = l2_modfanout[i * 200 + j] * t114_l2_M[0];
+      const T v117 = t103_l2_g[i] * l2_h[j];
+      const T v118 = v116 * v117;
+      const T v119 = l2_hebb[i * 200 + j] + v118;
+      const T v120 = v119 < T(-2.0) ? T(-2.0) : (v119 > T(2.0) ? T(2.0) : v119);
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v124 = l2_alpha[i * 200 + j] * v120;
+      const T v125 = l2_w[i * 200 + j] + v124;
+      acc126 += v125 * l2_h_next[j];
+      l1_hebb_next[i * 200 + j] = v62;
+      l2_hebb_next[i * 200 + j] = v120;
     }
+    carried_0_next[i] = acc123;
+    carried_1_next[i] = acc126;
   }
-#line 535 "lm_basic_modplast_lstm.cpp"
+#line 530 "lm_basic_modplast_lstm.cpp"
 }
 
 /// One forward step of BasicModplastLSTMLM for one batch element.
@@ -544,154 +539,207 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o(a);
   forward_saved_h2o(a);
   forward_x2c(a);
-  forward_matmul(a);
   forward_l1_g_l1_hn_l1_c(a);
   forward_h2mod(a);
   forward_l1_m(a);
-  forward_saved_x2f_12(a);
-  forward_saved_h2f_13(a);
-  forward_saved_x2i_14(a);
-  forward_saved_h2i_15(a);
-  forward_saved_x2o_16(a);
-  forward_saved_h2o_17(a);
-  forward_x2c_18(a);
-  forward_l2_g_l2_h_l2_c_logits(a);
-  forward_h2mod_20(a);
+  forward_saved_x2f_11(a);
+  forward_saved_h2f_12(a);
+  forward_saved_x2i_13(a);
+  forward_saved_h2i_14(a);
+  forward_saved_x2o_15(a);
+  forward_saved_h2o_16(a);
+  forward_x2c_17(a);
+  forward_l2_g_l2_hn_l2_c_logits(a);
+  forward_h2mod_19(a);
   forward_l2_m(a);
-  forward_l1_hebb_l2_hebb(a);
+  forward_carried_0_carried_1_l1_hebb_l2_hebb(a);
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // M = tanh(h2mod(h))
 // hebb' = clip(hebb + modfanout * M * outer(g, h), -2, 2)
 //
 // backward stage 0: fused loop nest over [200, 200]
-//   %139 matmul
-//   %140 matmul
-//   %144 reduce_to
-//   %215 matmul
-//   %216 matmul
-//   %220 reduce_to
-//   %217 mul += grad l1.modfanout
-//   %141 mul += grad l2.modfanout
-template <class T> static void backward_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t139 = a.scratch + 0;                              // [200]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;  // [200, 200] d l2.hebb'
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;            // [200, 200]
-  const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  const T *__restrict t118_l2_M = a.saved + 3344;                  // [1] l2.M
-  const T *__restrict t107_l2_g = a.saved + 3136;                  // [200] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
-  T *__restrict t140 = a.scratch + 208;                            // [200]
-  T *__restrict t144 = a.scratch + 416;                            // [1]
-  T *__restrict t215 = a.scratch + 2304;                           // [200]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;  // [200, 200] d l1.hebb'
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;            // [200, 200]
-  const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
-  const T *__restrict t56_l1_M = a.saved + 1872;                   // [1] l1.M
-  const T *__restrict t45_l1_g = a.saved + 1456;                   // [200] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
-  T *__restrict t216 = a.scratch + 2512;                           // [200]
-  T *__restrict t220 = a.scratch + 2720;                           // [1]
-  T *__restrict d_l1_modfanout = a.grads + kParamL1Modfanout;      // [200, 200]
-  T *__restrict d_l2_modfanout = a.grads + kParamL2Modfanout;      // [200, 200]
+//   %138 matmul
+//   %145 matmul
+//   %157 matmul
+//   %158 matmul
+//   %162 reduce_to
+//   %226 matmul
+//   %227 matmul
+//   %231 reduce_to
+//   %223 mul -> grad_prev l1.hebb
+//   %154 mul -> grad_prev l2.hebb
+//   %147 mul += grad l1.alpha
+//   %228 mul += grad l1.modfanout
+//   %140 mul += grad l2.alpha
+//   %159 mul += grad l2.modfanout
+template <class T>
+static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::StepArgs<T> &a) {
+  T *__restrict t138 = a.scratch + 0;                                 // [200]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [200, 200]
+  const T *__restrict l2_modfanout = a.params + kParamL2Modfanout;    // [200, 200]
+  const T *__restrict t114_l2_M = a.saved + 3552;                     // [1] l2.M
+  const T *__restrict t103_l2_g = a.saved + 3136;                     // [200] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict t145 = a.scratch + 208;                               // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [200, 200]
+  const T *__restrict l1_modfanout = a.params + kParamL1Modfanout;    // [200, 200]
+  const T *__restrict t54_l1_M = a.saved + 1872;                      // [1] l1.M
+  const T *__restrict t43_l1_g = a.saved + 1456;                      // [200] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
+  T *__restrict t157 = a.scratch + 416;                               // [200]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [200, 200] d l2.hebb'
+  const T *__restrict t109_l2_hn = a.saved + 3344;                    // [200] l2.hn
+  T *__restrict t158 = a.scratch + 624;                               // [200]
+  T *__restrict t162 = a.scratch + 832;                               // [1]
+  T *__restrict t226 = a.scratch + 2512;                              // [200]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [200, 200] d l1.hebb'
+  const T *__restrict t49_l1_hn = a.saved + 1664;                     // [200] l1.hn
+  T *__restrict t227 = a.scratch + 2720;                              // [200]
+  T *__restrict t231 = a.scratch + 2928;                              // [1]
+  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [200, 200]
+  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [200, 200]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
+  T *__restrict d_l1_modfanout = a.grads + kParamL1Modfanout;         // [200, 200]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
+  T *__restrict d_l2_modfanout = a.grads + kParamL2Modfanout;         // [200, 200]
   for (int e = 0; e < 200; ++e)
-    t140[e] = T(0);
-  t144[0] = T(0);
+    t138[e] = T(0);
   for (int e = 0; e < 200; ++e)
-    t216[e] = T(0);
-  t220[0] = T(0);
+    t145[e] = T(0);
+  for (int e = 0; e < 200; ++e)
+    t158[e] = T(0);
+  t162[0] = T(0);
+  for (int e = 0; e < 200; ++e)
+    t227[e] = T(0);
+  t231[0] = T(0);
   for (int i = 0; i < 200; ++i) {
-    T acc139 = T(0);
-    T acc144 = T(0);
-    T acc215 = T(0);
-    T acc220 = T(0);
-#pragma omp simd reduction(+ : acc139, acc144, acc215, acc220)
+    T acc157 = T(0);
+    T acc162 = T(0);
+    T acc226 = T(0);
+    T acc231 = T(0);
+#pragma omp simd reduction(+ : acc157, acc162, acc226, acc231)
     for (int j = 0; j < 200; ++j) {
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v120 = l2_modfanout[i * 200 + j] * t118_l2_M[0];
-      const T v121 = t107_l2_g[i] * l2_h[j];
-      const T v122 = v120 * v121;
-      const T v123 = l2_hebb[i * 200 + j] + v122;
-      const T v135 = T(-2.0) <= v123 && v123 <= T(2.0) ? T(1) : T(0);
-      const T v136 = d_l2_hebb_next[i * 200 + j] * v135;
-      const T v138 = v136 * v120;
-      acc139 += v138 * l2_h[j];
-      t140[j] += t107_l2_g[i] * v138;
-      const T v137 = v136 * v121;
-      const T v143 = v137 * l2_modfanout[i * 200 + j];
-#line 112 "examples/lm/basic_modplast_lstm.dopa"
-      acc144 += v143;
+      const T v116 = l2_modfanout[i * 200 + j] * t114_l2_M[0];
+      const T v117 = t103_l2_g[i] * l2_h[j];
+      const T v118 = v116 * v117;
+      const T v119 = l2_hebb[i * 200 + j] + v118;
+      const T v120 = v119 < T(-2.0) ? T(-2.0) : (v119 > T(2.0) ? T(2.0) : v119);
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v124 = l2_alpha[i * 200 + j] * v120;
+      const T v125 = l2_w[i * 200 + j] + v124;
+      t138[j] += d_carried_1_next[i] * v125;
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v59 = t45_l1_g[i] * l1_h[j];
-      const T v60 = v58 * v59;
-      const T v61 = l1_hebb[i * 200 + j] + v60;
-      const T v211 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
-      const T v212 = d_l1_hebb_next[i * 200 + j] * v211;
-      const T v214 = v212 * v58;
-      acc215 += v214 * l1_h[j];
-      t216[j] += t45_l1_g[i] * v214;
-      const T v213 = v212 * v59;
-      const T v219 = v213 * l1_modfanout[i * 200 + j];
-#line 112 "examples/lm/basic_modplast_lstm.dopa"
-      acc220 += v219;
+      const T v56 = l1_modfanout[i * 200 + j] * t54_l1_M[0];
+      const T v57 = t43_l1_g[i] * l1_h[j];
+      const T v58 = v56 * v57;
+      const T v59 = l1_hebb[i * 200 + j] + v58;
+      const T v62 = v59 < T(-2.0) ? T(-2.0) : (v59 > T(2.0) ? T(2.0) : v59);
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v121 = l1_alpha[i * 200 + j] * v62;
+      const T v122 = l1_w[i * 200 + j] + v121;
+      t145[j] += d_carried_0_next[i] * v122;
+      const T v137 = d_carried_1_next[i] * t109_l2_hn[j];
+      const T v142 = v137 * l2_alpha[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v217 = v213 * t56_l1_M[0];
-      d_l1_modfanout[i * 200 + j] += v217;
-      const T v141 = v137 * t118_l2_M[0];
-      d_l2_modfanout[i * 200 + j] += v141;
+      const T v143 = d_l2_hebb_next[i * 200 + j] + v142;
+      const T v153 = T(-2.0) <= v119 && v119 <= T(2.0) ? T(1) : T(0);
+      const T v154 = v143 * v153;
+      const T v156 = v154 * v116;
+      acc157 += v156 * l2_h[j];
+      t158[j] += t103_l2_g[i] * v156;
+      const T v155 = v154 * v117;
+      const T v161 = v155 * l2_modfanout[i * 200 + j];
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
+      acc162 += v161;
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v144 = d_carried_0_next[i] * t49_l1_hn[j];
+      const T v149 = v144 * l1_alpha[i * 200 + j];
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
+      const T v150 = d_l1_hebb_next[i * 200 + j] + v149;
+      const T v222 = T(-2.0) <= v59 && v59 <= T(2.0) ? T(1) : T(0);
+      const T v223 = v150 * v222;
+      const T v225 = v223 * v56;
+      acc226 += v225 * l1_h[j];
+      t227[j] += t43_l1_g[i] * v225;
+      const T v224 = v223 * v57;
+      const T v230 = v224 * l1_modfanout[i * 200 + j];
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
+      acc231 += v230;
+      d_l1_hebb[i * 200 + j] = v223;
+      d_l2_hebb[i * 200 + j] = v154;
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v147 = v144 * v62;
+      d_l1_alpha[i * 200 + j] += v147;
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
+      const T v228 = v224 * t54_l1_M[0];
+      d_l1_modfanout[i * 200 + j] += v228;
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v140 = v137 * v120;
+      d_l2_alpha[i * 200 + j] += v140;
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
+      const T v159 = v155 * t114_l2_M[0];
+      d_l2_modfanout[i * 200 + j] += v159;
     }
-    t139[i] = acc139;
-    t144[0] += acc144;
-    t215[i] = acc215;
-    t220[0] += acc220;
+    t157[i] = acc157;
+    t162[0] += acc162;
+    t226[i] = acc226;
+    t231[0] += acc231;
   }
-#line 650 "lm_basic_modplast_lstm.cpp"
+#line 698 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
 // backward stage 1: fused loop nest over [1]
-//   %148 mul
-//   %223 mul
-//   %223 mul += grad l1.h2mod.bias
-//   %148 mul += grad l2.h2mod.bias
+//   %166 mul
+//   %234 mul
+//   %234 mul += grad l1.h2mod.bias
+//   %166 mul += grad l2.h2mod.bias
 template <class T>
 static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t144 = a.scratch + 416;                        // [1]
-  const T *__restrict t118_l2_M = a.saved + 3344;              // [1] l2.M
-  T *__restrict t148 = a.record + 2512;                        // [1]
-  T *__restrict t220 = a.scratch + 2720;                       // [1]
-  const T *__restrict t56_l1_M = a.saved + 1872;               // [1] l1.M
-  T *__restrict t223 = a.record + 1248;                        // [1]
+  T *__restrict t162 = a.scratch + 832;                        // [1]
+  const T *__restrict t114_l2_M = a.saved + 3552;              // [1] l2.M
+  T *__restrict t166 = a.record + 3136;                        // [1]
+  T *__restrict t231 = a.scratch + 2928;                       // [1]
+  const T *__restrict t54_l1_M = a.saved + 1872;               // [1] l1.M
+  T *__restrict t234 = a.record + 1664;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
-  const T v146 = t118_l2_M[0] * t118_l2_M[0];
-  const T v147 = T(1.0) - v146;
-  const T v148 = t144[0] * v147;
-  t148[0] = v148;
-  const T v221 = t56_l1_M[0] * t56_l1_M[0];
-  const T v222 = T(1.0) - v221;
-  const T v223 = t220[0] * v222;
-  t223[0] = v223;
-  d_l1_h2mod_bias[0] += v223;
-  d_l2_h2mod_bias[0] += v148;
-#line 681 "lm_basic_modplast_lstm.cpp"
+  const T v164 = t114_l2_M[0] * t114_l2_M[0];
+  const T v165 = T(1.0) - v164;
+  const T v166 = t162[0] * v165;
+  t166[0] = v166;
+  const T v232 = t54_l1_M[0] * t54_l1_M[0];
+  const T v233 = T(1.0) - v232;
+  const T v234 = t231[0] * v233;
+  t234[0] = v234;
+  d_l1_h2mod_bias[0] += v234;
+  d_l2_h2mod_bias[0] += v166;
+#line 729 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
 // backward stage 2: dense product (Eigen), [200]
-//   %151 matmul
+//   %169 matmul
 template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t148 = a.record + 2512;                                 // [1]
+  T *__restrict t166 = a.record + 3136;                                 // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
-  T *__restrict t151 = a.scratch + 432;                                 // [200]
+  T *__restrict t169 = a.scratch + 848;                                 // [200]
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t151, 200).noalias() =
-      ConstRowVec<T>(t148, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 695 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t169, 200).noalias() =
+      ConstRowVec<T>(t166, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
+#line 743 "lm_basic_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -703,305 +751,272 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 // hn = o * tanh(cn)
 //
 // backward stage 3: fused loop nest over [200]
-//   %166 mul
-//   %180 mul
+//   %184 mul
 //   %191 mul
 //   %202 mul
-//   %163 mul -> grad_prev l2.c
+//   %213 mul
+//   %181 mul -> grad_prev l2.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
 //   %7 state -> record (a factor of deferred outer-product gradients)
-//   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %202 mul += grad l2.x2f.bias
-//   %69 state -> record (a factor of deferred outer-product gradients)
-//   %202 mul += grad l2.h2f.bias
-//   %191 mul += grad l2.x2i.bias
-//   %191 mul += grad l2.h2i.bias
-//   %180 mul += grad l2.x2o.bias
-//   %180 mul += grad l2.h2o.bias
-//   %166 mul += grad l2.x2c.bias
+//   %135 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %49 mul l1.hn -> record (a factor of deferred outer-product gradients)
+//   %213 mul += grad l2.x2f.bias
+//   %67 state -> record (a factor of deferred outer-product gradients)
+//   %213 mul += grad l2.h2f.bias
+//   %202 mul += grad l2.x2i.bias
+//   %202 mul += grad l2.h2i.bias
+//   %191 mul += grad l2.x2o.bias
+//   %191 mul += grad l2.h2o.bias
+//   %184 mul -> record (a factor of deferred outer-product gradients)
+//   %184 mul += grad l2.x2c.bias
+//   %136 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
+//   %109 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
-static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t139 = a.scratch + 0;                           // [200]
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
-  const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [200] d logits
-  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [200] d l2.h'
-  const T *__restrict t87 = a.saved + 2720;                     // [200]
-  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
-  const T *__restrict t91 = a.saved + 2928;                     // [200]
-  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [200]
-  const T *__restrict t66 = a.saved + 1888;                     // [200]
-  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [200]
-  const T *__restrict t71 = a.saved + 2096;                     // [200]
-  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [200]
-  const T *__restrict l2_c = a.state + kStateL2C;               // [200]
-  const T *__restrict t77 = a.saved + 2304;                     // [200]
-  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
-  const T *__restrict t81 = a.saved + 2512;                     // [200]
-  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  const T *__restrict t107_l2_g = a.saved + 3136;               // [200] l2.g
-  T *__restrict t166 = a.record + 2304;                         // [200]
-  T *__restrict t180 = a.record + 2096;                         // [200]
-  T *__restrict t191 = a.record + 1888;                         // [200]
-  T *__restrict t202 = a.record + 1264;                         // [200]
-  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [200]
-  const T *__restrict t2 = a.saved + 0;                         // [200]
-  T *__restrict record1 = a.record + 208;                       // [200]
-  const T *__restrict l1_h = a.state + kStateL1H;               // [200]
-  T *__restrict record2 = a.record + 416;                       // [200]
-  const T *__restrict t51_l1_hn = a.saved + 1664;               // [200] l1.hn
-  T *__restrict record8 = a.record + 1472;                      // [200]
-  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [200]
-  const T *__restrict l2_h = a.state + kStateL2H;               // [200]
-  T *__restrict record9 = a.record + 1680;                      // [200]
-  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;      // [200]
-  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;      // [200]
-  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;      // [200]
-  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [200]
-  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [200]
-  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [200]
+static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t157 = a.scratch + 416;                               // [200]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [200] d l2.c'
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];         // [200] d logits
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [200] d l2.h'
+  T *__restrict t138 = a.scratch + 0;                                 // [200]
+  const T *__restrict t85 = a.saved + 2720;                           // [200]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;       // [200]
+  const T *__restrict t89 = a.saved + 2928;                           // [200]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias;       // [200]
+  const T *__restrict t64 = a.saved + 1888;                           // [200]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias;       // [200]
+  const T *__restrict t69 = a.saved + 2096;                           // [200]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias;       // [200]
+  const T *__restrict l2_c = a.state + kStateL2C;                     // [200]
+  const T *__restrict t75 = a.saved + 2304;                           // [200]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;       // [200]
+  const T *__restrict t79 = a.saved + 2512;                           // [200]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;       // [200]
+  const T *__restrict t103_l2_g = a.saved + 3136;                     // [200] l2.g
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;            // [200]
+  T *__restrict t191 = a.record + 2304;                               // [200]
+  T *__restrict t202 = a.record + 2096;                               // [200]
+  T *__restrict t213 = a.record + 1680;                               // [200]
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                      // [200]
+  const T *__restrict t2 = a.saved + 0;                               // [200]
+  T *__restrict record1 = a.record + 208;                             // [200]
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
+  T *__restrict record2 = a.record + 416;                             // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  T *__restrict record6 = a.record + 1248;                            // [200]
+  const T *__restrict t49_l1_hn = a.saved + 1664;                     // [200] l1.hn
+  T *__restrict record7 = a.record + 1456;                            // [200]
+  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;            // [200]
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict record10 = a.record + 1888;                           // [200]
+  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;            // [200]
+  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;            // [200]
+  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;            // [200]
+  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;            // [200]
+  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;            // [200]
+  T *__restrict record13 = a.record + 2512;                           // [200]
+  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;            // [200]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
+  T *__restrict record14 = a.record + 2720;                           // [200]
+  const T *__restrict t109_l2_hn = a.saved + 3344;                    // [200] l2.hn
+  T *__restrict record15 = a.record + 2928;                           // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v130 = d_readout_in_logits[j] + d_l2_h_next[j];
+    const T v132 = d_readout_in_logits[j] + d_l2_h_next[j];
+    const T v139 = v132 + t138[j];
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-    const T v89 = t87[j] + l2_x2o_bias[j];
-    const T v93 = t91[j] + l2_h2o_bias[j];
-    const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + simdExp(-v94));
+    const T v87 = t85[j] + l2_x2o_bias[j];
+    const T v91 = t89[j] + l2_h2o_bias[j];
+    const T v92 = v87 + v91;
+    const T v93 = T(1) / (T(1) + simdExp(-v92));
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v154 = v130 * v95;
+    const T v172 = v139 * v93;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v68 = t66[j] + l2_x2f_bias[j];
-    const T v73 = t71[j] + l2_h2f_bias[j];
-    const T v74 = v68 + v73;
-    const T v75 = T(1) / (T(1) + simdExp(-v74));
+    const T v66 = t64[j] + l2_x2f_bias[j];
+    const T v71 = t69[j] + l2_h2f_bias[j];
+    const T v72 = v66 + v71;
+    const T v73 = T(1) / (T(1) + simdExp(-v72));
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v109 = v75 * l2_c[j];
+    const T v105 = v73 * l2_c[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-    const T v79 = t77[j] + l2_x2i_bias[j];
-    const T v83 = t81[j] + l2_h2i_bias[j];
-    const T v84 = v79 + v83;
-    const T v85 = T(1) / (T(1) + simdExp(-v84));
+    const T v77 = t75[j] + l2_x2i_bias[j];
+    const T v81 = t79[j] + l2_h2i_bias[j];
+    const T v82 = v77 + v81;
+    const T v83 = T(1) / (T(1) + simdExp(-v82));
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v110 = v85 * t107_l2_g[j];
-    const T v111 = v109 + v110;
+    const T v106 = v83 * t103_l2_g[j];
+    const T v107 = v105 + v106;
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v112 = simdTanh(v111);
-    const T v155 = v112 * v112;
-    const T v156 = T(1.0) - v155;
-    const T v157 = v154 * v156;
+    const T v108 = simdTanh(v107);
+    const T v173 = v108 * v108;
+    const T v174 = T(1.0) - v173;
+    const T v175 = v172 * v174;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v158 = d_l2_c_next[j] + v157;
-    const T v160 = v158 * v85;
+    const T v176 = d_l2_c_next[j] + v175;
+    const T v178 = v176 * v83;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-    const T v161 = t139[j] + v160;
-    const T v164 = t107_l2_g[j] * t107_l2_g[j];
-    const T v165 = T(1.0) - v164;
-    const T v166 = v161 * v165;
-    t166[j] = v166;
+    const T v179 = t157[j] + v178;
+    const T v182 = t103_l2_g[j] * t103_l2_g[j];
+    const T v183 = T(1.0) - v182;
+    const T v184 = v179 * v183;
+    d_carried_1[j] = v184;
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v153 = v130 * v112;
+    const T v171 = v139 * v108;
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-    const T v178 = T(1.0) - v95;
-    const T v179 = v95 * v178;
-    const T v180 = v153 * v179;
-    t180[j] = v180;
-#line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v159 = v158 * t107_l2_g[j];
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
-    const T v189 = T(1.0) - v85;
-    const T v190 = v85 * v189;
-    const T v191 = v159 * v190;
+    const T v189 = T(1.0) - v93;
+    const T v190 = v93 * v189;
+    const T v191 = v171 * v190;
     t191[j] = v191;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v162 = v158 * l2_c[j];
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v200 = T(1.0) - v75;
-    const T v201 = v75 * v200;
-    const T v202 = v162 * v201;
+    const T v177 = v176 * t103_l2_g[j];
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
+    const T v200 = T(1.0) - v83;
+    const T v201 = v83 * v200;
+    const T v202 = v177 * v201;
     t202[j] = v202;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v163 = v158 * v75;
-    d_l2_c[j] = v163;
+    const T v180 = v176 * l2_c[j];
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
+    const T v211 = T(1.0) - v73;
+    const T v212 = v73 * v211;
+    const T v213 = v180 * v212;
+    t213[j] = v213;
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v181 = v176 * v73;
+    d_l2_c[j] = v181;
     record1[j] = t2[j];
     record2[j] = l1_h[j];
-    record8[j] = t51_l1_hn[j];
+    record6[j] = d_carried_0_next[j];
+    record7[j] = t49_l1_hn[j];
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    d_l2_x2f_bias[j] += v202;
-    record9[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v202;
+    d_l2_x2f_bias[j] += v213;
+    record10[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v213;
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-    d_l2_x2i_bias[j] += v191;
-    d_l2_h2i_bias[j] += v191;
+    d_l2_x2i_bias[j] += v202;
+    d_l2_h2i_bias[j] += v202;
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-    d_l2_x2o_bias[j] += v180;
-    d_l2_h2o_bias[j] += v180;
+    d_l2_x2o_bias[j] += v191;
+    d_l2_h2o_bias[j] += v191;
+    record13[j] = v184;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-    d_l2_x2c_bias[j] += v166;
+    d_l2_x2c_bias[j] += v184;
+    record14[j] = d_carried_1_next[j];
+    record15[j] = t109_l2_hn[j];
   }
-#line 843 "lm_basic_modplast_lstm.cpp"
+#line 908 "lm_basic_modplast_lstm.cpp"
 }
 
-// state  hebb : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 4: fused loop nest over [200, 200]
-//   %168 matmul
-//   %173 add -> grad_prev l2.hebb
-//   %170 mul += grad l2.alpha
-template <class T> static void backward_d_l2_hebb_grad_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t168 = a.scratch + 640;                            // [200]
-  T *__restrict t166 = a.record + 2304;                            // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;            // [200, 200]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;  // [200, 200] d l2.hebb'
-  const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  const T *__restrict t118_l2_M = a.saved + 3344;                  // [1] l2.M
-  const T *__restrict t107_l2_g = a.saved + 3136;                  // [200] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
-  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;             // [200, 200]
-  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;              // [200, 200]
-  for (int e = 0; e < 200; ++e)
-    t168[e] = T(0);
-  for (int i = 0; i < 200; ++i) {
-#pragma omp simd
-    for (int j = 0; j < 200; ++j) {
+// backward stage 4: dense product (Eigen), [200]
+//   %187 matmul
+template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;          // [200]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
+  T *__restrict t187 = a.scratch + 1056;                            // [200]
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v103 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v104 = l2_w[i * 200 + j] + v103;
-      t168[j] += t166[i] * v104;
-#line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v120 = l2_modfanout[i * 200 + j] * t118_l2_M[0];
-      const T v121 = t107_l2_g[i] * l2_h[j];
-      const T v122 = v120 * v121;
-      const T v123 = l2_hebb[i * 200 + j] + v122;
-      const T v135 = T(-2.0) <= v123 && v123 <= T(2.0) ? T(1) : T(0);
-      const T v136 = d_l2_hebb_next[i * 200 + j] * v135;
-#line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v167 = t166[i] * l2_h[j];
-      const T v172 = v167 * l2_alpha[i * 200 + j];
-#line 93 "examples/lm/basic_modplast_lstm.dopa"
-      const T v173 = v136 + v172;
-      d_l2_hebb[i * 200 + j] = v173;
-#line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v170 = v167 * l2_hebb[i * 200 + j];
-      d_l2_alpha[i * 200 + j] += v170;
-    }
-  }
-#line 893 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t187, 200).noalias() =
+      ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
+#line 922 "lm_basic_modplast_lstm.cpp"
 }
 
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 5: dense product (Eigen), [200]
-//   %176 matmul
-template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t166 = a.record + 2304;                             // [200]
-  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
-  T *__restrict t176 = a.scratch + 848;                             // [200]
-#line 109 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t176, 200).noalias() =
-      ConstRowVec<T>(t166, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 907 "lm_basic_modplast_lstm.cpp"
+//   %194 matmul
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t191 = a.record + 2304;                             // [200]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
+  T *__restrict t194 = a.scratch + 1264;                            // [200]
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
+  RowVec<T>(t194, 200).noalias() =
+      ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
+#line 936 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 6: dense product (Eigen), [200]
-//   %183 matmul
-template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t180 = a.record + 2096;                             // [200]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
-  T *__restrict t183 = a.scratch + 1056;                            // [200]
+//   %198 matmul
+template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t191 = a.record + 2304;                             // [200]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
+  T *__restrict t198 = a.scratch + 1472;                            // [200]
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t183, 200).noalias() =
-      ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 921 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t198, 200).noalias() =
+      ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
+#line 950 "lm_basic_modplast_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 7: dense product (Eigen), [200]
-//   %187 matmul
-template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t180 = a.record + 2096;                             // [200]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
-  T *__restrict t187 = a.scratch + 1264;                            // [200]
-#line 108 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t187, 200).noalias() =
-      ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 935 "lm_basic_modplast_lstm.cpp"
+//   %205 matmul
+template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t202 = a.record + 2096;                             // [200]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
+  T *__restrict t205 = a.scratch + 1680;                            // [200]
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
+  RowVec<T>(t205, 200).noalias() =
+      ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
+#line 964 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 8: dense product (Eigen), [200]
-//   %194 matmul
-template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t191 = a.record + 1888;                             // [200]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
-  T *__restrict t194 = a.scratch + 1472;                            // [200]
+//   %209 matmul
+template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t202 = a.record + 2096;                             // [200]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
+  T *__restrict t209 = a.scratch + 1888;                            // [200]
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t194, 200).noalias() =
-      ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 949 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t209, 200).noalias() =
+      ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
+#line 978 "lm_basic_modplast_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 9: dense product (Eigen), [200]
-//   %198 matmul
-template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t191 = a.record + 1888;                             // [200]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
-  T *__restrict t198 = a.scratch + 1680;                            // [200]
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t198, 200).noalias() =
-      ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 963 "lm_basic_modplast_lstm.cpp"
+//   %216 matmul
+template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t213 = a.record + 1680;                             // [200]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
+  T *__restrict t216 = a.scratch + 2096;                            // [200]
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
+  RowVec<T>(t216, 200).noalias() =
+      ConstRowVec<T>(t213, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
+#line 992 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 10: dense product (Eigen), [200]
-//   %205 matmul
-template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t202 = a.record + 1264;                             // [200]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
-  T *__restrict t205 = a.scratch + 1888;                            // [200]
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t205, 200).noalias() =
-      ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 977 "lm_basic_modplast_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 11: dense product (Eigen), [200]
-//   %209 matmul
+//   %220 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t202 = a.record + 1264;                             // [200]
+  T *__restrict t213 = a.record + 1680;                             // [200]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
-  T *__restrict t209 = a.scratch + 2096;                            // [200]
+  T *__restrict t220 = a.scratch + 2304;                            // [200]
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t209, 200).noalias() =
-      ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 991 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t220, 200).noalias() =
+      ConstRowVec<T>(t213, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
+#line 1006 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// backward stage 12: dense product (Eigen), [200]
-//   %226 matmul
-template <class T> static void backward_h2mod_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t223 = a.record + 1248;                                 // [1]
+// backward stage 11: dense product (Eigen), [200]
+//   %237 matmul
+template <class T> static void backward_h2mod_11(const dopa::StepArgs<T> &a) {
+  T *__restrict t234 = a.record + 1664;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
-  T *__restrict t226 = a.scratch + 2736;                                // [200]
+  T *__restrict t237 = a.scratch + 2944;                                // [200]
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t226, 200).noalias() =
-      ConstRowVec<T>(t223, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1005 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t237, 200).noalias() =
+      ConstRowVec<T>(t234, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
+#line 1020 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1011,29 +1026,31 @@ template <class T> static void backward_h2mod_12(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 //
-// backward stage 13: fused loop nest over [200]
-//   %241 mul
-//   %254 mul
-//   %265 mul
-//   %276 mul
-//   %238 mul -> grad_prev l1.c
-//   %206 add -> grad_prev l2.h
-//   %276 mul += grad l1.x2f.bias
-//   %276 mul += grad l1.h2f.bias
-//   %265 mul += grad l1.x2i.bias
-//   %265 mul += grad l1.h2i.bias
-//   %254 mul += grad l1.x2o.bias
-//   %254 mul += grad l1.h2o.bias
-//   %241 mul += grad l1.x2c.bias
+// backward stage 12: fused loop nest over [200]
+//   %252 mul
+//   %258 mul
+//   %269 mul
+//   %280 mul
+//   %249 mul -> grad_prev l1.c
+//   %217 add -> grad_prev l2.h
+//   %280 mul += grad l1.x2f.bias
+//   %280 mul += grad l1.h2f.bias
+//   %269 mul += grad l1.x2i.bias
+//   %269 mul += grad l1.h2i.bias
+//   %258 mul += grad l1.x2o.bias
+//   %258 mul += grad l1.h2o.bias
+//   %252 mul -> record (a factor of deferred outer-product gradients)
+//   %252 mul += grad l1.x2c.bias
 template <class T>
-static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t215 = a.scratch + 2304;                        // [200]
+static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t226 = a.scratch + 2512;                        // [200]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
-  T *__restrict t176 = a.scratch + 848;                         // [200]
-  T *__restrict t187 = a.scratch + 1264;                        // [200]
-  T *__restrict t198 = a.scratch + 1680;                        // [200]
-  T *__restrict t209 = a.scratch + 2096;                        // [200]
+  T *__restrict t145 = a.scratch + 208;                         // [200]
+  T *__restrict t187 = a.scratch + 1056;                        // [200]
+  T *__restrict t198 = a.scratch + 1472;                        // [200]
+  T *__restrict t209 = a.scratch + 1888;                        // [200]
+  T *__restrict t220 = a.scratch + 2304;                        // [200]
   const T *__restrict t25 = a.saved + 1040;                     // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
   const T *__restrict t29 = a.saved + 1248;                     // [200]
@@ -1047,18 +1064,17 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [200]
   const T *__restrict t19 = a.saved + 832;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
-  const T *__restrict t45_l1_g = a.saved + 1456;                // [200] l1.g
-  T *__restrict t241 = a.record + 1040;                         // [200]
-  T *__restrict t254 = a.record + 832;                          // [200]
-  T *__restrict t265 = a.record + 624;                          // [200]
-  T *__restrict t276 = a.record + 0;                            // [200]
+  const T *__restrict t43_l1_g = a.saved + 1456;                // [200] l1.g
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;      // [200]
+  T *__restrict t258 = a.record + 832;                          // [200]
+  T *__restrict t269 = a.record + 624;                          // [200]
+  T *__restrict t280 = a.record + 0;                            // [200]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [200]
-  T *__restrict t140 = a.scratch + 208;                         // [200]
-  T *__restrict t151 = a.scratch + 432;                         // [200]
-  T *__restrict t168 = a.scratch + 640;                         // [200]
-  T *__restrict t183 = a.scratch + 1056;                        // [200]
-  T *__restrict t194 = a.scratch + 1472;                        // [200]
-  T *__restrict t205 = a.scratch + 1888;                        // [200]
+  T *__restrict t158 = a.scratch + 624;                         // [200]
+  T *__restrict t169 = a.scratch + 848;                         // [200]
+  T *__restrict t194 = a.scratch + 1264;                        // [200]
+  T *__restrict t205 = a.scratch + 1680;                        // [200]
+  T *__restrict t216 = a.scratch + 2096;                        // [200]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [200]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [200]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [200]
@@ -1066,289 +1082,238 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2i_bias = a.grads + kParamL1H2iBias;      // [200]
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;      // [200]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [200]
+  T *__restrict record5 = a.record + 1040;                      // [200]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v177 = d_l1_h_next[j] + t176[j];
-    const T v188 = v177 + t187[j];
+    const T v146 = d_l1_h_next[j] + t145[j];
+    const T v188 = v146 + t187[j];
     const T v199 = v188 + t198[j];
     const T v210 = v199 + t209[j];
+    const T v221 = v210 + t220[j];
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + simdExp(-v32));
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v229 = v210 * v33;
+    const T v240 = v221 * v33;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v47 = v13 * l1_c[j];
+    const T v45 = v13 * l1_c[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v48 = v23 * t45_l1_g[j];
-    const T v49 = v47 + v48;
+    const T v46 = v23 * t43_l1_g[j];
+    const T v47 = v45 + v46;
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v50 = simdTanh(v49);
-    const T v230 = v50 * v50;
-    const T v231 = T(1.0) - v230;
-    const T v232 = v229 * v231;
+    const T v48 = simdTanh(v47);
+    const T v241 = v48 * v48;
+    const T v242 = T(1.0) - v241;
+    const T v243 = v240 * v242;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v233 = d_l1_c_next[j] + v232;
-    const T v235 = v233 * v23;
+    const T v244 = d_l1_c_next[j] + v243;
+    const T v246 = v244 * v23;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-    const T v236 = t215[j] + v235;
-    const T v239 = t45_l1_g[j] * t45_l1_g[j];
-    const T v240 = T(1.0) - v239;
-    const T v241 = v236 * v240;
-    t241[j] = v241;
+    const T v247 = t226[j] + v246;
+    const T v250 = t43_l1_g[j] * t43_l1_g[j];
+    const T v251 = T(1.0) - v250;
+    const T v252 = v247 * v251;
+    d_carried_0[j] = v252;
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
-    const T v228 = v210 * v50;
+    const T v239 = v221 * v48;
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-    const T v252 = T(1.0) - v33;
-    const T v253 = v33 * v252;
-    const T v254 = v228 * v253;
-    t254[j] = v254;
+    const T v256 = T(1.0) - v33;
+    const T v257 = v33 * v256;
+    const T v258 = v239 * v257;
+    t258[j] = v258;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v234 = v233 * t45_l1_g[j];
+    const T v245 = v244 * t43_l1_g[j];
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-    const T v263 = T(1.0) - v23;
-    const T v264 = v23 * v263;
-    const T v265 = v234 * v264;
-    t265[j] = v265;
+    const T v267 = T(1.0) - v23;
+    const T v268 = v23 * v267;
+    const T v269 = v245 * v268;
+    t269[j] = v269;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v237 = v233 * l1_c[j];
+    const T v248 = v244 * l1_c[j];
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    const T v274 = T(1.0) - v13;
-    const T v275 = v13 * v274;
-    const T v276 = v237 * v275;
-    t276[j] = v276;
+    const T v278 = T(1.0) - v13;
+    const T v279 = v13 * v278;
+    const T v280 = v248 * v279;
+    t280[j] = v280;
 #line 110 "examples/lm/basic_modplast_lstm.dopa"
-    const T v238 = v233 * v13;
-    d_l1_c[j] = v238;
+    const T v249 = v244 * v13;
+    d_l1_c[j] = v249;
 #line 91 "examples/lm/basic_modplast_lstm.dopa"
-    const T v152 = t140[j] + t151[j];
-    const T v169 = v152 + t168[j];
-    const T v184 = v169 + t183[j];
-    const T v195 = v184 + t194[j];
+    const T v170 = t158[j] + t169[j];
+    const T v195 = v170 + t194[j];
     const T v206 = v195 + t205[j];
-    d_l2_h[j] = v206;
+    const T v217 = v206 + t216[j];
+    d_l2_h[j] = v217;
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
-    d_l1_x2f_bias[j] += v276;
-    d_l1_h2f_bias[j] += v276;
+    d_l1_x2f_bias[j] += v280;
+    d_l1_h2f_bias[j] += v280;
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
-    d_l1_x2i_bias[j] += v265;
-    d_l1_h2i_bias[j] += v265;
+    d_l1_x2i_bias[j] += v269;
+    d_l1_h2i_bias[j] += v269;
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
-    d_l1_x2o_bias[j] += v254;
-    d_l1_h2o_bias[j] += v254;
+    d_l1_x2o_bias[j] += v258;
+    d_l1_h2o_bias[j] += v258;
+    record5[j] = v252;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-    d_l1_x2c_bias[j] += v241;
+    d_l1_x2c_bias[j] += v252;
   }
-#line 1157 "lm_basic_modplast_lstm.cpp"
-}
-
-// state  hebb : [H, H] = 0
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-//
-// backward stage 14: fused loop nest over [200, 200]
-//   %243 matmul
-//   %248 add -> grad_prev l1.hebb
-//   %245 mul += grad l1.alpha
-template <class T> static void backward_d_l1_hebb_grad_l1_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t243 = a.scratch + 2944;                           // [200]
-  T *__restrict t241 = a.record + 1040;                            // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;            // [200, 200]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;  // [200, 200] d l1.hebb'
-  const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
-  const T *__restrict t56_l1_M = a.saved + 1872;                   // [1] l1.M
-  const T *__restrict t45_l1_g = a.saved + 1456;                   // [200] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
-  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;             // [200, 200]
-  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;              // [200, 200]
-  for (int e = 0; e < 200; ++e)
-    t243[e] = T(0);
-  for (int i = 0; i < 200; ++i) {
-#pragma omp simd
-    for (int j = 0; j < 200; ++j) {
-#line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v42 = l1_w[i * 200 + j] + v41;
-      t243[j] += t241[i] * v42;
-#line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
-      const T v59 = t45_l1_g[i] * l1_h[j];
-      const T v60 = v58 * v59;
-      const T v61 = l1_hebb[i * 200 + j] + v60;
-      const T v211 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
-      const T v212 = d_l1_hebb_next[i * 200 + j] * v211;
-#line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v242 = t241[i] * l1_h[j];
-      const T v247 = v242 * l1_alpha[i * 200 + j];
-#line 93 "examples/lm/basic_modplast_lstm.dopa"
-      const T v248 = v212 + v247;
-      d_l1_hebb[i * 200 + j] = v248;
-#line 109 "examples/lm/basic_modplast_lstm.dopa"
-      const T v245 = v242 * l1_hebb[i * 200 + j];
-      d_l1_alpha[i * 200 + j] += v245;
-    }
-  }
-#line 1207 "lm_basic_modplast_lstm.cpp"
+#line 1175 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 15: dense product (Eigen), [200]
-//   %251 matmul
-template <class T> static void backward_x2c_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t241 = a.record + 1040;                             // [200]
+// backward stage 13: dense product (Eigen), [200]
+//   %255 matmul
+template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;          // [200]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
-  T *__restrict t251 = a.scratch + 3152;                            // [200]
+  T *__restrict t255 = a.scratch + 3152;                            // [200]
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t251, 200).noalias() =
-      ConstRowVec<T>(t241, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1221 "lm_basic_modplast_lstm.cpp"
+  RowVec<T>(t255, 200).noalias() =
+      ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
+#line 1189 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 16: dense product (Eigen), [200]
-//   %257 matmul
-template <class T> static void backward_h2o_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t254 = a.record + 832;                              // [200]
-  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
-  T *__restrict t257 = a.scratch + 3360;                            // [200]
-#line 108 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t257, 200).noalias() =
-      ConstRowVec<T>(t254, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1235 "lm_basic_modplast_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// backward stage 17: dense product (Eigen), [200]
+// backward stage 14: dense product (Eigen), [200]
 //   %261 matmul
-template <class T> static void backward_x2o_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t254 = a.record + 832;                              // [200]
-  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
-  T *__restrict t261 = a.scratch + 3568;                            // [200]
+template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
+  T *__restrict t258 = a.record + 832;                              // [200]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
+  T *__restrict t261 = a.scratch + 3360;                            // [200]
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t261, 200).noalias() =
-      ConstRowVec<T>(t254, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1249 "lm_basic_modplast_lstm.cpp"
+      ConstRowVec<T>(t258, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
+#line 1203 "lm_basic_modplast_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 15: dense product (Eigen), [200]
+//   %265 matmul
+template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t258 = a.record + 832;                              // [200]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
+  T *__restrict t265 = a.scratch + 3568;                            // [200]
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
+  RowVec<T>(t265, 200).noalias() =
+      ConstRowVec<T>(t258, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
+#line 1217 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 18: dense product (Eigen), [200]
-//   %268 matmul
-template <class T> static void backward_h2i_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t265 = a.record + 624;                              // [200]
-  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
-  T *__restrict t268 = a.scratch + 3776;                            // [200]
-#line 107 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t268, 200).noalias() =
-      ConstRowVec<T>(t265, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1263 "lm_basic_modplast_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// backward stage 19: dense product (Eigen), [200]
+// backward stage 16: dense product (Eigen), [200]
 //   %272 matmul
-template <class T> static void backward_x2i_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t265 = a.record + 624;                              // [200]
-  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
-  T *__restrict t272 = a.scratch + 3984;                            // [200]
+template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t269 = a.record + 624;                              // [200]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
+  T *__restrict t272 = a.scratch + 3776;                            // [200]
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t272, 200).noalias() =
-      ConstRowVec<T>(t265, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1277 "lm_basic_modplast_lstm.cpp"
+      ConstRowVec<T>(t269, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
+#line 1231 "lm_basic_modplast_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 17: dense product (Eigen), [200]
+//   %276 matmul
+template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t269 = a.record + 624;                              // [200]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
+  T *__restrict t276 = a.scratch + 3984;                            // [200]
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
+  RowVec<T>(t276, 200).noalias() =
+      ConstRowVec<T>(t269, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
+#line 1245 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 20: dense product (Eigen), [200]
-//   %279 matmul
-template <class T> static void backward_h2f_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t276 = a.record + 0;                                // [200]
-  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
-  T *__restrict t279 = a.scratch + 4192;                            // [200]
-#line 106 "examples/lm/basic_modplast_lstm.dopa"
-  RowVec<T>(t279, 200).noalias() =
-      ConstRowVec<T>(t276, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1291 "lm_basic_modplast_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 21: dense product (Eigen), [200]
+// backward stage 18: dense product (Eigen), [200]
 //   %283 matmul
-template <class T> static void backward_x2f_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t276 = a.record + 0;                                // [200]
-  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
-  T *__restrict t283 = a.scratch + 4400;                            // [200]
+template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
+  T *__restrict t280 = a.record + 0;                                // [200]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
+  T *__restrict t283 = a.scratch + 4192;                            // [200]
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t283, 200).noalias() =
-      ConstRowVec<T>(t276, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1305 "lm_basic_modplast_lstm.cpp"
+      ConstRowVec<T>(t280, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
+#line 1259 "lm_basic_modplast_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 19: dense product (Eigen), [200]
+//   %287 matmul
+template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
+  T *__restrict t280 = a.record + 0;                                // [200]
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
+  T *__restrict t287 = a.scratch + 4400;                            // [200]
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
+  RowVec<T>(t287, 200).noalias() =
+      ConstRowVec<T>(t280, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
+#line 1273 "lm_basic_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
-// backward stage 22: fused loop nest over [200]
-//   %280 add -> grad_prev l1.h
-//   %284 add += grad enc.weight
+// backward stage 20: fused loop nest over [200]
+//   %284 add -> grad_prev l1.h
+//   %288 add += grad enc.weight
 template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t216 = a.scratch + 2512;                  // [200]
-  T *__restrict t226 = a.scratch + 2736;                  // [200]
-  T *__restrict t243 = a.scratch + 2944;                  // [200]
-  T *__restrict t257 = a.scratch + 3360;                  // [200]
-  T *__restrict t268 = a.scratch + 3776;                  // [200]
-  T *__restrict t279 = a.scratch + 4192;                  // [200]
+  T *__restrict t227 = a.scratch + 2720;                  // [200]
+  T *__restrict t237 = a.scratch + 2944;                  // [200]
+  T *__restrict t261 = a.scratch + 3360;                  // [200]
+  T *__restrict t272 = a.scratch + 3776;                  // [200]
+  T *__restrict t283 = a.scratch + 4192;                  // [200]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [200]
-  T *__restrict t251 = a.scratch + 3152;                  // [200]
-  T *__restrict t261 = a.scratch + 3568;                  // [200]
-  T *__restrict t272 = a.scratch + 3984;                  // [200]
-  T *__restrict t283 = a.scratch + 4400;                  // [200]
+  T *__restrict t255 = a.scratch + 3152;                  // [200]
+  T *__restrict t265 = a.scratch + 3568;                  // [200]
+  T *__restrict t276 = a.scratch + 3984;                  // [200]
+  T *__restrict t287 = a.scratch + 4400;                  // [200]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 200]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 91 "examples/lm/basic_modplast_lstm.dopa"
-    const T v227 = t216[j] + t226[j];
-    const T v244 = v227 + t243[j];
-    const T v258 = v244 + t257[j];
-    const T v269 = v258 + t268[j];
-    const T v280 = v269 + t279[j];
-    d_l1_h[j] = v280;
-#line 23 "examples/lm/basic_modplast_lstm.dopa"
-    const T v262 = t251[j] + t261[j];
+    const T v238 = t227[j] + t237[j];
+    const T v262 = v238 + t261[j];
     const T v273 = v262 + t272[j];
     const T v284 = v273 + t283[j];
-    d_enc_weight[int64_t(tok[0]) * 200 + j] += v284;
+    d_l1_h[j] = v284;
+#line 23 "examples/lm/basic_modplast_lstm.dopa"
+    const T v266 = t255[j] + t265[j];
+    const T v277 = v266 + t276[j];
+    const T v288 = v277 + t287[j];
+    d_enc_weight[int64_t(tok[0]) * 200 + j] += v288;
   }
-#line 1343 "lm_basic_modplast_lstm.cpp"
+#line 1309 "lm_basic_modplast_lstm.cpp"
 }
 
 /// One backward step of BasicModplastLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_grad_l1_modfanout_l2_modfanout(a);
+  backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(a);
   backward_grad_l1_h2mod_bias_l2_h2mod_bias(a);
   backward_h2mod(a);
-  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  backward_d_l2_hebb_grad_l2_alpha(a);
+  backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(a);
   backward_x2c(a);
   backward_h2o(a);
   backward_x2o(a);
@@ -1356,17 +1321,223 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_x2i(a);
   backward_h2f(a);
   backward_x2f(a);
-  backward_h2mod_12(a);
-  backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  backward_d_l1_hebb_grad_l1_alpha(a);
-  backward_x2c_15(a);
-  backward_h2o_16(a);
-  backward_x2o_17(a);
-  backward_h2i_18(a);
-  backward_x2i_19(a);
-  backward_h2f_20(a);
-  backward_x2f_21(a);
+  backward_h2mod_11(a);
+  backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(a);
+  backward_x2c_13(a);
+  backward_h2o_14(a);
+  backward_x2o_15(a);
+  backward_h2i_16(a);
+  backward_x2i_17(a);
+  backward_h2f_18(a);
+  backward_x2f_19(a);
   backward_d_l1_h_grad_enc_weight(a);
+}
+
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// prologue_forward stage 0: fused loop nest over [200, 200]
+//   %10 matmul
+//   %15 matmul
+//   %2 state -> next_state l1.hebb
+//   %5 state -> next_state l2.hebb
+template <class T>
+static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0;  // [200]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [200, 200]
+  const T *__restrict l1_h = a.state + kStateL1H;          // [200]
+  T *__restrict carried_1_next = a.next + kStateCarried1;  // [200]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [200, 200]
+  const T *__restrict l2_h = a.state + kStateL2H;          // [200]
+  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;      // [200, 200]
+  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;      // [200, 200]
+  for (int i = 0; i < 200; ++i) {
+    T acc10 = T(0);
+    T acc15 = T(0);
+#pragma omp simd reduction(+ : acc10, acc15)
+    for (int j = 0; j < 200; ++j) {
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
+      const T v9 = l1_w[i * 200 + j] + v8;
+      acc10 += v9 * l1_h[j];
+      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
+      const T v14 = l2_w[i * 200 + j] + v13;
+      acc15 += v14 * l2_h[j];
+      l1_hebb_next[i * 200 + j] = l1_hebb[i * 200 + j];
+      l2_hebb_next[i * 200 + j] = l2_hebb[i * 200 + j];
+    }
+    carried_0_next[i] = acc10;
+    carried_1_next[i] = acc15;
+  }
+#line 1376 "lm_basic_modplast_lstm.cpp"
+}
+
+// prologue_forward stage 1: fused loop nest over [200]
+//   %0 state -> next_state l1.h
+//   %1 state -> next_state l1.c
+//   %3 state -> next_state l2.h
+//   %4 state -> next_state l2.c
+template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h = a.state + kStateL1H; // [200]
+  T *__restrict l1_h_next = a.next + kStateL1H;   // [200]
+  const T *__restrict l1_c = a.state + kStateL1C; // [200]
+  T *__restrict l1_c_next = a.next + kStateL1C;   // [200]
+  const T *__restrict l2_h = a.state + kStateL2H; // [200]
+  T *__restrict l2_h_next = a.next + kStateL2H;   // [200]
+  const T *__restrict l2_c = a.state + kStateL2C; // [200]
+  T *__restrict l2_c_next = a.next + kStateL2C;   // [200]
+#pragma omp simd
+  for (int j = 0; j < 200; ++j) {
+    l1_h_next[j] = l1_h[j];
+    l1_c_next[j] = l1_c[j];
+    l2_h_next[j] = l2_h[j];
+    l2_c_next[j] = l2_c[j];
+  }
+}
+
+/// One prologue_forward step of BasicModplastLSTMLM for one batch element.
+template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
+  prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(a);
+  prologue_forward_l1_h_l1_c_l2_h_l2_c(a);
+}
+
+// state  hebb : [H, H] = 0
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// prologue_backward stage 0: fused loop nest over [200, 200]
+//   %25 matmul
+//   %32 matmul
+//   %37 add -> grad_prev l1.hebb
+//   %30 add -> grad_prev l2.hebb
+//   %34 mul += grad l1.alpha
+//   %27 mul += grad l2.alpha
+template <class T>
+static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t25 = a.scratch + 0;                                  // [200]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [200, 200]
+  T *__restrict t32 = a.scratch + 208;                                // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [200, 200]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [200, 200] d l1.hebb'
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
+  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [200, 200]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [200, 200] d l2.hebb'
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [200, 200]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
+  for (int e = 0; e < 200; ++e)
+    t25[e] = T(0);
+  for (int e = 0; e < 200; ++e)
+    t32[e] = T(0);
+  for (int i = 0; i < 200; ++i) {
+#pragma omp simd
+    for (int j = 0; j < 200; ++j) {
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
+      const T v14 = l2_w[i * 200 + j] + v13;
+      t25[j] += d_carried_1_next[i] * v14;
+      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
+      const T v9 = l1_w[i * 200 + j] + v8;
+      t32[j] += d_carried_0_next[i] * v9;
+      const T v31 = d_carried_0_next[i] * l1_h[j];
+      const T v36 = v31 * l1_alpha[i * 200 + j];
+#line 93 "examples/lm/basic_modplast_lstm.dopa"
+      const T v37 = d_l1_hebb_next[i * 200 + j] + v36;
+      d_l1_hebb[i * 200 + j] = v37;
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v24 = d_carried_1_next[i] * l2_h[j];
+      const T v29 = v24 * l2_alpha[i * 200 + j];
+#line 93 "examples/lm/basic_modplast_lstm.dopa"
+      const T v30 = d_l2_hebb_next[i * 200 + j] + v29;
+      d_l2_hebb[i * 200 + j] = v30;
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v34 = v31 * l1_hebb[i * 200 + j];
+      d_l1_alpha[i * 200 + j] += v34;
+      const T v27 = v24 * l2_hebb[i * 200 + j];
+      d_l2_alpha[i * 200 + j] += v27;
+    }
+  }
+#line 1470 "lm_basic_modplast_lstm.cpp"
+}
+
+// state  h : [H] = 0
+//
+// prologue_backward stage 1: fused loop nest over [200]
+//   %33 add -> grad_prev l1.h
+//   %17 grad_state d l1.c' -> grad_prev l1.c
+//   %26 add -> grad_prev l2.h
+//   %20 grad_state d l2.c' -> grad_prev l2.c
+//   %22 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %0 state -> record (a factor of deferred outer-product gradients)
+//   %23 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
+//   %3 state -> record (a factor of deferred outer-product gradients)
+template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;           // [200] d l1.h'
+  T *__restrict t32 = a.scratch + 208;                                // [200]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H;                      // [200]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;           // [200] d l1.c'
+  T *__restrict d_l1_c = a.gradPrev + kStateL1C;                      // [200]
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [200] d l2.h'
+  T *__restrict t25 = a.scratch + 0;                                  // [200]
+  T *__restrict d_l2_h = a.gradPrev + kStateL2H;                      // [200]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [200] d l2.c'
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                      // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  T *__restrict record0 = a.record + 0;                               // [200]
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
+  T *__restrict record1 = a.record + 208;                             // [200]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
+  T *__restrict record2 = a.record + 416;                             // [200]
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict record3 = a.record + 624;                             // [200]
+#pragma omp simd
+  for (int j = 0; j < 200; ++j) {
+#line 91 "examples/lm/basic_modplast_lstm.dopa"
+    const T v33 = d_l1_h_next[j] + t32[j];
+    d_l1_h[j] = v33;
+    d_l1_c[j] = d_l1_c_next[j];
+    const T v26 = d_l2_h_next[j] + t25[j];
+    d_l2_h[j] = v26;
+    d_l2_c[j] = d_l2_c_next[j];
+    record0[j] = d_carried_0_next[j];
+    record1[j] = l1_h[j];
+    record2[j] = d_carried_1_next[j];
+    record3[j] = l2_h[j];
+  }
+#line 1517 "lm_basic_modplast_lstm.cpp"
+}
+
+// prologue_backward stage 2:
+//   zero dcarried.0
+template <class T> static void prologue_backward_d_carried_0(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0; // [200]
+  for (int e = 0; e < 200; ++e)
+    d_carried_0[e] = T(0);
+}
+
+// prologue_backward stage 3:
+//   zero dcarried.1
+template <class T> static void prologue_backward_d_carried_1(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1; // [200]
+  for (int e = 0; e < 200; ++e)
+    d_carried_1[e] = T(0);
+}
+
+/// One prologue_backward step of BasicModplastLSTMLM for one batch element.
+template <class T> void prologue_backward_step(const dopa::StepArgs<T> &a) {
+  prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(a);
+  prologue_backward_d_l1_h_l1_c_l2_h_l2_c(a);
+  prologue_backward_d_carried_0(a);
+  prologue_backward_d_carried_1(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -1476,8 +1647,8 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Hebb,
-                                       kStateL2H, kStateL2C, kStateL2Hebb};
+static const int64_t stateOffsets[] = {kStateL1H, kStateL1C,    kStateL1Hebb,   kStateL2H,
+                                       kStateL2C, kStateL2Hebb, kStateCarried0, kStateCarried1};
 static const int64_t inputRows[] = {10000};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -1488,17 +1659,22 @@ static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamL1X2oWeight, .rows = 200, .cols = 200, .offsetA = 832, .offsetB = 208},
     {.paramOffset = kParamL1H2oWeight, .rows = 200, .cols = 200, .offsetA = 832, .offsetB = 416},
     {.paramOffset = kParamL1X2cWeight, .rows = 200, .cols = 200, .offsetA = 1040, .offsetB = 208},
-    {.paramOffset = kParamL1W, .rows = 200, .cols = 200, .offsetA = 1040, .offsetB = 416},
-    {.paramOffset = kParamL1H2modWeight, .rows = 1, .cols = 200, .offsetA = 1248, .offsetB = 416},
-    {.paramOffset = kParamL2X2fWeight, .rows = 200, .cols = 200, .offsetA = 1264, .offsetB = 1472},
-    {.paramOffset = kParamL2H2fWeight, .rows = 200, .cols = 200, .offsetA = 1264, .offsetB = 1680},
-    {.paramOffset = kParamL2X2iWeight, .rows = 200, .cols = 200, .offsetA = 1888, .offsetB = 1472},
-    {.paramOffset = kParamL2H2iWeight, .rows = 200, .cols = 200, .offsetA = 1888, .offsetB = 1680},
-    {.paramOffset = kParamL2X2oWeight, .rows = 200, .cols = 200, .offsetA = 2096, .offsetB = 1472},
-    {.paramOffset = kParamL2H2oWeight, .rows = 200, .cols = 200, .offsetA = 2096, .offsetB = 1680},
-    {.paramOffset = kParamL2X2cWeight, .rows = 200, .cols = 200, .offsetA = 2304, .offsetB = 1472},
-    {.paramOffset = kParamL2W, .rows = 200, .cols = 200, .offsetA = 2304, .offsetB = 1680},
-    {.paramOffset = kParamL2H2modWeight, .rows = 1, .cols = 200, .offsetA = 2512, .offsetB = 1680},
+    {.paramOffset = kParamL1W, .rows = 200, .cols = 200, .offsetA = 1248, .offsetB = 1456},
+    {.paramOffset = kParamL1H2modWeight, .rows = 1, .cols = 200, .offsetA = 1664, .offsetB = 416},
+    {.paramOffset = kParamL2X2fWeight, .rows = 200, .cols = 200, .offsetA = 1680, .offsetB = 1456},
+    {.paramOffset = kParamL2H2fWeight, .rows = 200, .cols = 200, .offsetA = 1680, .offsetB = 1888},
+    {.paramOffset = kParamL2X2iWeight, .rows = 200, .cols = 200, .offsetA = 2096, .offsetB = 1456},
+    {.paramOffset = kParamL2H2iWeight, .rows = 200, .cols = 200, .offsetA = 2096, .offsetB = 1888},
+    {.paramOffset = kParamL2X2oWeight, .rows = 200, .cols = 200, .offsetA = 2304, .offsetB = 1456},
+    {.paramOffset = kParamL2H2oWeight, .rows = 200, .cols = 200, .offsetA = 2304, .offsetB = 1888},
+    {.paramOffset = kParamL2X2cWeight, .rows = 200, .cols = 200, .offsetA = 2512, .offsetB = 1456},
+    {.paramOffset = kParamL2W, .rows = 200, .cols = 200, .offsetA = 2720, .offsetB = 2928},
+    {.paramOffset = kParamL2H2modWeight, .rows = 1, .cols = 200, .offsetA = 3136, .offsetB = 1888},
+};
+
+static const dopa::DeferredOuter prologueDeferred[] = {
+    {.paramOffset = kParamL1W, .rows = 200, .cols = 200, .offsetA = 0, .offsetB = 208},
+    {.paramOffset = kParamL2W, .rows = 200, .cols = 200, .offsetA = 416, .offsetB = 624},
 };
 
 static const dopa::BatchedReadout readouts[] = {
@@ -1513,18 +1689,28 @@ static const dopa::BatchedReadout readouts[] = {
 /// The forward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> forward_stages[] = {
-    forward_saved_enc<T>,       forward_saved_x2f<T>,
-    forward_saved_h2f<T>,       forward_saved_x2i<T>,
-    forward_saved_h2i<T>,       forward_saved_x2o<T>,
-    forward_saved_h2o<T>,       forward_x2c<T>,
-    forward_matmul<T>,          forward_l1_g_l1_hn_l1_c<T>,
-    forward_h2mod<T>,           forward_l1_m<T>,
-    forward_saved_x2f_12<T>,    forward_saved_h2f_13<T>,
-    forward_saved_x2i_14<T>,    forward_saved_h2i_15<T>,
-    forward_saved_x2o_16<T>,    forward_saved_h2o_17<T>,
-    forward_x2c_18<T>,          forward_l2_g_l2_h_l2_c_logits<T>,
-    forward_h2mod_20<T>,        forward_l2_m<T>,
-    forward_l1_hebb_l2_hebb<T>,
+    forward_saved_enc<T>,
+    forward_saved_x2f<T>,
+    forward_saved_h2f<T>,
+    forward_saved_x2i<T>,
+    forward_saved_h2i<T>,
+    forward_saved_x2o<T>,
+    forward_saved_h2o<T>,
+    forward_x2c<T>,
+    forward_l1_g_l1_hn_l1_c<T>,
+    forward_h2mod<T>,
+    forward_l1_m<T>,
+    forward_saved_x2f_11<T>,
+    forward_saved_h2f_12<T>,
+    forward_saved_x2i_13<T>,
+    forward_saved_h2i_14<T>,
+    forward_saved_x2o_15<T>,
+    forward_saved_h2o_16<T>,
+    forward_x2c_17<T>,
+    forward_l2_g_l2_hn_l2_c_logits<T>,
+    forward_h2mod_19<T>,
+    forward_l2_m<T>,
+    forward_carried_0_carried_1_l1_hebb_l2_hebb<T>,
 };
 
 /// Stages of the forward step the executor runs as one GEMM for the batch (stage-major order).
@@ -1606,7 +1792,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 0},
-    {.stage = 10,
+    {.stage = 9,
      .weightOffset = kParamL1H2modWeight,
      .rows = 1,
      .cols = 200,
@@ -1616,8 +1802,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 416},
-    {.stage = 12,
+     .yOffset = 208},
+    {.stage = 11,
      .weightOffset = kParamL2X2fWeight,
      .rows = 200,
      .cols = 200,
@@ -1628,7 +1814,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 1888},
-    {.stage = 13,
+    {.stage = 12,
      .weightOffset = kParamL2H2fWeight,
      .rows = 200,
      .cols = 200,
@@ -1639,7 +1825,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2096},
-    {.stage = 14,
+    {.stage = 13,
      .weightOffset = kParamL2X2iWeight,
      .rows = 200,
      .cols = 200,
@@ -1650,7 +1836,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2304},
-    {.stage = 15,
+    {.stage = 14,
      .weightOffset = kParamL2H2iWeight,
      .rows = 200,
      .cols = 200,
@@ -1661,7 +1847,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2512},
-    {.stage = 16,
+    {.stage = 15,
      .weightOffset = kParamL2X2oWeight,
      .rows = 200,
      .cols = 200,
@@ -1672,7 +1858,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2720},
-    {.stage = 17,
+    {.stage = 16,
      .weightOffset = kParamL2H2oWeight,
      .rows = 200,
      .cols = 200,
@@ -1683,7 +1869,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2928},
-    {.stage = 18,
+    {.stage = 17,
      .weightOffset = kParamL2X2cWeight,
      .rows = 200,
      .cols = 200,
@@ -1693,8 +1879,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 432},
-    {.stage = 20,
+     .yOffset = 224},
+    {.stage = 19,
      .weightOffset = kParamL2H2modWeight,
      .rows = 1,
      .cols = 200,
@@ -1704,17 +1890,16 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 40416,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 848},
+     .yOffset = 432},
 };
 
 /// The backward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> backward_stages[] = {
-    backward_grad_l1_modfanout_l2_modfanout<T>,
+    backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout<T>,
     backward_grad_l1_h2mod_bias_l2_h2mod_bias<T>,
     backward_h2mod<T>,
-    backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias<T>,
-    backward_d_l2_hebb_grad_l2_alpha<T>,
+    backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias<T>,
     backward_x2c<T>,
     backward_h2o<T>,
     backward_x2o<T>,
@@ -1722,16 +1907,15 @@ constexpr dopa::StepFn<T> backward_stages[] = {
     backward_x2i<T>,
     backward_h2f<T>,
     backward_x2f<T>,
-    backward_h2mod_12<T>,
-    backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias<T>,
-    backward_d_l1_hebb_grad_l1_alpha<T>,
-    backward_x2c_15<T>,
-    backward_h2o_16<T>,
-    backward_x2o_17<T>,
-    backward_h2i_18<T>,
-    backward_x2i_19<T>,
-    backward_h2f_20<T>,
-    backward_x2f_21<T>,
+    backward_h2mod_11<T>,
+    backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias<T>,
+    backward_x2c_13<T>,
+    backward_h2o_14<T>,
+    backward_x2o_15<T>,
+    backward_h2i_16<T>,
+    backward_x2i_17<T>,
+    backward_h2f_18<T>,
+    backward_x2f_19<T>,
     backward_d_l1_h_grad_enc_weight<T>,
 };
 
@@ -1744,12 +1928,23 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 2512,
+     .xOffset = 3136,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 432},
-    {.stage = 5,
+     .yOffset = 848},
+    {.stage = 4,
      .weightOffset = kParamL2X2cWeight,
+     .rows = 200,
+     .cols = 200,
+     .transposed = true,
+     .xBuf = dopa::StepBuffer::GradPrev,
+     .xIndex = 0,
+     .xOffset = 81040,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 1056},
+    {.stage = 5,
+     .weightOffset = kParamL2H2oWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
@@ -1758,96 +1953,85 @@ static const dopa::BatchedProduct backward_products[] = {
      .xOffset = 2304,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 848},
+     .yOffset = 1264},
     {.stage = 6,
-     .weightOffset = kParamL2H2oWeight,
-     .rows = 200,
-     .cols = 200,
-     .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
-     .xIndex = 0,
-     .xOffset = 2096,
-     .yBuf = dopa::StepBuffer::Scratch,
-     .yIndex = 0,
-     .yOffset = 1056},
-    {.stage = 7,
      .weightOffset = kParamL2X2oWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 2096,
+     .xOffset = 2304,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1264},
-    {.stage = 8,
+     .yOffset = 1472},
+    {.stage = 7,
      .weightOffset = kParamL2H2iWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 1888,
+     .xOffset = 2096,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1472},
-    {.stage = 9,
+     .yOffset = 1680},
+    {.stage = 8,
      .weightOffset = kParamL2X2iWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 1888,
+     .xOffset = 2096,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1680},
-    {.stage = 10,
+     .yOffset = 1888},
+    {.stage = 9,
      .weightOffset = kParamL2H2fWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 1264,
+     .xOffset = 1680,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1888},
-    {.stage = 11,
+     .yOffset = 2096},
+    {.stage = 10,
      .weightOffset = kParamL2X2fWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 1264,
+     .xOffset = 1680,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 2096},
-    {.stage = 12,
+     .yOffset = 2304},
+    {.stage = 11,
      .weightOffset = kParamL1H2modWeight,
      .rows = 1,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 1248,
+     .xOffset = 1664,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 2736},
-    {.stage = 15,
+     .yOffset = 2944},
+    {.stage = 13,
      .weightOffset = kParamL1X2cWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
+     .xBuf = dopa::StepBuffer::GradPrev,
      .xIndex = 0,
-     .xOffset = 1040,
+     .xOffset = 80832,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 3152},
-    {.stage = 16,
+    {.stage = 14,
      .weightOffset = kParamL1H2oWeight,
      .rows = 200,
      .cols = 200,
@@ -1858,7 +2042,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 3360},
-    {.stage = 17,
+    {.stage = 15,
      .weightOffset = kParamL1X2oWeight,
      .rows = 200,
      .cols = 200,
@@ -1869,7 +2053,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 3568},
-    {.stage = 18,
+    {.stage = 16,
      .weightOffset = kParamL1H2iWeight,
      .rows = 200,
      .cols = 200,
@@ -1880,7 +2064,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 3776},
-    {.stage = 19,
+    {.stage = 17,
      .weightOffset = kParamL1X2iWeight,
      .rows = 200,
      .cols = 200,
@@ -1891,7 +2075,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 3984},
-    {.stage = 20,
+    {.stage = 18,
      .weightOffset = kParamL1H2fWeight,
      .rows = 200,
      .cols = 200,
@@ -1902,7 +2086,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 4192},
-    {.stage = 21,
+    {.stage = 19,
      .weightOffset = kParamL1X2fWeight,
      .rows = 200,
      .cols = 200,
@@ -1920,9 +2104,9 @@ const dopa::GeneratedSpec &spec() {
       .name = "BasicModplastLSTMLM",
       .specPath = "examples/lm/basic_modplast_lstm.dopa",
       .info = info,
-      .stateNumel = 80832,
+      .stateNumel = 81248,
       .stateOffsets = stateOffsets,
-      .savedNumel = 3360,
+      .savedNumel = 3568,
       .scratchNumel = 4608,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
@@ -1933,15 +2117,15 @@ const dopa::GeneratedSpec &spec() {
       .memoryBudget = 0,
       .numDeferred = 18,
       .deferred = deferred,
-      .recordNumel = 2528,
+      .recordNumel = 3152,
       .forwardFlops = 5938804,
       .forwardSharedFlops = 0,
       .backwardFlops = 11144006,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,
-      .numForwardStages = 23,
-      .numBackwardStages = 23,
+      .numForwardStages = 22,
+      .numBackwardStages = 21,
       .forwardStagesFloat = forward_stages<float>,
       .backwardStagesFloat = backward_stages<float>,
       .forwardStagesDouble = forward_stages<double>,
@@ -1950,6 +2134,14 @@ const dopa::GeneratedSpec &spec() {
       .numBackwardProducts = 16,
       .forwardProducts = forward_products,
       .backwardProducts = backward_products,
+      .prologueForwardFloat = prologue_forward_step<float>,
+      .prologueBackwardFloat = prologue_backward_step<float>,
+      .prologueForwardDouble = prologue_forward_step<double>,
+      .prologueBackwardDouble = prologue_backward_step<double>,
+      .prologueSavedNumel = 0,
+      .prologueRecordNumel = 832,
+      .numPrologueDeferred = 2,
+      .prologueDeferred = prologueDeferred,
   };
   return s;
 }

@@ -62,14 +62,16 @@ constexpr int64_t kParamL2Modfanout = 4773203;   // l2.modfanout [200, 200]
 constexpr int64_t kParamL2EtaetLogit = 4813203;  // l2.etaet_logit []
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
-constexpr int64_t kStateL1H = 0;       // l1.h [200]
-constexpr int64_t kStateL1C = 208;     // l1.c [200]
-constexpr int64_t kStateL1Pw = 416;    // l1.pw [200, 200]
-constexpr int64_t kStateL1Et = 40416;  // l1.et [200, 200]
-constexpr int64_t kStateL2H = 80416;   // l2.h [200]
-constexpr int64_t kStateL2C = 80624;   // l2.c [200]
-constexpr int64_t kStateL2Pw = 80832;  // l2.pw [200, 200]
-constexpr int64_t kStateL2Et = 120832; // l2.et [200, 200]
+constexpr int64_t kStateL1H = 0;           // l1.h [200]
+constexpr int64_t kStateL1C = 208;         // l1.c [200]
+constexpr int64_t kStateL1Pw = 416;        // l1.pw [200, 200]
+constexpr int64_t kStateL1Et = 40416;      // l1.et [200, 200]
+constexpr int64_t kStateL2H = 80416;       // l2.h [200]
+constexpr int64_t kStateL2C = 80624;       // l2.c [200]
+constexpr int64_t kStateL2Pw = 80832;      // l2.pw [200, 200]
+constexpr int64_t kStateL2Et = 120832;     // l2.et [200, 200]
+constexpr int64_t kStateCarried0 = 160832; // carried.0 [200]
+constexpr int64_t kStateCarried1 = 161040; // carried.1 [200]
 
 // y1 = l1(enc(tok))
 //
@@ -85,7 +87,7 @@ template <class T> static void forward_saved_enc(const dopa::StepArgs<T> &a) {
     for (int e = 0; e < 200; ++e)
       t2[e] = enc_weight[row * 200 + e];
   }
-#line 89 "lm_basic_modul_lstm.cpp"
+#line 91 "lm_basic_modul_lstm.cpp"
 }
 
 // etaet = sigmoid(etaet_logit)
@@ -93,29 +95,29 @@ template <class T> static void forward_saved_enc(const dopa::StepArgs<T> &a) {
 //
 // forward stage 1: fused loop nest over []
 //   %4 sigmoid l1.etaet
-//   %68 sub
-//   %74 sigmoid l2.etaet
-//   %135 sub
+//   %66 sub
+//   %72 sigmoid l2.etaet
+//   %131 sub
 template <class T> static void forward_l1_etaet_l2_etaet(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_etaet_logit = a.params + kParamL1EtaetLogit; // []
   T *__restrict t4_l1_etaet = a.saved + 208;                          // [] l1.etaet
-  T *__restrict t68 = a.saved + 1904;                                 // []
+  T *__restrict t66 = a.saved + 1904;                                 // []
   const T *__restrict l2_etaet_logit = a.params + kParamL2EtaetLogit; // []
-  T *__restrict t74_l2_etaet = a.saved + 1920;                        // [] l2.etaet
-  T *__restrict t135 = a.saved + 3408;                                // []
+  T *__restrict t72_l2_etaet = a.saved + 1920;                        // [] l2.etaet
+  T *__restrict t131 = a.saved + 3616;                                // []
 #line 141 "examples/lm/basic_modul_lstm.dopa"
   const T v4 = T(1) / (T(1) + simdExp(-l1_etaet_logit[0]));
   t4_l1_etaet[0] = v4;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-  const T v68 = T(1.0) - v4;
-  t68[0] = v68;
+  const T v66 = T(1.0) - v4;
+  t66[0] = v66;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-  const T v74 = T(1) / (T(1) + simdExp(-l2_etaet_logit[0]));
-  t74_l2_etaet[0] = v74;
+  const T v72 = T(1) / (T(1) + simdExp(-l2_etaet_logit[0]));
+  t72_l2_etaet[0] = v72;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-  const T v135 = T(1.0) - v74;
-  t135[0] = v135;
-#line 119 "lm_basic_modul_lstm.cpp"
+  const T v131 = T(1.0) - v72;
+  t131[0] = v131;
+#line 121 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -128,7 +130,7 @@ template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   T *__restrict t6 = a.saved + 224;                                 // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t6, 200).noalias() = ConstRowMat<T>(l1_x2f_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 132 "lm_basic_modul_lstm.cpp"
+#line 134 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -141,7 +143,7 @@ template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.saved + 432;                                // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t11, 200).noalias() = ConstRowMat<T>(l1_h2f_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 145 "lm_basic_modul_lstm.cpp"
+#line 147 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -154,7 +156,7 @@ template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   T *__restrict t17 = a.saved + 640;                                // [200]
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t17, 200).noalias() = ConstRowMat<T>(l1_x2i_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 158 "lm_basic_modul_lstm.cpp"
+#line 160 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -167,7 +169,7 @@ template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   T *__restrict t21 = a.saved + 848;                                // [200]
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t21, 200).noalias() = ConstRowMat<T>(l1_h2i_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 171 "lm_basic_modul_lstm.cpp"
+#line 173 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -180,7 +182,7 @@ template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   T *__restrict t27 = a.saved + 1056;                               // [200]
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t27, 200).noalias() = ConstRowMat<T>(l1_x2o_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 184 "lm_basic_modul_lstm.cpp"
+#line 186 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -193,7 +195,7 @@ template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t31 = a.saved + 1264;                               // [200]
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t31, 200).noalias() = ConstRowMat<T>(l1_h2o_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 197 "lm_basic_modul_lstm.cpp"
+#line 199 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -206,58 +208,23 @@ template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict t37 = a.scratch + 0;                                // [200]
 #line 145 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t37, 200).noalias() = ConstRowMat<T>(l1_x2c_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 210 "lm_basic_modul_lstm.cpp"
-}
-
-// g = tanh(x2c(x) + (w + alpha * pw) @ h)
-//
-// forward stage 9: fused loop nest over [200, 200]
-//   %45 matmul
-//   %115 matmul
-template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t45 = a.scratch + 208;                     // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
-  const T *__restrict l1_pw = a.state + kStateL1Pw;        // [200, 200]
-  const T *__restrict l1_h = a.state + kStateL1H;          // [200]
-  T *__restrict t115 = a.scratch + 640;                    // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
-  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [200, 200]
-  const T *__restrict l2_h = a.state + kStateL2H;          // [200]
-  for (int i = 0; i < 200; ++i) {
-    T acc45 = T(0);
-    T acc115 = T(0);
-#pragma omp simd reduction(+ : acc45, acc115)
-    for (int j = 0; j < 200; ++j) {
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v43 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
-      const T v44 = l1_w[i * 200 + j] + v43;
-      acc45 += v44 * l1_h[j];
-      const T v113 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
-      const T v114 = l2_w[i * 200 + j] + v113;
-      acc115 += v114 * l2_h[j];
-    }
-    t45[i] = acc45;
-    t115[i] = acc115;
-  }
-#line 245 "lm_basic_modul_lstm.cpp"
+#line 212 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 10: fused loop nest over [200]
-//   %47 tanh l1.g
-//   %53 mul l1.hn
-//   %51 add l1.cn -> next_state l1.c
-//   %53 mul l1.hn -> saved
+// forward stage 9: fused loop nest over [200]
+//   %45 tanh l1.g
+//   %51 mul l1.hn
+//   %49 add l1.cn -> next_state l1.c
+//   %51 mul l1.hn -> saved
 template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
   T *__restrict t37 = a.scratch + 0;                            // [200]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [200]
-  T *__restrict t45 = a.scratch + 208;                          // [200]
-  T *__restrict t47_l1_g = a.saved + 1472;                      // [200] l1.g
+  const T *__restrict carried_0 = a.state + kStateCarried0;     // [200]
+  T *__restrict t45_l1_g = a.saved + 1472;                      // [200] l1.g
   T *__restrict t27 = a.saved + 1056;                           // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
   T *__restrict t31 = a.saved + 1264;                           // [200]
@@ -273,14 +240,14 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [200] l1.hn
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [200]
-  T *__restrict saved_t53 = a.saved + 1680;                     // [200]
+  T *__restrict saved_t51 = a.saved + 1680;                     // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
     const T v39 = t37[j] + l1_x2c_bias[j];
-    const T v46 = v39 + t45[j];
-    const T v47 = simdTanh(v46);
-    t47_l1_g[j] = v47;
+    const T v44 = v39 + carried_0[j];
+    const T v45 = simdTanh(v44);
+    t45_l1_g[j] = v45;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
     const T v29 = t27[j] + l1_x2o_bias[j];
     const T v33 = t31[j] + l1_h2o_bias[j];
@@ -292,302 +259,327 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
     const T v14 = v8 + v13;
     const T v15 = T(1) / (T(1) + simdExp(-v14));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v49 = v15 * l1_c[j];
+    const T v47 = v15 * l1_c[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
     const T v19 = t17[j] + l1_x2i_bias[j];
     const T v23 = t21[j] + l1_h2i_bias[j];
     const T v24 = v19 + v23;
     const T v25 = T(1) / (T(1) + simdExp(-v24));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v50 = v25 * v47;
-    const T v51 = v49 + v50;
+    const T v48 = v25 * v45;
+    const T v49 = v47 + v48;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v52 = simdTanh(v51);
-    const T v53 = v35 * v52;
-    l1_h_next[j] = v53;
-    l1_c_next[j] = v51;
-    saved_t53[j] = v53;
+    const T v50 = simdTanh(v49);
+    const T v51 = v35 * v50;
+    l1_h_next[j] = v51;
+    l1_c_next[j] = v49;
+    saved_t51[j] = v51;
   }
-#line 312 "lm_basic_modul_lstm.cpp"
+#line 279 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// forward stage 11: dense product (Eigen), [1]
-//   %55 matmul
+// forward stage 10: dense product (Eigen), [1]
+//   %53 matmul
 template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
   const T *__restrict l1_h = a.state + kStateL1H;                       // [200]
-  T *__restrict t55 = a.scratch + 416;                                  // [1]
+  T *__restrict t53 = a.scratch + 208;                                  // [1]
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t55, 1).noalias() = ConstRowMat<T>(l1_h2mod_weight, 1, 200) * ConstVec<T>(l1_h, 200);
-#line 325 "lm_basic_modul_lstm.cpp"
+  Vec<T>(t53, 1).noalias() = ConstRowMat<T>(l1_h2mod_weight, 1, 200) * ConstVec<T>(l1_h, 200);
+#line 292 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// forward stage 12: fused loop nest over [1]
-//   %58 tanh l1.M
+// forward stage 11: fused loop nest over [1]
+//   %56 tanh l1.M
 template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t55 = a.scratch + 416;                              // [1]
+  T *__restrict t53 = a.scratch + 208;                              // [1]
   const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
-  T *__restrict t58_l1_M = a.saved + 1888;                          // [1] l1.M
+  T *__restrict t56_l1_M = a.saved + 1888;                          // [1] l1.M
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-  const T v57 = t55[0] + l1_h2mod_bias[0];
-  const T v58 = simdTanh(v57);
-  t58_l1_M[0] = v58;
-#line 340 "lm_basic_modul_lstm.cpp"
+  const T v55 = t53[0] + l1_h2mod_bias[0];
+  const T v56 = simdTanh(v55);
+  t56_l1_M[0] = v56;
+#line 307 "lm_basic_modul_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 12: dense product (Eigen), [200]
+//   %74 matmul
+template <class T> static void forward_saved_x2f_12(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
+  T *__restrict t74 = a.saved + 1936;                               // [200]
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t74, 200).noalias() =
+      ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
+#line 321 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // forward stage 13: dense product (Eigen), [200]
-//   %76 matmul
-template <class T> static void forward_saved_x2f_13(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t76 = a.saved + 1936;                               // [200]
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t76, 200).noalias() =
-      ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 354 "lm_basic_modul_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 14: dense product (Eigen), [200]
-//   %81 matmul
-template <class T> static void forward_saved_h2f_14(const dopa::StepArgs<T> &a) {
+//   %79 matmul
+template <class T> static void forward_saved_h2f_13(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t81 = a.saved + 2144;                               // [200]
+  T *__restrict t79 = a.saved + 2144;                               // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t81, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 367 "lm_basic_modul_lstm.cpp"
+  Vec<T>(t79, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
+#line 334 "lm_basic_modul_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 14: dense product (Eigen), [200]
+//   %85 matmul
+template <class T> static void forward_saved_x2i_14(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
+  T *__restrict t85 = a.saved + 2352;                               // [200]
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t85, 200).noalias() =
+      ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
+#line 348 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 15: dense product (Eigen), [200]
-//   %87 matmul
-template <class T> static void forward_saved_x2i_15(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t87 = a.saved + 2352;                               // [200]
-#line 143 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t87, 200).noalias() =
-      ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 381 "lm_basic_modul_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// forward stage 16: dense product (Eigen), [200]
-//   %91 matmul
-template <class T> static void forward_saved_h2i_16(const dopa::StepArgs<T> &a) {
+//   %89 matmul
+template <class T> static void forward_saved_h2i_15(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t91 = a.saved + 2560;                               // [200]
+  T *__restrict t89 = a.saved + 2560;                               // [200]
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t91, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 394 "lm_basic_modul_lstm.cpp"
+  Vec<T>(t89, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
+#line 361 "lm_basic_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 16: dense product (Eigen), [200]
+//   %95 matmul
+template <class T> static void forward_saved_x2o_16(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
+  T *__restrict t95 = a.saved + 2768;                               // [200]
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+  Vec<T>(t95, 200).noalias() =
+      ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
+#line 375 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 17: dense product (Eigen), [200]
-//   %97 matmul
-template <class T> static void forward_saved_x2o_17(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t97 = a.saved + 2768;                               // [200]
-#line 144 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t97, 200).noalias() =
-      ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 408 "lm_basic_modul_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// forward stage 18: dense product (Eigen), [200]
-//   %101 matmul
-template <class T> static void forward_saved_h2o_18(const dopa::StepArgs<T> &a) {
+//   %99 matmul
+template <class T> static void forward_saved_h2o_17(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t101 = a.saved + 2976;                              // [200]
+  T *__restrict t99 = a.saved + 2976;                               // [200]
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t101, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 421 "lm_basic_modul_lstm.cpp"
+  Vec<T>(t99, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
+#line 388 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 19: dense product (Eigen), [200]
-//   %107 matmul
-template <class T> static void forward_x2c_19(const dopa::StepArgs<T> &a) {
+// forward stage 18: dense product (Eigen), [200]
+//   %105 matmul
+template <class T> static void forward_x2c_18(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t107 = a.scratch + 432;                             // [200]
+  T *__restrict t105 = a.scratch + 224;                             // [200]
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t107, 200).noalias() =
+  Vec<T>(t105, 200).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 435 "lm_basic_modul_lstm.cpp"
+#line 402 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 20: fused loop nest over [200]
-//   %117 tanh l2.g
-//   %123 mul l2.hn -> next_state l2.h
-//   %121 add l2.cn -> next_state l2.c
-//   %123 mul l2.hn -> output logits
-template <class T> static void forward_l2_g_l2_h_l2_c_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t107 = a.scratch + 432;                         // [200]
+// forward stage 19: fused loop nest over [200]
+//   %113 tanh l2.g
+//   %119 mul l2.hn
+//   %117 add l2.cn -> next_state l2.c
+//   %119 mul l2.hn -> output logits
+//   %119 mul l2.hn -> saved
+template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t105 = a.scratch + 224;                         // [200]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [200]
-  T *__restrict t115 = a.scratch + 640;                         // [200]
-  T *__restrict t117_l2_g = a.saved + 3184;                     // [200] l2.g
-  T *__restrict t97 = a.saved + 2768;                           // [200]
+  const T *__restrict carried_1 = a.state + kStateCarried1;     // [200]
+  T *__restrict t113_l2_g = a.saved + 3184;                     // [200] l2.g
+  T *__restrict t95 = a.saved + 2768;                           // [200]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
-  T *__restrict t101 = a.saved + 2976;                          // [200]
+  T *__restrict t99 = a.saved + 2976;                           // [200]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [200]
-  T *__restrict t76 = a.saved + 1936;                           // [200]
+  T *__restrict t74 = a.saved + 1936;                           // [200]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [200]
-  T *__restrict t81 = a.saved + 2144;                           // [200]
+  T *__restrict t79 = a.saved + 2144;                           // [200]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [200]
   const T *__restrict l2_c = a.state + kStateL2C;               // [200]
-  T *__restrict t87 = a.saved + 2352;                           // [200]
+  T *__restrict t85 = a.saved + 2352;                           // [200]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
-  T *__restrict t91 = a.saved + 2560;                           // [200]
+  T *__restrict t89 = a.saved + 2560;                           // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200]
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200] l2.hn
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [200]
   T *__restrict readout_in_logits = a.outputs[0];               // [200]
+  T *__restrict saved_t119 = a.saved + 3392;                    // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    const T v109 = t107[j] + l2_x2c_bias[j];
-    const T v116 = v109 + t115[j];
-    const T v117 = simdTanh(v116);
-    t117_l2_g[j] = v117;
+    const T v107 = t105[j] + l2_x2c_bias[j];
+    const T v112 = v107 + carried_1[j];
+    const T v113 = simdTanh(v112);
+    t113_l2_g[j] = v113;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v99 = t97[j] + l2_x2o_bias[j];
-    const T v103 = t101[j] + l2_h2o_bias[j];
-    const T v104 = v99 + v103;
-    const T v105 = T(1) / (T(1) + simdExp(-v104));
+    const T v97 = t95[j] + l2_x2o_bias[j];
+    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v102 = v97 + v101;
+    const T v103 = T(1) / (T(1) + simdExp(-v102));
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v78 = t76[j] + l2_x2f_bias[j];
-    const T v83 = t81[j] + l2_h2f_bias[j];
-    const T v84 = v78 + v83;
-    const T v85 = T(1) / (T(1) + simdExp(-v84));
+    const T v76 = t74[j] + l2_x2f_bias[j];
+    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v82 = v76 + v81;
+    const T v83 = T(1) / (T(1) + simdExp(-v82));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v119 = v85 * l2_c[j];
+    const T v115 = v83 * l2_c[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v89 = t87[j] + l2_x2i_bias[j];
-    const T v93 = t91[j] + l2_h2i_bias[j];
-    const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + simdExp(-v94));
+    const T v87 = t85[j] + l2_x2i_bias[j];
+    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v92 = v87 + v91;
+    const T v93 = T(1) / (T(1) + simdExp(-v92));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v120 = v95 * v117;
-    const T v121 = v119 + v120;
+    const T v116 = v93 * v113;
+    const T v117 = v115 + v116;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v122 = simdTanh(v121);
-    const T v123 = v105 * v122;
-    l2_h_next[j] = v123;
-    l2_c_next[j] = v121;
-    readout_in_logits[j] = v123;
+    const T v118 = simdTanh(v117);
+    const T v119 = v103 * v118;
+    l2_h_next[j] = v119;
+    l2_c_next[j] = v117;
+    readout_in_logits[j] = v119;
+    saved_t119[j] = v119;
   }
-#line 502 "lm_basic_modul_lstm.cpp"
+#line 472 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// forward stage 21: dense product (Eigen), [1]
-//   %125 matmul
-template <class T> static void forward_h2mod_21(const dopa::StepArgs<T> &a) {
+// forward stage 20: dense product (Eigen), [1]
+//   %121 matmul
+template <class T> static void forward_h2mod_20(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                       // [200]
-  T *__restrict t125 = a.scratch + 848;                                 // [1]
+  T *__restrict t121 = a.scratch + 432;                                 // [1]
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-  Vec<T>(t125, 1).noalias() = ConstRowMat<T>(l2_h2mod_weight, 1, 200) * ConstVec<T>(l2_h, 200);
-#line 515 "lm_basic_modul_lstm.cpp"
+  Vec<T>(t121, 1).noalias() = ConstRowMat<T>(l2_h2mod_weight, 1, 200) * ConstVec<T>(l2_h, 200);
+#line 485 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// forward stage 22: fused loop nest over [1]
-//   %128 tanh l2.M
+// forward stage 21: fused loop nest over [1]
+//   %124 tanh l2.M
 template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t125 = a.scratch + 848;                             // [1]
+  T *__restrict t121 = a.scratch + 432;                             // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
-  T *__restrict t128_l2_M = a.saved + 3392;                         // [1] l2.M
+  T *__restrict t124_l2_M = a.saved + 3600;                         // [1] l2.M
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-  const T v127 = t125[0] + l2_h2mod_bias[0];
-  const T v128 = simdTanh(v127);
-  t128_l2_M[0] = v128;
-#line 530 "lm_basic_modul_lstm.cpp"
+  const T v123 = t121[0] + l2_h2mod_bias[0];
+  const T v124 = simdTanh(v123);
+  t124_l2_M[0] = v124;
+#line 500 "lm_basic_modul_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // pw' = clip(pw + modfanout * M * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 23: fused loop nest over [200, 200]
-//   %66 clip -> next_state l1.pw
-//   %72 add -> next_state l1.et
-//   %134 clip -> next_state l2.pw
-//   %139 add -> next_state l2.et
-template <class T> static void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
+// forward stage 22: fused loop nest over [200, 200]
+//   %138 matmul
+//   %141 matmul
+//   %64 clip -> next_state l1.pw
+//   %70 add -> next_state l1.et
+//   %130 clip -> next_state l2.pw
+//   %135 add -> next_state l2.et
+template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0;          // [200]
+  const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
   const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
-  T *__restrict t58_l1_M = a.saved + 1888;                         // [1] l1.M
+  T *__restrict t56_l1_M = a.saved + 1888;                         // [1] l1.M
   const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
-  T *__restrict l1_pw_next = a.next + kStateL1Pw;                  // [200, 200]
-  T *__restrict t68 = a.saved + 1904;                              // []
-  T *__restrict t4_l1_etaet = a.saved + 208;                       // [] l1.etaet
-  T *__restrict t47_l1_g = a.saved + 1472;                         // [200] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
-  T *__restrict l1_et_next = a.next + kStateL1Et;                  // [200, 200]
+  T *__restrict l1_h_next = a.next + kStateL1H;                    // [200] l1.hn
+  T *__restrict carried_1_next = a.next + kStateCarried1;          // [200]
+  const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
   const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  T *__restrict t128_l2_M = a.saved + 3392;                        // [1] l2.M
+  T *__restrict t124_l2_M = a.saved + 3600;                        // [1] l2.M
   const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
+  T *__restrict l2_h_next = a.next + kStateL2H;                    // [200] l2.hn
+  T *__restrict l1_pw_next = a.next + kStateL1Pw;                  // [200, 200]
+  T *__restrict t66 = a.saved + 1904;                              // []
+  T *__restrict t4_l1_etaet = a.saved + 208;                       // [] l1.etaet
+  T *__restrict t45_l1_g = a.saved + 1472;                         // [200] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
+  T *__restrict l1_et_next = a.next + kStateL1Et;                  // [200, 200]
   T *__restrict l2_pw_next = a.next + kStateL2Pw;                  // [200, 200]
-  T *__restrict t135 = a.saved + 3408;                             // []
-  T *__restrict t74_l2_etaet = a.saved + 1920;                     // [] l2.etaet
-  T *__restrict t117_l2_g = a.saved + 3184;                        // [200] l2.g
+  T *__restrict t131 = a.saved + 3616;                             // []
+  T *__restrict t72_l2_etaet = a.saved + 1920;                     // [] l2.etaet
+  T *__restrict t113_l2_g = a.saved + 3184;                        // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
   T *__restrict l2_et_next = a.next + kStateL2Et;                  // [200, 200]
   for (int i = 0; i < 200; ++i) {
-#pragma omp simd
+    T acc138 = T(0);
+    T acc141 = T(0);
+#pragma omp simd reduction(+ : acc138, acc141)
     for (int j = 0; j < 200; ++j) {
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v60 = l1_modfanout[i * 200 + j] * t58_l1_M[0];
-      const T v62 = v60 * l1_et[i * 200 + j];
-      const T v63 = l1_pw[i * 200 + j] + v62;
-      const T v66 = v63 < T(-2.0) ? T(-2.0) : (v63 > T(2.0) ? T(2.0) : v63);
-      l1_pw_next[i * 200 + j] = v66;
-#line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v69 = t68[0] * l1_et[i * 200 + j];
-      const T v70 = t47_l1_g[i] * l1_h[j];
-      const T v71 = t4_l1_etaet[0] * v70;
-      const T v72 = v69 + v71;
-      l1_et_next[i * 200 + j] = v72;
+      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
+      const T v60 = v58 * l1_et[i * 200 + j];
+      const T v61 = l1_pw[i * 200 + j] + v60;
+      const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v136 = l1_alpha[i * 200 + j] * v64;
+      const T v137 = l1_w[i * 200 + j] + v136;
+      acc138 += v137 * l1_h_next[j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v130 = l2_modfanout[i * 200 + j] * t128_l2_M[0];
-      const T v132 = v130 * l2_et[i * 200 + j];
-      const T v133 = l2_pw[i * 200 + j] + v132;
-      const T v134 = v133 < T(-2.0) ? T(-2.0) : (v133 > T(2.0) ? T(2.0) : v133);
-      l2_pw_next[i * 200 + j] = v134;
+      const T v126 = l2_modfanout[i * 200 + j] * t124_l2_M[0];
+      const T v128 = v126 * l2_et[i * 200 + j];
+      const T v129 = l2_pw[i * 200 + j] + v128;
+      const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v139 = l2_alpha[i * 200 + j] * v130;
+      const T v140 = l2_w[i * 200 + j] + v139;
+      acc141 += v140 * l2_h_next[j];
+      l1_pw_next[i * 200 + j] = v64;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v136 = t135[0] * l2_et[i * 200 + j];
-      const T v137 = t117_l2_g[i] * l2_h[j];
-      const T v138 = t74_l2_etaet[0] * v137;
-      const T v139 = v136 + v138;
-      l2_et_next[i * 200 + j] = v139;
+      const T v67 = t66[0] * l1_et[i * 200 + j];
+      const T v68 = t45_l1_g[i] * l1_h[j];
+      const T v69 = t4_l1_etaet[0] * v68;
+      const T v70 = v67 + v69;
+      l1_et_next[i * 200 + j] = v70;
+      l2_pw_next[i * 200 + j] = v130;
+      const T v132 = t131[0] * l2_et[i * 200 + j];
+      const T v133 = t113_l2_g[i] * l2_h[j];
+      const T v134 = t72_l2_etaet[0] * v133;
+      const T v135 = v132 + v134;
+      l2_et_next[i * 200 + j] = v135;
     }
+    carried_0_next[i] = acc138;
+    carried_1_next[i] = acc141;
   }
-#line 591 "lm_basic_modul_lstm.cpp"
+#line 583 "lm_basic_modul_lstm.cpp"
 }
 
 /// One forward step of BasicModulLSTMLM for one batch element.
@@ -601,218 +593,270 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o(a);
   forward_saved_h2o(a);
   forward_x2c(a);
-  forward_matmul(a);
   forward_l1_g_l1_hn_l1_c(a);
   forward_h2mod(a);
   forward_l1_m(a);
-  forward_saved_x2f_13(a);
-  forward_saved_h2f_14(a);
-  forward_saved_x2i_15(a);
-  forward_saved_h2i_16(a);
-  forward_saved_x2o_17(a);
-  forward_saved_h2o_18(a);
-  forward_x2c_19(a);
-  forward_l2_g_l2_h_l2_c_logits(a);
-  forward_h2mod_21(a);
+  forward_saved_x2f_12(a);
+  forward_saved_h2f_13(a);
+  forward_saved_x2i_14(a);
+  forward_saved_h2i_15(a);
+  forward_saved_x2o_16(a);
+  forward_saved_h2o_17(a);
+  forward_x2c_18(a);
+  forward_l2_g_l2_hn_l2_c_logits(a);
+  forward_h2mod_20(a);
   forward_l2_m(a);
-  forward_l1_pw_l1_et_l2_pw_l2_et(a);
+  forward_carried_0_carried_1_l1_pw_l1_et(a);
 }
 
 // state  et : [H, H] = 0
 // etaet = sigmoid(etaet_logit)
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // M = tanh(h2mod(h))
 // pw' = clip(pw + modfanout * M * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // backward stage 0: fused loop nest over [200, 200]
-//   %151 reduce_to
-//   %153 matmul
-//   %154 matmul
-//   %156 reduce_to
-//   %170 reduce_to
-//   %241 reduce_to
-//   %243 matmul
-//   %244 matmul
-//   %246 reduce_to
-//   %258 reduce_to
-//   %254 add -> grad_prev l1.et
-//   %166 add -> grad_prev l2.et
-//   %255 mul += grad l1.modfanout
-//   %167 mul += grad l2.modfanout
-template <class T>
-static void backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;      // [200, 200] d l2.et'
-  const T *__restrict t117_l2_g = a.saved + 3184;                  // [200] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
-  T *__restrict t151 = a.scratch + 0;                              // []
-  T *__restrict t153 = a.scratch + 16;                             // [200]
-  const T *__restrict t74_l2_etaet = a.saved + 1920;               // [] l2.etaet
-  T *__restrict t154 = a.scratch + 224;                            // [200]
-  const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
-  T *__restrict t156 = a.scratch + 432;                            // []
-  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;      // [200, 200] d l2.pw'
-  const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
-  const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  const T *__restrict t128_l2_M = a.saved + 3392;                  // [1] l2.M
-  T *__restrict t170 = a.scratch + 448;                            // [1]
-  const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;      // [200, 200] d l1.et'
-  const T *__restrict t47_l1_g = a.saved + 1472;                   // [200] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
-  T *__restrict t241 = a.scratch + 2336;                           // []
-  T *__restrict t243 = a.scratch + 2352;                           // [200]
-  const T *__restrict t4_l1_etaet = a.saved + 208;                 // [] l1.etaet
-  T *__restrict t244 = a.scratch + 2560;                           // [200]
-  const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
-  T *__restrict t246 = a.scratch + 2768;                           // []
-  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;      // [200, 200] d l1.pw'
-  const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
-  const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
-  const T *__restrict t58_l1_M = a.saved + 1888;                   // [1] l1.M
-  T *__restrict t258 = a.scratch + 2784;                           // [1]
-  const T *__restrict t68 = a.saved + 1904;                        // []
-  T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                 // [200, 200]
-  const T *__restrict t135 = a.saved + 3408;                       // []
-  T *__restrict d_l2_et = a.gradPrev + kStateL2Et;                 // [200, 200]
-  T *__restrict d_l1_modfanout = a.grads + kParamL1Modfanout;      // [200, 200]
-  T *__restrict d_l2_modfanout = a.grads + kParamL2Modfanout;      // [200, 200]
-  t151[0] = T(0);
+//   %155 matmul
+//   %162 matmul
+//   %169 reduce_to
+//   %171 matmul
+//   %172 matmul
+//   %174 reduce_to
+//   %188 reduce_to
+//   %252 reduce_to
+//   %254 matmul
+//   %255 matmul
+//   %257 reduce_to
+//   %269 reduce_to
+//   %262 mul -> grad_prev l1.pw
+//   %265 add -> grad_prev l1.et
+//   %181 mul -> grad_prev l2.pw
+//   %184 add -> grad_prev l2.et
+//   %164 mul += grad l1.alpha
+//   %266 mul += grad l1.modfanout
+//   %157 mul += grad l2.alpha
+//   %185 mul += grad l2.modfanout
+template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
+  T *__restrict t155 = a.scratch + 0;                                 // [200]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;                   // [200, 200]
+  const T *__restrict l2_modfanout = a.params + kParamL2Modfanout;    // [200, 200]
+  const T *__restrict t124_l2_M = a.saved + 3600;                     // [1] l2.M
+  const T *__restrict l2_et = a.state + kStateL2Et;                   // [200, 200]
+  T *__restrict t162 = a.scratch + 208;                               // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;                   // [200, 200]
+  const T *__restrict l1_modfanout = a.params + kParamL1Modfanout;    // [200, 200]
+  const T *__restrict t56_l1_M = a.saved + 1888;                      // [1] l1.M
+  const T *__restrict l1_et = a.state + kStateL1Et;                   // [200, 200]
+  const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;         // [200, 200] d l2.et'
+  const T *__restrict t113_l2_g = a.saved + 3184;                     // [200] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict t169 = a.scratch + 416;                               // []
+  T *__restrict t171 = a.scratch + 432;                               // [200]
+  const T *__restrict t72_l2_etaet = a.saved + 1920;                  // [] l2.etaet
+  T *__restrict t172 = a.scratch + 640;                               // [200]
+  T *__restrict t174 = a.scratch + 848;                               // []
+  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;         // [200, 200] d l2.pw'
+  const T *__restrict t119_l2_hn = a.saved + 3392;                    // [200] l2.hn
+  T *__restrict t188 = a.scratch + 864;                               // [1]
+  const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;         // [200, 200] d l1.et'
+  const T *__restrict t45_l1_g = a.saved + 1472;                      // [200] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
+  T *__restrict t252 = a.scratch + 2544;                              // []
+  T *__restrict t254 = a.scratch + 2560;                              // [200]
+  const T *__restrict t4_l1_etaet = a.saved + 208;                    // [] l1.etaet
+  T *__restrict t255 = a.scratch + 2768;                              // [200]
+  T *__restrict t257 = a.scratch + 2976;                              // []
+  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;         // [200, 200] d l1.pw'
+  const T *__restrict t51_l1_hn = a.saved + 1680;                     // [200] l1.hn
+  T *__restrict t269 = a.scratch + 2992;                              // [1]
+  T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                    // [200, 200]
+  const T *__restrict t66 = a.saved + 1904;                           // []
+  T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                    // [200, 200]
+  T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;                    // [200, 200]
+  const T *__restrict t131 = a.saved + 3616;                          // []
+  T *__restrict d_l2_et = a.gradPrev + kStateL2Et;                    // [200, 200]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
+  T *__restrict d_l1_modfanout = a.grads + kParamL1Modfanout;         // [200, 200]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
+  T *__restrict d_l2_modfanout = a.grads + kParamL2Modfanout;         // [200, 200]
   for (int e = 0; e < 200; ++e)
-    t154[e] = T(0);
-  t156[0] = T(0);
-  t170[0] = T(0);
-  t241[0] = T(0);
+    t155[e] = T(0);
   for (int e = 0; e < 200; ++e)
-    t244[e] = T(0);
-  t246[0] = T(0);
-  t258[0] = T(0);
+    t162[e] = T(0);
+  t169[0] = T(0);
+  for (int e = 0; e < 200; ++e)
+    t172[e] = T(0);
+  t174[0] = T(0);
+  t188[0] = T(0);
+  t252[0] = T(0);
+  for (int e = 0; e < 200; ++e)
+    t255[e] = T(0);
+  t257[0] = T(0);
+  t269[0] = T(0);
   for (int i = 0; i < 200; ++i) {
-    T acc151 = T(0);
-    T acc153 = T(0);
-    T acc156 = T(0);
-    T acc170 = T(0);
-    T acc241 = T(0);
-    T acc243 = T(0);
-    T acc246 = T(0);
-    T acc258 = T(0);
-#pragma omp simd reduction(+ : acc151, acc153, acc156, acc170, acc241, acc243, acc246, acc258)
+    T acc169 = T(0);
+    T acc171 = T(0);
+    T acc174 = T(0);
+    T acc188 = T(0);
+    T acc252 = T(0);
+    T acc254 = T(0);
+    T acc257 = T(0);
+    T acc269 = T(0);
+#pragma omp simd reduction(+ : acc169, acc171, acc174, acc188, acc252, acc254, acc257, acc269)
     for (int j = 0; j < 200; ++j) {
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v126 = l2_modfanout[i * 200 + j] * t124_l2_M[0];
+      const T v128 = v126 * l2_et[i * 200 + j];
+      const T v129 = l2_pw[i * 200 + j] + v128;
+      const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v139 = l2_alpha[i * 200 + j] * v130;
+      const T v140 = l2_w[i * 200 + j] + v139;
+      t155[j] += d_carried_1_next[i] * v140;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
+      const T v60 = v58 * l1_et[i * 200 + j];
+      const T v61 = l1_pw[i * 200 + j] + v60;
+      const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v136 = l1_alpha[i * 200 + j] * v64;
+      const T v137 = l1_w[i * 200 + j] + v136;
+      t162[j] += d_carried_0_next[i] * v137;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v137 = t117_l2_g[i] * l2_h[j];
-      const T v150 = d_l2_et_next[i * 200 + j] * v137;
+      const T v133 = t113_l2_g[i] * l2_h[j];
+      const T v168 = d_l2_et_next[i * 200 + j] * v133;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc151 += v150;
+      acc169 += v168;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v152 = d_l2_et_next[i * 200 + j] * t74_l2_etaet[0];
-      acc153 += v152 * l2_h[j];
-      t154[j] += t117_l2_g[i] * v152;
-      const T v155 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
-      acc156 += v155;
+      const T v170 = d_l2_et_next[i * 200 + j] * t72_l2_etaet[0];
+      acc171 += v170 * l2_h[j];
+      t172[j] += t113_l2_g[i] * v170;
+      const T v173 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
+      acc174 += v173;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v154 = d_carried_1_next[i] * t119_l2_hn[j];
+      const T v159 = v154 * l2_alpha[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v130 = l2_modfanout[i * 200 + j] * t128_l2_M[0];
-      const T v132 = v130 * l2_et[i * 200 + j];
-      const T v133 = l2_pw[i * 200 + j] + v132;
-      const T v162 = T(-2.0) <= v133 && v133 <= T(2.0) ? T(1) : T(0);
-      const T v163 = d_l2_pw_next[i * 200 + j] * v162;
-      const T v164 = v163 * l2_et[i * 200 + j];
-      const T v169 = v164 * l2_modfanout[i * 200 + j];
+      const T v160 = d_l2_pw_next[i * 200 + j] + v159;
+      const T v180 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
+      const T v181 = v160 * v180;
+      const T v182 = v181 * l2_et[i * 200 + j];
+      const T v187 = v182 * l2_modfanout[i * 200 + j];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-      acc170 += v169;
+      acc188 += v187;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v70 = t47_l1_g[i] * l1_h[j];
-      const T v240 = d_l1_et_next[i * 200 + j] * v70;
+      const T v68 = t45_l1_g[i] * l1_h[j];
+      const T v251 = d_l1_et_next[i * 200 + j] * v68;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc241 += v240;
+      acc252 += v251;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v242 = d_l1_et_next[i * 200 + j] * t4_l1_etaet[0];
-      acc243 += v242 * l1_h[j];
-      t244[j] += t47_l1_g[i] * v242;
-      const T v245 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
-      acc246 += v245;
+      const T v253 = d_l1_et_next[i * 200 + j] * t4_l1_etaet[0];
+      acc254 += v253 * l1_h[j];
+      t255[j] += t45_l1_g[i] * v253;
+      const T v256 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
+      acc257 += v256;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v161 = d_carried_0_next[i] * t51_l1_hn[j];
+      const T v166 = v161 * l1_alpha[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v60 = l1_modfanout[i * 200 + j] * t58_l1_M[0];
-      const T v62 = v60 * l1_et[i * 200 + j];
-      const T v63 = l1_pw[i * 200 + j] + v62;
-      const T v250 = T(-2.0) <= v63 && v63 <= T(2.0) ? T(1) : T(0);
-      const T v251 = d_l1_pw_next[i * 200 + j] * v250;
-      const T v252 = v251 * l1_et[i * 200 + j];
-      const T v257 = v252 * l1_modfanout[i * 200 + j];
+      const T v167 = d_l1_pw_next[i * 200 + j] + v166;
+      const T v261 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
+      const T v262 = v167 * v261;
+      const T v263 = v262 * l1_et[i * 200 + j];
+      const T v268 = v263 * l1_modfanout[i * 200 + j];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-      acc258 += v257;
+      acc269 += v268;
+      d_l1_pw[i * 200 + j] = v262;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v247 = d_l1_et_next[i * 200 + j] * t68[0];
+      const T v258 = d_l1_et_next[i * 200 + j] * t66[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v253 = v251 * v60;
+      const T v264 = v262 * v58;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
-      const T v254 = v247 + v253;
-      d_l1_et[i * 200 + j] = v254;
+      const T v265 = v258 + v264;
+      d_l1_et[i * 200 + j] = v265;
+      d_l2_pw[i * 200 + j] = v181;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v157 = d_l2_et_next[i * 200 + j] * t135[0];
+      const T v175 = d_l2_et_next[i * 200 + j] * t131[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v165 = v163 * v130;
+      const T v183 = v181 * v126;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
-      const T v166 = v157 + v165;
-      d_l2_et[i * 200 + j] = v166;
+      const T v184 = v175 + v183;
+      d_l2_et[i * 200 + j] = v184;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v164 = v161 * v64;
+      d_l1_alpha[i * 200 + j] += v164;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v255 = v252 * t58_l1_M[0];
-      d_l1_modfanout[i * 200 + j] += v255;
-      const T v167 = v164 * t128_l2_M[0];
-      d_l2_modfanout[i * 200 + j] += v167;
+      const T v266 = v263 * t56_l1_M[0];
+      d_l1_modfanout[i * 200 + j] += v266;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v157 = v154 * v130;
+      d_l2_alpha[i * 200 + j] += v157;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v185 = v182 * t124_l2_M[0];
+      d_l2_modfanout[i * 200 + j] += v185;
     }
-    t151[0] += acc151;
-    t153[i] = acc153;
-    t156[0] += acc156;
-    t170[0] += acc170;
-    t241[0] += acc241;
-    t243[i] = acc243;
-    t246[0] += acc246;
-    t258[0] += acc258;
+    t169[0] += acc169;
+    t171[i] = acc171;
+    t174[0] += acc174;
+    t188[0] += acc188;
+    t252[0] += acc252;
+    t254[i] = acc254;
+    t257[0] += acc257;
+    t269[0] += acc269;
   }
-#line 771 "lm_basic_modul_lstm.cpp"
+#line 815 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
 // backward stage 1: fused loop nest over [1]
-//   %174 mul
-//   %261 mul
-//   %261 mul += grad l1.h2mod.bias
-//   %174 mul += grad l2.h2mod.bias
+//   %192 mul
+//   %272 mul
+//   %272 mul += grad l1.h2mod.bias
+//   %192 mul += grad l2.h2mod.bias
 template <class T>
 static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t170 = a.scratch + 448;                        // [1]
-  const T *__restrict t128_l2_M = a.saved + 3392;              // [1] l2.M
-  T *__restrict t174 = a.record + 2512;                        // [1]
-  T *__restrict t258 = a.scratch + 2784;                       // [1]
-  const T *__restrict t58_l1_M = a.saved + 1888;               // [1] l1.M
-  T *__restrict t261 = a.record + 1248;                        // [1]
+  T *__restrict t188 = a.scratch + 864;                        // [1]
+  const T *__restrict t124_l2_M = a.saved + 3600;              // [1] l2.M
+  T *__restrict t192 = a.record + 3136;                        // [1]
+  T *__restrict t269 = a.scratch + 2992;                       // [1]
+  const T *__restrict t56_l1_M = a.saved + 1888;               // [1] l1.M
+  T *__restrict t272 = a.record + 1664;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-  const T v172 = t128_l2_M[0] * t128_l2_M[0];
-  const T v173 = T(1.0) - v172;
-  const T v174 = t170[0] * v173;
-  t174[0] = v174;
-  const T v259 = t58_l1_M[0] * t58_l1_M[0];
-  const T v260 = T(1.0) - v259;
-  const T v261 = t258[0] * v260;
-  t261[0] = v261;
-  d_l1_h2mod_bias[0] += v261;
-  d_l2_h2mod_bias[0] += v174;
-#line 802 "lm_basic_modul_lstm.cpp"
+  const T v190 = t124_l2_M[0] * t124_l2_M[0];
+  const T v191 = T(1.0) - v190;
+  const T v192 = t188[0] * v191;
+  t192[0] = v192;
+  const T v270 = t56_l1_M[0] * t56_l1_M[0];
+  const T v271 = T(1.0) - v270;
+  const T v272 = t269[0] * v271;
+  t272[0] = v272;
+  d_l1_h2mod_bias[0] += v272;
+  d_l2_h2mod_bias[0] += v192;
+#line 846 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
 // backward stage 2: dense product (Eigen), [200]
-//   %177 matmul
+//   %195 matmul
 template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t174 = a.record + 2512;                                 // [1]
+  T *__restrict t192 = a.record + 3136;                                 // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
-  T *__restrict t177 = a.scratch + 464;                                 // [200]
+  T *__restrict t195 = a.scratch + 880;                                 // [200]
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t177, 200).noalias() =
-      ConstRowVec<T>(t174, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 816 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t195, 200).noalias() =
+      ConstRowVec<T>(t192, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
+#line 860 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -824,304 +868,272 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 // hn = o * tanh(cn)
 //
 // backward stage 3: fused loop nest over [200]
-//   %192 mul
-//   %206 mul
+//   %210 mul
 //   %217 mul
 //   %228 mul
-//   %189 mul -> grad_prev l2.c
+//   %239 mul
+//   %207 mul -> grad_prev l2.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
 //   %9 state -> record (a factor of deferred outer-product gradients)
-//   %53 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %228 mul += grad l2.x2f.bias
-//   %79 state -> record (a factor of deferred outer-product gradients)
-//   %228 mul += grad l2.h2f.bias
-//   %217 mul += grad l2.x2i.bias
-//   %217 mul += grad l2.h2i.bias
-//   %206 mul += grad l2.x2o.bias
-//   %206 mul += grad l2.h2o.bias
-//   %192 mul += grad l2.x2c.bias
+//   %152 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
+//   %239 mul += grad l2.x2f.bias
+//   %77 state -> record (a factor of deferred outer-product gradients)
+//   %239 mul += grad l2.h2f.bias
+//   %228 mul += grad l2.x2i.bias
+//   %228 mul += grad l2.h2i.bias
+//   %217 mul += grad l2.x2o.bias
+//   %217 mul += grad l2.h2o.bias
+//   %210 mul -> record (a factor of deferred outer-product gradients)
+//   %210 mul += grad l2.x2c.bias
+//   %153 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
+//   %119 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
-static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t153 = a.scratch + 16;                          // [200]
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
-  const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [200] d logits
-  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [200] d l2.h'
-  const T *__restrict t97 = a.saved + 2768;                     // [200]
-  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
-  const T *__restrict t101 = a.saved + 2976;                    // [200]
-  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [200]
-  const T *__restrict t76 = a.saved + 1936;                     // [200]
-  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [200]
-  const T *__restrict t81 = a.saved + 2144;                     // [200]
-  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [200]
-  const T *__restrict l2_c = a.state + kStateL2C;               // [200]
-  const T *__restrict t87 = a.saved + 2352;                     // [200]
-  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
-  const T *__restrict t91 = a.saved + 2560;                     // [200]
-  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  const T *__restrict t117_l2_g = a.saved + 3184;               // [200] l2.g
-  T *__restrict t192 = a.record + 2304;                         // [200]
-  T *__restrict t206 = a.record + 2096;                         // [200]
-  T *__restrict t217 = a.record + 1888;                         // [200]
-  T *__restrict t228 = a.record + 1264;                         // [200]
-  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [200]
-  const T *__restrict t2 = a.saved + 0;                         // [200]
-  T *__restrict record1 = a.record + 208;                       // [200]
-  const T *__restrict l1_h = a.state + kStateL1H;               // [200]
-  T *__restrict record2 = a.record + 416;                       // [200]
-  const T *__restrict t53_l1_hn = a.saved + 1680;               // [200] l1.hn
-  T *__restrict record8 = a.record + 1472;                      // [200]
-  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [200]
-  const T *__restrict l2_h = a.state + kStateL2H;               // [200]
-  T *__restrict record9 = a.record + 1680;                      // [200]
-  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;      // [200]
-  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;      // [200]
-  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;      // [200]
-  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [200]
-  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [200]
-  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [200]
+static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t171 = a.scratch + 432;                               // [200]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [200] d l2.c'
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];         // [200] d logits
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [200] d l2.h'
+  T *__restrict t155 = a.scratch + 0;                                 // [200]
+  const T *__restrict t95 = a.saved + 2768;                           // [200]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;       // [200]
+  const T *__restrict t99 = a.saved + 2976;                           // [200]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias;       // [200]
+  const T *__restrict t74 = a.saved + 1936;                           // [200]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias;       // [200]
+  const T *__restrict t79 = a.saved + 2144;                           // [200]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias;       // [200]
+  const T *__restrict l2_c = a.state + kStateL2C;                     // [200]
+  const T *__restrict t85 = a.saved + 2352;                           // [200]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;       // [200]
+  const T *__restrict t89 = a.saved + 2560;                           // [200]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;       // [200]
+  const T *__restrict t113_l2_g = a.saved + 3184;                     // [200] l2.g
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;            // [200]
+  T *__restrict t217 = a.record + 2304;                               // [200]
+  T *__restrict t228 = a.record + 2096;                               // [200]
+  T *__restrict t239 = a.record + 1680;                               // [200]
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                      // [200]
+  const T *__restrict t2 = a.saved + 0;                               // [200]
+  T *__restrict record1 = a.record + 208;                             // [200]
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
+  T *__restrict record2 = a.record + 416;                             // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  T *__restrict record6 = a.record + 1248;                            // [200]
+  const T *__restrict t51_l1_hn = a.saved + 1680;                     // [200] l1.hn
+  T *__restrict record7 = a.record + 1456;                            // [200]
+  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;            // [200]
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict record10 = a.record + 1888;                           // [200]
+  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;            // [200]
+  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;            // [200]
+  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;            // [200]
+  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;            // [200]
+  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;            // [200]
+  T *__restrict record13 = a.record + 2512;                           // [200]
+  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;            // [200]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
+  T *__restrict record14 = a.record + 2720;                           // [200]
+  const T *__restrict t119_l2_hn = a.saved + 3392;                    // [200] l2.hn
+  T *__restrict record15 = a.record + 2928;                           // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v146 = d_readout_in_logits[j] + d_l2_h_next[j];
+    const T v148 = d_readout_in_logits[j] + d_l2_h_next[j];
+    const T v156 = v148 + t155[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v99 = t97[j] + l2_x2o_bias[j];
-    const T v103 = t101[j] + l2_h2o_bias[j];
-    const T v104 = v99 + v103;
-    const T v105 = T(1) / (T(1) + simdExp(-v104));
+    const T v97 = t95[j] + l2_x2o_bias[j];
+    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v102 = v97 + v101;
+    const T v103 = T(1) / (T(1) + simdExp(-v102));
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v180 = v146 * v105;
+    const T v198 = v156 * v103;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v78 = t76[j] + l2_x2f_bias[j];
-    const T v83 = t81[j] + l2_h2f_bias[j];
-    const T v84 = v78 + v83;
-    const T v85 = T(1) / (T(1) + simdExp(-v84));
+    const T v76 = t74[j] + l2_x2f_bias[j];
+    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v82 = v76 + v81;
+    const T v83 = T(1) / (T(1) + simdExp(-v82));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v119 = v85 * l2_c[j];
+    const T v115 = v83 * l2_c[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v89 = t87[j] + l2_x2i_bias[j];
-    const T v93 = t91[j] + l2_h2i_bias[j];
-    const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + simdExp(-v94));
+    const T v87 = t85[j] + l2_x2i_bias[j];
+    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v92 = v87 + v91;
+    const T v93 = T(1) / (T(1) + simdExp(-v92));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v120 = v95 * t117_l2_g[j];
-    const T v121 = v119 + v120;
+    const T v116 = v93 * t113_l2_g[j];
+    const T v117 = v115 + v116;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v122 = simdTanh(v121);
-    const T v181 = v122 * v122;
-    const T v182 = T(1.0) - v181;
-    const T v183 = v180 * v182;
+    const T v118 = simdTanh(v117);
+    const T v199 = v118 * v118;
+    const T v200 = T(1.0) - v199;
+    const T v201 = v198 * v200;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v184 = d_l2_c_next[j] + v183;
-    const T v186 = v184 * v95;
+    const T v202 = d_l2_c_next[j] + v201;
+    const T v204 = v202 * v93;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    const T v187 = t153[j] + v186;
-    const T v190 = t117_l2_g[j] * t117_l2_g[j];
-    const T v191 = T(1.0) - v190;
-    const T v192 = v187 * v191;
-    t192[j] = v192;
+    const T v205 = t171[j] + v204;
+    const T v208 = t113_l2_g[j] * t113_l2_g[j];
+    const T v209 = T(1.0) - v208;
+    const T v210 = v205 * v209;
+    d_carried_1[j] = v210;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v179 = v146 * v122;
+    const T v197 = v156 * v118;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v204 = T(1.0) - v105;
-    const T v205 = v105 * v204;
-    const T v206 = v179 * v205;
-    t206[j] = v206;
-#line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v185 = v184 * t117_l2_g[j];
-#line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v215 = T(1.0) - v95;
-    const T v216 = v95 * v215;
-    const T v217 = v185 * v216;
+    const T v215 = T(1.0) - v103;
+    const T v216 = v103 * v215;
+    const T v217 = v197 * v216;
     t217[j] = v217;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v188 = v184 * l2_c[j];
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v226 = T(1.0) - v85;
-    const T v227 = v85 * v226;
-    const T v228 = v188 * v227;
+    const T v203 = v202 * t113_l2_g[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v226 = T(1.0) - v93;
+    const T v227 = v93 * v226;
+    const T v228 = v203 * v227;
     t228[j] = v228;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v189 = v184 * v85;
-    d_l2_c[j] = v189;
+    const T v206 = v202 * l2_c[j];
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v237 = T(1.0) - v83;
+    const T v238 = v83 * v237;
+    const T v239 = v206 * v238;
+    t239[j] = v239;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v207 = v202 * v83;
+    d_l2_c[j] = v207;
     record1[j] = t2[j];
     record2[j] = l1_h[j];
-    record8[j] = t53_l1_hn[j];
+    record6[j] = d_carried_0_next[j];
+    record7[j] = t51_l1_hn[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2f_bias[j] += v228;
-    record9[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v228;
+    d_l2_x2f_bias[j] += v239;
+    record10[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v239;
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2i_bias[j] += v217;
-    d_l2_h2i_bias[j] += v217;
+    d_l2_x2i_bias[j] += v228;
+    d_l2_h2i_bias[j] += v228;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2o_bias[j] += v206;
-    d_l2_h2o_bias[j] += v206;
+    d_l2_x2o_bias[j] += v217;
+    d_l2_h2o_bias[j] += v217;
+    record13[j] = v210;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2c_bias[j] += v192;
+    d_l2_x2c_bias[j] += v210;
+    record14[j] = d_carried_1_next[j];
+    record15[j] = t119_l2_hn[j];
   }
-#line 964 "lm_basic_modul_lstm.cpp"
+#line 1025 "lm_basic_modul_lstm.cpp"
 }
 
-// state  pw : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 4: fused loop nest over [200, 200]
-//   %194 matmul
-//   %199 add -> grad_prev l2.pw
-//   %196 mul += grad l2.alpha
-template <class T> static void backward_d_l2_pw_grad_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t194 = a.scratch + 672;                            // [200]
-  T *__restrict t192 = a.record + 2304;                            // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
-  const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
-  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;      // [200, 200] d l2.pw'
-  const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
-  const T *__restrict t128_l2_M = a.saved + 3392;                  // [1] l2.M
-  const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
-  const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
-  T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;                 // [200, 200]
-  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;              // [200, 200]
-  for (int e = 0; e < 200; ++e)
-    t194[e] = T(0);
-  for (int i = 0; i < 200; ++i) {
-#pragma omp simd
-    for (int j = 0; j < 200; ++j) {
+// backward stage 4: dense product (Eigen), [200]
+//   %213 matmul
+template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;          // [200]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
+  T *__restrict t213 = a.scratch + 1088;                            // [200]
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v113 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
-      const T v114 = l2_w[i * 200 + j] + v113;
-      t194[j] += t192[i] * v114;
-#line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v130 = l2_modfanout[i * 200 + j] * t128_l2_M[0];
-      const T v132 = v130 * l2_et[i * 200 + j];
-      const T v133 = l2_pw[i * 200 + j] + v132;
-      const T v162 = T(-2.0) <= v133 && v133 <= T(2.0) ? T(1) : T(0);
-      const T v163 = d_l2_pw_next[i * 200 + j] * v162;
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v193 = t192[i] * l2_h[j];
-      const T v198 = v193 * l2_alpha[i * 200 + j];
-#line 126 "examples/lm/basic_modul_lstm.dopa"
-      const T v199 = v163 + v198;
-      d_l2_pw[i * 200 + j] = v199;
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v196 = v193 * l2_pw[i * 200 + j];
-      d_l2_alpha[i * 200 + j] += v196;
-    }
-  }
-#line 1013 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t213, 200).noalias() =
+      ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
+#line 1039 "lm_basic_modul_lstm.cpp"
 }
 
-// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 5: dense product (Eigen), [200]
-//   %202 matmul
-template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t192 = a.record + 2304;                             // [200]
-  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
-  T *__restrict t202 = a.scratch + 880;                             // [200]
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t202, 200).noalias() =
-      ConstRowVec<T>(t192, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1027 "lm_basic_modul_lstm.cpp"
+//   %220 matmul
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t217 = a.record + 2304;                             // [200]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
+  T *__restrict t220 = a.scratch + 1296;                            // [200]
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t220, 200).noalias() =
+      ConstRowVec<T>(t217, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
+#line 1053 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 6: dense product (Eigen), [200]
-//   %209 matmul
-template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t206 = a.record + 2096;                             // [200]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
-  T *__restrict t209 = a.scratch + 1088;                            // [200]
+//   %224 matmul
+template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t217 = a.record + 2304;                             // [200]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
+  T *__restrict t224 = a.scratch + 1504;                            // [200]
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t209, 200).noalias() =
-      ConstRowVec<T>(t206, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1041 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t224, 200).noalias() =
+      ConstRowVec<T>(t217, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
+#line 1067 "lm_basic_modul_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 7: dense product (Eigen), [200]
-//   %213 matmul
-template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t206 = a.record + 2096;                             // [200]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
-  T *__restrict t213 = a.scratch + 1296;                            // [200]
-#line 144 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t213, 200).noalias() =
-      ConstRowVec<T>(t206, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1055 "lm_basic_modul_lstm.cpp"
+//   %231 matmul
+template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t228 = a.record + 2096;                             // [200]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
+  T *__restrict t231 = a.scratch + 1712;                            // [200]
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t231, 200).noalias() =
+      ConstRowVec<T>(t228, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
+#line 1081 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 8: dense product (Eigen), [200]
-//   %220 matmul
-template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t217 = a.record + 1888;                             // [200]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
-  T *__restrict t220 = a.scratch + 1504;                            // [200]
+//   %235 matmul
+template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t228 = a.record + 2096;                             // [200]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
+  T *__restrict t235 = a.scratch + 1920;                            // [200]
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t220, 200).noalias() =
-      ConstRowVec<T>(t217, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1069 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t235, 200).noalias() =
+      ConstRowVec<T>(t228, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
+#line 1095 "lm_basic_modul_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 9: dense product (Eigen), [200]
-//   %224 matmul
-template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t217 = a.record + 1888;                             // [200]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
-  T *__restrict t224 = a.scratch + 1712;                            // [200]
-#line 143 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t224, 200).noalias() =
-      ConstRowVec<T>(t217, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1083 "lm_basic_modul_lstm.cpp"
+//   %242 matmul
+template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t239 = a.record + 1680;                             // [200]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
+  T *__restrict t242 = a.scratch + 2128;                            // [200]
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t242, 200).noalias() =
+      ConstRowVec<T>(t239, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
+#line 1109 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 10: dense product (Eigen), [200]
-//   %231 matmul
-template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t228 = a.record + 1264;                             // [200]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
-  T *__restrict t231 = a.scratch + 1920;                            // [200]
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t231, 200).noalias() =
-      ConstRowVec<T>(t228, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1097 "lm_basic_modul_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 11: dense product (Eigen), [200]
-//   %235 matmul
+//   %246 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t228 = a.record + 1264;                             // [200]
+  T *__restrict t239 = a.record + 1680;                             // [200]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
-  T *__restrict t235 = a.scratch + 2128;                            // [200]
+  T *__restrict t246 = a.scratch + 2336;                            // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t235, 200).noalias() =
-      ConstRowVec<T>(t228, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1111 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t246, 200).noalias() =
+      ConstRowVec<T>(t239, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
+#line 1123 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
-// backward stage 12: dense product (Eigen), [200]
-//   %264 matmul
-template <class T> static void backward_h2mod_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t261 = a.record + 1248;                                 // [1]
+// backward stage 11: dense product (Eigen), [200]
+//   %275 matmul
+template <class T> static void backward_h2mod_11(const dopa::StepArgs<T> &a) {
+  T *__restrict t272 = a.record + 1664;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
-  T *__restrict t264 = a.scratch + 2800;                                // [200]
+  T *__restrict t275 = a.scratch + 3008;                                // [200]
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t264, 200).noalias() =
-      ConstRowVec<T>(t261, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1125 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t275, 200).noalias() =
+      ConstRowVec<T>(t272, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
+#line 1137 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1131,29 +1143,31 @@ template <class T> static void backward_h2mod_12(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
 //
-// backward stage 13: fused loop nest over [200]
-//   %279 mul
-//   %292 mul
-//   %303 mul
-//   %314 mul
-//   %276 mul -> grad_prev l1.c
-//   %232 add -> grad_prev l2.h
-//   %314 mul += grad l1.x2f.bias
-//   %314 mul += grad l1.h2f.bias
-//   %303 mul += grad l1.x2i.bias
-//   %303 mul += grad l1.h2i.bias
-//   %292 mul += grad l1.x2o.bias
-//   %292 mul += grad l1.h2o.bias
-//   %279 mul += grad l1.x2c.bias
+// backward stage 12: fused loop nest over [200]
+//   %290 mul
+//   %296 mul
+//   %307 mul
+//   %318 mul
+//   %287 mul -> grad_prev l1.c
+//   %243 add -> grad_prev l2.h
+//   %318 mul += grad l1.x2f.bias
+//   %318 mul += grad l1.h2f.bias
+//   %307 mul += grad l1.x2i.bias
+//   %307 mul += grad l1.h2i.bias
+//   %296 mul += grad l1.x2o.bias
+//   %296 mul += grad l1.h2o.bias
+//   %290 mul -> record (a factor of deferred outer-product gradients)
+//   %290 mul += grad l1.x2c.bias
 template <class T>
-static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t243 = a.scratch + 2352;                        // [200]
+static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t254 = a.scratch + 2560;                        // [200]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
-  T *__restrict t202 = a.scratch + 880;                         // [200]
-  T *__restrict t213 = a.scratch + 1296;                        // [200]
-  T *__restrict t224 = a.scratch + 1712;                        // [200]
-  T *__restrict t235 = a.scratch + 2128;                        // [200]
+  T *__restrict t162 = a.scratch + 208;                         // [200]
+  T *__restrict t213 = a.scratch + 1088;                        // [200]
+  T *__restrict t224 = a.scratch + 1504;                        // [200]
+  T *__restrict t235 = a.scratch + 1920;                        // [200]
+  T *__restrict t246 = a.scratch + 2336;                        // [200]
   const T *__restrict t27 = a.saved + 1056;                     // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
   const T *__restrict t31 = a.saved + 1264;                     // [200]
@@ -1167,18 +1181,17 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [200]
   const T *__restrict t21 = a.saved + 848;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
-  const T *__restrict t47_l1_g = a.saved + 1472;                // [200] l1.g
-  T *__restrict t279 = a.record + 1040;                         // [200]
-  T *__restrict t292 = a.record + 832;                          // [200]
-  T *__restrict t303 = a.record + 624;                          // [200]
-  T *__restrict t314 = a.record + 0;                            // [200]
+  const T *__restrict t45_l1_g = a.saved + 1472;                // [200] l1.g
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;      // [200]
+  T *__restrict t296 = a.record + 832;                          // [200]
+  T *__restrict t307 = a.record + 624;                          // [200]
+  T *__restrict t318 = a.record + 0;                            // [200]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [200]
-  T *__restrict t154 = a.scratch + 224;                         // [200]
-  T *__restrict t177 = a.scratch + 464;                         // [200]
-  T *__restrict t194 = a.scratch + 672;                         // [200]
-  T *__restrict t209 = a.scratch + 1088;                        // [200]
-  T *__restrict t220 = a.scratch + 1504;                        // [200]
-  T *__restrict t231 = a.scratch + 1920;                        // [200]
+  T *__restrict t172 = a.scratch + 640;                         // [200]
+  T *__restrict t195 = a.scratch + 880;                         // [200]
+  T *__restrict t220 = a.scratch + 1296;                        // [200]
+  T *__restrict t231 = a.scratch + 1712;                        // [200]
+  T *__restrict t242 = a.scratch + 2128;                        // [200]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [200]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [200]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [200]
@@ -1186,322 +1199,272 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2i_bias = a.grads + kParamL1H2iBias;      // [200]
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;      // [200]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [200]
+  T *__restrict record5 = a.record + 1040;                      // [200]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v203 = d_l1_h_next[j] + t202[j];
-    const T v214 = v203 + t213[j];
+    const T v163 = d_l1_h_next[j] + t162[j];
+    const T v214 = v163 + t213[j];
     const T v225 = v214 + t224[j];
     const T v236 = v225 + t235[j];
+    const T v247 = v236 + t246[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
     const T v29 = t27[j] + l1_x2o_bias[j];
     const T v33 = t31[j] + l1_h2o_bias[j];
     const T v34 = v29 + v33;
     const T v35 = T(1) / (T(1) + simdExp(-v34));
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v267 = v236 * v35;
+    const T v278 = v247 * v35;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
     const T v8 = t6[j] + l1_x2f_bias[j];
     const T v13 = t11[j] + l1_h2f_bias[j];
     const T v14 = v8 + v13;
     const T v15 = T(1) / (T(1) + simdExp(-v14));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v49 = v15 * l1_c[j];
+    const T v47 = v15 * l1_c[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
     const T v19 = t17[j] + l1_x2i_bias[j];
     const T v23 = t21[j] + l1_h2i_bias[j];
     const T v24 = v19 + v23;
     const T v25 = T(1) / (T(1) + simdExp(-v24));
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v50 = v25 * t47_l1_g[j];
-    const T v51 = v49 + v50;
+    const T v48 = v25 * t45_l1_g[j];
+    const T v49 = v47 + v48;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v52 = simdTanh(v51);
-    const T v268 = v52 * v52;
-    const T v269 = T(1.0) - v268;
-    const T v270 = v267 * v269;
+    const T v50 = simdTanh(v49);
+    const T v279 = v50 * v50;
+    const T v280 = T(1.0) - v279;
+    const T v281 = v278 * v280;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v271 = d_l1_c_next[j] + v270;
-    const T v273 = v271 * v25;
+    const T v282 = d_l1_c_next[j] + v281;
+    const T v284 = v282 * v25;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    const T v274 = t243[j] + v273;
-    const T v277 = t47_l1_g[j] * t47_l1_g[j];
-    const T v278 = T(1.0) - v277;
-    const T v279 = v274 * v278;
-    t279[j] = v279;
+    const T v285 = t254[j] + v284;
+    const T v288 = t45_l1_g[j] * t45_l1_g[j];
+    const T v289 = T(1.0) - v288;
+    const T v290 = v285 * v289;
+    d_carried_0[j] = v290;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v266 = v236 * v52;
+    const T v277 = v247 * v50;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v290 = T(1.0) - v35;
-    const T v291 = v35 * v290;
-    const T v292 = v266 * v291;
-    t292[j] = v292;
+    const T v294 = T(1.0) - v35;
+    const T v295 = v35 * v294;
+    const T v296 = v277 * v295;
+    t296[j] = v296;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v272 = v271 * t47_l1_g[j];
+    const T v283 = v282 * t45_l1_g[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v301 = T(1.0) - v25;
-    const T v302 = v25 * v301;
-    const T v303 = v272 * v302;
-    t303[j] = v303;
+    const T v305 = T(1.0) - v25;
+    const T v306 = v25 * v305;
+    const T v307 = v283 * v306;
+    t307[j] = v307;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v275 = v271 * l1_c[j];
+    const T v286 = v282 * l1_c[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v312 = T(1.0) - v15;
-    const T v313 = v15 * v312;
-    const T v314 = v275 * v313;
-    t314[j] = v314;
+    const T v316 = T(1.0) - v15;
+    const T v317 = v15 * v316;
+    const T v318 = v286 * v317;
+    t318[j] = v318;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v276 = v271 * v15;
-    d_l1_c[j] = v276;
+    const T v287 = v282 * v15;
+    d_l1_c[j] = v287;
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-    const T v178 = t154[j] + t177[j];
-    const T v195 = v178 + t194[j];
-    const T v210 = v195 + t209[j];
-    const T v221 = v210 + t220[j];
+    const T v196 = t172[j] + t195[j];
+    const T v221 = v196 + t220[j];
     const T v232 = v221 + t231[j];
-    d_l2_h[j] = v232;
+    const T v243 = v232 + t242[j];
+    d_l2_h[j] = v243;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2f_bias[j] += v314;
-    d_l1_h2f_bias[j] += v314;
+    d_l1_x2f_bias[j] += v318;
+    d_l1_h2f_bias[j] += v318;
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2i_bias[j] += v303;
-    d_l1_h2i_bias[j] += v303;
+    d_l1_x2i_bias[j] += v307;
+    d_l1_h2i_bias[j] += v307;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2o_bias[j] += v292;
-    d_l1_h2o_bias[j] += v292;
+    d_l1_x2o_bias[j] += v296;
+    d_l1_h2o_bias[j] += v296;
+    record5[j] = v290;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2c_bias[j] += v279;
+    d_l1_x2c_bias[j] += v290;
   }
-#line 1277 "lm_basic_modul_lstm.cpp"
-}
-
-// state  pw : [H, H] = 0
-// g = tanh(x2c(x) + (w + alpha * pw) @ h)
-//
-// backward stage 14: fused loop nest over [200, 200]
-//   %281 matmul
-//   %286 add -> grad_prev l1.pw
-//   %283 mul += grad l1.alpha
-template <class T> static void backward_d_l1_pw_grad_l1_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t281 = a.scratch + 3008;                           // [200]
-  T *__restrict t279 = a.record + 1040;                            // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
-  const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
-  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;      // [200, 200] d l1.pw'
-  const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
-  const T *__restrict t58_l1_M = a.saved + 1888;                   // [1] l1.M
-  const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
-  const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
-  T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                 // [200, 200]
-  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;              // [200, 200]
-  for (int e = 0; e < 200; ++e)
-    t281[e] = T(0);
-  for (int i = 0; i < 200; ++i) {
-#pragma omp simd
-    for (int j = 0; j < 200; ++j) {
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v43 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
-      const T v44 = l1_w[i * 200 + j] + v43;
-      t281[j] += t279[i] * v44;
-#line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v60 = l1_modfanout[i * 200 + j] * t58_l1_M[0];
-      const T v62 = v60 * l1_et[i * 200 + j];
-      const T v63 = l1_pw[i * 200 + j] + v62;
-      const T v250 = T(-2.0) <= v63 && v63 <= T(2.0) ? T(1) : T(0);
-      const T v251 = d_l1_pw_next[i * 200 + j] * v250;
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v280 = t279[i] * l1_h[j];
-      const T v285 = v280 * l1_alpha[i * 200 + j];
-#line 126 "examples/lm/basic_modul_lstm.dopa"
-      const T v286 = v251 + v285;
-      d_l1_pw[i * 200 + j] = v286;
-#line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v283 = v280 * l1_pw[i * 200 + j];
-      d_l1_alpha[i * 200 + j] += v283;
-    }
-  }
-#line 1326 "lm_basic_modul_lstm.cpp"
+#line 1292 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 15: dense product (Eigen), [200]
-//   %289 matmul
-template <class T> static void backward_x2c_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t279 = a.record + 1040;                             // [200]
+// backward stage 13: dense product (Eigen), [200]
+//   %293 matmul
+template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;          // [200]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
-  T *__restrict t289 = a.scratch + 3216;                            // [200]
+  T *__restrict t293 = a.scratch + 3216;                            // [200]
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t289, 200).noalias() =
-      ConstRowVec<T>(t279, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1340 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t293, 200).noalias() =
+      ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
+#line 1306 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 16: dense product (Eigen), [200]
-//   %295 matmul
-template <class T> static void backward_h2o_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.record + 832;                              // [200]
-  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
-  T *__restrict t295 = a.scratch + 3424;                            // [200]
-#line 144 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t295, 200).noalias() =
-      ConstRowVec<T>(t292, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1354 "lm_basic_modul_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// backward stage 17: dense product (Eigen), [200]
+// backward stage 14: dense product (Eigen), [200]
 //   %299 matmul
-template <class T> static void backward_x2o_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.record + 832;                              // [200]
-  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
-  T *__restrict t299 = a.scratch + 3632;                            // [200]
+template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
+  T *__restrict t296 = a.record + 832;                              // [200]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
+  T *__restrict t299 = a.scratch + 3424;                            // [200]
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t299, 200).noalias() =
-      ConstRowVec<T>(t292, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1368 "lm_basic_modul_lstm.cpp"
+      ConstRowVec<T>(t296, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
+#line 1320 "lm_basic_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 15: dense product (Eigen), [200]
+//   %303 matmul
+template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t296 = a.record + 832;                              // [200]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
+  T *__restrict t303 = a.scratch + 3632;                            // [200]
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t303, 200).noalias() =
+      ConstRowVec<T>(t296, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
+#line 1334 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 18: dense product (Eigen), [200]
-//   %306 matmul
-template <class T> static void backward_h2i_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t303 = a.record + 624;                              // [200]
-  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
-  T *__restrict t306 = a.scratch + 3840;                            // [200]
-#line 143 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t306, 200).noalias() =
-      ConstRowVec<T>(t303, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1382 "lm_basic_modul_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// backward stage 19: dense product (Eigen), [200]
+// backward stage 16: dense product (Eigen), [200]
 //   %310 matmul
-template <class T> static void backward_x2i_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t303 = a.record + 624;                              // [200]
-  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
-  T *__restrict t310 = a.scratch + 4048;                            // [200]
+template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t307 = a.record + 624;                              // [200]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
+  T *__restrict t310 = a.scratch + 3840;                            // [200]
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t310, 200).noalias() =
-      ConstRowVec<T>(t303, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1396 "lm_basic_modul_lstm.cpp"
+      ConstRowVec<T>(t307, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
+#line 1348 "lm_basic_modul_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 17: dense product (Eigen), [200]
+//   %314 matmul
+template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t307 = a.record + 624;                              // [200]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
+  T *__restrict t314 = a.scratch + 4048;                            // [200]
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t314, 200).noalias() =
+      ConstRowVec<T>(t307, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
+#line 1362 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 20: dense product (Eigen), [200]
-//   %317 matmul
-template <class T> static void backward_h2f_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t314 = a.record + 0;                                // [200]
-  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
-  T *__restrict t317 = a.scratch + 4256;                            // [200]
-#line 142 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t317, 200).noalias() =
-      ConstRowVec<T>(t314, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1410 "lm_basic_modul_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 21: dense product (Eigen), [200]
+// backward stage 18: dense product (Eigen), [200]
 //   %321 matmul
-template <class T> static void backward_x2f_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t314 = a.record + 0;                                // [200]
-  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
-  T *__restrict t321 = a.scratch + 4464;                            // [200]
+template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
+  T *__restrict t318 = a.record + 0;                                // [200]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
+  T *__restrict t321 = a.scratch + 4256;                            // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t321, 200).noalias() =
-      ConstRowVec<T>(t314, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1424 "lm_basic_modul_lstm.cpp"
+      ConstRowVec<T>(t318, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
+#line 1376 "lm_basic_modul_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 19: dense product (Eigen), [200]
+//   %325 matmul
+template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
+  T *__restrict t318 = a.record + 0;                                // [200]
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
+  T *__restrict t325 = a.scratch + 4464;                            // [200]
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t325, 200).noalias() =
+      ConstRowVec<T>(t318, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
+#line 1390 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
-// backward stage 22: fused loop nest over [200]
-//   %318 add -> grad_prev l1.h
-//   %322 add += grad enc.weight
+// backward stage 20: fused loop nest over [200]
+//   %322 add -> grad_prev l1.h
+//   %326 add += grad enc.weight
 template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t244 = a.scratch + 2560;                  // [200]
-  T *__restrict t264 = a.scratch + 2800;                  // [200]
-  T *__restrict t281 = a.scratch + 3008;                  // [200]
-  T *__restrict t295 = a.scratch + 3424;                  // [200]
-  T *__restrict t306 = a.scratch + 3840;                  // [200]
-  T *__restrict t317 = a.scratch + 4256;                  // [200]
+  T *__restrict t255 = a.scratch + 2768;                  // [200]
+  T *__restrict t275 = a.scratch + 3008;                  // [200]
+  T *__restrict t299 = a.scratch + 3424;                  // [200]
+  T *__restrict t310 = a.scratch + 3840;                  // [200]
+  T *__restrict t321 = a.scratch + 4256;                  // [200]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [200]
-  T *__restrict t289 = a.scratch + 3216;                  // [200]
-  T *__restrict t299 = a.scratch + 3632;                  // [200]
-  T *__restrict t310 = a.scratch + 4048;                  // [200]
-  T *__restrict t321 = a.scratch + 4464;                  // [200]
+  T *__restrict t293 = a.scratch + 3216;                  // [200]
+  T *__restrict t303 = a.scratch + 3632;                  // [200]
+  T *__restrict t314 = a.scratch + 4048;                  // [200]
+  T *__restrict t325 = a.scratch + 4464;                  // [200]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 200]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-    const T v265 = t244[j] + t264[j];
-    const T v282 = v265 + t281[j];
-    const T v296 = v282 + t295[j];
-    const T v307 = v296 + t306[j];
-    const T v318 = v307 + t317[j];
-    d_l1_h[j] = v318;
-#line 23 "examples/lm/basic_modul_lstm.dopa"
-    const T v300 = t289[j] + t299[j];
+    const T v276 = t255[j] + t275[j];
+    const T v300 = v276 + t299[j];
     const T v311 = v300 + t310[j];
     const T v322 = v311 + t321[j];
-    d_enc_weight[int64_t(tok[0]) * 200 + j] += v322;
+    d_l1_h[j] = v322;
+#line 23 "examples/lm/basic_modul_lstm.dopa"
+    const T v304 = t293[j] + t303[j];
+    const T v315 = v304 + t314[j];
+    const T v326 = v315 + t325[j];
+    d_enc_weight[int64_t(tok[0]) * 200 + j] += v326;
   }
-#line 1462 "lm_basic_modul_lstm.cpp"
+#line 1426 "lm_basic_modul_lstm.cpp"
 }
 
 // etaet = sigmoid(etaet_logit)
 //
-// backward stage 23: fused loop nest over []
-//   %325 mul += grad l1.etaet_logit
-//   %239 mul += grad l2.etaet_logit
+// backward stage 21: fused loop nest over []
+//   %329 mul += grad l1.etaet_logit
+//   %250 mul += grad l2.etaet_logit
 template <class T>
 static void backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> &a) {
-  T *__restrict t241 = a.scratch + 2336;                         // []
-  T *__restrict t246 = a.scratch + 2768;                         // []
+  T *__restrict t252 = a.scratch + 2544;                         // []
+  T *__restrict t257 = a.scratch + 2976;                         // []
   const T *__restrict t4_l1_etaet = a.saved + 208;               // [] l1.etaet
   T *__restrict d_l1_etaet_logit = a.grads + kParamL1EtaetLogit; // []
-  T *__restrict t151 = a.scratch + 0;                            // []
-  T *__restrict t156 = a.scratch + 432;                          // []
-  const T *__restrict t74_l2_etaet = a.saved + 1920;             // [] l2.etaet
+  T *__restrict t169 = a.scratch + 416;                          // []
+  T *__restrict t174 = a.scratch + 848;                          // []
+  const T *__restrict t72_l2_etaet = a.saved + 1920;             // [] l2.etaet
   T *__restrict d_l2_etaet_logit = a.grads + kParamL2EtaetLogit; // []
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-  const T v248 = -t246[0];
+  const T v259 = -t257[0];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-  const T v249 = t241[0] + v248;
-  const T v323 = T(1.0) - t4_l1_etaet[0];
-  const T v324 = t4_l1_etaet[0] * v323;
-  const T v325 = v249 * v324;
-  d_l1_etaet_logit[0] += v325;
+  const T v260 = t252[0] + v259;
+  const T v327 = T(1.0) - t4_l1_etaet[0];
+  const T v328 = t4_l1_etaet[0] * v327;
+  const T v329 = v260 * v328;
+  d_l1_etaet_logit[0] += v329;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-  const T v158 = -t156[0];
+  const T v176 = -t174[0];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-  const T v159 = t151[0] + v158;
-  const T v237 = T(1.0) - t74_l2_etaet[0];
-  const T v238 = t74_l2_etaet[0] * v237;
-  const T v239 = v159 * v238;
-  d_l2_etaet_logit[0] += v239;
-#line 1496 "lm_basic_modul_lstm.cpp"
+  const T v177 = t169[0] + v176;
+  const T v248 = T(1.0) - t72_l2_etaet[0];
+  const T v249 = t72_l2_etaet[0] * v248;
+  const T v250 = v177 * v249;
+  d_l2_etaet_logit[0] += v250;
+#line 1460 "lm_basic_modul_lstm.cpp"
 }
 
 /// One backward step of BasicModulLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(a);
+  backward_d_l1_pw_l1_et_l2_pw_l2_et(a);
   backward_grad_l1_h2mod_bias_l2_h2mod_bias(a);
   backward_h2mod(a);
-  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  backward_d_l2_pw_grad_l2_alpha(a);
+  backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(a);
   backward_x2c(a);
   backward_h2o(a);
   backward_x2o(a);
@@ -1509,18 +1472,240 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_x2i(a);
   backward_h2f(a);
   backward_x2f(a);
-  backward_h2mod_12(a);
-  backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  backward_d_l1_pw_grad_l1_alpha(a);
-  backward_x2c_15(a);
-  backward_h2o_16(a);
-  backward_x2o_17(a);
-  backward_h2i_18(a);
-  backward_x2i_19(a);
-  backward_h2f_20(a);
-  backward_x2f_21(a);
+  backward_h2mod_11(a);
+  backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(a);
+  backward_x2c_13(a);
+  backward_h2o_14(a);
+  backward_x2o_15(a);
+  backward_h2i_16(a);
+  backward_x2i_17(a);
+  backward_h2f_18(a);
+  backward_x2f_19(a);
   backward_d_l1_h_grad_enc_weight(a);
   backward_grad_l1_etaet_logit_l2_etaet_logit(a);
+}
+
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
+// prologue_forward stage 0: fused loop nest over [200, 200]
+//   %12 matmul
+//   %17 matmul
+//   %2 state -> next_state l1.pw
+//   %3 state -> next_state l1.et
+//   %6 state -> next_state l2.pw
+//   %7 state -> next_state l2.et
+template <class T>
+static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0;  // [200]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;        // [200, 200]
+  const T *__restrict l1_h = a.state + kStateL1H;          // [200]
+  T *__restrict carried_1_next = a.next + kStateCarried1;  // [200]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [200, 200]
+  const T *__restrict l2_h = a.state + kStateL2H;          // [200]
+  T *__restrict l1_pw_next = a.next + kStateL1Pw;          // [200, 200]
+  const T *__restrict l1_et = a.state + kStateL1Et;        // [200, 200]
+  T *__restrict l1_et_next = a.next + kStateL1Et;          // [200, 200]
+  T *__restrict l2_pw_next = a.next + kStateL2Pw;          // [200, 200]
+  const T *__restrict l2_et = a.state + kStateL2Et;        // [200, 200]
+  T *__restrict l2_et_next = a.next + kStateL2Et;          // [200, 200]
+  for (int i = 0; i < 200; ++i) {
+    T acc12 = T(0);
+    T acc17 = T(0);
+#pragma omp simd reduction(+ : acc12, acc17)
+    for (int j = 0; j < 200; ++j) {
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v10 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
+      const T v11 = l1_w[i * 200 + j] + v10;
+      acc12 += v11 * l1_h[j];
+      const T v15 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
+      const T v16 = l2_w[i * 200 + j] + v15;
+      acc17 += v16 * l2_h[j];
+      l1_pw_next[i * 200 + j] = l1_pw[i * 200 + j];
+      l1_et_next[i * 200 + j] = l1_et[i * 200 + j];
+      l2_pw_next[i * 200 + j] = l2_pw[i * 200 + j];
+      l2_et_next[i * 200 + j] = l2_et[i * 200 + j];
+    }
+    carried_0_next[i] = acc12;
+    carried_1_next[i] = acc17;
+  }
+#line 1536 "lm_basic_modul_lstm.cpp"
+}
+
+// prologue_forward stage 1: fused loop nest over [200]
+//   %0 state -> next_state l1.h
+//   %1 state -> next_state l1.c
+//   %4 state -> next_state l2.h
+//   %5 state -> next_state l2.c
+template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h = a.state + kStateL1H; // [200]
+  T *__restrict l1_h_next = a.next + kStateL1H;   // [200]
+  const T *__restrict l1_c = a.state + kStateL1C; // [200]
+  T *__restrict l1_c_next = a.next + kStateL1C;   // [200]
+  const T *__restrict l2_h = a.state + kStateL2H; // [200]
+  T *__restrict l2_h_next = a.next + kStateL2H;   // [200]
+  const T *__restrict l2_c = a.state + kStateL2C; // [200]
+  T *__restrict l2_c_next = a.next + kStateL2C;   // [200]
+#pragma omp simd
+  for (int j = 0; j < 200; ++j) {
+    l1_h_next[j] = l1_h[j];
+    l1_c_next[j] = l1_c[j];
+    l2_h_next[j] = l2_h[j];
+    l2_c_next[j] = l2_c[j];
+  }
+}
+
+/// One prologue_forward step of BasicModulLSTMLM for one batch element.
+template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
+  prologue_forward_carried_0_carried_1_l1_pw_l1_et(a);
+  prologue_forward_l1_h_l1_c_l2_h_l2_c(a);
+}
+
+// state  pw : [H, H] = 0
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
+// prologue_backward stage 0: fused loop nest over [200, 200]
+//   %29 matmul
+//   %36 matmul
+//   %41 add -> grad_prev l1.pw
+//   %21 grad_state d l1.et' -> grad_prev l1.et
+//   %34 add -> grad_prev l2.pw
+//   %25 grad_state d l2.et' -> grad_prev l2.et
+//   %38 mul += grad l1.alpha
+//   %31 mul += grad l2.alpha
+template <class T>
+static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
+  T *__restrict t29 = a.scratch + 0;                                  // [200]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;                   // [200, 200]
+  T *__restrict t36 = a.scratch + 208;                                // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;                   // [200, 200]
+  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;         // [200, 200] d l1.pw'
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
+  T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                    // [200, 200]
+  const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;         // [200, 200] d l1.et'
+  T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                    // [200, 200]
+  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;         // [200, 200] d l2.pw'
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;                    // [200, 200]
+  const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;         // [200, 200] d l2.et'
+  T *__restrict d_l2_et = a.gradPrev + kStateL2Et;                    // [200, 200]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
+  for (int e = 0; e < 200; ++e)
+    t29[e] = T(0);
+  for (int e = 0; e < 200; ++e)
+    t36[e] = T(0);
+  for (int i = 0; i < 200; ++i) {
+#pragma omp simd
+    for (int j = 0; j < 200; ++j) {
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v15 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
+      const T v16 = l2_w[i * 200 + j] + v15;
+      t29[j] += d_carried_1_next[i] * v16;
+      const T v10 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
+      const T v11 = l1_w[i * 200 + j] + v10;
+      t36[j] += d_carried_0_next[i] * v11;
+      const T v35 = d_carried_0_next[i] * l1_h[j];
+      const T v40 = v35 * l1_alpha[i * 200 + j];
+#line 126 "examples/lm/basic_modul_lstm.dopa"
+      const T v41 = d_l1_pw_next[i * 200 + j] + v40;
+      d_l1_pw[i * 200 + j] = v41;
+      d_l1_et[i * 200 + j] = d_l1_et_next[i * 200 + j];
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v28 = d_carried_1_next[i] * l2_h[j];
+      const T v33 = v28 * l2_alpha[i * 200 + j];
+#line 126 "examples/lm/basic_modul_lstm.dopa"
+      const T v34 = d_l2_pw_next[i * 200 + j] + v33;
+      d_l2_pw[i * 200 + j] = v34;
+      d_l2_et[i * 200 + j] = d_l2_et_next[i * 200 + j];
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v38 = v35 * l1_pw[i * 200 + j];
+      d_l1_alpha[i * 200 + j] += v38;
+      const T v31 = v28 * l2_pw[i * 200 + j];
+      d_l2_alpha[i * 200 + j] += v31;
+    }
+  }
+#line 1638 "lm_basic_modul_lstm.cpp"
+}
+
+// state  h : [H] = 0
+//
+// prologue_backward stage 1: fused loop nest over [200]
+//   %37 add -> grad_prev l1.h
+//   %19 grad_state d l1.c' -> grad_prev l1.c
+//   %30 add -> grad_prev l2.h
+//   %23 grad_state d l2.c' -> grad_prev l2.c
+//   %26 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %0 state -> record (a factor of deferred outer-product gradients)
+//   %27 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
+//   %4 state -> record (a factor of deferred outer-product gradients)
+template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;           // [200] d l1.h'
+  T *__restrict t36 = a.scratch + 208;                                // [200]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H;                      // [200]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;           // [200] d l1.c'
+  T *__restrict d_l1_c = a.gradPrev + kStateL1C;                      // [200]
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [200] d l2.h'
+  T *__restrict t29 = a.scratch + 0;                                  // [200]
+  T *__restrict d_l2_h = a.gradPrev + kStateL2H;                      // [200]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [200] d l2.c'
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                      // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  T *__restrict record0 = a.record + 0;                               // [200]
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
+  T *__restrict record1 = a.record + 208;                             // [200]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
+  T *__restrict record2 = a.record + 416;                             // [200]
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict record3 = a.record + 624;                             // [200]
+#pragma omp simd
+  for (int j = 0; j < 200; ++j) {
+#line 124 "examples/lm/basic_modul_lstm.dopa"
+    const T v37 = d_l1_h_next[j] + t36[j];
+    d_l1_h[j] = v37;
+    d_l1_c[j] = d_l1_c_next[j];
+    const T v30 = d_l2_h_next[j] + t29[j];
+    d_l2_h[j] = v30;
+    d_l2_c[j] = d_l2_c_next[j];
+    record0[j] = d_carried_0_next[j];
+    record1[j] = l1_h[j];
+    record2[j] = d_carried_1_next[j];
+    record3[j] = l2_h[j];
+  }
+#line 1685 "lm_basic_modul_lstm.cpp"
+}
+
+// prologue_backward stage 2:
+//   zero dcarried.0
+template <class T> static void prologue_backward_d_carried_0(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0; // [200]
+  for (int e = 0; e < 200; ++e)
+    d_carried_0[e] = T(0);
+}
+
+// prologue_backward stage 3:
+//   zero dcarried.1
+template <class T> static void prologue_backward_d_carried_1(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1; // [200]
+  for (int e = 0; e < 200; ++e)
+    d_carried_1[e] = T(0);
+}
+
+/// One prologue_backward step of BasicModulLSTMLM for one batch element.
+template <class T> void prologue_backward_step(const dopa::StepArgs<T> &a) {
+  prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(a);
+  prologue_backward_d_l1_h_l1_c_l2_h_l2_c(a);
+  prologue_backward_d_carried_0(a);
+  prologue_backward_d_carried_1(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -1634,8 +1819,9 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Pw, kStateL1Et,
-                                       kStateL2H, kStateL2C, kStateL2Pw, kStateL2Et};
+static const int64_t stateOffsets[] = {kStateL1H,      kStateL1C,     kStateL1Pw, kStateL1Et,
+                                       kStateL2H,      kStateL2C,     kStateL2Pw, kStateL2Et,
+                                       kStateCarried0, kStateCarried1};
 static const int64_t inputRows[] = {10000};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -1646,17 +1832,22 @@ static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamL1X2oWeight, .rows = 200, .cols = 200, .offsetA = 832, .offsetB = 208},
     {.paramOffset = kParamL1H2oWeight, .rows = 200, .cols = 200, .offsetA = 832, .offsetB = 416},
     {.paramOffset = kParamL1X2cWeight, .rows = 200, .cols = 200, .offsetA = 1040, .offsetB = 208},
-    {.paramOffset = kParamL1W, .rows = 200, .cols = 200, .offsetA = 1040, .offsetB = 416},
-    {.paramOffset = kParamL1H2modWeight, .rows = 1, .cols = 200, .offsetA = 1248, .offsetB = 416},
-    {.paramOffset = kParamL2X2fWeight, .rows = 200, .cols = 200, .offsetA = 1264, .offsetB = 1472},
-    {.paramOffset = kParamL2H2fWeight, .rows = 200, .cols = 200, .offsetA = 1264, .offsetB = 1680},
-    {.paramOffset = kParamL2X2iWeight, .rows = 200, .cols = 200, .offsetA = 1888, .offsetB = 1472},
-    {.paramOffset = kParamL2H2iWeight, .rows = 200, .cols = 200, .offsetA = 1888, .offsetB = 1680},
-    {.paramOffset = kParamL2X2oWeight, .rows = 200, .cols = 200, .offsetA = 2096, .offsetB = 1472},
-    {.paramOffset = kParamL2H2oWeight, .rows = 200, .cols = 200, .offsetA = 2096, .offsetB = 1680},
-    {.paramOffset = kParamL2X2cWeight, .rows = 200, .cols = 200, .offsetA = 2304, .offsetB = 1472},
-    {.paramOffset = kParamL2W, .rows = 200, .cols = 200, .offsetA = 2304, .offsetB = 1680},
-    {.paramOffset = kParamL2H2modWeight, .rows = 1, .cols = 200, .offsetA = 2512, .offsetB = 1680},
+    {.paramOffset = kParamL1W, .rows = 200, .cols = 200, .offsetA = 1248, .offsetB = 1456},
+    {.paramOffset = kParamL1H2modWeight, .rows = 1, .cols = 200, .offsetA = 1664, .offsetB = 416},
+    {.paramOffset = kParamL2X2fWeight, .rows = 200, .cols = 200, .offsetA = 1680, .offsetB = 1456},
+    {.paramOffset = kParamL2H2fWeight, .rows = 200, .cols = 200, .offsetA = 1680, .offsetB = 1888},
+    {.paramOffset = kParamL2X2iWeight, .rows = 200, .cols = 200, .offsetA = 2096, .offsetB = 1456},
+    {.paramOffset = kParamL2H2iWeight, .rows = 200, .cols = 200, .offsetA = 2096, .offsetB = 1888},
+    {.paramOffset = kParamL2X2oWeight, .rows = 200, .cols = 200, .offsetA = 2304, .offsetB = 1456},
+    {.paramOffset = kParamL2H2oWeight, .rows = 200, .cols = 200, .offsetA = 2304, .offsetB = 1888},
+    {.paramOffset = kParamL2X2cWeight, .rows = 200, .cols = 200, .offsetA = 2512, .offsetB = 1456},
+    {.paramOffset = kParamL2W, .rows = 200, .cols = 200, .offsetA = 2720, .offsetB = 2928},
+    {.paramOffset = kParamL2H2modWeight, .rows = 1, .cols = 200, .offsetA = 3136, .offsetB = 1888},
+};
+
+static const dopa::DeferredOuter prologueDeferred[] = {
+    {.paramOffset = kParamL1W, .rows = 200, .cols = 200, .offsetA = 0, .offsetB = 208},
+    {.paramOffset = kParamL2W, .rows = 200, .cols = 200, .offsetA = 416, .offsetB = 624},
 };
 
 static const dopa::BatchedReadout readouts[] = {
@@ -1680,21 +1871,20 @@ constexpr dopa::StepFn<T> forward_stages[] = {
     forward_saved_x2o<T>,
     forward_saved_h2o<T>,
     forward_x2c<T>,
-    forward_matmul<T>,
     forward_l1_g_l1_hn_l1_c<T>,
     forward_h2mod<T>,
     forward_l1_m<T>,
-    forward_saved_x2f_13<T>,
-    forward_saved_h2f_14<T>,
-    forward_saved_x2i_15<T>,
-    forward_saved_h2i_16<T>,
-    forward_saved_x2o_17<T>,
-    forward_saved_h2o_18<T>,
-    forward_x2c_19<T>,
-    forward_l2_g_l2_h_l2_c_logits<T>,
-    forward_h2mod_21<T>,
+    forward_saved_x2f_12<T>,
+    forward_saved_h2f_13<T>,
+    forward_saved_x2i_14<T>,
+    forward_saved_h2i_15<T>,
+    forward_saved_x2o_16<T>,
+    forward_saved_h2o_17<T>,
+    forward_x2c_18<T>,
+    forward_l2_g_l2_hn_l2_c_logits<T>,
+    forward_h2mod_20<T>,
     forward_l2_m<T>,
-    forward_l1_pw_l1_et_l2_pw_l2_et<T>,
+    forward_carried_0_carried_1_l1_pw_l1_et<T>,
 };
 
 /// Stages of the forward step the executor runs as one GEMM for the batch (stage-major order).
@@ -1776,7 +1966,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 0},
-    {.stage = 11,
+    {.stage = 10,
      .weightOffset = kParamL1H2modWeight,
      .rows = 1,
      .cols = 200,
@@ -1786,8 +1976,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 416},
-    {.stage = 13,
+     .yOffset = 208},
+    {.stage = 12,
      .weightOffset = kParamL2X2fWeight,
      .rows = 200,
      .cols = 200,
@@ -1798,7 +1988,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 1936},
-    {.stage = 14,
+    {.stage = 13,
      .weightOffset = kParamL2H2fWeight,
      .rows = 200,
      .cols = 200,
@@ -1809,7 +1999,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2144},
-    {.stage = 15,
+    {.stage = 14,
      .weightOffset = kParamL2X2iWeight,
      .rows = 200,
      .cols = 200,
@@ -1820,7 +2010,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2352},
-    {.stage = 16,
+    {.stage = 15,
      .weightOffset = kParamL2H2iWeight,
      .rows = 200,
      .cols = 200,
@@ -1831,7 +2021,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2560},
-    {.stage = 17,
+    {.stage = 16,
      .weightOffset = kParamL2X2oWeight,
      .rows = 200,
      .cols = 200,
@@ -1842,7 +2032,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2768},
-    {.stage = 18,
+    {.stage = 17,
      .weightOffset = kParamL2H2oWeight,
      .rows = 200,
      .cols = 200,
@@ -1853,7 +2043,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2976},
-    {.stage = 19,
+    {.stage = 18,
      .weightOffset = kParamL2X2cWeight,
      .rows = 200,
      .cols = 200,
@@ -1863,8 +2053,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 432},
-    {.stage = 21,
+     .yOffset = 224},
+    {.stage = 20,
      .weightOffset = kParamL2H2modWeight,
      .rows = 1,
      .cols = 200,
@@ -1874,17 +2064,16 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 80416,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 848},
+     .yOffset = 432},
 };
 
 /// The backward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> backward_stages[] = {
-    backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout<T>,
+    backward_d_l1_pw_l1_et_l2_pw_l2_et<T>,
     backward_grad_l1_h2mod_bias_l2_h2mod_bias<T>,
     backward_h2mod<T>,
-    backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias<T>,
-    backward_d_l2_pw_grad_l2_alpha<T>,
+    backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias<T>,
     backward_x2c<T>,
     backward_h2o<T>,
     backward_x2o<T>,
@@ -1892,16 +2081,15 @@ constexpr dopa::StepFn<T> backward_stages[] = {
     backward_x2i<T>,
     backward_h2f<T>,
     backward_x2f<T>,
-    backward_h2mod_12<T>,
-    backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias<T>,
-    backward_d_l1_pw_grad_l1_alpha<T>,
-    backward_x2c_15<T>,
-    backward_h2o_16<T>,
-    backward_x2o_17<T>,
-    backward_h2i_18<T>,
-    backward_x2i_19<T>,
-    backward_h2f_20<T>,
-    backward_x2f_21<T>,
+    backward_h2mod_11<T>,
+    backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias<T>,
+    backward_x2c_13<T>,
+    backward_h2o_14<T>,
+    backward_x2o_15<T>,
+    backward_h2i_16<T>,
+    backward_x2i_17<T>,
+    backward_h2f_18<T>,
+    backward_x2f_19<T>,
     backward_d_l1_h_grad_enc_weight<T>,
     backward_grad_l1_etaet_logit_l2_etaet_logit<T>,
 };
@@ -1915,12 +2103,23 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 2512,
+     .xOffset = 3136,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 464},
-    {.stage = 5,
+     .yOffset = 880},
+    {.stage = 4,
      .weightOffset = kParamL2X2cWeight,
+     .rows = 200,
+     .cols = 200,
+     .transposed = true,
+     .xBuf = dopa::StepBuffer::GradPrev,
+     .xIndex = 0,
+     .xOffset = 161040,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 1088},
+    {.stage = 5,
+     .weightOffset = kParamL2H2oWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
@@ -1929,96 +2128,85 @@ static const dopa::BatchedProduct backward_products[] = {
      .xOffset = 2304,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 880},
+     .yOffset = 1296},
     {.stage = 6,
-     .weightOffset = kParamL2H2oWeight,
-     .rows = 200,
-     .cols = 200,
-     .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
-     .xIndex = 0,
-     .xOffset = 2096,
-     .yBuf = dopa::StepBuffer::Scratch,
-     .yIndex = 0,
-     .yOffset = 1088},
-    {.stage = 7,
      .weightOffset = kParamL2X2oWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 2096,
+     .xOffset = 2304,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1296},
-    {.stage = 8,
+     .yOffset = 1504},
+    {.stage = 7,
      .weightOffset = kParamL2H2iWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 1888,
+     .xOffset = 2096,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1504},
-    {.stage = 9,
+     .yOffset = 1712},
+    {.stage = 8,
      .weightOffset = kParamL2X2iWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 1888,
+     .xOffset = 2096,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1712},
-    {.stage = 10,
+     .yOffset = 1920},
+    {.stage = 9,
      .weightOffset = kParamL2H2fWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 1264,
+     .xOffset = 1680,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1920},
-    {.stage = 11,
+     .yOffset = 2128},
+    {.stage = 10,
      .weightOffset = kParamL2X2fWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 1264,
+     .xOffset = 1680,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 2128},
-    {.stage = 12,
+     .yOffset = 2336},
+    {.stage = 11,
      .weightOffset = kParamL1H2modWeight,
      .rows = 1,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 1248,
+     .xOffset = 1664,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 2800},
-    {.stage = 15,
+     .yOffset = 3008},
+    {.stage = 13,
      .weightOffset = kParamL1X2cWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
+     .xBuf = dopa::StepBuffer::GradPrev,
      .xIndex = 0,
-     .xOffset = 1040,
+     .xOffset = 160832,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 3216},
-    {.stage = 16,
+    {.stage = 14,
      .weightOffset = kParamL1H2oWeight,
      .rows = 200,
      .cols = 200,
@@ -2029,7 +2217,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 3424},
-    {.stage = 17,
+    {.stage = 15,
      .weightOffset = kParamL1X2oWeight,
      .rows = 200,
      .cols = 200,
@@ -2040,7 +2228,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 3632},
-    {.stage = 18,
+    {.stage = 16,
      .weightOffset = kParamL1H2iWeight,
      .rows = 200,
      .cols = 200,
@@ -2051,7 +2239,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 3840},
-    {.stage = 19,
+    {.stage = 17,
      .weightOffset = kParamL1X2iWeight,
      .rows = 200,
      .cols = 200,
@@ -2062,7 +2250,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 4048},
-    {.stage = 20,
+    {.stage = 18,
      .weightOffset = kParamL1H2fWeight,
      .rows = 200,
      .cols = 200,
@@ -2073,7 +2261,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 4256},
-    {.stage = 21,
+    {.stage = 19,
      .weightOffset = kParamL1X2fWeight,
      .rows = 200,
      .cols = 200,
@@ -2091,9 +2279,9 @@ const dopa::GeneratedSpec &spec() {
       .name = "BasicModulLSTMLM",
       .specPath = "examples/lm/basic_modul_lstm.dopa",
       .info = info,
-      .stateNumel = 160832,
+      .stateNumel = 161248,
       .stateOffsets = stateOffsets,
-      .savedNumel = 3424,
+      .savedNumel = 3632,
       .scratchNumel = 4672,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
@@ -2104,15 +2292,15 @@ const dopa::GeneratedSpec &spec() {
       .memoryBudget = 0,
       .numDeferred = 18,
       .deferred = deferred,
-      .recordNumel = 2528,
+      .recordNumel = 3152,
       .forwardFlops = 6178804,
       .forwardSharedFlops = 4,
       .backwardFlops = 11704012,
       .backwardSharedFlops = 4,
       .numReadouts = 1,
       .readouts = readouts,
-      .numForwardStages = 24,
-      .numBackwardStages = 24,
+      .numForwardStages = 23,
+      .numBackwardStages = 22,
       .forwardStagesFloat = forward_stages<float>,
       .backwardStagesFloat = backward_stages<float>,
       .forwardStagesDouble = forward_stages<double>,
@@ -2121,6 +2309,14 @@ const dopa::GeneratedSpec &spec() {
       .numBackwardProducts = 16,
       .forwardProducts = forward_products,
       .backwardProducts = backward_products,
+      .prologueForwardFloat = prologue_forward_step<float>,
+      .prologueBackwardFloat = prologue_backward_step<float>,
+      .prologueForwardDouble = prologue_forward_step<double>,
+      .prologueBackwardDouble = prologue_backward_step<double>,
+      .prologueSavedNumel = 0,
+      .prologueRecordNumel = 832,
+      .numPrologueDeferred = 2,
+      .prologueDeferred = prologueDeferred,
   };
   return s;
 }

@@ -56,12 +56,14 @@ constexpr int64_t kParamL2Alpha = 4732800;     // l2.alpha [200, 200]
 constexpr int64_t kParamL2Eta = 4772800;       // l2.eta [200, 200]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
-constexpr int64_t kStateL1H = 0;        // l1.h [200]
-constexpr int64_t kStateL1C = 208;      // l1.c [200]
-constexpr int64_t kStateL1Hebb = 416;   // l1.hebb [200, 200]
-constexpr int64_t kStateL2H = 40416;    // l2.h [200]
-constexpr int64_t kStateL2C = 40624;    // l2.c [200]
-constexpr int64_t kStateL2Hebb = 40832; // l2.hebb [200, 200]
+constexpr int64_t kStateL1H = 0;          // l1.h [200]
+constexpr int64_t kStateL1C = 208;        // l1.c [200]
+constexpr int64_t kStateL1Hebb = 416;     // l1.hebb [200, 200]
+constexpr int64_t kStateL2H = 40416;      // l2.h [200]
+constexpr int64_t kStateL2C = 40624;      // l2.c [200]
+constexpr int64_t kStateL2Hebb = 40832;   // l2.hebb [200, 200]
+constexpr int64_t kStateCarried0 = 80832; // carried.0 [200]
+constexpr int64_t kStateCarried1 = 81040; // carried.1 [200]
 
 // y1 = l1(enc(tok))
 //
@@ -77,7 +79,7 @@ template <class T> static void forward_saved_enc(const dopa::StepArgs<T> &a) {
     for (int e = 0; e < 200; ++e)
       t2[e] = enc_weight[row * 200 + e];
   }
-#line 81 "lm_basic_plastic_lstm.cpp"
+#line 83 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -90,7 +92,7 @@ template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   T *__restrict t4 = a.saved + 208;                                 // [200]
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t4, 200).noalias() = ConstRowMat<T>(l1_x2f_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 94 "lm_basic_plastic_lstm.cpp"
+#line 96 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -103,7 +105,7 @@ template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   T *__restrict t9 = a.saved + 416;                                 // [200]
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t9, 200).noalias() = ConstRowMat<T>(l1_h2f_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 107 "lm_basic_plastic_lstm.cpp"
+#line 109 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -116,7 +118,7 @@ template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   T *__restrict t15 = a.saved + 624;                                // [200]
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t15, 200).noalias() = ConstRowMat<T>(l1_x2i_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 120 "lm_basic_plastic_lstm.cpp"
+#line 122 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -129,7 +131,7 @@ template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   T *__restrict t19 = a.saved + 832;                                // [200]
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t19, 200).noalias() = ConstRowMat<T>(l1_h2i_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 133 "lm_basic_plastic_lstm.cpp"
+#line 135 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -142,7 +144,7 @@ template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   T *__restrict t25 = a.saved + 1040;                               // [200]
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t25, 200).noalias() = ConstRowMat<T>(l1_x2o_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 146 "lm_basic_plastic_lstm.cpp"
+#line 148 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -155,7 +157,7 @@ template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t29 = a.saved + 1248;                               // [200]
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t29, 200).noalias() = ConstRowMat<T>(l1_h2o_weight, 200, 200) * ConstVec<T>(l1_h, 200);
-#line 159 "lm_basic_plastic_lstm.cpp"
+#line 161 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -168,58 +170,23 @@ template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict t35 = a.scratch + 0;                                // [200]
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t35, 200).noalias() = ConstRowMat<T>(l1_x2c_weight, 200, 200) * ConstVec<T>(t2, 200);
-#line 172 "lm_basic_plastic_lstm.cpp"
-}
-
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-//
-// forward stage 8: fused loop nest over [200, 200]
-//   %43 matmul
-//   %99 matmul
-template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t43 = a.scratch + 208;                     // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [200, 200]
-  const T *__restrict l1_h = a.state + kStateL1H;          // [200]
-  T *__restrict t99 = a.scratch + 624;                     // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [200, 200]
-  const T *__restrict l2_h = a.state + kStateL2H;          // [200]
-  for (int i = 0; i < 200; ++i) {
-    T acc43 = T(0);
-    T acc99 = T(0);
-#pragma omp simd reduction(+ : acc43, acc99)
-    for (int j = 0; j < 200; ++j) {
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v42 = l1_w[i * 200 + j] + v41;
-      acc43 += v42 * l1_h[j];
-      const T v97 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v98 = l2_w[i * 200 + j] + v97;
-      acc99 += v98 * l2_h[j];
-    }
-    t43[i] = acc43;
-    t99[i] = acc99;
-  }
-#line 207 "lm_basic_plastic_lstm.cpp"
+#line 174 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 9: fused loop nest over [200]
-//   %45 tanh l1.g
-//   %51 mul l1.hn
-//   %49 add l1.cn -> next_state l1.c
-//   %51 mul l1.hn -> saved
+// forward stage 8: fused loop nest over [200]
+//   %43 tanh l1.g
+//   %49 mul l1.hn
+//   %47 add l1.cn -> next_state l1.c
+//   %49 mul l1.hn -> saved
 template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
   T *__restrict t35 = a.scratch + 0;                            // [200]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [200]
-  T *__restrict t43 = a.scratch + 208;                          // [200]
-  T *__restrict t45_l1_g = a.saved + 1456;                      // [200] l1.g
+  const T *__restrict carried_0 = a.state + kStateCarried0;     // [200]
+  T *__restrict t43_l1_g = a.saved + 1456;                      // [200] l1.g
   T *__restrict t25 = a.saved + 1040;                           // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
   T *__restrict t29 = a.saved + 1248;                           // [200]
@@ -235,14 +202,14 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [200] l1.hn
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [200]
-  T *__restrict saved_t51 = a.saved + 1664;                     // [200]
+  T *__restrict saved_t49 = a.saved + 1664;                     // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
-    const T v44 = v37 + t43[j];
-    const T v45 = simdTanh(v44);
-    t45_l1_g[j] = v45;
+    const T v42 = v37 + carried_0[j];
+    const T v43 = simdTanh(v42);
+    t43_l1_g[j] = v43;
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
@@ -254,220 +221,248 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v47 = v13 * l1_c[j];
+    const T v45 = v13 * l1_c[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v48 = v23 * v45;
-    const T v49 = v47 + v48;
+    const T v46 = v23 * v43;
+    const T v47 = v45 + v46;
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v50 = simdTanh(v49);
-    const T v51 = v33 * v50;
-    l1_h_next[j] = v51;
-    l1_c_next[j] = v49;
-    saved_t51[j] = v51;
+    const T v48 = simdTanh(v47);
+    const T v49 = v33 * v48;
+    l1_h_next[j] = v49;
+    l1_c_next[j] = v47;
+    saved_t49[j] = v49;
   }
-#line 274 "lm_basic_plastic_lstm.cpp"
+#line 241 "lm_basic_plastic_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 9: dense product (Eigen), [200]
+//   %58 matmul
+template <class T> static void forward_saved_x2f_9(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
+  T *__restrict t58 = a.saved + 1872;                               // [200]
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
+  Vec<T>(t58, 200).noalias() =
+      ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
+#line 255 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // forward stage 10: dense product (Eigen), [200]
-//   %60 matmul
-template <class T> static void forward_saved_x2f_10(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t60 = a.saved + 1872;                               // [200]
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
-  Vec<T>(t60, 200).noalias() =
-      ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 288 "lm_basic_plastic_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 11: dense product (Eigen), [200]
-//   %65 matmul
-template <class T> static void forward_saved_h2f_11(const dopa::StepArgs<T> &a) {
+//   %63 matmul
+template <class T> static void forward_saved_h2f_10(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t65 = a.saved + 2080;                               // [200]
+  T *__restrict t63 = a.saved + 2080;                               // [200]
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-  Vec<T>(t65, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 301 "lm_basic_plastic_lstm.cpp"
+  Vec<T>(t63, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
+#line 268 "lm_basic_plastic_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 11: dense product (Eigen), [200]
+//   %69 matmul
+template <class T> static void forward_saved_x2i_11(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
+  T *__restrict t69 = a.saved + 2288;                               // [200]
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
+  Vec<T>(t69, 200).noalias() =
+      ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
+#line 282 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 12: dense product (Eigen), [200]
-//   %71 matmul
-template <class T> static void forward_saved_x2i_12(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t71 = a.saved + 2288;                               // [200]
-#line 74 "examples/lm/basic_plastic_lstm.dopa"
-  Vec<T>(t71, 200).noalias() =
-      ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 315 "lm_basic_plastic_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// forward stage 13: dense product (Eigen), [200]
-//   %75 matmul
-template <class T> static void forward_saved_h2i_13(const dopa::StepArgs<T> &a) {
+//   %73 matmul
+template <class T> static void forward_saved_h2i_12(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t75 = a.saved + 2496;                               // [200]
+  T *__restrict t73 = a.saved + 2496;                               // [200]
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-  Vec<T>(t75, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 328 "lm_basic_plastic_lstm.cpp"
+  Vec<T>(t73, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
+#line 295 "lm_basic_plastic_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 13: dense product (Eigen), [200]
+//   %79 matmul
+template <class T> static void forward_saved_x2o_13(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
+  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
+  T *__restrict t79 = a.saved + 2704;                               // [200]
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
+  Vec<T>(t79, 200).noalias() =
+      ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
+#line 309 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 14: dense product (Eigen), [200]
-//   %81 matmul
-template <class T> static void forward_saved_x2o_14(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
-  T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t81 = a.saved + 2704;                               // [200]
-#line 75 "examples/lm/basic_plastic_lstm.dopa"
-  Vec<T>(t81, 200).noalias() =
-      ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 342 "lm_basic_plastic_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// forward stage 15: dense product (Eigen), [200]
-//   %85 matmul
-template <class T> static void forward_saved_h2o_15(const dopa::StepArgs<T> &a) {
+//   %83 matmul
+template <class T> static void forward_saved_h2o_14(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [200]
-  T *__restrict t85 = a.saved + 2912;                               // [200]
+  T *__restrict t83 = a.saved + 2912;                               // [200]
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-  Vec<T>(t85, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 355 "lm_basic_plastic_lstm.cpp"
+  Vec<T>(t83, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
+#line 322 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 16: dense product (Eigen), [200]
-//   %91 matmul
-template <class T> static void forward_x2c_16(const dopa::StepArgs<T> &a) {
+// forward stage 15: dense product (Eigen), [200]
+//   %89 matmul
+template <class T> static void forward_x2c_15(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
   T *__restrict l1_h_next = a.next + kStateL1H;                     // [200] l1.hn
-  T *__restrict t91 = a.scratch + 416;                              // [200]
+  T *__restrict t89 = a.scratch + 208;                              // [200]
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-  Vec<T>(t91, 200).noalias() =
+  Vec<T>(t89, 200).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 369 "lm_basic_plastic_lstm.cpp"
+#line 336 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 17: fused loop nest over [200]
-//   %101 tanh l2.g
-//   %107 mul l2.hn -> next_state l2.h
-//   %105 add l2.cn -> next_state l2.c
-//   %107 mul l2.hn -> output logits
-template <class T> static void forward_l2_g_l2_h_l2_c_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t91 = a.scratch + 416;                          // [200]
+// forward stage 16: fused loop nest over [200]
+//   %97 tanh l2.g
+//   %103 mul l2.hn
+//   %101 add l2.cn -> next_state l2.c
+//   %103 mul l2.hn -> output logits
+//   %103 mul l2.hn -> saved
+template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t89 = a.scratch + 208;                          // [200]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [200]
-  T *__restrict t99 = a.scratch + 624;                          // [200]
-  T *__restrict t101_l2_g = a.saved + 3120;                     // [200] l2.g
-  T *__restrict t81 = a.saved + 2704;                           // [200]
+  const T *__restrict carried_1 = a.state + kStateCarried1;     // [200]
+  T *__restrict t97_l2_g = a.saved + 3120;                      // [200] l2.g
+  T *__restrict t79 = a.saved + 2704;                           // [200]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
-  T *__restrict t85 = a.saved + 2912;                           // [200]
+  T *__restrict t83 = a.saved + 2912;                           // [200]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [200]
-  T *__restrict t60 = a.saved + 1872;                           // [200]
+  T *__restrict t58 = a.saved + 1872;                           // [200]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [200]
-  T *__restrict t65 = a.saved + 2080;                           // [200]
+  T *__restrict t63 = a.saved + 2080;                           // [200]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [200]
   const T *__restrict l2_c = a.state + kStateL2C;               // [200]
-  T *__restrict t71 = a.saved + 2288;                           // [200]
+  T *__restrict t69 = a.saved + 2288;                           // [200]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
-  T *__restrict t75 = a.saved + 2496;                           // [200]
+  T *__restrict t73 = a.saved + 2496;                           // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200]
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [200] l2.hn
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [200]
   T *__restrict readout_in_logits = a.outputs[0];               // [200]
+  T *__restrict saved_t103 = a.saved + 3328;                    // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-    const T v93 = t91[j] + l2_x2c_bias[j];
-    const T v100 = v93 + t99[j];
-    const T v101 = simdTanh(v100);
-    t101_l2_g[j] = v101;
+    const T v91 = t89[j] + l2_x2c_bias[j];
+    const T v96 = v91 + carried_1[j];
+    const T v97 = simdTanh(v96);
+    t97_l2_g[j] = v97;
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-    const T v83 = t81[j] + l2_x2o_bias[j];
-    const T v87 = t85[j] + l2_h2o_bias[j];
-    const T v88 = v83 + v87;
-    const T v89 = T(1) / (T(1) + simdExp(-v88));
+    const T v81 = t79[j] + l2_x2o_bias[j];
+    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v86 = v81 + v85;
+    const T v87 = T(1) / (T(1) + simdExp(-v86));
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v62 = t60[j] + l2_x2f_bias[j];
-    const T v67 = t65[j] + l2_h2f_bias[j];
-    const T v68 = v62 + v67;
-    const T v69 = T(1) / (T(1) + simdExp(-v68));
+    const T v60 = t58[j] + l2_x2f_bias[j];
+    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v66 = v60 + v65;
+    const T v67 = T(1) / (T(1) + simdExp(-v66));
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v103 = v69 * l2_c[j];
+    const T v99 = v67 * l2_c[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-    const T v73 = t71[j] + l2_x2i_bias[j];
-    const T v77 = t75[j] + l2_h2i_bias[j];
-    const T v78 = v73 + v77;
-    const T v79 = T(1) / (T(1) + simdExp(-v78));
+    const T v71 = t69[j] + l2_x2i_bias[j];
+    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v76 = v71 + v75;
+    const T v77 = T(1) / (T(1) + simdExp(-v76));
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v104 = v79 * v101;
-    const T v105 = v103 + v104;
+    const T v100 = v77 * v97;
+    const T v101 = v99 + v100;
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v106 = simdTanh(v105);
-    const T v107 = v89 * v106;
-    l2_h_next[j] = v107;
-    l2_c_next[j] = v105;
-    readout_in_logits[j] = v107;
+    const T v102 = simdTanh(v101);
+    const T v103 = v87 * v102;
+    l2_h_next[j] = v103;
+    l2_c_next[j] = v101;
+    readout_in_logits[j] = v103;
+    saved_t103[j] = v103;
   }
-#line 436 "lm_basic_plastic_lstm.cpp"
+#line 406 "lm_basic_plastic_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
-// forward stage 18: fused loop nest over [200, 200]
-//   %58 clip -> next_state l1.hebb
-//   %112 clip -> next_state l2.hebb
-template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [200, 200]
-  const T *__restrict l1_eta = a.params + kParamL1Eta;  // [200, 200]
-  T *__restrict t45_l1_g = a.saved + 1456;              // [200] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;       // [200]
-  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;   // [200, 200]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [200, 200]
-  const T *__restrict l2_eta = a.params + kParamL2Eta;  // [200, 200]
-  T *__restrict t101_l2_g = a.saved + 3120;             // [200] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;       // [200]
-  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;   // [200, 200]
+// forward stage 17: fused loop nest over [200, 200]
+//   %111 matmul
+//   %114 matmul
+//   %56 clip -> next_state l1.hebb
+//   %108 clip -> next_state l2.hebb
+template <class T>
+static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0;  // [200]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [200, 200]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;     // [200, 200]
+  T *__restrict t43_l1_g = a.saved + 1456;                 // [200] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;          // [200]
+  T *__restrict l1_h_next = a.next + kStateL1H;            // [200] l1.hn
+  T *__restrict carried_1_next = a.next + kStateCarried1;  // [200]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [200, 200]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;     // [200, 200]
+  T *__restrict t97_l2_g = a.saved + 3120;                 // [200] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;          // [200]
+  T *__restrict l2_h_next = a.next + kStateL2H;            // [200] l2.hn
+  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;      // [200, 200]
+  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;      // [200, 200]
   for (int i = 0; i < 200; ++i) {
-#pragma omp simd
+    T acc111 = T(0);
+    T acc114 = T(0);
+#pragma omp simd reduction(+ : acc111, acc114)
     for (int j = 0; j < 200; ++j) {
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v53 = t45_l1_g[i] * l1_h[j];
-      const T v54 = l1_eta[i * 200 + j] * v53;
-      const T v55 = l1_hebb[i * 200 + j] + v54;
-      const T v58 = v55 < T(-2.0) ? T(-2.0) : (v55 > T(2.0) ? T(2.0) : v55);
-      l1_hebb_next[i * 200 + j] = v58;
-      const T v109 = t101_l2_g[i] * l2_h[j];
-      const T v110 = l2_eta[i * 200 + j] * v109;
-      const T v111 = l2_hebb[i * 200 + j] + v110;
-      const T v112 = v111 < T(-2.0) ? T(-2.0) : (v111 > T(2.0) ? T(2.0) : v111);
-      l2_hebb_next[i * 200 + j] = v112;
+      const T v51 = t43_l1_g[i] * l1_h[j];
+      const T v52 = l1_eta[i * 200 + j] * v51;
+      const T v53 = l1_hebb[i * 200 + j] + v52;
+      const T v56 = v53 < T(-2.0) ? T(-2.0) : (v53 > T(2.0) ? T(2.0) : v53);
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v109 = l1_alpha[i * 200 + j] * v56;
+      const T v110 = l1_w[i * 200 + j] + v109;
+      acc111 += v110 * l1_h_next[j];
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
+      const T v105 = t97_l2_g[i] * l2_h[j];
+      const T v106 = l2_eta[i * 200 + j] * v105;
+      const T v107 = l2_hebb[i * 200 + j] + v106;
+      const T v108 = v107 < T(-2.0) ? T(-2.0) : (v107 > T(2.0) ? T(2.0) : v107);
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v112 = l2_alpha[i * 200 + j] * v108;
+      const T v113 = l2_w[i * 200 + j] + v112;
+      acc114 += v113 * l2_h_next[j];
+      l1_hebb_next[i * 200 + j] = v56;
+      l2_hebb_next[i * 200 + j] = v108;
     }
+    carried_0_next[i] = acc111;
+    carried_1_next[i] = acc114;
   }
-#line 471 "lm_basic_plastic_lstm.cpp"
+#line 466 "lm_basic_plastic_lstm.cpp"
 }
 
 /// One forward step of BasicPlasticLSTMLM for one batch element.
@@ -480,80 +475,135 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o(a);
   forward_saved_h2o(a);
   forward_x2c(a);
-  forward_matmul(a);
   forward_l1_g_l1_hn_l1_c(a);
-  forward_saved_x2f_10(a);
-  forward_saved_h2f_11(a);
-  forward_saved_x2i_12(a);
-  forward_saved_h2i_13(a);
-  forward_saved_x2o_14(a);
-  forward_saved_h2o_15(a);
-  forward_x2c_16(a);
-  forward_l2_g_l2_h_l2_c_logits(a);
-  forward_l1_hebb_l2_hebb(a);
+  forward_saved_x2f_9(a);
+  forward_saved_h2f_10(a);
+  forward_saved_x2i_11(a);
+  forward_saved_h2i_12(a);
+  forward_saved_x2o_13(a);
+  forward_saved_h2o_14(a);
+  forward_x2c_15(a);
+  forward_l2_g_l2_hn_l2_c_logits(a);
+  forward_carried_0_carried_1_l1_hebb_l2_hebb(a);
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
 // backward stage 0: fused loop nest over [200, 200]
-//   %128 matmul
-//   %129 matmul
-//   %194 matmul
-//   %195 matmul
-//   %191 mul += grad l1.eta
-//   %125 mul += grad l2.eta
-template <class T> static void backward_grad_l1_eta_l2_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t128 = a.scratch + 0;                             // [200]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [200, 200] d l2.hebb'
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [200, 200]
-  const T *__restrict l2_eta = a.params + kParamL2Eta;            // [200, 200]
-  const T *__restrict t101_l2_g = a.saved + 3120;                 // [200] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;                 // [200]
-  T *__restrict t129 = a.scratch + 208;                           // [200]
-  T *__restrict t194 = a.scratch + 2080;                          // [200]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [200, 200] d l1.hebb'
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [200, 200]
-  const T *__restrict l1_eta = a.params + kParamL1Eta;            // [200, 200]
-  const T *__restrict t45_l1_g = a.saved + 1456;                  // [200] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;                 // [200]
-  T *__restrict t195 = a.scratch + 2288;                          // [200]
-  T *__restrict d_l1_eta = a.grads + kParamL1Eta;                 // [200, 200]
-  T *__restrict d_l2_eta = a.grads + kParamL2Eta;                 // [200, 200]
+//   %126 matmul
+//   %133 matmul
+//   %146 matmul
+//   %147 matmul
+//   %205 matmul
+//   %206 matmul
+//   %201 mul -> grad_prev l1.hebb
+//   %142 mul -> grad_prev l2.hebb
+//   %135 mul += grad l1.alpha
+//   %202 mul += grad l1.eta
+//   %128 mul += grad l2.alpha
+//   %143 mul += grad l2.eta
+template <class T>
+static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs<T> &a) {
+  T *__restrict t126 = a.scratch + 0;                                 // [200]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [200, 200]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;                // [200, 200]
+  const T *__restrict t97_l2_g = a.saved + 3120;                      // [200] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict t133 = a.scratch + 208;                               // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [200, 200]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;                // [200, 200]
+  const T *__restrict t43_l1_g = a.saved + 1456;                      // [200] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
+  T *__restrict t146 = a.scratch + 416;                               // [200]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [200, 200] d l2.hebb'
+  const T *__restrict t103_l2_hn = a.saved + 3328;                    // [200] l2.hn
+  T *__restrict t147 = a.scratch + 624;                               // [200]
+  T *__restrict t205 = a.scratch + 2288;                              // [200]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [200, 200] d l1.hebb'
+  const T *__restrict t49_l1_hn = a.saved + 1664;                     // [200] l1.hn
+  T *__restrict t206 = a.scratch + 2496;                              // [200]
+  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [200, 200]
+  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [200, 200]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
+  T *__restrict d_l1_eta = a.grads + kParamL1Eta;                     // [200, 200]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
+  T *__restrict d_l2_eta = a.grads + kParamL2Eta;                     // [200, 200]
   for (int e = 0; e < 200; ++e)
-    t129[e] = T(0);
+    t126[e] = T(0);
   for (int e = 0; e < 200; ++e)
-    t195[e] = T(0);
+    t133[e] = T(0);
+  for (int e = 0; e < 200; ++e)
+    t147[e] = T(0);
+  for (int e = 0; e < 200; ++e)
+    t206[e] = T(0);
   for (int i = 0; i < 200; ++i) {
-    T acc128 = T(0);
-    T acc194 = T(0);
-#pragma omp simd reduction(+ : acc128, acc194)
+    T acc146 = T(0);
+    T acc205 = T(0);
+#pragma omp simd reduction(+ : acc146, acc205)
     for (int j = 0; j < 200; ++j) {
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v109 = t101_l2_g[i] * l2_h[j];
-      const T v110 = l2_eta[i * 200 + j] * v109;
-      const T v111 = l2_hebb[i * 200 + j] + v110;
-      const T v123 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
-      const T v124 = d_l2_hebb_next[i * 200 + j] * v123;
-      const T v127 = v124 * l2_eta[i * 200 + j];
-      acc128 += v127 * l2_h[j];
-      t129[j] += t101_l2_g[i] * v127;
-      const T v53 = t45_l1_g[i] * l1_h[j];
-      const T v54 = l1_eta[i * 200 + j] * v53;
-      const T v55 = l1_hebb[i * 200 + j] + v54;
-      const T v189 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
-      const T v190 = d_l1_hebb_next[i * 200 + j] * v189;
-      const T v193 = v190 * l1_eta[i * 200 + j];
-      acc194 += v193 * l1_h[j];
-      t195[j] += t45_l1_g[i] * v193;
-      const T v191 = v190 * v53;
-      d_l1_eta[i * 200 + j] += v191;
-      const T v125 = v124 * v109;
-      d_l2_eta[i * 200 + j] += v125;
+      const T v105 = t97_l2_g[i] * l2_h[j];
+      const T v106 = l2_eta[i * 200 + j] * v105;
+      const T v107 = l2_hebb[i * 200 + j] + v106;
+      const T v108 = v107 < T(-2.0) ? T(-2.0) : (v107 > T(2.0) ? T(2.0) : v107);
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v112 = l2_alpha[i * 200 + j] * v108;
+      const T v113 = l2_w[i * 200 + j] + v112;
+      t126[j] += d_carried_1_next[i] * v113;
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
+      const T v51 = t43_l1_g[i] * l1_h[j];
+      const T v52 = l1_eta[i * 200 + j] * v51;
+      const T v53 = l1_hebb[i * 200 + j] + v52;
+      const T v56 = v53 < T(-2.0) ? T(-2.0) : (v53 > T(2.0) ? T(2.0) : v53);
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v109 = l1_alpha[i * 200 + j] * v56;
+      const T v110 = l1_w[i * 200 + j] + v109;
+      t133[j] += d_carried_0_next[i] * v110;
+      const T v125 = d_carried_1_next[i] * t103_l2_hn[j];
+      const T v130 = v125 * l2_alpha[i * 200 + j];
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
+      const T v131 = d_l2_hebb_next[i * 200 + j] + v130;
+      const T v141 = T(-2.0) <= v107 && v107 <= T(2.0) ? T(1) : T(0);
+      const T v142 = v131 * v141;
+      const T v145 = v142 * l2_eta[i * 200 + j];
+      acc146 += v145 * l2_h[j];
+      t147[j] += t97_l2_g[i] * v145;
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v132 = d_carried_0_next[i] * t49_l1_hn[j];
+      const T v137 = v132 * l1_alpha[i * 200 + j];
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
+      const T v138 = d_l1_hebb_next[i * 200 + j] + v137;
+      const T v200 = T(-2.0) <= v53 && v53 <= T(2.0) ? T(1) : T(0);
+      const T v201 = v138 * v200;
+      const T v204 = v201 * l1_eta[i * 200 + j];
+      acc205 += v204 * l1_h[j];
+      t206[j] += t43_l1_g[i] * v204;
+      d_l1_hebb[i * 200 + j] = v201;
+      d_l2_hebb[i * 200 + j] = v142;
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v135 = v132 * v56;
+      d_l1_alpha[i * 200 + j] += v135;
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
+      const T v202 = v201 * v51;
+      d_l1_eta[i * 200 + j] += v202;
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v128 = v125 * v108;
+      d_l2_alpha[i * 200 + j] += v128;
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
+      const T v143 = v142 * v105;
+      d_l2_eta[i * 200 + j] += v143;
     }
-    t128[i] = acc128;
-    t194[i] = acc194;
+    t146[i] = acc146;
+    t205[i] = acc205;
   }
-#line 557 "lm_basic_plastic_lstm.cpp"
+#line 607 "lm_basic_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -565,289 +615,258 @@ template <class T> static void backward_grad_l1_eta_l2_eta(const dopa::StepArgs<
 // hn = o * tanh(cn)
 //
 // backward stage 1: fused loop nest over [200]
-//   %144 mul
-//   %158 mul
+//   %162 mul
 //   %169 mul
 //   %180 mul
-//   %141 mul -> grad_prev l2.c
+//   %191 mul
+//   %159 mul -> grad_prev l2.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
 //   %7 state -> record (a factor of deferred outer-product gradients)
-//   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %180 mul += grad l2.x2f.bias
-//   %63 state -> record (a factor of deferred outer-product gradients)
-//   %180 mul += grad l2.h2f.bias
-//   %169 mul += grad l2.x2i.bias
-//   %169 mul += grad l2.h2i.bias
-//   %158 mul += grad l2.x2o.bias
-//   %158 mul += grad l2.h2o.bias
-//   %144 mul += grad l2.x2c.bias
+//   %123 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %49 mul l1.hn -> record (a factor of deferred outer-product gradients)
+//   %191 mul += grad l2.x2f.bias
+//   %61 state -> record (a factor of deferred outer-product gradients)
+//   %191 mul += grad l2.h2f.bias
+//   %180 mul += grad l2.x2i.bias
+//   %180 mul += grad l2.h2i.bias
+//   %169 mul += grad l2.x2o.bias
+//   %169 mul += grad l2.h2o.bias
+//   %162 mul -> record (a factor of deferred outer-product gradients)
+//   %162 mul += grad l2.x2c.bias
+//   %124 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
+//   %103 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
-static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t128 = a.scratch + 0;                           // [200]
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
-  const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [200] d logits
-  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [200] d l2.h'
-  const T *__restrict t81 = a.saved + 2704;                     // [200]
-  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [200]
-  const T *__restrict t85 = a.saved + 2912;                     // [200]
-  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [200]
-  const T *__restrict t60 = a.saved + 1872;                     // [200]
-  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [200]
-  const T *__restrict t65 = a.saved + 2080;                     // [200]
-  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [200]
-  const T *__restrict l2_c = a.state + kStateL2C;               // [200]
-  const T *__restrict t71 = a.saved + 2288;                     // [200]
-  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
-  const T *__restrict t75 = a.saved + 2496;                     // [200]
-  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  const T *__restrict t101_l2_g = a.saved + 3120;               // [200] l2.g
-  T *__restrict t144 = a.record + 2288;                         // [200]
-  T *__restrict t158 = a.record + 2080;                         // [200]
-  T *__restrict t169 = a.record + 1872;                         // [200]
-  T *__restrict t180 = a.record + 1248;                         // [200]
-  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [200]
-  const T *__restrict t2 = a.saved + 0;                         // [200]
-  T *__restrict record1 = a.record + 208;                       // [200]
-  const T *__restrict l1_h = a.state + kStateL1H;               // [200]
-  T *__restrict record2 = a.record + 416;                       // [200]
-  const T *__restrict t51_l1_hn = a.saved + 1664;               // [200] l1.hn
-  T *__restrict record7 = a.record + 1456;                      // [200]
-  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [200]
-  const T *__restrict l2_h = a.state + kStateL2H;               // [200]
-  T *__restrict record8 = a.record + 1664;                      // [200]
-  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;      // [200]
-  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;      // [200]
-  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;      // [200]
-  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [200]
-  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [200]
-  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [200]
+static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t146 = a.scratch + 416;                               // [200]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [200] d l2.c'
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];         // [200] d logits
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [200] d l2.h'
+  T *__restrict t126 = a.scratch + 0;                                 // [200]
+  const T *__restrict t79 = a.saved + 2704;                           // [200]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;       // [200]
+  const T *__restrict t83 = a.saved + 2912;                           // [200]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias;       // [200]
+  const T *__restrict t58 = a.saved + 1872;                           // [200]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias;       // [200]
+  const T *__restrict t63 = a.saved + 2080;                           // [200]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias;       // [200]
+  const T *__restrict l2_c = a.state + kStateL2C;                     // [200]
+  const T *__restrict t69 = a.saved + 2288;                           // [200]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;       // [200]
+  const T *__restrict t73 = a.saved + 2496;                           // [200]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;       // [200]
+  const T *__restrict t97_l2_g = a.saved + 3120;                      // [200] l2.g
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;            // [200]
+  T *__restrict t169 = a.record + 2288;                               // [200]
+  T *__restrict t180 = a.record + 2080;                               // [200]
+  T *__restrict t191 = a.record + 1664;                               // [200]
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                      // [200]
+  const T *__restrict t2 = a.saved + 0;                               // [200]
+  T *__restrict record1 = a.record + 208;                             // [200]
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
+  T *__restrict record2 = a.record + 416;                             // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  T *__restrict record6 = a.record + 1248;                            // [200]
+  const T *__restrict t49_l1_hn = a.saved + 1664;                     // [200] l1.hn
+  T *__restrict record7 = a.record + 1456;                            // [200]
+  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;            // [200]
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict record9 = a.record + 1872;                            // [200]
+  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;            // [200]
+  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;            // [200]
+  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;            // [200]
+  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;            // [200]
+  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;            // [200]
+  T *__restrict record12 = a.record + 2496;                           // [200]
+  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;            // [200]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
+  T *__restrict record13 = a.record + 2704;                           // [200]
+  const T *__restrict t103_l2_hn = a.saved + 3328;                    // [200] l2.hn
+  T *__restrict record14 = a.record + 2912;                           // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v118 = d_readout_in_logits[j] + d_l2_h_next[j];
+    const T v120 = d_readout_in_logits[j] + d_l2_h_next[j];
+    const T v127 = v120 + t126[j];
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-    const T v83 = t81[j] + l2_x2o_bias[j];
-    const T v87 = t85[j] + l2_h2o_bias[j];
-    const T v88 = v83 + v87;
-    const T v89 = T(1) / (T(1) + simdExp(-v88));
+    const T v81 = t79[j] + l2_x2o_bias[j];
+    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v86 = v81 + v85;
+    const T v87 = T(1) / (T(1) + simdExp(-v86));
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v131 = v118 * v89;
+    const T v149 = v127 * v87;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v62 = t60[j] + l2_x2f_bias[j];
-    const T v67 = t65[j] + l2_h2f_bias[j];
-    const T v68 = v62 + v67;
-    const T v69 = T(1) / (T(1) + simdExp(-v68));
+    const T v60 = t58[j] + l2_x2f_bias[j];
+    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v66 = v60 + v65;
+    const T v67 = T(1) / (T(1) + simdExp(-v66));
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v103 = v69 * l2_c[j];
+    const T v99 = v67 * l2_c[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-    const T v73 = t71[j] + l2_x2i_bias[j];
-    const T v77 = t75[j] + l2_h2i_bias[j];
-    const T v78 = v73 + v77;
-    const T v79 = T(1) / (T(1) + simdExp(-v78));
+    const T v71 = t69[j] + l2_x2i_bias[j];
+    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v76 = v71 + v75;
+    const T v77 = T(1) / (T(1) + simdExp(-v76));
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v104 = v79 * t101_l2_g[j];
-    const T v105 = v103 + v104;
+    const T v100 = v77 * t97_l2_g[j];
+    const T v101 = v99 + v100;
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v106 = simdTanh(v105);
-    const T v133 = v106 * v106;
-    const T v134 = T(1.0) - v133;
-    const T v135 = v131 * v134;
+    const T v102 = simdTanh(v101);
+    const T v151 = v102 * v102;
+    const T v152 = T(1.0) - v151;
+    const T v153 = v149 * v152;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v136 = d_l2_c_next[j] + v135;
-    const T v138 = v136 * v79;
+    const T v154 = d_l2_c_next[j] + v153;
+    const T v156 = v154 * v77;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-    const T v139 = t128[j] + v138;
-    const T v142 = t101_l2_g[j] * t101_l2_g[j];
-    const T v143 = T(1.0) - v142;
-    const T v144 = v139 * v143;
-    t144[j] = v144;
+    const T v157 = t146[j] + v156;
+    const T v160 = t97_l2_g[j] * t97_l2_g[j];
+    const T v161 = T(1.0) - v160;
+    const T v162 = v157 * v161;
+    d_carried_1[j] = v162;
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v130 = v118 * v106;
+    const T v148 = v127 * v102;
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-    const T v156 = T(1.0) - v89;
-    const T v157 = v89 * v156;
-    const T v158 = v130 * v157;
-    t158[j] = v158;
-#line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v137 = v136 * t101_l2_g[j];
-#line 74 "examples/lm/basic_plastic_lstm.dopa"
-    const T v167 = T(1.0) - v79;
-    const T v168 = v79 * v167;
-    const T v169 = v137 * v168;
+    const T v167 = T(1.0) - v87;
+    const T v168 = v87 * v167;
+    const T v169 = v148 * v168;
     t169[j] = v169;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v140 = v136 * l2_c[j];
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v178 = T(1.0) - v69;
-    const T v179 = v69 * v178;
-    const T v180 = v140 * v179;
+    const T v155 = v154 * t97_l2_g[j];
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
+    const T v178 = T(1.0) - v77;
+    const T v179 = v77 * v178;
+    const T v180 = v155 * v179;
     t180[j] = v180;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v141 = v136 * v69;
-    d_l2_c[j] = v141;
+    const T v158 = v154 * l2_c[j];
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
+    const T v189 = T(1.0) - v67;
+    const T v190 = v67 * v189;
+    const T v191 = v158 * v190;
+    t191[j] = v191;
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v159 = v154 * v67;
+    d_l2_c[j] = v159;
     record1[j] = t2[j];
     record2[j] = l1_h[j];
-    record7[j] = t51_l1_hn[j];
+    record6[j] = d_carried_0_next[j];
+    record7[j] = t49_l1_hn[j];
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    d_l2_x2f_bias[j] += v180;
-    record8[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v180;
+    d_l2_x2f_bias[j] += v191;
+    record9[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v191;
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-    d_l2_x2i_bias[j] += v169;
-    d_l2_h2i_bias[j] += v169;
+    d_l2_x2i_bias[j] += v180;
+    d_l2_h2i_bias[j] += v180;
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-    d_l2_x2o_bias[j] += v158;
-    d_l2_h2o_bias[j] += v158;
+    d_l2_x2o_bias[j] += v169;
+    d_l2_h2o_bias[j] += v169;
+    record12[j] = v162;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-    d_l2_x2c_bias[j] += v144;
+    d_l2_x2c_bias[j] += v162;
+    record13[j] = d_carried_1_next[j];
+    record14[j] = t103_l2_hn[j];
   }
-#line 705 "lm_basic_plastic_lstm.cpp"
+#line 772 "lm_basic_plastic_lstm.cpp"
 }
 
-// state  hebb : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 2: fused loop nest over [200, 200]
-//   %146 matmul
-//   %151 add -> grad_prev l2.hebb
-//   %148 mul += grad l2.alpha
-template <class T> static void backward_d_l2_hebb_grad_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t146 = a.scratch + 416;                           // [200]
-  T *__restrict t144 = a.record + 2288;                           // [200]
-  const T *__restrict l2_w = a.params + kParamL2W;                // [200, 200]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [200, 200]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [200, 200]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [200, 200] d l2.hebb'
-  const T *__restrict l2_eta = a.params + kParamL2Eta;            // [200, 200]
-  const T *__restrict t101_l2_g = a.saved + 3120;                 // [200] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;                 // [200]
-  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [200, 200]
-  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;             // [200, 200]
-  for (int e = 0; e < 200; ++e)
-    t146[e] = T(0);
-  for (int i = 0; i < 200; ++i) {
-#pragma omp simd
-    for (int j = 0; j < 200; ++j) {
+// backward stage 2: dense product (Eigen), [200]
+//   %165 matmul
+template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;          // [200]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
+  T *__restrict t165 = a.scratch + 832;                             // [200]
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v97 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
-      const T v98 = l2_w[i * 200 + j] + v97;
-      t146[j] += t144[i] * v98;
-#line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v109 = t101_l2_g[i] * l2_h[j];
-      const T v110 = l2_eta[i * 200 + j] * v109;
-      const T v111 = l2_hebb[i * 200 + j] + v110;
-      const T v123 = T(-2.0) <= v111 && v111 <= T(2.0) ? T(1) : T(0);
-      const T v124 = d_l2_hebb_next[i * 200 + j] * v123;
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v145 = t144[i] * l2_h[j];
-      const T v150 = v145 * l2_alpha[i * 200 + j];
-#line 61 "examples/lm/basic_plastic_lstm.dopa"
-      const T v151 = v124 + v150;
-      d_l2_hebb[i * 200 + j] = v151;
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v148 = v145 * l2_hebb[i * 200 + j];
-      d_l2_alpha[i * 200 + j] += v148;
-    }
-  }
-#line 753 "lm_basic_plastic_lstm.cpp"
+  RowVec<T>(t165, 200).noalias() =
+      ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
+#line 786 "lm_basic_plastic_lstm.cpp"
 }
 
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 3: dense product (Eigen), [200]
-//   %154 matmul
-template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t144 = a.record + 2288;                             // [200]
-  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
-  T *__restrict t154 = a.scratch + 624;                             // [200]
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t154, 200).noalias() =
-      ConstRowVec<T>(t144, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 767 "lm_basic_plastic_lstm.cpp"
+//   %172 matmul
+template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t169 = a.record + 2288;                             // [200]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
+  T *__restrict t172 = a.scratch + 1040;                            // [200]
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
+  RowVec<T>(t172, 200).noalias() =
+      ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
+#line 800 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 4: dense product (Eigen), [200]
-//   %161 matmul
-template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t158 = a.record + 2080;                             // [200]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
-  T *__restrict t161 = a.scratch + 832;                             // [200]
+//   %176 matmul
+template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
+  T *__restrict t169 = a.record + 2288;                             // [200]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
+  T *__restrict t176 = a.scratch + 1248;                            // [200]
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t161, 200).noalias() =
-      ConstRowVec<T>(t158, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 781 "lm_basic_plastic_lstm.cpp"
+  RowVec<T>(t176, 200).noalias() =
+      ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
+#line 814 "lm_basic_plastic_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 5: dense product (Eigen), [200]
-//   %165 matmul
-template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t158 = a.record + 2080;                             // [200]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
-  T *__restrict t165 = a.scratch + 1040;                            // [200]
-#line 75 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t165, 200).noalias() =
-      ConstRowVec<T>(t158, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 795 "lm_basic_plastic_lstm.cpp"
+//   %183 matmul
+template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t180 = a.record + 2080;                             // [200]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
+  T *__restrict t183 = a.scratch + 1456;                            // [200]
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
+  RowVec<T>(t183, 200).noalias() =
+      ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
+#line 828 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 6: dense product (Eigen), [200]
-//   %172 matmul
-template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t169 = a.record + 1872;                             // [200]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
-  T *__restrict t172 = a.scratch + 1248;                            // [200]
+//   %187 matmul
+template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
+  T *__restrict t180 = a.record + 2080;                             // [200]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
+  T *__restrict t187 = a.scratch + 1664;                            // [200]
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t172, 200).noalias() =
-      ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 809 "lm_basic_plastic_lstm.cpp"
+  RowVec<T>(t187, 200).noalias() =
+      ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
+#line 842 "lm_basic_plastic_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 7: dense product (Eigen), [200]
-//   %176 matmul
-template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t169 = a.record + 1872;                             // [200]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
-  T *__restrict t176 = a.scratch + 1456;                            // [200]
-#line 74 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t176, 200).noalias() =
-      ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 823 "lm_basic_plastic_lstm.cpp"
+//   %194 matmul
+template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
+  T *__restrict t191 = a.record + 1664;                             // [200]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
+  T *__restrict t194 = a.scratch + 1872;                            // [200]
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
+  RowVec<T>(t194, 200).noalias() =
+      ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
+#line 856 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 8: dense product (Eigen), [200]
-//   %183 matmul
-template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t180 = a.record + 1248;                             // [200]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
-  T *__restrict t183 = a.scratch + 1664;                            // [200]
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t183, 200).noalias() =
-      ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 837 "lm_basic_plastic_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 9: dense product (Eigen), [200]
-//   %187 matmul
+//   %198 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t180 = a.record + 1248;                             // [200]
+  T *__restrict t191 = a.record + 1664;                             // [200]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
-  T *__restrict t187 = a.scratch + 1872;                            // [200]
+  T *__restrict t198 = a.scratch + 2080;                            // [200]
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t187, 200).noalias() =
-      ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 851 "lm_basic_plastic_lstm.cpp"
+  RowVec<T>(t198, 200).noalias() =
+      ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
+#line 870 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -857,29 +876,31 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 //
-// backward stage 10: fused loop nest over [200]
-//   %209 mul
-//   %222 mul
-//   %233 mul
-//   %244 mul
-//   %206 mul -> grad_prev l1.c
-//   %184 add -> grad_prev l2.h
-//   %244 mul += grad l1.x2f.bias
-//   %244 mul += grad l1.h2f.bias
-//   %233 mul += grad l1.x2i.bias
-//   %233 mul += grad l1.h2i.bias
-//   %222 mul += grad l1.x2o.bias
-//   %222 mul += grad l1.h2o.bias
-//   %209 mul += grad l1.x2c.bias
+// backward stage 9: fused loop nest over [200]
+//   %220 mul
+//   %226 mul
+//   %237 mul
+//   %248 mul
+//   %217 mul -> grad_prev l1.c
+//   %195 add -> grad_prev l2.h
+//   %248 mul += grad l1.x2f.bias
+//   %248 mul += grad l1.h2f.bias
+//   %237 mul += grad l1.x2i.bias
+//   %237 mul += grad l1.h2i.bias
+//   %226 mul += grad l1.x2o.bias
+//   %226 mul += grad l1.h2o.bias
+//   %220 mul -> record (a factor of deferred outer-product gradients)
+//   %220 mul += grad l1.x2c.bias
 template <class T>
-static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t194 = a.scratch + 2080;                        // [200]
+static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t205 = a.scratch + 2288;                        // [200]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
-  T *__restrict t154 = a.scratch + 624;                         // [200]
-  T *__restrict t165 = a.scratch + 1040;                        // [200]
-  T *__restrict t176 = a.scratch + 1456;                        // [200]
-  T *__restrict t187 = a.scratch + 1872;                        // [200]
+  T *__restrict t133 = a.scratch + 208;                         // [200]
+  T *__restrict t165 = a.scratch + 832;                         // [200]
+  T *__restrict t176 = a.scratch + 1248;                        // [200]
+  T *__restrict t187 = a.scratch + 1664;                        // [200]
+  T *__restrict t198 = a.scratch + 2080;                        // [200]
   const T *__restrict t25 = a.saved + 1040;                     // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
   const T *__restrict t29 = a.saved + 1248;                     // [200]
@@ -893,17 +914,16 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [200]
   const T *__restrict t19 = a.saved + 832;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
-  const T *__restrict t45_l1_g = a.saved + 1456;                // [200] l1.g
-  T *__restrict t209 = a.record + 1040;                         // [200]
-  T *__restrict t222 = a.record + 832;                          // [200]
-  T *__restrict t233 = a.record + 624;                          // [200]
-  T *__restrict t244 = a.record + 0;                            // [200]
+  const T *__restrict t43_l1_g = a.saved + 1456;                // [200] l1.g
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;      // [200]
+  T *__restrict t226 = a.record + 832;                          // [200]
+  T *__restrict t237 = a.record + 624;                          // [200]
+  T *__restrict t248 = a.record + 0;                            // [200]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [200]
-  T *__restrict t129 = a.scratch + 208;                         // [200]
-  T *__restrict t146 = a.scratch + 416;                         // [200]
-  T *__restrict t161 = a.scratch + 832;                         // [200]
-  T *__restrict t172 = a.scratch + 1248;                        // [200]
-  T *__restrict t183 = a.scratch + 1664;                        // [200]
+  T *__restrict t147 = a.scratch + 624;                         // [200]
+  T *__restrict t172 = a.scratch + 1040;                        // [200]
+  T *__restrict t183 = a.scratch + 1456;                        // [200]
+  T *__restrict t194 = a.scratch + 1872;                        // [200]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [200]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [200]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [200]
@@ -911,282 +931,233 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2i_bias = a.grads + kParamL1H2iBias;      // [200]
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;      // [200]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [200]
+  T *__restrict record5 = a.record + 1040;                      // [200]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v155 = d_l1_h_next[j] + t154[j];
-    const T v166 = v155 + t165[j];
+    const T v134 = d_l1_h_next[j] + t133[j];
+    const T v166 = v134 + t165[j];
     const T v177 = v166 + t176[j];
     const T v188 = v177 + t187[j];
+    const T v199 = v188 + t198[j];
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
     const T v32 = v27 + v31;
     const T v33 = T(1) / (T(1) + simdExp(-v32));
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v197 = v188 * v33;
+    const T v208 = v199 * v33;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
     const T v6 = t4[j] + l1_x2f_bias[j];
     const T v11 = t9[j] + l1_h2f_bias[j];
     const T v12 = v6 + v11;
     const T v13 = T(1) / (T(1) + simdExp(-v12));
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v47 = v13 * l1_c[j];
+    const T v45 = v13 * l1_c[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
     const T v17 = t15[j] + l1_x2i_bias[j];
     const T v21 = t19[j] + l1_h2i_bias[j];
     const T v22 = v17 + v21;
     const T v23 = T(1) / (T(1) + simdExp(-v22));
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v48 = v23 * t45_l1_g[j];
-    const T v49 = v47 + v48;
+    const T v46 = v23 * t43_l1_g[j];
+    const T v47 = v45 + v46;
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v50 = simdTanh(v49);
-    const T v198 = v50 * v50;
-    const T v199 = T(1.0) - v198;
-    const T v200 = v197 * v199;
+    const T v48 = simdTanh(v47);
+    const T v209 = v48 * v48;
+    const T v210 = T(1.0) - v209;
+    const T v211 = v208 * v210;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v201 = d_l1_c_next[j] + v200;
-    const T v203 = v201 * v23;
+    const T v212 = d_l1_c_next[j] + v211;
+    const T v214 = v212 * v23;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-    const T v204 = t194[j] + v203;
-    const T v207 = t45_l1_g[j] * t45_l1_g[j];
-    const T v208 = T(1.0) - v207;
-    const T v209 = v204 * v208;
-    t209[j] = v209;
+    const T v215 = t205[j] + v214;
+    const T v218 = t43_l1_g[j] * t43_l1_g[j];
+    const T v219 = T(1.0) - v218;
+    const T v220 = v215 * v219;
+    d_carried_0[j] = v220;
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
-    const T v196 = v188 * v50;
+    const T v207 = v199 * v48;
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-    const T v220 = T(1.0) - v33;
-    const T v221 = v33 * v220;
-    const T v222 = v196 * v221;
-    t222[j] = v222;
+    const T v224 = T(1.0) - v33;
+    const T v225 = v33 * v224;
+    const T v226 = v207 * v225;
+    t226[j] = v226;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v202 = v201 * t45_l1_g[j];
+    const T v213 = v212 * t43_l1_g[j];
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-    const T v231 = T(1.0) - v23;
-    const T v232 = v23 * v231;
-    const T v233 = v202 * v232;
-    t233[j] = v233;
+    const T v235 = T(1.0) - v23;
+    const T v236 = v23 * v235;
+    const T v237 = v213 * v236;
+    t237[j] = v237;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v205 = v201 * l1_c[j];
+    const T v216 = v212 * l1_c[j];
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    const T v242 = T(1.0) - v13;
-    const T v243 = v13 * v242;
-    const T v244 = v205 * v243;
-    t244[j] = v244;
+    const T v246 = T(1.0) - v13;
+    const T v247 = v13 * v246;
+    const T v248 = v216 * v247;
+    t248[j] = v248;
 #line 77 "examples/lm/basic_plastic_lstm.dopa"
-    const T v206 = v201 * v13;
-    d_l1_c[j] = v206;
+    const T v217 = v212 * v13;
+    d_l1_c[j] = v217;
 #line 59 "examples/lm/basic_plastic_lstm.dopa"
-    const T v147 = t129[j] + t146[j];
-    const T v162 = v147 + t161[j];
-    const T v173 = v162 + t172[j];
+    const T v173 = t147[j] + t172[j];
     const T v184 = v173 + t183[j];
-    d_l2_h[j] = v184;
+    const T v195 = v184 + t194[j];
+    d_l2_h[j] = v195;
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
-    d_l1_x2f_bias[j] += v244;
-    d_l1_h2f_bias[j] += v244;
+    d_l1_x2f_bias[j] += v248;
+    d_l1_h2f_bias[j] += v248;
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
-    d_l1_x2i_bias[j] += v233;
-    d_l1_h2i_bias[j] += v233;
+    d_l1_x2i_bias[j] += v237;
+    d_l1_h2i_bias[j] += v237;
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
-    d_l1_x2o_bias[j] += v222;
-    d_l1_h2o_bias[j] += v222;
+    d_l1_x2o_bias[j] += v226;
+    d_l1_h2o_bias[j] += v226;
+    record5[j] = v220;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-    d_l1_x2c_bias[j] += v209;
+    d_l1_x2c_bias[j] += v220;
   }
-#line 1001 "lm_basic_plastic_lstm.cpp"
-}
-
-// state  hebb : [H, H] = 0
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-//
-// backward stage 11: fused loop nest over [200, 200]
-//   %211 matmul
-//   %216 add -> grad_prev l1.hebb
-//   %213 mul += grad l1.alpha
-template <class T> static void backward_d_l1_hebb_grad_l1_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t211 = a.scratch + 2496;                          // [200]
-  T *__restrict t209 = a.record + 1040;                           // [200]
-  const T *__restrict l1_w = a.params + kParamL1W;                // [200, 200]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [200, 200]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [200, 200]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [200, 200] d l1.hebb'
-  const T *__restrict l1_eta = a.params + kParamL1Eta;            // [200, 200]
-  const T *__restrict t45_l1_g = a.saved + 1456;                  // [200] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;                 // [200]
-  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [200, 200]
-  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;             // [200, 200]
-  for (int e = 0; e < 200; ++e)
-    t211[e] = T(0);
-  for (int i = 0; i < 200; ++i) {
-#pragma omp simd
-    for (int j = 0; j < 200; ++j) {
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v41 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
-      const T v42 = l1_w[i * 200 + j] + v41;
-      t211[j] += t209[i] * v42;
-#line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v53 = t45_l1_g[i] * l1_h[j];
-      const T v54 = l1_eta[i * 200 + j] * v53;
-      const T v55 = l1_hebb[i * 200 + j] + v54;
-      const T v189 = T(-2.0) <= v55 && v55 <= T(2.0) ? T(1) : T(0);
-      const T v190 = d_l1_hebb_next[i * 200 + j] * v189;
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v210 = t209[i] * l1_h[j];
-      const T v215 = v210 * l1_alpha[i * 200 + j];
-#line 61 "examples/lm/basic_plastic_lstm.dopa"
-      const T v216 = v190 + v215;
-      d_l1_hebb[i * 200 + j] = v216;
-#line 76 "examples/lm/basic_plastic_lstm.dopa"
-      const T v213 = v210 * l1_hebb[i * 200 + j];
-      d_l1_alpha[i * 200 + j] += v213;
-    }
-  }
-#line 1049 "lm_basic_plastic_lstm.cpp"
+#line 1023 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 12: dense product (Eigen), [200]
-//   %219 matmul
-template <class T> static void backward_x2c_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t209 = a.record + 1040;                             // [200]
+// backward stage 10: dense product (Eigen), [200]
+//   %223 matmul
+template <class T> static void backward_x2c_10(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;          // [200]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
-  T *__restrict t219 = a.scratch + 2704;                            // [200]
+  T *__restrict t223 = a.scratch + 2704;                            // [200]
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t219, 200).noalias() =
-      ConstRowVec<T>(t209, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1063 "lm_basic_plastic_lstm.cpp"
+  RowVec<T>(t223, 200).noalias() =
+      ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
+#line 1037 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 13: dense product (Eigen), [200]
-//   %225 matmul
-template <class T> static void backward_h2o_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t222 = a.record + 832;                              // [200]
-  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
-  T *__restrict t225 = a.scratch + 2912;                            // [200]
-#line 75 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t225, 200).noalias() =
-      ConstRowVec<T>(t222, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1077 "lm_basic_plastic_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// backward stage 14: dense product (Eigen), [200]
+// backward stage 11: dense product (Eigen), [200]
 //   %229 matmul
-template <class T> static void backward_x2o_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t222 = a.record + 832;                              // [200]
-  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
-  T *__restrict t229 = a.scratch + 3120;                            // [200]
+template <class T> static void backward_h2o_11(const dopa::StepArgs<T> &a) {
+  T *__restrict t226 = a.record + 832;                              // [200]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
+  T *__restrict t229 = a.scratch + 2912;                            // [200]
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t229, 200).noalias() =
-      ConstRowVec<T>(t222, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1091 "lm_basic_plastic_lstm.cpp"
+      ConstRowVec<T>(t226, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
+#line 1051 "lm_basic_plastic_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 12: dense product (Eigen), [200]
+//   %233 matmul
+template <class T> static void backward_x2o_12(const dopa::StepArgs<T> &a) {
+  T *__restrict t226 = a.record + 832;                              // [200]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
+  T *__restrict t233 = a.scratch + 3120;                            // [200]
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
+  RowVec<T>(t233, 200).noalias() =
+      ConstRowVec<T>(t226, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
+#line 1065 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 15: dense product (Eigen), [200]
-//   %236 matmul
-template <class T> static void backward_h2i_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t233 = a.record + 624;                              // [200]
-  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
-  T *__restrict t236 = a.scratch + 3328;                            // [200]
-#line 74 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t236, 200).noalias() =
-      ConstRowVec<T>(t233, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1105 "lm_basic_plastic_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// backward stage 16: dense product (Eigen), [200]
+// backward stage 13: dense product (Eigen), [200]
 //   %240 matmul
-template <class T> static void backward_x2i_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t233 = a.record + 624;                              // [200]
-  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
-  T *__restrict t240 = a.scratch + 3536;                            // [200]
+template <class T> static void backward_h2i_13(const dopa::StepArgs<T> &a) {
+  T *__restrict t237 = a.record + 624;                              // [200]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
+  T *__restrict t240 = a.scratch + 3328;                            // [200]
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t240, 200).noalias() =
-      ConstRowVec<T>(t233, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1119 "lm_basic_plastic_lstm.cpp"
+      ConstRowVec<T>(t237, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
+#line 1079 "lm_basic_plastic_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 14: dense product (Eigen), [200]
+//   %244 matmul
+template <class T> static void backward_x2i_14(const dopa::StepArgs<T> &a) {
+  T *__restrict t237 = a.record + 624;                              // [200]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
+  T *__restrict t244 = a.scratch + 3536;                            // [200]
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
+  RowVec<T>(t244, 200).noalias() =
+      ConstRowVec<T>(t237, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
+#line 1093 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 17: dense product (Eigen), [200]
-//   %247 matmul
-template <class T> static void backward_h2f_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t244 = a.record + 0;                                // [200]
-  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
-  T *__restrict t247 = a.scratch + 3744;                            // [200]
-#line 73 "examples/lm/basic_plastic_lstm.dopa"
-  RowVec<T>(t247, 200).noalias() =
-      ConstRowVec<T>(t244, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1133 "lm_basic_plastic_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 18: dense product (Eigen), [200]
+// backward stage 15: dense product (Eigen), [200]
 //   %251 matmul
-template <class T> static void backward_x2f_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t244 = a.record + 0;                                // [200]
-  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
-  T *__restrict t251 = a.scratch + 3952;                            // [200]
+template <class T> static void backward_h2f_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t248 = a.record + 0;                                // [200]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
+  T *__restrict t251 = a.scratch + 3744;                            // [200]
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t251, 200).noalias() =
-      ConstRowVec<T>(t244, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1147 "lm_basic_plastic_lstm.cpp"
+      ConstRowVec<T>(t248, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
+#line 1107 "lm_basic_plastic_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 16: dense product (Eigen), [200]
+//   %255 matmul
+template <class T> static void backward_x2f_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t248 = a.record + 0;                                // [200]
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
+  T *__restrict t255 = a.scratch + 3952;                            // [200]
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
+  RowVec<T>(t255, 200).noalias() =
+      ConstRowVec<T>(t248, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
+#line 1121 "lm_basic_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
-// backward stage 19: fused loop nest over [200]
-//   %248 add -> grad_prev l1.h
-//   %252 add += grad enc.weight
+// backward stage 17: fused loop nest over [200]
+//   %252 add -> grad_prev l1.h
+//   %256 add += grad enc.weight
 template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t195 = a.scratch + 2288;                  // [200]
-  T *__restrict t211 = a.scratch + 2496;                  // [200]
-  T *__restrict t225 = a.scratch + 2912;                  // [200]
-  T *__restrict t236 = a.scratch + 3328;                  // [200]
-  T *__restrict t247 = a.scratch + 3744;                  // [200]
+  T *__restrict t206 = a.scratch + 2496;                  // [200]
+  T *__restrict t229 = a.scratch + 2912;                  // [200]
+  T *__restrict t240 = a.scratch + 3328;                  // [200]
+  T *__restrict t251 = a.scratch + 3744;                  // [200]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [200]
-  T *__restrict t219 = a.scratch + 2704;                  // [200]
-  T *__restrict t229 = a.scratch + 3120;                  // [200]
-  T *__restrict t240 = a.scratch + 3536;                  // [200]
-  T *__restrict t251 = a.scratch + 3952;                  // [200]
+  T *__restrict t223 = a.scratch + 2704;                  // [200]
+  T *__restrict t233 = a.scratch + 3120;                  // [200]
+  T *__restrict t244 = a.scratch + 3536;                  // [200]
+  T *__restrict t255 = a.scratch + 3952;                  // [200]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 200]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 200; ++j) {
 #line 59 "examples/lm/basic_plastic_lstm.dopa"
-    const T v212 = t195[j] + t211[j];
-    const T v226 = v212 + t225[j];
-    const T v237 = v226 + t236[j];
-    const T v248 = v237 + t247[j];
-    d_l1_h[j] = v248;
-#line 23 "examples/lm/basic_plastic_lstm.dopa"
-    const T v230 = t219[j] + t229[j];
+    const T v230 = t206[j] + t229[j];
     const T v241 = v230 + t240[j];
     const T v252 = v241 + t251[j];
-    d_enc_weight[int64_t(tok[0]) * 200 + j] += v252;
+    d_l1_h[j] = v252;
+#line 23 "examples/lm/basic_plastic_lstm.dopa"
+    const T v234 = t223[j] + t233[j];
+    const T v245 = v234 + t244[j];
+    const T v256 = v245 + t255[j];
+    d_enc_weight[int64_t(tok[0]) * 200 + j] += v256;
   }
-#line 1183 "lm_basic_plastic_lstm.cpp"
+#line 1155 "lm_basic_plastic_lstm.cpp"
 }
 
 /// One backward step of BasicPlasticLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_grad_l1_eta_l2_eta(a);
-  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  backward_d_l2_hebb_grad_l2_alpha(a);
+  backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(a);
+  backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(a);
   backward_x2c(a);
   backward_h2o(a);
   backward_x2o(a);
@@ -1194,16 +1165,222 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_x2i(a);
   backward_h2f(a);
   backward_x2f(a);
-  backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  backward_d_l1_hebb_grad_l1_alpha(a);
-  backward_x2c_12(a);
-  backward_h2o_13(a);
-  backward_x2o_14(a);
-  backward_h2i_15(a);
-  backward_x2i_16(a);
-  backward_h2f_17(a);
-  backward_x2f_18(a);
+  backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(a);
+  backward_x2c_10(a);
+  backward_h2o_11(a);
+  backward_x2o_12(a);
+  backward_h2i_13(a);
+  backward_x2i_14(a);
+  backward_h2f_15(a);
+  backward_x2f_16(a);
   backward_d_l1_h_grad_enc_weight(a);
+}
+
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// prologue_forward stage 0: fused loop nest over [200, 200]
+//   %10 matmul
+//   %15 matmul
+//   %2 state -> next_state l1.hebb
+//   %5 state -> next_state l2.hebb
+template <class T>
+static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0;  // [200]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [200, 200]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [200, 200]
+  const T *__restrict l1_h = a.state + kStateL1H;          // [200]
+  T *__restrict carried_1_next = a.next + kStateCarried1;  // [200]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [200, 200]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [200, 200]
+  const T *__restrict l2_h = a.state + kStateL2H;          // [200]
+  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;      // [200, 200]
+  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;      // [200, 200]
+  for (int i = 0; i < 200; ++i) {
+    T acc10 = T(0);
+    T acc15 = T(0);
+#pragma omp simd reduction(+ : acc10, acc15)
+    for (int j = 0; j < 200; ++j) {
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
+      const T v9 = l1_w[i * 200 + j] + v8;
+      acc10 += v9 * l1_h[j];
+      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
+      const T v14 = l2_w[i * 200 + j] + v13;
+      acc15 += v14 * l2_h[j];
+      l1_hebb_next[i * 200 + j] = l1_hebb[i * 200 + j];
+      l2_hebb_next[i * 200 + j] = l2_hebb[i * 200 + j];
+    }
+    carried_0_next[i] = acc10;
+    carried_1_next[i] = acc15;
+  }
+#line 1219 "lm_basic_plastic_lstm.cpp"
+}
+
+// prologue_forward stage 1: fused loop nest over [200]
+//   %0 state -> next_state l1.h
+//   %1 state -> next_state l1.c
+//   %3 state -> next_state l2.h
+//   %4 state -> next_state l2.c
+template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h = a.state + kStateL1H; // [200]
+  T *__restrict l1_h_next = a.next + kStateL1H;   // [200]
+  const T *__restrict l1_c = a.state + kStateL1C; // [200]
+  T *__restrict l1_c_next = a.next + kStateL1C;   // [200]
+  const T *__restrict l2_h = a.state + kStateL2H; // [200]
+  T *__restrict l2_h_next = a.next + kStateL2H;   // [200]
+  const T *__restrict l2_c = a.state + kStateL2C; // [200]
+  T *__restrict l2_c_next = a.next + kStateL2C;   // [200]
+#pragma omp simd
+  for (int j = 0; j < 200; ++j) {
+    l1_h_next[j] = l1_h[j];
+    l1_c_next[j] = l1_c[j];
+    l2_h_next[j] = l2_h[j];
+    l2_c_next[j] = l2_c[j];
+  }
+}
+
+/// One prologue_forward step of BasicPlasticLSTMLM for one batch element.
+template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
+  prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(a);
+  prologue_forward_l1_h_l1_c_l2_h_l2_c(a);
+}
+
+// state  hebb : [H, H] = 0
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// prologue_backward stage 0: fused loop nest over [200, 200]
+//   %25 matmul
+//   %32 matmul
+//   %37 add -> grad_prev l1.hebb
+//   %30 add -> grad_prev l2.hebb
+//   %34 mul += grad l1.alpha
+//   %27 mul += grad l2.alpha
+template <class T>
+static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t25 = a.scratch + 0;                                  // [200]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [200, 200]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [200, 200]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [200, 200]
+  T *__restrict t32 = a.scratch + 208;                                // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [200, 200]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [200, 200] d l1.hebb'
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
+  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [200, 200]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [200, 200] d l2.hebb'
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [200, 200]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
+  for (int e = 0; e < 200; ++e)
+    t25[e] = T(0);
+  for (int e = 0; e < 200; ++e)
+    t32[e] = T(0);
+  for (int i = 0; i < 200; ++i) {
+#pragma omp simd
+    for (int j = 0; j < 200; ++j) {
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
+      const T v14 = l2_w[i * 200 + j] + v13;
+      t25[j] += d_carried_1_next[i] * v14;
+      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
+      const T v9 = l1_w[i * 200 + j] + v8;
+      t32[j] += d_carried_0_next[i] * v9;
+      const T v31 = d_carried_0_next[i] * l1_h[j];
+      const T v36 = v31 * l1_alpha[i * 200 + j];
+#line 61 "examples/lm/basic_plastic_lstm.dopa"
+      const T v37 = d_l1_hebb_next[i * 200 + j] + v36;
+      d_l1_hebb[i * 200 + j] = v37;
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v24 = d_carried_1_next[i] * l2_h[j];
+      const T v29 = v24 * l2_alpha[i * 200 + j];
+#line 61 "examples/lm/basic_plastic_lstm.dopa"
+      const T v30 = d_l2_hebb_next[i * 200 + j] + v29;
+      d_l2_hebb[i * 200 + j] = v30;
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v34 = v31 * l1_hebb[i * 200 + j];
+      d_l1_alpha[i * 200 + j] += v34;
+      const T v27 = v24 * l2_hebb[i * 200 + j];
+      d_l2_alpha[i * 200 + j] += v27;
+    }
+  }
+#line 1313 "lm_basic_plastic_lstm.cpp"
+}
+
+// state  h : [H] = 0
+//
+// prologue_backward stage 1: fused loop nest over [200]
+//   %33 add -> grad_prev l1.h
+//   %17 grad_state d l1.c' -> grad_prev l1.c
+//   %26 add -> grad_prev l2.h
+//   %20 grad_state d l2.c' -> grad_prev l2.c
+//   %22 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %0 state -> record (a factor of deferred outer-product gradients)
+//   %23 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
+//   %3 state -> record (a factor of deferred outer-product gradients)
+template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;           // [200] d l1.h'
+  T *__restrict t32 = a.scratch + 208;                                // [200]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H;                      // [200]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;           // [200] d l1.c'
+  T *__restrict d_l1_c = a.gradPrev + kStateL1C;                      // [200]
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [200] d l2.h'
+  T *__restrict t25 = a.scratch + 0;                                  // [200]
+  T *__restrict d_l2_h = a.gradPrev + kStateL2H;                      // [200]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [200] d l2.c'
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                      // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  T *__restrict record0 = a.record + 0;                               // [200]
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
+  T *__restrict record1 = a.record + 208;                             // [200]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
+  T *__restrict record2 = a.record + 416;                             // [200]
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
+  T *__restrict record3 = a.record + 624;                             // [200]
+#pragma omp simd
+  for (int j = 0; j < 200; ++j) {
+#line 59 "examples/lm/basic_plastic_lstm.dopa"
+    const T v33 = d_l1_h_next[j] + t32[j];
+    d_l1_h[j] = v33;
+    d_l1_c[j] = d_l1_c_next[j];
+    const T v26 = d_l2_h_next[j] + t25[j];
+    d_l2_h[j] = v26;
+    d_l2_c[j] = d_l2_c_next[j];
+    record0[j] = d_carried_0_next[j];
+    record1[j] = l1_h[j];
+    record2[j] = d_carried_1_next[j];
+    record3[j] = l2_h[j];
+  }
+#line 1360 "lm_basic_plastic_lstm.cpp"
+}
+
+// prologue_backward stage 2:
+//   zero dcarried.0
+template <class T> static void prologue_backward_d_carried_0(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0; // [200]
+  for (int e = 0; e < 200; ++e)
+    d_carried_0[e] = T(0);
+}
+
+// prologue_backward stage 3:
+//   zero dcarried.1
+template <class T> static void prologue_backward_d_carried_1(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1; // [200]
+  for (int e = 0; e < 200; ++e)
+    d_carried_1[e] = T(0);
+}
+
+/// One prologue_backward step of BasicPlasticLSTMLM for one batch element.
+template <class T> void prologue_backward_step(const dopa::StepArgs<T> &a) {
+  prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(a);
+  prologue_backward_d_l1_h_l1_c_l2_h_l2_c(a);
+  prologue_backward_d_carried_0(a);
+  prologue_backward_d_carried_1(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -1303,8 +1480,8 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Hebb,
-                                       kStateL2H, kStateL2C, kStateL2Hebb};
+static const int64_t stateOffsets[] = {kStateL1H, kStateL1C,    kStateL1Hebb,   kStateL2H,
+                                       kStateL2C, kStateL2Hebb, kStateCarried0, kStateCarried1};
 static const int64_t inputRows[] = {10000};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -1315,15 +1492,20 @@ static const dopa::DeferredOuter deferred[] = {
     {.paramOffset = kParamL1X2oWeight, .rows = 200, .cols = 200, .offsetA = 832, .offsetB = 208},
     {.paramOffset = kParamL1H2oWeight, .rows = 200, .cols = 200, .offsetA = 832, .offsetB = 416},
     {.paramOffset = kParamL1X2cWeight, .rows = 200, .cols = 200, .offsetA = 1040, .offsetB = 208},
-    {.paramOffset = kParamL1W, .rows = 200, .cols = 200, .offsetA = 1040, .offsetB = 416},
-    {.paramOffset = kParamL2X2fWeight, .rows = 200, .cols = 200, .offsetA = 1248, .offsetB = 1456},
-    {.paramOffset = kParamL2H2fWeight, .rows = 200, .cols = 200, .offsetA = 1248, .offsetB = 1664},
-    {.paramOffset = kParamL2X2iWeight, .rows = 200, .cols = 200, .offsetA = 1872, .offsetB = 1456},
-    {.paramOffset = kParamL2H2iWeight, .rows = 200, .cols = 200, .offsetA = 1872, .offsetB = 1664},
-    {.paramOffset = kParamL2X2oWeight, .rows = 200, .cols = 200, .offsetA = 2080, .offsetB = 1456},
-    {.paramOffset = kParamL2H2oWeight, .rows = 200, .cols = 200, .offsetA = 2080, .offsetB = 1664},
-    {.paramOffset = kParamL2X2cWeight, .rows = 200, .cols = 200, .offsetA = 2288, .offsetB = 1456},
-    {.paramOffset = kParamL2W, .rows = 200, .cols = 200, .offsetA = 2288, .offsetB = 1664},
+    {.paramOffset = kParamL1W, .rows = 200, .cols = 200, .offsetA = 1248, .offsetB = 1456},
+    {.paramOffset = kParamL2X2fWeight, .rows = 200, .cols = 200, .offsetA = 1664, .offsetB = 1456},
+    {.paramOffset = kParamL2H2fWeight, .rows = 200, .cols = 200, .offsetA = 1664, .offsetB = 1872},
+    {.paramOffset = kParamL2X2iWeight, .rows = 200, .cols = 200, .offsetA = 2080, .offsetB = 1456},
+    {.paramOffset = kParamL2H2iWeight, .rows = 200, .cols = 200, .offsetA = 2080, .offsetB = 1872},
+    {.paramOffset = kParamL2X2oWeight, .rows = 200, .cols = 200, .offsetA = 2288, .offsetB = 1456},
+    {.paramOffset = kParamL2H2oWeight, .rows = 200, .cols = 200, .offsetA = 2288, .offsetB = 1872},
+    {.paramOffset = kParamL2X2cWeight, .rows = 200, .cols = 200, .offsetA = 2496, .offsetB = 1456},
+    {.paramOffset = kParamL2W, .rows = 200, .cols = 200, .offsetA = 2704, .offsetB = 2912},
+};
+
+static const dopa::DeferredOuter prologueDeferred[] = {
+    {.paramOffset = kParamL1W, .rows = 200, .cols = 200, .offsetA = 0, .offsetB = 208},
+    {.paramOffset = kParamL2W, .rows = 200, .cols = 200, .offsetA = 416, .offsetB = 624},
 };
 
 static const dopa::BatchedReadout readouts[] = {
@@ -1338,13 +1520,24 @@ static const dopa::BatchedReadout readouts[] = {
 /// The forward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> forward_stages[] = {
-    forward_saved_enc<T>,       forward_saved_x2f<T>,    forward_saved_h2f<T>,
-    forward_saved_x2i<T>,       forward_saved_h2i<T>,    forward_saved_x2o<T>,
-    forward_saved_h2o<T>,       forward_x2c<T>,          forward_matmul<T>,
-    forward_l1_g_l1_hn_l1_c<T>, forward_saved_x2f_10<T>, forward_saved_h2f_11<T>,
-    forward_saved_x2i_12<T>,    forward_saved_h2i_13<T>, forward_saved_x2o_14<T>,
-    forward_saved_h2o_15<T>,    forward_x2c_16<T>,       forward_l2_g_l2_h_l2_c_logits<T>,
-    forward_l1_hebb_l2_hebb<T>,
+    forward_saved_enc<T>,
+    forward_saved_x2f<T>,
+    forward_saved_h2f<T>,
+    forward_saved_x2i<T>,
+    forward_saved_h2i<T>,
+    forward_saved_x2o<T>,
+    forward_saved_h2o<T>,
+    forward_x2c<T>,
+    forward_l1_g_l1_hn_l1_c<T>,
+    forward_saved_x2f_9<T>,
+    forward_saved_h2f_10<T>,
+    forward_saved_x2i_11<T>,
+    forward_saved_h2i_12<T>,
+    forward_saved_x2o_13<T>,
+    forward_saved_h2o_14<T>,
+    forward_x2c_15<T>,
+    forward_l2_g_l2_hn_l2_c_logits<T>,
+    forward_carried_0_carried_1_l1_hebb_l2_hebb<T>,
 };
 
 /// Stages of the forward step the executor runs as one GEMM for the batch (stage-major order).
@@ -1426,7 +1619,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 0},
-    {.stage = 10,
+    {.stage = 9,
      .weightOffset = kParamL2X2fWeight,
      .rows = 200,
      .cols = 200,
@@ -1437,7 +1630,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 1872},
-    {.stage = 11,
+    {.stage = 10,
      .weightOffset = kParamL2H2fWeight,
      .rows = 200,
      .cols = 200,
@@ -1448,7 +1641,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2080},
-    {.stage = 12,
+    {.stage = 11,
      .weightOffset = kParamL2X2iWeight,
      .rows = 200,
      .cols = 200,
@@ -1459,7 +1652,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2288},
-    {.stage = 13,
+    {.stage = 12,
      .weightOffset = kParamL2H2iWeight,
      .rows = 200,
      .cols = 200,
@@ -1470,7 +1663,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2496},
-    {.stage = 14,
+    {.stage = 13,
      .weightOffset = kParamL2X2oWeight,
      .rows = 200,
      .cols = 200,
@@ -1481,7 +1674,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2704},
-    {.stage = 15,
+    {.stage = 14,
      .weightOffset = kParamL2H2oWeight,
      .rows = 200,
      .cols = 200,
@@ -1492,7 +1685,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 2912},
-    {.stage = 16,
+    {.stage = 15,
      .weightOffset = kParamL2X2cWeight,
      .rows = 200,
      .cols = 200,
@@ -1502,15 +1695,14 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 416},
+     .yOffset = 208},
 };
 
 /// The backward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> backward_stages[] = {
-    backward_grad_l1_eta_l2_eta<T>,
-    backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias<T>,
-    backward_d_l2_hebb_grad_l2_alpha<T>,
+    backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta<T>,
+    backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias<T>,
     backward_x2c<T>,
     backward_h2o<T>,
     backward_x2o<T>,
@@ -1518,22 +1710,32 @@ constexpr dopa::StepFn<T> backward_stages[] = {
     backward_x2i<T>,
     backward_h2f<T>,
     backward_x2f<T>,
-    backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias<T>,
-    backward_d_l1_hebb_grad_l1_alpha<T>,
-    backward_x2c_12<T>,
-    backward_h2o_13<T>,
-    backward_x2o_14<T>,
-    backward_h2i_15<T>,
-    backward_x2i_16<T>,
-    backward_h2f_17<T>,
-    backward_x2f_18<T>,
+    backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias<T>,
+    backward_x2c_10<T>,
+    backward_h2o_11<T>,
+    backward_x2o_12<T>,
+    backward_h2i_13<T>,
+    backward_x2i_14<T>,
+    backward_h2f_15<T>,
+    backward_x2f_16<T>,
     backward_d_l1_h_grad_enc_weight<T>,
 };
 
 /// Stages of the backward step the executor runs as one GEMM for the batch (stage-major order).
 static const dopa::BatchedProduct backward_products[] = {
-    {.stage = 3,
+    {.stage = 2,
      .weightOffset = kParamL2X2cWeight,
+     .rows = 200,
+     .cols = 200,
+     .transposed = true,
+     .xBuf = dopa::StepBuffer::GradPrev,
+     .xIndex = 0,
+     .xOffset = 81040,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 832},
+    {.stage = 3,
+     .weightOffset = kParamL2H2oWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
@@ -1542,85 +1744,74 @@ static const dopa::BatchedProduct backward_products[] = {
      .xOffset = 2288,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 624},
+     .yOffset = 1040},
     {.stage = 4,
-     .weightOffset = kParamL2H2oWeight,
-     .rows = 200,
-     .cols = 200,
-     .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
-     .xIndex = 0,
-     .xOffset = 2080,
-     .yBuf = dopa::StepBuffer::Scratch,
-     .yIndex = 0,
-     .yOffset = 832},
-    {.stage = 5,
      .weightOffset = kParamL2X2oWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 2080,
+     .xOffset = 2288,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1040},
-    {.stage = 6,
+     .yOffset = 1248},
+    {.stage = 5,
      .weightOffset = kParamL2H2iWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 1872,
+     .xOffset = 2080,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1248},
-    {.stage = 7,
+     .yOffset = 1456},
+    {.stage = 6,
      .weightOffset = kParamL2X2iWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 1872,
+     .xOffset = 2080,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1456},
-    {.stage = 8,
+     .yOffset = 1664},
+    {.stage = 7,
      .weightOffset = kParamL2H2fWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 1248,
+     .xOffset = 1664,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1664},
-    {.stage = 9,
+     .yOffset = 1872},
+    {.stage = 8,
      .weightOffset = kParamL2X2fWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 1248,
+     .xOffset = 1664,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1872},
-    {.stage = 12,
+     .yOffset = 2080},
+    {.stage = 10,
      .weightOffset = kParamL1X2cWeight,
      .rows = 200,
      .cols = 200,
      .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
+     .xBuf = dopa::StepBuffer::GradPrev,
      .xIndex = 0,
-     .xOffset = 1040,
+     .xOffset = 80832,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 2704},
-    {.stage = 13,
+    {.stage = 11,
      .weightOffset = kParamL1H2oWeight,
      .rows = 200,
      .cols = 200,
@@ -1631,7 +1822,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 2912},
-    {.stage = 14,
+    {.stage = 12,
      .weightOffset = kParamL1X2oWeight,
      .rows = 200,
      .cols = 200,
@@ -1642,7 +1833,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 3120},
-    {.stage = 15,
+    {.stage = 13,
      .weightOffset = kParamL1H2iWeight,
      .rows = 200,
      .cols = 200,
@@ -1653,7 +1844,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 3328},
-    {.stage = 16,
+    {.stage = 14,
      .weightOffset = kParamL1X2iWeight,
      .rows = 200,
      .cols = 200,
@@ -1664,7 +1855,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 3536},
-    {.stage = 17,
+    {.stage = 15,
      .weightOffset = kParamL1H2fWeight,
      .rows = 200,
      .cols = 200,
@@ -1675,7 +1866,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 3744},
-    {.stage = 18,
+    {.stage = 16,
      .weightOffset = kParamL1X2fWeight,
      .rows = 200,
      .cols = 200,
@@ -1693,9 +1884,9 @@ const dopa::GeneratedSpec &spec() {
       .name = "BasicPlasticLSTMLM",
       .specPath = "examples/lm/basic_plastic_lstm.dopa",
       .info = info,
-      .stateNumel = 80832,
+      .stateNumel = 81248,
       .stateOffsets = stateOffsets,
-      .savedNumel = 3328,
+      .savedNumel = 3536,
       .scratchNumel = 4160,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
@@ -1706,15 +1897,15 @@ const dopa::GeneratedSpec &spec() {
       .memoryBudget = 0,
       .numDeferred = 16,
       .deferred = deferred,
-      .recordNumel = 2496,
+      .recordNumel = 3120,
       .forwardFlops = 5858000,
       .forwardSharedFlops = 0,
       .backwardFlops = 10902400,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,
-      .numForwardStages = 19,
-      .numBackwardStages = 20,
+      .numForwardStages = 18,
+      .numBackwardStages = 18,
       .forwardStagesFloat = forward_stages<float>,
       .backwardStagesFloat = backward_stages<float>,
       .forwardStagesDouble = forward_stages<double>,
@@ -1723,6 +1914,14 @@ const dopa::GeneratedSpec &spec() {
       .numBackwardProducts = 14,
       .forwardProducts = forward_products,
       .backwardProducts = backward_products,
+      .prologueForwardFloat = prologue_forward_step<float>,
+      .prologueBackwardFloat = prologue_backward_step<float>,
+      .prologueForwardDouble = prologue_forward_step<double>,
+      .prologueBackwardDouble = prologue_backward_step<double>,
+      .prologueSavedNumel = 0,
+      .prologueRecordNumel = 832,
+      .numPrologueDeferred = 2,
+      .prologueDeferred = prologueDeferred,
   };
   return s;
 }

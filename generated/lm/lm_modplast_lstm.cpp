@@ -81,15 +81,18 @@ constexpr int64_t kParamL3ModfanoutBias = 24198493;   // l3.modfanout.bias [400]
 constexpr int64_t kParamDropE = 24198893;             // drop_e [10000, 1]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
-constexpr int64_t kStateL1H = 0;          // l1.h [1149]
-constexpr int64_t kStateL1C = 1152;       // l1.c [1149]
-constexpr int64_t kStateL1Hebb = 2304;    // l1.hebb [1149, 1149]
-constexpr int64_t kStateL2H = 1322512;    // l2.h [1149]
-constexpr int64_t kStateL2C = 1323664;    // l2.c [1149]
-constexpr int64_t kStateL2Hebb = 1324816; // l2.hebb [1149, 1149]
-constexpr int64_t kStateL3H = 2645024;    // l3.h [400]
-constexpr int64_t kStateL3C = 2645424;    // l3.c [400]
-constexpr int64_t kStateL3Hebb = 2645824; // l3.hebb [400, 400]
+constexpr int64_t kStateL1H = 0;            // l1.h [1149]
+constexpr int64_t kStateL1C = 1152;         // l1.c [1149]
+constexpr int64_t kStateL1Hebb = 2304;      // l1.hebb [1149, 1149]
+constexpr int64_t kStateL2H = 1322512;      // l2.h [1149]
+constexpr int64_t kStateL2C = 1323664;      // l2.c [1149]
+constexpr int64_t kStateL2Hebb = 1324816;   // l2.hebb [1149, 1149]
+constexpr int64_t kStateL3H = 2645024;      // l3.h [400]
+constexpr int64_t kStateL3C = 2645424;      // l3.c [400]
+constexpr int64_t kStateL3Hebb = 2645824;   // l3.hebb [400, 400]
+constexpr int64_t kStateCarried0 = 2805824; // carried.0 [1149]
+constexpr int64_t kStateCarried1 = 2806976; // carried.1 [1149]
+constexpr int64_t kStateCarried2 = 2808128; // carried.2 [400]
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 //
@@ -105,7 +108,7 @@ template <class T> static void forward_enc(const dopa::StepArgs<T> &a) {
     for (int e = 0; e < 400; ++e)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 109 "lm_modplast_lstm.cpp"
+#line 112 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -121,7 +124,7 @@ template <class T> static void forward_saved_drop_e(const dopa::StepArgs<T> &a) 
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     t4[0] = drop_e[row * 1];
   }
-#line 125 "lm_modplast_lstm.cpp"
+#line 128 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -140,7 +143,7 @@ template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
     const T v7 = v5 * drop_i[j];
     t7_x[j] = v7;
   }
-#line 144 "lm_modplast_lstm.cpp"
+#line 147 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -153,7 +156,7 @@ template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   T *__restrict t9 = a.saved + 416;                                 // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 157 "lm_modplast_lstm.cpp"
+#line 160 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -166,7 +169,7 @@ template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   T *__restrict t14 = a.saved + 1568;                               // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t14, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 170 "lm_modplast_lstm.cpp"
+#line 173 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -179,7 +182,7 @@ template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   T *__restrict t20 = a.saved + 2720;                               // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t20, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 183 "lm_modplast_lstm.cpp"
+#line 186 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -192,7 +195,7 @@ template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.saved + 3872;                               // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t24, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 196 "lm_modplast_lstm.cpp"
+#line 199 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -205,7 +208,7 @@ template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   T *__restrict t30 = a.saved + 5024;                               // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t30, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 209 "lm_modplast_lstm.cpp"
+#line 212 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -218,7 +221,7 @@ template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t34 = a.saved + 6176;                               // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t34, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 222 "lm_modplast_lstm.cpp"
+#line 225 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -231,42 +234,7 @@ template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict t40 = a.scratch + 400;                              // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t40, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 235 "lm_modplast_lstm.cpp"
-}
-
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-//
-// forward stage 10: fused loop nest over [1149, 1149]
-//   %48 matmul
-//   %115 matmul
-template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t48 = a.scratch + 1552;                    // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
-  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
-  T *__restrict t115 = a.scratch + 6176;                   // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
-  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
-  for (int i = 0; i < 1149; ++i) {
-    T acc48 = T(0);
-    T acc115 = T(0);
-#pragma omp simd reduction(+ : acc48, acc115)
-    for (int j = 0; j < 1149; ++j) {
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v47 = l1_w[i * 1149 + j] + v46;
-      acc48 += v47 * l1_h[j];
-      const T v113 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v114 = l2_w[i * 1149 + j] + v113;
-      acc115 += v114 * l2_h[j];
-    }
-    t48[i] = acc48;
-    t115[i] = acc115;
-  }
-#line 270 "lm_modplast_lstm.cpp"
+#line 238 "lm_modplast_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -274,17 +242,17 @@ template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 11: fused loop nest over [1149]
-//   %50 tanh l1.g
-//   %56 mul l1.hn
-//   %74 mul y1
-//   %54 add l1.cn -> next_state l1.c
-//   %56 mul l1.hn -> saved
+// forward stage 10: fused loop nest over [1149]
+//   %48 tanh l1.g
+//   %54 mul l1.hn
+//   %72 mul y1
+//   %52 add l1.cn -> next_state l1.c
+//   %54 mul l1.hn -> saved
 template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T> &a) {
   T *__restrict t40 = a.scratch + 400;                          // [1149]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
-  T *__restrict t48 = a.scratch + 1552;                         // [1149]
-  T *__restrict t50_l1_g = a.saved + 7328;                      // [1149] l1.g
+  const T *__restrict carried_0 = a.state + kStateCarried0;     // [1149]
+  T *__restrict t48_l1_g = a.saved + 7328;                      // [1149] l1.g
   T *__restrict t30 = a.saved + 5024;                           // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
   T *__restrict t34 = a.saved + 6176;                           // [1149]
@@ -300,16 +268,16 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
   const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
-  T *__restrict t74_y1 = a.saved + 10800;                       // [1149] y1
+  T *__restrict t72_y1 = a.saved + 10800;                       // [1149] y1
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
-  T *__restrict saved_t56 = a.saved + 8480;                     // [1149]
+  T *__restrict saved_t54 = a.saved + 8480;                     // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v42 = t40[j] + l1_x2c_bias[j];
-    const T v49 = v42 + t48[j];
-    const T v50 = simdTanh(v49);
-    t50_l1_g[j] = v50;
+    const T v47 = v42 + carried_0[j];
+    const T v48 = simdTanh(v47);
+    t48_l1_g[j] = v48;
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
@@ -321,195 +289,194 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v52 = v18 * l1_c[j];
+    const T v50 = v18 * l1_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v22 = t20[j] + l1_x2i_bias[j];
     const T v26 = t24[j] + l1_h2i_bias[j];
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v53 = v28 * v50;
-    const T v54 = v52 + v53;
+    const T v51 = v28 * v48;
+    const T v52 = v50 + v51;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v55 = simdTanh(v54);
-    const T v56 = v38 * v55;
-    l1_h_next[j] = v56;
+    const T v53 = simdTanh(v52);
+    const T v54 = v38 * v53;
+    l1_h_next[j] = v54;
 #line 27 "examples/lm/modplast_lstm.dopa"
-    const T v74 = v56 * drop_h1[j];
-    t74_y1[j] = v74;
-    l1_c_next[j] = v54;
-    saved_t56[j] = v56;
+    const T v72 = v54 * drop_h1[j];
+    t72_y1[j] = v72;
+    l1_c_next[j] = v52;
+    saved_t54[j] = v54;
   }
-#line 344 "lm_modplast_lstm.cpp"
+#line 312 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 12: dense product (Eigen), [1]
-//   %58 matmul
+// forward stage 11: dense product (Eigen), [1]
+//   %56 matmul
 template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
   T *__restrict l1_h_next = a.next + kStateL1H;                         // [1149] l1.hn
-  T *__restrict t58 = a.scratch + 2704;                                 // [1]
+  T *__restrict t56 = a.scratch + 1552;                                 // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t58, 1).noalias() =
+  Vec<T>(t56, 1).noalias() =
       ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 358 "lm_modplast_lstm.cpp"
+#line 326 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 13: fused loop nest over [1]
-//   %61 tanh l1.M
+// forward stage 12: fused loop nest over [1]
+//   %59 tanh l1.M
 template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t58 = a.scratch + 2704;                             // [1]
+  T *__restrict t56 = a.scratch + 1552;                             // [1]
   const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
-  T *__restrict t61_l1_M = a.saved + 9632;                          // [1] l1.M
+  T *__restrict t59_l1_M = a.saved + 9632;                          // [1] l1.M
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v60 = t58[0] + l1_h2mod_bias[0];
-  const T v61 = simdTanh(v60);
-  t61_l1_M[0] = v61;
-#line 373 "lm_modplast_lstm.cpp"
+  const T v58 = t56[0] + l1_h2mod_bias[0];
+  const T v59 = simdTanh(v58);
+  t59_l1_M[0] = v59;
+#line 341 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 14: dense product (Eigen), [1149]
-//   %63 matmul
+// forward stage 13: dense product (Eigen), [1149]
+//   %61 matmul
 template <class T> static void forward_modfanout(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t61_l1_M = a.saved + 9632;                                      // [1] l1.M
-  T *__restrict t63 = a.scratch + 2720;                                         // [1149]
+  T *__restrict t59_l1_M = a.saved + 9632;                                      // [1] l1.M
+  T *__restrict t61 = a.scratch + 1568;                                         // [1149]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t63, 1149).noalias() =
-      ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t61_l1_M, 1);
-#line 387 "lm_modplast_lstm.cpp"
+  Vec<T>(t61, 1149).noalias() =
+      ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t59_l1_M, 1);
+#line 355 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 15: fused loop nest over [1149]
-//   %65 add l1.eta
+// forward stage 14: fused loop nest over [1149]
+//   %63 add l1.eta
 template <class T> static void forward_l1_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t63 = a.scratch + 2720;                                     // [1149]
+  T *__restrict t61 = a.scratch + 1568;                                     // [1149]
   const T *__restrict l1_modfanout_bias = a.params + kParamL1ModfanoutBias; // [1149]
-  T *__restrict t65_l1_eta = a.scratch + 3872;                              // [1149] l1.eta
+  T *__restrict t63_l1_eta = a.scratch + 2720;                              // [1149] l1.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 88 "examples/lm/modplast_lstm.dopa"
-    const T v65 = t63[j] + l1_modfanout_bias[j];
-    t65_l1_eta[j] = v65;
+    const T v63 = t61[j] + l1_modfanout_bias[j];
+    t63_l1_eta[j] = v63;
   }
-#line 404 "lm_modplast_lstm.cpp"
+#line 372 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 16:
-//   %66 reshape
+// forward stage 15:
+//   %64 reshape
 template <class T> static void forward_saved_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t66 = a.saved + 9648;          // [1149, 1]
-  T *__restrict t65_l1_eta = a.scratch + 3872; // [1149] l1.eta
+  T *__restrict t64 = a.saved + 9648;          // [1149, 1]
+  T *__restrict t63_l1_eta = a.scratch + 2720; // [1149] l1.eta
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t66[e] = t65_l1_eta[e];
-#line 417 "lm_modplast_lstm.cpp"
+    t64[e] = t63_l1_eta[e];
+#line 385 "lm_modplast_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 16: dense product (Eigen), [1149]
+//   %74 matmul
+template <class T> static void forward_saved_x2f_16(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t72_y1 = a.saved + 10800;                           // [1149] y1
+  T *__restrict t74 = a.saved + 11952;                              // [1149]
+#line 81 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t74, 1149).noalias() =
+      ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t72_y1, 1149);
+#line 399 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // forward stage 17: dense product (Eigen), [1149]
-//   %76 matmul
-template <class T> static void forward_saved_x2f_17(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t74_y1 = a.saved + 10800;                           // [1149] y1
-  T *__restrict t76 = a.saved + 11952;                              // [1149]
-#line 81 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t76, 1149).noalias() =
-      ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t74_y1, 1149);
-#line 431 "lm_modplast_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 18: dense product (Eigen), [1149]
-//   %81 matmul
-template <class T> static void forward_saved_h2f_18(const dopa::StepArgs<T> &a) {
+//   %79 matmul
+template <class T> static void forward_saved_h2f_17(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t81 = a.saved + 13104;                              // [1149]
+  T *__restrict t79 = a.saved + 13104;                              // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t81, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 444 "lm_modplast_lstm.cpp"
+  Vec<T>(t79, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 412 "lm_modplast_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 18: dense product (Eigen), [1149]
+//   %85 matmul
+template <class T> static void forward_saved_x2i_18(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t72_y1 = a.saved + 10800;                           // [1149] y1
+  T *__restrict t85 = a.saved + 14256;                              // [1149]
+#line 82 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t85, 1149).noalias() =
+      ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t72_y1, 1149);
+#line 426 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 19: dense product (Eigen), [1149]
-//   %87 matmul
-template <class T> static void forward_saved_x2i_19(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t74_y1 = a.saved + 10800;                           // [1149] y1
-  T *__restrict t87 = a.saved + 14256;                              // [1149]
-#line 82 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t87, 1149).noalias() =
-      ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t74_y1, 1149);
-#line 458 "lm_modplast_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// forward stage 20: dense product (Eigen), [1149]
-//   %91 matmul
-template <class T> static void forward_saved_h2i_20(const dopa::StepArgs<T> &a) {
+//   %89 matmul
+template <class T> static void forward_saved_h2i_19(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t91 = a.saved + 15408;                              // [1149]
+  T *__restrict t89 = a.saved + 15408;                              // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t91, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 471 "lm_modplast_lstm.cpp"
+  Vec<T>(t89, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 439 "lm_modplast_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 20: dense product (Eigen), [1149]
+//   %95 matmul
+template <class T> static void forward_saved_x2o_20(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t72_y1 = a.saved + 10800;                           // [1149] y1
+  T *__restrict t95 = a.saved + 16560;                              // [1149]
+#line 83 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t95, 1149).noalias() =
+      ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t72_y1, 1149);
+#line 453 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 21: dense product (Eigen), [1149]
-//   %97 matmul
-template <class T> static void forward_saved_x2o_21(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t74_y1 = a.saved + 10800;                           // [1149] y1
-  T *__restrict t97 = a.saved + 16560;                              // [1149]
-#line 83 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t97, 1149).noalias() =
-      ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t74_y1, 1149);
-#line 485 "lm_modplast_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// forward stage 22: dense product (Eigen), [1149]
-//   %101 matmul
-template <class T> static void forward_saved_h2o_22(const dopa::StepArgs<T> &a) {
+//   %99 matmul
+template <class T> static void forward_saved_h2o_21(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t101 = a.saved + 17712;                             // [1149]
+  T *__restrict t99 = a.saved + 17712;                              // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t101, 1149).noalias() =
-      ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 499 "lm_modplast_lstm.cpp"
+  Vec<T>(t99, 1149).noalias() = ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 466 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 23: dense product (Eigen), [1149]
-//   %107 matmul
-template <class T> static void forward_x2c_23(const dopa::StepArgs<T> &a) {
+// forward stage 22: dense product (Eigen), [1149]
+//   %105 matmul
+template <class T> static void forward_x2c_22(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t74_y1 = a.saved + 10800;                           // [1149] y1
-  T *__restrict t107 = a.scratch + 5024;                            // [1149]
+  T *__restrict t72_y1 = a.saved + 10800;                           // [1149] y1
+  T *__restrict t105 = a.scratch + 3872;                            // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t107, 1149).noalias() =
-      ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t74_y1, 1149);
-#line 513 "lm_modplast_lstm.cpp"
+  Vec<T>(t105, 1149).noalias() =
+      ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t72_y1, 1149);
+#line 480 "lm_modplast_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -517,265 +484,241 @@ template <class T> static void forward_x2c_23(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 24: fused loop nest over [1149]
-//   %117 tanh l2.g
-//   %123 mul l2.hn
-//   %139 mul y2
-//   %121 add l2.cn -> next_state l2.c
-//   %123 mul l2.hn -> saved
+// forward stage 23: fused loop nest over [1149]
+//   %113 tanh l2.g
+//   %119 mul l2.hn
+//   %135 mul y2
+//   %117 add l2.cn -> next_state l2.c
+//   %119 mul l2.hn -> saved
 template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t107 = a.scratch + 5024;                        // [1149]
+  T *__restrict t105 = a.scratch + 3872;                        // [1149]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
-  T *__restrict t115 = a.scratch + 6176;                        // [1149]
-  T *__restrict t117_l2_g = a.saved + 18864;                    // [1149] l2.g
-  T *__restrict t97 = a.saved + 16560;                          // [1149]
+  const T *__restrict carried_1 = a.state + kStateCarried1;     // [1149]
+  T *__restrict t113_l2_g = a.saved + 18864;                    // [1149] l2.g
+  T *__restrict t95 = a.saved + 16560;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
-  T *__restrict t101 = a.saved + 17712;                         // [1149]
+  T *__restrict t99 = a.saved + 17712;                          // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
-  T *__restrict t76 = a.saved + 11952;                          // [1149]
+  T *__restrict t74 = a.saved + 11952;                          // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
-  T *__restrict t81 = a.saved + 13104;                          // [1149]
+  T *__restrict t79 = a.saved + 13104;                          // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
-  T *__restrict t87 = a.saved + 14256;                          // [1149]
+  T *__restrict t85 = a.saved + 14256;                          // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
-  T *__restrict t91 = a.saved + 15408;                          // [1149]
+  T *__restrict t89 = a.saved + 15408;                          // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
   const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
-  T *__restrict t139_y2 = a.saved + 22336;                      // [1149] y2
+  T *__restrict t135_y2 = a.saved + 22336;                      // [1149] y2
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
-  T *__restrict saved_t123 = a.saved + 20016;                   // [1149]
+  T *__restrict saved_t119 = a.saved + 20016;                   // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v109 = t107[j] + l2_x2c_bias[j];
-    const T v116 = v109 + t115[j];
-    const T v117 = simdTanh(v116);
-    t117_l2_g[j] = v117;
+    const T v107 = t105[j] + l2_x2c_bias[j];
+    const T v112 = v107 + carried_1[j];
+    const T v113 = simdTanh(v112);
+    t113_l2_g[j] = v113;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v99 = t97[j] + l2_x2o_bias[j];
-    const T v103 = t101[j] + l2_h2o_bias[j];
-    const T v104 = v99 + v103;
-    const T v105 = T(1) / (T(1) + simdExp(-v104));
+    const T v97 = t95[j] + l2_x2o_bias[j];
+    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v102 = v97 + v101;
+    const T v103 = T(1) / (T(1) + simdExp(-v102));
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v78 = t76[j] + l2_x2f_bias[j];
-    const T v83 = t81[j] + l2_h2f_bias[j];
-    const T v84 = v78 + v83;
-    const T v85 = T(1) / (T(1) + simdExp(-v84));
+    const T v76 = t74[j] + l2_x2f_bias[j];
+    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v82 = v76 + v81;
+    const T v83 = T(1) / (T(1) + simdExp(-v82));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v119 = v85 * l2_c[j];
+    const T v115 = v83 * l2_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v89 = t87[j] + l2_x2i_bias[j];
-    const T v93 = t91[j] + l2_h2i_bias[j];
-    const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + simdExp(-v94));
+    const T v87 = t85[j] + l2_x2i_bias[j];
+    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v92 = v87 + v91;
+    const T v93 = T(1) / (T(1) + simdExp(-v92));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v120 = v95 * v117;
-    const T v121 = v119 + v120;
+    const T v116 = v93 * v113;
+    const T v117 = v115 + v116;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v122 = simdTanh(v121);
-    const T v123 = v105 * v122;
-    l2_h_next[j] = v123;
+    const T v118 = simdTanh(v117);
+    const T v119 = v103 * v118;
+    l2_h_next[j] = v119;
 #line 28 "examples/lm/modplast_lstm.dopa"
-    const T v139 = v123 * drop_h2[j];
-    t139_y2[j] = v139;
-    l2_c_next[j] = v121;
-    saved_t123[j] = v123;
+    const T v135 = v119 * drop_h2[j];
+    t135_y2[j] = v135;
+    l2_c_next[j] = v117;
+    saved_t119[j] = v119;
   }
-#line 587 "lm_modplast_lstm.cpp"
+#line 554 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 25: dense product (Eigen), [1]
-//   %125 matmul
-template <class T> static void forward_h2mod_25(const dopa::StepArgs<T> &a) {
+// forward stage 24: dense product (Eigen), [1]
+//   %121 matmul
+template <class T> static void forward_h2mod_24(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                         // [1149] l2.hn
-  T *__restrict t125 = a.scratch + 7328;                                // [1]
+  T *__restrict t121 = a.scratch + 5024;                                // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t125, 1).noalias() =
+  Vec<T>(t121, 1).noalias() =
       ConstRowMat<T>(l2_h2mod_weight, 1, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 601 "lm_modplast_lstm.cpp"
+#line 568 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 26: fused loop nest over [1]
-//   %128 tanh l2.M
+// forward stage 25: fused loop nest over [1]
+//   %124 tanh l2.M
 template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t125 = a.scratch + 7328;                            // [1]
+  T *__restrict t121 = a.scratch + 5024;                            // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
-  T *__restrict t128_l2_M = a.saved + 21168;                        // [1] l2.M
+  T *__restrict t124_l2_M = a.saved + 21168;                        // [1] l2.M
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v127 = t125[0] + l2_h2mod_bias[0];
-  const T v128 = simdTanh(v127);
-  t128_l2_M[0] = v128;
-#line 616 "lm_modplast_lstm.cpp"
+  const T v123 = t121[0] + l2_h2mod_bias[0];
+  const T v124 = simdTanh(v123);
+  t124_l2_M[0] = v124;
+#line 583 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 27: dense product (Eigen), [1149]
-//   %130 matmul
-template <class T> static void forward_modfanout_27(const dopa::StepArgs<T> &a) {
+// forward stage 26: dense product (Eigen), [1149]
+//   %126 matmul
+template <class T> static void forward_modfanout_26(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t128_l2_M = a.saved + 21168;                                    // [1] l2.M
-  T *__restrict t130 = a.scratch + 7344;                                        // [1149]
+  T *__restrict t124_l2_M = a.saved + 21168;                                    // [1] l2.M
+  T *__restrict t126 = a.scratch + 5040;                                        // [1149]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t130, 1149).noalias() =
-      ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t128_l2_M, 1);
-#line 630 "lm_modplast_lstm.cpp"
+  Vec<T>(t126, 1149).noalias() =
+      ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t124_l2_M, 1);
+#line 597 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 28: fused loop nest over [1149]
-//   %132 add l2.eta
+// forward stage 27: fused loop nest over [1149]
+//   %128 add l2.eta
 template <class T> static void forward_l2_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t130 = a.scratch + 7344;                                    // [1149]
+  T *__restrict t126 = a.scratch + 5040;                                    // [1149]
   const T *__restrict l2_modfanout_bias = a.params + kParamL2ModfanoutBias; // [1149]
-  T *__restrict t132_l2_eta = a.scratch + 8496;                             // [1149] l2.eta
+  T *__restrict t128_l2_eta = a.scratch + 6192;                             // [1149] l2.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 88 "examples/lm/modplast_lstm.dopa"
-    const T v132 = t130[j] + l2_modfanout_bias[j];
-    t132_l2_eta[j] = v132;
+    const T v128 = t126[j] + l2_modfanout_bias[j];
+    t128_l2_eta[j] = v128;
   }
-#line 647 "lm_modplast_lstm.cpp"
+#line 614 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 29:
-//   %133 reshape
-template <class T> static void forward_saved_col_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t133 = a.saved + 21184;         // [1149, 1]
-  T *__restrict t132_l2_eta = a.scratch + 8496; // [1149] l2.eta
+// forward stage 28:
+//   %129 reshape
+template <class T> static void forward_saved_col_28(const dopa::StepArgs<T> &a) {
+  T *__restrict t129 = a.saved + 21184;         // [1149, 1]
+  T *__restrict t128_l2_eta = a.scratch + 6192; // [1149] l2.eta
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t133[e] = t132_l2_eta[e];
-#line 660 "lm_modplast_lstm.cpp"
+    t129[e] = t128_l2_eta[e];
+#line 627 "lm_modplast_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 29: dense product (Eigen), [400]
+//   %137 matmul
+template <class T> static void forward_saved_x2f_29(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict t135_y2 = a.saved + 22336;                          // [1149] y2
+  T *__restrict t137 = a.saved + 23488;                             // [400]
+#line 81 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t137, 400).noalias() =
+      ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t135_y2, 1149);
+#line 641 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // forward stage 30: dense product (Eigen), [400]
-//   %141 matmul
-template <class T> static void forward_saved_x2f_30(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t139_y2 = a.saved + 22336;                          // [1149] y2
-  T *__restrict t141 = a.saved + 23488;                             // [400]
-#line 81 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t141, 400).noalias() =
-      ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t139_y2, 1149);
-#line 674 "lm_modplast_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 31: dense product (Eigen), [400]
-//   %146 matmul
-template <class T> static void forward_saved_h2f_31(const dopa::StepArgs<T> &a) {
+//   %142 matmul
+template <class T> static void forward_saved_h2f_30(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t146 = a.saved + 23888;                             // [400]
+  T *__restrict t142 = a.saved + 23888;                             // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t146, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 687 "lm_modplast_lstm.cpp"
+  Vec<T>(t142, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 654 "lm_modplast_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 31: dense product (Eigen), [400]
+//   %148 matmul
+template <class T> static void forward_saved_x2i_31(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict t135_y2 = a.saved + 22336;                          // [1149] y2
+  T *__restrict t148 = a.saved + 24288;                             // [400]
+#line 82 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t148, 400).noalias() =
+      ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t135_y2, 1149);
+#line 668 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 32: dense product (Eigen), [400]
 //   %152 matmul
-template <class T> static void forward_saved_x2i_32(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t139_y2 = a.saved + 22336;                          // [1149] y2
-  T *__restrict t152 = a.saved + 24288;                             // [400]
-#line 82 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t152, 400).noalias() =
-      ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t139_y2, 1149);
-#line 701 "lm_modplast_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// forward stage 33: dense product (Eigen), [400]
-//   %156 matmul
-template <class T> static void forward_saved_h2i_33(const dopa::StepArgs<T> &a) {
+template <class T> static void forward_saved_h2i_32(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t156 = a.saved + 24688;                             // [400]
+  T *__restrict t152 = a.saved + 24688;                             // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t156, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 714 "lm_modplast_lstm.cpp"
+  Vec<T>(t152, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 681 "lm_modplast_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 33: dense product (Eigen), [400]
+//   %158 matmul
+template <class T> static void forward_saved_x2o_33(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict t135_y2 = a.saved + 22336;                          // [1149] y2
+  T *__restrict t158 = a.saved + 25088;                             // [400]
+#line 83 "examples/lm/modplast_lstm.dopa"
+  Vec<T>(t158, 400).noalias() =
+      ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t135_y2, 1149);
+#line 695 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 34: dense product (Eigen), [400]
 //   %162 matmul
-template <class T> static void forward_saved_x2o_34(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t139_y2 = a.saved + 22336;                          // [1149] y2
-  T *__restrict t162 = a.saved + 25088;                             // [400]
-#line 83 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t162, 400).noalias() =
-      ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t139_y2, 1149);
-#line 728 "lm_modplast_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// forward stage 35: dense product (Eigen), [400]
-//   %166 matmul
-template <class T> static void forward_saved_h2o_35(const dopa::StepArgs<T> &a) {
+template <class T> static void forward_saved_h2o_34(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t166 = a.saved + 25488;                             // [400]
+  T *__restrict t162 = a.saved + 25488;                             // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t166, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 741 "lm_modplast_lstm.cpp"
+  Vec<T>(t162, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 708 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 36: dense product (Eigen), [400]
-//   %172 matmul
-template <class T> static void forward_x2c_36(const dopa::StepArgs<T> &a) {
+// forward stage 35: dense product (Eigen), [400]
+//   %168 matmul
+template <class T> static void forward_x2c_35(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t139_y2 = a.saved + 22336;                          // [1149] y2
-  T *__restrict t172 = a.scratch + 9648;                            // [400]
+  T *__restrict t135_y2 = a.saved + 22336;                          // [1149] y2
+  T *__restrict t168 = a.scratch + 7344;                            // [400]
 #line 84 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t172, 400).noalias() =
-      ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t139_y2, 1149);
-#line 755 "lm_modplast_lstm.cpp"
-}
-
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-//
-// forward stage 37: fused loop nest over [400, 400]
-//   %180 matmul
-template <class T> static void forward_matmul_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t180 = a.scratch + 10048;                  // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
-  for (int i = 0; i < 400; ++i) {
-    T acc180 = T(0);
-#pragma omp simd reduction(+ : acc180)
-    for (int j = 0; j < 400; ++j) {
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v178 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v179 = l3_w[i * 400 + j] + v178;
-      acc180 += v179 * l3_h[j];
-    }
-    t180[i] = acc180;
-  }
-#line 779 "lm_modplast_lstm.cpp"
+  Vec<T>(t168, 400).noalias() =
+      ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t135_y2, 1149);
+#line 722 "lm_modplast_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -783,31 +726,31 @@ template <class T> static void forward_matmul_37(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 38: fused loop nest over [400]
-//   %182 tanh l3.g
-//   %188 mul l3.hn
-//   %186 add l3.cn -> next_state l3.c
-//   %204 mul y3 -> output logits
-//   %204 mul y3 -> output ar_h
-//   %188 mul l3.hn -> output tar_h
-//   %188 mul l3.hn -> saved
+// forward stage 36: fused loop nest over [400]
+//   %176 tanh l3.g
+//   %182 mul l3.hn
+//   %180 add l3.cn -> next_state l3.c
+//   %198 mul y3 -> output logits
+//   %198 mul y3 -> output ar_h
+//   %182 mul l3.hn -> output tar_h
+//   %182 mul l3.hn -> saved
 template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t172 = a.scratch + 9648;                        // [400]
+  T *__restrict t168 = a.scratch + 7344;                        // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  T *__restrict t180 = a.scratch + 10048;                       // [400]
-  T *__restrict t182_l3_g = a.saved + 25888;                    // [400] l3.g
-  T *__restrict t162 = a.saved + 25088;                         // [400]
+  const T *__restrict carried_2 = a.state + kStateCarried2;     // [400]
+  T *__restrict t176_l3_g = a.saved + 25888;                    // [400] l3.g
+  T *__restrict t158 = a.saved + 25088;                         // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t166 = a.saved + 25488;                         // [400]
+  T *__restrict t162 = a.saved + 25488;                         // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t141 = a.saved + 23488;                         // [400]
+  T *__restrict t137 = a.saved + 23488;                         // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t146 = a.saved + 23888;                         // [400]
+  T *__restrict t142 = a.saved + 23888;                         // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t152 = a.saved + 24288;                         // [400]
+  T *__restrict t148 = a.saved + 24288;                         // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t156 = a.saved + 24688;                         // [400]
+  T *__restrict t152 = a.saved + 24688;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
@@ -815,178 +758,215 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
   T *__restrict readout_in_logits = a.outputs[0];               // [400]
   T *__restrict out_ar_h = a.outputs[1];                        // [400]
   T *__restrict out_tar_h = a.outputs[2];                       // [400]
-  T *__restrict saved_t188 = a.saved + 26288;                   // [400]
+  T *__restrict saved_t182 = a.saved + 26288;                   // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v174 = t172[j] + l3_x2c_bias[j];
-    const T v181 = v174 + t180[j];
-    const T v182 = simdTanh(v181);
-    t182_l3_g[j] = v182;
+    const T v170 = t168[j] + l3_x2c_bias[j];
+    const T v175 = v170 + carried_2[j];
+    const T v176 = simdTanh(v175);
+    t176_l3_g[j] = v176;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v164 = t162[j] + l3_x2o_bias[j];
-    const T v168 = t166[j] + l3_h2o_bias[j];
-    const T v169 = v164 + v168;
-    const T v170 = T(1) / (T(1) + simdExp(-v169));
+    const T v160 = t158[j] + l3_x2o_bias[j];
+    const T v164 = t162[j] + l3_h2o_bias[j];
+    const T v165 = v160 + v164;
+    const T v166 = T(1) / (T(1) + simdExp(-v165));
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v143 = t141[j] + l3_x2f_bias[j];
-    const T v148 = t146[j] + l3_h2f_bias[j];
-    const T v149 = v143 + v148;
-    const T v150 = T(1) / (T(1) + simdExp(-v149));
+    const T v139 = t137[j] + l3_x2f_bias[j];
+    const T v144 = t142[j] + l3_h2f_bias[j];
+    const T v145 = v139 + v144;
+    const T v146 = T(1) / (T(1) + simdExp(-v145));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v184 = v150 * l3_c[j];
+    const T v178 = v146 * l3_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v154 = t152[j] + l3_x2i_bias[j];
-    const T v158 = t156[j] + l3_h2i_bias[j];
-    const T v159 = v154 + v158;
-    const T v160 = T(1) / (T(1) + simdExp(-v159));
+    const T v150 = t148[j] + l3_x2i_bias[j];
+    const T v154 = t152[j] + l3_h2i_bias[j];
+    const T v155 = v150 + v154;
+    const T v156 = T(1) / (T(1) + simdExp(-v155));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v185 = v160 * v182;
-    const T v186 = v184 + v185;
+    const T v179 = v156 * v176;
+    const T v180 = v178 + v179;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v187 = simdTanh(v186);
-    const T v188 = v170 * v187;
-    l3_h_next[j] = v188;
-    l3_c_next[j] = v186;
+    const T v181 = simdTanh(v180);
+    const T v182 = v166 * v181;
+    l3_h_next[j] = v182;
+    l3_c_next[j] = v180;
 #line 30 "examples/lm/modplast_lstm.dopa"
-    const T v204 = v188 * drop_o[j];
-    readout_in_logits[j] = v204;
-    out_ar_h[j] = v204;
-    out_tar_h[j] = v188;
-    saved_t188[j] = v188;
+    const T v198 = v182 * drop_o[j];
+    readout_in_logits[j] = v198;
+    out_ar_h[j] = v198;
+    out_tar_h[j] = v182;
+    saved_t182[j] = v182;
   }
-#line 859 "lm_modplast_lstm.cpp"
+#line 802 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 39: dense product (Eigen), [1]
-//   %190 matmul
-template <class T> static void forward_h2mod_39(const dopa::StepArgs<T> &a) {
+// forward stage 37: dense product (Eigen), [1]
+//   %184 matmul
+template <class T> static void forward_h2mod_37(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
   T *__restrict l3_h_next = a.next + kStateL3H;                         // [400] l3.hn
-  T *__restrict t190 = a.scratch + 10448;                               // [1]
+  T *__restrict t184 = a.scratch + 7744;                                // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t190, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 872 "lm_modplast_lstm.cpp"
+  Vec<T>(t184, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
+#line 815 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 40: fused loop nest over [1]
-//   %193 tanh l3.M
+// forward stage 38: fused loop nest over [1]
+//   %187 tanh l3.M
 template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t190 = a.scratch + 10448;                           // [1]
+  T *__restrict t184 = a.scratch + 7744;                            // [1]
   const T *__restrict l3_h2mod_bias = a.params + kParamL3H2modBias; // [1]
-  T *__restrict t193_l3_M = a.saved + 26688;                        // [1] l3.M
+  T *__restrict t187_l3_M = a.saved + 26688;                        // [1] l3.M
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v192 = t190[0] + l3_h2mod_bias[0];
-  const T v193 = simdTanh(v192);
-  t193_l3_M[0] = v193;
-#line 887 "lm_modplast_lstm.cpp"
+  const T v186 = t184[0] + l3_h2mod_bias[0];
+  const T v187 = simdTanh(v186);
+  t187_l3_M[0] = v187;
+#line 830 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 41: dense product (Eigen), [400]
-//   %195 matmul
-template <class T> static void forward_modfanout_41(const dopa::StepArgs<T> &a) {
+// forward stage 39: dense product (Eigen), [400]
+//   %189 matmul
+template <class T> static void forward_modfanout_39(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t193_l3_M = a.saved + 26688;                                    // [1] l3.M
-  T *__restrict t195 = a.scratch + 10464;                                       // [400]
+  T *__restrict t187_l3_M = a.saved + 26688;                                    // [1] l3.M
+  T *__restrict t189 = a.scratch + 7760;                                        // [400]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  Vec<T>(t195, 400).noalias() =
-      ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t193_l3_M, 1);
-#line 901 "lm_modplast_lstm.cpp"
+  Vec<T>(t189, 400).noalias() =
+      ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t187_l3_M, 1);
+#line 844 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 42: fused loop nest over [400]
-//   %197 add l3.eta
+// forward stage 40: fused loop nest over [400]
+//   %191 add l3.eta
 template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t195 = a.scratch + 10464;                                   // [400]
+  T *__restrict t189 = a.scratch + 7760;                                    // [400]
   const T *__restrict l3_modfanout_bias = a.params + kParamL3ModfanoutBias; // [400]
-  T *__restrict t197_l3_eta = a.scratch + 10864;                            // [400] l3.eta
+  T *__restrict t191_l3_eta = a.scratch + 8160;                             // [400] l3.eta
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 88 "examples/lm/modplast_lstm.dopa"
-    const T v197 = t195[j] + l3_modfanout_bias[j];
-    t197_l3_eta[j] = v197;
+    const T v191 = t189[j] + l3_modfanout_bias[j];
+    t191_l3_eta[j] = v191;
   }
-#line 918 "lm_modplast_lstm.cpp"
+#line 861 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 43:
-//   %198 reshape
-template <class T> static void forward_saved_col_43(const dopa::StepArgs<T> &a) {
-  T *__restrict t198 = a.saved + 26704;          // [400, 1]
-  T *__restrict t197_l3_eta = a.scratch + 10864; // [400] l3.eta
+// forward stage 41:
+//   %192 reshape
+template <class T> static void forward_saved_col_41(const dopa::StepArgs<T> &a) {
+  T *__restrict t192 = a.saved + 26704;         // [400, 1]
+  T *__restrict t191_l3_eta = a.scratch + 8160; // [400] l3.eta
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
-    t198[e] = t197_l3_eta[e];
-#line 931 "lm_modplast_lstm.cpp"
+    t192[e] = t191_l3_eta[e];
+#line 874 "lm_modplast_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 44: fused loop nest over [1149, 1149]
-//   %72 clip -> next_state l1.hebb
-//   %137 clip -> next_state l2.hebb
-template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [1149, 1149]
-  T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
-  T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;       // [1149]
-  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;   // [1149, 1149]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [1149, 1149]
-  T *__restrict t133 = a.saved + 21184;                 // [1149, 1]
-  T *__restrict t117_l2_g = a.saved + 18864;            // [1149] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;       // [1149]
-  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;   // [1149, 1149]
+// forward stage 42: fused loop nest over [1149, 1149]
+//   %201 matmul
+//   %204 matmul
+//   %70 clip -> next_state l1.hebb
+//   %133 clip -> next_state l2.hebb
+template <class T>
+static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0;  // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
+  T *__restrict t64 = a.saved + 9648;                      // [1149, 1]
+  T *__restrict t48_l1_g = a.saved + 7328;                 // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;            // [1149] l1.hn
+  T *__restrict carried_1_next = a.next + kStateCarried1;  // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
+  T *__restrict t129 = a.saved + 21184;                    // [1149, 1]
+  T *__restrict t113_l2_g = a.saved + 18864;               // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;            // [1149] l2.hn
+  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;      // [1149, 1149]
+  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;      // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
-#pragma omp simd
+    T acc201 = T(0);
+    T acc204 = T(0);
+#pragma omp simd reduction(+ : acc201, acc204)
     for (int j = 0; j < 1149; ++j) {
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v67 = t50_l1_g[i] * l1_h[j];
-      const T v68 = t66[i] * v67;
-      const T v69 = l1_hebb[i * 1149 + j] + v68;
-      const T v72 = v69 < T(-2.0) ? T(-2.0) : (v69 > T(2.0) ? T(2.0) : v69);
-      l1_hebb_next[i * 1149 + j] = v72;
-      const T v134 = t117_l2_g[i] * l2_h[j];
-      const T v135 = t133[i] * v134;
-      const T v136 = l2_hebb[i * 1149 + j] + v135;
-      const T v137 = v136 < T(-2.0) ? T(-2.0) : (v136 > T(2.0) ? T(2.0) : v136);
-      l2_hebb_next[i * 1149 + j] = v137;
+      const T v65 = t48_l1_g[i] * l1_h[j];
+      const T v66 = t64[i] * v65;
+      const T v67 = l1_hebb[i * 1149 + j] + v66;
+      const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v199 = l1_alpha[i] * v70;
+      const T v200 = l1_w[i * 1149 + j] + v199;
+      acc201 += v200 * l1_h_next[j];
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v130 = t113_l2_g[i] * l2_h[j];
+      const T v131 = t129[i] * v130;
+      const T v132 = l2_hebb[i * 1149 + j] + v131;
+      const T v133 = v132 < T(-2.0) ? T(-2.0) : (v132 > T(2.0) ? T(2.0) : v132);
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v202 = l2_alpha[i] * v133;
+      const T v203 = l2_w[i * 1149 + j] + v202;
+      acc204 += v203 * l2_h_next[j];
+      l1_hebb_next[i * 1149 + j] = v70;
+      l2_hebb_next[i * 1149 + j] = v133;
     }
+    carried_0_next[i] = acc201;
+    carried_1_next[i] = acc204;
   }
-#line 966 "lm_modplast_lstm.cpp"
+#line 934 "lm_modplast_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// forward stage 45: fused loop nest over [400, 400]
-//   %202 clip -> next_state l3.hebb
-template <class T> static void forward_l3_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
-  T *__restrict t198 = a.saved + 26704;                 // [400, 1]
-  T *__restrict t182_l3_g = a.saved + 25888;            // [400] l3.g
-  const T *__restrict l3_h = a.state + kStateL3H;       // [400]
-  T *__restrict l3_hebb_next = a.next + kStateL3Hebb;   // [400, 400]
+// forward stage 43: fused loop nest over [400, 400]
+//   %207 matmul
+//   %196 clip -> next_state l3.hebb
+template <class T> static void forward_carried_2_l3_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_2_next = a.next + kStateCarried2;  // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
+  T *__restrict t192 = a.saved + 26704;                    // [400, 1]
+  T *__restrict t176_l3_g = a.saved + 25888;               // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;            // [400] l3.hn
+  T *__restrict l3_hebb_next = a.next + kStateL3Hebb;      // [400, 400]
   for (int i = 0; i < 400; ++i) {
-#pragma omp simd
+    T acc207 = T(0);
+#pragma omp simd reduction(+ : acc207)
     for (int j = 0; j < 400; ++j) {
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v199 = t182_l3_g[i] * l3_h[j];
-      const T v200 = t198[i] * v199;
-      const T v201 = l3_hebb[i * 400 + j] + v200;
-      const T v202 = v201 < T(-2.0) ? T(-2.0) : (v201 > T(2.0) ? T(2.0) : v201);
-      l3_hebb_next[i * 400 + j] = v202;
+      const T v193 = t176_l3_g[i] * l3_h[j];
+      const T v194 = t192[i] * v193;
+      const T v195 = l3_hebb[i * 400 + j] + v194;
+      const T v196 = v195 < T(-2.0) ? T(-2.0) : (v195 > T(2.0) ? T(2.0) : v195);
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v205 = l3_alpha[i] * v196;
+      const T v206 = l3_w[i * 400 + j] + v205;
+      acc207 += v206 * l3_h_next[j];
+      l3_hebb_next[i * 400 + j] = v196;
     }
+    carried_2_next[i] = acc207;
   }
-#line 990 "lm_modplast_lstm.cpp"
+#line 970 "lm_modplast_lstm.cpp"
 }
 
 /// One forward step of ModPlastLSTMLM for one batch element.
@@ -1001,155 +981,319 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o(a);
   forward_saved_h2o(a);
   forward_x2c(a);
-  forward_matmul(a);
   forward_l1_g_l1_hn_y1_l1_c(a);
   forward_h2mod(a);
   forward_l1_m(a);
   forward_modfanout(a);
   forward_l1_eta(a);
   forward_saved_col(a);
-  forward_saved_x2f_17(a);
-  forward_saved_h2f_18(a);
-  forward_saved_x2i_19(a);
-  forward_saved_h2i_20(a);
-  forward_saved_x2o_21(a);
-  forward_saved_h2o_22(a);
-  forward_x2c_23(a);
+  forward_saved_x2f_16(a);
+  forward_saved_h2f_17(a);
+  forward_saved_x2i_18(a);
+  forward_saved_h2i_19(a);
+  forward_saved_x2o_20(a);
+  forward_saved_h2o_21(a);
+  forward_x2c_22(a);
   forward_l2_g_l2_hn_y2_l2_c(a);
-  forward_h2mod_25(a);
+  forward_h2mod_24(a);
   forward_l2_m(a);
-  forward_modfanout_27(a);
+  forward_modfanout_26(a);
   forward_l2_eta(a);
-  forward_saved_col_29(a);
-  forward_saved_x2f_30(a);
-  forward_saved_h2f_31(a);
-  forward_saved_x2i_32(a);
-  forward_saved_h2i_33(a);
-  forward_saved_x2o_34(a);
-  forward_saved_h2o_35(a);
-  forward_x2c_36(a);
-  forward_matmul_37(a);
+  forward_saved_col_28(a);
+  forward_saved_x2f_29(a);
+  forward_saved_h2f_30(a);
+  forward_saved_x2i_31(a);
+  forward_saved_h2i_32(a);
+  forward_saved_x2o_33(a);
+  forward_saved_h2o_34(a);
+  forward_x2c_35(a);
   forward_l3_g_l3_hn_l3_c_logits(a);
-  forward_h2mod_39(a);
+  forward_h2mod_37(a);
   forward_l3_m(a);
-  forward_modfanout_41(a);
+  forward_modfanout_39(a);
   forward_l3_eta(a);
-  forward_saved_col_43(a);
-  forward_l1_hebb_l2_hebb(a);
-  forward_l3_hebb(a);
+  forward_saved_col_41(a);
+  forward_carried_0_carried_1_l1_hebb_l2_hebb(a);
+  forward_carried_2_l3_hebb(a);
 }
 
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
 // backward stage 0: fused loop nest over [400, 400]
-//   %227 reduce_to
-//   %229 matmul
-//   %230 matmul
-template <class T> static void backward_col_outer(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
-  const T *__restrict t198 = a.saved + 26704;                     // [400, 1]
-  const T *__restrict t182_l3_g = a.saved + 25888;                // [400] l3.g
-  const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t227 = a.scratch + 0;                             // [400, 1]
-  T *__restrict t229 = a.scratch + 400;                           // [400]
-  T *__restrict t230 = a.scratch + 800;                           // [400]
+//   %226 matmul
+//   %229 reduce_to
+//   %257 reduce_to
+//   %259 matmul
+//   %260 matmul
+//   %255 mul -> grad_prev l3.hebb
+template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t226 = a.scratch + 0;                                 // [400]
+  const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
+  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;               // [400, 400]
+  const T *__restrict t192 = a.saved + 26704;                         // [400, 1]
+  const T *__restrict t176_l3_g = a.saved + 25888;                    // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
+  const T *__restrict t182_l3_hn = a.saved + 26288;                   // [400] l3.hn
+  T *__restrict t229 = a.scratch + 400;                               // [400, 1]
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb;     // [400, 400] d l3.hebb'
+  T *__restrict t257 = a.scratch + 5408;                              // [400, 1]
+  T *__restrict t259 = a.scratch + 5808;                              // [400]
+  T *__restrict t260 = a.scratch + 6208;                              // [400]
+  T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;                // [400, 400]
   for (int e = 0; e < 400; ++e)
-    t227[e] = T(0);
+    t226[e] = T(0);
   for (int e = 0; e < 400; ++e)
-    t230[e] = T(0);
+    t229[e] = T(0);
+  for (int e = 0; e < 400; ++e)
+    t257[e] = T(0);
+  for (int e = 0; e < 400; ++e)
+    t260[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc227 = T(0);
     T acc229 = T(0);
-#pragma omp simd reduction(+ : acc227, acc229)
+    T acc257 = T(0);
+    T acc259 = T(0);
+#pragma omp simd reduction(+ : acc229, acc257, acc259)
     for (int j = 0; j < 400; ++j) {
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v199 = t182_l3_g[i] * l3_h[j];
-      const T v200 = t198[i] * v199;
-      const T v201 = l3_hebb[i * 400 + j] + v200;
-      const T v224 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
-      const T v225 = d_l3_hebb_next[i * 400 + j] * v224;
-      const T v226 = v225 * v199;
-      acc227 += v226;
-      const T v228 = v225 * t198[i];
-      acc229 += v228 * l3_h[j];
-      t230[j] += t182_l3_g[i] * v228;
+      const T v193 = t176_l3_g[i] * l3_h[j];
+      const T v194 = t192[i] * v193;
+      const T v195 = l3_hebb[i * 400 + j] + v194;
+      const T v196 = v195 < T(-2.0) ? T(-2.0) : (v195 > T(2.0) ? T(2.0) : v195);
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v205 = l3_alpha[i] * v196;
+      const T v206 = l3_w[i * 400 + j] + v205;
+      t226[j] += d_carried_2_next[i] * v206;
+      const T v225 = d_carried_2_next[i] * t182_l3_hn[j];
+      const T v228 = v225 * v196;
+#line 77 "examples/lm/modplast_lstm.dopa"
+      acc229 += v228;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v231 = v225 * l3_alpha[i];
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v232 = d_l3_hebb_next[i * 400 + j] + v231;
+      const T v254 = T(-2.0) <= v195 && v195 <= T(2.0) ? T(1) : T(0);
+      const T v255 = v232 * v254;
+      const T v256 = v255 * v193;
+      acc257 += v256;
+      const T v258 = v255 * t192[i];
+      acc259 += v258 * l3_h[j];
+      t260[j] += t176_l3_g[i] * v258;
+      d_l3_hebb[i * 400 + j] = v255;
     }
-    t227[i] += acc227;
-    t229[i] = acc229;
+    t229[i] += acc229;
+    t257[i] += acc257;
+    t259[i] = acc259;
   }
-#line 1082 "lm_modplast_lstm.cpp"
+#line 1092 "lm_modplast_lstm.cpp"
+}
+
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
+//
+// backward stage 1: fused loop nest over [1149, 1149]
+//   %234 matmul
+//   %237 reduce_to
+//   %242 matmul
+//   %245 reduce_to
+//   %329 reduce_to
+//   %331 matmul
+//   %332 matmul
+//   %400 reduce_to
+//   %402 matmul
+//   %403 matmul
+//   %398 mul -> grad_prev l1.hebb
+//   %327 mul -> grad_prev l2.hebb
+template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t234 = a.scratch + 800;                               // [1149]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [1149, 1149]
+  const T *__restrict t129 = a.saved + 21184;                         // [1149, 1]
+  const T *__restrict t113_l2_g = a.saved + 18864;                    // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
+  const T *__restrict t119_l2_hn = a.saved + 20016;                   // [1149] l2.hn
+  T *__restrict t237 = a.scratch + 1952;                              // [1149, 1]
+  T *__restrict t242 = a.scratch + 3104;                              // [1149]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [1149, 1149]
+  const T *__restrict t64 = a.saved + 9648;                           // [1149, 1]
+  const T *__restrict t48_l1_g = a.saved + 7328;                      // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
+  const T *__restrict t54_l1_hn = a.saved + 8480;                     // [1149] l1.hn
+  T *__restrict t245 = a.scratch + 4256;                              // [1149, 1]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [1149, 1149] d l2.hebb'
+  T *__restrict t329 = a.scratch + 12832;                             // [1149, 1]
+  T *__restrict t331 = a.scratch + 13984;                             // [1149]
+  T *__restrict t332 = a.scratch + 15136;                             // [1149]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [1149, 1149] d l1.hebb'
+  T *__restrict t400 = a.scratch + 25520;                             // [1149, 1]
+  T *__restrict t402 = a.scratch + 26672;                             // [1149]
+  T *__restrict t403 = a.scratch + 27824;                             // [1149]
+  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [1149, 1149]
+  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [1149, 1149]
+  for (int e = 0; e < 1149; ++e)
+    t234[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t237[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t242[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t245[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t329[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t332[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t400[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t403[e] = T(0);
+  for (int i = 0; i < 1149; ++i) {
+    T acc237 = T(0);
+    T acc245 = T(0);
+    T acc329 = T(0);
+    T acc331 = T(0);
+    T acc400 = T(0);
+    T acc402 = T(0);
+#pragma omp simd reduction(+ : acc237, acc245, acc329, acc331, acc400, acc402)
+    for (int j = 0; j < 1149; ++j) {
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v130 = t113_l2_g[i] * l2_h[j];
+      const T v131 = t129[i] * v130;
+      const T v132 = l2_hebb[i * 1149 + j] + v131;
+      const T v133 = v132 < T(-2.0) ? T(-2.0) : (v132 > T(2.0) ? T(2.0) : v132);
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v202 = l2_alpha[i] * v133;
+      const T v203 = l2_w[i * 1149 + j] + v202;
+      t234[j] += d_carried_1_next[i] * v203;
+      const T v233 = d_carried_1_next[i] * t119_l2_hn[j];
+      const T v236 = v233 * v133;
+#line 77 "examples/lm/modplast_lstm.dopa"
+      acc237 += v236;
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v65 = t48_l1_g[i] * l1_h[j];
+      const T v66 = t64[i] * v65;
+      const T v67 = l1_hebb[i * 1149 + j] + v66;
+      const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v199 = l1_alpha[i] * v70;
+      const T v200 = l1_w[i * 1149 + j] + v199;
+      t242[j] += d_carried_0_next[i] * v200;
+      const T v241 = d_carried_0_next[i] * t54_l1_hn[j];
+      const T v244 = v241 * v70;
+#line 77 "examples/lm/modplast_lstm.dopa"
+      acc245 += v244;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v239 = v233 * l2_alpha[i];
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v240 = d_l2_hebb_next[i * 1149 + j] + v239;
+      const T v326 = T(-2.0) <= v132 && v132 <= T(2.0) ? T(1) : T(0);
+      const T v327 = v240 * v326;
+      const T v328 = v327 * v130;
+      acc329 += v328;
+      const T v330 = v327 * t129[i];
+      acc331 += v330 * l2_h[j];
+      t332[j] += t113_l2_g[i] * v330;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v247 = v241 * l1_alpha[i];
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v248 = d_l1_hebb_next[i * 1149 + j] + v247;
+      const T v397 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
+      const T v398 = v248 * v397;
+      const T v399 = v398 * v65;
+      acc400 += v399;
+      const T v401 = v398 * t64[i];
+      acc402 += v401 * l1_h[j];
+      t403[j] += t48_l1_g[i] * v401;
+      d_l1_hebb[i * 1149 + j] = v398;
+      d_l2_hebb[i * 1149 + j] = v327;
+    }
+    t237[i] += acc237;
+    t245[i] += acc245;
+    t329[i] += acc329;
+    t331[i] = acc331;
+    t400[i] += acc400;
+    t402[i] = acc402;
+  }
+#line 1226 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// backward stage 1:
-//   %231 reshape
+// backward stage 2:
+//   %261 reshape
 template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t231 = a.record + 21312; // [400]
-  T *__restrict t227 = a.scratch + 0;    // [400, 1]
+  T *__restrict t261 = a.record + 24016; // [400]
+  T *__restrict t257 = a.scratch + 5408; // [400, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
-    t231[e] = t227[e];
-#line 1095 "lm_modplast_lstm.cpp"
+    t261[e] = t257[e];
+#line 1239 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 2: dense product (Eigen), [1]
-//   %234 matmul
+// backward stage 3: dense product (Eigen), [1]
+//   %264 matmul
 template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t231 = a.record + 21312;                                        // [400]
+  T *__restrict t261 = a.record + 24016;                                        // [400]
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t234 = a.scratch + 1200;                                        // [1]
+  T *__restrict t264 = a.scratch + 6608;                                        // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t234, 1).noalias() =
-      ConstRowVec<T>(t231, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1109 "lm_modplast_lstm.cpp"
+  RowVec<T>(t264, 1).noalias() =
+      ConstRowVec<T>(t261, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
+#line 1253 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 3: fused loop nest over [1]
-//   %238 mul
-//   %61 tanh l1.M -> record (a factor of deferred outer-product gradients)
-//   %128 tanh l2.M -> record (a factor of deferred outer-product gradients)
-//   %238 mul += grad l3.h2mod.bias
-//   %193 tanh l3.M -> record (a factor of deferred outer-product gradients)
+// backward stage 4: fused loop nest over [1]
+//   %268 mul
+//   %59 tanh l1.M -> record (a factor of deferred outer-product gradients)
+//   %124 tanh l2.M -> record (a factor of deferred outer-product gradients)
+//   %268 mul += grad l3.h2mod.bias
+//   %187 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t234 = a.scratch + 1200;                       // [1]
-  const T *__restrict t193_l3_M = a.saved + 26688;             // [1] l3.M
-  T *__restrict t238 = a.record + 20896;                       // [1]
-  const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
-  T *__restrict record9 = a.record + 8480;                     // [1]
-  const T *__restrict t128_l2_M = a.saved + 21168;             // [1] l2.M
-  T *__restrict record19 = a.record + 17728;                   // [1]
+  T *__restrict t264 = a.scratch + 6608;                       // [1]
+  const T *__restrict t187_l3_M = a.saved + 26688;             // [1] l3.M
+  T *__restrict t268 = a.record + 24000;                       // [1]
+  const T *__restrict t59_l1_M = a.saved + 9632;               // [1] l1.M
+  T *__restrict record10 = a.record + 9632;                    // [1]
+  const T *__restrict t124_l2_M = a.saved + 21168;             // [1] l2.M
+  T *__restrict record21 = a.record + 20032;                   // [1]
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
-  T *__restrict record29 = a.record + 21712;                   // [1]
+  T *__restrict record32 = a.record + 24416;                   // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v236 = t193_l3_M[0] * t193_l3_M[0];
-  const T v237 = T(1.0) - v236;
-  const T v238 = t234[0] * v237;
-  t238[0] = v238;
-  record9[0] = t61_l1_M[0];
-  record19[0] = t128_l2_M[0];
-  d_l3_h2mod_bias[0] += v238;
-  record29[0] = t193_l3_M[0];
-#line 1139 "lm_modplast_lstm.cpp"
+  const T v266 = t187_l3_M[0] * t187_l3_M[0];
+  const T v267 = T(1.0) - v266;
+  const T v268 = t264[0] * v267;
+  t268[0] = v268;
+  record10[0] = t59_l1_M[0];
+  record21[0] = t124_l2_M[0];
+  d_l3_h2mod_bias[0] += v268;
+  record32[0] = t187_l3_M[0];
+#line 1283 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 4: dense product (Eigen), [400]
-//   %241 matmul
+// backward stage 5: dense product (Eigen), [400]
+//   %271 matmul
 template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t238 = a.record + 20896;                                // [1]
+  T *__restrict t268 = a.record + 24000;                                // [1]
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
-  T *__restrict t241 = a.scratch + 1216;                                // [400]
+  T *__restrict t271 = a.scratch + 6624;                                // [400]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t241, 400).noalias() =
-      ConstRowVec<T>(t238, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1153 "lm_modplast_lstm.cpp"
+  RowVec<T>(t271, 400).noalias() =
+      ConstRowVec<T>(t268, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
+#line 1297 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1161,437 +1305,322 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 // hn = o * tanh(cn)
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// backward stage 5: fused loop nest over [400]
-//   %256 mul
-//   %270 mul
-//   %281 mul
+// backward stage 6: fused loop nest over [400]
+//   %286 mul
 //   %292 mul
-//   %253 mul -> grad_prev l3.c
+//   %303 mul
+//   %314 mul
+//   %283 mul -> grad_prev l3.c
 //   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %292 mul += grad l3.x2f.bias
-//   %144 state -> record (a factor of deferred outer-product gradients)
-//   %292 mul += grad l3.h2f.bias
-//   %281 mul += grad l3.x2i.bias
-//   %281 mul += grad l3.h2i.bias
-//   %270 mul += grad l3.x2o.bias
-//   %270 mul += grad l3.h2o.bias
-//   %256 mul += grad l3.x2c.bias
-//   %188 mul l3.hn -> record (a factor of deferred outer-product gradients)
-//   %231 reshape += grad l3.modfanout.bias
+//   %314 mul += grad l3.x2f.bias
+//   %140 state -> record (a factor of deferred outer-product gradients)
+//   %314 mul += grad l3.h2f.bias
+//   %303 mul += grad l3.x2i.bias
+//   %303 mul += grad l3.h2i.bias
+//   %292 mul += grad l3.x2o.bias
+//   %292 mul += grad l3.h2o.bias
+//   %286 mul -> record (a factor of deferred outer-product gradients)
+//   %286 mul += grad l3.x2c.bias
+//   %224 grad_state d carried.2' -> record (a factor of deferred outer-product gradients)
+//   %182 mul l3.hn -> record (a factor of deferred outer-product gradients)
+//   %261 reshape += grad l3.modfanout.bias
 template <class T>
-static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t229 = a.scratch + 400;                                // [400]
+static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t259 = a.scratch + 5808;                               // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
   const T *__restrict d_out_tar_h = a.gradOutputs[2];                  // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
+  T *__restrict t226 = a.scratch + 0;                                  // [400]
   const T *__restrict d_readout_in_logits = a.gradOutputs[0];          // [400] d logits
   const T *__restrict d_out_ar_h = a.gradOutputs[1];                   // [400] d ar_h
   const T *__restrict drop_o = a.inputs[4];                            // [400]
-  T *__restrict t241 = a.scratch + 1216;                               // [400]
-  const T *__restrict t162 = a.saved + 25088;                          // [400]
+  T *__restrict t271 = a.scratch + 6624;                               // [400]
+  const T *__restrict t158 = a.saved + 25088;                          // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
-  const T *__restrict t166 = a.saved + 25488;                          // [400]
+  const T *__restrict t162 = a.saved + 25488;                          // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias;        // [400]
-  const T *__restrict t141 = a.saved + 23488;                          // [400]
+  const T *__restrict t137 = a.saved + 23488;                          // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias;        // [400]
-  const T *__restrict t146 = a.saved + 23888;                          // [400]
+  const T *__restrict t142 = a.saved + 23888;                          // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias;        // [400]
   const T *__restrict l3_c = a.state + kStateL3C;                      // [400]
-  const T *__restrict t152 = a.saved + 24288;                          // [400]
+  const T *__restrict t148 = a.saved + 24288;                          // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias;        // [400]
-  const T *__restrict t156 = a.saved + 24688;                          // [400]
+  const T *__restrict t152 = a.saved + 24688;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
-  const T *__restrict t182_l3_g = a.saved + 25888;                     // [400] l3.g
-  T *__restrict t256 = a.record + 20496;                               // [400]
-  T *__restrict t270 = a.record + 20096;                               // [400]
-  T *__restrict t281 = a.record + 19696;                               // [400]
-  T *__restrict t292 = a.record + 17744;                               // [400]
+  const T *__restrict t176_l3_g = a.saved + 25888;                     // [400] l3.g
+  T *__restrict d_carried_2 = a.gradPrev + kStateCarried2;             // [400]
+  T *__restrict t292 = a.record + 22400;                               // [400]
+  T *__restrict t303 = a.record + 22000;                               // [400]
+  T *__restrict t314 = a.record + 20048;                               // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
   const T *__restrict t7_x = a.saved + 16;                             // [400] x
   T *__restrict record1 = a.record + 1152;                             // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;             // [400]
   const T *__restrict l3_h = a.state + kStateL3H;                      // [400]
-  T *__restrict record22 = a.record + 19296;                           // [400]
+  T *__restrict record24 = a.record + 21600;                           // [400]
   T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;             // [400]
   T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;             // [400]
   T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;             // [400]
   T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;             // [400]
   T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;             // [400]
+  T *__restrict record27 = a.record + 22800;                           // [400]
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
-  const T *__restrict t188_l3_hn = a.saved + 26288;                    // [400] l3.hn
-  T *__restrict record27 = a.record + 20912;                           // [400]
-  T *__restrict t231 = a.record + 21312;                               // [400]
+  const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2;  // [400] d carried.2'
+  T *__restrict record28 = a.record + 23200;                           // [400]
+  const T *__restrict t182_l3_hn = a.saved + 26288;                    // [400] l3.hn
+  T *__restrict record29 = a.record + 23600;                           // [400]
+  T *__restrict t261 = a.record + 24016;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v216 = d_out_tar_h[j] + d_l3_h_next[j];
+    const T v219 = d_out_tar_h[j] + d_l3_h_next[j];
+    const T v227 = v219 + t226[j];
 #line 30 "examples/lm/modplast_lstm.dopa"
-    const T v207 = d_readout_in_logits[j] + d_out_ar_h[j];
-    const T v220 = v207 * drop_o[j];
+    const T v210 = d_readout_in_logits[j] + d_out_ar_h[j];
+    const T v250 = v210 * drop_o[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v221 = v216 + v220;
-    const T v242 = v221 + t241[j];
+    const T v251 = v227 + v250;
+    const T v272 = v251 + t271[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v164 = t162[j] + l3_x2o_bias[j];
-    const T v168 = t166[j] + l3_h2o_bias[j];
-    const T v169 = v164 + v168;
-    const T v170 = T(1) / (T(1) + simdExp(-v169));
+    const T v160 = t158[j] + l3_x2o_bias[j];
+    const T v164 = t162[j] + l3_h2o_bias[j];
+    const T v165 = v160 + v164;
+    const T v166 = T(1) / (T(1) + simdExp(-v165));
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v244 = v242 * v170;
+    const T v274 = v272 * v166;
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v143 = t141[j] + l3_x2f_bias[j];
-    const T v148 = t146[j] + l3_h2f_bias[j];
-    const T v149 = v143 + v148;
-    const T v150 = T(1) / (T(1) + simdExp(-v149));
+    const T v139 = t137[j] + l3_x2f_bias[j];
+    const T v144 = t142[j] + l3_h2f_bias[j];
+    const T v145 = v139 + v144;
+    const T v146 = T(1) / (T(1) + simdExp(-v145));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v184 = v150 * l3_c[j];
+    const T v178 = v146 * l3_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v154 = t152[j] + l3_x2i_bias[j];
-    const T v158 = t156[j] + l3_h2i_bias[j];
-    const T v159 = v154 + v158;
-    const T v160 = T(1) / (T(1) + simdExp(-v159));
+    const T v150 = t148[j] + l3_x2i_bias[j];
+    const T v154 = t152[j] + l3_h2i_bias[j];
+    const T v155 = v150 + v154;
+    const T v156 = T(1) / (T(1) + simdExp(-v155));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v185 = v160 * t182_l3_g[j];
-    const T v186 = v184 + v185;
+    const T v179 = v156 * t176_l3_g[j];
+    const T v180 = v178 + v179;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v187 = simdTanh(v186);
-    const T v245 = v187 * v187;
-    const T v246 = T(1.0) - v245;
-    const T v247 = v244 * v246;
+    const T v181 = simdTanh(v180);
+    const T v275 = v181 * v181;
+    const T v276 = T(1.0) - v275;
+    const T v277 = v274 * v276;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v248 = d_l3_c_next[j] + v247;
-    const T v250 = v248 * v160;
+    const T v278 = d_l3_c_next[j] + v277;
+    const T v280 = v278 * v156;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v251 = t229[j] + v250;
-    const T v254 = t182_l3_g[j] * t182_l3_g[j];
-    const T v255 = T(1.0) - v254;
-    const T v256 = v251 * v255;
-    t256[j] = v256;
+    const T v281 = t259[j] + v280;
+    const T v284 = t176_l3_g[j] * t176_l3_g[j];
+    const T v285 = T(1.0) - v284;
+    const T v286 = v281 * v285;
+    d_carried_2[j] = v286;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v243 = v242 * v187;
+    const T v273 = v272 * v181;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v268 = T(1.0) - v170;
-    const T v269 = v170 * v268;
-    const T v270 = v243 * v269;
-    t270[j] = v270;
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v249 = v248 * t182_l3_g[j];
-#line 82 "examples/lm/modplast_lstm.dopa"
-    const T v279 = T(1.0) - v160;
-    const T v280 = v160 * v279;
-    const T v281 = v249 * v280;
-    t281[j] = v281;
-#line 85 "examples/lm/modplast_lstm.dopa"
-    const T v252 = v248 * l3_c[j];
-#line 81 "examples/lm/modplast_lstm.dopa"
-    const T v290 = T(1.0) - v150;
-    const T v291 = v150 * v290;
-    const T v292 = v252 * v291;
+    const T v290 = T(1.0) - v166;
+    const T v291 = v166 * v290;
+    const T v292 = v273 * v291;
     t292[j] = v292;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v253 = v248 * v150;
-    d_l3_c[j] = v253;
+    const T v279 = v278 * t176_l3_g[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v301 = T(1.0) - v156;
+    const T v302 = v156 * v301;
+    const T v303 = v279 * v302;
+    t303[j] = v303;
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v282 = v278 * l3_c[j];
+#line 81 "examples/lm/modplast_lstm.dopa"
+    const T v312 = T(1.0) - v146;
+    const T v313 = v146 * v312;
+    const T v314 = v282 * v313;
+    t314[j] = v314;
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v283 = v278 * v146;
+    d_l3_c[j] = v283;
     record1[j] = t7_x[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2f_bias[j] += v292;
-    record22[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v292;
+    d_l3_x2f_bias[j] += v314;
+    record24[j] = l3_h[j];
+    d_l3_h2f_bias[j] += v314;
 #line 82 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2i_bias[j] += v281;
-    d_l3_h2i_bias[j] += v281;
+    d_l3_x2i_bias[j] += v303;
+    d_l3_h2i_bias[j] += v303;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2o_bias[j] += v270;
-    d_l3_h2o_bias[j] += v270;
+    d_l3_x2o_bias[j] += v292;
+    d_l3_h2o_bias[j] += v292;
+    record27[j] = v286;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    d_l3_x2c_bias[j] += v256;
-    record27[j] = t188_l3_hn[j];
+    d_l3_x2c_bias[j] += v286;
+    record28[j] = d_carried_2_next[j];
+    record29[j] = t182_l3_hn[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l3_modfanout_bias[j] += t231[j];
+    d_l3_modfanout_bias[j] += t261[j];
   }
-#line 1313 "lm_modplast_lstm.cpp"
-}
-
-// state  hebb : [H, H] = 0
-// param  alpha : [H, 1] ~ uniform(0, 0.0001)
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-//
-// backward stage 6: fused loop nest over [400, 400]
-//   %258 matmul
-//   %261 reduce_to
-//   %264 add -> grad_prev l3.hebb
-template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t258 = a.scratch + 1616;                          // [400]
-  T *__restrict t256 = a.record + 20496;                          // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t261 = a.scratch + 2016;                          // [400, 1]
-  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
-  const T *__restrict t198 = a.saved + 26704;                     // [400, 1]
-  const T *__restrict t182_l3_g = a.saved + 25888;                // [400] l3.g
-  T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
-  for (int e = 0; e < 400; ++e)
-    t258[e] = T(0);
-  for (int e = 0; e < 400; ++e)
-    t261[e] = T(0);
-  for (int i = 0; i < 400; ++i) {
-    T acc261 = T(0);
-#pragma omp simd reduction(+ : acc261)
-    for (int j = 0; j < 400; ++j) {
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v178 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v179 = l3_w[i * 400 + j] + v178;
-      t258[j] += t256[i] * v179;
-      const T v257 = t256[i] * l3_h[j];
-      const T v260 = v257 * l3_hebb[i * 400 + j];
-#line 77 "examples/lm/modplast_lstm.dopa"
-      acc261 += v260;
-#line 91 "examples/lm/modplast_lstm.dopa"
-      const T v199 = t182_l3_g[i] * l3_h[j];
-      const T v200 = t198[i] * v199;
-      const T v201 = l3_hebb[i * 400 + j] + v200;
-      const T v224 = T(-2.0) <= v201 && v201 <= T(2.0) ? T(1) : T(0);
-      const T v225 = d_l3_hebb_next[i * 400 + j] * v224;
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v263 = v257 * l3_alpha[i];
-#line 68 "examples/lm/modplast_lstm.dopa"
-      const T v264 = v225 + v263;
-      d_l3_hebb[i * 400 + j] = v264;
-    }
-    t261[i] += acc261;
-  }
-#line 1366 "lm_modplast_lstm.cpp"
+#line 1466 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 7: dense product (Eigen), [1149]
-//   %267 matmul
+//   %289 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t256 = a.record + 20496;                            // [400]
+  T *__restrict d_carried_2 = a.gradPrev + kStateCarried2;          // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t267 = a.scratch + 2416;                            // [1149]
+  T *__restrict t289 = a.scratch + 7024;                            // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t267, 1149).noalias() =
-      ConstRowVec<T>(t256, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1380 "lm_modplast_lstm.cpp"
+  RowVec<T>(t289, 1149).noalias() =
+      ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
+#line 1480 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 8: dense product (Eigen), [400]
-//   %273 matmul
+//   %295 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t270 = a.record + 20096;                            // [400]
+  T *__restrict t292 = a.record + 22400;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t273 = a.scratch + 3568;                            // [400]
+  T *__restrict t295 = a.scratch + 8176;                            // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t273, 400).noalias() =
-      ConstRowVec<T>(t270, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1394 "lm_modplast_lstm.cpp"
+  RowVec<T>(t295, 400).noalias() =
+      ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 1494 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 9: dense product (Eigen), [1149]
-//   %277 matmul
+//   %299 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t270 = a.record + 20096;                            // [400]
+  T *__restrict t292 = a.record + 22400;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t277 = a.scratch + 3968;                            // [1149]
+  T *__restrict t299 = a.scratch + 8576;                            // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t277, 1149).noalias() =
-      ConstRowVec<T>(t270, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1408 "lm_modplast_lstm.cpp"
+  RowVec<T>(t299, 1149).noalias() =
+      ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
+#line 1508 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 10: dense product (Eigen), [400]
-//   %284 matmul
+//   %306 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t281 = a.record + 19696;                            // [400]
+  T *__restrict t303 = a.record + 22000;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t284 = a.scratch + 5120;                            // [400]
+  T *__restrict t306 = a.scratch + 9728;                            // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t284, 400).noalias() =
-      ConstRowVec<T>(t281, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1422 "lm_modplast_lstm.cpp"
+  RowVec<T>(t306, 400).noalias() =
+      ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 1522 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 11: dense product (Eigen), [1149]
-//   %288 matmul
+//   %310 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t281 = a.record + 19696;                            // [400]
+  T *__restrict t303 = a.record + 22000;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t288 = a.scratch + 5520;                            // [1149]
+  T *__restrict t310 = a.scratch + 10128;                           // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t288, 1149).noalias() =
-      ConstRowVec<T>(t281, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1436 "lm_modplast_lstm.cpp"
+  RowVec<T>(t310, 1149).noalias() =
+      ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
+#line 1536 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 12: dense product (Eigen), [400]
-//   %295 matmul
+//   %317 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.record + 17744;                            // [400]
+  T *__restrict t314 = a.record + 20048;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t295 = a.scratch + 6672;                            // [400]
+  T *__restrict t317 = a.scratch + 11280;                           // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t295, 400).noalias() =
-      ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1450 "lm_modplast_lstm.cpp"
+  RowVec<T>(t317, 400).noalias() =
+      ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 1550 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 13: dense product (Eigen), [1149]
-//   %299 matmul
+//   %321 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t292 = a.record + 17744;                            // [400]
+  T *__restrict t314 = a.record + 20048;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t299 = a.scratch + 7072;                            // [1149]
+  T *__restrict t321 = a.scratch + 11680;                           // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t299, 1149).noalias() =
-      ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1464 "lm_modplast_lstm.cpp"
+  RowVec<T>(t321, 1149).noalias() =
+      ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
+#line 1564 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// backward stage 14: fused loop nest over [1149, 1149]
-//   %307 reduce_to
-//   %309 matmul
-//   %310 matmul
-//   %386 reduce_to
-//   %388 matmul
-//   %389 matmul
-template <class T> static void backward_col_outer_14(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
-  const T *__restrict t133 = a.saved + 21184;                     // [1149, 1]
-  const T *__restrict t117_l2_g = a.saved + 18864;                // [1149] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t307 = a.scratch + 8224;                          // [1149, 1]
-  T *__restrict t309 = a.scratch + 9376;                          // [1149]
-  T *__restrict t310 = a.scratch + 10528;                         // [1149]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
-  const T *__restrict t66 = a.saved + 9648;                       // [1149, 1]
-  const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t386 = a.scratch + 23216;                         // [1149, 1]
-  T *__restrict t388 = a.scratch + 24368;                         // [1149]
-  T *__restrict t389 = a.scratch + 25520;                         // [1149]
-  for (int e = 0; e < 1149; ++e)
-    t307[e] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t310[e] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t386[e] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t389[e] = T(0);
-  for (int i = 0; i < 1149; ++i) {
-    T acc307 = T(0);
-    T acc309 = T(0);
-    T acc386 = T(0);
-    T acc388 = T(0);
-#pragma omp simd reduction(+ : acc307, acc309, acc386, acc388)
-    for (int j = 0; j < 1149; ++j) {
-#line 91 "examples/lm/modplast_lstm.dopa"
-      const T v134 = t117_l2_g[i] * l2_h[j];
-      const T v135 = t133[i] * v134;
-      const T v136 = l2_hebb[i * 1149 + j] + v135;
-      const T v304 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
-      const T v305 = d_l2_hebb_next[i * 1149 + j] * v304;
-      const T v306 = v305 * v134;
-      acc307 += v306;
-      const T v308 = v305 * t133[i];
-      acc309 += v308 * l2_h[j];
-      t310[j] += t117_l2_g[i] * v308;
-      const T v67 = t50_l1_g[i] * l1_h[j];
-      const T v68 = t66[i] * v67;
-      const T v69 = l1_hebb[i * 1149 + j] + v68;
-      const T v383 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v384 = d_l1_hebb_next[i * 1149 + j] * v383;
-      const T v385 = v384 * v67;
-      acc386 += v385;
-      const T v387 = v384 * t66[i];
-      acc388 += v387 * l1_h[j];
-      t389[j] += t50_l1_g[i] * v387;
-    }
-    t307[i] += acc307;
-    t309[i] = acc309;
-    t386[i] += acc386;
-    t388[i] = acc388;
-  }
-#line 1535 "lm_modplast_lstm.cpp"
-}
-
-// hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
-//
-// backward stage 15:
-//   %311 reshape
-template <class T> static void backward_record_col_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t311 = a.record + 16576; // [1149]
-  T *__restrict t307 = a.scratch + 8224; // [1149, 1]
+// backward stage 14:
+//   %333 reshape
+template <class T> static void backward_record_col_14(const dopa::StepArgs<T> &a) {
+  T *__restrict t333 = a.record + 18880;  // [1149]
+  T *__restrict t329 = a.scratch + 12832; // [1149, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t311[e] = t307[e];
-#line 1548 "lm_modplast_lstm.cpp"
+    t333[e] = t329[e];
+#line 1577 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 16: dense product (Eigen), [1]
-//   %314 matmul
-template <class T> static void backward_modfanout_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t311 = a.record + 16576;                                        // [1149]
+// backward stage 15: dense product (Eigen), [1]
+//   %336 matmul
+template <class T> static void backward_modfanout_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t333 = a.record + 18880;                                        // [1149]
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t314 = a.scratch + 11680;                                       // [1]
+  T *__restrict t336 = a.scratch + 16288;                                       // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t314, 1).noalias() =
-      ConstRowVec<T>(t311, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1562 "lm_modplast_lstm.cpp"
+  RowVec<T>(t336, 1).noalias() =
+      ConstRowVec<T>(t333, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
+#line 1591 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 17: fused loop nest over [1]
-//   %317 mul
-//   %317 mul += grad l2.h2mod.bias
+// backward stage 16: fused loop nest over [1]
+//   %339 mul
+//   %339 mul += grad l2.h2mod.bias
 template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t314 = a.scratch + 11680;                      // [1]
-  const T *__restrict t128_l2_M = a.saved + 21168;             // [1] l2.M
-  T *__restrict t317 = a.record + 15408;                       // [1]
+  T *__restrict t336 = a.scratch + 16288;                      // [1]
+  const T *__restrict t124_l2_M = a.saved + 21168;             // [1] l2.M
+  T *__restrict t339 = a.record + 18864;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v315 = t128_l2_M[0] * t128_l2_M[0];
-  const T v316 = T(1.0) - v315;
-  const T v317 = t314[0] * v316;
-  t317[0] = v317;
-  d_l2_h2mod_bias[0] += v317;
-#line 1581 "lm_modplast_lstm.cpp"
+  const T v337 = t124_l2_M[0] * t124_l2_M[0];
+  const T v338 = T(1.0) - v337;
+  const T v339 = t336[0] * v338;
+  t339[0] = v339;
+  d_l2_h2mod_bias[0] += v339;
+#line 1610 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 18: dense product (Eigen), [1149]
-//   %320 matmul
-template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t317 = a.record + 15408;                                // [1]
+// backward stage 17: dense product (Eigen), [1149]
+//   %342 matmul
+template <class T> static void backward_h2mod_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t339 = a.record + 18864;                                // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
-  T *__restrict t320 = a.scratch + 11696;                               // [1149]
+  T *__restrict t342 = a.scratch + 16304;                               // [1149]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t320, 1149).noalias() =
-      ConstRowVec<T>(t317, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1595 "lm_modplast_lstm.cpp"
+  RowVec<T>(t342, 1149).noalias() =
+      ConstRowVec<T>(t339, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
+#line 1624 "lm_modplast_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1604,379 +1633,340 @@ template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
 // hn = o * tanh(cn)
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// backward stage 19: fused loop nest over [1149]
-//   %335 mul
-//   %349 mul
-//   %360 mul
-//   %371 mul
-//   %332 mul -> grad_prev l2.c
+// backward stage 18: fused loop nest over [1149]
+//   %357 mul
+//   %363 mul
+//   %374 mul
+//   %385 mul
+//   %354 mul -> grad_prev l2.c
 //   %12 state -> record (a factor of deferred outer-product gradients)
-//   %56 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %74 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %371 mul += grad l2.x2f.bias
-//   %79 state -> record (a factor of deferred outer-product gradients)
-//   %371 mul += grad l2.h2f.bias
-//   %360 mul += grad l2.x2i.bias
-//   %360 mul += grad l2.h2i.bias
-//   %349 mul += grad l2.x2o.bias
-//   %349 mul += grad l2.h2o.bias
-//   %335 mul += grad l2.x2c.bias
-//   %123 mul l2.hn -> record (a factor of deferred outer-product gradients)
-//   %311 reshape += grad l2.modfanout.bias
-//   %139 mul y2 -> record (a factor of deferred outer-product gradients)
+//   %222 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %54 mul l1.hn -> record (a factor of deferred outer-product gradients)
+//   %72 mul y1 -> record (a factor of deferred outer-product gradients)
+//   %385 mul += grad l2.x2f.bias
+//   %77 state -> record (a factor of deferred outer-product gradients)
+//   %385 mul += grad l2.h2f.bias
+//   %374 mul += grad l2.x2i.bias
+//   %374 mul += grad l2.h2i.bias
+//   %363 mul += grad l2.x2o.bias
+//   %363 mul += grad l2.h2o.bias
+//   %357 mul -> record (a factor of deferred outer-product gradients)
+//   %357 mul += grad l2.x2c.bias
+//   %223 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
+//   %119 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %333 reshape += grad l2.modfanout.bias
+//   %135 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
-static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t309 = a.scratch + 9376;                               // [1149]
+static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t331 = a.scratch + 13984;                              // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
-  T *__restrict t267 = a.scratch + 2416;                               // [1149]
-  T *__restrict t277 = a.scratch + 3968;                               // [1149]
-  T *__restrict t288 = a.scratch + 5520;                               // [1149]
-  T *__restrict t299 = a.scratch + 7072;                               // [1149]
+  T *__restrict t234 = a.scratch + 800;                                // [1149]
+  T *__restrict t289 = a.scratch + 7024;                               // [1149]
+  T *__restrict t299 = a.scratch + 8576;                               // [1149]
+  T *__restrict t310 = a.scratch + 10128;                              // [1149]
+  T *__restrict t321 = a.scratch + 11680;                              // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                           // [1149]
-  T *__restrict t320 = a.scratch + 11696;                              // [1149]
-  const T *__restrict t97 = a.saved + 16560;                           // [1149]
+  T *__restrict t342 = a.scratch + 16304;                              // [1149]
+  const T *__restrict t95 = a.saved + 16560;                           // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
-  const T *__restrict t101 = a.saved + 17712;                          // [1149]
+  const T *__restrict t99 = a.saved + 17712;                           // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias;        // [1149]
-  const T *__restrict t76 = a.saved + 11952;                           // [1149]
+  const T *__restrict t74 = a.saved + 11952;                           // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias;        // [1149]
-  const T *__restrict t81 = a.saved + 13104;                           // [1149]
+  const T *__restrict t79 = a.saved + 13104;                           // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias;        // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;                      // [1149]
-  const T *__restrict t87 = a.saved + 14256;                           // [1149]
+  const T *__restrict t85 = a.saved + 14256;                           // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;        // [1149]
-  const T *__restrict t91 = a.saved + 15408;                           // [1149]
+  const T *__restrict t89 = a.saved + 15408;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
-  const T *__restrict t117_l2_g = a.saved + 18864;                     // [1149] l2.g
-  T *__restrict t335 = a.record + 14256;                               // [1149]
-  T *__restrict t349 = a.record + 13104;                               // [1149]
-  T *__restrict t360 = a.record + 11952;                               // [1149]
-  T *__restrict t371 = a.record + 8496;                                // [1149]
+  const T *__restrict t113_l2_g = a.saved + 18864;                     // [1149] l2.g
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;             // [1149]
+  T *__restrict t363 = a.record + 14256;                               // [1149]
+  T *__restrict t374 = a.record + 13104;                               // [1149]
+  T *__restrict t385 = a.record + 9648;                                // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
   T *__restrict record2 = a.record + 1552;                             // [1149]
-  const T *__restrict t56_l1_hn = a.saved + 8480;                      // [1149] l1.hn
-  T *__restrict record7 = a.record + 6176;                             // [1149]
-  const T *__restrict t74_y1 = a.saved + 10800;                        // [1149] y1
-  T *__restrict record11 = a.record + 9648;                            // [1149]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0;  // [1149] d carried.0'
+  T *__restrict record6 = a.record + 6160;                             // [1149]
+  const T *__restrict t54_l1_hn = a.saved + 8480;                      // [1149] l1.hn
+  T *__restrict record7 = a.record + 7312;                             // [1149]
+  const T *__restrict t72_y1 = a.saved + 10800;                        // [1149] y1
+  T *__restrict record12 = a.record + 10800;                           // [1149]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;             // [1149]
   const T *__restrict l2_h = a.state + kStateL2H;                      // [1149]
-  T *__restrict record12 = a.record + 10800;                           // [1149]
+  T *__restrict record13 = a.record + 11952;                           // [1149]
   T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;             // [1149]
   T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;             // [1149]
   T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;             // [1149]
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;             // [1149]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;             // [1149]
+  T *__restrict record16 = a.record + 15408;                           // [1149]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
-  const T *__restrict t123_l2_hn = a.saved + 20016;                    // [1149] l2.hn
-  T *__restrict record17 = a.record + 15424;                           // [1149]
-  T *__restrict t311 = a.record + 16576;                               // [1149]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1;  // [1149] d carried.1'
+  T *__restrict record17 = a.record + 16560;                           // [1149]
+  const T *__restrict t119_l2_hn = a.saved + 20016;                    // [1149] l2.hn
+  T *__restrict record18 = a.record + 17712;                           // [1149]
+  T *__restrict t333 = a.record + 18880;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
-  const T *__restrict t139_y2 = a.saved + 22336;                       // [1149] y2
-  T *__restrict record21 = a.record + 18144;                           // [1149]
+  const T *__restrict t135_y2 = a.saved + 22336;                       // [1149] y2
+  T *__restrict record23 = a.record + 20448;                           // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v235 = d_l2_h_next[j] + t234[j];
 #line 28 "examples/lm/modplast_lstm.dopa"
-    const T v278 = t267[j] + t277[j];
-    const T v289 = v278 + t288[j];
-    const T v300 = v289 + t299[j];
-    const T v302 = v300 * drop_h2[j];
+    const T v300 = t289[j] + t299[j];
+    const T v311 = v300 + t310[j];
+    const T v322 = v311 + t321[j];
+    const T v324 = v322 * drop_h2[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v303 = d_l2_h_next[j] + v302;
-    const T v321 = v303 + t320[j];
+    const T v325 = v235 + v324;
+    const T v343 = v325 + t342[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v99 = t97[j] + l2_x2o_bias[j];
-    const T v103 = t101[j] + l2_h2o_bias[j];
-    const T v104 = v99 + v103;
-    const T v105 = T(1) / (T(1) + simdExp(-v104));
+    const T v97 = t95[j] + l2_x2o_bias[j];
+    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v102 = v97 + v101;
+    const T v103 = T(1) / (T(1) + simdExp(-v102));
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v323 = v321 * v105;
+    const T v345 = v343 * v103;
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v78 = t76[j] + l2_x2f_bias[j];
-    const T v83 = t81[j] + l2_h2f_bias[j];
-    const T v84 = v78 + v83;
-    const T v85 = T(1) / (T(1) + simdExp(-v84));
+    const T v76 = t74[j] + l2_x2f_bias[j];
+    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v82 = v76 + v81;
+    const T v83 = T(1) / (T(1) + simdExp(-v82));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v119 = v85 * l2_c[j];
+    const T v115 = v83 * l2_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v89 = t87[j] + l2_x2i_bias[j];
-    const T v93 = t91[j] + l2_h2i_bias[j];
-    const T v94 = v89 + v93;
-    const T v95 = T(1) / (T(1) + simdExp(-v94));
+    const T v87 = t85[j] + l2_x2i_bias[j];
+    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v92 = v87 + v91;
+    const T v93 = T(1) / (T(1) + simdExp(-v92));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v120 = v95 * t117_l2_g[j];
-    const T v121 = v119 + v120;
+    const T v116 = v93 * t113_l2_g[j];
+    const T v117 = v115 + v116;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v122 = simdTanh(v121);
-    const T v324 = v122 * v122;
-    const T v325 = T(1.0) - v324;
-    const T v326 = v323 * v325;
+    const T v118 = simdTanh(v117);
+    const T v346 = v118 * v118;
+    const T v347 = T(1.0) - v346;
+    const T v348 = v345 * v347;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v327 = d_l2_c_next[j] + v326;
-    const T v329 = v327 * v95;
+    const T v349 = d_l2_c_next[j] + v348;
+    const T v351 = v349 * v93;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v330 = t309[j] + v329;
-    const T v333 = t117_l2_g[j] * t117_l2_g[j];
-    const T v334 = T(1.0) - v333;
-    const T v335 = v330 * v334;
-    t335[j] = v335;
+    const T v352 = t331[j] + v351;
+    const T v355 = t113_l2_g[j] * t113_l2_g[j];
+    const T v356 = T(1.0) - v355;
+    const T v357 = v352 * v356;
+    d_carried_1[j] = v357;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v322 = v321 * v122;
+    const T v344 = v343 * v118;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v347 = T(1.0) - v105;
-    const T v348 = v105 * v347;
-    const T v349 = v322 * v348;
-    t349[j] = v349;
+    const T v361 = T(1.0) - v103;
+    const T v362 = v103 * v361;
+    const T v363 = v344 * v362;
+    t363[j] = v363;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v328 = v327 * t117_l2_g[j];
+    const T v350 = v349 * t113_l2_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v358 = T(1.0) - v95;
-    const T v359 = v95 * v358;
-    const T v360 = v328 * v359;
-    t360[j] = v360;
+    const T v372 = T(1.0) - v93;
+    const T v373 = v93 * v372;
+    const T v374 = v350 * v373;
+    t374[j] = v374;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v331 = v327 * l2_c[j];
+    const T v353 = v349 * l2_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v369 = T(1.0) - v85;
-    const T v370 = v85 * v369;
-    const T v371 = v331 * v370;
-    t371[j] = v371;
+    const T v383 = T(1.0) - v83;
+    const T v384 = v83 * v383;
+    const T v385 = v353 * v384;
+    t385[j] = v385;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v332 = v327 * v85;
-    d_l2_c[j] = v332;
+    const T v354 = v349 * v83;
+    d_l2_c[j] = v354;
     record2[j] = l1_h[j];
-    record7[j] = t56_l1_hn[j];
-    record11[j] = t74_y1[j];
+    record6[j] = d_carried_0_next[j];
+    record7[j] = t54_l1_hn[j];
+    record12[j] = t72_y1[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2f_bias[j] += v371;
-    record12[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v371;
+    d_l2_x2f_bias[j] += v385;
+    record13[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v385;
 #line 82 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2i_bias[j] += v360;
-    d_l2_h2i_bias[j] += v360;
+    d_l2_x2i_bias[j] += v374;
+    d_l2_h2i_bias[j] += v374;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2o_bias[j] += v349;
-    d_l2_h2o_bias[j] += v349;
+    d_l2_x2o_bias[j] += v363;
+    d_l2_h2o_bias[j] += v363;
+    record16[j] = v357;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    d_l2_x2c_bias[j] += v335;
-    record17[j] = t123_l2_hn[j];
+    d_l2_x2c_bias[j] += v357;
+    record17[j] = d_carried_1_next[j];
+    record18[j] = t119_l2_hn[j];
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l2_modfanout_bias[j] += t311[j];
-    record21[j] = t139_y2[j];
+    d_l2_modfanout_bias[j] += t333[j];
+    record23[j] = t135_y2[j];
   }
-#line 1769 "lm_modplast_lstm.cpp"
+#line 1812 "lm_modplast_lstm.cpp"
 }
 
-// state  hebb : [H, H] = 0
-// param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 20: fused loop nest over [1149, 1149]
-//   %337 matmul
-//   %340 reduce_to
-//   %343 add -> grad_prev l2.hebb
-template <class T> static void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t337 = a.scratch + 12848;                         // [1149]
-  T *__restrict t335 = a.record + 14256;                          // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
-  const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t340 = a.scratch + 14000;                         // [1149, 1]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
-  const T *__restrict t133 = a.saved + 21184;                     // [1149, 1]
-  const T *__restrict t117_l2_g = a.saved + 18864;                // [1149] l2.g
-  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
-  for (int e = 0; e < 1149; ++e)
-    t337[e] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t340[e] = T(0);
-  for (int i = 0; i < 1149; ++i) {
-    T acc340 = T(0);
-#pragma omp simd reduction(+ : acc340)
-    for (int j = 0; j < 1149; ++j) {
+// backward stage 19: dense product (Eigen), [1149]
+//   %360 matmul
+template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;          // [1149]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict t360 = a.scratch + 17456;                           // [1149]
 #line 84 "examples/lm/modplast_lstm.dopa"
-      const T v113 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v114 = l2_w[i * 1149 + j] + v113;
-      t337[j] += t335[i] * v114;
-      const T v336 = t335[i] * l2_h[j];
-      const T v339 = v336 * l2_hebb[i * 1149 + j];
-#line 77 "examples/lm/modplast_lstm.dopa"
-      acc340 += v339;
-#line 91 "examples/lm/modplast_lstm.dopa"
-      const T v134 = t117_l2_g[i] * l2_h[j];
-      const T v135 = t133[i] * v134;
-      const T v136 = l2_hebb[i * 1149 + j] + v135;
-      const T v304 = T(-2.0) <= v136 && v136 <= T(2.0) ? T(1) : T(0);
-      const T v305 = d_l2_hebb_next[i * 1149 + j] * v304;
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v342 = v336 * l2_alpha[i];
-#line 68 "examples/lm/modplast_lstm.dopa"
-      const T v343 = v305 + v342;
-      d_l2_hebb[i * 1149 + j] = v343;
-    }
-    t340[i] += acc340;
-  }
-#line 1822 "lm_modplast_lstm.cpp"
+  RowVec<T>(t360, 1149).noalias() =
+      ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
+#line 1826 "lm_modplast_lstm.cpp"
 }
 
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 20: dense product (Eigen), [1149]
+//   %366 matmul
+template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
+  T *__restrict t363 = a.record + 14256;                            // [1149]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  T *__restrict t366 = a.scratch + 18608;                           // [1149]
+#line 83 "examples/lm/modplast_lstm.dopa"
+  RowVec<T>(t366, 1149).noalias() =
+      ConstRowVec<T>(t363, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
+#line 1840 "lm_modplast_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 21: dense product (Eigen), [1149]
-//   %346 matmul
-template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t335 = a.record + 14256;                            // [1149]
-  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t346 = a.scratch + 15152;                           // [1149]
-#line 84 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t346, 1149).noalias() =
-      ConstRowVec<T>(t335, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1836 "lm_modplast_lstm.cpp"
+//   %370 matmul
+template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
+  T *__restrict t363 = a.record + 14256;                            // [1149]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t370 = a.scratch + 19760;                           // [1149]
+#line 83 "examples/lm/modplast_lstm.dopa"
+  RowVec<T>(t370, 1149).noalias() =
+      ConstRowVec<T>(t363, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
+#line 1854 "lm_modplast_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 22: dense product (Eigen), [1149]
-//   %352 matmul
-template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t349 = a.record + 13104;                            // [1149]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t352 = a.scratch + 16304;                           // [1149]
-#line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t352, 1149).noalias() =
-      ConstRowVec<T>(t349, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1850 "lm_modplast_lstm.cpp"
+//   %377 matmul
+template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
+  T *__restrict t374 = a.record + 13104;                            // [1149]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  T *__restrict t377 = a.scratch + 20912;                           // [1149]
+#line 82 "examples/lm/modplast_lstm.dopa"
+  RowVec<T>(t377, 1149).noalias() =
+      ConstRowVec<T>(t374, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
+#line 1868 "lm_modplast_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 23: dense product (Eigen), [1149]
-//   %356 matmul
-template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t349 = a.record + 13104;                            // [1149]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t356 = a.scratch + 17456;                           // [1149]
-#line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t356, 1149).noalias() =
-      ConstRowVec<T>(t349, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1864 "lm_modplast_lstm.cpp"
+//   %381 matmul
+template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t374 = a.record + 13104;                            // [1149]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t381 = a.scratch + 22064;                           // [1149]
+#line 82 "examples/lm/modplast_lstm.dopa"
+  RowVec<T>(t381, 1149).noalias() =
+      ConstRowVec<T>(t374, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
+#line 1882 "lm_modplast_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 24: dense product (Eigen), [1149]
-//   %363 matmul
-template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t360 = a.record + 11952;                            // [1149]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t363 = a.scratch + 18608;                           // [1149]
-#line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t363, 1149).noalias() =
-      ConstRowVec<T>(t360, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1878 "lm_modplast_lstm.cpp"
+//   %388 matmul
+template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t385 = a.record + 9648;                             // [1149]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  T *__restrict t388 = a.scratch + 23216;                           // [1149]
+#line 81 "examples/lm/modplast_lstm.dopa"
+  RowVec<T>(t388, 1149).noalias() =
+      ConstRowVec<T>(t385, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
+#line 1896 "lm_modplast_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 25: dense product (Eigen), [1149]
-//   %367 matmul
-template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t360 = a.record + 11952;                            // [1149]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t367 = a.scratch + 19760;                           // [1149]
-#line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t367, 1149).noalias() =
-      ConstRowVec<T>(t360, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1892 "lm_modplast_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 26: dense product (Eigen), [1149]
-//   %374 matmul
-template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t371 = a.record + 8496;                             // [1149]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t374 = a.scratch + 20912;                           // [1149]
-#line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t374, 1149).noalias() =
-      ConstRowVec<T>(t371, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1906 "lm_modplast_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 27: dense product (Eigen), [1149]
-//   %378 matmul
-template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t371 = a.record + 8496;                             // [1149]
+//   %392 matmul
+template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t385 = a.record + 9648;                             // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t378 = a.scratch + 22064;                           // [1149]
+  T *__restrict t392 = a.scratch + 24368;                           // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t378, 1149).noalias() =
-      ConstRowVec<T>(t371, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1920 "lm_modplast_lstm.cpp"
+  RowVec<T>(t392, 1149).noalias() =
+      ConstRowVec<T>(t385, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+#line 1910 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// backward stage 28:
-//   %390 reshape
-template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t390 = a.record + 7328;   // [1149]
-  T *__restrict t386 = a.scratch + 23216; // [1149, 1]
+// backward stage 26:
+//   %404 reshape
+template <class T> static void backward_record_col_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t404 = a.record + 8480;   // [1149]
+  T *__restrict t400 = a.scratch + 25520; // [1149, 1]
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t390[e] = t386[e];
-#line 1933 "lm_modplast_lstm.cpp"
+    t404[e] = t400[e];
+#line 1923 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 29: dense product (Eigen), [1]
-//   %393 matmul
-template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t390 = a.record + 7328;                                         // [1149]
+// backward stage 27: dense product (Eigen), [1]
+//   %407 matmul
+template <class T> static void backward_modfanout_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t404 = a.record + 8480;                                         // [1149]
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t393 = a.scratch + 26672;                                       // [1]
+  T *__restrict t407 = a.scratch + 28976;                                       // [1]
 #line 88 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t393, 1).noalias() =
-      ConstRowVec<T>(t390, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 1947 "lm_modplast_lstm.cpp"
+  RowVec<T>(t407, 1).noalias() =
+      ConstRowVec<T>(t404, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
+#line 1937 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 30: fused loop nest over [1]
-//   %396 mul
-//   %396 mul += grad l1.h2mod.bias
+// backward stage 28: fused loop nest over [1]
+//   %410 mul
+//   %410 mul += grad l1.h2mod.bias
 template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t393 = a.scratch + 26672;                      // [1]
-  const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
-  T *__restrict t396 = a.record + 6160;                        // [1]
+  T *__restrict t407 = a.scratch + 28976;                      // [1]
+  const T *__restrict t59_l1_M = a.saved + 9632;               // [1] l1.M
+  T *__restrict t410 = a.record + 8464;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  const T v394 = t61_l1_M[0] * t61_l1_M[0];
-  const T v395 = T(1.0) - v394;
-  const T v396 = t393[0] * v395;
-  t396[0] = v396;
-  d_l1_h2mod_bias[0] += v396;
-#line 1966 "lm_modplast_lstm.cpp"
+  const T v408 = t59_l1_M[0] * t59_l1_M[0];
+  const T v409 = T(1.0) - v408;
+  const T v410 = t407[0] * v409;
+  t410[0] = v410;
+  d_l1_h2mod_bias[0] += v410;
+#line 1956 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 31: dense product (Eigen), [1149]
-//   %399 matmul
-template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
-  T *__restrict t396 = a.record + 6160;                                 // [1]
+// backward stage 29: dense product (Eigen), [1149]
+//   %413 matmul
+template <class T> static void backward_h2mod_29(const dopa::StepArgs<T> &a) {
+  T *__restrict t410 = a.record + 8464;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict t399 = a.scratch + 26688;                               // [1149]
+  T *__restrict t413 = a.scratch + 28992;                               // [1149]
 #line 87 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t399, 1149).noalias() =
-      ConstRowVec<T>(t396, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 1980 "lm_modplast_lstm.cpp"
+  RowVec<T>(t413, 1149).noalias() =
+      ConstRowVec<T>(t410, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
+#line 1970 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1987,32 +1977,34 @@ template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
 //
-// backward stage 32: fused loop nest over [1149]
-//   %414 mul
+// backward stage 30: fused loop nest over [1149]
 //   %428 mul
-//   %439 mul
-//   %450 mul
-//   %411 mul -> grad_prev l1.c
-//   %375 add -> grad_prev l2.h
-//   %450 mul += grad l1.x2f.bias
-//   %450 mul += grad l1.h2f.bias
-//   %439 mul += grad l1.x2i.bias
-//   %439 mul += grad l1.h2i.bias
-//   %428 mul += grad l1.x2o.bias
-//   %428 mul += grad l1.h2o.bias
-//   %414 mul += grad l1.x2c.bias
-//   %390 reshape += grad l1.modfanout.bias
+//   %434 mul
+//   %445 mul
+//   %456 mul
+//   %425 mul -> grad_prev l1.c
+//   %389 add -> grad_prev l2.h
+//   %456 mul += grad l1.x2f.bias
+//   %456 mul += grad l1.h2f.bias
+//   %445 mul += grad l1.x2i.bias
+//   %445 mul += grad l1.h2i.bias
+//   %434 mul += grad l1.x2o.bias
+//   %434 mul += grad l1.h2o.bias
+//   %428 mul -> record (a factor of deferred outer-product gradients)
+//   %428 mul += grad l1.x2c.bias
+//   %404 reshape += grad l1.modfanout.bias
 template <class T>
-static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t388 = a.scratch + 24368;                              // [1149]
+static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t402 = a.scratch + 26672;                              // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
-  T *__restrict t346 = a.scratch + 15152;                              // [1149]
-  T *__restrict t356 = a.scratch + 17456;                              // [1149]
-  T *__restrict t367 = a.scratch + 19760;                              // [1149]
-  T *__restrict t378 = a.scratch + 22064;                              // [1149]
+  T *__restrict t242 = a.scratch + 3104;                               // [1149]
+  T *__restrict t360 = a.scratch + 17456;                              // [1149]
+  T *__restrict t370 = a.scratch + 19760;                              // [1149]
+  T *__restrict t381 = a.scratch + 22064;                              // [1149]
+  T *__restrict t392 = a.scratch + 24368;                              // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                           // [1149]
-  T *__restrict t399 = a.scratch + 26688;                              // [1149]
+  T *__restrict t413 = a.scratch + 28992;                              // [1149]
   const T *__restrict t30 = a.saved + 5024;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
   const T *__restrict t34 = a.saved + 6176;                            // [1149]
@@ -2026,17 +2018,16 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias;        // [1149]
   const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
-  const T *__restrict t50_l1_g = a.saved + 7328;                       // [1149] l1.g
-  T *__restrict t414 = a.record + 5008;                                // [1149]
-  T *__restrict t428 = a.record + 3856;                                // [1149]
-  T *__restrict t439 = a.record + 2704;                                // [1149]
-  T *__restrict t450 = a.record + 0;                                   // [1149]
+  const T *__restrict t48_l1_g = a.saved + 7328;                       // [1149] l1.g
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;             // [1149]
+  T *__restrict t434 = a.record + 3856;                                // [1149]
+  T *__restrict t445 = a.record + 2704;                                // [1149]
+  T *__restrict t456 = a.record + 0;                                   // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
-  T *__restrict t310 = a.scratch + 10528;                              // [1149]
-  T *__restrict t337 = a.scratch + 12848;                              // [1149]
-  T *__restrict t352 = a.scratch + 16304;                              // [1149]
-  T *__restrict t363 = a.scratch + 18608;                              // [1149]
-  T *__restrict t374 = a.scratch + 20912;                              // [1149]
+  T *__restrict t332 = a.scratch + 15136;                              // [1149]
+  T *__restrict t366 = a.scratch + 18608;                              // [1149]
+  T *__restrict t377 = a.scratch + 20912;                              // [1149]
+  T *__restrict t388 = a.scratch + 23216;                              // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
@@ -2044,293 +2035,240 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2i_bias = a.grads + kParamL1H2iBias;             // [1149]
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
+  T *__restrict record5 = a.record + 5008;                             // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
-  T *__restrict t390 = a.record + 7328;                                // [1149]
+  T *__restrict t404 = a.record + 8480;                                // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
-#line 27 "examples/lm/modplast_lstm.dopa"
-    const T v357 = t346[j] + t356[j];
-    const T v368 = v357 + t367[j];
-    const T v379 = v368 + t378[j];
-    const T v381 = v379 * drop_h1[j];
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v382 = d_l1_h_next[j] + v381;
-    const T v400 = v382 + t399[j];
+    const T v243 = d_l1_h_next[j] + t242[j];
+#line 27 "examples/lm/modplast_lstm.dopa"
+    const T v371 = t360[j] + t370[j];
+    const T v382 = v371 + t381[j];
+    const T v393 = v382 + t392[j];
+    const T v395 = v393 * drop_h1[j];
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v396 = v243 + v395;
+    const T v414 = v396 + t413[j];
 #line 83 "examples/lm/modplast_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v402 = v400 * v38;
+    const T v416 = v414 * v38;
 #line 81 "examples/lm/modplast_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v52 = v18 * l1_c[j];
+    const T v50 = v18 * l1_c[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
     const T v22 = t20[j] + l1_x2i_bias[j];
     const T v26 = t24[j] + l1_h2i_bias[j];
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v53 = v28 * t50_l1_g[j];
-    const T v54 = v52 + v53;
+    const T v51 = v28 * t48_l1_g[j];
+    const T v52 = v50 + v51;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v55 = simdTanh(v54);
-    const T v403 = v55 * v55;
-    const T v404 = T(1.0) - v403;
-    const T v405 = v402 * v404;
+    const T v53 = simdTanh(v52);
+    const T v417 = v53 * v53;
+    const T v418 = T(1.0) - v417;
+    const T v419 = v416 * v418;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v406 = d_l1_c_next[j] + v405;
-    const T v408 = v406 * v28;
+    const T v420 = d_l1_c_next[j] + v419;
+    const T v422 = v420 * v28;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    const T v409 = t388[j] + v408;
-    const T v412 = t50_l1_g[j] * t50_l1_g[j];
-    const T v413 = T(1.0) - v412;
-    const T v414 = v409 * v413;
-    t414[j] = v414;
+    const T v423 = t402[j] + v422;
+    const T v426 = t48_l1_g[j] * t48_l1_g[j];
+    const T v427 = T(1.0) - v426;
+    const T v428 = v423 * v427;
+    d_carried_0[j] = v428;
 #line 86 "examples/lm/modplast_lstm.dopa"
-    const T v401 = v400 * v55;
+    const T v415 = v414 * v53;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    const T v426 = T(1.0) - v38;
-    const T v427 = v38 * v426;
-    const T v428 = v401 * v427;
-    t428[j] = v428;
+    const T v432 = T(1.0) - v38;
+    const T v433 = v38 * v432;
+    const T v434 = v415 * v433;
+    t434[j] = v434;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v407 = v406 * t50_l1_g[j];
+    const T v421 = v420 * t48_l1_g[j];
 #line 82 "examples/lm/modplast_lstm.dopa"
-    const T v437 = T(1.0) - v28;
-    const T v438 = v28 * v437;
-    const T v439 = v407 * v438;
-    t439[j] = v439;
+    const T v443 = T(1.0) - v28;
+    const T v444 = v28 * v443;
+    const T v445 = v421 * v444;
+    t445[j] = v445;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v410 = v406 * l1_c[j];
+    const T v424 = v420 * l1_c[j];
 #line 81 "examples/lm/modplast_lstm.dopa"
-    const T v448 = T(1.0) - v18;
-    const T v449 = v18 * v448;
-    const T v450 = v410 * v449;
-    t450[j] = v450;
+    const T v454 = T(1.0) - v18;
+    const T v455 = v18 * v454;
+    const T v456 = v424 * v455;
+    t456[j] = v456;
 #line 85 "examples/lm/modplast_lstm.dopa"
-    const T v411 = v406 * v18;
-    d_l1_c[j] = v411;
+    const T v425 = v420 * v18;
+    d_l1_c[j] = v425;
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v338 = t310[j] + t337[j];
-    const T v353 = v338 + t352[j];
-    const T v364 = v353 + t363[j];
-    const T v375 = v364 + t374[j];
-    d_l2_h[j] = v375;
+    const T v367 = t332[j] + t366[j];
+    const T v378 = v367 + t377[j];
+    const T v389 = v378 + t388[j];
+    d_l2_h[j] = v389;
 #line 81 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2f_bias[j] += v450;
-    d_l1_h2f_bias[j] += v450;
+    d_l1_x2f_bias[j] += v456;
+    d_l1_h2f_bias[j] += v456;
 #line 82 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2i_bias[j] += v439;
-    d_l1_h2i_bias[j] += v439;
+    d_l1_x2i_bias[j] += v445;
+    d_l1_h2i_bias[j] += v445;
 #line 83 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2o_bias[j] += v428;
-    d_l1_h2o_bias[j] += v428;
+    d_l1_x2o_bias[j] += v434;
+    d_l1_h2o_bias[j] += v434;
+    record5[j] = v428;
 #line 84 "examples/lm/modplast_lstm.dopa"
-    d_l1_x2c_bias[j] += v414;
+    d_l1_x2c_bias[j] += v428;
 #line 91 "examples/lm/modplast_lstm.dopa"
-    d_l1_modfanout_bias[j] += t390[j];
+    d_l1_modfanout_bias[j] += t404[j];
   }
-#line 2141 "lm_modplast_lstm.cpp"
-}
-
-// state  hebb : [H, H] = 0
-// param  alpha : [H, 1] ~ uniform(0, 0.0001)
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-//
-// backward stage 33: fused loop nest over [1149, 1149]
-//   %416 matmul
-//   %419 reduce_to
-//   %422 add -> grad_prev l1.hebb
-template <class T> static void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t416 = a.scratch + 27840;                         // [1149]
-  T *__restrict t414 = a.record + 5008;                           // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
-  const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t419 = a.scratch + 28992;                         // [1149, 1]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
-  const T *__restrict t66 = a.saved + 9648;                       // [1149, 1]
-  const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
-  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
-  for (int e = 0; e < 1149; ++e)
-    t416[e] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t419[e] = T(0);
-  for (int i = 0; i < 1149; ++i) {
-    T acc419 = T(0);
-#pragma omp simd reduction(+ : acc419)
-    for (int j = 0; j < 1149; ++j) {
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v47 = l1_w[i * 1149 + j] + v46;
-      t416[j] += t414[i] * v47;
-      const T v415 = t414[i] * l1_h[j];
-      const T v418 = v415 * l1_hebb[i * 1149 + j];
-#line 77 "examples/lm/modplast_lstm.dopa"
-      acc419 += v418;
-#line 91 "examples/lm/modplast_lstm.dopa"
-      const T v67 = t50_l1_g[i] * l1_h[j];
-      const T v68 = t66[i] * v67;
-      const T v69 = l1_hebb[i * 1149 + j] + v68;
-      const T v383 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v384 = d_l1_hebb_next[i * 1149 + j] * v383;
-#line 84 "examples/lm/modplast_lstm.dopa"
-      const T v421 = v415 * l1_alpha[i];
-#line 68 "examples/lm/modplast_lstm.dopa"
-      const T v422 = v384 + v421;
-      d_l1_hebb[i * 1149 + j] = v422;
-    }
-    t419[i] += acc419;
-  }
-#line 2194 "lm_modplast_lstm.cpp"
+#line 2135 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 34: dense product (Eigen), [400]
-//   %425 matmul
-template <class T> static void backward_x2c_34(const dopa::StepArgs<T> &a) {
-  T *__restrict t414 = a.record + 5008;                             // [1149]
-  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t425 = a.scratch + 30144;                           // [400]
-#line 84 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t425, 400).noalias() =
-      ConstRowVec<T>(t414, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2208 "lm_modplast_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// backward stage 35: dense product (Eigen), [1149]
+// backward stage 31: dense product (Eigen), [400]
 //   %431 matmul
-template <class T> static void backward_h2o_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t428 = a.record + 3856;                             // [1149]
-  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t431 = a.scratch + 30544;                           // [1149]
-#line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t431, 1149).noalias() =
-      ConstRowVec<T>(t428, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2222 "lm_modplast_lstm.cpp"
+template <class T> static void backward_x2c_31(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;          // [1149]
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t431 = a.scratch + 30144;                           // [400]
+#line 84 "examples/lm/modplast_lstm.dopa"
+  RowVec<T>(t431, 400).noalias() =
+      ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
+#line 2149 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 36: dense product (Eigen), [400]
-//   %435 matmul
-template <class T> static void backward_x2o_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t428 = a.record + 3856;                             // [1149]
-  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t435 = a.scratch + 31696;                           // [400]
+// backward stage 32: dense product (Eigen), [1149]
+//   %437 matmul
+template <class T> static void backward_h2o_32(const dopa::StepArgs<T> &a) {
+  T *__restrict t434 = a.record + 3856;                             // [1149]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  T *__restrict t437 = a.scratch + 30544;                           // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t435, 400).noalias() =
-      ConstRowVec<T>(t428, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2236 "lm_modplast_lstm.cpp"
+  RowVec<T>(t437, 1149).noalias() =
+      ConstRowVec<T>(t434, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
+#line 2163 "lm_modplast_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 33: dense product (Eigen), [400]
+//   %441 matmul
+template <class T> static void backward_x2o_33(const dopa::StepArgs<T> &a) {
+  T *__restrict t434 = a.record + 3856;                             // [1149]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t441 = a.scratch + 31696;                           // [400]
+#line 83 "examples/lm/modplast_lstm.dopa"
+  RowVec<T>(t441, 400).noalias() =
+      ConstRowVec<T>(t434, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
+#line 2177 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 37: dense product (Eigen), [1149]
-//   %442 matmul
-template <class T> static void backward_h2i_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t439 = a.record + 2704;                             // [1149]
+// backward stage 34: dense product (Eigen), [1149]
+//   %448 matmul
+template <class T> static void backward_h2i_34(const dopa::StepArgs<T> &a) {
+  T *__restrict t445 = a.record + 2704;                             // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t442 = a.scratch + 32096;                           // [1149]
+  T *__restrict t448 = a.scratch + 32096;                           // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t442, 1149).noalias() =
-      ConstRowVec<T>(t439, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2250 "lm_modplast_lstm.cpp"
+  RowVec<T>(t448, 1149).noalias() =
+      ConstRowVec<T>(t445, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
+#line 2191 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 38: dense product (Eigen), [400]
-//   %446 matmul
-template <class T> static void backward_x2i_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t439 = a.record + 2704;                             // [1149]
+// backward stage 35: dense product (Eigen), [400]
+//   %452 matmul
+template <class T> static void backward_x2i_35(const dopa::StepArgs<T> &a) {
+  T *__restrict t445 = a.record + 2704;                             // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t446 = a.scratch + 33248;                           // [400]
+  T *__restrict t452 = a.scratch + 33248;                           // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t446, 400).noalias() =
-      ConstRowVec<T>(t439, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2264 "lm_modplast_lstm.cpp"
+  RowVec<T>(t452, 400).noalias() =
+      ConstRowVec<T>(t445, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
+#line 2205 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 39: dense product (Eigen), [1149]
-//   %453 matmul
-template <class T> static void backward_h2f_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t450 = a.record + 0;                                // [1149]
+// backward stage 36: dense product (Eigen), [1149]
+//   %459 matmul
+template <class T> static void backward_h2f_36(const dopa::StepArgs<T> &a) {
+  T *__restrict t456 = a.record + 0;                                // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t453 = a.scratch + 33648;                           // [1149]
+  T *__restrict t459 = a.scratch + 33648;                           // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t453, 1149).noalias() =
-      ConstRowVec<T>(t450, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2278 "lm_modplast_lstm.cpp"
+  RowVec<T>(t459, 1149).noalias() =
+      ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
+#line 2219 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 40: dense product (Eigen), [400]
-//   %457 matmul
-template <class T> static void backward_x2f_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t450 = a.record + 0;                                // [1149]
+// backward stage 37: dense product (Eigen), [400]
+//   %463 matmul
+template <class T> static void backward_x2f_37(const dopa::StepArgs<T> &a) {
+  T *__restrict t456 = a.record + 0;                                // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t457 = a.scratch + 34800;                           // [400]
+  T *__restrict t463 = a.scratch + 34800;                           // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
-  RowVec<T>(t457, 400).noalias() =
-      ConstRowVec<T>(t450, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2292 "lm_modplast_lstm.cpp"
+  RowVec<T>(t463, 400).noalias() =
+      ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
+#line 2233 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
-// backward stage 41: fused loop nest over [1149]
-//   %454 add -> grad_prev l1.h
+// backward stage 38: fused loop nest over [1149]
+//   %460 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t389 = a.scratch + 25520;        // [1149]
-  T *__restrict t416 = a.scratch + 27840;        // [1149]
-  T *__restrict t431 = a.scratch + 30544;        // [1149]
-  T *__restrict t442 = a.scratch + 32096;        // [1149]
-  T *__restrict t453 = a.scratch + 33648;        // [1149]
+  T *__restrict t403 = a.scratch + 27824;        // [1149]
+  T *__restrict t437 = a.scratch + 30544;        // [1149]
+  T *__restrict t448 = a.scratch + 32096;        // [1149]
+  T *__restrict t459 = a.scratch + 33648;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v417 = t389[j] + t416[j];
-    const T v432 = v417 + t431[j];
-    const T v443 = v432 + t442[j];
-    const T v454 = v443 + t453[j];
-    d_l1_h[j] = v454;
+    const T v438 = t403[j] + t437[j];
+    const T v449 = v438 + t448[j];
+    const T v460 = v449 + t459[j];
+    d_l1_h[j] = v460;
   }
-#line 2315 "lm_modplast_lstm.cpp"
+#line 2254 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
-// backward stage 42: fused loop nest over [400]
-//   %296 add -> grad_prev l3.h
-//   %461 mul += grad enc.weight
+// backward stage 39: fused loop nest over [400]
+//   %318 add -> grad_prev l3.h
+//   %467 mul += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t230 = a.scratch + 800;                   // [400]
-  T *__restrict t258 = a.scratch + 1616;                  // [400]
-  T *__restrict t273 = a.scratch + 3568;                  // [400]
-  T *__restrict t284 = a.scratch + 5120;                  // [400]
-  T *__restrict t295 = a.scratch + 6672;                  // [400]
+  T *__restrict t260 = a.scratch + 6208;                  // [400]
+  T *__restrict t295 = a.scratch + 8176;                  // [400]
+  T *__restrict t306 = a.scratch + 9728;                  // [400]
+  T *__restrict t317 = a.scratch + 11280;                 // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t425 = a.scratch + 30144;                 // [400]
-  T *__restrict t435 = a.scratch + 31696;                 // [400]
-  T *__restrict t446 = a.scratch + 33248;                 // [400]
-  T *__restrict t457 = a.scratch + 34800;                 // [400]
+  T *__restrict t431 = a.scratch + 30144;                 // [400]
+  T *__restrict t441 = a.scratch + 31696;                 // [400]
+  T *__restrict t452 = a.scratch + 33248;                 // [400]
+  T *__restrict t463 = a.scratch + 34800;                 // [400]
   const T *__restrict drop_i = a.inputs[1];               // [400]
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
@@ -2338,63 +2276,62 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 66 "examples/lm/modplast_lstm.dopa"
-    const T v259 = t230[j] + t258[j];
-    const T v274 = v259 + t273[j];
-    const T v285 = v274 + t284[j];
-    const T v296 = v285 + t295[j];
-    d_l3_h[j] = v296;
+    const T v296 = t260[j] + t295[j];
+    const T v307 = v296 + t306[j];
+    const T v318 = v307 + t317[j];
+    d_l3_h[j] = v318;
 #line 26 "examples/lm/modplast_lstm.dopa"
-    const T v436 = t425[j] + t435[j];
-    const T v447 = v436 + t446[j];
-    const T v458 = v447 + t457[j];
-    const T v460 = v458 * drop_i[j];
-    const T v461 = v460 * t4[0];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v461;
+    const T v442 = t431[j] + t441[j];
+    const T v453 = v442 + t452[j];
+    const T v464 = v453 + t463[j];
+    const T v466 = v464 * drop_i[j];
+    const T v467 = v466 * t4[0];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v467;
   }
-#line 2355 "lm_modplast_lstm.cpp"
+#line 2292 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 43: fused loop nest over [1149, 1]
-//   %419 reduce_to += grad l1.alpha
-//   %340 reduce_to += grad l2.alpha
+// backward stage 40: fused loop nest over [1149, 1]
+//   %245 reduce_to += grad l1.alpha
+//   %237 reduce_to += grad l2.alpha
 template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t419 = a.scratch + 28992;             // [1149, 1]
+  T *__restrict t245 = a.scratch + 4256;              // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t340 = a.scratch + 14000;             // [1149, 1]
+  T *__restrict t237 = a.scratch + 1952;              // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
 #line 77 "examples/lm/modplast_lstm.dopa"
-    d_l1_alpha[i] += t419[i];
-    d_l2_alpha[i] += t340[i];
+    d_l1_alpha[i] += t245[i];
+    d_l2_alpha[i] += t237[i];
   }
-#line 2373 "lm_modplast_lstm.cpp"
+#line 2310 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 44: fused loop nest over [400, 1]
-//   %261 reduce_to += grad l3.alpha
+// backward stage 41: fused loop nest over [400, 1]
+//   %229 reduce_to += grad l3.alpha
 template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t261 = a.scratch + 2016;              // [400, 1]
+  T *__restrict t229 = a.scratch + 400;               // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
 #line 77 "examples/lm/modplast_lstm.dopa"
-    d_l3_alpha[i] += t261[i];
+    d_l3_alpha[i] += t229[i];
   }
-#line 2387 "lm_modplast_lstm.cpp"
+#line 2324 "lm_modplast_lstm.cpp"
 }
 
 /// One backward step of ModPlastLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_col_outer(a);
+  backward_d_l3_hebb(a);
+  backward_d_l1_hebb_l2_hebb(a);
   backward_record_col(a);
   backward_modfanout(a);
   backward_grad_l3_h2mod_bias(a);
   backward_h2mod(a);
-  backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
-  backward_d_l3_hebb(a);
+  backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(a);
   backward_x2c(a);
   backward_h2o(a);
   backward_x2o(a);
@@ -2402,37 +2339,416 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_x2i(a);
   backward_h2f(a);
   backward_x2f(a);
-  backward_col_outer_14(a);
-  backward_record_col_15(a);
-  backward_modfanout_16(a);
+  backward_record_col_14(a);
+  backward_modfanout_15(a);
   backward_grad_l2_h2mod_bias(a);
-  backward_h2mod_18(a);
-  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  backward_d_l2_hebb(a);
-  backward_x2c_21(a);
-  backward_h2o_22(a);
-  backward_x2o_23(a);
-  backward_h2i_24(a);
-  backward_x2i_25(a);
-  backward_h2f_26(a);
-  backward_x2f_27(a);
-  backward_record_col_28(a);
-  backward_modfanout_29(a);
+  backward_h2mod_17(a);
+  backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(a);
+  backward_x2c_19(a);
+  backward_h2o_20(a);
+  backward_x2o_21(a);
+  backward_h2i_22(a);
+  backward_x2i_23(a);
+  backward_h2f_24(a);
+  backward_x2f_25(a);
+  backward_record_col_26(a);
+  backward_modfanout_27(a);
   backward_grad_l1_h2mod_bias(a);
-  backward_h2mod_31(a);
-  backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  backward_d_l1_hebb(a);
-  backward_x2c_34(a);
-  backward_h2o_35(a);
-  backward_x2o_36(a);
-  backward_h2i_37(a);
-  backward_x2i_38(a);
-  backward_h2f_39(a);
-  backward_x2f_40(a);
+  backward_h2mod_29(a);
+  backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(a);
+  backward_x2c_31(a);
+  backward_h2o_32(a);
+  backward_x2o_33(a);
+  backward_h2i_34(a);
+  backward_x2i_35(a);
+  backward_h2f_36(a);
+  backward_x2f_37(a);
   backward_d_l1_h(a);
   backward_d_l3_h_grad_enc_weight(a);
   backward_grad_l1_alpha_l2_alpha(a);
   backward_grad_l3_alpha(a);
+}
+
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// prologue_forward stage 0: fused loop nest over [1149, 1149]
+//   %13 matmul
+//   %18 matmul
+//   %2 state -> next_state l1.hebb
+//   %5 state -> next_state l2.hebb
+template <class T>
+static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0;  // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
+  T *__restrict carried_1_next = a.next + kStateCarried1;  // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
+  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;      // [1149, 1149]
+  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;      // [1149, 1149]
+  for (int i = 0; i < 1149; ++i) {
+    T acc13 = T(0);
+    T acc18 = T(0);
+#pragma omp simd reduction(+ : acc13, acc18)
+    for (int j = 0; j < 1149; ++j) {
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v12 = l1_w[i * 1149 + j] + v11;
+      acc13 += v12 * l1_h[j];
+      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v17 = l2_w[i * 1149 + j] + v16;
+      acc18 += v17 * l2_h[j];
+      l1_hebb_next[i * 1149 + j] = l1_hebb[i * 1149 + j];
+      l2_hebb_next[i * 1149 + j] = l2_hebb[i * 1149 + j];
+    }
+    carried_0_next[i] = acc13;
+    carried_1_next[i] = acc18;
+  }
+#line 2412 "lm_modplast_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// prologue_forward stage 1: fused loop nest over [400, 400]
+//   %23 matmul
+//   %8 state -> next_state l3.hebb
+template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_2_next = a.next + kStateCarried2;  // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
+  T *__restrict l3_hebb_next = a.next + kStateL3Hebb;      // [400, 400]
+  for (int i = 0; i < 400; ++i) {
+    T acc23 = T(0);
+#pragma omp simd reduction(+ : acc23)
+    for (int j = 0; j < 400; ++j) {
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v21 = l3_alpha[i] * l3_hebb[i * 400 + j];
+      const T v22 = l3_w[i * 400 + j] + v21;
+      acc23 += v22 * l3_h[j];
+      l3_hebb_next[i * 400 + j] = l3_hebb[i * 400 + j];
+    }
+    carried_2_next[i] = acc23;
+  }
+#line 2439 "lm_modplast_lstm.cpp"
+}
+
+// prologue_forward stage 2: fused loop nest over [1149]
+//   %0 state -> next_state l1.h
+//   %1 state -> next_state l1.c
+//   %3 state -> next_state l2.h
+//   %4 state -> next_state l2.c
+template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h = a.state + kStateL1H; // [1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;   // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C; // [1149]
+  T *__restrict l1_c_next = a.next + kStateL1C;   // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H; // [1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;   // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C; // [1149]
+  T *__restrict l2_c_next = a.next + kStateL2C;   // [1149]
+#pragma omp simd
+  for (int j = 0; j < 1149; ++j) {
+    l1_h_next[j] = l1_h[j];
+    l1_c_next[j] = l1_c[j];
+    l2_h_next[j] = l2_h[j];
+    l2_c_next[j] = l2_c[j];
+  }
+}
+
+// prologue_forward stage 3: fused loop nest over [400]
+//   %6 state -> next_state l3.h
+//   %7 state -> next_state l3.c
+template <class T> static void prologue_forward_l3_h_l3_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h = a.state + kStateL3H; // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;   // [400]
+  const T *__restrict l3_c = a.state + kStateL3C; // [400]
+  T *__restrict l3_c_next = a.next + kStateL3C;   // [400]
+#pragma omp simd
+  for (int j = 0; j < 400; ++j) {
+    l3_h_next[j] = l3_h[j];
+    l3_c_next[j] = l3_c[j];
+  }
+}
+
+/// One prologue_forward step of ModPlastLSTMLM for one batch element.
+template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
+  prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(a);
+  prologue_forward_carried_2_l3_hebb(a);
+  prologue_forward_l1_h_l1_c_l2_h_l2_c(a);
+  prologue_forward_l3_h_l3_c(a);
+}
+
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// prologue_backward stage 0: fused loop nest over [400, 400]
+//   %37 matmul
+//   %40 reduce_to
+//   %43 add -> grad_prev l3.hebb
+template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t37 = a.scratch + 0;                                  // [400]
+  const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
+  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;               // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
+  T *__restrict t40 = a.scratch + 400;                                // [400, 1]
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb;     // [400, 400] d l3.hebb'
+  T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;                // [400, 400]
+  for (int e = 0; e < 400; ++e)
+    t37[e] = T(0);
+  for (int e = 0; e < 400; ++e)
+    t40[e] = T(0);
+  for (int i = 0; i < 400; ++i) {
+    T acc40 = T(0);
+#pragma omp simd reduction(+ : acc40)
+    for (int j = 0; j < 400; ++j) {
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v21 = l3_alpha[i] * l3_hebb[i * 400 + j];
+      const T v22 = l3_w[i * 400 + j] + v21;
+      t37[j] += d_carried_2_next[i] * v22;
+      const T v36 = d_carried_2_next[i] * l3_h[j];
+      const T v39 = v36 * l3_hebb[i * 400 + j];
+#line 77 "examples/lm/modplast_lstm.dopa"
+      acc40 += v39;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v42 = v36 * l3_alpha[i];
+#line 68 "examples/lm/modplast_lstm.dopa"
+      const T v43 = d_l3_hebb_next[i * 400 + j] + v42;
+      d_l3_hebb[i * 400 + j] = v43;
+    }
+    t40[i] += acc40;
+  }
+#line 2530 "lm_modplast_lstm.cpp"
+}
+
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// prologue_backward stage 1: fused loop nest over [1149, 1149]
+//   %45 matmul
+//   %48 reduce_to
+//   %53 matmul
+//   %56 reduce_to
+//   %59 add -> grad_prev l1.hebb
+//   %51 add -> grad_prev l2.hebb
+template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t45 = a.scratch + 800;                                // [1149]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
+  T *__restrict t48 = a.scratch + 1952;                               // [1149, 1]
+  T *__restrict t53 = a.scratch + 3104;                               // [1149]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
+  T *__restrict t56 = a.scratch + 4256;                               // [1149, 1]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [1149, 1149] d l1.hebb'
+  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [1149, 1149]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [1149, 1149] d l2.hebb'
+  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [1149, 1149]
+  for (int e = 0; e < 1149; ++e)
+    t45[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t48[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t53[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t56[e] = T(0);
+  for (int i = 0; i < 1149; ++i) {
+    T acc48 = T(0);
+    T acc56 = T(0);
+#pragma omp simd reduction(+ : acc48, acc56)
+    for (int j = 0; j < 1149; ++j) {
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v17 = l2_w[i * 1149 + j] + v16;
+      t45[j] += d_carried_1_next[i] * v17;
+      const T v44 = d_carried_1_next[i] * l2_h[j];
+      const T v47 = v44 * l2_hebb[i * 1149 + j];
+#line 77 "examples/lm/modplast_lstm.dopa"
+      acc48 += v47;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v12 = l1_w[i * 1149 + j] + v11;
+      t53[j] += d_carried_0_next[i] * v12;
+      const T v52 = d_carried_0_next[i] * l1_h[j];
+      const T v55 = v52 * l1_hebb[i * 1149 + j];
+#line 77 "examples/lm/modplast_lstm.dopa"
+      acc56 += v55;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v58 = v52 * l1_alpha[i];
+#line 68 "examples/lm/modplast_lstm.dopa"
+      const T v59 = d_l1_hebb_next[i * 1149 + j] + v58;
+      d_l1_hebb[i * 1149 + j] = v59;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v50 = v44 * l2_alpha[i];
+#line 68 "examples/lm/modplast_lstm.dopa"
+      const T v51 = d_l2_hebb_next[i * 1149 + j] + v50;
+      d_l2_hebb[i * 1149 + j] = v51;
+    }
+    t48[i] += acc48;
+    t56[i] += acc56;
+  }
+#line 2606 "lm_modplast_lstm.cpp"
+}
+
+// state  h : [H] = 0
+//
+// prologue_backward stage 2: fused loop nest over [1149]
+//   %54 add -> grad_prev l1.h
+//   %25 grad_state d l1.c' -> grad_prev l1.c
+//   %46 add -> grad_prev l2.h
+//   %28 grad_state d l2.c' -> grad_prev l2.c
+//   %33 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %0 state -> record (a factor of deferred outer-product gradients)
+//   %34 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
+//   %3 state -> record (a factor of deferred outer-product gradients)
+template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;           // [1149] d l1.h'
+  T *__restrict t53 = a.scratch + 3104;                               // [1149]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H;                      // [1149]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;           // [1149] d l1.c'
+  T *__restrict d_l1_c = a.gradPrev + kStateL1C;                      // [1149]
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [1149] d l2.h'
+  T *__restrict t45 = a.scratch + 800;                                // [1149]
+  T *__restrict d_l2_h = a.gradPrev + kStateL2H;                      // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [1149] d l2.c'
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                      // [1149]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
+  T *__restrict record0 = a.record + 0;                               // [1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
+  T *__restrict record1 = a.record + 1152;                            // [1149]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
+  T *__restrict record2 = a.record + 2304;                            // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
+  T *__restrict record3 = a.record + 3456;                            // [1149]
+#pragma omp simd
+  for (int j = 0; j < 1149; ++j) {
+#line 66 "examples/lm/modplast_lstm.dopa"
+    const T v54 = d_l1_h_next[j] + t53[j];
+    d_l1_h[j] = v54;
+    d_l1_c[j] = d_l1_c_next[j];
+    const T v46 = d_l2_h_next[j] + t45[j];
+    d_l2_h[j] = v46;
+    d_l2_c[j] = d_l2_c_next[j];
+    record0[j] = d_carried_0_next[j];
+    record1[j] = l1_h[j];
+    record2[j] = d_carried_1_next[j];
+    record3[j] = l2_h[j];
+  }
+#line 2653 "lm_modplast_lstm.cpp"
+}
+
+// state  h : [H] = 0
+//
+// prologue_backward stage 3: fused loop nest over [400]
+//   %38 add -> grad_prev l3.h
+//   %31 grad_state d l3.c' -> grad_prev l3.c
+//   %35 grad_state d carried.2' -> record (a factor of deferred outer-product gradients)
+//   %6 state -> record (a factor of deferred outer-product gradients)
+template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;           // [400] d l3.h'
+  T *__restrict t37 = a.scratch + 0;                                  // [400]
+  T *__restrict d_l3_h = a.gradPrev + kStateL3H;                      // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;           // [400] d l3.c'
+  T *__restrict d_l3_c = a.gradPrev + kStateL3C;                      // [400]
+  const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
+  T *__restrict record4 = a.record + 4608;                            // [400]
+  const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
+  T *__restrict record5 = a.record + 5008;                            // [400]
+#pragma omp simd
+  for (int j = 0; j < 400; ++j) {
+#line 66 "examples/lm/modplast_lstm.dopa"
+    const T v38 = d_l3_h_next[j] + t37[j];
+    d_l3_h[j] = v38;
+    d_l3_c[j] = d_l3_c_next[j];
+    record4[j] = d_carried_2_next[j];
+    record5[j] = l3_h[j];
+  }
+#line 2682 "lm_modplast_lstm.cpp"
+}
+
+// prologue_backward stage 4:
+//   zero dcarried.0
+template <class T> static void prologue_backward_d_carried_0(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0; // [1149]
+  for (int e = 0; e < 1149; ++e)
+    d_carried_0[e] = T(0);
+}
+
+// prologue_backward stage 5:
+//   zero dcarried.1
+template <class T> static void prologue_backward_d_carried_1(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1; // [1149]
+  for (int e = 0; e < 1149; ++e)
+    d_carried_1[e] = T(0);
+}
+
+// prologue_backward stage 6:
+//   zero dcarried.2
+template <class T> static void prologue_backward_d_carried_2(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_2 = a.gradPrev + kStateCarried2; // [400]
+  for (int e = 0; e < 400; ++e)
+    d_carried_2[e] = T(0);
+}
+
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
+// prologue_backward stage 7: fused loop nest over [1149, 1]
+//   %56 reduce_to += grad l1.alpha
+//   %48 reduce_to += grad l2.alpha
+template <class T>
+static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t56 = a.scratch + 4256;               // [1149, 1]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
+  T *__restrict t48 = a.scratch + 1952;               // [1149, 1]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
+  for (int i = 0; i < 1149; ++i) {
+#line 77 "examples/lm/modplast_lstm.dopa"
+    d_l1_alpha[i] += t56[i];
+    d_l2_alpha[i] += t48[i];
+  }
+#line 2725 "lm_modplast_lstm.cpp"
+}
+
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
+// prologue_backward stage 8: fused loop nest over [400, 1]
+//   %40 reduce_to += grad l3.alpha
+template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t40 = a.scratch + 400;                // [400, 1]
+  T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
+  for (int i = 0; i < 400; ++i) {
+#line 77 "examples/lm/modplast_lstm.dopa"
+    d_l3_alpha[i] += t40[i];
+  }
+#line 2739 "lm_modplast_lstm.cpp"
+}
+
+/// One prologue_backward step of ModPlastLSTMLM for one batch element.
+template <class T> void prologue_backward_step(const dopa::StepArgs<T> &a) {
+  prologue_backward_d_l3_hebb(a);
+  prologue_backward_d_l1_hebb_l2_hebb(a);
+  prologue_backward_d_l1_h_l1_c_l2_h_l2_c(a);
+  prologue_backward_d_l3_h_l3_c(a);
+  prologue_backward_d_carried_0(a);
+  prologue_backward_d_carried_1(a);
+  prologue_backward_d_carried_2(a);
+  prologue_backward_grad_l1_alpha_l2_alpha(a);
+  prologue_backward_grad_l3_alpha(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -2621,9 +2937,9 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Hebb,
-                                       kStateL2H, kStateL2C, kStateL2Hebb,
-                                       kStateL3H, kStateL3C, kStateL3Hebb};
+static const int64_t stateOffsets[] = {
+    kStateL1H, kStateL1C, kStateL1Hebb, kStateL2H,      kStateL2C,      kStateL2Hebb,
+    kStateL3H, kStateL3C, kStateL3Hebb, kStateCarried0, kStateCarried1, kStateCarried2};
 static const int64_t inputRows[] = {10000, 0, 0, 0, 0};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -2642,105 +2958,111 @@ static const dopa::DeferredOuter deferred[] = {
      .offsetA = 3856,
      .offsetB = 1552},
     {.paramOffset = kParamL1X2cWeight, .rows = 1149, .cols = 400, .offsetA = 5008, .offsetB = 1152},
-    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 5008, .offsetB = 1552},
-    {.paramOffset = kParamL1H2modWeight, .rows = 1, .cols = 1149, .offsetA = 6160, .offsetB = 6176},
+    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 6160, .offsetB = 7312},
+    {.paramOffset = kParamL1H2modWeight, .rows = 1, .cols = 1149, .offsetA = 8464, .offsetB = 7312},
     {.paramOffset = kParamL1ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
-     .offsetA = 7328,
-     .offsetB = 8480},
+     .offsetA = 8480,
+     .offsetB = 9632},
     {.paramOffset = kParamL2X2fWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 8496,
-     .offsetB = 9648},
+     .offsetA = 9648,
+     .offsetB = 10800},
     {.paramOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 8496,
-     .offsetB = 10800},
+     .offsetA = 9648,
+     .offsetB = 11952},
     {.paramOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 11952,
-     .offsetB = 9648},
+     .offsetA = 13104,
+     .offsetB = 10800},
     {.paramOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 11952,
-     .offsetB = 10800},
+     .offsetA = 13104,
+     .offsetB = 11952},
     {.paramOffset = kParamL2X2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 13104,
-     .offsetB = 9648},
+     .offsetA = 14256,
+     .offsetB = 10800},
     {.paramOffset = kParamL2H2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 13104,
-     .offsetB = 10800},
+     .offsetA = 14256,
+     .offsetB = 11952},
     {.paramOffset = kParamL2X2cWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 14256,
-     .offsetB = 9648},
-    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 14256, .offsetB = 10800},
+     .offsetA = 15408,
+     .offsetB = 10800},
+    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 16560, .offsetB = 17712},
     {.paramOffset = kParamL2H2modWeight,
      .rows = 1,
      .cols = 1149,
-     .offsetA = 15408,
-     .offsetB = 15424},
+     .offsetA = 18864,
+     .offsetB = 17712},
     {.paramOffset = kParamL2ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
-     .offsetA = 16576,
-     .offsetB = 17728},
+     .offsetA = 18880,
+     .offsetB = 20032},
     {.paramOffset = kParamL3X2fWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 17744,
-     .offsetB = 18144},
+     .offsetA = 20048,
+     .offsetB = 20448},
     {.paramOffset = kParamL3H2fWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 17744,
-     .offsetB = 19296},
+     .offsetA = 20048,
+     .offsetB = 21600},
     {.paramOffset = kParamL3X2iWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 19696,
-     .offsetB = 18144},
+     .offsetA = 22000,
+     .offsetB = 20448},
     {.paramOffset = kParamL3H2iWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 19696,
-     .offsetB = 19296},
+     .offsetA = 22000,
+     .offsetB = 21600},
     {.paramOffset = kParamL3X2oWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 20096,
-     .offsetB = 18144},
+     .offsetA = 22400,
+     .offsetB = 20448},
     {.paramOffset = kParamL3H2oWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 20096,
-     .offsetB = 19296},
+     .offsetA = 22400,
+     .offsetB = 21600},
     {.paramOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 20496,
-     .offsetB = 18144},
-    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 20496, .offsetB = 19296},
+     .offsetA = 22800,
+     .offsetB = 20448},
+    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 23200, .offsetB = 23600},
     {.paramOffset = kParamL3H2modWeight,
      .rows = 1,
      .cols = 400,
-     .offsetA = 20896,
-     .offsetB = 20912},
+     .offsetA = 24000,
+     .offsetB = 23600},
     {.paramOffset = kParamL3ModfanoutWeight,
      .rows = 400,
      .cols = 1,
-     .offsetA = 21312,
-     .offsetB = 21712},
+     .offsetA = 24016,
+     .offsetB = 24416},
+};
+
+static const dopa::DeferredOuter prologueDeferred[] = {
+    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 0, .offsetB = 1152},
+    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 2304, .offsetB = 3456},
+    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 4608, .offsetB = 5008},
 };
 
 static const dopa::BatchedReadout readouts[] = {
@@ -2765,42 +3087,40 @@ constexpr dopa::StepFn<T> forward_stages[] = {
     forward_saved_x2o<T>,
     forward_saved_h2o<T>,
     forward_x2c<T>,
-    forward_matmul<T>,
     forward_l1_g_l1_hn_y1_l1_c<T>,
     forward_h2mod<T>,
     forward_l1_m<T>,
     forward_modfanout<T>,
     forward_l1_eta<T>,
     forward_saved_col<T>,
-    forward_saved_x2f_17<T>,
-    forward_saved_h2f_18<T>,
-    forward_saved_x2i_19<T>,
-    forward_saved_h2i_20<T>,
-    forward_saved_x2o_21<T>,
-    forward_saved_h2o_22<T>,
-    forward_x2c_23<T>,
+    forward_saved_x2f_16<T>,
+    forward_saved_h2f_17<T>,
+    forward_saved_x2i_18<T>,
+    forward_saved_h2i_19<T>,
+    forward_saved_x2o_20<T>,
+    forward_saved_h2o_21<T>,
+    forward_x2c_22<T>,
     forward_l2_g_l2_hn_y2_l2_c<T>,
-    forward_h2mod_25<T>,
+    forward_h2mod_24<T>,
     forward_l2_m<T>,
-    forward_modfanout_27<T>,
+    forward_modfanout_26<T>,
     forward_l2_eta<T>,
-    forward_saved_col_29<T>,
-    forward_saved_x2f_30<T>,
-    forward_saved_h2f_31<T>,
-    forward_saved_x2i_32<T>,
-    forward_saved_h2i_33<T>,
-    forward_saved_x2o_34<T>,
-    forward_saved_h2o_35<T>,
-    forward_x2c_36<T>,
-    forward_matmul_37<T>,
+    forward_saved_col_28<T>,
+    forward_saved_x2f_29<T>,
+    forward_saved_h2f_30<T>,
+    forward_saved_x2i_31<T>,
+    forward_saved_h2i_32<T>,
+    forward_saved_x2o_33<T>,
+    forward_saved_h2o_34<T>,
+    forward_x2c_35<T>,
     forward_l3_g_l3_hn_l3_c_logits<T>,
-    forward_h2mod_39<T>,
+    forward_h2mod_37<T>,
     forward_l3_m<T>,
-    forward_modfanout_41<T>,
+    forward_modfanout_39<T>,
     forward_l3_eta<T>,
-    forward_saved_col_43<T>,
-    forward_l1_hebb_l2_hebb<T>,
-    forward_l3_hebb<T>,
+    forward_saved_col_41<T>,
+    forward_carried_0_carried_1_l1_hebb_l2_hebb<T>,
+    forward_carried_2_l3_hebb<T>,
 };
 
 /// Stages of the forward step the executor runs as one GEMM for the batch (stage-major order).
@@ -2882,7 +3202,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 400},
-    {.stage = 12,
+    {.stage = 11,
      .weightOffset = kParamL1H2modWeight,
      .rows = 1,
      .cols = 1149,
@@ -2892,8 +3212,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 2704},
-    {.stage = 14,
+     .yOffset = 1552},
+    {.stage = 13,
      .weightOffset = kParamL1ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
@@ -2903,8 +3223,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 9632,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 2720},
-    {.stage = 17,
+     .yOffset = 1568},
+    {.stage = 16,
      .weightOffset = kParamL2X2fWeight,
      .rows = 1149,
      .cols = 1149,
@@ -2915,7 +3235,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 11952},
-    {.stage = 18,
+    {.stage = 17,
      .weightOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
@@ -2926,7 +3246,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 13104},
-    {.stage = 19,
+    {.stage = 18,
      .weightOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
@@ -2937,7 +3257,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 14256},
-    {.stage = 20,
+    {.stage = 19,
      .weightOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
@@ -2948,7 +3268,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 15408},
-    {.stage = 21,
+    {.stage = 20,
      .weightOffset = kParamL2X2oWeight,
      .rows = 1149,
      .cols = 1149,
@@ -2959,7 +3279,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 16560},
-    {.stage = 22,
+    {.stage = 21,
      .weightOffset = kParamL2H2oWeight,
      .rows = 1149,
      .cols = 1149,
@@ -2970,7 +3290,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 17712},
-    {.stage = 23,
+    {.stage = 22,
      .weightOffset = kParamL2X2cWeight,
      .rows = 1149,
      .cols = 1149,
@@ -2980,8 +3300,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 10800,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 5024},
-    {.stage = 25,
+     .yOffset = 3872},
+    {.stage = 24,
      .weightOffset = kParamL2H2modWeight,
      .rows = 1,
      .cols = 1149,
@@ -2991,8 +3311,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 1322512,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 7328},
-    {.stage = 27,
+     .yOffset = 5024},
+    {.stage = 26,
      .weightOffset = kParamL2ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
@@ -3002,8 +3322,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 21168,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 7344},
-    {.stage = 30,
+     .yOffset = 5040},
+    {.stage = 29,
      .weightOffset = kParamL3X2fWeight,
      .rows = 400,
      .cols = 1149,
@@ -3014,7 +3334,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 23488},
-    {.stage = 31,
+    {.stage = 30,
      .weightOffset = kParamL3H2fWeight,
      .rows = 400,
      .cols = 400,
@@ -3025,7 +3345,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 23888},
-    {.stage = 32,
+    {.stage = 31,
      .weightOffset = kParamL3X2iWeight,
      .rows = 400,
      .cols = 1149,
@@ -3036,7 +3356,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 24288},
-    {.stage = 33,
+    {.stage = 32,
      .weightOffset = kParamL3H2iWeight,
      .rows = 400,
      .cols = 400,
@@ -3047,7 +3367,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 24688},
-    {.stage = 34,
+    {.stage = 33,
      .weightOffset = kParamL3X2oWeight,
      .rows = 400,
      .cols = 1149,
@@ -3058,7 +3378,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 25088},
-    {.stage = 35,
+    {.stage = 34,
      .weightOffset = kParamL3H2oWeight,
      .rows = 400,
      .cols = 400,
@@ -3069,7 +3389,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 25488},
-    {.stage = 36,
+    {.stage = 35,
      .weightOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1149,
@@ -3079,8 +3399,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 22336,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 9648},
-    {.stage = 39,
+     .yOffset = 7344},
+    {.stage = 37,
      .weightOffset = kParamL3H2modWeight,
      .rows = 1,
      .cols = 400,
@@ -3090,8 +3410,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 2645024,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 10448},
-    {.stage = 41,
+     .yOffset = 7744},
+    {.stage = 39,
      .weightOffset = kParamL3ModfanoutWeight,
      .rows = 400,
      .cols = 1,
@@ -3101,19 +3421,19 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 26688,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 10464},
+     .yOffset = 7760},
 };
 
 /// The backward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> backward_stages[] = {
-    backward_col_outer<T>,
+    backward_d_l3_hebb<T>,
+    backward_d_l1_hebb_l2_hebb<T>,
     backward_record_col<T>,
     backward_modfanout<T>,
     backward_grad_l3_h2mod_bias<T>,
     backward_h2mod<T>,
-    backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias<T>,
-    backward_d_l3_hebb<T>,
+    backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias<T>,
     backward_x2c<T>,
     backward_h2o<T>,
     backward_x2o<T>,
@@ -3121,33 +3441,30 @@ constexpr dopa::StepFn<T> backward_stages[] = {
     backward_x2i<T>,
     backward_h2f<T>,
     backward_x2f<T>,
-    backward_col_outer_14<T>,
-    backward_record_col_15<T>,
-    backward_modfanout_16<T>,
+    backward_record_col_14<T>,
+    backward_modfanout_15<T>,
     backward_grad_l2_h2mod_bias<T>,
-    backward_h2mod_18<T>,
-    backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias<T>,
-    backward_d_l2_hebb<T>,
-    backward_x2c_21<T>,
-    backward_h2o_22<T>,
-    backward_x2o_23<T>,
-    backward_h2i_24<T>,
-    backward_x2i_25<T>,
-    backward_h2f_26<T>,
-    backward_x2f_27<T>,
-    backward_record_col_28<T>,
-    backward_modfanout_29<T>,
+    backward_h2mod_17<T>,
+    backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias<T>,
+    backward_x2c_19<T>,
+    backward_h2o_20<T>,
+    backward_x2o_21<T>,
+    backward_h2i_22<T>,
+    backward_x2i_23<T>,
+    backward_h2f_24<T>,
+    backward_x2f_25<T>,
+    backward_record_col_26<T>,
+    backward_modfanout_27<T>,
     backward_grad_l1_h2mod_bias<T>,
-    backward_h2mod_31<T>,
-    backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias<T>,
-    backward_d_l1_hebb<T>,
-    backward_x2c_34<T>,
-    backward_h2o_35<T>,
-    backward_x2o_36<T>,
-    backward_h2i_37<T>,
-    backward_x2i_38<T>,
-    backward_h2f_39<T>,
-    backward_x2f_40<T>,
+    backward_h2mod_29<T>,
+    backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias<T>,
+    backward_x2c_31<T>,
+    backward_h2o_32<T>,
+    backward_x2o_33<T>,
+    backward_h2i_34<T>,
+    backward_x2i_35<T>,
+    backward_h2f_36<T>,
+    backward_x2f_37<T>,
     backward_d_l1_h<T>,
     backward_d_l3_h_grad_enc_weight<T>,
     backward_grad_l1_alpha_l2_alpha<T>,
@@ -3156,39 +3473,39 @@ constexpr dopa::StepFn<T> backward_stages[] = {
 
 /// Stages of the backward step the executor runs as one GEMM for the batch (stage-major order).
 static const dopa::BatchedProduct backward_products[] = {
-    {.stage = 2,
+    {.stage = 3,
      .weightOffset = kParamL3ModfanoutWeight,
      .rows = 400,
      .cols = 1,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 21312,
+     .xOffset = 24016,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1200},
-    {.stage = 4,
+     .yOffset = 6608},
+    {.stage = 5,
      .weightOffset = kParamL3H2modWeight,
      .rows = 1,
      .cols = 400,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 20896,
+     .xOffset = 24000,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1216},
+     .yOffset = 6624},
     {.stage = 7,
      .weightOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1149,
      .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
+     .xBuf = dopa::StepBuffer::GradPrev,
      .xIndex = 0,
-     .xOffset = 20496,
+     .xOffset = 2808128,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 2416},
+     .yOffset = 7024},
     {.stage = 8,
      .weightOffset = kParamL3H2oWeight,
      .rows = 400,
@@ -3196,10 +3513,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 20096,
+     .xOffset = 22400,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 3568},
+     .yOffset = 8176},
     {.stage = 9,
      .weightOffset = kParamL3X2oWeight,
      .rows = 400,
@@ -3207,10 +3524,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 20096,
+     .xOffset = 22400,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 3968},
+     .yOffset = 8576},
     {.stage = 10,
      .weightOffset = kParamL3H2iWeight,
      .rows = 400,
@@ -3218,10 +3535,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 19696,
+     .xOffset = 22000,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 5120},
+     .yOffset = 9728},
     {.stage = 11,
      .weightOffset = kParamL3X2iWeight,
      .rows = 400,
@@ -3229,10 +3546,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 19696,
+     .xOffset = 22000,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 5520},
+     .yOffset = 10128},
     {.stage = 12,
      .weightOffset = kParamL3H2fWeight,
      .rows = 400,
@@ -3240,10 +3557,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 17744,
+     .xOffset = 20048,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 6672},
+     .yOffset = 11280},
     {.stage = 13,
      .weightOffset = kParamL3X2fWeight,
      .rows = 400,
@@ -3251,34 +3568,45 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 17744,
+     .xOffset = 20048,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 7072},
-    {.stage = 16,
+     .yOffset = 11680},
+    {.stage = 15,
      .weightOffset = kParamL2ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 16576,
+     .xOffset = 18880,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 11680},
-    {.stage = 18,
+     .yOffset = 16288},
+    {.stage = 17,
      .weightOffset = kParamL2H2modWeight,
      .rows = 1,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 15408,
+     .xOffset = 18864,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 11696},
-    {.stage = 21,
+     .yOffset = 16304},
+    {.stage = 19,
      .weightOffset = kParamL2X2cWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .transposed = true,
+     .xBuf = dopa::StepBuffer::GradPrev,
+     .xIndex = 0,
+     .xOffset = 2806976,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 17456},
+    {.stage = 20,
+     .weightOffset = kParamL2H2oWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
@@ -3287,107 +3615,96 @@ static const dopa::BatchedProduct backward_products[] = {
      .xOffset = 14256,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 15152},
-    {.stage = 22,
-     .weightOffset = kParamL2H2oWeight,
-     .rows = 1149,
-     .cols = 1149,
-     .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
-     .xIndex = 0,
-     .xOffset = 13104,
-     .yBuf = dopa::StepBuffer::Scratch,
-     .yIndex = 0,
-     .yOffset = 16304},
-    {.stage = 23,
+     .yOffset = 18608},
+    {.stage = 21,
      .weightOffset = kParamL2X2oWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 13104,
+     .xOffset = 14256,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 17456},
-    {.stage = 24,
+     .yOffset = 19760},
+    {.stage = 22,
      .weightOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 11952,
+     .xOffset = 13104,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 18608},
-    {.stage = 25,
+     .yOffset = 20912},
+    {.stage = 23,
      .weightOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 11952,
+     .xOffset = 13104,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 19760},
-    {.stage = 26,
+     .yOffset = 22064},
+    {.stage = 24,
      .weightOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 8496,
+     .xOffset = 9648,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 20912},
-    {.stage = 27,
+     .yOffset = 23216},
+    {.stage = 25,
      .weightOffset = kParamL2X2fWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 8496,
+     .xOffset = 9648,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 22064},
-    {.stage = 29,
+     .yOffset = 24368},
+    {.stage = 27,
      .weightOffset = kParamL1ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 7328,
+     .xOffset = 8480,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 26672},
-    {.stage = 31,
+     .yOffset = 28976},
+    {.stage = 29,
      .weightOffset = kParamL1H2modWeight,
      .rows = 1,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 6160,
+     .xOffset = 8464,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 26688},
-    {.stage = 34,
+     .yOffset = 28992},
+    {.stage = 31,
      .weightOffset = kParamL1X2cWeight,
      .rows = 1149,
      .cols = 400,
      .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
+     .xBuf = dopa::StepBuffer::GradPrev,
      .xIndex = 0,
-     .xOffset = 5008,
+     .xOffset = 2805824,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 30144},
-    {.stage = 35,
+    {.stage = 32,
      .weightOffset = kParamL1H2oWeight,
      .rows = 1149,
      .cols = 1149,
@@ -3398,7 +3715,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 30544},
-    {.stage = 36,
+    {.stage = 33,
      .weightOffset = kParamL1X2oWeight,
      .rows = 1149,
      .cols = 400,
@@ -3409,7 +3726,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 31696},
-    {.stage = 37,
+    {.stage = 34,
      .weightOffset = kParamL1H2iWeight,
      .rows = 1149,
      .cols = 1149,
@@ -3420,7 +3737,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 32096},
-    {.stage = 38,
+    {.stage = 35,
      .weightOffset = kParamL1X2iWeight,
      .rows = 1149,
      .cols = 400,
@@ -3431,7 +3748,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 33248},
-    {.stage = 39,
+    {.stage = 36,
      .weightOffset = kParamL1H2fWeight,
      .rows = 1149,
      .cols = 1149,
@@ -3442,7 +3759,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 33648},
-    {.stage = 40,
+    {.stage = 37,
      .weightOffset = kParamL1X2fWeight,
      .rows = 1149,
      .cols = 400,
@@ -3460,7 +3777,7 @@ const dopa::GeneratedSpec &spec() {
       .name = "ModPlastLSTMLM",
       .specPath = "examples/lm/modplast_lstm.dopa",
       .info = info,
-      .stateNumel = 2805824,
+      .stateNumel = 2808528,
       .stateOffsets = stateOffsets,
       .savedNumel = 27104,
       .scratchNumel = 35200,
@@ -3473,15 +3790,15 @@ const dopa::GeneratedSpec &spec() {
       .memoryBudget = 0,
       .numDeferred = 30,
       .deferred = deferred,
-      .recordNumel = 21728,
+      .recordNumel = 24432,
       .forwardFlops = 68002192,
       .forwardSharedFlops = 0,
       .backwardFlops = 115800095,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,
-      .numForwardStages = 46,
-      .numBackwardStages = 45,
+      .numForwardStages = 44,
+      .numBackwardStages = 42,
       .forwardStagesFloat = forward_stages<float>,
       .backwardStagesFloat = backward_stages<float>,
       .forwardStagesDouble = forward_stages<double>,
@@ -3490,6 +3807,14 @@ const dopa::GeneratedSpec &spec() {
       .numBackwardProducts = 27,
       .forwardProducts = forward_products,
       .backwardProducts = backward_products,
+      .prologueForwardFloat = prologue_forward_step<float>,
+      .prologueBackwardFloat = prologue_backward_step<float>,
+      .prologueForwardDouble = prologue_forward_step<double>,
+      .prologueBackwardDouble = prologue_backward_step<double>,
+      .prologueSavedNumel = 0,
+      .prologueRecordNumel = 5408,
+      .numPrologueDeferred = 3,
+      .prologueDeferred = prologueDeferred,
   };
   return s;
 }

@@ -84,18 +84,21 @@ constexpr int64_t kParamL3ModfanoutBias = 24198496;   // l3.modfanout.bias [400]
 constexpr int64_t kParamDropE = 24198896;             // drop_e [10000, 1]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
-constexpr int64_t kStateL1H = 0;        // l1.h [1149]
-constexpr int64_t kStateL1C = 1152;     // l1.c [1149]
-constexpr int64_t kStateL1Pw = 2304;    // l1.pw [1149, 1149]
-constexpr int64_t kStateL1Et = 1322512; // l1.et [1149, 1149]
-constexpr int64_t kStateL2H = 2642720;  // l2.h [1149]
-constexpr int64_t kStateL2C = 2643872;  // l2.c [1149]
-constexpr int64_t kStateL2Pw = 2645024; // l2.pw [1149, 1149]
-constexpr int64_t kStateL2Et = 3965232; // l2.et [1149, 1149]
-constexpr int64_t kStateL3H = 5285440;  // l3.h [400]
-constexpr int64_t kStateL3C = 5285840;  // l3.c [400]
-constexpr int64_t kStateL3Pw = 5286240; // l3.pw [400, 400]
-constexpr int64_t kStateL3Et = 5446240; // l3.et [400, 400]
+constexpr int64_t kStateL1H = 0;            // l1.h [1149]
+constexpr int64_t kStateL1C = 1152;         // l1.c [1149]
+constexpr int64_t kStateL1Pw = 2304;        // l1.pw [1149, 1149]
+constexpr int64_t kStateL1Et = 1322512;     // l1.et [1149, 1149]
+constexpr int64_t kStateL2H = 2642720;      // l2.h [1149]
+constexpr int64_t kStateL2C = 2643872;      // l2.c [1149]
+constexpr int64_t kStateL2Pw = 2645024;     // l2.pw [1149, 1149]
+constexpr int64_t kStateL2Et = 3965232;     // l2.et [1149, 1149]
+constexpr int64_t kStateL3H = 5285440;      // l3.h [400]
+constexpr int64_t kStateL3C = 5285840;      // l3.c [400]
+constexpr int64_t kStateL3Pw = 5286240;     // l3.pw [400, 400]
+constexpr int64_t kStateL3Et = 5446240;     // l3.et [400, 400]
+constexpr int64_t kStateCarried0 = 5606240; // carried.0 [1149]
+constexpr int64_t kStateCarried1 = 5607392; // carried.1 [1149]
+constexpr int64_t kStateCarried2 = 5608544; // carried.2 [400]
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 //
@@ -111,7 +114,7 @@ template <class T> static void forward_enc(const dopa::StepArgs<T> &a) {
     for (int e = 0; e < 400; ++e)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 115 "lm_modul_lstm.cpp"
+#line 118 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -127,7 +130,7 @@ template <class T> static void forward_saved_drop_e(const dopa::StepArgs<T> &a) 
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     t4[0] = drop_e[row * 1];
   }
-#line 131 "lm_modul_lstm.cpp"
+#line 134 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -146,7 +149,7 @@ template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
     const T v7 = v5 * drop_i[j];
     t7_x[j] = v7;
   }
-#line 150 "lm_modul_lstm.cpp"
+#line 153 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -159,7 +162,7 @@ template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   T *__restrict t9 = a.saved + 416;                                 // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 163 "lm_modul_lstm.cpp"
+#line 166 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -172,7 +175,7 @@ template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   T *__restrict t14 = a.saved + 1568;                               // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t14, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 176 "lm_modul_lstm.cpp"
+#line 179 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -185,7 +188,7 @@ template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   T *__restrict t20 = a.saved + 2720;                               // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t20, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 189 "lm_modul_lstm.cpp"
+#line 192 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -198,7 +201,7 @@ template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.saved + 3872;                               // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t24, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 202 "lm_modul_lstm.cpp"
+#line 205 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -211,7 +214,7 @@ template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   T *__restrict t30 = a.saved + 5024;                               // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t30, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 215 "lm_modul_lstm.cpp"
+#line 218 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -224,7 +227,7 @@ template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t34 = a.saved + 6176;                               // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t34, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 228 "lm_modul_lstm.cpp"
+#line 231 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -237,42 +240,7 @@ template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict t40 = a.scratch + 400;                              // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
   Vec<T>(t40, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 241 "lm_modul_lstm.cpp"
-}
-
-// g = tanh(x2c(x) + (w + alpha * pw) @ h)
-//
-// forward stage 10: fused loop nest over [1149, 1149]
-//   %48 matmul
-//   %122 matmul
-template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t48 = a.scratch + 1552;                    // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
-  const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
-  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
-  T *__restrict t122 = a.scratch + 6176;                   // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
-  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
-  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
-  for (int i = 0; i < 1149; ++i) {
-    T acc48 = T(0);
-    T acc122 = T(0);
-#pragma omp simd reduction(+ : acc48, acc122)
-    for (int j = 0; j < 1149; ++j) {
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v46 = l1_alpha[i] * l1_pw[i * 1149 + j];
-      const T v47 = l1_w[i * 1149 + j] + v46;
-      acc48 += v47 * l1_h[j];
-      const T v120 = l2_alpha[i] * l2_pw[i * 1149 + j];
-      const T v121 = l2_w[i * 1149 + j] + v120;
-      acc122 += v121 * l2_h[j];
-    }
-    t48[i] = acc48;
-    t122[i] = acc122;
-  }
-#line 276 "lm_modul_lstm.cpp"
+#line 244 "lm_modul_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -280,17 +248,17 @@ template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 11: fused loop nest over [1149]
-//   %50 tanh l1.g
-//   %56 mul l1.hn
-//   %81 mul y1
-//   %54 add l1.cn -> next_state l1.c
-//   %56 mul l1.hn -> saved
+// forward stage 10: fused loop nest over [1149]
+//   %48 tanh l1.g
+//   %54 mul l1.hn
+//   %79 mul y1
+//   %52 add l1.cn -> next_state l1.c
+//   %54 mul l1.hn -> saved
 template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T> &a) {
   T *__restrict t40 = a.scratch + 400;                          // [1149]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
-  T *__restrict t48 = a.scratch + 1552;                         // [1149]
-  T *__restrict t50_l1_g = a.saved + 7328;                      // [1149] l1.g
+  const T *__restrict carried_0 = a.state + kStateCarried0;     // [1149]
+  T *__restrict t48_l1_g = a.saved + 7328;                      // [1149] l1.g
   T *__restrict t30 = a.saved + 5024;                           // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
   T *__restrict t34 = a.saved + 6176;                           // [1149]
@@ -306,16 +274,16 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
   const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
-  T *__restrict t81_y1 = a.saved + 10816;                       // [1149] y1
+  T *__restrict t79_y1 = a.saved + 10816;                       // [1149] y1
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
-  T *__restrict saved_t56 = a.saved + 8480;                     // [1149]
+  T *__restrict saved_t54 = a.saved + 8480;                     // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v42 = t40[j] + l1_x2c_bias[j];
-    const T v49 = v42 + t48[j];
-    const T v50 = simdTanh(v49);
-    t50_l1_g[j] = v50;
+    const T v47 = v42 + carried_0[j];
+    const T v48 = simdTanh(v47);
+    t48_l1_g[j] = v48;
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
@@ -327,218 +295,218 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v52 = v18 * l1_c[j];
+    const T v50 = v18 * l1_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v22 = t20[j] + l1_x2i_bias[j];
     const T v26 = t24[j] + l1_h2i_bias[j];
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v53 = v28 * v50;
-    const T v54 = v52 + v53;
+    const T v51 = v28 * v48;
+    const T v52 = v50 + v51;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v55 = simdTanh(v54);
-    const T v56 = v38 * v55;
-    l1_h_next[j] = v56;
+    const T v53 = simdTanh(v52);
+    const T v54 = v38 * v53;
+    l1_h_next[j] = v54;
 #line 27 "examples/lm/modul_lstm.dopa"
-    const T v81 = v56 * drop_h1[j];
-    t81_y1[j] = v81;
-    l1_c_next[j] = v54;
-    saved_t56[j] = v56;
+    const T v79 = v54 * drop_h1[j];
+    t79_y1[j] = v79;
+    l1_c_next[j] = v52;
+    saved_t54[j] = v54;
   }
-#line 350 "lm_modul_lstm.cpp"
+#line 318 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 12: dense product (Eigen), [1]
-//   %58 matmul
+// forward stage 11: dense product (Eigen), [1]
+//   %56 matmul
 template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
   T *__restrict l1_h_next = a.next + kStateL1H;                         // [1149] l1.hn
-  T *__restrict t58 = a.scratch + 2704;                                 // [1]
+  T *__restrict t56 = a.scratch + 1552;                                 // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t58, 1).noalias() =
+  Vec<T>(t56, 1).noalias() =
       ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 364 "lm_modul_lstm.cpp"
+#line 332 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 13: fused loop nest over [1]
-//   %61 tanh l1.M
+// forward stage 12: fused loop nest over [1]
+//   %59 tanh l1.M
 template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t58 = a.scratch + 2704;                             // [1]
+  T *__restrict t56 = a.scratch + 1552;                             // [1]
   const T *__restrict l1_h2mod_bias = a.params + kParamL1H2modBias; // [1]
-  T *__restrict t61_l1_M = a.saved + 9632;                          // [1] l1.M
+  T *__restrict t59_l1_M = a.saved + 9632;                          // [1] l1.M
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v60 = t58[0] + l1_h2mod_bias[0];
-  const T v61 = simdTanh(v60);
-  t61_l1_M[0] = v61;
-#line 379 "lm_modul_lstm.cpp"
+  const T v58 = t56[0] + l1_h2mod_bias[0];
+  const T v59 = simdTanh(v58);
+  t59_l1_M[0] = v59;
+#line 347 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 14: dense product (Eigen), [1149]
-//   %63 matmul
+// forward stage 13: dense product (Eigen), [1149]
+//   %61 matmul
 template <class T> static void forward_modfanout(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t61_l1_M = a.saved + 9632;                                      // [1] l1.M
-  T *__restrict t63 = a.scratch + 2720;                                         // [1149]
+  T *__restrict t59_l1_M = a.saved + 9632;                                      // [1] l1.M
+  T *__restrict t61 = a.scratch + 1568;                                         // [1149]
 #line 124 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t63, 1149).noalias() =
-      ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t61_l1_M, 1);
-#line 393 "lm_modul_lstm.cpp"
+  Vec<T>(t61, 1149).noalias() =
+      ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t59_l1_M, 1);
+#line 361 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 15: fused loop nest over [1149]
-//   %65 add l1.eta
+// forward stage 14: fused loop nest over [1149]
+//   %63 add l1.eta
 template <class T> static void forward_l1_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t63 = a.scratch + 2720;                                     // [1149]
+  T *__restrict t61 = a.scratch + 1568;                                     // [1149]
   const T *__restrict l1_modfanout_bias = a.params + kParamL1ModfanoutBias; // [1149]
-  T *__restrict t65_l1_eta = a.scratch + 3872;                              // [1149] l1.eta
+  T *__restrict t63_l1_eta = a.scratch + 2720;                              // [1149] l1.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 124 "examples/lm/modul_lstm.dopa"
-    const T v65 = t63[j] + l1_modfanout_bias[j];
-    t65_l1_eta[j] = v65;
+    const T v63 = t61[j] + l1_modfanout_bias[j];
+    t63_l1_eta[j] = v63;
   }
-#line 410 "lm_modul_lstm.cpp"
+#line 378 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// forward stage 16:
-//   %66 reshape
+// forward stage 15:
+//   %64 reshape
 template <class T> static void forward_saved_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t66 = a.saved + 9648;          // [1149, 1]
-  T *__restrict t65_l1_eta = a.scratch + 3872; // [1149] l1.eta
+  T *__restrict t64 = a.saved + 9648;          // [1149, 1]
+  T *__restrict t63_l1_eta = a.scratch + 2720; // [1149] l1.eta
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t66[e] = t65_l1_eta[e];
-#line 423 "lm_modul_lstm.cpp"
+    t64[e] = t63_l1_eta[e];
+#line 391 "lm_modul_lstm.cpp"
 }
 
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 17: fused loop nest over []
-//   %75 sub
-//   %146 sub
-//   %217 sub
+// forward stage 16: fused loop nest over []
+//   %73 sub
+//   %142 sub
+//   %211 sub
 template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
-  T *__restrict t75 = a.saved + 10800;                     // []
+  T *__restrict t73 = a.saved + 10800;                     // []
   const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
-  T *__restrict t146 = a.saved + 22352;                    // []
+  T *__restrict t142 = a.saved + 22352;                    // []
   const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
-  T *__restrict t217 = a.saved + 27136;                    // []
+  T *__restrict t211 = a.saved + 27136;                    // []
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v75 = T(1.0) - l1_etaet[0];
-  t75[0] = v75;
-  const T v146 = T(1.0) - l2_etaet[0];
-  t146[0] = v146;
-  const T v217 = T(1.0) - l3_etaet[0];
-  t217[0] = v217;
-#line 446 "lm_modul_lstm.cpp"
+  const T v73 = T(1.0) - l1_etaet[0];
+  t73[0] = v73;
+  const T v142 = T(1.0) - l2_etaet[0];
+  t142[0] = v142;
+  const T v211 = T(1.0) - l3_etaet[0];
+  t211[0] = v211;
+#line 414 "lm_modul_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 17: dense product (Eigen), [1149]
+//   %81 matmul
+template <class T> static void forward_saved_x2f_17(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t79_y1 = a.saved + 10816;                           // [1149] y1
+  T *__restrict t81 = a.saved + 11968;                              // [1149]
+#line 117 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t81, 1149).noalias() =
+      ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t79_y1, 1149);
+#line 428 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // forward stage 18: dense product (Eigen), [1149]
-//   %83 matmul
-template <class T> static void forward_saved_x2f_18(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t81_y1 = a.saved + 10816;                           // [1149] y1
-  T *__restrict t83 = a.saved + 11968;                              // [1149]
-#line 117 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t83, 1149).noalias() =
-      ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t81_y1, 1149);
-#line 460 "lm_modul_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 19: dense product (Eigen), [1149]
-//   %88 matmul
-template <class T> static void forward_saved_h2f_19(const dopa::StepArgs<T> &a) {
+//   %86 matmul
+template <class T> static void forward_saved_h2f_18(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t88 = a.saved + 13120;                              // [1149]
+  T *__restrict t86 = a.saved + 13120;                              // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t88, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 473 "lm_modul_lstm.cpp"
+  Vec<T>(t86, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 441 "lm_modul_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 19: dense product (Eigen), [1149]
+//   %92 matmul
+template <class T> static void forward_saved_x2i_19(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t79_y1 = a.saved + 10816;                           // [1149] y1
+  T *__restrict t92 = a.saved + 14272;                              // [1149]
+#line 118 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t92, 1149).noalias() =
+      ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t79_y1, 1149);
+#line 455 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 20: dense product (Eigen), [1149]
-//   %94 matmul
-template <class T> static void forward_saved_x2i_20(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t81_y1 = a.saved + 10816;                           // [1149] y1
-  T *__restrict t94 = a.saved + 14272;                              // [1149]
-#line 118 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t94, 1149).noalias() =
-      ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t81_y1, 1149);
-#line 487 "lm_modul_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// forward stage 21: dense product (Eigen), [1149]
-//   %98 matmul
-template <class T> static void forward_saved_h2i_21(const dopa::StepArgs<T> &a) {
+//   %96 matmul
+template <class T> static void forward_saved_h2i_20(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t98 = a.saved + 15424;                              // [1149]
+  T *__restrict t96 = a.saved + 15424;                              // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t98, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 500 "lm_modul_lstm.cpp"
+  Vec<T>(t96, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 468 "lm_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 21: dense product (Eigen), [1149]
+//   %102 matmul
+template <class T> static void forward_saved_x2o_21(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t79_y1 = a.saved + 10816;                           // [1149] y1
+  T *__restrict t102 = a.saved + 16576;                             // [1149]
+#line 119 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t102, 1149).noalias() =
+      ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t79_y1, 1149);
+#line 482 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 22: dense product (Eigen), [1149]
-//   %104 matmul
-template <class T> static void forward_saved_x2o_22(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t81_y1 = a.saved + 10816;                           // [1149] y1
-  T *__restrict t104 = a.saved + 16576;                             // [1149]
-#line 119 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t104, 1149).noalias() =
-      ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t81_y1, 1149);
-#line 514 "lm_modul_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// forward stage 23: dense product (Eigen), [1149]
-//   %108 matmul
-template <class T> static void forward_saved_h2o_23(const dopa::StepArgs<T> &a) {
+//   %106 matmul
+template <class T> static void forward_saved_h2o_22(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t108 = a.saved + 17728;                             // [1149]
+  T *__restrict t106 = a.saved + 17728;                             // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t108, 1149).noalias() =
+  Vec<T>(t106, 1149).noalias() =
       ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 528 "lm_modul_lstm.cpp"
+#line 496 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 24: dense product (Eigen), [1149]
-//   %114 matmul
-template <class T> static void forward_x2c_24(const dopa::StepArgs<T> &a) {
+// forward stage 23: dense product (Eigen), [1149]
+//   %112 matmul
+template <class T> static void forward_x2c_23(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t81_y1 = a.saved + 10816;                           // [1149] y1
-  T *__restrict t114 = a.scratch + 5024;                            // [1149]
+  T *__restrict t79_y1 = a.saved + 10816;                           // [1149] y1
+  T *__restrict t112 = a.scratch + 3872;                            // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t114, 1149).noalias() =
-      ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t81_y1, 1149);
-#line 542 "lm_modul_lstm.cpp"
+  Vec<T>(t112, 1149).noalias() =
+      ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t79_y1, 1149);
+#line 510 "lm_modul_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -546,265 +514,241 @@ template <class T> static void forward_x2c_24(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 25: fused loop nest over [1149]
-//   %124 tanh l2.g
-//   %130 mul l2.hn
-//   %152 mul y2
-//   %128 add l2.cn -> next_state l2.c
-//   %130 mul l2.hn -> saved
+// forward stage 24: fused loop nest over [1149]
+//   %120 tanh l2.g
+//   %126 mul l2.hn
+//   %148 mul y2
+//   %124 add l2.cn -> next_state l2.c
+//   %126 mul l2.hn -> saved
 template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t114 = a.scratch + 5024;                        // [1149]
+  T *__restrict t112 = a.scratch + 3872;                        // [1149]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
-  T *__restrict t122 = a.scratch + 6176;                        // [1149]
-  T *__restrict t124_l2_g = a.saved + 18880;                    // [1149] l2.g
-  T *__restrict t104 = a.saved + 16576;                         // [1149]
+  const T *__restrict carried_1 = a.state + kStateCarried1;     // [1149]
+  T *__restrict t120_l2_g = a.saved + 18880;                    // [1149] l2.g
+  T *__restrict t102 = a.saved + 16576;                         // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
-  T *__restrict t108 = a.saved + 17728;                         // [1149]
+  T *__restrict t106 = a.saved + 17728;                         // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
-  T *__restrict t83 = a.saved + 11968;                          // [1149]
+  T *__restrict t81 = a.saved + 11968;                          // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
-  T *__restrict t88 = a.saved + 13120;                          // [1149]
+  T *__restrict t86 = a.saved + 13120;                          // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
-  T *__restrict t94 = a.saved + 14272;                          // [1149]
+  T *__restrict t92 = a.saved + 14272;                          // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
-  T *__restrict t98 = a.saved + 15424;                          // [1149]
+  T *__restrict t96 = a.saved + 15424;                          // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
   const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
-  T *__restrict t152_y2 = a.saved + 22368;                      // [1149] y2
+  T *__restrict t148_y2 = a.saved + 22368;                      // [1149] y2
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
-  T *__restrict saved_t130 = a.saved + 20032;                   // [1149]
+  T *__restrict saved_t126 = a.saved + 20032;                   // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v116 = t114[j] + l2_x2c_bias[j];
-    const T v123 = v116 + t122[j];
-    const T v124 = simdTanh(v123);
-    t124_l2_g[j] = v124;
+    const T v114 = t112[j] + l2_x2c_bias[j];
+    const T v119 = v114 + carried_1[j];
+    const T v120 = simdTanh(v119);
+    t120_l2_g[j] = v120;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v106 = t104[j] + l2_x2o_bias[j];
-    const T v110 = t108[j] + l2_h2o_bias[j];
-    const T v111 = v106 + v110;
-    const T v112 = T(1) / (T(1) + simdExp(-v111));
+    const T v104 = t102[j] + l2_x2o_bias[j];
+    const T v108 = t106[j] + l2_h2o_bias[j];
+    const T v109 = v104 + v108;
+    const T v110 = T(1) / (T(1) + simdExp(-v109));
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v85 = t83[j] + l2_x2f_bias[j];
-    const T v90 = t88[j] + l2_h2f_bias[j];
-    const T v91 = v85 + v90;
-    const T v92 = T(1) / (T(1) + simdExp(-v91));
+    const T v83 = t81[j] + l2_x2f_bias[j];
+    const T v88 = t86[j] + l2_h2f_bias[j];
+    const T v89 = v83 + v88;
+    const T v90 = T(1) / (T(1) + simdExp(-v89));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v126 = v92 * l2_c[j];
+    const T v122 = v90 * l2_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v96 = t94[j] + l2_x2i_bias[j];
-    const T v100 = t98[j] + l2_h2i_bias[j];
-    const T v101 = v96 + v100;
-    const T v102 = T(1) / (T(1) + simdExp(-v101));
+    const T v94 = t92[j] + l2_x2i_bias[j];
+    const T v98 = t96[j] + l2_h2i_bias[j];
+    const T v99 = v94 + v98;
+    const T v100 = T(1) / (T(1) + simdExp(-v99));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v127 = v102 * v124;
-    const T v128 = v126 + v127;
+    const T v123 = v100 * v120;
+    const T v124 = v122 + v123;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v129 = simdTanh(v128);
-    const T v130 = v112 * v129;
-    l2_h_next[j] = v130;
+    const T v125 = simdTanh(v124);
+    const T v126 = v110 * v125;
+    l2_h_next[j] = v126;
 #line 28 "examples/lm/modul_lstm.dopa"
-    const T v152 = v130 * drop_h2[j];
-    t152_y2[j] = v152;
-    l2_c_next[j] = v128;
-    saved_t130[j] = v130;
+    const T v148 = v126 * drop_h2[j];
+    t148_y2[j] = v148;
+    l2_c_next[j] = v124;
+    saved_t126[j] = v126;
   }
-#line 616 "lm_modul_lstm.cpp"
+#line 584 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 26: dense product (Eigen), [1]
-//   %132 matmul
-template <class T> static void forward_h2mod_26(const dopa::StepArgs<T> &a) {
+// forward stage 25: dense product (Eigen), [1]
+//   %128 matmul
+template <class T> static void forward_h2mod_25(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
   T *__restrict l2_h_next = a.next + kStateL2H;                         // [1149] l2.hn
-  T *__restrict t132 = a.scratch + 7328;                                // [1]
+  T *__restrict t128 = a.scratch + 5024;                                // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t132, 1).noalias() =
+  Vec<T>(t128, 1).noalias() =
       ConstRowMat<T>(l2_h2mod_weight, 1, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 630 "lm_modul_lstm.cpp"
+#line 598 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 27: fused loop nest over [1]
-//   %135 tanh l2.M
+// forward stage 26: fused loop nest over [1]
+//   %131 tanh l2.M
 template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t132 = a.scratch + 7328;                            // [1]
+  T *__restrict t128 = a.scratch + 5024;                            // [1]
   const T *__restrict l2_h2mod_bias = a.params + kParamL2H2modBias; // [1]
-  T *__restrict t135_l2_M = a.saved + 21184;                        // [1] l2.M
+  T *__restrict t131_l2_M = a.saved + 21184;                        // [1] l2.M
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v134 = t132[0] + l2_h2mod_bias[0];
-  const T v135 = simdTanh(v134);
-  t135_l2_M[0] = v135;
-#line 645 "lm_modul_lstm.cpp"
+  const T v130 = t128[0] + l2_h2mod_bias[0];
+  const T v131 = simdTanh(v130);
+  t131_l2_M[0] = v131;
+#line 613 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 28: dense product (Eigen), [1149]
-//   %137 matmul
-template <class T> static void forward_modfanout_28(const dopa::StepArgs<T> &a) {
+// forward stage 27: dense product (Eigen), [1149]
+//   %133 matmul
+template <class T> static void forward_modfanout_27(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t135_l2_M = a.saved + 21184;                                    // [1] l2.M
-  T *__restrict t137 = a.scratch + 7344;                                        // [1149]
+  T *__restrict t131_l2_M = a.saved + 21184;                                    // [1] l2.M
+  T *__restrict t133 = a.scratch + 5040;                                        // [1149]
 #line 124 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t137, 1149).noalias() =
-      ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t135_l2_M, 1);
-#line 659 "lm_modul_lstm.cpp"
+  Vec<T>(t133, 1149).noalias() =
+      ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t131_l2_M, 1);
+#line 627 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 29: fused loop nest over [1149]
-//   %139 add l2.eta
+// forward stage 28: fused loop nest over [1149]
+//   %135 add l2.eta
 template <class T> static void forward_l2_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t137 = a.scratch + 7344;                                    // [1149]
+  T *__restrict t133 = a.scratch + 5040;                                    // [1149]
   const T *__restrict l2_modfanout_bias = a.params + kParamL2ModfanoutBias; // [1149]
-  T *__restrict t139_l2_eta = a.scratch + 8496;                             // [1149] l2.eta
+  T *__restrict t135_l2_eta = a.scratch + 6192;                             // [1149] l2.eta
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 124 "examples/lm/modul_lstm.dopa"
-    const T v139 = t137[j] + l2_modfanout_bias[j];
-    t139_l2_eta[j] = v139;
+    const T v135 = t133[j] + l2_modfanout_bias[j];
+    t135_l2_eta[j] = v135;
   }
-#line 676 "lm_modul_lstm.cpp"
+#line 644 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// forward stage 30:
-//   %140 reshape
-template <class T> static void forward_saved_col_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t140 = a.saved + 21200;         // [1149, 1]
-  T *__restrict t139_l2_eta = a.scratch + 8496; // [1149] l2.eta
+// forward stage 29:
+//   %136 reshape
+template <class T> static void forward_saved_col_29(const dopa::StepArgs<T> &a) {
+  T *__restrict t136 = a.saved + 21200;         // [1149, 1]
+  T *__restrict t135_l2_eta = a.scratch + 6192; // [1149] l2.eta
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t140[e] = t139_l2_eta[e];
-#line 689 "lm_modul_lstm.cpp"
+    t136[e] = t135_l2_eta[e];
+#line 657 "lm_modul_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 30: dense product (Eigen), [400]
+//   %150 matmul
+template <class T> static void forward_saved_x2f_30(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict t148_y2 = a.saved + 22368;                          // [1149] y2
+  T *__restrict t150 = a.saved + 23520;                             // [400]
+#line 117 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t150, 400).noalias() =
+      ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t148_y2, 1149);
+#line 671 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // forward stage 31: dense product (Eigen), [400]
-//   %154 matmul
-template <class T> static void forward_saved_x2f_31(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t152_y2 = a.saved + 22368;                          // [1149] y2
-  T *__restrict t154 = a.saved + 23520;                             // [400]
-#line 117 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t154, 400).noalias() =
-      ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t152_y2, 1149);
-#line 703 "lm_modul_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 32: dense product (Eigen), [400]
-//   %159 matmul
-template <class T> static void forward_saved_h2f_32(const dopa::StepArgs<T> &a) {
+//   %155 matmul
+template <class T> static void forward_saved_h2f_31(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t159 = a.saved + 23920;                             // [400]
+  T *__restrict t155 = a.saved + 23920;                             // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t159, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 716 "lm_modul_lstm.cpp"
+  Vec<T>(t155, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 684 "lm_modul_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 32: dense product (Eigen), [400]
+//   %161 matmul
+template <class T> static void forward_saved_x2i_32(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict t148_y2 = a.saved + 22368;                          // [1149] y2
+  T *__restrict t161 = a.saved + 24320;                             // [400]
+#line 118 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t161, 400).noalias() =
+      ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t148_y2, 1149);
+#line 698 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 33: dense product (Eigen), [400]
 //   %165 matmul
-template <class T> static void forward_saved_x2i_33(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t152_y2 = a.saved + 22368;                          // [1149] y2
-  T *__restrict t165 = a.saved + 24320;                             // [400]
-#line 118 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t165, 400).noalias() =
-      ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t152_y2, 1149);
-#line 730 "lm_modul_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// forward stage 34: dense product (Eigen), [400]
-//   %169 matmul
-template <class T> static void forward_saved_h2i_34(const dopa::StepArgs<T> &a) {
+template <class T> static void forward_saved_h2i_33(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t169 = a.saved + 24720;                             // [400]
+  T *__restrict t165 = a.saved + 24720;                             // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t169, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 743 "lm_modul_lstm.cpp"
+  Vec<T>(t165, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 711 "lm_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 34: dense product (Eigen), [400]
+//   %171 matmul
+template <class T> static void forward_saved_x2o_34(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict t148_y2 = a.saved + 22368;                          // [1149] y2
+  T *__restrict t171 = a.saved + 25120;                             // [400]
+#line 119 "examples/lm/modul_lstm.dopa"
+  Vec<T>(t171, 400).noalias() =
+      ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t148_y2, 1149);
+#line 725 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 35: dense product (Eigen), [400]
 //   %175 matmul
-template <class T> static void forward_saved_x2o_35(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t152_y2 = a.saved + 22368;                          // [1149] y2
-  T *__restrict t175 = a.saved + 25120;                             // [400]
-#line 119 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t175, 400).noalias() =
-      ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t152_y2, 1149);
-#line 757 "lm_modul_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// forward stage 36: dense product (Eigen), [400]
-//   %179 matmul
-template <class T> static void forward_saved_h2o_36(const dopa::StepArgs<T> &a) {
+template <class T> static void forward_saved_h2o_35(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t179 = a.saved + 25520;                             // [400]
+  T *__restrict t175 = a.saved + 25520;                             // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t179, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 770 "lm_modul_lstm.cpp"
+  Vec<T>(t175, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 738 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// forward stage 37: dense product (Eigen), [400]
-//   %185 matmul
-template <class T> static void forward_x2c_37(const dopa::StepArgs<T> &a) {
+// forward stage 36: dense product (Eigen), [400]
+//   %181 matmul
+template <class T> static void forward_x2c_36(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t152_y2 = a.saved + 22368;                          // [1149] y2
-  T *__restrict t185 = a.scratch + 9648;                            // [400]
+  T *__restrict t148_y2 = a.saved + 22368;                          // [1149] y2
+  T *__restrict t181 = a.scratch + 7344;                            // [400]
 #line 120 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t185, 400).noalias() =
-      ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t152_y2, 1149);
-#line 784 "lm_modul_lstm.cpp"
-}
-
-// g = tanh(x2c(x) + (w + alpha * pw) @ h)
-//
-// forward stage 38: fused loop nest over [400, 400]
-//   %193 matmul
-template <class T> static void forward_matmul_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t193 = a.scratch + 10048;                  // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
-  const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
-  for (int i = 0; i < 400; ++i) {
-    T acc193 = T(0);
-#pragma omp simd reduction(+ : acc193)
-    for (int j = 0; j < 400; ++j) {
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v191 = l3_alpha[i] * l3_pw[i * 400 + j];
-      const T v192 = l3_w[i * 400 + j] + v191;
-      acc193 += v192 * l3_h[j];
-    }
-    t193[i] = acc193;
-  }
-#line 808 "lm_modul_lstm.cpp"
+  Vec<T>(t181, 400).noalias() =
+      ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t148_y2, 1149);
+#line 752 "lm_modul_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -812,31 +756,31 @@ template <class T> static void forward_matmul_38(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 39: fused loop nest over [400]
-//   %195 tanh l3.g
-//   %201 mul l3.hn
-//   %199 add l3.cn -> next_state l3.c
-//   %223 mul y3 -> output logits
-//   %223 mul y3 -> output ar_h
-//   %201 mul l3.hn -> output tar_h
-//   %201 mul l3.hn -> saved
+// forward stage 37: fused loop nest over [400]
+//   %189 tanh l3.g
+//   %195 mul l3.hn
+//   %193 add l3.cn -> next_state l3.c
+//   %217 mul y3 -> output logits
+//   %217 mul y3 -> output ar_h
+//   %195 mul l3.hn -> output tar_h
+//   %195 mul l3.hn -> saved
 template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t185 = a.scratch + 9648;                        // [400]
+  T *__restrict t181 = a.scratch + 7344;                        // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  T *__restrict t193 = a.scratch + 10048;                       // [400]
-  T *__restrict t195_l3_g = a.saved + 25920;                    // [400] l3.g
-  T *__restrict t175 = a.saved + 25120;                         // [400]
+  const T *__restrict carried_2 = a.state + kStateCarried2;     // [400]
+  T *__restrict t189_l3_g = a.saved + 25920;                    // [400] l3.g
+  T *__restrict t171 = a.saved + 25120;                         // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t179 = a.saved + 25520;                         // [400]
+  T *__restrict t175 = a.saved + 25520;                         // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t154 = a.saved + 23520;                         // [400]
+  T *__restrict t150 = a.saved + 23520;                         // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t159 = a.saved + 23920;                         // [400]
+  T *__restrict t155 = a.saved + 23920;                         // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t165 = a.saved + 24320;                         // [400]
+  T *__restrict t161 = a.saved + 24320;                         // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t169 = a.saved + 24720;                         // [400]
+  T *__restrict t165 = a.saved + 24720;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
   T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
@@ -844,211 +788,245 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
   T *__restrict readout_in_logits = a.outputs[0];               // [400]
   T *__restrict out_ar_h = a.outputs[1];                        // [400]
   T *__restrict out_tar_h = a.outputs[2];                       // [400]
-  T *__restrict saved_t201 = a.saved + 26320;                   // [400]
+  T *__restrict saved_t195 = a.saved + 26320;                   // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v187 = t185[j] + l3_x2c_bias[j];
-    const T v194 = v187 + t193[j];
-    const T v195 = simdTanh(v194);
-    t195_l3_g[j] = v195;
+    const T v183 = t181[j] + l3_x2c_bias[j];
+    const T v188 = v183 + carried_2[j];
+    const T v189 = simdTanh(v188);
+    t189_l3_g[j] = v189;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v177 = t175[j] + l3_x2o_bias[j];
-    const T v181 = t179[j] + l3_h2o_bias[j];
-    const T v182 = v177 + v181;
-    const T v183 = T(1) / (T(1) + simdExp(-v182));
+    const T v173 = t171[j] + l3_x2o_bias[j];
+    const T v177 = t175[j] + l3_h2o_bias[j];
+    const T v178 = v173 + v177;
+    const T v179 = T(1) / (T(1) + simdExp(-v178));
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v156 = t154[j] + l3_x2f_bias[j];
-    const T v161 = t159[j] + l3_h2f_bias[j];
-    const T v162 = v156 + v161;
-    const T v163 = T(1) / (T(1) + simdExp(-v162));
+    const T v152 = t150[j] + l3_x2f_bias[j];
+    const T v157 = t155[j] + l3_h2f_bias[j];
+    const T v158 = v152 + v157;
+    const T v159 = T(1) / (T(1) + simdExp(-v158));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v197 = v163 * l3_c[j];
+    const T v191 = v159 * l3_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v167 = t165[j] + l3_x2i_bias[j];
-    const T v171 = t169[j] + l3_h2i_bias[j];
-    const T v172 = v167 + v171;
-    const T v173 = T(1) / (T(1) + simdExp(-v172));
+    const T v163 = t161[j] + l3_x2i_bias[j];
+    const T v167 = t165[j] + l3_h2i_bias[j];
+    const T v168 = v163 + v167;
+    const T v169 = T(1) / (T(1) + simdExp(-v168));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v198 = v173 * v195;
-    const T v199 = v197 + v198;
+    const T v192 = v169 * v189;
+    const T v193 = v191 + v192;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v200 = simdTanh(v199);
-    const T v201 = v183 * v200;
-    l3_h_next[j] = v201;
-    l3_c_next[j] = v199;
+    const T v194 = simdTanh(v193);
+    const T v195 = v179 * v194;
+    l3_h_next[j] = v195;
+    l3_c_next[j] = v193;
 #line 30 "examples/lm/modul_lstm.dopa"
-    const T v223 = v201 * drop_o[j];
-    readout_in_logits[j] = v223;
-    out_ar_h[j] = v223;
-    out_tar_h[j] = v201;
-    saved_t201[j] = v201;
+    const T v217 = v195 * drop_o[j];
+    readout_in_logits[j] = v217;
+    out_ar_h[j] = v217;
+    out_tar_h[j] = v195;
+    saved_t195[j] = v195;
   }
-#line 888 "lm_modul_lstm.cpp"
+#line 832 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 40: dense product (Eigen), [1]
-//   %203 matmul
-template <class T> static void forward_h2mod_40(const dopa::StepArgs<T> &a) {
+// forward stage 38: dense product (Eigen), [1]
+//   %197 matmul
+template <class T> static void forward_h2mod_38(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
   T *__restrict l3_h_next = a.next + kStateL3H;                         // [400] l3.hn
-  T *__restrict t203 = a.scratch + 10448;                               // [1]
+  T *__restrict t197 = a.scratch + 7744;                                // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t203, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 901 "lm_modul_lstm.cpp"
+  Vec<T>(t197, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
+#line 845 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// forward stage 41: fused loop nest over [1]
-//   %206 tanh l3.M
+// forward stage 39: fused loop nest over [1]
+//   %200 tanh l3.M
 template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
-  T *__restrict t203 = a.scratch + 10448;                           // [1]
+  T *__restrict t197 = a.scratch + 7744;                            // [1]
   const T *__restrict l3_h2mod_bias = a.params + kParamL3H2modBias; // [1]
-  T *__restrict t206_l3_M = a.saved + 26720;                        // [1] l3.M
+  T *__restrict t200_l3_M = a.saved + 26720;                        // [1] l3.M
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v205 = t203[0] + l3_h2mod_bias[0];
-  const T v206 = simdTanh(v205);
-  t206_l3_M[0] = v206;
-#line 916 "lm_modul_lstm.cpp"
+  const T v199 = t197[0] + l3_h2mod_bias[0];
+  const T v200 = simdTanh(v199);
+  t200_l3_M[0] = v200;
+#line 860 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 42: dense product (Eigen), [400]
-//   %208 matmul
-template <class T> static void forward_modfanout_42(const dopa::StepArgs<T> &a) {
+// forward stage 40: dense product (Eigen), [400]
+//   %202 matmul
+template <class T> static void forward_modfanout_40(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t206_l3_M = a.saved + 26720;                                    // [1] l3.M
-  T *__restrict t208 = a.scratch + 10464;                                       // [400]
+  T *__restrict t200_l3_M = a.saved + 26720;                                    // [1] l3.M
+  T *__restrict t202 = a.scratch + 7760;                                        // [400]
 #line 124 "examples/lm/modul_lstm.dopa"
-  Vec<T>(t208, 400).noalias() =
-      ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t206_l3_M, 1);
-#line 930 "lm_modul_lstm.cpp"
+  Vec<T>(t202, 400).noalias() =
+      ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t200_l3_M, 1);
+#line 874 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// forward stage 43: fused loop nest over [400]
-//   %210 add l3.eta
+// forward stage 41: fused loop nest over [400]
+//   %204 add l3.eta
 template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t208 = a.scratch + 10464;                                   // [400]
+  T *__restrict t202 = a.scratch + 7760;                                    // [400]
   const T *__restrict l3_modfanout_bias = a.params + kParamL3ModfanoutBias; // [400]
-  T *__restrict t210_l3_eta = a.scratch + 10864;                            // [400] l3.eta
+  T *__restrict t204_l3_eta = a.scratch + 8160;                             // [400] l3.eta
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 124 "examples/lm/modul_lstm.dopa"
-    const T v210 = t208[j] + l3_modfanout_bias[j];
-    t210_l3_eta[j] = v210;
+    const T v204 = t202[j] + l3_modfanout_bias[j];
+    t204_l3_eta[j] = v204;
   }
-#line 947 "lm_modul_lstm.cpp"
+#line 891 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// forward stage 44:
-//   %211 reshape
-template <class T> static void forward_saved_col_44(const dopa::StepArgs<T> &a) {
-  T *__restrict t211 = a.saved + 26736;          // [400, 1]
-  T *__restrict t210_l3_eta = a.scratch + 10864; // [400] l3.eta
+// forward stage 42:
+//   %205 reshape
+template <class T> static void forward_saved_col_42(const dopa::StepArgs<T> &a) {
+  T *__restrict t205 = a.saved + 26736;         // [400, 1]
+  T *__restrict t204_l3_eta = a.scratch + 8160; // [400] l3.eta
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
-    t211[e] = t210_l3_eta[e];
-#line 960 "lm_modul_lstm.cpp"
+    t205[e] = t204_l3_eta[e];
+#line 904 "lm_modul_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // pw' = clip(pw + col(eta) * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 45: fused loop nest over [1149, 1149]
-//   %72 clip -> next_state l1.pw
-//   %79 add -> next_state l1.et
-//   %144 clip -> next_state l2.pw
-//   %150 add -> next_state l2.et
-template <class T> static void forward_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
+// forward stage 43: fused loop nest over [1149, 1149]
+//   %220 matmul
+//   %223 matmul
+//   %70 clip -> next_state l1.pw
+//   %77 add -> next_state l1.et
+//   %140 clip -> next_state l2.pw
+//   %146 add -> next_state l2.et
+template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0;  // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
   const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
-  T *__restrict t66 = a.saved + 9648;                      // [1149, 1]
+  T *__restrict t64 = a.saved + 9648;                      // [1149, 1]
   const T *__restrict l1_et = a.state + kStateL1Et;        // [1149, 1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;            // [1149] l1.hn
+  T *__restrict carried_1_next = a.next + kStateCarried1;  // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
+  T *__restrict t136 = a.saved + 21200;                    // [1149, 1]
+  const T *__restrict l2_et = a.state + kStateL2Et;        // [1149, 1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;            // [1149] l2.hn
   T *__restrict l1_pw_next = a.next + kStateL1Pw;          // [1149, 1149]
-  T *__restrict t75 = a.saved + 10800;                     // []
+  T *__restrict t73 = a.saved + 10800;                     // []
   const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
-  T *__restrict t50_l1_g = a.saved + 7328;                 // [1149] l1.g
+  T *__restrict t48_l1_g = a.saved + 7328;                 // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
   T *__restrict l1_et_next = a.next + kStateL1Et;          // [1149, 1149]
-  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
-  T *__restrict t140 = a.saved + 21200;                    // [1149, 1]
-  const T *__restrict l2_et = a.state + kStateL2Et;        // [1149, 1149]
   T *__restrict l2_pw_next = a.next + kStateL2Pw;          // [1149, 1149]
-  T *__restrict t146 = a.saved + 22352;                    // []
+  T *__restrict t142 = a.saved + 22352;                    // []
   const T *__restrict l2_etaet = a.params + kParamL2Etaet; // []
-  T *__restrict t124_l2_g = a.saved + 18880;               // [1149] l2.g
+  T *__restrict t120_l2_g = a.saved + 18880;               // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
   T *__restrict l2_et_next = a.next + kStateL2Et;          // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
-#pragma omp simd
+    T acc220 = T(0);
+    T acc223 = T(0);
+#pragma omp simd reduction(+ : acc220, acc223)
     for (int j = 0; j < 1149; ++j) {
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v68 = t66[i] * l1_et[i * 1149 + j];
-      const T v69 = l1_pw[i * 1149 + j] + v68;
-      const T v72 = v69 < T(-2.0) ? T(-2.0) : (v69 > T(2.0) ? T(2.0) : v69);
-      l1_pw_next[i * 1149 + j] = v72;
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v76 = t75[0] * l1_et[i * 1149 + j];
-      const T v77 = t50_l1_g[i] * l1_h[j];
-      const T v78 = l1_etaet[0] * v77;
-      const T v79 = v76 + v78;
-      l1_et_next[i * 1149 + j] = v79;
+      const T v66 = t64[i] * l1_et[i * 1149 + j];
+      const T v67 = l1_pw[i * 1149 + j] + v66;
+      const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v218 = l1_alpha[i] * v70;
+      const T v219 = l1_w[i * 1149 + j] + v218;
+      acc220 += v219 * l1_h_next[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v142 = t140[i] * l2_et[i * 1149 + j];
-      const T v143 = l2_pw[i * 1149 + j] + v142;
-      const T v144 = v143 < T(-2.0) ? T(-2.0) : (v143 > T(2.0) ? T(2.0) : v143);
-      l2_pw_next[i * 1149 + j] = v144;
+      const T v138 = t136[i] * l2_et[i * 1149 + j];
+      const T v139 = l2_pw[i * 1149 + j] + v138;
+      const T v140 = v139 < T(-2.0) ? T(-2.0) : (v139 > T(2.0) ? T(2.0) : v139);
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v221 = l2_alpha[i] * v140;
+      const T v222 = l2_w[i * 1149 + j] + v221;
+      acc223 += v222 * l2_h_next[j];
+      l1_pw_next[i * 1149 + j] = v70;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v147 = t146[0] * l2_et[i * 1149 + j];
-      const T v148 = t124_l2_g[i] * l2_h[j];
-      const T v149 = l2_etaet[0] * v148;
-      const T v150 = v147 + v149;
-      l2_et_next[i * 1149 + j] = v150;
+      const T v74 = t73[0] * l1_et[i * 1149 + j];
+      const T v75 = t48_l1_g[i] * l1_h[j];
+      const T v76 = l1_etaet[0] * v75;
+      const T v77 = v74 + v76;
+      l1_et_next[i * 1149 + j] = v77;
+      l2_pw_next[i * 1149 + j] = v140;
+      const T v143 = t142[0] * l2_et[i * 1149 + j];
+      const T v144 = t120_l2_g[i] * l2_h[j];
+      const T v145 = l2_etaet[0] * v144;
+      const T v146 = v143 + v145;
+      l2_et_next[i * 1149 + j] = v146;
     }
+    carried_0_next[i] = acc220;
+    carried_1_next[i] = acc223;
   }
-#line 1017 "lm_modul_lstm.cpp"
+#line 983 "lm_modul_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // pw' = clip(pw + col(eta) * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// forward stage 46: fused loop nest over [400, 400]
-//   %215 clip -> next_state l3.pw
-//   %221 add -> next_state l3.et
-template <class T> static void forward_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
+// forward stage 44: fused loop nest over [400, 400]
+//   %226 matmul
+//   %209 clip -> next_state l3.pw
+//   %215 add -> next_state l3.et
+template <class T> static void forward_carried_2_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_2_next = a.next + kStateCarried2;  // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
   const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
-  T *__restrict t211 = a.saved + 26736;                    // [400, 1]
+  T *__restrict t205 = a.saved + 26736;                    // [400, 1]
   const T *__restrict l3_et = a.state + kStateL3Et;        // [400, 400]
+  T *__restrict l3_h_next = a.next + kStateL3H;            // [400] l3.hn
   T *__restrict l3_pw_next = a.next + kStateL3Pw;          // [400, 400]
-  T *__restrict t217 = a.saved + 27136;                    // []
+  T *__restrict t211 = a.saved + 27136;                    // []
   const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
-  T *__restrict t195_l3_g = a.saved + 25920;               // [400] l3.g
+  T *__restrict t189_l3_g = a.saved + 25920;               // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;          // [400]
   T *__restrict l3_et_next = a.next + kStateL3Et;          // [400, 400]
   for (int i = 0; i < 400; ++i) {
-#pragma omp simd
+    T acc226 = T(0);
+#pragma omp simd reduction(+ : acc226)
     for (int j = 0; j < 400; ++j) {
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v213 = t211[i] * l3_et[i * 400 + j];
-      const T v214 = l3_pw[i * 400 + j] + v213;
-      const T v215 = v214 < T(-2.0) ? T(-2.0) : (v214 > T(2.0) ? T(2.0) : v214);
-      l3_pw_next[i * 400 + j] = v215;
+      const T v207 = t205[i] * l3_et[i * 400 + j];
+      const T v208 = l3_pw[i * 400 + j] + v207;
+      const T v209 = v208 < T(-2.0) ? T(-2.0) : (v208 > T(2.0) ? T(2.0) : v208);
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v224 = l3_alpha[i] * v209;
+      const T v225 = l3_w[i * 400 + j] + v224;
+      acc226 += v225 * l3_h_next[j];
+      l3_pw_next[i * 400 + j] = v209;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v218 = t217[0] * l3_et[i * 400 + j];
-      const T v219 = t195_l3_g[i] * l3_h[j];
-      const T v220 = l3_etaet[0] * v219;
-      const T v221 = v218 + v220;
-      l3_et_next[i * 400 + j] = v221;
+      const T v212 = t211[0] * l3_et[i * 400 + j];
+      const T v213 = t189_l3_g[i] * l3_h[j];
+      const T v214 = l3_etaet[0] * v213;
+      const T v215 = v212 + v214;
+      l3_et_next[i * 400 + j] = v215;
     }
+    carried_2_next[i] = acc226;
   }
-#line 1052 "lm_modul_lstm.cpp"
+#line 1030 "lm_modul_lstm.cpp"
 }
 
 /// One forward step of ModulLSTMLM for one batch element.
@@ -1063,7 +1041,6 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o(a);
   forward_saved_h2o(a);
   forward_x2c(a);
-  forward_matmul(a);
   forward_l1_g_l1_hn_y1_l1_c(a);
   forward_h2mod(a);
   forward_l1_m(a);
@@ -1071,181 +1048,410 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_l1_eta(a);
   forward_saved_col(a);
   forward_saved_sub(a);
-  forward_saved_x2f_18(a);
-  forward_saved_h2f_19(a);
-  forward_saved_x2i_20(a);
-  forward_saved_h2i_21(a);
-  forward_saved_x2o_22(a);
-  forward_saved_h2o_23(a);
-  forward_x2c_24(a);
+  forward_saved_x2f_17(a);
+  forward_saved_h2f_18(a);
+  forward_saved_x2i_19(a);
+  forward_saved_h2i_20(a);
+  forward_saved_x2o_21(a);
+  forward_saved_h2o_22(a);
+  forward_x2c_23(a);
   forward_l2_g_l2_hn_y2_l2_c(a);
-  forward_h2mod_26(a);
+  forward_h2mod_25(a);
   forward_l2_m(a);
-  forward_modfanout_28(a);
+  forward_modfanout_27(a);
   forward_l2_eta(a);
-  forward_saved_col_30(a);
-  forward_saved_x2f_31(a);
-  forward_saved_h2f_32(a);
-  forward_saved_x2i_33(a);
-  forward_saved_h2i_34(a);
-  forward_saved_x2o_35(a);
-  forward_saved_h2o_36(a);
-  forward_x2c_37(a);
-  forward_matmul_38(a);
+  forward_saved_col_29(a);
+  forward_saved_x2f_30(a);
+  forward_saved_h2f_31(a);
+  forward_saved_x2i_32(a);
+  forward_saved_h2i_33(a);
+  forward_saved_x2o_34(a);
+  forward_saved_h2o_35(a);
+  forward_x2c_36(a);
   forward_l3_g_l3_hn_l3_c_logits(a);
-  forward_h2mod_40(a);
+  forward_h2mod_38(a);
   forward_l3_m(a);
-  forward_modfanout_42(a);
+  forward_modfanout_40(a);
   forward_l3_eta(a);
-  forward_saved_col_44(a);
-  forward_l1_pw_l1_et_l2_pw_l2_et(a);
-  forward_l3_pw_l3_et(a);
+  forward_saved_col_42(a);
+  forward_carried_0_carried_1_l1_pw_l1_et(a);
+  forward_carried_2_l3_pw_l3_et(a);
 }
 
 // state  et : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // param  etaet : [] = 0.01
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // pw' = clip(pw + col(eta) * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // backward stage 0: fused loop nest over [400, 400]
-//   %245 reduce_to
 //   %248 matmul
-//   %249 matmul
 //   %251 reduce_to
-//   %260 reduce_to
-//   %262 add -> grad_prev l3.et
-template <class T> static void backward_d_l3_et(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l3_et_next = a.gradNext + kStateL3Et; // [400, 400] d l3.et'
-  const T *__restrict t195_l3_g = a.saved + 25920;            // [400] l3.g
-  const T *__restrict l3_h = a.state + kStateL3H;             // [400]
-  T *__restrict t245 = a.scratch + 0;                         // []
-  T *__restrict t248 = a.scratch + 16;                        // [400]
-  const T *__restrict l3_etaet = a.params + kParamL3Etaet;    // []
-  T *__restrict t249 = a.scratch + 416;                       // [400]
-  const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
-  T *__restrict t251 = a.scratch + 816;                       // []
-  const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
-  const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
-  const T *__restrict t211 = a.saved + 26736;                 // [400, 1]
-  T *__restrict t260 = a.scratch + 832;                       // [400, 1]
-  const T *__restrict t217 = a.saved + 27136;                 // []
-  T *__restrict d_l3_et = a.gradPrev + kStateL3Et;            // [400, 400]
-  t245[0] = T(0);
+//   %275 reduce_to
+//   %278 matmul
+//   %279 matmul
+//   %281 reduce_to
+//   %290 reduce_to
+//   %288 mul -> grad_prev l3.pw
+//   %292 add -> grad_prev l3.et
+template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
+  T *__restrict t248 = a.scratch + 0;                                 // [400]
+  const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
+  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
+  const T *__restrict l3_pw = a.state + kStateL3Pw;                   // [400, 400]
+  const T *__restrict t205 = a.saved + 26736;                         // [400, 1]
+  const T *__restrict l3_et = a.state + kStateL3Et;                   // [400, 400]
+  const T *__restrict t195_l3_hn = a.saved + 26320;                   // [400] l3.hn
+  T *__restrict t251 = a.scratch + 400;                               // [400, 1]
+  const T *__restrict d_l3_et_next = a.gradNext + kStateL3Et;         // [400, 400] d l3.et'
+  const T *__restrict t189_l3_g = a.saved + 25920;                    // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
+  T *__restrict t275 = a.scratch + 5408;                              // []
+  T *__restrict t278 = a.scratch + 5424;                              // [400]
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet;            // []
+  T *__restrict t279 = a.scratch + 5824;                              // [400]
+  T *__restrict t281 = a.scratch + 6224;                              // []
+  const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw;         // [400, 400] d l3.pw'
+  T *__restrict t290 = a.scratch + 6240;                              // [400, 1]
+  T *__restrict d_l3_pw = a.gradPrev + kStateL3Pw;                    // [400, 400]
+  const T *__restrict t211 = a.saved + 27136;                         // []
+  T *__restrict d_l3_et = a.gradPrev + kStateL3Et;                    // [400, 400]
   for (int e = 0; e < 400; ++e)
-    t249[e] = T(0);
-  t251[0] = T(0);
+    t248[e] = T(0);
   for (int e = 0; e < 400; ++e)
-    t260[e] = T(0);
+    t251[e] = T(0);
+  t275[0] = T(0);
+  for (int e = 0; e < 400; ++e)
+    t279[e] = T(0);
+  t281[0] = T(0);
+  for (int e = 0; e < 400; ++e)
+    t290[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc245 = T(0);
-    T acc248 = T(0);
     T acc251 = T(0);
-    T acc260 = T(0);
-#pragma omp simd reduction(+ : acc245, acc248, acc251, acc260)
+    T acc275 = T(0);
+    T acc278 = T(0);
+    T acc281 = T(0);
+    T acc290 = T(0);
+#pragma omp simd reduction(+ : acc251, acc275, acc278, acc281, acc290)
     for (int j = 0; j < 400; ++j) {
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v219 = t195_l3_g[i] * l3_h[j];
-      const T v244 = d_l3_et_next[i * 400 + j] * v219;
-#line 113 "examples/lm/modul_lstm.dopa"
-      acc245 += v244;
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v247 = d_l3_et_next[i * 400 + j] * l3_etaet[0];
-      acc248 += v247 * l3_h[j];
-      t249[j] += t195_l3_g[i] * v247;
-      const T v250 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v207 = t205[i] * l3_et[i * 400 + j];
+      const T v208 = l3_pw[i * 400 + j] + v207;
+      const T v209 = v208 < T(-2.0) ? T(-2.0) : (v208 > T(2.0) ? T(2.0) : v208);
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v224 = l3_alpha[i] * v209;
+      const T v225 = l3_w[i * 400 + j] + v224;
+      t248[j] += d_carried_2_next[i] * v225;
+      const T v247 = d_carried_2_next[i] * t195_l3_hn[j];
+      const T v250 = v247 * v209;
+#line 112 "examples/lm/modul_lstm.dopa"
       acc251 += v250;
-#line 127 "examples/lm/modul_lstm.dopa"
-      const T v213 = t211[i] * l3_et[i * 400 + j];
-      const T v214 = l3_pw[i * 400 + j] + v213;
-      const T v257 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
-      const T v258 = d_l3_pw_next[i * 400 + j] * v257;
-      const T v259 = v258 * l3_et[i * 400 + j];
-      acc260 += v259;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v252 = d_l3_et_next[i * 400 + j] * t217[0];
+      const T v213 = t189_l3_g[i] * l3_h[j];
+      const T v274 = d_l3_et_next[i * 400 + j] * v213;
+#line 113 "examples/lm/modul_lstm.dopa"
+      acc275 += v274;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v277 = d_l3_et_next[i * 400 + j] * l3_etaet[0];
+      acc278 += v277 * l3_h[j];
+      t279[j] += t189_l3_g[i] * v277;
+      const T v280 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
+      acc281 += v280;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v253 = v247 * l3_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v261 = v258 * t211[i];
+      const T v254 = d_l3_pw_next[i * 400 + j] + v253;
+      const T v287 = T(-2.0) <= v208 && v208 <= T(2.0) ? T(1) : T(0);
+      const T v288 = v254 * v287;
+      const T v289 = v288 * l3_et[i * 400 + j];
+      acc290 += v289;
+      d_l3_pw[i * 400 + j] = v288;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v282 = d_l3_et_next[i * 400 + j] * t211[0];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v291 = v288 * t205[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v262 = v252 + v261;
-      d_l3_et[i * 400 + j] = v262;
+      const T v292 = v282 + v291;
+      d_l3_et[i * 400 + j] = v292;
     }
-    t245[0] += acc245;
-    t248[i] = acc248;
-    t251[0] += acc251;
-    t260[i] += acc260;
+    t251[i] += acc251;
+    t275[0] += acc275;
+    t278[i] = acc278;
+    t281[0] += acc281;
+    t290[i] += acc290;
   }
-#line 1178 "lm_modul_lstm.cpp"
+#line 1186 "lm_modul_lstm.cpp"
+}
+
+// state  et : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// param  etaet : [] = 0.01
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// pw' = clip(pw + col(eta) * et, -2, 2)
+// et' = (1 - etaet) * et + etaet * outer(g, h)
+//
+// backward stage 1: fused loop nest over [1149, 1149]
+//   %256 matmul
+//   %259 reduce_to
+//   %264 matmul
+//   %267 reduce_to
+//   %359 reduce_to
+//   %362 matmul
+//   %363 matmul
+//   %365 reduce_to
+//   %372 reduce_to
+//   %440 reduce_to
+//   %443 matmul
+//   %444 matmul
+//   %446 reduce_to
+//   %453 reduce_to
+//   %451 mul -> grad_prev l1.pw
+//   %455 add -> grad_prev l1.et
+//   %370 mul -> grad_prev l2.pw
+//   %374 add -> grad_prev l2.et
+template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
+  T *__restrict t256 = a.scratch + 800;                               // [1149]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;                   // [1149, 1149]
+  const T *__restrict t136 = a.saved + 21200;                         // [1149, 1]
+  const T *__restrict l2_et = a.state + kStateL2Et;                   // [1149, 1149]
+  const T *__restrict t126_l2_hn = a.saved + 20032;                   // [1149] l2.hn
+  T *__restrict t259 = a.scratch + 1952;                              // [1149, 1]
+  T *__restrict t264 = a.scratch + 3104;                              // [1149]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;                   // [1149, 1149]
+  const T *__restrict t64 = a.saved + 9648;                           // [1149, 1]
+  const T *__restrict l1_et = a.state + kStateL1Et;                   // [1149, 1149]
+  const T *__restrict t54_l1_hn = a.saved + 8480;                     // [1149] l1.hn
+  T *__restrict t267 = a.scratch + 4256;                              // [1149, 1]
+  const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;         // [1149, 1149] d l2.et'
+  const T *__restrict t120_l2_g = a.saved + 18880;                    // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
+  T *__restrict t359 = a.scratch + 12864;                             // []
+  T *__restrict t362 = a.scratch + 12880;                             // [1149]
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet;            // []
+  T *__restrict t363 = a.scratch + 14032;                             // [1149]
+  T *__restrict t365 = a.scratch + 15184;                             // []
+  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;         // [1149, 1149] d l2.pw'
+  T *__restrict t372 = a.scratch + 15200;                             // [1149, 1]
+  const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;         // [1149, 1149] d l1.et'
+  const T *__restrict t48_l1_g = a.saved + 7328;                      // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
+  T *__restrict t440 = a.scratch + 25584;                             // []
+  T *__restrict t443 = a.scratch + 25600;                             // [1149]
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet;            // []
+  T *__restrict t444 = a.scratch + 26752;                             // [1149]
+  T *__restrict t446 = a.scratch + 27904;                             // []
+  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;         // [1149, 1149] d l1.pw'
+  T *__restrict t453 = a.scratch + 27920;                             // [1149, 1]
+  T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                    // [1149, 1149]
+  const T *__restrict t73 = a.saved + 10800;                          // []
+  T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                    // [1149, 1149]
+  T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;                    // [1149, 1149]
+  const T *__restrict t142 = a.saved + 22352;                         // []
+  T *__restrict d_l2_et = a.gradPrev + kStateL2Et;                    // [1149, 1149]
+  for (int e = 0; e < 1149; ++e)
+    t256[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t259[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t264[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t267[e] = T(0);
+  t359[0] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t363[e] = T(0);
+  t365[0] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t372[e] = T(0);
+  t440[0] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t444[e] = T(0);
+  t446[0] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t453[e] = T(0);
+  for (int i = 0; i < 1149; ++i) {
+    T acc259 = T(0);
+    T acc267 = T(0);
+    T acc359 = T(0);
+    T acc362 = T(0);
+    T acc365 = T(0);
+    T acc372 = T(0);
+    T acc440 = T(0);
+    T acc443 = T(0);
+    T acc446 = T(0);
+    T acc453 = T(0);
+#pragma omp simd reduction(+ : acc259, acc267, acc359, acc362, acc365, acc372, acc440, acc443,     \
+                               acc446, acc453)
+    for (int j = 0; j < 1149; ++j) {
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v138 = t136[i] * l2_et[i * 1149 + j];
+      const T v139 = l2_pw[i * 1149 + j] + v138;
+      const T v140 = v139 < T(-2.0) ? T(-2.0) : (v139 > T(2.0) ? T(2.0) : v139);
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v221 = l2_alpha[i] * v140;
+      const T v222 = l2_w[i * 1149 + j] + v221;
+      t256[j] += d_carried_1_next[i] * v222;
+      const T v255 = d_carried_1_next[i] * t126_l2_hn[j];
+      const T v258 = v255 * v140;
+#line 112 "examples/lm/modul_lstm.dopa"
+      acc259 += v258;
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v66 = t64[i] * l1_et[i * 1149 + j];
+      const T v67 = l1_pw[i * 1149 + j] + v66;
+      const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v218 = l1_alpha[i] * v70;
+      const T v219 = l1_w[i * 1149 + j] + v218;
+      t264[j] += d_carried_0_next[i] * v219;
+      const T v263 = d_carried_0_next[i] * t54_l1_hn[j];
+      const T v266 = v263 * v70;
+#line 112 "examples/lm/modul_lstm.dopa"
+      acc267 += v266;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v144 = t120_l2_g[i] * l2_h[j];
+      const T v358 = d_l2_et_next[i * 1149 + j] * v144;
+#line 113 "examples/lm/modul_lstm.dopa"
+      acc359 += v358;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v361 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
+      acc362 += v361 * l2_h[j];
+      t363[j] += t120_l2_g[i] * v361;
+      const T v364 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
+      acc365 += v364;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v261 = v255 * l2_alpha[i];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v262 = d_l2_pw_next[i * 1149 + j] + v261;
+      const T v369 = T(-2.0) <= v139 && v139 <= T(2.0) ? T(1) : T(0);
+      const T v370 = v262 * v369;
+      const T v371 = v370 * l2_et[i * 1149 + j];
+      acc372 += v371;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v75 = t48_l1_g[i] * l1_h[j];
+      const T v439 = d_l1_et_next[i * 1149 + j] * v75;
+#line 113 "examples/lm/modul_lstm.dopa"
+      acc440 += v439;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v442 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
+      acc443 += v442 * l1_h[j];
+      t444[j] += t48_l1_g[i] * v442;
+      const T v445 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
+      acc446 += v445;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v269 = v263 * l1_alpha[i];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v270 = d_l1_pw_next[i * 1149 + j] + v269;
+      const T v450 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
+      const T v451 = v270 * v450;
+      const T v452 = v451 * l1_et[i * 1149 + j];
+      acc453 += v452;
+      d_l1_pw[i * 1149 + j] = v451;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v447 = d_l1_et_next[i * 1149 + j] * t73[0];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v454 = v451 * t64[i];
+#line 103 "examples/lm/modul_lstm.dopa"
+      const T v455 = v447 + v454;
+      d_l1_et[i * 1149 + j] = v455;
+      d_l2_pw[i * 1149 + j] = v370;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v366 = d_l2_et_next[i * 1149 + j] * t142[0];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v373 = v370 * t136[i];
+#line 103 "examples/lm/modul_lstm.dopa"
+      const T v374 = v366 + v373;
+      d_l2_et[i * 1149 + j] = v374;
+    }
+    t259[i] += acc259;
+    t267[i] += acc267;
+    t359[0] += acc359;
+    t362[i] = acc362;
+    t365[0] += acc365;
+    t372[i] += acc372;
+    t440[0] += acc440;
+    t443[i] = acc443;
+    t446[0] += acc446;
+    t453[i] += acc453;
+  }
+#line 1384 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 1:
-//   %263 reshape
+// backward stage 2:
+//   %293 reshape
 template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t263 = a.record + 21312; // [400]
-  T *__restrict t260 = a.scratch + 832;  // [400, 1]
+  T *__restrict t293 = a.record + 24016; // [400]
+  T *__restrict t290 = a.scratch + 6240; // [400, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
-    t263[e] = t260[e];
-#line 1191 "lm_modul_lstm.cpp"
+    t293[e] = t290[e];
+#line 1397 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 2: dense product (Eigen), [1]
-//   %266 matmul
+// backward stage 3: dense product (Eigen), [1]
+//   %296 matmul
 template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t263 = a.record + 21312;                                        // [400]
+  T *__restrict t293 = a.record + 24016;                                        // [400]
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t266 = a.scratch + 1232;                                        // [1]
+  T *__restrict t296 = a.scratch + 6640;                                        // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t266, 1).noalias() =
-      ConstRowVec<T>(t263, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1205 "lm_modul_lstm.cpp"
+  RowVec<T>(t296, 1).noalias() =
+      ConstRowVec<T>(t293, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
+#line 1411 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 3: fused loop nest over [1]
-//   %270 mul
-//   %61 tanh l1.M -> record (a factor of deferred outer-product gradients)
-//   %135 tanh l2.M -> record (a factor of deferred outer-product gradients)
-//   %270 mul += grad l3.h2mod.bias
-//   %206 tanh l3.M -> record (a factor of deferred outer-product gradients)
+// backward stage 4: fused loop nest over [1]
+//   %300 mul
+//   %59 tanh l1.M -> record (a factor of deferred outer-product gradients)
+//   %131 tanh l2.M -> record (a factor of deferred outer-product gradients)
+//   %300 mul += grad l3.h2mod.bias
+//   %200 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t266 = a.scratch + 1232;                       // [1]
-  const T *__restrict t206_l3_M = a.saved + 26720;             // [1] l3.M
-  T *__restrict t270 = a.record + 20896;                       // [1]
-  const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
-  T *__restrict record9 = a.record + 8480;                     // [1]
-  const T *__restrict t135_l2_M = a.saved + 21184;             // [1] l2.M
-  T *__restrict record19 = a.record + 17728;                   // [1]
+  T *__restrict t296 = a.scratch + 6640;                       // [1]
+  const T *__restrict t200_l3_M = a.saved + 26720;             // [1] l3.M
+  T *__restrict t300 = a.record + 24000;                       // [1]
+  const T *__restrict t59_l1_M = a.saved + 9632;               // [1] l1.M
+  T *__restrict record10 = a.record + 9632;                    // [1]
+  const T *__restrict t131_l2_M = a.saved + 21184;             // [1] l2.M
+  T *__restrict record21 = a.record + 20032;                   // [1]
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
-  T *__restrict record29 = a.record + 21712;                   // [1]
+  T *__restrict record32 = a.record + 24416;                   // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v268 = t206_l3_M[0] * t206_l3_M[0];
-  const T v269 = T(1.0) - v268;
-  const T v270 = t266[0] * v269;
-  t270[0] = v270;
-  record9[0] = t61_l1_M[0];
-  record19[0] = t135_l2_M[0];
-  d_l3_h2mod_bias[0] += v270;
-  record29[0] = t206_l3_M[0];
-#line 1235 "lm_modul_lstm.cpp"
+  const T v298 = t200_l3_M[0] * t200_l3_M[0];
+  const T v299 = T(1.0) - v298;
+  const T v300 = t296[0] * v299;
+  t300[0] = v300;
+  record10[0] = t59_l1_M[0];
+  record21[0] = t131_l2_M[0];
+  d_l3_h2mod_bias[0] += v300;
+  record32[0] = t200_l3_M[0];
+#line 1441 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 4: dense product (Eigen), [400]
-//   %273 matmul
+// backward stage 5: dense product (Eigen), [400]
+//   %303 matmul
 template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t270 = a.record + 20896;                                // [1]
+  T *__restrict t300 = a.record + 24000;                                // [1]
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
-  T *__restrict t273 = a.scratch + 1248;                                // [400]
+  T *__restrict t303 = a.scratch + 6656;                                // [400]
 #line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t273, 400).noalias() =
-      ConstRowVec<T>(t270, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1249 "lm_modul_lstm.cpp"
+  RowVec<T>(t303, 400).noalias() =
+      ConstRowVec<T>(t300, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
+#line 1455 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1257,500 +1463,322 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 // hn = o * tanh(cn)
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 5: fused loop nest over [400]
-//   %288 mul
-//   %302 mul
-//   %313 mul
+// backward stage 6: fused loop nest over [400]
+//   %318 mul
 //   %324 mul
-//   %285 mul -> grad_prev l3.c
+//   %335 mul
+//   %346 mul
+//   %315 mul -> grad_prev l3.c
 //   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %324 mul += grad l3.x2f.bias
-//   %157 state -> record (a factor of deferred outer-product gradients)
-//   %324 mul += grad l3.h2f.bias
-//   %313 mul += grad l3.x2i.bias
-//   %313 mul += grad l3.h2i.bias
-//   %302 mul += grad l3.x2o.bias
-//   %302 mul += grad l3.h2o.bias
-//   %288 mul += grad l3.x2c.bias
-//   %201 mul l3.hn -> record (a factor of deferred outer-product gradients)
-//   %263 reshape += grad l3.modfanout.bias
+//   %346 mul += grad l3.x2f.bias
+//   %153 state -> record (a factor of deferred outer-product gradients)
+//   %346 mul += grad l3.h2f.bias
+//   %335 mul += grad l3.x2i.bias
+//   %335 mul += grad l3.h2i.bias
+//   %324 mul += grad l3.x2o.bias
+//   %324 mul += grad l3.h2o.bias
+//   %318 mul -> record (a factor of deferred outer-product gradients)
+//   %318 mul += grad l3.x2c.bias
+//   %246 grad_state d carried.2' -> record (a factor of deferred outer-product gradients)
+//   %195 mul l3.hn -> record (a factor of deferred outer-product gradients)
+//   %293 reshape += grad l3.modfanout.bias
 template <class T>
-static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t248 = a.scratch + 16;                                 // [400]
+static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t278 = a.scratch + 5424;                               // [400]
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
   const T *__restrict d_out_tar_h = a.gradOutputs[2];                  // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
+  T *__restrict t248 = a.scratch + 0;                                  // [400]
   const T *__restrict d_readout_in_logits = a.gradOutputs[0];          // [400] d logits
   const T *__restrict d_out_ar_h = a.gradOutputs[1];                   // [400] d ar_h
   const T *__restrict drop_o = a.inputs[4];                            // [400]
-  T *__restrict t273 = a.scratch + 1248;                               // [400]
-  const T *__restrict t175 = a.saved + 25120;                          // [400]
+  T *__restrict t303 = a.scratch + 6656;                               // [400]
+  const T *__restrict t171 = a.saved + 25120;                          // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
-  const T *__restrict t179 = a.saved + 25520;                          // [400]
+  const T *__restrict t175 = a.saved + 25520;                          // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias;        // [400]
-  const T *__restrict t154 = a.saved + 23520;                          // [400]
+  const T *__restrict t150 = a.saved + 23520;                          // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias;        // [400]
-  const T *__restrict t159 = a.saved + 23920;                          // [400]
+  const T *__restrict t155 = a.saved + 23920;                          // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias;        // [400]
   const T *__restrict l3_c = a.state + kStateL3C;                      // [400]
-  const T *__restrict t165 = a.saved + 24320;                          // [400]
+  const T *__restrict t161 = a.saved + 24320;                          // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias;        // [400]
-  const T *__restrict t169 = a.saved + 24720;                          // [400]
+  const T *__restrict t165 = a.saved + 24720;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
-  const T *__restrict t195_l3_g = a.saved + 25920;                     // [400] l3.g
-  T *__restrict t288 = a.record + 20496;                               // [400]
-  T *__restrict t302 = a.record + 20096;                               // [400]
-  T *__restrict t313 = a.record + 19696;                               // [400]
-  T *__restrict t324 = a.record + 17744;                               // [400]
+  const T *__restrict t189_l3_g = a.saved + 25920;                     // [400] l3.g
+  T *__restrict d_carried_2 = a.gradPrev + kStateCarried2;             // [400]
+  T *__restrict t324 = a.record + 22400;                               // [400]
+  T *__restrict t335 = a.record + 22000;                               // [400]
+  T *__restrict t346 = a.record + 20048;                               // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
   const T *__restrict t7_x = a.saved + 16;                             // [400] x
   T *__restrict record1 = a.record + 1152;                             // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;             // [400]
   const T *__restrict l3_h = a.state + kStateL3H;                      // [400]
-  T *__restrict record22 = a.record + 19296;                           // [400]
+  T *__restrict record24 = a.record + 21600;                           // [400]
   T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;             // [400]
   T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;             // [400]
   T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;             // [400]
   T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;             // [400]
   T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;             // [400]
+  T *__restrict record27 = a.record + 22800;                           // [400]
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
-  const T *__restrict t201_l3_hn = a.saved + 26320;                    // [400] l3.hn
-  T *__restrict record27 = a.record + 20912;                           // [400]
-  T *__restrict t263 = a.record + 21312;                               // [400]
+  const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2;  // [400] d carried.2'
+  T *__restrict record28 = a.record + 23200;                           // [400]
+  const T *__restrict t195_l3_hn = a.saved + 26320;                    // [400] l3.hn
+  T *__restrict record29 = a.record + 23600;                           // [400]
+  T *__restrict t293 = a.record + 24016;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v237 = d_out_tar_h[j] + d_l3_h_next[j];
+    const T v240 = d_out_tar_h[j] + d_l3_h_next[j];
+    const T v249 = v240 + t248[j];
 #line 30 "examples/lm/modul_lstm.dopa"
-    const T v226 = d_readout_in_logits[j] + d_out_ar_h[j];
-    const T v242 = v226 * drop_o[j];
+    const T v229 = d_readout_in_logits[j] + d_out_ar_h[j];
+    const T v272 = v229 * drop_o[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v243 = v237 + v242;
-    const T v274 = v243 + t273[j];
+    const T v273 = v249 + v272;
+    const T v304 = v273 + t303[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v177 = t175[j] + l3_x2o_bias[j];
-    const T v181 = t179[j] + l3_h2o_bias[j];
-    const T v182 = v177 + v181;
-    const T v183 = T(1) / (T(1) + simdExp(-v182));
+    const T v173 = t171[j] + l3_x2o_bias[j];
+    const T v177 = t175[j] + l3_h2o_bias[j];
+    const T v178 = v173 + v177;
+    const T v179 = T(1) / (T(1) + simdExp(-v178));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v276 = v274 * v183;
+    const T v306 = v304 * v179;
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v156 = t154[j] + l3_x2f_bias[j];
-    const T v161 = t159[j] + l3_h2f_bias[j];
-    const T v162 = v156 + v161;
-    const T v163 = T(1) / (T(1) + simdExp(-v162));
+    const T v152 = t150[j] + l3_x2f_bias[j];
+    const T v157 = t155[j] + l3_h2f_bias[j];
+    const T v158 = v152 + v157;
+    const T v159 = T(1) / (T(1) + simdExp(-v158));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v197 = v163 * l3_c[j];
+    const T v191 = v159 * l3_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v167 = t165[j] + l3_x2i_bias[j];
-    const T v171 = t169[j] + l3_h2i_bias[j];
-    const T v172 = v167 + v171;
-    const T v173 = T(1) / (T(1) + simdExp(-v172));
+    const T v163 = t161[j] + l3_x2i_bias[j];
+    const T v167 = t165[j] + l3_h2i_bias[j];
+    const T v168 = v163 + v167;
+    const T v169 = T(1) / (T(1) + simdExp(-v168));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v198 = v173 * t195_l3_g[j];
-    const T v199 = v197 + v198;
+    const T v192 = v169 * t189_l3_g[j];
+    const T v193 = v191 + v192;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v200 = simdTanh(v199);
-    const T v277 = v200 * v200;
-    const T v278 = T(1.0) - v277;
-    const T v279 = v276 * v278;
+    const T v194 = simdTanh(v193);
+    const T v307 = v194 * v194;
+    const T v308 = T(1.0) - v307;
+    const T v309 = v306 * v308;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v280 = d_l3_c_next[j] + v279;
-    const T v282 = v280 * v173;
+    const T v310 = d_l3_c_next[j] + v309;
+    const T v312 = v310 * v169;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v283 = t248[j] + v282;
-    const T v286 = t195_l3_g[j] * t195_l3_g[j];
-    const T v287 = T(1.0) - v286;
-    const T v288 = v283 * v287;
-    t288[j] = v288;
+    const T v313 = t278[j] + v312;
+    const T v316 = t189_l3_g[j] * t189_l3_g[j];
+    const T v317 = T(1.0) - v316;
+    const T v318 = v313 * v317;
+    d_carried_2[j] = v318;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v275 = v274 * v200;
+    const T v305 = v304 * v194;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v300 = T(1.0) - v183;
-    const T v301 = v183 * v300;
-    const T v302 = v275 * v301;
-    t302[j] = v302;
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v281 = v280 * t195_l3_g[j];
-#line 118 "examples/lm/modul_lstm.dopa"
-    const T v311 = T(1.0) - v173;
-    const T v312 = v173 * v311;
-    const T v313 = v281 * v312;
-    t313[j] = v313;
-#line 121 "examples/lm/modul_lstm.dopa"
-    const T v284 = v280 * l3_c[j];
-#line 117 "examples/lm/modul_lstm.dopa"
-    const T v322 = T(1.0) - v163;
-    const T v323 = v163 * v322;
-    const T v324 = v284 * v323;
+    const T v322 = T(1.0) - v179;
+    const T v323 = v179 * v322;
+    const T v324 = v305 * v323;
     t324[j] = v324;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v285 = v280 * v163;
-    d_l3_c[j] = v285;
+    const T v311 = v310 * t189_l3_g[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v333 = T(1.0) - v169;
+    const T v334 = v169 * v333;
+    const T v335 = v311 * v334;
+    t335[j] = v335;
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v314 = v310 * l3_c[j];
+#line 117 "examples/lm/modul_lstm.dopa"
+    const T v344 = T(1.0) - v159;
+    const T v345 = v159 * v344;
+    const T v346 = v314 * v345;
+    t346[j] = v346;
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v315 = v310 * v159;
+    d_l3_c[j] = v315;
     record1[j] = t7_x[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l3_x2f_bias[j] += v324;
-    record22[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v324;
+    d_l3_x2f_bias[j] += v346;
+    record24[j] = l3_h[j];
+    d_l3_h2f_bias[j] += v346;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l3_x2i_bias[j] += v313;
-    d_l3_h2i_bias[j] += v313;
+    d_l3_x2i_bias[j] += v335;
+    d_l3_h2i_bias[j] += v335;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l3_x2o_bias[j] += v302;
-    d_l3_h2o_bias[j] += v302;
+    d_l3_x2o_bias[j] += v324;
+    d_l3_h2o_bias[j] += v324;
+    record27[j] = v318;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l3_x2c_bias[j] += v288;
-    record27[j] = t201_l3_hn[j];
+    d_l3_x2c_bias[j] += v318;
+    record28[j] = d_carried_2_next[j];
+    record29[j] = t195_l3_hn[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l3_modfanout_bias[j] += t263[j];
+    d_l3_modfanout_bias[j] += t293[j];
   }
-#line 1409 "lm_modul_lstm.cpp"
-}
-
-// state  pw : [H, H] = 0
-// param  alpha : [H, 1] ~ uniform(0, 0.0001)
-// g = tanh(x2c(x) + (w + alpha * pw) @ h)
-//
-// backward stage 6: fused loop nest over [400, 400]
-//   %290 matmul
-//   %293 reduce_to
-//   %296 add -> grad_prev l3.pw
-template <class T> static void backward_d_l3_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t290 = a.scratch + 1648;                      // [400]
-  T *__restrict t288 = a.record + 20496;                      // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;            // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha;    // [400, 1]
-  const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;             // [400]
-  T *__restrict t293 = a.scratch + 2048;                      // [400, 1]
-  const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
-  const T *__restrict t211 = a.saved + 26736;                 // [400, 1]
-  const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
-  T *__restrict d_l3_pw = a.gradPrev + kStateL3Pw;            // [400, 400]
-  for (int e = 0; e < 400; ++e)
-    t290[e] = T(0);
-  for (int e = 0; e < 400; ++e)
-    t293[e] = T(0);
-  for (int i = 0; i < 400; ++i) {
-    T acc293 = T(0);
-#pragma omp simd reduction(+ : acc293)
-    for (int j = 0; j < 400; ++j) {
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v191 = l3_alpha[i] * l3_pw[i * 400 + j];
-      const T v192 = l3_w[i * 400 + j] + v191;
-      t290[j] += t288[i] * v192;
-      const T v289 = t288[i] * l3_h[j];
-      const T v292 = v289 * l3_pw[i * 400 + j];
-#line 112 "examples/lm/modul_lstm.dopa"
-      acc293 += v292;
-#line 127 "examples/lm/modul_lstm.dopa"
-      const T v213 = t211[i] * l3_et[i * 400 + j];
-      const T v214 = l3_pw[i * 400 + j] + v213;
-      const T v257 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
-      const T v258 = d_l3_pw_next[i * 400 + j] * v257;
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v295 = v289 * l3_alpha[i];
-#line 102 "examples/lm/modul_lstm.dopa"
-      const T v296 = v258 + v295;
-      d_l3_pw[i * 400 + j] = v296;
-    }
-    t293[i] += acc293;
-  }
-#line 1461 "lm_modul_lstm.cpp"
+#line 1624 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 7: dense product (Eigen), [1149]
-//   %299 matmul
+//   %321 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t288 = a.record + 20496;                            // [400]
+  T *__restrict d_carried_2 = a.gradPrev + kStateCarried2;          // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t299 = a.scratch + 2448;                            // [1149]
+  T *__restrict t321 = a.scratch + 7056;                            // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t299, 1149).noalias() =
-      ConstRowVec<T>(t288, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1475 "lm_modul_lstm.cpp"
+  RowVec<T>(t321, 1149).noalias() =
+      ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
+#line 1638 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 8: dense product (Eigen), [400]
-//   %305 matmul
+//   %327 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t302 = a.record + 20096;                            // [400]
+  T *__restrict t324 = a.record + 22400;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t305 = a.scratch + 3600;                            // [400]
+  T *__restrict t327 = a.scratch + 8208;                            // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t305, 400).noalias() =
-      ConstRowVec<T>(t302, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1489 "lm_modul_lstm.cpp"
+  RowVec<T>(t327, 400).noalias() =
+      ConstRowVec<T>(t324, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 1652 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 9: dense product (Eigen), [1149]
-//   %309 matmul
+//   %331 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t302 = a.record + 20096;                            // [400]
+  T *__restrict t324 = a.record + 22400;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t309 = a.scratch + 4000;                            // [1149]
+  T *__restrict t331 = a.scratch + 8608;                            // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t309, 1149).noalias() =
-      ConstRowVec<T>(t302, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1503 "lm_modul_lstm.cpp"
+  RowVec<T>(t331, 1149).noalias() =
+      ConstRowVec<T>(t324, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
+#line 1666 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 10: dense product (Eigen), [400]
-//   %316 matmul
+//   %338 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t313 = a.record + 19696;                            // [400]
+  T *__restrict t335 = a.record + 22000;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t316 = a.scratch + 5152;                            // [400]
+  T *__restrict t338 = a.scratch + 9760;                            // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t316, 400).noalias() =
-      ConstRowVec<T>(t313, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1517 "lm_modul_lstm.cpp"
+  RowVec<T>(t338, 400).noalias() =
+      ConstRowVec<T>(t335, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 1680 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 11: dense product (Eigen), [1149]
-//   %320 matmul
+//   %342 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t313 = a.record + 19696;                            // [400]
+  T *__restrict t335 = a.record + 22000;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t320 = a.scratch + 5552;                            // [1149]
+  T *__restrict t342 = a.scratch + 10160;                           // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t320, 1149).noalias() =
-      ConstRowVec<T>(t313, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1531 "lm_modul_lstm.cpp"
+  RowVec<T>(t342, 1149).noalias() =
+      ConstRowVec<T>(t335, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
+#line 1694 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 12: dense product (Eigen), [400]
-//   %327 matmul
+//   %349 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t324 = a.record + 17744;                            // [400]
+  T *__restrict t346 = a.record + 20048;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t327 = a.scratch + 6704;                            // [400]
+  T *__restrict t349 = a.scratch + 11312;                           // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t327, 400).noalias() =
-      ConstRowVec<T>(t324, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1545 "lm_modul_lstm.cpp"
+  RowVec<T>(t349, 400).noalias() =
+      ConstRowVec<T>(t346, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 1708 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 13: dense product (Eigen), [1149]
-//   %331 matmul
+//   %353 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t324 = a.record + 17744;                            // [400]
+  T *__restrict t346 = a.record + 20048;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t331 = a.scratch + 7104;                            // [1149]
+  T *__restrict t353 = a.scratch + 11712;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t331, 1149).noalias() =
-      ConstRowVec<T>(t324, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1559 "lm_modul_lstm.cpp"
-}
-
-// state  et : [H, H] = 0
-// param  etaet : [] = 0.01
-// pw' = clip(pw + col(eta) * et, -2, 2)
-// et' = (1 - etaet) * et + etaet * outer(g, h)
-//
-// backward stage 14: fused loop nest over [1149, 1149]
-//   %337 reduce_to
-//   %340 matmul
-//   %341 matmul
-//   %343 reduce_to
-//   %350 reduce_to
-//   %426 reduce_to
-//   %429 matmul
-//   %430 matmul
-//   %432 reduce_to
-//   %439 reduce_to
-//   %441 add -> grad_prev l1.et
-//   %352 add -> grad_prev l2.et
-template <class T> static void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et; // [1149, 1149] d l2.et'
-  const T *__restrict t124_l2_g = a.saved + 18880;            // [1149] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
-  T *__restrict t337 = a.scratch + 8256;                      // []
-  T *__restrict t340 = a.scratch + 8272;                      // [1149]
-  const T *__restrict l2_etaet = a.params + kParamL2Etaet;    // []
-  T *__restrict t341 = a.scratch + 9424;                      // [1149]
-  const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
-  T *__restrict t343 = a.scratch + 10576;                     // []
-  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
-  const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
-  const T *__restrict t140 = a.saved + 21200;                 // [1149, 1]
-  T *__restrict t350 = a.scratch + 10592;                     // [1149, 1]
-  const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et; // [1149, 1149] d l1.et'
-  const T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
-  T *__restrict t426 = a.scratch + 23280;                     // []
-  T *__restrict t429 = a.scratch + 23296;                     // [1149]
-  const T *__restrict l1_etaet = a.params + kParamL1Etaet;    // []
-  T *__restrict t430 = a.scratch + 24448;                     // [1149]
-  const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
-  T *__restrict t432 = a.scratch + 25600;                     // []
-  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
-  const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
-  const T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
-  T *__restrict t439 = a.scratch + 25616;                     // [1149, 1]
-  const T *__restrict t75 = a.saved + 10800;                  // []
-  T *__restrict d_l1_et = a.gradPrev + kStateL1Et;            // [1149, 1149]
-  const T *__restrict t146 = a.saved + 22352;                 // []
-  T *__restrict d_l2_et = a.gradPrev + kStateL2Et;            // [1149, 1149]
-  t337[0] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t341[e] = T(0);
-  t343[0] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t350[e] = T(0);
-  t426[0] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t430[e] = T(0);
-  t432[0] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t439[e] = T(0);
-  for (int i = 0; i < 1149; ++i) {
-    T acc337 = T(0);
-    T acc340 = T(0);
-    T acc343 = T(0);
-    T acc350 = T(0);
-    T acc426 = T(0);
-    T acc429 = T(0);
-    T acc432 = T(0);
-    T acc439 = T(0);
-#pragma omp simd reduction(+ : acc337, acc340, acc343, acc350, acc426, acc429, acc432, acc439)
-    for (int j = 0; j < 1149; ++j) {
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v148 = t124_l2_g[i] * l2_h[j];
-      const T v336 = d_l2_et_next[i * 1149 + j] * v148;
-#line 113 "examples/lm/modul_lstm.dopa"
-      acc337 += v336;
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v339 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
-      acc340 += v339 * l2_h[j];
-      t341[j] += t124_l2_g[i] * v339;
-      const T v342 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
-      acc343 += v342;
-#line 127 "examples/lm/modul_lstm.dopa"
-      const T v142 = t140[i] * l2_et[i * 1149 + j];
-      const T v143 = l2_pw[i * 1149 + j] + v142;
-      const T v347 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
-      const T v348 = d_l2_pw_next[i * 1149 + j] * v347;
-      const T v349 = v348 * l2_et[i * 1149 + j];
-      acc350 += v349;
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v77 = t50_l1_g[i] * l1_h[j];
-      const T v425 = d_l1_et_next[i * 1149 + j] * v77;
-#line 113 "examples/lm/modul_lstm.dopa"
-      acc426 += v425;
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v428 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
-      acc429 += v428 * l1_h[j];
-      t430[j] += t50_l1_g[i] * v428;
-      const T v431 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
-      acc432 += v431;
-#line 127 "examples/lm/modul_lstm.dopa"
-      const T v68 = t66[i] * l1_et[i * 1149 + j];
-      const T v69 = l1_pw[i * 1149 + j] + v68;
-      const T v436 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v437 = d_l1_pw_next[i * 1149 + j] * v436;
-      const T v438 = v437 * l1_et[i * 1149 + j];
-      acc439 += v438;
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v433 = d_l1_et_next[i * 1149 + j] * t75[0];
-#line 127 "examples/lm/modul_lstm.dopa"
-      const T v440 = v437 * t66[i];
-#line 103 "examples/lm/modul_lstm.dopa"
-      const T v441 = v433 + v440;
-      d_l1_et[i * 1149 + j] = v441;
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v344 = d_l2_et_next[i * 1149 + j] * t146[0];
-#line 127 "examples/lm/modul_lstm.dopa"
-      const T v351 = v348 * t140[i];
-#line 103 "examples/lm/modul_lstm.dopa"
-      const T v352 = v344 + v351;
-      d_l2_et[i * 1149 + j] = v352;
-    }
-    t337[0] += acc337;
-    t340[i] = acc340;
-    t343[0] += acc343;
-    t350[i] += acc350;
-    t426[0] += acc426;
-    t429[i] = acc429;
-    t432[0] += acc432;
-    t439[i] += acc439;
-  }
-#line 1694 "lm_modul_lstm.cpp"
+  RowVec<T>(t353, 1149).noalias() =
+      ConstRowVec<T>(t346, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
+#line 1722 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 15:
-//   %353 reshape
-template <class T> static void backward_record_col_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t353 = a.record + 16576;  // [1149]
-  T *__restrict t350 = a.scratch + 10592; // [1149, 1]
+// backward stage 14:
+//   %375 reshape
+template <class T> static void backward_record_col_14(const dopa::StepArgs<T> &a) {
+  T *__restrict t375 = a.record + 18880;  // [1149]
+  T *__restrict t372 = a.scratch + 15200; // [1149, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t353[e] = t350[e];
-#line 1707 "lm_modul_lstm.cpp"
+    t375[e] = t372[e];
+#line 1735 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 16: dense product (Eigen), [1]
-//   %356 matmul
-template <class T> static void backward_modfanout_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t353 = a.record + 16576;                                        // [1149]
+// backward stage 15: dense product (Eigen), [1]
+//   %378 matmul
+template <class T> static void backward_modfanout_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t375 = a.record + 18880;                                        // [1149]
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t356 = a.scratch + 11744;                                       // [1]
+  T *__restrict t378 = a.scratch + 16352;                                       // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t356, 1).noalias() =
-      ConstRowVec<T>(t353, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1721 "lm_modul_lstm.cpp"
+  RowVec<T>(t378, 1).noalias() =
+      ConstRowVec<T>(t375, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
+#line 1749 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 17: fused loop nest over [1]
-//   %359 mul
-//   %359 mul += grad l2.h2mod.bias
+// backward stage 16: fused loop nest over [1]
+//   %381 mul
+//   %381 mul += grad l2.h2mod.bias
 template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t356 = a.scratch + 11744;                      // [1]
-  const T *__restrict t135_l2_M = a.saved + 21184;             // [1] l2.M
-  T *__restrict t359 = a.record + 15408;                       // [1]
+  T *__restrict t378 = a.scratch + 16352;                      // [1]
+  const T *__restrict t131_l2_M = a.saved + 21184;             // [1] l2.M
+  T *__restrict t381 = a.record + 18864;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v357 = t135_l2_M[0] * t135_l2_M[0];
-  const T v358 = T(1.0) - v357;
-  const T v359 = t356[0] * v358;
-  t359[0] = v359;
-  d_l2_h2mod_bias[0] += v359;
-#line 1740 "lm_modul_lstm.cpp"
+  const T v379 = t131_l2_M[0] * t131_l2_M[0];
+  const T v380 = T(1.0) - v379;
+  const T v381 = t378[0] * v380;
+  t381[0] = v381;
+  d_l2_h2mod_bias[0] += v381;
+#line 1768 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 18: dense product (Eigen), [1149]
-//   %362 matmul
-template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t359 = a.record + 15408;                                // [1]
+// backward stage 17: dense product (Eigen), [1149]
+//   %384 matmul
+template <class T> static void backward_h2mod_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t381 = a.record + 18864;                                // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
-  T *__restrict t362 = a.scratch + 11760;                               // [1149]
+  T *__restrict t384 = a.scratch + 16368;                               // [1149]
 #line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t362, 1149).noalias() =
-      ConstRowVec<T>(t359, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1754 "lm_modul_lstm.cpp"
+  RowVec<T>(t384, 1149).noalias() =
+      ConstRowVec<T>(t381, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
+#line 1782 "lm_modul_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1763,378 +1791,340 @@ template <class T> static void backward_h2mod_18(const dopa::StepArgs<T> &a) {
 // hn = o * tanh(cn)
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 19: fused loop nest over [1149]
-//   %377 mul
-//   %391 mul
-//   %402 mul
-//   %413 mul
-//   %374 mul -> grad_prev l2.c
+// backward stage 18: fused loop nest over [1149]
+//   %399 mul
+//   %405 mul
+//   %416 mul
+//   %427 mul
+//   %396 mul -> grad_prev l2.c
 //   %12 state -> record (a factor of deferred outer-product gradients)
-//   %56 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %81 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %413 mul += grad l2.x2f.bias
-//   %86 state -> record (a factor of deferred outer-product gradients)
-//   %413 mul += grad l2.h2f.bias
-//   %402 mul += grad l2.x2i.bias
-//   %402 mul += grad l2.h2i.bias
-//   %391 mul += grad l2.x2o.bias
-//   %391 mul += grad l2.h2o.bias
-//   %377 mul += grad l2.x2c.bias
-//   %130 mul l2.hn -> record (a factor of deferred outer-product gradients)
-//   %353 reshape += grad l2.modfanout.bias
-//   %152 mul y2 -> record (a factor of deferred outer-product gradients)
+//   %244 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %54 mul l1.hn -> record (a factor of deferred outer-product gradients)
+//   %79 mul y1 -> record (a factor of deferred outer-product gradients)
+//   %427 mul += grad l2.x2f.bias
+//   %84 state -> record (a factor of deferred outer-product gradients)
+//   %427 mul += grad l2.h2f.bias
+//   %416 mul += grad l2.x2i.bias
+//   %416 mul += grad l2.h2i.bias
+//   %405 mul += grad l2.x2o.bias
+//   %405 mul += grad l2.h2o.bias
+//   %399 mul -> record (a factor of deferred outer-product gradients)
+//   %399 mul += grad l2.x2c.bias
+//   %245 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
+//   %126 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %375 reshape += grad l2.modfanout.bias
+//   %148 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
-static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t340 = a.scratch + 8272;                               // [1149]
+static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t362 = a.scratch + 12880;                              // [1149]
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
-  T *__restrict t299 = a.scratch + 2448;                               // [1149]
-  T *__restrict t309 = a.scratch + 4000;                               // [1149]
-  T *__restrict t320 = a.scratch + 5552;                               // [1149]
-  T *__restrict t331 = a.scratch + 7104;                               // [1149]
+  T *__restrict t256 = a.scratch + 800;                                // [1149]
+  T *__restrict t321 = a.scratch + 7056;                               // [1149]
+  T *__restrict t331 = a.scratch + 8608;                               // [1149]
+  T *__restrict t342 = a.scratch + 10160;                              // [1149]
+  T *__restrict t353 = a.scratch + 11712;                              // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                           // [1149]
-  T *__restrict t362 = a.scratch + 11760;                              // [1149]
-  const T *__restrict t104 = a.saved + 16576;                          // [1149]
+  T *__restrict t384 = a.scratch + 16368;                              // [1149]
+  const T *__restrict t102 = a.saved + 16576;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
-  const T *__restrict t108 = a.saved + 17728;                          // [1149]
+  const T *__restrict t106 = a.saved + 17728;                          // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias;        // [1149]
-  const T *__restrict t83 = a.saved + 11968;                           // [1149]
+  const T *__restrict t81 = a.saved + 11968;                           // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias;        // [1149]
-  const T *__restrict t88 = a.saved + 13120;                           // [1149]
+  const T *__restrict t86 = a.saved + 13120;                           // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias;        // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;                      // [1149]
-  const T *__restrict t94 = a.saved + 14272;                           // [1149]
+  const T *__restrict t92 = a.saved + 14272;                           // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;        // [1149]
-  const T *__restrict t98 = a.saved + 15424;                           // [1149]
+  const T *__restrict t96 = a.saved + 15424;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
-  const T *__restrict t124_l2_g = a.saved + 18880;                     // [1149] l2.g
-  T *__restrict t377 = a.record + 14256;                               // [1149]
-  T *__restrict t391 = a.record + 13104;                               // [1149]
-  T *__restrict t402 = a.record + 11952;                               // [1149]
-  T *__restrict t413 = a.record + 8496;                                // [1149]
+  const T *__restrict t120_l2_g = a.saved + 18880;                     // [1149] l2.g
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;             // [1149]
+  T *__restrict t405 = a.record + 14256;                               // [1149]
+  T *__restrict t416 = a.record + 13104;                               // [1149]
+  T *__restrict t427 = a.record + 9648;                                // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
   T *__restrict record2 = a.record + 1552;                             // [1149]
-  const T *__restrict t56_l1_hn = a.saved + 8480;                      // [1149] l1.hn
-  T *__restrict record7 = a.record + 6176;                             // [1149]
-  const T *__restrict t81_y1 = a.saved + 10816;                        // [1149] y1
-  T *__restrict record11 = a.record + 9648;                            // [1149]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0;  // [1149] d carried.0'
+  T *__restrict record6 = a.record + 6160;                             // [1149]
+  const T *__restrict t54_l1_hn = a.saved + 8480;                      // [1149] l1.hn
+  T *__restrict record7 = a.record + 7312;                             // [1149]
+  const T *__restrict t79_y1 = a.saved + 10816;                        // [1149] y1
+  T *__restrict record12 = a.record + 10800;                           // [1149]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;             // [1149]
   const T *__restrict l2_h = a.state + kStateL2H;                      // [1149]
-  T *__restrict record12 = a.record + 10800;                           // [1149]
+  T *__restrict record13 = a.record + 11952;                           // [1149]
   T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;             // [1149]
   T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;             // [1149]
   T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;             // [1149]
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;             // [1149]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;             // [1149]
+  T *__restrict record16 = a.record + 15408;                           // [1149]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
-  const T *__restrict t130_l2_hn = a.saved + 20032;                    // [1149] l2.hn
-  T *__restrict record17 = a.record + 15424;                           // [1149]
-  T *__restrict t353 = a.record + 16576;                               // [1149]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1;  // [1149] d carried.1'
+  T *__restrict record17 = a.record + 16560;                           // [1149]
+  const T *__restrict t126_l2_hn = a.saved + 20032;                    // [1149] l2.hn
+  T *__restrict record18 = a.record + 17712;                           // [1149]
+  T *__restrict t375 = a.record + 18880;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
-  const T *__restrict t152_y2 = a.saved + 22368;                       // [1149] y2
-  T *__restrict record21 = a.record + 18144;                           // [1149]
+  const T *__restrict t148_y2 = a.saved + 22368;                       // [1149] y2
+  T *__restrict record23 = a.record + 20448;                           // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v257 = d_l2_h_next[j] + t256[j];
 #line 28 "examples/lm/modul_lstm.dopa"
-    const T v310 = t299[j] + t309[j];
-    const T v321 = v310 + t320[j];
-    const T v332 = v321 + t331[j];
-    const T v334 = v332 * drop_h2[j];
+    const T v332 = t321[j] + t331[j];
+    const T v343 = v332 + t342[j];
+    const T v354 = v343 + t353[j];
+    const T v356 = v354 * drop_h2[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v335 = d_l2_h_next[j] + v334;
-    const T v363 = v335 + t362[j];
+    const T v357 = v257 + v356;
+    const T v385 = v357 + t384[j];
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v106 = t104[j] + l2_x2o_bias[j];
-    const T v110 = t108[j] + l2_h2o_bias[j];
-    const T v111 = v106 + v110;
-    const T v112 = T(1) / (T(1) + simdExp(-v111));
+    const T v104 = t102[j] + l2_x2o_bias[j];
+    const T v108 = t106[j] + l2_h2o_bias[j];
+    const T v109 = v104 + v108;
+    const T v110 = T(1) / (T(1) + simdExp(-v109));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v365 = v363 * v112;
+    const T v387 = v385 * v110;
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v85 = t83[j] + l2_x2f_bias[j];
-    const T v90 = t88[j] + l2_h2f_bias[j];
-    const T v91 = v85 + v90;
-    const T v92 = T(1) / (T(1) + simdExp(-v91));
+    const T v83 = t81[j] + l2_x2f_bias[j];
+    const T v88 = t86[j] + l2_h2f_bias[j];
+    const T v89 = v83 + v88;
+    const T v90 = T(1) / (T(1) + simdExp(-v89));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v126 = v92 * l2_c[j];
+    const T v122 = v90 * l2_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v96 = t94[j] + l2_x2i_bias[j];
-    const T v100 = t98[j] + l2_h2i_bias[j];
-    const T v101 = v96 + v100;
-    const T v102 = T(1) / (T(1) + simdExp(-v101));
+    const T v94 = t92[j] + l2_x2i_bias[j];
+    const T v98 = t96[j] + l2_h2i_bias[j];
+    const T v99 = v94 + v98;
+    const T v100 = T(1) / (T(1) + simdExp(-v99));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v127 = v102 * t124_l2_g[j];
-    const T v128 = v126 + v127;
+    const T v123 = v100 * t120_l2_g[j];
+    const T v124 = v122 + v123;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v129 = simdTanh(v128);
-    const T v366 = v129 * v129;
-    const T v367 = T(1.0) - v366;
-    const T v368 = v365 * v367;
+    const T v125 = simdTanh(v124);
+    const T v388 = v125 * v125;
+    const T v389 = T(1.0) - v388;
+    const T v390 = v387 * v389;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v369 = d_l2_c_next[j] + v368;
-    const T v371 = v369 * v102;
+    const T v391 = d_l2_c_next[j] + v390;
+    const T v393 = v391 * v100;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v372 = t340[j] + v371;
-    const T v375 = t124_l2_g[j] * t124_l2_g[j];
-    const T v376 = T(1.0) - v375;
-    const T v377 = v372 * v376;
-    t377[j] = v377;
+    const T v394 = t362[j] + v393;
+    const T v397 = t120_l2_g[j] * t120_l2_g[j];
+    const T v398 = T(1.0) - v397;
+    const T v399 = v394 * v398;
+    d_carried_1[j] = v399;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v364 = v363 * v129;
+    const T v386 = v385 * v125;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v389 = T(1.0) - v112;
-    const T v390 = v112 * v389;
-    const T v391 = v364 * v390;
-    t391[j] = v391;
+    const T v403 = T(1.0) - v110;
+    const T v404 = v110 * v403;
+    const T v405 = v386 * v404;
+    t405[j] = v405;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v370 = v369 * t124_l2_g[j];
+    const T v392 = v391 * t120_l2_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v400 = T(1.0) - v102;
-    const T v401 = v102 * v400;
-    const T v402 = v370 * v401;
-    t402[j] = v402;
+    const T v414 = T(1.0) - v100;
+    const T v415 = v100 * v414;
+    const T v416 = v392 * v415;
+    t416[j] = v416;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v373 = v369 * l2_c[j];
+    const T v395 = v391 * l2_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v411 = T(1.0) - v92;
-    const T v412 = v92 * v411;
-    const T v413 = v373 * v412;
-    t413[j] = v413;
+    const T v425 = T(1.0) - v90;
+    const T v426 = v90 * v425;
+    const T v427 = v395 * v426;
+    t427[j] = v427;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v374 = v369 * v92;
-    d_l2_c[j] = v374;
+    const T v396 = v391 * v90;
+    d_l2_c[j] = v396;
     record2[j] = l1_h[j];
-    record7[j] = t56_l1_hn[j];
-    record11[j] = t81_y1[j];
+    record6[j] = d_carried_0_next[j];
+    record7[j] = t54_l1_hn[j];
+    record12[j] = t79_y1[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l2_x2f_bias[j] += v413;
-    record12[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v413;
+    d_l2_x2f_bias[j] += v427;
+    record13[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v427;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l2_x2i_bias[j] += v402;
-    d_l2_h2i_bias[j] += v402;
+    d_l2_x2i_bias[j] += v416;
+    d_l2_h2i_bias[j] += v416;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l2_x2o_bias[j] += v391;
-    d_l2_h2o_bias[j] += v391;
+    d_l2_x2o_bias[j] += v405;
+    d_l2_h2o_bias[j] += v405;
+    record16[j] = v399;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l2_x2c_bias[j] += v377;
-    record17[j] = t130_l2_hn[j];
+    d_l2_x2c_bias[j] += v399;
+    record17[j] = d_carried_1_next[j];
+    record18[j] = t126_l2_hn[j];
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l2_modfanout_bias[j] += t353[j];
-    record21[j] = t152_y2[j];
+    d_l2_modfanout_bias[j] += t375[j];
+    record23[j] = t148_y2[j];
   }
-#line 1928 "lm_modul_lstm.cpp"
+#line 1970 "lm_modul_lstm.cpp"
 }
 
-// state  pw : [H, H] = 0
-// param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 20: fused loop nest over [1149, 1149]
-//   %379 matmul
-//   %382 reduce_to
-//   %385 add -> grad_prev l2.pw
-template <class T> static void backward_d_l2_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t379 = a.scratch + 12912;                     // [1149]
-  T *__restrict t377 = a.record + 14256;                      // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;            // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;    // [1149, 1]
-  const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
-  const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
-  T *__restrict t382 = a.scratch + 14064;                     // [1149, 1]
-  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
-  const T *__restrict t140 = a.saved + 21200;                 // [1149, 1]
-  const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
-  T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;            // [1149, 1149]
-  for (int e = 0; e < 1149; ++e)
-    t379[e] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t382[e] = T(0);
-  for (int i = 0; i < 1149; ++i) {
-    T acc382 = T(0);
-#pragma omp simd reduction(+ : acc382)
-    for (int j = 0; j < 1149; ++j) {
+// backward stage 19: dense product (Eigen), [1149]
+//   %402 matmul
+template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;          // [1149]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict t402 = a.scratch + 17520;                           // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v120 = l2_alpha[i] * l2_pw[i * 1149 + j];
-      const T v121 = l2_w[i * 1149 + j] + v120;
-      t379[j] += t377[i] * v121;
-      const T v378 = t377[i] * l2_h[j];
-      const T v381 = v378 * l2_pw[i * 1149 + j];
-#line 112 "examples/lm/modul_lstm.dopa"
-      acc382 += v381;
-#line 127 "examples/lm/modul_lstm.dopa"
-      const T v142 = t140[i] * l2_et[i * 1149 + j];
-      const T v143 = l2_pw[i * 1149 + j] + v142;
-      const T v347 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
-      const T v348 = d_l2_pw_next[i * 1149 + j] * v347;
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v384 = v378 * l2_alpha[i];
-#line 102 "examples/lm/modul_lstm.dopa"
-      const T v385 = v348 + v384;
-      d_l2_pw[i * 1149 + j] = v385;
-    }
-    t382[i] += acc382;
-  }
-#line 1980 "lm_modul_lstm.cpp"
+  RowVec<T>(t402, 1149).noalias() =
+      ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
+#line 1984 "lm_modul_lstm.cpp"
 }
 
-// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 20: dense product (Eigen), [1149]
+//   %408 matmul
+template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
+  T *__restrict t405 = a.record + 14256;                            // [1149]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  T *__restrict t408 = a.scratch + 18672;                           // [1149]
+#line 119 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t408, 1149).noalias() =
+      ConstRowVec<T>(t405, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
+#line 1998 "lm_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 21: dense product (Eigen), [1149]
-//   %388 matmul
-template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t377 = a.record + 14256;                            // [1149]
-  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t388 = a.scratch + 15216;                           // [1149]
-#line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t388, 1149).noalias() =
-      ConstRowVec<T>(t377, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1994 "lm_modul_lstm.cpp"
+//   %412 matmul
+template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
+  T *__restrict t405 = a.record + 14256;                            // [1149]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t412 = a.scratch + 19824;                           // [1149]
+#line 119 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t412, 1149).noalias() =
+      ConstRowVec<T>(t405, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
+#line 2012 "lm_modul_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 22: dense product (Eigen), [1149]
-//   %394 matmul
-template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t391 = a.record + 13104;                            // [1149]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t394 = a.scratch + 16368;                           // [1149]
-#line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t394, 1149).noalias() =
-      ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 2008 "lm_modul_lstm.cpp"
+//   %419 matmul
+template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
+  T *__restrict t416 = a.record + 13104;                            // [1149]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  T *__restrict t419 = a.scratch + 20976;                           // [1149]
+#line 118 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t419, 1149).noalias() =
+      ConstRowVec<T>(t416, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
+#line 2026 "lm_modul_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 23: dense product (Eigen), [1149]
-//   %398 matmul
-template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t391 = a.record + 13104;                            // [1149]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t398 = a.scratch + 17520;                           // [1149]
-#line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t398, 1149).noalias() =
-      ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 2022 "lm_modul_lstm.cpp"
+//   %423 matmul
+template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t416 = a.record + 13104;                            // [1149]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t423 = a.scratch + 22128;                           // [1149]
+#line 118 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t423, 1149).noalias() =
+      ConstRowVec<T>(t416, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
+#line 2040 "lm_modul_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 24: dense product (Eigen), [1149]
-//   %405 matmul
-template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t402 = a.record + 11952;                            // [1149]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t405 = a.scratch + 18672;                           // [1149]
-#line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t405, 1149).noalias() =
-      ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 2036 "lm_modul_lstm.cpp"
+//   %430 matmul
+template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t427 = a.record + 9648;                             // [1149]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  T *__restrict t430 = a.scratch + 23280;                           // [1149]
+#line 117 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t430, 1149).noalias() =
+      ConstRowVec<T>(t427, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
+#line 2054 "lm_modul_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 25: dense product (Eigen), [1149]
-//   %409 matmul
-template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t402 = a.record + 11952;                            // [1149]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t409 = a.scratch + 19824;                           // [1149]
-#line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t409, 1149).noalias() =
-      ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2050 "lm_modul_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 26: dense product (Eigen), [1149]
-//   %416 matmul
-template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t413 = a.record + 8496;                             // [1149]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t416 = a.scratch + 20976;                           // [1149]
-#line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t416, 1149).noalias() =
-      ConstRowVec<T>(t413, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2064 "lm_modul_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 27: dense product (Eigen), [1149]
-//   %420 matmul
-template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t413 = a.record + 8496;                             // [1149]
+//   %434 matmul
+template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t427 = a.record + 9648;                             // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t420 = a.scratch + 22128;                           // [1149]
+  T *__restrict t434 = a.scratch + 24432;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t420, 1149).noalias() =
-      ConstRowVec<T>(t413, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2078 "lm_modul_lstm.cpp"
+  RowVec<T>(t434, 1149).noalias() =
+      ConstRowVec<T>(t427, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+#line 2068 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 28:
-//   %442 reshape
-template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t442 = a.record + 7328;   // [1149]
-  T *__restrict t439 = a.scratch + 25616; // [1149, 1]
+// backward stage 26:
+//   %456 reshape
+template <class T> static void backward_record_col_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t456 = a.record + 8480;   // [1149]
+  T *__restrict t453 = a.scratch + 27920; // [1149, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t442[e] = t439[e];
-#line 2091 "lm_modul_lstm.cpp"
+    t456[e] = t453[e];
+#line 2081 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 29: dense product (Eigen), [1]
-//   %445 matmul
-template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t442 = a.record + 7328;                                         // [1149]
+// backward stage 27: dense product (Eigen), [1]
+//   %459 matmul
+template <class T> static void backward_modfanout_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t456 = a.record + 8480;                                         // [1149]
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t445 = a.scratch + 26768;                                       // [1]
+  T *__restrict t459 = a.scratch + 29072;                                       // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t445, 1).noalias() =
-      ConstRowVec<T>(t442, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2105 "lm_modul_lstm.cpp"
+  RowVec<T>(t459, 1).noalias() =
+      ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
+#line 2095 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 30: fused loop nest over [1]
-//   %448 mul
-//   %448 mul += grad l1.h2mod.bias
+// backward stage 28: fused loop nest over [1]
+//   %462 mul
+//   %462 mul += grad l1.h2mod.bias
 template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t445 = a.scratch + 26768;                      // [1]
-  const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
-  T *__restrict t448 = a.record + 6160;                        // [1]
+  T *__restrict t459 = a.scratch + 29072;                      // [1]
+  const T *__restrict t59_l1_M = a.saved + 9632;               // [1] l1.M
+  T *__restrict t462 = a.record + 8464;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v446 = t61_l1_M[0] * t61_l1_M[0];
-  const T v447 = T(1.0) - v446;
-  const T v448 = t445[0] * v447;
-  t448[0] = v448;
-  d_l1_h2mod_bias[0] += v448;
-#line 2124 "lm_modul_lstm.cpp"
+  const T v460 = t59_l1_M[0] * t59_l1_M[0];
+  const T v461 = T(1.0) - v460;
+  const T v462 = t459[0] * v461;
+  t462[0] = v462;
+  d_l1_h2mod_bias[0] += v462;
+#line 2114 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 31: dense product (Eigen), [1149]
-//   %451 matmul
-template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
-  T *__restrict t448 = a.record + 6160;                                 // [1]
+// backward stage 29: dense product (Eigen), [1149]
+//   %465 matmul
+template <class T> static void backward_h2mod_29(const dopa::StepArgs<T> &a) {
+  T *__restrict t462 = a.record + 8464;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict t451 = a.scratch + 26784;                               // [1149]
+  T *__restrict t465 = a.scratch + 29088;                               // [1149]
 #line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t451, 1149).noalias() =
-      ConstRowVec<T>(t448, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 2138 "lm_modul_lstm.cpp"
+  RowVec<T>(t465, 1149).noalias() =
+      ConstRowVec<T>(t462, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
+#line 2128 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2145,32 +2135,34 @@ template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 32: fused loop nest over [1149]
-//   %466 mul
+// backward stage 30: fused loop nest over [1149]
 //   %480 mul
-//   %491 mul
-//   %502 mul
-//   %463 mul -> grad_prev l1.c
-//   %417 add -> grad_prev l2.h
-//   %502 mul += grad l1.x2f.bias
-//   %502 mul += grad l1.h2f.bias
-//   %491 mul += grad l1.x2i.bias
-//   %491 mul += grad l1.h2i.bias
-//   %480 mul += grad l1.x2o.bias
-//   %480 mul += grad l1.h2o.bias
-//   %466 mul += grad l1.x2c.bias
-//   %442 reshape += grad l1.modfanout.bias
+//   %486 mul
+//   %497 mul
+//   %508 mul
+//   %477 mul -> grad_prev l1.c
+//   %431 add -> grad_prev l2.h
+//   %508 mul += grad l1.x2f.bias
+//   %508 mul += grad l1.h2f.bias
+//   %497 mul += grad l1.x2i.bias
+//   %497 mul += grad l1.h2i.bias
+//   %486 mul += grad l1.x2o.bias
+//   %486 mul += grad l1.h2o.bias
+//   %480 mul -> record (a factor of deferred outer-product gradients)
+//   %480 mul += grad l1.x2c.bias
+//   %456 reshape += grad l1.modfanout.bias
 template <class T>
-static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t429 = a.scratch + 23296;                              // [1149]
+static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t443 = a.scratch + 25600;                              // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
-  T *__restrict t388 = a.scratch + 15216;                              // [1149]
-  T *__restrict t398 = a.scratch + 17520;                              // [1149]
-  T *__restrict t409 = a.scratch + 19824;                              // [1149]
-  T *__restrict t420 = a.scratch + 22128;                              // [1149]
+  T *__restrict t264 = a.scratch + 3104;                               // [1149]
+  T *__restrict t402 = a.scratch + 17520;                              // [1149]
+  T *__restrict t412 = a.scratch + 19824;                              // [1149]
+  T *__restrict t423 = a.scratch + 22128;                              // [1149]
+  T *__restrict t434 = a.scratch + 24432;                              // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                           // [1149]
-  T *__restrict t451 = a.scratch + 26784;                              // [1149]
+  T *__restrict t465 = a.scratch + 29088;                              // [1149]
   const T *__restrict t30 = a.saved + 5024;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
   const T *__restrict t34 = a.saved + 6176;                            // [1149]
@@ -2184,17 +2176,16 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias;        // [1149]
   const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
-  const T *__restrict t50_l1_g = a.saved + 7328;                       // [1149] l1.g
-  T *__restrict t466 = a.record + 5008;                                // [1149]
-  T *__restrict t480 = a.record + 3856;                                // [1149]
-  T *__restrict t491 = a.record + 2704;                                // [1149]
-  T *__restrict t502 = a.record + 0;                                   // [1149]
+  const T *__restrict t48_l1_g = a.saved + 7328;                       // [1149] l1.g
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;             // [1149]
+  T *__restrict t486 = a.record + 3856;                                // [1149]
+  T *__restrict t497 = a.record + 2704;                                // [1149]
+  T *__restrict t508 = a.record + 0;                                   // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
-  T *__restrict t341 = a.scratch + 9424;                               // [1149]
-  T *__restrict t379 = a.scratch + 12912;                              // [1149]
-  T *__restrict t394 = a.scratch + 16368;                              // [1149]
-  T *__restrict t405 = a.scratch + 18672;                              // [1149]
-  T *__restrict t416 = a.scratch + 20976;                              // [1149]
+  T *__restrict t363 = a.scratch + 14032;                              // [1149]
+  T *__restrict t408 = a.scratch + 18672;                              // [1149]
+  T *__restrict t419 = a.scratch + 20976;                              // [1149]
+  T *__restrict t430 = a.scratch + 23280;                              // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
@@ -2202,292 +2193,240 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2i_bias = a.grads + kParamL1H2iBias;             // [1149]
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
+  T *__restrict record5 = a.record + 5008;                             // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
-  T *__restrict t442 = a.record + 7328;                                // [1149]
+  T *__restrict t456 = a.record + 8480;                                // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
-#line 27 "examples/lm/modul_lstm.dopa"
-    const T v399 = t388[j] + t398[j];
-    const T v410 = v399 + t409[j];
-    const T v421 = v410 + t420[j];
-    const T v423 = v421 * drop_h1[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v424 = d_l1_h_next[j] + v423;
-    const T v452 = v424 + t451[j];
+    const T v265 = d_l1_h_next[j] + t264[j];
+#line 27 "examples/lm/modul_lstm.dopa"
+    const T v413 = t402[j] + t412[j];
+    const T v424 = v413 + t423[j];
+    const T v435 = v424 + t434[j];
+    const T v437 = v435 * drop_h1[j];
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v438 = v265 + v437;
+    const T v466 = v438 + t465[j];
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v454 = v452 * v38;
+    const T v468 = v466 * v38;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v52 = v18 * l1_c[j];
+    const T v50 = v18 * l1_c[j];
 #line 118 "examples/lm/modul_lstm.dopa"
     const T v22 = t20[j] + l1_x2i_bias[j];
     const T v26 = t24[j] + l1_h2i_bias[j];
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v53 = v28 * t50_l1_g[j];
-    const T v54 = v52 + v53;
+    const T v51 = v28 * t48_l1_g[j];
+    const T v52 = v50 + v51;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v55 = simdTanh(v54);
-    const T v455 = v55 * v55;
-    const T v456 = T(1.0) - v455;
-    const T v457 = v454 * v456;
+    const T v53 = simdTanh(v52);
+    const T v469 = v53 * v53;
+    const T v470 = T(1.0) - v469;
+    const T v471 = v468 * v470;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v458 = d_l1_c_next[j] + v457;
-    const T v460 = v458 * v28;
+    const T v472 = d_l1_c_next[j] + v471;
+    const T v474 = v472 * v28;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v461 = t429[j] + v460;
-    const T v464 = t50_l1_g[j] * t50_l1_g[j];
-    const T v465 = T(1.0) - v464;
-    const T v466 = v461 * v465;
-    t466[j] = v466;
+    const T v475 = t443[j] + v474;
+    const T v478 = t48_l1_g[j] * t48_l1_g[j];
+    const T v479 = T(1.0) - v478;
+    const T v480 = v475 * v479;
+    d_carried_0[j] = v480;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v453 = v452 * v55;
+    const T v467 = v466 * v53;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v478 = T(1.0) - v38;
-    const T v479 = v38 * v478;
-    const T v480 = v453 * v479;
-    t480[j] = v480;
+    const T v484 = T(1.0) - v38;
+    const T v485 = v38 * v484;
+    const T v486 = v467 * v485;
+    t486[j] = v486;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v459 = v458 * t50_l1_g[j];
+    const T v473 = v472 * t48_l1_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v489 = T(1.0) - v28;
-    const T v490 = v28 * v489;
-    const T v491 = v459 * v490;
-    t491[j] = v491;
+    const T v495 = T(1.0) - v28;
+    const T v496 = v28 * v495;
+    const T v497 = v473 * v496;
+    t497[j] = v497;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v462 = v458 * l1_c[j];
+    const T v476 = v472 * l1_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v500 = T(1.0) - v18;
-    const T v501 = v18 * v500;
-    const T v502 = v462 * v501;
-    t502[j] = v502;
+    const T v506 = T(1.0) - v18;
+    const T v507 = v18 * v506;
+    const T v508 = v476 * v507;
+    t508[j] = v508;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v463 = v458 * v18;
-    d_l1_c[j] = v463;
+    const T v477 = v472 * v18;
+    d_l1_c[j] = v477;
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v380 = t341[j] + t379[j];
-    const T v395 = v380 + t394[j];
-    const T v406 = v395 + t405[j];
-    const T v417 = v406 + t416[j];
-    d_l2_h[j] = v417;
+    const T v409 = t363[j] + t408[j];
+    const T v420 = v409 + t419[j];
+    const T v431 = v420 + t430[j];
+    d_l2_h[j] = v431;
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l1_x2f_bias[j] += v502;
-    d_l1_h2f_bias[j] += v502;
+    d_l1_x2f_bias[j] += v508;
+    d_l1_h2f_bias[j] += v508;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l1_x2i_bias[j] += v491;
-    d_l1_h2i_bias[j] += v491;
+    d_l1_x2i_bias[j] += v497;
+    d_l1_h2i_bias[j] += v497;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l1_x2o_bias[j] += v480;
-    d_l1_h2o_bias[j] += v480;
+    d_l1_x2o_bias[j] += v486;
+    d_l1_h2o_bias[j] += v486;
+    record5[j] = v480;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l1_x2c_bias[j] += v466;
+    d_l1_x2c_bias[j] += v480;
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l1_modfanout_bias[j] += t442[j];
+    d_l1_modfanout_bias[j] += t456[j];
   }
-#line 2299 "lm_modul_lstm.cpp"
-}
-
-// state  pw : [H, H] = 0
-// param  alpha : [H, 1] ~ uniform(0, 0.0001)
-// g = tanh(x2c(x) + (w + alpha * pw) @ h)
-//
-// backward stage 33: fused loop nest over [1149, 1149]
-//   %468 matmul
-//   %471 reduce_to
-//   %474 add -> grad_prev l1.pw
-template <class T> static void backward_d_l1_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t468 = a.scratch + 27936;                     // [1149]
-  T *__restrict t466 = a.record + 5008;                       // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;            // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;    // [1149, 1]
-  const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
-  const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
-  T *__restrict t471 = a.scratch + 29088;                     // [1149, 1]
-  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
-  const T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
-  const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
-  T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;            // [1149, 1149]
-  for (int e = 0; e < 1149; ++e)
-    t468[e] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t471[e] = T(0);
-  for (int i = 0; i < 1149; ++i) {
-    T acc471 = T(0);
-#pragma omp simd reduction(+ : acc471)
-    for (int j = 0; j < 1149; ++j) {
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v46 = l1_alpha[i] * l1_pw[i * 1149 + j];
-      const T v47 = l1_w[i * 1149 + j] + v46;
-      t468[j] += t466[i] * v47;
-      const T v467 = t466[i] * l1_h[j];
-      const T v470 = v467 * l1_pw[i * 1149 + j];
-#line 112 "examples/lm/modul_lstm.dopa"
-      acc471 += v470;
-#line 127 "examples/lm/modul_lstm.dopa"
-      const T v68 = t66[i] * l1_et[i * 1149 + j];
-      const T v69 = l1_pw[i * 1149 + j] + v68;
-      const T v436 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v437 = d_l1_pw_next[i * 1149 + j] * v436;
-#line 120 "examples/lm/modul_lstm.dopa"
-      const T v473 = v467 * l1_alpha[i];
-#line 102 "examples/lm/modul_lstm.dopa"
-      const T v474 = v437 + v473;
-      d_l1_pw[i * 1149 + j] = v474;
-    }
-    t471[i] += acc471;
-  }
-#line 2351 "lm_modul_lstm.cpp"
+#line 2293 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 34: dense product (Eigen), [400]
-//   %477 matmul
-template <class T> static void backward_x2c_34(const dopa::StepArgs<T> &a) {
-  T *__restrict t466 = a.record + 5008;                             // [1149]
-  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t477 = a.scratch + 30240;                           // [400]
-#line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t477, 400).noalias() =
-      ConstRowVec<T>(t466, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2365 "lm_modul_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// backward stage 35: dense product (Eigen), [1149]
+// backward stage 31: dense product (Eigen), [400]
 //   %483 matmul
-template <class T> static void backward_h2o_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t480 = a.record + 3856;                             // [1149]
-  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t483 = a.scratch + 30640;                           // [1149]
-#line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t483, 1149).noalias() =
-      ConstRowVec<T>(t480, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2379 "lm_modul_lstm.cpp"
+template <class T> static void backward_x2c_31(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;          // [1149]
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t483 = a.scratch + 30240;                           // [400]
+#line 120 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t483, 400).noalias() =
+      ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
+#line 2307 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 36: dense product (Eigen), [400]
-//   %487 matmul
-template <class T> static void backward_x2o_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t480 = a.record + 3856;                             // [1149]
-  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t487 = a.scratch + 31792;                           // [400]
+// backward stage 32: dense product (Eigen), [1149]
+//   %489 matmul
+template <class T> static void backward_h2o_32(const dopa::StepArgs<T> &a) {
+  T *__restrict t486 = a.record + 3856;                             // [1149]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  T *__restrict t489 = a.scratch + 30640;                           // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t487, 400).noalias() =
-      ConstRowVec<T>(t480, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2393 "lm_modul_lstm.cpp"
+  RowVec<T>(t489, 1149).noalias() =
+      ConstRowVec<T>(t486, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
+#line 2321 "lm_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 33: dense product (Eigen), [400]
+//   %493 matmul
+template <class T> static void backward_x2o_33(const dopa::StepArgs<T> &a) {
+  T *__restrict t486 = a.record + 3856;                             // [1149]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t493 = a.scratch + 31792;                           // [400]
+#line 119 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t493, 400).noalias() =
+      ConstRowVec<T>(t486, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
+#line 2335 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 37: dense product (Eigen), [1149]
-//   %494 matmul
-template <class T> static void backward_h2i_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t491 = a.record + 2704;                             // [1149]
+// backward stage 34: dense product (Eigen), [1149]
+//   %500 matmul
+template <class T> static void backward_h2i_34(const dopa::StepArgs<T> &a) {
+  T *__restrict t497 = a.record + 2704;                             // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t494 = a.scratch + 32192;                           // [1149]
+  T *__restrict t500 = a.scratch + 32192;                           // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t494, 1149).noalias() =
-      ConstRowVec<T>(t491, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2407 "lm_modul_lstm.cpp"
+  RowVec<T>(t500, 1149).noalias() =
+      ConstRowVec<T>(t497, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
+#line 2349 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 38: dense product (Eigen), [400]
-//   %498 matmul
-template <class T> static void backward_x2i_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t491 = a.record + 2704;                             // [1149]
+// backward stage 35: dense product (Eigen), [400]
+//   %504 matmul
+template <class T> static void backward_x2i_35(const dopa::StepArgs<T> &a) {
+  T *__restrict t497 = a.record + 2704;                             // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t498 = a.scratch + 33344;                           // [400]
+  T *__restrict t504 = a.scratch + 33344;                           // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t498, 400).noalias() =
-      ConstRowVec<T>(t491, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2421 "lm_modul_lstm.cpp"
+  RowVec<T>(t504, 400).noalias() =
+      ConstRowVec<T>(t497, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
+#line 2363 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 39: dense product (Eigen), [1149]
-//   %505 matmul
-template <class T> static void backward_h2f_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t502 = a.record + 0;                                // [1149]
+// backward stage 36: dense product (Eigen), [1149]
+//   %511 matmul
+template <class T> static void backward_h2f_36(const dopa::StepArgs<T> &a) {
+  T *__restrict t508 = a.record + 0;                                // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t505 = a.scratch + 33744;                           // [1149]
+  T *__restrict t511 = a.scratch + 33744;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t505, 1149).noalias() =
-      ConstRowVec<T>(t502, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2435 "lm_modul_lstm.cpp"
+  RowVec<T>(t511, 1149).noalias() =
+      ConstRowVec<T>(t508, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
+#line 2377 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 40: dense product (Eigen), [400]
-//   %509 matmul
-template <class T> static void backward_x2f_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t502 = a.record + 0;                                // [1149]
+// backward stage 37: dense product (Eigen), [400]
+//   %515 matmul
+template <class T> static void backward_x2f_37(const dopa::StepArgs<T> &a) {
+  T *__restrict t508 = a.record + 0;                                // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t509 = a.scratch + 34896;                           // [400]
+  T *__restrict t515 = a.scratch + 34896;                           // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t509, 400).noalias() =
-      ConstRowVec<T>(t502, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2449 "lm_modul_lstm.cpp"
+  RowVec<T>(t515, 400).noalias() =
+      ConstRowVec<T>(t508, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
+#line 2391 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
-// backward stage 41: fused loop nest over [1149]
-//   %506 add -> grad_prev l1.h
+// backward stage 38: fused loop nest over [1149]
+//   %512 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t430 = a.scratch + 24448;        // [1149]
-  T *__restrict t468 = a.scratch + 27936;        // [1149]
-  T *__restrict t483 = a.scratch + 30640;        // [1149]
-  T *__restrict t494 = a.scratch + 32192;        // [1149]
-  T *__restrict t505 = a.scratch + 33744;        // [1149]
+  T *__restrict t444 = a.scratch + 26752;        // [1149]
+  T *__restrict t489 = a.scratch + 30640;        // [1149]
+  T *__restrict t500 = a.scratch + 32192;        // [1149]
+  T *__restrict t511 = a.scratch + 33744;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v469 = t430[j] + t468[j];
-    const T v484 = v469 + t483[j];
-    const T v495 = v484 + t494[j];
-    const T v506 = v495 + t505[j];
-    d_l1_h[j] = v506;
+    const T v490 = t444[j] + t489[j];
+    const T v501 = v490 + t500[j];
+    const T v512 = v501 + t511[j];
+    d_l1_h[j] = v512;
   }
-#line 2472 "lm_modul_lstm.cpp"
+#line 2412 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
-// backward stage 42: fused loop nest over [400]
-//   %328 add -> grad_prev l3.h
-//   %513 mul += grad enc.weight
+// backward stage 39: fused loop nest over [400]
+//   %350 add -> grad_prev l3.h
+//   %519 mul += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t249 = a.scratch + 416;                   // [400]
-  T *__restrict t290 = a.scratch + 1648;                  // [400]
-  T *__restrict t305 = a.scratch + 3600;                  // [400]
-  T *__restrict t316 = a.scratch + 5152;                  // [400]
-  T *__restrict t327 = a.scratch + 6704;                  // [400]
+  T *__restrict t279 = a.scratch + 5824;                  // [400]
+  T *__restrict t327 = a.scratch + 8208;                  // [400]
+  T *__restrict t338 = a.scratch + 9760;                  // [400]
+  T *__restrict t349 = a.scratch + 11312;                 // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t477 = a.scratch + 30240;                 // [400]
-  T *__restrict t487 = a.scratch + 31792;                 // [400]
-  T *__restrict t498 = a.scratch + 33344;                 // [400]
-  T *__restrict t509 = a.scratch + 34896;                 // [400]
+  T *__restrict t483 = a.scratch + 30240;                 // [400]
+  T *__restrict t493 = a.scratch + 31792;                 // [400]
+  T *__restrict t504 = a.scratch + 33344;                 // [400]
+  T *__restrict t515 = a.scratch + 34896;                 // [400]
   const T *__restrict drop_i = a.inputs[1];               // [400]
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
@@ -2495,98 +2434,97 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v291 = t249[j] + t290[j];
-    const T v306 = v291 + t305[j];
-    const T v317 = v306 + t316[j];
-    const T v328 = v317 + t327[j];
-    d_l3_h[j] = v328;
+    const T v328 = t279[j] + t327[j];
+    const T v339 = v328 + t338[j];
+    const T v350 = v339 + t349[j];
+    d_l3_h[j] = v350;
 #line 26 "examples/lm/modul_lstm.dopa"
-    const T v488 = t477[j] + t487[j];
-    const T v499 = v488 + t498[j];
-    const T v510 = v499 + t509[j];
-    const T v512 = v510 * drop_i[j];
-    const T v513 = v512 * t4[0];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v513;
+    const T v494 = t483[j] + t493[j];
+    const T v505 = v494 + t504[j];
+    const T v516 = v505 + t515[j];
+    const T v518 = v516 * drop_i[j];
+    const T v519 = v518 * t4[0];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v519;
   }
-#line 2512 "lm_modul_lstm.cpp"
+#line 2450 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 43: fused loop nest over [1149, 1]
-//   %471 reduce_to += grad l1.alpha
-//   %382 reduce_to += grad l2.alpha
+// backward stage 40: fused loop nest over [1149, 1]
+//   %267 reduce_to += grad l1.alpha
+//   %259 reduce_to += grad l2.alpha
 template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t471 = a.scratch + 29088;             // [1149, 1]
+  T *__restrict t267 = a.scratch + 4256;              // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t382 = a.scratch + 14064;             // [1149, 1]
+  T *__restrict t259 = a.scratch + 1952;              // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
 #line 112 "examples/lm/modul_lstm.dopa"
-    d_l1_alpha[i] += t471[i];
-    d_l2_alpha[i] += t382[i];
+    d_l1_alpha[i] += t267[i];
+    d_l2_alpha[i] += t259[i];
   }
-#line 2530 "lm_modul_lstm.cpp"
+#line 2468 "lm_modul_lstm.cpp"
 }
 
 // param  etaet : [] = 0.01
 //
-// backward stage 44: fused loop nest over []
-//   %435 add += grad l1.etaet
-//   %346 add += grad l2.etaet
-//   %254 add += grad l3.etaet
+// backward stage 41: fused loop nest over []
+//   %449 add += grad l1.etaet
+//   %368 add += grad l2.etaet
+//   %284 add += grad l3.etaet
 template <class T>
 static void backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t426 = a.scratch + 23280;             // []
-  T *__restrict t432 = a.scratch + 25600;             // []
+  T *__restrict t440 = a.scratch + 25584;             // []
+  T *__restrict t446 = a.scratch + 27904;             // []
   T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
-  T *__restrict t337 = a.scratch + 8256;              // []
-  T *__restrict t343 = a.scratch + 10576;             // []
+  T *__restrict t359 = a.scratch + 12864;             // []
+  T *__restrict t365 = a.scratch + 15184;             // []
   T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
-  T *__restrict t245 = a.scratch + 0;                 // []
-  T *__restrict t251 = a.scratch + 816;               // []
+  T *__restrict t275 = a.scratch + 5408;              // []
+  T *__restrict t281 = a.scratch + 6224;              // []
   T *__restrict d_l3_etaet = a.grads + kParamL3Etaet; // []
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v434 = -t432[0];
+  const T v448 = -t446[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v435 = t426[0] + v434;
-  d_l1_etaet[0] += v435;
+  const T v449 = t440[0] + v448;
+  d_l1_etaet[0] += v449;
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v345 = -t343[0];
+  const T v367 = -t365[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v346 = t337[0] + v345;
-  d_l2_etaet[0] += v346;
+  const T v368 = t359[0] + v367;
+  d_l2_etaet[0] += v368;
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v253 = -t251[0];
+  const T v283 = -t281[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v254 = t245[0] + v253;
-  d_l3_etaet[0] += v254;
-#line 2565 "lm_modul_lstm.cpp"
+  const T v284 = t275[0] + v283;
+  d_l3_etaet[0] += v284;
+#line 2503 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 45: fused loop nest over [400, 1]
-//   %293 reduce_to += grad l3.alpha
+// backward stage 42: fused loop nest over [400, 1]
+//   %251 reduce_to += grad l3.alpha
 template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t293 = a.scratch + 2048;              // [400, 1]
+  T *__restrict t251 = a.scratch + 400;               // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
 #line 112 "examples/lm/modul_lstm.dopa"
-    d_l3_alpha[i] += t293[i];
+    d_l3_alpha[i] += t251[i];
   }
-#line 2579 "lm_modul_lstm.cpp"
+#line 2517 "lm_modul_lstm.cpp"
 }
 
 /// One backward step of ModulLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_d_l3_et(a);
+  backward_d_l3_pw_l3_et(a);
+  backward_d_l1_pw_l1_et_l2_pw_l2_et(a);
   backward_record_col(a);
   backward_modfanout(a);
   backward_grad_l3_h2mod_bias(a);
   backward_h2mod(a);
-  backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
-  backward_d_l3_pw(a);
+  backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(a);
   backward_x2c(a);
   backward_h2o(a);
   backward_x2o(a);
@@ -2594,38 +2532,442 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_x2i(a);
   backward_h2f(a);
   backward_x2f(a);
-  backward_d_l1_et_l2_et(a);
-  backward_record_col_15(a);
-  backward_modfanout_16(a);
+  backward_record_col_14(a);
+  backward_modfanout_15(a);
   backward_grad_l2_h2mod_bias(a);
-  backward_h2mod_18(a);
-  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  backward_d_l2_pw(a);
-  backward_x2c_21(a);
-  backward_h2o_22(a);
-  backward_x2o_23(a);
-  backward_h2i_24(a);
-  backward_x2i_25(a);
-  backward_h2f_26(a);
-  backward_x2f_27(a);
-  backward_record_col_28(a);
-  backward_modfanout_29(a);
+  backward_h2mod_17(a);
+  backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(a);
+  backward_x2c_19(a);
+  backward_h2o_20(a);
+  backward_x2o_21(a);
+  backward_h2i_22(a);
+  backward_x2i_23(a);
+  backward_h2f_24(a);
+  backward_x2f_25(a);
+  backward_record_col_26(a);
+  backward_modfanout_27(a);
   backward_grad_l1_h2mod_bias(a);
-  backward_h2mod_31(a);
-  backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  backward_d_l1_pw(a);
-  backward_x2c_34(a);
-  backward_h2o_35(a);
-  backward_x2o_36(a);
-  backward_h2i_37(a);
-  backward_x2i_38(a);
-  backward_h2f_39(a);
-  backward_x2f_40(a);
+  backward_h2mod_29(a);
+  backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(a);
+  backward_x2c_31(a);
+  backward_h2o_32(a);
+  backward_x2o_33(a);
+  backward_h2i_34(a);
+  backward_x2i_35(a);
+  backward_h2f_36(a);
+  backward_x2f_37(a);
   backward_d_l1_h(a);
   backward_d_l3_h_grad_enc_weight(a);
   backward_grad_l1_alpha_l2_alpha(a);
   backward_grad_l1_etaet_l2_etaet_l3_etaet(a);
   backward_grad_l3_alpha(a);
+}
+
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
+// prologue_forward stage 0: fused loop nest over [1149, 1149]
+//   %16 matmul
+//   %21 matmul
+//   %2 state -> next_state l1.pw
+//   %3 state -> next_state l1.et
+//   %6 state -> next_state l2.pw
+//   %7 state -> next_state l2.et
+template <class T>
+static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0;  // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;        // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
+  T *__restrict carried_1_next = a.next + kStateCarried1;  // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;        // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
+  T *__restrict l1_pw_next = a.next + kStateL1Pw;          // [1149, 1149]
+  const T *__restrict l1_et = a.state + kStateL1Et;        // [1149, 1149]
+  T *__restrict l1_et_next = a.next + kStateL1Et;          // [1149, 1149]
+  T *__restrict l2_pw_next = a.next + kStateL2Pw;          // [1149, 1149]
+  const T *__restrict l2_et = a.state + kStateL2Et;        // [1149, 1149]
+  T *__restrict l2_et_next = a.next + kStateL2Et;          // [1149, 1149]
+  for (int i = 0; i < 1149; ++i) {
+    T acc16 = T(0);
+    T acc21 = T(0);
+#pragma omp simd reduction(+ : acc16, acc21)
+    for (int j = 0; j < 1149; ++j) {
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v14 = l1_alpha[i] * l1_pw[i * 1149 + j];
+      const T v15 = l1_w[i * 1149 + j] + v14;
+      acc16 += v15 * l1_h[j];
+      const T v19 = l2_alpha[i] * l2_pw[i * 1149 + j];
+      const T v20 = l2_w[i * 1149 + j] + v19;
+      acc21 += v20 * l2_h[j];
+      l1_pw_next[i * 1149 + j] = l1_pw[i * 1149 + j];
+      l1_et_next[i * 1149 + j] = l1_et[i * 1149 + j];
+      l2_pw_next[i * 1149 + j] = l2_pw[i * 1149 + j];
+      l2_et_next[i * 1149 + j] = l2_et[i * 1149 + j];
+    }
+    carried_0_next[i] = acc16;
+    carried_1_next[i] = acc21;
+  }
+#line 2614 "lm_modul_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
+// prologue_forward stage 1: fused loop nest over [400, 400]
+//   %26 matmul
+//   %10 state -> next_state l3.pw
+//   %11 state -> next_state l3.et
+template <class T> static void prologue_forward_carried_2_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_2_next = a.next + kStateCarried2;  // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
+  const T *__restrict l3_pw = a.state + kStateL3Pw;        // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
+  T *__restrict l3_pw_next = a.next + kStateL3Pw;          // [400, 400]
+  const T *__restrict l3_et = a.state + kStateL3Et;        // [400, 400]
+  T *__restrict l3_et_next = a.next + kStateL3Et;          // [400, 400]
+  for (int i = 0; i < 400; ++i) {
+    T acc26 = T(0);
+#pragma omp simd reduction(+ : acc26)
+    for (int j = 0; j < 400; ++j) {
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v24 = l3_alpha[i] * l3_pw[i * 400 + j];
+      const T v25 = l3_w[i * 400 + j] + v24;
+      acc26 += v25 * l3_h[j];
+      l3_pw_next[i * 400 + j] = l3_pw[i * 400 + j];
+      l3_et_next[i * 400 + j] = l3_et[i * 400 + j];
+    }
+    carried_2_next[i] = acc26;
+  }
+#line 2645 "lm_modul_lstm.cpp"
+}
+
+// prologue_forward stage 2: fused loop nest over [1149]
+//   %0 state -> next_state l1.h
+//   %1 state -> next_state l1.c
+//   %4 state -> next_state l2.h
+//   %5 state -> next_state l2.c
+template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h = a.state + kStateL1H; // [1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;   // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C; // [1149]
+  T *__restrict l1_c_next = a.next + kStateL1C;   // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H; // [1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;   // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C; // [1149]
+  T *__restrict l2_c_next = a.next + kStateL2C;   // [1149]
+#pragma omp simd
+  for (int j = 0; j < 1149; ++j) {
+    l1_h_next[j] = l1_h[j];
+    l1_c_next[j] = l1_c[j];
+    l2_h_next[j] = l2_h[j];
+    l2_c_next[j] = l2_c[j];
+  }
+}
+
+// prologue_forward stage 3: fused loop nest over [400]
+//   %8 state -> next_state l3.h
+//   %9 state -> next_state l3.c
+template <class T> static void prologue_forward_l3_h_l3_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h = a.state + kStateL3H; // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;   // [400]
+  const T *__restrict l3_c = a.state + kStateL3C; // [400]
+  T *__restrict l3_c_next = a.next + kStateL3C;   // [400]
+#pragma omp simd
+  for (int j = 0; j < 400; ++j) {
+    l3_h_next[j] = l3_h[j];
+    l3_c_next[j] = l3_c[j];
+  }
+}
+
+/// One prologue_forward step of ModulLSTMLM for one batch element.
+template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
+  prologue_forward_carried_0_carried_1_l1_pw_l1_et(a);
+  prologue_forward_carried_2_l3_pw_l3_et(a);
+  prologue_forward_l1_h_l1_c_l2_h_l2_c(a);
+  prologue_forward_l3_h_l3_c(a);
+}
+
+// state  pw : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
+// prologue_backward stage 0: fused loop nest over [400, 400]
+//   %43 matmul
+//   %46 reduce_to
+//   %49 add -> grad_prev l3.pw
+//   %38 grad_state d l3.et' -> grad_prev l3.et
+template <class T> static void prologue_backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
+  T *__restrict t43 = a.scratch + 0;                                  // [400]
+  const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
+  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
+  const T *__restrict l3_pw = a.state + kStateL3Pw;                   // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
+  T *__restrict t46 = a.scratch + 400;                                // [400, 1]
+  const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw;         // [400, 400] d l3.pw'
+  T *__restrict d_l3_pw = a.gradPrev + kStateL3Pw;                    // [400, 400]
+  const T *__restrict d_l3_et_next = a.gradNext + kStateL3Et;         // [400, 400] d l3.et'
+  T *__restrict d_l3_et = a.gradPrev + kStateL3Et;                    // [400, 400]
+  for (int e = 0; e < 400; ++e)
+    t43[e] = T(0);
+  for (int e = 0; e < 400; ++e)
+    t46[e] = T(0);
+  for (int i = 0; i < 400; ++i) {
+    T acc46 = T(0);
+#pragma omp simd reduction(+ : acc46)
+    for (int j = 0; j < 400; ++j) {
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v24 = l3_alpha[i] * l3_pw[i * 400 + j];
+      const T v25 = l3_w[i * 400 + j] + v24;
+      t43[j] += d_carried_2_next[i] * v25;
+      const T v42 = d_carried_2_next[i] * l3_h[j];
+      const T v45 = v42 * l3_pw[i * 400 + j];
+#line 112 "examples/lm/modul_lstm.dopa"
+      acc46 += v45;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v48 = v42 * l3_alpha[i];
+#line 102 "examples/lm/modul_lstm.dopa"
+      const T v49 = d_l3_pw_next[i * 400 + j] + v48;
+      d_l3_pw[i * 400 + j] = v49;
+      d_l3_et[i * 400 + j] = d_l3_et_next[i * 400 + j];
+    }
+    t46[i] += acc46;
+  }
+#line 2740 "lm_modul_lstm.cpp"
+}
+
+// state  pw : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
+//
+// prologue_backward stage 1: fused loop nest over [1149, 1149]
+//   %51 matmul
+//   %54 reduce_to
+//   %59 matmul
+//   %62 reduce_to
+//   %65 add -> grad_prev l1.pw
+//   %30 grad_state d l1.et' -> grad_prev l1.et
+//   %57 add -> grad_prev l2.pw
+//   %34 grad_state d l2.et' -> grad_prev l2.et
+template <class T>
+static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
+  T *__restrict t51 = a.scratch + 800;                                // [1149]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
+  const T *__restrict l2_pw = a.state + kStateL2Pw;                   // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
+  T *__restrict t54 = a.scratch + 1952;                               // [1149, 1]
+  T *__restrict t59 = a.scratch + 3104;                               // [1149]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
+  const T *__restrict l1_pw = a.state + kStateL1Pw;                   // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
+  T *__restrict t62 = a.scratch + 4256;                               // [1149, 1]
+  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;         // [1149, 1149] d l1.pw'
+  T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                    // [1149, 1149]
+  const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;         // [1149, 1149] d l1.et'
+  T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                    // [1149, 1149]
+  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;         // [1149, 1149] d l2.pw'
+  T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;                    // [1149, 1149]
+  const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;         // [1149, 1149] d l2.et'
+  T *__restrict d_l2_et = a.gradPrev + kStateL2Et;                    // [1149, 1149]
+  for (int e = 0; e < 1149; ++e)
+    t51[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t54[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t59[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t62[e] = T(0);
+  for (int i = 0; i < 1149; ++i) {
+    T acc54 = T(0);
+    T acc62 = T(0);
+#pragma omp simd reduction(+ : acc54, acc62)
+    for (int j = 0; j < 1149; ++j) {
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v19 = l2_alpha[i] * l2_pw[i * 1149 + j];
+      const T v20 = l2_w[i * 1149 + j] + v19;
+      t51[j] += d_carried_1_next[i] * v20;
+      const T v50 = d_carried_1_next[i] * l2_h[j];
+      const T v53 = v50 * l2_pw[i * 1149 + j];
+#line 112 "examples/lm/modul_lstm.dopa"
+      acc54 += v53;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v14 = l1_alpha[i] * l1_pw[i * 1149 + j];
+      const T v15 = l1_w[i * 1149 + j] + v14;
+      t59[j] += d_carried_0_next[i] * v15;
+      const T v58 = d_carried_0_next[i] * l1_h[j];
+      const T v61 = v58 * l1_pw[i * 1149 + j];
+#line 112 "examples/lm/modul_lstm.dopa"
+      acc62 += v61;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v64 = v58 * l1_alpha[i];
+#line 102 "examples/lm/modul_lstm.dopa"
+      const T v65 = d_l1_pw_next[i * 1149 + j] + v64;
+      d_l1_pw[i * 1149 + j] = v65;
+      d_l1_et[i * 1149 + j] = d_l1_et_next[i * 1149 + j];
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v56 = v50 * l2_alpha[i];
+#line 102 "examples/lm/modul_lstm.dopa"
+      const T v57 = d_l2_pw_next[i * 1149 + j] + v56;
+      d_l2_pw[i * 1149 + j] = v57;
+      d_l2_et[i * 1149 + j] = d_l2_et_next[i * 1149 + j];
+    }
+    t54[i] += acc54;
+    t62[i] += acc62;
+  }
+#line 2825 "lm_modul_lstm.cpp"
+}
+
+// state  h : [H] = 0
+//
+// prologue_backward stage 2: fused loop nest over [1149]
+//   %60 add -> grad_prev l1.h
+//   %28 grad_state d l1.c' -> grad_prev l1.c
+//   %52 add -> grad_prev l2.h
+//   %32 grad_state d l2.c' -> grad_prev l2.c
+//   %39 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %0 state -> record (a factor of deferred outer-product gradients)
+//   %40 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
+//   %4 state -> record (a factor of deferred outer-product gradients)
+template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;           // [1149] d l1.h'
+  T *__restrict t59 = a.scratch + 3104;                               // [1149]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H;                      // [1149]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;           // [1149] d l1.c'
+  T *__restrict d_l1_c = a.gradPrev + kStateL1C;                      // [1149]
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [1149] d l2.h'
+  T *__restrict t51 = a.scratch + 800;                                // [1149]
+  T *__restrict d_l2_h = a.gradPrev + kStateL2H;                      // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [1149] d l2.c'
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                      // [1149]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
+  T *__restrict record0 = a.record + 0;                               // [1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
+  T *__restrict record1 = a.record + 1152;                            // [1149]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
+  T *__restrict record2 = a.record + 2304;                            // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
+  T *__restrict record3 = a.record + 3456;                            // [1149]
+#pragma omp simd
+  for (int j = 0; j < 1149; ++j) {
+#line 100 "examples/lm/modul_lstm.dopa"
+    const T v60 = d_l1_h_next[j] + t59[j];
+    d_l1_h[j] = v60;
+    d_l1_c[j] = d_l1_c_next[j];
+    const T v52 = d_l2_h_next[j] + t51[j];
+    d_l2_h[j] = v52;
+    d_l2_c[j] = d_l2_c_next[j];
+    record0[j] = d_carried_0_next[j];
+    record1[j] = l1_h[j];
+    record2[j] = d_carried_1_next[j];
+    record3[j] = l2_h[j];
+  }
+#line 2872 "lm_modul_lstm.cpp"
+}
+
+// state  h : [H] = 0
+//
+// prologue_backward stage 3: fused loop nest over [400]
+//   %44 add -> grad_prev l3.h
+//   %36 grad_state d l3.c' -> grad_prev l3.c
+//   %41 grad_state d carried.2' -> record (a factor of deferred outer-product gradients)
+//   %8 state -> record (a factor of deferred outer-product gradients)
+template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;           // [400] d l3.h'
+  T *__restrict t43 = a.scratch + 0;                                  // [400]
+  T *__restrict d_l3_h = a.gradPrev + kStateL3H;                      // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;           // [400] d l3.c'
+  T *__restrict d_l3_c = a.gradPrev + kStateL3C;                      // [400]
+  const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
+  T *__restrict record4 = a.record + 4608;                            // [400]
+  const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
+  T *__restrict record5 = a.record + 5008;                            // [400]
+#pragma omp simd
+  for (int j = 0; j < 400; ++j) {
+#line 100 "examples/lm/modul_lstm.dopa"
+    const T v44 = d_l3_h_next[j] + t43[j];
+    d_l3_h[j] = v44;
+    d_l3_c[j] = d_l3_c_next[j];
+    record4[j] = d_carried_2_next[j];
+    record5[j] = l3_h[j];
+  }
+#line 2901 "lm_modul_lstm.cpp"
+}
+
+// prologue_backward stage 4:
+//   zero dcarried.0
+template <class T> static void prologue_backward_d_carried_0(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0; // [1149]
+  for (int e = 0; e < 1149; ++e)
+    d_carried_0[e] = T(0);
+}
+
+// prologue_backward stage 5:
+//   zero dcarried.1
+template <class T> static void prologue_backward_d_carried_1(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1; // [1149]
+  for (int e = 0; e < 1149; ++e)
+    d_carried_1[e] = T(0);
+}
+
+// prologue_backward stage 6:
+//   zero dcarried.2
+template <class T> static void prologue_backward_d_carried_2(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_2 = a.gradPrev + kStateCarried2; // [400]
+  for (int e = 0; e < 400; ++e)
+    d_carried_2[e] = T(0);
+}
+
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
+// prologue_backward stage 7: fused loop nest over [1149, 1]
+//   %62 reduce_to += grad l1.alpha
+//   %54 reduce_to += grad l2.alpha
+template <class T>
+static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t62 = a.scratch + 4256;               // [1149, 1]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
+  T *__restrict t54 = a.scratch + 1952;               // [1149, 1]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
+  for (int i = 0; i < 1149; ++i) {
+#line 112 "examples/lm/modul_lstm.dopa"
+    d_l1_alpha[i] += t62[i];
+    d_l2_alpha[i] += t54[i];
+  }
+#line 2944 "lm_modul_lstm.cpp"
+}
+
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
+// prologue_backward stage 8: fused loop nest over [400, 1]
+//   %46 reduce_to += grad l3.alpha
+template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t46 = a.scratch + 400;                // [400, 1]
+  T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
+  for (int i = 0; i < 400; ++i) {
+#line 112 "examples/lm/modul_lstm.dopa"
+    d_l3_alpha[i] += t46[i];
+  }
+#line 2958 "lm_modul_lstm.cpp"
+}
+
+/// One prologue_backward step of ModulLSTMLM for one batch element.
+template <class T> void prologue_backward_step(const dopa::StepArgs<T> &a) {
+  prologue_backward_d_l3_pw_l3_et(a);
+  prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(a);
+  prologue_backward_d_l1_h_l1_c_l2_h_l2_c(a);
+  prologue_backward_d_l3_h_l3_c(a);
+  prologue_backward_d_carried_0(a);
+  prologue_backward_d_carried_1(a);
+  prologue_backward_d_carried_2(a);
+  prologue_backward_grad_l1_alpha_l2_alpha(a);
+  prologue_backward_grad_l3_alpha(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -2820,9 +3162,10 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Pw, kStateL1Et,
-                                       kStateL2H, kStateL2C, kStateL2Pw, kStateL2Et,
-                                       kStateL3H, kStateL3C, kStateL3Pw, kStateL3Et};
+static const int64_t stateOffsets[] = {kStateL1H,      kStateL1C,      kStateL1Pw,    kStateL1Et,
+                                       kStateL2H,      kStateL2C,      kStateL2Pw,    kStateL2Et,
+                                       kStateL3H,      kStateL3C,      kStateL3Pw,    kStateL3Et,
+                                       kStateCarried0, kStateCarried1, kStateCarried2};
 static const int64_t inputRows[] = {10000, 0, 0, 0, 0};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -2841,105 +3184,111 @@ static const dopa::DeferredOuter deferred[] = {
      .offsetA = 3856,
      .offsetB = 1552},
     {.paramOffset = kParamL1X2cWeight, .rows = 1149, .cols = 400, .offsetA = 5008, .offsetB = 1152},
-    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 5008, .offsetB = 1552},
-    {.paramOffset = kParamL1H2modWeight, .rows = 1, .cols = 1149, .offsetA = 6160, .offsetB = 6176},
+    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 6160, .offsetB = 7312},
+    {.paramOffset = kParamL1H2modWeight, .rows = 1, .cols = 1149, .offsetA = 8464, .offsetB = 7312},
     {.paramOffset = kParamL1ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
-     .offsetA = 7328,
-     .offsetB = 8480},
+     .offsetA = 8480,
+     .offsetB = 9632},
     {.paramOffset = kParamL2X2fWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 8496,
-     .offsetB = 9648},
+     .offsetA = 9648,
+     .offsetB = 10800},
     {.paramOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 8496,
-     .offsetB = 10800},
+     .offsetA = 9648,
+     .offsetB = 11952},
     {.paramOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 11952,
-     .offsetB = 9648},
+     .offsetA = 13104,
+     .offsetB = 10800},
     {.paramOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 11952,
-     .offsetB = 10800},
+     .offsetA = 13104,
+     .offsetB = 11952},
     {.paramOffset = kParamL2X2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 13104,
-     .offsetB = 9648},
+     .offsetA = 14256,
+     .offsetB = 10800},
     {.paramOffset = kParamL2H2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 13104,
-     .offsetB = 10800},
+     .offsetA = 14256,
+     .offsetB = 11952},
     {.paramOffset = kParamL2X2cWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 14256,
-     .offsetB = 9648},
-    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 14256, .offsetB = 10800},
+     .offsetA = 15408,
+     .offsetB = 10800},
+    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 16560, .offsetB = 17712},
     {.paramOffset = kParamL2H2modWeight,
      .rows = 1,
      .cols = 1149,
-     .offsetA = 15408,
-     .offsetB = 15424},
+     .offsetA = 18864,
+     .offsetB = 17712},
     {.paramOffset = kParamL2ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
-     .offsetA = 16576,
-     .offsetB = 17728},
+     .offsetA = 18880,
+     .offsetB = 20032},
     {.paramOffset = kParamL3X2fWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 17744,
-     .offsetB = 18144},
+     .offsetA = 20048,
+     .offsetB = 20448},
     {.paramOffset = kParamL3H2fWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 17744,
-     .offsetB = 19296},
+     .offsetA = 20048,
+     .offsetB = 21600},
     {.paramOffset = kParamL3X2iWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 19696,
-     .offsetB = 18144},
+     .offsetA = 22000,
+     .offsetB = 20448},
     {.paramOffset = kParamL3H2iWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 19696,
-     .offsetB = 19296},
+     .offsetA = 22000,
+     .offsetB = 21600},
     {.paramOffset = kParamL3X2oWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 20096,
-     .offsetB = 18144},
+     .offsetA = 22400,
+     .offsetB = 20448},
     {.paramOffset = kParamL3H2oWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 20096,
-     .offsetB = 19296},
+     .offsetA = 22400,
+     .offsetB = 21600},
     {.paramOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 20496,
-     .offsetB = 18144},
-    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 20496, .offsetB = 19296},
+     .offsetA = 22800,
+     .offsetB = 20448},
+    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 23200, .offsetB = 23600},
     {.paramOffset = kParamL3H2modWeight,
      .rows = 1,
      .cols = 400,
-     .offsetA = 20896,
-     .offsetB = 20912},
+     .offsetA = 24000,
+     .offsetB = 23600},
     {.paramOffset = kParamL3ModfanoutWeight,
      .rows = 400,
      .cols = 1,
-     .offsetA = 21312,
-     .offsetB = 21712},
+     .offsetA = 24016,
+     .offsetB = 24416},
+};
+
+static const dopa::DeferredOuter prologueDeferred[] = {
+    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 0, .offsetB = 1152},
+    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 2304, .offsetB = 3456},
+    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 4608, .offsetB = 5008},
 };
 
 static const dopa::BatchedReadout readouts[] = {
@@ -2964,7 +3313,6 @@ constexpr dopa::StepFn<T> forward_stages[] = {
     forward_saved_x2o<T>,
     forward_saved_h2o<T>,
     forward_x2c<T>,
-    forward_matmul<T>,
     forward_l1_g_l1_hn_y1_l1_c<T>,
     forward_h2mod<T>,
     forward_l1_m<T>,
@@ -2972,35 +3320,34 @@ constexpr dopa::StepFn<T> forward_stages[] = {
     forward_l1_eta<T>,
     forward_saved_col<T>,
     forward_saved_sub<T>,
-    forward_saved_x2f_18<T>,
-    forward_saved_h2f_19<T>,
-    forward_saved_x2i_20<T>,
-    forward_saved_h2i_21<T>,
-    forward_saved_x2o_22<T>,
-    forward_saved_h2o_23<T>,
-    forward_x2c_24<T>,
+    forward_saved_x2f_17<T>,
+    forward_saved_h2f_18<T>,
+    forward_saved_x2i_19<T>,
+    forward_saved_h2i_20<T>,
+    forward_saved_x2o_21<T>,
+    forward_saved_h2o_22<T>,
+    forward_x2c_23<T>,
     forward_l2_g_l2_hn_y2_l2_c<T>,
-    forward_h2mod_26<T>,
+    forward_h2mod_25<T>,
     forward_l2_m<T>,
-    forward_modfanout_28<T>,
+    forward_modfanout_27<T>,
     forward_l2_eta<T>,
-    forward_saved_col_30<T>,
-    forward_saved_x2f_31<T>,
-    forward_saved_h2f_32<T>,
-    forward_saved_x2i_33<T>,
-    forward_saved_h2i_34<T>,
-    forward_saved_x2o_35<T>,
-    forward_saved_h2o_36<T>,
-    forward_x2c_37<T>,
-    forward_matmul_38<T>,
+    forward_saved_col_29<T>,
+    forward_saved_x2f_30<T>,
+    forward_saved_h2f_31<T>,
+    forward_saved_x2i_32<T>,
+    forward_saved_h2i_33<T>,
+    forward_saved_x2o_34<T>,
+    forward_saved_h2o_35<T>,
+    forward_x2c_36<T>,
     forward_l3_g_l3_hn_l3_c_logits<T>,
-    forward_h2mod_40<T>,
+    forward_h2mod_38<T>,
     forward_l3_m<T>,
-    forward_modfanout_42<T>,
+    forward_modfanout_40<T>,
     forward_l3_eta<T>,
-    forward_saved_col_44<T>,
-    forward_l1_pw_l1_et_l2_pw_l2_et<T>,
-    forward_l3_pw_l3_et<T>,
+    forward_saved_col_42<T>,
+    forward_carried_0_carried_1_l1_pw_l1_et<T>,
+    forward_carried_2_l3_pw_l3_et<T>,
 };
 
 /// Stages of the forward step the executor runs as one GEMM for the batch (stage-major order).
@@ -3082,7 +3429,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 400},
-    {.stage = 12,
+    {.stage = 11,
      .weightOffset = kParamL1H2modWeight,
      .rows = 1,
      .cols = 1149,
@@ -3092,8 +3439,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 0,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 2704},
-    {.stage = 14,
+     .yOffset = 1552},
+    {.stage = 13,
      .weightOffset = kParamL1ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
@@ -3103,8 +3450,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 9632,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 2720},
-    {.stage = 18,
+     .yOffset = 1568},
+    {.stage = 17,
      .weightOffset = kParamL2X2fWeight,
      .rows = 1149,
      .cols = 1149,
@@ -3115,7 +3462,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 11968},
-    {.stage = 19,
+    {.stage = 18,
      .weightOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
@@ -3126,7 +3473,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 13120},
-    {.stage = 20,
+    {.stage = 19,
      .weightOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
@@ -3137,7 +3484,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 14272},
-    {.stage = 21,
+    {.stage = 20,
      .weightOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
@@ -3148,7 +3495,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 15424},
-    {.stage = 22,
+    {.stage = 21,
      .weightOffset = kParamL2X2oWeight,
      .rows = 1149,
      .cols = 1149,
@@ -3159,7 +3506,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 16576},
-    {.stage = 23,
+    {.stage = 22,
      .weightOffset = kParamL2H2oWeight,
      .rows = 1149,
      .cols = 1149,
@@ -3170,7 +3517,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 17728},
-    {.stage = 24,
+    {.stage = 23,
      .weightOffset = kParamL2X2cWeight,
      .rows = 1149,
      .cols = 1149,
@@ -3180,8 +3527,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 10816,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 5024},
-    {.stage = 26,
+     .yOffset = 3872},
+    {.stage = 25,
      .weightOffset = kParamL2H2modWeight,
      .rows = 1,
      .cols = 1149,
@@ -3191,8 +3538,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 2642720,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 7328},
-    {.stage = 28,
+     .yOffset = 5024},
+    {.stage = 27,
      .weightOffset = kParamL2ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
@@ -3202,8 +3549,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 21184,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 7344},
-    {.stage = 31,
+     .yOffset = 5040},
+    {.stage = 30,
      .weightOffset = kParamL3X2fWeight,
      .rows = 400,
      .cols = 1149,
@@ -3214,7 +3561,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 23520},
-    {.stage = 32,
+    {.stage = 31,
      .weightOffset = kParamL3H2fWeight,
      .rows = 400,
      .cols = 400,
@@ -3225,7 +3572,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 23920},
-    {.stage = 33,
+    {.stage = 32,
      .weightOffset = kParamL3X2iWeight,
      .rows = 400,
      .cols = 1149,
@@ -3236,7 +3583,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 24320},
-    {.stage = 34,
+    {.stage = 33,
      .weightOffset = kParamL3H2iWeight,
      .rows = 400,
      .cols = 400,
@@ -3247,7 +3594,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 24720},
-    {.stage = 35,
+    {.stage = 34,
      .weightOffset = kParamL3X2oWeight,
      .rows = 400,
      .cols = 1149,
@@ -3258,7 +3605,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 25120},
-    {.stage = 36,
+    {.stage = 35,
      .weightOffset = kParamL3H2oWeight,
      .rows = 400,
      .cols = 400,
@@ -3269,7 +3616,7 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
      .yOffset = 25520},
-    {.stage = 37,
+    {.stage = 36,
      .weightOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1149,
@@ -3279,8 +3626,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 22368,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 9648},
-    {.stage = 40,
+     .yOffset = 7344},
+    {.stage = 38,
      .weightOffset = kParamL3H2modWeight,
      .rows = 1,
      .cols = 400,
@@ -3290,8 +3637,8 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 5285440,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 10448},
-    {.stage = 42,
+     .yOffset = 7744},
+    {.stage = 40,
      .weightOffset = kParamL3ModfanoutWeight,
      .rows = 400,
      .cols = 1,
@@ -3301,19 +3648,19 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 26720,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 10464},
+     .yOffset = 7760},
 };
 
 /// The backward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> backward_stages[] = {
-    backward_d_l3_et<T>,
+    backward_d_l3_pw_l3_et<T>,
+    backward_d_l1_pw_l1_et_l2_pw_l2_et<T>,
     backward_record_col<T>,
     backward_modfanout<T>,
     backward_grad_l3_h2mod_bias<T>,
     backward_h2mod<T>,
-    backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias<T>,
-    backward_d_l3_pw<T>,
+    backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias<T>,
     backward_x2c<T>,
     backward_h2o<T>,
     backward_x2o<T>,
@@ -3321,33 +3668,30 @@ constexpr dopa::StepFn<T> backward_stages[] = {
     backward_x2i<T>,
     backward_h2f<T>,
     backward_x2f<T>,
-    backward_d_l1_et_l2_et<T>,
-    backward_record_col_15<T>,
-    backward_modfanout_16<T>,
+    backward_record_col_14<T>,
+    backward_modfanout_15<T>,
     backward_grad_l2_h2mod_bias<T>,
-    backward_h2mod_18<T>,
-    backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias<T>,
-    backward_d_l2_pw<T>,
-    backward_x2c_21<T>,
-    backward_h2o_22<T>,
-    backward_x2o_23<T>,
-    backward_h2i_24<T>,
-    backward_x2i_25<T>,
-    backward_h2f_26<T>,
-    backward_x2f_27<T>,
-    backward_record_col_28<T>,
-    backward_modfanout_29<T>,
+    backward_h2mod_17<T>,
+    backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias<T>,
+    backward_x2c_19<T>,
+    backward_h2o_20<T>,
+    backward_x2o_21<T>,
+    backward_h2i_22<T>,
+    backward_x2i_23<T>,
+    backward_h2f_24<T>,
+    backward_x2f_25<T>,
+    backward_record_col_26<T>,
+    backward_modfanout_27<T>,
     backward_grad_l1_h2mod_bias<T>,
-    backward_h2mod_31<T>,
-    backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias<T>,
-    backward_d_l1_pw<T>,
-    backward_x2c_34<T>,
-    backward_h2o_35<T>,
-    backward_x2o_36<T>,
-    backward_h2i_37<T>,
-    backward_x2i_38<T>,
-    backward_h2f_39<T>,
-    backward_x2f_40<T>,
+    backward_h2mod_29<T>,
+    backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias<T>,
+    backward_x2c_31<T>,
+    backward_h2o_32<T>,
+    backward_x2o_33<T>,
+    backward_h2i_34<T>,
+    backward_x2i_35<T>,
+    backward_h2f_36<T>,
+    backward_x2f_37<T>,
     backward_d_l1_h<T>,
     backward_d_l3_h_grad_enc_weight<T>,
     backward_grad_l1_alpha_l2_alpha<T>,
@@ -3357,39 +3701,39 @@ constexpr dopa::StepFn<T> backward_stages[] = {
 
 /// Stages of the backward step the executor runs as one GEMM for the batch (stage-major order).
 static const dopa::BatchedProduct backward_products[] = {
-    {.stage = 2,
+    {.stage = 3,
      .weightOffset = kParamL3ModfanoutWeight,
      .rows = 400,
      .cols = 1,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 21312,
+     .xOffset = 24016,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1232},
-    {.stage = 4,
+     .yOffset = 6640},
+    {.stage = 5,
      .weightOffset = kParamL3H2modWeight,
      .rows = 1,
      .cols = 400,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 20896,
+     .xOffset = 24000,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1248},
+     .yOffset = 6656},
     {.stage = 7,
      .weightOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1149,
      .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
+     .xBuf = dopa::StepBuffer::GradPrev,
      .xIndex = 0,
-     .xOffset = 20496,
+     .xOffset = 5608544,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 2448},
+     .yOffset = 7056},
     {.stage = 8,
      .weightOffset = kParamL3H2oWeight,
      .rows = 400,
@@ -3397,10 +3741,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 20096,
+     .xOffset = 22400,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 3600},
+     .yOffset = 8208},
     {.stage = 9,
      .weightOffset = kParamL3X2oWeight,
      .rows = 400,
@@ -3408,10 +3752,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 20096,
+     .xOffset = 22400,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 4000},
+     .yOffset = 8608},
     {.stage = 10,
      .weightOffset = kParamL3H2iWeight,
      .rows = 400,
@@ -3419,10 +3763,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 19696,
+     .xOffset = 22000,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 5152},
+     .yOffset = 9760},
     {.stage = 11,
      .weightOffset = kParamL3X2iWeight,
      .rows = 400,
@@ -3430,10 +3774,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 19696,
+     .xOffset = 22000,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 5552},
+     .yOffset = 10160},
     {.stage = 12,
      .weightOffset = kParamL3H2fWeight,
      .rows = 400,
@@ -3441,10 +3785,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 17744,
+     .xOffset = 20048,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 6704},
+     .yOffset = 11312},
     {.stage = 13,
      .weightOffset = kParamL3X2fWeight,
      .rows = 400,
@@ -3452,34 +3796,45 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 17744,
+     .xOffset = 20048,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 7104},
-    {.stage = 16,
+     .yOffset = 11712},
+    {.stage = 15,
      .weightOffset = kParamL2ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 16576,
+     .xOffset = 18880,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 11744},
-    {.stage = 18,
+     .yOffset = 16352},
+    {.stage = 17,
      .weightOffset = kParamL2H2modWeight,
      .rows = 1,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 15408,
+     .xOffset = 18864,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 11760},
-    {.stage = 21,
+     .yOffset = 16368},
+    {.stage = 19,
      .weightOffset = kParamL2X2cWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .transposed = true,
+     .xBuf = dopa::StepBuffer::GradPrev,
+     .xIndex = 0,
+     .xOffset = 5607392,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 17520},
+    {.stage = 20,
+     .weightOffset = kParamL2H2oWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
@@ -3488,107 +3843,96 @@ static const dopa::BatchedProduct backward_products[] = {
      .xOffset = 14256,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 15216},
-    {.stage = 22,
-     .weightOffset = kParamL2H2oWeight,
-     .rows = 1149,
-     .cols = 1149,
-     .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
-     .xIndex = 0,
-     .xOffset = 13104,
-     .yBuf = dopa::StepBuffer::Scratch,
-     .yIndex = 0,
-     .yOffset = 16368},
-    {.stage = 23,
+     .yOffset = 18672},
+    {.stage = 21,
      .weightOffset = kParamL2X2oWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 13104,
+     .xOffset = 14256,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 17520},
-    {.stage = 24,
+     .yOffset = 19824},
+    {.stage = 22,
      .weightOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 11952,
+     .xOffset = 13104,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 18672},
-    {.stage = 25,
+     .yOffset = 20976},
+    {.stage = 23,
      .weightOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 11952,
+     .xOffset = 13104,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 19824},
-    {.stage = 26,
+     .yOffset = 22128},
+    {.stage = 24,
      .weightOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 8496,
+     .xOffset = 9648,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 20976},
-    {.stage = 27,
+     .yOffset = 23280},
+    {.stage = 25,
      .weightOffset = kParamL2X2fWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 8496,
+     .xOffset = 9648,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 22128},
-    {.stage = 29,
+     .yOffset = 24432},
+    {.stage = 27,
      .weightOffset = kParamL1ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 7328,
+     .xOffset = 8480,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 26768},
-    {.stage = 31,
+     .yOffset = 29072},
+    {.stage = 29,
      .weightOffset = kParamL1H2modWeight,
      .rows = 1,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 6160,
+     .xOffset = 8464,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 26784},
-    {.stage = 34,
+     .yOffset = 29088},
+    {.stage = 31,
      .weightOffset = kParamL1X2cWeight,
      .rows = 1149,
      .cols = 400,
      .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
+     .xBuf = dopa::StepBuffer::GradPrev,
      .xIndex = 0,
-     .xOffset = 5008,
+     .xOffset = 5606240,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 30240},
-    {.stage = 35,
+    {.stage = 32,
      .weightOffset = kParamL1H2oWeight,
      .rows = 1149,
      .cols = 1149,
@@ -3599,7 +3943,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 30640},
-    {.stage = 36,
+    {.stage = 33,
      .weightOffset = kParamL1X2oWeight,
      .rows = 1149,
      .cols = 400,
@@ -3610,7 +3954,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 31792},
-    {.stage = 37,
+    {.stage = 34,
      .weightOffset = kParamL1H2iWeight,
      .rows = 1149,
      .cols = 1149,
@@ -3621,7 +3965,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 32192},
-    {.stage = 38,
+    {.stage = 35,
      .weightOffset = kParamL1X2iWeight,
      .rows = 1149,
      .cols = 400,
@@ -3632,7 +3976,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 33344},
-    {.stage = 39,
+    {.stage = 36,
      .weightOffset = kParamL1H2fWeight,
      .rows = 1149,
      .cols = 1149,
@@ -3643,7 +3987,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 33744},
-    {.stage = 40,
+    {.stage = 37,
      .weightOffset = kParamL1X2fWeight,
      .rows = 1149,
      .cols = 400,
@@ -3661,7 +4005,7 @@ const dopa::GeneratedSpec &spec() {
       .name = "ModulLSTMLM",
       .specPath = "examples/lm/modul_lstm.dopa",
       .info = info,
-      .stateNumel = 5606240,
+      .stateNumel = 5608944,
       .stateOffsets = stateOffsets,
       .savedNumel = 27152,
       .scratchNumel = 35296,
@@ -3674,15 +4018,15 @@ const dopa::GeneratedSpec &spec() {
       .memoryBudget = 0,
       .numDeferred = 30,
       .deferred = deferred,
-      .recordNumel = 21728,
+      .recordNumel = 24432,
       .forwardFlops = 76403398,
       .forwardSharedFlops = 3,
       .backwardFlops = 135402915,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,
-      .numForwardStages = 47,
-      .numBackwardStages = 46,
+      .numForwardStages = 45,
+      .numBackwardStages = 43,
       .forwardStagesFloat = forward_stages<float>,
       .backwardStagesFloat = backward_stages<float>,
       .forwardStagesDouble = forward_stages<double>,
@@ -3691,6 +4035,14 @@ const dopa::GeneratedSpec &spec() {
       .numBackwardProducts = 27,
       .forwardProducts = forward_products,
       .backwardProducts = backward_products,
+      .prologueForwardFloat = prologue_forward_step<float>,
+      .prologueBackwardFloat = prologue_backward_step<float>,
+      .prologueForwardDouble = prologue_forward_step<double>,
+      .prologueBackwardDouble = prologue_backward_step<double>,
+      .prologueSavedNumel = 0,
+      .prologueRecordNumel = 5408,
+      .numPrologueDeferred = 3,
+      .prologueDeferred = prologueDeferred,
   };
   return s;
 }

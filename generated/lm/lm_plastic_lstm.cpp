@@ -72,15 +72,18 @@ constexpr int64_t kParamL3Eta = 24190798;       // l3.eta []
 constexpr int64_t kParamDropE = 24190799;       // drop_e [10000, 1]
 
 // Where each state starts in a state block (and in the next-state and state-gradient blocks).
-constexpr int64_t kStateL1H = 0;          // l1.h [1149]
-constexpr int64_t kStateL1C = 1152;       // l1.c [1149]
-constexpr int64_t kStateL1Hebb = 2304;    // l1.hebb [1149, 1149]
-constexpr int64_t kStateL2H = 1322512;    // l2.h [1149]
-constexpr int64_t kStateL2C = 1323664;    // l2.c [1149]
-constexpr int64_t kStateL2Hebb = 1324816; // l2.hebb [1149, 1149]
-constexpr int64_t kStateL3H = 2645024;    // l3.h [400]
-constexpr int64_t kStateL3C = 2645424;    // l3.c [400]
-constexpr int64_t kStateL3Hebb = 2645824; // l3.hebb [400, 400]
+constexpr int64_t kStateL1H = 0;            // l1.h [1149]
+constexpr int64_t kStateL1C = 1152;         // l1.c [1149]
+constexpr int64_t kStateL1Hebb = 2304;      // l1.hebb [1149, 1149]
+constexpr int64_t kStateL2H = 1322512;      // l2.h [1149]
+constexpr int64_t kStateL2C = 1323664;      // l2.c [1149]
+constexpr int64_t kStateL2Hebb = 1324816;   // l2.hebb [1149, 1149]
+constexpr int64_t kStateL3H = 2645024;      // l3.h [400]
+constexpr int64_t kStateL3C = 2645424;      // l3.c [400]
+constexpr int64_t kStateL3Hebb = 2645824;   // l3.hebb [400, 400]
+constexpr int64_t kStateCarried0 = 2805824; // carried.0 [1149]
+constexpr int64_t kStateCarried1 = 2806976; // carried.1 [1149]
+constexpr int64_t kStateCarried2 = 2808128; // carried.2 [400]
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 //
@@ -96,7 +99,7 @@ template <class T> static void forward_enc(const dopa::StepArgs<T> &a) {
     for (int e = 0; e < 400; ++e)
       t2[e] = enc_weight[row * 400 + e];
   }
-#line 100 "lm_plastic_lstm.cpp"
+#line 103 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -112,7 +115,7 @@ template <class T> static void forward_saved_drop_e(const dopa::StepArgs<T> &a) 
     const int64_t row = int64_t(tok[0]); // checked by the runtime
     t4[0] = drop_e[row * 1];
   }
-#line 116 "lm_plastic_lstm.cpp"
+#line 119 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -131,7 +134,7 @@ template <class T> static void forward_x(const dopa::StepArgs<T> &a) {
     const T v7 = v5 * drop_i[j];
     t7_x[j] = v7;
   }
-#line 135 "lm_plastic_lstm.cpp"
+#line 138 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -144,7 +147,7 @@ template <class T> static void forward_saved_x2f(const dopa::StepArgs<T> &a) {
   T *__restrict t9 = a.saved + 416;                                 // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t9, 1149).noalias() = ConstRowMat<T>(l1_x2f_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 148 "lm_plastic_lstm.cpp"
+#line 151 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -157,7 +160,7 @@ template <class T> static void forward_saved_h2f(const dopa::StepArgs<T> &a) {
   T *__restrict t14 = a.saved + 1568;                               // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t14, 1149).noalias() = ConstRowMat<T>(l1_h2f_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 161 "lm_plastic_lstm.cpp"
+#line 164 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -170,7 +173,7 @@ template <class T> static void forward_saved_x2i(const dopa::StepArgs<T> &a) {
   T *__restrict t20 = a.saved + 2720;                               // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t20, 1149).noalias() = ConstRowMat<T>(l1_x2i_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 174 "lm_plastic_lstm.cpp"
+#line 177 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -183,7 +186,7 @@ template <class T> static void forward_saved_h2i(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.saved + 3872;                               // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t24, 1149).noalias() = ConstRowMat<T>(l1_h2i_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 187 "lm_plastic_lstm.cpp"
+#line 190 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -196,7 +199,7 @@ template <class T> static void forward_saved_x2o(const dopa::StepArgs<T> &a) {
   T *__restrict t30 = a.saved + 5024;                               // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t30, 1149).noalias() = ConstRowMat<T>(l1_x2o_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 200 "lm_plastic_lstm.cpp"
+#line 203 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -209,7 +212,7 @@ template <class T> static void forward_saved_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t34 = a.saved + 6176;                               // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t34, 1149).noalias() = ConstRowMat<T>(l1_h2o_weight, 1149, 1149) * ConstVec<T>(l1_h, 1149);
-#line 213 "lm_plastic_lstm.cpp"
+#line 216 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -222,42 +225,7 @@ template <class T> static void forward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict t40 = a.scratch + 400;                              // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t40, 1149).noalias() = ConstRowMat<T>(l1_x2c_weight, 1149, 400) * ConstVec<T>(t7_x, 400);
-#line 226 "lm_plastic_lstm.cpp"
-}
-
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-//
-// forward stage 10: fused loop nest over [1149, 1149]
-//   %48 matmul
-//   %106 matmul
-template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
-  T *__restrict t48 = a.scratch + 1552;                    // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
-  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
-  T *__restrict t106 = a.scratch + 3856;                   // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
-  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
-  for (int i = 0; i < 1149; ++i) {
-    T acc48 = T(0);
-    T acc106 = T(0);
-#pragma omp simd reduction(+ : acc48, acc106)
-    for (int j = 0; j < 1149; ++j) {
-#line 52 "examples/lm/plastic_lstm.dopa"
-      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v47 = l1_w[i * 1149 + j] + v46;
-      acc48 += v47 * l1_h[j];
-      const T v104 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v105 = l2_w[i * 1149 + j] + v104;
-      acc106 += v105 * l2_h[j];
-    }
-    t48[i] = acc48;
-    t106[i] = acc106;
-  }
-#line 261 "lm_plastic_lstm.cpp"
+#line 229 "lm_plastic_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -265,16 +233,17 @@ template <class T> static void forward_matmul(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 11: fused loop nest over [1149]
-//   %50 tanh l1.g
-//   %65 mul y1
-//   %56 mul l1.hn -> next_state l1.h
-//   %54 add l1.cn -> next_state l1.c
-template <class T> static void forward_l1_g_y1_l1_h_l1_c(const dopa::StepArgs<T> &a) {
+// forward stage 10: fused loop nest over [1149]
+//   %48 tanh l1.g
+//   %54 mul l1.hn
+//   %63 mul y1
+//   %52 add l1.cn -> next_state l1.c
+//   %54 mul l1.hn -> saved
+template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T> &a) {
   T *__restrict t40 = a.scratch + 400;                          // [1149]
   const T *__restrict l1_x2c_bias = a.params + kParamL1X2cBias; // [1149]
-  T *__restrict t48 = a.scratch + 1552;                         // [1149]
-  T *__restrict t50_l1_g = a.saved + 7328;                      // [1149] l1.g
+  const T *__restrict carried_0 = a.state + kStateCarried0;     // [1149]
+  T *__restrict t48_l1_g = a.saved + 7328;                      // [1149] l1.g
   T *__restrict t30 = a.saved + 5024;                           // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
   T *__restrict t34 = a.saved + 6176;                           // [1149]
@@ -288,17 +257,18 @@ template <class T> static void forward_l1_g_y1_l1_h_l1_c(const dopa::StepArgs<T>
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
   T *__restrict t24 = a.saved + 3872;                           // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149] l1.hn
   const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
-  T *__restrict t65_y1 = a.saved + 8480;                        // [1149] y1
-  T *__restrict l1_h_next = a.next + kStateL1H;                 // [1149]
+  T *__restrict t63_y1 = a.saved + 9632;                        // [1149] y1
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
+  T *__restrict saved_t54 = a.saved + 8480;                     // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v42 = t40[j] + l1_x2c_bias[j];
-    const T v49 = v42 + t48[j];
-    const T v50 = simdTanh(v49);
-    t50_l1_g[j] = v50;
+    const T v47 = v42 + carried_0[j];
+    const T v48 = simdTanh(v47);
+    t48_l1_g[j] = v48;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
@@ -310,120 +280,121 @@ template <class T> static void forward_l1_g_y1_l1_h_l1_c(const dopa::StepArgs<T>
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v52 = v18 * l1_c[j];
+    const T v50 = v18 * l1_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v22 = t20[j] + l1_x2i_bias[j];
     const T v26 = t24[j] + l1_h2i_bias[j];
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v53 = v28 * v50;
-    const T v54 = v52 + v53;
+    const T v51 = v28 * v48;
+    const T v52 = v50 + v51;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v55 = simdTanh(v54);
-    const T v56 = v38 * v55;
+    const T v53 = simdTanh(v52);
+    const T v54 = v38 * v53;
+    l1_h_next[j] = v54;
 #line 27 "examples/lm/plastic_lstm.dopa"
-    const T v65 = v56 * drop_h1[j];
-    t65_y1[j] = v65;
-    l1_h_next[j] = v56;
-    l1_c_next[j] = v54;
+    const T v63 = v54 * drop_h1[j];
+    t63_y1[j] = v63;
+    l1_c_next[j] = v52;
+    saved_t54[j] = v54;
   }
-#line 332 "lm_plastic_lstm.cpp"
+#line 303 "lm_plastic_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 11: dense product (Eigen), [1149]
+//   %65 matmul
+template <class T> static void forward_saved_x2f_11(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t63_y1 = a.saved + 9632;                            // [1149] y1
+  T *__restrict t65 = a.saved + 10784;                              // [1149]
+#line 49 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t65, 1149).noalias() =
+      ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t63_y1, 1149);
+#line 317 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // forward stage 12: dense product (Eigen), [1149]
-//   %67 matmul
-template <class T> static void forward_saved_x2f_12(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t65_y1 = a.saved + 8480;                            // [1149] y1
-  T *__restrict t67 = a.saved + 9632;                               // [1149]
-#line 49 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t67, 1149).noalias() =
-      ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t65_y1, 1149);
-#line 346 "lm_plastic_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 13: dense product (Eigen), [1149]
-//   %72 matmul
-template <class T> static void forward_saved_h2f_13(const dopa::StepArgs<T> &a) {
+//   %70 matmul
+template <class T> static void forward_saved_h2f_12(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t72 = a.saved + 10784;                              // [1149]
+  T *__restrict t70 = a.saved + 11936;                              // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t72, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 359 "lm_plastic_lstm.cpp"
+  Vec<T>(t70, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 330 "lm_plastic_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 13: dense product (Eigen), [1149]
+//   %76 matmul
+template <class T> static void forward_saved_x2i_13(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t63_y1 = a.saved + 9632;                            // [1149] y1
+  T *__restrict t76 = a.saved + 13088;                              // [1149]
+#line 50 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t76, 1149).noalias() =
+      ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t63_y1, 1149);
+#line 344 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 14: dense product (Eigen), [1149]
-//   %78 matmul
-template <class T> static void forward_saved_x2i_14(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t65_y1 = a.saved + 8480;                            // [1149] y1
-  T *__restrict t78 = a.saved + 11936;                              // [1149]
-#line 50 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t78, 1149).noalias() =
-      ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t65_y1, 1149);
-#line 373 "lm_plastic_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// forward stage 15: dense product (Eigen), [1149]
-//   %82 matmul
-template <class T> static void forward_saved_h2i_15(const dopa::StepArgs<T> &a) {
+//   %80 matmul
+template <class T> static void forward_saved_h2i_14(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t82 = a.saved + 13088;                              // [1149]
+  T *__restrict t80 = a.saved + 14240;                              // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t82, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 386 "lm_plastic_lstm.cpp"
+  Vec<T>(t80, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 357 "lm_plastic_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 15: dense product (Eigen), [1149]
+//   %86 matmul
+template <class T> static void forward_saved_x2o_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t63_y1 = a.saved + 9632;                            // [1149] y1
+  T *__restrict t86 = a.saved + 15392;                              // [1149]
+#line 51 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t86, 1149).noalias() =
+      ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t63_y1, 1149);
+#line 371 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 16: dense product (Eigen), [1149]
-//   %88 matmul
-template <class T> static void forward_saved_x2o_16(const dopa::StepArgs<T> &a) {
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t65_y1 = a.saved + 8480;                            // [1149] y1
-  T *__restrict t88 = a.saved + 14240;                              // [1149]
-#line 51 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t88, 1149).noalias() =
-      ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t65_y1, 1149);
-#line 400 "lm_plastic_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// forward stage 17: dense product (Eigen), [1149]
-//   %92 matmul
-template <class T> static void forward_saved_h2o_17(const dopa::StepArgs<T> &a) {
+//   %90 matmul
+template <class T> static void forward_saved_h2o_16(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                   // [1149]
-  T *__restrict t92 = a.saved + 15392;                              // [1149]
+  T *__restrict t90 = a.saved + 16544;                              // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t92, 1149).noalias() = ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 413 "lm_plastic_lstm.cpp"
+  Vec<T>(t90, 1149).noalias() = ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
+#line 384 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 18: dense product (Eigen), [1149]
-//   %98 matmul
-template <class T> static void forward_x2c_18(const dopa::StepArgs<T> &a) {
+// forward stage 17: dense product (Eigen), [1149]
+//   %96 matmul
+template <class T> static void forward_x2c_17(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t65_y1 = a.saved + 8480;                            // [1149] y1
-  T *__restrict t98 = a.scratch + 2704;                             // [1149]
+  T *__restrict t63_y1 = a.saved + 9632;                            // [1149] y1
+  T *__restrict t96 = a.scratch + 1552;                             // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t98, 1149).noalias() =
-      ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t65_y1, 1149);
-#line 427 "lm_plastic_lstm.cpp"
+  Vec<T>(t96, 1149).noalias() =
+      ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t63_y1, 1149);
+#line 398 "lm_plastic_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -431,189 +402,168 @@ template <class T> static void forward_x2c_18(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 19: fused loop nest over [1149]
-//   %108 tanh l2.g
-//   %121 mul y2
-//   %114 mul l2.hn -> next_state l2.h
-//   %112 add l2.cn -> next_state l2.c
-template <class T> static void forward_l2_g_y2_l2_h_l2_c(const dopa::StepArgs<T> &a) {
-  T *__restrict t98 = a.scratch + 2704;                         // [1149]
+// forward stage 18: fused loop nest over [1149]
+//   %104 tanh l2.g
+//   %110 mul l2.hn
+//   %117 mul y2
+//   %108 add l2.cn -> next_state l2.c
+//   %110 mul l2.hn -> saved
+template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T> &a) {
+  T *__restrict t96 = a.scratch + 1552;                         // [1149]
   const T *__restrict l2_x2c_bias = a.params + kParamL2X2cBias; // [1149]
-  T *__restrict t106 = a.scratch + 3856;                        // [1149]
-  T *__restrict t108_l2_g = a.saved + 16544;                    // [1149] l2.g
-  T *__restrict t88 = a.saved + 14240;                          // [1149]
+  const T *__restrict carried_1 = a.state + kStateCarried1;     // [1149]
+  T *__restrict t104_l2_g = a.saved + 17696;                    // [1149] l2.g
+  T *__restrict t86 = a.saved + 15392;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
-  T *__restrict t92 = a.saved + 15392;                          // [1149]
+  T *__restrict t90 = a.saved + 16544;                          // [1149]
   const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
-  T *__restrict t67 = a.saved + 9632;                           // [1149]
+  T *__restrict t65 = a.saved + 10784;                          // [1149]
   const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
-  T *__restrict t72 = a.saved + 10784;                          // [1149]
+  T *__restrict t70 = a.saved + 11936;                          // [1149]
   const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
   const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
-  T *__restrict t78 = a.saved + 11936;                          // [1149]
+  T *__restrict t76 = a.saved + 13088;                          // [1149]
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
-  T *__restrict t82 = a.saved + 13088;                          // [1149]
+  T *__restrict t80 = a.saved + 14240;                          // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149] l2.hn
   const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
-  T *__restrict t121_y2 = a.saved + 17696;                      // [1149] y2
-  T *__restrict l2_h_next = a.next + kStateL2H;                 // [1149]
+  T *__restrict t117_y2 = a.saved + 20000;                      // [1149] y2
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
+  T *__restrict saved_t110 = a.saved + 18848;                   // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v100 = t98[j] + l2_x2c_bias[j];
-    const T v107 = v100 + t106[j];
-    const T v108 = simdTanh(v107);
-    t108_l2_g[j] = v108;
+    const T v98 = t96[j] + l2_x2c_bias[j];
+    const T v103 = v98 + carried_1[j];
+    const T v104 = simdTanh(v103);
+    t104_l2_g[j] = v104;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v90 = t88[j] + l2_x2o_bias[j];
-    const T v94 = t92[j] + l2_h2o_bias[j];
-    const T v95 = v90 + v94;
-    const T v96 = T(1) / (T(1) + simdExp(-v95));
+    const T v88 = t86[j] + l2_x2o_bias[j];
+    const T v92 = t90[j] + l2_h2o_bias[j];
+    const T v93 = v88 + v92;
+    const T v94 = T(1) / (T(1) + simdExp(-v93));
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v69 = t67[j] + l2_x2f_bias[j];
-    const T v74 = t72[j] + l2_h2f_bias[j];
-    const T v75 = v69 + v74;
-    const T v76 = T(1) / (T(1) + simdExp(-v75));
+    const T v67 = t65[j] + l2_x2f_bias[j];
+    const T v72 = t70[j] + l2_h2f_bias[j];
+    const T v73 = v67 + v72;
+    const T v74 = T(1) / (T(1) + simdExp(-v73));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v110 = v76 * l2_c[j];
+    const T v106 = v74 * l2_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v80 = t78[j] + l2_x2i_bias[j];
-    const T v84 = t82[j] + l2_h2i_bias[j];
-    const T v85 = v80 + v84;
-    const T v86 = T(1) / (T(1) + simdExp(-v85));
+    const T v78 = t76[j] + l2_x2i_bias[j];
+    const T v82 = t80[j] + l2_h2i_bias[j];
+    const T v83 = v78 + v82;
+    const T v84 = T(1) / (T(1) + simdExp(-v83));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v111 = v86 * v108;
-    const T v112 = v110 + v111;
+    const T v107 = v84 * v104;
+    const T v108 = v106 + v107;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v113 = simdTanh(v112);
-    const T v114 = v96 * v113;
+    const T v109 = simdTanh(v108);
+    const T v110 = v94 * v109;
+    l2_h_next[j] = v110;
 #line 28 "examples/lm/plastic_lstm.dopa"
-    const T v121 = v114 * drop_h2[j];
-    t121_y2[j] = v121;
-    l2_h_next[j] = v114;
-    l2_c_next[j] = v112;
+    const T v117 = v110 * drop_h2[j];
+    t117_y2[j] = v117;
+    l2_c_next[j] = v108;
+    saved_t110[j] = v110;
   }
-#line 498 "lm_plastic_lstm.cpp"
+#line 472 "lm_plastic_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// forward stage 19: dense product (Eigen), [400]
+//   %119 matmul
+template <class T> static void forward_saved_x2f_19(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
+  T *__restrict t117_y2 = a.saved + 20000;                          // [1149] y2
+  T *__restrict t119 = a.saved + 21152;                             // [400]
+#line 49 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t119, 400).noalias() =
+      ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t117_y2, 1149);
+#line 486 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // forward stage 20: dense product (Eigen), [400]
-//   %123 matmul
-template <class T> static void forward_saved_x2f_20(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t121_y2 = a.saved + 17696;                          // [1149] y2
-  T *__restrict t123 = a.saved + 18848;                             // [400]
-#line 49 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t123, 400).noalias() =
-      ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t121_y2, 1149);
-#line 512 "lm_plastic_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// forward stage 21: dense product (Eigen), [400]
-//   %128 matmul
-template <class T> static void forward_saved_h2f_21(const dopa::StepArgs<T> &a) {
+//   %124 matmul
+template <class T> static void forward_saved_h2f_20(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t128 = a.saved + 19248;                             // [400]
+  T *__restrict t124 = a.saved + 21552;                             // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t128, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 525 "lm_plastic_lstm.cpp"
+  Vec<T>(t124, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 499 "lm_plastic_lstm.cpp"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// forward stage 21: dense product (Eigen), [400]
+//   %130 matmul
+template <class T> static void forward_saved_x2i_21(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
+  T *__restrict t117_y2 = a.saved + 20000;                          // [1149] y2
+  T *__restrict t130 = a.saved + 21952;                             // [400]
+#line 50 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t130, 400).noalias() =
+      ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t117_y2, 1149);
+#line 513 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // forward stage 22: dense product (Eigen), [400]
 //   %134 matmul
-template <class T> static void forward_saved_x2i_22(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t121_y2 = a.saved + 17696;                          // [1149] y2
-  T *__restrict t134 = a.saved + 19648;                             // [400]
-#line 50 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t134, 400).noalias() =
-      ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t121_y2, 1149);
-#line 539 "lm_plastic_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// forward stage 23: dense product (Eigen), [400]
-//   %138 matmul
-template <class T> static void forward_saved_h2i_23(const dopa::StepArgs<T> &a) {
+template <class T> static void forward_saved_h2i_22(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t138 = a.saved + 20048;                             // [400]
+  T *__restrict t134 = a.saved + 22352;                             // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t138, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 552 "lm_plastic_lstm.cpp"
+  Vec<T>(t134, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 526 "lm_plastic_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// forward stage 23: dense product (Eigen), [400]
+//   %140 matmul
+template <class T> static void forward_saved_x2o_23(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
+  T *__restrict t117_y2 = a.saved + 20000;                          // [1149] y2
+  T *__restrict t140 = a.saved + 22752;                             // [400]
+#line 51 "examples/lm/plastic_lstm.dopa"
+  Vec<T>(t140, 400).noalias() =
+      ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t117_y2, 1149);
+#line 540 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // forward stage 24: dense product (Eigen), [400]
 //   %144 matmul
-template <class T> static void forward_saved_x2o_24(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t121_y2 = a.saved + 17696;                          // [1149] y2
-  T *__restrict t144 = a.saved + 20448;                             // [400]
-#line 51 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t144, 400).noalias() =
-      ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t121_y2, 1149);
-#line 566 "lm_plastic_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// forward stage 25: dense product (Eigen), [400]
-//   %148 matmul
-template <class T> static void forward_saved_h2o_25(const dopa::StepArgs<T> &a) {
+template <class T> static void forward_saved_h2o_24(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                   // [400]
-  T *__restrict t148 = a.saved + 20848;                             // [400]
+  T *__restrict t144 = a.saved + 23152;                             // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t148, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 579 "lm_plastic_lstm.cpp"
+  Vec<T>(t144, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
+#line 553 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// forward stage 26: dense product (Eigen), [400]
-//   %154 matmul
-template <class T> static void forward_x2c_26(const dopa::StepArgs<T> &a) {
+// forward stage 25: dense product (Eigen), [400]
+//   %150 matmul
+template <class T> static void forward_x2c_25(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t121_y2 = a.saved + 17696;                          // [1149] y2
-  T *__restrict t154 = a.scratch + 5008;                            // [400]
+  T *__restrict t117_y2 = a.saved + 20000;                          // [1149] y2
+  T *__restrict t150 = a.scratch + 2704;                            // [400]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  Vec<T>(t154, 400).noalias() =
-      ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t121_y2, 1149);
-#line 593 "lm_plastic_lstm.cpp"
-}
-
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-//
-// forward stage 27: fused loop nest over [400, 400]
-//   %162 matmul
-template <class T> static void forward_matmul_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t162 = a.scratch + 5408;                   // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
-  for (int i = 0; i < 400; ++i) {
-    T acc162 = T(0);
-#pragma omp simd reduction(+ : acc162)
-    for (int j = 0; j < 400; ++j) {
-#line 52 "examples/lm/plastic_lstm.dopa"
-      const T v160 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v161 = l3_w[i * 400 + j] + v160;
-      acc162 += v161 * l3_h[j];
-    }
-    t162[i] = acc162;
-  }
-#line 617 "lm_plastic_lstm.cpp"
+  Vec<T>(t150, 400).noalias() =
+      ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t117_y2, 1149);
+#line 567 "lm_plastic_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -621,135 +571,175 @@ template <class T> static void forward_matmul_27(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// forward stage 28: fused loop nest over [400]
-//   %164 tanh l3.g
-//   %170 mul l3.hn -> next_state l3.h
-//   %168 add l3.cn -> next_state l3.c
-//   %177 mul y3 -> output logits
-//   %177 mul y3 -> output ar_h
-//   %170 mul l3.hn -> output tar_h
-template <class T> static void forward_l3_g_l3_h_l3_c_logits(const dopa::StepArgs<T> &a) {
-  T *__restrict t154 = a.scratch + 5008;                        // [400]
+// forward stage 26: fused loop nest over [400]
+//   %158 tanh l3.g
+//   %164 mul l3.hn
+//   %162 add l3.cn -> next_state l3.c
+//   %171 mul y3 -> output logits
+//   %171 mul y3 -> output ar_h
+//   %164 mul l3.hn -> output tar_h
+//   %164 mul l3.hn -> saved
+template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepArgs<T> &a) {
+  T *__restrict t150 = a.scratch + 2704;                        // [400]
   const T *__restrict l3_x2c_bias = a.params + kParamL3X2cBias; // [400]
-  T *__restrict t162 = a.scratch + 5408;                        // [400]
-  T *__restrict t164_l3_g = a.saved + 21248;                    // [400] l3.g
-  T *__restrict t144 = a.saved + 20448;                         // [400]
+  const T *__restrict carried_2 = a.state + kStateCarried2;     // [400]
+  T *__restrict t158_l3_g = a.saved + 23552;                    // [400] l3.g
+  T *__restrict t140 = a.saved + 22752;                         // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  T *__restrict t148 = a.saved + 20848;                         // [400]
+  T *__restrict t144 = a.saved + 23152;                         // [400]
   const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  T *__restrict t123 = a.saved + 18848;                         // [400]
+  T *__restrict t119 = a.saved + 21152;                         // [400]
   const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  T *__restrict t128 = a.saved + 19248;                         // [400]
+  T *__restrict t124 = a.saved + 21552;                         // [400]
   const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
   const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  T *__restrict t134 = a.saved + 19648;                         // [400]
+  T *__restrict t130 = a.saved + 21952;                         // [400]
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  T *__restrict t138 = a.saved + 20048;                         // [400]
+  T *__restrict t134 = a.saved + 22352;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;                 // [400] l3.hn
   T *__restrict l3_c_next = a.next + kStateL3C;                 // [400]
   const T *__restrict drop_o = a.inputs[4];                     // [400]
   T *__restrict readout_in_logits = a.outputs[0];               // [400]
   T *__restrict out_ar_h = a.outputs[1];                        // [400]
   T *__restrict out_tar_h = a.outputs[2];                       // [400]
+  T *__restrict saved_t164 = a.saved + 23952;                   // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v156 = t154[j] + l3_x2c_bias[j];
-    const T v163 = v156 + t162[j];
-    const T v164 = simdTanh(v163);
-    t164_l3_g[j] = v164;
+    const T v152 = t150[j] + l3_x2c_bias[j];
+    const T v157 = v152 + carried_2[j];
+    const T v158 = simdTanh(v157);
+    t158_l3_g[j] = v158;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v146 = t144[j] + l3_x2o_bias[j];
-    const T v150 = t148[j] + l3_h2o_bias[j];
-    const T v151 = v146 + v150;
-    const T v152 = T(1) / (T(1) + simdExp(-v151));
+    const T v142 = t140[j] + l3_x2o_bias[j];
+    const T v146 = t144[j] + l3_h2o_bias[j];
+    const T v147 = v142 + v146;
+    const T v148 = T(1) / (T(1) + simdExp(-v147));
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v125 = t123[j] + l3_x2f_bias[j];
-    const T v130 = t128[j] + l3_h2f_bias[j];
-    const T v131 = v125 + v130;
-    const T v132 = T(1) / (T(1) + simdExp(-v131));
+    const T v121 = t119[j] + l3_x2f_bias[j];
+    const T v126 = t124[j] + l3_h2f_bias[j];
+    const T v127 = v121 + v126;
+    const T v128 = T(1) / (T(1) + simdExp(-v127));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v166 = v132 * l3_c[j];
+    const T v160 = v128 * l3_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v136 = t134[j] + l3_x2i_bias[j];
-    const T v140 = t138[j] + l3_h2i_bias[j];
-    const T v141 = v136 + v140;
-    const T v142 = T(1) / (T(1) + simdExp(-v141));
+    const T v132 = t130[j] + l3_x2i_bias[j];
+    const T v136 = t134[j] + l3_h2i_bias[j];
+    const T v137 = v132 + v136;
+    const T v138 = T(1) / (T(1) + simdExp(-v137));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v167 = v142 * v164;
-    const T v168 = v166 + v167;
+    const T v161 = v138 * v158;
+    const T v162 = v160 + v161;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v169 = simdTanh(v168);
-    const T v170 = v152 * v169;
-    l3_h_next[j] = v170;
-    l3_c_next[j] = v168;
+    const T v163 = simdTanh(v162);
+    const T v164 = v148 * v163;
+    l3_h_next[j] = v164;
+    l3_c_next[j] = v162;
 #line 30 "examples/lm/plastic_lstm.dopa"
-    const T v177 = v170 * drop_o[j];
-    readout_in_logits[j] = v177;
-    out_ar_h[j] = v177;
-    out_tar_h[j] = v170;
+    const T v171 = v164 * drop_o[j];
+    readout_in_logits[j] = v171;
+    out_ar_h[j] = v171;
+    out_tar_h[j] = v164;
+    saved_t164[j] = v164;
   }
-#line 694 "lm_plastic_lstm.cpp"
+#line 647 "lm_plastic_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
-// forward stage 29: fused loop nest over [1149, 1149]
-//   %63 clip -> next_state l1.hebb
-//   %119 clip -> next_state l2.hebb
-template <class T> static void forward_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb; // [1149, 1149]
-  const T *__restrict l1_eta = a.params + kParamL1Eta;  // []
-  T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;       // [1149]
-  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;   // [1149, 1149]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb; // [1149, 1149]
-  const T *__restrict l2_eta = a.params + kParamL2Eta;  // []
-  T *__restrict t108_l2_g = a.saved + 16544;            // [1149] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;       // [1149]
-  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;   // [1149, 1149]
+// forward stage 27: fused loop nest over [1149, 1149]
+//   %174 matmul
+//   %177 matmul
+//   %61 clip -> next_state l1.hebb
+//   %115 clip -> next_state l2.hebb
+template <class T>
+static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0;  // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;     // []
+  T *__restrict t48_l1_g = a.saved + 7328;                 // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;            // [1149] l1.hn
+  T *__restrict carried_1_next = a.next + kStateCarried1;  // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;     // []
+  T *__restrict t104_l2_g = a.saved + 17696;               // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;            // [1149] l2.hn
+  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;      // [1149, 1149]
+  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;      // [1149, 1149]
   for (int i = 0; i < 1149; ++i) {
-#pragma omp simd
+    T acc174 = T(0);
+    T acc177 = T(0);
+#pragma omp simd reduction(+ : acc174, acc177)
     for (int j = 0; j < 1149; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v58 = t50_l1_g[i] * l1_h[j];
-      const T v59 = l1_eta[0] * v58;
-      const T v60 = l1_hebb[i * 1149 + j] + v59;
-      const T v63 = v60 < T(-2.0) ? T(-2.0) : (v60 > T(2.0) ? T(2.0) : v60);
-      l1_hebb_next[i * 1149 + j] = v63;
-      const T v116 = t108_l2_g[i] * l2_h[j];
-      const T v117 = l2_eta[0] * v116;
-      const T v118 = l2_hebb[i * 1149 + j] + v117;
-      const T v119 = v118 < T(-2.0) ? T(-2.0) : (v118 > T(2.0) ? T(2.0) : v118);
-      l2_hebb_next[i * 1149 + j] = v119;
+      const T v56 = t48_l1_g[i] * l1_h[j];
+      const T v57 = l1_eta[0] * v56;
+      const T v58 = l1_hebb[i * 1149 + j] + v57;
+      const T v61 = v58 < T(-2.0) ? T(-2.0) : (v58 > T(2.0) ? T(2.0) : v58);
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v172 = l1_alpha[i] * v61;
+      const T v173 = l1_w[i * 1149 + j] + v172;
+      acc174 += v173 * l1_h_next[j];
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v112 = t104_l2_g[i] * l2_h[j];
+      const T v113 = l2_eta[0] * v112;
+      const T v114 = l2_hebb[i * 1149 + j] + v113;
+      const T v115 = v114 < T(-2.0) ? T(-2.0) : (v114 > T(2.0) ? T(2.0) : v114);
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v175 = l2_alpha[i] * v115;
+      const T v176 = l2_w[i * 1149 + j] + v175;
+      acc177 += v176 * l2_h_next[j];
+      l1_hebb_next[i * 1149 + j] = v61;
+      l2_hebb_next[i * 1149 + j] = v115;
     }
+    carried_0_next[i] = acc174;
+    carried_1_next[i] = acc177;
   }
-#line 729 "lm_plastic_lstm.cpp"
+#line 707 "lm_plastic_lstm.cpp"
 }
 
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
-// forward stage 30: fused loop nest over [400, 400]
-//   %175 clip -> next_state l3.hebb
-template <class T> static void forward_l3_hebb(const dopa::StepArgs<T> &a) {
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb; // [400, 400]
-  const T *__restrict l3_eta = a.params + kParamL3Eta;  // []
-  T *__restrict t164_l3_g = a.saved + 21248;            // [400] l3.g
-  const T *__restrict l3_h = a.state + kStateL3H;       // [400]
-  T *__restrict l3_hebb_next = a.next + kStateL3Hebb;   // [400, 400]
+// forward stage 28: fused loop nest over [400, 400]
+//   %180 matmul
+//   %169 clip -> next_state l3.hebb
+template <class T> static void forward_carried_2_l3_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_2_next = a.next + kStateCarried2;  // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
+  const T *__restrict l3_eta = a.params + kParamL3Eta;     // []
+  T *__restrict t158_l3_g = a.saved + 23552;               // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;            // [400] l3.hn
+  T *__restrict l3_hebb_next = a.next + kStateL3Hebb;      // [400, 400]
   for (int i = 0; i < 400; ++i) {
-#pragma omp simd
+    T acc180 = T(0);
+#pragma omp simd reduction(+ : acc180)
     for (int j = 0; j < 400; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v172 = t164_l3_g[i] * l3_h[j];
-      const T v173 = l3_eta[0] * v172;
-      const T v174 = l3_hebb[i * 400 + j] + v173;
-      const T v175 = v174 < T(-2.0) ? T(-2.0) : (v174 > T(2.0) ? T(2.0) : v174);
-      l3_hebb_next[i * 400 + j] = v175;
+      const T v166 = t158_l3_g[i] * l3_h[j];
+      const T v167 = l3_eta[0] * v166;
+      const T v168 = l3_hebb[i * 400 + j] + v167;
+      const T v169 = v168 < T(-2.0) ? T(-2.0) : (v168 > T(2.0) ? T(2.0) : v168);
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v178 = l3_alpha[i] * v169;
+      const T v179 = l3_w[i * 400 + j] + v178;
+      acc180 += v179 * l3_h_next[j];
+      l3_hebb_next[i * 400 + j] = v169;
     }
+    carried_2_next[i] = acc180;
   }
-#line 753 "lm_plastic_lstm.cpp"
+#line 743 "lm_plastic_lstm.cpp"
 }
 
 /// One forward step of PlasticLSTMLM for one batch element.
@@ -764,71 +754,238 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
   forward_saved_x2o(a);
   forward_saved_h2o(a);
   forward_x2c(a);
-  forward_matmul(a);
-  forward_l1_g_y1_l1_h_l1_c(a);
-  forward_saved_x2f_12(a);
-  forward_saved_h2f_13(a);
-  forward_saved_x2i_14(a);
-  forward_saved_h2i_15(a);
-  forward_saved_x2o_16(a);
-  forward_saved_h2o_17(a);
-  forward_x2c_18(a);
-  forward_l2_g_y2_l2_h_l2_c(a);
-  forward_saved_x2f_20(a);
-  forward_saved_h2f_21(a);
-  forward_saved_x2i_22(a);
-  forward_saved_h2i_23(a);
-  forward_saved_x2o_24(a);
-  forward_saved_h2o_25(a);
-  forward_x2c_26(a);
-  forward_matmul_27(a);
-  forward_l3_g_l3_h_l3_c_logits(a);
-  forward_l1_hebb_l2_hebb(a);
-  forward_l3_hebb(a);
+  forward_l1_g_l1_hn_y1_l1_c(a);
+  forward_saved_x2f_11(a);
+  forward_saved_h2f_12(a);
+  forward_saved_x2i_13(a);
+  forward_saved_h2i_14(a);
+  forward_saved_x2o_15(a);
+  forward_saved_h2o_16(a);
+  forward_x2c_17(a);
+  forward_l2_g_l2_hn_y2_l2_c(a);
+  forward_saved_x2f_19(a);
+  forward_saved_h2f_20(a);
+  forward_saved_x2i_21(a);
+  forward_saved_h2i_22(a);
+  forward_saved_x2o_23(a);
+  forward_saved_h2o_24(a);
+  forward_x2c_25(a);
+  forward_l3_g_l3_hn_l3_c_logits(a);
+  forward_carried_0_carried_1_l1_hebb_l2_hebb(a);
+  forward_carried_2_l3_hebb(a);
 }
 
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // param  eta : [] = 0.01
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
 // backward stage 0: fused loop nest over [400, 400]
-//   %200 reduce_to
-//   %203 matmul
-//   %204 matmul
-template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
-  const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
-  const T *__restrict t164_l3_g = a.saved + 21248;                // [400] l3.g
-  const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t200 = a.scratch + 0;                             // []
-  T *__restrict t203 = a.scratch + 16;                            // [400]
-  T *__restrict t204 = a.scratch + 416;                           // [400]
-  t200[0] = T(0);
+//   %199 matmul
+//   %202 reduce_to
+//   %230 reduce_to
+//   %233 matmul
+//   %234 matmul
+//   %228 mul -> grad_prev l3.hebb
+template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t199 = a.scratch + 0;                                 // [400]
+  const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
+  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;               // [400, 400]
+  const T *__restrict l3_eta = a.params + kParamL3Eta;                // []
+  const T *__restrict t158_l3_g = a.saved + 23552;                    // [400] l3.g
+  const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
+  const T *__restrict t164_l3_hn = a.saved + 23952;                   // [400] l3.hn
+  T *__restrict t202 = a.scratch + 400;                               // [400, 1]
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb;     // [400, 400] d l3.hebb'
+  T *__restrict t230 = a.scratch + 5408;                              // []
+  T *__restrict t233 = a.scratch + 5424;                              // [400]
+  T *__restrict t234 = a.scratch + 5824;                              // [400]
+  T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;                // [400, 400]
   for (int e = 0; e < 400; ++e)
-    t204[e] = T(0);
+    t199[e] = T(0);
+  for (int e = 0; e < 400; ++e)
+    t202[e] = T(0);
+  t230[0] = T(0);
+  for (int e = 0; e < 400; ++e)
+    t234[e] = T(0);
   for (int i = 0; i < 400; ++i) {
-    T acc200 = T(0);
-    T acc203 = T(0);
-#pragma omp simd reduction(+ : acc200, acc203)
+    T acc202 = T(0);
+    T acc230 = T(0);
+    T acc233 = T(0);
+#pragma omp simd reduction(+ : acc202, acc230, acc233)
     for (int j = 0; j < 400; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v172 = t164_l3_g[i] * l3_h[j];
-      const T v173 = l3_eta[0] * v172;
-      const T v174 = l3_hebb[i * 400 + j] + v173;
-      const T v197 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
-      const T v198 = d_l3_hebb_next[i * 400 + j] * v197;
-      const T v199 = v198 * v172;
-#line 47 "examples/lm/plastic_lstm.dopa"
-      acc200 += v199;
+      const T v166 = t158_l3_g[i] * l3_h[j];
+      const T v167 = l3_eta[0] * v166;
+      const T v168 = l3_hebb[i * 400 + j] + v167;
+      const T v169 = v168 < T(-2.0) ? T(-2.0) : (v168 > T(2.0) ? T(2.0) : v168);
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v178 = l3_alpha[i] * v169;
+      const T v179 = l3_w[i * 400 + j] + v178;
+      t199[j] += d_carried_2_next[i] * v179;
+      const T v198 = d_carried_2_next[i] * t164_l3_hn[j];
+      const T v201 = v198 * v169;
+#line 46 "examples/lm/plastic_lstm.dopa"
+      acc202 += v201;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v204 = v198 * l3_alpha[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v202 = v198 * l3_eta[0];
-      acc203 += v202 * l3_h[j];
-      t204[j] += t164_l3_g[i] * v202;
+      const T v205 = d_l3_hebb_next[i * 400 + j] + v204;
+      const T v227 = T(-2.0) <= v168 && v168 <= T(2.0) ? T(1) : T(0);
+      const T v228 = v205 * v227;
+      const T v229 = v228 * v166;
+#line 47 "examples/lm/plastic_lstm.dopa"
+      acc230 += v229;
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v232 = v228 * l3_eta[0];
+      acc233 += v232 * l3_h[j];
+      t234[j] += t158_l3_g[i] * v232;
+      d_l3_hebb[i * 400 + j] = v228;
     }
-    t200[0] += acc200;
-    t203[i] = acc203;
+    t202[i] += acc202;
+    t230[0] += acc230;
+    t233[i] = acc233;
   }
-#line 832 "lm_plastic_lstm.cpp"
+#line 852 "lm_plastic_lstm.cpp"
+}
+
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// param  eta : [] = 0.01
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+// hebb' = clip(hebb + eta * outer(g, h), -2, 2)
+//
+// backward stage 1: fused loop nest over [1149, 1149]
+//   %207 matmul
+//   %210 reduce_to
+//   %215 matmul
+//   %218 reduce_to
+//   %292 reduce_to
+//   %295 matmul
+//   %296 matmul
+//   %353 reduce_to
+//   %356 matmul
+//   %357 matmul
+//   %351 mul -> grad_prev l1.hebb
+//   %290 mul -> grad_prev l2.hebb
+template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t207 = a.scratch + 800;                               // [1149]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [1149, 1149]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;                // []
+  const T *__restrict t104_l2_g = a.saved + 17696;                    // [1149] l2.g
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
+  const T *__restrict t110_l2_hn = a.saved + 18848;                   // [1149] l2.hn
+  T *__restrict t210 = a.scratch + 1952;                              // [1149, 1]
+  T *__restrict t215 = a.scratch + 3104;                              // [1149]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [1149, 1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;                // []
+  const T *__restrict t48_l1_g = a.saved + 7328;                      // [1149] l1.g
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
+  const T *__restrict t54_l1_hn = a.saved + 8480;                     // [1149] l1.hn
+  T *__restrict t218 = a.scratch + 4256;                              // [1149, 1]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [1149, 1149] d l2.hebb'
+  T *__restrict t292 = a.scratch + 12032;                             // []
+  T *__restrict t295 = a.scratch + 12048;                             // [1149]
+  T *__restrict t296 = a.scratch + 13200;                             // [1149]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [1149, 1149] d l1.hebb'
+  T *__restrict t353 = a.scratch + 22416;                             // []
+  T *__restrict t356 = a.scratch + 22432;                             // [1149]
+  T *__restrict t357 = a.scratch + 23584;                             // [1149]
+  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [1149, 1149]
+  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [1149, 1149]
+  for (int e = 0; e < 1149; ++e)
+    t207[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t210[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t215[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t218[e] = T(0);
+  t292[0] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t296[e] = T(0);
+  t353[0] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t357[e] = T(0);
+  for (int i = 0; i < 1149; ++i) {
+    T acc210 = T(0);
+    T acc218 = T(0);
+    T acc292 = T(0);
+    T acc295 = T(0);
+    T acc353 = T(0);
+    T acc356 = T(0);
+#pragma omp simd reduction(+ : acc210, acc218, acc292, acc295, acc353, acc356)
+    for (int j = 0; j < 1149; ++j) {
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v112 = t104_l2_g[i] * l2_h[j];
+      const T v113 = l2_eta[0] * v112;
+      const T v114 = l2_hebb[i * 1149 + j] + v113;
+      const T v115 = v114 < T(-2.0) ? T(-2.0) : (v114 > T(2.0) ? T(2.0) : v114);
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v175 = l2_alpha[i] * v115;
+      const T v176 = l2_w[i * 1149 + j] + v175;
+      t207[j] += d_carried_1_next[i] * v176;
+      const T v206 = d_carried_1_next[i] * t110_l2_hn[j];
+      const T v209 = v206 * v115;
+#line 46 "examples/lm/plastic_lstm.dopa"
+      acc210 += v209;
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v56 = t48_l1_g[i] * l1_h[j];
+      const T v57 = l1_eta[0] * v56;
+      const T v58 = l1_hebb[i * 1149 + j] + v57;
+      const T v61 = v58 < T(-2.0) ? T(-2.0) : (v58 > T(2.0) ? T(2.0) : v58);
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v172 = l1_alpha[i] * v61;
+      const T v173 = l1_w[i * 1149 + j] + v172;
+      t215[j] += d_carried_0_next[i] * v173;
+      const T v214 = d_carried_0_next[i] * t54_l1_hn[j];
+      const T v217 = v214 * v61;
+#line 46 "examples/lm/plastic_lstm.dopa"
+      acc218 += v217;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v212 = v206 * l2_alpha[i];
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v213 = d_l2_hebb_next[i * 1149 + j] + v212;
+      const T v289 = T(-2.0) <= v114 && v114 <= T(2.0) ? T(1) : T(0);
+      const T v290 = v213 * v289;
+      const T v291 = v290 * v112;
+#line 47 "examples/lm/plastic_lstm.dopa"
+      acc292 += v291;
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v294 = v290 * l2_eta[0];
+      acc295 += v294 * l2_h[j];
+      t296[j] += t104_l2_g[i] * v294;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v220 = v214 * l1_alpha[i];
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v221 = d_l1_hebb_next[i * 1149 + j] + v220;
+      const T v350 = T(-2.0) <= v58 && v58 <= T(2.0) ? T(1) : T(0);
+      const T v351 = v221 * v350;
+      const T v352 = v351 * v56;
+#line 47 "examples/lm/plastic_lstm.dopa"
+      acc353 += v352;
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v355 = v351 * l1_eta[0];
+      acc356 += v355 * l1_h[j];
+      t357[j] += t48_l1_g[i] * v355;
+      d_l1_hebb[i * 1149 + j] = v351;
+      d_l2_hebb[i * 1149 + j] = v290;
+    }
+    t210[i] += acc210;
+    t218[i] += acc218;
+    t292[0] += acc292;
+    t295[i] = acc295;
+    t353[0] += acc353;
+    t356[i] = acc356;
+  }
+#line 989 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -837,370 +994,257 @@ template <class T> static void backward_eta_outer(const dopa::StepArgs<T> &a) {
 // o = sigmoid(x2o(x) + h2o(h))
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
+// hn = o * tanh(cn)
 //
-// backward stage 1: fused loop nest over [400]
-//   %219 mul
-//   %233 mul
-//   %244 mul
+// backward stage 2: fused loop nest over [400]
+//   %249 mul
 //   %255 mul
-//   %216 mul -> grad_prev l3.c
+//   %266 mul
+//   %277 mul
+//   %246 mul -> grad_prev l3.c
 //   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %255 mul += grad l3.x2f.bias
-//   %126 state -> record (a factor of deferred outer-product gradients)
-//   %255 mul += grad l3.h2f.bias
-//   %244 mul += grad l3.x2i.bias
-//   %244 mul += grad l3.h2i.bias
-//   %233 mul += grad l3.x2o.bias
-//   %233 mul += grad l3.h2o.bias
-//   %219 mul += grad l3.x2c.bias
+//   %277 mul += grad l3.x2f.bias
+//   %122 state -> record (a factor of deferred outer-product gradients)
+//   %277 mul += grad l3.h2f.bias
+//   %266 mul += grad l3.x2i.bias
+//   %266 mul += grad l3.h2i.bias
+//   %255 mul += grad l3.x2o.bias
+//   %255 mul += grad l3.h2o.bias
+//   %249 mul -> record (a factor of deferred outer-product gradients)
+//   %249 mul += grad l3.x2c.bias
+//   %197 grad_state d carried.2' -> record (a factor of deferred outer-product gradients)
+//   %164 mul l3.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
-static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t203 = a.scratch + 16;                          // [400]
-  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
-  const T *__restrict d_out_tar_h = a.gradOutputs[2];           // [400] d tar_h
-  const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
-  const T *__restrict d_readout_in_logits = a.gradOutputs[0];   // [400] d logits
-  const T *__restrict d_out_ar_h = a.gradOutputs[1];            // [400] d ar_h
-  const T *__restrict drop_o = a.inputs[4];                     // [400]
-  const T *__restrict t144 = a.saved + 20448;                   // [400]
-  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias; // [400]
-  const T *__restrict t148 = a.saved + 20848;                   // [400]
-  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias; // [400]
-  const T *__restrict t123 = a.saved + 18848;                   // [400]
-  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias; // [400]
-  const T *__restrict t128 = a.saved + 19248;                   // [400]
-  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias; // [400]
-  const T *__restrict l3_c = a.state + kStateL3C;               // [400]
-  const T *__restrict t134 = a.saved + 19648;                   // [400]
-  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
-  const T *__restrict t138 = a.saved + 20048;                   // [400]
-  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  const T *__restrict t164_l3_g = a.saved + 21248;              // [400] l3.g
-  T *__restrict t219 = a.record + 15824;                        // [400]
-  T *__restrict t233 = a.record + 15424;                        // [400]
-  T *__restrict t244 = a.record + 15024;                        // [400]
-  T *__restrict t255 = a.record + 13072;                        // [400]
-  T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
-  const T *__restrict t7_x = a.saved + 16;                      // [400] x
-  T *__restrict record1 = a.record + 1152;                      // [400]
-  T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;      // [400]
-  const T *__restrict l3_h = a.state + kStateL3H;               // [400]
-  T *__restrict record14 = a.record + 14624;                    // [400]
-  T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;      // [400]
-  T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;      // [400]
-  T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;      // [400]
-  T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;      // [400]
-  T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;      // [400]
-  T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;      // [400]
+static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t233 = a.scratch + 5424;                              // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;           // [400] d l3.c'
+  const T *__restrict d_out_tar_h = a.gradOutputs[2];                 // [400] d tar_h
+  const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;           // [400] d l3.h'
+  T *__restrict t199 = a.scratch + 0;                                 // [400]
+  const T *__restrict d_readout_in_logits = a.gradOutputs[0];         // [400] d logits
+  const T *__restrict d_out_ar_h = a.gradOutputs[1];                  // [400] d ar_h
+  const T *__restrict drop_o = a.inputs[4];                           // [400]
+  const T *__restrict t140 = a.saved + 22752;                         // [400]
+  const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;       // [400]
+  const T *__restrict t144 = a.saved + 23152;                         // [400]
+  const T *__restrict l3_h2o_bias = a.params + kParamL3H2oBias;       // [400]
+  const T *__restrict t119 = a.saved + 21152;                         // [400]
+  const T *__restrict l3_x2f_bias = a.params + kParamL3X2fBias;       // [400]
+  const T *__restrict t124 = a.saved + 21552;                         // [400]
+  const T *__restrict l3_h2f_bias = a.params + kParamL3H2fBias;       // [400]
+  const T *__restrict l3_c = a.state + kStateL3C;                     // [400]
+  const T *__restrict t130 = a.saved + 21952;                         // [400]
+  const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias;       // [400]
+  const T *__restrict t134 = a.saved + 22352;                         // [400]
+  const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;       // [400]
+  const T *__restrict t158_l3_g = a.saved + 23552;                    // [400] l3.g
+  T *__restrict d_carried_2 = a.gradPrev + kStateCarried2;            // [400]
+  T *__restrict t255 = a.record + 20032;                              // [400]
+  T *__restrict t266 = a.record + 19632;                              // [400]
+  T *__restrict t277 = a.record + 17680;                              // [400]
+  T *__restrict d_l3_c = a.gradPrev + kStateL3C;                      // [400]
+  const T *__restrict t7_x = a.saved + 16;                            // [400] x
+  T *__restrict record1 = a.record + 1152;                            // [400]
+  T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;            // [400]
+  const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
+  T *__restrict record18 = a.record + 19232;                          // [400]
+  T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;            // [400]
+  T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;            // [400]
+  T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;            // [400]
+  T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;            // [400]
+  T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;            // [400]
+  T *__restrict record21 = a.record + 20432;                          // [400]
+  T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;            // [400]
+  const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
+  T *__restrict record22 = a.record + 20832;                          // [400]
+  const T *__restrict t164_l3_hn = a.saved + 23952;                   // [400] l3.hn
+  T *__restrict record23 = a.record + 21232;                          // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v189 = d_out_tar_h[j] + d_l3_h_next[j];
+    const T v192 = d_out_tar_h[j] + d_l3_h_next[j];
+    const T v200 = v192 + t199[j];
 #line 30 "examples/lm/plastic_lstm.dopa"
-    const T v180 = d_readout_in_logits[j] + d_out_ar_h[j];
-    const T v193 = v180 * drop_o[j];
+    const T v183 = d_readout_in_logits[j] + d_out_ar_h[j];
+    const T v223 = v183 * drop_o[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v194 = v189 + v193;
+    const T v224 = v200 + v223;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v146 = t144[j] + l3_x2o_bias[j];
-    const T v150 = t148[j] + l3_h2o_bias[j];
-    const T v151 = v146 + v150;
-    const T v152 = T(1) / (T(1) + simdExp(-v151));
+    const T v142 = t140[j] + l3_x2o_bias[j];
+    const T v146 = t144[j] + l3_h2o_bias[j];
+    const T v147 = v142 + v146;
+    const T v148 = T(1) / (T(1) + simdExp(-v147));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v206 = v194 * v152;
+    const T v236 = v224 * v148;
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v125 = t123[j] + l3_x2f_bias[j];
-    const T v130 = t128[j] + l3_h2f_bias[j];
-    const T v131 = v125 + v130;
-    const T v132 = T(1) / (T(1) + simdExp(-v131));
+    const T v121 = t119[j] + l3_x2f_bias[j];
+    const T v126 = t124[j] + l3_h2f_bias[j];
+    const T v127 = v121 + v126;
+    const T v128 = T(1) / (T(1) + simdExp(-v127));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v166 = v132 * l3_c[j];
+    const T v160 = v128 * l3_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v136 = t134[j] + l3_x2i_bias[j];
-    const T v140 = t138[j] + l3_h2i_bias[j];
-    const T v141 = v136 + v140;
-    const T v142 = T(1) / (T(1) + simdExp(-v141));
+    const T v132 = t130[j] + l3_x2i_bias[j];
+    const T v136 = t134[j] + l3_h2i_bias[j];
+    const T v137 = v132 + v136;
+    const T v138 = T(1) / (T(1) + simdExp(-v137));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v167 = v142 * t164_l3_g[j];
-    const T v168 = v166 + v167;
+    const T v161 = v138 * t158_l3_g[j];
+    const T v162 = v160 + v161;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v169 = simdTanh(v168);
-    const T v208 = v169 * v169;
-    const T v209 = T(1.0) - v208;
-    const T v210 = v206 * v209;
+    const T v163 = simdTanh(v162);
+    const T v238 = v163 * v163;
+    const T v239 = T(1.0) - v238;
+    const T v240 = v236 * v239;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v211 = d_l3_c_next[j] + v210;
-    const T v213 = v211 * v142;
+    const T v241 = d_l3_c_next[j] + v240;
+    const T v243 = v241 * v138;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v214 = t203[j] + v213;
-    const T v217 = t164_l3_g[j] * t164_l3_g[j];
-    const T v218 = T(1.0) - v217;
-    const T v219 = v214 * v218;
-    t219[j] = v219;
+    const T v244 = t233[j] + v243;
+    const T v247 = t158_l3_g[j] * t158_l3_g[j];
+    const T v248 = T(1.0) - v247;
+    const T v249 = v244 * v248;
+    d_carried_2[j] = v249;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v205 = v194 * v169;
+    const T v235 = v224 * v163;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v231 = T(1.0) - v152;
-    const T v232 = v152 * v231;
-    const T v233 = v205 * v232;
-    t233[j] = v233;
-#line 53 "examples/lm/plastic_lstm.dopa"
-    const T v212 = v211 * t164_l3_g[j];
-#line 50 "examples/lm/plastic_lstm.dopa"
-    const T v242 = T(1.0) - v142;
-    const T v243 = v142 * v242;
-    const T v244 = v212 * v243;
-    t244[j] = v244;
-#line 53 "examples/lm/plastic_lstm.dopa"
-    const T v215 = v211 * l3_c[j];
-#line 49 "examples/lm/plastic_lstm.dopa"
-    const T v253 = T(1.0) - v132;
-    const T v254 = v132 * v253;
-    const T v255 = v215 * v254;
+    const T v253 = T(1.0) - v148;
+    const T v254 = v148 * v253;
+    const T v255 = v235 * v254;
     t255[j] = v255;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v216 = v211 * v132;
-    d_l3_c[j] = v216;
+    const T v242 = v241 * t158_l3_g[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+    const T v264 = T(1.0) - v138;
+    const T v265 = v138 * v264;
+    const T v266 = v242 * v265;
+    t266[j] = v266;
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v245 = v241 * l3_c[j];
+#line 49 "examples/lm/plastic_lstm.dopa"
+    const T v275 = T(1.0) - v128;
+    const T v276 = v128 * v275;
+    const T v277 = v245 * v276;
+    t277[j] = v277;
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v246 = v241 * v128;
+    d_l3_c[j] = v246;
     record1[j] = t7_x[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2f_bias[j] += v255;
-    record14[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v255;
+    d_l3_x2f_bias[j] += v277;
+    record18[j] = l3_h[j];
+    d_l3_h2f_bias[j] += v277;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2i_bias[j] += v244;
-    d_l3_h2i_bias[j] += v244;
+    d_l3_x2i_bias[j] += v266;
+    d_l3_h2i_bias[j] += v266;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2o_bias[j] += v233;
-    d_l3_h2o_bias[j] += v233;
+    d_l3_x2o_bias[j] += v255;
+    d_l3_h2o_bias[j] += v255;
+    record21[j] = v249;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2c_bias[j] += v219;
+    d_l3_x2c_bias[j] += v249;
+    record22[j] = d_carried_2_next[j];
+    record23[j] = t164_l3_hn[j];
   }
-#line 979 "lm_plastic_lstm.cpp"
-}
-
-// state  hebb : [H, H] = 0
-// param  alpha : [H, 1] ~ uniform(0, 0.0001)
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-//
-// backward stage 2: fused loop nest over [400, 400]
-//   %221 matmul
-//   %224 reduce_to
-//   %227 add -> grad_prev l3.hebb
-template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t221 = a.scratch + 816;                           // [400]
-  T *__restrict t219 = a.record + 15824;                          // [400]
-  const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
-  const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
-  const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
-  const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t224 = a.scratch + 1216;                          // [400, 1]
-  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
-  const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
-  const T *__restrict t164_l3_g = a.saved + 21248;                // [400] l3.g
-  T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;            // [400, 400]
-  for (int e = 0; e < 400; ++e)
-    t221[e] = T(0);
-  for (int e = 0; e < 400; ++e)
-    t224[e] = T(0);
-  for (int i = 0; i < 400; ++i) {
-    T acc224 = T(0);
-#pragma omp simd reduction(+ : acc224)
-    for (int j = 0; j < 400; ++j) {
-#line 52 "examples/lm/plastic_lstm.dopa"
-      const T v160 = l3_alpha[i] * l3_hebb[i * 400 + j];
-      const T v161 = l3_w[i * 400 + j] + v160;
-      t221[j] += t219[i] * v161;
-      const T v220 = t219[i] * l3_h[j];
-      const T v223 = v220 * l3_hebb[i * 400 + j];
-#line 46 "examples/lm/plastic_lstm.dopa"
-      acc224 += v223;
-#line 57 "examples/lm/plastic_lstm.dopa"
-      const T v172 = t164_l3_g[i] * l3_h[j];
-      const T v173 = l3_eta[0] * v172;
-      const T v174 = l3_hebb[i * 400 + j] + v173;
-      const T v197 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
-      const T v198 = d_l3_hebb_next[i * 400 + j] * v197;
-#line 52 "examples/lm/plastic_lstm.dopa"
-      const T v226 = v220 * l3_alpha[i];
-#line 37 "examples/lm/plastic_lstm.dopa"
-      const T v227 = v198 + v226;
-      d_l3_hebb[i * 400 + j] = v227;
-    }
-    t224[i] += acc224;
-  }
-#line 1032 "lm_plastic_lstm.cpp"
+#line 1150 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 3: dense product (Eigen), [1149]
-//   %230 matmul
+//   %252 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t219 = a.record + 15824;                            // [400]
+  T *__restrict d_carried_2 = a.gradPrev + kStateCarried2;          // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t230 = a.scratch + 1616;                            // [1149]
+  T *__restrict t252 = a.scratch + 6224;                            // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t230, 1149).noalias() =
-      ConstRowVec<T>(t219, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1046 "lm_plastic_lstm.cpp"
+  RowVec<T>(t252, 1149).noalias() =
+      ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
+#line 1164 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 4: dense product (Eigen), [400]
-//   %236 matmul
+//   %258 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t233 = a.record + 15424;                            // [400]
+  T *__restrict t255 = a.record + 20032;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t236 = a.scratch + 2768;                            // [400]
+  T *__restrict t258 = a.scratch + 7376;                            // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t236, 400).noalias() =
-      ConstRowVec<T>(t233, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1060 "lm_plastic_lstm.cpp"
+  RowVec<T>(t258, 400).noalias() =
+      ConstRowVec<T>(t255, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 1178 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 5: dense product (Eigen), [1149]
-//   %240 matmul
+//   %262 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t233 = a.record + 15424;                            // [400]
+  T *__restrict t255 = a.record + 20032;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t240 = a.scratch + 3168;                            // [1149]
+  T *__restrict t262 = a.scratch + 7776;                            // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t240, 1149).noalias() =
-      ConstRowVec<T>(t233, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1074 "lm_plastic_lstm.cpp"
+  RowVec<T>(t262, 1149).noalias() =
+      ConstRowVec<T>(t255, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
+#line 1192 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 6: dense product (Eigen), [400]
-//   %247 matmul
+//   %269 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t244 = a.record + 15024;                            // [400]
+  T *__restrict t266 = a.record + 19632;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t247 = a.scratch + 4320;                            // [400]
+  T *__restrict t269 = a.scratch + 8928;                            // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t247, 400).noalias() =
-      ConstRowVec<T>(t244, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1088 "lm_plastic_lstm.cpp"
+  RowVec<T>(t269, 400).noalias() =
+      ConstRowVec<T>(t266, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 1206 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 7: dense product (Eigen), [1149]
-//   %251 matmul
+//   %273 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t244 = a.record + 15024;                            // [400]
+  T *__restrict t266 = a.record + 19632;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t251 = a.scratch + 4720;                            // [1149]
+  T *__restrict t273 = a.scratch + 9328;                            // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t251, 1149).noalias() =
-      ConstRowVec<T>(t244, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1102 "lm_plastic_lstm.cpp"
+  RowVec<T>(t273, 1149).noalias() =
+      ConstRowVec<T>(t266, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
+#line 1220 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 8: dense product (Eigen), [400]
-//   %258 matmul
+//   %280 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t255 = a.record + 13072;                            // [400]
+  T *__restrict t277 = a.record + 17680;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t258 = a.scratch + 5872;                            // [400]
+  T *__restrict t280 = a.scratch + 10480;                           // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t258, 400).noalias() =
-      ConstRowVec<T>(t255, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1116 "lm_plastic_lstm.cpp"
+  RowVec<T>(t280, 400).noalias() =
+      ConstRowVec<T>(t277, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 1234 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 9: dense product (Eigen), [1149]
-//   %262 matmul
+//   %284 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t255 = a.record + 13072;                            // [400]
+  T *__restrict t277 = a.record + 17680;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t262 = a.scratch + 6272;                            // [1149]
+  T *__restrict t284 = a.scratch + 10880;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t262, 1149).noalias() =
-      ConstRowVec<T>(t255, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1130 "lm_plastic_lstm.cpp"
-}
-
-// param  eta : [] = 0.01
-// hebb' = clip(hebb + eta * outer(g, h), -2, 2)
-//
-// backward stage 10: fused loop nest over [1149, 1149]
-//   %270 reduce_to
-//   %273 matmul
-//   %274 matmul
-//   %339 reduce_to
-//   %342 matmul
-//   %343 matmul
-template <class T> static void backward_eta_outer_10(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
-  const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
-  const T *__restrict t108_l2_g = a.saved + 16544;                // [1149] l2.g
-  const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t270 = a.scratch + 7424;                          // []
-  T *__restrict t273 = a.scratch + 7440;                          // [1149]
-  T *__restrict t274 = a.scratch + 8592;                          // [1149]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
-  const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
-  const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
-  const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t339 = a.scratch + 20112;                         // []
-  T *__restrict t342 = a.scratch + 20128;                         // [1149]
-  T *__restrict t343 = a.scratch + 21280;                         // [1149]
-  t270[0] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t274[e] = T(0);
-  t339[0] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t343[e] = T(0);
-  for (int i = 0; i < 1149; ++i) {
-    T acc270 = T(0);
-    T acc273 = T(0);
-    T acc339 = T(0);
-    T acc342 = T(0);
-#pragma omp simd reduction(+ : acc270, acc273, acc339, acc342)
-    for (int j = 0; j < 1149; ++j) {
-#line 57 "examples/lm/plastic_lstm.dopa"
-      const T v116 = t108_l2_g[i] * l2_h[j];
-      const T v117 = l2_eta[0] * v116;
-      const T v118 = l2_hebb[i * 1149 + j] + v117;
-      const T v267 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
-      const T v268 = d_l2_hebb_next[i * 1149 + j] * v267;
-      const T v269 = v268 * v116;
-#line 47 "examples/lm/plastic_lstm.dopa"
-      acc270 += v269;
-#line 57 "examples/lm/plastic_lstm.dopa"
-      const T v272 = v268 * l2_eta[0];
-      acc273 += v272 * l2_h[j];
-      t274[j] += t108_l2_g[i] * v272;
-      const T v58 = t50_l1_g[i] * l1_h[j];
-      const T v59 = l1_eta[0] * v58;
-      const T v60 = l1_hebb[i * 1149 + j] + v59;
-      const T v336 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
-      const T v337 = d_l1_hebb_next[i * 1149 + j] * v336;
-      const T v338 = v337 * v58;
-#line 47 "examples/lm/plastic_lstm.dopa"
-      acc339 += v338;
-#line 57 "examples/lm/plastic_lstm.dopa"
-      const T v341 = v337 * l1_eta[0];
-      acc342 += v341 * l1_h[j];
-      t343[j] += t50_l1_g[i] * v341;
-    }
-    t270[0] += acc270;
-    t273[i] = acc273;
-    t339[0] += acc339;
-    t342[i] = acc342;
-  }
-#line 1204 "lm_plastic_lstm.cpp"
+  RowVec<T>(t284, 1149).noalias() =
+      ConstRowVec<T>(t277, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
+#line 1248 "lm_plastic_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1210,305 +1254,275 @@ template <class T> static void backward_eta_outer_10(const dopa::StepArgs<T> &a)
 // o = sigmoid(x2o(x) + h2o(h))
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
+// hn = o * tanh(cn)
 //
-// backward stage 11: fused loop nest over [1149]
-//   %288 mul
-//   %302 mul
-//   %313 mul
-//   %324 mul
-//   %285 mul -> grad_prev l2.c
+// backward stage 10: fused loop nest over [1149]
+//   %310 mul
+//   %316 mul
+//   %327 mul
+//   %338 mul
+//   %307 mul -> grad_prev l2.c
 //   %12 state -> record (a factor of deferred outer-product gradients)
-//   %65 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %324 mul += grad l2.x2f.bias
-//   %70 state -> record (a factor of deferred outer-product gradients)
-//   %324 mul += grad l2.h2f.bias
-//   %313 mul += grad l2.x2i.bias
-//   %313 mul += grad l2.h2i.bias
-//   %302 mul += grad l2.x2o.bias
-//   %302 mul += grad l2.h2o.bias
-//   %288 mul += grad l2.x2c.bias
-//   %121 mul y2 -> record (a factor of deferred outer-product gradients)
+//   %195 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %54 mul l1.hn -> record (a factor of deferred outer-product gradients)
+//   %63 mul y1 -> record (a factor of deferred outer-product gradients)
+//   %338 mul += grad l2.x2f.bias
+//   %68 state -> record (a factor of deferred outer-product gradients)
+//   %338 mul += grad l2.h2f.bias
+//   %327 mul += grad l2.x2i.bias
+//   %327 mul += grad l2.h2i.bias
+//   %316 mul += grad l2.x2o.bias
+//   %316 mul += grad l2.h2o.bias
+//   %310 mul -> record (a factor of deferred outer-product gradients)
+//   %310 mul += grad l2.x2c.bias
+//   %196 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
+//   %110 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %117 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
-static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t273 = a.scratch + 7440;                        // [1149]
-  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1149] d l2.c'
-  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1149] d l2.h'
-  T *__restrict t230 = a.scratch + 1616;                        // [1149]
-  T *__restrict t240 = a.scratch + 3168;                        // [1149]
-  T *__restrict t251 = a.scratch + 4720;                        // [1149]
-  T *__restrict t262 = a.scratch + 6272;                        // [1149]
-  const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
-  const T *__restrict t88 = a.saved + 14240;                    // [1149]
-  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
-  const T *__restrict t92 = a.saved + 15392;                    // [1149]
-  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias; // [1149]
-  const T *__restrict t67 = a.saved + 9632;                     // [1149]
-  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias; // [1149]
-  const T *__restrict t72 = a.saved + 10784;                    // [1149]
-  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias; // [1149]
-  const T *__restrict l2_c = a.state + kStateL2C;               // [1149]
-  const T *__restrict t78 = a.saved + 11936;                    // [1149]
-  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
-  const T *__restrict t82 = a.saved + 13088;                    // [1149]
-  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
-  const T *__restrict t108_l2_g = a.saved + 16544;              // [1149] l2.g
-  T *__restrict t288 = a.record + 11920;                        // [1149]
-  T *__restrict t302 = a.record + 10768;                        // [1149]
-  T *__restrict t313 = a.record + 9616;                         // [1149]
-  T *__restrict t324 = a.record + 6160;                         // [1149]
-  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1149]
-  const T *__restrict l1_h = a.state + kStateL1H;               // [1149]
-  T *__restrict record2 = a.record + 1552;                      // [1149]
-  const T *__restrict t65_y1 = a.saved + 8480;                  // [1149] y1
-  T *__restrict record7 = a.record + 7312;                      // [1149]
-  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;      // [1149]
-  const T *__restrict l2_h = a.state + kStateL2H;               // [1149]
-  T *__restrict record8 = a.record + 8464;                      // [1149]
-  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;      // [1149]
-  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;      // [1149]
-  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;      // [1149]
-  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;      // [1149]
-  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;      // [1149]
-  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [1149]
-  const T *__restrict t121_y2 = a.saved + 17696;                // [1149] y2
-  T *__restrict record13 = a.record + 13472;                    // [1149]
+static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t295 = a.scratch + 12048;                             // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [1149] d l2.c'
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [1149] d l2.h'
+  T *__restrict t207 = a.scratch + 800;                               // [1149]
+  T *__restrict t252 = a.scratch + 6224;                              // [1149]
+  T *__restrict t262 = a.scratch + 7776;                              // [1149]
+  T *__restrict t273 = a.scratch + 9328;                              // [1149]
+  T *__restrict t284 = a.scratch + 10880;                             // [1149]
+  const T *__restrict drop_h2 = a.inputs[3];                          // [1149]
+  const T *__restrict t86 = a.saved + 15392;                          // [1149]
+  const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;       // [1149]
+  const T *__restrict t90 = a.saved + 16544;                          // [1149]
+  const T *__restrict l2_h2o_bias = a.params + kParamL2H2oBias;       // [1149]
+  const T *__restrict t65 = a.saved + 10784;                          // [1149]
+  const T *__restrict l2_x2f_bias = a.params + kParamL2X2fBias;       // [1149]
+  const T *__restrict t70 = a.saved + 11936;                          // [1149]
+  const T *__restrict l2_h2f_bias = a.params + kParamL2H2fBias;       // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C;                     // [1149]
+  const T *__restrict t76 = a.saved + 13088;                          // [1149]
+  const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;       // [1149]
+  const T *__restrict t80 = a.saved + 14240;                          // [1149]
+  const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;       // [1149]
+  const T *__restrict t104_l2_g = a.saved + 17696;                    // [1149] l2.g
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;            // [1149]
+  T *__restrict t316 = a.record + 13072;                              // [1149]
+  T *__restrict t327 = a.record + 11920;                              // [1149]
+  T *__restrict t338 = a.record + 8464;                               // [1149]
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                      // [1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
+  T *__restrict record2 = a.record + 1552;                            // [1149]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
+  T *__restrict record6 = a.record + 6160;                            // [1149]
+  const T *__restrict t54_l1_hn = a.saved + 8480;                     // [1149] l1.hn
+  T *__restrict record7 = a.record + 7312;                            // [1149]
+  const T *__restrict t63_y1 = a.saved + 9632;                        // [1149] y1
+  T *__restrict record9 = a.record + 9616;                            // [1149]
+  T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;            // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
+  T *__restrict record10 = a.record + 10768;                          // [1149]
+  T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;            // [1149]
+  T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;            // [1149]
+  T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;            // [1149]
+  T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;            // [1149]
+  T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;            // [1149]
+  T *__restrict record13 = a.record + 14224;                          // [1149]
+  T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;            // [1149]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
+  T *__restrict record14 = a.record + 15376;                          // [1149]
+  const T *__restrict t110_l2_hn = a.saved + 18848;                   // [1149] l2.hn
+  T *__restrict record15 = a.record + 16528;                          // [1149]
+  const T *__restrict t117_y2 = a.saved + 20000;                      // [1149] y2
+  T *__restrict record17 = a.record + 18080;                          // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v208 = d_l2_h_next[j] + t207[j];
 #line 28 "examples/lm/plastic_lstm.dopa"
-    const T v241 = t230[j] + t240[j];
-    const T v252 = v241 + t251[j];
-    const T v263 = v252 + t262[j];
-    const T v265 = v263 * drop_h2[j];
+    const T v263 = t252[j] + t262[j];
+    const T v274 = v263 + t273[j];
+    const T v285 = v274 + t284[j];
+    const T v287 = v285 * drop_h2[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v266 = d_l2_h_next[j] + v265;
+    const T v288 = v208 + v287;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v90 = t88[j] + l2_x2o_bias[j];
-    const T v94 = t92[j] + l2_h2o_bias[j];
-    const T v95 = v90 + v94;
-    const T v96 = T(1) / (T(1) + simdExp(-v95));
+    const T v88 = t86[j] + l2_x2o_bias[j];
+    const T v92 = t90[j] + l2_h2o_bias[j];
+    const T v93 = v88 + v92;
+    const T v94 = T(1) / (T(1) + simdExp(-v93));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v276 = v266 * v96;
+    const T v298 = v288 * v94;
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v69 = t67[j] + l2_x2f_bias[j];
-    const T v74 = t72[j] + l2_h2f_bias[j];
-    const T v75 = v69 + v74;
-    const T v76 = T(1) / (T(1) + simdExp(-v75));
+    const T v67 = t65[j] + l2_x2f_bias[j];
+    const T v72 = t70[j] + l2_h2f_bias[j];
+    const T v73 = v67 + v72;
+    const T v74 = T(1) / (T(1) + simdExp(-v73));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v110 = v76 * l2_c[j];
+    const T v106 = v74 * l2_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v80 = t78[j] + l2_x2i_bias[j];
-    const T v84 = t82[j] + l2_h2i_bias[j];
-    const T v85 = v80 + v84;
-    const T v86 = T(1) / (T(1) + simdExp(-v85));
+    const T v78 = t76[j] + l2_x2i_bias[j];
+    const T v82 = t80[j] + l2_h2i_bias[j];
+    const T v83 = v78 + v82;
+    const T v84 = T(1) / (T(1) + simdExp(-v83));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v111 = v86 * t108_l2_g[j];
-    const T v112 = v110 + v111;
+    const T v107 = v84 * t104_l2_g[j];
+    const T v108 = v106 + v107;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v113 = simdTanh(v112);
-    const T v277 = v113 * v113;
-    const T v278 = T(1.0) - v277;
-    const T v279 = v276 * v278;
+    const T v109 = simdTanh(v108);
+    const T v299 = v109 * v109;
+    const T v300 = T(1.0) - v299;
+    const T v301 = v298 * v300;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v280 = d_l2_c_next[j] + v279;
-    const T v282 = v280 * v86;
+    const T v302 = d_l2_c_next[j] + v301;
+    const T v304 = v302 * v84;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v283 = t273[j] + v282;
-    const T v286 = t108_l2_g[j] * t108_l2_g[j];
-    const T v287 = T(1.0) - v286;
-    const T v288 = v283 * v287;
-    t288[j] = v288;
+    const T v305 = t295[j] + v304;
+    const T v308 = t104_l2_g[j] * t104_l2_g[j];
+    const T v309 = T(1.0) - v308;
+    const T v310 = v305 * v309;
+    d_carried_1[j] = v310;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v275 = v266 * v113;
+    const T v297 = v288 * v109;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v300 = T(1.0) - v96;
-    const T v301 = v96 * v300;
-    const T v302 = v275 * v301;
-    t302[j] = v302;
+    const T v314 = T(1.0) - v94;
+    const T v315 = v94 * v314;
+    const T v316 = v297 * v315;
+    t316[j] = v316;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v281 = v280 * t108_l2_g[j];
+    const T v303 = v302 * t104_l2_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v311 = T(1.0) - v86;
-    const T v312 = v86 * v311;
-    const T v313 = v281 * v312;
-    t313[j] = v313;
+    const T v325 = T(1.0) - v84;
+    const T v326 = v84 * v325;
+    const T v327 = v303 * v326;
+    t327[j] = v327;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v284 = v280 * l2_c[j];
+    const T v306 = v302 * l2_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v322 = T(1.0) - v76;
-    const T v323 = v76 * v322;
-    const T v324 = v284 * v323;
-    t324[j] = v324;
+    const T v336 = T(1.0) - v74;
+    const T v337 = v74 * v336;
+    const T v338 = v306 * v337;
+    t338[j] = v338;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v285 = v280 * v76;
-    d_l2_c[j] = v285;
+    const T v307 = v302 * v74;
+    d_l2_c[j] = v307;
     record2[j] = l1_h[j];
-    record7[j] = t65_y1[j];
+    record6[j] = d_carried_0_next[j];
+    record7[j] = t54_l1_hn[j];
+    record9[j] = t63_y1[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2f_bias[j] += v324;
-    record8[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v324;
+    d_l2_x2f_bias[j] += v338;
+    record10[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v338;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2i_bias[j] += v313;
-    d_l2_h2i_bias[j] += v313;
+    d_l2_x2i_bias[j] += v327;
+    d_l2_h2i_bias[j] += v327;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2o_bias[j] += v302;
-    d_l2_h2o_bias[j] += v302;
+    d_l2_x2o_bias[j] += v316;
+    d_l2_h2o_bias[j] += v316;
+    record13[j] = v310;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2c_bias[j] += v288;
-    record13[j] = t121_y2[j];
+    d_l2_x2c_bias[j] += v310;
+    record14[j] = d_carried_1_next[j];
+    record15[j] = t110_l2_hn[j];
+    record17[j] = t117_y2[j];
   }
-#line 1361 "lm_plastic_lstm.cpp"
-}
-
-// state  hebb : [H, H] = 0
-// param  alpha : [H, 1] ~ uniform(0, 0.0001)
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-//
-// backward stage 12: fused loop nest over [1149, 1149]
-//   %290 matmul
-//   %293 reduce_to
-//   %296 add -> grad_prev l2.hebb
-template <class T> static void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t290 = a.scratch + 9744;                          // [1149]
-  T *__restrict t288 = a.record + 11920;                          // [1149]
-  const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
-  const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
-  const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
-  const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t293 = a.scratch + 10896;                         // [1149, 1]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
-  const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
-  const T *__restrict t108_l2_g = a.saved + 16544;                // [1149] l2.g
-  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;            // [1149, 1149]
-  for (int e = 0; e < 1149; ++e)
-    t290[e] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t293[e] = T(0);
-  for (int i = 0; i < 1149; ++i) {
-    T acc293 = T(0);
-#pragma omp simd reduction(+ : acc293)
-    for (int j = 0; j < 1149; ++j) {
-#line 52 "examples/lm/plastic_lstm.dopa"
-      const T v104 = l2_alpha[i] * l2_hebb[i * 1149 + j];
-      const T v105 = l2_w[i * 1149 + j] + v104;
-      t290[j] += t288[i] * v105;
-      const T v289 = t288[i] * l2_h[j];
-      const T v292 = v289 * l2_hebb[i * 1149 + j];
-#line 46 "examples/lm/plastic_lstm.dopa"
-      acc293 += v292;
-#line 57 "examples/lm/plastic_lstm.dopa"
-      const T v116 = t108_l2_g[i] * l2_h[j];
-      const T v117 = l2_eta[0] * v116;
-      const T v118 = l2_hebb[i * 1149 + j] + v117;
-      const T v267 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
-      const T v268 = d_l2_hebb_next[i * 1149 + j] * v267;
-#line 52 "examples/lm/plastic_lstm.dopa"
-      const T v295 = v289 * l2_alpha[i];
-#line 37 "examples/lm/plastic_lstm.dopa"
-      const T v296 = v268 + v295;
-      d_l2_hebb[i * 1149 + j] = v296;
-    }
-    t293[i] += acc293;
-  }
-#line 1414 "lm_plastic_lstm.cpp"
-}
-
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-//
-// backward stage 13: dense product (Eigen), [1149]
-//   %299 matmul
-template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t288 = a.record + 11920;                            // [1149]
-  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t299 = a.scratch + 12048;                           // [1149]
-#line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t299, 1149).noalias() =
-      ConstRowVec<T>(t288, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
 #line 1428 "lm_plastic_lstm.cpp"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 14: dense product (Eigen), [1149]
-//   %305 matmul
-template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t302 = a.record + 10768;                            // [1149]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t305 = a.scratch + 13200;                           // [1149]
-#line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t305, 1149).noalias() =
-      ConstRowVec<T>(t302, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
+// backward stage 11: dense product (Eigen), [1149]
+//   %313 matmul
+template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;          // [1149]
+  const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
+  T *__restrict t313 = a.scratch + 14352;                           // [1149]
+#line 52 "examples/lm/plastic_lstm.dopa"
+  RowVec<T>(t313, 1149).noalias() =
+      ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
 #line 1442 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 15: dense product (Eigen), [1149]
-//   %309 matmul
-template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t302 = a.record + 10768;                            // [1149]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t309 = a.scratch + 14352;                           // [1149]
+// backward stage 12: dense product (Eigen), [1149]
+//   %319 matmul
+template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
+  T *__restrict t316 = a.record + 13072;                            // [1149]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  T *__restrict t319 = a.scratch + 15504;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t309, 1149).noalias() =
-      ConstRowVec<T>(t302, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
+  RowVec<T>(t319, 1149).noalias() =
+      ConstRowVec<T>(t316, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
 #line 1456 "lm_plastic_lstm.cpp"
 }
 
-// i = sigmoid(x2i(x) + h2i(h))
+// o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 16: dense product (Eigen), [1149]
-//   %316 matmul
-template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t313 = a.record + 9616;                             // [1149]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t316 = a.scratch + 15504;                           // [1149]
-#line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t316, 1149).noalias() =
-      ConstRowVec<T>(t313, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
+// backward stage 13: dense product (Eigen), [1149]
+//   %323 matmul
+template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
+  T *__restrict t316 = a.record + 13072;                            // [1149]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t323 = a.scratch + 16656;                           // [1149]
+#line 51 "examples/lm/plastic_lstm.dopa"
+  RowVec<T>(t323, 1149).noalias() =
+      ConstRowVec<T>(t316, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
 #line 1470 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 17: dense product (Eigen), [1149]
-//   %320 matmul
-template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t313 = a.record + 9616;                             // [1149]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t320 = a.scratch + 16656;                           // [1149]
+// backward stage 14: dense product (Eigen), [1149]
+//   %330 matmul
+template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
+  T *__restrict t327 = a.record + 11920;                            // [1149]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  T *__restrict t330 = a.scratch + 17808;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t320, 1149).noalias() =
-      ConstRowVec<T>(t313, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
+  RowVec<T>(t330, 1149).noalias() =
+      ConstRowVec<T>(t327, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
 #line 1484 "lm_plastic_lstm.cpp"
 }
 
-// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 18: dense product (Eigen), [1149]
-//   %327 matmul
-template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t324 = a.record + 6160;                             // [1149]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t327 = a.scratch + 17808;                           // [1149]
-#line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t327, 1149).noalias() =
-      ConstRowVec<T>(t324, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
+// backward stage 15: dense product (Eigen), [1149]
+//   %334 matmul
+template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
+  T *__restrict t327 = a.record + 11920;                            // [1149]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t334 = a.scratch + 18960;                           // [1149]
+#line 50 "examples/lm/plastic_lstm.dopa"
+  RowVec<T>(t334, 1149).noalias() =
+      ConstRowVec<T>(t327, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
 #line 1498 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 19: dense product (Eigen), [1149]
-//   %331 matmul
-template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t324 = a.record + 6160;                             // [1149]
-  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t331 = a.scratch + 18960;                           // [1149]
+// backward stage 16: dense product (Eigen), [1149]
+//   %341 matmul
+template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t338 = a.record + 8464;                             // [1149]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  T *__restrict t341 = a.scratch + 20112;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t331, 1149).noalias() =
-      ConstRowVec<T>(t324, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+  RowVec<T>(t341, 1149).noalias() =
+      ConstRowVec<T>(t338, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
 #line 1512 "lm_plastic_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 17: dense product (Eigen), [1149]
+//   %345 matmul
+template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t338 = a.record + 8464;                             // [1149]
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t345 = a.scratch + 21264;                           // [1149]
+#line 49 "examples/lm/plastic_lstm.dopa"
+  RowVec<T>(t345, 1149).noalias() =
+      ConstRowVec<T>(t338, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+#line 1526 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1518,29 +1532,31 @@ template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 // cn = f * c + i * g
 //
-// backward stage 20: fused loop nest over [1149]
-//   %357 mul
+// backward stage 18: fused loop nest over [1149]
 //   %371 mul
-//   %382 mul
-//   %393 mul
-//   %354 mul -> grad_prev l1.c
-//   %328 add -> grad_prev l2.h
-//   %393 mul += grad l1.x2f.bias
-//   %393 mul += grad l1.h2f.bias
-//   %382 mul += grad l1.x2i.bias
-//   %382 mul += grad l1.h2i.bias
-//   %371 mul += grad l1.x2o.bias
-//   %371 mul += grad l1.h2o.bias
-//   %357 mul += grad l1.x2c.bias
+//   %377 mul
+//   %388 mul
+//   %399 mul
+//   %368 mul -> grad_prev l1.c
+//   %342 add -> grad_prev l2.h
+//   %399 mul += grad l1.x2f.bias
+//   %399 mul += grad l1.h2f.bias
+//   %388 mul += grad l1.x2i.bias
+//   %388 mul += grad l1.h2i.bias
+//   %377 mul += grad l1.x2o.bias
+//   %377 mul += grad l1.h2o.bias
+//   %371 mul -> record (a factor of deferred outer-product gradients)
+//   %371 mul += grad l1.x2c.bias
 template <class T>
-static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t342 = a.scratch + 20128;                       // [1149]
+static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t356 = a.scratch + 22432;                       // [1149]
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1149] d l1.h'
-  T *__restrict t299 = a.scratch + 12048;                       // [1149]
-  T *__restrict t309 = a.scratch + 14352;                       // [1149]
-  T *__restrict t320 = a.scratch + 16656;                       // [1149]
-  T *__restrict t331 = a.scratch + 18960;                       // [1149]
+  T *__restrict t215 = a.scratch + 3104;                        // [1149]
+  T *__restrict t313 = a.scratch + 14352;                       // [1149]
+  T *__restrict t323 = a.scratch + 16656;                       // [1149]
+  T *__restrict t334 = a.scratch + 18960;                       // [1149]
+  T *__restrict t345 = a.scratch + 21264;                       // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
   const T *__restrict t30 = a.saved + 5024;                     // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
@@ -1555,17 +1571,16 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   const T *__restrict l1_x2i_bias = a.params + kParamL1X2iBias; // [1149]
   const T *__restrict t24 = a.saved + 3872;                     // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
-  const T *__restrict t50_l1_g = a.saved + 7328;                // [1149] l1.g
-  T *__restrict t357 = a.record + 5008;                         // [1149]
-  T *__restrict t371 = a.record + 3856;                         // [1149]
-  T *__restrict t382 = a.record + 2704;                         // [1149]
-  T *__restrict t393 = a.record + 0;                            // [1149]
+  const T *__restrict t48_l1_g = a.saved + 7328;                // [1149] l1.g
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;      // [1149]
+  T *__restrict t377 = a.record + 3856;                         // [1149]
+  T *__restrict t388 = a.record + 2704;                         // [1149]
+  T *__restrict t399 = a.record + 0;                            // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1149]
-  T *__restrict t274 = a.scratch + 8592;                        // [1149]
-  T *__restrict t290 = a.scratch + 9744;                        // [1149]
-  T *__restrict t305 = a.scratch + 13200;                       // [1149]
-  T *__restrict t316 = a.scratch + 15504;                       // [1149]
-  T *__restrict t327 = a.scratch + 17808;                       // [1149]
+  T *__restrict t296 = a.scratch + 13200;                       // [1149]
+  T *__restrict t319 = a.scratch + 15504;                       // [1149]
+  T *__restrict t330 = a.scratch + 17808;                       // [1149]
+  T *__restrict t341 = a.scratch + 20112;                       // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1149]
@@ -1573,288 +1588,235 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_h2i_bias = a.grads + kParamL1H2iBias;      // [1149]
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;      // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;      // [1149]
+  T *__restrict record5 = a.record + 5008;                      // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
-#line 27 "examples/lm/plastic_lstm.dopa"
-    const T v310 = t299[j] + t309[j];
-    const T v321 = v310 + t320[j];
-    const T v332 = v321 + t331[j];
-    const T v334 = v332 * drop_h1[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v335 = d_l1_h_next[j] + v334;
+    const T v216 = d_l1_h_next[j] + t215[j];
+#line 27 "examples/lm/plastic_lstm.dopa"
+    const T v324 = t313[j] + t323[j];
+    const T v335 = v324 + t334[j];
+    const T v346 = v335 + t345[j];
+    const T v348 = v346 * drop_h1[j];
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v349 = v216 + v348;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v345 = v335 * v38;
+    const T v359 = v349 * v38;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
     const T v17 = v11 + v16;
     const T v18 = T(1) / (T(1) + simdExp(-v17));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v52 = v18 * l1_c[j];
+    const T v50 = v18 * l1_c[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
     const T v22 = t20[j] + l1_x2i_bias[j];
     const T v26 = t24[j] + l1_h2i_bias[j];
     const T v27 = v22 + v26;
     const T v28 = T(1) / (T(1) + simdExp(-v27));
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v53 = v28 * t50_l1_g[j];
-    const T v54 = v52 + v53;
+    const T v51 = v28 * t48_l1_g[j];
+    const T v52 = v50 + v51;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v55 = simdTanh(v54);
-    const T v346 = v55 * v55;
-    const T v347 = T(1.0) - v346;
-    const T v348 = v345 * v347;
+    const T v53 = simdTanh(v52);
+    const T v360 = v53 * v53;
+    const T v361 = T(1.0) - v360;
+    const T v362 = v359 * v361;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v349 = d_l1_c_next[j] + v348;
-    const T v351 = v349 * v28;
+    const T v363 = d_l1_c_next[j] + v362;
+    const T v365 = v363 * v28;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v352 = t342[j] + v351;
-    const T v355 = t50_l1_g[j] * t50_l1_g[j];
-    const T v356 = T(1.0) - v355;
-    const T v357 = v352 * v356;
-    t357[j] = v357;
+    const T v366 = t356[j] + v365;
+    const T v369 = t48_l1_g[j] * t48_l1_g[j];
+    const T v370 = T(1.0) - v369;
+    const T v371 = v366 * v370;
+    d_carried_0[j] = v371;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v344 = v335 * v55;
+    const T v358 = v349 * v53;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v369 = T(1.0) - v38;
-    const T v370 = v38 * v369;
-    const T v371 = v344 * v370;
-    t371[j] = v371;
+    const T v375 = T(1.0) - v38;
+    const T v376 = v38 * v375;
+    const T v377 = v358 * v376;
+    t377[j] = v377;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v350 = v349 * t50_l1_g[j];
+    const T v364 = v363 * t48_l1_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v380 = T(1.0) - v28;
-    const T v381 = v28 * v380;
-    const T v382 = v350 * v381;
-    t382[j] = v382;
+    const T v386 = T(1.0) - v28;
+    const T v387 = v28 * v386;
+    const T v388 = v364 * v387;
+    t388[j] = v388;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v353 = v349 * l1_c[j];
+    const T v367 = v363 * l1_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v391 = T(1.0) - v18;
-    const T v392 = v18 * v391;
-    const T v393 = v353 * v392;
-    t393[j] = v393;
+    const T v397 = T(1.0) - v18;
+    const T v398 = v18 * v397;
+    const T v399 = v367 * v398;
+    t399[j] = v399;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v354 = v349 * v18;
-    d_l1_c[j] = v354;
+    const T v368 = v363 * v18;
+    d_l1_c[j] = v368;
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v291 = t274[j] + t290[j];
-    const T v306 = v291 + t305[j];
-    const T v317 = v306 + t316[j];
-    const T v328 = v317 + t327[j];
-    d_l2_h[j] = v328;
+    const T v320 = t296[j] + t319[j];
+    const T v331 = v320 + t330[j];
+    const T v342 = v331 + t341[j];
+    d_l2_h[j] = v342;
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2f_bias[j] += v393;
-    d_l1_h2f_bias[j] += v393;
+    d_l1_x2f_bias[j] += v399;
+    d_l1_h2f_bias[j] += v399;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2i_bias[j] += v382;
-    d_l1_h2i_bias[j] += v382;
+    d_l1_x2i_bias[j] += v388;
+    d_l1_h2i_bias[j] += v388;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2o_bias[j] += v371;
-    d_l1_h2o_bias[j] += v371;
+    d_l1_x2o_bias[j] += v377;
+    d_l1_h2o_bias[j] += v377;
+    record5[j] = v371;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2c_bias[j] += v357;
+    d_l1_x2c_bias[j] += v371;
   }
-#line 1665 "lm_plastic_lstm.cpp"
-}
-
-// state  hebb : [H, H] = 0
-// param  alpha : [H, 1] ~ uniform(0, 0.0001)
-// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
-//
-// backward stage 21: fused loop nest over [1149, 1149]
-//   %359 matmul
-//   %362 reduce_to
-//   %365 add -> grad_prev l1.hebb
-template <class T> static void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t359 = a.scratch + 22432;                         // [1149]
-  T *__restrict t357 = a.record + 5008;                           // [1149]
-  const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
-  const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
-  const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
-  const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t362 = a.scratch + 23584;                         // [1149, 1]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
-  const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
-  const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
-  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;            // [1149, 1149]
-  for (int e = 0; e < 1149; ++e)
-    t359[e] = T(0);
-  for (int e = 0; e < 1149; ++e)
-    t362[e] = T(0);
-  for (int i = 0; i < 1149; ++i) {
-    T acc362 = T(0);
-#pragma omp simd reduction(+ : acc362)
-    for (int j = 0; j < 1149; ++j) {
-#line 52 "examples/lm/plastic_lstm.dopa"
-      const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
-      const T v47 = l1_w[i * 1149 + j] + v46;
-      t359[j] += t357[i] * v47;
-      const T v358 = t357[i] * l1_h[j];
-      const T v361 = v358 * l1_hebb[i * 1149 + j];
-#line 46 "examples/lm/plastic_lstm.dopa"
-      acc362 += v361;
-#line 57 "examples/lm/plastic_lstm.dopa"
-      const T v58 = t50_l1_g[i] * l1_h[j];
-      const T v59 = l1_eta[0] * v58;
-      const T v60 = l1_hebb[i * 1149 + j] + v59;
-      const T v336 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
-      const T v337 = d_l1_hebb_next[i * 1149 + j] * v336;
-#line 52 "examples/lm/plastic_lstm.dopa"
-      const T v364 = v358 * l1_alpha[i];
-#line 37 "examples/lm/plastic_lstm.dopa"
-      const T v365 = v337 + v364;
-      d_l1_hebb[i * 1149 + j] = v365;
-    }
-    t362[i] += acc362;
-  }
-#line 1718 "lm_plastic_lstm.cpp"
+#line 1683 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 22: dense product (Eigen), [400]
-//   %368 matmul
-template <class T> static void backward_x2c_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t357 = a.record + 5008;                             // [1149]
-  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t368 = a.scratch + 24736;                           // [400]
-#line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t368, 400).noalias() =
-      ConstRowVec<T>(t357, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 1732 "lm_plastic_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// backward stage 23: dense product (Eigen), [1149]
+// backward stage 19: dense product (Eigen), [400]
 //   %374 matmul
-template <class T> static void backward_h2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t371 = a.record + 3856;                             // [1149]
-  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t374 = a.scratch + 25136;                           // [1149]
-#line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t374, 1149).noalias() =
-      ConstRowVec<T>(t371, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 1746 "lm_plastic_lstm.cpp"
+template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;          // [1149]
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t374 = a.scratch + 24736;                           // [400]
+#line 52 "examples/lm/plastic_lstm.dopa"
+  RowVec<T>(t374, 400).noalias() =
+      ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
+#line 1697 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 24: dense product (Eigen), [400]
-//   %378 matmul
-template <class T> static void backward_x2o_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t371 = a.record + 3856;                             // [1149]
-  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t378 = a.scratch + 26288;                           // [400]
+// backward stage 20: dense product (Eigen), [1149]
+//   %380 matmul
+template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
+  T *__restrict t377 = a.record + 3856;                             // [1149]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  T *__restrict t380 = a.scratch + 25136;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t378, 400).noalias() =
-      ConstRowVec<T>(t371, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 1760 "lm_plastic_lstm.cpp"
+  RowVec<T>(t380, 1149).noalias() =
+      ConstRowVec<T>(t377, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
+#line 1711 "lm_plastic_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 21: dense product (Eigen), [400]
+//   %384 matmul
+template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
+  T *__restrict t377 = a.record + 3856;                             // [1149]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t384 = a.scratch + 26288;                           // [400]
+#line 51 "examples/lm/plastic_lstm.dopa"
+  RowVec<T>(t384, 400).noalias() =
+      ConstRowVec<T>(t377, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
+#line 1725 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 25: dense product (Eigen), [1149]
-//   %385 matmul
-template <class T> static void backward_h2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t382 = a.record + 2704;                             // [1149]
+// backward stage 22: dense product (Eigen), [1149]
+//   %391 matmul
+template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
+  T *__restrict t388 = a.record + 2704;                             // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t385 = a.scratch + 26688;                           // [1149]
+  T *__restrict t391 = a.scratch + 26688;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t385, 1149).noalias() =
-      ConstRowVec<T>(t382, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 1774 "lm_plastic_lstm.cpp"
+  RowVec<T>(t391, 1149).noalias() =
+      ConstRowVec<T>(t388, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
+#line 1739 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 26: dense product (Eigen), [400]
-//   %389 matmul
-template <class T> static void backward_x2i_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t382 = a.record + 2704;                             // [1149]
+// backward stage 23: dense product (Eigen), [400]
+//   %395 matmul
+template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t388 = a.record + 2704;                             // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t389 = a.scratch + 27840;                           // [400]
+  T *__restrict t395 = a.scratch + 27840;                           // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t389, 400).noalias() =
-      ConstRowVec<T>(t382, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 1788 "lm_plastic_lstm.cpp"
+  RowVec<T>(t395, 400).noalias() =
+      ConstRowVec<T>(t388, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
+#line 1753 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 27: dense product (Eigen), [1149]
-//   %396 matmul
-template <class T> static void backward_h2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t393 = a.record + 0;                                // [1149]
+// backward stage 24: dense product (Eigen), [1149]
+//   %402 matmul
+template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t399 = a.record + 0;                                // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t396 = a.scratch + 28240;                           // [1149]
+  T *__restrict t402 = a.scratch + 28240;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t396, 1149).noalias() =
-      ConstRowVec<T>(t393, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 1802 "lm_plastic_lstm.cpp"
+  RowVec<T>(t402, 1149).noalias() =
+      ConstRowVec<T>(t399, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
+#line 1767 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 28: dense product (Eigen), [400]
-//   %400 matmul
-template <class T> static void backward_x2f_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t393 = a.record + 0;                                // [1149]
+// backward stage 25: dense product (Eigen), [400]
+//   %406 matmul
+template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t399 = a.record + 0;                                // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t400 = a.scratch + 29392;                           // [400]
+  T *__restrict t406 = a.scratch + 29392;                           // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t400, 400).noalias() =
-      ConstRowVec<T>(t393, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 1816 "lm_plastic_lstm.cpp"
+  RowVec<T>(t406, 400).noalias() =
+      ConstRowVec<T>(t399, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
+#line 1781 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
-// backward stage 29: fused loop nest over [1149]
-//   %397 add -> grad_prev l1.h
+// backward stage 26: fused loop nest over [1149]
+//   %403 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t343 = a.scratch + 21280;        // [1149]
-  T *__restrict t359 = a.scratch + 22432;        // [1149]
-  T *__restrict t374 = a.scratch + 25136;        // [1149]
-  T *__restrict t385 = a.scratch + 26688;        // [1149]
-  T *__restrict t396 = a.scratch + 28240;        // [1149]
+  T *__restrict t357 = a.scratch + 23584;        // [1149]
+  T *__restrict t380 = a.scratch + 25136;        // [1149]
+  T *__restrict t391 = a.scratch + 26688;        // [1149]
+  T *__restrict t402 = a.scratch + 28240;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1149; ++j) {
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v360 = t343[j] + t359[j];
-    const T v375 = v360 + t374[j];
-    const T v386 = v375 + t385[j];
-    const T v397 = v386 + t396[j];
-    d_l1_h[j] = v397;
+    const T v381 = t357[j] + t380[j];
+    const T v392 = v381 + t391[j];
+    const T v403 = v392 + t402[j];
+    d_l1_h[j] = v403;
   }
-#line 1839 "lm_plastic_lstm.cpp"
+#line 1802 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
-// backward stage 30: fused loop nest over [400]
-//   %259 add -> grad_prev l3.h
-//   %404 mul += grad enc.weight
+// backward stage 27: fused loop nest over [400]
+//   %281 add -> grad_prev l3.h
+//   %410 mul += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t204 = a.scratch + 416;                   // [400]
-  T *__restrict t221 = a.scratch + 816;                   // [400]
-  T *__restrict t236 = a.scratch + 2768;                  // [400]
-  T *__restrict t247 = a.scratch + 4320;                  // [400]
-  T *__restrict t258 = a.scratch + 5872;                  // [400]
+  T *__restrict t234 = a.scratch + 5824;                  // [400]
+  T *__restrict t258 = a.scratch + 7376;                  // [400]
+  T *__restrict t269 = a.scratch + 8928;                  // [400]
+  T *__restrict t280 = a.scratch + 10480;                 // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t368 = a.scratch + 24736;                 // [400]
-  T *__restrict t378 = a.scratch + 26288;                 // [400]
-  T *__restrict t389 = a.scratch + 27840;                 // [400]
-  T *__restrict t400 = a.scratch + 29392;                 // [400]
+  T *__restrict t374 = a.scratch + 24736;                 // [400]
+  T *__restrict t384 = a.scratch + 26288;                 // [400]
+  T *__restrict t395 = a.scratch + 27840;                 // [400]
+  T *__restrict t406 = a.scratch + 29392;                 // [400]
   const T *__restrict drop_i = a.inputs[1];               // [400]
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
@@ -1862,79 +1824,78 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v222 = t204[j] + t221[j];
-    const T v237 = v222 + t236[j];
-    const T v248 = v237 + t247[j];
-    const T v259 = v248 + t258[j];
-    d_l3_h[j] = v259;
+    const T v259 = t234[j] + t258[j];
+    const T v270 = v259 + t269[j];
+    const T v281 = v270 + t280[j];
+    d_l3_h[j] = v281;
 #line 26 "examples/lm/plastic_lstm.dopa"
-    const T v379 = t368[j] + t378[j];
-    const T v390 = v379 + t389[j];
-    const T v401 = v390 + t400[j];
-    const T v403 = v401 * drop_i[j];
-    const T v404 = v403 * t4[0];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v404;
+    const T v385 = t374[j] + t384[j];
+    const T v396 = v385 + t395[j];
+    const T v407 = v396 + t406[j];
+    const T v409 = v407 * drop_i[j];
+    const T v410 = v409 * t4[0];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v410;
   }
-#line 1879 "lm_plastic_lstm.cpp"
+#line 1840 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 31: fused loop nest over [1149, 1]
-//   %362 reduce_to += grad l1.alpha
-//   %293 reduce_to += grad l2.alpha
+// backward stage 28: fused loop nest over [1149, 1]
+//   %218 reduce_to += grad l1.alpha
+//   %210 reduce_to += grad l2.alpha
 template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t362 = a.scratch + 23584;             // [1149, 1]
+  T *__restrict t218 = a.scratch + 4256;              // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t293 = a.scratch + 10896;             // [1149, 1]
+  T *__restrict t210 = a.scratch + 1952;              // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   for (int i = 0; i < 1149; ++i) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-    d_l1_alpha[i] += t362[i];
-    d_l2_alpha[i] += t293[i];
+    d_l1_alpha[i] += t218[i];
+    d_l2_alpha[i] += t210[i];
   }
-#line 1897 "lm_plastic_lstm.cpp"
+#line 1858 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
 //
-// backward stage 32: fused loop nest over []
-//   %339 reduce_to += grad l1.eta
-//   %270 reduce_to += grad l2.eta
-//   %200 reduce_to += grad l3.eta
+// backward stage 29: fused loop nest over []
+//   %353 reduce_to += grad l1.eta
+//   %292 reduce_to += grad l2.eta
+//   %230 reduce_to += grad l3.eta
 template <class T> static void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t339 = a.scratch + 20112;         // []
+  T *__restrict t353 = a.scratch + 22416;         // []
   T *__restrict d_l1_eta = a.grads + kParamL1Eta; // []
-  T *__restrict t270 = a.scratch + 7424;          // []
+  T *__restrict t292 = a.scratch + 12032;         // []
   T *__restrict d_l2_eta = a.grads + kParamL2Eta; // []
-  T *__restrict t200 = a.scratch + 0;             // []
+  T *__restrict t230 = a.scratch + 5408;          // []
   T *__restrict d_l3_eta = a.grads + kParamL3Eta; // []
 #line 47 "examples/lm/plastic_lstm.dopa"
-  d_l1_eta[0] += t339[0];
-  d_l2_eta[0] += t270[0];
-  d_l3_eta[0] += t200[0];
-#line 1917 "lm_plastic_lstm.cpp"
+  d_l1_eta[0] += t353[0];
+  d_l2_eta[0] += t292[0];
+  d_l3_eta[0] += t230[0];
+#line 1878 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 33: fused loop nest over [400, 1]
-//   %224 reduce_to += grad l3.alpha
+// backward stage 30: fused loop nest over [400, 1]
+//   %202 reduce_to += grad l3.alpha
 template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t224 = a.scratch + 1216;              // [400, 1]
+  T *__restrict t202 = a.scratch + 400;               // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   for (int i = 0; i < 400; ++i) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-    d_l3_alpha[i] += t224[i];
+    d_l3_alpha[i] += t202[i];
   }
-#line 1931 "lm_plastic_lstm.cpp"
+#line 1892 "lm_plastic_lstm.cpp"
 }
 
 /// One backward step of PlasticLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_eta_outer(a);
-  backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(a);
   backward_d_l3_hebb(a);
+  backward_d_l1_hebb_l2_hebb(a);
+  backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(a);
   backward_x2c(a);
   backward_h2o(a);
   backward_x2o(a);
@@ -1942,30 +1903,409 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_x2i(a);
   backward_h2f(a);
   backward_x2f(a);
-  backward_eta_outer_10(a);
-  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
-  backward_d_l2_hebb(a);
-  backward_x2c_13(a);
-  backward_h2o_14(a);
-  backward_x2o_15(a);
-  backward_h2i_16(a);
-  backward_x2i_17(a);
-  backward_h2f_18(a);
-  backward_x2f_19(a);
-  backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
-  backward_d_l1_hebb(a);
-  backward_x2c_22(a);
-  backward_h2o_23(a);
-  backward_x2o_24(a);
-  backward_h2i_25(a);
-  backward_x2i_26(a);
-  backward_h2f_27(a);
-  backward_x2f_28(a);
+  backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(a);
+  backward_x2c_11(a);
+  backward_h2o_12(a);
+  backward_x2o_13(a);
+  backward_h2i_14(a);
+  backward_x2i_15(a);
+  backward_h2f_16(a);
+  backward_x2f_17(a);
+  backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(a);
+  backward_x2c_19(a);
+  backward_h2o_20(a);
+  backward_x2o_21(a);
+  backward_h2i_22(a);
+  backward_x2i_23(a);
+  backward_h2f_24(a);
+  backward_x2f_25(a);
   backward_d_l1_h(a);
   backward_d_l3_h_grad_enc_weight(a);
   backward_grad_l1_alpha_l2_alpha(a);
   backward_grad_l1_eta_l2_eta_l3_eta(a);
   backward_grad_l3_alpha(a);
+}
+
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// prologue_forward stage 0: fused loop nest over [1149, 1149]
+//   %13 matmul
+//   %18 matmul
+//   %2 state -> next_state l1.hebb
+//   %5 state -> next_state l2.hebb
+template <class T>
+static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_0_next = a.next + kStateCarried0;  // [1149]
+  const T *__restrict l1_w = a.params + kParamL1W;         // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha; // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;    // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;          // [1149]
+  T *__restrict carried_1_next = a.next + kStateCarried1;  // [1149]
+  const T *__restrict l2_w = a.params + kParamL2W;         // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha; // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;    // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;          // [1149]
+  T *__restrict l1_hebb_next = a.next + kStateL1Hebb;      // [1149, 1149]
+  T *__restrict l2_hebb_next = a.next + kStateL2Hebb;      // [1149, 1149]
+  for (int i = 0; i < 1149; ++i) {
+    T acc13 = T(0);
+    T acc18 = T(0);
+#pragma omp simd reduction(+ : acc13, acc18)
+    for (int j = 0; j < 1149; ++j) {
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v12 = l1_w[i * 1149 + j] + v11;
+      acc13 += v12 * l1_h[j];
+      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v17 = l2_w[i * 1149 + j] + v16;
+      acc18 += v17 * l2_h[j];
+      l1_hebb_next[i * 1149 + j] = l1_hebb[i * 1149 + j];
+      l2_hebb_next[i * 1149 + j] = l2_hebb[i * 1149 + j];
+    }
+    carried_0_next[i] = acc13;
+    carried_1_next[i] = acc18;
+  }
+#line 1969 "lm_plastic_lstm.cpp"
+}
+
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// prologue_forward stage 1: fused loop nest over [400, 400]
+//   %23 matmul
+//   %8 state -> next_state l3.hebb
+template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict carried_2_next = a.next + kStateCarried2;  // [400]
+  const T *__restrict l3_w = a.params + kParamL3W;         // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha; // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;    // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;          // [400]
+  T *__restrict l3_hebb_next = a.next + kStateL3Hebb;      // [400, 400]
+  for (int i = 0; i < 400; ++i) {
+    T acc23 = T(0);
+#pragma omp simd reduction(+ : acc23)
+    for (int j = 0; j < 400; ++j) {
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v21 = l3_alpha[i] * l3_hebb[i * 400 + j];
+      const T v22 = l3_w[i * 400 + j] + v21;
+      acc23 += v22 * l3_h[j];
+      l3_hebb_next[i * 400 + j] = l3_hebb[i * 400 + j];
+    }
+    carried_2_next[i] = acc23;
+  }
+#line 1996 "lm_plastic_lstm.cpp"
+}
+
+// prologue_forward stage 2: fused loop nest over [1149]
+//   %0 state -> next_state l1.h
+//   %1 state -> next_state l1.c
+//   %3 state -> next_state l2.h
+//   %4 state -> next_state l2.c
+template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l1_h = a.state + kStateL1H; // [1149]
+  T *__restrict l1_h_next = a.next + kStateL1H;   // [1149]
+  const T *__restrict l1_c = a.state + kStateL1C; // [1149]
+  T *__restrict l1_c_next = a.next + kStateL1C;   // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H; // [1149]
+  T *__restrict l2_h_next = a.next + kStateL2H;   // [1149]
+  const T *__restrict l2_c = a.state + kStateL2C; // [1149]
+  T *__restrict l2_c_next = a.next + kStateL2C;   // [1149]
+#pragma omp simd
+  for (int j = 0; j < 1149; ++j) {
+    l1_h_next[j] = l1_h[j];
+    l1_c_next[j] = l1_c[j];
+    l2_h_next[j] = l2_h[j];
+    l2_c_next[j] = l2_c[j];
+  }
+}
+
+// prologue_forward stage 3: fused loop nest over [400]
+//   %6 state -> next_state l3.h
+//   %7 state -> next_state l3.c
+template <class T> static void prologue_forward_l3_h_l3_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict l3_h = a.state + kStateL3H; // [400]
+  T *__restrict l3_h_next = a.next + kStateL3H;   // [400]
+  const T *__restrict l3_c = a.state + kStateL3C; // [400]
+  T *__restrict l3_c_next = a.next + kStateL3C;   // [400]
+#pragma omp simd
+  for (int j = 0; j < 400; ++j) {
+    l3_h_next[j] = l3_h[j];
+    l3_c_next[j] = l3_c[j];
+  }
+}
+
+/// One prologue_forward step of PlasticLSTMLM for one batch element.
+template <class T> void prologue_forward_step(const dopa::StepArgs<T> &a) {
+  prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(a);
+  prologue_forward_carried_2_l3_hebb(a);
+  prologue_forward_l1_h_l1_c_l2_h_l2_c(a);
+  prologue_forward_l3_h_l3_c(a);
+}
+
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// prologue_backward stage 0: fused loop nest over [400, 400]
+//   %37 matmul
+//   %40 reduce_to
+//   %43 add -> grad_prev l3.hebb
+template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t37 = a.scratch + 0;                                  // [400]
+  const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
+  const T *__restrict l3_w = a.params + kParamL3W;                    // [400, 400]
+  const T *__restrict l3_alpha = a.params + kParamL3Alpha;            // [400, 1]
+  const T *__restrict l3_hebb = a.state + kStateL3Hebb;               // [400, 400]
+  const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
+  T *__restrict t40 = a.scratch + 400;                                // [400, 1]
+  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb;     // [400, 400] d l3.hebb'
+  T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;                // [400, 400]
+  for (int e = 0; e < 400; ++e)
+    t37[e] = T(0);
+  for (int e = 0; e < 400; ++e)
+    t40[e] = T(0);
+  for (int i = 0; i < 400; ++i) {
+    T acc40 = T(0);
+#pragma omp simd reduction(+ : acc40)
+    for (int j = 0; j < 400; ++j) {
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v21 = l3_alpha[i] * l3_hebb[i * 400 + j];
+      const T v22 = l3_w[i * 400 + j] + v21;
+      t37[j] += d_carried_2_next[i] * v22;
+      const T v36 = d_carried_2_next[i] * l3_h[j];
+      const T v39 = v36 * l3_hebb[i * 400 + j];
+#line 46 "examples/lm/plastic_lstm.dopa"
+      acc40 += v39;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v42 = v36 * l3_alpha[i];
+#line 37 "examples/lm/plastic_lstm.dopa"
+      const T v43 = d_l3_hebb_next[i * 400 + j] + v42;
+      d_l3_hebb[i * 400 + j] = v43;
+    }
+    t40[i] += acc40;
+  }
+#line 2087 "lm_plastic_lstm.cpp"
+}
+
+// state  hebb : [H, H] = 0
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+// g = tanh(x2c(x) + (w + alpha * hebb) @ h)
+//
+// prologue_backward stage 1: fused loop nest over [1149, 1149]
+//   %45 matmul
+//   %48 reduce_to
+//   %53 matmul
+//   %56 reduce_to
+//   %59 add -> grad_prev l1.hebb
+//   %51 add -> grad_prev l2.hebb
+template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
+  T *__restrict t45 = a.scratch + 800;                                // [1149]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
+  const T *__restrict l2_w = a.params + kParamL2W;                    // [1149, 1149]
+  const T *__restrict l2_alpha = a.params + kParamL2Alpha;            // [1149, 1]
+  const T *__restrict l2_hebb = a.state + kStateL2Hebb;               // [1149, 1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
+  T *__restrict t48 = a.scratch + 1952;                               // [1149, 1]
+  T *__restrict t53 = a.scratch + 3104;                               // [1149]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
+  const T *__restrict l1_w = a.params + kParamL1W;                    // [1149, 1149]
+  const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [1149, 1]
+  const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [1149, 1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
+  T *__restrict t56 = a.scratch + 4256;                               // [1149, 1]
+  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [1149, 1149] d l1.hebb'
+  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [1149, 1149]
+  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [1149, 1149] d l2.hebb'
+  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [1149, 1149]
+  for (int e = 0; e < 1149; ++e)
+    t45[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t48[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t53[e] = T(0);
+  for (int e = 0; e < 1149; ++e)
+    t56[e] = T(0);
+  for (int i = 0; i < 1149; ++i) {
+    T acc48 = T(0);
+    T acc56 = T(0);
+#pragma omp simd reduction(+ : acc48, acc56)
+    for (int j = 0; j < 1149; ++j) {
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v17 = l2_w[i * 1149 + j] + v16;
+      t45[j] += d_carried_1_next[i] * v17;
+      const T v44 = d_carried_1_next[i] * l2_h[j];
+      const T v47 = v44 * l2_hebb[i * 1149 + j];
+#line 46 "examples/lm/plastic_lstm.dopa"
+      acc48 += v47;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v12 = l1_w[i * 1149 + j] + v11;
+      t53[j] += d_carried_0_next[i] * v12;
+      const T v52 = d_carried_0_next[i] * l1_h[j];
+      const T v55 = v52 * l1_hebb[i * 1149 + j];
+#line 46 "examples/lm/plastic_lstm.dopa"
+      acc56 += v55;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v58 = v52 * l1_alpha[i];
+#line 37 "examples/lm/plastic_lstm.dopa"
+      const T v59 = d_l1_hebb_next[i * 1149 + j] + v58;
+      d_l1_hebb[i * 1149 + j] = v59;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v50 = v44 * l2_alpha[i];
+#line 37 "examples/lm/plastic_lstm.dopa"
+      const T v51 = d_l2_hebb_next[i * 1149 + j] + v50;
+      d_l2_hebb[i * 1149 + j] = v51;
+    }
+    t48[i] += acc48;
+    t56[i] += acc56;
+  }
+#line 2163 "lm_plastic_lstm.cpp"
+}
+
+// state  h : [H] = 0
+//
+// prologue_backward stage 2: fused loop nest over [1149]
+//   %54 add -> grad_prev l1.h
+//   %25 grad_state d l1.c' -> grad_prev l1.c
+//   %46 add -> grad_prev l2.h
+//   %28 grad_state d l2.c' -> grad_prev l2.c
+//   %33 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %0 state -> record (a factor of deferred outer-product gradients)
+//   %34 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
+//   %3 state -> record (a factor of deferred outer-product gradients)
+template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;           // [1149] d l1.h'
+  T *__restrict t53 = a.scratch + 3104;                               // [1149]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H;                      // [1149]
+  const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;           // [1149] d l1.c'
+  T *__restrict d_l1_c = a.gradPrev + kStateL1C;                      // [1149]
+  const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [1149] d l2.h'
+  T *__restrict t45 = a.scratch + 800;                                // [1149]
+  T *__restrict d_l2_h = a.gradPrev + kStateL2H;                      // [1149]
+  const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [1149] d l2.c'
+  T *__restrict d_l2_c = a.gradPrev + kStateL2C;                      // [1149]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
+  T *__restrict record0 = a.record + 0;                               // [1149]
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
+  T *__restrict record1 = a.record + 1152;                            // [1149]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
+  T *__restrict record2 = a.record + 2304;                            // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
+  T *__restrict record3 = a.record + 3456;                            // [1149]
+#pragma omp simd
+  for (int j = 0; j < 1149; ++j) {
+#line 35 "examples/lm/plastic_lstm.dopa"
+    const T v54 = d_l1_h_next[j] + t53[j];
+    d_l1_h[j] = v54;
+    d_l1_c[j] = d_l1_c_next[j];
+    const T v46 = d_l2_h_next[j] + t45[j];
+    d_l2_h[j] = v46;
+    d_l2_c[j] = d_l2_c_next[j];
+    record0[j] = d_carried_0_next[j];
+    record1[j] = l1_h[j];
+    record2[j] = d_carried_1_next[j];
+    record3[j] = l2_h[j];
+  }
+#line 2210 "lm_plastic_lstm.cpp"
+}
+
+// state  h : [H] = 0
+//
+// prologue_backward stage 3: fused loop nest over [400]
+//   %38 add -> grad_prev l3.h
+//   %31 grad_state d l3.c' -> grad_prev l3.c
+//   %35 grad_state d carried.2' -> record (a factor of deferred outer-product gradients)
+//   %6 state -> record (a factor of deferred outer-product gradients)
+template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArgs<T> &a) {
+  const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;           // [400] d l3.h'
+  T *__restrict t37 = a.scratch + 0;                                  // [400]
+  T *__restrict d_l3_h = a.gradPrev + kStateL3H;                      // [400]
+  const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;           // [400] d l3.c'
+  T *__restrict d_l3_c = a.gradPrev + kStateL3C;                      // [400]
+  const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
+  T *__restrict record4 = a.record + 4608;                            // [400]
+  const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
+  T *__restrict record5 = a.record + 5008;                            // [400]
+#pragma omp simd
+  for (int j = 0; j < 400; ++j) {
+#line 35 "examples/lm/plastic_lstm.dopa"
+    const T v38 = d_l3_h_next[j] + t37[j];
+    d_l3_h[j] = v38;
+    d_l3_c[j] = d_l3_c_next[j];
+    record4[j] = d_carried_2_next[j];
+    record5[j] = l3_h[j];
+  }
+#line 2239 "lm_plastic_lstm.cpp"
+}
+
+// prologue_backward stage 4:
+//   zero dcarried.0
+template <class T> static void prologue_backward_d_carried_0(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0; // [1149]
+  for (int e = 0; e < 1149; ++e)
+    d_carried_0[e] = T(0);
+}
+
+// prologue_backward stage 5:
+//   zero dcarried.1
+template <class T> static void prologue_backward_d_carried_1(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_1 = a.gradPrev + kStateCarried1; // [1149]
+  for (int e = 0; e < 1149; ++e)
+    d_carried_1[e] = T(0);
+}
+
+// prologue_backward stage 6:
+//   zero dcarried.2
+template <class T> static void prologue_backward_d_carried_2(const dopa::StepArgs<T> &a) {
+  T *__restrict d_carried_2 = a.gradPrev + kStateCarried2; // [400]
+  for (int e = 0; e < 400; ++e)
+    d_carried_2[e] = T(0);
+}
+
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
+// prologue_backward stage 7: fused loop nest over [1149, 1]
+//   %56 reduce_to += grad l1.alpha
+//   %48 reduce_to += grad l2.alpha
+template <class T>
+static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t56 = a.scratch + 4256;               // [1149, 1]
+  T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
+  T *__restrict t48 = a.scratch + 1952;               // [1149, 1]
+  T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
+  for (int i = 0; i < 1149; ++i) {
+#line 46 "examples/lm/plastic_lstm.dopa"
+    d_l1_alpha[i] += t56[i];
+    d_l2_alpha[i] += t48[i];
+  }
+#line 2282 "lm_plastic_lstm.cpp"
+}
+
+// param  alpha : [H, 1] ~ uniform(0, 0.0001)
+//
+// prologue_backward stage 8: fused loop nest over [400, 1]
+//   %40 reduce_to += grad l3.alpha
+template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
+  T *__restrict t40 = a.scratch + 400;                // [400, 1]
+  T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
+  for (int i = 0; i < 400; ++i) {
+#line 46 "examples/lm/plastic_lstm.dopa"
+    d_l3_alpha[i] += t40[i];
+  }
+#line 2296 "lm_plastic_lstm.cpp"
+}
+
+/// One prologue_backward step of PlasticLSTMLM for one batch element.
+template <class T> void prologue_backward_step(const dopa::StepArgs<T> &a) {
+  prologue_backward_d_l3_hebb(a);
+  prologue_backward_d_l1_hebb_l2_hebb(a);
+  prologue_backward_d_l1_h_l1_c_l2_h_l2_c(a);
+  prologue_backward_d_l3_h_l3_c(a);
+  prologue_backward_d_carried_0(a);
+  prologue_backward_d_carried_1(a);
+  prologue_backward_d_carried_2(a);
+  prologue_backward_grad_l1_alpha_l2_alpha(a);
+  prologue_backward_grad_l3_alpha(a);
 }
 
 static dopa::NetworkInfo info() {
@@ -2130,9 +2470,9 @@ static dopa::NetworkInfo info() {
   return n;
 }
 
-static const int64_t stateOffsets[] = {kStateL1H, kStateL1C, kStateL1Hebb,
-                                       kStateL2H, kStateL2C, kStateL2Hebb,
-                                       kStateL3H, kStateL3C, kStateL3Hebb};
+static const int64_t stateOffsets[] = {
+    kStateL1H, kStateL1C, kStateL1Hebb, kStateL2H,      kStateL2C,      kStateL2Hebb,
+    kStateL3H, kStateL3C, kStateL3Hebb, kStateCarried0, kStateCarried1, kStateCarried2};
 static const int64_t inputRows[] = {10000, 0, 0, 0, 0};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -2151,79 +2491,85 @@ static const dopa::DeferredOuter deferred[] = {
      .offsetA = 3856,
      .offsetB = 1552},
     {.paramOffset = kParamL1X2cWeight, .rows = 1149, .cols = 400, .offsetA = 5008, .offsetB = 1152},
-    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 5008, .offsetB = 1552},
+    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 6160, .offsetB = 7312},
     {.paramOffset = kParamL2X2fWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 6160,
-     .offsetB = 7312},
+     .offsetA = 8464,
+     .offsetB = 9616},
     {.paramOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 6160,
-     .offsetB = 8464},
+     .offsetA = 8464,
+     .offsetB = 10768},
     {.paramOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 9616,
-     .offsetB = 7312},
+     .offsetA = 11920,
+     .offsetB = 9616},
     {.paramOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 9616,
-     .offsetB = 8464},
+     .offsetA = 11920,
+     .offsetB = 10768},
     {.paramOffset = kParamL2X2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 10768,
-     .offsetB = 7312},
+     .offsetA = 13072,
+     .offsetB = 9616},
     {.paramOffset = kParamL2H2oWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 10768,
-     .offsetB = 8464},
+     .offsetA = 13072,
+     .offsetB = 10768},
     {.paramOffset = kParamL2X2cWeight,
      .rows = 1149,
      .cols = 1149,
-     .offsetA = 11920,
-     .offsetB = 7312},
-    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 11920, .offsetB = 8464},
+     .offsetA = 14224,
+     .offsetB = 9616},
+    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 15376, .offsetB = 16528},
     {.paramOffset = kParamL3X2fWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 13072,
-     .offsetB = 13472},
+     .offsetA = 17680,
+     .offsetB = 18080},
     {.paramOffset = kParamL3H2fWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 13072,
-     .offsetB = 14624},
+     .offsetA = 17680,
+     .offsetB = 19232},
     {.paramOffset = kParamL3X2iWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 15024,
-     .offsetB = 13472},
+     .offsetA = 19632,
+     .offsetB = 18080},
     {.paramOffset = kParamL3H2iWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 15024,
-     .offsetB = 14624},
+     .offsetA = 19632,
+     .offsetB = 19232},
     {.paramOffset = kParamL3X2oWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 15424,
-     .offsetB = 13472},
+     .offsetA = 20032,
+     .offsetB = 18080},
     {.paramOffset = kParamL3H2oWeight,
      .rows = 400,
      .cols = 400,
-     .offsetA = 15424,
-     .offsetB = 14624},
+     .offsetA = 20032,
+     .offsetB = 19232},
     {.paramOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1149,
-     .offsetA = 15824,
-     .offsetB = 13472},
-    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 15824, .offsetB = 14624},
+     .offsetA = 20432,
+     .offsetB = 18080},
+    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 20832, .offsetB = 21232},
+};
+
+static const dopa::DeferredOuter prologueDeferred[] = {
+    {.paramOffset = kParamL1W, .rows = 1149, .cols = 1149, .offsetA = 0, .offsetB = 1152},
+    {.paramOffset = kParamL2W, .rows = 1149, .cols = 1149, .offsetA = 2304, .offsetB = 3456},
+    {.paramOffset = kParamL3W, .rows = 400, .cols = 400, .offsetA = 4608, .offsetB = 5008},
 };
 
 static const dopa::BatchedReadout readouts[] = {
@@ -2248,27 +2594,25 @@ constexpr dopa::StepFn<T> forward_stages[] = {
     forward_saved_x2o<T>,
     forward_saved_h2o<T>,
     forward_x2c<T>,
-    forward_matmul<T>,
-    forward_l1_g_y1_l1_h_l1_c<T>,
-    forward_saved_x2f_12<T>,
-    forward_saved_h2f_13<T>,
-    forward_saved_x2i_14<T>,
-    forward_saved_h2i_15<T>,
-    forward_saved_x2o_16<T>,
-    forward_saved_h2o_17<T>,
-    forward_x2c_18<T>,
-    forward_l2_g_y2_l2_h_l2_c<T>,
-    forward_saved_x2f_20<T>,
-    forward_saved_h2f_21<T>,
-    forward_saved_x2i_22<T>,
-    forward_saved_h2i_23<T>,
-    forward_saved_x2o_24<T>,
-    forward_saved_h2o_25<T>,
-    forward_x2c_26<T>,
-    forward_matmul_27<T>,
-    forward_l3_g_l3_h_l3_c_logits<T>,
-    forward_l1_hebb_l2_hebb<T>,
-    forward_l3_hebb<T>,
+    forward_l1_g_l1_hn_y1_l1_c<T>,
+    forward_saved_x2f_11<T>,
+    forward_saved_h2f_12<T>,
+    forward_saved_x2i_13<T>,
+    forward_saved_h2i_14<T>,
+    forward_saved_x2o_15<T>,
+    forward_saved_h2o_16<T>,
+    forward_x2c_17<T>,
+    forward_l2_g_l2_hn_y2_l2_c<T>,
+    forward_saved_x2f_19<T>,
+    forward_saved_h2f_20<T>,
+    forward_saved_x2i_21<T>,
+    forward_saved_h2i_22<T>,
+    forward_saved_x2o_23<T>,
+    forward_saved_h2o_24<T>,
+    forward_x2c_25<T>,
+    forward_l3_g_l3_hn_l3_c_logits<T>,
+    forward_carried_0_carried_1_l1_hebb_l2_hebb<T>,
+    forward_carried_2_l3_hebb<T>,
 };
 
 /// Stages of the forward step the executor runs as one GEMM for the batch (stage-major order).
@@ -2350,18 +2694,18 @@ static const dopa::BatchedProduct forward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 400},
-    {.stage = 12,
+    {.stage = 11,
      .weightOffset = kParamL2X2fWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = false,
      .xBuf = dopa::StepBuffer::Saved,
      .xIndex = 0,
-     .xOffset = 8480,
+     .xOffset = 9632,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 9632},
-    {.stage = 13,
+     .yOffset = 10784},
+    {.stage = 12,
      .weightOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
@@ -2371,19 +2715,19 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 1322512,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 10784},
-    {.stage = 14,
+     .yOffset = 11936},
+    {.stage = 13,
      .weightOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = false,
      .xBuf = dopa::StepBuffer::Saved,
      .xIndex = 0,
-     .xOffset = 8480,
+     .xOffset = 9632,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 11936},
-    {.stage = 15,
+     .yOffset = 13088},
+    {.stage = 14,
      .weightOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
@@ -2393,19 +2737,19 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 1322512,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 13088},
-    {.stage = 16,
+     .yOffset = 14240},
+    {.stage = 15,
      .weightOffset = kParamL2X2oWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = false,
      .xBuf = dopa::StepBuffer::Saved,
      .xIndex = 0,
-     .xOffset = 8480,
+     .xOffset = 9632,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 14240},
-    {.stage = 17,
+     .yOffset = 15392},
+    {.stage = 16,
      .weightOffset = kParamL2H2oWeight,
      .rows = 1149,
      .cols = 1149,
@@ -2415,30 +2759,30 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 1322512,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 15392},
-    {.stage = 18,
+     .yOffset = 16544},
+    {.stage = 17,
      .weightOffset = kParamL2X2cWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = false,
      .xBuf = dopa::StepBuffer::Saved,
      .xIndex = 0,
-     .xOffset = 8480,
+     .xOffset = 9632,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 2704},
-    {.stage = 20,
+     .yOffset = 1552},
+    {.stage = 19,
      .weightOffset = kParamL3X2fWeight,
      .rows = 400,
      .cols = 1149,
      .transposed = false,
      .xBuf = dopa::StepBuffer::Saved,
      .xIndex = 0,
-     .xOffset = 17696,
+     .xOffset = 20000,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 18848},
-    {.stage = 21,
+     .yOffset = 21152},
+    {.stage = 20,
      .weightOffset = kParamL3H2fWeight,
      .rows = 400,
      .cols = 400,
@@ -2448,19 +2792,19 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 2645024,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 19248},
-    {.stage = 22,
+     .yOffset = 21552},
+    {.stage = 21,
      .weightOffset = kParamL3X2iWeight,
      .rows = 400,
      .cols = 1149,
      .transposed = false,
      .xBuf = dopa::StepBuffer::Saved,
      .xIndex = 0,
-     .xOffset = 17696,
+     .xOffset = 20000,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 19648},
-    {.stage = 23,
+     .yOffset = 21952},
+    {.stage = 22,
      .weightOffset = kParamL3H2iWeight,
      .rows = 400,
      .cols = 400,
@@ -2470,19 +2814,19 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 2645024,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 20048},
-    {.stage = 24,
+     .yOffset = 22352},
+    {.stage = 23,
      .weightOffset = kParamL3X2oWeight,
      .rows = 400,
      .cols = 1149,
      .transposed = false,
      .xBuf = dopa::StepBuffer::Saved,
      .xIndex = 0,
-     .xOffset = 17696,
+     .xOffset = 20000,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 20448},
-    {.stage = 25,
+     .yOffset = 22752},
+    {.stage = 24,
      .weightOffset = kParamL3H2oWeight,
      .rows = 400,
      .cols = 400,
@@ -2492,26 +2836,26 @@ static const dopa::BatchedProduct forward_products[] = {
      .xOffset = 2645024,
      .yBuf = dopa::StepBuffer::Saved,
      .yIndex = 0,
-     .yOffset = 20848},
-    {.stage = 26,
+     .yOffset = 23152},
+    {.stage = 25,
      .weightOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1149,
      .transposed = false,
      .xBuf = dopa::StepBuffer::Saved,
      .xIndex = 0,
-     .xOffset = 17696,
+     .xOffset = 20000,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 5008},
+     .yOffset = 2704},
 };
 
 /// The backward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> backward_stages[] = {
-    backward_eta_outer<T>,
-    backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias<T>,
     backward_d_l3_hebb<T>,
+    backward_d_l1_hebb_l2_hebb<T>,
+    backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias<T>,
     backward_x2c<T>,
     backward_h2o<T>,
     backward_x2o<T>,
@@ -2519,25 +2863,22 @@ constexpr dopa::StepFn<T> backward_stages[] = {
     backward_x2i<T>,
     backward_h2f<T>,
     backward_x2f<T>,
-    backward_eta_outer_10<T>,
-    backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias<T>,
-    backward_d_l2_hebb<T>,
-    backward_x2c_13<T>,
-    backward_h2o_14<T>,
-    backward_x2o_15<T>,
-    backward_h2i_16<T>,
-    backward_x2i_17<T>,
-    backward_h2f_18<T>,
-    backward_x2f_19<T>,
-    backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias<T>,
-    backward_d_l1_hebb<T>,
-    backward_x2c_22<T>,
-    backward_h2o_23<T>,
-    backward_x2o_24<T>,
-    backward_h2i_25<T>,
-    backward_x2i_26<T>,
-    backward_h2f_27<T>,
-    backward_x2f_28<T>,
+    backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias<T>,
+    backward_x2c_11<T>,
+    backward_h2o_12<T>,
+    backward_x2o_13<T>,
+    backward_h2i_14<T>,
+    backward_x2i_15<T>,
+    backward_h2f_16<T>,
+    backward_x2f_17<T>,
+    backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias<T>,
+    backward_x2c_19<T>,
+    backward_h2o_20<T>,
+    backward_x2o_21<T>,
+    backward_h2i_22<T>,
+    backward_x2i_23<T>,
+    backward_h2f_24<T>,
+    backward_x2f_25<T>,
     backward_d_l1_h<T>,
     backward_d_l3_h_grad_enc_weight<T>,
     backward_grad_l1_alpha_l2_alpha<T>,
@@ -2552,12 +2893,12 @@ static const dopa::BatchedProduct backward_products[] = {
      .rows = 400,
      .cols = 1149,
      .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
+     .xBuf = dopa::StepBuffer::GradPrev,
      .xIndex = 0,
-     .xOffset = 15824,
+     .xOffset = 2808128,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 1616},
+     .yOffset = 6224},
     {.stage = 4,
      .weightOffset = kParamL3H2oWeight,
      .rows = 400,
@@ -2565,10 +2906,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 15424,
+     .xOffset = 20032,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 2768},
+     .yOffset = 7376},
     {.stage = 5,
      .weightOffset = kParamL3X2oWeight,
      .rows = 400,
@@ -2576,10 +2917,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 15424,
+     .xOffset = 20032,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 3168},
+     .yOffset = 7776},
     {.stage = 6,
      .weightOffset = kParamL3H2iWeight,
      .rows = 400,
@@ -2587,10 +2928,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 15024,
+     .xOffset = 19632,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 4320},
+     .yOffset = 8928},
     {.stage = 7,
      .weightOffset = kParamL3X2iWeight,
      .rows = 400,
@@ -2598,10 +2939,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 15024,
+     .xOffset = 19632,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 4720},
+     .yOffset = 9328},
     {.stage = 8,
      .weightOffset = kParamL3H2fWeight,
      .rows = 400,
@@ -2609,10 +2950,10 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 13072,
+     .xOffset = 17680,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 5872},
+     .yOffset = 10480},
     {.stage = 9,
      .weightOffset = kParamL3X2fWeight,
      .rows = 400,
@@ -2620,12 +2961,45 @@ static const dopa::BatchedProduct backward_products[] = {
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
+     .xOffset = 17680,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 10880},
+    {.stage = 11,
+     .weightOffset = kParamL2X2cWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .transposed = true,
+     .xBuf = dopa::StepBuffer::GradPrev,
+     .xIndex = 0,
+     .xOffset = 2806976,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 14352},
+    {.stage = 12,
+     .weightOffset = kParamL2H2oWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .transposed = true,
+     .xBuf = dopa::StepBuffer::Record,
+     .xIndex = 0,
      .xOffset = 13072,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 6272},
+     .yOffset = 15504},
     {.stage = 13,
-     .weightOffset = kParamL2X2cWeight,
+     .weightOffset = kParamL2X2oWeight,
+     .rows = 1149,
+     .cols = 1149,
+     .transposed = true,
+     .xBuf = dopa::StepBuffer::Record,
+     .xIndex = 0,
+     .xOffset = 13072,
+     .yBuf = dopa::StepBuffer::Scratch,
+     .yIndex = 0,
+     .yOffset = 16656},
+    {.stage = 14,
+     .weightOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
@@ -2634,85 +3008,52 @@ static const dopa::BatchedProduct backward_products[] = {
      .xOffset = 11920,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 12048},
-    {.stage = 14,
-     .weightOffset = kParamL2H2oWeight,
-     .rows = 1149,
-     .cols = 1149,
-     .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
-     .xIndex = 0,
-     .xOffset = 10768,
-     .yBuf = dopa::StepBuffer::Scratch,
-     .yIndex = 0,
-     .yOffset = 13200},
+     .yOffset = 17808},
     {.stage = 15,
-     .weightOffset = kParamL2X2oWeight,
-     .rows = 1149,
-     .cols = 1149,
-     .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
-     .xIndex = 0,
-     .xOffset = 10768,
-     .yBuf = dopa::StepBuffer::Scratch,
-     .yIndex = 0,
-     .yOffset = 14352},
-    {.stage = 16,
-     .weightOffset = kParamL2H2iWeight,
-     .rows = 1149,
-     .cols = 1149,
-     .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
-     .xIndex = 0,
-     .xOffset = 9616,
-     .yBuf = dopa::StepBuffer::Scratch,
-     .yIndex = 0,
-     .yOffset = 15504},
-    {.stage = 17,
      .weightOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 9616,
+     .xOffset = 11920,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 16656},
-    {.stage = 18,
+     .yOffset = 18960},
+    {.stage = 16,
      .weightOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 6160,
+     .xOffset = 8464,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 17808},
-    {.stage = 19,
+     .yOffset = 20112},
+    {.stage = 17,
      .weightOffset = kParamL2X2fWeight,
      .rows = 1149,
      .cols = 1149,
      .transposed = true,
      .xBuf = dopa::StepBuffer::Record,
      .xIndex = 0,
-     .xOffset = 6160,
+     .xOffset = 8464,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 18960},
-    {.stage = 22,
+     .yOffset = 21264},
+    {.stage = 19,
      .weightOffset = kParamL1X2cWeight,
      .rows = 1149,
      .cols = 400,
      .transposed = true,
-     .xBuf = dopa::StepBuffer::Record,
+     .xBuf = dopa::StepBuffer::GradPrev,
      .xIndex = 0,
-     .xOffset = 5008,
+     .xOffset = 2805824,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 24736},
-    {.stage = 23,
+    {.stage = 20,
      .weightOffset = kParamL1H2oWeight,
      .rows = 1149,
      .cols = 1149,
@@ -2723,7 +3064,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 25136},
-    {.stage = 24,
+    {.stage = 21,
      .weightOffset = kParamL1X2oWeight,
      .rows = 1149,
      .cols = 400,
@@ -2734,7 +3075,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 26288},
-    {.stage = 25,
+    {.stage = 22,
      .weightOffset = kParamL1H2iWeight,
      .rows = 1149,
      .cols = 1149,
@@ -2745,7 +3086,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 26688},
-    {.stage = 26,
+    {.stage = 23,
      .weightOffset = kParamL1X2iWeight,
      .rows = 1149,
      .cols = 400,
@@ -2756,7 +3097,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 27840},
-    {.stage = 27,
+    {.stage = 24,
      .weightOffset = kParamL1H2fWeight,
      .rows = 1149,
      .cols = 1149,
@@ -2767,7 +3108,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 28240},
-    {.stage = 28,
+    {.stage = 25,
      .weightOffset = kParamL1X2fWeight,
      .rows = 1149,
      .cols = 400,
@@ -2785,9 +3126,9 @@ const dopa::GeneratedSpec &spec() {
       .name = "PlasticLSTMLM",
       .specPath = "examples/lm/plastic_lstm.dopa",
       .info = info,
-      .stateNumel = 2805824,
+      .stateNumel = 2808528,
       .stateOffsets = stateOffsets,
-      .savedNumel = 21648,
+      .savedNumel = 24352,
       .scratchNumel = 29792,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
@@ -2798,15 +3139,15 @@ const dopa::GeneratedSpec &spec() {
       .memoryBudget = 0,
       .numDeferred = 24,
       .deferred = deferred,
-      .recordNumel = 16224,
+      .recordNumel = 21632,
       .forwardFlops = 67988696,
       .forwardSharedFlops = 0,
       .backwardFlops = 115781200,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,
-      .numForwardStages = 31,
-      .numBackwardStages = 34,
+      .numForwardStages = 29,
+      .numBackwardStages = 31,
       .forwardStagesFloat = forward_stages<float>,
       .backwardStagesFloat = backward_stages<float>,
       .forwardStagesDouble = forward_stages<double>,
@@ -2815,6 +3156,14 @@ const dopa::GeneratedSpec &spec() {
       .numBackwardProducts = 21,
       .forwardProducts = forward_products,
       .backwardProducts = backward_products,
+      .prologueForwardFloat = prologue_forward_step<float>,
+      .prologueBackwardFloat = prologue_backward_step<float>,
+      .prologueForwardDouble = prologue_forward_step<double>,
+      .prologueBackwardDouble = prologue_backward_step<double>,
+      .prologueSavedNumel = 0,
+      .prologueRecordNumel = 5408,
+      .numPrologueDeferred = 3,
+      .prologueDeferred = prologueDeferred,
   };
   return s;
 }

@@ -118,7 +118,27 @@ template <class T> struct GeneratedExecutor<T>::Impl {
   struct Thread {
     AlignedBuf<T> scratch, saved, outputs, grads, gradA, gradB, replay, replaySaved, inner, tmp,
         record;
+    AlignedBuf<T> prologue; // carried products: the prologue's saved values, then its record
   };
+  // Carried products (GeneratedSpec::prologueForwardFloat): the prologue's step functions, or null.
+  StepFn<T> proFwd = nullptr, proBwd = nullptr;
+  int64_t proNumel = 0; // its saved and record blocks, one after the other
+
+  /// The carried states of elements [0, batch) of `block` (B * S values) from their other states:
+  /// the prologue, before the first recorded step, its next block in `spare` (B * S values).
+  void runPrologue(T *block, T *spare, const T *params, int batch) {
+    if (stageMajor)
+      prepareElements(batch);
+    else
+      prepareThreads();
+#pragma omp parallel for schedule(static) if (batch > 1)
+    for (int b = 0; b < batch; ++b) {
+      Thread &t = stageMajor ? elements[size_t(b)] : thread();
+      proFwd(forwardArgs<T>(params, nullptr, block + b * S, spare + b * S, nullptr,
+                            t.prologue.data(), t.scratch.data()));
+      std::copy(spare + b * S, spare + (b + 1) * S, block + b * S);
+    }
+  }
   std::vector<Thread> threads;
   // Stage-major order (StageOrder): the step functions' stages, per stage its batched product
   // or -1, this episode's order, every element's buffers (the gradient accumulators stay per
@@ -139,12 +159,21 @@ template <class T> struct GeneratedExecutor<T>::Impl {
       bwd = s.backwardFloat;
       fwdStages = s.forwardStagesFloat;
       bwdStages = s.backwardStagesFloat;
+      proFwd = s.prologueForwardFloat;
+      proBwd = s.prologueBackwardFloat;
     } else {
       fwd = s.forwardDouble;
       bwd = s.backwardDouble;
       fwdStages = s.forwardStagesDouble;
       bwdStages = s.backwardStagesDouble;
+      proFwd = s.prologueForwardDouble;
+      proBwd = s.prologueBackwardDouble;
     }
+    if (!proFwd != !proBwd)
+      throw std::logic_error(std::string("network '") + s.name +
+                             "': a prologue needs both its forward and its backward");
+    if (proFwd)
+      proNumel = s.prologueSavedNumel + s.prologueRecordNumel;
     auto index = [&s](std::vector<int> &of, int stages, const BatchedProduct *products, int n) {
       of.assign(size_t(stages), -1);
       for (int p = 0; p < n; ++p) {
@@ -173,6 +202,7 @@ template <class T> struct GeneratedExecutor<T>::Impl {
       t.scratch.resize(size_t(std::max<int64_t>(scratch, 1)));
       t.saved.resize(size_t(std::max<int64_t>(saved, 1)));
       t.outputs.resize(size_t(std::max<int64_t>(outputTotal, 1)));
+      t.prologue.resize(size_t(proNumel));
     }
   }
 
@@ -199,6 +229,7 @@ template <class T> struct GeneratedExecutor<T>::Impl {
       t.scratch.resize(size_t(std::max<int64_t>(scratch, 1)));
       t.saved.resize(size_t(std::max<int64_t>(saved, 1)));
       t.outputs.resize(size_t(std::max<int64_t>(outputTotal, 1)));
+      t.prologue.resize(size_t(proNumel));
     }
   }
   Thread &thread() { return threads[size_t(threadId())]; }
@@ -214,7 +245,8 @@ template <class T> struct GeneratedExecutor<T>::Impl {
                        .readoutNumel = readoutTotal,
                        .productXNumel = productXNumel,
                        .productYNumel = productYNumel,
-                       .paramNumel = numParams};
+                       .paramNumel = numParams,
+                       .prologueNumel = proNumel};
     return dopa::planInputs(layout, int64_t(sizeof(T)), batch, steps, maxThreads(), budget, 0,
                             stageMajor);
   }
@@ -270,7 +302,7 @@ template <class T> int64_t GeneratedExecutor<T>::heldBytes() const {
     for (const auto &t : *group)
       b += int64_t(t.scratch.bytes() + t.saved.bytes() + t.outputs.bytes() + t.grads.bytes() +
                    t.gradA.bytes() + t.gradB.bytes() + t.replay.bytes() + t.replaySaved.bytes() +
-                   t.inner.bytes() + t.tmp.bytes() + t.record.bytes());
+                   t.inner.bytes() + t.tmp.bytes() + t.record.bytes() + t.prologue.bytes());
   return b;
 }
 
@@ -538,6 +570,10 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
   Impl &m = *impl;
   // Integer inputs index tables: check them here, outside the parallel region.
   checkIndexInputs(netInfo, genSpec.inputRows, inputs, B);
+  if (numSteps == 0 && m.proFwd) { // the carried states of the start, kept with it
+    m.runPrologue(m.cur.data(), m.next.data(), paramBuf.data(), B);
+    std::copy(m.cur.data(), m.cur.data() + B * m.S, m.checkpoints[0].data());
+  }
   if (numSteps > 0 && m.outer != INT_MAX && numSteps % m.outer == 0) {
     if (m.numCheckpoints == m.checkpoints.size())
       m.checkpoints.emplace_back();
@@ -662,6 +698,7 @@ template <class T> int GeneratedExecutor<T>::planBackward(int steps) {
     if (innerCap < outer)
       t.inner.resize(size_t(ceilDiv(outer, innerCap) * m.S));
     t.record.resize(size_t(int64_t(steps) * genSpec.recordNumel));
+    t.prologue.resize(size_t(m.proNumel));
   }
   for (int r = 0; r < genSpec.numReadouts; ++r)
     m.readoutGrads[size_t(r)].resize(size_t(int64_t(steps) * B * genSpec.readouts[r].cols));
@@ -726,6 +763,7 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
       lanes.segment(m.checkpoints[size_t(seg)].data(), from, to, outputGrads);
     }
     lanes.deferredGradients(steps);
+    lanes.prologueBackward(m.checkpoints[0].data());
   };
   if (m.stageMajor) { // per thread, a group of elements at once, each step stage by stage
     int groups = m.groups;

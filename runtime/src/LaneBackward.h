@@ -119,6 +119,41 @@ public:
     }
   }
 
+  /// Carried products: the prologue's backward for every lane, after the first step's (the
+  /// gradient of the carried states at the start to the parameters and the other states), from
+  /// the states at the start in `block` (every element's); then its deferred outer products.
+  void prologueBackward(const T *block) {
+    if (!m.proBwd)
+      return;
+    for (Lane &l : lanes) {
+      Thread &t = *l.t;
+      T *saved = t.prologue.data(), *record = saved + spec.prologueSavedNumel;
+      const T *state = block + l.b * S;
+      m.proFwd(forwardArgs<T>(params, nullptr, state, t.tmp.data(), nullptr, saved,
+                              t.scratch.data())); // the values its backward reads
+      T *grads = m.stageMajor ? m.thread().grads.data() : t.grads.data();
+      StepArgs<T> a;
+      a.params = params;
+      a.state = state;
+      a.saved = saved;
+      a.scratch = t.scratch.data();
+      a.gradOutputs = l.gOut.data(); // (the prologue has no outputs)
+      a.gradNext = l.gNext;
+      a.gradPrev = l.gPrev;
+      a.grads = grads;
+      a.record = record;
+      m.proBwd(a);
+      std::swap(l.gNext, l.gPrev);
+      for (int d = 0; d < spec.numPrologueDeferred; ++d) {
+        const DeferredOuter &o = spec.prologueDeferred[d];
+        Eigen::Map<RowMajorMat<T>> G(grads + o.paramOffset, o.rows, o.cols);
+        G.noalias() +=
+            Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(record + o.offsetA, o.rows) *
+            Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(record + o.offsetB, o.cols);
+      }
+    }
+  }
+
 private:
   struct Lane {
     int b = 0;

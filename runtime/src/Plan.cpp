@@ -28,12 +28,13 @@ CheckpointPlan dopa::detail::evaluatePlan(const PlanInputs &in, int outer, int i
   int64_t replay = std::min<int64_t>(inner, L);
   // Per thread (element-major) or per element (stage-major): the replayed states and saved
   // values, the inner checkpoints, the state gradients (next, previous) and a spare state,
-  // scratch, one step's saved values and outputs, the record; per thread also the
+  // scratch, one step's saved values and outputs, the record, the prologue's saved values and
+  // record (carried products); per thread also the
   // parameter-gradient accumulator.
   int64_t lane = replay * in.stateBytes + round64(replay * in.savedBytes) +
                  (p.replays == 2 ? ceilDiv(L, inner) * in.stateBytes : 0) + 3 * in.stateBytes +
                  round64(in.scratchBytes) + round64(in.savedBytes) + round64(in.outputBytes) +
-                 round64(T * in.recordBytes);
+                 round64(T * in.recordBytes) + (in.prologueBytes ? round64(in.prologueBytes) : 0);
   int64_t elements = 0;
   if (in.stageMajor) {
     p.perThreadBytes = round64(in.paramBytes);
@@ -61,6 +62,7 @@ PlanInputs dopa::planInputs(const BlockLayout &layout, int64_t elementBytes, int
   in.outputBytes = layout.outputNumel * elementBytes;
   in.recordBytes = layout.recordNumel * elementBytes;
   in.paramBytes = layout.paramNumel * elementBytes;
+  in.prologueBytes = layout.prologueNumel * elementBytes;
   in.readoutBytes = layout.readoutNumel * elementBytes;
   in.productXBytes = layout.productXNumel * elementBytes;
   in.productYBytes = layout.productYNumel * elementBytes;
@@ -78,7 +80,10 @@ BlockLayout dopa::layoutOf(const GeneratedSpec &spec, const NetworkInfo &info) {
                      .savedNumel = spec.savedNumel,
                      .scratchNumel = spec.scratchNumel,
                      .recordNumel = spec.recordNumel,
-                     .paramNumel = int64_t(info.numParams)};
+                     .paramNumel = int64_t(info.numParams),
+                     .prologueNumel = spec.prologueForwardFloat
+                                          ? spec.prologueSavedNumel + spec.prologueRecordNumel
+                                          : 0};
   for (const TensorInfo &in : info.inputs)
     layout.inputNumel += in.numel();
   for (const TensorInfo &o : info.outputs)

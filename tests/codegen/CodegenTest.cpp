@@ -336,6 +336,89 @@ TEST_CASE("generated code equals the generic executor at tiny dims (float64)") {
   }
 }
 
+TEST_CASE("carried products: from set states, over windows, every plan, both orders (float64)") {
+  // A carried product (dopac --carry-products) reads a state the previous step computed; the
+  // prologue computes it at the start of each recorded window, and its backward returns its
+  // gradient to the parameters. From zero states that gradient is zero, so the states are set
+  // here (random, pw and h included), and a second window continues from the first's states (the
+  // language models' truncated BPTT). Against the generic executor, which runs the spec's graph.
+  int withPrologue = 0;
+  for (const test::CodegenCase &c : test::codegenCases()) {
+    const GeneratedSpec &spec = c.generated();
+    if (!spec.prologueForwardDouble)
+      continue;
+    ++withPrologue;
+    auto net = compileSpec(c.spec, c.dims);
+    REQUIRE(net);
+    for (auto [order, every] : {std::pair{StageOrder::ElementMajor, 0},
+                                {StageOrder::ElementMajor, 2},
+                                {StageOrder::StageMajor, 0},
+                                {StageOrder::StageMajor, 3}}) {
+      INFO("case " << c.name << ", stage-major " << (order == StageOrder::StageMajor)
+                   << ", checkpoint every " << every);
+      Executor<double> ref(net->forward, net->backward);
+      GeneratedExecutor<double> gen(spec);
+      gen.setStageOrder(order);
+      gen.setCheckpointEvery(every);
+      const NetworkInfo &info = ref.info();
+      REQUIRE(sameInfo(gen.info(), info)); // the carried states are not the network's
+      ref.params() = makeParams<double>(info, 5, 3.0, true);
+      gen.params() = ref.params();
+      const int B = 3;
+      ref.beginEpisode(B);
+      gen.beginEpisode(B);
+      Rng rng(41);
+      for (size_t s = 0; s < info.states.size(); ++s) {
+        std::vector<double> v(size_t(B * info.states[s].numel()));
+        for (double &x : v)
+          x = rng.uniform(-0.5, 0.5);
+        ref.setState(int(s), v.data());
+        gen.setState(int(s), v.data());
+      }
+      for (int window = 0; window < 2; ++window) {
+        Episode<double> ep = makeEpisode<double>(info, window == 0 ? 5 : 4, B, 60 + window);
+        std::vector<std::vector<double>> outA(info.outputs.size()), outB(info.outputs.size());
+        std::vector<std::vector<const double *>> gSteps(size_t(ep.steps));
+        for (int t = 0; t < ep.steps; ++t) {
+          std::vector<const double *> in;
+          for (size_t k = 0; k < info.inputs.size(); ++k)
+            in.push_back(ep.inputs[k].data() + size_t(t * B * info.inputs[k].numel()));
+          std::vector<std::vector<double>> ya(info.outputs.size()), yb(info.outputs.size());
+          std::vector<double *> pa, pb;
+          for (size_t k = 0; k < info.outputs.size(); ++k) {
+            ya[k].resize(size_t(B * info.outputs[k].numel()));
+            yb[k].resize(ya[k].size());
+            pa.push_back(ya[k].data());
+            pb.push_back(yb[k].data());
+            gSteps[size_t(t)].push_back(ep.dY[k].data() + size_t(t) * ya[k].size());
+          }
+          ref.step(in.data(), pa.data());
+          gen.step(in.data(), pb.data());
+          for (size_t k = 0; k < info.outputs.size(); ++k)
+            CHECK(relErr(yb[k].data(), ya[k].data(), ya[k].size()) <= 1e-12);
+        }
+        std::vector<const double *const *> gPtr;
+        for (auto &g : gSteps)
+          gPtr.push_back(g.data());
+        std::fill(ref.grads().begin(), ref.grads().end(), 0.0);
+        std::fill(gen.grads().begin(), gen.grads().end(), 0.0);
+        ref.backward(gPtr.data(), nullptr);
+        gen.backward(gPtr.data(), nullptr);
+        for (size_t p = 0; p < info.params.size(); ++p) {
+          INFO("window " << window << ", grad " << info.params[p].name);
+          CHECK(relErr(gen.grads().data() + info.paramOffsets[p],
+                       ref.grads().data() + info.paramOffsets[p],
+                       size_t(info.params[p].numel())) <= 1e-11);
+        }
+        for (size_t s = 0; s < info.states.size(); ++s)
+          CHECK(relErr(gen.state(int(s)), ref.state(int(s)), size_t(B * info.states[s].numel())) <=
+                1e-12);
+      }
+    }
+  }
+  CHECK(withPrologue >= 3); // the plastic cases carry their recurrent products
+}
+
 TEST_CASE("every checkpointing plan gives bit-identical gradients") {
   for (const test::CodegenCase &c : test::codegenCases()) {
     INFO("case " << c.name);
@@ -512,6 +595,7 @@ TEST_CASE("the memory plan predicts the executor's allocations") {
       in.stageMajor = gen.stageMajor(); // then the replay buffers are per element
       in.productXBytes = layoutOf(s, info).productXNumel * 4;
       in.productYBytes = layoutOf(s, info).productYNumel * 4;
+      in.prologueBytes = layoutOf(s, info).prologueNumel * 4; // carried products
       in.batch = 3;
       in.steps = 20;
 #ifdef _OPENMP

@@ -120,6 +120,11 @@ cl::opt<Readouts> batchedReadouts(
                clEnumValN(Readouts::All, "all", "every such output"),
                clEnumValN(Readouts::None, "none", "none: the kernels compute every output")),
     cl::cat(category));
+cl::opt<bool> carryProductsOpt(
+    "carry-products",
+    cl::desc("Compute each step's state-only matrix products (a plastic network's recurrent input) "
+             "in the previous step's pass over the traces (default on; the C++ target only)"),
+    cl::init(true), cl::cat(category));
 cl::opt<bool> verifyEach("verify-each", cl::desc("Run the IR verifier after every pass"),
                          cl::init(true), cl::cat(category));
 cl::opt<bool> printAfterEach("print-after-each",
@@ -189,6 +194,11 @@ void printPlan(const CompiledNetwork &net, const kern::FusedNetwork &f, llvm::ra
   layout.savedNumel = f.savedNumel;
   layout.scratchNumel = std::max(f.forward.scratchNumel, f.backward.scratchNumel);
   layout.recordNumel = f.recordNumel;
+  for (const kern::FusedNetwork &p : f.prologue) { // carried products
+    layout.scratchNumel =
+        std::max({layout.scratchNumel, p.forward.scratchNumel, p.backward.scratchNumel});
+    layout.prologueNumel = p.savedNumel + p.recordNumel;
+  }
   for (const ir::Variable &v : net.forward.inputs)
     layout.inputNumel += ir::numElements(v.shape);
   for (const ir::Output &o : net.forward.outputs)
@@ -253,7 +263,13 @@ void printAfterPass(const Session &s, const sema::Network &net, llvm::StringRef 
   os << "*** " << net.name << " after " << pass << " ***\n";
   if (pass == "lower" || pass == "batch-readouts")
     ir::print(built.graphs.forward, &s.frontend.getSourceMgr(), os);
-  else if (pass == "autodiff")
+  else if (pass == "carry-products") {
+    ir::print(built.graphs.forward, &s.frontend.getSourceMgr(), os);
+    if (built.graphs.hasPrologue()) {
+      os << "*** " << net.name << " prologue ***\n";
+      ir::print(built.graphs.prologue, &s.frontend.getSourceMgr(), os);
+    }
+  } else if (pass == "autodiff")
     ir::print(built.graphs.backward, &s.frontend.getSourceMgr(), os);
   else if (pass == "fuse" && built.fused)
     kern::print(*built.fused, os);
@@ -266,6 +282,7 @@ std::optional<PipelineResult> compileOne(const Session &s, const sema::Network &
   options.fuse = fuse;
   options.inputGradients = inputGradients;
   // The CUDA backend and its executor run whole graphs.
+  options.carryProducts = emit != Emit::Cuda && carryProductsOpt;
   if (emit != Emit::Cuda)
     options.batchedReadoutMin = batchedReadouts == Readouts::All    ? 0
                                 : batchedReadouts == Readouts::Auto ? kAutoReadoutMinNumel

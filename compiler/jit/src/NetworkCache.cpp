@@ -244,6 +244,7 @@ Source generate(const CompileRequest &request) {
   PipelineOptions pipeline;
   pipeline.inputGradients = request.inputGradients;
   pipeline.batchedReadoutMin = request.batchedReadoutMin.value_or(kAutoReadoutMinNumel);
+  pipeline.carryProducts = request.carryProducts;
   std::optional<PipelineResult> result =
       compileSpec(frontend, request.specPath, request.dims, request.network, pipeline);
   if (!result || frontend.getDiagnostics().hasErrors()) {

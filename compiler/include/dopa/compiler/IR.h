@@ -113,6 +113,9 @@ struct Variable {
   /// off); neither gets a gradient. The runtime draws them for every training sequence.
   double dropout = -1;
   bool isMask() const { return dropout >= 0; }
+  /// A carried product (carryProducts): a state the step reads that the previous step computed,
+  /// not one of the network's; the runtime's prologue computes it at the start.
+  bool carried = false;
 };
 
 struct Output {

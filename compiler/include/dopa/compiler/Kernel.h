@@ -110,6 +110,9 @@ struct FusedNetwork {
   std::vector<int64_t> recordOffsets; // per record slot (a distinct factor)
   int64_t recordNumel = 0;
   bool inputGradients = false; // the backward writes dLoss/d input (Buf::GradInput)
+  /// With carried products: the prologue's kernels (one entry; CompiledNetwork::prologue), over
+  /// the same state layout. Empty otherwise.
+  std::vector<FusedNetwork> prologue;
 };
 
 /// Buffers inside a block start at multiples of this many elements (64 bytes for float), so that

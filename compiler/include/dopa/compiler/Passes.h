@@ -3,8 +3,9 @@
 // Each pass is a pure function from its input to a new value; runPipeline (Pipeline.h) runs them in
 // a straight line, then kern::fuse, with the IR verifier between them when asked (always in tests):
 //
-//   sema::Network --lower--> forward ir::Graph --batchReadouts--> --differentiate--> backward
-//                           \--checkLearnable (diagnostics at the spec's locations)
+//   sema::Network --lower--> forward ir::Graph --batchReadouts--> --carryProducts-->
+//                           \--checkLearnable       --differentiate--> backward (and the
+//                           prologue's)
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -39,6 +40,19 @@ ir::Graph batchReadouts(const ir::Graph &forward, int64_t minWeightNumel);
 /// cost nothing extra.
 constexpr int64_t kAutoReadoutMinNumel = 65536;
 
+/// The carryProducts pass's result: the step with each carried product read from a state of its
+/// own (and computed for the next step from the next states), and the prologue that computes the
+/// carried states from the user states (which it leaves unchanged). Without carried products,
+/// `step` is the forward graph and `prologue` is empty.
+struct CarriedProducts {
+  ir::Graph step, prologue;
+};
+
+/// Carry the step's state-only matrix products over the step boundary (Carry.cpp): a product of
+/// parameters and states that reads a matrix-shaped state is computed by the previous step, in the
+/// pass that updates that state. Pure; for the C++ target (the CUDA backend runs whole graphs).
+CarriedProducts carryProducts(const ir::Graph &forward);
+
 /// Report parameters that can never receive a gradient (no output depends on them at any step, or
 /// only through `detach`). Returns false when there were errors.
 bool checkLearnable(const ir::Graph &forward, DiagnosticEngine &diags);
@@ -47,6 +61,10 @@ bool checkLearnable(const ir::Graph &forward, DiagnosticEngine &diags);
 struct CompiledNetwork {
   ir::Graph forward;
   ir::Graph backward;
+  /// With carried products (carryProducts): the prologue's forward and backward graphs; empty
+  /// (no nodes) otherwise.
+  ir::Graph prologue, prologueBackward;
+  bool hasPrologue() const { return !prologue.nodes.empty(); }
 };
 
 } // namespace dopa

@@ -46,9 +46,11 @@ struct PipelineOptions {
   /// (batchReadouts; the C++ target: dopac --batched-readouts, the on-demand compiler); negative:
   /// none (the generic executor and the CUDA backend, which run whole graphs).
   int64_t batchedReadoutMin = -1;
-  /// Called after each pass that ran ("lower", "check-learnable", "batch-readouts", "autodiff",
-  /// "fuse") with what
-  /// the pipeline has built so far.
+  /// Carry state-only matrix products over the step boundary (carryProducts; the C++ target:
+  /// dopac --carry-products, the on-demand compiler). Off for the generic executor and CUDA.
+  bool carryProducts = false;
+  /// Called after each pass that ran ("lower", "check-learnable", "batch-readouts",
+  /// "carry-products", "autodiff", "fuse") with what the pipeline has built so far.
   std::function<void(llvm::StringRef pass, const PipelineResult &built)> afterPass;
 };
 

@@ -31,7 +31,7 @@ namespace dopa {
 /// The version of GeneratedSpec's layout and of the step functions' calling convention (StepArgs):
 /// a library compiled on demand (jit::NetworkCache) is refused when it was built for another.
 /// Bump it whenever either changes.
-constexpr int kGeneratedAbi = 5;
+constexpr int kGeneratedAbi = 6;
 
 /// An output the executor computes for the whole batch instead of the step kernels (dopac's
 /// batched readouts, compiler/lib/Readouts.cpp): Y[b] = W X[b] (+ bias) with W [rows, cols] in
@@ -77,6 +77,18 @@ struct GeneratedSpec {
   const StepFn<double> *forwardStagesDouble = nullptr, *backwardStagesDouble = nullptr;
   int numForwardProducts = 0, numBackwardProducts = 0;
   const BatchedProduct *forwardProducts = nullptr, *backwardProducts = nullptr;
+  // Carried products (dopac --carry-products; docs/design-notes.md "Carried products"): states
+  // after the network's own in the state block that each step computes for the next. The
+  // prologue computes them from the network's states before the first recorded step (writing the
+  // whole next block: the network's states unchanged); its backward, after the first step's
+  // backward, adds their gradient's share to the parameter gradients (and to the states'). Null
+  // without carried products. Its scratch fits in scratchNumel; its deferred outer products are
+  // applied once per element.
+  StepFn<float> prologueForwardFloat = nullptr, prologueBackwardFloat = nullptr;
+  StepFn<double> prologueForwardDouble = nullptr, prologueBackwardDouble = nullptr;
+  int64_t prologueSavedNumel = 0, prologueRecordNumel = 0;
+  int numPrologueDeferred = 0;
+  const DeferredOuter *prologueDeferred = nullptr;
 };
 
 /// How GeneratedExecutor orders a step's work over the batch.
@@ -134,7 +146,7 @@ struct CheckpointPlan {
 
 struct PlanInputs {
   int64_t stateBytes = 0, savedBytes = 0, scratchBytes = 0, inputBytes = 0, outputBytes = 0,
-          paramBytes = 0, recordBytes = 0, readoutBytes = 0;
+          paramBytes = 0, recordBytes = 0, readoutBytes = 0, prologueBytes = 0;
   // Per element: the largest operand and result of a batched product (stage-major order).
   int64_t productXBytes = 0, productYBytes = 0;
   bool stageMajor = false;
@@ -157,6 +169,7 @@ struct BlockLayout {
   int64_t readoutNumel = 0; // per element and step: the inputs of batched readouts (kept)
   int64_t productXNumel = 0, productYNumel = 0; // per element: largest batched-product operands
   int64_t paramNumel = 0;
+  int64_t prologueNumel = 0; // per thread or element: the prologue's saved and record blocks
 };
 
 /// The planner's inputs for a layout whose elements take `elementBytes` bytes (4 float, 8 double).
@@ -259,7 +272,8 @@ inline uint64_t layoutSignature() {
   for (uint64_t v :
        {uint64_t(sizeof(GeneratedSpec)), uint64_t(offsetof(GeneratedSpec, inputGradients)),
         uint64_t(offsetof(GeneratedSpec, deferred)), uint64_t(offsetof(GeneratedSpec, readouts)),
-        uint64_t(offsetof(GeneratedSpec, backwardProducts)), uint64_t(sizeof(BatchedProduct)),
+        uint64_t(offsetof(GeneratedSpec, backwardProducts)),
+        uint64_t(offsetof(GeneratedSpec, prologueDeferred)), uint64_t(sizeof(BatchedProduct)),
         uint64_t(sizeof(BatchedReadout)), uint64_t(sizeof(NetworkInfo)),
         uint64_t(sizeof(TensorInfo)), uint64_t(sizeof(InitSpec)), uint64_t(sizeof(StepArgs<float>)),
         uint64_t(offsetof(StepArgs<float>, gradInputs)), uint64_t(sizeof(DeferredOuter)),

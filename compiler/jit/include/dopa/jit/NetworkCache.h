@@ -40,6 +40,8 @@ struct CompileRequest {
   /// Outputs W @ x (+ b) with at least this many weight elements become batched readouts (0: all,
   /// negative: none); unset: dopac's default (--batched-readouts=auto).
   std::optional<int64_t> batchedReadoutMin = std::nullopt;
+  /// Carry state-only matrix products over the step boundary (dopac --carry-products, default on).
+  bool carryProducts = true;
 };
 
 /// How to compile and where to cache.
