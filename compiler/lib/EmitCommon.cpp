@@ -285,6 +285,7 @@ void NetworkEmitter::emitPrologue() {
 
 void NetworkEmitter::emitSiblingKernels(NetworkEmitter &sibling) {
   sibling.usedStageNames = usedStageNames;
+  sibling.usedStageNames.insert({"prologue_forward_step", "prologue_backward_step"});
   sibling.emitKernel(sibling.f.forward, "prologue_forward");
   sibling.emitKernel(sibling.f.backward, "prologue_backward");
   os << sibling.os.str();

@@ -129,8 +129,9 @@ public:
       Thread &t = *l.t;
       T *saved = t.prologue.data(), *record = saved + spec.prologueSavedNumel;
       const T *state = block + l.b * S;
-      m.proFwd(forwardArgs<T>(params, nullptr, state, t.tmp.data(), nullptr, saved,
-                              t.scratch.data())); // the values its backward reads
+      if (spec.prologueSavedNumel > 0) // the values its backward reads (none in the examples)
+        m.proFwd(
+            forwardArgs<T>(params, nullptr, state, t.tmp.data(), nullptr, saved, t.scratch.data()));
       T *grads = m.stageMajor ? m.thread().grads.data() : t.grads.data();
       StepArgs<T> a;
       a.params = params;

@@ -207,12 +207,15 @@ CudaExecutor<T>::CudaExecutor(const CudaSpec &spec)
   if (netInfo.inputs.size() > size_t(kMaxIO) || netInfo.outputs.size() > size_t(kMaxIO))
     throw std::runtime_error(netInfo.name + ": more than " + std::to_string(kMaxIO) +
                              " inputs or outputs for the CUDA backend");
-  // The state layout is shared with the C++ network; the other blocks are the CUDA kernels' own.
-  if (spec.stateNumel != genSpec.stateNumel)
-    throw std::logic_error(netInfo.name + ": the CUDA kernels' state block (" +
-                           std::to_string(spec.stateNumel) + ") is not the C++ network's (" +
-                           std::to_string(genSpec.stateNumel) + "): regenerate both");
-  m.S = genSpec.stateNumel;
+  // The network's states are laid out as in the C++ network (same offsets); the C++ block also
+  // holds carried products after them (dopac --carry-products), which the CUDA kernels compute in
+  // the step, so their block may be shorter. The other blocks are the CUDA kernels' own.
+  for (size_t s = 0; s < netInfo.states.size(); ++s)
+    if (genSpec.stateOffsets[s] + netInfo.states[s].numel() > spec.stateNumel)
+      throw std::logic_error(netInfo.name + ": state '" + netInfo.states[s].name +
+                             "' does not fit the CUDA kernels' state block (" +
+                             std::to_string(spec.stateNumel) + "): regenerate both");
+  m.S = spec.stateNumel;
   m.saved = std::max<int64_t>(spec.savedNumel, 1);
   m.scratch = std::max<int64_t>(spec.scratchNumel, 1);
   m.record = spec.recordNumel;

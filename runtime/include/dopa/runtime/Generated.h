@@ -189,6 +189,9 @@ public:
 
   const NetworkInfo &info() const { return netInfo; }
   const GeneratedSpec &spec() const { return genSpec; }
+  /// The parameters. Change them only between recorded windows (after backward(), truncate() or
+  /// beginEpisode()): a network with carried products (GeneratedSpec::prologueForwardFloat)
+  /// computes each step's product in the step before, with the parameters of that step.
   std::vector<T> &params() { return paramBuf; }
   std::vector<T> &grads() { return gradBuf; }
 

@@ -56,7 +56,8 @@ struct CudaSpec {
   BatchFn<double> forwardDouble, backwardDouble;
   int threadsPerBlock;
   // The CUDA kernels' layout: per element and step, saved and record values; scratch per element;
-  // the deferred outer-product gradients over the record block. stateNumel must equal the C++'s.
+  // the deferred outer-product gradients over the record block. The network's states sit at the
+  // C++ network's offsets (stateOffsets); the C++ block may be longer (its carried products).
   int64_t stateNumel, savedNumel, scratchNumel, recordNumel;
   int numDeferred;
   const DeferredOuter *deferred;
