@@ -105,36 +105,6 @@ int cloneCone(const Graph &from, int root, Graph &to, std::vector<int> &done,
   return clone(root);
 }
 
-/// `g` without the nodes no state update or output reads (the carried products' operands, now
-/// computed from the next states), the rest in order.
-Graph withoutDeadNodes(const Graph &g) {
-  std::vector<char> live(g.nodes.size(), 0);
-  for (int u : g.stateUpdates)
-    live[size_t(u)] = 1;
-  for (const Output &o : g.outputs)
-    live[size_t(o.node)] = 1;
-  for (size_t i = g.nodes.size(); i-- > 0;)
-    if (live[i])
-      for (int o : g.nodes[i].operands)
-        live[size_t(o)] = 1;
-  Graph out = g;
-  out.nodes.clear();
-  std::vector<int> remap(g.nodes.size(), -1);
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (!live[i])
-      continue;
-    Node n = g.nodes[i];
-    for (int &o : n.operands)
-      o = remap[size_t(o)];
-    remap[i] = out.add(std::move(n));
-  }
-  for (int &u : out.stateUpdates)
-    u = remap[size_t(u)];
-  for (Output &o : out.outputs)
-    o.node = remap[size_t(o.node)];
-  return out;
-}
-
 } // namespace
 
 CarriedProducts dopa::carryProducts(const Graph &fwd) {
@@ -186,7 +156,7 @@ CarriedProducts dopa::carryProducts(const Graph &fwd) {
     step.stateUpdates.push_back(cloneCone(
         fwd, p, step, done, [&](int s) { return step.stateUpdates[size_t(s)]; },
         [&](int id) { return remap[size_t(id)]; }));
-  step = withoutDeadNodes(step);
+  step = withoutDeadNodes(step); // the products' old operands
 
   // The prologue: user states unchanged, carried states from them.
   Graph &pro = out.prologue;

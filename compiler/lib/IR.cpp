@@ -250,6 +250,34 @@ int ir::append(Graph &g, Node proto) {
   return g.add(std::move(proto));
 }
 
+Graph ir::withoutDeadNodes(const Graph &g) {
+  std::vector<char> live(g.nodes.size(), 0);
+  for (int u : g.stateUpdates)
+    live[size_t(u)] = 1;
+  for (const Output &o : g.outputs)
+    live[size_t(o.node)] = 1;
+  for (size_t i = g.nodes.size(); i-- > 0;) // operands precede their users
+    if (live[i])
+      for (int o : g.nodes[i].operands)
+        live[size_t(o)] = 1;
+  Graph out = g;
+  out.nodes.clear();
+  std::vector<int> remap(g.nodes.size(), -1);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (!live[i])
+      continue;
+    Node n = g.nodes[i];
+    for (int &o : n.operands)
+      o = remap[size_t(o)];
+    remap[i] = out.add(std::move(n));
+  }
+  for (int &u : out.stateUpdates)
+    u = remap[size_t(u)];
+  for (Output &o : out.outputs)
+    o.node = remap[size_t(o.node)];
+  return out;
+}
+
 const Readout *ir::readoutOf(const Graph &g, size_t k) {
   for (const Readout &r : g.readouts)
     if (size_t(r.output) == k)

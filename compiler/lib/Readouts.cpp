@@ -87,39 +87,9 @@ Graph dopa::batchReadouts(const Graph &fwd, int64_t minWeightNumel) {
   if (out.readouts.empty())
     return out;
 
-  // Liveness from the state updates and the (new) output nodes; copy the live nodes in order.
-  std::vector<char> live(fwd.nodes.size(), 0);
-  std::vector<int> work;
-  auto mark = [&](int id) {
-    if (!live[size_t(id)]) {
-      live[size_t(id)] = 1;
-      work.push_back(id);
-    }
-  };
-  for (int u : fwd.stateUpdates)
-    mark(u);
-  for (size_t k = 0; k < fwd.outputs.size(); ++k)
-    mark(newOutputNode[k] >= 0 ? newOutputNode[k] : fwd.outputs[k].node);
-  while (!work.empty()) {
-    int id = work.back();
-    work.pop_back();
-    for (int o : fwd.node(id).operands)
-      mark(o);
-  }
-  std::vector<int> remap(fwd.nodes.size(), -1);
-  out.nodes.clear();
-  for (size_t i = 0; i < fwd.nodes.size(); ++i) {
-    if (!live[i])
-      continue;
-    Node n = fwd.nodes[i];
-    for (int &o : n.operands)
-      o = remap[size_t(o)];
-    remap[i] = out.add(std::move(n));
-  }
-  for (int &u : out.stateUpdates)
-    u = remap[size_t(u)];
+  // The outputs now end at the readouts' inputs; the products, biases and weights they read go.
   for (size_t k = 0; k < out.outputs.size(); ++k)
-    out.outputs[k].node =
-        remap[size_t(newOutputNode[k] >= 0 ? newOutputNode[k] : fwd.outputs[k].node)];
-  return out;
+    if (newOutputNode[k] >= 0)
+      out.outputs[k].node = newOutputNode[k];
+  return withoutDeadNodes(out);
 }

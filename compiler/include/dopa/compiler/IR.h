@@ -168,6 +168,10 @@ std::string inferShape(const Graph &graph, const Node &n, Shape &shape);
 /// caller guarantees validity (Sema checked the spec); a violation is an internal error.
 int append(Graph &graph, Node proto);
 
+/// A forward graph without the nodes that no state update or output reads (transitively), the
+/// others in their order (passes that replace nodes use it to drop what they left behind).
+Graph withoutDeadNodes(const Graph &graph);
+
 /// Check the invariants of a graph; report violations (as text) to `os`. True when it is valid.
 bool verify(const Graph &graph, llvm::raw_ostream &os);
 
