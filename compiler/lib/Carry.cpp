@@ -62,7 +62,6 @@ Cone analyze(const Graph &g) {
 /// whole with it (only the outermost is taken).
 std::vector<int> carriedProducts(const Graph &g) {
   Cone c = analyze(g);
-  std::vector<int> uses(g.nodes.size(), 0);
   std::vector<char> inCarried(g.nodes.size(), 0);
   std::vector<int> out;
   for (int i = int(g.nodes.size()) - 1; i >= 0; --i) {
@@ -163,7 +162,6 @@ CarriedProducts dopa::carryProducts(const Graph &fwd) {
   pro.name = fwd.name;
   pro.params = fwd.params;
   pro.states = step.states;
-  std::vector<int> leafNode(fwd.nodes.size(), -1);
   std::vector<int> stateLeaf(step.states.size(), -1);
   for (size_t s = 0; s < numUser; ++s) {
     Node leaf(Op::State);
