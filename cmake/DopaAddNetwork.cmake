@@ -11,6 +11,7 @@
 #                    [BACKENDS cpu [cuda]]        # cuda: also the CUDA kernels (.cu)
 #                    [INPUT_GRADIENTS]            # the backward also gives dLoss/d inputs (cpu only)
 #                    [BATCHED_READOUTS auto|all|none] # dopac --batched-readouts (cpu; default auto)
+#                    [TRACE_PRECISION float|bf16] # dopac --trace-precision (cpu; default float)
 #                    [PREGENERATED <dir>])        # use <dir>/<target>.{cpp,h,cu}, do not run dopac
 #
 # runs dopac (--emit=cpp, --emit=header, and --emit=cuda for the cuda backend) as a custom command
@@ -25,7 +26,7 @@ set(DOPA_ARCH_FLAGS "-march=native" CACHE STRING
 option(DOPA_GENERATED_WERROR "Compile generated networks with -Werror (CI)" OFF)
 
 function(dopa_add_network target)
-  cmake_parse_arguments(ARG "INPUT_GRADIENTS" "SPEC;NETWORK;NAMESPACE;CHECKPOINT_EVERY;MEMORY_BUDGET;OUTPUT_DIR;PREGENERATED;BATCHED_READOUTS"
+  cmake_parse_arguments(ARG "INPUT_GRADIENTS" "SPEC;NETWORK;NAMESPACE;CHECKPOINT_EVERY;MEMORY_BUDGET;OUTPUT_DIR;PREGENERATED;BATCHED_READOUTS;TRACE_PRECISION"
                         "DIMS;INCLUDE_DIRS;DEPENDS;BACKENDS" ${ARGN})
   set(withCuda OFF)
   if("cuda" IN_LIST ARG_BACKENDS)
@@ -74,6 +75,15 @@ function(dopa_add_network target)
       message(FATAL_ERROR "dopa_add_network(${target}): BATCHED_READOUTS is auto, all or none, not '${ARG_BATCHED_READOUTS}'")
     endif()
     list(APPEND args "--batched-readouts=${ARG_BATCHED_READOUTS}")
+  endif()
+  if(ARG_TRACE_PRECISION)
+    if(NOT ARG_TRACE_PRECISION MATCHES "^(float|bf16)$")
+      message(FATAL_ERROR "dopa_add_network(${target}): TRACE_PRECISION is float or bf16, not '${ARG_TRACE_PRECISION}'")
+    endif()
+    if(withCuda AND ARG_TRACE_PRECISION STREQUAL "bf16")
+      message(FATAL_ERROR "dopa_add_network(${target}): TRACE_PRECISION bf16 is for the cpu backend only")
+    endif()
+    list(APPEND args "--trace-precision=${ARG_TRACE_PRECISION}")
   endif()
   if(ARG_PREGENERATED)
     set(ARG_OUTPUT_DIR "${ARG_PREGENERATED}")

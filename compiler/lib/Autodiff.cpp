@@ -224,7 +224,8 @@ void Differentiator::backpropElementwise(int id, int g) {
   auto needs = [&](size_t k) { return needsGrad[size_t(operand(k))]; };
   switch (node.op) {
   case Op::Neg: accumulate(operand(0), make(Op::Neg, {g}, loc)); return;
-  case Op::Tanh: // g * (1 - y^2)
+  case Op::RoundBf16: accumulate(operand(0), g); return; // straight-through (Bf16.h)
+  case Op::Tanh:                                         // g * (1 - y^2)
     accumulate(operand(0), mul({g, sub({constant(1), mul({y(), y()})})}));
     return;
   case Op::Sigmoid: // g * y * (1 - y)

@@ -456,7 +456,7 @@ std::string NetworkEmitter::homeBase(int id) {
 }
 
 /// The variable holding node `id`'s buffer, declared at the top of the stage function.
-std::string NetworkEmitter::bufferOf(int id) {
+std::string NetworkEmitter::bufferOf(int id, bool traceAccess) {
   const Node &n = g().node(id);
   Buf home = homeOf(id);
   int hi = k->homeIndex[size_t(id)];
@@ -470,8 +470,20 @@ std::string NetworkEmitter::bufferOf(int id) {
                  home == Buf::GradOutput || home == Buf::GradNext ||
                  (home == Buf::Saved && k->isBackward);
   std::string base = homeBase(id);
+  std::string comment = "; // " + ir::shapeStr(n.shape) + (n.name.empty() ? "" : " " + n.name);
+  if (isTrace(home, hi)) {
+    const ir::Variable &v = net.forward.states[size_t(hi)];
+    if (!traceAccess || k->offset[size_t(id)] != f.stateOffsets[size_t(hi)])
+      throw std::runtime_error("state '" + v.name + "' is stored in bfloat16 (--trace-precision=" +
+                               "bf16), and a dense product or data movement in " + g().name +
+                               " reads it as a float matrix; only element-wise loops read bf16 " +
+                               "traces (compile with --trace-precision=float)");
+    declare(name, std::string(isConst ? "const Trace<T> *__restrict " : "Trace<T> *__restrict ") +
+                      name + " = traceView(" + base + ")" + comment + " bf16");
+    return name;
+  }
   declare(name, std::string(isConst ? "const T *__restrict " : "T *__restrict ") + name + " = " +
-                    base + "; // " + ir::shapeStr(n.shape) + (n.name.empty() ? "" : " " + n.name));
+                    base + comment);
   return name;
 }
 
@@ -522,7 +534,11 @@ std::string NetworkEmitter::targetBuffer(Buf target, int index) {
     break;
   default: throw std::logic_error("emit: bad sink target");
   }
-  declare(name, "T *__restrict " + name + " = " + base + "; // " + ir::shapeStr(shape));
+  if (isTrace(target, index))
+    declare(name, "Trace<T> *__restrict " + name + " = traceView(" + base + "); // " +
+                      ir::shapeStr(shape) + " bf16");
+  else
+    declare(name, "T *__restrict " + name + " = " + base + "; // " + ir::shapeStr(shape));
   return name;
 }
 
@@ -536,7 +552,9 @@ std::string NetworkEmitter::readBuffer(int id, const ir::Shape &view) {
   const Node &n = g().node(id);
   if (homeOf(id) == Buf::Const)
     return "T(" + num(n.value) + ")";
-  return bufferOf(id) + "[" + indexExpr(broadcastStrides(view, stage->space)) + "]";
+  std::string element =
+      bufferOf(id, true) + "[" + indexExpr(broadcastStrides(view, stage->space)) + "]";
+  return isTraceNode(id) ? "traceLoad(" + element + ")" : element;
 }
 
 //===----------------------------------------------------------------------===//
@@ -630,6 +648,7 @@ std::string NetworkEmitter::expression(const Node &n, const std::vector<std::str
   case Op::Step: return args[0] + " > T(0) ? T(1) : T(0)";
   case Op::Sign: return "T((" + args[0] + " > T(0)) - (" + args[0] + " < T(0)))";
   case Op::Detach: return args[0];
+  case Op::RoundBf16: return roundBf16Fn() + "(" + args[0] + ")";
   case Op::Add: return args[0] + " + " + args[1];
   case Op::Sub: return args[0] + " - " + args[1];
   case Op::Mul: return args[0] + " * " + args[1];

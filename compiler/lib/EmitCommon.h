@@ -93,6 +93,9 @@ protected:
   virtual bool elideUnitLoops() const = 0;
   /// A math function's name for the target ("simdTanh", "std::log" in C++; "tanh" in CUDA).
   virtual std::string mathFn(const char *name) const = 0;
+  /// The function that rounds to a stored bfloat16 trace (round_bf16; Bf16.h), or a throw where
+  /// the target stores traces in float only.
+  virtual std::string roundBf16Fn() const = 0;
   /// out[index] += v (atomic where threads share the accumulator).
   virtual std::string accumulate(const std::string &outBuf, const std::string &index,
                                  const std::string &v) const = 0;
@@ -213,7 +216,15 @@ private:
   // Buffers.
   std::string leafName(kern::Buf home, int homeIndex) const;
   std::string homeBase(int id);
-  std::string bufferOf(int id);
+  /// The buffer's variable. A trace stored in bfloat16 (isTrace) is declared as its storage and
+  /// may only be read by readBuffer or written by storeTo (`traceAccess`); other uses throw.
+  std::string bufferOf(int id, bool traceAccess = false);
+  /// Whether buffer `home` of index `homeIndex` is a state slot holding a bf16 trace (Bf16.h).
+  bool isTrace(kern::Buf home, int homeIndex) const;
+  bool isTraceNode(int id) const { return isTrace(homeOf(id), k->homeIndex[size_t(id)]); }
+  /// `buffer[index] = v;`, through traceStore for a trace.
+  std::string storeTo(const std::string &buffer, bool trace, const std::string &index,
+                      const std::string &v) const;
   std::string productInitializer(size_t s, const kern::BatchedProductShape &p);
   std::string targetBuffer(kern::Buf target, int index);
   void declare(const std::string &name, const std::string &decl);

@@ -36,6 +36,8 @@ private:
     return "std::" + n;
   }
 
+  std::string roundBf16Fn() const override { return "roundBf16"; }
+
   std::string accumulate(const std::string &outBuf, const std::string &index,
                          const std::string &v) const override {
     return cat({outBuf, "[", index, "] += ", v, ";\n"});
@@ -223,6 +225,16 @@ void CppEmitter::emitSpec() {
   if (f.stateOffsets.empty())
     os << "0";
   os << "};\n";
+  // The states the float build keeps in bfloat16 (--trace-precision=bf16; Bf16.h).
+  bool anyBf16 = false;
+  for (const ir::Variable &v : fwd.states)
+    anyBf16 = anyBf16 || v.bf16;
+  if (anyBf16) {
+    os << "static const bool bf16States[] = {";
+    for (size_t i = 0; i < fwd.states.size(); ++i)
+      os << (i ? ", " : "") << (fwd.states[i].bf16 ? "true" : "false");
+    os << "};\n";
+  }
   // Rows of the table each integer input indexes (checked before the parallel region).
   std::vector<int64_t> rows = ir::gatherTableRows(fwd);
   os << "static const int64_t inputRows[] = {";
@@ -305,6 +317,8 @@ void CppEmitter::emitSpec() {
        << ".prologueRecordNumel = " << pro->recordNumel << ",\n"
        << ".numPrologueDeferred = " << pro->deferred.size() << ",\n"
        << ".prologueDeferred = prologueDeferred,\n";
+  if (anyBf16)
+    os << ".bf16States = bf16States,\n";
   os << "};\nreturn s;\n}\n\n";
 }
 

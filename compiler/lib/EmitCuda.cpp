@@ -36,6 +36,11 @@ private:
     return std::string(name) == "abs" ? "fabs" : name;
   }
 
+  std::string roundBf16Fn() const override {
+    throw std::runtime_error("the CUDA backend stores traces in float: --trace-precision=bf16 is "
+                             "for the C++ target");
+  }
+
   /// Blocks and warps share accumulators: atomic adds.
   std::string accumulate(const std::string &outBuf, const std::string &index,
                          const std::string &v) const override {

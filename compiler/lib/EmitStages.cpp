@@ -22,6 +22,17 @@ using kern::Item;
 // Nests
 //===----------------------------------------------------------------------===//
 
+/// Traces stored in bfloat16 (--trace-precision=bf16; runtime Bf16.h).
+bool NetworkEmitter::isTrace(Buf home, int homeIndex) const {
+  return (home == Buf::State || home == Buf::NextState) &&
+         net.forward.states[size_t(homeIndex)].bf16;
+}
+
+std::string NetworkEmitter::storeTo(const std::string &buffer, bool trace, const std::string &index,
+                                    const std::string &v) const {
+  return cat({buffer, "[", index, "] = ", trace ? "traceStore(" + v + ")" : v, ";\n"});
+}
+
 void NetworkEmitter::emitNest(std::ostringstream &out) {
   const ir::Shape &space = stage->space;
   if (space.size() > 2)
@@ -43,15 +54,15 @@ void NetworkEmitter::emitNestItem(const Item &it, NestParts &parts) {
   case Item::Pointwise: {
     const Node &n = g().node(it.node);
     std::string v = compute(it.node);
-    body << bufferOf(it.node) << "[" << indexExpr(broadcastStrides(n.shape, space)) << "] = " << v
-         << ";\n";
+    body << storeTo(bufferOf(it.node, true), isTraceNode(it.node),
+                    indexExpr(broadcastStrides(n.shape, space)), v);
     break;
   }
   case Item::Store: {
     const Node &n = g().node(it.node);
     std::string v = val(it.node);
-    body << targetBuffer(it.target, it.targetIndex) << "["
-         << indexExpr(broadcastStrides(n.shape, space)) << "] = " << v << ";\n";
+    body << storeTo(targetBuffer(it.target, it.targetIndex), isTrace(it.target, it.targetIndex),
+                    indexExpr(broadcastStrides(n.shape, space)), v);
     break;
   }
   case Item::Accumulate: {

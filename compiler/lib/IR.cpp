@@ -453,7 +453,7 @@ void ir::print(const Graph &g, const llvm::SourceMgr *sm, llvm::raw_ostream &os)
        << (g.inputs[i].isInt ? "int" : shapeStr(g.inputs[i].shape)) << maskStr(g.inputs[i]) << "\n";
   for (size_t i = 0; i < g.states.size(); ++i)
     os << "  state  $" << i << " " << g.states[i].name << " : " << shapeStr(g.states[i].shape)
-       << " " << initStr(g.states[i].init) << "\n";
+       << " " << initStr(g.states[i].init) << (g.states[i].bf16 ? " (stored in bf16)" : "") << "\n";
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node &n = g.nodes[i];
     os << "  %" << i << " = " << opName(n.op);

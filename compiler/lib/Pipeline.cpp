@@ -1,9 +1,9 @@
 //===- Pipeline.cpp - The compiler pipeline, from a network to its kernels ===//
 //
-// Runs lower, checkLearnable, batchReadouts and carryProducts (when asked), differentiate and
-// kern::fuse in a straight line with the IR verifier and the caller's hook between them, and the
-// front end before them for a spec file. A network the fusion pass cannot express is a diagnostic;
-// IR that fails the verifier is a compiler bug.
+// Runs lower, checkLearnable, batchReadouts, storeTracesInBf16 and carryProducts (when asked),
+// differentiate and kern::fuse in a straight line with the IR verifier and the caller's hook
+// between them, and the front end before them for a spec file. A network the fusion pass cannot
+// express is a diagnostic; IR that fails the verifier is a compiler bug.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/compiler/Pipeline.h"
@@ -47,6 +47,12 @@ std::optional<PipelineResult> dopa::runPipeline(const sema::Network &network,
     if (options.verifyEach)
       verifyOrAbort(out.graphs.forward, "batch-readouts");
     passDone("batch-readouts");
+  }
+  if (options.traceBf16) {
+    out.graphs.forward = storeTracesInBf16(out.graphs.forward);
+    if (options.verifyEach)
+      verifyOrAbort(out.graphs.forward, "trace-precision");
+    passDone("trace-precision");
   }
   if (options.carryProducts) {
     CarriedProducts carried = carryProducts(out.graphs.forward);

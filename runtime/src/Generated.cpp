@@ -9,8 +9,10 @@
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/runtime/Generated.h"
+
 #include "GeneratedDetail.h"
 #include "LaneBackward.h"
+#include "dopa/runtime/Bf16.h"
 
 #include <algorithm>
 #include <climits>
@@ -315,11 +317,11 @@ template <class T> void GeneratedExecutor<T>::beginEpisode(int batch) {
   m.next.resize(size_t(batch * m.S));
   B = batch;
   std::fill(m.cur.data(), m.cur.data() + B * m.S, T(0));
-  for (int b = 0; b < B; ++b)
-    for (size_t s = 0; s < netInfo.states.size(); ++s) {
-      T *p = m.cur.data() + b * m.S + genSpec.stateOffsets[s];
-      std::fill(p, p + netInfo.states[s].numel(), T(netInfo.states[s].init.a));
-    }
+  for (size_t s = 0; s < netInfo.states.size(); ++s) {
+    std::vector<T> init(size_t(netInfo.states[s].numel()), T(netInfo.states[s].init.a));
+    for (int b = 0; b < B; ++b)
+      writeState(int(s), init.data(), m.cur.data() + b * m.S);
+  }
   if (int(m.threads.size()) < maxThreads())
     m.threads.resize(size_t(maxThreads()));
   m.stageMajor = runsStageMajor(genSpec, netInfo, stageOrder);
@@ -816,12 +818,19 @@ template <class T> void GeneratedExecutor<T>::setState(int s, const T *values) {
   Impl &m = *impl;
   int64_t n = netInfo.states[size_t(s)].numel();
   for (int b = 0; b < B; ++b) {
-    std::copy(values + b * n, values + (b + 1) * n,
-              m.cur.data() + b * m.S + genSpec.stateOffsets[s]);
+    writeState(s, values + b * n, m.cur.data() + b * m.S);
     // The episode's start, kept for the backward (truncate() took it before this change).
-    std::copy(values + b * n, values + (b + 1) * n,
-              m.checkpoints[0].data() + b * m.S + genSpec.stateOffsets[s]);
+    writeState(s, values + b * n, m.checkpoints[0].data() + b * m.S);
   }
+}
+
+template <class T> void GeneratedExecutor<T>::writeState(int s, const T *values, T *block) const {
+  T *slot = block + genSpec.stateOffsets[s];
+  int64_t n = netInfo.states[size_t(s)].numel();
+  if (genSpec.bf16States && genSpec.bf16States[s])
+    writeTrace(slot, values, n); // rounded to bfloat16 in float (Bf16.h)
+  else
+    std::copy(values, values + n, slot);
 }
 
 template <class T> const T *GeneratedExecutor<T>::state(int s) const {
@@ -831,9 +840,13 @@ template <class T> const T *GeneratedExecutor<T>::state(int s) const {
   int64_t n = netInfo.states[size_t(s)].numel();
   std::vector<T> &v = m.stateViews[size_t(s)];
   v.resize(size_t(B * n));
+  bool bf16 = genSpec.bf16States && genSpec.bf16States[s];
   for (int b = 0; b < B; ++b) {
     const T *p = m.cur.data() + b * m.S + genSpec.stateOffsets[s];
-    std::copy(p, p + n, v.data() + b * n);
+    if (bf16)
+      readTrace(p, v.data() + b * n, n);
+    else
+      std::copy(p, p + n, v.data() + b * n);
   }
   return v.data();
 }

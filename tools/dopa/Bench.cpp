@@ -157,6 +157,7 @@ static bool benchRequest(const BenchOptions &opt, EngineRequest &request) {
     }
   }
   request.spec.dimOverrides = opt.dims;
+  request.spec.traceBf16 = opt.traceBf16;
   return true;
 }
 
@@ -182,9 +183,10 @@ static int benchOne(const BenchOptions &opt) {
   double flopsPerIter = engine.flops.perIteration(opt.batch, opt.steps);
   printStderr("dopa bench: " + opt.example + (dims.empty() ? "" : " " + dims) + " (" +
               std::to_string(info.numParams) + " parameters), engine " + opt.engine +
-              ", B=" + std::to_string(opt.batch) + " T=" + std::to_string(opt.steps) + ", " +
-              std::to_string(omp_get_max_threads()) + " threads, " + std::to_string(opt.warmup) +
-              "+" + std::to_string(opt.iters) + " iterations\n");
+              (opt.traceBf16 ? " (bf16 traces)" : "") + ", B=" + std::to_string(opt.batch) +
+              " T=" + std::to_string(opt.steps) + ", " + std::to_string(omp_get_max_threads()) +
+              " threads, " + std::to_string(opt.warmup) + "+" + std::to_string(opt.iters) +
+              " iterations\n");
   std::vector<double> times;
   bool tty = isatty(2);
   for (int it = 0; it < opt.warmup + opt.iters; ++it) {
@@ -217,6 +219,7 @@ static int benchOne(const BenchOptions &opt) {
             {"network", opt.example},
             {"dims", dims},
             {"engine", opt.engine},
+            {"trace_precision", opt.traceBf16 ? "bf16" : "float"},
             {"batch", opt.batch},
             {"steps", opt.steps},
             {"threads", omp_get_max_threads()},
@@ -240,8 +243,9 @@ static int benchOne(const BenchOptions &opt) {
   }
   printStdout(format("%s %s B=%d T=%d: median %.4f s (min %.4f, max %.4f), peak RSS %.1f MB, "
                      "%.2f GFLOP/s\n",
-                     opt.example.c_str(), opt.engine.c_str(), opt.batch, opt.steps, med, lo, hi,
-                     double(rss) / 1e6, flopsPerIter / med * 1e-9));
+                     opt.example.c_str(), (opt.engine + (opt.traceBf16 ? " bf16" : "")).c_str(),
+                     opt.batch, opt.steps, med, lo, hi, double(rss) / 1e6,
+                     flopsPerIter / med * 1e-9));
   writeJson(opt.jsonPath, j);
   return 0;
 }

@@ -42,6 +42,12 @@ inline const char *const kStageOrderHelp =
     "elements per thread, each stage for the whole group, shared-matrix products as GEMMs); "
     "default: DOPA_STAGE_ORDER or auto";
 
+/// The help of --trace-precision (dopa bench, dopa train).
+inline const char *const kTracePrecisionHelp =
+    "Generated engine: how the float build stores the traces (matrix-shaped states): float "
+    "(default) | bf16 (bfloat16, half the bytes; arithmetic stays float; the network is compiled "
+    "on demand)";
+
 /// "--lr must be a positive finite number (got nan)" when `v` is not one; else "".
 inline std::string positiveFinite(const char *flag, double v) {
   if (std::isfinite(v) && v > 0)

@@ -25,7 +25,11 @@ struct SpecOptions {
   std::vector<std::string> includeDirs;
   std::vector<std::string> dimOverrides; // "H=4"
   std::string network;                   // empty: the only network in the spec
+  bool traceBf16 = false; // generated engine: compile with --trace-precision=bf16 (on demand)
 };
+
+/// "float" | "bf16" (the --trace-precision values): whether traces are stored in bfloat16.
+inline bool isBf16Precision(const std::string &precision) { return precision == "bf16"; }
 
 /// The spec of an example network, <examples>/<task>/<variant>.dopa, found relative to the
 /// installed prefix or the source tree; throws when the examples cannot be found.
@@ -75,6 +79,7 @@ struct BenchOptions {
   int bpttSegment = 0;
   std::string stageOrder; // generated engine: auto | element | stage (empty: the default)
   std::string jsonPath;
+  bool traceBf16 = false; // generated engine: the network compiled with bf16 traces, on demand
 };
 
 /// `dopa cache list|clear|dir`: the networks compiled on demand (OnDemand.cpp; the runtime-only

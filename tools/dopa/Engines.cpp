@@ -152,7 +152,9 @@ const GeneratedSpec *onDemandSpec(const EngineRequest &req, const std::string &t
                                   int &exitCode) {
   if (req.onDemand)
     return compileOnDemand(req.spec, tool, exitCode);
-  if (const ExampleNetwork *e = findExample(req.task, req.variant, canonicalDims(req.dims)))
+  // The build's examples store traces in float; bf16 traces compile the example's spec on demand.
+  if (const ExampleNetwork *e = findExample(req.task, req.variant, canonicalDims(req.dims));
+      e && !req.spec.traceBf16)
     return &e->spec();
   std::error_code ec;
   if (onDemandAvailable() && !req.spec.path.empty() &&

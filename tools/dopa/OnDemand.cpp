@@ -37,6 +37,7 @@ const GeneratedSpec *tool::compileOnDemand(const SpecOptions &spec, const std::s
     return nullptr;
   }
   jit::CompileRequest request{spec.path, spec.includeDirs, dims.dims, spec.network};
+  request.traceBf16 = spec.traceBf16;
   jit::CacheOptions options;
   options.progress = [&](const std::string &line) { printNote(tool, line); };
   try {

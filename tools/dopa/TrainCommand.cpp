@@ -224,6 +224,8 @@ CLI::App *tool::addTrainOptions(CLI::App &app, TrainArgs &a) {
   cmd->add_option("--spec", o.spec.path, "A spec to train instead of the variant's example")
       ->type_name("FILE");
   addRepeated(cmd, "-D", o.dims, "Override a network dimension: -D H=50", "NAME=VALUE");
+  cmd->add_option("--trace-precision", a.tracePrecision, kTracePrecisionHelp)
+      ->check(CLI::IsMember({"float", "bf16"}));
   a.rlOnly.push_back(
       cmd->add_option("--iters", o.config.iterations, "Training iterations (batches of episodes)"));
   cmd->add_option("--seed", o.config.seed, "Random seed (parameters, tasks, actions)");
@@ -327,6 +329,9 @@ int tool::trainCommand(TrainArgs &a) {
     return usage(problem);
   if (!isTrainingEngine(o.engine))
     return usage("--engine is generated, generic or cuda");
+  o.spec.traceBf16 = isBf16Precision(a.tracePrecision);
+  if (o.spec.traceBf16 && o.engine != "generated")
+    return usage("--trace-precision bf16 is for the generated engine");
   if (o.engine == "cuda" && !o.spec.path.empty())
     return usage("--spec runs on --engine generated (compiled on demand into the cache) or "
                  "generic; the cuda engine runs the examples compiled at build time");
@@ -365,6 +370,7 @@ int tool::trainCommand(TrainArgs &a) {
   std::string dimsText;
   for (const std::string &d : o.dims)
     dimsText += " -D" + d;
-  o.config.description = a.task + " " + (givenSpec.empty() ? o.variant : givenSpec) + dimsText;
+  o.config.description = a.task + " " + (givenSpec.empty() ? o.variant : givenSpec) + dimsText +
+                         (o.spec.traceBf16 ? " (bf16 traces)" : "");
   return runTrain(o, *info, taskOptions);
 }

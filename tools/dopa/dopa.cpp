@@ -57,6 +57,7 @@ struct BenchArgs {
   int bpttSegment = 0;
   std::string stageOrder;
   std::string json;
+  std::string tracePrecision = "float";
   bool probe = false;
   int threads = 0;
 };
@@ -119,6 +120,8 @@ CLI::App *addBenchOptions(CLI::App &app, BenchArgs &a) {
   cmd->add_option("--stage-order", a.stageOrder, kStageOrderHelp)
       ->check(CLI::IsMember({"auto", "element", "stage"}));
   cmd->add_option("--json", a.json, "Write the result as JSON to <file>")->type_name("FILE");
+  cmd->add_option("--trace-precision", a.tracePrecision, kTracePrecisionHelp)
+      ->check(CLI::IsMember({"float", "bf16"}));
   cmd->add_flag("--probe", a.probe,
                 "Measure the machine's triad bandwidth and FMA throughput instead");
   cmd->add_option("--threads", a.threads, "Threads (default: all cores)");
@@ -182,6 +185,9 @@ int benchCommand(const BenchArgs &a) {
   opt.bpttSegment = a.bpttSegment;
   opt.stageOrder = a.stageOrder;
   opt.jsonPath = a.json;
+  opt.traceBf16 = isBf16Precision(a.tracePrecision);
+  if (opt.traceBf16 && a.engine != "generated")
+    return usage("--trace-precision bf16 is for the generated engine");
   return tool::runBench(opt);
 }
 

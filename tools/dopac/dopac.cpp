@@ -125,6 +125,16 @@ cl::opt<bool> carryProductsOpt(
     cl::desc("Compute each step's state-only matrix products (a plastic network's recurrent input) "
              "in the previous step's pass over the traces (default on; the C++ target only)"),
     cl::init(true), cl::cat(category));
+enum class TracePrecision { Float, Bf16 };
+cl::opt<TracePrecision> tracePrecision(
+    "trace-precision",
+    cl::desc("How the float build stores the matrix-shaped states (the traces); arithmetic stays "
+             "float, the double build stays exact; the C++ target only"),
+    cl::init(TracePrecision::Float),
+    cl::values(clEnumValN(TracePrecision::Float, "float", "float32 (default)"),
+               clEnumValN(TracePrecision::Bf16, "bf16",
+                          "bfloat16 (nearest, ties away from zero): half the bytes per step")),
+    cl::cat(category));
 cl::opt<bool> verifyEach("verify-each", cl::desc("Run the IR verifier after every pass"),
                          cl::init(true), cl::cat(category));
 cl::opt<bool> printAfterEach("print-after-each",
@@ -261,7 +271,7 @@ void printAfterPass(const Session &s, const sema::Network &net, llvm::StringRef 
                     const PipelineResult &built) {
   llvm::raw_ostream &os = llvm::errs();
   os << "*** " << net.name << " after " << pass << " ***\n";
-  if (pass == "lower" || pass == "batch-readouts")
+  if (pass == "lower" || pass == "batch-readouts" || pass == "trace-precision")
     ir::print(built.graphs.forward, &s.frontend.getSourceMgr(), os);
   else if (pass == "carry-products") {
     ir::print(built.graphs.forward, &s.frontend.getSourceMgr(), os);
@@ -283,6 +293,7 @@ std::optional<PipelineResult> compileOne(const Session &s, const sema::Network &
   options.inputGradients = inputGradients;
   // The CUDA backend and its executor run whole graphs.
   options.carryProducts = emit != Emit::Cuda && carryProductsOpt;
+  options.traceBf16 = tracePrecision == TracePrecision::Bf16;
   if (emit != Emit::Cuda)
     options.batchedReadoutMin = batchedReadouts == Readouts::All    ? 0
                                 : batchedReadouts == Readouts::Auto ? kAutoReadoutMinNumel
@@ -549,6 +560,11 @@ int runEmit(const Session &s, DiagnosticVerifier *verifier) {
     if (inputGradients) {
       s.diags.errorNoLoc("--input-gradients is for the C++ backend; the CUDA kernels do not write "
                          "input gradients yet");
+      break;
+    }
+    if (tracePrecision == TracePrecision::Bf16) {
+      s.diags.errorNoLoc("--trace-precision=bf16 is for the C++ backend; the CUDA kernels store "
+                         "traces in float");
       break;
     }
     ok = emitChecked(s, emitCuda);

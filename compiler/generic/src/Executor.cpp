@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/generic/Executor.h"
+#include "dopa/runtime/Bf16.h"
 #include "dopa/runtime/Memory.h"
 
 #include <Eigen/Dense>
@@ -415,6 +416,8 @@ template <class T> struct Executor<T>::Impl {
     case Op::Step: return map1(n, arg(0), p, [](T x) { return x > 0 ? T(1) : T(0); });
     case Op::Sign: return map1(n, arg(0), p, [](T x) { return T((x > 0) - (x < 0)); });
     case Op::Detach: return arg(0);
+    // float: the bfloat16 a trace is stored in; double: the identity (Bf16.h).
+    case Op::RoundBf16: return map1(n, arg(0), p, [](T x) { return roundBf16(x); });
     case Op::Add: return map2(n, arg(0), arg(1), p, [](T x, T y) { return x + y; });
     case Op::Sub: return map2(n, arg(0), arg(1), p, [](T x, T y) { return x - y; });
     case Op::Mul: return map2(n, arg(0), arg(1), p, [](T x, T y) { return x * y; });

@@ -245,6 +245,7 @@ Source generate(const CompileRequest &request) {
   pipeline.inputGradients = request.inputGradients;
   pipeline.batchedReadoutMin = request.batchedReadoutMin.value_or(kAutoReadoutMinNumel);
   pipeline.carryProducts = request.carryProducts;
+  pipeline.traceBf16 = request.traceBf16;
   std::optional<PipelineResult> result =
       compileSpec(frontend, request.specPath, request.dims, request.network, pipeline);
   if (!result || frontend.getDiagnostics().hasErrors()) {

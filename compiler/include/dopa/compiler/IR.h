@@ -116,6 +116,9 @@ struct Variable {
   /// A carried product (carryProducts): a state the step reads that the previous step computed,
   /// not one of the network's; the runtime's prologue computes it at the start.
   bool carried = false;
+  /// Stored in bfloat16 by the float build (storeTracesInBf16; dopac --trace-precision=bf16,
+  /// runtime/include/dopa/runtime/Bf16.h): its next value is rounded by round_bf16.
+  bool bf16 = false;
 };
 
 struct Output {

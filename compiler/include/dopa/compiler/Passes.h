@@ -3,7 +3,8 @@
 // Each pass is a pure function from its input to a new value; runPipeline (Pipeline.h) runs them in
 // a straight line, then kern::fuse, with the IR verifier between them when asked (always in tests):
 //
-//   sema::Network --lower--> forward ir::Graph --batchReadouts--> --carryProducts-->
+//   sema::Network --lower--> forward ir::Graph --batchReadouts--> --storeTracesInBf16-->
+//                           --carryProducts-->
 //                           \--checkLearnable       --differentiate--> backward (and the
 //                           prologue's)
 //
@@ -39,6 +40,12 @@ ir::Graph batchReadouts(const ir::Graph &forward, int64_t minWeightNumel);
 /// Smaller ones (the RL tasks' policy and value heads) stay in the fused step kernel, where they
 /// cost nothing extra.
 constexpr int64_t kAutoReadoutMinNumel = 65536;
+
+/// Store the network's matrix-shaped states (its traces) in bfloat16 in the float build
+/// (Precision.cpp; dopac --trace-precision=bf16): mark them (ir::Variable::bf16) and round their
+/// next values with round_bf16 (identity in double, straight-through gradient). Pure; for the C++
+/// target.
+ir::Graph storeTracesInBf16(const ir::Graph &forward);
 
 /// The carryProducts pass's result: the step with each carried product read from a state of its
 /// own (and computed for the next step from the next states), and the prologue that computes the

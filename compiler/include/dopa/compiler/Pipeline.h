@@ -49,8 +49,12 @@ struct PipelineOptions {
   /// Carry state-only matrix products over the step boundary (carryProducts; the C++ target:
   /// dopac --carry-products, the on-demand compiler). Off for the generic executor and CUDA.
   bool carryProducts = false;
+  /// Store the traces (matrix-shaped states) in bfloat16 in the float build (storeTracesInBf16;
+  /// dopac --trace-precision=bf16, the on-demand compiler's CompileRequest::traceBf16). C++ only.
+  bool traceBf16 = false;
   /// Called after each pass that ran ("lower", "check-learnable", "batch-readouts",
-  /// "carry-products", "autodiff", "fuse") with what the pipeline has built so far.
+  /// "trace-precision", "carry-products", "autodiff", "fuse") with what the pipeline has built so
+  /// far.
   std::function<void(llvm::StringRef pass, const PipelineResult &built)> afterPass;
 };
 

@@ -31,7 +31,7 @@ namespace dopa {
 /// The version of GeneratedSpec's layout and of the step functions' calling convention (StepArgs):
 /// a library compiled on demand (jit::NetworkCache) is refused when it was built for another.
 /// Bump it whenever either changes.
-constexpr int kGeneratedAbi = 6;
+constexpr int kGeneratedAbi = 7;
 
 /// An output the executor computes for the whole batch instead of the step kernels (dopac's
 /// batched readouts, compiler/lib/Readouts.cpp): Y[b] = W X[b] (+ bias) with W [rows, cols] in
@@ -89,6 +89,10 @@ struct GeneratedSpec {
   int64_t prologueSavedNumel = 0, prologueRecordNumel = 0;
   int numPrologueDeferred = 0;
   const DeferredOuter *prologueDeferred = nullptr;
+  // Per state of the state block (the network's, then the carried): whether the float build
+  // stores it in bfloat16 (dopac --trace-precision=bf16; Bf16.h: the first half of its slot holds
+  // the 16-bit values). Null: every state in T. The double build stores every state in double.
+  const bool *bf16States = nullptr;
 };
 
 /// How GeneratedExecutor orders a step's work over the batch.
@@ -238,6 +242,8 @@ private:
   /// Choose the replay capacity for `steps` (the plan) and size every thread's buffers; returns
   /// the capacity (steps per replay).
   int planBackward(int steps);
+  /// Write state `s` (numel values) into its slot of state block `block` (bf16 states rounded).
+  void writeState(int s, const T *values, T *block) const;
 
   struct Impl;
   std::unique_ptr<Impl> impl;
@@ -276,7 +282,8 @@ inline uint64_t layoutSignature() {
        {uint64_t(sizeof(GeneratedSpec)), uint64_t(offsetof(GeneratedSpec, inputGradients)),
         uint64_t(offsetof(GeneratedSpec, deferred)), uint64_t(offsetof(GeneratedSpec, readouts)),
         uint64_t(offsetof(GeneratedSpec, backwardProducts)),
-        uint64_t(offsetof(GeneratedSpec, prologueDeferred)), uint64_t(sizeof(BatchedProduct)),
+        uint64_t(offsetof(GeneratedSpec, prologueDeferred)),
+        uint64_t(offsetof(GeneratedSpec, bf16States)), uint64_t(sizeof(BatchedProduct)),
         uint64_t(sizeof(BatchedReadout)), uint64_t(sizeof(NetworkInfo)),
         uint64_t(sizeof(TensorInfo)), uint64_t(sizeof(InitSpec)), uint64_t(sizeof(StepArgs<float>)),
         uint64_t(offsetof(StepArgs<float>, gradInputs)), uint64_t(sizeof(DeferredOuter)),

@@ -3,14 +3,16 @@
 // The one header the C++ that dopac generates includes, so that a generated file holds only the
 // network's own code: the runtime's side of generated networks (GeneratedSpec, StepArgs, the
 // network description), the math functions the scalar code calls (SimdMath.h: exp, tanh and
-// sigmoid that vectorize), and the Eigen views its dense products use: a buffer mapped (row-major,
-// without copying) as a column vector, a row vector or a matrix, each also read-only (Const*).
-// They live in dopa::generated, the namespace around every generated network's, so that generated
-// code names them unqualified (`Vec<T>(c, 200)`).
+// sigmoid that vectorize), the bfloat16 trace storage (Bf16.h, dopac --trace-precision=bf16), and
+// the Eigen views its dense products use: a buffer mapped (row-major, without copying) as a column
+// vector, a row vector or a matrix, each also read-only (Const*). They live in dopa::generated, the
+// namespace around every generated network's, so that generated code names them unqualified
+// (`Vec<T>(c, 200)`).
 //
 //===----------------------------------------------------------------------===//
 #pragma once
 
+#include "dopa/runtime/Bf16.h"
 #include "dopa/runtime/Generated.h"
 #include "dopa/runtime/SimdMath.h"
 

@@ -42,6 +42,8 @@ struct CompileRequest {
   std::optional<int64_t> batchedReadoutMin = std::nullopt;
   /// Carry state-only matrix products over the step boundary (dopac --carry-products, default on).
   bool carryProducts = true;
+  /// Store the traces in bfloat16 in the float build (dopac --trace-precision=bf16).
+  bool traceBf16 = false;
 };
 
 /// How to compile and where to cache.
