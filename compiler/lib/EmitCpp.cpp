@@ -64,6 +64,9 @@ private:
                          double dropout, const sema::Init *init) const;
 };
 
+/// The vector width, in floats, the inner loops are split for (AVX-512; a multiple of AVX2's 8).
+constexpr int64_t kTailWidth = 16;
+
 /// Serial loops: i over rows, j over the inner axis (a loop of extent 1 is left out, its index is
 /// 0). Partial sums are declared before the inner loop and stored or added after it.
 void CppEmitter::emitNestLoops(std::ostringstream &out, const std::vector<Accumulator> &partials,
@@ -88,9 +91,17 @@ void CppEmitter::emitNestLoops(std::ostringstream &out, const std::vector<Accumu
   if (space.back() >= 16 && !bodyCallsLibm)
     pragma =
         clause.empty() ? "#pragma omp simd\n" : "#pragma omp simd reduction(+ : " + clause + ")\n";
-  std::string inner = space.back() == 1 ? body.str()
-                                        : "for (int j = 0; j < " + std::to_string(space.back()) +
-                                              "; ++j) {\n" + body.str() + "}\n";
+  // A row whose length is not a multiple of 16 (the floats of an AVX-512 vector) ends in a second
+  // vectorized loop over the rest: left to the compiler, those last columns run one at a time,
+  // which cost a quarter of the H x H passes at H = 200 (docs/benchmarks.md "Loop tails").
+  int64_t n = space.back(), tail = pragma.empty() ? 0 : n % kTailWidth;
+  auto loop = [&](int64_t from, int64_t to) {
+    return "for (int j = " + std::to_string(from) + "; j < " + std::to_string(to) + "; ++j) {\n" +
+           body.str() + "}\n";
+  };
+  std::string inner = n == 1      ? body.str()
+                      : tail == 0 ? loop(0, n)
+                                  : loop(0, n - tail) + pragma + loop(n - tail, n);
   if (rank == 1 || space[0] == 1)
     out << decls << pragma << inner << finish;
   else

@@ -58,7 +58,7 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict h_next = a.next + kStateH;                  // [200] hn
   T *__restrict saved_t11 = a.saved + 0;                    // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 14 "examples/cue_reward/modplast.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v10 = v4 + carried_0[j];
@@ -66,7 +66,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
     h_next[j] = v11;
     saved_t11[j] = v11;
   }
-#line 70 "cue_reward_modplast.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 14 "examples/cue_reward/modplast.dopa"
+    const T v4 = t2[j] + i2h_bias[j];
+    const T v10 = v4 + carried_0[j];
+    const T v11 = simdTanh(v10);
+    h_next[j] = v11;
+    saved_t11[j] = v11;
+  }
+#line 79 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -79,7 +88,7 @@ template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t13 = a.scratch + 208;                           // [1]
 #line 15 "examples/cue_reward/modplast.dopa"
   Vec<T>(t13, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 83 "cue_reward_modplast.cpp"
+#line 92 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -97,7 +106,7 @@ template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
   const T v16 = simdTanh(v15);
   out_DAout[0] = v16;
   saved_t16[0] = v16;
-#line 101 "cue_reward_modplast.cpp"
+#line 110 "cue_reward_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -110,7 +119,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.scratch + 224;                         // [2]
 #line 18 "examples/cue_reward/modplast.dopa"
   Vec<T>(t24, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
-#line 114 "cue_reward_modplast.cpp"
+#line 123 "cue_reward_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -123,7 +132,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t28 = a.scratch + 240;                         // [1]
 #line 19 "examples/cue_reward/modplast.dopa"
   Vec<T>(t28, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 127 "cue_reward_modplast.cpp"
+#line 136 "cue_reward_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -144,7 +153,20 @@ template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a
   for (int i = 0; i < 200; ++i) {
     T acc33 = T(0);
 #pragma omp simd reduction(+ : acc33)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 16 "examples/cue_reward/modplast.dopa"
+      const T v17 = h_next[i] * h[j];
+      const T v18 = out_DAout[0] * v17;
+      const T v19 = hebb[i * 200 + j] + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+#line 14 "examples/cue_reward/modplast.dopa"
+      const T v31 = alpha[i * 200 + j] * v22;
+      const T v32 = w[i * 200 + j] + v31;
+      acc33 += v32 * h_next[j];
+      hebb_next[i * 200 + j] = v22;
+    }
+#pragma omp simd reduction(+ : acc33)
+    for (int j = 192; j < 200; ++j) {
 #line 16 "examples/cue_reward/modplast.dopa"
       const T v17 = h_next[i] * h[j];
       const T v18 = out_DAout[0] * v17;
@@ -158,7 +180,7 @@ template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a
     }
     carried_0_next[i] = acc33;
   }
-#line 162 "cue_reward_modplast.cpp"
+#line 184 "cue_reward_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -174,7 +196,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v26 = t24[j] + h2o_bias[j];
     out_logits[j] = v26;
   }
-#line 178 "cue_reward_modplast.cpp"
+#line 200 "cue_reward_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -188,7 +210,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 19 "examples/cue_reward/modplast.dopa"
   const T v30 = t28[0] + h2v_bias[0];
   out_value[0] = v30;
-#line 192 "cue_reward_modplast.cpp"
+#line 214 "cue_reward_modplast.cpp"
 }
 
 /// One forward step of CueRewardModplast for one batch element.
@@ -239,7 +261,36 @@ template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs
     T acc60 = T(0);
     T acc63 = T(0);
 #pragma omp simd reduction(+ : acc60, acc63)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 16 "examples/cue_reward/modplast.dopa"
+      const T v17 = t11_hn[i] * h[j];
+      const T v18 = t16_DA[0] * v17;
+      const T v19 = hebb[i * 200 + j] + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+#line 14 "examples/cue_reward/modplast.dopa"
+      const T v31 = alpha[i * 200 + j] * v22;
+      const T v32 = w[i * 200 + j] + v31;
+      t41[j] += d_carried_0_next[i] * v32;
+      const T v40 = d_carried_0_next[i] * t11_hn[j];
+      const T v45 = v40 * alpha[i * 200 + j];
+#line 16 "examples/cue_reward/modplast.dopa"
+      const T v46 = d_hebb_next[i * 200 + j] + v45;
+      const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
+      const T v58 = v46 * v57;
+      const T v59 = v58 * v17;
+#line 15 "examples/cue_reward/modplast.dopa"
+      acc60 += v59;
+#line 16 "examples/cue_reward/modplast.dopa"
+      const T v62 = v58 * t16_DA[0];
+      acc63 += v62 * h[j];
+      d_h[j] += t11_hn[i] * v62;
+      d_hebb[i * 200 + j] = v58;
+#line 14 "examples/cue_reward/modplast.dopa"
+      const T v43 = v40 * v22;
+      d_alpha[i * 200 + j] += v43;
+    }
+#pragma omp simd reduction(+ : acc60, acc63)
+    for (int j = 192; j < 200; ++j) {
 #line 16 "examples/cue_reward/modplast.dopa"
       const T v17 = t11_hn[i] * h[j];
       const T v18 = t16_DA[0] * v17;
@@ -270,7 +321,7 @@ template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs
     t60[0] += acc60;
     t63[i] = acc63;
   }
-#line 274 "cue_reward_modplast.cpp"
+#line 325 "cue_reward_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -284,7 +335,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t49, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 288 "cue_reward_modplast.cpp"
+#line 339 "cue_reward_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -298,7 +349,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t53, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 302 "cue_reward_modplast.cpp"
+#line 353 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -326,7 +377,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v69;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 330 "cue_reward_modplast.cpp"
+#line 381 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -339,7 +390,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t72 = a.scratch + 848;                           // [200]
 #line 15 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t72, 200).noalias() = ConstRowVec<T>(t69, 1) * ConstRowMat<T>(h2DA_weight, 1, 200);
-#line 343 "cue_reward_modplast.cpp"
+#line 394 "cue_reward_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -365,7 +416,7 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
   T *__restrict record2 = a.record + 240;                             // [200]
   T *__restrict record3 = a.record + 448;                             // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 14 "examples/cue_reward/modplast.dopa"
     const T v42 = d_h_next[j] + t41[j];
     const T v50 = v42 + t49[j];
@@ -381,7 +432,24 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record2[j] = d_carried_0_next[j];
     record3[j] = t11_hn[j];
   }
-#line 385 "cue_reward_modplast.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 14 "examples/cue_reward/modplast.dopa"
+    const T v42 = d_h_next[j] + t41[j];
+    const T v50 = v42 + t49[j];
+    const T v54 = v50 + t53[j];
+    const T v64 = v54 + t63[j];
+    const T v73 = v64 + t72[j];
+    const T v74 = t11_hn[j] * t11_hn[j];
+    const T v75 = T(1.0) - v74;
+    const T v76 = v73 * v75;
+    d_carried_0[j] = v76;
+    record0[j] = v76;
+    d_i2h_bias[j] += v76;
+    record2[j] = d_carried_0_next[j];
+    record3[j] = t11_hn[j];
+  }
+#line 453 "cue_reward_modplast.cpp"
 }
 
 // backward stage 6: fused loop nest over [27]
@@ -390,7 +458,11 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
   T *__restrict record1 = a.record + 208; // [27]
 #pragma omp simd
-  for (int j = 0; j < 27; ++j) {
+  for (int j = 0; j < 16; ++j) {
+    record1[j] = x[j];
+  }
+#pragma omp simd
+  for (int j = 16; j < 27; ++j) {
     record1[j] = x[j];
   }
 }
@@ -435,7 +507,15 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
   for (int i = 0; i < 200; ++i) {
     T acc6 = T(0);
 #pragma omp simd reduction(+ : acc6)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 14 "examples/cue_reward/modplast.dopa"
+      const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
+      const T v5 = w[i * 200 + j] + v4;
+      acc6 += v5 * h[j];
+      hebb_next[i * 200 + j] = hebb[i * 200 + j];
+    }
+#pragma omp simd reduction(+ : acc6)
+    for (int j = 192; j < 200; ++j) {
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
       const T v5 = w[i * 200 + j] + v4;
@@ -444,7 +524,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 448 "cue_reward_modplast.cpp"
+#line 528 "cue_reward_modplast.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -453,7 +533,11 @@ template <class T> static void prologue_forward_h(const dopa::StepArgs<T> &a) {
   const T *__restrict h = a.state + kStateH; // [200]
   T *__restrict h_next = a.next + kStateH;   // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
+    h_next[j] = h[j];
+  }
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
     h_next[j] = h[j];
   }
 }
@@ -485,7 +569,22 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
     t11[e] = T(0);
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 14 "examples/cue_reward/modplast.dopa"
+      const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
+      const T v5 = w[i * 200 + j] + v4;
+      t11[j] += d_carried_0_next[i] * v5;
+      const T v10 = d_carried_0_next[i] * h[j];
+      const T v15 = v10 * alpha[i * 200 + j];
+#line 7 "examples/cue_reward/modplast.dopa"
+      const T v16 = d_hebb_next[i * 200 + j] + v15;
+      d_hebb[i * 200 + j] = v16;
+#line 14 "examples/cue_reward/modplast.dopa"
+      const T v13 = v10 * hebb[i * 200 + j];
+      d_alpha[i * 200 + j] += v13;
+    }
+#pragma omp simd
+    for (int j = 192; j < 200; ++j) {
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
       const T v5 = w[i * 200 + j] + v4;
@@ -500,7 +599,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       d_alpha[i * 200 + j] += v13;
     }
   }
-#line 504 "cue_reward_modplast.cpp"
+#line 603 "cue_reward_modplast.cpp"
 }
 
 // state  h    : [H] = 0
@@ -518,14 +617,22 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
   const T *__restrict h = a.state + kStateH;                          // [200]
   T *__restrict record1 = a.record + 208;                             // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 6 "examples/cue_reward/modplast.dopa"
     const T v12 = d_h_next[j] + t11[j];
     d_h[j] = v12;
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 529 "cue_reward_modplast.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 6 "examples/cue_reward/modplast.dopa"
+    const T v12 = d_h_next[j] + t11[j];
+    d_h[j] = v12;
+    record0[j] = d_carried_0_next[j];
+    record1[j] = h[j];
+  }
+#line 636 "cue_reward_modplast.cpp"
 }
 
 // prologue_backward stage 2:

@@ -57,7 +57,7 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict h_next = a.next + kStateH;                  // [200] hn
   T *__restrict saved_t11 = a.saved + 0;                    // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 14 "examples/cue_reward/plastic.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v10 = v4 + carried_0[j];
@@ -65,7 +65,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
     h_next[j] = v11;
     saved_t11[j] = v11;
   }
-#line 69 "cue_reward_plastic.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 14 "examples/cue_reward/plastic.dopa"
+    const T v4 = t2[j] + i2h_bias[j];
+    const T v10 = v4 + carried_0[j];
+    const T v11 = simdTanh(v10);
+    h_next[j] = v11;
+    saved_t11[j] = v11;
+  }
+#line 78 "cue_reward_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -78,7 +87,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t20 = a.scratch + 208;                         // [2]
 #line 17 "examples/cue_reward/plastic.dopa"
   Vec<T>(t20, 2).noalias() = ConstRowMat<T>(h2o_weight, 2, 200) * ConstVec<T>(h_next, 200);
-#line 82 "cue_reward_plastic.cpp"
+#line 91 "cue_reward_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -91,7 +100,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.scratch + 224;                         // [1]
 #line 18 "examples/cue_reward/plastic.dopa"
   Vec<T>(t24, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 200) * ConstVec<T>(h_next, 200);
-#line 95 "cue_reward_plastic.cpp"
+#line 104 "cue_reward_plastic.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -112,7 +121,20 @@ template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a
   for (int i = 0; i < 200; ++i) {
     T acc29 = T(0);
 #pragma omp simd reduction(+ : acc29)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 15 "examples/cue_reward/plastic.dopa"
+      const T v13 = h_next[i] * h[j];
+      const T v14 = eta[0] * v13;
+      const T v15 = hebb[i * 200 + j] + v14;
+      const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+#line 14 "examples/cue_reward/plastic.dopa"
+      const T v27 = alpha[i * 200 + j] * v18;
+      const T v28 = w[i * 200 + j] + v27;
+      acc29 += v28 * h_next[j];
+      hebb_next[i * 200 + j] = v18;
+    }
+#pragma omp simd reduction(+ : acc29)
+    for (int j = 192; j < 200; ++j) {
 #line 15 "examples/cue_reward/plastic.dopa"
       const T v13 = h_next[i] * h[j];
       const T v14 = eta[0] * v13;
@@ -126,7 +148,7 @@ template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a
     }
     carried_0_next[i] = acc29;
   }
-#line 130 "cue_reward_plastic.cpp"
+#line 152 "cue_reward_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -142,7 +164,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v22 = t20[j] + h2o_bias[j];
     out_logits[j] = v22;
   }
-#line 146 "cue_reward_plastic.cpp"
+#line 168 "cue_reward_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -156,7 +178,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 18 "examples/cue_reward/plastic.dopa"
   const T v26 = t24[0] + h2v_bias[0];
   out_value[0] = v26;
-#line 160 "cue_reward_plastic.cpp"
+#line 182 "cue_reward_plastic.cpp"
 }
 
 /// One forward step of CueRewardPlastic for one batch element.
@@ -205,7 +227,36 @@ template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs
     T acc55 = T(0);
     T acc58 = T(0);
 #pragma omp simd reduction(+ : acc55, acc58)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 15 "examples/cue_reward/plastic.dopa"
+      const T v13 = t11_hn[i] * h[j];
+      const T v14 = eta[0] * v13;
+      const T v15 = hebb[i * 200 + j] + v14;
+      const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+#line 14 "examples/cue_reward/plastic.dopa"
+      const T v27 = alpha[i * 200 + j] * v18;
+      const T v28 = w[i * 200 + j] + v27;
+      t36[j] += d_carried_0_next[i] * v28;
+      const T v35 = d_carried_0_next[i] * t11_hn[j];
+      const T v40 = v35 * alpha[i * 200 + j];
+#line 15 "examples/cue_reward/plastic.dopa"
+      const T v41 = d_hebb_next[i * 200 + j] + v40;
+      const T v52 = T(-1.0) <= v15 && v15 <= T(1.0) ? T(1) : T(0);
+      const T v53 = v41 * v52;
+      const T v54 = v53 * v13;
+#line 9 "examples/cue_reward/plastic.dopa"
+      acc55 += v54;
+#line 15 "examples/cue_reward/plastic.dopa"
+      const T v57 = v53 * eta[0];
+      acc58 += v57 * h[j];
+      d_h[j] += t11_hn[i] * v57;
+      d_hebb[i * 200 + j] = v53;
+#line 14 "examples/cue_reward/plastic.dopa"
+      const T v38 = v35 * v18;
+      d_alpha[i * 200 + j] += v38;
+    }
+#pragma omp simd reduction(+ : acc55, acc58)
+    for (int j = 192; j < 200; ++j) {
 #line 15 "examples/cue_reward/plastic.dopa"
       const T v13 = t11_hn[i] * h[j];
       const T v14 = eta[0] * v13;
@@ -236,7 +287,7 @@ template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs
     t55[0] += acc55;
     t58[i] = acc58;
   }
-#line 240 "cue_reward_plastic.cpp"
+#line 291 "cue_reward_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -250,7 +301,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 18 "examples/cue_reward/plastic.dopa"
   RowVec<T>(t44, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 254 "cue_reward_plastic.cpp"
+#line 305 "cue_reward_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -264,7 +315,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 17 "examples/cue_reward/plastic.dopa"
   RowVec<T>(t48, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 268 "cue_reward_plastic.cpp"
+#line 319 "cue_reward_plastic.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -289,7 +340,7 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
   T *__restrict record2 = a.record + 240;                             // [200]
   T *__restrict record3 = a.record + 448;                             // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 14 "examples/cue_reward/plastic.dopa"
     const T v37 = d_h_next[j] + t36[j];
     const T v45 = v37 + t44[j];
@@ -304,7 +355,23 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record2[j] = d_carried_0_next[j];
     record3[j] = t11_hn[j];
   }
-#line 308 "cue_reward_plastic.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 14 "examples/cue_reward/plastic.dopa"
+    const T v37 = d_h_next[j] + t36[j];
+    const T v45 = v37 + t44[j];
+    const T v49 = v45 + t48[j];
+    const T v59 = v49 + t58[j];
+    const T v62 = t11_hn[j] * t11_hn[j];
+    const T v63 = T(1.0) - v62;
+    const T v64 = v59 * v63;
+    d_carried_0[j] = v64;
+    record0[j] = v64;
+    d_i2h_bias[j] += v64;
+    record2[j] = d_carried_0_next[j];
+    record3[j] = t11_hn[j];
+  }
+#line 375 "cue_reward_plastic.cpp"
 }
 
 // backward stage 4: fused loop nest over [27]
@@ -313,7 +380,11 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
   T *__restrict record1 = a.record + 208; // [27]
 #pragma omp simd
-  for (int j = 0; j < 27; ++j) {
+  for (int j = 0; j < 16; ++j) {
+    record1[j] = x[j];
+  }
+#pragma omp simd
+  for (int j = 16; j < 27; ++j) {
     record1[j] = x[j];
   }
 }
@@ -327,7 +398,7 @@ template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
   T *__restrict d_eta = a.grads + kParamEta; // []
 #line 9 "examples/cue_reward/plastic.dopa"
   d_eta[0] += t55[0];
-#line 331 "cue_reward_plastic.cpp"
+#line 402 "cue_reward_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [2]
@@ -381,7 +452,15 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
   for (int i = 0; i < 200; ++i) {
     T acc6 = T(0);
 #pragma omp simd reduction(+ : acc6)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 14 "examples/cue_reward/plastic.dopa"
+      const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
+      const T v5 = w[i * 200 + j] + v4;
+      acc6 += v5 * h[j];
+      hebb_next[i * 200 + j] = hebb[i * 200 + j];
+    }
+#pragma omp simd reduction(+ : acc6)
+    for (int j = 192; j < 200; ++j) {
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
       const T v5 = w[i * 200 + j] + v4;
@@ -390,7 +469,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 394 "cue_reward_plastic.cpp"
+#line 473 "cue_reward_plastic.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -399,7 +478,11 @@ template <class T> static void prologue_forward_h(const dopa::StepArgs<T> &a) {
   const T *__restrict h = a.state + kStateH; // [200]
   T *__restrict h_next = a.next + kStateH;   // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
+    h_next[j] = h[j];
+  }
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
     h_next[j] = h[j];
   }
 }
@@ -431,7 +514,22 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
     t11[e] = T(0);
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 14 "examples/cue_reward/plastic.dopa"
+      const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
+      const T v5 = w[i * 200 + j] + v4;
+      t11[j] += d_carried_0_next[i] * v5;
+      const T v10 = d_carried_0_next[i] * h[j];
+      const T v15 = v10 * alpha[i * 200 + j];
+#line 7 "examples/cue_reward/plastic.dopa"
+      const T v16 = d_hebb_next[i * 200 + j] + v15;
+      d_hebb[i * 200 + j] = v16;
+#line 14 "examples/cue_reward/plastic.dopa"
+      const T v13 = v10 * hebb[i * 200 + j];
+      d_alpha[i * 200 + j] += v13;
+    }
+#pragma omp simd
+    for (int j = 192; j < 200; ++j) {
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v4 = alpha[i * 200 + j] * hebb[i * 200 + j];
       const T v5 = w[i * 200 + j] + v4;
@@ -446,7 +544,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       d_alpha[i * 200 + j] += v13;
     }
   }
-#line 450 "cue_reward_plastic.cpp"
+#line 548 "cue_reward_plastic.cpp"
 }
 
 // state  h    : [H] = 0
@@ -464,14 +562,22 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
   const T *__restrict h = a.state + kStateH;                          // [200]
   T *__restrict record1 = a.record + 208;                             // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 6 "examples/cue_reward/plastic.dopa"
     const T v12 = d_h_next[j] + t11[j];
     d_h[j] = v12;
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 475 "cue_reward_plastic.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 6 "examples/cue_reward/plastic.dopa"
+    const T v12 = d_h_next[j] + t11[j];
+    d_h[j] = v12;
+    record0[j] = d_carried_0_next[j];
+    record1[j] = h[j];
+  }
+#line 581 "cue_reward_plastic.cpp"
 }
 
 // prologue_backward stage 2:

@@ -208,7 +208,7 @@ template <class T> static void forward_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [206]
   T *__restrict saved_t49 = a.saved + 1872;                     // [206]
 #pragma omp simd
-  for (int j = 0; j < 206; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 46 "examples/lm/basic_lstm.dopa"
     const T v27 = t25[j] + l1_x2o_bias[j];
     const T v31 = t29[j] + l1_h2o_bias[j];
@@ -241,7 +241,41 @@ template <class T> static void forward_l1_hn_l1_c(const dopa::StepArgs<T> &a) {
     l1_c_next[j] = v47;
     saved_t49[j] = v49;
   }
-#line 245 "lm_basic_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 206; ++j) {
+#line 46 "examples/lm/basic_lstm.dopa"
+    const T v27 = t25[j] + l1_x2o_bias[j];
+    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v32 = v27 + v31;
+    const T v33 = T(1) / (T(1) + simdExp(-v32));
+#line 44 "examples/lm/basic_lstm.dopa"
+    const T v6 = t4[j] + l1_x2f_bias[j];
+    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v12 = v6 + v11;
+    const T v13 = T(1) / (T(1) + simdExp(-v12));
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v45 = v13 * l1_c[j];
+#line 45 "examples/lm/basic_lstm.dopa"
+    const T v17 = t15[j] + l1_x2i_bias[j];
+    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v22 = v17 + v21;
+    const T v23 = T(1) / (T(1) + simdExp(-v22));
+#line 47 "examples/lm/basic_lstm.dopa"
+    const T v37 = t35[j] + l1_x2c_bias[j];
+    const T v41 = t39[j] + l1_h2c_bias[j];
+    const T v42 = v37 + v41;
+    const T v43 = simdTanh(v42);
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v46 = v23 * v43;
+    const T v47 = v45 + v46;
+#line 49 "examples/lm/basic_lstm.dopa"
+    const T v48 = simdTanh(v47);
+    const T v49 = v33 * v48;
+    l1_h_next[j] = v49;
+    l1_c_next[j] = v47;
+    saved_t49[j] = v49;
+  }
+#line 279 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -255,7 +289,7 @@ template <class T> static void forward_saved_x2f_10(const dopa::StepArgs<T> &a) 
 #line 44 "examples/lm/basic_lstm.dopa"
   Vec<T>(t51, 206).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 206, 206) * ConstVec<T>(l1_h_next, 206);
-#line 259 "lm_basic_lstm.cpp"
+#line 293 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -268,7 +302,7 @@ template <class T> static void forward_saved_h2f_11(const dopa::StepArgs<T> &a) 
   T *__restrict t56 = a.saved + 2288;                               // [206]
 #line 44 "examples/lm/basic_lstm.dopa"
   Vec<T>(t56, 206).noalias() = ConstRowMat<T>(l2_h2f_weight, 206, 206) * ConstVec<T>(l2_h, 206);
-#line 272 "lm_basic_lstm.cpp"
+#line 306 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -282,7 +316,7 @@ template <class T> static void forward_saved_x2i_12(const dopa::StepArgs<T> &a) 
 #line 45 "examples/lm/basic_lstm.dopa"
   Vec<T>(t62, 206).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 206, 206) * ConstVec<T>(l1_h_next, 206);
-#line 286 "lm_basic_lstm.cpp"
+#line 320 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -295,7 +329,7 @@ template <class T> static void forward_saved_h2i_13(const dopa::StepArgs<T> &a) 
   T *__restrict t66 = a.saved + 2704;                               // [206]
 #line 45 "examples/lm/basic_lstm.dopa"
   Vec<T>(t66, 206).noalias() = ConstRowMat<T>(l2_h2i_weight, 206, 206) * ConstVec<T>(l2_h, 206);
-#line 299 "lm_basic_lstm.cpp"
+#line 333 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -309,7 +343,7 @@ template <class T> static void forward_saved_x2o_14(const dopa::StepArgs<T> &a) 
 #line 46 "examples/lm/basic_lstm.dopa"
   Vec<T>(t72, 206).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 206, 206) * ConstVec<T>(l1_h_next, 206);
-#line 313 "lm_basic_lstm.cpp"
+#line 347 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -322,7 +356,7 @@ template <class T> static void forward_saved_h2o_15(const dopa::StepArgs<T> &a) 
   T *__restrict t76 = a.saved + 3120;                               // [206]
 #line 46 "examples/lm/basic_lstm.dopa"
   Vec<T>(t76, 206).noalias() = ConstRowMat<T>(l2_h2o_weight, 206, 206) * ConstVec<T>(l2_h, 206);
-#line 326 "lm_basic_lstm.cpp"
+#line 360 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -336,7 +370,7 @@ template <class T> static void forward_saved_x2c_16(const dopa::StepArgs<T> &a) 
 #line 47 "examples/lm/basic_lstm.dopa"
   Vec<T>(t82, 206).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 206, 206) * ConstVec<T>(l1_h_next, 206);
-#line 340 "lm_basic_lstm.cpp"
+#line 374 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -349,7 +383,7 @@ template <class T> static void forward_saved_h2c_17(const dopa::StepArgs<T> &a) 
   T *__restrict t86 = a.saved + 3536;                               // [206]
 #line 47 "examples/lm/basic_lstm.dopa"
   Vec<T>(t86, 206).noalias() = ConstRowMat<T>(l2_h2c_weight, 206, 206) * ConstVec<T>(l2_h, 206);
-#line 353 "lm_basic_lstm.cpp"
+#line 387 "lm_basic_lstm.cpp"
 }
 
 // cn = f * c + i * g
@@ -381,7 +415,7 @@ template <class T> static void forward_l2_h_l2_c_logits(const dopa::StepArgs<T> 
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [206]
   T *__restrict readout_in_logits = a.outputs[0];               // [206]
 #pragma omp simd
-  for (int j = 0; j < 206; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 46 "examples/lm/basic_lstm.dopa"
     const T v74 = t72[j] + l2_x2o_bias[j];
     const T v78 = t76[j] + l2_h2o_bias[j];
@@ -414,7 +448,41 @@ template <class T> static void forward_l2_h_l2_c_logits(const dopa::StepArgs<T> 
     l2_c_next[j] = v94;
     readout_in_logits[j] = v96;
   }
-#line 418 "lm_basic_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 206; ++j) {
+#line 46 "examples/lm/basic_lstm.dopa"
+    const T v74 = t72[j] + l2_x2o_bias[j];
+    const T v78 = t76[j] + l2_h2o_bias[j];
+    const T v79 = v74 + v78;
+    const T v80 = T(1) / (T(1) + simdExp(-v79));
+#line 44 "examples/lm/basic_lstm.dopa"
+    const T v53 = t51[j] + l2_x2f_bias[j];
+    const T v58 = t56[j] + l2_h2f_bias[j];
+    const T v59 = v53 + v58;
+    const T v60 = T(1) / (T(1) + simdExp(-v59));
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v92 = v60 * l2_c[j];
+#line 45 "examples/lm/basic_lstm.dopa"
+    const T v64 = t62[j] + l2_x2i_bias[j];
+    const T v68 = t66[j] + l2_h2i_bias[j];
+    const T v69 = v64 + v68;
+    const T v70 = T(1) / (T(1) + simdExp(-v69));
+#line 47 "examples/lm/basic_lstm.dopa"
+    const T v84 = t82[j] + l2_x2c_bias[j];
+    const T v88 = t86[j] + l2_h2c_bias[j];
+    const T v89 = v84 + v88;
+    const T v90 = simdTanh(v89);
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v93 = v70 * v90;
+    const T v94 = v92 + v93;
+#line 49 "examples/lm/basic_lstm.dopa"
+    const T v95 = simdTanh(v94);
+    const T v96 = v80 * v95;
+    l2_h_next[j] = v96;
+    l2_c_next[j] = v94;
+    readout_in_logits[j] = v96;
+  }
+#line 486 "lm_basic_lstm.cpp"
 }
 
 /// One forward step of BasicLSTMLM for one batch element.
@@ -510,7 +578,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;      // [206]
   T *__restrict d_l2_h2c_bias = a.grads + kParamL2H2cBias;      // [206]
 #pragma omp simd
-  for (int j = 0; j < 206; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 49 "examples/lm/basic_lstm.dopa"
     const T v101 = d_readout_in_logits[j] + d_l2_h_next[j];
 #line 46 "examples/lm/basic_lstm.dopa"
@@ -594,7 +662,92 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     d_l2_x2c_bias[j] += v116;
     d_l2_h2c_bias[j] += v116;
   }
-#line 598 "lm_basic_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 206; ++j) {
+#line 49 "examples/lm/basic_lstm.dopa"
+    const T v101 = d_readout_in_logits[j] + d_l2_h_next[j];
+#line 46 "examples/lm/basic_lstm.dopa"
+    const T v74 = t72[j] + l2_x2o_bias[j];
+    const T v78 = t76[j] + l2_h2o_bias[j];
+    const T v79 = v74 + v78;
+    const T v80 = T(1) / (T(1) + simdExp(-v79));
+#line 49 "examples/lm/basic_lstm.dopa"
+    const T v104 = v101 * v80;
+#line 44 "examples/lm/basic_lstm.dopa"
+    const T v53 = t51[j] + l2_x2f_bias[j];
+    const T v58 = t56[j] + l2_h2f_bias[j];
+    const T v59 = v53 + v58;
+    const T v60 = T(1) / (T(1) + simdExp(-v59));
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v92 = v60 * l2_c[j];
+#line 45 "examples/lm/basic_lstm.dopa"
+    const T v64 = t62[j] + l2_x2i_bias[j];
+    const T v68 = t66[j] + l2_h2i_bias[j];
+    const T v69 = v64 + v68;
+    const T v70 = T(1) / (T(1) + simdExp(-v69));
+#line 47 "examples/lm/basic_lstm.dopa"
+    const T v84 = t82[j] + l2_x2c_bias[j];
+    const T v88 = t86[j] + l2_h2c_bias[j];
+    const T v89 = v84 + v88;
+    const T v90 = simdTanh(v89);
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v93 = v70 * v90;
+    const T v94 = v92 + v93;
+#line 49 "examples/lm/basic_lstm.dopa"
+    const T v95 = simdTanh(v94);
+    const T v106 = v95 * v95;
+    const T v107 = T(1.0) - v106;
+    const T v108 = v104 * v107;
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v109 = d_l2_c_next[j] + v108;
+    const T v111 = v109 * v70;
+#line 47 "examples/lm/basic_lstm.dopa"
+    const T v114 = v90 * v90;
+    const T v115 = T(1.0) - v114;
+    const T v116 = v111 * v115;
+    t116[j] = v116;
+#line 49 "examples/lm/basic_lstm.dopa"
+    const T v103 = v101 * v95;
+#line 46 "examples/lm/basic_lstm.dopa"
+    const T v124 = T(1.0) - v80;
+    const T v125 = v80 * v124;
+    const T v126 = v103 * v125;
+    t126[j] = v126;
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v110 = v109 * v90;
+#line 45 "examples/lm/basic_lstm.dopa"
+    const T v135 = T(1.0) - v70;
+    const T v136 = v70 * v135;
+    const T v137 = v110 * v136;
+    t137[j] = v137;
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v112 = v109 * l2_c[j];
+#line 44 "examples/lm/basic_lstm.dopa"
+    const T v146 = T(1.0) - v60;
+    const T v147 = v60 * v146;
+    const T v148 = v112 * v147;
+    t148[j] = v148;
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v113 = v109 * v60;
+    d_l2_c[j] = v113;
+    record1[j] = t2[j];
+    record2[j] = l1_h[j];
+    record7[j] = t49_l1_hn[j];
+#line 44 "examples/lm/basic_lstm.dopa"
+    d_l2_x2f_bias[j] += v148;
+    record8[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v148;
+#line 45 "examples/lm/basic_lstm.dopa"
+    d_l2_x2i_bias[j] += v137;
+    d_l2_h2i_bias[j] += v137;
+#line 46 "examples/lm/basic_lstm.dopa"
+    d_l2_x2o_bias[j] += v126;
+    d_l2_h2o_bias[j] += v126;
+#line 47 "examples/lm/basic_lstm.dopa"
+    d_l2_x2c_bias[j] += v116;
+    d_l2_h2c_bias[j] += v116;
+  }
+#line 751 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -608,7 +761,7 @@ template <class T> static void backward_h2c(const dopa::StepArgs<T> &a) {
 #line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t119, 206).noalias() =
       ConstRowVec<T>(t116, 206) * ConstRowMat<T>(l2_h2c_weight, 206, 206);
-#line 612 "lm_basic_lstm.cpp"
+#line 765 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -622,7 +775,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t122, 206).noalias() =
       ConstRowVec<T>(t116, 206) * ConstRowMat<T>(l2_x2c_weight, 206, 206);
-#line 626 "lm_basic_lstm.cpp"
+#line 779 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -636,7 +789,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t129, 206).noalias() =
       ConstRowVec<T>(t126, 206) * ConstRowMat<T>(l2_h2o_weight, 206, 206);
-#line 640 "lm_basic_lstm.cpp"
+#line 793 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -650,7 +803,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t133, 206).noalias() =
       ConstRowVec<T>(t126, 206) * ConstRowMat<T>(l2_x2o_weight, 206, 206);
-#line 654 "lm_basic_lstm.cpp"
+#line 807 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -664,7 +817,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t140, 206).noalias() =
       ConstRowVec<T>(t137, 206) * ConstRowMat<T>(l2_h2i_weight, 206, 206);
-#line 668 "lm_basic_lstm.cpp"
+#line 821 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -678,7 +831,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t144, 206).noalias() =
       ConstRowVec<T>(t137, 206) * ConstRowMat<T>(l2_x2i_weight, 206, 206);
-#line 682 "lm_basic_lstm.cpp"
+#line 835 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -692,7 +845,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t151, 206).noalias() =
       ConstRowVec<T>(t148, 206) * ConstRowMat<T>(l2_h2f_weight, 206, 206);
-#line 696 "lm_basic_lstm.cpp"
+#line 849 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -706,7 +859,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t155, 206).noalias() =
       ConstRowVec<T>(t148, 206) * ConstRowMat<T>(l2_x2f_weight, 206, 206);
-#line 710 "lm_basic_lstm.cpp"
+#line 863 "lm_basic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -775,7 +928,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [206]
   T *__restrict d_l1_h2c_bias = a.grads + kParamL1H2cBias;      // [206]
 #pragma omp simd
-  for (int j = 0; j < 206; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 49 "examples/lm/basic_lstm.dopa"
     const T v123 = d_l1_h_next[j] + t122[j];
     const T v134 = v123 + t133[j];
@@ -863,7 +1016,96 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     d_l1_x2c_bias[j] += v169;
     d_l1_h2c_bias[j] += v169;
   }
-#line 867 "lm_basic_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 206; ++j) {
+#line 49 "examples/lm/basic_lstm.dopa"
+    const T v123 = d_l1_h_next[j] + t122[j];
+    const T v134 = v123 + t133[j];
+    const T v145 = v134 + t144[j];
+    const T v156 = v145 + t155[j];
+#line 46 "examples/lm/basic_lstm.dopa"
+    const T v27 = t25[j] + l1_x2o_bias[j];
+    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v32 = v27 + v31;
+    const T v33 = T(1) / (T(1) + simdExp(-v32));
+#line 49 "examples/lm/basic_lstm.dopa"
+    const T v158 = v156 * v33;
+#line 44 "examples/lm/basic_lstm.dopa"
+    const T v6 = t4[j] + l1_x2f_bias[j];
+    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v12 = v6 + v11;
+    const T v13 = T(1) / (T(1) + simdExp(-v12));
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v45 = v13 * l1_c[j];
+#line 45 "examples/lm/basic_lstm.dopa"
+    const T v17 = t15[j] + l1_x2i_bias[j];
+    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v22 = v17 + v21;
+    const T v23 = T(1) / (T(1) + simdExp(-v22));
+#line 47 "examples/lm/basic_lstm.dopa"
+    const T v37 = t35[j] + l1_x2c_bias[j];
+    const T v41 = t39[j] + l1_h2c_bias[j];
+    const T v42 = v37 + v41;
+    const T v43 = simdTanh(v42);
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v46 = v23 * v43;
+    const T v47 = v45 + v46;
+#line 49 "examples/lm/basic_lstm.dopa"
+    const T v48 = simdTanh(v47);
+    const T v159 = v48 * v48;
+    const T v160 = T(1.0) - v159;
+    const T v161 = v158 * v160;
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v162 = d_l1_c_next[j] + v161;
+    const T v164 = v162 * v23;
+#line 47 "examples/lm/basic_lstm.dopa"
+    const T v167 = v43 * v43;
+    const T v168 = T(1.0) - v167;
+    const T v169 = v164 * v168;
+    t169[j] = v169;
+#line 49 "examples/lm/basic_lstm.dopa"
+    const T v157 = v156 * v48;
+#line 46 "examples/lm/basic_lstm.dopa"
+    const T v176 = T(1.0) - v33;
+    const T v177 = v33 * v176;
+    const T v178 = v157 * v177;
+    t178[j] = v178;
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v163 = v162 * v43;
+#line 45 "examples/lm/basic_lstm.dopa"
+    const T v187 = T(1.0) - v23;
+    const T v188 = v23 * v187;
+    const T v189 = v163 * v188;
+    t189[j] = v189;
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v165 = v162 * l1_c[j];
+#line 44 "examples/lm/basic_lstm.dopa"
+    const T v198 = T(1.0) - v13;
+    const T v199 = v13 * v198;
+    const T v200 = v165 * v199;
+    t200[j] = v200;
+#line 48 "examples/lm/basic_lstm.dopa"
+    const T v166 = v162 * v13;
+    d_l1_c[j] = v166;
+#line 33 "examples/lm/basic_lstm.dopa"
+    const T v130 = t119[j] + t129[j];
+    const T v141 = v130 + t140[j];
+    const T v152 = v141 + t151[j];
+    d_l2_h[j] = v152;
+#line 44 "examples/lm/basic_lstm.dopa"
+    d_l1_x2f_bias[j] += v200;
+    d_l1_h2f_bias[j] += v200;
+#line 45 "examples/lm/basic_lstm.dopa"
+    d_l1_x2i_bias[j] += v189;
+    d_l1_h2i_bias[j] += v189;
+#line 46 "examples/lm/basic_lstm.dopa"
+    d_l1_x2o_bias[j] += v178;
+    d_l1_h2o_bias[j] += v178;
+#line 47 "examples/lm/basic_lstm.dopa"
+    d_l1_x2c_bias[j] += v169;
+    d_l1_h2c_bias[j] += v169;
+  }
+#line 1109 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -877,7 +1119,7 @@ template <class T> static void backward_h2c_10(const dopa::StepArgs<T> &a) {
 #line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t172, 206).noalias() =
       ConstRowVec<T>(t169, 206) * ConstRowMat<T>(l1_h2c_weight, 206, 206);
-#line 881 "lm_basic_lstm.cpp"
+#line 1123 "lm_basic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -891,7 +1133,7 @@ template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
 #line 47 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t175, 206).noalias() =
       ConstRowVec<T>(t169, 206) * ConstRowMat<T>(l1_x2c_weight, 206, 206);
-#line 895 "lm_basic_lstm.cpp"
+#line 1137 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -905,7 +1147,7 @@ template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
 #line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t181, 206).noalias() =
       ConstRowVec<T>(t178, 206) * ConstRowMat<T>(l1_h2o_weight, 206, 206);
-#line 909 "lm_basic_lstm.cpp"
+#line 1151 "lm_basic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -919,7 +1161,7 @@ template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
 #line 46 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t185, 206).noalias() =
       ConstRowVec<T>(t178, 206) * ConstRowMat<T>(l1_x2o_weight, 206, 206);
-#line 923 "lm_basic_lstm.cpp"
+#line 1165 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -933,7 +1175,7 @@ template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
 #line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t192, 206).noalias() =
       ConstRowVec<T>(t189, 206) * ConstRowMat<T>(l1_h2i_weight, 206, 206);
-#line 937 "lm_basic_lstm.cpp"
+#line 1179 "lm_basic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -947,7 +1189,7 @@ template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
 #line 45 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t196, 206).noalias() =
       ConstRowVec<T>(t189, 206) * ConstRowMat<T>(l1_x2i_weight, 206, 206);
-#line 951 "lm_basic_lstm.cpp"
+#line 1193 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -961,7 +1203,7 @@ template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
 #line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t203, 206).noalias() =
       ConstRowVec<T>(t200, 206) * ConstRowMat<T>(l1_h2f_weight, 206, 206);
-#line 965 "lm_basic_lstm.cpp"
+#line 1207 "lm_basic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -975,7 +1217,7 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 #line 44 "examples/lm/basic_lstm.dopa"
   RowVec<T>(t207, 206).noalias() =
       ConstRowVec<T>(t200, 206) * ConstRowMat<T>(l1_x2f_weight, 206, 206);
-#line 979 "lm_basic_lstm.cpp"
+#line 1221 "lm_basic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -997,7 +1239,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 206]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
-  for (int j = 0; j < 206; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 33 "examples/lm/basic_lstm.dopa"
     const T v182 = t172[j] + t181[j];
     const T v193 = v182 + t192[j];
@@ -1009,7 +1251,20 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v208 = v197 + t207[j];
     d_enc_weight[int64_t(tok[0]) * 206 + j] += v208;
   }
-#line 1013 "lm_basic_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 206; ++j) {
+#line 33 "examples/lm/basic_lstm.dopa"
+    const T v182 = t172[j] + t181[j];
+    const T v193 = v182 + t192[j];
+    const T v204 = v193 + t203[j];
+    d_l1_h[j] = v204;
+#line 23 "examples/lm/basic_lstm.dopa"
+    const T v186 = t175[j] + t185[j];
+    const T v197 = v186 + t196[j];
+    const T v208 = v197 + t207[j];
+    d_enc_weight[int64_t(tok[0]) * 206 + j] += v208;
+  }
+#line 1268 "lm_basic_lstm.cpp"
 }
 
 /// One backward step of BasicLSTMLM for one batch element.

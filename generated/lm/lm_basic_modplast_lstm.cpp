@@ -208,7 +208,7 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [200]
   T *__restrict saved_t49 = a.saved + 1664;                     // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
     const T v42 = v37 + carried_0[j];
@@ -241,7 +241,41 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
     l1_c_next[j] = v47;
     saved_t49[j] = v49;
   }
-#line 245 "lm_basic_modplast_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+    const T v37 = t35[j] + l1_x2c_bias[j];
+    const T v42 = v37 + carried_0[j];
+    const T v43 = simdTanh(v42);
+    t43_l1_g[j] = v43;
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
+    const T v27 = t25[j] + l1_x2o_bias[j];
+    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v32 = v27 + v31;
+    const T v33 = T(1) / (T(1) + simdExp(-v32));
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
+    const T v6 = t4[j] + l1_x2f_bias[j];
+    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v12 = v6 + v11;
+    const T v13 = T(1) / (T(1) + simdExp(-v12));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v45 = v13 * l1_c[j];
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
+    const T v17 = t15[j] + l1_x2i_bias[j];
+    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v22 = v17 + v21;
+    const T v23 = T(1) / (T(1) + simdExp(-v22));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v46 = v23 * v43;
+    const T v47 = v45 + v46;
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
+    const T v48 = simdTanh(v47);
+    const T v49 = v33 * v48;
+    l1_h_next[j] = v49;
+    l1_c_next[j] = v47;
+    saved_t49[j] = v49;
+  }
+#line 279 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -254,7 +288,7 @@ template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
   T *__restrict t51 = a.scratch + 208;                                  // [1]
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t51, 1).noalias() = ConstRowMat<T>(l1_h2mod_weight, 1, 200) * ConstVec<T>(l1_h, 200);
-#line 258 "lm_basic_modplast_lstm.cpp"
+#line 292 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -269,7 +303,7 @@ template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
   const T v53 = t51[0] + l1_h2mod_bias[0];
   const T v54 = simdTanh(v53);
   t54_l1_M[0] = v54;
-#line 273 "lm_basic_modplast_lstm.cpp"
+#line 307 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -283,7 +317,7 @@ template <class T> static void forward_saved_x2f_11(const dopa::StepArgs<T> &a) 
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t64, 200).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 287 "lm_basic_modplast_lstm.cpp"
+#line 321 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -296,7 +330,7 @@ template <class T> static void forward_saved_h2f_12(const dopa::StepArgs<T> &a) 
   T *__restrict t69 = a.saved + 2096;                               // [200]
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t69, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 300 "lm_basic_modplast_lstm.cpp"
+#line 334 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -310,7 +344,7 @@ template <class T> static void forward_saved_x2i_13(const dopa::StepArgs<T> &a) 
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t75, 200).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 314 "lm_basic_modplast_lstm.cpp"
+#line 348 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -323,7 +357,7 @@ template <class T> static void forward_saved_h2i_14(const dopa::StepArgs<T> &a) 
   T *__restrict t79 = a.saved + 2512;                               // [200]
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t79, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 327 "lm_basic_modplast_lstm.cpp"
+#line 361 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -337,7 +371,7 @@ template <class T> static void forward_saved_x2o_15(const dopa::StepArgs<T> &a) 
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t85, 200).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 341 "lm_basic_modplast_lstm.cpp"
+#line 375 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -350,7 +384,7 @@ template <class T> static void forward_saved_h2o_16(const dopa::StepArgs<T> &a) 
   T *__restrict t89 = a.saved + 2928;                               // [200]
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t89, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 354 "lm_basic_modplast_lstm.cpp"
+#line 388 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -364,7 +398,7 @@ template <class T> static void forward_x2c_17(const dopa::StepArgs<T> &a) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t95, 200).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 368 "lm_basic_modplast_lstm.cpp"
+#line 402 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -400,7 +434,7 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
   T *__restrict readout_in_logits = a.outputs[0];               // [200]
   T *__restrict saved_t109 = a.saved + 3344;                    // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
     const T v97 = t95[j] + l2_x2c_bias[j];
     const T v102 = v97 + carried_1[j];
@@ -434,7 +468,42 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
     readout_in_logits[j] = v109;
     saved_t109[j] = v109;
   }
-#line 438 "lm_basic_modplast_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+    const T v97 = t95[j] + l2_x2c_bias[j];
+    const T v102 = v97 + carried_1[j];
+    const T v103 = simdTanh(v102);
+    t103_l2_g[j] = v103;
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
+    const T v87 = t85[j] + l2_x2o_bias[j];
+    const T v91 = t89[j] + l2_h2o_bias[j];
+    const T v92 = v87 + v91;
+    const T v93 = T(1) / (T(1) + simdExp(-v92));
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
+    const T v66 = t64[j] + l2_x2f_bias[j];
+    const T v71 = t69[j] + l2_h2f_bias[j];
+    const T v72 = v66 + v71;
+    const T v73 = T(1) / (T(1) + simdExp(-v72));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v105 = v73 * l2_c[j];
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
+    const T v77 = t75[j] + l2_x2i_bias[j];
+    const T v81 = t79[j] + l2_h2i_bias[j];
+    const T v82 = v77 + v81;
+    const T v83 = T(1) / (T(1) + simdExp(-v82));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v106 = v83 * v103;
+    const T v107 = v105 + v106;
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
+    const T v108 = simdTanh(v107);
+    const T v109 = v93 * v108;
+    l2_h_next[j] = v109;
+    l2_c_next[j] = v107;
+    readout_in_logits[j] = v109;
+    saved_t109[j] = v109;
+  }
+#line 507 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -447,7 +516,7 @@ template <class T> static void forward_h2mod_19(const dopa::StepArgs<T> &a) {
   T *__restrict t111 = a.scratch + 432;                                 // [1]
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
   Vec<T>(t111, 1).noalias() = ConstRowMat<T>(l2_h2mod_weight, 1, 200) * ConstVec<T>(l2_h, 200);
-#line 451 "lm_basic_modplast_lstm.cpp"
+#line 520 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -462,7 +531,7 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
   const T v113 = t111[0] + l2_h2mod_bias[0];
   const T v114 = simdTanh(v113);
   t114_l2_M[0] = v114;
-#line 466 "lm_basic_modplast_lstm.cpp"
+#line 535 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -499,7 +568,32 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
     T acc123 = T(0);
     T acc126 = T(0);
 #pragma omp simd reduction(+ : acc123, acc126)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
+      const T v56 = l1_modfanout[i * 200 + j] * t54_l1_M[0];
+      const T v57 = t43_l1_g[i] * l1_h[j];
+      const T v58 = v56 * v57;
+      const T v59 = l1_hebb[i * 200 + j] + v58;
+      const T v62 = v59 < T(-2.0) ? T(-2.0) : (v59 > T(2.0) ? T(2.0) : v59);
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v121 = l1_alpha[i * 200 + j] * v62;
+      const T v122 = l1_w[i * 200 + j] + v121;
+      acc123 += v122 * l1_h_next[j];
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
+      const T v116 = l2_modfanout[i * 200 + j] * t114_l2_M[0];
+      const T v117 = t103_l2_g[i] * l2_h[j];
+      const T v118 = v116 * v117;
+      const T v119 = l2_hebb[i * 200 + j] + v118;
+      const T v120 = v119 < T(-2.0) ? T(-2.0) : (v119 > T(2.0) ? T(2.0) : v119);
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v124 = l2_alpha[i * 200 + j] * v120;
+      const T v125 = l2_w[i * 200 + j] + v124;
+      acc126 += v125 * l2_h_next[j];
+      l1_hebb_next[i * 200 + j] = v62;
+      l2_hebb_next[i * 200 + j] = v120;
+    }
+#pragma omp simd reduction(+ : acc123, acc126)
+    for (int j = 192; j < 200; ++j) {
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v56 = l1_modfanout[i * 200 + j] * t54_l1_M[0];
       const T v57 = t43_l1_g[i] * l1_h[j];
@@ -526,7 +620,7 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
     carried_0_next[i] = acc123;
     carried_1_next[i] = acc126;
   }
-#line 530 "lm_basic_modplast_lstm.cpp"
+#line 624 "lm_basic_modplast_lstm.cpp"
 }
 
 /// One forward step of BasicModplastLSTMLM for one batch element.
@@ -626,7 +720,71 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
     T acc226 = T(0);
     T acc231 = T(0);
 #pragma omp simd reduction(+ : acc157, acc162, acc226, acc231)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
+      const T v116 = l2_modfanout[i * 200 + j] * t114_l2_M[0];
+      const T v117 = t103_l2_g[i] * l2_h[j];
+      const T v118 = v116 * v117;
+      const T v119 = l2_hebb[i * 200 + j] + v118;
+      const T v120 = v119 < T(-2.0) ? T(-2.0) : (v119 > T(2.0) ? T(2.0) : v119);
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v124 = l2_alpha[i * 200 + j] * v120;
+      const T v125 = l2_w[i * 200 + j] + v124;
+      t138[j] += d_carried_1_next[i] * v125;
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
+      const T v56 = l1_modfanout[i * 200 + j] * t54_l1_M[0];
+      const T v57 = t43_l1_g[i] * l1_h[j];
+      const T v58 = v56 * v57;
+      const T v59 = l1_hebb[i * 200 + j] + v58;
+      const T v62 = v59 < T(-2.0) ? T(-2.0) : (v59 > T(2.0) ? T(2.0) : v59);
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v121 = l1_alpha[i * 200 + j] * v62;
+      const T v122 = l1_w[i * 200 + j] + v121;
+      t145[j] += d_carried_0_next[i] * v122;
+      const T v137 = d_carried_1_next[i] * t109_l2_hn[j];
+      const T v142 = v137 * l2_alpha[i * 200 + j];
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
+      const T v143 = d_l2_hebb_next[i * 200 + j] + v142;
+      const T v153 = T(-2.0) <= v119 && v119 <= T(2.0) ? T(1) : T(0);
+      const T v154 = v143 * v153;
+      const T v156 = v154 * v116;
+      acc157 += v156 * l2_h[j];
+      t158[j] += t103_l2_g[i] * v156;
+      const T v155 = v154 * v117;
+      const T v161 = v155 * l2_modfanout[i * 200 + j];
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
+      acc162 += v161;
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v144 = d_carried_0_next[i] * t49_l1_hn[j];
+      const T v149 = v144 * l1_alpha[i * 200 + j];
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
+      const T v150 = d_l1_hebb_next[i * 200 + j] + v149;
+      const T v222 = T(-2.0) <= v59 && v59 <= T(2.0) ? T(1) : T(0);
+      const T v223 = v150 * v222;
+      const T v225 = v223 * v56;
+      acc226 += v225 * l1_h[j];
+      t227[j] += t43_l1_g[i] * v225;
+      const T v224 = v223 * v57;
+      const T v230 = v224 * l1_modfanout[i * 200 + j];
+#line 112 "examples/lm/basic_modplast_lstm.dopa"
+      acc231 += v230;
+      d_l1_hebb[i * 200 + j] = v223;
+      d_l2_hebb[i * 200 + j] = v154;
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v147 = v144 * v62;
+      d_l1_alpha[i * 200 + j] += v147;
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
+      const T v228 = v224 * t54_l1_M[0];
+      d_l1_modfanout[i * 200 + j] += v228;
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v140 = v137 * v120;
+      d_l2_alpha[i * 200 + j] += v140;
+#line 115 "examples/lm/basic_modplast_lstm.dopa"
+      const T v159 = v155 * t114_l2_M[0];
+      d_l2_modfanout[i * 200 + j] += v159;
+    }
+#pragma omp simd reduction(+ : acc157, acc162, acc226, acc231)
+    for (int j = 192; j < 200; ++j) {
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
       const T v116 = l2_modfanout[i * 200 + j] * t114_l2_M[0];
       const T v117 = t103_l2_g[i] * l2_h[j];
@@ -694,7 +852,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
     t226[i] = acc226;
     t231[0] += acc231;
   }
-#line 698 "lm_basic_modplast_lstm.cpp"
+#line 856 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -725,7 +883,7 @@ static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a
   t234[0] = v234;
   d_l1_h2mod_bias[0] += v234;
   d_l2_h2mod_bias[0] += v166;
-#line 729 "lm_basic_modplast_lstm.cpp"
+#line 887 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -739,7 +897,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t169, 200).noalias() =
       ConstRowVec<T>(t166, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 743 "lm_basic_modplast_lstm.cpp"
+#line 901 "lm_basic_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -820,7 +978,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict t109_l2_hn = a.saved + 3344;                    // [200] l2.hn
   T *__restrict record15 = a.record + 2928;                           // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v132 = d_readout_in_logits[j] + d_l2_h_next[j];
     const T v139 = v132 + t138[j];
@@ -904,7 +1062,92 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record14[j] = d_carried_1_next[j];
     record15[j] = t109_l2_hn[j];
   }
-#line 908 "lm_basic_modplast_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
+    const T v132 = d_readout_in_logits[j] + d_l2_h_next[j];
+    const T v139 = v132 + t138[j];
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
+    const T v87 = t85[j] + l2_x2o_bias[j];
+    const T v91 = t89[j] + l2_h2o_bias[j];
+    const T v92 = v87 + v91;
+    const T v93 = T(1) / (T(1) + simdExp(-v92));
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
+    const T v172 = v139 * v93;
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
+    const T v66 = t64[j] + l2_x2f_bias[j];
+    const T v71 = t69[j] + l2_h2f_bias[j];
+    const T v72 = v66 + v71;
+    const T v73 = T(1) / (T(1) + simdExp(-v72));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v105 = v73 * l2_c[j];
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
+    const T v77 = t75[j] + l2_x2i_bias[j];
+    const T v81 = t79[j] + l2_h2i_bias[j];
+    const T v82 = v77 + v81;
+    const T v83 = T(1) / (T(1) + simdExp(-v82));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v106 = v83 * t103_l2_g[j];
+    const T v107 = v105 + v106;
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
+    const T v108 = simdTanh(v107);
+    const T v173 = v108 * v108;
+    const T v174 = T(1.0) - v173;
+    const T v175 = v172 * v174;
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v176 = d_l2_c_next[j] + v175;
+    const T v178 = v176 * v83;
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+    const T v179 = t157[j] + v178;
+    const T v182 = t103_l2_g[j] * t103_l2_g[j];
+    const T v183 = T(1.0) - v182;
+    const T v184 = v179 * v183;
+    d_carried_1[j] = v184;
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
+    const T v171 = v139 * v108;
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
+    const T v189 = T(1.0) - v93;
+    const T v190 = v93 * v189;
+    const T v191 = v171 * v190;
+    t191[j] = v191;
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v177 = v176 * t103_l2_g[j];
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
+    const T v200 = T(1.0) - v83;
+    const T v201 = v83 * v200;
+    const T v202 = v177 * v201;
+    t202[j] = v202;
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v180 = v176 * l2_c[j];
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
+    const T v211 = T(1.0) - v73;
+    const T v212 = v73 * v211;
+    const T v213 = v180 * v212;
+    t213[j] = v213;
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v181 = v176 * v73;
+    d_l2_c[j] = v181;
+    record1[j] = t2[j];
+    record2[j] = l1_h[j];
+    record6[j] = d_carried_0_next[j];
+    record7[j] = t49_l1_hn[j];
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
+    d_l2_x2f_bias[j] += v213;
+    record10[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v213;
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
+    d_l2_x2i_bias[j] += v202;
+    d_l2_h2i_bias[j] += v202;
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
+    d_l2_x2o_bias[j] += v191;
+    d_l2_h2o_bias[j] += v191;
+    record13[j] = v184;
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+    d_l2_x2c_bias[j] += v184;
+    record14[j] = d_carried_1_next[j];
+    record15[j] = t109_l2_hn[j];
+  }
+#line 1151 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -918,7 +1161,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t187, 200).noalias() =
       ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 922 "lm_basic_modplast_lstm.cpp"
+#line 1165 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -932,7 +1175,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t194, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 936 "lm_basic_modplast_lstm.cpp"
+#line 1179 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -946,7 +1189,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t198, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 950 "lm_basic_modplast_lstm.cpp"
+#line 1193 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -960,7 +1203,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t205, 200).noalias() =
       ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 964 "lm_basic_modplast_lstm.cpp"
+#line 1207 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -974,7 +1217,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t209, 200).noalias() =
       ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 978 "lm_basic_modplast_lstm.cpp"
+#line 1221 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -988,7 +1231,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t216, 200).noalias() =
       ConstRowVec<T>(t213, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 992 "lm_basic_modplast_lstm.cpp"
+#line 1235 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1002,7 +1245,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t220, 200).noalias() =
       ConstRowVec<T>(t213, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1006 "lm_basic_modplast_lstm.cpp"
+#line 1249 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1016,7 +1259,7 @@ template <class T> static void backward_h2mod_11(const dopa::StepArgs<T> &a) {
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t237, 200).noalias() =
       ConstRowVec<T>(t234, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1020 "lm_basic_modplast_lstm.cpp"
+#line 1263 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1085,7 +1328,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict record5 = a.record + 1040;                      // [200]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 111 "examples/lm/basic_modplast_lstm.dopa"
     const T v146 = d_l1_h_next[j] + t145[j];
     const T v188 = v146 + t187[j];
@@ -1171,7 +1414,94 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
     d_l1_x2c_bias[j] += v252;
   }
-#line 1175 "lm_basic_modplast_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
+    const T v146 = d_l1_h_next[j] + t145[j];
+    const T v188 = v146 + t187[j];
+    const T v199 = v188 + t198[j];
+    const T v210 = v199 + t209[j];
+    const T v221 = v210 + t220[j];
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
+    const T v27 = t25[j] + l1_x2o_bias[j];
+    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v32 = v27 + v31;
+    const T v33 = T(1) / (T(1) + simdExp(-v32));
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
+    const T v240 = v221 * v33;
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
+    const T v6 = t4[j] + l1_x2f_bias[j];
+    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v12 = v6 + v11;
+    const T v13 = T(1) / (T(1) + simdExp(-v12));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v45 = v13 * l1_c[j];
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
+    const T v17 = t15[j] + l1_x2i_bias[j];
+    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v22 = v17 + v21;
+    const T v23 = T(1) / (T(1) + simdExp(-v22));
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v46 = v23 * t43_l1_g[j];
+    const T v47 = v45 + v46;
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
+    const T v48 = simdTanh(v47);
+    const T v241 = v48 * v48;
+    const T v242 = T(1.0) - v241;
+    const T v243 = v240 * v242;
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v244 = d_l1_c_next[j] + v243;
+    const T v246 = v244 * v23;
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+    const T v247 = t226[j] + v246;
+    const T v250 = t43_l1_g[j] * t43_l1_g[j];
+    const T v251 = T(1.0) - v250;
+    const T v252 = v247 * v251;
+    d_carried_0[j] = v252;
+#line 111 "examples/lm/basic_modplast_lstm.dopa"
+    const T v239 = v221 * v48;
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
+    const T v256 = T(1.0) - v33;
+    const T v257 = v33 * v256;
+    const T v258 = v239 * v257;
+    t258[j] = v258;
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v245 = v244 * t43_l1_g[j];
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
+    const T v267 = T(1.0) - v23;
+    const T v268 = v23 * v267;
+    const T v269 = v245 * v268;
+    t269[j] = v269;
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v248 = v244 * l1_c[j];
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
+    const T v278 = T(1.0) - v13;
+    const T v279 = v13 * v278;
+    const T v280 = v248 * v279;
+    t280[j] = v280;
+#line 110 "examples/lm/basic_modplast_lstm.dopa"
+    const T v249 = v244 * v13;
+    d_l1_c[j] = v249;
+#line 91 "examples/lm/basic_modplast_lstm.dopa"
+    const T v170 = t158[j] + t169[j];
+    const T v195 = v170 + t194[j];
+    const T v206 = v195 + t205[j];
+    const T v217 = v206 + t216[j];
+    d_l2_h[j] = v217;
+#line 106 "examples/lm/basic_modplast_lstm.dopa"
+    d_l1_x2f_bias[j] += v280;
+    d_l1_h2f_bias[j] += v280;
+#line 107 "examples/lm/basic_modplast_lstm.dopa"
+    d_l1_x2i_bias[j] += v269;
+    d_l1_h2i_bias[j] += v269;
+#line 108 "examples/lm/basic_modplast_lstm.dopa"
+    d_l1_x2o_bias[j] += v258;
+    d_l1_h2o_bias[j] += v258;
+    record5[j] = v252;
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+    d_l1_x2c_bias[j] += v252;
+  }
+#line 1505 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1185,7 +1515,7 @@ template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t255, 200).noalias() =
       ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1189 "lm_basic_modplast_lstm.cpp"
+#line 1519 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1199,7 +1529,7 @@ template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t261, 200).noalias() =
       ConstRowVec<T>(t258, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1203 "lm_basic_modplast_lstm.cpp"
+#line 1533 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1213,7 +1543,7 @@ template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t265, 200).noalias() =
       ConstRowVec<T>(t258, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1217 "lm_basic_modplast_lstm.cpp"
+#line 1547 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1227,7 +1557,7 @@ template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t272, 200).noalias() =
       ConstRowVec<T>(t269, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1231 "lm_basic_modplast_lstm.cpp"
+#line 1561 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1241,7 +1571,7 @@ template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t276, 200).noalias() =
       ConstRowVec<T>(t269, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1245 "lm_basic_modplast_lstm.cpp"
+#line 1575 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1255,7 +1585,7 @@ template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t283, 200).noalias() =
       ConstRowVec<T>(t280, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1259 "lm_basic_modplast_lstm.cpp"
+#line 1589 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1269,7 +1599,7 @@ template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t287, 200).noalias() =
       ConstRowVec<T>(t280, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1273 "lm_basic_modplast_lstm.cpp"
+#line 1603 "lm_basic_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1292,7 +1622,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 200]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 91 "examples/lm/basic_modplast_lstm.dopa"
     const T v238 = t227[j] + t237[j];
     const T v262 = v238 + t261[j];
@@ -1305,7 +1635,21 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v288 = v277 + t287[j];
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v288;
   }
-#line 1309 "lm_basic_modplast_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 91 "examples/lm/basic_modplast_lstm.dopa"
+    const T v238 = t227[j] + t237[j];
+    const T v262 = v238 + t261[j];
+    const T v273 = v262 + t272[j];
+    const T v284 = v273 + t283[j];
+    d_l1_h[j] = v284;
+#line 23 "examples/lm/basic_modplast_lstm.dopa"
+    const T v266 = t255[j] + t265[j];
+    const T v277 = v266 + t276[j];
+    const T v288 = v277 + t287[j];
+    d_enc_weight[int64_t(tok[0]) * 200 + j] += v288;
+  }
+#line 1653 "lm_basic_modplast_lstm.cpp"
 }
 
 /// One backward step of BasicModplastLSTMLM for one batch element.
@@ -1358,7 +1702,19 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     T acc10 = T(0);
     T acc15 = T(0);
 #pragma omp simd reduction(+ : acc10, acc15)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
+      const T v9 = l1_w[i * 200 + j] + v8;
+      acc10 += v9 * l1_h[j];
+      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
+      const T v14 = l2_w[i * 200 + j] + v13;
+      acc15 += v14 * l2_h[j];
+      l1_hebb_next[i * 200 + j] = l1_hebb[i * 200 + j];
+      l2_hebb_next[i * 200 + j] = l2_hebb[i * 200 + j];
+    }
+#pragma omp simd reduction(+ : acc10, acc15)
+    for (int j = 192; j < 200; ++j) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
       const T v9 = l1_w[i * 200 + j] + v8;
@@ -1372,7 +1728,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc10;
     carried_1_next[i] = acc15;
   }
-#line 1376 "lm_basic_modplast_lstm.cpp"
+#line 1732 "lm_basic_modplast_lstm.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -1390,7 +1746,14 @@ template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::
   const T *__restrict l2_c = a.state + kStateL2C; // [200]
   T *__restrict l2_c_next = a.next + kStateL2C;   // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
+    l1_h_next[j] = l1_h[j];
+    l1_c_next[j] = l1_c[j];
+    l2_h_next[j] = l2_h[j];
+    l2_c_next[j] = l2_c[j];
+  }
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
     l1_h_next[j] = l1_h[j];
     l1_c_next[j] = l1_c[j];
     l2_h_next[j] = l2_h[j];
@@ -1440,7 +1803,33 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
     t32[e] = T(0);
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
+      const T v14 = l2_w[i * 200 + j] + v13;
+      t25[j] += d_carried_1_next[i] * v14;
+      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
+      const T v9 = l1_w[i * 200 + j] + v8;
+      t32[j] += d_carried_0_next[i] * v9;
+      const T v31 = d_carried_0_next[i] * l1_h[j];
+      const T v36 = v31 * l1_alpha[i * 200 + j];
+#line 93 "examples/lm/basic_modplast_lstm.dopa"
+      const T v37 = d_l1_hebb_next[i * 200 + j] + v36;
+      d_l1_hebb[i * 200 + j] = v37;
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v24 = d_carried_1_next[i] * l2_h[j];
+      const T v29 = v24 * l2_alpha[i * 200 + j];
+#line 93 "examples/lm/basic_modplast_lstm.dopa"
+      const T v30 = d_l2_hebb_next[i * 200 + j] + v29;
+      d_l2_hebb[i * 200 + j] = v30;
+#line 109 "examples/lm/basic_modplast_lstm.dopa"
+      const T v34 = v31 * l1_hebb[i * 200 + j];
+      d_l1_alpha[i * 200 + j] += v34;
+      const T v27 = v24 * l2_hebb[i * 200 + j];
+      d_l2_alpha[i * 200 + j] += v27;
+    }
+#pragma omp simd
+    for (int j = 192; j < 200; ++j) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
       const T v14 = l2_w[i * 200 + j] + v13;
@@ -1466,7 +1855,7 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
       d_l2_alpha[i * 200 + j] += v27;
     }
   }
-#line 1470 "lm_basic_modplast_lstm.cpp"
+#line 1859 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1500,7 +1889,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
   T *__restrict record3 = a.record + 624;                             // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 91 "examples/lm/basic_modplast_lstm.dopa"
     const T v33 = d_l1_h_next[j] + t32[j];
     d_l1_h[j] = v33;
@@ -1513,7 +1902,21 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 1517 "lm_basic_modplast_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 91 "examples/lm/basic_modplast_lstm.dopa"
+    const T v33 = d_l1_h_next[j] + t32[j];
+    d_l1_h[j] = v33;
+    d_l1_c[j] = d_l1_c_next[j];
+    const T v26 = d_l2_h_next[j] + t25[j];
+    d_l2_h[j] = v26;
+    d_l2_c[j] = d_l2_c_next[j];
+    record0[j] = d_carried_0_next[j];
+    record1[j] = l1_h[j];
+    record2[j] = d_carried_1_next[j];
+    record3[j] = l2_h[j];
+  }
+#line 1920 "lm_basic_modplast_lstm.cpp"
 }
 
 // prologue_backward stage 2:

@@ -242,7 +242,7 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [200]
   T *__restrict saved_t51 = a.saved + 1680;                     // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
     const T v39 = t37[j] + l1_x2c_bias[j];
     const T v44 = v39 + carried_0[j];
@@ -275,7 +275,41 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
     l1_c_next[j] = v49;
     saved_t51[j] = v51;
   }
-#line 279 "lm_basic_modul_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+    const T v39 = t37[j] + l1_x2c_bias[j];
+    const T v44 = v39 + carried_0[j];
+    const T v45 = simdTanh(v44);
+    t45_l1_g[j] = v45;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    const T v29 = t27[j] + l1_x2o_bias[j];
+    const T v33 = t31[j] + l1_h2o_bias[j];
+    const T v34 = v29 + v33;
+    const T v35 = T(1) / (T(1) + simdExp(-v34));
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v8 = t6[j] + l1_x2f_bias[j];
+    const T v13 = t11[j] + l1_h2f_bias[j];
+    const T v14 = v8 + v13;
+    const T v15 = T(1) / (T(1) + simdExp(-v14));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v47 = v15 * l1_c[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v19 = t17[j] + l1_x2i_bias[j];
+    const T v23 = t21[j] + l1_h2i_bias[j];
+    const T v24 = v19 + v23;
+    const T v25 = T(1) / (T(1) + simdExp(-v24));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v48 = v25 * v45;
+    const T v49 = v47 + v48;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v50 = simdTanh(v49);
+    const T v51 = v35 * v50;
+    l1_h_next[j] = v51;
+    l1_c_next[j] = v49;
+    saved_t51[j] = v51;
+  }
+#line 313 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -288,7 +322,7 @@ template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
   T *__restrict t53 = a.scratch + 208;                                  // [1]
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t53, 1).noalias() = ConstRowMat<T>(l1_h2mod_weight, 1, 200) * ConstVec<T>(l1_h, 200);
-#line 292 "lm_basic_modul_lstm.cpp"
+#line 326 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -303,7 +337,7 @@ template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
   const T v55 = t53[0] + l1_h2mod_bias[0];
   const T v56 = simdTanh(v55);
   t56_l1_M[0] = v56;
-#line 307 "lm_basic_modul_lstm.cpp"
+#line 341 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -317,7 +351,7 @@ template <class T> static void forward_saved_x2f_12(const dopa::StepArgs<T> &a) 
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t74, 200).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 321 "lm_basic_modul_lstm.cpp"
+#line 355 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -330,7 +364,7 @@ template <class T> static void forward_saved_h2f_13(const dopa::StepArgs<T> &a) 
   T *__restrict t79 = a.saved + 2144;                               // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t79, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 334 "lm_basic_modul_lstm.cpp"
+#line 368 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -344,7 +378,7 @@ template <class T> static void forward_saved_x2i_14(const dopa::StepArgs<T> &a) 
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t85, 200).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 348 "lm_basic_modul_lstm.cpp"
+#line 382 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -357,7 +391,7 @@ template <class T> static void forward_saved_h2i_15(const dopa::StepArgs<T> &a) 
   T *__restrict t89 = a.saved + 2560;                               // [200]
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t89, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 361 "lm_basic_modul_lstm.cpp"
+#line 395 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -371,7 +405,7 @@ template <class T> static void forward_saved_x2o_16(const dopa::StepArgs<T> &a) 
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t95, 200).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 375 "lm_basic_modul_lstm.cpp"
+#line 409 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -384,7 +418,7 @@ template <class T> static void forward_saved_h2o_17(const dopa::StepArgs<T> &a) 
   T *__restrict t99 = a.saved + 2976;                               // [200]
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t99, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 388 "lm_basic_modul_lstm.cpp"
+#line 422 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -398,7 +432,7 @@ template <class T> static void forward_x2c_18(const dopa::StepArgs<T> &a) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t105, 200).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 402 "lm_basic_modul_lstm.cpp"
+#line 436 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -434,7 +468,7 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
   T *__restrict readout_in_logits = a.outputs[0];               // [200]
   T *__restrict saved_t119 = a.saved + 3392;                    // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
     const T v107 = t105[j] + l2_x2c_bias[j];
     const T v112 = v107 + carried_1[j];
@@ -468,7 +502,42 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
     readout_in_logits[j] = v119;
     saved_t119[j] = v119;
   }
-#line 472 "lm_basic_modul_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+    const T v107 = t105[j] + l2_x2c_bias[j];
+    const T v112 = v107 + carried_1[j];
+    const T v113 = simdTanh(v112);
+    t113_l2_g[j] = v113;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    const T v97 = t95[j] + l2_x2o_bias[j];
+    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v102 = v97 + v101;
+    const T v103 = T(1) / (T(1) + simdExp(-v102));
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v76 = t74[j] + l2_x2f_bias[j];
+    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v82 = v76 + v81;
+    const T v83 = T(1) / (T(1) + simdExp(-v82));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v115 = v83 * l2_c[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v87 = t85[j] + l2_x2i_bias[j];
+    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v92 = v87 + v91;
+    const T v93 = T(1) / (T(1) + simdExp(-v92));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v116 = v93 * v113;
+    const T v117 = v115 + v116;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v118 = simdTanh(v117);
+    const T v119 = v103 * v118;
+    l2_h_next[j] = v119;
+    l2_c_next[j] = v117;
+    readout_in_logits[j] = v119;
+    saved_t119[j] = v119;
+  }
+#line 541 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -481,7 +550,7 @@ template <class T> static void forward_h2mod_20(const dopa::StepArgs<T> &a) {
   T *__restrict t121 = a.scratch + 432;                                 // [1]
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   Vec<T>(t121, 1).noalias() = ConstRowMat<T>(l2_h2mod_weight, 1, 200) * ConstVec<T>(l2_h, 200);
-#line 485 "lm_basic_modul_lstm.cpp"
+#line 554 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -496,7 +565,7 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
   const T v123 = t121[0] + l2_h2mod_bias[0];
   const T v124 = simdTanh(v123);
   t124_l2_M[0] = v124;
-#line 500 "lm_basic_modul_lstm.cpp"
+#line 569 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -543,7 +612,41 @@ template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dop
     T acc138 = T(0);
     T acc141 = T(0);
 #pragma omp simd reduction(+ : acc138, acc141)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
+      const T v60 = v58 * l1_et[i * 200 + j];
+      const T v61 = l1_pw[i * 200 + j] + v60;
+      const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v136 = l1_alpha[i * 200 + j] * v64;
+      const T v137 = l1_w[i * 200 + j] + v136;
+      acc138 += v137 * l1_h_next[j];
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v126 = l2_modfanout[i * 200 + j] * t124_l2_M[0];
+      const T v128 = v126 * l2_et[i * 200 + j];
+      const T v129 = l2_pw[i * 200 + j] + v128;
+      const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v139 = l2_alpha[i * 200 + j] * v130;
+      const T v140 = l2_w[i * 200 + j] + v139;
+      acc141 += v140 * l2_h_next[j];
+      l1_pw_next[i * 200 + j] = v64;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v67 = t66[0] * l1_et[i * 200 + j];
+      const T v68 = t45_l1_g[i] * l1_h[j];
+      const T v69 = t4_l1_etaet[0] * v68;
+      const T v70 = v67 + v69;
+      l1_et_next[i * 200 + j] = v70;
+      l2_pw_next[i * 200 + j] = v130;
+      const T v132 = t131[0] * l2_et[i * 200 + j];
+      const T v133 = t113_l2_g[i] * l2_h[j];
+      const T v134 = t72_l2_etaet[0] * v133;
+      const T v135 = v132 + v134;
+      l2_et_next[i * 200 + j] = v135;
+    }
+#pragma omp simd reduction(+ : acc138, acc141)
+    for (int j = 192; j < 200; ++j) {
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
       const T v60 = v58 * l1_et[i * 200 + j];
@@ -579,7 +682,7 @@ template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dop
     carried_0_next[i] = acc138;
     carried_1_next[i] = acc141;
   }
-#line 583 "lm_basic_modul_lstm.cpp"
+#line 686 "lm_basic_modul_lstm.cpp"
 }
 
 /// One forward step of BasicModulLSTMLM for one batch element.
@@ -710,7 +813,100 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     T acc257 = T(0);
     T acc269 = T(0);
 #pragma omp simd reduction(+ : acc169, acc171, acc174, acc188, acc252, acc254, acc257, acc269)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v126 = l2_modfanout[i * 200 + j] * t124_l2_M[0];
+      const T v128 = v126 * l2_et[i * 200 + j];
+      const T v129 = l2_pw[i * 200 + j] + v128;
+      const T v130 = v129 < T(-2.0) ? T(-2.0) : (v129 > T(2.0) ? T(2.0) : v129);
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v139 = l2_alpha[i * 200 + j] * v130;
+      const T v140 = l2_w[i * 200 + j] + v139;
+      t155[j] += d_carried_1_next[i] * v140;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v58 = l1_modfanout[i * 200 + j] * t56_l1_M[0];
+      const T v60 = v58 * l1_et[i * 200 + j];
+      const T v61 = l1_pw[i * 200 + j] + v60;
+      const T v64 = v61 < T(-2.0) ? T(-2.0) : (v61 > T(2.0) ? T(2.0) : v61);
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v136 = l1_alpha[i * 200 + j] * v64;
+      const T v137 = l1_w[i * 200 + j] + v136;
+      t162[j] += d_carried_0_next[i] * v137;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v133 = t113_l2_g[i] * l2_h[j];
+      const T v168 = d_l2_et_next[i * 200 + j] * v133;
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+      acc169 += v168;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v170 = d_l2_et_next[i * 200 + j] * t72_l2_etaet[0];
+      acc171 += v170 * l2_h[j];
+      t172[j] += t113_l2_g[i] * v170;
+      const T v173 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
+      acc174 += v173;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v154 = d_carried_1_next[i] * t119_l2_hn[j];
+      const T v159 = v154 * l2_alpha[i * 200 + j];
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v160 = d_l2_pw_next[i * 200 + j] + v159;
+      const T v180 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
+      const T v181 = v160 * v180;
+      const T v182 = v181 * l2_et[i * 200 + j];
+      const T v187 = v182 * l2_modfanout[i * 200 + j];
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+      acc188 += v187;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v68 = t45_l1_g[i] * l1_h[j];
+      const T v251 = d_l1_et_next[i * 200 + j] * v68;
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+      acc252 += v251;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v253 = d_l1_et_next[i * 200 + j] * t4_l1_etaet[0];
+      acc254 += v253 * l1_h[j];
+      t255[j] += t45_l1_g[i] * v253;
+      const T v256 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
+      acc257 += v256;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v161 = d_carried_0_next[i] * t51_l1_hn[j];
+      const T v166 = v161 * l1_alpha[i * 200 + j];
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v167 = d_l1_pw_next[i * 200 + j] + v166;
+      const T v261 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
+      const T v262 = v167 * v261;
+      const T v263 = v262 * l1_et[i * 200 + j];
+      const T v268 = v263 * l1_modfanout[i * 200 + j];
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+      acc269 += v268;
+      d_l1_pw[i * 200 + j] = v262;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v258 = d_l1_et_next[i * 200 + j] * t66[0];
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v264 = v262 * v58;
+#line 127 "examples/lm/basic_modul_lstm.dopa"
+      const T v265 = v258 + v264;
+      d_l1_et[i * 200 + j] = v265;
+      d_l2_pw[i * 200 + j] = v181;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v175 = d_l2_et_next[i * 200 + j] * t131[0];
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v183 = v181 * v126;
+#line 127 "examples/lm/basic_modul_lstm.dopa"
+      const T v184 = v175 + v183;
+      d_l2_et[i * 200 + j] = v184;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v164 = v161 * v64;
+      d_l1_alpha[i * 200 + j] += v164;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v266 = v263 * t56_l1_M[0];
+      d_l1_modfanout[i * 200 + j] += v266;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v157 = v154 * v130;
+      d_l2_alpha[i * 200 + j] += v157;
+#line 151 "examples/lm/basic_modul_lstm.dopa"
+      const T v185 = v182 * t124_l2_M[0];
+      d_l2_modfanout[i * 200 + j] += v185;
+    }
+#pragma omp simd reduction(+ : acc169, acc171, acc174, acc188, acc252, acc254, acc257, acc269)
+    for (int j = 192; j < 200; ++j) {
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v126 = l2_modfanout[i * 200 + j] * t124_l2_M[0];
       const T v128 = v126 * l2_et[i * 200 + j];
@@ -811,7 +1007,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     t257[0] += acc257;
     t269[0] += acc269;
   }
-#line 815 "lm_basic_modul_lstm.cpp"
+#line 1011 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -842,7 +1038,7 @@ static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a
   t272[0] = v272;
   d_l1_h2mod_bias[0] += v272;
   d_l2_h2mod_bias[0] += v192;
-#line 846 "lm_basic_modul_lstm.cpp"
+#line 1042 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -856,7 +1052,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t195, 200).noalias() =
       ConstRowVec<T>(t192, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 860 "lm_basic_modul_lstm.cpp"
+#line 1056 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -937,7 +1133,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict t119_l2_hn = a.saved + 3392;                    // [200] l2.hn
   T *__restrict record15 = a.record + 2928;                           // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v148 = d_readout_in_logits[j] + d_l2_h_next[j];
     const T v156 = v148 + t155[j];
@@ -1021,7 +1217,92 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record14[j] = d_carried_1_next[j];
     record15[j] = t119_l2_hn[j];
   }
-#line 1025 "lm_basic_modul_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v148 = d_readout_in_logits[j] + d_l2_h_next[j];
+    const T v156 = v148 + t155[j];
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    const T v97 = t95[j] + l2_x2o_bias[j];
+    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v102 = v97 + v101;
+    const T v103 = T(1) / (T(1) + simdExp(-v102));
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v198 = v156 * v103;
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v76 = t74[j] + l2_x2f_bias[j];
+    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v82 = v76 + v81;
+    const T v83 = T(1) / (T(1) + simdExp(-v82));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v115 = v83 * l2_c[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v87 = t85[j] + l2_x2i_bias[j];
+    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v92 = v87 + v91;
+    const T v93 = T(1) / (T(1) + simdExp(-v92));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v116 = v93 * t113_l2_g[j];
+    const T v117 = v115 + v116;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v118 = simdTanh(v117);
+    const T v199 = v118 * v118;
+    const T v200 = T(1.0) - v199;
+    const T v201 = v198 * v200;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v202 = d_l2_c_next[j] + v201;
+    const T v204 = v202 * v93;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+    const T v205 = t171[j] + v204;
+    const T v208 = t113_l2_g[j] * t113_l2_g[j];
+    const T v209 = T(1.0) - v208;
+    const T v210 = v205 * v209;
+    d_carried_1[j] = v210;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v197 = v156 * v118;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    const T v215 = T(1.0) - v103;
+    const T v216 = v103 * v215;
+    const T v217 = v197 * v216;
+    t217[j] = v217;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v203 = v202 * t113_l2_g[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v226 = T(1.0) - v93;
+    const T v227 = v93 * v226;
+    const T v228 = v203 * v227;
+    t228[j] = v228;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v206 = v202 * l2_c[j];
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v237 = T(1.0) - v83;
+    const T v238 = v83 * v237;
+    const T v239 = v206 * v238;
+    t239[j] = v239;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v207 = v202 * v83;
+    d_l2_c[j] = v207;
+    record1[j] = t2[j];
+    record2[j] = l1_h[j];
+    record6[j] = d_carried_0_next[j];
+    record7[j] = t51_l1_hn[j];
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    d_l2_x2f_bias[j] += v239;
+    record10[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v239;
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    d_l2_x2i_bias[j] += v228;
+    d_l2_h2i_bias[j] += v228;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    d_l2_x2o_bias[j] += v217;
+    d_l2_h2o_bias[j] += v217;
+    record13[j] = v210;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+    d_l2_x2c_bias[j] += v210;
+    record14[j] = d_carried_1_next[j];
+    record15[j] = t119_l2_hn[j];
+  }
+#line 1306 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1035,7 +1316,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t213, 200).noalias() =
       ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1039 "lm_basic_modul_lstm.cpp"
+#line 1320 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1049,7 +1330,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t220, 200).noalias() =
       ConstRowVec<T>(t217, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1053 "lm_basic_modul_lstm.cpp"
+#line 1334 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1063,7 +1344,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t224, 200).noalias() =
       ConstRowVec<T>(t217, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1067 "lm_basic_modul_lstm.cpp"
+#line 1348 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1077,7 +1358,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t231, 200).noalias() =
       ConstRowVec<T>(t228, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1081 "lm_basic_modul_lstm.cpp"
+#line 1362 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1091,7 +1372,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t235, 200).noalias() =
       ConstRowVec<T>(t228, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1095 "lm_basic_modul_lstm.cpp"
+#line 1376 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1105,7 +1386,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t242, 200).noalias() =
       ConstRowVec<T>(t239, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1109 "lm_basic_modul_lstm.cpp"
+#line 1390 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1119,7 +1400,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t246, 200).noalias() =
       ConstRowVec<T>(t239, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1123 "lm_basic_modul_lstm.cpp"
+#line 1404 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1133,7 +1414,7 @@ template <class T> static void backward_h2mod_11(const dopa::StepArgs<T> &a) {
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t275, 200).noalias() =
       ConstRowVec<T>(t272, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1137 "lm_basic_modul_lstm.cpp"
+#line 1418 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1202,7 +1483,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict record5 = a.record + 1040;                      // [200]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v163 = d_l1_h_next[j] + t162[j];
     const T v214 = v163 + t213[j];
@@ -1288,7 +1569,94 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 145 "examples/lm/basic_modul_lstm.dopa"
     d_l1_x2c_bias[j] += v290;
   }
-#line 1292 "lm_basic_modul_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v163 = d_l1_h_next[j] + t162[j];
+    const T v214 = v163 + t213[j];
+    const T v225 = v214 + t224[j];
+    const T v236 = v225 + t235[j];
+    const T v247 = v236 + t246[j];
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    const T v29 = t27[j] + l1_x2o_bias[j];
+    const T v33 = t31[j] + l1_h2o_bias[j];
+    const T v34 = v29 + v33;
+    const T v35 = T(1) / (T(1) + simdExp(-v34));
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v278 = v247 * v35;
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v8 = t6[j] + l1_x2f_bias[j];
+    const T v13 = t11[j] + l1_h2f_bias[j];
+    const T v14 = v8 + v13;
+    const T v15 = T(1) / (T(1) + simdExp(-v14));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v47 = v15 * l1_c[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v19 = t17[j] + l1_x2i_bias[j];
+    const T v23 = t21[j] + l1_h2i_bias[j];
+    const T v24 = v19 + v23;
+    const T v25 = T(1) / (T(1) + simdExp(-v24));
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v48 = v25 * t45_l1_g[j];
+    const T v49 = v47 + v48;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v50 = simdTanh(v49);
+    const T v279 = v50 * v50;
+    const T v280 = T(1.0) - v279;
+    const T v281 = v278 * v280;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v282 = d_l1_c_next[j] + v281;
+    const T v284 = v282 * v25;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+    const T v285 = t254[j] + v284;
+    const T v288 = t45_l1_g[j] * t45_l1_g[j];
+    const T v289 = T(1.0) - v288;
+    const T v290 = v285 * v289;
+    d_carried_0[j] = v290;
+#line 147 "examples/lm/basic_modul_lstm.dopa"
+    const T v277 = v247 * v50;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    const T v294 = T(1.0) - v35;
+    const T v295 = v35 * v294;
+    const T v296 = v277 * v295;
+    t296[j] = v296;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v283 = v282 * t45_l1_g[j];
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    const T v305 = T(1.0) - v25;
+    const T v306 = v25 * v305;
+    const T v307 = v283 * v306;
+    t307[j] = v307;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v286 = v282 * l1_c[j];
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    const T v316 = T(1.0) - v15;
+    const T v317 = v15 * v316;
+    const T v318 = v286 * v317;
+    t318[j] = v318;
+#line 146 "examples/lm/basic_modul_lstm.dopa"
+    const T v287 = v282 * v15;
+    d_l1_c[j] = v287;
+#line 124 "examples/lm/basic_modul_lstm.dopa"
+    const T v196 = t172[j] + t195[j];
+    const T v221 = v196 + t220[j];
+    const T v232 = v221 + t231[j];
+    const T v243 = v232 + t242[j];
+    d_l2_h[j] = v243;
+#line 142 "examples/lm/basic_modul_lstm.dopa"
+    d_l1_x2f_bias[j] += v318;
+    d_l1_h2f_bias[j] += v318;
+#line 143 "examples/lm/basic_modul_lstm.dopa"
+    d_l1_x2i_bias[j] += v307;
+    d_l1_h2i_bias[j] += v307;
+#line 144 "examples/lm/basic_modul_lstm.dopa"
+    d_l1_x2o_bias[j] += v296;
+    d_l1_h2o_bias[j] += v296;
+    record5[j] = v290;
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+    d_l1_x2c_bias[j] += v290;
+  }
+#line 1660 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1302,7 +1670,7 @@ template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t293, 200).noalias() =
       ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1306 "lm_basic_modul_lstm.cpp"
+#line 1674 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1316,7 +1684,7 @@ template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t299, 200).noalias() =
       ConstRowVec<T>(t296, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1320 "lm_basic_modul_lstm.cpp"
+#line 1688 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1330,7 +1698,7 @@ template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t303, 200).noalias() =
       ConstRowVec<T>(t296, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1334 "lm_basic_modul_lstm.cpp"
+#line 1702 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1344,7 +1712,7 @@ template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t310, 200).noalias() =
       ConstRowVec<T>(t307, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1348 "lm_basic_modul_lstm.cpp"
+#line 1716 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1358,7 +1726,7 @@ template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t314, 200).noalias() =
       ConstRowVec<T>(t307, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1362 "lm_basic_modul_lstm.cpp"
+#line 1730 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1372,7 +1740,7 @@ template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t321, 200).noalias() =
       ConstRowVec<T>(t318, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1376 "lm_basic_modul_lstm.cpp"
+#line 1744 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1386,7 +1754,7 @@ template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t325, 200).noalias() =
       ConstRowVec<T>(t318, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1390 "lm_basic_modul_lstm.cpp"
+#line 1758 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1409,7 +1777,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 200]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 124 "examples/lm/basic_modul_lstm.dopa"
     const T v276 = t255[j] + t275[j];
     const T v300 = v276 + t299[j];
@@ -1422,7 +1790,21 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v326 = v315 + t325[j];
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v326;
   }
-#line 1426 "lm_basic_modul_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 124 "examples/lm/basic_modul_lstm.dopa"
+    const T v276 = t255[j] + t275[j];
+    const T v300 = v276 + t299[j];
+    const T v311 = v300 + t310[j];
+    const T v322 = v311 + t321[j];
+    d_l1_h[j] = v322;
+#line 23 "examples/lm/basic_modul_lstm.dopa"
+    const T v304 = t293[j] + t303[j];
+    const T v315 = v304 + t314[j];
+    const T v326 = v315 + t325[j];
+    d_enc_weight[int64_t(tok[0]) * 200 + j] += v326;
+  }
+#line 1808 "lm_basic_modul_lstm.cpp"
 }
 
 // etaet = sigmoid(etaet_logit)
@@ -1456,7 +1838,7 @@ static void backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> 
   const T v249 = t72_l2_etaet[0] * v248;
   const T v250 = v177 * v249;
   d_l2_etaet_logit[0] += v250;
-#line 1460 "lm_basic_modul_lstm.cpp"
+#line 1842 "lm_basic_modul_lstm.cpp"
 }
 
 /// One backward step of BasicModulLSTMLM for one batch element.
@@ -1516,7 +1898,21 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     T acc12 = T(0);
     T acc17 = T(0);
 #pragma omp simd reduction(+ : acc12, acc17)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v10 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
+      const T v11 = l1_w[i * 200 + j] + v10;
+      acc12 += v11 * l1_h[j];
+      const T v15 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
+      const T v16 = l2_w[i * 200 + j] + v15;
+      acc17 += v16 * l2_h[j];
+      l1_pw_next[i * 200 + j] = l1_pw[i * 200 + j];
+      l1_et_next[i * 200 + j] = l1_et[i * 200 + j];
+      l2_pw_next[i * 200 + j] = l2_pw[i * 200 + j];
+      l2_et_next[i * 200 + j] = l2_et[i * 200 + j];
+    }
+#pragma omp simd reduction(+ : acc12, acc17)
+    for (int j = 192; j < 200; ++j) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v10 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
       const T v11 = l1_w[i * 200 + j] + v10;
@@ -1532,7 +1928,7 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     carried_0_next[i] = acc12;
     carried_1_next[i] = acc17;
   }
-#line 1536 "lm_basic_modul_lstm.cpp"
+#line 1932 "lm_basic_modul_lstm.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -1550,7 +1946,14 @@ template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::
   const T *__restrict l2_c = a.state + kStateL2C; // [200]
   T *__restrict l2_c_next = a.next + kStateL2C;   // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
+    l1_h_next[j] = l1_h[j];
+    l1_c_next[j] = l1_c[j];
+    l2_h_next[j] = l2_h[j];
+    l2_c_next[j] = l2_c[j];
+  }
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
     l1_h_next[j] = l1_h[j];
     l1_c_next[j] = l1_c[j];
     l2_h_next[j] = l2_h[j];
@@ -1606,7 +2009,35 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
     t36[e] = T(0);
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v15 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
+      const T v16 = l2_w[i * 200 + j] + v15;
+      t29[j] += d_carried_1_next[i] * v16;
+      const T v10 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
+      const T v11 = l1_w[i * 200 + j] + v10;
+      t36[j] += d_carried_0_next[i] * v11;
+      const T v35 = d_carried_0_next[i] * l1_h[j];
+      const T v40 = v35 * l1_alpha[i * 200 + j];
+#line 126 "examples/lm/basic_modul_lstm.dopa"
+      const T v41 = d_l1_pw_next[i * 200 + j] + v40;
+      d_l1_pw[i * 200 + j] = v41;
+      d_l1_et[i * 200 + j] = d_l1_et_next[i * 200 + j];
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v28 = d_carried_1_next[i] * l2_h[j];
+      const T v33 = v28 * l2_alpha[i * 200 + j];
+#line 126 "examples/lm/basic_modul_lstm.dopa"
+      const T v34 = d_l2_pw_next[i * 200 + j] + v33;
+      d_l2_pw[i * 200 + j] = v34;
+      d_l2_et[i * 200 + j] = d_l2_et_next[i * 200 + j];
+#line 145 "examples/lm/basic_modul_lstm.dopa"
+      const T v38 = v35 * l1_pw[i * 200 + j];
+      d_l1_alpha[i * 200 + j] += v38;
+      const T v31 = v28 * l2_pw[i * 200 + j];
+      d_l2_alpha[i * 200 + j] += v31;
+    }
+#pragma omp simd
+    for (int j = 192; j < 200; ++j) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v15 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
       const T v16 = l2_w[i * 200 + j] + v15;
@@ -1634,7 +2065,7 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
       d_l2_alpha[i * 200 + j] += v31;
     }
   }
-#line 1638 "lm_basic_modul_lstm.cpp"
+#line 2069 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1668,7 +2099,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
   T *__restrict record3 = a.record + 624;                             // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 124 "examples/lm/basic_modul_lstm.dopa"
     const T v37 = d_l1_h_next[j] + t36[j];
     d_l1_h[j] = v37;
@@ -1681,7 +2112,21 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 1685 "lm_basic_modul_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 124 "examples/lm/basic_modul_lstm.dopa"
+    const T v37 = d_l1_h_next[j] + t36[j];
+    d_l1_h[j] = v37;
+    d_l1_c[j] = d_l1_c_next[j];
+    const T v30 = d_l2_h_next[j] + t29[j];
+    d_l2_h[j] = v30;
+    d_l2_c[j] = d_l2_c_next[j];
+    record0[j] = d_carried_0_next[j];
+    record1[j] = l1_h[j];
+    record2[j] = d_carried_1_next[j];
+    record3[j] = l2_h[j];
+  }
+#line 2130 "lm_basic_modul_lstm.cpp"
 }
 
 // prologue_backward stage 2:

@@ -204,7 +204,7 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [200]
   T *__restrict saved_t49 = a.saved + 1664;                     // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
     const T v37 = t35[j] + l1_x2c_bias[j];
     const T v42 = v37 + carried_0[j];
@@ -237,7 +237,41 @@ template <class T> static void forward_l1_g_l1_hn_l1_c(const dopa::StepArgs<T> &
     l1_c_next[j] = v47;
     saved_t49[j] = v49;
   }
-#line 241 "lm_basic_plastic_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+    const T v37 = t35[j] + l1_x2c_bias[j];
+    const T v42 = v37 + carried_0[j];
+    const T v43 = simdTanh(v42);
+    t43_l1_g[j] = v43;
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
+    const T v27 = t25[j] + l1_x2o_bias[j];
+    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v32 = v27 + v31;
+    const T v33 = T(1) / (T(1) + simdExp(-v32));
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
+    const T v6 = t4[j] + l1_x2f_bias[j];
+    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v12 = v6 + v11;
+    const T v13 = T(1) / (T(1) + simdExp(-v12));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v45 = v13 * l1_c[j];
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
+    const T v17 = t15[j] + l1_x2i_bias[j];
+    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v22 = v17 + v21;
+    const T v23 = T(1) / (T(1) + simdExp(-v22));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v46 = v23 * v43;
+    const T v47 = v45 + v46;
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
+    const T v48 = simdTanh(v47);
+    const T v49 = v33 * v48;
+    l1_h_next[j] = v49;
+    l1_c_next[j] = v47;
+    saved_t49[j] = v49;
+  }
+#line 275 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -251,7 +285,7 @@ template <class T> static void forward_saved_x2f_9(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t58, 200).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 255 "lm_basic_plastic_lstm.cpp"
+#line 289 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -264,7 +298,7 @@ template <class T> static void forward_saved_h2f_10(const dopa::StepArgs<T> &a) 
   T *__restrict t63 = a.saved + 2080;                               // [200]
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t63, 200).noalias() = ConstRowMat<T>(l2_h2f_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 268 "lm_basic_plastic_lstm.cpp"
+#line 302 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -278,7 +312,7 @@ template <class T> static void forward_saved_x2i_11(const dopa::StepArgs<T> &a) 
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t69, 200).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 282 "lm_basic_plastic_lstm.cpp"
+#line 316 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -291,7 +325,7 @@ template <class T> static void forward_saved_h2i_12(const dopa::StepArgs<T> &a) 
   T *__restrict t73 = a.saved + 2496;                               // [200]
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t73, 200).noalias() = ConstRowMat<T>(l2_h2i_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 295 "lm_basic_plastic_lstm.cpp"
+#line 329 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -305,7 +339,7 @@ template <class T> static void forward_saved_x2o_13(const dopa::StepArgs<T> &a) 
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t79, 200).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 309 "lm_basic_plastic_lstm.cpp"
+#line 343 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -318,7 +352,7 @@ template <class T> static void forward_saved_h2o_14(const dopa::StepArgs<T> &a) 
   T *__restrict t83 = a.saved + 2912;                               // [200]
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t83, 200).noalias() = ConstRowMat<T>(l2_h2o_weight, 200, 200) * ConstVec<T>(l2_h, 200);
-#line 322 "lm_basic_plastic_lstm.cpp"
+#line 356 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -332,7 +366,7 @@ template <class T> static void forward_x2c_15(const dopa::StepArgs<T> &a) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
   Vec<T>(t89, 200).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 200, 200) * ConstVec<T>(l1_h_next, 200);
-#line 336 "lm_basic_plastic_lstm.cpp"
+#line 370 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -368,7 +402,7 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
   T *__restrict readout_in_logits = a.outputs[0];               // [200]
   T *__restrict saved_t103 = a.saved + 3328;                    // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
     const T v91 = t89[j] + l2_x2c_bias[j];
     const T v96 = v91 + carried_1[j];
@@ -402,7 +436,42 @@ template <class T> static void forward_l2_g_l2_hn_l2_c_logits(const dopa::StepAr
     readout_in_logits[j] = v103;
     saved_t103[j] = v103;
   }
-#line 406 "lm_basic_plastic_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+    const T v91 = t89[j] + l2_x2c_bias[j];
+    const T v96 = v91 + carried_1[j];
+    const T v97 = simdTanh(v96);
+    t97_l2_g[j] = v97;
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
+    const T v81 = t79[j] + l2_x2o_bias[j];
+    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v86 = v81 + v85;
+    const T v87 = T(1) / (T(1) + simdExp(-v86));
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
+    const T v60 = t58[j] + l2_x2f_bias[j];
+    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v66 = v60 + v65;
+    const T v67 = T(1) / (T(1) + simdExp(-v66));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v99 = v67 * l2_c[j];
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
+    const T v71 = t69[j] + l2_x2i_bias[j];
+    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v76 = v71 + v75;
+    const T v77 = T(1) / (T(1) + simdExp(-v76));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v100 = v77 * v97;
+    const T v101 = v99 + v100;
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
+    const T v102 = simdTanh(v101);
+    const T v103 = v87 * v102;
+    l2_h_next[j] = v103;
+    l2_c_next[j] = v101;
+    readout_in_logits[j] = v103;
+    saved_t103[j] = v103;
+  }
+#line 475 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -437,7 +506,30 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
     T acc111 = T(0);
     T acc114 = T(0);
 #pragma omp simd reduction(+ : acc111, acc114)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
+      const T v51 = t43_l1_g[i] * l1_h[j];
+      const T v52 = l1_eta[i * 200 + j] * v51;
+      const T v53 = l1_hebb[i * 200 + j] + v52;
+      const T v56 = v53 < T(-2.0) ? T(-2.0) : (v53 > T(2.0) ? T(2.0) : v53);
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v109 = l1_alpha[i * 200 + j] * v56;
+      const T v110 = l1_w[i * 200 + j] + v109;
+      acc111 += v110 * l1_h_next[j];
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
+      const T v105 = t97_l2_g[i] * l2_h[j];
+      const T v106 = l2_eta[i * 200 + j] * v105;
+      const T v107 = l2_hebb[i * 200 + j] + v106;
+      const T v108 = v107 < T(-2.0) ? T(-2.0) : (v107 > T(2.0) ? T(2.0) : v107);
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v112 = l2_alpha[i * 200 + j] * v108;
+      const T v113 = l2_w[i * 200 + j] + v112;
+      acc114 += v113 * l2_h_next[j];
+      l1_hebb_next[i * 200 + j] = v56;
+      l2_hebb_next[i * 200 + j] = v108;
+    }
+#pragma omp simd reduction(+ : acc111, acc114)
+    for (int j = 192; j < 200; ++j) {
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v51 = t43_l1_g[i] * l1_h[j];
       const T v52 = l1_eta[i * 200 + j] * v51;
@@ -462,7 +554,7 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
     carried_0_next[i] = acc111;
     carried_1_next[i] = acc114;
   }
-#line 466 "lm_basic_plastic_lstm.cpp"
+#line 558 "lm_basic_plastic_lstm.cpp"
 }
 
 /// One forward step of BasicPlasticLSTMLM for one batch element.
@@ -547,7 +639,61 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
     T acc146 = T(0);
     T acc205 = T(0);
 #pragma omp simd reduction(+ : acc146, acc205)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
+      const T v105 = t97_l2_g[i] * l2_h[j];
+      const T v106 = l2_eta[i * 200 + j] * v105;
+      const T v107 = l2_hebb[i * 200 + j] + v106;
+      const T v108 = v107 < T(-2.0) ? T(-2.0) : (v107 > T(2.0) ? T(2.0) : v107);
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v112 = l2_alpha[i * 200 + j] * v108;
+      const T v113 = l2_w[i * 200 + j] + v112;
+      t126[j] += d_carried_1_next[i] * v113;
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
+      const T v51 = t43_l1_g[i] * l1_h[j];
+      const T v52 = l1_eta[i * 200 + j] * v51;
+      const T v53 = l1_hebb[i * 200 + j] + v52;
+      const T v56 = v53 < T(-2.0) ? T(-2.0) : (v53 > T(2.0) ? T(2.0) : v53);
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v109 = l1_alpha[i * 200 + j] * v56;
+      const T v110 = l1_w[i * 200 + j] + v109;
+      t133[j] += d_carried_0_next[i] * v110;
+      const T v125 = d_carried_1_next[i] * t103_l2_hn[j];
+      const T v130 = v125 * l2_alpha[i * 200 + j];
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
+      const T v131 = d_l2_hebb_next[i * 200 + j] + v130;
+      const T v141 = T(-2.0) <= v107 && v107 <= T(2.0) ? T(1) : T(0);
+      const T v142 = v131 * v141;
+      const T v145 = v142 * l2_eta[i * 200 + j];
+      acc146 += v145 * l2_h[j];
+      t147[j] += t97_l2_g[i] * v145;
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v132 = d_carried_0_next[i] * t49_l1_hn[j];
+      const T v137 = v132 * l1_alpha[i * 200 + j];
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
+      const T v138 = d_l1_hebb_next[i * 200 + j] + v137;
+      const T v200 = T(-2.0) <= v53 && v53 <= T(2.0) ? T(1) : T(0);
+      const T v201 = v138 * v200;
+      const T v204 = v201 * l1_eta[i * 200 + j];
+      acc205 += v204 * l1_h[j];
+      t206[j] += t43_l1_g[i] * v204;
+      d_l1_hebb[i * 200 + j] = v201;
+      d_l2_hebb[i * 200 + j] = v142;
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v135 = v132 * v56;
+      d_l1_alpha[i * 200 + j] += v135;
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
+      const T v202 = v201 * v51;
+      d_l1_eta[i * 200 + j] += v202;
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v128 = v125 * v108;
+      d_l2_alpha[i * 200 + j] += v128;
+#line 81 "examples/lm/basic_plastic_lstm.dopa"
+      const T v143 = v142 * v105;
+      d_l2_eta[i * 200 + j] += v143;
+    }
+#pragma omp simd reduction(+ : acc146, acc205)
+    for (int j = 192; j < 200; ++j) {
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
       const T v105 = t97_l2_g[i] * l2_h[j];
       const T v106 = l2_eta[i * 200 + j] * v105;
@@ -603,7 +749,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
     t146[i] = acc146;
     t205[i] = acc205;
   }
-#line 607 "lm_basic_plastic_lstm.cpp"
+#line 753 "lm_basic_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -684,7 +830,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict t103_l2_hn = a.saved + 3328;                    // [200] l2.hn
   T *__restrict record14 = a.record + 2912;                           // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v120 = d_readout_in_logits[j] + d_l2_h_next[j];
     const T v127 = v120 + t126[j];
@@ -768,7 +914,92 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record13[j] = d_carried_1_next[j];
     record14[j] = t103_l2_hn[j];
   }
-#line 772 "lm_basic_plastic_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
+    const T v120 = d_readout_in_logits[j] + d_l2_h_next[j];
+    const T v127 = v120 + t126[j];
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
+    const T v81 = t79[j] + l2_x2o_bias[j];
+    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v86 = v81 + v85;
+    const T v87 = T(1) / (T(1) + simdExp(-v86));
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
+    const T v149 = v127 * v87;
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
+    const T v60 = t58[j] + l2_x2f_bias[j];
+    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v66 = v60 + v65;
+    const T v67 = T(1) / (T(1) + simdExp(-v66));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v99 = v67 * l2_c[j];
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
+    const T v71 = t69[j] + l2_x2i_bias[j];
+    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v76 = v71 + v75;
+    const T v77 = T(1) / (T(1) + simdExp(-v76));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v100 = v77 * t97_l2_g[j];
+    const T v101 = v99 + v100;
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
+    const T v102 = simdTanh(v101);
+    const T v151 = v102 * v102;
+    const T v152 = T(1.0) - v151;
+    const T v153 = v149 * v152;
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v154 = d_l2_c_next[j] + v153;
+    const T v156 = v154 * v77;
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+    const T v157 = t146[j] + v156;
+    const T v160 = t97_l2_g[j] * t97_l2_g[j];
+    const T v161 = T(1.0) - v160;
+    const T v162 = v157 * v161;
+    d_carried_1[j] = v162;
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
+    const T v148 = v127 * v102;
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
+    const T v167 = T(1.0) - v87;
+    const T v168 = v87 * v167;
+    const T v169 = v148 * v168;
+    t169[j] = v169;
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v155 = v154 * t97_l2_g[j];
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
+    const T v178 = T(1.0) - v77;
+    const T v179 = v77 * v178;
+    const T v180 = v155 * v179;
+    t180[j] = v180;
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v158 = v154 * l2_c[j];
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
+    const T v189 = T(1.0) - v67;
+    const T v190 = v67 * v189;
+    const T v191 = v158 * v190;
+    t191[j] = v191;
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v159 = v154 * v67;
+    d_l2_c[j] = v159;
+    record1[j] = t2[j];
+    record2[j] = l1_h[j];
+    record6[j] = d_carried_0_next[j];
+    record7[j] = t49_l1_hn[j];
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
+    d_l2_x2f_bias[j] += v191;
+    record9[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v191;
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
+    d_l2_x2i_bias[j] += v180;
+    d_l2_h2i_bias[j] += v180;
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
+    d_l2_x2o_bias[j] += v169;
+    d_l2_h2o_bias[j] += v169;
+    record12[j] = v162;
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+    d_l2_x2c_bias[j] += v162;
+    record13[j] = d_carried_1_next[j];
+    record14[j] = t103_l2_hn[j];
+  }
+#line 1003 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -782,7 +1013,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t165, 200).noalias() =
       ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 786 "lm_basic_plastic_lstm.cpp"
+#line 1017 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -796,7 +1027,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t172, 200).noalias() =
       ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 800 "lm_basic_plastic_lstm.cpp"
+#line 1031 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -810,7 +1041,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t176, 200).noalias() =
       ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 814 "lm_basic_plastic_lstm.cpp"
+#line 1045 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -824,7 +1055,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t183, 200).noalias() =
       ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 828 "lm_basic_plastic_lstm.cpp"
+#line 1059 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -838,7 +1069,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t187, 200).noalias() =
       ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 842 "lm_basic_plastic_lstm.cpp"
+#line 1073 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -852,7 +1083,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t194, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 856 "lm_basic_plastic_lstm.cpp"
+#line 1087 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -866,7 +1097,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t198, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 870 "lm_basic_plastic_lstm.cpp"
+#line 1101 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -934,7 +1165,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict record5 = a.record + 1040;                      // [200]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 78 "examples/lm/basic_plastic_lstm.dopa"
     const T v134 = d_l1_h_next[j] + t133[j];
     const T v166 = v134 + t165[j];
@@ -1019,7 +1250,93 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
     d_l1_x2c_bias[j] += v220;
   }
-#line 1023 "lm_basic_plastic_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
+    const T v134 = d_l1_h_next[j] + t133[j];
+    const T v166 = v134 + t165[j];
+    const T v177 = v166 + t176[j];
+    const T v188 = v177 + t187[j];
+    const T v199 = v188 + t198[j];
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
+    const T v27 = t25[j] + l1_x2o_bias[j];
+    const T v31 = t29[j] + l1_h2o_bias[j];
+    const T v32 = v27 + v31;
+    const T v33 = T(1) / (T(1) + simdExp(-v32));
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
+    const T v208 = v199 * v33;
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
+    const T v6 = t4[j] + l1_x2f_bias[j];
+    const T v11 = t9[j] + l1_h2f_bias[j];
+    const T v12 = v6 + v11;
+    const T v13 = T(1) / (T(1) + simdExp(-v12));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v45 = v13 * l1_c[j];
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
+    const T v17 = t15[j] + l1_x2i_bias[j];
+    const T v21 = t19[j] + l1_h2i_bias[j];
+    const T v22 = v17 + v21;
+    const T v23 = T(1) / (T(1) + simdExp(-v22));
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v46 = v23 * t43_l1_g[j];
+    const T v47 = v45 + v46;
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
+    const T v48 = simdTanh(v47);
+    const T v209 = v48 * v48;
+    const T v210 = T(1.0) - v209;
+    const T v211 = v208 * v210;
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v212 = d_l1_c_next[j] + v211;
+    const T v214 = v212 * v23;
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+    const T v215 = t205[j] + v214;
+    const T v218 = t43_l1_g[j] * t43_l1_g[j];
+    const T v219 = T(1.0) - v218;
+    const T v220 = v215 * v219;
+    d_carried_0[j] = v220;
+#line 78 "examples/lm/basic_plastic_lstm.dopa"
+    const T v207 = v199 * v48;
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
+    const T v224 = T(1.0) - v33;
+    const T v225 = v33 * v224;
+    const T v226 = v207 * v225;
+    t226[j] = v226;
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v213 = v212 * t43_l1_g[j];
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
+    const T v235 = T(1.0) - v23;
+    const T v236 = v23 * v235;
+    const T v237 = v213 * v236;
+    t237[j] = v237;
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v216 = v212 * l1_c[j];
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
+    const T v246 = T(1.0) - v13;
+    const T v247 = v13 * v246;
+    const T v248 = v216 * v247;
+    t248[j] = v248;
+#line 77 "examples/lm/basic_plastic_lstm.dopa"
+    const T v217 = v212 * v13;
+    d_l1_c[j] = v217;
+#line 59 "examples/lm/basic_plastic_lstm.dopa"
+    const T v173 = t147[j] + t172[j];
+    const T v184 = v173 + t183[j];
+    const T v195 = v184 + t194[j];
+    d_l2_h[j] = v195;
+#line 73 "examples/lm/basic_plastic_lstm.dopa"
+    d_l1_x2f_bias[j] += v248;
+    d_l1_h2f_bias[j] += v248;
+#line 74 "examples/lm/basic_plastic_lstm.dopa"
+    d_l1_x2i_bias[j] += v237;
+    d_l1_h2i_bias[j] += v237;
+#line 75 "examples/lm/basic_plastic_lstm.dopa"
+    d_l1_x2o_bias[j] += v226;
+    d_l1_h2o_bias[j] += v226;
+    record5[j] = v220;
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+    d_l1_x2c_bias[j] += v220;
+  }
+#line 1340 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1033,7 +1350,7 @@ template <class T> static void backward_x2c_10(const dopa::StepArgs<T> &a) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t223, 200).noalias() =
       ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1037 "lm_basic_plastic_lstm.cpp"
+#line 1354 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1047,7 +1364,7 @@ template <class T> static void backward_h2o_11(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t229, 200).noalias() =
       ConstRowVec<T>(t226, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1051 "lm_basic_plastic_lstm.cpp"
+#line 1368 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1061,7 +1378,7 @@ template <class T> static void backward_x2o_12(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t233, 200).noalias() =
       ConstRowVec<T>(t226, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1065 "lm_basic_plastic_lstm.cpp"
+#line 1382 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1075,7 +1392,7 @@ template <class T> static void backward_h2i_13(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t240, 200).noalias() =
       ConstRowVec<T>(t237, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1079 "lm_basic_plastic_lstm.cpp"
+#line 1396 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1089,7 +1406,7 @@ template <class T> static void backward_x2i_14(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t244, 200).noalias() =
       ConstRowVec<T>(t237, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1093 "lm_basic_plastic_lstm.cpp"
+#line 1410 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1103,7 +1420,7 @@ template <class T> static void backward_h2f_15(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t251, 200).noalias() =
       ConstRowVec<T>(t248, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1107 "lm_basic_plastic_lstm.cpp"
+#line 1424 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1117,7 +1434,7 @@ template <class T> static void backward_x2f_16(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t255, 200).noalias() =
       ConstRowVec<T>(t248, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1121 "lm_basic_plastic_lstm.cpp"
+#line 1438 "lm_basic_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1139,7 +1456,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 200]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 59 "examples/lm/basic_plastic_lstm.dopa"
     const T v230 = t206[j] + t229[j];
     const T v241 = v230 + t240[j];
@@ -1151,7 +1468,20 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v256 = v245 + t255[j];
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v256;
   }
-#line 1155 "lm_basic_plastic_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 59 "examples/lm/basic_plastic_lstm.dopa"
+    const T v230 = t206[j] + t229[j];
+    const T v241 = v230 + t240[j];
+    const T v252 = v241 + t251[j];
+    d_l1_h[j] = v252;
+#line 23 "examples/lm/basic_plastic_lstm.dopa"
+    const T v234 = t223[j] + t233[j];
+    const T v245 = v234 + t244[j];
+    const T v256 = v245 + t255[j];
+    d_enc_weight[int64_t(tok[0]) * 200 + j] += v256;
+  }
+#line 1485 "lm_basic_plastic_lstm.cpp"
 }
 
 /// One backward step of BasicPlasticLSTMLM for one batch element.
@@ -1201,7 +1531,19 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     T acc10 = T(0);
     T acc15 = T(0);
 #pragma omp simd reduction(+ : acc10, acc15)
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
+      const T v9 = l1_w[i * 200 + j] + v8;
+      acc10 += v9 * l1_h[j];
+      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
+      const T v14 = l2_w[i * 200 + j] + v13;
+      acc15 += v14 * l2_h[j];
+      l1_hebb_next[i * 200 + j] = l1_hebb[i * 200 + j];
+      l2_hebb_next[i * 200 + j] = l2_hebb[i * 200 + j];
+    }
+#pragma omp simd reduction(+ : acc10, acc15)
+    for (int j = 192; j < 200; ++j) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
       const T v9 = l1_w[i * 200 + j] + v8;
@@ -1215,7 +1557,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc10;
     carried_1_next[i] = acc15;
   }
-#line 1219 "lm_basic_plastic_lstm.cpp"
+#line 1561 "lm_basic_plastic_lstm.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -1233,7 +1575,14 @@ template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::
   const T *__restrict l2_c = a.state + kStateL2C; // [200]
   T *__restrict l2_c_next = a.next + kStateL2C;   // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
+    l1_h_next[j] = l1_h[j];
+    l1_c_next[j] = l1_c[j];
+    l2_h_next[j] = l2_h[j];
+    l2_c_next[j] = l2_c[j];
+  }
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
     l1_h_next[j] = l1_h[j];
     l1_c_next[j] = l1_c[j];
     l2_h_next[j] = l2_h[j];
@@ -1283,7 +1632,33 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
     t32[e] = T(0);
   for (int i = 0; i < 200; ++i) {
 #pragma omp simd
-    for (int j = 0; j < 200; ++j) {
+    for (int j = 0; j < 192; ++j) {
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
+      const T v14 = l2_w[i * 200 + j] + v13;
+      t25[j] += d_carried_1_next[i] * v14;
+      const T v8 = l1_alpha[i * 200 + j] * l1_hebb[i * 200 + j];
+      const T v9 = l1_w[i * 200 + j] + v8;
+      t32[j] += d_carried_0_next[i] * v9;
+      const T v31 = d_carried_0_next[i] * l1_h[j];
+      const T v36 = v31 * l1_alpha[i * 200 + j];
+#line 61 "examples/lm/basic_plastic_lstm.dopa"
+      const T v37 = d_l1_hebb_next[i * 200 + j] + v36;
+      d_l1_hebb[i * 200 + j] = v37;
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v24 = d_carried_1_next[i] * l2_h[j];
+      const T v29 = v24 * l2_alpha[i * 200 + j];
+#line 61 "examples/lm/basic_plastic_lstm.dopa"
+      const T v30 = d_l2_hebb_next[i * 200 + j] + v29;
+      d_l2_hebb[i * 200 + j] = v30;
+#line 76 "examples/lm/basic_plastic_lstm.dopa"
+      const T v34 = v31 * l1_hebb[i * 200 + j];
+      d_l1_alpha[i * 200 + j] += v34;
+      const T v27 = v24 * l2_hebb[i * 200 + j];
+      d_l2_alpha[i * 200 + j] += v27;
+    }
+#pragma omp simd
+    for (int j = 192; j < 200; ++j) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v13 = l2_alpha[i * 200 + j] * l2_hebb[i * 200 + j];
       const T v14 = l2_w[i * 200 + j] + v13;
@@ -1309,7 +1684,7 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
       d_l2_alpha[i * 200 + j] += v27;
     }
   }
-#line 1313 "lm_basic_plastic_lstm.cpp"
+#line 1688 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1343,7 +1718,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
   T *__restrict record3 = a.record + 624;                             // [200]
 #pragma omp simd
-  for (int j = 0; j < 200; ++j) {
+  for (int j = 0; j < 192; ++j) {
 #line 59 "examples/lm/basic_plastic_lstm.dopa"
     const T v33 = d_l1_h_next[j] + t32[j];
     d_l1_h[j] = v33;
@@ -1356,7 +1731,21 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 1360 "lm_basic_plastic_lstm.cpp"
+#pragma omp simd
+  for (int j = 192; j < 200; ++j) {
+#line 59 "examples/lm/basic_plastic_lstm.dopa"
+    const T v33 = d_l1_h_next[j] + t32[j];
+    d_l1_h[j] = v33;
+    d_l1_c[j] = d_l1_c_next[j];
+    const T v26 = d_l2_h_next[j] + t25[j];
+    d_l2_h[j] = v26;
+    d_l2_c[j] = d_l2_c_next[j];
+    record0[j] = d_carried_0_next[j];
+    record1[j] = l1_h[j];
+    record2[j] = d_carried_1_next[j];
+    record3[j] = l2_h[j];
+  }
+#line 1749 "lm_basic_plastic_lstm.cpp"
 }
 
 // prologue_backward stage 2:

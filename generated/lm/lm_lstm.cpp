@@ -263,7 +263,7 @@ template <class T> static void forward_y1_l1_h_l1_c(const dopa::StepArgs<T> &a) 
   T *__restrict l1_h_next = a.next + kStateL1H;                 // [1150]
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1150]
 #pragma omp simd
-  for (int j = 0; j < 1150; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 22 "examples/lm/lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
@@ -298,7 +298,43 @@ template <class T> static void forward_y1_l1_h_l1_c(const dopa::StepArgs<T> &a) 
     l1_h_next[j] = v54;
     l1_c_next[j] = v52;
   }
-#line 302 "lm_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1150; ++j) {
+#line 22 "examples/lm/lstm.dopa"
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
+#line 20 "examples/lm/lstm.dopa"
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
+#line 24 "examples/lm/lstm.dopa"
+    const T v50 = v18 * l1_c[j];
+#line 21 "examples/lm/lstm.dopa"
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
+#line 23 "examples/lm/lstm.dopa"
+    const T v42 = t40[j] + l1_x2c_bias[j];
+    const T v46 = t44[j] + l1_h2c_bias[j];
+    const T v47 = v42 + v46;
+    const T v48 = simdTanh(v47);
+#line 24 "examples/lm/lstm.dopa"
+    const T v51 = v28 * v48;
+    const T v52 = v50 + v51;
+#line 25 "examples/lm/lstm.dopa"
+    const T v53 = simdTanh(v52);
+    const T v54 = v38 * v53;
+#line 27 "examples/lm/lstm.dopa"
+    const T v56 = v54 * drop_h1[j];
+    t56_y1[j] = v56;
+    l1_h_next[j] = v54;
+    l1_c_next[j] = v52;
+  }
+#line 338 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -312,7 +348,7 @@ template <class T> static void forward_saved_x2f_12(const dopa::StepArgs<T> &a) 
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t58, 1150).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
-#line 316 "lm_lstm.cpp"
+#line 352 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -325,7 +361,7 @@ template <class T> static void forward_saved_h2f_13(const dopa::StepArgs<T> &a) 
   T *__restrict t63 = a.saved + 11936;                              // [1150]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t63, 1150).noalias() = ConstRowMat<T>(l2_h2f_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 329 "lm_lstm.cpp"
+#line 365 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -339,7 +375,7 @@ template <class T> static void forward_saved_x2i_14(const dopa::StepArgs<T> &a) 
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t69, 1150).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
-#line 343 "lm_lstm.cpp"
+#line 379 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -352,7 +388,7 @@ template <class T> static void forward_saved_h2i_15(const dopa::StepArgs<T> &a) 
   T *__restrict t73 = a.saved + 14240;                              // [1150]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t73, 1150).noalias() = ConstRowMat<T>(l2_h2i_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 356 "lm_lstm.cpp"
+#line 392 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -366,7 +402,7 @@ template <class T> static void forward_saved_x2o_16(const dopa::StepArgs<T> &a) 
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t79, 1150).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
-#line 370 "lm_lstm.cpp"
+#line 406 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -379,7 +415,7 @@ template <class T> static void forward_saved_h2o_17(const dopa::StepArgs<T> &a) 
   T *__restrict t83 = a.saved + 16544;                              // [1150]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t83, 1150).noalias() = ConstRowMat<T>(l2_h2o_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 383 "lm_lstm.cpp"
+#line 419 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -393,7 +429,7 @@ template <class T> static void forward_saved_x2c_18(const dopa::StepArgs<T> &a) 
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t89, 1150).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1150, 1150) * ConstVec<T>(t56_y1, 1150);
-#line 397 "lm_lstm.cpp"
+#line 433 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -406,7 +442,7 @@ template <class T> static void forward_saved_h2c_19(const dopa::StepArgs<T> &a) 
   T *__restrict t93 = a.saved + 18848;                              // [1150]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t93, 1150).noalias() = ConstRowMat<T>(l2_h2c_weight, 1150, 1150) * ConstVec<T>(l2_h, 1150);
-#line 410 "lm_lstm.cpp"
+#line 446 "lm_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -440,7 +476,7 @@ template <class T> static void forward_y2_l2_h_l2_c(const dopa::StepArgs<T> &a) 
   T *__restrict l2_h_next = a.next + kStateL2H;                 // [1150]
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1150]
 #pragma omp simd
-  for (int j = 0; j < 1150; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 22 "examples/lm/lstm.dopa"
     const T v81 = t79[j] + l2_x2o_bias[j];
     const T v85 = t83[j] + l2_h2o_bias[j];
@@ -475,7 +511,43 @@ template <class T> static void forward_y2_l2_h_l2_c(const dopa::StepArgs<T> &a) 
     l2_h_next[j] = v103;
     l2_c_next[j] = v101;
   }
-#line 479 "lm_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1150; ++j) {
+#line 22 "examples/lm/lstm.dopa"
+    const T v81 = t79[j] + l2_x2o_bias[j];
+    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v86 = v81 + v85;
+    const T v87 = T(1) / (T(1) + simdExp(-v86));
+#line 20 "examples/lm/lstm.dopa"
+    const T v60 = t58[j] + l2_x2f_bias[j];
+    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v66 = v60 + v65;
+    const T v67 = T(1) / (T(1) + simdExp(-v66));
+#line 24 "examples/lm/lstm.dopa"
+    const T v99 = v67 * l2_c[j];
+#line 21 "examples/lm/lstm.dopa"
+    const T v71 = t69[j] + l2_x2i_bias[j];
+    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v76 = v71 + v75;
+    const T v77 = T(1) / (T(1) + simdExp(-v76));
+#line 23 "examples/lm/lstm.dopa"
+    const T v91 = t89[j] + l2_x2c_bias[j];
+    const T v95 = t93[j] + l2_h2c_bias[j];
+    const T v96 = v91 + v95;
+    const T v97 = simdTanh(v96);
+#line 24 "examples/lm/lstm.dopa"
+    const T v100 = v77 * v97;
+    const T v101 = v99 + v100;
+#line 25 "examples/lm/lstm.dopa"
+    const T v102 = simdTanh(v101);
+    const T v103 = v87 * v102;
+#line 28 "examples/lm/lstm.dopa"
+    const T v105 = v103 * drop_h2[j];
+    t105_y2[j] = v105;
+    l2_h_next[j] = v103;
+    l2_c_next[j] = v101;
+  }
+#line 551 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -489,7 +561,7 @@ template <class T> static void forward_saved_x2f_21(const dopa::StepArgs<T> &a) 
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t107, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
-#line 493 "lm_lstm.cpp"
+#line 565 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -502,7 +574,7 @@ template <class T> static void forward_saved_h2f_22(const dopa::StepArgs<T> &a) 
   T *__restrict t112 = a.saved + 21552;                             // [400]
 #line 20 "examples/lm/lstm.dopa"
   Vec<T>(t112, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 506 "lm_lstm.cpp"
+#line 578 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -516,7 +588,7 @@ template <class T> static void forward_saved_x2i_23(const dopa::StepArgs<T> &a) 
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t118, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
-#line 520 "lm_lstm.cpp"
+#line 592 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -529,7 +601,7 @@ template <class T> static void forward_saved_h2i_24(const dopa::StepArgs<T> &a) 
   T *__restrict t122 = a.saved + 22352;                             // [400]
 #line 21 "examples/lm/lstm.dopa"
   Vec<T>(t122, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 533 "lm_lstm.cpp"
+#line 605 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -543,7 +615,7 @@ template <class T> static void forward_saved_x2o_25(const dopa::StepArgs<T> &a) 
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t128, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
-#line 547 "lm_lstm.cpp"
+#line 619 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -556,7 +628,7 @@ template <class T> static void forward_saved_h2o_26(const dopa::StepArgs<T> &a) 
   T *__restrict t132 = a.saved + 23152;                             // [400]
 #line 22 "examples/lm/lstm.dopa"
   Vec<T>(t132, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 560 "lm_lstm.cpp"
+#line 632 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -570,7 +642,7 @@ template <class T> static void forward_saved_x2c_27(const dopa::StepArgs<T> &a) 
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t138, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1150) * ConstVec<T>(t105_y2, 1150);
-#line 574 "lm_lstm.cpp"
+#line 646 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -583,7 +655,7 @@ template <class T> static void forward_saved_h2c_28(const dopa::StepArgs<T> &a) 
   T *__restrict t142 = a.saved + 23952;                             // [400]
 #line 23 "examples/lm/lstm.dopa"
   Vec<T>(t142, 400).noalias() = ConstRowMat<T>(l3_h2c_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 587 "lm_lstm.cpp"
+#line 659 "lm_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -658,7 +730,7 @@ template <class T> static void forward_l3_h_l3_c_logits_ar_h(const dopa::StepArg
     out_ar_h[j] = v154;
     out_tar_h[j] = v152;
   }
-#line 662 "lm_lstm.cpp"
+#line 734 "lm_lstm.cpp"
 }
 
 /// One forward step of LSTMLM for one batch element.
@@ -848,7 +920,7 @@ static void backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa:
     d_l3_x2c_bias[j] += v182;
     d_l3_h2c_bias[j] += v182;
   }
-#line 852 "lm_lstm.cpp"
+#line 924 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -862,7 +934,7 @@ template <class T> static void backward_h2c(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t185, 400).noalias() =
       ConstRowVec<T>(t182, 400) * ConstRowMat<T>(l3_h2c_weight, 400, 400);
-#line 866 "lm_lstm.cpp"
+#line 938 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -876,7 +948,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t188, 1150).noalias() =
       ConstRowVec<T>(t182, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1150);
-#line 880 "lm_lstm.cpp"
+#line 952 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -890,7 +962,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t194, 400).noalias() =
       ConstRowVec<T>(t191, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 894 "lm_lstm.cpp"
+#line 966 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -904,7 +976,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t198, 1150).noalias() =
       ConstRowVec<T>(t191, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1150);
-#line 908 "lm_lstm.cpp"
+#line 980 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -918,7 +990,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t205, 400).noalias() =
       ConstRowVec<T>(t202, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 922 "lm_lstm.cpp"
+#line 994 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -932,7 +1004,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t209, 1150).noalias() =
       ConstRowVec<T>(t202, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1150);
-#line 936 "lm_lstm.cpp"
+#line 1008 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -946,7 +1018,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t216, 400).noalias() =
       ConstRowVec<T>(t213, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 950 "lm_lstm.cpp"
+#line 1022 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -960,7 +1032,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t220, 1150).noalias() =
       ConstRowVec<T>(t213, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1150);
-#line 964 "lm_lstm.cpp"
+#line 1036 "lm_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1037,7 +1109,7 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
   const T *__restrict t105_y2 = a.saved + 20000;                // [1150] y2
   T *__restrict record13 = a.record + 13472;                    // [1150]
 #pragma omp simd
-  for (int j = 0; j < 1150; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 28 "examples/lm/lstm.dopa"
     const T v199 = t188[j] + t198[j];
     const T v210 = v199 + t209[j];
@@ -1126,7 +1198,97 @@ static void backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa:
     d_l2_h2c_bias[j] += v237;
     record13[j] = t105_y2[j];
   }
-#line 1130 "lm_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1150; ++j) {
+#line 28 "examples/lm/lstm.dopa"
+    const T v199 = t188[j] + t198[j];
+    const T v210 = v199 + t209[j];
+    const T v221 = v210 + t220[j];
+    const T v223 = v221 * drop_h2[j];
+#line 25 "examples/lm/lstm.dopa"
+    const T v224 = d_l2_h_next[j] + v223;
+#line 22 "examples/lm/lstm.dopa"
+    const T v81 = t79[j] + l2_x2o_bias[j];
+    const T v85 = t83[j] + l2_h2o_bias[j];
+    const T v86 = v81 + v85;
+    const T v87 = T(1) / (T(1) + simdExp(-v86));
+#line 25 "examples/lm/lstm.dopa"
+    const T v226 = v224 * v87;
+#line 20 "examples/lm/lstm.dopa"
+    const T v60 = t58[j] + l2_x2f_bias[j];
+    const T v65 = t63[j] + l2_h2f_bias[j];
+    const T v66 = v60 + v65;
+    const T v67 = T(1) / (T(1) + simdExp(-v66));
+#line 24 "examples/lm/lstm.dopa"
+    const T v99 = v67 * l2_c[j];
+#line 21 "examples/lm/lstm.dopa"
+    const T v71 = t69[j] + l2_x2i_bias[j];
+    const T v75 = t73[j] + l2_h2i_bias[j];
+    const T v76 = v71 + v75;
+    const T v77 = T(1) / (T(1) + simdExp(-v76));
+#line 23 "examples/lm/lstm.dopa"
+    const T v91 = t89[j] + l2_x2c_bias[j];
+    const T v95 = t93[j] + l2_h2c_bias[j];
+    const T v96 = v91 + v95;
+    const T v97 = simdTanh(v96);
+#line 24 "examples/lm/lstm.dopa"
+    const T v100 = v77 * v97;
+    const T v101 = v99 + v100;
+#line 25 "examples/lm/lstm.dopa"
+    const T v102 = simdTanh(v101);
+    const T v227 = v102 * v102;
+    const T v228 = T(1.0) - v227;
+    const T v229 = v226 * v228;
+#line 24 "examples/lm/lstm.dopa"
+    const T v230 = d_l2_c_next[j] + v229;
+    const T v232 = v230 * v77;
+#line 23 "examples/lm/lstm.dopa"
+    const T v235 = v97 * v97;
+    const T v236 = T(1.0) - v235;
+    const T v237 = v232 * v236;
+    t237[j] = v237;
+#line 25 "examples/lm/lstm.dopa"
+    const T v225 = v224 * v102;
+#line 22 "examples/lm/lstm.dopa"
+    const T v244 = T(1.0) - v87;
+    const T v245 = v87 * v244;
+    const T v246 = v225 * v245;
+    t246[j] = v246;
+#line 24 "examples/lm/lstm.dopa"
+    const T v231 = v230 * v97;
+#line 21 "examples/lm/lstm.dopa"
+    const T v255 = T(1.0) - v77;
+    const T v256 = v77 * v255;
+    const T v257 = v231 * v256;
+    t257[j] = v257;
+#line 24 "examples/lm/lstm.dopa"
+    const T v233 = v230 * l2_c[j];
+#line 20 "examples/lm/lstm.dopa"
+    const T v266 = T(1.0) - v67;
+    const T v267 = v67 * v266;
+    const T v268 = v233 * v267;
+    t268[j] = v268;
+#line 24 "examples/lm/lstm.dopa"
+    const T v234 = v230 * v67;
+    d_l2_c[j] = v234;
+    record2[j] = l1_h[j];
+    record7[j] = t56_y1[j];
+#line 20 "examples/lm/lstm.dopa"
+    d_l2_x2f_bias[j] += v268;
+    record8[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v268;
+#line 21 "examples/lm/lstm.dopa"
+    d_l2_x2i_bias[j] += v257;
+    d_l2_h2i_bias[j] += v257;
+#line 22 "examples/lm/lstm.dopa"
+    d_l2_x2o_bias[j] += v246;
+    d_l2_h2o_bias[j] += v246;
+#line 23 "examples/lm/lstm.dopa"
+    d_l2_x2c_bias[j] += v237;
+    d_l2_h2c_bias[j] += v237;
+    record13[j] = t105_y2[j];
+  }
+#line 1292 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1140,7 +1302,7 @@ template <class T> static void backward_h2c_10(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t240, 1150).noalias() =
       ConstRowVec<T>(t237, 1150) * ConstRowMat<T>(l2_h2c_weight, 1150, 1150);
-#line 1144 "lm_lstm.cpp"
+#line 1306 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1154,7 +1316,7 @@ template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t243, 1150).noalias() =
       ConstRowVec<T>(t237, 1150) * ConstRowMat<T>(l2_x2c_weight, 1150, 1150);
-#line 1158 "lm_lstm.cpp"
+#line 1320 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1168,7 +1330,7 @@ template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t249, 1150).noalias() =
       ConstRowVec<T>(t246, 1150) * ConstRowMat<T>(l2_h2o_weight, 1150, 1150);
-#line 1172 "lm_lstm.cpp"
+#line 1334 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1182,7 +1344,7 @@ template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t253, 1150).noalias() =
       ConstRowVec<T>(t246, 1150) * ConstRowMat<T>(l2_x2o_weight, 1150, 1150);
-#line 1186 "lm_lstm.cpp"
+#line 1348 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1196,7 +1358,7 @@ template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t260, 1150).noalias() =
       ConstRowVec<T>(t257, 1150) * ConstRowMat<T>(l2_h2i_weight, 1150, 1150);
-#line 1200 "lm_lstm.cpp"
+#line 1362 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1210,7 +1372,7 @@ template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t264, 1150).noalias() =
       ConstRowVec<T>(t257, 1150) * ConstRowMat<T>(l2_x2i_weight, 1150, 1150);
-#line 1214 "lm_lstm.cpp"
+#line 1376 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1224,7 +1386,7 @@ template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t271, 1150).noalias() =
       ConstRowVec<T>(t268, 1150) * ConstRowMat<T>(l2_h2f_weight, 1150, 1150);
-#line 1228 "lm_lstm.cpp"
+#line 1390 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1238,7 +1400,7 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t275, 1150).noalias() =
       ConstRowVec<T>(t268, 1150) * ConstRowMat<T>(l2_x2f_weight, 1150, 1150);
-#line 1242 "lm_lstm.cpp"
+#line 1404 "lm_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1308,7 +1470,7 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1150]
   T *__restrict d_l1_h2c_bias = a.grads + kParamL1H2cBias;      // [1150]
 #pragma omp simd
-  for (int j = 0; j < 1150; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 27 "examples/lm/lstm.dopa"
     const T v254 = t243[j] + t253[j];
     const T v265 = v254 + t264[j];
@@ -1398,7 +1560,98 @@ static void backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepAr
     d_l1_x2c_bias[j] += v292;
     d_l1_h2c_bias[j] += v292;
   }
-#line 1402 "lm_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1150; ++j) {
+#line 27 "examples/lm/lstm.dopa"
+    const T v254 = t243[j] + t253[j];
+    const T v265 = v254 + t264[j];
+    const T v276 = v265 + t275[j];
+    const T v278 = v276 * drop_h1[j];
+#line 25 "examples/lm/lstm.dopa"
+    const T v279 = d_l1_h_next[j] + v278;
+#line 22 "examples/lm/lstm.dopa"
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
+#line 25 "examples/lm/lstm.dopa"
+    const T v281 = v279 * v38;
+#line 20 "examples/lm/lstm.dopa"
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
+#line 24 "examples/lm/lstm.dopa"
+    const T v50 = v18 * l1_c[j];
+#line 21 "examples/lm/lstm.dopa"
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
+#line 23 "examples/lm/lstm.dopa"
+    const T v42 = t40[j] + l1_x2c_bias[j];
+    const T v46 = t44[j] + l1_h2c_bias[j];
+    const T v47 = v42 + v46;
+    const T v48 = simdTanh(v47);
+#line 24 "examples/lm/lstm.dopa"
+    const T v51 = v28 * v48;
+    const T v52 = v50 + v51;
+#line 25 "examples/lm/lstm.dopa"
+    const T v53 = simdTanh(v52);
+    const T v282 = v53 * v53;
+    const T v283 = T(1.0) - v282;
+    const T v284 = v281 * v283;
+#line 24 "examples/lm/lstm.dopa"
+    const T v285 = d_l1_c_next[j] + v284;
+    const T v287 = v285 * v28;
+#line 23 "examples/lm/lstm.dopa"
+    const T v290 = v48 * v48;
+    const T v291 = T(1.0) - v290;
+    const T v292 = v287 * v291;
+    t292[j] = v292;
+#line 25 "examples/lm/lstm.dopa"
+    const T v280 = v279 * v53;
+#line 22 "examples/lm/lstm.dopa"
+    const T v299 = T(1.0) - v38;
+    const T v300 = v38 * v299;
+    const T v301 = v280 * v300;
+    t301[j] = v301;
+#line 24 "examples/lm/lstm.dopa"
+    const T v286 = v285 * v48;
+#line 21 "examples/lm/lstm.dopa"
+    const T v310 = T(1.0) - v28;
+    const T v311 = v28 * v310;
+    const T v312 = v286 * v311;
+    t312[j] = v312;
+#line 24 "examples/lm/lstm.dopa"
+    const T v288 = v285 * l1_c[j];
+#line 20 "examples/lm/lstm.dopa"
+    const T v321 = T(1.0) - v18;
+    const T v322 = v18 * v321;
+    const T v323 = v288 * v322;
+    t323[j] = v323;
+#line 24 "examples/lm/lstm.dopa"
+    const T v289 = v285 * v18;
+    d_l1_c[j] = v289;
+#line 9 "examples/lm/lstm.dopa"
+    const T v250 = t240[j] + t249[j];
+    const T v261 = v250 + t260[j];
+    const T v272 = v261 + t271[j];
+    d_l2_h[j] = v272;
+#line 20 "examples/lm/lstm.dopa"
+    d_l1_x2f_bias[j] += v323;
+    d_l1_h2f_bias[j] += v323;
+#line 21 "examples/lm/lstm.dopa"
+    d_l1_x2i_bias[j] += v312;
+    d_l1_h2i_bias[j] += v312;
+#line 22 "examples/lm/lstm.dopa"
+    d_l1_x2o_bias[j] += v301;
+    d_l1_h2o_bias[j] += v301;
+#line 23 "examples/lm/lstm.dopa"
+    d_l1_x2c_bias[j] += v292;
+    d_l1_h2c_bias[j] += v292;
+  }
+#line 1655 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1412,7 +1665,7 @@ template <class T> static void backward_h2c_19(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t295, 1150).noalias() =
       ConstRowVec<T>(t292, 1150) * ConstRowMat<T>(l1_h2c_weight, 1150, 1150);
-#line 1416 "lm_lstm.cpp"
+#line 1669 "lm_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + h2c(h))
@@ -1426,7 +1679,7 @@ template <class T> static void backward_x2c_20(const dopa::StepArgs<T> &a) {
 #line 23 "examples/lm/lstm.dopa"
   RowVec<T>(t298, 400).noalias() =
       ConstRowVec<T>(t292, 1150) * ConstRowMat<T>(l1_x2c_weight, 1150, 400);
-#line 1430 "lm_lstm.cpp"
+#line 1683 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1440,7 +1693,7 @@ template <class T> static void backward_h2o_21(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t304, 1150).noalias() =
       ConstRowVec<T>(t301, 1150) * ConstRowMat<T>(l1_h2o_weight, 1150, 1150);
-#line 1444 "lm_lstm.cpp"
+#line 1697 "lm_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1454,7 +1707,7 @@ template <class T> static void backward_x2o_22(const dopa::StepArgs<T> &a) {
 #line 22 "examples/lm/lstm.dopa"
   RowVec<T>(t308, 400).noalias() =
       ConstRowVec<T>(t301, 1150) * ConstRowMat<T>(l1_x2o_weight, 1150, 400);
-#line 1458 "lm_lstm.cpp"
+#line 1711 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1468,7 +1721,7 @@ template <class T> static void backward_h2i_23(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t315, 1150).noalias() =
       ConstRowVec<T>(t312, 1150) * ConstRowMat<T>(l1_h2i_weight, 1150, 1150);
-#line 1472 "lm_lstm.cpp"
+#line 1725 "lm_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1482,7 +1735,7 @@ template <class T> static void backward_x2i_24(const dopa::StepArgs<T> &a) {
 #line 21 "examples/lm/lstm.dopa"
   RowVec<T>(t319, 400).noalias() =
       ConstRowVec<T>(t312, 1150) * ConstRowMat<T>(l1_x2i_weight, 1150, 400);
-#line 1486 "lm_lstm.cpp"
+#line 1739 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1496,7 +1749,7 @@ template <class T> static void backward_h2f_25(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t326, 1150).noalias() =
       ConstRowVec<T>(t323, 1150) * ConstRowMat<T>(l1_h2f_weight, 1150, 1150);
-#line 1500 "lm_lstm.cpp"
+#line 1753 "lm_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1510,7 +1763,7 @@ template <class T> static void backward_x2f_26(const dopa::StepArgs<T> &a) {
 #line 20 "examples/lm/lstm.dopa"
   RowVec<T>(t330, 400).noalias() =
       ConstRowVec<T>(t323, 1150) * ConstRowMat<T>(l1_x2f_weight, 1150, 400);
-#line 1514 "lm_lstm.cpp"
+#line 1767 "lm_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1524,14 +1777,22 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
   T *__restrict t326 = a.scratch + 20080;        // [1150]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1150]
 #pragma omp simd
-  for (int j = 0; j < 1150; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 9 "examples/lm/lstm.dopa"
     const T v305 = t295[j] + t304[j];
     const T v316 = v305 + t315[j];
     const T v327 = v316 + t326[j];
     d_l1_h[j] = v327;
   }
-#line 1535 "lm_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1150; ++j) {
+#line 9 "examples/lm/lstm.dopa"
+    const T v305 = t295[j] + t304[j];
+    const T v316 = v305 + t315[j];
+    const T v327 = v316 + t326[j];
+    d_l1_h[j] = v327;
+  }
+#line 1796 "lm_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1569,7 +1830,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v334 = v333 * t4[0];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v334;
   }
-#line 1573 "lm_lstm.cpp"
+#line 1834 "lm_lstm.cpp"
 }
 
 /// One backward step of LSTMLM for one batch element.

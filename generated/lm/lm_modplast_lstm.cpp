@@ -272,7 +272,7 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
   T *__restrict saved_t54 = a.saved + 8480;                     // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v42 = t40[j] + l1_x2c_bias[j];
     const T v47 = v42 + carried_0[j];
@@ -308,7 +308,44 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     l1_c_next[j] = v52;
     saved_t54[j] = v54;
   }
-#line 312 "lm_modplast_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 84 "examples/lm/modplast_lstm.dopa"
+    const T v42 = t40[j] + l1_x2c_bias[j];
+    const T v47 = v42 + carried_0[j];
+    const T v48 = simdTanh(v47);
+    t48_l1_g[j] = v48;
+#line 83 "examples/lm/modplast_lstm.dopa"
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
+#line 81 "examples/lm/modplast_lstm.dopa"
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v50 = v18 * l1_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v51 = v28 * v48;
+    const T v52 = v50 + v51;
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v53 = simdTanh(v52);
+    const T v54 = v38 * v53;
+    l1_h_next[j] = v54;
+#line 27 "examples/lm/modplast_lstm.dopa"
+    const T v72 = v54 * drop_h1[j];
+    t72_y1[j] = v72;
+    l1_c_next[j] = v52;
+    saved_t54[j] = v54;
+  }
+#line 349 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -322,7 +359,7 @@ template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t56, 1).noalias() =
       ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 326 "lm_modplast_lstm.cpp"
+#line 363 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -337,7 +374,7 @@ template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
   const T v58 = t56[0] + l1_h2mod_bias[0];
   const T v59 = simdTanh(v58);
   t59_l1_M[0] = v59;
-#line 341 "lm_modplast_lstm.cpp"
+#line 378 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -351,7 +388,7 @@ template <class T> static void forward_modfanout(const dopa::StepArgs<T> &a) {
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t61, 1149).noalias() =
       ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t59_l1_M, 1);
-#line 355 "lm_modplast_lstm.cpp"
+#line 392 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -363,12 +400,18 @@ template <class T> static void forward_l1_eta(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_modfanout_bias = a.params + kParamL1ModfanoutBias; // [1149]
   T *__restrict t63_l1_eta = a.scratch + 2720;                              // [1149] l1.eta
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 88 "examples/lm/modplast_lstm.dopa"
     const T v63 = t61[j] + l1_modfanout_bias[j];
     t63_l1_eta[j] = v63;
   }
-#line 372 "lm_modplast_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 88 "examples/lm/modplast_lstm.dopa"
+    const T v63 = t61[j] + l1_modfanout_bias[j];
+    t63_l1_eta[j] = v63;
+  }
+#line 415 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -381,7 +424,7 @@ template <class T> static void forward_saved_col(const dopa::StepArgs<T> &a) {
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t64[e] = t63_l1_eta[e];
-#line 385 "lm_modplast_lstm.cpp"
+#line 428 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -395,7 +438,7 @@ template <class T> static void forward_saved_x2f_16(const dopa::StepArgs<T> &a) 
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t74, 1149).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t72_y1, 1149);
-#line 399 "lm_modplast_lstm.cpp"
+#line 442 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -408,7 +451,7 @@ template <class T> static void forward_saved_h2f_17(const dopa::StepArgs<T> &a) 
   T *__restrict t79 = a.saved + 13104;                              // [1149]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t79, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 412 "lm_modplast_lstm.cpp"
+#line 455 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -422,7 +465,7 @@ template <class T> static void forward_saved_x2i_18(const dopa::StepArgs<T> &a) 
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t85, 1149).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t72_y1, 1149);
-#line 426 "lm_modplast_lstm.cpp"
+#line 469 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -435,7 +478,7 @@ template <class T> static void forward_saved_h2i_19(const dopa::StepArgs<T> &a) 
   T *__restrict t89 = a.saved + 15408;                              // [1149]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t89, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 439 "lm_modplast_lstm.cpp"
+#line 482 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -449,7 +492,7 @@ template <class T> static void forward_saved_x2o_20(const dopa::StepArgs<T> &a) 
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t95, 1149).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t72_y1, 1149);
-#line 453 "lm_modplast_lstm.cpp"
+#line 496 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -462,7 +505,7 @@ template <class T> static void forward_saved_h2o_21(const dopa::StepArgs<T> &a) 
   T *__restrict t99 = a.saved + 17712;                              // [1149]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t99, 1149).noalias() = ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 466 "lm_modplast_lstm.cpp"
+#line 509 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -476,7 +519,7 @@ template <class T> static void forward_x2c_22(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t105, 1149).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t72_y1, 1149);
-#line 480 "lm_modplast_lstm.cpp"
+#line 523 "lm_modplast_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -514,7 +557,7 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
   T *__restrict saved_t119 = a.saved + 20016;                   // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
     const T v107 = t105[j] + l2_x2c_bias[j];
     const T v112 = v107 + carried_1[j];
@@ -550,7 +593,44 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
     l2_c_next[j] = v117;
     saved_t119[j] = v119;
   }
-#line 554 "lm_modplast_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 84 "examples/lm/modplast_lstm.dopa"
+    const T v107 = t105[j] + l2_x2c_bias[j];
+    const T v112 = v107 + carried_1[j];
+    const T v113 = simdTanh(v112);
+    t113_l2_g[j] = v113;
+#line 83 "examples/lm/modplast_lstm.dopa"
+    const T v97 = t95[j] + l2_x2o_bias[j];
+    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v102 = v97 + v101;
+    const T v103 = T(1) / (T(1) + simdExp(-v102));
+#line 81 "examples/lm/modplast_lstm.dopa"
+    const T v76 = t74[j] + l2_x2f_bias[j];
+    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v82 = v76 + v81;
+    const T v83 = T(1) / (T(1) + simdExp(-v82));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v115 = v83 * l2_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v87 = t85[j] + l2_x2i_bias[j];
+    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v92 = v87 + v91;
+    const T v93 = T(1) / (T(1) + simdExp(-v92));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v116 = v93 * v113;
+    const T v117 = v115 + v116;
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v118 = simdTanh(v117);
+    const T v119 = v103 * v118;
+    l2_h_next[j] = v119;
+#line 28 "examples/lm/modplast_lstm.dopa"
+    const T v135 = v119 * drop_h2[j];
+    t135_y2[j] = v135;
+    l2_c_next[j] = v117;
+    saved_t119[j] = v119;
+  }
+#line 634 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -564,7 +644,7 @@ template <class T> static void forward_h2mod_24(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t121, 1).noalias() =
       ConstRowMat<T>(l2_h2mod_weight, 1, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 568 "lm_modplast_lstm.cpp"
+#line 648 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -579,7 +659,7 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
   const T v123 = t121[0] + l2_h2mod_bias[0];
   const T v124 = simdTanh(v123);
   t124_l2_M[0] = v124;
-#line 583 "lm_modplast_lstm.cpp"
+#line 663 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -593,7 +673,7 @@ template <class T> static void forward_modfanout_26(const dopa::StepArgs<T> &a) 
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t126, 1149).noalias() =
       ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t124_l2_M, 1);
-#line 597 "lm_modplast_lstm.cpp"
+#line 677 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -605,12 +685,18 @@ template <class T> static void forward_l2_eta(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_modfanout_bias = a.params + kParamL2ModfanoutBias; // [1149]
   T *__restrict t128_l2_eta = a.scratch + 6192;                             // [1149] l2.eta
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 88 "examples/lm/modplast_lstm.dopa"
     const T v128 = t126[j] + l2_modfanout_bias[j];
     t128_l2_eta[j] = v128;
   }
-#line 614 "lm_modplast_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 88 "examples/lm/modplast_lstm.dopa"
+    const T v128 = t126[j] + l2_modfanout_bias[j];
+    t128_l2_eta[j] = v128;
+  }
+#line 700 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -623,7 +709,7 @@ template <class T> static void forward_saved_col_28(const dopa::StepArgs<T> &a) 
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t129[e] = t128_l2_eta[e];
-#line 627 "lm_modplast_lstm.cpp"
+#line 713 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -637,7 +723,7 @@ template <class T> static void forward_saved_x2f_29(const dopa::StepArgs<T> &a) 
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t137, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t135_y2, 1149);
-#line 641 "lm_modplast_lstm.cpp"
+#line 727 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -650,7 +736,7 @@ template <class T> static void forward_saved_h2f_30(const dopa::StepArgs<T> &a) 
   T *__restrict t142 = a.saved + 23888;                             // [400]
 #line 81 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t142, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 654 "lm_modplast_lstm.cpp"
+#line 740 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -664,7 +750,7 @@ template <class T> static void forward_saved_x2i_31(const dopa::StepArgs<T> &a) 
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t148, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t135_y2, 1149);
-#line 668 "lm_modplast_lstm.cpp"
+#line 754 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -677,7 +763,7 @@ template <class T> static void forward_saved_h2i_32(const dopa::StepArgs<T> &a) 
   T *__restrict t152 = a.saved + 24688;                             // [400]
 #line 82 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t152, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 681 "lm_modplast_lstm.cpp"
+#line 767 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -691,7 +777,7 @@ template <class T> static void forward_saved_x2o_33(const dopa::StepArgs<T> &a) 
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t158, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t135_y2, 1149);
-#line 695 "lm_modplast_lstm.cpp"
+#line 781 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -704,7 +790,7 @@ template <class T> static void forward_saved_h2o_34(const dopa::StepArgs<T> &a) 
   T *__restrict t162 = a.saved + 25488;                             // [400]
 #line 83 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t162, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 708 "lm_modplast_lstm.cpp"
+#line 794 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -718,7 +804,7 @@ template <class T> static void forward_x2c_35(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t168, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t135_y2, 1149);
-#line 722 "lm_modplast_lstm.cpp"
+#line 808 "lm_modplast_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -798,7 +884,7 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
     out_tar_h[j] = v182;
     saved_t182[j] = v182;
   }
-#line 802 "lm_modplast_lstm.cpp"
+#line 888 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -811,7 +897,7 @@ template <class T> static void forward_h2mod_37(const dopa::StepArgs<T> &a) {
   T *__restrict t184 = a.scratch + 7744;                                // [1]
 #line 87 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t184, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 815 "lm_modplast_lstm.cpp"
+#line 901 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -826,7 +912,7 @@ template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
   const T v186 = t184[0] + l3_h2mod_bias[0];
   const T v187 = simdTanh(v186);
   t187_l3_M[0] = v187;
-#line 830 "lm_modplast_lstm.cpp"
+#line 916 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -840,7 +926,7 @@ template <class T> static void forward_modfanout_39(const dopa::StepArgs<T> &a) 
 #line 88 "examples/lm/modplast_lstm.dopa"
   Vec<T>(t189, 400).noalias() =
       ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t187_l3_M, 1);
-#line 844 "lm_modplast_lstm.cpp"
+#line 930 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -857,7 +943,7 @@ template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
     const T v191 = t189[j] + l3_modfanout_bias[j];
     t191_l3_eta[j] = v191;
   }
-#line 861 "lm_modplast_lstm.cpp"
+#line 947 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -870,7 +956,7 @@ template <class T> static void forward_saved_col_41(const dopa::StepArgs<T> &a) 
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t192[e] = t191_l3_eta[e];
-#line 874 "lm_modplast_lstm.cpp"
+#line 960 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -905,7 +991,30 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
     T acc201 = T(0);
     T acc204 = T(0);
 #pragma omp simd reduction(+ : acc201, acc204)
-    for (int j = 0; j < 1149; ++j) {
+    for (int j = 0; j < 1136; ++j) {
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v65 = t48_l1_g[i] * l1_h[j];
+      const T v66 = t64[i] * v65;
+      const T v67 = l1_hebb[i * 1149 + j] + v66;
+      const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v199 = l1_alpha[i] * v70;
+      const T v200 = l1_w[i * 1149 + j] + v199;
+      acc201 += v200 * l1_h_next[j];
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v130 = t113_l2_g[i] * l2_h[j];
+      const T v131 = t129[i] * v130;
+      const T v132 = l2_hebb[i * 1149 + j] + v131;
+      const T v133 = v132 < T(-2.0) ? T(-2.0) : (v132 > T(2.0) ? T(2.0) : v132);
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v202 = l2_alpha[i] * v133;
+      const T v203 = l2_w[i * 1149 + j] + v202;
+      acc204 += v203 * l2_h_next[j];
+      l1_hebb_next[i * 1149 + j] = v70;
+      l2_hebb_next[i * 1149 + j] = v133;
+    }
+#pragma omp simd reduction(+ : acc201, acc204)
+    for (int j = 1136; j < 1149; ++j) {
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v65 = t48_l1_g[i] * l1_h[j];
       const T v66 = t64[i] * v65;
@@ -930,7 +1039,7 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
     carried_0_next[i] = acc201;
     carried_1_next[i] = acc204;
   }
-#line 934 "lm_modplast_lstm.cpp"
+#line 1043 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -966,7 +1075,7 @@ template <class T> static void forward_carried_2_l3_hebb(const dopa::StepArgs<T>
     }
     carried_2_next[i] = acc207;
   }
-#line 970 "lm_modplast_lstm.cpp"
+#line 1079 "lm_modplast_lstm.cpp"
 }
 
 /// One forward step of ModPlastLSTMLM for one batch element.
@@ -1088,7 +1197,7 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
     t257[i] += acc257;
     t259[i] = acc259;
   }
-#line 1092 "lm_modplast_lstm.cpp"
+#line 1201 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -1163,7 +1272,60 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     T acc400 = T(0);
     T acc402 = T(0);
 #pragma omp simd reduction(+ : acc237, acc245, acc329, acc331, acc400, acc402)
-    for (int j = 0; j < 1149; ++j) {
+    for (int j = 0; j < 1136; ++j) {
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v130 = t113_l2_g[i] * l2_h[j];
+      const T v131 = t129[i] * v130;
+      const T v132 = l2_hebb[i * 1149 + j] + v131;
+      const T v133 = v132 < T(-2.0) ? T(-2.0) : (v132 > T(2.0) ? T(2.0) : v132);
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v202 = l2_alpha[i] * v133;
+      const T v203 = l2_w[i * 1149 + j] + v202;
+      t234[j] += d_carried_1_next[i] * v203;
+      const T v233 = d_carried_1_next[i] * t119_l2_hn[j];
+      const T v236 = v233 * v133;
+#line 77 "examples/lm/modplast_lstm.dopa"
+      acc237 += v236;
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v65 = t48_l1_g[i] * l1_h[j];
+      const T v66 = t64[i] * v65;
+      const T v67 = l1_hebb[i * 1149 + j] + v66;
+      const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v199 = l1_alpha[i] * v70;
+      const T v200 = l1_w[i * 1149 + j] + v199;
+      t242[j] += d_carried_0_next[i] * v200;
+      const T v241 = d_carried_0_next[i] * t54_l1_hn[j];
+      const T v244 = v241 * v70;
+#line 77 "examples/lm/modplast_lstm.dopa"
+      acc245 += v244;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v239 = v233 * l2_alpha[i];
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v240 = d_l2_hebb_next[i * 1149 + j] + v239;
+      const T v326 = T(-2.0) <= v132 && v132 <= T(2.0) ? T(1) : T(0);
+      const T v327 = v240 * v326;
+      const T v328 = v327 * v130;
+      acc329 += v328;
+      const T v330 = v327 * t129[i];
+      acc331 += v330 * l2_h[j];
+      t332[j] += t113_l2_g[i] * v330;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v247 = v241 * l1_alpha[i];
+#line 91 "examples/lm/modplast_lstm.dopa"
+      const T v248 = d_l1_hebb_next[i * 1149 + j] + v247;
+      const T v397 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
+      const T v398 = v248 * v397;
+      const T v399 = v398 * v65;
+      acc400 += v399;
+      const T v401 = v398 * t64[i];
+      acc402 += v401 * l1_h[j];
+      t403[j] += t48_l1_g[i] * v401;
+      d_l1_hebb[i * 1149 + j] = v398;
+      d_l2_hebb[i * 1149 + j] = v327;
+    }
+#pragma omp simd reduction(+ : acc237, acc245, acc329, acc331, acc400, acc402)
+    for (int j = 1136; j < 1149; ++j) {
 #line 91 "examples/lm/modplast_lstm.dopa"
       const T v130 = t113_l2_g[i] * l2_h[j];
       const T v131 = t129[i] * v130;
@@ -1222,7 +1384,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     t400[i] += acc400;
     t402[i] = acc402;
   }
-#line 1226 "lm_modplast_lstm.cpp"
+#line 1388 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1235,7 +1397,7 @@ template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t261[e] = t257[e];
-#line 1239 "lm_modplast_lstm.cpp"
+#line 1401 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1249,7 +1411,7 @@ template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t264, 1).noalias() =
       ConstRowVec<T>(t261, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1253 "lm_modplast_lstm.cpp"
+#line 1415 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1279,7 +1441,7 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   record21[0] = t124_l2_M[0];
   d_l3_h2mod_bias[0] += v268;
   record32[0] = t187_l3_M[0];
-#line 1283 "lm_modplast_lstm.cpp"
+#line 1445 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1293,7 +1455,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t271, 400).noalias() =
       ConstRowVec<T>(t268, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1297 "lm_modplast_lstm.cpp"
+#line 1459 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1462,7 +1624,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l3_modfanout_bias[j] += t261[j];
   }
-#line 1466 "lm_modplast_lstm.cpp"
+#line 1628 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1476,7 +1638,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t289, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1480 "lm_modplast_lstm.cpp"
+#line 1642 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1490,7 +1652,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t295, 400).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1494 "lm_modplast_lstm.cpp"
+#line 1656 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1504,7 +1666,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t299, 1149).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1508 "lm_modplast_lstm.cpp"
+#line 1670 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1518,7 +1680,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t306, 400).noalias() =
       ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1522 "lm_modplast_lstm.cpp"
+#line 1684 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1532,7 +1694,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t310, 1149).noalias() =
       ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1536 "lm_modplast_lstm.cpp"
+#line 1698 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1546,7 +1708,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t317, 400).noalias() =
       ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1550 "lm_modplast_lstm.cpp"
+#line 1712 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1560,7 +1722,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t321, 1149).noalias() =
       ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1564 "lm_modplast_lstm.cpp"
+#line 1726 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1573,7 +1735,7 @@ template <class T> static void backward_record_col_14(const dopa::StepArgs<T> &a
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t333[e] = t329[e];
-#line 1577 "lm_modplast_lstm.cpp"
+#line 1739 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1587,7 +1749,7 @@ template <class T> static void backward_modfanout_15(const dopa::StepArgs<T> &a)
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t336, 1).noalias() =
       ConstRowVec<T>(t333, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1591 "lm_modplast_lstm.cpp"
+#line 1753 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1606,7 +1768,7 @@ template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<
   const T v339 = t336[0] * v338;
   t339[0] = v339;
   d_l2_h2mod_bias[0] += v339;
-#line 1610 "lm_modplast_lstm.cpp"
+#line 1772 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1620,7 +1782,7 @@ template <class T> static void backward_h2mod_17(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t342, 1149).noalias() =
       ConstRowVec<T>(t339, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1624 "lm_modplast_lstm.cpp"
+#line 1786 "lm_modplast_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1714,7 +1876,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict t135_y2 = a.saved + 22336;                       // [1149] y2
   T *__restrict record23 = a.record + 20448;                           // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v235 = d_l2_h_next[j] + t234[j];
 #line 28 "examples/lm/modplast_lstm.dopa"
@@ -1808,7 +1970,102 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     d_l2_modfanout_bias[j] += t333[j];
     record23[j] = t135_y2[j];
   }
-#line 1812 "lm_modplast_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v235 = d_l2_h_next[j] + t234[j];
+#line 28 "examples/lm/modplast_lstm.dopa"
+    const T v300 = t289[j] + t299[j];
+    const T v311 = v300 + t310[j];
+    const T v322 = v311 + t321[j];
+    const T v324 = v322 * drop_h2[j];
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v325 = v235 + v324;
+    const T v343 = v325 + t342[j];
+#line 83 "examples/lm/modplast_lstm.dopa"
+    const T v97 = t95[j] + l2_x2o_bias[j];
+    const T v101 = t99[j] + l2_h2o_bias[j];
+    const T v102 = v97 + v101;
+    const T v103 = T(1) / (T(1) + simdExp(-v102));
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v345 = v343 * v103;
+#line 81 "examples/lm/modplast_lstm.dopa"
+    const T v76 = t74[j] + l2_x2f_bias[j];
+    const T v81 = t79[j] + l2_h2f_bias[j];
+    const T v82 = v76 + v81;
+    const T v83 = T(1) / (T(1) + simdExp(-v82));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v115 = v83 * l2_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v87 = t85[j] + l2_x2i_bias[j];
+    const T v91 = t89[j] + l2_h2i_bias[j];
+    const T v92 = v87 + v91;
+    const T v93 = T(1) / (T(1) + simdExp(-v92));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v116 = v93 * t113_l2_g[j];
+    const T v117 = v115 + v116;
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v118 = simdTanh(v117);
+    const T v346 = v118 * v118;
+    const T v347 = T(1.0) - v346;
+    const T v348 = v345 * v347;
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v349 = d_l2_c_next[j] + v348;
+    const T v351 = v349 * v93;
+#line 84 "examples/lm/modplast_lstm.dopa"
+    const T v352 = t331[j] + v351;
+    const T v355 = t113_l2_g[j] * t113_l2_g[j];
+    const T v356 = T(1.0) - v355;
+    const T v357 = v352 * v356;
+    d_carried_1[j] = v357;
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v344 = v343 * v118;
+#line 83 "examples/lm/modplast_lstm.dopa"
+    const T v361 = T(1.0) - v103;
+    const T v362 = v103 * v361;
+    const T v363 = v344 * v362;
+    t363[j] = v363;
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v350 = v349 * t113_l2_g[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v372 = T(1.0) - v93;
+    const T v373 = v93 * v372;
+    const T v374 = v350 * v373;
+    t374[j] = v374;
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v353 = v349 * l2_c[j];
+#line 81 "examples/lm/modplast_lstm.dopa"
+    const T v383 = T(1.0) - v83;
+    const T v384 = v83 * v383;
+    const T v385 = v353 * v384;
+    t385[j] = v385;
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v354 = v349 * v83;
+    d_l2_c[j] = v354;
+    record2[j] = l1_h[j];
+    record6[j] = d_carried_0_next[j];
+    record7[j] = t54_l1_hn[j];
+    record12[j] = t72_y1[j];
+#line 81 "examples/lm/modplast_lstm.dopa"
+    d_l2_x2f_bias[j] += v385;
+    record13[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v385;
+#line 82 "examples/lm/modplast_lstm.dopa"
+    d_l2_x2i_bias[j] += v374;
+    d_l2_h2i_bias[j] += v374;
+#line 83 "examples/lm/modplast_lstm.dopa"
+    d_l2_x2o_bias[j] += v363;
+    d_l2_h2o_bias[j] += v363;
+    record16[j] = v357;
+#line 84 "examples/lm/modplast_lstm.dopa"
+    d_l2_x2c_bias[j] += v357;
+    record17[j] = d_carried_1_next[j];
+    record18[j] = t119_l2_hn[j];
+#line 91 "examples/lm/modplast_lstm.dopa"
+    d_l2_modfanout_bias[j] += t333[j];
+    record23[j] = t135_y2[j];
+  }
+#line 2069 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1822,7 +2079,7 @@ template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t360, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1826 "lm_modplast_lstm.cpp"
+#line 2083 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1836,7 +2093,7 @@ template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t366, 1149).noalias() =
       ConstRowVec<T>(t363, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1840 "lm_modplast_lstm.cpp"
+#line 2097 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1850,7 +2107,7 @@ template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t370, 1149).noalias() =
       ConstRowVec<T>(t363, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1854 "lm_modplast_lstm.cpp"
+#line 2111 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1864,7 +2121,7 @@ template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t377, 1149).noalias() =
       ConstRowVec<T>(t374, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1868 "lm_modplast_lstm.cpp"
+#line 2125 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1878,7 +2135,7 @@ template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t381, 1149).noalias() =
       ConstRowVec<T>(t374, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1882 "lm_modplast_lstm.cpp"
+#line 2139 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1892,7 +2149,7 @@ template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t388, 1149).noalias() =
       ConstRowVec<T>(t385, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1896 "lm_modplast_lstm.cpp"
+#line 2153 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1906,7 +2163,7 @@ template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t392, 1149).noalias() =
       ConstRowVec<T>(t385, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1910 "lm_modplast_lstm.cpp"
+#line 2167 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1919,7 +2176,7 @@ template <class T> static void backward_record_col_26(const dopa::StepArgs<T> &a
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t404[e] = t400[e];
-#line 1923 "lm_modplast_lstm.cpp"
+#line 2180 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1933,7 +2190,7 @@ template <class T> static void backward_modfanout_27(const dopa::StepArgs<T> &a)
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t407, 1).noalias() =
       ConstRowVec<T>(t404, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 1937 "lm_modplast_lstm.cpp"
+#line 2194 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1952,7 +2209,7 @@ template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<
   const T v410 = t407[0] * v409;
   t410[0] = v410;
   d_l1_h2mod_bias[0] += v410;
-#line 1956 "lm_modplast_lstm.cpp"
+#line 2213 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1966,7 +2223,7 @@ template <class T> static void backward_h2mod_29(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t413, 1149).noalias() =
       ConstRowVec<T>(t410, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 1970 "lm_modplast_lstm.cpp"
+#line 2227 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2040,7 +2297,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict t404 = a.record + 8480;                                // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 86 "examples/lm/modplast_lstm.dopa"
     const T v243 = d_l1_h_next[j] + t242[j];
 #line 27 "examples/lm/modplast_lstm.dopa"
@@ -2131,7 +2388,99 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l1_modfanout_bias[j] += t404[j];
   }
-#line 2135 "lm_modplast_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v243 = d_l1_h_next[j] + t242[j];
+#line 27 "examples/lm/modplast_lstm.dopa"
+    const T v371 = t360[j] + t370[j];
+    const T v382 = v371 + t381[j];
+    const T v393 = v382 + t392[j];
+    const T v395 = v393 * drop_h1[j];
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v396 = v243 + v395;
+    const T v414 = v396 + t413[j];
+#line 83 "examples/lm/modplast_lstm.dopa"
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v416 = v414 * v38;
+#line 81 "examples/lm/modplast_lstm.dopa"
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v50 = v18 * l1_c[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v51 = v28 * t48_l1_g[j];
+    const T v52 = v50 + v51;
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v53 = simdTanh(v52);
+    const T v417 = v53 * v53;
+    const T v418 = T(1.0) - v417;
+    const T v419 = v416 * v418;
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v420 = d_l1_c_next[j] + v419;
+    const T v422 = v420 * v28;
+#line 84 "examples/lm/modplast_lstm.dopa"
+    const T v423 = t402[j] + v422;
+    const T v426 = t48_l1_g[j] * t48_l1_g[j];
+    const T v427 = T(1.0) - v426;
+    const T v428 = v423 * v427;
+    d_carried_0[j] = v428;
+#line 86 "examples/lm/modplast_lstm.dopa"
+    const T v415 = v414 * v53;
+#line 83 "examples/lm/modplast_lstm.dopa"
+    const T v432 = T(1.0) - v38;
+    const T v433 = v38 * v432;
+    const T v434 = v415 * v433;
+    t434[j] = v434;
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v421 = v420 * t48_l1_g[j];
+#line 82 "examples/lm/modplast_lstm.dopa"
+    const T v443 = T(1.0) - v28;
+    const T v444 = v28 * v443;
+    const T v445 = v421 * v444;
+    t445[j] = v445;
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v424 = v420 * l1_c[j];
+#line 81 "examples/lm/modplast_lstm.dopa"
+    const T v454 = T(1.0) - v18;
+    const T v455 = v18 * v454;
+    const T v456 = v424 * v455;
+    t456[j] = v456;
+#line 85 "examples/lm/modplast_lstm.dopa"
+    const T v425 = v420 * v18;
+    d_l1_c[j] = v425;
+#line 66 "examples/lm/modplast_lstm.dopa"
+    const T v367 = t332[j] + t366[j];
+    const T v378 = v367 + t377[j];
+    const T v389 = v378 + t388[j];
+    d_l2_h[j] = v389;
+#line 81 "examples/lm/modplast_lstm.dopa"
+    d_l1_x2f_bias[j] += v456;
+    d_l1_h2f_bias[j] += v456;
+#line 82 "examples/lm/modplast_lstm.dopa"
+    d_l1_x2i_bias[j] += v445;
+    d_l1_h2i_bias[j] += v445;
+#line 83 "examples/lm/modplast_lstm.dopa"
+    d_l1_x2o_bias[j] += v434;
+    d_l1_h2o_bias[j] += v434;
+    record5[j] = v428;
+#line 84 "examples/lm/modplast_lstm.dopa"
+    d_l1_x2c_bias[j] += v428;
+#line 91 "examples/lm/modplast_lstm.dopa"
+    d_l1_modfanout_bias[j] += t404[j];
+  }
+#line 2484 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2145,7 +2494,7 @@ template <class T> static void backward_x2c_31(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t431, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2149 "lm_modplast_lstm.cpp"
+#line 2498 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2159,7 +2508,7 @@ template <class T> static void backward_h2o_32(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t437, 1149).noalias() =
       ConstRowVec<T>(t434, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2163 "lm_modplast_lstm.cpp"
+#line 2512 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2173,7 +2522,7 @@ template <class T> static void backward_x2o_33(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t441, 400).noalias() =
       ConstRowVec<T>(t434, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2177 "lm_modplast_lstm.cpp"
+#line 2526 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2187,7 +2536,7 @@ template <class T> static void backward_h2i_34(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t448, 1149).noalias() =
       ConstRowVec<T>(t445, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2191 "lm_modplast_lstm.cpp"
+#line 2540 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2201,7 +2550,7 @@ template <class T> static void backward_x2i_35(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t452, 400).noalias() =
       ConstRowVec<T>(t445, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2205 "lm_modplast_lstm.cpp"
+#line 2554 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2215,7 +2564,7 @@ template <class T> static void backward_h2f_36(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t459, 1149).noalias() =
       ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2219 "lm_modplast_lstm.cpp"
+#line 2568 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2229,7 +2578,7 @@ template <class T> static void backward_x2f_37(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t463, 400).noalias() =
       ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2233 "lm_modplast_lstm.cpp"
+#line 2582 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2243,14 +2592,22 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
   T *__restrict t459 = a.scratch + 33648;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 66 "examples/lm/modplast_lstm.dopa"
     const T v438 = t403[j] + t437[j];
     const T v449 = v438 + t448[j];
     const T v460 = v449 + t459[j];
     d_l1_h[j] = v460;
   }
-#line 2254 "lm_modplast_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 66 "examples/lm/modplast_lstm.dopa"
+    const T v438 = t403[j] + t437[j];
+    const T v449 = v438 + t448[j];
+    const T v460 = v449 + t459[j];
+    d_l1_h[j] = v460;
+  }
+#line 2611 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2288,7 +2645,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v467 = v466 * t4[0];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v467;
   }
-#line 2292 "lm_modplast_lstm.cpp"
+#line 2649 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2306,7 +2663,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += t245[i];
     d_l2_alpha[i] += t237[i];
   }
-#line 2310 "lm_modplast_lstm.cpp"
+#line 2667 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2320,7 +2677,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 77 "examples/lm/modplast_lstm.dopa"
     d_l3_alpha[i] += t229[i];
   }
-#line 2324 "lm_modplast_lstm.cpp"
+#line 2681 "lm_modplast_lstm.cpp"
 }
 
 /// One backward step of ModPlastLSTMLM for one batch element.
@@ -2394,7 +2751,19 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     T acc13 = T(0);
     T acc18 = T(0);
 #pragma omp simd reduction(+ : acc13, acc18)
-    for (int j = 0; j < 1149; ++j) {
+    for (int j = 0; j < 1136; ++j) {
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v12 = l1_w[i * 1149 + j] + v11;
+      acc13 += v12 * l1_h[j];
+      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v17 = l2_w[i * 1149 + j] + v16;
+      acc18 += v17 * l2_h[j];
+      l1_hebb_next[i * 1149 + j] = l1_hebb[i * 1149 + j];
+      l2_hebb_next[i * 1149 + j] = l2_hebb[i * 1149 + j];
+    }
+#pragma omp simd reduction(+ : acc13, acc18)
+    for (int j = 1136; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
       const T v12 = l1_w[i * 1149 + j] + v11;
@@ -2408,7 +2777,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc13;
     carried_1_next[i] = acc18;
   }
-#line 2412 "lm_modplast_lstm.cpp"
+#line 2781 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2435,7 +2804,7 @@ template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::St
     }
     carried_2_next[i] = acc23;
   }
-#line 2439 "lm_modplast_lstm.cpp"
+#line 2808 "lm_modplast_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -2453,7 +2822,14 @@ template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::
   const T *__restrict l2_c = a.state + kStateL2C; // [1149]
   T *__restrict l2_c_next = a.next + kStateL2C;   // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
+    l1_h_next[j] = l1_h[j];
+    l1_c_next[j] = l1_c[j];
+    l2_h_next[j] = l2_h[j];
+    l2_c_next[j] = l2_c[j];
+  }
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
     l1_h_next[j] = l1_h[j];
     l1_c_next[j] = l1_c[j];
     l2_h_next[j] = l2_h[j];
@@ -2526,7 +2902,7 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
     }
     t40[i] += acc40;
   }
-#line 2530 "lm_modplast_lstm.cpp"
+#line 2906 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -2571,7 +2947,36 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
     T acc48 = T(0);
     T acc56 = T(0);
 #pragma omp simd reduction(+ : acc48, acc56)
-    for (int j = 0; j < 1149; ++j) {
+    for (int j = 0; j < 1136; ++j) {
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v17 = l2_w[i * 1149 + j] + v16;
+      t45[j] += d_carried_1_next[i] * v17;
+      const T v44 = d_carried_1_next[i] * l2_h[j];
+      const T v47 = v44 * l2_hebb[i * 1149 + j];
+#line 77 "examples/lm/modplast_lstm.dopa"
+      acc48 += v47;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v12 = l1_w[i * 1149 + j] + v11;
+      t53[j] += d_carried_0_next[i] * v12;
+      const T v52 = d_carried_0_next[i] * l1_h[j];
+      const T v55 = v52 * l1_hebb[i * 1149 + j];
+#line 77 "examples/lm/modplast_lstm.dopa"
+      acc56 += v55;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v58 = v52 * l1_alpha[i];
+#line 68 "examples/lm/modplast_lstm.dopa"
+      const T v59 = d_l1_hebb_next[i * 1149 + j] + v58;
+      d_l1_hebb[i * 1149 + j] = v59;
+#line 84 "examples/lm/modplast_lstm.dopa"
+      const T v50 = v44 * l2_alpha[i];
+#line 68 "examples/lm/modplast_lstm.dopa"
+      const T v51 = d_l2_hebb_next[i * 1149 + j] + v50;
+      d_l2_hebb[i * 1149 + j] = v51;
+    }
+#pragma omp simd reduction(+ : acc48, acc56)
+    for (int j = 1136; j < 1149; ++j) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
       const T v17 = l2_w[i * 1149 + j] + v16;
@@ -2602,7 +3007,7 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
     t48[i] += acc48;
     t56[i] += acc56;
   }
-#line 2606 "lm_modplast_lstm.cpp"
+#line 3011 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2636,7 +3041,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
   const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
   T *__restrict record3 = a.record + 3456;                            // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 66 "examples/lm/modplast_lstm.dopa"
     const T v54 = d_l1_h_next[j] + t53[j];
     d_l1_h[j] = v54;
@@ -2649,7 +3054,21 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 2653 "lm_modplast_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 66 "examples/lm/modplast_lstm.dopa"
+    const T v54 = d_l1_h_next[j] + t53[j];
+    d_l1_h[j] = v54;
+    d_l1_c[j] = d_l1_c_next[j];
+    const T v46 = d_l2_h_next[j] + t45[j];
+    d_l2_h[j] = v46;
+    d_l2_c[j] = d_l2_c_next[j];
+    record0[j] = d_carried_0_next[j];
+    record1[j] = l1_h[j];
+    record2[j] = d_carried_1_next[j];
+    record3[j] = l2_h[j];
+  }
+#line 3072 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2678,7 +3097,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     record4[j] = d_carried_2_next[j];
     record5[j] = l3_h[j];
   }
-#line 2682 "lm_modplast_lstm.cpp"
+#line 3101 "lm_modplast_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -2721,7 +3140,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += t56[i];
     d_l2_alpha[i] += t48[i];
   }
-#line 2725 "lm_modplast_lstm.cpp"
+#line 3144 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2735,7 +3154,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 77 "examples/lm/modplast_lstm.dopa"
     d_l3_alpha[i] += t40[i];
   }
-#line 2739 "lm_modplast_lstm.cpp"
+#line 3158 "lm_modplast_lstm.cpp"
 }
 
 /// One prologue_backward step of ModPlastLSTMLM for one batch element.

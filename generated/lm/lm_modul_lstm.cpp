@@ -278,7 +278,7 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
   T *__restrict saved_t54 = a.saved + 8480;                     // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v42 = t40[j] + l1_x2c_bias[j];
     const T v47 = v42 + carried_0[j];
@@ -314,7 +314,44 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     l1_c_next[j] = v52;
     saved_t54[j] = v54;
   }
-#line 318 "lm_modul_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 120 "examples/lm/modul_lstm.dopa"
+    const T v42 = t40[j] + l1_x2c_bias[j];
+    const T v47 = v42 + carried_0[j];
+    const T v48 = simdTanh(v47);
+    t48_l1_g[j] = v48;
+#line 119 "examples/lm/modul_lstm.dopa"
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
+#line 117 "examples/lm/modul_lstm.dopa"
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v50 = v18 * l1_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v51 = v28 * v48;
+    const T v52 = v50 + v51;
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v53 = simdTanh(v52);
+    const T v54 = v38 * v53;
+    l1_h_next[j] = v54;
+#line 27 "examples/lm/modul_lstm.dopa"
+    const T v79 = v54 * drop_h1[j];
+    t79_y1[j] = v79;
+    l1_c_next[j] = v52;
+    saved_t54[j] = v54;
+  }
+#line 355 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -328,7 +365,7 @@ template <class T> static void forward_h2mod(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t56, 1).noalias() =
       ConstRowMat<T>(l1_h2mod_weight, 1, 1149) * ConstVec<T>(l1_h_next, 1149);
-#line 332 "lm_modul_lstm.cpp"
+#line 369 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -343,7 +380,7 @@ template <class T> static void forward_l1_m(const dopa::StepArgs<T> &a) {
   const T v58 = t56[0] + l1_h2mod_bias[0];
   const T v59 = simdTanh(v58);
   t59_l1_M[0] = v59;
-#line 347 "lm_modul_lstm.cpp"
+#line 384 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -357,7 +394,7 @@ template <class T> static void forward_modfanout(const dopa::StepArgs<T> &a) {
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t61, 1149).noalias() =
       ConstRowMat<T>(l1_modfanout_weight, 1149, 1) * ConstVec<T>(t59_l1_M, 1);
-#line 361 "lm_modul_lstm.cpp"
+#line 398 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -369,12 +406,18 @@ template <class T> static void forward_l1_eta(const dopa::StepArgs<T> &a) {
   const T *__restrict l1_modfanout_bias = a.params + kParamL1ModfanoutBias; // [1149]
   T *__restrict t63_l1_eta = a.scratch + 2720;                              // [1149] l1.eta
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 124 "examples/lm/modul_lstm.dopa"
     const T v63 = t61[j] + l1_modfanout_bias[j];
     t63_l1_eta[j] = v63;
   }
-#line 378 "lm_modul_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 124 "examples/lm/modul_lstm.dopa"
+    const T v63 = t61[j] + l1_modfanout_bias[j];
+    t63_l1_eta[j] = v63;
+  }
+#line 421 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -387,7 +430,7 @@ template <class T> static void forward_saved_col(const dopa::StepArgs<T> &a) {
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t64[e] = t63_l1_eta[e];
-#line 391 "lm_modul_lstm.cpp"
+#line 434 "lm_modul_lstm.cpp"
 }
 
 // et' = (1 - etaet) * et + etaet * outer(g, h)
@@ -410,7 +453,7 @@ template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
   t142[0] = v142;
   const T v211 = T(1.0) - l3_etaet[0];
   t211[0] = v211;
-#line 414 "lm_modul_lstm.cpp"
+#line 457 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -424,7 +467,7 @@ template <class T> static void forward_saved_x2f_17(const dopa::StepArgs<T> &a) 
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t81, 1149).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t79_y1, 1149);
-#line 428 "lm_modul_lstm.cpp"
+#line 471 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -437,7 +480,7 @@ template <class T> static void forward_saved_h2f_18(const dopa::StepArgs<T> &a) 
   T *__restrict t86 = a.saved + 13120;                              // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t86, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 441 "lm_modul_lstm.cpp"
+#line 484 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -451,7 +494,7 @@ template <class T> static void forward_saved_x2i_19(const dopa::StepArgs<T> &a) 
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t92, 1149).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t79_y1, 1149);
-#line 455 "lm_modul_lstm.cpp"
+#line 498 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -464,7 +507,7 @@ template <class T> static void forward_saved_h2i_20(const dopa::StepArgs<T> &a) 
   T *__restrict t96 = a.saved + 15424;                              // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t96, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 468 "lm_modul_lstm.cpp"
+#line 511 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -478,7 +521,7 @@ template <class T> static void forward_saved_x2o_21(const dopa::StepArgs<T> &a) 
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t102, 1149).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t79_y1, 1149);
-#line 482 "lm_modul_lstm.cpp"
+#line 525 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -492,7 +535,7 @@ template <class T> static void forward_saved_h2o_22(const dopa::StepArgs<T> &a) 
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t106, 1149).noalias() =
       ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 496 "lm_modul_lstm.cpp"
+#line 539 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -506,7 +549,7 @@ template <class T> static void forward_x2c_23(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   Vec<T>(t112, 1149).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t79_y1, 1149);
-#line 510 "lm_modul_lstm.cpp"
+#line 553 "lm_modul_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -544,7 +587,7 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
   T *__restrict saved_t126 = a.saved + 20032;                   // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
     const T v114 = t112[j] + l2_x2c_bias[j];
     const T v119 = v114 + carried_1[j];
@@ -580,7 +623,44 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
     l2_c_next[j] = v124;
     saved_t126[j] = v126;
   }
-#line 584 "lm_modul_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 120 "examples/lm/modul_lstm.dopa"
+    const T v114 = t112[j] + l2_x2c_bias[j];
+    const T v119 = v114 + carried_1[j];
+    const T v120 = simdTanh(v119);
+    t120_l2_g[j] = v120;
+#line 119 "examples/lm/modul_lstm.dopa"
+    const T v104 = t102[j] + l2_x2o_bias[j];
+    const T v108 = t106[j] + l2_h2o_bias[j];
+    const T v109 = v104 + v108;
+    const T v110 = T(1) / (T(1) + simdExp(-v109));
+#line 117 "examples/lm/modul_lstm.dopa"
+    const T v83 = t81[j] + l2_x2f_bias[j];
+    const T v88 = t86[j] + l2_h2f_bias[j];
+    const T v89 = v83 + v88;
+    const T v90 = T(1) / (T(1) + simdExp(-v89));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v122 = v90 * l2_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v94 = t92[j] + l2_x2i_bias[j];
+    const T v98 = t96[j] + l2_h2i_bias[j];
+    const T v99 = v94 + v98;
+    const T v100 = T(1) / (T(1) + simdExp(-v99));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v123 = v100 * v120;
+    const T v124 = v122 + v123;
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v125 = simdTanh(v124);
+    const T v126 = v110 * v125;
+    l2_h_next[j] = v126;
+#line 28 "examples/lm/modul_lstm.dopa"
+    const T v148 = v126 * drop_h2[j];
+    t148_y2[j] = v148;
+    l2_c_next[j] = v124;
+    saved_t126[j] = v126;
+  }
+#line 664 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -594,7 +674,7 @@ template <class T> static void forward_h2mod_25(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t128, 1).noalias() =
       ConstRowMat<T>(l2_h2mod_weight, 1, 1149) * ConstVec<T>(l2_h_next, 1149);
-#line 598 "lm_modul_lstm.cpp"
+#line 678 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -609,7 +689,7 @@ template <class T> static void forward_l2_m(const dopa::StepArgs<T> &a) {
   const T v130 = t128[0] + l2_h2mod_bias[0];
   const T v131 = simdTanh(v130);
   t131_l2_M[0] = v131;
-#line 613 "lm_modul_lstm.cpp"
+#line 693 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -623,7 +703,7 @@ template <class T> static void forward_modfanout_27(const dopa::StepArgs<T> &a) 
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t133, 1149).noalias() =
       ConstRowMat<T>(l2_modfanout_weight, 1149, 1) * ConstVec<T>(t131_l2_M, 1);
-#line 627 "lm_modul_lstm.cpp"
+#line 707 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -635,12 +715,18 @@ template <class T> static void forward_l2_eta(const dopa::StepArgs<T> &a) {
   const T *__restrict l2_modfanout_bias = a.params + kParamL2ModfanoutBias; // [1149]
   T *__restrict t135_l2_eta = a.scratch + 6192;                             // [1149] l2.eta
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 124 "examples/lm/modul_lstm.dopa"
     const T v135 = t133[j] + l2_modfanout_bias[j];
     t135_l2_eta[j] = v135;
   }
-#line 644 "lm_modul_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 124 "examples/lm/modul_lstm.dopa"
+    const T v135 = t133[j] + l2_modfanout_bias[j];
+    t135_l2_eta[j] = v135;
+  }
+#line 730 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -653,7 +739,7 @@ template <class T> static void forward_saved_col_29(const dopa::StepArgs<T> &a) 
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t136[e] = t135_l2_eta[e];
-#line 657 "lm_modul_lstm.cpp"
+#line 743 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -667,7 +753,7 @@ template <class T> static void forward_saved_x2f_30(const dopa::StepArgs<T> &a) 
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t150, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t148_y2, 1149);
-#line 671 "lm_modul_lstm.cpp"
+#line 757 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -680,7 +766,7 @@ template <class T> static void forward_saved_h2f_31(const dopa::StepArgs<T> &a) 
   T *__restrict t155 = a.saved + 23920;                             // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
   Vec<T>(t155, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 684 "lm_modul_lstm.cpp"
+#line 770 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -694,7 +780,7 @@ template <class T> static void forward_saved_x2i_32(const dopa::StepArgs<T> &a) 
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t161, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t148_y2, 1149);
-#line 698 "lm_modul_lstm.cpp"
+#line 784 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -707,7 +793,7 @@ template <class T> static void forward_saved_h2i_33(const dopa::StepArgs<T> &a) 
   T *__restrict t165 = a.saved + 24720;                             // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
   Vec<T>(t165, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 711 "lm_modul_lstm.cpp"
+#line 797 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -721,7 +807,7 @@ template <class T> static void forward_saved_x2o_34(const dopa::StepArgs<T> &a) 
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t171, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t148_y2, 1149);
-#line 725 "lm_modul_lstm.cpp"
+#line 811 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -734,7 +820,7 @@ template <class T> static void forward_saved_h2o_35(const dopa::StepArgs<T> &a) 
   T *__restrict t175 = a.saved + 25520;                             // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
   Vec<T>(t175, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 738 "lm_modul_lstm.cpp"
+#line 824 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -748,7 +834,7 @@ template <class T> static void forward_x2c_36(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   Vec<T>(t181, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t148_y2, 1149);
-#line 752 "lm_modul_lstm.cpp"
+#line 838 "lm_modul_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -828,7 +914,7 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
     out_tar_h[j] = v195;
     saved_t195[j] = v195;
   }
-#line 832 "lm_modul_lstm.cpp"
+#line 918 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -841,7 +927,7 @@ template <class T> static void forward_h2mod_38(const dopa::StepArgs<T> &a) {
   T *__restrict t197 = a.scratch + 7744;                                // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
   Vec<T>(t197, 1).noalias() = ConstRowMat<T>(l3_h2mod_weight, 1, 400) * ConstVec<T>(l3_h_next, 400);
-#line 845 "lm_modul_lstm.cpp"
+#line 931 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -856,7 +942,7 @@ template <class T> static void forward_l3_m(const dopa::StepArgs<T> &a) {
   const T v199 = t197[0] + l3_h2mod_bias[0];
   const T v200 = simdTanh(v199);
   t200_l3_M[0] = v200;
-#line 860 "lm_modul_lstm.cpp"
+#line 946 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -870,7 +956,7 @@ template <class T> static void forward_modfanout_40(const dopa::StepArgs<T> &a) 
 #line 124 "examples/lm/modul_lstm.dopa"
   Vec<T>(t202, 400).noalias() =
       ConstRowMat<T>(l3_modfanout_weight, 400, 1) * ConstVec<T>(t200_l3_M, 1);
-#line 874 "lm_modul_lstm.cpp"
+#line 960 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -887,7 +973,7 @@ template <class T> static void forward_l3_eta(const dopa::StepArgs<T> &a) {
     const T v204 = t202[j] + l3_modfanout_bias[j];
     t204_l3_eta[j] = v204;
   }
-#line 891 "lm_modul_lstm.cpp"
+#line 977 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -900,7 +986,7 @@ template <class T> static void forward_saved_col_42(const dopa::StepArgs<T> &a) 
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t205[e] = t204_l3_eta[e];
-#line 904 "lm_modul_lstm.cpp"
+#line 990 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -945,7 +1031,39 @@ template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dop
     T acc220 = T(0);
     T acc223 = T(0);
 #pragma omp simd reduction(+ : acc220, acc223)
-    for (int j = 0; j < 1149; ++j) {
+    for (int j = 0; j < 1136; ++j) {
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v66 = t64[i] * l1_et[i * 1149 + j];
+      const T v67 = l1_pw[i * 1149 + j] + v66;
+      const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v218 = l1_alpha[i] * v70;
+      const T v219 = l1_w[i * 1149 + j] + v218;
+      acc220 += v219 * l1_h_next[j];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v138 = t136[i] * l2_et[i * 1149 + j];
+      const T v139 = l2_pw[i * 1149 + j] + v138;
+      const T v140 = v139 < T(-2.0) ? T(-2.0) : (v139 > T(2.0) ? T(2.0) : v139);
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v221 = l2_alpha[i] * v140;
+      const T v222 = l2_w[i * 1149 + j] + v221;
+      acc223 += v222 * l2_h_next[j];
+      l1_pw_next[i * 1149 + j] = v70;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v74 = t73[0] * l1_et[i * 1149 + j];
+      const T v75 = t48_l1_g[i] * l1_h[j];
+      const T v76 = l1_etaet[0] * v75;
+      const T v77 = v74 + v76;
+      l1_et_next[i * 1149 + j] = v77;
+      l2_pw_next[i * 1149 + j] = v140;
+      const T v143 = t142[0] * l2_et[i * 1149 + j];
+      const T v144 = t120_l2_g[i] * l2_h[j];
+      const T v145 = l2_etaet[0] * v144;
+      const T v146 = v143 + v145;
+      l2_et_next[i * 1149 + j] = v146;
+    }
+#pragma omp simd reduction(+ : acc220, acc223)
+    for (int j = 1136; j < 1149; ++j) {
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v66 = t64[i] * l1_et[i * 1149 + j];
       const T v67 = l1_pw[i * 1149 + j] + v66;
@@ -979,7 +1097,7 @@ template <class T> static void forward_carried_0_carried_1_l1_pw_l1_et(const dop
     carried_0_next[i] = acc220;
     carried_1_next[i] = acc223;
   }
-#line 983 "lm_modul_lstm.cpp"
+#line 1101 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1026,7 +1144,7 @@ template <class T> static void forward_carried_2_l3_pw_l3_et(const dopa::StepArg
     }
     carried_2_next[i] = acc226;
   }
-#line 1030 "lm_modul_lstm.cpp"
+#line 1148 "lm_modul_lstm.cpp"
 }
 
 /// One forward step of ModulLSTMLM for one batch element.
@@ -1182,7 +1300,7 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
     t281[0] += acc281;
     t290[i] += acc290;
   }
-#line 1186 "lm_modul_lstm.cpp"
+#line 1304 "lm_modul_lstm.cpp"
 }
 
 // state  et : [H, H] = 0
@@ -1289,7 +1407,89 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     T acc453 = T(0);
 #pragma omp simd reduction(+ : acc259, acc267, acc359, acc362, acc365, acc372, acc440, acc443,     \
                                acc446, acc453)
-    for (int j = 0; j < 1149; ++j) {
+    for (int j = 0; j < 1136; ++j) {
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v138 = t136[i] * l2_et[i * 1149 + j];
+      const T v139 = l2_pw[i * 1149 + j] + v138;
+      const T v140 = v139 < T(-2.0) ? T(-2.0) : (v139 > T(2.0) ? T(2.0) : v139);
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v221 = l2_alpha[i] * v140;
+      const T v222 = l2_w[i * 1149 + j] + v221;
+      t256[j] += d_carried_1_next[i] * v222;
+      const T v255 = d_carried_1_next[i] * t126_l2_hn[j];
+      const T v258 = v255 * v140;
+#line 112 "examples/lm/modul_lstm.dopa"
+      acc259 += v258;
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v66 = t64[i] * l1_et[i * 1149 + j];
+      const T v67 = l1_pw[i * 1149 + j] + v66;
+      const T v70 = v67 < T(-2.0) ? T(-2.0) : (v67 > T(2.0) ? T(2.0) : v67);
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v218 = l1_alpha[i] * v70;
+      const T v219 = l1_w[i * 1149 + j] + v218;
+      t264[j] += d_carried_0_next[i] * v219;
+      const T v263 = d_carried_0_next[i] * t54_l1_hn[j];
+      const T v266 = v263 * v70;
+#line 112 "examples/lm/modul_lstm.dopa"
+      acc267 += v266;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v144 = t120_l2_g[i] * l2_h[j];
+      const T v358 = d_l2_et_next[i * 1149 + j] * v144;
+#line 113 "examples/lm/modul_lstm.dopa"
+      acc359 += v358;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v361 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
+      acc362 += v361 * l2_h[j];
+      t363[j] += t120_l2_g[i] * v361;
+      const T v364 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
+      acc365 += v364;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v261 = v255 * l2_alpha[i];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v262 = d_l2_pw_next[i * 1149 + j] + v261;
+      const T v369 = T(-2.0) <= v139 && v139 <= T(2.0) ? T(1) : T(0);
+      const T v370 = v262 * v369;
+      const T v371 = v370 * l2_et[i * 1149 + j];
+      acc372 += v371;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v75 = t48_l1_g[i] * l1_h[j];
+      const T v439 = d_l1_et_next[i * 1149 + j] * v75;
+#line 113 "examples/lm/modul_lstm.dopa"
+      acc440 += v439;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v442 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
+      acc443 += v442 * l1_h[j];
+      t444[j] += t48_l1_g[i] * v442;
+      const T v445 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
+      acc446 += v445;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v269 = v263 * l1_alpha[i];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v270 = d_l1_pw_next[i * 1149 + j] + v269;
+      const T v450 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
+      const T v451 = v270 * v450;
+      const T v452 = v451 * l1_et[i * 1149 + j];
+      acc453 += v452;
+      d_l1_pw[i * 1149 + j] = v451;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v447 = d_l1_et_next[i * 1149 + j] * t73[0];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v454 = v451 * t64[i];
+#line 103 "examples/lm/modul_lstm.dopa"
+      const T v455 = v447 + v454;
+      d_l1_et[i * 1149 + j] = v455;
+      d_l2_pw[i * 1149 + j] = v370;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v366 = d_l2_et_next[i * 1149 + j] * t142[0];
+#line 127 "examples/lm/modul_lstm.dopa"
+      const T v373 = v370 * t136[i];
+#line 103 "examples/lm/modul_lstm.dopa"
+      const T v374 = v366 + v373;
+      d_l2_et[i * 1149 + j] = v374;
+    }
+#pragma omp simd reduction(+ : acc259, acc267, acc359, acc362, acc365, acc372, acc440, acc443,     \
+                               acc446, acc453)
+    for (int j = 1136; j < 1149; ++j) {
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v138 = t136[i] * l2_et[i * 1149 + j];
       const T v139 = l2_pw[i * 1149 + j] + v138;
@@ -1380,7 +1580,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     t446[0] += acc446;
     t453[i] += acc453;
   }
-#line 1384 "lm_modul_lstm.cpp"
+#line 1584 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1393,7 +1593,7 @@ template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t293[e] = t290[e];
-#line 1397 "lm_modul_lstm.cpp"
+#line 1597 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1407,7 +1607,7 @@ template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t296, 1).noalias() =
       ConstRowVec<T>(t293, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1411 "lm_modul_lstm.cpp"
+#line 1611 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1437,7 +1637,7 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   record21[0] = t131_l2_M[0];
   d_l3_h2mod_bias[0] += v300;
   record32[0] = t200_l3_M[0];
-#line 1441 "lm_modul_lstm.cpp"
+#line 1641 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1451,7 +1651,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t303, 400).noalias() =
       ConstRowVec<T>(t300, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1455 "lm_modul_lstm.cpp"
+#line 1655 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1620,7 +1820,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l3_modfanout_bias[j] += t293[j];
   }
-#line 1624 "lm_modul_lstm.cpp"
+#line 1824 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1634,7 +1834,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t321, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1638 "lm_modul_lstm.cpp"
+#line 1838 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1648,7 +1848,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t327, 400).noalias() =
       ConstRowVec<T>(t324, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1652 "lm_modul_lstm.cpp"
+#line 1852 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1662,7 +1862,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t331, 1149).noalias() =
       ConstRowVec<T>(t324, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1666 "lm_modul_lstm.cpp"
+#line 1866 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1676,7 +1876,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t338, 400).noalias() =
       ConstRowVec<T>(t335, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1680 "lm_modul_lstm.cpp"
+#line 1880 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1690,7 +1890,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t342, 1149).noalias() =
       ConstRowVec<T>(t335, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1694 "lm_modul_lstm.cpp"
+#line 1894 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1704,7 +1904,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t349, 400).noalias() =
       ConstRowVec<T>(t346, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1708 "lm_modul_lstm.cpp"
+#line 1908 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1718,7 +1918,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t353, 1149).noalias() =
       ConstRowVec<T>(t346, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1722 "lm_modul_lstm.cpp"
+#line 1922 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1731,7 +1931,7 @@ template <class T> static void backward_record_col_14(const dopa::StepArgs<T> &a
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t375[e] = t372[e];
-#line 1735 "lm_modul_lstm.cpp"
+#line 1935 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1745,7 +1945,7 @@ template <class T> static void backward_modfanout_15(const dopa::StepArgs<T> &a)
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t378, 1).noalias() =
       ConstRowVec<T>(t375, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1749 "lm_modul_lstm.cpp"
+#line 1949 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1764,7 +1964,7 @@ template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<
   const T v381 = t378[0] * v380;
   t381[0] = v381;
   d_l2_h2mod_bias[0] += v381;
-#line 1768 "lm_modul_lstm.cpp"
+#line 1968 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1778,7 +1978,7 @@ template <class T> static void backward_h2mod_17(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t384, 1149).noalias() =
       ConstRowVec<T>(t381, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1782 "lm_modul_lstm.cpp"
+#line 1982 "lm_modul_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1872,7 +2072,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict t148_y2 = a.saved + 22368;                       // [1149] y2
   T *__restrict record23 = a.record + 20448;                           // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v257 = d_l2_h_next[j] + t256[j];
 #line 28 "examples/lm/modul_lstm.dopa"
@@ -1966,7 +2166,102 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     d_l2_modfanout_bias[j] += t375[j];
     record23[j] = t148_y2[j];
   }
-#line 1970 "lm_modul_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v257 = d_l2_h_next[j] + t256[j];
+#line 28 "examples/lm/modul_lstm.dopa"
+    const T v332 = t321[j] + t331[j];
+    const T v343 = v332 + t342[j];
+    const T v354 = v343 + t353[j];
+    const T v356 = v354 * drop_h2[j];
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v357 = v257 + v356;
+    const T v385 = v357 + t384[j];
+#line 119 "examples/lm/modul_lstm.dopa"
+    const T v104 = t102[j] + l2_x2o_bias[j];
+    const T v108 = t106[j] + l2_h2o_bias[j];
+    const T v109 = v104 + v108;
+    const T v110 = T(1) / (T(1) + simdExp(-v109));
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v387 = v385 * v110;
+#line 117 "examples/lm/modul_lstm.dopa"
+    const T v83 = t81[j] + l2_x2f_bias[j];
+    const T v88 = t86[j] + l2_h2f_bias[j];
+    const T v89 = v83 + v88;
+    const T v90 = T(1) / (T(1) + simdExp(-v89));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v122 = v90 * l2_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v94 = t92[j] + l2_x2i_bias[j];
+    const T v98 = t96[j] + l2_h2i_bias[j];
+    const T v99 = v94 + v98;
+    const T v100 = T(1) / (T(1) + simdExp(-v99));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v123 = v100 * t120_l2_g[j];
+    const T v124 = v122 + v123;
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v125 = simdTanh(v124);
+    const T v388 = v125 * v125;
+    const T v389 = T(1.0) - v388;
+    const T v390 = v387 * v389;
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v391 = d_l2_c_next[j] + v390;
+    const T v393 = v391 * v100;
+#line 120 "examples/lm/modul_lstm.dopa"
+    const T v394 = t362[j] + v393;
+    const T v397 = t120_l2_g[j] * t120_l2_g[j];
+    const T v398 = T(1.0) - v397;
+    const T v399 = v394 * v398;
+    d_carried_1[j] = v399;
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v386 = v385 * v125;
+#line 119 "examples/lm/modul_lstm.dopa"
+    const T v403 = T(1.0) - v110;
+    const T v404 = v110 * v403;
+    const T v405 = v386 * v404;
+    t405[j] = v405;
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v392 = v391 * t120_l2_g[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v414 = T(1.0) - v100;
+    const T v415 = v100 * v414;
+    const T v416 = v392 * v415;
+    t416[j] = v416;
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v395 = v391 * l2_c[j];
+#line 117 "examples/lm/modul_lstm.dopa"
+    const T v425 = T(1.0) - v90;
+    const T v426 = v90 * v425;
+    const T v427 = v395 * v426;
+    t427[j] = v427;
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v396 = v391 * v90;
+    d_l2_c[j] = v396;
+    record2[j] = l1_h[j];
+    record6[j] = d_carried_0_next[j];
+    record7[j] = t54_l1_hn[j];
+    record12[j] = t79_y1[j];
+#line 117 "examples/lm/modul_lstm.dopa"
+    d_l2_x2f_bias[j] += v427;
+    record13[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v427;
+#line 118 "examples/lm/modul_lstm.dopa"
+    d_l2_x2i_bias[j] += v416;
+    d_l2_h2i_bias[j] += v416;
+#line 119 "examples/lm/modul_lstm.dopa"
+    d_l2_x2o_bias[j] += v405;
+    d_l2_h2o_bias[j] += v405;
+    record16[j] = v399;
+#line 120 "examples/lm/modul_lstm.dopa"
+    d_l2_x2c_bias[j] += v399;
+    record17[j] = d_carried_1_next[j];
+    record18[j] = t126_l2_hn[j];
+#line 127 "examples/lm/modul_lstm.dopa"
+    d_l2_modfanout_bias[j] += t375[j];
+    record23[j] = t148_y2[j];
+  }
+#line 2265 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1980,7 +2275,7 @@ template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t402, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1984 "lm_modul_lstm.cpp"
+#line 2279 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1994,7 +2289,7 @@ template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t408, 1149).noalias() =
       ConstRowVec<T>(t405, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1998 "lm_modul_lstm.cpp"
+#line 2293 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2008,7 +2303,7 @@ template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t412, 1149).noalias() =
       ConstRowVec<T>(t405, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 2012 "lm_modul_lstm.cpp"
+#line 2307 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2022,7 +2317,7 @@ template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t419, 1149).noalias() =
       ConstRowVec<T>(t416, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 2026 "lm_modul_lstm.cpp"
+#line 2321 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2036,7 +2331,7 @@ template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t423, 1149).noalias() =
       ConstRowVec<T>(t416, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2040 "lm_modul_lstm.cpp"
+#line 2335 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2050,7 +2345,7 @@ template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t430, 1149).noalias() =
       ConstRowVec<T>(t427, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2054 "lm_modul_lstm.cpp"
+#line 2349 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2064,7 +2359,7 @@ template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t434, 1149).noalias() =
       ConstRowVec<T>(t427, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2068 "lm_modul_lstm.cpp"
+#line 2363 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -2077,7 +2372,7 @@ template <class T> static void backward_record_col_26(const dopa::StepArgs<T> &a
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t456[e] = t453[e];
-#line 2081 "lm_modul_lstm.cpp"
+#line 2376 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2091,7 +2386,7 @@ template <class T> static void backward_modfanout_27(const dopa::StepArgs<T> &a)
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t459, 1).noalias() =
       ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2095 "lm_modul_lstm.cpp"
+#line 2390 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2110,7 +2405,7 @@ template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<
   const T v462 = t459[0] * v461;
   t462[0] = v462;
   d_l1_h2mod_bias[0] += v462;
-#line 2114 "lm_modul_lstm.cpp"
+#line 2409 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2124,7 +2419,7 @@ template <class T> static void backward_h2mod_29(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t465, 1149).noalias() =
       ConstRowVec<T>(t462, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 2128 "lm_modul_lstm.cpp"
+#line 2423 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2198,7 +2493,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict t456 = a.record + 8480;                                // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v265 = d_l1_h_next[j] + t264[j];
 #line 27 "examples/lm/modul_lstm.dopa"
@@ -2289,7 +2584,99 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l1_modfanout_bias[j] += t456[j];
   }
-#line 2293 "lm_modul_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v265 = d_l1_h_next[j] + t264[j];
+#line 27 "examples/lm/modul_lstm.dopa"
+    const T v413 = t402[j] + t412[j];
+    const T v424 = v413 + t423[j];
+    const T v435 = v424 + t434[j];
+    const T v437 = v435 * drop_h1[j];
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v438 = v265 + v437;
+    const T v466 = v438 + t465[j];
+#line 119 "examples/lm/modul_lstm.dopa"
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v468 = v466 * v38;
+#line 117 "examples/lm/modul_lstm.dopa"
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v50 = v18 * l1_c[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v51 = v28 * t48_l1_g[j];
+    const T v52 = v50 + v51;
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v53 = simdTanh(v52);
+    const T v469 = v53 * v53;
+    const T v470 = T(1.0) - v469;
+    const T v471 = v468 * v470;
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v472 = d_l1_c_next[j] + v471;
+    const T v474 = v472 * v28;
+#line 120 "examples/lm/modul_lstm.dopa"
+    const T v475 = t443[j] + v474;
+    const T v478 = t48_l1_g[j] * t48_l1_g[j];
+    const T v479 = T(1.0) - v478;
+    const T v480 = v475 * v479;
+    d_carried_0[j] = v480;
+#line 122 "examples/lm/modul_lstm.dopa"
+    const T v467 = v466 * v53;
+#line 119 "examples/lm/modul_lstm.dopa"
+    const T v484 = T(1.0) - v38;
+    const T v485 = v38 * v484;
+    const T v486 = v467 * v485;
+    t486[j] = v486;
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v473 = v472 * t48_l1_g[j];
+#line 118 "examples/lm/modul_lstm.dopa"
+    const T v495 = T(1.0) - v28;
+    const T v496 = v28 * v495;
+    const T v497 = v473 * v496;
+    t497[j] = v497;
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v476 = v472 * l1_c[j];
+#line 117 "examples/lm/modul_lstm.dopa"
+    const T v506 = T(1.0) - v18;
+    const T v507 = v18 * v506;
+    const T v508 = v476 * v507;
+    t508[j] = v508;
+#line 121 "examples/lm/modul_lstm.dopa"
+    const T v477 = v472 * v18;
+    d_l1_c[j] = v477;
+#line 100 "examples/lm/modul_lstm.dopa"
+    const T v409 = t363[j] + t408[j];
+    const T v420 = v409 + t419[j];
+    const T v431 = v420 + t430[j];
+    d_l2_h[j] = v431;
+#line 117 "examples/lm/modul_lstm.dopa"
+    d_l1_x2f_bias[j] += v508;
+    d_l1_h2f_bias[j] += v508;
+#line 118 "examples/lm/modul_lstm.dopa"
+    d_l1_x2i_bias[j] += v497;
+    d_l1_h2i_bias[j] += v497;
+#line 119 "examples/lm/modul_lstm.dopa"
+    d_l1_x2o_bias[j] += v486;
+    d_l1_h2o_bias[j] += v486;
+    record5[j] = v480;
+#line 120 "examples/lm/modul_lstm.dopa"
+    d_l1_x2c_bias[j] += v480;
+#line 127 "examples/lm/modul_lstm.dopa"
+    d_l1_modfanout_bias[j] += t456[j];
+  }
+#line 2680 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2303,7 +2690,7 @@ template <class T> static void backward_x2c_31(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t483, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2307 "lm_modul_lstm.cpp"
+#line 2694 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2317,7 +2704,7 @@ template <class T> static void backward_h2o_32(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t489, 1149).noalias() =
       ConstRowVec<T>(t486, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2321 "lm_modul_lstm.cpp"
+#line 2708 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2331,7 +2718,7 @@ template <class T> static void backward_x2o_33(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t493, 400).noalias() =
       ConstRowVec<T>(t486, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2335 "lm_modul_lstm.cpp"
+#line 2722 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2345,7 +2732,7 @@ template <class T> static void backward_h2i_34(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t500, 1149).noalias() =
       ConstRowVec<T>(t497, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2349 "lm_modul_lstm.cpp"
+#line 2736 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2359,7 +2746,7 @@ template <class T> static void backward_x2i_35(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t504, 400).noalias() =
       ConstRowVec<T>(t497, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2363 "lm_modul_lstm.cpp"
+#line 2750 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2373,7 +2760,7 @@ template <class T> static void backward_h2f_36(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t511, 1149).noalias() =
       ConstRowVec<T>(t508, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2377 "lm_modul_lstm.cpp"
+#line 2764 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2387,7 +2774,7 @@ template <class T> static void backward_x2f_37(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t515, 400).noalias() =
       ConstRowVec<T>(t508, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2391 "lm_modul_lstm.cpp"
+#line 2778 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2401,14 +2788,22 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
   T *__restrict t511 = a.scratch + 33744;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 100 "examples/lm/modul_lstm.dopa"
     const T v490 = t444[j] + t489[j];
     const T v501 = v490 + t500[j];
     const T v512 = v501 + t511[j];
     d_l1_h[j] = v512;
   }
-#line 2412 "lm_modul_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 100 "examples/lm/modul_lstm.dopa"
+    const T v490 = t444[j] + t489[j];
+    const T v501 = v490 + t500[j];
+    const T v512 = v501 + t511[j];
+    d_l1_h[j] = v512;
+  }
+#line 2807 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2446,7 +2841,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v519 = v518 * t4[0];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v519;
   }
-#line 2450 "lm_modul_lstm.cpp"
+#line 2845 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2464,7 +2859,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += t267[i];
     d_l2_alpha[i] += t259[i];
   }
-#line 2468 "lm_modul_lstm.cpp"
+#line 2863 "lm_modul_lstm.cpp"
 }
 
 // param  etaet : [] = 0.01
@@ -2499,7 +2894,7 @@ static void backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a)
 #line 113 "examples/lm/modul_lstm.dopa"
   const T v284 = t275[0] + v283;
   d_l3_etaet[0] += v284;
-#line 2503 "lm_modul_lstm.cpp"
+#line 2898 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2513,7 +2908,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 112 "examples/lm/modul_lstm.dopa"
     d_l3_alpha[i] += t251[i];
   }
-#line 2517 "lm_modul_lstm.cpp"
+#line 2912 "lm_modul_lstm.cpp"
 }
 
 /// One backward step of ModulLSTMLM for one batch element.
@@ -2594,7 +2989,21 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     T acc16 = T(0);
     T acc21 = T(0);
 #pragma omp simd reduction(+ : acc16, acc21)
-    for (int j = 0; j < 1149; ++j) {
+    for (int j = 0; j < 1136; ++j) {
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v14 = l1_alpha[i] * l1_pw[i * 1149 + j];
+      const T v15 = l1_w[i * 1149 + j] + v14;
+      acc16 += v15 * l1_h[j];
+      const T v19 = l2_alpha[i] * l2_pw[i * 1149 + j];
+      const T v20 = l2_w[i * 1149 + j] + v19;
+      acc21 += v20 * l2_h[j];
+      l1_pw_next[i * 1149 + j] = l1_pw[i * 1149 + j];
+      l1_et_next[i * 1149 + j] = l1_et[i * 1149 + j];
+      l2_pw_next[i * 1149 + j] = l2_pw[i * 1149 + j];
+      l2_et_next[i * 1149 + j] = l2_et[i * 1149 + j];
+    }
+#pragma omp simd reduction(+ : acc16, acc21)
+    for (int j = 1136; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v14 = l1_alpha[i] * l1_pw[i * 1149 + j];
       const T v15 = l1_w[i * 1149 + j] + v14;
@@ -2610,7 +3019,7 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     carried_0_next[i] = acc16;
     carried_1_next[i] = acc21;
   }
-#line 2614 "lm_modul_lstm.cpp"
+#line 3023 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2641,7 +3050,7 @@ template <class T> static void prologue_forward_carried_2_l3_pw_l3_et(const dopa
     }
     carried_2_next[i] = acc26;
   }
-#line 2645 "lm_modul_lstm.cpp"
+#line 3054 "lm_modul_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -2659,7 +3068,14 @@ template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::
   const T *__restrict l2_c = a.state + kStateL2C; // [1149]
   T *__restrict l2_c_next = a.next + kStateL2C;   // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
+    l1_h_next[j] = l1_h[j];
+    l1_c_next[j] = l1_c[j];
+    l2_h_next[j] = l2_h[j];
+    l2_c_next[j] = l2_c[j];
+  }
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
     l1_h_next[j] = l1_h[j];
     l1_c_next[j] = l1_c[j];
     l2_h_next[j] = l2_h[j];
@@ -2736,7 +3152,7 @@ template <class T> static void prologue_backward_d_l3_pw_l3_et(const dopa::StepA
     }
     t46[i] += acc46;
   }
-#line 2740 "lm_modul_lstm.cpp"
+#line 3156 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -2788,7 +3204,38 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
     T acc54 = T(0);
     T acc62 = T(0);
 #pragma omp simd reduction(+ : acc54, acc62)
-    for (int j = 0; j < 1149; ++j) {
+    for (int j = 0; j < 1136; ++j) {
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v19 = l2_alpha[i] * l2_pw[i * 1149 + j];
+      const T v20 = l2_w[i * 1149 + j] + v19;
+      t51[j] += d_carried_1_next[i] * v20;
+      const T v50 = d_carried_1_next[i] * l2_h[j];
+      const T v53 = v50 * l2_pw[i * 1149 + j];
+#line 112 "examples/lm/modul_lstm.dopa"
+      acc54 += v53;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v14 = l1_alpha[i] * l1_pw[i * 1149 + j];
+      const T v15 = l1_w[i * 1149 + j] + v14;
+      t59[j] += d_carried_0_next[i] * v15;
+      const T v58 = d_carried_0_next[i] * l1_h[j];
+      const T v61 = v58 * l1_pw[i * 1149 + j];
+#line 112 "examples/lm/modul_lstm.dopa"
+      acc62 += v61;
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v64 = v58 * l1_alpha[i];
+#line 102 "examples/lm/modul_lstm.dopa"
+      const T v65 = d_l1_pw_next[i * 1149 + j] + v64;
+      d_l1_pw[i * 1149 + j] = v65;
+      d_l1_et[i * 1149 + j] = d_l1_et_next[i * 1149 + j];
+#line 120 "examples/lm/modul_lstm.dopa"
+      const T v56 = v50 * l2_alpha[i];
+#line 102 "examples/lm/modul_lstm.dopa"
+      const T v57 = d_l2_pw_next[i * 1149 + j] + v56;
+      d_l2_pw[i * 1149 + j] = v57;
+      d_l2_et[i * 1149 + j] = d_l2_et_next[i * 1149 + j];
+    }
+#pragma omp simd reduction(+ : acc54, acc62)
+    for (int j = 1136; j < 1149; ++j) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v19 = l2_alpha[i] * l2_pw[i * 1149 + j];
       const T v20 = l2_w[i * 1149 + j] + v19;
@@ -2821,7 +3268,7 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
     t54[i] += acc54;
     t62[i] += acc62;
   }
-#line 2825 "lm_modul_lstm.cpp"
+#line 3272 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2855,7 +3302,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
   const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
   T *__restrict record3 = a.record + 3456;                            // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 100 "examples/lm/modul_lstm.dopa"
     const T v60 = d_l1_h_next[j] + t59[j];
     d_l1_h[j] = v60;
@@ -2868,7 +3315,21 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 2872 "lm_modul_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 100 "examples/lm/modul_lstm.dopa"
+    const T v60 = d_l1_h_next[j] + t59[j];
+    d_l1_h[j] = v60;
+    d_l1_c[j] = d_l1_c_next[j];
+    const T v52 = d_l2_h_next[j] + t51[j];
+    d_l2_h[j] = v52;
+    d_l2_c[j] = d_l2_c_next[j];
+    record0[j] = d_carried_0_next[j];
+    record1[j] = l1_h[j];
+    record2[j] = d_carried_1_next[j];
+    record3[j] = l2_h[j];
+  }
+#line 3333 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2897,7 +3358,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     record4[j] = d_carried_2_next[j];
     record5[j] = l3_h[j];
   }
-#line 2901 "lm_modul_lstm.cpp"
+#line 3362 "lm_modul_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -2940,7 +3401,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += t62[i];
     d_l2_alpha[i] += t54[i];
   }
-#line 2944 "lm_modul_lstm.cpp"
+#line 3405 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2954,7 +3415,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 112 "examples/lm/modul_lstm.dopa"
     d_l3_alpha[i] += t46[i];
   }
-#line 2958 "lm_modul_lstm.cpp"
+#line 3419 "lm_modul_lstm.cpp"
 }
 
 /// One prologue_backward step of ModulLSTMLM for one batch element.

@@ -263,7 +263,7 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
   T *__restrict l1_c_next = a.next + kStateL1C;                 // [1149]
   T *__restrict saved_t54 = a.saved + 8480;                     // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v42 = t40[j] + l1_x2c_bias[j];
     const T v47 = v42 + carried_0[j];
@@ -299,7 +299,44 @@ template <class T> static void forward_l1_g_l1_hn_y1_l1_c(const dopa::StepArgs<T
     l1_c_next[j] = v52;
     saved_t54[j] = v54;
   }
-#line 303 "lm_plastic_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 52 "examples/lm/plastic_lstm.dopa"
+    const T v42 = t40[j] + l1_x2c_bias[j];
+    const T v47 = v42 + carried_0[j];
+    const T v48 = simdTanh(v47);
+    t48_l1_g[j] = v48;
+#line 51 "examples/lm/plastic_lstm.dopa"
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
+#line 49 "examples/lm/plastic_lstm.dopa"
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v50 = v18 * l1_c[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v51 = v28 * v48;
+    const T v52 = v50 + v51;
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v53 = simdTanh(v52);
+    const T v54 = v38 * v53;
+    l1_h_next[j] = v54;
+#line 27 "examples/lm/plastic_lstm.dopa"
+    const T v63 = v54 * drop_h1[j];
+    t63_y1[j] = v63;
+    l1_c_next[j] = v52;
+    saved_t54[j] = v54;
+  }
+#line 340 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -313,7 +350,7 @@ template <class T> static void forward_saved_x2f_11(const dopa::StepArgs<T> &a) 
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t65, 1149).noalias() =
       ConstRowMat<T>(l2_x2f_weight, 1149, 1149) * ConstVec<T>(t63_y1, 1149);
-#line 317 "lm_plastic_lstm.cpp"
+#line 354 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -326,7 +363,7 @@ template <class T> static void forward_saved_h2f_12(const dopa::StepArgs<T> &a) 
   T *__restrict t70 = a.saved + 11936;                              // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t70, 1149).noalias() = ConstRowMat<T>(l2_h2f_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 330 "lm_plastic_lstm.cpp"
+#line 367 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -340,7 +377,7 @@ template <class T> static void forward_saved_x2i_13(const dopa::StepArgs<T> &a) 
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t76, 1149).noalias() =
       ConstRowMat<T>(l2_x2i_weight, 1149, 1149) * ConstVec<T>(t63_y1, 1149);
-#line 344 "lm_plastic_lstm.cpp"
+#line 381 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -353,7 +390,7 @@ template <class T> static void forward_saved_h2i_14(const dopa::StepArgs<T> &a) 
   T *__restrict t80 = a.saved + 14240;                              // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t80, 1149).noalias() = ConstRowMat<T>(l2_h2i_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 357 "lm_plastic_lstm.cpp"
+#line 394 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -367,7 +404,7 @@ template <class T> static void forward_saved_x2o_15(const dopa::StepArgs<T> &a) 
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t86, 1149).noalias() =
       ConstRowMat<T>(l2_x2o_weight, 1149, 1149) * ConstVec<T>(t63_y1, 1149);
-#line 371 "lm_plastic_lstm.cpp"
+#line 408 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -380,7 +417,7 @@ template <class T> static void forward_saved_h2o_16(const dopa::StepArgs<T> &a) 
   T *__restrict t90 = a.saved + 16544;                              // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t90, 1149).noalias() = ConstRowMat<T>(l2_h2o_weight, 1149, 1149) * ConstVec<T>(l2_h, 1149);
-#line 384 "lm_plastic_lstm.cpp"
+#line 421 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -394,7 +431,7 @@ template <class T> static void forward_x2c_17(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t96, 1149).noalias() =
       ConstRowMat<T>(l2_x2c_weight, 1149, 1149) * ConstVec<T>(t63_y1, 1149);
-#line 398 "lm_plastic_lstm.cpp"
+#line 435 "lm_plastic_lstm.cpp"
 }
 
 // y2 = l2(y1) * drop_h2
@@ -432,7 +469,7 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
   T *__restrict l2_c_next = a.next + kStateL2C;                 // [1149]
   T *__restrict saved_t110 = a.saved + 18848;                   // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
     const T v98 = t96[j] + l2_x2c_bias[j];
     const T v103 = v98 + carried_1[j];
@@ -468,7 +505,44 @@ template <class T> static void forward_l2_g_l2_hn_y2_l2_c(const dopa::StepArgs<T
     l2_c_next[j] = v108;
     saved_t110[j] = v110;
   }
-#line 472 "lm_plastic_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 52 "examples/lm/plastic_lstm.dopa"
+    const T v98 = t96[j] + l2_x2c_bias[j];
+    const T v103 = v98 + carried_1[j];
+    const T v104 = simdTanh(v103);
+    t104_l2_g[j] = v104;
+#line 51 "examples/lm/plastic_lstm.dopa"
+    const T v88 = t86[j] + l2_x2o_bias[j];
+    const T v92 = t90[j] + l2_h2o_bias[j];
+    const T v93 = v88 + v92;
+    const T v94 = T(1) / (T(1) + simdExp(-v93));
+#line 49 "examples/lm/plastic_lstm.dopa"
+    const T v67 = t65[j] + l2_x2f_bias[j];
+    const T v72 = t70[j] + l2_h2f_bias[j];
+    const T v73 = v67 + v72;
+    const T v74 = T(1) / (T(1) + simdExp(-v73));
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v106 = v74 * l2_c[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+    const T v78 = t76[j] + l2_x2i_bias[j];
+    const T v82 = t80[j] + l2_h2i_bias[j];
+    const T v83 = v78 + v82;
+    const T v84 = T(1) / (T(1) + simdExp(-v83));
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v107 = v84 * v104;
+    const T v108 = v106 + v107;
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v109 = simdTanh(v108);
+    const T v110 = v94 * v109;
+    l2_h_next[j] = v110;
+#line 28 "examples/lm/plastic_lstm.dopa"
+    const T v117 = v110 * drop_h2[j];
+    t117_y2[j] = v117;
+    l2_c_next[j] = v108;
+    saved_t110[j] = v110;
+  }
+#line 546 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -482,7 +556,7 @@ template <class T> static void forward_saved_x2f_19(const dopa::StepArgs<T> &a) 
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t119, 400).noalias() =
       ConstRowMat<T>(l3_x2f_weight, 400, 1149) * ConstVec<T>(t117_y2, 1149);
-#line 486 "lm_plastic_lstm.cpp"
+#line 560 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -495,7 +569,7 @@ template <class T> static void forward_saved_h2f_20(const dopa::StepArgs<T> &a) 
   T *__restrict t124 = a.saved + 21552;                             // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t124, 400).noalias() = ConstRowMat<T>(l3_h2f_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 499 "lm_plastic_lstm.cpp"
+#line 573 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -509,7 +583,7 @@ template <class T> static void forward_saved_x2i_21(const dopa::StepArgs<T> &a) 
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t130, 400).noalias() =
       ConstRowMat<T>(l3_x2i_weight, 400, 1149) * ConstVec<T>(t117_y2, 1149);
-#line 513 "lm_plastic_lstm.cpp"
+#line 587 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -522,7 +596,7 @@ template <class T> static void forward_saved_h2i_22(const dopa::StepArgs<T> &a) 
   T *__restrict t134 = a.saved + 22352;                             // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t134, 400).noalias() = ConstRowMat<T>(l3_h2i_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 526 "lm_plastic_lstm.cpp"
+#line 600 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -536,7 +610,7 @@ template <class T> static void forward_saved_x2o_23(const dopa::StepArgs<T> &a) 
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t140, 400).noalias() =
       ConstRowMat<T>(l3_x2o_weight, 400, 1149) * ConstVec<T>(t117_y2, 1149);
-#line 540 "lm_plastic_lstm.cpp"
+#line 614 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -549,7 +623,7 @@ template <class T> static void forward_saved_h2o_24(const dopa::StepArgs<T> &a) 
   T *__restrict t144 = a.saved + 23152;                             // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t144, 400).noalias() = ConstRowMat<T>(l3_h2o_weight, 400, 400) * ConstVec<T>(l3_h, 400);
-#line 553 "lm_plastic_lstm.cpp"
+#line 627 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -563,7 +637,7 @@ template <class T> static void forward_x2c_25(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   Vec<T>(t150, 400).noalias() =
       ConstRowMat<T>(l3_x2c_weight, 400, 1149) * ConstVec<T>(t117_y2, 1149);
-#line 567 "lm_plastic_lstm.cpp"
+#line 641 "lm_plastic_lstm.cpp"
 }
 
 // y3 = z3 * drop_o
@@ -643,7 +717,7 @@ template <class T> static void forward_l3_g_l3_hn_l3_c_logits(const dopa::StepAr
     out_tar_h[j] = v164;
     saved_t164[j] = v164;
   }
-#line 647 "lm_plastic_lstm.cpp"
+#line 721 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -678,7 +752,30 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
     T acc174 = T(0);
     T acc177 = T(0);
 #pragma omp simd reduction(+ : acc174, acc177)
-    for (int j = 0; j < 1149; ++j) {
+    for (int j = 0; j < 1136; ++j) {
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v56 = t48_l1_g[i] * l1_h[j];
+      const T v57 = l1_eta[0] * v56;
+      const T v58 = l1_hebb[i * 1149 + j] + v57;
+      const T v61 = v58 < T(-2.0) ? T(-2.0) : (v58 > T(2.0) ? T(2.0) : v58);
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v172 = l1_alpha[i] * v61;
+      const T v173 = l1_w[i * 1149 + j] + v172;
+      acc174 += v173 * l1_h_next[j];
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v112 = t104_l2_g[i] * l2_h[j];
+      const T v113 = l2_eta[0] * v112;
+      const T v114 = l2_hebb[i * 1149 + j] + v113;
+      const T v115 = v114 < T(-2.0) ? T(-2.0) : (v114 > T(2.0) ? T(2.0) : v114);
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v175 = l2_alpha[i] * v115;
+      const T v176 = l2_w[i * 1149 + j] + v175;
+      acc177 += v176 * l2_h_next[j];
+      l1_hebb_next[i * 1149 + j] = v61;
+      l2_hebb_next[i * 1149 + j] = v115;
+    }
+#pragma omp simd reduction(+ : acc174, acc177)
+    for (int j = 1136; j < 1149; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v56 = t48_l1_g[i] * l1_h[j];
       const T v57 = l1_eta[0] * v56;
@@ -703,7 +800,7 @@ static void forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::StepArgs<T> 
     carried_0_next[i] = acc174;
     carried_1_next[i] = acc177;
   }
-#line 707 "lm_plastic_lstm.cpp"
+#line 804 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -739,7 +836,7 @@ template <class T> static void forward_carried_2_l3_hebb(const dopa::StepArgs<T>
     }
     carried_2_next[i] = acc180;
   }
-#line 743 "lm_plastic_lstm.cpp"
+#line 840 "lm_plastic_lstm.cpp"
 }
 
 /// One forward step of PlasticLSTMLM for one batch element.
@@ -848,7 +945,7 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
     t230[0] += acc230;
     t233[i] = acc233;
   }
-#line 852 "lm_plastic_lstm.cpp"
+#line 949 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -922,7 +1019,64 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     T acc353 = T(0);
     T acc356 = T(0);
 #pragma omp simd reduction(+ : acc210, acc218, acc292, acc295, acc353, acc356)
-    for (int j = 0; j < 1149; ++j) {
+    for (int j = 0; j < 1136; ++j) {
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v112 = t104_l2_g[i] * l2_h[j];
+      const T v113 = l2_eta[0] * v112;
+      const T v114 = l2_hebb[i * 1149 + j] + v113;
+      const T v115 = v114 < T(-2.0) ? T(-2.0) : (v114 > T(2.0) ? T(2.0) : v114);
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v175 = l2_alpha[i] * v115;
+      const T v176 = l2_w[i * 1149 + j] + v175;
+      t207[j] += d_carried_1_next[i] * v176;
+      const T v206 = d_carried_1_next[i] * t110_l2_hn[j];
+      const T v209 = v206 * v115;
+#line 46 "examples/lm/plastic_lstm.dopa"
+      acc210 += v209;
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v56 = t48_l1_g[i] * l1_h[j];
+      const T v57 = l1_eta[0] * v56;
+      const T v58 = l1_hebb[i * 1149 + j] + v57;
+      const T v61 = v58 < T(-2.0) ? T(-2.0) : (v58 > T(2.0) ? T(2.0) : v58);
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v172 = l1_alpha[i] * v61;
+      const T v173 = l1_w[i * 1149 + j] + v172;
+      t215[j] += d_carried_0_next[i] * v173;
+      const T v214 = d_carried_0_next[i] * t54_l1_hn[j];
+      const T v217 = v214 * v61;
+#line 46 "examples/lm/plastic_lstm.dopa"
+      acc218 += v217;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v212 = v206 * l2_alpha[i];
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v213 = d_l2_hebb_next[i * 1149 + j] + v212;
+      const T v289 = T(-2.0) <= v114 && v114 <= T(2.0) ? T(1) : T(0);
+      const T v290 = v213 * v289;
+      const T v291 = v290 * v112;
+#line 47 "examples/lm/plastic_lstm.dopa"
+      acc292 += v291;
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v294 = v290 * l2_eta[0];
+      acc295 += v294 * l2_h[j];
+      t296[j] += t104_l2_g[i] * v294;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v220 = v214 * l1_alpha[i];
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v221 = d_l1_hebb_next[i * 1149 + j] + v220;
+      const T v350 = T(-2.0) <= v58 && v58 <= T(2.0) ? T(1) : T(0);
+      const T v351 = v221 * v350;
+      const T v352 = v351 * v56;
+#line 47 "examples/lm/plastic_lstm.dopa"
+      acc353 += v352;
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v355 = v351 * l1_eta[0];
+      acc356 += v355 * l1_h[j];
+      t357[j] += t48_l1_g[i] * v355;
+      d_l1_hebb[i * 1149 + j] = v351;
+      d_l2_hebb[i * 1149 + j] = v290;
+    }
+#pragma omp simd reduction(+ : acc210, acc218, acc292, acc295, acc353, acc356)
+    for (int j = 1136; j < 1149; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v112 = t104_l2_g[i] * l2_h[j];
       const T v113 = l2_eta[0] * v112;
@@ -985,7 +1139,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     t353[0] += acc353;
     t356[i] = acc356;
   }
-#line 989 "lm_plastic_lstm.cpp"
+#line 1143 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1146,7 +1300,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     record22[j] = d_carried_2_next[j];
     record23[j] = t164_l3_hn[j];
   }
-#line 1150 "lm_plastic_lstm.cpp"
+#line 1304 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1160,7 +1314,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t252, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1164 "lm_plastic_lstm.cpp"
+#line 1318 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1174,7 +1328,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t258, 400).noalias() =
       ConstRowVec<T>(t255, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1178 "lm_plastic_lstm.cpp"
+#line 1332 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1188,7 +1342,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t262, 1149).noalias() =
       ConstRowVec<T>(t255, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1192 "lm_plastic_lstm.cpp"
+#line 1346 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1202,7 +1356,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t269, 400).noalias() =
       ConstRowVec<T>(t266, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1206 "lm_plastic_lstm.cpp"
+#line 1360 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1216,7 +1370,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t273, 1149).noalias() =
       ConstRowVec<T>(t266, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1220 "lm_plastic_lstm.cpp"
+#line 1374 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1230,7 +1384,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t280, 400).noalias() =
       ConstRowVec<T>(t277, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1234 "lm_plastic_lstm.cpp"
+#line 1388 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1244,7 +1398,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t284, 1149).noalias() =
       ConstRowVec<T>(t277, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1248 "lm_plastic_lstm.cpp"
+#line 1402 "lm_plastic_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1333,7 +1487,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict t117_y2 = a.saved + 20000;                      // [1149] y2
   T *__restrict record17 = a.record + 18080;                          // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v208 = d_l2_h_next[j] + t207[j];
 #line 28 "examples/lm/plastic_lstm.dopa"
@@ -1424,7 +1578,99 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record15[j] = t110_l2_hn[j];
     record17[j] = t117_y2[j];
   }
-#line 1428 "lm_plastic_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v208 = d_l2_h_next[j] + t207[j];
+#line 28 "examples/lm/plastic_lstm.dopa"
+    const T v263 = t252[j] + t262[j];
+    const T v274 = v263 + t273[j];
+    const T v285 = v274 + t284[j];
+    const T v287 = v285 * drop_h2[j];
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v288 = v208 + v287;
+#line 51 "examples/lm/plastic_lstm.dopa"
+    const T v88 = t86[j] + l2_x2o_bias[j];
+    const T v92 = t90[j] + l2_h2o_bias[j];
+    const T v93 = v88 + v92;
+    const T v94 = T(1) / (T(1) + simdExp(-v93));
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v298 = v288 * v94;
+#line 49 "examples/lm/plastic_lstm.dopa"
+    const T v67 = t65[j] + l2_x2f_bias[j];
+    const T v72 = t70[j] + l2_h2f_bias[j];
+    const T v73 = v67 + v72;
+    const T v74 = T(1) / (T(1) + simdExp(-v73));
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v106 = v74 * l2_c[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+    const T v78 = t76[j] + l2_x2i_bias[j];
+    const T v82 = t80[j] + l2_h2i_bias[j];
+    const T v83 = v78 + v82;
+    const T v84 = T(1) / (T(1) + simdExp(-v83));
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v107 = v84 * t104_l2_g[j];
+    const T v108 = v106 + v107;
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v109 = simdTanh(v108);
+    const T v299 = v109 * v109;
+    const T v300 = T(1.0) - v299;
+    const T v301 = v298 * v300;
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v302 = d_l2_c_next[j] + v301;
+    const T v304 = v302 * v84;
+#line 52 "examples/lm/plastic_lstm.dopa"
+    const T v305 = t295[j] + v304;
+    const T v308 = t104_l2_g[j] * t104_l2_g[j];
+    const T v309 = T(1.0) - v308;
+    const T v310 = v305 * v309;
+    d_carried_1[j] = v310;
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v297 = v288 * v109;
+#line 51 "examples/lm/plastic_lstm.dopa"
+    const T v314 = T(1.0) - v94;
+    const T v315 = v94 * v314;
+    const T v316 = v297 * v315;
+    t316[j] = v316;
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v303 = v302 * t104_l2_g[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+    const T v325 = T(1.0) - v84;
+    const T v326 = v84 * v325;
+    const T v327 = v303 * v326;
+    t327[j] = v327;
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v306 = v302 * l2_c[j];
+#line 49 "examples/lm/plastic_lstm.dopa"
+    const T v336 = T(1.0) - v74;
+    const T v337 = v74 * v336;
+    const T v338 = v306 * v337;
+    t338[j] = v338;
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v307 = v302 * v74;
+    d_l2_c[j] = v307;
+    record2[j] = l1_h[j];
+    record6[j] = d_carried_0_next[j];
+    record7[j] = t54_l1_hn[j];
+    record9[j] = t63_y1[j];
+#line 49 "examples/lm/plastic_lstm.dopa"
+    d_l2_x2f_bias[j] += v338;
+    record10[j] = l2_h[j];
+    d_l2_h2f_bias[j] += v338;
+#line 50 "examples/lm/plastic_lstm.dopa"
+    d_l2_x2i_bias[j] += v327;
+    d_l2_h2i_bias[j] += v327;
+#line 51 "examples/lm/plastic_lstm.dopa"
+    d_l2_x2o_bias[j] += v316;
+    d_l2_h2o_bias[j] += v316;
+    record13[j] = v310;
+#line 52 "examples/lm/plastic_lstm.dopa"
+    d_l2_x2c_bias[j] += v310;
+    record14[j] = d_carried_1_next[j];
+    record15[j] = t110_l2_hn[j];
+    record17[j] = t117_y2[j];
+  }
+#line 1674 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1438,7 +1684,7 @@ template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t313, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1442 "lm_plastic_lstm.cpp"
+#line 1688 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1452,7 +1698,7 @@ template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t319, 1149).noalias() =
       ConstRowVec<T>(t316, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1456 "lm_plastic_lstm.cpp"
+#line 1702 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1466,7 +1712,7 @@ template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t323, 1149).noalias() =
       ConstRowVec<T>(t316, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1470 "lm_plastic_lstm.cpp"
+#line 1716 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1480,7 +1726,7 @@ template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t330, 1149).noalias() =
       ConstRowVec<T>(t327, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1484 "lm_plastic_lstm.cpp"
+#line 1730 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1494,7 +1740,7 @@ template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t334, 1149).noalias() =
       ConstRowVec<T>(t327, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1498 "lm_plastic_lstm.cpp"
+#line 1744 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1508,7 +1754,7 @@ template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t341, 1149).noalias() =
       ConstRowVec<T>(t338, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1512 "lm_plastic_lstm.cpp"
+#line 1758 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1522,7 +1768,7 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t345, 1149).noalias() =
       ConstRowVec<T>(t338, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1526 "lm_plastic_lstm.cpp"
+#line 1772 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1591,7 +1837,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict record5 = a.record + 5008;                      // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v216 = d_l1_h_next[j] + t215[j];
 #line 27 "examples/lm/plastic_lstm.dopa"
@@ -1679,7 +1925,96 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 52 "examples/lm/plastic_lstm.dopa"
     d_l1_x2c_bias[j] += v371;
   }
-#line 1683 "lm_plastic_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v216 = d_l1_h_next[j] + t215[j];
+#line 27 "examples/lm/plastic_lstm.dopa"
+    const T v324 = t313[j] + t323[j];
+    const T v335 = v324 + t334[j];
+    const T v346 = v335 + t345[j];
+    const T v348 = v346 * drop_h1[j];
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v349 = v216 + v348;
+#line 51 "examples/lm/plastic_lstm.dopa"
+    const T v32 = t30[j] + l1_x2o_bias[j];
+    const T v36 = t34[j] + l1_h2o_bias[j];
+    const T v37 = v32 + v36;
+    const T v38 = T(1) / (T(1) + simdExp(-v37));
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v359 = v349 * v38;
+#line 49 "examples/lm/plastic_lstm.dopa"
+    const T v11 = t9[j] + l1_x2f_bias[j];
+    const T v16 = t14[j] + l1_h2f_bias[j];
+    const T v17 = v11 + v16;
+    const T v18 = T(1) / (T(1) + simdExp(-v17));
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v50 = v18 * l1_c[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+    const T v22 = t20[j] + l1_x2i_bias[j];
+    const T v26 = t24[j] + l1_h2i_bias[j];
+    const T v27 = v22 + v26;
+    const T v28 = T(1) / (T(1) + simdExp(-v27));
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v51 = v28 * t48_l1_g[j];
+    const T v52 = v50 + v51;
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v53 = simdTanh(v52);
+    const T v360 = v53 * v53;
+    const T v361 = T(1.0) - v360;
+    const T v362 = v359 * v361;
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v363 = d_l1_c_next[j] + v362;
+    const T v365 = v363 * v28;
+#line 52 "examples/lm/plastic_lstm.dopa"
+    const T v366 = t356[j] + v365;
+    const T v369 = t48_l1_g[j] * t48_l1_g[j];
+    const T v370 = T(1.0) - v369;
+    const T v371 = v366 * v370;
+    d_carried_0[j] = v371;
+#line 54 "examples/lm/plastic_lstm.dopa"
+    const T v358 = v349 * v53;
+#line 51 "examples/lm/plastic_lstm.dopa"
+    const T v375 = T(1.0) - v38;
+    const T v376 = v38 * v375;
+    const T v377 = v358 * v376;
+    t377[j] = v377;
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v364 = v363 * t48_l1_g[j];
+#line 50 "examples/lm/plastic_lstm.dopa"
+    const T v386 = T(1.0) - v28;
+    const T v387 = v28 * v386;
+    const T v388 = v364 * v387;
+    t388[j] = v388;
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v367 = v363 * l1_c[j];
+#line 49 "examples/lm/plastic_lstm.dopa"
+    const T v397 = T(1.0) - v18;
+    const T v398 = v18 * v397;
+    const T v399 = v367 * v398;
+    t399[j] = v399;
+#line 53 "examples/lm/plastic_lstm.dopa"
+    const T v368 = v363 * v18;
+    d_l1_c[j] = v368;
+#line 35 "examples/lm/plastic_lstm.dopa"
+    const T v320 = t296[j] + t319[j];
+    const T v331 = v320 + t330[j];
+    const T v342 = v331 + t341[j];
+    d_l2_h[j] = v342;
+#line 49 "examples/lm/plastic_lstm.dopa"
+    d_l1_x2f_bias[j] += v399;
+    d_l1_h2f_bias[j] += v399;
+#line 50 "examples/lm/plastic_lstm.dopa"
+    d_l1_x2i_bias[j] += v388;
+    d_l1_h2i_bias[j] += v388;
+#line 51 "examples/lm/plastic_lstm.dopa"
+    d_l1_x2o_bias[j] += v377;
+    d_l1_h2o_bias[j] += v377;
+    record5[j] = v371;
+#line 52 "examples/lm/plastic_lstm.dopa"
+    d_l1_x2c_bias[j] += v371;
+  }
+#line 2018 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1693,7 +2028,7 @@ template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t374, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 1697 "lm_plastic_lstm.cpp"
+#line 2032 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1707,7 +2042,7 @@ template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t380, 1149).noalias() =
       ConstRowVec<T>(t377, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 1711 "lm_plastic_lstm.cpp"
+#line 2046 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1721,7 +2056,7 @@ template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t384, 400).noalias() =
       ConstRowVec<T>(t377, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 1725 "lm_plastic_lstm.cpp"
+#line 2060 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1735,7 +2070,7 @@ template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t391, 1149).noalias() =
       ConstRowVec<T>(t388, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 1739 "lm_plastic_lstm.cpp"
+#line 2074 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1749,7 +2084,7 @@ template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t395, 400).noalias() =
       ConstRowVec<T>(t388, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 1753 "lm_plastic_lstm.cpp"
+#line 2088 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1763,7 +2098,7 @@ template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t402, 1149).noalias() =
       ConstRowVec<T>(t399, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 1767 "lm_plastic_lstm.cpp"
+#line 2102 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1777,7 +2112,7 @@ template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t406, 400).noalias() =
       ConstRowVec<T>(t399, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 1781 "lm_plastic_lstm.cpp"
+#line 2116 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1791,14 +2126,22 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
   T *__restrict t402 = a.scratch + 28240;        // [1149]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 35 "examples/lm/plastic_lstm.dopa"
     const T v381 = t357[j] + t380[j];
     const T v392 = v381 + t391[j];
     const T v403 = v392 + t402[j];
     d_l1_h[j] = v403;
   }
-#line 1802 "lm_plastic_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 35 "examples/lm/plastic_lstm.dopa"
+    const T v381 = t357[j] + t380[j];
+    const T v392 = v381 + t391[j];
+    const T v403 = v392 + t402[j];
+    d_l1_h[j] = v403;
+  }
+#line 2145 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1836,7 +2179,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v410 = v409 * t4[0];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v410;
   }
-#line 1840 "lm_plastic_lstm.cpp"
+#line 2183 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -1854,7 +2197,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += t218[i];
     d_l2_alpha[i] += t210[i];
   }
-#line 1858 "lm_plastic_lstm.cpp"
+#line 2201 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
@@ -1874,7 +2217,7 @@ template <class T> static void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::St
   d_l1_eta[0] += t353[0];
   d_l2_eta[0] += t292[0];
   d_l3_eta[0] += t230[0];
-#line 1878 "lm_plastic_lstm.cpp"
+#line 2221 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -1888,7 +2231,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 46 "examples/lm/plastic_lstm.dopa"
     d_l3_alpha[i] += t202[i];
   }
-#line 1892 "lm_plastic_lstm.cpp"
+#line 2235 "lm_plastic_lstm.cpp"
 }
 
 /// One backward step of PlasticLSTMLM for one batch element.
@@ -1951,7 +2294,19 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     T acc13 = T(0);
     T acc18 = T(0);
 #pragma omp simd reduction(+ : acc13, acc18)
-    for (int j = 0; j < 1149; ++j) {
+    for (int j = 0; j < 1136; ++j) {
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v12 = l1_w[i * 1149 + j] + v11;
+      acc13 += v12 * l1_h[j];
+      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v17 = l2_w[i * 1149 + j] + v16;
+      acc18 += v17 * l2_h[j];
+      l1_hebb_next[i * 1149 + j] = l1_hebb[i * 1149 + j];
+      l2_hebb_next[i * 1149 + j] = l2_hebb[i * 1149 + j];
+    }
+#pragma omp simd reduction(+ : acc13, acc18)
+    for (int j = 1136; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
       const T v12 = l1_w[i * 1149 + j] + v11;
@@ -1965,7 +2320,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc13;
     carried_1_next[i] = acc18;
   }
-#line 1969 "lm_plastic_lstm.cpp"
+#line 2324 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1992,7 +2347,7 @@ template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::St
     }
     carried_2_next[i] = acc23;
   }
-#line 1996 "lm_plastic_lstm.cpp"
+#line 2351 "lm_plastic_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -2010,7 +2365,14 @@ template <class T> static void prologue_forward_l1_h_l1_c_l2_h_l2_c(const dopa::
   const T *__restrict l2_c = a.state + kStateL2C; // [1149]
   T *__restrict l2_c_next = a.next + kStateL2C;   // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
+    l1_h_next[j] = l1_h[j];
+    l1_c_next[j] = l1_c[j];
+    l2_h_next[j] = l2_h[j];
+    l2_c_next[j] = l2_c[j];
+  }
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
     l1_h_next[j] = l1_h[j];
     l1_c_next[j] = l1_c[j];
     l2_h_next[j] = l2_h[j];
@@ -2083,7 +2445,7 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
     }
     t40[i] += acc40;
   }
-#line 2087 "lm_plastic_lstm.cpp"
+#line 2449 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -2128,7 +2490,36 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
     T acc48 = T(0);
     T acc56 = T(0);
 #pragma omp simd reduction(+ : acc48, acc56)
-    for (int j = 0; j < 1149; ++j) {
+    for (int j = 0; j < 1136; ++j) {
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
+      const T v17 = l2_w[i * 1149 + j] + v16;
+      t45[j] += d_carried_1_next[i] * v17;
+      const T v44 = d_carried_1_next[i] * l2_h[j];
+      const T v47 = v44 * l2_hebb[i * 1149 + j];
+#line 46 "examples/lm/plastic_lstm.dopa"
+      acc48 += v47;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v11 = l1_alpha[i] * l1_hebb[i * 1149 + j];
+      const T v12 = l1_w[i * 1149 + j] + v11;
+      t53[j] += d_carried_0_next[i] * v12;
+      const T v52 = d_carried_0_next[i] * l1_h[j];
+      const T v55 = v52 * l1_hebb[i * 1149 + j];
+#line 46 "examples/lm/plastic_lstm.dopa"
+      acc56 += v55;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v58 = v52 * l1_alpha[i];
+#line 37 "examples/lm/plastic_lstm.dopa"
+      const T v59 = d_l1_hebb_next[i * 1149 + j] + v58;
+      d_l1_hebb[i * 1149 + j] = v59;
+#line 52 "examples/lm/plastic_lstm.dopa"
+      const T v50 = v44 * l2_alpha[i];
+#line 37 "examples/lm/plastic_lstm.dopa"
+      const T v51 = d_l2_hebb_next[i * 1149 + j] + v50;
+      d_l2_hebb[i * 1149 + j] = v51;
+    }
+#pragma omp simd reduction(+ : acc48, acc56)
+    for (int j = 1136; j < 1149; ++j) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v16 = l2_alpha[i] * l2_hebb[i * 1149 + j];
       const T v17 = l2_w[i * 1149 + j] + v16;
@@ -2159,7 +2550,7 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
     t48[i] += acc48;
     t56[i] += acc56;
   }
-#line 2163 "lm_plastic_lstm.cpp"
+#line 2554 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2193,7 +2584,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
   const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
   T *__restrict record3 = a.record + 3456;                            // [1149]
 #pragma omp simd
-  for (int j = 0; j < 1149; ++j) {
+  for (int j = 0; j < 1136; ++j) {
 #line 35 "examples/lm/plastic_lstm.dopa"
     const T v54 = d_l1_h_next[j] + t53[j];
     d_l1_h[j] = v54;
@@ -2206,7 +2597,21 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 2210 "lm_plastic_lstm.cpp"
+#pragma omp simd
+  for (int j = 1136; j < 1149; ++j) {
+#line 35 "examples/lm/plastic_lstm.dopa"
+    const T v54 = d_l1_h_next[j] + t53[j];
+    d_l1_h[j] = v54;
+    d_l1_c[j] = d_l1_c_next[j];
+    const T v46 = d_l2_h_next[j] + t45[j];
+    d_l2_h[j] = v46;
+    d_l2_c[j] = d_l2_c_next[j];
+    record0[j] = d_carried_0_next[j];
+    record1[j] = l1_h[j];
+    record2[j] = d_carried_1_next[j];
+    record3[j] = l2_h[j];
+  }
+#line 2615 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2235,7 +2640,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     record4[j] = d_carried_2_next[j];
     record5[j] = l3_h[j];
   }
-#line 2239 "lm_plastic_lstm.cpp"
+#line 2644 "lm_plastic_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -2278,7 +2683,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += t56[i];
     d_l2_alpha[i] += t48[i];
   }
-#line 2282 "lm_plastic_lstm.cpp"
+#line 2687 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2292,7 +2697,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 46 "examples/lm/plastic_lstm.dopa"
     d_l3_alpha[i] += t40[i];
   }
-#line 2296 "lm_plastic_lstm.cpp"
+#line 2701 "lm_plastic_lstm.cpp"
 }
 
 /// One prologue_backward step of PlasticLSTMLM for one batch element.

@@ -57,7 +57,7 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict h_next = a.next + kStateH;                  // [100] hn
   T *__restrict saved_t11 = a.saved + 0;                    // [100]
 #pragma omp simd
-  for (int j = 0; j < 100; ++j) {
+  for (int j = 0; j < 96; ++j) {
 #line 14 "examples/maze/modplast.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v10 = v4 + carried_0[j];
@@ -65,7 +65,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
     h_next[j] = v11;
     saved_t11[j] = v11;
   }
-#line 69 "maze_modplast.cpp"
+#pragma omp simd
+  for (int j = 96; j < 100; ++j) {
+#line 14 "examples/maze/modplast.dopa"
+    const T v4 = t2[j] + i2h_bias[j];
+    const T v10 = v4 + carried_0[j];
+    const T v11 = simdTanh(v10);
+    h_next[j] = v11;
+    saved_t11[j] = v11;
+  }
+#line 78 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -78,7 +87,7 @@ template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t13 = a.scratch + 112;                           // [1]
 #line 15 "examples/maze/modplast.dopa"
   Vec<T>(t13, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 82 "maze_modplast.cpp"
+#line 91 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -96,7 +105,7 @@ template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
   const T v16 = simdTanh(v15);
   out_DAout[0] = v16;
   saved_t16[0] = v16;
-#line 100 "maze_modplast.cpp"
+#line 109 "maze_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -109,7 +118,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.scratch + 128;                         // [4]
 #line 18 "examples/maze/modplast.dopa"
   Vec<T>(t24, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 100) * ConstVec<T>(h_next, 100);
-#line 113 "maze_modplast.cpp"
+#line 122 "maze_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -122,7 +131,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t28 = a.scratch + 144;                         // [1]
 #line 19 "examples/maze/modplast.dopa"
   Vec<T>(t28, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 126 "maze_modplast.cpp"
+#line 135 "maze_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -143,7 +152,20 @@ template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a
   for (int i = 0; i < 100; ++i) {
     T acc33 = T(0);
 #pragma omp simd reduction(+ : acc33)
-    for (int j = 0; j < 100; ++j) {
+    for (int j = 0; j < 96; ++j) {
+#line 16 "examples/maze/modplast.dopa"
+      const T v17 = h_next[i] * h[j];
+      const T v18 = out_DAout[0] * v17;
+      const T v19 = hebb[i * 100 + j] + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+#line 14 "examples/maze/modplast.dopa"
+      const T v31 = alpha[i * 100 + j] * v22;
+      const T v32 = w[i * 100 + j] + v31;
+      acc33 += v32 * h_next[j];
+      hebb_next[i * 100 + j] = v22;
+    }
+#pragma omp simd reduction(+ : acc33)
+    for (int j = 96; j < 100; ++j) {
 #line 16 "examples/maze/modplast.dopa"
       const T v17 = h_next[i] * h[j];
       const T v18 = out_DAout[0] * v17;
@@ -157,7 +179,7 @@ template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a
     }
     carried_0_next[i] = acc33;
   }
-#line 161 "maze_modplast.cpp"
+#line 183 "maze_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -173,7 +195,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v26 = t24[j] + h2o_bias[j];
     out_logits[j] = v26;
   }
-#line 177 "maze_modplast.cpp"
+#line 199 "maze_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -187,7 +209,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/modplast.dopa"
   const T v30 = t28[0] + h2v_bias[0];
   out_value[0] = v30;
-#line 191 "maze_modplast.cpp"
+#line 213 "maze_modplast.cpp"
 }
 
 /// One forward step of MazeModplast for one batch element.
@@ -238,7 +260,36 @@ template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs
     T acc60 = T(0);
     T acc63 = T(0);
 #pragma omp simd reduction(+ : acc60, acc63)
-    for (int j = 0; j < 100; ++j) {
+    for (int j = 0; j < 96; ++j) {
+#line 16 "examples/maze/modplast.dopa"
+      const T v17 = t11_hn[i] * h[j];
+      const T v18 = t16_DA[0] * v17;
+      const T v19 = hebb[i * 100 + j] + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+#line 14 "examples/maze/modplast.dopa"
+      const T v31 = alpha[i * 100 + j] * v22;
+      const T v32 = w[i * 100 + j] + v31;
+      t41[j] += d_carried_0_next[i] * v32;
+      const T v40 = d_carried_0_next[i] * t11_hn[j];
+      const T v45 = v40 * alpha[i * 100 + j];
+#line 16 "examples/maze/modplast.dopa"
+      const T v46 = d_hebb_next[i * 100 + j] + v45;
+      const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
+      const T v58 = v46 * v57;
+      const T v59 = v58 * v17;
+#line 15 "examples/maze/modplast.dopa"
+      acc60 += v59;
+#line 16 "examples/maze/modplast.dopa"
+      const T v62 = v58 * t16_DA[0];
+      acc63 += v62 * h[j];
+      d_h[j] += t11_hn[i] * v62;
+      d_hebb[i * 100 + j] = v58;
+#line 14 "examples/maze/modplast.dopa"
+      const T v43 = v40 * v22;
+      d_alpha[i * 100 + j] += v43;
+    }
+#pragma omp simd reduction(+ : acc60, acc63)
+    for (int j = 96; j < 100; ++j) {
 #line 16 "examples/maze/modplast.dopa"
       const T v17 = t11_hn[i] * h[j];
       const T v18 = t16_DA[0] * v17;
@@ -269,7 +320,7 @@ template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs
     t60[0] += acc60;
     t63[i] = acc63;
   }
-#line 273 "maze_modplast.cpp"
+#line 324 "maze_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -283,7 +334,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/modplast.dopa"
   RowVec<T>(t49, 100).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 100);
-#line 287 "maze_modplast.cpp"
+#line 338 "maze_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -297,7 +348,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/maze/modplast.dopa"
   RowVec<T>(t53, 100).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 100);
-#line 301 "maze_modplast.cpp"
+#line 352 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -325,7 +376,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v69;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 329 "maze_modplast.cpp"
+#line 380 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -338,7 +389,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t72 = a.scratch + 464;                           // [100]
 #line 15 "examples/maze/modplast.dopa"
   RowVec<T>(t72, 100).noalias() = ConstRowVec<T>(t69, 1) * ConstRowMat<T>(h2DA_weight, 1, 100);
-#line 342 "maze_modplast.cpp"
+#line 393 "maze_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -364,7 +415,7 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
   T *__restrict record2 = a.record + 144;                             // [100]
   T *__restrict record3 = a.record + 256;                             // [100]
 #pragma omp simd
-  for (int j = 0; j < 100; ++j) {
+  for (int j = 0; j < 96; ++j) {
 #line 14 "examples/maze/modplast.dopa"
     const T v42 = d_h_next[j] + t41[j];
     const T v50 = v42 + t49[j];
@@ -380,7 +431,24 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record2[j] = d_carried_0_next[j];
     record3[j] = t11_hn[j];
   }
-#line 384 "maze_modplast.cpp"
+#pragma omp simd
+  for (int j = 96; j < 100; ++j) {
+#line 14 "examples/maze/modplast.dopa"
+    const T v42 = d_h_next[j] + t41[j];
+    const T v50 = v42 + t49[j];
+    const T v54 = v50 + t53[j];
+    const T v64 = v54 + t63[j];
+    const T v73 = v64 + t72[j];
+    const T v74 = t11_hn[j] * t11_hn[j];
+    const T v75 = T(1.0) - v74;
+    const T v76 = v73 * v75;
+    d_carried_0[j] = v76;
+    record0[j] = v76;
+    d_i2h_bias[j] += v76;
+    record2[j] = d_carried_0_next[j];
+    record3[j] = t11_hn[j];
+  }
+#line 452 "maze_modplast.cpp"
 }
 
 // backward stage 6: fused loop nest over [17]
@@ -389,7 +457,11 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [17]
   T *__restrict record1 = a.record + 112; // [17]
 #pragma omp simd
-  for (int j = 0; j < 17; ++j) {
+  for (int j = 0; j < 16; ++j) {
+    record1[j] = x[j];
+  }
+#pragma omp simd
+  for (int j = 16; j < 17; ++j) {
     record1[j] = x[j];
   }
 }
@@ -434,7 +506,15 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
   for (int i = 0; i < 100; ++i) {
     T acc6 = T(0);
 #pragma omp simd reduction(+ : acc6)
-    for (int j = 0; j < 100; ++j) {
+    for (int j = 0; j < 96; ++j) {
+#line 14 "examples/maze/modplast.dopa"
+      const T v4 = alpha[i * 100 + j] * hebb[i * 100 + j];
+      const T v5 = w[i * 100 + j] + v4;
+      acc6 += v5 * h[j];
+      hebb_next[i * 100 + j] = hebb[i * 100 + j];
+    }
+#pragma omp simd reduction(+ : acc6)
+    for (int j = 96; j < 100; ++j) {
 #line 14 "examples/maze/modplast.dopa"
       const T v4 = alpha[i * 100 + j] * hebb[i * 100 + j];
       const T v5 = w[i * 100 + j] + v4;
@@ -443,7 +523,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 447 "maze_modplast.cpp"
+#line 527 "maze_modplast.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [100]
@@ -452,7 +532,11 @@ template <class T> static void prologue_forward_h(const dopa::StepArgs<T> &a) {
   const T *__restrict h = a.state + kStateH; // [100]
   T *__restrict h_next = a.next + kStateH;   // [100]
 #pragma omp simd
-  for (int j = 0; j < 100; ++j) {
+  for (int j = 0; j < 96; ++j) {
+    h_next[j] = h[j];
+  }
+#pragma omp simd
+  for (int j = 96; j < 100; ++j) {
     h_next[j] = h[j];
   }
 }
@@ -484,7 +568,22 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
     t11[e] = T(0);
   for (int i = 0; i < 100; ++i) {
 #pragma omp simd
-    for (int j = 0; j < 100; ++j) {
+    for (int j = 0; j < 96; ++j) {
+#line 14 "examples/maze/modplast.dopa"
+      const T v4 = alpha[i * 100 + j] * hebb[i * 100 + j];
+      const T v5 = w[i * 100 + j] + v4;
+      t11[j] += d_carried_0_next[i] * v5;
+      const T v10 = d_carried_0_next[i] * h[j];
+      const T v15 = v10 * alpha[i * 100 + j];
+#line 7 "examples/maze/modplast.dopa"
+      const T v16 = d_hebb_next[i * 100 + j] + v15;
+      d_hebb[i * 100 + j] = v16;
+#line 14 "examples/maze/modplast.dopa"
+      const T v13 = v10 * hebb[i * 100 + j];
+      d_alpha[i * 100 + j] += v13;
+    }
+#pragma omp simd
+    for (int j = 96; j < 100; ++j) {
 #line 14 "examples/maze/modplast.dopa"
       const T v4 = alpha[i * 100 + j] * hebb[i * 100 + j];
       const T v5 = w[i * 100 + j] + v4;
@@ -499,7 +598,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       d_alpha[i * 100 + j] += v13;
     }
   }
-#line 503 "maze_modplast.cpp"
+#line 602 "maze_modplast.cpp"
 }
 
 // state  h    : [H] = 0
@@ -517,14 +616,22 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
   const T *__restrict h = a.state + kStateH;                          // [100]
   T *__restrict record1 = a.record + 112;                             // [100]
 #pragma omp simd
-  for (int j = 0; j < 100; ++j) {
+  for (int j = 0; j < 96; ++j) {
 #line 6 "examples/maze/modplast.dopa"
     const T v12 = d_h_next[j] + t11[j];
     d_h[j] = v12;
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 528 "maze_modplast.cpp"
+#pragma omp simd
+  for (int j = 96; j < 100; ++j) {
+#line 6 "examples/maze/modplast.dopa"
+    const T v12 = d_h_next[j] + t11[j];
+    d_h[j] = v12;
+    record0[j] = d_carried_0_next[j];
+    record1[j] = h[j];
+  }
+#line 635 "maze_modplast.cpp"
 }
 
 // prologue_backward stage 2:

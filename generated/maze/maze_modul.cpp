@@ -59,7 +59,7 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict h_next = a.next + kStateH;                  // [100] hn
   T *__restrict saved_t11 = a.saved + 0;                    // [100]
 #pragma omp simd
-  for (int j = 0; j < 100; ++j) {
+  for (int j = 0; j < 96; ++j) {
 #line 17 "examples/maze/modul.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v10 = v4 + carried_0[j];
@@ -67,7 +67,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
     h_next[j] = v11;
     saved_t11[j] = v11;
   }
-#line 71 "maze_modul.cpp"
+#pragma omp simd
+  for (int j = 96; j < 100; ++j) {
+#line 17 "examples/maze/modul.dopa"
+    const T v4 = t2[j] + i2h_bias[j];
+    const T v10 = v4 + carried_0[j];
+    const T v11 = simdTanh(v10);
+    h_next[j] = v11;
+    saved_t11[j] = v11;
+  }
+#line 80 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -80,7 +89,7 @@ template <class T> static void forward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t13 = a.scratch + 112;                           // [1]
 #line 18 "examples/maze/modul.dopa"
   Vec<T>(t13, 1).noalias() = ConstRowMat<T>(h2DA_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 84 "maze_modul.cpp"
+#line 93 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -98,7 +107,7 @@ template <class T> static void forward_da(const dopa::StepArgs<T> &a) {
   const T v16 = simdTanh(v15);
   out_DAout[0] = v16;
   saved_t16[0] = v16;
-#line 102 "maze_modul.cpp"
+#line 111 "maze_modul.cpp"
 }
 
 // et' = (1 - etaet) * et + etaet * outer(hn, h)
@@ -111,7 +120,7 @@ template <class T> static void forward_saved_sub(const dopa::StepArgs<T> &a) {
 #line 20 "examples/maze/modul.dopa"
   const T v24 = T(1.0) - etaet[0];
   t24[0] = v24;
-#line 115 "maze_modul.cpp"
+#line 124 "maze_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -124,7 +133,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t30 = a.scratch + 128;                         // [4]
 #line 22 "examples/maze/modul.dopa"
   Vec<T>(t30, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 100) * ConstVec<T>(h_next, 100);
-#line 128 "maze_modul.cpp"
+#line 137 "maze_modul.cpp"
 }
 
 // output value  = h2v(hn)
@@ -137,7 +146,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t34 = a.scratch + 144;                         // [1]
 #line 23 "examples/maze/modul.dopa"
   Vec<T>(t34, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 100) * ConstVec<T>(h_next, 100);
-#line 141 "maze_modul.cpp"
+#line 150 "maze_modul.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
@@ -164,7 +173,25 @@ template <class T> static void forward_carried_0_pw_et(const dopa::StepArgs<T> &
   for (int i = 0; i < 100; ++i) {
     T acc39 = T(0);
 #pragma omp simd reduction(+ : acc39)
-    for (int j = 0; j < 100; ++j) {
+    for (int j = 0; j < 96; ++j) {
+#line 19 "examples/maze/modul.dopa"
+      const T v18 = out_DAout[0] * et[i * 100 + j];
+      const T v19 = pw[i * 100 + j] + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+#line 17 "examples/maze/modul.dopa"
+      const T v37 = alpha[i * 100 + j] * v22;
+      const T v38 = w[i * 100 + j] + v37;
+      acc39 += v38 * h_next[j];
+      pw_next[i * 100 + j] = v22;
+#line 20 "examples/maze/modul.dopa"
+      const T v25 = t24[0] * et[i * 100 + j];
+      const T v26 = h_next[i] * h[j];
+      const T v27 = etaet[0] * v26;
+      const T v28 = v25 + v27;
+      et_next[i * 100 + j] = v28;
+    }
+#pragma omp simd reduction(+ : acc39)
+    for (int j = 96; j < 100; ++j) {
 #line 19 "examples/maze/modul.dopa"
       const T v18 = out_DAout[0] * et[i * 100 + j];
       const T v19 = pw[i * 100 + j] + v18;
@@ -183,7 +210,7 @@ template <class T> static void forward_carried_0_pw_et(const dopa::StepArgs<T> &
     }
     carried_0_next[i] = acc39;
   }
-#line 187 "maze_modul.cpp"
+#line 214 "maze_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -199,7 +226,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v32 = t30[j] + h2o_bias[j];
     out_logits[j] = v32;
   }
-#line 203 "maze_modul.cpp"
+#line 230 "maze_modul.cpp"
 }
 
 // output value  = h2v(hn)
@@ -213,7 +240,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 23 "examples/maze/modul.dopa"
   const T v36 = t34[0] + h2v_bias[0];
   out_value[0] = v36;
-#line 217 "maze_modul.cpp"
+#line 244 "maze_modul.cpp"
 }
 
 /// One forward step of MazeModul for one batch element.
@@ -282,7 +309,50 @@ template <class T> static void backward_d_h_pw_et_grad_alpha(const dopa::StepArg
     T acc70 = T(0);
     T acc79 = T(0);
 #pragma omp simd reduction(+ : acc63, acc66, acc70, acc79)
-    for (int j = 0; j < 100; ++j) {
+    for (int j = 0; j < 96; ++j) {
+#line 19 "examples/maze/modul.dopa"
+      const T v18 = t16_DA[0] * et[i * 100 + j];
+      const T v19 = pw[i * 100 + j] + v18;
+      const T v22 = v19 < T(-1.0) ? T(-1.0) : (v19 > T(1.0) ? T(1.0) : v19);
+#line 17 "examples/maze/modul.dopa"
+      const T v37 = alpha[i * 100 + j] * v22;
+      const T v38 = w[i * 100 + j] + v37;
+      t48[j] += d_carried_0_next[i] * v38;
+#line 20 "examples/maze/modul.dopa"
+      const T v26 = t11_hn[i] * h[j];
+      const T v62 = d_et_next[i * 100 + j] * v26;
+#line 11 "examples/maze/modul.dopa"
+      acc63 += v62;
+#line 20 "examples/maze/modul.dopa"
+      const T v65 = d_et_next[i * 100 + j] * etaet[0];
+      acc66 += v65 * h[j];
+      d_h[j] += t11_hn[i] * v65;
+      const T v69 = d_et_next[i * 100 + j] * et[i * 100 + j];
+      acc70 += v69;
+#line 17 "examples/maze/modul.dopa"
+      const T v47 = d_carried_0_next[i] * t11_hn[j];
+      const T v52 = v47 * alpha[i * 100 + j];
+#line 19 "examples/maze/modul.dopa"
+      const T v53 = d_pw_next[i * 100 + j] + v52;
+      const T v76 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
+      const T v77 = v53 * v76;
+      const T v78 = v77 * et[i * 100 + j];
+#line 18 "examples/maze/modul.dopa"
+      acc79 += v78;
+      d_pw[i * 100 + j] = v77;
+#line 20 "examples/maze/modul.dopa"
+      const T v71 = d_et_next[i * 100 + j] * t24[0];
+#line 19 "examples/maze/modul.dopa"
+      const T v81 = v77 * t16_DA[0];
+#line 9 "examples/maze/modul.dopa"
+      const T v82 = v71 + v81;
+      d_et[i * 100 + j] = v82;
+#line 17 "examples/maze/modul.dopa"
+      const T v50 = v47 * v22;
+      d_alpha[i * 100 + j] += v50;
+    }
+#pragma omp simd reduction(+ : acc63, acc66, acc70, acc79)
+    for (int j = 96; j < 100; ++j) {
 #line 19 "examples/maze/modul.dopa"
       const T v18 = t16_DA[0] * et[i * 100 + j];
       const T v19 = pw[i * 100 + j] + v18;
@@ -329,7 +399,7 @@ template <class T> static void backward_d_h_pw_et_grad_alpha(const dopa::StepArg
     t70[0] += acc70;
     t79[0] += acc79;
   }
-#line 333 "maze_modul.cpp"
+#line 403 "maze_modul.cpp"
 }
 
 // output value  = h2v(hn)
@@ -343,7 +413,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 23 "examples/maze/modul.dopa"
   RowVec<T>(t56, 100).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 100);
-#line 347 "maze_modul.cpp"
+#line 417 "maze_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -357,7 +427,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/maze/modul.dopa"
   RowVec<T>(t60, 100).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 100);
-#line 361 "maze_modul.cpp"
+#line 431 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -385,7 +455,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v86;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 389 "maze_modul.cpp"
+#line 459 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -398,7 +468,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t89 = a.scratch + 496;                           // [100]
 #line 18 "examples/maze/modul.dopa"
   RowVec<T>(t89, 100).noalias() = ConstRowVec<T>(t86, 1) * ConstRowMat<T>(h2DA_weight, 1, 100);
-#line 402 "maze_modul.cpp"
+#line 472 "maze_modul.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
@@ -424,7 +494,7 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
   T *__restrict record2 = a.record + 144;                             // [100]
   T *__restrict record3 = a.record + 256;                             // [100]
 #pragma omp simd
-  for (int j = 0; j < 100; ++j) {
+  for (int j = 0; j < 96; ++j) {
 #line 17 "examples/maze/modul.dopa"
     const T v49 = d_h_next[j] + t48[j];
     const T v57 = v49 + t56[j];
@@ -440,7 +510,24 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record2[j] = d_carried_0_next[j];
     record3[j] = t11_hn[j];
   }
-#line 444 "maze_modul.cpp"
+#pragma omp simd
+  for (int j = 96; j < 100; ++j) {
+#line 17 "examples/maze/modul.dopa"
+    const T v49 = d_h_next[j] + t48[j];
+    const T v57 = v49 + t56[j];
+    const T v61 = v57 + t60[j];
+    const T v67 = v61 + t66[j];
+    const T v90 = v67 + t89[j];
+    const T v91 = t11_hn[j] * t11_hn[j];
+    const T v92 = T(1.0) - v91;
+    const T v93 = v90 * v92;
+    d_carried_0[j] = v93;
+    record0[j] = v93;
+    d_i2h_bias[j] += v93;
+    record2[j] = d_carried_0_next[j];
+    record3[j] = t11_hn[j];
+  }
+#line 531 "maze_modul.cpp"
 }
 
 // backward stage 6: fused loop nest over [17]
@@ -449,7 +536,11 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [17]
   T *__restrict record1 = a.record + 112; // [17]
 #pragma omp simd
-  for (int j = 0; j < 17; ++j) {
+  for (int j = 0; j < 16; ++j) {
+    record1[j] = x[j];
+  }
+#pragma omp simd
+  for (int j = 16; j < 17; ++j) {
     record1[j] = x[j];
   }
 }
@@ -467,7 +558,7 @@ template <class T> static void backward_grad_etaet(const dopa::StepArgs<T> &a) {
 #line 11 "examples/maze/modul.dopa"
   const T v73 = t63[0] + v72;
   d_etaet[0] += v73;
-#line 471 "maze_modul.cpp"
+#line 562 "maze_modul.cpp"
 }
 
 // backward stage 8: fused loop nest over [4]
@@ -514,7 +605,16 @@ template <class T> static void prologue_forward_carried_0_pw_et(const dopa::Step
   for (int i = 0; i < 100; ++i) {
     T acc7 = T(0);
 #pragma omp simd reduction(+ : acc7)
-    for (int j = 0; j < 100; ++j) {
+    for (int j = 0; j < 96; ++j) {
+#line 17 "examples/maze/modul.dopa"
+      const T v5 = alpha[i * 100 + j] * pw[i * 100 + j];
+      const T v6 = w[i * 100 + j] + v5;
+      acc7 += v6 * h[j];
+      pw_next[i * 100 + j] = pw[i * 100 + j];
+      et_next[i * 100 + j] = et[i * 100 + j];
+    }
+#pragma omp simd reduction(+ : acc7)
+    for (int j = 96; j < 100; ++j) {
 #line 17 "examples/maze/modul.dopa"
       const T v5 = alpha[i * 100 + j] * pw[i * 100 + j];
       const T v6 = w[i * 100 + j] + v5;
@@ -524,7 +624,7 @@ template <class T> static void prologue_forward_carried_0_pw_et(const dopa::Step
     }
     carried_0_next[i] = acc7;
   }
-#line 528 "maze_modul.cpp"
+#line 628 "maze_modul.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [100]
@@ -533,7 +633,11 @@ template <class T> static void prologue_forward_h(const dopa::StepArgs<T> &a) {
   const T *__restrict h = a.state + kStateH; // [100]
   T *__restrict h_next = a.next + kStateH;   // [100]
 #pragma omp simd
-  for (int j = 0; j < 100; ++j) {
+  for (int j = 0; j < 96; ++j) {
+    h_next[j] = h[j];
+  }
+#pragma omp simd
+  for (int j = 96; j < 100; ++j) {
     h_next[j] = h[j];
   }
 }
@@ -568,7 +672,23 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
     t13[e] = T(0);
   for (int i = 0; i < 100; ++i) {
 #pragma omp simd
-    for (int j = 0; j < 100; ++j) {
+    for (int j = 0; j < 96; ++j) {
+#line 17 "examples/maze/modul.dopa"
+      const T v5 = alpha[i * 100 + j] * pw[i * 100 + j];
+      const T v6 = w[i * 100 + j] + v5;
+      t13[j] += d_carried_0_next[i] * v6;
+      const T v12 = d_carried_0_next[i] * h[j];
+      const T v17 = v12 * alpha[i * 100 + j];
+#line 8 "examples/maze/modul.dopa"
+      const T v18 = d_pw_next[i * 100 + j] + v17;
+      d_pw[i * 100 + j] = v18;
+      d_et[i * 100 + j] = d_et_next[i * 100 + j];
+#line 17 "examples/maze/modul.dopa"
+      const T v15 = v12 * pw[i * 100 + j];
+      d_alpha[i * 100 + j] += v15;
+    }
+#pragma omp simd
+    for (int j = 96; j < 100; ++j) {
 #line 17 "examples/maze/modul.dopa"
       const T v5 = alpha[i * 100 + j] * pw[i * 100 + j];
       const T v6 = w[i * 100 + j] + v5;
@@ -584,7 +704,7 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
       d_alpha[i * 100 + j] += v15;
     }
   }
-#line 588 "maze_modul.cpp"
+#line 708 "maze_modul.cpp"
 }
 
 // state  h  : [H] = 0
@@ -602,14 +722,22 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
   const T *__restrict h = a.state + kStateH;                          // [100]
   T *__restrict record1 = a.record + 112;                             // [100]
 #pragma omp simd
-  for (int j = 0; j < 100; ++j) {
+  for (int j = 0; j < 96; ++j) {
 #line 7 "examples/maze/modul.dopa"
     const T v14 = d_h_next[j] + t13[j];
     d_h[j] = v14;
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 613 "maze_modul.cpp"
+#pragma omp simd
+  for (int j = 96; j < 100; ++j) {
+#line 7 "examples/maze/modul.dopa"
+    const T v14 = d_h_next[j] + t13[j];
+    d_h[j] = v14;
+    record0[j] = d_carried_0_next[j];
+    record1[j] = h[j];
+  }
+#line 741 "maze_modul.cpp"
 }
 
 // prologue_backward stage 2:

@@ -56,7 +56,7 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict h_next = a.next + kStateH;                  // [101] hn
   T *__restrict saved_t11 = a.saved + 0;                    // [101]
 #pragma omp simd
-  for (int j = 0; j < 101; ++j) {
+  for (int j = 0; j < 96; ++j) {
 #line 15 "examples/maze/plastic.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v10 = v4 + carried_0[j];
@@ -64,7 +64,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
     h_next[j] = v11;
     saved_t11[j] = v11;
   }
-#line 68 "maze_plastic.cpp"
+#pragma omp simd
+  for (int j = 96; j < 101; ++j) {
+#line 15 "examples/maze/plastic.dopa"
+    const T v4 = t2[j] + i2h_bias[j];
+    const T v10 = v4 + carried_0[j];
+    const T v11 = simdTanh(v10);
+    h_next[j] = v11;
+    saved_t11[j] = v11;
+  }
+#line 77 "maze_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -77,7 +86,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t20 = a.scratch + 112;                         // [4]
 #line 18 "examples/maze/plastic.dopa"
   Vec<T>(t20, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 101) * ConstVec<T>(h_next, 101);
-#line 81 "maze_plastic.cpp"
+#line 90 "maze_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -90,7 +99,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t24 = a.scratch + 128;                         // [1]
 #line 19 "examples/maze/plastic.dopa"
   Vec<T>(t24, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 101) * ConstVec<T>(h_next, 101);
-#line 94 "maze_plastic.cpp"
+#line 103 "maze_plastic.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -111,7 +120,20 @@ template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a
   for (int i = 0; i < 101; ++i) {
     T acc29 = T(0);
 #pragma omp simd reduction(+ : acc29)
-    for (int j = 0; j < 101; ++j) {
+    for (int j = 0; j < 96; ++j) {
+#line 16 "examples/maze/plastic.dopa"
+      const T v13 = h_next[i] * h[j];
+      const T v14 = eta[0] * v13;
+      const T v15 = hebb[i * 101 + j] + v14;
+      const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+#line 15 "examples/maze/plastic.dopa"
+      const T v27 = alpha[i * 101 + j] * v18;
+      const T v28 = w[i * 101 + j] + v27;
+      acc29 += v28 * h_next[j];
+      hebb_next[i * 101 + j] = v18;
+    }
+#pragma omp simd reduction(+ : acc29)
+    for (int j = 96; j < 101; ++j) {
 #line 16 "examples/maze/plastic.dopa"
       const T v13 = h_next[i] * h[j];
       const T v14 = eta[0] * v13;
@@ -125,7 +147,7 @@ template <class T> static void forward_carried_0_hebb(const dopa::StepArgs<T> &a
     }
     carried_0_next[i] = acc29;
   }
-#line 129 "maze_plastic.cpp"
+#line 151 "maze_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -141,7 +163,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v22 = t20[j] + h2o_bias[j];
     out_logits[j] = v22;
   }
-#line 145 "maze_plastic.cpp"
+#line 167 "maze_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -155,7 +177,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/plastic.dopa"
   const T v26 = t24[0] + h2v_bias[0];
   out_value[0] = v26;
-#line 159 "maze_plastic.cpp"
+#line 181 "maze_plastic.cpp"
 }
 
 /// One forward step of MazePlastic for one batch element.
@@ -204,7 +226,36 @@ template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs
     T acc55 = T(0);
     T acc58 = T(0);
 #pragma omp simd reduction(+ : acc55, acc58)
-    for (int j = 0; j < 101; ++j) {
+    for (int j = 0; j < 96; ++j) {
+#line 16 "examples/maze/plastic.dopa"
+      const T v13 = t11_hn[i] * h[j];
+      const T v14 = eta[0] * v13;
+      const T v15 = hebb[i * 101 + j] + v14;
+      const T v18 = v15 < T(-1.0) ? T(-1.0) : (v15 > T(1.0) ? T(1.0) : v15);
+#line 15 "examples/maze/plastic.dopa"
+      const T v27 = alpha[i * 101 + j] * v18;
+      const T v28 = w[i * 101 + j] + v27;
+      t36[j] += d_carried_0_next[i] * v28;
+      const T v35 = d_carried_0_next[i] * t11_hn[j];
+      const T v40 = v35 * alpha[i * 101 + j];
+#line 16 "examples/maze/plastic.dopa"
+      const T v41 = d_hebb_next[i * 101 + j] + v40;
+      const T v52 = T(-1.0) <= v15 && v15 <= T(1.0) ? T(1) : T(0);
+      const T v53 = v41 * v52;
+      const T v54 = v53 * v13;
+#line 10 "examples/maze/plastic.dopa"
+      acc55 += v54;
+#line 16 "examples/maze/plastic.dopa"
+      const T v57 = v53 * eta[0];
+      acc58 += v57 * h[j];
+      d_h[j] += t11_hn[i] * v57;
+      d_hebb[i * 101 + j] = v53;
+#line 15 "examples/maze/plastic.dopa"
+      const T v38 = v35 * v18;
+      d_alpha[i * 101 + j] += v38;
+    }
+#pragma omp simd reduction(+ : acc55, acc58)
+    for (int j = 96; j < 101; ++j) {
 #line 16 "examples/maze/plastic.dopa"
       const T v13 = t11_hn[i] * h[j];
       const T v14 = eta[0] * v13;
@@ -235,7 +286,7 @@ template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs
     t55[0] += acc55;
     t58[i] = acc58;
   }
-#line 239 "maze_plastic.cpp"
+#line 290 "maze_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -249,7 +300,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/plastic.dopa"
   RowVec<T>(t44, 101).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 101);
-#line 253 "maze_plastic.cpp"
+#line 304 "maze_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -263,7 +314,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/maze/plastic.dopa"
   RowVec<T>(t48, 101).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 101);
-#line 267 "maze_plastic.cpp"
+#line 318 "maze_plastic.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -288,7 +339,7 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
   T *__restrict record2 = a.record + 144;                             // [101]
   T *__restrict record3 = a.record + 256;                             // [101]
 #pragma omp simd
-  for (int j = 0; j < 101; ++j) {
+  for (int j = 0; j < 96; ++j) {
 #line 15 "examples/maze/plastic.dopa"
     const T v37 = d_h_next[j] + t36[j];
     const T v45 = v37 + t44[j];
@@ -303,7 +354,23 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record2[j] = d_carried_0_next[j];
     record3[j] = t11_hn[j];
   }
-#line 307 "maze_plastic.cpp"
+#pragma omp simd
+  for (int j = 96; j < 101; ++j) {
+#line 15 "examples/maze/plastic.dopa"
+    const T v37 = d_h_next[j] + t36[j];
+    const T v45 = v37 + t44[j];
+    const T v49 = v45 + t48[j];
+    const T v59 = v49 + t58[j];
+    const T v62 = t11_hn[j] * t11_hn[j];
+    const T v63 = T(1.0) - v62;
+    const T v64 = v59 * v63;
+    d_carried_0[j] = v64;
+    record0[j] = v64;
+    d_i2h_bias[j] += v64;
+    record2[j] = d_carried_0_next[j];
+    record3[j] = t11_hn[j];
+  }
+#line 374 "maze_plastic.cpp"
 }
 
 // backward stage 4: fused loop nest over [17]
@@ -312,7 +379,11 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [17]
   T *__restrict record1 = a.record + 112; // [17]
 #pragma omp simd
-  for (int j = 0; j < 17; ++j) {
+  for (int j = 0; j < 16; ++j) {
+    record1[j] = x[j];
+  }
+#pragma omp simd
+  for (int j = 16; j < 17; ++j) {
     record1[j] = x[j];
   }
 }
@@ -326,7 +397,7 @@ template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
   T *__restrict d_eta = a.grads + kParamEta; // []
 #line 10 "examples/maze/plastic.dopa"
   d_eta[0] += t55[0];
-#line 330 "maze_plastic.cpp"
+#line 401 "maze_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [4]
@@ -380,7 +451,15 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
   for (int i = 0; i < 101; ++i) {
     T acc6 = T(0);
 #pragma omp simd reduction(+ : acc6)
-    for (int j = 0; j < 101; ++j) {
+    for (int j = 0; j < 96; ++j) {
+#line 15 "examples/maze/plastic.dopa"
+      const T v4 = alpha[i * 101 + j] * hebb[i * 101 + j];
+      const T v5 = w[i * 101 + j] + v4;
+      acc6 += v5 * h[j];
+      hebb_next[i * 101 + j] = hebb[i * 101 + j];
+    }
+#pragma omp simd reduction(+ : acc6)
+    for (int j = 96; j < 101; ++j) {
 #line 15 "examples/maze/plastic.dopa"
       const T v4 = alpha[i * 101 + j] * hebb[i * 101 + j];
       const T v5 = w[i * 101 + j] + v4;
@@ -389,7 +468,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 393 "maze_plastic.cpp"
+#line 472 "maze_plastic.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [101]
@@ -398,7 +477,11 @@ template <class T> static void prologue_forward_h(const dopa::StepArgs<T> &a) {
   const T *__restrict h = a.state + kStateH; // [101]
   T *__restrict h_next = a.next + kStateH;   // [101]
 #pragma omp simd
-  for (int j = 0; j < 101; ++j) {
+  for (int j = 0; j < 96; ++j) {
+    h_next[j] = h[j];
+  }
+#pragma omp simd
+  for (int j = 96; j < 101; ++j) {
     h_next[j] = h[j];
   }
 }
@@ -430,7 +513,22 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
     t11[e] = T(0);
   for (int i = 0; i < 101; ++i) {
 #pragma omp simd
-    for (int j = 0; j < 101; ++j) {
+    for (int j = 0; j < 96; ++j) {
+#line 15 "examples/maze/plastic.dopa"
+      const T v4 = alpha[i * 101 + j] * hebb[i * 101 + j];
+      const T v5 = w[i * 101 + j] + v4;
+      t11[j] += d_carried_0_next[i] * v5;
+      const T v10 = d_carried_0_next[i] * h[j];
+      const T v15 = v10 * alpha[i * 101 + j];
+#line 8 "examples/maze/plastic.dopa"
+      const T v16 = d_hebb_next[i * 101 + j] + v15;
+      d_hebb[i * 101 + j] = v16;
+#line 15 "examples/maze/plastic.dopa"
+      const T v13 = v10 * hebb[i * 101 + j];
+      d_alpha[i * 101 + j] += v13;
+    }
+#pragma omp simd
+    for (int j = 96; j < 101; ++j) {
 #line 15 "examples/maze/plastic.dopa"
       const T v4 = alpha[i * 101 + j] * hebb[i * 101 + j];
       const T v5 = w[i * 101 + j] + v4;
@@ -445,7 +543,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       d_alpha[i * 101 + j] += v13;
     }
   }
-#line 449 "maze_plastic.cpp"
+#line 547 "maze_plastic.cpp"
 }
 
 // state  h    : [H] = 0
@@ -463,14 +561,22 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
   const T *__restrict h = a.state + kStateH;                          // [101]
   T *__restrict record1 = a.record + 112;                             // [101]
 #pragma omp simd
-  for (int j = 0; j < 101; ++j) {
+  for (int j = 0; j < 96; ++j) {
 #line 7 "examples/maze/plastic.dopa"
     const T v12 = d_h_next[j] + t11[j];
     d_h[j] = v12;
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 474 "maze_plastic.cpp"
+#pragma omp simd
+  for (int j = 96; j < 101; ++j) {
+#line 7 "examples/maze/plastic.dopa"
+    const T v12 = d_h_next[j] + t11[j];
+    d_h[j] = v12;
+    record0[j] = d_carried_0_next[j];
+    record1[j] = h[j];
+  }
+#line 580 "maze_plastic.cpp"
 }
 
 // prologue_backward stage 2:

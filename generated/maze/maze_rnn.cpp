@@ -65,7 +65,7 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
   T *__restrict h_next = a.next + kStateH;                 // [139] hn
   T *__restrict saved_t9 = a.saved + 0;                    // [139]
 #pragma omp simd
-  for (int j = 0; j < 139; ++j) {
+  for (int j = 0; j < 128; ++j) {
 #line 13 "examples/maze/rnn.dopa"
     const T v4 = t2[j] + i2h_bias[j];
     const T v8 = v4 + t7[j];
@@ -73,7 +73,16 @@ template <class T> static void forward_hn(const dopa::StepArgs<T> &a) {
     h_next[j] = v9;
     saved_t9[j] = v9;
   }
-#line 77 "maze_rnn.cpp"
+#pragma omp simd
+  for (int j = 128; j < 139; ++j) {
+#line 13 "examples/maze/rnn.dopa"
+    const T v4 = t2[j] + i2h_bias[j];
+    const T v8 = v4 + t7[j];
+    const T v9 = simdTanh(v8);
+    h_next[j] = v9;
+    saved_t9[j] = v9;
+  }
+#line 86 "maze_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -86,7 +95,7 @@ template <class T> static void forward_h2o(const dopa::StepArgs<T> &a) {
   T *__restrict t11 = a.scratch + 288;                         // [4]
 #line 15 "examples/maze/rnn.dopa"
   Vec<T>(t11, 4).noalias() = ConstRowMat<T>(h2o_weight, 4, 139) * ConstVec<T>(h_next, 139);
-#line 90 "maze_rnn.cpp"
+#line 99 "maze_rnn.cpp"
 }
 
 // output value  = h2v(hn)
@@ -99,7 +108,7 @@ template <class T> static void forward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t15 = a.scratch + 304;                         // [1]
 #line 16 "examples/maze/rnn.dopa"
   Vec<T>(t15, 1).noalias() = ConstRowMat<T>(h2v_weight, 1, 139) * ConstVec<T>(h_next, 139);
-#line 103 "maze_rnn.cpp"
+#line 112 "maze_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -115,7 +124,7 @@ template <class T> static void forward_logits(const dopa::StepArgs<T> &a) {
     const T v13 = t11[j] + h2o_bias[j];
     out_logits[j] = v13;
   }
-#line 119 "maze_rnn.cpp"
+#line 128 "maze_rnn.cpp"
 }
 
 // output value  = h2v(hn)
@@ -129,7 +138,7 @@ template <class T> static void forward_value(const dopa::StepArgs<T> &a) {
 #line 16 "examples/maze/rnn.dopa"
   const T v17 = t15[0] + h2v_bias[0];
   out_value[0] = v17;
-#line 133 "maze_rnn.cpp"
+#line 142 "maze_rnn.cpp"
 }
 
 /// One forward step of MazeRNN for one batch element.
@@ -154,7 +163,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 16 "examples/maze/rnn.dopa"
   RowVec<T>(t23, 139).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 139);
-#line 158 "maze_rnn.cpp"
+#line 167 "maze_rnn.cpp"
 }
 
 // output logits = h2o(hn)
@@ -168,7 +177,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 15 "examples/maze/rnn.dopa"
   RowVec<T>(t27, 139).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 139);
-#line 172 "maze_rnn.cpp"
+#line 181 "maze_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -189,7 +198,7 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
   T *__restrict record2 = a.record + 176;              // [139]
   T *__restrict record4 = a.record + 336;              // [139]
 #pragma omp simd
-  for (int j = 0; j < 139; ++j) {
+  for (int j = 0; j < 128; ++j) {
 #line 13 "examples/maze/rnn.dopa"
     const T v24 = d_h_next[j] + t23[j];
     const T v28 = v24 + t27[j];
@@ -201,7 +210,20 @@ template <class T> static void backward_grad_i2h_bias(const dopa::StepArgs<T> &a
     record2[j] = h[j];
     record4[j] = t9_hn[j];
   }
-#line 205 "maze_rnn.cpp"
+#pragma omp simd
+  for (int j = 128; j < 139; ++j) {
+#line 13 "examples/maze/rnn.dopa"
+    const T v24 = d_h_next[j] + t23[j];
+    const T v28 = v24 + t27[j];
+    const T v30 = t9_hn[j] * t9_hn[j];
+    const T v31 = T(1.0) - v30;
+    const T v32 = v28 * v31;
+    t32[j] = v32;
+    d_i2h_bias[j] += v32;
+    record2[j] = h[j];
+    record4[j] = t9_hn[j];
+  }
+#line 227 "maze_rnn.cpp"
 }
 
 // hn = tanh(i2h(x) + w @ h)
@@ -214,7 +236,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
   T *__restrict d_h = a.gradPrev + kStateH;   // [139]
 #line 13 "examples/maze/rnn.dopa"
   RowVec<T>(d_h, 139).noalias() = ConstRowVec<T>(t32, 139) * ConstRowMat<T>(w, 139, 139);
-#line 218 "maze_rnn.cpp"
+#line 240 "maze_rnn.cpp"
 }
 
 // backward stage 4: fused loop nest over [17]
@@ -223,7 +245,11 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [17]
   T *__restrict record1 = a.record + 144; // [17]
 #pragma omp simd
-  for (int j = 0; j < 17; ++j) {
+  for (int j = 0; j < 16; ++j) {
+    record1[j] = x[j];
+  }
+#pragma omp simd
+  for (int j = 16; j < 17; ++j) {
     record1[j] = x[j];
   }
 }
