@@ -487,7 +487,7 @@ std::string NetworkEmitter::bufferOf(int id, bool traceAccess) {
   return name;
 }
 
-std::string NetworkEmitter::targetBuffer(Buf target, int index) {
+std::string NetworkEmitter::targetBuffer(Buf target, int index, bool traceAccess) {
   const Graph &fwd = net.forward;
   std::string name = leafName(target, index);
   std::string base;
@@ -534,6 +534,9 @@ std::string NetworkEmitter::targetBuffer(Buf target, int index) {
     break;
   default: throw std::logic_error("emit: bad sink target");
   }
+  if (isTrace(target, index) && !traceAccess)
+    throw std::logic_error("emit: state '" + fwd.states[size_t(index)].name +
+                           "' is stored in bfloat16 and only a store may write it");
   if (isTrace(target, index))
     declare(name, "Trace<T> *__restrict " + name + " = traceView(" + base + "); // " +
                       ir::shapeStr(shape) + " bf16");

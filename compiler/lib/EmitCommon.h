@@ -226,7 +226,8 @@ private:
   std::string storeTo(const std::string &buffer, bool trace, const std::string &index,
                       const std::string &v) const;
   std::string productInitializer(size_t s, const kern::BatchedProductShape &p);
-  std::string targetBuffer(kern::Buf target, int index);
+  /// A sink's buffer; a bf16 trace only for a store (`traceAccess`, written through storeTo).
+  std::string targetBuffer(kern::Buf target, int index, bool traceAccess = false);
   void declare(const std::string &name, const std::string &decl);
   std::string readBuffer(int id, const ir::Shape &view);
   bool stored(int id) const { return k->home[size_t(id)] != kern::Buf::Inline; }

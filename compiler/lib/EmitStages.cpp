@@ -61,8 +61,9 @@ void NetworkEmitter::emitNestItem(const Item &it, NestParts &parts) {
   case Item::Store: {
     const Node &n = g().node(it.node);
     std::string v = val(it.node);
-    body << storeTo(targetBuffer(it.target, it.targetIndex), isTrace(it.target, it.targetIndex),
-                    indexExpr(broadcastStrides(n.shape, space)), v);
+    body << storeTo(targetBuffer(it.target, it.targetIndex, true),
+                    isTrace(it.target, it.targetIndex), indexExpr(broadcastStrides(n.shape, space)),
+                    v);
     break;
   }
   case Item::Accumulate: {

@@ -167,7 +167,8 @@ private:
     }
   }
 
-  /// Whether matmul `id` runs as a loop nest that computes its matrix operand inline.
+  /// Whether matmul `id` runs as a loop nest that computes its matrix operand inline, or reads
+  /// it from a trace stored in bfloat16 (which only a loop nest reads: --trace-precision=bf16).
   bool isNestMatMul(int id) const {
     const Node &n = g.node(id);
     const Node &a = g.node(n.operands[0]), &b = g.node(n.operands[1]);
@@ -176,6 +177,8 @@ private:
     int m = a.shape.size() == 2 && b.shape.size() == 1   ? n.operands[0]
             : a.shape.size() == 1 && b.shape.size() == 2 ? n.operands[1]
                                                          : -1;
+    if (m >= 0 && g.node(m).op == Op::State && g.states[size_t(g.node(m).index)].bf16)
+      return true;
     return m >= 0 && !leafLike(m) && ir::isInlinable(g.node(m).op);
   }
 

@@ -164,6 +164,16 @@ const GeneratedSpec *onDemandSpec(const EngineRequest &req, const std::string &t
     return compileOnDemand(spec, tool, exitCode);
   }
   exitCode = 2;
+  if (req.spec.traceBf16) {
+    printError(tool,
+               "--trace-precision bf16 compiles the network on demand (the build's examples "
+               "store their traces in float), and " +
+                   std::string(!onDemandAvailable() ? "this build has no compiler (runtime-only)"
+                               : req.spec.path.empty()
+                                   ? "the example's spec was not found"
+                                   : "its spec " + req.spec.path + " was not found"));
+    return nullptr;
+  }
   findCompiledExample(req.task, req.variant, req.dims, tool); // says what the build has
   return nullptr;
 }

@@ -31,8 +31,10 @@ typedef uint16_t __attribute__((may_alias)) Bf16Bits;
 /// cue_reward/modul went from 13 to 27 us per element-step with both, on AMD EPYC, where 512-bit
 /// integer operations are double-pumped). Ties are rare enough (one value in 2^16) that the bias
 /// does not matter. Infinities stay, finite values beyond bfloat16's range round to infinity, and
-/// NaNs from arithmetic (quiet, payload in the high bits) stay NaN; a NaN whose payload lies in
-/// the low 16 bits only would become an infinity (arithmetic does not make one).
+/// the NaNs arithmetic makes (x86's default 0xffc00000, or a NaN operand's payload) stay NaN. Two
+/// kinds of NaN bits do not: a payload only in the low 16 bits becomes an infinity, and one with
+/// all of bits 15-22 set carries into the sign and becomes a zero; only NaNs made bit by bit (in
+/// inputs or parameters) have those, and floatToBf16 keeps every NaN.
 inline float roundBf16(float x) {
   return std::bit_cast<float>((std::bit_cast<uint32_t>(x) + 0x8000u) & 0xffff0000u);
 }
