@@ -167,8 +167,10 @@ private:
     }
   }
 
-  /// Whether matmul `id` runs as a loop nest that computes its matrix operand inline, or reads
-  /// it from a trace stored in bfloat16 (which only a loop nest reads: --trace-precision=bf16).
+  /// Whether matmul `id` runs as a loop nest: one that computes its matrix operand inline, or
+  /// reads it from a per-element matrix (a trace, or a trace's gradient), which the step's nest
+  /// over the traces streams anyway (a trace stored in bfloat16, --trace-precision=bf16, only a
+  /// loop nest reads). Shared matrices (parameters) go to a dense product.
   bool isNestMatMul(int id) const {
     const Node &n = g.node(id);
     const Node &a = g.node(n.operands[0]), &b = g.node(n.operands[1]);
@@ -177,7 +179,7 @@ private:
     int m = a.shape.size() == 2 && b.shape.size() == 1   ? n.operands[0]
             : a.shape.size() == 1 && b.shape.size() == 2 ? n.operands[1]
                                                          : -1;
-    if (m >= 0 && g.node(m).op == Op::State && g.states[size_t(g.node(m).index)].bf16)
+    if (m >= 0 && (g.node(m).op == Op::State || g.node(m).op == Op::GradState))
       return true;
     return m >= 0 && !leafLike(m) && ir::isInlinable(g.node(m).op);
   }

@@ -256,6 +256,17 @@ Graph ir::withoutDeadNodes(const Graph &g) {
     live[size_t(u)] = 1;
   for (const Output &o : g.outputs)
     live[size_t(o.node)] = 1;
+  for (int grad : g.stateGrads)
+    if (grad >= 0)
+      live[size_t(grad)] = 1;
+  for (const ParamGrad &grad : g.paramGrads) {
+    live[size_t(grad.node)] = 1;
+    if (grad.rowIndex >= 0)
+      live[size_t(grad.rowIndex)] = 1;
+  }
+  for (int grad : g.inputGrads)
+    if (grad >= 0)
+      live[size_t(grad)] = 1;
   for (size_t i = g.nodes.size(); i-- > 0;) // operands precede their users
     if (live[i])
       for (int o : g.nodes[i].operands)
@@ -275,6 +286,15 @@ Graph ir::withoutDeadNodes(const Graph &g) {
     u = remap[size_t(u)];
   for (Output &o : out.outputs)
     o.node = remap[size_t(o.node)];
+  for (int &grad : out.stateGrads)
+    grad = grad < 0 ? grad : remap[size_t(grad)];
+  for (ParamGrad &grad : out.paramGrads) {
+    grad.node = remap[size_t(grad.node)];
+    if (grad.rowIndex >= 0)
+      grad.rowIndex = remap[size_t(grad.rowIndex)];
+  }
+  for (int &grad : out.inputGrads)
+    grad = grad < 0 ? grad : remap[size_t(grad)];
   return out;
 }
 

@@ -1,9 +1,9 @@
 //===- Pipeline.cpp - The compiler pipeline, from a network to its kernels ===//
 //
 // Runs lower, checkLearnable, batchReadouts, storeTracesInBf16 and carryProducts (when asked),
-// differentiate and kern::fuse in a straight line with the IR verifier and the caller's hook
-// between them, and the front end before them for a spec file. A network the fusion pass cannot
-// express is a diagnostic; IR that fails the verifier is a compiler bug.
+// differentiate, simplifyBackward and kern::fuse in a straight line with the IR verifier and the
+// caller's hook between them, and the front end before them for a spec file. A network the fusion
+// pass cannot express is a diagnostic; IR that fails the verifier is a compiler bug.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/compiler/Pipeline.h"
@@ -74,6 +74,18 @@ std::optional<PipelineResult> dopa::runPipeline(const sema::Network &network,
       verifyOrAbort(out.graphs.prologueBackward, "autodiff (prologue)");
   }
   passDone("autodiff");
+  if (options.simplify) {
+    out.graphs.backward = simplifyBackward(out.graphs.forward, out.graphs.backward);
+    if (options.verifyEach)
+      verifyOrAbort(out.graphs.backward, "simplify");
+    if (out.graphs.hasPrologue()) {
+      out.graphs.prologueBackward =
+          simplifyBackward(out.graphs.prologue, out.graphs.prologueBackward);
+      if (options.verifyEach)
+        verifyOrAbort(out.graphs.prologueBackward, "simplify (prologue)");
+    }
+    passDone("simplify");
+  }
   if (!options.fuse)
     return out;
   try {

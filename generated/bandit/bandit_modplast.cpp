@@ -209,12 +209,11 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 //
 // backward stage 0: fused loop nest over [32, 32]
 //   %41 matmul
-//   %60 reduce_to
-//   %63 matmul
+//   %59 matmul
 //   %65 matmul
 //   %58 mul -> grad_prev hebb
 //   %43 mul += grad alpha
-template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t41 = a.scratch + 0;                                  // [32]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [32] d carried.0'
   const T *__restrict w = a.params + kParamW;                         // [32, 32]
@@ -223,21 +222,18 @@ template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs
   const T *__restrict t16_DA = a.saved + 32;                          // [1] DA
   const T *__restrict t11_hn = a.saved + 0;                           // [32] hn
   const T *__restrict h = a.state + kStateH;                          // [32]
+  T *__restrict t59 = a.scratch + 96;                                 // [32]
   const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [32, 32] d hebb'
-  T *__restrict t60 = a.scratch + 96;                                 // [1]
-  T *__restrict t63 = a.scratch + 112;                                // [32]
-  T *__restrict d_h = a.gradPrev + kStateH;                           // [32]
+  T *__restrict t65 = a.scratch + 144;                                // [32]
   T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [32, 32]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [32, 32]
   for (int e = 0; e < 32; ++e)
     t41[e] = T(0);
-  t60[0] = T(0);
   for (int e = 0; e < 32; ++e)
-    d_h[e] = T(0);
+    t65[e] = T(0);
   for (int i = 0; i < 32; ++i) {
-    T acc60 = T(0);
-    T acc63 = T(0);
-#pragma omp simd reduction(+ : acc60, acc63)
+    T acc59 = T(0);
+#pragma omp simd reduction(+ : acc59)
     for (int j = 0; j < 32; ++j) {
 #line 17 "examples/bandit/modplast.dopa"
       const T v17 = t11_hn[i] * h[j];
@@ -254,22 +250,18 @@ template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs
       const T v46 = d_hebb_next[i * 32 + j] + v45;
       const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v58 = v46 * v57;
-      const T v59 = v58 * v17;
 #line 16 "examples/bandit/modplast.dopa"
-      acc60 += v59;
+      acc59 += v58 * h[j];
 #line 17 "examples/bandit/modplast.dopa"
-      const T v62 = v58 * t16_DA[0];
-      acc63 += v62 * h[j];
-      d_h[j] += t11_hn[i] * v62;
+      t65[j] += t11_hn[i] * v58;
       d_hebb[i * 32 + j] = v58;
 #line 15 "examples/bandit/modplast.dopa"
       const T v43 = v40 * v22;
       d_alpha[i * 32 + j] += v43;
     }
-    t60[0] += acc60;
-    t63[i] = acc63;
+    t59[i] = acc59;
   }
-#line 273 "bandit_modplast.cpp"
+#line 265 "bandit_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -282,7 +274,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t49 = a.scratch + 32;                          // [32]
 #line 20 "examples/bandit/modplast.dopa"
   RowVec<T>(t49, 32).noalias() = ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 32);
-#line 286 "bandit_modplast.cpp"
+#line 278 "bandit_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -296,19 +288,55 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 19 "examples/bandit/modplast.dopa"
   RowVec<T>(t53, 32).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 32);
-#line 300 "bandit_modplast.cpp"
+#line 292 "bandit_modplast.cpp"
+}
+
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+// DA = tanh(h2DA(hn))
+// hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
+//
+// backward stage 3: fused loop nest over [32]
+//   %61 reduce_to
+//   %66 mul -> grad_prev h
+//   %39 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %11 tanh hn -> record (a factor of deferred outer-product gradients)
+template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
+  const T *__restrict t11_hn = a.saved + 0;                           // [32] hn
+  T *__restrict t59 = a.scratch + 96;                                 // [32]
+  T *__restrict t61 = a.scratch + 128;                                // [1]
+  T *__restrict t65 = a.scratch + 144;                                // [32]
+  const T *__restrict t16_DA = a.saved + 32;                          // [1] DA
+  T *__restrict d_h = a.gradPrev + kStateH;                           // [32]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [32] d carried.0'
+  T *__restrict record2 = a.record + 48;                              // [32]
+  T *__restrict record3 = a.record + 80;                              // [32]
+  t61[0] = T(0);
+  T acc61 = T(0);
+#pragma omp simd reduction(+ : acc61)
+  for (int j = 0; j < 32; ++j) {
+#line 16 "examples/bandit/modplast.dopa"
+    const T v60 = t11_hn[j] * t59[j];
+    acc61 += v60;
+#line 17 "examples/bandit/modplast.dopa"
+    const T v66 = t65[j] * t16_DA[0];
+    d_h[j] = v66;
+    record2[j] = d_carried_0_next[j];
+    record3[j] = t11_hn[j];
+  }
+  t61[0] += acc61;
+#line 328 "bandit_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
 //
-// backward stage 3: fused loop nest over [1]
+// backward stage 4: fused loop nest over [1]
 //   %69 mul
 //   %69 mul += grad h2DA.bias
 //   %35 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %35 grad_output d value += grad h2v.bias
 template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_DAout = a.gradOutputs[2];   // [1] d DAout
-  T *__restrict t60 = a.scratch + 96;                   // [1]
+  T *__restrict t61 = a.scratch + 128;                  // [1]
   const T *__restrict t16_DA = a.saved + 32;            // [1] DA
   T *__restrict t69 = a.record + 112;                   // [1]
   T *__restrict d_h2DA_bias = a.grads + kParamH2DABias; // [1]
@@ -316,59 +344,58 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   T *__restrict record6 = a.record + 144;               // [1]
   T *__restrict d_h2v_bias = a.grads + kParamH2vBias;   // [1]
 #line 16 "examples/bandit/modplast.dopa"
-  const T v61 = d_out_DAout[0] + t60[0];
+  const T v62 = d_out_DAout[0] + t61[0];
   const T v67 = t16_DA[0] * t16_DA[0];
   const T v68 = T(1.0) - v67;
-  const T v69 = v61 * v68;
+  const T v69 = v62 * v68;
   t69[0] = v69;
   d_h2DA_bias[0] += v69;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 328 "bandit_modplast.cpp"
+#line 356 "bandit_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
 //
-// backward stage 4: dense product (Eigen), [32]
+// backward stage 5: dense product (Eigen), [32]
 //   %72 matmul
 template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t69 = a.record + 112;                            // [1]
   const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 32]
-  T *__restrict t72 = a.scratch + 144;                           // [32]
+  T *__restrict t72 = a.scratch + 176;                           // [32]
 #line 16 "examples/bandit/modplast.dopa"
   RowVec<T>(t72, 32).noalias() = ConstRowVec<T>(t69, 1) * ConstRowMat<T>(h2DA_weight, 1, 32);
-#line 341 "bandit_modplast.cpp"
+#line 369 "bandit_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 5: fused loop nest over [32]
+// backward stage 6: fused loop nest over [32]
 //   %76 mul -> grad_prev carried.0
 //   %76 mul -> record (a factor of deferred outer-product gradients)
 //   %76 mul += grad i2h.bias
-//   %39 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
-//   %11 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + kStateH;                // [32] d h'
-  T *__restrict t41 = a.scratch + 0;                                  // [32]
-  T *__restrict t49 = a.scratch + 32;                                 // [32]
-  T *__restrict t53 = a.scratch + 64;                                 // [32]
-  T *__restrict t63 = a.scratch + 112;                                // [32]
-  T *__restrict t72 = a.scratch + 144;                                // [32]
-  const T *__restrict t11_hn = a.saved + 0;                           // [32] hn
-  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;            // [32]
-  T *__restrict record0 = a.record + 0;                               // [32]
-  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;                 // [32]
-  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [32] d carried.0'
-  T *__restrict record2 = a.record + 48;                              // [32]
-  T *__restrict record3 = a.record + 80;                              // [32]
+  const T *__restrict d_h_next = a.gradNext + kStateH;     // [32] d h'
+  T *__restrict t41 = a.scratch + 0;                       // [32]
+  T *__restrict t49 = a.scratch + 32;                      // [32]
+  T *__restrict t53 = a.scratch + 64;                      // [32]
+  T *__restrict t59 = a.scratch + 96;                      // [32]
+  const T *__restrict t16_DA = a.saved + 32;               // [1] DA
+  T *__restrict t72 = a.scratch + 176;                     // [32]
+  const T *__restrict t11_hn = a.saved + 0;                // [32] hn
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0; // [32]
+  T *__restrict record0 = a.record + 0;                    // [32]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;      // [32]
 #pragma omp simd
   for (int j = 0; j < 32; ++j) {
 #line 15 "examples/bandit/modplast.dopa"
     const T v42 = d_h_next[j] + t41[j];
     const T v50 = v42 + t49[j];
     const T v54 = v50 + t53[j];
-    const T v64 = v54 + t63[j];
+#line 17 "examples/bandit/modplast.dopa"
+    const T v63 = t59[j] * t16_DA[0];
+#line 15 "examples/bandit/modplast.dopa"
+    const T v64 = v54 + v63;
     const T v73 = v64 + t72[j];
     const T v74 = t11_hn[j] * t11_hn[j];
     const T v75 = T(1.0) - v74;
@@ -376,13 +403,11 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     d_carried_0[j] = v76;
     record0[j] = v76;
     d_i2h_bias[j] += v76;
-    record2[j] = d_carried_0_next[j];
-    record3[j] = t11_hn[j];
   }
-#line 383 "bandit_modplast.cpp"
+#line 408 "bandit_modplast.cpp"
 }
 
-// backward stage 6: fused loop nest over [5]
+// backward stage 7: fused loop nest over [5]
 //   %77 input -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];   // [5]
@@ -392,7 +417,7 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   }
 }
 
-// backward stage 7: fused loop nest over [2]
+// backward stage 8: fused loop nest over [2]
 //   %34 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %34 grad_output d logits += grad h2o.bias
 template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
@@ -407,9 +432,10 @@ template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a
 
 /// One backward step of BanditModplast for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_d_h_hebb_grad_alpha(a);
+  backward_d_hebb_grad_alpha(a);
   backward_h2v(a);
   backward_h2o(a);
+  backward_d_h(a);
   backward_grad_h2_da_bias_h2v_bias(a);
   backward_h2_da(a);
   backward_d_carried_0_grad_i2h_bias(a);
@@ -441,7 +467,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 445 "bandit_modplast.cpp"
+#line 471 "bandit_modplast.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [32]
@@ -497,7 +523,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       d_alpha[i * 32 + j] += v13;
     }
   }
-#line 501 "bandit_modplast.cpp"
+#line 527 "bandit_modplast.cpp"
 }
 
 // state  h    : [H] = 0
@@ -522,7 +548,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 526 "bandit_modplast.cpp"
+#line 552 "bandit_modplast.cpp"
 }
 
 // prologue_backward stage 2:
@@ -661,9 +687,10 @@ static const dopa::BatchedProduct forward_products[] = {
 /// The backward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> backward_stages[] = {
-    backward_d_h_hebb_grad_alpha<T>,
+    backward_d_hebb_grad_alpha<T>,
     backward_h2v<T>,
     backward_h2o<T>,
+    backward_d_h<T>,
     backward_grad_h2_da_bias_h2v_bias<T>,
     backward_h2_da<T>,
     backward_d_carried_0_grad_i2h_bias<T>,
@@ -695,7 +722,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 64},
-    {.stage = 4,
+    {.stage = 5,
      .weightOffset = kParamH2DAWeight,
      .rows = 1,
      .cols = 32,
@@ -705,7 +732,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .xOffset = 112,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 144},
+     .yOffset = 176},
 };
 
 const dopa::GeneratedSpec &spec() {
@@ -716,7 +743,7 @@ const dopa::GeneratedSpec &spec() {
       .stateNumel = 1088,
       .stateOffsets = stateOffsets,
       .savedNumel = 48,
-      .scratchNumel = 176,
+      .scratchNumel = 208,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
       .backwardFloat = backward_step<float>,
@@ -729,10 +756,10 @@ const dopa::GeneratedSpec &spec() {
       .recordNumel = 160,
       .forwardFlops = 9893,
       .forwardSharedFlops = 0,
-      .backwardFlops = 17188,
+      .backwardFlops = 14244,
       .backwardSharedFlops = 0,
       .numForwardStages = 9,
-      .numBackwardStages = 8,
+      .numBackwardStages = 9,
       .forwardStagesFloat = forward_stages<float>,
       .backwardStagesFloat = backward_stages<float>,
       .forwardStagesDouble = forward_stages<double>,

@@ -376,29 +376,24 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
 // hebb' = clip(hebb + DA * outer(hn, h), -1, 1)
 //
 // backward stage 2: fused loop nest over [32, 32]
-//   %51 reduce_to
-//   %54 matmul
+//   %50 matmul
 //   %56 matmul
 template <class T> __device__ __forceinline__ void backward_tanh_outer(const dopa::StepArgs<T> &a) {
+  T *__restrict t50 = a.scratch + 64;                        // [32]
   const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [32, 32] d hebb'
   const T *__restrict hebb = a.state + kStateHebb;           // [32, 32]
   const T *__restrict t18_DA = a.saved + 32;                 // [1] DA
   const T *__restrict t13_hn = a.saved + 0;                  // [32] hn
   const T *__restrict h = a.state + kStateH;                 // [32]
-  T *__restrict t51 = a.scratch + 64;                        // [1]
-  T *__restrict t54 = a.scratch + 80;                        // [32]
   T *__restrict t56 = a.scratch + 112;                       // [32]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-  for (int e = tid; e < 1; e += nthreads)
-    t51[e] = T(0);
   for (int e = tid; e < 32; e += nthreads)
     t56[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 32; i += nthreads >> 5) {
-    T acc51 = T(0);
-    T acc54 = T(0);
+    T acc50 = T(0);
     for (int j = threadIdx.x & 31; j < 32; j += 32) {
 #line 17 "examples/bandit/modplast.dopa"
       const T v19 = t13_hn[i] * h[j];
@@ -406,27 +401,59 @@ template <class T> __device__ __forceinline__ void backward_tanh_outer(const dop
       const T v21 = hebb[i * 32 + j] + v20;
       const T v48 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
       const T v49 = d_hebb_next[i * 32 + j] * v48;
-      const T v50 = v49 * v19;
 #line 16 "examples/bandit/modplast.dopa"
-      acc51 += v50;
+      acc50 += v49 * h[j];
 #line 17 "examples/bandit/modplast.dopa"
-      const T v53 = v49 * t18_DA[0];
-      acc54 += v53 * h[j];
-      atomicAdd(&t56[j], t13_hn[i] * v53);
+      atomicAdd(&t56[j], t13_hn[i] * v49);
     }
-    acc51 = dopa::warpSum(acc51);
-    acc54 = dopa::warpSum(acc54);
+    acc50 = dopa::warpSum(acc50);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t51[0], acc51);
-      t54[i] = acc54;
+      t50[i] = acc50;
     }
   }
-#line 425 "bandit_modplast.cu"
+#line 415 "bandit_modplast.cu"
+}
+
+// hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+// DA = tanh(h2DA(hn))
+//
+// backward stage 3: fused loop nest over [32]
+//   %52 reduce_to
+//   %10 state -> record (a factor of deferred outer-product gradients)
+//   %13 tanh hn -> record (a factor of deferred outer-product gradients)
+template <class T> __device__ __forceinline__ void backward_tanh(const dopa::StepArgs<T> &a) {
+  const T *__restrict t13_hn = a.saved + 0;  // [32] hn
+  T *__restrict t50 = a.scratch + 64;        // [32]
+  T *__restrict t52 = a.scratch + 96;        // [1]
+  const T *__restrict h = a.state + kStateH; // [32]
+  T *__restrict record2 = a.record + 48;     // [32]
+  T *__restrict record4 = a.record + 96;     // [32]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
+    t52[e] = T(0);
+  dopa::gridSync();
+  {
+    T acc52 = T(0);
+    for (int j = tid; j < 32; j += nthreads) {
+#line 16 "examples/bandit/modplast.dopa"
+      const T v51 = t13_hn[j] * t50[j];
+      acc52 += v51;
+      record2[j] = h[j];
+      record4[j] = t13_hn[j];
+    }
+    acc52 = dopa::warpSum(acc52);
+    if ((threadIdx.x & 31) == 0) {
+      atomicAdd(&t52[0], acc52);
+    }
+  }
+#line 452 "bandit_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
 //
-// backward stage 3: fused loop nest over [1]
+// backward stage 4: fused loop nest over [1]
 //   %60 mul
 //   %60 mul += grad h2DA.bias
 //   %34 grad_output d value -> record (a factor of deferred outer-product gradients)
@@ -434,7 +461,7 @@ template <class T> __device__ __forceinline__ void backward_tanh_outer(const dop
 template <class T>
 __device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_DAout = a.gradOutputs[2];   // [1] d DAout
-  T *__restrict t51 = a.scratch + 64;                   // [1]
+  T *__restrict t52 = a.scratch + 96;                   // [1]
   const T *__restrict t18_DA = a.saved + 32;            // [1] DA
   T *__restrict t60 = a.record + 80;                    // [1]
   T *__restrict d_h2DA_bias = a.grads + kParamH2DABias; // [1]
@@ -447,22 +474,22 @@ __device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::St
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 16 "examples/bandit/modplast.dopa"
-      const T v52 = d_out_DAout[0] + t51[0];
+      const T v53 = d_out_DAout[0] + t52[0];
       const T v58 = t18_DA[0] * t18_DA[0];
       const T v59 = T(1.0) - v58;
-      const T v60 = v52 * v59;
+      const T v60 = v53 * v59;
       t60[0] = v60;
       atomicAdd(&d_h2DA_bias[0], v60);
       record6[0] = d_out_value[0];
       atomicAdd(&d_h2v_bias[0], d_out_value[0]);
     }
   }
-#line 461 "bandit_modplast.cu"
+#line 488 "bandit_modplast.cu"
 }
 
 // DA = tanh(h2DA(hn))
 //
-// backward stage 4: dense product (a warp or thread per output), [32]
+// backward stage 5: dense product (a warp or thread per output), [32]
 //   %63 matmul
 template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t60 = a.record + 80;                             // [1]
@@ -477,29 +504,25 @@ template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::St
     acc += t60[0] * h2DA_weight[c];
     t63[c] = acc;
   }
-#line 481 "bandit_modplast.cu"
+#line 508 "bandit_modplast.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 5: fused loop nest over [32]
+// backward stage 6: fused loop nest over [32]
 //   %67 mul
 //   %67 mul += grad i2h.bias
-//   %10 state -> record (a factor of deferred outer-product gradients)
-//   %13 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_h_next = a.gradNext + kStateH; // [32] d h'
   T *__restrict t40 = a.scratch + 0;                   // [32]
   T *__restrict t44 = a.scratch + 32;                  // [32]
-  T *__restrict t54 = a.scratch + 80;                  // [32]
+  T *__restrict t50 = a.scratch + 64;                  // [32]
+  const T *__restrict t18_DA = a.saved + 32;           // [1] DA
   T *__restrict t63 = a.scratch + 144;                 // [32]
   const T *__restrict t13_hn = a.saved + 0;            // [32] hn
   T *__restrict t67 = a.record + 0;                    // [32]
   T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [32]
-  const T *__restrict h = a.state + kStateH;           // [32]
-  T *__restrict record2 = a.record + 48;               // [32]
-  T *__restrict record4 = a.record + 96;               // [32]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -508,24 +531,25 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
 #line 15 "examples/bandit/modplast.dopa"
       const T v41 = d_h_next[j] + t40[j];
       const T v45 = v41 + t44[j];
-      const T v55 = v45 + t54[j];
+#line 17 "examples/bandit/modplast.dopa"
+      const T v54 = t50[j] * t18_DA[0];
+#line 15 "examples/bandit/modplast.dopa"
+      const T v55 = v45 + v54;
       const T v64 = v55 + t63[j];
       const T v65 = t13_hn[j] * t13_hn[j];
       const T v66 = T(1.0) - v65;
       const T v67 = v64 * v66;
       t67[j] = v67;
       atomicAdd(&d_i2h_bias[j], v67);
-      record2[j] = h[j];
-      record4[j] = t13_hn[j];
     }
   }
-#line 523 "bandit_modplast.cu"
+#line 547 "bandit_modplast.cu"
 }
 
 // state  hebb : [H, H] = 0
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 //
-// backward stage 6: fused loop nest over [32, 32]
+// backward stage 7: fused loop nest over [32, 32]
 //   %69 matmul
 //   %74 add -> grad_prev hebb
 //   %71 mul += grad alpha
@@ -571,31 +595,34 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
       atomicAdd(&d_alpha[i * 32 + j], v71);
     }
   }
-#line 575 "bandit_modplast.cu"
+#line 599 "bandit_modplast.cu"
 }
 
 // state  h    : [H] = 0
 //
-// backward stage 7: fused loop nest over [32]
+// backward stage 8: fused loop nest over [32]
 //   %70 add -> grad_prev h
 template <class T> __device__ __forceinline__ void backward_d_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t56 = a.scratch + 112;      // [32]
-  T *__restrict t69 = a.scratch + 176;      // [32]
-  T *__restrict d_h = a.gradPrev + kStateH; // [32]
+  T *__restrict t56 = a.scratch + 112;       // [32]
+  const T *__restrict t18_DA = a.saved + 32; // [1] DA
+  T *__restrict t69 = a.scratch + 176;       // [32]
+  T *__restrict d_h = a.gradPrev + kStateH;  // [32]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 32; j += nthreads) {
+#line 17 "examples/bandit/modplast.dopa"
+      const T v57 = t56[j] * t18_DA[0];
 #line 7 "examples/bandit/modplast.dopa"
-      const T v70 = t56[j] + t69[j];
+      const T v70 = v57 + t69[j];
       d_h[j] = v70;
     }
   }
-#line 596 "bandit_modplast.cu"
+#line 623 "bandit_modplast.cu"
 }
 
-// backward stage 8: fused loop nest over [5]
+// backward stage 9: fused loop nest over [5]
 //   %75 input -> record (a factor of deferred outer-product gradients)
 template <class T> __device__ __forceinline__ void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];   // [5]
@@ -610,7 +637,7 @@ template <class T> __device__ __forceinline__ void backward_record_x(const dopa:
   }
 }
 
-// backward stage 9: fused loop nest over [2]
+// backward stage 10: fused loop nest over [2]
 //   %33 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %33 grad_output d logits += grad h2o.bias
 template <class T>
@@ -662,6 +689,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   backward_h2o(a);
   dopa::gridSync();
   backward_tanh_outer(a);
+  dopa::gridSync();
+  backward_tanh(a);
   dopa::gridSync();
   backward_grad_h2_da_bias_h2v_bias(a);
   dopa::gridSync();

@@ -266,15 +266,14 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 //
 // backward stage 0: fused loop nest over [200, 200]
 //   %48 matmul
-//   %63 reduce_to
-//   %66 matmul
+//   %62 matmul
 //   %68 matmul
-//   %70 reduce_to
-//   %79 reduce_to
-//   %77 mul -> grad_prev pw
-//   %82 add -> grad_prev et
+//   %71 reduce_to
+//   %80 reduce_to
+//   %78 mul -> grad_prev pw
+//   %83 add -> grad_prev et
 //   %50 mul += grad alpha
-template <class T> static void backward_d_h_pw_et_grad_alpha(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t48 = a.scratch + 0;                                  // [200]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
   const T *__restrict w = a.params + kParamW;                         // [200, 200]
@@ -282,33 +281,29 @@ template <class T> static void backward_d_h_pw_et_grad_alpha(const dopa::StepArg
   const T *__restrict pw = a.state + kStatePw;                        // [200, 200]
   const T *__restrict t16_DA = a.saved + 208;                         // [1] DA
   const T *__restrict et = a.state + kStateEt;                        // [200, 200]
+  T *__restrict t62 = a.scratch + 624;                                // [200]
   const T *__restrict d_et_next = a.gradNext + kStateEt;              // [200, 200] d et'
-  const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
   const T *__restrict h = a.state + kStateH;                          // [200]
-  T *__restrict t63 = a.scratch + 624;                                // []
-  T *__restrict t66 = a.scratch + 640;                                // [200]
-  const T *__restrict etaet = a.params + kParamEtaet;                 // []
-  T *__restrict d_h = a.gradPrev + kStateH;                           // [200]
-  T *__restrict t70 = a.scratch + 848;                                // []
+  T *__restrict t68 = a.scratch + 848;                                // [200]
+  const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
+  T *__restrict t71 = a.scratch + 1056;                               // []
   const T *__restrict d_pw_next = a.gradNext + kStatePw;              // [200, 200] d pw'
-  T *__restrict t79 = a.scratch + 864;                                // [1]
+  T *__restrict t80 = a.scratch + 1072;                               // [1]
   T *__restrict d_pw = a.gradPrev + kStatePw;                         // [200, 200]
   const T *__restrict t24 = a.saved + 224;                            // []
   T *__restrict d_et = a.gradPrev + kStateEt;                         // [200, 200]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
   for (int e = 0; e < 200; ++e)
     t48[e] = T(0);
-  t63[0] = T(0);
   for (int e = 0; e < 200; ++e)
-    d_h[e] = T(0);
-  t70[0] = T(0);
-  t79[0] = T(0);
+    t68[e] = T(0);
+  t71[0] = T(0);
+  t80[0] = T(0);
   for (int i = 0; i < 200; ++i) {
-    T acc63 = T(0);
-    T acc66 = T(0);
-    T acc70 = T(0);
-    T acc79 = T(0);
-#pragma omp simd reduction(+ : acc63, acc66, acc70, acc79)
+    T acc62 = T(0);
+    T acc71 = T(0);
+    T acc80 = T(0);
+#pragma omp simd reduction(+ : acc62, acc71, acc80)
     for (int j = 0; j < 192; ++j) {
 #line 19 "examples/cue_reward/modul.dopa"
       const T v18 = t16_DA[0] * et[i * 200 + j];
@@ -318,40 +313,35 @@ template <class T> static void backward_d_h_pw_et_grad_alpha(const dopa::StepArg
       const T v37 = alpha[i * 200 + j] * v22;
       const T v38 = w[i * 200 + j] + v37;
       t48[j] += d_carried_0_next[i] * v38;
-#line 20 "examples/cue_reward/modul.dopa"
-      const T v26 = t11_hn[i] * h[j];
-      const T v62 = d_et_next[i * 200 + j] * v26;
 #line 11 "examples/cue_reward/modul.dopa"
-      acc63 += v62;
+      acc62 += d_et_next[i * 200 + j] * h[j];
 #line 20 "examples/cue_reward/modul.dopa"
-      const T v65 = d_et_next[i * 200 + j] * etaet[0];
-      acc66 += v65 * h[j];
-      d_h[j] += t11_hn[i] * v65;
-      const T v69 = d_et_next[i * 200 + j] * et[i * 200 + j];
-      acc70 += v69;
+      t68[j] += t11_hn[i] * d_et_next[i * 200 + j];
+      const T v70 = d_et_next[i * 200 + j] * et[i * 200 + j];
+      acc71 += v70;
 #line 17 "examples/cue_reward/modul.dopa"
       const T v47 = d_carried_0_next[i] * t11_hn[j];
       const T v52 = v47 * alpha[i * 200 + j];
 #line 19 "examples/cue_reward/modul.dopa"
       const T v53 = d_pw_next[i * 200 + j] + v52;
-      const T v76 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
-      const T v77 = v53 * v76;
-      const T v78 = v77 * et[i * 200 + j];
+      const T v77 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
+      const T v78 = v53 * v77;
+      const T v79 = v78 * et[i * 200 + j];
 #line 18 "examples/cue_reward/modul.dopa"
-      acc79 += v78;
-      d_pw[i * 200 + j] = v77;
+      acc80 += v79;
+      d_pw[i * 200 + j] = v78;
 #line 20 "examples/cue_reward/modul.dopa"
-      const T v71 = d_et_next[i * 200 + j] * t24[0];
+      const T v72 = d_et_next[i * 200 + j] * t24[0];
 #line 19 "examples/cue_reward/modul.dopa"
-      const T v81 = v77 * t16_DA[0];
+      const T v82 = v78 * t16_DA[0];
 #line 9 "examples/cue_reward/modul.dopa"
-      const T v82 = v71 + v81;
-      d_et[i * 200 + j] = v82;
+      const T v83 = v72 + v82;
+      d_et[i * 200 + j] = v83;
 #line 17 "examples/cue_reward/modul.dopa"
       const T v50 = v47 * v22;
       d_alpha[i * 200 + j] += v50;
     }
-#pragma omp simd reduction(+ : acc63, acc66, acc70, acc79)
+#pragma omp simd reduction(+ : acc62, acc71, acc80)
     for (int j = 192; j < 200; ++j) {
 #line 19 "examples/cue_reward/modul.dopa"
       const T v18 = t16_DA[0] * et[i * 200 + j];
@@ -361,45 +351,39 @@ template <class T> static void backward_d_h_pw_et_grad_alpha(const dopa::StepArg
       const T v37 = alpha[i * 200 + j] * v22;
       const T v38 = w[i * 200 + j] + v37;
       t48[j] += d_carried_0_next[i] * v38;
-#line 20 "examples/cue_reward/modul.dopa"
-      const T v26 = t11_hn[i] * h[j];
-      const T v62 = d_et_next[i * 200 + j] * v26;
 #line 11 "examples/cue_reward/modul.dopa"
-      acc63 += v62;
+      acc62 += d_et_next[i * 200 + j] * h[j];
 #line 20 "examples/cue_reward/modul.dopa"
-      const T v65 = d_et_next[i * 200 + j] * etaet[0];
-      acc66 += v65 * h[j];
-      d_h[j] += t11_hn[i] * v65;
-      const T v69 = d_et_next[i * 200 + j] * et[i * 200 + j];
-      acc70 += v69;
+      t68[j] += t11_hn[i] * d_et_next[i * 200 + j];
+      const T v70 = d_et_next[i * 200 + j] * et[i * 200 + j];
+      acc71 += v70;
 #line 17 "examples/cue_reward/modul.dopa"
       const T v47 = d_carried_0_next[i] * t11_hn[j];
       const T v52 = v47 * alpha[i * 200 + j];
 #line 19 "examples/cue_reward/modul.dopa"
       const T v53 = d_pw_next[i * 200 + j] + v52;
-      const T v76 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
-      const T v77 = v53 * v76;
-      const T v78 = v77 * et[i * 200 + j];
+      const T v77 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
+      const T v78 = v53 * v77;
+      const T v79 = v78 * et[i * 200 + j];
 #line 18 "examples/cue_reward/modul.dopa"
-      acc79 += v78;
-      d_pw[i * 200 + j] = v77;
+      acc80 += v79;
+      d_pw[i * 200 + j] = v78;
 #line 20 "examples/cue_reward/modul.dopa"
-      const T v71 = d_et_next[i * 200 + j] * t24[0];
+      const T v72 = d_et_next[i * 200 + j] * t24[0];
 #line 19 "examples/cue_reward/modul.dopa"
-      const T v81 = v77 * t16_DA[0];
+      const T v82 = v78 * t16_DA[0];
 #line 9 "examples/cue_reward/modul.dopa"
-      const T v82 = v71 + v81;
-      d_et[i * 200 + j] = v82;
+      const T v83 = v72 + v82;
+      d_et[i * 200 + j] = v83;
 #line 17 "examples/cue_reward/modul.dopa"
       const T v50 = v47 * v22;
       d_alpha[i * 200 + j] += v50;
     }
-    t63[0] += acc63;
-    t66[i] = acc66;
-    t70[0] += acc70;
-    t79[0] += acc79;
+    t62[i] = acc62;
+    t71[0] += acc71;
+    t80[0] += acc80;
   }
-#line 403 "cue_reward_modul.cpp"
+#line 387 "cue_reward_modul.cpp"
 }
 
 // output value  = h2v(hn)
@@ -413,7 +397,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 23 "examples/cue_reward/modul.dopa"
   RowVec<T>(t56, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 417 "cue_reward_modul.cpp"
+#line 401 "cue_reward_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -427,19 +411,66 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/cue_reward/modul.dopa"
   RowVec<T>(t60, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 431 "cue_reward_modul.cpp"
+#line 415 "cue_reward_modul.cpp"
+}
+
+// param  etaet : [] = 0.1
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+// et' = (1 - etaet) * et + etaet * outer(hn, h)
+//
+// backward stage 3: fused loop nest over [200]
+//   %64 reduce_to
+//   %69 mul -> grad_prev h
+//   %46 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %11 tanh hn -> record (a factor of deferred outer-product gradients)
+template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
+  const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
+  T *__restrict t62 = a.scratch + 624;                                // [200]
+  T *__restrict t64 = a.scratch + 832;                                // []
+  T *__restrict t68 = a.scratch + 848;                                // [200]
+  const T *__restrict etaet = a.params + kParamEtaet;                 // []
+  T *__restrict d_h = a.gradPrev + kStateH;                           // [200]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
+  T *__restrict record2 = a.record + 240;                             // [200]
+  T *__restrict record3 = a.record + 448;                             // [200]
+  t64[0] = T(0);
+  T acc64 = T(0);
+#pragma omp simd reduction(+ : acc64)
+  for (int j = 0; j < 192; ++j) {
+#line 11 "examples/cue_reward/modul.dopa"
+    const T v63 = t11_hn[j] * t62[j];
+    acc64 += v63;
+#line 20 "examples/cue_reward/modul.dopa"
+    const T v69 = t68[j] * etaet[0];
+    d_h[j] = v69;
+    record2[j] = d_carried_0_next[j];
+    record3[j] = t11_hn[j];
+  }
+#pragma omp simd reduction(+ : acc64)
+  for (int j = 192; j < 200; ++j) {
+#line 11 "examples/cue_reward/modul.dopa"
+    const T v63 = t11_hn[j] * t62[j];
+    acc64 += v63;
+#line 20 "examples/cue_reward/modul.dopa"
+    const T v69 = t68[j] * etaet[0];
+    d_h[j] = v69;
+    record2[j] = d_carried_0_next[j];
+    record3[j] = t11_hn[j];
+  }
+  t64[0] += acc64;
+#line 462 "cue_reward_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
 //
-// backward stage 3: fused loop nest over [1]
+// backward stage 4: fused loop nest over [1]
 //   %86 mul
 //   %86 mul += grad h2DA.bias
 //   %41 grad_output d value -> record (a factor of deferred outer-product gradients)
 //   %41 grad_output d value += grad h2v.bias
 template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_DAout = a.gradOutputs[2];   // [1] d DAout
-  T *__restrict t79 = a.scratch + 864;                  // [1]
+  T *__restrict t80 = a.scratch + 1072;                 // [1]
   const T *__restrict t16_DA = a.saved + 208;           // [1] DA
   T *__restrict t86 = a.record + 656;                   // [1]
   T *__restrict d_h2DA_bias = a.grads + kParamH2DABias; // [1]
@@ -447,59 +478,58 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   T *__restrict record6 = a.record + 688;               // [1]
   T *__restrict d_h2v_bias = a.grads + kParamH2vBias;   // [1]
 #line 18 "examples/cue_reward/modul.dopa"
-  const T v80 = d_out_DAout[0] + t79[0];
+  const T v81 = d_out_DAout[0] + t80[0];
   const T v84 = t16_DA[0] * t16_DA[0];
   const T v85 = T(1.0) - v84;
-  const T v86 = v80 * v85;
+  const T v86 = v81 * v85;
   t86[0] = v86;
   d_h2DA_bias[0] += v86;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 459 "cue_reward_modul.cpp"
+#line 490 "cue_reward_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
 //
-// backward stage 4: dense product (Eigen), [200]
+// backward stage 5: dense product (Eigen), [200]
 //   %89 matmul
 template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t86 = a.record + 656;                            // [1]
   const T *__restrict h2DA_weight = a.params + kParamH2DAWeight; // [1, 200]
-  T *__restrict t89 = a.scratch + 880;                           // [200]
+  T *__restrict t89 = a.scratch + 1088;                          // [200]
 #line 18 "examples/cue_reward/modul.dopa"
   RowVec<T>(t89, 200).noalias() = ConstRowVec<T>(t86, 1) * ConstRowMat<T>(h2DA_weight, 1, 200);
-#line 472 "cue_reward_modul.cpp"
+#line 503 "cue_reward_modul.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
 //
-// backward stage 5: fused loop nest over [200]
+// backward stage 6: fused loop nest over [200]
 //   %93 mul -> grad_prev carried.0
 //   %93 mul -> record (a factor of deferred outer-product gradients)
 //   %93 mul += grad i2h.bias
-//   %46 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
-//   %11 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::StepArgs<T> &a) {
-  const T *__restrict d_h_next = a.gradNext + kStateH;                // [200] d h'
-  T *__restrict t48 = a.scratch + 0;                                  // [200]
-  T *__restrict t56 = a.scratch + 208;                                // [200]
-  T *__restrict t60 = a.scratch + 416;                                // [200]
-  T *__restrict t66 = a.scratch + 640;                                // [200]
-  T *__restrict t89 = a.scratch + 880;                                // [200]
-  const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
-  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;            // [200]
-  T *__restrict record0 = a.record + 0;                               // [200]
-  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;                 // [200]
-  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [200] d carried.0'
-  T *__restrict record2 = a.record + 240;                             // [200]
-  T *__restrict record3 = a.record + 448;                             // [200]
+  const T *__restrict d_h_next = a.gradNext + kStateH;     // [200] d h'
+  T *__restrict t48 = a.scratch + 0;                       // [200]
+  T *__restrict t56 = a.scratch + 208;                     // [200]
+  T *__restrict t60 = a.scratch + 416;                     // [200]
+  T *__restrict t62 = a.scratch + 624;                     // [200]
+  const T *__restrict etaet = a.params + kParamEtaet;      // []
+  T *__restrict t89 = a.scratch + 1088;                    // [200]
+  const T *__restrict t11_hn = a.saved + 0;                // [200] hn
+  T *__restrict d_carried_0 = a.gradPrev + kStateCarried0; // [200]
+  T *__restrict record0 = a.record + 0;                    // [200]
+  T *__restrict d_i2h_bias = a.grads + kParamI2hBias;      // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
 #line 17 "examples/cue_reward/modul.dopa"
     const T v49 = d_h_next[j] + t48[j];
     const T v57 = v49 + t56[j];
     const T v61 = v57 + t60[j];
-    const T v67 = v61 + t66[j];
+#line 20 "examples/cue_reward/modul.dopa"
+    const T v66 = t62[j] * etaet[0];
+#line 17 "examples/cue_reward/modul.dopa"
+    const T v67 = v61 + v66;
     const T v90 = v67 + t89[j];
     const T v91 = t11_hn[j] * t11_hn[j];
     const T v92 = T(1.0) - v91;
@@ -507,8 +537,6 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     d_carried_0[j] = v93;
     record0[j] = v93;
     d_i2h_bias[j] += v93;
-    record2[j] = d_carried_0_next[j];
-    record3[j] = t11_hn[j];
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
@@ -516,7 +544,10 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     const T v49 = d_h_next[j] + t48[j];
     const T v57 = v49 + t56[j];
     const T v61 = v57 + t60[j];
-    const T v67 = v61 + t66[j];
+#line 20 "examples/cue_reward/modul.dopa"
+    const T v66 = t62[j] * etaet[0];
+#line 17 "examples/cue_reward/modul.dopa"
+    const T v67 = v61 + v66;
     const T v90 = v67 + t89[j];
     const T v91 = t11_hn[j] * t11_hn[j];
     const T v92 = T(1.0) - v91;
@@ -524,13 +555,11 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     d_carried_0[j] = v93;
     record0[j] = v93;
     d_i2h_bias[j] += v93;
-    record2[j] = d_carried_0_next[j];
-    record3[j] = t11_hn[j];
   }
-#line 531 "cue_reward_modul.cpp"
+#line 560 "cue_reward_modul.cpp"
 }
 
-// backward stage 6: fused loop nest over [27]
+// backward stage 7: fused loop nest over [27]
 //   %94 input -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
@@ -547,21 +576,21 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
 
 // param  etaet : [] = 0.1
 //
-// backward stage 7: fused loop nest over []
-//   %73 add += grad etaet
+// backward stage 8: fused loop nest over []
+//   %74 add += grad etaet
 template <class T> static void backward_grad_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t63 = a.scratch + 624;           // []
-  T *__restrict t70 = a.scratch + 848;           // []
+  T *__restrict t64 = a.scratch + 832;           // []
+  T *__restrict t71 = a.scratch + 1056;          // []
   T *__restrict d_etaet = a.grads + kParamEtaet; // []
 #line 20 "examples/cue_reward/modul.dopa"
-  const T v72 = -t70[0];
+  const T v73 = -t71[0];
 #line 11 "examples/cue_reward/modul.dopa"
-  const T v73 = t63[0] + v72;
-  d_etaet[0] += v73;
-#line 562 "cue_reward_modul.cpp"
+  const T v74 = t64[0] + v73;
+  d_etaet[0] += v74;
+#line 591 "cue_reward_modul.cpp"
 }
 
-// backward stage 8: fused loop nest over [2]
+// backward stage 9: fused loop nest over [2]
 //   %40 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %40 grad_output d logits += grad h2o.bias
 template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a) {
@@ -576,9 +605,10 @@ template <class T> static void backward_grad_h2o_bias(const dopa::StepArgs<T> &a
 
 /// One backward step of CueRewardModul for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_d_h_pw_et_grad_alpha(a);
+  backward_d_pw_et_grad_alpha(a);
   backward_h2v(a);
   backward_h2o(a);
+  backward_d_h(a);
   backward_grad_h2_da_bias_h2v_bias(a);
   backward_h2_da(a);
   backward_d_carried_0_grad_i2h_bias(a);
@@ -624,7 +654,7 @@ template <class T> static void prologue_forward_carried_0_pw_et(const dopa::Step
     }
     carried_0_next[i] = acc7;
   }
-#line 628 "cue_reward_modul.cpp"
+#line 658 "cue_reward_modul.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -704,7 +734,7 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
       d_alpha[i * 200 + j] += v15;
     }
   }
-#line 708 "cue_reward_modul.cpp"
+#line 738 "cue_reward_modul.cpp"
 }
 
 // state  h  : [H] = 0
@@ -737,7 +767,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 741 "cue_reward_modul.cpp"
+#line 771 "cue_reward_modul.cpp"
 }
 
 // prologue_backward stage 2:
@@ -878,9 +908,10 @@ static const dopa::BatchedProduct forward_products[] = {
 /// The backward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> backward_stages[] = {
-    backward_d_h_pw_et_grad_alpha<T>,
+    backward_d_pw_et_grad_alpha<T>,
     backward_h2v<T>,
     backward_h2o<T>,
+    backward_d_h<T>,
     backward_grad_h2_da_bias_h2v_bias<T>,
     backward_h2_da<T>,
     backward_d_carried_0_grad_i2h_bias<T>,
@@ -913,7 +944,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 416},
-    {.stage = 4,
+    {.stage = 5,
      .weightOffset = kParamH2DAWeight,
      .rows = 1,
      .cols = 200,
@@ -923,7 +954,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .xOffset = 656,
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
-     .yOffset = 880},
+     .yOffset = 1088},
 };
 
 const dopa::GeneratedSpec &spec() {
@@ -934,7 +965,7 @@ const dopa::GeneratedSpec &spec() {
       .stateNumel = 80416,
       .stateOffsets = stateOffsets,
       .savedNumel = 240,
-      .scratchNumel = 1088,
+      .scratchNumel = 1296,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
       .backwardFloat = backward_step<float>,
@@ -947,10 +978,10 @@ const dopa::GeneratedSpec &spec() {
       .recordNumel = 704,
       .forwardFlops = 493005,
       .forwardSharedFlops = 1,
-      .backwardFlops = 929406,
+      .backwardFlops = 810206,
       .backwardSharedFlops = 0,
       .numForwardStages = 10,
-      .numBackwardStages = 9,
+      .numBackwardStages = 10,
       .forwardStagesFloat = forward_stages<float>,
       .backwardStagesFloat = backward_stages<float>,
       .forwardStagesDouble = forward_stages<double>,

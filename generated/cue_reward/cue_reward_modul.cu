@@ -411,90 +411,114 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
 // et' = (1 - etaet) * et + etaet * outer(hn, h)
 //
 // backward stage 2: fused loop nest over [200, 200]
-//   %54 reduce_to
-//   %57 matmul
+//   %53 matmul
 //   %59 matmul
-//   %61 reduce_to
-//   %70 reduce_to
-//   %73 add -> grad_prev et
+//   %62 reduce_to
+//   %71 reduce_to
+//   %74 add -> grad_prev et
 template <class T> __device__ __forceinline__ void backward_d_et(const dopa::StepArgs<T> &a) {
+  T *__restrict t53 = a.scratch + 416;                   // [200]
   const T *__restrict d_et_next = a.gradNext + kStateEt; // [200, 200] d et'
-  const T *__restrict t13_hn = a.saved + 0;              // [200] hn
   const T *__restrict h = a.state + kStateH;             // [200]
-  T *__restrict t54 = a.scratch + 416;                   // []
-  T *__restrict t57 = a.scratch + 432;                   // [200]
-  const T *__restrict etaet = a.params + kParamEtaet;    // []
   T *__restrict t59 = a.scratch + 640;                   // [200]
+  const T *__restrict t13_hn = a.saved + 0;              // [200] hn
   const T *__restrict et = a.state + kStateEt;           // [200, 200]
-  T *__restrict t61 = a.scratch + 848;                   // []
+  T *__restrict t62 = a.scratch + 848;                   // []
   const T *__restrict d_pw_next = a.gradNext + kStatePw; // [200, 200] d pw'
   const T *__restrict pw = a.state + kStatePw;           // [200, 200]
   const T *__restrict t18_DA = a.saved + 208;            // [1] DA
-  T *__restrict t70 = a.scratch + 864;                   // [1]
+  T *__restrict t71 = a.scratch + 864;                   // [1]
   const T *__restrict t26 = a.saved + 224;               // []
   T *__restrict d_et = a.gradPrev + kStateEt;            // [200, 200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-  for (int e = tid; e < 1; e += nthreads)
-    t54[e] = T(0);
   for (int e = tid; e < 200; e += nthreads)
     t59[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t61[e] = T(0);
+    t62[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t70[e] = T(0);
+    t71[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
-    T acc54 = T(0);
-    T acc57 = T(0);
-    T acc61 = T(0);
-    T acc70 = T(0);
+    T acc53 = T(0);
+    T acc62 = T(0);
+    T acc71 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 20 "examples/cue_reward/modul.dopa"
-      const T v28 = t13_hn[i] * h[j];
-      const T v53 = d_et_next[i * 200 + j] * v28;
 #line 11 "examples/cue_reward/modul.dopa"
-      acc54 += v53;
+      acc53 += d_et_next[i * 200 + j] * h[j];
 #line 20 "examples/cue_reward/modul.dopa"
-      const T v56 = d_et_next[i * 200 + j] * etaet[0];
-      acc57 += v56 * h[j];
-      atomicAdd(&t59[j], t13_hn[i] * v56);
-      const T v60 = d_et_next[i * 200 + j] * et[i * 200 + j];
-      acc61 += v60;
+      atomicAdd(&t59[j], t13_hn[i] * d_et_next[i * 200 + j]);
+      const T v61 = d_et_next[i * 200 + j] * et[i * 200 + j];
+      acc62 += v61;
 #line 19 "examples/cue_reward/modul.dopa"
       const T v20 = t18_DA[0] * et[i * 200 + j];
       const T v21 = pw[i * 200 + j] + v20;
-      const T v67 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
-      const T v68 = d_pw_next[i * 200 + j] * v67;
-      const T v69 = v68 * et[i * 200 + j];
+      const T v68 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
+      const T v69 = d_pw_next[i * 200 + j] * v68;
+      const T v70 = v69 * et[i * 200 + j];
 #line 18 "examples/cue_reward/modul.dopa"
-      acc70 += v69;
+      acc71 += v70;
 #line 20 "examples/cue_reward/modul.dopa"
-      const T v62 = d_et_next[i * 200 + j] * t26[0];
+      const T v63 = d_et_next[i * 200 + j] * t26[0];
 #line 19 "examples/cue_reward/modul.dopa"
-      const T v72 = v68 * t18_DA[0];
+      const T v73 = v69 * t18_DA[0];
 #line 9 "examples/cue_reward/modul.dopa"
-      const T v73 = v62 + v72;
-      d_et[i * 200 + j] = v73;
+      const T v74 = v63 + v73;
+      d_et[i * 200 + j] = v74;
     }
-    acc54 = dopa::warpSum(acc54);
-    acc57 = dopa::warpSum(acc57);
-    acc61 = dopa::warpSum(acc61);
-    acc70 = dopa::warpSum(acc70);
+    acc53 = dopa::warpSum(acc53);
+    acc62 = dopa::warpSum(acc62);
+    acc71 = dopa::warpSum(acc71);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t54[0], acc54);
-      t57[i] = acc57;
-      atomicAdd(&t61[0], acc61);
-      atomicAdd(&t70[0], acc70);
+      t53[i] = acc53;
+      atomicAdd(&t62[0], acc62);
+      atomicAdd(&t71[0], acc71);
     }
   }
-#line 493 "cue_reward_modul.cu"
+#line 480 "cue_reward_modul.cu"
+}
+
+// param  etaet : [] = 0.1
+// hn = tanh(i2h(x) + (w + alpha * pw) @ h)
+//
+// backward stage 3: fused loop nest over [200]
+//   %55 reduce_to
+//   %10 state -> record (a factor of deferred outer-product gradients)
+//   %13 tanh hn -> record (a factor of deferred outer-product gradients)
+template <class T> __device__ __forceinline__ void backward_etaet(const dopa::StepArgs<T> &a) {
+  const T *__restrict t13_hn = a.saved + 0;  // [200] hn
+  T *__restrict t53 = a.scratch + 416;       // [200]
+  T *__restrict t55 = a.scratch + 624;       // []
+  const T *__restrict h = a.state + kStateH; // [200]
+  T *__restrict record2 = a.record + 240;    // [200]
+  T *__restrict record4 = a.record + 464;    // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
+    t55[e] = T(0);
+  dopa::gridSync();
+  {
+    T acc55 = T(0);
+    for (int j = tid; j < 200; j += nthreads) {
+#line 11 "examples/cue_reward/modul.dopa"
+      const T v54 = t13_hn[j] * t53[j];
+      acc55 += v54;
+      record2[j] = h[j];
+      record4[j] = t13_hn[j];
+    }
+    acc55 = dopa::warpSum(acc55);
+    if ((threadIdx.x & 31) == 0) {
+      atomicAdd(&t55[0], acc55);
+    }
+  }
+#line 517 "cue_reward_modul.cu"
 }
 
 // DA = tanh(h2DA(hn))
 //
-// backward stage 3: fused loop nest over [1]
+// backward stage 4: fused loop nest over [1]
 //   %77 mul
 //   %77 mul += grad h2DA.bias
 //   %40 grad_output d value -> record (a factor of deferred outer-product gradients)
@@ -502,7 +526,7 @@ template <class T> __device__ __forceinline__ void backward_d_et(const dopa::Ste
 template <class T>
 __device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_out_DAout = a.gradOutputs[2];   // [1] d DAout
-  T *__restrict t70 = a.scratch + 864;                  // [1]
+  T *__restrict t71 = a.scratch + 864;                  // [1]
   const T *__restrict t18_DA = a.saved + 208;           // [1] DA
   T *__restrict t77 = a.record + 448;                   // [1]
   T *__restrict d_h2DA_bias = a.grads + kParamH2DABias; // [1]
@@ -515,22 +539,22 @@ __device__ __forceinline__ void backward_grad_h2_da_bias_h2v_bias(const dopa::St
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 18 "examples/cue_reward/modul.dopa"
-      const T v71 = d_out_DAout[0] + t70[0];
+      const T v72 = d_out_DAout[0] + t71[0];
       const T v75 = t18_DA[0] * t18_DA[0];
       const T v76 = T(1.0) - v75;
-      const T v77 = v71 * v76;
+      const T v77 = v72 * v76;
       t77[0] = v77;
       atomicAdd(&d_h2DA_bias[0], v77);
       record6[0] = d_out_value[0];
       atomicAdd(&d_h2v_bias[0], d_out_value[0]);
     }
   }
-#line 529 "cue_reward_modul.cu"
+#line 553 "cue_reward_modul.cu"
 }
 
 // DA = tanh(h2DA(hn))
 //
-// backward stage 4: dense product (a warp or thread per output), [200]
+// backward stage 5: dense product (a warp or thread per output), [200]
 //   %80 matmul
 template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t77 = a.record + 448;                            // [1]
@@ -545,29 +569,25 @@ template <class T> __device__ __forceinline__ void backward_h2_da(const dopa::St
     acc += t77[0] * h2DA_weight[c];
     t80[c] = acc;
   }
-#line 549 "cue_reward_modul.cu"
+#line 573 "cue_reward_modul.cu"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
 //
-// backward stage 5: fused loop nest over [200]
+// backward stage 6: fused loop nest over [200]
 //   %84 mul
 //   %84 mul += grad i2h.bias
-//   %10 state -> record (a factor of deferred outer-product gradients)
-//   %13 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict d_h_next = a.gradNext + kStateH; // [200] d h'
   T *__restrict t47 = a.scratch + 0;                   // [200]
   T *__restrict t51 = a.scratch + 208;                 // [200]
-  T *__restrict t57 = a.scratch + 432;                 // [200]
+  T *__restrict t53 = a.scratch + 416;                 // [200]
+  const T *__restrict etaet = a.params + kParamEtaet;  // []
   T *__restrict t80 = a.scratch + 880;                 // [200]
   const T *__restrict t13_hn = a.saved + 0;            // [200] hn
   T *__restrict t84 = a.record + 0;                    // [200]
   T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [200]
-  const T *__restrict h = a.state + kStateH;           // [200]
-  T *__restrict record2 = a.record + 240;              // [200]
-  T *__restrict record4 = a.record + 464;              // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -576,24 +596,25 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
 #line 17 "examples/cue_reward/modul.dopa"
       const T v48 = d_h_next[j] + t47[j];
       const T v52 = v48 + t51[j];
-      const T v58 = v52 + t57[j];
+#line 20 "examples/cue_reward/modul.dopa"
+      const T v57 = t53[j] * etaet[0];
+#line 17 "examples/cue_reward/modul.dopa"
+      const T v58 = v52 + v57;
       const T v81 = v58 + t80[j];
       const T v82 = t13_hn[j] * t13_hn[j];
       const T v83 = T(1.0) - v82;
       const T v84 = v81 * v83;
       t84[j] = v84;
       atomicAdd(&d_i2h_bias[j], v84);
-      record2[j] = h[j];
-      record4[j] = t13_hn[j];
     }
   }
-#line 591 "cue_reward_modul.cu"
+#line 612 "cue_reward_modul.cu"
 }
 
 // state  pw : [H, H] = 0
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
 //
-// backward stage 6: fused loop nest over [200, 200]
+// backward stage 7: fused loop nest over [200, 200]
 //   %86 matmul
 //   %91 add -> grad_prev pw
 //   %88 mul += grad alpha
@@ -625,44 +646,47 @@ __device__ __forceinline__ void backward_d_pw_grad_alpha(const dopa::StepArgs<T>
 #line 19 "examples/cue_reward/modul.dopa"
       const T v20 = t18_DA[0] * et[i * 200 + j];
       const T v21 = pw[i * 200 + j] + v20;
-      const T v67 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
-      const T v68 = d_pw_next[i * 200 + j] * v67;
+      const T v68 = T(-1.0) <= v21 && v21 <= T(1.0) ? T(1) : T(0);
+      const T v69 = d_pw_next[i * 200 + j] * v68;
 #line 17 "examples/cue_reward/modul.dopa"
       const T v85 = t84[i] * h[j];
       const T v90 = v85 * alpha[i * 200 + j];
 #line 8 "examples/cue_reward/modul.dopa"
-      const T v91 = v68 + v90;
+      const T v91 = v69 + v90;
       d_pw[i * 200 + j] = v91;
 #line 17 "examples/cue_reward/modul.dopa"
       const T v88 = v85 * pw[i * 200 + j];
       atomicAdd(&d_alpha[i * 200 + j], v88);
     }
   }
-#line 642 "cue_reward_modul.cu"
+#line 663 "cue_reward_modul.cu"
 }
 
 // state  h  : [H] = 0
 //
-// backward stage 7: fused loop nest over [200]
+// backward stage 8: fused loop nest over [200]
 //   %87 add -> grad_prev h
 template <class T> __device__ __forceinline__ void backward_d_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t59 = a.scratch + 640;      // [200]
-  T *__restrict t86 = a.scratch + 1088;     // [200]
-  T *__restrict d_h = a.gradPrev + kStateH; // [200]
+  T *__restrict t59 = a.scratch + 640;                // [200]
+  const T *__restrict etaet = a.params + kParamEtaet; // []
+  T *__restrict t86 = a.scratch + 1088;               // [200]
+  T *__restrict d_h = a.gradPrev + kStateH;           // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+#line 20 "examples/cue_reward/modul.dopa"
+      const T v60 = t59[j] * etaet[0];
 #line 7 "examples/cue_reward/modul.dopa"
-      const T v87 = t59[j] + t86[j];
+      const T v87 = v60 + t86[j];
       d_h[j] = v87;
     }
   }
-#line 663 "cue_reward_modul.cu"
+#line 687 "cue_reward_modul.cu"
 }
 
-// backward stage 8: fused loop nest over [27]
+// backward stage 9: fused loop nest over [27]
 //   %92 input -> record (a factor of deferred outer-product gradients)
 template <class T> __device__ __forceinline__ void backward_record_x(const dopa::StepArgs<T> &a) {
   const T *__restrict x = a.inputs[0];    // [27]
@@ -679,26 +703,26 @@ template <class T> __device__ __forceinline__ void backward_record_x(const dopa:
 
 // param  etaet : [] = 0.1
 //
-// backward stage 9: fused loop nest over []
-//   %64 add += grad etaet
+// backward stage 10: fused loop nest over []
+//   %65 add += grad etaet
 template <class T> __device__ __forceinline__ void backward_grad_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t54 = a.scratch + 416;           // []
-  T *__restrict t61 = a.scratch + 848;           // []
+  T *__restrict t55 = a.scratch + 624;           // []
+  T *__restrict t62 = a.scratch + 848;           // []
   T *__restrict d_etaet = a.grads + kParamEtaet; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
 #line 20 "examples/cue_reward/modul.dopa"
-    const T v63 = -t61[0];
+    const T v64 = -t62[0];
 #line 11 "examples/cue_reward/modul.dopa"
-    const T v64 = t54[0] + v63;
-    atomicAdd(&d_etaet[0], v64);
+    const T v65 = t55[0] + v64;
+    atomicAdd(&d_etaet[0], v65);
   }
-#line 699 "cue_reward_modul.cu"
+#line 723 "cue_reward_modul.cu"
 }
 
-// backward stage 10: fused loop nest over [2]
+// backward stage 11: fused loop nest over [2]
 //   %39 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %39 grad_output d logits += grad h2o.bias
 template <class T>
@@ -750,6 +774,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   backward_h2o(a);
   dopa::gridSync();
   backward_d_et(a);
+  dopa::gridSync();
+  backward_etaet(a);
   dopa::gridSync();
   backward_grad_h2_da_bias_h2v_bias(a);
   dopa::gridSync();

@@ -722,24 +722,22 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 // backward stage 0: fused loop nest over [200, 200]
 //   %155 matmul
 //   %162 matmul
-//   %169 reduce_to
-//   %171 matmul
+//   %168 matmul
 //   %172 matmul
-//   %174 reduce_to
-//   %188 reduce_to
-//   %252 reduce_to
-//   %254 matmul
-//   %255 matmul
-//   %257 reduce_to
-//   %269 reduce_to
-//   %262 mul -> grad_prev l1.pw
-//   %265 add -> grad_prev l1.et
-//   %181 mul -> grad_prev l2.pw
-//   %184 add -> grad_prev l2.et
+//   %175 reduce_to
+//   %189 reduce_to
+//   %252 matmul
+//   %256 matmul
+//   %259 reduce_to
+//   %271 reduce_to
+//   %264 mul -> grad_prev l1.pw
+//   %267 add -> grad_prev l1.et
+//   %182 mul -> grad_prev l2.pw
+//   %185 add -> grad_prev l2.et
 //   %164 mul += grad l1.alpha
-//   %266 mul += grad l1.modfanout
+//   %268 mul += grad l1.modfanout
 //   %157 mul += grad l2.alpha
-//   %185 mul += grad l2.modfanout
+//   %186 mul += grad l2.modfanout
 template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
   T *__restrict t155 = a.scratch + 0;                                 // [200]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [200] d carried.1'
@@ -757,28 +755,24 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout;    // [200, 200]
   const T *__restrict t56_l1_M = a.saved + 1888;                      // [1] l1.M
   const T *__restrict l1_et = a.state + kStateL1Et;                   // [200, 200]
+  T *__restrict t168 = a.scratch + 416;                               // [200]
   const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;         // [200, 200] d l2.et'
-  const T *__restrict t113_l2_g = a.saved + 3184;                     // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
-  T *__restrict t169 = a.scratch + 416;                               // []
-  T *__restrict t171 = a.scratch + 432;                               // [200]
-  const T *__restrict t72_l2_etaet = a.saved + 1920;                  // [] l2.etaet
   T *__restrict t172 = a.scratch + 640;                               // [200]
-  T *__restrict t174 = a.scratch + 848;                               // []
+  const T *__restrict t113_l2_g = a.saved + 3184;                     // [200] l2.g
+  T *__restrict t175 = a.scratch + 848;                               // []
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;         // [200, 200] d l2.pw'
   const T *__restrict t119_l2_hn = a.saved + 3392;                    // [200] l2.hn
-  T *__restrict t188 = a.scratch + 864;                               // [1]
+  T *__restrict t189 = a.scratch + 864;                               // [1]
+  T *__restrict t252 = a.scratch + 2544;                              // [200]
   const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;         // [200, 200] d l1.et'
-  const T *__restrict t45_l1_g = a.saved + 1472;                      // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
-  T *__restrict t252 = a.scratch + 2544;                              // []
-  T *__restrict t254 = a.scratch + 2560;                              // [200]
-  const T *__restrict t4_l1_etaet = a.saved + 208;                    // [] l1.etaet
-  T *__restrict t255 = a.scratch + 2768;                              // [200]
-  T *__restrict t257 = a.scratch + 2976;                              // []
+  T *__restrict t256 = a.scratch + 2768;                              // [200]
+  const T *__restrict t45_l1_g = a.saved + 1472;                      // [200] l1.g
+  T *__restrict t259 = a.scratch + 2976;                              // []
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;         // [200, 200] d l1.pw'
   const T *__restrict t51_l1_hn = a.saved + 1680;                     // [200] l1.hn
-  T *__restrict t269 = a.scratch + 2992;                              // [1]
+  T *__restrict t271 = a.scratch + 2992;                              // [1]
   T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                    // [200, 200]
   const T *__restrict t66 = a.saved + 1904;                           // []
   T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                    // [200, 200]
@@ -793,26 +787,22 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     t155[e] = T(0);
   for (int e = 0; e < 200; ++e)
     t162[e] = T(0);
-  t169[0] = T(0);
   for (int e = 0; e < 200; ++e)
     t172[e] = T(0);
-  t174[0] = T(0);
-  t188[0] = T(0);
-  t252[0] = T(0);
+  t175[0] = T(0);
+  t189[0] = T(0);
   for (int e = 0; e < 200; ++e)
-    t255[e] = T(0);
-  t257[0] = T(0);
-  t269[0] = T(0);
+    t256[e] = T(0);
+  t259[0] = T(0);
+  t271[0] = T(0);
   for (int i = 0; i < 200; ++i) {
-    T acc169 = T(0);
-    T acc171 = T(0);
-    T acc174 = T(0);
-    T acc188 = T(0);
+    T acc168 = T(0);
+    T acc175 = T(0);
+    T acc189 = T(0);
     T acc252 = T(0);
-    T acc254 = T(0);
-    T acc257 = T(0);
-    T acc269 = T(0);
-#pragma omp simd reduction(+ : acc169, acc171, acc174, acc188, acc252, acc254, acc257, acc269)
+    T acc259 = T(0);
+    T acc271 = T(0);
+#pragma omp simd reduction(+ : acc168, acc175, acc189, acc252, acc259, acc271)
     for (int j = 0; j < 192; ++j) {
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v126 = l2_modfanout[i * 200 + j] * t124_l2_M[0];
@@ -832,80 +822,70 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       const T v136 = l1_alpha[i * 200 + j] * v64;
       const T v137 = l1_w[i * 200 + j] + v136;
       t162[j] += d_carried_0_next[i] * v137;
-#line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v133 = t113_l2_g[i] * l2_h[j];
-      const T v168 = d_l2_et_next[i * 200 + j] * v133;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc169 += v168;
+      acc168 += d_l2_et_next[i * 200 + j] * l2_h[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v170 = d_l2_et_next[i * 200 + j] * t72_l2_etaet[0];
-      acc171 += v170 * l2_h[j];
-      t172[j] += t113_l2_g[i] * v170;
-      const T v173 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
-      acc174 += v173;
+      t172[j] += t113_l2_g[i] * d_l2_et_next[i * 200 + j];
+      const T v174 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
+      acc175 += v174;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v154 = d_carried_1_next[i] * t119_l2_hn[j];
       const T v159 = v154 * l2_alpha[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v160 = d_l2_pw_next[i * 200 + j] + v159;
-      const T v180 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
-      const T v181 = v160 * v180;
-      const T v182 = v181 * l2_et[i * 200 + j];
-      const T v187 = v182 * l2_modfanout[i * 200 + j];
+      const T v181 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
+      const T v182 = v160 * v181;
+      const T v183 = v182 * l2_et[i * 200 + j];
+      const T v188 = v183 * l2_modfanout[i * 200 + j];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-      acc188 += v187;
-#line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v68 = t45_l1_g[i] * l1_h[j];
-      const T v251 = d_l1_et_next[i * 200 + j] * v68;
+      acc189 += v188;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc252 += v251;
+      acc252 += d_l1_et_next[i * 200 + j] * l1_h[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v253 = d_l1_et_next[i * 200 + j] * t4_l1_etaet[0];
-      acc254 += v253 * l1_h[j];
-      t255[j] += t45_l1_g[i] * v253;
-      const T v256 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
-      acc257 += v256;
+      t256[j] += t45_l1_g[i] * d_l1_et_next[i * 200 + j];
+      const T v258 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
+      acc259 += v258;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v161 = d_carried_0_next[i] * t51_l1_hn[j];
       const T v166 = v161 * l1_alpha[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v167 = d_l1_pw_next[i * 200 + j] + v166;
-      const T v261 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
-      const T v262 = v167 * v261;
-      const T v263 = v262 * l1_et[i * 200 + j];
-      const T v268 = v263 * l1_modfanout[i * 200 + j];
+      const T v263 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
+      const T v264 = v167 * v263;
+      const T v265 = v264 * l1_et[i * 200 + j];
+      const T v270 = v265 * l1_modfanout[i * 200 + j];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-      acc269 += v268;
-      d_l1_pw[i * 200 + j] = v262;
+      acc271 += v270;
+      d_l1_pw[i * 200 + j] = v264;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v258 = d_l1_et_next[i * 200 + j] * t66[0];
+      const T v260 = d_l1_et_next[i * 200 + j] * t66[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v264 = v262 * v58;
+      const T v266 = v264 * v58;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
-      const T v265 = v258 + v264;
-      d_l1_et[i * 200 + j] = v265;
-      d_l2_pw[i * 200 + j] = v181;
+      const T v267 = v260 + v266;
+      d_l1_et[i * 200 + j] = v267;
+      d_l2_pw[i * 200 + j] = v182;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v175 = d_l2_et_next[i * 200 + j] * t131[0];
+      const T v176 = d_l2_et_next[i * 200 + j] * t131[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v183 = v181 * v126;
+      const T v184 = v182 * v126;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
-      const T v184 = v175 + v183;
-      d_l2_et[i * 200 + j] = v184;
+      const T v185 = v176 + v184;
+      d_l2_et[i * 200 + j] = v185;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v164 = v161 * v64;
       d_l1_alpha[i * 200 + j] += v164;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v266 = v263 * t56_l1_M[0];
-      d_l1_modfanout[i * 200 + j] += v266;
+      const T v268 = v265 * t56_l1_M[0];
+      d_l1_modfanout[i * 200 + j] += v268;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v157 = v154 * v130;
       d_l2_alpha[i * 200 + j] += v157;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v185 = v182 * t124_l2_M[0];
-      d_l2_modfanout[i * 200 + j] += v185;
+      const T v186 = v183 * t124_l2_M[0];
+      d_l2_modfanout[i * 200 + j] += v186;
     }
-#pragma omp simd reduction(+ : acc169, acc171, acc174, acc188, acc252, acc254, acc257, acc269)
+#pragma omp simd reduction(+ : acc168, acc175, acc189, acc252, acc259, acc271)
     for (int j = 192; j < 200; ++j) {
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v126 = l2_modfanout[i * 200 + j] * t124_l2_M[0];
@@ -925,137 +905,81 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       const T v136 = l1_alpha[i * 200 + j] * v64;
       const T v137 = l1_w[i * 200 + j] + v136;
       t162[j] += d_carried_0_next[i] * v137;
-#line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v133 = t113_l2_g[i] * l2_h[j];
-      const T v168 = d_l2_et_next[i * 200 + j] * v133;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc169 += v168;
+      acc168 += d_l2_et_next[i * 200 + j] * l2_h[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v170 = d_l2_et_next[i * 200 + j] * t72_l2_etaet[0];
-      acc171 += v170 * l2_h[j];
-      t172[j] += t113_l2_g[i] * v170;
-      const T v173 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
-      acc174 += v173;
+      t172[j] += t113_l2_g[i] * d_l2_et_next[i * 200 + j];
+      const T v174 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
+      acc175 += v174;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v154 = d_carried_1_next[i] * t119_l2_hn[j];
       const T v159 = v154 * l2_alpha[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v160 = d_l2_pw_next[i * 200 + j] + v159;
-      const T v180 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
-      const T v181 = v160 * v180;
-      const T v182 = v181 * l2_et[i * 200 + j];
-      const T v187 = v182 * l2_modfanout[i * 200 + j];
+      const T v181 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
+      const T v182 = v160 * v181;
+      const T v183 = v182 * l2_et[i * 200 + j];
+      const T v188 = v183 * l2_modfanout[i * 200 + j];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-      acc188 += v187;
-#line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v68 = t45_l1_g[i] * l1_h[j];
-      const T v251 = d_l1_et_next[i * 200 + j] * v68;
+      acc189 += v188;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc252 += v251;
+      acc252 += d_l1_et_next[i * 200 + j] * l1_h[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v253 = d_l1_et_next[i * 200 + j] * t4_l1_etaet[0];
-      acc254 += v253 * l1_h[j];
-      t255[j] += t45_l1_g[i] * v253;
-      const T v256 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
-      acc257 += v256;
+      t256[j] += t45_l1_g[i] * d_l1_et_next[i * 200 + j];
+      const T v258 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
+      acc259 += v258;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v161 = d_carried_0_next[i] * t51_l1_hn[j];
       const T v166 = v161 * l1_alpha[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v167 = d_l1_pw_next[i * 200 + j] + v166;
-      const T v261 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
-      const T v262 = v167 * v261;
-      const T v263 = v262 * l1_et[i * 200 + j];
-      const T v268 = v263 * l1_modfanout[i * 200 + j];
+      const T v263 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
+      const T v264 = v167 * v263;
+      const T v265 = v264 * l1_et[i * 200 + j];
+      const T v270 = v265 * l1_modfanout[i * 200 + j];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-      acc269 += v268;
-      d_l1_pw[i * 200 + j] = v262;
+      acc271 += v270;
+      d_l1_pw[i * 200 + j] = v264;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v258 = d_l1_et_next[i * 200 + j] * t66[0];
+      const T v260 = d_l1_et_next[i * 200 + j] * t66[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v264 = v262 * v58;
+      const T v266 = v264 * v58;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
-      const T v265 = v258 + v264;
-      d_l1_et[i * 200 + j] = v265;
-      d_l2_pw[i * 200 + j] = v181;
+      const T v267 = v260 + v266;
+      d_l1_et[i * 200 + j] = v267;
+      d_l2_pw[i * 200 + j] = v182;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v175 = d_l2_et_next[i * 200 + j] * t131[0];
+      const T v176 = d_l2_et_next[i * 200 + j] * t131[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v183 = v181 * v126;
+      const T v184 = v182 * v126;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
-      const T v184 = v175 + v183;
-      d_l2_et[i * 200 + j] = v184;
+      const T v185 = v176 + v184;
+      d_l2_et[i * 200 + j] = v185;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v164 = v161 * v64;
       d_l1_alpha[i * 200 + j] += v164;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v266 = v263 * t56_l1_M[0];
-      d_l1_modfanout[i * 200 + j] += v266;
+      const T v268 = v265 * t56_l1_M[0];
+      d_l1_modfanout[i * 200 + j] += v268;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v157 = v154 * v130;
       d_l2_alpha[i * 200 + j] += v157;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v185 = v182 * t124_l2_M[0];
-      d_l2_modfanout[i * 200 + j] += v185;
+      const T v186 = v183 * t124_l2_M[0];
+      d_l2_modfanout[i * 200 + j] += v186;
     }
-    t169[0] += acc169;
-    t171[i] = acc171;
-    t174[0] += acc174;
-    t188[0] += acc188;
-    t252[0] += acc252;
-    t254[i] = acc254;
-    t257[0] += acc257;
-    t269[0] += acc269;
+    t168[i] = acc168;
+    t175[0] += acc175;
+    t189[0] += acc189;
+    t252[i] = acc252;
+    t259[0] += acc259;
+    t271[0] += acc271;
   }
-#line 1011 "lm_basic_modul_lstm.cpp"
-}
-
-// M = tanh(h2mod(h))
-//
-// backward stage 1: fused loop nest over [1]
-//   %192 mul
-//   %272 mul
-//   %272 mul += grad l1.h2mod.bias
-//   %192 mul += grad l2.h2mod.bias
-template <class T>
-static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t188 = a.scratch + 864;                        // [1]
-  const T *__restrict t124_l2_M = a.saved + 3600;              // [1] l2.M
-  T *__restrict t192 = a.record + 3136;                        // [1]
-  T *__restrict t269 = a.scratch + 2992;                       // [1]
-  const T *__restrict t56_l1_M = a.saved + 1888;               // [1] l1.M
-  T *__restrict t272 = a.record + 1664;                        // [1]
-  T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
-  T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
-#line 148 "examples/lm/basic_modul_lstm.dopa"
-  const T v190 = t124_l2_M[0] * t124_l2_M[0];
-  const T v191 = T(1.0) - v190;
-  const T v192 = t188[0] * v191;
-  t192[0] = v192;
-  const T v270 = t56_l1_M[0] * t56_l1_M[0];
-  const T v271 = T(1.0) - v270;
-  const T v272 = t269[0] * v271;
-  t272[0] = v272;
-  d_l1_h2mod_bias[0] += v272;
-  d_l2_h2mod_bias[0] += v192;
-#line 1042 "lm_basic_modul_lstm.cpp"
-}
-
-// M = tanh(h2mod(h))
-//
-// backward stage 2: dense product (Eigen), [200]
-//   %195 matmul
-template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t192 = a.record + 3136;                                 // [1]
-  const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
-  T *__restrict t195 = a.scratch + 880;                                 // [200]
-#line 148 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t195, 200).noalias() =
-      ConstRowVec<T>(t192, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 1056 "lm_basic_modul_lstm.cpp"
+#line 979 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
+// etaet = sigmoid(etaet_logit)
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1063,30 +987,35 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// backward stage 3: fused loop nest over [200]
-//   %210 mul
-//   %217 mul
-//   %228 mul
-//   %239 mul
-//   %207 mul -> grad_prev l2.c
+// backward stage 1: fused loop nest over [200]
+//   %170 reduce_to
+//   %211 mul
+//   %218 mul
+//   %229 mul
+//   %240 mul
+//   %254 reduce_to
+//   %208 mul -> grad_prev l2.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
 //   %9 state -> record (a factor of deferred outer-product gradients)
 //   %152 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
 //   %51 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %239 mul += grad l2.x2f.bias
+//   %240 mul += grad l2.x2f.bias
 //   %77 state -> record (a factor of deferred outer-product gradients)
-//   %239 mul += grad l2.h2f.bias
-//   %228 mul += grad l2.x2i.bias
-//   %228 mul += grad l2.h2i.bias
-//   %217 mul += grad l2.x2o.bias
-//   %217 mul += grad l2.h2o.bias
-//   %210 mul -> record (a factor of deferred outer-product gradients)
-//   %210 mul += grad l2.x2c.bias
+//   %240 mul += grad l2.h2f.bias
+//   %229 mul += grad l2.x2i.bias
+//   %229 mul += grad l2.h2i.bias
+//   %218 mul += grad l2.x2o.bias
+//   %218 mul += grad l2.h2o.bias
+//   %211 mul -> record (a factor of deferred outer-product gradients)
+//   %211 mul += grad l2.x2c.bias
 //   %153 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
 //   %119 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t171 = a.scratch + 432;                               // [200]
+  const T *__restrict t113_l2_g = a.saved + 3184;                     // [200] l2.g
+  T *__restrict t168 = a.scratch + 416;                               // [200]
+  T *__restrict t170 = a.scratch + 624;                               // []
+  const T *__restrict t72_l2_etaet = a.saved + 1920;                  // [] l2.etaet
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [200] d l2.c'
   const T *__restrict d_readout_in_logits = a.gradOutputs[0];         // [200] d logits
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [200] d l2.h'
@@ -1104,11 +1033,13 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;       // [200]
   const T *__restrict t89 = a.saved + 2560;                           // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;       // [200]
-  const T *__restrict t113_l2_g = a.saved + 3184;                     // [200] l2.g
   T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;            // [200]
-  T *__restrict t217 = a.record + 2304;                               // [200]
-  T *__restrict t228 = a.record + 2096;                               // [200]
-  T *__restrict t239 = a.record + 1680;                               // [200]
+  T *__restrict t218 = a.record + 2304;                               // [200]
+  T *__restrict t229 = a.record + 2096;                               // [200]
+  T *__restrict t240 = a.record + 1680;                               // [200]
+  const T *__restrict t45_l1_g = a.saved + 1472;                      // [200] l1.g
+  T *__restrict t252 = a.scratch + 2544;                              // [200]
+  T *__restrict t254 = a.scratch + 2752;                              // []
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                      // [200]
   const T *__restrict t2 = a.saved + 0;                               // [200]
   T *__restrict record1 = a.record + 208;                             // [200]
@@ -1132,8 +1063,17 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   T *__restrict record14 = a.record + 2720;                           // [200]
   const T *__restrict t119_l2_hn = a.saved + 3392;                    // [200] l2.hn
   T *__restrict record15 = a.record + 2928;                           // [200]
-#pragma omp simd
+  t170[0] = T(0);
+  t254[0] = T(0);
+  T acc170 = T(0);
+  T acc254 = T(0);
+#pragma omp simd reduction(+ : acc170, acc254)
   for (int j = 0; j < 192; ++j) {
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+    const T v169 = t113_l2_g[j] * t168[j];
+    acc170 += v169;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+    const T v171 = t168[j] * t72_l2_etaet[0];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v148 = d_readout_in_logits[j] + d_l2_h_next[j];
     const T v156 = v148 + t155[j];
@@ -1143,7 +1083,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v102 = v97 + v101;
     const T v103 = T(1) / (T(1) + simdExp(-v102));
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v198 = v156 * v103;
+    const T v199 = v156 * v103;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
     const T v76 = t74[j] + l2_x2f_bias[j];
     const T v81 = t79[j] + l2_h2f_bias[j];
@@ -1161,64 +1101,72 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v117 = v115 + v116;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v118 = simdTanh(v117);
-    const T v199 = v118 * v118;
-    const T v200 = T(1.0) - v199;
-    const T v201 = v198 * v200;
+    const T v200 = v118 * v118;
+    const T v201 = T(1.0) - v200;
+    const T v202 = v199 * v201;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v202 = d_l2_c_next[j] + v201;
-    const T v204 = v202 * v93;
+    const T v203 = d_l2_c_next[j] + v202;
+    const T v205 = v203 * v93;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    const T v205 = t171[j] + v204;
-    const T v208 = t113_l2_g[j] * t113_l2_g[j];
-    const T v209 = T(1.0) - v208;
-    const T v210 = v205 * v209;
-    d_carried_1[j] = v210;
+    const T v206 = v171 + v205;
+    const T v209 = t113_l2_g[j] * t113_l2_g[j];
+    const T v210 = T(1.0) - v209;
+    const T v211 = v206 * v210;
+    d_carried_1[j] = v211;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v197 = v156 * v118;
+    const T v198 = v156 * v118;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v215 = T(1.0) - v103;
-    const T v216 = v103 * v215;
-    const T v217 = v197 * v216;
-    t217[j] = v217;
+    const T v216 = T(1.0) - v103;
+    const T v217 = v103 * v216;
+    const T v218 = v198 * v217;
+    t218[j] = v218;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v203 = v202 * t113_l2_g[j];
+    const T v204 = v203 * t113_l2_g[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v226 = T(1.0) - v93;
-    const T v227 = v93 * v226;
-    const T v228 = v203 * v227;
-    t228[j] = v228;
+    const T v227 = T(1.0) - v93;
+    const T v228 = v93 * v227;
+    const T v229 = v204 * v228;
+    t229[j] = v229;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v206 = v202 * l2_c[j];
+    const T v207 = v203 * l2_c[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v237 = T(1.0) - v83;
-    const T v238 = v83 * v237;
-    const T v239 = v206 * v238;
-    t239[j] = v239;
+    const T v238 = T(1.0) - v83;
+    const T v239 = v83 * v238;
+    const T v240 = v207 * v239;
+    t240[j] = v240;
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+    const T v253 = t45_l1_g[j] * t252[j];
+    acc254 += v253;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v207 = v202 * v83;
-    d_l2_c[j] = v207;
+    const T v208 = v203 * v83;
+    d_l2_c[j] = v208;
     record1[j] = t2[j];
     record2[j] = l1_h[j];
     record6[j] = d_carried_0_next[j];
     record7[j] = t51_l1_hn[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2f_bias[j] += v239;
+    d_l2_x2f_bias[j] += v240;
     record10[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v239;
+    d_l2_h2f_bias[j] += v240;
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2i_bias[j] += v228;
-    d_l2_h2i_bias[j] += v228;
+    d_l2_x2i_bias[j] += v229;
+    d_l2_h2i_bias[j] += v229;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2o_bias[j] += v217;
-    d_l2_h2o_bias[j] += v217;
-    record13[j] = v210;
+    d_l2_x2o_bias[j] += v218;
+    d_l2_h2o_bias[j] += v218;
+    record13[j] = v211;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2c_bias[j] += v210;
+    d_l2_x2c_bias[j] += v211;
     record14[j] = d_carried_1_next[j];
     record15[j] = t119_l2_hn[j];
   }
-#pragma omp simd
+#pragma omp simd reduction(+ : acc170, acc254)
   for (int j = 192; j < 200; ++j) {
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+    const T v169 = t113_l2_g[j] * t168[j];
+    acc170 += v169;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+    const T v171 = t168[j] * t72_l2_etaet[0];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v148 = d_readout_in_logits[j] + d_l2_h_next[j];
     const T v156 = v148 + t155[j];
@@ -1228,7 +1176,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v102 = v97 + v101;
     const T v103 = T(1) / (T(1) + simdExp(-v102));
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v198 = v156 * v103;
+    const T v199 = v156 * v103;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
     const T v76 = t74[j] + l2_x2f_bias[j];
     const T v81 = t79[j] + l2_h2f_bias[j];
@@ -1246,175 +1194,225 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v117 = v115 + v116;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v118 = simdTanh(v117);
-    const T v199 = v118 * v118;
-    const T v200 = T(1.0) - v199;
-    const T v201 = v198 * v200;
+    const T v200 = v118 * v118;
+    const T v201 = T(1.0) - v200;
+    const T v202 = v199 * v201;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v202 = d_l2_c_next[j] + v201;
-    const T v204 = v202 * v93;
+    const T v203 = d_l2_c_next[j] + v202;
+    const T v205 = v203 * v93;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    const T v205 = t171[j] + v204;
-    const T v208 = t113_l2_g[j] * t113_l2_g[j];
-    const T v209 = T(1.0) - v208;
-    const T v210 = v205 * v209;
-    d_carried_1[j] = v210;
+    const T v206 = v171 + v205;
+    const T v209 = t113_l2_g[j] * t113_l2_g[j];
+    const T v210 = T(1.0) - v209;
+    const T v211 = v206 * v210;
+    d_carried_1[j] = v211;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v197 = v156 * v118;
+    const T v198 = v156 * v118;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v215 = T(1.0) - v103;
-    const T v216 = v103 * v215;
-    const T v217 = v197 * v216;
-    t217[j] = v217;
+    const T v216 = T(1.0) - v103;
+    const T v217 = v103 * v216;
+    const T v218 = v198 * v217;
+    t218[j] = v218;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v203 = v202 * t113_l2_g[j];
+    const T v204 = v203 * t113_l2_g[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v226 = T(1.0) - v93;
-    const T v227 = v93 * v226;
-    const T v228 = v203 * v227;
-    t228[j] = v228;
+    const T v227 = T(1.0) - v93;
+    const T v228 = v93 * v227;
+    const T v229 = v204 * v228;
+    t229[j] = v229;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v206 = v202 * l2_c[j];
+    const T v207 = v203 * l2_c[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v237 = T(1.0) - v83;
-    const T v238 = v83 * v237;
-    const T v239 = v206 * v238;
-    t239[j] = v239;
+    const T v238 = T(1.0) - v83;
+    const T v239 = v83 * v238;
+    const T v240 = v207 * v239;
+    t240[j] = v240;
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+    const T v253 = t45_l1_g[j] * t252[j];
+    acc254 += v253;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v207 = v202 * v83;
-    d_l2_c[j] = v207;
+    const T v208 = v203 * v83;
+    d_l2_c[j] = v208;
     record1[j] = t2[j];
     record2[j] = l1_h[j];
     record6[j] = d_carried_0_next[j];
     record7[j] = t51_l1_hn[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2f_bias[j] += v239;
+    d_l2_x2f_bias[j] += v240;
     record10[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v239;
+    d_l2_h2f_bias[j] += v240;
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2i_bias[j] += v228;
-    d_l2_h2i_bias[j] += v228;
+    d_l2_x2i_bias[j] += v229;
+    d_l2_h2i_bias[j] += v229;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2o_bias[j] += v217;
-    d_l2_h2o_bias[j] += v217;
-    record13[j] = v210;
+    d_l2_x2o_bias[j] += v218;
+    d_l2_h2o_bias[j] += v218;
+    record13[j] = v211;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    d_l2_x2c_bias[j] += v210;
+    d_l2_x2c_bias[j] += v211;
     record14[j] = d_carried_1_next[j];
     record15[j] = t119_l2_hn[j];
   }
-#line 1306 "lm_basic_modul_lstm.cpp"
+  t170[0] += acc170;
+  t254[0] += acc254;
+#line 1259 "lm_basic_modul_lstm.cpp"
+}
+
+// M = tanh(h2mod(h))
+//
+// backward stage 2: fused loop nest over [1]
+//   %193 mul
+//   %274 mul
+//   %274 mul += grad l1.h2mod.bias
+//   %193 mul += grad l2.h2mod.bias
+template <class T>
+static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t189 = a.scratch + 864;                        // [1]
+  const T *__restrict t124_l2_M = a.saved + 3600;              // [1] l2.M
+  T *__restrict t193 = a.record + 3136;                        // [1]
+  T *__restrict t271 = a.scratch + 2992;                       // [1]
+  const T *__restrict t56_l1_M = a.saved + 1888;               // [1] l1.M
+  T *__restrict t274 = a.record + 1664;                        // [1]
+  T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
+  T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+  const T v191 = t124_l2_M[0] * t124_l2_M[0];
+  const T v192 = T(1.0) - v191;
+  const T v193 = t189[0] * v192;
+  t193[0] = v193;
+  const T v272 = t56_l1_M[0] * t56_l1_M[0];
+  const T v273 = T(1.0) - v272;
+  const T v274 = t271[0] * v273;
+  t274[0] = v274;
+  d_l1_h2mod_bias[0] += v274;
+  d_l2_h2mod_bias[0] += v193;
+#line 1290 "lm_basic_modul_lstm.cpp"
+}
+
+// M = tanh(h2mod(h))
+//
+// backward stage 3: dense product (Eigen), [200]
+//   %196 matmul
+template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
+  T *__restrict t193 = a.record + 3136;                                 // [1]
+  const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
+  T *__restrict t196 = a.scratch + 880;                                 // [200]
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+  RowVec<T>(t196, 200).noalias() =
+      ConstRowVec<T>(t193, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
+#line 1304 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 4: dense product (Eigen), [200]
-//   %213 matmul
+//   %214 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;          // [200]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
-  T *__restrict t213 = a.scratch + 1088;                            // [200]
+  T *__restrict t214 = a.scratch + 1088;                            // [200]
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t213, 200).noalias() =
+  RowVec<T>(t214, 200).noalias() =
       ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1320 "lm_basic_modul_lstm.cpp"
+#line 1318 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 5: dense product (Eigen), [200]
-//   %220 matmul
+//   %221 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t217 = a.record + 2304;                             // [200]
+  T *__restrict t218 = a.record + 2304;                             // [200]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
-  T *__restrict t220 = a.scratch + 1296;                            // [200]
+  T *__restrict t221 = a.scratch + 1296;                            // [200]
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t220, 200).noalias() =
-      ConstRowVec<T>(t217, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1334 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t221, 200).noalias() =
+      ConstRowVec<T>(t218, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
+#line 1332 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 6: dense product (Eigen), [200]
-//   %224 matmul
+//   %225 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t217 = a.record + 2304;                             // [200]
+  T *__restrict t218 = a.record + 2304;                             // [200]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
-  T *__restrict t224 = a.scratch + 1504;                            // [200]
+  T *__restrict t225 = a.scratch + 1504;                            // [200]
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t224, 200).noalias() =
-      ConstRowVec<T>(t217, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1348 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t225, 200).noalias() =
+      ConstRowVec<T>(t218, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
+#line 1346 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 7: dense product (Eigen), [200]
-//   %231 matmul
+//   %232 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t228 = a.record + 2096;                             // [200]
+  T *__restrict t229 = a.record + 2096;                             // [200]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
-  T *__restrict t231 = a.scratch + 1712;                            // [200]
+  T *__restrict t232 = a.scratch + 1712;                            // [200]
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t231, 200).noalias() =
-      ConstRowVec<T>(t228, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1362 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t232, 200).noalias() =
+      ConstRowVec<T>(t229, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
+#line 1360 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 8: dense product (Eigen), [200]
-//   %235 matmul
+//   %236 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t228 = a.record + 2096;                             // [200]
+  T *__restrict t229 = a.record + 2096;                             // [200]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
-  T *__restrict t235 = a.scratch + 1920;                            // [200]
+  T *__restrict t236 = a.scratch + 1920;                            // [200]
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t235, 200).noalias() =
-      ConstRowVec<T>(t228, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1376 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t236, 200).noalias() =
+      ConstRowVec<T>(t229, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
+#line 1374 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 9: dense product (Eigen), [200]
-//   %242 matmul
+//   %243 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t239 = a.record + 1680;                             // [200]
+  T *__restrict t240 = a.record + 1680;                             // [200]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
-  T *__restrict t242 = a.scratch + 2128;                            // [200]
+  T *__restrict t243 = a.scratch + 2128;                            // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t242, 200).noalias() =
-      ConstRowVec<T>(t239, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1390 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t243, 200).noalias() =
+      ConstRowVec<T>(t240, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
+#line 1388 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 10: dense product (Eigen), [200]
-//   %246 matmul
+//   %247 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t239 = a.record + 1680;                             // [200]
+  T *__restrict t240 = a.record + 1680;                             // [200]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
-  T *__restrict t246 = a.scratch + 2336;                            // [200]
+  T *__restrict t247 = a.scratch + 2336;                            // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t246, 200).noalias() =
-      ConstRowVec<T>(t239, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1404 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t247, 200).noalias() =
+      ConstRowVec<T>(t240, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
+#line 1402 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
 //
 // backward stage 11: dense product (Eigen), [200]
-//   %275 matmul
+//   %277 matmul
 template <class T> static void backward_h2mod_11(const dopa::StepArgs<T> &a) {
-  T *__restrict t272 = a.record + 1664;                                 // [1]
+  T *__restrict t274 = a.record + 1664;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
-  T *__restrict t275 = a.scratch + 3008;                                // [200]
+  T *__restrict t277 = a.scratch + 3008;                                // [200]
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t275, 200).noalias() =
-      ConstRowVec<T>(t272, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1418 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t277, 200).noalias() =
+      ConstRowVec<T>(t274, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
+#line 1416 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1425,30 +1423,31 @@ template <class T> static void backward_h2mod_11(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 //
 // backward stage 12: fused loop nest over [200]
-//   %290 mul
-//   %296 mul
-//   %307 mul
-//   %318 mul
-//   %287 mul -> grad_prev l1.c
-//   %243 add -> grad_prev l2.h
-//   %318 mul += grad l1.x2f.bias
-//   %318 mul += grad l1.h2f.bias
-//   %307 mul += grad l1.x2i.bias
-//   %307 mul += grad l1.h2i.bias
-//   %296 mul += grad l1.x2o.bias
-//   %296 mul += grad l1.h2o.bias
-//   %290 mul -> record (a factor of deferred outer-product gradients)
-//   %290 mul += grad l1.x2c.bias
+//   %292 mul
+//   %298 mul
+//   %309 mul
+//   %320 mul
+//   %289 mul -> grad_prev l1.c
+//   %244 add -> grad_prev l2.h
+//   %320 mul += grad l1.x2f.bias
+//   %320 mul += grad l1.h2f.bias
+//   %309 mul += grad l1.x2i.bias
+//   %309 mul += grad l1.h2i.bias
+//   %298 mul += grad l1.x2o.bias
+//   %298 mul += grad l1.h2o.bias
+//   %292 mul -> record (a factor of deferred outer-product gradients)
+//   %292 mul += grad l1.x2c.bias
 template <class T>
 static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t254 = a.scratch + 2560;                        // [200]
+  T *__restrict t252 = a.scratch + 2544;                        // [200]
+  const T *__restrict t4_l1_etaet = a.saved + 208;              // [] l1.etaet
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
   T *__restrict t162 = a.scratch + 208;                         // [200]
-  T *__restrict t213 = a.scratch + 1088;                        // [200]
-  T *__restrict t224 = a.scratch + 1504;                        // [200]
-  T *__restrict t235 = a.scratch + 1920;                        // [200]
-  T *__restrict t246 = a.scratch + 2336;                        // [200]
+  T *__restrict t214 = a.scratch + 1088;                        // [200]
+  T *__restrict t225 = a.scratch + 1504;                        // [200]
+  T *__restrict t236 = a.scratch + 1920;                        // [200]
+  T *__restrict t247 = a.scratch + 2336;                        // [200]
   const T *__restrict t27 = a.saved + 1056;                     // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
   const T *__restrict t31 = a.saved + 1264;                     // [200]
@@ -1464,15 +1463,16 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   const T *__restrict t45_l1_g = a.saved + 1472;                // [200] l1.g
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;      // [200]
-  T *__restrict t296 = a.record + 832;                          // [200]
-  T *__restrict t307 = a.record + 624;                          // [200]
-  T *__restrict t318 = a.record + 0;                            // [200]
+  T *__restrict t298 = a.record + 832;                          // [200]
+  T *__restrict t309 = a.record + 624;                          // [200]
+  T *__restrict t320 = a.record + 0;                            // [200]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [200]
   T *__restrict t172 = a.scratch + 640;                         // [200]
-  T *__restrict t195 = a.scratch + 880;                         // [200]
-  T *__restrict t220 = a.scratch + 1296;                        // [200]
-  T *__restrict t231 = a.scratch + 1712;                        // [200]
-  T *__restrict t242 = a.scratch + 2128;                        // [200]
+  const T *__restrict t72_l2_etaet = a.saved + 1920;            // [] l2.etaet
+  T *__restrict t196 = a.scratch + 880;                         // [200]
+  T *__restrict t221 = a.scratch + 1296;                        // [200]
+  T *__restrict t232 = a.scratch + 1712;                        // [200]
+  T *__restrict t243 = a.scratch + 2128;                        // [200]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [200]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [200]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [200]
@@ -1484,19 +1484,21 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [200]
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+    const T v255 = t252[j] * t4_l1_etaet[0];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v163 = d_l1_h_next[j] + t162[j];
-    const T v214 = v163 + t213[j];
-    const T v225 = v214 + t224[j];
-    const T v236 = v225 + t235[j];
-    const T v247 = v236 + t246[j];
+    const T v215 = v163 + t214[j];
+    const T v226 = v215 + t225[j];
+    const T v237 = v226 + t236[j];
+    const T v248 = v237 + t247[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
     const T v29 = t27[j] + l1_x2o_bias[j];
     const T v33 = t31[j] + l1_h2o_bias[j];
     const T v34 = v29 + v33;
     const T v35 = T(1) / (T(1) + simdExp(-v34));
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v278 = v247 * v35;
+    const T v280 = v248 * v35;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
     const T v8 = t6[j] + l1_x2f_bias[j];
     const T v13 = t11[j] + l1_h2f_bias[j];
@@ -1514,76 +1516,80 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v49 = v47 + v48;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v50 = simdTanh(v49);
-    const T v279 = v50 * v50;
-    const T v280 = T(1.0) - v279;
-    const T v281 = v278 * v280;
+    const T v281 = v50 * v50;
+    const T v282 = T(1.0) - v281;
+    const T v283 = v280 * v282;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v282 = d_l1_c_next[j] + v281;
-    const T v284 = v282 * v25;
+    const T v284 = d_l1_c_next[j] + v283;
+    const T v286 = v284 * v25;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    const T v285 = t254[j] + v284;
-    const T v288 = t45_l1_g[j] * t45_l1_g[j];
-    const T v289 = T(1.0) - v288;
-    const T v290 = v285 * v289;
-    d_carried_0[j] = v290;
+    const T v287 = v255 + v286;
+    const T v290 = t45_l1_g[j] * t45_l1_g[j];
+    const T v291 = T(1.0) - v290;
+    const T v292 = v287 * v291;
+    d_carried_0[j] = v292;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v277 = v247 * v50;
+    const T v279 = v248 * v50;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v294 = T(1.0) - v35;
-    const T v295 = v35 * v294;
-    const T v296 = v277 * v295;
-    t296[j] = v296;
+    const T v296 = T(1.0) - v35;
+    const T v297 = v35 * v296;
+    const T v298 = v279 * v297;
+    t298[j] = v298;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v283 = v282 * t45_l1_g[j];
+    const T v285 = v284 * t45_l1_g[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v305 = T(1.0) - v25;
-    const T v306 = v25 * v305;
-    const T v307 = v283 * v306;
-    t307[j] = v307;
+    const T v307 = T(1.0) - v25;
+    const T v308 = v25 * v307;
+    const T v309 = v285 * v308;
+    t309[j] = v309;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v286 = v282 * l1_c[j];
+    const T v288 = v284 * l1_c[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v316 = T(1.0) - v15;
-    const T v317 = v15 * v316;
-    const T v318 = v286 * v317;
-    t318[j] = v318;
+    const T v318 = T(1.0) - v15;
+    const T v319 = v15 * v318;
+    const T v320 = v288 * v319;
+    t320[j] = v320;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v287 = v282 * v15;
-    d_l1_c[j] = v287;
+    const T v289 = v284 * v15;
+    d_l1_c[j] = v289;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+    const T v173 = t172[j] * t72_l2_etaet[0];
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-    const T v196 = t172[j] + t195[j];
-    const T v221 = v196 + t220[j];
-    const T v232 = v221 + t231[j];
-    const T v243 = v232 + t242[j];
-    d_l2_h[j] = v243;
+    const T v197 = v173 + t196[j];
+    const T v222 = v197 + t221[j];
+    const T v233 = v222 + t232[j];
+    const T v244 = v233 + t243[j];
+    d_l2_h[j] = v244;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2f_bias[j] += v318;
-    d_l1_h2f_bias[j] += v318;
+    d_l1_x2f_bias[j] += v320;
+    d_l1_h2f_bias[j] += v320;
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2i_bias[j] += v307;
-    d_l1_h2i_bias[j] += v307;
+    d_l1_x2i_bias[j] += v309;
+    d_l1_h2i_bias[j] += v309;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2o_bias[j] += v296;
-    d_l1_h2o_bias[j] += v296;
-    record5[j] = v290;
+    d_l1_x2o_bias[j] += v298;
+    d_l1_h2o_bias[j] += v298;
+    record5[j] = v292;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2c_bias[j] += v290;
+    d_l1_x2c_bias[j] += v292;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+    const T v255 = t252[j] * t4_l1_etaet[0];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v163 = d_l1_h_next[j] + t162[j];
-    const T v214 = v163 + t213[j];
-    const T v225 = v214 + t224[j];
-    const T v236 = v225 + t235[j];
-    const T v247 = v236 + t246[j];
+    const T v215 = v163 + t214[j];
+    const T v226 = v215 + t225[j];
+    const T v237 = v226 + t236[j];
+    const T v248 = v237 + t247[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
     const T v29 = t27[j] + l1_x2o_bias[j];
     const T v33 = t31[j] + l1_h2o_bias[j];
     const T v34 = v29 + v33;
     const T v35 = T(1) / (T(1) + simdExp(-v34));
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v278 = v247 * v35;
+    const T v280 = v248 * v35;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
     const T v8 = t6[j] + l1_x2f_bias[j];
     const T v13 = t11[j] + l1_h2f_bias[j];
@@ -1601,252 +1607,259 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v49 = v47 + v48;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
     const T v50 = simdTanh(v49);
-    const T v279 = v50 * v50;
-    const T v280 = T(1.0) - v279;
-    const T v281 = v278 * v280;
+    const T v281 = v50 * v50;
+    const T v282 = T(1.0) - v281;
+    const T v283 = v280 * v282;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v282 = d_l1_c_next[j] + v281;
-    const T v284 = v282 * v25;
+    const T v284 = d_l1_c_next[j] + v283;
+    const T v286 = v284 * v25;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    const T v285 = t254[j] + v284;
-    const T v288 = t45_l1_g[j] * t45_l1_g[j];
-    const T v289 = T(1.0) - v288;
-    const T v290 = v285 * v289;
-    d_carried_0[j] = v290;
+    const T v287 = v255 + v286;
+    const T v290 = t45_l1_g[j] * t45_l1_g[j];
+    const T v291 = T(1.0) - v290;
+    const T v292 = v287 * v291;
+    d_carried_0[j] = v292;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-    const T v277 = v247 * v50;
+    const T v279 = v248 * v50;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    const T v294 = T(1.0) - v35;
-    const T v295 = v35 * v294;
-    const T v296 = v277 * v295;
-    t296[j] = v296;
+    const T v296 = T(1.0) - v35;
+    const T v297 = v35 * v296;
+    const T v298 = v279 * v297;
+    t298[j] = v298;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v283 = v282 * t45_l1_g[j];
+    const T v285 = v284 * t45_l1_g[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    const T v305 = T(1.0) - v25;
-    const T v306 = v25 * v305;
-    const T v307 = v283 * v306;
-    t307[j] = v307;
+    const T v307 = T(1.0) - v25;
+    const T v308 = v25 * v307;
+    const T v309 = v285 * v308;
+    t309[j] = v309;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v286 = v282 * l1_c[j];
+    const T v288 = v284 * l1_c[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    const T v316 = T(1.0) - v15;
-    const T v317 = v15 * v316;
-    const T v318 = v286 * v317;
-    t318[j] = v318;
+    const T v318 = T(1.0) - v15;
+    const T v319 = v15 * v318;
+    const T v320 = v288 * v319;
+    t320[j] = v320;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-    const T v287 = v282 * v15;
-    d_l1_c[j] = v287;
+    const T v289 = v284 * v15;
+    d_l1_c[j] = v289;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+    const T v173 = t172[j] * t72_l2_etaet[0];
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-    const T v196 = t172[j] + t195[j];
-    const T v221 = v196 + t220[j];
-    const T v232 = v221 + t231[j];
-    const T v243 = v232 + t242[j];
-    d_l2_h[j] = v243;
+    const T v197 = v173 + t196[j];
+    const T v222 = v197 + t221[j];
+    const T v233 = v222 + t232[j];
+    const T v244 = v233 + t243[j];
+    d_l2_h[j] = v244;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2f_bias[j] += v318;
-    d_l1_h2f_bias[j] += v318;
+    d_l1_x2f_bias[j] += v320;
+    d_l1_h2f_bias[j] += v320;
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2i_bias[j] += v307;
-    d_l1_h2i_bias[j] += v307;
+    d_l1_x2i_bias[j] += v309;
+    d_l1_h2i_bias[j] += v309;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2o_bias[j] += v296;
-    d_l1_h2o_bias[j] += v296;
-    record5[j] = v290;
+    d_l1_x2o_bias[j] += v298;
+    d_l1_h2o_bias[j] += v298;
+    record5[j] = v292;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-    d_l1_x2c_bias[j] += v290;
+    d_l1_x2c_bias[j] += v292;
   }
-#line 1660 "lm_basic_modul_lstm.cpp"
+#line 1668 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 13: dense product (Eigen), [200]
-//   %293 matmul
+//   %295 matmul
 template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;          // [200]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
-  T *__restrict t293 = a.scratch + 3216;                            // [200]
+  T *__restrict t295 = a.scratch + 3216;                            // [200]
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t293, 200).noalias() =
+  RowVec<T>(t295, 200).noalias() =
       ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1674 "lm_basic_modul_lstm.cpp"
+#line 1682 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 14: dense product (Eigen), [200]
-//   %299 matmul
+//   %301 matmul
 template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t296 = a.record + 832;                              // [200]
+  T *__restrict t298 = a.record + 832;                              // [200]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
-  T *__restrict t299 = a.scratch + 3424;                            // [200]
+  T *__restrict t301 = a.scratch + 3424;                            // [200]
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t299, 200).noalias() =
-      ConstRowVec<T>(t296, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1688 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t301, 200).noalias() =
+      ConstRowVec<T>(t298, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
+#line 1696 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 15: dense product (Eigen), [200]
-//   %303 matmul
+//   %305 matmul
 template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t296 = a.record + 832;                              // [200]
+  T *__restrict t298 = a.record + 832;                              // [200]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
-  T *__restrict t303 = a.scratch + 3632;                            // [200]
+  T *__restrict t305 = a.scratch + 3632;                            // [200]
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t303, 200).noalias() =
-      ConstRowVec<T>(t296, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1702 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t305, 200).noalias() =
+      ConstRowVec<T>(t298, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
+#line 1710 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 16: dense product (Eigen), [200]
-//   %310 matmul
+//   %312 matmul
 template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t307 = a.record + 624;                              // [200]
+  T *__restrict t309 = a.record + 624;                              // [200]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
-  T *__restrict t310 = a.scratch + 3840;                            // [200]
+  T *__restrict t312 = a.scratch + 3840;                            // [200]
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t310, 200).noalias() =
-      ConstRowVec<T>(t307, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1716 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t312, 200).noalias() =
+      ConstRowVec<T>(t309, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
+#line 1724 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 17: dense product (Eigen), [200]
-//   %314 matmul
+//   %316 matmul
 template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t307 = a.record + 624;                              // [200]
+  T *__restrict t309 = a.record + 624;                              // [200]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
-  T *__restrict t314 = a.scratch + 4048;                            // [200]
+  T *__restrict t316 = a.scratch + 4048;                            // [200]
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t314, 200).noalias() =
-      ConstRowVec<T>(t307, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1730 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t316, 200).noalias() =
+      ConstRowVec<T>(t309, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
+#line 1738 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 18: dense product (Eigen), [200]
-//   %321 matmul
+//   %323 matmul
 template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t318 = a.record + 0;                                // [200]
+  T *__restrict t320 = a.record + 0;                                // [200]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
-  T *__restrict t321 = a.scratch + 4256;                            // [200]
+  T *__restrict t323 = a.scratch + 4256;                            // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t321, 200).noalias() =
-      ConstRowVec<T>(t318, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1744 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t323, 200).noalias() =
+      ConstRowVec<T>(t320, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
+#line 1752 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 19: dense product (Eigen), [200]
-//   %325 matmul
+//   %327 matmul
 template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t318 = a.record + 0;                                // [200]
+  T *__restrict t320 = a.record + 0;                                // [200]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
-  T *__restrict t325 = a.scratch + 4464;                            // [200]
+  T *__restrict t327 = a.scratch + 4464;                            // [200]
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-  RowVec<T>(t325, 200).noalias() =
-      ConstRowVec<T>(t318, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1758 "lm_basic_modul_lstm.cpp"
+  RowVec<T>(t327, 200).noalias() =
+      ConstRowVec<T>(t320, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
+#line 1766 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
 // backward stage 20: fused loop nest over [200]
-//   %322 add -> grad_prev l1.h
-//   %326 add += grad enc.weight
+//   %324 add -> grad_prev l1.h
+//   %328 add += grad enc.weight
 template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t255 = a.scratch + 2768;                  // [200]
-  T *__restrict t275 = a.scratch + 3008;                  // [200]
-  T *__restrict t299 = a.scratch + 3424;                  // [200]
-  T *__restrict t310 = a.scratch + 3840;                  // [200]
-  T *__restrict t321 = a.scratch + 4256;                  // [200]
+  T *__restrict t256 = a.scratch + 2768;                  // [200]
+  const T *__restrict t4_l1_etaet = a.saved + 208;        // [] l1.etaet
+  T *__restrict t277 = a.scratch + 3008;                  // [200]
+  T *__restrict t301 = a.scratch + 3424;                  // [200]
+  T *__restrict t312 = a.scratch + 3840;                  // [200]
+  T *__restrict t323 = a.scratch + 4256;                  // [200]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [200]
-  T *__restrict t293 = a.scratch + 3216;                  // [200]
-  T *__restrict t303 = a.scratch + 3632;                  // [200]
-  T *__restrict t314 = a.scratch + 4048;                  // [200]
-  T *__restrict t325 = a.scratch + 4464;                  // [200]
+  T *__restrict t295 = a.scratch + 3216;                  // [200]
+  T *__restrict t305 = a.scratch + 3632;                  // [200]
+  T *__restrict t316 = a.scratch + 4048;                  // [200]
+  T *__restrict t327 = a.scratch + 4464;                  // [200]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 200]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 192; ++j) {
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+    const T v257 = t256[j] * t4_l1_etaet[0];
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-    const T v276 = t255[j] + t275[j];
-    const T v300 = v276 + t299[j];
-    const T v311 = v300 + t310[j];
-    const T v322 = v311 + t321[j];
-    d_l1_h[j] = v322;
+    const T v278 = v257 + t277[j];
+    const T v302 = v278 + t301[j];
+    const T v313 = v302 + t312[j];
+    const T v324 = v313 + t323[j];
+    d_l1_h[j] = v324;
 #line 23 "examples/lm/basic_modul_lstm.dopa"
-    const T v304 = t293[j] + t303[j];
-    const T v315 = v304 + t314[j];
-    const T v326 = v315 + t325[j];
-    d_enc_weight[int64_t(tok[0]) * 200 + j] += v326;
+    const T v306 = t295[j] + t305[j];
+    const T v317 = v306 + t316[j];
+    const T v328 = v317 + t327[j];
+    d_enc_weight[int64_t(tok[0]) * 200 + j] += v328;
   }
 #pragma omp simd
   for (int j = 192; j < 200; ++j) {
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+    const T v257 = t256[j] * t4_l1_etaet[0];
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-    const T v276 = t255[j] + t275[j];
-    const T v300 = v276 + t299[j];
-    const T v311 = v300 + t310[j];
-    const T v322 = v311 + t321[j];
-    d_l1_h[j] = v322;
+    const T v278 = v257 + t277[j];
+    const T v302 = v278 + t301[j];
+    const T v313 = v302 + t312[j];
+    const T v324 = v313 + t323[j];
+    d_l1_h[j] = v324;
 #line 23 "examples/lm/basic_modul_lstm.dopa"
-    const T v304 = t293[j] + t303[j];
-    const T v315 = v304 + t314[j];
-    const T v326 = v315 + t325[j];
-    d_enc_weight[int64_t(tok[0]) * 200 + j] += v326;
+    const T v306 = t295[j] + t305[j];
+    const T v317 = v306 + t316[j];
+    const T v328 = v317 + t327[j];
+    d_enc_weight[int64_t(tok[0]) * 200 + j] += v328;
   }
-#line 1808 "lm_basic_modul_lstm.cpp"
+#line 1821 "lm_basic_modul_lstm.cpp"
 }
 
 // etaet = sigmoid(etaet_logit)
 //
 // backward stage 21: fused loop nest over []
-//   %329 mul += grad l1.etaet_logit
-//   %250 mul += grad l2.etaet_logit
+//   %331 mul += grad l1.etaet_logit
+//   %251 mul += grad l2.etaet_logit
 template <class T>
 static void backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> &a) {
-  T *__restrict t252 = a.scratch + 2544;                         // []
-  T *__restrict t257 = a.scratch + 2976;                         // []
+  T *__restrict t254 = a.scratch + 2752;                         // []
+  T *__restrict t259 = a.scratch + 2976;                         // []
   const T *__restrict t4_l1_etaet = a.saved + 208;               // [] l1.etaet
   T *__restrict d_l1_etaet_logit = a.grads + kParamL1EtaetLogit; // []
-  T *__restrict t169 = a.scratch + 416;                          // []
-  T *__restrict t174 = a.scratch + 848;                          // []
+  T *__restrict t170 = a.scratch + 624;                          // []
+  T *__restrict t175 = a.scratch + 848;                          // []
   const T *__restrict t72_l2_etaet = a.saved + 1920;             // [] l2.etaet
   T *__restrict d_l2_etaet_logit = a.grads + kParamL2EtaetLogit; // []
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-  const T v259 = -t257[0];
+  const T v261 = -t259[0];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-  const T v260 = t252[0] + v259;
-  const T v327 = T(1.0) - t4_l1_etaet[0];
-  const T v328 = t4_l1_etaet[0] * v327;
-  const T v329 = v260 * v328;
-  d_l1_etaet_logit[0] += v329;
+  const T v262 = t254[0] + v261;
+  const T v329 = T(1.0) - t4_l1_etaet[0];
+  const T v330 = t4_l1_etaet[0] * v329;
+  const T v331 = v262 * v330;
+  d_l1_etaet_logit[0] += v331;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-  const T v176 = -t174[0];
+  const T v177 = -t175[0];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-  const T v177 = t169[0] + v176;
-  const T v248 = T(1.0) - t72_l2_etaet[0];
-  const T v249 = t72_l2_etaet[0] * v248;
-  const T v250 = v177 * v249;
-  d_l2_etaet_logit[0] += v250;
-#line 1842 "lm_basic_modul_lstm.cpp"
+  const T v178 = t170[0] + v177;
+  const T v249 = T(1.0) - t72_l2_etaet[0];
+  const T v250 = t72_l2_etaet[0] * v249;
+  const T v251 = v178 * v250;
+  d_l2_etaet_logit[0] += v251;
+#line 1855 "lm_basic_modul_lstm.cpp"
 }
 
 /// One backward step of BasicModulLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_d_l1_pw_l1_et_l2_pw_l2_et(a);
+  backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(a);
   backward_grad_l1_h2mod_bias_l2_h2mod_bias(a);
   backward_h2mod(a);
-  backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(a);
   backward_x2c(a);
   backward_h2o(a);
   backward_x2o(a);
@@ -1928,7 +1941,7 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     carried_0_next[i] = acc12;
     carried_1_next[i] = acc17;
   }
-#line 1932 "lm_basic_modul_lstm.cpp"
+#line 1945 "lm_basic_modul_lstm.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -2065,7 +2078,7 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
       d_l2_alpha[i * 200 + j] += v31;
     }
   }
-#line 2069 "lm_basic_modul_lstm.cpp"
+#line 2082 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2126,7 +2139,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 2130 "lm_basic_modul_lstm.cpp"
+#line 2143 "lm_basic_modul_lstm.cpp"
 }
 
 // prologue_backward stage 2:
@@ -2516,9 +2529,9 @@ static const dopa::BatchedProduct forward_products[] = {
 template <class T>
 constexpr dopa::StepFn<T> backward_stages[] = {
     backward_d_l1_pw_l1_et_l2_pw_l2_et<T>,
+    backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias<T>,
     backward_grad_l1_h2mod_bias_l2_h2mod_bias<T>,
     backward_h2mod<T>,
-    backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias<T>,
     backward_x2c<T>,
     backward_h2o<T>,
     backward_x2o<T>,
@@ -2541,7 +2554,7 @@ constexpr dopa::StepFn<T> backward_stages[] = {
 
 /// Stages of the backward step the executor runs as one GEMM for the batch (stage-major order).
 static const dopa::BatchedProduct backward_products[] = {
-    {.stage = 2,
+    {.stage = 3,
      .weightOffset = kParamL2H2modWeight,
      .rows = 1,
      .cols = 200,
@@ -2740,7 +2753,7 @@ const dopa::GeneratedSpec &spec() {
       .recordNumel = 3152,
       .forwardFlops = 6178804,
       .forwardSharedFlops = 4,
-      .backwardFlops = 11704012,
+      .backwardFlops = 11465612,
       .backwardSharedFlops = 4,
       .numReadouts = 1,
       .readouts = readouts,

@@ -957,51 +957,45 @@ template <class T> __device__ __forceinline__ void backward_dec(const dopa::Step
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // backward stage 1: fused loop nest over [200, 200]
-//   %158 reduce_to
-//   %160 matmul
+//   %157 matmul
 //   %161 matmul
-//   %163 reduce_to
-//   %177 reduce_to
-//   %248 reduce_to
-//   %250 matmul
-//   %251 matmul
-//   %253 reduce_to
-//   %265 reduce_to
-//   %261 add -> grad_prev l1.et
-//   %173 add -> grad_prev l2.et
-//   %262 mul += grad l1.modfanout
-//   %174 mul += grad l2.modfanout
+//   %164 reduce_to
+//   %178 reduce_to
+//   %248 matmul
+//   %252 matmul
+//   %255 reduce_to
+//   %267 reduce_to
+//   %263 add -> grad_prev l1.et
+//   %174 add -> grad_prev l2.et
+//   %264 mul += grad l1.modfanout
+//   %175 mul += grad l2.modfanout
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a) {
+  T *__restrict t157 = a.scratch + 208;                            // [200]
   const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;      // [200, 200] d l2.et'
-  const T *__restrict t117_l2_g = a.saved + 3184;                  // [200] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                  // [200]
-  T *__restrict t158 = a.scratch + 208;                            // []
-  T *__restrict t160 = a.scratch + 224;                            // [200]
-  const T *__restrict t74_l2_etaet = a.saved + 1920;               // [] l2.etaet
   T *__restrict t161 = a.scratch + 432;                            // [200]
+  const T *__restrict t117_l2_g = a.saved + 3184;                  // [200] l2.g
   const T *__restrict l2_et = a.state + kStateL2Et;                // [200, 200]
-  T *__restrict t163 = a.scratch + 640;                            // []
+  T *__restrict t164 = a.scratch + 640;                            // []
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;      // [200, 200] d l2.pw'
   const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
   const T *__restrict l2_modfanout = a.params + kParamL2Modfanout; // [200, 200]
   const T *__restrict t128_l2_M = a.saved + 3600;                  // [1] l2.M
-  T *__restrict t177 = a.scratch + 656;                            // [1]
+  T *__restrict t178 = a.scratch + 656;                            // [1]
+  T *__restrict t248 = a.scratch + 2544;                           // [200]
   const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;      // [200, 200] d l1.et'
-  const T *__restrict t47_l1_g = a.saved + 1472;                   // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                  // [200]
-  T *__restrict t248 = a.scratch + 2544;                           // []
-  T *__restrict t250 = a.scratch + 2560;                           // [200]
-  const T *__restrict t4_l1_etaet = a.saved + 208;                 // [] l1.etaet
-  T *__restrict t251 = a.scratch + 2768;                           // [200]
+  T *__restrict t252 = a.scratch + 2768;                           // [200]
+  const T *__restrict t47_l1_g = a.saved + 1472;                   // [200] l1.g
   const T *__restrict l1_et = a.state + kStateL1Et;                // [200, 200]
-  T *__restrict t253 = a.scratch + 2976;                           // []
+  T *__restrict t255 = a.scratch + 2976;                           // []
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;      // [200, 200] d l1.pw'
   const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
   const T *__restrict l1_modfanout = a.params + kParamL1Modfanout; // [200, 200]
   const T *__restrict t58_l1_M = a.saved + 1888;                   // [1] l1.M
-  T *__restrict t265 = a.scratch + 2992;                           // [1]
+  T *__restrict t267 = a.scratch + 2992;                           // [1]
   const T *__restrict t68 = a.saved + 1904;                        // []
   T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                 // [200, 200]
   const T *__restrict t135 = a.saved + 3616;                       // []
@@ -1011,177 +1005,99 @@ backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(const dopa::StepArgs<T> &a
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-  for (int e = tid; e < 1; e += nthreads)
-    t158[e] = T(0);
   for (int e = tid; e < 200; e += nthreads)
     t161[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t163[e] = T(0);
+    t164[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t177[e] = T(0);
-  for (int e = tid; e < 1; e += nthreads)
-    t248[e] = T(0);
+    t178[e] = T(0);
   for (int e = tid; e < 200; e += nthreads)
-    t251[e] = T(0);
+    t252[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t253[e] = T(0);
+    t255[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t265[e] = T(0);
+    t267[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
-    T acc158 = T(0);
-    T acc160 = T(0);
-    T acc163 = T(0);
-    T acc177 = T(0);
+    T acc157 = T(0);
+    T acc164 = T(0);
+    T acc178 = T(0);
     T acc248 = T(0);
-    T acc250 = T(0);
-    T acc253 = T(0);
-    T acc265 = T(0);
+    T acc255 = T(0);
+    T acc267 = T(0);
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
-#line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v137 = t117_l2_g[i] * l2_h[j];
-      const T v157 = d_l2_et_next[i * 200 + j] * v137;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc158 += v157;
+      acc157 += d_l2_et_next[i * 200 + j] * l2_h[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v159 = d_l2_et_next[i * 200 + j] * t74_l2_etaet[0];
-      acc160 += v159 * l2_h[j];
-      atomicAdd(&t161[j], t117_l2_g[i] * v159);
-      const T v162 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
-      acc163 += v162;
+      atomicAdd(&t161[j], t117_l2_g[i] * d_l2_et_next[i * 200 + j]);
+      const T v163 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
+      acc164 += v163;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v130 = l2_modfanout[i * 200 + j] * t128_l2_M[0];
       const T v132 = v130 * l2_et[i * 200 + j];
       const T v133 = l2_pw[i * 200 + j] + v132;
-      const T v169 = T(-2.0) <= v133 && v133 <= T(2.0) ? T(1) : T(0);
-      const T v170 = d_l2_pw_next[i * 200 + j] * v169;
-      const T v171 = v170 * l2_et[i * 200 + j];
-      const T v176 = v171 * l2_modfanout[i * 200 + j];
+      const T v170 = T(-2.0) <= v133 && v133 <= T(2.0) ? T(1) : T(0);
+      const T v171 = d_l2_pw_next[i * 200 + j] * v170;
+      const T v172 = v171 * l2_et[i * 200 + j];
+      const T v177 = v172 * l2_modfanout[i * 200 + j];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-      acc177 += v176;
-#line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v70 = t47_l1_g[i] * l1_h[j];
-      const T v247 = d_l1_et_next[i * 200 + j] * v70;
+      acc178 += v177;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc248 += v247;
+      acc248 += d_l1_et_next[i * 200 + j] * l1_h[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v249 = d_l1_et_next[i * 200 + j] * t4_l1_etaet[0];
-      acc250 += v249 * l1_h[j];
-      atomicAdd(&t251[j], t47_l1_g[i] * v249);
-      const T v252 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
-      acc253 += v252;
+      atomicAdd(&t252[j], t47_l1_g[i] * d_l1_et_next[i * 200 + j]);
+      const T v254 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
+      acc255 += v254;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v60 = l1_modfanout[i * 200 + j] * t58_l1_M[0];
       const T v62 = v60 * l1_et[i * 200 + j];
       const T v63 = l1_pw[i * 200 + j] + v62;
-      const T v257 = T(-2.0) <= v63 && v63 <= T(2.0) ? T(1) : T(0);
-      const T v258 = d_l1_pw_next[i * 200 + j] * v257;
-      const T v259 = v258 * l1_et[i * 200 + j];
-      const T v264 = v259 * l1_modfanout[i * 200 + j];
+      const T v259 = T(-2.0) <= v63 && v63 <= T(2.0) ? T(1) : T(0);
+      const T v260 = d_l1_pw_next[i * 200 + j] * v259;
+      const T v261 = v260 * l1_et[i * 200 + j];
+      const T v266 = v261 * l1_modfanout[i * 200 + j];
 #line 148 "examples/lm/basic_modul_lstm.dopa"
-      acc265 += v264;
+      acc267 += v266;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v254 = d_l1_et_next[i * 200 + j] * t68[0];
+      const T v256 = d_l1_et_next[i * 200 + j] * t68[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v260 = v258 * v60;
+      const T v262 = v260 * v60;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
-      const T v261 = v254 + v260;
-      d_l1_et[i * 200 + j] = v261;
+      const T v263 = v256 + v262;
+      d_l1_et[i * 200 + j] = v263;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v164 = d_l2_et_next[i * 200 + j] * t135[0];
+      const T v165 = d_l2_et_next[i * 200 + j] * t135[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v172 = v170 * v130;
+      const T v173 = v171 * v130;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
-      const T v173 = v164 + v172;
-      d_l2_et[i * 200 + j] = v173;
+      const T v174 = v165 + v173;
+      d_l2_et[i * 200 + j] = v174;
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v262 = v259 * t58_l1_M[0];
-      atomicAdd(&d_l1_modfanout[i * 200 + j], v262);
-      const T v174 = v171 * t128_l2_M[0];
-      atomicAdd(&d_l2_modfanout[i * 200 + j], v174);
+      const T v264 = v261 * t58_l1_M[0];
+      atomicAdd(&d_l1_modfanout[i * 200 + j], v264);
+      const T v175 = v172 * t128_l2_M[0];
+      atomicAdd(&d_l2_modfanout[i * 200 + j], v175);
     }
-    acc158 = dopa::warpSum(acc158);
-    acc160 = dopa::warpSum(acc160);
-    acc163 = dopa::warpSum(acc163);
-    acc177 = dopa::warpSum(acc177);
+    acc157 = dopa::warpSum(acc157);
+    acc164 = dopa::warpSum(acc164);
+    acc178 = dopa::warpSum(acc178);
     acc248 = dopa::warpSum(acc248);
-    acc250 = dopa::warpSum(acc250);
-    acc253 = dopa::warpSum(acc253);
-    acc265 = dopa::warpSum(acc265);
+    acc255 = dopa::warpSum(acc255);
+    acc267 = dopa::warpSum(acc267);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t158[0], acc158);
-      t160[i] = acc160;
-      atomicAdd(&t163[0], acc163);
-      atomicAdd(&t177[0], acc177);
-      atomicAdd(&t248[0], acc248);
-      t250[i] = acc250;
-      atomicAdd(&t253[0], acc253);
-      atomicAdd(&t265[0], acc265);
+      t157[i] = acc157;
+      atomicAdd(&t164[0], acc164);
+      atomicAdd(&t178[0], acc178);
+      t248[i] = acc248;
+      atomicAdd(&t255[0], acc255);
+      atomicAdd(&t267[0], acc267);
     }
   }
-#line 1123 "lm_basic_modul_lstm.cu"
-}
-
-// M = tanh(h2mod(h))
-//
-// backward stage 2: fused loop nest over [1]
-//   %181 mul
-//   %268 mul
-//   %268 mul += grad l1.h2mod.bias
-//   %181 mul += grad l2.h2mod.bias
-template <class T>
-__device__ __forceinline__ void
-backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t177 = a.scratch + 656;                        // [1]
-  const T *__restrict t128_l2_M = a.saved + 3600;              // [1] l2.M
-  T *__restrict t181 = a.record + 2512;                        // [1]
-  T *__restrict t265 = a.scratch + 2992;                       // [1]
-  const T *__restrict t58_l1_M = a.saved + 1888;               // [1] l1.M
-  T *__restrict t268 = a.record + 1248;                        // [1]
-  T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
-  T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
-  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
-  (void)tid;
-  (void)nthreads;
-  {
-    for (int j = tid; j < 1; j += nthreads) {
-#line 148 "examples/lm/basic_modul_lstm.dopa"
-      const T v179 = t128_l2_M[0] * t128_l2_M[0];
-      const T v180 = T(1.0) - v179;
-      const T v181 = t177[0] * v180;
-      t181[0] = v181;
-      const T v266 = t58_l1_M[0] * t58_l1_M[0];
-      const T v267 = T(1.0) - v266;
-      const T v268 = t265[0] * v267;
-      t268[0] = v268;
-      atomicAdd(&d_l1_h2mod_bias[0], v268);
-      atomicAdd(&d_l2_h2mod_bias[0], v181);
-    }
-  }
-#line 1162 "lm_basic_modul_lstm.cu"
-}
-
-// M = tanh(h2mod(h))
-//
-// backward stage 3: dense product (a warp or thread per output), [200]
-//   %184 matmul
-template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t181 = a.record + 2512;                                 // [1]
-  const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
-  T *__restrict t184 = a.scratch + 672;                                 // [200]
-  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
-  (void)tid;
-  (void)nthreads;
-#line 148 "examples/lm/basic_modul_lstm.dopa"
-  for (int c = tid; c < 200; c += nthreads) {
-    T acc = T(0);
-    acc += t181[0] * l2_h2mod_weight[c];
-    t184[c] = acc;
-  }
-#line 1182 "lm_basic_modul_lstm.cu"
+#line 1097 "lm_basic_modul_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
+// etaet = sigmoid(etaet_logit)
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1189,28 +1105,33 @@ template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::St
 // cn = f * c + i * g
 // hn = o * tanh(cn)
 //
-// backward stage 4: fused loop nest over [200]
-//   %199 mul
-//   %213 mul
-//   %224 mul
-//   %235 mul
-//   %196 mul -> grad_prev l2.c
+// backward stage 2: fused loop nest over [200]
+//   %159 reduce_to
+//   %200 mul
+//   %214 mul
+//   %225 mul
+//   %236 mul
+//   %250 reduce_to
+//   %197 mul -> grad_prev l2.c
 //   %2 gather -> record (a factor of deferred outer-product gradients)
 //   %9 state -> record (a factor of deferred outer-product gradients)
 //   %53 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %235 mul += grad l2.x2f.bias
+//   %236 mul += grad l2.x2f.bias
 //   %79 state -> record (a factor of deferred outer-product gradients)
-//   %235 mul += grad l2.h2f.bias
-//   %224 mul += grad l2.x2i.bias
-//   %224 mul += grad l2.h2i.bias
-//   %213 mul += grad l2.x2o.bias
-//   %213 mul += grad l2.h2o.bias
-//   %199 mul += grad l2.x2c.bias
+//   %236 mul += grad l2.h2f.bias
+//   %225 mul += grad l2.x2i.bias
+//   %225 mul += grad l2.h2i.bias
+//   %214 mul += grad l2.x2o.bias
+//   %214 mul += grad l2.h2o.bias
+//   %200 mul += grad l2.x2c.bias
 //   %123 mul l2.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t160 = a.scratch + 224;                         // [200]
+  const T *__restrict t117_l2_g = a.saved + 3184;               // [200] l2.g
+  T *__restrict t157 = a.scratch + 208;                         // [200]
+  T *__restrict t159 = a.scratch + 416;                         // []
+  const T *__restrict t74_l2_etaet = a.saved + 1920;            // [] l2.etaet
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [200] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [200] d l2.h'
   T *__restrict t155 = a.scratch + 0;                           // [200]
@@ -1227,11 +1148,13 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [200]
   const T *__restrict t91 = a.saved + 2560;                     // [200]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [200]
-  const T *__restrict t117_l2_g = a.saved + 3184;               // [200] l2.g
-  T *__restrict t199 = a.record + 2304;                         // [200]
-  T *__restrict t213 = a.record + 2096;                         // [200]
-  T *__restrict t224 = a.record + 1888;                         // [200]
-  T *__restrict t235 = a.record + 1264;                         // [200]
+  T *__restrict t200 = a.record + 2304;                         // [200]
+  T *__restrict t214 = a.record + 2096;                         // [200]
+  T *__restrict t225 = a.record + 1888;                         // [200]
+  T *__restrict t236 = a.record + 1264;                         // [200]
+  const T *__restrict t47_l1_g = a.saved + 1472;                // [200] l1.g
+  T *__restrict t248 = a.scratch + 2544;                        // [200]
+  T *__restrict t250 = a.scratch + 2752;                        // []
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [200]
   const T *__restrict t2 = a.saved + 0;                         // [200]
   T *__restrict record1 = a.record + 208;                       // [200]
@@ -1253,8 +1176,20 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
+    t159[e] = T(0);
+  for (int e = tid; e < 1; e += nthreads)
+    t250[e] = T(0);
+  dopa::gridSync();
   {
+    T acc159 = T(0);
+    T acc250 = T(0);
     for (int j = tid; j < 200; j += nthreads) {
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+      const T v158 = t117_l2_g[j] * t157[j];
+      acc159 += v158;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v160 = t157[j] * t74_l2_etaet[0];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
       const T v156 = d_l2_h_next[j] + t155[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
@@ -1263,7 +1198,7 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v104 = v99 + v103;
       const T v105 = T(1) / (T(1) + exp(-v104));
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-      const T v187 = v156 * v105;
+      const T v188 = v156 * v105;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
       const T v78 = t76[j] + l2_x2f_bias[j];
       const T v83 = t81[j] + l2_h2f_bias[j];
@@ -1281,74 +1216,142 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v121 = v119 + v120;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
       const T v122 = tanh(v121);
-      const T v188 = v122 * v122;
-      const T v189 = T(1.0) - v188;
-      const T v190 = v187 * v189;
+      const T v189 = v122 * v122;
+      const T v190 = T(1.0) - v189;
+      const T v191 = v188 * v190;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v191 = d_l2_c_next[j] + v190;
-      const T v193 = v191 * v95;
+      const T v192 = d_l2_c_next[j] + v191;
+      const T v194 = v192 * v95;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v194 = t160[j] + v193;
-      const T v197 = t117_l2_g[j] * t117_l2_g[j];
-      const T v198 = T(1.0) - v197;
-      const T v199 = v194 * v198;
-      t199[j] = v199;
+      const T v195 = v160 + v194;
+      const T v198 = t117_l2_g[j] * t117_l2_g[j];
+      const T v199 = T(1.0) - v198;
+      const T v200 = v195 * v199;
+      t200[j] = v200;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-      const T v186 = v156 * v122;
+      const T v187 = v156 * v122;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-      const T v211 = T(1.0) - v105;
-      const T v212 = v105 * v211;
-      const T v213 = v186 * v212;
-      t213[j] = v213;
+      const T v212 = T(1.0) - v105;
+      const T v213 = v105 * v212;
+      const T v214 = v187 * v213;
+      t214[j] = v214;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v192 = v191 * t117_l2_g[j];
+      const T v193 = v192 * t117_l2_g[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-      const T v222 = T(1.0) - v95;
-      const T v223 = v95 * v222;
-      const T v224 = v192 * v223;
-      t224[j] = v224;
+      const T v223 = T(1.0) - v95;
+      const T v224 = v95 * v223;
+      const T v225 = v193 * v224;
+      t225[j] = v225;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v195 = v191 * l2_c[j];
+      const T v196 = v192 * l2_c[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-      const T v233 = T(1.0) - v85;
-      const T v234 = v85 * v233;
-      const T v235 = v195 * v234;
-      t235[j] = v235;
+      const T v234 = T(1.0) - v85;
+      const T v235 = v85 * v234;
+      const T v236 = v196 * v235;
+      t236[j] = v236;
+#line 141 "examples/lm/basic_modul_lstm.dopa"
+      const T v249 = t47_l1_g[j] * t248[j];
+      acc250 += v249;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v196 = v191 * v85;
-      d_l2_c[j] = v196;
+      const T v197 = v192 * v85;
+      d_l2_c[j] = v197;
       record1[j] = t2[j];
       record2[j] = l1_h[j];
       record8[j] = t53_l1_hn[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l2_x2f_bias[j], v235);
+      atomicAdd(&d_l2_x2f_bias[j], v236);
       record9[j] = l2_h[j];
-      atomicAdd(&d_l2_h2f_bias[j], v235);
+      atomicAdd(&d_l2_h2f_bias[j], v236);
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l2_x2i_bias[j], v224);
-      atomicAdd(&d_l2_h2i_bias[j], v224);
+      atomicAdd(&d_l2_x2i_bias[j], v225);
+      atomicAdd(&d_l2_h2i_bias[j], v225);
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l2_x2o_bias[j], v213);
-      atomicAdd(&d_l2_h2o_bias[j], v213);
+      atomicAdd(&d_l2_x2o_bias[j], v214);
+      atomicAdd(&d_l2_h2o_bias[j], v214);
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l2_x2c_bias[j], v199);
+      atomicAdd(&d_l2_x2c_bias[j], v200);
       record15[j] = t123_l2_hn[j];
     }
+    acc159 = dopa::warpSum(acc159);
+    acc250 = dopa::warpSum(acc250);
+    if ((threadIdx.x & 31) == 0) {
+      atomicAdd(&t159[0], acc159);
+      atomicAdd(&t250[0], acc250);
+    }
   }
-#line 1339 "lm_basic_modul_lstm.cu"
+#line 1283 "lm_basic_modul_lstm.cu"
+}
+
+// M = tanh(h2mod(h))
+//
+// backward stage 3: fused loop nest over [1]
+//   %182 mul
+//   %270 mul
+//   %270 mul += grad l1.h2mod.bias
+//   %182 mul += grad l2.h2mod.bias
+template <class T>
+__device__ __forceinline__ void
+backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t178 = a.scratch + 656;                        // [1]
+  const T *__restrict t128_l2_M = a.saved + 3600;              // [1] l2.M
+  T *__restrict t182 = a.record + 2512;                        // [1]
+  T *__restrict t267 = a.scratch + 2992;                       // [1]
+  const T *__restrict t58_l1_M = a.saved + 1888;               // [1] l1.M
+  T *__restrict t270 = a.record + 1248;                        // [1]
+  T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
+  T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  {
+    for (int j = tid; j < 1; j += nthreads) {
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+      const T v180 = t128_l2_M[0] * t128_l2_M[0];
+      const T v181 = T(1.0) - v180;
+      const T v182 = t178[0] * v181;
+      t182[0] = v182;
+      const T v268 = t58_l1_M[0] * t58_l1_M[0];
+      const T v269 = T(1.0) - v268;
+      const T v270 = t267[0] * v269;
+      t270[0] = v270;
+      atomicAdd(&d_l1_h2mod_bias[0], v270);
+      atomicAdd(&d_l2_h2mod_bias[0], v182);
+    }
+  }
+#line 1322 "lm_basic_modul_lstm.cu"
+}
+
+// M = tanh(h2mod(h))
+//
+// backward stage 4: dense product (a warp or thread per output), [200]
+//   %185 matmul
+template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::StepArgs<T> &a) {
+  T *__restrict t182 = a.record + 2512;                                 // [1]
+  const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 200]
+  T *__restrict t185 = a.scratch + 672;                                 // [200]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 148 "examples/lm/basic_modul_lstm.dopa"
+  for (int c = tid; c < 200; c += nthreads) {
+    T acc = T(0);
+    acc += t182[0] * l2_h2mod_weight[c];
+    t185[c] = acc;
+  }
+#line 1342 "lm_basic_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 5: fused loop nest over [200, 200]
-//   %201 matmul
-//   %206 add -> grad_prev l2.pw
-//   %203 mul += grad l2.alpha
+//   %202 matmul
+//   %207 add -> grad_prev l2.pw
+//   %204 mul += grad l2.alpha
 template <class T>
 __device__ __forceinline__ void backward_d_l2_pw_grad_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t201 = a.scratch + 880;                            // [200]
-  T *__restrict t199 = a.record + 2304;                            // [200]
+  T *__restrict t202 = a.scratch + 880;                            // [200]
+  T *__restrict t200 = a.record + 2304;                            // [200]
   const T *__restrict l2_w = a.params + kParamL2W;                 // [200, 200]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;         // [200, 200]
   const T *__restrict l2_pw = a.state + kStateL2Pw;                // [200, 200]
@@ -1363,42 +1366,42 @@ __device__ __forceinline__ void backward_d_l2_pw_grad_l2_alpha(const dopa::StepA
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 200; e += nthreads)
-    t201[e] = T(0);
+    t202[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v113 = l2_alpha[i * 200 + j] * l2_pw[i * 200 + j];
       const T v114 = l2_w[i * 200 + j] + v113;
-      atomicAdd(&t201[j], t199[i] * v114);
+      atomicAdd(&t202[j], t200[i] * v114);
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v130 = l2_modfanout[i * 200 + j] * t128_l2_M[0];
       const T v132 = v130 * l2_et[i * 200 + j];
       const T v133 = l2_pw[i * 200 + j] + v132;
-      const T v169 = T(-2.0) <= v133 && v133 <= T(2.0) ? T(1) : T(0);
-      const T v170 = d_l2_pw_next[i * 200 + j] * v169;
+      const T v170 = T(-2.0) <= v133 && v133 <= T(2.0) ? T(1) : T(0);
+      const T v171 = d_l2_pw_next[i * 200 + j] * v170;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v200 = t199[i] * l2_h[j];
-      const T v205 = v200 * l2_alpha[i * 200 + j];
+      const T v201 = t200[i] * l2_h[j];
+      const T v206 = v201 * l2_alpha[i * 200 + j];
 #line 126 "examples/lm/basic_modul_lstm.dopa"
-      const T v206 = v170 + v205;
-      d_l2_pw[i * 200 + j] = v206;
+      const T v207 = v171 + v206;
+      d_l2_pw[i * 200 + j] = v207;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v203 = v200 * l2_pw[i * 200 + j];
-      atomicAdd(&d_l2_alpha[i * 200 + j], v203);
+      const T v204 = v201 * l2_pw[i * 200 + j];
+      atomicAdd(&d_l2_alpha[i * 200 + j], v204);
     }
   }
-#line 1392 "lm_basic_modul_lstm.cu"
+#line 1395 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 6: dense product (a warp or thread per output), [200]
-//   %209 matmul
+//   %210 matmul
 template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t199 = a.record + 2304;                             // [200]
+  T *__restrict t200 = a.record + 2304;                             // [200]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [200, 200]
-  T *__restrict t209 = a.scratch + 1088;                            // [200]
+  T *__restrict t210 = a.scratch + 1088;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1406,20 +1409,20 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t199[k] * l2_x2c_weight[k * 200 + c];
-    t209[c] = acc;
+      acc += t200[k] * l2_x2c_weight[k * 200 + c];
+    t210[c] = acc;
   }
-#line 1413 "lm_basic_modul_lstm.cu"
+#line 1416 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 7: dense product (a warp or thread per output), [200]
-//   %216 matmul
+//   %217 matmul
 template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t213 = a.record + 2096;                             // [200]
+  T *__restrict t214 = a.record + 2096;                             // [200]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [200, 200]
-  T *__restrict t216 = a.scratch + 1296;                            // [200]
+  T *__restrict t217 = a.scratch + 1296;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1427,20 +1430,20 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t213[k] * l2_h2o_weight[k * 200 + c];
-    t216[c] = acc;
+      acc += t214[k] * l2_h2o_weight[k * 200 + c];
+    t217[c] = acc;
   }
-#line 1434 "lm_basic_modul_lstm.cu"
+#line 1437 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 8: dense product (a warp or thread per output), [200]
-//   %220 matmul
+//   %221 matmul
 template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t213 = a.record + 2096;                             // [200]
+  T *__restrict t214 = a.record + 2096;                             // [200]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [200, 200]
-  T *__restrict t220 = a.scratch + 1504;                            // [200]
+  T *__restrict t221 = a.scratch + 1504;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1448,20 +1451,20 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t213[k] * l2_x2o_weight[k * 200 + c];
-    t220[c] = acc;
+      acc += t214[k] * l2_x2o_weight[k * 200 + c];
+    t221[c] = acc;
   }
-#line 1455 "lm_basic_modul_lstm.cu"
+#line 1458 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 9: dense product (a warp or thread per output), [200]
-//   %227 matmul
+//   %228 matmul
 template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t224 = a.record + 1888;                             // [200]
+  T *__restrict t225 = a.record + 1888;                             // [200]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [200, 200]
-  T *__restrict t227 = a.scratch + 1712;                            // [200]
+  T *__restrict t228 = a.scratch + 1712;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1469,20 +1472,20 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t224[k] * l2_h2i_weight[k * 200 + c];
-    t227[c] = acc;
+      acc += t225[k] * l2_h2i_weight[k * 200 + c];
+    t228[c] = acc;
   }
-#line 1476 "lm_basic_modul_lstm.cu"
+#line 1479 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 10: dense product (a warp or thread per output), [200]
-//   %231 matmul
+//   %232 matmul
 template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t224 = a.record + 1888;                             // [200]
+  T *__restrict t225 = a.record + 1888;                             // [200]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [200, 200]
-  T *__restrict t231 = a.scratch + 1920;                            // [200]
+  T *__restrict t232 = a.scratch + 1920;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1490,20 +1493,20 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t224[k] * l2_x2i_weight[k * 200 + c];
-    t231[c] = acc;
+      acc += t225[k] * l2_x2i_weight[k * 200 + c];
+    t232[c] = acc;
   }
-#line 1497 "lm_basic_modul_lstm.cu"
+#line 1500 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 11: dense product (a warp or thread per output), [200]
-//   %238 matmul
+//   %239 matmul
 template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t235 = a.record + 1264;                             // [200]
+  T *__restrict t236 = a.record + 1264;                             // [200]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [200, 200]
-  T *__restrict t238 = a.scratch + 2128;                            // [200]
+  T *__restrict t239 = a.scratch + 2128;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1511,20 +1514,20 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t235[k] * l2_h2f_weight[k * 200 + c];
-    t238[c] = acc;
+      acc += t236[k] * l2_h2f_weight[k * 200 + c];
+    t239[c] = acc;
   }
-#line 1518 "lm_basic_modul_lstm.cu"
+#line 1521 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 12: dense product (a warp or thread per output), [200]
-//   %242 matmul
+//   %243 matmul
 template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t235 = a.record + 1264;                             // [200]
+  T *__restrict t236 = a.record + 1264;                             // [200]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [200, 200]
-  T *__restrict t242 = a.scratch + 2336;                            // [200]
+  T *__restrict t243 = a.scratch + 2336;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1532,30 +1535,30 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t235[k] * l2_x2f_weight[k * 200 + c];
-    t242[c] = acc;
+      acc += t236[k] * l2_x2f_weight[k * 200 + c];
+    t243[c] = acc;
   }
-#line 1539 "lm_basic_modul_lstm.cu"
+#line 1542 "lm_basic_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(h))
 //
 // backward stage 13: dense product (a warp or thread per output), [200]
-//   %271 matmul
+//   %273 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t268 = a.record + 1248;                                 // [1]
+  T *__restrict t270 = a.record + 1248;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 200]
-  T *__restrict t271 = a.scratch + 3008;                                // [200]
+  T *__restrict t273 = a.scratch + 3008;                                // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
-    acc += t268[0] * l1_h2mod_weight[c];
-    t271[c] = acc;
+    acc += t270[0] * l1_h2mod_weight[c];
+    t273[c] = acc;
   }
-#line 1559 "lm_basic_modul_lstm.cu"
+#line 1562 "lm_basic_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -1566,29 +1569,30 @@ template <class T> __device__ __forceinline__ void backward_h2mod_13(const dopa:
 // cn = f * c + i * g
 //
 // backward stage 14: fused loop nest over [200]
-//   %286 mul
-//   %299 mul
-//   %310 mul
-//   %321 mul
-//   %283 mul -> grad_prev l1.c
-//   %239 add -> grad_prev l2.h
-//   %321 mul += grad l1.x2f.bias
-//   %321 mul += grad l1.h2f.bias
-//   %310 mul += grad l1.x2i.bias
-//   %310 mul += grad l1.h2i.bias
-//   %299 mul += grad l1.x2o.bias
-//   %299 mul += grad l1.h2o.bias
-//   %286 mul += grad l1.x2c.bias
+//   %288 mul
+//   %301 mul
+//   %312 mul
+//   %323 mul
+//   %285 mul -> grad_prev l1.c
+//   %240 add -> grad_prev l2.h
+//   %323 mul += grad l1.x2f.bias
+//   %323 mul += grad l1.h2f.bias
+//   %312 mul += grad l1.x2i.bias
+//   %312 mul += grad l1.h2i.bias
+//   %301 mul += grad l1.x2o.bias
+//   %301 mul += grad l1.h2o.bias
+//   %288 mul += grad l1.x2c.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t250 = a.scratch + 2560;                        // [200]
+  T *__restrict t248 = a.scratch + 2544;                        // [200]
+  const T *__restrict t4_l1_etaet = a.saved + 208;              // [] l1.etaet
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [200] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [200] d l1.h'
-  T *__restrict t209 = a.scratch + 1088;                        // [200]
-  T *__restrict t220 = a.scratch + 1504;                        // [200]
-  T *__restrict t231 = a.scratch + 1920;                        // [200]
-  T *__restrict t242 = a.scratch + 2336;                        // [200]
+  T *__restrict t210 = a.scratch + 1088;                        // [200]
+  T *__restrict t221 = a.scratch + 1504;                        // [200]
+  T *__restrict t232 = a.scratch + 1920;                        // [200]
+  T *__restrict t243 = a.scratch + 2336;                        // [200]
   const T *__restrict t27 = a.saved + 1056;                     // [200]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [200]
   const T *__restrict t31 = a.saved + 1264;                     // [200]
@@ -1603,17 +1607,18 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict t21 = a.saved + 848;                      // [200]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [200]
   const T *__restrict t47_l1_g = a.saved + 1472;                // [200] l1.g
-  T *__restrict t286 = a.record + 1040;                         // [200]
-  T *__restrict t299 = a.record + 832;                          // [200]
-  T *__restrict t310 = a.record + 624;                          // [200]
-  T *__restrict t321 = a.record + 0;                            // [200]
+  T *__restrict t288 = a.record + 1040;                         // [200]
+  T *__restrict t301 = a.record + 832;                          // [200]
+  T *__restrict t312 = a.record + 624;                          // [200]
+  T *__restrict t323 = a.record + 0;                            // [200]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [200]
   T *__restrict t161 = a.scratch + 432;                         // [200]
-  T *__restrict t184 = a.scratch + 672;                         // [200]
-  T *__restrict t201 = a.scratch + 880;                         // [200]
-  T *__restrict t216 = a.scratch + 1296;                        // [200]
-  T *__restrict t227 = a.scratch + 1712;                        // [200]
-  T *__restrict t238 = a.scratch + 2128;                        // [200]
+  const T *__restrict t74_l2_etaet = a.saved + 1920;            // [] l2.etaet
+  T *__restrict t185 = a.scratch + 672;                         // [200]
+  T *__restrict t202 = a.scratch + 880;                         // [200]
+  T *__restrict t217 = a.scratch + 1296;                        // [200]
+  T *__restrict t228 = a.scratch + 1712;                        // [200]
+  T *__restrict t239 = a.scratch + 2128;                        // [200]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [200]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [200]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [200]
@@ -1627,18 +1632,20 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v251 = t248[j] * t4_l1_etaet[0];
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-      const T v210 = d_l1_h_next[j] + t209[j];
-      const T v221 = v210 + t220[j];
-      const T v232 = v221 + t231[j];
-      const T v243 = v232 + t242[j];
+      const T v211 = d_l1_h_next[j] + t210[j];
+      const T v222 = v211 + t221[j];
+      const T v233 = v222 + t232[j];
+      const T v244 = v233 + t243[j];
 #line 144 "examples/lm/basic_modul_lstm.dopa"
       const T v29 = t27[j] + l1_x2o_bias[j];
       const T v33 = t31[j] + l1_h2o_bias[j];
       const T v34 = v29 + v33;
       const T v35 = T(1) / (T(1) + exp(-v34));
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-      const T v274 = v243 * v35;
+      const T v276 = v244 * v35;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
       const T v8 = t6[j] + l1_x2f_bias[j];
       const T v13 = t11[j] + l1_h2f_bias[j];
@@ -1656,76 +1663,78 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v51 = v49 + v50;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
       const T v52 = tanh(v51);
-      const T v275 = v52 * v52;
-      const T v276 = T(1.0) - v275;
-      const T v277 = v274 * v276;
+      const T v277 = v52 * v52;
+      const T v278 = T(1.0) - v277;
+      const T v279 = v276 * v278;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v278 = d_l1_c_next[j] + v277;
-      const T v280 = v278 * v25;
+      const T v280 = d_l1_c_next[j] + v279;
+      const T v282 = v280 * v25;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v281 = t250[j] + v280;
-      const T v284 = t47_l1_g[j] * t47_l1_g[j];
-      const T v285 = T(1.0) - v284;
-      const T v286 = v281 * v285;
-      t286[j] = v286;
+      const T v283 = v251 + v282;
+      const T v286 = t47_l1_g[j] * t47_l1_g[j];
+      const T v287 = T(1.0) - v286;
+      const T v288 = v283 * v287;
+      t288[j] = v288;
 #line 147 "examples/lm/basic_modul_lstm.dopa"
-      const T v273 = v243 * v52;
+      const T v275 = v244 * v52;
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-      const T v297 = T(1.0) - v35;
-      const T v298 = v35 * v297;
-      const T v299 = v273 * v298;
-      t299[j] = v299;
+      const T v299 = T(1.0) - v35;
+      const T v300 = v35 * v299;
+      const T v301 = v275 * v300;
+      t301[j] = v301;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v279 = v278 * t47_l1_g[j];
+      const T v281 = v280 * t47_l1_g[j];
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-      const T v308 = T(1.0) - v25;
-      const T v309 = v25 * v308;
-      const T v310 = v279 * v309;
-      t310[j] = v310;
+      const T v310 = T(1.0) - v25;
+      const T v311 = v25 * v310;
+      const T v312 = v281 * v311;
+      t312[j] = v312;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v282 = v278 * l1_c[j];
+      const T v284 = v280 * l1_c[j];
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-      const T v319 = T(1.0) - v15;
-      const T v320 = v15 * v319;
-      const T v321 = v282 * v320;
-      t321[j] = v321;
+      const T v321 = T(1.0) - v15;
+      const T v322 = v15 * v321;
+      const T v323 = v284 * v322;
+      t323[j] = v323;
 #line 146 "examples/lm/basic_modul_lstm.dopa"
-      const T v283 = v278 * v15;
-      d_l1_c[j] = v283;
+      const T v285 = v280 * v15;
+      d_l1_c[j] = v285;
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v162 = t161[j] * t74_l2_etaet[0];
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-      const T v185 = t161[j] + t184[j];
-      const T v202 = v185 + t201[j];
-      const T v217 = v202 + t216[j];
-      const T v228 = v217 + t227[j];
-      const T v239 = v228 + t238[j];
-      d_l2_h[j] = v239;
+      const T v186 = v162 + t185[j];
+      const T v203 = v186 + t202[j];
+      const T v218 = v203 + t217[j];
+      const T v229 = v218 + t228[j];
+      const T v240 = v229 + t239[j];
+      d_l2_h[j] = v240;
 #line 142 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l1_x2f_bias[j], v321);
-      atomicAdd(&d_l1_h2f_bias[j], v321);
+      atomicAdd(&d_l1_x2f_bias[j], v323);
+      atomicAdd(&d_l1_h2f_bias[j], v323);
 #line 143 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l1_x2i_bias[j], v310);
-      atomicAdd(&d_l1_h2i_bias[j], v310);
+      atomicAdd(&d_l1_x2i_bias[j], v312);
+      atomicAdd(&d_l1_h2i_bias[j], v312);
 #line 144 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l1_x2o_bias[j], v299);
-      atomicAdd(&d_l1_h2o_bias[j], v299);
+      atomicAdd(&d_l1_x2o_bias[j], v301);
+      atomicAdd(&d_l1_h2o_bias[j], v301);
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      atomicAdd(&d_l1_x2c_bias[j], v286);
+      atomicAdd(&d_l1_x2c_bias[j], v288);
     }
   }
-#line 1716 "lm_basic_modul_lstm.cu"
+#line 1725 "lm_basic_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 15: fused loop nest over [200, 200]
-//   %288 matmul
-//   %293 add -> grad_prev l1.pw
-//   %290 mul += grad l1.alpha
+//   %290 matmul
+//   %295 add -> grad_prev l1.pw
+//   %292 mul += grad l1.alpha
 template <class T>
 __device__ __forceinline__ void backward_d_l1_pw_grad_l1_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t288 = a.scratch + 3216;                           // [200]
-  T *__restrict t286 = a.record + 1040;                            // [200]
+  T *__restrict t290 = a.scratch + 3216;                           // [200]
+  T *__restrict t288 = a.record + 1040;                            // [200]
   const T *__restrict l1_w = a.params + kParamL1W;                 // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;         // [200, 200]
   const T *__restrict l1_pw = a.state + kStateL1Pw;                // [200, 200]
@@ -1740,42 +1749,42 @@ __device__ __forceinline__ void backward_d_l1_pw_grad_l1_alpha(const dopa::StepA
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 200; e += nthreads)
-    t288[e] = T(0);
+    t290[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 200; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 200; j += 32) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v43 = l1_alpha[i * 200 + j] * l1_pw[i * 200 + j];
       const T v44 = l1_w[i * 200 + j] + v43;
-      atomicAdd(&t288[j], t286[i] * v44);
+      atomicAdd(&t290[j], t288[i] * v44);
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v60 = l1_modfanout[i * 200 + j] * t58_l1_M[0];
       const T v62 = v60 * l1_et[i * 200 + j];
       const T v63 = l1_pw[i * 200 + j] + v62;
-      const T v257 = T(-2.0) <= v63 && v63 <= T(2.0) ? T(1) : T(0);
-      const T v258 = d_l1_pw_next[i * 200 + j] * v257;
+      const T v259 = T(-2.0) <= v63 && v63 <= T(2.0) ? T(1) : T(0);
+      const T v260 = d_l1_pw_next[i * 200 + j] * v259;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v287 = t286[i] * l1_h[j];
-      const T v292 = v287 * l1_alpha[i * 200 + j];
+      const T v289 = t288[i] * l1_h[j];
+      const T v294 = v289 * l1_alpha[i * 200 + j];
 #line 126 "examples/lm/basic_modul_lstm.dopa"
-      const T v293 = v258 + v292;
-      d_l1_pw[i * 200 + j] = v293;
+      const T v295 = v260 + v294;
+      d_l1_pw[i * 200 + j] = v295;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
-      const T v290 = v287 * l1_pw[i * 200 + j];
-      atomicAdd(&d_l1_alpha[i * 200 + j], v290);
+      const T v292 = v289 * l1_pw[i * 200 + j];
+      atomicAdd(&d_l1_alpha[i * 200 + j], v292);
     }
   }
-#line 1769 "lm_basic_modul_lstm.cu"
+#line 1778 "lm_basic_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 16: dense product (a warp or thread per output), [200]
-//   %296 matmul
+//   %298 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t286 = a.record + 1040;                             // [200]
+  T *__restrict t288 = a.record + 1040;                             // [200]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [200, 200]
-  T *__restrict t296 = a.scratch + 3424;                            // [200]
+  T *__restrict t298 = a.scratch + 3424;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1783,20 +1792,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_16(const dopa::S
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t286[k] * l1_x2c_weight[k * 200 + c];
-    t296[c] = acc;
+      acc += t288[k] * l1_x2c_weight[k * 200 + c];
+    t298[c] = acc;
   }
-#line 1790 "lm_basic_modul_lstm.cu"
+#line 1799 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 17: dense product (a warp or thread per output), [200]
-//   %302 matmul
+//   %304 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t299 = a.record + 832;                              // [200]
+  T *__restrict t301 = a.record + 832;                              // [200]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [200, 200]
-  T *__restrict t302 = a.scratch + 3632;                            // [200]
+  T *__restrict t304 = a.scratch + 3632;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1804,20 +1813,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_17(const dopa::S
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t299[k] * l1_h2o_weight[k * 200 + c];
-    t302[c] = acc;
+      acc += t301[k] * l1_h2o_weight[k * 200 + c];
+    t304[c] = acc;
   }
-#line 1811 "lm_basic_modul_lstm.cu"
+#line 1820 "lm_basic_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 18: dense product (a warp or thread per output), [200]
-//   %306 matmul
+//   %308 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t299 = a.record + 832;                              // [200]
+  T *__restrict t301 = a.record + 832;                              // [200]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [200, 200]
-  T *__restrict t306 = a.scratch + 3840;                            // [200]
+  T *__restrict t308 = a.scratch + 3840;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1825,20 +1834,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_18(const dopa::S
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t299[k] * l1_x2o_weight[k * 200 + c];
-    t306[c] = acc;
+      acc += t301[k] * l1_x2o_weight[k * 200 + c];
+    t308[c] = acc;
   }
-#line 1832 "lm_basic_modul_lstm.cu"
+#line 1841 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 19: dense product (a warp or thread per output), [200]
-//   %313 matmul
+//   %315 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t310 = a.record + 624;                              // [200]
+  T *__restrict t312 = a.record + 624;                              // [200]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [200, 200]
-  T *__restrict t313 = a.scratch + 4048;                            // [200]
+  T *__restrict t315 = a.scratch + 4048;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1846,20 +1855,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_19(const dopa::S
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t310[k] * l1_h2i_weight[k * 200 + c];
-    t313[c] = acc;
+      acc += t312[k] * l1_h2i_weight[k * 200 + c];
+    t315[c] = acc;
   }
-#line 1853 "lm_basic_modul_lstm.cu"
+#line 1862 "lm_basic_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 20: dense product (a warp or thread per output), [200]
-//   %317 matmul
+//   %319 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t310 = a.record + 624;                              // [200]
+  T *__restrict t312 = a.record + 624;                              // [200]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [200, 200]
-  T *__restrict t317 = a.scratch + 4256;                            // [200]
+  T *__restrict t319 = a.scratch + 4256;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1867,20 +1876,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_20(const dopa::S
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t310[k] * l1_x2i_weight[k * 200 + c];
-    t317[c] = acc;
+      acc += t312[k] * l1_x2i_weight[k * 200 + c];
+    t319[c] = acc;
   }
-#line 1874 "lm_basic_modul_lstm.cu"
+#line 1883 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 21: dense product (a warp or thread per output), [200]
-//   %324 matmul
+//   %326 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t321 = a.record + 0;                                // [200]
+  T *__restrict t323 = a.record + 0;                                // [200]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [200, 200]
-  T *__restrict t324 = a.scratch + 4464;                            // [200]
+  T *__restrict t326 = a.scratch + 4464;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1888,20 +1897,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_21(const dopa::S
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t321[k] * l1_h2f_weight[k * 200 + c];
-    t324[c] = acc;
+      acc += t323[k] * l1_h2f_weight[k * 200 + c];
+    t326[c] = acc;
   }
-#line 1895 "lm_basic_modul_lstm.cu"
+#line 1904 "lm_basic_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 22: dense product (a warp or thread per output), [200]
-//   %328 matmul
+//   %330 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t321 = a.record + 0;                                // [200]
+  T *__restrict t323 = a.record + 0;                                // [200]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [200, 200]
-  T *__restrict t328 = a.scratch + 4672;                            // [200]
+  T *__restrict t330 = a.scratch + 4672;                            // [200]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1909,31 +1918,32 @@ template <class T> __device__ __forceinline__ void backward_x2f_22(const dopa::S
   for (int c = tid; c < 200; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 200; ++k)
-      acc += t321[k] * l1_x2f_weight[k * 200 + c];
-    t328[c] = acc;
+      acc += t323[k] * l1_x2f_weight[k * 200 + c];
+    t330[c] = acc;
   }
-#line 1916 "lm_basic_modul_lstm.cu"
+#line 1925 "lm_basic_modul_lstm.cu"
 }
 
 // y1 = l1(enc(tok))
 // state  h : [H] = 0
 //
 // backward stage 23: fused loop nest over [200]
-//   %325 add -> grad_prev l1.h
-//   %329 add += grad enc.weight
+//   %327 add -> grad_prev l1.h
+//   %331 add += grad enc.weight
 template <class T>
 __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t251 = a.scratch + 2768;                  // [200]
-  T *__restrict t271 = a.scratch + 3008;                  // [200]
-  T *__restrict t288 = a.scratch + 3216;                  // [200]
-  T *__restrict t302 = a.scratch + 3632;                  // [200]
-  T *__restrict t313 = a.scratch + 4048;                  // [200]
-  T *__restrict t324 = a.scratch + 4464;                  // [200]
+  T *__restrict t252 = a.scratch + 2768;                  // [200]
+  const T *__restrict t4_l1_etaet = a.saved + 208;        // [] l1.etaet
+  T *__restrict t273 = a.scratch + 3008;                  // [200]
+  T *__restrict t290 = a.scratch + 3216;                  // [200]
+  T *__restrict t304 = a.scratch + 3632;                  // [200]
+  T *__restrict t315 = a.scratch + 4048;                  // [200]
+  T *__restrict t326 = a.scratch + 4464;                  // [200]
   T *__restrict d_l1_h = a.gradPrev + kStateL1H;          // [200]
-  T *__restrict t296 = a.scratch + 3424;                  // [200]
-  T *__restrict t306 = a.scratch + 3840;                  // [200]
-  T *__restrict t317 = a.scratch + 4256;                  // [200]
-  T *__restrict t328 = a.scratch + 4672;                  // [200]
+  T *__restrict t298 = a.scratch + 3424;                  // [200]
+  T *__restrict t308 = a.scratch + 3840;                  // [200]
+  T *__restrict t319 = a.scratch + 4256;                  // [200]
+  T *__restrict t330 = a.scratch + 4672;                  // [200]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 200]
   const T *__restrict tok = a.inputs[0];                  // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1941,37 +1951,39 @@ __device__ __forceinline__ void backward_d_l1_h_grad_enc_weight(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 200; j += nthreads) {
+#line 152 "examples/lm/basic_modul_lstm.dopa"
+      const T v253 = t252[j] * t4_l1_etaet[0];
 #line 124 "examples/lm/basic_modul_lstm.dopa"
-      const T v272 = t251[j] + t271[j];
-      const T v289 = v272 + t288[j];
-      const T v303 = v289 + t302[j];
-      const T v314 = v303 + t313[j];
-      const T v325 = v314 + t324[j];
-      d_l1_h[j] = v325;
+      const T v274 = v253 + t273[j];
+      const T v291 = v274 + t290[j];
+      const T v305 = v291 + t304[j];
+      const T v316 = v305 + t315[j];
+      const T v327 = v316 + t326[j];
+      d_l1_h[j] = v327;
 #line 23 "examples/lm/basic_modul_lstm.dopa"
-      const T v307 = t296[j] + t306[j];
-      const T v318 = v307 + t317[j];
-      const T v329 = v318 + t328[j];
-      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 200 + j], v329);
+      const T v309 = t298[j] + t308[j];
+      const T v320 = v309 + t319[j];
+      const T v331 = v320 + t330[j];
+      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 200 + j], v331);
     }
   }
-#line 1959 "lm_basic_modul_lstm.cu"
+#line 1971 "lm_basic_modul_lstm.cu"
 }
 
 // etaet = sigmoid(etaet_logit)
 //
 // backward stage 24: fused loop nest over []
-//   %332 mul += grad l1.etaet_logit
-//   %246 mul += grad l2.etaet_logit
+//   %334 mul += grad l1.etaet_logit
+//   %247 mul += grad l2.etaet_logit
 template <class T>
 __device__ __forceinline__ void
 backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> &a) {
-  T *__restrict t248 = a.scratch + 2544;                         // []
-  T *__restrict t253 = a.scratch + 2976;                         // []
+  T *__restrict t250 = a.scratch + 2752;                         // []
+  T *__restrict t255 = a.scratch + 2976;                         // []
   const T *__restrict t4_l1_etaet = a.saved + 208;               // [] l1.etaet
   T *__restrict d_l1_etaet_logit = a.grads + kParamL1EtaetLogit; // []
-  T *__restrict t158 = a.scratch + 208;                          // []
-  T *__restrict t163 = a.scratch + 640;                          // []
+  T *__restrict t159 = a.scratch + 416;                          // []
+  T *__restrict t164 = a.scratch + 640;                          // []
   const T *__restrict t74_l2_etaet = a.saved + 1920;             // [] l2.etaet
   T *__restrict d_l2_etaet_logit = a.grads + kParamL2EtaetLogit; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
@@ -1979,23 +1991,23 @@ backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   if (tid == 0) {
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-    const T v255 = -t253[0];
+    const T v257 = -t255[0];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v256 = t248[0] + v255;
-    const T v330 = T(1.0) - t4_l1_etaet[0];
-    const T v331 = t4_l1_etaet[0] * v330;
-    const T v332 = v256 * v331;
-    atomicAdd(&d_l1_etaet_logit[0], v332);
+    const T v258 = t250[0] + v257;
+    const T v332 = T(1.0) - t4_l1_etaet[0];
+    const T v333 = t4_l1_etaet[0] * v332;
+    const T v334 = v258 * v333;
+    atomicAdd(&d_l1_etaet_logit[0], v334);
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-    const T v165 = -t163[0];
+    const T v166 = -t164[0];
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-    const T v166 = t158[0] + v165;
-    const T v244 = T(1.0) - t74_l2_etaet[0];
-    const T v245 = t74_l2_etaet[0] * v244;
-    const T v246 = v166 * v245;
-    atomicAdd(&d_l2_etaet_logit[0], v246);
+    const T v167 = t159[0] + v166;
+    const T v245 = T(1.0) - t74_l2_etaet[0];
+    const T v246 = t74_l2_etaet[0] * v245;
+    const T v247 = v167 * v246;
+    atomicAdd(&d_l2_etaet_logit[0], v247);
   }
-#line 1999 "lm_basic_modul_lstm.cu"
+#line 2011 "lm_basic_modul_lstm.cu"
 }
 
 // backward stage 25: fused loop nest over [10000]
@@ -2049,11 +2061,11 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   dopa::gridSync();
   backward_d_l1_et_l2_et_grad_l1_modfanout_l2_modfanout(a);
   dopa::gridSync();
+  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
+  dopa::gridSync();
   backward_grad_l1_h2mod_bias_l2_h2mod_bias(a);
   dopa::gridSync();
   backward_h2mod(a);
-  dopa::gridSync();
-  backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
   dopa::gridSync();
   backward_d_l2_pw_grad_l2_alpha(a);
   dopa::gridSync();

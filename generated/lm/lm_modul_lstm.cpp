@@ -1206,13 +1206,12 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 // backward stage 0: fused loop nest over [400, 400]
 //   %248 matmul
 //   %251 reduce_to
-//   %275 reduce_to
-//   %278 matmul
+//   %274 matmul
 //   %279 matmul
-//   %281 reduce_to
-//   %290 reduce_to
-//   %288 mul -> grad_prev l3.pw
-//   %292 add -> grad_prev l3.et
+//   %282 reduce_to
+//   %291 reduce_to
+//   %289 mul -> grad_prev l3.pw
+//   %293 add -> grad_prev l3.et
 template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a) {
   T *__restrict t248 = a.scratch + 0;                                 // [400]
   const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
@@ -1223,16 +1222,14 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
   const T *__restrict l3_et = a.state + kStateL3Et;                   // [400, 400]
   const T *__restrict t195_l3_hn = a.saved + 26320;                   // [400] l3.hn
   T *__restrict t251 = a.scratch + 400;                               // [400, 1]
+  T *__restrict t274 = a.scratch + 5408;                              // [400]
   const T *__restrict d_l3_et_next = a.gradNext + kStateL3Et;         // [400, 400] d l3.et'
-  const T *__restrict t189_l3_g = a.saved + 25920;                    // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
-  T *__restrict t275 = a.scratch + 5408;                              // []
-  T *__restrict t278 = a.scratch + 5424;                              // [400]
-  const T *__restrict l3_etaet = a.params + kParamL3Etaet;            // []
   T *__restrict t279 = a.scratch + 5824;                              // [400]
-  T *__restrict t281 = a.scratch + 6224;                              // []
+  const T *__restrict t189_l3_g = a.saved + 25920;                    // [400] l3.g
+  T *__restrict t282 = a.scratch + 6224;                              // []
   const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw;         // [400, 400] d l3.pw'
-  T *__restrict t290 = a.scratch + 6240;                              // [400, 1]
+  T *__restrict t291 = a.scratch + 6240;                              // [400, 1]
   T *__restrict d_l3_pw = a.gradPrev + kStateL3Pw;                    // [400, 400]
   const T *__restrict t211 = a.saved + 27136;                         // []
   T *__restrict d_l3_et = a.gradPrev + kStateL3Et;                    // [400, 400]
@@ -1240,19 +1237,17 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
     t248[e] = T(0);
   for (int e = 0; e < 400; ++e)
     t251[e] = T(0);
-  t275[0] = T(0);
   for (int e = 0; e < 400; ++e)
     t279[e] = T(0);
-  t281[0] = T(0);
+  t282[0] = T(0);
   for (int e = 0; e < 400; ++e)
-    t290[e] = T(0);
+    t291[e] = T(0);
   for (int i = 0; i < 400; ++i) {
     T acc251 = T(0);
-    T acc275 = T(0);
-    T acc278 = T(0);
-    T acc281 = T(0);
-    T acc290 = T(0);
-#pragma omp simd reduction(+ : acc251, acc275, acc278, acc281, acc290)
+    T acc274 = T(0);
+    T acc282 = T(0);
+    T acc291 = T(0);
+#pragma omp simd reduction(+ : acc251, acc274, acc282, acc291)
     for (int j = 0; j < 400; ++j) {
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v207 = t205[i] * l3_et[i * 400 + j];
@@ -1266,41 +1261,35 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
       const T v250 = v247 * v209;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc251 += v250;
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v213 = t189_l3_g[i] * l3_h[j];
-      const T v274 = d_l3_et_next[i * 400 + j] * v213;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc275 += v274;
+      acc274 += d_l3_et_next[i * 400 + j] * l3_h[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v277 = d_l3_et_next[i * 400 + j] * l3_etaet[0];
-      acc278 += v277 * l3_h[j];
-      t279[j] += t189_l3_g[i] * v277;
-      const T v280 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
-      acc281 += v280;
+      t279[j] += t189_l3_g[i] * d_l3_et_next[i * 400 + j];
+      const T v281 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
+      acc282 += v281;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v253 = v247 * l3_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v254 = d_l3_pw_next[i * 400 + j] + v253;
-      const T v287 = T(-2.0) <= v208 && v208 <= T(2.0) ? T(1) : T(0);
-      const T v288 = v254 * v287;
-      const T v289 = v288 * l3_et[i * 400 + j];
-      acc290 += v289;
-      d_l3_pw[i * 400 + j] = v288;
+      const T v288 = T(-2.0) <= v208 && v208 <= T(2.0) ? T(1) : T(0);
+      const T v289 = v254 * v288;
+      const T v290 = v289 * l3_et[i * 400 + j];
+      acc291 += v290;
+      d_l3_pw[i * 400 + j] = v289;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v282 = d_l3_et_next[i * 400 + j] * t211[0];
+      const T v283 = d_l3_et_next[i * 400 + j] * t211[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v291 = v288 * t205[i];
+      const T v292 = v289 * t205[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v292 = v282 + v291;
-      d_l3_et[i * 400 + j] = v292;
+      const T v293 = v283 + v292;
+      d_l3_et[i * 400 + j] = v293;
     }
     t251[i] += acc251;
-    t275[0] += acc275;
-    t278[i] = acc278;
-    t281[0] += acc281;
-    t290[i] += acc290;
+    t274[i] = acc274;
+    t282[0] += acc282;
+    t291[i] += acc291;
   }
-#line 1304 "lm_modul_lstm.cpp"
+#line 1293 "lm_modul_lstm.cpp"
 }
 
 // state  et : [H, H] = 0
@@ -1315,20 +1304,18 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
 //   %259 reduce_to
 //   %264 matmul
 //   %267 reduce_to
-//   %359 reduce_to
-//   %362 matmul
-//   %363 matmul
-//   %365 reduce_to
-//   %372 reduce_to
-//   %440 reduce_to
-//   %443 matmul
-//   %444 matmul
-//   %446 reduce_to
-//   %453 reduce_to
-//   %451 mul -> grad_prev l1.pw
-//   %455 add -> grad_prev l1.et
-//   %370 mul -> grad_prev l2.pw
-//   %374 add -> grad_prev l2.et
+//   %359 matmul
+//   %364 matmul
+//   %367 reduce_to
+//   %374 reduce_to
+//   %441 matmul
+//   %446 matmul
+//   %449 reduce_to
+//   %456 reduce_to
+//   %454 mul -> grad_prev l1.pw
+//   %458 add -> grad_prev l1.et
+//   %372 mul -> grad_prev l2.pw
+//   %376 add -> grad_prev l2.et
 template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> &a) {
   T *__restrict t256 = a.scratch + 800;                               // [1149]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
@@ -1348,26 +1335,22 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
   const T *__restrict l1_et = a.state + kStateL1Et;                   // [1149, 1149]
   const T *__restrict t54_l1_hn = a.saved + 8480;                     // [1149] l1.hn
   T *__restrict t267 = a.scratch + 4256;                              // [1149, 1]
+  T *__restrict t359 = a.scratch + 12864;                             // [1149]
   const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;         // [1149, 1149] d l2.et'
-  const T *__restrict t120_l2_g = a.saved + 18880;                    // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
-  T *__restrict t359 = a.scratch + 12864;                             // []
-  T *__restrict t362 = a.scratch + 12880;                             // [1149]
-  const T *__restrict l2_etaet = a.params + kParamL2Etaet;            // []
-  T *__restrict t363 = a.scratch + 14032;                             // [1149]
-  T *__restrict t365 = a.scratch + 15184;                             // []
+  T *__restrict t364 = a.scratch + 14032;                             // [1149]
+  const T *__restrict t120_l2_g = a.saved + 18880;                    // [1149] l2.g
+  T *__restrict t367 = a.scratch + 15184;                             // []
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;         // [1149, 1149] d l2.pw'
-  T *__restrict t372 = a.scratch + 15200;                             // [1149, 1]
+  T *__restrict t374 = a.scratch + 15200;                             // [1149, 1]
+  T *__restrict t441 = a.scratch + 25584;                             // [1149]
   const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;         // [1149, 1149] d l1.et'
-  const T *__restrict t48_l1_g = a.saved + 7328;                      // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
-  T *__restrict t440 = a.scratch + 25584;                             // []
-  T *__restrict t443 = a.scratch + 25600;                             // [1149]
-  const T *__restrict l1_etaet = a.params + kParamL1Etaet;            // []
-  T *__restrict t444 = a.scratch + 26752;                             // [1149]
-  T *__restrict t446 = a.scratch + 27904;                             // []
+  T *__restrict t446 = a.scratch + 26752;                             // [1149]
+  const T *__restrict t48_l1_g = a.saved + 7328;                      // [1149] l1.g
+  T *__restrict t449 = a.scratch + 27904;                             // []
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;         // [1149, 1149] d l1.pw'
-  T *__restrict t453 = a.scratch + 27920;                             // [1149, 1]
+  T *__restrict t456 = a.scratch + 27920;                             // [1149, 1]
   T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                    // [1149, 1149]
   const T *__restrict t73 = a.saved + 10800;                          // []
   T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                    // [1149, 1149]
@@ -1382,31 +1365,26 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     t264[e] = T(0);
   for (int e = 0; e < 1149; ++e)
     t267[e] = T(0);
-  t359[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t363[e] = T(0);
-  t365[0] = T(0);
+    t364[e] = T(0);
+  t367[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t372[e] = T(0);
-  t440[0] = T(0);
+    t374[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t444[e] = T(0);
-  t446[0] = T(0);
+    t446[e] = T(0);
+  t449[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t453[e] = T(0);
+    t456[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
     T acc259 = T(0);
     T acc267 = T(0);
     T acc359 = T(0);
-    T acc362 = T(0);
-    T acc365 = T(0);
-    T acc372 = T(0);
-    T acc440 = T(0);
-    T acc443 = T(0);
-    T acc446 = T(0);
-    T acc453 = T(0);
-#pragma omp simd reduction(+ : acc259, acc267, acc359, acc362, acc365, acc372, acc440, acc443,     \
-                               acc446, acc453)
+    T acc367 = T(0);
+    T acc374 = T(0);
+    T acc441 = T(0);
+    T acc449 = T(0);
+    T acc456 = T(0);
+#pragma omp simd reduction(+ : acc259, acc267, acc359, acc367, acc374, acc441, acc449, acc456)
     for (int j = 0; j < 1136; ++j) {
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v138 = t136[i] * l2_et[i * 1149 + j];
@@ -1432,63 +1410,52 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       const T v266 = v263 * v70;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc267 += v266;
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v144 = t120_l2_g[i] * l2_h[j];
-      const T v358 = d_l2_et_next[i * 1149 + j] * v144;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc359 += v358;
+      acc359 += d_l2_et_next[i * 1149 + j] * l2_h[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v361 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
-      acc362 += v361 * l2_h[j];
-      t363[j] += t120_l2_g[i] * v361;
-      const T v364 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
-      acc365 += v364;
+      t364[j] += t120_l2_g[i] * d_l2_et_next[i * 1149 + j];
+      const T v366 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
+      acc367 += v366;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v261 = v255 * l2_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v262 = d_l2_pw_next[i * 1149 + j] + v261;
-      const T v369 = T(-2.0) <= v139 && v139 <= T(2.0) ? T(1) : T(0);
-      const T v370 = v262 * v369;
-      const T v371 = v370 * l2_et[i * 1149 + j];
-      acc372 += v371;
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v75 = t48_l1_g[i] * l1_h[j];
-      const T v439 = d_l1_et_next[i * 1149 + j] * v75;
+      const T v371 = T(-2.0) <= v139 && v139 <= T(2.0) ? T(1) : T(0);
+      const T v372 = v262 * v371;
+      const T v373 = v372 * l2_et[i * 1149 + j];
+      acc374 += v373;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc440 += v439;
+      acc441 += d_l1_et_next[i * 1149 + j] * l1_h[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v442 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
-      acc443 += v442 * l1_h[j];
-      t444[j] += t48_l1_g[i] * v442;
-      const T v445 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
-      acc446 += v445;
+      t446[j] += t48_l1_g[i] * d_l1_et_next[i * 1149 + j];
+      const T v448 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
+      acc449 += v448;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v269 = v263 * l1_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v270 = d_l1_pw_next[i * 1149 + j] + v269;
-      const T v450 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
-      const T v451 = v270 * v450;
-      const T v452 = v451 * l1_et[i * 1149 + j];
-      acc453 += v452;
-      d_l1_pw[i * 1149 + j] = v451;
+      const T v453 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
+      const T v454 = v270 * v453;
+      const T v455 = v454 * l1_et[i * 1149 + j];
+      acc456 += v455;
+      d_l1_pw[i * 1149 + j] = v454;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v447 = d_l1_et_next[i * 1149 + j] * t73[0];
+      const T v450 = d_l1_et_next[i * 1149 + j] * t73[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v454 = v451 * t64[i];
+      const T v457 = v454 * t64[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v455 = v447 + v454;
-      d_l1_et[i * 1149 + j] = v455;
-      d_l2_pw[i * 1149 + j] = v370;
+      const T v458 = v450 + v457;
+      d_l1_et[i * 1149 + j] = v458;
+      d_l2_pw[i * 1149 + j] = v372;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v366 = d_l2_et_next[i * 1149 + j] * t142[0];
+      const T v368 = d_l2_et_next[i * 1149 + j] * t142[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v373 = v370 * t136[i];
+      const T v375 = v372 * t136[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v374 = v366 + v373;
-      d_l2_et[i * 1149 + j] = v374;
+      const T v376 = v368 + v375;
+      d_l2_et[i * 1149 + j] = v376;
     }
-#pragma omp simd reduction(+ : acc259, acc267, acc359, acc362, acc365, acc372, acc440, acc443,     \
-                               acc446, acc453)
+#pragma omp simd reduction(+ : acc259, acc267, acc359, acc367, acc374, acc441, acc449, acc456)
     for (int j = 1136; j < 1149; ++j) {
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v138 = t136[i] * l2_et[i * 1149 + j];
@@ -1514,114 +1481,140 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       const T v266 = v263 * v70;
 #line 112 "examples/lm/modul_lstm.dopa"
       acc267 += v266;
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v144 = t120_l2_g[i] * l2_h[j];
-      const T v358 = d_l2_et_next[i * 1149 + j] * v144;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc359 += v358;
+      acc359 += d_l2_et_next[i * 1149 + j] * l2_h[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v361 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
-      acc362 += v361 * l2_h[j];
-      t363[j] += t120_l2_g[i] * v361;
-      const T v364 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
-      acc365 += v364;
+      t364[j] += t120_l2_g[i] * d_l2_et_next[i * 1149 + j];
+      const T v366 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
+      acc367 += v366;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v261 = v255 * l2_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v262 = d_l2_pw_next[i * 1149 + j] + v261;
-      const T v369 = T(-2.0) <= v139 && v139 <= T(2.0) ? T(1) : T(0);
-      const T v370 = v262 * v369;
-      const T v371 = v370 * l2_et[i * 1149 + j];
-      acc372 += v371;
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v75 = t48_l1_g[i] * l1_h[j];
-      const T v439 = d_l1_et_next[i * 1149 + j] * v75;
+      const T v371 = T(-2.0) <= v139 && v139 <= T(2.0) ? T(1) : T(0);
+      const T v372 = v262 * v371;
+      const T v373 = v372 * l2_et[i * 1149 + j];
+      acc374 += v373;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc440 += v439;
+      acc441 += d_l1_et_next[i * 1149 + j] * l1_h[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v442 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
-      acc443 += v442 * l1_h[j];
-      t444[j] += t48_l1_g[i] * v442;
-      const T v445 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
-      acc446 += v445;
+      t446[j] += t48_l1_g[i] * d_l1_et_next[i * 1149 + j];
+      const T v448 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
+      acc449 += v448;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v269 = v263 * l1_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v270 = d_l1_pw_next[i * 1149 + j] + v269;
-      const T v450 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
-      const T v451 = v270 * v450;
-      const T v452 = v451 * l1_et[i * 1149 + j];
-      acc453 += v452;
-      d_l1_pw[i * 1149 + j] = v451;
+      const T v453 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
+      const T v454 = v270 * v453;
+      const T v455 = v454 * l1_et[i * 1149 + j];
+      acc456 += v455;
+      d_l1_pw[i * 1149 + j] = v454;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v447 = d_l1_et_next[i * 1149 + j] * t73[0];
+      const T v450 = d_l1_et_next[i * 1149 + j] * t73[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v454 = v451 * t64[i];
+      const T v457 = v454 * t64[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v455 = v447 + v454;
-      d_l1_et[i * 1149 + j] = v455;
-      d_l2_pw[i * 1149 + j] = v370;
+      const T v458 = v450 + v457;
+      d_l1_et[i * 1149 + j] = v458;
+      d_l2_pw[i * 1149 + j] = v372;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v366 = d_l2_et_next[i * 1149 + j] * t142[0];
+      const T v368 = d_l2_et_next[i * 1149 + j] * t142[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v373 = v370 * t136[i];
+      const T v375 = v372 * t136[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v374 = v366 + v373;
-      d_l2_et[i * 1149 + j] = v374;
+      const T v376 = v368 + v375;
+      d_l2_et[i * 1149 + j] = v376;
     }
     t259[i] += acc259;
     t267[i] += acc267;
-    t359[0] += acc359;
-    t362[i] = acc362;
-    t365[0] += acc365;
-    t372[i] += acc372;
-    t440[0] += acc440;
-    t443[i] = acc443;
-    t446[0] += acc446;
-    t453[i] += acc453;
+    t359[i] = acc359;
+    t367[0] += acc367;
+    t374[i] += acc374;
+    t441[i] = acc441;
+    t449[0] += acc449;
+    t456[i] += acc456;
   }
-#line 1584 "lm_modul_lstm.cpp"
+#line 1539 "lm_modul_lstm.cpp"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+// param  etaet : [] = 0.01
+// hn = o * tanh(cn)
+//
+// backward stage 2: fused loop nest over [400]
+//   %276 reduce_to
+//   %7 mul x -> record (a factor of deferred outer-product gradients)
+//   %153 state -> record (a factor of deferred outer-product gradients)
+//   %246 grad_state d carried.2' -> record (a factor of deferred outer-product gradients)
+//   %195 mul l3.hn -> record (a factor of deferred outer-product gradients)
+template <class T> static void backward_etaet(const dopa::StepArgs<T> &a) {
+  const T *__restrict t189_l3_g = a.saved + 25920;                    // [400] l3.g
+  T *__restrict t274 = a.scratch + 5408;                              // [400]
+  T *__restrict t276 = a.scratch + 5808;                              // []
+  const T *__restrict t7_x = a.saved + 16;                            // [400] x
+  T *__restrict record1 = a.record + 1152;                            // [400]
+  const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
+  T *__restrict record24 = a.record + 21600;                          // [400]
+  const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2; // [400] d carried.2'
+  T *__restrict record28 = a.record + 23200;                          // [400]
+  const T *__restrict t195_l3_hn = a.saved + 26320;                   // [400] l3.hn
+  T *__restrict record29 = a.record + 23600;                          // [400]
+  t276[0] = T(0);
+  T acc276 = T(0);
+#pragma omp simd reduction(+ : acc276)
+  for (int j = 0; j < 400; ++j) {
+#line 113 "examples/lm/modul_lstm.dopa"
+    const T v275 = t189_l3_g[j] * t274[j];
+    acc276 += v275;
+    record1[j] = t7_x[j];
+    record24[j] = l3_h[j];
+    record28[j] = d_carried_2_next[j];
+    record29[j] = t195_l3_hn[j];
+  }
+  t276[0] += acc276;
+#line 1577 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 2:
-//   %293 reshape
+// backward stage 3:
+//   %294 reshape
 template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t293 = a.record + 24016; // [400]
-  T *__restrict t290 = a.scratch + 6240; // [400, 1]
+  T *__restrict t294 = a.record + 24016; // [400]
+  T *__restrict t291 = a.scratch + 6240; // [400, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
-    t293[e] = t290[e];
-#line 1597 "lm_modul_lstm.cpp"
+    t294[e] = t291[e];
+#line 1590 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 3: dense product (Eigen), [1]
-//   %296 matmul
+// backward stage 4: dense product (Eigen), [1]
+//   %297 matmul
 template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t293 = a.record + 24016;                                        // [400]
+  T *__restrict t294 = a.record + 24016;                                        // [400]
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t296 = a.scratch + 6640;                                        // [1]
+  T *__restrict t297 = a.scratch + 6640;                                        // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t296, 1).noalias() =
-      ConstRowVec<T>(t293, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1611 "lm_modul_lstm.cpp"
+  RowVec<T>(t297, 1).noalias() =
+      ConstRowVec<T>(t294, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
+#line 1604 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 4: fused loop nest over [1]
-//   %300 mul
+// backward stage 5: fused loop nest over [1]
+//   %301 mul
 //   %59 tanh l1.M -> record (a factor of deferred outer-product gradients)
 //   %131 tanh l2.M -> record (a factor of deferred outer-product gradients)
-//   %300 mul += grad l3.h2mod.bias
+//   %301 mul += grad l3.h2mod.bias
 //   %200 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t296 = a.scratch + 6640;                       // [1]
+  T *__restrict t297 = a.scratch + 6640;                       // [1]
   const T *__restrict t200_l3_M = a.saved + 26720;             // [1] l3.M
-  T *__restrict t300 = a.record + 24000;                       // [1]
+  T *__restrict t301 = a.record + 24000;                       // [1]
   const T *__restrict t59_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict record10 = a.record + 9632;                    // [1]
   const T *__restrict t131_l2_M = a.saved + 21184;             // [1] l2.M
@@ -1629,62 +1622,57 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   T *__restrict d_l3_h2mod_bias = a.grads + kParamL3H2modBias; // [1]
   T *__restrict record32 = a.record + 24416;                   // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v298 = t200_l3_M[0] * t200_l3_M[0];
-  const T v299 = T(1.0) - v298;
-  const T v300 = t296[0] * v299;
-  t300[0] = v300;
+  const T v299 = t200_l3_M[0] * t200_l3_M[0];
+  const T v300 = T(1.0) - v299;
+  const T v301 = t297[0] * v300;
+  t301[0] = v301;
   record10[0] = t59_l1_M[0];
   record21[0] = t131_l2_M[0];
-  d_l3_h2mod_bias[0] += v300;
+  d_l3_h2mod_bias[0] += v301;
   record32[0] = t200_l3_M[0];
-#line 1641 "lm_modul_lstm.cpp"
+#line 1634 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 5: dense product (Eigen), [400]
-//   %303 matmul
+// backward stage 6: dense product (Eigen), [400]
+//   %304 matmul
 template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t300 = a.record + 24000;                                // [1]
+  T *__restrict t301 = a.record + 24000;                                // [1]
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
-  T *__restrict t303 = a.scratch + 6656;                                // [400]
+  T *__restrict t304 = a.scratch + 6656;                                // [400]
 #line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t303, 400).noalias() =
-      ConstRowVec<T>(t300, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1655 "lm_modul_lstm.cpp"
+  RowVec<T>(t304, 400).noalias() =
+      ConstRowVec<T>(t301, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
+#line 1648 "lm_modul_lstm.cpp"
 }
 
-// x = enc(tok) * drop_e[tok, :] * drop_i
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
-// hn = o * tanh(cn)
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 6: fused loop nest over [400]
-//   %318 mul
-//   %324 mul
-//   %335 mul
-//   %346 mul
-//   %315 mul -> grad_prev l3.c
-//   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %346 mul += grad l3.x2f.bias
-//   %153 state -> record (a factor of deferred outer-product gradients)
-//   %346 mul += grad l3.h2f.bias
-//   %335 mul += grad l3.x2i.bias
-//   %335 mul += grad l3.h2i.bias
-//   %324 mul += grad l3.x2o.bias
-//   %324 mul += grad l3.h2o.bias
-//   %318 mul -> record (a factor of deferred outer-product gradients)
-//   %318 mul += grad l3.x2c.bias
-//   %246 grad_state d carried.2' -> record (a factor of deferred outer-product gradients)
-//   %195 mul l3.hn -> record (a factor of deferred outer-product gradients)
-//   %293 reshape += grad l3.modfanout.bias
+// backward stage 7: fused loop nest over [400]
+//   %319 mul
+//   %325 mul
+//   %336 mul
+//   %347 mul
+//   %316 mul -> grad_prev l3.c
+//   %347 mul += grad l3.x2f.bias
+//   %347 mul += grad l3.h2f.bias
+//   %336 mul += grad l3.x2i.bias
+//   %336 mul += grad l3.h2i.bias
+//   %325 mul += grad l3.x2o.bias
+//   %325 mul += grad l3.h2o.bias
+//   %319 mul -> record (a factor of deferred outer-product gradients)
+//   %319 mul += grad l3.x2c.bias
+//   %294 reshape += grad l3.modfanout.bias
 template <class T>
 static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t278 = a.scratch + 5424;                               // [400]
+  T *__restrict t274 = a.scratch + 5408;                               // [400]
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet;             // []
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
   const T *__restrict d_out_tar_h = a.gradOutputs[2];                  // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
@@ -1692,7 +1680,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
   const T *__restrict d_readout_in_logits = a.gradOutputs[0];          // [400] d logits
   const T *__restrict d_out_ar_h = a.gradOutputs[1];                   // [400] d ar_h
   const T *__restrict drop_o = a.inputs[4];                            // [400]
-  T *__restrict t303 = a.scratch + 6656;                               // [400]
+  T *__restrict t304 = a.scratch + 6656;                               // [400]
   const T *__restrict t171 = a.saved + 25120;                          // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
   const T *__restrict t175 = a.saved + 25520;                          // [400]
@@ -1708,15 +1696,11 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
   const T *__restrict t189_l3_g = a.saved + 25920;                     // [400] l3.g
   T *__restrict d_carried_2 = a.gradPrev + kStateCarried2;             // [400]
-  T *__restrict t324 = a.record + 22400;                               // [400]
-  T *__restrict t335 = a.record + 22000;                               // [400]
-  T *__restrict t346 = a.record + 20048;                               // [400]
+  T *__restrict t325 = a.record + 22400;                               // [400]
+  T *__restrict t336 = a.record + 22000;                               // [400]
+  T *__restrict t347 = a.record + 20048;                               // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
-  const T *__restrict t7_x = a.saved + 16;                             // [400] x
-  T *__restrict record1 = a.record + 1152;                             // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;             // [400]
-  const T *__restrict l3_h = a.state + kStateL3H;                      // [400]
-  T *__restrict record24 = a.record + 21600;                           // [400]
   T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;             // [400]
   T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;             // [400]
   T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;             // [400]
@@ -1724,14 +1708,12 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
   T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;             // [400]
   T *__restrict record27 = a.record + 22800;                           // [400]
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
-  const T *__restrict d_carried_2_next = a.gradNext + kStateCarried2;  // [400] d carried.2'
-  T *__restrict record28 = a.record + 23200;                           // [400]
-  const T *__restrict t195_l3_hn = a.saved + 26320;                    // [400] l3.hn
-  T *__restrict record29 = a.record + 23600;                           // [400]
-  T *__restrict t293 = a.record + 24016;                               // [400]
+  T *__restrict t294 = a.record + 24016;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+#line 128 "examples/lm/modul_lstm.dopa"
+    const T v278 = t274[j] * l3_etaet[0];
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v240 = d_out_tar_h[j] + d_l3_h_next[j];
     const T v249 = v240 + t248[j];
@@ -1740,14 +1722,14 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     const T v272 = v229 * drop_o[j];
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v273 = v249 + v272;
-    const T v304 = v273 + t303[j];
+    const T v305 = v273 + t304[j];
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v173 = t171[j] + l3_x2o_bias[j];
     const T v177 = t175[j] + l3_h2o_bias[j];
     const T v178 = v173 + v177;
     const T v179 = T(1) / (T(1) + simdExp(-v178));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v306 = v304 * v179;
+    const T v307 = v305 * v179;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v152 = t150[j] + l3_x2f_bias[j];
     const T v157 = t155[j] + l3_h2f_bias[j];
@@ -1765,267 +1747,333 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     const T v193 = v191 + v192;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v194 = simdTanh(v193);
-    const T v307 = v194 * v194;
-    const T v308 = T(1.0) - v307;
-    const T v309 = v306 * v308;
+    const T v308 = v194 * v194;
+    const T v309 = T(1.0) - v308;
+    const T v310 = v307 * v309;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v310 = d_l3_c_next[j] + v309;
-    const T v312 = v310 * v169;
+    const T v311 = d_l3_c_next[j] + v310;
+    const T v313 = v311 * v169;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v313 = t278[j] + v312;
-    const T v316 = t189_l3_g[j] * t189_l3_g[j];
-    const T v317 = T(1.0) - v316;
-    const T v318 = v313 * v317;
-    d_carried_2[j] = v318;
+    const T v314 = v278 + v313;
+    const T v317 = t189_l3_g[j] * t189_l3_g[j];
+    const T v318 = T(1.0) - v317;
+    const T v319 = v314 * v318;
+    d_carried_2[j] = v319;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v305 = v304 * v194;
+    const T v306 = v305 * v194;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v322 = T(1.0) - v179;
-    const T v323 = v179 * v322;
-    const T v324 = v305 * v323;
-    t324[j] = v324;
+    const T v323 = T(1.0) - v179;
+    const T v324 = v179 * v323;
+    const T v325 = v306 * v324;
+    t325[j] = v325;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v311 = v310 * t189_l3_g[j];
+    const T v312 = v311 * t189_l3_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v333 = T(1.0) - v169;
-    const T v334 = v169 * v333;
-    const T v335 = v311 * v334;
-    t335[j] = v335;
+    const T v334 = T(1.0) - v169;
+    const T v335 = v169 * v334;
+    const T v336 = v312 * v335;
+    t336[j] = v336;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v314 = v310 * l3_c[j];
+    const T v315 = v311 * l3_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v344 = T(1.0) - v159;
-    const T v345 = v159 * v344;
-    const T v346 = v314 * v345;
-    t346[j] = v346;
+    const T v345 = T(1.0) - v159;
+    const T v346 = v159 * v345;
+    const T v347 = v315 * v346;
+    t347[j] = v347;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v315 = v310 * v159;
-    d_l3_c[j] = v315;
-    record1[j] = t7_x[j];
+    const T v316 = v311 * v159;
+    d_l3_c[j] = v316;
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l3_x2f_bias[j] += v346;
-    record24[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v346;
+    d_l3_x2f_bias[j] += v347;
+    d_l3_h2f_bias[j] += v347;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l3_x2i_bias[j] += v335;
-    d_l3_h2i_bias[j] += v335;
+    d_l3_x2i_bias[j] += v336;
+    d_l3_h2i_bias[j] += v336;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l3_x2o_bias[j] += v324;
-    d_l3_h2o_bias[j] += v324;
-    record27[j] = v318;
+    d_l3_x2o_bias[j] += v325;
+    d_l3_h2o_bias[j] += v325;
+    record27[j] = v319;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l3_x2c_bias[j] += v318;
-    record28[j] = d_carried_2_next[j];
-    record29[j] = t195_l3_hn[j];
+    d_l3_x2c_bias[j] += v319;
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l3_modfanout_bias[j] += t293[j];
+    d_l3_modfanout_bias[j] += t294[j];
   }
-#line 1824 "lm_modul_lstm.cpp"
+#line 1802 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 7: dense product (Eigen), [1149]
-//   %321 matmul
+// backward stage 8: dense product (Eigen), [1149]
+//   %322 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict d_carried_2 = a.gradPrev + kStateCarried2;          // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t321 = a.scratch + 7056;                            // [1149]
+  T *__restrict t322 = a.scratch + 7056;                            // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t321, 1149).noalias() =
+  RowVec<T>(t322, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1838 "lm_modul_lstm.cpp"
+#line 1816 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 8: dense product (Eigen), [400]
-//   %327 matmul
+// backward stage 9: dense product (Eigen), [400]
+//   %328 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t324 = a.record + 22400;                            // [400]
+  T *__restrict t325 = a.record + 22400;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t327 = a.scratch + 8208;                            // [400]
+  T *__restrict t328 = a.scratch + 8208;                            // [400]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t327, 400).noalias() =
-      ConstRowVec<T>(t324, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1852 "lm_modul_lstm.cpp"
+  RowVec<T>(t328, 400).noalias() =
+      ConstRowVec<T>(t325, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 1830 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 9: dense product (Eigen), [1149]
-//   %331 matmul
+// backward stage 10: dense product (Eigen), [1149]
+//   %332 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t324 = a.record + 22400;                            // [400]
+  T *__restrict t325 = a.record + 22400;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t331 = a.scratch + 8608;                            // [1149]
+  T *__restrict t332 = a.scratch + 8608;                            // [1149]
 #line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t331, 1149).noalias() =
-      ConstRowVec<T>(t324, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1866 "lm_modul_lstm.cpp"
+  RowVec<T>(t332, 1149).noalias() =
+      ConstRowVec<T>(t325, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
+#line 1844 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 10: dense product (Eigen), [400]
-//   %338 matmul
+// backward stage 11: dense product (Eigen), [400]
+//   %339 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t335 = a.record + 22000;                            // [400]
+  T *__restrict t336 = a.record + 22000;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t338 = a.scratch + 9760;                            // [400]
+  T *__restrict t339 = a.scratch + 9760;                            // [400]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t338, 400).noalias() =
-      ConstRowVec<T>(t335, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1880 "lm_modul_lstm.cpp"
+  RowVec<T>(t339, 400).noalias() =
+      ConstRowVec<T>(t336, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 1858 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 11: dense product (Eigen), [1149]
-//   %342 matmul
+// backward stage 12: dense product (Eigen), [1149]
+//   %343 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t335 = a.record + 22000;                            // [400]
+  T *__restrict t336 = a.record + 22000;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t342 = a.scratch + 10160;                           // [1149]
+  T *__restrict t343 = a.scratch + 10160;                           // [1149]
 #line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t342, 1149).noalias() =
-      ConstRowVec<T>(t335, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1894 "lm_modul_lstm.cpp"
+  RowVec<T>(t343, 1149).noalias() =
+      ConstRowVec<T>(t336, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
+#line 1872 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 12: dense product (Eigen), [400]
-//   %349 matmul
+// backward stage 13: dense product (Eigen), [400]
+//   %350 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t346 = a.record + 20048;                            // [400]
+  T *__restrict t347 = a.record + 20048;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t349 = a.scratch + 11312;                           // [400]
+  T *__restrict t350 = a.scratch + 11312;                           // [400]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t349, 400).noalias() =
-      ConstRowVec<T>(t346, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1908 "lm_modul_lstm.cpp"
+  RowVec<T>(t350, 400).noalias() =
+      ConstRowVec<T>(t347, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 1886 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 13: dense product (Eigen), [1149]
-//   %353 matmul
+// backward stage 14: dense product (Eigen), [1149]
+//   %354 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t346 = a.record + 20048;                            // [400]
+  T *__restrict t347 = a.record + 20048;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t353 = a.scratch + 11712;                           // [1149]
+  T *__restrict t354 = a.scratch + 11712;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t353, 1149).noalias() =
-      ConstRowVec<T>(t346, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1922 "lm_modul_lstm.cpp"
-}
-
-// pw' = clip(pw + col(eta) * et, -2, 2)
-//
-// backward stage 14:
-//   %375 reshape
-template <class T> static void backward_record_col_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t375 = a.record + 18880;  // [1149]
-  T *__restrict t372 = a.scratch + 15200; // [1149, 1]
-#line 127 "examples/lm/modul_lstm.dopa"
-  for (int e = 0; e < 1149; ++e)
-    t375[e] = t372[e];
-#line 1935 "lm_modul_lstm.cpp"
-}
-
-// eta = modfanout(M)
-//
-// backward stage 15: dense product (Eigen), [1]
-//   %378 matmul
-template <class T> static void backward_modfanout_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t375 = a.record + 18880;                                        // [1149]
-  const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t378 = a.scratch + 16352;                                       // [1]
-#line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t378, 1).noalias() =
-      ConstRowVec<T>(t375, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1949 "lm_modul_lstm.cpp"
-}
-
-// M = tanh(h2mod(hn))
-//
-// backward stage 16: fused loop nest over [1]
-//   %381 mul
-//   %381 mul += grad l2.h2mod.bias
-template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t378 = a.scratch + 16352;                      // [1]
-  const T *__restrict t131_l2_M = a.saved + 21184;             // [1] l2.M
-  T *__restrict t381 = a.record + 18864;                       // [1]
-  T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
-#line 123 "examples/lm/modul_lstm.dopa"
-  const T v379 = t131_l2_M[0] * t131_l2_M[0];
-  const T v380 = T(1.0) - v379;
-  const T v381 = t378[0] * v380;
-  t381[0] = v381;
-  d_l2_h2mod_bias[0] += v381;
-#line 1968 "lm_modul_lstm.cpp"
-}
-
-// M = tanh(h2mod(hn))
-//
-// backward stage 17: dense product (Eigen), [1149]
-//   %384 matmul
-template <class T> static void backward_h2mod_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t381 = a.record + 18864;                                // [1]
-  const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
-  T *__restrict t384 = a.scratch + 16368;                               // [1149]
-#line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t384, 1149).noalias() =
-      ConstRowVec<T>(t381, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1982 "lm_modul_lstm.cpp"
+  RowVec<T>(t354, 1149).noalias() =
+      ConstRowVec<T>(t347, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
+#line 1900 "lm_modul_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
 // y2 = l2(y1) * drop_h2
+// param  etaet : [] = 0.01
+// hn = o * tanh(cn)
+//
+// backward stage 15: fused loop nest over [1149]
+//   %361 reduce_to
+//   %443 reduce_to
+//   %12 state -> record (a factor of deferred outer-product gradients)
+//   %244 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
+//   %54 mul l1.hn -> record (a factor of deferred outer-product gradients)
+//   %79 mul y1 -> record (a factor of deferred outer-product gradients)
+//   %84 state -> record (a factor of deferred outer-product gradients)
+//   %245 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
+//   %126 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %148 mul y2 -> record (a factor of deferred outer-product gradients)
+template <class T> static void backward_etaet_15(const dopa::StepArgs<T> &a) {
+  const T *__restrict t120_l2_g = a.saved + 18880;                    // [1149] l2.g
+  T *__restrict t359 = a.scratch + 12864;                             // [1149]
+  T *__restrict t361 = a.scratch + 14016;                             // []
+  const T *__restrict t48_l1_g = a.saved + 7328;                      // [1149] l1.g
+  T *__restrict t441 = a.scratch + 25584;                             // [1149]
+  T *__restrict t443 = a.scratch + 26736;                             // []
+  const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
+  T *__restrict record2 = a.record + 1552;                            // [1149]
+  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [1149] d carried.0'
+  T *__restrict record6 = a.record + 6160;                            // [1149]
+  const T *__restrict t54_l1_hn = a.saved + 8480;                     // [1149] l1.hn
+  T *__restrict record7 = a.record + 7312;                            // [1149]
+  const T *__restrict t79_y1 = a.saved + 10816;                       // [1149] y1
+  T *__restrict record12 = a.record + 10800;                          // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
+  T *__restrict record13 = a.record + 11952;                          // [1149]
+  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
+  T *__restrict record17 = a.record + 16560;                          // [1149]
+  const T *__restrict t126_l2_hn = a.saved + 20032;                   // [1149] l2.hn
+  T *__restrict record18 = a.record + 17712;                          // [1149]
+  const T *__restrict t148_y2 = a.saved + 22368;                      // [1149] y2
+  T *__restrict record23 = a.record + 20448;                          // [1149]
+  t361[0] = T(0);
+  t443[0] = T(0);
+  T acc361 = T(0);
+  T acc443 = T(0);
+#pragma omp simd reduction(+ : acc361, acc443)
+  for (int j = 0; j < 1136; ++j) {
+#line 113 "examples/lm/modul_lstm.dopa"
+    const T v360 = t120_l2_g[j] * t359[j];
+    acc361 += v360;
+    const T v442 = t48_l1_g[j] * t441[j];
+    acc443 += v442;
+    record2[j] = l1_h[j];
+    record6[j] = d_carried_0_next[j];
+    record7[j] = t54_l1_hn[j];
+    record12[j] = t79_y1[j];
+    record13[j] = l2_h[j];
+    record17[j] = d_carried_1_next[j];
+    record18[j] = t126_l2_hn[j];
+    record23[j] = t148_y2[j];
+  }
+#pragma omp simd reduction(+ : acc361, acc443)
+  for (int j = 1136; j < 1149; ++j) {
+#line 113 "examples/lm/modul_lstm.dopa"
+    const T v360 = t120_l2_g[j] * t359[j];
+    acc361 += v360;
+    const T v442 = t48_l1_g[j] * t441[j];
+    acc443 += v442;
+    record2[j] = l1_h[j];
+    record6[j] = d_carried_0_next[j];
+    record7[j] = t54_l1_hn[j];
+    record12[j] = t79_y1[j];
+    record13[j] = l2_h[j];
+    record17[j] = d_carried_1_next[j];
+    record18[j] = t126_l2_hn[j];
+    record23[j] = t148_y2[j];
+  }
+  t361[0] += acc361;
+  t443[0] += acc443;
+#line 1980 "lm_modul_lstm.cpp"
+}
+
+// pw' = clip(pw + col(eta) * et, -2, 2)
+//
+// backward stage 16:
+//   %377 reshape
+template <class T> static void backward_record_col_16(const dopa::StepArgs<T> &a) {
+  T *__restrict t377 = a.record + 18880;  // [1149]
+  T *__restrict t374 = a.scratch + 15200; // [1149, 1]
+#line 127 "examples/lm/modul_lstm.dopa"
+  for (int e = 0; e < 1149; ++e)
+    t377[e] = t374[e];
+#line 1993 "lm_modul_lstm.cpp"
+}
+
+// eta = modfanout(M)
+//
+// backward stage 17: dense product (Eigen), [1]
+//   %380 matmul
+template <class T> static void backward_modfanout_17(const dopa::StepArgs<T> &a) {
+  T *__restrict t377 = a.record + 18880;                                        // [1149]
+  const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
+  T *__restrict t380 = a.scratch + 16352;                                       // [1]
+#line 124 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t380, 1).noalias() =
+      ConstRowVec<T>(t377, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
+#line 2007 "lm_modul_lstm.cpp"
+}
+
+// M = tanh(h2mod(hn))
+//
+// backward stage 18: fused loop nest over [1]
+//   %383 mul
+//   %383 mul += grad l2.h2mod.bias
+template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
+  T *__restrict t380 = a.scratch + 16352;                      // [1]
+  const T *__restrict t131_l2_M = a.saved + 21184;             // [1] l2.M
+  T *__restrict t383 = a.record + 18864;                       // [1]
+  T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
+#line 123 "examples/lm/modul_lstm.dopa"
+  const T v381 = t131_l2_M[0] * t131_l2_M[0];
+  const T v382 = T(1.0) - v381;
+  const T v383 = t380[0] * v382;
+  t383[0] = v383;
+  d_l2_h2mod_bias[0] += v383;
+#line 2026 "lm_modul_lstm.cpp"
+}
+
+// M = tanh(h2mod(hn))
+//
+// backward stage 19: dense product (Eigen), [1149]
+//   %386 matmul
+template <class T> static void backward_h2mod_19(const dopa::StepArgs<T> &a) {
+  T *__restrict t383 = a.record + 18864;                                // [1]
+  const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
+  T *__restrict t386 = a.scratch + 16368;                               // [1149]
+#line 123 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t386, 1149).noalias() =
+      ConstRowVec<T>(t383, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
+#line 2040 "lm_modul_lstm.cpp"
+}
+
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
-// hn = o * tanh(cn)
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 18: fused loop nest over [1149]
-//   %399 mul
-//   %405 mul
-//   %416 mul
-//   %427 mul
-//   %396 mul -> grad_prev l2.c
-//   %12 state -> record (a factor of deferred outer-product gradients)
-//   %244 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
-//   %54 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %79 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %427 mul += grad l2.x2f.bias
-//   %84 state -> record (a factor of deferred outer-product gradients)
-//   %427 mul += grad l2.h2f.bias
-//   %416 mul += grad l2.x2i.bias
-//   %416 mul += grad l2.h2i.bias
-//   %405 mul += grad l2.x2o.bias
-//   %405 mul += grad l2.h2o.bias
-//   %399 mul -> record (a factor of deferred outer-product gradients)
-//   %399 mul += grad l2.x2c.bias
-//   %245 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
-//   %126 mul l2.hn -> record (a factor of deferred outer-product gradients)
-//   %375 reshape += grad l2.modfanout.bias
-//   %148 mul y2 -> record (a factor of deferred outer-product gradients)
+// backward stage 20: fused loop nest over [1149]
+//   %401 mul
+//   %407 mul
+//   %418 mul
+//   %429 mul
+//   %398 mul -> grad_prev l2.c
+//   %429 mul += grad l2.x2f.bias
+//   %429 mul += grad l2.h2f.bias
+//   %418 mul += grad l2.x2i.bias
+//   %418 mul += grad l2.h2i.bias
+//   %407 mul += grad l2.x2o.bias
+//   %407 mul += grad l2.h2o.bias
+//   %401 mul -> record (a factor of deferred outer-product gradients)
+//   %401 mul += grad l2.x2c.bias
+//   %377 reshape += grad l2.modfanout.bias
 template <class T>
 static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t362 = a.scratch + 12880;                              // [1149]
+  T *__restrict t359 = a.scratch + 12864;                              // [1149]
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet;             // []
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
   T *__restrict t256 = a.scratch + 800;                                // [1149]
-  T *__restrict t321 = a.scratch + 7056;                               // [1149]
-  T *__restrict t331 = a.scratch + 8608;                               // [1149]
-  T *__restrict t342 = a.scratch + 10160;                              // [1149]
-  T *__restrict t353 = a.scratch + 11712;                              // [1149]
+  T *__restrict t322 = a.scratch + 7056;                               // [1149]
+  T *__restrict t332 = a.scratch + 8608;                               // [1149]
+  T *__restrict t343 = a.scratch + 10160;                              // [1149]
+  T *__restrict t354 = a.scratch + 11712;                              // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                           // [1149]
-  T *__restrict t384 = a.scratch + 16368;                              // [1149]
+  T *__restrict t386 = a.scratch + 16368;                              // [1149]
   const T *__restrict t102 = a.saved + 16576;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
   const T *__restrict t106 = a.saved + 17728;                          // [1149]
@@ -2041,21 +2089,11 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
   const T *__restrict t120_l2_g = a.saved + 18880;                     // [1149] l2.g
   T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;             // [1149]
-  T *__restrict t405 = a.record + 14256;                               // [1149]
-  T *__restrict t416 = a.record + 13104;                               // [1149]
-  T *__restrict t427 = a.record + 9648;                                // [1149]
+  T *__restrict t407 = a.record + 14256;                               // [1149]
+  T *__restrict t418 = a.record + 13104;                               // [1149]
+  T *__restrict t429 = a.record + 9648;                                // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
-  const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
-  T *__restrict record2 = a.record + 1552;                             // [1149]
-  const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0;  // [1149] d carried.0'
-  T *__restrict record6 = a.record + 6160;                             // [1149]
-  const T *__restrict t54_l1_hn = a.saved + 8480;                      // [1149] l1.hn
-  T *__restrict record7 = a.record + 7312;                             // [1149]
-  const T *__restrict t79_y1 = a.saved + 10816;                        // [1149] y1
-  T *__restrict record12 = a.record + 10800;                           // [1149]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;             // [1149]
-  const T *__restrict l2_h = a.state + kStateL2H;                      // [1149]
-  T *__restrict record13 = a.record + 11952;                           // [1149]
   T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;             // [1149]
   T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;             // [1149]
   T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;             // [1149]
@@ -2063,33 +2101,29 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;             // [1149]
   T *__restrict record16 = a.record + 15408;                           // [1149]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
-  const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1;  // [1149] d carried.1'
-  T *__restrict record17 = a.record + 16560;                           // [1149]
-  const T *__restrict t126_l2_hn = a.saved + 20032;                    // [1149] l2.hn
-  T *__restrict record18 = a.record + 17712;                           // [1149]
-  T *__restrict t375 = a.record + 18880;                               // [1149]
+  T *__restrict t377 = a.record + 18880;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
-  const T *__restrict t148_y2 = a.saved + 22368;                       // [1149] y2
-  T *__restrict record23 = a.record + 20448;                           // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+#line 128 "examples/lm/modul_lstm.dopa"
+    const T v363 = t359[j] * l2_etaet[0];
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v257 = d_l2_h_next[j] + t256[j];
 #line 28 "examples/lm/modul_lstm.dopa"
-    const T v332 = t321[j] + t331[j];
-    const T v343 = v332 + t342[j];
-    const T v354 = v343 + t353[j];
-    const T v356 = v354 * drop_h2[j];
+    const T v333 = t322[j] + t332[j];
+    const T v344 = v333 + t343[j];
+    const T v355 = v344 + t354[j];
+    const T v357 = v355 * drop_h2[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v357 = v257 + v356;
-    const T v385 = v357 + t384[j];
+    const T v358 = v257 + v357;
+    const T v387 = v358 + t386[j];
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v104 = t102[j] + l2_x2o_bias[j];
     const T v108 = t106[j] + l2_h2o_bias[j];
     const T v109 = v104 + v108;
     const T v110 = T(1) / (T(1) + simdExp(-v109));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v387 = v385 * v110;
+    const T v389 = v387 * v110;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v83 = t81[j] + l2_x2f_bias[j];
     const T v88 = t86[j] + l2_h2f_bias[j];
@@ -2107,84 +2141,78 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v124 = v122 + v123;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v125 = simdTanh(v124);
-    const T v388 = v125 * v125;
-    const T v389 = T(1.0) - v388;
-    const T v390 = v387 * v389;
+    const T v390 = v125 * v125;
+    const T v391 = T(1.0) - v390;
+    const T v392 = v389 * v391;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v391 = d_l2_c_next[j] + v390;
-    const T v393 = v391 * v100;
+    const T v393 = d_l2_c_next[j] + v392;
+    const T v395 = v393 * v100;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v394 = t362[j] + v393;
-    const T v397 = t120_l2_g[j] * t120_l2_g[j];
-    const T v398 = T(1.0) - v397;
-    const T v399 = v394 * v398;
-    d_carried_1[j] = v399;
+    const T v396 = v363 + v395;
+    const T v399 = t120_l2_g[j] * t120_l2_g[j];
+    const T v400 = T(1.0) - v399;
+    const T v401 = v396 * v400;
+    d_carried_1[j] = v401;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v386 = v385 * v125;
+    const T v388 = v387 * v125;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v403 = T(1.0) - v110;
-    const T v404 = v110 * v403;
-    const T v405 = v386 * v404;
-    t405[j] = v405;
+    const T v405 = T(1.0) - v110;
+    const T v406 = v110 * v405;
+    const T v407 = v388 * v406;
+    t407[j] = v407;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v392 = v391 * t120_l2_g[j];
+    const T v394 = v393 * t120_l2_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v414 = T(1.0) - v100;
-    const T v415 = v100 * v414;
-    const T v416 = v392 * v415;
-    t416[j] = v416;
+    const T v416 = T(1.0) - v100;
+    const T v417 = v100 * v416;
+    const T v418 = v394 * v417;
+    t418[j] = v418;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v395 = v391 * l2_c[j];
+    const T v397 = v393 * l2_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v425 = T(1.0) - v90;
-    const T v426 = v90 * v425;
-    const T v427 = v395 * v426;
-    t427[j] = v427;
+    const T v427 = T(1.0) - v90;
+    const T v428 = v90 * v427;
+    const T v429 = v397 * v428;
+    t429[j] = v429;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v396 = v391 * v90;
-    d_l2_c[j] = v396;
-    record2[j] = l1_h[j];
-    record6[j] = d_carried_0_next[j];
-    record7[j] = t54_l1_hn[j];
-    record12[j] = t79_y1[j];
+    const T v398 = v393 * v90;
+    d_l2_c[j] = v398;
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l2_x2f_bias[j] += v427;
-    record13[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v427;
+    d_l2_x2f_bias[j] += v429;
+    d_l2_h2f_bias[j] += v429;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l2_x2i_bias[j] += v416;
-    d_l2_h2i_bias[j] += v416;
+    d_l2_x2i_bias[j] += v418;
+    d_l2_h2i_bias[j] += v418;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l2_x2o_bias[j] += v405;
-    d_l2_h2o_bias[j] += v405;
-    record16[j] = v399;
+    d_l2_x2o_bias[j] += v407;
+    d_l2_h2o_bias[j] += v407;
+    record16[j] = v401;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l2_x2c_bias[j] += v399;
-    record17[j] = d_carried_1_next[j];
-    record18[j] = t126_l2_hn[j];
+    d_l2_x2c_bias[j] += v401;
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l2_modfanout_bias[j] += t375[j];
-    record23[j] = t148_y2[j];
+    d_l2_modfanout_bias[j] += t377[j];
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+#line 128 "examples/lm/modul_lstm.dopa"
+    const T v363 = t359[j] * l2_etaet[0];
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v257 = d_l2_h_next[j] + t256[j];
 #line 28 "examples/lm/modul_lstm.dopa"
-    const T v332 = t321[j] + t331[j];
-    const T v343 = v332 + t342[j];
-    const T v354 = v343 + t353[j];
-    const T v356 = v354 * drop_h2[j];
+    const T v333 = t322[j] + t332[j];
+    const T v344 = v333 + t343[j];
+    const T v355 = v344 + t354[j];
+    const T v357 = v355 * drop_h2[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v357 = v257 + v356;
-    const T v385 = v357 + t384[j];
+    const T v358 = v257 + v357;
+    const T v387 = v358 + t386[j];
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v104 = t102[j] + l2_x2o_bias[j];
     const T v108 = t106[j] + l2_h2o_bias[j];
     const T v109 = v104 + v108;
     const T v110 = T(1) / (T(1) + simdExp(-v109));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v387 = v385 * v110;
+    const T v389 = v387 * v110;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v83 = t81[j] + l2_x2f_bias[j];
     const T v88 = t86[j] + l2_h2f_bias[j];
@@ -2202,224 +2230,216 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v124 = v122 + v123;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v125 = simdTanh(v124);
-    const T v388 = v125 * v125;
-    const T v389 = T(1.0) - v388;
-    const T v390 = v387 * v389;
+    const T v390 = v125 * v125;
+    const T v391 = T(1.0) - v390;
+    const T v392 = v389 * v391;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v391 = d_l2_c_next[j] + v390;
-    const T v393 = v391 * v100;
+    const T v393 = d_l2_c_next[j] + v392;
+    const T v395 = v393 * v100;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v394 = t362[j] + v393;
-    const T v397 = t120_l2_g[j] * t120_l2_g[j];
-    const T v398 = T(1.0) - v397;
-    const T v399 = v394 * v398;
-    d_carried_1[j] = v399;
+    const T v396 = v363 + v395;
+    const T v399 = t120_l2_g[j] * t120_l2_g[j];
+    const T v400 = T(1.0) - v399;
+    const T v401 = v396 * v400;
+    d_carried_1[j] = v401;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v386 = v385 * v125;
+    const T v388 = v387 * v125;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v403 = T(1.0) - v110;
-    const T v404 = v110 * v403;
-    const T v405 = v386 * v404;
-    t405[j] = v405;
+    const T v405 = T(1.0) - v110;
+    const T v406 = v110 * v405;
+    const T v407 = v388 * v406;
+    t407[j] = v407;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v392 = v391 * t120_l2_g[j];
+    const T v394 = v393 * t120_l2_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v414 = T(1.0) - v100;
-    const T v415 = v100 * v414;
-    const T v416 = v392 * v415;
-    t416[j] = v416;
+    const T v416 = T(1.0) - v100;
+    const T v417 = v100 * v416;
+    const T v418 = v394 * v417;
+    t418[j] = v418;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v395 = v391 * l2_c[j];
+    const T v397 = v393 * l2_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v425 = T(1.0) - v90;
-    const T v426 = v90 * v425;
-    const T v427 = v395 * v426;
-    t427[j] = v427;
+    const T v427 = T(1.0) - v90;
+    const T v428 = v90 * v427;
+    const T v429 = v397 * v428;
+    t429[j] = v429;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v396 = v391 * v90;
-    d_l2_c[j] = v396;
-    record2[j] = l1_h[j];
-    record6[j] = d_carried_0_next[j];
-    record7[j] = t54_l1_hn[j];
-    record12[j] = t79_y1[j];
+    const T v398 = v393 * v90;
+    d_l2_c[j] = v398;
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l2_x2f_bias[j] += v427;
-    record13[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v427;
+    d_l2_x2f_bias[j] += v429;
+    d_l2_h2f_bias[j] += v429;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l2_x2i_bias[j] += v416;
-    d_l2_h2i_bias[j] += v416;
+    d_l2_x2i_bias[j] += v418;
+    d_l2_h2i_bias[j] += v418;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l2_x2o_bias[j] += v405;
-    d_l2_h2o_bias[j] += v405;
-    record16[j] = v399;
+    d_l2_x2o_bias[j] += v407;
+    d_l2_h2o_bias[j] += v407;
+    record16[j] = v401;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l2_x2c_bias[j] += v399;
-    record17[j] = d_carried_1_next[j];
-    record18[j] = t126_l2_hn[j];
+    d_l2_x2c_bias[j] += v401;
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l2_modfanout_bias[j] += t375[j];
-    record23[j] = t148_y2[j];
+    d_l2_modfanout_bias[j] += t377[j];
   }
-#line 2265 "lm_modul_lstm.cpp"
+#line 2285 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 19: dense product (Eigen), [1149]
-//   %402 matmul
-template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
+// backward stage 21: dense product (Eigen), [1149]
+//   %404 matmul
+template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
   T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;          // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t402 = a.scratch + 17520;                           // [1149]
+  T *__restrict t404 = a.scratch + 17520;                           // [1149]
 #line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t402, 1149).noalias() =
+  RowVec<T>(t404, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 2279 "lm_modul_lstm.cpp"
+#line 2299 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
-//
-// backward stage 20: dense product (Eigen), [1149]
-//   %408 matmul
-template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t405 = a.record + 14256;                            // [1149]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t408 = a.scratch + 18672;                           // [1149]
-#line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t408, 1149).noalias() =
-      ConstRowVec<T>(t405, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 2293 "lm_modul_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// backward stage 21: dense product (Eigen), [1149]
-//   %412 matmul
-template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t405 = a.record + 14256;                            // [1149]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t412 = a.scratch + 19824;                           // [1149]
-#line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t412, 1149).noalias() =
-      ConstRowVec<T>(t405, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 2307 "lm_modul_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 22: dense product (Eigen), [1149]
-//   %419 matmul
-template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t416 = a.record + 13104;                            // [1149]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t419 = a.scratch + 20976;                           // [1149]
-#line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t419, 1149).noalias() =
-      ConstRowVec<T>(t416, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 2321 "lm_modul_lstm.cpp"
+//   %410 matmul
+template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
+  T *__restrict t407 = a.record + 14256;                            // [1149]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  T *__restrict t410 = a.scratch + 18672;                           // [1149]
+#line 119 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t410, 1149).noalias() =
+      ConstRowVec<T>(t407, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
+#line 2313 "lm_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 23: dense product (Eigen), [1149]
+//   %414 matmul
+template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
+  T *__restrict t407 = a.record + 14256;                            // [1149]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t414 = a.scratch + 19824;                           // [1149]
+#line 119 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t414, 1149).noalias() =
+      ConstRowVec<T>(t407, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
+#line 2327 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 23: dense product (Eigen), [1149]
-//   %423 matmul
-template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t416 = a.record + 13104;                            // [1149]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t423 = a.scratch + 22128;                           // [1149]
-#line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t423, 1149).noalias() =
-      ConstRowVec<T>(t416, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2335 "lm_modul_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
 // backward stage 24: dense product (Eigen), [1149]
-//   %430 matmul
-template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t427 = a.record + 9648;                             // [1149]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t430 = a.scratch + 23280;                           // [1149]
-#line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t430, 1149).noalias() =
-      ConstRowVec<T>(t427, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2349 "lm_modul_lstm.cpp"
+//   %421 matmul
+template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t418 = a.record + 13104;                            // [1149]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  T *__restrict t421 = a.scratch + 20976;                           // [1149]
+#line 118 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t421, 1149).noalias() =
+      ConstRowVec<T>(t418, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
+#line 2341 "lm_modul_lstm.cpp"
 }
 
-// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (Eigen), [1149]
-//   %434 matmul
-template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t427 = a.record + 9648;                             // [1149]
-  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t434 = a.scratch + 24432;                           // [1149]
+//   %425 matmul
+template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t418 = a.record + 13104;                            // [1149]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t425 = a.scratch + 22128;                           // [1149]
+#line 118 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t425, 1149).noalias() =
+      ConstRowVec<T>(t418, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
+#line 2355 "lm_modul_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 26: dense product (Eigen), [1149]
+//   %432 matmul
+template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t429 = a.record + 9648;                             // [1149]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  T *__restrict t432 = a.scratch + 23280;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t434, 1149).noalias() =
-      ConstRowVec<T>(t427, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2363 "lm_modul_lstm.cpp"
+  RowVec<T>(t432, 1149).noalias() =
+      ConstRowVec<T>(t429, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
+#line 2369 "lm_modul_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 27: dense product (Eigen), [1149]
+//   %436 matmul
+template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t429 = a.record + 9648;                             // [1149]
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t436 = a.scratch + 24432;                           // [1149]
+#line 117 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t436, 1149).noalias() =
+      ConstRowVec<T>(t429, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+#line 2383 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 26:
-//   %456 reshape
-template <class T> static void backward_record_col_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t456 = a.record + 8480;   // [1149]
-  T *__restrict t453 = a.scratch + 27920; // [1149, 1]
+// backward stage 28:
+//   %459 reshape
+template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a) {
+  T *__restrict t459 = a.record + 8480;   // [1149]
+  T *__restrict t456 = a.scratch + 27920; // [1149, 1]
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
-    t456[e] = t453[e];
-#line 2376 "lm_modul_lstm.cpp"
+    t459[e] = t456[e];
+#line 2396 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 27: dense product (Eigen), [1]
-//   %459 matmul
-template <class T> static void backward_modfanout_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t456 = a.record + 8480;                                         // [1149]
+// backward stage 29: dense product (Eigen), [1]
+//   %462 matmul
+template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a) {
+  T *__restrict t459 = a.record + 8480;                                         // [1149]
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t459 = a.scratch + 29072;                                       // [1]
+  T *__restrict t462 = a.scratch + 29072;                                       // [1]
 #line 124 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t459, 1).noalias() =
-      ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2390 "lm_modul_lstm.cpp"
+  RowVec<T>(t462, 1).noalias() =
+      ConstRowVec<T>(t459, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
+#line 2410 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 28: fused loop nest over [1]
-//   %462 mul
-//   %462 mul += grad l1.h2mod.bias
+// backward stage 30: fused loop nest over [1]
+//   %465 mul
+//   %465 mul += grad l1.h2mod.bias
 template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t459 = a.scratch + 29072;                      // [1]
+  T *__restrict t462 = a.scratch + 29072;                      // [1]
   const T *__restrict t59_l1_M = a.saved + 9632;               // [1] l1.M
-  T *__restrict t462 = a.record + 8464;                        // [1]
+  T *__restrict t465 = a.record + 8464;                        // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
 #line 123 "examples/lm/modul_lstm.dopa"
-  const T v460 = t59_l1_M[0] * t59_l1_M[0];
-  const T v461 = T(1.0) - v460;
-  const T v462 = t459[0] * v461;
-  t462[0] = v462;
-  d_l1_h2mod_bias[0] += v462;
-#line 2409 "lm_modul_lstm.cpp"
+  const T v463 = t59_l1_M[0] * t59_l1_M[0];
+  const T v464 = T(1.0) - v463;
+  const T v465 = t462[0] * v464;
+  t465[0] = v465;
+  d_l1_h2mod_bias[0] += v465;
+#line 2429 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 29: dense product (Eigen), [1149]
-//   %465 matmul
-template <class T> static void backward_h2mod_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t462 = a.record + 8464;                                 // [1]
+// backward stage 31: dense product (Eigen), [1149]
+//   %468 matmul
+template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
+  T *__restrict t465 = a.record + 8464;                                 // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict t465 = a.scratch + 29088;                               // [1149]
+  T *__restrict t468 = a.scratch + 29088;                               // [1149]
 #line 123 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t465, 1149).noalias() =
-      ConstRowVec<T>(t462, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 2423 "lm_modul_lstm.cpp"
+  RowVec<T>(t468, 1149).noalias() =
+      ConstRowVec<T>(t465, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
+#line 2443 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2430,34 +2450,35 @@ template <class T> static void backward_h2mod_29(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 30: fused loop nest over [1149]
-//   %480 mul
-//   %486 mul
-//   %497 mul
-//   %508 mul
-//   %477 mul -> grad_prev l1.c
-//   %431 add -> grad_prev l2.h
-//   %508 mul += grad l1.x2f.bias
-//   %508 mul += grad l1.h2f.bias
-//   %497 mul += grad l1.x2i.bias
-//   %497 mul += grad l1.h2i.bias
-//   %486 mul += grad l1.x2o.bias
-//   %486 mul += grad l1.h2o.bias
-//   %480 mul -> record (a factor of deferred outer-product gradients)
-//   %480 mul += grad l1.x2c.bias
-//   %456 reshape += grad l1.modfanout.bias
+// backward stage 32: fused loop nest over [1149]
+//   %483 mul
+//   %489 mul
+//   %500 mul
+//   %511 mul
+//   %480 mul -> grad_prev l1.c
+//   %433 add -> grad_prev l2.h
+//   %511 mul += grad l1.x2f.bias
+//   %511 mul += grad l1.h2f.bias
+//   %500 mul += grad l1.x2i.bias
+//   %500 mul += grad l1.h2i.bias
+//   %489 mul += grad l1.x2o.bias
+//   %489 mul += grad l1.h2o.bias
+//   %483 mul -> record (a factor of deferred outer-product gradients)
+//   %483 mul += grad l1.x2c.bias
+//   %459 reshape += grad l1.modfanout.bias
 template <class T>
 static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t443 = a.scratch + 25600;                              // [1149]
+  T *__restrict t441 = a.scratch + 25584;                              // [1149]
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet;             // []
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
   T *__restrict t264 = a.scratch + 3104;                               // [1149]
-  T *__restrict t402 = a.scratch + 17520;                              // [1149]
-  T *__restrict t412 = a.scratch + 19824;                              // [1149]
-  T *__restrict t423 = a.scratch + 22128;                              // [1149]
-  T *__restrict t434 = a.scratch + 24432;                              // [1149]
+  T *__restrict t404 = a.scratch + 17520;                              // [1149]
+  T *__restrict t414 = a.scratch + 19824;                              // [1149]
+  T *__restrict t425 = a.scratch + 22128;                              // [1149]
+  T *__restrict t436 = a.scratch + 24432;                              // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                           // [1149]
-  T *__restrict t465 = a.scratch + 29088;                              // [1149]
+  T *__restrict t468 = a.scratch + 29088;                              // [1149]
   const T *__restrict t30 = a.saved + 5024;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
   const T *__restrict t34 = a.saved + 6176;                            // [1149]
@@ -2473,14 +2494,15 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
   const T *__restrict t48_l1_g = a.saved + 7328;                       // [1149] l1.g
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;             // [1149]
-  T *__restrict t486 = a.record + 3856;                                // [1149]
-  T *__restrict t497 = a.record + 2704;                                // [1149]
-  T *__restrict t508 = a.record + 0;                                   // [1149]
+  T *__restrict t489 = a.record + 3856;                                // [1149]
+  T *__restrict t500 = a.record + 2704;                                // [1149]
+  T *__restrict t511 = a.record + 0;                                   // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
-  T *__restrict t363 = a.scratch + 14032;                              // [1149]
-  T *__restrict t408 = a.scratch + 18672;                              // [1149]
-  T *__restrict t419 = a.scratch + 20976;                              // [1149]
-  T *__restrict t430 = a.scratch + 23280;                              // [1149]
+  T *__restrict t364 = a.scratch + 14032;                              // [1149]
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet;             // []
+  T *__restrict t410 = a.scratch + 18672;                              // [1149]
+  T *__restrict t421 = a.scratch + 20976;                              // [1149]
+  T *__restrict t432 = a.scratch + 23280;                              // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
@@ -2490,27 +2512,29 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
   T *__restrict record5 = a.record + 5008;                             // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
-  T *__restrict t456 = a.record + 8480;                                // [1149]
+  T *__restrict t459 = a.record + 8480;                                // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+#line 128 "examples/lm/modul_lstm.dopa"
+    const T v445 = t441[j] * l1_etaet[0];
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v265 = d_l1_h_next[j] + t264[j];
 #line 27 "examples/lm/modul_lstm.dopa"
-    const T v413 = t402[j] + t412[j];
-    const T v424 = v413 + t423[j];
-    const T v435 = v424 + t434[j];
-    const T v437 = v435 * drop_h1[j];
+    const T v415 = t404[j] + t414[j];
+    const T v426 = v415 + t425[j];
+    const T v437 = v426 + t436[j];
+    const T v439 = v437 * drop_h1[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v438 = v265 + v437;
-    const T v466 = v438 + t465[j];
+    const T v440 = v265 + v439;
+    const T v469 = v440 + t468[j];
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v468 = v466 * v38;
+    const T v471 = v469 * v38;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
@@ -2528,81 +2552,85 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v52 = v50 + v51;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v53 = simdTanh(v52);
-    const T v469 = v53 * v53;
-    const T v470 = T(1.0) - v469;
-    const T v471 = v468 * v470;
+    const T v472 = v53 * v53;
+    const T v473 = T(1.0) - v472;
+    const T v474 = v471 * v473;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v472 = d_l1_c_next[j] + v471;
-    const T v474 = v472 * v28;
+    const T v475 = d_l1_c_next[j] + v474;
+    const T v477 = v475 * v28;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v475 = t443[j] + v474;
-    const T v478 = t48_l1_g[j] * t48_l1_g[j];
-    const T v479 = T(1.0) - v478;
-    const T v480 = v475 * v479;
-    d_carried_0[j] = v480;
+    const T v478 = v445 + v477;
+    const T v481 = t48_l1_g[j] * t48_l1_g[j];
+    const T v482 = T(1.0) - v481;
+    const T v483 = v478 * v482;
+    d_carried_0[j] = v483;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v467 = v466 * v53;
+    const T v470 = v469 * v53;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v484 = T(1.0) - v38;
-    const T v485 = v38 * v484;
-    const T v486 = v467 * v485;
-    t486[j] = v486;
+    const T v487 = T(1.0) - v38;
+    const T v488 = v38 * v487;
+    const T v489 = v470 * v488;
+    t489[j] = v489;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v473 = v472 * t48_l1_g[j];
+    const T v476 = v475 * t48_l1_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v495 = T(1.0) - v28;
-    const T v496 = v28 * v495;
-    const T v497 = v473 * v496;
-    t497[j] = v497;
+    const T v498 = T(1.0) - v28;
+    const T v499 = v28 * v498;
+    const T v500 = v476 * v499;
+    t500[j] = v500;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v476 = v472 * l1_c[j];
+    const T v479 = v475 * l1_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v506 = T(1.0) - v18;
-    const T v507 = v18 * v506;
-    const T v508 = v476 * v507;
-    t508[j] = v508;
+    const T v509 = T(1.0) - v18;
+    const T v510 = v18 * v509;
+    const T v511 = v479 * v510;
+    t511[j] = v511;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v477 = v472 * v18;
-    d_l1_c[j] = v477;
+    const T v480 = v475 * v18;
+    d_l1_c[j] = v480;
+#line 128 "examples/lm/modul_lstm.dopa"
+    const T v365 = t364[j] * l2_etaet[0];
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v409 = t363[j] + t408[j];
-    const T v420 = v409 + t419[j];
-    const T v431 = v420 + t430[j];
-    d_l2_h[j] = v431;
+    const T v411 = v365 + t410[j];
+    const T v422 = v411 + t421[j];
+    const T v433 = v422 + t432[j];
+    d_l2_h[j] = v433;
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l1_x2f_bias[j] += v508;
-    d_l1_h2f_bias[j] += v508;
+    d_l1_x2f_bias[j] += v511;
+    d_l1_h2f_bias[j] += v511;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l1_x2i_bias[j] += v497;
-    d_l1_h2i_bias[j] += v497;
+    d_l1_x2i_bias[j] += v500;
+    d_l1_h2i_bias[j] += v500;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l1_x2o_bias[j] += v486;
-    d_l1_h2o_bias[j] += v486;
-    record5[j] = v480;
+    d_l1_x2o_bias[j] += v489;
+    d_l1_h2o_bias[j] += v489;
+    record5[j] = v483;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l1_x2c_bias[j] += v480;
+    d_l1_x2c_bias[j] += v483;
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l1_modfanout_bias[j] += t456[j];
+    d_l1_modfanout_bias[j] += t459[j];
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+#line 128 "examples/lm/modul_lstm.dopa"
+    const T v445 = t441[j] * l1_etaet[0];
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v265 = d_l1_h_next[j] + t264[j];
 #line 27 "examples/lm/modul_lstm.dopa"
-    const T v413 = t402[j] + t412[j];
-    const T v424 = v413 + t423[j];
-    const T v435 = v424 + t434[j];
-    const T v437 = v435 * drop_h1[j];
+    const T v415 = t404[j] + t414[j];
+    const T v426 = v415 + t425[j];
+    const T v437 = v426 + t436[j];
+    const T v439 = v437 * drop_h1[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v438 = v265 + v437;
-    const T v466 = v438 + t465[j];
+    const T v440 = v265 + v439;
+    const T v469 = v440 + t468[j];
 #line 119 "examples/lm/modul_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v468 = v466 * v38;
+    const T v471 = v469 * v38;
 #line 117 "examples/lm/modul_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
@@ -2620,233 +2648,243 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v52 = v50 + v51;
 #line 122 "examples/lm/modul_lstm.dopa"
     const T v53 = simdTanh(v52);
-    const T v469 = v53 * v53;
-    const T v470 = T(1.0) - v469;
-    const T v471 = v468 * v470;
+    const T v472 = v53 * v53;
+    const T v473 = T(1.0) - v472;
+    const T v474 = v471 * v473;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v472 = d_l1_c_next[j] + v471;
-    const T v474 = v472 * v28;
+    const T v475 = d_l1_c_next[j] + v474;
+    const T v477 = v475 * v28;
 #line 120 "examples/lm/modul_lstm.dopa"
-    const T v475 = t443[j] + v474;
-    const T v478 = t48_l1_g[j] * t48_l1_g[j];
-    const T v479 = T(1.0) - v478;
-    const T v480 = v475 * v479;
-    d_carried_0[j] = v480;
+    const T v478 = v445 + v477;
+    const T v481 = t48_l1_g[j] * t48_l1_g[j];
+    const T v482 = T(1.0) - v481;
+    const T v483 = v478 * v482;
+    d_carried_0[j] = v483;
 #line 122 "examples/lm/modul_lstm.dopa"
-    const T v467 = v466 * v53;
+    const T v470 = v469 * v53;
 #line 119 "examples/lm/modul_lstm.dopa"
-    const T v484 = T(1.0) - v38;
-    const T v485 = v38 * v484;
-    const T v486 = v467 * v485;
-    t486[j] = v486;
+    const T v487 = T(1.0) - v38;
+    const T v488 = v38 * v487;
+    const T v489 = v470 * v488;
+    t489[j] = v489;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v473 = v472 * t48_l1_g[j];
+    const T v476 = v475 * t48_l1_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-    const T v495 = T(1.0) - v28;
-    const T v496 = v28 * v495;
-    const T v497 = v473 * v496;
-    t497[j] = v497;
+    const T v498 = T(1.0) - v28;
+    const T v499 = v28 * v498;
+    const T v500 = v476 * v499;
+    t500[j] = v500;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v476 = v472 * l1_c[j];
+    const T v479 = v475 * l1_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-    const T v506 = T(1.0) - v18;
-    const T v507 = v18 * v506;
-    const T v508 = v476 * v507;
-    t508[j] = v508;
+    const T v509 = T(1.0) - v18;
+    const T v510 = v18 * v509;
+    const T v511 = v479 * v510;
+    t511[j] = v511;
 #line 121 "examples/lm/modul_lstm.dopa"
-    const T v477 = v472 * v18;
-    d_l1_c[j] = v477;
+    const T v480 = v475 * v18;
+    d_l1_c[j] = v480;
+#line 128 "examples/lm/modul_lstm.dopa"
+    const T v365 = t364[j] * l2_etaet[0];
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v409 = t363[j] + t408[j];
-    const T v420 = v409 + t419[j];
-    const T v431 = v420 + t430[j];
-    d_l2_h[j] = v431;
+    const T v411 = v365 + t410[j];
+    const T v422 = v411 + t421[j];
+    const T v433 = v422 + t432[j];
+    d_l2_h[j] = v433;
 #line 117 "examples/lm/modul_lstm.dopa"
-    d_l1_x2f_bias[j] += v508;
-    d_l1_h2f_bias[j] += v508;
+    d_l1_x2f_bias[j] += v511;
+    d_l1_h2f_bias[j] += v511;
 #line 118 "examples/lm/modul_lstm.dopa"
-    d_l1_x2i_bias[j] += v497;
-    d_l1_h2i_bias[j] += v497;
+    d_l1_x2i_bias[j] += v500;
+    d_l1_h2i_bias[j] += v500;
 #line 119 "examples/lm/modul_lstm.dopa"
-    d_l1_x2o_bias[j] += v486;
-    d_l1_h2o_bias[j] += v486;
-    record5[j] = v480;
+    d_l1_x2o_bias[j] += v489;
+    d_l1_h2o_bias[j] += v489;
+    record5[j] = v483;
 #line 120 "examples/lm/modul_lstm.dopa"
-    d_l1_x2c_bias[j] += v480;
+    d_l1_x2c_bias[j] += v483;
 #line 127 "examples/lm/modul_lstm.dopa"
-    d_l1_modfanout_bias[j] += t456[j];
+    d_l1_modfanout_bias[j] += t459[j];
   }
-#line 2680 "lm_modul_lstm.cpp"
+#line 2710 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 31: dense product (Eigen), [400]
-//   %483 matmul
-template <class T> static void backward_x2c_31(const dopa::StepArgs<T> &a) {
+// backward stage 33: dense product (Eigen), [400]
+//   %486 matmul
+template <class T> static void backward_x2c_33(const dopa::StepArgs<T> &a) {
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;          // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t483 = a.scratch + 30240;                           // [400]
+  T *__restrict t486 = a.scratch + 30240;                           // [400]
 #line 120 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t483, 400).noalias() =
+  RowVec<T>(t486, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2694 "lm_modul_lstm.cpp"
+#line 2724 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
-//
-// backward stage 32: dense product (Eigen), [1149]
-//   %489 matmul
-template <class T> static void backward_h2o_32(const dopa::StepArgs<T> &a) {
-  T *__restrict t486 = a.record + 3856;                             // [1149]
-  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t489 = a.scratch + 30640;                           // [1149]
-#line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t489, 1149).noalias() =
-      ConstRowVec<T>(t486, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2708 "lm_modul_lstm.cpp"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// backward stage 33: dense product (Eigen), [400]
-//   %493 matmul
-template <class T> static void backward_x2o_33(const dopa::StepArgs<T> &a) {
-  T *__restrict t486 = a.record + 3856;                             // [1149]
-  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t493 = a.scratch + 31792;                           // [400]
-#line 119 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t493, 400).noalias() =
-      ConstRowVec<T>(t486, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2722 "lm_modul_lstm.cpp"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 34: dense product (Eigen), [1149]
-//   %500 matmul
-template <class T> static void backward_h2i_34(const dopa::StepArgs<T> &a) {
-  T *__restrict t497 = a.record + 2704;                             // [1149]
-  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t500 = a.scratch + 32192;                           // [1149]
-#line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t500, 1149).noalias() =
-      ConstRowVec<T>(t497, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2736 "lm_modul_lstm.cpp"
+//   %492 matmul
+template <class T> static void backward_h2o_34(const dopa::StepArgs<T> &a) {
+  T *__restrict t489 = a.record + 3856;                             // [1149]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  T *__restrict t492 = a.scratch + 30640;                           // [1149]
+#line 119 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t492, 1149).noalias() =
+      ConstRowVec<T>(t489, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
+#line 2738 "lm_modul_lstm.cpp"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 35: dense product (Eigen), [400]
+//   %496 matmul
+template <class T> static void backward_x2o_35(const dopa::StepArgs<T> &a) {
+  T *__restrict t489 = a.record + 3856;                             // [1149]
+  const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
+  T *__restrict t496 = a.scratch + 31792;                           // [400]
+#line 119 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t496, 400).noalias() =
+      ConstRowVec<T>(t489, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
+#line 2752 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 35: dense product (Eigen), [400]
-//   %504 matmul
-template <class T> static void backward_x2i_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t497 = a.record + 2704;                             // [1149]
-  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t504 = a.scratch + 33344;                           // [400]
-#line 118 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t504, 400).noalias() =
-      ConstRowVec<T>(t497, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2750 "lm_modul_lstm.cpp"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
-//
 // backward stage 36: dense product (Eigen), [1149]
-//   %511 matmul
-template <class T> static void backward_h2f_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t508 = a.record + 0;                                // [1149]
-  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t511 = a.scratch + 33744;                           // [1149]
-#line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t511, 1149).noalias() =
-      ConstRowVec<T>(t508, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2764 "lm_modul_lstm.cpp"
+//   %503 matmul
+template <class T> static void backward_h2i_36(const dopa::StepArgs<T> &a) {
+  T *__restrict t500 = a.record + 2704;                             // [1149]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
+  T *__restrict t503 = a.scratch + 32192;                           // [1149]
+#line 118 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t503, 1149).noalias() =
+      ConstRowVec<T>(t500, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
+#line 2766 "lm_modul_lstm.cpp"
 }
 
-// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 37: dense product (Eigen), [400]
-//   %515 matmul
-template <class T> static void backward_x2f_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t508 = a.record + 0;                                // [1149]
-  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t515 = a.scratch + 34896;                           // [400]
+//   %507 matmul
+template <class T> static void backward_x2i_37(const dopa::StepArgs<T> &a) {
+  T *__restrict t500 = a.record + 2704;                             // [1149]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
+  T *__restrict t507 = a.scratch + 33344;                           // [400]
+#line 118 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t507, 400).noalias() =
+      ConstRowVec<T>(t500, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
+#line 2780 "lm_modul_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 38: dense product (Eigen), [1149]
+//   %514 matmul
+template <class T> static void backward_h2f_38(const dopa::StepArgs<T> &a) {
+  T *__restrict t511 = a.record + 0;                                // [1149]
+  const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
+  T *__restrict t514 = a.scratch + 33744;                           // [1149]
 #line 117 "examples/lm/modul_lstm.dopa"
-  RowVec<T>(t515, 400).noalias() =
-      ConstRowVec<T>(t508, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2778 "lm_modul_lstm.cpp"
+  RowVec<T>(t514, 1149).noalias() =
+      ConstRowVec<T>(t511, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
+#line 2794 "lm_modul_lstm.cpp"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 39: dense product (Eigen), [400]
+//   %518 matmul
+template <class T> static void backward_x2f_39(const dopa::StepArgs<T> &a) {
+  T *__restrict t511 = a.record + 0;                                // [1149]
+  const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
+  T *__restrict t518 = a.scratch + 34896;                           // [400]
+#line 117 "examples/lm/modul_lstm.dopa"
+  RowVec<T>(t518, 400).noalias() =
+      ConstRowVec<T>(t511, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
+#line 2808 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
-// backward stage 38: fused loop nest over [1149]
-//   %512 add -> grad_prev l1.h
+// backward stage 40: fused loop nest over [1149]
+//   %515 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t444 = a.scratch + 26752;        // [1149]
-  T *__restrict t489 = a.scratch + 30640;        // [1149]
-  T *__restrict t500 = a.scratch + 32192;        // [1149]
-  T *__restrict t511 = a.scratch + 33744;        // [1149]
-  T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
+  T *__restrict t446 = a.scratch + 26752;                  // [1149]
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
+  T *__restrict t492 = a.scratch + 30640;                  // [1149]
+  T *__restrict t503 = a.scratch + 32192;                  // [1149]
+  T *__restrict t514 = a.scratch + 33744;                  // [1149]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H;           // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+#line 128 "examples/lm/modul_lstm.dopa"
+    const T v447 = t446[j] * l1_etaet[0];
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v490 = t444[j] + t489[j];
-    const T v501 = v490 + t500[j];
-    const T v512 = v501 + t511[j];
-    d_l1_h[j] = v512;
+    const T v493 = v447 + t492[j];
+    const T v504 = v493 + t503[j];
+    const T v515 = v504 + t514[j];
+    d_l1_h[j] = v515;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+#line 128 "examples/lm/modul_lstm.dopa"
+    const T v447 = t446[j] * l1_etaet[0];
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v490 = t444[j] + t489[j];
-    const T v501 = v490 + t500[j];
-    const T v512 = v501 + t511[j];
-    d_l1_h[j] = v512;
+    const T v493 = v447 + t492[j];
+    const T v504 = v493 + t503[j];
+    const T v515 = v504 + t514[j];
+    d_l1_h[j] = v515;
   }
-#line 2807 "lm_modul_lstm.cpp"
+#line 2842 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
-// backward stage 39: fused loop nest over [400]
-//   %350 add -> grad_prev l3.h
-//   %519 mul += grad enc.weight
+// backward stage 41: fused loop nest over [400]
+//   %351 add -> grad_prev l3.h
+//   %522 mul += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t279 = a.scratch + 5824;                  // [400]
-  T *__restrict t327 = a.scratch + 8208;                  // [400]
-  T *__restrict t338 = a.scratch + 9760;                  // [400]
-  T *__restrict t349 = a.scratch + 11312;                 // [400]
-  T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t483 = a.scratch + 30240;                 // [400]
-  T *__restrict t493 = a.scratch + 31792;                 // [400]
-  T *__restrict t504 = a.scratch + 33344;                 // [400]
-  T *__restrict t515 = a.scratch + 34896;                 // [400]
-  const T *__restrict drop_i = a.inputs[1];               // [400]
-  const T *__restrict t4 = a.saved + 0;                   // [1]
-  T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
-  const T *__restrict tok = a.inputs[0];                  // []
+  T *__restrict t279 = a.scratch + 5824;                   // [400]
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
+  T *__restrict t328 = a.scratch + 8208;                   // [400]
+  T *__restrict t339 = a.scratch + 9760;                   // [400]
+  T *__restrict t350 = a.scratch + 11312;                  // [400]
+  T *__restrict d_l3_h = a.gradPrev + kStateL3H;           // [400]
+  T *__restrict t486 = a.scratch + 30240;                  // [400]
+  T *__restrict t496 = a.scratch + 31792;                  // [400]
+  T *__restrict t507 = a.scratch + 33344;                  // [400]
+  T *__restrict t518 = a.scratch + 34896;                  // [400]
+  const T *__restrict drop_i = a.inputs[1];                // [400]
+  const T *__restrict t4 = a.saved + 0;                    // [1]
+  T *__restrict d_enc_weight = a.grads + kParamEncWeight;  // [10000, 400]
+  const T *__restrict tok = a.inputs[0];                   // []
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+#line 128 "examples/lm/modul_lstm.dopa"
+    const T v280 = t279[j] * l3_etaet[0];
 #line 100 "examples/lm/modul_lstm.dopa"
-    const T v328 = t279[j] + t327[j];
-    const T v339 = v328 + t338[j];
-    const T v350 = v339 + t349[j];
-    d_l3_h[j] = v350;
+    const T v329 = v280 + t328[j];
+    const T v340 = v329 + t339[j];
+    const T v351 = v340 + t350[j];
+    d_l3_h[j] = v351;
 #line 26 "examples/lm/modul_lstm.dopa"
-    const T v494 = t483[j] + t493[j];
-    const T v505 = v494 + t504[j];
-    const T v516 = v505 + t515[j];
-    const T v518 = v516 * drop_i[j];
-    const T v519 = v518 * t4[0];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v519;
+    const T v497 = t486[j] + t496[j];
+    const T v508 = v497 + t507[j];
+    const T v519 = v508 + t518[j];
+    const T v521 = v519 * drop_i[j];
+    const T v522 = v521 * t4[0];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v522;
   }
-#line 2845 "lm_modul_lstm.cpp"
+#line 2883 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 40: fused loop nest over [1149, 1]
+// backward stage 42: fused loop nest over [1149, 1]
 //   %267 reduce_to += grad l1.alpha
 //   %259 reduce_to += grad l2.alpha
 template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
@@ -2859,47 +2897,47 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += t267[i];
     d_l2_alpha[i] += t259[i];
   }
-#line 2863 "lm_modul_lstm.cpp"
+#line 2901 "lm_modul_lstm.cpp"
 }
 
 // param  etaet : [] = 0.01
 //
-// backward stage 41: fused loop nest over []
-//   %449 add += grad l1.etaet
-//   %368 add += grad l2.etaet
-//   %284 add += grad l3.etaet
+// backward stage 43: fused loop nest over []
+//   %452 add += grad l1.etaet
+//   %370 add += grad l2.etaet
+//   %285 add += grad l3.etaet
 template <class T>
 static void backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t440 = a.scratch + 25584;             // []
-  T *__restrict t446 = a.scratch + 27904;             // []
+  T *__restrict t443 = a.scratch + 26736;             // []
+  T *__restrict t449 = a.scratch + 27904;             // []
   T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
-  T *__restrict t359 = a.scratch + 12864;             // []
-  T *__restrict t365 = a.scratch + 15184;             // []
+  T *__restrict t361 = a.scratch + 14016;             // []
+  T *__restrict t367 = a.scratch + 15184;             // []
   T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
-  T *__restrict t275 = a.scratch + 5408;              // []
-  T *__restrict t281 = a.scratch + 6224;              // []
+  T *__restrict t276 = a.scratch + 5808;              // []
+  T *__restrict t282 = a.scratch + 6224;              // []
   T *__restrict d_l3_etaet = a.grads + kParamL3Etaet; // []
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v448 = -t446[0];
+  const T v451 = -t449[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v449 = t440[0] + v448;
-  d_l1_etaet[0] += v449;
+  const T v452 = t443[0] + v451;
+  d_l1_etaet[0] += v452;
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v367 = -t365[0];
+  const T v369 = -t367[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v368 = t359[0] + v367;
-  d_l2_etaet[0] += v368;
+  const T v370 = t361[0] + v369;
+  d_l2_etaet[0] += v370;
 #line 128 "examples/lm/modul_lstm.dopa"
-  const T v283 = -t281[0];
+  const T v284 = -t282[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-  const T v284 = t275[0] + v283;
-  d_l3_etaet[0] += v284;
-#line 2898 "lm_modul_lstm.cpp"
+  const T v285 = t276[0] + v284;
+  d_l3_etaet[0] += v285;
+#line 2936 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 42: fused loop nest over [400, 1]
+// backward stage 44: fused loop nest over [400, 1]
 //   %251 reduce_to += grad l3.alpha
 template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t251 = a.scratch + 400;               // [400, 1]
@@ -2908,13 +2946,14 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 112 "examples/lm/modul_lstm.dopa"
     d_l3_alpha[i] += t251[i];
   }
-#line 2912 "lm_modul_lstm.cpp"
+#line 2950 "lm_modul_lstm.cpp"
 }
 
 /// One backward step of ModulLSTMLM for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_d_l3_pw_l3_et(a);
   backward_d_l1_pw_l1_et_l2_pw_l2_et(a);
+  backward_etaet(a);
   backward_record_col(a);
   backward_modfanout(a);
   backward_grad_l3_h2mod_bias(a);
@@ -2927,30 +2966,31 @@ template <class T> void backward_step(const dopa::StepArgs<T> &a) {
   backward_x2i(a);
   backward_h2f(a);
   backward_x2f(a);
-  backward_record_col_14(a);
-  backward_modfanout_15(a);
+  backward_etaet_15(a);
+  backward_record_col_16(a);
+  backward_modfanout_17(a);
   backward_grad_l2_h2mod_bias(a);
-  backward_h2mod_17(a);
+  backward_h2mod_19(a);
   backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(a);
-  backward_x2c_19(a);
-  backward_h2o_20(a);
-  backward_x2o_21(a);
-  backward_h2i_22(a);
-  backward_x2i_23(a);
-  backward_h2f_24(a);
-  backward_x2f_25(a);
-  backward_record_col_26(a);
-  backward_modfanout_27(a);
+  backward_x2c_21(a);
+  backward_h2o_22(a);
+  backward_x2o_23(a);
+  backward_h2i_24(a);
+  backward_x2i_25(a);
+  backward_h2f_26(a);
+  backward_x2f_27(a);
+  backward_record_col_28(a);
+  backward_modfanout_29(a);
   backward_grad_l1_h2mod_bias(a);
-  backward_h2mod_29(a);
+  backward_h2mod_31(a);
   backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(a);
-  backward_x2c_31(a);
-  backward_h2o_32(a);
-  backward_x2o_33(a);
-  backward_h2i_34(a);
-  backward_x2i_35(a);
-  backward_h2f_36(a);
-  backward_x2f_37(a);
+  backward_x2c_33(a);
+  backward_h2o_34(a);
+  backward_x2o_35(a);
+  backward_h2i_36(a);
+  backward_x2i_37(a);
+  backward_h2f_38(a);
+  backward_x2f_39(a);
   backward_d_l1_h(a);
   backward_d_l3_h_grad_enc_weight(a);
   backward_grad_l1_alpha_l2_alpha(a);
@@ -3019,7 +3059,7 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     carried_0_next[i] = acc16;
     carried_1_next[i] = acc21;
   }
-#line 3023 "lm_modul_lstm.cpp"
+#line 3063 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -3050,7 +3090,7 @@ template <class T> static void prologue_forward_carried_2_l3_pw_l3_et(const dopa
     }
     carried_2_next[i] = acc26;
   }
-#line 3054 "lm_modul_lstm.cpp"
+#line 3094 "lm_modul_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -3152,7 +3192,7 @@ template <class T> static void prologue_backward_d_l3_pw_l3_et(const dopa::StepA
     }
     t46[i] += acc46;
   }
-#line 3156 "lm_modul_lstm.cpp"
+#line 3196 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -3268,7 +3308,7 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
     t54[i] += acc54;
     t62[i] += acc62;
   }
-#line 3272 "lm_modul_lstm.cpp"
+#line 3312 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3329,7 +3369,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 3333 "lm_modul_lstm.cpp"
+#line 3373 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3358,7 +3398,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     record4[j] = d_carried_2_next[j];
     record5[j] = l3_h[j];
   }
-#line 3362 "lm_modul_lstm.cpp"
+#line 3402 "lm_modul_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -3401,7 +3441,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += t62[i];
     d_l2_alpha[i] += t54[i];
   }
-#line 3405 "lm_modul_lstm.cpp"
+#line 3445 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3415,7 +3455,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 112 "examples/lm/modul_lstm.dopa"
     d_l3_alpha[i] += t46[i];
   }
-#line 3419 "lm_modul_lstm.cpp"
+#line 3459 "lm_modul_lstm.cpp"
 }
 
 /// One prologue_backward step of ModulLSTMLM for one batch element.
@@ -4117,6 +4157,7 @@ template <class T>
 constexpr dopa::StepFn<T> backward_stages[] = {
     backward_d_l3_pw_l3_et<T>,
     backward_d_l1_pw_l1_et_l2_pw_l2_et<T>,
+    backward_etaet<T>,
     backward_record_col<T>,
     backward_modfanout<T>,
     backward_grad_l3_h2mod_bias<T>,
@@ -4129,30 +4170,31 @@ constexpr dopa::StepFn<T> backward_stages[] = {
     backward_x2i<T>,
     backward_h2f<T>,
     backward_x2f<T>,
-    backward_record_col_14<T>,
-    backward_modfanout_15<T>,
+    backward_etaet_15<T>,
+    backward_record_col_16<T>,
+    backward_modfanout_17<T>,
     backward_grad_l2_h2mod_bias<T>,
-    backward_h2mod_17<T>,
+    backward_h2mod_19<T>,
     backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias<T>,
-    backward_x2c_19<T>,
-    backward_h2o_20<T>,
-    backward_x2o_21<T>,
-    backward_h2i_22<T>,
-    backward_x2i_23<T>,
-    backward_h2f_24<T>,
-    backward_x2f_25<T>,
-    backward_record_col_26<T>,
-    backward_modfanout_27<T>,
+    backward_x2c_21<T>,
+    backward_h2o_22<T>,
+    backward_x2o_23<T>,
+    backward_h2i_24<T>,
+    backward_x2i_25<T>,
+    backward_h2f_26<T>,
+    backward_x2f_27<T>,
+    backward_record_col_28<T>,
+    backward_modfanout_29<T>,
     backward_grad_l1_h2mod_bias<T>,
-    backward_h2mod_29<T>,
+    backward_h2mod_31<T>,
     backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias<T>,
-    backward_x2c_31<T>,
-    backward_h2o_32<T>,
-    backward_x2o_33<T>,
-    backward_h2i_34<T>,
-    backward_x2i_35<T>,
-    backward_h2f_36<T>,
-    backward_x2f_37<T>,
+    backward_x2c_33<T>,
+    backward_h2o_34<T>,
+    backward_x2o_35<T>,
+    backward_h2i_36<T>,
+    backward_x2i_37<T>,
+    backward_h2f_38<T>,
+    backward_x2f_39<T>,
     backward_d_l1_h<T>,
     backward_d_l3_h_grad_enc_weight<T>,
     backward_grad_l1_alpha_l2_alpha<T>,
@@ -4162,7 +4204,7 @@ constexpr dopa::StepFn<T> backward_stages[] = {
 
 /// Stages of the backward step the executor runs as one GEMM for the batch (stage-major order).
 static const dopa::BatchedProduct backward_products[] = {
-    {.stage = 3,
+    {.stage = 4,
      .weightOffset = kParamL3ModfanoutWeight,
      .rows = 400,
      .cols = 1,
@@ -4173,7 +4215,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 6640},
-    {.stage = 5,
+    {.stage = 6,
      .weightOffset = kParamL3H2modWeight,
      .rows = 1,
      .cols = 400,
@@ -4184,7 +4226,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 6656},
-    {.stage = 7,
+    {.stage = 8,
      .weightOffset = kParamL3X2cWeight,
      .rows = 400,
      .cols = 1149,
@@ -4195,7 +4237,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 7056},
-    {.stage = 8,
+    {.stage = 9,
      .weightOffset = kParamL3H2oWeight,
      .rows = 400,
      .cols = 400,
@@ -4206,7 +4248,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 8208},
-    {.stage = 9,
+    {.stage = 10,
      .weightOffset = kParamL3X2oWeight,
      .rows = 400,
      .cols = 1149,
@@ -4217,7 +4259,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 8608},
-    {.stage = 10,
+    {.stage = 11,
      .weightOffset = kParamL3H2iWeight,
      .rows = 400,
      .cols = 400,
@@ -4228,7 +4270,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 9760},
-    {.stage = 11,
+    {.stage = 12,
      .weightOffset = kParamL3X2iWeight,
      .rows = 400,
      .cols = 1149,
@@ -4239,7 +4281,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 10160},
-    {.stage = 12,
+    {.stage = 13,
      .weightOffset = kParamL3H2fWeight,
      .rows = 400,
      .cols = 400,
@@ -4250,7 +4292,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 11312},
-    {.stage = 13,
+    {.stage = 14,
      .weightOffset = kParamL3X2fWeight,
      .rows = 400,
      .cols = 1149,
@@ -4261,7 +4303,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 11712},
-    {.stage = 15,
+    {.stage = 17,
      .weightOffset = kParamL2ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
@@ -4272,7 +4314,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 16352},
-    {.stage = 17,
+    {.stage = 19,
      .weightOffset = kParamL2H2modWeight,
      .rows = 1,
      .cols = 1149,
@@ -4283,7 +4325,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 16368},
-    {.stage = 19,
+    {.stage = 21,
      .weightOffset = kParamL2X2cWeight,
      .rows = 1149,
      .cols = 1149,
@@ -4294,7 +4336,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 17520},
-    {.stage = 20,
+    {.stage = 22,
      .weightOffset = kParamL2H2oWeight,
      .rows = 1149,
      .cols = 1149,
@@ -4305,7 +4347,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 18672},
-    {.stage = 21,
+    {.stage = 23,
      .weightOffset = kParamL2X2oWeight,
      .rows = 1149,
      .cols = 1149,
@@ -4316,7 +4358,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 19824},
-    {.stage = 22,
+    {.stage = 24,
      .weightOffset = kParamL2H2iWeight,
      .rows = 1149,
      .cols = 1149,
@@ -4327,7 +4369,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 20976},
-    {.stage = 23,
+    {.stage = 25,
      .weightOffset = kParamL2X2iWeight,
      .rows = 1149,
      .cols = 1149,
@@ -4338,7 +4380,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 22128},
-    {.stage = 24,
+    {.stage = 26,
      .weightOffset = kParamL2H2fWeight,
      .rows = 1149,
      .cols = 1149,
@@ -4349,7 +4391,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 23280},
-    {.stage = 25,
+    {.stage = 27,
      .weightOffset = kParamL2X2fWeight,
      .rows = 1149,
      .cols = 1149,
@@ -4360,7 +4402,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 24432},
-    {.stage = 27,
+    {.stage = 29,
      .weightOffset = kParamL1ModfanoutWeight,
      .rows = 1149,
      .cols = 1,
@@ -4371,7 +4413,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 29072},
-    {.stage = 29,
+    {.stage = 31,
      .weightOffset = kParamL1H2modWeight,
      .rows = 1,
      .cols = 1149,
@@ -4382,7 +4424,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 29088},
-    {.stage = 31,
+    {.stage = 33,
      .weightOffset = kParamL1X2cWeight,
      .rows = 1149,
      .cols = 400,
@@ -4393,7 +4435,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 30240},
-    {.stage = 32,
+    {.stage = 34,
      .weightOffset = kParamL1H2oWeight,
      .rows = 1149,
      .cols = 1149,
@@ -4404,7 +4446,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 30640},
-    {.stage = 33,
+    {.stage = 35,
      .weightOffset = kParamL1X2oWeight,
      .rows = 1149,
      .cols = 400,
@@ -4415,7 +4457,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 31792},
-    {.stage = 34,
+    {.stage = 36,
      .weightOffset = kParamL1H2iWeight,
      .rows = 1149,
      .cols = 1149,
@@ -4426,7 +4468,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 32192},
-    {.stage = 35,
+    {.stage = 37,
      .weightOffset = kParamL1X2iWeight,
      .rows = 1149,
      .cols = 400,
@@ -4437,7 +4479,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 33344},
-    {.stage = 36,
+    {.stage = 38,
      .weightOffset = kParamL1H2fWeight,
      .rows = 1149,
      .cols = 1149,
@@ -4448,7 +4490,7 @@ static const dopa::BatchedProduct backward_products[] = {
      .yBuf = dopa::StepBuffer::Scratch,
      .yIndex = 0,
      .yOffset = 33744},
-    {.stage = 37,
+    {.stage = 39,
      .weightOffset = kParamL1X2fWeight,
      .rows = 1149,
      .cols = 400,
@@ -4482,12 +4524,12 @@ const dopa::GeneratedSpec &spec() {
       .recordNumel = 24432,
       .forwardFlops = 76403398,
       .forwardSharedFlops = 3,
-      .backwardFlops = 135402915,
+      .backwardFlops = 127012501,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,
       .numForwardStages = 45,
-      .numBackwardStages = 43,
+      .numBackwardStages = 45,
       .forwardStagesFloat = forward_stages<float>,
       .backwardStagesFloat = backward_stages<float>,
       .forwardStagesDouble = forward_stages<double>,

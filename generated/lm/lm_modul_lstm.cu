@@ -1621,110 +1621,145 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
 // backward stage 1: fused loop nest over [400, 400]
-//   %251 reduce_to
-//   %254 matmul
+//   %250 matmul
 //   %255 matmul
-//   %257 reduce_to
-//   %266 reduce_to
-//   %268 add -> grad_prev l3.et
+//   %258 reduce_to
+//   %267 reduce_to
+//   %269 add -> grad_prev l3.et
 template <class T> __device__ __forceinline__ void backward_d_l3_et(const dopa::StepArgs<T> &a) {
+  T *__restrict t250 = a.scratch + 400;                       // [400]
   const T *__restrict d_l3_et_next = a.gradNext + kStateL3Et; // [400, 400] d l3.et'
-  const T *__restrict t195_l3_g = a.saved + 25920;            // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;             // [400]
-  T *__restrict t251 = a.scratch + 400;                       // []
-  T *__restrict t254 = a.scratch + 416;                       // [400]
-  const T *__restrict l3_etaet = a.params + kParamL3Etaet;    // []
   T *__restrict t255 = a.scratch + 816;                       // [400]
+  const T *__restrict t195_l3_g = a.saved + 25920;            // [400] l3.g
   const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
-  T *__restrict t257 = a.scratch + 1216;                      // []
+  T *__restrict t258 = a.scratch + 1216;                      // []
   const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
   const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
   const T *__restrict t211 = a.saved + 26736;                 // [400, 1]
-  T *__restrict t266 = a.scratch + 1232;                      // [400, 1]
+  T *__restrict t267 = a.scratch + 1232;                      // [400, 1]
   const T *__restrict t217 = a.saved + 27136;                 // []
   T *__restrict d_l3_et = a.gradPrev + kStateL3Et;            // [400, 400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-  for (int e = tid; e < 1; e += nthreads)
-    t251[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
     t255[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t257[e] = T(0);
+    t258[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t266[e] = T(0);
+    t267[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc251 = T(0);
-    T acc254 = T(0);
-    T acc257 = T(0);
-    T acc266 = T(0);
+    T acc250 = T(0);
+    T acc258 = T(0);
+    T acc267 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v219 = t195_l3_g[i] * l3_h[j];
-      const T v250 = d_l3_et_next[i * 400 + j] * v219;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc251 += v250;
+      acc250 += d_l3_et_next[i * 400 + j] * l3_h[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v253 = d_l3_et_next[i * 400 + j] * l3_etaet[0];
-      acc254 += v253 * l3_h[j];
-      atomicAdd(&t255[j], t195_l3_g[i] * v253);
-      const T v256 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
-      acc257 += v256;
+      atomicAdd(&t255[j], t195_l3_g[i] * d_l3_et_next[i * 400 + j]);
+      const T v257 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
+      acc258 += v257;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v213 = t211[i] * l3_et[i * 400 + j];
       const T v214 = l3_pw[i * 400 + j] + v213;
-      const T v263 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
-      const T v264 = d_l3_pw_next[i * 400 + j] * v263;
-      const T v265 = v264 * l3_et[i * 400 + j];
-      acc266 += v265;
+      const T v264 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
+      const T v265 = d_l3_pw_next[i * 400 + j] * v264;
+      const T v266 = v265 * l3_et[i * 400 + j];
+      acc267 += v266;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v258 = d_l3_et_next[i * 400 + j] * t217[0];
+      const T v259 = d_l3_et_next[i * 400 + j] * t217[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v267 = v264 * t211[i];
+      const T v268 = v265 * t211[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v268 = v258 + v267;
-      d_l3_et[i * 400 + j] = v268;
+      const T v269 = v259 + v268;
+      d_l3_et[i * 400 + j] = v269;
     }
-    acc251 = dopa::warpSum(acc251);
-    acc254 = dopa::warpSum(acc254);
-    acc257 = dopa::warpSum(acc257);
-    acc266 = dopa::warpSum(acc266);
+    acc250 = dopa::warpSum(acc250);
+    acc258 = dopa::warpSum(acc258);
+    acc267 = dopa::warpSum(acc267);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t251[0], acc251);
-      t254[i] = acc254;
-      atomicAdd(&t257[0], acc257);
-      atomicAdd(&t266[i], acc266);
+      t250[i] = acc250;
+      atomicAdd(&t258[0], acc258);
+      atomicAdd(&t267[i], acc267);
     }
   }
-#line 1702 "lm_modul_lstm.cu"
+#line 1689 "lm_modul_lstm.cu"
+}
+
+// x = enc(tok) * drop_e[tok, :] * drop_i
+// y3 = z3 * drop_o
+// param  etaet : [] = 0.01
+// hn = o * tanh(cn)
+//
+// backward stage 2: fused loop nest over [400]
+//   %252 reduce_to
+//   %223 mul y3 -> record (a factor of deferred outer-product gradients)
+//   %7 mul x -> record (a factor of deferred outer-product gradients)
+//   %157 state -> record (a factor of deferred outer-product gradients)
+//   %201 mul l3.hn -> record (a factor of deferred outer-product gradients)
+template <class T> __device__ __forceinline__ void backward_etaet(const dopa::StepArgs<T> &a) {
+  const T *__restrict t195_l3_g = a.saved + 25920;  // [400] l3.g
+  T *__restrict t250 = a.scratch + 400;             // [400]
+  T *__restrict t252 = a.scratch + 800;             // []
+  const T *__restrict t223_y3 = a.saved + 27152;    // [400] y3
+  T *__restrict record1 = a.record + 10000;         // [400]
+  const T *__restrict t7_x = a.saved + 16;          // [400] x
+  T *__restrict record3 = a.record + 11552;         // [400]
+  const T *__restrict l3_h = a.state + kStateL3H;   // [400]
+  T *__restrict record24 = a.record + 29696;        // [400]
+  const T *__restrict t201_l3_hn = a.saved + 26320; // [400] l3.hn
+  T *__restrict record29 = a.record + 31312;        // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
+    t252[e] = T(0);
+  dopa::gridSync();
+  {
+    T acc252 = T(0);
+    for (int j = tid; j < 400; j += nthreads) {
+#line 113 "examples/lm/modul_lstm.dopa"
+      const T v251 = t195_l3_g[j] * t250[j];
+      acc252 += v251;
+      record1[j] = t223_y3[j];
+      record3[j] = t7_x[j];
+      record24[j] = l3_h[j];
+      record29[j] = t201_l3_hn[j];
+    }
+    acc252 = dopa::warpSum(acc252);
+    if ((threadIdx.x & 31) == 0) {
+      atomicAdd(&t252[0], acc252);
+    }
+  }
+#line 1737 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 2:
-//   %269 reshape
+// backward stage 3:
+//   %270 reshape
 template <class T> __device__ __forceinline__ void backward_record_col(const dopa::StepArgs<T> &a) {
-  T *__restrict t269 = a.record + 31712; // [400]
-  T *__restrict t266 = a.scratch + 1232; // [400, 1]
+  T *__restrict t270 = a.record + 31712; // [400]
+  T *__restrict t267 = a.scratch + 1232; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 400; e += nthreads)
-    t269[e] = t266[e];
-#line 1718 "lm_modul_lstm.cu"
+    t270[e] = t267[e];
+#line 1753 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 3: dense product (a warp or thread per output), [1]
-//   %272 matmul
+// backward stage 4: dense product (a warp or thread per output), [1]
+//   %273 matmul
 template <class T> __device__ __forceinline__ void backward_modfanout(const dopa::StepArgs<T> &a) {
-  T *__restrict t269 = a.record + 31712;                                        // [400]
+  T *__restrict t270 = a.record + 31712;                                        // [400]
   const T *__restrict l3_modfanout_weight = a.params + kParamL3ModfanoutWeight; // [400, 1]
-  T *__restrict t272 = a.scratch + 1632;                                        // [1]
+  T *__restrict t273 = a.scratch + 1632;                                        // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1732,25 +1767,25 @@ template <class T> __device__ __forceinline__ void backward_modfanout(const dopa
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t269[k] * l3_modfanout_weight[k + c];
-    t272[c] = acc;
+      acc += t270[k] * l3_modfanout_weight[k + c];
+    t273[c] = acc;
   }
-#line 1739 "lm_modul_lstm.cu"
+#line 1774 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 4: fused loop nest over [1]
-//   %276 mul
+// backward stage 5: fused loop nest over [1]
+//   %277 mul
 //   %61 tanh l1.M -> record (a factor of deferred outer-product gradients)
 //   %135 tanh l2.M -> record (a factor of deferred outer-product gradients)
-//   %276 mul += grad l3.h2mod.bias
+//   %277 mul += grad l3.h2mod.bias
 //   %206 tanh l3.M -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t272 = a.scratch + 1632;                       // [1]
+  T *__restrict t273 = a.scratch + 1632;                       // [1]
   const T *__restrict t206_l3_M = a.saved + 26720;             // [1] l3.M
-  T *__restrict t276 = a.record + 31296;                       // [1]
+  T *__restrict t277 = a.record + 31296;                       // [1]
   const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
   T *__restrict record11 = a.record + 18880;                   // [1]
   const T *__restrict t135_l2_M = a.saved + 21184;             // [1] l2.M
@@ -1763,78 +1798,72 @@ __device__ __forceinline__ void backward_grad_l3_h2mod_bias(const dopa::StepArgs
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v274 = t206_l3_M[0] * t206_l3_M[0];
-      const T v275 = T(1.0) - v274;
-      const T v276 = t272[0] * v275;
-      t276[0] = v276;
+      const T v275 = t206_l3_M[0] * t206_l3_M[0];
+      const T v276 = T(1.0) - v275;
+      const T v277 = t273[0] * v276;
+      t277[0] = v277;
       record11[0] = t61_l1_M[0];
       record21[0] = t135_l2_M[0];
-      atomicAdd(&d_l3_h2mod_bias[0], v276);
+      atomicAdd(&d_l3_h2mod_bias[0], v277);
       record31[0] = t206_l3_M[0];
     }
   }
-#line 1777 "lm_modul_lstm.cu"
+#line 1812 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 5: dense product (a warp or thread per output), [400]
-//   %279 matmul
+// backward stage 6: dense product (a warp or thread per output), [400]
+//   %280 matmul
 template <class T> __device__ __forceinline__ void backward_h2mod(const dopa::StepArgs<T> &a) {
-  T *__restrict t276 = a.record + 31296;                                // [1]
+  T *__restrict t277 = a.record + 31296;                                // [1]
   const T *__restrict l3_h2mod_weight = a.params + kParamL3H2modWeight; // [1, 400]
-  T *__restrict t279 = a.scratch + 1648;                                // [400]
+  T *__restrict t280 = a.scratch + 1648;                                // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
-    acc += t276[0] * l3_h2mod_weight[c];
-    t279[c] = acc;
+    acc += t277[0] * l3_h2mod_weight[c];
+    t280[c] = acc;
   }
-#line 1797 "lm_modul_lstm.cu"
+#line 1832 "lm_modul_lstm.cu"
 }
 
-// x = enc(tok) * drop_e[tok, :] * drop_i
-// y3 = z3 * drop_o
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
-// hn = o * tanh(cn)
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 6: fused loop nest over [400]
-//   %294 mul
-//   %308 mul
-//   %319 mul
-//   %330 mul
-//   %291 mul -> grad_prev l3.c
-//   %223 mul y3 -> record (a factor of deferred outer-product gradients)
-//   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %330 mul += grad l3.x2f.bias
-//   %157 state -> record (a factor of deferred outer-product gradients)
-//   %330 mul += grad l3.h2f.bias
-//   %319 mul += grad l3.x2i.bias
-//   %319 mul += grad l3.h2i.bias
-//   %308 mul += grad l3.x2o.bias
-//   %308 mul += grad l3.h2o.bias
-//   %294 mul += grad l3.x2c.bias
-//   %201 mul l3.hn -> record (a factor of deferred outer-product gradients)
-//   %269 reshape += grad l3.modfanout.bias
+// backward stage 7: fused loop nest over [400]
+//   %295 mul
+//   %309 mul
+//   %320 mul
+//   %331 mul
+//   %292 mul -> grad_prev l3.c
+//   %331 mul += grad l3.x2f.bias
+//   %331 mul += grad l3.h2f.bias
+//   %320 mul += grad l3.x2i.bias
+//   %320 mul += grad l3.h2i.bias
+//   %309 mul += grad l3.x2o.bias
+//   %309 mul += grad l3.h2o.bias
+//   %295 mul += grad l3.x2c.bias
+//   %270 reshape += grad l3.modfanout.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t254 = a.scratch + 416;                                // [400]
+  T *__restrict t250 = a.scratch + 400;                                // [400]
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet;             // []
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;            // [400] d l3.c'
   const T *__restrict d_out_tar_h = a.gradOutputs[2];                  // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;            // [400] d l3.h'
   const T *__restrict d_out_ar_h = a.gradOutputs[1];                   // [400] d ar_h
   T *__restrict t245 = a.scratch + 0;                                  // [400]
   const T *__restrict drop_o = a.inputs[4];                            // [400]
-  T *__restrict t279 = a.scratch + 1648;                               // [400]
+  T *__restrict t280 = a.scratch + 1648;                               // [400]
   const T *__restrict t175 = a.saved + 25120;                          // [400]
   const T *__restrict l3_x2o_bias = a.params + kParamL3X2oBias;        // [400]
   const T *__restrict t179 = a.saved + 25520;                          // [400]
@@ -1849,33 +1878,27 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict t169 = a.saved + 24720;                          // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;        // [400]
   const T *__restrict t195_l3_g = a.saved + 25920;                     // [400] l3.g
-  T *__restrict t294 = a.record + 30896;                               // [400]
-  T *__restrict t308 = a.record + 30496;                               // [400]
-  T *__restrict t319 = a.record + 30096;                               // [400]
-  T *__restrict t330 = a.record + 28144;                               // [400]
+  T *__restrict t295 = a.record + 30896;                               // [400]
+  T *__restrict t309 = a.record + 30496;                               // [400]
+  T *__restrict t320 = a.record + 30096;                               // [400]
+  T *__restrict t331 = a.record + 28144;                               // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                       // [400]
-  const T *__restrict t223_y3 = a.saved + 27152;                       // [400] y3
-  T *__restrict record1 = a.record + 10000;                            // [400]
-  const T *__restrict t7_x = a.saved + 16;                             // [400] x
-  T *__restrict record3 = a.record + 11552;                            // [400]
   T *__restrict d_l3_x2f_bias = a.grads + kParamL3X2fBias;             // [400]
-  const T *__restrict l3_h = a.state + kStateL3H;                      // [400]
-  T *__restrict record24 = a.record + 29696;                           // [400]
   T *__restrict d_l3_h2f_bias = a.grads + kParamL3H2fBias;             // [400]
   T *__restrict d_l3_x2i_bias = a.grads + kParamL3X2iBias;             // [400]
   T *__restrict d_l3_h2i_bias = a.grads + kParamL3H2iBias;             // [400]
   T *__restrict d_l3_x2o_bias = a.grads + kParamL3X2oBias;             // [400]
   T *__restrict d_l3_h2o_bias = a.grads + kParamL3H2oBias;             // [400]
   T *__restrict d_l3_x2c_bias = a.grads + kParamL3X2cBias;             // [400]
-  const T *__restrict t201_l3_hn = a.saved + 26320;                    // [400] l3.hn
-  T *__restrict record29 = a.record + 31312;                           // [400]
-  T *__restrict t269 = a.record + 31712;                               // [400]
+  T *__restrict t270 = a.record + 31712;                               // [400]
   T *__restrict d_l3_modfanout_bias = a.grads + kParamL3ModfanoutBias; // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v254 = t250[j] * l3_etaet[0];
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v239 = d_out_tar_h[j] + d_l3_h_next[j];
 #line 30 "examples/lm/modul_lstm.dopa"
@@ -1883,14 +1906,14 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v248 = v246 * drop_o[j];
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v249 = v239 + v248;
-      const T v280 = v249 + t279[j];
+      const T v281 = v249 + t280[j];
 #line 119 "examples/lm/modul_lstm.dopa"
       const T v177 = t175[j] + l3_x2o_bias[j];
       const T v181 = t179[j] + l3_h2o_bias[j];
       const T v182 = v177 + v181;
       const T v183 = T(1) / (T(1) + exp(-v182));
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v282 = v280 * v183;
+      const T v283 = v281 * v183;
 #line 117 "examples/lm/modul_lstm.dopa"
       const T v156 = t154[j] + l3_x2f_bias[j];
       const T v161 = t159[j] + l3_h2f_bias[j];
@@ -1908,80 +1931,76 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v199 = v197 + v198;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v200 = tanh(v199);
-      const T v283 = v200 * v200;
-      const T v284 = T(1.0) - v283;
-      const T v285 = v282 * v284;
+      const T v284 = v200 * v200;
+      const T v285 = T(1.0) - v284;
+      const T v286 = v283 * v285;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v286 = d_l3_c_next[j] + v285;
-      const T v288 = v286 * v173;
+      const T v287 = d_l3_c_next[j] + v286;
+      const T v289 = v287 * v173;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v289 = t254[j] + v288;
-      const T v292 = t195_l3_g[j] * t195_l3_g[j];
-      const T v293 = T(1.0) - v292;
-      const T v294 = v289 * v293;
-      t294[j] = v294;
+      const T v290 = v254 + v289;
+      const T v293 = t195_l3_g[j] * t195_l3_g[j];
+      const T v294 = T(1.0) - v293;
+      const T v295 = v290 * v294;
+      t295[j] = v295;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v281 = v280 * v200;
+      const T v282 = v281 * v200;
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v306 = T(1.0) - v183;
-      const T v307 = v183 * v306;
-      const T v308 = v281 * v307;
-      t308[j] = v308;
+      const T v307 = T(1.0) - v183;
+      const T v308 = v183 * v307;
+      const T v309 = v282 * v308;
+      t309[j] = v309;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v287 = v286 * t195_l3_g[j];
+      const T v288 = v287 * t195_l3_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v317 = T(1.0) - v173;
-      const T v318 = v173 * v317;
-      const T v319 = v287 * v318;
-      t319[j] = v319;
+      const T v318 = T(1.0) - v173;
+      const T v319 = v173 * v318;
+      const T v320 = v288 * v319;
+      t320[j] = v320;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v290 = v286 * l3_c[j];
+      const T v291 = v287 * l3_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v328 = T(1.0) - v163;
-      const T v329 = v163 * v328;
-      const T v330 = v290 * v329;
-      t330[j] = v330;
+      const T v329 = T(1.0) - v163;
+      const T v330 = v163 * v329;
+      const T v331 = v291 * v330;
+      t331[j] = v331;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v291 = v286 * v163;
-      d_l3_c[j] = v291;
-      record1[j] = t223_y3[j];
-      record3[j] = t7_x[j];
+      const T v292 = v287 * v163;
+      d_l3_c[j] = v292;
 #line 117 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_x2f_bias[j], v330);
-      record24[j] = l3_h[j];
-      atomicAdd(&d_l3_h2f_bias[j], v330);
+      atomicAdd(&d_l3_x2f_bias[j], v331);
+      atomicAdd(&d_l3_h2f_bias[j], v331);
 #line 118 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_x2i_bias[j], v319);
-      atomicAdd(&d_l3_h2i_bias[j], v319);
+      atomicAdd(&d_l3_x2i_bias[j], v320);
+      atomicAdd(&d_l3_h2i_bias[j], v320);
 #line 119 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_x2o_bias[j], v308);
-      atomicAdd(&d_l3_h2o_bias[j], v308);
+      atomicAdd(&d_l3_x2o_bias[j], v309);
+      atomicAdd(&d_l3_h2o_bias[j], v309);
 #line 120 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_x2c_bias[j], v294);
-      record29[j] = t201_l3_hn[j];
+      atomicAdd(&d_l3_x2c_bias[j], v295);
 #line 127 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_modfanout_bias[j], t269[j]);
+      atomicAdd(&d_l3_modfanout_bias[j], t270[j]);
     }
   }
-#line 1967 "lm_modul_lstm.cu"
+#line 1986 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 7: fused loop nest over [400, 400]
-//   %296 matmul
-//   %299 reduce_to
-//   %302 add -> grad_prev l3.pw
+// backward stage 8: fused loop nest over [400, 400]
+//   %297 matmul
+//   %300 reduce_to
+//   %303 add -> grad_prev l3.pw
 template <class T> __device__ __forceinline__ void backward_d_l3_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t296 = a.scratch + 2048;                      // [400]
-  T *__restrict t294 = a.record + 30896;                      // [400]
+  T *__restrict t297 = a.scratch + 2048;                      // [400]
+  T *__restrict t295 = a.record + 30896;                      // [400]
   const T *__restrict l3_w = a.params + kParamL3W;            // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;    // [400, 1]
   const T *__restrict l3_pw = a.state + kStateL3Pw;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;             // [400]
-  T *__restrict t299 = a.scratch + 2448;                      // [400, 1]
+  T *__restrict t300 = a.scratch + 2448;                      // [400, 1]
   const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw; // [400, 400] d l3.pw'
   const T *__restrict t211 = a.saved + 26736;                 // [400, 1]
   const T *__restrict l3_et = a.state + kStateL3Et;           // [400, 400]
@@ -1990,48 +2009,48 @@ template <class T> __device__ __forceinline__ void backward_d_l3_pw(const dopa::
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 400; e += nthreads)
-    t296[e] = T(0);
+    t297[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t299[e] = T(0);
+    t300[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc299 = T(0);
+    T acc300 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v191 = l3_alpha[i] * l3_pw[i * 400 + j];
       const T v192 = l3_w[i * 400 + j] + v191;
-      atomicAdd(&t296[j], t294[i] * v192);
-      const T v295 = t294[i] * l3_h[j];
-      const T v298 = v295 * l3_pw[i * 400 + j];
+      atomicAdd(&t297[j], t295[i] * v192);
+      const T v296 = t295[i] * l3_h[j];
+      const T v299 = v296 * l3_pw[i * 400 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc299 += v298;
+      acc300 += v299;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v213 = t211[i] * l3_et[i * 400 + j];
       const T v214 = l3_pw[i * 400 + j] + v213;
-      const T v263 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
-      const T v264 = d_l3_pw_next[i * 400 + j] * v263;
+      const T v264 = T(-2.0) <= v214 && v214 <= T(2.0) ? T(1) : T(0);
+      const T v265 = d_l3_pw_next[i * 400 + j] * v264;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v301 = v295 * l3_alpha[i];
+      const T v302 = v296 * l3_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v302 = v264 + v301;
-      d_l3_pw[i * 400 + j] = v302;
+      const T v303 = v265 + v302;
+      d_l3_pw[i * 400 + j] = v303;
     }
-    acc299 = dopa::warpSum(acc299);
+    acc300 = dopa::warpSum(acc300);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t299[i], acc299);
+      atomicAdd(&t300[i], acc300);
     }
   }
-#line 2025 "lm_modul_lstm.cu"
+#line 2044 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 8: dense product (a warp or thread per output), [1149]
-//   %305 matmul
+// backward stage 9: dense product (a warp or thread per output), [1149]
+//   %306 matmul
 template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t294 = a.record + 30896;                            // [400]
+  T *__restrict t295 = a.record + 30896;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t305 = a.scratch + 2848;                            // [1149]
+  T *__restrict t306 = a.scratch + 2848;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2039,20 +2058,20 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t294[k] * l3_x2c_weight[k * 1149 + c];
-    t305[c] = acc;
+      acc += t295[k] * l3_x2c_weight[k * 1149 + c];
+    t306[c] = acc;
   }
-#line 2046 "lm_modul_lstm.cu"
+#line 2065 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 9: dense product (a warp or thread per output), [400]
-//   %311 matmul
+// backward stage 10: dense product (a warp or thread per output), [400]
+//   %312 matmul
 template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 30496;                            // [400]
+  T *__restrict t309 = a.record + 30496;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t311 = a.scratch + 4000;                            // [400]
+  T *__restrict t312 = a.scratch + 4000;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2060,20 +2079,20 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t308[k] * l3_h2o_weight[k * 400 + c];
-    t311[c] = acc;
+      acc += t309[k] * l3_h2o_weight[k * 400 + c];
+    t312[c] = acc;
   }
-#line 2067 "lm_modul_lstm.cu"
+#line 2086 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
-// backward stage 10: dense product (a warp or thread per output), [1149]
-//   %315 matmul
+// backward stage 11: dense product (a warp or thread per output), [1149]
+//   %316 matmul
 template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 30496;                            // [400]
+  T *__restrict t309 = a.record + 30496;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t315 = a.scratch + 4400;                            // [1149]
+  T *__restrict t316 = a.scratch + 4400;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2081,20 +2100,20 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t308[k] * l3_x2o_weight[k * 1149 + c];
-    t315[c] = acc;
+      acc += t309[k] * l3_x2o_weight[k * 1149 + c];
+    t316[c] = acc;
   }
-#line 2088 "lm_modul_lstm.cu"
+#line 2107 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 11: dense product (a warp or thread per output), [400]
-//   %322 matmul
+// backward stage 12: dense product (a warp or thread per output), [400]
+//   %323 matmul
 template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t319 = a.record + 30096;                            // [400]
+  T *__restrict t320 = a.record + 30096;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t322 = a.scratch + 5552;                            // [400]
+  T *__restrict t323 = a.scratch + 5552;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2102,20 +2121,20 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t319[k] * l3_h2i_weight[k * 400 + c];
-    t322[c] = acc;
+      acc += t320[k] * l3_h2i_weight[k * 400 + c];
+    t323[c] = acc;
   }
-#line 2109 "lm_modul_lstm.cu"
+#line 2128 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 12: dense product (a warp or thread per output), [1149]
-//   %326 matmul
+// backward stage 13: dense product (a warp or thread per output), [1149]
+//   %327 matmul
 template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t319 = a.record + 30096;                            // [400]
+  T *__restrict t320 = a.record + 30096;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t326 = a.scratch + 5952;                            // [1149]
+  T *__restrict t327 = a.scratch + 5952;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2123,20 +2142,20 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t319[k] * l3_x2i_weight[k * 1149 + c];
-    t326[c] = acc;
+      acc += t320[k] * l3_x2i_weight[k * 1149 + c];
+    t327[c] = acc;
   }
-#line 2130 "lm_modul_lstm.cu"
+#line 2149 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 13: dense product (a warp or thread per output), [400]
-//   %333 matmul
+// backward stage 14: dense product (a warp or thread per output), [400]
+//   %334 matmul
 template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t330 = a.record + 28144;                            // [400]
+  T *__restrict t331 = a.record + 28144;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t333 = a.scratch + 7104;                            // [400]
+  T *__restrict t334 = a.scratch + 7104;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2144,20 +2163,20 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t330[k] * l3_h2f_weight[k * 400 + c];
-    t333[c] = acc;
+      acc += t331[k] * l3_h2f_weight[k * 400 + c];
+    t334[c] = acc;
   }
-#line 2151 "lm_modul_lstm.cu"
+#line 2170 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 14: dense product (a warp or thread per output), [1149]
-//   %337 matmul
+// backward stage 15: dense product (a warp or thread per output), [1149]
+//   %338 matmul
 template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t330 = a.record + 28144;                            // [400]
+  T *__restrict t331 = a.record + 28144;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t337 = a.scratch + 7504;                            // [1149]
+  T *__restrict t338 = a.scratch + 7504;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2165,10 +2184,10 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t330[k] * l3_x2f_weight[k * 1149 + c];
-    t337[c] = acc;
+      acc += t331[k] * l3_x2f_weight[k * 1149 + c];
+    t338[c] = acc;
   }
-#line 2172 "lm_modul_lstm.cu"
+#line 2191 "lm_modul_lstm.cu"
 }
 
 // state  et : [H, H] = 0
@@ -2176,47 +2195,41 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
 // pw' = clip(pw + col(eta) * et, -2, 2)
 // et' = (1 - etaet) * et + etaet * outer(g, h)
 //
-// backward stage 15: fused loop nest over [1149, 1149]
-//   %343 reduce_to
-//   %346 matmul
-//   %347 matmul
-//   %349 reduce_to
-//   %356 reduce_to
-//   %432 reduce_to
-//   %435 matmul
-//   %436 matmul
-//   %438 reduce_to
-//   %445 reduce_to
-//   %447 add -> grad_prev l1.et
-//   %358 add -> grad_prev l2.et
+// backward stage 16: fused loop nest over [1149, 1149]
+//   %343 matmul
+//   %348 matmul
+//   %351 reduce_to
+//   %358 reduce_to
+//   %433 matmul
+//   %438 matmul
+//   %441 reduce_to
+//   %448 reduce_to
+//   %450 add -> grad_prev l1.et
+//   %360 add -> grad_prev l2.et
 template <class T>
 __device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &a) {
+  T *__restrict t343 = a.scratch + 8656;                      // [1149]
   const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et; // [1149, 1149] d l2.et'
-  const T *__restrict t124_l2_g = a.saved + 18880;            // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
-  T *__restrict t343 = a.scratch + 8656;                      // []
-  T *__restrict t346 = a.scratch + 8672;                      // [1149]
-  const T *__restrict l2_etaet = a.params + kParamL2Etaet;    // []
-  T *__restrict t347 = a.scratch + 9824;                      // [1149]
+  T *__restrict t348 = a.scratch + 9824;                      // [1149]
+  const T *__restrict t124_l2_g = a.saved + 18880;            // [1149] l2.g
   const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
-  T *__restrict t349 = a.scratch + 10976;                     // []
+  T *__restrict t351 = a.scratch + 10976;                     // []
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
   const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
   const T *__restrict t140 = a.saved + 21200;                 // [1149, 1]
-  T *__restrict t356 = a.scratch + 10992;                     // [1149, 1]
+  T *__restrict t358 = a.scratch + 10992;                     // [1149, 1]
+  T *__restrict t433 = a.scratch + 23680;                     // [1149]
   const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et; // [1149, 1149] d l1.et'
-  const T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
-  T *__restrict t432 = a.scratch + 23680;                     // []
-  T *__restrict t435 = a.scratch + 23696;                     // [1149]
-  const T *__restrict l1_etaet = a.params + kParamL1Etaet;    // []
-  T *__restrict t436 = a.scratch + 24848;                     // [1149]
+  T *__restrict t438 = a.scratch + 24848;                     // [1149]
+  const T *__restrict t50_l1_g = a.saved + 7328;              // [1149] l1.g
   const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
-  T *__restrict t438 = a.scratch + 26000;                     // []
+  T *__restrict t441 = a.scratch + 26000;                     // []
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
   const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
   const T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
-  T *__restrict t445 = a.scratch + 26016;                     // [1149, 1]
+  T *__restrict t448 = a.scratch + 26016;                     // [1149, 1]
   const T *__restrict t75 = a.saved + 10800;                  // []
   T *__restrict d_l1_et = a.gradPrev + kStateL1Et;            // [1149, 1149]
   const T *__restrict t146 = a.saved + 22352;                 // []
@@ -2224,132 +2237,179 @@ __device__ __forceinline__ void backward_d_l1_et_l2_et(const dopa::StepArgs<T> &
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-  for (int e = tid; e < 1; e += nthreads)
-    t343[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t347[e] = T(0);
+    t348[e] = T(0);
   for (int e = tid; e < 1; e += nthreads)
-    t349[e] = T(0);
+    t351[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t356[e] = T(0);
-  for (int e = tid; e < 1; e += nthreads)
-    t432[e] = T(0);
+    t358[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t436[e] = T(0);
-  for (int e = tid; e < 1; e += nthreads)
     t438[e] = T(0);
+  for (int e = tid; e < 1; e += nthreads)
+    t441[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t445[e] = T(0);
+    t448[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc343 = T(0);
-    T acc346 = T(0);
-    T acc349 = T(0);
-    T acc356 = T(0);
-    T acc432 = T(0);
-    T acc435 = T(0);
-    T acc438 = T(0);
-    T acc445 = T(0);
+    T acc351 = T(0);
+    T acc358 = T(0);
+    T acc433 = T(0);
+    T acc441 = T(0);
+    T acc448 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v148 = t124_l2_g[i] * l2_h[j];
-      const T v342 = d_l2_et_next[i * 1149 + j] * v148;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc343 += v342;
+      acc343 += d_l2_et_next[i * 1149 + j] * l2_h[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v345 = d_l2_et_next[i * 1149 + j] * l2_etaet[0];
-      acc346 += v345 * l2_h[j];
-      atomicAdd(&t347[j], t124_l2_g[i] * v345);
-      const T v348 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
-      acc349 += v348;
+      atomicAdd(&t348[j], t124_l2_g[i] * d_l2_et_next[i * 1149 + j]);
+      const T v350 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
+      acc351 += v350;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v142 = t140[i] * l2_et[i * 1149 + j];
       const T v143 = l2_pw[i * 1149 + j] + v142;
-      const T v353 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
-      const T v354 = d_l2_pw_next[i * 1149 + j] * v353;
-      const T v355 = v354 * l2_et[i * 1149 + j];
-      acc356 += v355;
-#line 128 "examples/lm/modul_lstm.dopa"
-      const T v77 = t50_l1_g[i] * l1_h[j];
-      const T v431 = d_l1_et_next[i * 1149 + j] * v77;
+      const T v355 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
+      const T v356 = d_l2_pw_next[i * 1149 + j] * v355;
+      const T v357 = v356 * l2_et[i * 1149 + j];
+      acc358 += v357;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc432 += v431;
+      acc433 += d_l1_et_next[i * 1149 + j] * l1_h[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v434 = d_l1_et_next[i * 1149 + j] * l1_etaet[0];
-      acc435 += v434 * l1_h[j];
-      atomicAdd(&t436[j], t50_l1_g[i] * v434);
-      const T v437 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
-      acc438 += v437;
+      atomicAdd(&t438[j], t50_l1_g[i] * d_l1_et_next[i * 1149 + j]);
+      const T v440 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
+      acc441 += v440;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v68 = t66[i] * l1_et[i * 1149 + j];
       const T v69 = l1_pw[i * 1149 + j] + v68;
-      const T v442 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v443 = d_l1_pw_next[i * 1149 + j] * v442;
-      const T v444 = v443 * l1_et[i * 1149 + j];
-      acc445 += v444;
+      const T v445 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v446 = d_l1_pw_next[i * 1149 + j] * v445;
+      const T v447 = v446 * l1_et[i * 1149 + j];
+      acc448 += v447;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v439 = d_l1_et_next[i * 1149 + j] * t75[0];
+      const T v442 = d_l1_et_next[i * 1149 + j] * t75[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v446 = v443 * t66[i];
+      const T v449 = v446 * t66[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v447 = v439 + v446;
-      d_l1_et[i * 1149 + j] = v447;
+      const T v450 = v442 + v449;
+      d_l1_et[i * 1149 + j] = v450;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v350 = d_l2_et_next[i * 1149 + j] * t146[0];
+      const T v352 = d_l2_et_next[i * 1149 + j] * t146[0];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v357 = v354 * t140[i];
+      const T v359 = v356 * t140[i];
 #line 103 "examples/lm/modul_lstm.dopa"
-      const T v358 = v350 + v357;
-      d_l2_et[i * 1149 + j] = v358;
+      const T v360 = v352 + v359;
+      d_l2_et[i * 1149 + j] = v360;
     }
     acc343 = dopa::warpSum(acc343);
-    acc346 = dopa::warpSum(acc346);
-    acc349 = dopa::warpSum(acc349);
-    acc356 = dopa::warpSum(acc356);
-    acc432 = dopa::warpSum(acc432);
-    acc435 = dopa::warpSum(acc435);
-    acc438 = dopa::warpSum(acc438);
-    acc445 = dopa::warpSum(acc445);
+    acc351 = dopa::warpSum(acc351);
+    acc358 = dopa::warpSum(acc358);
+    acc433 = dopa::warpSum(acc433);
+    acc441 = dopa::warpSum(acc441);
+    acc448 = dopa::warpSum(acc448);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t343[0], acc343);
-      t346[i] = acc346;
-      atomicAdd(&t349[0], acc349);
-      atomicAdd(&t356[i], acc356);
-      atomicAdd(&t432[0], acc432);
-      t435[i] = acc435;
-      atomicAdd(&t438[0], acc438);
-      atomicAdd(&t445[i], acc445);
+      t343[i] = acc343;
+      atomicAdd(&t351[0], acc351);
+      atomicAdd(&t358[i], acc358);
+      t433[i] = acc433;
+      atomicAdd(&t441[0], acc441);
+      atomicAdd(&t448[i], acc448);
     }
   }
-#line 2325 "lm_modul_lstm.cu"
+#line 2318 "lm_modul_lstm.cu"
+}
+
+// y1 = l1(x) * drop_h1
+// y2 = l2(y1) * drop_h2
+// param  etaet : [] = 0.01
+// hn = o * tanh(cn)
+//
+// backward stage 17: fused loop nest over [1149]
+//   %345 reduce_to
+//   %435 reduce_to
+//   %12 state -> record (a factor of deferred outer-product gradients)
+//   %56 mul l1.hn -> record (a factor of deferred outer-product gradients)
+//   %81 mul y1 -> record (a factor of deferred outer-product gradients)
+//   %86 state -> record (a factor of deferred outer-product gradients)
+//   %130 mul l2.hn -> record (a factor of deferred outer-product gradients)
+//   %152 mul y2 -> record (a factor of deferred outer-product gradients)
+template <class T> __device__ __forceinline__ void backward_etaet_17(const dopa::StepArgs<T> &a) {
+  const T *__restrict t124_l2_g = a.saved + 18880;  // [1149] l2.g
+  T *__restrict t343 = a.scratch + 8656;            // [1149]
+  T *__restrict t345 = a.scratch + 9808;            // []
+  const T *__restrict t50_l1_g = a.saved + 7328;    // [1149] l1.g
+  T *__restrict t433 = a.scratch + 23680;           // [1149]
+  T *__restrict t435 = a.scratch + 24832;           // []
+  const T *__restrict l1_h = a.state + kStateL1H;   // [1149]
+  T *__restrict record4 = a.record + 11952;         // [1149]
+  const T *__restrict t56_l1_hn = a.saved + 8480;   // [1149] l1.hn
+  T *__restrict record9 = a.record + 16576;         // [1149]
+  const T *__restrict t81_y1 = a.saved + 10816;     // [1149] y1
+  T *__restrict record13 = a.record + 20048;        // [1149]
+  const T *__restrict l2_h = a.state + kStateL2H;   // [1149]
+  T *__restrict record14 = a.record + 21200;        // [1149]
+  const T *__restrict t130_l2_hn = a.saved + 20032; // [1149] l2.hn
+  T *__restrict record19 = a.record + 25824;        // [1149]
+  const T *__restrict t152_y2 = a.saved + 22368;    // [1149] y2
+  T *__restrict record23 = a.record + 28544;        // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
+    t345[e] = T(0);
+  for (int e = tid; e < 1; e += nthreads)
+    t435[e] = T(0);
+  dopa::gridSync();
+  {
+    T acc345 = T(0);
+    T acc435 = T(0);
+    for (int j = tid; j < 1149; j += nthreads) {
+#line 113 "examples/lm/modul_lstm.dopa"
+      const T v344 = t124_l2_g[j] * t343[j];
+      acc345 += v344;
+      const T v434 = t50_l1_g[j] * t433[j];
+      acc435 += v434;
+      record4[j] = l1_h[j];
+      record9[j] = t56_l1_hn[j];
+      record13[j] = t81_y1[j];
+      record14[j] = l2_h[j];
+      record19[j] = t130_l2_hn[j];
+      record23[j] = t152_y2[j];
+    }
+    acc345 = dopa::warpSum(acc345);
+    acc435 = dopa::warpSum(acc435);
+    if ((threadIdx.x & 31) == 0) {
+      atomicAdd(&t345[0], acc345);
+      atomicAdd(&t435[0], acc435);
+    }
+  }
+#line 2385 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 16:
-//   %359 reshape
+// backward stage 18:
+//   %361 reshape
 template <class T>
-__device__ __forceinline__ void backward_record_col_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t359 = a.record + 26976;  // [1149]
-  T *__restrict t356 = a.scratch + 10992; // [1149, 1]
+__device__ __forceinline__ void backward_record_col_18(const dopa::StepArgs<T> &a) {
+  T *__restrict t361 = a.record + 26976;  // [1149]
+  T *__restrict t358 = a.scratch + 10992; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
-    t359[e] = t356[e];
-#line 2342 "lm_modul_lstm.cu"
+    t361[e] = t358[e];
+#line 2402 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 17: dense product (a warp or thread per output), [1]
-//   %362 matmul
+// backward stage 19: dense product (a warp or thread per output), [1]
+//   %364 matmul
 template <class T>
-__device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t359 = a.record + 26976;                                        // [1149]
+__device__ __forceinline__ void backward_modfanout_19(const dopa::StepArgs<T> &a) {
+  T *__restrict t361 = a.record + 26976;                                        // [1149]
   const T *__restrict l2_modfanout_weight = a.params + kParamL2ModfanoutWeight; // [1149, 1]
-  T *__restrict t362 = a.scratch + 12144;                                       // [1]
+  T *__restrict t364 = a.scratch + 12144;                                       // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2357,22 +2417,22 @@ __device__ __forceinline__ void backward_modfanout_17(const dopa::StepArgs<T> &a
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t359[k] * l2_modfanout_weight[k + c];
-    t362[c] = acc;
+      acc += t361[k] * l2_modfanout_weight[k + c];
+    t364[c] = acc;
   }
-#line 2364 "lm_modul_lstm.cu"
+#line 2424 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 18: fused loop nest over [1]
-//   %365 mul
-//   %365 mul += grad l2.h2mod.bias
+// backward stage 20: fused loop nest over [1]
+//   %367 mul
+//   %367 mul += grad l2.h2mod.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t362 = a.scratch + 12144;                      // [1]
+  T *__restrict t364 = a.scratch + 12144;                      // [1]
   const T *__restrict t135_l2_M = a.saved + 21184;             // [1] l2.M
-  T *__restrict t365 = a.record + 25808;                       // [1]
+  T *__restrict t367 = a.record + 25808;                       // [1]
   T *__restrict d_l2_h2mod_bias = a.grads + kParamL2H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2380,78 +2440,70 @@ __device__ __forceinline__ void backward_grad_l2_h2mod_bias(const dopa::StepArgs
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v363 = t135_l2_M[0] * t135_l2_M[0];
-      const T v364 = T(1.0) - v363;
-      const T v365 = t362[0] * v364;
-      t365[0] = v365;
-      atomicAdd(&d_l2_h2mod_bias[0], v365);
+      const T v365 = t135_l2_M[0] * t135_l2_M[0];
+      const T v366 = T(1.0) - v365;
+      const T v367 = t364[0] * v366;
+      t367[0] = v367;
+      atomicAdd(&d_l2_h2mod_bias[0], v367);
     }
   }
-#line 2391 "lm_modul_lstm.cu"
+#line 2451 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 19: dense product (a warp or thread per output), [1149]
-//   %368 matmul
-template <class T> __device__ __forceinline__ void backward_h2mod_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t365 = a.record + 25808;                                // [1]
+// backward stage 21: dense product (a warp or thread per output), [1149]
+//   %370 matmul
+template <class T> __device__ __forceinline__ void backward_h2mod_21(const dopa::StepArgs<T> &a) {
+  T *__restrict t367 = a.record + 25808;                                // [1]
   const T *__restrict l2_h2mod_weight = a.params + kParamL2H2modWeight; // [1, 1149]
-  T *__restrict t368 = a.scratch + 12160;                               // [1149]
+  T *__restrict t370 = a.scratch + 12160;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
-    acc += t365[0] * l2_h2mod_weight[c];
-    t368[c] = acc;
+    acc += t367[0] * l2_h2mod_weight[c];
+    t370[c] = acc;
   }
-#line 2411 "lm_modul_lstm.cu"
+#line 2471 "lm_modul_lstm.cu"
 }
 
-// y1 = l1(x) * drop_h1
-// y2 = l2(y1) * drop_h2
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 // cn = f * c + i * g
-// hn = o * tanh(cn)
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 20: fused loop nest over [1149]
-//   %383 mul
-//   %397 mul
-//   %408 mul
-//   %419 mul
-//   %380 mul -> grad_prev l2.c
-//   %12 state -> record (a factor of deferred outer-product gradients)
-//   %56 mul l1.hn -> record (a factor of deferred outer-product gradients)
-//   %81 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %419 mul += grad l2.x2f.bias
-//   %86 state -> record (a factor of deferred outer-product gradients)
-//   %419 mul += grad l2.h2f.bias
-//   %408 mul += grad l2.x2i.bias
-//   %408 mul += grad l2.h2i.bias
-//   %397 mul += grad l2.x2o.bias
-//   %397 mul += grad l2.h2o.bias
-//   %383 mul += grad l2.x2c.bias
-//   %130 mul l2.hn -> record (a factor of deferred outer-product gradients)
-//   %359 reshape += grad l2.modfanout.bias
-//   %152 mul y2 -> record (a factor of deferred outer-product gradients)
+// backward stage 22: fused loop nest over [1149]
+//   %385 mul
+//   %399 mul
+//   %410 mul
+//   %421 mul
+//   %382 mul -> grad_prev l2.c
+//   %421 mul += grad l2.x2f.bias
+//   %421 mul += grad l2.h2f.bias
+//   %410 mul += grad l2.x2i.bias
+//   %410 mul += grad l2.h2i.bias
+//   %399 mul += grad l2.x2o.bias
+//   %399 mul += grad l2.h2o.bias
+//   %385 mul += grad l2.x2c.bias
+//   %361 reshape += grad l2.modfanout.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t346 = a.scratch + 8672;                               // [1149]
+  T *__restrict t343 = a.scratch + 8656;                               // [1149]
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet;             // []
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;            // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;            // [1149] d l2.h'
-  T *__restrict t305 = a.scratch + 2848;                               // [1149]
-  T *__restrict t315 = a.scratch + 4400;                               // [1149]
-  T *__restrict t326 = a.scratch + 5952;                               // [1149]
-  T *__restrict t337 = a.scratch + 7504;                               // [1149]
+  T *__restrict t306 = a.scratch + 2848;                               // [1149]
+  T *__restrict t316 = a.scratch + 4400;                               // [1149]
+  T *__restrict t327 = a.scratch + 5952;                               // [1149]
+  T *__restrict t338 = a.scratch + 7504;                               // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                           // [1149]
-  T *__restrict t368 = a.scratch + 12160;                              // [1149]
+  T *__restrict t370 = a.scratch + 12160;                              // [1149]
   const T *__restrict t104 = a.saved + 16576;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;        // [1149]
   const T *__restrict t108 = a.saved + 17728;                          // [1149]
@@ -2466,52 +2518,42 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict t98 = a.saved + 15424;                           // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;        // [1149]
   const T *__restrict t124_l2_g = a.saved + 18880;                     // [1149] l2.g
-  T *__restrict t383 = a.record + 24656;                               // [1149]
-  T *__restrict t397 = a.record + 23504;                               // [1149]
-  T *__restrict t408 = a.record + 22352;                               // [1149]
-  T *__restrict t419 = a.record + 18896;                               // [1149]
+  T *__restrict t385 = a.record + 24656;                               // [1149]
+  T *__restrict t399 = a.record + 23504;                               // [1149]
+  T *__restrict t410 = a.record + 22352;                               // [1149]
+  T *__restrict t421 = a.record + 18896;                               // [1149]
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                       // [1149]
-  const T *__restrict l1_h = a.state + kStateL1H;                      // [1149]
-  T *__restrict record4 = a.record + 11952;                            // [1149]
-  const T *__restrict t56_l1_hn = a.saved + 8480;                      // [1149] l1.hn
-  T *__restrict record9 = a.record + 16576;                            // [1149]
-  const T *__restrict t81_y1 = a.saved + 10816;                        // [1149] y1
-  T *__restrict record13 = a.record + 20048;                           // [1149]
   T *__restrict d_l2_x2f_bias = a.grads + kParamL2X2fBias;             // [1149]
-  const T *__restrict l2_h = a.state + kStateL2H;                      // [1149]
-  T *__restrict record14 = a.record + 21200;                           // [1149]
   T *__restrict d_l2_h2f_bias = a.grads + kParamL2H2fBias;             // [1149]
   T *__restrict d_l2_x2i_bias = a.grads + kParamL2X2iBias;             // [1149]
   T *__restrict d_l2_h2i_bias = a.grads + kParamL2H2iBias;             // [1149]
   T *__restrict d_l2_x2o_bias = a.grads + kParamL2X2oBias;             // [1149]
   T *__restrict d_l2_h2o_bias = a.grads + kParamL2H2oBias;             // [1149]
   T *__restrict d_l2_x2c_bias = a.grads + kParamL2X2cBias;             // [1149]
-  const T *__restrict t130_l2_hn = a.saved + 20032;                    // [1149] l2.hn
-  T *__restrict record19 = a.record + 25824;                           // [1149]
-  T *__restrict t359 = a.record + 26976;                               // [1149]
+  T *__restrict t361 = a.record + 26976;                               // [1149]
   T *__restrict d_l2_modfanout_bias = a.grads + kParamL2ModfanoutBias; // [1149]
-  const T *__restrict t152_y2 = a.saved + 22368;                       // [1149] y2
-  T *__restrict record23 = a.record + 28544;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v347 = t343[j] * l2_etaet[0];
 #line 28 "examples/lm/modul_lstm.dopa"
-      const T v316 = t305[j] + t315[j];
-      const T v327 = v316 + t326[j];
-      const T v338 = v327 + t337[j];
-      const T v340 = v338 * drop_h2[j];
+      const T v317 = t306[j] + t316[j];
+      const T v328 = v317 + t327[j];
+      const T v339 = v328 + t338[j];
+      const T v341 = v339 * drop_h2[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v341 = d_l2_h_next[j] + v340;
-      const T v369 = v341 + t368[j];
+      const T v342 = d_l2_h_next[j] + v341;
+      const T v371 = v342 + t370[j];
 #line 119 "examples/lm/modul_lstm.dopa"
       const T v106 = t104[j] + l2_x2o_bias[j];
       const T v110 = t108[j] + l2_h2o_bias[j];
       const T v111 = v106 + v110;
       const T v112 = T(1) / (T(1) + exp(-v111));
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v371 = v369 * v112;
+      const T v373 = v371 * v112;
 #line 117 "examples/lm/modul_lstm.dopa"
       const T v85 = t83[j] + l2_x2f_bias[j];
       const T v90 = t88[j] + l2_h2f_bias[j];
@@ -2529,82 +2571,76 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v128 = v126 + v127;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v129 = tanh(v128);
-      const T v372 = v129 * v129;
-      const T v373 = T(1.0) - v372;
-      const T v374 = v371 * v373;
+      const T v374 = v129 * v129;
+      const T v375 = T(1.0) - v374;
+      const T v376 = v373 * v375;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v375 = d_l2_c_next[j] + v374;
-      const T v377 = v375 * v102;
+      const T v377 = d_l2_c_next[j] + v376;
+      const T v379 = v377 * v102;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v378 = t346[j] + v377;
-      const T v381 = t124_l2_g[j] * t124_l2_g[j];
-      const T v382 = T(1.0) - v381;
-      const T v383 = v378 * v382;
-      t383[j] = v383;
+      const T v380 = v347 + v379;
+      const T v383 = t124_l2_g[j] * t124_l2_g[j];
+      const T v384 = T(1.0) - v383;
+      const T v385 = v380 * v384;
+      t385[j] = v385;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v370 = v369 * v129;
+      const T v372 = v371 * v129;
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v395 = T(1.0) - v112;
-      const T v396 = v112 * v395;
-      const T v397 = v370 * v396;
-      t397[j] = v397;
+      const T v397 = T(1.0) - v112;
+      const T v398 = v112 * v397;
+      const T v399 = v372 * v398;
+      t399[j] = v399;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v376 = v375 * t124_l2_g[j];
+      const T v378 = v377 * t124_l2_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v406 = T(1.0) - v102;
-      const T v407 = v102 * v406;
-      const T v408 = v376 * v407;
-      t408[j] = v408;
+      const T v408 = T(1.0) - v102;
+      const T v409 = v102 * v408;
+      const T v410 = v378 * v409;
+      t410[j] = v410;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v379 = v375 * l2_c[j];
+      const T v381 = v377 * l2_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v417 = T(1.0) - v92;
-      const T v418 = v92 * v417;
-      const T v419 = v379 * v418;
-      t419[j] = v419;
+      const T v419 = T(1.0) - v92;
+      const T v420 = v92 * v419;
+      const T v421 = v381 * v420;
+      t421[j] = v421;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v380 = v375 * v92;
-      d_l2_c[j] = v380;
-      record4[j] = l1_h[j];
-      record9[j] = t56_l1_hn[j];
-      record13[j] = t81_y1[j];
+      const T v382 = v377 * v92;
+      d_l2_c[j] = v382;
 #line 117 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_x2f_bias[j], v419);
-      record14[j] = l2_h[j];
-      atomicAdd(&d_l2_h2f_bias[j], v419);
+      atomicAdd(&d_l2_x2f_bias[j], v421);
+      atomicAdd(&d_l2_h2f_bias[j], v421);
 #line 118 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_x2i_bias[j], v408);
-      atomicAdd(&d_l2_h2i_bias[j], v408);
+      atomicAdd(&d_l2_x2i_bias[j], v410);
+      atomicAdd(&d_l2_h2i_bias[j], v410);
 #line 119 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_x2o_bias[j], v397);
-      atomicAdd(&d_l2_h2o_bias[j], v397);
+      atomicAdd(&d_l2_x2o_bias[j], v399);
+      atomicAdd(&d_l2_h2o_bias[j], v399);
 #line 120 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_x2c_bias[j], v383);
-      record19[j] = t130_l2_hn[j];
+      atomicAdd(&d_l2_x2c_bias[j], v385);
 #line 127 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l2_modfanout_bias[j], t359[j]);
-      record23[j] = t152_y2[j];
+      atomicAdd(&d_l2_modfanout_bias[j], t361[j]);
     }
   }
-#line 2590 "lm_modul_lstm.cu"
+#line 2626 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 21: fused loop nest over [1149, 1149]
-//   %385 matmul
-//   %388 reduce_to
-//   %391 add -> grad_prev l2.pw
+// backward stage 23: fused loop nest over [1149, 1149]
+//   %387 matmul
+//   %390 reduce_to
+//   %393 add -> grad_prev l2.pw
 template <class T> __device__ __forceinline__ void backward_d_l2_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t385 = a.scratch + 13312;                     // [1149]
-  T *__restrict t383 = a.record + 24656;                      // [1149]
+  T *__restrict t387 = a.scratch + 13312;                     // [1149]
+  T *__restrict t385 = a.record + 24656;                      // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;            // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;    // [1149, 1]
   const T *__restrict l2_pw = a.state + kStateL2Pw;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;             // [1149]
-  T *__restrict t388 = a.scratch + 14464;                     // [1149, 1]
+  T *__restrict t390 = a.scratch + 14464;                     // [1149, 1]
   const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw; // [1149, 1149] d l2.pw'
   const T *__restrict t140 = a.saved + 21200;                 // [1149, 1]
   const T *__restrict l2_et = a.state + kStateL2Et;           // [1149, 1149]
@@ -2613,48 +2649,48 @@ template <class T> __device__ __forceinline__ void backward_d_l2_pw(const dopa::
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t385[e] = T(0);
+    t387[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t388[e] = T(0);
+    t390[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc388 = T(0);
+    T acc390 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v120 = l2_alpha[i] * l2_pw[i * 1149 + j];
       const T v121 = l2_w[i * 1149 + j] + v120;
-      atomicAdd(&t385[j], t383[i] * v121);
-      const T v384 = t383[i] * l2_h[j];
-      const T v387 = v384 * l2_pw[i * 1149 + j];
+      atomicAdd(&t387[j], t385[i] * v121);
+      const T v386 = t385[i] * l2_h[j];
+      const T v389 = v386 * l2_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc388 += v387;
+      acc390 += v389;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v142 = t140[i] * l2_et[i * 1149 + j];
       const T v143 = l2_pw[i * 1149 + j] + v142;
-      const T v353 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
-      const T v354 = d_l2_pw_next[i * 1149 + j] * v353;
+      const T v355 = T(-2.0) <= v143 && v143 <= T(2.0) ? T(1) : T(0);
+      const T v356 = d_l2_pw_next[i * 1149 + j] * v355;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v390 = v384 * l2_alpha[i];
+      const T v392 = v386 * l2_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v391 = v354 + v390;
-      d_l2_pw[i * 1149 + j] = v391;
+      const T v393 = v356 + v392;
+      d_l2_pw[i * 1149 + j] = v393;
     }
-    acc388 = dopa::warpSum(acc388);
+    acc390 = dopa::warpSum(acc390);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t388[i], acc388);
+      atomicAdd(&t390[i], acc390);
     }
   }
-#line 2648 "lm_modul_lstm.cu"
+#line 2684 "lm_modul_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 22: dense product (a warp or thread per output), [1149]
-//   %394 matmul
-template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t383 = a.record + 24656;                            // [1149]
+// backward stage 24: dense product (a warp or thread per output), [1149]
+//   %396 matmul
+template <class T> __device__ __forceinline__ void backward_x2c_24(const dopa::StepArgs<T> &a) {
+  T *__restrict t385 = a.record + 24656;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t394 = a.scratch + 15616;                           // [1149]
+  T *__restrict t396 = a.scratch + 15616;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2662,83 +2698,62 @@ template <class T> __device__ __forceinline__ void backward_x2c_22(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t383[k] * l2_x2c_weight[k * 1149 + c];
-    t394[c] = acc;
+      acc += t385[k] * l2_x2c_weight[k * 1149 + c];
+    t396[c] = acc;
   }
-#line 2669 "lm_modul_lstm.cu"
+#line 2705 "lm_modul_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
-//
-// backward stage 23: dense product (a warp or thread per output), [1149]
-//   %400 matmul
-template <class T> __device__ __forceinline__ void backward_h2o_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t397 = a.record + 23504;                            // [1149]
-  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t400 = a.scratch + 16768;                           // [1149]
-  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
-  (void)tid;
-  (void)nthreads;
-#line 119 "examples/lm/modul_lstm.dopa"
-  for (int c = tid; c < 1149; c += nthreads) {
-    T acc = T(0);
-    for (int k = 0; k < 1149; ++k)
-      acc += t397[k] * l2_h2o_weight[k * 1149 + c];
-    t400[c] = acc;
-  }
-#line 2690 "lm_modul_lstm.cu"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// backward stage 24: dense product (a warp or thread per output), [1149]
-//   %404 matmul
-template <class T> __device__ __forceinline__ void backward_x2o_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t397 = a.record + 23504;                            // [1149]
-  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t404 = a.scratch + 17920;                           // [1149]
-  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
-  (void)tid;
-  (void)nthreads;
-#line 119 "examples/lm/modul_lstm.dopa"
-  for (int c = tid; c < 1149; c += nthreads) {
-    T acc = T(0);
-    for (int k = 0; k < 1149; ++k)
-      acc += t397[k] * l2_x2o_weight[k * 1149 + c];
-    t404[c] = acc;
-  }
-#line 2711 "lm_modul_lstm.cu"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 25: dense product (a warp or thread per output), [1149]
-//   %411 matmul
-template <class T> __device__ __forceinline__ void backward_h2i_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t408 = a.record + 22352;                            // [1149]
-  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t411 = a.scratch + 19072;                           // [1149]
+//   %402 matmul
+template <class T> __device__ __forceinline__ void backward_h2o_25(const dopa::StepArgs<T> &a) {
+  T *__restrict t399 = a.record + 23504;                            // [1149]
+  const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
+  T *__restrict t402 = a.scratch + 16768;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-#line 118 "examples/lm/modul_lstm.dopa"
+#line 119 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t408[k] * l2_h2i_weight[k * 1149 + c];
-    t411[c] = acc;
+      acc += t399[k] * l2_h2o_weight[k * 1149 + c];
+    t402[c] = acc;
   }
-#line 2732 "lm_modul_lstm.cu"
+#line 2726 "lm_modul_lstm.cu"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 26: dense product (a warp or thread per output), [1149]
+//   %406 matmul
+template <class T> __device__ __forceinline__ void backward_x2o_26(const dopa::StepArgs<T> &a) {
+  T *__restrict t399 = a.record + 23504;                            // [1149]
+  const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
+  T *__restrict t406 = a.scratch + 17920;                           // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 119 "examples/lm/modul_lstm.dopa"
+  for (int c = tid; c < 1149; c += nthreads) {
+    T acc = T(0);
+    for (int k = 0; k < 1149; ++k)
+      acc += t399[k] * l2_x2o_weight[k * 1149 + c];
+    t406[c] = acc;
+  }
+#line 2747 "lm_modul_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
-// backward stage 26: dense product (a warp or thread per output), [1149]
-//   %415 matmul
-template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t408 = a.record + 22352;                            // [1149]
-  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t415 = a.scratch + 20224;                           // [1149]
+// backward stage 27: dense product (a warp or thread per output), [1149]
+//   %413 matmul
+template <class T> __device__ __forceinline__ void backward_h2i_27(const dopa::StepArgs<T> &a) {
+  T *__restrict t410 = a.record + 22352;                            // [1149]
+  const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
+  T *__restrict t413 = a.scratch + 19072;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2746,41 +2761,41 @@ template <class T> __device__ __forceinline__ void backward_x2i_26(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t408[k] * l2_x2i_weight[k * 1149 + c];
-    t415[c] = acc;
+      acc += t410[k] * l2_h2i_weight[k * 1149 + c];
+    t413[c] = acc;
   }
-#line 2753 "lm_modul_lstm.cu"
+#line 2768 "lm_modul_lstm.cu"
 }
 
-// f = sigmoid(x2f(x) + h2f(h))
-//
-// backward stage 27: dense product (a warp or thread per output), [1149]
-//   %422 matmul
-template <class T> __device__ __forceinline__ void backward_h2f_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t419 = a.record + 18896;                            // [1149]
-  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t422 = a.scratch + 21376;                           // [1149]
-  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
-  (void)tid;
-  (void)nthreads;
-#line 117 "examples/lm/modul_lstm.dopa"
-  for (int c = tid; c < 1149; c += nthreads) {
-    T acc = T(0);
-    for (int k = 0; k < 1149; ++k)
-      acc += t419[k] * l2_h2f_weight[k * 1149 + c];
-    t422[c] = acc;
-  }
-#line 2774 "lm_modul_lstm.cu"
-}
-
-// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 28: dense product (a warp or thread per output), [1149]
-//   %426 matmul
-template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t419 = a.record + 18896;                            // [1149]
-  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t426 = a.scratch + 22528;                           // [1149]
+//   %417 matmul
+template <class T> __device__ __forceinline__ void backward_x2i_28(const dopa::StepArgs<T> &a) {
+  T *__restrict t410 = a.record + 22352;                            // [1149]
+  const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
+  T *__restrict t417 = a.scratch + 20224;                           // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 118 "examples/lm/modul_lstm.dopa"
+  for (int c = tid; c < 1149; c += nthreads) {
+    T acc = T(0);
+    for (int k = 0; k < 1149; ++k)
+      acc += t410[k] * l2_x2i_weight[k * 1149 + c];
+    t417[c] = acc;
+  }
+#line 2789 "lm_modul_lstm.cu"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 29: dense product (a warp or thread per output), [1149]
+//   %424 matmul
+template <class T> __device__ __forceinline__ void backward_h2f_29(const dopa::StepArgs<T> &a) {
+  T *__restrict t421 = a.record + 18896;                            // [1149]
+  const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
+  T *__restrict t424 = a.scratch + 21376;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2788,38 +2803,59 @@ template <class T> __device__ __forceinline__ void backward_x2f_28(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t419[k] * l2_x2f_weight[k * 1149 + c];
-    t426[c] = acc;
+      acc += t421[k] * l2_h2f_weight[k * 1149 + c];
+    t424[c] = acc;
   }
-#line 2795 "lm_modul_lstm.cu"
+#line 2810 "lm_modul_lstm.cu"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 30: dense product (a warp or thread per output), [1149]
+//   %428 matmul
+template <class T> __device__ __forceinline__ void backward_x2f_30(const dopa::StepArgs<T> &a) {
+  T *__restrict t421 = a.record + 18896;                            // [1149]
+  const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
+  T *__restrict t428 = a.scratch + 22528;                           // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 117 "examples/lm/modul_lstm.dopa"
+  for (int c = tid; c < 1149; c += nthreads) {
+    T acc = T(0);
+    for (int k = 0; k < 1149; ++k)
+      acc += t421[k] * l2_x2f_weight[k * 1149 + c];
+    t428[c] = acc;
+  }
+#line 2831 "lm_modul_lstm.cu"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 29:
-//   %448 reshape
+// backward stage 31:
+//   %451 reshape
 template <class T>
-__device__ __forceinline__ void backward_record_col_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t448 = a.record + 17728;  // [1149]
-  T *__restrict t445 = a.scratch + 26016; // [1149, 1]
+__device__ __forceinline__ void backward_record_col_31(const dopa::StepArgs<T> &a) {
+  T *__restrict t451 = a.record + 17728;  // [1149]
+  T *__restrict t448 = a.scratch + 26016; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = tid; e < 1149; e += nthreads)
-    t448[e] = t445[e];
-#line 2812 "lm_modul_lstm.cu"
+    t451[e] = t448[e];
+#line 2848 "lm_modul_lstm.cu"
 }
 
 // eta = modfanout(M)
 //
-// backward stage 30: dense product (a warp or thread per output), [1]
-//   %451 matmul
+// backward stage 32: dense product (a warp or thread per output), [1]
+//   %454 matmul
 template <class T>
-__device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a) {
-  T *__restrict t448 = a.record + 17728;                                        // [1149]
+__device__ __forceinline__ void backward_modfanout_32(const dopa::StepArgs<T> &a) {
+  T *__restrict t451 = a.record + 17728;                                        // [1149]
   const T *__restrict l1_modfanout_weight = a.params + kParamL1ModfanoutWeight; // [1149, 1]
-  T *__restrict t451 = a.scratch + 27168;                                       // [1]
+  T *__restrict t454 = a.scratch + 27168;                                       // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2827,22 +2863,22 @@ __device__ __forceinline__ void backward_modfanout_30(const dopa::StepArgs<T> &a
   for (int c = tid; c < 1; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t448[k] * l1_modfanout_weight[k + c];
-    t451[c] = acc;
+      acc += t451[k] * l1_modfanout_weight[k + c];
+    t454[c] = acc;
   }
-#line 2834 "lm_modul_lstm.cu"
+#line 2870 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 31: fused loop nest over [1]
-//   %454 mul
-//   %454 mul += grad l1.h2mod.bias
+// backward stage 33: fused loop nest over [1]
+//   %457 mul
+//   %457 mul += grad l1.h2mod.bias
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t451 = a.scratch + 27168;                      // [1]
+  T *__restrict t454 = a.scratch + 27168;                      // [1]
   const T *__restrict t61_l1_M = a.saved + 9632;               // [1] l1.M
-  T *__restrict t454 = a.record + 16560;                       // [1]
+  T *__restrict t457 = a.record + 16560;                       // [1]
   T *__restrict d_l1_h2mod_bias = a.grads + kParamL1H2modBias; // [1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2850,34 +2886,34 @@ __device__ __forceinline__ void backward_grad_l1_h2mod_bias(const dopa::StepArgs
   {
     for (int j = tid; j < 1; j += nthreads) {
 #line 123 "examples/lm/modul_lstm.dopa"
-      const T v452 = t61_l1_M[0] * t61_l1_M[0];
-      const T v453 = T(1.0) - v452;
-      const T v454 = t451[0] * v453;
-      t454[0] = v454;
-      atomicAdd(&d_l1_h2mod_bias[0], v454);
+      const T v455 = t61_l1_M[0] * t61_l1_M[0];
+      const T v456 = T(1.0) - v455;
+      const T v457 = t454[0] * v456;
+      t457[0] = v457;
+      atomicAdd(&d_l1_h2mod_bias[0], v457);
     }
   }
-#line 2861 "lm_modul_lstm.cu"
+#line 2897 "lm_modul_lstm.cu"
 }
 
 // M = tanh(h2mod(hn))
 //
-// backward stage 32: dense product (a warp or thread per output), [1149]
-//   %457 matmul
-template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa::StepArgs<T> &a) {
-  T *__restrict t454 = a.record + 16560;                                // [1]
+// backward stage 34: dense product (a warp or thread per output), [1149]
+//   %460 matmul
+template <class T> __device__ __forceinline__ void backward_h2mod_34(const dopa::StepArgs<T> &a) {
+  T *__restrict t457 = a.record + 16560;                                // [1]
   const T *__restrict l1_h2mod_weight = a.params + kParamL1H2modWeight; // [1, 1149]
-  T *__restrict t457 = a.scratch + 27184;                               // [1149]
+  T *__restrict t460 = a.scratch + 27184;                               // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
 #line 123 "examples/lm/modul_lstm.dopa"
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
-    acc += t454[0] * l1_h2mod_weight[c];
-    t457[c] = acc;
+    acc += t457[0] * l1_h2mod_weight[c];
+    t460[c] = acc;
   }
-#line 2881 "lm_modul_lstm.cu"
+#line 2917 "lm_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2888,33 +2924,34 @@ template <class T> __device__ __forceinline__ void backward_h2mod_32(const dopa:
 // cn = f * c + i * g
 // pw' = clip(pw + col(eta) * et, -2, 2)
 //
-// backward stage 33: fused loop nest over [1149]
-//   %472 mul
-//   %486 mul
-//   %497 mul
-//   %508 mul
-//   %469 mul -> grad_prev l1.c
-//   %423 add -> grad_prev l2.h
-//   %508 mul += grad l1.x2f.bias
-//   %508 mul += grad l1.h2f.bias
-//   %497 mul += grad l1.x2i.bias
-//   %497 mul += grad l1.h2i.bias
-//   %486 mul += grad l1.x2o.bias
-//   %486 mul += grad l1.h2o.bias
-//   %472 mul += grad l1.x2c.bias
-//   %448 reshape += grad l1.modfanout.bias
+// backward stage 35: fused loop nest over [1149]
+//   %475 mul
+//   %489 mul
+//   %500 mul
+//   %511 mul
+//   %472 mul -> grad_prev l1.c
+//   %425 add -> grad_prev l2.h
+//   %511 mul += grad l1.x2f.bias
+//   %511 mul += grad l1.h2f.bias
+//   %500 mul += grad l1.x2i.bias
+//   %500 mul += grad l1.h2i.bias
+//   %489 mul += grad l1.x2o.bias
+//   %489 mul += grad l1.h2o.bias
+//   %475 mul += grad l1.x2c.bias
+//   %451 reshape += grad l1.modfanout.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t435 = a.scratch + 23696;                              // [1149]
+  T *__restrict t433 = a.scratch + 23680;                              // [1149]
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet;             // []
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;            // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;            // [1149] d l1.h'
-  T *__restrict t394 = a.scratch + 15616;                              // [1149]
-  T *__restrict t404 = a.scratch + 17920;                              // [1149]
-  T *__restrict t415 = a.scratch + 20224;                              // [1149]
-  T *__restrict t426 = a.scratch + 22528;                              // [1149]
+  T *__restrict t396 = a.scratch + 15616;                              // [1149]
+  T *__restrict t406 = a.scratch + 17920;                              // [1149]
+  T *__restrict t417 = a.scratch + 20224;                              // [1149]
+  T *__restrict t428 = a.scratch + 22528;                              // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                           // [1149]
-  T *__restrict t457 = a.scratch + 27184;                              // [1149]
+  T *__restrict t460 = a.scratch + 27184;                              // [1149]
   const T *__restrict t30 = a.saved + 5024;                            // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias;        // [1149]
   const T *__restrict t34 = a.saved + 6176;                            // [1149]
@@ -2929,16 +2966,17 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict t24 = a.saved + 3872;                            // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias;        // [1149]
   const T *__restrict t50_l1_g = a.saved + 7328;                       // [1149] l1.g
-  T *__restrict t472 = a.record + 15408;                               // [1149]
-  T *__restrict t486 = a.record + 14256;                               // [1149]
-  T *__restrict t497 = a.record + 13104;                               // [1149]
-  T *__restrict t508 = a.record + 10400;                               // [1149]
+  T *__restrict t475 = a.record + 15408;                               // [1149]
+  T *__restrict t489 = a.record + 14256;                               // [1149]
+  T *__restrict t500 = a.record + 13104;                               // [1149]
+  T *__restrict t511 = a.record + 10400;                               // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                       // [1149]
-  T *__restrict t347 = a.scratch + 9824;                               // [1149]
-  T *__restrict t385 = a.scratch + 13312;                              // [1149]
-  T *__restrict t400 = a.scratch + 16768;                              // [1149]
-  T *__restrict t411 = a.scratch + 19072;                              // [1149]
-  T *__restrict t422 = a.scratch + 21376;                              // [1149]
+  T *__restrict t348 = a.scratch + 9824;                               // [1149]
+  const T *__restrict l2_etaet = a.params + kParamL2Etaet;             // []
+  T *__restrict t387 = a.scratch + 13312;                              // [1149]
+  T *__restrict t402 = a.scratch + 16768;                              // [1149]
+  T *__restrict t413 = a.scratch + 19072;                              // [1149]
+  T *__restrict t424 = a.scratch + 21376;                              // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                       // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;             // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;             // [1149]
@@ -2947,28 +2985,30 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   T *__restrict d_l1_x2o_bias = a.grads + kParamL1X2oBias;             // [1149]
   T *__restrict d_l1_h2o_bias = a.grads + kParamL1H2oBias;             // [1149]
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;             // [1149]
-  T *__restrict t448 = a.record + 17728;                               // [1149]
+  T *__restrict t451 = a.record + 17728;                               // [1149]
   T *__restrict d_l1_modfanout_bias = a.grads + kParamL1ModfanoutBias; // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v437 = t433[j] * l1_etaet[0];
 #line 27 "examples/lm/modul_lstm.dopa"
-      const T v405 = t394[j] + t404[j];
-      const T v416 = v405 + t415[j];
-      const T v427 = v416 + t426[j];
-      const T v429 = v427 * drop_h1[j];
+      const T v407 = t396[j] + t406[j];
+      const T v418 = v407 + t417[j];
+      const T v429 = v418 + t428[j];
+      const T v431 = v429 * drop_h1[j];
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v430 = d_l1_h_next[j] + v429;
-      const T v458 = v430 + t457[j];
+      const T v432 = d_l1_h_next[j] + v431;
+      const T v461 = v432 + t460[j];
 #line 119 "examples/lm/modul_lstm.dopa"
       const T v32 = t30[j] + l1_x2o_bias[j];
       const T v36 = t34[j] + l1_h2o_bias[j];
       const T v37 = v32 + v36;
       const T v38 = T(1) / (T(1) + exp(-v37));
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v460 = v458 * v38;
+      const T v463 = v461 * v38;
 #line 117 "examples/lm/modul_lstm.dopa"
       const T v11 = t9[j] + l1_x2f_bias[j];
       const T v16 = t14[j] + l1_h2f_bias[j];
@@ -2986,82 +3026,84 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v54 = v52 + v53;
 #line 122 "examples/lm/modul_lstm.dopa"
       const T v55 = tanh(v54);
-      const T v461 = v55 * v55;
-      const T v462 = T(1.0) - v461;
-      const T v463 = v460 * v462;
+      const T v464 = v55 * v55;
+      const T v465 = T(1.0) - v464;
+      const T v466 = v463 * v465;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v464 = d_l1_c_next[j] + v463;
-      const T v466 = v464 * v28;
+      const T v467 = d_l1_c_next[j] + v466;
+      const T v469 = v467 * v28;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v467 = t435[j] + v466;
-      const T v470 = t50_l1_g[j] * t50_l1_g[j];
-      const T v471 = T(1.0) - v470;
-      const T v472 = v467 * v471;
-      t472[j] = v472;
+      const T v470 = v437 + v469;
+      const T v473 = t50_l1_g[j] * t50_l1_g[j];
+      const T v474 = T(1.0) - v473;
+      const T v475 = v470 * v474;
+      t475[j] = v475;
 #line 122 "examples/lm/modul_lstm.dopa"
-      const T v459 = v458 * v55;
+      const T v462 = v461 * v55;
 #line 119 "examples/lm/modul_lstm.dopa"
-      const T v484 = T(1.0) - v38;
-      const T v485 = v38 * v484;
-      const T v486 = v459 * v485;
-      t486[j] = v486;
+      const T v487 = T(1.0) - v38;
+      const T v488 = v38 * v487;
+      const T v489 = v462 * v488;
+      t489[j] = v489;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v465 = v464 * t50_l1_g[j];
+      const T v468 = v467 * t50_l1_g[j];
 #line 118 "examples/lm/modul_lstm.dopa"
-      const T v495 = T(1.0) - v28;
-      const T v496 = v28 * v495;
-      const T v497 = v465 * v496;
-      t497[j] = v497;
+      const T v498 = T(1.0) - v28;
+      const T v499 = v28 * v498;
+      const T v500 = v468 * v499;
+      t500[j] = v500;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v468 = v464 * l1_c[j];
+      const T v471 = v467 * l1_c[j];
 #line 117 "examples/lm/modul_lstm.dopa"
-      const T v506 = T(1.0) - v18;
-      const T v507 = v18 * v506;
-      const T v508 = v468 * v507;
-      t508[j] = v508;
+      const T v509 = T(1.0) - v18;
+      const T v510 = v18 * v509;
+      const T v511 = v471 * v510;
+      t511[j] = v511;
 #line 121 "examples/lm/modul_lstm.dopa"
-      const T v469 = v464 * v18;
-      d_l1_c[j] = v469;
+      const T v472 = v467 * v18;
+      d_l1_c[j] = v472;
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v349 = t348[j] * l2_etaet[0];
 #line 100 "examples/lm/modul_lstm.dopa"
-      const T v386 = t347[j] + t385[j];
-      const T v401 = v386 + t400[j];
-      const T v412 = v401 + t411[j];
-      const T v423 = v412 + t422[j];
-      d_l2_h[j] = v423;
+      const T v388 = v349 + t387[j];
+      const T v403 = v388 + t402[j];
+      const T v414 = v403 + t413[j];
+      const T v425 = v414 + t424[j];
+      d_l2_h[j] = v425;
 #line 117 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_x2f_bias[j], v508);
-      atomicAdd(&d_l1_h2f_bias[j], v508);
+      atomicAdd(&d_l1_x2f_bias[j], v511);
+      atomicAdd(&d_l1_h2f_bias[j], v511);
 #line 118 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_x2i_bias[j], v497);
-      atomicAdd(&d_l1_h2i_bias[j], v497);
+      atomicAdd(&d_l1_x2i_bias[j], v500);
+      atomicAdd(&d_l1_h2i_bias[j], v500);
 #line 119 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_x2o_bias[j], v486);
-      atomicAdd(&d_l1_h2o_bias[j], v486);
+      atomicAdd(&d_l1_x2o_bias[j], v489);
+      atomicAdd(&d_l1_h2o_bias[j], v489);
 #line 120 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_x2c_bias[j], v472);
+      atomicAdd(&d_l1_x2c_bias[j], v475);
 #line 127 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_modfanout_bias[j], t448[j]);
+      atomicAdd(&d_l1_modfanout_bias[j], t451[j]);
     }
   }
-#line 3047 "lm_modul_lstm.cu"
+#line 3089 "lm_modul_lstm.cu"
 }
 
 // state  pw : [H, H] = 0
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
-// backward stage 34: fused loop nest over [1149, 1149]
-//   %474 matmul
-//   %477 reduce_to
-//   %480 add -> grad_prev l1.pw
+// backward stage 36: fused loop nest over [1149, 1149]
+//   %477 matmul
+//   %480 reduce_to
+//   %483 add -> grad_prev l1.pw
 template <class T> __device__ __forceinline__ void backward_d_l1_pw(const dopa::StepArgs<T> &a) {
-  T *__restrict t474 = a.scratch + 28336;                     // [1149]
-  T *__restrict t472 = a.record + 15408;                      // [1149]
+  T *__restrict t477 = a.scratch + 28336;                     // [1149]
+  T *__restrict t475 = a.record + 15408;                      // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;            // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;    // [1149, 1]
   const T *__restrict l1_pw = a.state + kStateL1Pw;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;             // [1149]
-  T *__restrict t477 = a.scratch + 29488;                     // [1149, 1]
+  T *__restrict t480 = a.scratch + 29488;                     // [1149, 1]
   const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw; // [1149, 1149] d l1.pw'
   const T *__restrict t66 = a.saved + 9648;                   // [1149, 1]
   const T *__restrict l1_et = a.state + kStateL1Et;           // [1149, 1149]
@@ -3070,90 +3112,90 @@ template <class T> __device__ __forceinline__ void backward_d_l1_pw(const dopa::
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t474[e] = T(0);
-  for (int e = tid; e < 1149; e += nthreads)
     t477[e] = T(0);
+  for (int e = tid; e < 1149; e += nthreads)
+    t480[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc477 = T(0);
+    T acc480 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v46 = l1_alpha[i] * l1_pw[i * 1149 + j];
       const T v47 = l1_w[i * 1149 + j] + v46;
-      atomicAdd(&t474[j], t472[i] * v47);
-      const T v473 = t472[i] * l1_h[j];
-      const T v476 = v473 * l1_pw[i * 1149 + j];
+      atomicAdd(&t477[j], t475[i] * v47);
+      const T v476 = t475[i] * l1_h[j];
+      const T v479 = v476 * l1_pw[i * 1149 + j];
 #line 112 "examples/lm/modul_lstm.dopa"
-      acc477 += v476;
+      acc480 += v479;
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v68 = t66[i] * l1_et[i * 1149 + j];
       const T v69 = l1_pw[i * 1149 + j] + v68;
-      const T v442 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
-      const T v443 = d_l1_pw_next[i * 1149 + j] * v442;
+      const T v445 = T(-2.0) <= v69 && v69 <= T(2.0) ? T(1) : T(0);
+      const T v446 = d_l1_pw_next[i * 1149 + j] * v445;
 #line 120 "examples/lm/modul_lstm.dopa"
-      const T v479 = v473 * l1_alpha[i];
+      const T v482 = v476 * l1_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v480 = v443 + v479;
-      d_l1_pw[i * 1149 + j] = v480;
+      const T v483 = v446 + v482;
+      d_l1_pw[i * 1149 + j] = v483;
     }
-    acc477 = dopa::warpSum(acc477);
+    acc480 = dopa::warpSum(acc480);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t477[i], acc477);
+      atomicAdd(&t480[i], acc480);
     }
-  }
-#line 3105 "lm_modul_lstm.cu"
-}
-
-// g = tanh(x2c(x) + (w + alpha * pw) @ h)
-//
-// backward stage 35: dense product (a warp or thread per output), [400]
-//   %483 matmul
-template <class T> __device__ __forceinline__ void backward_x2c_35(const dopa::StepArgs<T> &a) {
-  T *__restrict t472 = a.record + 15408;                            // [1149]
-  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t483 = a.scratch + 30640;                           // [400]
-  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
-  (void)tid;
-  (void)nthreads;
-#line 120 "examples/lm/modul_lstm.dopa"
-  for (int c = tid; c < 400; c += nthreads) {
-    T acc = T(0);
-    for (int k = 0; k < 1149; ++k)
-      acc += t472[k] * l1_x2c_weight[k * 400 + c];
-    t483[c] = acc;
-  }
-#line 3126 "lm_modul_lstm.cu"
-}
-
-// o = sigmoid(x2o(x) + h2o(h))
-//
-// backward stage 36: dense product (a warp or thread per output), [1149]
-//   %489 matmul
-template <class T> __device__ __forceinline__ void backward_h2o_36(const dopa::StepArgs<T> &a) {
-  T *__restrict t486 = a.record + 14256;                            // [1149]
-  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t489 = a.scratch + 31040;                           // [1149]
-  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
-  (void)tid;
-  (void)nthreads;
-#line 119 "examples/lm/modul_lstm.dopa"
-  for (int c = tid; c < 1149; c += nthreads) {
-    T acc = T(0);
-    for (int k = 0; k < 1149; ++k)
-      acc += t486[k] * l1_h2o_weight[k * 1149 + c];
-    t489[c] = acc;
   }
 #line 3147 "lm_modul_lstm.cu"
 }
 
-// o = sigmoid(x2o(x) + h2o(h))
+// g = tanh(x2c(x) + (w + alpha * pw) @ h)
 //
 // backward stage 37: dense product (a warp or thread per output), [400]
-//   %493 matmul
-template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::StepArgs<T> &a) {
-  T *__restrict t486 = a.record + 14256;                            // [1149]
+//   %486 matmul
+template <class T> __device__ __forceinline__ void backward_x2c_37(const dopa::StepArgs<T> &a) {
+  T *__restrict t475 = a.record + 15408;                            // [1149]
+  const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
+  T *__restrict t486 = a.scratch + 30640;                           // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 120 "examples/lm/modul_lstm.dopa"
+  for (int c = tid; c < 400; c += nthreads) {
+    T acc = T(0);
+    for (int k = 0; k < 1149; ++k)
+      acc += t475[k] * l1_x2c_weight[k * 400 + c];
+    t486[c] = acc;
+  }
+#line 3168 "lm_modul_lstm.cu"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 38: dense product (a warp or thread per output), [1149]
+//   %492 matmul
+template <class T> __device__ __forceinline__ void backward_h2o_38(const dopa::StepArgs<T> &a) {
+  T *__restrict t489 = a.record + 14256;                            // [1149]
+  const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
+  T *__restrict t492 = a.scratch + 31040;                           // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 119 "examples/lm/modul_lstm.dopa"
+  for (int c = tid; c < 1149; c += nthreads) {
+    T acc = T(0);
+    for (int k = 0; k < 1149; ++k)
+      acc += t489[k] * l1_h2o_weight[k * 1149 + c];
+    t492[c] = acc;
+  }
+#line 3189 "lm_modul_lstm.cu"
+}
+
+// o = sigmoid(x2o(x) + h2o(h))
+//
+// backward stage 39: dense product (a warp or thread per output), [400]
+//   %496 matmul
+template <class T> __device__ __forceinline__ void backward_x2o_39(const dopa::StepArgs<T> &a) {
+  T *__restrict t489 = a.record + 14256;                            // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t493 = a.scratch + 32192;                           // [400]
+  T *__restrict t496 = a.scratch + 32192;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3161,62 +3203,62 @@ template <class T> __device__ __forceinline__ void backward_x2o_37(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t486[k] * l1_x2o_weight[k * 400 + c];
-    t493[c] = acc;
-  }
-#line 3168 "lm_modul_lstm.cu"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// backward stage 38: dense product (a warp or thread per output), [1149]
-//   %500 matmul
-template <class T> __device__ __forceinline__ void backward_h2i_38(const dopa::StepArgs<T> &a) {
-  T *__restrict t497 = a.record + 13104;                            // [1149]
-  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t500 = a.scratch + 32592;                           // [1149]
-  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
-  (void)tid;
-  (void)nthreads;
-#line 118 "examples/lm/modul_lstm.dopa"
-  for (int c = tid; c < 1149; c += nthreads) {
-    T acc = T(0);
-    for (int k = 0; k < 1149; ++k)
-      acc += t497[k] * l1_h2i_weight[k * 1149 + c];
-    t500[c] = acc;
-  }
-#line 3189 "lm_modul_lstm.cu"
-}
-
-// i = sigmoid(x2i(x) + h2i(h))
-//
-// backward stage 39: dense product (a warp or thread per output), [400]
-//   %504 matmul
-template <class T> __device__ __forceinline__ void backward_x2i_39(const dopa::StepArgs<T> &a) {
-  T *__restrict t497 = a.record + 13104;                            // [1149]
-  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t504 = a.scratch + 33744;                           // [400]
-  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
-  (void)tid;
-  (void)nthreads;
-#line 118 "examples/lm/modul_lstm.dopa"
-  for (int c = tid; c < 400; c += nthreads) {
-    T acc = T(0);
-    for (int k = 0; k < 1149; ++k)
-      acc += t497[k] * l1_x2i_weight[k * 400 + c];
-    t504[c] = acc;
+      acc += t489[k] * l1_x2o_weight[k * 400 + c];
+    t496[c] = acc;
   }
 #line 3210 "lm_modul_lstm.cu"
 }
 
-// f = sigmoid(x2f(x) + h2f(h))
+// i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 40: dense product (a warp or thread per output), [1149]
-//   %511 matmul
-template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::StepArgs<T> &a) {
-  T *__restrict t508 = a.record + 10400;                            // [1149]
+//   %503 matmul
+template <class T> __device__ __forceinline__ void backward_h2i_40(const dopa::StepArgs<T> &a) {
+  T *__restrict t500 = a.record + 13104;                            // [1149]
+  const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
+  T *__restrict t503 = a.scratch + 32592;                           // [1149]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 118 "examples/lm/modul_lstm.dopa"
+  for (int c = tid; c < 1149; c += nthreads) {
+    T acc = T(0);
+    for (int k = 0; k < 1149; ++k)
+      acc += t500[k] * l1_h2i_weight[k * 1149 + c];
+    t503[c] = acc;
+  }
+#line 3231 "lm_modul_lstm.cu"
+}
+
+// i = sigmoid(x2i(x) + h2i(h))
+//
+// backward stage 41: dense product (a warp or thread per output), [400]
+//   %507 matmul
+template <class T> __device__ __forceinline__ void backward_x2i_41(const dopa::StepArgs<T> &a) {
+  T *__restrict t500 = a.record + 13104;                            // [1149]
+  const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
+  T *__restrict t507 = a.scratch + 33744;                           // [400]
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+#line 118 "examples/lm/modul_lstm.dopa"
+  for (int c = tid; c < 400; c += nthreads) {
+    T acc = T(0);
+    for (int k = 0; k < 1149; ++k)
+      acc += t500[k] * l1_x2i_weight[k * 400 + c];
+    t507[c] = acc;
+  }
+#line 3252 "lm_modul_lstm.cu"
+}
+
+// f = sigmoid(x2f(x) + h2f(h))
+//
+// backward stage 42: dense product (a warp or thread per output), [1149]
+//   %514 matmul
+template <class T> __device__ __forceinline__ void backward_h2f_42(const dopa::StepArgs<T> &a) {
+  T *__restrict t511 = a.record + 10400;                            // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t511 = a.scratch + 34144;                           // [1149]
+  T *__restrict t514 = a.scratch + 34144;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3224,20 +3266,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_40(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t508[k] * l1_h2f_weight[k * 1149 + c];
-    t511[c] = acc;
+      acc += t511[k] * l1_h2f_weight[k * 1149 + c];
+    t514[c] = acc;
   }
-#line 3231 "lm_modul_lstm.cu"
+#line 3273 "lm_modul_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
-// backward stage 41: dense product (a warp or thread per output), [400]
-//   %515 matmul
-template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::StepArgs<T> &a) {
-  T *__restrict t508 = a.record + 10400;                            // [1149]
+// backward stage 43: dense product (a warp or thread per output), [400]
+//   %518 matmul
+template <class T> __device__ __forceinline__ void backward_x2f_43(const dopa::StepArgs<T> &a) {
+  T *__restrict t511 = a.record + 10400;                            // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t515 = a.scratch + 35296;                           // [400]
+  T *__restrict t518 = a.scratch + 35296;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -3245,85 +3287,91 @@ template <class T> __device__ __forceinline__ void backward_x2f_41(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t508[k] * l1_x2f_weight[k * 400 + c];
-    t515[c] = acc;
+      acc += t511[k] * l1_x2f_weight[k * 400 + c];
+    t518[c] = acc;
   }
-#line 3252 "lm_modul_lstm.cu"
+#line 3294 "lm_modul_lstm.cu"
 }
 
 // state  h : [H] = 0
 //
-// backward stage 42: fused loop nest over [1149]
-//   %512 add -> grad_prev l1.h
+// backward stage 44: fused loop nest over [1149]
+//   %515 add -> grad_prev l1.h
 template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t436 = a.scratch + 24848;        // [1149]
-  T *__restrict t474 = a.scratch + 28336;        // [1149]
-  T *__restrict t489 = a.scratch + 31040;        // [1149]
-  T *__restrict t500 = a.scratch + 32592;        // [1149]
-  T *__restrict t511 = a.scratch + 34144;        // [1149]
-  T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
+  T *__restrict t438 = a.scratch + 24848;                  // [1149]
+  const T *__restrict l1_etaet = a.params + kParamL1Etaet; // []
+  T *__restrict t477 = a.scratch + 28336;                  // [1149]
+  T *__restrict t492 = a.scratch + 31040;                  // [1149]
+  T *__restrict t503 = a.scratch + 32592;                  // [1149]
+  T *__restrict t514 = a.scratch + 34144;                  // [1149]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H;           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v439 = t438[j] * l1_etaet[0];
 #line 100 "examples/lm/modul_lstm.dopa"
-      const T v475 = t436[j] + t474[j];
-      const T v490 = v475 + t489[j];
-      const T v501 = v490 + t500[j];
-      const T v512 = v501 + t511[j];
-      d_l1_h[j] = v512;
-    }
-  }
-#line 3279 "lm_modul_lstm.cu"
-}
-
-// x = enc(tok) * drop_e[tok, :] * drop_i
-// state  h : [H] = 0
-//
-// backward stage 43: fused loop nest over [400]
-//   %334 add -> grad_prev l3.h
-//   %519 mul += grad enc.weight
-template <class T>
-__device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
-  T *__restrict t255 = a.scratch + 816;                   // [400]
-  T *__restrict t296 = a.scratch + 2048;                  // [400]
-  T *__restrict t311 = a.scratch + 4000;                  // [400]
-  T *__restrict t322 = a.scratch + 5552;                  // [400]
-  T *__restrict t333 = a.scratch + 7104;                  // [400]
-  T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t483 = a.scratch + 30640;                 // [400]
-  T *__restrict t493 = a.scratch + 32192;                 // [400]
-  T *__restrict t504 = a.scratch + 33744;                 // [400]
-  T *__restrict t515 = a.scratch + 35296;                 // [400]
-  const T *__restrict drop_i = a.inputs[1];               // [400]
-  const T *__restrict t4 = a.saved + 0;                   // [1]
-  T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
-  const T *__restrict tok = a.inputs[0];                  // []
-  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
-  (void)tid;
-  (void)nthreads;
-  {
-    for (int j = tid; j < 400; j += nthreads) {
-#line 100 "examples/lm/modul_lstm.dopa"
-      const T v297 = t255[j] + t296[j];
-      const T v312 = v297 + t311[j];
-      const T v323 = v312 + t322[j];
-      const T v334 = v323 + t333[j];
-      d_l3_h[j] = v334;
-#line 26 "examples/lm/modul_lstm.dopa"
-      const T v494 = t483[j] + t493[j];
-      const T v505 = v494 + t504[j];
-      const T v516 = v505 + t515[j];
-      const T v518 = v516 * drop_i[j];
-      const T v519 = v518 * t4[0];
-      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v519);
+      const T v478 = v439 + t477[j];
+      const T v493 = v478 + t492[j];
+      const T v504 = v493 + t503[j];
+      const T v515 = v504 + t514[j];
+      d_l1_h[j] = v515;
     }
   }
 #line 3324 "lm_modul_lstm.cu"
 }
 
-// backward stage 44: fused loop nest over [10000]
+// x = enc(tok) * drop_e[tok, :] * drop_i
+// state  h : [H] = 0
+//
+// backward stage 45: fused loop nest over [400]
+//   %335 add -> grad_prev l3.h
+//   %522 mul += grad enc.weight
+template <class T>
+__device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
+  T *__restrict t255 = a.scratch + 816;                    // [400]
+  const T *__restrict l3_etaet = a.params + kParamL3Etaet; // []
+  T *__restrict t297 = a.scratch + 2048;                   // [400]
+  T *__restrict t312 = a.scratch + 4000;                   // [400]
+  T *__restrict t323 = a.scratch + 5552;                   // [400]
+  T *__restrict t334 = a.scratch + 7104;                   // [400]
+  T *__restrict d_l3_h = a.gradPrev + kStateL3H;           // [400]
+  T *__restrict t486 = a.scratch + 30640;                  // [400]
+  T *__restrict t496 = a.scratch + 32192;                  // [400]
+  T *__restrict t507 = a.scratch + 33744;                  // [400]
+  T *__restrict t518 = a.scratch + 35296;                  // [400]
+  const T *__restrict drop_i = a.inputs[1];                // [400]
+  const T *__restrict t4 = a.saved + 0;                    // [1]
+  T *__restrict d_enc_weight = a.grads + kParamEncWeight;  // [10000, 400]
+  const T *__restrict tok = a.inputs[0];                   // []
+  const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
+  (void)tid;
+  (void)nthreads;
+  {
+    for (int j = tid; j < 400; j += nthreads) {
+#line 128 "examples/lm/modul_lstm.dopa"
+      const T v256 = t255[j] * l3_etaet[0];
+#line 100 "examples/lm/modul_lstm.dopa"
+      const T v298 = v256 + t297[j];
+      const T v313 = v298 + t312[j];
+      const T v324 = v313 + t323[j];
+      const T v335 = v324 + t334[j];
+      d_l3_h[j] = v335;
+#line 26 "examples/lm/modul_lstm.dopa"
+      const T v497 = t486[j] + t496[j];
+      const T v508 = v497 + t507[j];
+      const T v519 = v508 + t518[j];
+      const T v521 = v519 * drop_i[j];
+      const T v522 = v521 * t4[0];
+      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v522);
+    }
+  }
+#line 3372 "lm_modul_lstm.cu"
+}
+
+// backward stage 46: fused loop nest over [10000]
 //   %227 grad_output d logits -> record (a factor of deferred outer-product gradients)
 //   %227 grad_output d logits += grad dec_bias
 template <class T>
@@ -3344,14 +3392,14 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 45: fused loop nest over [1149, 1]
-//   %477 reduce_to += grad l1.alpha
-//   %388 reduce_to += grad l2.alpha
+// backward stage 47: fused loop nest over [1149, 1]
+//   %480 reduce_to += grad l1.alpha
+//   %390 reduce_to += grad l2.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t477 = a.scratch + 29488;             // [1149, 1]
+  T *__restrict t480 = a.scratch + 29488;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t388 = a.scratch + 14464;             // [1149, 1]
+  T *__restrict t390 = a.scratch + 14464;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3359,61 +3407,61 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 112 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l1_alpha[i], t477[i]);
-      atomicAdd(&d_l2_alpha[i], t388[i]);
+      atomicAdd(&d_l1_alpha[i], t480[i]);
+      atomicAdd(&d_l2_alpha[i], t390[i]);
     }
   }
-#line 3367 "lm_modul_lstm.cu"
+#line 3415 "lm_modul_lstm.cu"
 }
 
 // param  etaet : [] = 0.01
 //
-// backward stage 46: fused loop nest over []
-//   %441 add += grad l1.etaet
-//   %352 add += grad l2.etaet
-//   %260 add += grad l3.etaet
+// backward stage 48: fused loop nest over []
+//   %444 add += grad l1.etaet
+//   %354 add += grad l2.etaet
+//   %261 add += grad l3.etaet
 template <class T>
 __device__ __forceinline__ void
 backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a) {
-  T *__restrict t432 = a.scratch + 23680;             // []
-  T *__restrict t438 = a.scratch + 26000;             // []
+  T *__restrict t435 = a.scratch + 24832;             // []
+  T *__restrict t441 = a.scratch + 26000;             // []
   T *__restrict d_l1_etaet = a.grads + kParamL1Etaet; // []
-  T *__restrict t343 = a.scratch + 8656;              // []
-  T *__restrict t349 = a.scratch + 10976;             // []
+  T *__restrict t345 = a.scratch + 9808;              // []
+  T *__restrict t351 = a.scratch + 10976;             // []
   T *__restrict d_l2_etaet = a.grads + kParamL2Etaet; // []
-  T *__restrict t251 = a.scratch + 400;               // []
-  T *__restrict t257 = a.scratch + 1216;              // []
+  T *__restrict t252 = a.scratch + 800;               // []
+  T *__restrict t258 = a.scratch + 1216;              // []
   T *__restrict d_l3_etaet = a.grads + kParamL3Etaet; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v440 = -t438[0];
+    const T v443 = -t441[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v441 = t432[0] + v440;
-    atomicAdd(&d_l1_etaet[0], v441);
+    const T v444 = t435[0] + v443;
+    atomicAdd(&d_l1_etaet[0], v444);
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v351 = -t349[0];
+    const T v353 = -t351[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v352 = t343[0] + v351;
-    atomicAdd(&d_l2_etaet[0], v352);
+    const T v354 = t345[0] + v353;
+    atomicAdd(&d_l2_etaet[0], v354);
 #line 128 "examples/lm/modul_lstm.dopa"
-    const T v259 = -t257[0];
+    const T v260 = -t258[0];
 #line 113 "examples/lm/modul_lstm.dopa"
-    const T v260 = t251[0] + v259;
-    atomicAdd(&d_l3_etaet[0], v260);
+    const T v261 = t252[0] + v260;
+    atomicAdd(&d_l3_etaet[0], v261);
   }
-#line 3408 "lm_modul_lstm.cu"
+#line 3456 "lm_modul_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
-// backward stage 47: fused loop nest over [400, 1]
-//   %299 reduce_to += grad l3.alpha
+// backward stage 49: fused loop nest over [400, 1]
+//   %300 reduce_to += grad l3.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t299 = a.scratch + 2448;              // [400, 1]
+  T *__restrict t300 = a.scratch + 2448;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -3421,10 +3469,10 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 112 "examples/lm/modul_lstm.dopa"
-      atomicAdd(&d_l3_alpha[i], t299[i]);
+      atomicAdd(&d_l3_alpha[i], t300[i]);
     }
   }
-#line 3428 "lm_modul_lstm.cu"
+#line 3476 "lm_modul_lstm.cu"
 }
 
 /// One backward step of ModulLSTMLM for the whole batch: block b runs batch element b.
@@ -3459,6 +3507,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   dopa::gridSync();
   backward_d_l3_et(a);
   dopa::gridSync();
+  backward_etaet(a);
+  dopa::gridSync();
   backward_record_col(a);
   dopa::gridSync();
   backward_modfanout(a);
@@ -3487,57 +3537,59 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const dopa::BatchArg
   dopa::gridSync();
   backward_d_l1_et_l2_et(a);
   dopa::gridSync();
-  backward_record_col_16(a);
+  backward_etaet_17(a);
   dopa::gridSync();
-  backward_modfanout_17(a);
+  backward_record_col_18(a);
+  dopa::gridSync();
+  backward_modfanout_19(a);
   dopa::gridSync();
   backward_grad_l2_h2mod_bias(a);
   dopa::gridSync();
-  backward_h2mod_19(a);
+  backward_h2mod_21(a);
   dopa::gridSync();
   backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(a);
   dopa::gridSync();
   backward_d_l2_pw(a);
   dopa::gridSync();
-  backward_x2c_22(a);
+  backward_x2c_24(a);
   dopa::gridSync();
-  backward_h2o_23(a);
+  backward_h2o_25(a);
   dopa::gridSync();
-  backward_x2o_24(a);
+  backward_x2o_26(a);
   dopa::gridSync();
-  backward_h2i_25(a);
+  backward_h2i_27(a);
   dopa::gridSync();
-  backward_x2i_26(a);
+  backward_x2i_28(a);
   dopa::gridSync();
-  backward_h2f_27(a);
+  backward_h2f_29(a);
   dopa::gridSync();
-  backward_x2f_28(a);
+  backward_x2f_30(a);
   dopa::gridSync();
-  backward_record_col_29(a);
+  backward_record_col_31(a);
   dopa::gridSync();
-  backward_modfanout_30(a);
+  backward_modfanout_32(a);
   dopa::gridSync();
   backward_grad_l1_h2mod_bias(a);
   dopa::gridSync();
-  backward_h2mod_32(a);
+  backward_h2mod_34(a);
   dopa::gridSync();
   backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(a);
   dopa::gridSync();
   backward_d_l1_pw(a);
   dopa::gridSync();
-  backward_x2c_35(a);
+  backward_x2c_37(a);
   dopa::gridSync();
-  backward_h2o_36(a);
+  backward_h2o_38(a);
   dopa::gridSync();
-  backward_x2o_37(a);
+  backward_x2o_39(a);
   dopa::gridSync();
-  backward_h2i_38(a);
+  backward_h2i_40(a);
   dopa::gridSync();
-  backward_x2i_39(a);
+  backward_x2i_41(a);
   dopa::gridSync();
-  backward_h2f_40(a);
+  backward_h2f_42(a);
   dopa::gridSync();
-  backward_x2f_41(a);
+  backward_x2f_43(a);
   dopa::gridSync();
   backward_d_l1_h(a);
   dopa::gridSync();

@@ -880,8 +880,7 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 // backward stage 0: fused loop nest over [400, 400]
 //   %199 matmul
 //   %202 reduce_to
-//   %230 reduce_to
-//   %233 matmul
+//   %229 matmul
 //   %234 matmul
 //   %228 mul -> grad_prev l3.hebb
 template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
@@ -895,23 +894,20 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
   const T *__restrict t164_l3_hn = a.saved + 23952;                   // [400] l3.hn
   T *__restrict t202 = a.scratch + 400;                               // [400, 1]
+  T *__restrict t229 = a.scratch + 5408;                              // [400]
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb;     // [400, 400] d l3.hebb'
-  T *__restrict t230 = a.scratch + 5408;                              // []
-  T *__restrict t233 = a.scratch + 5424;                              // [400]
   T *__restrict t234 = a.scratch + 5824;                              // [400]
   T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;                // [400, 400]
   for (int e = 0; e < 400; ++e)
     t199[e] = T(0);
   for (int e = 0; e < 400; ++e)
     t202[e] = T(0);
-  t230[0] = T(0);
   for (int e = 0; e < 400; ++e)
     t234[e] = T(0);
   for (int i = 0; i < 400; ++i) {
     T acc202 = T(0);
-    T acc230 = T(0);
-    T acc233 = T(0);
-#pragma omp simd reduction(+ : acc202, acc230, acc233)
+    T acc229 = T(0);
+#pragma omp simd reduction(+ : acc202, acc229)
     for (int j = 0; j < 400; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v166 = t158_l3_g[i] * l3_h[j];
@@ -932,20 +928,16 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
       const T v205 = d_l3_hebb_next[i * 400 + j] + v204;
       const T v227 = T(-2.0) <= v168 && v168 <= T(2.0) ? T(1) : T(0);
       const T v228 = v205 * v227;
-      const T v229 = v228 * v166;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc230 += v229;
+      acc229 += v228 * l3_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v232 = v228 * l3_eta[0];
-      acc233 += v232 * l3_h[j];
-      t234[j] += t158_l3_g[i] * v232;
+      t234[j] += t158_l3_g[i] * v228;
       d_l3_hebb[i * 400 + j] = v228;
     }
     t202[i] += acc202;
-    t230[0] += acc230;
-    t233[i] = acc233;
+    t229[i] = acc229;
   }
-#line 949 "lm_plastic_lstm.cpp"
+#line 941 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -958,14 +950,12 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
 //   %210 reduce_to
 //   %215 matmul
 //   %218 reduce_to
-//   %292 reduce_to
-//   %295 matmul
-//   %296 matmul
-//   %353 reduce_to
-//   %356 matmul
-//   %357 matmul
-//   %351 mul -> grad_prev l1.hebb
-//   %290 mul -> grad_prev l2.hebb
+//   %292 matmul
+//   %297 matmul
+//   %354 matmul
+//   %359 matmul
+//   %353 mul -> grad_prev l1.hebb
+//   %291 mul -> grad_prev l2.hebb
 template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T> &a) {
   T *__restrict t207 = a.scratch + 800;                               // [1149]
   const T *__restrict d_carried_1_next = a.gradNext + kStateCarried1; // [1149] d carried.1'
@@ -987,14 +977,12 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
   const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
   const T *__restrict t54_l1_hn = a.saved + 8480;                     // [1149] l1.hn
   T *__restrict t218 = a.scratch + 4256;                              // [1149, 1]
+  T *__restrict t292 = a.scratch + 12032;                             // [1149]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [1149, 1149] d l2.hebb'
-  T *__restrict t292 = a.scratch + 12032;                             // []
-  T *__restrict t295 = a.scratch + 12048;                             // [1149]
-  T *__restrict t296 = a.scratch + 13200;                             // [1149]
+  T *__restrict t297 = a.scratch + 13200;                             // [1149]
+  T *__restrict t354 = a.scratch + 22416;                             // [1149]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [1149, 1149] d l1.hebb'
-  T *__restrict t353 = a.scratch + 22416;                             // []
-  T *__restrict t356 = a.scratch + 22432;                             // [1149]
-  T *__restrict t357 = a.scratch + 23584;                             // [1149]
+  T *__restrict t359 = a.scratch + 23584;                             // [1149]
   T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [1149, 1149]
   T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
@@ -1005,20 +993,16 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     t215[e] = T(0);
   for (int e = 0; e < 1149; ++e)
     t218[e] = T(0);
-  t292[0] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t296[e] = T(0);
-  t353[0] = T(0);
+    t297[e] = T(0);
   for (int e = 0; e < 1149; ++e)
-    t357[e] = T(0);
+    t359[e] = T(0);
   for (int i = 0; i < 1149; ++i) {
     T acc210 = T(0);
     T acc218 = T(0);
     T acc292 = T(0);
-    T acc295 = T(0);
-    T acc353 = T(0);
-    T acc356 = T(0);
-#pragma omp simd reduction(+ : acc210, acc218, acc292, acc295, acc353, acc356)
+    T acc354 = T(0);
+#pragma omp simd reduction(+ : acc210, acc218, acc292, acc354)
     for (int j = 0; j < 1136; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v112 = t104_l2_g[i] * l2_h[j];
@@ -1050,32 +1034,26 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
       const T v212 = v206 * l2_alpha[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v213 = d_l2_hebb_next[i * 1149 + j] + v212;
-      const T v289 = T(-2.0) <= v114 && v114 <= T(2.0) ? T(1) : T(0);
-      const T v290 = v213 * v289;
-      const T v291 = v290 * v112;
+      const T v290 = T(-2.0) <= v114 && v114 <= T(2.0) ? T(1) : T(0);
+      const T v291 = v213 * v290;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc292 += v291;
+      acc292 += v291 * l2_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v294 = v290 * l2_eta[0];
-      acc295 += v294 * l2_h[j];
-      t296[j] += t104_l2_g[i] * v294;
+      t297[j] += t104_l2_g[i] * v291;
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v220 = v214 * l1_alpha[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v221 = d_l1_hebb_next[i * 1149 + j] + v220;
-      const T v350 = T(-2.0) <= v58 && v58 <= T(2.0) ? T(1) : T(0);
-      const T v351 = v221 * v350;
-      const T v352 = v351 * v56;
+      const T v352 = T(-2.0) <= v58 && v58 <= T(2.0) ? T(1) : T(0);
+      const T v353 = v221 * v352;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc353 += v352;
+      acc354 += v353 * l1_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v355 = v351 * l1_eta[0];
-      acc356 += v355 * l1_h[j];
-      t357[j] += t48_l1_g[i] * v355;
-      d_l1_hebb[i * 1149 + j] = v351;
-      d_l2_hebb[i * 1149 + j] = v290;
+      t359[j] += t48_l1_g[i] * v353;
+      d_l1_hebb[i * 1149 + j] = v353;
+      d_l2_hebb[i * 1149 + j] = v291;
     }
-#pragma omp simd reduction(+ : acc210, acc218, acc292, acc295, acc353, acc356)
+#pragma omp simd reduction(+ : acc210, acc218, acc292, acc354)
     for (int j = 1136; j < 1149; ++j) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v112 = t104_l2_g[i] * l2_h[j];
@@ -1107,42 +1085,35 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
       const T v212 = v206 * l2_alpha[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v213 = d_l2_hebb_next[i * 1149 + j] + v212;
-      const T v289 = T(-2.0) <= v114 && v114 <= T(2.0) ? T(1) : T(0);
-      const T v290 = v213 * v289;
-      const T v291 = v290 * v112;
+      const T v290 = T(-2.0) <= v114 && v114 <= T(2.0) ? T(1) : T(0);
+      const T v291 = v213 * v290;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc292 += v291;
+      acc292 += v291 * l2_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v294 = v290 * l2_eta[0];
-      acc295 += v294 * l2_h[j];
-      t296[j] += t104_l2_g[i] * v294;
+      t297[j] += t104_l2_g[i] * v291;
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v220 = v214 * l1_alpha[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v221 = d_l1_hebb_next[i * 1149 + j] + v220;
-      const T v350 = T(-2.0) <= v58 && v58 <= T(2.0) ? T(1) : T(0);
-      const T v351 = v221 * v350;
-      const T v352 = v351 * v56;
+      const T v352 = T(-2.0) <= v58 && v58 <= T(2.0) ? T(1) : T(0);
+      const T v353 = v221 * v352;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc353 += v352;
+      acc354 += v353 * l1_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v355 = v351 * l1_eta[0];
-      acc356 += v355 * l1_h[j];
-      t357[j] += t48_l1_g[i] * v355;
-      d_l1_hebb[i * 1149 + j] = v351;
-      d_l2_hebb[i * 1149 + j] = v290;
+      t359[j] += t48_l1_g[i] * v353;
+      d_l1_hebb[i * 1149 + j] = v353;
+      d_l2_hebb[i * 1149 + j] = v291;
     }
     t210[i] += acc210;
     t218[i] += acc218;
-    t292[0] += acc292;
-    t295[i] = acc295;
-    t353[0] += acc353;
-    t356[i] = acc356;
+    t292[i] = acc292;
+    t354[i] = acc354;
   }
-#line 1143 "lm_plastic_lstm.cpp"
+#line 1113 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
+// param  eta : [] = 0.01
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1151,26 +1122,30 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
 // hn = o * tanh(cn)
 //
 // backward stage 2: fused loop nest over [400]
-//   %249 mul
-//   %255 mul
-//   %266 mul
-//   %277 mul
-//   %246 mul -> grad_prev l3.c
+//   %231 reduce_to
+//   %250 mul
+//   %256 mul
+//   %267 mul
+//   %278 mul
+//   %247 mul -> grad_prev l3.c
 //   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %277 mul += grad l3.x2f.bias
+//   %278 mul += grad l3.x2f.bias
 //   %122 state -> record (a factor of deferred outer-product gradients)
-//   %277 mul += grad l3.h2f.bias
-//   %266 mul += grad l3.x2i.bias
-//   %266 mul += grad l3.h2i.bias
-//   %255 mul += grad l3.x2o.bias
-//   %255 mul += grad l3.h2o.bias
-//   %249 mul -> record (a factor of deferred outer-product gradients)
-//   %249 mul += grad l3.x2c.bias
+//   %278 mul += grad l3.h2f.bias
+//   %267 mul += grad l3.x2i.bias
+//   %267 mul += grad l3.h2i.bias
+//   %256 mul += grad l3.x2o.bias
+//   %256 mul += grad l3.h2o.bias
+//   %250 mul -> record (a factor of deferred outer-product gradients)
+//   %250 mul += grad l3.x2c.bias
 //   %197 grad_state d carried.2' -> record (a factor of deferred outer-product gradients)
 //   %164 mul l3.hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t233 = a.scratch + 5424;                              // [400]
+  const T *__restrict t158_l3_g = a.saved + 23552;                    // [400] l3.g
+  T *__restrict t229 = a.scratch + 5408;                              // [400]
+  T *__restrict t231 = a.scratch + 5808;                              // []
+  const T *__restrict l3_eta = a.params + kParamL3Eta;                // []
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;           // [400] d l3.c'
   const T *__restrict d_out_tar_h = a.gradOutputs[2];                 // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;           // [400] d l3.h'
@@ -1191,11 +1166,10 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias;       // [400]
   const T *__restrict t134 = a.saved + 22352;                         // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias;       // [400]
-  const T *__restrict t158_l3_g = a.saved + 23552;                    // [400] l3.g
   T *__restrict d_carried_2 = a.gradPrev + kStateCarried2;            // [400]
-  T *__restrict t255 = a.record + 20032;                              // [400]
-  T *__restrict t266 = a.record + 19632;                              // [400]
-  T *__restrict t277 = a.record + 17680;                              // [400]
+  T *__restrict t256 = a.record + 20032;                              // [400]
+  T *__restrict t267 = a.record + 19632;                              // [400]
+  T *__restrict t278 = a.record + 17680;                              // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                      // [400]
   const T *__restrict t7_x = a.saved + 16;                            // [400] x
   T *__restrict record1 = a.record + 1152;                            // [400]
@@ -1213,8 +1187,15 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
   T *__restrict record22 = a.record + 20832;                          // [400]
   const T *__restrict t164_l3_hn = a.saved + 23952;                   // [400] l3.hn
   T *__restrict record23 = a.record + 21232;                          // [400]
-#pragma omp simd
+  t231[0] = T(0);
+  T acc231 = T(0);
+#pragma omp simd reduction(+ : acc231)
   for (int j = 0; j < 400; ++j) {
+#line 47 "examples/lm/plastic_lstm.dopa"
+    const T v230 = t158_l3_g[j] * t229[j];
+    acc231 += v230;
+#line 57 "examples/lm/plastic_lstm.dopa"
+    const T v233 = t229[j] * l3_eta[0];
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v192 = d_out_tar_h[j] + d_l3_h_next[j];
     const T v200 = v192 + t199[j];
@@ -1229,7 +1210,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     const T v147 = v142 + v146;
     const T v148 = T(1) / (T(1) + simdExp(-v147));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v236 = v224 * v148;
+    const T v237 = v224 * v148;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v121 = t119[j] + l3_x2f_bias[j];
     const T v126 = t124[j] + l3_h2f_bias[j];
@@ -1247,162 +1228,164 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     const T v162 = v160 + v161;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v163 = simdTanh(v162);
-    const T v238 = v163 * v163;
-    const T v239 = T(1.0) - v238;
-    const T v240 = v236 * v239;
+    const T v239 = v163 * v163;
+    const T v240 = T(1.0) - v239;
+    const T v241 = v237 * v240;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v241 = d_l3_c_next[j] + v240;
-    const T v243 = v241 * v138;
+    const T v242 = d_l3_c_next[j] + v241;
+    const T v244 = v242 * v138;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v244 = t233[j] + v243;
-    const T v247 = t158_l3_g[j] * t158_l3_g[j];
-    const T v248 = T(1.0) - v247;
-    const T v249 = v244 * v248;
-    d_carried_2[j] = v249;
+    const T v245 = v233 + v244;
+    const T v248 = t158_l3_g[j] * t158_l3_g[j];
+    const T v249 = T(1.0) - v248;
+    const T v250 = v245 * v249;
+    d_carried_2[j] = v250;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v235 = v224 * v163;
+    const T v236 = v224 * v163;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v253 = T(1.0) - v148;
-    const T v254 = v148 * v253;
-    const T v255 = v235 * v254;
-    t255[j] = v255;
+    const T v254 = T(1.0) - v148;
+    const T v255 = v148 * v254;
+    const T v256 = v236 * v255;
+    t256[j] = v256;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v242 = v241 * t158_l3_g[j];
+    const T v243 = v242 * t158_l3_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v264 = T(1.0) - v138;
-    const T v265 = v138 * v264;
-    const T v266 = v242 * v265;
-    t266[j] = v266;
+    const T v265 = T(1.0) - v138;
+    const T v266 = v138 * v265;
+    const T v267 = v243 * v266;
+    t267[j] = v267;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v245 = v241 * l3_c[j];
+    const T v246 = v242 * l3_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v275 = T(1.0) - v128;
-    const T v276 = v128 * v275;
-    const T v277 = v245 * v276;
-    t277[j] = v277;
+    const T v276 = T(1.0) - v128;
+    const T v277 = v128 * v276;
+    const T v278 = v246 * v277;
+    t278[j] = v278;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v246 = v241 * v128;
-    d_l3_c[j] = v246;
+    const T v247 = v242 * v128;
+    d_l3_c[j] = v247;
     record1[j] = t7_x[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2f_bias[j] += v277;
+    d_l3_x2f_bias[j] += v278;
     record18[j] = l3_h[j];
-    d_l3_h2f_bias[j] += v277;
+    d_l3_h2f_bias[j] += v278;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2i_bias[j] += v266;
-    d_l3_h2i_bias[j] += v266;
+    d_l3_x2i_bias[j] += v267;
+    d_l3_h2i_bias[j] += v267;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2o_bias[j] += v255;
-    d_l3_h2o_bias[j] += v255;
-    record21[j] = v249;
+    d_l3_x2o_bias[j] += v256;
+    d_l3_h2o_bias[j] += v256;
+    record21[j] = v250;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l3_x2c_bias[j] += v249;
+    d_l3_x2c_bias[j] += v250;
     record22[j] = d_carried_2_next[j];
     record23[j] = t164_l3_hn[j];
   }
-#line 1304 "lm_plastic_lstm.cpp"
+  t231[0] += acc231;
+#line 1286 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 3: dense product (Eigen), [1149]
-//   %252 matmul
+//   %253 matmul
 template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
   T *__restrict d_carried_2 = a.gradPrev + kStateCarried2;          // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t252 = a.scratch + 6224;                            // [1149]
+  T *__restrict t253 = a.scratch + 6224;                            // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t252, 1149).noalias() =
+  RowVec<T>(t253, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1318 "lm_plastic_lstm.cpp"
+#line 1300 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 4: dense product (Eigen), [400]
-//   %258 matmul
+//   %259 matmul
 template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t255 = a.record + 20032;                            // [400]
+  T *__restrict t256 = a.record + 20032;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t258 = a.scratch + 7376;                            // [400]
+  T *__restrict t259 = a.scratch + 7376;                            // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t258, 400).noalias() =
-      ConstRowVec<T>(t255, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1332 "lm_plastic_lstm.cpp"
+  RowVec<T>(t259, 400).noalias() =
+      ConstRowVec<T>(t256, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
+#line 1314 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 5: dense product (Eigen), [1149]
-//   %262 matmul
+//   %263 matmul
 template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t255 = a.record + 20032;                            // [400]
+  T *__restrict t256 = a.record + 20032;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t262 = a.scratch + 7776;                            // [1149]
+  T *__restrict t263 = a.scratch + 7776;                            // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t262, 1149).noalias() =
-      ConstRowVec<T>(t255, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1346 "lm_plastic_lstm.cpp"
+  RowVec<T>(t263, 1149).noalias() =
+      ConstRowVec<T>(t256, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
+#line 1328 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 6: dense product (Eigen), [400]
-//   %269 matmul
+//   %270 matmul
 template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t266 = a.record + 19632;                            // [400]
+  T *__restrict t267 = a.record + 19632;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t269 = a.scratch + 8928;                            // [400]
+  T *__restrict t270 = a.scratch + 8928;                            // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t269, 400).noalias() =
-      ConstRowVec<T>(t266, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1360 "lm_plastic_lstm.cpp"
+  RowVec<T>(t270, 400).noalias() =
+      ConstRowVec<T>(t267, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
+#line 1342 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 7: dense product (Eigen), [1149]
-//   %273 matmul
+//   %274 matmul
 template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t266 = a.record + 19632;                            // [400]
+  T *__restrict t267 = a.record + 19632;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t273 = a.scratch + 9328;                            // [1149]
+  T *__restrict t274 = a.scratch + 9328;                            // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t273, 1149).noalias() =
-      ConstRowVec<T>(t266, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1374 "lm_plastic_lstm.cpp"
+  RowVec<T>(t274, 1149).noalias() =
+      ConstRowVec<T>(t267, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
+#line 1356 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 8: dense product (Eigen), [400]
-//   %280 matmul
+//   %281 matmul
 template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 17680;                            // [400]
+  T *__restrict t278 = a.record + 17680;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t280 = a.scratch + 10480;                           // [400]
+  T *__restrict t281 = a.scratch + 10480;                           // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t280, 400).noalias() =
-      ConstRowVec<T>(t277, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1388 "lm_plastic_lstm.cpp"
+  RowVec<T>(t281, 400).noalias() =
+      ConstRowVec<T>(t278, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
+#line 1370 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 9: dense product (Eigen), [1149]
-//   %284 matmul
+//   %285 matmul
 template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t277 = a.record + 17680;                            // [400]
+  T *__restrict t278 = a.record + 17680;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t284 = a.scratch + 10880;                           // [1149]
+  T *__restrict t285 = a.scratch + 10880;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t284, 1149).noalias() =
-      ConstRowVec<T>(t277, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1402 "lm_plastic_lstm.cpp"
+  RowVec<T>(t285, 1149).noalias() =
+      ConstRowVec<T>(t278, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
+#line 1384 "lm_plastic_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
 // y2 = l2(y1) * drop_h2
+// param  eta : [] = 0.01
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1411,37 +1394,42 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 // hn = o * tanh(cn)
 //
 // backward stage 10: fused loop nest over [1149]
-//   %310 mul
-//   %316 mul
-//   %327 mul
-//   %338 mul
-//   %307 mul -> grad_prev l2.c
+//   %294 reduce_to
+//   %312 mul
+//   %318 mul
+//   %329 mul
+//   %340 mul
+//   %356 reduce_to
+//   %309 mul -> grad_prev l2.c
 //   %12 state -> record (a factor of deferred outer-product gradients)
 //   %195 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
 //   %54 mul l1.hn -> record (a factor of deferred outer-product gradients)
 //   %63 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %338 mul += grad l2.x2f.bias
+//   %340 mul += grad l2.x2f.bias
 //   %68 state -> record (a factor of deferred outer-product gradients)
-//   %338 mul += grad l2.h2f.bias
-//   %327 mul += grad l2.x2i.bias
-//   %327 mul += grad l2.h2i.bias
-//   %316 mul += grad l2.x2o.bias
-//   %316 mul += grad l2.h2o.bias
-//   %310 mul -> record (a factor of deferred outer-product gradients)
-//   %310 mul += grad l2.x2c.bias
+//   %340 mul += grad l2.h2f.bias
+//   %329 mul += grad l2.x2i.bias
+//   %329 mul += grad l2.h2i.bias
+//   %318 mul += grad l2.x2o.bias
+//   %318 mul += grad l2.h2o.bias
+//   %312 mul -> record (a factor of deferred outer-product gradients)
+//   %312 mul += grad l2.x2c.bias
 //   %196 grad_state d carried.1' -> record (a factor of deferred outer-product gradients)
 //   %110 mul l2.hn -> record (a factor of deferred outer-product gradients)
 //   %117 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t295 = a.scratch + 12048;                             // [1149]
+  const T *__restrict t104_l2_g = a.saved + 17696;                    // [1149] l2.g
+  T *__restrict t292 = a.scratch + 12032;                             // [1149]
+  T *__restrict t294 = a.scratch + 13184;                             // []
+  const T *__restrict l2_eta = a.params + kParamL2Eta;                // []
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;           // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;           // [1149] d l2.h'
   T *__restrict t207 = a.scratch + 800;                               // [1149]
-  T *__restrict t252 = a.scratch + 6224;                              // [1149]
-  T *__restrict t262 = a.scratch + 7776;                              // [1149]
-  T *__restrict t273 = a.scratch + 9328;                              // [1149]
-  T *__restrict t284 = a.scratch + 10880;                             // [1149]
+  T *__restrict t253 = a.scratch + 6224;                              // [1149]
+  T *__restrict t263 = a.scratch + 7776;                              // [1149]
+  T *__restrict t274 = a.scratch + 9328;                              // [1149]
+  T *__restrict t285 = a.scratch + 10880;                             // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                          // [1149]
   const T *__restrict t86 = a.saved + 15392;                          // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias;       // [1149]
@@ -1456,11 +1444,13 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias;       // [1149]
   const T *__restrict t80 = a.saved + 14240;                          // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias;       // [1149]
-  const T *__restrict t104_l2_g = a.saved + 17696;                    // [1149] l2.g
   T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;            // [1149]
-  T *__restrict t316 = a.record + 13072;                              // [1149]
-  T *__restrict t327 = a.record + 11920;                              // [1149]
-  T *__restrict t338 = a.record + 8464;                               // [1149]
+  T *__restrict t318 = a.record + 13072;                              // [1149]
+  T *__restrict t329 = a.record + 11920;                              // [1149]
+  T *__restrict t340 = a.record + 8464;                               // [1149]
+  const T *__restrict t48_l1_g = a.saved + 7328;                      // [1149] l1.g
+  T *__restrict t354 = a.scratch + 22416;                             // [1149]
+  T *__restrict t356 = a.scratch + 23568;                             // []
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                      // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
   T *__restrict record2 = a.record + 1552;                            // [1149]
@@ -1486,24 +1476,33 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   T *__restrict record15 = a.record + 16528;                          // [1149]
   const T *__restrict t117_y2 = a.saved + 20000;                      // [1149] y2
   T *__restrict record17 = a.record + 18080;                          // [1149]
-#pragma omp simd
+  t294[0] = T(0);
+  t356[0] = T(0);
+  T acc294 = T(0);
+  T acc356 = T(0);
+#pragma omp simd reduction(+ : acc294, acc356)
   for (int j = 0; j < 1136; ++j) {
+#line 47 "examples/lm/plastic_lstm.dopa"
+    const T v293 = t104_l2_g[j] * t292[j];
+    acc294 += v293;
+#line 57 "examples/lm/plastic_lstm.dopa"
+    const T v296 = t292[j] * l2_eta[0];
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v208 = d_l2_h_next[j] + t207[j];
 #line 28 "examples/lm/plastic_lstm.dopa"
-    const T v263 = t252[j] + t262[j];
-    const T v274 = v263 + t273[j];
-    const T v285 = v274 + t284[j];
-    const T v287 = v285 * drop_h2[j];
+    const T v264 = t253[j] + t263[j];
+    const T v275 = v264 + t274[j];
+    const T v286 = v275 + t285[j];
+    const T v288 = v286 * drop_h2[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v288 = v208 + v287;
+    const T v289 = v208 + v288;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v88 = t86[j] + l2_x2o_bias[j];
     const T v92 = t90[j] + l2_h2o_bias[j];
     const T v93 = v88 + v92;
     const T v94 = T(1) / (T(1) + simdExp(-v93));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v298 = v288 * v94;
+    const T v300 = v289 * v94;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v67 = t65[j] + l2_x2f_bias[j];
     const T v72 = t70[j] + l2_h2f_bias[j];
@@ -1521,81 +1520,89 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v108 = v106 + v107;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v109 = simdTanh(v108);
-    const T v299 = v109 * v109;
-    const T v300 = T(1.0) - v299;
-    const T v301 = v298 * v300;
+    const T v301 = v109 * v109;
+    const T v302 = T(1.0) - v301;
+    const T v303 = v300 * v302;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v302 = d_l2_c_next[j] + v301;
-    const T v304 = v302 * v84;
+    const T v304 = d_l2_c_next[j] + v303;
+    const T v306 = v304 * v84;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v305 = t295[j] + v304;
-    const T v308 = t104_l2_g[j] * t104_l2_g[j];
-    const T v309 = T(1.0) - v308;
-    const T v310 = v305 * v309;
-    d_carried_1[j] = v310;
+    const T v307 = v296 + v306;
+    const T v310 = t104_l2_g[j] * t104_l2_g[j];
+    const T v311 = T(1.0) - v310;
+    const T v312 = v307 * v311;
+    d_carried_1[j] = v312;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v297 = v288 * v109;
+    const T v299 = v289 * v109;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v314 = T(1.0) - v94;
-    const T v315 = v94 * v314;
-    const T v316 = v297 * v315;
-    t316[j] = v316;
+    const T v316 = T(1.0) - v94;
+    const T v317 = v94 * v316;
+    const T v318 = v299 * v317;
+    t318[j] = v318;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v303 = v302 * t104_l2_g[j];
+    const T v305 = v304 * t104_l2_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v325 = T(1.0) - v84;
-    const T v326 = v84 * v325;
-    const T v327 = v303 * v326;
-    t327[j] = v327;
+    const T v327 = T(1.0) - v84;
+    const T v328 = v84 * v327;
+    const T v329 = v305 * v328;
+    t329[j] = v329;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v306 = v302 * l2_c[j];
+    const T v308 = v304 * l2_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v336 = T(1.0) - v74;
-    const T v337 = v74 * v336;
-    const T v338 = v306 * v337;
-    t338[j] = v338;
+    const T v338 = T(1.0) - v74;
+    const T v339 = v74 * v338;
+    const T v340 = v308 * v339;
+    t340[j] = v340;
+#line 47 "examples/lm/plastic_lstm.dopa"
+    const T v355 = t48_l1_g[j] * t354[j];
+    acc356 += v355;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v307 = v302 * v74;
-    d_l2_c[j] = v307;
+    const T v309 = v304 * v74;
+    d_l2_c[j] = v309;
     record2[j] = l1_h[j];
     record6[j] = d_carried_0_next[j];
     record7[j] = t54_l1_hn[j];
     record9[j] = t63_y1[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2f_bias[j] += v338;
+    d_l2_x2f_bias[j] += v340;
     record10[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v338;
+    d_l2_h2f_bias[j] += v340;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2i_bias[j] += v327;
-    d_l2_h2i_bias[j] += v327;
+    d_l2_x2i_bias[j] += v329;
+    d_l2_h2i_bias[j] += v329;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2o_bias[j] += v316;
-    d_l2_h2o_bias[j] += v316;
-    record13[j] = v310;
+    d_l2_x2o_bias[j] += v318;
+    d_l2_h2o_bias[j] += v318;
+    record13[j] = v312;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2c_bias[j] += v310;
+    d_l2_x2c_bias[j] += v312;
     record14[j] = d_carried_1_next[j];
     record15[j] = t110_l2_hn[j];
     record17[j] = t117_y2[j];
   }
-#pragma omp simd
+#pragma omp simd reduction(+ : acc294, acc356)
   for (int j = 1136; j < 1149; ++j) {
+#line 47 "examples/lm/plastic_lstm.dopa"
+    const T v293 = t104_l2_g[j] * t292[j];
+    acc294 += v293;
+#line 57 "examples/lm/plastic_lstm.dopa"
+    const T v296 = t292[j] * l2_eta[0];
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v208 = d_l2_h_next[j] + t207[j];
 #line 28 "examples/lm/plastic_lstm.dopa"
-    const T v263 = t252[j] + t262[j];
-    const T v274 = v263 + t273[j];
-    const T v285 = v274 + t284[j];
-    const T v287 = v285 * drop_h2[j];
+    const T v264 = t253[j] + t263[j];
+    const T v275 = v264 + t274[j];
+    const T v286 = v275 + t285[j];
+    const T v288 = v286 * drop_h2[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v288 = v208 + v287;
+    const T v289 = v208 + v288;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v88 = t86[j] + l2_x2o_bias[j];
     const T v92 = t90[j] + l2_h2o_bias[j];
     const T v93 = v88 + v92;
     const T v94 = T(1) / (T(1) + simdExp(-v93));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v298 = v288 * v94;
+    const T v300 = v289 * v94;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v67 = t65[j] + l2_x2f_bias[j];
     const T v72 = t70[j] + l2_h2f_bias[j];
@@ -1613,162 +1620,167 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     const T v108 = v106 + v107;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v109 = simdTanh(v108);
-    const T v299 = v109 * v109;
-    const T v300 = T(1.0) - v299;
-    const T v301 = v298 * v300;
+    const T v301 = v109 * v109;
+    const T v302 = T(1.0) - v301;
+    const T v303 = v300 * v302;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v302 = d_l2_c_next[j] + v301;
-    const T v304 = v302 * v84;
+    const T v304 = d_l2_c_next[j] + v303;
+    const T v306 = v304 * v84;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v305 = t295[j] + v304;
-    const T v308 = t104_l2_g[j] * t104_l2_g[j];
-    const T v309 = T(1.0) - v308;
-    const T v310 = v305 * v309;
-    d_carried_1[j] = v310;
+    const T v307 = v296 + v306;
+    const T v310 = t104_l2_g[j] * t104_l2_g[j];
+    const T v311 = T(1.0) - v310;
+    const T v312 = v307 * v311;
+    d_carried_1[j] = v312;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v297 = v288 * v109;
+    const T v299 = v289 * v109;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v314 = T(1.0) - v94;
-    const T v315 = v94 * v314;
-    const T v316 = v297 * v315;
-    t316[j] = v316;
+    const T v316 = T(1.0) - v94;
+    const T v317 = v94 * v316;
+    const T v318 = v299 * v317;
+    t318[j] = v318;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v303 = v302 * t104_l2_g[j];
+    const T v305 = v304 * t104_l2_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v325 = T(1.0) - v84;
-    const T v326 = v84 * v325;
-    const T v327 = v303 * v326;
-    t327[j] = v327;
+    const T v327 = T(1.0) - v84;
+    const T v328 = v84 * v327;
+    const T v329 = v305 * v328;
+    t329[j] = v329;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v306 = v302 * l2_c[j];
+    const T v308 = v304 * l2_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v336 = T(1.0) - v74;
-    const T v337 = v74 * v336;
-    const T v338 = v306 * v337;
-    t338[j] = v338;
+    const T v338 = T(1.0) - v74;
+    const T v339 = v74 * v338;
+    const T v340 = v308 * v339;
+    t340[j] = v340;
+#line 47 "examples/lm/plastic_lstm.dopa"
+    const T v355 = t48_l1_g[j] * t354[j];
+    acc356 += v355;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v307 = v302 * v74;
-    d_l2_c[j] = v307;
+    const T v309 = v304 * v74;
+    d_l2_c[j] = v309;
     record2[j] = l1_h[j];
     record6[j] = d_carried_0_next[j];
     record7[j] = t54_l1_hn[j];
     record9[j] = t63_y1[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2f_bias[j] += v338;
+    d_l2_x2f_bias[j] += v340;
     record10[j] = l2_h[j];
-    d_l2_h2f_bias[j] += v338;
+    d_l2_h2f_bias[j] += v340;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2i_bias[j] += v327;
-    d_l2_h2i_bias[j] += v327;
+    d_l2_x2i_bias[j] += v329;
+    d_l2_h2i_bias[j] += v329;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2o_bias[j] += v316;
-    d_l2_h2o_bias[j] += v316;
-    record13[j] = v310;
+    d_l2_x2o_bias[j] += v318;
+    d_l2_h2o_bias[j] += v318;
+    record13[j] = v312;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l2_x2c_bias[j] += v310;
+    d_l2_x2c_bias[j] += v312;
     record14[j] = d_carried_1_next[j];
     record15[j] = t110_l2_hn[j];
     record17[j] = t117_y2[j];
   }
-#line 1674 "lm_plastic_lstm.cpp"
+  t294[0] += acc294;
+  t356[0] += acc356;
+#line 1686 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 11: dense product (Eigen), [1149]
-//   %313 matmul
+//   %315 matmul
 template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
   T *__restrict d_carried_1 = a.gradPrev + kStateCarried1;          // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t313 = a.scratch + 14352;                           // [1149]
+  T *__restrict t315 = a.scratch + 14352;                           // [1149]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t313, 1149).noalias() =
+  RowVec<T>(t315, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1688 "lm_plastic_lstm.cpp"
+#line 1700 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 12: dense product (Eigen), [1149]
-//   %319 matmul
+//   %321 matmul
 template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
-  T *__restrict t316 = a.record + 13072;                            // [1149]
+  T *__restrict t318 = a.record + 13072;                            // [1149]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t319 = a.scratch + 15504;                           // [1149]
+  T *__restrict t321 = a.scratch + 15504;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t319, 1149).noalias() =
-      ConstRowVec<T>(t316, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1702 "lm_plastic_lstm.cpp"
+  RowVec<T>(t321, 1149).noalias() =
+      ConstRowVec<T>(t318, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
+#line 1714 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 13: dense product (Eigen), [1149]
-//   %323 matmul
+//   %325 matmul
 template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
-  T *__restrict t316 = a.record + 13072;                            // [1149]
+  T *__restrict t318 = a.record + 13072;                            // [1149]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t323 = a.scratch + 16656;                           // [1149]
+  T *__restrict t325 = a.scratch + 16656;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t323, 1149).noalias() =
-      ConstRowVec<T>(t316, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1716 "lm_plastic_lstm.cpp"
+  RowVec<T>(t325, 1149).noalias() =
+      ConstRowVec<T>(t318, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
+#line 1728 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 14: dense product (Eigen), [1149]
-//   %330 matmul
+//   %332 matmul
 template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t327 = a.record + 11920;                            // [1149]
+  T *__restrict t329 = a.record + 11920;                            // [1149]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t330 = a.scratch + 17808;                           // [1149]
+  T *__restrict t332 = a.scratch + 17808;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t330, 1149).noalias() =
-      ConstRowVec<T>(t327, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1730 "lm_plastic_lstm.cpp"
+  RowVec<T>(t332, 1149).noalias() =
+      ConstRowVec<T>(t329, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
+#line 1742 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 15: dense product (Eigen), [1149]
-//   %334 matmul
+//   %336 matmul
 template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t327 = a.record + 11920;                            // [1149]
+  T *__restrict t329 = a.record + 11920;                            // [1149]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t334 = a.scratch + 18960;                           // [1149]
+  T *__restrict t336 = a.scratch + 18960;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t334, 1149).noalias() =
-      ConstRowVec<T>(t327, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1744 "lm_plastic_lstm.cpp"
+  RowVec<T>(t336, 1149).noalias() =
+      ConstRowVec<T>(t329, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
+#line 1756 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 16: dense product (Eigen), [1149]
-//   %341 matmul
+//   %343 matmul
 template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t338 = a.record + 8464;                             // [1149]
+  T *__restrict t340 = a.record + 8464;                             // [1149]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t341 = a.scratch + 20112;                           // [1149]
+  T *__restrict t343 = a.scratch + 20112;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t341, 1149).noalias() =
-      ConstRowVec<T>(t338, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1758 "lm_plastic_lstm.cpp"
+  RowVec<T>(t343, 1149).noalias() =
+      ConstRowVec<T>(t340, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
+#line 1770 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 17: dense product (Eigen), [1149]
-//   %345 matmul
+//   %347 matmul
 template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t338 = a.record + 8464;                             // [1149]
+  T *__restrict t340 = a.record + 8464;                             // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t345 = a.scratch + 21264;                           // [1149]
+  T *__restrict t347 = a.scratch + 21264;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t345, 1149).noalias() =
-      ConstRowVec<T>(t338, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1772 "lm_plastic_lstm.cpp"
+  RowVec<T>(t347, 1149).noalias() =
+      ConstRowVec<T>(t340, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
+#line 1784 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1779,30 +1791,31 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 // cn = f * c + i * g
 //
 // backward stage 18: fused loop nest over [1149]
-//   %371 mul
-//   %377 mul
-//   %388 mul
-//   %399 mul
-//   %368 mul -> grad_prev l1.c
-//   %342 add -> grad_prev l2.h
-//   %399 mul += grad l1.x2f.bias
-//   %399 mul += grad l1.h2f.bias
-//   %388 mul += grad l1.x2i.bias
-//   %388 mul += grad l1.h2i.bias
-//   %377 mul += grad l1.x2o.bias
-//   %377 mul += grad l1.h2o.bias
-//   %371 mul -> record (a factor of deferred outer-product gradients)
-//   %371 mul += grad l1.x2c.bias
+//   %374 mul
+//   %380 mul
+//   %391 mul
+//   %402 mul
+//   %371 mul -> grad_prev l1.c
+//   %344 add -> grad_prev l2.h
+//   %402 mul += grad l1.x2f.bias
+//   %402 mul += grad l1.h2f.bias
+//   %391 mul += grad l1.x2i.bias
+//   %391 mul += grad l1.h2i.bias
+//   %380 mul += grad l1.x2o.bias
+//   %380 mul += grad l1.h2o.bias
+//   %374 mul -> record (a factor of deferred outer-product gradients)
+//   %374 mul += grad l1.x2c.bias
 template <class T>
 static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t356 = a.scratch + 22432;                       // [1149]
+  T *__restrict t354 = a.scratch + 22416;                       // [1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;          // []
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1149] d l1.h'
   T *__restrict t215 = a.scratch + 3104;                        // [1149]
-  T *__restrict t313 = a.scratch + 14352;                       // [1149]
-  T *__restrict t323 = a.scratch + 16656;                       // [1149]
-  T *__restrict t334 = a.scratch + 18960;                       // [1149]
-  T *__restrict t345 = a.scratch + 21264;                       // [1149]
+  T *__restrict t315 = a.scratch + 14352;                       // [1149]
+  T *__restrict t325 = a.scratch + 16656;                       // [1149]
+  T *__restrict t336 = a.scratch + 18960;                       // [1149]
+  T *__restrict t347 = a.scratch + 21264;                       // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
   const T *__restrict t30 = a.saved + 5024;                     // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
@@ -1819,14 +1832,15 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
   const T *__restrict t48_l1_g = a.saved + 7328;                // [1149] l1.g
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;      // [1149]
-  T *__restrict t377 = a.record + 3856;                         // [1149]
-  T *__restrict t388 = a.record + 2704;                         // [1149]
-  T *__restrict t399 = a.record + 0;                            // [1149]
+  T *__restrict t380 = a.record + 3856;                         // [1149]
+  T *__restrict t391 = a.record + 2704;                         // [1149]
+  T *__restrict t402 = a.record + 0;                            // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1149]
-  T *__restrict t296 = a.scratch + 13200;                       // [1149]
-  T *__restrict t319 = a.scratch + 15504;                       // [1149]
-  T *__restrict t330 = a.scratch + 17808;                       // [1149]
-  T *__restrict t341 = a.scratch + 20112;                       // [1149]
+  T *__restrict t297 = a.scratch + 13200;                       // [1149]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;          // []
+  T *__restrict t321 = a.scratch + 15504;                       // [1149]
+  T *__restrict t332 = a.scratch + 17808;                       // [1149]
+  T *__restrict t343 = a.scratch + 20112;                       // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1149]
@@ -1838,22 +1852,24 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
   T *__restrict d_l1_x2c_bias = a.grads + kParamL1X2cBias;      // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+#line 57 "examples/lm/plastic_lstm.dopa"
+    const T v358 = t354[j] * l1_eta[0];
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v216 = d_l1_h_next[j] + t215[j];
 #line 27 "examples/lm/plastic_lstm.dopa"
-    const T v324 = t313[j] + t323[j];
-    const T v335 = v324 + t334[j];
-    const T v346 = v335 + t345[j];
-    const T v348 = v346 * drop_h1[j];
+    const T v326 = t315[j] + t325[j];
+    const T v337 = v326 + t336[j];
+    const T v348 = v337 + t347[j];
+    const T v350 = v348 * drop_h1[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v349 = v216 + v348;
+    const T v351 = v216 + v350;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v359 = v349 * v38;
+    const T v362 = v351 * v38;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
@@ -1871,78 +1887,82 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v52 = v50 + v51;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v53 = simdTanh(v52);
-    const T v360 = v53 * v53;
-    const T v361 = T(1.0) - v360;
-    const T v362 = v359 * v361;
+    const T v363 = v53 * v53;
+    const T v364 = T(1.0) - v363;
+    const T v365 = v362 * v364;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v363 = d_l1_c_next[j] + v362;
-    const T v365 = v363 * v28;
+    const T v366 = d_l1_c_next[j] + v365;
+    const T v368 = v366 * v28;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v366 = t356[j] + v365;
-    const T v369 = t48_l1_g[j] * t48_l1_g[j];
-    const T v370 = T(1.0) - v369;
-    const T v371 = v366 * v370;
-    d_carried_0[j] = v371;
+    const T v369 = v358 + v368;
+    const T v372 = t48_l1_g[j] * t48_l1_g[j];
+    const T v373 = T(1.0) - v372;
+    const T v374 = v369 * v373;
+    d_carried_0[j] = v374;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v358 = v349 * v53;
+    const T v361 = v351 * v53;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v375 = T(1.0) - v38;
-    const T v376 = v38 * v375;
-    const T v377 = v358 * v376;
-    t377[j] = v377;
+    const T v378 = T(1.0) - v38;
+    const T v379 = v38 * v378;
+    const T v380 = v361 * v379;
+    t380[j] = v380;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v364 = v363 * t48_l1_g[j];
+    const T v367 = v366 * t48_l1_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v386 = T(1.0) - v28;
-    const T v387 = v28 * v386;
-    const T v388 = v364 * v387;
-    t388[j] = v388;
+    const T v389 = T(1.0) - v28;
+    const T v390 = v28 * v389;
+    const T v391 = v367 * v390;
+    t391[j] = v391;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v367 = v363 * l1_c[j];
+    const T v370 = v366 * l1_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v397 = T(1.0) - v18;
-    const T v398 = v18 * v397;
-    const T v399 = v367 * v398;
-    t399[j] = v399;
+    const T v400 = T(1.0) - v18;
+    const T v401 = v18 * v400;
+    const T v402 = v370 * v401;
+    t402[j] = v402;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v368 = v363 * v18;
-    d_l1_c[j] = v368;
+    const T v371 = v366 * v18;
+    d_l1_c[j] = v371;
+#line 57 "examples/lm/plastic_lstm.dopa"
+    const T v298 = t297[j] * l2_eta[0];
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v320 = t296[j] + t319[j];
-    const T v331 = v320 + t330[j];
-    const T v342 = v331 + t341[j];
-    d_l2_h[j] = v342;
+    const T v322 = v298 + t321[j];
+    const T v333 = v322 + t332[j];
+    const T v344 = v333 + t343[j];
+    d_l2_h[j] = v344;
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2f_bias[j] += v399;
-    d_l1_h2f_bias[j] += v399;
+    d_l1_x2f_bias[j] += v402;
+    d_l1_h2f_bias[j] += v402;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2i_bias[j] += v388;
-    d_l1_h2i_bias[j] += v388;
+    d_l1_x2i_bias[j] += v391;
+    d_l1_h2i_bias[j] += v391;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2o_bias[j] += v377;
-    d_l1_h2o_bias[j] += v377;
-    record5[j] = v371;
+    d_l1_x2o_bias[j] += v380;
+    d_l1_h2o_bias[j] += v380;
+    record5[j] = v374;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2c_bias[j] += v371;
+    d_l1_x2c_bias[j] += v374;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+#line 57 "examples/lm/plastic_lstm.dopa"
+    const T v358 = t354[j] * l1_eta[0];
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v216 = d_l1_h_next[j] + t215[j];
 #line 27 "examples/lm/plastic_lstm.dopa"
-    const T v324 = t313[j] + t323[j];
-    const T v335 = v324 + t334[j];
-    const T v346 = v335 + t345[j];
-    const T v348 = v346 * drop_h1[j];
+    const T v326 = t315[j] + t325[j];
+    const T v337 = v326 + t336[j];
+    const T v348 = v337 + t347[j];
+    const T v350 = v348 * drop_h1[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v349 = v216 + v348;
+    const T v351 = v216 + v350;
 #line 51 "examples/lm/plastic_lstm.dopa"
     const T v32 = t30[j] + l1_x2o_bias[j];
     const T v36 = t34[j] + l1_h2o_bias[j];
     const T v37 = v32 + v36;
     const T v38 = T(1) / (T(1) + simdExp(-v37));
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v359 = v349 * v38;
+    const T v362 = v351 * v38;
 #line 49 "examples/lm/plastic_lstm.dopa"
     const T v11 = t9[j] + l1_x2f_bias[j];
     const T v16 = t14[j] + l1_h2f_bias[j];
@@ -1960,226 +1980,236 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
     const T v52 = v50 + v51;
 #line 54 "examples/lm/plastic_lstm.dopa"
     const T v53 = simdTanh(v52);
-    const T v360 = v53 * v53;
-    const T v361 = T(1.0) - v360;
-    const T v362 = v359 * v361;
+    const T v363 = v53 * v53;
+    const T v364 = T(1.0) - v363;
+    const T v365 = v362 * v364;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v363 = d_l1_c_next[j] + v362;
-    const T v365 = v363 * v28;
+    const T v366 = d_l1_c_next[j] + v365;
+    const T v368 = v366 * v28;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    const T v366 = t356[j] + v365;
-    const T v369 = t48_l1_g[j] * t48_l1_g[j];
-    const T v370 = T(1.0) - v369;
-    const T v371 = v366 * v370;
-    d_carried_0[j] = v371;
+    const T v369 = v358 + v368;
+    const T v372 = t48_l1_g[j] * t48_l1_g[j];
+    const T v373 = T(1.0) - v372;
+    const T v374 = v369 * v373;
+    d_carried_0[j] = v374;
 #line 54 "examples/lm/plastic_lstm.dopa"
-    const T v358 = v349 * v53;
+    const T v361 = v351 * v53;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    const T v375 = T(1.0) - v38;
-    const T v376 = v38 * v375;
-    const T v377 = v358 * v376;
-    t377[j] = v377;
+    const T v378 = T(1.0) - v38;
+    const T v379 = v38 * v378;
+    const T v380 = v361 * v379;
+    t380[j] = v380;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v364 = v363 * t48_l1_g[j];
+    const T v367 = v366 * t48_l1_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-    const T v386 = T(1.0) - v28;
-    const T v387 = v28 * v386;
-    const T v388 = v364 * v387;
-    t388[j] = v388;
+    const T v389 = T(1.0) - v28;
+    const T v390 = v28 * v389;
+    const T v391 = v367 * v390;
+    t391[j] = v391;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v367 = v363 * l1_c[j];
+    const T v370 = v366 * l1_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-    const T v397 = T(1.0) - v18;
-    const T v398 = v18 * v397;
-    const T v399 = v367 * v398;
-    t399[j] = v399;
+    const T v400 = T(1.0) - v18;
+    const T v401 = v18 * v400;
+    const T v402 = v370 * v401;
+    t402[j] = v402;
 #line 53 "examples/lm/plastic_lstm.dopa"
-    const T v368 = v363 * v18;
-    d_l1_c[j] = v368;
+    const T v371 = v366 * v18;
+    d_l1_c[j] = v371;
+#line 57 "examples/lm/plastic_lstm.dopa"
+    const T v298 = t297[j] * l2_eta[0];
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v320 = t296[j] + t319[j];
-    const T v331 = v320 + t330[j];
-    const T v342 = v331 + t341[j];
-    d_l2_h[j] = v342;
+    const T v322 = v298 + t321[j];
+    const T v333 = v322 + t332[j];
+    const T v344 = v333 + t343[j];
+    d_l2_h[j] = v344;
 #line 49 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2f_bias[j] += v399;
-    d_l1_h2f_bias[j] += v399;
+    d_l1_x2f_bias[j] += v402;
+    d_l1_h2f_bias[j] += v402;
 #line 50 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2i_bias[j] += v388;
-    d_l1_h2i_bias[j] += v388;
+    d_l1_x2i_bias[j] += v391;
+    d_l1_h2i_bias[j] += v391;
 #line 51 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2o_bias[j] += v377;
-    d_l1_h2o_bias[j] += v377;
-    record5[j] = v371;
+    d_l1_x2o_bias[j] += v380;
+    d_l1_h2o_bias[j] += v380;
+    record5[j] = v374;
 #line 52 "examples/lm/plastic_lstm.dopa"
-    d_l1_x2c_bias[j] += v371;
+    d_l1_x2c_bias[j] += v374;
   }
-#line 2018 "lm_plastic_lstm.cpp"
+#line 2040 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 19: dense product (Eigen), [400]
-//   %374 matmul
+//   %377 matmul
 template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;          // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t374 = a.scratch + 24736;                           // [400]
+  T *__restrict t377 = a.scratch + 24736;                           // [400]
 #line 52 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t374, 400).noalias() =
+  RowVec<T>(t377, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2032 "lm_plastic_lstm.cpp"
+#line 2054 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 20: dense product (Eigen), [1149]
-//   %380 matmul
+//   %383 matmul
 template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t377 = a.record + 3856;                             // [1149]
+  T *__restrict t380 = a.record + 3856;                             // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t380 = a.scratch + 25136;                           // [1149]
+  T *__restrict t383 = a.scratch + 25136;                           // [1149]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t380, 1149).noalias() =
-      ConstRowVec<T>(t377, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2046 "lm_plastic_lstm.cpp"
+  RowVec<T>(t383, 1149).noalias() =
+      ConstRowVec<T>(t380, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
+#line 2068 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 21: dense product (Eigen), [400]
-//   %384 matmul
+//   %387 matmul
 template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
-  T *__restrict t377 = a.record + 3856;                             // [1149]
+  T *__restrict t380 = a.record + 3856;                             // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t384 = a.scratch + 26288;                           // [400]
+  T *__restrict t387 = a.scratch + 26288;                           // [400]
 #line 51 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t384, 400).noalias() =
-      ConstRowVec<T>(t377, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2060 "lm_plastic_lstm.cpp"
+  RowVec<T>(t387, 400).noalias() =
+      ConstRowVec<T>(t380, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
+#line 2082 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 22: dense product (Eigen), [1149]
-//   %391 matmul
+//   %394 matmul
 template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
-  T *__restrict t388 = a.record + 2704;                             // [1149]
+  T *__restrict t391 = a.record + 2704;                             // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t391 = a.scratch + 26688;                           // [1149]
+  T *__restrict t394 = a.scratch + 26688;                           // [1149]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t391, 1149).noalias() =
-      ConstRowVec<T>(t388, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2074 "lm_plastic_lstm.cpp"
+  RowVec<T>(t394, 1149).noalias() =
+      ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
+#line 2096 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 23: dense product (Eigen), [400]
-//   %395 matmul
+//   %398 matmul
 template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t388 = a.record + 2704;                             // [1149]
+  T *__restrict t391 = a.record + 2704;                             // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t395 = a.scratch + 27840;                           // [400]
+  T *__restrict t398 = a.scratch + 27840;                           // [400]
 #line 50 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t395, 400).noalias() =
-      ConstRowVec<T>(t388, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2088 "lm_plastic_lstm.cpp"
+  RowVec<T>(t398, 400).noalias() =
+      ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
+#line 2110 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 24: dense product (Eigen), [1149]
-//   %402 matmul
+//   %405 matmul
 template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t399 = a.record + 0;                                // [1149]
+  T *__restrict t402 = a.record + 0;                                // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t402 = a.scratch + 28240;                           // [1149]
+  T *__restrict t405 = a.scratch + 28240;                           // [1149]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t402, 1149).noalias() =
-      ConstRowVec<T>(t399, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2102 "lm_plastic_lstm.cpp"
+  RowVec<T>(t405, 1149).noalias() =
+      ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
+#line 2124 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 25: dense product (Eigen), [400]
-//   %406 matmul
+//   %409 matmul
 template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t399 = a.record + 0;                                // [1149]
+  T *__restrict t402 = a.record + 0;                                // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t406 = a.scratch + 29392;                           // [400]
+  T *__restrict t409 = a.scratch + 29392;                           // [400]
 #line 49 "examples/lm/plastic_lstm.dopa"
-  RowVec<T>(t406, 400).noalias() =
-      ConstRowVec<T>(t399, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2116 "lm_plastic_lstm.cpp"
+  RowVec<T>(t409, 400).noalias() =
+      ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
+#line 2138 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 26: fused loop nest over [1149]
-//   %403 add -> grad_prev l1.h
+//   %406 add -> grad_prev l1.h
 template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t357 = a.scratch + 23584;        // [1149]
-  T *__restrict t380 = a.scratch + 25136;        // [1149]
-  T *__restrict t391 = a.scratch + 26688;        // [1149]
-  T *__restrict t402 = a.scratch + 28240;        // [1149]
-  T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
+  T *__restrict t359 = a.scratch + 23584;              // [1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta; // []
+  T *__restrict t383 = a.scratch + 25136;              // [1149]
+  T *__restrict t394 = a.scratch + 26688;              // [1149]
+  T *__restrict t405 = a.scratch + 28240;              // [1149]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H;       // [1149]
 #pragma omp simd
   for (int j = 0; j < 1136; ++j) {
+#line 57 "examples/lm/plastic_lstm.dopa"
+    const T v360 = t359[j] * l1_eta[0];
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v381 = t357[j] + t380[j];
-    const T v392 = v381 + t391[j];
-    const T v403 = v392 + t402[j];
-    d_l1_h[j] = v403;
+    const T v384 = v360 + t383[j];
+    const T v395 = v384 + t394[j];
+    const T v406 = v395 + t405[j];
+    d_l1_h[j] = v406;
   }
 #pragma omp simd
   for (int j = 1136; j < 1149; ++j) {
+#line 57 "examples/lm/plastic_lstm.dopa"
+    const T v360 = t359[j] * l1_eta[0];
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v381 = t357[j] + t380[j];
-    const T v392 = v381 + t391[j];
-    const T v403 = v392 + t402[j];
-    d_l1_h[j] = v403;
+    const T v384 = v360 + t383[j];
+    const T v395 = v384 + t394[j];
+    const T v406 = v395 + t405[j];
+    d_l1_h[j] = v406;
   }
-#line 2145 "lm_plastic_lstm.cpp"
+#line 2172 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 27: fused loop nest over [400]
-//   %281 add -> grad_prev l3.h
-//   %410 mul += grad enc.weight
+//   %282 add -> grad_prev l3.h
+//   %413 mul += grad enc.weight
 template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
   T *__restrict t234 = a.scratch + 5824;                  // [400]
-  T *__restrict t258 = a.scratch + 7376;                  // [400]
-  T *__restrict t269 = a.scratch + 8928;                  // [400]
-  T *__restrict t280 = a.scratch + 10480;                 // [400]
+  const T *__restrict l3_eta = a.params + kParamL3Eta;    // []
+  T *__restrict t259 = a.scratch + 7376;                  // [400]
+  T *__restrict t270 = a.scratch + 8928;                  // [400]
+  T *__restrict t281 = a.scratch + 10480;                 // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t374 = a.scratch + 24736;                 // [400]
-  T *__restrict t384 = a.scratch + 26288;                 // [400]
-  T *__restrict t395 = a.scratch + 27840;                 // [400]
-  T *__restrict t406 = a.scratch + 29392;                 // [400]
+  T *__restrict t377 = a.scratch + 24736;                 // [400]
+  T *__restrict t387 = a.scratch + 26288;                 // [400]
+  T *__restrict t398 = a.scratch + 27840;                 // [400]
+  T *__restrict t409 = a.scratch + 29392;                 // [400]
   const T *__restrict drop_i = a.inputs[1];               // [400]
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
   const T *__restrict tok = a.inputs[0];                  // []
 #pragma omp simd
   for (int j = 0; j < 400; ++j) {
+#line 57 "examples/lm/plastic_lstm.dopa"
+    const T v235 = t234[j] * l3_eta[0];
 #line 35 "examples/lm/plastic_lstm.dopa"
-    const T v259 = t234[j] + t258[j];
-    const T v270 = v259 + t269[j];
-    const T v281 = v270 + t280[j];
-    d_l3_h[j] = v281;
+    const T v260 = v235 + t259[j];
+    const T v271 = v260 + t270[j];
+    const T v282 = v271 + t281[j];
+    d_l3_h[j] = v282;
 #line 26 "examples/lm/plastic_lstm.dopa"
-    const T v385 = t374[j] + t384[j];
-    const T v396 = v385 + t395[j];
-    const T v407 = v396 + t406[j];
-    const T v409 = v407 * drop_i[j];
-    const T v410 = v409 * t4[0];
-    d_enc_weight[int64_t(tok[0]) * 400 + j] += v410;
+    const T v388 = t377[j] + t387[j];
+    const T v399 = v388 + t398[j];
+    const T v410 = v399 + t409[j];
+    const T v412 = v410 * drop_i[j];
+    const T v413 = v412 * t4[0];
+    d_enc_weight[int64_t(tok[0]) * 400 + j] += v413;
   }
-#line 2183 "lm_plastic_lstm.cpp"
+#line 2213 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2197,27 +2227,27 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += t218[i];
     d_l2_alpha[i] += t210[i];
   }
-#line 2201 "lm_plastic_lstm.cpp"
+#line 2231 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
 //
 // backward stage 29: fused loop nest over []
-//   %353 reduce_to += grad l1.eta
-//   %292 reduce_to += grad l2.eta
-//   %230 reduce_to += grad l3.eta
+//   %356 reduce_to += grad l1.eta
+//   %294 reduce_to += grad l2.eta
+//   %231 reduce_to += grad l3.eta
 template <class T> static void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t353 = a.scratch + 22416;         // []
+  T *__restrict t356 = a.scratch + 23568;         // []
   T *__restrict d_l1_eta = a.grads + kParamL1Eta; // []
-  T *__restrict t292 = a.scratch + 12032;         // []
+  T *__restrict t294 = a.scratch + 13184;         // []
   T *__restrict d_l2_eta = a.grads + kParamL2Eta; // []
-  T *__restrict t230 = a.scratch + 5408;          // []
+  T *__restrict t231 = a.scratch + 5808;          // []
   T *__restrict d_l3_eta = a.grads + kParamL3Eta; // []
 #line 47 "examples/lm/plastic_lstm.dopa"
-  d_l1_eta[0] += t353[0];
-  d_l2_eta[0] += t292[0];
-  d_l3_eta[0] += t230[0];
-#line 2221 "lm_plastic_lstm.cpp"
+  d_l1_eta[0] += t356[0];
+  d_l2_eta[0] += t294[0];
+  d_l3_eta[0] += t231[0];
+#line 2251 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2231,7 +2261,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 46 "examples/lm/plastic_lstm.dopa"
     d_l3_alpha[i] += t202[i];
   }
-#line 2235 "lm_plastic_lstm.cpp"
+#line 2265 "lm_plastic_lstm.cpp"
 }
 
 /// One backward step of PlasticLSTMLM for one batch element.
@@ -2320,7 +2350,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc13;
     carried_1_next[i] = acc18;
   }
-#line 2324 "lm_plastic_lstm.cpp"
+#line 2354 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2347,7 +2377,7 @@ template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::St
     }
     carried_2_next[i] = acc23;
   }
-#line 2351 "lm_plastic_lstm.cpp"
+#line 2381 "lm_plastic_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -2445,7 +2475,7 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
     }
     t40[i] += acc40;
   }
-#line 2449 "lm_plastic_lstm.cpp"
+#line 2479 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -2550,7 +2580,7 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
     t48[i] += acc48;
     t56[i] += acc56;
   }
-#line 2554 "lm_plastic_lstm.cpp"
+#line 2584 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2611,7 +2641,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 2615 "lm_plastic_lstm.cpp"
+#line 2645 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2640,7 +2670,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     record4[j] = d_carried_2_next[j];
     record5[j] = l3_h[j];
   }
-#line 2644 "lm_plastic_lstm.cpp"
+#line 2674 "lm_plastic_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -2683,7 +2713,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += t56[i];
     d_l2_alpha[i] += t48[i];
   }
-#line 2687 "lm_plastic_lstm.cpp"
+#line 2717 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2697,7 +2727,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 46 "examples/lm/plastic_lstm.dopa"
     d_l3_alpha[i] += t40[i];
   }
-#line 2701 "lm_plastic_lstm.cpp"
+#line 2731 "lm_plastic_lstm.cpp"
 }
 
 /// One prologue_backward step of PlasticLSTMLM for one batch element.
@@ -3547,7 +3577,7 @@ const dopa::GeneratedSpec &spec() {
       .recordNumel = 21632,
       .forwardFlops = 67988696,
       .forwardSharedFlops = 0,
-      .backwardFlops = 115781200,
+      .backwardFlops = 107390786,
       .backwardSharedFlops = 0,
       .numReadouts = 1,
       .readouts = readouts,

@@ -1183,29 +1183,24 @@ template <class T> __device__ __forceinline__ void backward_matmul(const dopa::S
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
 // backward stage 1: fused loop nest over [400, 400]
-//   %206 reduce_to
-//   %209 matmul
+//   %205 matmul
 //   %210 matmul
 template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa::StepArgs<T> &a) {
+  T *__restrict t205 = a.scratch + 400;                           // [400]
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
   const T *__restrict t164_l3_g = a.saved + 21248;                // [400] l3.g
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t206 = a.scratch + 400;                           // []
-  T *__restrict t209 = a.scratch + 416;                           // [400]
   T *__restrict t210 = a.scratch + 816;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-  for (int e = tid; e < 1; e += nthreads)
-    t206[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
     t210[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc206 = T(0);
-    T acc209 = T(0);
+    T acc205 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v172 = t164_l3_g[i] * l3_h[j];
@@ -1213,26 +1208,22 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
       const T v174 = l3_hebb[i * 400 + j] + v173;
       const T v203 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
       const T v204 = d_l3_hebb_next[i * 400 + j] * v203;
-      const T v205 = v204 * v172;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc206 += v205;
+      acc205 += v204 * l3_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v208 = v204 * l3_eta[0];
-      acc209 += v208 * l3_h[j];
-      atomicAdd(&t210[j], t164_l3_g[i] * v208);
+      atomicAdd(&t210[j], t164_l3_g[i] * v204);
     }
-    acc206 = dopa::warpSum(acc206);
-    acc209 = dopa::warpSum(acc209);
+    acc205 = dopa::warpSum(acc205);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t206[0], acc206);
-      t209[i] = acc209;
+      t205[i] = acc205;
     }
   }
-#line 1232 "lm_plastic_lstm.cu"
+#line 1222 "lm_plastic_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // y3 = z3 * drop_o
+// param  eta : [] = 0.01
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1240,25 +1231,29 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
 // cn = f * c + i * g
 //
 // backward stage 2: fused loop nest over [400]
-//   %225 mul
-//   %239 mul
-//   %250 mul
-//   %261 mul
-//   %222 mul -> grad_prev l3.c
+//   %207 reduce_to
+//   %226 mul
+//   %240 mul
+//   %251 mul
+//   %262 mul
+//   %223 mul -> grad_prev l3.c
 //   %177 mul y3 -> record (a factor of deferred outer-product gradients)
 //   %7 mul x -> record (a factor of deferred outer-product gradients)
-//   %261 mul += grad l3.x2f.bias
+//   %262 mul += grad l3.x2f.bias
 //   %126 state -> record (a factor of deferred outer-product gradients)
-//   %261 mul += grad l3.h2f.bias
-//   %250 mul += grad l3.x2i.bias
-//   %250 mul += grad l3.h2i.bias
-//   %239 mul += grad l3.x2o.bias
-//   %239 mul += grad l3.h2o.bias
-//   %225 mul += grad l3.x2c.bias
+//   %262 mul += grad l3.h2f.bias
+//   %251 mul += grad l3.x2i.bias
+//   %251 mul += grad l3.h2i.bias
+//   %240 mul += grad l3.x2o.bias
+//   %240 mul += grad l3.h2o.bias
+//   %226 mul += grad l3.x2c.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t209 = a.scratch + 416;                         // [400]
+  const T *__restrict t164_l3_g = a.saved + 21248;              // [400] l3.g
+  T *__restrict t205 = a.scratch + 400;                         // [400]
+  T *__restrict t207 = a.scratch + 800;                         // []
+  const T *__restrict l3_eta = a.params + kParamL3Eta;          // []
   const T *__restrict d_l3_c_next = a.gradNext + kStateL3C;     // [400] d l3.c'
   const T *__restrict d_out_tar_h = a.gradOutputs[2];           // [400] d tar_h
   const T *__restrict d_l3_h_next = a.gradNext + kStateL3H;     // [400] d l3.h'
@@ -1278,11 +1273,10 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict l3_x2i_bias = a.params + kParamL3X2iBias; // [400]
   const T *__restrict t138 = a.saved + 20048;                   // [400]
   const T *__restrict l3_h2i_bias = a.params + kParamL3H2iBias; // [400]
-  const T *__restrict t164_l3_g = a.saved + 21248;              // [400] l3.g
-  T *__restrict t225 = a.record + 26224;                        // [400]
-  T *__restrict t239 = a.record + 25824;                        // [400]
-  T *__restrict t250 = a.record + 25424;                        // [400]
-  T *__restrict t261 = a.record + 23472;                        // [400]
+  T *__restrict t226 = a.record + 26224;                        // [400]
+  T *__restrict t240 = a.record + 25824;                        // [400]
+  T *__restrict t251 = a.record + 25424;                        // [400]
+  T *__restrict t262 = a.record + 23472;                        // [400]
   T *__restrict d_l3_c = a.gradPrev + kStateL3C;                // [400]
   const T *__restrict t177_y3 = a.saved + 21648;                // [400] y3
   T *__restrict record1 = a.record + 10000;                     // [400]
@@ -1300,8 +1294,17 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
+    t207[e] = T(0);
+  dopa::gridSync();
   {
+    T acc207 = T(0);
     for (int j = tid; j < 400; j += nthreads) {
+#line 47 "examples/lm/plastic_lstm.dopa"
+      const T v206 = t164_l3_g[j] * t205[j];
+      acc207 += v206;
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v209 = t205[j] * l3_eta[0];
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v191 = d_out_tar_h[j] + d_l3_h_next[j];
 #line 30 "examples/lm/plastic_lstm.dopa"
@@ -1315,7 +1318,7 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v151 = v146 + v150;
       const T v152 = T(1) / (T(1) + exp(-v151));
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v212 = v200 * v152;
+      const T v213 = v200 * v152;
 #line 49 "examples/lm/plastic_lstm.dopa"
       const T v125 = t123[j] + l3_x2f_bias[j];
       const T v130 = t128[j] + l3_h2f_bias[j];
@@ -1333,59 +1336,63 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
       const T v168 = v166 + v167;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v169 = tanh(v168);
-      const T v214 = v169 * v169;
-      const T v215 = T(1.0) - v214;
-      const T v216 = v212 * v215;
+      const T v215 = v169 * v169;
+      const T v216 = T(1.0) - v215;
+      const T v217 = v213 * v216;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v217 = d_l3_c_next[j] + v216;
-      const T v219 = v217 * v142;
+      const T v218 = d_l3_c_next[j] + v217;
+      const T v220 = v218 * v142;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v220 = t209[j] + v219;
-      const T v223 = t164_l3_g[j] * t164_l3_g[j];
-      const T v224 = T(1.0) - v223;
-      const T v225 = v220 * v224;
-      t225[j] = v225;
+      const T v221 = v209 + v220;
+      const T v224 = t164_l3_g[j] * t164_l3_g[j];
+      const T v225 = T(1.0) - v224;
+      const T v226 = v221 * v225;
+      t226[j] = v226;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v211 = v200 * v169;
+      const T v212 = v200 * v169;
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v237 = T(1.0) - v152;
-      const T v238 = v152 * v237;
-      const T v239 = v211 * v238;
-      t239[j] = v239;
+      const T v238 = T(1.0) - v152;
+      const T v239 = v152 * v238;
+      const T v240 = v212 * v239;
+      t240[j] = v240;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v218 = v217 * t164_l3_g[j];
+      const T v219 = v218 * t164_l3_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v248 = T(1.0) - v142;
-      const T v249 = v142 * v248;
-      const T v250 = v218 * v249;
-      t250[j] = v250;
+      const T v249 = T(1.0) - v142;
+      const T v250 = v142 * v249;
+      const T v251 = v219 * v250;
+      t251[j] = v251;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v221 = v217 * l3_c[j];
+      const T v222 = v218 * l3_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v259 = T(1.0) - v132;
-      const T v260 = v132 * v259;
-      const T v261 = v221 * v260;
-      t261[j] = v261;
+      const T v260 = T(1.0) - v132;
+      const T v261 = v132 * v260;
+      const T v262 = v222 * v261;
+      t262[j] = v262;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v222 = v217 * v132;
-      d_l3_c[j] = v222;
+      const T v223 = v218 * v132;
+      d_l3_c[j] = v223;
       record1[j] = t177_y3[j];
       record3[j] = t7_x[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_x2f_bias[j], v261);
+      atomicAdd(&d_l3_x2f_bias[j], v262);
       record16[j] = l3_h[j];
-      atomicAdd(&d_l3_h2f_bias[j], v261);
+      atomicAdd(&d_l3_h2f_bias[j], v262);
 #line 50 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_x2i_bias[j], v250);
-      atomicAdd(&d_l3_h2i_bias[j], v250);
+      atomicAdd(&d_l3_x2i_bias[j], v251);
+      atomicAdd(&d_l3_h2i_bias[j], v251);
 #line 51 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_x2o_bias[j], v239);
-      atomicAdd(&d_l3_h2o_bias[j], v239);
+      atomicAdd(&d_l3_x2o_bias[j], v240);
+      atomicAdd(&d_l3_h2o_bias[j], v240);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_x2c_bias[j], v225);
+      atomicAdd(&d_l3_x2c_bias[j], v226);
+    }
+    acc207 = dopa::warpSum(acc207);
+    if ((threadIdx.x & 31) == 0) {
+      atomicAdd(&t207[0], acc207);
     }
   }
-#line 1389 "lm_plastic_lstm.cu"
+#line 1396 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1393,17 +1400,17 @@ backward_d_l3_c_grad_l3_x2f_bias_l3_h2f_bias_l3_x2i_bias(const dopa::StepArgs<T>
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 3: fused loop nest over [400, 400]
-//   %227 matmul
-//   %230 reduce_to
-//   %233 add -> grad_prev l3.hebb
+//   %228 matmul
+//   %231 reduce_to
+//   %234 add -> grad_prev l3.hebb
 template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t227 = a.scratch + 1216;                          // [400]
-  T *__restrict t225 = a.record + 26224;                          // [400]
+  T *__restrict t228 = a.scratch + 1216;                          // [400]
+  T *__restrict t226 = a.record + 26224;                          // [400]
   const T *__restrict l3_w = a.params + kParamL3W;                // [400, 400]
   const T *__restrict l3_alpha = a.params + kParamL3Alpha;        // [400, 1]
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;           // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                 // [400]
-  T *__restrict t230 = a.scratch + 1616;                          // [400, 1]
+  T *__restrict t231 = a.scratch + 1616;                          // [400, 1]
   const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb; // [400, 400] d l3.hebb'
   const T *__restrict l3_eta = a.params + kParamL3Eta;            // []
   const T *__restrict t164_l3_g = a.saved + 21248;                // [400] l3.g
@@ -1412,21 +1419,21 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 400; e += nthreads)
-    t227[e] = T(0);
+    t228[e] = T(0);
   for (int e = tid; e < 400; e += nthreads)
-    t230[e] = T(0);
+    t231[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
-    T acc230 = T(0);
+    T acc231 = T(0);
     for (int j = threadIdx.x & 31; j < 400; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v160 = l3_alpha[i] * l3_hebb[i * 400 + j];
       const T v161 = l3_w[i * 400 + j] + v160;
-      atomicAdd(&t227[j], t225[i] * v161);
-      const T v226 = t225[i] * l3_h[j];
-      const T v229 = v226 * l3_hebb[i * 400 + j];
+      atomicAdd(&t228[j], t226[i] * v161);
+      const T v227 = t226[i] * l3_h[j];
+      const T v230 = v227 * l3_hebb[i * 400 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc230 += v229;
+      acc231 += v230;
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v172 = t164_l3_g[i] * l3_h[j];
       const T v173 = l3_eta[0] * v172;
@@ -1434,27 +1441,27 @@ template <class T> __device__ __forceinline__ void backward_d_l3_hebb(const dopa
       const T v203 = T(-2.0) <= v174 && v174 <= T(2.0) ? T(1) : T(0);
       const T v204 = d_l3_hebb_next[i * 400 + j] * v203;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v232 = v226 * l3_alpha[i];
+      const T v233 = v227 * l3_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v233 = v204 + v232;
-      d_l3_hebb[i * 400 + j] = v233;
+      const T v234 = v204 + v233;
+      d_l3_hebb[i * 400 + j] = v234;
     }
-    acc230 = dopa::warpSum(acc230);
+    acc231 = dopa::warpSum(acc231);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t230[i], acc230);
+      atomicAdd(&t231[i], acc231);
     }
   }
-#line 1448 "lm_plastic_lstm.cu"
+#line 1455 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 4: dense product (a warp or thread per output), [1149]
-//   %236 matmul
+//   %237 matmul
 template <class T> __device__ __forceinline__ void backward_x2c(const dopa::StepArgs<T> &a) {
-  T *__restrict t225 = a.record + 26224;                            // [400]
+  T *__restrict t226 = a.record + 26224;                            // [400]
   const T *__restrict l3_x2c_weight = a.params + kParamL3X2cWeight; // [400, 1149]
-  T *__restrict t236 = a.scratch + 2016;                            // [1149]
+  T *__restrict t237 = a.scratch + 2016;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1462,20 +1469,20 @@ template <class T> __device__ __forceinline__ void backward_x2c(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t225[k] * l3_x2c_weight[k * 1149 + c];
-    t236[c] = acc;
+      acc += t226[k] * l3_x2c_weight[k * 1149 + c];
+    t237[c] = acc;
   }
-#line 1469 "lm_plastic_lstm.cu"
+#line 1476 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 5: dense product (a warp or thread per output), [400]
-//   %242 matmul
+//   %243 matmul
 template <class T> __device__ __forceinline__ void backward_h2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t239 = a.record + 25824;                            // [400]
+  T *__restrict t240 = a.record + 25824;                            // [400]
   const T *__restrict l3_h2o_weight = a.params + kParamL3H2oWeight; // [400, 400]
-  T *__restrict t242 = a.scratch + 3168;                            // [400]
+  T *__restrict t243 = a.scratch + 3168;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1483,20 +1490,20 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t239[k] * l3_h2o_weight[k * 400 + c];
-    t242[c] = acc;
+      acc += t240[k] * l3_h2o_weight[k * 400 + c];
+    t243[c] = acc;
   }
-#line 1490 "lm_plastic_lstm.cu"
+#line 1497 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 6: dense product (a warp or thread per output), [1149]
-//   %246 matmul
+//   %247 matmul
 template <class T> __device__ __forceinline__ void backward_x2o(const dopa::StepArgs<T> &a) {
-  T *__restrict t239 = a.record + 25824;                            // [400]
+  T *__restrict t240 = a.record + 25824;                            // [400]
   const T *__restrict l3_x2o_weight = a.params + kParamL3X2oWeight; // [400, 1149]
-  T *__restrict t246 = a.scratch + 3568;                            // [1149]
+  T *__restrict t247 = a.scratch + 3568;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1504,20 +1511,20 @@ template <class T> __device__ __forceinline__ void backward_x2o(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t239[k] * l3_x2o_weight[k * 1149 + c];
-    t246[c] = acc;
+      acc += t240[k] * l3_x2o_weight[k * 1149 + c];
+    t247[c] = acc;
   }
-#line 1511 "lm_plastic_lstm.cu"
+#line 1518 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 7: dense product (a warp or thread per output), [400]
-//   %253 matmul
+//   %254 matmul
 template <class T> __device__ __forceinline__ void backward_h2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t250 = a.record + 25424;                            // [400]
+  T *__restrict t251 = a.record + 25424;                            // [400]
   const T *__restrict l3_h2i_weight = a.params + kParamL3H2iWeight; // [400, 400]
-  T *__restrict t253 = a.scratch + 4720;                            // [400]
+  T *__restrict t254 = a.scratch + 4720;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1525,20 +1532,20 @@ template <class T> __device__ __forceinline__ void backward_h2i(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t250[k] * l3_h2i_weight[k * 400 + c];
-    t253[c] = acc;
+      acc += t251[k] * l3_h2i_weight[k * 400 + c];
+    t254[c] = acc;
   }
-#line 1532 "lm_plastic_lstm.cu"
+#line 1539 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 8: dense product (a warp or thread per output), [1149]
-//   %257 matmul
+//   %258 matmul
 template <class T> __device__ __forceinline__ void backward_x2i(const dopa::StepArgs<T> &a) {
-  T *__restrict t250 = a.record + 25424;                            // [400]
+  T *__restrict t251 = a.record + 25424;                            // [400]
   const T *__restrict l3_x2i_weight = a.params + kParamL3X2iWeight; // [400, 1149]
-  T *__restrict t257 = a.scratch + 5120;                            // [1149]
+  T *__restrict t258 = a.scratch + 5120;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1546,20 +1553,20 @@ template <class T> __device__ __forceinline__ void backward_x2i(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t250[k] * l3_x2i_weight[k * 1149 + c];
-    t257[c] = acc;
+      acc += t251[k] * l3_x2i_weight[k * 1149 + c];
+    t258[c] = acc;
   }
-#line 1553 "lm_plastic_lstm.cu"
+#line 1560 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 9: dense product (a warp or thread per output), [400]
-//   %264 matmul
+//   %265 matmul
 template <class T> __device__ __forceinline__ void backward_h2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t261 = a.record + 23472;                            // [400]
+  T *__restrict t262 = a.record + 23472;                            // [400]
   const T *__restrict l3_h2f_weight = a.params + kParamL3H2fWeight; // [400, 400]
-  T *__restrict t264 = a.scratch + 6272;                            // [400]
+  T *__restrict t265 = a.scratch + 6272;                            // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1567,20 +1574,20 @@ template <class T> __device__ __forceinline__ void backward_h2f(const dopa::Step
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t261[k] * l3_h2f_weight[k * 400 + c];
-    t264[c] = acc;
+      acc += t262[k] * l3_h2f_weight[k * 400 + c];
+    t265[c] = acc;
   }
-#line 1574 "lm_plastic_lstm.cu"
+#line 1581 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 10: dense product (a warp or thread per output), [1149]
-//   %268 matmul
+//   %269 matmul
 template <class T> __device__ __forceinline__ void backward_x2f(const dopa::StepArgs<T> &a) {
-  T *__restrict t261 = a.record + 23472;                            // [400]
+  T *__restrict t262 = a.record + 23472;                            // [400]
   const T *__restrict l3_x2f_weight = a.params + kParamL3X2fWeight; // [400, 1149]
-  T *__restrict t268 = a.scratch + 6672;                            // [1149]
+  T *__restrict t269 = a.scratch + 6672;                            // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1588,100 +1595,81 @@ template <class T> __device__ __forceinline__ void backward_x2f(const dopa::Step
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 400; ++k)
-      acc += t261[k] * l3_x2f_weight[k * 1149 + c];
-    t268[c] = acc;
+      acc += t262[k] * l3_x2f_weight[k * 1149 + c];
+    t269[c] = acc;
   }
-#line 1595 "lm_plastic_lstm.cu"
+#line 1602 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
 // hebb' = clip(hebb + eta * outer(g, h), -2, 2)
 //
 // backward stage 11: fused loop nest over [1149, 1149]
-//   %276 reduce_to
-//   %279 matmul
-//   %280 matmul
-//   %345 reduce_to
-//   %348 matmul
-//   %349 matmul
+//   %276 matmul
+//   %281 matmul
+//   %346 matmul
+//   %351 matmul
 template <class T>
 __device__ __forceinline__ void backward_eta_outer_11(const dopa::StepArgs<T> &a) {
+  T *__restrict t276 = a.scratch + 7824;                          // [1149]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
   const T *__restrict t108_l2_g = a.saved + 16544;                // [1149] l2.g
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t276 = a.scratch + 7824;                          // []
-  T *__restrict t279 = a.scratch + 7840;                          // [1149]
-  T *__restrict t280 = a.scratch + 8992;                          // [1149]
+  T *__restrict t281 = a.scratch + 8992;                          // [1149]
+  T *__restrict t346 = a.scratch + 20512;                         // [1149]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
   const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t345 = a.scratch + 20512;                         // []
-  T *__restrict t348 = a.scratch + 20528;                         // [1149]
-  T *__restrict t349 = a.scratch + 21680;                         // [1149]
+  T *__restrict t351 = a.scratch + 21680;                         // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-  for (int e = tid; e < 1; e += nthreads)
-    t276[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t280[e] = T(0);
-  for (int e = tid; e < 1; e += nthreads)
-    t345[e] = T(0);
+    t281[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t349[e] = T(0);
+    t351[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     T acc276 = T(0);
-    T acc279 = T(0);
-    T acc345 = T(0);
-    T acc348 = T(0);
+    T acc346 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v116 = t108_l2_g[i] * l2_h[j];
       const T v117 = l2_eta[0] * v116;
       const T v118 = l2_hebb[i * 1149 + j] + v117;
-      const T v273 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
-      const T v274 = d_l2_hebb_next[i * 1149 + j] * v273;
-      const T v275 = v274 * v116;
+      const T v274 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
+      const T v275 = d_l2_hebb_next[i * 1149 + j] * v274;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc276 += v275;
+      acc276 += v275 * l2_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v278 = v274 * l2_eta[0];
-      acc279 += v278 * l2_h[j];
-      atomicAdd(&t280[j], t108_l2_g[i] * v278);
+      atomicAdd(&t281[j], t108_l2_g[i] * v275);
       const T v58 = t50_l1_g[i] * l1_h[j];
       const T v59 = l1_eta[0] * v58;
       const T v60 = l1_hebb[i * 1149 + j] + v59;
-      const T v342 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
-      const T v343 = d_l1_hebb_next[i * 1149 + j] * v342;
-      const T v344 = v343 * v58;
+      const T v344 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
+      const T v345 = d_l1_hebb_next[i * 1149 + j] * v344;
 #line 47 "examples/lm/plastic_lstm.dopa"
-      acc345 += v344;
+      acc346 += v345 * l1_h[j];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v347 = v343 * l1_eta[0];
-      acc348 += v347 * l1_h[j];
-      atomicAdd(&t349[j], t50_l1_g[i] * v347);
+      atomicAdd(&t351[j], t50_l1_g[i] * v345);
     }
     acc276 = dopa::warpSum(acc276);
-    acc279 = dopa::warpSum(acc279);
-    acc345 = dopa::warpSum(acc345);
-    acc348 = dopa::warpSum(acc348);
+    acc346 = dopa::warpSum(acc346);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t276[0], acc276);
-      t279[i] = acc279;
-      atomicAdd(&t345[0], acc345);
-      t348[i] = acc348;
+      t276[i] = acc276;
+      t346[i] = acc346;
     }
   }
-#line 1681 "lm_plastic_lstm.cu"
+#line 1668 "lm_plastic_lstm.cu"
 }
 
 // y1 = l1(x) * drop_h1
 // y2 = l2(y1) * drop_h2
+// param  eta : [] = 0.01
 // f = sigmoid(x2f(x) + h2f(h))
 // i = sigmoid(x2i(x) + h2i(h))
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1689,32 +1677,37 @@ __device__ __forceinline__ void backward_eta_outer_11(const dopa::StepArgs<T> &a
 // cn = f * c + i * g
 //
 // backward stage 12: fused loop nest over [1149]
-//   %294 mul
-//   %308 mul
-//   %319 mul
-//   %330 mul
-//   %291 mul -> grad_prev l2.c
+//   %278 reduce_to
+//   %296 mul
+//   %310 mul
+//   %321 mul
+//   %332 mul
+//   %348 reduce_to
+//   %293 mul -> grad_prev l2.c
 //   %12 state -> record (a factor of deferred outer-product gradients)
 //   %65 mul y1 -> record (a factor of deferred outer-product gradients)
-//   %330 mul += grad l2.x2f.bias
+//   %332 mul += grad l2.x2f.bias
 //   %70 state -> record (a factor of deferred outer-product gradients)
-//   %330 mul += grad l2.h2f.bias
-//   %319 mul += grad l2.x2i.bias
-//   %319 mul += grad l2.h2i.bias
-//   %308 mul += grad l2.x2o.bias
-//   %308 mul += grad l2.h2o.bias
-//   %294 mul += grad l2.x2c.bias
+//   %332 mul += grad l2.h2f.bias
+//   %321 mul += grad l2.x2i.bias
+//   %321 mul += grad l2.h2i.bias
+//   %310 mul += grad l2.x2o.bias
+//   %310 mul += grad l2.h2o.bias
+//   %296 mul += grad l2.x2c.bias
 //   %121 mul y2 -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void
 backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t279 = a.scratch + 7840;                        // [1149]
+  const T *__restrict t108_l2_g = a.saved + 16544;              // [1149] l2.g
+  T *__restrict t276 = a.scratch + 7824;                        // [1149]
+  T *__restrict t278 = a.scratch + 8976;                        // []
+  const T *__restrict l2_eta = a.params + kParamL2Eta;          // []
   const T *__restrict d_l2_c_next = a.gradNext + kStateL2C;     // [1149] d l2.c'
   const T *__restrict d_l2_h_next = a.gradNext + kStateL2H;     // [1149] d l2.h'
-  T *__restrict t236 = a.scratch + 2016;                        // [1149]
-  T *__restrict t246 = a.scratch + 3568;                        // [1149]
-  T *__restrict t257 = a.scratch + 5120;                        // [1149]
-  T *__restrict t268 = a.scratch + 6672;                        // [1149]
+  T *__restrict t237 = a.scratch + 2016;                        // [1149]
+  T *__restrict t247 = a.scratch + 3568;                        // [1149]
+  T *__restrict t258 = a.scratch + 5120;                        // [1149]
+  T *__restrict t269 = a.scratch + 6672;                        // [1149]
   const T *__restrict drop_h2 = a.inputs[3];                    // [1149]
   const T *__restrict t88 = a.saved + 14240;                    // [1149]
   const T *__restrict l2_x2o_bias = a.params + kParamL2X2oBias; // [1149]
@@ -1729,11 +1722,13 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const T *__restrict l2_x2i_bias = a.params + kParamL2X2iBias; // [1149]
   const T *__restrict t82 = a.saved + 13088;                    // [1149]
   const T *__restrict l2_h2i_bias = a.params + kParamL2H2iBias; // [1149]
-  const T *__restrict t108_l2_g = a.saved + 16544;              // [1149] l2.g
-  T *__restrict t294 = a.record + 22320;                        // [1149]
-  T *__restrict t308 = a.record + 21168;                        // [1149]
-  T *__restrict t319 = a.record + 20016;                        // [1149]
-  T *__restrict t330 = a.record + 16560;                        // [1149]
+  T *__restrict t296 = a.record + 22320;                        // [1149]
+  T *__restrict t310 = a.record + 21168;                        // [1149]
+  T *__restrict t321 = a.record + 20016;                        // [1149]
+  T *__restrict t332 = a.record + 16560;                        // [1149]
+  const T *__restrict t50_l1_g = a.saved + 7328;                // [1149] l1.g
+  T *__restrict t346 = a.scratch + 20512;                       // [1149]
+  T *__restrict t348 = a.scratch + 21664;                       // []
   T *__restrict d_l2_c = a.gradPrev + kStateL2C;                // [1149]
   const T *__restrict l1_h = a.state + kStateL1H;               // [1149]
   T *__restrict record4 = a.record + 11952;                     // [1149]
@@ -1753,22 +1748,34 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
+    t278[e] = T(0);
+  for (int e = tid; e < 1; e += nthreads)
+    t348[e] = T(0);
+  dopa::gridSync();
   {
+    T acc278 = T(0);
+    T acc348 = T(0);
     for (int j = tid; j < 1149; j += nthreads) {
+#line 47 "examples/lm/plastic_lstm.dopa"
+      const T v277 = t108_l2_g[j] * t276[j];
+      acc278 += v277;
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v280 = t276[j] * l2_eta[0];
 #line 28 "examples/lm/plastic_lstm.dopa"
-      const T v247 = t236[j] + t246[j];
-      const T v258 = v247 + t257[j];
-      const T v269 = v258 + t268[j];
-      const T v271 = v269 * drop_h2[j];
+      const T v248 = t237[j] + t247[j];
+      const T v259 = v248 + t258[j];
+      const T v270 = v259 + t269[j];
+      const T v272 = v270 * drop_h2[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v272 = d_l2_h_next[j] + v271;
+      const T v273 = d_l2_h_next[j] + v272;
 #line 51 "examples/lm/plastic_lstm.dopa"
       const T v90 = t88[j] + l2_x2o_bias[j];
       const T v94 = t92[j] + l2_h2o_bias[j];
       const T v95 = v90 + v94;
       const T v96 = T(1) / (T(1) + exp(-v95));
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v282 = v272 * v96;
+      const T v284 = v273 * v96;
 #line 49 "examples/lm/plastic_lstm.dopa"
       const T v69 = t67[j] + l2_x2f_bias[j];
       const T v74 = t72[j] + l2_h2f_bias[j];
@@ -1786,60 +1793,69 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
       const T v112 = v110 + v111;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v113 = tanh(v112);
-      const T v283 = v113 * v113;
-      const T v284 = T(1.0) - v283;
-      const T v285 = v282 * v284;
+      const T v285 = v113 * v113;
+      const T v286 = T(1.0) - v285;
+      const T v287 = v284 * v286;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v286 = d_l2_c_next[j] + v285;
-      const T v288 = v286 * v86;
+      const T v288 = d_l2_c_next[j] + v287;
+      const T v290 = v288 * v86;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v289 = t279[j] + v288;
-      const T v292 = t108_l2_g[j] * t108_l2_g[j];
-      const T v293 = T(1.0) - v292;
-      const T v294 = v289 * v293;
-      t294[j] = v294;
+      const T v291 = v280 + v290;
+      const T v294 = t108_l2_g[j] * t108_l2_g[j];
+      const T v295 = T(1.0) - v294;
+      const T v296 = v291 * v295;
+      t296[j] = v296;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v281 = v272 * v113;
+      const T v283 = v273 * v113;
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v306 = T(1.0) - v96;
-      const T v307 = v96 * v306;
-      const T v308 = v281 * v307;
-      t308[j] = v308;
+      const T v308 = T(1.0) - v96;
+      const T v309 = v96 * v308;
+      const T v310 = v283 * v309;
+      t310[j] = v310;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v287 = v286 * t108_l2_g[j];
+      const T v289 = v288 * t108_l2_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v317 = T(1.0) - v86;
-      const T v318 = v86 * v317;
-      const T v319 = v287 * v318;
-      t319[j] = v319;
+      const T v319 = T(1.0) - v86;
+      const T v320 = v86 * v319;
+      const T v321 = v289 * v320;
+      t321[j] = v321;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v290 = v286 * l2_c[j];
+      const T v292 = v288 * l2_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v328 = T(1.0) - v76;
-      const T v329 = v76 * v328;
-      const T v330 = v290 * v329;
-      t330[j] = v330;
+      const T v330 = T(1.0) - v76;
+      const T v331 = v76 * v330;
+      const T v332 = v292 * v331;
+      t332[j] = v332;
+#line 47 "examples/lm/plastic_lstm.dopa"
+      const T v347 = t50_l1_g[j] * t346[j];
+      acc348 += v347;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v291 = v286 * v76;
-      d_l2_c[j] = v291;
+      const T v293 = v288 * v76;
+      d_l2_c[j] = v293;
       record4[j] = l1_h[j];
       record9[j] = t65_y1[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l2_x2f_bias[j], v330);
+      atomicAdd(&d_l2_x2f_bias[j], v332);
       record10[j] = l2_h[j];
-      atomicAdd(&d_l2_h2f_bias[j], v330);
+      atomicAdd(&d_l2_h2f_bias[j], v332);
 #line 50 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l2_x2i_bias[j], v319);
-      atomicAdd(&d_l2_h2i_bias[j], v319);
+      atomicAdd(&d_l2_x2i_bias[j], v321);
+      atomicAdd(&d_l2_h2i_bias[j], v321);
 #line 51 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l2_x2o_bias[j], v308);
-      atomicAdd(&d_l2_h2o_bias[j], v308);
+      atomicAdd(&d_l2_x2o_bias[j], v310);
+      atomicAdd(&d_l2_h2o_bias[j], v310);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l2_x2c_bias[j], v294);
+      atomicAdd(&d_l2_x2c_bias[j], v296);
       record15[j] = t121_y2[j];
     }
+    acc278 = dopa::warpSum(acc278);
+    acc348 = dopa::warpSum(acc348);
+    if ((threadIdx.x & 31) == 0) {
+      atomicAdd(&t278[0], acc278);
+      atomicAdd(&t348[0], acc348);
+    }
   }
-#line 1843 "lm_plastic_lstm.cu"
+#line 1859 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -1847,17 +1863,17 @@ backward_d_l2_c_grad_l2_x2f_bias_l2_h2f_bias_l2_x2i_bias(const dopa::StepArgs<T>
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 13: fused loop nest over [1149, 1149]
-//   %296 matmul
-//   %299 reduce_to
-//   %302 add -> grad_prev l2.hebb
+//   %298 matmul
+//   %301 reduce_to
+//   %304 add -> grad_prev l2.hebb
 template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t296 = a.scratch + 10144;                         // [1149]
-  T *__restrict t294 = a.record + 22320;                          // [1149]
+  T *__restrict t298 = a.scratch + 10144;                         // [1149]
+  T *__restrict t296 = a.record + 22320;                          // [1149]
   const T *__restrict l2_w = a.params + kParamL2W;                // [1149, 1149]
   const T *__restrict l2_alpha = a.params + kParamL2Alpha;        // [1149, 1]
   const T *__restrict l2_hebb = a.state + kStateL2Hebb;           // [1149, 1149]
   const T *__restrict l2_h = a.state + kStateL2H;                 // [1149]
-  T *__restrict t299 = a.scratch + 11296;                         // [1149, 1]
+  T *__restrict t301 = a.scratch + 11296;                         // [1149, 1]
   const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb; // [1149, 1149] d l2.hebb'
   const T *__restrict l2_eta = a.params + kParamL2Eta;            // []
   const T *__restrict t108_l2_g = a.saved + 16544;                // [1149] l2.g
@@ -1866,49 +1882,49 @@ template <class T> __device__ __forceinline__ void backward_d_l2_hebb(const dopa
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t296[e] = T(0);
+    t298[e] = T(0);
   for (int e = tid; e < 1149; e += nthreads)
-    t299[e] = T(0);
+    t301[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc299 = T(0);
+    T acc301 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v104 = l2_alpha[i] * l2_hebb[i * 1149 + j];
       const T v105 = l2_w[i * 1149 + j] + v104;
-      atomicAdd(&t296[j], t294[i] * v105);
-      const T v295 = t294[i] * l2_h[j];
-      const T v298 = v295 * l2_hebb[i * 1149 + j];
+      atomicAdd(&t298[j], t296[i] * v105);
+      const T v297 = t296[i] * l2_h[j];
+      const T v300 = v297 * l2_hebb[i * 1149 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc299 += v298;
+      acc301 += v300;
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v116 = t108_l2_g[i] * l2_h[j];
       const T v117 = l2_eta[0] * v116;
       const T v118 = l2_hebb[i * 1149 + j] + v117;
-      const T v273 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
-      const T v274 = d_l2_hebb_next[i * 1149 + j] * v273;
+      const T v274 = T(-2.0) <= v118 && v118 <= T(2.0) ? T(1) : T(0);
+      const T v275 = d_l2_hebb_next[i * 1149 + j] * v274;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v301 = v295 * l2_alpha[i];
+      const T v303 = v297 * l2_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v302 = v274 + v301;
-      d_l2_hebb[i * 1149 + j] = v302;
+      const T v304 = v275 + v303;
+      d_l2_hebb[i * 1149 + j] = v304;
     }
-    acc299 = dopa::warpSum(acc299);
+    acc301 = dopa::warpSum(acc301);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t299[i], acc299);
+      atomicAdd(&t301[i], acc301);
     }
   }
-#line 1902 "lm_plastic_lstm.cu"
+#line 1918 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 14: dense product (a warp or thread per output), [1149]
-//   %305 matmul
+//   %307 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_14(const dopa::StepArgs<T> &a) {
-  T *__restrict t294 = a.record + 22320;                            // [1149]
+  T *__restrict t296 = a.record + 22320;                            // [1149]
   const T *__restrict l2_x2c_weight = a.params + kParamL2X2cWeight; // [1149, 1149]
-  T *__restrict t305 = a.scratch + 12448;                           // [1149]
+  T *__restrict t307 = a.scratch + 12448;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1916,20 +1932,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_14(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t294[k] * l2_x2c_weight[k * 1149 + c];
-    t305[c] = acc;
+      acc += t296[k] * l2_x2c_weight[k * 1149 + c];
+    t307[c] = acc;
   }
-#line 1923 "lm_plastic_lstm.cu"
+#line 1939 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 15: dense product (a warp or thread per output), [1149]
-//   %311 matmul
+//   %313 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_15(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 21168;                            // [1149]
+  T *__restrict t310 = a.record + 21168;                            // [1149]
   const T *__restrict l2_h2o_weight = a.params + kParamL2H2oWeight; // [1149, 1149]
-  T *__restrict t311 = a.scratch + 13600;                           // [1149]
+  T *__restrict t313 = a.scratch + 13600;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1937,20 +1953,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_15(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t308[k] * l2_h2o_weight[k * 1149 + c];
-    t311[c] = acc;
+      acc += t310[k] * l2_h2o_weight[k * 1149 + c];
+    t313[c] = acc;
   }
-#line 1944 "lm_plastic_lstm.cu"
+#line 1960 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 16: dense product (a warp or thread per output), [1149]
-//   %315 matmul
+//   %317 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_16(const dopa::StepArgs<T> &a) {
-  T *__restrict t308 = a.record + 21168;                            // [1149]
+  T *__restrict t310 = a.record + 21168;                            // [1149]
   const T *__restrict l2_x2o_weight = a.params + kParamL2X2oWeight; // [1149, 1149]
-  T *__restrict t315 = a.scratch + 14752;                           // [1149]
+  T *__restrict t317 = a.scratch + 14752;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1958,20 +1974,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_16(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t308[k] * l2_x2o_weight[k * 1149 + c];
-    t315[c] = acc;
+      acc += t310[k] * l2_x2o_weight[k * 1149 + c];
+    t317[c] = acc;
   }
-#line 1965 "lm_plastic_lstm.cu"
+#line 1981 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 17: dense product (a warp or thread per output), [1149]
-//   %322 matmul
+//   %324 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_17(const dopa::StepArgs<T> &a) {
-  T *__restrict t319 = a.record + 20016;                            // [1149]
+  T *__restrict t321 = a.record + 20016;                            // [1149]
   const T *__restrict l2_h2i_weight = a.params + kParamL2H2iWeight; // [1149, 1149]
-  T *__restrict t322 = a.scratch + 15904;                           // [1149]
+  T *__restrict t324 = a.scratch + 15904;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -1979,20 +1995,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_17(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t319[k] * l2_h2i_weight[k * 1149 + c];
-    t322[c] = acc;
+      acc += t321[k] * l2_h2i_weight[k * 1149 + c];
+    t324[c] = acc;
   }
-#line 1986 "lm_plastic_lstm.cu"
+#line 2002 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 18: dense product (a warp or thread per output), [1149]
-//   %326 matmul
+//   %328 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_18(const dopa::StepArgs<T> &a) {
-  T *__restrict t319 = a.record + 20016;                            // [1149]
+  T *__restrict t321 = a.record + 20016;                            // [1149]
   const T *__restrict l2_x2i_weight = a.params + kParamL2X2iWeight; // [1149, 1149]
-  T *__restrict t326 = a.scratch + 17056;                           // [1149]
+  T *__restrict t328 = a.scratch + 17056;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2000,20 +2016,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_18(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t319[k] * l2_x2i_weight[k * 1149 + c];
-    t326[c] = acc;
+      acc += t321[k] * l2_x2i_weight[k * 1149 + c];
+    t328[c] = acc;
   }
-#line 2007 "lm_plastic_lstm.cu"
+#line 2023 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 19: dense product (a warp or thread per output), [1149]
-//   %333 matmul
+//   %335 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_19(const dopa::StepArgs<T> &a) {
-  T *__restrict t330 = a.record + 16560;                            // [1149]
+  T *__restrict t332 = a.record + 16560;                            // [1149]
   const T *__restrict l2_h2f_weight = a.params + kParamL2H2fWeight; // [1149, 1149]
-  T *__restrict t333 = a.scratch + 18208;                           // [1149]
+  T *__restrict t335 = a.scratch + 18208;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2021,20 +2037,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_19(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t330[k] * l2_h2f_weight[k * 1149 + c];
-    t333[c] = acc;
+      acc += t332[k] * l2_h2f_weight[k * 1149 + c];
+    t335[c] = acc;
   }
-#line 2028 "lm_plastic_lstm.cu"
+#line 2044 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 20: dense product (a warp or thread per output), [1149]
-//   %337 matmul
+//   %339 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_20(const dopa::StepArgs<T> &a) {
-  T *__restrict t330 = a.record + 16560;                            // [1149]
+  T *__restrict t332 = a.record + 16560;                            // [1149]
   const T *__restrict l2_x2f_weight = a.params + kParamL2X2fWeight; // [1149, 1149]
-  T *__restrict t337 = a.scratch + 19360;                           // [1149]
+  T *__restrict t339 = a.scratch + 19360;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2042,10 +2058,10 @@ template <class T> __device__ __forceinline__ void backward_x2f_20(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t330[k] * l2_x2f_weight[k * 1149 + c];
-    t337[c] = acc;
+      acc += t332[k] * l2_x2f_weight[k * 1149 + c];
+    t339[c] = acc;
   }
-#line 2049 "lm_plastic_lstm.cu"
+#line 2065 "lm_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
@@ -2056,29 +2072,30 @@ template <class T> __device__ __forceinline__ void backward_x2f_20(const dopa::S
 // cn = f * c + i * g
 //
 // backward stage 21: fused loop nest over [1149]
-//   %363 mul
-//   %377 mul
-//   %388 mul
-//   %399 mul
-//   %360 mul -> grad_prev l1.c
-//   %334 add -> grad_prev l2.h
-//   %399 mul += grad l1.x2f.bias
-//   %399 mul += grad l1.h2f.bias
-//   %388 mul += grad l1.x2i.bias
-//   %388 mul += grad l1.h2i.bias
-//   %377 mul += grad l1.x2o.bias
-//   %377 mul += grad l1.h2o.bias
-//   %363 mul += grad l1.x2c.bias
+//   %366 mul
+//   %380 mul
+//   %391 mul
+//   %402 mul
+//   %363 mul -> grad_prev l1.c
+//   %336 add -> grad_prev l2.h
+//   %402 mul += grad l1.x2f.bias
+//   %402 mul += grad l1.h2f.bias
+//   %391 mul += grad l1.x2i.bias
+//   %391 mul += grad l1.h2i.bias
+//   %380 mul += grad l1.x2o.bias
+//   %380 mul += grad l1.h2o.bias
+//   %366 mul += grad l1.x2c.bias
 template <class T>
 __device__ __forceinline__ void
 backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
-  T *__restrict t348 = a.scratch + 20528;                       // [1149]
+  T *__restrict t346 = a.scratch + 20512;                       // [1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta;          // []
   const T *__restrict d_l1_c_next = a.gradNext + kStateL1C;     // [1149] d l1.c'
   const T *__restrict d_l1_h_next = a.gradNext + kStateL1H;     // [1149] d l1.h'
-  T *__restrict t305 = a.scratch + 12448;                       // [1149]
-  T *__restrict t315 = a.scratch + 14752;                       // [1149]
-  T *__restrict t326 = a.scratch + 17056;                       // [1149]
-  T *__restrict t337 = a.scratch + 19360;                       // [1149]
+  T *__restrict t307 = a.scratch + 12448;                       // [1149]
+  T *__restrict t317 = a.scratch + 14752;                       // [1149]
+  T *__restrict t328 = a.scratch + 17056;                       // [1149]
+  T *__restrict t339 = a.scratch + 19360;                       // [1149]
   const T *__restrict drop_h1 = a.inputs[2];                    // [1149]
   const T *__restrict t30 = a.saved + 5024;                     // [1149]
   const T *__restrict l1_x2o_bias = a.params + kParamL1X2oBias; // [1149]
@@ -2094,16 +2111,17 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   const T *__restrict t24 = a.saved + 3872;                     // [1149]
   const T *__restrict l1_h2i_bias = a.params + kParamL1H2iBias; // [1149]
   const T *__restrict t50_l1_g = a.saved + 7328;                // [1149] l1.g
-  T *__restrict t363 = a.record + 15408;                        // [1149]
-  T *__restrict t377 = a.record + 14256;                        // [1149]
-  T *__restrict t388 = a.record + 13104;                        // [1149]
-  T *__restrict t399 = a.record + 10400;                        // [1149]
+  T *__restrict t366 = a.record + 15408;                        // [1149]
+  T *__restrict t380 = a.record + 14256;                        // [1149]
+  T *__restrict t391 = a.record + 13104;                        // [1149]
+  T *__restrict t402 = a.record + 10400;                        // [1149]
   T *__restrict d_l1_c = a.gradPrev + kStateL1C;                // [1149]
-  T *__restrict t280 = a.scratch + 8992;                        // [1149]
-  T *__restrict t296 = a.scratch + 10144;                       // [1149]
-  T *__restrict t311 = a.scratch + 13600;                       // [1149]
-  T *__restrict t322 = a.scratch + 15904;                       // [1149]
-  T *__restrict t333 = a.scratch + 18208;                       // [1149]
+  T *__restrict t281 = a.scratch + 8992;                        // [1149]
+  const T *__restrict l2_eta = a.params + kParamL2Eta;          // []
+  T *__restrict t298 = a.scratch + 10144;                       // [1149]
+  T *__restrict t313 = a.scratch + 13600;                       // [1149]
+  T *__restrict t324 = a.scratch + 15904;                       // [1149]
+  T *__restrict t335 = a.scratch + 18208;                       // [1149]
   T *__restrict d_l2_h = a.gradPrev + kStateL2H;                // [1149]
   T *__restrict d_l1_x2f_bias = a.grads + kParamL1X2fBias;      // [1149]
   T *__restrict d_l1_h2f_bias = a.grads + kParamL1H2fBias;      // [1149]
@@ -2117,20 +2135,22 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v350 = t346[j] * l1_eta[0];
 #line 27 "examples/lm/plastic_lstm.dopa"
-      const T v316 = t305[j] + t315[j];
-      const T v327 = v316 + t326[j];
-      const T v338 = v327 + t337[j];
-      const T v340 = v338 * drop_h1[j];
+      const T v318 = t307[j] + t317[j];
+      const T v329 = v318 + t328[j];
+      const T v340 = v329 + t339[j];
+      const T v342 = v340 * drop_h1[j];
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v341 = d_l1_h_next[j] + v340;
+      const T v343 = d_l1_h_next[j] + v342;
 #line 51 "examples/lm/plastic_lstm.dopa"
       const T v32 = t30[j] + l1_x2o_bias[j];
       const T v36 = t34[j] + l1_h2o_bias[j];
       const T v37 = v32 + v36;
       const T v38 = T(1) / (T(1) + exp(-v37));
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v351 = v341 * v38;
+      const T v354 = v343 * v38;
 #line 49 "examples/lm/plastic_lstm.dopa"
       const T v11 = t9[j] + l1_x2f_bias[j];
       const T v16 = t14[j] + l1_h2f_bias[j];
@@ -2148,62 +2168,64 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
       const T v54 = v52 + v53;
 #line 54 "examples/lm/plastic_lstm.dopa"
       const T v55 = tanh(v54);
-      const T v352 = v55 * v55;
-      const T v353 = T(1.0) - v352;
-      const T v354 = v351 * v353;
+      const T v355 = v55 * v55;
+      const T v356 = T(1.0) - v355;
+      const T v357 = v354 * v356;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v355 = d_l1_c_next[j] + v354;
-      const T v357 = v355 * v28;
+      const T v358 = d_l1_c_next[j] + v357;
+      const T v360 = v358 * v28;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v358 = t348[j] + v357;
-      const T v361 = t50_l1_g[j] * t50_l1_g[j];
-      const T v362 = T(1.0) - v361;
-      const T v363 = v358 * v362;
-      t363[j] = v363;
+      const T v361 = v350 + v360;
+      const T v364 = t50_l1_g[j] * t50_l1_g[j];
+      const T v365 = T(1.0) - v364;
+      const T v366 = v361 * v365;
+      t366[j] = v366;
 #line 54 "examples/lm/plastic_lstm.dopa"
-      const T v350 = v341 * v55;
+      const T v353 = v343 * v55;
 #line 51 "examples/lm/plastic_lstm.dopa"
-      const T v375 = T(1.0) - v38;
-      const T v376 = v38 * v375;
-      const T v377 = v350 * v376;
-      t377[j] = v377;
+      const T v378 = T(1.0) - v38;
+      const T v379 = v38 * v378;
+      const T v380 = v353 * v379;
+      t380[j] = v380;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v356 = v355 * t50_l1_g[j];
+      const T v359 = v358 * t50_l1_g[j];
 #line 50 "examples/lm/plastic_lstm.dopa"
-      const T v386 = T(1.0) - v28;
-      const T v387 = v28 * v386;
-      const T v388 = v356 * v387;
-      t388[j] = v388;
+      const T v389 = T(1.0) - v28;
+      const T v390 = v28 * v389;
+      const T v391 = v359 * v390;
+      t391[j] = v391;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v359 = v355 * l1_c[j];
+      const T v362 = v358 * l1_c[j];
 #line 49 "examples/lm/plastic_lstm.dopa"
-      const T v397 = T(1.0) - v18;
-      const T v398 = v18 * v397;
-      const T v399 = v359 * v398;
-      t399[j] = v399;
+      const T v400 = T(1.0) - v18;
+      const T v401 = v18 * v400;
+      const T v402 = v362 * v401;
+      t402[j] = v402;
 #line 53 "examples/lm/plastic_lstm.dopa"
-      const T v360 = v355 * v18;
-      d_l1_c[j] = v360;
+      const T v363 = v358 * v18;
+      d_l1_c[j] = v363;
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v282 = t281[j] * l2_eta[0];
 #line 35 "examples/lm/plastic_lstm.dopa"
-      const T v297 = t280[j] + t296[j];
-      const T v312 = v297 + t311[j];
-      const T v323 = v312 + t322[j];
-      const T v334 = v323 + t333[j];
-      d_l2_h[j] = v334;
+      const T v299 = v282 + t298[j];
+      const T v314 = v299 + t313[j];
+      const T v325 = v314 + t324[j];
+      const T v336 = v325 + t335[j];
+      d_l2_h[j] = v336;
 #line 49 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_x2f_bias[j], v399);
-      atomicAdd(&d_l1_h2f_bias[j], v399);
+      atomicAdd(&d_l1_x2f_bias[j], v402);
+      atomicAdd(&d_l1_h2f_bias[j], v402);
 #line 50 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_x2i_bias[j], v388);
-      atomicAdd(&d_l1_h2i_bias[j], v388);
+      atomicAdd(&d_l1_x2i_bias[j], v391);
+      atomicAdd(&d_l1_h2i_bias[j], v391);
 #line 51 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_x2o_bias[j], v377);
-      atomicAdd(&d_l1_h2o_bias[j], v377);
+      atomicAdd(&d_l1_x2o_bias[j], v380);
+      atomicAdd(&d_l1_h2o_bias[j], v380);
 #line 52 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_x2c_bias[j], v363);
+      atomicAdd(&d_l1_x2c_bias[j], v366);
     }
   }
-#line 2207 "lm_plastic_lstm.cu"
+#line 2229 "lm_plastic_lstm.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -2211,17 +2233,17 @@ backward_d_l1_c_l2_h_grad_l1_x2f_bias_l1_h2f_bias(const dopa::StepArgs<T> &a) {
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 22: fused loop nest over [1149, 1149]
-//   %365 matmul
-//   %368 reduce_to
-//   %371 add -> grad_prev l1.hebb
+//   %368 matmul
+//   %371 reduce_to
+//   %374 add -> grad_prev l1.hebb
 template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa::StepArgs<T> &a) {
-  T *__restrict t365 = a.scratch + 22832;                         // [1149]
-  T *__restrict t363 = a.record + 15408;                          // [1149]
+  T *__restrict t368 = a.scratch + 22832;                         // [1149]
+  T *__restrict t366 = a.record + 15408;                          // [1149]
   const T *__restrict l1_w = a.params + kParamL1W;                // [1149, 1149]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;        // [1149, 1]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;           // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                 // [1149]
-  T *__restrict t368 = a.scratch + 23984;                         // [1149, 1]
+  T *__restrict t371 = a.scratch + 23984;                         // [1149, 1]
   const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb; // [1149, 1149] d l1.hebb'
   const T *__restrict l1_eta = a.params + kParamL1Eta;            // []
   const T *__restrict t50_l1_g = a.saved + 7328;                  // [1149] l1.g
@@ -2230,49 +2252,49 @@ template <class T> __device__ __forceinline__ void backward_d_l1_hebb(const dopa
   (void)tid;
   (void)nthreads;
   for (int e = tid; e < 1149; e += nthreads)
-    t365[e] = T(0);
-  for (int e = tid; e < 1149; e += nthreads)
     t368[e] = T(0);
+  for (int e = tid; e < 1149; e += nthreads)
+    t371[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
-    T acc368 = T(0);
+    T acc371 = T(0);
     for (int j = threadIdx.x & 31; j < 1149; j += 32) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v46 = l1_alpha[i] * l1_hebb[i * 1149 + j];
       const T v47 = l1_w[i * 1149 + j] + v46;
-      atomicAdd(&t365[j], t363[i] * v47);
-      const T v364 = t363[i] * l1_h[j];
-      const T v367 = v364 * l1_hebb[i * 1149 + j];
+      atomicAdd(&t368[j], t366[i] * v47);
+      const T v367 = t366[i] * l1_h[j];
+      const T v370 = v367 * l1_hebb[i * 1149 + j];
 #line 46 "examples/lm/plastic_lstm.dopa"
-      acc368 += v367;
+      acc371 += v370;
 #line 57 "examples/lm/plastic_lstm.dopa"
       const T v58 = t50_l1_g[i] * l1_h[j];
       const T v59 = l1_eta[0] * v58;
       const T v60 = l1_hebb[i * 1149 + j] + v59;
-      const T v342 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
-      const T v343 = d_l1_hebb_next[i * 1149 + j] * v342;
+      const T v344 = T(-2.0) <= v60 && v60 <= T(2.0) ? T(1) : T(0);
+      const T v345 = d_l1_hebb_next[i * 1149 + j] * v344;
 #line 52 "examples/lm/plastic_lstm.dopa"
-      const T v370 = v364 * l1_alpha[i];
+      const T v373 = v367 * l1_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v371 = v343 + v370;
-      d_l1_hebb[i * 1149 + j] = v371;
+      const T v374 = v345 + v373;
+      d_l1_hebb[i * 1149 + j] = v374;
     }
-    acc368 = dopa::warpSum(acc368);
+    acc371 = dopa::warpSum(acc371);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t368[i], acc368);
+      atomicAdd(&t371[i], acc371);
     }
   }
-#line 2266 "lm_plastic_lstm.cu"
+#line 2288 "lm_plastic_lstm.cu"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 23: dense product (a warp or thread per output), [400]
-//   %374 matmul
+//   %377 matmul
 template <class T> __device__ __forceinline__ void backward_x2c_23(const dopa::StepArgs<T> &a) {
-  T *__restrict t363 = a.record + 15408;                            // [1149]
+  T *__restrict t366 = a.record + 15408;                            // [1149]
   const T *__restrict l1_x2c_weight = a.params + kParamL1X2cWeight; // [1149, 400]
-  T *__restrict t374 = a.scratch + 25136;                           // [400]
+  T *__restrict t377 = a.scratch + 25136;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2280,20 +2302,20 @@ template <class T> __device__ __forceinline__ void backward_x2c_23(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t363[k] * l1_x2c_weight[k * 400 + c];
-    t374[c] = acc;
+      acc += t366[k] * l1_x2c_weight[k * 400 + c];
+    t377[c] = acc;
   }
-#line 2287 "lm_plastic_lstm.cu"
+#line 2309 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 24: dense product (a warp or thread per output), [1149]
-//   %380 matmul
+//   %383 matmul
 template <class T> __device__ __forceinline__ void backward_h2o_24(const dopa::StepArgs<T> &a) {
-  T *__restrict t377 = a.record + 14256;                            // [1149]
+  T *__restrict t380 = a.record + 14256;                            // [1149]
   const T *__restrict l1_h2o_weight = a.params + kParamL1H2oWeight; // [1149, 1149]
-  T *__restrict t380 = a.scratch + 25536;                           // [1149]
+  T *__restrict t383 = a.scratch + 25536;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2301,20 +2323,20 @@ template <class T> __device__ __forceinline__ void backward_h2o_24(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t377[k] * l1_h2o_weight[k * 1149 + c];
-    t380[c] = acc;
+      acc += t380[k] * l1_h2o_weight[k * 1149 + c];
+    t383[c] = acc;
   }
-#line 2308 "lm_plastic_lstm.cu"
+#line 2330 "lm_plastic_lstm.cu"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
 //
 // backward stage 25: dense product (a warp or thread per output), [400]
-//   %384 matmul
+//   %387 matmul
 template <class T> __device__ __forceinline__ void backward_x2o_25(const dopa::StepArgs<T> &a) {
-  T *__restrict t377 = a.record + 14256;                            // [1149]
+  T *__restrict t380 = a.record + 14256;                            // [1149]
   const T *__restrict l1_x2o_weight = a.params + kParamL1X2oWeight; // [1149, 400]
-  T *__restrict t384 = a.scratch + 26688;                           // [400]
+  T *__restrict t387 = a.scratch + 26688;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2322,20 +2344,20 @@ template <class T> __device__ __forceinline__ void backward_x2o_25(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t377[k] * l1_x2o_weight[k * 400 + c];
-    t384[c] = acc;
+      acc += t380[k] * l1_x2o_weight[k * 400 + c];
+    t387[c] = acc;
   }
-#line 2329 "lm_plastic_lstm.cu"
+#line 2351 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 26: dense product (a warp or thread per output), [1149]
-//   %391 matmul
+//   %394 matmul
 template <class T> __device__ __forceinline__ void backward_h2i_26(const dopa::StepArgs<T> &a) {
-  T *__restrict t388 = a.record + 13104;                            // [1149]
+  T *__restrict t391 = a.record + 13104;                            // [1149]
   const T *__restrict l1_h2i_weight = a.params + kParamL1H2iWeight; // [1149, 1149]
-  T *__restrict t391 = a.scratch + 27088;                           // [1149]
+  T *__restrict t394 = a.scratch + 27088;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2343,20 +2365,20 @@ template <class T> __device__ __forceinline__ void backward_h2i_26(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t388[k] * l1_h2i_weight[k * 1149 + c];
-    t391[c] = acc;
+      acc += t391[k] * l1_h2i_weight[k * 1149 + c];
+    t394[c] = acc;
   }
-#line 2350 "lm_plastic_lstm.cu"
+#line 2372 "lm_plastic_lstm.cu"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
 //
 // backward stage 27: dense product (a warp or thread per output), [400]
-//   %395 matmul
+//   %398 matmul
 template <class T> __device__ __forceinline__ void backward_x2i_27(const dopa::StepArgs<T> &a) {
-  T *__restrict t388 = a.record + 13104;                            // [1149]
+  T *__restrict t391 = a.record + 13104;                            // [1149]
   const T *__restrict l1_x2i_weight = a.params + kParamL1X2iWeight; // [1149, 400]
-  T *__restrict t395 = a.scratch + 28240;                           // [400]
+  T *__restrict t398 = a.scratch + 28240;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2364,20 +2386,20 @@ template <class T> __device__ __forceinline__ void backward_x2i_27(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t388[k] * l1_x2i_weight[k * 400 + c];
-    t395[c] = acc;
+      acc += t391[k] * l1_x2i_weight[k * 400 + c];
+    t398[c] = acc;
   }
-#line 2371 "lm_plastic_lstm.cu"
+#line 2393 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 28: dense product (a warp or thread per output), [1149]
-//   %402 matmul
+//   %405 matmul
 template <class T> __device__ __forceinline__ void backward_h2f_28(const dopa::StepArgs<T> &a) {
-  T *__restrict t399 = a.record + 10400;                            // [1149]
+  T *__restrict t402 = a.record + 10400;                            // [1149]
   const T *__restrict l1_h2f_weight = a.params + kParamL1H2fWeight; // [1149, 1149]
-  T *__restrict t402 = a.scratch + 28640;                           // [1149]
+  T *__restrict t405 = a.scratch + 28640;                           // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2385,20 +2407,20 @@ template <class T> __device__ __forceinline__ void backward_h2f_28(const dopa::S
   for (int c = tid; c < 1149; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t399[k] * l1_h2f_weight[k * 1149 + c];
-    t402[c] = acc;
+      acc += t402[k] * l1_h2f_weight[k * 1149 + c];
+    t405[c] = acc;
   }
-#line 2392 "lm_plastic_lstm.cu"
+#line 2414 "lm_plastic_lstm.cu"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
 //
 // backward stage 29: dense product (a warp or thread per output), [400]
-//   %406 matmul
+//   %409 matmul
 template <class T> __device__ __forceinline__ void backward_x2f_29(const dopa::StepArgs<T> &a) {
-  T *__restrict t399 = a.record + 10400;                            // [1149]
+  T *__restrict t402 = a.record + 10400;                            // [1149]
   const T *__restrict l1_x2f_weight = a.params + kParamL1X2fWeight; // [1149, 400]
-  T *__restrict t406 = a.scratch + 29792;                           // [400]
+  T *__restrict t409 = a.scratch + 29792;                           // [400]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
@@ -2406,57 +2428,61 @@ template <class T> __device__ __forceinline__ void backward_x2f_29(const dopa::S
   for (int c = tid; c < 400; c += nthreads) {
     T acc = T(0);
     for (int k = 0; k < 1149; ++k)
-      acc += t399[k] * l1_x2f_weight[k * 400 + c];
-    t406[c] = acc;
+      acc += t402[k] * l1_x2f_weight[k * 400 + c];
+    t409[c] = acc;
   }
-#line 2413 "lm_plastic_lstm.cu"
+#line 2435 "lm_plastic_lstm.cu"
 }
 
 // state  h : [H] = 0
 //
 // backward stage 30: fused loop nest over [1149]
-//   %403 add -> grad_prev l1.h
+//   %406 add -> grad_prev l1.h
 template <class T> __device__ __forceinline__ void backward_d_l1_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t349 = a.scratch + 21680;        // [1149]
-  T *__restrict t365 = a.scratch + 22832;        // [1149]
-  T *__restrict t380 = a.scratch + 25536;        // [1149]
-  T *__restrict t391 = a.scratch + 27088;        // [1149]
-  T *__restrict t402 = a.scratch + 28640;        // [1149]
-  T *__restrict d_l1_h = a.gradPrev + kStateL1H; // [1149]
+  T *__restrict t351 = a.scratch + 21680;              // [1149]
+  const T *__restrict l1_eta = a.params + kParamL1Eta; // []
+  T *__restrict t368 = a.scratch + 22832;              // [1149]
+  T *__restrict t383 = a.scratch + 25536;              // [1149]
+  T *__restrict t394 = a.scratch + 27088;              // [1149]
+  T *__restrict t405 = a.scratch + 28640;              // [1149]
+  T *__restrict d_l1_h = a.gradPrev + kStateL1H;       // [1149]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 1149; j += nthreads) {
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v352 = t351[j] * l1_eta[0];
 #line 35 "examples/lm/plastic_lstm.dopa"
-      const T v366 = t349[j] + t365[j];
-      const T v381 = v366 + t380[j];
-      const T v392 = v381 + t391[j];
-      const T v403 = v392 + t402[j];
-      d_l1_h[j] = v403;
+      const T v369 = v352 + t368[j];
+      const T v384 = v369 + t383[j];
+      const T v395 = v384 + t394[j];
+      const T v406 = v395 + t405[j];
+      d_l1_h[j] = v406;
     }
   }
-#line 2440 "lm_plastic_lstm.cu"
+#line 2465 "lm_plastic_lstm.cu"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
 // state  h : [H] = 0
 //
 // backward stage 31: fused loop nest over [400]
-//   %265 add -> grad_prev l3.h
-//   %410 mul += grad enc.weight
+//   %266 add -> grad_prev l3.h
+//   %413 mul += grad enc.weight
 template <class T>
 __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::StepArgs<T> &a) {
   T *__restrict t210 = a.scratch + 816;                   // [400]
-  T *__restrict t227 = a.scratch + 1216;                  // [400]
-  T *__restrict t242 = a.scratch + 3168;                  // [400]
-  T *__restrict t253 = a.scratch + 4720;                  // [400]
-  T *__restrict t264 = a.scratch + 6272;                  // [400]
+  const T *__restrict l3_eta = a.params + kParamL3Eta;    // []
+  T *__restrict t228 = a.scratch + 1216;                  // [400]
+  T *__restrict t243 = a.scratch + 3168;                  // [400]
+  T *__restrict t254 = a.scratch + 4720;                  // [400]
+  T *__restrict t265 = a.scratch + 6272;                  // [400]
   T *__restrict d_l3_h = a.gradPrev + kStateL3H;          // [400]
-  T *__restrict t374 = a.scratch + 25136;                 // [400]
-  T *__restrict t384 = a.scratch + 26688;                 // [400]
-  T *__restrict t395 = a.scratch + 28240;                 // [400]
-  T *__restrict t406 = a.scratch + 29792;                 // [400]
+  T *__restrict t377 = a.scratch + 25136;                 // [400]
+  T *__restrict t387 = a.scratch + 26688;                 // [400]
+  T *__restrict t398 = a.scratch + 28240;                 // [400]
+  T *__restrict t409 = a.scratch + 29792;                 // [400]
   const T *__restrict drop_i = a.inputs[1];               // [400]
   const T *__restrict t4 = a.saved + 0;                   // [1]
   T *__restrict d_enc_weight = a.grads + kParamEncWeight; // [10000, 400]
@@ -2466,22 +2492,24 @@ __device__ __forceinline__ void backward_d_l3_h_grad_enc_weight(const dopa::Step
   (void)nthreads;
   {
     for (int j = tid; j < 400; j += nthreads) {
+#line 57 "examples/lm/plastic_lstm.dopa"
+      const T v211 = t210[j] * l3_eta[0];
 #line 35 "examples/lm/plastic_lstm.dopa"
-      const T v228 = t210[j] + t227[j];
-      const T v243 = v228 + t242[j];
-      const T v254 = v243 + t253[j];
-      const T v265 = v254 + t264[j];
-      d_l3_h[j] = v265;
+      const T v229 = v211 + t228[j];
+      const T v244 = v229 + t243[j];
+      const T v255 = v244 + t254[j];
+      const T v266 = v255 + t265[j];
+      d_l3_h[j] = v266;
 #line 26 "examples/lm/plastic_lstm.dopa"
-      const T v385 = t374[j] + t384[j];
-      const T v396 = v385 + t395[j];
-      const T v407 = v396 + t406[j];
-      const T v409 = v407 * drop_i[j];
-      const T v410 = v409 * t4[0];
-      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v410);
+      const T v388 = t377[j] + t387[j];
+      const T v399 = v388 + t398[j];
+      const T v410 = v399 + t409[j];
+      const T v412 = v410 * drop_i[j];
+      const T v413 = v412 * t4[0];
+      atomicAdd(&d_enc_weight[int64_t(tok[0]) * 400 + j], v413);
     }
   }
-#line 2485 "lm_plastic_lstm.cu"
+#line 2513 "lm_plastic_lstm.cu"
 }
 
 // backward stage 32: fused loop nest over [10000]
@@ -2506,13 +2534,13 @@ __device__ __forceinline__ void backward_grad_dec_bias(const dopa::StepArgs<T> &
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 33: fused loop nest over [1149, 1]
-//   %368 reduce_to += grad l1.alpha
-//   %299 reduce_to += grad l2.alpha
+//   %371 reduce_to += grad l1.alpha
+//   %301 reduce_to += grad l2.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t368 = a.scratch + 23984;             // [1149, 1]
+  T *__restrict t371 = a.scratch + 23984;             // [1149, 1]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha; // [1149, 1]
-  T *__restrict t299 = a.scratch + 11296;             // [1149, 1]
+  T *__restrict t301 = a.scratch + 11296;             // [1149, 1]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha; // [1149, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2520,46 +2548,46 @@ __device__ __forceinline__ void backward_grad_l1_alpha_l2_alpha(const dopa::Step
   for (int i = tid >> 5; i < 1149; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l1_alpha[i], t368[i]);
-      atomicAdd(&d_l2_alpha[i], t299[i]);
+      atomicAdd(&d_l1_alpha[i], t371[i]);
+      atomicAdd(&d_l2_alpha[i], t301[i]);
     }
   }
-#line 2528 "lm_plastic_lstm.cu"
+#line 2556 "lm_plastic_lstm.cu"
 }
 
 // param  eta : [] = 0.01
 //
 // backward stage 34: fused loop nest over []
-//   %345 reduce_to += grad l1.eta
-//   %276 reduce_to += grad l2.eta
-//   %206 reduce_to += grad l3.eta
+//   %348 reduce_to += grad l1.eta
+//   %278 reduce_to += grad l2.eta
+//   %207 reduce_to += grad l3.eta
 template <class T>
 __device__ __forceinline__ void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t345 = a.scratch + 20512;         // []
+  T *__restrict t348 = a.scratch + 21664;         // []
   T *__restrict d_l1_eta = a.grads + kParamL1Eta; // []
-  T *__restrict t276 = a.scratch + 7824;          // []
+  T *__restrict t278 = a.scratch + 8976;          // []
   T *__restrict d_l2_eta = a.grads + kParamL2Eta; // []
-  T *__restrict t206 = a.scratch + 400;           // []
+  T *__restrict t207 = a.scratch + 800;           // []
   T *__restrict d_l3_eta = a.grads + kParamL3Eta; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
 #line 47 "examples/lm/plastic_lstm.dopa"
-    atomicAdd(&d_l1_eta[0], t345[0]);
-    atomicAdd(&d_l2_eta[0], t276[0]);
-    atomicAdd(&d_l3_eta[0], t206[0]);
+    atomicAdd(&d_l1_eta[0], t348[0]);
+    atomicAdd(&d_l2_eta[0], t278[0]);
+    atomicAdd(&d_l3_eta[0], t207[0]);
   }
-#line 2554 "lm_plastic_lstm.cu"
+#line 2582 "lm_plastic_lstm.cu"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
 //
 // backward stage 35: fused loop nest over [400, 1]
-//   %230 reduce_to += grad l3.alpha
+//   %231 reduce_to += grad l3.alpha
 template <class T>
 __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &a) {
-  T *__restrict t230 = a.scratch + 1616;              // [400, 1]
+  T *__restrict t231 = a.scratch + 1616;              // [400, 1]
   T *__restrict d_l3_alpha = a.grads + kParamL3Alpha; // [400, 1]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
@@ -2567,10 +2595,10 @@ __device__ __forceinline__ void backward_grad_l3_alpha(const dopa::StepArgs<T> &
   for (int i = tid >> 5; i < 400; i += nthreads >> 5) {
     for (int j = threadIdx.x & 31; j < 1; j += 32) {
 #line 46 "examples/lm/plastic_lstm.dopa"
-      atomicAdd(&d_l3_alpha[i], t230[i]);
+      atomicAdd(&d_l3_alpha[i], t231[i]);
     }
   }
-#line 2574 "lm_plastic_lstm.cu"
+#line 2602 "lm_plastic_lstm.cu"
 }
 
 /// One backward step of PlasticLSTMLM for the whole batch: block b runs batch element b.

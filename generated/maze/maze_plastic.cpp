@@ -197,12 +197,11 @@ template <class T> void forward_step(const dopa::StepArgs<T> &a) {
 //
 // backward stage 0: fused loop nest over [101, 101]
 //   %36 matmul
-//   %55 reduce_to
-//   %58 matmul
+//   %54 matmul
 //   %60 matmul
 //   %53 mul -> grad_prev hebb
 //   %38 mul += grad alpha
-template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T> &a) {
   T *__restrict t36 = a.scratch + 0;                                  // [101]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [101] d carried.0'
   const T *__restrict w = a.params + kParamW;                         // [101, 101]
@@ -211,21 +210,18 @@ template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs
   const T *__restrict eta = a.params + kParamEta;                     // []
   const T *__restrict t11_hn = a.saved + 0;                           // [101] hn
   const T *__restrict h = a.state + kStateH;                          // [101]
+  T *__restrict t54 = a.scratch + 336;                                // [101]
   const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [101, 101] d hebb'
-  T *__restrict t55 = a.scratch + 336;                                // []
-  T *__restrict t58 = a.scratch + 352;                                // [101]
-  T *__restrict d_h = a.gradPrev + kStateH;                           // [101]
+  T *__restrict t60 = a.scratch + 464;                                // [101]
   T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [101, 101]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [101, 101]
   for (int e = 0; e < 101; ++e)
     t36[e] = T(0);
-  t55[0] = T(0);
   for (int e = 0; e < 101; ++e)
-    d_h[e] = T(0);
+    t60[e] = T(0);
   for (int i = 0; i < 101; ++i) {
-    T acc55 = T(0);
-    T acc58 = T(0);
-#pragma omp simd reduction(+ : acc55, acc58)
+    T acc54 = T(0);
+#pragma omp simd reduction(+ : acc54)
     for (int j = 0; j < 96; ++j) {
 #line 16 "examples/maze/plastic.dopa"
       const T v13 = t11_hn[i] * h[j];
@@ -242,19 +238,16 @@ template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs
       const T v41 = d_hebb_next[i * 101 + j] + v40;
       const T v52 = T(-1.0) <= v15 && v15 <= T(1.0) ? T(1) : T(0);
       const T v53 = v41 * v52;
-      const T v54 = v53 * v13;
 #line 10 "examples/maze/plastic.dopa"
-      acc55 += v54;
+      acc54 += v53 * h[j];
 #line 16 "examples/maze/plastic.dopa"
-      const T v57 = v53 * eta[0];
-      acc58 += v57 * h[j];
-      d_h[j] += t11_hn[i] * v57;
+      t60[j] += t11_hn[i] * v53;
       d_hebb[i * 101 + j] = v53;
 #line 15 "examples/maze/plastic.dopa"
       const T v38 = v35 * v18;
       d_alpha[i * 101 + j] += v38;
     }
-#pragma omp simd reduction(+ : acc55, acc58)
+#pragma omp simd reduction(+ : acc54)
     for (int j = 96; j < 101; ++j) {
 #line 16 "examples/maze/plastic.dopa"
       const T v13 = t11_hn[i] * h[j];
@@ -271,22 +264,18 @@ template <class T> static void backward_d_h_hebb_grad_alpha(const dopa::StepArgs
       const T v41 = d_hebb_next[i * 101 + j] + v40;
       const T v52 = T(-1.0) <= v15 && v15 <= T(1.0) ? T(1) : T(0);
       const T v53 = v41 * v52;
-      const T v54 = v53 * v13;
 #line 10 "examples/maze/plastic.dopa"
-      acc55 += v54;
+      acc54 += v53 * h[j];
 #line 16 "examples/maze/plastic.dopa"
-      const T v57 = v53 * eta[0];
-      acc58 += v57 * h[j];
-      d_h[j] += t11_hn[i] * v57;
+      t60[j] += t11_hn[i] * v53;
       d_hebb[i * 101 + j] = v53;
 #line 15 "examples/maze/plastic.dopa"
       const T v38 = v35 * v18;
       d_alpha[i * 101 + j] += v38;
     }
-    t55[0] += acc55;
-    t58[i] = acc58;
+    t54[i] = acc54;
   }
-#line 290 "maze_plastic.cpp"
+#line 279 "maze_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -300,7 +289,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/plastic.dopa"
   RowVec<T>(t44, 101).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 101);
-#line 304 "maze_plastic.cpp"
+#line 293 "maze_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -314,37 +303,56 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/maze/plastic.dopa"
   RowVec<T>(t48, 101).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 101);
-#line 318 "maze_plastic.cpp"
+#line 307 "maze_plastic.cpp"
 }
 
+// param  eta : [] = 0.01
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
+// hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
 //
 // backward stage 3: fused loop nest over [101]
+//   %56 reduce_to
+//   %61 mul -> grad_prev h
 //   %64 mul -> grad_prev carried.0
 //   %64 mul -> record (a factor of deferred outer-product gradients)
 //   %64 mul += grad i2h.bias
 //   %34 grad_state d carried.0' -> record (a factor of deferred outer-product gradients)
 //   %11 tanh hn -> record (a factor of deferred outer-product gradients)
-template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+template <class T> static void backward_d_h_carried_0_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict t11_hn = a.saved + 0;                           // [101] hn
+  T *__restrict t54 = a.scratch + 336;                                // [101]
+  T *__restrict t56 = a.scratch + 448;                                // []
+  T *__restrict t60 = a.scratch + 464;                                // [101]
+  const T *__restrict eta = a.params + kParamEta;                     // []
+  T *__restrict d_h = a.gradPrev + kStateH;                           // [101]
   const T *__restrict d_h_next = a.gradNext + kStateH;                // [101] d h'
   T *__restrict t36 = a.scratch + 0;                                  // [101]
   T *__restrict t44 = a.scratch + 112;                                // [101]
   T *__restrict t48 = a.scratch + 224;                                // [101]
-  T *__restrict t58 = a.scratch + 352;                                // [101]
-  const T *__restrict t11_hn = a.saved + 0;                           // [101] hn
   T *__restrict d_carried_0 = a.gradPrev + kStateCarried0;            // [101]
   T *__restrict record0 = a.record + 0;                               // [101]
   T *__restrict d_i2h_bias = a.grads + kParamI2hBias;                 // [101]
   const T *__restrict d_carried_0_next = a.gradNext + kStateCarried0; // [101] d carried.0'
   T *__restrict record2 = a.record + 144;                             // [101]
   T *__restrict record3 = a.record + 256;                             // [101]
-#pragma omp simd
+  t56[0] = T(0);
+  T acc56 = T(0);
+#pragma omp simd reduction(+ : acc56)
   for (int j = 0; j < 96; ++j) {
+#line 10 "examples/maze/plastic.dopa"
+    const T v55 = t11_hn[j] * t54[j];
+    acc56 += v55;
+#line 16 "examples/maze/plastic.dopa"
+    const T v61 = t60[j] * eta[0];
+    d_h[j] = v61;
 #line 15 "examples/maze/plastic.dopa"
     const T v37 = d_h_next[j] + t36[j];
     const T v45 = v37 + t44[j];
     const T v49 = v45 + t48[j];
-    const T v59 = v49 + t58[j];
+#line 16 "examples/maze/plastic.dopa"
+    const T v58 = t54[j] * eta[0];
+#line 15 "examples/maze/plastic.dopa"
+    const T v59 = v49 + v58;
     const T v62 = t11_hn[j] * t11_hn[j];
     const T v63 = T(1.0) - v62;
     const T v64 = v59 * v63;
@@ -354,13 +362,22 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record2[j] = d_carried_0_next[j];
     record3[j] = t11_hn[j];
   }
-#pragma omp simd
+#pragma omp simd reduction(+ : acc56)
   for (int j = 96; j < 101; ++j) {
+#line 10 "examples/maze/plastic.dopa"
+    const T v55 = t11_hn[j] * t54[j];
+    acc56 += v55;
+#line 16 "examples/maze/plastic.dopa"
+    const T v61 = t60[j] * eta[0];
+    d_h[j] = v61;
 #line 15 "examples/maze/plastic.dopa"
     const T v37 = d_h_next[j] + t36[j];
     const T v45 = v37 + t44[j];
     const T v49 = v45 + t48[j];
-    const T v59 = v49 + t58[j];
+#line 16 "examples/maze/plastic.dopa"
+    const T v58 = t54[j] * eta[0];
+#line 15 "examples/maze/plastic.dopa"
+    const T v59 = v49 + v58;
     const T v62 = t11_hn[j] * t11_hn[j];
     const T v63 = T(1.0) - v62;
     const T v64 = v59 * v63;
@@ -370,7 +387,8 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record2[j] = d_carried_0_next[j];
     record3[j] = t11_hn[j];
   }
-#line 374 "maze_plastic.cpp"
+  t56[0] += acc56;
+#line 392 "maze_plastic.cpp"
 }
 
 // backward stage 4: fused loop nest over [17]
@@ -391,13 +409,13 @@ template <class T> static void backward_record_x(const dopa::StepArgs<T> &a) {
 // param  eta : [] = 0.01
 //
 // backward stage 5: fused loop nest over []
-//   %55 reduce_to += grad eta
+//   %56 reduce_to += grad eta
 template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t55 = a.scratch + 336;       // []
+  T *__restrict t56 = a.scratch + 448;       // []
   T *__restrict d_eta = a.grads + kParamEta; // []
 #line 10 "examples/maze/plastic.dopa"
-  d_eta[0] += t55[0];
-#line 401 "maze_plastic.cpp"
+  d_eta[0] += t56[0];
+#line 419 "maze_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [4]
@@ -426,10 +444,10 @@ template <class T> static void backward_grad_h2v_bias(const dopa::StepArgs<T> &a
 
 /// One backward step of MazePlastic for one batch element.
 template <class T> void backward_step(const dopa::StepArgs<T> &a) {
-  backward_d_h_hebb_grad_alpha(a);
+  backward_d_hebb_grad_alpha(a);
   backward_h2v(a);
   backward_h2o(a);
-  backward_d_carried_0_grad_i2h_bias(a);
+  backward_d_h_carried_0_grad_i2h_bias(a);
   backward_record_x(a);
   backward_grad_eta(a);
   backward_grad_h2o_bias(a);
@@ -468,7 +486,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 472 "maze_plastic.cpp"
+#line 490 "maze_plastic.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [101]
@@ -543,7 +561,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       d_alpha[i * 101 + j] += v13;
     }
   }
-#line 547 "maze_plastic.cpp"
+#line 565 "maze_plastic.cpp"
 }
 
 // state  h    : [H] = 0
@@ -576,7 +594,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 580 "maze_plastic.cpp"
+#line 598 "maze_plastic.cpp"
 }
 
 // prologue_backward stage 2:
@@ -694,10 +712,10 @@ static const dopa::BatchedProduct forward_products[] = {
 /// The backward step's stages in order (the executor's stage-major order).
 template <class T>
 constexpr dopa::StepFn<T> backward_stages[] = {
-    backward_d_h_hebb_grad_alpha<T>,
+    backward_d_hebb_grad_alpha<T>,
     backward_h2v<T>,
     backward_h2o<T>,
-    backward_d_carried_0_grad_i2h_bias<T>,
+    backward_d_h_carried_0_grad_i2h_bias<T>,
     backward_record_x<T>,
     backward_grad_eta<T>,
     backward_grad_h2o_bias<T>,
@@ -738,7 +756,7 @@ const dopa::GeneratedSpec &spec() {
       .stateNumel = 10432,
       .stateOffsets = stateOffsets,
       .savedNumel = 112,
-      .scratchNumel = 464,
+      .scratchNumel = 576,
       .inputRows = inputRows,
       .forwardFloat = forward_step<float>,
       .backwardFloat = backward_step<float>,
@@ -751,7 +769,7 @@ const dopa::GeneratedSpec &spec() {
       .recordNumel = 400,
       .forwardFlops = 96561,
       .forwardSharedFlops = 0,
-      .backwardFlops = 167155,
+      .backwardFlops = 136956,
       .backwardSharedFlops = 0,
       .numForwardStages = 7,
       .numBackwardStages = 8,

@@ -323,29 +323,24 @@ template <class T> __device__ __forceinline__ void backward_h2o(const dopa::Step
 // hebb' = clip(hebb + eta * outer(hn, h), -1, 1)
 //
 // backward stage 2: fused loop nest over [101, 101]
-//   %46 reduce_to
-//   %49 matmul
+//   %45 matmul
 //   %51 matmul
 template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa::StepArgs<T> &a) {
+  T *__restrict t45 = a.scratch + 224;                       // [101]
   const T *__restrict d_hebb_next = a.gradNext + kStateHebb; // [101, 101] d hebb'
   const T *__restrict hebb = a.state + kStateHebb;           // [101, 101]
   const T *__restrict eta = a.params + kParamEta;            // []
   const T *__restrict t13_hn = a.saved + 0;                  // [101] hn
   const T *__restrict h = a.state + kStateH;                 // [101]
-  T *__restrict t46 = a.scratch + 224;                       // []
-  T *__restrict t49 = a.scratch + 240;                       // [101]
   T *__restrict t51 = a.scratch + 352;                       // [101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
-  for (int e = tid; e < 1; e += nthreads)
-    t46[e] = T(0);
   for (int e = tid; e < 101; e += nthreads)
     t51[e] = T(0);
   dopa::gridSync();
   for (int i = tid >> 5; i < 101; i += nthreads >> 5) {
-    T acc46 = T(0);
-    T acc49 = T(0);
+    T acc45 = T(0);
     for (int j = threadIdx.x & 31; j < 101; j += 32) {
 #line 16 "examples/maze/plastic.dopa"
       const T v15 = t13_hn[i] * h[j];
@@ -353,38 +348,37 @@ template <class T> __device__ __forceinline__ void backward_eta_outer(const dopa
       const T v17 = hebb[i * 101 + j] + v16;
       const T v43 = T(-1.0) <= v17 && v17 <= T(1.0) ? T(1) : T(0);
       const T v44 = d_hebb_next[i * 101 + j] * v43;
-      const T v45 = v44 * v15;
 #line 10 "examples/maze/plastic.dopa"
-      acc46 += v45;
+      acc45 += v44 * h[j];
 #line 16 "examples/maze/plastic.dopa"
-      const T v48 = v44 * eta[0];
-      acc49 += v48 * h[j];
-      atomicAdd(&t51[j], t13_hn[i] * v48);
+      atomicAdd(&t51[j], t13_hn[i] * v44);
     }
-    acc46 = dopa::warpSum(acc46);
-    acc49 = dopa::warpSum(acc49);
+    acc45 = dopa::warpSum(acc45);
     if ((threadIdx.x & 31) == 0) {
-      atomicAdd(&t46[0], acc46);
-      t49[i] = acc49;
+      t45[i] = acc45;
     }
   }
-#line 372 "maze_plastic.cu"
+#line 362 "maze_plastic.cu"
 }
 
+// param  eta : [] = 0.01
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
 //
 // backward stage 3: fused loop nest over [101]
+//   %47 reduce_to
 //   %55 mul
 //   %55 mul += grad i2h.bias
 //   %10 state -> record (a factor of deferred outer-product gradients)
 //   %13 tanh hn -> record (a factor of deferred outer-product gradients)
 template <class T>
 __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &a) {
+  const T *__restrict t13_hn = a.saved + 0;            // [101] hn
+  T *__restrict t45 = a.scratch + 224;                 // [101]
+  T *__restrict t47 = a.scratch + 336;                 // []
   const T *__restrict d_h_next = a.gradNext + kStateH; // [101] d h'
   T *__restrict t35 = a.scratch + 0;                   // [101]
   T *__restrict t39 = a.scratch + 112;                 // [101]
-  T *__restrict t49 = a.scratch + 240;                 // [101]
-  const T *__restrict t13_hn = a.saved + 0;            // [101] hn
+  const T *__restrict eta = a.params + kParamEta;      // []
   T *__restrict t55 = a.record + 0;                    // [101]
   T *__restrict d_i2h_bias = a.grads + kParamI2hBias;  // [101]
   const T *__restrict h = a.state + kStateH;           // [101]
@@ -393,12 +387,22 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
+  for (int e = tid; e < 1; e += nthreads)
+    t47[e] = T(0);
+  dopa::gridSync();
   {
+    T acc47 = T(0);
     for (int j = tid; j < 101; j += nthreads) {
+#line 10 "examples/maze/plastic.dopa"
+      const T v46 = t13_hn[j] * t45[j];
+      acc47 += v46;
 #line 15 "examples/maze/plastic.dopa"
       const T v36 = d_h_next[j] + t35[j];
       const T v40 = v36 + t39[j];
-      const T v50 = v40 + t49[j];
+#line 16 "examples/maze/plastic.dopa"
+      const T v49 = t45[j] * eta[0];
+#line 15 "examples/maze/plastic.dopa"
+      const T v50 = v40 + v49;
       const T v53 = t13_hn[j] * t13_hn[j];
       const T v54 = T(1.0) - v53;
       const T v55 = v50 * v54;
@@ -407,8 +411,12 @@ __device__ __forceinline__ void backward_grad_i2h_bias(const dopa::StepArgs<T> &
       record2[j] = h[j];
       record4[j] = t13_hn[j];
     }
+    acc47 = dopa::warpSum(acc47);
+    if ((threadIdx.x & 31) == 0) {
+      atomicAdd(&t47[0], acc47);
+    }
   }
-#line 412 "maze_plastic.cu"
+#line 420 "maze_plastic.cu"
 }
 
 // state  hebb : [H, H] = 0
@@ -460,7 +468,7 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
       atomicAdd(&d_alpha[i * 101 + j], v59);
     }
   }
-#line 464 "maze_plastic.cu"
+#line 472 "maze_plastic.cu"
 }
 
 // state  h    : [H] = 0
@@ -468,20 +476,23 @@ __device__ __forceinline__ void backward_d_hebb_grad_alpha(const dopa::StepArgs<
 // backward stage 5: fused loop nest over [101]
 //   %58 add -> grad_prev h
 template <class T> __device__ __forceinline__ void backward_d_h(const dopa::StepArgs<T> &a) {
-  T *__restrict t51 = a.scratch + 352;      // [101]
-  T *__restrict t57 = a.scratch + 464;      // [101]
-  T *__restrict d_h = a.gradPrev + kStateH; // [101]
+  T *__restrict t51 = a.scratch + 352;            // [101]
+  const T *__restrict eta = a.params + kParamEta; // []
+  T *__restrict t57 = a.scratch + 464;            // [101]
+  T *__restrict d_h = a.gradPrev + kStateH;       // [101]
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   {
     for (int j = tid; j < 101; j += nthreads) {
+#line 16 "examples/maze/plastic.dopa"
+      const T v52 = t51[j] * eta[0];
 #line 7 "examples/maze/plastic.dopa"
-      const T v58 = t51[j] + t57[j];
+      const T v58 = v52 + t57[j];
       d_h[j] = v58;
     }
   }
-#line 485 "maze_plastic.cu"
+#line 496 "maze_plastic.cu"
 }
 
 // backward stage 6: fused loop nest over [17]
@@ -502,18 +513,18 @@ template <class T> __device__ __forceinline__ void backward_record_x(const dopa:
 // param  eta : [] = 0.01
 //
 // backward stage 7: fused loop nest over []
-//   %46 reduce_to += grad eta
+//   %47 reduce_to += grad eta
 template <class T> __device__ __forceinline__ void backward_grad_eta(const dopa::StepArgs<T> &a) {
-  T *__restrict t46 = a.scratch + 224;       // []
+  T *__restrict t47 = a.scratch + 336;       // []
   T *__restrict d_eta = a.grads + kParamEta; // []
   const int tid = a.split * blockDim.x + threadIdx.x, nthreads = a.splits * blockDim.x;
   (void)tid;
   (void)nthreads;
   if (tid == 0) {
 #line 10 "examples/maze/plastic.dopa"
-    atomicAdd(&d_eta[0], t46[0]);
+    atomicAdd(&d_eta[0], t47[0]);
   }
-#line 517 "maze_plastic.cu"
+#line 528 "maze_plastic.cu"
 }
 
 // backward stage 8: fused loop nest over [4]

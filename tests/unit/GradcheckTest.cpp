@@ -4,6 +4,8 @@
 // gradients (float64) are compared with central finite differences of the same loss,
 // L = sum_t sum_k <dY_k[t], Y_k[t]> with random dY, over a whole episode of T steps.
 // The IR verifier runs after every pass. Tolerance: max relative error per tensor <= 1e-6.
+// The simplified backward graphs (simplifyBackward, on by default) are also compared with the
+// unsimplified ones, which must give the same gradients up to rounding.
 //
 //===----------------------------------------------------------------------===//
 #include "TestUtil.h"
@@ -28,7 +30,8 @@ struct GradcheckReport {
 
 /// Compile the only network of `source` (with dim overrides); FAIL the test on errors.
 std::optional<CompiledNetwork> compileSource(const std::string &source, const std::string &name,
-                                             const sema::DimOverrides &overrides = {}) {
+                                             const sema::DimOverrides &overrides = {},
+                                             bool simplify = true) {
   Frontend frontend({DOPA_SOURCE_DIR "/examples/lm"});
   std::vector<std::string> errors;
   frontend.getDiagnostics().setConsumer([&](Severity s, const llvm::SMDiagnostic &d) {
@@ -46,6 +49,7 @@ std::optional<CompiledNetwork> compileSource(const std::string &source, const st
   }
   PipelineOptions graphsOnly; // the generic executor runs the graphs
   graphsOnly.fuse = false;
+  graphsOnly.simplify = simplify;
   auto compiled = runPipeline(*program->networks[0], frontend.getDiagnostics(), graphsOnly);
   if (!compiled) {
     FAIL_CHECK(
@@ -55,48 +59,52 @@ std::optional<CompiledNetwork> compileSource(const std::string &source, const st
   return std::move(compiled->graphs);
 }
 
-GradcheckReport gradcheck(const CompiledNetwork &net, int steps, int batch, uint64_t seed,
-                          double paramScale = 1.0, double numericScale = 1.0) {
-  Executor<double> exec(net.forward, net.backward);
-  const NetworkInfo &info = exec.info();
-  Rng rng(seed);
-  // Parameters from their initializers, optionally scaled up to make the dynamics less linear.
-  std::vector<float> init(info.numParams);
-  initParams(info, init.data(), seed);
-  for (size_t i = 0; i < init.size(); ++i)
-    exec.params()[i] = double(init[i]) * paramScale;
-  // The paper's alpha and trace rates start near 0 (1e-4 and 1e-2 in the language model), which
-  // makes the gradients of the plasticity parameters vanish below finite-difference resolution;
-  // give them O(1) values.
-  for (size_t p = 0; p < info.params.size(); ++p) {
-    std::string leaf = info.params[p].name.substr(info.params[p].name.rfind('.') + 1);
-    for (int64_t e = 0; e < info.params[p].numel(); ++e) {
-      double &v = exec.params()[info.paramOffsets[p] + size_t(e)];
-      if (info.params[p].isMask()) // a shared dropout mask: 0 or 1 / (1 - p)
-        v = rng.uniform() < info.params[p].dropout ? 0.0 : 1.0 / (1.0 - info.params[p].dropout);
-      else if (leaf == "alpha")
-        v = rng.uniform(-1, 1);
-      else if (leaf == "eta" || leaf == "etaet")
-        v = rng.uniform(0.3, 0.6);
+/// One episode of the generic executor (float64) on random inputs: the loss
+/// L = sum_t sum_k <dY_k[t], Y_k[t]> and its BPTT gradient. Parameters start from their
+/// initializers times `paramScale`, the plasticity rates and alpha at O(1) values.
+class Episode {
+public:
+  Episode(const CompiledNetwork &net, int steps, int batch, uint64_t seed, double paramScale)
+      : exec(net.forward, net.backward), info(exec.info()), steps(steps), batch(batch) {
+    Rng rng(seed);
+    std::vector<float> init(info.numParams);
+    initParams(info, init.data(), seed);
+    for (size_t i = 0; i < init.size(); ++i)
+      exec.params()[i] = double(init[i]) * paramScale;
+    // The paper's alpha and trace rates start near 0 (1e-4 and 1e-2 in the language model), which
+    // makes the gradients of the plasticity parameters vanish below finite-difference resolution;
+    // give them O(1) values.
+    for (size_t p = 0; p < info.params.size(); ++p) {
+      std::string leaf = info.params[p].name.substr(info.params[p].name.rfind('.') + 1);
+      for (int64_t e = 0; e < info.params[p].numel(); ++e) {
+        double &v = exec.params()[info.paramOffsets[p] + size_t(e)];
+        if (info.params[p].isMask()) // a shared dropout mask: 0 or 1 / (1 - p)
+          v = rng.uniform() < info.params[p].dropout ? 0.0 : 1.0 / (1.0 - info.params[p].dropout);
+        else if (leaf == "alpha")
+          v = rng.uniform(-1, 1);
+        else if (leaf == "eta" || leaf == "etaet")
+          v = rng.uniform(0.3, 0.6);
+      }
+    }
+    // Inputs (int inputs index a table of at least 7 rows in these tests) and output gradients.
+    for (const TensorInfo &in : info.inputs) {
+      std::vector<double> v(size_t(steps) * size_t(batch) * size_t(in.numel()));
+      for (double &x : v)
+        x = in.isInt      ? double(rng.below(7))
+            : in.isMask() ? (rng.uniform() < in.dropout ? 0.0 : 1.0 / (1.0 - in.dropout))
+                          : rng.uniform(-1, 1);
+      inputs.push_back(std::move(v));
+    }
+    for (const TensorInfo &out : info.outputs) {
+      std::vector<double> v(size_t(steps) * size_t(batch) * size_t(out.numel()));
+      for (double &x : v)
+        x = rng.normal();
+      dY.push_back(std::move(v));
     }
   }
-  // Inputs (int inputs index a table of at least 7 rows in these tests) and output gradients.
-  std::vector<std::vector<double>> inputs, dY;
-  for (const TensorInfo &in : info.inputs) {
-    std::vector<double> v(size_t(steps) * size_t(batch) * size_t(in.numel()));
-    for (double &x : v)
-      x = in.isInt      ? double(rng.below(7))
-          : in.isMask() ? (rng.uniform() < in.dropout ? 0.0 : 1.0 / (1.0 - in.dropout))
-                        : rng.uniform(-1, 1);
-    inputs.push_back(std::move(v));
-  }
-  for (const TensorInfo &out : info.outputs) {
-    std::vector<double> v(size_t(steps) * size_t(batch) * size_t(out.numel()));
-    for (double &x : v)
-      x = rng.normal();
-    dY.push_back(std::move(v));
-  }
-  auto runForward = [&]() {
+
+  /// Run the episode forward; returns L.
+  double loss() {
     exec.beginEpisode(batch);
     double loss = 0;
     std::vector<const double *> in(info.inputs.size());
@@ -117,22 +125,41 @@ GradcheckReport gradcheck(const CompiledNetwork &net, int steps, int batch, uint
       }
     }
     return loss;
-  };
-  // Analytic gradients.
-  runForward();
-  std::fill(exec.grads().begin(), exec.grads().end(), 0.0);
-  std::vector<std::vector<const double *>> gSteps(size_t(steps),
-                                                  std::vector<const double *>(dY.size()));
-  std::vector<const double *const *> gPtr;
-  for (int t = 0; t < steps; ++t) {
-    for (size_t k = 0; k < dY.size(); ++k)
-      gSteps[size_t(t)][k] =
-          dY[k].data() + size_t(t) * size_t(batch) * size_t(info.outputs[k].numel());
-    gPtr.push_back(gSteps[size_t(t)].data());
   }
-  exec.backward(gPtr.data(), nullptr);
-  std::vector<double> analytic = exec.grads();
-  exec.truncate();
+
+  /// dL/d parameters by BPTT, laid out as the executor's parameters.
+  std::vector<double> gradient() {
+    loss();
+    std::fill(exec.grads().begin(), exec.grads().end(), 0.0);
+    std::vector<std::vector<const double *>> gSteps(size_t(steps),
+                                                    std::vector<const double *>(dY.size()));
+    std::vector<const double *const *> gPtr;
+    for (int t = 0; t < steps; ++t) {
+      for (size_t k = 0; k < dY.size(); ++k)
+        gSteps[size_t(t)][k] =
+            dY[k].data() + size_t(t) * size_t(batch) * size_t(info.outputs[k].numel());
+      gPtr.push_back(gSteps[size_t(t)].data());
+    }
+    exec.backward(gPtr.data(), nullptr);
+    std::vector<double> analytic = exec.grads();
+    exec.truncate();
+    return analytic;
+  }
+
+  Executor<double> exec;
+  const NetworkInfo &info;
+
+private:
+  int steps, batch;
+  std::vector<std::vector<double>> inputs, dY;
+};
+
+GradcheckReport gradcheck(const CompiledNetwork &net, int steps, int batch, uint64_t seed,
+                          double paramScale = 1.0, double numericScale = 1.0) {
+  Episode episode(net, steps, batch, seed, paramScale);
+  Executor<double> &exec = episode.exec;
+  const NetworkInfo &info = episode.info;
+  std::vector<double> analytic = episode.gradient();
   // Central differences, tensor by tensor.
   GradcheckReport report;
   const double eps = 1e-5;
@@ -150,9 +177,9 @@ GradcheckReport gradcheck(const CompiledNetwork &net, int steps, int batch, uint
       size_t i = info.paramOffsets[p] + size_t(e);
       double saved = exec.params()[i];
       exec.params()[i] = saved + eps;
-      double up = runForward();
+      double up = episode.loss();
       exec.params()[i] = saved - eps;
-      double down = runForward();
+      double down = episode.loss();
       exec.params()[i] = saved;
       double numeric = numericScale * (up - down) / (2 * eps);
       maxDiff = std::max(maxDiff, std::abs(numeric - analytic[i]));
@@ -316,4 +343,36 @@ TEST_CASE("truncated BPTT: gradients of the final state flow into the parameters
   exec.step(in, out);
   exec.truncate();
   CHECK(exec.recordedSteps() == 0);
+}
+
+TEST_CASE("simplifyBackward: the same gradients as autodiff's graph, with fewer operations") {
+  for (const char *path : {"examples/cue_reward/modul.dopa", "examples/cue_reward/plastic.dopa",
+                           "examples/maze/modplast.dopa", "examples/lm/modul_lstm.dopa"}) {
+    INFO("spec: " << std::string(path));
+    sema::DimOverrides dims{{"H", 5}};
+    if (std::string(path).find("/lm/") != std::string::npos) {
+      dims["V"] = 7;
+      dims["E"] = 3;
+    } else {
+      dims["I"] = 5;
+    }
+    std::string source = test::readSourceFile(path);
+    auto simplified = compileSource(source, DOPA_SOURCE_DIR "/" + std::string(path), dims);
+    auto plain = compileSource(source, DOPA_SOURCE_DIR "/" + std::string(path), dims, false);
+    REQUIRE(simplified);
+    REQUIRE(plain);
+    // Every network here has a learned trace rate, whose gradient the pass rewrites.
+    CHECK(ir::countFlops(simplified->backward).perElement <
+          ir::countFlops(plain->backward).perElement);
+    std::vector<double> a = Episode(*simplified, 6, 2, 7, 5.0).gradient();
+    std::vector<double> b = Episode(*plain, 6, 2, 7, 5.0).gradient();
+    REQUIRE(a.size() == b.size());
+    double worst = 0, largest = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      worst = std::max(worst, std::abs(a[i] - b[i]));
+      largest = std::max(largest, std::abs(b[i]));
+    }
+    CHECK(largest > 0);
+    CHECK(worst <= 1e-12 * largest);
+  }
 }

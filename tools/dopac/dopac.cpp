@@ -125,6 +125,11 @@ cl::opt<bool> carryProductsOpt(
     cl::desc("Compute each step's state-only matrix products (a plastic network's recurrent input) "
              "in the previous step's pass over the traces (default on; the C++ target only)"),
     cl::init(true), cl::cat(category));
+cl::opt<bool> simplifyOpt(
+    "simplify",
+    cl::desc("Simplify the backward step: scalar factors out of matrix-vector products, sums of "
+             "outer-product terms as dot products, equal nodes merged (default on)"),
+    cl::init(true), cl::cat(category));
 enum class TracePrecision { Float, Bf16 };
 cl::opt<TracePrecision> tracePrecision(
     "trace-precision",
@@ -279,9 +284,13 @@ void printAfterPass(const Session &s, const sema::Network &net, llvm::StringRef 
       os << "*** " << net.name << " prologue ***\n";
       ir::print(built.graphs.prologue, &s.frontend.getSourceMgr(), os);
     }
-  } else if (pass == "autodiff")
+  } else if (pass == "autodiff" || pass == "simplify") {
     ir::print(built.graphs.backward, &s.frontend.getSourceMgr(), os);
-  else if (pass == "fuse" && built.fused)
+    if (built.graphs.hasPrologue()) {
+      os << "*** " << net.name << " prologue backward ***\n";
+      ir::print(built.graphs.prologueBackward, &s.frontend.getSourceMgr(), os);
+    }
+  } else if (pass == "fuse" && built.fused)
     kern::print(*built.fused, os);
 }
 
@@ -294,6 +303,7 @@ std::optional<PipelineResult> compileOne(const Session &s, const sema::Network &
   // The CUDA backend and its executor run whole graphs.
   options.carryProducts = emit != Emit::Cuda && carryProductsOpt;
   options.traceBf16 = tracePrecision == TracePrecision::Bf16;
+  options.simplify = simplifyOpt;
   if (emit != Emit::Cuda)
     options.batchedReadoutMin = batchedReadouts == Readouts::All    ? 0
                                 : batchedReadouts == Readouts::Auto ? kAutoReadoutMinNumel

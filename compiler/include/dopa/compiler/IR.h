@@ -171,8 +171,9 @@ std::string inferShape(const Graph &graph, const Node &n, Shape &shape);
 /// caller guarantees validity (Sema checked the spec); a violation is an internal error.
 int append(Graph &graph, Node proto);
 
-/// A forward graph without the nodes that no state update or output reads (transitively), the
-/// others in their order (passes that replace nodes use it to drop what they left behind).
+/// A graph without the nodes that nothing it gives reads (transitively): state updates and outputs
+/// of a forward graph, state, parameter and input gradients of a backward graph. The others keep
+/// their order (passes that replace nodes use it to drop what they left behind).
 Graph withoutDeadNodes(const Graph &graph);
 
 /// Check the invariants of a graph; report violations (as text) to `os`. True when it is valid.

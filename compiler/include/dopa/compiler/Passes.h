@@ -5,8 +5,8 @@
 //
 //   sema::Network --lower--> forward ir::Graph --batchReadouts--> --storeTracesInBf16-->
 //                           --carryProducts-->
-//                           \--checkLearnable       --differentiate--> backward (and the
-//                           prologue's)
+//                           \--checkLearnable       --differentiate--> --simplifyBackward-->
+//                                                   backward (and the prologue's)
 //
 //===----------------------------------------------------------------------===//
 #pragma once
@@ -40,6 +40,12 @@ ir::Graph batchReadouts(const ir::Graph &forward, int64_t minWeightNumel);
 /// Smaller ones (the RL tasks' policy and value heads) stay in the fused step kernel, where they
 /// cost nothing extra.
 constexpr int64_t kAutoReadoutMinNumel = 65536;
+
+/// Simplify a backward step graph (Simplify.cpp): scalar factors move out of matrix-vector
+/// products, the sum of a matrix times an outer product becomes a vector dot product, and equal
+/// nodes are merged, so that the loops over the traces do fewer operations per element. Exact in
+/// real arithmetic. `forward` is the graph `backward` was differentiated from. Pure.
+ir::Graph simplifyBackward(const ir::Graph &forward, const ir::Graph &backward);
 
 /// Store the network's matrix-shaped states (its traces) in bfloat16 in the float build
 /// (Precision.cpp; dopac --trace-precision=bf16): mark them (ir::Variable::bf16) and round their

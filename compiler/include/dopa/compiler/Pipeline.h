@@ -52,9 +52,12 @@ struct PipelineOptions {
   /// Store the traces (matrix-shaped states) in bfloat16 in the float build (storeTracesInBf16;
   /// dopac --trace-precision=bf16, the on-demand compiler's CompileRequest::traceBf16). C++ only.
   bool traceBf16 = false;
+  /// Simplify the backward graphs (simplifyBackward: fewer operations per trace element; exact in
+  /// real arithmetic). On for every target; off only to compare (dopac --simplify=false).
+  bool simplify = true;
   /// Called after each pass that ran ("lower", "check-learnable", "batch-readouts",
-  /// "trace-precision", "carry-products", "autodiff", "fuse") with what the pipeline has built so
-  /// far.
+  /// "trace-precision", "carry-products", "autodiff", "simplify", "fuse") with what the pipeline
+  /// has built so far.
   std::function<void(llvm::StringRef pass, const PipelineResult &built)> afterPass;
 };
 
