@@ -840,15 +840,18 @@ template <class T> const T *GeneratedExecutor<T>::state(int s) const {
   int64_t n = netInfo.states[size_t(s)].numel();
   std::vector<T> &v = m.stateViews[size_t(s)];
   v.resize(size_t(B * n));
-  bool bf16 = genSpec.bf16States && genSpec.bf16States[s];
-  for (int b = 0; b < B; ++b) {
-    const T *p = m.cur.data() + b * m.S + genSpec.stateOffsets[s];
-    if (bf16)
-      readTrace(p, v.data() + b * n, n);
-    else
-      std::copy(p, p + n, v.data() + b * n);
-  }
+  for (int b = 0; b < B; ++b)
+    readState(s, m.cur.data() + b * m.S, v.data() + b * n);
   return v.data();
+}
+
+template <class T> void GeneratedExecutor<T>::readState(int s, const T *block, T *values) const {
+  const T *slot = block + genSpec.stateOffsets[s];
+  int64_t n = netInfo.states[size_t(s)].numel();
+  if (genSpec.bf16States && genSpec.bf16States[s])
+    readTrace(slot, values, n); // widened from bfloat16 in float (Bf16.h)
+  else
+    std::copy(slot, slot + n, values);
 }
 
 template class dopa::GeneratedExecutor<float>;

@@ -183,7 +183,7 @@ static int benchOne(const BenchOptions &opt) {
   double flopsPerIter = engine.flops.perIteration(opt.batch, opt.steps);
   printStderr("dopa bench: " + opt.example + (dims.empty() ? "" : " " + dims) + " (" +
               std::to_string(info.numParams) + " parameters), engine " + opt.engine +
-              (opt.traceBf16 ? " (bf16 traces)" : "") + ", B=" + std::to_string(opt.batch) +
+              tracePrecisionSuffix(opt.traceBf16) + ", B=" + std::to_string(opt.batch) +
               " T=" + std::to_string(opt.steps) + ", " + std::to_string(omp_get_max_threads()) +
               " threads, " + std::to_string(opt.warmup) + "+" + std::to_string(opt.iters) +
               " iterations\n");

@@ -31,6 +31,17 @@ struct SpecOptions {
 /// "float" | "bf16" (the --trace-precision values): whether traces are stored in bfloat16.
 inline bool isBf16Precision(const std::string &precision) { return precision == "bf16"; }
 
+/// The usage error of bf16 traces on an engine other than the generated one, or "".
+inline std::string tracePrecisionProblem(bool traceBf16, const std::string &engine) {
+  return traceBf16 && engine != "generated" ? "--trace-precision bf16 is for the generated engine"
+                                            : "";
+}
+
+/// What run descriptions append for bf16 traces: " (bf16 traces)", or "".
+inline const char *tracePrecisionSuffix(bool traceBf16) {
+  return traceBf16 ? " (bf16 traces)" : "";
+}
+
 /// The spec of an example network, <examples>/<task>/<variant>.dopa, found relative to the
 /// installed prefix or the source tree; throws when the examples cannot be found.
 std::string exampleSpecPath(const std::string &task, const std::string &variant);

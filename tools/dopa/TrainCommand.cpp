@@ -330,8 +330,8 @@ int tool::trainCommand(TrainArgs &a) {
   if (!isTrainingEngine(o.engine))
     return usage("--engine is generated, generic or cuda");
   o.spec.traceBf16 = isBf16Precision(a.tracePrecision);
-  if (o.spec.traceBf16 && o.engine != "generated")
-    return usage("--trace-precision bf16 is for the generated engine");
+  if (std::string problem = tracePrecisionProblem(o.spec.traceBf16, o.engine); !problem.empty())
+    return usage(problem);
   if (o.engine == "cuda" && !o.spec.path.empty())
     return usage("--spec runs on --engine generated (compiled on demand into the cache) or "
                  "generic; the cuda engine runs the examples compiled at build time");
@@ -371,6 +371,6 @@ int tool::trainCommand(TrainArgs &a) {
   for (const std::string &d : o.dims)
     dimsText += " -D" + d;
   o.config.description = a.task + " " + (givenSpec.empty() ? o.variant : givenSpec) + dimsText +
-                         (o.spec.traceBf16 ? " (bf16 traces)" : "");
+                         tracePrecisionSuffix(o.spec.traceBf16);
   return runTrain(o, *info, taskOptions);
 }

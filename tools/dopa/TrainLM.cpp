@@ -145,7 +145,7 @@ LMConfig lmConfigOf(const TrainArgs &a, const std::string &givenSpec) {
   for (const std::string &d : o.dims)
     dimsText += " -D" + d;
   cfg.description = "lm " + (givenSpec.empty() ? lm.model : givenSpec) + dimsText +
-                    (isBf16Precision(a.tracePrecision) ? " (bf16 traces)" : "");
+                    tracePrecisionSuffix(isBf16Precision(a.tracePrecision));
   cfg.engine = o.engine;
   cfg.threads = omp_get_max_threads();
   cfg.lossMean = lm.loss == "mean";
@@ -307,8 +307,8 @@ int tool::trainLanguageModel(TrainArgs &a) {
   if (!isTrainingEngine(o.engine))
     return usage("--engine is generated, generic or cuda");
   o.spec.traceBf16 = isBf16Precision(a.tracePrecision);
-  if (o.spec.traceBf16 && o.engine != "generated")
-    return usage("--trace-precision bf16 is for the generated engine");
+  if (std::string problem = tracePrecisionProblem(o.spec.traceBf16, o.engine); !problem.empty())
+    return usage(problem);
   if (o.engine == "cuda" && !o.spec.path.empty())
     return usage("--spec runs on --engine generated (compiled on demand into the cache) or "
                  "generic; the cuda engine runs the examples compiled at build time");

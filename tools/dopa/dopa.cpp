@@ -186,8 +186,8 @@ int benchCommand(const BenchArgs &a) {
   opt.stageOrder = a.stageOrder;
   opt.jsonPath = a.json;
   opt.traceBf16 = isBf16Precision(a.tracePrecision);
-  if (opt.traceBf16 && a.engine != "generated")
-    return usage("--trace-precision bf16 is for the generated engine");
+  if (std::string problem = tracePrecisionProblem(opt.traceBf16, a.engine); !problem.empty())
+    return usage(problem);
   return tool::runBench(opt);
 }
 

@@ -244,6 +244,8 @@ private:
   int planBackward(int steps);
   /// Write state `s` (numel values) into its slot of state block `block` (bf16 states rounded).
   void writeState(int s, const T *values, T *block) const;
+  /// Read state `s` (numel values) from its slot of state block `block` (bf16 states widened).
+  void readState(int s, const T *block, T *values) const;
 
   struct Impl;
   std::unique_ptr<Impl> impl;
