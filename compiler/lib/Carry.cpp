@@ -31,27 +31,24 @@ namespace {
 /// For every node: whether its value depends only on parameters, constants and states (no input),
 /// and whether it reads a state of rank 2 or more.
 struct Cone {
-  std::vector<char> stateOnly, readsMatrixState, readsParam;
+  std::vector<char> stateOnly, readsMatrixState;
 };
 
 Cone analyze(const Graph &g) {
   Cone c;
   c.stateOnly.assign(g.nodes.size(), 0);
   c.readsMatrixState.assign(g.nodes.size(), 0);
-  c.readsParam.assign(g.nodes.size(), 0);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node &n = g.nodes[i];
     if (isLeaf(n.op)) {
       c.stateOnly[i] = n.op == Op::Param || n.op == Op::Const || n.op == Op::State;
       c.readsMatrixState[i] = n.op == Op::State && g.states[size_t(n.index)].shape.size() >= 2;
-      c.readsParam[i] = n.op == Op::Param;
       continue;
     }
     bool only = true, matrix = false;
     for (int o : n.operands) {
       only = only && c.stateOnly[size_t(o)];
       matrix = matrix || c.readsMatrixState[size_t(o)];
-      c.readsParam[i] = c.readsParam[i] || c.readsParam[size_t(o)];
     }
     c.stateOnly[i] = only;
     c.readsMatrixState[i] = matrix;
@@ -60,11 +57,9 @@ Cone analyze(const Graph &g) {
 }
 
 /// The products to carry: matrix products that vary across the batch, depend on nothing but
-/// parameters and states, read a parameter (a bare `hebb @ h` is left in the step: carried, its
-/// second window's gradients differed from the generic executor's by 1e-9, not yet understood;
-/// docs/design-notes.md "Traces in bfloat16"), and read a matrix-shaped state (where a pass over
-/// that state happens anyway at the end of the step). Products that feed another carried product
-/// are carried as a whole with it (only the outermost is taken).
+/// parameters and states, and read a matrix-shaped state (where a pass over that state happens
+/// anyway at the end of the step): `(w + alpha * pw) @ h`, and a bare `hebb @ h` as well. Products
+/// that feed another carried product are carried as a whole with it (only the outermost is taken).
 std::vector<int> carriedProducts(const Graph &g) {
   Cone c = analyze(g);
   std::vector<char> inCarried(g.nodes.size(), 0);
@@ -72,7 +67,7 @@ std::vector<int> carriedProducts(const Graph &g) {
   for (int i = int(g.nodes.size()) - 1; i >= 0; --i) {
     const Node &n = g.nodes[size_t(i)];
     bool take = n.op == Op::MatMul && n.batched && c.stateOnly[size_t(i)] &&
-                c.readsMatrixState[size_t(i)] && c.readsParam[size_t(i)] && !inCarried[size_t(i)];
+                c.readsMatrixState[size_t(i)] && !inCarried[size_t(i)];
     if (take)
       out.push_back(i);
     if (take || inCarried[size_t(i)])

@@ -242,11 +242,16 @@ TEST_CASE("carried products: from set states, over windows, every plan, both ord
         std::fill(gen.grads().begin(), gen.grads().end(), 0.0);
         ref.backward(gPtr.data(), nullptr);
         gen.backward(gPtr.data(), nullptr);
+        // Relative to each tensor's largest element, but not below 1e-2: with these saturated
+        // units (parameters x 3) tanh'(x) = 1 - y^2 carries an absolute rounding error of 1e-16
+        // whatever its size, so gradients through saturated units (a whole window of the bare
+        // Hebbian case: 1e-9) carry an absolute error of 1e-15 from any change of summation order
+        // (the carried product is summed in the nest over the traces, the executor's by Eigen).
         for (size_t p = 0; p < info.params.size(); ++p) {
           INFO("window " << window << ", grad " << info.params[p].name);
           CHECK(relErr(gen.grads().data() + info.paramOffsets[p],
-                       ref.grads().data() + info.paramOffsets[p],
-                       size_t(info.params[p].numel())) <= 1e-11);
+                       ref.grads().data() + info.paramOffsets[p], size_t(info.params[p].numel()),
+                       1e-2) <= 1e-11);
         }
         for (size_t s = 0; s < info.states.size(); ++s)
           CHECK(relErr(gen.state(int(s)), ref.state(int(s)), size_t(B * info.states[s].numel())) <=
