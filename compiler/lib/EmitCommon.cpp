@@ -448,7 +448,7 @@ std::string NetworkEmitter::homeBase(int id) {
   case Buf::Output: return "a.outputs[" + std::to_string(hi) + "]";
   case Buf::GradOutput: return "a.gradOutputs[" + std::to_string(hi) + "]";
   case Buf::GradNext: return "a.gradNext + " + state();
-  case Buf::GradPrev: return "a.gradPrev + " + state();
+  case Buf::GradPrev: return (isInPlaceGrad(hi) ? "a.gradNext + " : "a.gradPrev + ") + state();
   case Buf::GradInput: return "a.gradInputs[" + std::to_string(hi) + "]";
   case Buf::Record: return "a.record + " + offset;
   default: throw std::logic_error("emit: node has no buffer");
@@ -460,14 +460,16 @@ std::string NetworkEmitter::bufferOf(int id, bool traceAccess) {
   const Node &n = g().node(id);
   Buf home = homeOf(id);
   int hi = k->homeIndex[size_t(id)];
-  std::string name = leafName(home, hi);
+  // A gradient written in place: dLoss/d s' is read through the gradient's own pointer.
+  bool inPlace = home == Buf::GradNext && isInPlaceGrad(hi);
+  std::string name = leafName(inPlace ? Buf::GradPrev : home, hi);
   if (name.empty()) {
     name = "t" + std::to_string(id);
     if (!n.name.empty())
       name += "_" + ident(n.name);
   }
   bool isConst = home == Buf::Param || home == Buf::Input || home == Buf::State ||
-                 home == Buf::GradOutput || home == Buf::GradNext ||
+                 home == Buf::GradOutput || (home == Buf::GradNext && !inPlace) ||
                  (home == Buf::Saved && k->isBackward);
   std::string base = homeBase(id);
   std::string comment = "; // " + ir::shapeStr(n.shape) + (n.name.empty() ? "" : " " + n.name);
@@ -497,8 +499,8 @@ std::string NetworkEmitter::targetBuffer(Buf target, int index, bool traceAccess
     base = "a.next + " + stateOffset(index);
     shape = fwd.states[size_t(index)].shape;
     break;
-  case Buf::GradPrev:
-    base = "a.gradPrev + " + stateOffset(index);
+  case Buf::GradPrev: // in place: over dLoss/d s' (kern::Kernel::inPlaceGrads)
+    base = (isInPlaceGrad(index) ? "a.gradNext + " : "a.gradPrev + ") + stateOffset(index);
     shape = fwd.states[size_t(index)].shape;
     break;
   case Buf::GradInput:

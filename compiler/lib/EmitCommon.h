@@ -122,6 +122,9 @@ protected:
   virtual std::string stageQualifiers() const = 0;
   /// Statements at the top of every stage function, after the buffer declarations.
   virtual std::string stagePrologue() const { return ""; }
+  /// Whether the backend's runtime takes state gradients written in place
+  /// (kern::Kernel::inPlaceGrads; GeneratedSpec::inPlaceGrads): the C++ one does.
+  virtual bool gradsInPlace() const { return false; }
   /// The function(s) running one step: the stages named `stages`, in order.
   virtual void emitStepFunction(const std::string &kind,
                                 const std::vector<std::string> &stages) = 0;
@@ -222,6 +225,11 @@ private:
   /// Whether buffer `home` of index `homeIndex` is a state slot holding a bf16 trace (Bf16.h).
   bool isTrace(kern::Buf home, int homeIndex) const;
   bool isTraceNode(int id) const { return isTrace(homeOf(id), k->homeIndex[size_t(id)]); }
+  /// Whether the current kernel writes state `s`'s gradient over dLoss/d s' (one buffer, named
+  /// as the gradient, for both).
+  bool isInPlaceGrad(int s) const {
+    return gradsInPlace() && size_t(s) < k->inPlaceGrads.size() && k->inPlaceGrads[size_t(s)];
+  }
   /// `buffer[index] = v;`, through traceStore for a trace.
   std::string storeTo(const std::string &buffer, bool trace, const std::string &index,
                       const std::string &v) const;

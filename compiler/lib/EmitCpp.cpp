@@ -44,6 +44,7 @@ private:
   }
 
   bool sharedDotOutputs() const override { return false; }
+  bool gradsInPlace() const override { return true; }
 
   std::string forEachElement(int64_t count, const ElementStmt &stmt) const override {
     return serialLoop("e", 0, count, [&](const std::string &e) { return stmt(e) + "\n"; });
@@ -57,6 +58,7 @@ private:
   void emitDenseProduct(std::ostringstream &out, const DenseProduct &p) override;
   void emitStepFunction(const std::string &kind, const std::vector<std::string> &stages) override;
   void emitSpec() override;
+  int emitGradCopies(const char *name, const std::vector<char> &inPlace);
   void emitPrologue() override;
   std::string emitStageTables();
   void emitInfo();
@@ -227,6 +229,26 @@ void CppEmitter::emitPrologue() {
   emitSiblingKernels(sibling);
 }
 
+/// With state gradients written in place (kern::Kernel::inPlaceGrads): the table `name` of the
+/// other states' slots, [offset, numel] pairs, which the executor copies from gradPrev to gradNext
+/// after each step. Returns their number, or -1 (no table) when nothing is in place.
+int CppEmitter::emitGradCopies(const char *name, const std::vector<char> &inPlace) {
+  const Graph &fwd = net.forward;
+  bool any = false;
+  for (char c : inPlace)
+    any = any || c;
+  if (!any)
+    return -1;
+  int count = 0;
+  os << "static const int64_t " << name << "[] = {";
+  for (size_t i = 0; i < fwd.states.size(); ++i)
+    if (!inPlace[i])
+      os << (count++ ? ", " : "") << stateOffset(int(i)) << ", "
+         << ir::numElements(fwd.states[i].shape);
+  os << (count ? "" : "0") << "};\n";
+  return count;
+}
+
 void CppEmitter::emitSpec() {
   const Graph &fwd = net.forward;
   emitInfo();
@@ -246,6 +268,10 @@ void CppEmitter::emitSpec() {
       os << (i ? ", " : "") << (fwd.states[i].bf16 ? "true" : "false");
     os << "};\n";
   }
+  int copies = emitGradCopies("gradCopies", f.backward.inPlaceGrads);
+  int proCopies = f.prologue.empty() ? -1
+                                     : emitGradCopies("prologueGradCopies",
+                                                      f.prologue.front().backward.inPlaceGrads);
   // Rows of the table each integer input indexes (checked before the parallel region).
   std::vector<int64_t> rows = ir::gatherTableRows(fwd);
   os << "static const int64_t inputRows[] = {";
@@ -330,6 +356,11 @@ void CppEmitter::emitSpec() {
        << ".prologueDeferred = prologueDeferred,\n";
   if (anyBf16)
     os << ".bf16States = bf16States,\n";
+  if (copies >= 0)
+    os << ".numGradCopies = " << copies << ",\n.gradCopies = gradCopies,\n";
+  if (proCopies >= 0)
+    os << ".numPrologueGradCopies = " << proCopies
+       << ",\n.prologueGradCopies = prologueGradCopies,\n";
   os << "};\nreturn s;\n}\n\n";
 }
 

@@ -8,6 +8,7 @@
 #include "dopa/compiler/Kernel.h"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -402,6 +403,82 @@ void assignScratch(Kernel &k) {
 
 } // namespace
 
+namespace {
+/// Kernel::inPlaceGrads of a built backward kernel. The emitters compute an inlined value once
+/// per loop body and keep it (NetworkEmitter::locals), and load a stored value at each use; so
+/// after the store of d s, a later item of its nest may use values computed from d s' before the
+/// store, but must not load d s' again, and no later stage may read it.
+std::vector<char> inPlaceGradients(const Kernel &k, const std::vector<ir::Variable> &states) {
+  const Graph &g = k.graph;
+  auto inlined = [&](int id) { return k.home[size_t(id)] == Buf::Inline; };
+  // The values item `it` computes or reads: its node for a store or accumulate, else its operands.
+  auto itemValues = [&](const Item &it) {
+    std::vector<int> values;
+    if (it.node < 0)
+      return values;
+    if (it.kind == Item::Store || it.kind == Item::Accumulate)
+      values.push_back(it.node);
+    else
+      values = g.node(it.node).operands;
+    return values;
+  };
+  std::vector<char> out(states.size(), 0);
+  for (size_t s = 0; s < states.size(); ++s) {
+    if (states[s].shape.size() < 2)
+      continue;
+    int storeStage = -1, storeItem = -1;
+    for (size_t t = 0; t < k.stages.size(); ++t)
+      for (size_t i = 0; i < k.stages[t].items.size(); ++i) {
+        const Item &it = k.stages[t].items[i];
+        if ((it.kind == Item::Store || it.kind == Item::Zero) && it.target == Buf::GradPrev &&
+            it.targetIndex == int(s)) {
+          storeStage = int(t);
+          storeItem = int(i);
+        }
+      }
+    if (storeStage < 0 || k.stages[size_t(storeStage)].kind != Stage::Nest ||
+        k.stages[size_t(storeStage)].space != states[s].shape)
+      continue;
+    // The inlined values the nest has computed up to the store.
+    std::set<int> computed;
+    std::function<void(int)> compute = [&](int id) {
+      if (!inlined(id) || !computed.insert(id).second)
+        return;
+      for (int o : g.node(id).operands)
+        compute(o);
+    };
+    const std::vector<Item> &nest = k.stages[size_t(storeStage)].items;
+    for (int i = 0; i <= storeItem; ++i)
+      for (int v : itemValues(nest[size_t(i)]))
+        compute(v);
+    // Whether using value `id` loads d s' (`known`: inlined values computed before, not reloaded).
+    std::function<bool(int, const std::set<int> &)> loads = [&](int id,
+                                                                const std::set<int> &known) {
+      const Node &n = g.node(id);
+      if (n.op == Op::GradState)
+        return n.index == int(s);
+      if (!inlined(id) || known.count(id))
+        return false;
+      for (int o : n.operands)
+        if (loads(o, known))
+          return true;
+      return false;
+    };
+    bool loadsAfter = false;
+    const std::set<int> none;
+    for (size_t t = size_t(storeStage); t < k.stages.size() && !loadsAfter; ++t) {
+      bool sameNest = t == size_t(storeStage);
+      for (size_t i = sameNest ? size_t(storeItem) + 1 : 0;
+           i < k.stages[t].items.size() && !loadsAfter; ++i)
+        for (int v : itemValues(k.stages[t].items[i]))
+          loadsAfter = loadsAfter || loads(v, sameNest ? computed : none);
+    }
+    out[s] = !loadsAfter;
+  }
+  return out;
+}
+} // namespace
+
 FusedNetwork kern::fuse(const CompiledNetwork &net) {
   FusedNetwork f;
   const Graph &fwd = net.forward;
@@ -501,6 +578,7 @@ FusedNetwork kern::fuse(const CompiledNetwork &net) {
   fb.build();
   assignScratch(f.forward);
   assignScratch(f.backward);
+  f.backward.inPlaceGrads = inPlaceGradients(f.backward, fwd.states);
   if (net.hasPrologue()) { // the same state layout: the prologue's states are the step's
     CompiledNetwork pro;
     pro.forward = net.prologue;

@@ -223,9 +223,8 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
   const T *__restrict t11_hn = a.saved + 0;                           // [32] hn
   const T *__restrict h = a.state + kStateH;                          // [32]
   T *__restrict t59 = a.scratch + 96;                                 // [32]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [32, 32] d hebb'
+  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [32, 32] d hebb'
   T *__restrict t65 = a.scratch + 144;                                // [32]
-  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [32, 32]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [32, 32]
   for (int e = 0; e < 32; ++e)
     t41[e] = T(0);
@@ -247,7 +246,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       const T v40 = d_carried_0_next[i] * t11_hn[j];
       const T v45 = v40 * alpha[i * 32 + j];
 #line 17 "examples/bandit/modplast.dopa"
-      const T v46 = d_hebb_next[i * 32 + j] + v45;
+      const T v46 = d_hebb[i * 32 + j] + v45;
       const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v58 = v46 * v57;
 #line 16 "examples/bandit/modplast.dopa"
@@ -261,7 +260,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t59[i] = acc59;
   }
-#line 265 "bandit_modplast.cpp"
+#line 264 "bandit_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -274,7 +273,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t49 = a.scratch + 32;                          // [32]
 #line 20 "examples/bandit/modplast.dopa"
   RowVec<T>(t49, 32).noalias() = ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 32);
-#line 278 "bandit_modplast.cpp"
+#line 277 "bandit_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -288,7 +287,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 19 "examples/bandit/modplast.dopa"
   RowVec<T>(t53, 32).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 32);
-#line 292 "bandit_modplast.cpp"
+#line 291 "bandit_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -324,7 +323,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     record3[j] = t11_hn[j];
   }
   t61[0] += acc61;
-#line 328 "bandit_modplast.cpp"
+#line 327 "bandit_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -352,7 +351,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v69;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 356 "bandit_modplast.cpp"
+#line 355 "bandit_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -365,7 +364,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t72 = a.scratch + 176;                           // [32]
 #line 16 "examples/bandit/modplast.dopa"
   RowVec<T>(t72, 32).noalias() = ConstRowVec<T>(t69, 1) * ConstRowMat<T>(h2DA_weight, 1, 32);
-#line 369 "bandit_modplast.cpp"
+#line 368 "bandit_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -404,7 +403,7 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record0[j] = v76;
     d_i2h_bias[j] += v76;
   }
-#line 408 "bandit_modplast.cpp"
+#line 407 "bandit_modplast.cpp"
 }
 
 // backward stage 7: fused loop nest over [5]
@@ -467,7 +466,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 471 "bandit_modplast.cpp"
+#line 470 "bandit_modplast.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [32]
@@ -500,9 +499,8 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
   const T *__restrict w = a.params + kParamW;                         // [32, 32]
   const T *__restrict alpha = a.params + kParamAlpha;                 // [32, 32]
   const T *__restrict hebb = a.state + kStateHebb;                    // [32, 32]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [32, 32] d hebb'
+  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [32, 32] d hebb'
   const T *__restrict h = a.state + kStateH;                          // [32]
-  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [32, 32]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [32, 32]
   for (int e = 0; e < 32; ++e)
     t11[e] = T(0);
@@ -516,14 +514,14 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       const T v10 = d_carried_0_next[i] * h[j];
       const T v15 = v10 * alpha[i * 32 + j];
 #line 8 "examples/bandit/modplast.dopa"
-      const T v16 = d_hebb_next[i * 32 + j] + v15;
+      const T v16 = d_hebb[i * 32 + j] + v15;
       d_hebb[i * 32 + j] = v16;
 #line 15 "examples/bandit/modplast.dopa"
       const T v13 = v10 * hebb[i * 32 + j];
       d_alpha[i * 32 + j] += v13;
     }
   }
-#line 527 "bandit_modplast.cpp"
+#line 525 "bandit_modplast.cpp"
 }
 
 // state  h    : [H] = 0
@@ -548,7 +546,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 552 "bandit_modplast.cpp"
+#line 550 "bandit_modplast.cpp"
 }
 
 // prologue_backward stage 2:
@@ -614,6 +612,8 @@ static dopa::NetworkInfo info() {
 }
 
 static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
+static const int64_t gradCopies[] = {kStateH, 32, kStateCarried0, 32};
+static const int64_t prologueGradCopies[] = {kStateH, 32, kStateCarried0, 32};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -776,6 +776,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueRecordNumel = 64,
       .numPrologueDeferred = 1,
       .prologueDeferred = prologueDeferred,
+      .numGradCopies = 2,
+      .gradCopies = gradCopies,
+      .numPrologueGradCopies = 2,
+      .prologueGradCopies = prologueGradCopies,
   };
   return s;
 }

@@ -189,9 +189,8 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
   const T *__restrict t11_hn = a.saved + 0;                           // [32] hn
   const T *__restrict h = a.state + kStateH;                          // [32]
   T *__restrict t54 = a.scratch + 96;                                 // [32]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [32, 32] d hebb'
+  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [32, 32] d hebb'
   T *__restrict t60 = a.scratch + 144;                                // [32]
-  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [32, 32]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [32, 32]
   for (int e = 0; e < 32; ++e)
     t36[e] = T(0);
@@ -213,7 +212,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       const T v35 = d_carried_0_next[i] * t11_hn[j];
       const T v40 = v35 * alpha[i * 32 + j];
 #line 16 "examples/bandit/plastic.dopa"
-      const T v41 = d_hebb_next[i * 32 + j] + v40;
+      const T v41 = d_hebb[i * 32 + j] + v40;
       const T v52 = T(-1.0) <= v15 && v15 <= T(1.0) ? T(1) : T(0);
       const T v53 = v41 * v52;
 #line 10 "examples/bandit/plastic.dopa"
@@ -227,7 +226,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t54[i] = acc54;
   }
-#line 231 "bandit_plastic.cpp"
+#line 230 "bandit_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -240,7 +239,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
   T *__restrict t44 = a.scratch + 32;                          // [32]
 #line 19 "examples/bandit/plastic.dopa"
   RowVec<T>(t44, 32).noalias() = ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 32);
-#line 244 "bandit_plastic.cpp"
+#line 243 "bandit_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -254,7 +253,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/bandit/plastic.dopa"
   RowVec<T>(t48, 32).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 32);
-#line 258 "bandit_plastic.cpp"
+#line 257 "bandit_plastic.cpp"
 }
 
 // param  eta : [] = 0.1
@@ -314,7 +313,7 @@ template <class T> static void backward_d_h_carried_0_grad_i2h_bias(const dopa::
     record3[j] = t11_hn[j];
   }
   t56[0] += acc56;
-#line 318 "bandit_plastic.cpp"
+#line 317 "bandit_plastic.cpp"
 }
 
 // backward stage 4: fused loop nest over [5]
@@ -336,7 +335,7 @@ template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
   T *__restrict d_eta = a.grads + kParamEta; // []
 #line 10 "examples/bandit/plastic.dopa"
   d_eta[0] += t56[0];
-#line 340 "bandit_plastic.cpp"
+#line 339 "bandit_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [2]
@@ -399,7 +398,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 403 "bandit_plastic.cpp"
+#line 402 "bandit_plastic.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [32]
@@ -432,9 +431,8 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
   const T *__restrict w = a.params + kParamW;                         // [32, 32]
   const T *__restrict alpha = a.params + kParamAlpha;                 // [32, 32]
   const T *__restrict hebb = a.state + kStateHebb;                    // [32, 32]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [32, 32] d hebb'
+  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [32, 32] d hebb'
   const T *__restrict h = a.state + kStateH;                          // [32]
-  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [32, 32]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [32, 32]
   for (int e = 0; e < 32; ++e)
     t11[e] = T(0);
@@ -448,14 +446,14 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       const T v10 = d_carried_0_next[i] * h[j];
       const T v15 = v10 * alpha[i * 32 + j];
 #line 8 "examples/bandit/plastic.dopa"
-      const T v16 = d_hebb_next[i * 32 + j] + v15;
+      const T v16 = d_hebb[i * 32 + j] + v15;
       d_hebb[i * 32 + j] = v16;
 #line 15 "examples/bandit/plastic.dopa"
       const T v13 = v10 * hebb[i * 32 + j];
       d_alpha[i * 32 + j] += v13;
     }
   }
-#line 459 "bandit_plastic.cpp"
+#line 457 "bandit_plastic.cpp"
 }
 
 // state  h    : [H] = 0
@@ -480,7 +478,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 484 "bandit_plastic.cpp"
+#line 482 "bandit_plastic.cpp"
 }
 
 // prologue_backward stage 2:
@@ -538,6 +536,8 @@ static dopa::NetworkInfo info() {
 }
 
 static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
+static const int64_t gradCopies[] = {kStateH, 32, kStateCarried0, 32};
+static const int64_t prologueGradCopies[] = {kStateH, 32, kStateCarried0, 32};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -675,6 +675,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueRecordNumel = 64,
       .numPrologueDeferred = 1,
       .prologueDeferred = prologueDeferred,
+      .numGradCopies = 2,
+      .gradCopies = gradCopies,
+      .numPrologueGradCopies = 2,
+      .prologueGradCopies = prologueGradCopies,
   };
   return s;
 }

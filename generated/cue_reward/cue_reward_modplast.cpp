@@ -246,9 +246,8 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
   const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
   const T *__restrict h = a.state + kStateH;                          // [200]
   T *__restrict t59 = a.scratch + 624;                                // [200]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [200, 200] d hebb'
+  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [200, 200] d hebb'
   T *__restrict t65 = a.scratch + 848;                                // [200]
-  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [200, 200]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
   for (int e = 0; e < 200; ++e)
     t41[e] = T(0);
@@ -270,7 +269,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       const T v40 = d_carried_0_next[i] * t11_hn[j];
       const T v45 = v40 * alpha[i * 200 + j];
 #line 16 "examples/cue_reward/modplast.dopa"
-      const T v46 = d_hebb_next[i * 200 + j] + v45;
+      const T v46 = d_hebb[i * 200 + j] + v45;
       const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v58 = v46 * v57;
 #line 15 "examples/cue_reward/modplast.dopa"
@@ -296,7 +295,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       const T v40 = d_carried_0_next[i] * t11_hn[j];
       const T v45 = v40 * alpha[i * 200 + j];
 #line 16 "examples/cue_reward/modplast.dopa"
-      const T v46 = d_hebb_next[i * 200 + j] + v45;
+      const T v46 = d_hebb[i * 200 + j] + v45;
       const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v58 = v46 * v57;
 #line 15 "examples/cue_reward/modplast.dopa"
@@ -310,7 +309,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t59[i] = acc59;
   }
-#line 314 "cue_reward_modplast.cpp"
+#line 313 "cue_reward_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -324,7 +323,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t49, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 328 "cue_reward_modplast.cpp"
+#line 327 "cue_reward_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -338,7 +337,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t53, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 342 "cue_reward_modplast.cpp"
+#line 341 "cue_reward_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -385,7 +384,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     record3[j] = t11_hn[j];
   }
   t61[0] += acc61;
-#line 389 "cue_reward_modplast.cpp"
+#line 388 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -413,7 +412,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v69;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 417 "cue_reward_modplast.cpp"
+#line 416 "cue_reward_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -426,7 +425,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t72 = a.scratch + 1056;                          // [200]
 #line 15 "examples/cue_reward/modplast.dopa"
   RowVec<T>(t72, 200).noalias() = ConstRowVec<T>(t69, 1) * ConstRowMat<T>(h2DA_weight, 1, 200);
-#line 430 "cue_reward_modplast.cpp"
+#line 429 "cue_reward_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -483,7 +482,7 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record0[j] = v76;
     d_i2h_bias[j] += v76;
   }
-#line 487 "cue_reward_modplast.cpp"
+#line 486 "cue_reward_modplast.cpp"
 }
 
 // backward stage 7: fused loop nest over [27]
@@ -559,7 +558,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 563 "cue_reward_modplast.cpp"
+#line 562 "cue_reward_modplast.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -596,9 +595,8 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
   const T *__restrict w = a.params + kParamW;                         // [200, 200]
   const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
   const T *__restrict hebb = a.state + kStateHebb;                    // [200, 200]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [200, 200] d hebb'
+  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [200, 200] d hebb'
   const T *__restrict h = a.state + kStateH;                          // [200]
-  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [200, 200]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
   for (int e = 0; e < 200; ++e)
     t11[e] = T(0);
@@ -612,7 +610,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       const T v10 = d_carried_0_next[i] * h[j];
       const T v15 = v10 * alpha[i * 200 + j];
 #line 7 "examples/cue_reward/modplast.dopa"
-      const T v16 = d_hebb_next[i * 200 + j] + v15;
+      const T v16 = d_hebb[i * 200 + j] + v15;
       d_hebb[i * 200 + j] = v16;
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v13 = v10 * hebb[i * 200 + j];
@@ -627,14 +625,14 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       const T v10 = d_carried_0_next[i] * h[j];
       const T v15 = v10 * alpha[i * 200 + j];
 #line 7 "examples/cue_reward/modplast.dopa"
-      const T v16 = d_hebb_next[i * 200 + j] + v15;
+      const T v16 = d_hebb[i * 200 + j] + v15;
       d_hebb[i * 200 + j] = v16;
 #line 14 "examples/cue_reward/modplast.dopa"
       const T v13 = v10 * hebb[i * 200 + j];
       d_alpha[i * 200 + j] += v13;
     }
   }
-#line 638 "cue_reward_modplast.cpp"
+#line 636 "cue_reward_modplast.cpp"
 }
 
 // state  h    : [H] = 0
@@ -667,7 +665,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 671 "cue_reward_modplast.cpp"
+#line 669 "cue_reward_modplast.cpp"
 }
 
 // prologue_backward stage 2:
@@ -733,6 +731,8 @@ static dopa::NetworkInfo info() {
 }
 
 static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
+static const int64_t gradCopies[] = {kStateH, 200, kStateCarried0, 200};
+static const int64_t prologueGradCopies[] = {kStateH, 200, kStateCarried0, 200};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -895,6 +895,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueRecordNumel = 416,
       .numPrologueDeferred = 1,
       .prologueDeferred = prologueDeferred,
+      .numGradCopies = 2,
+      .gradCopies = gradCopies,
+      .numPrologueGradCopies = 2,
+      .prologueGradCopies = prologueGradCopies,
   };
   return s;
 }

@@ -282,16 +282,14 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
   const T *__restrict t16_DA = a.saved + 208;                         // [1] DA
   const T *__restrict et = a.state + kStateEt;                        // [200, 200]
   T *__restrict t62 = a.scratch + 624;                                // [200]
-  const T *__restrict d_et_next = a.gradNext + kStateEt;              // [200, 200] d et'
+  T *__restrict d_et = a.gradNext + kStateEt;                         // [200, 200] d et'
   const T *__restrict h = a.state + kStateH;                          // [200]
   T *__restrict t68 = a.scratch + 848;                                // [200]
   const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
   T *__restrict t71 = a.scratch + 1056;                               // []
-  const T *__restrict d_pw_next = a.gradNext + kStatePw;              // [200, 200] d pw'
+  T *__restrict d_pw = a.gradNext + kStatePw;                         // [200, 200] d pw'
   T *__restrict t80 = a.scratch + 1072;                               // [1]
-  T *__restrict d_pw = a.gradPrev + kStatePw;                         // [200, 200]
   const T *__restrict t24 = a.saved + 224;                            // []
-  T *__restrict d_et = a.gradPrev + kStateEt;                         // [200, 200]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
   for (int e = 0; e < 200; ++e)
     t48[e] = T(0);
@@ -314,16 +312,16 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
       const T v38 = w[i * 200 + j] + v37;
       t48[j] += d_carried_0_next[i] * v38;
 #line 11 "examples/cue_reward/modul.dopa"
-      acc62 += d_et_next[i * 200 + j] * h[j];
+      acc62 += d_et[i * 200 + j] * h[j];
 #line 20 "examples/cue_reward/modul.dopa"
-      t68[j] += t11_hn[i] * d_et_next[i * 200 + j];
-      const T v70 = d_et_next[i * 200 + j] * et[i * 200 + j];
+      t68[j] += t11_hn[i] * d_et[i * 200 + j];
+      const T v70 = d_et[i * 200 + j] * et[i * 200 + j];
       acc71 += v70;
 #line 17 "examples/cue_reward/modul.dopa"
       const T v47 = d_carried_0_next[i] * t11_hn[j];
       const T v52 = v47 * alpha[i * 200 + j];
 #line 19 "examples/cue_reward/modul.dopa"
-      const T v53 = d_pw_next[i * 200 + j] + v52;
+      const T v53 = d_pw[i * 200 + j] + v52;
       const T v77 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v78 = v53 * v77;
       const T v79 = v78 * et[i * 200 + j];
@@ -331,7 +329,7 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
       acc80 += v79;
       d_pw[i * 200 + j] = v78;
 #line 20 "examples/cue_reward/modul.dopa"
-      const T v72 = d_et_next[i * 200 + j] * t24[0];
+      const T v72 = d_et[i * 200 + j] * t24[0];
 #line 19 "examples/cue_reward/modul.dopa"
       const T v82 = v78 * t16_DA[0];
 #line 9 "examples/cue_reward/modul.dopa"
@@ -352,16 +350,16 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
       const T v38 = w[i * 200 + j] + v37;
       t48[j] += d_carried_0_next[i] * v38;
 #line 11 "examples/cue_reward/modul.dopa"
-      acc62 += d_et_next[i * 200 + j] * h[j];
+      acc62 += d_et[i * 200 + j] * h[j];
 #line 20 "examples/cue_reward/modul.dopa"
-      t68[j] += t11_hn[i] * d_et_next[i * 200 + j];
-      const T v70 = d_et_next[i * 200 + j] * et[i * 200 + j];
+      t68[j] += t11_hn[i] * d_et[i * 200 + j];
+      const T v70 = d_et[i * 200 + j] * et[i * 200 + j];
       acc71 += v70;
 #line 17 "examples/cue_reward/modul.dopa"
       const T v47 = d_carried_0_next[i] * t11_hn[j];
       const T v52 = v47 * alpha[i * 200 + j];
 #line 19 "examples/cue_reward/modul.dopa"
-      const T v53 = d_pw_next[i * 200 + j] + v52;
+      const T v53 = d_pw[i * 200 + j] + v52;
       const T v77 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v78 = v53 * v77;
       const T v79 = v78 * et[i * 200 + j];
@@ -369,7 +367,7 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
       acc80 += v79;
       d_pw[i * 200 + j] = v78;
 #line 20 "examples/cue_reward/modul.dopa"
-      const T v72 = d_et_next[i * 200 + j] * t24[0];
+      const T v72 = d_et[i * 200 + j] * t24[0];
 #line 19 "examples/cue_reward/modul.dopa"
       const T v82 = v78 * t16_DA[0];
 #line 9 "examples/cue_reward/modul.dopa"
@@ -383,7 +381,7 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
     t71[0] += acc71;
     t80[0] += acc80;
   }
-#line 387 "cue_reward_modul.cpp"
+#line 385 "cue_reward_modul.cpp"
 }
 
 // output value  = h2v(hn)
@@ -397,7 +395,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 23 "examples/cue_reward/modul.dopa"
   RowVec<T>(t56, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 401 "cue_reward_modul.cpp"
+#line 399 "cue_reward_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -411,7 +409,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/cue_reward/modul.dopa"
   RowVec<T>(t60, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 415 "cue_reward_modul.cpp"
+#line 413 "cue_reward_modul.cpp"
 }
 
 // param  etaet : [] = 0.1
@@ -458,7 +456,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     record3[j] = t11_hn[j];
   }
   t64[0] += acc64;
-#line 462 "cue_reward_modul.cpp"
+#line 460 "cue_reward_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -486,7 +484,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v86;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 490 "cue_reward_modul.cpp"
+#line 488 "cue_reward_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -499,7 +497,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t89 = a.scratch + 1088;                          // [200]
 #line 18 "examples/cue_reward/modul.dopa"
   RowVec<T>(t89, 200).noalias() = ConstRowVec<T>(t86, 1) * ConstRowMat<T>(h2DA_weight, 1, 200);
-#line 503 "cue_reward_modul.cpp"
+#line 501 "cue_reward_modul.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
@@ -556,7 +554,7 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record0[j] = v93;
     d_i2h_bias[j] += v93;
   }
-#line 560 "cue_reward_modul.cpp"
+#line 558 "cue_reward_modul.cpp"
 }
 
 // backward stage 7: fused loop nest over [27]
@@ -587,7 +585,7 @@ template <class T> static void backward_grad_etaet(const dopa::StepArgs<T> &a) {
 #line 11 "examples/cue_reward/modul.dopa"
   const T v74 = t64[0] + v73;
   d_etaet[0] += v74;
-#line 591 "cue_reward_modul.cpp"
+#line 589 "cue_reward_modul.cpp"
 }
 
 // backward stage 9: fused loop nest over [2]
@@ -654,7 +652,7 @@ template <class T> static void prologue_forward_carried_0_pw_et(const dopa::Step
     }
     carried_0_next[i] = acc7;
   }
-#line 658 "cue_reward_modul.cpp"
+#line 656 "cue_reward_modul.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -692,11 +690,9 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
   const T *__restrict w = a.params + kParamW;                         // [200, 200]
   const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
   const T *__restrict pw = a.state + kStatePw;                        // [200, 200]
-  const T *__restrict d_pw_next = a.gradNext + kStatePw;              // [200, 200] d pw'
+  T *__restrict d_pw = a.gradNext + kStatePw;                         // [200, 200] d pw'
   const T *__restrict h = a.state + kStateH;                          // [200]
-  T *__restrict d_pw = a.gradPrev + kStatePw;                         // [200, 200]
-  const T *__restrict d_et_next = a.gradNext + kStateEt;              // [200, 200] d et'
-  T *__restrict d_et = a.gradPrev + kStateEt;                         // [200, 200]
+  T *__restrict d_et = a.gradNext + kStateEt;                         // [200, 200] d et'
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
   for (int e = 0; e < 200; ++e)
     t13[e] = T(0);
@@ -710,9 +706,9 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
       const T v12 = d_carried_0_next[i] * h[j];
       const T v17 = v12 * alpha[i * 200 + j];
 #line 8 "examples/cue_reward/modul.dopa"
-      const T v18 = d_pw_next[i * 200 + j] + v17;
+      const T v18 = d_pw[i * 200 + j] + v17;
       d_pw[i * 200 + j] = v18;
-      d_et[i * 200 + j] = d_et_next[i * 200 + j];
+      d_et[i * 200 + j] = d_et[i * 200 + j];
 #line 17 "examples/cue_reward/modul.dopa"
       const T v15 = v12 * pw[i * 200 + j];
       d_alpha[i * 200 + j] += v15;
@@ -726,15 +722,15 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
       const T v12 = d_carried_0_next[i] * h[j];
       const T v17 = v12 * alpha[i * 200 + j];
 #line 8 "examples/cue_reward/modul.dopa"
-      const T v18 = d_pw_next[i * 200 + j] + v17;
+      const T v18 = d_pw[i * 200 + j] + v17;
       d_pw[i * 200 + j] = v18;
-      d_et[i * 200 + j] = d_et_next[i * 200 + j];
+      d_et[i * 200 + j] = d_et[i * 200 + j];
 #line 17 "examples/cue_reward/modul.dopa"
       const T v15 = v12 * pw[i * 200 + j];
       d_alpha[i * 200 + j] += v15;
     }
   }
-#line 738 "cue_reward_modul.cpp"
+#line 734 "cue_reward_modul.cpp"
 }
 
 // state  h  : [H] = 0
@@ -767,7 +763,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 771 "cue_reward_modul.cpp"
+#line 767 "cue_reward_modul.cpp"
 }
 
 // prologue_backward stage 2:
@@ -835,6 +831,8 @@ static dopa::NetworkInfo info() {
 }
 
 static const int64_t stateOffsets[] = {kStateH, kStatePw, kStateEt, kStateCarried0};
+static const int64_t gradCopies[] = {kStateH, 200, kStateCarried0, 200};
+static const int64_t prologueGradCopies[] = {kStateH, 200, kStateCarried0, 200};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -998,6 +996,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueRecordNumel = 416,
       .numPrologueDeferred = 1,
       .prologueDeferred = prologueDeferred,
+      .numGradCopies = 2,
+      .gradCopies = gradCopies,
+      .numPrologueGradCopies = 2,
+      .prologueGradCopies = prologueGradCopies,
   };
   return s;
 }

@@ -212,9 +212,8 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
   const T *__restrict t11_hn = a.saved + 0;                           // [200] hn
   const T *__restrict h = a.state + kStateH;                          // [200]
   T *__restrict t54 = a.scratch + 624;                                // [200]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [200, 200] d hebb'
+  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [200, 200] d hebb'
   T *__restrict t60 = a.scratch + 848;                                // [200]
-  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [200, 200]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
   for (int e = 0; e < 200; ++e)
     t36[e] = T(0);
@@ -236,7 +235,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       const T v35 = d_carried_0_next[i] * t11_hn[j];
       const T v40 = v35 * alpha[i * 200 + j];
 #line 15 "examples/cue_reward/plastic.dopa"
-      const T v41 = d_hebb_next[i * 200 + j] + v40;
+      const T v41 = d_hebb[i * 200 + j] + v40;
       const T v52 = T(-1.0) <= v15 && v15 <= T(1.0) ? T(1) : T(0);
       const T v53 = v41 * v52;
 #line 9 "examples/cue_reward/plastic.dopa"
@@ -262,7 +261,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       const T v35 = d_carried_0_next[i] * t11_hn[j];
       const T v40 = v35 * alpha[i * 200 + j];
 #line 15 "examples/cue_reward/plastic.dopa"
-      const T v41 = d_hebb_next[i * 200 + j] + v40;
+      const T v41 = d_hebb[i * 200 + j] + v40;
       const T v52 = T(-1.0) <= v15 && v15 <= T(1.0) ? T(1) : T(0);
       const T v53 = v41 * v52;
 #line 9 "examples/cue_reward/plastic.dopa"
@@ -276,7 +275,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t54[i] = acc54;
   }
-#line 280 "cue_reward_plastic.cpp"
+#line 279 "cue_reward_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -290,7 +289,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 18 "examples/cue_reward/plastic.dopa"
   RowVec<T>(t44, 200).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 200);
-#line 294 "cue_reward_plastic.cpp"
+#line 293 "cue_reward_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -304,7 +303,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 17 "examples/cue_reward/plastic.dopa"
   RowVec<T>(t48, 200).noalias() =
       ConstRowVec<T>(d_out_logits, 2) * ConstRowMat<T>(h2o_weight, 2, 200);
-#line 308 "cue_reward_plastic.cpp"
+#line 307 "cue_reward_plastic.cpp"
 }
 
 // param  eta : [] = 0.1
@@ -389,7 +388,7 @@ template <class T> static void backward_d_h_carried_0_grad_i2h_bias(const dopa::
     record3[j] = t11_hn[j];
   }
   t56[0] += acc56;
-#line 393 "cue_reward_plastic.cpp"
+#line 392 "cue_reward_plastic.cpp"
 }
 
 // backward stage 4: fused loop nest over [27]
@@ -416,7 +415,7 @@ template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
   T *__restrict d_eta = a.grads + kParamEta; // []
 #line 9 "examples/cue_reward/plastic.dopa"
   d_eta[0] += t56[0];
-#line 420 "cue_reward_plastic.cpp"
+#line 419 "cue_reward_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [2]
@@ -487,7 +486,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 491 "cue_reward_plastic.cpp"
+#line 490 "cue_reward_plastic.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -524,9 +523,8 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
   const T *__restrict w = a.params + kParamW;                         // [200, 200]
   const T *__restrict alpha = a.params + kParamAlpha;                 // [200, 200]
   const T *__restrict hebb = a.state + kStateHebb;                    // [200, 200]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [200, 200] d hebb'
+  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [200, 200] d hebb'
   const T *__restrict h = a.state + kStateH;                          // [200]
-  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [200, 200]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
   for (int e = 0; e < 200; ++e)
     t11[e] = T(0);
@@ -540,7 +538,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       const T v10 = d_carried_0_next[i] * h[j];
       const T v15 = v10 * alpha[i * 200 + j];
 #line 7 "examples/cue_reward/plastic.dopa"
-      const T v16 = d_hebb_next[i * 200 + j] + v15;
+      const T v16 = d_hebb[i * 200 + j] + v15;
       d_hebb[i * 200 + j] = v16;
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v13 = v10 * hebb[i * 200 + j];
@@ -555,14 +553,14 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       const T v10 = d_carried_0_next[i] * h[j];
       const T v15 = v10 * alpha[i * 200 + j];
 #line 7 "examples/cue_reward/plastic.dopa"
-      const T v16 = d_hebb_next[i * 200 + j] + v15;
+      const T v16 = d_hebb[i * 200 + j] + v15;
       d_hebb[i * 200 + j] = v16;
 #line 14 "examples/cue_reward/plastic.dopa"
       const T v13 = v10 * hebb[i * 200 + j];
       d_alpha[i * 200 + j] += v13;
     }
   }
-#line 566 "cue_reward_plastic.cpp"
+#line 564 "cue_reward_plastic.cpp"
 }
 
 // state  h    : [H] = 0
@@ -595,7 +593,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 599 "cue_reward_plastic.cpp"
+#line 597 "cue_reward_plastic.cpp"
 }
 
 // prologue_backward stage 2:
@@ -653,6 +651,8 @@ static dopa::NetworkInfo info() {
 }
 
 static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
+static const int64_t gradCopies[] = {kStateH, 200, kStateCarried0, 200};
+static const int64_t prologueGradCopies[] = {kStateH, 200, kStateCarried0, 200};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -790,6 +790,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueRecordNumel = 416,
       .numPrologueDeferred = 1,
       .prologueDeferred = prologueDeferred,
+      .numGradCopies = 2,
+      .gradCopies = gradCopies,
+      .numPrologueGradCopies = 2,
+      .prologueGradCopies = prologueGradCopies,
   };
   return s;
 }

@@ -689,17 +689,15 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
   const T *__restrict t43_l1_g = a.saved + 1456;                      // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
   T *__restrict t157 = a.scratch + 416;                               // [200]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [200, 200] d l2.hebb'
+  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [200, 200] d l2.hebb'
   const T *__restrict t109_l2_hn = a.saved + 3344;                    // [200] l2.hn
   T *__restrict t158 = a.scratch + 624;                               // [200]
   T *__restrict t162 = a.scratch + 832;                               // [1]
   T *__restrict t226 = a.scratch + 2512;                              // [200]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [200, 200] d l1.hebb'
+  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [200, 200] d l1.hebb'
   const T *__restrict t49_l1_hn = a.saved + 1664;                     // [200] l1.hn
   T *__restrict t227 = a.scratch + 2720;                              // [200]
   T *__restrict t231 = a.scratch + 2928;                              // [1]
-  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [200, 200]
-  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [200, 200]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
   T *__restrict d_l1_modfanout = a.grads + kParamL1Modfanout;         // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
@@ -744,7 +742,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
       const T v137 = d_carried_1_next[i] * t109_l2_hn[j];
       const T v142 = v137 * l2_alpha[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v143 = d_l2_hebb_next[i * 200 + j] + v142;
+      const T v143 = d_l2_hebb[i * 200 + j] + v142;
       const T v153 = T(-2.0) <= v119 && v119 <= T(2.0) ? T(1) : T(0);
       const T v154 = v143 * v153;
       const T v156 = v154 * v116;
@@ -758,7 +756,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
       const T v144 = d_carried_0_next[i] * t49_l1_hn[j];
       const T v149 = v144 * l1_alpha[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v150 = d_l1_hebb_next[i * 200 + j] + v149;
+      const T v150 = d_l1_hebb[i * 200 + j] + v149;
       const T v222 = T(-2.0) <= v59 && v59 <= T(2.0) ? T(1) : T(0);
       const T v223 = v150 * v222;
       const T v225 = v223 * v56;
@@ -808,7 +806,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
       const T v137 = d_carried_1_next[i] * t109_l2_hn[j];
       const T v142 = v137 * l2_alpha[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v143 = d_l2_hebb_next[i * 200 + j] + v142;
+      const T v143 = d_l2_hebb[i * 200 + j] + v142;
       const T v153 = T(-2.0) <= v119 && v119 <= T(2.0) ? T(1) : T(0);
       const T v154 = v143 * v153;
       const T v156 = v154 * v116;
@@ -822,7 +820,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
       const T v144 = d_carried_0_next[i] * t49_l1_hn[j];
       const T v149 = v144 * l1_alpha[i * 200 + j];
 #line 115 "examples/lm/basic_modplast_lstm.dopa"
-      const T v150 = d_l1_hebb_next[i * 200 + j] + v149;
+      const T v150 = d_l1_hebb[i * 200 + j] + v149;
       const T v222 = T(-2.0) <= v59 && v59 <= T(2.0) ? T(1) : T(0);
       const T v223 = v150 * v222;
       const T v225 = v223 * v56;
@@ -852,7 +850,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_modfanout(const dopa::St
     t226[i] = acc226;
     t231[0] += acc231;
   }
-#line 856 "lm_basic_modplast_lstm.cpp"
+#line 854 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -883,7 +881,7 @@ static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a
   t234[0] = v234;
   d_l1_h2mod_bias[0] += v234;
   d_l2_h2mod_bias[0] += v166;
-#line 887 "lm_basic_modplast_lstm.cpp"
+#line 885 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -897,7 +895,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t169, 200).noalias() =
       ConstRowVec<T>(t166, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 901 "lm_basic_modplast_lstm.cpp"
+#line 899 "lm_basic_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1147,7 +1145,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record14[j] = d_carried_1_next[j];
     record15[j] = t109_l2_hn[j];
   }
-#line 1151 "lm_basic_modplast_lstm.cpp"
+#line 1149 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1161,7 +1159,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t187, 200).noalias() =
       ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1165 "lm_basic_modplast_lstm.cpp"
+#line 1163 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1175,7 +1173,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t194, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1179 "lm_basic_modplast_lstm.cpp"
+#line 1177 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1189,7 +1187,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t198, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1193 "lm_basic_modplast_lstm.cpp"
+#line 1191 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1203,7 +1201,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t205, 200).noalias() =
       ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1207 "lm_basic_modplast_lstm.cpp"
+#line 1205 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1217,7 +1215,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t209, 200).noalias() =
       ConstRowVec<T>(t202, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1221 "lm_basic_modplast_lstm.cpp"
+#line 1219 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1231,7 +1229,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t216, 200).noalias() =
       ConstRowVec<T>(t213, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1235 "lm_basic_modplast_lstm.cpp"
+#line 1233 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1245,7 +1243,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t220, 200).noalias() =
       ConstRowVec<T>(t213, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1249 "lm_basic_modplast_lstm.cpp"
+#line 1247 "lm_basic_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1259,7 +1257,7 @@ template <class T> static void backward_h2mod_11(const dopa::StepArgs<T> &a) {
 #line 112 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t237, 200).noalias() =
       ConstRowVec<T>(t234, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1263 "lm_basic_modplast_lstm.cpp"
+#line 1261 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1501,7 +1499,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
     d_l1_x2c_bias[j] += v252;
   }
-#line 1505 "lm_basic_modplast_lstm.cpp"
+#line 1503 "lm_basic_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1515,7 +1513,7 @@ template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t255, 200).noalias() =
       ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1519 "lm_basic_modplast_lstm.cpp"
+#line 1517 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1529,7 +1527,7 @@ template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t261, 200).noalias() =
       ConstRowVec<T>(t258, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1533 "lm_basic_modplast_lstm.cpp"
+#line 1531 "lm_basic_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1543,7 +1541,7 @@ template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
 #line 108 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t265, 200).noalias() =
       ConstRowVec<T>(t258, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1547 "lm_basic_modplast_lstm.cpp"
+#line 1545 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1557,7 +1555,7 @@ template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t272, 200).noalias() =
       ConstRowVec<T>(t269, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1561 "lm_basic_modplast_lstm.cpp"
+#line 1559 "lm_basic_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1571,7 +1569,7 @@ template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
 #line 107 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t276, 200).noalias() =
       ConstRowVec<T>(t269, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1575 "lm_basic_modplast_lstm.cpp"
+#line 1573 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1585,7 +1583,7 @@ template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t283, 200).noalias() =
       ConstRowVec<T>(t280, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1589 "lm_basic_modplast_lstm.cpp"
+#line 1587 "lm_basic_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1599,7 +1597,7 @@ template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
 #line 106 "examples/lm/basic_modplast_lstm.dopa"
   RowVec<T>(t287, 200).noalias() =
       ConstRowVec<T>(t280, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1603 "lm_basic_modplast_lstm.cpp"
+#line 1601 "lm_basic_modplast_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1649,7 +1647,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v288 = v277 + t287[j];
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v288;
   }
-#line 1653 "lm_basic_modplast_lstm.cpp"
+#line 1651 "lm_basic_modplast_lstm.cpp"
 }
 
 /// One backward step of BasicModplastLSTMLM for one batch element.
@@ -1728,7 +1726,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc10;
     carried_1_next[i] = acc15;
   }
-#line 1732 "lm_basic_modplast_lstm.cpp"
+#line 1730 "lm_basic_modplast_lstm.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -1789,12 +1787,10 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
   const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [200, 200]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [200, 200] d l1.hebb'
+  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [200, 200] d l1.hebb'
   const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
-  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [200, 200]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [200, 200] d l2.hebb'
+  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [200, 200] d l2.hebb'
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
-  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [200, 200]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
   for (int e = 0; e < 200; ++e)
@@ -1814,13 +1810,13 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
       const T v31 = d_carried_0_next[i] * l1_h[j];
       const T v36 = v31 * l1_alpha[i * 200 + j];
 #line 93 "examples/lm/basic_modplast_lstm.dopa"
-      const T v37 = d_l1_hebb_next[i * 200 + j] + v36;
+      const T v37 = d_l1_hebb[i * 200 + j] + v36;
       d_l1_hebb[i * 200 + j] = v37;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v24 = d_carried_1_next[i] * l2_h[j];
       const T v29 = v24 * l2_alpha[i * 200 + j];
 #line 93 "examples/lm/basic_modplast_lstm.dopa"
-      const T v30 = d_l2_hebb_next[i * 200 + j] + v29;
+      const T v30 = d_l2_hebb[i * 200 + j] + v29;
       d_l2_hebb[i * 200 + j] = v30;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v34 = v31 * l1_hebb[i * 200 + j];
@@ -1840,13 +1836,13 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
       const T v31 = d_carried_0_next[i] * l1_h[j];
       const T v36 = v31 * l1_alpha[i * 200 + j];
 #line 93 "examples/lm/basic_modplast_lstm.dopa"
-      const T v37 = d_l1_hebb_next[i * 200 + j] + v36;
+      const T v37 = d_l1_hebb[i * 200 + j] + v36;
       d_l1_hebb[i * 200 + j] = v37;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v24 = d_carried_1_next[i] * l2_h[j];
       const T v29 = v24 * l2_alpha[i * 200 + j];
 #line 93 "examples/lm/basic_modplast_lstm.dopa"
-      const T v30 = d_l2_hebb_next[i * 200 + j] + v29;
+      const T v30 = d_l2_hebb[i * 200 + j] + v29;
       d_l2_hebb[i * 200 + j] = v30;
 #line 109 "examples/lm/basic_modplast_lstm.dopa"
       const T v34 = v31 * l1_hebb[i * 200 + j];
@@ -1855,7 +1851,7 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
       d_l2_alpha[i * 200 + j] += v27;
     }
   }
-#line 1859 "lm_basic_modplast_lstm.cpp"
+#line 1855 "lm_basic_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1916,7 +1912,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 1920 "lm_basic_modplast_lstm.cpp"
+#line 1916 "lm_basic_modplast_lstm.cpp"
 }
 
 // prologue_backward stage 2:
@@ -2052,6 +2048,11 @@ static dopa::NetworkInfo info() {
 
 static const int64_t stateOffsets[] = {kStateL1H, kStateL1C,    kStateL1Hebb,   kStateL2H,
                                        kStateL2C, kStateL2Hebb, kStateCarried0, kStateCarried1};
+static const int64_t gradCopies[] = {kStateL1H, 200, kStateL1C,      200, kStateL2H,      200,
+                                     kStateL2C, 200, kStateCarried0, 200, kStateCarried1, 200};
+static const int64_t prologueGradCopies[] = {kStateL1H,      200, kStateL1C,      200,
+                                             kStateL2H,      200, kStateL2C,      200,
+                                             kStateCarried0, 200, kStateCarried1, 200};
 static const int64_t inputRows[] = {10000};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -2545,6 +2546,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueRecordNumel = 832,
       .numPrologueDeferred = 2,
       .prologueDeferred = prologueDeferred,
+      .numGradCopies = 6,
+      .gradCopies = gradCopies,
+      .numPrologueGradCopies = 6,
+      .prologueGradCopies = prologueGradCopies,
   };
   return s;
 }

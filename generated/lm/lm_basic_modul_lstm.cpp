@@ -756,29 +756,25 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
   const T *__restrict t56_l1_M = a.saved + 1888;                      // [1] l1.M
   const T *__restrict l1_et = a.state + kStateL1Et;                   // [200, 200]
   T *__restrict t168 = a.scratch + 416;                               // [200]
-  const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;         // [200, 200] d l2.et'
+  T *__restrict d_l2_et = a.gradNext + kStateL2Et;                    // [200, 200] d l2.et'
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
   T *__restrict t172 = a.scratch + 640;                               // [200]
   const T *__restrict t113_l2_g = a.saved + 3184;                     // [200] l2.g
   T *__restrict t175 = a.scratch + 848;                               // []
-  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;         // [200, 200] d l2.pw'
+  T *__restrict d_l2_pw = a.gradNext + kStateL2Pw;                    // [200, 200] d l2.pw'
   const T *__restrict t119_l2_hn = a.saved + 3392;                    // [200] l2.hn
   T *__restrict t189 = a.scratch + 864;                               // [1]
   T *__restrict t252 = a.scratch + 2544;                              // [200]
-  const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;         // [200, 200] d l1.et'
+  T *__restrict d_l1_et = a.gradNext + kStateL1Et;                    // [200, 200] d l1.et'
   const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
   T *__restrict t256 = a.scratch + 2768;                              // [200]
   const T *__restrict t45_l1_g = a.saved + 1472;                      // [200] l1.g
   T *__restrict t259 = a.scratch + 2976;                              // []
-  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;         // [200, 200] d l1.pw'
+  T *__restrict d_l1_pw = a.gradNext + kStateL1Pw;                    // [200, 200] d l1.pw'
   const T *__restrict t51_l1_hn = a.saved + 1680;                     // [200] l1.hn
   T *__restrict t271 = a.scratch + 2992;                              // [1]
-  T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                    // [200, 200]
   const T *__restrict t66 = a.saved + 1904;                           // []
-  T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                    // [200, 200]
-  T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;                    // [200, 200]
   const T *__restrict t131 = a.saved + 3616;                          // []
-  T *__restrict d_l2_et = a.gradPrev + kStateL2Et;                    // [200, 200]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
   T *__restrict d_l1_modfanout = a.grads + kParamL1Modfanout;         // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
@@ -823,16 +819,16 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       const T v137 = l1_w[i * 200 + j] + v136;
       t162[j] += d_carried_0_next[i] * v137;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc168 += d_l2_et_next[i * 200 + j] * l2_h[j];
+      acc168 += d_l2_et[i * 200 + j] * l2_h[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      t172[j] += t113_l2_g[i] * d_l2_et_next[i * 200 + j];
-      const T v174 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
+      t172[j] += t113_l2_g[i] * d_l2_et[i * 200 + j];
+      const T v174 = d_l2_et[i * 200 + j] * l2_et[i * 200 + j];
       acc175 += v174;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v154 = d_carried_1_next[i] * t119_l2_hn[j];
       const T v159 = v154 * l2_alpha[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v160 = d_l2_pw_next[i * 200 + j] + v159;
+      const T v160 = d_l2_pw[i * 200 + j] + v159;
       const T v181 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
       const T v182 = v160 * v181;
       const T v183 = v182 * l2_et[i * 200 + j];
@@ -840,16 +836,16 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
 #line 148 "examples/lm/basic_modul_lstm.dopa"
       acc189 += v188;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc252 += d_l1_et_next[i * 200 + j] * l1_h[j];
+      acc252 += d_l1_et[i * 200 + j] * l1_h[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      t256[j] += t45_l1_g[i] * d_l1_et_next[i * 200 + j];
-      const T v258 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
+      t256[j] += t45_l1_g[i] * d_l1_et[i * 200 + j];
+      const T v258 = d_l1_et[i * 200 + j] * l1_et[i * 200 + j];
       acc259 += v258;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v161 = d_carried_0_next[i] * t51_l1_hn[j];
       const T v166 = v161 * l1_alpha[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v167 = d_l1_pw_next[i * 200 + j] + v166;
+      const T v167 = d_l1_pw[i * 200 + j] + v166;
       const T v263 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
       const T v264 = v167 * v263;
       const T v265 = v264 * l1_et[i * 200 + j];
@@ -858,7 +854,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       acc271 += v270;
       d_l1_pw[i * 200 + j] = v264;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v260 = d_l1_et_next[i * 200 + j] * t66[0];
+      const T v260 = d_l1_et[i * 200 + j] * t66[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v266 = v264 * v58;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
@@ -866,7 +862,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       d_l1_et[i * 200 + j] = v267;
       d_l2_pw[i * 200 + j] = v182;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v176 = d_l2_et_next[i * 200 + j] * t131[0];
+      const T v176 = d_l2_et[i * 200 + j] * t131[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v184 = v182 * v126;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
@@ -906,16 +902,16 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       const T v137 = l1_w[i * 200 + j] + v136;
       t162[j] += d_carried_0_next[i] * v137;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc168 += d_l2_et_next[i * 200 + j] * l2_h[j];
+      acc168 += d_l2_et[i * 200 + j] * l2_h[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      t172[j] += t113_l2_g[i] * d_l2_et_next[i * 200 + j];
-      const T v174 = d_l2_et_next[i * 200 + j] * l2_et[i * 200 + j];
+      t172[j] += t113_l2_g[i] * d_l2_et[i * 200 + j];
+      const T v174 = d_l2_et[i * 200 + j] * l2_et[i * 200 + j];
       acc175 += v174;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v154 = d_carried_1_next[i] * t119_l2_hn[j];
       const T v159 = v154 * l2_alpha[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v160 = d_l2_pw_next[i * 200 + j] + v159;
+      const T v160 = d_l2_pw[i * 200 + j] + v159;
       const T v181 = T(-2.0) <= v129 && v129 <= T(2.0) ? T(1) : T(0);
       const T v182 = v160 * v181;
       const T v183 = v182 * l2_et[i * 200 + j];
@@ -923,16 +919,16 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
 #line 148 "examples/lm/basic_modul_lstm.dopa"
       acc189 += v188;
 #line 141 "examples/lm/basic_modul_lstm.dopa"
-      acc252 += d_l1_et_next[i * 200 + j] * l1_h[j];
+      acc252 += d_l1_et[i * 200 + j] * l1_h[j];
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      t256[j] += t45_l1_g[i] * d_l1_et_next[i * 200 + j];
-      const T v258 = d_l1_et_next[i * 200 + j] * l1_et[i * 200 + j];
+      t256[j] += t45_l1_g[i] * d_l1_et[i * 200 + j];
+      const T v258 = d_l1_et[i * 200 + j] * l1_et[i * 200 + j];
       acc259 += v258;
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v161 = d_carried_0_next[i] * t51_l1_hn[j];
       const T v166 = v161 * l1_alpha[i * 200 + j];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
-      const T v167 = d_l1_pw_next[i * 200 + j] + v166;
+      const T v167 = d_l1_pw[i * 200 + j] + v166;
       const T v263 = T(-2.0) <= v61 && v61 <= T(2.0) ? T(1) : T(0);
       const T v264 = v167 * v263;
       const T v265 = v264 * l1_et[i * 200 + j];
@@ -941,7 +937,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       acc271 += v270;
       d_l1_pw[i * 200 + j] = v264;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v260 = d_l1_et_next[i * 200 + j] * t66[0];
+      const T v260 = d_l1_et[i * 200 + j] * t66[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v266 = v264 * v58;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
@@ -949,7 +945,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       d_l1_et[i * 200 + j] = v267;
       d_l2_pw[i * 200 + j] = v182;
 #line 152 "examples/lm/basic_modul_lstm.dopa"
-      const T v176 = d_l2_et_next[i * 200 + j] * t131[0];
+      const T v176 = d_l2_et[i * 200 + j] * t131[0];
 #line 151 "examples/lm/basic_modul_lstm.dopa"
       const T v184 = v182 * v126;
 #line 127 "examples/lm/basic_modul_lstm.dopa"
@@ -975,7 +971,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     t259[0] += acc259;
     t271[0] += acc271;
   }
-#line 979 "lm_basic_modul_lstm.cpp"
+#line 975 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1255,7 +1251,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   }
   t170[0] += acc170;
   t254[0] += acc254;
-#line 1259 "lm_basic_modul_lstm.cpp"
+#line 1255 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1286,7 +1282,7 @@ static void backward_grad_l1_h2mod_bias_l2_h2mod_bias(const dopa::StepArgs<T> &a
   t274[0] = v274;
   d_l1_h2mod_bias[0] += v274;
   d_l2_h2mod_bias[0] += v193;
-#line 1290 "lm_basic_modul_lstm.cpp"
+#line 1286 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1300,7 +1296,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t196, 200).noalias() =
       ConstRowVec<T>(t193, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 200);
-#line 1304 "lm_basic_modul_lstm.cpp"
+#line 1300 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1314,7 +1310,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t214, 200).noalias() =
       ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1318 "lm_basic_modul_lstm.cpp"
+#line 1314 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1328,7 +1324,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t221, 200).noalias() =
       ConstRowVec<T>(t218, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1332 "lm_basic_modul_lstm.cpp"
+#line 1328 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1342,7 +1338,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t225, 200).noalias() =
       ConstRowVec<T>(t218, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1346 "lm_basic_modul_lstm.cpp"
+#line 1342 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1356,7 +1352,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t232, 200).noalias() =
       ConstRowVec<T>(t229, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1360 "lm_basic_modul_lstm.cpp"
+#line 1356 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1370,7 +1366,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t236, 200).noalias() =
       ConstRowVec<T>(t229, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1374 "lm_basic_modul_lstm.cpp"
+#line 1370 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1384,7 +1380,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t243, 200).noalias() =
       ConstRowVec<T>(t240, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1388 "lm_basic_modul_lstm.cpp"
+#line 1384 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1398,7 +1394,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t247, 200).noalias() =
       ConstRowVec<T>(t240, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1402 "lm_basic_modul_lstm.cpp"
+#line 1398 "lm_basic_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(h))
@@ -1412,7 +1408,7 @@ template <class T> static void backward_h2mod_11(const dopa::StepArgs<T> &a) {
 #line 148 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t277, 200).noalias() =
       ConstRowVec<T>(t274, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 200);
-#line 1416 "lm_basic_modul_lstm.cpp"
+#line 1412 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1664,7 +1660,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 145 "examples/lm/basic_modul_lstm.dopa"
     d_l1_x2c_bias[j] += v292;
   }
-#line 1668 "lm_basic_modul_lstm.cpp"
+#line 1664 "lm_basic_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1678,7 +1674,7 @@ template <class T> static void backward_x2c_13(const dopa::StepArgs<T> &a) {
 #line 145 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t295, 200).noalias() =
       ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1682 "lm_basic_modul_lstm.cpp"
+#line 1678 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1692,7 +1688,7 @@ template <class T> static void backward_h2o_14(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t301, 200).noalias() =
       ConstRowVec<T>(t298, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1696 "lm_basic_modul_lstm.cpp"
+#line 1692 "lm_basic_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1706,7 +1702,7 @@ template <class T> static void backward_x2o_15(const dopa::StepArgs<T> &a) {
 #line 144 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t305, 200).noalias() =
       ConstRowVec<T>(t298, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1710 "lm_basic_modul_lstm.cpp"
+#line 1706 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1720,7 +1716,7 @@ template <class T> static void backward_h2i_16(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t312, 200).noalias() =
       ConstRowVec<T>(t309, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1724 "lm_basic_modul_lstm.cpp"
+#line 1720 "lm_basic_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1734,7 +1730,7 @@ template <class T> static void backward_x2i_17(const dopa::StepArgs<T> &a) {
 #line 143 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t316, 200).noalias() =
       ConstRowVec<T>(t309, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1738 "lm_basic_modul_lstm.cpp"
+#line 1734 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1748,7 +1744,7 @@ template <class T> static void backward_h2f_18(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t323, 200).noalias() =
       ConstRowVec<T>(t320, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1752 "lm_basic_modul_lstm.cpp"
+#line 1748 "lm_basic_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1762,7 +1758,7 @@ template <class T> static void backward_x2f_19(const dopa::StepArgs<T> &a) {
 #line 142 "examples/lm/basic_modul_lstm.dopa"
   RowVec<T>(t327, 200).noalias() =
       ConstRowVec<T>(t320, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1766 "lm_basic_modul_lstm.cpp"
+#line 1762 "lm_basic_modul_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1817,7 +1813,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v328 = v317 + t327[j];
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v328;
   }
-#line 1821 "lm_basic_modul_lstm.cpp"
+#line 1817 "lm_basic_modul_lstm.cpp"
 }
 
 // etaet = sigmoid(etaet_logit)
@@ -1851,7 +1847,7 @@ static void backward_grad_l1_etaet_logit_l2_etaet_logit(const dopa::StepArgs<T> 
   const T v250 = t72_l2_etaet[0] * v249;
   const T v251 = v178 * v250;
   d_l2_etaet_logit[0] += v251;
-#line 1855 "lm_basic_modul_lstm.cpp"
+#line 1851 "lm_basic_modul_lstm.cpp"
 }
 
 /// One backward step of BasicModulLSTMLM for one batch element.
@@ -1941,7 +1937,7 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     carried_0_next[i] = acc12;
     carried_1_next[i] = acc17;
   }
-#line 1945 "lm_basic_modul_lstm.cpp"
+#line 1941 "lm_basic_modul_lstm.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -2004,16 +2000,12 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
   const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
   const T *__restrict l1_pw = a.state + kStateL1Pw;                   // [200, 200]
-  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;         // [200, 200] d l1.pw'
+  T *__restrict d_l1_pw = a.gradNext + kStateL1Pw;                    // [200, 200] d l1.pw'
   const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
-  T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                    // [200, 200]
-  const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;         // [200, 200] d l1.et'
-  T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                    // [200, 200]
-  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;         // [200, 200] d l2.pw'
+  T *__restrict d_l1_et = a.gradNext + kStateL1Et;                    // [200, 200] d l1.et'
+  T *__restrict d_l2_pw = a.gradNext + kStateL2Pw;                    // [200, 200] d l2.pw'
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
-  T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;                    // [200, 200]
-  const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;         // [200, 200] d l2.et'
-  T *__restrict d_l2_et = a.gradPrev + kStateL2Et;                    // [200, 200]
+  T *__restrict d_l2_et = a.gradNext + kStateL2Et;                    // [200, 200] d l2.et'
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
   for (int e = 0; e < 200; ++e)
@@ -2033,16 +2025,16 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
       const T v35 = d_carried_0_next[i] * l1_h[j];
       const T v40 = v35 * l1_alpha[i * 200 + j];
 #line 126 "examples/lm/basic_modul_lstm.dopa"
-      const T v41 = d_l1_pw_next[i * 200 + j] + v40;
+      const T v41 = d_l1_pw[i * 200 + j] + v40;
       d_l1_pw[i * 200 + j] = v41;
-      d_l1_et[i * 200 + j] = d_l1_et_next[i * 200 + j];
+      d_l1_et[i * 200 + j] = d_l1_et[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v28 = d_carried_1_next[i] * l2_h[j];
       const T v33 = v28 * l2_alpha[i * 200 + j];
 #line 126 "examples/lm/basic_modul_lstm.dopa"
-      const T v34 = d_l2_pw_next[i * 200 + j] + v33;
+      const T v34 = d_l2_pw[i * 200 + j] + v33;
       d_l2_pw[i * 200 + j] = v34;
-      d_l2_et[i * 200 + j] = d_l2_et_next[i * 200 + j];
+      d_l2_et[i * 200 + j] = d_l2_et[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v38 = v35 * l1_pw[i * 200 + j];
       d_l1_alpha[i * 200 + j] += v38;
@@ -2061,16 +2053,16 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
       const T v35 = d_carried_0_next[i] * l1_h[j];
       const T v40 = v35 * l1_alpha[i * 200 + j];
 #line 126 "examples/lm/basic_modul_lstm.dopa"
-      const T v41 = d_l1_pw_next[i * 200 + j] + v40;
+      const T v41 = d_l1_pw[i * 200 + j] + v40;
       d_l1_pw[i * 200 + j] = v41;
-      d_l1_et[i * 200 + j] = d_l1_et_next[i * 200 + j];
+      d_l1_et[i * 200 + j] = d_l1_et[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v28 = d_carried_1_next[i] * l2_h[j];
       const T v33 = v28 * l2_alpha[i * 200 + j];
 #line 126 "examples/lm/basic_modul_lstm.dopa"
-      const T v34 = d_l2_pw_next[i * 200 + j] + v33;
+      const T v34 = d_l2_pw[i * 200 + j] + v33;
       d_l2_pw[i * 200 + j] = v34;
-      d_l2_et[i * 200 + j] = d_l2_et_next[i * 200 + j];
+      d_l2_et[i * 200 + j] = d_l2_et[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v38 = v35 * l1_pw[i * 200 + j];
       d_l1_alpha[i * 200 + j] += v38;
@@ -2078,7 +2070,7 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
       d_l2_alpha[i * 200 + j] += v31;
     }
   }
-#line 2082 "lm_basic_modul_lstm.cpp"
+#line 2074 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2139,7 +2131,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 2143 "lm_basic_modul_lstm.cpp"
+#line 2135 "lm_basic_modul_lstm.cpp"
 }
 
 // prologue_backward stage 2:
@@ -2280,6 +2272,11 @@ static dopa::NetworkInfo info() {
 static const int64_t stateOffsets[] = {kStateL1H,      kStateL1C,     kStateL1Pw, kStateL1Et,
                                        kStateL2H,      kStateL2C,     kStateL2Pw, kStateL2Et,
                                        kStateCarried0, kStateCarried1};
+static const int64_t gradCopies[] = {kStateL1H, 200, kStateL1C,      200, kStateL2H,      200,
+                                     kStateL2C, 200, kStateCarried0, 200, kStateCarried1, 200};
+static const int64_t prologueGradCopies[] = {kStateL1H,      200, kStateL1C,      200,
+                                             kStateL2H,      200, kStateL2C,      200,
+                                             kStateCarried0, 200, kStateCarried1, 200};
 static const int64_t inputRows[] = {10000};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -2775,6 +2772,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueRecordNumel = 832,
       .numPrologueDeferred = 2,
       .prologueDeferred = prologueDeferred,
+      .numGradCopies = 6,
+      .gradCopies = gradCopies,
+      .numPrologueGradCopies = 6,
+      .prologueGradCopies = prologueGradCopies,
   };
   return s;
 }

@@ -614,15 +614,13 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
   const T *__restrict t43_l1_g = a.saved + 1456;                      // [200] l1.g
   const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
   T *__restrict t146 = a.scratch + 416;                               // [200]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [200, 200] d l2.hebb'
+  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [200, 200] d l2.hebb'
   const T *__restrict t103_l2_hn = a.saved + 3328;                    // [200] l2.hn
   T *__restrict t147 = a.scratch + 624;                               // [200]
   T *__restrict t205 = a.scratch + 2288;                              // [200]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [200, 200] d l1.hebb'
+  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [200, 200] d l1.hebb'
   const T *__restrict t49_l1_hn = a.saved + 1664;                     // [200] l1.hn
   T *__restrict t206 = a.scratch + 2496;                              // [200]
-  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [200, 200]
-  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [200, 200]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
   T *__restrict d_l1_eta = a.grads + kParamL1Eta;                     // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
@@ -661,7 +659,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
       const T v125 = d_carried_1_next[i] * t103_l2_hn[j];
       const T v130 = v125 * l2_alpha[i * 200 + j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v131 = d_l2_hebb_next[i * 200 + j] + v130;
+      const T v131 = d_l2_hebb[i * 200 + j] + v130;
       const T v141 = T(-2.0) <= v107 && v107 <= T(2.0) ? T(1) : T(0);
       const T v142 = v131 * v141;
       const T v145 = v142 * l2_eta[i * 200 + j];
@@ -671,7 +669,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
       const T v132 = d_carried_0_next[i] * t49_l1_hn[j];
       const T v137 = v132 * l1_alpha[i * 200 + j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v138 = d_l1_hebb_next[i * 200 + j] + v137;
+      const T v138 = d_l1_hebb[i * 200 + j] + v137;
       const T v200 = T(-2.0) <= v53 && v53 <= T(2.0) ? T(1) : T(0);
       const T v201 = v138 * v200;
       const T v204 = v201 * l1_eta[i * 200 + j];
@@ -715,7 +713,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
       const T v125 = d_carried_1_next[i] * t103_l2_hn[j];
       const T v130 = v125 * l2_alpha[i * 200 + j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v131 = d_l2_hebb_next[i * 200 + j] + v130;
+      const T v131 = d_l2_hebb[i * 200 + j] + v130;
       const T v141 = T(-2.0) <= v107 && v107 <= T(2.0) ? T(1) : T(0);
       const T v142 = v131 * v141;
       const T v145 = v142 * l2_eta[i * 200 + j];
@@ -725,7 +723,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
       const T v132 = d_carried_0_next[i] * t49_l1_hn[j];
       const T v137 = v132 * l1_alpha[i * 200 + j];
 #line 81 "examples/lm/basic_plastic_lstm.dopa"
-      const T v138 = d_l1_hebb_next[i * 200 + j] + v137;
+      const T v138 = d_l1_hebb[i * 200 + j] + v137;
       const T v200 = T(-2.0) <= v53 && v53 <= T(2.0) ? T(1) : T(0);
       const T v201 = v138 * v200;
       const T v204 = v201 * l1_eta[i * 200 + j];
@@ -749,7 +747,7 @@ static void backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l1_eta(const dopa::StepArgs
     t146[i] = acc146;
     t205[i] = acc205;
   }
-#line 753 "lm_basic_plastic_lstm.cpp"
+#line 751 "lm_basic_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -999,7 +997,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     record13[j] = d_carried_1_next[j];
     record14[j] = t103_l2_hn[j];
   }
-#line 1003 "lm_basic_plastic_lstm.cpp"
+#line 1001 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1013,7 +1011,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t165, 200).noalias() =
       ConstRowVec<T>(d_carried_1, 200) * ConstRowMat<T>(l2_x2c_weight, 200, 200);
-#line 1017 "lm_basic_plastic_lstm.cpp"
+#line 1015 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1027,7 +1025,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t172, 200).noalias() =
       ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_h2o_weight, 200, 200);
-#line 1031 "lm_basic_plastic_lstm.cpp"
+#line 1029 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1041,7 +1039,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t176, 200).noalias() =
       ConstRowVec<T>(t169, 200) * ConstRowMat<T>(l2_x2o_weight, 200, 200);
-#line 1045 "lm_basic_plastic_lstm.cpp"
+#line 1043 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1055,7 +1053,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t183, 200).noalias() =
       ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_h2i_weight, 200, 200);
-#line 1059 "lm_basic_plastic_lstm.cpp"
+#line 1057 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1069,7 +1067,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t187, 200).noalias() =
       ConstRowVec<T>(t180, 200) * ConstRowMat<T>(l2_x2i_weight, 200, 200);
-#line 1073 "lm_basic_plastic_lstm.cpp"
+#line 1071 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1083,7 +1081,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t194, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_h2f_weight, 200, 200);
-#line 1087 "lm_basic_plastic_lstm.cpp"
+#line 1085 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1097,7 +1095,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t198, 200).noalias() =
       ConstRowVec<T>(t191, 200) * ConstRowMat<T>(l2_x2f_weight, 200, 200);
-#line 1101 "lm_basic_plastic_lstm.cpp"
+#line 1099 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1336,7 +1334,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
     d_l1_x2c_bias[j] += v220;
   }
-#line 1340 "lm_basic_plastic_lstm.cpp"
+#line 1338 "lm_basic_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1350,7 +1348,7 @@ template <class T> static void backward_x2c_10(const dopa::StepArgs<T> &a) {
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t223, 200).noalias() =
       ConstRowVec<T>(d_carried_0, 200) * ConstRowMat<T>(l1_x2c_weight, 200, 200);
-#line 1354 "lm_basic_plastic_lstm.cpp"
+#line 1352 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1364,7 +1362,7 @@ template <class T> static void backward_h2o_11(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t229, 200).noalias() =
       ConstRowVec<T>(t226, 200) * ConstRowMat<T>(l1_h2o_weight, 200, 200);
-#line 1368 "lm_basic_plastic_lstm.cpp"
+#line 1366 "lm_basic_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1378,7 +1376,7 @@ template <class T> static void backward_x2o_12(const dopa::StepArgs<T> &a) {
 #line 75 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t233, 200).noalias() =
       ConstRowVec<T>(t226, 200) * ConstRowMat<T>(l1_x2o_weight, 200, 200);
-#line 1382 "lm_basic_plastic_lstm.cpp"
+#line 1380 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1392,7 +1390,7 @@ template <class T> static void backward_h2i_13(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t240, 200).noalias() =
       ConstRowVec<T>(t237, 200) * ConstRowMat<T>(l1_h2i_weight, 200, 200);
-#line 1396 "lm_basic_plastic_lstm.cpp"
+#line 1394 "lm_basic_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1406,7 +1404,7 @@ template <class T> static void backward_x2i_14(const dopa::StepArgs<T> &a) {
 #line 74 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t244, 200).noalias() =
       ConstRowVec<T>(t237, 200) * ConstRowMat<T>(l1_x2i_weight, 200, 200);
-#line 1410 "lm_basic_plastic_lstm.cpp"
+#line 1408 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1420,7 +1418,7 @@ template <class T> static void backward_h2f_15(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t251, 200).noalias() =
       ConstRowVec<T>(t248, 200) * ConstRowMat<T>(l1_h2f_weight, 200, 200);
-#line 1424 "lm_basic_plastic_lstm.cpp"
+#line 1422 "lm_basic_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1434,7 +1432,7 @@ template <class T> static void backward_x2f_16(const dopa::StepArgs<T> &a) {
 #line 73 "examples/lm/basic_plastic_lstm.dopa"
   RowVec<T>(t255, 200).noalias() =
       ConstRowVec<T>(t248, 200) * ConstRowMat<T>(l1_x2f_weight, 200, 200);
-#line 1438 "lm_basic_plastic_lstm.cpp"
+#line 1436 "lm_basic_plastic_lstm.cpp"
 }
 
 // y1 = l1(enc(tok))
@@ -1481,7 +1479,7 @@ template <class T> static void backward_d_l1_h_grad_enc_weight(const dopa::StepA
     const T v256 = v245 + t255[j];
     d_enc_weight[int64_t(tok[0]) * 200 + j] += v256;
   }
-#line 1485 "lm_basic_plastic_lstm.cpp"
+#line 1483 "lm_basic_plastic_lstm.cpp"
 }
 
 /// One backward step of BasicPlasticLSTMLM for one batch element.
@@ -1557,7 +1555,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc10;
     carried_1_next[i] = acc15;
   }
-#line 1561 "lm_basic_plastic_lstm.cpp"
+#line 1559 "lm_basic_plastic_lstm.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [200]
@@ -1618,12 +1616,10 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
   const T *__restrict l1_w = a.params + kParamL1W;                    // [200, 200]
   const T *__restrict l1_alpha = a.params + kParamL1Alpha;            // [200, 200]
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [200, 200]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [200, 200] d l1.hebb'
+  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [200, 200] d l1.hebb'
   const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
-  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [200, 200]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [200, 200] d l2.hebb'
+  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [200, 200] d l2.hebb'
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
-  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [200, 200]
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
   for (int e = 0; e < 200; ++e)
@@ -1643,13 +1639,13 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
       const T v31 = d_carried_0_next[i] * l1_h[j];
       const T v36 = v31 * l1_alpha[i * 200 + j];
 #line 61 "examples/lm/basic_plastic_lstm.dopa"
-      const T v37 = d_l1_hebb_next[i * 200 + j] + v36;
+      const T v37 = d_l1_hebb[i * 200 + j] + v36;
       d_l1_hebb[i * 200 + j] = v37;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v24 = d_carried_1_next[i] * l2_h[j];
       const T v29 = v24 * l2_alpha[i * 200 + j];
 #line 61 "examples/lm/basic_plastic_lstm.dopa"
-      const T v30 = d_l2_hebb_next[i * 200 + j] + v29;
+      const T v30 = d_l2_hebb[i * 200 + j] + v29;
       d_l2_hebb[i * 200 + j] = v30;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v34 = v31 * l1_hebb[i * 200 + j];
@@ -1669,13 +1665,13 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
       const T v31 = d_carried_0_next[i] * l1_h[j];
       const T v36 = v31 * l1_alpha[i * 200 + j];
 #line 61 "examples/lm/basic_plastic_lstm.dopa"
-      const T v37 = d_l1_hebb_next[i * 200 + j] + v36;
+      const T v37 = d_l1_hebb[i * 200 + j] + v36;
       d_l1_hebb[i * 200 + j] = v37;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v24 = d_carried_1_next[i] * l2_h[j];
       const T v29 = v24 * l2_alpha[i * 200 + j];
 #line 61 "examples/lm/basic_plastic_lstm.dopa"
-      const T v30 = d_l2_hebb_next[i * 200 + j] + v29;
+      const T v30 = d_l2_hebb[i * 200 + j] + v29;
       d_l2_hebb[i * 200 + j] = v30;
 #line 76 "examples/lm/basic_plastic_lstm.dopa"
       const T v34 = v31 * l1_hebb[i * 200 + j];
@@ -1684,7 +1680,7 @@ static void prologue_backward_d_l1_hebb_l2_hebb_grad_l1_alpha_l2_alpha(const dop
       d_l2_alpha[i * 200 + j] += v27;
     }
   }
-#line 1688 "lm_basic_plastic_lstm.cpp"
+#line 1684 "lm_basic_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -1745,7 +1741,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 1749 "lm_basic_plastic_lstm.cpp"
+#line 1745 "lm_basic_plastic_lstm.cpp"
 }
 
 // prologue_backward stage 2:
@@ -1871,6 +1867,11 @@ static dopa::NetworkInfo info() {
 
 static const int64_t stateOffsets[] = {kStateL1H, kStateL1C,    kStateL1Hebb,   kStateL2H,
                                        kStateL2C, kStateL2Hebb, kStateCarried0, kStateCarried1};
+static const int64_t gradCopies[] = {kStateL1H, 200, kStateL1C,      200, kStateL2H,      200,
+                                     kStateL2C, 200, kStateCarried0, 200, kStateCarried1, 200};
+static const int64_t prologueGradCopies[] = {kStateL1H,      200, kStateL1C,      200,
+                                             kStateL2H,      200, kStateL2C,      200,
+                                             kStateCarried0, 200, kStateCarried1, 200};
 static const int64_t inputRows[] = {10000};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -2311,6 +2312,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueRecordNumel = 832,
       .numPrologueDeferred = 2,
       .prologueDeferred = prologueDeferred,
+      .numGradCopies = 6,
+      .gradCopies = gradCopies,
+      .numPrologueGradCopies = 6,
+      .prologueGradCopies = prologueGradCopies,
   };
   return s;
 }

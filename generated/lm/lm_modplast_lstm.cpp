@@ -1148,11 +1148,10 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
   const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
   const T *__restrict t182_l3_hn = a.saved + 26288;                   // [400] l3.hn
   T *__restrict t229 = a.scratch + 400;                               // [400, 1]
-  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb;     // [400, 400] d l3.hebb'
+  T *__restrict d_l3_hebb = a.gradNext + kStateL3Hebb;                // [400, 400] d l3.hebb'
   T *__restrict t257 = a.scratch + 5408;                              // [400, 1]
   T *__restrict t259 = a.scratch + 5808;                              // [400]
   T *__restrict t260 = a.scratch + 6208;                              // [400]
-  T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;                // [400, 400]
   for (int e = 0; e < 400; ++e)
     t226[e] = T(0);
   for (int e = 0; e < 400; ++e)
@@ -1183,7 +1182,7 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v231 = v225 * l3_alpha[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v232 = d_l3_hebb_next[i * 400 + j] + v231;
+      const T v232 = d_l3_hebb[i * 400 + j] + v231;
       const T v254 = T(-2.0) <= v195 && v195 <= T(2.0) ? T(1) : T(0);
       const T v255 = v232 * v254;
       const T v256 = v255 * v193;
@@ -1197,7 +1196,7 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
     t257[i] += acc257;
     t259[i] = acc259;
   }
-#line 1201 "lm_modplast_lstm.cpp"
+#line 1200 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -1238,16 +1237,14 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
   const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
   const T *__restrict t54_l1_hn = a.saved + 8480;                     // [1149] l1.hn
   T *__restrict t245 = a.scratch + 4256;                              // [1149, 1]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [1149, 1149] d l2.hebb'
+  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [1149, 1149] d l2.hebb'
   T *__restrict t329 = a.scratch + 12832;                             // [1149, 1]
   T *__restrict t331 = a.scratch + 13984;                             // [1149]
   T *__restrict t332 = a.scratch + 15136;                             // [1149]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [1149, 1149] d l1.hebb'
+  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [1149, 1149] d l1.hebb'
   T *__restrict t400 = a.scratch + 25520;                             // [1149, 1]
   T *__restrict t402 = a.scratch + 26672;                             // [1149]
   T *__restrict t403 = a.scratch + 27824;                             // [1149]
-  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [1149, 1149]
-  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
     t234[e] = T(0);
   for (int e = 0; e < 1149; ++e)
@@ -1302,7 +1299,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v239 = v233 * l2_alpha[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v240 = d_l2_hebb_next[i * 1149 + j] + v239;
+      const T v240 = d_l2_hebb[i * 1149 + j] + v239;
       const T v326 = T(-2.0) <= v132 && v132 <= T(2.0) ? T(1) : T(0);
       const T v327 = v240 * v326;
       const T v328 = v327 * v130;
@@ -1313,7 +1310,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v247 = v241 * l1_alpha[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v248 = d_l1_hebb_next[i * 1149 + j] + v247;
+      const T v248 = d_l1_hebb[i * 1149 + j] + v247;
       const T v397 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
       const T v398 = v248 * v397;
       const T v399 = v398 * v65;
@@ -1355,7 +1352,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v239 = v233 * l2_alpha[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v240 = d_l2_hebb_next[i * 1149 + j] + v239;
+      const T v240 = d_l2_hebb[i * 1149 + j] + v239;
       const T v326 = T(-2.0) <= v132 && v132 <= T(2.0) ? T(1) : T(0);
       const T v327 = v240 * v326;
       const T v328 = v327 * v130;
@@ -1366,7 +1363,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v247 = v241 * l1_alpha[i];
 #line 91 "examples/lm/modplast_lstm.dopa"
-      const T v248 = d_l1_hebb_next[i * 1149 + j] + v247;
+      const T v248 = d_l1_hebb[i * 1149 + j] + v247;
       const T v397 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
       const T v398 = v248 * v397;
       const T v399 = v398 * v65;
@@ -1384,7 +1381,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     t400[i] += acc400;
     t402[i] = acc402;
   }
-#line 1388 "lm_modplast_lstm.cpp"
+#line 1385 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1397,7 +1394,7 @@ template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t261[e] = t257[e];
-#line 1401 "lm_modplast_lstm.cpp"
+#line 1398 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1411,7 +1408,7 @@ template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t264, 1).noalias() =
       ConstRowVec<T>(t261, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1415 "lm_modplast_lstm.cpp"
+#line 1412 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1441,7 +1438,7 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   record21[0] = t124_l2_M[0];
   d_l3_h2mod_bias[0] += v268;
   record32[0] = t187_l3_M[0];
-#line 1445 "lm_modplast_lstm.cpp"
+#line 1442 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1455,7 +1452,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t271, 400).noalias() =
       ConstRowVec<T>(t268, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1459 "lm_modplast_lstm.cpp"
+#line 1456 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1624,7 +1621,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l3_modfanout_bias[j] += t261[j];
   }
-#line 1628 "lm_modplast_lstm.cpp"
+#line 1625 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1638,7 +1635,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t289, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1642 "lm_modplast_lstm.cpp"
+#line 1639 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1652,7 +1649,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t295, 400).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1656 "lm_modplast_lstm.cpp"
+#line 1653 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1666,7 +1663,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t299, 1149).noalias() =
       ConstRowVec<T>(t292, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1670 "lm_modplast_lstm.cpp"
+#line 1667 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1680,7 +1677,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t306, 400).noalias() =
       ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1684 "lm_modplast_lstm.cpp"
+#line 1681 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1694,7 +1691,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t310, 1149).noalias() =
       ConstRowVec<T>(t303, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1698 "lm_modplast_lstm.cpp"
+#line 1695 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1708,7 +1705,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t317, 400).noalias() =
       ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1712 "lm_modplast_lstm.cpp"
+#line 1709 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1722,7 +1719,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t321, 1149).noalias() =
       ConstRowVec<T>(t314, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1726 "lm_modplast_lstm.cpp"
+#line 1723 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -1735,7 +1732,7 @@ template <class T> static void backward_record_col_14(const dopa::StepArgs<T> &a
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t333[e] = t329[e];
-#line 1739 "lm_modplast_lstm.cpp"
+#line 1736 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1749,7 +1746,7 @@ template <class T> static void backward_modfanout_15(const dopa::StepArgs<T> &a)
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t336, 1).noalias() =
       ConstRowVec<T>(t333, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 1753 "lm_modplast_lstm.cpp"
+#line 1750 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1768,7 +1765,7 @@ template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<
   const T v339 = t336[0] * v338;
   t339[0] = v339;
   d_l2_h2mod_bias[0] += v339;
-#line 1772 "lm_modplast_lstm.cpp"
+#line 1769 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1782,7 +1779,7 @@ template <class T> static void backward_h2mod_17(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t342, 1149).noalias() =
       ConstRowVec<T>(t339, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 1786 "lm_modplast_lstm.cpp"
+#line 1783 "lm_modplast_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -2065,7 +2062,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
     d_l2_modfanout_bias[j] += t333[j];
     record23[j] = t135_y2[j];
   }
-#line 2069 "lm_modplast_lstm.cpp"
+#line 2066 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2079,7 +2076,7 @@ template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t360, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 2083 "lm_modplast_lstm.cpp"
+#line 2080 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2093,7 +2090,7 @@ template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t366, 1149).noalias() =
       ConstRowVec<T>(t363, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 2097 "lm_modplast_lstm.cpp"
+#line 2094 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2107,7 +2104,7 @@ template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t370, 1149).noalias() =
       ConstRowVec<T>(t363, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 2111 "lm_modplast_lstm.cpp"
+#line 2108 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2121,7 +2118,7 @@ template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t377, 1149).noalias() =
       ConstRowVec<T>(t374, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 2125 "lm_modplast_lstm.cpp"
+#line 2122 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2135,7 +2132,7 @@ template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t381, 1149).noalias() =
       ConstRowVec<T>(t374, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2139 "lm_modplast_lstm.cpp"
+#line 2136 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2149,7 +2146,7 @@ template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t388, 1149).noalias() =
       ConstRowVec<T>(t385, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2153 "lm_modplast_lstm.cpp"
+#line 2150 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2163,7 +2160,7 @@ template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t392, 1149).noalias() =
       ConstRowVec<T>(t385, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2167 "lm_modplast_lstm.cpp"
+#line 2164 "lm_modplast_lstm.cpp"
 }
 
 // hebb' = clip(hebb + col(eta) * outer(g, h), -2, 2)
@@ -2176,7 +2173,7 @@ template <class T> static void backward_record_col_26(const dopa::StepArgs<T> &a
 #line 91 "examples/lm/modplast_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t404[e] = t400[e];
-#line 2180 "lm_modplast_lstm.cpp"
+#line 2177 "lm_modplast_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2190,7 +2187,7 @@ template <class T> static void backward_modfanout_27(const dopa::StepArgs<T> &a)
 #line 88 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t407, 1).noalias() =
       ConstRowVec<T>(t404, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2194 "lm_modplast_lstm.cpp"
+#line 2191 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2209,7 +2206,7 @@ template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<
   const T v410 = t407[0] * v409;
   t410[0] = v410;
   d_l1_h2mod_bias[0] += v410;
-#line 2213 "lm_modplast_lstm.cpp"
+#line 2210 "lm_modplast_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2223,7 +2220,7 @@ template <class T> static void backward_h2mod_29(const dopa::StepArgs<T> &a) {
 #line 87 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t413, 1149).noalias() =
       ConstRowVec<T>(t410, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 2227 "lm_modplast_lstm.cpp"
+#line 2224 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2480,7 +2477,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 91 "examples/lm/modplast_lstm.dopa"
     d_l1_modfanout_bias[j] += t404[j];
   }
-#line 2484 "lm_modplast_lstm.cpp"
+#line 2481 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2494,7 +2491,7 @@ template <class T> static void backward_x2c_31(const dopa::StepArgs<T> &a) {
 #line 84 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t431, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2498 "lm_modplast_lstm.cpp"
+#line 2495 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2508,7 +2505,7 @@ template <class T> static void backward_h2o_32(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t437, 1149).noalias() =
       ConstRowVec<T>(t434, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2512 "lm_modplast_lstm.cpp"
+#line 2509 "lm_modplast_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2522,7 +2519,7 @@ template <class T> static void backward_x2o_33(const dopa::StepArgs<T> &a) {
 #line 83 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t441, 400).noalias() =
       ConstRowVec<T>(t434, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2526 "lm_modplast_lstm.cpp"
+#line 2523 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2536,7 +2533,7 @@ template <class T> static void backward_h2i_34(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t448, 1149).noalias() =
       ConstRowVec<T>(t445, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2540 "lm_modplast_lstm.cpp"
+#line 2537 "lm_modplast_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2550,7 +2547,7 @@ template <class T> static void backward_x2i_35(const dopa::StepArgs<T> &a) {
 #line 82 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t452, 400).noalias() =
       ConstRowVec<T>(t445, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2554 "lm_modplast_lstm.cpp"
+#line 2551 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2564,7 +2561,7 @@ template <class T> static void backward_h2f_36(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t459, 1149).noalias() =
       ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2568 "lm_modplast_lstm.cpp"
+#line 2565 "lm_modplast_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2578,7 +2575,7 @@ template <class T> static void backward_x2f_37(const dopa::StepArgs<T> &a) {
 #line 81 "examples/lm/modplast_lstm.dopa"
   RowVec<T>(t463, 400).noalias() =
       ConstRowVec<T>(t456, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2582 "lm_modplast_lstm.cpp"
+#line 2579 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2607,7 +2604,7 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
     const T v460 = v449 + t459[j];
     d_l1_h[j] = v460;
   }
-#line 2611 "lm_modplast_lstm.cpp"
+#line 2608 "lm_modplast_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2645,7 +2642,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v467 = v466 * t4[0];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v467;
   }
-#line 2649 "lm_modplast_lstm.cpp"
+#line 2646 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2663,7 +2660,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += t245[i];
     d_l2_alpha[i] += t237[i];
   }
-#line 2667 "lm_modplast_lstm.cpp"
+#line 2664 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2677,7 +2674,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 77 "examples/lm/modplast_lstm.dopa"
     d_l3_alpha[i] += t229[i];
   }
-#line 2681 "lm_modplast_lstm.cpp"
+#line 2678 "lm_modplast_lstm.cpp"
 }
 
 /// One backward step of ModPlastLSTMLM for one batch element.
@@ -2777,7 +2774,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc13;
     carried_1_next[i] = acc18;
   }
-#line 2781 "lm_modplast_lstm.cpp"
+#line 2778 "lm_modplast_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2804,7 +2801,7 @@ template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::St
     }
     carried_2_next[i] = acc23;
   }
-#line 2808 "lm_modplast_lstm.cpp"
+#line 2805 "lm_modplast_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -2876,8 +2873,7 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;               // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
   T *__restrict t40 = a.scratch + 400;                                // [400, 1]
-  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb;     // [400, 400] d l3.hebb'
-  T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;                // [400, 400]
+  T *__restrict d_l3_hebb = a.gradNext + kStateL3Hebb;                // [400, 400] d l3.hebb'
   for (int e = 0; e < 400; ++e)
     t37[e] = T(0);
   for (int e = 0; e < 400; ++e)
@@ -2897,12 +2893,12 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v42 = v36 * l3_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v43 = d_l3_hebb_next[i * 400 + j] + v42;
+      const T v43 = d_l3_hebb[i * 400 + j] + v42;
       d_l3_hebb[i * 400 + j] = v43;
     }
     t40[i] += acc40;
   }
-#line 2906 "lm_modplast_lstm.cpp"
+#line 2902 "lm_modplast_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -2931,10 +2927,8 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
   T *__restrict t56 = a.scratch + 4256;                               // [1149, 1]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [1149, 1149] d l1.hebb'
-  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [1149, 1149]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [1149, 1149] d l2.hebb'
-  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [1149, 1149]
+  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [1149, 1149] d l1.hebb'
+  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [1149, 1149] d l2.hebb'
   for (int e = 0; e < 1149; ++e)
     t45[e] = T(0);
   for (int e = 0; e < 1149; ++e)
@@ -2967,12 +2961,12 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v58 = v52 * l1_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v59 = d_l1_hebb_next[i * 1149 + j] + v58;
+      const T v59 = d_l1_hebb[i * 1149 + j] + v58;
       d_l1_hebb[i * 1149 + j] = v59;
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v50 = v44 * l2_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v51 = d_l2_hebb_next[i * 1149 + j] + v50;
+      const T v51 = d_l2_hebb[i * 1149 + j] + v50;
       d_l2_hebb[i * 1149 + j] = v51;
     }
 #pragma omp simd reduction(+ : acc48, acc56)
@@ -2996,18 +2990,18 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v58 = v52 * l1_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v59 = d_l1_hebb_next[i * 1149 + j] + v58;
+      const T v59 = d_l1_hebb[i * 1149 + j] + v58;
       d_l1_hebb[i * 1149 + j] = v59;
 #line 84 "examples/lm/modplast_lstm.dopa"
       const T v50 = v44 * l2_alpha[i];
 #line 68 "examples/lm/modplast_lstm.dopa"
-      const T v51 = d_l2_hebb_next[i * 1149 + j] + v50;
+      const T v51 = d_l2_hebb[i * 1149 + j] + v50;
       d_l2_hebb[i * 1149 + j] = v51;
     }
     t48[i] += acc48;
     t56[i] += acc56;
   }
-#line 3011 "lm_modplast_lstm.cpp"
+#line 3005 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3068,7 +3062,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 3072 "lm_modplast_lstm.cpp"
+#line 3066 "lm_modplast_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3097,7 +3091,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     record4[j] = d_carried_2_next[j];
     record5[j] = l3_h[j];
   }
-#line 3101 "lm_modplast_lstm.cpp"
+#line 3095 "lm_modplast_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -3140,7 +3134,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += t56[i];
     d_l2_alpha[i] += t48[i];
   }
-#line 3144 "lm_modplast_lstm.cpp"
+#line 3138 "lm_modplast_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3154,7 +3148,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 77 "examples/lm/modplast_lstm.dopa"
     d_l3_alpha[i] += t40[i];
   }
-#line 3158 "lm_modplast_lstm.cpp"
+#line 3152 "lm_modplast_lstm.cpp"
 }
 
 /// One prologue_backward step of ModPlastLSTMLM for one batch element.
@@ -3359,6 +3353,14 @@ static dopa::NetworkInfo info() {
 static const int64_t stateOffsets[] = {
     kStateL1H, kStateL1C, kStateL1Hebb, kStateL2H,      kStateL2C,      kStateL2Hebb,
     kStateL3H, kStateL3C, kStateL3Hebb, kStateCarried0, kStateCarried1, kStateCarried2};
+static const int64_t gradCopies[] = {
+    kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
+    kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
+    kStateCarried0, 1149, kStateCarried1, 1149, kStateCarried2, 400};
+static const int64_t prologueGradCopies[] = {
+    kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
+    kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
+    kStateCarried0, 1149, kStateCarried1, 1149, kStateCarried2, 400};
 static const int64_t inputRows[] = {10000, 0, 0, 0, 0};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -4234,6 +4236,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueRecordNumel = 5408,
       .numPrologueDeferred = 3,
       .prologueDeferred = prologueDeferred,
+      .numGradCopies = 9,
+      .gradCopies = gradCopies,
+      .numPrologueGradCopies = 9,
+      .prologueGradCopies = prologueGradCopies,
   };
   return s;
 }

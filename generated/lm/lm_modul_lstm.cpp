@@ -1223,16 +1223,14 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
   const T *__restrict t195_l3_hn = a.saved + 26320;                   // [400] l3.hn
   T *__restrict t251 = a.scratch + 400;                               // [400, 1]
   T *__restrict t274 = a.scratch + 5408;                              // [400]
-  const T *__restrict d_l3_et_next = a.gradNext + kStateL3Et;         // [400, 400] d l3.et'
+  T *__restrict d_l3_et = a.gradNext + kStateL3Et;                    // [400, 400] d l3.et'
   const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
   T *__restrict t279 = a.scratch + 5824;                              // [400]
   const T *__restrict t189_l3_g = a.saved + 25920;                    // [400] l3.g
   T *__restrict t282 = a.scratch + 6224;                              // []
-  const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw;         // [400, 400] d l3.pw'
+  T *__restrict d_l3_pw = a.gradNext + kStateL3Pw;                    // [400, 400] d l3.pw'
   T *__restrict t291 = a.scratch + 6240;                              // [400, 1]
-  T *__restrict d_l3_pw = a.gradPrev + kStateL3Pw;                    // [400, 400]
   const T *__restrict t211 = a.saved + 27136;                         // []
-  T *__restrict d_l3_et = a.gradPrev + kStateL3Et;                    // [400, 400]
   for (int e = 0; e < 400; ++e)
     t248[e] = T(0);
   for (int e = 0; e < 400; ++e)
@@ -1262,22 +1260,22 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
 #line 112 "examples/lm/modul_lstm.dopa"
       acc251 += v250;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc274 += d_l3_et_next[i * 400 + j] * l3_h[j];
+      acc274 += d_l3_et[i * 400 + j] * l3_h[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-      t279[j] += t189_l3_g[i] * d_l3_et_next[i * 400 + j];
-      const T v281 = d_l3_et_next[i * 400 + j] * l3_et[i * 400 + j];
+      t279[j] += t189_l3_g[i] * d_l3_et[i * 400 + j];
+      const T v281 = d_l3_et[i * 400 + j] * l3_et[i * 400 + j];
       acc282 += v281;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v253 = v247 * l3_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v254 = d_l3_pw_next[i * 400 + j] + v253;
+      const T v254 = d_l3_pw[i * 400 + j] + v253;
       const T v288 = T(-2.0) <= v208 && v208 <= T(2.0) ? T(1) : T(0);
       const T v289 = v254 * v288;
       const T v290 = v289 * l3_et[i * 400 + j];
       acc291 += v290;
       d_l3_pw[i * 400 + j] = v289;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v283 = d_l3_et_next[i * 400 + j] * t211[0];
+      const T v283 = d_l3_et[i * 400 + j] * t211[0];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v292 = v289 * t205[i];
 #line 103 "examples/lm/modul_lstm.dopa"
@@ -1289,7 +1287,7 @@ template <class T> static void backward_d_l3_pw_l3_et(const dopa::StepArgs<T> &a
     t282[0] += acc282;
     t291[i] += acc291;
   }
-#line 1293 "lm_modul_lstm.cpp"
+#line 1291 "lm_modul_lstm.cpp"
 }
 
 // state  et : [H, H] = 0
@@ -1336,27 +1334,23 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
   const T *__restrict t54_l1_hn = a.saved + 8480;                     // [1149] l1.hn
   T *__restrict t267 = a.scratch + 4256;                              // [1149, 1]
   T *__restrict t359 = a.scratch + 12864;                             // [1149]
-  const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;         // [1149, 1149] d l2.et'
+  T *__restrict d_l2_et = a.gradNext + kStateL2Et;                    // [1149, 1149] d l2.et'
   const T *__restrict l2_h = a.state + kStateL2H;                     // [1149]
   T *__restrict t364 = a.scratch + 14032;                             // [1149]
   const T *__restrict t120_l2_g = a.saved + 18880;                    // [1149] l2.g
   T *__restrict t367 = a.scratch + 15184;                             // []
-  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;         // [1149, 1149] d l2.pw'
+  T *__restrict d_l2_pw = a.gradNext + kStateL2Pw;                    // [1149, 1149] d l2.pw'
   T *__restrict t374 = a.scratch + 15200;                             // [1149, 1]
   T *__restrict t441 = a.scratch + 25584;                             // [1149]
-  const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;         // [1149, 1149] d l1.et'
+  T *__restrict d_l1_et = a.gradNext + kStateL1Et;                    // [1149, 1149] d l1.et'
   const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
   T *__restrict t446 = a.scratch + 26752;                             // [1149]
   const T *__restrict t48_l1_g = a.saved + 7328;                      // [1149] l1.g
   T *__restrict t449 = a.scratch + 27904;                             // []
-  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;         // [1149, 1149] d l1.pw'
+  T *__restrict d_l1_pw = a.gradNext + kStateL1Pw;                    // [1149, 1149] d l1.pw'
   T *__restrict t456 = a.scratch + 27920;                             // [1149, 1]
-  T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                    // [1149, 1149]
   const T *__restrict t73 = a.saved + 10800;                          // []
-  T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                    // [1149, 1149]
-  T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;                    // [1149, 1149]
   const T *__restrict t142 = a.saved + 22352;                         // []
-  T *__restrict d_l2_et = a.gradPrev + kStateL2Et;                    // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
     t256[e] = T(0);
   for (int e = 0; e < 1149; ++e)
@@ -1411,36 +1405,36 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
 #line 112 "examples/lm/modul_lstm.dopa"
       acc267 += v266;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc359 += d_l2_et_next[i * 1149 + j] * l2_h[j];
+      acc359 += d_l2_et[i * 1149 + j] * l2_h[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-      t364[j] += t120_l2_g[i] * d_l2_et_next[i * 1149 + j];
-      const T v366 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
+      t364[j] += t120_l2_g[i] * d_l2_et[i * 1149 + j];
+      const T v366 = d_l2_et[i * 1149 + j] * l2_et[i * 1149 + j];
       acc367 += v366;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v261 = v255 * l2_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v262 = d_l2_pw_next[i * 1149 + j] + v261;
+      const T v262 = d_l2_pw[i * 1149 + j] + v261;
       const T v371 = T(-2.0) <= v139 && v139 <= T(2.0) ? T(1) : T(0);
       const T v372 = v262 * v371;
       const T v373 = v372 * l2_et[i * 1149 + j];
       acc374 += v373;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc441 += d_l1_et_next[i * 1149 + j] * l1_h[j];
+      acc441 += d_l1_et[i * 1149 + j] * l1_h[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-      t446[j] += t48_l1_g[i] * d_l1_et_next[i * 1149 + j];
-      const T v448 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
+      t446[j] += t48_l1_g[i] * d_l1_et[i * 1149 + j];
+      const T v448 = d_l1_et[i * 1149 + j] * l1_et[i * 1149 + j];
       acc449 += v448;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v269 = v263 * l1_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v270 = d_l1_pw_next[i * 1149 + j] + v269;
+      const T v270 = d_l1_pw[i * 1149 + j] + v269;
       const T v453 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
       const T v454 = v270 * v453;
       const T v455 = v454 * l1_et[i * 1149 + j];
       acc456 += v455;
       d_l1_pw[i * 1149 + j] = v454;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v450 = d_l1_et_next[i * 1149 + j] * t73[0];
+      const T v450 = d_l1_et[i * 1149 + j] * t73[0];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v457 = v454 * t64[i];
 #line 103 "examples/lm/modul_lstm.dopa"
@@ -1448,7 +1442,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       d_l1_et[i * 1149 + j] = v458;
       d_l2_pw[i * 1149 + j] = v372;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v368 = d_l2_et_next[i * 1149 + j] * t142[0];
+      const T v368 = d_l2_et[i * 1149 + j] * t142[0];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v375 = v372 * t136[i];
 #line 103 "examples/lm/modul_lstm.dopa"
@@ -1482,36 +1476,36 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
 #line 112 "examples/lm/modul_lstm.dopa"
       acc267 += v266;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc359 += d_l2_et_next[i * 1149 + j] * l2_h[j];
+      acc359 += d_l2_et[i * 1149 + j] * l2_h[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-      t364[j] += t120_l2_g[i] * d_l2_et_next[i * 1149 + j];
-      const T v366 = d_l2_et_next[i * 1149 + j] * l2_et[i * 1149 + j];
+      t364[j] += t120_l2_g[i] * d_l2_et[i * 1149 + j];
+      const T v366 = d_l2_et[i * 1149 + j] * l2_et[i * 1149 + j];
       acc367 += v366;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v261 = v255 * l2_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v262 = d_l2_pw_next[i * 1149 + j] + v261;
+      const T v262 = d_l2_pw[i * 1149 + j] + v261;
       const T v371 = T(-2.0) <= v139 && v139 <= T(2.0) ? T(1) : T(0);
       const T v372 = v262 * v371;
       const T v373 = v372 * l2_et[i * 1149 + j];
       acc374 += v373;
 #line 113 "examples/lm/modul_lstm.dopa"
-      acc441 += d_l1_et_next[i * 1149 + j] * l1_h[j];
+      acc441 += d_l1_et[i * 1149 + j] * l1_h[j];
 #line 128 "examples/lm/modul_lstm.dopa"
-      t446[j] += t48_l1_g[i] * d_l1_et_next[i * 1149 + j];
-      const T v448 = d_l1_et_next[i * 1149 + j] * l1_et[i * 1149 + j];
+      t446[j] += t48_l1_g[i] * d_l1_et[i * 1149 + j];
+      const T v448 = d_l1_et[i * 1149 + j] * l1_et[i * 1149 + j];
       acc449 += v448;
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v269 = v263 * l1_alpha[i];
 #line 127 "examples/lm/modul_lstm.dopa"
-      const T v270 = d_l1_pw_next[i * 1149 + j] + v269;
+      const T v270 = d_l1_pw[i * 1149 + j] + v269;
       const T v453 = T(-2.0) <= v67 && v67 <= T(2.0) ? T(1) : T(0);
       const T v454 = v270 * v453;
       const T v455 = v454 * l1_et[i * 1149 + j];
       acc456 += v455;
       d_l1_pw[i * 1149 + j] = v454;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v450 = d_l1_et_next[i * 1149 + j] * t73[0];
+      const T v450 = d_l1_et[i * 1149 + j] * t73[0];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v457 = v454 * t64[i];
 #line 103 "examples/lm/modul_lstm.dopa"
@@ -1519,7 +1513,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
       d_l1_et[i * 1149 + j] = v458;
       d_l2_pw[i * 1149 + j] = v372;
 #line 128 "examples/lm/modul_lstm.dopa"
-      const T v368 = d_l2_et_next[i * 1149 + j] * t142[0];
+      const T v368 = d_l2_et[i * 1149 + j] * t142[0];
 #line 127 "examples/lm/modul_lstm.dopa"
       const T v375 = v372 * t136[i];
 #line 103 "examples/lm/modul_lstm.dopa"
@@ -1535,7 +1529,7 @@ template <class T> static void backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::St
     t449[0] += acc449;
     t456[i] += acc456;
   }
-#line 1539 "lm_modul_lstm.cpp"
+#line 1533 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1573,7 +1567,7 @@ template <class T> static void backward_etaet(const dopa::StepArgs<T> &a) {
     record29[j] = t195_l3_hn[j];
   }
   t276[0] += acc276;
-#line 1577 "lm_modul_lstm.cpp"
+#line 1571 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1586,7 +1580,7 @@ template <class T> static void backward_record_col(const dopa::StepArgs<T> &a) {
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 400; ++e)
     t294[e] = t291[e];
-#line 1590 "lm_modul_lstm.cpp"
+#line 1584 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -1600,7 +1594,7 @@ template <class T> static void backward_modfanout(const dopa::StepArgs<T> &a) {
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t297, 1).noalias() =
       ConstRowVec<T>(t294, 400) * ConstRowMat<T>(l3_modfanout_weight, 400, 1);
-#line 1604 "lm_modul_lstm.cpp"
+#line 1598 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1630,7 +1624,7 @@ template <class T> static void backward_grad_l3_h2mod_bias(const dopa::StepArgs<
   record21[0] = t131_l2_M[0];
   d_l3_h2mod_bias[0] += v301;
   record32[0] = t200_l3_M[0];
-#line 1634 "lm_modul_lstm.cpp"
+#line 1628 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -1644,7 +1638,7 @@ template <class T> static void backward_h2mod(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t304, 400).noalias() =
       ConstRowVec<T>(t301, 1) * ConstRowMat<T>(l3_h2mod_weight, 1, 400);
-#line 1648 "lm_modul_lstm.cpp"
+#line 1642 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1798,7 +1792,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l3_modfanout_bias[j] += t294[j];
   }
-#line 1802 "lm_modul_lstm.cpp"
+#line 1796 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -1812,7 +1806,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t322, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1816 "lm_modul_lstm.cpp"
+#line 1810 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1826,7 +1820,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t328, 400).noalias() =
       ConstRowVec<T>(t325, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1830 "lm_modul_lstm.cpp"
+#line 1824 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1840,7 +1834,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t332, 1149).noalias() =
       ConstRowVec<T>(t325, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1844 "lm_modul_lstm.cpp"
+#line 1838 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1854,7 +1848,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t339, 400).noalias() =
       ConstRowVec<T>(t336, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1858 "lm_modul_lstm.cpp"
+#line 1852 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1868,7 +1862,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t343, 1149).noalias() =
       ConstRowVec<T>(t336, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1872 "lm_modul_lstm.cpp"
+#line 1866 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1882,7 +1876,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t350, 400).noalias() =
       ConstRowVec<T>(t347, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1886 "lm_modul_lstm.cpp"
+#line 1880 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1896,7 +1890,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t354, 1149).noalias() =
       ConstRowVec<T>(t347, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1900 "lm_modul_lstm.cpp"
+#line 1894 "lm_modul_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1976,7 +1970,7 @@ template <class T> static void backward_etaet_15(const dopa::StepArgs<T> &a) {
   }
   t361[0] += acc361;
   t443[0] += acc443;
-#line 1980 "lm_modul_lstm.cpp"
+#line 1974 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -1989,7 +1983,7 @@ template <class T> static void backward_record_col_16(const dopa::StepArgs<T> &a
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t377[e] = t374[e];
-#line 1993 "lm_modul_lstm.cpp"
+#line 1987 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2003,7 +1997,7 @@ template <class T> static void backward_modfanout_17(const dopa::StepArgs<T> &a)
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t380, 1).noalias() =
       ConstRowVec<T>(t377, 1149) * ConstRowMat<T>(l2_modfanout_weight, 1149, 1);
-#line 2007 "lm_modul_lstm.cpp"
+#line 2001 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2022,7 +2016,7 @@ template <class T> static void backward_grad_l2_h2mod_bias(const dopa::StepArgs<
   const T v383 = t380[0] * v382;
   t383[0] = v383;
   d_l2_h2mod_bias[0] += v383;
-#line 2026 "lm_modul_lstm.cpp"
+#line 2020 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2036,7 +2030,7 @@ template <class T> static void backward_h2mod_19(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t386, 1149).noalias() =
       ConstRowVec<T>(t383, 1) * ConstRowMat<T>(l2_h2mod_weight, 1, 1149);
-#line 2040 "lm_modul_lstm.cpp"
+#line 2034 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2281,7 +2275,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l2_modfanout_bias[j] += t377[j];
   }
-#line 2285 "lm_modul_lstm.cpp"
+#line 2279 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2295,7 +2289,7 @@ template <class T> static void backward_x2c_21(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t404, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 2299 "lm_modul_lstm.cpp"
+#line 2293 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2309,7 +2303,7 @@ template <class T> static void backward_h2o_22(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t410, 1149).noalias() =
       ConstRowVec<T>(t407, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 2313 "lm_modul_lstm.cpp"
+#line 2307 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2323,7 +2317,7 @@ template <class T> static void backward_x2o_23(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t414, 1149).noalias() =
       ConstRowVec<T>(t407, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 2327 "lm_modul_lstm.cpp"
+#line 2321 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2337,7 +2331,7 @@ template <class T> static void backward_h2i_24(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t421, 1149).noalias() =
       ConstRowVec<T>(t418, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 2341 "lm_modul_lstm.cpp"
+#line 2335 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2351,7 +2345,7 @@ template <class T> static void backward_x2i_25(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t425, 1149).noalias() =
       ConstRowVec<T>(t418, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 2355 "lm_modul_lstm.cpp"
+#line 2349 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2365,7 +2359,7 @@ template <class T> static void backward_h2f_26(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t432, 1149).noalias() =
       ConstRowVec<T>(t429, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 2369 "lm_modul_lstm.cpp"
+#line 2363 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2379,7 +2373,7 @@ template <class T> static void backward_x2f_27(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t436, 1149).noalias() =
       ConstRowVec<T>(t429, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 2383 "lm_modul_lstm.cpp"
+#line 2377 "lm_modul_lstm.cpp"
 }
 
 // pw' = clip(pw + col(eta) * et, -2, 2)
@@ -2392,7 +2386,7 @@ template <class T> static void backward_record_col_28(const dopa::StepArgs<T> &a
 #line 127 "examples/lm/modul_lstm.dopa"
   for (int e = 0; e < 1149; ++e)
     t459[e] = t456[e];
-#line 2396 "lm_modul_lstm.cpp"
+#line 2390 "lm_modul_lstm.cpp"
 }
 
 // eta = modfanout(M)
@@ -2406,7 +2400,7 @@ template <class T> static void backward_modfanout_29(const dopa::StepArgs<T> &a)
 #line 124 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t462, 1).noalias() =
       ConstRowVec<T>(t459, 1149) * ConstRowMat<T>(l1_modfanout_weight, 1149, 1);
-#line 2410 "lm_modul_lstm.cpp"
+#line 2404 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2425,7 +2419,7 @@ template <class T> static void backward_grad_l1_h2mod_bias(const dopa::StepArgs<
   const T v465 = t462[0] * v464;
   t465[0] = v465;
   d_l1_h2mod_bias[0] += v465;
-#line 2429 "lm_modul_lstm.cpp"
+#line 2423 "lm_modul_lstm.cpp"
 }
 
 // M = tanh(h2mod(hn))
@@ -2439,7 +2433,7 @@ template <class T> static void backward_h2mod_31(const dopa::StepArgs<T> &a) {
 #line 123 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t468, 1149).noalias() =
       ConstRowVec<T>(t465, 1) * ConstRowMat<T>(l1_h2mod_weight, 1, 1149);
-#line 2443 "lm_modul_lstm.cpp"
+#line 2437 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2706,7 +2700,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 127 "examples/lm/modul_lstm.dopa"
     d_l1_modfanout_bias[j] += t459[j];
   }
-#line 2710 "lm_modul_lstm.cpp"
+#line 2704 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -2720,7 +2714,7 @@ template <class T> static void backward_x2c_33(const dopa::StepArgs<T> &a) {
 #line 120 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t486, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2724 "lm_modul_lstm.cpp"
+#line 2718 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2734,7 +2728,7 @@ template <class T> static void backward_h2o_34(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t492, 1149).noalias() =
       ConstRowVec<T>(t489, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2738 "lm_modul_lstm.cpp"
+#line 2732 "lm_modul_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2748,7 +2742,7 @@ template <class T> static void backward_x2o_35(const dopa::StepArgs<T> &a) {
 #line 119 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t496, 400).noalias() =
       ConstRowVec<T>(t489, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2752 "lm_modul_lstm.cpp"
+#line 2746 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2762,7 +2756,7 @@ template <class T> static void backward_h2i_36(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t503, 1149).noalias() =
       ConstRowVec<T>(t500, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2766 "lm_modul_lstm.cpp"
+#line 2760 "lm_modul_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2776,7 +2770,7 @@ template <class T> static void backward_x2i_37(const dopa::StepArgs<T> &a) {
 #line 118 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t507, 400).noalias() =
       ConstRowVec<T>(t500, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2780 "lm_modul_lstm.cpp"
+#line 2774 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2790,7 +2784,7 @@ template <class T> static void backward_h2f_38(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t514, 1149).noalias() =
       ConstRowVec<T>(t511, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2794 "lm_modul_lstm.cpp"
+#line 2788 "lm_modul_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2804,7 +2798,7 @@ template <class T> static void backward_x2f_39(const dopa::StepArgs<T> &a) {
 #line 117 "examples/lm/modul_lstm.dopa"
   RowVec<T>(t518, 400).noalias() =
       ConstRowVec<T>(t511, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2808 "lm_modul_lstm.cpp"
+#line 2802 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2838,7 +2832,7 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
     const T v515 = v504 + t514[j];
     d_l1_h[j] = v515;
   }
-#line 2842 "lm_modul_lstm.cpp"
+#line 2836 "lm_modul_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2879,7 +2873,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v522 = v521 * t4[0];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v522;
   }
-#line 2883 "lm_modul_lstm.cpp"
+#line 2877 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2897,7 +2891,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += t267[i];
     d_l2_alpha[i] += t259[i];
   }
-#line 2901 "lm_modul_lstm.cpp"
+#line 2895 "lm_modul_lstm.cpp"
 }
 
 // param  etaet : [] = 0.01
@@ -2932,7 +2926,7 @@ static void backward_grad_l1_etaet_l2_etaet_l3_etaet(const dopa::StepArgs<T> &a)
 #line 113 "examples/lm/modul_lstm.dopa"
   const T v285 = t276[0] + v284;
   d_l3_etaet[0] += v285;
-#line 2936 "lm_modul_lstm.cpp"
+#line 2930 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2946,7 +2940,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 112 "examples/lm/modul_lstm.dopa"
     d_l3_alpha[i] += t251[i];
   }
-#line 2950 "lm_modul_lstm.cpp"
+#line 2944 "lm_modul_lstm.cpp"
 }
 
 /// One backward step of ModulLSTMLM for one batch element.
@@ -3059,7 +3053,7 @@ static void prologue_forward_carried_0_carried_1_l1_pw_l1_et(const dopa::StepArg
     carried_0_next[i] = acc16;
     carried_1_next[i] = acc21;
   }
-#line 3063 "lm_modul_lstm.cpp"
+#line 3057 "lm_modul_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * pw) @ h)
@@ -3090,7 +3084,7 @@ template <class T> static void prologue_forward_carried_2_l3_pw_l3_et(const dopa
     }
     carried_2_next[i] = acc26;
   }
-#line 3094 "lm_modul_lstm.cpp"
+#line 3088 "lm_modul_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -3163,10 +3157,8 @@ template <class T> static void prologue_backward_d_l3_pw_l3_et(const dopa::StepA
   const T *__restrict l3_pw = a.state + kStateL3Pw;                   // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
   T *__restrict t46 = a.scratch + 400;                                // [400, 1]
-  const T *__restrict d_l3_pw_next = a.gradNext + kStateL3Pw;         // [400, 400] d l3.pw'
-  T *__restrict d_l3_pw = a.gradPrev + kStateL3Pw;                    // [400, 400]
-  const T *__restrict d_l3_et_next = a.gradNext + kStateL3Et;         // [400, 400] d l3.et'
-  T *__restrict d_l3_et = a.gradPrev + kStateL3Et;                    // [400, 400]
+  T *__restrict d_l3_pw = a.gradNext + kStateL3Pw;                    // [400, 400] d l3.pw'
+  T *__restrict d_l3_et = a.gradNext + kStateL3Et;                    // [400, 400] d l3.et'
   for (int e = 0; e < 400; ++e)
     t43[e] = T(0);
   for (int e = 0; e < 400; ++e)
@@ -3186,13 +3178,13 @@ template <class T> static void prologue_backward_d_l3_pw_l3_et(const dopa::StepA
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v48 = v42 * l3_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v49 = d_l3_pw_next[i * 400 + j] + v48;
+      const T v49 = d_l3_pw[i * 400 + j] + v48;
       d_l3_pw[i * 400 + j] = v49;
-      d_l3_et[i * 400 + j] = d_l3_et_next[i * 400 + j];
+      d_l3_et[i * 400 + j] = d_l3_et[i * 400 + j];
     }
     t46[i] += acc46;
   }
-#line 3196 "lm_modul_lstm.cpp"
+#line 3188 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -3224,14 +3216,10 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
   const T *__restrict l1_pw = a.state + kStateL1Pw;                   // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
   T *__restrict t62 = a.scratch + 4256;                               // [1149, 1]
-  const T *__restrict d_l1_pw_next = a.gradNext + kStateL1Pw;         // [1149, 1149] d l1.pw'
-  T *__restrict d_l1_pw = a.gradPrev + kStateL1Pw;                    // [1149, 1149]
-  const T *__restrict d_l1_et_next = a.gradNext + kStateL1Et;         // [1149, 1149] d l1.et'
-  T *__restrict d_l1_et = a.gradPrev + kStateL1Et;                    // [1149, 1149]
-  const T *__restrict d_l2_pw_next = a.gradNext + kStateL2Pw;         // [1149, 1149] d l2.pw'
-  T *__restrict d_l2_pw = a.gradPrev + kStateL2Pw;                    // [1149, 1149]
-  const T *__restrict d_l2_et_next = a.gradNext + kStateL2Et;         // [1149, 1149] d l2.et'
-  T *__restrict d_l2_et = a.gradPrev + kStateL2Et;                    // [1149, 1149]
+  T *__restrict d_l1_pw = a.gradNext + kStateL1Pw;                    // [1149, 1149] d l1.pw'
+  T *__restrict d_l1_et = a.gradNext + kStateL1Et;                    // [1149, 1149] d l1.et'
+  T *__restrict d_l2_pw = a.gradNext + kStateL2Pw;                    // [1149, 1149] d l2.pw'
+  T *__restrict d_l2_et = a.gradNext + kStateL2Et;                    // [1149, 1149] d l2.et'
   for (int e = 0; e < 1149; ++e)
     t51[e] = T(0);
   for (int e = 0; e < 1149; ++e)
@@ -3264,15 +3252,15 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v64 = v58 * l1_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v65 = d_l1_pw_next[i * 1149 + j] + v64;
+      const T v65 = d_l1_pw[i * 1149 + j] + v64;
       d_l1_pw[i * 1149 + j] = v65;
-      d_l1_et[i * 1149 + j] = d_l1_et_next[i * 1149 + j];
+      d_l1_et[i * 1149 + j] = d_l1_et[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v56 = v50 * l2_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v57 = d_l2_pw_next[i * 1149 + j] + v56;
+      const T v57 = d_l2_pw[i * 1149 + j] + v56;
       d_l2_pw[i * 1149 + j] = v57;
-      d_l2_et[i * 1149 + j] = d_l2_et_next[i * 1149 + j];
+      d_l2_et[i * 1149 + j] = d_l2_et[i * 1149 + j];
     }
 #pragma omp simd reduction(+ : acc54, acc62)
     for (int j = 1136; j < 1149; ++j) {
@@ -3295,20 +3283,20 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v64 = v58 * l1_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v65 = d_l1_pw_next[i * 1149 + j] + v64;
+      const T v65 = d_l1_pw[i * 1149 + j] + v64;
       d_l1_pw[i * 1149 + j] = v65;
-      d_l1_et[i * 1149 + j] = d_l1_et_next[i * 1149 + j];
+      d_l1_et[i * 1149 + j] = d_l1_et[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v56 = v50 * l2_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
-      const T v57 = d_l2_pw_next[i * 1149 + j] + v56;
+      const T v57 = d_l2_pw[i * 1149 + j] + v56;
       d_l2_pw[i * 1149 + j] = v57;
-      d_l2_et[i * 1149 + j] = d_l2_et_next[i * 1149 + j];
+      d_l2_et[i * 1149 + j] = d_l2_et[i * 1149 + j];
     }
     t54[i] += acc54;
     t62[i] += acc62;
   }
-#line 3312 "lm_modul_lstm.cpp"
+#line 3300 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3369,7 +3357,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 3373 "lm_modul_lstm.cpp"
+#line 3361 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3398,7 +3386,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     record4[j] = d_carried_2_next[j];
     record5[j] = l3_h[j];
   }
-#line 3402 "lm_modul_lstm.cpp"
+#line 3390 "lm_modul_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -3441,7 +3429,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += t62[i];
     d_l2_alpha[i] += t54[i];
   }
-#line 3445 "lm_modul_lstm.cpp"
+#line 3433 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3455,7 +3443,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 112 "examples/lm/modul_lstm.dopa"
     d_l3_alpha[i] += t46[i];
   }
-#line 3459 "lm_modul_lstm.cpp"
+#line 3447 "lm_modul_lstm.cpp"
 }
 
 /// One prologue_backward step of ModulLSTMLM for one batch element.
@@ -3667,6 +3655,14 @@ static const int64_t stateOffsets[] = {kStateL1H,      kStateL1C,      kStateL1P
                                        kStateL2H,      kStateL2C,      kStateL2Pw,    kStateL2Et,
                                        kStateL3H,      kStateL3C,      kStateL3Pw,    kStateL3Et,
                                        kStateCarried0, kStateCarried1, kStateCarried2};
+static const int64_t gradCopies[] = {
+    kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
+    kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
+    kStateCarried0, 1149, kStateCarried1, 1149, kStateCarried2, 400};
+static const int64_t prologueGradCopies[] = {
+    kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
+    kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
+    kStateCarried0, 1149, kStateCarried1, 1149, kStateCarried2, 400};
 static const int64_t inputRows[] = {10000, 0, 0, 0, 0};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -4546,6 +4542,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueRecordNumel = 5408,
       .numPrologueDeferred = 3,
       .prologueDeferred = prologueDeferred,
+      .numGradCopies = 9,
+      .gradCopies = gradCopies,
+      .numPrologueGradCopies = 9,
+      .prologueGradCopies = prologueGradCopies,
   };
   return s;
 }

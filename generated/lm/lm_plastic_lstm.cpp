@@ -895,9 +895,8 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
   const T *__restrict t164_l3_hn = a.saved + 23952;                   // [400] l3.hn
   T *__restrict t202 = a.scratch + 400;                               // [400, 1]
   T *__restrict t229 = a.scratch + 5408;                              // [400]
-  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb;     // [400, 400] d l3.hebb'
+  T *__restrict d_l3_hebb = a.gradNext + kStateL3Hebb;                // [400, 400] d l3.hebb'
   T *__restrict t234 = a.scratch + 5824;                              // [400]
-  T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;                // [400, 400]
   for (int e = 0; e < 400; ++e)
     t199[e] = T(0);
   for (int e = 0; e < 400; ++e)
@@ -925,7 +924,7 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v204 = v198 * l3_alpha[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v205 = d_l3_hebb_next[i * 400 + j] + v204;
+      const T v205 = d_l3_hebb[i * 400 + j] + v204;
       const T v227 = T(-2.0) <= v168 && v168 <= T(2.0) ? T(1) : T(0);
       const T v228 = v205 * v227;
 #line 47 "examples/lm/plastic_lstm.dopa"
@@ -937,7 +936,7 @@ template <class T> static void backward_d_l3_hebb(const dopa::StepArgs<T> &a) {
     t202[i] += acc202;
     t229[i] = acc229;
   }
-#line 941 "lm_plastic_lstm.cpp"
+#line 940 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -978,13 +977,11 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
   const T *__restrict t54_l1_hn = a.saved + 8480;                     // [1149] l1.hn
   T *__restrict t218 = a.scratch + 4256;                              // [1149, 1]
   T *__restrict t292 = a.scratch + 12032;                             // [1149]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [1149, 1149] d l2.hebb'
+  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [1149, 1149] d l2.hebb'
   T *__restrict t297 = a.scratch + 13200;                             // [1149]
   T *__restrict t354 = a.scratch + 22416;                             // [1149]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [1149, 1149] d l1.hebb'
+  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [1149, 1149] d l1.hebb'
   T *__restrict t359 = a.scratch + 23584;                             // [1149]
-  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [1149, 1149]
-  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [1149, 1149]
   for (int e = 0; e < 1149; ++e)
     t207[e] = T(0);
   for (int e = 0; e < 1149; ++e)
@@ -1033,7 +1030,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v212 = v206 * l2_alpha[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v213 = d_l2_hebb_next[i * 1149 + j] + v212;
+      const T v213 = d_l2_hebb[i * 1149 + j] + v212;
       const T v290 = T(-2.0) <= v114 && v114 <= T(2.0) ? T(1) : T(0);
       const T v291 = v213 * v290;
 #line 47 "examples/lm/plastic_lstm.dopa"
@@ -1043,7 +1040,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v220 = v214 * l1_alpha[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v221 = d_l1_hebb_next[i * 1149 + j] + v220;
+      const T v221 = d_l1_hebb[i * 1149 + j] + v220;
       const T v352 = T(-2.0) <= v58 && v58 <= T(2.0) ? T(1) : T(0);
       const T v353 = v221 * v352;
 #line 47 "examples/lm/plastic_lstm.dopa"
@@ -1084,7 +1081,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v212 = v206 * l2_alpha[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v213 = d_l2_hebb_next[i * 1149 + j] + v212;
+      const T v213 = d_l2_hebb[i * 1149 + j] + v212;
       const T v290 = T(-2.0) <= v114 && v114 <= T(2.0) ? T(1) : T(0);
       const T v291 = v213 * v290;
 #line 47 "examples/lm/plastic_lstm.dopa"
@@ -1094,7 +1091,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v220 = v214 * l1_alpha[i];
 #line 57 "examples/lm/plastic_lstm.dopa"
-      const T v221 = d_l1_hebb_next[i * 1149 + j] + v220;
+      const T v221 = d_l1_hebb[i * 1149 + j] + v220;
       const T v352 = T(-2.0) <= v58 && v58 <= T(2.0) ? T(1) : T(0);
       const T v353 = v221 * v352;
 #line 47 "examples/lm/plastic_lstm.dopa"
@@ -1109,7 +1106,7 @@ template <class T> static void backward_d_l1_hebb_l2_hebb(const dopa::StepArgs<T
     t292[i] = acc292;
     t354[i] = acc354;
   }
-#line 1113 "lm_plastic_lstm.cpp"
+#line 1110 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -1282,7 +1279,7 @@ static void backward_d_carried_2_l3_c_grad_l3_x2f_bias_l3_h2f_bias(const dopa::S
     record23[j] = t164_l3_hn[j];
   }
   t231[0] += acc231;
-#line 1286 "lm_plastic_lstm.cpp"
+#line 1283 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1296,7 +1293,7 @@ template <class T> static void backward_x2c(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t253, 1149).noalias() =
       ConstRowVec<T>(d_carried_2, 400) * ConstRowMat<T>(l3_x2c_weight, 400, 1149);
-#line 1300 "lm_plastic_lstm.cpp"
+#line 1297 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1310,7 +1307,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t259, 400).noalias() =
       ConstRowVec<T>(t256, 400) * ConstRowMat<T>(l3_h2o_weight, 400, 400);
-#line 1314 "lm_plastic_lstm.cpp"
+#line 1311 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1324,7 +1321,7 @@ template <class T> static void backward_x2o(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t263, 1149).noalias() =
       ConstRowVec<T>(t256, 400) * ConstRowMat<T>(l3_x2o_weight, 400, 1149);
-#line 1328 "lm_plastic_lstm.cpp"
+#line 1325 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1338,7 +1335,7 @@ template <class T> static void backward_h2i(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t270, 400).noalias() =
       ConstRowVec<T>(t267, 400) * ConstRowMat<T>(l3_h2i_weight, 400, 400);
-#line 1342 "lm_plastic_lstm.cpp"
+#line 1339 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1352,7 +1349,7 @@ template <class T> static void backward_x2i(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t274, 1149).noalias() =
       ConstRowVec<T>(t267, 400) * ConstRowMat<T>(l3_x2i_weight, 400, 1149);
-#line 1356 "lm_plastic_lstm.cpp"
+#line 1353 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1366,7 +1363,7 @@ template <class T> static void backward_h2f(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t281, 400).noalias() =
       ConstRowVec<T>(t278, 400) * ConstRowMat<T>(l3_h2f_weight, 400, 400);
-#line 1370 "lm_plastic_lstm.cpp"
+#line 1367 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1380,7 +1377,7 @@ template <class T> static void backward_x2f(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t285, 1149).noalias() =
       ConstRowVec<T>(t278, 400) * ConstRowMat<T>(l3_x2f_weight, 400, 1149);
-#line 1384 "lm_plastic_lstm.cpp"
+#line 1381 "lm_plastic_lstm.cpp"
 }
 
 // y1 = l1(x) * drop_h1
@@ -1682,7 +1679,7 @@ static void backward_d_carried_1_l2_c_grad_l2_x2f_bias_l2_h2f_bias(const dopa::S
   }
   t294[0] += acc294;
   t356[0] += acc356;
-#line 1686 "lm_plastic_lstm.cpp"
+#line 1683 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -1696,7 +1693,7 @@ template <class T> static void backward_x2c_11(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t315, 1149).noalias() =
       ConstRowVec<T>(d_carried_1, 1149) * ConstRowMat<T>(l2_x2c_weight, 1149, 1149);
-#line 1700 "lm_plastic_lstm.cpp"
+#line 1697 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1710,7 +1707,7 @@ template <class T> static void backward_h2o_12(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t321, 1149).noalias() =
       ConstRowVec<T>(t318, 1149) * ConstRowMat<T>(l2_h2o_weight, 1149, 1149);
-#line 1714 "lm_plastic_lstm.cpp"
+#line 1711 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -1724,7 +1721,7 @@ template <class T> static void backward_x2o_13(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t325, 1149).noalias() =
       ConstRowVec<T>(t318, 1149) * ConstRowMat<T>(l2_x2o_weight, 1149, 1149);
-#line 1728 "lm_plastic_lstm.cpp"
+#line 1725 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1738,7 +1735,7 @@ template <class T> static void backward_h2i_14(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t332, 1149).noalias() =
       ConstRowVec<T>(t329, 1149) * ConstRowMat<T>(l2_h2i_weight, 1149, 1149);
-#line 1742 "lm_plastic_lstm.cpp"
+#line 1739 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -1752,7 +1749,7 @@ template <class T> static void backward_x2i_15(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t336, 1149).noalias() =
       ConstRowVec<T>(t329, 1149) * ConstRowMat<T>(l2_x2i_weight, 1149, 1149);
-#line 1756 "lm_plastic_lstm.cpp"
+#line 1753 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1766,7 +1763,7 @@ template <class T> static void backward_h2f_16(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t343, 1149).noalias() =
       ConstRowVec<T>(t340, 1149) * ConstRowMat<T>(l2_h2f_weight, 1149, 1149);
-#line 1770 "lm_plastic_lstm.cpp"
+#line 1767 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -1780,7 +1777,7 @@ template <class T> static void backward_x2f_17(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t347, 1149).noalias() =
       ConstRowVec<T>(t340, 1149) * ConstRowMat<T>(l2_x2f_weight, 1149, 1149);
-#line 1784 "lm_plastic_lstm.cpp"
+#line 1781 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2036,7 +2033,7 @@ static void backward_d_carried_0_l1_c_l2_h_grad_l1_x2f_bias(const dopa::StepArgs
 #line 52 "examples/lm/plastic_lstm.dopa"
     d_l1_x2c_bias[j] += v374;
   }
-#line 2040 "lm_plastic_lstm.cpp"
+#line 2037 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2050,7 +2047,7 @@ template <class T> static void backward_x2c_19(const dopa::StepArgs<T> &a) {
 #line 52 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t377, 400).noalias() =
       ConstRowVec<T>(d_carried_0, 1149) * ConstRowMat<T>(l1_x2c_weight, 1149, 400);
-#line 2054 "lm_plastic_lstm.cpp"
+#line 2051 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2064,7 +2061,7 @@ template <class T> static void backward_h2o_20(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t383, 1149).noalias() =
       ConstRowVec<T>(t380, 1149) * ConstRowMat<T>(l1_h2o_weight, 1149, 1149);
-#line 2068 "lm_plastic_lstm.cpp"
+#line 2065 "lm_plastic_lstm.cpp"
 }
 
 // o = sigmoid(x2o(x) + h2o(h))
@@ -2078,7 +2075,7 @@ template <class T> static void backward_x2o_21(const dopa::StepArgs<T> &a) {
 #line 51 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t387, 400).noalias() =
       ConstRowVec<T>(t380, 1149) * ConstRowMat<T>(l1_x2o_weight, 1149, 400);
-#line 2082 "lm_plastic_lstm.cpp"
+#line 2079 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2092,7 +2089,7 @@ template <class T> static void backward_h2i_22(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t394, 1149).noalias() =
       ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l1_h2i_weight, 1149, 1149);
-#line 2096 "lm_plastic_lstm.cpp"
+#line 2093 "lm_plastic_lstm.cpp"
 }
 
 // i = sigmoid(x2i(x) + h2i(h))
@@ -2106,7 +2103,7 @@ template <class T> static void backward_x2i_23(const dopa::StepArgs<T> &a) {
 #line 50 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t398, 400).noalias() =
       ConstRowVec<T>(t391, 1149) * ConstRowMat<T>(l1_x2i_weight, 1149, 400);
-#line 2110 "lm_plastic_lstm.cpp"
+#line 2107 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2120,7 +2117,7 @@ template <class T> static void backward_h2f_24(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t405, 1149).noalias() =
       ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l1_h2f_weight, 1149, 1149);
-#line 2124 "lm_plastic_lstm.cpp"
+#line 2121 "lm_plastic_lstm.cpp"
 }
 
 // f = sigmoid(x2f(x) + h2f(h))
@@ -2134,7 +2131,7 @@ template <class T> static void backward_x2f_25(const dopa::StepArgs<T> &a) {
 #line 49 "examples/lm/plastic_lstm.dopa"
   RowVec<T>(t409, 400).noalias() =
       ConstRowVec<T>(t402, 1149) * ConstRowMat<T>(l1_x2f_weight, 1149, 400);
-#line 2138 "lm_plastic_lstm.cpp"
+#line 2135 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2168,7 +2165,7 @@ template <class T> static void backward_d_l1_h(const dopa::StepArgs<T> &a) {
     const T v406 = v395 + t405[j];
     d_l1_h[j] = v406;
   }
-#line 2172 "lm_plastic_lstm.cpp"
+#line 2169 "lm_plastic_lstm.cpp"
 }
 
 // x = enc(tok) * drop_e[tok, :] * drop_i
@@ -2209,7 +2206,7 @@ template <class T> static void backward_d_l3_h_grad_enc_weight(const dopa::StepA
     const T v413 = v412 * t4[0];
     d_enc_weight[int64_t(tok[0]) * 400 + j] += v413;
   }
-#line 2213 "lm_plastic_lstm.cpp"
+#line 2210 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2227,7 +2224,7 @@ template <class T> static void backward_grad_l1_alpha_l2_alpha(const dopa::StepA
     d_l1_alpha[i] += t218[i];
     d_l2_alpha[i] += t210[i];
   }
-#line 2231 "lm_plastic_lstm.cpp"
+#line 2228 "lm_plastic_lstm.cpp"
 }
 
 // param  eta : [] = 0.01
@@ -2247,7 +2244,7 @@ template <class T> static void backward_grad_l1_eta_l2_eta_l3_eta(const dopa::St
   d_l1_eta[0] += t356[0];
   d_l2_eta[0] += t294[0];
   d_l3_eta[0] += t231[0];
-#line 2251 "lm_plastic_lstm.cpp"
+#line 2248 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2261,7 +2258,7 @@ template <class T> static void backward_grad_l3_alpha(const dopa::StepArgs<T> &a
 #line 46 "examples/lm/plastic_lstm.dopa"
     d_l3_alpha[i] += t202[i];
   }
-#line 2265 "lm_plastic_lstm.cpp"
+#line 2262 "lm_plastic_lstm.cpp"
 }
 
 /// One backward step of PlasticLSTMLM for one batch element.
@@ -2350,7 +2347,7 @@ static void prologue_forward_carried_0_carried_1_l1_hebb_l2_hebb(const dopa::Ste
     carried_0_next[i] = acc13;
     carried_1_next[i] = acc18;
   }
-#line 2354 "lm_plastic_lstm.cpp"
+#line 2351 "lm_plastic_lstm.cpp"
 }
 
 // g = tanh(x2c(x) + (w + alpha * hebb) @ h)
@@ -2377,7 +2374,7 @@ template <class T> static void prologue_forward_carried_2_l3_hebb(const dopa::St
     }
     carried_2_next[i] = acc23;
   }
-#line 2381 "lm_plastic_lstm.cpp"
+#line 2378 "lm_plastic_lstm.cpp"
 }
 
 // prologue_forward stage 2: fused loop nest over [1149]
@@ -2449,8 +2446,7 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
   const T *__restrict l3_hebb = a.state + kStateL3Hebb;               // [400, 400]
   const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
   T *__restrict t40 = a.scratch + 400;                                // [400, 1]
-  const T *__restrict d_l3_hebb_next = a.gradNext + kStateL3Hebb;     // [400, 400] d l3.hebb'
-  T *__restrict d_l3_hebb = a.gradPrev + kStateL3Hebb;                // [400, 400]
+  T *__restrict d_l3_hebb = a.gradNext + kStateL3Hebb;                // [400, 400] d l3.hebb'
   for (int e = 0; e < 400; ++e)
     t37[e] = T(0);
   for (int e = 0; e < 400; ++e)
@@ -2470,12 +2466,12 @@ template <class T> static void prologue_backward_d_l3_hebb(const dopa::StepArgs<
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v42 = v36 * l3_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v43 = d_l3_hebb_next[i * 400 + j] + v42;
+      const T v43 = d_l3_hebb[i * 400 + j] + v42;
       d_l3_hebb[i * 400 + j] = v43;
     }
     t40[i] += acc40;
   }
-#line 2479 "lm_plastic_lstm.cpp"
+#line 2475 "lm_plastic_lstm.cpp"
 }
 
 // state  hebb : [H, H] = 0
@@ -2504,10 +2500,8 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
   const T *__restrict l1_hebb = a.state + kStateL1Hebb;               // [1149, 1149]
   const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
   T *__restrict t56 = a.scratch + 4256;                               // [1149, 1]
-  const T *__restrict d_l1_hebb_next = a.gradNext + kStateL1Hebb;     // [1149, 1149] d l1.hebb'
-  T *__restrict d_l1_hebb = a.gradPrev + kStateL1Hebb;                // [1149, 1149]
-  const T *__restrict d_l2_hebb_next = a.gradNext + kStateL2Hebb;     // [1149, 1149] d l2.hebb'
-  T *__restrict d_l2_hebb = a.gradPrev + kStateL2Hebb;                // [1149, 1149]
+  T *__restrict d_l1_hebb = a.gradNext + kStateL1Hebb;                // [1149, 1149] d l1.hebb'
+  T *__restrict d_l2_hebb = a.gradNext + kStateL2Hebb;                // [1149, 1149] d l2.hebb'
   for (int e = 0; e < 1149; ++e)
     t45[e] = T(0);
   for (int e = 0; e < 1149; ++e)
@@ -2540,12 +2534,12 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v58 = v52 * l1_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v59 = d_l1_hebb_next[i * 1149 + j] + v58;
+      const T v59 = d_l1_hebb[i * 1149 + j] + v58;
       d_l1_hebb[i * 1149 + j] = v59;
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v50 = v44 * l2_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v51 = d_l2_hebb_next[i * 1149 + j] + v50;
+      const T v51 = d_l2_hebb[i * 1149 + j] + v50;
       d_l2_hebb[i * 1149 + j] = v51;
     }
 #pragma omp simd reduction(+ : acc48, acc56)
@@ -2569,18 +2563,18 @@ template <class T> static void prologue_backward_d_l1_hebb_l2_hebb(const dopa::S
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v58 = v52 * l1_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v59 = d_l1_hebb_next[i * 1149 + j] + v58;
+      const T v59 = d_l1_hebb[i * 1149 + j] + v58;
       d_l1_hebb[i * 1149 + j] = v59;
 #line 52 "examples/lm/plastic_lstm.dopa"
       const T v50 = v44 * l2_alpha[i];
 #line 37 "examples/lm/plastic_lstm.dopa"
-      const T v51 = d_l2_hebb_next[i * 1149 + j] + v50;
+      const T v51 = d_l2_hebb[i * 1149 + j] + v50;
       d_l2_hebb[i * 1149 + j] = v51;
     }
     t48[i] += acc48;
     t56[i] += acc56;
   }
-#line 2584 "lm_plastic_lstm.cpp"
+#line 2578 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2641,7 +2635,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 2645 "lm_plastic_lstm.cpp"
+#line 2639 "lm_plastic_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2670,7 +2664,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     record4[j] = d_carried_2_next[j];
     record5[j] = l3_h[j];
   }
-#line 2674 "lm_plastic_lstm.cpp"
+#line 2668 "lm_plastic_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -2713,7 +2707,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += t56[i];
     d_l2_alpha[i] += t48[i];
   }
-#line 2717 "lm_plastic_lstm.cpp"
+#line 2711 "lm_plastic_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -2727,7 +2721,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 46 "examples/lm/plastic_lstm.dopa"
     d_l3_alpha[i] += t40[i];
   }
-#line 2731 "lm_plastic_lstm.cpp"
+#line 2725 "lm_plastic_lstm.cpp"
 }
 
 /// One prologue_backward step of PlasticLSTMLM for one batch element.
@@ -2908,6 +2902,14 @@ static dopa::NetworkInfo info() {
 static const int64_t stateOffsets[] = {
     kStateL1H, kStateL1C, kStateL1Hebb, kStateL2H,      kStateL2C,      kStateL2Hebb,
     kStateL3H, kStateL3C, kStateL3Hebb, kStateCarried0, kStateCarried1, kStateCarried2};
+static const int64_t gradCopies[] = {
+    kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
+    kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
+    kStateCarried0, 1149, kStateCarried1, 1149, kStateCarried2, 400};
+static const int64_t prologueGradCopies[] = {
+    kStateL1H,      1149, kStateL1C,      1149, kStateL2H,      1149,
+    kStateL2C,      1149, kStateL3H,      400,  kStateL3C,      400,
+    kStateCarried0, 1149, kStateCarried1, 1149, kStateCarried2, 400};
 static const int64_t inputRows[] = {10000, 0, 0, 0, 0};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -3599,6 +3601,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueRecordNumel = 5408,
       .numPrologueDeferred = 3,
       .prologueDeferred = prologueDeferred,
+      .numGradCopies = 9,
+      .gradCopies = gradCopies,
+      .numPrologueGradCopies = 9,
+      .prologueGradCopies = prologueGradCopies,
   };
   return s;
 }

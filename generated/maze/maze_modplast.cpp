@@ -245,9 +245,8 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
   const T *__restrict t11_hn = a.saved + 0;                           // [100] hn
   const T *__restrict h = a.state + kStateH;                          // [100]
   T *__restrict t59 = a.scratch + 336;                                // [100]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [100, 100] d hebb'
+  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [100, 100] d hebb'
   T *__restrict t65 = a.scratch + 464;                                // [100]
-  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [100, 100]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [100, 100]
   for (int e = 0; e < 100; ++e)
     t41[e] = T(0);
@@ -269,7 +268,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       const T v40 = d_carried_0_next[i] * t11_hn[j];
       const T v45 = v40 * alpha[i * 100 + j];
 #line 16 "examples/maze/modplast.dopa"
-      const T v46 = d_hebb_next[i * 100 + j] + v45;
+      const T v46 = d_hebb[i * 100 + j] + v45;
       const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v58 = v46 * v57;
 #line 15 "examples/maze/modplast.dopa"
@@ -295,7 +294,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       const T v40 = d_carried_0_next[i] * t11_hn[j];
       const T v45 = v40 * alpha[i * 100 + j];
 #line 16 "examples/maze/modplast.dopa"
-      const T v46 = d_hebb_next[i * 100 + j] + v45;
+      const T v46 = d_hebb[i * 100 + j] + v45;
       const T v57 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v58 = v46 * v57;
 #line 15 "examples/maze/modplast.dopa"
@@ -309,7 +308,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t59[i] = acc59;
   }
-#line 313 "maze_modplast.cpp"
+#line 312 "maze_modplast.cpp"
 }
 
 // output value  = h2v(hn)
@@ -323,7 +322,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/modplast.dopa"
   RowVec<T>(t49, 100).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 100);
-#line 327 "maze_modplast.cpp"
+#line 326 "maze_modplast.cpp"
 }
 
 // output logits = h2o(hn)
@@ -337,7 +336,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/maze/modplast.dopa"
   RowVec<T>(t53, 100).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 100);
-#line 341 "maze_modplast.cpp"
+#line 340 "maze_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -384,7 +383,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     record3[j] = t11_hn[j];
   }
   t61[0] += acc61;
-#line 388 "maze_modplast.cpp"
+#line 387 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -412,7 +411,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v69;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 416 "maze_modplast.cpp"
+#line 415 "maze_modplast.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -425,7 +424,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t72 = a.scratch + 576;                           // [100]
 #line 15 "examples/maze/modplast.dopa"
   RowVec<T>(t72, 100).noalias() = ConstRowVec<T>(t69, 1) * ConstRowMat<T>(h2DA_weight, 1, 100);
-#line 429 "maze_modplast.cpp"
+#line 428 "maze_modplast.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * hebb) @ h)
@@ -482,7 +481,7 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record0[j] = v76;
     d_i2h_bias[j] += v76;
   }
-#line 486 "maze_modplast.cpp"
+#line 485 "maze_modplast.cpp"
 }
 
 // backward stage 7: fused loop nest over [17]
@@ -558,7 +557,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 562 "maze_modplast.cpp"
+#line 561 "maze_modplast.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [100]
@@ -595,9 +594,8 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
   const T *__restrict w = a.params + kParamW;                         // [100, 100]
   const T *__restrict alpha = a.params + kParamAlpha;                 // [100, 100]
   const T *__restrict hebb = a.state + kStateHebb;                    // [100, 100]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [100, 100] d hebb'
+  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [100, 100] d hebb'
   const T *__restrict h = a.state + kStateH;                          // [100]
-  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [100, 100]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [100, 100]
   for (int e = 0; e < 100; ++e)
     t11[e] = T(0);
@@ -611,7 +609,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       const T v10 = d_carried_0_next[i] * h[j];
       const T v15 = v10 * alpha[i * 100 + j];
 #line 7 "examples/maze/modplast.dopa"
-      const T v16 = d_hebb_next[i * 100 + j] + v15;
+      const T v16 = d_hebb[i * 100 + j] + v15;
       d_hebb[i * 100 + j] = v16;
 #line 14 "examples/maze/modplast.dopa"
       const T v13 = v10 * hebb[i * 100 + j];
@@ -626,14 +624,14 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       const T v10 = d_carried_0_next[i] * h[j];
       const T v15 = v10 * alpha[i * 100 + j];
 #line 7 "examples/maze/modplast.dopa"
-      const T v16 = d_hebb_next[i * 100 + j] + v15;
+      const T v16 = d_hebb[i * 100 + j] + v15;
       d_hebb[i * 100 + j] = v16;
 #line 14 "examples/maze/modplast.dopa"
       const T v13 = v10 * hebb[i * 100 + j];
       d_alpha[i * 100 + j] += v13;
     }
   }
-#line 637 "maze_modplast.cpp"
+#line 635 "maze_modplast.cpp"
 }
 
 // state  h    : [H] = 0
@@ -666,7 +664,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 670 "maze_modplast.cpp"
+#line 668 "maze_modplast.cpp"
 }
 
 // prologue_backward stage 2:
@@ -714,6 +712,8 @@ static dopa::NetworkInfo info() {
 }
 
 static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
+static const int64_t gradCopies[] = {kStateH, 100, kStateCarried0, 100};
+static const int64_t prologueGradCopies[] = {kStateH, 100, kStateCarried0, 100};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -876,6 +876,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueRecordNumel = 224,
       .numPrologueDeferred = 1,
       .prologueDeferred = prologueDeferred,
+      .numGradCopies = 2,
+      .gradCopies = gradCopies,
+      .numPrologueGradCopies = 2,
+      .prologueGradCopies = prologueGradCopies,
   };
   return s;
 }

@@ -282,16 +282,14 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
   const T *__restrict t16_DA = a.saved + 112;                         // [1] DA
   const T *__restrict et = a.state + kStateEt;                        // [100, 100]
   T *__restrict t62 = a.scratch + 336;                                // [100]
-  const T *__restrict d_et_next = a.gradNext + kStateEt;              // [100, 100] d et'
+  T *__restrict d_et = a.gradNext + kStateEt;                         // [100, 100] d et'
   const T *__restrict h = a.state + kStateH;                          // [100]
   T *__restrict t68 = a.scratch + 464;                                // [100]
   const T *__restrict t11_hn = a.saved + 0;                           // [100] hn
   T *__restrict t71 = a.scratch + 576;                                // []
-  const T *__restrict d_pw_next = a.gradNext + kStatePw;              // [100, 100] d pw'
+  T *__restrict d_pw = a.gradNext + kStatePw;                         // [100, 100] d pw'
   T *__restrict t80 = a.scratch + 592;                                // [1]
-  T *__restrict d_pw = a.gradPrev + kStatePw;                         // [100, 100]
   const T *__restrict t24 = a.saved + 128;                            // []
-  T *__restrict d_et = a.gradPrev + kStateEt;                         // [100, 100]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [100, 100]
   for (int e = 0; e < 100; ++e)
     t48[e] = T(0);
@@ -314,16 +312,16 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
       const T v38 = w[i * 100 + j] + v37;
       t48[j] += d_carried_0_next[i] * v38;
 #line 11 "examples/maze/modul.dopa"
-      acc62 += d_et_next[i * 100 + j] * h[j];
+      acc62 += d_et[i * 100 + j] * h[j];
 #line 20 "examples/maze/modul.dopa"
-      t68[j] += t11_hn[i] * d_et_next[i * 100 + j];
-      const T v70 = d_et_next[i * 100 + j] * et[i * 100 + j];
+      t68[j] += t11_hn[i] * d_et[i * 100 + j];
+      const T v70 = d_et[i * 100 + j] * et[i * 100 + j];
       acc71 += v70;
 #line 17 "examples/maze/modul.dopa"
       const T v47 = d_carried_0_next[i] * t11_hn[j];
       const T v52 = v47 * alpha[i * 100 + j];
 #line 19 "examples/maze/modul.dopa"
-      const T v53 = d_pw_next[i * 100 + j] + v52;
+      const T v53 = d_pw[i * 100 + j] + v52;
       const T v77 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v78 = v53 * v77;
       const T v79 = v78 * et[i * 100 + j];
@@ -331,7 +329,7 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
       acc80 += v79;
       d_pw[i * 100 + j] = v78;
 #line 20 "examples/maze/modul.dopa"
-      const T v72 = d_et_next[i * 100 + j] * t24[0];
+      const T v72 = d_et[i * 100 + j] * t24[0];
 #line 19 "examples/maze/modul.dopa"
       const T v82 = v78 * t16_DA[0];
 #line 9 "examples/maze/modul.dopa"
@@ -352,16 +350,16 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
       const T v38 = w[i * 100 + j] + v37;
       t48[j] += d_carried_0_next[i] * v38;
 #line 11 "examples/maze/modul.dopa"
-      acc62 += d_et_next[i * 100 + j] * h[j];
+      acc62 += d_et[i * 100 + j] * h[j];
 #line 20 "examples/maze/modul.dopa"
-      t68[j] += t11_hn[i] * d_et_next[i * 100 + j];
-      const T v70 = d_et_next[i * 100 + j] * et[i * 100 + j];
+      t68[j] += t11_hn[i] * d_et[i * 100 + j];
+      const T v70 = d_et[i * 100 + j] * et[i * 100 + j];
       acc71 += v70;
 #line 17 "examples/maze/modul.dopa"
       const T v47 = d_carried_0_next[i] * t11_hn[j];
       const T v52 = v47 * alpha[i * 100 + j];
 #line 19 "examples/maze/modul.dopa"
-      const T v53 = d_pw_next[i * 100 + j] + v52;
+      const T v53 = d_pw[i * 100 + j] + v52;
       const T v77 = T(-1.0) <= v19 && v19 <= T(1.0) ? T(1) : T(0);
       const T v78 = v53 * v77;
       const T v79 = v78 * et[i * 100 + j];
@@ -369,7 +367,7 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
       acc80 += v79;
       d_pw[i * 100 + j] = v78;
 #line 20 "examples/maze/modul.dopa"
-      const T v72 = d_et_next[i * 100 + j] * t24[0];
+      const T v72 = d_et[i * 100 + j] * t24[0];
 #line 19 "examples/maze/modul.dopa"
       const T v82 = v78 * t16_DA[0];
 #line 9 "examples/maze/modul.dopa"
@@ -383,7 +381,7 @@ template <class T> static void backward_d_pw_et_grad_alpha(const dopa::StepArgs<
     t71[0] += acc71;
     t80[0] += acc80;
   }
-#line 387 "maze_modul.cpp"
+#line 385 "maze_modul.cpp"
 }
 
 // output value  = h2v(hn)
@@ -397,7 +395,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 23 "examples/maze/modul.dopa"
   RowVec<T>(t56, 100).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 100);
-#line 401 "maze_modul.cpp"
+#line 399 "maze_modul.cpp"
 }
 
 // output logits = h2o(hn)
@@ -411,7 +409,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 22 "examples/maze/modul.dopa"
   RowVec<T>(t60, 100).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 100);
-#line 415 "maze_modul.cpp"
+#line 413 "maze_modul.cpp"
 }
 
 // param  etaet : [] = 0.01
@@ -458,7 +456,7 @@ template <class T> static void backward_d_h(const dopa::StepArgs<T> &a) {
     record3[j] = t11_hn[j];
   }
   t64[0] += acc64;
-#line 462 "maze_modul.cpp"
+#line 460 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -486,7 +484,7 @@ template <class T> static void backward_grad_h2_da_bias_h2v_bias(const dopa::Ste
   d_h2DA_bias[0] += v86;
   record6[0] = d_out_value[0];
   d_h2v_bias[0] += d_out_value[0];
-#line 490 "maze_modul.cpp"
+#line 488 "maze_modul.cpp"
 }
 
 // DA = tanh(h2DA(hn))
@@ -499,7 +497,7 @@ template <class T> static void backward_h2_da(const dopa::StepArgs<T> &a) {
   T *__restrict t89 = a.scratch + 608;                           // [100]
 #line 18 "examples/maze/modul.dopa"
   RowVec<T>(t89, 100).noalias() = ConstRowVec<T>(t86, 1) * ConstRowMat<T>(h2DA_weight, 1, 100);
-#line 503 "maze_modul.cpp"
+#line 501 "maze_modul.cpp"
 }
 
 // hn = tanh(i2h(x) + (w + alpha * pw) @ h)
@@ -556,7 +554,7 @@ template <class T> static void backward_d_carried_0_grad_i2h_bias(const dopa::St
     record0[j] = v93;
     d_i2h_bias[j] += v93;
   }
-#line 560 "maze_modul.cpp"
+#line 558 "maze_modul.cpp"
 }
 
 // backward stage 7: fused loop nest over [17]
@@ -587,7 +585,7 @@ template <class T> static void backward_grad_etaet(const dopa::StepArgs<T> &a) {
 #line 11 "examples/maze/modul.dopa"
   const T v74 = t64[0] + v73;
   d_etaet[0] += v74;
-#line 591 "maze_modul.cpp"
+#line 589 "maze_modul.cpp"
 }
 
 // backward stage 9: fused loop nest over [4]
@@ -654,7 +652,7 @@ template <class T> static void prologue_forward_carried_0_pw_et(const dopa::Step
     }
     carried_0_next[i] = acc7;
   }
-#line 658 "maze_modul.cpp"
+#line 656 "maze_modul.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [100]
@@ -692,11 +690,9 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
   const T *__restrict w = a.params + kParamW;                         // [100, 100]
   const T *__restrict alpha = a.params + kParamAlpha;                 // [100, 100]
   const T *__restrict pw = a.state + kStatePw;                        // [100, 100]
-  const T *__restrict d_pw_next = a.gradNext + kStatePw;              // [100, 100] d pw'
+  T *__restrict d_pw = a.gradNext + kStatePw;                         // [100, 100] d pw'
   const T *__restrict h = a.state + kStateH;                          // [100]
-  T *__restrict d_pw = a.gradPrev + kStatePw;                         // [100, 100]
-  const T *__restrict d_et_next = a.gradNext + kStateEt;              // [100, 100] d et'
-  T *__restrict d_et = a.gradPrev + kStateEt;                         // [100, 100]
+  T *__restrict d_et = a.gradNext + kStateEt;                         // [100, 100] d et'
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [100, 100]
   for (int e = 0; e < 100; ++e)
     t13[e] = T(0);
@@ -710,9 +706,9 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
       const T v12 = d_carried_0_next[i] * h[j];
       const T v17 = v12 * alpha[i * 100 + j];
 #line 8 "examples/maze/modul.dopa"
-      const T v18 = d_pw_next[i * 100 + j] + v17;
+      const T v18 = d_pw[i * 100 + j] + v17;
       d_pw[i * 100 + j] = v18;
-      d_et[i * 100 + j] = d_et_next[i * 100 + j];
+      d_et[i * 100 + j] = d_et[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
       const T v15 = v12 * pw[i * 100 + j];
       d_alpha[i * 100 + j] += v15;
@@ -726,15 +722,15 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
       const T v12 = d_carried_0_next[i] * h[j];
       const T v17 = v12 * alpha[i * 100 + j];
 #line 8 "examples/maze/modul.dopa"
-      const T v18 = d_pw_next[i * 100 + j] + v17;
+      const T v18 = d_pw[i * 100 + j] + v17;
       d_pw[i * 100 + j] = v18;
-      d_et[i * 100 + j] = d_et_next[i * 100 + j];
+      d_et[i * 100 + j] = d_et[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
       const T v15 = v12 * pw[i * 100 + j];
       d_alpha[i * 100 + j] += v15;
     }
   }
-#line 738 "maze_modul.cpp"
+#line 734 "maze_modul.cpp"
 }
 
 // state  h  : [H] = 0
@@ -767,7 +763,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 771 "maze_modul.cpp"
+#line 767 "maze_modul.cpp"
 }
 
 // prologue_backward stage 2:
@@ -817,6 +813,8 @@ static dopa::NetworkInfo info() {
 }
 
 static const int64_t stateOffsets[] = {kStateH, kStatePw, kStateEt, kStateCarried0};
+static const int64_t gradCopies[] = {kStateH, 100, kStateCarried0, 100};
+static const int64_t prologueGradCopies[] = {kStateH, 100, kStateCarried0, 100};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -980,6 +978,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueRecordNumel = 224,
       .numPrologueDeferred = 1,
       .prologueDeferred = prologueDeferred,
+      .numGradCopies = 2,
+      .gradCopies = gradCopies,
+      .numPrologueGradCopies = 2,
+      .prologueGradCopies = prologueGradCopies,
   };
   return s;
 }

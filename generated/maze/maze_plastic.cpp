@@ -211,9 +211,8 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
   const T *__restrict t11_hn = a.saved + 0;                           // [101] hn
   const T *__restrict h = a.state + kStateH;                          // [101]
   T *__restrict t54 = a.scratch + 336;                                // [101]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [101, 101] d hebb'
+  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [101, 101] d hebb'
   T *__restrict t60 = a.scratch + 464;                                // [101]
-  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [101, 101]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [101, 101]
   for (int e = 0; e < 101; ++e)
     t36[e] = T(0);
@@ -235,7 +234,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       const T v35 = d_carried_0_next[i] * t11_hn[j];
       const T v40 = v35 * alpha[i * 101 + j];
 #line 16 "examples/maze/plastic.dopa"
-      const T v41 = d_hebb_next[i * 101 + j] + v40;
+      const T v41 = d_hebb[i * 101 + j] + v40;
       const T v52 = T(-1.0) <= v15 && v15 <= T(1.0) ? T(1) : T(0);
       const T v53 = v41 * v52;
 #line 10 "examples/maze/plastic.dopa"
@@ -261,7 +260,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
       const T v35 = d_carried_0_next[i] * t11_hn[j];
       const T v40 = v35 * alpha[i * 101 + j];
 #line 16 "examples/maze/plastic.dopa"
-      const T v41 = d_hebb_next[i * 101 + j] + v40;
+      const T v41 = d_hebb[i * 101 + j] + v40;
       const T v52 = T(-1.0) <= v15 && v15 <= T(1.0) ? T(1) : T(0);
       const T v53 = v41 * v52;
 #line 10 "examples/maze/plastic.dopa"
@@ -275,7 +274,7 @@ template <class T> static void backward_d_hebb_grad_alpha(const dopa::StepArgs<T
     }
     t54[i] = acc54;
   }
-#line 279 "maze_plastic.cpp"
+#line 278 "maze_plastic.cpp"
 }
 
 // output value  = h2v(hn)
@@ -289,7 +288,7 @@ template <class T> static void backward_h2v(const dopa::StepArgs<T> &a) {
 #line 19 "examples/maze/plastic.dopa"
   RowVec<T>(t44, 101).noalias() =
       ConstRowVec<T>(d_out_value, 1) * ConstRowMat<T>(h2v_weight, 1, 101);
-#line 293 "maze_plastic.cpp"
+#line 292 "maze_plastic.cpp"
 }
 
 // output logits = h2o(hn)
@@ -303,7 +302,7 @@ template <class T> static void backward_h2o(const dopa::StepArgs<T> &a) {
 #line 18 "examples/maze/plastic.dopa"
   RowVec<T>(t48, 101).noalias() =
       ConstRowVec<T>(d_out_logits, 4) * ConstRowMat<T>(h2o_weight, 4, 101);
-#line 307 "maze_plastic.cpp"
+#line 306 "maze_plastic.cpp"
 }
 
 // param  eta : [] = 0.01
@@ -388,7 +387,7 @@ template <class T> static void backward_d_h_carried_0_grad_i2h_bias(const dopa::
     record3[j] = t11_hn[j];
   }
   t56[0] += acc56;
-#line 392 "maze_plastic.cpp"
+#line 391 "maze_plastic.cpp"
 }
 
 // backward stage 4: fused loop nest over [17]
@@ -415,7 +414,7 @@ template <class T> static void backward_grad_eta(const dopa::StepArgs<T> &a) {
   T *__restrict d_eta = a.grads + kParamEta; // []
 #line 10 "examples/maze/plastic.dopa"
   d_eta[0] += t56[0];
-#line 419 "maze_plastic.cpp"
+#line 418 "maze_plastic.cpp"
 }
 
 // backward stage 6: fused loop nest over [4]
@@ -486,7 +485,7 @@ template <class T> static void prologue_forward_carried_0_hebb(const dopa::StepA
     }
     carried_0_next[i] = acc6;
   }
-#line 490 "maze_plastic.cpp"
+#line 489 "maze_plastic.cpp"
 }
 
 // prologue_forward stage 1: fused loop nest over [101]
@@ -523,9 +522,8 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
   const T *__restrict w = a.params + kParamW;                         // [101, 101]
   const T *__restrict alpha = a.params + kParamAlpha;                 // [101, 101]
   const T *__restrict hebb = a.state + kStateHebb;                    // [101, 101]
-  const T *__restrict d_hebb_next = a.gradNext + kStateHebb;          // [101, 101] d hebb'
+  T *__restrict d_hebb = a.gradNext + kStateHebb;                     // [101, 101] d hebb'
   const T *__restrict h = a.state + kStateH;                          // [101]
-  T *__restrict d_hebb = a.gradPrev + kStateHebb;                     // [101, 101]
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [101, 101]
   for (int e = 0; e < 101; ++e)
     t11[e] = T(0);
@@ -539,7 +537,7 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       const T v10 = d_carried_0_next[i] * h[j];
       const T v15 = v10 * alpha[i * 101 + j];
 #line 8 "examples/maze/plastic.dopa"
-      const T v16 = d_hebb_next[i * 101 + j] + v15;
+      const T v16 = d_hebb[i * 101 + j] + v15;
       d_hebb[i * 101 + j] = v16;
 #line 15 "examples/maze/plastic.dopa"
       const T v13 = v10 * hebb[i * 101 + j];
@@ -554,14 +552,14 @@ template <class T> static void prologue_backward_d_hebb_grad_alpha(const dopa::S
       const T v10 = d_carried_0_next[i] * h[j];
       const T v15 = v10 * alpha[i * 101 + j];
 #line 8 "examples/maze/plastic.dopa"
-      const T v16 = d_hebb_next[i * 101 + j] + v15;
+      const T v16 = d_hebb[i * 101 + j] + v15;
       d_hebb[i * 101 + j] = v16;
 #line 15 "examples/maze/plastic.dopa"
       const T v13 = v10 * hebb[i * 101 + j];
       d_alpha[i * 101 + j] += v13;
     }
   }
-#line 565 "maze_plastic.cpp"
+#line 563 "maze_plastic.cpp"
 }
 
 // state  h    : [H] = 0
@@ -594,7 +592,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 598 "maze_plastic.cpp"
+#line 596 "maze_plastic.cpp"
 }
 
 // prologue_backward stage 2:
@@ -652,6 +650,8 @@ static dopa::NetworkInfo info() {
 }
 
 static const int64_t stateOffsets[] = {kStateH, kStateHebb, kStateCarried0};
+static const int64_t gradCopies[] = {kStateH, 101, kStateCarried0, 101};
+static const int64_t prologueGradCopies[] = {kStateH, 101, kStateCarried0, 101};
 static const int64_t inputRows[] = {0};
 
 static const dopa::DeferredOuter deferred[] = {
@@ -789,6 +789,10 @@ const dopa::GeneratedSpec &spec() {
       .prologueRecordNumel = 224,
       .numPrologueDeferred = 1,
       .prologueDeferred = prologueDeferred,
+      .numGradCopies = 2,
+      .gradCopies = gradCopies,
+      .numPrologueGradCopies = 2,
+      .prologueGradCopies = prologueGradCopies,
   };
   return s;
 }

@@ -144,7 +144,7 @@ public:
       a.grads = grads;
       a.record = record;
       m.proBwd(a);
-      std::swap(l.gNext, l.gPrev);
+      finishStep(l, spec.numPrologueGradCopies, spec.prologueGradCopies);
       for (int d = 0; d < spec.numPrologueDeferred; ++d) {
         const DeferredOuter &o = spec.prologueDeferred[d];
         Eigen::Map<RowMajorMat<T>> G(grads + o.paramOffset, o.rows, o.cols);
@@ -165,6 +165,20 @@ private:
     T *gNext = nullptr, *gPrev = nullptr;
     T *a0 = nullptr, *a1 = nullptr; // keepInnerCheckpoints' state pair
   };
+
+  /// After a backward step: dLoss/d the states at its start into l.gNext. A step that wrote the
+  /// traces' gradients over dLoss/d state' (GeneratedSpec::gradCopies) left the others in l.gPrev:
+  /// they are copied over (vectors; the traces' gradients stay put). Otherwise the blocks swap.
+  void finishStep(Lane &l, int numCopies, const int64_t *copies) {
+    if (numCopies < 0) {
+      std::swap(l.gNext, l.gPrev);
+      return;
+    }
+    for (int c = 0; c < numCopies; ++c) {
+      int64_t at = copies[2 * c], n = copies[2 * c + 1];
+      std::copy(l.gPrev + at, l.gPrev + at + n, l.gNext + at);
+    }
+  }
 
   /// One step for every lane with args[i]: the forward or the backward step.
   void run(bool backward) {
@@ -268,7 +282,7 @@ private:
       }
       run(true);
       for (Lane &l : lanes)
-        std::swap(l.gNext, l.gPrev);
+        finishStep(l, spec.numGradCopies, spec.gradCopies);
     }
   }
 

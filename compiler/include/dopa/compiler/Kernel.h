@@ -85,6 +85,11 @@ struct Kernel {
   std::vector<int64_t> offset; // per node: offset in its home block (state, saved, scratch)
   std::vector<Stage> stages;
   int64_t scratchNumel = 0;
+  /// Backward: per state, whether its gradient may be written over dLoss/d state' in place (the
+  /// C++ target does; GeneratedSpec::inPlaceGrads): a matrix-shaped state whose gradient one loop
+  /// nest stores element by element, after every read of dLoss/d state' in the step. Saves the
+  /// read-for-ownership of the written block and a block of working set per element.
+  std::vector<char> inPlaceGrads;
 };
 
 /// A parameter gradient that is a sum of outer products over steps, dW += sum_t a_t b_t^T: the

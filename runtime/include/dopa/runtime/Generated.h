@@ -31,7 +31,7 @@ namespace dopa {
 /// The version of GeneratedSpec's layout and of the step functions' calling convention (StepArgs):
 /// a library compiled on demand (jit::NetworkCache) is refused when it was built for another.
 /// Bump it whenever either changes.
-constexpr int kGeneratedAbi = 7;
+constexpr int kGeneratedAbi = 8;
 
 /// An output the executor computes for the whole batch instead of the step kernels (dopac's
 /// batched readouts, compiler/lib/Readouts.cpp): Y[b] = W X[b] (+ bias) with W [rows, cols] in
@@ -93,6 +93,15 @@ struct GeneratedSpec {
   // stores it in bfloat16 (dopac --trace-precision=bf16; Bf16.h: the first half of its slot holds
   // the 16-bit values). Null: every state in T. The double build stores every state in double.
   const bool *bf16States = nullptr;
+  // The backward step writes the traces' gradients over dLoss/d state' in the gradNext block, in
+  // place (kern::Kernel::inPlaceGrads: one loop nest reads and writes them element by element), and
+  // the other states' into gradPrev; the executor then copies those slots, numGradCopies pairs
+  // [offset, numel] in gradCopies, from gradPrev to gradNext instead of swapping the blocks.
+  // numGradCopies < 0: nothing in place (swap). The same for the prologue's backward.
+  int numGradCopies = -1;
+  const int64_t *gradCopies = nullptr;
+  int numPrologueGradCopies = -1;
+  const int64_t *prologueGradCopies = nullptr;
 };
 
 /// How GeneratedExecutor orders a step's work over the batch.
@@ -285,7 +294,8 @@ inline uint64_t layoutSignature() {
         uint64_t(offsetof(GeneratedSpec, deferred)), uint64_t(offsetof(GeneratedSpec, readouts)),
         uint64_t(offsetof(GeneratedSpec, backwardProducts)),
         uint64_t(offsetof(GeneratedSpec, prologueDeferred)),
-        uint64_t(offsetof(GeneratedSpec, bf16States)), uint64_t(sizeof(BatchedProduct)),
+        uint64_t(offsetof(GeneratedSpec, bf16States)),
+        uint64_t(offsetof(GeneratedSpec, prologueGradCopies)), uint64_t(sizeof(BatchedProduct)),
         uint64_t(sizeof(BatchedReadout)), uint64_t(sizeof(NetworkInfo)),
         uint64_t(sizeof(TensorInfo)), uint64_t(sizeof(InitSpec)), uint64_t(sizeof(StepArgs<float>)),
         uint64_t(offsetof(StepArgs<float>, gradInputs)), uint64_t(sizeof(DeferredOuter)),

@@ -21,7 +21,8 @@ template <class T> struct StepArgs {
   T *saved = nullptr;                    // forward writes, backward reads
   T *scratch = nullptr;                  // per thread, 64-byte aligned
   const T *const *gradOutputs = nullptr; // backward: per output (never null)
-  const T *gradNext = nullptr;           // backward: dLoss/d next state block
+  T *gradNext = nullptr;                 // backward: dLoss/d next state block (the traces'
+                                         // gradients are written over it: inPlaceGrads)
   T *gradPrev = nullptr;                 // backward: dLoss/d state block (written)
   T *grads = nullptr;                    // backward: parameter gradients (accumulated)
   T *record = nullptr;                   // backward: factors of deferred outer products

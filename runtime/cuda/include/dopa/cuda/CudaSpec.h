@@ -36,7 +36,7 @@ template <class T> struct BatchArgs {
   int64_t outputNumel[kMaxIO] = {};
   const T *state = nullptr;
   T *next = nullptr;
-  const T *gradNext = nullptr;
+  T *gradNext = nullptr; // (StepArgs::gradNext is writable: the C++ target updates in place)
   T *gradPrev = nullptr;
   int64_t stateStride = 0;
   T *saved = nullptr;
