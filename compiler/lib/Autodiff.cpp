@@ -90,25 +90,8 @@ int Differentiator::ref(int fwdNode) {
   auto it = refs.find(fwdNode);
   if (it != refs.end())
     return it->second;
-  const Node &f = fwd.node(fwdNode);
-  Node n{f.op};
-  n.loc = f.loc;
-  n.name = f.name;
-  switch (f.op) {
-  case Op::Const:
-    n.value = f.value;
-    n.shape = f.shape;
-    break;
-  case Op::Param:
-  case Op::Input: n.index = f.index; break;
-  default:
-    // States at the start of the step and intermediate values come from the forward pass.
-    n.op = Op::FwdValue;
-    n.index = fwdNode;
-    n.shape = f.shape;
-    n.batched = f.batched;
-    break;
-  }
+  // States at the start of the step and intermediate values come from the forward pass.
+  Node n = forwardReference(fwd, fwdNode);
   int id = make(std::move(n));
   refs[fwdNode] = id;
   return id;

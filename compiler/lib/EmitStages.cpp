@@ -60,6 +60,11 @@ void NetworkEmitter::emitNestItem(const Item &it, NestParts &parts) {
   }
   case Item::Store: {
     const Node &n = g().node(it.node);
+    // A state passed through unchanged (s' = s: the prologue's traces) whose gradient is written
+    // in place: d s is d s' already.
+    if (it.target == Buf::GradPrev && isInPlaceGrad(it.targetIndex) && n.op == Op::GradState &&
+        n.index == it.targetIndex)
+      break;
     std::string v = val(it.node);
     body << storeTo(targetBuffer(it.target, it.targetIndex, true),
                     isTrace(it.target, it.targetIndex), indexExpr(broadcastStrides(n.shape, space)),

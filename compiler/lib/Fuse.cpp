@@ -401,9 +401,6 @@ void assignScratch(Kernel &k) {
     }
 }
 
-} // namespace
-
-namespace {
 /// Kernel::inPlaceGrads of a built backward kernel. The emitters compute an inlined value once
 /// per loop body and keep it (NetworkEmitter::locals), and load a stored value at each use; so
 /// after the store of d s, a later item of its nest may use values computed from d s' before the

@@ -282,20 +282,43 @@ Graph ir::withoutDeadNodes(const Graph &g) {
       o = remap[size_t(o)];
     remap[i] = out.add(std::move(n));
   }
-  for (int &u : out.stateUpdates)
-    u = remap[size_t(u)];
-  for (Output &o : out.outputs)
-    o.node = remap[size_t(o.node)];
-  for (int &grad : out.stateGrads)
-    grad = grad < 0 ? grad : remap[size_t(grad)];
-  for (ParamGrad &grad : out.paramGrads) {
-    grad.node = remap[size_t(grad.node)];
-    if (grad.rowIndex >= 0)
-      grad.rowIndex = remap[size_t(grad.rowIndex)];
-  }
-  for (int &grad : out.inputGrads)
-    grad = grad < 0 ? grad : remap[size_t(grad)];
+  remapRoots(out, remap);
   return out;
+}
+
+void ir::remapRoots(Graph &g, const std::vector<int> &remap) {
+  auto to = [&](int id) { return id < 0 ? id : remap[size_t(id)]; };
+  for (int &u : g.stateUpdates)
+    u = to(u);
+  for (Output &o : g.outputs)
+    o.node = to(o.node);
+  for (int &grad : g.stateGrads)
+    grad = to(grad);
+  for (ParamGrad &grad : g.paramGrads) {
+    grad.node = to(grad.node);
+    grad.rowIndex = to(grad.rowIndex);
+  }
+  for (int &grad : g.inputGrads)
+    grad = to(grad);
+}
+
+Node ir::forwardReference(const Graph &forward, int id) {
+  const Node &f = forward.node(id);
+  Node n{f.op};
+  n.loc = f.loc;
+  n.name = f.name;
+  n.shape = f.shape;
+  switch (f.op) {
+  case Op::Const: n.value = f.value; break;
+  case Op::Param:
+  case Op::Input: n.index = f.index; break;
+  default:
+    n.op = Op::FwdValue;
+    n.index = id;
+    n.batched = f.batched;
+    break;
+  }
+  return n;
 }
 
 const Readout *ir::readoutOf(const Graph &g, size_t k) {

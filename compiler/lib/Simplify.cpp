@@ -56,7 +56,7 @@ public:
 private:
   /// Append `n` to the output graph, or return the node already there that computes the same.
   int emit(Node n);
-  int emit(Op op, std::vector<int> operands, llvm::SMLoc loc, const Shape *shape = nullptr);
+  int emit(Op op, std::vector<int> operands, llvm::SMLoc loc);
   /// The backward graph's view of forward node `id` (as Differentiator::ref reads it).
   int forwardRef(int id);
   /// `n` (operands already in the output graph), rewritten; returns its node in the output graph.
@@ -100,40 +100,14 @@ int Simplifier::emit(Node n) {
   return id;
 }
 
-int Simplifier::emit(Op op, std::vector<int> operands, llvm::SMLoc loc, const Shape *shape) {
+int Simplifier::emit(Op op, std::vector<int> operands, llvm::SMLoc loc) {
   Node n{op};
   n.operands = std::move(operands);
   n.loc = loc;
-  if (shape)
-    n.shape = *shape;
   return emit(std::move(n));
 }
 
-int Simplifier::forwardRef(int id) {
-  const Node &f = fwd.node(id);
-  Node n{f.op};
-  n.loc = f.loc;
-  n.name = f.name;
-  switch (f.op) {
-  case Op::Const:
-    n.value = f.value;
-    n.shape = f.shape;
-    break;
-  case Op::Param:
-  case Op::Input:
-    n.index = f.index;
-    n.shape = f.shape;
-    n.batched = f.batched;
-    break;
-  default:
-    n.op = Op::FwdValue;
-    n.index = id;
-    n.shape = f.shape;
-    n.batched = f.batched;
-    break;
-  }
-  return emit(std::move(n));
-}
+int Simplifier::forwardRef(int id) { return emit(forwardReference(fwd, id)); }
 
 bool Simplifier::outerOperands(int id, int &a, int &b) {
   const Node &n = at(id);
@@ -211,15 +185,7 @@ Graph Simplifier::run() {
       o = remap[size_t(o)];
     remap[i] = rewrite(std::move(n));
   }
-  for (int &g : out.stateGrads)
-    g = g < 0 ? g : remap[size_t(g)];
-  for (ParamGrad &g : out.paramGrads) {
-    g.node = remap[size_t(g.node)];
-    if (g.rowIndex >= 0)
-      g.rowIndex = remap[size_t(g.rowIndex)];
-  }
-  for (int &g : out.inputGrads)
-    g = g < 0 ? g : remap[size_t(g)];
+  remapRoots(out, remap);
   return withoutDeadNodes(out);
 }
 

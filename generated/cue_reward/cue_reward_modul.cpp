@@ -692,7 +692,6 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
   const T *__restrict pw = a.state + kStatePw;                        // [200, 200]
   T *__restrict d_pw = a.gradNext + kStatePw;                         // [200, 200] d pw'
   const T *__restrict h = a.state + kStateH;                          // [200]
-  T *__restrict d_et = a.gradNext + kStateEt;                         // [200, 200] d et'
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [200, 200]
   for (int e = 0; e < 200; ++e)
     t13[e] = T(0);
@@ -708,7 +707,6 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
 #line 8 "examples/cue_reward/modul.dopa"
       const T v18 = d_pw[i * 200 + j] + v17;
       d_pw[i * 200 + j] = v18;
-      d_et[i * 200 + j] = d_et[i * 200 + j];
 #line 17 "examples/cue_reward/modul.dopa"
       const T v15 = v12 * pw[i * 200 + j];
       d_alpha[i * 200 + j] += v15;
@@ -724,13 +722,12 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
 #line 8 "examples/cue_reward/modul.dopa"
       const T v18 = d_pw[i * 200 + j] + v17;
       d_pw[i * 200 + j] = v18;
-      d_et[i * 200 + j] = d_et[i * 200 + j];
 #line 17 "examples/cue_reward/modul.dopa"
       const T v15 = v12 * pw[i * 200 + j];
       d_alpha[i * 200 + j] += v15;
     }
   }
-#line 734 "cue_reward_modul.cpp"
+#line 731 "cue_reward_modul.cpp"
 }
 
 // state  h  : [H] = 0
@@ -763,7 +760,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 767 "cue_reward_modul.cpp"
+#line 764 "cue_reward_modul.cpp"
 }
 
 // prologue_backward stage 2:

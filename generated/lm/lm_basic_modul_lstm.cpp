@@ -2002,10 +2002,8 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
   const T *__restrict l1_pw = a.state + kStateL1Pw;                   // [200, 200]
   T *__restrict d_l1_pw = a.gradNext + kStateL1Pw;                    // [200, 200] d l1.pw'
   const T *__restrict l1_h = a.state + kStateL1H;                     // [200]
-  T *__restrict d_l1_et = a.gradNext + kStateL1Et;                    // [200, 200] d l1.et'
   T *__restrict d_l2_pw = a.gradNext + kStateL2Pw;                    // [200, 200] d l2.pw'
   const T *__restrict l2_h = a.state + kStateL2H;                     // [200]
-  T *__restrict d_l2_et = a.gradNext + kStateL2Et;                    // [200, 200] d l2.et'
   T *__restrict d_l1_alpha = a.grads + kParamL1Alpha;                 // [200, 200]
   T *__restrict d_l2_alpha = a.grads + kParamL2Alpha;                 // [200, 200]
   for (int e = 0; e < 200; ++e)
@@ -2027,14 +2025,12 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
 #line 126 "examples/lm/basic_modul_lstm.dopa"
       const T v41 = d_l1_pw[i * 200 + j] + v40;
       d_l1_pw[i * 200 + j] = v41;
-      d_l1_et[i * 200 + j] = d_l1_et[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v28 = d_carried_1_next[i] * l2_h[j];
       const T v33 = v28 * l2_alpha[i * 200 + j];
 #line 126 "examples/lm/basic_modul_lstm.dopa"
       const T v34 = d_l2_pw[i * 200 + j] + v33;
       d_l2_pw[i * 200 + j] = v34;
-      d_l2_et[i * 200 + j] = d_l2_et[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v38 = v35 * l1_pw[i * 200 + j];
       d_l1_alpha[i * 200 + j] += v38;
@@ -2055,14 +2051,12 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
 #line 126 "examples/lm/basic_modul_lstm.dopa"
       const T v41 = d_l1_pw[i * 200 + j] + v40;
       d_l1_pw[i * 200 + j] = v41;
-      d_l1_et[i * 200 + j] = d_l1_et[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v28 = d_carried_1_next[i] * l2_h[j];
       const T v33 = v28 * l2_alpha[i * 200 + j];
 #line 126 "examples/lm/basic_modul_lstm.dopa"
       const T v34 = d_l2_pw[i * 200 + j] + v33;
       d_l2_pw[i * 200 + j] = v34;
-      d_l2_et[i * 200 + j] = d_l2_et[i * 200 + j];
 #line 145 "examples/lm/basic_modul_lstm.dopa"
       const T v38 = v35 * l1_pw[i * 200 + j];
       d_l1_alpha[i * 200 + j] += v38;
@@ -2070,7 +2064,7 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
       d_l2_alpha[i * 200 + j] += v31;
     }
   }
-#line 2074 "lm_basic_modul_lstm.cpp"
+#line 2068 "lm_basic_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -2131,7 +2125,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 2135 "lm_basic_modul_lstm.cpp"
+#line 2129 "lm_basic_modul_lstm.cpp"
 }
 
 // prologue_backward stage 2:

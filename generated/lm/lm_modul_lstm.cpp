@@ -3158,7 +3158,6 @@ template <class T> static void prologue_backward_d_l3_pw_l3_et(const dopa::StepA
   const T *__restrict l3_h = a.state + kStateL3H;                     // [400]
   T *__restrict t46 = a.scratch + 400;                                // [400, 1]
   T *__restrict d_l3_pw = a.gradNext + kStateL3Pw;                    // [400, 400] d l3.pw'
-  T *__restrict d_l3_et = a.gradNext + kStateL3Et;                    // [400, 400] d l3.et'
   for (int e = 0; e < 400; ++e)
     t43[e] = T(0);
   for (int e = 0; e < 400; ++e)
@@ -3180,11 +3179,10 @@ template <class T> static void prologue_backward_d_l3_pw_l3_et(const dopa::StepA
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v49 = d_l3_pw[i * 400 + j] + v48;
       d_l3_pw[i * 400 + j] = v49;
-      d_l3_et[i * 400 + j] = d_l3_et[i * 400 + j];
     }
     t46[i] += acc46;
   }
-#line 3188 "lm_modul_lstm.cpp"
+#line 3186 "lm_modul_lstm.cpp"
 }
 
 // state  pw : [H, H] = 0
@@ -3217,9 +3215,7 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
   const T *__restrict l1_h = a.state + kStateL1H;                     // [1149]
   T *__restrict t62 = a.scratch + 4256;                               // [1149, 1]
   T *__restrict d_l1_pw = a.gradNext + kStateL1Pw;                    // [1149, 1149] d l1.pw'
-  T *__restrict d_l1_et = a.gradNext + kStateL1Et;                    // [1149, 1149] d l1.et'
   T *__restrict d_l2_pw = a.gradNext + kStateL2Pw;                    // [1149, 1149] d l2.pw'
-  T *__restrict d_l2_et = a.gradNext + kStateL2Et;                    // [1149, 1149] d l2.et'
   for (int e = 0; e < 1149; ++e)
     t51[e] = T(0);
   for (int e = 0; e < 1149; ++e)
@@ -3254,13 +3250,11 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v65 = d_l1_pw[i * 1149 + j] + v64;
       d_l1_pw[i * 1149 + j] = v65;
-      d_l1_et[i * 1149 + j] = d_l1_et[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v56 = v50 * l2_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v57 = d_l2_pw[i * 1149 + j] + v56;
       d_l2_pw[i * 1149 + j] = v57;
-      d_l2_et[i * 1149 + j] = d_l2_et[i * 1149 + j];
     }
 #pragma omp simd reduction(+ : acc54, acc62)
     for (int j = 1136; j < 1149; ++j) {
@@ -3285,18 +3279,16 @@ static void prologue_backward_d_l1_pw_l1_et_l2_pw_l2_et(const dopa::StepArgs<T> 
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v65 = d_l1_pw[i * 1149 + j] + v64;
       d_l1_pw[i * 1149 + j] = v65;
-      d_l1_et[i * 1149 + j] = d_l1_et[i * 1149 + j];
 #line 120 "examples/lm/modul_lstm.dopa"
       const T v56 = v50 * l2_alpha[i];
 #line 102 "examples/lm/modul_lstm.dopa"
       const T v57 = d_l2_pw[i * 1149 + j] + v56;
       d_l2_pw[i * 1149 + j] = v57;
-      d_l2_et[i * 1149 + j] = d_l2_et[i * 1149 + j];
     }
     t54[i] += acc54;
     t62[i] += acc62;
   }
-#line 3300 "lm_modul_lstm.cpp"
+#line 3292 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3357,7 +3349,7 @@ template <class T> static void prologue_backward_d_l1_h_l1_c_l2_h_l2_c(const dop
     record2[j] = d_carried_1_next[j];
     record3[j] = l2_h[j];
   }
-#line 3361 "lm_modul_lstm.cpp"
+#line 3353 "lm_modul_lstm.cpp"
 }
 
 // state  h : [H] = 0
@@ -3386,7 +3378,7 @@ template <class T> static void prologue_backward_d_l3_h_l3_c(const dopa::StepArg
     record4[j] = d_carried_2_next[j];
     record5[j] = l3_h[j];
   }
-#line 3390 "lm_modul_lstm.cpp"
+#line 3382 "lm_modul_lstm.cpp"
 }
 
 // prologue_backward stage 4:
@@ -3429,7 +3421,7 @@ static void prologue_backward_grad_l1_alpha_l2_alpha(const dopa::StepArgs<T> &a)
     d_l1_alpha[i] += t62[i];
     d_l2_alpha[i] += t54[i];
   }
-#line 3433 "lm_modul_lstm.cpp"
+#line 3425 "lm_modul_lstm.cpp"
 }
 
 // param  alpha : [H, 1] ~ uniform(0, 0.0001)
@@ -3443,7 +3435,7 @@ template <class T> static void prologue_backward_grad_l3_alpha(const dopa::StepA
 #line 112 "examples/lm/modul_lstm.dopa"
     d_l3_alpha[i] += t46[i];
   }
-#line 3447 "lm_modul_lstm.cpp"
+#line 3439 "lm_modul_lstm.cpp"
 }
 
 /// One prologue_backward step of ModulLSTMLM for one batch element.

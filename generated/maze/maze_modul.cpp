@@ -692,7 +692,6 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
   const T *__restrict pw = a.state + kStatePw;                        // [100, 100]
   T *__restrict d_pw = a.gradNext + kStatePw;                         // [100, 100] d pw'
   const T *__restrict h = a.state + kStateH;                          // [100]
-  T *__restrict d_et = a.gradNext + kStateEt;                         // [100, 100] d et'
   T *__restrict d_alpha = a.grads + kParamAlpha;                      // [100, 100]
   for (int e = 0; e < 100; ++e)
     t13[e] = T(0);
@@ -708,7 +707,6 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
 #line 8 "examples/maze/modul.dopa"
       const T v18 = d_pw[i * 100 + j] + v17;
       d_pw[i * 100 + j] = v18;
-      d_et[i * 100 + j] = d_et[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
       const T v15 = v12 * pw[i * 100 + j];
       d_alpha[i * 100 + j] += v15;
@@ -724,13 +722,12 @@ template <class T> static void prologue_backward_d_pw_et_grad_alpha(const dopa::
 #line 8 "examples/maze/modul.dopa"
       const T v18 = d_pw[i * 100 + j] + v17;
       d_pw[i * 100 + j] = v18;
-      d_et[i * 100 + j] = d_et[i * 100 + j];
 #line 17 "examples/maze/modul.dopa"
       const T v15 = v12 * pw[i * 100 + j];
       d_alpha[i * 100 + j] += v15;
     }
   }
-#line 734 "maze_modul.cpp"
+#line 731 "maze_modul.cpp"
 }
 
 // state  h  : [H] = 0
@@ -763,7 +760,7 @@ template <class T> static void prologue_backward_d_h(const dopa::StepArgs<T> &a)
     record0[j] = d_carried_0_next[j];
     record1[j] = h[j];
   }
-#line 767 "maze_modul.cpp"
+#line 764 "maze_modul.cpp"
 }
 
 // prologue_backward stage 2:

@@ -166,9 +166,9 @@ private:
     T *a0 = nullptr, *a1 = nullptr; // keepInnerCheckpoints' state pair
   };
 
-  /// After a backward step: dLoss/d the states at its start into l.gNext. A step that wrote the
-  /// traces' gradients over dLoss/d state' (GeneratedSpec::gradCopies) left the others in l.gPrev:
-  /// they are copied over (vectors; the traces' gradients stay put). Otherwise the blocks swap.
+  /// After a backward step: dLoss/d the states at its start into l.gNext. A step that wrote some
+  /// states' gradients over dLoss/d state' (the traces', in place) left the others in l.gPrev:
+  /// their slots (GeneratedSpec::gradCopies) are copied over. Otherwise the blocks swap.
   void finishStep(Lane &l, int numCopies, const int64_t *copies) {
     if (numCopies < 0) {
       std::swap(l.gNext, l.gPrev);

@@ -176,6 +176,15 @@ int append(Graph &graph, Node proto);
 /// their order (passes that replace nodes use it to drop what they left behind).
 Graph withoutDeadNodes(const Graph &graph);
 
+/// Point a graph's roots (state updates and outputs; state, parameter and input gradients, row
+/// indices included) at their nodes' new ids; `remap` maps old ids to new ones.
+void remapRoots(Graph &graph, const std::vector<int> &remap);
+
+/// How a graph built from forward graph `forward` (its backward) reads forward node `id`:
+/// constants, parameters and inputs as themselves, every other value (a state at the start of
+/// the step, an intermediate value) as a FwdValue node. Returns the node, to be appended.
+Node forwardReference(const Graph &forward, int id);
+
 /// Check the invariants of a graph; report violations (as text) to `os`. True when it is valid.
 bool verify(const Graph &graph, llvm::raw_ostream &os);
 

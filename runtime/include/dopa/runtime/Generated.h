@@ -93,10 +93,11 @@ struct GeneratedSpec {
   // stores it in bfloat16 (dopac --trace-precision=bf16; Bf16.h: the first half of its slot holds
   // the 16-bit values). Null: every state in T. The double build stores every state in double.
   const bool *bf16States = nullptr;
-  // The backward step writes the traces' gradients over dLoss/d state' in the gradNext block, in
-  // place (kern::Kernel::inPlaceGrads: one loop nest reads and writes them element by element), and
-  // the other states' into gradPrev; the executor then copies those slots, numGradCopies pairs
-  // [offset, numel] in gradCopies, from gradPrev to gradNext instead of swapping the blocks.
+  // The backward step writes some states' gradients over dLoss/d state' in the gradNext block, in
+  // place (kern::Kernel::inPlaceGrads: the traces', which one loop nest reads and writes element by
+  // element), and every other state's into gradPrev; the executor then copies those slots,
+  // numGradCopies pairs [offset, numel] in gradCopies, from gradPrev to gradNext instead of
+  // swapping the blocks.
   // numGradCopies < 0: nothing in place (swap). The same for the prologue's backward.
   int numGradCopies = -1;
   const int64_t *gradCopies = nullptr;
