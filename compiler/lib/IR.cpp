@@ -235,7 +235,7 @@ std::string ir::inferShape(const Graph &g, const Node &n, Shape &want) {
   return "unknown op";
 }
 
-int ir::append(Graph &g, Node proto) {
+void ir::deriveNode(const Graph &g, Node &proto) {
   for (int o : proto.operands)
     proto.batched |= g.node(o).batched;
   if (isBatchedLeaf(proto.op))
@@ -247,6 +247,10 @@ int ir::append(Graph &g, Node proto) {
     std::abort();
   }
   proto.shape = std::move(shape);
+}
+
+int ir::append(Graph &g, Node proto) {
+  deriveNode(g, proto);
   return g.add(std::move(proto));
 }
 

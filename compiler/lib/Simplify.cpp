@@ -21,9 +21,6 @@
 //===----------------------------------------------------------------------===//
 #include "dopa/compiler/Passes.h"
 
-#include "llvm/Support/raw_ostream.h"
-
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <tuple>
@@ -77,17 +74,7 @@ private:
 
 int Simplifier::emit(Node n) {
   // As ir::append derives them, so that a node and its rewritten twin get one key.
-  for (int o : n.operands)
-    n.batched |= at(o).batched;
-  if (isBatchedLeaf(n.op))
-    n.batched = true;
-  Shape shape;
-  std::string err = inferShape(out, n, shape);
-  if (!err.empty()) {
-    llvm::errs() << "internal error: simplify: building " << opName(n.op) << ": " << err << "\n";
-    std::abort();
-  }
-  n.shape = std::move(shape);
+  deriveNode(out, n);
   uint64_t bits = 0;
   static_assert(sizeof(bits) == sizeof(n.value));
   std::memcpy(&bits, &n.value, sizeof(bits));

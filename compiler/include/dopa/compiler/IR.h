@@ -167,6 +167,10 @@ struct Graph {
 /// Returns an error message, empty when the node is consistent.
 std::string inferShape(const Graph &graph, const Node &n, Shape &shape);
 
+/// Give `proto` the shape and batched flag its operands in `graph` imply (as append does, without
+/// appending). The caller guarantees validity; a violation is an internal error.
+void deriveNode(const Graph &graph, Node &proto);
+
 /// Append `proto` to the graph with its shape and batched flag derived from its operands. The
 /// caller guarantees validity (Sema checked the spec); a violation is an internal error.
 int append(Graph &graph, Node proto);
