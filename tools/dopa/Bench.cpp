@@ -7,8 +7,9 @@
 // forward steps on fixed random inputs, backpropagation through the whole episode of the loss Σ_t
 // <dY_t, Y_t> for fixed random dY, global gradient-norm clipping at 2.0 and an Adam step. Prints
 // one line and writes JSON: per-iteration seconds after `warmup` unmeasured ones (median, min,
-// max), peak RSS, FLOPs per iteration (the compiler's count of the forward and backward graphs) and
-// GFLOP/s, and for the generated engine the checkpoint plan and its predicted bytes.
+// max, and the medians of its phases: forward, backward, clipping with the update), peak RSS,
+// FLOPs per iteration (the compiler's count of the forward and backward graphs) and GFLOP/s, and
+// for the generated engine the checkpoint plan and its predicted bytes.
 //
 //===----------------------------------------------------------------------===//
 #include "Commands.h"
@@ -187,25 +188,31 @@ static int benchOne(const BenchOptions &opt) {
               " T=" + std::to_string(opt.steps) + ", " + std::to_string(omp_get_max_threads()) +
               " threads, " + std::to_string(opt.warmup) + "+" + std::to_string(opt.iters) +
               " iterations\n");
-  std::vector<double> times;
+  std::vector<double> times, fwdTimes, bwdTimes, updTimes; // the iteration and its three phases
   bool tty = isatty(2);
   for (int it = 0; it < opt.warmup + opt.iters; ++it) {
     double t0 = now();
     net->zeroGrads();
     net->beginEpisode(opt.batch);
     net->forward(opt.steps, work.inputs.data(), work.outputs.data());
+    double t1 = now();
     net->backward(work.outputGrads.data());
+    double t2 = now();
     double norm = clipGradNorm(net->grads(), info.numParams, 2.0);
     adam.step(net->params(), net->grads());
-    double dt = now() - t0;
+    double t3 = now(), dt = t3 - t0;
     if (!std::isfinite(norm)) {
       // nan, INF or -INF: the spelling this message has always had
       const char *spelling = std::isnan(norm) ? "nan" : norm < 0 ? "-INF" : "INF";
       printError("dopa bench", std::string("the gradient norm is ") + spelling);
       return 1;
     }
-    if (it >= opt.warmup)
+    if (it >= opt.warmup) {
       times.push_back(dt);
+      fwdTimes.push_back(t1 - t0); // with zeroGrads and beginEpisode
+      bwdTimes.push_back(t2 - t1);
+      updTimes.push_back(t3 - t2);
+    }
     if (tty)
       printStderr(format("\r  iteration %d/%d: %.4f s", it + 1, opt.warmup + opt.iters, dt));
   }
@@ -227,6 +234,10 @@ static int benchOne(const BenchOptions &opt) {
             {"warmup", opt.warmup},
             {"times_s", times},
             {"median_s", med},
+            {"phases_median_s",
+             {{"forward", median(fwdTimes)},
+              {"backward", median(bwdTimes)},
+              {"update", median(updTimes)}}},
             {"min_s", lo},
             {"max_s", hi},
             {"peak_rss_bytes", rss},
@@ -242,10 +253,11 @@ static int benchOne(const BenchOptions &opt) {
                  {"measured_peak_held_bytes", gen->executor().lastPeakBytes()}};
   }
   printStdout(format("%s %s B=%d T=%d: median %.4f s (min %.4f, max %.4f), peak RSS %.1f MB, "
-                     "%.2f GFLOP/s\n",
+                     "%.2f GFLOP/s; forward %.4f, backward %.4f, update %.4f s\n",
                      opt.example.c_str(), (opt.engine + (opt.traceBf16 ? " bf16" : "")).c_str(),
                      opt.batch, opt.steps, med, lo, hi, double(rss) / 1e6,
-                     flopsPerIter / med * 1e-9));
+                     flopsPerIter / med * 1e-9, median(fwdTimes), median(bwdTimes),
+                     median(updTimes)));
   writeJson(opt.jsonPath, j);
   return 0;
 }
