@@ -12,7 +12,9 @@
 
 #include "GeneratedDetail.h"
 #include "LaneBackward.h"
+#include "Readouts.h"
 #include "dopa/runtime/Bf16.h"
+#include "dopa/runtime/SmallGemm.h"
 
 #include <algorithm>
 #include <climits>
@@ -213,7 +215,31 @@ template <class T> struct GeneratedExecutor<T>::Impl {
   /// elements (its operands in the elements' rows of productX and productY), any other stage
   /// element after element (a backward stage accumulates into the calling thread's gradients).
   void runStages(bool backward, const StepArgs<T> *args, int n, int first);
-  void batchedProduct(const BatchedProduct &p, const StepArgs<T> *args, int n, int first);
+  void batchedProduct(const BatchedProduct &p, const T *packed, const StepArgs<T> *args, int n,
+                      int first);
+  /// smallGemm's M for each forward and backward batched product: W^T, laid out once per
+  /// recording (the parameters do not change within one), for a product Y = X W^T; W itself (an
+  /// empty buffer) for Y = X W; none (an empty buffer) for shapes Eigen's GEMM runs.
+  std::vector<AlignedBuf<T>> packedFwd, packedBwd;
+  void packProducts(bool backward, const T *params) {
+    const BatchedProduct *products = backward ? spec.backwardProducts : spec.forwardProducts;
+    std::vector<AlignedBuf<T>> &packed = backward ? packedBwd : packedFwd;
+    packed.resize(size_t(backward ? spec.numBackwardProducts : spec.numForwardProducts));
+    for (size_t i = 0; i < packed.size(); ++i) {
+      const BatchedProduct &p = products[i];
+      if (p.transposed || !fitsSmallGemm<T>(p.cols, p.rows)) {
+        packed[i].resize(0);
+        continue;
+      }
+      // W is rows x cols; M = W^T is cols x rows.
+      packed[i].resize(size_t(p.rows * p.cols));
+      const T *w = params + p.weightOffset;
+      T *m = packed[i].data();
+      for (int64_t r = 0; r < p.rows; ++r)
+        for (int64_t c = 0; c < p.cols; ++c)
+          m[c * p.rows + r] = w[r * p.cols + c];
+    }
+  }
 
   /// Stage-major on several threads: the batch in `groups` = min(threads, batch) contiguous
   /// groups, fixed at beginEpisode (the forward and its replays group alike), each run by one
@@ -391,62 +417,6 @@ template <class T> void GeneratedExecutor<T>::truncate() {
   std::copy(m.cur.data(), m.cur.data() + B * m.S, m.checkpoints[0].data());
 }
 
-namespace {
-
-/// Rows of a batched readout's weight one thread takes at a time: the chunks are fixed, so the
-/// results do not depend on the number of threads.
-constexpr int64_t kReadoutChunk = 256;
-
-/// A batched readout's forward for one step: Y[batch, rows] = X[batch, cols] W^T (+ bias), the
-/// rows of W in chunks over the threads (W is read once per step for the whole batch).
-template <class T>
-void readoutForward(const BatchedReadout &r, const T *params, const T *x, T *y, int batch) {
-  int64_t chunks = ceilDiv(r.rows, kReadoutChunk);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) {
-    int64_t r0 = c * kReadoutChunk, n = std::min(kReadoutChunk, r.rows - r0);
-    ConstMatMap<T> W(params + r.weightOffset + r0 * r.cols, n, r.cols);
-    ConstMatMap<T> X(x, batch, r.cols);
-    StridedMatMap<T> Y(y + r0, batch, n, Eigen::OuterStride<>(r.rows));
-    Y.noalias() = X * W.transpose();
-    if (r.biasOffset >= 0)
-      Y.rowwise() +=
-          Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(params + r.biasOffset + r0, n);
-  }
-}
-
-/// A batched readout's backward over all recorded steps at once (n = steps * batch rows):
-/// dX = dY W, dW += dY^T X and db += the column sums of dY, as GEMMs with the steps stacked (the
-/// inner dimension of dW's product is n, not the batch). Rows of dX and rows of W are split in
-/// fixed chunks over the threads (results independent of their number).
-template <class T>
-void readoutBackward(const BatchedReadout &r, const T *params, T *grads, const T *x, const T *dy,
-                     T *dx, int64_t n) {
-  ConstMatMap<T> W(params + r.weightOffset, r.rows, r.cols);
-  constexpr int64_t kRows = 64; // rows of dX per chunk
-  int64_t rowChunks = ceilDiv(n, kRows);
-#pragma omp parallel for schedule(static) if (rowChunks > 1)
-  for (int64_t c = 0; c < rowChunks; ++c) {
-    int64_t i0 = c * kRows, m = std::min(kRows, n - i0);
-    Eigen::Map<RowMajorMat<T>>(dx + i0 * r.cols, m, r.cols).noalias() =
-        ConstMatMap<T>(dy + i0 * r.rows, m, r.rows) * W;
-  }
-  ConstMatMap<T> X(x, n, r.cols);
-  int64_t chunks = ceilDiv(r.rows, kReadoutChunk);
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (int64_t c = 0; c < chunks; ++c) {
-    int64_t r0 = c * kReadoutChunk, m = std::min(kReadoutChunk, r.rows - r0);
-    ConstStridedMatMap<T> dY(dy + r0, n, m, Eigen::OuterStride<>(r.rows));
-    Eigen::Map<RowMajorMat<T>>(grads + r.weightOffset + r0 * r.cols, m, r.cols).noalias() +=
-        dY.transpose() * X;
-    if (r.biasOffset >= 0)
-      Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(grads + r.biasOffset + r0, m) +=
-          dY.colwise().sum();
-  }
-}
-
-} // namespace
-
 /// Where operand block `buf` of a batched product starts in one element's step arguments (the
 /// blocks are checked when the executor is built: the throws below are never reached).
 template <class T> static const T *readBlock(const StepArgs<T> &a, StepBuffer buf, int k) {
@@ -482,10 +452,12 @@ void GeneratedExecutor<T>::Impl::runStages(bool backward, const StepArgs<T> *arg
   const StepFn<T> *stages = backward ? bwdStages : fwdStages;
   const std::vector<int> &product = backward ? bwdProduct : fwdProduct;
   const BatchedProduct *products = backward ? spec.backwardProducts : spec.forwardProducts;
+  const std::vector<AlignedBuf<T>> &packed = backward ? packedBwd : packedFwd;
   T *grads = backward ? thread().grads.data() : nullptr;
   for (size_t s = 0; s < product.size(); ++s) {
     if (product[s] >= 0) {
-      batchedProduct(products[product[s]], args, n, first);
+      const auto i = size_t(product[s]);
+      batchedProduct(products[i], packed[i].size() ? packed[i].data() : nullptr, args, n, first);
       continue;
     }
     StepFn<T> fn = stages[s];
@@ -500,10 +472,11 @@ void GeneratedExecutor<T>::Impl::runStages(bool backward, const StepArgs<T> *arg
 
 /// y_b = W x_b (or x_b W) for the n elements b: the x_b gathered into the rows of X (the
 /// elements' own rows of productX), Y = X W^T (or X W) on the calling thread, the rows of Y
-/// scattered into the y_b.
+/// scattered into the y_b. smallGemm runs the product where it fits (M: `packed`, W^T, or W in
+/// place), Eigen's GEMM the others.
 template <class T>
-void GeneratedExecutor<T>::Impl::batchedProduct(const BatchedProduct &p, const StepArgs<T> *args,
-                                                int n, int first) {
+void GeneratedExecutor<T>::Impl::batchedProduct(const BatchedProduct &p, const T *packed,
+                                                const StepArgs<T> *args, int n, int first) {
   int64_t xn = p.transposed ? p.rows : p.cols, yn = p.transposed ? p.cols : p.rows;
   // productX and productY hold every element's rows (beginEpisode sizes them before any region).
   T *px = productX.data() + first * productXNumel, *py = productY.data() + first * productYNumel;
@@ -511,13 +484,20 @@ void GeneratedExecutor<T>::Impl::batchedProduct(const BatchedProduct &p, const S
     const T *x = readBlock(args[b], p.xBuf, p.xIndex) + p.xOffset;
     std::copy(x, x + xn, px + b * xn);
   }
-  ConstMatMap<T> X(px, n, xn);
-  ConstMatMap<T> W(args[0].params + p.weightOffset, p.rows, p.cols);
-  Eigen::Map<RowMajorMat<T>> Y(py, n, yn);
-  if (p.transposed)
-    Y.noalias() = X * W;
-  else
-    Y.noalias() = X * W.transpose();
+  const T *w = args[0].params + p.weightOffset;
+  if (p.transposed && fitsSmallGemm<T>(xn, yn))
+    smallGemm<T>(n, xn, yn, px, xn, w, yn, py, yn);
+  else if (packed)
+    smallGemm<T>(n, xn, yn, px, xn, packed, yn, py, yn);
+  else {
+    ConstMatMap<T> X(px, n, xn);
+    ConstMatMap<T> W(w, p.rows, p.cols);
+    Eigen::Map<RowMajorMat<T>> Y(py, n, yn);
+    if (p.transposed)
+      Y.noalias() = X * W;
+    else
+      Y.noalias() = X * W.transpose();
+  }
   for (int b = 0; b < n; ++b) {
     T *y = writeBlock(args[b], p.yBuf, p.yIndex) + p.yOffset;
     std::copy(py + b * yn, py + (b + 1) * yn, y);
@@ -613,6 +593,8 @@ void GeneratedExecutor<T>::stepKernels(const T *const *inputs, T *const *outputs
   };
   if (m.stageMajor) {
     m.prepareElements(batch);
+    if (numSteps == 0) // a recording starts: the parameters are fixed until it ends
+      m.packProducts(false, paramBuf.data());
     std::vector<const T *> in(std::max<size_t>(size_t(batch) * nIn, 1));
     std::vector<T *> out(std::max<size_t>(size_t(batch) * nOut, 1));
     const size_t numArgs = size_t(batch);
@@ -768,6 +750,7 @@ void GeneratedExecutor<T>::backward(const T *const *const *outputGrads,
     lanes.prologueBackward(m.checkpoints[0].data());
   };
   if (m.stageMajor) { // per thread, a group of elements at once, each step stage by stage
+    m.packProducts(true, paramBuf.data());
     int groups = m.groups;
     std::vector<Backward> perGroup; // built here: nothing allocates inside the region
     perGroup.reserve(size_t(groups));

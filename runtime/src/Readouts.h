@@ -34,7 +34,8 @@ void readoutForward(const BatchedReadout &r, const T *params, const T *x, T *y, 
       // M = the chunk's W^T (cols x n): 200 KiB for a 256-row chunk of a 200-column decoder.
       thread_local AlignedBuf<T> packed;
       packed.resize(size_t(r.cols * kReadoutChunk));
-      Eigen::Map<RowMajorMat<T>>(packed.data(), r.cols, n) = ConstMatMap<T>(w, n, r.cols).transpose();
+      Eigen::Map<RowMajorMat<T>>(packed.data(), r.cols, n) =
+          ConstMatMap<T>(w, n, r.cols).transpose();
       smallGemm<T>(batch, r.cols, n, x, r.cols, packed.data(), n, y + r0, r.rows);
     } else {
       ConstMatMap<T> W(w, n, r.cols);
@@ -76,6 +77,5 @@ void readoutBackward(const BatchedReadout &r, const T *params, T *grads, const T
           dY.colwise().sum();
   }
 }
-
 
 } // namespace dopa::detail

@@ -75,8 +75,8 @@ inline void tile(int64_t k, const T *x, int64_t ldx, const T *m, int64_t ldm, T 
 /// R rows of Y, every column: whole tiles of C full vectors, then the rest with fewer vectors,
 /// then narrower ones.
 template <class T, int R>
-inline void rowBlock(int64_t k, int64_t n, const T *x, int64_t ldx, const T *m, int64_t ldm,
-                     T *y, int64_t ldy) {
+inline void rowBlock(int64_t k, int64_t n, const T *x, int64_t ldx, const T *m, int64_t ldm, T *y,
+                     int64_t ldy) {
   constexpr int L = kVectorBytes / int(sizeof(T));
   int64_t j = 0;
   for (; j + kVecs * L <= n; j += kVecs * L)
@@ -121,8 +121,8 @@ template <class T> constexpr bool fitsSmallGemm(int64_t k, int64_t n) {
 /// Y = X M, row-major: X is rows x k (row stride ldx), M is k x n (ldm), Y is rows x n (ldy).
 /// Y is overwritten; it must not overlap X or M.
 template <class T>
-void smallGemm(int64_t rows, int64_t k, int64_t n, const T *x, int64_t ldx, const T *m,
-               int64_t ldm, T *y, int64_t ldy) {
+void smallGemm(int64_t rows, int64_t k, int64_t n, const T *x, int64_t ldx, const T *m, int64_t ldm,
+               T *y, int64_t ldy) {
   using namespace small_gemm_detail;
   constexpr int R = kRows;
   int64_t b = 0;
