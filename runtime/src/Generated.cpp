@@ -493,8 +493,14 @@ void GeneratedExecutor<T>::Impl::batchedProduct(const BatchedProduct &p, const T
     ConstMatMap<T> X(px, n, xn);
     ConstMatMap<T> W(w, p.rows, p.cols);
     Eigen::Map<RowMajorMat<T>> Y(py, n, yn);
-    if (p.transposed)
+    // A head of a few outputs (fewer than a vector): dot products, no GEMM blocking.
+    const bool narrow = yn < smallGemmLanes<T>();
+    if (p.transposed && narrow)
+      Y.noalias() = X.lazyProduct(W);
+    else if (p.transposed)
       Y.noalias() = X * W;
+    else if (narrow)
+      Y.noalias() = X.lazyProduct(W.transpose());
     else
       Y.noalias() = X * W.transpose();
   }
