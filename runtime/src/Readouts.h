@@ -4,8 +4,9 @@
 // weight applied to a state after the recurrence, such as a language model's decoder) runs as
 // products over the batch, or over every step of a window at once. The forward's chunks of W's
 // rows go through smallGemm (W^T of the chunk laid out per chunk, an L2-sized copy) where the
-// shape fits, else Eigen's GEMM; the backward's products have the window's rows or the vocabulary
-// as their shared dimension, where Eigen's cache-blocked GEMM is the better kernel. Rows and
+// shape fits, else Eigen's GEMM. In the backward, dX = dY W sums smallGemm's products over chunks
+// of W's rows (its shared dimension, a vocabulary: each chunk's rows of W stay in L2); dW += dY^T X
+// stays with Eigen's GEMM (measured: smallGemm reading dY^T in place was no faster). Rows and
 // columns are split in fixed chunks over the threads, so results do not depend on their number.
 //
 //===----------------------------------------------------------------------===//
@@ -56,11 +57,22 @@ template <class T>
 void readoutBackward(const BatchedReadout &r, const T *params, T *grads, const T *x, const T *dy,
                      T *dx, int64_t n) {
   ConstMatMap<T> W(params + r.weightOffset, r.rows, r.cols);
-  constexpr int64_t kRows = 64; // rows of dX per chunk
+  // Rows of dX per chunk: each chunk streams all of W (a language model's 8 MB decoder) once, so
+  // few and large (a window of batch 20 x 20 steps is two chunks: one per core here).
+  constexpr int64_t kRows = 200;
   int64_t rowChunks = ceilDiv(n, kRows);
 #pragma omp parallel for schedule(static) if (rowChunks > 1)
   for (int64_t c = 0; c < rowChunks; ++c) {
     int64_t i0 = c * kRows, m = std::min(kRows, n - i0);
+    if (fitsSmallGemm<T>(kReadoutChunk, r.cols)) {
+      // The shared dimension (the readout's rows: a vocabulary) in chunks whose rows of W stay
+      // in L2 while the chunk's rows of dY go by, their products summed into dX in order.
+      for (int64_t k0 = 0; k0 < r.rows; k0 += kReadoutChunk)
+        smallGemm<T>(m, std::min(kReadoutChunk, r.rows - k0), r.cols, dy + i0 * r.rows + k0, r.rows,
+                     params + r.weightOffset + k0 * r.cols, r.cols, dx + i0 * r.cols, r.cols,
+                     k0 > 0);
+      continue;
+    }
     Eigen::Map<RowMajorMat<T>>(dx + i0 * r.cols, m, r.cols).noalias() =
         ConstMatMap<T>(dy + i0 * r.rows, m, r.rows) * W;
   }

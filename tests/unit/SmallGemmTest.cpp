@@ -4,8 +4,8 @@
 // loop in long double over every shape class its tiling has: row counts around its row block
 // (1 to 2 blocks and a remainder), column counts around its vector width (less than one vector,
 // whole vectors, whole tiles, each narrower tail width), a shared dimension of 1 and of a few
-// hundred, row strides wider than the rows (the columns past the product stay untouched), in
-// float and in double. Also fitsSmallGemm's two limits.
+// hundred, row strides wider than the rows (the columns past the product stay untouched), Y = X M
+// and Y += X M, in float and in double. Also fitsSmallGemm's two limits.
 //
 //===----------------------------------------------------------------------===//
 #include "dopa/runtime/SmallGemm.h"
@@ -23,7 +23,8 @@ namespace {
 
 /// The largest error of smallGemm on one shape, relative to sum_i |x_i| |m_i| (the scale of a
 /// rounding error of the dot product); -1 when a value outside the product changed.
-template <class T> double productError(int64_t rows, int64_t k, int64_t n, int64_t pad) {
+template <class T>
+double productError(int64_t rows, int64_t k, int64_t n, int64_t pad, bool accumulate) {
   std::mt19937 rng(uint32_t(rows * 7919 + k * 104729 + n * 31 + pad));
   std::uniform_real_distribution<double> dist(-1.0, 1.0);
   const int64_t ldx = k + pad, ldm = n + pad, ldy = n + pad;
@@ -32,7 +33,7 @@ template <class T> double productError(int64_t rows, int64_t k, int64_t n, int64
     v = T(dist(rng));
   for (T &v : m)
     v = T(dist(rng));
-  smallGemm<T>(rows, k, n, x.data(), ldx, m.data(), ldm, y.data(), ldy);
+  smallGemm<T>(rows, k, n, x.data(), ldx, m.data(), ldm, y.data(), ldy, accumulate);
   double worst = 0;
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t j = 0; j < ldy; ++j) {
@@ -42,7 +43,7 @@ template <class T> double productError(int64_t rows, int64_t k, int64_t n, int64
           return -1;
         continue;
       }
-      long double want = 0, scale = 0;
+      long double want = accumulate ? 7 : 0, scale = accumulate ? 7 : 0;
       for (int64_t i = 0; i < k; ++i) {
         long double a = x[size_t(r * ldx + i)], b = m[size_t(i * ldm + j)];
         want += a * b;
@@ -64,21 +65,23 @@ template <class T> void sweep(double tolerance) {
   for (int64_t rows : {1, 2, 3, 4, 5, 6, 9, 11, 15})
     for (int64_t k : {1, 3, 27, 200})
       for (int64_t n : cols)
-        for (int64_t pad : {0, 5}) {
-          double e = productError<T>(rows, k, n, pad);
-          INFO("rows " << rows << ", k " << k << ", n " << n << ", pad " << pad);
-          REQUIRE(e >= 0); // nothing outside the product was written
-          CHECK(e < tolerance);
-        }
+        for (int64_t pad : {0, 5})
+          for (bool accumulate : {false, true}) {
+            double e = productError<T>(rows, k, n, pad, accumulate);
+            INFO("rows " << rows << ", k " << k << ", n " << n << ", pad " << pad << ", accumulate "
+                         << accumulate);
+            REQUIRE(e >= 0); // nothing outside the product was written
+            CHECK(e < tolerance);
+          }
 }
 
 } // namespace
 
-TEST_CASE("smallGemm: Y = X M equals a plain triple loop for every tile shape (float)") {
+TEST_CASE("smallGemm: Y = X M equals a plain triple loop for every tile shape (float), = and +=") {
   sweep<float>(1e-6);
 }
 
-TEST_CASE("smallGemm: Y = X M equals a plain triple loop for every tile shape (double)") {
+TEST_CASE("smallGemm: Y = X M equals a plain triple loop for every tile shape (double), = and +=") {
   sweep<double>(1e-14);
 }
 

@@ -43,65 +43,75 @@ template <class T, int W> struct Vec {
   typedef T Type __attribute__((vector_size(W * sizeof(T))));
 };
 
+/// The shapes and strides of one product (smallGemm's arguments).
+struct Operands {
+  int64_t k, n, ldx, ldm, ldy;
+  bool accumulate;
+};
+
 template <class T, int W> inline typename Vec<T, W>::Type load(const T *p) {
   typename Vec<T, W>::Type v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
 
-/// Rows [0, R) x columns [0, C * W) of Y = X M: R rows of X, C vectors of W lanes of M.
+/// Rows [0, R) x columns [0, C * W) of Y = X M (or Y += X M): R rows of X, C vectors of W lanes
+/// of M.
 template <class T, int R, int C, int W>
-inline void tile(int64_t k, const T *x, int64_t ldx, const T *m, int64_t ldm, T *y, int64_t ldy) {
+inline void tile(const Operands &o, const T *x, const T *m, T *y) {
   using V = typename Vec<T, W>::Type;
   V acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c)
       acc[r][c] = V{};
-  for (int64_t i = 0; i < k; ++i) {
+  for (int64_t i = 0; i < o.k; ++i) {
     V row[C];
     for (int c = 0; c < C; ++c)
-      row[c] = load<T, W>(m + i * ldm + c * W);
+      row[c] = load<T, W>(m + i * o.ldm + c * W);
     for (int r = 0; r < R; ++r) {
-      const T xi = x[r * ldx + i];
+      const T xi = x[r * o.ldx + i];
       for (int c = 0; c < C; ++c)
         acc[r][c] += xi * row[c];
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c)
-      std::memcpy(y + r * ldy + c * W, &acc[r][c], sizeof(V));
+    for (int c = 0; c < C; ++c) {
+      T *to = y + r * o.ldy + c * W;
+      if (o.accumulate)
+        acc[r][c] += load<T, W>(to);
+      std::memcpy(to, &acc[r][c], sizeof(V));
+    }
 }
 
 /// R rows of Y, every column: whole tiles of C full vectors, then the rest with fewer vectors,
 /// then narrower ones.
-template <class T, int R>
-inline void rowBlock(int64_t k, int64_t n, const T *x, int64_t ldx, const T *m, int64_t ldm, T *y,
-                     int64_t ldy) {
+template <class T, int R> inline void rowBlock(const Operands &o, const T *x, const T *m, T *y) {
   constexpr int L = kVectorBytes / int(sizeof(T));
+  const int64_t n = o.n;
   int64_t j = 0;
   for (; j + kVecs * L <= n; j += kVecs * L)
-    tile<T, R, kVecs, L>(k, x, ldx, m + j, ldm, y + j, ldy);
+    tile<T, R, kVecs, L>(o, x, m + j, y + j);
   // Fewer than kVecs whole vectors left (kVecs is 2 or 4).
   for (; j + L <= n; j += L)
-    tile<T, R, 1, L>(k, x, ldx, m + j, ldm, y + j, ldy);
+    tile<T, R, 1, L>(o, x, m + j, y + j);
   // Fewer than L columns: one vector of each width the remainder's binary digits name.
   if constexpr (L >= 16)
     if (n - j >= 8) {
-      tile<T, R, 1, 8>(k, x, ldx, m + j, ldm, y + j, ldy);
+      tile<T, R, 1, 8>(o, x, m + j, y + j);
       j += 8;
     }
   if constexpr (L >= 8)
     if (n - j >= 4) {
-      tile<T, R, 1, 4>(k, x, ldx, m + j, ldm, y + j, ldy);
+      tile<T, R, 1, 4>(o, x, m + j, y + j);
       j += 4;
     }
   if constexpr (L >= 4)
     if (n - j >= 2) {
-      tile<T, R, 1, 2>(k, x, ldx, m + j, ldm, y + j, ldy);
+      tile<T, R, 1, 2>(o, x, m + j, y + j);
       j += 2;
     }
   if (n - j >= 1)
-    tile<T, R, 1, 1>(k, x, ldx, m + j, ldm, y + j, ldy);
+    tile<T, R, 1, 1>(o, x, m + j, y + j);
 }
 
 } // namespace small_gemm_detail
@@ -118,26 +128,27 @@ template <class T> constexpr bool fitsSmallGemm(int64_t k, int64_t n) {
          k * small_gemm_detail::kVecs * small_gemm_detail::kVectorBytes <= int64_t(256) << 10;
 }
 
-/// Y = X M, row-major: X is rows x k (row stride ldx), M is k x n (ldm), Y is rows x n (ldy).
-/// Y is overwritten; it must not overlap X or M.
+/// Y = X M (accumulate: Y += X M), row-major: X is rows x k (row stride ldx), M is k x n (ldm),
+/// Y is rows x n (ldy). Y must not overlap X or M.
 template <class T>
 void smallGemm(int64_t rows, int64_t k, int64_t n, const T *x, int64_t ldx, const T *m, int64_t ldm,
-               T *y, int64_t ldy) {
+               T *y, int64_t ldy, bool accumulate = false) {
   using namespace small_gemm_detail;
   constexpr int R = kRows;
+  const Operands o{k, n, ldx, ldm, ldy, accumulate};
   int64_t b = 0;
   for (; b + R <= rows; b += R)
-    rowBlock<T, R>(k, n, x + b * ldx, ldx, m, ldm, y + b * ldy, ldy);
+    rowBlock<T, R>(o, x + b * ldx, m, y + b * ldy);
   const T *xb = x + b * ldx;
   T *yb = y + b * ldy;
   switch (rows - b) { // kRows is 4 or 5
   case 4:
     if constexpr (R > 4)
-      rowBlock<T, 4>(k, n, xb, ldx, m, ldm, yb, ldy);
+      rowBlock<T, 4>(o, xb, m, yb);
     break;
-  case 3: rowBlock<T, 3>(k, n, xb, ldx, m, ldm, yb, ldy); break;
-  case 2: rowBlock<T, 2>(k, n, xb, ldx, m, ldm, yb, ldy); break;
-  case 1: rowBlock<T, 1>(k, n, xb, ldx, m, ldm, yb, ldy); break;
+  case 3: rowBlock<T, 3>(o, xb, m, yb); break;
+  case 2: rowBlock<T, 2>(o, xb, m, yb); break;
+  case 1: rowBlock<T, 1>(o, xb, m, yb); break;
   default: break;
   }
 }
