@@ -1,7 +1,7 @@
 //===- Generated.cpp - Running generated step functions over a batch ------===//
 //
 // GeneratedExecutor: the batch loop (OpenMP over batch elements, or one group of elements per
-// thread, stage by stage, with the batched products as GEMMs over the group), the input tape, the
+// thread, stage by stage, with the batched products over the group: smallGemm), the input tape, the
 // outer checkpoints taken during the forward, the batched readouts, and the backward (its driver:
 // LaneBackward.h; its memory plan: Plan.cpp; see Generated.h). Buffers are allocated once and
 // reused; every block is 64-byte aligned so that generated loops see the same alignment in the
@@ -220,7 +220,10 @@ template <class T> struct GeneratedExecutor<T>::Impl {
   /// smallGemm's M for each forward and backward batched product: W^T, laid out once per
   /// recording (the parameters do not change within one), for a product Y = X W^T; W itself (an
   /// empty buffer) for Y = X W; none (an empty buffer) for shapes Eigen's GEMM runs.
+  // Not in heldBytes() nor in the memory plan (Plan.cpp): copies of parameters, like the
+  // parameters themselves (160 KiB for a 200 x 200 weight), and one decoder panel per thread.
   std::vector<AlignedBuf<T>> packedFwd, packedBwd;
+  AlignedBuf<T> readoutPanels; // readoutForward's W^T of a chunk, one per thread
   void packProducts(bool backward, const T *params) {
     const BatchedProduct *products = backward ? spec.backwardProducts : spec.forwardProducts;
     std::vector<AlignedBuf<T>> &packed = backward ? packedBwd : packedFwd;
@@ -516,7 +519,7 @@ template <class T> void GeneratedExecutor<T>::step(const T *const *inputs, T *co
     readoutForward(genSpec.readouts[r], paramBuf.data(),
                    impl->readoutX[size_t(r)].data() +
                        int64_t(numSteps - 1) * B * genSpec.readouts[r].cols,
-                   outputs[size_t(genSpec.readouts[r].output)], B);
+                   outputs[size_t(genSpec.readouts[r].output)], B, impl->readoutPanels);
 }
 
 template <class T>
@@ -541,11 +544,11 @@ void GeneratedExecutor<T>::forward(int steps, const T *const *const *inputs,
       contiguous = outputs[t][k] == outputs[0][k] + t * per;
     const T *x = impl->readoutX[size_t(r)].data() + int64_t(first) * B * ro.cols;
     if (contiguous) {
-      readoutForward(ro, paramBuf.data(), x, outputs[0][k], steps * B);
+      readoutForward(ro, paramBuf.data(), x, outputs[0][k], steps * B, impl->readoutPanels);
       continue;
     }
     AlignedBuf<T> y(size_t(steps * per));
-    readoutForward(ro, paramBuf.data(), x, y.data(), steps * B);
+    readoutForward(ro, paramBuf.data(), x, y.data(), steps * B, impl->readoutPanels);
     for (int t = 0; t < steps; ++t)
       std::copy(y.data() + t * per, y.data() + (t + 1) * per, outputs[t][k]);
   }

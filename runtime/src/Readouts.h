@@ -15,6 +15,8 @@
 #include "GeneratedDetail.h"
 #include "dopa/runtime/SmallGemm.h"
 
+#include <omp.h>
+
 namespace dopa::detail {
 
 /// Rows of a batched readout's weight one thread takes at a time: the chunks are fixed, so the
@@ -23,21 +25,25 @@ constexpr int64_t kReadoutChunk = 256;
 
 /// A batched readout's forward for one step: Y[batch, rows] = X[batch, cols] W^T (+ bias), the
 /// rows of W in chunks over the threads (W is read once per step for the whole batch).
+/// `panels` holds the chunks' W^T, one per thread (sized here, before the parallel region).
 template <class T>
-void readoutForward(const BatchedReadout &r, const T *params, const T *x, T *y, int batch) {
+void readoutForward(const BatchedReadout &r, const T *params, const T *x, T *y, int batch,
+                    AlignedBuf<T> &panels) {
   int64_t chunks = ceilDiv(r.rows, kReadoutChunk);
+  const bool small = fitsSmallGemm<T>(r.cols, std::min(kReadoutChunk, r.rows));
+  const int64_t panel = r.cols * kReadoutChunk;
+  if (small && panels.size() < size_t(panel * omp_get_max_threads()))
+    panels.resize(size_t(panel * omp_get_max_threads()));
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (int64_t c = 0; c < chunks; ++c) {
     int64_t r0 = c * kReadoutChunk, n = std::min(kReadoutChunk, r.rows - r0);
     const T *w = params + r.weightOffset + r0 * r.cols;
     StridedMatMap<T> Y(y + r0, batch, n, Eigen::OuterStride<>(r.rows));
-    if (fitsSmallGemm<T>(r.cols, n)) {
+    if (small && fitsSmallGemm<T>(r.cols, n)) {
       // M = the chunk's W^T (cols x n): 200 KiB for a 256-row chunk of a 200-column decoder.
-      thread_local AlignedBuf<T> packed;
-      packed.resize(size_t(r.cols * kReadoutChunk));
-      Eigen::Map<RowMajorMat<T>>(packed.data(), r.cols, n) =
-          ConstMatMap<T>(w, n, r.cols).transpose();
-      smallGemm<T>(batch, r.cols, n, x, r.cols, packed.data(), n, y + r0, r.rows);
+      T *m = panels.data() + omp_get_thread_num() * panel;
+      Eigen::Map<RowMajorMat<T>>(m, r.cols, n) = ConstMatMap<T>(w, n, r.cols).transpose();
+      smallGemm<T>(batch, r.cols, n, x, r.cols, m, n, y + r0, r.rows);
     } else {
       ConstMatMap<T> W(w, n, r.cols);
       ConstMatMap<T> X(x, batch, r.cols);

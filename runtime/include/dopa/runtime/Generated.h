@@ -205,7 +205,9 @@ public:
   const GeneratedSpec &spec() const { return genSpec; }
   /// The parameters. Change them only between recorded windows (after backward(), truncate() or
   /// beginEpisode()): a network with carried products (GeneratedSpec::prologueForwardFloat)
-  /// computes each step's product in the step before, with the parameters of that step.
+  /// computes each step's product in the step before, with the parameters of that step; in
+  /// stage-major order the batched products read W^T laid out at the window's first step (and
+  /// at backward()), and the backward's replays recompute the forward with the parameters it finds.
   std::vector<T> &params() { return paramBuf; }
   std::vector<T> &grads() { return gradBuf; }
 

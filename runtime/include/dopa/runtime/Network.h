@@ -69,7 +69,9 @@ public:
 
   virtual const NetworkInfo &info() const = 0;
 
-  /// The flat parameter and gradient buffers (info().numParams floats each).
+  /// The flat parameter and gradient buffers (info().numParams floats each). Change the
+  /// parameters only between recorded windows (after backward(), truncate() or beginEpisode()):
+  /// the steps of one window and its backward must see the same values.
   virtual float *params() = 0;
   virtual float *grads() = 0;
   void zeroGrads();
