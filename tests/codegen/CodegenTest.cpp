@@ -678,3 +678,58 @@ TEST_CASE("input gradients: generated (compiled on demand) = generic = finite di
     CHECK(relErr(plain.grads.data(), a.grads.data(), a.grads.size()) <= 1e-13);
   }
 }
+
+TEST_CASE(
+    "smallGemm products: stage-major at sizes it tiles, new parameters per episode (float64)") {
+  // The codegen cases are tiny (H = 4): only the LSTM's gates reach smallGemm. Here the
+  // non-plastic RNN at H = 37 (37 columns: whole vectors and every narrower tail) and an LSTM
+  // language model with batched readouts over a vocabulary of 300 (a 256-row chunk and a
+  // 44-row one, in the forward's panels and in dX's sum over chunks), with a batch of 7 on 2
+  // threads (groups of 4 and 3 rows), against element-major order, which multiplies inside its
+  // nests. Between episodes the parameters change: W^T is laid out again at each recording.
+  std::string cache = test::scratchDir("codegen-small-gemm");
+  struct Net {
+    const char *spec, *dims;
+  };
+  for (Net n : {Net{"examples/cue_reward/rnn.dopa", "I=5,H=37,A=2"},
+                Net{"examples/lm/basic_lstm.dopa", "V=300,E=19,H=21"}}) {
+    INFO("spec " << n.spec << " " << n.dims);
+    DimParse dims = parseCanonicalDims(n.dims);
+    REQUIRE(dims.ok());
+    jit::CompileRequest request{
+        DOPA_SOURCE_DIR "/" + std::string(n.spec), {DOPA_SOURCE_DIR "/examples/lm"}, dims.dims, ""};
+    request.batchedReadoutMin = 0; // the LM's decoder as a batched readout
+    jit::CacheOptions options;
+    options.cacheDir = cache;
+    jit::LoadedNetwork loaded = jit::compileNetwork(request, options);
+    REQUIRE(loaded.spec != nullptr);
+    REQUIRE(loaded.spec->numForwardProducts > 0);
+#ifdef _OPENMP
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+#endif
+    GeneratedExecutor<double> element(*loaded.spec), stage(*loaded.spec);
+    element.setStageOrder(StageOrder::ElementMajor);
+    stage.setStageOrder(StageOrder::StageMajor);
+    const NetworkInfo &info = element.info();
+    element.params() = makeParams<double>(info, 17, 3.0, true);
+    for (int episode = 0; episode < 3; ++episode) {
+      INFO("episode " << episode);
+      if (episode > 0) // new parameters, as an optimizer step would leave them
+        for (double &p : element.params())
+          p = p * 0.9 + 0.01;
+      stage.params() = element.params();
+      Episode<double> ep = makeEpisode<double>(info, 6, 7, 50 + uint64_t(episode));
+      RunResult<double> a = run(element, info, ep);
+      RunResult<double> b = run(stage, info, ep);
+      REQUIRE(stage.stageMajor());
+      std::string worstName;
+      double worst = compareRuns(info, b, a, worstName);
+      INFO("worst: " << worstName << " " << worst);
+      CHECK(worst <= 1e-12);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+  }
+}
