@@ -234,13 +234,8 @@ template <class T> struct GeneratedExecutor<T>::Impl {
         packed[i].resize(0);
         continue;
       }
-      // W is rows x cols; M = W^T is cols x rows.
       packed[i].resize(size_t(p.rows * p.cols));
-      const T *w = params + p.weightOffset;
-      T *m = packed[i].data();
-      for (int64_t r = 0; r < p.rows; ++r)
-        for (int64_t c = 0; c < p.cols; ++c)
-          m[c * p.rows + r] = w[r * p.cols + c];
+      layOutTranspose(params + p.weightOffset, p.rows, p.cols, packed[i].data());
     }
   }
 

@@ -120,4 +120,10 @@ template <class T> using StridedMatMap = Eigen::Map<RowMajorMat<T>, 0, Eigen::Ou
 template <class T>
 using ConstStridedMatMap = Eigen::Map<const RowMajorMat<T>, 0, Eigen::OuterStride<>>;
 
+/// M = W^T, row-major: W is rows x cols, M is cols x rows (Eigen's blocked transpose: a plain loop
+/// nest's strided stores take ten times as long).
+template <class T> void layOutTranspose(const T *w, int64_t rows, int64_t cols, T *m) {
+  Eigen::Map<RowMajorMat<T>>(m, cols, rows) = ConstMatMap<T>(w, rows, cols).transpose();
+}
+
 } // namespace dopa::detail

@@ -42,7 +42,7 @@ void readoutForward(const BatchedReadout &r, const T *params, const T *x, T *y, 
     if (small && fitsSmallGemm<T>(r.cols, n)) {
       // M = the chunk's W^T (cols x n): 200 KiB for a 256-row chunk of a 200-column decoder.
       T *m = panels.data() + omp_get_thread_num() * panel;
-      Eigen::Map<RowMajorMat<T>>(m, r.cols, n) = ConstMatMap<T>(w, n, r.cols).transpose();
+      layOutTranspose(w, n, r.cols, m);
       smallGemm<T>(batch, r.cols, n, x, r.cols, m, n, y + r0, r.rows);
     } else {
       ConstMatMap<T> W(w, n, r.cols);
